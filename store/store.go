@@ -1,0 +1,360 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Drivers wrap them with context; callers test with errors.Is.
+var (
+	// ErrNotFound: no such record, or it expired, or it belongs to someone else
+	// (a refund proposal of another user is not revealed to exist).
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists: a create found the key already taken (an order number in use).
+	ErrExists = errors.New("store: already exists")
+	// ErrConflict: a compare-and-set lost (the order was not in the expected
+	// status, the audit head moved). The caller re-reads and decides.
+	ErrConflict = errors.New("store: conflict")
+	// ErrGone: the refund proposal was used, cancelled or expired; its tombstone
+	// says so for at least TombstoneTTL, so a late confirmation gets 410 Gone.
+	ErrGone = errors.New("store: gone")
+	// ErrUnavailable: the backend cannot be reached (connection refused, timeout,
+	// closed store, Redis cluster down, a money write not replicated in time).
+	// Chat goes on without payment state; payment tools fail closed.
+	ErrUnavailable = errors.New("store: unavailable")
+)
+
+// TombstoneTTL is how long a used or expired refund proposal is remembered.
+const TombstoneTTL = 7 * 24 * time.Hour
+
+// GenerationRetention is how long a purchase claim's generation counter outlives
+// the claim, so a later claim of the same purchase gets a fresh generation rather
+// than generation 1 again.
+const GenerationRetention = 30 * 24 * time.Hour
+
+// UserStateOrders is how many of the user's most recent orders LoadUserState
+// returns.
+const UserStateOrders = 20
+
+// OrderStatus is the state of an order (SPEC 4); the values are the wire strings
+// used in the paygate response extension, the order API and webhooks.
+type OrderStatus string
+
+// Order statuses.
+const (
+	StatusCreating          OrderStatus = "creating"
+	StatusAwaitingPayment   OrderStatus = "awaiting_payment"
+	StatusPaid              OrderStatus = "paid"
+	StatusClosed            OrderStatus = "closed"
+	StatusExpired           OrderStatus = "expired"
+	StatusApprovalRequired  OrderStatus = "approval_required"
+	StatusRejected          OrderStatus = "rejected"
+	StatusRefunding         OrderStatus = "refunding"
+	StatusPartiallyRefunded OrderStatus = "partially_refunded"
+	StatusRefunded          OrderStatus = "refunded"
+	StatusNeedsReview       OrderStatus = "needs_review"
+)
+
+// Statuses lists every OrderStatus, for drivers that index by status and for
+// validation.
+func Statuses() []OrderStatus {
+	return []OrderStatus{
+		StatusCreating, StatusAwaitingPayment, StatusPaid, StatusClosed,
+		StatusExpired, StatusApprovalRequired, StatusRejected, StatusRefunding,
+		StatusPartiallyRefunded, StatusRefunded, StatusNeedsReview,
+	}
+}
+
+// Valid reports whether s is one of the known statuses.
+func (s OrderStatus) Valid() bool {
+	for _, v := range Statuses() {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Order is one purchase as paygate records it. Amounts are integer fen so no
+// float ever touches money. Client and User are immutable after creation.
+type Order struct {
+	OrderNo       string      `json:"order_no"` // out_trade_no at WeChat Pay
+	Client        string      `json:"client"`   // client key name (the bot)
+	AppID         string      `json:"app_id"`
+	User          string      `json:"user"` // the end user's OpenID
+	Session       string      `json:"session,omitempty"`
+	SKU           string      `json:"sku"`
+	Description   string      `json:"description"`
+	Quantity      int         `json:"quantity"`
+	AmountFen     int64       `json:"amount_fen"`
+	Currency      string      `json:"currency"`
+	PayMethod     string      `json:"pay_method"` // jsapi | native
+	Status        OrderStatus `json:"status"`
+	ClaimKey      string      `json:"claim_key,omitempty"`
+	Generation    int         `json:"generation,omitempty"`
+	CreatedAt     time.Time   `json:"created_at"`
+	UpdatedAt     time.Time   `json:"updated_at"`
+	ExpiresAt     time.Time   `json:"expires_at,omitzero"`
+	PaidAt        time.Time   `json:"paid_at,omitzero"`
+	RefundedFen   int64       `json:"refunded_fen"`
+	PrepayID      string      `json:"prepay_id,omitempty"`
+	CodeURL       string      `json:"code_url,omitempty"`
+	TransactionID string      `json:"transaction_id,omitempty"`
+	ReviewReason  string      `json:"review_reason,omitempty"`
+	// Version is set by the store: 1 on create, incremented by every write. It
+	// orders copies of the record (the Redis user copy) and tells readers which
+	// write they saw.
+	Version int64 `json:"version"`
+}
+
+// OrderFilter selects orders for ListOrders. Zero fields do not filter. Results
+// are newest first (by CreatedAt).
+type OrderFilter struct {
+	Client string
+	User   string // requires Client
+	Status OrderStatus
+	// Before, when set, returns only orders created strictly before it: the
+	// cursor for paging (pass the last CreatedAt of the previous page).
+	Before time.Time
+	// Limit caps the result; 0 means DefaultListLimit, and it is capped at
+	// MaxListLimit.
+	Limit int
+}
+
+// Listing limits for ListOrders.
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 1000
+)
+
+// Orders stores orders by number with compare-and-set transitions.
+type Orders interface {
+	// CreateOrder stores a new order (Version becomes 1) and enqueues events in
+	// the same atomic step. ErrExists if the number is taken.
+	CreateOrder(ctx context.Context, o *Order, events ...Event) error
+	// GetOrder returns the order or ErrNotFound.
+	GetOrder(ctx context.Context, orderNo string) (*Order, error)
+	// UpdateOrder writes o only if the stored order's status equals expect
+	// (ErrConflict otherwise, ErrNotFound if there is no such order), atomically
+	// with enqueuing events in the order's outbox. On success o.Version is the
+	// new version. Events passed here are keyed by the order: their Key must be
+	// empty or o.OrderNo.
+	UpdateOrder(ctx context.Context, o *Order, expect OrderStatus, events ...Event) error
+	// ListOrders lists orders for the admin API and the user's order list.
+	ListOrders(ctx context.Context, f OrderFilter) ([]*Order, error)
+}
+
+// UserState is what one turn needs to know about one user's payments.
+type UserState struct {
+	Client string
+	User   string
+	// Orders are the user's most recent orders, newest first, at most
+	// UserStateOrders.
+	Orders []*Order
+}
+
+// UserStates loads a user's payment state for a turn.
+type UserStates interface {
+	// LoadUserState costs exactly one backend round trip (one Lua script on
+	// Redis, one read transaction on bbolt), also for a user with no state, for
+	// whom it returns an empty UserState and no error.
+	LoadUserState(ctx context.Context, client, user string) (*UserState, error)
+}
+
+// Claim is the order a purchase is currently bound to (SPEC 4 idempotency).
+type Claim struct {
+	OrderNo    string
+	Generation int
+}
+
+// Claims binds a purchase key (client, user, sku, quantity, pay_method) to one
+// order across concurrent requests and replicas.
+type Claims interface {
+	// ClaimPurchase returns the live claim of key and slides its TTL, or, when
+	// there is none, binds key to candidateOrderNo with the next generation
+	// (1 for a key never seen within GenerationRetention) and reports created.
+	// Exactly one of any number of concurrent callers gets created == true; the
+	// others get the winner's claim.
+	ClaimPurchase(ctx context.Context, key, candidateOrderNo string, ttl time.Duration) (c Claim, created bool, err error)
+	// AdvanceClaim moves key from generation fromGeneration to a new generation
+	// bound to newOrderNo, for a caller who found the claimed order closed or
+	// expired. It is a compare-and-set: when the claim is no longer at
+	// fromGeneration (another caller advanced it) the current claim is returned
+	// with advanced == false and its TTL slid. A key whose claim expired is
+	// claimed afresh (advanced == true).
+	AdvanceClaim(ctx context.Context, key string, fromGeneration int, newOrderNo string, ttl time.Duration) (c Claim, advanced bool, err error)
+}
+
+// Notifications remembers WeChat Pay notification ids (replay protection).
+type Notifications interface {
+	// SeenNotification records id and reports whether this is its first sighting
+	// within ttl.
+	SeenNotification(ctx context.Context, id string, ttl time.Duration) (first bool, err error)
+}
+
+// RefundProposal is a refund the model proposed; no money moves until the user
+// who proposed it confirms it, once, before ExpiresAt.
+type RefundProposal struct {
+	RefundID    string    `json:"refund_id"`
+	OrderNo     string    `json:"order_no"`
+	Client      string    `json:"client"`
+	User        string    `json:"user"`
+	AmountFen   int64     `json:"amount_fen"`
+	Reason      string    `json:"reason"`
+	CreatedAt   time.Time `json:"created_at"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	OutRefundNo string    `json:"out_refund_no"`
+}
+
+// RefundProposals keeps refund proposals with a TTL, single-use consumption and
+// tombstones.
+type RefundProposals interface {
+	// PutRefundProposal stores p, live for ttl (ExpiresAt is set to now+ttl).
+	// ErrExists if the id is taken (also by a tombstone).
+	PutRefundProposal(ctx context.Context, p *RefundProposal, ttl time.Duration) error
+	// GetRefundProposal returns a live proposal; ErrGone for a tombstone,
+	// ErrNotFound for an unknown id.
+	GetRefundProposal(ctx context.Context, id string) (*RefundProposal, error)
+	// ConsumeRefundProposal takes the proposal for confirmation: exactly one of
+	// any number of concurrent callers gets it, the proposal becomes a tombstone.
+	// ErrGone when used, cancelled or expired; ErrNotFound for an unknown id or
+	// another user's proposal (which stays untouched).
+	ConsumeRefundProposal(ctx context.Context, id, user string) (*RefundProposal, error)
+	// CancelRefundProposal is ConsumeRefundProposal for the user's "no".
+	CancelRefundProposal(ctx context.Context, id, user string) (*RefundProposal, error)
+}
+
+// Counters counts events per window (orders per user per day, rate limits).
+type Counters interface {
+	// IncrCounter adds one to key and returns the new value. The first increment
+	// of a window starts a window of ttl; after it the count starts again at 1.
+	IncrCounter(ctx context.Context, key string, ttl time.Duration) (int64, error)
+}
+
+// Exchanges parks opaque blobs, such as a payment tool exchange keyed by the
+// client's tool-call ids (SPEC 3.7).
+type Exchanges interface {
+	// PutExchange stores data under key for ttl, replacing any previous value.
+	PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error
+	// GetExchange returns the data, or ErrNotFound when absent or expired.
+	GetExchange(ctx context.Context, key string) ([]byte, error)
+}
+
+// Secrets keeps process-generated secrets shared by all replicas.
+type Secrets interface {
+	// GetOrCreateSecret returns the secret called name, creating it with gen when
+	// absent. When replicas race, the first writer wins and every caller gets the
+	// winner's value.
+	GetOrCreateSecret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error)
+}
+
+// Event is one message that must leave the process (a merchant webhook, an audit
+// record to append), kept in a durable outbox until acknowledged.
+type Event struct {
+	ID   string `json:"id"`   // stable across retries: the webhook's "id"
+	Kind string `json:"kind"` // e.g. "webhook", "audit"
+	// Key orders delivery: events of one key leave one at a time, in enqueue
+	// order. Usually the order number; empty means DefaultEventKey.
+	Key       string    `json:"key"`
+	Payload   []byte    `json:"payload"`
+	Attempts  int       `json:"attempts"`
+	NextAt    time.Time `json:"next_at"` // not handed out before; zero: at once
+	CreatedAt time.Time `json:"created_at"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// DefaultEventKey is the ordering key of events enqueued with an empty Key and
+// no order.
+const DefaultEventKey = "_"
+
+// OutboxStats summarises the outbox for the admin API and metrics.
+type OutboxStats struct {
+	Pending     int       // events not yet acknowledged
+	Keys        int       // ordering keys with pending events
+	Oldest      time.Time // CreatedAt of the oldest pending event; zero if none
+	LastError   string    // most recent failure among the pending heads
+	LastErrorAt time.Time // when that failed attempt was rescheduled
+	// Heads are the first pending event of each key (at most MaxListLimit),
+	// oldest first.
+	Heads []Event
+}
+
+// Outbox is the durable queue of events. Events tied to an order are enqueued by
+// Orders.CreateOrder/UpdateOrder in the same atomic step as the order write.
+type Outbox interface {
+	// EnqueueEvents adds events not tied to an order write. Each is appended to
+	// its Key's queue; events of one key keep their order.
+	EnqueueEvents(ctx context.Context, events ...Event) error
+	// DueEvents returns at most limit events, at most the first pending event of
+	// each key, whose NextAt is not after now. An event stays pending (and is
+	// returned again) until AckEvent; the caller serialises delivery.
+	DueEvents(ctx context.Context, now time.Time, limit int) ([]Event, error)
+	// AckEvent removes a delivered event. Acknowledging an unknown id is not an
+	// error (it was acknowledged before).
+	AckEvent(ctx context.Context, key, id string) error
+	// RetryEvent reschedules a failed event: its Attempts, NextAt and LastError
+	// are replaced. ErrNotFound if it is no longer pending.
+	RetryEvent(ctx context.Context, key, id string, nextAt time.Time, attempts int, lastErr string) error
+	// OutboxStats reports pending count, oldest event and last error.
+	OutboxStats(ctx context.Context) (OutboxStats, error)
+}
+
+// AuditHead is the end of the audit chain: published so a cut from the end is
+// caught. The empty chain has Seq 0 and Hash "".
+type AuditHead struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// AuditRecord is one link of the chain. Body is the canonical JSON written (and
+// hashed) by payments; the store does not interpret it.
+type AuditRecord struct {
+	Seq      uint64 `json:"seq"`
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
+	Body     []byte `json:"body"`
+	User     string `json:"user,omitempty"`
+}
+
+// Audit keeps the append-only, hash-linked audit chain and, beside it, the
+// conversation text that the chain covers only by hash, erasable per user.
+type Audit interface {
+	// AuditHead returns the current head.
+	AuditHead(ctx context.Context) (AuditHead, error)
+	// AppendAudit appends rec only if rec.Seq == head.Seq+1 and rec.PrevHash ==
+	// head.Hash; otherwise ErrConflict and the caller re-reads the head, rebuilds
+	// the record and retries. The chain is therefore gap-free.
+	AppendAudit(ctx context.Context, rec AuditRecord) error
+	// ReadAudit returns up to limit records from fromSeq on, in sequence order.
+	ReadAudit(ctx context.Context, fromSeq uint64, limit int) ([]AuditRecord, error)
+	// PutAuditText keeps the conversation text of record seq for ttl.
+	PutAuditText(ctx context.Context, seq uint64, user string, text []byte, ttl time.Duration) error
+	// GetAuditText returns the text of record seq, or ErrNotFound when never
+	// kept, erased or expired.
+	GetAuditText(ctx context.Context, seq uint64) ([]byte, error)
+	// EraseAuditText deletes every text of user (the chain is untouched) and
+	// reports how many were erased.
+	EraseAuditText(ctx context.Context, user string) (int, error)
+}
+
+// Store is every role together, for wiring in cmd/ and for the drivers.
+// Consumers should accept the narrowest role they use.
+type Store interface {
+	Orders
+	UserStates
+	Claims
+	Notifications
+	RefundProposals
+	Counters
+	Exchanges
+	Secrets
+	Outbox
+	Audit
+	// Ping reports whether the backend answers (for /readyz); errors wrap
+	// ErrUnavailable.
+	Ping(ctx context.Context) error
+	// Close releases the backend and stops background work. Calls after Close
+	// fail with ErrUnavailable.
+	Close() error
+}
