@@ -1,0 +1,203 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envMap(m map[string]string) LookupEnv {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestRepositoryConfigLoads(t *testing.T) {
+	cfg, err := Parse(mustRead(t, "../config.yaml"), "config.yaml", envMap(nil))
+	if err != nil {
+		t.Fatalf("config.yaml must run as it is: %v", err)
+	}
+	if got := cfg.Clients[0].Key; got != "sk-paygate-dev" {
+		t.Errorf("client key default: got %q; want sk-paygate-dev", got)
+	}
+	if got := cfg.Payments.Backend; got != "simulator" {
+		t.Errorf("backend: got %q; want simulator", got)
+	}
+	if fen, _ := cfg.Payments.Catalog[0].Price.Fen(); fen != 4999 {
+		t.Errorf("price: got %d fen; want 4999", fen)
+	}
+	if got := cfg.Providers[0].Timeouts.FirstToken.D(); got != 30*time.Second {
+		t.Errorf("first_token: got %v; want 30s", got)
+	}
+	if got := cfg.Audit.RetainText.D(); got != 4320*time.Hour {
+		t.Errorf("retain_text: got %v", got)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDefaults(t *testing.T) {
+	cfg := Default(envMap(map[string]string{"OPENROUTER_API_KEY": "sk-or-x"}))
+	if cfg.Store.Driver != "embedded" || cfg.Payments.Backend != "simulator" {
+		t.Errorf("got driver %q backend %q; want embedded, simulator", cfg.Store.Driver, cfg.Payments.Backend)
+	}
+	if len(cfg.Providers) != 1 || cfg.Providers[0].APIKey != "sk-or-x" {
+		t.Errorf("default provider from the environment: got %+v", cfg.Providers)
+	}
+	if cfg.Models[0].Targets[0].Provider != cfg.Providers[0].Name {
+		t.Errorf("default model does not target the default provider")
+	}
+	if cfg.Failover.MaxAttempts != 4 || cfg.Payments.Budget.MaxRounds != 3 || cfg.Payments.Budget.MaxPaymentCalls != 1 {
+		t.Errorf("budget/failover defaults wrong: %+v %+v", cfg.Failover, cfg.Payments.Budget)
+	}
+	if fen, _ := cfg.Payments.Rules.ApprovalAbove.Fen(); fen != 50000 {
+		t.Errorf("approval_above: got %d fen; want 50000", fen)
+	}
+}
+
+func TestEnvExpansion(t *testing.T) {
+	src := `
+server:
+  listen: "${HOST:-127.0.0.1}:${PORT:-9000}"
+  max_body_bytes: ${BODY:-1024}
+clients:
+  - {name: a, key: "${KEY}"}
+providers:
+  - {name: p, base_url: "http://x", api_key: "a: b # not a comment $$"}
+models:
+  - {name: m, targets: [{provider: p, model: u}]}
+`
+	cfg, err := Parse([]byte(src), "c.yaml", envMap(map[string]string{"KEY": "k-123", "PORT": "7000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Server.Listen; got != "127.0.0.1:7000" {
+		t.Errorf("listen: got %q", got)
+	}
+	if got := cfg.Server.MaxBodyBytes; got != 1024 {
+		t.Errorf("int from default: got %d; want 1024", got)
+	}
+	if got := cfg.Clients[0].Key; got != "k-123" {
+		t.Errorf("key: got %q", got)
+	}
+	if got := cfg.Providers[0].APIKey; got != "a: b # not a comment $" {
+		t.Errorf("a value is never YAML structure: got %q", got)
+	}
+}
+
+func TestSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "v3")
+	if err := os.WriteFile(key, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := "payments:\n  wechatpay:\n    apiv3_key_file: " + key + "\n"
+	cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Payments.WeChatPay.APIv3Key; got != "0123456789abcdef0123456789abcdef" {
+		t.Errorf("apiv3 key from file: got %q", got)
+	}
+}
+
+func TestErrorsNameFileLineAndKey(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string // substrings of the error, each "file:line: path: msg"-shaped
+	}{
+		{"unknown top-level key", "serverr:\n  listen: x\n", []string{`c.yaml:1: serverr: unknown key (did you mean "server"?)`}},
+		{"unknown nested key", "server:\n  listen: \"127.0.0.1:1\"\n  lisen: x\n", []string{`c.yaml:3: server.lisen: unknown key`}},
+		{"unknown key in list item", "providers:\n  - name: p\n    base_url: http://x\n    apikey: k\n", []string{`c.yaml:4: providers[0].apikey: unknown key`}},
+		{"bad duration", "failover:\n  retry_after_max_wait: 5 seconds\n", []string{`c.yaml:2`, `not a duration`}},
+		{"bare number duration", "failover:\n  retry_after_max_wait: 30\n", []string{`c.yaml:2`, `not a duration`}},
+		{"wrong type", "failover:\n  max_attempts: many\n", []string{`c.yaml:2`, `cannot unmarshal`}},
+		{"apiv3 key length", "payments:\n  wechatpay:\n    apiv3_key: short\n", []string{`c.yaml:3: payments.wechatpay.apiv3_key: must be exactly 32 bytes, got 5`}},
+		{"price with three decimals", "payments:\n  catalog:\n    - {sku: a, name: A, price: \"1.005\"}\n", []string{`c.yaml:3: payments.catalog[0].price: "1.005" has more than two decimals`}},
+		{"float-ish price", "payments:\n  catalog:\n    - {sku: a, name: A, price: 1e3}\n", []string{`c.yaml:3`, `not a decimal amount`}},
+		{"unknown provider in target", "providers:\n  - {name: p, base_url: \"http://x\"}\nmodels:\n  - name: m\n    targets:\n      - {provider: q, model: x}\n", []string{`c.yaml:6: models[0].targets[0].provider: unknown provider "q"`}},
+		{"bad strategy", "providers:\n  - {name: p, base_url: \"http://x\"}\nmodels:\n  - name: m\n    strategy: random\n    targets: [{provider: p, model: x}]\n", []string{`c.yaml:5: models[0].strategy`}},
+		{"webhook without secret", "webhooks:\n  url: https://m.example/hook\n", []string{`webhooks.secret: required`}},
+		{"unterminated variable", "admin:\n  token: ${TOKEN\n", []string{`c.yaml:2: admin.token: unterminated ${`}},
+		{"syntax error", "server:\n  listen: [\n", []string{`c.yaml:`}},
+		{"duplicate tool names", "payments:\n  tools:\n    create_order: pay\n    query_order: pay\n", []string{`c.yaml:4: payments.tools.query_order: same name as create_order`}},
+		{"several errors at once", "serverr: 1\nfailover:\n  max_attempts: 0\n  bogus: 1\n", []string{`c.yaml:1: serverr`, `c.yaml:4: failover.bogus`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
+			if err == nil {
+				t.Fatalf("got no error; want %q", tc.want)
+			}
+			var es Errors
+			if !errors.As(err, &es) {
+				t.Fatalf("got %T; want config.Errors", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("got %q; want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	src := "payments:\n  wechatpay:\n    notify_url: http://127.0.0.1:8080/wechatpay/notify\n"
+	cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(cfg.Warnings, "\n")
+	if !strings.Contains(joined, "c.yaml:3: payments.wechatpay.notify_url: http:// accepted") {
+		t.Errorf("got warnings %q; want the http notify URL named", joined)
+	}
+}
+
+func TestParseDecimal(t *testing.T) {
+	tests := []struct {
+		in     string
+		micros int64
+		err    bool
+	}{
+		{"49.99", 49_990_000, false},
+		{"500", 500_000_000, false},
+		{"0.075", 75_000, false},
+		{"1.", 0, true},
+		{"-1", 0, true},
+		{"1,5", 0, true},
+		{"0.1234567", 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			d, err := ParseDecimal(tc.in)
+			if (err != nil) != tc.err {
+				t.Fatalf("got err %v; want error %v", err, tc.err)
+			}
+			if d.Micros != tc.micros {
+				t.Errorf("got %d; want %d", d.Micros, tc.micros)
+			}
+		})
+	}
+}
+
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"0", "500ms", "4320h", "1h2m3s", "-1s", "30"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDuration(s)
+		if err == nil && d < 0 {
+			t.Errorf("ParseDuration(%q) = %v; negative accepted", s, d)
+		}
+	})
+}

@@ -1,0 +1,365 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Error is one problem in a config file, located by file, line and key path.
+type Error struct {
+	File string
+	Line int
+	Path string // e.g. "providers[0].base_url"
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":")
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	if e.Path != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Path)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in one load, so an operator fixes them in one go.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "\n")
+}
+
+// LookupEnv is the environment seen by ${VAR} expansion; os.LookupEnv in
+// production, a map in tests.
+type LookupEnv func(string) (string, bool)
+
+// Load reads, expands, decodes, defaults and validates the config file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(data, path, os.LookupEnv)
+}
+
+// Parse is Load for bytes already read; file names the source in errors.
+func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
+	l := &loader{file: file, env: env, lines: map[string]int{}}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, Errors{l.yamlError(err)}
+	}
+	cfg := &Config{Source: file}
+	if len(root.Content) > 0 {
+		doc := root.Content[0]
+		l.expand(doc, "")
+		l.checkKeys(doc, reflect.TypeOf(*cfg), "")
+		if len(l.errs) == 0 {
+			if err := doc.Decode(cfg); err != nil {
+				l.decodeError(err)
+			}
+		}
+		if len(l.errs) > 0 {
+			return nil, l.errs
+		}
+		l.readSecretFiles(reflect.ValueOf(cfg).Elem(), "")
+		if len(l.errs) > 0 {
+			return nil, l.errs
+		}
+	}
+	defaultProvider(cfg, env)
+	cfg.SetDefaults()
+	l.validate(cfg)
+	if len(l.errs) > 0 {
+		return nil, l.errs
+	}
+	cfg.Warnings = l.warnings
+	return cfg, nil
+}
+
+type loader struct {
+	file     string
+	env      LookupEnv
+	lines    map[string]int // key path → line of the key
+	errs     Errors
+	warnings []string
+}
+
+// at records an error at a key path, using the line of the nearest known key.
+func (l *loader) at(path, format string, args ...any) {
+	l.errs = append(l.errs, &Error{File: l.file, Line: l.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (l *loader) warn(path, format string, args ...any) {
+	e := &Error{File: l.file, Line: l.line(path), Path: path, Msg: fmt.Sprintf(format, args...)}
+	l.warnings = append(l.warnings, e.Error())
+}
+
+// line finds the line of path or of its closest ancestor present in the file.
+func (l *loader) line(path string) int {
+	for p := path; p != ""; {
+		if n, ok := l.lines[p]; ok {
+			return n
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return 0
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+func (l *loader) yamlError(err error) *Error {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return &Error{File: l.file, Line: n, Msg: m[2]}
+	}
+	return &Error{File: l.file, Msg: strings.TrimPrefix(msg, "yaml: ")}
+}
+
+func (l *loader) decodeError(err error) {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		for _, m := range te.Errors {
+			l.errs = append(l.errs, l.yamlError(errors.New(m)))
+		}
+		return
+	}
+	l.errs = append(l.errs, l.yamlError(err))
+}
+
+func childPath(parent, key string) string {
+	if parent == "" {
+		return key
+	}
+	return parent + "." + key
+}
+
+// expand replaces ${VAR} and ${VAR:-default} inside scalar values.
+func (l *loader) expand(n *yaml.Node, path string) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := childPath(path, k.Value)
+			l.lines[p] = k.Line
+			l.expand(v, p)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			l.lines[p] = c.Line
+			l.expand(c, p)
+		}
+	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, "$") {
+			return
+		}
+		v, err := expandVars(n.Value, l.env)
+		if err != nil {
+			l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: err.Error()})
+			return
+		}
+		n.Value = v
+		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 {
+			// Re-resolve so "${PORT:-8080}" can fill an int field.
+			n.Tag = ""
+		}
+	}
+}
+
+// expandVars expands ${NAME} and ${NAME:-default}; "$$" is a literal "$".
+func expandVars(s string, env LookupEnv) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '$' && i+1 < len(s) && s[i+1] == '$' {
+			b.WriteByte('$')
+			i++
+			continue
+		}
+		if c != '$' || i+1 >= len(s) || s[i+1] != '{' {
+			b.WriteByte(c)
+			continue
+		}
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("unterminated ${ in %q", s)
+		}
+		expr := s[i+2 : i+end]
+		name, def, hasDef := strings.Cut(expr, ":-")
+		if !validEnvName(name) {
+			return "", fmt.Errorf("bad variable name %q in %q", name, s)
+		}
+		v, ok := env(name)
+		if (!ok || v == "") && hasDef {
+			v = def
+		}
+		b.WriteString(v)
+		i += end
+	}
+	return b.String(), nil
+}
+
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if r == '_' || (r >= 'A' && r <= 'Z') || (r >= 'a' && r <= 'z') || (i > 0 && r >= '0' && r <= '9') {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// checkKeys reports every mapping key that has no field in the target type.
+func (l *loader) checkKeys(n *yaml.Node, t reflect.Type, path string) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if t == reflect.TypeOf(Duration(0)) || t == reflect.TypeOf(Decimal{}) {
+			return
+		}
+		if n.Kind != yaml.MappingNode {
+			if !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+				l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: "want a mapping of keys"})
+			}
+			return
+		}
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := childPath(path, k.Value)
+			f, ok := fields[k.Value]
+			if !ok {
+				l.errs = append(l.errs, &Error{File: l.file, Line: k.Line, Path: p, Msg: "unknown key" + suggest(k.Value, fields)})
+				continue
+			}
+			l.checkKeys(v, f.Type, p)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return // decode reports the type error with its line
+		}
+		for i, c := range n.Content {
+			l.checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			l.checkKeys(n.Content[i+1], t.Elem(), childPath(path, n.Content[i].Value))
+		}
+	}
+}
+
+func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	m := make(map[string]reflect.StructField, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		m[name] = f
+	}
+	return m
+}
+
+// suggest names a known key that differs from k by a typo, if there is one.
+func suggest(k string, fields map[string]reflect.StructField) string {
+	best, bestD := "", 3
+	for name := range fields {
+		if d := editDistance(k, name); d < bestD {
+			best, bestD = name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// readSecretFiles fills every field X from the file named by its sibling
+// "X_file", so secrets can be mounted instead of written into the config.
+func (l *loader) readSecretFiles(v reflect.Value, path string) {
+	switch v.Kind() {
+	case reflect.Struct:
+		t := v.Type()
+		fields := yamlFields(t)
+		for name, f := range fields {
+			fv := v.FieldByIndex(f.Index)
+			p := childPath(path, name)
+			if base, ok := strings.CutSuffix(name, "_file"); ok && f.Type.Kind() == reflect.String {
+				target, ok := fields[base]
+				if !ok || target.Type.Kind() != reflect.String || fv.String() == "" {
+					continue
+				}
+				tv := v.FieldByIndex(target.Index)
+				if tv.String() != "" {
+					l.at(p, "both %s and %s are set; keep one", base, name)
+					continue
+				}
+				data, err := os.ReadFile(fv.String())
+				if err != nil {
+					l.at(p, "reading secret file: %v", err)
+					continue
+				}
+				tv.SetString(strings.TrimRight(string(data), "\r\n"))
+				continue
+			}
+			l.readSecretFiles(fv, p)
+		}
+	case reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			l.readSecretFiles(v.Index(i), fmt.Sprintf("%s[%d]", path, i))
+		}
+	}
+}

@@ -1,0 +1,328 @@
+package config
+
+// Config is the whole of config.yaml. Every field's comment states its default;
+// the README's config reference is generated from these types.
+type Config struct {
+	Server    Server     `yaml:"server"`
+	Clients   []Client   `yaml:"clients"`
+	Admin     Admin      `yaml:"admin"`
+	Store     Store      `yaml:"store"`
+	Providers []Provider `yaml:"providers"`
+	Models    []Model    `yaml:"models"`
+	Failover  Failover   `yaml:"failover"`
+	Payments  Payments   `yaml:"payments"`
+	Webhooks  Webhooks   `yaml:"webhooks"`
+	Privacy   Privacy    `yaml:"privacy"`
+	Audit     Audit      `yaml:"audit"`
+	Log       Log        `yaml:"log"`
+
+	// Source is the file the config was read from ("" for built-in defaults).
+	Source string `yaml:"-"`
+	// Warnings are problems that do not stop the start (an http notify URL, an
+	// empty provider key); serve logs them.
+	Warnings []string `yaml:"-"`
+}
+
+// Server holds the listeners.
+type Server struct {
+	// Listen is the bot-facing address. Default "127.0.0.1:8080".
+	Listen string `yaml:"listen"`
+	// AdminListen is the admin API and console address. Default "127.0.0.1:8081";
+	// "off" disables it.
+	AdminListen string `yaml:"admin_listen"`
+	// NotifyListen serves POST /wechatpay/notify alone, so only that route is
+	// exposed to the internet. Default "": the notify route is on Listen.
+	NotifyListen string `yaml:"notify_listen"`
+	// SSEKeepalive sends ": keep-alive" comments to streaming clients at this
+	// interval while paygate works between upstream rounds. Default 0: never.
+	SSEKeepalive Duration `yaml:"sse_keepalive"`
+	// ShutdownTimeout bounds how long SIGTERM waits for in-flight streams.
+	// Default 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// MaxBodyBytes caps a client request body (it is buffered for failover);
+	// a larger one is answered 413. Default 8388608 (8 MiB).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// Pprof mounts net/http/pprof on the admin listener. Default false.
+	Pprof bool `yaml:"pprof"`
+}
+
+// Client is one bot allowed to call paygate.
+type Client struct {
+	// Name identifies the client in logs, metrics and audit records. Required.
+	Name string `yaml:"name"`
+	// Key is the bearer token the bot sends. Required; KeyFile may supply it.
+	Key     string `yaml:"key" secret:"true"`
+	KeyFile string `yaml:"key_file"`
+	// AppID is the WeChat app whose OpenIDs this client vouches for.
+	// Default "": payments.wechatpay.app_id.
+	AppID string `yaml:"app_id"`
+	// AllowedSKUs restricts which catalog SKUs this client may sell.
+	// Default []: every SKU.
+	AllowedSKUs []string `yaml:"allowed_skus"`
+}
+
+// Admin protects the admin listener.
+type Admin struct {
+	// Token is the admin API bearer token. Default "": the admin API answers 401
+	// to everything (the listener still serves /healthz, /readyz, /metrics).
+	Token     string `yaml:"token" secret:"true"`
+	TokenFile string `yaml:"token_file"`
+}
+
+// Store selects the state driver.
+type Store struct {
+	// Driver is "embedded" (bbolt file, one replica) or "redis". Default "embedded".
+	Driver string `yaml:"driver"`
+	// Path is the embedded store's file. Default "data/paygate.db".
+	Path  string `yaml:"path"`
+	Redis Redis  `yaml:"redis"`
+}
+
+// Redis configures the redis driver (single node, sentinel or cluster).
+type Redis struct {
+	// Addrs lists the servers. Default ["127.0.0.1:6379"]. Several addresses
+	// without MasterName mean a cluster.
+	Addrs []string `yaml:"addrs"`
+	// Username and Password authenticate (ACL). Default "".
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password" secret:"true"`
+	PasswordFile string `yaml:"password_file"`
+	// DB selects the database (single node and sentinel only). Default 0.
+	DB int `yaml:"db"`
+	// MasterName enables sentinel mode. Default "".
+	MasterName string `yaml:"master_name"`
+	// TLS connects with TLS. Default false.
+	TLS bool `yaml:"tls"`
+	// KeyPrefix is put before every key. Default "paygate:".
+	KeyPrefix string `yaml:"key_prefix"`
+	// WaitReplicas makes money writes wait for this many replicas. Default 0.
+	WaitReplicas int `yaml:"wait_replicas"`
+}
+
+// Provider is one upstream LLM API (OpenAI-compatible).
+type Provider struct {
+	// Name is the provider's config name, used in targets, headers and metrics.
+	Name string `yaml:"name"`
+	// BaseURL is the API root, e.g. https://openrouter.ai/api/v1. Required.
+	BaseURL string `yaml:"base_url"`
+	// APIKey is sent as "Authorization: Bearer". Default "" (a warning).
+	APIKey     string `yaml:"api_key" secret:"true"`
+	APIKeyFile string `yaml:"api_key_file"`
+	// Headers are extra headers sent to this provider only. Default {}.
+	Headers map[string]string `yaml:"headers"`
+	// DropFields are top-level request fields removed before sending, for strict
+	// providers that answer 422 to fields they do not know. Default [].
+	DropFields []string `yaml:"drop_fields"`
+	// Continuation says how a stream cut after its first byte may be resumed
+	// here: "none", "prefill" or "prefix_flag". Default "none".
+	Continuation string `yaml:"continuation"`
+	// Timeouts bound each attempt. Defaults: connect 5s, first_byte 30s,
+	// first_token 30s, idle 30s, total 300s.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// Prices maps an upstream model name to its price per million tokens, for
+	// cost accounting. Default {}: cost 0.
+	Prices map[string]Price `yaml:"prices"`
+}
+
+// Price is a model's price per million tokens, as decimal strings in the
+// provider's billing currency (e.g. "2.50").
+type Price struct {
+	Input  Decimal `yaml:"input"`
+	Output Decimal `yaml:"output"`
+}
+
+// Timeouts bound one upstream attempt.
+type Timeouts struct {
+	Connect    Duration `yaml:"connect"`
+	FirstByte  Duration `yaml:"first_byte"`
+	FirstToken Duration `yaml:"first_token"`
+	Idle       Duration `yaml:"idle"`
+	Total      Duration `yaml:"total"`
+}
+
+// Model is a public model name the bots ask for, mapped to upstream targets.
+type Model struct {
+	// Name is what the bot sends as "model". Required, unique.
+	Name string `yaml:"name"`
+	// Strategy orders the targets: "priority", "weighted" or "lowest-latency".
+	// Default "priority".
+	Strategy string   `yaml:"strategy"`
+	Targets  []Target `yaml:"targets"`
+}
+
+// Target is one provider serving a model under its own upstream name.
+type Target struct {
+	// Provider names an entry of providers. Required.
+	Provider string `yaml:"provider"`
+	// Model is the provider's name for the model. Required.
+	Model string `yaml:"model"`
+	// Weight is used by the weighted strategy. Default 1.
+	Weight int `yaml:"weight"`
+}
+
+// Failover bounds retries.
+type Failover struct {
+	// MaxAttempts bounds upstream attempts per round. Default 4.
+	MaxAttempts int `yaml:"max_attempts"`
+	// RetryAfterMaxWait: a Retry-After up to this long is waited out on the same
+	// target; a longer one puts the provider in cool-down. Default 5s.
+	RetryAfterMaxWait Duration `yaml:"retry_after_max_wait"`
+	// MaxRoundTime bounds the time spent on one round's attempts. Default 60s.
+	MaxRoundTime Duration `yaml:"max_round_time"`
+	Breaker      Breaker  `yaml:"breaker"`
+}
+
+// Breaker configures the per-provider circuit breaker.
+type Breaker struct {
+	// Failures is how many consecutive failures open it. Default 5.
+	Failures int `yaml:"failures"`
+	// Cooldown is how long it stays open before one probe. Default 30s.
+	Cooldown Duration `yaml:"cooldown"`
+}
+
+// Payments configures the payment tools and WeChat Pay.
+type Payments struct {
+	// Backend is "simulator" (in-process WeChat Pay stand-in) or "wechatpay".
+	// Default "simulator".
+	Backend string `yaml:"backend"`
+	// DedupeWindow is how long a purchase claim lives after it was last asked
+	// for. Default 10m.
+	DedupeWindow Duration `yaml:"dedupe_window"`
+	// OrderTTL is how long an order stays payable before it expires. Default 2h.
+	OrderTTL  Duration      `yaml:"order_ttl"`
+	WeChatPay WeChatPay     `yaml:"wechatpay"`
+	Simulator Simulator     `yaml:"simulator"`
+	Catalog   []CatalogItem `yaml:"catalog"`
+	Rules     Rules         `yaml:"rules"`
+	Budget    Budget        `yaml:"budget"`
+	Refunds   Refunds       `yaml:"refunds"`
+	Reconcile Reconcile     `yaml:"reconcile"`
+	// FollowupModel is a cheaper public model for rounds that only turn a
+	// payment result into words. Default "": the turn's own model.
+	FollowupModel string `yaml:"followup_model"`
+	Tools         Tools  `yaml:"tools"`
+	// StateInjection controls the payment-state system message.
+	StateInjection StateInjection `yaml:"state_injection"`
+}
+
+// WeChatPay holds the merchant's APIv3 credentials.
+type WeChatPay struct {
+	// APIBase overrides the API host. Default "https://api.mch.weixin.qq.com".
+	APIBase string `yaml:"api_base"`
+	MchID   string `yaml:"mch_id"`
+	AppID   string `yaml:"app_id"`
+	// MchCertSerial is the merchant API certificate's serial number.
+	MchCertSerial     string `yaml:"mch_cert_serial"`
+	MchPrivateKeyFile string `yaml:"mch_private_key_file"`
+	// APIv3Key must be exactly 32 bytes.
+	APIv3Key     string `yaml:"apiv3_key" secret:"true"`
+	APIv3KeyFile string `yaml:"apiv3_key_file"`
+	// PublicKeyID and PublicKeyFile enable WeChat Pay public-key mode.
+	PublicKeyID   string `yaml:"public_key_id"`
+	PublicKeyFile string `yaml:"public_key_file"`
+	// PlatformCertFiles enable platform-certificate mode (both modes may be set
+	// at once during a migration).
+	PlatformCertFiles []string `yaml:"platform_cert_files"`
+	// NotifyURL is the public https URL of POST /wechatpay/notify.
+	NotifyURL string `yaml:"notify_url"`
+}
+
+// Simulator configures the built-in WeChat Pay stand-in.
+type Simulator struct {
+	// PayAfter makes the simulated user pay this long after the prepay.
+	// Default 0: only when told (admin API or the demo).
+	PayAfter Duration `yaml:"pay_after"`
+}
+
+// CatalogItem is something the model may sell. The price only ever comes from here.
+type CatalogItem struct {
+	SKU  string `yaml:"sku"`
+	Name string `yaml:"name"`
+	// Price in CNY as a decimal string ("49.99"); stored as integer fen.
+	Price Decimal `yaml:"price"`
+	// MaxQuantity bounds quantity per order. Default 1.
+	MaxQuantity int `yaml:"max_quantity"`
+}
+
+// Rules are checked before any WeChat Pay call.
+type Rules struct {
+	// ApprovalAbove: orders above this amount need a manager. Default "500.00".
+	ApprovalAbove Decimal `yaml:"approval_above"`
+	// MaxOrdersPerUserPerDay. Default 20.
+	MaxOrdersPerUserPerDay int `yaml:"max_orders_per_user_per_day"`
+	// MaxPaymentCallsPerMinute limits payment tool calls per user. Default 10.
+	MaxPaymentCallsPerMinute int `yaml:"max_payment_calls_per_minute"`
+}
+
+// Budget bounds one turn.
+type Budget struct {
+	// MaxPaymentCalls is money-moving tool calls executed per turn. Default 1.
+	MaxPaymentCalls int `yaml:"max_payment_calls"`
+	// MaxRounds is upstream rounds per turn. Default 3.
+	MaxRounds int `yaml:"max_rounds"`
+	// Clarification ends a turn whose rounds are spent.
+	Clarification string `yaml:"clarification"`
+}
+
+// Refunds configures refund proposals.
+type Refunds struct {
+	// ConfirmTTL is how long a proposal may be confirmed. Default 15m.
+	ConfirmTTL Duration `yaml:"confirm_ttl"`
+}
+
+// Reconcile configures the reconciler.
+type Reconcile struct {
+	// QueryAfter: a pending order older than this is queried on the user's next
+	// message. Default 5s.
+	QueryAfter Duration `yaml:"query_after"`
+	// QueryDeadline bounds that query; the turn goes on past it. Default 300ms.
+	QueryDeadline Duration `yaml:"query_deadline"`
+	// SweepInterval is the background sweep period. Default 1m.
+	SweepInterval Duration `yaml:"sweep_interval"`
+}
+
+// Tools are the payment tool names the model sees.
+type Tools struct {
+	CreateOrder   string `yaml:"create_order"`
+	QueryOrder    string `yaml:"query_order"`
+	RequestRefund string `yaml:"request_refund"`
+}
+
+// StateInjection controls the payment-state system message.
+type StateInjection struct {
+	// SettledAfter: orders settled (paid, closed, refunded…) longer ago than this
+	// are no longer mentioned. Default 24h.
+	SettledAfter Duration `yaml:"settled_after"`
+}
+
+// Webhooks configures merchant event delivery.
+type Webhooks struct {
+	// URL is the merchant backend's endpoint. Default "": off.
+	URL        string `yaml:"url"`
+	Secret     string `yaml:"secret" secret:"true"`
+	SecretFile string `yaml:"secret_file"`
+}
+
+// Privacy controls what providers learn about the end user.
+type Privacy struct {
+	// ForwardUser is "hash" (keyed hash of the OpenID), "drop" or "keep".
+	// Default "hash".
+	ForwardUser string `yaml:"forward_user"`
+	// HashKey keys the hash. Default "": generated once and kept in the store.
+	HashKey     string `yaml:"hash_key" secret:"true"`
+	HashKeyFile string `yaml:"hash_key_file"`
+}
+
+// Audit configures the audit chain.
+type Audit struct {
+	// RetainText keeps conversation text beside the chain this long. Default 4320h.
+	RetainText Duration `yaml:"retain_text"`
+	// HeadEvery publishes the chain head in the log this often. Default 1m.
+	HeadEvery Duration `yaml:"head_every"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is "debug", "info", "warn" or "error". Default "info".
+	Level string `yaml:"level"`
+}

@@ -1,0 +1,321 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+var (
+	toolName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	skuName  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
+)
+
+// validate checks every rule a running paygate depends on. It reports all
+// problems, each at the line of the key it concerns.
+func (l *loader) validate(c *Config) {
+	l.validateServer(c)
+	l.validateClients(c)
+	l.validateStore(c)
+	providers := l.validateProviders(c)
+	l.validateModels(c, providers)
+	l.validateFailover(c)
+	l.validatePayments(c)
+	l.validateMisc(c)
+}
+
+func (l *loader) validateServer(c *Config) {
+	for _, kv := range []struct{ path, addr string }{
+		{"server.listen", c.Server.Listen},
+		{"server.admin_listen", c.Server.AdminListen},
+		{"server.notify_listen", c.Server.NotifyListen},
+	} {
+		if kv.addr == "" || kv.addr == "off" && kv.path != "server.listen" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(kv.addr); err != nil {
+			l.at(kv.path, "%q is not host:port", kv.addr)
+		}
+	}
+	if c.Server.MaxBodyBytes < 0 {
+		l.at("server.max_body_bytes", "must be positive")
+	}
+}
+
+func (l *loader) validateClients(c *Config) {
+	names, keys := map[string]bool{}, map[string]bool{}
+	for i, cl := range c.Clients {
+		p := fmt.Sprintf("clients[%d]", i)
+		switch {
+		case cl.Name == "":
+			l.at(p+".name", "required")
+		case names[cl.Name]:
+			l.at(p+".name", "duplicate client name %q", cl.Name)
+		}
+		names[cl.Name] = true
+		switch {
+		case cl.Key == "":
+			l.at(p+".key", "required (the bearer token the bot sends)")
+		case keys[cl.Key]:
+			l.at(p+".key", "two clients share one key")
+		}
+		keys[cl.Key] = true
+		for j, sku := range cl.AllowedSKUs {
+			if !c.hasSKU(sku) {
+				l.at(fmt.Sprintf("%s.allowed_skus[%d]", p, j), "SKU %q is not in payments.catalog", sku)
+			}
+		}
+	}
+}
+
+func (c *Config) hasSKU(sku string) bool {
+	for _, it := range c.Payments.Catalog {
+		if it.SKU == sku {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loader) validateStore(c *Config) {
+	switch c.Store.Driver {
+	case "embedded":
+		if c.Store.Path == "" {
+			l.at("store.path", "required for the embedded driver")
+		}
+	case "redis":
+		if len(c.Store.Redis.Addrs) == 0 {
+			l.at("store.redis.addrs", "at least one address")
+		}
+		if c.Store.Redis.WaitReplicas < 0 {
+			l.at("store.redis.wait_replicas", "must not be negative")
+		}
+	default:
+		l.at("store.driver", "%q: want embedded or redis", c.Store.Driver)
+	}
+}
+
+func (l *loader) validateProviders(c *Config) map[string]bool {
+	seen := map[string]bool{}
+	for i, p := range c.Providers {
+		path := fmt.Sprintf("providers[%d]", i)
+		switch {
+		case p.Name == "":
+			l.at(path+".name", "required")
+		case seen[p.Name]:
+			l.at(path+".name", "duplicate provider %q", p.Name)
+		}
+		seen[p.Name] = true
+		u, err := url.Parse(p.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			l.at(path+".base_url", "%q is not an http(s) URL", p.BaseURL)
+		}
+		if p.APIKey == "" {
+			l.warn(path+".api_key", "empty: provider %q will answer 401 until a key is set", p.Name)
+		}
+		switch p.Continuation {
+		case "none", "prefill", "prefix_flag":
+		default:
+			l.at(path+".continuation", "%q: want none, prefill or prefix_flag", p.Continuation)
+		}
+		for h := range p.Headers {
+			switch strings.ToLower(h) {
+			case "authorization", "content-type", "content-length", "host":
+				l.at(path+".headers."+h, "paygate sets this header itself")
+			}
+		}
+		if p.Timeouts.Connect == 0 || p.Timeouts.Total == 0 {
+			l.at(path+".timeouts", "connect and total must be positive")
+		}
+	}
+	return seen
+}
+
+func (l *loader) validateModels(c *Config, providers map[string]bool) {
+	seen := map[string]bool{}
+	for i, m := range c.Models {
+		path := fmt.Sprintf("models[%d]", i)
+		switch {
+		case m.Name == "":
+			l.at(path+".name", "required")
+		case seen[m.Name]:
+			l.at(path+".name", "duplicate model %q", m.Name)
+		}
+		seen[m.Name] = true
+		switch m.Strategy {
+		case "priority", "weighted", "lowest-latency":
+		default:
+			l.at(path+".strategy", "%q: want priority, weighted or lowest-latency", m.Strategy)
+		}
+		if len(m.Targets) == 0 {
+			l.at(path+".targets", "at least one target")
+		}
+		for j, t := range m.Targets {
+			tp := fmt.Sprintf("%s.targets[%d]", path, j)
+			if !providers[t.Provider] {
+				l.at(tp+".provider", "unknown provider %q", t.Provider)
+			}
+			if t.Model == "" {
+				l.at(tp+".model", "required (the provider's model name)")
+			}
+			if t.Weight < 0 {
+				l.at(tp+".weight", "must not be negative")
+			}
+		}
+	}
+	if fm := c.Payments.FollowupModel; fm != "" && !seen[fm] {
+		l.at("payments.followup_model", "%q is not a model of models", fm)
+	}
+}
+
+func (l *loader) validateFailover(c *Config) {
+	if c.Failover.MaxAttempts < 1 {
+		l.at("failover.max_attempts", "at least 1")
+	}
+	if c.Failover.Breaker.Failures < 1 {
+		l.at("failover.breaker.failures", "at least 1")
+	}
+}
+
+func (l *loader) validatePayments(c *Config) {
+	p := &c.Payments
+	switch p.Backend {
+	case "simulator", "wechatpay":
+	default:
+		l.at("payments.backend", "%q: want simulator or wechatpay", p.Backend)
+	}
+	w := p.WeChatPay
+	if w.APIv3Key != "" && len(w.APIv3Key) != 32 {
+		// Decryption would fail at the first notification, and the SDK's
+		// deprecated handler swallows that error: refuse it now.
+		l.at("payments.wechatpay.apiv3_key", "must be exactly 32 bytes, got %d", len(w.APIv3Key))
+	}
+	if p.Backend == "wechatpay" {
+		for _, req := range []struct{ key, val string }{
+			{"mch_id", w.MchID}, {"app_id", w.AppID}, {"mch_cert_serial", w.MchCertSerial},
+			{"mch_private_key_file", w.MchPrivateKeyFile}, {"apiv3_key", w.APIv3Key}, {"notify_url", w.NotifyURL},
+		} {
+			if req.val == "" {
+				l.at("payments.wechatpay."+req.key, "required with backend wechatpay")
+			}
+		}
+		if (w.PublicKeyID == "") != (w.PublicKeyFile == "") {
+			l.at("payments.wechatpay.public_key_id", "public_key_id and public_key_file go together")
+		}
+		if w.PublicKeyFile == "" && len(w.PlatformCertFiles) == 0 {
+			l.at("payments.wechatpay", "set public_key_id/public_key_file or platform_cert_files to verify WeChat Pay's signatures")
+		}
+	}
+	if w.NotifyURL != "" {
+		u, err := url.Parse(w.NotifyURL)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+			l.at("payments.wechatpay.notify_url", "%q is not an http(s) URL", w.NotifyURL)
+		case u.Scheme == "http":
+			l.warn("payments.wechatpay.notify_url", "http:// accepted for tests; WeChat Pay only calls https")
+		}
+	}
+	if u, err := url.Parse(w.APIBase); err != nil || u.Host == "" {
+		l.at("payments.wechatpay.api_base", "%q is not a URL", w.APIBase)
+	}
+	skus := map[string]bool{}
+	for i, it := range p.Catalog {
+		path := fmt.Sprintf("payments.catalog[%d]", i)
+		switch {
+		case !skuName.MatchString(it.SKU):
+			l.at(path+".sku", "%q: 1-32 letters, digits, '.', '_' or '-'", it.SKU)
+		case skus[it.SKU]:
+			l.at(path+".sku", "duplicate SKU %q", it.SKU)
+		}
+		skus[it.SKU] = true
+		if it.Name == "" {
+			l.at(path+".name", "required (it is the order description)")
+		}
+		fen, exact := it.Price.Fen()
+		switch {
+		case it.Price.IsZero() || fen <= 0:
+			l.at(path+".price", "required, above zero")
+		case !exact:
+			l.at(path+".price", "%q has more than two decimals", it.Price.Text)
+		}
+		if it.MaxQuantity < 1 {
+			l.at(path+".max_quantity", "at least 1")
+		}
+	}
+	if _, exact := p.Rules.ApprovalAbove.Fen(); !exact {
+		l.at("payments.rules.approval_above", "%q has more than two decimals", p.Rules.ApprovalAbove.Text)
+	}
+	if p.Budget.MaxRounds < 1 {
+		l.at("payments.budget.max_rounds", "at least 1")
+	}
+	if p.Budget.MaxPaymentCalls < 0 {
+		l.at("payments.budget.max_payment_calls", "must not be negative")
+	}
+	names := map[string]string{}
+	for _, t := range []struct{ key, name string }{
+		{"create_order", p.Tools.CreateOrder}, {"query_order", p.Tools.QueryOrder}, {"request_refund", p.Tools.RequestRefund},
+	} {
+		if !toolName.MatchString(t.name) {
+			l.at("payments.tools."+t.key, "%q is not a valid function name", t.name)
+		}
+		if other, dup := names[t.name]; dup {
+			l.at("payments.tools."+t.key, "same name as %s", other)
+		}
+		names[t.name] = t.key
+	}
+}
+
+func (l *loader) validateMisc(c *Config) {
+	if c.Webhooks.URL != "" {
+		if u, err := url.Parse(c.Webhooks.URL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			l.at("webhooks.url", "%q is not an http(s) URL", c.Webhooks.URL)
+		}
+		if c.Webhooks.Secret == "" {
+			l.at("webhooks.secret", "required when webhooks.url is set (receivers verify the signature)")
+		}
+	}
+	switch c.Privacy.ForwardUser {
+	case "hash", "drop", "keep":
+	default:
+		l.at("privacy.forward_user", "%q: want hash, drop or keep", c.Privacy.ForwardUser)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		l.at("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+}
+
+// Provider returns the provider named name, or nil.
+func (c *Config) Provider(name string) *Provider {
+	for i := range c.Providers {
+		if c.Providers[i].Name == name {
+			return &c.Providers[i]
+		}
+	}
+	return nil
+}
+
+// Secrets lists every secret value in the config, for the redacting logger.
+func (c *Config) Secrets() []string {
+	var out []string
+	add := func(s string) {
+		if len(s) >= 4 {
+			out = append(out, s)
+		}
+	}
+	for _, cl := range c.Clients {
+		add(cl.Key)
+	}
+	for _, p := range c.Providers {
+		add(p.APIKey)
+	}
+	add(c.Admin.Token)
+	add(c.Store.Redis.Password)
+	add(c.Payments.WeChatPay.APIv3Key)
+	add(c.Webhooks.Secret)
+	add(c.Privacy.HashKey)
+	return out
+}

@@ -1,0 +1,109 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Duration is a time.Duration written as Go duration text ("500ms", "10m",
+// "4320h"). A bare 0 is allowed; other bare numbers are refused because "30"
+// could mean seconds or nanoseconds.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML parses duration text.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: want a duration such as \"30s\"", n.Line)
+	}
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as text.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// ParseDuration parses Go duration text, accepting a bare "0".
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" || s == "" {
+		return 0, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (use e.g. \"500ms\", \"30s\", \"10m\")", s)
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("duration %q is negative", s)
+	}
+	return v, nil
+}
+
+// microsPerUnit is Decimal's fixed-point scale: six decimal places, enough for
+// per-million-token prices such as "0.075".
+const microsPerUnit = 1_000_000
+
+// Decimal is a non-negative decimal amount written as a string ("49.99"),
+// held in millionths so money is never a float.
+type Decimal struct {
+	Text   string
+	Micros int64
+}
+
+// ErrDecimal reports a malformed decimal amount.
+var ErrDecimal = errors.New("not a decimal amount")
+
+// ParseDecimal parses "49.99", "500", "0.075" (at most six decimal places).
+func ParseDecimal(s string) (Decimal, error) {
+	t := strings.TrimSpace(s)
+	whole, frac, hasDot := strings.Cut(t, ".")
+	if whole == "" || (hasDot && frac == "") || len(frac) > 6 || len(whole) > 12 {
+		return Decimal{}, fmt.Errorf("%q: %w (use e.g. \"49.99\")", s, ErrDecimal)
+	}
+	for _, r := range whole + frac {
+		if r < '0' || r > '9' {
+			return Decimal{}, fmt.Errorf("%q: %w (use e.g. \"49.99\")", s, ErrDecimal)
+		}
+	}
+	w, _ := strconv.ParseInt(whole, 10, 64)
+	f := int64(0)
+	if frac != "" {
+		f, _ = strconv.ParseInt(frac+strings.Repeat("0", 6-len(frac)), 10, 64)
+	}
+	return Decimal{Text: t, Micros: w*microsPerUnit + f}, nil
+}
+
+// Fen returns the amount in fen (hundredths) and whether it is exact.
+func (d Decimal) Fen() (int64, bool) {
+	return d.Micros / 10_000, d.Micros%10_000 == 0
+}
+
+// IsZero reports whether the decimal was not set.
+func (d Decimal) IsZero() bool { return d.Text == "" }
+
+// UnmarshalYAML parses a decimal written as a string or a plain number.
+func (d *Decimal) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: want a decimal amount such as \"49.99\"", n.Line)
+	}
+	v, err := ParseDecimal(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = v
+	return nil
+}
+
+// MarshalYAML writes the decimal's text.
+func (d Decimal) MarshalYAML() (any, error) { return d.Text, nil }
