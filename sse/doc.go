@@ -1,0 +1,11 @@
+// Package sse reads and writes Server-Sent Events (the text/event-stream
+// format of the WHATWG HTML standard, §9.2) on paygate's hot path.
+//
+// Every chunk of every streamed answer passes through here twice (read from the
+// provider, written to the bot), so the Reader reuses one buffer for event data
+// and allocates nothing per event once warm, and the Writer flushes after every
+// event so a token reaches the bot as soon as the provider sent it. Neither side
+// decodes JSON: callers look into event data with gjson where they must.
+//
+// The package imports nothing of paygate.
+package sse

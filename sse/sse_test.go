@@ -1,0 +1,192 @@
+package sse
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+func readAll(t testing.TB, r io.Reader) []string {
+	t.Helper()
+	sr := NewReader(r)
+	defer sr.Release()
+	var out []string
+	for {
+		ev, err := sr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		out = append(out, string(ev.Data))
+	}
+}
+
+func TestReader(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string
+	}{
+		{"openai chunks", "data: {\"a\":1}\n\ndata: {\"b\":2}\n\ndata: [DONE]\n\n", []string{`{"a":1}`, `{"b":2}`, "[DONE]"}},
+		{"crlf line endings", "data: x\r\n\r\ndata: y\r\n\r\n", []string{"x", "y"}},
+		{"no space after colon", "data:x\n\n", []string{"x"}},
+		{"comments skipped", ": OPENROUTER PROCESSING\n\ndata: x\n\n: keep-alive\n\n", []string{"x"}},
+		{"multi-line data joined", "data: a\ndata: b\n\n", []string{"a\nb"}},
+		{"event and id fields ignored", "event: message\nid: 7\ndata: x\n\n", []string{"x"}},
+		{"last event without blank line", "data: x\n\ndata: y", []string{"x", "y"}},
+		{"empty data line is an event", "data:\n\n", []string{""}},
+		{"blank lines only", "\n\n\n", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := readAll(t, strings.NewReader(tc.in))
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") || len(got) != len(tc.want) {
+				t.Errorf("got %q; want %q", got, tc.want)
+			}
+			// The same stream one byte at a time must parse the same.
+			got = readAll(t, iotest.OneByteReader(strings.NewReader(tc.in)))
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Errorf("one byte at a time: got %q; want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestReaderLongLineAndLimit(t *testing.T) {
+	long := strings.Repeat("x", 100<<10) // longer than the 8 KiB buffer
+	got := readAll(t, strings.NewReader("data: "+long+"\n\n"))
+	if len(got) != 1 || got[0] != long {
+		t.Fatalf("long line: got %d events", len(got))
+	}
+	r := NewReader(strings.NewReader("data: " + strings.Repeat("y", 64) + "\n\n"))
+	r.max = 16
+	if _, err := r.Next(); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("got %v; want ErrTooLarge", err)
+	}
+}
+
+func TestReaderCountsComments(t *testing.T) {
+	r := NewReader(strings.NewReader(": a\n\n: b\ndata: x\n\n"))
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Comments() != 2 {
+		t.Errorf("got %d comments; want 2", r.Comments())
+	}
+}
+
+func TestWriterFlushesEachEvent(t *testing.T) {
+	rec := httptest.NewRecorder()
+	w := NewWriter(rec)
+	if err := w.Data([]byte(`{"x":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Flushed {
+		t.Errorf("event not flushed")
+	}
+	if err := w.Done(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rec.Body.String(), "data: {\"x\":1}\n\ndata: [DONE]\n\n"; got != want {
+		t.Errorf("got %q; want %q", got, want)
+	}
+}
+
+func TestReaderAllocatesNothingPerEvent(t *testing.T) {
+	chunk := []byte(`data: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hello"},"finish_reason":null}]}` + "\n\n")
+	src := &repeatReader{chunk: chunk}
+	r := NewReader(src)
+	defer r.Release()
+	if _, err := r.Next(); err != nil { // warm up the data buffer
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("got %v allocs per event; want 0", allocs)
+	}
+}
+
+// repeatReader yields chunk forever.
+type repeatReader struct {
+	chunk []byte
+	off   int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c := copy(p[n:], r.chunk[r.off:])
+		n += c
+		r.off = (r.off + c) % len(r.chunk)
+	}
+	return n, nil
+}
+
+func BenchmarkReaderWriter(b *testing.B) {
+	chunk := []byte(`data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hello"},"finish_reason":null}]}` + "\n\n")
+	r := NewReader(&repeatReader{chunk: chunk})
+	w := NewWriter(io.Discard)
+	b.SetBytes(int64(len(chunk)))
+	b.ReportAllocs()
+	for b.Loop() {
+		ev, err := r.Next()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Data(ev.Data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// FuzzReaderChunking checks that how the bytes are split never changes the
+// events: providers' TCP segments cut events anywhere.
+func FuzzReaderChunking(f *testing.F) {
+	f.Add([]byte("data: {\"a\":\"\\u00e9\"}\n\ndata: [DONE]\n\n"), uint8(3))
+	f.Add([]byte(": c\r\ndata: x\r\ndata: y\r\n\r\n"), uint8(1))
+	f.Fuzz(func(t *testing.T, in []byte, step uint8) {
+		whole := readAllErr(bytes.NewReader(in))
+		chunked := readAllErr(&stepReader{b: in, step: int(step%16) + 1})
+		if strings.Join(whole, "\x00") != strings.Join(chunked, "\x00") {
+			t.Errorf("whole %q; chunked %q", whole, chunked)
+		}
+	})
+}
+
+func readAllErr(r io.Reader) []string {
+	sr := NewReader(r)
+	defer sr.Release()
+	var out []string
+	for {
+		ev, err := sr.Next()
+		if err != nil {
+			return append(out, "err:"+err.Error())
+		}
+		out = append(out, string(ev.Data))
+	}
+}
+
+type stepReader struct {
+	b    []byte
+	step int
+}
+
+func (s *stepReader) Read(p []byte) (int, error) {
+	if len(s.b) == 0 {
+		return 0, io.EOF
+	}
+	n := min(s.step, len(p), len(s.b))
+	copy(p, s.b[:n])
+	s.b = s.b[n:]
+	return n, nil
+}

@@ -1,0 +1,71 @@
+package sse
+
+import (
+	"io"
+	"net/http"
+)
+
+// Writer writes events to a client and flushes each one, so nothing waits in a
+// buffer while the provider is still thinking.
+type Writer struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+// NewWriter writes to w. When w is an http.ResponseWriter (or wraps one and
+// implements Unwrap), every event is flushed through http.ResponseController.
+func NewWriter(w io.Writer) *Writer {
+	sw := &Writer{w: w}
+	if rw, ok := w.(http.ResponseWriter); ok {
+		sw.rc = http.NewResponseController(rw)
+	}
+	return sw
+}
+
+var (
+	dataPrefix = []byte("data: ")
+	eventEnd   = []byte("\n\n")
+	doneEvent  = []byte("data: [DONE]\n\n")
+)
+
+// Data writes one "data:" event and flushes it. data must be one line (JSON
+// from a provider always is once its event was parsed).
+func (w *Writer) Data(data []byte) error {
+	if _, err := w.w.Write(dataPrefix); err != nil {
+		return err
+	}
+	if _, err := w.w.Write(data); err != nil {
+		return err
+	}
+	if _, err := w.w.Write(eventEnd); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// Done writes the "[DONE]" sentinel and flushes.
+func (w *Writer) Done() error {
+	if _, err := w.w.Write(doneEvent); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// Comment writes a comment line (a keep-alive) and flushes.
+func (w *Writer) Comment(text string) error {
+	if _, err := io.WriteString(w.w, ": "+text+"\n\n"); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// Flush pushes buffered bytes to the client.
+func (w *Writer) Flush() error {
+	if w.rc == nil {
+		if f, ok := w.w.(interface{ Flush() error }); ok {
+			return f.Flush()
+		}
+		return nil
+	}
+	return w.rc.Flush()
+}
