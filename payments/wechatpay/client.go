@@ -1,0 +1,498 @@
+package wechatpay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/wechatpay-apiv3/wechatpay-go/core"
+	"github.com/wechatpay-apiv3/wechatpay-go/core/option"
+	"github.com/wechatpay-apiv3/wechatpay-go/services/payments"
+	"github.com/wechatpay-apiv3/wechatpay-go/services/payments/jsapi"
+	"github.com/wechatpay-apiv3/wechatpay-go/services/payments/native"
+	"github.com/wechatpay-apiv3/wechatpay-go/services/refunddomestic"
+)
+
+// PayMethod selects the prepay API.
+type PayMethod string
+
+// Pay methods: JSAPI (mini-program / official account, needs the payer's
+// OpenID) and Native (a QR code URL).
+const (
+	MethodJSAPI  PayMethod = "jsapi"
+	MethodNative PayMethod = "native"
+)
+
+// Trade states of a WeChat Pay order (Transaction.TradeState).
+const (
+	TradeSuccess    = "SUCCESS"
+	TradeRefund     = "REFUND"
+	TradeNotPay     = "NOTPAY"
+	TradeClosed     = "CLOSED"
+	TradeRevoked    = "REVOKED"
+	TradeUserPaying = "USERPAYING"
+	TradePayError   = "PAYERROR"
+)
+
+// Refund statuses (Refund.Status). Progress is read from here, never from the
+// HTTP code.
+const (
+	RefundProcessing = "PROCESSING"
+	RefundSuccess    = "SUCCESS"
+	RefundClosed     = "CLOSED"
+	RefundAbnormal   = "ABNORMAL"
+)
+
+// PrepayRequest is one order to open at WeChat Pay. Amounts are integer fen.
+type PrepayRequest struct {
+	Method      PayMethod
+	OutTradeNo  string
+	Description string
+	Total       int64
+	PayerOpenID string // required for JSAPI
+	AppID       string // empty: Config.AppID
+	ExpireAt    time.Time
+	Attach      string
+}
+
+// RequestPayment is what a mini-program passes to wx.requestPayment.
+type RequestPayment struct {
+	AppID     string `json:"appId"`
+	TimeStamp string `json:"timeStamp"`
+	NonceStr  string `json:"nonceStr"`
+	Package   string `json:"package"`
+	SignType  string `json:"signType"`
+	PaySign   string `json:"paySign"`
+}
+
+// PrepayResult is the outcome of Prepay. Exactly one of these holds: Paid is
+// set (WeChat answered ORDERPAID and a query confirmed SUCCESS); or PrepayID
+// and Payment are set (JSAPI); or CodeURL is set (Native).
+type PrepayResult struct {
+	PrepayID string
+	Payment  *RequestPayment
+	CodeURL  string
+	Paid     *Transaction
+}
+
+// Transaction is WeChat Pay's view of an order.
+type Transaction struct {
+	AppID          string
+	MchID          string
+	OutTradeNo     string
+	TransactionID  string
+	TradeType      string
+	TradeState     string
+	TradeStateDesc string
+	PayerOpenID    string
+	Total          int64
+	PayerTotal     int64
+	Currency       string
+	SuccessTime    time.Time
+}
+
+// RefundRequest asks for money back on a paid order. Refund and Total are fen.
+type RefundRequest struct {
+	OutTradeNo  string
+	OutRefundNo string
+	Reason      string
+	Refund      int64
+	Total       int64
+	NotifyURL   string // empty: Config.NotifyURL
+}
+
+// Refund is WeChat Pay's view of a refund.
+type Refund struct {
+	RefundID      string
+	OutRefundNo   string
+	OutTradeNo    string
+	TransactionID string
+	Status        string
+	Refund        int64
+	Total         int64
+	CreateTime    time.Time
+	SuccessTime   time.Time
+}
+
+// Client calls WeChat Pay APIv3 for one merchant through the official SDK.
+// It is safe for concurrent use.
+type Client struct {
+	mchID, appID, notifyURL string
+	core                    *core.Client
+	jsapi                   jsapi.JsapiApiService
+	native                  native.NativeApiService
+	refunds                 refunddomestic.RefundsApiService
+	verifier                *Verifier
+	notify                  *NotifyVerifier
+	attemptTimeout          time.Duration
+	maxAttempts             int
+	backoff                 time.Duration
+	log                     *slog.Logger
+}
+
+// New builds a Client from cfg, loading and checking every key. The SDK is
+// given a signer, a response validator over Verifier and an HTTP client whose
+// transport rewrites the host to cfg.APIBase; never the auto-download cipher.
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	k, err := cfg.load()
+	if err != nil {
+		return nil, err
+	}
+	base := cfg.APIBase
+	if base == "" {
+		base = DefaultAPIBase
+	}
+	rt, err := NewHostRewriter(base, cfg.Transport)
+	if err != nil {
+		return nil, err
+	}
+	nv, err := NewNotifyVerifier(cfg.APIv3Key, k.verifier)
+	if err != nil {
+		return nil, err
+	}
+	cc, err := core.NewClient(ctx,
+		option.WithMerchantCredential(cfg.MchID, k.mchSerial, k.mchKey),
+		option.WithVerifier(k.verifier),
+		option.WithHTTPClient(&http.Client{Transport: rt}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("%w: sdk client: %w", ErrConfig, err)
+	}
+	c := &Client{
+		mchID: cfg.MchID, appID: cfg.AppID, notifyURL: cfg.NotifyURL,
+		core:           cc,
+		jsapi:          jsapi.JsapiApiService{Client: cc},
+		native:         native.NativeApiService{Client: cc},
+		refunds:        refunddomestic.RefundsApiService{Client: cc},
+		verifier:       k.verifier,
+		notify:         nv,
+		attemptTimeout: cfg.AttemptTimeout,
+		maxAttempts:    cfg.MaxAttempts,
+		backoff:        cfg.RetryBackoff,
+		log:            cfg.Logger,
+	}
+	if c.attemptTimeout <= 0 {
+		c.attemptTimeout = DefaultAttemptTimeout
+	}
+	if c.maxAttempts <= 0 {
+		c.maxAttempts = DefaultMaxAttempts
+	}
+	if c.backoff <= 0 {
+		c.backoff = DefaultRetryBackoff
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// MchID is the merchant this client acts for.
+func (c *Client) MchID() string { return c.mchID }
+
+// AppID is the default appid of prepay requests.
+func (c *Client) AppID() string { return c.appID }
+
+// Verifier is the signature verifier shared by responses and notifications.
+func (c *Client) Verifier() *Verifier { return c.verifier }
+
+// NotifyVerifier verifies and decrypts notifications for this merchant.
+func (c *Client) NotifyVerifier() *NotifyVerifier { return c.notify }
+
+// do runs one operation with bounded retries. Every attempt sends the same
+// request (so the same merchant number); only transport failures, timeouts,
+// 429/5xx and WeChat's retryable codes are retried.
+func (c *Client) do(ctx context.Context, op, no string, fn func(ctx context.Context) (*core.APIResult, error)) error {
+	return c.doN(ctx, op, no, c.maxAttempts, fn)
+}
+
+func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn func(ctx context.Context) (*core.APIResult, error)) error {
+	pause := c.backoff
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
+		res, err := fn(actx)
+		timedOut := errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("wechatpay %s %s: %w: %w", op, no, ErrTemporary, ctx.Err())
+		}
+		kind, retry, ae := classify(err, timedOut)
+		if ae == nil && !retry && (res == nil || res.Response == nil) && !errors.Is(err, ErrUnknownSerial) {
+			// Never sent: the SDK refused to build the request.
+			kind = ErrRejected
+		}
+		if !retry || attempt >= maxAttempts {
+			if ae != nil {
+				return &APIError{Op: op, StatusCode: ae.StatusCode, Code: ae.Code, Message: ae.Message, Attempts: attempt, Kind: kind}
+			}
+			return fmt.Errorf("wechatpay %s %s: %w (attempts %d): %w", op, no, kind, attempt, err)
+		}
+		c.log.WarnContext(ctx, "wechatpay retrying with the same number", "op", op, "no", no, "attempt", attempt, "err", err)
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("wechatpay %s %s: %w: %w", op, no, ErrTemporary, ctx.Err())
+		case <-t.C:
+		}
+		pause *= 2
+	}
+}
+
+// Prepay opens the order at WeChat Pay. A retry after a timeout reuses
+// req.OutTradeNo, which WeChat treats as the same order. ORDERPAID is resolved
+// by a query: the result's Paid is set when the order is paid.
+func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (*PrepayResult, error) {
+	if err := ValidOutTradeNo(req.OutTradeNo); err != nil {
+		return nil, err
+	}
+	if req.Total <= 0 {
+		return nil, fmt.Errorf("wechatpay prepay %s: %w: amount %d fen", req.OutTradeNo, ErrRejected, req.Total)
+	}
+	appID := req.AppID
+	if appID == "" {
+		appID = c.appID
+	}
+	var expire *time.Time
+	if !req.ExpireAt.IsZero() {
+		t := req.ExpireAt
+		expire = &t
+	}
+	var attach *string
+	if req.Attach != "" {
+		attach = core.String(req.Attach)
+	}
+	out := &PrepayResult{}
+	var err error
+	switch req.Method {
+	case MethodJSAPI, "":
+		if req.PayerOpenID == "" {
+			return nil, fmt.Errorf("wechatpay prepay %s: %w: jsapi needs the payer openid", req.OutTradeNo, ErrRejected)
+		}
+		r := jsapi.PrepayRequest{
+			Appid: core.String(appID), Mchid: core.String(c.mchID),
+			Description: core.String(req.Description), OutTradeNo: core.String(req.OutTradeNo),
+			TimeExpire: expire, Attach: attach, NotifyUrl: core.String(c.notifyURL),
+			Amount: &jsapi.Amount{Total: core.Int64(req.Total), Currency: core.String("CNY")},
+			Payer:  &jsapi.Payer{Openid: core.String(req.PayerOpenID)},
+		}
+		err = c.do(ctx, "prepay", req.OutTradeNo, func(ctx context.Context) (*core.APIResult, error) {
+			resp, res, err := c.jsapi.PrepayWithRequestPayment(ctx, r)
+			if err != nil {
+				return res, err
+			}
+			out.PrepayID = deref(resp.PrepayId)
+			out.Payment = &RequestPayment{
+				AppID: deref(resp.Appid), TimeStamp: deref(resp.TimeStamp), NonceStr: deref(resp.NonceStr),
+				Package: deref(resp.Package), SignType: deref(resp.SignType), PaySign: deref(resp.PaySign),
+			}
+			return res, nil
+		})
+	case MethodNative:
+		r := native.PrepayRequest{
+			Appid: core.String(appID), Mchid: core.String(c.mchID),
+			Description: core.String(req.Description), OutTradeNo: core.String(req.OutTradeNo),
+			TimeExpire: expire, Attach: attach, NotifyUrl: core.String(c.notifyURL),
+			Amount: &native.Amount{Total: core.Int64(req.Total), Currency: core.String("CNY")},
+		}
+		err = c.do(ctx, "prepay", req.OutTradeNo, func(ctx context.Context) (*core.APIResult, error) {
+			resp, res, err := c.native.Prepay(ctx, r)
+			if err != nil {
+				return res, err
+			}
+			out.CodeURL = deref(resp.CodeUrl)
+			return res, nil
+		})
+	default:
+		return nil, fmt.Errorf("wechatpay prepay %s: %w: pay method %q", req.OutTradeNo, ErrRejected, req.Method)
+	}
+	if errors.Is(err, ErrOrderPaid) {
+		tx, qerr := c.QueryOrder(ctx, req.OutTradeNo)
+		if qerr != nil {
+			return nil, fmt.Errorf("wechatpay prepay %s answered ORDERPAID; query: %w", req.OutTradeNo, qerr)
+		}
+		if tx.TradeState != TradeSuccess && tx.TradeState != TradeRefund {
+			return nil, fmt.Errorf("wechatpay prepay %s answered ORDERPAID but the order is %s: %w", req.OutTradeNo, tx.TradeState, err)
+		}
+		c.log.InfoContext(ctx, "wechatpay prepay found the order already paid", "out_trade_no", req.OutTradeNo)
+		return &PrepayResult{Paid: tx}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// QueryOrder asks WeChat Pay for the order's state by out_trade_no.
+func (c *Client) QueryOrder(ctx context.Context, outTradeNo string) (*Transaction, error) {
+	if err := ValidOutTradeNo(outTradeNo); err != nil {
+		return nil, err
+	}
+	var tx *payments.Transaction
+	err := c.do(ctx, "query", outTradeNo, func(ctx context.Context) (*core.APIResult, error) {
+		t, res, err := c.jsapi.QueryOrderByOutTradeNo(ctx, jsapi.QueryOrderByOutTradeNoRequest{
+			OutTradeNo: core.String(outTradeNo), Mchid: core.String(c.mchID),
+		})
+		tx = t
+		return res, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return transactionFrom(tx), nil
+}
+
+// CloseOrder closes an unpaid order at WeChat Pay. Closing a closed order
+// succeeds; a paid one yields ErrOrderPaid (the caller marks it paid).
+func (c *Client) CloseOrder(ctx context.Context, outTradeNo string) error {
+	if err := ValidOutTradeNo(outTradeNo); err != nil {
+		return err
+	}
+	err := c.do(ctx, "close", outTradeNo, func(ctx context.Context) (*core.APIResult, error) {
+		return c.jsapi.CloseOrder(ctx, jsapi.CloseOrderRequest{
+			OutTradeNo: core.String(outTradeNo), Mchid: core.String(c.mchID),
+		})
+	})
+	if errors.Is(err, ErrOrderClosed) {
+		return nil
+	}
+	return err
+}
+
+// CreateRefund asks WeChat Pay to refund. A create that times out or answers
+// 429/5xx is followed by a query of the same out_refund_no and, only if WeChat
+// has no such refund, sent again with the same number: never a new one. The
+// result's Status tells the progress.
+func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (*Refund, error) {
+	if err := ValidOutRefundNo(req.OutRefundNo); err != nil {
+		return nil, err
+	}
+	if err := ValidOutTradeNo(req.OutTradeNo); err != nil {
+		return nil, err
+	}
+	if req.Refund <= 0 || req.Refund > req.Total {
+		return nil, fmt.Errorf("wechatpay refund %s: %w: refund %d of total %d fen", req.OutRefundNo, ErrRejected, req.Refund, req.Total)
+	}
+	notify := req.NotifyURL
+	if notify == "" {
+		notify = c.notifyURL
+	}
+	r := refunddomestic.CreateRequest{
+		OutTradeNo: core.String(req.OutTradeNo), OutRefundNo: core.String(req.OutRefundNo),
+		NotifyUrl: core.String(notify),
+		Amount: &refunddomestic.AmountReq{
+			Refund: core.Int64(req.Refund), Total: core.Int64(req.Total), Currency: core.String("CNY"),
+		},
+	}
+	if req.Reason != "" {
+		r.Reason = core.String(req.Reason)
+	}
+	pause := c.backoff
+	var lastErr error
+	for round := 1; round <= c.maxAttempts; round++ {
+		var out *refunddomestic.Refund
+		// One attempt per round: the retry decision needs a query in between.
+		err := c.doN(ctx, "refund", req.OutRefundNo, 1, func(ctx context.Context) (*core.APIResult, error) {
+			resp, res, err := c.refunds.Create(ctx, r)
+			out = resp
+			return res, err
+		})
+		if err == nil {
+			return refundFrom(out), nil
+		}
+		if !errors.Is(err, ErrTemporary) || ctx.Err() != nil {
+			return nil, err
+		}
+		lastErr = err
+		c.log.WarnContext(ctx, "wechatpay refund outcome unknown; querying the same number", "out_refund_no", req.OutRefundNo, "round", round, "err", err)
+		got, qerr := c.QueryRefund(ctx, req.OutRefundNo)
+		if qerr == nil {
+			return got, nil
+		}
+		if !errors.Is(qerr, ErrNotFound) && !errors.Is(qerr, ErrTemporary) {
+			return nil, fmt.Errorf("wechatpay refund %s: query after %v: %w", req.OutRefundNo, err, qerr)
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("wechatpay refund %s: %w: %w", req.OutRefundNo, ErrTemporary, ctx.Err())
+		case <-t.C:
+		}
+		pause *= 2
+	}
+	return nil, lastErr
+}
+
+// QueryRefund asks WeChat Pay for a refund's progress by out_refund_no.
+func (c *Client) QueryRefund(ctx context.Context, outRefundNo string) (*Refund, error) {
+	if err := ValidOutRefundNo(outRefundNo); err != nil {
+		return nil, err
+	}
+	var out *refunddomestic.Refund
+	err := c.do(ctx, "refund-query", outRefundNo, func(ctx context.Context) (*core.APIResult, error) {
+		r, res, err := c.refunds.QueryByOutRefundNo(ctx, refunddomestic.QueryByOutRefundNoRequest{OutRefundNo: core.String(outRefundNo)})
+		out = r
+		return res, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return refundFrom(out), nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func transactionFrom(t *payments.Transaction) *Transaction {
+	if t == nil {
+		return &Transaction{}
+	}
+	out := &Transaction{
+		AppID: deref(t.Appid), MchID: deref(t.Mchid), OutTradeNo: deref(t.OutTradeNo),
+		TransactionID: deref(t.TransactionId), TradeType: deref(t.TradeType),
+		TradeState: deref(t.TradeState), TradeStateDesc: deref(t.TradeStateDesc),
+	}
+	if t.Payer != nil {
+		out.PayerOpenID = deref(t.Payer.Openid)
+	}
+	if t.Amount != nil {
+		out.Total = deref(t.Amount.Total)
+		out.PayerTotal = deref(t.Amount.PayerTotal)
+		out.Currency = deref(t.Amount.Currency)
+	}
+	if s := deref(t.SuccessTime); s != "" {
+		if ts, err := time.Parse(time.RFC3339, s); err == nil {
+			out.SuccessTime = ts
+		}
+	}
+	return out
+}
+
+func refundFrom(r *refunddomestic.Refund) *Refund {
+	if r == nil {
+		return &Refund{}
+	}
+	out := &Refund{
+		RefundID: deref(r.RefundId), OutRefundNo: deref(r.OutRefundNo), OutTradeNo: deref(r.OutTradeNo),
+		TransactionID: deref(r.TransactionId), CreateTime: deref(r.CreateTime), SuccessTime: deref(r.SuccessTime),
+	}
+	if r.Status != nil {
+		out.Status = string(*r.Status)
+	}
+	if r.Amount != nil {
+		out.Refund = deref(r.Amount.Refund)
+		out.Total = deref(r.Amount.Total)
+	}
+	return out
+}

@@ -1,0 +1,270 @@
+package wechatpay_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/payments/wxsim"
+)
+
+func TestClientDrivesSimulator(t *testing.T) {
+	r := newRig(t, wxsim.Options{}, "", nil)
+	ctx := context.Background()
+
+	// JSAPI prepay with mini-program request-payment parameters.
+	jres, err := r.client.Prepay(ctx, wechatpay.PrepayRequest{
+		Method: wechatpay.MethodJSAPI, OutTradeNo: "PG20240101jsapi01", Description: "Premium tier, 1 month",
+		Total: 4999, PayerOpenID: "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", ExpireAt: time.Now().Add(15 * time.Minute),
+	})
+	if err != nil {
+		t.Fatalf("jsapi prepay: %v", err)
+	}
+	if !strings.HasPrefix(jres.PrepayID, "wx") || jres.Payment == nil {
+		t.Fatalf("jsapi prepay: got %+v; want a prepay_id and payment params", jres)
+	}
+	p := jres.Payment
+	if p.Package != "prepay_id="+jres.PrepayID || p.SignType != "RSA" || p.AppID != r.sim.AppID() {
+		t.Errorf("payment params: got %+v", p)
+	}
+	msg := p.AppID + "\n" + p.TimeStamp + "\n" + p.NonceStr + "\n" + p.Package + "\n"
+	sig, _ := base64.StdEncoding.DecodeString(p.PaySign)
+	sum := sha256.Sum256([]byte(msg))
+	if err := rsa.VerifyPKCS1v15(&r.sim.Keys().MerchantKey.PublicKey, crypto.SHA256, sum[:], sig); err != nil {
+		t.Errorf("paySign does not verify with the merchant key: %v", err)
+	}
+
+	// Native prepay.
+	nres, err := r.client.Prepay(ctx, wechatpay.PrepayRequest{
+		Method: wechatpay.MethodNative, OutTradeNo: "PG20240101native1", Description: "Premium", Total: 100,
+	})
+	if err != nil {
+		t.Fatalf("native prepay: %v", err)
+	}
+	if !strings.HasPrefix(nres.CodeURL, "weixin://wxpay/bizpayurl?pr=") {
+		t.Errorf("code_url: got %q", nres.CodeURL)
+	}
+
+	// Query before and after payment.
+	tx, err := r.client.QueryOrder(ctx, "PG20240101jsapi01")
+	if err != nil {
+		t.Fatalf("query: %v", err)
+	}
+	if tx.TradeState != wechatpay.TradeNotPay || tx.Total != 4999 || tx.MchID != r.sim.MchID() {
+		t.Errorf("query before pay: got %+v; want NOTPAY 4999", tx)
+	}
+	if _, err := r.sim.Pay(ctx, "PG20240101jsapi01"); err != nil {
+		t.Fatalf("sim pay: %v", err)
+	}
+	tx, err = r.client.QueryOrder(ctx, "PG20240101jsapi01")
+	if err != nil {
+		t.Fatalf("query: %v", err)
+	}
+	if tx.TradeState != wechatpay.TradeSuccess || tx.TransactionID == "" || tx.SuccessTime.IsZero() || tx.PayerOpenID != "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o" {
+		t.Errorf("query after pay: got %+v; want SUCCESS with a transaction id", tx)
+	}
+
+	// Refund and refund query; progress comes from status.
+	rf, err := r.client.CreateRefund(ctx, wechatpay.RefundRequest{
+		OutTradeNo: "PG20240101jsapi01", OutRefundNo: "RF20240101jsapi01", Reason: "changed mind", Refund: 1000, Total: 4999,
+	})
+	if err != nil {
+		t.Fatalf("refund: %v", err)
+	}
+	if rf.Status != wechatpay.RefundProcessing || rf.Refund != 1000 || rf.RefundID == "" {
+		t.Errorf("refund: got %+v; want PROCESSING 1000", rf)
+	}
+	if _, err := r.sim.CompleteRefund(ctx, "RF20240101jsapi01"); err != nil {
+		t.Fatalf("complete refund: %v", err)
+	}
+	rq, err := r.client.QueryRefund(ctx, "RF20240101jsapi01")
+	if err != nil {
+		t.Fatalf("refund query: %v", err)
+	}
+	if rq.Status != wechatpay.RefundSuccess || rq.SuccessTime.IsZero() {
+		t.Errorf("refund query: got %+v; want SUCCESS", rq)
+	}
+
+	// Close the native order, then it is CLOSED and its number is dead.
+	if err := r.client.CloseOrder(ctx, "PG20240101native1"); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := r.client.CloseOrder(ctx, "PG20240101native1"); err != nil {
+		t.Errorf("closing a closed order: got %v; want nil", err)
+	}
+	tx, err = r.client.QueryOrder(ctx, "PG20240101native1")
+	if err != nil || tx.TradeState != wechatpay.TradeClosed {
+		t.Errorf("query closed: got %+v, %v; want CLOSED", tx, err)
+	}
+	_, err = r.client.Prepay(ctx, wechatpay.PrepayRequest{
+		Method: wechatpay.MethodNative, OutTradeNo: "PG20240101native1", Description: "Premium", Total: 100,
+	})
+	if !errors.Is(err, wechatpay.ErrOrderClosed) {
+		t.Errorf("prepay on a closed number: got %v; want ErrOrderClosed", err)
+	}
+	// Closing a paid order is ORDERPAID, which means paid.
+	if err := r.client.CloseOrder(ctx, "PG20240101jsapi01"); !errors.Is(err, wechatpay.ErrOrderPaid) {
+		t.Errorf("close paid: got %v; want ErrOrderPaid", err)
+	}
+	if _, err := r.client.QueryOrder(ctx, "PG20240101nosuch"); !errors.Is(err, wechatpay.ErrNotFound) {
+		t.Errorf("query unknown: got %v; want ErrNotFound", err)
+	}
+	if _, err := r.client.QueryRefund(ctx, "RFnosuch"); !errors.Is(err, wechatpay.ErrNotFound) {
+		t.Errorf("refund query unknown: got %v; want ErrNotFound", err)
+	}
+}
+
+func TestPrepayRepeatIsOneOrder(t *testing.T) {
+	r := newRig(t, wxsim.Options{}, "", nil)
+	ctx := context.Background()
+	req := wechatpay.PrepayRequest{Method: wechatpay.MethodJSAPI, OutTradeNo: "PGrepeat000001", Description: "d", Total: 1, PayerOpenID: "o1"}
+	a, err := r.client.Prepay(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.client.Prepay(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.PrepayID != b.PrepayID {
+		t.Errorf("prepay_id: got %q then %q; want the same", a.PrepayID, b.PrepayID)
+	}
+	req.Total = 2
+	if _, err := r.client.Prepay(ctx, req); !errors.Is(err, wechatpay.ErrNumberUsed) {
+		t.Errorf("same number, other amount: got %v; want ErrNumberUsed", err)
+	}
+	if got := r.sim.OrderCount(); got != 1 {
+		t.Errorf("orders at simulator: got %d; want 1", got)
+	}
+}
+
+func TestRetriesByMeaning(t *testing.T) {
+	type want struct {
+		err      error // nil: success
+		requests int   // prepay requests seen by the simulator
+		orders   int
+		paid     bool
+	}
+	tests := []struct {
+		name   string
+		faults []wxsim.Fault
+		edit   func(*wechatpay.PrepayRequest)
+		want   want
+	}{
+		{name: "timeout then retry reuses the number", faults: []wxsim.Fault{{Op: "prepay", Kind: wxsim.FaultTimeout}},
+			want: want{requests: 2, orders: 1}},
+		{name: "SYSTEM_ERROR twice then success", faults: []wxsim.Fault{{Op: "prepay", Kind: wxsim.FaultSystemError, Times: 2}},
+			want: want{requests: 3, orders: 1}},
+		{name: "FREQUENCY_LIMITED retried", faults: []wxsim.Fault{{Op: "prepay", Kind: wxsim.FaultFrequencyLimited}},
+			want: want{requests: 2, orders: 1}},
+		{name: "bare 500 retried", faults: []wxsim.Fault{{Op: "prepay", Kind: wxsim.FaultHTTP500}},
+			want: want{requests: 2, orders: 1}},
+		{name: "SYSTEM_ERROR on every attempt is temporary", faults: []wxsim.Fault{{Op: "prepay", Kind: wxsim.FaultSystemError, Times: 3}},
+			want: want{err: wechatpay.ErrTemporary, requests: 3, orders: 0}},
+		{name: "ORDERPAID resolves to paid", faults: []wxsim.Fault{{Op: "prepay", Kind: wxsim.FaultOrderPaid}},
+			want: want{requests: 1, orders: 1, paid: true}},
+		{name: "PARAM_ERROR is a clear failure, not retried",
+			edit: func(p *wechatpay.PrepayRequest) { p.Description = strings.Repeat("x", 200) },
+			want: want{err: wechatpay.ErrRejected, requests: 1, orders: 0}},
+		{name: "bad response signature is not trusted", faults: []wxsim.Fault{{Op: "prepay", Kind: wxsim.FaultBadResponseSignature}},
+			want: want{err: wechatpay.ErrUnverified, requests: 1, orders: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, wxsim.Options{}, "", func(c *wechatpay.Config) { c.AttemptTimeout = 300 * time.Millisecond })
+			for _, f := range tt.faults {
+				r.sim.InjectFault(f)
+			}
+			req := wechatpay.PrepayRequest{Method: wechatpay.MethodJSAPI, OutTradeNo: "PGretry0000001", Description: "d", Total: 4999, PayerOpenID: "o1"}
+			if tt.edit != nil {
+				tt.edit(&req)
+			}
+			res, err := r.client.Prepay(context.Background(), req)
+			if tt.want.err == nil && err != nil {
+				t.Fatalf("prepay: got %v; want success", err)
+			}
+			if tt.want.err != nil && !errors.Is(err, tt.want.err) {
+				t.Fatalf("prepay: got %v; want %v", err, tt.want.err)
+			}
+			n := 0
+			for _, l := range r.sim.Requests() {
+				if strings.HasPrefix(l.Op, "prepay") {
+					n++
+					if l.OutTradeNo != req.OutTradeNo && l.OutTradeNo != "" {
+						t.Errorf("request used number %q; want %q", l.OutTradeNo, req.OutTradeNo)
+					}
+				}
+			}
+			if n != tt.want.requests {
+				t.Errorf("prepay requests: got %d; want %d", n, tt.want.requests)
+			}
+			if got := r.sim.OrderCount(); got != tt.want.orders {
+				t.Errorf("orders at simulator: got %d; want %d", got, tt.want.orders)
+			}
+			if tt.want.paid {
+				if res == nil || res.Paid == nil || res.Paid.TradeState != wechatpay.TradeSuccess {
+					t.Errorf("result: got %+v; want Paid SUCCESS", res)
+				}
+			}
+		})
+	}
+}
+
+func TestSignErrorIsAClearFailure(t *testing.T) {
+	other, err := rsa.GenerateKey(randReader{}, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, wxsim.Options{}, "", func(c *wechatpay.Config) { c.MchPrivateKey = other })
+	_, err = r.client.QueryOrder(context.Background(), "PGsignerr0001")
+	var ae *wechatpay.APIError
+	if !errors.Is(err, wechatpay.ErrRejected) || !errors.As(err, &ae) || ae.Code != "SIGN_ERROR" || ae.Attempts != 1 {
+		t.Errorf("got %v; want ErrRejected SIGN_ERROR after 1 attempt", err)
+	}
+}
+
+func TestRefundRetryReusesNumber(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault wxsim.Fault
+	}{
+		{name: "timeout after the refund took effect", fault: wxsim.Fault{Op: "refund", Kind: wxsim.FaultTimeout}},
+		{name: "SYSTEM_ERROR before it took effect", fault: wxsim.Fault{Op: "refund", Kind: wxsim.FaultSystemError}},
+		{name: "429", fault: wxsim.Fault{Op: "refund", Kind: wxsim.FaultFrequencyLimited}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, wxsim.Options{}, "", func(c *wechatpay.Config) { c.AttemptTimeout = 300 * time.Millisecond })
+			ctx := context.Background()
+			if _, err := r.client.Prepay(ctx, wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGrefund00001", Description: "d", Total: 300}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.sim.Pay(ctx, "PGrefund00001"); err != nil {
+				t.Fatal(err)
+			}
+			r.sim.InjectFault(tt.fault)
+			rf, err := r.client.CreateRefund(ctx, wechatpay.RefundRequest{OutTradeNo: "PGrefund00001", OutRefundNo: "RFrefund00001", Refund: 300, Total: 300})
+			if err != nil {
+				t.Fatalf("refund: %v", err)
+			}
+			if rf.OutRefundNo != "RFrefund00001" || rf.Status != wechatpay.RefundProcessing {
+				t.Errorf("refund: got %+v", rf)
+			}
+			if got := r.sim.RefundCount("PGrefund00001"); got != 1 {
+				t.Errorf("refunds at simulator: got %d; want 1", got)
+			}
+			for _, l := range r.sim.Requests() {
+				if l.Op == "refund" && l.OutRefundNo != "RFrefund00001" {
+					t.Errorf("a retry used out_refund_no %q", l.OutRefundNo)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,128 @@
+package wechatpay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+
+	"github.com/wechatpay-apiv3/wechatpay-go/core"
+)
+
+// Sentinels, checked with errors.Is. Every error returned by a Client method
+// wraps exactly one of the outcome sentinels (ErrOrderPaid … ErrUnverified) so a
+// caller decides by meaning, never by HTTP status.
+var (
+	// ErrConfig: the Config cannot produce a working client.
+	ErrConfig = errors.New("wechatpay config")
+	// ErrAPIv3KeyLength: the APIv3 key is not exactly 32 bytes, so every
+	// notification would fail to decrypt. Refused at construction.
+	ErrAPIv3KeyLength = errors.New("apiv3 key must be exactly 32 bytes")
+	// ErrInvalidNumber: an out_trade_no or out_refund_no outside WeChat's limits.
+	ErrInvalidNumber = errors.New("invalid merchant number")
+
+	// ErrOrderPaid: WeChat Pay says the order is already paid (ORDERPAID). It is
+	// a success for the payer, not a failure.
+	ErrOrderPaid = errors.New("order already paid")
+	// ErrOrderClosed: the order is closed at WeChat Pay (ORDER_CLOSED); its number
+	// can never be used again.
+	ErrOrderClosed = errors.New("order closed")
+	// ErrNotFound: no such order or refund at WeChat Pay (ORDER_NOT_EXIST,
+	// RESOURCE_NOT_EXISTS, HTTP 404).
+	ErrNotFound = errors.New("not found at wechat pay")
+	// ErrNumberUsed: the number was used before with different parameters
+	// (OUT_TRADE_NO_USED); retrying cannot help.
+	ErrNumberUsed = errors.New("merchant number already used with other parameters")
+	// ErrTemporary: SYSTEM_ERROR, FREQUENCY_LIMITED, BANK_ERROR, HTTP 429/5xx or a
+	// transport failure or timeout that persisted through every retry. The
+	// outcome at WeChat Pay is unknown: query before acting.
+	ErrTemporary = errors.New("wechat pay temporarily unavailable")
+	// ErrRejected: WeChat Pay refused the request for good (PARAM_ERROR,
+	// SIGN_ERROR, NO_AUTH, NOT_ENOUGH, …). Retrying the same request cannot help.
+	ErrRejected = errors.New("rejected by wechat pay")
+	// ErrUnverified: a response arrived but failed signature verification or
+	// could not be parsed; it is not trusted.
+	ErrUnverified = errors.New("unverified wechat pay response")
+
+	// Notification verification outcomes (see NotifyVerifier).
+	ErrMissingHeaders = errors.New("missing wechatpay signature headers")
+	ErrUnknownSerial  = errors.New("unknown wechatpay serial")
+	ErrBadSignature   = errors.New("bad wechatpay signature")
+	ErrStaleTimestamp = errors.New("wechatpay timestamp outside the 5 minute window")
+	ErrMalformed      = errors.New("malformed notification")
+	ErrDecrypt        = errors.New("notification resource does not decrypt")
+)
+
+// APIError is WeChat Pay's error answer, kept whole for logs and classified by
+// Kind (one of the outcome sentinels above), which Unwrap exposes to errors.Is.
+type APIError struct {
+	Op         string // prepay, query, close, refund, refund-query
+	StatusCode int
+	Code       string // WeChat's error code, e.g. PARAM_ERROR
+	Message    string
+	Attempts   int
+	Kind       error
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("wechatpay %s: %v: http %d %s: %s (attempts %d)", e.Op, e.Kind, e.StatusCode, e.Code, e.Message, e.Attempts)
+}
+
+// Unwrap exposes the outcome sentinel.
+func (e *APIError) Unwrap() error { return e.Kind }
+
+// kindOfCode maps WeChat's APIv3 error codes to an outcome and whether a retry
+// with the same number may succeed.
+func kindOfCode(status int, code string) (kind error, retry bool) {
+	switch code {
+	case "ORDERPAID", "ORDER_PAID":
+		return ErrOrderPaid, false
+	case "ORDER_CLOSED", "ORDERCLOSED":
+		return ErrOrderClosed, false
+	case "ORDER_NOT_EXIST", "ORDERNOTEXIST", "RESOURCE_NOT_EXISTS", "NOT_FOUND":
+		return ErrNotFound, false
+	case "OUT_TRADE_NO_USED":
+		return ErrNumberUsed, false
+	case "SYSTEM_ERROR", "SYSTEMERROR", "FREQUENCY_LIMITED", "BANK_ERROR", "BANKERROR":
+		return ErrTemporary, true
+	case "PARAM_ERROR", "SIGN_ERROR", "INVALID_REQUEST", "NO_AUTH", "NOT_ENOUGH",
+		"MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH", "RULE_LIMIT", "TRADE_ERROR",
+		"USER_ACCOUNT_ABNORMAL", "INVALID_TRANSACTIONID":
+		return ErrRejected, false
+	}
+	switch {
+	case status == 429 || status >= 500:
+		return ErrTemporary, true
+	case status == 404:
+		return ErrNotFound, false
+	}
+	return ErrRejected, false
+}
+
+// classify decides what an SDK error means. attemptTimedOut says the attempt's
+// own deadline (not the caller's) expired.
+func classify(err error, attemptTimedOut bool) (kind error, retry bool, apiErr *core.APIError) {
+	var ae *core.APIError
+	if errors.As(err, &ae) {
+		k, r := kindOfCode(ae.StatusCode, ae.Code)
+		return k, r, ae
+	}
+	if attemptTimedOut || errors.Is(err, context.DeadlineExceeded) {
+		return ErrTemporary, true, nil
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return ErrTemporary, true, nil
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		// Transport failure: connection refused, reset, EOF before a response.
+		return ErrTemporary, true, nil
+	}
+	if errors.Is(err, ErrUnknownSerial) || errors.Is(err, ErrBadSignature) {
+		return ErrUnverified, false, nil
+	}
+	// Anything else came from validating or decoding a response we received.
+	return ErrUnverified, false, nil
+}

@@ -1,0 +1,49 @@
+package wechatpay
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// DefaultAPIBase is WeChat Pay's production API, which the SDK hard-codes.
+const DefaultAPIBase = "https://api.mch.weixin.qq.com"
+
+// hostRewriter sends every request to another scheme and host, keeping path and
+// query. The SDK builds absolute URLs on DefaultAPIBase and signs only the
+// request URI, so rewriting the host below the SDK keeps signatures valid.
+type hostRewriter struct {
+	base   http.RoundTripper
+	scheme string
+	host   string
+}
+
+// NewHostRewriter returns a RoundTripper that sends each request to apiBase's
+// scheme and host (apiBase may carry no path, query or fragment) through base
+// (nil: http.DefaultTransport).
+func NewHostRewriter(apiBase string, base http.RoundTripper) (http.RoundTripper, error) {
+	u, err := url.Parse(apiBase)
+	if err != nil {
+		return nil, fmt.Errorf("%w: api_base %q: %v", ErrConfig, apiBase, err)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return nil, fmt.Errorf("%w: api_base %q: scheme must be https or http", ErrConfig, apiBase)
+	}
+	if u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("%w: api_base %q: want scheme://host[:port] only", ErrConfig, apiBase)
+	}
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &hostRewriter{base: base, scheme: u.Scheme, host: u.Host}, nil
+}
+
+// RoundTrip implements http.RoundTripper without modifying the caller's request.
+func (t *hostRewriter) RoundTrip(r *http.Request) (*http.Response, error) {
+	out := r.Clone(r.Context())
+	out.URL.Scheme = t.scheme
+	out.URL.Host = t.host
+	out.Host = ""
+	return t.base.RoundTrip(out)
+}

@@ -1,0 +1,79 @@
+package wxsim
+
+// FaultKind is a failure the simulator can inject into its next answers.
+type FaultKind int
+
+// Faults. Each applies to one request of the chosen operation.
+const (
+	faultNone FaultKind = iota
+	// FaultTimeout processes the request, then never answers: the client's
+	// deadline expires although the operation took effect (the case that makes
+	// a retry reuse its number).
+	FaultTimeout
+	// FaultHTTP500 answers a bare 500 without processing.
+	FaultHTTP500
+	// FaultSystemError answers 500 SYSTEM_ERROR without processing.
+	FaultSystemError
+	// FaultFrequencyLimited answers 429 FREQUENCY_LIMITED without processing.
+	FaultFrequencyLimited
+	// FaultOrderPaid marks the order paid (as if the payer paid in between) and
+	// answers 400 ORDERPAID.
+	FaultOrderPaid
+	// FaultBadResponseSignature processes the request and signs the answer with
+	// the wrong key.
+	FaultBadResponseSignature
+)
+
+func (k FaultKind) String() string {
+	switch k {
+	case FaultTimeout:
+		return "timeout"
+	case FaultHTTP500:
+		return "http-500"
+	case FaultSystemError:
+		return "SYSTEM_ERROR"
+	case FaultFrequencyLimited:
+		return "FREQUENCY_LIMITED"
+	case FaultOrderPaid:
+		return "ORDERPAID"
+	case FaultBadResponseSignature:
+		return "bad-response-signature"
+	}
+	return "none"
+}
+
+// Fault injects Kind into the next Times requests (default 1) of operation Op:
+// "prepay" (both kinds), "prepay-jsapi", "prepay-native", "query", "close",
+// "refund", "refund-query", or "" for any.
+type Fault struct {
+	Op    string
+	Kind  FaultKind
+	Times int
+}
+
+// InjectFault queues f; faults apply in the order injected.
+func (s *Server) InjectFault(f Fault) {
+	if f.Times <= 0 {
+		f.Times = 1
+	}
+	s.mu.Lock()
+	s.faults = append(s.faults, f)
+	s.mu.Unlock()
+}
+
+func (s *Server) takeFault(op string) (FaultKind, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.faults {
+		f := &s.faults[i]
+		if f.Op == "" || f.Op == op || (f.Op == "prepay" && (op == "prepay-jsapi" || op == "prepay-native")) {
+			kind := f.Kind
+			f.Times--
+			if f.Times == 0 {
+				s.faults = append(s.faults[:i], s.faults[i+1:]...)
+			}
+			return kind, true
+		}
+	}
+	return faultNone, false
+}
