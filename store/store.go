@@ -262,6 +262,8 @@ type Event struct {
 	NextAt    time.Time `json:"next_at"` // not handed out before; zero: at once
 	CreatedAt time.Time `json:"created_at"`
 	LastError string    `json:"last_error,omitempty"`
+	// FailedAt is when RetryEvent last recorded a failure (set by the store).
+	FailedAt time.Time `json:"failed_at,omitzero"`
 }
 
 // DefaultEventKey is the ordering key of events enqueued with an empty Key and
@@ -274,7 +276,7 @@ type OutboxStats struct {
 	Keys        int       // ordering keys with pending events
 	Oldest      time.Time // CreatedAt of the oldest pending event; zero if none
 	LastError   string    // most recent failure among the pending heads
-	LastErrorAt time.Time // when that failed attempt was rescheduled
+	LastErrorAt time.Time // FailedAt of that event
 	// Heads are the first pending event of each key (at most MaxListLimit),
 	// oldest first.
 	Heads []Event
@@ -294,7 +296,7 @@ type Outbox interface {
 	// error (it was acknowledged before).
 	AckEvent(ctx context.Context, key, id string) error
 	// RetryEvent reschedules a failed event: its Attempts, NextAt and LastError
-	// are replaced. ErrNotFound if it is no longer pending.
+	// are replaced and FailedAt stamped. ErrNotFound if it is no longer pending.
 	RetryEvent(ctx context.Context, key, id string, nextAt time.Time, attempts int, lastErr string) error
 	// OutboxStats reports pending count, oldest event and last error.
 	OutboxStats(ctx context.Context) (OutboxStats, error)

@@ -1,0 +1,314 @@
+package embedded
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/paygate/paygate/store"
+)
+
+// ErrLocked is returned by Open when another process holds the file. It wraps
+// store.ErrUnavailable.
+var ErrLocked = fmt.Errorf("database file is locked by another process: %w", store.ErrUnavailable)
+
+// Defaults for Options.
+const (
+	DefaultLockTimeout   = time.Second
+	DefaultSweepInterval = time.Minute
+)
+
+// Options configures Open. The zero value is usable.
+type Options struct {
+	// LockTimeout is how long Open waits for the file lock; default
+	// DefaultLockTimeout.
+	LockTimeout time.Duration
+	// SweepInterval is how often expired records are deleted; default
+	// DefaultSweepInterval. Negative disables the sweeper (tests call Sweep).
+	SweepInterval time.Duration
+	// Now is the clock every expiry is judged against; default time.Now.
+	Now func() time.Time
+	// Logger receives sweeper failures; default discards.
+	Logger *slog.Logger
+}
+
+// Bucket names.
+var (
+	bOrders       = []byte("orders")
+	bUserOrders   = []byte("user_orders")   // enc(client) enc(user) ts no -> nil
+	bStatusOrders = []byte("status_orders") // enc(status) ts no -> nil
+	bAllOrders    = []byte("all_orders")    // ts no -> nil
+	bClaims       = []byte("claims")
+	bClaimGens    = []byte("claim_gens")
+	bNotes        = []byte("notifications")
+	bRefunds      = []byte("refunds")
+	bCounters     = []byte("counters")
+	bExchanges    = []byte("exchanges")
+	bSecrets      = []byte("secrets")
+	bOutbox       = []byte("outbox") // enc(key) seq -> event
+	bAudit        = []byte("audit")  // seq -> record
+	bAuditMeta    = []byte("audit_meta")
+	bAuditText    = []byte("audit_text")      // seq -> text record
+	bAuditTextUsr = []byte("audit_text_user") // enc(user) seq -> nil
+)
+
+var allBuckets = [][]byte{
+	bOrders, bUserOrders, bStatusOrders, bAllOrders, bClaims, bClaimGens, bNotes,
+	bRefunds, bCounters, bExchanges, bSecrets, bOutbox, bAudit, bAuditMeta,
+	bAuditText, bAuditTextUsr,
+}
+
+// DB is the bbolt store. It implements store.Store.
+type DB struct {
+	db   *bolt.DB
+	now  func() time.Time
+	log  *slog.Logger
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the store file at path.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = DefaultLockTimeout
+	}
+	if opts.SweepInterval == 0 {
+		opts.SweepInterval = DefaultSweepInterval
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("embedded: create directory: %w", err)
+		}
+	}
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("embedded: open %s (waited %s): %w", path, opts.LockTimeout, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("embedded: open %s: %w", path, err)
+	}
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("embedded: create buckets: %w", err)
+	}
+	d := &DB{db: bdb, now: opts.Now, log: opts.Logger, stop: make(chan struct{})}
+	if opts.SweepInterval > 0 {
+		d.wg.Add(1)
+		go d.sweepLoop(opts.SweepInterval)
+	}
+	return d, nil
+}
+
+// Path is the file the store lives in.
+func (d *DB) Path() string { return d.db.Path() }
+
+// Ping reports whether the file is open.
+func (d *DB) Ping(ctx context.Context) error {
+	return d.view(ctx, func(*bolt.Tx) error { return nil })
+}
+
+// Close stops the sweeper and closes the file.
+func (d *DB) Close() error {
+	var err error
+	d.once.Do(func() {
+		close(d.stop)
+		d.wg.Wait()
+		err = d.db.Close()
+	})
+	return err
+}
+
+func (d *DB) sweepLoop(every time.Duration) {
+	defer d.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+			if _, err := d.sweep(); err != nil {
+				d.log.Warn("store sweep failed", "err", err)
+			}
+		}
+	}
+}
+
+// Sweep deletes records whose retention has passed (expired claims, seen
+// notification ids, counters, exchanges, audit texts; refund tombstones after
+// store.TombstoneTTL) and reports how many. It runs in the background; it is
+// exported for operators and tests.
+func (d *DB) Sweep(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return d.sweep()
+}
+
+func (d *DB) sweep() (int, error) {
+	now := d.now().UnixNano()
+	n := 0
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bClaims, bClaimGens, bNotes, bRefunds, bCounters, bExchanges} {
+			b := tx.Bucket(name)
+			var dead [][]byte
+			err := b.ForEach(func(k, v []byte) error {
+				var r expiring
+				if err := unmarshal(v, &r); err != nil {
+					return err
+				}
+				if r.Until <= now {
+					dead = append(dead, append([]byte(nil), k...))
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, k := range dead {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+			n += len(dead)
+		}
+		texts, users := tx.Bucket(bAuditText), tx.Bucket(bAuditTextUsr)
+		var dead []textRec
+		var seqs [][]byte
+		err := texts.ForEach(func(k, v []byte) error {
+			var r textRec
+			if err := unmarshal(v, &r); err != nil {
+				return err
+			}
+			if r.Until <= now {
+				dead = append(dead, r)
+				seqs = append(seqs, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for i, k := range seqs {
+			if err := texts.Delete(k); err != nil {
+				return err
+			}
+			if err := users.Delete(join(enc(dead[i].User), k)); err != nil {
+				return err
+			}
+		}
+		n += len(dead)
+		return nil
+	})
+	return n, wrap(err)
+}
+
+// expiring is the common header of every TTL'd record: Until is when the
+// sweeper may delete it (logical expiry is judged per record type).
+type expiring struct {
+	Until int64 `json:"until"`
+}
+
+func (d *DB) view(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	return wrap(d.db.View(fn))
+}
+
+func (d *DB) update(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	return wrap(d.db.Update(fn))
+}
+
+func ctxErr(ctx context.Context) error {
+	err := ctx.Err()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+// wrap turns "the database is closed" into store.ErrUnavailable; other errors
+// pass unchanged (store sentinels returned from inside transactions included).
+func wrap(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+// enc encodes one component of a composite key so that prefixes are
+// unambiguous: uvarint length, then the bytes.
+func enc(s string) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(s)))
+	return append(b, s...)
+}
+
+func join(parts ...[]byte) []byte {
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// ts encodes a time so that byte order is time order (times before 1970 clamp).
+func ts(t time.Time) []byte {
+	n := t.UnixNano()
+	if n < 0 {
+		n = 0
+	}
+	return u64(uint64(n))
+}
+
+// prefixEnd is the smallest key greater than every key starting with p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+func newID(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}

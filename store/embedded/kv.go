@@ -1,0 +1,208 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/paygate/paygate/store"
+)
+
+// claimRec is a live claim; it is judged live while now < Until.
+type claimRec struct {
+	OrderNo    string `json:"order_no"`
+	Generation int    `json:"generation"`
+	Until      int64  `json:"until"`
+}
+
+// genRec remembers the last generation of a key beyond its claim.
+type genRec struct {
+	Generation int   `json:"generation"`
+	Until      int64 `json:"until"`
+}
+
+// ClaimPurchase implements store.Claims.
+func (d *DB) ClaimPurchase(ctx context.Context, key, candidateOrderNo string, ttl time.Duration) (store.Claim, bool, error) {
+	return d.claim(ctx, key, -1, candidateOrderNo, ttl)
+}
+
+// AdvanceClaim implements store.Claims.
+func (d *DB) AdvanceClaim(ctx context.Context, key string, fromGeneration int, newOrderNo string, ttl time.Duration) (store.Claim, bool, error) {
+	return d.claim(ctx, key, fromGeneration, newOrderNo, ttl)
+}
+
+// claim is ClaimPurchase when from < 0, AdvanceClaim otherwise.
+func (d *DB) claim(ctx context.Context, key string, from int, orderNo string, ttl time.Duration) (store.Claim, bool, error) {
+	if key == "" || orderNo == "" || ttl <= 0 {
+		return store.Claim{}, false, errors.New("embedded: claim needs a key, an order number and a ttl")
+	}
+	now := d.now()
+	var c store.Claim
+	var won bool
+	err := d.update(ctx, func(tx *bolt.Tx) error {
+		cb, gb := tx.Bucket(bClaims), tx.Bucket(bClaimGens)
+		var cur claimRec
+		live := false
+		if v := cb.Get([]byte(key)); v != nil {
+			if err := unmarshal(v, &cur); err != nil {
+				return err
+			}
+			live = now.UnixNano() < cur.Until
+		}
+		if live && (from < 0 || cur.Generation != from) {
+			cur.Until = now.Add(ttl).UnixNano()
+			c, won = store.Claim{OrderNo: cur.OrderNo, Generation: cur.Generation}, false
+			return putJSON(cb, key, cur)
+		}
+		var g genRec
+		if v := gb.Get([]byte(key)); v != nil {
+			if err := unmarshal(v, &g); err != nil {
+				return err
+			}
+			if now.UnixNano() >= g.Until {
+				g.Generation = 0
+			}
+		}
+		next := max(g.Generation, cur.Generation*boolInt(live), from) + 1
+		nc := claimRec{OrderNo: orderNo, Generation: next, Until: now.Add(ttl).UnixNano()}
+		ng := genRec{Generation: next, Until: now.Add(ttl + store.GenerationRetention).UnixNano()}
+		if err := putJSON(cb, key, nc); err != nil {
+			return err
+		}
+		c, won = store.Claim{OrderNo: orderNo, Generation: next}, true
+		return putJSON(gb, key, ng)
+	})
+	if err != nil {
+		return store.Claim{}, false, err
+	}
+	return c, won, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func putJSON(b *bolt.Bucket, key string, v any) error {
+	data, err := marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), data)
+}
+
+// SeenNotification implements store.Notifications.
+func (d *DB) SeenNotification(ctx context.Context, id string, ttl time.Duration) (bool, error) {
+	now := d.now().UnixNano()
+	first := false
+	err := d.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bNotes)
+		if v := b.Get([]byte(id)); v != nil {
+			var r expiring
+			if err := unmarshal(v, &r); err != nil {
+				return err
+			}
+			if now < r.Until {
+				return nil
+			}
+		}
+		first = true
+		return putJSON(b, id, expiring{Until: now + int64(ttl)})
+	})
+	return first, err
+}
+
+type counterRec struct {
+	N     int64 `json:"n"`
+	Until int64 `json:"until"`
+}
+
+// IncrCounter implements store.Counters.
+func (d *DB) IncrCounter(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	now := d.now().UnixNano()
+	var n int64
+	err := d.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bCounters)
+		var r counterRec
+		if v := b.Get([]byte(key)); v != nil {
+			if err := unmarshal(v, &r); err != nil {
+				return err
+			}
+		}
+		if now >= r.Until {
+			r = counterRec{Until: now + int64(ttl)}
+		}
+		r.N++
+		n = r.N
+		return putJSON(b, key, r)
+	})
+	return n, err
+}
+
+type exchangeRec struct {
+	Data  []byte `json:"data"`
+	Until int64  `json:"until"`
+}
+
+// PutExchange implements store.Exchanges.
+func (d *DB) PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error {
+	r := exchangeRec{Data: data, Until: d.now().Add(ttl).UnixNano()}
+	return d.update(ctx, func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bExchanges), key, r) })
+}
+
+// GetExchange implements store.Exchanges.
+func (d *DB) GetExchange(ctx context.Context, key string) ([]byte, error) {
+	now := d.now().UnixNano()
+	var out []byte
+	err := d.view(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket(bExchanges).Get([]byte(key))
+		var r exchangeRec
+		if v != nil {
+			if err := unmarshal(v, &r); err != nil {
+				return err
+			}
+		}
+		if v == nil || now >= r.Until {
+			return fmt.Errorf("exchange %s: %w", key, store.ErrNotFound)
+		}
+		out = r.Data
+		return nil
+	})
+	return out, err
+}
+
+// GetOrCreateSecret implements store.Secrets.
+func (d *DB) GetOrCreateSecret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error) {
+	var out []byte
+	err := d.view(ctx, func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bSecrets).Get([]byte(name)); v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	if err != nil || out != nil {
+		return out, err
+	}
+	fresh, err := gen()
+	if err != nil {
+		return nil, fmt.Errorf("embedded: generate secret %s: %w", name, err)
+	}
+	if len(fresh) == 0 {
+		return nil, fmt.Errorf("embedded: generate secret %s: empty", name)
+	}
+	err = d.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bSecrets)
+		if v := b.Get([]byte(name)); v != nil {
+			out = append([]byte(nil), v...)
+			return nil
+		}
+		out = fresh
+		return b.Put([]byte(name), fresh)
+	})
+	return out, err
+}

@@ -1,0 +1,249 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/paygate/paygate/store"
+)
+
+var errImmutable = errors.New("order client, user and creation time cannot change")
+
+func marshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+func unmarshal(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("embedded: decode record: %w", err)
+	}
+	return nil
+}
+
+func validOrder(o *store.Order) error {
+	if o == nil || o.OrderNo == "" {
+		return errors.New("embedded: order number is required")
+	}
+	if !o.Status.Valid() {
+		return fmt.Errorf("embedded: invalid order status %q", o.Status)
+	}
+	return nil
+}
+
+func userPrefix(client, user string) []byte { return join(enc(client), enc(user)) }
+
+func orderIndexKeys(o *store.Order) (user, status, all []byte) {
+	t, no := ts(o.CreatedAt), []byte(o.OrderNo)
+	return join(userPrefix(o.Client, o.User), t, no),
+		join(enc(string(o.Status)), t, no),
+		join(t, no)
+}
+
+// CreateOrder implements store.Orders.
+func (d *DB) CreateOrder(ctx context.Context, o *store.Order, events ...store.Event) error {
+	if err := validOrder(o); err != nil {
+		return err
+	}
+	evs, err := d.orderEvents(o.OrderNo, events)
+	if err != nil {
+		return err
+	}
+	now := d.now()
+	rec := *o
+	rec.Version = 1
+	if rec.CreatedAt.IsZero() {
+		rec.CreatedAt = now
+	}
+	rec.UpdatedAt = now
+	err = d.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bOrders)
+		if b.Get([]byte(o.OrderNo)) != nil {
+			return fmt.Errorf("order %s: %w", o.OrderNo, store.ErrExists)
+		}
+		if err := putOrder(tx, &rec); err != nil {
+			return err
+		}
+		uk, sk, ak := orderIndexKeys(&rec)
+		for _, kv := range []struct{ b, k []byte }{{bUserOrders, uk}, {bStatusOrders, sk}, {bAllOrders, ak}} {
+			if err := tx.Bucket(kv.b).Put(kv.k, nil); err != nil {
+				return err
+			}
+		}
+		return appendEvents(tx, evs)
+	})
+	if err != nil {
+		return err
+	}
+	o.Version, o.CreatedAt, o.UpdatedAt = 1, rec.CreatedAt, rec.UpdatedAt
+	return nil
+}
+
+func putOrder(tx *bolt.Tx, o *store.Order) error {
+	v, err := marshal(o)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bOrders).Put([]byte(o.OrderNo), v)
+}
+
+func getOrder(tx *bolt.Tx, no []byte) (*store.Order, error) {
+	v := tx.Bucket(bOrders).Get(no)
+	if v == nil {
+		return nil, fmt.Errorf("order %s: %w", no, store.ErrNotFound)
+	}
+	var o store.Order
+	if err := unmarshal(v, &o); err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+// GetOrder implements store.Orders.
+func (d *DB) GetOrder(ctx context.Context, orderNo string) (*store.Order, error) {
+	var o *store.Order
+	err := d.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		o, err = getOrder(tx, []byte(orderNo))
+		return err
+	})
+	return o, err
+}
+
+// UpdateOrder implements store.Orders.
+func (d *DB) UpdateOrder(ctx context.Context, o *store.Order, expect store.OrderStatus, events ...store.Event) error {
+	if err := validOrder(o); err != nil {
+		return err
+	}
+	evs, err := d.orderEvents(o.OrderNo, events)
+	if err != nil {
+		return err
+	}
+	now := d.now()
+	var version int64
+	var created time.Time
+	err = d.update(ctx, func(tx *bolt.Tx) error {
+		cur, err := getOrder(tx, []byte(o.OrderNo))
+		if err != nil {
+			return err
+		}
+		if cur.Status != expect {
+			return fmt.Errorf("order %s is %s, not %s: %w", o.OrderNo, cur.Status, expect, store.ErrConflict)
+		}
+		if cur.Client != o.Client || cur.User != o.User || (!o.CreatedAt.IsZero() && !cur.CreatedAt.Equal(o.CreatedAt)) {
+			return fmt.Errorf("embedded: update order %s: %w", o.OrderNo, errImmutable)
+		}
+		rec := *o
+		rec.CreatedAt = cur.CreatedAt
+		rec.UpdatedAt = now
+		rec.Version = cur.Version + 1
+		created = cur.CreatedAt
+		if err := putOrder(tx, &rec); err != nil {
+			return err
+		}
+		if rec.Status != cur.Status {
+			_, oldKey, _ := orderIndexKeys(cur)
+			_, newKey, _ := orderIndexKeys(&rec)
+			sb := tx.Bucket(bStatusOrders)
+			if err := sb.Delete(oldKey); err != nil {
+				return err
+			}
+			if err := sb.Put(newKey, nil); err != nil {
+				return err
+			}
+		}
+		version = rec.Version
+		return appendEvents(tx, evs)
+	})
+	if err != nil {
+		return err
+	}
+	o.Version, o.CreatedAt, o.UpdatedAt = version, created, now
+	return nil
+}
+
+// ListOrders implements store.Orders.
+func (d *DB) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Order, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = store.DefaultListLimit
+	}
+	limit = min(limit, store.MaxListLimit)
+	if f.User != "" && f.Client == "" {
+		return nil, errors.New("embedded: list orders: a user filter needs a client")
+	}
+	var out []*store.Order
+	err := d.view(ctx, func(tx *bolt.Tx) error {
+		var bucket, prefix []byte
+		switch {
+		case f.User != "":
+			bucket, prefix = bUserOrders, userPrefix(f.Client, f.User)
+		case f.Status != "":
+			bucket, prefix = bStatusOrders, enc(string(f.Status))
+		default:
+			bucket = bAllOrders
+		}
+		return scanNewest(tx.Bucket(bucket), prefix, f.Before, func(no []byte) (bool, error) {
+			o, err := getOrder(tx, no)
+			if err != nil {
+				return false, err
+			}
+			if (f.Client == "" || o.Client == f.Client) && (f.Status == "" || o.Status == f.Status) {
+				out = append(out, o)
+			}
+			return len(out) < limit, nil
+		})
+	})
+	return out, err
+}
+
+// scanNewest walks index keys prefix+ts(8)+orderNo from the newest down, starting
+// strictly before before (when set), calling fn with each order number until fn
+// says stop.
+func scanNewest(b *bolt.Bucket, prefix []byte, before time.Time, fn func(no []byte) (bool, error)) error {
+	c := b.Cursor()
+	var k []byte
+	start := prefixEnd(prefix)
+	if !before.IsZero() {
+		start = join(prefix, ts(before))
+	}
+	if start == nil {
+		k, _ = c.Last()
+	} else if k, _ = c.Seek(start); k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
+		if len(k) < len(prefix)+8 {
+			continue
+		}
+		more, err := fn(k[len(prefix)+8:])
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// LoadUserState implements store.UserStates with one read transaction.
+func (d *DB) LoadUserState(ctx context.Context, client, user string) (*store.UserState, error) {
+	st := &store.UserState{Client: client, User: user}
+	err := d.view(ctx, func(tx *bolt.Tx) error {
+		return scanNewest(tx.Bucket(bUserOrders), userPrefix(client, user), time.Time{}, func(no []byte) (bool, error) {
+			o, err := getOrder(tx, no)
+			if err != nil {
+				return false, err
+			}
+			st.Orders = append(st.Orders, o)
+			return len(st.Orders) < store.UserStateOrders, nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}

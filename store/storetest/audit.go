@@ -1,0 +1,172 @@
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/store"
+)
+
+// chainRecord builds the record that follows head, hashing prev hash and body the
+// way an auditor would check it.
+func chainRecord(head store.AuditHead, user string, body []byte) store.AuditRecord {
+	sum := sha256.Sum256(append([]byte(head.Hash), body...))
+	return store.AuditRecord{Seq: head.Seq + 1, PrevHash: head.Hash, Hash: hex.EncodeToString(sum[:]), Body: body, User: user}
+}
+
+// appendWithRetry appends body after whatever the head is, retrying lost races.
+func appendWithRetry(ctx context.Context, st store.Audit, user string, body []byte) error {
+	for range 1000 {
+		h, err := st.AuditHead(ctx)
+		if err != nil {
+			return err
+		}
+		err = st.AppendAudit(ctx, chainRecord(h, user, body))
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+	return errors.New("append kept conflicting")
+}
+
+// verifyChain checks records 1..n are all present, in order, each linked to
+// and hashed over the one before.
+func verifyChain(t testing.TB, ctx context.Context, st store.Audit, n int) {
+	t.Helper()
+	var prev store.AuditHead
+	seq := uint64(1)
+	for {
+		recs, err := st.ReadAudit(ctx, seq, 37)
+		mustNil(t, "ReadAudit", err)
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			want := chainRecord(prev, r.User, r.Body)
+			if r.Seq != seq || r.PrevHash != prev.Hash || r.Hash != want.Hash {
+				t.Fatalf("record %d: got seq %d prev %.8s hash %.8s; want seq %d prev %.8s hash %.8s",
+					seq, r.Seq, r.PrevHash, r.Hash, seq, prev.Hash, want.Hash)
+			}
+			prev = store.AuditHead{Seq: r.Seq, Hash: r.Hash}
+			seq++
+		}
+	}
+	if int(prev.Seq) != n {
+		t.Fatalf("chain has %d records; want %d", prev.Seq, n)
+	}
+	head, err := st.AuditHead(ctx)
+	mustNil(t, "AuditHead", err)
+	if head != prev {
+		t.Errorf("head: got %+v; want %+v", head, prev)
+	}
+}
+
+func testAudit(t *testing.T, open Opener) {
+	ctx := context.Background()
+	st := open(t, NewClock())
+
+	head, err := st.AuditHead(ctx)
+	mustNil(t, "AuditHead", err)
+	if head != (store.AuditHead{}) {
+		t.Fatalf("empty chain head: got %+v; want zero", head)
+	}
+	r1 := chainRecord(head, "u1", []byte(`{"action":"order_created"}`))
+	mustNil(t, "AppendAudit", st.AppendAudit(ctx, r1))
+	h1 := store.AuditHead{Seq: 1, Hash: r1.Hash}
+
+	cases := []struct {
+		name    string
+		rec     store.AuditRecord
+		wantErr error
+	}{
+		{"a gap", store.AuditRecord{Seq: 3, PrevHash: r1.Hash, Hash: "h3", Body: []byte(`{}`)}, store.ErrConflict},
+		{"a rewrite of the last", store.AuditRecord{Seq: 1, PrevHash: "", Hash: "h1b", Body: []byte(`{}`)}, store.ErrConflict},
+		{"a wrong previous hash", store.AuditRecord{Seq: 2, PrevHash: "forged", Hash: "h2", Body: []byte(`{}`)}, store.ErrConflict},
+		{"the next link", chainRecord(h1, "u2", []byte(`{"action":"refund_proposed"}`)), nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := st.AppendAudit(ctx, tc.rec)
+			if tc.wantErr == nil {
+				mustNil(t, "AppendAudit", err)
+				return
+			}
+			wantErr(t, "AppendAudit", err, tc.wantErr)
+		})
+	}
+	for i := 3; i <= 10; i++ {
+		mustNil(t, "append", appendWithRetry(ctx, st, "u1", fmt.Appendf(nil, `{"n":%d}`, i)))
+	}
+	verifyChain(t, ctx, st, 10)
+
+	t.Run("read from the middle", func(t *testing.T) {
+		recs, err := st.ReadAudit(ctx, 4, 3)
+		mustNil(t, "ReadAudit", err)
+		if len(recs) != 3 || recs[0].Seq != 4 || recs[2].Seq != 6 || string(recs[0].Body) != `{"n":4}` || recs[0].User != "u1" {
+			t.Errorf("got %+v; want records 4..6", recs)
+		}
+		recs, err = st.ReadAudit(ctx, 11, 10)
+		mustNil(t, "ReadAudit", err)
+		if len(recs) != 0 {
+			t.Errorf("past the head: got %d records; want none", len(recs))
+		}
+	})
+}
+
+func testAuditText(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	for i := 1; i <= 4; i++ {
+		user := "u1"
+		if i%2 == 0 {
+			user = "u2"
+		}
+		mustNil(t, "append", appendWithRetry(ctx, st, user, fmt.Appendf(nil, `{"n":%d}`, i)))
+		mustNil(t, "PutAuditText", st.PutAuditText(ctx, uint64(i), user, fmt.Appendf(nil, "conversation %d", i), 180*24*time.Hour))
+	}
+	mustNil(t, "PutAuditText", st.PutAuditText(ctx, 99, "u3", []byte("short-lived"), time.Hour))
+
+	n, err := st.EraseAuditText(ctx, "u1")
+	mustNil(t, "EraseAuditText", err)
+	if n != 2 {
+		t.Errorf("erased: got %d; want 2", n)
+	}
+	clock.Advance(time.Hour)
+	cases := []struct {
+		name    string
+		seq     uint64
+		want    string
+		wantErr error
+	}{
+		{name: "erased user", seq: 1, wantErr: store.ErrNotFound},
+		{name: "erased user again", seq: 3, wantErr: store.ErrNotFound},
+		{name: "kept user", seq: 2, want: "conversation 2"},
+		{name: "expired", seq: 99, wantErr: store.ErrNotFound},
+		{name: "never kept", seq: 5, wantErr: store.ErrNotFound},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := st.GetAuditText(ctx, tc.seq)
+			if tc.wantErr != nil {
+				wantErr(t, "GetAuditText", err, tc.wantErr)
+				return
+			}
+			mustNil(t, "GetAuditText", err)
+			if string(got) != tc.want {
+				t.Errorf("got %q; want %q", got, tc.want)
+			}
+		})
+	}
+	t.Run("the chain is untouched", func(t *testing.T) { verifyChain(t, ctx, st, 4) })
+	n, err = st.EraseAuditText(ctx, "u1")
+	mustNil(t, "EraseAuditText", err)
+	if n != 0 {
+		t.Errorf("second erase: got %d; want 0", n)
+	}
+}

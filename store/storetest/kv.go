@@ -1,0 +1,294 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/store"
+)
+
+func testClaims(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	const ttl = 10 * time.Minute
+
+	type step struct {
+		name        string
+		advance     time.Duration
+		advanceFrom int // >0: AdvanceClaim from this generation; 0: ClaimPurchase
+		candidate   string
+		wantNo      string
+		wantGen     int
+		wantCreated bool
+	}
+	steps := []step{
+		{name: "first claim creates generation 1", candidate: "O1", wantNo: "O1", wantGen: 1, wantCreated: true},
+		{name: "repeat returns the live claim", advance: 8 * time.Minute, candidate: "O2", wantNo: "O1", wantGen: 1},
+		{name: "the repeat slid the ttl", advance: 8 * time.Minute, candidate: "O3", wantNo: "O1", wantGen: 1},
+		{name: "advance from the current generation", advanceFrom: 1, candidate: "O4", wantNo: "O4", wantGen: 2, wantCreated: true},
+		{name: "a stale advance gets the winner", advanceFrom: 1, candidate: "O5", wantNo: "O4", wantGen: 2},
+		{name: "an expired claim starts the next generation", advance: ttl + time.Second, candidate: "O6", wantNo: "O6", wantGen: 3, wantCreated: true},
+		{name: "advance of an expired claim claims afresh", advance: ttl + time.Second, advanceFrom: 3, candidate: "O7", wantNo: "O7", wantGen: 4, wantCreated: true},
+		{name: "generations restart after the retention", advance: ttl + store.GenerationRetention + time.Minute, candidate: "O8", wantNo: "O8", wantGen: 1, wantCreated: true},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			clock.Advance(s.advance)
+			var c store.Claim
+			var created bool
+			var err error
+			if s.advanceFrom > 0 {
+				c, created, err = st.AdvanceClaim(ctx, "purchase-1", s.advanceFrom, s.candidate, ttl)
+			} else {
+				c, created, err = st.ClaimPurchase(ctx, "purchase-1", s.candidate, ttl)
+			}
+			mustNil(t, "claim", err)
+			if c.OrderNo != s.wantNo || c.Generation != s.wantGen || created != s.wantCreated {
+				t.Errorf("got %+v created=%v; want {%s %d} created=%v", c, created, s.wantNo, s.wantGen, s.wantCreated)
+			}
+		})
+	}
+
+	t.Run("keys are independent", func(t *testing.T) {
+		c, created, err := st.ClaimPurchase(ctx, "purchase-2", "P1", ttl)
+		mustNil(t, "ClaimPurchase", err)
+		if !created || c.OrderNo != "P1" || c.Generation != 1 {
+			t.Errorf("got %+v created=%v; want {P1 1} created", c, created)
+		}
+	})
+}
+
+func testNotifications(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	cases := []struct {
+		name    string
+		id      string
+		advance time.Duration
+		want    bool
+	}{
+		{"first sighting", "n1", 0, true},
+		{"replay", "n1", time.Hour, false},
+		{"another id", "n2", 0, true},
+		{"after the ttl", "n1", 24 * time.Hour, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clock.Advance(tc.advance)
+			first, err := st.SeenNotification(ctx, tc.id, 24*time.Hour)
+			mustNil(t, "SeenNotification", err)
+			if first != tc.want {
+				t.Errorf("got first=%v; want %v", first, tc.want)
+			}
+		})
+	}
+	t.Run("concurrent copies: one first", func(t *testing.T) {
+		var firsts atomic.Int32
+		var wg sync.WaitGroup
+		for range 30 {
+			wg.Go(func() {
+				first, err := st.SeenNotification(ctx, "n-race", time.Hour)
+				if err != nil {
+					t.Errorf("SeenNotification: %v", err)
+				}
+				if first {
+					firsts.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if got := firsts.Load(); got != 1 {
+			t.Errorf("got %d first sightings; want 1", got)
+		}
+	})
+}
+
+func newProposal(id, user string) *store.RefundProposal {
+	return &store.RefundProposal{
+		RefundID: id, OrderNo: "PG-" + id, Client: "shop", User: user,
+		AmountFen: 4999, Reason: "not as described", OutRefundNo: "R-" + id,
+	}
+}
+
+func testRefunds(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	const ttl = 15 * time.Minute
+
+	p := newProposal("rf1", "u1")
+	mustNil(t, "PutRefundProposal", st.PutRefundProposal(ctx, p, ttl))
+	if want := clock.Now().Add(ttl); !p.ExpiresAt.Equal(want) {
+		t.Errorf("ExpiresAt: got %v; want %v", p.ExpiresAt, want)
+	}
+	wantErr(t, "PutRefundProposal of a taken id", st.PutRefundProposal(ctx, newProposal("rf1", "u9"), ttl), store.ErrExists)
+	got, err := st.GetRefundProposal(ctx, "rf1")
+	mustNil(t, "GetRefundProposal", err)
+	if got.User != "u1" || got.AmountFen != 4999 || got.OutRefundNo != "R-rf1" {
+		t.Errorf("GetRefundProposal: got %+v", got)
+	}
+
+	mustNil(t, "PutRefundProposal", st.PutRefundProposal(ctx, newProposal("rf2", "u1"), ttl))
+	mustNil(t, "PutRefundProposal", st.PutRefundProposal(ctx, newProposal("rf3", "u1"), ttl))
+
+	type op int
+	const (
+		consume op = iota
+		cancel
+		get
+	)
+	cases := []struct {
+		name    string
+		op      op
+		id      string
+		user    string
+		advance time.Duration
+		wantErr error
+	}{
+		{name: "unknown id", op: consume, id: "rf-none", user: "u1", wantErr: store.ErrNotFound},
+		{name: "another user's proposal is not found", op: consume, id: "rf1", user: "u2", wantErr: store.ErrNotFound},
+		{name: "the proposer consumes it", op: consume, id: "rf1", user: "u1"},
+		{name: "used once only", op: consume, id: "rf1", user: "u1", wantErr: store.ErrGone},
+		{name: "a used proposal reads as gone", op: get, id: "rf1", wantErr: store.ErrGone},
+		{name: "cancel", op: cancel, id: "rf2", user: "u1"},
+		{name: "a cancelled proposal cannot be confirmed", op: consume, id: "rf2", user: "u1", wantErr: store.ErrGone},
+		{name: "expired", op: consume, id: "rf3", user: "u1", advance: ttl, wantErr: store.ErrGone},
+		{name: "an expired proposal reads as gone", op: get, id: "rf3", wantErr: store.ErrGone},
+		{name: "the tombstone outlives six days", op: consume, id: "rf1", user: "u1", advance: 6 * 24 * time.Hour, wantErr: store.ErrGone},
+		{name: "the expired tombstone too", op: cancel, id: "rf3", user: "u1", wantErr: store.ErrGone},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clock.Advance(tc.advance)
+			var p *store.RefundProposal
+			var err error
+			switch tc.op {
+			case consume:
+				p, err = st.ConsumeRefundProposal(ctx, tc.id, tc.user)
+			case cancel:
+				p, err = st.CancelRefundProposal(ctx, tc.id, tc.user)
+			case get:
+				p, err = st.GetRefundProposal(ctx, tc.id)
+			}
+			if tc.wantErr != nil {
+				wantErr(t, "result", err, tc.wantErr)
+				return
+			}
+			mustNil(t, "result", err)
+			if p == nil || p.RefundID != tc.id || p.User != tc.user {
+				t.Errorf("got %+v; want proposal %s of %s", p, tc.id, tc.user)
+			}
+		})
+	}
+}
+
+func testCounters(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	cases := []struct {
+		name    string
+		key     string
+		advance time.Duration
+		want    int64
+	}{
+		{"first", "orders:shop:u1:day", 0, 1},
+		{"second", "orders:shop:u1:day", time.Hour, 2},
+		{"third", "orders:shop:u1:day", time.Hour, 3},
+		{"other key", "orders:shop:u2:day", 0, 1},
+		{"window over", "orders:shop:u1:day", 23 * time.Hour, 1},
+		{"new window counts", "orders:shop:u1:day", time.Hour, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clock.Advance(tc.advance)
+			got, err := st.IncrCounter(ctx, tc.key, 24*time.Hour)
+			mustNil(t, "IncrCounter", err)
+			if got != tc.want {
+				t.Errorf("got %d; want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func testExchanges(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	mustNil(t, "PutExchange", st.PutExchange(ctx, "call_1", []byte(`{"a":1}`), time.Hour))
+	mustNil(t, "PutExchange", st.PutExchange(ctx, "call_2", []byte(`{"b":2}`), time.Hour))
+	mustNil(t, "PutExchange", st.PutExchange(ctx, "call_2", []byte(`{"b":3}`), time.Hour))
+	cases := []struct {
+		name    string
+		key     string
+		advance time.Duration
+		want    string
+		wantErr error
+	}{
+		{name: "stored", key: "call_1", want: `{"a":1}`},
+		{name: "replaced", key: "call_2", want: `{"b":3}`},
+		{name: "unknown", key: "call_3", wantErr: store.ErrNotFound},
+		{name: "expired", key: "call_1", advance: time.Hour, wantErr: store.ErrNotFound},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clock.Advance(tc.advance)
+			got, err := st.GetExchange(ctx, tc.key)
+			if tc.wantErr != nil {
+				wantErr(t, "GetExchange", err, tc.wantErr)
+				return
+			}
+			mustNil(t, "GetExchange", err)
+			if string(got) != tc.want {
+				t.Errorf("got %s; want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func testSecrets(t *testing.T, open Opener) {
+	ctx := context.Background()
+	st := open(t, NewClock())
+	var calls atomic.Int32
+	gen := func(v string) func() ([]byte, error) {
+		return func() ([]byte, error) { calls.Add(1); return []byte(v), nil }
+	}
+	first, err := st.GetOrCreateSecret(ctx, "hash_key", gen("one"))
+	mustNil(t, "GetOrCreateSecret", err)
+	again, err := st.GetOrCreateSecret(ctx, "hash_key", gen("two"))
+	mustNil(t, "GetOrCreateSecret", err)
+	if string(first) != "one" || string(again) != "one" || calls.Load() != 1 {
+		t.Errorf("got %q then %q with %d generations; want one, one, 1", first, again, calls.Load())
+	}
+	_, err = st.GetOrCreateSecret(ctx, "broken", func() ([]byte, error) { return nil, errors.New("no entropy") })
+	if err == nil {
+		t.Errorf("a failing generator gave no error")
+	}
+
+	t.Run("racing replicas agree", func(t *testing.T) {
+		var wg sync.WaitGroup
+		vals := make([][]byte, 20)
+		for i := range vals {
+			wg.Go(func() {
+				v, err := st.GetOrCreateSecret(ctx, "raced", func() ([]byte, error) { return []byte(uniq("v", i)), nil })
+				if err != nil {
+					t.Errorf("GetOrCreateSecret: %v", err)
+				}
+				vals[i] = v
+			})
+		}
+		wg.Wait()
+		for i := range vals {
+			if !bytes.Equal(vals[i], vals[0]) || len(vals[i]) == 0 {
+				t.Fatalf("replica %d got %q; replica 0 got %q", i, vals[i], vals[0])
+			}
+		}
+	})
+}

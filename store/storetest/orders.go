@@ -1,0 +1,248 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/store"
+)
+
+// sameOrder compares orders by their JSON form (times compare by instant).
+func sameOrder(t testing.TB, what string, got, want *store.Order) {
+	t.Helper()
+	if got == nil || want == nil {
+		t.Fatalf("%s: got %v; want %v", what, got, want)
+	}
+	g, _ := json.Marshal(got)
+	w, _ := json.Marshal(want)
+	if string(g) != string(w) {
+		t.Errorf("%s:\n got %s\nwant %s", what, g, w)
+	}
+}
+
+func testOrders(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+
+	o := NewOrder("PG-1", "shop", "openid-1", clock.Now())
+	mustNil(t, "CreateOrder", st.CreateOrder(ctx, o))
+	if o.Version != 1 {
+		t.Errorf("Version after create: got %d; want 1", o.Version)
+	}
+	got, err := st.GetOrder(ctx, "PG-1")
+	mustNil(t, "GetOrder", err)
+	sameOrder(t, "GetOrder after create", got, o)
+
+	dup := NewOrder("PG-1", "shop", "openid-2", clock.Now())
+	wantErr(t, "CreateOrder of a taken number", st.CreateOrder(ctx, dup), store.ErrExists)
+	got, err = st.GetOrder(ctx, "PG-1")
+	mustNil(t, "GetOrder", err)
+	if got.User != "openid-1" {
+		t.Errorf("a refused duplicate create overwrote the order: user %q", got.User)
+	}
+
+	_, err = st.GetOrder(ctx, "PG-missing")
+	wantErr(t, "GetOrder of an unknown number", err, store.ErrNotFound)
+
+	clock.Advance(time.Minute)
+	paid := *got
+	paid.Status = store.StatusPaid
+	paid.PaidAt = clock.Now()
+	paid.TransactionID = "4200000001"
+
+	cases := []struct {
+		name        string
+		order       func() *store.Order
+		expect      store.OrderStatus
+		wantErr     error
+		wantVersion int64
+		wantStatus  store.OrderStatus
+	}{
+		{
+			name:    "wrong expected status is a conflict",
+			order:   func() *store.Order { c := paid; return &c },
+			expect:  store.StatusCreating,
+			wantErr: store.ErrConflict, wantVersion: 1, wantStatus: store.StatusAwaitingPayment,
+		},
+		{
+			name:    "unknown order is not found",
+			order:   func() *store.Order { c := paid; c.OrderNo = "PG-nope"; return &c },
+			expect:  store.StatusAwaitingPayment,
+			wantErr: store.ErrNotFound, wantVersion: 1, wantStatus: store.StatusAwaitingPayment,
+		},
+		{
+			name:        "expected status moves the order",
+			order:       func() *store.Order { c := paid; return &c },
+			expect:      store.StatusAwaitingPayment,
+			wantVersion: 2, wantStatus: store.StatusPaid,
+		},
+		{
+			name:    "the same transition again is a conflict",
+			order:   func() *store.Order { c := paid; return &c },
+			expect:  store.StatusAwaitingPayment,
+			wantErr: store.ErrConflict, wantVersion: 2, wantStatus: store.StatusPaid,
+		},
+		{
+			name:        "a write that keeps the status bumps the version",
+			order:       func() *store.Order { c := paid; c.ReviewReason = "note"; return &c },
+			expect:      store.StatusPaid,
+			wantVersion: 3, wantStatus: store.StatusPaid,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.order()
+			err := st.UpdateOrder(ctx, o, tc.expect)
+			if tc.wantErr == nil && err != nil {
+				t.Fatalf("UpdateOrder: %v", err)
+			}
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("UpdateOrder: got %v; want %v", err, tc.wantErr)
+			}
+			stored, err := st.GetOrder(ctx, "PG-1")
+			mustNil(t, "GetOrder", err)
+			if stored.Version != tc.wantVersion || stored.Status != tc.wantStatus {
+				t.Errorf("stored: got version %d status %s; want %d %s", stored.Version, stored.Status, tc.wantVersion, tc.wantStatus)
+			}
+			if tc.wantErr == nil {
+				if o.Version != tc.wantVersion {
+					t.Errorf("o.Version: got %d; want %d", o.Version, tc.wantVersion)
+				}
+				sameOrder(t, "stored after update", stored, o)
+			}
+		})
+	}
+
+	t.Run("client and user are immutable", func(t *testing.T) {
+		cur, err := st.GetOrder(ctx, "PG-1")
+		mustNil(t, "GetOrder", err)
+		moved := *cur
+		moved.User = "someone-else"
+		if err := st.UpdateOrder(ctx, &moved, cur.Status); err == nil {
+			t.Errorf("UpdateOrder changed the order's user")
+		}
+		after, err := st.GetOrder(ctx, "PG-1")
+		mustNil(t, "GetOrder", err)
+		if after.User != cur.User || after.Version != cur.Version {
+			t.Errorf("refused update changed the order: user %q version %d", after.User, after.Version)
+		}
+	})
+
+	t.Run("invalid status is refused", func(t *testing.T) {
+		bad := NewOrder("PG-bad", "shop", "u", clock.Now())
+		bad.Status = "bogus"
+		if err := st.CreateOrder(ctx, bad); err == nil {
+			t.Errorf("CreateOrder accepted status %q", bad.Status)
+		}
+	})
+}
+
+func testListOrders(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	base := clock.Now()
+
+	// u1 of shop: 5 orders, u2 of shop: 2, u1 of other: 1; one minute apart.
+	type spec struct {
+		no, client, user string
+	}
+	specs := []spec{
+		{"A1", "shop", "u1"}, {"A2", "shop", "u1"}, {"B1", "shop", "u2"}, {"A3", "shop", "u1"},
+		{"C1", "other", "u1"}, {"A4", "shop", "u1"}, {"B2", "shop", "u2"}, {"A5", "shop", "u1"},
+	}
+	for i, s := range specs {
+		mustNil(t, "CreateOrder", st.CreateOrder(ctx, NewOrder(s.no, s.client, s.user, base.Add(time.Duration(i)*time.Minute))))
+	}
+	for _, no := range []string{"A2", "B2"} {
+		o, err := st.GetOrder(ctx, no)
+		mustNil(t, "GetOrder", err)
+		o.Status = store.StatusPaid
+		mustNil(t, "UpdateOrder", st.UpdateOrder(ctx, o, store.StatusAwaitingPayment))
+	}
+
+	cases := []struct {
+		name   string
+		filter store.OrderFilter
+		want   []string
+	}{
+		{"all newest first", store.OrderFilter{}, []string{"A5", "B2", "A4", "C1", "A3", "B1", "A2", "A1"}},
+		{"limit", store.OrderFilter{Limit: 3}, []string{"A5", "B2", "A4"}},
+		{"by client", store.OrderFilter{Client: "other"}, []string{"C1"}},
+		{"by user", store.OrderFilter{Client: "shop", User: "u1"}, []string{"A5", "A4", "A3", "A2", "A1"}},
+		{"by user is per client", store.OrderFilter{Client: "other", User: "u1"}, []string{"C1"}},
+		{"by status after a transition", store.OrderFilter{Status: store.StatusPaid}, []string{"B2", "A2"}},
+		{"status left behind", store.OrderFilter{Status: store.StatusAwaitingPayment, Client: "shop", User: "u2"}, []string{"B1"}},
+		{"user and status", store.OrderFilter{Client: "shop", User: "u1", Status: store.StatusPaid}, []string{"A2"}},
+		{"page after a cursor", store.OrderFilter{Client: "shop", User: "u1", Before: base.Add(5 * time.Minute), Limit: 2}, []string{"A3", "A2"}},
+		{"unknown user", store.OrderFilter{Client: "shop", User: "nobody"}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := st.ListOrders(ctx, tc.filter)
+			mustNil(t, "ListOrders", err)
+			var nos []string
+			for _, o := range got {
+				nos = append(nos, o.OrderNo)
+			}
+			if len(nos) != len(tc.want) {
+				t.Fatalf("got %v; want %v", nos, tc.want)
+			}
+			for i := range nos {
+				if nos[i] != tc.want[i] {
+					t.Fatalf("got %v; want %v", nos, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func testUserState(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+
+	t.Run("no state", func(t *testing.T) {
+		us, err := st.LoadUserState(ctx, "shop", "nobody")
+		mustNil(t, "LoadUserState", err)
+		if us == nil || len(us.Orders) != 0 || us.Client != "shop" || us.User != "nobody" {
+			t.Errorf("got %+v; want an empty state for shop/nobody", us)
+		}
+	})
+
+	base := clock.Now()
+	n := store.UserStateOrders + 5
+	for i := range n {
+		mustNil(t, "CreateOrder", st.CreateOrder(ctx, NewOrder(uniq("U", i), "shop", "u1", base.Add(time.Duration(i)*time.Second))))
+	}
+	mustNil(t, "CreateOrder", st.CreateOrder(ctx, NewOrder("other-user", "shop", "u2", base)))
+	mustNil(t, "CreateOrder", st.CreateOrder(ctx, NewOrder("other-client", "bot2", "u1", base)))
+
+	t.Run("most recent orders, newest first", func(t *testing.T) {
+		us, err := st.LoadUserState(ctx, "shop", "u1")
+		mustNil(t, "LoadUserState", err)
+		if len(us.Orders) != store.UserStateOrders {
+			t.Fatalf("got %d orders; want %d", len(us.Orders), store.UserStateOrders)
+		}
+		for i, o := range us.Orders {
+			if want := uniq("U", n-1-i); o.OrderNo != want {
+				t.Fatalf("order %d: got %s; want %s", i, o.OrderNo, want)
+			}
+		}
+	})
+
+	t.Run("sees the latest write", func(t *testing.T) {
+		o, err := st.GetOrder(ctx, uniq("U", n-1))
+		mustNil(t, "GetOrder", err)
+		o.Status = store.StatusPaid
+		o.PaidAt = clock.Now()
+		mustNil(t, "UpdateOrder", st.UpdateOrder(ctx, o, store.StatusAwaitingPayment))
+		us, err := st.LoadUserState(ctx, "shop", "u1")
+		mustNil(t, "LoadUserState", err)
+		sameOrder(t, "newest order in state", us.Orders[0], o)
+	})
+}

@@ -1,0 +1,216 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/store"
+)
+
+func ev(id, kind string) store.Event {
+	return store.Event{ID: id, Kind: kind, Payload: []byte(`{"id":"` + id + `"}`)}
+}
+
+func ids(evs []store.Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+func sameIDs(t testing.TB, what string, got []store.Event, want ...string) {
+	t.Helper()
+	g := ids(got)
+	if len(g) != len(want) {
+		t.Fatalf("%s: got %v; want %v", what, g, want)
+	}
+	for i := range g {
+		if g[i] != want[i] {
+			t.Fatalf("%s: got %v; want %v", what, g, want)
+		}
+	}
+}
+
+func testOutbox(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+
+	due := func(t *testing.T) []store.Event {
+		t.Helper()
+		evs, err := st.DueEvents(ctx, clock.Now(), 100)
+		mustNil(t, "DueEvents", err)
+		return evs
+	}
+
+	t.Run("empty", func(t *testing.T) {
+		sameIDs(t, "DueEvents", due(t))
+		stats, err := st.OutboxStats(ctx)
+		mustNil(t, "OutboxStats", err)
+		if stats.Pending != 0 || stats.Keys != 0 {
+			t.Errorf("stats: got %+v; want nothing pending", stats)
+		}
+	})
+
+	t0 := clock.Now()
+	o := NewOrder("OB-1", "shop", "u1", t0)
+	mustNil(t, "CreateOrder", st.CreateOrder(ctx, o, ev("e1", "audit"), ev("e2", "webhook")))
+	clock.Advance(time.Second)
+	o.Status = store.StatusPaid
+	mustNil(t, "UpdateOrder", st.UpdateOrder(ctx, o, store.StatusAwaitingPayment, ev("e3", "webhook")))
+
+	t.Run("an order's events ride its writes, first one due", func(t *testing.T) {
+		evs := due(t)
+		sameIDs(t, "DueEvents", evs, "e1")
+		if evs[0].Key != "OB-1" || evs[0].Kind != "audit" || string(evs[0].Payload) != `{"id":"e1"}` {
+			t.Errorf("event: got %+v; want key OB-1, kind audit and its payload", evs[0])
+		}
+	})
+
+	t.Run("a lost transition enqueues nothing", func(t *testing.T) {
+		stale := *o
+		stale.Status = store.StatusClosed
+		err := st.UpdateOrder(ctx, &stale, store.StatusAwaitingPayment, ev("lost", "webhook"))
+		wantErr(t, "UpdateOrder", err, store.ErrConflict)
+		dup := NewOrder("OB-1", "shop", "u1", clock.Now())
+		wantErr(t, "CreateOrder", st.CreateOrder(ctx, dup, ev("lost2", "webhook")), store.ErrExists)
+		stats, err := st.OutboxStats(ctx)
+		mustNil(t, "OutboxStats", err)
+		if stats.Pending != 3 {
+			t.Errorf("pending: got %d; want 3", stats.Pending)
+		}
+	})
+
+	t.Run("an event keyed by another order is refused", func(t *testing.T) {
+		e := ev("bad", "webhook")
+		e.Key = "OB-other"
+		if err := st.UpdateOrder(ctx, o, store.StatusPaid, e); err == nil {
+			t.Errorf("UpdateOrder accepted an event keyed by another order")
+		}
+	})
+
+	mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx,
+		store.Event{ID: "k1", Kind: "webhook", Key: "OB-2"},
+		store.Event{ID: "k2", Kind: "webhook", Key: "OB-2"},
+		store.Event{ID: "d1", Kind: "audit"},
+	))
+
+	t.Run("one head per key", func(t *testing.T) {
+		evs := due(t)
+		got := map[string]string{}
+		for _, e := range evs {
+			got[e.Key] = e.ID
+		}
+		want := map[string]string{"OB-1": "e1", "OB-2": "k1", store.DefaultEventKey: "d1"}
+		if len(got) != len(want) || len(evs) != len(want) {
+			t.Fatalf("got %v; want heads %v", ids(evs), want)
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("key %s: got head %s; want %s", k, got[k], v)
+			}
+		}
+		stats, err := st.OutboxStats(ctx)
+		mustNil(t, "OutboxStats", err)
+		if stats.Pending != 6 || stats.Keys != 3 || len(stats.Heads) != 3 || !stats.Oldest.Equal(t0) {
+			t.Errorf("stats: got %+v; want 6 pending under 3 keys, oldest %v", stats, t0)
+		}
+	})
+
+	t.Run("limit", func(t *testing.T) {
+		evs, err := st.DueEvents(ctx, clock.Now(), 2)
+		mustNil(t, "DueEvents", err)
+		if len(evs) != 2 {
+			t.Errorf("got %d events; want 2", len(evs))
+		}
+	})
+
+	t.Run("retry holds the key back", func(t *testing.T) {
+		mustNil(t, "RetryEvent", st.RetryEvent(ctx, "OB-1", "e1", clock.Now().Add(10*time.Second), 1, "503 from merchant"))
+		for _, e := range due(t) {
+			if e.Key == "OB-1" {
+				t.Fatalf("key OB-1 handed out %s while its head waits for a retry", e.ID)
+			}
+		}
+		stats, err := st.OutboxStats(ctx)
+		mustNil(t, "OutboxStats", err)
+		if stats.LastError != "503 from merchant" || !stats.LastErrorAt.Equal(clock.Now()) {
+			t.Errorf("stats: got last error %q at %v; want the retry's", stats.LastError, stats.LastErrorAt)
+		}
+		clock.Advance(10 * time.Second)
+		var head *store.Event
+		for _, e := range due(t) {
+			if e.Key == "OB-1" {
+				head = &e
+			}
+		}
+		if head == nil || head.ID != "e1" || head.Attempts != 1 || head.LastError != "503 from merchant" {
+			t.Errorf("after the delay: got %+v; want e1 with attempt 1", head)
+		}
+	})
+
+	t.Run("ack releases the next in order", func(t *testing.T) {
+		for _, want := range []string{"e1", "e2", "e3"} {
+			var head string
+			for _, e := range due(t) {
+				if e.Key == "OB-1" {
+					head = e.ID
+				}
+			}
+			if head != want {
+				t.Fatalf("head of OB-1: got %q; want %q", head, want)
+			}
+			mustNil(t, "AckEvent", st.AckEvent(ctx, "OB-1", head))
+		}
+		mustNil(t, "AckEvent of an acknowledged event", st.AckEvent(ctx, "OB-1", "e1"))
+		err := st.RetryEvent(ctx, "OB-1", "e1", clock.Now(), 2, "x")
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("RetryEvent of an acknowledged event: got %v; want ErrNotFound", err)
+		}
+		for _, e := range due(t) {
+			if e.Key == "OB-1" {
+				t.Errorf("OB-1 still has %s due", e.ID)
+			}
+		}
+	})
+
+	t.Run("future events wait", func(t *testing.T) {
+		e := store.Event{ID: "later", Kind: "webhook", Key: "OB-3", NextAt: clock.Now().Add(time.Minute)}
+		mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, e))
+		for _, e := range due(t) {
+			if e.ID == "later" {
+				t.Fatalf("an event due in a minute was handed out now")
+			}
+		}
+		evs, err := st.DueEvents(ctx, clock.Now().Add(time.Minute), 100)
+		mustNil(t, "DueEvents", err)
+		found := false
+		for _, e := range evs {
+			found = found || e.ID == "later"
+		}
+		if !found {
+			t.Errorf("the event was not handed out when due")
+		}
+	})
+
+	t.Run("drain", func(t *testing.T) {
+		for range 10 {
+			evs, err := st.DueEvents(ctx, clock.Now().Add(time.Hour), 100)
+			mustNil(t, "DueEvents", err)
+			if len(evs) == 0 {
+				break
+			}
+			for _, e := range evs {
+				mustNil(t, "AckEvent", st.AckEvent(ctx, e.Key, e.ID))
+			}
+		}
+		stats, err := st.OutboxStats(ctx)
+		mustNil(t, "OutboxStats", err)
+		if stats.Pending != 0 || stats.Keys != 0 || !stats.Oldest.IsZero() {
+			t.Errorf("stats after drain: got %+v; want empty", stats)
+		}
+	})
+}

@@ -1,0 +1,134 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/store"
+)
+
+// Clock is a manual clock shared by a test and the store under test, so expiry
+// is tested by moving time, never by sleeping.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock starts a clock at a fixed instant.
+func NewClock() *Clock {
+	return &Clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+// Now returns the clock's time; pass it to the driver's options.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// Opener opens a fresh, empty store whose clock is clock.Now. The store must be
+// closed by the opener's cleanup (t.Cleanup); closing it twice must be safe.
+type Opener func(t testing.TB, clock *Clock) store.Store
+
+// Run runs the whole conformance suite against the driver that open creates.
+func Run(t *testing.T, open Opener) {
+	t.Run("Orders", func(t *testing.T) { testOrders(t, open) })
+	t.Run("ListOrders", func(t *testing.T) { testListOrders(t, open) })
+	t.Run("UserState", func(t *testing.T) { testUserState(t, open) })
+	t.Run("Claims", func(t *testing.T) { testClaims(t, open) })
+	t.Run("Notifications", func(t *testing.T) { testNotifications(t, open) })
+	t.Run("RefundProposals", func(t *testing.T) { testRefunds(t, open) })
+	t.Run("Counters", func(t *testing.T) { testCounters(t, open) })
+	t.Run("Exchanges", func(t *testing.T) { testExchanges(t, open) })
+	t.Run("Secrets", func(t *testing.T) { testSecrets(t, open) })
+	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open) })
+	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
+	t.Run("AuditText", func(t *testing.T) { testAuditText(t, open) })
+	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
+	t.Run("Closed", func(t *testing.T) { testClosed(t, open) })
+}
+
+// testClosed: a closed store answers ErrUnavailable, never panics.
+func testClosed(t *testing.T, open Opener) {
+	ctx := context.Background()
+	st := open(t, NewClock())
+	if err := st.Ping(ctx); err != nil {
+		t.Fatalf("Ping on an open store: %v", err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	checks := []struct {
+		name string
+		call func() error
+	}{
+		{"Ping", func() error { return st.Ping(ctx) }},
+		{"GetOrder", func() error { _, err := st.GetOrder(ctx, "x"); return err }},
+		{"CreateOrder", func() error { return st.CreateOrder(ctx, NewOrder("x", "c", "u", time.Now())) }},
+		{"LoadUserState", func() error { _, err := st.LoadUserState(ctx, "c", "u"); return err }},
+		{"ClaimPurchase", func() error { _, _, err := st.ClaimPurchase(ctx, "k", "x", time.Minute); return err }},
+		{"AppendAudit", func() error {
+			return st.AppendAudit(ctx, store.AuditRecord{Seq: 1, Hash: "h"})
+		}},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.call(); !errors.Is(err, store.ErrUnavailable) {
+				t.Errorf("got %v; want an error wrapping store.ErrUnavailable", err)
+			}
+		})
+	}
+}
+
+// NewOrder returns a plausible order in awaiting_payment, for tests and
+// benchmarks.
+func NewOrder(no, client, user string, created time.Time) *store.Order {
+	return &store.Order{
+		OrderNo:     no,
+		Client:      client,
+		AppID:       "wx-app",
+		User:        user,
+		Session:     "s1",
+		SKU:         "premium-monthly",
+		Description: "Premium tier, 1 month",
+		Quantity:    1,
+		AmountFen:   4999,
+		Currency:    "CNY",
+		PayMethod:   "jsapi",
+		Status:      store.StatusAwaitingPayment,
+		ClaimKey:    "claim-" + no,
+		Generation:  1,
+		CreatedAt:   created,
+		UpdatedAt:   created,
+		ExpiresAt:   created.Add(2 * time.Hour),
+		PrepayID:    "wx-prepay-" + no,
+	}
+}
+
+func mustNil(t testing.TB, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func wantErr(t testing.TB, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Errorf("%s: got error %v; want %v", what, err, want)
+	}
+}
+
+// uniq makes names unique within one store so subtests can share one.
+func uniq(prefix string, i int) string { return fmt.Sprintf("%s-%03d", prefix, i) }
