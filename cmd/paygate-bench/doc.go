@@ -1,0 +1,22 @@
+// Command paygate-bench is the load benchmark of issue 2: in one run it starts a
+// fake OpenAI-compatible upstream, nginx as a plain reverse proxy (the floor one
+// proxy hop reaches on this machine), a bare httputil.ReverseProxy with a tuned
+// transport (the Go floor) and paygate itself, each as its own process, measures
+// them in rotating order and prints a Markdown report with the issue's targets
+// computed as ratios of the same run.
+//
+//	go run ./cmd/paygate-bench -out BENCHMARKS.md
+//
+// nginx is required: the command fails rather than leave the floor out
+// (Debian: apt-get install -y nginx-light). paygate is required as well; the
+// command builds it with `go build -o tmp/paygate ./cmd/paygate` unless
+// -paygate-bin names a binary.
+//
+// The same binary re-executes itself with the hidden -child flag to run the fake
+// upstream and the Go floor, so that each measured proxy is a process of its own
+// whose CPU time and peak memory can be read from /proc.
+//
+// It is a tool, not a library: it talks to paygate only as a process, over
+// HTTP, and imports nothing of paygate but the config package in a test that
+// checks the generated config loads. Nothing of paygate imports it.
+package main

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// profileLoad is the cell the profile is taken under: the issue asks where the
+// time goes at 32 non-stream clients.
+var profileLoad = cellSpec{Stream: false, Clients: 32}
+
+// profilePaygate loads paygate at 32 non-stream clients for d while taking a
+// CPU profile: from paygate's own net/http/pprof if one of bases serves
+// /debug/pprof/, else with perf. It returns a Markdown section body.
+func profilePaygate(ctx context.Context, l *loader, t *target, bin string, bases []string, d time.Duration, outPrefix string) (string, error) {
+	secs := int(d / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	loadDur := d + 2*time.Second
+	type loadOut struct{ r cellResult }
+	done := make(chan loadOut, 1)
+	start := func() {
+		go func() { done <- loadOut{l.runCell(ctx, t.url, profileLoad, loadDur, t.pids)} }()
+	}
+	for _, base := range bases {
+		if !servesPprof(ctx, base) {
+			continue
+		}
+		start()
+		out := outPrefix + ".pprof"
+		err := fetchProfile(ctx, base+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), out)
+		lo := <-done
+		if err != nil {
+			return "", err
+		}
+		flat, err := runTool(ctx, "go", "tool", "pprof", "-top", "-nodecount=30", bin, out)
+		if err != nil {
+			return "", err
+		}
+		cum, err := runTool(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=40", bin, out)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("Go CPU profile from paygate's /debug/pprof over %d s at %d non-stream clients (%s req/s, %s CPU per request during the profile; saved as `%s`).\n\nFlat:\n\n```\n%s\n```\n\nCumulative:\n\n```\n%s\n```\n",
+			secs, profileLoad.Clients, fmtRPS(lo.r.RPS()), fmtUS(lo.r.CPUPerReq()), out, trimLines(flat, 40), trimLines(cum, 50)), nil
+	}
+	perf, err := exec.LookPath("perf")
+	if err != nil {
+		return "No profile: paygate serves no /debug/pprof and perf is not installed.", nil
+	}
+	out := outPrefix + ".perf.data"
+	start()
+	rec := exec.CommandContext(ctx, perf, "record", "-F", "997", "-g", "-p", strconv.Itoa(t.proc.pid()), "-o", out, "--", "sleep", strconv.Itoa(secs))
+	recOut, recErr := rec.CombinedOutput()
+	lo := <-done
+	if recErr != nil {
+		return "", fmt.Errorf("perf record: %w: %s", recErr, recOut)
+	}
+	flat, err := runTool(ctx, perf, "report", "-i", out, "--stdio", "--no-children", "-g", "none", "--sort", "symbol", "--percent-limit", "0.7")
+	if err != nil {
+		return "", err
+	}
+	cum, err := runTool(ctx, perf, "report", "-i", out, "--stdio", "--children", "-g", "none", "--sort", "symbol", "--percent-limit", "4")
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("paygate serves no /debug/pprof, so this is `perf record -g` of the paygate process over %d s at %d non-stream clients (%s req/s, %s CPU per request during the profile), kernel time included.\n\nSelf time by symbol:\n\n```\n%s\n```\n\nInclusive (children) time by symbol:\n\n```\n%s\n```\n",
+		secs, profileLoad.Clients, fmtRPS(lo.r.RPS()), fmtUS(lo.r.CPUPerReq()), trimLines(flat, 45), trimLines(cum, 60)), nil
+}
+
+func servesPprof(ctx context.Context, base string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/debug/pprof/", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	drainClose(resp.Body)
+	return resp.StatusCode == http.StatusOK
+}
+
+func fetchProfile(ctx context.Context, url, out string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetch profile: status %d", resp.StatusCode)
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return fmt.Errorf("save profile: %w", err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("save profile: %w", err)
+	}
+	return f.Close()
+}
+
+func runTool(ctx context.Context, name string, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, name, args...).Output()
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", name, strings.Join(args[:min(2, len(args))], " "), err)
+	}
+	return string(out), nil
+}
+
+// trimLines drops perf's comment lines and blank lines and keeps at most n.
+func trimLines(s string, n int) string {
+	var keep []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
+			continue
+		}
+		keep = append(keep, strings.TrimRight(line, " "))
+		if len(keep) == n {
+			break
+		}
+	}
+	return strings.Join(keep, "\n")
+}

@@ -1,0 +1,319 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Target names, in the order of the report's columns.
+const (
+	tDirect  = "direct"
+	tNginx   = "nginx"
+	tGoFloor = "go-floor"
+	tPaygate = "paygate"
+)
+
+// The issue's targets, as ratios of the same run.
+const (
+	minThroughputRatio = 0.8                    // paygate rps ≥ 0.8 × nginx rps at 32 and 64 clients
+	addedP50Slack      = 100 * time.Microsecond // paygate's added p50 ≤ nginx's + 0.1 ms at 1 client
+	maxStreamMemory    = 64 << 20               // paygate peak memory < 64 MiB at 128 concurrent streams
+)
+
+// The cells every target is measured in.
+var (
+	nonStreamClients = []int{1, 32, 64}
+	streamClients    = []int{1, 32}
+)
+
+// targetSummary holds one target's figures: medians over the repetitions.
+type targetSummary struct {
+	Name      string
+	RPS       map[int]float64       // non-stream requests/s by clients
+	P50, P99  map[int]time.Duration // non-stream latency by clients
+	CPU       map[int]time.Duration // proxy CPU per non-stream request by clients
+	TTFC50    map[int]time.Duration // stream time to first chunk by clients
+	TTFC99    map[int]time.Duration
+	StreamCPU map[int]time.Duration // proxy CPU per stream by clients
+	Errors    int                   // failed requests over all cells and repetitions
+	FirstErr  string
+	HasProc   bool   // a proxy process exists (false for direct)
+	PeakMem   uint64 // VmHWM at the end of the run (lifetime peak)
+	Hold      *holdResult
+}
+
+func newTargetSummary(name string) *targetSummary {
+	return &targetSummary{
+		Name: name,
+		RPS:  map[int]float64{}, P50: map[int]time.Duration{}, P99: map[int]time.Duration{},
+		CPU: map[int]time.Duration{}, TTFC50: map[int]time.Duration{}, TTFC99: map[int]time.Duration{},
+		StreamCPU: map[int]time.Duration{},
+	}
+}
+
+// summarize turns the repetitions of each cell into medians.
+func summarize(name string, cells map[cellSpec][]cellResult, hasProc bool) *targetSummary {
+	s := newTargetSummary(name)
+	s.HasProc = hasProc
+	for spec, runs := range cells {
+		var rps []float64
+		var p50, p99, cpu []time.Duration
+		for _, r := range runs {
+			rps = append(rps, r.RPS())
+			p50, p99, cpu = append(p50, r.P50), append(p99, r.P99), append(cpu, r.CPUPerReq())
+			s.Errors += r.Errors
+			if r.FirstErr != nil && s.FirstErr == "" {
+				s.FirstErr = r.FirstErr.Error()
+			}
+		}
+		c := spec.Clients
+		if spec.Stream {
+			s.TTFC50[c], s.TTFC99[c], s.StreamCPU[c] = median(p50), median(p99), median(cpu)
+			continue
+		}
+		s.RPS[c], s.P50[c], s.P99[c], s.CPU[c] = median(rps), median(p50), median(p99), median(cpu)
+	}
+	return s
+}
+
+// median of a non-empty slice; the mean of the middle two for even lengths.
+func median[T float64 | time.Duration](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// check is one of the issue's targets, evaluated.
+type check struct {
+	Name   string
+	Bound  string
+	Result string
+	Met    bool
+}
+
+// evaluate computes the issue's targets from the summaries of direct, nginx
+// and paygate.
+func evaluate(direct, nginx, pg *targetSummary) []check {
+	var cs []check
+	for _, c := range []int{32, 64} {
+		ratio := 0.0
+		if nginx.RPS[c] > 0 {
+			ratio = pg.RPS[c] / nginx.RPS[c]
+		}
+		cs = append(cs, check{
+			Name:   fmt.Sprintf("non-stream throughput at %d clients", c),
+			Bound:  fmt.Sprintf("≥ %.2f× nginx", minThroughputRatio),
+			Result: fmt.Sprintf("%.2f× (paygate %s req/s, nginx %s req/s)", ratio, fmtRPS(pg.RPS[c]), fmtRPS(nginx.RPS[c])),
+			Met:    nginx.RPS[c] > 0 && pg.RPS[c] >= minThroughputRatio*nginx.RPS[c],
+		})
+	}
+	pgAdded, ngAdded := pg.P50[1]-direct.P50[1], nginx.P50[1]-direct.P50[1]
+	cs = append(cs, check{
+		Name:   "added p50 at 1 client (proxy − direct)",
+		Bound:  "≤ nginx's + 0.100 ms",
+		Result: fmt.Sprintf("paygate %s, nginx %s (difference %s)", fmtMS(pgAdded), fmtMS(ngAdded), fmtMS(pgAdded-ngAdded)),
+		Met:    pg.P50[1] > 0 && pgAdded <= ngAdded+addedP50Slack,
+	})
+	pgT, ngT := pg.TTFC50[1]-direct.TTFC50[1], nginx.TTFC50[1]-direct.TTFC50[1]
+	cs = append(cs, check{
+		Name:   "added time to first chunk, p50 at 1 client",
+		Bound:  "≤ nginx's",
+		Result: fmt.Sprintf("paygate %s, nginx %s (difference %s)", fmtMS(pgT), fmtMS(ngT), fmtMS(pgT-ngT)),
+		Met:    pg.TTFC50[1] > 0 && pgT <= ngT,
+	})
+	memMet := false
+	memResult := "not measured"
+	if h := pg.Hold; h != nil {
+		memResult = fmt.Sprintf("%s with %d of %d streams open at once", fmtMiB(h.PeakBytes), h.MaxConcurrent, h.Streams)
+		if !h.PeakExact {
+			memResult += " (lifetime peak: VmHWM could not be reset)"
+		}
+		memMet = h.MaxConcurrent == h.Streams && h.OK == h.Streams && h.PeakBytes > 0 && h.PeakBytes < maxStreamMemory
+		if h.MaxConcurrent != h.Streams || h.OK != h.Streams {
+			memResult += fmt.Sprintf(", %d completed: the streams were not all concurrent", h.OK)
+		}
+	}
+	cs = append(cs, check{
+		Name:   fmt.Sprintf("paygate peak memory at %d concurrent streams", holdStreamsDefault),
+		Bound:  "< 64 MiB",
+		Result: memResult,
+		Met:    memMet,
+	})
+	return cs
+}
+
+// holdStreamsDefault is the issue's 128 concurrent streams.
+const holdStreamsDefault = 128
+
+// runInfo is what the report says about the run itself.
+type runInfo struct {
+	Date       time.Time
+	Duration   time.Duration // wall time of the whole run
+	NProc      int
+	CPUModel   string
+	Kernel     string
+	GoVersion  string
+	Nginx      string
+	Commit     string
+	Reps       int
+	CellDur    time.Duration
+	Command    string
+	SlowStream string // how the slow streams are paced
+}
+
+// renderReport writes the Markdown report. targets are in column order and
+// must contain direct, nginx and paygate.
+func renderReport(info runInfo, targets []*targetSummary, profile string) string {
+	byName := map[string]*targetSummary{}
+	for _, t := range targets {
+		byName[t.Name] = t
+	}
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("# paygate load benchmark\n\n")
+	p("Run on %s (UTC), %s wall time, with `%s`.\n\n", info.Date.UTC().Format("2006-01-02 15:04"), info.Duration.Round(time.Second), info.Command)
+	p("- Machine: %d CPUs (%s), Linux %s; load generator, fake upstream and proxy share these CPUs.\n", info.NProc, info.CPUModel, info.Kernel)
+	p("- Software: %s, %s, paygate at %s.\n", info.GoVersion, info.Nginx, info.Commit)
+	p("- Method: %d repetitions of every cell, %v per cell, the order of the four targets rotated every cell and repetition; figures are medians over the repetitions.\n\n", info.Reps, info.CellDur)
+
+	p("## Targets (issue 2)\n\n")
+	p("| target | bound | this run | |\n|---|---|---|---|\n")
+	d, n, g := byName[tDirect], byName[tNginx], byName[tPaygate]
+	for _, c := range evaluate(d, n, g) {
+		mark := "MISSED"
+		if c.Met {
+			mark = "MET"
+		}
+		p("| %s | %s | %s | **%s** |\n", c.Name, c.Bound, c.Result, mark)
+	}
+
+	p("\n## Results\n\n| metric |")
+	for _, t := range targets {
+		p(" %s |", t.Name)
+	}
+	p("\n|---|")
+	for range targets {
+		p("---:|")
+	}
+	p("\n")
+	row := func(name string, cell func(t *targetSummary) string) {
+		p("| %s |", name)
+		for _, t := range targets {
+			p(" %s |", cell(t))
+		}
+		p("\n")
+	}
+	for _, c := range nonStreamClients {
+		row(fmt.Sprintf("non-stream req/s, %d client%s", c, plural(c)), func(t *targetSummary) string { return fmtRPS(t.RPS[c]) })
+	}
+	for _, c := range nonStreamClients {
+		row(fmt.Sprintf("throughput vs nginx, %d client%s", c, plural(c)), func(t *targetSummary) string {
+			if n.RPS[c] == 0 {
+				return "—"
+			}
+			return fmt.Sprintf("%.2f×", t.RPS[c]/n.RPS[c])
+		})
+	}
+	for _, c := range nonStreamClients {
+		row(fmt.Sprintf("non-stream p50 / p99, %d client%s", c, plural(c)), func(t *targetSummary) string {
+			return fmtMS(t.P50[c]) + " / " + fmtMS(t.P99[c])
+		})
+	}
+	row("added p50 vs direct, 1 client", func(t *targetSummary) string {
+		if t == d {
+			return "—"
+		}
+		return fmtMS(t.P50[1] - d.P50[1])
+	})
+	for _, c := range streamClients {
+		row(fmt.Sprintf("stream time to first chunk p50 / p99, %d client%s", c, plural(c)), func(t *targetSummary) string {
+			return fmtMS(t.TTFC50[c]) + " / " + fmtMS(t.TTFC99[c])
+		})
+	}
+	row("added time to first chunk p50 vs direct, 1 client", func(t *targetSummary) string {
+		if t == d {
+			return "—"
+		}
+		return fmtMS(t.TTFC50[1] - d.TTFC50[1])
+	})
+	procCell := func(f func(t *targetSummary) string) func(t *targetSummary) string {
+		return func(t *targetSummary) string {
+			if !t.HasProc {
+				return "—"
+			}
+			return f(t)
+		}
+	}
+	for _, c := range nonStreamClients {
+		row(fmt.Sprintf("proxy CPU per non-stream request, %d client%s", c, plural(c)), procCell(func(t *targetSummary) string { return fmtUS(t.CPU[c]) }))
+	}
+	for _, c := range streamClients {
+		row(fmt.Sprintf("proxy CPU per stream, %d client%s", c, plural(c)), procCell(func(t *targetSummary) string { return fmtUS(t.StreamCPU[c]) }))
+	}
+	row("proxy peak memory over the run (VmHWM)", procCell(func(t *targetSummary) string { return fmtMiB(t.PeakMem) }))
+	row(fmt.Sprintf("proxy peak memory at %d concurrent streams", holdStreamsDefault), procCell(func(t *targetSummary) string {
+		if t.Hold == nil {
+			return "—"
+		}
+		return fmt.Sprintf("%s (%d open)", fmtMiB(t.Hold.PeakBytes), t.Hold.MaxConcurrent)
+	}))
+	row("failed requests (all cells)", func(t *targetSummary) string { return fmt.Sprint(t.Errors) })
+	for _, t := range targets {
+		if t.FirstErr != "" {
+			p("\nFirst error from %s: `%s`\n", t.Name, t.FirstErr)
+		}
+	}
+
+	p("\n## How it is measured\n\n")
+	p("- **direct**: the load generator talks to the fake upstream itself; the other columns add one hop. ")
+	p("**nginx**: Debian's nginx as a plain reverse proxy (`proxy_buffering off`, `proxy_http_version 1.1`, upstream keep-alive pool, `access_log off`, one worker per CPU). ")
+	p("**go-floor**: a bare `httputil.ReverseProxy` (`FlushInterval: -1`, transport with a large idle pool, no compression) in its own process. ")
+	p("**paygate**: `paygate serve` built from this tree, one client key, the user hashed with a configured key (`privacy.forward_user: hash`).\n")
+	p("- The fake upstream (its own process) answers a chat.completion JSON of about 500 bytes, or an SSE stream of %d `chat.completion.chunk` events, a finish event and `data: [DONE]`, each flushed.\n", len(answerWords)+1)
+	p("- Clients are closed-loop goroutines sharing one keep-alive `http.Client`; request bodies are built once, answers read to the end and checked (status 200; streams must end with `data: [DONE]`).\n")
+	p("- Latency is from sending the request to the end of the answer; time to first chunk is from sending the request to the first `data:` line at the client. Added latency is the proxy's median minus direct's median.\n")
+	p("- Proxy CPU is utime+stime of the proxy's processes (nginx: master and workers) from /proc/PID/stat, before and after the cell, divided by the completed requests; the load generator and the fake upstream are not counted.\n")
+	p("- Peak memory is VmHWM from /proc/PID/status (nginx: summed over its processes). For %d concurrent streams VmHWM is reset (`clear_refs` 5) and %d streams that %s are opened at once; \"open\" is how many had their first event and had not ended at the same moment.\n", holdStreamsDefault, holdStreamsDefault, info.SlowStream)
+	if profile != "" {
+		p("\n## Where paygate's time goes\n\n%s\n", profile)
+	}
+	return b.String()
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func fmtRPS(v float64) string {
+	if v == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func fmtMS(d time.Duration) string {
+	return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond))
+}
+
+func fmtUS(d time.Duration) string {
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+}
+
+func fmtMiB(b uint64) string {
+	if b == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// figures builds a summary with the numbers the targets are computed from.
+func figures(name string, rps32, rps64 float64, p50, ttfc time.Duration) *targetSummary {
+	s := newTargetSummary(name)
+	s.RPS[32], s.RPS[64], s.P50[1], s.TTFC50[1] = rps32, rps64, p50, ttfc
+	return s
+}
+
+func hold(streams, open, ok int, peak uint64) *holdResult {
+	return &holdResult{Streams: streams, MaxConcurrent: open, OK: ok, PeakBytes: peak, PeakExact: true}
+}
+
+func TestEvaluate(t *testing.T) {
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	direct := figures(tDirect, 30000, 30000, ms(0.150), ms(0.200))
+	nginx := figures(tNginx, 10000, 12000, ms(0.250), ms(0.350)) // added p50 0.100, added TTFC 0.150
+	tests := []struct {
+		name string
+		pg   *targetSummary
+		hold *holdResult
+		want []bool // throughput@32, throughput@64, added p50, added TTFC, memory
+	}{
+		{
+			name: "all met at the exact bounds",
+			pg:   figures(tPaygate, 8000, 9600, ms(0.350), ms(0.350)),
+			hold: hold(128, 128, 128, 64<<20-1),
+			want: []bool{true, true, true, true, true},
+		},
+		{
+			name: "all missed just past the bounds",
+			pg:   figures(tPaygate, 7999, 9599, ms(0.351), ms(0.351)),
+			hold: hold(128, 128, 128, 64<<20),
+			want: []bool{false, false, false, false, false},
+		},
+		{
+			name: "faster than nginx",
+			pg:   figures(tPaygate, 20000, 20000, ms(0.200), ms(0.250)),
+			hold: hold(128, 128, 128, 20<<20),
+			want: []bool{true, true, true, true, true},
+		},
+		{
+			name: "memory under the bound but the streams were not all concurrent",
+			pg:   figures(tPaygate, 8000, 9600, ms(0.300), ms(0.300)),
+			hold: hold(128, 100, 128, 20<<20),
+			want: []bool{true, true, true, true, false},
+		},
+		{
+			name: "memory under the bound but streams failed",
+			pg:   figures(tPaygate, 8000, 9600, ms(0.300), ms(0.300)),
+			hold: hold(128, 128, 127, 20<<20),
+			want: []bool{true, true, true, true, false},
+		},
+		{
+			name: "nothing measured for paygate",
+			pg:   figures(tPaygate, 0, 0, 0, 0),
+			hold: nil,
+			want: []bool{false, false, false, false, false},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.pg.Hold = tt.hold
+			got := evaluate(direct, nginx, tt.pg)
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d checks; want %d", len(got), len(tt.want))
+			}
+			for i, c := range got {
+				if c.Met != tt.want[i] {
+					t.Errorf("%s: got met=%v; want %v (%s)", c.Name, c.Met, tt.want[i], c.Result)
+				}
+			}
+		})
+	}
+}
+
+func TestRenderReportMarksEachTarget(t *testing.T) {
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	direct := figures(tDirect, 30000, 30000, ms(0.150), ms(0.200))
+	nginx := figures(tNginx, 10000, 12000, ms(0.250), ms(0.350))
+	nginx.HasProc = true
+	floor := figures(tGoFloor, 5000, 6000, ms(0.400), ms(0.400))
+	floor.HasProc = true
+	pg := figures(tPaygate, 9000, 6000, ms(0.300), ms(0.600)) // throughput@32 met, @64 missed, p50 met, TTFC missed
+	pg.HasProc = true
+	pg.Hold = hold(128, 128, 128, 30<<20)
+	date := time.Date(2026, 11, 30, 4, 5, 0, 0, time.UTC)
+	out := renderReport(runInfo{Date: date, NProc: 2, Reps: 4, CellDur: 2500 * time.Millisecond, Command: "go run ./cmd/paygate-bench"},
+		[]*targetSummary{direct, nginx, floor, pg}, "")
+	tests := []struct {
+		name string
+		want string
+	}{
+		{name: "date", want: "2026-11-30 04:05"},
+		{name: "columns side by side", want: "| metric | direct | nginx | go-floor | paygate |"},
+		{name: "throughput at 32 met", want: "| non-stream throughput at 32 clients | ≥ 0.80× nginx | 0.90× (paygate 9000 req/s, nginx 10000 req/s) | **MET** |"},
+		{name: "throughput at 64 missed", want: "| non-stream throughput at 64 clients | ≥ 0.80× nginx | 0.50× (paygate 6000 req/s, nginx 12000 req/s) | **MISSED** |"},
+		{name: "added p50 met", want: "paygate 0.150 ms, nginx 0.100 ms (difference 0.050 ms) | **MET** |"},
+		{name: "added TTFC missed", want: "paygate 0.400 ms, nginx 0.150 ms (difference 0.250 ms) | **MISSED** |"},
+		{name: "memory met", want: "| < 64 MiB | 30.0 MiB with 128 of 128 streams open at once | **MET** |"},
+		{name: "ratio row", want: "| throughput vs nginx, 32 clients | 3.00× | 1.00× | 0.50× | 0.90× |"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !strings.Contains(out, tt.want) {
+				t.Errorf("report lacks %q; got:\n%s", tt.want, out)
+			}
+		})
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []float64
+		want float64
+	}{
+		{name: "empty", in: nil, want: 0},
+		{name: "odd", in: []float64{5, 1, 3}, want: 3},
+		{name: "even", in: []float64{4, 1, 3, 2}, want: 2.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := median(tt.in); got != tt.want {
+				t.Errorf("got %v; want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	sorted := make([]time.Duration, 100)
+	for i := range sorted {
+		sorted[i] = time.Duration(i + 1)
+	}
+	tests := []struct {
+		name string
+		in   []time.Duration
+		q    float64
+		want time.Duration
+	}{
+		{name: "p50 of 1..100", in: sorted, q: 0.50, want: 50},
+		{name: "p99 of 1..100", in: sorted, q: 0.99, want: 99},
+		{name: "p100 of 1..100", in: sorted, q: 1, want: 100},
+		{name: "single", in: sorted[:1], q: 0.99, want: 1},
+		{name: "empty", in: nil, q: 0.5, want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := percentile(tt.in, tt.q); got != tt.want {
+				t.Errorf("got %v; want %v", got, tt.want)
+			}
+		})
+	}
+}
