@@ -1,0 +1,328 @@
+package failover
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/sse"
+)
+
+// Attempt is one upstream attempt of a round, kept for accounting: failed
+// attempts are charged to their provider, never billed as the answer.
+type Attempt struct {
+	Provider string
+	Model    string
+	// Status is the upstream HTTP status; 0 when no headers arrived.
+	Status int
+	// Cause is why the attempt failed; "" for the attempt that answered.
+	Cause string
+	// Duration is the attempt's wall time until it answered or failed.
+	Duration time.Duration
+}
+
+// failure is why an attempt did not answer acceptably, with what the policy
+// needs to decide the next step.
+type failure struct {
+	cause      string
+	status     int // HTTP status, or the status an error object stands for
+	httpStatus int // the status line actually received; 0: none
+	retryAfter time.Duration
+	hasRetry   bool // a Retry-After (or retry-after-ms) header was present
+	errType    string
+	errCode    string
+	errMsg     string
+	err        error
+	canceled   bool // the caller's context ended: not the provider's fault
+}
+
+// Phases of an attempt; the phase timer's cause follows the phase.
+const (
+	phaseFirstByte int32 = iota
+	phaseFirstToken
+	phaseIdle
+)
+
+const (
+	maxErrorBody  = 64 << 10 // bytes of an error body read for its reason
+	maxHeld       = 1 << 20  // bytes of non-token events held before the first token
+	maxMalformed  = 3        // malformed events tolerated in one stream
+	drainWait     = 100 * time.Millisecond
+	drainMaxBytes = 4 << 10
+)
+
+// attempt sends req to t once. On success the returned Response owns the
+// connection (stream) or the whole body (non-stream). roundLeft bounds the
+// wait for the answer by what is left of the round.
+func (r *Router) attempt(caller context.Context, t *target, req *Request, body []byte, roundLeft time.Duration) (*Response, *failure) {
+	p := t.p
+	to := p.cfg.Timeouts
+	ctx, cancel := context.WithCancelCause(caller)
+	a := &Response{
+		Provider: p.name,
+		Model:    t.model,
+		r:        r,
+		t:        t,
+		caller:   caller,
+		ctx:      ctx,
+		cancel:   cancel,
+		start:    time.Now(),
+	}
+	headerWait := to.FirstByte.D()
+	if !req.Stream && to.FirstToken.D() > headerWait {
+		// A non-stream answer's headers often come only with the whole
+		// answer, so they get the first-token allowance.
+		headerWait = to.FirstToken.D()
+	}
+	a.phase = time.AfterFunc(headerWait, a.phaseExpired)
+	a.total = time.AfterFunc(to.Total.D(), func() { cancel(ErrTotalTimeout) })
+	if roundLeft > 0 {
+		a.round = time.AfterFunc(roundLeft, func() { cancel(errRoundTime) })
+	}
+
+	method := req.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	var rb io.Reader
+	if body != nil {
+		rb = bytes.NewReader(body)
+	}
+	hreq, err := http.NewRequestWithContext(ctx, method, p.base+req.Path, rb)
+	if err != nil {
+		a.release()
+		return nil, &failure{cause: CauseClientError, status: http.StatusBadRequest, errMsg: "invalid upstream request", err: err}
+	}
+	hreq.Header = p.header.Clone()
+	if req.ContentType != "" {
+		hreq.Header.Set("Content-Type", req.ContentType)
+	}
+	if req.Accept != "" {
+		hreq.Header.Set("Accept", req.Accept)
+	}
+	if hreq.Header.Get("User-Agent") == "" {
+		hreq.Header.Set("User-Agent", "paygate")
+	}
+
+	resp, err := p.rt.RoundTrip(hreq)
+	if err != nil {
+		f := a.failFromErr(err, false)
+		a.release()
+		return nil, f
+	}
+	ttfb := time.Since(a.start)
+	r.m.ttfb.WithLabelValues(p.name).Observe(ttfb.Seconds())
+	a.StatusCode, a.Header, a.body = resp.StatusCode, resp.Header, resp.Body
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		a.setPhase(phaseIdle, to.Idle.D())
+		data, _ := readAtMost(resp.Body, maxErrorBody)
+		f := classifyHTTP(resp.StatusCode, resp.Header, data, r.opts.Now())
+		a.release()
+		return nil, f
+	}
+
+	if !req.Stream || !isEventStream(resp.Header) {
+		a.setPhase(phaseIdle, to.Idle.D())
+		data, err := a.readBody(r.opts.MaxResponseBytes)
+		if err != nil {
+			f := a.failFromErr(err, true)
+			a.release()
+			return nil, f
+		}
+		if f := errorObject(data); f != nil {
+			f.httpStatus = resp.StatusCode
+			a.release()
+			return nil, f
+		}
+		if req.Stream {
+			a.release()
+			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+				err: fmt.Errorf("stream requested, got content type %q", resp.Header.Get("Content-Type"))}
+		}
+		a.Body = data
+		t.latency.observe(time.Since(a.start))
+		a.release()
+		return a, nil
+	}
+
+	// A stream: hold everything up to the first token-bearing event.
+	a.stream = true
+	a.setPhase(phaseFirstToken, to.FirstToken.D()-time.Since(a.start))
+	a.rd = sse.NewReader(resp.Body)
+	held := 0
+	for {
+		ev, err := a.rd.Next()
+		if err != nil {
+			f := a.failFromErr(err, true)
+			if f.cause == CauseConnectionLost && errors.Is(err, io.EOF) {
+				f.err = fmt.Errorf("stream ended before the first token: %w", ErrConnectionLost)
+			}
+			a.release()
+			return nil, f
+		}
+		if ev.IsDone() {
+			a.release()
+			return nil, &failure{cause: CauseEmptyStream, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+				err: errors.New("stream ended with [DONE] before the first token")}
+		}
+		s := unsafeString(ev.Data)
+		if !gjson.Valid(s) {
+			a.malformed++
+			r.log.Warn("upstream malformed event skipped", "provider", p.name, "model", t.model, "bytes", len(ev.Data))
+			if a.malformed >= maxMalformed {
+				a.release()
+				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+					err: fmt.Errorf("%d malformed events before the first token", a.malformed)}
+			}
+			continue
+		}
+		if f := errorObject(ev.Data); f != nil {
+			f.httpStatus = resp.StatusCode
+			a.release()
+			return nil, f
+		}
+		if tokenBearing(s) {
+			a.phase.Stop()
+			a.phaseKind.Store(phaseIdle)
+			a.pending = true
+			a.cur = ev
+			if hasFinish(ev.Data) {
+				a.finished = true
+			}
+			ttft := time.Since(a.start)
+			r.m.ttft.WithLabelValues(p.name).Observe(ttft.Seconds())
+			t.latency.observe(ttft)
+			return a, nil
+		}
+		held += len(ev.Data)
+		if held > maxHeld {
+			a.release()
+			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+				err: fmt.Errorf("over %d bytes of events without a token", maxHeld)}
+		}
+		a.held = append(a.held, bytes.Clone(ev.Data))
+	}
+}
+
+var errRoundTime = errors.New("round time spent")
+
+// phaseExpired is the phase timer's action: it aborts the attempt with the
+// timeout of the phase it is in.
+func (a *Response) phaseExpired() {
+	switch a.phaseKind.Load() {
+	case phaseFirstByte:
+		a.cancel(ErrFirstByteTimeout)
+	case phaseFirstToken:
+		a.cancel(ErrFirstTokenTimeout)
+	default:
+		a.cancel(ErrIdleTimeout)
+	}
+}
+
+func (a *Response) setPhase(ph int32, d time.Duration) {
+	a.phaseKind.Store(ph)
+	if d <= 0 {
+		d = time.Nanosecond
+	}
+	a.phase.Reset(d)
+}
+
+// failFromErr names the cause of a transport or read error from what ended
+// the attempt's context; afterHeaders tells a reset from a cut.
+func (a *Response) failFromErr(err error, afterHeaders bool) *failure {
+	f := &failure{err: err, httpStatus: a.StatusCode}
+	if a.caller.Err() != nil {
+		f.cause, f.canceled, f.err = CauseCanceled, true, context.Cause(a.caller)
+		return f
+	}
+	switch c := context.Cause(a.ctx); {
+	case errors.Is(c, ErrFirstByteTimeout):
+		f.cause, f.status, f.err = CauseFirstByteTimeout, http.StatusGatewayTimeout, c
+	case errors.Is(c, ErrFirstTokenTimeout):
+		f.cause, f.status, f.err = CauseFirstTokenTimeout, http.StatusGatewayTimeout, c
+	case errors.Is(c, ErrIdleTimeout):
+		f.cause, f.status, f.err = CauseIdleTimeout, http.StatusGatewayTimeout, c
+	case errors.Is(c, ErrTotalTimeout):
+		f.cause, f.status, f.err = CauseTotalTimeout, http.StatusGatewayTimeout, c
+	case errors.Is(c, errRoundTime):
+		f.cause, f.status, f.err = CauseRoundTime, http.StatusGatewayTimeout, c
+	case errors.Is(err, sse.ErrTooLarge), errors.Is(err, errBodyTooLarge):
+		f.cause, f.status = CauseMalformed, http.StatusBadGateway
+	case afterHeaders:
+		f.cause, f.status = CauseConnectionLost, http.StatusBadGateway
+	default:
+		f.cause, f.status = CauseConnect, http.StatusBadGateway
+	}
+	return f
+}
+
+var errBodyTooLarge = errors.New("response body too large")
+
+// readBody reads a whole non-stream body, each read bounded by the idle
+// timeout and all of it by the total timeout.
+func (a *Response) readBody(limit int64) ([]byte, error) {
+	idle := a.t.p.cfg.Timeouts.Idle.D()
+	n := 4 << 10
+	if cl := a.contentLength(); cl > 0 && cl <= limit {
+		n = int(cl) + 1
+	}
+	buf := make([]byte, 0, n)
+	for {
+		a.phase.Reset(idle)
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		m, err := a.body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if int64(len(buf)) > limit {
+			return nil, fmt.Errorf("%w: over %d bytes", errBodyTooLarge, limit)
+		}
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (a *Response) contentLength() int64 {
+	if a.Header == nil {
+		return -1
+	}
+	var n int64
+	if _, err := fmt.Sscan(a.Header.Get("Content-Length"), &n); err != nil {
+		return -1
+	}
+	return n
+}
+
+func readAtMost(r io.Reader, n int64) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(r, n))
+}
+
+func isEventStream(h http.Header) bool {
+	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	return err == nil && mt == "text/event-stream"
+}
+
+// unsafeString views b as a string without copying, for gjson lookups whose
+// results do not outlive b.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+var _ = atomic.Int32{}

@@ -1,0 +1,211 @@
+package failover
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// classifyHTTP turns a non-2xx upstream answer into a failure: the cause
+// decides the policy, the provider's error fields are kept for the client.
+func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failure {
+	f := &failure{status: status, httpStatus: status}
+	readErrorFields(f, body)
+	f.retryAfter, f.hasRetry = parseRetryAfter(h, now)
+	f.cause = causeOf(status, f.errType, f.errCode, f.errMsg)
+	return f
+}
+
+// readErrorFields fills the OpenAI error fields from an error body, which
+// may be {"error": {...}}, {"error": "text"} or anything else.
+func readErrorFields(f *failure, body []byte) {
+	s := unsafeString(body)
+	e := gjson.Get(s, "error")
+	switch {
+	case e.IsObject():
+		f.errType = e.Get("type").String()
+		f.errCode = e.Get("code").String()
+		f.errMsg = e.Get("message").String()
+	case e.Type == gjson.String:
+		f.errMsg = e.String()
+	default:
+		if m := gjson.Get(s, "message"); m.Type == gjson.String {
+			f.errMsg = m.String()
+		} else if len(body) > 0 && !gjson.Valid(s) {
+			f.errMsg = strings.TrimSpace(string(body[:min(len(body), 512)]))
+		}
+	}
+}
+
+// errorObject reports a failure when data (a JSON body or SSE event) carries
+// a top-level error object; the status it stands for comes from its code,
+// else its type, else 500 (SPEC 5).
+func errorObject(data []byte) *failure {
+	if !bytes.Contains(data, keyError) {
+		return nil
+	}
+	e := gjson.Get(unsafeString(data), "error")
+	if !e.Exists() || e.Type == gjson.Null || e.Type == gjson.False {
+		return nil
+	}
+	f := &failure{}
+	readErrorFields(f, data)
+	if code := e.Get("code"); code.Type == gjson.Number && code.Int() >= 400 && code.Int() <= 599 {
+		f.status = int(code.Int())
+	} else if st := e.Get("status"); st.Type == gjson.Number && st.Int() >= 400 && st.Int() <= 599 {
+		f.status = int(st.Int())
+	} else {
+		f.status = statusOfCode(f.errCode, f.errType, f.errMsg)
+	}
+	f.cause = causeOf(f.status, f.errType, f.errCode, f.errMsg)
+	return f
+}
+
+// statusOfCode maps an error object's code or type to the HTTP status it
+// stands for; unknown: 500.
+func statusOfCode(code, typ, msg string) int {
+	for _, s := range [...]string{code, typ} {
+		s = strings.ToLower(s)
+		switch {
+		case s == "":
+			continue
+		case strings.Contains(s, "insufficient_quota"), strings.Contains(s, "billing"):
+			return http.StatusTooManyRequests
+		case strings.Contains(s, "rate_limit"), strings.Contains(s, "too_many_requests"):
+			return http.StatusTooManyRequests
+		case strings.Contains(s, "overloaded"):
+			return 529
+		case strings.Contains(s, "context_length"):
+			return http.StatusBadRequest
+		case strings.Contains(s, "content_filter"), strings.Contains(s, "content_policy"), strings.Contains(s, "moderation"):
+			return http.StatusBadRequest
+		case strings.Contains(s, "invalid_api_key"), strings.Contains(s, "authentication"), strings.Contains(s, "unauthorized"):
+			return http.StatusUnauthorized
+		case strings.Contains(s, "permission"), strings.Contains(s, "forbidden"):
+			return http.StatusForbidden
+		case strings.Contains(s, "model_not_found"), strings.Contains(s, "not_found"):
+			return http.StatusNotFound
+		case strings.Contains(s, "timeout"):
+			return http.StatusGatewayTimeout
+		case strings.Contains(s, "unavailable"):
+			return http.StatusServiceUnavailable
+		case strings.Contains(s, "invalid_request"), strings.Contains(s, "bad_request"):
+			if isContextLength(msg) {
+				return http.StatusBadRequest
+			}
+			return http.StatusBadRequest
+		}
+	}
+	return http.StatusInternalServerError
+}
+
+// causeOf names the failure class of a status with its error fields.
+func causeOf(status int, typ, code, msg string) string {
+	lc := strings.ToLower(code + " " + typ)
+	switch {
+	case status == http.StatusTooManyRequests && (strings.Contains(lc, "insufficient_quota") || strings.Contains(lc, "billing")):
+		return CauseInsufficientQuota
+	case status == http.StatusTooManyRequests, status == http.StatusServiceUnavailable, status == 529:
+		return CauseRateLimited
+	case status == http.StatusRequestTimeout, status >= 500:
+		return CauseServerError
+	case status == http.StatusUnauthorized, status == http.StatusForbidden:
+		return CauseMisconfigured
+	case status == http.StatusNotFound:
+		return CauseModelNotFound
+	case status == http.StatusRequestEntityTooLarge,
+		strings.Contains(lc, "context_length"),
+		status == http.StatusBadRequest && isContextLength(msg):
+		return CauseContextLength
+	default:
+		return CauseClientError
+	}
+}
+
+func isContextLength(msg string) bool {
+	m := strings.ToLower(msg)
+	return strings.Contains(m, "context length") || strings.Contains(m, "context_length") ||
+		strings.Contains(m, "context window") || strings.Contains(m, "prompt is too long")
+}
+
+// parseRetryAfter reads Retry-After (delay-seconds or an HTTP date, RFC 9110
+// 10.2.3) or the retry-after-ms some providers send.
+func parseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	if v := h.Get("Retry-After-Ms"); v != "" {
+		if ms, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && ms >= 0 {
+			return time.Duration(ms * float64(time.Millisecond)), true
+		}
+	}
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		return time.Duration(secs * float64(time.Second)), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		d := t.Sub(now)
+		if d < 0 {
+			d = 0
+		}
+		return d, true
+	}
+	return 0, false
+}
+
+var (
+	keyError  = []byte(`"error"`)
+	keyFinish = []byte(`"finish_reason"`)
+)
+
+// tokenBearing reports whether a chunk carries something the client must see
+// as progress: content, reasoning, a refusal, a tool call or a finish. A
+// role-only first chunk does not.
+func tokenBearing(s string) bool {
+	choices := gjson.Get(s, "choices")
+	found := false
+	choices.ForEach(func(_, c gjson.Result) bool {
+		if fr := c.Get("finish_reason"); fr.Type == gjson.String && fr.Str != "" {
+			found = true
+			return false
+		}
+		if t := c.Get("text"); t.Type == gjson.String && t.Str != "" { // legacy completions
+			found = true
+			return false
+		}
+		d := c.Get("delta")
+		for _, k := range [...]string{"content", "reasoning_content", "reasoning", "refusal"} {
+			if v := d.Get(k); v.Type == gjson.String && v.Str != "" {
+				found = true
+				return false
+			}
+		}
+		if tc := d.Get("tool_calls"); tc.IsArray() && len(tc.Array()) > 0 {
+			found = true
+			return false
+		}
+		if fc := d.Get("function_call"); fc.IsObject() {
+			found = true
+			return false
+		}
+		return true
+	})
+	return found
+}
+
+// hasFinish reports whether an event carries a finish_reason, cheaply: gjson
+// runs only when the key is present at all.
+func hasFinish(data []byte) bool {
+	if !bytes.Contains(data, keyFinish) {
+		return false
+	}
+	fr := gjson.Get(unsafeString(data), "choices.0.finish_reason")
+	return fr.Type == gjson.String && fr.Str != ""
+}

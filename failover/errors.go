@@ -1,0 +1,89 @@
+package failover
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Causes name why an attempt or a stream failed. They appear in StreamError,
+// UpstreamError.Code, logs and metric labels, so they are stable strings.
+const (
+	CauseConnect           = "upstream_connect_error"      // dial, TLS or reset before headers
+	CauseFirstByteTimeout  = "upstream_first_byte_timeout" // no headers in time
+	CauseFirstTokenTimeout = "upstream_first_token_timeout"
+	CauseIdleTimeout       = "upstream_idle_timeout"
+	CauseTotalTimeout      = "upstream_total_timeout"
+	CauseConnectionLost    = "upstream_connection_lost"
+	CauseStreamError       = "upstream_stream_error" // an error object in the stream
+	CauseMalformed         = "upstream_malformed_response"
+	CauseEmptyStream       = "upstream_empty_stream"       // [DONE] before any token
+	CauseServerError       = "upstream_server_error"       // 5xx
+	CauseRateLimited       = "upstream_rate_limited"       // 429, 503, 529
+	CauseInsufficientQuota = "upstream_insufficient_quota" // 429 insufficient_quota
+	CauseContextLength     = "context_length_exceeded"
+	CauseMisconfigured     = "upstream_misconfigured" // 401, 403
+	CauseModelNotFound     = "upstream_model_not_found"
+	CauseClientError       = "upstream_client_error" // other 4xx: the client's fault
+	CauseUnavailable       = "upstream_unavailable"  // breaker open or cool-down
+	CauseRoundTime         = "upstream_round_timeout"
+	CauseCanceled          = "canceled" // the caller's context ended
+)
+
+// Sentinels carried in StreamError.Err and attempt errors so callers can test
+// with errors.Is.
+var (
+	ErrFirstByteTimeout  = errors.New("no response headers before the first_byte timeout")
+	ErrFirstTokenTimeout = errors.New("no first token before the first_token timeout")
+	ErrIdleTimeout       = errors.New("no event within the idle timeout")
+	ErrTotalTimeout      = errors.New("response not complete within the total timeout")
+	ErrConnectionLost    = errors.New("connection ended before the stream was complete")
+	ErrUnknownModel      = errors.New("unknown model")
+)
+
+// StreamError ends a stream after its first event reached the caller: the
+// proxy can no longer fail over and sends the client an error event naming
+// Cause.
+type StreamError struct {
+	Provider string
+	Cause    string
+	Err      error
+}
+
+func (e *StreamError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("provider %s: %s", e.Provider, e.Cause)
+	}
+	return fmt.Sprintf("provider %s: %s: %v", e.Provider, e.Cause, e.Err)
+}
+
+func (e *StreamError) Unwrap() error { return e.Err }
+
+// UpstreamError is Open's error when no target answered acceptably. Its fields
+// are what the client gets as OpenAI error JSON.
+type UpstreamError struct {
+	// Status is the HTTP status for the client: the provider's own 4xx for a
+	// client error no other target would answer differently (content filter,
+	// bad request, context length with no target left); 502, 503 or 504
+	// otherwise.
+	Status int
+	// Type, Code and Message are the OpenAI error fields. For a provider's own
+	// 4xx they are the provider's; otherwise Code is a Cause and Message names
+	// the cause per provider.
+	Type, Code, Message string
+	// Attempts counts upstream attempts in the round.
+	Attempts int
+	// RetryAfter, when positive, is how long the client had better wait (every
+	// target is rate limited or cooling down).
+	RetryAfter time.Duration
+	// Tried lists each attempt, for accounting and logs.
+	Tried []Attempt
+	// Err is the last attempt's underlying error, if any.
+	Err error
+}
+
+func (e *UpstreamError) Error() string {
+	return fmt.Sprintf("upstream %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+func (e *UpstreamError) Unwrap() error { return e.Err }

@@ -1,0 +1,171 @@
+package failover
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/paygate/paygate/config"
+)
+
+// provider is one upstream's live state, shared by every round that targets
+// it: its circuit breaker, its cool-down and its transport. Its fields are
+// atomics (or immutable after New), so it must not be copied; the Router
+// holds it by pointer.
+type provider struct {
+	_ noCopy
+
+	name     string
+	cfg      config.Provider
+	base     string
+	rt       http.RoundTripper
+	header   http.Header // Authorization and the configured extra headers
+	drop     []string    // drop_fields as escaped sjson paths
+	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
+	log      func(msg string, args ...any)
+	onChange func(state gobreaker.State)
+
+	// coolUntil is the Router-clock instant (unix ns) before which the
+	// provider is not tried; 0: never set.
+	coolUntil atomic.Int64
+	coolCause atomic.Pointer[string]
+	// throttles counts consecutive rate limits without Retry-After, so the
+	// back-off grows while the provider keeps refusing.
+	throttles atomic.Int32
+	// state mirrors the breaker's state for Status without taking its lock.
+	state atomic.Int32
+}
+
+// noCopy makes go vet's copylocks check flag copies of a provider.
+type noCopy struct{}
+
+func (*noCopy) Lock()   {}
+func (*noCopy) Unlock() {}
+
+// Breaker outcomes that are not plain success: errNeutral neither trips nor
+// heals the breaker (a client cancel, a rate limit handled by cool-down);
+// errProviderFailure counts toward opening it.
+var (
+	errNeutral         = errors.New("neutral outcome")
+	errProviderFailure = errors.New("provider failure")
+)
+
+func newProvider(r *Router, pc config.Provider, rt http.RoundTripper) *provider {
+	p := &provider{
+		name:   pc.Name,
+		cfg:    pc,
+		base:   trimBase(pc.BaseURL),
+		rt:     rt,
+		header: http.Header{},
+	}
+	for k, v := range pc.Headers {
+		p.header.Set(k, v)
+	}
+	if pc.APIKey != "" {
+		p.header.Set("Authorization", "Bearer "+pc.APIKey)
+	}
+	for _, f := range pc.DropFields {
+		p.drop = append(p.drop, escapePath(f))
+	}
+	failures := uint32(r.fo.Breaker.Failures)
+	p.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        pc.Name,
+		MaxRequests: 1, // one probe after the cool-down
+		Timeout:     r.fo.Breaker.Cooldown.D(),
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
+		IsExcluded:  func(err error) bool { return errors.Is(err, errNeutral) },
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			p.state.Store(int32(to))
+			r.m.breakerState(name, to)
+			r.log.Warn("upstream breaker", "provider", name, "from", from.String(), "to", to.String())
+		},
+	})
+	r.m.breakerState(pc.Name, gobreaker.StateClosed)
+	return p
+}
+
+// escapePath makes a top-level field name a literal sjson path.
+func escapePath(f string) string {
+	var b strings.Builder
+	for _, c := range f {
+		switch c {
+		case '.', '*', '?', '|', '#', '@', '\\', '!', '=', '<', '>', '%':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// cooling reports until when the provider is in cool-down, and why.
+func (p *provider) cooling(now time.Time) (time.Time, string, bool) {
+	u := p.coolUntil.Load()
+	if u == 0 || now.UnixNano() >= u {
+		return time.Time{}, "", false
+	}
+	cause := CauseUnavailable
+	if c := p.coolCause.Load(); c != nil {
+		cause = *c
+	}
+	return time.Unix(0, u), cause, true
+}
+
+// coolDown keeps the provider out of rounds until until; a longer cool-down
+// already in place wins.
+func (p *provider) coolDown(until time.Time, cause string) {
+	n := until.UnixNano()
+	for {
+		old := p.coolUntil.Load()
+		if old >= n {
+			return
+		}
+		if p.coolUntil.CompareAndSwap(old, n) {
+			p.coolCause.Store(&cause)
+			return
+		}
+	}
+}
+
+// reset ends a cool-down (an operator fixed the key or the billing).
+func (p *provider) reset() {
+	p.coolUntil.Store(0)
+	p.throttles.Store(0)
+}
+
+// atomicDuration is a time.Duration updated without locks.
+type atomicDuration struct{ v atomic.Int64 }
+
+func (a *atomicDuration) Load() time.Duration   { return time.Duration(a.v.Load()) }
+func (a *atomicDuration) Store(d time.Duration) { a.v.Store(int64(d)) }
+
+// observe folds a sample into an exponentially weighted average (α = 1/4).
+func (a *atomicDuration) observe(d time.Duration) {
+	for {
+		old := a.v.Load()
+		next := int64(d)
+		if old != 0 {
+			next = old + (int64(d)-old)/4
+		}
+		if a.v.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// allow asks the breaker whether an attempt may go out now; the returned
+// func records its outcome and must be called exactly once.
+func (p *provider) allow() (func(error), error) {
+	return p.breaker.Allow()
+}
+
+// recordFailure charges a failure that came after the attempt was already
+// accounted (a stream broken mid-way).
+func (p *provider) recordFailure() {
+	if done, err := p.breaker.Allow(); err == nil {
+		done(errProviderFailure)
+	}
+}

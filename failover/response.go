@@ -1,0 +1,213 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/sse"
+)
+
+// Request is one round's request, already rewritten by the proxy.
+type Request struct {
+	// Model is the public model name; "" means the first configured model
+	// (non-chat paths without a model).
+	Model string
+	// Method is the HTTP method; "" means POST.
+	Method string
+	// Path follows the provider's base_url and includes the raw query, e.g.
+	// "/chat/completions".
+	Path string
+	// Body is sent with "model" set to each target's upstream name and the
+	// target provider's drop_fields deleted; nothing else changes. Open never
+	// modifies Body itself.
+	Body []byte
+	// Stream marks a chat stream: Open returns only after the first
+	// token-bearing event was read and is not an error.
+	Stream bool
+	// ContentType and Accept are the only client headers forwarded.
+	ContentType, Accept string
+	// SameUpstreamModel restricts failover to targets serving the same
+	// upstream model as the model's first target (embeddings: vectors of two
+	// models never mix).
+	SameUpstreamModel bool
+}
+
+// Response is the answer of the target that succeeded. For a stream, the
+// connection stays open until Close.
+type Response struct {
+	// Provider is the config name of the provider that answered.
+	Provider string
+	// Model is the target's upstream model name.
+	Model string
+	// Attempts counts attempts in the round, the successful one included.
+	Attempts int
+	// StatusCode and Header are the upstream's; the proxy filters headers.
+	StatusCode int
+	Header     http.Header
+	// Body is a non-stream answer's whole body; nil for a stream.
+	Body []byte
+	// Tried lists the round's attempts, the successful one last.
+	Tried []Attempt
+
+	r      *Router
+	t      *target
+	caller context.Context
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	start  time.Time
+
+	phase     *time.Timer // first byte, then first token, then idle gap
+	phaseKind atomic.Int32
+	total     *time.Timer
+	round     *time.Timer // the round's remaining time, until Open returns
+
+	body      io.ReadCloser
+	rd        *sse.Reader
+	stream    bool
+	held      [][]byte // non-token events read before the first token
+	heldNext  int
+	pending   bool      // cur (the first token event) not yet returned
+	cur       sse.Event // aliases rd's buffer
+	finished  bool      // a finish_reason was seen
+	malformed int
+	end       error // sticky terminal result of Next
+	released  bool
+	closed    bool
+}
+
+// Next returns the stream's next event: held events first, then events as
+// they arrive, each within the idle timeout and all within the total
+// timeout. Comment lines are never returned; a malformed event (not JSON,
+// not [DONE]) is skipped and logged. Next returns io.EOF after [DONE] or when
+// the connection ends after an event with a finish_reason; any other end is a
+// *StreamError. Event.Data is valid until the next call. For a non-stream
+// Response, Next returns io.EOF.
+func (a *Response) Next() (sse.Event, error) {
+	if a.end != nil {
+		return sse.Event{}, a.end
+	}
+	if a.rd == nil {
+		return sse.Event{}, io.EOF
+	}
+	if a.heldNext < len(a.held) {
+		d := a.held[a.heldNext]
+		a.heldNext++
+		return sse.Event{Data: d}, nil
+	}
+	if a.pending {
+		a.pending = false
+		return a.cur, nil
+	}
+	idle := a.t.p.cfg.Timeouts.Idle.D()
+	for {
+		a.phase.Reset(idle)
+		ev, err := a.rd.Next()
+		a.phase.Stop()
+		if err != nil {
+			return sse.Event{}, a.finish(a.streamEnd(err))
+		}
+		if ev.IsDone() {
+			return sse.Event{}, a.finish(io.EOF)
+		}
+		s := unsafeString(ev.Data)
+		if !gjson.Valid(s) {
+			a.malformed++
+			a.r.log.Warn("upstream malformed event skipped", "provider", a.Provider, "model", a.Model, "bytes", len(ev.Data))
+			if a.malformed >= maxMalformed {
+				return sse.Event{}, a.finish(&StreamError{Provider: a.Provider, Cause: CauseMalformed,
+					Err: fmt.Errorf("%d malformed events", a.malformed)})
+			}
+			continue
+		}
+		if f := errorObject(ev.Data); f != nil {
+			return sse.Event{}, a.finish(&StreamError{Provider: a.Provider, Cause: CauseStreamError,
+				Err: fmt.Errorf("error event (status %d, code %q): %s", f.status, f.errCode, f.errMsg)})
+		}
+		if !a.finished && hasFinish(ev.Data) {
+			a.finished = true
+		}
+		return ev, nil
+	}
+}
+
+// streamEnd names how a stream that stopped delivering events ended.
+func (a *Response) streamEnd(err error) error {
+	if a.finished {
+		// Complete: the finish reason came; a missing [DONE], a cut or an
+		// idle connection after it changes nothing.
+		return io.EOF
+	}
+	f := a.failFromErr(err, true)
+	if f.cause == CauseConnectionLost && errors.Is(err, io.EOF) {
+		f.err = ErrConnectionLost
+	}
+	return &StreamError{Provider: a.Provider, Cause: f.cause, Err: f.err}
+}
+
+// finish records a stream's end once: metrics, and a breaker failure when
+// the provider broke the stream.
+func (a *Response) finish(err error) error {
+	a.end = err
+	outcome := "complete"
+	var se *StreamError
+	if errors.As(err, &se) {
+		outcome = se.Cause
+		if se.Cause != CauseCanceled {
+			a.t.p.recordFailure()
+			a.r.log.Warn("upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "err", se.Err)
+		}
+	}
+	a.r.m.streams.WithLabelValues(a.Provider, outcome).Inc()
+	return err
+}
+
+// Close releases the connection and records the outcome; call it exactly
+// once per Response Open returned.
+func (a *Response) Close() {
+	if a.closed {
+		return
+	}
+	a.closed = true
+	if a.rd != nil && a.end == nil {
+		// The caller stopped early (its client left): not the provider's fault.
+		a.end = errClosed
+		a.r.m.streams.WithLabelValues(a.Provider, "closed_early").Inc()
+	}
+	if a.rd != nil && errors.Is(a.end, io.EOF) && !a.released {
+		// Read what little is left (the chunked terminator) so the
+		// connection can be reused, but never wait long for it.
+		a.setPhase(phaseIdle, drainWait)
+		_, _ = io.CopyN(io.Discard, a.body, drainMaxBytes)
+	}
+	a.release()
+}
+
+var errClosed = errors.New("failover: response closed")
+
+// release stops the attempt's timers and frees its connection and buffers.
+func (a *Response) release() {
+	if a.released {
+		return
+	}
+	a.released = true
+	a.phase.Stop()
+	a.total.Stop()
+	if a.round != nil {
+		a.round.Stop()
+	}
+	if a.body != nil {
+		_ = a.body.Close()
+	}
+	a.cancel(errClosed)
+	if a.rd != nil {
+		a.rd.Release()
+		a.rd = nil
+	}
+}

@@ -1,0 +1,286 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paygate/paygate/config"
+)
+
+// Options are a Router's dependencies. The zero value works: a discarding
+// logger, no metrics, tuned transports, the real clock.
+type Options struct {
+	// Logger receives attempt failures, skipped malformed events and breaker
+	// changes. Default: discard.
+	Logger *slog.Logger
+	// Registerer receives upstream attempts by provider and outcome, failovers,
+	// time to first byte and first token, and breaker state. Default: none.
+	Registerer prometheus.Registerer
+	// Transport carries every upstream request. Default: one tuned
+	// *http.Transport per provider (keep-alive, 256 idle connections per host,
+	// no compression, dial and TLS handshake bounded by timeouts.connect).
+	Transport http.RoundTripper
+
+	// Now is the clock for cool-downs, Retry-After dates and attempt spacing.
+	// Default time.Now. (Per-attempt timeouts always use real timers.)
+	Now func() time.Time
+	// Sleep waits between attempts; it returns ctx's error when ctx ends
+	// first. Default: a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Jitter turns a nominal pause into the one taken. Default: uniform in
+	// [d/2, 3d/2).
+	Jitter func(d time.Duration) time.Duration
+	// Rand returns a number in [0, 1) for the weighted strategy. Default
+	// math/rand/v2.Float64.
+	Rand func() float64
+
+	// QuotaCooldown is how long a provider that answered 429
+	// insufficient_quota (billing) stays out of service unless reset.
+	// Default 30m.
+	QuotaCooldown time.Duration
+	// MisconfiguredCooldown is how long a provider that answered 401 or 403
+	// stays out of service unless reset. Default 10m.
+	MisconfiguredCooldown time.Duration
+	// MaxResponseBytes caps a non-stream response body. Default 32 MiB.
+	MaxResponseBytes int64
+}
+
+// Router routes requests for public models to provider targets. It is safe
+// for concurrent use.
+type Router struct {
+	log       *slog.Logger
+	fo        config.Failover
+	opts      Options
+	providers []*provider
+	models    []*model
+	byName    map[string]*model
+	names     []string
+	m         *metrics
+	owned     []*http.Transport // transports New created, closed by Close
+}
+
+type model struct {
+	name     string
+	strategy string
+	targets  []*target
+}
+
+// target is one provider serving a model. It is shared by all rounds and
+// holds only atomics besides its configuration.
+type target struct {
+	p      *provider
+	model  string
+	weight int
+	// latency is an exponentially weighted average of time to first token
+	// (stream) or to the whole answer, in nanoseconds; 0: not measured yet.
+	latency atomicDuration
+}
+
+// New builds a Router for cfg's providers and models. cfg must have been
+// loaded by config (defaults applied and validated); New fills in any zero
+// timeouts and limits with the documented defaults all the same.
+func New(cfg *config.Config, opts Options) (*Router, error) {
+	if cfg == nil {
+		return nil, errors.New("failover: nil config")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Sleep == nil {
+		opts.Sleep = sleepCtx
+	}
+	if opts.Jitter == nil {
+		opts.Jitter = func(d time.Duration) time.Duration {
+			if d <= 0 {
+				return 0
+			}
+			return d/2 + rand.N(d)
+		}
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Float64
+	}
+	if opts.QuotaCooldown <= 0 {
+		opts.QuotaCooldown = 30 * time.Minute
+	}
+	if opts.MisconfiguredCooldown <= 0 {
+		opts.MisconfiguredCooldown = 10 * time.Minute
+	}
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = 32 << 20
+	}
+	fo := cfg.Failover
+	if fo.MaxAttempts <= 0 {
+		fo.MaxAttempts = 4
+	}
+	if fo.RetryAfterMaxWait <= 0 {
+		fo.RetryAfterMaxWait = config.Duration(5 * time.Second)
+	}
+	if fo.MaxRoundTime <= 0 {
+		fo.MaxRoundTime = config.Duration(60 * time.Second)
+	}
+	if fo.Breaker.Failures <= 0 {
+		fo.Breaker.Failures = 5
+	}
+	if fo.Breaker.Cooldown <= 0 {
+		fo.Breaker.Cooldown = config.Duration(30 * time.Second)
+	}
+
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("failover: registering metrics: %w", err)
+	}
+	r := &Router{
+		log:    opts.Logger,
+		fo:     fo,
+		opts:   opts,
+		byName: map[string]*model{},
+		m:      m,
+	}
+	byProvider := map[string]*provider{}
+	for i := range cfg.Providers {
+		pc := cfg.Providers[i]
+		if _, dup := byProvider[pc.Name]; dup {
+			return nil, fmt.Errorf("failover: duplicate provider %q", pc.Name)
+		}
+		fillTimeouts(&pc.Timeouts)
+		rt := opts.Transport
+		if rt == nil {
+			tr := newTransport(pc.Timeouts.Connect.D())
+			r.owned = append(r.owned, tr)
+			rt = tr
+		}
+		p := newProvider(r, pc, rt)
+		byProvider[pc.Name] = p
+		r.providers = append(r.providers, p)
+	}
+	for _, mc := range cfg.Models {
+		if _, dup := r.byName[mc.Name]; dup {
+			return nil, fmt.Errorf("failover: duplicate model %q", mc.Name)
+		}
+		if len(mc.Targets) == 0 {
+			return nil, fmt.Errorf("failover: model %q has no targets", mc.Name)
+		}
+		md := &model{name: mc.Name, strategy: mc.Strategy}
+		switch md.strategy {
+		case "":
+			md.strategy = StrategyPriority
+		case StrategyPriority, StrategyWeighted, StrategyLowestLatency:
+		default:
+			return nil, fmt.Errorf("failover: model %q: unknown strategy %q", mc.Name, mc.Strategy)
+		}
+		for _, tc := range mc.Targets {
+			p, ok := byProvider[tc.Provider]
+			if !ok {
+				return nil, fmt.Errorf("failover: model %q: unknown provider %q", mc.Name, tc.Provider)
+			}
+			w := tc.Weight
+			if w <= 0 {
+				w = 1
+			}
+			md.targets = append(md.targets, &target{p: p, model: tc.Model, weight: w})
+		}
+		r.models = append(r.models, md)
+		r.byName[md.name] = md
+		r.names = append(r.names, md.name)
+	}
+	return r, nil
+}
+
+// Strategies order a model's targets for each round.
+const (
+	// StrategyPriority tries targets in config order.
+	StrategyPriority = "priority"
+	// StrategyWeighted draws the order at random, in proportion to weight.
+	StrategyWeighted = "weighted"
+	// StrategyLowestLatency tries the target with the lowest recent time to
+	// first token first; unmeasured targets come first so they get measured.
+	StrategyLowestLatency = "lowest-latency"
+)
+
+func fillTimeouts(t *config.Timeouts) {
+	def := func(d *config.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = config.Duration(v)
+		}
+	}
+	def(&t.Connect, 5*time.Second)
+	def(&t.FirstByte, 30*time.Second)
+	def(&t.FirstToken, 30*time.Second)
+	def(&t.Idle, 30*time.Second)
+	def(&t.Total, 300*time.Second)
+}
+
+func newTransport(connect time.Duration) *http.Transport {
+	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         d.DialContext,
+		TLSHandshakeTimeout: connect,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// Models returns the public model names in config order.
+func (r *Router) Models() []string { return append([]string(nil), r.names...) }
+
+// HasModel reports whether name is a configured public model.
+func (r *Router) HasModel(name string) bool {
+	_, ok := r.byName[name]
+	return ok
+}
+
+// Close releases idle upstream connections. In-flight responses stay usable
+// until their own Close.
+func (r *Router) Close() error {
+	for _, tr := range r.owned {
+		tr.CloseIdleConnections()
+	}
+	return nil
+}
+
+func (r *Router) lookup(name string) (*model, error) {
+	if name == "" {
+		if len(r.models) == 0 {
+			return nil, fmt.Errorf("failover: no models configured: %w", ErrUnknownModel)
+		}
+		return r.models[0], nil
+	}
+	m, ok := r.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("failover: model %q: %w", name, ErrUnknownModel)
+	}
+	return m, nil
+}
+
+func trimBase(u string) string { return strings.TrimRight(u, "/") }
