@@ -1,0 +1,14 @@
+// Package proxy serves paygate's HTTP surfaces: the OpenAI-compatible client
+// API the bots call, the operators' endpoints (health, readiness, metrics) and
+// the mounting of the WeChat Pay notify route. It owns the turn: one client
+// request, which may take several upstream rounds.
+//
+// The turn is not built on httputil.ReverseProxy: a turn is a loop of upstream
+// rounds with stream rewriting, which does not fit a single round trip. It
+// keeps ReverseProxy's discipline instead: the client's request is read-only,
+// the upstream request is paygate's own (built by failover from an allow-list
+// of headers), and every SSE event is flushed as it is written.
+//
+// Only this package writes OpenAI-shaped error JSON. It may import
+// interceptors, failover, payments, store, sse and config.
+package proxy

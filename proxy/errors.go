@@ -1,0 +1,76 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/paygate/paygate/failover"
+)
+
+// apiError is an OpenAI-style error: the status and the body's fields.
+type apiError struct {
+	Status  int
+	Type    string
+	Code    string
+	Param   string
+	Message string
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func badRequest(msg string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Message: msg}
+}
+
+// errorJSON renders {"error":{…}} exactly as OpenAI does, so SDKs raise their
+// usual typed errors.
+func errorJSON(e *apiError) []byte {
+	b := make([]byte, 0, 128+len(e.Message))
+	b = append(b, `{"error":{"message":`...)
+	b = strconv.AppendQuote(b, e.Message)
+	b = append(b, `,"type":`...)
+	b = strconv.AppendQuote(b, e.Type)
+	b = append(b, `,"param":`...)
+	b = appendNullable(b, e.Param)
+	b = append(b, `,"code":`...)
+	b = appendNullable(b, e.Code)
+	b = append(b, "}}"...)
+	return b
+}
+
+func appendNullable(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, "null"...)
+	}
+	return strconv.AppendQuote(b, s)
+}
+
+// writeError sends e as the whole response.
+func writeError(w http.ResponseWriter, e *apiError) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(errorJSON(e))
+}
+
+// toAPIError maps any error from a turn to what the client should see.
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var ue *failover.UpstreamError
+	if errors.As(err, &ue) {
+		t := ue.Type
+		if t == "" {
+			t = "upstream_error"
+		}
+		return &apiError{Status: ue.Status, Type: t, Code: ue.Code, Message: ue.Message}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &apiError{Status: http.StatusGatewayTimeout, Type: "upstream_error", Code: "timeout", Message: "paygate: the upstream did not answer in time"}
+	}
+	return &apiError{Status: http.StatusBadGateway, Type: "upstream_error", Message: "paygate: " + err.Error()}
+}

@@ -1,0 +1,180 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/logging"
+)
+
+const (
+	testClientKey   = "sk-paygate-test-client-key"
+	testProviderKey = "sk-provider-secret-key-123"
+	testHashKey     = "test-hash-key-0123456789"
+)
+
+// seenRequest is what a fake provider received.
+type seenRequest struct {
+	Method string
+	Path   string
+	Header http.Header
+	Body   []byte
+}
+
+// fakeProvider is an httptest upstream that records every request and
+// answers with its handler.
+type fakeProvider struct {
+	*httptest.Server
+	mu   sync.Mutex
+	seen []seenRequest
+}
+
+func newFakeProvider(t *testing.T, h http.HandlerFunc) *fakeProvider {
+	t.Helper()
+	fp := &fakeProvider{}
+	fp.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fp.mu.Lock()
+		fp.seen = append(fp.seen, seenRequest{Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header.Clone(), Body: body})
+		fp.mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		h(w, r)
+	}))
+	t.Cleanup(fp.Close)
+	return fp
+}
+
+func (fp *fakeProvider) requests() []seenRequest {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	return append([]seenRequest(nil), fp.seen...)
+}
+
+// testConfig is a config with one client, one provider at base and one model
+// "gpt-test" → "vendor/upstream-model".
+func testConfig(t *testing.T, base string, mutate func(*config.Config)) *config.Config {
+	t.Helper()
+	src := `
+clients:
+  - {name: shop-bot, key: ` + testClientKey + `}
+providers:
+  - name: fake
+    base_url: ` + base + `/v1
+    api_key: ` + testProviderKey + `
+    headers: {X-Title: paygate-test}
+models:
+  - name: gpt-test
+    targets: [{provider: fake, model: vendor/upstream-model}]
+  - name: embed-test
+    targets: [{provider: fake, model: vendor/embed}]
+privacy:
+  hash_key: ` + testHashKey + `
+`
+	cfg, err := config.Parse([]byte(src), "test.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mutate != nil {
+		mutate(cfg)
+	}
+	return cfg
+}
+
+// logBuffer collects log lines safely across goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// newTestProxy serves a paygate proxy for cfg and returns its URL.
+func newTestProxy(t *testing.T, cfg *config.Config) (string, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	log := logging.New(logs, slog.LevelDebug, cfg.Secrets())
+	reg := prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte(cfg.Privacy.HashKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL, logs
+}
+
+// post sends a client request to the proxy.
+func post(t *testing.T, url, path, body string, hdr map[string]string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url+path, bytes.NewBufferString(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func readAll(t *testing.T, r io.Reader) string {
+	t.Helper()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// sseHandler answers with the given raw SSE text, flushed event by event.
+func sseHandler(events ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("X-Upstream-Secret-Header", "leak")
+		w.Header().Set("Set-Cookie", "upstream=1")
+		for _, e := range events {
+			_, _ = io.WriteString(w, e)
+			w.(http.Flusher).Flush()
+		}
+	}
+}
+
+func jsonHandler(status int, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Upstream-Secret-Header", "leak")
+		w.Header().Set("Openai-Organization", "org-upstream")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}
+}

@@ -1,0 +1,40 @@
+package proxy
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the client-facing counters. Labels are low-cardinality: route
+// and status only, never a user or an order.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paygate_requests_total",
+			Help: "Client requests by route and HTTP status.",
+		}, []string{"route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "paygate_request_duration_seconds",
+			Help:    "Client request duration by route (whole stream for streaming requests).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"route"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering proxy metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observe(route, status string, d time.Duration) {
+	m.requests.WithLabelValues(route, status).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}

@@ -1,0 +1,376 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/config"
+)
+
+// expectedUserHash recomputes the privacy hash independently of the code
+// under test: HMAC-SHA256(key, client NUL user), first 16 bytes, hex.
+func expectedUserHash(client, user string) string {
+	m := hmac.New(sha256.New, []byte(testHashKey))
+	m.Write([]byte(client + "\x00" + user))
+	return "u_" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// The fields paygate does not know, spacing and number spelling included,
+// must reach the provider unchanged.
+const losslessBody = `{"model": "gpt-test", "messages":[{"role":"user","content":"h\u00e9llo \"q\" 你好"}],
+  "provider":{"order":["a","b"],"allow_fallbacks":false}, "reasoning":{"effort":"high"},
+  "metadata":{"k":"v"},"seed":42,"logprobs":true,"top_logprobs":2,
+  "response_format":{"type":"json_schema","json_schema":{"name":"x","strict":true,"schema":{"type":"object","properties":{"a":{"type":"number"}}}}},
+  "x_vendor":{"nested":[1,2.50,{"z":null}],"e":1e3}, "user":"oOPENID-abc123", "temperature":0.70%s}`
+
+func TestLosslessRequest(t *testing.T) {
+	tests := []struct {
+		name   string
+		extra  string // fields appended to the client body
+		stream bool
+		want   string // the body the provider must see
+	}{
+		{name: "non-stream", want: upstreamBody("")},
+		{
+			name:   "stream gets include_usage for accounting",
+			extra:  `, "stream":true`,
+			stream: true,
+			want:   strings.TrimSuffix(upstreamBody(`, "stream":true`), "}") + `,"stream_options":{"include_usage":true}}`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var h http.HandlerFunc = jsonHandler(200, `{"id":"c1","object":"chat.completion","choices":[]}`)
+			if tc.stream {
+				h = sseHandler("data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\n", "data: [DONE]\n\n")
+			}
+			fp := newFakeProvider(t, h)
+			url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+			resp := post(t, url, "/v1/chat/completions", fmtBody(tc.extra), nil)
+			readAll(t, resp.Body)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			reqs := fp.requests()
+			if len(reqs) != 1 {
+				t.Fatalf("provider saw %d requests; want 1", len(reqs))
+			}
+			if got := string(reqs[0].Body); got != tc.want {
+				t.Errorf("provider got body\n%s\nwant\n%s", got, tc.want)
+			}
+			if reqs[0].Path != "/v1/chat/completions" {
+				t.Errorf("path %q", reqs[0].Path)
+			}
+		})
+	}
+}
+
+func fmtBody(extra string) string { return strings.Replace(losslessBody, "%s", extra, 1) }
+
+// upstreamBody is the client body with exactly the listed patches: the
+// target's model name and the hashed user, each in place.
+func upstreamBody(extra string) string {
+	b := strings.Replace(fmtBody(extra), `"model": "gpt-test"`, `"model": "vendor/upstream-model"`, 1)
+	return strings.Replace(b, `"user":"oOPENID-abc123"`, `"user":"`+expectedUserHash("shop-bot", "oOPENID-abc123")+`"`, 1)
+}
+
+func TestLosslessResponse(t *testing.T) {
+	nonStream := `{"id":"chatcmpl-9","object":"chat.completion","created":1,"model":"vendor/upstream-model-2024","system_fingerprint":"fp_x","provider":"Vendor","choices":[{"index":0,"message":{"role":"assistant","content":"ok","refusal":null,"reasoning":"r","annotations":[{"type":"url_citation"}]},"logprobs":null,"finish_reason":"stop","native_finish_reason":"STOP"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4,"prompt_tokens_details":{"cached_tokens":0},"cost":0.0001}}`
+	fp := newFakeProvider(t, jsonHandler(200, nonStream))
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[]}`, nil)
+	if got := readAll(t, resp.Body); got != nonStream {
+		t.Errorf("client got\n%s\nwant\n%s", got, nonStream)
+	}
+
+	events := []string{
+		`{"id":"chatcmpl-9","object":"chat.completion.chunk","created":1,"model":"m","provider":"Vendor","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`,
+		`{"id":"chatcmpl-9","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hel","reasoning_details":[{"t":1}]},"logprobs":{"content":[]},"finish_reason":null}]}`,
+		`{"id":"chatcmpl-9","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop","native_finish_reason":"STOP"}]}`,
+	}
+	usage := `{"id":"chatcmpl-9","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}`
+	var raw []string
+	raw = append(raw, ": OPENROUTER PROCESSING\n\n")
+	for _, e := range events {
+		raw = append(raw, "data: "+e+"\n\n")
+	}
+	raw = append(raw, "data: "+usage+"\n\n", "data: [DONE]\n\n")
+	fp2 := newFakeProvider(t, sseHandler(raw...))
+	url2, _ := newTestProxy(t, testConfig(t, fp2.URL, nil))
+
+	tests := []struct {
+		name string
+		body string
+		want []string
+	}{
+		{"usage withheld from a client that did not ask", `{"model":"gpt-test","stream":true,"messages":[]}`, append(append([]string{}, events...), "[DONE]")},
+		{"usage passed to a client that asked", `{"model":"gpt-test","stream":true,"stream_options":{"include_usage":true},"messages":[]}`, append(append(append([]string{}, events...), usage), "[DONE]")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := post(t, url2, "/v1/chat/completions", tc.body, nil)
+			if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+				t.Errorf("content-type %q", ct)
+			}
+			got := readAll(t, resp.Body)
+			want := ""
+			for _, e := range tc.want {
+				want += "data: " + e + "\n\n"
+			}
+			if got != want {
+				t.Errorf("client got\n%s\nwant\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestHeaderHygiene(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{"id":"c","object":"chat.completion","choices":[]}`))
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	const openID = "oWx-secret-openid-777"
+	resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}],"user":"`+openID+`"}`, map[string]string{
+		"Cookie":              "session=client-cookie",
+		"X-WeChat-OpenID":     openID,
+		"X-Forwarded-For":     "10.1.2.3",
+		"User-Agent":          "client-agent/1.0",
+		"OpenAI-Organization": "org-client",
+		"X-Paygate-Session":   "s1",
+		"Accept":              "application/json",
+	})
+	readAll(t, resp.Body)
+
+	reqs := fp.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("provider saw %d requests", len(reqs))
+	}
+	got := reqs[0]
+	if a := got.Header.Get("Authorization"); a != "Bearer "+testProviderKey {
+		t.Errorf("upstream Authorization %q; want the provider's key", a)
+	}
+	if got.Header.Get("X-Title") != "paygate-test" {
+		t.Errorf("provider's configured header missing")
+	}
+	allowed := map[string]bool{"Content-Type": true, "Accept": true, "Authorization": true, "X-Title": true,
+		"Content-Length": true, "Accept-Encoding": true, "User-Agent": true}
+	for k := range got.Header {
+		if !allowed[k] {
+			t.Errorf("upstream got header %s: %q", k, got.Header[k])
+		}
+	}
+	if ua := got.Header.Get("User-Agent"); strings.Contains(ua, "client-agent") {
+		t.Errorf("client User-Agent reached the upstream: %q", ua)
+	}
+	var all strings.Builder
+	for k, vs := range got.Header {
+		all.WriteString(k + ": " + strings.Join(vs, ",") + "\n")
+	}
+	all.Write(got.Body)
+	for _, leak := range []string{testClientKey, "client-cookie", openID, "10.1.2.3", "org-client"} {
+		if strings.Contains(all.String(), leak) {
+			t.Errorf("upstream request contains %q", leak)
+		}
+	}
+
+	for _, h := range []string{"X-Upstream-Secret-Header", "Openai-Organization", "Set-Cookie"} {
+		if v := resp.Header.Get(h); v != "" {
+			t.Errorf("client got upstream header %s: %q", h, v)
+		}
+	}
+	for _, h := range []string{"X-Request-Id", "X-Paygate-Provider", "X-Paygate-Attempts"} {
+		if resp.Header.Get(h) == "" {
+			t.Errorf("client response lacks %s", h)
+		}
+	}
+	if p := resp.Header.Get("X-Paygate-Provider"); p != "fake" {
+		t.Errorf("X-Paygate-Provider %q; want fake", p)
+	}
+}
+
+func TestOpenIDFromHeaderHashesBodyUser(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{"id":"c","choices":[]}`))
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	readAll(t, post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[],"user":"bot-label"}`,
+		map[string]string{"X-WeChat-OpenID": "oHEADER"}).Body)
+	body := string(fp.requests()[0].Body)
+	if want := `"user":"` + expectedUserHash("shop-bot", "oHEADER") + `"`; !strings.Contains(body, want) {
+		t.Errorf("body %s; want %s (the header names the user)", body, want)
+	}
+}
+
+func TestPrivacyModes(t *testing.T) {
+	tests := []struct {
+		mode string
+		want string
+	}{
+		{"drop", `{"model":"vendor/upstream-model","messages":[]}`},
+		{"keep", `{"model":"vendor/upstream-model","messages":[],"user":"oU"}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.mode, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, `{"choices":[]}`))
+			url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.mode }))
+			readAll(t, post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[],"user":"oU"}`, nil).Body)
+			if got := string(fp.requests()[0].Body); got != tc.want {
+				t.Errorf("got %s; want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestClientErrors(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{}`))
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Server.MaxBodyBytes = 1024 }))
+	tests := []struct {
+		name     string
+		key      string
+		body     string
+		status   int
+		wantType string
+		wantCode string
+	}{
+		{"no key", "", `{"model":"gpt-test","messages":[]}`, 401, "invalid_request_error", "invalid_api_key"},
+		{"wrong key", "sk-wrong", `{"model":"gpt-test","messages":[]}`, 401, "invalid_request_error", "invalid_api_key"},
+		{"bad JSON", testClientKey, `{"model":`, 400, "invalid_request_error", ""},
+		{"not an object", testClientKey, `[1,2]`, 400, "invalid_request_error", ""},
+		{"no model", testClientKey, `{"messages":[]}`, 400, "invalid_request_error", ""},
+		{"unknown model", testClientKey, `{"model":"gpt-nope","messages":[]}`, 404, "invalid_request_error", "model_not_found"},
+		{"body too large", testClientKey, `{"model":"gpt-test","messages":[],"pad":"` + strings.Repeat("x", 2000) + `"}`, 413, "invalid_request_error", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(tc.body))
+			if tc.key != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.key)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body := readAll(t, resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Errorf("status %d; want %d (%s)", resp.StatusCode, tc.status, body)
+			}
+			if !strings.Contains(body, `"type":"`+tc.wantType+`"`) || !strings.HasPrefix(body, `{"error":{"message":"`) {
+				t.Errorf("body %s is not OpenAI error JSON of type %s", body, tc.wantType)
+			}
+			if tc.wantCode != "" && !strings.Contains(body, `"code":"`+tc.wantCode+`"`) {
+				t.Errorf("body %s lacks code %s", body, tc.wantCode)
+			}
+		})
+	}
+	if n := len(fp.requests()); n != 0 {
+		t.Errorf("provider saw %d requests for rejected client requests", n)
+	}
+}
+
+func TestUpstreamFailureStatus(t *testing.T) {
+	tests := []struct {
+		name     string
+		h        http.HandlerFunc
+		status   int
+		contains string
+	}{
+		{"provider 400 content filter passed on", jsonHandler(400, `{"error":{"message":"flagged by content filter","type":"invalid_request_error","code":"content_filter"}}`), 400, "content filter"},
+		{"provider keeps failing with 500", jsonHandler(500, `{"error":{"message":"boom"}}`), 502, "fake"},
+		{"provider rate limited for long", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "3600")
+			jsonHandler(429, `{"error":{"message":"slow down","type":"rate_limit_error"}}`)(w, r)
+		}, 503, "fake"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, tc.h)
+			url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) {
+				c.Failover.MaxAttempts = 2
+			}))
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[]}`, nil)
+			body := readAll(t, resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Errorf("status %d; want %d (%s)", resp.StatusCode, tc.status, body)
+			}
+			if !strings.HasPrefix(body, `{"error":`) || !strings.Contains(body, tc.contains) {
+				t.Errorf("body %s; want OpenAI error JSON naming %q", body, tc.contains)
+			}
+		})
+	}
+}
+
+func TestModelsList(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{}`))
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	req, _ := http.NewRequest(http.MethodGet, url+"/v1/models", nil)
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(t, resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{`"id":"gpt-test"`, `"id":"embed-test"`, `"object":"list"`} {
+		if !strings.Contains(body, m) {
+			t.Errorf("models %s lacks %s", body, m)
+		}
+	}
+	if strings.Contains(body, "vendor/") {
+		t.Errorf("models list leaks upstream names: %s", body)
+	}
+}
+
+func TestPassthroughEmbeddings(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{"object":"list","data":[{"embedding":[0.1,0.2]}],"model":"vendor/embed"}`))
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	resp := post(t, url, "/v1/embeddings?x=1", `{"model":"embed-test","input":"hi","encoding_format":"float"}`, nil)
+	body := readAll(t, resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"embedding":[0.1,0.2]`) {
+		t.Fatalf("status %d body %s", resp.StatusCode, body)
+	}
+	got := fp.requests()[0]
+	if got.Path != "/v1/embeddings?x=1" {
+		t.Errorf("path %q", got.Path)
+	}
+	if want := `{"model":"vendor/embed","input":"hi","encoding_format":"float"}`; string(got.Body) != want {
+		t.Errorf("body %s; want %s", got.Body, want)
+	}
+}
+
+// TestClientDisconnectCancelsUpstream: a bot that hangs up must not leave a
+// provider generating (and billing) an answer nobody reads.
+func TestClientDisconnectCancelsUpstream(t *testing.T) {
+	sawCancel := make(chan struct{})
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"first\"},\"finish_reason\":null}]}\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		close(sawCancel)
+	})
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-test","stream":true,"messages":[]}`))
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || !strings.Contains(line, "first") {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	cancel()
+	resp.Body.Close()
+	select {
+	case <-sawCancel:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream request was not cancelled after the client left")
+	}
+}

@@ -1,0 +1,261 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/interceptors"
+)
+
+// Upstream is what the turn needs from failover: one round to a model's
+// targets. *failover.Router implements it.
+type Upstream interface {
+	Open(ctx context.Context, req *failover.Request) (*failover.Response, error)
+	HasModel(name string) bool
+	Models() []string
+}
+
+var _ Upstream = (*failover.Router)(nil)
+
+// Pinger reports whether a dependency (the store) is reachable, for /readyz.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Options are the server's dependencies. Config, Upstream and Logger are
+// required; the rest may be nil.
+type Options struct {
+	Config   *config.Config
+	Upstream Upstream
+	Logger   *slog.Logger
+	// Registry receives paygate's metrics and is served at /metrics.
+	Registry *prometheus.Registry
+	// Store is pinged by /readyz; nil means no store to check.
+	Store Pinger
+	// HashKey keys the user hash toward providers (privacy.forward_user: hash).
+	HashKey []byte
+	// Notify serves POST /wechatpay/notify; nil leaves the route unmounted.
+	Notify http.Handler
+}
+
+// Server holds the HTTP surfaces.
+type Server struct {
+	cfg      *config.Config
+	up       Upstream
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	store    Pinger
+	notify   http.Handler
+	privacy  interceptors.Privacy
+	clients  []clientEntry
+	modelsJS []byte
+	metrics  *metrics
+}
+
+type clientEntry struct {
+	digest [32]byte
+	cfg    *config.Client
+}
+
+// New builds a Server.
+func New(o Options) (*Server, error) {
+	reg := o.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s := &Server{
+		cfg:     o.Config,
+		up:      o.Upstream,
+		log:     o.Logger,
+		reg:     reg,
+		store:   o.Store,
+		notify:  o.Notify,
+		privacy: interceptors.Privacy{Mode: o.Config.Privacy.ForwardUser, Key: o.HashKey},
+	}
+	for i := range o.Config.Clients {
+		c := &o.Config.Clients[i]
+		s.clients = append(s.clients, clientEntry{digest: sha256.Sum256([]byte(c.Key)), cfg: c})
+	}
+	s.modelsJS = modelList(o.Upstream.Models(), time.Now())
+	var err error
+	if s.metrics, err = newMetrics(reg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Handler is the main listener's handler: the client API, the notify route
+// (unless it has a listener of its own) and the operator endpoints.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/chat/completions", s.route("chat", s.authed(s.handleChat)))
+	mux.Handle("GET /v1/models", s.route("models", s.authed(s.handleModels)))
+	mux.Handle("/v1/", s.route("passthrough", s.authed(s.handlePassthrough)))
+	s.operatorRoutes(mux)
+	if s.notify != nil && s.cfg.Server.NotifyListen == "" {
+		// Served directly: no middleware touches the notify body or headers.
+		mux.Handle("POST /wechatpay/notify", s.notify)
+	}
+	return mux
+}
+
+// NotifyHandler serves only the notify route, for server.notify_listen.
+func (s *Server) NotifyHandler() http.Handler {
+	mux := http.NewServeMux()
+	if s.notify != nil {
+		mux.Handle("POST /wechatpay/notify", s.notify)
+	}
+	return mux
+}
+
+func (s *Server) operatorRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	if s.store != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.store.Ping(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("store unreachable\n"))
+			return
+		}
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// requestCtx is what the middleware learned about a request.
+type requestCtx struct {
+	id     string
+	client *config.Client
+}
+
+type ctxKey struct{}
+
+func reqInfo(r *http.Request) *requestCtx {
+	rc, _ := r.Context().Value(ctxKey{}).(*requestCtx)
+	return rc
+}
+
+// route wraps a handler with the request id, metrics and panic safety.
+func (s *Server) route(name string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rc := &requestCtx{id: newRequestID()}
+		sw := &statusWriter{ResponseWriter: w}
+		sw.Header().Set("X-Request-Id", rc.id)
+		defer func() {
+			s.metrics.observe(name, sw.status(), time.Since(start))
+		}()
+		h(sw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rc)))
+	})
+}
+
+// authed checks the client key before h runs.
+func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := s.authenticate(r.Header.Get("Authorization"))
+		if c == nil {
+			writeError(w, &apiError{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
+				Message: "Incorrect API key provided. Use a paygate client key as the Bearer token."})
+			return
+		}
+		reqInfo(r).client = c
+		h(w, r)
+	}
+}
+
+// authenticate compares the bearer token with every client key in constant
+// time, so response timing reveals nothing about the keys.
+func (s *Server) authenticate(header string) *config.Client {
+	tok, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || tok == "" {
+		return nil
+	}
+	d := sha256.Sum256([]byte(tok))
+	var found *config.Client
+	for i := range s.clients {
+		if subtle.ConstantTimeCompare(d[:], s.clients[i].digest[:]) == 1 {
+			found = s.clients[i].cfg
+		}
+	}
+	return found
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "req_" + hex.EncodeToString(b[:])
+}
+
+// statusWriter records the status for metrics. It implements Unwrap so
+// http.ResponseController still reaches the real writer's Flush.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) status() string {
+	if w.code == 0 {
+		return "200"
+	}
+	return strconv.Itoa(w.code)
+}
+
+func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(s.modelsJS)
+}
+
+// modelList renders GET /v1/models: the public names of the config, in
+// OpenAI's list shape.
+func modelList(names []string, now time.Time) []byte {
+	b := []byte(`{"object":"list","data":[`)
+	for i, n := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":`...)
+		b = strconv.AppendQuote(b, n)
+		b = append(b, `,"object":"model","created":`...)
+		b = strconv.AppendInt(b, now.Unix(), 10)
+		b = append(b, `,"owned_by":"paygate"}`...)
+	}
+	return append(b, "]}"...)
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The test command (README): everything the tests need, then vet and the race
+# tests. Missing tools are installed or the run fails loudly; nothing is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '== %s\n' "$*"; }
+die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+
+apt_install() {
+  command -v apt-get >/dev/null || die "$* missing and no apt-get to install it"
+  if [ -z "${_apt_updated:-}" ]; then apt-get update -qq >/dev/null; _apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+command -v go >/dev/null || die "go is required (Go 1.26)"
+
+# Redis: reuse 127.0.0.1:6379 when it answers, else start a private one there.
+# redis-server and redis-cli are also needed by the store tests (a private
+# server stopped mid-test, a three-node cluster).
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+  say "installing redis-server"
+  apt_install redis-server redis-tools
+fi
+if [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null || true)" != "PONG" ]; then
+  say "starting a private redis-server on 127.0.0.1:6379"
+  rdir=$(mktemp -d)
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir "$rdir" --logfile "$rdir/redis.log"
+  for _ in $(seq 1 50); do
+    [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null || true)" = "PONG" ] && break
+    sleep 0.1
+  done
+  [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null || true)" = "PONG" ] || die "redis did not start (see $rdir/redis.log)"
+fi
+
+# The Node openai SDK for the real-client tests.
+command -v node >/dev/null && command -v npm >/dev/null || { say "installing nodejs"; apt_install nodejs npm; }
+say "installing the Node openai SDK (test/node)"
+npm ci --prefix test/node --no-audit --no-fund --loglevel=error >/dev/null
+
+say "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './test/node/*'))
+[ -z "$unformatted" ] || die "gofmt would change: $unformatted"
+say "go vet"
+go vet ./...
+say "go test -race"
+CI=${CI:-true} go test -race -count=1 -timeout 15m ./...
+say "fuzz (bounded)"
+go test -run '^$' -fuzz '^FuzzReaderChunking$' -fuzztime 10s ./sse >/dev/null
