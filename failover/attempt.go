@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -260,10 +260,17 @@ func (a *Response) failFromErr(err error, afterHeaders bool) *failure {
 		f.cause, f.status = CauseMalformed, http.StatusBadGateway
 	case afterHeaders:
 		f.cause, f.status = CauseConnectionLost, http.StatusBadGateway
+	case isTimeout(err):
+		f.cause, f.status = CauseConnectTimeout, http.StatusGatewayTimeout
 	default:
 		f.cause, f.status = CauseConnect, http.StatusBadGateway
 	}
 	return f
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 var errBodyTooLarge = errors.New("response body too large")
@@ -324,5 +331,3 @@ func unsafeString(b []byte) string {
 	}
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
-
-var _ = atomic.Int32{}

@@ -10,6 +10,7 @@ import (
 // UpstreamError.Code, logs and metric labels, so they are stable strings.
 const (
 	CauseConnect           = "upstream_connect_error"      // dial, TLS or reset before headers
+	CauseConnectTimeout    = "upstream_connect_timeout"    // dial or TLS handshake timed out
 	CauseFirstByteTimeout  = "upstream_first_byte_timeout" // no headers in time
 	CauseFirstTokenTimeout = "upstream_first_token_timeout"
 	CauseIdleTimeout       = "upstream_idle_timeout"
@@ -39,6 +40,7 @@ var (
 	ErrTotalTimeout      = errors.New("response not complete within the total timeout")
 	ErrConnectionLost    = errors.New("connection ended before the stream was complete")
 	ErrUnknownModel      = errors.New("unknown model")
+	ErrUnknownProvider   = errors.New("unknown provider")
 )
 
 // StreamError ends a stream after its first event reached the caller: the

@@ -19,15 +19,13 @@ import (
 type provider struct {
 	_ noCopy
 
-	name     string
-	cfg      config.Provider
-	base     string
-	rt       http.RoundTripper
-	header   http.Header // Authorization and the configured extra headers
-	drop     []string    // drop_fields as escaped sjson paths
-	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
-	log      func(msg string, args ...any)
-	onChange func(state gobreaker.State)
+	name    string
+	cfg     config.Provider
+	base    string
+	rt      http.RoundTripper
+	header  http.Header // Authorization and the configured extra headers
+	drop    []string    // drop_fields as escaped sjson paths
+	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
 
 	// coolUntil is the Router-clock instant (unix ns) before which the
 	// provider is not tried; 0: never set.

@@ -1,94 +1,426 @@
 package failover
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"net/http"
+	"slices"
+	"strings"
 	"time"
 )
 
-// Open runs one round: it tries the model's targets by policy until one
-// answers acceptably, and returns its Response; the caller must Close it.
-// When none does, the error is an *UpstreamError.
+// Pauses of the retry policy (SPEC 5). Each is jittered by Options.Jitter.
+const (
+	// serverErrorPause precedes the one same-target retry after a 500, 502
+	// or 504: long enough for a transient fault, short for the client.
+	serverErrorPause = 250 * time.Millisecond
+	// throttleBase is the first back-off after a rate limit without
+	// Retry-After; it doubles per consecutive one, up to
+	// failover.retry_after_max_wait. With at most two attempts per back-off
+	// a provider sees no more than a few attempts a second from one round.
+	throttleBase = 500 * time.Millisecond
+	// maxRetryAfterWaits bounds same-target retries after short Retry-Afters.
+	maxRetryAfterWaits = 2
+)
+
+// round is the state of one Open call.
+type round struct {
+	ctx      context.Context
+	req      *Request
+	model    *model
+	end      time.Time // Router clock: the round's time budget ends
+	attempts int
+	tried    []Attempt
+	fails    []*failure
+	skipped  []skip
+}
+
+// skip is a target passed over without an attempt (cool-down or breaker).
+type skip struct {
+	t     *target
+	until time.Time // zero: breaker, end unknown
+	cause string
+}
+
+// Open runs one round: it tries the model's targets by strategy and per
+// cause (SPEC 5) until one answers acceptably, and returns its Response,
+// which the caller must Close. Nothing of a failed attempt reaches the
+// caller. When no target answers, the error is an *UpstreamError; when ctx
+// ends first, that error wraps ctx's cause.
 func (r *Router) Open(ctx context.Context, req *Request) (*Response, error) {
 	m, err := r.lookup(req.Model)
 	if err != nil {
 		return nil, err
 	}
-	t := m.targets[0]
-	body, err := t.patch(req.Body)
+	rd := &round{ctx: ctx, req: req, model: m, end: r.opts.Now().Add(r.fo.MaxRoundTime.D())}
+	order := r.order(m, req.SameUpstreamModel)
+	for _, t := range order {
+		resp, stop := r.tryTarget(rd, t, false)
+		if resp != nil {
+			return resp, nil
+		}
+		if stop {
+			return nil, r.roundError(rd)
+		}
+	}
+	// Every target failed or was cooling down. A cool-down that ends soon
+	// (a back-off, a short Retry-After) is waited out rather than failing the
+	// round: a single-provider model then rides out a rate limit.
+	slices.SortFunc(rd.skipped, func(a, b skip) int { return a.until.Compare(b.until) })
+	for _, s := range rd.skipped {
+		if s.until.IsZero() {
+			continue
+		}
+		wait := s.until.Sub(r.opts.Now())
+		if wait > r.fo.RetryAfterMaxWait.D() || wait >= rd.end.Sub(r.opts.Now()) {
+			break
+		}
+		if err := r.opts.Sleep(ctx, wait); err != nil {
+			rd.fails = append(rd.fails, &failure{cause: CauseCanceled, canceled: true, err: err})
+			return nil, r.roundError(rd)
+		}
+		resp, stop := r.tryTarget(rd, s.t, true)
+		if resp != nil {
+			return resp, nil
+		}
+		if stop {
+			break
+		}
+	}
+	return nil, r.roundError(rd)
+}
+
+// tryTarget makes the attempts the policy allows on t. It returns the
+// answer, or stop when the round must end (a client error, the attempt or
+// time budget spent, the caller gone).
+func (r *Router) tryTarget(rd *round, t *target, waited bool) (*Response, bool) {
+	p := t.p
+	body, err := t.patch(rd.req.Body)
 	if err != nil {
-		return nil, fmt.Errorf("failover: patching request for %s: %w", t.p.name, err)
+		rd.fails = append(rd.fails, &failure{cause: CauseClientError, status: http.StatusBadRequest,
+			errType: "invalid_request_error", errMsg: "request body is not a JSON object", err: err})
+		return nil, true
 	}
-	start := time.Now()
-	resp, f := r.attempt(ctx, t, req, body, r.fo.MaxRoundTime.D())
-	at := Attempt{Provider: t.p.name, Model: t.model, Duration: time.Since(start)}
-	if f != nil {
+	retries, raWaits := 0, 0
+	for {
+		if rd.ctx.Err() != nil {
+			rd.fails = append(rd.fails, &failure{cause: CauseCanceled, canceled: true, err: context.Cause(rd.ctx)})
+			return nil, true
+		}
+		if rd.attempts >= r.fo.MaxAttempts {
+			return nil, true
+		}
+		now := r.opts.Now()
+		left := rd.end.Sub(now)
+		if left <= 0 {
+			rd.fails = append(rd.fails, &failure{cause: CauseRoundTime, status: http.StatusGatewayTimeout})
+			return nil, true
+		}
+		if retries == 0 && !waited {
+			if until, cause, cooling := p.cooling(now); cooling {
+				rd.skipped = append(rd.skipped, skip{t: t, until: until, cause: cause})
+				return nil, false
+			}
+		}
+		done, err := p.allow()
+		if err != nil {
+			rd.skipped = append(rd.skipped, skip{t: t, cause: "breaker " + err.Error()})
+			return nil, false
+		}
+		rd.attempts++
+		started := time.Now()
+		resp, f := r.attempt(rd.ctx, t, rd.req, body, left)
+		at := Attempt{Provider: p.name, Model: t.model, Duration: time.Since(started)}
+		if f == nil {
+			done(nil)
+			p.throttles.Store(0)
+			at.Status = resp.StatusCode
+			rd.tried = append(rd.tried, at)
+			r.m.attempts.WithLabelValues(p.name, "ok").Inc()
+			if resp.round != nil {
+				resp.round.Stop()
+			}
+			resp.Attempts, resp.Tried = rd.attempts, rd.tried
+			return resp, false
+		}
 		at.Status, at.Cause = f.httpStatus, f.cause
-		r.m.attempts.WithLabelValues(t.p.name, f.cause).Inc()
-		return nil, r.roundError([]Attempt{at}, []*failure{f})
+		rd.tried = append(rd.tried, at)
+		rd.fails = append(rd.fails, f)
+		r.m.attempts.WithLabelValues(p.name, f.cause).Inc()
+
+		d := r.decide(rd, t, f, retries, raWaits)
+		done(d.breaker)
+		if d.latencyPenalty {
+			t.latency.observe(2 * at.Duration)
+		}
+		if !f.canceled {
+			r.log.Warn("upstream attempt failed", "model", rd.model.name, "provider", p.name, "target", t.model,
+				"attempt", rd.attempts, "cause", f.cause, "status", f.httpStatus, "code", f.errCode,
+				"duration", at.Duration, "next", d.next.String(), "err", f.err)
+		}
+		switch d.next {
+		case stepRetry:
+			if d.wait > 0 {
+				if err := r.opts.Sleep(rd.ctx, d.wait); err != nil {
+					rd.fails = append(rd.fails, &failure{cause: CauseCanceled, canceled: true, err: err})
+					return nil, true
+				}
+			}
+			retries++
+			if d.retryAfter {
+				raWaits++
+			}
+		case stepNext:
+			r.m.failovers.WithLabelValues(rd.model.name, p.name, f.cause).Inc()
+			return nil, false
+		default:
+			return nil, true
+		}
 	}
-	at.Status = resp.StatusCode
-	r.m.attempts.WithLabelValues(t.p.name, "ok").Inc()
-	resp.Attempts = 1
-	resp.Tried = []Attempt{at}
-	if resp.round != nil {
-		resp.round.Stop()
+}
+
+type step int
+
+const (
+	stepRetry step = iota // the same target again, after wait
+	stepNext              // the next target at once
+	stepStop              // end the round
+)
+
+func (s step) String() string {
+	switch s {
+	case stepRetry:
+		return "retry"
+	case stepNext:
+		return "next"
+	default:
+		return "stop"
 	}
-	return resp, nil
+}
+
+// decision is the policy's answer to one failed attempt.
+type decision struct {
+	next           step
+	wait           time.Duration
+	retryAfter     bool  // the wait honours a Retry-After
+	breaker        error // nil: success, errProviderFailure or errNeutral
+	latencyPenalty bool
+}
+
+// decide applies SPEC 5's per-cause policy to a failure before any byte
+// reached the client. It also puts the provider in cool-down where the cause
+// says so.
+func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) decision {
+	p := t.p
+	now := r.opts.Now()
+	left := rd.end.Sub(now)
+	fits := func(d time.Duration) bool { return d < left }
+	switch f.cause {
+	case CauseCanceled:
+		return decision{next: stepStop, breaker: errNeutral}
+	case CauseRoundTime:
+		return decision{next: stepStop, breaker: errNeutral}
+
+	case CauseConnect:
+		// Nothing was answered: one immediate retry (a stale pooled
+		// connection, a transient reset), then the next target.
+		if retries == 0 {
+			return decision{next: stepRetry, breaker: errProviderFailure}
+		}
+		return decision{next: stepNext, breaker: errProviderFailure}
+
+	case CauseServerError, CauseEmptyStream, CauseMalformed, CauseConnectionLost:
+		if retries == 0 {
+			if w := r.opts.Jitter(serverErrorPause); fits(w) {
+				return decision{next: stepRetry, wait: w, breaker: errProviderFailure}
+			}
+		}
+		return decision{next: stepNext, breaker: errProviderFailure}
+
+	case CauseRateLimited:
+		// 429 says "too fast", not "broken"; 503 and 529 say overloaded.
+		brk := errNeutral
+		if f.httpStatus != http.StatusTooManyRequests && f.status != http.StatusTooManyRequests {
+			brk = errProviderFailure
+		}
+		if f.hasRetry {
+			if f.retryAfter <= r.fo.RetryAfterMaxWait.D() && raWaits < maxRetryAfterWaits && fits(f.retryAfter) {
+				return decision{next: stepRetry, wait: f.retryAfter, retryAfter: true, breaker: brk}
+			}
+			p.coolDown(now.Add(f.retryAfter), CauseRateLimited)
+			return decision{next: stepNext, breaker: brk}
+		}
+		n := p.throttles.Add(1)
+		backoff := throttleBase << min(n-1, 10)
+		backoff = min(backoff, r.fo.RetryAfterMaxWait.D())
+		w := r.opts.Jitter(backoff)
+		// Other rounds leave the provider alone meanwhile.
+		p.coolDown(now.Add(w), CauseRateLimited)
+		if retries == 0 && fits(w) {
+			return decision{next: stepRetry, wait: w, breaker: brk}
+		}
+		return decision{next: stepNext, breaker: brk}
+
+	case CauseInsufficientQuota:
+		p.coolDown(now.Add(r.opts.QuotaCooldown), CauseInsufficientQuota)
+		r.log.Error("upstream out of quota: provider out of service until reset or cool-down end",
+			"provider", p.name, "cooldown", r.opts.QuotaCooldown, "message", f.errMsg)
+		return decision{next: stepNext, breaker: errNeutral}
+
+	case CauseMisconfigured:
+		p.coolDown(now.Add(r.opts.MisconfiguredCooldown), CauseMisconfigured)
+		r.log.Error("upstream refused the provider key: provider marked misconfigured",
+			"provider", p.name, "status", f.httpStatus, "cooldown", r.opts.MisconfiguredCooldown, "message", f.errMsg)
+		return decision{next: stepNext, breaker: errNeutral}
+
+	case CauseModelNotFound:
+		return decision{next: stepNext, breaker: errNeutral}
+
+	case CauseContextLength:
+		// The provider is healthy; this target is too small. Never again
+		// this round; a later target may have a larger context.
+		return decision{next: stepNext, breaker: nil}
+
+	case CauseClientError:
+		// The request is at fault: no target would answer differently.
+		return decision{next: stepStop, breaker: nil}
+
+	case CauseConnectTimeout, CauseFirstByteTimeout, CauseFirstTokenTimeout, CauseIdleTimeout, CauseTotalTimeout:
+		// Retrying a silent provider only doubles the wait.
+		return decision{next: stepNext, breaker: errProviderFailure, latencyPenalty: true}
+	}
+	return decision{next: stepNext, breaker: errProviderFailure}
+}
+
+// order returns the round's targets by the model's strategy.
+func (r *Router) order(m *model, sameUpstream bool) []*target {
+	ts := make([]*target, 0, len(m.targets))
+	for _, t := range m.targets {
+		if sameUpstream && t.model != m.targets[0].model {
+			continue
+		}
+		ts = append(ts, t)
+	}
+	switch m.strategy {
+	case StrategyWeighted:
+		weightedShuffle(ts, r.opts.Rand)
+	case StrategyLowestLatency:
+		slices.SortStableFunc(ts, func(a, b *target) int {
+			return cmp.Compare(a.latency.Load(), b.latency.Load())
+		})
+	}
+	return ts
+}
+
+// weightedShuffle orders ts by drawing without replacement, each draw in
+// proportion to weight.
+func weightedShuffle(ts []*target, rnd func() float64) {
+	for i := 0; i < len(ts)-1; i++ {
+		total := 0
+		for _, t := range ts[i:] {
+			total += t.weight
+		}
+		x := rnd() * float64(total)
+		j := i
+		for ; j < len(ts)-1; j++ {
+			x -= float64(ts[j].weight)
+			if x < 0 {
+				break
+			}
+		}
+		ts[i], ts[j] = ts[j], ts[i]
+	}
 }
 
 // roundError builds what the client gets when no target answered.
-func (r *Router) roundError(tried []Attempt, fails []*failure) *UpstreamError {
-	ue := &UpstreamError{Attempts: len(tried), Tried: tried}
-	last := fails[len(fails)-1]
-	ue.Err = last.err
-	switch last.cause {
-	case CauseClientError, CauseContextLength:
+func (r *Router) roundError(rd *round) *UpstreamError {
+	ue := &UpstreamError{Attempts: rd.attempts, Tried: rd.tried}
+	var last *failure
+	if n := len(rd.fails); n > 0 {
+		last = rd.fails[n-1]
+		ue.Err = last.err
+	}
+	switch {
+	case last != nil && last.canceled:
+		ue.Status, ue.Type, ue.Code = 499, "canceled", CauseCanceled
+		ue.Message = "the request was canceled"
+		return ue
+	case last != nil && (last.cause == CauseClientError || last.cause == CauseContextLength):
 		// The provider's own reason reaches the client.
 		ue.Status = last.status
 		ue.Type, ue.Code, ue.Message = last.errType, last.errCode, last.errMsg
 		if ue.Type == "" {
 			ue.Type = "invalid_request_error"
 		}
+		if last.cause == CauseContextLength && ue.Code == "" {
+			ue.Code = CauseContextLength
+		}
 		if ue.Message == "" {
-			ue.Message = fmt.Sprintf("provider %s refused the request (HTTP %d)", tried[len(tried)-1].Provider, last.status)
+			ue.Message = fmt.Sprintf("provider %s refused the request (HTTP %d)", rd.tried[len(rd.tried)-1].Provider, last.status)
 		}
 		return ue
-	case CauseFirstByteTimeout, CauseFirstTokenTimeout, CauseIdleTimeout, CauseTotalTimeout, CauseRoundTime:
-		ue.Status = 504
-	case CauseRateLimited, CauseInsufficientQuota, CauseUnavailable:
-		ue.Status = 503
-	default:
-		ue.Status = 502
 	}
 	ue.Type = "upstream_error"
-	ue.Code = last.cause
-	ue.Message = describe(tried)
+	switch {
+	case last == nil:
+		ue.Status, ue.Code = http.StatusServiceUnavailable, CauseUnavailable
+		now := r.opts.Now()
+		for _, s := range rd.skipped {
+			if s.until.IsZero() {
+				continue
+			}
+			if d := s.until.Sub(now); d > 0 && (ue.RetryAfter == 0 || d < ue.RetryAfter) {
+				ue.RetryAfter = d
+			}
+		}
+	default:
+		ue.Code = last.cause
+		switch last.cause {
+		case CauseConnectTimeout, CauseFirstByteTimeout, CauseFirstTokenTimeout, CauseIdleTimeout, CauseTotalTimeout, CauseRoundTime:
+			ue.Status = http.StatusGatewayTimeout
+		case CauseRateLimited, CauseInsufficientQuota:
+			ue.Status = http.StatusServiceUnavailable
+			if last.hasRetry {
+				ue.RetryAfter = last.retryAfter
+			}
+		default:
+			ue.Status = http.StatusBadGateway
+		}
+	}
+	ue.Message = describe(rd)
 	return ue
 }
 
-// describe names each provider tried with its causes, e.g. "no provider
-// answered: a: upstream_server_error (HTTP 500) x2; b: upstream_first_byte_timeout".
-func describe(tried []Attempt) string {
-	var b []byte
-	b = append(b, "no provider answered: "...)
-	for i := 0; i < len(tried); {
+// describe names each provider tried or skipped with its causes, e.g.
+// "no provider answered: a: upstream_server_error (HTTP 500) x2; b:
+// upstream_first_byte_timeout".
+func describe(rd *round) string {
+	var b strings.Builder
+	b.WriteString("no provider answered")
+	sep := ": "
+	for i := 0; i < len(rd.tried); {
 		j := i + 1
-		for j < len(tried) && tried[j] == tried[i] {
+		for j < len(rd.tried) && rd.tried[j].Provider == rd.tried[i].Provider &&
+			rd.tried[j].Cause == rd.tried[i].Cause && rd.tried[j].Status == rd.tried[i].Status {
 			j++
 		}
-		_ = j
-		at := tried[i]
-		if i > 0 {
-			b = append(b, "; "...)
-		}
-		b = append(b, at.Provider...)
-		b = append(b, ": "...)
-		b = append(b, at.Cause...)
+		at := rd.tried[i]
+		b.WriteString(sep)
+		sep = "; "
+		fmt.Fprintf(&b, "%s: %s", at.Provider, at.Cause)
 		if at.Status != 0 {
-			b = fmt.Appendf(b, " (HTTP %d)", at.Status)
+			fmt.Fprintf(&b, " (HTTP %d)", at.Status)
 		}
-		i++
+		if j-i > 1 {
+			fmt.Fprintf(&b, " x%d", j-i)
+		}
+		i = j
 	}
-	return string(b)
+	for _, s := range rd.skipped {
+		b.WriteString(sep)
+		sep = "; "
+		fmt.Fprintf(&b, "%s: skipped (%s)", s.t.p.name, s.cause)
+	}
+	return b.String()
 }

@@ -284,3 +284,42 @@ func (r *Router) lookup(name string) (*model, error) {
 }
 
 func trimBase(u string) string { return strings.TrimRight(u, "/") }
+
+// ProviderStatus is one provider's live state, for the admin API and
+// readiness: whether rounds currently try it, and why not.
+type ProviderStatus struct {
+	Name string
+	// Breaker is "closed", "half-open" or "open".
+	Breaker string
+	// CoolingUntil is when a cool-down ends (zero: none); CoolingCause is
+	// the cause that started it (rate limit, quota, misconfigured key).
+	CoolingUntil time.Time
+	CoolingCause string
+}
+
+// Status reports every provider in config order.
+func (r *Router) Status() []ProviderStatus {
+	now := r.opts.Now()
+	out := make([]ProviderStatus, 0, len(r.providers))
+	for _, p := range r.providers {
+		st := ProviderStatus{Name: p.name, Breaker: p.breaker.State().String()}
+		if until, cause, ok := p.cooling(now); ok {
+			st.CoolingUntil, st.CoolingCause = until, cause
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// ResetProvider ends a provider's cool-down at once: the operator fixed its
+// key or its billing and wants traffic back before the cool-down ends.
+func (r *Router) ResetProvider(name string) error {
+	for _, p := range r.providers {
+		if p.name == name {
+			p.reset()
+			r.log.Info("upstream provider reset", "provider", name)
+			return nil
+		}
+	}
+	return fmt.Errorf("failover: provider %q: %w", name, ErrUnknownProvider)
+}
