@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -64,16 +65,111 @@ func profilePaygate(ctx context.Context, l *loader, t *target, bin string, bases
 	if recErr != nil {
 		return "", fmt.Errorf("perf record: %w: %s", recErr, recOut)
 	}
-	flat, err := runTool(ctx, perf, "report", "-i", out, "--stdio", "--no-children", "-g", "none", "--sort", "symbol", "--percent-limit", "0.7")
+	self, err := runTool(ctx, perf, "report", "-i", out, "--stdio", "--no-children", "-g", "none", "-F", "overhead,sym")
 	if err != nil {
 		return "", err
 	}
-	cum, err := runTool(ctx, perf, "report", "-i", out, "--stdio", "--children", "-g", "none", "--sort", "symbol", "--percent-limit", "4")
+	cum, err := runTool(ctx, perf, "report", "-i", out, "--stdio", "--children", "-g", "none", "--sort", "sym", "--percent-limit", "0.5")
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("paygate serves no /debug/pprof, so this is `perf record -g` of the paygate process over %d s at %d non-stream clients (%s req/s, %s CPU per request during the profile), kernel time included.\n\nSelf time by symbol:\n\n```\n%s\n```\n\nInclusive (children) time by symbol:\n\n```\n%s\n```\n",
-		secs, profileLoad.Clients, fmtRPS(lo.r.RPS()), fmtUS(lo.r.CPUPerReq()), trimLines(flat, 45), trimLines(cum, 60)), nil
+	var b strings.Builder
+	fmt.Fprintf(&b, "paygate serves no /debug/pprof, so this is `perf record -g` (cpu-clock, 997 Hz) of the paygate process over %d s at %d non-stream clients (%s req/s, %s CPU per request during the profile), kernel time included; saved as `%s`.\n\n",
+		secs, profileLoad.Clients, fmtRPS(lo.r.RPS()), fmtUS(lo.r.CPUPerReq()), out)
+	b.WriteString("Self time by package (all samples):\n\n| package | self |\n|---|---:|\n")
+	for _, g := range groupByPackage(parsePerfLines(self)) {
+		if g.pct < 0.5 {
+			break
+		}
+		fmt.Fprintf(&b, "| %s | %.1f%% |\n", g.name, g.pct)
+	}
+	fmt.Fprintf(&b, "\nTop functions by self time:\n\n```\n%s\n```\n", trimLines(self, 30))
+	fmt.Fprintf(&b, "\npaygate's own functions, inclusive time (children, self):\n\n```\n%s\n```\n", grepLines(cum, "github.com/paygate/", 40))
+	fmt.Fprintf(&b, "\nInclusive time by function:\n\n```\n%s\n```\n", trimLines(cum, 45))
+	return b.String(), nil
+}
+
+// perfLine is one "  12.34%  [k] symbol" line of perf report.
+type perfLine struct {
+	pct    float64
+	kernel bool
+	sym    string
+}
+
+func parsePerfLines(s string) []perfLine {
+	var ls []perfLine
+	for _, line := range strings.Split(s, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || !strings.HasSuffix(f[0], "%") {
+			continue
+		}
+		pct, err := strconv.ParseFloat(strings.TrimSuffix(f[0], "%"), 64)
+		if err != nil {
+			continue
+		}
+		ls = append(ls, perfLine{pct: pct, kernel: f[1] == "[k]", sym: strings.Join(f[2:], " ")})
+	}
+	return ls
+}
+
+type pkgShare struct {
+	name string
+	pct  float64
+}
+
+// groupByPackage sums self time by Go package; kernel symbols are "kernel",
+// symbols without a package (assembly, vDSO) "runtime assembly and vDSO".
+func groupByPackage(ls []perfLine) []pkgShare {
+	sums := map[string]float64{}
+	for _, l := range ls {
+		sums[symbolPackage(l)] += l.pct
+	}
+	var gs []pkgShare
+	for n, p := range sums {
+		gs = append(gs, pkgShare{n, p})
+	}
+	sort.Slice(gs, func(i, j int) bool {
+		if gs[i].pct != gs[j].pct {
+			return gs[i].pct > gs[j].pct
+		}
+		return gs[i].name < gs[j].name
+	})
+	return gs
+}
+
+// symbolPackage is the Go package of a symbol: up to the first '.' after the
+// last '/' (net/http.(*conn).serve is net/http).
+func symbolPackage(l perfLine) string {
+	if l.kernel {
+		return "kernel"
+	}
+	sym := l.sym
+	if i := strings.IndexAny(sym, "[("); i >= 0 {
+		sym = sym[:i] // receivers and type parameters may hold other paths
+	}
+	slash := strings.LastIndexByte(sym, '/')
+	dot := strings.IndexByte(sym[slash+1:], '.')
+	if dot <= 0 || strings.HasPrefix(sym, "0x") {
+		return "runtime assembly and vDSO"
+	}
+	return sym[:slash+1+dot]
+}
+
+// grepLines keeps the lines containing sub, at most n.
+func grepLines(s, sub string, n int) string {
+	var keep []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, sub) {
+			keep = append(keep, strings.TrimRight(line, " "))
+			if len(keep) == n {
+				break
+			}
+		}
+	}
+	if len(keep) == 0 {
+		return "(none above 0.5%)"
+	}
+	return strings.Join(keep, "\n")
 }
 
 func servesPprof(ctx context.Context, base string) bool {
