@@ -61,7 +61,7 @@ func (fp *fakeProvider) requests() []seenRequest {
 
 // testConfig is a config with one client, one provider at base and one model
 // "gpt-test" → "vendor/upstream-model".
-func testConfig(t *testing.T, base string, mutate func(*config.Config)) *config.Config {
+func testConfig(t testing.TB, base string, mutate func(*config.Config)) *config.Config {
 	t.Helper()
 	src := `
 clients:

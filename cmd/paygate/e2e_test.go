@@ -253,3 +253,10 @@ func TestNodeOpenAI(t *testing.T) {
 		t.Errorf("stream ids %v; want one id", st["ids"])
 	}
 }
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/config"
+)
+
+// TestShutdownDrainsStreams: SIGTERM (here: ctx cancel, which is what the
+// signal handler does) stops new connections but lets an in-flight stream
+// finish.
+func TestShutdownDrainsStreams(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"one \"},\"finish_reason\":null}]}\n\n")
+		w.(http.Flusher).Flush()
+		close(started)
+		<-release
+		_, _ = io.WriteString(w, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"two\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	}))
+	defer up.Close()
+	src := `
+server: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", shutdown_timeout: 20s}
+clients: [{name: bot, key: k-drain}]
+store: {path: ` + filepath.Join(t.TempDir(), "p.db") + `}
+providers: [{name: fake, base_url: "` + up.URL + `", api_key: x}]
+models: [{name: m, targets: [{provider: fake, model: u}]}]
+`
+	cfg, err := config.Parse([]byte(src), "t.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	ready := make(chan map[string]string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, io.Discard, ready) }()
+	addrs := <-ready
+	base := "http://" + addrs["main"]
+
+	for _, p := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(base + p)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %v %v", p, err, resp)
+		}
+		resp.Body.Close()
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
+	req.Header.Set("Authorization", "Bearer k-drain")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	<-started
+	br := bufio.NewReader(resp.Body)
+	if line, _ := br.ReadString('\n'); !strings.Contains(line, "one") {
+		t.Fatalf("first event %q", line)
+	}
+
+	stop() // what SIGTERM does
+	// New connections are refused once shutdown began; poll until then.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := http.Get(base + "/healthz")
+		if err != nil {
+			break
+		}
+		c.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting new connections after shutdown began")
+		}
+		time.Sleep(10 * time.Millisecond) // polling an external state change, not synchronising
+	}
+	close(release)
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatalf("in-flight stream cut during drain: %v", err)
+	}
+	if !strings.Contains(string(rest), "two") || !strings.HasSuffix(string(rest), "data: [DONE]\n\n") {
+		t.Errorf("drained stream ended with %q; want the rest and [DONE]", rest)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("serve returned %v", err)
+	}
+}
+
+func TestRunCommands(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	writeFile(t, bad, "server:\n  listen: \"127.0.0.1:1\"\n  lisen: x\n")
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		contains string
+	}{
+		{"version", []string{"version"}, 0, "paygate"},
+		{"check-config ok", []string{"check-config", "-config", "../../config.yaml"}, 0, "ok"},
+		{"check-config names file:line", []string{"check-config", "-config", bad}, 1, bad + ":3: server.lisen: unknown key"},
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			code := run(tc.args, &out, &out)
+			if code != tc.code || !strings.Contains(out.String(), tc.contains) {
+				t.Errorf("exit %d output %q; want %d containing %q", code, out.String(), tc.code, tc.contains)
+			}
+		})
+	}
+}

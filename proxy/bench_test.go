@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/logging"
+)
+
+// streamOf renders n content chunks, a finish chunk and [DONE].
+func streamOf(n int) []byte {
+	var b bytes.Buffer
+	for i := 0; i < n; i++ {
+		b.WriteString(`data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{"content":"tok` + strconv.Itoa(i%10) + ` "},"logprobs":null,"finish_reason":null}]}` + "\n\n")
+	}
+	b.WriteString(`data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}` + "\n\n")
+	b.WriteString("data: [DONE]\n\n")
+	return b.Bytes()
+}
+
+// BenchmarkStreamRelayPerEvent measures the per-event cost of relaying a
+// stream through the proxy handler (upstream read, checks, client write,
+// flush), with the fixed per-request cost spread over 200 events.
+// Compare BenchmarkStreamDirectPerEvent for the same stream without paygate.
+func BenchmarkStreamRelayPerEvent(b *testing.B) {
+	events := benchEvents
+	body := streamOf(events)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Write(body)
+	}))
+	defer up.Close()
+	cfg := testConfig(b, up.URL, nil)
+	log := logging.New(io.Discard, slog.LevelInfo, nil)
+	reg := prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte("k")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := s.Handler()
+	reqBody := `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(reqBody))
+		req.Header.Set("Authorization", "Bearer "+testClientKey)
+		clear(w.h)
+		h.ServeHTTP(w, req)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*(events+2)), "ns/event")
+}
+
+// BenchmarkStreamDirectPerEvent reads the same upstream stream directly, the
+// baseline for BenchmarkStreamRelayPerEvent.
+func BenchmarkStreamDirectPerEvent(b *testing.B) {
+	events := benchEvents
+	body := streamOf(events)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Write(body)
+	}))
+	defer up.Close()
+	reqBody := `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := http.Post(up.URL+"/v1/chat/completions", "application/json", strings.NewReader(reqBody))
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*(events+2)), "ns/event")
+}
+
+// discardWriter is an http.ResponseWriter and Flusher that keeps nothing.
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(int)             {}
+func (d *discardWriter) Flush()                      {}
+
+// benchEvents is the stream length of the per-event benchmarks.
+var benchEvents = 200
