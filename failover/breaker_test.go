@@ -1,0 +1,183 @@
+package failover
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/paygate/paygate/config"
+)
+
+// TestFlappingPrimary runs a steady trickle of requests while the primary
+// goes down and comes back: during the outage the fallback serves every
+// request and the primary sees only the few attempts that open its breaker
+// plus one probe per cool-down; after recovery traffic is back on the
+// primary within a cool-down.
+func TestFlappingPrimary(t *testing.T) {
+	const (
+		cooldown = 200 * time.Millisecond
+		failures = 3
+		tick     = 10 * time.Millisecond
+		outage   = 700 * time.Millisecond
+	)
+	var down atomic.Bool
+	primary := healthy("a")
+	e := newEnv(t, map[string]func(*fconn, int){"a": func(c *fconn, n int) {
+		if down.Load() {
+			c.status(500, errBody("server_error", "", "down"))
+			return
+		}
+		primary(c, n)
+	}}, []string{"a", "b"}, func(c *config.Config) {
+		c.Failover.Breaker = config.Breaker{Failures: failures, Cooldown: config.Duration(cooldown)}
+	})
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	request := func() answer {
+		<-ticker.C
+		got := e.open(t.Context(), true)
+		if got.openErr != nil || !got.complete() {
+			t.Fatalf("request failed: %v %v", got.openErr, got.end)
+		}
+		return got
+	}
+
+	for range 10 {
+		if got := request(); got.provider != "a" {
+			t.Fatalf("healthy primary: served by %s", got.provider)
+		}
+	}
+
+	down.Store(true)
+	before := len(e.fakes["a"].hits())
+	outageEnd := time.Now().Add(outage)
+	served := 0
+	for time.Now().Before(outageEnd) {
+		if got := request(); got.provider != "b" {
+			t.Fatalf("during the outage: served by %s; want b", got.provider)
+		}
+		served++
+	}
+	aDuring := len(e.fakes["a"].hits()) - before
+	maxA := failures + int(outage/cooldown) + 1
+	if aDuring > maxA {
+		t.Errorf("primary saw %d requests during a %v outage; want at most %d (breaker open)", aDuring, outage, maxA)
+	}
+	if st := statusOf(e.r, "a"); st.Breaker == "closed" {
+		t.Errorf("primary breaker %s during the outage; want open or half-open", st.Breaker)
+	}
+	t.Logf("outage: %d requests served by b, primary saw %d", served, aDuring)
+
+	down.Store(false)
+	recovered := time.Now()
+	var back time.Duration
+	for {
+		got := request()
+		if got.provider == "a" {
+			back = time.Since(recovered)
+			break
+		}
+		if time.Since(recovered) > 5*cooldown {
+			t.Fatalf("primary not back %v after recovery", time.Since(recovered))
+		}
+	}
+	if limit := cooldown + 2*tick + slack; back > limit {
+		t.Errorf("back on the primary %v after recovery; want within %v", back, limit)
+	}
+	t.Logf("back on the primary %v after recovery (cool-down %v)", back, cooldown)
+	for range 10 {
+		if got := request(); got.provider != "a" {
+			t.Fatalf("after recovery: served by %s; want a", got.provider)
+		}
+	}
+	if st := statusOf(e.r, "a"); st.Breaker != "closed" {
+		t.Errorf("primary breaker %s after recovery; want closed", st.Breaker)
+	}
+}
+
+// TestMetrics checks the collectors a scrape shows after a failover.
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	fa := newFakeProvider(t, nil, always(statusFn(502, "")))
+	fb := newFakeProvider(t, nil, healthy("b"))
+	cfg := testConfig(map[string]string{"a": fa.url, "b": fb.url}, []string{"a", "b"})
+	cfg.Failover.Breaker.Failures = 2
+	r, err := New(cfg, Options{Registerer: reg, Sleep: newFakeClock().Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	resp, err := r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(true), Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := resp.Next(); err != nil {
+			break
+		}
+	}
+	resp.Close()
+
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(name string, labels map[string]string) float64 {
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				if matches(m, labels) {
+					switch {
+					case m.Counter != nil:
+						return m.Counter.GetValue()
+					case m.Gauge != nil:
+						return m.Gauge.GetValue()
+					case m.Histogram != nil:
+						return float64(m.Histogram.GetSampleCount())
+					}
+				}
+			}
+		}
+		return -1
+	}
+	tests := []struct {
+		name   string
+		metric string
+		labels map[string]string
+		want   float64
+	}{
+		{"failed attempts on a", "paygate_upstream_attempts_total", map[string]string{"provider": "a", "outcome": CauseServerError}, 2},
+		{"answer from b", "paygate_upstream_attempts_total", map[string]string{"provider": "b", "outcome": "ok"}, 1},
+		{"one failover", "paygate_upstream_failovers_total", map[string]string{"model": "gpt", "provider": "a", "cause": CauseServerError}, 1},
+		{"a's breaker open", "paygate_upstream_breaker_state", map[string]string{"provider": "a"}, 2},
+		{"b's breaker closed", "paygate_upstream_breaker_state", map[string]string{"provider": "b"}, 0},
+		{"time to first byte per response", "paygate_upstream_time_to_first_byte_seconds", map[string]string{"provider": "a"}, 2},
+		{"time to first token of b", "paygate_upstream_time_to_first_token_seconds", map[string]string{"provider": "b"}, 1},
+		{"b's stream complete", "paygate_upstream_stream_ends_total", map[string]string{"provider": "b", "outcome": "complete"}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := get(tc.metric, tc.labels); got != tc.want {
+				t.Errorf("%s%v = %v; want %v", tc.metric, tc.labels, got, tc.want)
+			}
+		})
+	}
+}
+
+func matches(m *dto.Metric, labels map[string]string) bool {
+	n := 0
+	for _, lp := range m.GetLabel() {
+		if v, ok := labels[lp.GetName()]; ok {
+			if v != lp.GetValue() {
+				return false
+			}
+			n++
+		}
+	}
+	return n == len(labels)
+}

@@ -1,0 +1,215 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/config"
+)
+
+// TestUpstreamRequest checks what a provider receives: the body patched for
+// its target and nothing else changed, and only the allowed headers.
+func TestUpstreamRequest(t *testing.T) {
+	e := newEnv(t, map[string]func(*fconn, int){"a": always(statusFn(500, ""))}, []string{"a", "b"}, func(c *config.Config) {
+		c.Providers[1].DropFields = []string{"parallel_tool_calls", "x.y"}
+		c.Providers[1].Headers = map[string]string{"HTTP-Referer": "https://shop.example", "X-Title": "paygate"}
+	})
+	body := []byte(`{"model":"gpt", "stream":true,"messages":[{"role":"user","content":"hi \u00e9"}],"parallel_tool_calls":false,"x.y":1,"unknown_field":{"keep":[1, 2]}}`)
+	orig := string(body)
+	resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions?trace=1", Body: body, Stream: true,
+		ContentType: "application/json", Accept: "text/event-stream"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Close()
+	if string(body) != orig {
+		t.Errorf("Open modified req.Body: %s", body)
+	}
+	ha, hb := e.fakes["a"].hits(), e.fakes["b"].hits()
+	if len(ha) != 2 || len(hb) != 1 {
+		t.Fatalf("hits a=%d b=%d; want 2 and 1", len(ha), len(hb))
+	}
+	tests := []struct {
+		name       string
+		got        seen
+		wantBody   string
+		wantHeader map[string]string
+	}{
+		{
+			name:     "primary: model set, nothing else changed",
+			got:      ha[0],
+			wantBody: `{"model":"up-a", "stream":true,"messages":[{"role":"user","content":"hi \u00e9"}],"parallel_tool_calls":false,"x.y":1,"unknown_field":{"keep":[1, 2]}}`,
+			wantHeader: map[string]string{"Authorization": "Bearer key-a", "Content-Type": "application/json",
+				"Accept": "text/event-stream", "User-Agent": "paygate", "Content-Length": "*"},
+		},
+		{
+			name:     "fallback: its model, its drop_fields gone, its headers",
+			got:      hb[0],
+			wantBody: `{"model":"up-b", "stream":true,"messages":[{"role":"user","content":"hi \u00e9"}],"unknown_field":{"keep":[1, 2]}}`,
+			wantHeader: map[string]string{"Authorization": "Bearer key-b", "Content-Type": "application/json",
+				"Accept": "text/event-stream", "User-Agent": "paygate", "Content-Length": "*",
+				"Http-Referer": "https://shop.example", "X-Title": "paygate"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.got.body != tc.wantBody {
+				t.Errorf("body\n got %s\nwant %s", tc.got.body, tc.wantBody)
+			}
+			if tc.got.path != "/v1/chat/completions?trace=1" {
+				t.Errorf("path %q; want /v1/chat/completions?trace=1", tc.got.path)
+			}
+			for k := range tc.got.header {
+				if _, ok := tc.wantHeader[http.CanonicalHeaderKey(k)]; !ok {
+					t.Errorf("unexpected header %s: %q", k, tc.got.header.Get(k))
+				}
+			}
+			for k, v := range tc.wantHeader {
+				if g := tc.got.header.Get(k); (v == "*" && g == "") || (v != "*" && g != v) {
+					t.Errorf("header %s = %q; want %q", k, g, v)
+				}
+			}
+		})
+	}
+}
+
+// TestSameUpstreamModel: embeddings fail over only between targets serving
+// the first target's upstream model.
+func TestSameUpstreamModel(t *testing.T) {
+	e := newEnv(t, map[string]func(*fconn, int){"a": always(statusFn(502, ""))}, []string{"a", "b", "c"}, func(c *config.Config) {
+		c.Models[0].Targets[2].Model = "up-a"
+	})
+	req := &Request{Model: "", Path: "/embeddings", Body: []byte(`{"model":"emb","input":"x"}`), SameUpstreamModel: true, ContentType: "application/json"}
+	got := e.openReq(t.Context(), req)
+	if got.openErr != nil || got.provider != "c" {
+		t.Fatalf("got %q, %v; want c (same upstream model as a)", got.provider, got.openErr)
+	}
+	if n := len(e.fakes["b"].hits()); n != 0 {
+		t.Errorf("b (another upstream model) saw %d requests; want 0", n)
+	}
+	if h := e.fakes["c"].hits(); len(h) != 1 || !strings.Contains(h[0].body, `"model":"up-a"`) {
+		t.Errorf("c saw %v; want one request for up-a", h)
+	}
+}
+
+// TestConnectionRefused: a provider that is not listening costs one retry
+// and then the next target answers.
+func TestConnectionRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	e := newEnv(t, nil, []string{"a", "b"}, func(c *config.Config) { c.Providers[0].BaseURL = dead })
+	got := e.open(t.Context(), true)
+	if got.openErr != nil || got.provider != "b" || !got.complete() {
+		t.Fatalf("got %q %v %v; want a complete answer from b", got.provider, got.openErr, got.end)
+	}
+	if got.attempts != 3 {
+		t.Errorf("Attempts %d; want 3 (a twice, then b)", got.attempts)
+	}
+}
+
+// TestMaxAttempts bounds a round's attempts whatever the target count.
+func TestMaxAttempts(t *testing.T) {
+	fail := always(statusFn(500, ""))
+	e := newEnv(t, map[string]func(*fconn, int){"a": fail, "b": fail, "c": fail}, []string{"a", "b", "c"}, func(c *config.Config) {
+		c.Failover.MaxAttempts = 3
+	})
+	got := e.open(t.Context(), true)
+	var ue *UpstreamError
+	if !errors.As(got.openErr, &ue) || ue.Attempts != 3 || ue.Status != 502 {
+		t.Fatalf("got %v; want a 502 after 3 attempts", got.openErr)
+	}
+	hits := []int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits()), len(e.fakes["c"].hits())}
+	if !slices.Equal(hits, []int{2, 1, 0}) {
+		t.Errorf("hits %v; want [2 1 0]", hits)
+	}
+}
+
+// TestClientCancel: the caller leaving ends the round at once and does not
+// count against the provider.
+func TestClientCancel(t *testing.T) {
+	started := make(chan struct{}, 10)
+	e := newEnv(t, map[string]func(*fconn, int){"a": func(c *fconn, _ int) {
+		started <- struct{}{}
+		c.hang()
+	}}, []string{"a", "b"}, func(c *config.Config) {
+		c.Failover.Breaker.Failures = 1
+		c.Providers[0].Timeouts.FirstByte = config.Duration(10 * time.Second)
+	})
+	for range 3 {
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() {
+			<-started
+			cancel()
+		}()
+		got := e.open(ctx, true)
+		if !errors.Is(got.openErr, context.Canceled) {
+			t.Fatalf("Open error %v; want context.Canceled", got.openErr)
+		}
+		var ue *UpstreamError
+		if !errors.As(got.openErr, &ue) || ue.Status != 499 {
+			t.Errorf("got %v; want an UpstreamError with status 499", got.openErr)
+		}
+		if got.took > 2*time.Second {
+			t.Errorf("cancel took %v", got.took)
+		}
+		cancel()
+	}
+	if st := statusOf(e.r, "a"); st.Breaker != "closed" {
+		t.Errorf("a's breaker %s after client cancels; want closed", st.Breaker)
+	}
+	if n := len(e.fakes["b"].hits()); n != 0 {
+		t.Errorf("b saw %d; want 0 (no failover on cancel)", n)
+	}
+}
+
+// TestModels covers the model list and the unknown-model error.
+func TestModels(t *testing.T) {
+	e := newEnv(t, nil, []string{"a"}, func(c *config.Config) {
+		c.Models = append(c.Models, config.Model{Name: "cheap", Targets: []config.Target{{Provider: "b", Model: "m"}}})
+	})
+	if got := e.r.Models(); !slices.Equal(got, []string{"gpt", "cheap"}) {
+		t.Errorf("Models %v; want [gpt cheap]", got)
+	}
+	if !e.r.HasModel("cheap") || e.r.HasModel("nope") {
+		t.Errorf("HasModel wrong")
+	}
+	_, err := e.r.Open(t.Context(), &Request{Model: "nope", Path: "/chat/completions"})
+	if !errors.Is(err, ErrUnknownModel) {
+		t.Errorf("Open unknown model: %v; want ErrUnknownModel", err)
+	}
+}
+
+// TestNewRejectsBadConfig: New checks what the Router relies on.
+func TestNewRejectsBadConfig(t *testing.T) {
+	base := func() *config.Config {
+		return testConfig(map[string]string{"a": "http://127.0.0.1:1"}, []string{"a"})
+	}
+	tests := []struct {
+		name   string
+		mutate func(*config.Config)
+	}{
+		{"unknown provider in a target", func(c *config.Config) { c.Models[0].Targets[0].Provider = "zz" }},
+		{"model without targets", func(c *config.Config) { c.Models[0].Targets = nil }},
+		{"unknown strategy", func(c *config.Config) { c.Models[0].Strategy = "random" }},
+		{"duplicate model", func(c *config.Config) { c.Models = append(c.Models, c.Models[0]) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base()
+			tc.mutate(cfg)
+			if _, err := New(cfg, Options{}); err == nil {
+				t.Errorf("New accepted it")
+			}
+		})
+	}
+}

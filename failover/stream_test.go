@@ -1,0 +1,224 @@
+package failover
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/config"
+)
+
+// TestStreamAfterFirstByte covers failures once the first event reached the
+// caller: no failover any more; the stream ends complete (io.EOF) or with a
+// StreamError naming the cause, never silently.
+func TestStreamAfterFirstByte(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		a         func(c *fconn)
+		mutate    func(*config.Config)
+		wantText  string
+		wantCause string // "" : complete
+		wantLog   string
+		minTook   time.Duration
+		maxTook   time.Duration
+	}{
+		{
+			name: "body cut mid-stream",
+			a: func(c *fconn) {
+				c.sse()
+				c.event(roleChunk())
+				c.event(contentChunk("par"))
+				c.cut()
+			},
+			wantText: "par", wantCause: CauseConnectionLost,
+		},
+		{
+			name: "reset mid-stream",
+			a: func(c *fconn) {
+				c.sse()
+				c.event(contentChunk("par"))
+				c.reset()
+			},
+			wantText: "par", wantCause: CauseConnectionLost,
+		},
+		{
+			name: "invalid JSON in one event is skipped and logged",
+			a: func(c *fconn) {
+				c.sse()
+				c.event(contentChunk("one "))
+				c.event(`{"choices":[{"delta":{"content":"bro`)
+				c.event(contentChunk("two"))
+				c.event(finishChunk())
+				c.done()
+			},
+			wantText: "one two", wantLog: "malformed event skipped",
+		},
+		{
+			name: "three malformed events end the stream",
+			a: func(c *fconn) {
+				c.sse()
+				c.event(contentChunk("one"))
+				c.event(`{bad`)
+				c.event(`{bad`)
+				c.event(`{bad`)
+				c.event(contentChunk("two"))
+				c.done()
+			},
+			wantText: "one", wantCause: CauseMalformed,
+		},
+		{
+			name: "no [DONE]: finish reason then a clean end is complete",
+			a: func(c *fconn) {
+				c.sse()
+				c.event(contentChunk("all"))
+				c.event(finishChunk())
+				c.end()
+			},
+			wantText: "all",
+		},
+		{
+			name: "no [DONE]: finish reason then a cut is complete",
+			a: func(c *fconn) {
+				c.sse()
+				c.event(contentChunk("all"))
+				c.event(finishChunk())
+				c.event(usageChunk())
+				c.cut()
+			},
+			wantText: "all",
+		},
+		{
+			name: "finish reason then an open, silent connection: complete after the idle timeout",
+			a: func(c *fconn) {
+				c.sse()
+				c.event(contentChunk("all"))
+				c.event(finishChunk())
+				c.hang()
+			},
+			wantText: "all", minTook: tIdle, maxTook: tIdle + slack,
+		},
+		{
+			name: "clean end without finish reason or [DONE] is a cut",
+			a: func(c *fconn) {
+				c.sse()
+				c.event(contentChunk("half"))
+				c.end()
+			},
+			wantText: "half", wantCause: CauseConnectionLost,
+		},
+		{
+			name: "idle gap longer than the idle timeout",
+			a: func(c *fconn) {
+				c.sse()
+				c.event(contentChunk("slow"))
+				c.hang()
+			},
+			wantText: "slow", wantCause: CauseIdleTimeout, minTook: tIdle, maxTook: tIdle + slack,
+		},
+		{
+			name: "an error object mid-stream",
+			a: func(c *fconn) {
+				c.sse()
+				c.event(contentChunk("oops"))
+				c.event(`{"error":{"code":502,"message":"provider died"},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}`)
+				c.done()
+			},
+			wantText: "oops", wantCause: CauseStreamError,
+		},
+		{
+			name: "comment lines are never returned",
+			a: func(c *fconn) {
+				c.sse()
+				c.comment("OPENROUTER PROCESSING")
+				c.event(contentChunk("a"))
+				c.comment("keep-alive")
+				c.event(contentChunk("b"))
+				c.event(finishChunk())
+				c.done()
+			},
+			wantText: "ab",
+		},
+		{
+			name: "total timeout over a steady trickle",
+			a: func(c *fconn) {
+				c.sse()
+				for !c.dead {
+					c.event(contentChunk("."))
+					c.pause(50 * time.Millisecond)
+				}
+			},
+			mutate: func(cfg *config.Config) {
+				cfg.Providers[0].Timeouts.Total = config.Duration(400 * time.Millisecond)
+			},
+			wantCause: CauseTotalTimeout, minTook: 400 * time.Millisecond, maxTook: 400*time.Millisecond + slack,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			script := func(c *fconn, _ int) { tc.a(c) }
+			e := newEnv(t, map[string]func(*fconn, int){"a": script}, []string{"a", "b"}, tc.mutate)
+			got := e.open(t.Context(), true)
+			if got.openErr != nil {
+				t.Fatalf("Open: %v", got.openErr)
+			}
+			if tc.wantText != "" && got.text != tc.wantText {
+				t.Errorf("text %q; want %q", got.text, tc.wantText)
+			}
+			if tc.wantCause == "" {
+				if !got.complete() {
+					t.Errorf("ended with %v; want complete (io.EOF)", got.end)
+				}
+			} else {
+				var se *StreamError
+				if !errors.As(got.end, &se) || se.Cause != tc.wantCause || se.Provider != "a" {
+					t.Errorf("ended with %v; want StreamError from a with cause %s", got.end, tc.wantCause)
+				} else if !strings.Contains(se.Error(), "a") || !strings.Contains(se.Error(), tc.wantCause) {
+					t.Errorf("Error() %q does not name the provider and cause", se.Error())
+				}
+			}
+			for _, ev := range got.events {
+				if strings.HasPrefix(ev, ":") || ev == "[DONE]" {
+					t.Errorf("Next returned %q", ev)
+				}
+			}
+			if n := len(e.fakes["b"].hits()); n != 0 {
+				t.Errorf("b saw %d requests; want none after the first byte", n)
+			}
+			if tc.wantLog != "" && !strings.Contains(e.logs.String(), tc.wantLog) {
+				t.Errorf("log lacks %q:\n%s", tc.wantLog, e.logs.String())
+			}
+			if tc.minTook > 0 && got.took < tc.minTook {
+				t.Errorf("took %v; want at least %v", got.took, tc.minTook)
+			}
+			if tc.maxTook > 0 && got.took > tc.maxTook {
+				t.Errorf("took %v; want at most %v", got.took, tc.maxTook)
+			}
+		})
+	}
+}
+
+// TestNextAfterEndIsSticky: once a stream ended, Next keeps returning the
+// same result and Close is safe.
+func TestNextAfterEndIsSticky(t *testing.T) {
+	e := newEnv(t, nil, []string{"a"}, nil)
+	resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(true), Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err = resp.Next(); err != nil {
+			break
+		}
+	}
+	for range 2 {
+		if _, err2 := resp.Next(); !errors.Is(err2, io.EOF) {
+			t.Errorf("Next after the end: %v; want io.EOF", err2)
+		}
+	}
+	resp.Close()
+	resp.Close()
+}
