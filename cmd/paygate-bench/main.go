@@ -84,6 +84,7 @@ type target struct {
 // run starts everything, measures and returns the report.
 func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 	began := time.Now()
+	loadBefore := loadAvg()
 	logf := func(format string, a ...any) { fmt.Fprintf(logw, "paygate-bench: "+format+"\n", a...) }
 	if o.reps < 1 || o.cellDur <= 0 || o.streams < 1 || o.slowChunks < 1 {
 		return "", fmt.Errorf("-reps, -duration, -streams and -slow-chunks must be positive")
@@ -173,7 +174,7 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	pgConf, err := renderPaygateConf(paygateParams{Listen: pgAddr, AdminListen: pgAdmin, UpstreamURL: "http://" + upAddr + "/v1", StorePath: filepath.Join(tmp, "paygate.db")})
+	pgConf, err := renderPaygateConf(paygateParams{Listen: pgAddr, AdminListen: pgAdmin, UpstreamURL: "http://" + upAddr + "/v1", StorePath: filepath.Join(tmp, "paygate.db"), Pprof: o.profile != ""})
 	if err != nil {
 		return "", err
 	}
@@ -283,6 +284,7 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 	info := runInfo{
 		Date:       began,
 		Duration:   time.Since(began),
+		LoadAvg:    loadBefore,
 		NProc:      runtime.NumCPU(),
 		CPUModel:   cpuModel(),
 		Kernel:     strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),
@@ -325,6 +327,16 @@ func readFile(path string) string {
 		return "unknown"
 	}
 	return string(b)
+}
+
+// loadAvg is the 1-minute load average: a busy machine makes every column
+// slower, so the report says how busy it was.
+func loadAvg() string {
+	f := strings.Fields(readFile("/proc/loadavg"))
+	if len(f) == 0 {
+		return "unknown"
+	}
+	return f[0]
 }
 
 func cpuModel() string {

@@ -23,6 +23,7 @@ type paygateParams struct {
 	AdminListen string // server.admin_listen, a free port so no fixed port clashes
 	UpstreamURL string // the fake upstream's base URL, ending in /v1
 	StorePath   string // embedded store file in the temp directory
+	Pprof       bool   // server.pprof: net/http/pprof on the admin listener, for -profile
 }
 
 // paygateConf is a config in SPEC 8's format: one client, one provider, the
@@ -32,6 +33,9 @@ var paygateConf = template.Must(template.New("paygate.yaml").Parse(`# generated 
 server:
   listen: "{{.Listen}}"
   admin_listen: "{{.AdminListen}}"
+{{- if .Pprof}}
+  pprof: true
+{{- end}}
 clients:
   - name: bench
     key: "` + benchClientKey + `"

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/paygate/paygate/config"
@@ -11,7 +12,7 @@ import (
 func TestPaygateConfLoads(t *testing.T) {
 	conf, err := renderPaygateConf(paygateParams{
 		Listen: "127.0.0.1:18080", AdminListen: "127.0.0.1:18081",
-		UpstreamURL: "http://127.0.0.1:19090/v1", StorePath: t.TempDir() + "/paygate.db",
+		UpstreamURL: "http://127.0.0.1:19090/v1", StorePath: t.TempDir() + "/paygate.db", Pprof: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +32,7 @@ func TestPaygateConfLoads(t *testing.T) {
 		{name: "first model", got: cfg.Models[0].Name, want: benchModel},
 		{name: "slow model target", got: cfg.Models[1].Targets[0].Model, want: slowModel},
 		{name: "user hashed", got: cfg.Privacy.ForwardUser, want: "hash"},
+		{name: "pprof for -profile", got: fmt.Sprint(cfg.Server.Pprof), want: "true"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -42,16 +42,21 @@ func profilePaygate(ctx context.Context, l *loader, t *target, bin string, bases
 		if err != nil {
 			return "", err
 		}
-		flat, err := runTool(ctx, "go", "tool", "pprof", "-top", "-nodecount=30", bin, out)
+		flat, err := runTool(ctx, "go", "tool", "pprof", "-top", "-nodecount=100000", bin, out)
 		if err != nil {
 			return "", err
 		}
-		cum, err := runTool(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=40", bin, out)
+		cum, err := runTool(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=100000", bin, out)
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("Go CPU profile from paygate's /debug/pprof over %d s at %d non-stream clients (%s req/s, %s CPU per request during the profile; saved as `%s`).\n\nFlat:\n\n```\n%s\n```\n\nCumulative:\n\n```\n%s\n```\n",
-			secs, profileLoad.Clients, fmtRPS(lo.r.RPS()), fmtUS(lo.r.CPUPerReq()), out, trimLines(flat, 40), trimLines(cum, 50)), nil
+		flatHead, flatBody := splitPprofTop(flat)
+		_, cumBody := splitPprofTop(cum)
+		var b strings.Builder
+		fmt.Fprintf(&b, "Go CPU profile from paygate's own /debug/pprof (`server.pprof: true`, admin listener) over %d s at %d non-stream clients (%s req/s, %s CPU per request during the profile); saved as `%s`. %s\n\n",
+			secs, profileLoad.Clients, fmtRPS(lo.r.RPS()), fmtUS(lo.r.CPUPerReq()), out, flatHead)
+		writeProfileTables(&b, parsePprofLines(flatBody, 1), trimLines(flatBody, 30), grepLines(cumBody, "github.com/paygate/", 40), trimLines(cumBody, 45))
+		return b.String(), nil
 	}
 	perf, err := exec.LookPath("perf")
 	if err != nil {
@@ -76,17 +81,57 @@ func profilePaygate(ctx context.Context, l *loader, t *target, bin string, bases
 	var b strings.Builder
 	fmt.Fprintf(&b, "paygate serves no /debug/pprof, so this is `perf record -g` (cpu-clock, 997 Hz) of the paygate process over %d s at %d non-stream clients (%s req/s, %s CPU per request during the profile), kernel time included; saved as `%s`.\n\n",
 		secs, profileLoad.Clients, fmtRPS(lo.r.RPS()), fmtUS(lo.r.CPUPerReq()), out)
+	writeProfileTables(&b, parsePerfLines(self), trimLines(self, 30), grepLines(cum, "github.com/paygate/", 40), trimLines(cum, 45))
+	return b.String(), nil
+}
+
+// writeProfileTables writes the per-package self-time table and the raw top
+// lists shared by the pprof and the perf report.
+func writeProfileTables(b *strings.Builder, self []perfLine, topSelf, ownCum, topCum string) {
 	b.WriteString("Self time by package (all samples):\n\n| package | self |\n|---|---:|\n")
-	for _, g := range groupByPackage(parsePerfLines(self)) {
+	for _, g := range groupByPackage(self) {
 		if g.pct < 0.5 {
 			break
 		}
-		fmt.Fprintf(&b, "| %s | %.1f%% |\n", g.name, g.pct)
+		fmt.Fprintf(b, "| %s | %.1f%% |\n", g.name, g.pct)
 	}
-	fmt.Fprintf(&b, "\nTop functions by self time:\n\n```\n%s\n```\n", trimLines(self, 30))
-	fmt.Fprintf(&b, "\npaygate's own functions, inclusive time (children, self):\n\n```\n%s\n```\n", grepLines(cum, "github.com/paygate/", 40))
-	fmt.Fprintf(&b, "\nInclusive time by function:\n\n```\n%s\n```\n", trimLines(cum, 45))
-	return b.String(), nil
+	fmt.Fprintf(b, "\nTop functions by self time:\n\n```\n%s\n```\n", topSelf)
+	fmt.Fprintf(b, "\npaygate's own functions, inclusive time:\n\n```\n%s\n```\n", ownCum)
+	fmt.Fprintf(b, "\nTop functions by inclusive time:\n\n```\n%s\n```\n", topCum)
+}
+
+// splitPprofTop splits `go tool pprof -top` output into its summary (the
+// Duration line) and the table lines after the column header.
+func splitPprofTop(s string) (head, body string) {
+	lines := strings.Split(s, "\n")
+	for i, line := range lines {
+		if strings.HasPrefix(line, "Duration:") {
+			head = strings.TrimSpace(line)
+		}
+		f := strings.Fields(line)
+		if len(f) == 5 && f[0] == "flat" && f[1] == "flat%" {
+			return head, strings.Join(lines[i+1:], "\n")
+		}
+	}
+	return head, ""
+}
+
+// parsePprofLines reads "flat flat% sum% cum cum% name" rows; field picks
+// flat% (1) or cum% (4).
+func parsePprofLines(body string, field int) []perfLine {
+	var ls []perfLine
+	for _, line := range strings.Split(body, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 {
+			continue
+		}
+		pct, err := strconv.ParseFloat(strings.TrimSuffix(f[field], "%"), 64)
+		if err != nil {
+			continue
+		}
+		ls = append(ls, perfLine{pct: pct, sym: strings.Join(f[5:], " ")})
+	}
+	return ls
 }
 
 // perfLine is one "  12.34%  [k] symbol" line of perf report.
@@ -167,7 +212,7 @@ func grepLines(s, sub string, n int) string {
 		}
 	}
 	if len(keep) == 0 {
-		return "(none above 0.5%)"
+		return "(no samples in paygate's own packages)"
 	}
 	return strings.Join(keep, "\n")
 }

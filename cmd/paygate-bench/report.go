@@ -158,6 +158,7 @@ const holdStreamsDefault = 128
 type runInfo struct {
 	Date       time.Time
 	Duration   time.Duration // wall time of the whole run
+	LoadAvg    string        // 1-minute load average when the run began
 	NProc      int
 	CPUModel   string
 	Kernel     string
@@ -181,7 +182,7 @@ func renderReport(info runInfo, targets []*targetSummary, profile string) string
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	p("# paygate load benchmark\n\n")
 	p("Run on %s (UTC), %s wall time, with `%s`.\n\n", info.Date.UTC().Format("2006-01-02 15:04"), info.Duration.Round(time.Second), info.Command)
-	p("- Machine: %d CPUs (%s), Linux %s; load generator, fake upstream and proxy share these CPUs.\n", info.NProc, info.CPUModel, info.Kernel)
+	p("- Machine: %d CPUs (%s), Linux %s, load average %s at the start; load generator, fake upstream and proxy share these CPUs.\n", info.NProc, info.CPUModel, info.Kernel, info.LoadAvg)
 	p("- Software: %s, %s, paygate at %s.\n", info.GoVersion, info.Nginx, info.Commit)
 	p("- Method: %d repetitions of every cell, %v per cell, the order of the four targets rotated every cell and repetition; figures are medians over the repetitions.\n\n", info.Reps, info.CellDur)
 
