@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
@@ -14,6 +15,7 @@ import (
 	"github.com/wechatpay-apiv3/wechatpay-go/services/payments/jsapi"
 	"github.com/wechatpay-apiv3/wechatpay-go/services/payments/native"
 	"github.com/wechatpay-apiv3/wechatpay-go/services/refunddomestic"
+	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 )
 
 // PayMethod selects the prepay API.
@@ -326,6 +328,32 @@ func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (*PrepayResult, 
 		return nil, err
 	}
 	return out, nil
+}
+
+// RequestPayment signs fresh wx.requestPayment parameters for an existing
+// prepay_id with the merchant key, locally: a repeated create_order hands the
+// payer the same order without another round trip.
+func (c *Client) RequestPayment(ctx context.Context, appID, prepayID string) (*RequestPayment, error) {
+	if appID == "" {
+		appID = c.appID
+	}
+	if prepayID == "" {
+		return nil, fmt.Errorf("wechatpay request payment: %w: no prepay_id", ErrRejected)
+	}
+	nonce, err := utils.GenerateNonce()
+	if err != nil {
+		return nil, fmt.Errorf("wechatpay request payment: nonce: %w", err)
+	}
+	p := &RequestPayment{
+		AppID: appID, TimeStamp: strconv.FormatInt(time.Now().Unix(), 10), NonceStr: nonce,
+		Package: "prepay_id=" + prepayID, SignType: "RSA",
+	}
+	sig, err := c.core.Sign(ctx, p.AppID+"\n"+p.TimeStamp+"\n"+p.NonceStr+"\n"+p.Package+"\n")
+	if err != nil {
+		return nil, fmt.Errorf("wechatpay request payment: sign: %w", err)
+	}
+	p.PaySign = sig.Signature
+	return p, nil
 }
 
 // QueryOrder asks WeChat Pay for the order's state by out_trade_no.

@@ -41,6 +41,18 @@ func TestClientDrivesSimulator(t *testing.T) {
 		t.Errorf("paySign does not verify with the merchant key: %v", err)
 	}
 
+	// Re-signed locally for the same prepay_id (a repeated create_order).
+	again, err := r.client.RequestPayment(ctx, "", jres.PrepayID)
+	if err != nil {
+		t.Fatalf("request payment: %v", err)
+	}
+	msg = again.AppID + "\n" + again.TimeStamp + "\n" + again.NonceStr + "\n" + again.Package + "\n"
+	sig, _ = base64.StdEncoding.DecodeString(again.PaySign)
+	sum = sha256.Sum256([]byte(msg))
+	if again.Package != p.Package || rsa.VerifyPKCS1v15(&r.sim.Keys().MerchantKey.PublicKey, crypto.SHA256, sum[:], sig) != nil {
+		t.Errorf("re-signed params: got %+v; want a valid signature over the same package", again)
+	}
+
 	// Native prepay.
 	nres, err := r.client.Prepay(ctx, wechatpay.PrepayRequest{
 		Method: wechatpay.MethodNative, OutTradeNo: "PG20240101native1", Description: "Premium", Total: 100,

@@ -1,0 +1,172 @@
+package payments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/store"
+)
+
+// Outcomes of applying WeChat Pay's word to an order (also metric labels).
+const (
+	OutcomeApplied   = "applied"
+	OutcomeDuplicate = "duplicate"
+	OutcomeReview    = "review"
+	OutcomeOrphan    = "orphan"
+)
+
+// paymentFact is what WeChat Pay says about a payment, from a notification or
+// a query.
+type paymentFact struct {
+	OutTradeNo    string
+	TransactionID string
+	MchID         string
+	AppID         string
+	Total         int64
+	Currency      string
+	TradeType     string
+	PayerOpenID   string
+	PaidAt        time.Time
+}
+
+func factFromTx(tx *wechatpay.Transaction) paymentFact {
+	return paymentFact{
+		OutTradeNo: tx.OutTradeNo, TransactionID: tx.TransactionID, MchID: tx.MchID, AppID: tx.AppID,
+		Total: tx.Total, Currency: tx.Currency, TradeType: tx.TradeType, PayerOpenID: tx.PayerOpenID, PaidAt: tx.SuccessTime,
+	}
+}
+
+func factFromResource(r *wechatpay.TransactionResource) paymentFact {
+	f := paymentFact{
+		OutTradeNo: r.OutTradeNo, TransactionID: r.TransactionID, MchID: r.MchID, AppID: r.AppID,
+		Total: r.Amount.Total, Currency: r.Amount.Currency, TradeType: r.TradeType, PayerOpenID: r.Payer.OpenID,
+	}
+	if t, err := time.Parse(time.RFC3339, r.SuccessTime); err == nil {
+		f.PaidAt = t
+	}
+	return f
+}
+
+// applyPayment commits WeChat Pay's word that order no is paid, exactly once.
+// A fact that disagrees with the record (mchid, appid, amount, a dead order)
+// is still WeChat's word about real money: the order goes to needs_review. An
+// unknown order gets an orphan record. It returns the order after, the
+// outcome and, for review/orphan, the reason.
+func (s *Service) applyPayment(ctx context.Context, no string, f paymentFact, cause, noteID string) (*store.Order, string, string, error) {
+	outcome, reason := OutcomeDuplicate, ""
+	got, changed, err := s.update(ctx, no, cause, noteID, func(c *store.Order) (*store.Order, error) {
+		outcome, reason = OutcomeDuplicate, ""
+		if c.TransactionID != "" && c.TransactionID == f.TransactionID && (PaidOrLater(c.Status) || c.Status == store.StatusNeedsReview) {
+			return nil, nil // already applied
+		}
+		if r := s.disagreement(c, f); r != "" {
+			if c.Status == store.StatusNeedsReview {
+				return nil, nil
+			}
+			outcome, reason = OutcomeReview, r
+			return toReview(c, r, f), nil
+		}
+		switch {
+		case Pending(c.Status):
+			outcome = OutcomeApplied
+			c.Status = store.StatusPaid
+			c.TransactionID = f.TransactionID
+			c.PaidAt = f.PaidAt
+			if c.PaidAt.IsZero() {
+				c.PaidAt = s.now()
+			}
+			return c, nil
+		case c.Status == store.StatusNeedsReview:
+			return nil, nil
+		case PaidOrLater(c.Status):
+			// Paid before under another transaction id: impossible for one
+			// out_trade_no unless records are wrong.
+			outcome, reason = OutcomeReview, "transaction_mismatch"
+			return toReview(c, reason, f), nil
+		default: // closed, expired, rejected, approval_required: money on a dead order
+			outcome, reason = OutcomeReview, "paid_after_"+string(c.Status)
+			return toReview(c, reason, f), nil
+		}
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return s.recordOrphan(ctx, f, cause, noteID)
+	}
+	if err != nil {
+		return got, "", "", err
+	}
+	if !changed && outcome != OutcomeDuplicate {
+		outcome = OutcomeDuplicate
+	}
+	if outcome == OutcomeReview {
+		s.log.ErrorContext(ctx, "ALERT: wechat pay disagrees with the order record; order needs review",
+			"alert", true, "order_no", no, "reason", reason, "transaction_id", f.TransactionID,
+			"wechat_total_fen", f.Total, "order_total_fen", got.AmountFen, "wechat_mchid", f.MchID, "wechat_appid", f.AppID)
+	}
+	return got, outcome, reason, nil
+}
+
+// disagreement names the first field in which WeChat's fact contradicts the
+// order ("" when consistent).
+func (s *Service) disagreement(o *store.Order, f paymentFact) string {
+	switch {
+	case f.MchID != s.opts.MchID:
+		return "mchid_mismatch"
+	case f.AppID != o.AppID:
+		return "appid_mismatch"
+	case f.Total != o.AmountFen:
+		return "amount_mismatch"
+	}
+	return ""
+}
+
+func toReview(c *store.Order, reason string, f paymentFact) *store.Order {
+	c.Status = store.StatusNeedsReview
+	c.ReviewReason = fmt.Sprintf("%s: wechat pay says paid %d fen, mchid %s, appid %s, transaction %s", reason, f.Total, f.MchID, f.AppID, f.TransactionID)
+	if c.TransactionID == "" {
+		c.TransactionID = f.TransactionID
+	}
+	if c.PaidAt.IsZero() {
+		c.PaidAt = f.PaidAt
+	}
+	return c
+}
+
+// recordOrphan keeps a payment for an order paygate does not know, as a
+// needs_review record under WeChat's number, so a person can match or refund
+// it. A concurrent copy of the same notification finds it already recorded.
+func (s *Service) recordOrphan(ctx context.Context, f paymentFact, cause, noteID string) (*store.Order, string, string, error) {
+	now := s.now()
+	o := &store.Order{
+		OrderNo: f.OutTradeNo, AppID: f.AppID, User: f.PayerOpenID, Description: "orphan payment",
+		AmountFen: f.Total, Currency: f.Currency, PayMethod: strings.ToLower(f.TradeType),
+		Status: store.StatusNeedsReview, TransactionID: f.TransactionID, PaidAt: f.PaidAt,
+		CreatedAt: now, UpdatedAt: now,
+		ReviewReason: fmt.Sprintf("unknown_order: wechat pay says paid %d fen, mchid %s, appid %s, transaction %s", f.Total, f.MchID, f.AppID, f.TransactionID),
+	}
+	if o.Currency == "" {
+		o.Currency = "CNY"
+	}
+	err := s.store.CreateOrder(ctx, o, s.events(Transition{After: *o, Cause: "orphan", NotificationID: noteID})...)
+	if errors.Is(err, store.ErrExists) {
+		got, gerr := s.store.GetOrder(ctx, f.OutTradeNo)
+		if gerr != nil {
+			return nil, "", "", fmt.Errorf("read orphan %s: %w", f.OutTradeNo, gerr)
+		}
+		if got.TransactionID == f.TransactionID {
+			return got, OutcomeDuplicate, "", nil
+		}
+		// The order appeared meanwhile: apply normally.
+		return s.applyPayment(ctx, f.OutTradeNo, f, cause, noteID)
+	}
+	if err != nil {
+		return nil, "", "", fmt.Errorf("record orphan %s: %w", f.OutTradeNo, err)
+	}
+	s.m.transitions.WithLabelValues("", string(store.StatusNeedsReview), "orphan").Inc()
+	s.log.ErrorContext(ctx, "ALERT: wechat pay reports a payment for an unknown order; orphan recorded",
+		"alert", true, "out_trade_no", f.OutTradeNo, "transaction_id", f.TransactionID, "total_fen", f.Total, "mchid", f.MchID, "appid", f.AppID)
+	return o, OutcomeOrphan, "unknown_order", nil
+}

@@ -1,0 +1,252 @@
+package payments
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/store"
+)
+
+// NotifyPath is where WeChat Pay posts notifications.
+const NotifyPath = "/wechatpay/notify"
+
+// maxNotifyBody bounds a notification body; real ones are about 1 KiB.
+const maxNotifyBody = 64 << 10
+
+// NotifyHandler serves POST /wechatpay/notify (SPEC 2.4). Mount it on the main
+// listener or on server.notify_listen.
+func (s *Service) NotifyHandler() http.Handler { return s.notify }
+
+type notifyHandler struct{ s *Service }
+
+// verdict is how one notification ended: HTTP status, metric labels, log.
+type verdict struct {
+	status  int
+	event   string
+	outcome string
+	reason  string
+	msg     string
+}
+
+// ServeHTTP verifies the raw bytes, decrypts, applies the transition exactly
+// once, records the notification id, then acknowledges with 204. Nothing here
+// waits on WeChat Pay or an LLM.
+func (h *notifyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	s := h.s
+	v := h.handle(r)
+	s.m.notifications.WithLabelValues(v.event, v.outcome, v.reason).Inc()
+	s.m.notifyDuration.Observe(time.Since(start).Seconds())
+	if v.status >= 300 {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(v.status)
+		b, _ := json.Marshal(map[string]string{"code": "FAIL", "message": v.msg})
+		_, _ = w.Write(b)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *notifyHandler) handle(r *http.Request) verdict {
+	s := h.s
+	ctx := r.Context()
+	if r.Method != http.MethodPost {
+		return verdict{status: http.StatusMethodNotAllowed, event: "", outcome: "rejected", reason: "method", msg: "POST only"}
+	}
+	if s.opts.Notify == nil {
+		s.log.ErrorContext(ctx, "ALERT: notification received but no notify verifier is configured", "alert", true)
+		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: "not_configured", msg: "notifications not configured"}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxNotifyBody+1))
+	if err != nil {
+		return verdict{status: http.StatusBadRequest, outcome: "rejected", reason: "read_body", msg: "cannot read body"}
+	}
+	if len(body) > maxNotifyBody {
+		return verdict{status: http.StatusRequestEntityTooLarge, outcome: "rejected", reason: "too_large", msg: "body too large"}
+	}
+	note, err := s.opts.Notify.Verify(ctx, r.Header, body, s.now())
+	if err != nil {
+		return h.rejected(ctx, r, note, err)
+	}
+	var v verdict
+	switch note.EventType {
+	case wechatpay.EventTransactionSuccess:
+		v = h.payment(ctx, note)
+	case wechatpay.EventRefundSuccess, wechatpay.EventRefundAbnormal, wechatpay.EventRefundClosed:
+		v = h.refund(ctx, note)
+	default:
+		s.log.WarnContext(ctx, "notification of an event paygate does not handle; acknowledged", "id", note.ID, "event", note.EventType)
+		v = verdict{status: http.StatusNoContent, outcome: "ignored", reason: "event_type"}
+	}
+	v.event = note.EventType
+	if v.status >= 300 {
+		return v
+	}
+	// Committed: remember the id. Recording after the transition (which is
+	// itself idempotent) means a crash in between cannot lose a payment.
+	first, serr := s.store.SeenNotification(ctx, note.ID, s.opts.NotificationTTL)
+	if serr != nil {
+		s.log.WarnContext(ctx, "notification applied but its id was not recorded", "id", note.ID, "err", serr)
+	} else if !first && v.outcome == OutcomeDuplicate {
+		v.reason = "replay"
+	}
+	return v
+}
+
+func (h *notifyHandler) rejected(ctx context.Context, r *http.Request, note *wechatpay.Notification, err error) verdict {
+	s := h.s
+	attrs := []any{"serial", r.Header.Get(wechatpay.HeaderSerial), "timestamp", r.Header.Get(wechatpay.HeaderTimestamp), "remote", r.RemoteAddr, "err", err}
+	switch {
+	case errors.Is(err, wechatpay.ErrDecrypt):
+		// Signed by WeChat Pay but our APIv3 key does not open it: the key is
+		// wrong. 500 makes WeChat retry while an operator fixes it.
+		event, id := "", ""
+		if note != nil {
+			event, id = note.EventType, note.ID
+		}
+		s.log.ErrorContext(ctx, "ALERT: signed notification does not decrypt; check payments.wechatpay.apiv3_key",
+			append(attrs, "alert", true, "id", id, "event", event)...)
+		return verdict{status: http.StatusInternalServerError, event: event, outcome: "error", reason: "decrypt_failed", msg: "cannot decrypt resource"}
+	case errors.Is(err, wechatpay.ErrMalformed):
+		s.log.ErrorContext(ctx, "signed notification is malformed", attrs...)
+		return verdict{status: http.StatusBadRequest, outcome: "rejected", reason: "malformed", msg: "malformed notification"}
+	}
+	reason := "bad_signature"
+	switch {
+	case errors.Is(err, wechatpay.ErrMissingHeaders):
+		reason = "missing_headers"
+	case errors.Is(err, wechatpay.ErrUnknownSerial):
+		reason = "unknown_serial"
+	case errors.Is(err, wechatpay.ErrStaleTimestamp):
+		reason = "stale_timestamp"
+	}
+	s.log.WarnContext(ctx, "notification rejected", append(attrs, "reason", reason)...)
+	return verdict{status: http.StatusUnauthorized, outcome: "rejected", reason: reason, msg: reason}
+}
+
+func (h *notifyHandler) payment(ctx context.Context, note *wechatpay.Notification) verdict {
+	s := h.s
+	var res wechatpay.TransactionResource
+	if err := json.Unmarshal(note.Plaintext, &res); err != nil || res.OutTradeNo == "" {
+		s.log.ErrorContext(ctx, "ALERT: decrypted payment resource is not a transaction", "alert", true, "id", note.ID, "err", err)
+		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: "bad_resource", msg: "bad resource"}
+	}
+	if res.TradeState != wechatpay.TradeSuccess {
+		s.log.WarnContext(ctx, "payment notification without SUCCESS; acknowledged", "id", note.ID, "out_trade_no", res.OutTradeNo, "trade_state", res.TradeState)
+		return verdict{status: http.StatusNoContent, outcome: "ignored", reason: "trade_state"}
+	}
+	_, outcome, reason, err := s.applyPayment(ctx, res.OutTradeNo, factFromResource(&res), "notification", note.ID)
+	if err != nil {
+		s.log.ErrorContext(ctx, "notification not applied; WeChat Pay will retry", "id", note.ID, "out_trade_no", res.OutTradeNo, "err", err)
+		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: storeReason(err), msg: "temporarily unable to record"}
+	}
+	if reason == "" {
+		reason = "ok"
+	}
+	return verdict{status: http.StatusNoContent, outcome: outcome, reason: reason}
+}
+
+func storeReason(err error) string {
+	if errors.Is(err, store.ErrUnavailable) {
+		return "store_unavailable"
+	}
+	return "store_error"
+}
+
+// refund applies REFUND.* notifications. The order must be `refunding` (a
+// refund paygate asked for); anything else disagrees with the record.
+func (h *notifyHandler) refund(ctx context.Context, note *wechatpay.Notification) verdict {
+	s := h.s
+	var res wechatpay.RefundResource
+	if err := json.Unmarshal(note.Plaintext, &res); err != nil || res.OutTradeNo == "" || res.OutRefundNo == "" {
+		s.log.ErrorContext(ctx, "ALERT: decrypted refund resource is not a refund", "alert", true, "id", note.ID, "err", err)
+		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: "bad_resource", msg: "bad resource"}
+	}
+	outcome, reason := OutcomeDuplicate, ""
+	_, changed, err := s.update(ctx, res.OutTradeNo, "notification", note.ID, func(c *store.Order) (*store.Order, error) {
+		outcome, reason = OutcomeDuplicate, ""
+		review := func(r string) (*store.Order, error) {
+			if c.Status == store.StatusNeedsReview {
+				return nil, nil
+			}
+			outcome, reason = OutcomeReview, r
+			c.Status = store.StatusNeedsReview
+			c.ReviewReason = fmt.Sprintf("%s: wechat pay refund %s (%s) of %d fen, order total %d fen, mchid %s",
+				r, res.OutRefundNo, res.RefundStatus, res.Amount.Refund, res.Amount.Total, res.MchID)
+			return c, nil
+		}
+		switch {
+		case res.MchID != s.opts.MchID:
+			return review("mchid_mismatch")
+		case res.Amount.Total != c.AmountFen:
+			return review("amount_mismatch")
+		}
+		switch c.Status {
+		case store.StatusRefunding:
+		case store.StatusRefunded, store.StatusPartiallyRefunded, store.StatusPaid:
+			if c.Status == store.StatusPaid && res.RefundStatus == wechatpay.RefundSuccess && c.RefundedFen == 0 {
+				// Money went back without paygate asking (the merchant platform?).
+				return review("refund_not_requested")
+			}
+			return nil, nil // a late copy of an applied refund
+		case store.StatusNeedsReview:
+			return nil, nil
+		default:
+			return review("refund_on_" + string(c.Status))
+		}
+		switch res.RefundStatus {
+		case wechatpay.RefundSuccess:
+			total := c.RefundedFen + res.Amount.Refund
+			if res.Amount.Refund <= 0 || total > c.AmountFen {
+				return review("refund_exceeds_total")
+			}
+			outcome = OutcomeApplied
+			c.RefundedFen = total
+			c.Status = store.StatusPartiallyRefunded
+			if total == c.AmountFen {
+				c.Status = store.StatusRefunded
+			}
+			return c, nil
+		case wechatpay.RefundClosed:
+			outcome = OutcomeApplied
+			c.Status = store.StatusPaid
+			if c.RefundedFen > 0 {
+				c.Status = store.StatusPartiallyRefunded
+			}
+			return c, nil
+		default: // ABNORMAL: the money is stuck; a person must act
+			return review("refund_abnormal")
+		}
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		s.log.ErrorContext(ctx, "ALERT: refund notification for an unknown order", "alert", true,
+			"id", note.ID, "out_trade_no", res.OutTradeNo, "out_refund_no", res.OutRefundNo, "refund_fen", res.Amount.Refund)
+		f := paymentFact{OutTradeNo: res.OutTradeNo, TransactionID: res.TransactionID, MchID: res.MchID, Total: res.Amount.Total}
+		if _, o, r, oerr := s.recordOrphan(ctx, f, "notification", note.ID); oerr != nil {
+			return verdict{status: http.StatusInternalServerError, outcome: "error", reason: storeReason(oerr), msg: "temporarily unable to record"}
+		} else {
+			return verdict{status: http.StatusNoContent, outcome: o, reason: r}
+		}
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "refund notification not applied; WeChat Pay will retry", "id", note.ID, "out_refund_no", res.OutRefundNo, "err", err)
+		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: storeReason(err), msg: "temporarily unable to record"}
+	}
+	if !changed {
+		outcome = OutcomeDuplicate
+	}
+	if outcome == OutcomeReview {
+		s.log.ErrorContext(ctx, "ALERT: refund notification disagrees with the order record; order needs review", "alert", true,
+			"id", note.ID, "out_trade_no", res.OutTradeNo, "out_refund_no", res.OutRefundNo, "reason", reason)
+	}
+	if reason == "" {
+		reason = "ok"
+	}
+	return verdict{status: http.StatusNoContent, outcome: outcome, reason: reason}
+}

@@ -1,0 +1,304 @@
+package payments_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/store"
+)
+
+func TestNotifyValidPaysOnce(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			o := e.create("oUser-valid", 1)
+			d, err := e.sim.Pay(context.Background(), o.OrderNo)
+			if err != nil {
+				t.Fatalf("pay: %v", err)
+			}
+			if !d.Acked || d.Attempts != 1 || d.LastStatus != http.StatusNoContent {
+				t.Fatalf("delivery: got %+v; want acknowledged with 204 at the first attempt", d)
+			}
+			got := e.order(o.OrderNo)
+			if got.Status != store.StatusPaid || got.TransactionID == "" || got.PaidAt.IsZero() {
+				t.Errorf("order: got %s txid=%q; want paid with a transaction id", got.Status, got.TransactionID)
+			}
+			if n := e.counter("paygate_order_transitions_total", map[string]string{"to": "paid"}); n != 1 {
+				t.Errorf("transitions to paid: got %v; want 1", n)
+			}
+			if n := e.counter("paygate_notifications_total", map[string]string{"outcome": "applied", "event": wechatpay.EventTransactionSuccess}); n != 1 {
+				t.Errorf("applied notifications: got %v; want 1", n)
+			}
+			// WeChat retries the same notification later: nothing changes.
+			tx, _ := e.sim.Order(o.OrderNo)
+			n := e.buildPayment(tx, nil)
+			status, body := e.post(n.Header, n.Body)
+			if status != http.StatusNoContent || body != "" {
+				t.Errorf("repeat: got %d %q; want 204 empty", status, body)
+			}
+			if again := e.order(o.OrderNo); again.Version != got.Version {
+				t.Errorf("repeat changed the order: version %d -> %d", got.Version, again.Version)
+			}
+		})
+	}
+}
+
+func TestNotifyConcurrentCopiesOneTransition(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			o := e.create("oUser-concurrent", 1)
+			n := e.buildPayment(e.paidTx(o), nil)
+			const copies = 10
+			statuses := make([]int, copies)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range copies {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					statuses[i], _ = e.post(n.Header, n.Body)
+				}()
+			}
+			close(start)
+			wg.Wait()
+			for i, s := range statuses {
+				if s != http.StatusNoContent {
+					t.Errorf("copy %d: got %d; want 204", i, s)
+				}
+			}
+			got := e.order(o.OrderNo)
+			if got.Status != store.StatusPaid {
+				t.Fatalf("order: got %s; want paid", got.Status)
+			}
+			if got.Version != o.Version+1 {
+				t.Errorf("version: got %d; want %d (exactly one write)", got.Version, o.Version+1)
+			}
+			if n := e.counter("paygate_order_transitions_total", map[string]string{"to": "paid"}); n != 1 {
+				t.Errorf("transitions to paid: got %v; want 1", n)
+			}
+			applied := e.counter("paygate_notifications_total", map[string]string{"outcome": "applied"})
+			dup := e.counter("paygate_notifications_total", map[string]string{"outcome": "duplicate"})
+			if applied != 1 || dup != copies-1 {
+				t.Errorf("outcomes: applied %v duplicate %v; want 1 and %d", applied, dup, copies-1)
+			}
+		})
+	}
+}
+
+func TestNotifyRejectsUnauthentic(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	o := e.create("oUser-reject", 1)
+	tx := e.paidTx(o)
+	tests := []struct {
+		name   string
+		make   func() (http.Header, []byte)
+		status int
+		reason string
+	}{
+		{name: "tampered body", status: 401, reason: "bad_signature", make: func() (http.Header, []byte) {
+			n := e.buildPayment(tx, nil)
+			return n.Header, []byte(strings.Replace(string(n.Body), `"summary":"`, `"summary":"x`, 1))
+		}},
+		{name: "wrong signature", status: 401, reason: "bad_signature", make: func() (http.Header, []byte) {
+			n, other := e.buildPayment(tx, nil), e.buildPayment(tx, nil)
+			n.Header.Set("Wechatpay-Signature", other.Header.Get("Wechatpay-Signature"))
+			return n.Header, n.Body
+		}},
+		{name: "unknown serial", status: 401, reason: "unknown_serial", make: func() (http.Header, []byte) {
+			n := e.buildPayment(tx, func(s *wxsim.NotificationSpec) { s.Serial = "PUB_KEY_ID_0000000000000000000000000000" })
+			return n.Header, n.Body
+		}},
+		{name: "stale timestamp", status: 401, reason: "stale_timestamp", make: func() (http.Header, []byte) {
+			n := e.buildPayment(tx, func(s *wxsim.NotificationSpec) { s.Timestamp = time.Now().Add(-10 * time.Minute) })
+			return n.Header, n.Body
+		}},
+		{name: "no signature headers", status: 401, reason: "missing_headers", make: func() (http.Header, []byte) {
+			n := e.buildPayment(tx, nil)
+			return http.Header{"Content-Type": {"application/json"}}, n.Body
+		}},
+		{name: "signed but not decryptable", status: 500, reason: "decrypt_failed", make: func() (http.Header, []byte) {
+			n := e.buildPayment(tx, func(s *wxsim.NotificationSpec) { s.APIv3Key = strings.Repeat("w", 32) })
+			return n.Header, n.Body
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, body := tt.make()
+			status, resp := e.post(h, body)
+			if status != tt.status {
+				t.Errorf("status: got %d; want %d", status, tt.status)
+			}
+			var fail struct{ Code, Message string }
+			if err := json.Unmarshal([]byte(resp), &fail); err != nil || fail.Code != "FAIL" || fail.Message == "" {
+				t.Errorf("body: got %q; want {\"code\":\"FAIL\",\"message\":…}", resp)
+			}
+			got := e.order(o.OrderNo)
+			if got.Status != store.StatusAwaitingPayment || got.Version != o.Version {
+				t.Errorf("order changed: %s v%d; want awaiting_payment v%d", got.Status, got.Version, o.Version)
+			}
+			if n := e.counter("paygate_notifications_total", map[string]string{"reason": tt.reason}); n < 1 {
+				t.Errorf("metric with reason %q: got %v; want ≥1", tt.reason, n)
+			}
+			if !strings.Contains(e.logs.String(), tt.reason) && !strings.Contains(e.logs.String(), "does not decrypt") {
+				t.Errorf("no log line names %q", tt.reason)
+			}
+		})
+	}
+	if !strings.Contains(e.logs.String(), `"alert":true`) {
+		t.Errorf("undecryptable notification raised no alert in the log")
+	}
+	if n := e.counter("paygate_order_transitions_total", map[string]string{"to": "paid"}); n != 0 {
+		t.Errorf("transitions to paid: got %v; want 0", n)
+	}
+}
+
+func TestNotifyInconsistentGoesToReview(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			tests := []struct {
+				name   string
+				edit   func(*wxsim.Transaction)
+				reason string
+			}{
+				{name: "amount mismatch", reason: "amount_mismatch", edit: func(tx *wxsim.Transaction) { tx.Amount.Total = 1 }},
+				{name: "mchid mismatch", reason: "mchid_mismatch", edit: func(tx *wxsim.Transaction) { tx.MchID = "1900009999" }},
+				{name: "appid mismatch", reason: "appid_mismatch", edit: func(tx *wxsim.Transaction) { tx.AppID = "wx0000000000000000" }},
+			}
+			for i, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					o := e.create("oUser-review-"+string(rune('a'+i)), 1)
+					tx := e.paidTx(o)
+					tt.edit(&tx)
+					n := e.buildPayment(tx, nil)
+					for range 2 { // a retry of the same changes nothing more
+						if status, body := e.post(n.Header, n.Body); status != http.StatusNoContent || body != "" {
+							t.Fatalf("got %d %q; want 204 (acknowledged)", status, body)
+						}
+					}
+					got := e.order(o.OrderNo)
+					if got.Status != store.StatusNeedsReview || !strings.HasPrefix(got.ReviewReason, tt.reason) {
+						t.Errorf("order: got %s %q; want needs_review %s", got.Status, got.ReviewReason, tt.reason)
+					}
+					if got.Version != o.Version+1 {
+						t.Errorf("version: got %d; want %d", got.Version, o.Version+1)
+					}
+					if n := e.counter("paygate_notifications_total", map[string]string{"outcome": "review", "reason": tt.reason}); n != 1 {
+						t.Errorf("review metric: got %v; want 1", n)
+					}
+					if !strings.Contains(e.logs.String(), tt.reason) {
+						t.Errorf("no log line names %q", tt.reason)
+					}
+				})
+			}
+			if n := e.counter("paygate_order_transitions_total", map[string]string{"to": "paid"}); n != 0 {
+				t.Errorf("transitions to paid: got %v; want 0", n)
+			}
+		})
+	}
+}
+
+func TestNotifyUnknownOrderRecordsOrphan(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			ghost := &store.Order{OrderNo: "PGghost0000000000001", AppID: e.sim.AppID(), User: "oGhost", AmountFen: 777}
+			n := e.buildPayment(e.paidTx(ghost), nil)
+			for range 3 {
+				if status, _ := e.post(n.Header, n.Body); status != http.StatusNoContent {
+					t.Fatalf("got %d; want 204", status)
+				}
+			}
+			got := e.order(ghost.OrderNo)
+			if got.Status != store.StatusNeedsReview || got.AmountFen != 777 || !strings.HasPrefix(got.ReviewReason, "unknown_order") || got.TransactionID == "" {
+				t.Errorf("orphan: got %+v", got)
+			}
+			if n := e.counter("paygate_notifications_total", map[string]string{"outcome": "orphan", "reason": "unknown_order"}); n != 1 {
+				t.Errorf("orphan metric: got %v; want 1", n)
+			}
+			if !strings.Contains(e.logs.String(), "unknown order") {
+				t.Errorf("no log line about the unknown order")
+			}
+		})
+	}
+}
+
+func TestNotifyRefund(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	o := e.create("oUser-refund", 2) // 99.98 CNY
+	if _, err := e.sim.Pay(ctx, o.OrderNo); err != nil {
+		t.Fatal(err)
+	}
+	// The refund flow (another component) moves the order to refunding and
+	// asks WeChat Pay; the notification side is under test here.
+	refund := func(outRefundNo string, fen int64) {
+		t.Helper()
+		cur := e.order(o.OrderNo)
+		prev := cur.Status
+		cur.Status = store.StatusRefunding
+		if err := e.st.UpdateOrder(ctx, cur, prev); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.client.CreateRefund(ctx, wechatpay.RefundRequest{OutTradeNo: o.OrderNo, OutRefundNo: outRefundNo, Refund: fen, Total: o.AmountFen}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := e.sim.CompleteRefund(ctx, outRefundNo)
+		if err != nil || !d.Acked {
+			t.Fatalf("refund delivery: got %+v, %v", d, err)
+		}
+	}
+	refund("RFpartial0001", 4999)
+	got := e.order(o.OrderNo)
+	if got.Status != store.StatusPartiallyRefunded || got.RefundedFen != 4999 {
+		t.Fatalf("after the first refund: got %s %d; want partially_refunded 4999", got.Status, got.RefundedFen)
+	}
+	// A late copy of that refund's notification changes nothing.
+	rf, _ := e.sim.Refund("RFpartial0001")
+	res := wxsim.RefundResource{MchID: e.sim.MchID(), TransactionID: rf.TransactionID, OutTradeNo: rf.OutTradeNo,
+		RefundID: rf.RefundID, OutRefundNo: rf.OutRefundNo, RefundStatus: "SUCCESS", SuccessTime: rf.SuccessTime}
+	res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = o.AmountFen, 4999, o.AmountFen, 4999
+	n, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventRefundSuccess, Summary: "退款成功", OriginalType: "refund", Resource: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := e.post(n.Header, n.Body); status != http.StatusNoContent {
+		t.Fatalf("late copy: got %d; want 204", status)
+	}
+	if again := e.order(o.OrderNo); again.Version != got.Version || again.RefundedFen != 4999 {
+		t.Errorf("late copy changed the order: v%d %d fen", again.Version, again.RefundedFen)
+	}
+	refund("RFrest0000001", 4999)
+	got = e.order(o.OrderNo)
+	if got.Status != store.StatusRefunded || got.RefundedFen != o.AmountFen {
+		t.Errorf("after the second refund: got %s %d; want refunded %d", got.Status, got.RefundedFen, o.AmountFen)
+	}
+
+	// A refund paygate never asked for is a disagreement.
+	p := e.create("oUser-refund-unasked", 1)
+	if _, err := e.sim.Pay(ctx, p.OrderNo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.CreateRefund(ctx, wechatpay.RefundRequest{OutTradeNo: p.OrderNo, OutRefundNo: "RFunasked0001", Refund: 4999, Total: 4999}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := e.sim.CompleteRefund(ctx, "RFunasked0001"); err != nil || !d.Acked {
+		t.Fatalf("delivery: %+v %v", d, err)
+	}
+	if got := e.order(p.OrderNo); got.Status != store.StatusNeedsReview || !strings.HasPrefix(got.ReviewReason, "refund_not_requested") {
+		t.Errorf("unasked refund: got %s %q; want needs_review refund_not_requested", got.Status, got.ReviewReason)
+	}
+	if n := e.counter("paygate_notifications_total", map[string]string{"event": wechatpay.EventRefundSuccess, "outcome": payments.OutcomeApplied}); n != 2 {
+		t.Errorf("applied refund notifications: got %v; want 2", n)
+	}
+}

@@ -1,0 +1,302 @@
+package payments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/store"
+)
+
+// refresh is one background query of an order, shared by every turn that asks
+// for it while it runs.
+type refresh struct {
+	done  chan struct{}
+	order *store.Order
+}
+
+// RefreshPending actively queries WeChat Pay for the pending orders among
+// orders (SPEC 2.4: on the user's next message) that are older than
+// ActiveQueryAfter, waiting at most ActiveQueryDeadline. It returns orders with
+// the ones answered in time replaced by their new state. A query past the
+// deadline goes on in the background and its answer lands for the next turn.
+func (s *Service) RefreshPending(ctx context.Context, orders []*store.Order) []*store.Order {
+	out := append([]*store.Order(nil), orders...)
+	type wait struct {
+		i int
+		r *refresh
+	}
+	var waits []wait
+	now := s.now()
+	for i, o := range orders {
+		if o == nil || !Pending(o.Status) || now.Sub(o.CreatedAt) < s.opts.ActiveQueryAfter {
+			continue
+		}
+		if o.Status == store.StatusCreating && now.Sub(o.CreatedAt) < s.opts.CreatingGrace {
+			continue
+		}
+		if r := s.startRefresh(ctx, o); r != nil {
+			waits = append(waits, wait{i, r})
+		}
+	}
+	if len(waits) == 0 {
+		return out
+	}
+	t := time.NewTimer(s.opts.ActiveQueryDeadline)
+	defer t.Stop()
+	for _, w := range waits {
+		select {
+		case <-w.r.done:
+			if w.r.order != nil {
+				out[w.i] = w.r.order
+			}
+		case <-t.C:
+			s.m.reconcile.WithLabelValues("active_query", "deadline").Inc()
+			return out
+		case <-ctx.Done():
+			return out
+		}
+	}
+	return out
+}
+
+// startRefresh starts (or joins) the background query of o. It returns nil when
+// the Service is closing.
+func (s *Service) startRefresh(ctx context.Context, o *store.Order) *refresh {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.inflight[o.OrderNo]; ok {
+		return r
+	}
+	select {
+	case <-s.stop:
+		return nil
+	default:
+	}
+	r := &refresh{done: make(chan struct{})}
+	s.inflight[o.OrderNo] = r
+	s.wg.Add(1)
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.BackgroundQueryTimeout)
+	go func() {
+		defer s.wg.Done()
+		defer cancel()
+		go func() {
+			select {
+			case <-s.stop:
+				cancel()
+			case <-bctx.Done():
+			}
+		}()
+		got, err := s.reconcile(bctx, o, "query")
+		if err != nil {
+			s.log.WarnContext(bctx, "active query failed", "order_no", o.OrderNo, "err", err)
+		}
+		s.mu.Lock()
+		r.order = got
+		delete(s.inflight, o.OrderNo)
+		s.mu.Unlock()
+		close(r.done)
+	}()
+	return r
+}
+
+// reconcile brings a pending order in line with WeChat Pay.
+func (s *Service) reconcile(ctx context.Context, o *store.Order, cause string) (*store.Order, error) {
+	switch o.Status {
+	case store.StatusCreating:
+		return s.resolveCreating(ctx, o, cause)
+	case store.StatusAwaitingPayment:
+	default:
+		return o, nil
+	}
+	tx, err := s.backend.QueryOrder(ctx, o.OrderNo)
+	if errors.Is(err, wechatpay.ErrNotFound) {
+		// Prepaid but unknown to WeChat Pay: nothing can be paid under it.
+		if s.expired(o) {
+			return s.setStatus(ctx, o, store.StatusExpired, cause)
+		}
+		s.log.WarnContext(ctx, "awaiting_payment order unknown to wechat pay", "order_no", o.OrderNo)
+		s.m.reconcile.WithLabelValues(cause, "not_found").Inc()
+		return o, nil
+	}
+	if err != nil {
+		s.m.reconcile.WithLabelValues(cause, "error").Inc()
+		return o, fmt.Errorf("query %s: %w", o.OrderNo, err)
+	}
+	return s.settle(ctx, o, tx, cause)
+}
+
+// settle applies a query result to o.
+func (s *Service) settle(ctx context.Context, o *store.Order, tx *wechatpay.Transaction, cause string) (*store.Order, error) {
+	switch tx.TradeState {
+	case wechatpay.TradeSuccess, wechatpay.TradeRefund:
+		got, outcome, _, err := s.applyPayment(ctx, o.OrderNo, factFromTx(tx), cause, "")
+		if err == nil {
+			s.m.reconcile.WithLabelValues(cause, outcome).Inc()
+		}
+		return got, err
+	case wechatpay.TradeClosed, wechatpay.TradeRevoked:
+		return s.setStatus(ctx, o, store.StatusClosed, cause)
+	case wechatpay.TradeUserPaying:
+		s.m.reconcile.WithLabelValues(cause, "user_paying").Inc()
+		return o, nil // the payer is entering a password: never close under them
+	}
+	// NOTPAY, PAYERROR
+	if s.expired(o) {
+		return s.closeAt(ctx, o, store.StatusExpired, "expire")
+	}
+	s.m.reconcile.WithLabelValues(cause, "unpaid").Inc()
+	return o, nil
+}
+
+func (s *Service) expired(o *store.Order) bool {
+	return !o.ExpiresAt.IsZero() && !s.now().Before(o.ExpiresAt)
+}
+
+// setStatus moves a pending order to status (closed or expired) locally.
+func (s *Service) setStatus(ctx context.Context, o *store.Order, status store.OrderStatus, cause string) (*store.Order, error) {
+	got, _, err := s.update(ctx, o.OrderNo, cause, "", func(c *store.Order) (*store.Order, error) {
+		if !Pending(c.Status) {
+			return nil, nil
+		}
+		c.Status = status
+		return c, nil
+	})
+	if err == nil {
+		s.m.reconcile.WithLabelValues(cause, string(got.Status)).Inc()
+	}
+	return got, err
+}
+
+// expire closes an awaiting_payment order past its ExpiresAt at WeChat Pay and
+// locally (or finds it paid).
+func (s *Service) expire(ctx context.Context, o *store.Order, cause string) (*store.Order, error) {
+	return s.closeAt(ctx, o, store.StatusExpired, cause)
+}
+
+// queryAndApply asks WeChat Pay for o and applies the answer (after ORDERPAID).
+func (s *Service) queryAndApply(ctx context.Context, o *store.Order, cause string) (*store.Order, error) {
+	tx, err := s.backend.QueryOrder(ctx, o.OrderNo)
+	if err != nil {
+		return o, fmt.Errorf("query %s: %w", o.OrderNo, err)
+	}
+	return s.settle(ctx, o, tx, cause)
+}
+
+// resolveCreating settles an order left in `creating` (a crash or an unknown
+// prepay outcome) by its number: paid or closed at WeChat Pay → the same here;
+// open or unknown there → prepay again with the same number and parameters
+// (WeChat treats it as the same order), unless it has expired, then close.
+func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause string) (*store.Order, error) {
+	tx, err := s.backend.QueryOrder(ctx, o.OrderNo)
+	switch {
+	case err == nil:
+		switch tx.TradeState {
+		case wechatpay.TradeSuccess, wechatpay.TradeRefund, wechatpay.TradeClosed, wechatpay.TradeRevoked, wechatpay.TradeUserPaying:
+			return s.settle(ctx, o, tx, cause)
+		}
+		if s.expired(o) {
+			return s.closeAt(ctx, o, store.StatusExpired, "expire")
+		}
+	case errors.Is(err, wechatpay.ErrNotFound):
+		if s.expired(o) {
+			return s.setStatus(ctx, o, store.StatusExpired, "expire")
+		}
+	default:
+		s.m.reconcile.WithLabelValues("resolve_creating", "error").Inc()
+		return o, fmt.Errorf("query %s: %w", o.OrderNo, err)
+	}
+	res, err := s.prepay(ctx, o, cause)
+	if err != nil {
+		s.m.reconcile.WithLabelValues("resolve_creating", "error").Inc()
+		if res != nil && res.Order != nil {
+			return res.Order, err
+		}
+		return o, err
+	}
+	s.m.reconcile.WithLabelValues("resolve_creating", string(res.Order.Status)).Inc()
+	return res.Order, nil
+}
+
+// SweepStats counts one sweep's work.
+type SweepStats struct {
+	Checked int
+	Changed int
+	Errors  int
+}
+
+// Sweep reconciles every pending order once: `creating` ones older than
+// CreatingGrace, awaiting_payment ones older than ActiveQueryAfter (paid,
+// closed or expired at WeChat Pay become so here; expired ones are closed).
+func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
+	var st SweepStats
+	for _, status := range []store.OrderStatus{store.StatusCreating, store.StatusAwaitingPayment} {
+		var before time.Time
+		for {
+			page, err := s.store.ListOrders(ctx, store.OrderFilter{Status: status, Before: before, Limit: 200})
+			if err != nil {
+				return st, fmt.Errorf("sweep: list %s: %w", status, err)
+			}
+			for _, o := range page {
+				if ctx.Err() != nil {
+					return st, ctx.Err()
+				}
+				age := s.now().Sub(o.CreatedAt)
+				if (status == store.StatusCreating && age < s.opts.CreatingGrace) || age < s.opts.ActiveQueryAfter {
+					continue
+				}
+				st.Checked++
+				octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
+				got, err := s.reconcile(octx, o, "sweep")
+				cancel()
+				if err != nil {
+					st.Errors++
+					s.log.WarnContext(ctx, "sweep: order not reconciled", "order_no", o.OrderNo, "status", o.Status, "err", err)
+					continue
+				}
+				if got != nil && got.Status != o.Status {
+					st.Changed++
+				}
+			}
+			if len(page) < 200 {
+				break
+			}
+			before = page[len(page)-1].CreatedAt
+		}
+	}
+	return st, nil
+}
+
+// RunSweeper sweeps at once (repairing what a crash left) and then every
+// SweepInterval until ctx is cancelled.
+func (s *Service) RunSweeper(ctx context.Context) {
+	t := time.NewTicker(s.opts.SweepInterval)
+	defer t.Stop()
+	for {
+		s.sweepSafely(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Service) sweepSafely(ctx context.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.ErrorContext(ctx, "sweep panicked", "panic", p)
+		}
+	}()
+	st, err := s.Sweep(ctx)
+	if err != nil && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "sweep failed", "err", err)
+	}
+	if st.Checked > 0 {
+		s.log.InfoContext(ctx, "sweep", "checked", st.Checked, "changed", st.Changed, "errors", st.Errors)
+	}
+}

@@ -1,0 +1,562 @@
+package payments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/store"
+)
+
+// Store is the part of store.Store that payments uses.
+type Store interface {
+	store.Orders
+	store.Claims
+	store.Notifications
+}
+
+// Backend is WeChat Pay as payments uses it; *wechatpay.Client implements it
+// (against the real API or the simulator).
+type Backend interface {
+	Prepay(ctx context.Context, req wechatpay.PrepayRequest) (*wechatpay.PrepayResult, error)
+	RequestPayment(ctx context.Context, appID, prepayID string) (*wechatpay.RequestPayment, error)
+	QueryOrder(ctx context.Context, outTradeNo string) (*wechatpay.Transaction, error)
+	CloseOrder(ctx context.Context, outTradeNo string) error
+}
+
+var _ Backend = (*wechatpay.Client)(nil)
+
+// Errors of the Service. Store errors pass through wrapped (store.ErrUnavailable
+// means fail closed).
+var (
+	ErrUserRequired = errors.New("payments need a known user")
+	ErrPayMethod    = errors.New("unknown pay method")
+	// ErrInProgress: another request is creating this purchase's order right
+	// now; asking again shortly returns it.
+	ErrInProgress = errors.New("order is being created")
+	// ErrPaymentUnavailable: WeChat Pay could not be reached or answered with a
+	// temporary error. The order is kept in `creating` and the reconciler
+	// resolves it; no second order is made.
+	ErrPaymentUnavailable = errors.New("wechat pay unavailable")
+	// ErrPrepayRejected: WeChat Pay refused the order for good; it is closed.
+	ErrPrepayRejected = errors.New("wechat pay refused the order")
+	// ErrNotOwner: the order exists but belongs to someone else. Callers
+	// should present it as not found.
+	ErrNotOwner = errors.New("order belongs to another user")
+)
+
+// Defaults of Options.
+const (
+	DefaultDedupeWindow           = 10 * time.Minute
+	DefaultOrderTTL               = 30 * time.Minute
+	DefaultPrepayTimeout          = 15 * time.Second
+	DefaultActiveQueryAfter       = 5 * time.Second
+	DefaultActiveQueryDeadline    = 300 * time.Millisecond
+	DefaultBackgroundQueryTimeout = 10 * time.Second
+	DefaultSweepInterval          = 30 * time.Second
+	DefaultCreatingGrace          = 30 * time.Second
+	DefaultNotificationTTL        = 48 * time.Hour
+)
+
+// Options configures a Service. cmd/ maps config onto it.
+type Options struct {
+	Store   Store   // required
+	Backend Backend // required
+	// Notify verifies and decrypts notifications (wechatpay.Client.NotifyVerifier);
+	// required for NotifyHandler.
+	Notify  *wechatpay.NotifyVerifier
+	Catalog *Catalog // required
+	// MchID is the merchant notifications must name; AppID the default appid of
+	// orders (a client's own app_id wins).
+	MchID string
+	AppID string
+
+	// DedupeWindow is how long a purchase claim lives after it was last asked
+	// for (payments.dedupe_window, default 10m).
+	DedupeWindow time.Duration
+	// OrderTTL is how long an order awaits payment before it expires and is
+	// closed (default 30m); sent to WeChat Pay as time_expire.
+	OrderTTL time.Duration
+	// PrepayTimeout bounds the prepay call of CreateOrder, retries included
+	// (default 15s).
+	PrepayTimeout time.Duration
+	// ActiveQueryAfter: a pending order younger than this is not queried
+	// actively (default 5s). ActiveQueryDeadline bounds how long a turn waits
+	// for those queries (default 300ms); a query still running past it goes on
+	// in the background for up to BackgroundQueryTimeout (default 10s) and its
+	// answer lands for the next turn.
+	ActiveQueryAfter       time.Duration
+	ActiveQueryDeadline    time.Duration
+	BackgroundQueryTimeout time.Duration
+	// SweepInterval is the background sweep's period (default 30s);
+	// CreatingGrace how old a `creating` order must be before the sweep resolves
+	// it (default 30s), so it never races a CreateOrder in flight.
+	SweepInterval time.Duration
+	CreatingGrace time.Duration
+	// NotificationTTL is how long notification ids are remembered (default
+	// 48h; WeChat retries for about 24h).
+	NotificationTTL time.Duration
+
+	// Events returns the events (audit records, merchant webhooks) to enqueue
+	// atomically with a transition; nil enqueues none. It must be fast and must
+	// not block: it runs inside the notify path.
+	Events func(Transition) []store.Event
+
+	Registerer prometheus.Registerer // nil: a private registry
+	Logger     *slog.Logger          // nil: discard
+	Now        func() time.Time      // nil: time.Now
+	// NewOrderNo makes out_trade_no values (nil: NewOrderNo).
+	NewOrderNo func(now time.Time) string
+}
+
+// Transition is one committed order change, handed to Options.Events.
+type Transition struct {
+	Before         store.Order // zero for a creation
+	After          store.Order
+	Cause          string // create, prepay, notification, query, sweep, close, expire, orphan, superseded
+	NotificationID string
+}
+
+// Service creates, queries, closes and reconciles orders, and serves the notify
+// route. It is safe for concurrent use; Close stops its background work.
+type Service struct {
+	opts    Options
+	store   Store
+	backend Backend
+	catalog *Catalog
+	log     *slog.Logger
+	now     func() time.Time
+	newNo   func(time.Time) string
+	m       *metrics
+	notify  http.Handler
+
+	mu       sync.Mutex
+	inflight map[string]*refresh // background queries by order number
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+// New validates opts, registers the metrics and returns a Service.
+func New(opts Options) (*Service, error) {
+	if opts.Store == nil || opts.Backend == nil || opts.Catalog == nil {
+		return nil, errors.New("payments: Store, Backend and Catalog are required")
+	}
+	if opts.MchID == "" {
+		return nil, errors.New("payments: MchID is required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&opts.DedupeWindow, DefaultDedupeWindow)
+	def(&opts.OrderTTL, DefaultOrderTTL)
+	def(&opts.PrepayTimeout, DefaultPrepayTimeout)
+	def(&opts.ActiveQueryAfter, DefaultActiveQueryAfter)
+	def(&opts.ActiveQueryDeadline, DefaultActiveQueryDeadline)
+	def(&opts.BackgroundQueryTimeout, DefaultBackgroundQueryTimeout)
+	def(&opts.SweepInterval, DefaultSweepInterval)
+	def(&opts.CreatingGrace, DefaultCreatingGrace)
+	def(&opts.NotificationTTL, DefaultNotificationTTL)
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		opts: opts, store: opts.Store, backend: opts.Backend, catalog: opts.Catalog,
+		log: opts.Logger, now: opts.Now, newNo: opts.NewOrderNo, m: m,
+		inflight: map[string]*refresh{}, stop: make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.newNo == nil {
+		s.newNo = NewOrderNo
+	}
+	s.notify = &notifyHandler{s: s}
+	return s, nil
+}
+
+// Catalog is the Service's price list.
+func (s *Service) Catalog() *Catalog { return s.catalog }
+
+// Close stops background queries and waits for them. The sweeper stops with
+// the context given to RunSweeper.
+func (s *Service) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.wg.Wait()
+	return nil
+}
+
+// CreateRequest is one create_order call. Everything in it comes from paygate's
+// own records (client key, verified user, catalog SKU), never a price.
+type CreateRequest struct {
+	Client    string // client key name
+	AppID     string // the client's app_id; empty: Options.AppID
+	User      string // the end user's OpenID
+	Session   string
+	SKU       string
+	Quantity  int    // 0 means 1
+	PayMethod string // "jsapi" (default) or "native"
+}
+
+// CreateResult is the order of the purchase and what the payer needs. When
+// Order.Status is awaiting_payment, Payment (jsapi) or CodeURL (native) is set.
+// A paid (or later) status means the user already paid within the window.
+type CreateResult struct {
+	Order    *store.Order
+	Payment  *wechatpay.RequestPayment
+	CodeURL  string
+	Existing bool // the purchase's live order, returned again
+}
+
+// CreateOrder creates the purchase's order idempotently (SPEC 4): claim the
+// purchase, commit the order as `creating`, prepay at WeChat Pay, commit
+// `awaiting_payment`. A repeated call within the dedupe window returns the same
+// order; once it is closed or expired a new generation gets a new number.
+func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateResult, error) {
+	if req.Client == "" || req.User == "" {
+		return nil, ErrUserRequired
+	}
+	if req.Quantity == 0 {
+		req.Quantity = 1
+	}
+	switch req.PayMethod {
+	case "":
+		req.PayMethod = string(wechatpay.MethodJSAPI)
+	case string(wechatpay.MethodJSAPI), string(wechatpay.MethodNative):
+	default:
+		return nil, fmt.Errorf("%w: %q", ErrPayMethod, req.PayMethod)
+	}
+	if req.AppID == "" {
+		req.AppID = s.opts.AppID
+	}
+	item, amount, err := s.catalog.Price(req.SKU, req.Quantity)
+	if err != nil {
+		return nil, err
+	}
+	key := ClaimKey(req.Client, req.User, req.SKU, req.Quantity, req.PayMethod)
+	claim, created, err := s.store.ClaimPurchase(ctx, key, s.newNo(s.now()), s.opts.DedupeWindow)
+	if err != nil {
+		return nil, fmt.Errorf("claim purchase: %w", err)
+	}
+	for round := 0; round < 5; round++ {
+		if created {
+			res, next, err := s.createFresh(ctx, req, item, amount, key, claim)
+			if next == nil {
+				return res, err
+			}
+			claim, created = *next, false
+			continue
+		}
+		o, err := s.awaitClaimed(ctx, claim.OrderNo)
+		if errors.Is(err, store.ErrNotFound) {
+			// The claimer never recorded its order (it died): take over.
+			claim, created, err = s.store.AdvanceClaim(ctx, key, claim.Generation, s.newNo(s.now()), s.opts.DedupeWindow)
+			if err != nil {
+				return nil, fmt.Errorf("advance claim: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if o.Status == store.StatusCreating {
+			if s.now().Sub(o.CreatedAt) < s.opts.CreatingGrace {
+				return &CreateResult{Order: o, Existing: true}, ErrInProgress
+			}
+			if o, err = s.resolveCreating(ctx, o, "query"); err != nil {
+				return &CreateResult{Order: o, Existing: true}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
+			}
+		}
+		if o.Status == store.StatusAwaitingPayment && !o.ExpiresAt.IsZero() && !s.now().Before(o.ExpiresAt) {
+			if o, err = s.expire(ctx, o, "expire"); err != nil {
+				return &CreateResult{Order: o, Existing: true}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
+			}
+		}
+		switch o.Status {
+		case store.StatusAwaitingPayment:
+			return s.payable(ctx, o, true)
+		case store.StatusClosed, store.StatusExpired, store.StatusRejected:
+			claim, created, err = s.store.AdvanceClaim(ctx, key, claim.Generation, s.newNo(s.now()), s.opts.DedupeWindow)
+			if err != nil {
+				return nil, fmt.Errorf("advance claim: %w", err)
+			}
+			continue
+		case store.StatusCreating:
+			return &CreateResult{Order: o, Existing: true}, ErrInProgress
+		default: // paid and later, approval_required, needs_review
+			return &CreateResult{Order: o, Existing: true}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: the purchase's claim keeps moving", ErrInProgress)
+}
+
+// awaitClaimed reads the claimed order, waiting briefly for a claimer that has
+// not yet recorded it (up to 3s) or is still prepaying it (up to PrepayTimeout
+// and a little more), so concurrent requests for one purchase all get its
+// order.
+func (s *Service) awaitClaimed(ctx context.Context, no string) (*store.Order, error) {
+	pause := 5 * time.Millisecond
+	start := s.now()
+	for {
+		o, err := s.store.GetOrder(ctx, no)
+		waited := s.now().Sub(start)
+		switch {
+		case errors.Is(err, store.ErrNotFound) && waited < 3*time.Second:
+		case err == nil && o.Status == store.StatusCreating && s.now().Sub(o.CreatedAt) < s.opts.CreatingGrace &&
+			waited < s.opts.PrepayTimeout+2*time.Second:
+		default:
+			return o, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		if pause < 100*time.Millisecond {
+			pause *= 2
+		}
+	}
+}
+
+// createFresh records the order as `creating`, re-checks that the claim is
+// still its own, and prepays. next is set when another caller took the claim
+// over meanwhile: the caller follows that claim instead.
+func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item, amount int64, key string, claim store.Claim) (*CreateResult, *store.Claim, error) {
+	now := s.now()
+	o := &store.Order{
+		OrderNo: claim.OrderNo, Client: req.Client, AppID: req.AppID, User: req.User, Session: req.Session,
+		SKU: req.SKU, Description: describe(item, req.Quantity), Quantity: req.Quantity,
+		AmountFen: amount, Currency: "CNY", PayMethod: req.PayMethod, Status: store.StatusCreating,
+		ClaimKey: key, Generation: claim.Generation, CreatedAt: now, UpdatedAt: now,
+		ExpiresAt: now.Add(s.opts.OrderTTL).Truncate(time.Second),
+	}
+	if err := s.store.CreateOrder(ctx, o, s.events(Transition{After: *o, Cause: "create"})...); err != nil {
+		return nil, nil, fmt.Errorf("record order: %w", err)
+	}
+	s.m.transitions.WithLabelValues("", string(store.StatusCreating), "create").Inc()
+	s.log.InfoContext(ctx, "order created", "order_no", o.OrderNo, "client", o.Client, "sku", o.SKU, "quantity", o.Quantity, "amount_fen", o.AmountFen)
+	// A claimer that stalled before recording may have been taken over.
+	cur, _, err := s.store.ClaimPurchase(ctx, key, o.OrderNo, s.opts.DedupeWindow)
+	if err != nil {
+		return nil, nil, fmt.Errorf("re-check claim: %w", err)
+	}
+	if cur.OrderNo != o.OrderNo {
+		_, _, _ = s.update(ctx, o.OrderNo, "superseded", "", func(c *store.Order) (*store.Order, error) {
+			if c.Status != store.StatusCreating {
+				return nil, nil
+			}
+			c.Status = store.StatusClosed
+			return c, nil
+		})
+		return nil, &cur, nil
+	}
+	res, err := s.prepay(ctx, o, "prepay")
+	return res, nil, err
+}
+
+func describe(item Item, quantity int) string {
+	d := item.Name
+	if quantity > 1 {
+		d = fmt.Sprintf("%s x%d", item.Name, quantity)
+	}
+	// WeChat allows 127 bytes; cut on a rune boundary.
+	for len(d) > 127 {
+		_, size := utf8.DecodeLastRuneInString(d)
+		d = d[:len(d)-size]
+	}
+	return d
+}
+
+// prepay opens o at WeChat Pay with o's own fields (so a retry or a
+// reconciler's repeat sends identical parameters under the same number) and
+// commits the outcome.
+func (s *Service) prepay(ctx context.Context, o *store.Order, cause string) (*CreateResult, error) {
+	pctx, cancel := context.WithTimeout(ctx, s.opts.PrepayTimeout)
+	res, err := s.backend.Prepay(pctx, wechatpay.PrepayRequest{
+		Method: wechatpay.PayMethod(o.PayMethod), OutTradeNo: o.OrderNo, Description: o.Description,
+		Total: o.AmountFen, PayerOpenID: o.User, AppID: o.AppID, ExpireAt: o.ExpiresAt,
+	})
+	cancel()
+	// The outcome is committed even if the caller went away meanwhile.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer ccancel()
+	switch {
+	case err == nil && res.Paid != nil:
+		got, _, _, aerr := s.applyPayment(cctx, o.OrderNo, factFromTx(res.Paid), cause, "")
+		if aerr != nil {
+			return nil, aerr
+		}
+		return &CreateResult{Order: got}, nil
+	case err == nil:
+		got, _, uerr := s.update(cctx, o.OrderNo, cause, "", func(c *store.Order) (*store.Order, error) {
+			if c.Status != store.StatusCreating {
+				return nil, nil // someone (a notification, the reconciler) moved it on
+			}
+			c.Status = store.StatusAwaitingPayment
+			c.PrepayID, c.CodeURL = res.PrepayID, res.CodeURL
+			return c, nil
+		})
+		if uerr != nil {
+			return nil, fmt.Errorf("record prepay: %w", uerr)
+		}
+		out := &CreateResult{Order: got, Payment: res.Payment, CodeURL: res.CodeURL}
+		if got.Status != store.StatusAwaitingPayment {
+			out.Payment, out.CodeURL = nil, ""
+		}
+		return out, nil
+	case errors.Is(err, wechatpay.ErrOrderClosed), errors.Is(err, wechatpay.ErrRejected),
+		errors.Is(err, wechatpay.ErrNumberUsed), errors.Is(err, wechatpay.ErrInvalidNumber):
+		s.log.ErrorContext(ctx, "prepay refused; order closed", "order_no", o.OrderNo, "err", err)
+		got, _, uerr := s.update(cctx, o.OrderNo, cause, "", func(c *store.Order) (*store.Order, error) {
+			if c.Status != store.StatusCreating {
+				return nil, nil
+			}
+			c.Status = store.StatusClosed
+			return c, nil
+		})
+		if uerr != nil {
+			return nil, fmt.Errorf("%w: %w (closing: %v)", ErrPrepayRejected, err, uerr)
+		}
+		return &CreateResult{Order: got}, fmt.Errorf("%w: %w", ErrPrepayRejected, err)
+	default:
+		// Unknown outcome (timeouts, 5xx, an unverifiable answer): the order
+		// stays `creating` under its number; the reconciler asks WeChat Pay.
+		s.log.WarnContext(ctx, "prepay outcome unknown; order left for the reconciler", "order_no", o.OrderNo, "err", err)
+		return &CreateResult{Order: o}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
+	}
+}
+
+// payable returns an awaiting_payment order with fresh payment parameters.
+func (s *Service) payable(ctx context.Context, o *store.Order, existing bool) (*CreateResult, error) {
+	out := &CreateResult{Order: o, Existing: existing, CodeURL: o.CodeURL}
+	if o.PayMethod == string(wechatpay.MethodJSAPI) && o.PrepayID != "" {
+		p, err := s.backend.RequestPayment(ctx, o.AppID, o.PrepayID)
+		if err != nil {
+			return nil, fmt.Errorf("payment parameters: %w", err)
+		}
+		out.Payment = p
+	}
+	return out, nil
+}
+
+// Order returns the user's order by number, actively querying WeChat Pay (under
+// ActiveQueryDeadline) when it is pending and old enough. Another user's order
+// is ErrNotOwner; callers present it as not found.
+func (s *Service) Order(ctx context.Context, client, user, orderNo string) (*store.Order, error) {
+	o, err := s.store.GetOrder(ctx, orderNo)
+	if err != nil {
+		return nil, err
+	}
+	if o.Client != client || o.User != user {
+		return nil, fmt.Errorf("%w: %s", ErrNotOwner, orderNo)
+	}
+	got := s.RefreshPending(ctx, []*store.Order{o})
+	return got[0], nil
+}
+
+// CloseOrder closes an unpaid order at WeChat Pay and locally. An order WeChat
+// reports paid becomes paid instead; closing a closed order is a no-op.
+func (s *Service) CloseOrder(ctx context.Context, orderNo string) (*store.Order, error) {
+	o, err := s.store.GetOrder(ctx, orderNo)
+	if err != nil {
+		return nil, err
+	}
+	if o.Status == store.StatusCreating {
+		if o, err = s.resolveCreating(ctx, o, "close"); err != nil {
+			return o, err
+		}
+	}
+	switch o.Status {
+	case store.StatusClosed, store.StatusExpired:
+		return o, nil
+	case store.StatusAwaitingPayment:
+	default:
+		return o, fmt.Errorf("%w: cannot close a %s order", ErrTransition, o.Status)
+	}
+	return s.closeAt(ctx, o, store.StatusClosed, "close")
+}
+
+// closeAt closes o at WeChat Pay, then locally as status (closed or expired).
+func (s *Service) closeAt(ctx context.Context, o *store.Order, status store.OrderStatus, cause string) (*store.Order, error) {
+	err := s.backend.CloseOrder(ctx, o.OrderNo)
+	switch {
+	case errors.Is(err, wechatpay.ErrOrderPaid):
+		s.m.reconcile.WithLabelValues(cause, "paid").Inc()
+		return s.queryAndApply(ctx, o, cause)
+	case errors.Is(err, wechatpay.ErrNotFound), err == nil:
+	default:
+		s.m.reconcile.WithLabelValues(cause, "error").Inc()
+		return o, fmt.Errorf("close %s at wechat pay: %w", o.OrderNo, err)
+	}
+	got, _, err := s.update(ctx, o.OrderNo, cause, "", func(c *store.Order) (*store.Order, error) {
+		if !Pending(c.Status) {
+			return nil, nil
+		}
+		c.Status = status
+		return c, nil
+	})
+	if err == nil {
+		s.m.reconcile.WithLabelValues(cause, string(got.Status)).Inc()
+	}
+	return got, err
+}
+
+// update reads the order, lets decide produce the next version (nil: no
+// change), checks the transition and commits it with a compare-and-set on the
+// status read, enqueuing its events atomically. A lost race re-reads and
+// decides again, so every change happens exactly once.
+func (s *Service) update(ctx context.Context, no, cause, noteID string, decide func(cur *store.Order) (*store.Order, error)) (*store.Order, bool, error) {
+	for attempt := 0; attempt < 10; attempt++ {
+		cur, err := s.store.GetOrder(ctx, no)
+		if err != nil {
+			return nil, false, fmt.Errorf("read order %s: %w", no, err)
+		}
+		before := *cur
+		next, err := decide(cur)
+		if err != nil {
+			return &before, false, err
+		}
+		if next == nil {
+			return &before, false, nil
+		}
+		if next.Status != before.Status && !CanTransition(before.Status, next.Status) {
+			return &before, false, fmt.Errorf("order %s: %w: %s -> %s", no, ErrTransition, before.Status, next.Status)
+		}
+		next.UpdatedAt = s.now()
+		tr := Transition{Before: before, After: *next, Cause: cause, NotificationID: noteID}
+		err = s.store.UpdateOrder(ctx, next, before.Status, s.events(tr)...)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return &before, false, fmt.Errorf("write order %s: %w", no, err)
+		}
+		s.m.transitions.WithLabelValues(string(before.Status), string(next.Status), cause).Inc()
+		s.log.InfoContext(ctx, "order transition", "order_no", no, "from", before.Status, "to", next.Status, "cause", cause)
+		return next, true, nil
+	}
+	return nil, false, fmt.Errorf("order %s: %w: too many concurrent changes", no, store.ErrConflict)
+}
+
+func (s *Service) events(t Transition) []store.Event {
+	if s.opts.Events == nil {
+		return nil
+	}
+	return s.opts.Events(t)
+}
