@@ -130,16 +130,19 @@ const (
 
 // Orders stores orders by number with compare-and-set transitions.
 type Orders interface {
-	// CreateOrder stores a new order (Version becomes 1) and enqueues events in
-	// the same atomic step. ErrExists if the number is taken.
+	// CreateOrder stores a new order (Version becomes 1; UpdatedAt, and
+	// CreatedAt when zero, become the store's time) and enqueues events in the
+	// same atomic step. ErrExists if the number is taken.
 	CreateOrder(ctx context.Context, o *Order, events ...Event) error
 	// GetOrder returns the order or ErrNotFound.
 	GetOrder(ctx context.Context, orderNo string) (*Order, error)
 	// UpdateOrder writes o only if the stored order's status equals expect
 	// (ErrConflict otherwise, ErrNotFound if there is no such order), atomically
-	// with enqueuing events in the order's outbox. On success o.Version is the
-	// new version. Events passed here are keyed by the order: their Key must be
-	// empty or o.OrderNo.
+	// with enqueuing events in the order's outbox. o must carry the stored
+	// Client, User and CreatedAt (it is a record read from the store, changed).
+	// On success o.Version is the new version and o.UpdatedAt the store's time.
+	// Events passed here are keyed by the order: their Key must be empty or
+	// o.OrderNo.
 	UpdateOrder(ctx context.Context, o *Order, expect OrderStatus, events ...Event) error
 	// ListOrders lists orders for the admin API and the user's order list.
 	ListOrders(ctx context.Context, f OrderFilter) ([]*Order, error)
@@ -330,7 +333,8 @@ type Audit interface {
 	AppendAudit(ctx context.Context, rec AuditRecord) error
 	// ReadAudit returns up to limit records from fromSeq on, in sequence order.
 	ReadAudit(ctx context.Context, fromSeq uint64, limit int) ([]AuditRecord, error)
-	// PutAuditText keeps the conversation text of record seq for ttl.
+	// PutAuditText keeps the conversation text of record seq for ttl; ErrExists
+	// if seq's text belongs to another user.
 	PutAuditText(ctx context.Context, seq uint64, user string, text []byte, ttl time.Duration) error
 	// GetAuditText returns the text of record seq, or ErrNotFound when never
 	// kept, erased or expired.

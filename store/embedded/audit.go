@@ -103,8 +103,8 @@ func (d *DB) PutAuditText(ctx context.Context, seq uint64, user string, text []b
 			if err := unmarshal(old, &o); err != nil {
 				return err
 			}
-			if err := ub.Delete(join(enc(o.User), u64(seq))); err != nil {
-				return err
+			if o.User != user {
+				return fmt.Errorf("audit text %d belongs to another user: %w", seq, store.ErrExists)
 			}
 		}
 		if err := tb.Put(u64(seq), v); err != nil {

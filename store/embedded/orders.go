@@ -133,7 +133,7 @@ func (d *DB) UpdateOrder(ctx context.Context, o *store.Order, expect store.Order
 		if cur.Status != expect {
 			return fmt.Errorf("order %s is %s, not %s: %w", o.OrderNo, cur.Status, expect, store.ErrConflict)
 		}
-		if cur.Client != o.Client || cur.User != o.User || (!o.CreatedAt.IsZero() && !cur.CreatedAt.Equal(o.CreatedAt)) {
+		if cur.Client != o.Client || cur.User != o.User || !cur.CreatedAt.Equal(o.CreatedAt) {
 			return fmt.Errorf("embedded: update order %s: %w", o.OrderNo, errImmutable)
 		}
 		rec := *o

@@ -1,0 +1,108 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/paygate/paygate/store"
+)
+
+// ClaimPurchase implements store.Claims.
+func (s *Store) ClaimPurchase(ctx context.Context, key, candidateOrderNo string, ttl time.Duration) (store.Claim, bool, error) {
+	return s.claim(ctx, "claim purchase", key, -1, candidateOrderNo, ttl)
+}
+
+// AdvanceClaim implements store.Claims.
+func (s *Store) AdvanceClaim(ctx context.Context, key string, fromGeneration int, newOrderNo string, ttl time.Duration) (store.Claim, bool, error) {
+	return s.claim(ctx, "advance claim", key, fromGeneration, newOrderNo, ttl)
+}
+
+func (s *Store) claim(ctx context.Context, op, key string, from int, orderNo string, ttl time.Duration) (store.Claim, bool, error) {
+	if key == "" || orderNo == "" || ttl <= 0 {
+		return store.Claim{}, false, errors.New("redis: claim needs a key, an order number and a ttl")
+	}
+	ck, gk := s.k.claim(key)
+	v, err := s.runMoney(ctx, op, s.sc.claim, []string{ck, gk},
+		orderNo, ms(ttl), s.now().UnixMilli(), from, ms(store.GenerationRetention), ms(expiryGrace))
+	if err != nil {
+		return store.Claim{}, false, err
+	}
+	r := replySlice(v)
+	no, _ := replyStr(r, 0)
+	return store.Claim{OrderNo: no, Generation: int(replyInt(r, 1))}, replyInt(r, 2) == 1, nil
+}
+
+// SeenNotification implements store.Notifications.
+func (s *Store) SeenNotification(ctx context.Context, id string, ttl time.Duration) (bool, error) {
+	now := s.now()
+	v, err := s.runMoney(ctx, "seen notification", s.sc.seen, []string{s.k.one("n", id)},
+		now.UnixMilli(), now.Add(ttl).UnixMilli(), ms(ttl+expiryGrace))
+	if err != nil {
+		return false, err
+	}
+	n, _ := v.(int64)
+	return n == 1, nil
+}
+
+// IncrCounter implements store.Counters.
+func (s *Store) IncrCounter(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	v, err := s.run(ctx, "incr counter", s.sc.counter, []string{s.k.one("k", key)},
+		s.now().UnixMilli(), ms(ttl), ms(expiryGrace))
+	if err != nil {
+		return 0, err
+	}
+	n, _ := v.(int64)
+	return n, nil
+}
+
+// PutExchange implements store.Exchanges.
+func (s *Store) PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error {
+	_, err := s.run(ctx, "put exchange", s.sc.putExchange, []string{s.k.one("x", key)},
+		data, s.now().Add(ttl).UnixMilli(), ms(ttl+expiryGrace))
+	return err
+}
+
+// GetExchange implements store.Exchanges.
+func (s *Store) GetExchange(ctx context.Context, key string) ([]byte, error) {
+	vals, err := s.c.HMGet(ctx, s.k.one("x", key), "d", "until").Result()
+	if err != nil {
+		return nil, mapErr("get exchange", err)
+	}
+	d, ok := replyStr(vals, 0)
+	if !ok || replyInt(vals, 1) <= s.now().UnixMilli() {
+		return nil, fmt.Errorf("exchange %s: %w", key, store.ErrNotFound)
+	}
+	return []byte(d), nil
+}
+
+// GetOrCreateSecret implements store.Secrets: SET NX GET makes the first
+// writer win in one command.
+func (s *Store) GetOrCreateSecret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error) {
+	key := s.k.one("s", name)
+	cur, err := s.c.Get(ctx, key).Bytes()
+	if err == nil {
+		return cur, nil
+	}
+	if !errors.Is(err, goredis.Nil) {
+		return nil, mapErr("get secret", err)
+	}
+	fresh, err := gen()
+	if err != nil {
+		return nil, fmt.Errorf("redis: generate secret %s: %w", name, err)
+	}
+	if len(fresh) == 0 {
+		return nil, fmt.Errorf("redis: generate secret %s: empty", name)
+	}
+	prev, err := s.c.SetArgs(ctx, key, fresh, goredis.SetArgs{Mode: "NX", Get: true}).Bytes()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return fresh, nil
+	case err != nil:
+		return nil, mapErr("set secret", err)
+	}
+	return prev, nil
+}

@@ -1,0 +1,236 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/paygate/paygate/store"
+)
+
+var errImmutable = errors.New("order client, user and creation time cannot change")
+
+func validOrder(o *store.Order) error {
+	if o == nil || o.OrderNo == "" {
+		return errors.New("redis: order number is required")
+	}
+	if !o.Status.Valid() {
+		return fmt.Errorf("redis: invalid order status %q", o.Status)
+	}
+	return nil
+}
+
+func createdNS(o *store.Order) string { return strconv.FormatInt(o.CreatedAt.UnixNano(), 10) }
+
+// score orders the time indexes: microseconds fit a float64 exactly.
+func score(t time.Time) int64 { return t.UnixMicro() }
+
+// CreateOrder implements store.Orders.
+func (s *Store) CreateOrder(ctx context.Context, o *store.Order, events ...store.Event) error {
+	if err := validOrder(o); err != nil {
+		return err
+	}
+	elems, err := s.orderEvents(o.OrderNo, events)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	rec := *o
+	if rec.CreatedAt.IsZero() {
+		rec.CreatedAt = now
+	}
+	rec.UpdatedAt = now
+	rec.Version = 1
+	j, err := json.Marshal(&rec)
+	if err != nil {
+		return fmt.Errorf("redis: encode order: %w", err)
+	}
+	tok, err := s.intent(ctx, o.OrderNo)
+	if err != nil {
+		return err
+	}
+	rk, ob, obv := s.k.orderTag(o.OrderNo)
+	args := append([]any{j, string(rec.Status), rec.Client, rec.User, createdNS(&rec), len(elems)}, elems...)
+	v, err := s.runMoney(ctx, "create order", s.sc.createOrder, []string{rk, ob, obv}, args...)
+	if err != nil && v == nil {
+		return err
+	}
+	r := replySlice(v)
+	if replyInt(r, 0) == 0 {
+		s.dropIntent(ctx, o.OrderNo, tok)
+		return fmt.Errorf("order %s: %w", o.OrderNo, store.ErrExists)
+	}
+	s.sync(ctx, &rec, replyInt(r, 2), replyInt(r, 3), tok)
+	o.Version, o.CreatedAt, o.UpdatedAt = 1, rec.CreatedAt, rec.UpdatedAt
+	return err // nil, or "applied but not replicated in time"
+}
+
+// UpdateOrder implements store.Orders.
+func (s *Store) UpdateOrder(ctx context.Context, o *store.Order, expect store.OrderStatus, events ...store.Event) error {
+	if err := validOrder(o); err != nil {
+		return err
+	}
+	elems, err := s.orderEvents(o.OrderNo, events)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	rec := *o
+	rec.UpdatedAt = now
+	j, err := json.Marshal(&rec)
+	if err != nil {
+		return fmt.Errorf("redis: encode order: %w", err)
+	}
+	tok, err := s.intent(ctx, o.OrderNo)
+	if err != nil {
+		return err
+	}
+	rk, ob, obv := s.k.orderTag(o.OrderNo)
+	args := append([]any{j, string(rec.Status), string(expect), rec.Client, rec.User, createdNS(&rec), len(elems)}, elems...)
+	v, err := s.runMoney(ctx, "update order", s.sc.updateOrder, []string{rk, ob, obv}, args...)
+	if err != nil && v == nil {
+		return err
+	}
+	r := replySlice(v)
+	switch replyInt(r, 0) {
+	case -1:
+		s.dropIntent(ctx, o.OrderNo, tok)
+		return fmt.Errorf("order %s: %w", o.OrderNo, store.ErrNotFound)
+	case -2:
+		s.dropIntent(ctx, o.OrderNo, tok)
+		cur, _ := replyStr(r, 1)
+		return fmt.Errorf("order %s is %s, not %s: %w", o.OrderNo, cur, expect, store.ErrConflict)
+	case -3:
+		s.dropIntent(ctx, o.OrderNo, tok)
+		return fmt.Errorf("redis: update order %s: %w", o.OrderNo, errImmutable)
+	}
+	rec.Version = replyInt(r, 1)
+	s.sync(ctx, &rec, replyInt(r, 2), replyInt(r, 3), tok)
+	o.Version, o.UpdatedAt = rec.Version, rec.UpdatedAt
+	return err
+}
+
+// decodeOrder reads a record hash's json and version fields.
+func decodeOrder(j string, version int64) (*store.Order, error) {
+	var o store.Order
+	if err := json.Unmarshal([]byte(j), &o); err != nil {
+		return nil, fmt.Errorf("redis: decode order: %w", err)
+	}
+	o.Version = version
+	return &o, nil
+}
+
+// GetOrder implements store.Orders.
+func (s *Store) GetOrder(ctx context.Context, orderNo string) (*store.Order, error) {
+	rk, _, _ := s.k.orderTag(orderNo)
+	vals, err := s.c.HMGet(ctx, rk, "j", "v").Result()
+	if err != nil {
+		return nil, mapErr("get order", err)
+	}
+	return orderFromHMGet(orderNo, vals)
+}
+
+func orderFromHMGet(no string, vals []any) (*store.Order, error) {
+	j, ok := replyStr(vals, 0)
+	if !ok {
+		return nil, fmt.Errorf("order %s: %w", no, store.ErrNotFound)
+	}
+	return decodeOrder(j, replyInt(vals, 1))
+}
+
+// ListOrders implements store.Orders. The index (the user's, the status's or
+// the global one) proposes candidates newest first; each candidate is read from
+// its authoritative record and filtered, so a stale index entry never shows a
+// wrong status.
+func (s *Store) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Order, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = store.DefaultListLimit
+	}
+	limit = min(limit, store.MaxListLimit)
+	if f.User != "" && f.Client == "" {
+		return nil, errors.New("redis: list orders: a user filter needs a client")
+	}
+	var index string
+	switch {
+	case f.User != "":
+		_, _, index = s.k.userTag(f.Client, f.User)
+	case f.Status != "":
+		index = s.k.status(f.Status)
+	default:
+		index = s.k.idx("all")
+	}
+	maxScore := "+inf"
+	if !f.Before.IsZero() {
+		maxScore = "(" + strconv.FormatInt(score(f.Before), 10)
+	}
+	var out []*store.Order
+	batch := int64(limit + 16)
+	for offset := int64(0); len(out) < limit; offset += batch {
+		nos, err := s.c.ZRevRangeByScore(ctx, index, &goredis.ZRangeBy{Max: maxScore, Min: "-inf", Offset: offset, Count: batch}).Result()
+		if err != nil {
+			return nil, mapErr("list orders", err)
+		}
+		if len(nos) == 0 {
+			break
+		}
+		cmds := make([]*goredis.SliceCmd, len(nos))
+		_, err = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, no := range nos {
+				rk, _, _ := s.k.orderTag(no)
+				cmds[i] = p.HMGet(ctx, rk, "j", "v")
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, mapErr("list orders", err)
+		}
+		for i, cmd := range cmds {
+			o, err := orderFromHMGet(nos[i], cmd.Val())
+			if errors.Is(err, store.ErrNotFound) {
+				continue // an intent whose create never ran
+			}
+			if err != nil {
+				return nil, err
+			}
+			if (f.Client == "" || o.Client == f.Client) && (f.User == "" || o.User == f.User) &&
+				(f.Status == "" || o.Status == f.Status) && (f.Before.IsZero() || o.CreatedAt.Before(f.Before)) {
+				out = append(out, o)
+				if len(out) == limit {
+					break
+				}
+			}
+		}
+		if int64(len(nos)) < batch {
+			break
+		}
+	}
+	return out, nil
+}
+
+// LoadUserState implements store.UserStates: one script on the user's tag.
+func (s *Store) LoadUserState(ctx context.Context, client, user string) (*store.UserState, error) {
+	uo, _, ur := s.k.userTag(client, user)
+	v, err := s.run(ctx, "load user state", s.sc.loadUser, []string{uo, ur}, store.UserStateOrders)
+	if err != nil {
+		return nil, err
+	}
+	st := &store.UserState{Client: client, User: user}
+	for _, x := range replySlice(v) {
+		j, ok := x.(string)
+		if !ok {
+			continue
+		}
+		var o store.Order
+		if err := json.Unmarshal([]byte(j), &o); err != nil {
+			return nil, fmt.Errorf("redis: decode order copy: %w", err)
+		}
+		st.Orders = append(st.Orders, &o)
+	}
+	return st, nil
+}

@@ -1,0 +1,228 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/paygate/paygate/store"
+)
+
+func newID(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// EnqueueEvents implements store.Outbox: per key, one intent, one script on the
+// key's tag, one index update.
+func (s *Store) EnqueueEvents(ctx context.Context, events ...store.Event) error {
+	var order []string
+	byKey := map[string][]store.Event{}
+	for _, e := range events {
+		e = s.fillEvent(e)
+		if _, ok := byKey[e.Key]; !ok {
+			order = append(order, e.Key)
+		}
+		byKey[e.Key] = append(byKey[e.Key], e)
+	}
+	for _, key := range order {
+		elems, err := encodeEvents(byKey[key])
+		if err != nil {
+			return err
+		}
+		tok, err := s.intent(ctx, key)
+		if err != nil {
+			return err
+		}
+		_, ob, obv := s.k.orderTag(key)
+		v, err := s.run(ctx, "enqueue events", s.sc.enqueue, []string{ob, obv}, append([]any{len(elems)}, elems...)...)
+		if err != nil {
+			return err
+		}
+		r := replySlice(v)
+		s.syncIndex(ctx, nil, key, strconv.FormatInt(replyInt(r, 0), 10), replyInt(r, 1), tok)
+	}
+	return nil
+}
+
+// headState is one key's outbox as read in one step.
+type headState struct {
+	key  string
+	obv  int64
+	next int64
+	head *obElem
+}
+
+// readHeads reads the outbox state of keys: one pipeline (spread over the
+// cluster's nodes).
+func (s *Store) readHeads(ctx context.Context, keys []string) ([]headState, error) {
+	cmds := make([]*goredis.Cmd, len(keys))
+	run := func() error {
+		_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, k := range keys {
+				rk, ob, obv := s.k.orderTag(k)
+				cmds[i] = s.sc.readTag.EvalSha(ctx, p, []string{rk, ob, obv})
+			}
+			return nil
+		})
+		return err
+	}
+	err := run()
+	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err := s.sc.readTag.Load(ctx, s.c).Err(); err != nil {
+			return nil, mapErr("read outbox", err)
+		}
+		err = run()
+	}
+	if err != nil {
+		return nil, mapErr("read outbox", err)
+	}
+	out := make([]headState, len(keys))
+	for i, cmd := range cmds {
+		r := replySlice(cmd.Val())
+		hs := headState{key: keys[i], obv: replyInt(r, 2), next: replyInt(r, 3)}
+		if raw, ok := replyStr(r, 4); ok {
+			var e obElem
+			if err := json.Unmarshal([]byte(raw), &e); err != nil {
+				return nil, fmt.Errorf("redis: decode event: %w", err)
+			}
+			hs.head = &e
+		}
+		out[i] = hs
+	}
+	return out, nil
+}
+
+// DueEvents implements store.Outbox. {idx}:ob scores each key with pending
+// events by its head's due time; the heads are then read from their own tags.
+// An index entry that disagrees with its tag (left by an interrupted step) is
+// corrected on the way.
+func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int) ([]store.Event, error) {
+	if limit <= 0 {
+		limit = store.DefaultListLimit
+	}
+	keys, err := s.c.ZRangeByScore(ctx, s.k.idx("ob"), &goredis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return nil, mapErr("due events", err)
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	heads, err := s.readHeads(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Event
+	for _, h := range heads {
+		if h.head != nil && !h.head.Ev.NextAt.After(now) {
+			out = append(out, h.head.Ev)
+			continue
+		}
+		s.syncIndex(ctx, nil, h.key, strconv.FormatInt(h.obv, 10), h.next, "")
+	}
+	sortEvents(out)
+	return out, nil
+}
+
+func sortEvents(evs []store.Event) {
+	sort.SliceStable(evs, func(i, j int) bool {
+		if !evs[i].NextAt.Equal(evs[j].NextAt) {
+			return evs[i].NextAt.Before(evs[j].NextAt)
+		}
+		return evs[i].CreatedAt.Before(evs[j].CreatedAt)
+	})
+}
+
+// AckEvent implements store.Outbox.
+func (s *Store) AckEvent(ctx context.Context, key, id string) error {
+	if key == "" {
+		key = store.DefaultEventKey
+	}
+	_, ob, obv := s.k.orderTag(key)
+	v, err := s.run(ctx, "ack event", s.sc.ack, []string{ob, obv}, id)
+	if err != nil {
+		return err
+	}
+	r := replySlice(v)
+	if replyInt(r, 0) == 1 {
+		s.syncIndex(ctx, nil, key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2), "")
+	}
+	return nil
+}
+
+// RetryEvent implements store.Outbox.
+func (s *Store) RetryEvent(ctx context.Context, key, id string, nextAt time.Time, attempts int, lastErr string) error {
+	if key == "" {
+		key = store.DefaultEventKey
+	}
+	_, ob, obv := s.k.orderTag(key)
+	failed := s.now()
+	v, err := s.run(ctx, "retry event", s.sc.retry, []string{ob, obv},
+		id, nextMs(nextAt), attempts, lastErr, nextAt.Format(time.RFC3339Nano), failed.Format(time.RFC3339Nano))
+	if err != nil {
+		return err
+	}
+	r := replySlice(v)
+	if replyInt(r, 0) != 1 {
+		return fmt.Errorf("event %s: %w", id, store.ErrNotFound)
+	}
+	s.syncIndex(ctx, nil, key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2), "")
+	return nil
+}
+
+// OutboxStats implements store.Outbox: the keys in {idx}:ob, their heads and
+// queue lengths.
+func (s *Store) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
+	var st store.OutboxStats
+	keys, err := s.c.ZRange(ctx, s.k.idx("ob"), 0, -1).Result()
+	if err != nil {
+		return st, mapErr("outbox stats", err)
+	}
+	if len(keys) == 0 {
+		return st, nil
+	}
+	heads, err := s.readHeads(ctx, keys)
+	if err != nil {
+		return st, err
+	}
+	lens := make([]*goredis.IntCmd, len(keys))
+	_, err = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, k := range keys {
+			_, ob, _ := s.k.orderTag(k)
+			lens[i] = p.LLen(ctx, ob)
+		}
+		return nil
+	})
+	if err != nil {
+		return st, mapErr("outbox stats", err)
+	}
+	for i, h := range heads {
+		if h.head == nil {
+			continue
+		}
+		e := h.head.Ev
+		st.Pending += int(lens[i].Val())
+		st.Keys++
+		if st.Oldest.IsZero() || e.CreatedAt.Before(st.Oldest) {
+			st.Oldest = e.CreatedAt
+		}
+		if e.LastError != "" && (st.LastErrorAt.IsZero() || e.FailedAt.After(st.LastErrorAt)) {
+			st.LastError, st.LastErrorAt = e.LastError, e.FailedAt
+		}
+		if len(st.Heads) < store.MaxListLimit {
+			st.Heads = append(st.Heads, e)
+		}
+	}
+	sort.SliceStable(st.Heads, func(i, j int) bool { return st.Heads[i].CreatedAt.Before(st.Heads[j].CreatedAt) })
+	return st, nil
+}

@@ -1,0 +1,373 @@
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/paygate/paygate/store"
+)
+
+// Defaults for Options.
+const (
+	DefaultWaitTimeout    = time.Second
+	DefaultRepairInterval = time.Minute
+	DefaultRepairGrace    = 30 * time.Second
+	// expiryGrace is added to every physical PEXPIRE so a record is never
+	// deleted before its logical expiry, whatever the clock skew.
+	expiryGrace = time.Minute
+)
+
+// Options configures the driver; cmd/ maps store.redis config onto it.
+type Options struct {
+	// Addrs are host:port seeds. One address: a single server (or, with
+	// Cluster, a cluster seed); several: a cluster; with MasterName: sentinels.
+	Addrs      []string
+	Username   string
+	Password   string
+	DB         int    // single server and sentinel only
+	MasterName string // sentinel: the monitored master's name
+	// Cluster forces cluster mode with a single seed address.
+	Cluster bool
+	// TLS dials with TLS 1.2+; the server name is TLSServerName or the host of
+	// the first address.
+	TLS           bool
+	TLSServerName string
+	// KeyPrefix is put before every key (e.g. "paygate:"), so several
+	// deployments can share one Redis. It must not contain '{' or '}'.
+	KeyPrefix string
+	// WaitReplicas > 0 makes every money write (orders, claims, refund
+	// consumption, notifications, audit) wait, with WAIT, until that many
+	// replicas have it, for at most WaitTimeout (default DefaultWaitTimeout).
+	// A write that is not replicated in time is applied on the primary but
+	// reported as store.ErrUnavailable, so the caller fails closed.
+	WaitReplicas int
+	WaitTimeout  time.Duration
+	// Timeouts, retries and pool size; zero means go-redis defaults (dial 5s,
+	// read/write 3s, 3 retries). MaxRetries -1 disables retries, so a down
+	// Redis fails a turn's state load fast.
+	DialTimeout  time.Duration
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	MaxRetries   int
+	PoolSize     int
+	// RepairInterval is how often write intents left by a crash are replayed
+	// (default DefaultRepairInterval; negative disables the background loop,
+	// Repair can still be called). RepairGrace is how old an intent must be
+	// before it is considered abandoned (default DefaultRepairGrace).
+	RepairInterval time.Duration
+	RepairGrace    time.Duration
+	// Now is the clock expiry is judged against; default time.Now.
+	Now func() time.Time
+	// Logger receives repair and index-sync warnings; default discards.
+	Logger *slog.Logger
+}
+
+// Store is the Redis driver. It implements store.Store.
+type Store struct {
+	c        goredis.UniversalClient
+	k        keys
+	sc       *scripts
+	now      func() time.Time
+	log      *slog.Logger
+	waitN    int
+	waitT    time.Duration
+	grace    time.Duration
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+	once     sync.Once
+	statuses []store.OrderStatus
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open builds the client and starts the background repair. It does not fail
+// when Redis is down (chat keeps working without payment state); Ping tells.
+func Open(opts Options) (*Store, error) {
+	if len(opts.Addrs) == 0 {
+		return nil, errors.New("redis: no addresses")
+	}
+	if strings.ContainsAny(opts.KeyPrefix, "{}") {
+		return nil, fmt.Errorf("redis: key prefix %q must not contain braces (they are hash tags)", opts.KeyPrefix)
+	}
+	uo := &goredis.UniversalOptions{
+		Addrs:         opts.Addrs,
+		Username:      opts.Username,
+		Password:      opts.Password,
+		DB:            opts.DB,
+		MasterName:    opts.MasterName,
+		IsClusterMode: opts.Cluster,
+		DialTimeout:   opts.DialTimeout,
+		ReadTimeout:   opts.ReadTimeout,
+		WriteTimeout:  opts.WriteTimeout,
+		MaxRetries:    opts.MaxRetries,
+		PoolSize:      opts.PoolSize,
+	}
+	if opts.TLS {
+		name := opts.TLSServerName
+		if name == "" {
+			host, _, err := net.SplitHostPort(opts.Addrs[0])
+			if err != nil {
+				return nil, fmt.Errorf("redis: address %q: %w", opts.Addrs[0], err)
+			}
+			name = host
+		}
+		uo.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: name}
+	}
+	return newStore(goredis.NewUniversalClient(uo), opts), nil
+}
+
+func newStore(c goredis.UniversalClient, opts Options) *Store {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.WaitTimeout <= 0 {
+		opts.WaitTimeout = DefaultWaitTimeout
+	}
+	if opts.RepairInterval == 0 {
+		opts.RepairInterval = DefaultRepairInterval
+	}
+	if opts.RepairGrace <= 0 {
+		opts.RepairGrace = DefaultRepairGrace
+	}
+	s := &Store{
+		c: c, k: keys{p: opts.KeyPrefix}, sc: newScripts(), now: opts.Now, log: opts.Logger,
+		waitN: opts.WaitReplicas, waitT: opts.WaitTimeout, grace: opts.RepairGrace,
+		statuses: store.Statuses(),
+	}
+	// Load the scripts before the first request so a turn's LoadUserState is
+	// one EVALSHA, not EVALSHA + EVAL. Bounded: Redis may be down at start.
+	lctx, lcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	s.loadScripts(lctx)
+	lcancel()
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	if opts.RepairInterval > 0 {
+		s.wg.Add(1)
+		go s.background(ctx, opts.RepairInterval)
+	}
+	return s
+}
+
+// Client is the underlying go-redis client, for hooks (metrics, tests) and
+// diagnostics. Do not write paygate keys through it.
+func (s *Store) Client() goredis.UniversalClient { return s.c }
+
+// background replays abandoned write intents at start-up and every interval.
+func (s *Store) background(ctx context.Context, every time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, every)
+		if _, err := s.Repair(rctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("store repair failed", "err", err)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// loadScripts puts every script into the server's cache (on every cluster
+// shard). Failure is not fatal: EVALSHA falls back to EVAL.
+func (s *Store) loadScripts(ctx context.Context) {
+	for _, sc := range s.sc.all() {
+		if err := sc.Load(ctx, s.c).Err(); err != nil {
+			s.log.Warn("store script load failed", "err", err)
+			return
+		}
+	}
+}
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return mapErr("ping", s.c.Ping(ctx).Err())
+}
+
+// Close stops the background repair and closes the client.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.stop()
+		s.wg.Wait()
+		err = s.c.Close()
+	})
+	return err
+}
+
+// errNotReplicated is the cause when WAIT saw fewer replicas than asked for.
+var errNotReplicated = errors.New("write not acknowledged by enough replicas")
+
+// unavailablePrefixes are server replies that mean "not now" rather than "bad
+// request".
+var unavailablePrefixes = []string{"LOADING", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "TRYAGAIN", "MOVED", "ASK", "NOREPLICAS", "BUSY"}
+
+// mapErr classifies a go-redis error: nil and redis.Nil pass through, the
+// caller's cancellation passes through, server "not now" replies and every
+// transport failure (refused, reset, timeout, closed client) wrap
+// store.ErrUnavailable, other server errors are returned with context.
+func mapErr(op string, err error) error {
+	if err == nil || errors.Is(err, goredis.Nil) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	var rerr goredis.Error
+	if errors.As(err, &rerr) && !errors.Is(err, goredis.ErrClosed) {
+		msg := rerr.Error()
+		for _, p := range unavailablePrefixes {
+			if strings.HasPrefix(msg, p) {
+				return fmt.Errorf("redis %s: %w: %w", op, store.ErrUnavailable, err)
+			}
+		}
+		return fmt.Errorf("redis %s: %w", op, err)
+	}
+	return fmt.Errorf("redis %s: %w: %w", op, store.ErrUnavailable, err)
+}
+
+// run executes one script: one round trip (EVALSHA; EVAL after a script-cache
+// flush).
+func (s *Store) run(ctx context.Context, op string, sc *goredis.Script, keys []string, args ...any) (any, error) {
+	v, err := sc.Run(ctx, s.c, keys, args...).Result()
+	if err != nil {
+		return nil, mapErr(op, err)
+	}
+	return v, nil
+}
+
+// runMoney is run for money writes: with WaitReplicas it pipelines the script
+// and WAIT on the connection of the key's primary, so WAIT covers this write.
+func (s *Store) runMoney(ctx context.Context, op string, sc *goredis.Script, keys []string, args ...any) (any, error) {
+	if s.waitN <= 0 {
+		return s.run(ctx, op, sc, keys, args...)
+	}
+	node, err := s.primaryFor(ctx, keys[0])
+	if err != nil {
+		return nil, mapErr(op, err)
+	}
+	exec := func() (*goredis.Cmd, *goredis.Cmd, error) {
+		var res, wait *goredis.Cmd
+		_, err := node.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			res = sc.EvalSha(ctx, p, keys, args...)
+			wait = p.Do(ctx, "WAIT", s.waitN, s.waitT.Milliseconds())
+			return nil
+		})
+		return res, wait, err
+	}
+	res, wait, _ := exec()
+	if goredis.HasErrorPrefix(res.Err(), "NOSCRIPT") {
+		if err := sc.Load(ctx, node).Err(); err != nil {
+			return nil, mapErr(op, err)
+		}
+		res, wait, _ = exec()
+	}
+	v, err := res.Result()
+	if err != nil {
+		return nil, mapErr(op, err)
+	}
+	n, err := wait.Int64()
+	if err != nil {
+		return v, mapErr(op+" wait", err)
+	}
+	if n < int64(s.waitN) {
+		return v, fmt.Errorf("redis %s: %d of %d replicas within %s: %w: %w", op, n, s.waitN, s.waitT, store.ErrUnavailable, errNotReplicated)
+	}
+	return v, nil
+}
+
+// primaryFor is the client of the primary that owns key.
+func (s *Store) primaryFor(ctx context.Context, key string) (*goredis.Client, error) {
+	switch c := s.c.(type) {
+	case *goredis.ClusterClient:
+		return c.MasterForKey(ctx, key)
+	case *goredis.Client:
+		return c, nil
+	default:
+		return nil, fmt.Errorf("wait_replicas is not supported with %T", s.c)
+	}
+}
+
+// keys builds every key name. Components are escaped so that ':' '{' '}' in a
+// client, user or id can neither merge two records nor break a hash tag.
+type keys struct{ p string }
+
+var escaper = strings.NewReplacer("%", "%25", ":", "%3A", "{", "%7B", "}", "%7D")
+
+func esc(s string) string { return escaper.Replace(s) }
+
+// Per order (and per outbox key): the record, its outbox list, its outbox
+// version.
+func (k keys) orderTag(no string) (rec, ob, obv string) {
+	t := k.p + "{o:" + esc(no) + "}"
+	return t + ":rec", t + ":ob", t + ":obv"
+}
+
+// Per user: order copies, their versions, their index by creation time.
+func (k keys) userTag(client, user string) (uo, uv, ur string) {
+	t := k.p + "{u:" + esc(client) + ":" + esc(user) + "}"
+	return t + ":o", t + ":v", t + ":r"
+}
+
+func (k keys) idx(name string) string { return k.p + "{idx}:" + name }
+
+func (k keys) status(st store.OrderStatus) string { return k.idx("st:" + string(st)) }
+
+func (k keys) claim(key string) (claim, gen string) {
+	t := k.p + "{c:" + esc(key) + "}"
+	return t + ":claim", t + ":gen"
+}
+
+func (k keys) one(kind, id string) string { return k.p + "{" + kind + ":" + esc(id) + "}" }
+
+func (k keys) audit(name string) string { return k.p + "{audit}:" + name }
+
+func (k keys) auditText(seq uint64) string { return k.audit("t:" + strconv.FormatUint(seq, 10)) }
+
+func (k keys) auditUser(user string) string { return k.audit("tu:" + esc(user)) }
+
+// ms is a duration in whole milliseconds, at least 1.
+func ms(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
+
+// Reply helpers for Lua tables.
+
+func replySlice(v any) []any {
+	s, _ := v.([]any)
+	return s
+}
+
+func replyInt(s []any, i int) int64 {
+	if i >= len(s) {
+		return 0
+	}
+	switch x := s[i].(type) {
+	case int64:
+		return x
+	case string:
+		n, _ := strconv.ParseInt(x, 10, 64)
+		return n
+	}
+	return 0
+}
+
+func replyStr(s []any, i int) (string, bool) {
+	if i >= len(s) {
+		return "", false
+	}
+	x, ok := s[i].(string)
+	return x, ok
+}

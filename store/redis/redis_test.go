@@ -1,0 +1,398 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/storetest"
+)
+
+func TestConformanceSingle(t *testing.T) {
+	requireSharedRedis(t)
+	storetest.Run(t, func(t testing.TB, clock *storetest.Clock) store.Store {
+		return openOn(t, clock, Options{Addrs: []string{sharedAddr}})
+	})
+}
+
+func TestSharedSingle(t *testing.T) {
+	requireSharedRedis(t)
+	storetest.RunShared(t, func(t testing.TB, clock *storetest.Clock) (store.Store, store.Store) {
+		prefix := testPrefix()
+		a := openOn(t, clock, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+		b := openOn(t, clock, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+		return a, b
+	})
+}
+
+// TestCluster runs the whole suite, the two-replica checks and the
+// round-trip count on a three-node cluster the test starts; a CROSSSLOT error
+// anywhere fails it.
+func TestCluster(t *testing.T) {
+	addrs := startCluster(t)
+	open := func(t testing.TB, clock *storetest.Clock, prefix string) *Store {
+		return openOn(t, clock, Options{Addrs: addrs, KeyPrefix: prefix})
+	}
+	t.Run("Conformance", func(t *testing.T) {
+		storetest.Run(t, func(t testing.TB, clock *storetest.Clock) store.Store { return open(t, clock, "") })
+	})
+	t.Run("Shared", func(t *testing.T) {
+		storetest.RunShared(t, func(t testing.TB, clock *storetest.Clock) (store.Store, store.Store) {
+			p := testPrefix()
+			return open(t, clock, p), open(t, clock, p)
+		})
+	})
+	t.Run("RoundTrips", func(t *testing.T) { testRoundTrips(t, open(t, storetest.NewClock(), "")) })
+	t.Run("Repair", func(t *testing.T) {
+		clock := storetest.NewClock()
+		testRepair(t, clock, open(t, clock, ""))
+	})
+	t.Run("SeedOnly", func(t *testing.T) {
+		s := openOn(t, nil, Options{Addrs: addrs[:1], Cluster: true})
+		if _, ok := s.Client().(*goredis.ClusterClient); !ok {
+			t.Fatalf("Cluster with one seed: got %T; want a cluster client", s.Client())
+		}
+		testRoundTrips(t, s)
+	})
+}
+
+// roundTrips counts commands and pipelines sent: each is one round trip.
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (r *roundTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		r.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (r *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		r.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+func TestRoundTripsSingle(t *testing.T) {
+	requireSharedRedis(t)
+	testRoundTrips(t, openOn(t, storetest.NewClock(), Options{Addrs: []string{sharedAddr}}))
+}
+
+// testRoundTrips: a turn's state load is one round trip, for a user with no
+// state and for one with orders.
+func testRoundTrips(t *testing.T, s *Store) {
+	ctx := context.Background()
+	if err := s.CreateOrder(ctx, storetest.NewOrder("RT-1", "shop", "has-orders", time.Now())); err != nil {
+		t.Fatalf("CreateOrder: %v", err)
+	}
+	counter := &roundTrips{}
+	s.Client().AddHook(counter)
+	cases := []struct {
+		name   string
+		user   string
+		orders int
+	}{
+		{"user with no payment state", "nobody", 0},
+		{"user with an order", "has-orders", 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := counter.n.Load()
+			us, err := s.LoadUserState(ctx, "shop", tc.user)
+			if err != nil {
+				t.Fatalf("LoadUserState: %v", err)
+			}
+			if got := counter.n.Load() - before; got != 1 {
+				t.Errorf("round trips: got %d; want 1", got)
+			}
+			if len(us.Orders) != tc.orders {
+				t.Errorf("orders: got %d; want %d", len(us.Orders), tc.orders)
+			}
+		})
+	}
+}
+
+func TestRepairSingle(t *testing.T) {
+	requireSharedRedis(t)
+	clock := storetest.NewClock()
+	testRepair(t, clock, openOn(t, clock, Options{Addrs: []string{sharedAddr}}))
+}
+
+// testRepair simulates a crash right after the money step of a create (intent
+// and order script ran, the user copy and indexes did not) and after an intent
+// whose write never ran; Repair makes the first visible everywhere and drops
+// the second.
+func testRepair(t *testing.T, clock *storetest.Clock, s *Store) {
+	ctx := context.Background()
+	o := storetest.NewOrder("CR-1", "shop", "crashy", clock.Now())
+	o.Version = 1
+	elems, err := s.orderEvents(o.OrderNo, []store.Event{{ID: "cr-e1", Kind: "webhook"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.intent(ctx, o.OrderNo); err != nil {
+		t.Fatal(err)
+	}
+	j := mustJSON(t, o)
+	rk, ob, obv := s.k.orderTag(o.OrderNo)
+	args := append([]any{j, string(o.Status), o.Client, o.User, createdNS(o), len(elems)}, elems...)
+	if _, err := s.run(ctx, "create order", s.sc.createOrder, []string{rk, ob, obv}, args...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.intent(ctx, "CR-never"); err != nil {
+		t.Fatal(err)
+	}
+
+	visible := func() (state, listed, due bool) {
+		us, err := s.LoadUserState(ctx, "shop", "crashy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := s.ListOrders(ctx, store.OrderFilter{Status: store.StatusAwaitingPayment})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := s.DueEvents(ctx, clock.Now(), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(us.Orders) == 1, len(list) == 1, len(evs) == 1 && evs[0].ID == "cr-e1"
+	}
+	if st, l, d := visible(); st || l || d {
+		t.Fatalf("before repair: state=%v listed=%v due=%v; the simulated crash should hide the order", st, l, d)
+	}
+	if _, err := s.GetOrder(ctx, "CR-1"); err != nil {
+		t.Fatalf("the committed order must be readable by number: %v", err)
+	}
+
+	n, err := s.Repair(ctx)
+	if err != nil || n != 0 {
+		t.Fatalf("Repair within the grace period: got %d, %v; want 0 (the writer may still be running)", n, err)
+	}
+	clock.Advance(DefaultRepairGrace + time.Second)
+	n, err = s.Repair(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("Repair: got %d, %v; want 2 intents replayed", n, err)
+	}
+	if st, l, d := visible(); !st || !l || !d {
+		t.Errorf("after repair: state=%v listed=%v due=%v; want all visible", st, l, d)
+	}
+	left, err := s.c.HLen(ctx, s.k.idx("dirty")).Result()
+	if err != nil || left != 0 {
+		t.Errorf("intents left after repair: %d, %v; want 0", left, err)
+	}
+
+	t.Run("a stale outbox index heals on read", func(t *testing.T) {
+		// Ack without its index step: the index still names CR-1.
+		if _, err := s.run(ctx, "ack", s.sc.ack, []string{ob, obv}, "cr-e1"); err != nil {
+			t.Fatal(err)
+		}
+		evs, err := s.DueEvents(ctx, clock.Now(), 10)
+		if err != nil || len(evs) != 0 {
+			t.Fatalf("DueEvents: got %v, %v; want nothing", ids(evs), err)
+		}
+		if n, err := s.c.ZCard(ctx, s.k.idx("ob")).Result(); err != nil || n != 0 {
+			t.Errorf("index entries after the healing read: %d, %v; want 0", n, err)
+		}
+	})
+}
+
+func ids(evs []store.Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+// TestUnavailable stops a private Redis mid-test: every call fails with
+// store.ErrUnavailable (no panic, no hang), and the store recovers when the
+// server is back, with what it had committed.
+func TestUnavailable(t *testing.T) {
+	srv := startServer(t, "--appendonly", "yes", "--appendfsync", "always")
+	s := openOn(t, storetest.NewClock(), Options{Addrs: []string{srv.addr()}, DialTimeout: 200 * time.Millisecond, ReadTimeout: 500 * time.Millisecond})
+	ctx := context.Background()
+	if err := s.CreateOrder(ctx, storetest.NewOrder("UN-1", "shop", "u1", time.Now())); err != nil {
+		t.Fatalf("CreateOrder: %v", err)
+	}
+
+	srv.kill()
+
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"Ping", func(ctx context.Context) error { return s.Ping(ctx) }},
+		{"GetOrder", func(ctx context.Context) error { _, err := s.GetOrder(ctx, "UN-1"); return err }},
+		{"CreateOrder", func(ctx context.Context) error {
+			return s.CreateOrder(ctx, storetest.NewOrder("UN-2", "shop", "u1", time.Now()))
+		}},
+		{"UpdateOrder", func(ctx context.Context) error {
+			o := storetest.NewOrder("UN-1", "shop", "u1", time.Now())
+			return s.UpdateOrder(ctx, o, store.StatusAwaitingPayment)
+		}},
+		{"LoadUserState", func(ctx context.Context) error { _, err := s.LoadUserState(ctx, "shop", "u1"); return err }},
+		{"ClaimPurchase", func(ctx context.Context) error { _, _, err := s.ClaimPurchase(ctx, "k", "UN-3", time.Minute); return err }},
+		{"SeenNotification", func(ctx context.Context) error { _, err := s.SeenNotification(ctx, "n", time.Minute); return err }},
+		{"ConsumeRefundProposal", func(ctx context.Context) error { _, err := s.ConsumeRefundProposal(ctx, "r", "u1"); return err }},
+		{"DueEvents", func(ctx context.Context) error { _, err := s.DueEvents(ctx, time.Now(), 10); return err }},
+		{"AppendAudit", func(ctx context.Context) error { return s.AppendAudit(ctx, store.AuditRecord{Seq: 1, Hash: "h"}) }},
+		{"Repair", func(ctx context.Context) error { _, err := s.Repair(ctx); return err }},
+	}
+	for _, c := range calls {
+		t.Run("down/"+c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			err := c.call(ctx)
+			if !errors.Is(err, store.ErrUnavailable) {
+				t.Errorf("got %v; want an error wrapping store.ErrUnavailable", err)
+			}
+		})
+	}
+	t.Run("deadline is unavailable too", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(ctx, time.Nanosecond)
+		defer cancel()
+		<-ctx.Done()
+		if _, err := s.GetOrder(ctx, "UN-1"); !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("got %v; want ErrUnavailable wrapping the deadline", err)
+		}
+	})
+
+	srv.start()
+
+	// go-redis backs off dialing after failures; the store must come back
+	// on its own within a few seconds.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.Ping(ctx)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Ping after restart: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the restarted process
+	}
+	got, err := s.GetOrder(ctx, "UN-1")
+	if err != nil || got.OrderNo != "UN-1" {
+		t.Fatalf("GetOrder after restart: %+v, %v", got, err)
+	}
+	if err := s.CreateOrder(ctx, storetest.NewOrder("UN-4", "shop", "u1", time.Now())); err != nil {
+		t.Fatalf("CreateOrder after restart: %v", err)
+	}
+	us, err := s.LoadUserState(ctx, "shop", "u1")
+	if err != nil || len(us.Orders) < 2 {
+		t.Fatalf("LoadUserState after restart: %+v, %v", us, err)
+	}
+}
+
+// TestWaitReplicas: with wait_replicas a money write returns once a replica
+// has it; with the replica gone it is reported unavailable (fail closed),
+// although the primary applied it.
+func TestWaitReplicas(t *testing.T) {
+	primary := startServer(t)
+	replica := startServer(t, "--replicaof", "127.0.0.1", strings.TrimPrefix(primary.addr(), "127.0.0.1:"))
+	pc := goredis.NewClient(&goredis.Options{Addr: primary.addr()})
+	defer pc.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		info, err := pc.Info(context.Background(), "replication").Result()
+		if err == nil && strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica never came online: %v %s", err, info)
+		}
+		time.Sleep(50 * time.Millisecond) // polling external processes
+	}
+	clock := storetest.NewClock()
+	s := openOn(t, clock, Options{Addrs: []string{primary.addr()}, WaitReplicas: 1, WaitTimeout: 300 * time.Millisecond})
+	ctx := context.Background()
+	o := storetest.NewOrder("WR-1", "shop", "u1", clock.Now())
+	if err := s.CreateOrder(ctx, o); err != nil {
+		t.Fatalf("CreateOrder with a replica online: %v", err)
+	}
+	rc := goredis.NewClient(&goredis.Options{Addr: replica.addr()})
+	defer rc.Close()
+	rk, _, _ := s.k.orderTag("WR-1")
+	if n, err := rc.Exists(ctx, rk).Result(); err != nil || n != 1 {
+		t.Errorf("the replica does not have the acknowledged order: %d, %v", n, err)
+	}
+	if _, _, err := s.ClaimPurchase(ctx, "wr-claim", "WR-1", time.Minute); err != nil {
+		t.Errorf("ClaimPurchase with a replica online: %v", err)
+	}
+
+	replica.kill()
+	// The primary notices the lost replica only after a while; WAIT then sees
+	// 0 replicas for the new write either way.
+	o.Status = store.StatusPaid
+	err := s.UpdateOrder(ctx, o, store.StatusAwaitingPayment)
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("UpdateOrder without a replica: got %v; want ErrUnavailable", err)
+	}
+	got, gerr := s.GetOrder(ctx, "WR-1")
+	if gerr != nil || got.Status != store.StatusPaid {
+		t.Errorf("the primary should hold the write: %+v, %v", got, gerr)
+	}
+	_, _, err = s.ClaimPurchase(ctx, "wr-claim-2", "WR-2", time.Minute)
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("ClaimPurchase without a replica: got %v; want ErrUnavailable", err)
+	}
+}
+
+func TestOptions(t *testing.T) {
+	cases := []struct {
+		name    string
+		opts    Options
+		wantErr bool
+	}{
+		{"no address", Options{}, true},
+		{"brace in prefix", Options{Addrs: []string{sharedAddr}, KeyPrefix: "a{b}"}, true},
+		{"tls with a bad address", Options{Addrs: []string{"no-port"}, TLS: true}, true},
+		{"plain", Options{Addrs: []string{sharedAddr}, KeyPrefix: "paygate:", RepairInterval: -1}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open(tc.opts)
+			if s != nil {
+				_ = s.Close()
+			}
+			if (err != nil) != tc.wantErr {
+				t.Errorf("got %v; want error=%v", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestKeysEscape(t *testing.T) {
+	k := keys{p: "p:"}
+	a, _, _ := k.userTag("a:b", "c")
+	b, _, _ := k.userTag("a", "b:c")
+	if a == b {
+		t.Errorf("client a:b user c and client a user b:c share key %s", a)
+	}
+	rec, _, _ := k.orderTag("x}y{z")
+	if strings.Count(rec, "{") != 1 || strings.Count(rec, "}") != 1 {
+		t.Errorf("order number with braces broke the hash tag: %s", rec)
+	}
+}
+
+func BenchmarkLoadUserState(b *testing.B) {
+	requireSharedRedis(b)
+	s := openOn(b, nil, Options{Addrs: []string{sharedAddr}})
+	b.Run("orders=5", func(b *testing.B) { storetest.BenchLoadUserState(b, s, 5) })
+	b.Run("orders=0", func(b *testing.B) { storetest.BenchLoadUserState(b, s, 0) })
+}
+
+func BenchmarkTransition(b *testing.B) {
+	requireSharedRedis(b)
+	storetest.BenchTransition(b, openOn(b, nil, Options{Addrs: []string{sharedAddr}}))
+}

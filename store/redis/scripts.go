@@ -1,0 +1,322 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// Every script touches only the keys it is given, and every call passes keys
+// of one hash tag, so each is one atomic step on one cluster slot.
+
+// luaObState is shared by the scripts that change an outbox: it returns the
+// outbox version and the head's next_ms (-1 when empty).
+const luaObState = `
+local function obstate(ob, obv)
+  local v = tonumber(redis.call('GET', obv) or '0')
+  local h = redis.call('LINDEX', ob, 0)
+  if not h then return v, -1 end
+  return v, cjson.decode(h).next_ms
+end
+`
+
+// KEYS: rec, ob, obv. ARGV: json, status, client, user, created_ns, n, elems...
+// Returns {1, version, obv, next} or {0} when the number is taken.
+const luaCreateOrder = luaObState + `
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
+redis.call('HSET', KEYS[1], 'j', ARGV[1], 's', ARGV[2], 'c', ARGV[3], 'u', ARGV[4], 'ca', ARGV[5], 'v', 1)
+local n = tonumber(ARGV[6])
+if n > 0 then
+  for i = 1, n do redis.call('RPUSH', KEYS[2], ARGV[6 + i]) end
+  redis.call('INCR', KEYS[3])
+end
+local v, nx = obstate(KEYS[2], KEYS[3])
+return {1, 1, v, nx}
+`
+
+// KEYS: rec, ob, obv. ARGV: json, status, expect, client, user, created_ns, n,
+// elems... Returns {1, version, obv, next}, {-1} not found, {-2, status}
+// conflict, {-3} immutable field changed.
+const luaUpdateOrder = luaObState + `
+local cur = redis.call('HMGET', KEYS[1], 's', 'v', 'c', 'u', 'ca')
+if not cur[1] then return {-1} end
+if cur[1] ~= ARGV[3] then return {-2, cur[1]} end
+if cur[3] ~= ARGV[4] or cur[4] ~= ARGV[5] or cur[5] ~= ARGV[6] then return {-3} end
+local ver = tonumber(cur[2]) + 1
+redis.call('HSET', KEYS[1], 'j', ARGV[1], 's', ARGV[2], 'v', ver)
+local n = tonumber(ARGV[7])
+if n > 0 then
+  for i = 1, n do redis.call('RPUSH', KEYS[2], ARGV[7 + i]) end
+  redis.call('INCR', KEYS[3])
+end
+local v, nx = obstate(KEYS[2], KEYS[3])
+return {1, ver, v, nx}
+`
+
+// KEYS: ob, obv. ARGV: n, elems... Returns {obv, next}.
+const luaEnqueue = luaObState + `
+local n = tonumber(ARGV[1])
+for i = 1, n do redis.call('RPUSH', KEYS[1], ARGV[1 + i]) end
+redis.call('INCR', KEYS[2])
+local v, nx = obstate(KEYS[1], KEYS[2])
+return {v, nx}
+`
+
+// KEYS: rec, ob, obv. Returns {json|false, version|false, obv, next, head|false}:
+// the order (if any) and the outbox state of one tag, read atomically.
+const luaReadTag = luaObState + `
+local r = redis.call('HMGET', KEYS[1], 'j', 'v')
+local v, nx = obstate(KEYS[2], KEYS[3])
+return {r[1], r[2], v, nx, redis.call('LINDEX', KEYS[2], 0)}
+`
+
+// KEYS: ob, obv. ARGV: id. Returns {1, obv, next} or {0} when not queued.
+const luaAck = luaObState + `
+local found = false
+local h = redis.call('LINDEX', KEYS[1], 0)
+if h and cjson.decode(h).id == ARGV[1] then
+  redis.call('LPOP', KEYS[1])
+  found = true
+else
+  for _, e in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+    if cjson.decode(e).id == ARGV[1] then
+      redis.call('LREM', KEYS[1], 1, e)
+      found = true
+      break
+    end
+  end
+end
+if not found then return {0} end
+redis.call('INCR', KEYS[2])
+local v, nx = obstate(KEYS[1], KEYS[2])
+return {1, v, nx}
+`
+
+// KEYS: ob, obv. ARGV: id, next_ms, attempts, last_error, next_at, failed_at.
+// Returns {1, obv, next} or {0} when not queued.
+const luaRetry = luaObState + `
+local all = redis.call('LRANGE', KEYS[1], 0, -1)
+for i, raw in ipairs(all) do
+  local e = cjson.decode(raw)
+  if e.id == ARGV[1] then
+    e.next_ms = tonumber(ARGV[2])
+    e.ev.attempts = tonumber(ARGV[3])
+    e.ev.last_error = ARGV[4]
+    e.ev.next_at = ARGV[5]
+    e.ev.failed_at = ARGV[6]
+    redis.call('LSET', KEYS[1], i - 1, cjson.encode(e))
+    redis.call('INCR', KEYS[2])
+    local v, nx = obstate(KEYS[1], KEYS[2])
+    return {1, v, nx}
+  end
+end
+return {0}
+`
+
+// KEYS: uo (no -> json), uv (no -> version), ur (no -> created µs).
+// ARGV: no, version, json, created_us. Applies only a newer version.
+const luaSyncUser = `
+local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if tonumber(ARGV[2]) <= cur then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+return 1
+`
+
+// KEYS: uo, ur. ARGV: n. The user's n most recent order copies: one round trip.
+const luaLoadUser = `
+local nos = redis.call('ZREVRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)
+if #nos == 0 then return {} end
+return redis.call('HMGET', KEYS[1], unpack(nos))
+`
+
+// idxFixedKeys is the number of KEYS of luaSyncIndex before the status sets.
+const idxFixedKeys = 6
+
+// KEYS: v, all, ob, obv, dirty, dirtyat, then one sorted set per status in
+// store.Statuses() order.
+// ARGV: no, version ('' skips the order part), status index (1-based), created_us,
+// obkey, obv ('' skips the outbox part), next_ms, intent token ('' keeps it).
+const luaSyncIndex = `
+if ARGV[2] ~= '' then
+  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+  if tonumber(ARGV[2]) > cur then
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+    for i = 7, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+    redis.call('ZADD', KEYS[6 + tonumber(ARGV[3])], ARGV[4], ARGV[1])
+    redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+  end
+end
+if ARGV[6] ~= '' then
+  local cur = tonumber(redis.call('HGET', KEYS[4], ARGV[5]) or '-1')
+  if tonumber(ARGV[6]) > cur then
+    if tonumber(ARGV[7]) < 0 then
+      redis.call('ZREM', KEYS[3], ARGV[5])
+      redis.call('HDEL', KEYS[4], ARGV[5])
+    else
+      redis.call('ZADD', KEYS[3], ARGV[7], ARGV[5])
+      redis.call('HSET', KEYS[4], ARGV[5], ARGV[6])
+    end
+  end
+end
+if ARGV[8] ~= '' and redis.call('HGET', KEYS[5], ARGV[5]) == ARGV[8] then
+  redis.call('HDEL', KEYS[5], ARGV[5])
+  redis.call('ZREM', KEYS[6], ARGV[5])
+end
+return 1
+`
+
+// KEYS: dirty, dirtyat, seq. ARGV: member, now_ms. Records a write intent and
+// returns its unique token.
+const luaIntent = `
+local t = tostring(redis.call('INCR', KEYS[3]))
+redis.call('HSET', KEYS[1], ARGV[1], t)
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return t
+`
+
+// KEYS: claim, gen. ARGV: candidate, ttl_ms, now_ms, from (-1: a plain claim),
+// retention_ms, grace_ms. Returns {order_no, generation, created}.
+const luaClaim = `
+local now, ttl, from = tonumber(ARGV[3]), tonumber(ARGV[2]), tonumber(ARGV[4])
+local grace = tonumber(ARGV[6])
+local c = redis.call('HMGET', KEYS[1], 'no', 'gen', 'until')
+local live = c[1] and tonumber(c[3]) > now
+if live and (from < 0 or tonumber(c[2]) ~= from) then
+  redis.call('HSET', KEYS[1], 'until', now + ttl)
+  redis.call('PEXPIRE', KEYS[1], ttl + grace)
+  return {c[1], tonumber(c[2]), 0}
+end
+local g = redis.call('HMGET', KEYS[2], 'gen', 'until')
+local prev = 0
+if g[1] and tonumber(g[2]) > now then prev = tonumber(g[1]) end
+local cg = 0
+if live then cg = tonumber(c[2]) end
+local nxt = math.max(prev, cg, from) + 1
+redis.call('HSET', KEYS[1], 'no', ARGV[1], 'gen', nxt, 'until', now + ttl)
+redis.call('PEXPIRE', KEYS[1], ttl + grace)
+local ret = tonumber(ARGV[5])
+redis.call('HSET', KEYS[2], 'gen', nxt, 'until', now + ttl + ret)
+redis.call('PEXPIRE', KEYS[2], ttl + ret + grace)
+return {ARGV[1], nxt, 1}
+`
+
+// KEYS: key. ARGV: now_ms, until_ms, physical_ms. Returns 1 on first sighting.
+const luaSeen = `
+local u = redis.call('GET', KEYS[1])
+if u and tonumber(u) > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+`
+
+// KEYS: key. ARGV: now_ms, ttl_ms, grace_ms. Returns the new count.
+const luaCounter = `
+local r = redis.call('HMGET', KEYS[1], 'n', 'until')
+local now = tonumber(ARGV[1])
+if not r[2] or tonumber(r[2]) <= now then
+  redis.call('HSET', KEYS[1], 'n', 1, 'until', now + tonumber(ARGV[2]))
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]))
+  return 1
+end
+return redis.call('HINCRBY', KEYS[1], 'n', 1)
+`
+
+// KEYS: key. ARGV: data, until_ms, physical_ms.
+const luaPutExchange = `
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'until', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`
+
+// KEYS: key. ARGV: json, user, expires_ms, physical_ms. 0 when the id is taken.
+const luaPutRefund = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'j', ARGV[1], 'st', 'live', 'u', ARGV[2], 'exp', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+`
+
+// KEYS: key. ARGV: user, new_state, now_ms, tombstone_ms. Returns {1, json},
+// {-1} not found (or another user's), {-2} gone.
+const luaFinishRefund = `
+local r = redis.call('HMGET', KEYS[1], 'j', 'st', 'u', 'exp')
+if not r[1] or r[3] ~= ARGV[1] then return {-1} end
+if r[2] ~= 'live' or tonumber(r[4]) <= tonumber(ARGV[3]) then return {-2} end
+redis.call('HSET', KEYS[1], 'st', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {1, r[1]}
+`
+
+// KEYS: head, rec. ARGV: seq, prev_hash, hash, json. 0 when not the next link.
+const luaAppendAudit = `
+local h = redis.call('HMGET', KEYS[1], 'seq', 'hash')
+local seq = tonumber(h[1] or '0')
+if tonumber(ARGV[1]) ~= seq + 1 or ARGV[2] ~= (h[2] or '') then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'hash', ARGV[3])
+return 1
+`
+
+// KEYS: text, user_set. ARGV: seq, user, text, until_ms, physical_ms.
+// 0 when the record's text belongs to another user.
+const luaPutText = `
+local u = redis.call('HGET', KEYS[1], 'u')
+if u and u ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'u', ARGV[2], 'x', ARGV[3], 'until', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('SADD', KEYS[2], ARGV[1])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
+return 1
+`
+
+// KEYS: user_set, then text keys. ARGV: user, then the seqs of the text keys.
+// Returns how many texts were erased.
+const luaEraseText = `
+local n = 0
+for i = 2, #KEYS do
+  if redis.call('HGET', KEYS[i], 'u') == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    n = n + 1
+  end
+  redis.call('SREM', KEYS[1], ARGV[i])
+end
+return n
+`
+
+// scripts are created per Store (no package-level mutable state).
+type scripts struct {
+	createOrder, updateOrder, enqueue, readTag, ack, retry *goredis.Script
+	syncUser, loadUser, syncIndex, intent                 *goredis.Script
+	claim, seen, counter, putExchange                     *goredis.Script
+	putRefund, finishRefund, appendAudit, putText, erase  *goredis.Script
+}
+
+func newScripts() *scripts {
+	return &scripts{
+		createOrder:  goredis.NewScript(luaCreateOrder),
+		updateOrder:  goredis.NewScript(luaUpdateOrder),
+		enqueue:      goredis.NewScript(luaEnqueue),
+		readTag:      goredis.NewScript(luaReadTag),
+		ack:          goredis.NewScript(luaAck),
+		retry:        goredis.NewScript(luaRetry),
+		syncUser:     goredis.NewScript(luaSyncUser),
+		loadUser:     goredis.NewScript(luaLoadUser),
+		syncIndex:    goredis.NewScript(luaSyncIndex),
+		intent:       goredis.NewScript(luaIntent),
+		claim:        goredis.NewScript(luaClaim),
+		seen:         goredis.NewScript(luaSeen),
+		counter:      goredis.NewScript(luaCounter),
+		putExchange:  goredis.NewScript(luaPutExchange),
+		putRefund:    goredis.NewScript(luaPutRefund),
+		finishRefund: goredis.NewScript(luaFinishRefund),
+		appendAudit:  goredis.NewScript(luaAppendAudit),
+		putText:      goredis.NewScript(luaPutText),
+		erase:        goredis.NewScript(luaEraseText),
+	}
+}
+
+func (s *scripts) all() []*goredis.Script {
+	return []*goredis.Script{
+		s.createOrder, s.updateOrder, s.enqueue, s.readTag, s.ack, s.retry,
+		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.claim, s.seen, s.counter,
+		s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
+	}
+}
