@@ -240,7 +240,10 @@ func TestUnavailable(t *testing.T) {
 			return s.UpdateOrder(ctx, o, store.StatusAwaitingPayment)
 		}},
 		{"LoadUserState", func(ctx context.Context) error { _, err := s.LoadUserState(ctx, "shop", "u1"); return err }},
-		{"ClaimPurchase", func(ctx context.Context) error { _, _, err := s.ClaimPurchase(ctx, "k", "UN-3", time.Minute); return err }},
+		{"ClaimPurchase", func(ctx context.Context) error {
+			_, _, err := s.ClaimPurchase(ctx, "k", "UN-3", time.Minute)
+			return err
+		}},
 		{"SeenNotification", func(ctx context.Context) error { _, err := s.SeenNotification(ctx, "n", time.Minute); return err }},
 		{"ConsumeRefundProposal", func(ctx context.Context) error { _, err := s.ConsumeRefundProposal(ctx, "r", "u1"); return err }},
 		{"DueEvents", func(ctx context.Context) error { _, err := s.DueEvents(ctx, time.Now(), 10); return err }},

@@ -132,8 +132,8 @@ const idxFixedKeys = 6
 
 // KEYS: v, all, ob, obv, dirty, dirtyat, then one sorted set per status in
 // store.Statuses() order.
-// ARGV: no, version ('' skips the order part), status index (1-based), created_us,
-// obkey, obv ('' skips the outbox part), next_ms, intent token ('' keeps it).
+// ARGV: no, version (” skips the order part), status index (1-based), created_us,
+// obkey, obv (” skips the outbox part), next_ms, intent token (” keeps it).
 const luaSyncIndex = `
 if ARGV[2] ~= '' then
   local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
@@ -284,9 +284,9 @@ return n
 // scripts are created per Store (no package-level mutable state).
 type scripts struct {
 	createOrder, updateOrder, enqueue, readTag, ack, retry *goredis.Script
-	syncUser, loadUser, syncIndex, intent                 *goredis.Script
-	claim, seen, counter, putExchange                     *goredis.Script
-	putRefund, finishRefund, appendAudit, putText, erase  *goredis.Script
+	syncUser, loadUser, syncIndex, intent                  *goredis.Script
+	claim, seen, counter, putExchange                      *goredis.Script
+	putRefund, finishRefund, appendAudit, putText, erase   *goredis.Script
 }
 
 func newScripts() *scripts {
