@@ -132,8 +132,9 @@ const idxFixedKeys = 6
 
 // KEYS: v, all, ob, obv, dirty, dirtyat, then one sorted set per status in
 // store.Statuses() order.
-// ARGV: no, version (” skips the order part), status index (1-based), created_us,
-// obkey, obv (” skips the outbox part), next_ms, intent token (” keeps it).
+// ARGV: no, version (empty skips the order part), status index (1-based),
+// created_us, obkey, obv (empty skips the outbox part), next_ms, intent token
+// (empty keeps the intent).
 const luaSyncIndex = `
 if ARGV[2] ~= '' then
   local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
