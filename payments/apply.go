@@ -150,7 +150,8 @@ func (s *Service) recordOrphan(ctx context.Context, f paymentFact, cause, noteID
 	if o.Currency == "" {
 		o.Currency = "CNY"
 	}
-	err := s.store.CreateOrder(ctx, o, s.events(Transition{After: *o, Cause: "orphan", NotificationID: noteID})...)
+	tr := Transition{After: *o, Cause: "orphan", NotificationID: noteID}
+	err := s.store.CreateOrder(ctx, o, s.events(tr)...)
 	if errors.Is(err, store.ErrExists) {
 		got, gerr := s.store.GetOrder(ctx, f.OutTradeNo)
 		if gerr != nil {
@@ -166,6 +167,7 @@ func (s *Service) recordOrphan(ctx context.Context, f paymentFact, cause, noteID
 		return nil, "", "", fmt.Errorf("record orphan %s: %w", f.OutTradeNo, err)
 	}
 	s.m.transitions.WithLabelValues("", string(store.StatusNeedsReview), "orphan").Inc()
+	s.committed(tr)
 	s.log.ErrorContext(ctx, "ALERT: wechat pay reports a payment for an unknown order; orphan recorded",
 		"alert", true, "out_trade_no", f.OutTradeNo, "transaction_id", f.TransactionID, "total_fen", f.Total, "mchid", f.MchID, "appid", f.AppID)
 	return o, OutcomeOrphan, "unknown_order", nil

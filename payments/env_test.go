@@ -137,6 +137,7 @@ type env struct {
 	logs    *logBuf
 	clock   *offsetClock
 	catalog *payments.Catalog
+	trans   chan payments.Transition
 }
 
 type envOptions struct {
@@ -147,6 +148,9 @@ type envOptions struct {
 	notifyTo string // "": the service's own notify route; "sink": a 500 sink
 }
 
+// transitions returns a channel receiving every committed transition.
+func (e *env) transitions() <-chan payments.Transition { return e.trans }
+
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	keys, err := testKeys()
@@ -156,7 +160,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.driver == "" {
 		o.driver = "embedded"
 	}
-	e := &env{t: t, reg: prometheus.NewRegistry(), logs: &logBuf{}, clock: &offsetClock{}}
+	e := &env{t: t, reg: prometheus.NewRegistry(), logs: &logBuf{}, clock: &offsetClock{}, trans: make(chan payments.Transition, 1024)}
 	o.sim.Keys = keys
 	if o.sim.NotifyAttempts == 0 {
 		o.sim.NotifyAttempts = 1
@@ -206,6 +210,12 @@ func newEnv(t testing.TB, o envOptions) *env {
 		MchID: e.sim.MchID(), AppID: e.sim.AppID(), Registerer: e.reg,
 		Logger: slog.New(slog.NewJSONHandler(e.logs, nil)), Now: e.clock.Now,
 		PrepayTimeout: 5 * time.Second,
+		Committed: func(tr payments.Transition) {
+			select {
+			case e.trans <- tr:
+			default:
+			}
+		},
 	}
 	if o.service != nil {
 		o.service(&opts)
@@ -224,6 +234,22 @@ func newEnv(t testing.TB, o envOptions) *env {
 		_ = e.sim.Close()
 	})
 	return e
+}
+
+// await waits for a transition matching want.
+func (e *env) await(want func(payments.Transition) bool) payments.Transition {
+	e.t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case tr := <-e.trans:
+			if want(tr) {
+				return tr
+			}
+		case <-timeout:
+			e.t.Fatal("timed out waiting for a transition")
+		}
+	}
 }
 
 // counter reads a counter of the env's registry (0 when absent).
@@ -320,3 +346,7 @@ func (e *env) post(h http.Header, body []byte) (int, string) {
 	_, _ = b.ReadFrom(resp.Body)
 	return resp.StatusCode, b.String()
 }
+
+func testNow() time.Time { return time.Now() }
+
+func wechatpayValid(no string) error { return wechatpay.ValidOutTradeNo(no) }

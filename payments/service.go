@@ -109,6 +109,9 @@ type Options struct {
 	// atomically with a transition; nil enqueues none. It must be fast and must
 	// not block: it runs inside the notify path.
 	Events func(Transition) []store.Event
+	// Committed is called after each committed transition (also creations),
+	// e.g. to wake an outbox deliverer; nil: nothing. It must not block.
+	Committed func(Transition)
 
 	Registerer prometheus.Registerer // nil: a private registry
 	Logger     *slog.Logger          // nil: discard
@@ -346,9 +349,11 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 		ClaimKey: key, Generation: claim.Generation, CreatedAt: now, UpdatedAt: now,
 		ExpiresAt: now.Add(s.opts.OrderTTL).Truncate(time.Second),
 	}
-	if err := s.store.CreateOrder(ctx, o, s.events(Transition{After: *o, Cause: "create"})...); err != nil {
+	created := Transition{After: *o, Cause: "create"}
+	if err := s.store.CreateOrder(ctx, o, s.events(created)...); err != nil {
 		return nil, nil, fmt.Errorf("record order: %w", err)
 	}
+	s.committed(created)
 	s.m.transitions.WithLabelValues("", string(store.StatusCreating), "create").Inc()
 	s.log.InfoContext(ctx, "order created", "order_no", o.OrderNo, "client", o.Client, "sku", o.SKU, "quantity", o.Quantity, "amount_fen", o.AmountFen)
 	// A claimer that stalled before recording may have been taken over.
@@ -549,9 +554,16 @@ func (s *Service) update(ctx context.Context, no, cause, noteID string, decide f
 		}
 		s.m.transitions.WithLabelValues(string(before.Status), string(next.Status), cause).Inc()
 		s.log.InfoContext(ctx, "order transition", "order_no", no, "from", before.Status, "to", next.Status, "cause", cause)
+		s.committed(tr)
 		return next, true, nil
 	}
 	return nil, false, fmt.Errorf("order %s: %w: too many concurrent changes", no, store.ErrConflict)
+}
+
+func (s *Service) committed(t Transition) {
+	if s.opts.Committed != nil {
+		s.opts.Committed(t)
+	}
 }
 
 func (s *Service) events(t Transition) []store.Event {

@@ -1,0 +1,228 @@
+package payments_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/store"
+)
+
+// creatingOrder records what CreateOrder commits before calling WeChat Pay,
+// as a crash would leave it.
+func (e *env) creatingOrder(no, user string, age time.Duration) *store.Order {
+	e.t.Helper()
+	now := e.clock.Now().Add(-age)
+	o := &store.Order{
+		OrderNo: no, Client: "shop-bot", AppID: e.sim.AppID(), User: user, SKU: "premium-monthly",
+		Description: "Premium tier, 1 month", Quantity: 1, AmountFen: 4999, Currency: "CNY", PayMethod: "jsapi",
+		Status: store.StatusCreating, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(30 * time.Minute).Truncate(time.Second),
+	}
+	if err := e.st.CreateOrder(context.Background(), o); err != nil {
+		e.t.Fatal(err)
+	}
+	return o
+}
+
+func TestReconcilerResolvesCreating(t *testing.T) {
+	tests := []struct {
+		name string
+		// atWeChat prepares WeChat Pay's side of the crash.
+		atWeChat   func(e *env, o *store.Order)
+		age        time.Duration
+		want       store.OrderStatus
+		wantOrders int
+	}{
+		{name: "crash before the prepay: prepaid now under the same number", age: time.Minute,
+			atWeChat: func(*env, *store.Order) {}, want: store.StatusAwaitingPayment, wantOrders: 1},
+		{name: "crash after the prepay: found and reused", age: time.Minute,
+			atWeChat: func(e *env, o *store.Order) { e.prepayAtWeChat(o) }, want: store.StatusAwaitingPayment, wantOrders: 1},
+		{name: "crash, then the user paid", age: time.Minute,
+			atWeChat: func(e *env, o *store.Order) {
+				e.prepayAtWeChat(o)
+				if _, err := e.sim.Pay(context.Background(), o.OrderNo); err != nil {
+					e.t.Fatal(err)
+				}
+			}, want: store.StatusPaid, wantOrders: 1},
+		{name: "crash before the prepay, expired since: closed, never prepaid", age: time.Hour,
+			atWeChat: func(*env, *store.Order) {}, want: store.StatusExpired, wantOrders: 0},
+		{name: "crash after the prepay, expired since: closed at wechat pay", age: time.Hour,
+			atWeChat: func(e *env, o *store.Order) { e.prepayAtWeChat(o) }, want: store.StatusExpired, wantOrders: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Notifications go to a sink that refuses them: the reconciler
+			// alone must find the truth.
+			e := newEnv(t, envOptions{notifyTo: "sink"})
+			o := e.creatingOrder(payments.NewOrderNo(time.Now()), "oUser-crash", tt.age)
+			tt.atWeChat(e, o)
+			st, err := e.svc.Sweep(context.Background())
+			if err != nil || st.Errors != 0 {
+				t.Fatalf("sweep: %+v, %v", st, err)
+			}
+			got := e.order(o.OrderNo)
+			if got.Status != tt.want {
+				t.Errorf("status: got %s; want %s", got.Status, tt.want)
+			}
+			if n := e.sim.OrderCount(); n != tt.wantOrders {
+				t.Errorf("orders at the simulator: got %d; want %d", n, tt.wantOrders)
+			}
+			if tx, ok := e.sim.Order(o.OrderNo); ok && tt.want == store.StatusExpired && tx.TradeState != "CLOSED" {
+				t.Errorf("at the simulator: got %s; want CLOSED", tx.TradeState)
+			}
+			if tt.want == store.StatusAwaitingPayment && got.PrepayID == "" {
+				t.Errorf("no prepay_id recorded")
+			}
+		})
+	}
+}
+
+// prepayAtWeChat makes the prepay the crashed process had sent.
+func (e *env) prepayAtWeChat(o *store.Order) {
+	e.t.Helper()
+	if _, err := e.client.Prepay(context.Background(), wechatpay.PrepayRequest{
+		Method: wechatpay.MethodJSAPI, OutTradeNo: o.OrderNo, Description: o.Description, Total: o.AmountFen,
+		PayerOpenID: o.User, AppID: o.AppID, ExpireAt: o.ExpiresAt,
+	}); err != nil {
+		e.t.Fatalf("prepay at wechat: %v", err)
+	}
+}
+
+// TestUnknownPrepayOutcomeResolved: WeChat Pay failing on every attempt leaves
+// the order in creating (no second order), and the reconciler finishes it.
+func TestUnknownPrepayOutcomeResolved(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.sim.InjectFault(wxsim.Fault{Op: "prepay", Kind: wxsim.FaultSystemError, Times: 3})
+	req := payments.CreateRequest{Client: "shop-bot", User: "oUser-unknown", SKU: "premium-monthly"}
+	res, err := e.svc.CreateOrder(context.Background(), req)
+	if !errors.Is(err, payments.ErrPaymentUnavailable) || res == nil || res.Order.Status != store.StatusCreating {
+		t.Fatalf("got %+v, %v; want the order kept in creating and ErrPaymentUnavailable", res, err)
+	}
+	no := res.Order.OrderNo
+	// Too young for the sweep: left to any create in flight.
+	if st, _ := e.svc.Sweep(context.Background()); st.Checked != 0 {
+		t.Errorf("sweep touched a fresh creating order: %+v", st)
+	}
+	e.clock.Advance(time.Minute)
+	if _, err := e.svc.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.order(no); got.Status != store.StatusAwaitingPayment {
+		t.Errorf("after the sweep: got %s; want awaiting_payment", got.Status)
+	}
+	again, err := e.svc.CreateOrder(context.Background(), req)
+	if err != nil || again.Order.OrderNo != no {
+		t.Errorf("the purchase afterwards: got %v, %v; want order %s", again, err, no)
+	}
+	if n := e.sim.OrderCount(); n != 1 {
+		t.Errorf("orders at the simulator: got %d; want 1", n)
+	}
+}
+
+func TestRefreshPending(t *testing.T) {
+	e := newEnv(t, envOptions{notifyTo: "sink"})
+	ctx := context.Background()
+	paid := e.create("oUser-refresh-a", 1)
+	slow := e.create("oUser-refresh-b", 1)
+	young := e.create("oUser-refresh-c", 1)
+	for _, o := range []*store.Order{paid, slow, young} {
+		if _, err := e.sim.Pay(ctx, o.OrderNo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The notifications were refused; only an active query can tell.
+	e.clock.Advance(10 * time.Second)
+	young.CreatedAt = e.clock.Now()
+	got := e.svc.RefreshPending(ctx, []*store.Order{paid, young})
+	if got[0].Status != store.StatusPaid {
+		t.Errorf("old pending order: got %s; want paid", got[0].Status)
+	}
+	if got[1].Status != store.StatusAwaitingPayment || e.order(young.OrderNo).Status != store.StatusAwaitingPayment {
+		t.Errorf("young order was queried: got %s", got[1].Status)
+	}
+
+	// A query slower than the deadline: the turn goes on, the answer lands.
+	e.sim.InjectFault(wxsim.Fault{Op: "query", Kind: wxsim.FaultTimeout})
+	began := time.Now()
+	got = e.svc.RefreshPending(ctx, []*store.Order{slow})
+	if waited := time.Since(began); waited > time.Second {
+		t.Errorf("turn waited %s; want about the 300ms deadline", waited)
+	}
+	if got[0].Status != store.StatusAwaitingPayment {
+		t.Errorf("past the deadline: got %s; want the known awaiting_payment", got[0].Status)
+	}
+	e.await(func(tr payments.Transition) bool { return tr.After.OrderNo == slow.OrderNo && tr.After.Status == store.StatusPaid })
+	if s := e.order(slow.OrderNo).Status; s != store.StatusPaid {
+		t.Errorf("after the background query: got %s; want paid", s)
+	}
+	if n := e.counter("paygate_reconcile_total", map[string]string{"action": "active_query", "outcome": "deadline"}); n != 1 {
+		t.Errorf("deadline metric: got %v; want 1", n)
+	}
+}
+
+func TestSweepExpires(t *testing.T) {
+	e := newEnv(t, envOptions{notifyTo: "sink"})
+	ctx := context.Background()
+	unpaid := e.create("oUser-expire-a", 1)
+	paidLate := e.create("oUser-expire-b", 1)
+	if _, err := e.sim.Pay(ctx, paidLate.OrderNo); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(payments.DefaultOrderTTL + time.Minute)
+	st, err := e.svc.Sweep(ctx)
+	if err != nil || st.Checked != 2 || st.Changed != 2 {
+		t.Fatalf("sweep: %+v, %v", st, err)
+	}
+	if s := e.order(unpaid.OrderNo).Status; s != store.StatusExpired {
+		t.Errorf("unpaid: got %s; want expired", s)
+	}
+	if tx, _ := e.sim.Order(unpaid.OrderNo); tx.TradeState != "CLOSED" {
+		t.Errorf("unpaid at the simulator: got %s; want CLOSED", tx.TradeState)
+	}
+	if s := e.order(paidLate.OrderNo).Status; s != store.StatusPaid {
+		t.Errorf("paid before expiry: got %s; want paid", s)
+	}
+	// The expired purchase starts a new generation.
+	res, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: "oUser-expire-a", SKU: "premium-monthly"})
+	if err != nil || res.Order.OrderNo == unpaid.OrderNo {
+		t.Errorf("after expiry: got %v, %v; want a new order", res, err)
+	}
+}
+
+func TestCloseFindsPaid(t *testing.T) {
+	e := newEnv(t, envOptions{notifyTo: "sink"})
+	o := e.create("oUser-close-paid", 1)
+	if _, err := e.sim.Pay(context.Background(), o.OrderNo); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.svc.CloseOrder(context.Background(), o.OrderNo)
+	if err != nil || got.Status != store.StatusPaid {
+		t.Errorf("close of an order paid at wechat pay: got %v, %v; want paid", got, err)
+	}
+}
+
+func TestRunSweeperStops(t *testing.T) {
+	e := newEnv(t, envOptions{notifyTo: "sink", service: func(o *payments.Options) { o.SweepInterval = time.Millisecond }})
+	o := e.creatingOrder(payments.NewOrderNo(time.Now()), "oUser-sweeper", time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		e.svc.RunSweeper(ctx)
+		close(done)
+	}()
+	// The first sweep runs at once.
+	e.await(func(tr payments.Transition) bool { return tr.After.OrderNo == o.OrderNo && tr.Cause == "sweep" })
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("RunSweeper did not return after cancel")
+	}
+	if s := e.order(o.OrderNo).Status; s != store.StatusAwaitingPayment {
+		t.Errorf("got %s; want awaiting_payment", s)
+	}
+}

@@ -1,0 +1,190 @@
+package payments_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/store"
+)
+
+func TestCreateOrder(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			ctx := context.Background()
+			req := payments.CreateRequest{Client: "shop-bot", User: "oUser-create", SKU: "premium-monthly", Quantity: 3}
+			first, err := e.svc.CreateOrder(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := first.Order
+			if o.Status != store.StatusAwaitingPayment || o.AmountFen != 14997 || o.Currency != "CNY" || o.PrepayID == "" || first.Payment == nil || first.Existing {
+				t.Fatalf("first: got %+v payment=%v", o, first.Payment)
+			}
+			if err := wechatpay.ValidOutTradeNo(o.OrderNo); err != nil {
+				t.Errorf("number: %v", err)
+			}
+			tx, ok := e.sim.Order(o.OrderNo)
+			if !ok || tx.Amount.Total != 14997 || tx.Payer.OpenID != "oUser-create" {
+				t.Errorf("at the simulator: got %+v; want 149.97 for the user", tx)
+			}
+			// Asked again: the same order, fresh payment parameters, no prepay.
+			again, err := e.svc.CreateOrder(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Order.OrderNo != o.OrderNo || !again.Existing || again.Payment == nil || again.Payment.Package != first.Payment.Package {
+				t.Errorf("again: got %+v; want the same order and prepay_id", again.Order)
+			}
+			if n := e.sim.Prepays(o.OrderNo); n != 1 {
+				t.Errorf("prepays: got %d; want 1", n)
+			}
+			// Another quantity is another purchase.
+			other, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: "oUser-create", SKU: "premium-monthly", Quantity: 1})
+			if err != nil || other.Order.OrderNo == o.OrderNo {
+				t.Errorf("other quantity: got %v, %v; want a new order", other, err)
+			}
+			// Native gives a code URL.
+			nat, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: "oUser-create", SKU: "premium-monthly", PayMethod: "native"})
+			if err != nil || !strings.HasPrefix(nat.CodeURL, "weixin://") || nat.Order.CodeURL != nat.CodeURL {
+				t.Errorf("native: got %+v, %v", nat, err)
+			}
+			// Paid: the purchase answers already paid, no second order.
+			if _, err := e.sim.Pay(ctx, o.OrderNo); err != nil {
+				t.Fatal(err)
+			}
+			paid, err := e.svc.CreateOrder(ctx, req)
+			if err != nil || paid.Order.OrderNo != o.OrderNo || paid.Order.Status != store.StatusPaid {
+				t.Errorf("after payment: got %+v, %v; want the paid order", paid, err)
+			}
+			// Closed: the next request starts a new generation with a new number.
+			closed, err := e.svc.CloseOrder(ctx, other.Order.OrderNo)
+			if err != nil || closed.Status != store.StatusClosed {
+				t.Fatalf("close: got %v, %v", closed, err)
+			}
+			if tx, _ := e.sim.Order(other.Order.OrderNo); tx.TradeState != "CLOSED" {
+				t.Errorf("closed at the simulator: got %s", tx.TradeState)
+			}
+			next, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: "oUser-create", SKU: "premium-monthly", Quantity: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next.Order.OrderNo == other.Order.OrderNo || next.Order.Generation != other.Order.Generation+1 {
+				t.Errorf("after close: got %s gen %d; want a new number, generation %d", next.Order.OrderNo, next.Order.Generation, other.Order.Generation+1)
+			}
+		})
+	}
+}
+
+func TestCreateOrderRefusals(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tests := []struct {
+		name string
+		req  payments.CreateRequest
+		want error
+	}{
+		{name: "no user", req: payments.CreateRequest{Client: "c", SKU: "premium-monthly"}, want: payments.ErrUserRequired},
+		{name: "unknown sku", req: payments.CreateRequest{Client: "c", User: "u", SKU: "free-money"}, want: payments.ErrUnknownSKU},
+		{name: "quantity above max", req: payments.CreateRequest{Client: "c", User: "u", SKU: "premium-monthly", Quantity: 13}, want: payments.ErrQuantity},
+		{name: "negative quantity", req: payments.CreateRequest{Client: "c", User: "u", SKU: "premium-monthly", Quantity: -1}, want: payments.ErrQuantity},
+		{name: "unknown pay method", req: payments.CreateRequest{Client: "c", User: "u", SKU: "premium-monthly", PayMethod: "cash"}, want: payments.ErrPayMethod},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := e.svc.CreateOrder(context.Background(), tt.req); !errors.Is(err, tt.want) {
+				t.Errorf("got %v; want %v", err, tt.want)
+			}
+		})
+	}
+	if n := e.sim.OrderCount(); n != 0 {
+		t.Errorf("orders at the simulator: got %d; want 0", n)
+	}
+}
+
+// TestCreateOrderConcurrent: many concurrent create_order calls for one
+// purchase make one order and one charge.
+func TestCreateOrderConcurrent(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			const n = 20
+			nos := make([]string, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					res, err := e.svc.CreateOrder(context.Background(), payments.CreateRequest{Client: "shop-bot", User: "oUser-race", SKU: "premium-monthly"})
+					errs[i] = err
+					if res != nil && res.Order != nil {
+						nos[i] = res.Order.OrderNo
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			for i := range n {
+				if errs[i] != nil {
+					t.Errorf("call %d: %v", i, errs[i])
+				}
+				if nos[i] != nos[0] {
+					t.Errorf("call %d got order %s; call 0 got %s", i, nos[i], nos[0])
+				}
+			}
+			if got := e.sim.OrderCount(); got != 1 {
+				t.Errorf("orders at the simulator: got %d; want 1", got)
+			}
+		})
+	}
+}
+
+func TestPrepayTimeoutRetryReusesNumber(t *testing.T) {
+	e := newEnv(t, envOptions{client: func(c *wechatpay.Config) { c.AttemptTimeout = 300 * time.Millisecond }})
+	e.sim.InjectFault(wxsim.Fault{Op: "prepay", Kind: wxsim.FaultTimeout})
+	res, err := e.svc.CreateOrder(context.Background(), payments.CreateRequest{Client: "shop-bot", User: "oUser-timeout", SKU: "premium-monthly"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Order.Status != store.StatusAwaitingPayment {
+		t.Errorf("status: got %s; want awaiting_payment", res.Order.Status)
+	}
+	if got := e.sim.Prepays(res.Order.OrderNo); got != 2 {
+		t.Errorf("prepays of the number: got %d; want 2 (the lost one and its retry)", got)
+	}
+	if got := e.sim.OrderCount(); got != 1 {
+		t.Errorf("orders at the simulator: got %d; want 1", got)
+	}
+}
+
+func TestPrepayOrderPaidResolvesToPaid(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.sim.InjectFault(wxsim.Fault{Op: "prepay", Kind: wxsim.FaultOrderPaid})
+	res, err := e.svc.CreateOrder(context.Background(), payments.CreateRequest{Client: "shop-bot", User: "oUser-orderpaid", SKU: "premium-monthly"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Order.Status != store.StatusPaid || res.Order.TransactionID == "" {
+		t.Errorf("got %s txid=%q; want paid", res.Order.Status, res.Order.TransactionID)
+	}
+}
+
+func TestPrepayRejectedClosesOrder(t *testing.T) {
+	e := newEnv(t, envOptions{sim: wxsim.Options{AppIDs: []string{"wx-bound-app-only"}}})
+	res, err := e.svc.CreateOrder(context.Background(), payments.CreateRequest{Client: "shop-bot", User: "oUser-rejected", SKU: "premium-monthly"})
+	if !errors.Is(err, payments.ErrPrepayRejected) {
+		t.Fatalf("got %v; want ErrPrepayRejected", err)
+	}
+	if res.Order.Status != store.StatusClosed {
+		t.Errorf("order: got %s; want closed", res.Order.Status)
+	}
+}
