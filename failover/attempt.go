@@ -150,7 +150,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				err: fmt.Errorf("stream requested, got content type %q", resp.Header.Get("Content-Type"))}
 		}
 		a.Body = data
-		t.latency.observe(time.Since(a.start))
+		t.observe(r.opts.Now(), time.Since(a.start))
 		a.release()
 		return a, nil
 	}
@@ -201,7 +201,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			}
 			ttft := time.Since(a.start)
 			r.m.ttft.WithLabelValues(p.name).Observe(ttft.Seconds())
-			t.latency.observe(ttft)
+			t.observe(r.opts.Now(), ttft)
 			return a, nil
 		}
 		held += len(ev.Data)

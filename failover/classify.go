@@ -200,12 +200,31 @@ func tokenBearing(s string) bool {
 	return found
 }
 
-// hasFinish reports whether an event carries a finish_reason, cheaply: gjson
-// runs only when the key is present at all.
+// hasFinish reports whether an event carries a non-null finish_reason. It is
+// on the per-event path, so it scans the bytes instead of parsing: in valid
+// JSON (Next checked it) a quoted "finish_reason" followed by a colon can
+// only be a key, because quotes inside string values are escaped.
 func hasFinish(data []byte) bool {
-	if !bytes.Contains(data, keyFinish) {
-		return false
+	for {
+		i := bytes.Index(data, keyFinish)
+		if i < 0 {
+			return false
+		}
+		data = data[i+len(keyFinish):]
+		j := skipSpace(data, 0)
+		if j >= len(data) || data[j] != ':' {
+			continue
+		}
+		j = skipSpace(data, j+1)
+		if j+1 < len(data) && data[j] == '"' && data[j+1] != '"' {
+			return true
+		}
 	}
-	fr := gjson.Get(unsafeString(data), "choices.0.finish_reason")
-	return fr.Type == gjson.String && fr.Str != ""
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }

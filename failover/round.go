@@ -152,7 +152,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool) (*Response, bool) 
 		d := r.decide(rd, t, f, retries, raWaits)
 		done(d.breaker)
 		if d.latencyPenalty {
-			t.latency.observe(2 * at.Duration)
+			t.observe(r.opts.Now(), 2*at.Duration)
 		}
 		if !f.canceled {
 			r.log.Warn("upstream attempt failed", "model", rd.model.name, "provider", p.name, "target", t.model,
@@ -306,8 +306,9 @@ func (r *Router) order(m *model, sameUpstream bool) []*target {
 	case StrategyWeighted:
 		weightedShuffle(ts, r.opts.Rand)
 	case StrategyLowestLatency:
+		now := r.opts.Now()
 		slices.SortStableFunc(ts, func(a, b *target) int {
-			return cmp.Compare(a.latency.Load(), b.latency.Load())
+			return cmp.Compare(a.latencyKey(now), b.latencyKey(now))
 		})
 	}
 	return ts

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,8 +82,29 @@ type target struct {
 	model  string
 	weight int
 	// latency is an exponentially weighted average of time to first token
-	// (stream) or to the whole answer, in nanoseconds; 0: not measured yet.
+	// (stream) or to the whole answer; 0: not measured yet.
 	latency atomicDuration
+	// measured is when latency was last observed (Router clock, unix ns).
+	// A stale average counts as unmeasured, so a target that was slow once
+	// gets tried again instead of being shunned for ever.
+	measured atomic.Int64
+}
+
+// latencyStale is how long a latency average stays trusted without a new
+// sample for the lowest-latency strategy.
+const latencyStale = time.Minute
+
+func (t *target) observe(now time.Time, d time.Duration) {
+	t.latency.observe(d)
+	t.measured.Store(now.UnixNano())
+}
+
+// latencyKey is the lowest-latency sort key: 0 for unmeasured or stale.
+func (t *target) latencyKey(now time.Time) time.Duration {
+	if now.UnixNano()-t.measured.Load() > int64(latencyStale) {
+		return 0
+	}
+	return t.latency.Load()
 }
 
 // New builds a Router for cfg's providers and models. cfg must have been

@@ -1,0 +1,177 @@
+package failover
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name   string
+		header map[string]string
+		want   time.Duration
+		ok     bool
+	}{
+		{"absent", nil, 0, false},
+		{"seconds", map[string]string{"Retry-After": "2"}, 2 * time.Second, true},
+		{"fractional seconds", map[string]string{"Retry-After": "0.5"}, 500 * time.Millisecond, true},
+		{"HTTP date", map[string]string{"Retry-After": now.Add(90 * time.Second).Format(http.TimeFormat)}, 90 * time.Second, true},
+		{"HTTP date in the past", map[string]string{"Retry-After": now.Add(-time.Minute).Format(http.TimeFormat)}, 0, true},
+		{"milliseconds header wins", map[string]string{"Retry-After-Ms": "1500", "Retry-After": "9"}, 1500 * time.Millisecond, true},
+		{"garbage", map[string]string{"Retry-After": "soon"}, 0, false},
+		{"negative", map[string]string{"Retry-After": "-3"}, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			for k, v := range tc.header {
+				h.Set(k, v)
+			}
+			got, ok := parseRetryAfter(h, now)
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("got %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+func TestClassifyHTTP(t *testing.T) {
+	tests := []struct {
+		name      string
+		status    int
+		body      string
+		wantCause string
+	}{
+		{"500", 500, "", CauseServerError},
+		{"502 html", 502, "<html>bad gateway</html>", CauseServerError},
+		{"408", 408, "", CauseServerError},
+		{"429 rate limit", 429, errBody("requests", "rate_limit_exceeded", "x"), CauseRateLimited},
+		{"429 quota (OpenAI)", 429, errBody("insufficient_quota", "insufficient_quota", "quota"), CauseInsufficientQuota},
+		{"503", 503, "", CauseRateLimited},
+		{"529 Anthropic", 529, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`, CauseRateLimited},
+		{"400 context length code", 400, errBody("invalid_request_error", "context_length_exceeded", "x"), CauseContextLength},
+		{"400 context length message only", 400, `{"error":{"message":"This model's maximum context length is 8192 tokens"}}`, CauseContextLength},
+		{"413", 413, "", CauseContextLength},
+		{"400 content filter", 400, errBody("invalid_request_error", "content_filter", "filtered"), CauseClientError},
+		{"400 plain", 400, `{"error":"bad json"}`, CauseClientError},
+		{"401", 401, "", CauseMisconfigured},
+		{"403", 403, "", CauseMisconfigured},
+		{"404", 404, errBody("invalid_request_error", "model_not_found", "no such model"), CauseModelNotFound},
+		{"422", 422, `{"detail":"x"}`, CauseClientError},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := classifyHTTP(tc.status, http.Header{}, []byte(tc.body), time.Now())
+			if f.cause != tc.wantCause || f.status != tc.status {
+				t.Errorf("got %s %d; want %s %d", f.cause, f.status, tc.wantCause, tc.status)
+			}
+		})
+	}
+}
+
+func TestErrorObject(t *testing.T) {
+	tests := []struct {
+		name       string
+		data       string
+		wantNil    bool
+		wantStatus int
+		wantCause  string
+	}{
+		{"no error", contentChunk("x"), true, 0, ""},
+		{"error word in content is not an error", contentChunk(`an \"error\": nothing`), true, 0, ""},
+		{"null error", `{"error":null,"choices":[]}`, true, 0, ""},
+		{"rate limit code", errBody("", "rate_limit_exceeded", "x"), false, 429, CauseRateLimited},
+		{"rate limit type", `{"error":{"type":"rate_limit_error","message":"x"}}`, false, 429, CauseRateLimited},
+		{"quota", errBody("insufficient_quota", "insufficient_quota", "x"), false, 429, CauseInsufficientQuota},
+		{"overloaded (Anthropic)", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`, false, 529, CauseRateLimited},
+		{"numeric code (OpenRouter)", `{"error":{"code":503,"message":"no provider"}}`, false, 503, CauseRateLimited},
+		{"context length", errBody("invalid_request_error", "context_length_exceeded", "x"), false, 400, CauseContextLength},
+		{"content filter", errBody("", "content_filter", "x"), false, 400, CauseClientError},
+		{"bad key", errBody("", "invalid_api_key", "x"), false, 401, CauseMisconfigured},
+		{"unknown", `{"error":{"message":"weird"}}`, false, 500, CauseServerError},
+		{"string error", `{"error":"weird"}`, false, 500, CauseServerError},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := errorObject([]byte(tc.data))
+			if tc.wantNil {
+				if f != nil {
+					t.Errorf("got %+v; want no error", f)
+				}
+				return
+			}
+			if f == nil || f.status != tc.wantStatus || f.cause != tc.wantCause {
+				t.Errorf("got %+v; want status %d cause %s", f, tc.wantStatus, tc.wantCause)
+			}
+		})
+	}
+}
+
+func TestTokenBearing(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		want bool
+	}{
+		{"role only", roleChunk(), false},
+		{"empty content", `{"choices":[{"delta":{"content":""}}]}`, false},
+		{"null content", `{"choices":[{"delta":{"content":null}}]}`, false},
+		{"usage only", usageChunk(), false},
+		{"content", contentChunk("x"), true},
+		{"reasoning_content", reasoningChunk("hm"), true},
+		{"reasoning (OpenRouter)", `{"choices":[{"delta":{"reasoning":"hm"}}]}`, true},
+		{"refusal", `{"choices":[{"delta":{"refusal":"no"}}]}`, true},
+		{"tool call", `{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":""}}]}}]}`, true},
+		{"finish", finishChunk(), true},
+		{"second choice content", `{"choices":[{"delta":{}},{"delta":{"content":"x"}}]}`, true},
+		{"legacy text", `{"choices":[{"text":"x"}]}`, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tokenBearing(tc.data); got != tc.want {
+				t.Errorf("got %v; want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestHasFinish(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		want bool
+	}{
+		{"null", contentChunk("x"), false},
+		{"stop", finishChunk(), true},
+		{"with space", `{"choices":[{"delta":{},"finish_reason": "length"}]}`, true},
+		{"key text inside content", `{"choices":[{"delta":{"content":"\"finish_reason\":\"stop\""},"finish_reason":null}]}`, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := hasFinish([]byte(tc.data)); got != tc.want {
+				t.Errorf("got %v; want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzHasFinish(f *testing.F) {
+	for _, s := range []string{finishChunk(), contentChunk("x"), `{"choices":[{"finish_reason" : "stop"}]}`, `{"finish_reason":""}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !gjson.Valid(s) {
+			return
+		}
+		got := hasFinish([]byte(s))
+		// The scan must agree with a parse wherever the key sits in the
+		// first choice (the shape every provider uses).
+		if fr := gjson.Get(s, "choices.0.finish_reason"); fr.Type == gjson.String && fr.Str != "" && !got {
+			t.Errorf("hasFinish(%q) = false; a parse finds %q", s, fr.Str)
+		}
+	})
+}
