@@ -155,7 +155,9 @@ func TestRefreshPending(t *testing.T) {
 	if got[0].Status != store.StatusAwaitingPayment {
 		t.Errorf("past the deadline: got %s; want the known awaiting_payment", got[0].Status)
 	}
-	e.await(func(tr payments.Transition) bool { return tr.After.OrderNo == slow.OrderNo && tr.After.Status == store.StatusPaid })
+	e.await(func(tr payments.Transition) bool {
+		return tr.After.OrderNo == slow.OrderNo && tr.After.Status == store.StatusPaid
+	})
 	if s := e.order(slow.OrderNo).Status; s != store.StatusPaid {
 		t.Errorf("after the background query: got %s; want paid", s)
 	}
