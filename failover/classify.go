@@ -59,7 +59,7 @@ func errorObject(data []byte) *failure {
 	} else if st := e.Get("status"); st.Type == gjson.Number && st.Int() >= 400 && st.Int() <= 599 {
 		f.status = int(st.Int())
 	} else {
-		f.status = statusOfCode(f.errCode, f.errType, f.errMsg)
+		f.status = statusOfCode(f.errCode, f.errType)
 	}
 	f.cause = causeOf(f.status, f.errType, f.errCode, f.errMsg)
 	return f
@@ -67,7 +67,7 @@ func errorObject(data []byte) *failure {
 
 // statusOfCode maps an error object's code or type to the HTTP status it
 // stands for; unknown: 500.
-func statusOfCode(code, typ, msg string) int {
+func statusOfCode(code, typ string) int {
 	for _, s := range [...]string{code, typ} {
 		s = strings.ToLower(s)
 		switch {
@@ -94,9 +94,6 @@ func statusOfCode(code, typ, msg string) int {
 		case strings.Contains(s, "unavailable"):
 			return http.StatusServiceUnavailable
 		case strings.Contains(s, "invalid_request"), strings.Contains(s, "bad_request"):
-			if isContextLength(msg) {
-				return http.StatusBadRequest
-			}
 			return http.StatusBadRequest
 		}
 	}

@@ -1,9 +1,6 @@
 package failover
 
 import (
-	"errors"
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 )
@@ -55,10 +52,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{m.attempts, m.failovers, m.ttfb, m.ttft, m.breaker, m.streams} {
 		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, err
-			}
 			return nil, err
 		}
 	}
@@ -75,5 +68,3 @@ func (m *metrics) breakerState(provider string, s gobreaker.State) {
 	}
 	m.breaker.WithLabelValues(provider).Set(v)
 }
-
-func seconds(d time.Duration) float64 { return d.Seconds() }

@@ -1,7 +1,6 @@
 package failover
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -161,12 +160,14 @@ func TestPolicyBeforeFirstByte(t *testing.T) {
 			minTook: tFirstByte, maxTook: tFirstByte + slack,
 		},
 		{
-			name: "no first token in time: next target, the held role chunk is not delivered",
+			name: "first token after a long delay: next target, the held role chunk is not delivered",
 			a: always(func(c *fconn) {
 				c.sse()
 				c.event(roleChunk())
 				c.comment("OPENROUTER PROCESSING")
-				c.hang()
+				c.pause(10 * tFirstToken)
+				c.event(contentChunk("too late"))
+				c.done()
 			}),
 			wantFrom: "b", wantHits: [2]int{1, 1}, minTook: tFirstToken, maxTook: tFirstToken + slack,
 		},
@@ -392,5 +393,3 @@ func statusOf(r *Router, name string) ProviderStatus {
 	}
 	return ProviderStatus{}
 }
-
-var _ = context.Canceled

@@ -40,7 +40,9 @@ type Request struct {
 }
 
 // Response is the answer of the target that succeeded. For a stream, the
-// connection stays open until Close.
+// connection stays open until Close. Next and Close belong to one goroutine
+// (the one serving the client); to abort from elsewhere, cancel the context
+// given to Open.
 type Response struct {
 	// Provider is the config name of the provider that answered.
 	Provider string

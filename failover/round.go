@@ -3,11 +3,14 @@ package failover
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sony/gobreaker/v2"
 )
 
 // Pauses of the retry policy (SPEC 5). Each is jittered by Options.Jitter.
@@ -125,7 +128,11 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool) (*Response, bool) 
 		}
 		done, err := p.allow()
 		if err != nil {
-			rd.skipped = append(rd.skipped, skip{t: t, cause: "breaker " + err.Error()})
+			cause := "breaker open"
+			if errors.Is(err, gobreaker.ErrTooManyRequests) {
+				cause = "breaker probe in flight"
+			}
+			rd.skipped = append(rd.skipped, skip{t: t, cause: cause})
 			return nil, false
 		}
 		rd.attempts++
@@ -270,8 +277,9 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 
 	case CauseMisconfigured:
 		p.coolDown(now.Add(r.opts.MisconfiguredCooldown), CauseMisconfigured)
+		// The provider's message is not logged: some echo part of the key.
 		r.log.Error("upstream refused the provider key: provider marked misconfigured",
-			"provider", p.name, "status", f.httpStatus, "cooldown", r.opts.MisconfiguredCooldown, "message", f.errMsg)
+			"provider", p.name, "status", f.httpStatus, "code", f.errCode, "cooldown", r.opts.MisconfiguredCooldown)
 		return decision{next: stepNext, breaker: errNeutral}
 
 	case CauseModelNotFound:

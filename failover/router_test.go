@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,5 +212,52 @@ func TestNewRejectsBadConfig(t *testing.T) {
 				t.Errorf("New accepted it")
 			}
 		})
+	}
+}
+
+// timeoutErr is what a dialer returns when connect times out.
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+// hostTransport sends requests for one host through fail and the rest
+// through the default transport.
+type hostTransport struct {
+	host string
+	fail error
+	hits atomic.Int32
+}
+
+func (h *hostTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host == h.host {
+		h.hits.Add(1)
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: h.fail}
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestConnectTimeoutNotRetried: a dial that timed out is a silent provider:
+// the next target at once, no second wait on the same one.
+func TestConnectTimeoutNotRetried(t *testing.T) {
+	fb := newFakeProvider(t, nil, healthy("b"))
+	cfg := testConfig(map[string]string{"a": "http://unreachable.invalid", "b": fb.url}, []string{"a", "b"})
+	tr := &hostTransport{host: "unreachable.invalid", fail: timeoutErr{}}
+	r, err := New(cfg, Options{Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	resp, err := r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Close()
+	if resp.Provider != "b" || tr.hits.Load() != 1 {
+		t.Errorf("served by %s after %d attempts on a; want b after 1", resp.Provider, tr.hits.Load())
+	}
+	if resp.Tried[0].Cause != CauseConnectTimeout {
+		t.Errorf("first attempt cause %q; want %q", resp.Tried[0].Cause, CauseConnectTimeout)
 	}
 }
