@@ -197,7 +197,55 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(crashEnv); path != "" {
 		crashChild(path)
 	}
+	if path := os.Getenv(lockEnv); path != "" {
+		lockChild(path)
+	}
 	os.Exit(m.Run())
+}
+
+const lockEnv = "PAYGATE_EMBEDDED_LOCK_CHILD"
+
+// lockChild opens path as a second process would (an `audit verify` next to a
+// running server) and reports how that went.
+func lockChild(path string) {
+	d, err := Open(path, Options{LockTimeout: 200 * time.Millisecond})
+	switch {
+	case errors.Is(err, ErrLocked) && errors.Is(err, store.ErrUnavailable):
+		fmt.Println("LOCKED", err)
+		os.Exit(0)
+	case err != nil:
+		fmt.Println("OTHER", err)
+	default:
+		_ = d.Close()
+		fmt.Println("OPENED")
+	}
+	os.Exit(1)
+}
+
+// TestLockedBySecondProcess: a second process gets ErrLocked within its lock
+// timeout instead of hanging.
+func TestLockedBySecondProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "held.db")
+	d, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), lockEnv+"="+path)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "LOCKED") {
+		t.Fatalf("second process: %v, output %q; want LOCKED", err, out)
+	}
+	if !strings.Contains(string(out), path) {
+		t.Errorf("the error does not name the file: %q", out)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the second process took %s to give up", took)
+	}
 }
 
 // crashChild is the child half of TestSurvivesSIGKILL: it writes orders in a

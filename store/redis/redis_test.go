@@ -49,6 +49,7 @@ func TestCluster(t *testing.T) {
 		})
 	})
 	t.Run("RoundTrips", func(t *testing.T) { testRoundTrips(t, open(t, storetest.NewClock(), "")) })
+	t.Run("OutOfOrderSync", func(t *testing.T) { testOutOfOrderSync(t, open(t, storetest.NewClock(), "")) })
 	t.Run("Repair", func(t *testing.T) {
 		clock := storetest.NewClock()
 		testRepair(t, clock, open(t, clock, ""))
@@ -398,4 +399,71 @@ func BenchmarkLoadUserState(b *testing.B) {
 func BenchmarkTransition(b *testing.B) {
 	requireSharedRedis(b)
 	storetest.BenchTransition(b, openOn(b, nil, Options{Addrs: []string{sharedAddr}}))
+}
+
+func TestOutOfOrderSyncSingle(t *testing.T) {
+	requireSharedRedis(t)
+	testOutOfOrderSync(t, openOn(t, storetest.NewClock(), Options{Addrs: []string{sharedAddr}}))
+}
+
+// testOutOfOrderSync: two replicas' copy and index steps may land in either
+// order; the older one must not undo the newer.
+func testOutOfOrderSync(t *testing.T, s *Store) {
+	ctx := context.Background()
+	o := storetest.NewOrder("OO-1", "shop", "u1", time.Now())
+	if err := s.CreateOrder(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	newer, older := *o, *o
+	newer.Version, newer.Status = 3, store.StatusPaid
+	older.Version, older.Status = 2, store.StatusClosed
+	for _, c := range []*store.Order{&newer, &older} {
+		if err := s.syncUser(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		s.syncIndex(ctx, c, c.OrderNo, "", 0, "")
+	}
+	us, err := s.LoadUserState(ctx, "shop", "u1")
+	if err != nil || len(us.Orders) != 1 {
+		t.Fatalf("LoadUserState: %+v, %v", us, err)
+	}
+	if got := us.Orders[0]; got.Version != 3 || got.Status != store.StatusPaid {
+		t.Errorf("user copy: got v%d %s; want v3 paid", got.Version, got.Status)
+	}
+	cases := []struct {
+		name string
+		set  store.OrderStatus
+		want bool
+	}{
+		{"newer status indexed", store.StatusPaid, true},
+		{"older status not indexed", store.StatusClosed, false},
+		{"original status left", store.StatusAwaitingPayment, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.c.ZScore(ctx, s.k.status(tc.set), "OO-1").Result()
+			if got := err == nil; got != tc.want {
+				t.Errorf("in %s index: got %v; want %v (%v)", tc.set, got, tc.want, err)
+			}
+		})
+	}
+
+	t.Run("outbox index", func(t *testing.T) {
+		if err := s.EnqueueEvents(ctx, store.Event{ID: "oo-e1", Key: "OO-2", Kind: "webhook"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AckEvent(ctx, "OO-2", "oo-e1"); err != nil {
+			t.Fatal(err)
+		}
+		// The enqueue's index step (version 1, "has an event") replayed late,
+		// after the ack's (version 2, "empty"): the entry is stale.
+		s.syncIndex(ctx, nil, "OO-2", "1", 0, "")
+		evs, err := s.DueEvents(ctx, time.Now(), 10)
+		if err != nil || len(evs) != 0 {
+			t.Fatalf("DueEvents: %v, %v; want nothing", ids(evs), err)
+		}
+		if _, err := s.c.ZScore(ctx, s.k.idx("ob"), "OO-2").Result(); !errors.Is(err, goredis.Nil) {
+			t.Errorf("stale outbox index entry survived a read: %v", err)
+		}
+	})
 }
