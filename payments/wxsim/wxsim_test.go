@@ -1,0 +1,181 @@
+package wxsim_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/credentials"
+	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/signers"
+
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/payments/wxsim"
+)
+
+var testKeys = sync.OnceValues(wxsim.GenerateKeys)
+
+func newSim(t *testing.T, opts wxsim.Options) (*wxsim.Server, *httptest.Server) {
+	t.Helper()
+	k, err := testKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Keys = k
+	s, err := wxsim.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(s)
+	t.Cleanup(func() {
+		api.Close()
+		_ = s.Close()
+	})
+	return s, api
+}
+
+// signed builds a request signed the way the SDK signs, for signBody, then
+// sends body (which a test may make differ).
+func signed(t *testing.T, s *wxsim.Server, mchid, method, url, uri, signBody, body string) *http.Response {
+	t.Helper()
+	cred := credentials.WechatPayCredentials{Signer: &signers.SHA256WithRSASigner{
+		MchID: mchid, CertificateSerialNo: s.Keys().MerchantSerial, PrivateKey: s.Keys().MerchantKey}}
+	auth, err := cred.GenerateAuthorizationHeader(context.Background(), method, uri, signBody)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(method, url+uri, strings.NewReader(body))
+	req.Header.Set("Authorization", auth)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func TestRequestSignatureChecked(t *testing.T) {
+	s, api := newSim(t, wxsim.Options{})
+	body := `{"appid":"` + s.AppID() + `","mchid":"` + s.MchID() + `","description":"d","out_trade_no":"PGsig00000001","notify_url":"https://x.example/n","amount":{"total":1}}`
+	tests := []struct {
+		name     string
+		mchid    string
+		signBody string
+		status   int
+	}{
+		{name: "valid", mchid: s.MchID(), signBody: body, status: 200},
+		{name: "body changed after signing", mchid: s.MchID(), signBody: strings.Replace(body, `"total":1`, `"total":2`, 1), status: 401},
+		{name: "other merchant", mchid: "1900000999", signBody: body, status: 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := signed(t, s, tt.mchid, http.MethodPost, api.URL, "/v3/pay/transactions/native", tt.signBody, body)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("got %d; want %d", resp.StatusCode, tt.status)
+			}
+			if resp.Header.Get("Wechatpay-Signature") == "" || resp.Header.Get("Wechatpay-Serial") != s.Keys().PublicKeyID {
+				t.Errorf("response not signed in public-key mode: %v", resp.Header)
+			}
+			if tt.status == 401 {
+				var e struct{ Code string }
+				_ = json.NewDecoder(resp.Body).Decode(&e)
+				if e.Code != "SIGN_ERROR" {
+					t.Errorf("code: got %q; want SIGN_ERROR", e.Code)
+				}
+			}
+		})
+	}
+	req, _ := http.NewRequest(http.MethodGet, api.URL+"/v3/pay/transactions/out-trade-no/PGsig00000001?mchid="+s.MchID(), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("unsigned request: got %d; want 401", resp.StatusCode)
+	}
+	if n := s.OrderCount(); n != 1 {
+		t.Errorf("orders: got %d; want 1 (only the valid request)", n)
+	}
+}
+
+func TestAutoPayDeliversWithRetry(t *testing.T) {
+	var calls atomic.Int32
+	type delivery struct {
+		h    http.Header
+		body []byte
+	}
+	got := make(chan delivery, 4)
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(r.Body)
+		if calls.Add(1) == 1 {
+			w.WriteHeader(500) // the first delivery fails: WeChat retries
+			return
+		}
+		got <- delivery{r.Header.Clone(), b.Bytes()}
+		w.WriteHeader(204)
+	}))
+	defer sink.Close()
+	s, api := newSim(t, wxsim.Options{AutoPayAfter: 10 * time.Millisecond, NotifyRetry: 10 * time.Millisecond})
+	c, err := wechatpay.New(context.Background(), s.ClientConfig(api.URL, sink.URL+"/wechatpay/notify"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Prepay(context.Background(), wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGauto0000001", Description: "d", Total: 5}); err != nil {
+		t.Fatal(err)
+	}
+	var d delivery
+	select {
+	case d = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification delivered")
+	}
+	n, err := c.NotifyVerifier().Verify(context.Background(), d.h, d.body, time.Now())
+	if err != nil || n.EventType != wechatpay.EventTransactionSuccess {
+		t.Fatalf("delivered notification: got %v, %v; want a verified TRANSACTION.SUCCESS", n, err)
+	}
+	var tx wechatpay.TransactionResource
+	if err := json.Unmarshal(n.Plaintext, &tx); err != nil || tx.OutTradeNo != "PGauto0000001" || tx.Amount.Total != 5 || tx.TransactionID == "" {
+		t.Errorf("resource: got %+v, %v", tx, err)
+	}
+	_ = s.Close() // waits for the delivery goroutine to record
+	ds := s.Deliveries()
+	if len(ds) != 1 || !ds[0].Acked || ds[0].Attempts != 2 || ds[0].OutTradeNo != "PGauto0000001" {
+		t.Errorf("deliveries: got %+v; want one, acknowledged at the second attempt", ds)
+	}
+	if tx, _ := s.Order("PGauto0000001"); tx.TradeState != "SUCCESS" {
+		t.Errorf("order: got %s; want SUCCESS", tx.TradeState)
+	}
+}
+
+func TestCloseStopsPendingTimers(t *testing.T) {
+	s, api := newSim(t, wxsim.Options{AutoPayAfter: time.Hour})
+	c, err := wechatpay.New(context.Background(), s.ClientConfig(api.URL, "https://x.example/n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Prepay(context.Background(), wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGtimer000001", Description: "d", Total: 5}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = s.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited for an hour-long timer")
+	}
+	if tx, _ := s.Order("PGtimer000001"); tx.TradeState != "NOTPAY" {
+		t.Errorf("order: got %s; want NOTPAY (never paid)", tx.TradeState)
+	}
+}
