@@ -261,3 +261,33 @@ func TestConnectTimeoutNotRetried(t *testing.T) {
 		t.Errorf("first attempt cause %q; want %q", resp.Tried[0].Cause, CauseConnectTimeout)
 	}
 }
+
+func TestPatch(t *testing.T) {
+	p := &provider{drop: []string{escapePath("store"), escapePath("a.b")}}
+	tg := &target{p: p, model: "up/m-1"}
+	tests := []struct {
+		name, in, want string
+	}{
+		{"model replaced in place", `{"model":"x","n":1}`, `{"model":"up/m-1","n":1}`},
+		{"model added when absent", `{"input":"x"}`, `{"input":"x","model":"up/m-1"}`},
+		{"drop fields, dotted names literal", `{"model":"x","store":true,"a.b":2,"a":{"b":3}}`, `{"model":"up/m-1","a":{"b":3}}`},
+		{"unicode escapes and spacing kept", "{ \"model\" : \"x\",\n \"s\":\"\\u00e9\" }", "{ \"model\" : \"up/m-1\",\n \"s\":\"\\u00e9\" }"},
+		{"not JSON: sent as is", "--boundary\r\nContent-Disposition: form-data", "--boundary\r\nContent-Disposition: form-data"},
+		{"empty", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := []byte(tc.in)
+			got, err := tg.patch(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.want {
+				t.Errorf("got %s; want %s", got, tc.want)
+			}
+			if string(in) != tc.in {
+				t.Errorf("input modified: %s", in)
+			}
+		})
+	}
+}
