@@ -169,6 +169,9 @@ func (s *Server) record(d Delivery) {
 	s.deliveries = append(s.deliveries, d)
 	s.mu.Unlock()
 	s.log.Info("wxsim: notification delivered", "id", d.ID, "event", d.EventType, "url", d.URL, "attempts", d.Attempts, "status", d.LastStatus, "acked", d.Acked)
+	if s.opts.Delivered != nil {
+		s.opts.Delivered(d)
+	}
 }
 
 // markPaid makes an unpaid order paid, without notifying.

@@ -54,6 +54,10 @@ type Options struct {
 	NotifyRetry    time.Duration
 	HTTPClient     *http.Client
 
+	// Delivered, when set, is called after each notification's delivery ends
+	// (acknowledged or out of attempts). It must not block.
+	Delivered func(Delivery)
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }

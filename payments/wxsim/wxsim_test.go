@@ -124,7 +124,9 @@ func TestAutoPayDeliversWithRetry(t *testing.T) {
 		w.WriteHeader(204)
 	}))
 	defer sink.Close()
-	s, api := newSim(t, wxsim.Options{AutoPayAfter: 10 * time.Millisecond, NotifyRetry: 10 * time.Millisecond})
+	delivered := make(chan wxsim.Delivery, 1)
+	s, api := newSim(t, wxsim.Options{AutoPayAfter: 10 * time.Millisecond, NotifyRetry: 10 * time.Millisecond,
+		Delivered: func(d wxsim.Delivery) { delivered <- d }})
 	c, err := wechatpay.New(context.Background(), s.ClientConfig(api.URL, sink.URL+"/wechatpay/notify"))
 	if err != nil {
 		t.Fatal(err)
@@ -146,10 +148,17 @@ func TestAutoPayDeliversWithRetry(t *testing.T) {
 	if err := json.Unmarshal(n.Plaintext, &tx); err != nil || tx.OutTradeNo != "PGauto0000001" || tx.Amount.Total != 5 || tx.TransactionID == "" {
 		t.Errorf("resource: got %+v, %v", tx, err)
 	}
-	_ = s.Close() // waits for the delivery goroutine to record
-	ds := s.Deliveries()
-	if len(ds) != 1 || !ds[0].Acked || ds[0].Attempts != 2 || ds[0].OutTradeNo != "PGauto0000001" {
-		t.Errorf("deliveries: got %+v; want one, acknowledged at the second attempt", ds)
+	var rec wxsim.Delivery
+	select {
+	case rec = <-delivered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("delivery never ended")
+	}
+	if !rec.Acked || rec.Attempts != 2 || rec.OutTradeNo != "PGauto0000001" {
+		t.Errorf("delivery: got %+v; want acknowledged at the second attempt", rec)
+	}
+	if ds := s.Deliveries(); len(ds) != 1 {
+		t.Errorf("deliveries: got %d; want 1", len(ds))
 	}
 	if tx, _ := s.Order("PGauto0000001"); tx.TradeState != "SUCCESS" {
 		t.Errorf("order: got %s; want SUCCESS", tx.TradeState)
