@@ -302,7 +302,7 @@ func TestUnavailable(t *testing.T) {
 // has it; with the replica gone it is reported unavailable (fail closed),
 // although the primary applied it.
 func TestWaitReplicas(t *testing.T) {
-	primary := startServer(t)
+	primary := startServer(t, "--repl-diskless-sync-delay", "0")
 	replica := startServer(t, "--replicaof", "127.0.0.1", strings.TrimPrefix(primary.addr(), "127.0.0.1:"))
 	pc := goredis.NewClient(&goredis.Options{Addr: primary.addr()})
 	defer pc.Close()
