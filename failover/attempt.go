@@ -121,7 +121,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 	}
 	ttfb := time.Since(a.start)
 	r.m.ttfb.WithLabelValues(p.name).Observe(ttfb.Seconds())
-	a.StatusCode, a.Header, a.body = resp.StatusCode, resp.Header, resp.Body
+	a.StatusCode, a.Header, a.body, a.length = resp.StatusCode, resp.Header, resp.Body, resp.ContentLength
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		a.setPhase(phaseIdle, to.Idle.D())
@@ -280,7 +280,7 @@ var errBodyTooLarge = errors.New("response body too large")
 func (a *Response) readBody(limit int64) ([]byte, error) {
 	idle := a.t.p.cfg.Timeouts.Idle.D()
 	n := 4 << 10
-	if cl := a.contentLength(); cl > 0 && cl <= limit {
+	if cl := a.length; cl > 0 && cl <= limit {
 		n = int(cl) + 1
 	}
 	buf := make([]byte, 0, n)
@@ -301,17 +301,6 @@ func (a *Response) readBody(limit int64) ([]byte, error) {
 			return nil, err
 		}
 	}
-}
-
-func (a *Response) contentLength() int64 {
-	if a.Header == nil {
-		return -1
-	}
-	var n int64
-	if _, err := fmt.Sscan(a.Header.Get("Content-Length"), &n); err != nil {
-		return -1
-	}
-	return n
 }
 
 func readAtMost(r io.Reader, n int64) ([]byte, error) {

@@ -8,7 +8,34 @@
 // runs one round and returns a Response only once the provider answered
 // acceptably: for a stream, once its first token-bearing event was read and is
 // not an error. Response.Next then yields the stream's events, enforcing the
-// idle-gap and total timeouts, cheaply enough for every chunk of every answer.
+// idle-gap and total timeouts, cheaply enough for every chunk of every answer
+// (no JSON decoding, no allocation per event).
+//
+// Policy, per failed attempt (round.go decide):
+//   - connect error or reset before headers: the same target once more at
+//     once, then the next; a connect timeout: the next at once;
+//   - 500, 502, 504 (and a first SSE event that is an unknown error, an empty
+//     stream, a malformed answer): the same target once more after a short
+//     jittered pause, then the next;
+//   - 429, 503, 529 with a Retry-After up to failover.retry_after_max_wait:
+//     waited out on the same target; longer: the provider cools down that
+//     long and the round moves on; without one: a jittered back-off that
+//     doubles per consecutive refusal, during which other rounds skip the
+//     provider, one retry, then the next;
+//   - 429 insufficient_quota: the provider cools down for
+//     Options.QuotaCooldown (or until ResetProvider); 401/403 likewise for
+//     Options.MisconfiguredCooldown;
+//   - no headers before first_byte, no token before first_token: the next
+//     target at once;
+//   - 400 context length, 404: the next target; other 4xx: the round ends
+//     and the provider's own error reaches the client.
+//
+// Timeouts per attempt, from the moment the request is sent: first_byte
+// bounds the wait for headers (for a non-stream request the larger of
+// first_byte and first_token, since such headers often come with the whole
+// answer), first_token the wait for the first token-bearing event, idle each
+// gap between events (or body reads), total the whole response. connect
+// bounds dialing and the TLS handshake.
 //
 // failover imports sse and config of paygate, nothing else: never payments,
 // store or interceptors. It writes no client-facing bytes; proxy turns its

@@ -71,6 +71,7 @@ type Response struct {
 	round     *time.Timer // the round's remaining time, until Open returns
 
 	body      io.ReadCloser
+	length    int64 // Content-Length; -1 unknown
 	rd        *sse.Reader
 	stream    bool
 	held      [][]byte // non-token events read before the first token
