@@ -87,3 +87,29 @@ func TestNextAllocationFree(t *testing.T) {
 		t.Errorf("Next allocates %v times per event; want 0", allocs)
 	}
 }
+
+// BenchmarkRound measures a whole healthy round over loopback HTTP: Open
+// (patch, request, first-token wait) plus reading a five-event stream.
+func BenchmarkRound(b *testing.B) {
+	f := newFakeProvider(b, nil, healthy("a"))
+	cfg := testConfig(map[string]string{"a": f.url}, []string{"a"})
+	r, err := New(cfg, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	req := &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(true), Stream: true, ContentType: "application/json"}
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := r.Open(b.Context(), req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := resp.Next(); err != nil {
+				break
+			}
+		}
+		resp.Close()
+	}
+}

@@ -66,10 +66,11 @@ type fakeProvider struct {
 	script func(c *fconn, n int) // n: 0-based index of the request
 	url    string
 
-	mu    sync.Mutex
-	reqs  []seen
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
+	mu       sync.Mutex
+	reqs     []seen
+	conns    map[net.Conn]bool
+	accepted int
+	wg       sync.WaitGroup
 }
 
 func newFakeProvider(t testing.TB, clock *fakeClock, script func(c *fconn, n int)) *fakeProvider {
@@ -104,6 +105,7 @@ func (f *fakeProvider) serve() {
 		}
 		f.mu.Lock()
 		f.conns[c] = true
+		f.accepted++
 		f.mu.Unlock()
 		f.wg.Add(1)
 		go f.handle(c)

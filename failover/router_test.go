@@ -291,3 +291,21 @@ func TestPatch(t *testing.T) {
 		})
 	}
 }
+
+// TestKeepAlive: healthy rounds, stream and non-stream, reuse one
+// connection (the stream's tail is drained on Close).
+func TestKeepAlive(t *testing.T) {
+	e := newEnv(t, nil, []string{"a"}, nil)
+	for i := range 10 {
+		if got := e.open(t.Context(), i%2 == 0); got.openErr != nil || got.provider != "a" {
+			t.Fatalf("round %d: %v", i, got.openErr)
+		}
+	}
+	f := e.fakes["a"]
+	f.mu.Lock()
+	n := f.accepted
+	f.mu.Unlock()
+	if n != 1 {
+		t.Errorf("10 sequential rounds opened %d connections; want 1", n)
+	}
+}
