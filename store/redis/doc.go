@@ -1,0 +1,32 @@
+// Package redis is the store driver for many replicas: a go-redis v9
+// UniversalClient (single server, sentinel or cluster) built from Options.
+//
+// Every atomic step is one command or one Lua script whose keys share one hash
+// tag, so the same code runs unchanged on Redis Cluster (the tests run the
+// whole conformance suite on a three-node cluster). The key layout and the
+// four-step order write (intent, order script, user copy, indexes) are
+// described in the store package documentation; in short:
+//
+//   - the money step (order record + its outbox events, a claim, a refund
+//     consumption, an audit link, a notification id) is always a single script
+//     on a single tag, so it is all-or-nothing;
+//   - the copies that make LoadUserState one round trip (the user's orders
+//     under {u:CLIENT:USER}) and the cross-order indexes under {idx} are
+//     written after it, guarded by the order's version, and replayed by Repair
+//     from a write-intent log when a crash interrupts them;
+//   - DueEvents finds keys with pending events through {idx}:ob and reads each
+//     head from its own tag, healing index entries that disagree.
+//
+// Expiry is logical (judged against Options.Now inside the scripts); Redis
+// PEXPIRE only reclaims the space later. With Options.WaitReplicas, money
+// writes pipeline WAIT behind their script on the owning primary and report
+// store.ErrUnavailable when not replicated in time, so callers fail closed.
+//
+// Limit: a writer stalled longer than RepairGrace between its intent and its
+// order script can have its index update cleared by Repair before it writes;
+// if it then also dies before its own index step, the order stays readable by
+// number but reaches listings, the user copy and DueEvents only with the next
+// write of that order. Keep store call deadlines well under RepairGrace.
+//
+// It imports only the store package of paygate.
+package redis
