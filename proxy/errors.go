@@ -3,8 +3,10 @@ package proxy
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/paygate/paygate/failover"
 )
@@ -16,6 +18,9 @@ type apiError struct {
 	Code    string
 	Param   string
 	Message string
+	// RetryAfter, when positive, is sent as a Retry-After header: every
+	// target is rate limited or cooling down for about that long.
+	RetryAfter time.Duration
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -51,6 +56,9 @@ func appendNullable(b []byte, s string) []byte {
 func writeError(w http.ResponseWriter, e *apiError) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
+	}
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(errorJSON(e))
 }
@@ -67,7 +75,7 @@ func toAPIError(err error) *apiError {
 		if t == "" {
 			t = "upstream_error"
 		}
-		return &apiError{Status: ue.Status, Type: t, Code: ue.Code, Message: ue.Message}
+		return &apiError{Status: ue.Status, Type: t, Code: ue.Code, Message: ue.Message, RetryAfter: ue.RetryAfter}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &apiError{Status: http.StatusGatewayTimeout, Type: "upstream_error", Code: "timeout", Message: "paygate: the upstream did not answer in time"}

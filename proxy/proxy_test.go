@@ -300,6 +300,9 @@ func TestUpstreamFailureStatus(t *testing.T) {
 			if !strings.HasPrefix(body, `{"error":`) || !strings.Contains(body, tc.contains) {
 				t.Errorf("body %s; want OpenAI error JSON naming %q", body, tc.contains)
 			}
+			if tc.status == 503 && resp.Header.Get("Retry-After") == "" {
+				t.Errorf("503 without Retry-After: the client cannot tell when to come back")
+			}
 		})
 	}
 }

@@ -36,7 +36,7 @@ models:
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := newApp(cfg, io.Discard)
+	a, err := newApp(cfg, io.Discard, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ failover: {retry_after_max_wait: 1s}
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := newApp(cfg, io.Discard)
+	a, err := newApp(cfg, io.Discard, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,25 +18,33 @@ import (
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/proxy"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/embedded"
+	redisstore "github.com/paygate/paygate/store/redis"
 )
 
 // app is everything serve wires together, so tests can drive the same handler
 // the binary serves.
 type app struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	reg    *prometheus.Registry
-	store  store.Store
-	router *failover.Router
-	server *proxy.Server
+	cfg      *config.Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	store    store.Store
+	router   *failover.Router
+	sim      *wxsim.Server // nil unless payments.backend is simulator
+	payments *payments.Service
+	server   *proxy.Server
+	stop     context.CancelFunc // stops background work (the reconciler sweep)
 }
 
 // newApp builds the application from a loaded config. logOut receives the
-// JSON log.
-func newApp(cfg *config.Config, logOut io.Writer) (*app, error) {
+// JSON log; notifyURL is where WeChat Pay (or the simulator) reaches
+// POST /wechatpay/notify — the configured notify_url wins when set.
+func newApp(cfg *config.Config, logOut io.Writer, notifyURL string) (*app, error) {
 	a := &app{cfg: cfg, reg: prometheus.NewRegistry()}
 	a.log = logging.New(logOut, logging.ParseLevel(cfg.Log.Level), cfg.Secrets())
 	for _, w := range cfg.Warnings {
@@ -60,6 +68,10 @@ func newApp(cfg *config.Config, logOut io.Writer) (*app, error) {
 		a.close()
 		return nil, fmt.Errorf("building failover: %w", err)
 	}
+	if err := a.buildPayments(notifyURL); err != nil {
+		a.close()
+		return nil, err
+	}
 	a.server, err = proxy.New(proxy.Options{
 		Config:   cfg,
 		Upstream: a.router,
@@ -67,6 +79,7 @@ func newApp(cfg *config.Config, logOut io.Writer) (*app, error) {
 		Registry: a.reg,
 		Store:    st,
 		HashKey:  hashKey,
+		Notify:   a.payments.NotifyHandler(),
 	})
 	if err != nil {
 		a.close()
@@ -76,6 +89,15 @@ func newApp(cfg *config.Config, logOut io.Writer) (*app, error) {
 }
 
 func (a *app) close() {
+	if a.stop != nil {
+		a.stop()
+	}
+	if a.payments != nil {
+		_ = a.payments.Close()
+	}
+	if a.sim != nil {
+		a.sim.Close()
+	}
 	if a.router != nil {
 		_ = a.router.Close()
 	}
@@ -92,8 +114,93 @@ func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
 			return nil, fmt.Errorf("opening store: %w", err)
 		}
 		return db, nil
+	case "redis":
+		r := cfg.Store.Redis
+		st, err := redisstore.Open(redisstore.Options{
+			Addrs: r.Addrs, Username: r.Username, Password: r.Password, DB: r.DB,
+			MasterName: r.MasterName, TLS: r.TLS, KeyPrefix: r.KeyPrefix, WaitReplicas: r.WaitReplicas,
+			// One retry: a down Redis must fail a turn's state load fast so chat
+			// without payment state goes on.
+			MaxRetries: 1, DialTimeout: 2 * time.Second,
+			Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("opening redis store: %w", err)
+		}
+		return st, nil
 	}
-	return nil, fmt.Errorf("store driver %q is not built into this version", cfg.Store.Driver)
+	return nil, fmt.Errorf("unknown store driver %q", cfg.Store.Driver)
+}
+
+// buildPayments wires WeChat Pay (the real API or the in-process simulator)
+// and the payments service, and starts the reconciler's sweep.
+func (a *app) buildPayments(notifyURL string) error {
+	cfg := a.cfg
+	w := cfg.Payments.WeChatPay
+	if w.NotifyURL != "" {
+		notifyURL = w.NotifyURL
+	}
+	ctx := context.Background()
+	var wcfg wechatpay.Config
+	switch cfg.Payments.Backend {
+	case "simulator":
+		sim, err := wxsim.New(wxsim.Options{
+			MchID: w.MchID, AppID: w.AppID, APIv3Key: w.APIv3Key,
+			AutoPayAfter: cfg.Payments.Simulator.PayAfter.D(),
+			Logger:       a.log.With("component", "wxsim"),
+		})
+		if err != nil {
+			return fmt.Errorf("starting the WeChat Pay simulator: %w", err)
+		}
+		a.sim = sim
+		base, err := sim.Start("127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("starting the WeChat Pay simulator: %w", err)
+		}
+		wcfg = sim.ClientConfig(base, notifyURL)
+	case "wechatpay":
+		wcfg = wechatpay.Config{
+			APIBase: w.APIBase, MchID: w.MchID, AppID: w.AppID,
+			MchCertSerial: w.MchCertSerial, MchPrivateKeyFile: w.MchPrivateKeyFile,
+			APIv3Key: w.APIv3Key, PublicKeyID: w.PublicKeyID, PublicKeyFile: w.PublicKeyFile,
+			PlatformCertFiles: w.PlatformCertFiles, NotifyURL: notifyURL,
+		}
+	}
+	wcfg.Logger = a.log.With("component", "wechatpay")
+	client, err := wechatpay.New(ctx, wcfg)
+	if err != nil {
+		return fmt.Errorf("building the WeChat Pay client: %w", err)
+	}
+	items := make([]payments.CatalogItem, len(cfg.Payments.Catalog))
+	for i, it := range cfg.Payments.Catalog {
+		items[i] = payments.CatalogItem{SKU: it.SKU, Name: it.Name, Price: it.Price.Text, MaxQuantity: it.MaxQuantity}
+	}
+	catalog, err := payments.NewCatalog(items)
+	if err != nil {
+		return fmt.Errorf("payments.catalog: %w", err)
+	}
+	a.payments, err = payments.New(payments.Options{
+		Store:               a.store,
+		Backend:             client,
+		Notify:              client.NotifyVerifier(),
+		Catalog:             catalog,
+		MchID:               wcfg.MchID,
+		AppID:               wcfg.AppID,
+		DedupeWindow:        cfg.Payments.DedupeWindow.D(),
+		OrderTTL:            cfg.Payments.OrderTTL.D(),
+		ActiveQueryAfter:    cfg.Payments.Reconcile.QueryAfter.D(),
+		ActiveQueryDeadline: cfg.Payments.Reconcile.QueryDeadline.D(),
+		SweepInterval:       cfg.Payments.Reconcile.SweepInterval.D(),
+		Registerer:          a.reg,
+		Logger:              a.log.With("component", "payments"),
+	})
+	if err != nil {
+		return fmt.Errorf("building payments: %w", err)
+	}
+	sweepCtx, stop := context.WithCancel(context.Background())
+	a.stop = stop
+	go a.payments.RunSweeper(sweepCtx)
+	return nil
 }
 
 // userHashKey returns privacy.hash_key, or the key generated once and kept in
@@ -119,44 +226,60 @@ func userHashKey(cfg *config.Config, st store.Store) ([]byte, error) {
 // to server.shutdown_timeout. ready, when not nil, receives the bound
 // addresses once every listener accepts.
 func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan<- map[string]string) error {
-	a, err := newApp(cfg, logOut)
+	// Listen first: the notify URL the simulator calls is the bound address.
+	type listener struct {
+		name string
+		ln   net.Listener
+		h    func(*app) http.Handler
+	}
+	type spec struct {
+		name, addr string
+		h          func(*app) http.Handler
+	}
+	specs := []spec{{"main", cfg.Server.Listen, func(a *app) http.Handler { return a.server.Handler() }}}
+	if cfg.Server.AdminListen != "" && cfg.Server.AdminListen != "off" {
+		specs = append(specs, spec{"admin", cfg.Server.AdminListen, (*app).adminHandler})
+	}
+	if cfg.Server.NotifyListen != "" {
+		specs = append(specs, spec{"notify", cfg.Server.NotifyListen, func(a *app) http.Handler { return a.server.NotifyHandler() }})
+	}
+	var ls []listener
+	addrs := map[string]string{}
+	for _, sp := range specs {
+		ln, err := net.Listen("tcp", sp.addr)
+		if err != nil {
+			for _, l := range ls {
+				_ = l.ln.Close()
+			}
+			return fmt.Errorf("listening on %s (%s): %w", sp.addr, sp.name, err)
+		}
+		ls = append(ls, listener{sp.name, ln, sp.h})
+		addrs[sp.name] = ln.Addr().String()
+	}
+	notifyAddr := addrs["main"]
+	if n, ok := addrs["notify"]; ok {
+		notifyAddr = n
+	}
+	a, err := newApp(cfg, logOut, "http://"+notifyAddr+"/wechatpay/notify")
 	if err != nil {
+		for _, l := range ls {
+			_ = l.ln.Close()
+		}
 		return err
 	}
 	defer a.close()
 
-	type listener struct {
-		name string
-		addr string
-		h    http.Handler
-	}
-	ls := []listener{{"main", cfg.Server.Listen, a.server.Handler()}}
-	if cfg.Server.AdminListen != "" && cfg.Server.AdminListen != "off" {
-		ls = append(ls, listener{"admin", cfg.Server.AdminListen, a.adminHandler()})
-	}
-	if cfg.Server.NotifyListen != "" {
-		ls = append(ls, listener{"notify", cfg.Server.NotifyListen, a.server.NotifyHandler()})
-	}
-
 	var servers []*http.Server
 	errc := make(chan error, len(ls))
-	addrs := map[string]string{}
 	for _, l := range ls {
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			for _, s := range servers {
-				_ = s.Close()
-			}
-			return fmt.Errorf("listening on %s (%s): %w", l.addr, l.name, err)
-		}
+		ln := l.ln
 		srv := &http.Server{
-			Handler:           l.h,
+			Handler:           l.h(a),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		}
 		servers = append(servers, srv)
-		addrs[l.name] = ln.Addr().String()
 		a.log.Info("listening", "listener", l.name, "addr", ln.Addr().String())
 		go func() { errc <- srv.Serve(ln) }()
 	}
