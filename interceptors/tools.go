@@ -1,0 +1,368 @@
+package interceptors
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+)
+
+// ToolSpec describes the payment tools as the model sees them (SPEC 4): their
+// configured names and the catalog the create_order schema is built from.
+type ToolSpec struct {
+	// CreateOrder, QueryOrder and RequestRefund are the tool names; an empty
+	// name leaves that tool out.
+	CreateOrder, QueryOrder, RequestRefund string
+	// SKUs is the catalog, in the order the model should see it. With no SKU
+	// create_order is left out: an empty enum is not a valid schema.
+	SKUs []SKU
+	// Strict emits OpenAI strict-mode schemas ("strict": true, every property
+	// required, optional ones nullable). Off by default, because several
+	// OpenAI-compatible providers reject "strict" or type arrays; the default
+	// schemas already follow strict mode's other rules (typed properties,
+	// additionalProperties false, no "default" keyword).
+	Strict bool
+}
+
+// SKU is one catalog item as the model may name it.
+type SKU struct {
+	ID, Name    string
+	PriceFen    int64
+	MaxQuantity int
+}
+
+// Names lists the tool names of the spec that are in use, for AddTools.
+func (s ToolSpec) Names() []string {
+	var names []string
+	for _, n := range [...]string{s.CreateOrder, s.QueryOrder, s.RequestRefund} {
+		if n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// FormatFen renders an amount in fen as the model and the user read it:
+// 4999 → "49.99 CNY".
+func FormatFen(fen int64) string {
+	sign := ""
+	if fen < 0 {
+		sign, fen = "-", -fen
+	}
+	return fmt.Sprintf("%s%d.%02d CNY", sign, fen/100, fen%100)
+}
+
+// systemSets is said in every tool description: the model must know that
+// it cannot choose the money-relevant parties, so it does not try.
+const systemSets = "The price always comes from the catalog, and the payee and the paying user are set by the system: you cannot set them, and any such argument is ignored."
+
+// PaymentTools renders the payment tool definitions of SPEC 4 as a JSON
+// array of OpenAI "tools" entries (type function), ready for AddTools. The
+// caller computes it once at startup and reuses the bytes for every request.
+func PaymentTools(spec ToolSpec) []byte {
+	out := []byte{'['}
+	add := func(name, desc string, props []prop) {
+		if name == "" {
+			return
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = appendTool(out, name, desc, props, spec.Strict)
+	}
+	if len(spec.SKUs) > 0 {
+		add(spec.CreateOrder, createOrderDesc(spec.SKUs), createOrderProps(spec.SKUs))
+	}
+	add(spec.QueryOrder,
+		"Look up one of the signed-in user's orders: its state (awaiting payment, paid, closed, refunded, …) and when it was paid. Only the user's own orders can be found. "+systemSets,
+		[]prop{{name: "order_no", typ: "string", required: true,
+			desc: "The order number, as create_order returned it or as the payment state message names it."}})
+	add(spec.RequestRefund,
+		"Propose a refund of one of the signed-in user's paid orders. No money moves when you call this: the user must confirm the refund themselves, and a refund can never exceed what was paid. Call it only when the user asked for a refund. "+systemSets,
+		[]prop{
+			{name: "order_no", typ: "string", required: true,
+				desc: "The number of the paid order to refund."},
+			{name: "reason", typ: "string", required: true,
+				desc: "Why the user wants the refund, in their own words."},
+			{name: "amount", typ: "string",
+				desc: `Amount to refund in CNY as a decimal string such as "20.00". Leave it out to refund everything not yet refunded.`},
+		})
+	return append(out, ']')
+}
+
+func createOrderDesc(skus []SKU) string {
+	var b strings.Builder
+	b.WriteString("Create a WeChat Pay order for the signed-in user to buy an item of the catalog. Call it only when the user clearly asked to buy; if the item or the quantity is unclear, ask the user first instead of guessing. ")
+	b.WriteString(systemSets)
+	b.WriteString(" Catalog: ")
+	b.WriteString(catalogList(skus))
+	b.WriteByte('.')
+	return b.String()
+}
+
+func catalogList(skus []SKU) string {
+	var b strings.Builder
+	for i, s := range skus {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(s.ID)
+		b.WriteString(" = ")
+		b.WriteString(s.Name)
+		b.WriteString(", ")
+		b.WriteString(FormatFen(s.PriceFen))
+		if s.MaxQuantity > 0 {
+			b.WriteString(", at most ")
+			b.WriteString(strconv.Itoa(s.MaxQuantity))
+			b.WriteString(" per order")
+		}
+	}
+	return b.String()
+}
+
+func createOrderProps(skus []SKU) []prop {
+	ids := make([]string, len(skus))
+	maxQ := 1
+	for i, s := range skus {
+		ids[i] = s.ID
+		if s.MaxQuantity > maxQ {
+			maxQ = s.MaxQuantity
+		}
+	}
+	return []prop{
+		{name: "sku", typ: "string", enum: ids, required: true,
+			desc: "The catalog item to buy: " + catalogList(skus) + "."},
+		{name: "quantity", typ: "integer", min: 1, max: maxQ,
+			desc: "How many to buy, within the item's limit. Defaults to 1."},
+		{name: "pay_method", typ: "string", enum: []string{"jsapi", "native"},
+			desc: `"jsapi" to pay inside WeChat (mini-program or official account), "native" for a QR code to scan. Defaults to "jsapi".`},
+	}
+}
+
+// prop is one parameter of a tool schema.
+type prop struct {
+	name, typ, desc string
+	enum            []string
+	min, max        int // for integers when max > 0
+	required        bool
+}
+
+func appendTool(out []byte, name, desc string, props []prop, strict bool) []byte {
+	out = append(out, `{"type":"function","function":{"name":`...)
+	out = appendJSONString(out, name)
+	out = append(out, `,"description":`...)
+	out = appendJSONString(out, desc)
+	out = append(out, `,"parameters":{"type":"object","properties":{`...)
+	for i, p := range props {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendJSONString(out, p.name)
+		out = append(out, `:{"type":`...)
+		nullable := strict && !p.required
+		if nullable {
+			out = append(out, '[')
+			out = appendJSONString(out, p.typ)
+			out = append(out, `,"null"]`...)
+		} else {
+			out = appendJSONString(out, p.typ)
+		}
+		if len(p.enum) > 0 {
+			out = append(out, `,"enum":[`...)
+			for j, e := range p.enum {
+				if j > 0 {
+					out = append(out, ',')
+				}
+				out = appendJSONString(out, e)
+			}
+			if nullable {
+				out = append(out, `,null`...)
+			}
+			out = append(out, ']')
+		}
+		if p.max > 0 {
+			out = append(out, `,"minimum":`...)
+			out = strconv.AppendInt(out, int64(p.min), 10)
+			out = append(out, `,"maximum":`...)
+			out = strconv.AppendInt(out, int64(p.max), 10)
+		}
+		d := p.desc
+		if nullable {
+			d += " Null means the default."
+		}
+		out = append(out, `,"description":`...)
+		out = appendJSONString(out, d)
+		out = append(out, '}')
+	}
+	out = append(out, `},"required":[`...)
+	n := 0
+	for _, p := range props {
+		if p.required || strict {
+			if n > 0 {
+				out = append(out, ',')
+			}
+			out = appendJSONString(out, p.name)
+			n++
+		}
+	}
+	out = append(out, `],"additionalProperties":false}`...)
+	if strict {
+		out = append(out, `,"strict":true`...)
+	}
+	return append(out, `}}`...)
+}
+
+// AddTools appends the entries of tools (a JSON array, as PaymentTools makes
+// it) to the body's "tools" array, creating the array when the body has none.
+// The client's own tools stay byte for byte. A client tool named like one of
+// names is a request paygate cannot serve (the model could not tell the two
+// apart): the error wraps ErrBadRequest and names the clash. The result
+// shares no memory with body.
+func AddTools(body, tools []byte, names []string) ([]byte, error) {
+	inner := arrayInner(tools)
+	cur := gjson.GetBytes(body, "tools")
+	switch {
+	case !cur.Exists() || cur.Type == gjson.Null:
+		if len(inner) == 0 {
+			return append([]byte(nil), body...), nil
+		}
+		out, err := sjson.SetRawBytes(append([]byte(nil), body...), "tools", tools)
+		if err != nil {
+			return nil, fmt.Errorf("adding tools: %w", err)
+		}
+		return out, nil
+	case !cur.IsArray():
+		return nil, fmt.Errorf("%w: 'tools' must be an array", ErrBadRequest)
+	}
+	var clash error
+	cur.ForEach(func(_, t gjson.Result) bool {
+		for _, path := range [...]string{"function.name", "custom.name"} {
+			n := t.Get(path).String()
+			for _, reserved := range names {
+				if n != "" && n == reserved {
+					clash = fmt.Errorf("%w: the tool name %q is reserved by paygate for payments; rename your tool", ErrBadRequest, n)
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if clash != nil {
+		return nil, clash
+	}
+	if len(inner) == 0 {
+		return append([]byte(nil), body...), nil
+	}
+	// Insert before the array's closing bracket; everything else is copied.
+	end := cur.Index + len(cur.Raw) - 1
+	if cur.Index <= 0 || end >= len(body) || body[end] != ']' {
+		return nil, fmt.Errorf("adding tools: cannot locate the tools array")
+	}
+	empty := len(arrayInner([]byte(cur.Raw))) == 0
+	out := make([]byte, 0, len(body)+len(inner)+1)
+	out = append(out, body[:end]...)
+	if !empty {
+		out = append(out, ',')
+	}
+	out = append(out, inner...)
+	out = append(out, body[end:]...)
+	return out, nil
+}
+
+// arrayInner returns what is between the brackets of a JSON array, trimmed of
+// white space; nil when a is not an array or is empty.
+func arrayInner(a []byte) []byte {
+	a = trimSpace(a)
+	if len(a) < 2 || a[0] != '[' || a[len(a)-1] != ']' {
+		return nil
+	}
+	return trimSpace(a[1 : len(a)-1])
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// SetToolChoiceNone sets "tool_choice" to "none": the clarification round
+// (SPEC 3, budget) must answer in words, not call a tool again.
+func SetToolChoiceNone(body []byte) ([]byte, error) {
+	out, err := sjson.SetBytes(append([]byte(nil), body...), "tool_choice", "none")
+	if err != nil {
+		return nil, fmt.Errorf("setting tool_choice: %w", err)
+	}
+	return out, nil
+}
+
+// InsertStateMessage inserts {"role":"system","content":text} just before the
+// last user message, so every byte of the conversation before it stays as the
+// client sent it and providers' prompt caches keep hitting (SPEC 3 step 3).
+// With no user message the system message goes at the end. The result shares
+// no memory with body.
+func InsertStateMessage(body []byte, text string) ([]byte, error) {
+	msgs := gjson.GetBytes(body, "messages")
+	if !msgs.IsArray() {
+		return nil, fmt.Errorf("%w: 'messages' must be an array", ErrBadRequest)
+	}
+	at := -1
+	msgs.ForEach(func(_, m gjson.Result) bool {
+		if m.Get("role").String() == "user" {
+			at = m.Index
+		}
+		return true
+	})
+	msg := append([]byte(`{"role":"system","content":`), nil...)
+	msg = appendJSONString(msg, text)
+	msg = append(msg, '}')
+	if at < 0 {
+		return AppendMessages(body, msg)
+	}
+	out := make([]byte, 0, len(body)+len(msg)+1)
+	out = append(out, body[:at]...)
+	out = append(out, msg...)
+	out = append(out, ',')
+	out = append(out, body[at:]...)
+	return out, nil
+}
+
+// AppendMessages appends raw JSON messages to the body's "messages" array:
+// the assistant tool_calls message and the tool results of a payment round.
+// The result shares no memory with body.
+func AppendMessages(body []byte, msgs ...[]byte) ([]byte, error) {
+	arr := gjson.GetBytes(body, "messages")
+	if !arr.IsArray() {
+		return nil, fmt.Errorf("%w: 'messages' must be an array", ErrBadRequest)
+	}
+	end := arr.Index + len(arr.Raw) - 1
+	if arr.Index <= 0 || end >= len(body) || body[end] != ']' {
+		return nil, fmt.Errorf("appending messages: cannot locate the messages array")
+	}
+	n := len(body)
+	for _, m := range msgs {
+		if !gjson.ValidBytes(m) {
+			return nil, fmt.Errorf("appending messages: a message is not valid JSON")
+		}
+		n += len(m) + 1
+	}
+	out := make([]byte, 0, n)
+	out = append(out, body[:end]...)
+	empty := len(arrayInner([]byte(arr.Raw))) == 0
+	for _, m := range msgs {
+		if !empty {
+			out = append(out, ',')
+		}
+		out = append(out, m...)
+		empty = false
+	}
+	out = append(out, body[end:]...)
+	return out, nil
+}
