@@ -13,6 +13,7 @@ import (
 
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/sse"
 )
 
@@ -61,6 +62,15 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		writeError(w, badRequest(err.Error()))
+		return
+	}
+	if s.tools != nil && user != "" {
+		session := r.Header.Get("X-Paygate-Session")
+		if session == "" {
+			session = user
+		}
+		c := rc.client
+		s.runTurn(w, r, chat, out, payments.Caller{Client: c.Name, AppID: c.AppID, User: user, Session: session, AllowedSKUs: c.AllowedSKUs})
 		return
 	}
 	resp, err := s.up.Open(r.Context(), &failover.Request{

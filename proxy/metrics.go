@@ -10,8 +10,9 @@ import (
 // metrics are the client-facing counters. Labels are low-cardinality: route
 // and status only, never a user or an order.
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests        *prometheus.CounterVec
+	duration        *prometheus.HistogramVec
+	budgetExhausted prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -25,8 +26,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Client request duration by route (whole stream for streaming requests).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}, []string{"route"}),
+		budgetExhausted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "paygate_budget_exhausted_total",
+			Help: "Turns that spent payments.budget.max_rounds and ended with the clarification text.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.budgetExhausted} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering proxy metrics: %w", err)
 		}

@@ -49,6 +49,8 @@ type Options struct {
 	HashKey []byte
 	// Notify serves POST /wechatpay/notify; nil leaves the route unmounted.
 	Notify http.Handler
+	// Tools executes payment tool calls; nil offers no payment tools.
+	Tools PaymentTools
 }
 
 // Server holds the HTTP surfaces.
@@ -63,6 +65,10 @@ type Server struct {
 	clients  []clientEntry
 	modelsJS []byte
 	metrics  *metrics
+
+	tools     PaymentTools
+	toolDefs  []byte   // the payment tool definitions, rendered once
+	toolNames []string // their names, for the clash check
 }
 
 type clientEntry struct {
@@ -84,6 +90,12 @@ func New(o Options) (*Server, error) {
 		store:   o.Store,
 		notify:  o.Notify,
 		privacy: interceptors.Privacy{Mode: o.Config.Privacy.ForwardUser, Key: o.HashKey},
+		tools:   o.Tools,
+	}
+	if o.Tools != nil {
+		spec := toolSpec(o.Config)
+		s.toolDefs = interceptors.PaymentTools(spec)
+		s.toolNames = spec.Names()
 	}
 	for i := range o.Config.Clients {
 		c := &o.Config.Clients[i]
@@ -258,4 +270,15 @@ func modelList(names []string, now time.Time) []byte {
 		b = append(b, `,"owned_by":"paygate"}`...)
 	}
 	return append(b, "]}"...)
+}
+
+// toolSpec describes the payment tools from the config's names and catalog.
+func toolSpec(cfg *config.Config) interceptors.ToolSpec {
+	p := cfg.Payments
+	spec := interceptors.ToolSpec{CreateOrder: p.Tools.CreateOrder, QueryOrder: p.Tools.QueryOrder, RequestRefund: p.Tools.RequestRefund}
+	for _, it := range p.Catalog {
+		fen, _ := it.Price.Fen()
+		spec.SKUs = append(spec.SKUs, interceptors.SKU{ID: it.SKU, Name: it.Name, PriceFen: fen, MaxQuantity: it.MaxQuantity})
+	}
+	return spec
 }

@@ -80,6 +80,11 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string) (*app, error
 		Store:    st,
 		HashKey:  hashKey,
 		Notify:   a.payments.NotifyHandler(),
+		Tools: payments.NewTools(a.payments, payments.ToolNames{
+			CreateOrder:   cfg.Payments.Tools.CreateOrder,
+			QueryOrder:    cfg.Payments.Tools.QueryOrder,
+			RequestRefund: cfg.Payments.Tools.RequestRefund,
+		}, a.log.With("component", "tools")),
 	})
 	if err != nil {
 		a.close()

@@ -1,0 +1,287 @@
+package payments
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/store"
+)
+
+// ToolNames are the payment tools' names as the model sees them.
+type ToolNames struct {
+	CreateOrder, QueryOrder, RequestRefund string
+}
+
+// Caller is who a payment tool call acts for. It comes from paygate's own
+// records (the authenticated client key and the OpenID the bot vouched for),
+// never from the model.
+type Caller struct {
+	Client      string
+	AppID       string
+	User        string
+	Session     string
+	AllowedSKUs []string // empty: every SKU
+}
+
+// Outcome is what one payment tool call produced.
+type Outcome struct {
+	// Result is the tool result the model reads: no signing material, no
+	// prepay id, only what it needs to talk to the user.
+	Result []byte
+	// Action is the entry for the response's paygate.actions (nil: none).
+	Action []byte
+	// MoneyMoving: the call counts against the turn's payment budget.
+	MoneyMoving bool
+	// Executed: the call reached the payment service.
+	Executed bool
+	// Clarify: the arguments were incomplete or invalid; the model must ask
+	// the user, and the next round runs with tool_choice "none".
+	Clarify bool
+}
+
+// Tools executes the payment tools the model calls. It validates arguments
+// against the catalog, ignores (and logs) any argument outside the schema —
+// the model can set no price, payee, notify URL or user — and calls Service.
+type Tools struct {
+	svc   *Service
+	names ToolNames
+	log   *slog.Logger
+}
+
+// NewTools builds the executor.
+func NewTools(svc *Service, names ToolNames, log *slog.Logger) *Tools {
+	return &Tools{svc: svc, names: names, log: log}
+}
+
+// IsPayment reports whether name is one of paygate's tools.
+func (t *Tools) IsPayment(name string) bool {
+	return name == t.names.CreateOrder || name == t.names.QueryOrder || name == t.names.RequestRefund
+}
+
+// IsMoneyMoving reports whether a call of name counts against the budget.
+func (t *Tools) IsMoneyMoving(name string) bool {
+	return name == t.names.CreateOrder || name == t.names.RequestRefund
+}
+
+// Names returns the tool names.
+func (t *Tools) Names() ToolNames { return t.names }
+
+// Refused is the outcome of a money-moving call beyond the turn's budget.
+func (t *Tools) Refused(name string) Outcome {
+	return Outcome{
+		Result:      resultJSON(map[string]any{"status": "not_executed", "error": "only one payment action is allowed per message; ask the user to confirm what they want before trying again"}),
+		MoneyMoving: true,
+		Clarify:     true,
+	}
+}
+
+var createArgs = map[string]bool{"sku": true, "quantity": true, "pay_method": true}
+var queryArgs = map[string]bool{"order_no": true}
+var refundArgs = map[string]bool{"order_no": true, "reason": true, "amount": true}
+
+// Execute runs one payment tool call. It never returns an error: every
+// failure becomes a tool result the model can explain, and payments fail
+// closed.
+func (t *Tools) Execute(ctx context.Context, c Caller, name, args string) Outcome {
+	if args == "" {
+		args = "{}"
+	}
+	if !gjson.Valid(args) || !gjson.Parse(args).IsObject() {
+		return clarify("the arguments were not a JSON object")
+	}
+	switch name {
+	case t.names.CreateOrder:
+		t.ignoreExtra(name, args, createArgs)
+		return t.createOrder(ctx, c, args)
+	case t.names.QueryOrder:
+		t.ignoreExtra(name, args, queryArgs)
+		return t.queryOrder(ctx, c, args)
+	case t.names.RequestRefund:
+		t.ignoreExtra(name, args, refundArgs)
+		return Outcome{
+			Result:      resultJSON(map[string]any{"status": "not_available", "message": "refunds are handled by a person; tell the user their request will be reviewed"}),
+			MoneyMoving: true,
+		}
+	}
+	return Outcome{Result: resultJSON(map[string]any{"error": "unknown tool " + name})}
+}
+
+// ignoreExtra logs arguments outside the schema; they are never obeyed.
+func (t *Tools) ignoreExtra(name, args string, allowed map[string]bool) {
+	var extra []string
+	gjson.Parse(args).ForEach(func(k, _ gjson.Result) bool {
+		if !allowed[k.String()] {
+			extra = append(extra, k.String())
+		}
+		return true
+	})
+	if len(extra) > 0 {
+		t.log.Warn("payment tool arguments outside the schema ignored", "tool", name, "fields", strings.Join(extra, ","))
+	}
+}
+
+func clarify(why string) Outcome {
+	return Outcome{
+		Result:  resultJSON(map[string]any{"status": "needs_clarification", "error": why, "instruction": "do not guess: ask the user a clarifying question"}),
+		Clarify: true,
+	}
+}
+
+func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome {
+	res := gjson.GetMany(args, "sku", "quantity", "pay_method")
+	sku := res[0]
+	if sku.Type != gjson.String || sku.Str == "" {
+		return clarify("sku is missing")
+	}
+	item, err := t.svc.catalog.Lookup(sku.Str)
+	if err != nil || !allowed(c.AllowedSKUs, sku.Str) {
+		return clarify(fmt.Sprintf("sku %q is not sold here; valid skus: %s", sku.Str, strings.Join(t.allowedSKUs(c), ", ")))
+	}
+	qty := 1
+	if q := res[1]; q.Exists() && q.Type != gjson.Null {
+		if q.Type != gjson.Number || q.Num != float64(int(q.Num)) {
+			return clarify("quantity must be a whole number")
+		}
+		qty = int(q.Num)
+	}
+	if qty < 1 || qty > item.MaxQuantity {
+		return clarify(fmt.Sprintf("quantity must be between 1 and %d", item.MaxQuantity))
+	}
+	method := "jsapi"
+	if m := res[2]; m.Exists() && m.Type != gjson.Null {
+		if m.Str != "jsapi" && m.Str != "native" {
+			return clarify(`pay_method must be "jsapi" or "native"`)
+		}
+		method = m.Str
+	}
+	cr, err := t.svc.CreateOrder(ctx, CreateRequest{
+		Client: c.Client, AppID: c.AppID, User: c.User, Session: c.Session,
+		SKU: item.SKU, Quantity: qty, PayMethod: method,
+	})
+	out := Outcome{MoneyMoving: true, Executed: true}
+	if err != nil && (cr == nil || cr.Order == nil) {
+		t.log.Warn("create_order failed", "client", c.Client, "sku", item.SKU, "err", err)
+		out.Result = resultJSON(map[string]any{"status": "failed", "error": failureText(err)})
+		return out
+	}
+	o := cr.Order
+	status := string(o.Status)
+	switch {
+	case o.Status == store.StatusAwaitingPayment:
+		action := map[string]any{"type": "order_created", "order": OrderView(o)}
+		if cr.Payment != nil {
+			action["request_payment"] = cr.Payment
+		}
+		if cr.CodeURL != "" {
+			action["code_url"] = cr.CodeURL
+		}
+		out.Action = resultJSON(action)
+	case PaidOrLater(o.Status):
+		status = "already_paid"
+	case o.Status == store.StatusApprovalRequired:
+		out.Action = resultJSON(map[string]any{"type": "approval_required", "order": OrderView(o)})
+	case err != nil:
+		status = "pending"
+	}
+	out.Result = resultJSON(map[string]any{
+		"order_no":    o.OrderNo,
+		"description": o.Description,
+		"amount":      FormatAmount(o.AmountFen, o.Currency),
+		"status":      status,
+	})
+	return out
+}
+
+func (t *Tools) queryOrder(ctx context.Context, c Caller, args string) Outcome {
+	no := gjson.Get(args, "order_no")
+	if no.Type != gjson.String || no.Str == "" {
+		return clarify("order_no is missing")
+	}
+	o, err := t.svc.Order(ctx, c.Client, c.User, no.Str)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrNotOwner) {
+			return Outcome{Executed: true, Result: resultJSON(map[string]any{"order_no": no.Str, "status": "not_found"})}
+		}
+		return Outcome{Executed: true, Result: resultJSON(map[string]any{"order_no": no.Str, "status": "unknown", "error": failureText(err)})}
+	}
+	r := map[string]any{"order_no": o.OrderNo, "status": string(o.Status), "paid_at": nil}
+	if !o.PaidAt.IsZero() {
+		r["paid_at"] = o.PaidAt.UTC().Format(time.RFC3339)
+	}
+	return Outcome{Executed: true, Result: resultJSON(r)}
+}
+
+// failureText tells the model what went wrong in words it can pass on,
+// without internals.
+func failureText(err error) string {
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		return "payments are temporarily unavailable; no order was created"
+	case errors.Is(err, ErrPaymentUnavailable):
+		return "WeChat Pay did not answer; the order is pending and will be checked again"
+	case errors.Is(err, ErrPrepayRejected):
+		return "WeChat Pay refused the order"
+	case errors.Is(err, ErrInProgress):
+		return "the same order is being created right now"
+	}
+	return "the payment could not be started"
+}
+
+func allowed(list []string, sku string) bool {
+	if len(list) == 0 {
+		return true
+	}
+	for _, s := range list {
+		if s == sku {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Tools) allowedSKUs(c Caller) []string {
+	var out []string
+	for _, s := range t.svc.catalog.SKUs() {
+		if allowed(c.AllowedSKUs, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// OrderView is the order object of SPEC 2.3, the same in actions, in
+// GET /v1/paygate/orders and in webhooks.
+func OrderView(o *store.Order) map[string]any {
+	ts := func(t time.Time) any {
+		if t.IsZero() {
+			return nil
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	cur := o.Currency
+	if cur == "" {
+		cur = "CNY"
+	}
+	return map[string]any{
+		"order_no": o.OrderNo, "sku": o.SKU, "description": o.Description, "quantity": o.Quantity,
+		"amount_fen": o.AmountFen, "currency": cur, "pay_method": o.PayMethod, "status": string(o.Status),
+		"created_at": ts(o.CreatedAt), "expires_at": ts(o.ExpiresAt), "paid_at": ts(o.PaidAt),
+		"refunded_fen": o.RefundedFen,
+	}
+}
+
+func resultJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only maps of strings, numbers and nested maps are passed here.
+		panic("payments: marshal tool result: " + err.Error())
+	}
+	return b
+}

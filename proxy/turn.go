@@ -1,0 +1,309 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/interceptors"
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/sse"
+)
+
+// PaymentTools is what the turn needs from payments: which tool names are
+// paygate's and how to execute a call. *payments.Tools implements it.
+type PaymentTools interface {
+	IsPayment(name string) bool
+	Execute(ctx context.Context, c payments.Caller, name, args string) payments.Outcome
+	Refused(name string) payments.Outcome
+}
+
+var _ PaymentTools = (*payments.Tools)(nil)
+
+// turn is one client request that may take several upstream rounds: a round
+// that ends in payment tool calls is executed by paygate and followed by the
+// next round on the same client stream, so the bot sees one answer.
+type turn struct {
+	s      *Server
+	w      http.ResponseWriter
+	r      *http.Request
+	chat   interceptors.Chat
+	body   []byte
+	caller payments.Caller
+
+	budget     config.Budget
+	moneyCalls int  // money-moving calls executed
+	clarify    bool // the next round runs with tool_choice "none"
+
+	turnID  string
+	created int64
+	actions []json.RawMessage
+	rounds  []roundInfo
+	usage   interceptors.Usage
+	hasUse  bool
+	sw      *sse.Writer
+}
+
+// roundInfo is one entry of paygate.rounds: the provider's config name and
+// the model that answered, as its "model" field said.
+type roundInfo struct {
+	Provider string `json:"provider"`
+	Model    string `json:"model"`
+}
+
+// runTurn serves a chat request whose user is known: the payment tools are
+// offered and the turn loops over rounds until one ends without a payment call.
+func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat interceptors.Chat, body []byte, caller payments.Caller) {
+	body, err := interceptors.AddTools(body, s.toolDefs, s.toolNames)
+	if err != nil {
+		writeError(w, badRequest(err.Error()))
+		return
+	}
+	t := &turn{s: s, w: w, r: r, chat: chat, body: body, caller: caller, budget: s.cfg.Payments.Budget}
+	if chat.Stream {
+		t.stream()
+	} else {
+		t.nonStream()
+	}
+}
+
+func (t *turn) open() (*failover.Response, error) {
+	return t.s.up.Open(t.r.Context(), &failover.Request{
+		Model:       t.chat.Model,
+		Method:      http.MethodPost,
+		Path:        "/chat/completions",
+		Body:        t.body,
+		Stream:      t.chat.Stream,
+		ContentType: "application/json",
+		Accept:      t.r.Header.Get("Accept"),
+	})
+}
+
+// stream runs the rounds of a streaming turn.
+func (t *turn) stream() {
+	capture := interceptors.NewCapture(t.s.tools.IsPayment)
+	for round := 0; ; round++ {
+		resp, err := t.open()
+		if err != nil {
+			if t.sw == nil {
+				t.s.failTurn(t.w, t.r, err)
+				return
+			}
+			t.s.endStreamWithError(t.sw, t.r, err)
+			return
+		}
+		if t.sw == nil {
+			setPaygateHeaders(t.w.Header(), resp)
+			h := t.w.Header()
+			h.Set("Content-Type", "text/event-stream")
+			h.Set("Cache-Control", "no-cache")
+			t.w.WriteHeader(http.StatusOK)
+			t.sw = sse.NewWriter(t.w)
+		}
+		capture.StartRound(round, t.turnID)
+		if !t.relay(resp, capture) {
+			resp.Close()
+			return
+		}
+		resp.Close()
+		res := capture.EndRound()
+		t.endRound(round, resp, res.ID, res.Model, res.Usage)
+		if len(res.PaymentCalls) == 0 {
+			t.finishStream(res.FinishChunk, res.Model, "stop")
+			return
+		}
+		msgs := t.execute(res.Content, res.PaymentCalls)
+		if len(res.ClientCalls) > 0 {
+			// A mixed round: the client gets its own calls and the turn ends
+			// here; the payment exchange waits for the bot's next request.
+			t.finishStream(nil, res.Model, "tool_calls")
+			return
+		}
+		if round+1 >= t.budget.MaxRounds {
+			t.streamClarification(res.Model)
+			return
+		}
+		if err := t.nextBody(msgs); err != nil {
+			t.s.endStreamWithError(t.sw, t.r, err)
+			return
+		}
+	}
+}
+
+// relay passes one round's events through the capture to the client. It
+// reports false when the turn must stop (an upstream failure after the
+// first byte, already reported, or a client that left).
+func (t *turn) relay(resp *failover.Response, capture *interceptors.Capture) bool {
+	for {
+		ev, err := resp.Next()
+		if errors.Is(err, io.EOF) {
+			return true
+		}
+		if err != nil {
+			t.s.endStreamWithError(t.sw, t.r, err)
+			return false
+		}
+		out, err := capture.Process(ev.Data)
+		if err != nil {
+			t.s.log.Warn("upstream chunk skipped", "request_id", reqInfo(t.r).id, "err", err)
+			continue
+		}
+		if out != nil {
+			if err := t.sw.Data(out); err != nil {
+				return false
+			}
+		}
+	}
+}
+
+// endRound accounts a finished round.
+func (t *turn) endRound(round int, resp *failover.Response, id, model string, u *interceptors.Usage) {
+	if round == 0 {
+		t.turnID = id
+		t.created = time.Now().Unix()
+	}
+	if model == "" {
+		model = resp.Model
+	}
+	t.rounds = append(t.rounds, roundInfo{Provider: resp.Provider, Model: model})
+	if u != nil {
+		t.hasUse = true
+		t.usage.PromptTokens += u.PromptTokens
+		t.usage.CompletionTokens += u.CompletionTokens
+		t.usage.TotalTokens += u.TotalTokens
+	}
+}
+
+// execute runs a round's payment calls, lowest index first, under the turn's
+// budget, and returns the messages that continue the conversation: the
+// assistant's tool_calls message and one tool result per call.
+func (t *turn) execute(content string, calls []interceptors.ToolCall) [][]byte {
+	for i := range calls {
+		if calls[i].ID == "" {
+			calls[i].ID = "call_pg_" + strconv.Itoa(len(t.rounds)) + "_" + strconv.Itoa(i)
+		}
+	}
+	msgs := [][]byte{interceptors.AssistantToolMessage(content, calls)}
+	for _, c := range calls {
+		var out payments.Outcome
+		switch {
+		case c.Name == "":
+			out = t.s.tools.Refused(c.Name)
+		case t.moneyMoving(c.Name) && t.moneyCalls >= t.budget.MaxPaymentCalls:
+			out = t.s.tools.Refused(c.Name)
+			t.s.log.Info("payment call beyond the turn's budget not executed", "request_id", reqInfo(t.r).id, "tool", c.Name)
+		default:
+			out = t.s.tools.Execute(t.r.Context(), t.caller, c.Name, c.Arguments)
+		}
+		if out.MoneyMoving && out.Executed {
+			t.moneyCalls++
+		}
+		if out.Clarify {
+			t.clarify = true
+		}
+		if out.Action != nil {
+			t.actions = append(t.actions, out.Action)
+		}
+		msgs = append(msgs, interceptors.ToolResultMessage(c.ID, out.Result))
+	}
+	return msgs
+}
+
+func (t *turn) moneyMoving(name string) bool {
+	n := t.s.cfg.Payments.Tools
+	return name == n.CreateOrder || name == n.RequestRefund
+}
+
+// nextBody appends the exchange to the conversation for the next round.
+func (t *turn) nextBody(msgs [][]byte) error {
+	b, err := interceptors.AppendMessages(t.body, msgs...)
+	if err != nil {
+		return err
+	}
+	if t.clarify {
+		if b, err = interceptors.SetToolChoiceNone(b); err != nil {
+			return err
+		}
+	}
+	t.body = b
+	return nil
+}
+
+// extension renders the paygate object (SPEC 2.3), or nil when the turn did
+// nothing paygate must report.
+func (t *turn) extension() []byte {
+	if len(t.actions) == 0 && len(t.rounds) < 2 {
+		return nil
+	}
+	ext := map[string]any{}
+	if len(t.actions) > 0 {
+		ext["actions"] = t.actions
+	}
+	if len(t.rounds) > 1 {
+		ext["rounds"] = t.rounds
+	}
+	b, _ := json.Marshal(ext)
+	return b
+}
+
+// finishStream ends the client's stream: the round's own finish chunk (or a
+// synthesized one) carrying the paygate extension, the summed usage when the
+// client asked for it, and [DONE].
+func (t *turn) finishStream(finish []byte, model, reason string) {
+	ext := t.extension()
+	var chunk []byte
+	if finish != nil {
+		chunk = finish
+		var err error
+		if ext != nil {
+			if chunk, err = sjson.SetRawBytes(chunk, "paygate", ext); err != nil {
+				chunk = nil
+			}
+		}
+		if chunk != nil && gjson.GetBytes(chunk, "usage").Exists() {
+			// The client gets usage once, summed over rounds, and only if it
+			// asked for it.
+			chunk, _ = sjson.DeleteBytes(chunk, "usage")
+		}
+	}
+	if chunk == nil {
+		chunk = interceptors.FinalChunk(t.turnID, model, t.created, reason, ext, nil)
+	}
+	if err := t.sw.Data(chunk); err != nil {
+		return
+	}
+	if t.chat.WantsUsage && t.hasUse {
+		u := t.usage
+		_ = t.sw.Data(usageChunk(t.turnID, model, t.created, &u))
+	}
+	_ = t.sw.Done()
+}
+
+// streamClarification ends a turn whose rounds are spent with the configured
+// clarification text: a turn never loops.
+func (t *turn) streamClarification(model string) {
+	c := []byte(`{"id":` + strconv.Quote(t.turnID) + `,"object":"chat.completion.chunk","created":` +
+		strconv.FormatInt(t.created, 10) + `,"model":` + strconv.Quote(model) +
+		`,"choices":[{"index":0,"delta":{"content":` + strconv.Quote(t.budget.Clarification) + `},"finish_reason":null}]}`)
+	if err := t.sw.Data(c); err != nil {
+		return
+	}
+	t.s.metrics.budgetExhausted.Inc()
+	t.finishStream(nil, model, "stop")
+}
+
+func usageChunk(id, model string, created int64, u *interceptors.Usage) []byte {
+	b := []byte(`{"id":` + strconv.Quote(id) + `,"object":"chat.completion.chunk","created":` +
+		strconv.FormatInt(created, 10) + `,"model":` + strconv.Quote(model) + `,"choices":[],"usage":`)
+	b = u.AppendJSON(b)
+	return append(b, '}')
+}

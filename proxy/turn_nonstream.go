@@ -1,0 +1,157 @@
+package proxy
+
+import (
+	"net/http"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/paygate/paygate/interceptors"
+)
+
+// nonStream runs the rounds of a non-streaming turn. Nothing reaches the
+// client until the last round answered, so the answer is one
+// chat.completion: the last round's, with the turn's first id, the summed
+// usage and the paygate extension.
+func (t *turn) nonStream() {
+	var first *roundAnswer
+	for round := 0; ; round++ {
+		resp, err := t.open()
+		if err != nil {
+			t.s.failTurn(t.w, t.r, err)
+			return
+		}
+		ans := parseAnswer(resp.Body, t.s.tools.IsPayment)
+		resp.Close()
+		if first == nil {
+			first = ans
+			setPaygateHeaders(t.w.Header(), resp)
+		}
+		var u *interceptors.Usage
+		if ans.usage.Exists() {
+			u = &interceptors.Usage{
+				PromptTokens:     ans.usage.Get("prompt_tokens").Int(),
+				CompletionTokens: ans.usage.Get("completion_tokens").Int(),
+				TotalTokens:      ans.usage.Get("total_tokens").Int(),
+			}
+		}
+		t.endRound(round, resp, ans.id, ans.model, u)
+		if len(ans.payment) == 0 {
+			t.writeCompletion(resp.StatusCode, ans.body, first.id, ans.client, false)
+			return
+		}
+		msgs := t.execute(ans.content, ans.payment)
+		if len(ans.client) > 0 {
+			t.writeCompletion(resp.StatusCode, ans.body, first.id, ans.client, true)
+			return
+		}
+		if round+1 >= t.budget.MaxRounds {
+			t.s.metrics.budgetExhausted.Inc()
+			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", t.budget.Clarification)
+			b, _ = sjson.DeleteBytes(b, "choices.0.message.tool_calls")
+			b, _ = sjson.SetBytes(b, "choices.0.finish_reason", "stop")
+			t.writeCompletion(resp.StatusCode, b, first.id, nil, false)
+			return
+		}
+		if err := t.nextBody(msgs); err != nil {
+			writeError(t.w, toAPIError(err))
+			return
+		}
+	}
+}
+
+// roundAnswer is what the turn needs from one non-stream answer.
+type roundAnswer struct {
+	body      []byte
+	id, model string
+	content   string
+	usage     gjson.Result
+	payment   []interceptors.ToolCall
+	client    []interceptors.ToolCall
+}
+
+// parseAnswer reads a chat.completion without decoding it whole.
+func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
+	res := gjson.GetManyBytes(body, "id", "model", "choices.0.message.content", "usage", "choices.0.message.tool_calls")
+	a := &roundAnswer{body: body, id: res[0].Str, model: res[1].Str, content: res[2].Str, usage: res[3]}
+	i := 0
+	res[4].ForEach(func(_, call gjson.Result) bool {
+		tc := interceptors.ToolCall{
+			ID:        call.Get("id").Str,
+			Name:      call.Get("function.name").Str,
+			Arguments: call.Get("function.arguments").Str,
+			Extra:     extraMembers(call),
+		}
+		if isPayment(tc.Name) {
+			tc.Index = i
+			a.payment = append(a.payment, tc)
+		} else {
+			tc.Index = len(a.client)
+			a.client = append(a.client, tc)
+		}
+		i++
+		return true
+	})
+	return a
+}
+
+// extraMembers collects a tool call's members other than id, type, index
+// and function (a thought signature, say) as a raw JSON object.
+func extraMembers(call gjson.Result) []byte {
+	var out []byte
+	call.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "id", "type", "index", "function":
+			return true
+		}
+		if out == nil {
+			out = []byte{'{'}
+		} else {
+			out = append(out, ',')
+		}
+		out = append(out, k.Raw...)
+		out = append(out, ':')
+		out = append(out, v.Raw...)
+		return true
+	})
+	if out != nil {
+		out = append(out, '}')
+	}
+	return out
+}
+
+// writeCompletion sends the turn's answer: body is the last round's
+// chat.completion; its tool_calls are reduced to the client's own when the
+// round mixed payment and client calls.
+func (t *turn) writeCompletion(status int, body []byte, id string, client []interceptors.ToolCall, mixed bool) {
+	out := body
+	if len(t.rounds) > 1 {
+		out, _ = sjson.SetBytes(out, "id", id)
+	}
+	if mixed {
+		arr := []byte{'['}
+		for i, c := range client {
+			if i > 0 {
+				arr = append(arr, ',')
+			}
+			m := interceptors.AssistantToolMessage("", []interceptors.ToolCall{c})
+			arr = append(arr, gjson.GetBytes(m, "tool_calls.0").Raw...)
+		}
+		arr = append(arr, ']')
+		out, _ = sjson.SetRawBytes(out, "choices.0.message.tool_calls", arr)
+		out, _ = sjson.SetBytes(out, "choices.0.finish_reason", "tool_calls")
+	}
+	if t.hasUse && len(t.rounds) > 1 {
+		u := t.usage
+		out, _ = sjson.SetRawBytes(out, "usage", u.AppendJSON(nil))
+	}
+	if ext := t.extension(); ext != nil {
+		out, _ = sjson.SetRawBytes(out, "paygate", ext)
+	}
+	t.w.Header().Set("Content-Type", "application/json")
+	if status == 0 {
+		status = http.StatusOK
+	}
+	t.w.WriteHeader(status)
+	_, _ = t.w.Write(out)
+}
