@@ -83,8 +83,9 @@ type child struct {
 	err     error // valid after done is closed
 }
 
-// startChild starts bin with args, output to logPath, extra files from fd 3 on.
-func startChild(name, logPath string, extra []*os.File, bin string, args ...string) (*child, error) {
+// startChild starts bin with args, output to logPath, extra files from fd 3 on;
+// env nil inherits the bench's environment.
+func startChild(name, logPath string, env []string, extra []*os.File, bin string, args ...string) (*child, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("%s log: %w", name, err)
@@ -92,6 +93,7 @@ func startChild(name, logPath string, extra []*os.File, bin string, args ...stri
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = extra
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()

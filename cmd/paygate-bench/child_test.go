@@ -22,7 +22,7 @@ func TestChildren(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		c, err := startChild(name, filepath.Join(dir, name+".log"), []*os.File{f}, self, append([]string{"-child"}, args...)...)
+		c, err := startChild(name, filepath.Join(dir, name+".log"), nil, []*os.File{f}, self, append([]string{"-child"}, args...)...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -29,7 +29,21 @@ type options struct {
 	profile      string
 	profileDur   time.Duration
 	keepTmp      bool
+	paygateEnv   envList
 	command      string
+}
+
+// envList is a repeatable KEY=VALUE flag.
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, " ") }
+
+func (e *envList) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	*e = append(*e, v)
+	return nil
 }
 
 func main() {
@@ -53,6 +67,7 @@ func main() {
 	flag.IntVar(&o.slowChunks, "slow-chunks", 40, "content chunks of a slow stream")
 	flag.StringVar(&o.profile, "profile", "", "also profile paygate at 32 non-stream clients; path prefix of the profile file")
 	flag.DurationVar(&o.profileDur, "profile-duration", 10*time.Second, "length of the profile")
+	flag.Var(&o.paygateEnv, "paygate-env", "KEY=VALUE added to paygate's environment only, e.g. GOGC=200 (repeatable; shown in the report)")
 	flag.BoolVar(&o.keepTmp, "keep-tmp", false, "keep the temporary directory with the configs and the children's logs")
 	flag.Parse()
 	o.command = strings.TrimSpace("go run ./cmd/paygate-bench " + strings.Join(os.Args[1:], " "))
@@ -134,7 +149,7 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 			return nil, "", err
 		}
 		defer f.Close()
-		c, err := startChild(name, filepath.Join(tmp, name+".log"), []*os.File{f}, self, append([]string{"-child"}, args...)...)
+		c, err := startChild(name, filepath.Join(tmp, name+".log"), nil, []*os.File{f}, self, append([]string{"-child"}, args...)...)
 		if err != nil {
 			return nil, "", err
 		}
@@ -160,7 +175,7 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ng, err := startChild("nginx", filepath.Join(tmp, "nginx.log"), nil, nginxBin, nginxArgs(ngPrefix, ngConf)...)
+	ng, err := startChild("nginx", filepath.Join(tmp, "nginx.log"), nil, nil, nginxBin, nginxArgs(ngPrefix, ngConf)...)
 	if err != nil {
 		return "", err
 	}
@@ -182,7 +197,11 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 	if err := os.WriteFile(pgConfPath, []byte(pgConf), 0o600); err != nil {
 		return "", err
 	}
-	pg, err := startChild("paygate", filepath.Join(tmp, "paygate.log"), nil, pgBin, "serve", "-config", pgConfPath)
+	var pgEnv []string
+	if len(o.paygateEnv) > 0 {
+		pgEnv = append(os.Environ(), o.paygateEnv...)
+	}
+	pg, err := startChild("paygate", filepath.Join(tmp, "paygate.log"), pgEnv, nil, pgBin, "serve", "-config", pgConfPath)
 	if err != nil {
 		return "", err
 	}
@@ -294,6 +313,7 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 		Reps:       o.reps,
 		CellDur:    o.cellDur,
 		Command:    o.command,
+		PaygateEnv: o.paygateEnv.String(),
 		SlowStream: fmt.Sprintf("send %d chunks %v apart", o.slowChunks, o.slowInterval),
 	}
 	return renderReport(info, summaries, profile), nil
@@ -355,8 +375,8 @@ func gitCommit(ctx context.Context) string {
 		return "an uncommitted tree"
 	}
 	c := "commit " + strings.TrimSpace(string(out))
-	if st, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
-		c += " (with uncommitted changes)"
+	if st, err := exec.CommandContext(ctx, "git", "status", "--porcelain").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
+		c += " (the working tree had uncommitted or untracked files)"
 	}
 	return c
 }

@@ -33,3 +33,29 @@ func TestRunFailsWithoutNginx(t *testing.T) {
 		t.Errorf("got %q; want the message to name the package to install", err)
 	}
 }
+
+func TestEnvListSet(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		wantErr bool
+	}{
+		{name: "key and value", in: "GOGC=200"},
+		{name: "empty value", in: "GODEBUG="},
+		{name: "value with =", in: "GODEBUG=a=1,b=2"},
+		{name: "no =", in: "GOGC", wantErr: true},
+		{name: "no key", in: "=1", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var e envList
+			err := e.Set(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("got error %v; want error %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && e.String() != tt.in {
+				t.Errorf("got %q; want %q", e.String(), tt.in)
+			}
+		})
+	}
+}

@@ -53,7 +53,7 @@ func profilePaygate(ctx context.Context, l *loader, t *target, bin string, bases
 		flatHead, flatBody := splitPprofTop(flat)
 		_, cumBody := splitPprofTop(cum)
 		var b strings.Builder
-		fmt.Fprintf(&b, "Go CPU profile from paygate's own /debug/pprof (`server.pprof: true`, admin listener) over %d s at %d non-stream clients (%s req/s, %s CPU per request during the profile); saved as `%s`. %s\n\n",
+		fmt.Fprintf(&b, "Go CPU profile from paygate's own /debug/pprof (`server.pprof: true`, admin listener) over %d s at %d non-stream clients (%s req/s, %s CPU per request during the profile); saved as `%s`. %s. The kernel time of system calls is counted under internal/runtime/syscall/linux.Syscall6.\n\n",
 			secs, profileLoad.Clients, fmtRPS(lo.r.RPS()), fmtUS(lo.r.CPUPerReq()), out, flatHead)
 		writeProfileTables(&b, parsePprofLines(flatBody, 1), trimLines(flatBody, 30), grepLines(cumBody, "github.com/paygate/", 40), trimLines(cumBody, 45))
 		return b.String(), nil

@@ -169,6 +169,7 @@ type runInfo struct {
 	CellDur    time.Duration
 	Command    string
 	SlowStream string // how the slow streams are paced
+	PaygateEnv string // -paygate-env settings, empty when none
 }
 
 // renderReport writes the Markdown report. targets are in column order and
@@ -183,7 +184,11 @@ func renderReport(info runInfo, targets []*targetSummary, profile string) string
 	p("# paygate load benchmark\n\n")
 	p("Run on %s (UTC), %s wall time, with `%s`.\n\n", info.Date.UTC().Format("2006-01-02 15:04"), info.Duration.Round(time.Second), info.Command)
 	p("- Machine: %d CPUs (%s), Linux %s, load average %s at the start; load generator, fake upstream and proxy share these CPUs.\n", info.NProc, info.CPUModel, info.Kernel, info.LoadAvg)
-	p("- Software: %s, %s, paygate at %s.\n", info.GoVersion, info.Nginx, info.Commit)
+	p("- Software: %s, %s, paygate at %s", info.GoVersion, info.Nginx, info.Commit)
+	if info.PaygateEnv != "" {
+		p(", run with `%s`", info.PaygateEnv)
+	}
+	p(".\n")
 	p("- Method: %d repetitions of every cell, %v per cell, the order of the four targets rotated every cell and repetition; figures are medians over the repetitions.\n\n", info.Reps, info.CellDur)
 
 	p("## Targets (issue 2)\n\n")
