@@ -755,6 +755,9 @@ func (c *Capture) deleteMember(data []byte, keyAt, end int) {
 	}
 	if i > 0 && data[i-1] == ',' {
 		i--
+		for i > 0 && isSpace(data[i-1]) {
+			i--
+		}
 	}
 	c.edits = append(c.edits, edit{i, end, 0, 0})
 }

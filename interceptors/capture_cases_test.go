@@ -1,0 +1,266 @@
+package interceptors
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	openai "github.com/sashabaranov/go-openai"
+	"github.com/tidwall/gjson"
+)
+
+// run feeds chunks (JSON texts) through a Capture, one round per slice, and
+// returns the returned chunks of every round and each round's result.
+func run(t *testing.T, rounds ...[]string) ([][]string, []RoundResult) {
+	t.Helper()
+	c := NewCapture(isPaymentName)
+	var outs [][]string
+	var results []RoundResult
+	for i, chunks := range rounds {
+		if i > 0 {
+			c.StartRound(i, "turn-1")
+		}
+		var got []string
+		for _, ch := range chunks {
+			out, err := c.Process([]byte(ch))
+			if err != nil {
+				t.Fatalf("Process(%s): %v", ch, err)
+			}
+			if out != nil {
+				if !gjson.Valid(string(out)) {
+					t.Fatalf("returned chunk is not JSON: %s", out)
+				}
+				got = append(got, string(out))
+			}
+		}
+		outs = append(outs, got)
+		results = append(results, c.EndRound())
+	}
+	return outs, results
+}
+
+func TestCaptureCases(t *testing.T) {
+	tests := []struct {
+		name    string
+		rounds  [][]string
+		want    [][]string // returned chunks per round
+		payment []ToolCall // of the last round
+		client  []ToolCall // of the last round
+		finish  string     // of the last round
+		usage   *Usage     // of the last round
+	}{
+		{
+			name: "a provider that gives every call index 0 with its own id",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c2","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"x\"}"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c3","type":"function","function":{"name":"send_coupon","arguments":"{}"}}]}}]}`,
+			}},
+			want: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"c3","type":"function","function":{"name":"send_coupon","arguments":"{}"}}]}}]}`,
+			}},
+			payment: []ToolCall{{Index: 0, ID: "c2", Name: "create_order", Arguments: `{"sku":"x"}`}},
+			client:  []ToolCall{{Index: 0, ID: "c1", Name: "get_weather", Arguments: "{}"}, {Index: 1, ID: "c3", Name: "send_coupon", Arguments: "{}"}},
+		},
+		{
+			name: "a call named late is held, then replayed whole to the client",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"arguments":"{\"ci"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"get_weather","arguments":"ty\":1"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"}"}}]}}]}`,
+			}},
+			want: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":1"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"}"}}]}}]}`,
+			}},
+			client: []ToolCall{{Index: 0, ID: "c1", Name: "get_weather", Arguments: `{"city":1}`}},
+		},
+		{
+			name: "a call whose name never comes is never shown and is reported as a payment call without name",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"arguments":"{}"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`,
+			}},
+			want:    [][]string{nil},
+			payment: []ToolCall{{Index: 0, ID: "c1", Arguments: "{}"}},
+			finish:  "tool_calls",
+		},
+		{
+			name: "client indexes keep counting across rounds; role removed and id rewritten after round 0",
+			rounds: [][]string{{
+				`{"id":"r0","choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"p","type":"function","function":{"name":"create_order","arguments":"{}"}},{"index":1,"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}]}`,
+			}, {
+				`{"id":"r1","choices":[{"index":0,"delta":{"role":"assistant","content":"","tool_calls":[{"index":0,"id":"c2","type":"function","function":{"name":"send_coupon","arguments":"{}"}}]}}]}`,
+				`{"choices":[{"delta":{"content":"ok","role":"assistant"},"index":0}],"id":"r1"}`,
+				`{"choices":[{"delta":{"role":"assistant"},"index":0}],"id":"r1"}`,
+				`{"id":"r1","choices":[{"index":0,"delta":{"content":" done"}}]}`,
+			}},
+			want: [][]string{{
+				`{"id":"r0","choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}]}`,
+			}, {
+				`{"id":"turn-1","choices":[{"index":0,"delta":{"content":"","tool_calls":[{"index":1,"id":"c2","type":"function","function":{"name":"send_coupon","arguments":"{}"}}]}}]}`,
+				`{"choices":[{"delta":{"content":"ok"},"index":0}],"id":"turn-1"}`,
+				`{"id":"turn-1","choices":[{"index":0,"delta":{"content":" done"}}]}`,
+			}},
+			client: []ToolCall{{Index: 1, ID: "c2", Name: "send_coupon", Arguments: "{}"}},
+		},
+		{
+			name: "pretty-printed chunks with spaces around colons",
+			rounds: [][]string{{
+				`{"id": "a", "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": null}]}`,
+				`{"id": "a", "choices": [{"index": 0, "delta": {"content": " there"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}`,
+			}},
+			want: [][]string{{
+				`{"id": "a", "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": null}]}`,
+				`{"id": "a", "choices": [{"index": 0, "delta": {"content": " there"}, "finish_reason": null}], "usage": null}`,
+			}},
+			finish: "stop",
+			usage:  &Usage{PromptTokens: 3, CompletionTokens: 2, TotalTokens: 5},
+		},
+		{
+			name: "an empty finish_reason string is no finish",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"reasoning_content":"hm"},"finish_reason":""}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"content":"yes"},"finish_reason":""}]}`,
+			}},
+			want: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"reasoning_content":"hm"},"finish_reason":""}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"content":"yes"},"finish_reason":""}]}`,
+			}},
+		},
+		{
+			name: "a proxy that puts finish_reason stop on every chunk: text flows, the last finish is kept",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"delta":{"content":"你好"},"finish_reason":"stop","index":0}]}`,
+				`{"id":"a","choices":[{"delta":{"content":"！"},"finish_reason":"stop","index":0}]}`,
+			}},
+			want: [][]string{{
+				`{"id":"a","choices":[{"delta":{"content":"你好"},"finish_reason":null,"index":0}]}`,
+				`{"id":"a","choices":[{"delta":{"content":"！"},"finish_reason":null,"index":0}]}`,
+			}},
+			finish: "stop",
+		},
+		{
+			name: "usage on every chunk is withheld from the client and the last one kept",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"content":"a"}}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"content":"b"}}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}`,
+			}},
+			want: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"content":"a"}}],"usage":null}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"content":"b"}}],"usage":null}`,
+			}},
+			usage: &Usage{PromptTokens: 5, CompletionTokens: 2, TotalTokens: 7},
+		},
+		{
+			name: "arguments sent as a JSON object instead of a string",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"p","type":"function","function":{"name":"create_order","arguments":{"sku":"x","quantity":2}}}]}}]}`,
+			}},
+			want:    [][]string{nil},
+			payment: []ToolCall{{Index: 0, ID: "p", Name: "create_order", Arguments: `{"sku":"x","quantity":2}`}},
+		},
+		{
+			name: "role as the last, first and only member of a delta after round 0",
+			rounds: [][]string{{
+				`{"id":"r0","choices":[{"index":0,"delta":{"content":"x"}}]}`,
+			}, {
+				`{"id":"r1","choices":[{"index":0,"delta":{"content":"a" , "role" : "assistant"}}]}`,
+				`{"id":"r1","choices":[{"index":0,"delta":{ "role":"assistant", "content":"b"}}]}`,
+				`{"id":"r1","choices":[{"index":0,"delta":{"role":"assistant"}}]}`,
+			}},
+			want: [][]string{{
+				`{"id":"r0","choices":[{"index":0,"delta":{"content":"x"}}]}`,
+			}, {
+				`{"id":"turn-1","choices":[{"index":0,"delta":{"content":"a"}}]}`,
+				`{"id":"turn-1","choices":[{"index":0,"delta":{ "content":"b"}}]}`,
+			}},
+		},
+		{
+			name: "chunks after the finish chunk are still processed",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{},"finish_reason":null,"content_filter_results":{"hate":{"filtered":false}}}]}`,
+				`{"id":"a","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`,
+			}},
+			want: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{},"finish_reason":null,"content_filter_results":{"hate":{"filtered":false}}}]}`,
+			}},
+			finish: "stop",
+			usage:  &Usage{PromptTokens: 1, CompletionTokens: 1, TotalTokens: 2},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			outs, results := run(t, tc.rounds...)
+			for i := range tc.want {
+				if strings.Join(outs[i], "\n") != strings.Join(tc.want[i], "\n") {
+					t.Errorf("round %d returned\n%s\nwant\n%s", i, strings.Join(outs[i], "\n"), strings.Join(tc.want[i], "\n"))
+				}
+			}
+			last := results[len(results)-1]
+			checkCalls(t, "payment calls", last.PaymentCalls, tc.payment)
+			checkCalls(t, "client calls", last.ClientCalls, tc.client)
+			if last.FinishReason != tc.finish {
+				t.Errorf("finish = %q; want %q", last.FinishReason, tc.finish)
+			}
+			if (last.Usage == nil) != (tc.usage == nil) || (last.Usage != nil && *last.Usage != *tc.usage) {
+				t.Errorf("usage = %+v; want %+v", last.Usage, tc.usage)
+			}
+		})
+	}
+}
+
+func TestCaptureMalformed(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+	}{
+		{"done sentinel", "[DONE]"},
+		{"plain text", "OPENROUTER PROCESSING"},
+		{"empty", ""},
+		{"array", "[1,2]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCapture(isPaymentName)
+			out, err := c.Process([]byte(tc.data))
+			if !errors.Is(err, ErrMalformedChunk) || out != nil {
+				t.Errorf("Process(%q) = %q, %v; want nil, ErrMalformedChunk", tc.data, out, err)
+			}
+		})
+	}
+}
+
+// TestCaptureChunksDecodeWithGoOpenAI: every chunk the client gets, and the
+// final chunk, decode with go-openai's stream type (the SDK bots use).
+func TestCaptureChunksDecodeWithGoOpenAI(t *testing.T) {
+	files := []string{"openai_parallel_mixed.sse", "gemini_parallel.sse", "qwen_tool.sse", "azure_tool.sse", "mistral_tool.sse"}
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			c := NewCapture(isPaymentName)
+			outs := replay(t, c, strings.NewReader(string(readFixture(t, f))))
+			res := c.EndRound()
+			outs = append(outs, FinalChunk("turn-1", res.Model, 1752019200, "tool_calls", []byte(`{"actions":[]}`), res.Usage))
+			for _, o := range outs {
+				var v openai.ChatCompletionStreamResponse
+				if err := json.Unmarshal(o, &v); err != nil {
+					t.Errorf("go-openai cannot decode %s: %v", o, err)
+				}
+				for _, ch := range v.Choices {
+					for _, tc := range ch.Delta.ToolCalls {
+						if tc.Index == nil {
+							t.Errorf("tool call without index for go-openai: %s", o)
+						}
+						if isPaymentName(tc.Function.Name) {
+							t.Errorf("payment call reached the client: %s", o)
+						}
+					}
+				}
+			}
+		})
+	}
+}

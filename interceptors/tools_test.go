@@ -1,0 +1,316 @@
+package interceptors
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+var testSpec = ToolSpec{
+	CreateOrder: "create_order", QueryOrder: "query_order", RequestRefund: "request_refund",
+	SKUs: []SKU{
+		{ID: "premium-monthly", Name: "Premium tier, 1 month", PriceFen: 4999, MaxQuantity: 12},
+		{ID: "credits-100", Name: "100 credits", PriceFen: 800, MaxQuantity: 50},
+	},
+}
+
+func TestPaymentTools(t *testing.T) {
+	tools := PaymentTools(testSpec)
+	if !gjson.ValidBytes(tools) {
+		t.Fatalf("not valid JSON: %s", tools)
+	}
+	r := gjson.ParseBytes(tools)
+	if got := r.Get("#.function.name").String(); got != `["create_order","query_order","request_refund"]` {
+		t.Errorf("tool names = %s", got)
+	}
+	co := r.Get(`#(function.name=="create_order").function`)
+	tests := []struct {
+		name, path, want string
+	}{
+		{"type function", `0.type`, "function"},
+		{"sku enum from the catalog", `0.function.parameters.properties.sku.enum`, `["premium-monthly","credits-100"]`},
+		{"quantity is an integer", `0.function.parameters.properties.quantity.type`, "integer"},
+		{"quantity at least 1", `0.function.parameters.properties.quantity.minimum`, "1"},
+		{"quantity at most the largest sku max", `0.function.parameters.properties.quantity.maximum`, "50"},
+		{"pay methods", `0.function.parameters.properties.pay_method.enum`, `["jsapi","native"]`},
+		{"only sku required", `0.function.parameters.required`, `["sku"]`},
+		{"no extra arguments", `0.function.parameters.additionalProperties`, "false"},
+		{"query_order needs order_no", `1.function.parameters.required`, `["order_no"]`},
+		{"refund needs order_no and reason", `2.function.parameters.required`, `["order_no","reason"]`},
+		{"refund amount is a decimal string", `2.function.parameters.properties.amount.type`, "string"},
+		{"no strict flag by default", `0.function.strict`, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := r.Get(tc.path).String(); got != tc.want {
+				t.Errorf("%s = %q; want %q", tc.path, got, tc.want)
+			}
+		})
+	}
+	desc := co.Get("description").String() + co.Get("parameters.properties.sku.description").String()
+	for _, must := range []string{"49.99 CNY", "8.00 CNY", "Premium tier, 1 month", "set by the system", "cannot set them"} {
+		if !strings.Contains(desc, must) {
+			t.Errorf("create_order descriptions lack %q: %s", must, desc)
+		}
+	}
+	for _, name := range []string{"query_order", "request_refund"} {
+		d := r.Get(`#(function.name=="` + name + `").function.description`).String()
+		if !strings.Contains(d, "set by the system") {
+			t.Errorf("%s description does not say the system sets payee and user: %s", name, d)
+		}
+	}
+}
+
+func TestPaymentToolsStrict(t *testing.T) {
+	spec := testSpec
+	spec.Strict = true
+	r := gjson.ParseBytes(PaymentTools(spec))
+	tests := []struct {
+		name, path, want string
+	}{
+		{"strict flag", `0.function.strict`, "true"},
+		{"every property required", `0.function.parameters.required`, `["sku","quantity","pay_method"]`},
+		{"optional quantity is nullable", `0.function.parameters.properties.quantity.type`, `["integer","null"]`},
+		{"optional pay_method enum has null", `0.function.parameters.properties.pay_method.enum`, `["jsapi","native",null]`},
+		{"sku stays a plain string", `0.function.parameters.properties.sku.type`, "string"},
+		{"refund amount nullable", `2.function.parameters.properties.amount.type`, `["string","null"]`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := r.Get(tc.path).Raw; strings.Trim(got, `"`) != tc.want {
+				t.Errorf("%s = %s; want %s", tc.path, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPaymentToolsLeavesOut(t *testing.T) {
+	tests := []struct {
+		name string
+		spec ToolSpec
+		want string
+	}{
+		{"no catalog: no create_order", ToolSpec{CreateOrder: "create_order", QueryOrder: "query_order", RequestRefund: "request_refund"}, `["query_order","request_refund"]`},
+		{"empty name: tool left out", ToolSpec{CreateOrder: "buy", SKUs: testSpec.SKUs, QueryOrder: "status"}, `["buy","status"]`},
+		{"nothing", ToolSpec{}, `[]`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tools := PaymentTools(tc.spec)
+			if !gjson.ValidBytes(tools) {
+				t.Fatalf("not JSON: %s", tools)
+			}
+			if got := gjson.ParseBytes(tools).Get("#.function.name").Raw; got != tc.want {
+				t.Errorf("names = %s; want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAddTools(t *testing.T) {
+	tools := PaymentTools(testSpec)
+	names := testSpec.Names()
+	client := `{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}`
+	tests := []struct {
+		name      string
+		body      string
+		wantNames string
+		prefix    string // the client's bytes that must stay as they were
+		wantErr   bool
+	}{
+		{
+			name:      "appended after the client's tools, which stay byte for byte",
+			body:      `{"model":"m","tools":[ ` + client + ` ],"messages":[{"role":"user","content":"hi"}]}`,
+			wantNames: `["get_weather","create_order","query_order","request_refund"]`,
+			prefix:    `{"model":"m","tools":[ ` + client,
+		},
+		{
+			name:      "tools created when absent",
+			body:      `{"model":"m","messages":[],"x_unknown":{"keep":true}}`,
+			wantNames: `["create_order","query_order","request_refund"]`,
+			prefix:    `{"model":"m","messages":[],"x_unknown":{"keep":true}`,
+		},
+		{
+			name:      "empty client array",
+			body:      `{"tools":[ ],"model":"m"}`,
+			wantNames: `["create_order","query_order","request_refund"]`,
+			prefix:    `{"tools":[`,
+		},
+		{
+			name:      "null tools",
+			body:      `{"tools":null,"model":"m"}`,
+			wantNames: `["create_order","query_order","request_refund"]`,
+		},
+		{name: "a client tool named like a payment tool", body: `{"tools":[{"type":"function","function":{"name":"create_order"}}]}`, wantErr: true},
+		{name: "a custom tool named like a payment tool", body: `{"tools":[{"type":"custom","custom":{"name":"request_refund"}}]}`, wantErr: true},
+		{name: "tools not an array", body: `{"tools":{"name":"x"}}`, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body := []byte(tc.body)
+			out, err := AddTools(body, tools, names)
+			if tc.wantErr {
+				if !errors.Is(err, ErrBadRequest) {
+					t.Fatalf("err = %v; want ErrBadRequest", err)
+				}
+				if strings.Contains(tc.body, "create_order") && !strings.Contains(err.Error(), "create_order") {
+					t.Errorf("error %q does not name the clash", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !gjson.ValidBytes(out) {
+				t.Fatalf("not JSON: %s", out)
+			}
+			if got := gjson.GetBytes(out, "tools.#.function.name").Raw; got != tc.wantNames {
+				t.Errorf("tool names = %s; want %s", got, tc.wantNames)
+			}
+			if !bytes.HasPrefix(out, []byte(tc.prefix)) {
+				t.Errorf("client bytes changed:\n got %s\nwant prefix %s", out, tc.prefix)
+			}
+			if string(body) != tc.body {
+				t.Errorf("input body modified")
+			}
+			// The payment tools arrive byte for byte, after the client's.
+			all := gjson.GetBytes(out, "tools").Array()
+			mine := gjson.ParseBytes(tools).Array()
+			for i, m := range mine {
+				if got := all[len(all)-len(mine)+i].Raw; got != m.Raw {
+					t.Errorf("payment tool %d changed: %s", i, got)
+				}
+			}
+		})
+	}
+}
+
+func TestSetToolChoiceNone(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+	}{
+		{"absent", `{"model":"m","messages":[]}`, `{"model":"m","messages":[],"tool_choice":"none"}`},
+		{"auto", `{"tool_choice":"auto","model":"m"}`, `{"tool_choice":"none","model":"m"}`},
+		{"forced function", `{"model":"m","tool_choice":{"type":"function","function":{"name":"x"}},"n":1}`, `{"model":"m","tool_choice":"none","n":1}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := SetToolChoiceNone([]byte(tc.body))
+			if err != nil || string(out) != tc.want {
+				t.Errorf("got %s, %v; want %s", out, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestInsertStateMessage(t *testing.T) {
+	const text = "Payment state: order PG1 \"premium\" is paid.\nOrder PG2 awaits payment."
+	tests := []struct {
+		name    string
+		body    string
+		before  string // bytes that must precede the inserted message unchanged
+		wantAt  int    // index of the system message in messages
+		wantErr bool
+	}{
+		{
+			name:   "before the last user message",
+			body:   `{"model":"m","messages":[{"role":"system","content":"You sell plans."},{"role":"user","content":"hi"},{"role":"assistant","content":"hello"},{"role":"user","content":"buy premium"}],"stream":true}`,
+			before: `{"model":"m","messages":[{"role":"system","content":"You sell plans."},{"role":"user","content":"hi"},{"role":"assistant","content":"hello"},`,
+			wantAt: 3,
+		},
+		{
+			name:   "last user message followed by tool messages",
+			body:   `{"messages":[ {"role":"user","content":"x"} , {"role":"assistant","tool_calls":[]},{"role":"tool","tool_call_id":"a","content":"{}"}]}`,
+			before: `{"messages":[ `,
+			wantAt: 0,
+		},
+		{
+			name:   "no user message: appended",
+			body:   `{"messages":[{"role":"system","content":"s"}],"model":"m"}`,
+			before: `{"messages":[{"role":"system","content":"s"}`,
+			wantAt: 1,
+		},
+		{name: "messages missing", body: `{"model":"m"}`, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := InsertStateMessage([]byte(tc.body), text)
+			if tc.wantErr {
+				if !errors.Is(err, ErrBadRequest) {
+					t.Errorf("err = %v; want ErrBadRequest", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !gjson.ValidBytes(out) {
+				t.Fatalf("not JSON: %s", out)
+			}
+			if !bytes.HasPrefix(out, []byte(tc.before)) {
+				t.Errorf("prefix changed:\n got %s\nwant prefix %s", out, tc.before)
+			}
+			msgs := gjson.GetBytes(out, "messages").Array()
+			if len(msgs) != len(gjson.Get(tc.body, "messages").Array())+1 {
+				t.Fatalf("messages = %d", len(msgs))
+			}
+			m := msgs[tc.wantAt]
+			if m.Get("role").String() != "system" || m.Get("content").String() != text {
+				t.Errorf("message %d = %s; want the state message", tc.wantAt, m.Raw)
+			}
+			// Everything after the inserted message is the client's too.
+			ins := m.Raw
+			i := bytes.Index(out, []byte(ins))
+			rest := string(out[i+len(ins):])
+			if tc.wantAt < len(msgs)-1 {
+				rest = strings.TrimPrefix(rest, ",")
+			}
+			if !strings.HasSuffix(tc.body, rest) {
+				t.Errorf("bytes after the inserted message changed: %s", rest)
+			}
+		})
+	}
+}
+
+func TestAppendMessages(t *testing.T) {
+	asst := AssistantToolMessage("", []ToolCall{{ID: "c1", Name: "create_order", Arguments: `{"sku":"x"}`}})
+	res := ToolResultMessage("c1", []byte(`{"order_no":"PG1","status":"awaiting_payment"}`))
+	tests := []struct {
+		name, body string
+		msgs       [][]byte
+		want       string
+		wantErr    bool
+	}{
+		{
+			name: "two messages",
+			body: `{"messages":[{"role":"user","content":"buy"}],"model":"m"}`,
+			msgs: [][]byte{asst, res},
+			want: `{"messages":[{"role":"user","content":"buy"},` + string(asst) + `,` + string(res) + `],"model":"m"}`,
+		},
+		{
+			name: "empty messages",
+			body: `{"messages":[],"model":"m"}`,
+			msgs: [][]byte{res},
+			want: `{"messages":[` + string(res) + `],"model":"m"}`,
+		},
+		{name: "invalid message", body: `{"messages":[]}`, msgs: [][]byte{[]byte(`{"role":`)}, wantErr: true},
+		{name: "no messages", body: `{}`, msgs: [][]byte{res}, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := AppendMessages([]byte(tc.body), tc.msgs...)
+			if tc.wantErr {
+				if err == nil {
+					t.Errorf("got %s; want an error", out)
+				}
+				return
+			}
+			if err != nil || string(out) != tc.want {
+				t.Errorf("got %s, %v;\nwant %s", out, err, tc.want)
+			}
+		})
+	}
+}
