@@ -1,0 +1,322 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/paygate/paygate/config"
+)
+
+const testOpenID = "oUser-purchase-0001"
+
+// scriptedProvider answers round n of every turn with rounds[n]: raw SSE
+// events when the request streams, a chat.completion otherwise. It records
+// every request body.
+type scriptedProvider struct {
+	*httptest.Server
+	mu     sync.Mutex
+	bodies []string
+}
+
+// scriptRound is one upstream answer.
+type scriptRound struct {
+	chunks []string // chat.completion.chunk JSON objects
+	whole  string   // the non-stream chat.completion
+}
+
+func newScriptedProvider(t *testing.T, rounds func(body string) scriptRound) *scriptedProvider {
+	t.Helper()
+	sp := &scriptedProvider{}
+	sp.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		sp.mu.Lock()
+		sp.bodies = append(sp.bodies, string(b))
+		sp.mu.Unlock()
+		round := rounds(string(b))
+		if !strings.Contains(string(b), `"stream":true`) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, round.whole)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, c := range round.chunks {
+			_, _ = io.WriteString(w, "data: "+c+"\n\n")
+			w.(http.Flusher).Flush()
+		}
+		_, _ = io.WriteString(w, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(sp.Close)
+	return sp
+}
+
+func (sp *scriptedProvider) requests() []string {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return append([]string(nil), sp.bodies...)
+}
+
+// purchaseScript: the first round says a few words and calls create_order
+// with arguments that try to set a price, a user and a notify URL; the round
+// after the tool result confirms in words.
+func purchaseScript(body string) scriptRound {
+	const head = `{"id":"chatcmpl-R","object":"chat.completion.chunk","created":1700000000,"model":"openai/gpt-4o-2024","choices":[`
+	if !strings.Contains(body, `"role":"tool"`) {
+		args := `{\"sku\":\"premium-monthly\",\"quantity\":1,\"amount\":1,\"price\":\"0.01\",\"openid\":\"oEvil\",\"notify_url\":\"http://evil.example/n\"}`
+		return scriptRound{
+			chunks: []string{
+				strings.Replace(head, "chatcmpl-R", "chatcmpl-R1", 1) + `{"index":0,"delta":{"role":"assistant","content":"Let me set that up. "},"finish_reason":null}]}`,
+				strings.Replace(head, "chatcmpl-R", "chatcmpl-R1", 1) + `{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_pay1","type":"function","function":{"name":"create_order","arguments":""}}]},"finish_reason":null}]}`,
+				strings.Replace(head, "chatcmpl-R", "chatcmpl-R1", 1) + `{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"` + args[:29] + `"}}]},"finish_reason":null}]}`,
+				strings.Replace(head, "chatcmpl-R", "chatcmpl-R1", 1) + `{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"` + args[29:] + `"}}]},"finish_reason":null}]}`,
+				strings.Replace(head, "chatcmpl-R", "chatcmpl-R1", 1) + `{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`,
+				`{"id":"chatcmpl-R1","object":"chat.completion.chunk","created":1700000000,"model":"openai/gpt-4o-2024","choices":[],"usage":{"prompt_tokens":100,"completion_tokens":20,"total_tokens":120}}`,
+			},
+			whole: `{"id":"chatcmpl-R1","object":"chat.completion","created":1700000000,"model":"openai/gpt-4o-2024","choices":[{"index":0,"message":{"role":"assistant","content":"Let me set that up. ","tool_calls":[{"id":"call_pay1","type":"function","function":{"name":"create_order","arguments":"` + args + `"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":100,"completion_tokens":20,"total_tokens":120}}`,
+		}
+	}
+	return scriptRound{
+		chunks: []string{
+			strings.Replace(head, "chatcmpl-R", "chatcmpl-R2", 1) + `{"index":0,"delta":{"role":"assistant","content":"Your order is ready: "},"finish_reason":null}]}`,
+			strings.Replace(head, "chatcmpl-R", "chatcmpl-R2", 1) + `{"index":0,"delta":{"content":"tap Pay to finish."},"finish_reason":null}]}`,
+			strings.Replace(head, "chatcmpl-R", "chatcmpl-R2", 1) + `{"index":0,"delta":{},"finish_reason":"stop"}]}`,
+			`{"id":"chatcmpl-R2","object":"chat.completion.chunk","created":1700000000,"model":"openai/gpt-4o-2024","choices":[],"usage":{"prompt_tokens":150,"completion_tokens":10,"total_tokens":160}}`,
+		},
+		whole: `{"id":"chatcmpl-R2","object":"chat.completion","created":1700000000,"model":"openai/gpt-4o-2024","choices":[{"index":0,"message":{"role":"assistant","content":"Your order is ready: tap Pay to finish."},"finish_reason":"stop"}],"usage":{"prompt_tokens":150,"completion_tokens":10,"total_tokens":160}}`,
+	}
+}
+
+// paymentApp serves the binary's application with payments on the
+// simulator, its notify route reachable at the served URL.
+func paymentApp(t *testing.T, providerURL string, extra string) (string, *app) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	src := `
+clients: [{name: bot, key: ` + e2eClientKey + `}]
+store: {path: ` + filepath.Join(t.TempDir(), "paygate.db") + `}
+providers:
+  - {name: fake, base_url: "` + providerURL + `/v1", api_key: sk-upstream-secret}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+payments:
+  catalog:
+    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
+    - {sku: premium-yearly, name: "Premium tier, 1 year", price: "499.00", max_quantity: 2}
+` + extra
+	cfg, err := config.Parse([]byte(src), "e2e.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(cfg, io.Discard, "http://"+srv.Listener.Addr().String()+"/wechatpay/notify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.close)
+	srv.Config.Handler = a.server.Handler()
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv.URL, a
+}
+
+
+func userClient(url string) *openai.Client {
+	c := openai.DefaultConfig(e2eClientKey)
+	c.BaseURL = url + "/v1"
+	c.HTTPClient = &http.Client{Transport: headerTransport{"X-WeChat-OpenID": testOpenID}}
+	return openai.NewClientWithConfig(c)
+}
+
+type headerTransport map[string]string
+
+func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range h {
+		r.Header.Set(k, v)
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestPurchaseStreamGoOpenAI(t *testing.T) {
+	up := newScriptedProvider(t, purchaseScript)
+	url, a := paymentApp(t, up.URL, "")
+	stream, err := userClient(url).CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
+		Model: "gpt-4o", Stream: true,
+		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "I want premium for a month"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	var text strings.Builder
+	ids := map[string]bool{}
+	roles, finishes := 0, 0
+	for {
+		c, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Recv: %v", err)
+		}
+		ids[c.ID] = true
+		if len(c.Choices) == 0 {
+			t.Errorf("usage-only chunk reached a client that did not ask for usage")
+			continue
+		}
+		d := c.Choices[0].Delta
+		if d.Role != "" {
+			roles++
+		}
+		if len(d.ToolCalls) > 0 {
+			t.Errorf("a payment tool call reached the client: %+v", d.ToolCalls)
+		}
+		text.WriteString(d.Content)
+		if c.Choices[0].FinishReason != "" {
+			finishes++
+			if c.Choices[0].FinishReason != openai.FinishReasonStop {
+				t.Errorf("finish %q", c.Choices[0].FinishReason)
+			}
+		}
+	}
+	if got, want := text.String(), "Let me set that up. Your order is ready: tap Pay to finish."; got != want {
+		t.Errorf("client text %q; want %q", got, want)
+	}
+	if len(ids) != 1 || !ids["chatcmpl-R1"] || roles != 1 || finishes != 1 {
+		t.Errorf("ids %v roles %d finishes %d; want one id, one role delta, one finish", ids, roles, finishes)
+	}
+
+	reqs := up.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("upstream saw %d rounds; want 2", len(reqs))
+	}
+	if !strings.Contains(reqs[0], `"name":"create_order"`) {
+		t.Errorf("round 1 did not offer create_order: %s", reqs[0])
+	}
+	second := reqs[1]
+	for _, want := range []string{`"role":"assistant"`, `"tool_call_id":"call_pay1"`, `49.99 CNY`, `awaiting_payment`} {
+		if !strings.Contains(second, want) {
+			t.Errorf("round 2 request lacks %s: %s", want, second)
+		}
+	}
+	for _, leak := range []string{"paySign", "prepay_id", testOpenID, e2eClientKey} {
+		if strings.Contains(reqs[0]+second, leak) {
+			t.Errorf("an upstream request contains %q", leak)
+		}
+	}
+	if a.sim.OrderCount() != 1 {
+		t.Errorf("simulator has %d orders; want 1", a.sim.OrderCount())
+	}
+	var orderNo string
+	for _, rl := range a.sim.Requests() {
+		if rl.Op == "prepay-jsapi" {
+			orderNo = rl.OutTradeNo
+		}
+	}
+	tx, ok := a.sim.Order(orderNo)
+	if !ok || tx.Amount.Total != 4999 || tx.Payer == nil || tx.Payer.OpenID != testOpenID {
+		t.Errorf("simulator order %q: %+v; want the catalog price 4999 and the real user, nothing from the model", orderNo, tx)
+	}
+	if a.sim.Prepays(orderNo) != 1 {
+		t.Errorf("order %q prepays %d; want exactly one", orderNo, a.sim.Prepays(orderNo))
+	}
+}
+
+func TestPurchaseNonStreamExtension(t *testing.T) {
+	up := newScriptedProvider(t, purchaseScript)
+	url, _ := paymentApp(t, up.URL, "")
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"premium please"}]}`))
+	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+	req.Header.Set("X-WeChat-OpenID", testOpenID)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		ID      string `json:"id"`
+		Choices []struct {
+			Message struct {
+				Content   string `json:"content"`
+				ToolCalls []any  `json:"tool_calls"`
+			} `json:"message"`
+		} `json:"choices"`
+		Usage   struct{ TotalTokens int `json:"total_tokens"` } `json:"usage"`
+		Paygate struct {
+			Actions []struct {
+				Type           string         `json:"type"`
+				Order          map[string]any `json:"order"`
+				RequestPayment map[string]any `json:"request_payment"`
+			} `json:"actions"`
+			Rounds []struct{ Provider, Model string } `json:"rounds"`
+		} `json:"paygate"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if out.ID != "chatcmpl-R1" || out.Choices[0].Message.Content != "Your order is ready: tap Pay to finish." || len(out.Choices[0].Message.ToolCalls) != 0 {
+		t.Errorf("answer %+v", out)
+	}
+	if out.Usage.TotalTokens != 280 {
+		t.Errorf("usage %d; want 280 summed over both rounds", out.Usage.TotalTokens)
+	}
+	if len(out.Paygate.Actions) != 1 || out.Paygate.Actions[0].Type != "order_created" ||
+		out.Paygate.Actions[0].Order["amount_fen"] != float64(4999) || out.Paygate.Actions[0].RequestPayment["paySign"] == nil {
+		t.Errorf("paygate actions %+v", out.Paygate.Actions)
+	}
+	if len(out.Paygate.Rounds) != 2 || out.Paygate.Rounds[0].Provider != "fake" || out.Paygate.Rounds[1].Model != "openai/gpt-4o-2024" {
+		t.Errorf("paygate rounds %+v", out.Paygate.Rounds)
+	}
+}
+
+// TestPurchaseNodeSDK: the Node openai SDK streams a purchase and reads the
+// paygate extension from the final chunk.
+func TestPurchaseNodeSDK(t *testing.T) {
+	dir, _ := filepath.Abs("../../test/node")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("the Node openai package is missing: run `npm ci --prefix test/node`")
+		}
+		t.Skip("Node openai package not installed")
+	}
+	up := newScriptedProvider(t, purchaseScript)
+	url, _ := paymentApp(t, up.URL, "")
+	cmd := exec.Command("node", "chat.mjs", "stream")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PAYGATE_URL="+url+"/v1", "PAYGATE_KEY="+e2eClientKey, "PAYGATE_MODEL=gpt-4o", "PAYGATE_OPENID="+testOpenID)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v %s", err, out)
+	}
+	var res struct {
+		Content string `json:"content"`
+		Finish  string `json:"finish"`
+		Paygate struct {
+			Actions []struct {
+				Type  string         `json:"type"`
+				Order map[string]any `json:"order"`
+			} `json:"actions"`
+		} `json:"paygate"`
+		ToolCalls []any `json:"toolCalls"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+	if res.Content != "Let me set that up. Your order is ready: tap Pay to finish." || res.Finish != "stop" || len(res.ToolCalls) != 0 {
+		t.Errorf("node saw %+v", res)
+	}
+	if len(res.Paygate.Actions) != 1 || res.Paygate.Actions[0].Type != "order_created" || res.Paygate.Actions[0].Order["status"] != "awaiting_payment" {
+		t.Errorf("node read paygate %+v", res.Paygate)
+	}
+}
