@@ -129,7 +129,6 @@ payments:
 	return srv.URL, a
 }
 
-
 func userClient(url string) *openai.Client {
 	c := openai.DefaultConfig(e2eClientKey)
 	c.BaseURL = url + "/v1"
@@ -252,7 +251,9 @@ func TestPurchaseNonStreamExtension(t *testing.T) {
 				ToolCalls []any  `json:"tool_calls"`
 			} `json:"message"`
 		} `json:"choices"`
-		Usage   struct{ TotalTokens int `json:"total_tokens"` } `json:"usage"`
+		Usage struct {
+			TotalTokens int `json:"total_tokens"`
+		} `json:"usage"`
 		Paygate struct {
 			Actions []struct {
 				Type           string         `json:"type"`
