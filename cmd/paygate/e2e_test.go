@@ -26,7 +26,7 @@ func e2eApp(t *testing.T, providerURL string) string {
 	t.Helper()
 	src := `
 clients: [{name: bot, key: ` + e2eClientKey + `}]
-store: {path: ` + filepath.Join(t.TempDir(), "paygate.db") + `}
+store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
 providers:
   - {name: fake, base_url: "` + providerURL + `/v1", api_key: sk-upstream}
 models:

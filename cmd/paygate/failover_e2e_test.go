@@ -22,7 +22,7 @@ func twoTargetApp(t *testing.T, primary, fallback string) string {
 	t.Helper()
 	src := `
 clients: [{name: bot, key: ` + e2eClientKey + `}]
-store: {path: ` + filepath.Join(t.TempDir(), "p.db") + `}
+store: {path: "` + filepath.Join(t.TempDir(), "p.db") + `"}
 providers:
   - {name: primary, base_url: "` + primary + `/v1", api_key: k1, timeouts: {connect: 1s, first_byte: 300ms, first_token: 300ms, idle: 300ms, total: 10s}}
   - {name: fallback, base_url: "` + fallback + `/v1", api_key: k2}

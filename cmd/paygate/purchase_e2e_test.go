@@ -104,7 +104,7 @@ func paymentApp(t *testing.T, providerURL string, extra string) (string, *app) {
 	srv := httptest.NewUnstartedServer(nil)
 	src := `
 clients: [{name: bot, key: ` + e2eClientKey + `}]
-store: {path: ` + filepath.Join(t.TempDir(), "paygate.db") + `}
+store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
 providers:
   - {name: fake, base_url: "` + providerURL + `/v1", api_key: sk-upstream-secret}
 models:

@@ -32,7 +32,7 @@ func TestShutdownDrainsStreams(t *testing.T) {
 	src := `
 server: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", shutdown_timeout: 20s}
 clients: [{name: bot, key: k-drain}]
-store: {path: ` + filepath.Join(t.TempDir(), "p.db") + `}
+store: {path: "` + filepath.Join(t.TempDir(), "p.db") + `"}
 providers: [{name: fake, base_url: "` + up.URL + `", api_key: x}]
 models: [{name: m, targets: [{provider: fake, model: u}]}]
 `

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	openai "github.com/sashabaranov/go-openai"
+)
+
+// toolRound renders a streamed round whose chunks carry the given tool
+// calls (name and raw arguments JSON), each whole in one delta.
+func toolRound(id string, calls ...[2]string) scriptRound {
+	head := `{"id":"` + id + `","object":"chat.completion.chunk","created":1,"model":"m","choices":[`
+	r := scriptRound{chunks: []string{head + `{"index":0,"delta":{"role":"assistant","content":"On it. "},"finish_reason":null}]}`}}
+	for i, c := range calls {
+		args := strings.ReplaceAll(c[1], `"`, `\"`)
+		r.chunks = append(r.chunks, head+fmt.Sprintf(`{"index":0,"delta":{"tool_calls":[{"index":%d,"id":"call_%d","type":"function","function":{"name":"%s","arguments":"%s"}}]},"finish_reason":null}]}`, i, i, c[0], args))
+	}
+	r.chunks = append(r.chunks, head+`{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`)
+	return r
+}
+
+func textRound(id, text string) scriptRound {
+	head := `{"id":"` + id + `","object":"chat.completion.chunk","created":1,"model":"m","choices":[`
+	return scriptRound{chunks: []string{
+		head + `{"index":0,"delta":{"role":"assistant","content":"` + text + `"},"finish_reason":null}]}`,
+		head + `{"index":0,"delta":{},"finish_reason":"stop"}]}`,
+	}}
+}
+
+func streamAll(t *testing.T, url string) (string, error) {
+	t.Helper()
+	stream, err := userClient(url).CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
+		Model: "gpt-4o", Stream: true,
+		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "buy"}},
+	})
+	if err != nil {
+		return "", err
+	}
+	defer stream.Close()
+	var b strings.Builder
+	for {
+		c, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return b.String(), nil
+		}
+		if err != nil {
+			return b.String(), err
+		}
+		if len(c.Choices) > 0 {
+			if len(c.Choices[0].Delta.ToolCalls) > 0 {
+				t.Errorf("tool call reached the client: %+v", c.Choices[0].Delta.ToolCalls)
+			}
+			b.WriteString(c.Choices[0].Delta.Content)
+		}
+	}
+}
+
+func TestBudget(t *testing.T) {
+	tests := []struct {
+		name       string
+		extra      string
+		script     func(n int, body string) scriptRound
+		wantOrders int
+		wantRounds int
+		wantText   string
+		check      func(t *testing.T, bodies []string)
+	}{
+		{
+			name: "two create_order calls in one round: only the lowest index runs",
+			script: func(n int, body string) scriptRound {
+				if n == 0 {
+					return toolRound("c1", [2]string{"create_order", `{"sku":"premium-monthly"}`}, [2]string{"create_order", `{"sku":"premium-yearly"}`})
+				}
+				return textRound("c2", "Done.")
+			},
+			wantOrders: 1, wantRounds: 2, wantText: "On it. Done.",
+			check: func(t *testing.T, bodies []string) {
+				if !strings.Contains(bodies[1], `\"status\":\"not_executed\"`) || !strings.Contains(bodies[1], `"tool_choice":"none"`) {
+					t.Errorf("the second call must be refused and the next round run with tool_choice none: %s", bodies[1])
+				}
+			},
+		},
+		{
+			name: "unknown SKU: nothing executed, clarifying round with tool_choice none",
+			script: func(n int, body string) scriptRound {
+				if n == 0 {
+					return toolRound("c1", [2]string{"create_order", `{"sku":"gold-bar"}`})
+				}
+				return textRound("c2", "Which plan do you mean?")
+			},
+			wantOrders: 0, wantRounds: 2, wantText: "On it. Which plan do you mean?",
+			check: func(t *testing.T, bodies []string) {
+				if !strings.Contains(bodies[1], `needs_clarification`) || !strings.Contains(bodies[1], `"tool_choice":"none"`) {
+					t.Errorf("round 2 must carry the clarification result and tool_choice none: %s", bodies[1])
+				}
+			},
+		},
+		{
+			name: "missing argument: nothing executed",
+			script: func(n int, body string) scriptRound {
+				if n == 0 {
+					return toolRound("c1", [2]string{"create_order", `{"quantity":2}`})
+				}
+				return textRound("c2", "Which plan?")
+			},
+			wantOrders: 0, wantRounds: 2, wantText: "On it. Which plan?",
+		},
+		{
+			name: "quantity out of range: nothing executed",
+			script: func(n int, body string) scriptRound {
+				if n == 0 {
+					return toolRound("c1", [2]string{"create_order", `{"sku":"premium-monthly","quantity":13}`})
+				}
+				return textRound("c2", "At most 12.")
+			},
+			wantOrders: 0, wantRounds: 2, wantText: "On it. At most 12.",
+		},
+		{
+			name: "a model that keeps calling tools ends within max_rounds with the clarification text",
+			script: func(n int, body string) scriptRound {
+				return toolRound(fmt.Sprintf("c%d", n), [2]string{"create_order", `{"sku":"nope"}`})
+			},
+			wantOrders: 0, wantRounds: 3,
+			wantText: "On it. On it. On it. Could you tell me exactly which plan and how many you want?",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := 0
+			up := newScriptedProvider(t, func(body string) scriptRound { r := tc.script(n, body); n++; return r })
+			url, a := paymentApp(t, up.URL, tc.extra)
+			text, err := streamAll(t, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if text != tc.wantText {
+				t.Errorf("client text %q; want %q", text, tc.wantText)
+			}
+			bodies := up.requests()
+			if len(bodies) != tc.wantRounds {
+				t.Errorf("upstream rounds %d; want %d", len(bodies), tc.wantRounds)
+			}
+			if got := a.sim.OrderCount(); got != tc.wantOrders {
+				t.Errorf("orders at the simulator %d; want %d", got, tc.wantOrders)
+			}
+			if tc.check != nil && len(bodies) > 1 {
+				tc.check(t, bodies)
+			}
+		})
+	}
+}
+
+// TestNoBuffering: the upstream sends one text delta and waits until the
+// client has it before sending a payment call. A proxy that held a round
+// back whole would deadlock here.
+func TestNoBuffering(t *testing.T) {
+	got := make(chan struct{})
+	round := 0
+	head := `{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[`
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		round++
+		w.Header().Set("Content-Type", "text/event-stream")
+		if round > 1 {
+			_, _ = io.WriteString(w, "data: "+head+`{"index":0,"delta":{"content":"paid soon"},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n")
+			return
+		}
+		_, _ = io.WriteString(w, "data: "+head+`{"index":0,"delta":{"role":"assistant","content":"first words "},"finish_reason":null}]}`+"\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-got:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, "data: "+head+`{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]},"finish_reason":"tool_calls"}]}`+"\n\ndata: [DONE]\n\n")
+	}))
+	defer up.Close()
+	url, a := paymentApp(t, up.URL, "")
+	stream, err := userClient(url).CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
+		Model: "gpt-4o", Stream: true, Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "buy"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	first, err := stream.Recv()
+	if err != nil || first.Choices[0].Delta.Content != "first words " {
+		t.Fatalf("first chunk %+v, %v", first, err)
+	}
+	close(got) // only now may the upstream go on
+	var rest strings.Builder
+	for {
+		c, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Choices) > 0 {
+			rest.WriteString(c.Choices[0].Delta.Content)
+		}
+	}
+	if rest.String() != "paid soon" || a.sim.OrderCount() != 1 {
+		t.Errorf("rest %q orders %d", rest.String(), a.sim.OrderCount())
+	}
+}
