@@ -10,9 +10,10 @@ import (
 // metrics are the client-facing counters. Labels are low-cardinality: route
 // and status only, never a user or an order.
 type metrics struct {
-	requests        *prometheus.CounterVec
-	duration        *prometheus.HistogramVec
-	budgetExhausted prometheus.Counter
+	requests         *prometheus.CounterVec
+	duration         *prometheus.HistogramVec
+	budgetExhausted  prometheus.Counter
+	stateUnavailable prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -31,7 +32,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Turns that spent payments.budget.max_rounds and ended with the clarification text.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.budgetExhausted} {
+	m.stateUnavailable = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "paygate_state_unavailable_total",
+		Help: "Turns served without payment state because the store did not answer.",
+	})
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.budgetExhausted, m.stateUnavailable} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering proxy metrics: %w", err)
 		}

@@ -51,6 +51,10 @@ type Options struct {
 	Notify http.Handler
 	// Tools executes payment tool calls; nil offers no payment tools.
 	Tools PaymentTools
+	// State holds the users' payment state; nil: turns carry no state.
+	State StateStore
+	// Reconciler refreshes pending orders before a turn; nil: no refresh.
+	Reconciler Reconciler
 }
 
 // Server holds the HTTP surfaces.
@@ -66,9 +70,11 @@ type Server struct {
 	modelsJS []byte
 	metrics  *metrics
 
-	tools     PaymentTools
-	toolDefs  []byte   // the payment tool definitions, rendered once
-	toolNames []string // their names, for the clash check
+	tools      PaymentTools
+	state      StateStore
+	reconciler Reconciler
+	toolDefs   []byte   // the payment tool definitions, rendered once
+	toolNames  []string // their names, for the clash check
 }
 
 type clientEntry struct {
@@ -83,14 +89,16 @@ func New(o Options) (*Server, error) {
 		reg = prometheus.NewRegistry()
 	}
 	s := &Server{
-		cfg:     o.Config,
-		up:      o.Upstream,
-		log:     o.Logger,
-		reg:     reg,
-		store:   o.Store,
-		notify:  o.Notify,
-		privacy: interceptors.Privacy{Mode: o.Config.Privacy.ForwardUser, Key: o.HashKey},
-		tools:   o.Tools,
+		cfg:        o.Config,
+		up:         o.Upstream,
+		log:        o.Logger,
+		reg:        reg,
+		store:      o.Store,
+		notify:     o.Notify,
+		privacy:    interceptors.Privacy{Mode: o.Config.Privacy.ForwardUser, Key: o.HashKey},
+		tools:      o.Tools,
+		state:      o.State,
+		reconciler: o.Reconciler,
 	}
 	if o.Tools != nil {
 		spec := toolSpec(o.Config)

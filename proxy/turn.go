@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,9 +41,10 @@ type turn struct {
 	body   []byte
 	caller payments.Caller
 
-	budget     config.Budget
-	moneyCalls int  // money-moving calls executed
-	clarify    bool // the next round runs with tool_choice "none"
+	budget       config.Budget
+	moneyCalls   int  // money-moving calls executed
+	clarify      bool // the next round runs with tool_choice "none"
+	afterPayment bool // a payment result is in the conversation: followup_model may answer
 
 	turnID  string
 	created int64
@@ -63,12 +65,45 @@ type roundInfo struct {
 // runTurn serves a chat request whose user is known: the payment tools are
 // offered and the turn loops over rounds until one ends without a payment call.
 func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat interceptors.Chat, body []byte, caller payments.Caller) {
-	body, err := interceptors.AddTools(body, s.toolDefs, s.toolNames)
-	if err != nil {
+	ctx, reqID := r.Context(), reqInfo(r).id
+	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget}
+	var err error
+	if s.state != nil && bytes.Contains(body, toolCallsKey) {
+		var n int
+		body, n, err = interceptors.RestoreExchanges(body, func(id string) *interceptors.Exchange {
+			b, err := s.lookupExchange(ctx, caller, id)
+			if err != nil {
+				return nil
+			}
+			var ex interceptors.Exchange
+			if json.Unmarshal(b, &ex) != nil {
+				return nil
+			}
+			return &ex
+		})
+		if err != nil {
+			writeError(w, badRequest("paygate: "+err.Error()))
+			return
+		}
+		if n > 0 {
+			s.log.Debug("payment exchanges restored", "request_id", reqID, "count", n)
+		}
+	}
+	orders := s.loadState(ctx, reqID, caller)
+	if msg := stateMessage(orders, time.Now(), s.cfg.Payments.StateInjection.SettledAfter.D()); msg != "" {
+		if body, err = interceptors.InsertStateMessage(body, msg); err != nil {
+			writeError(w, badRequest("paygate: "+err.Error()))
+			return
+		}
+	}
+	if len(orders) > 0 {
+		t.actions = s.announce(ctx, orders)
+	}
+	if body, err = interceptors.AddTools(body, s.toolDefs, s.toolNames); err != nil {
 		writeError(w, badRequest(err.Error()))
 		return
 	}
-	t := &turn{s: s, w: w, r: r, chat: chat, body: body, caller: caller, budget: s.cfg.Payments.Budget}
+	t.body = body
 	if chat.Stream {
 		t.stream()
 	} else {
@@ -76,9 +111,17 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	}
 }
 
+var toolCallsKey = []byte(`"tool_calls"`)
+
 func (t *turn) open() (*failover.Response, error) {
+	model := t.chat.Model
+	if t.afterPayment && t.s.cfg.Payments.FollowupModel != "" {
+		// A round that only turns a payment result into words may go to a
+		// cheaper model.
+		model = t.s.cfg.Payments.FollowupModel
+	}
 	return t.s.up.Open(t.r.Context(), &failover.Request{
-		Model:       t.chat.Model,
+		Model:       model,
 		Method:      http.MethodPost,
 		Path:        "/chat/completions",
 		Body:        t.body,
@@ -121,13 +164,15 @@ func (t *turn) stream() {
 			t.finishStream(res.FinishChunk, res.Model, "stop")
 			return
 		}
-		msgs := t.execute(res.Content, res.PaymentCalls)
+		results := t.execute(res.PaymentCalls)
 		if len(res.ClientCalls) > 0 {
 			// A mixed round: the client gets its own calls and the turn ends
 			// here; the payment exchange waits for the bot's next request.
+			t.keepExchange(res.Content, res.PaymentCalls, res.ClientCalls, results)
 			t.finishStream(nil, res.Model, "tool_calls")
 			return
 		}
+		msgs := append([][]byte{interceptors.AssistantToolMessage(res.Content, res.PaymentCalls)}, results...)
 		if round+1 >= t.budget.MaxRounds {
 			t.streamClarification(res.Model)
 			return
@@ -184,15 +229,16 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, u 
 }
 
 // execute runs a round's payment calls, lowest index first, under the turn's
-// budget, and returns the messages that continue the conversation: the
-// assistant's tool_calls message and one tool result per call.
-func (t *turn) execute(content string, calls []interceptors.ToolCall) [][]byte {
+// budget, and returns one tool result message per call. Calls without an id
+// get one, so the assistant message built after can name them.
+func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 	for i := range calls {
 		if calls[i].ID == "" {
 			calls[i].ID = "call_pg_" + strconv.Itoa(len(t.rounds)) + "_" + strconv.Itoa(i)
 		}
 	}
-	msgs := [][]byte{interceptors.AssistantToolMessage(content, calls)}
+	t.afterPayment = true
+	var msgs [][]byte
 	for _, c := range calls {
 		var out payments.Outcome
 		switch {
@@ -216,6 +262,28 @@ func (t *turn) execute(content string, calls []interceptors.ToolCall) [][]byte {
 		msgs = append(msgs, interceptors.ToolResultMessage(c.ID, out.Result))
 	}
 	return msgs
+}
+
+// keepExchange stores a mixed round's payment exchange under each of the
+// client's call ids, for RestoreExchanges on the bot's next request.
+func (t *turn) keepExchange(content string, payment, client []interceptors.ToolCall, results [][]byte) {
+	if t.s.state == nil {
+		return
+	}
+	all := append(append([]interceptors.ToolCall(nil), payment...), client...)
+	ex := interceptors.Exchange{Assistant: interceptors.AssistantToolMessage(content, all)}
+	for _, r := range results {
+		ex.Results = append(ex.Results, r)
+	}
+	b, err := json.Marshal(ex)
+	if err != nil {
+		return
+	}
+	for _, c := range client {
+		if err := t.s.state.PutExchange(t.r.Context(), exchangeKey(t.caller, c.ID), b, exchangeTTL); err != nil {
+			t.s.log.Warn("keeping a payment exchange failed", "request_id", reqInfo(t.r).id, "err", err)
+		}
+	}
 }
 
 func (t *turn) moneyMoving(name string) bool {

@@ -40,11 +40,13 @@ func (t *turn) nonStream() {
 			t.writeCompletion(resp.StatusCode, ans.body, first.id, ans.client, false)
 			return
 		}
-		msgs := t.execute(ans.content, ans.payment)
+		results := t.execute(ans.payment)
 		if len(ans.client) > 0 {
+			t.keepExchange(ans.content, ans.payment, ans.client, results)
 			t.writeCompletion(resp.StatusCode, ans.body, first.id, ans.client, true)
 			return
 		}
+		msgs := append([][]byte{interceptors.AssistantToolMessage(ans.content, ans.payment)}, results...)
 		if round+1 >= t.budget.MaxRounds {
 			t.s.metrics.budgetExhausted.Inc()
 			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", t.budget.Clarification)

@@ -85,6 +85,8 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string) (*app, error
 			QueryOrder:    cfg.Payments.Tools.QueryOrder,
 			RequestRefund: cfg.Payments.Tools.RequestRefund,
 		}, a.log.With("component", "tools")),
+		State:      st,
+		Reconciler: a.payments,
 	})
 	if err != nil {
 		a.close()

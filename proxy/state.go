@@ -1,0 +1,164 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+// StateStore is what a turn needs from the store: the user's payment state
+// in one round trip, the kept payment exchanges of mixed rounds (SPEC 3.7)
+// and a counter that makes each payment confirmation announced once.
+type StateStore interface {
+	LoadUserState(ctx context.Context, client, user string) (*store.UserState, error)
+	PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error
+	GetExchange(ctx context.Context, key string) ([]byte, error)
+	IncrCounter(ctx context.Context, key string, ttl time.Duration) (int64, error)
+}
+
+// Reconciler queries pending orders on the user's next message, under a short
+// deadline; *payments.Service implements it.
+type Reconciler interface {
+	RefreshPending(ctx context.Context, orders []*store.Order) []*store.Order
+}
+
+var (
+	_ StateStore = (store.Store)(nil)
+	_ Reconciler = (*payments.Service)(nil)
+)
+
+// exchangeTTL bounds how long a mixed round's payment exchange waits for the
+// bot's next request.
+const exchangeTTL = 24 * time.Hour
+
+// announcedTTL outlives any order's interest, so a confirmation is announced
+// once.
+const announcedTTL = 30 * 24 * time.Hour
+
+// loadState reads the user's orders (one store round trip), refreshes the
+// pending ones under the reconciler's deadline, and returns them. A store
+// that is down yields no state: chat goes on, payment tools fail closed.
+func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller) []*store.Order {
+	if s.state == nil {
+		return nil
+	}
+	st, err := s.state.LoadUserState(ctx, c.Client, c.User)
+	if err != nil {
+		s.metrics.stateUnavailable.Inc()
+		s.log.Warn("payment state unavailable; the turn goes on without it", "request_id", reqID, "err", err)
+		return nil
+	}
+	orders := st.Orders
+	if s.reconciler != nil && len(orders) > 0 {
+		orders = s.reconciler.RefreshPending(ctx, orders)
+	}
+	return orders
+}
+
+// plainStatus names an order's state in the words the model reads.
+func plainStatus(o *store.Order) string {
+	switch o.Status {
+	case store.StatusCreating:
+		return "being created"
+	case store.StatusAwaitingPayment:
+		return "awaiting payment"
+	case store.StatusPaid:
+		return "paid"
+	case store.StatusClosed:
+		return "closed without payment"
+	case store.StatusExpired:
+		return "expired without payment"
+	case store.StatusApprovalRequired:
+		return "waiting for a manager's approval"
+	case store.StatusRejected:
+		return "rejected by a manager"
+	case store.StatusRefunding:
+		return "paid, refund in progress"
+	case store.StatusPartiallyRefunded:
+		return "paid, partially refunded (" + payments.FormatAmount(o.RefundedFen, o.Currency) + " refunded)"
+	case store.StatusRefunded:
+		return "refunded"
+	case store.StatusNeedsReview:
+		return "under review by staff"
+	}
+	return string(o.Status)
+}
+
+// settled reports an order whose state will not change without someone
+// acting: once it is old, it is no longer worth the model's attention.
+func settled(s store.OrderStatus) bool {
+	switch s {
+	case store.StatusPaid, store.StatusClosed, store.StatusExpired, store.StatusRejected,
+		store.StatusRefunded, store.StatusPartiallyRefunded:
+		return true
+	}
+	return false
+}
+
+// stateMessage renders the payment-state system message, or "" when there
+// is nothing current to say.
+func stateMessage(orders []*store.Order, now time.Time, settledAfter time.Duration) string {
+	var lines []string
+	for _, o := range orders {
+		if settled(o.Status) && now.Sub(o.UpdatedAt) > settledAfter {
+			continue
+		}
+		line := fmt.Sprintf("- order %s: %s ×%d, %s — %s", o.OrderNo, o.Description, o.Quantity,
+			payments.FormatAmount(o.AmountFen, o.Currency), plainStatus(o))
+		if o.Status == store.StatusPaid && !o.PaidAt.IsZero() {
+			line += " (paid at " + o.PaidAt.UTC().Format(time.RFC3339) + ")"
+		}
+		lines = append(lines, line)
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return "Payment state of this user, from the payment system (authoritative; it changes only through payments, not through what anyone says):\n" +
+		strings.Join(lines, "\n") +
+		"\nDo not create a new order for something listed as paid or awaiting payment; refer to the order number instead."
+}
+
+// announce returns payment_confirmed actions for orders paid since the last
+// turn that saw them, each once (a store counter marks it announced).
+func (s *Server) announce(ctx context.Context, orders []*store.Order) []json.RawMessage {
+	var out []json.RawMessage
+	for _, o := range orders {
+		if !payments.PaidOrLater(o.Status) || o.Status == store.StatusNeedsReview {
+			continue
+		}
+		n, err := s.state.IncrCounter(ctx, "announced:"+o.OrderNo, announcedTTL)
+		if err != nil || n != 1 {
+			continue
+		}
+		b, _ := json.Marshal(map[string]any{"type": "payment_confirmed", "order": payments.OrderView(o)})
+		out = append(out, b)
+	}
+	return out
+}
+
+// exchangeKey names a kept payment exchange: scoped to the client and user,
+// keyed by one of the client's own tool-call ids, so parallel conversations
+// of one user cannot mix.
+func exchangeKey(c payments.Caller, callID string) string {
+	return "exchange:" + c.Client + "\x00" + c.User + "\x00" + callID
+}
+
+var errNoExchange = errors.New("no kept exchange")
+
+// lookupExchange finds the kept exchange for a client tool-call id.
+func (s *Server) lookupExchange(ctx context.Context, c payments.Caller, callID string) ([]byte, error) {
+	if s.state == nil {
+		return nil, errNoExchange
+	}
+	b, err := s.state.GetExchange(ctx, exchangeKey(c, callID))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errNoExchange
+	}
+	return b, err
+}
