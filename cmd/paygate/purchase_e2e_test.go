@@ -109,6 +109,7 @@ providers:
   - {name: fake, base_url: "` + providerURL + `/v1", api_key: sk-upstream-secret}
 models:
   - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+  - {name: cheap, targets: [{provider: fake, model: vendor/cheap-mini}]}
 payments:
   catalog:
     - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
