@@ -150,7 +150,7 @@ func (s *Service) recordOrphan(ctx context.Context, f paymentFact, cause, noteID
 	if o.Currency == "" {
 		o.Currency = "CNY"
 	}
-	tr := Transition{After: *o, Cause: "orphan", NotificationID: noteID}
+	tr := Transition{After: *o, Cause: "orphan", NotificationID: noteID, Turn: TurnFrom(ctx)}
 	err := s.store.CreateOrder(ctx, o, s.events(tr)...)
 	if errors.Is(err, store.ErrExists) {
 		got, gerr := s.store.GetOrder(ctx, f.OutTradeNo)

@@ -126,6 +126,9 @@ type Transition struct {
 	After          store.Order
 	Cause          string // create, prepay, notification, query, sweep, close, expire, orphan, superseded
 	NotificationID string
+	// Turn is the conversation turn whose payment call caused the change (see
+	// WithTurn); nil for notifications, sweeps and admin actions.
+	Turn *Turn
 }
 
 // Service creates, queries, closes and reconciles orders, and serves the notify
@@ -349,7 +352,7 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 		ClaimKey: key, Generation: claim.Generation, CreatedAt: now, UpdatedAt: now,
 		ExpiresAt: now.Add(s.opts.OrderTTL).Truncate(time.Second),
 	}
-	created := Transition{After: *o, Cause: "create"}
+	created := Transition{After: *o, Cause: "create", Turn: TurnFrom(ctx)}
 	if err := s.store.CreateOrder(ctx, o, s.events(created)...); err != nil {
 		return nil, nil, fmt.Errorf("record order: %w", err)
 	}
@@ -544,7 +547,7 @@ func (s *Service) update(ctx context.Context, no, cause, noteID string, decide f
 			return &before, false, fmt.Errorf("order %s: %w: %s -> %s", no, ErrTransition, before.Status, next.Status)
 		}
 		next.UpdatedAt = s.now()
-		tr := Transition{Before: before, After: *next, Cause: cause, NotificationID: noteID}
+		tr := Transition{Before: before, After: *next, Cause: cause, NotificationID: noteID, Turn: TurnFrom(ctx)}
 		err = s.store.UpdateOrder(ctx, next, before.Status, s.events(tr)...)
 		if errors.Is(err, store.ErrConflict) {
 			continue
