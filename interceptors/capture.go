@@ -232,6 +232,12 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 		}
 		return c.rewriteID(data, s), nil
 	}
+	// What is rewritten must first be understood: the slow path checks the
+	// whole chunk (failover already skips malformed events; this keeps the
+	// Capture safe on its own).
+	if !gjson.Valid(s) {
+		return nil, ErrMalformedChunk
+	}
 	return c.slow(data, s), nil
 }
 
@@ -239,13 +245,31 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 // (and no role after round 0). The searches start with rare bytes ('_', 'u',
 // '[', 'r') so they skip through a chunk at memchr speed.
 func plain(s string, later bool) bool {
-	if strings.Contains(s, "[]") ||
+	if strings.Contains(s, "[]") || hasEscapedLetter(s) ||
 		hasNonNull(s, keyCalls, false) ||
 		hasNonNull(s, keyReason, false) ||
 		hasNonNull(s, keyUsage, true) {
 		return false
 	}
 	return !later || !hasNonNull(s, keyRole, true)
+}
+
+// hasEscapedLetter reports a \u escape of an ASCII letter, digit or '_'
+// (\u0040 to \u007f). Encoders only escape control characters, quotes,
+// HTML characters and non-ASCII; a key spelled with such escapes
+// ("tool\u005fcalls") would slip past the byte searches, so such a chunk
+// takes the slow path, whose parser decodes keys.
+func hasEscapedLetter(s string) bool {
+	for {
+		i := strings.Index(s, `\u00`)
+		if i < 0 || i+4 >= len(s) {
+			return false
+		}
+		if c := s[i+4]; c >= '4' && c <= '7' {
+			return true
+		}
+		s = s[i+4:]
+	}
 }
 
 // hasNonNull reports whether s has a member whose key ends with key (key
