@@ -1,25 +1,54 @@
 # syntax=docker/dockerfile:1
-# Multi-stage build: a static paygate binary on a small non-root runtime image.
-# .ci/build-image.sh runs these same build steps outside Docker in CI (there is
-# no Docker engine there), so the recipe cannot rot unnoticed.
+#
+# paygate's container image: a static binary on distroless, running as uid
+# 65532 (distroless "nonroot"), with CA certificates for the providers and
+# WeChat Pay.
+#
+#   docker build --build-arg VERSION=$(git describe --always) -t paygate .
+#   docker run -p 8080:8080 -v paygate-data:/var/lib/paygate paygate
+#   docker run -p 8080:8080 -v paygate-data:/var/lib/paygate \
+#     -v "$PWD/myconf:/etc/paygate:ro" paygate
+#
+# Mounts: /etc/paygate (config, read-only; the image ships config.yaml there
+# so it runs as it is) and /var/lib/paygate (data: the embedded store; owned by
+# 65532 so a fresh named volume is writable without a chown at start).
+#
+# scripts/build-image.sh runs this file outside Docker (CI has no Docker
+# engine): the build stage's RUN lines verbatim, then checks of the runtime
+# stage (COPY sources, user, data dir, health check, entry point), so the
+# recipe cannot rot. It understands FROM, ARG, ENV, WORKDIR, COPY and RUN in
+# the build stage and fails on anything else; keep it that way.
 
-FROM golang:1.26-bookworm AS build
+FROM golang:1.26 AS build
 WORKDIR /src
+# Modules first, so a source change does not download them again.
 COPY go.mod go.sum ./
-RUN go mod download
+RUN go mod download && go mod verify
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/paygate ./cmd/paygate
-RUN /out/paygate check-config -config /src/config.yaml
+# Static (no libc in the runtime image), reproducible paths, no symbol table.
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/paygate ./cmd/paygate
+# The shipped example config must load, or there is no image.
+RUN /out/paygate check-config -config config.yaml
+# The data directory, copied into the runtime image owned by 65532.
+RUN mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/paygate /usr/local/bin/paygate
 COPY --from=build /src/config.yaml /etc/paygate/config.yaml
-# Config and data are mounts: /etc/paygate (read-only) and /var/lib/paygate.
+COPY --from=build --chown=65532:65532 /out/data /var/lib/paygate
+# Numeric, so Kubernetes' runAsNonRoot can verify it.
+USER 65532:65532
 WORKDIR /var/lib/paygate
-USER nonroot:nonroot
-ENV PAYGATE_LISTEN=0.0.0.0:8080 PAYGATE_STORE_PATH=/var/lib/paygate/paygate.db
-EXPOSE 8080 8081
-HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/usr/local/bin/paygate", "healthcheck", "-url", "http://127.0.0.1:8080/healthz"]
+# config.yaml reads ${PAYGATE_LISTEN:-127.0.0.1:8080}: in a container the bot
+# is elsewhere, so listen on every interface. The admin listener stays on
+# loopback unless PAYGATE_ADMIN_LISTEN is set.
+ENV PAYGATE_LISTEN=0.0.0.0:8080 \
+    PAYGATE_STORE_PATH=/var/lib/paygate/paygate.db
+VOLUME ["/var/lib/paygate"]
+EXPOSE 8080
+# distroless has no shell or curl: the binary checks itself.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
+  CMD ["/usr/local/bin/paygate", "healthcheck", "-url", "http://127.0.0.1:8080/healthz"]
 ENTRYPOINT ["/usr/local/bin/paygate"]
 CMD ["serve", "-config", "/etc/paygate/config.yaml"]

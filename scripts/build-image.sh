@@ -1,0 +1,421 @@
+#!/usr/bin/env bash
+# Builds the container image's contents WITHOUT Docker (CI has no Docker
+# engine), from the Dockerfile itself, so the recipe cannot rot:
+#
+#  1. the build context is a temp copy of the tree filtered by .dockerignore;
+#  2. the build stage's ARG/ENV/WORKDIR/COPY lines are applied and its RUN
+#     lines are run verbatim with /bin/sh -c, the build stage's absolute
+#     directories (WORKDIR, COPY destinations, what the runtime stage copies
+#     out) mapped under a temp root;
+#  3. the binary is checked: statically linked, -trimpath, CGO_ENABLED=0, the
+#     version from the VERSION build argument, `check-config -config
+#     config.yaml` passes;
+#  4. the runtime stage is checked: every COPY --from source exists, the user
+#     is numeric and not root, the data directory (PAYGATE_STORE_PATH's
+#     directory) is copied in owned by that user and declared a VOLUME, the
+#     listen port is exposed, and ENTRYPOINT+CMD are run with the stage's ENV
+#     (listeners moved to free loopback ports) until the HEALTHCHECK command,
+#     run as written but for the port, answers healthy; then SIGTERM must end
+#     it cleanly.
+#
+# Any instruction or flag it does not understand is an error, never skipped.
+# Environment: DOCKERFILE (default ./Dockerfile), VERSION (the build arg),
+# KEEP=1 keeps the temp root for inspection.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+dockerfile=${DOCKERFILE:-$repo/Dockerfile}
+[[ $dockerfile = /* ]] || dockerfile=$repo/$dockerfile
+
+say() { printf '== build-image: %s\n' "$*"; }
+die() { printf 'build-image.sh: %s\n' "$*" >&2; exit 1; }
+
+[ -f "$dockerfile" ] || die "no Dockerfile at $dockerfile"
+command -v go >/dev/null || die "go is required"
+if ! command -v file >/dev/null; then
+  command -v apt-get >/dev/null || die "'file' is missing and there is no apt-get to install it"
+  say "installing file"
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq file >/dev/null
+fi
+command -v ldd >/dev/null || die "ldd is required"
+
+work=$(mktemp -d)
+root=$work/root     # the build stage's filesystem
+ctx=$work/context   # the filtered build context
+mkdir -p "$root" "$ctx"
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill "$server_pid" 2>/dev/null || true; fi
+  if [ "${KEEP:-}" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+# ---- parsing -----------------------------------------------------------------
+
+# Logical instructions: comment lines dropped, continuations joined.
+instructions=()
+buf=""
+while IFS= read -r line || [ -n "$line" ]; do
+  [[ $line =~ ^[[:space:]]*# ]] && continue
+  if [[ $line =~ \\[[:space:]]*$ ]]; then
+    buf+="${line%\\*} "
+    continue
+  fi
+  buf+=$line
+  if [[ -n ${buf//[[:space:]]/} ]]; then
+    buf=${buf#"${buf%%[![:space:]]*}"}
+    instructions+=("$buf")
+  fi
+  buf=""
+done <"$dockerfile"
+[ -z "${buf//[[:space:]]/}" ] || die "Dockerfile ends inside a line continuation"
+
+# Stage boundaries: the last stage is the runtime image, the one before it the
+# build stage; exactly two.
+stage_starts=()
+for i in "${!instructions[@]}"; do
+  read -r word _ <<<"${instructions[$i]}"
+  [[ ${word^^} = FROM ]] && stage_starts+=("$i")
+done
+[ "${#stage_starts[@]}" -eq 2 ] || die "want exactly two stages (build, runtime); found ${#stage_starts[@]}"
+build_from=${stage_starts[0]}
+run_from=${stage_starts[1]}
+
+# json_array TEXT: the strings of a JSON array of plain strings, one a line.
+json_array() {
+  local s=$1 out=()
+  [[ $s =~ ^[[:space:]]*\[(.*)\][[:space:]]*$ ]] || die "not a JSON array: $s"
+  s=${BASH_REMATCH[1]}
+  while [[ $s =~ ^[[:space:]]*\"([^\"\\]*)\"[[:space:]]*(,|$) ]]; do
+    out+=("${BASH_REMATCH[1]}")
+    s=${s:${#BASH_REMATCH[0]}}
+  done
+  [[ -z ${s//[[:space:]]/} ]] || die "unsupported JSON array (escapes?): $1"
+  printf '%s\n' "${out[@]}"
+}
+
+# ---- the build context -------------------------------------------------------
+
+ignore=()
+if [ -f "$repo/.dockerignore" ]; then
+  while IFS= read -r p || [ -n "$p" ]; do
+    p=${p%$'\r'}
+    [[ $p =~ ^[[:space:]]*(#|$) ]] && continue
+    p=${p#"${p%%[![:space:]]*}"}; p=${p%"${p##*[![:space:]]}"}
+    [[ $p = '!'* ]] && die ".dockerignore: exceptions (\"$p\") are not supported here"
+    p=${p#/}; p=${p%/}
+    ignore+=("$p")
+  done <"$repo/.dockerignore"
+fi
+
+# ignored REL: whether .dockerignore drops REL. A bash glob's * also matches
+# "/", so this drops at least what Docker drops: a build that passes here has
+# every file it needs in Docker's context too.
+ignored() {
+  local rel=$1 p
+  for p in "${ignore[@]}"; do
+    # shellcheck disable=SC2053 # $p is a glob on purpose
+    [[ $rel == $p ]] && return 0
+    [[ $p = '**/'* && $rel == ${p#'**/'} ]] && return 0
+  done
+  return 1
+}
+
+copy_context() { # copy_context REL-DIR ("" for the root)
+  local dir=$1 entry rel
+  shopt -s dotglob nullglob
+  for entry in "$repo/$dir"*; do
+    rel=${entry#"$repo/"}
+    ignored "$rel" && continue
+    if [ -d "$entry" ] && [ ! -L "$entry" ]; then
+      mkdir -p "$ctx/$rel"
+      copy_context "$rel/"
+    else
+      cp -P --preserve=mode,timestamps "$entry" "$ctx/$rel"
+    fi
+  done
+}
+say "context: $(basename "$repo") filtered by .dockerignore"
+copy_context ""
+
+# ---- the build stage ---------------------------------------------------------
+
+# Absolute build-stage directories are mapped under $root: the WORKDIR, COPY
+# destinations, and the top directory of everything the runtime stage copies
+# out of the build stage.
+declare -A mapped=()
+map_top() { local p=$1; p=${p#/}; mapped["/${p%%/*}"]=1; }
+for ((i = run_from; i < ${#instructions[@]}; i++)); do
+  read -r -a w <<<"${instructions[$i]}"
+  [[ ${w[0]^^} = COPY ]] || continue
+  for t in "${w[@]:1}"; do
+    [[ $t = --from=* ]] || continue
+    for s in "${w[@]:1}"; do [[ $s = /* ]] && { map_top "$s"; break; }; done
+  done
+done
+for ((i = build_from; i < run_from; i++)); do
+  read -r -a w <<<"${instructions[$i]}"
+  case ${w[0]^^} in
+  WORKDIR) [[ ${w[1]} = /* ]] && map_top "${w[1]}" ;;
+  COPY) [[ ${w[-1]} = /* ]] && map_top "${w[-1]}" ;;
+  esac
+done
+
+# host PATH: a build-stage path under $root when it is mapped.
+host() {
+  local p=$1 top="/${1#/}"
+  top="/$(cut -d/ -f2 <<<"$top")"
+  if [[ $p = /* && -n ${mapped[$top]:-} ]]; then printf '%s' "$root$p"; else printf '%s' "$p"; fi
+}
+
+# map_cmd TEXT: TEXT with every mapped absolute path moved under $root.
+map_cmd() {
+  local s=$1 d
+  for d in "${!mapped[@]}"; do
+    s=$(ROOT=$root D=$d perl -pe 's{(^|[\s=:"\x27])\Q$ENV{D}\E(?=/|[\s"\x27;&|)]|$)}{$1$ENV{ROOT}$ENV{D}}g' <<<"$s")
+  done
+  printf '%s' "$s"
+}
+
+declare -A vars=()  # ARG and ENV values visible to RUN
+workdir=/
+build_cmd=""
+read -r -a w <<<"${instructions[$build_from]}"
+# FROM golang:X.Y[...] AS name: the local toolchain must be that Go.
+[ "${#w[@]}" -eq 4 ] && [[ ${w[2]^^} = AS ]] || die "build stage: want 'FROM image AS name', got: ${instructions[$build_from]}"
+image=${w[1]}
+[[ $image =~ ^(docker\.io/(library/)?)?golang:([0-9]+\.[0-9]+(\.[0-9]+)?)(-.*)?$ ]] || die "build stage image $image is not golang:<version>"
+want_go=go${BASH_REMATCH[3]}
+have_go=$(go env GOVERSION)
+[[ $have_go = "$want_go" || $have_go = "$want_go".* ]] || die "the Dockerfile builds with $image but the local toolchain is $have_go"
+build_stage=${w[3]}
+say "build stage '$build_stage' from $image (local $have_go)"
+
+for ((i = build_from + 1; i < run_from; i++)); do
+  ins=${instructions[$i]}
+  read -r word rest <<<"$ins"
+  case ${word^^} in
+  ARG)
+    [[ $rest =~ ^([A-Za-z_][A-Za-z0-9_]*)(=(.*))?$ ]] || die "unsupported ARG: $ins"
+    name=${BASH_REMATCH[1]}
+    if [[ -n ${!name+x} ]]; then vars[$name]=${!name}; else vars[$name]=${BASH_REMATCH[3]}; fi
+    ;;
+  ENV)
+    read -r -a kvs <<<"$rest"
+    for kv in "${kvs[@]}"; do
+      [[ $kv =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || die "unsupported ENV (want KEY=VALUE): $ins"
+      vars[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+    done
+    ;;
+  WORKDIR)
+    [[ $rest = /* ]] && workdir=$rest || workdir=${workdir%/}/$rest
+    mkdir -p "$(host "$workdir")"
+    ;;
+  COPY)
+    read -r -a w <<<"$rest"
+    [[ ${w[0]} = --* ]] && die "build stage: COPY flags are not supported: $ins"
+    [ "${#w[@]}" -ge 2 ] || die "bad COPY: $ins"
+    dest=${w[-1]}
+    [[ $dest = /* ]] || dest=${workdir%/}/$dest
+    hdest=$(host "$dest")
+    srcs=("${w[@]:0:${#w[@]}-1}")
+    [ "${#srcs[@]}" -eq 1 ] || [[ $dest = */ ]] || die "COPY with several sources needs a destination ending in /: $ins"
+    for s in "${srcs[@]}"; do
+      [[ $s = *[*?[]* ]] && die "COPY globs are not supported: $ins"
+      [ -e "$ctx/$s" ] || die "COPY $s: not in the build context (check .dockerignore)"
+      if [ -d "$ctx/$s" ]; then
+        mkdir -p "$hdest" && cp -a "$ctx/$s/." "$hdest/"
+      elif [[ $dest = */ ]]; then
+        mkdir -p "$hdest" && cp -a "$ctx/$s" "$hdest"
+      else
+        mkdir -p "$(dirname "$hdest")" && cp -a "$ctx/$s" "$hdest"
+      fi
+    done
+    say "COPY ${srcs[*]} -> $dest"
+    ;;
+  RUN)
+    [[ $rest = \[* ]] && die "build stage: exec-form RUN is not supported: $ins"
+    [[ $rest = --* ]] && die "build stage: RUN flags are not supported: $ins"
+    cmd=$(map_cmd "$rest")
+    [[ $rest =~ (^|[[:space:]])go[[:space:]]+build[[:space:]] ]] && build_cmd=$rest
+    say "RUN $rest"
+    (
+      cd "$(host "$workdir")"
+      # The golang image sets none of these; neither does the host.
+      unset GOFLAGS CGO_ENABLED GOOS GOARCH GOAMD64 GOEXPERIMENT
+      for k in "${!vars[@]}"; do export "$k=${vars[$k]}"; done
+      exec /bin/sh -c "$cmd"
+    ) || die "RUN failed: $rest"
+    ;;
+  *) die "build stage: unsupported instruction: $ins" ;;
+  esac
+done
+[ -n "$build_cmd" ] || die "the build stage has no 'go build' RUN line"
+
+# ---- the runtime stage -------------------------------------------------------
+
+read -r -a w <<<"${instructions[$run_from]}"
+runtime_image=${w[1]}
+declare -A copies=()   # runtime path -> host path
+declare -A chowns=()   # runtime path -> --chown value
+declare -A renv=()     # ENV of the runtime stage
+user="" entrypoint=() cmdline=() health=() exposed=() volumes=()
+for ((i = run_from + 1; i < ${#instructions[@]}; i++)); do
+  ins=${instructions[$i]}
+  read -r word rest <<<"$ins"
+  case ${word^^} in
+  COPY)
+    read -r -a w <<<"$rest"
+    from="" chown=""
+    while [[ ${w[0]} = --* ]]; do
+      case ${w[0]} in
+      --from=*) from=${w[0]#--from=} ;;
+      --chown=*) chown=${w[0]#--chown=} ;;
+      *) die "runtime stage: unsupported COPY flag ${w[0]}" ;;
+      esac
+      w=("${w[@]:1}")
+    done
+    [ "$from" = "$build_stage" ] || die "runtime stage: COPY must come --from=$build_stage: $ins"
+    [ "${#w[@]}" -eq 2 ] || die "runtime stage: want COPY --from=$build_stage SRC DEST: $ins"
+    src=$(host "${w[0]}")
+    [ -e "$src" ] || die "runtime stage: COPY source ${w[0]} was not produced by the build stage"
+    copies[${w[1]%/}]=$src
+    [ -n "$chown" ] && chowns[${w[1]%/}]=$chown
+    ;;
+  USER) user=$rest ;;
+  ENV)
+    read -r -a kvs <<<"$rest"
+    for kv in "${kvs[@]}"; do
+      [[ $kv =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || die "unsupported ENV (want KEY=VALUE): $ins"
+      renv[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+    done
+    ;;
+  EXPOSE) read -r -a exposed <<<"$rest" ;;
+  VOLUME) mapfile -t volumes < <(json_array "$rest") ;;
+  ENTRYPOINT) mapfile -t entrypoint < <(json_array "$rest") ;;
+  CMD) mapfile -t cmdline < <(json_array "$rest") ;;
+  HEALTHCHECK)
+    [[ $rest =~ (^|[[:space:]])CMD[[:space:]]+(\[.*\])[[:space:]]*$ ]] || die "HEALTHCHECK must use the exec form CMD [...] (distroless has no shell): $ins"
+    mapfile -t health < <(json_array "${BASH_REMATCH[2]}")
+    ;;
+  WORKDIR | LABEL | ARG) ;;
+  RUN) die "runtime stage: RUN cannot work on a distroless image (no shell): $ins" ;;
+  *) die "runtime stage: unsupported instruction: $ins" ;;
+  esac
+done
+
+# rhost PATH: the host file behind a runtime-image path, via the COPY lines.
+rhost() {
+  local p=$1 d
+  for d in "${!copies[@]}"; do
+    if [ "$p" = "$d" ]; then printf '%s' "${copies[$d]}"; return; fi
+    if [[ $p = "$d"/* ]]; then printf '%s' "${copies[$d]}${p#"$d"}"; return; fi
+  done
+  return 1
+}
+
+# ---- checks ------------------------------------------------------------------
+
+fail=0
+bad() { printf 'build-image.sh: FAIL: %s\n' "$*" >&2; fail=1; }
+
+[ "${#entrypoint[@]}" -ge 1 ] || die "runtime stage: no ENTRYPOINT"
+bin_path=${entrypoint[0]}
+bin=$(rhost "$bin_path") || die "ENTRYPOINT $bin_path is not copied from the build stage"
+[ -x "$bin" ] || die "ENTRYPOINT $bin_path is not an executable"
+say "binary $bin_path ($(du -h "$bin" | cut -f1))"
+
+# The build line itself must ask for what the checks below verify, so a host
+# without a C compiler (where Go falls back to CGO_ENABLED=0) cannot hide it.
+[[ $build_cmd =~ (^|[[:space:]])CGO_ENABLED=0([[:space:]]|$) ]] || bad "the go build line does not set CGO_ENABLED=0: $build_cmd"
+[[ $build_cmd =~ (^|[[:space:]])-trimpath([[:space:]]|$) ]] || bad "the go build line does not use -trimpath: $build_cmd"
+
+ftype=$(file -b "$bin")
+[[ $ftype = *ELF* && $ftype = *"statically linked"* ]] || bad "not a static ELF binary: $ftype"
+if ldd_out=$(ldd "$bin" 2>&1); then bad "ldd lists dynamic libraries: $ldd_out"; fi
+[[ $ldd_out = *"not a dynamic executable"* || $ldd_out = *"statically linked"* ]] || bad "ldd: $ldd_out"
+buildinfo=$(go version -m "$bin")
+grep -qE '^\s+build\s+-trimpath=true$' <<<"$buildinfo" || bad "binary not built with -trimpath"
+grep -qE '^\s+build\s+CGO_ENABLED=0$' <<<"$buildinfo" || bad "binary not built with CGO_ENABLED=0"
+grep -qE '^\s+build\s+GOOS=linux$' <<<"$buildinfo" || bad "binary not built for GOOS=linux"
+got_version=$("$bin" version) || bad "'paygate version' failed"
+[ "$got_version" = "paygate ${vars[VERSION]:-dev}" ] || bad "version: got '$got_version'; want 'paygate ${vars[VERSION]:-dev}'"
+"$bin" check-config -config "$repo/config.yaml" >/dev/null || bad "check-config -config config.yaml failed"
+
+# The user: numeric (runAsNonRoot can verify it) and not root.
+[[ $user =~ ^([0-9]+)(:([0-9]+))?$ ]] || bad "USER '$user' is not numeric uid[:gid]"
+uid=${BASH_REMATCH[1]:-0}
+[ "$uid" != 0 ] || bad "the image runs as root"
+[[ $runtime_image = *distroless/static* ]] || bad "runtime image $runtime_image is not distroless static (CA certificates, nonroot user)"
+
+# The data directory: PAYGATE_STORE_PATH's directory, copied in as a directory
+# owned by the user, declared a volume.
+store=${renv[PAYGATE_STORE_PATH]:-}
+[ -n "$store" ] || bad "runtime ENV does not set PAYGATE_STORE_PATH"
+datadir=$(dirname "${store:-/x}")
+if [ -z "${copies[$datadir]:-}" ]; then
+  bad "the data directory $datadir is not created by a COPY (WORKDIR would make it root-owned)"
+else
+  [ -d "${copies[$datadir]}" ] || bad "the data directory's COPY source is not a directory"
+  [ "${chowns[$datadir]:-}" = "$user" ] || bad "the data directory $datadir is owned by '${chowns[$datadir]:-root}'; want --chown=$user"
+fi
+[[ " ${volumes[*]} " = *" $datadir "* ]] || bad "$datadir is not declared a VOLUME"
+
+# The listener: every interface, its port exposed, the health check on it.
+listen=${renv[PAYGATE_LISTEN]:-}
+[[ $listen =~ ^0\.0\.0\.0:([0-9]+)$ ]] || bad "PAYGATE_LISTEN='$listen'; want 0.0.0.0:PORT"
+port=${BASH_REMATCH[1]:-8080}
+[[ " ${exposed[*]} " = *" $port "* || " ${exposed[*]} " = *" $port/tcp "* ]] || bad "port $port is not EXPOSEd"
+[ "${#health[@]}" -ge 2 ] || die "no HEALTHCHECK CMD"
+[ "${health[0]}" = "$bin_path" ] || bad "HEALTHCHECK runs ${health[0]}; want the binary $bin_path"
+hurl=""
+for ((j = 2; j < ${#health[@]}; j++)); do
+  if [ "${health[$j - 1]}" = -url ]; then hurl=${health[$j]}; fi
+done
+[[ $hurl =~ ^http://127\.0\.0\.1:$port/ ]] || bad "HEALTHCHECK url '$hurl' is not the main listener (127.0.0.1:$port)"
+[ "$fail" = 0 ] || exit 1
+
+# ---- run it ------------------------------------------------------------------
+
+# ENTRYPOINT+CMD with image paths replaced by their COPY sources; the stage's
+# ENV with paths mapped the same way and listeners on free loopback ports.
+argv=()
+for a in "${entrypoint[@]:1}" "${cmdline[@]}"; do
+  if [[ $a = /* ]] && m=$(rhost "$a"); then argv+=("$m"); else argv+=("$a"); fi
+done
+data=$work/data
+cp -a "${copies[$datadir]}" "$data"
+runenv=()
+for k in "${!renv[@]}"; do
+  v=${renv[$k]}
+  [[ $v = "$datadir"/* ]] && v=$data${v#"$datadir"}
+  runenv+=("$k=$v")
+done
+runenv+=("PAYGATE_LISTEN=127.0.0.1:0" "PAYGATE_ADMIN_LISTEN=127.0.0.1:0")
+say "run: ${entrypoint[*]} ${cmdline[*]}"
+log=$work/serve.log
+(cd "$data" && exec env "${runenv[@]}" "$bin" "${argv[@]}") >"$log" 2>&1 &
+server_pid=$!
+addr=""
+deadline=$((SECONDS + 30))
+while [ -z "$addr" ]; do
+  addr=$(grep -o '"listener":"main","addr":"[^"]*"' "$log" 2>/dev/null | head -1 | sed 's/.*"addr":"\([^"]*\)"/\1/' || true)
+  [ -n "$addr" ] && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; die "paygate serve exited before listening"; }
+  [ "$SECONDS" -lt "$deadline" ] || { cat "$log" >&2; die "paygate serve did not listen within 30s"; }
+  sleep 0.1
+done
+hc=("${health[@]}")
+for ((j = 1; j < ${#hc[@]}; j++)); do
+  if [ "${hc[$j - 1]}" = -url ]; then hc[$j]=${hc[$j]/127.0.0.1:$port/$addr}; fi
+done
+hc[0]=$bin
+say "HEALTHCHECK ${health[*]:1} (port moved to ${addr##*:})"
+"${hc[@]}" || { cat "$log" >&2; die "the HEALTHCHECK command failed against the running server"; }
+[ -f "$data/$(basename "$store")" ] || die "the store was not created in the data directory"
+kill -TERM "$server_pid"
+rc=0
+wait "$server_pid" || rc=$?
+server_pid=""
+[ "$rc" = 0 ] || { cat "$log" >&2; die "paygate serve exited $rc on SIGTERM"; }
+say "ok: static $bin_path, runtime stage consistent, healthy, clean shutdown"
