@@ -23,6 +23,7 @@ type options struct {
 	warmup       time.Duration
 	nginxPath    string
 	paygateBin   string
+	paygateRev   string
 	streams      int
 	slowInterval time.Duration
 	slowChunks   int
@@ -62,6 +63,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "warm-up per target before measuring")
 	flag.StringVar(&o.nginxPath, "nginx", "", "nginx binary (default: nginx on PATH, else /usr/sbin/nginx)")
 	flag.StringVar(&o.paygateBin, "paygate-bin", "", "paygate binary (default: go build -o tmp/paygate ./cmd/paygate)")
+	flag.StringVar(&o.paygateRev, "paygate-rev", "", "build paygate from this git revision (git archive) rather than the working tree, e.g. HEAD")
 	flag.IntVar(&o.streams, "streams", holdStreamsDefault, "concurrent slow streams for the peak-memory measurement")
 	flag.DurationVar(&o.slowInterval, "slow-interval", 50*time.Millisecond, "pause between the chunks of a slow stream")
 	flag.IntVar(&o.slowChunks, "slow-chunks", 40, "content chunks of a slow stream")
@@ -116,17 +118,6 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("locate own binary: %w", err)
 	}
-	pgBin := o.paygateBin
-	if pgBin == "" {
-		pgBin = filepath.Join("tmp", "paygate")
-		logf("building paygate: go build -o %s ./cmd/paygate", pgBin)
-		if err := buildPaygate(ctx, pgBin); err != nil {
-			return "", err
-		}
-	}
-	if pgBin, err = filepath.Abs(pgBin); err != nil {
-		return "", err
-	}
 	tmp, err := os.MkdirTemp("", "paygate-bench-")
 	if err != nil {
 		return "", err
@@ -135,6 +126,29 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 		logf("keeping %s", tmp)
 	} else {
 		defer os.RemoveAll(tmp)
+	}
+	pgBin, pgFrom := o.paygateBin, ""
+	switch {
+	case pgBin != "" && o.paygateRev != "":
+		return "", fmt.Errorf("-paygate-bin and -paygate-rev exclude each other")
+	case pgBin != "":
+		pgFrom = "the binary " + pgBin
+	case o.paygateRev != "":
+		pgBin = filepath.Join("tmp", "paygate")
+		logf("building paygate from git revision %s: go build -o %s ./cmd/paygate", o.paygateRev, pgBin)
+		if pgFrom, err = buildPaygateRev(ctx, o.paygateRev, filepath.Join(tmp, "src"), pgBin); err != nil {
+			return "", err
+		}
+	default:
+		pgBin = filepath.Join("tmp", "paygate")
+		logf("building paygate: go build -o %s ./cmd/paygate", pgBin)
+		if err := buildPaygate(ctx, "", pgBin); err != nil {
+			return "", err
+		}
+		pgFrom = "the working tree at " + gitCommit(ctx)
+	}
+	if pgBin, err = filepath.Abs(pgBin); err != nil {
+		return "", err
 	}
 
 	var children []*child
@@ -309,7 +323,7 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 		Kernel:     strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),
 		GoVersion:  runtime.Version(),
 		Nginx:      nginxVer,
-		Commit:     gitCommit(ctx),
+		Commit:     pgFrom,
 		Reps:       o.reps,
 		CellDur:    o.cellDur,
 		Command:    o.command,
@@ -372,7 +386,7 @@ func cpuModel() string {
 func gitCommit(ctx context.Context) string {
 	out, err := exec.CommandContext(ctx, "git", "rev-parse", "--short", "HEAD").Output()
 	if err != nil {
-		return "an uncommitted tree"
+		return "no commit"
 	}
 	c := "commit " + strings.TrimSpace(string(out))
 	if st, err := exec.CommandContext(ctx, "git", "status", "--porcelain").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"text/template"
 )
 
@@ -67,14 +69,54 @@ func renderPaygateConf(p paygateParams) (string, error) {
 	return b.String(), nil
 }
 
-// buildPaygate runs `go build -o out ./cmd/paygate` in the module root (the
-// working directory of `go run ./cmd/paygate-bench`).
-func buildPaygate(ctx context.Context, out string) error {
+// buildPaygate runs `go build -o out ./cmd/paygate` in dir, "" being the
+// module root (the working directory of `go run ./cmd/paygate-bench`).
+func buildPaygate(ctx context.Context, dir, out string) error {
+	out, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/paygate")
-	cmd.Env = os.Environ()
+	cmd.Dir = dir
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go build ./cmd/paygate: %w\n%s", err, b)
 	}
 	return nil
+}
+
+// buildPaygateRev builds paygate from a git revision, exported with git
+// archive into src, so that a run measures a committed tree while others edit
+// the working tree. It returns how the report names the build.
+func buildPaygateRev(ctx context.Context, rev, src, out string) (string, error) {
+	hash, err := exec.CommandContext(ctx, "git", "rev-parse", "--short", rev+"^{commit}").Output()
+	if err != nil {
+		return "", fmt.Errorf("git rev-parse %s: %w", rev, err)
+	}
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	archive := exec.CommandContext(ctx, "git", "archive", "--format=tar", rev)
+	untar := exec.CommandContext(ctx, "tar", "-x", "-C", src)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	untar.Stdin = pipe
+	var aerr, terr bytes.Buffer
+	archive.Stderr, untar.Stderr = &aerr, &terr
+	if err := untar.Start(); err != nil {
+		return "", fmt.Errorf("tar: %w", err)
+	}
+	if err := archive.Run(); err != nil {
+		_ = untar.Wait()
+		return "", fmt.Errorf("git archive %s: %w: %s", rev, err, aerr.String())
+	}
+	if err := untar.Wait(); err != nil {
+		return "", fmt.Errorf("tar: %w: %s", err, terr.String())
+	}
+	if err := buildPaygate(ctx, src, out); err != nil {
+		return "", err
+	}
+	return "commit " + strings.TrimSpace(string(hash)) + " (built from git archive, the working tree not used)", nil
 }

@@ -283,7 +283,7 @@ func renderReport(info runInfo, targets []*targetSummary, profile string) string
 	p("- **direct**: the load generator talks to the fake upstream itself; the other columns add one hop. ")
 	p("**nginx**: Debian's nginx as a plain reverse proxy (`proxy_buffering off`, `proxy_http_version 1.1`, upstream keep-alive pool, `access_log off`, one worker per CPU). ")
 	p("**go-floor**: a bare `httputil.ReverseProxy` (`FlushInterval: -1`, transport with a large idle pool, no compression) in its own process. ")
-	p("**paygate**: `paygate serve` built from this tree, one client key, the user hashed with a configured key (`privacy.forward_user: hash`).\n")
+	p("**paygate**: `paygate serve`, built as the Software line says, one client key, the user hashed with a configured key (`privacy.forward_user: hash`).\n")
 	p("- The fake upstream (its own process) answers a chat.completion JSON of about 500 bytes, or an SSE stream of %d `chat.completion.chunk` events, a finish event and `data: [DONE]`, each flushed.\n", len(answerWords)+1)
 	p("- Clients are closed-loop goroutines sharing one keep-alive `http.Client`; request bodies are built once, answers read to the end and checked (status 200; streams must end with `data: [DONE]`).\n")
 	p("- Latency is from sending the request to the end of the answer; time to first chunk is from sending the request to the first `data:` line at the client. Added latency is the proxy's median minus direct's median.\n")
