@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -159,8 +158,9 @@ func storeReason(err error) string {
 	return "store_error"
 }
 
-// refund applies REFUND.* notifications. The order must be `refunding` (a
-// refund paygate asked for); anything else disagrees with the record.
+// refund applies REFUND.* notifications through applyRefund: only the refund
+// in flight of a `refunding` order moves it; late copies change nothing;
+// anything else that disagrees with the record goes to needs_review.
 func (h *notifyHandler) refund(ctx context.Context, note *wechatpay.Notification) verdict {
 	s := h.s
 	var res wechatpay.RefundResource
@@ -168,62 +168,10 @@ func (h *notifyHandler) refund(ctx context.Context, note *wechatpay.Notification
 		s.log.ErrorContext(ctx, "ALERT: decrypted refund resource is not a refund", "alert", true, "id", note.ID, "err", err)
 		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: "bad_resource", msg: "bad resource"}
 	}
-	outcome, reason := OutcomeDuplicate, ""
-	_, changed, err := s.update(ctx, res.OutTradeNo, "notification", note.ID, func(c *store.Order) (*store.Order, error) {
-		outcome, reason = OutcomeDuplicate, ""
-		review := func(r string) (*store.Order, error) {
-			if c.Status == store.StatusNeedsReview {
-				return nil, nil
-			}
-			outcome, reason = OutcomeReview, r
-			c.Status = store.StatusNeedsReview
-			c.ReviewReason = fmt.Sprintf("%s: wechat pay refund %s (%s) of %d fen, order total %d fen, mchid %s",
-				r, res.OutRefundNo, res.RefundStatus, res.Amount.Refund, res.Amount.Total, res.MchID)
-			return c, nil
-		}
-		switch {
-		case res.MchID != s.opts.MchID:
-			return review("mchid_mismatch")
-		case res.Amount.Total != c.AmountFen:
-			return review("amount_mismatch")
-		}
-		switch c.Status {
-		case store.StatusRefunding:
-		case store.StatusRefunded, store.StatusPartiallyRefunded, store.StatusPaid:
-			if c.Status == store.StatusPaid && res.RefundStatus == wechatpay.RefundSuccess && c.RefundedFen == 0 {
-				// Money went back without paygate asking (the merchant platform?).
-				return review("refund_not_requested")
-			}
-			return nil, nil // a late copy of an applied refund
-		case store.StatusNeedsReview:
-			return nil, nil
-		default:
-			return review("refund_on_" + string(c.Status))
-		}
-		switch res.RefundStatus {
-		case wechatpay.RefundSuccess:
-			total := c.RefundedFen + res.Amount.Refund
-			if res.Amount.Refund <= 0 || total > c.AmountFen {
-				return review("refund_exceeds_total")
-			}
-			outcome = OutcomeApplied
-			c.RefundedFen = total
-			c.Status = store.StatusPartiallyRefunded
-			if total == c.AmountFen {
-				c.Status = store.StatusRefunded
-			}
-			return c, nil
-		case wechatpay.RefundClosed:
-			outcome = OutcomeApplied
-			c.Status = store.StatusPaid
-			if c.RefundedFen > 0 {
-				c.Status = store.StatusPartiallyRefunded
-			}
-			return c, nil
-		default: // ABNORMAL: the money is stuck; a person must act
-			return review("refund_abnormal")
-		}
-	})
+	_, outcome, reason, err := s.applyRefund(ctx, refundFact{
+		OutTradeNo: res.OutTradeNo, OutRefundNo: res.OutRefundNo, Status: res.RefundStatus, MchID: res.MchID,
+		RefundFen: res.Amount.Refund, TotalFen: res.Amount.Total, TransactionID: res.TransactionID,
+	}, "notification", note.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		s.log.ErrorContext(ctx, "ALERT: refund notification for an unknown order", "alert", true,
 			"id", note.ID, "out_trade_no", res.OutTradeNo, "out_refund_no", res.OutRefundNo, "refund_fen", res.Amount.Refund)
@@ -237,13 +185,6 @@ func (h *notifyHandler) refund(ctx context.Context, note *wechatpay.Notification
 	if err != nil {
 		s.log.ErrorContext(ctx, "refund notification not applied; WeChat Pay will retry", "id", note.ID, "out_refund_no", res.OutRefundNo, "err", err)
 		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: storeReason(err), msg: "temporarily unable to record"}
-	}
-	if !changed {
-		outcome = OutcomeDuplicate
-	}
-	if outcome == OutcomeReview {
-		s.log.ErrorContext(ctx, "ALERT: refund notification disagrees with the order record; order needs review", "alert", true,
-			"id", note.ID, "out_trade_no", res.OutTradeNo, "out_refund_no", res.OutRefundNo, "reason", reason)
 	}
 	if reason == "" {
 		reason = "ok"

@@ -240,31 +240,35 @@ func TestNotifyRefund(t *testing.T) {
 	if _, err := e.sim.Pay(ctx, o.OrderNo); err != nil {
 		t.Fatal(err)
 	}
-	// The refund flow (another component) moves the order to refunding and
-	// asks WeChat Pay; the notification side is under test here.
-	refund := func(outRefundNo string, fen int64) {
+	// The user confirms a proposal (the order goes refunding and WeChat Pay
+	// is asked); the notification settles it.
+	confirm := func(fen int64) string {
 		t.Helper()
-		cur := e.order(o.OrderNo)
-		prev := cur.Status
-		cur.Status = store.StatusRefunding
-		if err := e.st.UpdateOrder(ctx, cur, prev); err != nil {
+		p, _, err := e.svc.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: o.User, OrderNo: o.OrderNo, Reason: "changed my mind", AmountFen: fen})
+		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.client.CreateRefund(ctx, wechatpay.RefundRequest{OutTradeNo: o.OrderNo, OutRefundNo: outRefundNo, Refund: fen, Total: o.AmountFen}); err != nil {
+		if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
 			t.Fatal(err)
 		}
+		return p.OutRefundNo
+	}
+	complete := func(outRefundNo string) {
+		t.Helper()
 		d, err := e.sim.CompleteRefund(ctx, outRefundNo)
 		if err != nil || !d.Acked {
 			t.Fatalf("refund delivery: got %+v, %v", d, err)
 		}
 	}
-	refund("RFpartial0001", 4999)
+	first := confirm(4999)
+	complete(first)
 	got := e.order(o.OrderNo)
 	if got.Status != store.StatusPartiallyRefunded || got.RefundedFen != 4999 {
 		t.Fatalf("after the first refund: got %s %d; want partially_refunded 4999", got.Status, got.RefundedFen)
 	}
-	// A late copy of that refund's notification changes nothing.
-	rf, _ := e.sim.Refund("RFpartial0001")
+	// A late copy of that refund's notification changes nothing, also while
+	// the next refund is in flight.
+	rf, _ := e.sim.Refund(first)
 	res := wxsim.RefundResource{MchID: e.sim.MchID(), TransactionID: rf.TransactionID, OutTradeNo: rf.OutTradeNo,
 		RefundID: rf.RefundID, OutRefundNo: rf.OutRefundNo, RefundStatus: "SUCCESS", SuccessTime: rf.SuccessTime}
 	res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = o.AmountFen, 4999, o.AmountFen, 4999
@@ -278,7 +282,22 @@ func TestNotifyRefund(t *testing.T) {
 	if again := e.order(o.OrderNo); again.Version != got.Version || again.RefundedFen != 4999 {
 		t.Errorf("late copy changed the order: v%d %d fen", again.Version, again.RefundedFen)
 	}
-	refund("RFrest0000001", 4999)
+	second := confirm(0) // the rest
+	inFlight := e.order(o.OrderNo)
+	if inFlight.Status != store.StatusRefunding {
+		t.Fatalf("after the second confirmation: got %s; want refunding", inFlight.Status)
+	}
+	n, err = e.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventRefundSuccess, Summary: "退款成功", OriginalType: "refund", Resource: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := e.post(n.Header, n.Body); status != http.StatusNoContent {
+		t.Fatalf("late copy during the second refund: got %d; want 204", status)
+	}
+	if again := e.order(o.OrderNo); again.Version != inFlight.Version || again.RefundedFen != 4999 || again.Status != store.StatusRefunding {
+		t.Errorf("late copy of the first refund moved the second: %s v%d %d fen", again.Status, again.Version, again.RefundedFen)
+	}
+	complete(second)
 	got = e.order(o.OrderNo)
 	if got.Status != store.StatusRefunded || got.RefundedFen != o.AmountFen {
 		t.Errorf("after the second refund: got %s %d; want refunded %d", got.Status, got.RefundedFen, o.AmountFen)

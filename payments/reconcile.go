@@ -229,7 +229,8 @@ type SweepStats struct {
 
 // Sweep reconciles every pending order once: `creating` ones older than
 // CreatingGrace, awaiting_payment ones older than ActiveQueryAfter (paid,
-// closed or expired at WeChat Pay become so here; expired ones are closed).
+// closed or expired at WeChat Pay become so here; expired ones are closed),
+// and refunding ones whose refund notification is late (sweepRefunds).
 func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
 	for _, status := range []store.OrderStatus{store.StatusCreating, store.StatusAwaitingPayment} {
@@ -265,6 +266,9 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 			}
 			before = page[len(page)-1].CreatedAt
 		}
+	}
+	if err := s.sweepRefunds(ctx, &st); err != nil {
+		return st, err
 	}
 	return st, nil
 }

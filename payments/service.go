@@ -21,6 +21,9 @@ type Store interface {
 	store.Orders
 	store.Claims
 	store.Notifications
+	store.RefundProposals
+	store.Counters  // rules: calls per minute, orders per day
+	store.Exchanges // the refund in flight of each refunding order
 }
 
 // Backend is WeChat Pay as payments uses it; *wechatpay.Client implements it
@@ -30,6 +33,8 @@ type Backend interface {
 	RequestPayment(ctx context.Context, appID, prepayID string) (*wechatpay.RequestPayment, error)
 	QueryOrder(ctx context.Context, outTradeNo string) (*wechatpay.Transaction, error)
 	CloseOrder(ctx context.Context, outTradeNo string) error
+	CreateRefund(ctx context.Context, req wechatpay.RefundRequest) (*wechatpay.Refund, error)
+	QueryRefund(ctx context.Context, outRefundNo string) (*wechatpay.Refund, error)
 }
 
 var _ Backend = (*wechatpay.Client)(nil)
@@ -64,6 +69,7 @@ const (
 	DefaultSweepInterval          = 30 * time.Second
 	DefaultCreatingGrace          = 30 * time.Second
 	DefaultNotificationTTL        = 48 * time.Hour
+	DefaultRefundConfirmTTL       = 15 * time.Minute
 )
 
 // Options configures a Service. cmd/ maps config onto it.
@@ -105,6 +111,13 @@ type Options struct {
 	// 48h; WeChat retries for about 24h).
 	NotificationTTL time.Duration
 
+	// Rules are the limits checked before any WeChat Pay call (rules.go);
+	// the zero value checks nothing.
+	Rules Rules
+	// RefundConfirmTTL is how long a refund proposal may be confirmed
+	// (payments.refunds.confirm_ttl, default 15m).
+	RefundConfirmTTL time.Duration
+
 	// Events returns the events (audit records, merchant webhooks) to enqueue
 	// atomically with a transition; nil enqueues none. It must be fast and must
 	// not block: it runs inside the notify path.
@@ -112,6 +125,11 @@ type Options struct {
 	// Committed is called after each committed transition (also creations),
 	// e.g. to wake an outbox deliverer; nil: nothing. It must not block.
 	Committed func(Transition)
+	// Proposed is called after a refund proposal is recorded (no order
+	// changes then, so no Transition): for the audit record and the
+	// refund.proposed webhook. ctx carries the turn (TurnFrom). nil: nothing.
+	// It must not block.
+	Proposed func(ctx context.Context, p store.RefundProposal)
 
 	Registerer prometheus.Registerer // nil: a private registry
 	Logger     *slog.Logger          // nil: discard
@@ -129,6 +147,10 @@ type Transition struct {
 	// Turn is the conversation turn whose payment call caused the change (see
 	// WithTurn); nil for notifications, sweeps and admin actions.
 	Turn *Turn
+	// Refund is the user-confirmed refund behind a refund transition (to
+	// refunding, and from it to refunded, partially_refunded or back); nil
+	// otherwise.
+	Refund *store.RefundProposal
 }
 
 // Service creates, queries, closes and reconciles orders, and serves the notify
@@ -142,6 +164,7 @@ type Service struct {
 	now     func() time.Time
 	newNo   func(time.Time) string
 	m       *metrics
+	mm      *moneyMetrics
 	notify  http.Handler
 
 	mu       sync.Mutex
@@ -173,13 +196,18 @@ func New(opts Options) (*Service, error) {
 	def(&opts.SweepInterval, DefaultSweepInterval)
 	def(&opts.CreatingGrace, DefaultCreatingGrace)
 	def(&opts.NotificationTTL, DefaultNotificationTTL)
+	def(&opts.RefundConfirmTTL, DefaultRefundConfirmTTL)
 	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	mm, err := newMoneyMetrics(opts.Registerer)
 	if err != nil {
 		return nil, err
 	}
 	s := &Service{
 		opts: opts, store: opts.Store, backend: opts.Backend, catalog: opts.Catalog,
-		log: opts.Logger, now: opts.Now, newNo: opts.NewOrderNo, m: m,
+		log: opts.Logger, now: opts.Now, newNo: opts.NewOrderNo, m: m, mm: mm,
 		inflight: map[string]*refresh{}, stop: make(chan struct{}),
 	}
 	if s.log == nil {
@@ -344,6 +372,10 @@ func (s *Service) awaitClaimed(ctx context.Context, no string) (*store.Order, er
 // still its own, and prepays. next is set when another caller took the claim
 // over meanwhile: the caller follows that claim instead.
 func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item, amount int64, key string, claim store.Claim) (*CreateResult, *store.Claim, error) {
+	if err := s.countOrder(ctx, req.Client, req.User); err != nil {
+		s.releaseClaim(ctx, key, claim)
+		return nil, nil, err
+	}
 	now := s.now()
 	o := &store.Order{
 		OrderNo: claim.OrderNo, Client: req.Client, AppID: req.AppID, User: req.User, Session: req.Session,
@@ -352,12 +384,17 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 		ClaimKey: key, Generation: claim.Generation, CreatedAt: now, UpdatedAt: now,
 		ExpiresAt: now.Add(s.opts.OrderTTL).Truncate(time.Second),
 	}
+	approval := s.opts.Rules.needsApproval(amount)
+	if approval {
+		// Held for a manager: no prepay, no payment deadline until approved.
+		o.Status, o.ExpiresAt = store.StatusApprovalRequired, time.Time{}
+	}
 	created := Transition{After: *o, Cause: "create", Turn: TurnFrom(ctx)}
 	if err := s.store.CreateOrder(ctx, o, s.events(created)...); err != nil {
 		return nil, nil, fmt.Errorf("record order: %w", err)
 	}
 	s.committed(created)
-	s.m.transitions.WithLabelValues("", string(store.StatusCreating), "create").Inc()
+	s.m.transitions.WithLabelValues("", string(o.Status), "create").Inc()
 	s.log.InfoContext(ctx, "order created", "order_no", o.OrderNo, "client", o.Client, "sku", o.SKU, "quantity", o.Quantity, "amount_fen", o.AmountFen)
 	// A claimer that stalled before recording may have been taken over.
 	cur, _, err := s.store.ClaimPurchase(ctx, key, o.OrderNo, s.opts.DedupeWindow)
@@ -366,13 +403,22 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 	}
 	if cur.OrderNo != o.OrderNo {
 		_, _, _ = s.update(ctx, o.OrderNo, "superseded", "", func(c *store.Order) (*store.Order, error) {
-			if c.Status != store.StatusCreating {
+			switch c.Status {
+			case store.StatusCreating:
+				c.Status = store.StatusClosed
+			case store.StatusApprovalRequired:
+				c.Status = store.StatusExpired
+			default:
 				return nil, nil
 			}
-			c.Status = store.StatusClosed
 			return c, nil
 		})
 		return nil, &cur, nil
+	}
+	if approval {
+		s.mm.refusals.WithLabelValues("approval_required").Inc()
+		s.log.InfoContext(ctx, "order held for a manager's approval", "order_no", o.OrderNo, "amount_fen", o.AmountFen)
+		return &CreateResult{Order: o}, nil, nil
 	}
 	res, err := s.prepay(ctx, o, "prepay")
 	return res, nil, err
@@ -547,7 +593,7 @@ func (s *Service) update(ctx context.Context, no, cause, noteID string, decide f
 			return &before, false, fmt.Errorf("order %s: %w: %s -> %s", no, ErrTransition, before.Status, next.Status)
 		}
 		next.UpdatedAt = s.now()
-		tr := Transition{Before: before, After: *next, Cause: cause, NotificationID: noteID, Turn: TurnFrom(ctx)}
+		tr := Transition{Before: before, After: *next, Cause: cause, NotificationID: noteID, Turn: TurnFrom(ctx), Refund: refundFrom(ctx)}
 		err = s.store.UpdateOrder(ctx, next, before.Status, s.events(tr)...)
 		if errors.Is(err, store.ErrConflict) {
 			continue

@@ -96,6 +96,11 @@ func (t *Tools) Execute(ctx context.Context, c Caller, name, args string) Outcom
 	if !gjson.Valid(args) || !gjson.Parse(args).IsObject() {
 		return clarify("the arguments were not a JSON object")
 	}
+	if t.IsPayment(name) {
+		if err := t.svc.CheckCall(ctx, c.Client, c.User); err != nil {
+			return t.refusedByRule(name, c, err)
+		}
+	}
 	switch name {
 	case t.names.CreateOrder:
 		t.ignoreExtra(name, args, createArgs)
@@ -105,10 +110,7 @@ func (t *Tools) Execute(ctx context.Context, c Caller, name, args string) Outcom
 		return t.queryOrder(ctx, c, args)
 	case t.names.RequestRefund:
 		t.ignoreExtra(name, args, refundArgs)
-		return Outcome{
-			Result:      resultJSON(map[string]any{"status": "not_available", "message": "refunds are handled by a person; tell the user their request will be reviewed"}),
-			MoneyMoving: true,
-		}
+		return t.requestRefund(ctx, c, args)
 	}
 	return Outcome{Result: resultJSON(map[string]any{"error": "unknown tool " + name})}
 }
@@ -167,6 +169,9 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	})
 	out := Outcome{MoneyMoving: true, Executed: true}
 	if err != nil && (cr == nil || cr.Order == nil) {
+		if errors.Is(err, ErrDailyLimit) {
+			return t.refusedByRule(t.names.CreateOrder, c, err)
+		}
 		t.log.Warn("create_order failed", "client", c.Client, "sku", item.SKU, "err", err)
 		out.Result = resultJSON(map[string]any{"status": "failed", "error": failureText(err)})
 		return out
@@ -190,12 +195,16 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	case err != nil:
 		status = "pending"
 	}
-	out.Result = resultJSON(map[string]any{
+	r := map[string]any{
 		"order_no":    o.OrderNo,
 		"description": o.Description,
 		"amount":      FormatAmount(o.AmountFen, o.Currency),
 		"status":      status,
-	})
+	}
+	if o.Status == store.StatusApprovalRequired {
+		r["message"] = "orders above " + t.approvalLimit() + " need a manager's approval; tell the user the order is waiting for approval and that they will be able to pay as soon as it is approved"
+	}
+	out.Result = resultJSON(r)
 	return out
 }
 
@@ -230,6 +239,10 @@ func failureText(err error) string {
 		return "WeChat Pay refused the order"
 	case errors.Is(err, ErrInProgress):
 		return "the same order is being created right now"
+	case errors.Is(err, ErrRateLimited):
+		return "too many payment requests in the last minute; ask the user to wait a minute and try again"
+	case errors.Is(err, ErrDailyLimit):
+		return "this user has reached the maximum number of orders for today; they can order again tomorrow"
 	}
 	return "the payment could not be started"
 }

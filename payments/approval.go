@@ -1,0 +1,107 @@
+package payments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/store"
+)
+
+// ErrNotAwaitingApproval: the order exists but is not approval_required (a
+// manager already decided, or it never needed approval).
+var ErrNotAwaitingApproval = errors.New("order is not awaiting approval")
+
+// Approvals lists orders waiting for a manager (approval_required), newest
+// first, at most limit (0: store.DefaultListLimit).
+func (s *Service) Approvals(ctx context.Context, limit int) ([]*store.Order, error) {
+	return s.ListOrders(ctx, store.OrderFilter{Status: store.StatusApprovalRequired, Limit: limit})
+}
+
+// ListOrders lists orders for the admin API.
+func (s *Service) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Order, error) {
+	out, err := s.store.ListOrders(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("list orders: %w", err)
+	}
+	return out, nil
+}
+
+// Approve is a manager's yes to an approval_required order: it is committed
+// as `creating` with a fresh payment deadline and prepaid at once, so it is
+// awaiting_payment when Approve returns and the user's next request gets its
+// payment parameters. An unknown prepay outcome leaves it `creating` for the
+// reconciler (ErrPaymentUnavailable, with the order). ErrNotAwaitingApproval
+// when a manager already decided; store.ErrNotFound for an unknown order.
+func (s *Service) Approve(ctx context.Context, orderNo string) (*CreateResult, error) {
+	got, _, err := s.update(ctx, orderNo, "approve", "", func(c *store.Order) (*store.Order, error) {
+		if c.Status != store.StatusApprovalRequired {
+			return nil, fmt.Errorf("%w: %s is %s", ErrNotAwaitingApproval, c.OrderNo, c.Status)
+		}
+		c.Status = store.StatusCreating
+		// The payment window starts now, not when the user asked.
+		c.ExpiresAt = s.now().Add(s.opts.OrderTTL).Truncate(time.Second)
+		return c, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.mm.approvals.WithLabelValues("approved").Inc()
+	s.log.InfoContext(ctx, "order approved by a manager; prepaying", "order_no", got.OrderNo, "amount_fen", got.AmountFen)
+	res, err := s.prepay(ctx, got, "approve")
+	if err != nil && res == nil {
+		return &CreateResult{Order: got}, err
+	}
+	return res, err
+}
+
+// Reject is a manager's no: the order becomes rejected (no WeChat Pay call was
+// ever made for it). The user's next turn is told through the payment state.
+func (s *Service) Reject(ctx context.Context, orderNo string) (*store.Order, error) {
+	got, _, err := s.update(ctx, orderNo, "reject", "", func(c *store.Order) (*store.Order, error) {
+		if c.Status != store.StatusApprovalRequired {
+			return nil, fmt.Errorf("%w: %s is %s", ErrNotAwaitingApproval, c.OrderNo, c.Status)
+		}
+		c.Status = store.StatusRejected
+		return c, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.mm.approvals.WithLabelValues("rejected").Inc()
+	s.log.InfoContext(ctx, "order rejected by a manager", "order_no", got.OrderNo, "amount_fen", got.AmountFen)
+	return got, nil
+}
+
+// UserOrders lists one user's orders (of one client), newest first, at most
+// limit, with pending ones refreshed from WeChat Pay under the active query
+// deadline (as a turn does).
+func (s *Service) UserOrders(ctx context.Context, client, user string, limit int) ([]*store.Order, error) {
+	if client == "" || user == "" {
+		return nil, ErrUserRequired
+	}
+	orders, err := s.ListOrders(ctx, store.OrderFilter{Client: client, User: user, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	return s.RefreshPending(ctx, orders), nil
+}
+
+// PayableParams returns what the payer needs for an order that can be paid
+// now: JSAPI parameters for wx.requestPayment (freshly signed) or a Native
+// code URL. An order that is not awaiting payment, or whose payment window
+// has passed, returns nil, "" and no error. The turn injects these for an
+// order a manager approved since the user's last message; GET
+// /v1/paygate/orders shows them too.
+func (s *Service) PayableParams(ctx context.Context, o *store.Order) (*wechatpay.RequestPayment, string, error) {
+	if o == nil || o.Status != store.StatusAwaitingPayment || s.expired(o) {
+		return nil, "", nil
+	}
+	res, err := s.payable(ctx, o, true)
+	if err != nil {
+		return nil, "", err
+	}
+	return res.Payment, res.CodeURL, nil
+}

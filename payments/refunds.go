@@ -1,0 +1,662 @@
+package payments
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/store"
+)
+
+// Refund errors. A proposal of another user (or client) is store.ErrNotFound,
+// a used, cancelled or expired one store.ErrGone; callers map those to 404 and
+// 410.
+var (
+	// ErrNotRefundable: the order is in no state to refund (unpaid, already
+	// fully refunded, under review).
+	ErrNotRefundable = errors.New("order cannot be refunded")
+	// ErrRefundAmount: the amount is zero, malformed or more than what is left
+	// of the payment.
+	ErrRefundAmount = errors.New("refund amount out of range")
+	// ErrRefundInProgress: another refund of the order is with WeChat Pay;
+	// one refund at a time keeps the sum of refunds within what was paid.
+	ErrRefundInProgress = errors.New("another refund of this order is in progress")
+	// ErrRefundFailed: WeChat Pay refused the refund for good; the order is
+	// back to its state before the confirmation.
+	ErrRefundFailed = errors.New("wechat pay refused the refund")
+)
+
+// Refund progress reported by ConfirmRefund.
+const (
+	// RefundProcessing: WeChat Pay accepted the refund; its notification
+	// moves the order to refunded or partially_refunded.
+	RefundProcessing = "processing"
+	// RefundSucceeded: WeChat Pay reported the money returned.
+	RefundSucceeded = "succeeded"
+	// RefundPending: WeChat Pay did not answer; the order stays refunding and
+	// the sweep asks again and resends under the same out_refund_no.
+	RefundPending = "pending"
+	// RefundClosed: WeChat Pay closed the refund; no money moved.
+	RefundClosed = "closed"
+)
+
+const (
+	// inFlightTTL keeps the record of a refund with WeChat Pay for longer
+	// than a refund can stay open there (WeChat accepts refunds for a year).
+	inFlightTTL = 400 * 24 * time.Hour
+	// refundCallTimeout bounds one confirmation's call to WeChat Pay,
+	// retries with the same out_refund_no included.
+	refundCallTimeout = 30 * time.Second
+	// refundQueryAfter: a refunding order untouched this long is asked about
+	// by the sweep (a notification normally arrives well before).
+	refundQueryAfter = time.Minute
+	// maxRefundReason is WeChat Pay's limit on the reason, in characters.
+	maxRefundReason = 80
+)
+
+// RefundRequest is a request_refund call: the order and amount to propose.
+type RefundRequest struct {
+	Client  string
+	User    string
+	OrderNo string
+	Reason  string
+	// AmountFen is the amount to refund; 0 means everything not yet refunded.
+	AmountFen int64
+}
+
+// RefundResult is a confirmed refund and where it stands.
+type RefundResult struct {
+	Proposal *store.RefundProposal
+	Order    *store.Order
+	// Status is RefundProcessing, RefundSucceeded, RefundPending or
+	// RefundClosed.
+	Status string
+}
+
+// inFlight is the refund of a refunding order that went (or is about to go)
+// to WeChat Pay, kept in store.Exchanges under the order number. It counts
+// only while the order is refunding at OrderVersion: a record left from an
+// earlier refund never matches the order's current version.
+type inFlight struct {
+	Proposal     store.RefundProposal `json:"proposal"`
+	OrderVersion int64                `json:"order_version"`
+	ConfirmedAt  time.Time            `json:"confirmed_at"`
+}
+
+func inFlightKey(orderNo string) string { return "refund-inflight:" + orderNo }
+
+// OutRefundNo derives WeChat Pay's out_refund_no from a proposal id, so every
+// retry of one confirmed proposal uses the same number and no other proposal
+// can share it.
+func OutRefundNo(refundID string) string {
+	return "RF" + strings.TrimPrefix(refundID, "rf_")
+}
+
+// newRefundID makes a proposal id: "rf_" and 24 base62 characters (142
+// bits), unguessable because it is the capability in the confirm URL.
+func newRefundID() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = base62[int(b[i])%len(base62)]
+	}
+	return "rf_" + string(b)
+}
+
+// refundable reports how much of o can still be refunded, or why nothing.
+func refundable(o *store.Order) (int64, error) {
+	switch o.Status {
+	case store.StatusPaid, store.StatusPartiallyRefunded:
+	case store.StatusRefunding:
+		return 0, fmt.Errorf("%w: order %s", ErrRefundInProgress, o.OrderNo)
+	default:
+		return 0, fmt.Errorf("%w: order %s is %s", ErrNotRefundable, o.OrderNo, o.Status)
+	}
+	left := o.AmountFen - o.RefundedFen
+	if left <= 0 {
+		return 0, fmt.Errorf("%w: order %s is fully refunded", ErrNotRefundable, o.OrderNo)
+	}
+	return left, nil
+}
+
+// ProposeRefund records a refund proposal for the user's paid order: bound to
+// the client, the user, the order and the amount, live for RefundConfirmTTL.
+// No money moves: only ConfirmRefund, called on the user's own request,
+// sends it to WeChat Pay. Another user's order is ErrNotOwner.
+func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.RefundProposal, *store.Order, error) {
+	if req.Client == "" || req.User == "" {
+		return nil, nil, ErrUserRequired
+	}
+	o, err := s.Order(ctx, req.Client, req.User, req.OrderNo)
+	if err != nil {
+		return nil, nil, err
+	}
+	left, err := refundable(o)
+	if err != nil {
+		return nil, o, err
+	}
+	amount := req.AmountFen
+	if amount == 0 {
+		amount = left
+	}
+	if amount < 0 || amount > left {
+		return nil, o, fmt.Errorf("%w: %s asked, %s refundable", ErrRefundAmount, FormatAmount(amount, o.Currency), FormatAmount(left, o.Currency))
+	}
+	id := newRefundID()
+	p := &store.RefundProposal{
+		RefundID: id, OrderNo: o.OrderNo, Client: req.Client, User: req.User,
+		AmountFen: amount, Reason: clip(req.Reason, maxRefundReason), OutRefundNo: OutRefundNo(id),
+	}
+	if err := s.store.PutRefundProposal(ctx, p, s.opts.RefundConfirmTTL); err != nil {
+		return nil, o, fmt.Errorf("record refund proposal: %w", err)
+	}
+	s.mm.refunds.WithLabelValues("proposed").Inc()
+	s.log.InfoContext(ctx, "refund proposed; waiting for the user's confirmation", "refund_id", id, "order_no", o.OrderNo,
+		"amount_fen", amount, "expires_at", p.ExpiresAt)
+	if s.opts.Proposed != nil {
+		s.opts.Proposed(ctx, *p)
+	}
+	return p, o, nil
+}
+
+// proposal returns the live proposal id of this client and user. Another
+// user's or client's proposal is store.ErrNotFound, even once used; a used,
+// cancelled or expired one of this user is store.ErrGone.
+func (s *Service) proposal(ctx context.Context, client, user, id string) (*store.RefundProposal, error) {
+	p, err := s.store.GetRefundProposal(ctx, id)
+	if errors.Is(err, store.ErrGone) {
+		// A tombstone is read without its owner; the consume step checks the
+		// owner before the state, so another user's tombstone is not found.
+		// A tombstone never becomes live again, so this consumes nothing.
+		if _, cerr := s.store.ConsumeRefundProposal(ctx, id, user); cerr != nil {
+			return nil, fmt.Errorf("refund proposal %s: %w", id, cerr)
+		}
+		return nil, fmt.Errorf("refund proposal %s: %w", id, store.ErrGone)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("refund proposal %s: %w", id, err)
+	}
+	if p.Client != client || p.User != user {
+		return nil, fmt.Errorf("refund proposal %s: %w", id, store.ErrNotFound)
+	}
+	return p, nil
+}
+
+// CancelRefund is the user's "no": the proposal is withdrawn (a later confirm
+// is store.ErrGone). Nothing was sent to WeChat Pay.
+func (s *Service) CancelRefund(ctx context.Context, client, user, id string) (*store.RefundProposal, error) {
+	if _, err := s.proposal(ctx, client, user, id); err != nil {
+		return nil, err
+	}
+	p, err := s.store.CancelRefundProposal(ctx, id, user)
+	if err != nil {
+		return nil, fmt.Errorf("cancel refund proposal %s: %w", id, err)
+	}
+	s.mm.refunds.WithLabelValues("cancelled").Inc()
+	s.log.InfoContext(ctx, "refund proposal cancelled by the user", "refund_id", id, "order_no", p.OrderNo)
+	return p, nil
+}
+
+// ConfirmRefund executes the user's confirmation of proposal id exactly once,
+// however many confirmations race: the proposal is consumed (single use),
+// the order moves to refunding with a compare-and-set (one refund in flight
+// per order, so refunds never add up to more than was paid), and WeChat Pay
+// is asked to refund under the proposal's out_refund_no, the same number on
+// every retry. A WeChat Pay that does not answer leaves the order refunding
+// (RefundPending) for the sweep to ask about and resend.
+func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*RefundResult, error) {
+	p, err := s.proposal(ctx, client, user, id)
+	if err != nil {
+		if errors.Is(err, store.ErrGone) {
+			s.mm.refunds.WithLabelValues("gone").Inc()
+		}
+		return nil, err
+	}
+	// Check before consuming, so a proposal that cannot run now (another
+	// refund in flight) stays usable until it expires.
+	o, err := s.store.GetOrder(ctx, p.OrderNo)
+	if err != nil {
+		return nil, fmt.Errorf("read order %s: %w", p.OrderNo, err)
+	}
+	if err := checkRefund(o, p); err != nil {
+		return &RefundResult{Proposal: p, Order: o}, err
+	}
+	p, err = s.store.ConsumeRefundProposal(ctx, id, user)
+	if err != nil {
+		if errors.Is(err, store.ErrGone) {
+			s.mm.refunds.WithLabelValues("gone").Inc()
+		}
+		return nil, fmt.Errorf("refund proposal %s: %w", id, err)
+	}
+	s.mm.refunds.WithLabelValues("confirmed").Inc()
+	// From here the user's word is spent: finish even if the caller leaves.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundCallTimeout)
+	defer cancel()
+	rctx := withRefund(ctx, p)
+	got, _, err := s.update(rctx, p.OrderNo, "refund", "", func(c *store.Order) (*store.Order, error) {
+		if err := checkRefund(c, p); err != nil {
+			return nil, err
+		}
+		c.Status = store.StatusRefunding
+		return c, nil
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "confirmed refund not started", "refund_id", id, "order_no", p.OrderNo, "err", err)
+		return &RefundResult{Proposal: p, Order: got}, err
+	}
+	rec := inFlight{Proposal: *p, OrderVersion: got.Version, ConfirmedAt: s.now()}
+	if err := s.putInFlight(ctx, &rec); err != nil {
+		// Nothing went to WeChat Pay: undo, so the order is not stuck.
+		back, _ := s.revertRefund(rctx, rec, "refund_aborted")
+		return &RefundResult{Proposal: p, Order: back}, err
+	}
+	s.log.InfoContext(ctx, "refund confirmed by the user; asking wechat pay", "refund_id", id, "order_no", p.OrderNo,
+		"out_refund_no", p.OutRefundNo, "amount_fen", p.AmountFen)
+	return s.sendRefund(rctx, got, rec, "refund")
+}
+
+// checkRefund reports whether proposal p can run on order o now.
+func checkRefund(o *store.Order, p *store.RefundProposal) error {
+	if o.Client != p.Client || o.User != p.User {
+		return fmt.Errorf("%w: order %s", ErrNotOwner, o.OrderNo)
+	}
+	left, err := refundable(o)
+	if err != nil {
+		return err
+	}
+	if p.AmountFen <= 0 || p.AmountFen > left {
+		return fmt.Errorf("%w: %s proposed, %s refundable", ErrRefundAmount, FormatAmount(p.AmountFen, o.Currency), FormatAmount(left, o.Currency))
+	}
+	return nil
+}
+
+// sendRefund asks WeChat Pay for the in-flight refund of the refunding order
+// o and applies what it answers.
+func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, cause string) (*RefundResult, error) {
+	p := rec.Proposal
+	r, err := s.backend.CreateRefund(ctx, wechatpay.RefundRequest{
+		OutTradeNo: o.OrderNo, OutRefundNo: p.OutRefundNo, Reason: p.Reason, Refund: p.AmountFen, Total: o.AmountFen,
+	})
+	res := &RefundResult{Proposal: &p, Order: o}
+	switch {
+	case err == nil:
+		s.mm.refunds.WithLabelValues("sent").Inc()
+		return s.applyAnswer(ctx, res, r, cause)
+	case errors.Is(err, wechatpay.ErrTemporary), errors.Is(err, wechatpay.ErrUnverified), errors.Is(err, context.DeadlineExceeded):
+		// Unknown outcome: the order stays refunding; the sweep asks by the
+		// same out_refund_no and resends only if WeChat Pay has no such refund.
+		s.mm.refunds.WithLabelValues("pending").Inc()
+		s.log.WarnContext(ctx, "refund outcome unknown; the sweep will ask wechat pay again", "order_no", o.OrderNo, "out_refund_no", p.OutRefundNo, "err", err)
+		res.Status = RefundPending
+		return res, nil
+	default:
+		s.mm.refunds.WithLabelValues("failed").Inc()
+		s.log.ErrorContext(ctx, "wechat pay refused the refund; order restored", "order_no", o.OrderNo, "out_refund_no", p.OutRefundNo, "err", err)
+		back, rerr := s.revertRefund(ctx, rec, "refund_failed")
+		if back != nil {
+			res.Order = back
+		}
+		if rerr != nil {
+			return res, fmt.Errorf("%w: %w (restoring the order: %v)", ErrRefundFailed, err, rerr)
+		}
+		return res, fmt.Errorf("%w: %w", ErrRefundFailed, err)
+	}
+}
+
+// applyAnswer applies a refund's status as WeChat Pay's API reported it.
+func (s *Service) applyAnswer(ctx context.Context, res *RefundResult, r *wechatpay.Refund, cause string) (*RefundResult, error) {
+	switch r.Status {
+	case wechatpay.RefundProcessing:
+		res.Status = RefundProcessing
+		return res, nil
+	case wechatpay.RefundSuccess:
+		res.Status = RefundSucceeded
+	case wechatpay.RefundClosed:
+		res.Status = RefundClosed
+	default:
+		res.Status = RefundProcessing
+	}
+	got, _, _, err := s.applyRefund(ctx, refundFact{
+		OutTradeNo: res.Order.OrderNo, OutRefundNo: r.OutRefundNo, Status: r.Status,
+		MchID: s.opts.MchID, RefundFen: r.Refund, TotalFen: r.Total,
+	}, cause, "")
+	if got != nil {
+		res.Order = got
+	}
+	return res, err
+}
+
+func (s *Service) putInFlight(ctx context.Context, rec *inFlight) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode refund in flight: %w", err)
+	}
+	if err := s.store.PutExchange(ctx, inFlightKey(rec.Proposal.OrderNo), b, inFlightTTL); err != nil {
+		return fmt.Errorf("record refund in flight: %w", err)
+	}
+	return nil
+}
+
+// loadInFlight returns the order's refund record, or nil when there is none.
+func (s *Service) loadInFlight(ctx context.Context, orderNo string) (*inFlight, error) {
+	b, err := s.store.GetExchange(ctx, inFlightKey(orderNo))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read refund in flight: %w", err)
+	}
+	var rec inFlight
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("decode refund in flight: %w", err)
+	}
+	return &rec, nil
+}
+
+// revertRefund puts a refunding order back where it was before rec's
+// refund (paid, or partially_refunded when money went back before): for a
+// refund that never reached WeChat Pay or that it refused or closed.
+func (s *Service) revertRefund(ctx context.Context, rec inFlight, cause string) (*store.Order, error) {
+	got, _, err := s.update(ctx, rec.Proposal.OrderNo, cause, "", func(c *store.Order) (*store.Order, error) {
+		if c.Status != store.StatusRefunding || c.Version != rec.OrderVersion {
+			return nil, nil
+		}
+		c.Status = settledRefundStatus(c)
+		return c, nil
+	})
+	return got, err
+}
+
+// settledRefundStatus is a paid order's status for what it has refunded.
+func settledRefundStatus(c *store.Order) store.OrderStatus {
+	switch {
+	case c.RefundedFen <= 0:
+		return store.StatusPaid
+	case c.RefundedFen >= c.AmountFen:
+		return store.StatusRefunded
+	}
+	return store.StatusPartiallyRefunded
+}
+
+// refundFact is WeChat Pay's word about one refund, from a notification or
+// an API answer.
+type refundFact struct {
+	OutTradeNo, OutRefundNo string
+	Status                  string // wechatpay.Refund* statuses
+	MchID                   string
+	RefundFen, TotalFen     int64
+	TransactionID           string
+}
+
+// applyRefund commits WeChat Pay's word about a refund exactly once. Only the
+// refund in flight counts (its out_refund_no, recorded at confirmation, at
+// the order's current version): a late copy of an earlier refund's
+// notification changes nothing, so refunded_fen never counts a refund twice.
+// A refund WeChat reports that contradicts the record puts the order in
+// needs_review. It returns the order after, the outcome and, for review, why.
+func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID string) (*store.Order, string, string, error) {
+	rec, err := s.loadInFlight(ctx, f.OutTradeNo)
+	if err != nil {
+		return nil, "", "", err
+	}
+	rctx := ctx
+	if rec != nil && rec.Proposal.OutRefundNo == f.OutRefundNo {
+		rctx = withRefund(ctx, &rec.Proposal)
+	}
+	outcome, reason := OutcomeDuplicate, ""
+	got, changed, err := s.update(rctx, f.OutTradeNo, cause, noteID, func(c *store.Order) (*store.Order, error) {
+		outcome, reason = OutcomeDuplicate, ""
+		review := func(r string) (*store.Order, error) {
+			if c.Status == store.StatusNeedsReview {
+				return nil, nil
+			}
+			outcome, reason = OutcomeReview, r
+			c.Status = store.StatusNeedsReview
+			c.ReviewReason = fmt.Sprintf("%s: wechat pay refund %s (%s) of %d fen, order total %d fen, mchid %s",
+				r, f.OutRefundNo, f.Status, f.RefundFen, f.TotalFen, f.MchID)
+			return c, nil
+		}
+		switch {
+		case f.MchID != s.opts.MchID:
+			return review("mchid_mismatch")
+		case f.TotalFen != c.AmountFen:
+			return review("amount_mismatch")
+		}
+		switch c.Status {
+		case store.StatusRefunding:
+			if rec == nil || rec.OrderVersion != c.Version || rec.Proposal.OutRefundNo != f.OutRefundNo {
+				return nil, nil // another refund's late word; not the one in flight
+			}
+		case store.StatusRefunded, store.StatusPartiallyRefunded, store.StatusPaid:
+			if c.Status == store.StatusPaid && f.Status == wechatpay.RefundSuccess && c.RefundedFen == 0 {
+				// Money went back without paygate asking (the merchant platform?).
+				return review("refund_not_requested")
+			}
+			return nil, nil // a late copy of an applied refund
+		case store.StatusNeedsReview:
+			return nil, nil
+		default:
+			return review("refund_on_" + string(c.Status))
+		}
+		switch f.Status {
+		case wechatpay.RefundSuccess:
+			total := c.RefundedFen + f.RefundFen
+			if f.RefundFen != rec.Proposal.AmountFen || total > c.AmountFen {
+				return review("refund_amount_mismatch")
+			}
+			outcome = OutcomeApplied
+			c.RefundedFen = total
+			c.Status = settledRefundStatus(c)
+			return c, nil
+		case wechatpay.RefundClosed:
+			outcome = OutcomeApplied
+			c.Status = settledRefundStatus(c)
+			return c, nil
+		case wechatpay.RefundProcessing:
+			return nil, nil
+		default: // ABNORMAL: the money is stuck; a person must act
+			return review("refund_abnormal")
+		}
+	})
+	if err != nil {
+		return got, "", "", err
+	}
+	if !changed {
+		outcome = OutcomeDuplicate
+	}
+	if outcome == OutcomeApplied {
+		s.log.InfoContext(ctx, "refund settled", "order_no", f.OutTradeNo, "out_refund_no", f.OutRefundNo,
+			"refund_status", f.Status, "status", got.Status, "refunded_fen", got.RefundedFen)
+	}
+	if outcome == OutcomeReview {
+		s.log.ErrorContext(ctx, "ALERT: wechat pay's refund disagrees with the order record; order needs review", "alert", true,
+			"order_no", f.OutTradeNo, "out_refund_no", f.OutRefundNo, "reason", reason)
+	}
+	return got, outcome, reason, nil
+}
+
+// sweepRefunds asks WeChat Pay about refunds whose notification has not
+// arrived: refunding orders untouched for refundQueryAfter. A refund WeChat
+// Pay does not know (the confirmation's call never reached it) is sent again
+// under the same out_refund_no; the user confirmed it, and the number makes
+// it the same refund.
+func (s *Service) sweepRefunds(ctx context.Context, st *SweepStats) error {
+	var before time.Time
+	for {
+		page, err := s.store.ListOrders(ctx, store.OrderFilter{Status: store.StatusRefunding, Before: before, Limit: 200})
+		if err != nil {
+			return fmt.Errorf("sweep: list refunding: %w", err)
+		}
+		for _, o := range page {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if s.now().Sub(o.UpdatedAt) < refundQueryAfter {
+				continue
+			}
+			st.Checked++
+			octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
+			got, err := s.reconcileRefund(octx, o)
+			cancel()
+			if err != nil {
+				st.Errors++
+				s.log.WarnContext(ctx, "sweep: refund not reconciled", "order_no", o.OrderNo, "err", err)
+				continue
+			}
+			if got != nil && got.Status != o.Status {
+				st.Changed++
+			}
+		}
+		if len(page) < 200 {
+			return nil
+		}
+		before = page[len(page)-1].CreatedAt
+	}
+}
+
+// reconcileRefund brings one refunding order in line with WeChat Pay.
+func (s *Service) reconcileRefund(ctx context.Context, o *store.Order) (*store.Order, error) {
+	rec, err := s.loadInFlight(ctx, o.OrderNo)
+	if err != nil {
+		return o, err
+	}
+	if rec == nil || rec.OrderVersion != o.Version {
+		// Refunding without its record: a crash between the two writes of a
+		// confirmation. Whether WeChat Pay was asked cannot be known here.
+		s.log.ErrorContext(ctx, "ALERT: refunding order has no refund record; order needs review", "alert", true, "order_no", o.OrderNo)
+		got, _, err := s.update(ctx, o.OrderNo, "sweep", "", func(c *store.Order) (*store.Order, error) {
+			if c.Status != store.StatusRefunding || c.Version != o.Version {
+				return nil, nil
+			}
+			c.Status = store.StatusNeedsReview
+			c.ReviewReason = "refund_record_missing: refunding without a recorded refund; check the merchant platform"
+			return c, nil
+		})
+		return got, err
+	}
+	rctx := withRefund(ctx, &rec.Proposal)
+	r, err := s.backend.QueryRefund(ctx, rec.Proposal.OutRefundNo)
+	if errors.Is(err, wechatpay.ErrNotFound) {
+		s.m.reconcile.WithLabelValues("refund", "resend").Inc()
+		res, serr := s.sendRefund(rctx, o, *rec, "sweep")
+		if res != nil && res.Order != nil {
+			return res.Order, serr
+		}
+		return o, serr
+	}
+	if err != nil {
+		s.m.reconcile.WithLabelValues("refund", "error").Inc()
+		return o, fmt.Errorf("query refund %s: %w", rec.Proposal.OutRefundNo, err)
+	}
+	s.m.reconcile.WithLabelValues("refund", strings.ToLower(r.Status)).Inc()
+	res, err := s.applyAnswer(rctx, &RefundResult{Proposal: &rec.Proposal, Order: o}, r, "sweep")
+	return res.Order, err
+}
+
+type refundKey struct{}
+
+// withRefund carries the refund behind an order change into Transition.Refund.
+func withRefund(ctx context.Context, p *store.RefundProposal) context.Context {
+	return context.WithValue(ctx, refundKey{}, p)
+}
+
+func refundFrom(ctx context.Context) *store.RefundProposal {
+	p, _ := ctx.Value(refundKey{}).(*store.RefundProposal)
+	return p
+}
+
+// clip cuts s to at most n characters on a rune boundary.
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n])
+}
+
+// requestRefund is the request_refund tool: it records a proposal and returns
+// the refund_proposed action for the bot to show as a confirm button. No
+// money moves; the tool result says so, so the model does not claim a refund
+// happened.
+func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcome {
+	res := gjson.GetMany(args, "order_no", "reason", "amount")
+	no, reason, amt := res[0], res[1], res[2]
+	if no.Type != gjson.String || no.Str == "" {
+		return clarify("order_no is missing")
+	}
+	if reason.Type != gjson.String || strings.TrimSpace(reason.Str) == "" {
+		return clarify("reason is missing: ask the user why they want the refund")
+	}
+	var fen int64
+	if amt.Exists() && amt.Type != gjson.Null {
+		text := amt.Str
+		if amt.Type == gjson.Number {
+			text = amt.Raw
+		}
+		text = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(text), "CNY"))
+		v, err := ParseFen(text)
+		if (amt.Type != gjson.String && amt.Type != gjson.Number) || err != nil || v <= 0 {
+			return clarify(`amount must be a decimal amount in CNY such as "20.00", or left out to refund everything not yet refunded`)
+		}
+		fen = v
+	}
+	p, o, err := t.svc.ProposeRefund(ctx, RefundRequest{Client: c.Client, User: c.User, OrderNo: no.Str, Reason: reason.Str, AmountFen: fen})
+	out := Outcome{MoneyMoving: true, Executed: true}
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, ErrNotOwner):
+		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "not_found", "error": "this user has no order with that number"})
+		return out
+	case errors.Is(err, ErrRefundAmount):
+		left := o.AmountFen - o.RefundedFen
+		out = clarify(fmt.Sprintf("at most %s of order %s can be refunded", FormatAmount(left, o.Currency), o.OrderNo))
+		out.MoneyMoving = true
+		return out
+	case errors.Is(err, ErrRefundInProgress):
+		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "refund_in_progress", "error": "a refund of this order is already being processed; tell the user to wait for it"})
+		return out
+	case errors.Is(err, ErrNotRefundable):
+		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "not_refundable", "order_status": string(o.Status),
+			"error": "this order cannot be refunded in its current state (" + string(o.Status) + ")"})
+		return out
+	default:
+		t.log.Warn("request_refund failed", "client", c.Client, "err", err)
+		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "failed", "error": "refunds are temporarily unavailable; nothing was changed"})
+		return out
+	}
+	amount := FormatAmount(p.AmountFen, o.Currency)
+	out.Action = resultJSON(map[string]any{"type": "refund_proposed", "refund": ProposalView(p, o.Currency)})
+	out.Result = resultJSON(map[string]any{
+		"refund_id": p.RefundID, "order_no": p.OrderNo, "amount": amount,
+		"status":     "awaiting_user_confirmation",
+		"expires_at": p.ExpiresAt.UTC().Format(time.RFC3339),
+		"message":    "no money has moved: the user must tap the confirmation button (" + RefundLabel(p.AmountFen, o.Currency) + ") themselves; do not say the refund is done",
+	})
+	return out
+}
+
+// RefundLabel is the confirm button's text: "Confirm refund of 49.99 CNY".
+func RefundLabel(fen int64, currency string) string {
+	return "Confirm refund of " + FormatAmount(fen, currency)
+}
+
+// ConfirmPath is where the user's client confirms proposal id.
+func ConfirmPath(id string) string { return "/v1/paygate/refunds/" + id + "/confirm" }
+
+// ProposalView is the refund object of SPEC 2.3's refund_proposed action.
+func ProposalView(p *store.RefundProposal, currency string) map[string]any {
+	return map[string]any{
+		"refund_id": p.RefundID, "order_no": p.OrderNo, "amount_fen": p.AmountFen,
+		"label":       RefundLabel(p.AmountFen, currency),
+		"confirm_url": ConfirmPath(p.RefundID),
+		"expires_at":  p.ExpiresAt.UTC().Format(time.RFC3339),
+	}
+}

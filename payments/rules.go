@@ -1,0 +1,177 @@
+package payments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paygate/paygate/store"
+)
+
+// Rule errors: a payment tool call the rules refuse. Each becomes a tool
+// result the model can explain; nothing reached WeChat Pay.
+var (
+	// ErrRateLimited: the user made more payment tool calls in the last
+	// minute than payments.rules.max_payment_calls_per_minute allows.
+	ErrRateLimited = errors.New("too many payment calls")
+	// ErrDailyLimit: the user already has payments.rules.max_orders_per_user_per_day
+	// orders today (China Standard Time).
+	ErrDailyLimit = errors.New("daily order limit reached")
+)
+
+// Rules are the business limits of SPEC 4, checked before any WeChat Pay
+// call. The per-SKU maximum quantity lives in the Catalog and the SKU
+// allow-list in Caller.AllowedSKUs. A zero Rules checks nothing.
+type Rules struct {
+	// ApprovalAboveFen: an order whose amount is strictly above it is stored
+	// as approval_required and prepaid only when a manager approves it; an
+	// order of exactly this amount is prepaid at once. nil: no approval rule
+	// (cmd maps payments.rules.approval_above, default 500.00 CNY).
+	ApprovalAboveFen *int64
+	// MaxOrdersPerUserPerDay caps the orders one user (of one client) creates
+	// per calendar day in China Standard Time; repeats of a live purchase
+	// return its order and do not count. 0: no cap.
+	MaxOrdersPerUserPerDay int
+	// MaxPaymentCallsPerMinute caps one user's payment tool calls (every
+	// payment tool, query_order included) in a sliding-start one-minute
+	// window, so a looping model cannot hammer WeChat Pay. 0: no cap.
+	MaxPaymentCallsPerMinute int
+}
+
+// FenPtr returns a pointer to fen, for Rules.ApprovalAboveFen.
+func FenPtr(fen int64) *int64 { return &fen }
+
+// chinaTime is UTC+8 without a tzdata dependency: China has no DST, and
+// "per day" means the merchant's day.
+var chinaTime = time.FixedZone("CST", 8*3600)
+
+// dailyCounterTTL outlives the day a daily counter counts, so it cannot reset
+// early; the date in its key starts the next day afresh.
+const dailyCounterTTL = 48 * time.Hour
+
+// needsApproval reports whether an order of amount waits for a manager.
+func (r Rules) needsApproval(amountFen int64) bool {
+	return r.ApprovalAboveFen != nil && amountFen > *r.ApprovalAboveFen
+}
+
+// CheckCall counts one payment tool call of the caller against
+// MaxPaymentCallsPerMinute. It returns ErrRateLimited past the limit, or a
+// store error (the call then fails closed).
+func (s *Service) CheckCall(ctx context.Context, client, user string) error {
+	limit := s.opts.Rules.MaxPaymentCallsPerMinute
+	if limit <= 0 {
+		return nil
+	}
+	n, err := s.store.IncrCounter(ctx, "paycalls:"+scopeKey(client, user), time.Minute)
+	if err != nil {
+		return fmt.Errorf("count payment calls: %w", err)
+	}
+	if n > int64(limit) {
+		s.mm.refusals.WithLabelValues("rate_limit").Inc()
+		return fmt.Errorf("%w: %d per minute", ErrRateLimited, limit)
+	}
+	return nil
+}
+
+// countOrder counts a new order of the caller against MaxOrdersPerUserPerDay.
+// It runs only when an order is about to be recorded, so repeats of a live
+// purchase (which return its order) never count.
+func (s *Service) countOrder(ctx context.Context, client, user string) error {
+	limit := s.opts.Rules.MaxOrdersPerUserPerDay
+	if limit <= 0 {
+		return nil
+	}
+	day := s.now().In(chinaTime).Format("2006-01-02")
+	n, err := s.store.IncrCounter(ctx, "orders:"+day+":"+scopeKey(client, user), dailyCounterTTL)
+	if err != nil {
+		return fmt.Errorf("count orders: %w", err)
+	}
+	if n > int64(limit) {
+		s.mm.refusals.WithLabelValues("daily_orders").Inc()
+		return fmt.Errorf("%w: %d orders per day", ErrDailyLimit, limit)
+	}
+	return nil
+}
+
+// releaseClaim lets go of a purchase claim whose order was refused before it
+// was recorded: the claim moves to a number that is never used and expires
+// at once, so the next request for the purchase is judged afresh instead of
+// waiting for an order that will never appear.
+func (s *Service) releaseClaim(ctx context.Context, key string, claim store.Claim) {
+	_, _, err := s.store.AdvanceClaim(ctx, key, claim.Generation, s.newNo(s.now()), time.Millisecond)
+	if err != nil {
+		s.log.WarnContext(ctx, "refused purchase: claim not released; it expires with the dedupe window", "err", err)
+	}
+}
+
+// scopeKey joins a client and a user into one counter key part; the length
+// prefix keeps ("a", "bc") and ("ab", "c") apart.
+func scopeKey(client, user string) string {
+	return strconv.Itoa(len(client)) + ":" + client + ":" + user
+}
+
+// moneyMetrics are the series of rules, approvals and refunds.
+type moneyMetrics struct {
+	refusals  *prometheus.CounterVec
+	approvals *prometheus.CounterVec
+	refunds   *prometheus.CounterVec
+}
+
+func newMoneyMetrics(reg prometheus.Registerer) (*moneyMetrics, error) {
+	m := &moneyMetrics{
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paygate_rule_refusals_total",
+			Help: "Payment tool calls refused by a rule before any WeChat Pay call, by rule (rate_limit, daily_orders, approval_required counts orders held for a manager).",
+		}, []string{"rule"}),
+		approvals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paygate_approvals_total",
+			Help: "Manager decisions on orders above payments.rules.approval_above, by decision (approved, rejected).",
+		}, []string{"decision"}),
+		refunds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paygate_refunds_total",
+			Help: "Refund proposals and their fate, by step (proposed, confirmed, cancelled, gone, sent, pending, failed).",
+		}, []string{"step"}),
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	for _, c := range []prometheus.Collector{m.refusals, m.approvals, m.refunds} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("payments money metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// refusedByRule is the tool result of a call a rule refused. Nothing reached
+// WeChat Pay. A rate-limited call runs the next round without tools, so a
+// looping model has to talk to the user instead.
+func (t *Tools) refusedByRule(name string, c Caller, err error) Outcome {
+	out := Outcome{MoneyMoving: t.IsMoneyMoving(name)}
+	switch {
+	case errors.Is(err, ErrRateLimited):
+		t.log.Warn("payment tool call rate limited", "client", c.Client, "tool", name)
+		out.Result = resultJSON(map[string]any{"status": "rate_limited", "error": failureText(err)})
+		out.Clarify = true
+	case errors.Is(err, ErrDailyLimit):
+		t.log.Warn("order refused: daily limit", "client", c.Client, "tool", name)
+		out.Result = resultJSON(map[string]any{"status": "refused", "error": failureText(err)})
+		out.Executed = true
+	default:
+		t.log.Warn("payment rules could not be checked; call refused", "client", c.Client, "tool", name, "err", err)
+		out.Result = resultJSON(map[string]any{"status": "failed", "error": failureText(err)})
+	}
+	return out
+}
+
+// approvalLimit renders the approval threshold for the model.
+func (t *Tools) approvalLimit() string {
+	if p := t.svc.opts.Rules.ApprovalAboveFen; p != nil {
+		return FormatAmount(*p, "CNY")
+	}
+	return "the approval limit"
+}
