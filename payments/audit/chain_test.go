@@ -1,0 +1,237 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/store"
+)
+
+// buildChain appends n records through the outbox and the Worker, for users
+// oAlice and oBob in turn, each with a conversation text.
+func buildChain(t *testing.T, e *env, n int) []store.AuditRecord {
+	t.Helper()
+	st := e.store()
+	for i := 1; i <= n; i++ {
+		user := "oAlice"
+		if i%2 == 0 {
+			user = "oBob"
+		}
+		a := Action{Time: time.Now(), Name: "order.created", Client: "shop-bot", User: user,
+			OrderNo: fmt.Sprintf("PG%04d", i), SKU: "premium-monthly", Quantity: 1, AmountFen: 4999, Currency: "CNY"}
+		enqueue(t, st, mustEvent(t, a, fmt.Sprintf(`[{"role":"user","content":"buy plan %d"}]`, i)))
+	}
+	w := newTestWorker(t, st, nil)
+	if got := drainAll(t, w); got != n {
+		t.Fatalf("drained %d events; want %d", got, n)
+	}
+	recs := readAll(t, st)
+	if len(recs) != n {
+		t.Fatalf("chain has %d records; want %d", len(recs), n)
+	}
+	return recs
+}
+
+// wantBroken checks that err names record seq.
+func wantBroken(t *testing.T, err error, seq uint64, reason string) {
+	t.Helper()
+	t.Logf("verify: %v", err)
+	var be *BrokenError
+	if !errors.As(err, &be) {
+		t.Fatalf("verify: got %v; want a broken chain at record %d", err, seq)
+	}
+	if !errors.Is(err, ErrBroken) {
+		t.Errorf("errors.Is(%v, ErrBroken) = false", err)
+	}
+	if be.Seq != seq {
+		t.Errorf("first bad record: got %d (%s); want %d", be.Seq, be.Reason, seq)
+	}
+	if !strings.Contains(be.Reason, reason) {
+		t.Errorf("reason: got %q; want it to mention %q", be.Reason, reason)
+	}
+}
+
+func TestVerifyFindsTampering(t *testing.T) {
+	const n = 6
+	type tc struct {
+		name   string
+		tamper func(e *env, recs []store.AuditRecord) *store.AuditHead // returns the published head to verify against, or nil
+		seq    uint64                                                  // 0: the chain verifies
+		reason string
+	}
+	published := func(recs []store.AuditRecord) *store.AuditHead {
+		last := recs[len(recs)-1]
+		return &store.AuditHead{Seq: last.Seq, Hash: last.Hash}
+	}
+	cases := []tc{
+		{name: "untouched", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead { return nil }},
+		{name: "untouched with published head", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead { return published(recs) }},
+		{name: "untouched with an older published head", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
+			return &store.AuditHead{Seq: recs[2].Seq, Hash: recs[2].Hash}
+		}},
+		{name: "body edited", seq: 3, reason: "does not match its body", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
+			r := recs[2]
+			r.Body = []byte(strings.Replace(string(r.Body), `"amount_fen":4999`, `"amount_fen":1`, 1))
+			if string(r.Body) == string(recs[2].Body) {
+				t.Fatal("edit did not change the body")
+			}
+			e.rawPut(3, r)
+			return nil
+		}},
+		{name: "body edited and rehashed", seq: 4, reason: "previous hash does not match record 3", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
+			r := recs[2]
+			r.Body = []byte(strings.Replace(string(r.Body), `"amount_fen":4999`, `"amount_fen":1`, 1))
+			r.Hash = Hash(r.Body)
+			e.rawPut(3, r)
+			return nil
+		}},
+		{name: "user field changed outside the body", seq: 2, reason: "user differs", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
+			r := recs[1]
+			r.User = "oMallory"
+			e.rawPut(2, r)
+			return nil
+		}},
+		{name: "record deleted from the middle", seq: 3, reason: "", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
+			e.rawDelete(3)
+			return nil
+		}},
+		{name: "first record deleted", seq: 1, reason: "", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
+			e.rawDelete(1)
+			return nil
+		}},
+		{name: "last record deleted, head kept", seq: n, reason: "missing", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
+			e.rawDelete(n)
+			return nil
+		}},
+		{name: "two records swapped", seq: 2, reason: "", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
+			e.rawPut(2, recs[4])
+			e.rawPut(5, recs[1])
+			return nil
+		}},
+		{name: "adjacent records swapped", seq: 3, reason: "", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
+			e.rawPut(3, recs[3])
+			e.rawPut(4, recs[2])
+			return nil
+		}},
+		{name: "two records swapped and renumbered", seq: 2, reason: "previous hash", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
+			a, b := recs[4], recs[1]
+			a.Seq, b.Seq = 2, 5
+			e.rawPut(2, a)
+			e.rawPut(5, b)
+			return nil
+		}},
+		{name: "cut from the end, head rewound, published head given", seq: n - 1, reason: "cut from the end", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
+			pub := published(recs)
+			e.rawDelete(n)
+			e.rawDelete(n - 1)
+			e.rawSetHead(store.AuditHead{Seq: recs[n-3].Seq, Hash: recs[n-3].Hash})
+			return pub
+		}},
+		{name: "end replaced by a new record, published head given", seq: n, reason: "published head", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
+			pub := published(recs)
+			e.rawDelete(n)
+			e.rawSetHead(store.AuditHead{Seq: recs[n-2].Seq, Hash: recs[n-2].Hash})
+			forged, err := Seal(store.AuditHead{Seq: recs[n-2].Seq, Hash: recs[n-2].Hash}, Record{EventID: "evt_forged", AppendedAt: time.Now(),
+				Action: Action{Time: time.Now(), Name: "order.created", User: "oBob", AmountFen: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.store().AppendAudit(context.Background(), forged); err != nil {
+				t.Fatal(err)
+			}
+			return pub
+		}},
+	}
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					e := newEnv(t, driver)
+					recs := buildChain(t, e, n)
+					head := c.tamper(e, recs)
+					res, err := Verify(context.Background(), e.store(), VerifyOptions{Head: head, Texts: true, PageSize: 4})
+					if c.seq == 0 {
+						if err != nil {
+							t.Fatalf("verify: %v", err)
+						}
+						if res.Records != n || res.Head != res.StoreHead || res.TextsChecked != n {
+							t.Errorf("result: got %+v; want %d records, head = store head, %d texts", res, n, n)
+						}
+						return
+					}
+					wantBroken(t, err, c.seq, c.reason)
+				})
+			}
+		})
+	}
+}
+
+// TestVerifyCutWithoutPublishedHead documents why the head is published: a
+// cut from the end with the store's head rewound verifies on its own, and
+// only the published head catches it.
+func TestVerifyCutWithoutPublishedHead(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			recs := buildChain(t, e, 4)
+			e.rawDelete(4)
+			e.rawSetHead(store.AuditHead{Seq: 3, Hash: recs[2].Hash})
+			res, err := Verify(context.Background(), e.store(), VerifyOptions{})
+			if err != nil || res.Records != 3 {
+				t.Fatalf("verify without head: got %+v %v; want 3 consistent records", res, err)
+			}
+			_, err = Verify(context.Background(), e.store(), VerifyOptions{Head: &store.AuditHead{Seq: 4, Hash: recs[3].Hash}})
+			wantBroken(t, err, 4, "cut from the end")
+		})
+	}
+}
+
+func TestEraseTextKeepsChainVerifiable(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			ctx := context.Background()
+			recs := buildChain(t, e, 5) // oAlice: 1, 3, 5; oBob: 2, 4
+			n, err := e.store().EraseAuditText(ctx, "oAlice")
+			if err != nil || n != 3 {
+				t.Fatalf("erase: got %d %v; want 3", n, err)
+			}
+			last := recs[len(recs)-1]
+			res, err := Verify(ctx, e.store(), VerifyOptions{Texts: true, Head: &store.AuditHead{Seq: last.Seq, Hash: last.Hash}})
+			if err != nil {
+				t.Fatalf("verify after erase: %v", err)
+			}
+			if res.Records != 5 || res.TextsGone != 3 || res.TextsChecked != 2 {
+				t.Errorf("got %+v; want 5 records, 3 texts gone, 2 checked", res)
+			}
+			for _, seq := range []uint64{1, 3, 5} {
+				if _, err := e.store().GetAuditText(ctx, seq); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("text %d after erase: got %v; want ErrNotFound", seq, err)
+				}
+			}
+			got, err := e.store().GetAuditText(ctx, 2)
+			if err != nil || string(got) != `[{"role":"user","content":"buy plan 2"}]` {
+				t.Errorf("oBob's text 2: got %q %v", got, err)
+			}
+		})
+	}
+}
+
+func TestVerifyFindsChangedText(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			buildChain(t, e, 4)
+			e.rawSetText(2, []byte(`[{"role":"user","content":"refund me everything"}]`))
+			if _, err := Verify(context.Background(), e.store(), VerifyOptions{}); err != nil {
+				t.Errorf("verify without texts: %v; want ok (the chain itself is intact)", err)
+			}
+			_, err := Verify(context.Background(), e.store(), VerifyOptions{Texts: true})
+			wantBroken(t, err, 2, "text does not match")
+		})
+	}
+}

@@ -1,0 +1,289 @@
+package audit
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/embedded"
+	redisstore "github.com/paygate/paygate/store/redis"
+)
+
+// testStore is every role the tests use.
+type testStore interface {
+	store.Store
+}
+
+func redisAddr() string {
+	if a := os.Getenv("PAYGATE_TEST_REDIS"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+// drivers lists the store drivers to test. Redis is required under CI=true.
+func drivers(t testing.TB) []string {
+	t.Helper()
+	st, err := redisstore.Open(redisstore.Options{Addrs: []string{redisAddr()}, RepairInterval: -1})
+	if err == nil {
+		err = st.Ping(context.Background())
+		_ = st.Close()
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis at %s is required under CI: %v", redisAddr(), err)
+		}
+		t.Logf("redis at %s not available, testing the embedded driver only: %v", redisAddr(), err)
+		return []string{"embedded"}
+	}
+	return []string{"embedded", "redis"}
+}
+
+var prefixSeq atomic.Int64
+
+// env is one store of one driver, with raw access for tampering the way an
+// attacker with access to the file or to Redis would.
+type env struct {
+	t      testing.TB
+	driver string
+	path   string // embedded
+	prefix string // redis
+
+	mu sync.Mutex
+	st testStore
+}
+
+func newEnv(t testing.TB, driver string) *env {
+	t.Helper()
+	e := &env{t: t, driver: driver}
+	switch driver {
+	case "embedded":
+		e.path = filepath.Join(t.TempDir(), "paygate.db")
+	case "redis":
+		e.prefix = fmt.Sprintf("pgaudit:%d:%d:", time.Now().UnixNano(), prefixSeq.Add(1))
+	default:
+		t.Fatalf("unknown driver %q", driver)
+	}
+	e.open()
+	t.Cleanup(func() {
+		st := e.store()
+		if r, ok := st.(*redisstore.Store); ok {
+			ctx := context.Background()
+			c := r.Client()
+			iter := c.Scan(ctx, 0, e.prefix+"*", 1000).Iterator()
+			for iter.Next(ctx) {
+				c.Del(ctx, iter.Val())
+			}
+		}
+		_ = st.Close()
+	})
+	return e
+}
+
+func (e *env) open() {
+	e.t.Helper()
+	var st testStore
+	var err error
+	switch e.driver {
+	case "embedded":
+		st, err = embedded.Open(e.path, embedded.Options{SweepInterval: -1})
+	case "redis":
+		st, err = redisstore.Open(redisstore.Options{Addrs: []string{redisAddr()}, KeyPrefix: e.prefix, RepairInterval: -1})
+	}
+	if err != nil {
+		e.t.Fatalf("open %s store: %v", e.driver, err)
+	}
+	e.mu.Lock()
+	e.st = st
+	e.mu.Unlock()
+}
+
+func (e *env) store() testStore {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.st
+}
+
+// Raw tampering. The embedded file is edited with bbolt directly while the
+// store is closed; Redis keys are edited with plain commands.
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func (e *env) boltEdit(fn func(tx *bolt.Tx) error) {
+	e.t.Helper()
+	if err := e.store().Close(); err != nil {
+		e.t.Fatalf("close: %v", err)
+	}
+	db, err := bolt.Open(e.path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		e.t.Fatalf("raw open: %v", err)
+	}
+	if err := db.Update(fn); err != nil {
+		e.t.Fatalf("raw edit: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		e.t.Fatalf("raw close: %v", err)
+	}
+	e.open()
+}
+
+func (e *env) redis() *redisstore.Store { return e.store().(*redisstore.Store) }
+
+// rawGet returns the stored record at position seq.
+func (e *env) rawGet(seq uint64) store.AuditRecord {
+	e.t.Helper()
+	recs, err := e.store().ReadAudit(context.Background(), seq, 1)
+	if err != nil || len(recs) != 1 || recs[0].Seq != seq {
+		e.t.Fatalf("read record %d: %v %v", seq, recs, err)
+	}
+	return recs[0]
+}
+
+// rawPut stores rec at position pos (whatever rec.Seq says).
+func (e *env) rawPut(pos uint64, rec store.AuditRecord) {
+	e.t.Helper()
+	v, err := json.Marshal(rec)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	switch e.driver {
+	case "embedded":
+		e.boltEdit(func(tx *bolt.Tx) error { return tx.Bucket([]byte("audit")).Put(u64(pos), v) })
+	case "redis":
+		if err := e.redis().Client().HSet(context.Background(), e.prefix+"{audit}:rec", strconv.FormatUint(pos, 10), v).Err(); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// rawDelete removes the record at position pos.
+func (e *env) rawDelete(pos uint64) {
+	e.t.Helper()
+	switch e.driver {
+	case "embedded":
+		e.boltEdit(func(tx *bolt.Tx) error { return tx.Bucket([]byte("audit")).Delete(u64(pos)) })
+	case "redis":
+		if err := e.redis().Client().HDel(context.Background(), e.prefix+"{audit}:rec", strconv.FormatUint(pos, 10)).Err(); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// rawSetHead overwrites the store's head.
+func (e *env) rawSetHead(h store.AuditHead) {
+	e.t.Helper()
+	switch e.driver {
+	case "embedded":
+		v, err := json.Marshal(h)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.boltEdit(func(tx *bolt.Tx) error { return tx.Bucket([]byte("audit_meta")).Put([]byte("head"), v) })
+	case "redis":
+		err := e.redis().Client().HSet(context.Background(), e.prefix+"{audit}:head", "seq", strconv.FormatUint(h.Seq, 10), "hash", h.Hash).Err()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// rawSetText overwrites the kept text of record seq.
+func (e *env) rawSetText(seq uint64, text []byte) {
+	e.t.Helper()
+	switch e.driver {
+	case "embedded":
+		e.boltEdit(func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte("audit_text"))
+			var r map[string]any
+			if err := json.Unmarshal(b.Get(u64(seq)), &r); err != nil {
+				return err
+			}
+			r["text"] = text
+			v, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			return b.Put(u64(seq), v)
+		})
+	case "redis":
+		key := e.prefix + "{audit}:t:" + strconv.FormatUint(seq, 10)
+		if err := e.redis().Client().HSet(context.Background(), key, "x", text).Err(); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// enqueue puts audit events for the actions in the outbox, one key each
+// unless keyed.
+func enqueue(t testing.TB, st store.Outbox, evs ...store.Event) {
+	t.Helper()
+	if err := st.EnqueueEvents(context.Background(), evs...); err != nil {
+		t.Fatalf("enqueue: %v", err)
+	}
+}
+
+func mustEvent(t testing.TB, a Action, text string) store.Event {
+	t.Helper()
+	var turn *payments.Turn
+	if text != "" {
+		turn = &payments.Turn{Messages: []byte(text), Provider: "openrouter", Model: "openai/gpt-4o", Params: map[string]any{"temperature": 0.7, "top_p": 1.0}}
+	}
+	ev, err := ActionEvent(a, turn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+// readAll returns the whole chain.
+func readAll(t testing.TB, st store.Audit) []store.AuditRecord {
+	t.Helper()
+	var out []store.AuditRecord
+	next := uint64(1)
+	for {
+		recs, err := st.ReadAudit(context.Background(), next, 200)
+		if err != nil {
+			t.Fatalf("read audit: %v", err)
+		}
+		if len(recs) == 0 {
+			return out
+		}
+		out = append(out, recs...)
+		next = recs[len(recs)-1].Seq + 1
+	}
+}
+
+// drainAll runs w until no audit event is pending.
+func drainAll(t testing.TB, w *Worker) int {
+	t.Helper()
+	n, err := w.Drain(context.Background())
+	if err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	return n
+}
+
+func newTestWorker(t testing.TB, st Store, mod func(*WorkerOptions)) *Worker {
+	t.Helper()
+	o := WorkerOptions{Store: st, RetainText: time.Hour}
+	if mod != nil {
+		mod(&o)
+	}
+	w, err := NewWorker(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}

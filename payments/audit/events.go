@@ -1,0 +1,143 @@
+package audit
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+// KindAudit is the outbox event kind of audit records. Other outbox consumers
+// (the webhook deliverer) must leave events of this kind alone, and the
+// Worker leaves every other kind alone.
+const KindAudit = "audit"
+
+// payload is an audit event's payload: the action and the conversation text.
+type payload struct {
+	Action Action `json:"action"`
+	Text   []byte `json:"text,omitempty"`
+}
+
+// TransitionEvents is payments.Options.Events for the audit: every committed
+// order transition becomes one audit event, keyed by the order, enqueued
+// atomically with the transition. It never fails: an action that cannot be
+// encoded (it cannot happen with payments' types) is recorded without its
+// sampling parameters.
+func TransitionEvents(t payments.Transition) []store.Event {
+	a := TransitionAction(t)
+	ev, err := ActionEvent(a, t.Turn)
+	if err != nil {
+		a.Params = map[string]any{"unencodable": err.Error()}
+		ev, _ = ActionEvent(a, t.Turn)
+	}
+	return []store.Event{ev}
+}
+
+// TransitionAction describes an order transition as an audit Action.
+func TransitionAction(t payments.Transition) Action {
+	o := t.After
+	a := Action{
+		Time: o.UpdatedAt, Name: actionName(t), Cause: t.Cause,
+		Client: o.Client, User: o.User, Session: o.Session, OrderNo: o.OrderNo,
+		NotificationID: t.NotificationID, TransactionID: o.TransactionID,
+		StatusBefore: string(t.Before.Status), Status: string(o.Status),
+		SKU: o.SKU, Quantity: o.Quantity, AmountFen: o.AmountFen, Currency: o.Currency,
+		RefundedFen: o.RefundedFen, Reason: o.ReviewReason,
+	}
+	if d := o.RefundedFen - t.Before.RefundedFen; d > 0 {
+		a.RefundFen = d
+	}
+	if a.Time.IsZero() {
+		a.Time = o.CreatedAt
+	}
+	return a
+}
+
+// actionName names a transition: order.created for a creation, order.approved
+// when a manager's approval lets it proceed, order.<status> for a status
+// change, order.updated when only fields changed (the cause says why).
+func actionName(t payments.Transition) string {
+	before, after := t.Before.Status, t.After.Status
+	switch {
+	case t.Before.OrderNo == "" && t.Cause == "orphan":
+		return "payment.orphan"
+	case t.Before.OrderNo == "":
+		return "order.created"
+	case before == after:
+		return "order.updated"
+	case before == store.StatusApprovalRequired &&
+		(after == store.StatusCreating || after == store.StatusAwaitingPayment || after == store.StatusPaid):
+		return "order.approved"
+	}
+	return "order." + string(after)
+}
+
+// ActionEvent is the outbox event of an action that is not an order
+// transition (a refund proposal, a confirmation), for code that enqueues it
+// itself with store.Outbox.EnqueueEvents or an order write. turn may be nil.
+// The event is keyed by the action's order, so it is appended in order with
+// that order's other records.
+func ActionEvent(a Action, turn *payments.Turn) (store.Event, error) {
+	p := payload{Action: a}
+	p.Action.Time = p.Action.Time.UTC()
+	if p.Action.Time.IsZero() {
+		p.Action.Time = time.Now().UTC()
+	}
+	if turn != nil {
+		p.Action.Provider, p.Action.Model, p.Action.Params = turn.Provider, turn.Model, turn.Params
+		if p.Action.Client == "" {
+			p.Action.Client = turn.Client
+		}
+		if p.Action.User == "" {
+			p.Action.User = turn.User
+		}
+		p.Text = turn.Messages
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return store.Event{}, fmt.Errorf("encode audit event: %w", err)
+	}
+	return store.Event{Kind: KindAudit, Key: a.OrderNo, Payload: b}, nil
+}
+
+func decodePayload(b []byte) (payload, error) {
+	var p payload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("decode audit event: %w", err)
+	}
+	return p, nil
+}
+
+// SamplingParams lists the chat request fields an audit record keeps as the
+// turn's sampling parameters.
+var samplingParams = []string{
+	"temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "seed", "stop",
+	"presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
+	"response_format", "reasoning_effort", "tool_choice", "parallel_tool_calls",
+}
+
+// TurnFromRequest builds the payments.Turn of a chat completions request body
+// for the audit: its messages verbatim and its sampling parameters. The
+// caller adds the provider and upstream model of the round that made the
+// payment call.
+func TurnFromRequest(client, user string, body []byte, provider, model string) *payments.Turn {
+	t := &payments.Turn{Client: client, User: user, Provider: provider, Model: model}
+	if m := gjson.GetBytes(body, "messages"); m.Exists() {
+		t.Messages = []byte(m.Raw)
+	}
+	for _, name := range samplingParams {
+		v := gjson.GetBytes(body, name)
+		if !v.Exists() {
+			continue
+		}
+		if t.Params == nil {
+			t.Params = map[string]any{}
+		}
+		t.Params[name] = v.Value()
+	}
+	return t
+}

@@ -1,0 +1,96 @@
+package audit
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+
+	"github.com/paygate/paygate/store"
+)
+
+// Entry is one record as the export and the admin API present it: the chain
+// fields, the body exactly as hashed (canonical JSON, so Hash(Body) == Hash
+// can be checked from the export alone) and, when asked for and still kept,
+// the conversation text.
+type Entry struct {
+	Seq      uint64          `json:"seq"`
+	PrevHash string          `json:"prev_hash"`
+	Hash     string          `json:"hash"`
+	Body     json.RawMessage `json:"body"`
+	// Text is the conversation text as kept (its SHA-256 is the body's
+	// text_sha256); TextBase64 is used instead when it is not UTF-8.
+	// TextErased says the record had a text that is no longer kept.
+	Text       *string `json:"text,omitempty"`
+	TextBase64 string  `json:"text_base64,omitempty"`
+	TextErased bool    `json:"text_erased,omitempty"`
+}
+
+// NewEntry presents r; with texts it also reads r's conversation text.
+func NewEntry(ctx context.Context, st store.Audit, r store.AuditRecord, texts bool) (Entry, error) {
+	e := Entry{Seq: r.Seq, PrevHash: r.PrevHash, Hash: r.Hash, Body: r.Body}
+	if !json.Valid(r.Body) {
+		b, _ := json.Marshal(string(r.Body)) // a broken record still exports
+		e.Body = b
+	}
+	if !texts {
+		return e, nil
+	}
+	body, err := Decode(r.Body)
+	if err != nil || body.TextSHA256 == "" {
+		return e, nil
+	}
+	text, err := st.GetAuditText(ctx, r.Seq)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		e.TextErased = true
+	case err != nil:
+		return e, fmt.Errorf("read audit text %d: %w", r.Seq, err)
+	case utf8.Valid(text):
+		s := string(text)
+		e.Text = &s
+	default:
+		e.TextBase64 = base64.StdEncoding.EncodeToString(text)
+	}
+	return e, nil
+}
+
+// ExportOptions tunes Export.
+type ExportOptions struct {
+	From  uint64 // first record (default 1)
+	Texts bool   // include the conversation texts still kept
+}
+
+// Export writes the chain from o.From on as JSON Lines, one Entry per line,
+// and reports how many it wrote. Bodies are written byte for byte as hashed.
+func Export(ctx context.Context, st store.Audit, w io.Writer, o ExportOptions) (int, error) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // keep the hashed bytes exact
+	next, n := max(o.From, 1), 0
+	for {
+		recs, err := st.ReadAudit(ctx, next, readPage)
+		if err != nil {
+			return n, fmt.Errorf("read audit records from %d: %w", next, err)
+		}
+		if len(recs) == 0 {
+			return n, nil
+		}
+		for _, r := range recs {
+			if r.Seq < next {
+				return n, fmt.Errorf("record %d is stored after record %d: %w (run paygate audit verify)", r.Seq, next-1, ErrBroken)
+			}
+			e, err := NewEntry(ctx, st, r, o.Texts)
+			if err != nil {
+				return n, err
+			}
+			if err := enc.Encode(e); err != nil {
+				return n, fmt.Errorf("write audit record %d: %w", r.Seq, err)
+			}
+			n++
+			next = r.Seq + 1
+		}
+	}
+}

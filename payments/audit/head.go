@@ -1,0 +1,69 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/paygate/paygate/store"
+)
+
+// DefaultHeadEvery is how often the head is published (audit.head_every).
+const DefaultHeadEvery = time.Minute
+
+// PublishHead logs the chain head and sets paygate_audit_head_seq at once and
+// then every every (default DefaultHeadEvery) until ctx ends. The log line
+// ("audit head", seq, hash) is the outside record a later
+// `paygate audit verify --head SEQ:HASH` checks a cut from the end against.
+func PublishHead(ctx context.Context, st store.Audit, every time.Duration, m *Metrics, log *slog.Logger) {
+	if every <= 0 {
+		every = DefaultHeadEvery
+	}
+	if m == nil {
+		m = newMetrics()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		h, err := st.AuditHead(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.WarnContext(ctx, "audit head unavailable", "err", err)
+		case err == nil:
+			m.head.Set(float64(h.Seq))
+			log.InfoContext(ctx, "audit head", "seq", h.Seq, "hash", h.Hash, "head", FormatHead(h))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// FormatHead writes a head as SEQ:HASH, the form --head takes.
+func FormatHead(h store.AuditHead) string {
+	return strconv.FormatUint(h.Seq, 10) + ":" + h.Hash
+}
+
+// ParseHead parses SEQ:HASH (the published head).
+func ParseHead(s string) (store.AuditHead, error) {
+	seq, hash, ok := strings.Cut(strings.TrimSpace(s), ":")
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if !ok || err != nil {
+		return store.AuditHead{}, fmt.Errorf("head %q: want SEQ:HASH", s)
+	}
+	if n == 0 && hash == "" {
+		return store.AuditHead{}, nil
+	}
+	if len(hash) != 64 || strings.Trim(strings.ToLower(hash), "0123456789abcdef") != "" {
+		return store.AuditHead{}, fmt.Errorf("head %q: the hash must be 64 hex digits", s)
+	}
+	return store.AuditHead{Seq: n, Hash: strings.ToLower(hash)}, nil
+}

@@ -1,0 +1,164 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/paygate/paygate/store"
+)
+
+// ErrBroken is matched (errors.Is) by every *BrokenError.
+var ErrBroken = errors.New("audit chain broken")
+
+// BrokenError names the first record of the chain that does not fit: changed,
+// missing, out of place, or cut off before the published head.
+type BrokenError struct {
+	Seq    uint64 // the first bad record
+	Reason string
+}
+
+func (e *BrokenError) Error() string {
+	return fmt.Sprintf("audit chain broken at record %d: %s", e.Seq, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrBroken) true.
+func (e *BrokenError) Is(target error) bool { return target == ErrBroken }
+
+func broken(seq uint64, format string, args ...any) error {
+	return &BrokenError{Seq: seq, Reason: fmt.Sprintf(format, args...)}
+}
+
+// VerifyOptions tunes Verify.
+type VerifyOptions struct {
+	// Head, when set, is a head published earlier outside the store (a log
+	// line, the metric, the admin API): the chain must reach it and its
+	// record there must have that hash, which catches a cut from the end.
+	Head *store.AuditHead
+	// Texts also checks every conversation text still kept against the hash
+	// its record holds (one extra read per record). Erased or expired texts
+	// are not errors.
+	Texts bool
+	// PageSize is how many records one read asks for (default 500).
+	PageSize int
+}
+
+// VerifyResult is what a successful (or failed) walk saw.
+type VerifyResult struct {
+	Records      uint64          // records verified
+	Head         store.AuditHead // the last verified record
+	StoreHead    store.AuditHead // the head the store reports
+	TextsChecked int             // texts present and matching
+	TextsGone    int             // records whose text was erased or expired
+}
+
+// Verify walks the chain from record 1 and checks each record: it is at its
+// place (no gap, no other record's seq), it links to the hash of the record
+// before, its hash is the SHA-256 of its body, its body is canonical and names
+// the same seq, previous hash and user. Then the store's head must be the
+// last record, and the published head, if given, must be on the chain. The
+// first failure is returned as a *BrokenError; other errors are read errors.
+func Verify(ctx context.Context, st store.Audit, o VerifyOptions) (VerifyResult, error) {
+	var res VerifyResult
+	page := o.PageSize
+	if page <= 0 {
+		page = readPage
+	}
+	var prev store.AuditHead
+	next := uint64(1)
+	for {
+		recs, err := st.ReadAudit(ctx, next, page)
+		if err != nil {
+			return res, fmt.Errorf("read audit records from %d: %w", next, err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			if err := checkRecord(r, next, prev); err != nil {
+				return res, err
+			}
+			if o.Head != nil && r.Seq == o.Head.Seq && r.Hash != o.Head.Hash {
+				return res, broken(r.Seq, "its hash %.12s… differs from the published head's %.12s…", r.Hash, o.Head.Hash)
+			}
+			if o.Texts {
+				if err := checkText(ctx, st, r, &res); err != nil {
+					return res, err
+				}
+			}
+			prev = store.AuditHead{Seq: r.Seq, Hash: r.Hash}
+			res.Records++
+			res.Head = prev
+			next++
+		}
+	}
+	sh, err := st.AuditHead(ctx)
+	if err != nil {
+		return res, fmt.Errorf("read audit head: %w", err)
+	}
+	res.StoreHead = sh
+	switch {
+	case sh.Seq > prev.Seq:
+		return res, broken(prev.Seq+1, "missing: the chain ends at record %d but the store's head is record %d", prev.Seq, sh.Seq)
+	case sh.Seq < prev.Seq:
+		return res, broken(sh.Seq+1, "beyond the store's head (record %d): records were added outside the chain's append", sh.Seq)
+	case sh.Hash != prev.Hash:
+		return res, broken(prev.Seq, "its hash differs from the store's head hash")
+	}
+	if o.Head != nil && o.Head.Seq > prev.Seq {
+		return res, broken(prev.Seq+1, "missing: the chain ends at record %d but the published head is record %d (cut from the end)", prev.Seq, o.Head.Seq)
+	}
+	return res, nil
+}
+
+// checkRecord checks r, read where record want should be, after prev.
+func checkRecord(r store.AuditRecord, want uint64, prev store.AuditHead) error {
+	switch {
+	case r.Seq != want:
+		return broken(want, "missing or moved: record %d is stored in its place", r.Seq)
+	case r.PrevHash != prev.Hash:
+		return broken(want, "its previous hash does not match record %d's hash (record %d or %d was changed or moved)", prev.Seq, prev.Seq, want)
+	case Hash(r.Body) != r.Hash:
+		return broken(want, "its hash does not match its body (the body was changed)")
+	}
+	body, err := Decode(r.Body)
+	if err != nil {
+		return broken(want, "its body is not a record: %v", err)
+	}
+	canon, err := CanonicalizeJSON(r.Body)
+	if err != nil || !bytes.Equal(canon, r.Body) {
+		return broken(want, "its body is not canonical JSON")
+	}
+	switch {
+	case body.V != FormatVersion:
+		return broken(want, "unknown record format %d", body.V)
+	case body.Seq != r.Seq:
+		return broken(want, "its body says record %d (moved from another place)", body.Seq)
+	case body.PrevHash != r.PrevHash:
+		return broken(want, "its body links to another previous hash")
+	case body.User != r.User:
+		return broken(want, "its user differs from the user in its body")
+	}
+	return nil
+}
+
+func checkText(ctx context.Context, st store.Audit, r store.AuditRecord, res *VerifyResult) error {
+	body, _ := Decode(r.Body) // checked before
+	if body.TextSHA256 == "" {
+		return nil
+	}
+	text, err := st.GetAuditText(ctx, r.Seq)
+	if errors.Is(err, store.ErrNotFound) {
+		res.TextsGone++
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read audit text %d: %w", r.Seq, err)
+	}
+	if TextHash(text) != body.TextSHA256 {
+		return broken(r.Seq, "its conversation text does not match the hash in the record (the text was changed)")
+	}
+	res.TextsChecked++
+	return nil
+}

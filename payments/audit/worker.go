@@ -1,0 +1,360 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/paygate/paygate/store"
+)
+
+// Store is what the Worker needs: the chain and the outbox it drains.
+type Store interface {
+	store.Audit
+	store.Outbox
+}
+
+// Defaults of WorkerOptions.
+const (
+	DefaultPollInterval = time.Second
+	DefaultClockSkew    = time.Minute
+	// maxConflicts bounds the compare-and-set retries of one append.
+	maxConflicts = 1000
+	// keepSeen is how long appended event ids stay in the duplicate index;
+	// older events reread the chain when they come.
+	keepSeen = 10 * time.Minute
+	// readPage is how many records one ReadAudit asks for.
+	readPage = 500
+)
+
+// WorkerOptions configures a Worker.
+type WorkerOptions struct {
+	Store Store // required
+	// RetainText is how long the conversation text is kept beside the chain
+	// (audit.retain_text); 0 keeps none (the chain still holds its hash).
+	RetainText time.Duration
+	// PollInterval is how often the outbox is polled for events other
+	// replicas enqueued; Wake makes a pass at once. Default 1s.
+	PollInterval time.Duration
+	// ClockSkew bounds the clock difference between replicas; the duplicate
+	// check looks this much further back in the chain. Default 1m.
+	ClockSkew time.Duration
+	Metrics   *Metrics         // nil: unregistered
+	Logger    *slog.Logger     // nil: discard
+	Now       func() time.Time // nil: time.Now
+}
+
+// Worker appends the audit events of the outbox to the chain. One Worker runs
+// per process; any number of processes may share a store.
+type Worker struct {
+	st     Store
+	retain time.Duration
+	poll   time.Duration
+	skew   time.Duration
+	m      *Metrics
+	log    *slog.Logger
+	now    func() time.Time
+	wake   chan struct{}
+
+	mu   sync.Mutex // one drain at a time; guards seen
+	seen seenIndex
+
+	// afterAppend, when set (tests), runs after a record is appended and
+	// before its text is stored and its event acknowledged; an error stops
+	// there, as a crash would.
+	afterAppend func(store.Event, uint64) error
+}
+
+// NewWorker validates o and returns a Worker; Run starts it.
+func NewWorker(o WorkerOptions) (*Worker, error) {
+	if o.Store == nil {
+		return nil, errors.New("audit: Store is required")
+	}
+	w := &Worker{
+		st: o.Store, retain: o.RetainText, poll: o.PollInterval, skew: o.ClockSkew,
+		m: o.Metrics, log: o.Logger, now: o.Now, wake: make(chan struct{}, 1),
+	}
+	if w.poll <= 0 {
+		w.poll = DefaultPollInterval
+	}
+	if w.skew <= 0 {
+		w.skew = DefaultClockSkew
+	}
+	if w.m == nil {
+		w.m = newMetrics()
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	w.seen.ids = map[string]uint64{}
+	return w, nil
+}
+
+// Wake asks for a pass now, e.g. from payments.Options.Committed. It never
+// blocks.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run drains the outbox until ctx ends: at once, on Wake and every
+// PollInterval.
+func (w *Worker) Run(ctx context.Context) {
+	t := time.NewTicker(w.poll)
+	defer t.Stop()
+	for {
+		if _, err := w.Drain(ctx); err != nil && ctx.Err() == nil {
+			w.log.WarnContext(ctx, "audit outbox pass failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// Drain appends every due audit event and reports how many it appended or
+// found already appended. It returns when a pass finds nothing more to do.
+// An event that fails is rescheduled with backoff and does not stop the
+// others.
+func (w *Worker) Drain(ctx context.Context) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	total := 0
+	for {
+		due, err := w.st.DueEvents(ctx, w.now(), store.MaxListLimit)
+		if err != nil {
+			return total, fmt.Errorf("audit: due events: %w", err)
+		}
+		done := 0
+		var firstErr error
+		for _, e := range due {
+			if e.Kind != KindAudit {
+				continue
+			}
+			if err := w.process(ctx, e); err != nil {
+				if ctx.Err() != nil {
+					return total + done, ctx.Err()
+				}
+				firstErr = cmp(firstErr, err)
+				continue
+			}
+			done++
+		}
+		total += done
+		if done == 0 {
+			return total, firstErr
+		}
+	}
+}
+
+func cmp(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// process appends e (unless the chain already has it), keeps its text and
+// acknowledges it. A failure reschedules e.
+func (w *Worker) process(ctx context.Context, e store.Event) error {
+	seq, err := w.apply(ctx, e)
+	if err != nil {
+		w.m.records.WithLabelValues("error").Inc()
+		w.reschedule(ctx, e, err)
+		return err
+	}
+	if err := w.st.AckEvent(ctx, e.Key, e.ID); err != nil {
+		// Still pending: the next pass finds it in the chain and acks it.
+		return fmt.Errorf("audit: ack event %s (record %d): %w", e.ID, seq, err)
+	}
+	return nil
+}
+
+// apply appends e's record unless the chain has it, then stores its text.
+func (w *Worker) apply(ctx context.Context, e store.Event) (uint64, error) {
+	p, err := decodePayload(e.Payload)
+	if err != nil {
+		return 0, err
+	}
+	for range maxConflicts {
+		head, err := w.st.AuditHead(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("audit: read head: %w", err)
+		}
+		if err := w.seen.cover(ctx, w.st, head, e.CreatedAt.Add(-w.skew)); err != nil {
+			return 0, err
+		}
+		if seq, ok := w.seen.ids[e.ID]; ok {
+			w.m.records.WithLabelValues("duplicate").Inc()
+			w.log.InfoContext(ctx, "audit event already in the chain; acknowledging", "event_id", e.ID, "seq", seq)
+			return seq, w.keepText(ctx, seq, p)
+		}
+		r := Record{EventID: e.ID, AppendedAt: w.now(), Action: p.Action}
+		if len(p.Text) > 0 {
+			r.TextSHA256, r.TextBytes = TextHash(p.Text), len(p.Text)
+		}
+		rec, err := Seal(head, r)
+		if err != nil {
+			return 0, err
+		}
+		err = w.st.AppendAudit(ctx, rec)
+		if errors.Is(err, store.ErrConflict) {
+			w.m.conflicts.Inc()
+			continue
+		}
+		if err != nil {
+			// It may have been applied (a replica wait that timed out): the
+			// next attempt reads the chain first.
+			return 0, fmt.Errorf("audit: append record %d: %w", rec.Seq, err)
+		}
+		w.seen.add(rec.Seq, e.ID, r.AppendedAt)
+		w.m.records.WithLabelValues("appended").Inc()
+		w.m.head.Set(float64(rec.Seq))
+		if w.afterAppend != nil {
+			if err := w.afterAppend(e, rec.Seq); err != nil {
+				return rec.Seq, err
+			}
+		}
+		return rec.Seq, w.keepText(ctx, rec.Seq, p)
+	}
+	return 0, fmt.Errorf("audit: append kept losing races: %w", store.ErrConflict)
+}
+
+func (w *Worker) keepText(ctx context.Context, seq uint64, p payload) error {
+	if len(p.Text) == 0 || w.retain <= 0 {
+		return nil
+	}
+	if err := w.st.PutAuditText(ctx, seq, p.Action.User, p.Text, w.retain); err != nil {
+		return fmt.Errorf("audit: keep text of record %d: %w", seq, err)
+	}
+	return nil
+}
+
+// reschedule retries e later: 1s, doubling, at most a minute apart.
+func (w *Worker) reschedule(ctx context.Context, e store.Event, cause error) {
+	delay := time.Second << min(e.Attempts, 6)
+	w.log.ErrorContext(ctx, "audit record not appended; will retry", "event_id", e.ID, "order_no", e.Key,
+		"attempts", e.Attempts+1, "retry_in", delay.String(), "err", cause)
+	if err := w.st.RetryEvent(ctx, e.Key, e.ID, w.now().Add(delay), e.Attempts+1, cause.Error()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		w.log.WarnContext(ctx, "audit event could not be rescheduled", "event_id", e.ID, "err", err)
+	}
+}
+
+// seenIndex remembers which outbox event each recent record came from, so an
+// event still pending after its append (a crash before the ack, a replica
+// that appended it first) is not appended twice. It covers the records
+// lo+1..hi of the chain, read once each.
+type seenIndex struct {
+	lo, hi  uint64
+	entries []seenEntry // records lo+1..hi in order
+	ids     map[string]uint64
+}
+
+type seenEntry struct {
+	seq uint64
+	id  string
+	at  time.Time
+}
+
+func (s *seenIndex) add(seq uint64, id string, at time.Time) {
+	if seq != s.hi+1 {
+		return // the index is behind; the next cover reads the gap
+	}
+	s.entries = append(s.entries, seenEntry{seq, id, at})
+	s.hi = seq
+	if id != "" {
+		s.ids[id] = seq
+	}
+}
+
+func (s *seenIndex) reset(at uint64) {
+	s.lo, s.hi, s.entries, s.ids = at, at, nil, map[string]uint64{}
+}
+
+// cover makes the index hold every record up to head and, backwards, every
+// record appended after since (so any record of an event created after since
+// is in it).
+func (s *seenIndex) cover(ctx context.Context, st store.Audit, head store.AuditHead, since time.Time) error {
+	if head.Seq < s.hi || (s.hi == 0 && s.lo == 0 && head.Seq > 0 && len(s.entries) == 0) {
+		s.reset(head.Seq) // first use, or the chain was replaced
+	}
+	for s.hi < head.Seq {
+		recs, err := st.ReadAudit(ctx, s.hi+1, readPage)
+		if err != nil {
+			return fmt.Errorf("audit: read chain: %w", err)
+		}
+		if len(recs) == 0 || recs[0].Seq != s.hi+1 {
+			return fmt.Errorf("audit: record %d missing from the chain", s.hi+1)
+		}
+		for _, r := range recs {
+			if r.Seq != s.hi+1 {
+				break
+			}
+			id, at := eventOf(r)
+			s.add(r.Seq, id, at)
+		}
+	}
+	for s.lo > 0 && (len(s.entries) == 0 || !s.entries[0].at.Before(since)) {
+		from := uint64(1)
+		if s.lo > readPage {
+			from = s.lo - readPage + 1
+		}
+		recs, err := st.ReadAudit(ctx, from, int(s.lo-from+1))
+		if err != nil {
+			return fmt.Errorf("audit: read chain: %w", err)
+		}
+		if uint64(len(recs)) != s.lo-from+1 {
+			return fmt.Errorf("audit: records %d..%d missing from the chain", from, s.lo)
+		}
+		front := make([]seenEntry, 0, len(recs)+len(s.entries))
+		for _, r := range recs {
+			id, at := eventOf(r)
+			front = append(front, seenEntry{r.Seq, id, at})
+			if id != "" {
+				s.ids[id] = r.Seq
+			}
+		}
+		s.entries = append(front, s.entries...)
+		s.lo = from - 1
+	}
+	s.prune(since)
+	return nil
+}
+
+// prune forgets entries older than keepSeen before since, keeping the newest
+// of them as the boundary that proves coverage.
+func (s *seenIndex) prune(since time.Time) {
+	cut := since.Add(-keepSeen)
+	i := 0
+	for i+1 < len(s.entries) && s.entries[i+1].at.Before(cut) {
+		if s.ids[s.entries[i].id] == s.entries[i].seq {
+			delete(s.ids, s.entries[i].id)
+		}
+		i++
+	}
+	if i > 0 {
+		s.lo = s.entries[i-1].seq
+		s.entries = append([]seenEntry(nil), s.entries[i:]...)
+	}
+}
+
+// eventOf reads the event id and append time of a stored record; a record
+// that does not decode has neither (Verify reports it).
+func eventOf(r store.AuditRecord) (string, time.Time) {
+	rec, err := Decode(r.Body)
+	if err != nil {
+		return "", time.Time{}
+	}
+	return rec.EventID, rec.AppendedAt
+}
