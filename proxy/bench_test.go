@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/payments"
 )
 
 // streamOf renders n content chunks, a finish chunk and [DONE].
@@ -31,7 +33,23 @@ func streamOf(n int) []byte {
 // stream through the proxy handler (upstream read, checks, client write,
 // flush), with the fixed per-request cost spread over 200 events.
 // Compare BenchmarkStreamDirectPerEvent for the same stream without paygate.
-func BenchmarkStreamRelayPerEvent(b *testing.B) {
+func BenchmarkStreamRelayPerEvent(b *testing.B) { benchRelay(b, false) }
+
+// BenchmarkStreamCapturePerEvent is the same stream for a known user: the
+// payment tools are offered and every chunk goes through the tool-call
+// capture (the turn loop), although no payment call comes.
+func BenchmarkStreamCapturePerEvent(b *testing.B) { benchRelay(b, true) }
+
+// noTools offers payment tools but is never asked to run one.
+type noTools struct{}
+
+func (noTools) IsPayment(name string) bool { return name == "create_order" }
+func (noTools) Execute(context.Context, payments.Caller, string, string) payments.Outcome {
+	panic("no payment call in this benchmark")
+}
+func (noTools) Refused(string) payments.Outcome { panic("no payment call in this benchmark") }
+
+func benchRelay(b *testing.B, capture bool) {
 	events := benchEvents
 	body := streamOf(events)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -47,7 +65,11 @@ func BenchmarkStreamRelayPerEvent(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte("k")})
+	opts := Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte("k")}
+	if capture {
+		opts.Tools = noTools{}
+	}
+	s, err := New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -59,6 +81,9 @@ func BenchmarkStreamRelayPerEvent(b *testing.B) {
 	for b.Loop() {
 		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(reqBody))
 		req.Header.Set("Authorization", "Bearer "+testClientKey)
+		if capture {
+			req.Header.Set("X-WeChat-OpenID", "oBench")
+		}
 		clear(w.h)
 		h.ServeHTTP(w, req)
 	}
