@@ -1,6 +1,7 @@
 package interceptors
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"strconv"
@@ -107,10 +108,16 @@ type Capture struct {
 	hasUsage    bool
 	errRaw      []byte
 
+	// The bytes before the delta of this round's text chunks (see
+	// scanTextAfter) and where the id is in them.
+	prefix   []byte
+	prefixID [2]int
+
 	// Per chunk scratch, reused.
 	out     []byte
 	scratch []byte
 	edits   []edit
+	extra   []member
 	st      chunkState
 }
 
@@ -183,15 +190,11 @@ func (c *Capture) StartRound(round int, turnID string) {
 	c.usage = Usage{}
 	c.hasUsage = false
 	c.errRaw = nil
+	c.prefix = c.prefix[:0]
 }
 
-var (
-	keyCalls  = "_calls\""
-	keyReason = "_reason\""
-	keyUsage  = "usage\""
-	keyRole   = "role\""
-	keyDelta  = "delta\""
-)
+// keyReason ends both finish_reason and OpenRouter's native_finish_reason.
+const keyReason = "_reason\""
 
 // Process takes one upstream chunk (the data of one SSE event) and returns
 // the bytes to send to the client now, or nil to send nothing. The returned
@@ -215,8 +218,9 @@ var (
 //   - A chunk with a top-level "error" (OpenRouter's mid-stream error) is
 //     not returned; the error is kept for EndRound.
 //
-// A chunk with no tool call, no finish_reason, no usage and no empty array
-// is recognised with a few byte searches and returned as is in round 0.
+// A text chunk (one delta with text, no tool call, no finish_reason, no
+// usage) is recognised with a few byte searches (scanText) and returned as
+// is in round 0; everything else gets one full walk with gjson.
 func (c *Capture) Process(data []byte) ([]byte, error) {
 	if len(data) == 0 || data[0] != '{' {
 		data = trimSpace(data)
@@ -225,12 +229,23 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 		}
 	}
 	s := unsafe.String(unsafe.SliceData(data), len(data))
-	if c.id != "" && plain(s, c.round > 0) {
-		c.text(s)
-		if c.round == 0 {
-			return data, nil
+	if c.id != "" {
+		var tc textChunk
+		ok, known := false, len(c.prefix) > 0 && bytes.HasPrefix(data, c.prefix)
+		if known {
+			tc, ok = scanTextAfter(s, len(c.prefix), c.round > 0)
+		} else if tc, ok = scanText(s, c.round > 0); ok {
+			c.learnPrefix(data, s, tc.delta)
 		}
-		return c.rewriteID(data, s), nil
+		if ok {
+			c.content = append(c.content, tc.content...)
+			c.reasoning = append(c.reasoning, tc.reasoning...)
+			c.role = c.role || tc.role
+			if c.round == 0 {
+				return data, nil
+			}
+			return c.rewriteID(data, s, tc.deltaEnd), nil
+		}
 	}
 	// What is rewritten must first be understood: the slow path checks the
 	// whole chunk (failover already skips malformed events; this keeps the
@@ -241,19 +256,6 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 	return c.slow(data, s), nil
 }
 
-// plain reports a text chunk: no tool call, finish, usage or empty array
-// (and no role after round 0). The searches start with rare bytes ('_', 'u',
-// '[', 'r') so they skip through a chunk at memchr speed.
-func plain(s string, later bool) bool {
-	if strings.Contains(s, "[]") || hasEscapedLetter(s) ||
-		hasNonNull(s, keyCalls, false) ||
-		hasNonNull(s, keyReason, false) ||
-		hasNonNull(s, keyUsage, true) {
-		return false
-	}
-	return !later || !hasNonNull(s, keyRole, true)
-}
-
 // hasEscapedLetter reports a \u escape of an ASCII letter, digit or '_'
 // (\u0040 to \u007f). Encoders only escape control characters, quotes,
 // HTML characters and non-ASCII; a key spelled with such escapes
@@ -261,29 +263,30 @@ func plain(s string, later bool) bool {
 // takes the slow path, whose parser decodes keys.
 func hasEscapedLetter(s string) bool {
 	for {
-		i := strings.Index(s, `\u00`)
+		i := strings.IndexByte(s, '\\')
 		if i < 0 || i+4 >= len(s) {
 			return false
 		}
-		if c := s[i+4]; c >= '4' && c <= '7' {
+		if s[i+1] == 'u' && s[i+2] == '0' && s[i+3] == '0' && s[i+4] >= '4' && s[i+4] <= '7' {
 			return true
 		}
-		s = s[i+4:]
+		s = s[i+2:] // past the escaped character, so "\\" is one escape
 	}
 }
 
 // hasNonNull reports whether s has a member whose key ends with key (key
 // includes the closing quote) and whose value is not null and not "". With
 // exact, the key must be whole (preceded by its opening quote). A key cannot
-// occur inside a JSON string value: its quotes would be escaped there.
+// occur inside a JSON string value: its quotes would be escaped there. The
+// search hops on the key's first byte, which is rare in chunks ('_').
 func hasNonNull(s, key string, exact bool) bool {
 	for {
-		i := strings.Index(s, key)
+		i := strings.IndexByte(s, key[0])
 		if i < 0 {
 			return false
 		}
-		if exact && (i == 0 || s[i-1] != '"') {
-			s = s[i+len(key):]
+		if !strings.HasPrefix(s[i:], key) || exact && (i == 0 || s[i-1] != '"') {
+			s = s[i+1:]
 			continue
 		}
 		s = s[i+len(key):]
@@ -297,56 +300,26 @@ func hasNonNull(s, key string, exact bool) bool {
 	}
 }
 
-// text records the content and reasoning of a plain chunk's first delta.
-func (c *Capture) text(s string) {
-	d := deltaValue(s)
-	if d < 0 {
-		return
-	}
-	sub := s[d:]
-	if r := gjson.Get(sub, "content"); r.Type == gjson.String {
-		c.content = append(c.content, r.Raw[1:len(r.Raw)-1]...)
-	}
-	r := gjson.Get(sub, "reasoning_content")
-	if r.Type != gjson.String {
-		r = gjson.Get(sub, "reasoning")
-	}
-	if r.Type == gjson.String {
-		c.reasoning = append(c.reasoning, r.Raw[1:len(r.Raw)-1]...)
-	}
-	if !c.role && c.round == 0 {
-		if r := gjson.Get(sub, "role"); r.Type == gjson.String && r.Str != "" {
-			c.role = true
-		}
-	}
-}
-
-// deltaValue returns the offset of the first "delta" object in s, or -1.
-func deltaValue(s string) int {
-	off := 0
-	for {
-		i := strings.Index(s[off:], keyDelta)
-		if i < 0 {
-			return -1
-		}
-		i += off
-		off = i + len(keyDelta)
-		if i == 0 || s[i-1] != '"' {
-			continue
-		}
-		j := off
-		for j < len(s) && (isSpace(s[j]) || s[j] == ':') {
-			j++
-		}
-		if j < len(s) && s[j] == '{' {
-			return j
-		}
+// learnPrefix keeps the bytes before the delta of a chunk scanText
+// accepted, and where the id is when it is among them.
+func (c *Capture) learnPrefix(data []byte, s string, delta int) {
+	c.prefix = append(c.prefix[:0], data[:delta]...)
+	c.prefixID = [2]int{-1, -1}
+	if st, en := topID(s, 0); st >= 0 && en <= delta {
+		c.prefixID = [2]int{st, en}
 	}
 }
 
 // rewriteID returns data with its top-level id replaced by the turn's id.
-func (c *Capture) rewriteID(data []byte, s string) []byte {
-	start, end := topID(s)
+// The id is where the learnt prefix has it, or else after the delta (which
+// ends at deltaEnd), where Gemini and Azure put it.
+func (c *Capture) rewriteID(data []byte, s string, deltaEnd int) []byte {
+	start, end := -1, -1
+	if c.prefixID[0] >= 0 && bytes.HasPrefix(data, c.prefix) {
+		start, end = c.prefixID[0], c.prefixID[1]
+	} else {
+		start, end = topID(s, deltaEnd)
+	}
 	if start < 0 {
 		return data
 	}
@@ -357,12 +330,22 @@ func (c *Capture) rewriteID(data []byte, s string) []byte {
 }
 
 // topID returns the byte range of the top-level "id" value (quotes
-// included), or -1. Most providers put it first.
-func topID(s string) (int, int) {
+// included), or -1. Most providers put it first; others after the choices,
+// so a plain `"id":"` after the delta (from) is the top-level one: nothing
+// after a delta but the rest of its choice and the top level can hold it.
+func topID(s string, from int) (int, int) {
 	const prefix = `{"id":"`
 	if strings.HasPrefix(s, prefix) {
 		if e := strings.IndexByte(s[len(prefix):], '"'); e >= 0 {
 			return len(prefix) - 1, len(prefix) + e + 1
+		}
+	}
+	if from > 0 {
+		if i := strings.Index(s[from:], `"id":"`); i >= 0 {
+			v := from + i + 5
+			if e := stringEnd(s, v+1); e >= 0 {
+				return v, e + 1
+			}
 		}
 	}
 	r := gjson.Get(s, "id")
@@ -398,7 +381,7 @@ func (c *Capture) slow(data []byte, s string) []byte {
 		case "choices":
 			v.ForEach(func(_, ch gjson.Result) bool {
 				st.choices++
-				c.choice(data, ch)
+				c.choice(data, s, ch)
 				return true
 			})
 		case "usage":
@@ -439,7 +422,7 @@ func (c *Capture) slow(data []byte, s string) []byte {
 
 var nullBytes = []byte("null")
 
-func (c *Capture) choice(data []byte, ch gjson.Result) {
+func (c *Capture) choice(data []byte, s string, ch gjson.Result) {
 	st := &c.st
 	idx := st.choices - 1
 	if r := ch.Get("index"); r.Type == gjson.Number {
@@ -450,7 +433,7 @@ func (c *Capture) choice(data []byte, ch gjson.Result) {
 		case "delta":
 			if v.IsObject() {
 				st.deltas = append(st.deltas, [2]int{v.Index, v.Index + len(v.Raw)})
-				c.delta(data, v, idx)
+				c.delta(data, s, v.Index, idx)
 			}
 		case "finish_reason":
 			if v.Type == gjson.String && v.Str != "" {
@@ -466,131 +449,161 @@ func (c *Capture) choice(data []byte, ch gjson.Result) {
 	})
 }
 
-func (c *Capture) delta(data []byte, d gjson.Result, choice int) {
+// delta reads the delta object at s[at], which slow has checked is valid
+// JSON, walking it by position (gjson would unescape every string value, an
+// allocation per chunk on the tool-call path).
+func (c *Capture) delta(data []byte, s string, at, choice int) {
 	st := &c.st
 	gotReason := false
-	d.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
+	for i := at + 1; ; {
+		m, ok := nextMember(s, i, true)
+		if !ok {
+			return
+		}
+		i = m.end
+		v := s[m.at:m.end]
+		switch keyName(m.key) {
 		case "role":
-			if v.Type == gjson.String && v.Str != "" {
+			if v[0] == '"' && len(v) > 2 {
 				if c.round > 0 {
-					c.deleteMember(data, k.Index, v.Index+len(v.Raw))
+					c.deleteMember(data, m.keyAt, m.end)
 				} else {
 					st.meaningful, st.role = true, true
 				}
 			}
 		case "content":
-			if v.Type == gjson.String {
+			if v[0] == '"' {
 				if choice == 0 {
-					st.text = [2]int{v.Index + 1, v.Index + len(v.Raw) - 1}
+					st.text = [2]int{m.at + 1, m.end - 1}
 				}
-				if len(v.Raw) > 2 {
+				if len(v) > 2 {
 					st.meaningful = true
 				}
 			}
 		case "reasoning_content", "reasoning":
-			if v.Type == gjson.String && !gotReason {
+			if v[0] == '"' && !gotReason {
 				gotReason = true
 				if choice == 0 {
-					st.reason = [2]int{v.Index + 1, v.Index + len(v.Raw) - 1}
+					st.reason = [2]int{m.at + 1, m.end - 1}
 				}
-				if len(v.Raw) > 2 {
+				if len(v) > 2 {
 					st.meaningful = true
 				}
 			}
 		case "tool_calls":
-			if v.IsArray() {
-				c.toolCalls(data, k, v, choice)
+			if v[0] == '[' {
+				c.toolCalls(data, s, m, choice)
 			}
 		default:
 			if notEmpty(v) {
 				st.meaningful = true
 			}
 		}
-		return true
-	})
+	}
 }
 
-// notEmpty: a value the client should see (not null, "", [] or {}).
-func notEmpty(v gjson.Result) bool {
-	switch v.Type {
-	case gjson.Null:
+// notEmpty: a raw value the client should see (not null, "", [] or {}).
+func notEmpty(v string) bool {
+	switch v[0] {
+	case 'n':
 		return false
-	case gjson.String:
-		return v.Str != ""
-	case gjson.JSON:
-		inner := strings.TrimSpace(v.Raw[1 : len(v.Raw)-1])
-		return inner != ""
+	case '"':
+		return len(v) > 2
+	case '{', '[':
+		return strings.TrimSpace(v[1:len(v)-1]) != ""
 	}
 	return true
 }
 
-// entry is one element of a delta's tool_calls.
+// entry is one element of a delta's tool_calls, by position in the chunk.
 type entry struct {
-	start, end   int // the element in data
+	start, end   int // the element
 	idx          int
 	hasIdx       bool
-	idxAt, idxTo int // the "index" value in data, -1 if absent
+	idxAt, idxTo int // the "index" value, -1 if absent
 	id, name     string
 	args         string // raw JSON string fragment
 	argsJSON     bool   // args is a raw JSON value, not a string
-	extra        [][2]gjson.Result
+	extra        []member
 }
 
-func parseEntry(e gjson.Result, extra [][2]gjson.Result) entry {
-	en := entry{start: e.Index, end: e.Index + len(e.Raw), idxAt: -1, extra: extra[:0]}
-	e.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
+// parseEntry reads a tool-call entry; extra is reused for its members other
+// than index, id, type and function.
+func parseEntry(s string, start, end int, extra []member) entry {
+	en := entry{start: start, end: end, idxAt: -1, extra: extra[:0]}
+	for i := start + 1; ; {
+		m, ok := nextMember(s, i, true)
+		if !ok {
+			return en
+		}
+		i = m.end
+		v := s[m.at:m.end]
+		switch keyName(m.key) {
 		case "index":
-			en.idxAt, en.idxTo = v.Index, v.Index+len(v.Raw)
-			if v.Type == gjson.Number {
-				en.idx, en.hasIdx = int(v.Int()), true
+			en.idxAt, en.idxTo = m.at, m.end
+			if n, err := strconv.Atoi(v); err == nil {
+				en.idx, en.hasIdx = n, true
 			}
 		case "id":
-			en.id = v.Str
+			en.id = stringValue(v)
 		case "type":
 		case "function":
-			v.ForEach(func(fk, fv gjson.Result) bool {
-				switch fk.Str {
+			if v[0] != '{' {
+				continue
+			}
+			for j := m.at + 1; ; {
+				f, ok := nextMember(s, j, true)
+				if !ok {
+					break
+				}
+				j = f.end
+				fv := s[f.at:f.end]
+				switch keyName(f.key) {
 				case "name":
-					en.name = fv.Str
+					en.name = stringValue(fv)
 				case "arguments":
-					switch fv.Type {
-					case gjson.String:
-						en.args = fv.Raw[1 : len(fv.Raw)-1]
-					case gjson.JSON:
-						en.args, en.argsJSON = fv.Raw, true
+					switch fv[0] {
+					case '"':
+						en.args = fv[1 : len(fv)-1]
+					case '{', '[':
+						en.args, en.argsJSON = fv, true
 					}
 				}
-				return true
-			})
+			}
 		default:
-			if v.Type != gjson.Null {
-				en.extra = append(en.extra, [2]gjson.Result{k, v})
+			if v[0] != 'n' {
+				en.extra = append(en.extra, m)
 			}
 		}
-		return true
-	})
-	return en
+	}
 }
 
-// toolCalls absorbs a delta's tool_calls and rewrites the array for the
-// client: payment entries (and entries of calls not named yet) removed, the
-// client's entries renumbered.
-func (c *Capture) toolCalls(data []byte, key, arr gjson.Result, choice int) {
+// toolCalls absorbs a delta's tool_calls (the member tc) and rewrites the
+// array for the client: payment entries (and entries of calls not named
+// yet) removed, the client's entries renumbered.
+func (c *Capture) toolCalls(data []byte, s string, tc member, choice int) {
 	changed := false
 	kept := 0
 	start := len(c.scratch)
 	c.scratch = append(c.scratch, '[')
-	var extraBuf [2][2]gjson.Result
-	arr.ForEach(func(_, e gjson.Result) bool {
-		en := parseEntry(e, extraBuf[:0])
+	for i := tc.at + 1; ; {
+		e, ok := nextMember(s, i, false)
+		if !ok {
+			break
+		}
+		i = e.end
+		if s[e.at] != '{' { // not a tool call; nothing a client could use
+			changed = true
+			continue
+		}
+		en := parseEntry(s, e.at, e.end, c.extra)
+		c.extra = en.extra
 		sl := c.slotFor(choice, &en)
-		c.absorb(sl, &en)
+		c.absorb(s, sl, &en)
 		if sl.kind != kindClient {
 			sl.held = sl.held || sl.kind == kindUnknown
 			changed = true
-			return true
+			continue
 		}
 		if kept > 0 {
 			c.scratch = append(c.scratch, ',')
@@ -618,8 +631,7 @@ func (c *Capture) toolCalls(data []byte, key, arr gjson.Result, choice int) {
 			}
 			c.scratch = append(c.scratch, rest...)
 		}
-		return true
-	})
+	}
 	if kept > 0 {
 		c.st.meaningful = true
 	}
@@ -629,11 +641,11 @@ func (c *Capture) toolCalls(data []byte, key, arr gjson.Result, choice int) {
 	}
 	if kept == 0 {
 		c.scratch = c.scratch[:start]
-		c.deleteMember(data, key.Index, arr.Index+len(arr.Raw))
+		c.deleteMember(data, tc.keyAt, tc.end)
 		return
 	}
 	c.scratch = append(c.scratch, ']')
-	c.edits = append(c.edits, edit{arr.Index, arr.Index + len(arr.Raw), start, len(c.scratch)})
+	c.edits = append(c.edits, edit{tc.at, tc.end, start, len(c.scratch)})
 }
 
 // appendSynthetic renders a client call whose first deltas were held back
@@ -707,7 +719,7 @@ func (c *Capture) newSlot(choice, upIdx int, hasIdx bool) *slot {
 // absorb adds an entry's fragments to its call. An id or name is taken from
 // the first delta that has one: providers that repeat them (Qwen) send
 // empty strings later, which must not overwrite them.
-func (c *Capture) absorb(sl *slot, en *entry) {
+func (c *Capture) absorb(s string, sl *slot, en *entry) {
 	if sl.id == "" && en.id != "" {
 		sl.id = strings.Clone(en.id)
 	}
@@ -728,14 +740,14 @@ func (c *Capture) absorb(sl *slot, en *entry) {
 	} else {
 		sl.args = append(sl.args, en.args...)
 	}
-	for _, kv := range en.extra {
-		key := kv[0].Str
+	for _, m := range en.extra {
+		key, val := keyName(m.key), s[m.at:m.end]
 		if i := slices.Index(sl.extraKeys, key); i >= 0 {
-			sl.extraVals[i] = append(sl.extraVals[i][:0], kv[1].Raw...)
+			sl.extraVals[i] = append(sl.extraVals[i][:0], val...)
 			continue
 		}
 		sl.extraKeys = append(sl.extraKeys, strings.Clone(key))
-		sl.extraVals = append(sl.extraVals, []byte(kv[1].Raw))
+		sl.extraVals = append(sl.extraVals, []byte(val))
 	}
 }
 

@@ -179,6 +179,20 @@ func TestCaptureCases(t *testing.T) {
 			}},
 		},
 		{
+			name: "keys spelled with escapes are read as a parser reads them",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"content":"x"}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool\u005fcalls":[{"index":0,"id":"p","type":"function","function":{"n\u0061me":"create_order","arguments":"{}"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"content":"y"},"finish\u005freason":"stop"}]}`,
+			}},
+			want: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"content":"x"}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"content":"y"},"finish\u005freason":null}]}`,
+			}},
+			payment: []ToolCall{{Index: 0, ID: "p", Name: "create_order", Arguments: "{}"}},
+			finish:  "stop",
+		},
+		{
 			name: "chunks after the finish chunk are still processed",
 			rounds: [][]string{{
 				`{"id":"a","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}`,

@@ -1,0 +1,220 @@
+package interceptors
+
+import (
+	"io"
+	"testing"
+
+	"github.com/paygate/paygate/sse"
+)
+
+// A text chunk as OpenAI sends it today, with the usage field paygate's
+// include_usage adds to every chunk.
+const benchTextChunk = `{"id":"chatcmpl-BrT4pX0m3kWq8Yz1LvN2","object":"chat.completion.chunk","created":1752019200,"model":"gpt-4o-2024-08-06","service_tier":"default","system_fingerprint":"fp_07871e2ad8","choices":[{"index":0,"delta":{"content":" the monthly plan"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"k3J9"}`
+
+// An argument delta of a payment call, and one of a client call that must be
+// renumbered (upstream index 1, client index 0).
+const (
+	benchPaymentDelta = `{"id":"chatcmpl-BrT4pX0m3kWq8Yz1LvN2","object":"chat.completion.chunk","created":1752019200,"model":"gpt-4o-2024-08-06","service_tier":"default","system_fingerprint":"fp_07871e2ad8","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"ium-monthly\", \"qu"}}]},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"x"}`
+	benchClientDelta  = `{"id":"chatcmpl-BrT4pX0m3kWq8Yz1LvN2","object":"chat.completion.chunk","created":1752019200,"model":"gpt-4o-2024-08-06","service_tier":"default","system_fingerprint":"fp_07871e2ad8","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"ty\": \"Shanghai"}}]},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"x"}`
+	benchPaymentStart = `{"id":"chatcmpl-BrT4pX0m3kWq8Yz1LvN2","object":"chat.completion.chunk","created":1752019200,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_P4yM3ntZq1","type":"function","function":{"name":"create_order","arguments":""}}]},"logprobs":null,"finish_reason":null}]}`
+	benchClientStart  = `{"id":"chatcmpl-BrT4pX0m3kWq8Yz1LvN2","object":"chat.completion.chunk","created":1752019200,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_W8kLmQ2xYv","type":"function","function":{"name":"get_weather","arguments":""}}]},"logprobs":null,"finish_reason":null}]}`
+)
+
+// benchRound is the number of events after which a benchmark ends the round
+// and starts the next, so EndRound's cost is in the per-event figure.
+const benchRound = 200
+
+// repeatReader serves the same SSE event forever.
+type repeatReader struct {
+	ev  []byte
+	off int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c := copy(p[n:], r.ev[r.off:])
+		n += c
+		r.off = (r.off + c) % len(r.ev)
+	}
+	return n, nil
+}
+
+func sseEvent(data string) []byte { return []byte("data: " + data + "\n\n") }
+
+// BenchmarkPassThrough is the baseline: read an SSE event, write it to the
+// client, nothing else (what the proxy does for a turn without payment tools).
+func BenchmarkPassThrough(b *testing.B) {
+	r := sse.NewReader(&repeatReader{ev: sseEvent(benchTextChunk)})
+	defer r.Release()
+	w := sse.NewWriter(io.Discard)
+	b.ReportAllocs()
+	for b.Loop() {
+		ev, err := r.Next()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Data(ev.Data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCaptureText is the same with the capture in between, text chunks
+// of round 0 (as returned unchanged), rounds of benchRound events.
+func BenchmarkCaptureText(b *testing.B) { benchCaptureStream(b, 0, benchTextChunk) }
+
+// BenchmarkCaptureTextLaterRound: text chunks after round 0, whose id is
+// rewritten to the turn's.
+func BenchmarkCaptureTextLaterRound(b *testing.B) { benchCaptureStream(b, 1, benchTextChunk) }
+
+// BenchmarkCaptureToolRound: a tool round, interleaved payment and client
+// argument deltas (the client's renumbered), per event.
+func BenchmarkCaptureToolRound(b *testing.B) {
+	ev := append(sseEvent(benchPaymentDelta), sseEvent(benchClientDelta)...)
+	r := sse.NewReader(&repeatReader{ev: ev})
+	defer r.Release()
+	w := sse.NewWriter(io.Discard)
+	c := NewCapture(isPaymentName)
+	start := func() {
+		c.StartRound(0, "")
+		for _, s := range []string{benchPaymentStart, benchClientStart} {
+			if _, err := c.Process([]byte(s)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	start()
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		ev, err := r.Next()
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := c.Process(ev.Data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if out != nil {
+			if err := w.Data(out); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if n++; n == benchRound {
+			c.EndRound()
+			start()
+			n = 0
+		}
+	}
+}
+
+func benchCaptureStream(b *testing.B, round int, chunk string) {
+	r := sse.NewReader(&repeatReader{ev: sseEvent(chunk)})
+	defer r.Release()
+	w := sse.NewWriter(io.Discard)
+	c := NewCapture(isPaymentName)
+	c.StartRound(round, "chatcmpl-paygate-turn")
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		ev, err := r.Next()
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := c.Process(ev.Data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Data(out); err != nil {
+			b.Fatal(err)
+		}
+		if n++; n == benchRound {
+			c.EndRound()
+			c.StartRound(round, "chatcmpl-paygate-turn")
+			n = 0
+		}
+	}
+}
+
+// BenchmarkProcessText is Process alone on a text chunk: 0 allocs/op.
+func BenchmarkProcessText(b *testing.B) {
+	benchProcess(b, benchTextChunk)
+}
+
+// BenchmarkProcessPaymentDelta is Process alone on a payment argument delta
+// (held back, nothing returned).
+func BenchmarkProcessPaymentDelta(b *testing.B) {
+	benchProcess(b, benchPaymentDelta, benchPaymentStart)
+}
+
+// BenchmarkProcessClientDelta is Process alone on a client argument delta
+// that is renumbered on its way out.
+func BenchmarkProcessClientDelta(b *testing.B) {
+	benchProcess(b, benchClientDelta, benchPaymentStart, benchClientStart)
+}
+
+func benchProcess(b *testing.B, chunk string, prelude ...string) {
+	c := NewCapture(isPaymentName)
+	data := []byte(chunk)
+	warm := func() {
+		c.StartRound(0, "")
+		for _, p := range append(prelude, benchTextChunk) {
+			if _, err := c.Process([]byte(p)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	warm()
+	n := 0
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Process(data); err != nil {
+			b.Fatal(err)
+		}
+		if n++; n == 4096 { // bound the accumulated text; StartRound allocates nothing
+			warm()
+			n = 0
+		}
+	}
+}
+
+// TestProcessAllocs pins the zero-allocation claims of the hot path.
+func TestProcessAllocs(t *testing.T) {
+	tests := []struct {
+		name    string
+		round   int
+		chunk   string
+		prelude []string
+	}{
+		{"text chunk, round 0", 0, benchTextChunk, nil},
+		{"text chunk, later round", 1, benchTextChunk, nil},
+		{"payment argument delta", 0, benchPaymentDelta, []string{benchPaymentStart}},
+		{"client argument delta renumbered", 0, benchClientDelta, []string{benchPaymentStart, benchClientStart}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCapture(isPaymentName)
+			c.StartRound(tc.round, "chatcmpl-paygate-turn")
+			for _, p := range append(tc.prelude, benchTextChunk) {
+				if _, err := c.Process([]byte(p)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			data := []byte(tc.chunk)
+			// Warm the buffers, then measure.
+			for range 64 {
+				c.Process(data)
+			}
+			allocs := testing.AllocsPerRun(200, func() {
+				if _, err := c.Process(data); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("Process allocates %.1f times per chunk; want 0", allocs)
+			}
+		})
+	}
+}

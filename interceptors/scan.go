@@ -1,0 +1,317 @@
+package interceptors
+
+import (
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// textChunk is what scanText learns about a text chunk: the raw (still
+// escaped) content and reasoning of its one delta, whether it names a role,
+// and where the delta object is.
+type textChunk struct {
+	content, reasoning string
+	role               bool
+	delta, deltaEnd    int
+}
+
+// scanText recognises the common chunk, text and nothing else, with byte
+// searches only, so that it costs little more than reading the event: one
+// pass over the chunk's '{' finds the delta object and refuses a usage or
+// error object and a second delta (n > 1); a small parser reads the flat
+// delta object and refuses tool calls, nested values and (after round 0) a
+// role; a search for `_reason"` refuses a finish. Anything it refuses takes
+// the slow path, which understands every chunk; so scanText may refuse too
+// much but never accepts a chunk that needs a change. Keys spelled with
+// escapes of ASCII letters ("tool\u005fcalls") are refused too, since the
+// searches look for plain keys.
+func scanText(s string, later bool) (tc textChunk, ok bool) {
+	d := -1
+	for off := 0; ; {
+		i := strings.IndexByte(s[off:], '{')
+		if i < 0 {
+			break
+		}
+		p := off + i
+		off = p + 1
+		switch keyBefore(s, p) {
+		case "delta":
+			if d >= 0 {
+				return tc, false
+			}
+			d = p
+		case "usage", "error":
+			return tc, false
+		}
+	}
+	if d < 0 {
+		return tc, false
+	}
+	tc.delta = d
+	if tc.deltaEnd = parseDelta(s, d, later, &tc); tc.deltaEnd < 0 {
+		return tc, false
+	}
+	if hasNonNull(s, keyReason, false) || hasEscapedLetter(s) {
+		return tc, false
+	}
+	return tc, true
+}
+
+// scanTextAfter is scanText for a chunk whose first n bytes equal those
+// before the delta of a chunk scanText accepted in this round (providers
+// repeat id, created, model and the rest byte for byte): that prefix holds
+// nothing to refuse, so only the delta and what follows it are read.
+func scanTextAfter(s string, n int, later bool) (tc textChunk, ok bool) {
+	d := skipSpace(s, n)
+	if d >= len(s) || s[d] != '{' {
+		return tc, false
+	}
+	tc.delta = d
+	if tc.deltaEnd = parseDelta(s, d, later, &tc); tc.deltaEnd < 0 {
+		return tc, false
+	}
+	rest := s[tc.deltaEnd:]
+	for off := 0; ; {
+		i := strings.IndexByte(rest[off:], '{')
+		if i < 0 {
+			break
+		}
+		p := off + i
+		off = p + 1
+		switch keyBefore(s, tc.deltaEnd+p) {
+		case "delta", "usage", "error":
+			return tc, false
+		}
+	}
+	if hasNonNull(rest, keyReason, false) || hasEscapedLetter(rest) {
+		return tc, false
+	}
+	return tc, true
+}
+
+// keyBefore returns the key of the object member whose value starts at p,
+// or "" when s[p] is not a member's value.
+func keyBefore(s string, p int) string {
+	j := p - 1
+	for j >= 0 && isSpace(s[j]) {
+		j--
+	}
+	if j < 0 || s[j] != ':' {
+		return ""
+	}
+	j--
+	for j >= 0 && isSpace(s[j]) {
+		j--
+	}
+	if j < 1 || s[j] != '"' || s[j-1] == '\\' {
+		return ""
+	}
+	k := strings.LastIndexByte(s[:j], '"')
+	if k < 0 {
+		return ""
+	}
+	return s[k+1 : j]
+}
+
+// parseDelta reads the delta object at s[d] when it is flat (string and null
+// members only, no tool call, no role after round 0) and returns the index
+// after it, or -1.
+func parseDelta(s string, d int, later bool, tc *textChunk) int {
+	gotReason := false
+	i := d + 1
+	for {
+		i = skipSpace(s, i)
+		if i >= len(s) {
+			return -1
+		}
+		switch s[i] {
+		case '}':
+			return i + 1
+		case ',':
+			i++
+			continue
+		case '"':
+		default:
+			return -1
+		}
+		ke := strings.IndexByte(s[i+1:], '"')
+		if ke < 0 {
+			return -1
+		}
+		key := s[i+1 : i+1+ke]
+		if strings.IndexByte(key, '\\') >= 0 {
+			return -1
+		}
+		i = skipSpace(s, i+ke+2)
+		if i >= len(s) || s[i] != ':' {
+			return -1
+		}
+		i = skipSpace(s, i+1)
+		if i >= len(s) {
+			return -1
+		}
+		switch s[i] {
+		case 'n':
+			if !strings.HasPrefix(s[i:], "null") {
+				return -1
+			}
+			i += 4
+			continue
+		case '"':
+		default: // objects, arrays, numbers: the slow path knows them
+			return -1
+		}
+		e := stringEnd(s, i+1)
+		if e < 0 {
+			return -1
+		}
+		raw := s[i+1 : e]
+		i = e + 1
+		switch key {
+		case "content":
+			tc.content = raw
+		case "reasoning_content", "reasoning":
+			if !gotReason {
+				gotReason = true
+				tc.reasoning = raw
+			}
+		case "role":
+			if raw != "" {
+				if later {
+					return -1
+				}
+				tc.role = true
+			}
+		case "tool_calls", "function_call":
+			return -1
+		}
+	}
+}
+
+// stringEnd returns the index of the quote closing the JSON string whose
+// contents start at from, or -1.
+func stringEnd(s string, from int) int {
+	for {
+		q := strings.IndexByte(s[from:], '"')
+		if q < 0 {
+			return -1
+		}
+		q += from
+		n := 0
+		for b := q - 1; b >= from && s[b] == '\\'; b-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q
+		}
+		from = q + 1
+	}
+}
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	return i
+}
+
+// member is an object member (or an array element, with no key) located in
+// a chunk.
+type member struct {
+	keyAt   int    // the key's opening quote; -1 for an array element
+	key     string // the key as written, without quotes
+	at, end int    // the value
+}
+
+// nextMember returns the member of the object (or the element of the
+// array) at or after i, and false at the closing bracket. The chunk is
+// valid JSON (the caller checked), so the walk only follows structure.
+func nextMember(s string, i int, object bool) (m member, ok bool) {
+	for i < len(s) && (isSpace(s[i]) || s[i] == ',') {
+		i++
+	}
+	if i >= len(s) || s[i] == '}' || s[i] == ']' {
+		return m, false
+	}
+	m.keyAt = -1
+	if object {
+		if s[i] != '"' {
+			return m, false
+		}
+		e := stringEnd(s, i+1)
+		if e < 0 {
+			return m, false
+		}
+		m.keyAt, m.key = i, s[i+1:e]
+		i = skipSpace(s, e+1)
+		if i >= len(s) || s[i] != ':' {
+			return m, false
+		}
+		i = skipSpace(s, i+1)
+	}
+	m.at = i
+	if m.end = skipValue(s, i); m.end < 0 {
+		return m, false
+	}
+	return m, true
+}
+
+// skipValue returns the index after the JSON value at s[i], or -1.
+func skipValue(s string, i int) int {
+	if i >= len(s) {
+		return -1
+	}
+	switch s[i] {
+	case '"':
+		e := stringEnd(s, i+1)
+		if e < 0 {
+			return -1
+		}
+		return e + 1
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(s); j++ {
+			switch s[j] {
+			case '"':
+				e := stringEnd(s, j+1)
+				if e < 0 {
+					return -1
+				}
+				j = e
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	}
+	j := i
+	for j < len(s) && s[j] != ',' && s[j] != '}' && s[j] != ']' && !isSpace(s[j]) {
+		j++
+	}
+	return j
+}
+
+// keyName is a raw key as a parser sees it: a key spelled with escapes
+// ("tool\u005fcalls") is decoded, so it cannot pass for another one.
+func keyName(raw string) string {
+	if strings.IndexByte(raw, '\\') < 0 {
+		return raw
+	}
+	return gjson.Parse(`"` + raw + `"`).Str
+}
+
+// stringValue is the text of a raw JSON string value; "" for other values.
+func stringValue(v string) string {
+	if len(v) < 2 || v[0] != '"' {
+		return ""
+	}
+	raw := v[1 : len(v)-1]
+	if strings.IndexByte(raw, '\\') < 0 {
+		return raw
+	}
+	return gjson.Parse(v).Str
+}
