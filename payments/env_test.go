@@ -96,9 +96,16 @@ type fullStore interface {
 
 func openStore(t testing.TB, driver string) fullStore {
 	t.Helper()
+	return openStoreAt(t, driver, nil)
+}
+
+// openStoreAt opens a store whose expiries are judged against now (nil:
+// time.Now).
+func openStoreAt(t testing.TB, driver string, now func() time.Time) fullStore {
+	t.Helper()
 	switch driver {
 	case "embedded":
-		db, err := embedded.Open(filepath.Join(t.TempDir(), "paygate.db"), embedded.Options{SweepInterval: -1})
+		db, err := embedded.Open(filepath.Join(t.TempDir(), "paygate.db"), embedded.Options{SweepInterval: -1, Now: now})
 		if err != nil {
 			t.Fatalf("embedded: %v", err)
 		}
@@ -106,7 +113,7 @@ func openStore(t testing.TB, driver string) fullStore {
 		return db
 	case "redis":
 		prefix := fmt.Sprintf("pgtest:%d:", time.Now().UnixNano())
-		st, err := redisstore.Open(redisstore.Options{Addrs: []string{redisAddr()}, KeyPrefix: prefix, RepairInterval: -1})
+		st, err := redisstore.Open(redisstore.Options{Addrs: []string{redisAddr()}, KeyPrefix: prefix, RepairInterval: -1, Now: now})
 		if err != nil {
 			t.Fatalf("redis: %v", err)
 		}
@@ -146,6 +153,9 @@ type envOptions struct {
 	client   func(*wechatpay.Config)
 	service  func(*payments.Options)
 	notifyTo string // "": the service's own notify route; "sink": a 500 sink
+	// storeClock makes the store judge expiries by the env's clock too, so
+	// a test can jump past a TTL the store keeps (proposals, counters).
+	storeClock bool
 }
 
 // transitions returns a channel receiving every committed transition.
@@ -170,7 +180,11 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatalf("wxsim: %v", err)
 	}
 	e.api = httptest.NewServer(e.sim)
-	e.st = openStore(t, o.driver)
+	if o.storeClock {
+		e.st = openStoreAt(t, o.driver, e.clock.Now)
+	} else {
+		e.st = openStore(t, o.driver)
+	}
 
 	// The notify route exists before the client so its URL can go into
 	// prepays; the handler is bound once the service exists.

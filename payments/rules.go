@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,12 +98,20 @@ func (s *Service) countOrder(ctx context.Context, client, user string) error {
 	return nil
 }
 
+// releasedPrefix marks a claim let go by releaseClaim; it is not a valid
+// out_trade_no, so it can never name an order.
+const releasedPrefix = "released:"
+
+// released reports a claim let go by releaseClaim.
+func released(c store.Claim) bool { return strings.HasPrefix(c.OrderNo, releasedPrefix) }
+
 // releaseClaim lets go of a purchase claim whose order was refused before it
-// was recorded: the claim moves to a number that is never used and expires
-// at once, so the next request for the purchase is judged afresh instead of
-// waiting for an order that will never appear.
+// was recorded: the claim moves to a marked number that never names an order
+// and expires at once, so the next request for the purchase is judged afresh
+// (CreateOrder takes a released claim over at once) instead of waiting for an
+// order that will never appear.
 func (s *Service) releaseClaim(ctx context.Context, key string, claim store.Claim) {
-	_, _, err := s.store.AdvanceClaim(ctx, key, claim.Generation, s.newNo(s.now()), time.Millisecond)
+	_, _, err := s.store.AdvanceClaim(ctx, key, claim.Generation, releasedPrefix+s.newNo(s.now()), time.Millisecond)
 	if err != nil {
 		s.log.WarnContext(ctx, "refused purchase: claim not released; it expires with the dedupe window", "err", err)
 	}

@@ -295,7 +295,13 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 			claim, created = *next, false
 			continue
 		}
-		o, err := s.awaitClaimed(ctx, claim.OrderNo)
+		var o *store.Order
+		var err error
+		if released(claim) {
+			err = store.ErrNotFound // a refused purchase's claim: judge afresh
+		} else {
+			o, err = s.awaitClaimed(ctx, claim.OrderNo)
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			// The claimer never recorded its order (it died): take over.
 			claim, created, err = s.store.AdvanceClaim(ctx, key, claim.Generation, s.newNo(s.now()), s.opts.DedupeWindow)

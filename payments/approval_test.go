@@ -1,0 +1,126 @@
+package payments_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+// approvalEnv holds orders above 50.00 CNY for a manager: premium-monthly x2
+// (99.98) waits, x1 (49.99) does not.
+func approvalEnv(t *testing.T, driver string) *env {
+	return newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+		o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
+	}})
+}
+
+func TestApproveCreatesThePrepay(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := approvalEnv(t, driver)
+			ctx := context.Background()
+			tools := newTools(e)
+			u := caller("oUser-approve")
+			tc := call(t, tools, u, "create_order", `{"sku":"premium-monthly","quantity":2}`)
+			no, _ := tc.result["order_no"].(string)
+			if tc.result["status"] != "approval_required" || e.sim.Prepays(no) != 0 {
+				t.Fatalf("create: %s, %d prepays; want approval_required and none", tc.out.Result, e.sim.Prepays(no))
+			}
+			if msg, _ := tc.result["message"].(string); !strings.Contains(msg, "50.00 CNY") {
+				t.Errorf("tool result message %q does not name the approval limit", msg)
+			}
+			queue, err := e.svc.Approvals(ctx, 0)
+			if err != nil || len(queue) != 1 || queue[0].OrderNo != no {
+				t.Fatalf("approvals: %v, %v; want [%s]", queue, err, no)
+			}
+			// The order is not payable while it waits.
+			if p, code, err := e.svc.PayableParams(ctx, e.order(no)); p != nil || code != "" || err != nil {
+				t.Errorf("payable params of a held order: %v %q %v; want none", p, code, err)
+			}
+
+			// Ten managers click approve at once: one prepay.
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			won, lost := 0, 0
+			for range 10 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					res, err := e.svc.Approve(ctx, no)
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err == nil && res.Order.Status == store.StatusAwaitingPayment && res.Payment != nil:
+						won++
+					case errors.Is(err, payments.ErrNotAwaitingApproval):
+						lost++
+					default:
+						t.Errorf("approve: %+v, %v", res, err)
+					}
+				}()
+			}
+			wg.Wait()
+			if won != 1 || lost != 9 {
+				t.Errorf("approvals won %d lost %d; want 1 and 9", won, lost)
+			}
+			if got := e.sim.Prepays(no); got != 1 {
+				t.Errorf("prepays at WeChat Pay %d; want 1", got)
+			}
+			o := e.order(no)
+			if o.Status != store.StatusAwaitingPayment || !o.ExpiresAt.After(testNow()) {
+				t.Errorf("approved order: %s expires %v; want awaiting_payment with a future deadline", o.Status, o.ExpiresAt)
+			}
+			p, _, err := e.svc.PayableParams(ctx, o)
+			if err != nil || p == nil || p.Package != "prepay_id="+o.PrepayID || p.PaySign == "" {
+				t.Errorf("payable params: %+v, %v; want signed JSAPI parameters for %s", p, err, o.PrepayID)
+			}
+			if _, err := e.svc.Reject(ctx, no); !errors.Is(err, payments.ErrNotAwaitingApproval) {
+				t.Errorf("reject after approval: %v; want ErrNotAwaitingApproval", err)
+			}
+			// The user's repeated ask returns the approved order, payable.
+			again := call(t, tools, u, "create_order", `{"sku":"premium-monthly","quantity":2}`)
+			if again.result["order_no"] != no || again.action["type"] != "order_created" || again.action["request_payment"] == nil {
+				t.Errorf("repeat after approval: %s %s; want order_created for %s with payment parameters", again.out.Result, again.out.Action, no)
+			}
+			if queue, _ := e.svc.Approvals(ctx, 0); len(queue) != 0 {
+				t.Errorf("approval queue after approval: %d orders; want none", len(queue))
+			}
+		})
+	}
+}
+
+func TestRejectNeverReachesWeChatPay(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := approvalEnv(t, driver)
+			ctx := context.Background()
+			tools := newTools(e)
+			u := caller("oUser-reject")
+			tc := call(t, tools, u, "create_order", `{"sku":"premium-monthly","quantity":2}`)
+			no, _ := tc.result["order_no"].(string)
+			o, err := e.svc.Reject(ctx, no)
+			if err != nil || o.Status != store.StatusRejected {
+				t.Fatalf("reject: %+v, %v", o, err)
+			}
+			if _, err := e.svc.Approve(ctx, no); !errors.Is(err, payments.ErrNotAwaitingApproval) {
+				t.Errorf("approve after rejection: %v; want ErrNotAwaitingApproval", err)
+			}
+			if _, err := e.svc.Approve(ctx, "PG000000000000nosuchorder"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("approve unknown: %v; want store.ErrNotFound", err)
+			}
+			if n := e.sim.OrderCount(); n != 0 {
+				t.Errorf("simulator orders %d; want 0", n)
+			}
+			// Asking again starts a new order, held again.
+			next := call(t, tools, u, "create_order", `{"sku":"premium-monthly","quantity":2}`)
+			if next.result["status"] != "approval_required" || next.result["order_no"] == no {
+				t.Errorf("after rejection: %s; want a new approval_required order", next.out.Result)
+			}
+		})
+	}
+}

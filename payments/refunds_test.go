@@ -1,0 +1,373 @@
+package payments_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/store"
+)
+
+// paidOrder creates and pays an order of qty premium-monthly for user.
+func paidOrder(t *testing.T, e *env, user string, qty int) *store.Order {
+	t.Helper()
+	o := e.create(user, qty)
+	if d, err := e.sim.Pay(context.Background(), o.OrderNo); err != nil || !d.Acked {
+		t.Fatalf("pay: %+v %v", d, err)
+	}
+	if got := e.order(o.OrderNo); got.Status != store.StatusPaid {
+		t.Fatalf("order %s is %s; want paid", o.OrderNo, got.Status)
+	}
+	return e.order(o.OrderNo)
+}
+
+func TestRequestRefundMovesNoMoney(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			var proposed []store.RefundProposal
+			var pmu sync.Mutex
+			e2 := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+				o.Proposed = func(_ context.Context, p store.RefundProposal) {
+					pmu.Lock()
+					proposed = append(proposed, p)
+					pmu.Unlock()
+				}
+			}})
+			for _, e := range []*env{e, e2} {
+				o := paidOrder(t, e, "oUser-refund-tool", 1)
+				tc := call(t, newTools(e), caller(o.User), "request_refund", `{"order_no":"`+o.OrderNo+`","reason":"I was charged twice, refund me NOW"}`)
+				if tc.result["status"] != "awaiting_user_confirmation" || tc.result["amount"] != "49.99 CNY" || !tc.out.MoneyMoving || !tc.out.Executed {
+					t.Fatalf("result %s (%+v); want awaiting_user_confirmation of 49.99 CNY, counted", tc.out.Result, tc.out)
+				}
+				id, _ := tc.result["refund_id"].(string)
+				refund, _ := tc.action["refund"].(map[string]any)
+				if tc.action["type"] != "refund_proposed" || refund["refund_id"] != id || refund["order_no"] != o.OrderNo ||
+					refund["amount_fen"] != float64(4999) || refund["label"] != "Confirm refund of 49.99 CNY" ||
+					refund["confirm_url"] != "/v1/paygate/refunds/"+id+"/confirm" || refund["expires_at"] == nil {
+					t.Errorf("action %s", tc.out.Action)
+				}
+				if n := e.sim.RefundCount(""); n != 0 {
+					t.Errorf("simulator refunds %d after request_refund; want 0", n)
+				}
+				if got := e.order(o.OrderNo); got.Status != store.StatusPaid || got.Version != o.Version {
+					t.Errorf("order changed by a proposal: %s v%d", got.Status, got.Version)
+				}
+				p, err := e.st.GetRefundProposal(context.Background(), id)
+				if err != nil || p.User != o.User || p.Client != "shop-bot" || p.AmountFen != 4999 || p.OutRefundNo != payments.OutRefundNo(id) {
+					t.Errorf("stored proposal %+v, %v", p, err)
+				}
+				if ttl := p.ExpiresAt.Sub(p.CreatedAt); ttl != payments.DefaultRefundConfirmTTL {
+					t.Errorf("proposal lives %v; want %v", ttl, payments.DefaultRefundConfirmTTL)
+				}
+			}
+			pmu.Lock()
+			defer pmu.Unlock()
+			if len(proposed) != 1 || proposed[0].AmountFen != 4999 {
+				t.Errorf("Proposed hook saw %+v; want the one proposal", proposed)
+			}
+		})
+	}
+}
+
+func TestRequestRefundArguments(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tools := newTools(e)
+	o := paidOrder(t, e, "oUser-refund-args", 2) // 99.98
+	other := paidOrder(t, e, "oUser-refund-args-other", 1)
+	unpaid := e.create("oUser-refund-args", 3)
+	u := caller(o.User)
+	tests := []struct {
+		name        string
+		args        string
+		wantStatus  string
+		wantFen     float64
+		wantClarify bool
+	}{
+		{name: "everything left by default", args: `{"order_no":"` + o.OrderNo + `","reason":"r"}`, wantStatus: "awaiting_user_confirmation", wantFen: 9998},
+		{name: "a partial amount as a string", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":"20.00"}`, wantStatus: "awaiting_user_confirmation", wantFen: 2000},
+		{name: "a partial amount as a number", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":20.5}`, wantStatus: "awaiting_user_confirmation", wantFen: 2050},
+		{name: "exactly what was paid", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":"99.98"}`, wantStatus: "awaiting_user_confirmation", wantFen: 9998},
+		{name: "one fen more than paid", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":"99.99"}`, wantStatus: "needs_clarification", wantClarify: true},
+		{name: "zero", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":"0"}`, wantStatus: "needs_clarification", wantClarify: true},
+		{name: "not an amount", args: `{"order_no":"` + o.OrderNo + `","reason":"r","amount":"all of it"}`, wantStatus: "needs_clarification", wantClarify: true},
+		{name: "no reason", args: `{"order_no":"` + o.OrderNo + `"}`, wantStatus: "needs_clarification", wantClarify: true},
+		{name: "no order number", args: `{"reason":"r"}`, wantStatus: "needs_clarification", wantClarify: true},
+		{name: "another user's order", args: `{"order_no":"` + other.OrderNo + `","reason":"r"}`, wantStatus: "not_found"},
+		{name: "an unpaid order", args: `{"order_no":"` + unpaid.OrderNo + `","reason":"r"}`, wantStatus: "not_refundable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := call(t, tools, u, "request_refund", tt.args)
+			if tc.result["status"] != tt.wantStatus || tc.out.Clarify != tt.wantClarify {
+				t.Fatalf("result %s clarify %v; want %s %v", tc.out.Result, tc.out.Clarify, tt.wantStatus, tt.wantClarify)
+			}
+			if tt.wantFen != 0 {
+				refund, _ := tc.action["refund"].(map[string]any)
+				if refund["amount_fen"] != tt.wantFen {
+					t.Errorf("proposed %v fen; want %v", refund["amount_fen"], tt.wantFen)
+				}
+			} else if tc.action != nil {
+				t.Errorf("an action for a refused proposal: %s", tc.out.Action)
+			}
+		})
+	}
+	if n := e.sim.RefundCount(""); n != 0 {
+		t.Errorf("simulator refunds %d; want 0", n)
+	}
+}
+
+func propose(t *testing.T, e *env, o *store.Order, fen int64) *store.RefundProposal {
+	t.Helper()
+	p, _, err := e.svc.ProposeRefund(context.Background(), payments.RefundRequest{Client: "shop-bot", User: o.User, OrderNo: o.OrderNo, Reason: "not needed", AmountFen: fen})
+	if err != nil {
+		t.Fatalf("propose: %v", err)
+	}
+	return p
+}
+
+func TestConfirmRefundExactlyOnce(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			ctx := context.Background()
+			o := paidOrder(t, e, "oUser-confirm", 1)
+			p := propose(t, e, o, 0)
+
+			// Someone else holding the id gets nothing, and spends nothing.
+			for _, who := range []struct{ client, user string }{{"shop-bot", "oUser-intruder"}, {"other-bot", o.User}} {
+				if _, err := e.svc.ConfirmRefund(ctx, who.client, who.user, p.RefundID); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("confirm by %s/%s: %v; want store.ErrNotFound", who.client, who.user, err)
+				}
+				if _, err := e.svc.CancelRefund(ctx, who.client, who.user, p.RefundID); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("cancel by %s/%s: %v; want store.ErrNotFound", who.client, who.user, err)
+				}
+			}
+			if n := e.sim.RefundCount(""); n != 0 {
+				t.Fatalf("simulator refunds %d after foreign confirmations; want 0", n)
+			}
+
+			const n = 20
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			ok, gone := 0, 0
+			start := make(chan struct{})
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err == nil && res.Status == payments.RefundProcessing:
+						ok++
+					case errors.Is(err, store.ErrGone):
+						gone++
+					default:
+						t.Errorf("confirm: %+v, %v", res, err)
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			if ok != 1 || gone != n-1 {
+				t.Errorf("confirmations ok %d gone %d; want 1 and %d", ok, gone, n-1)
+			}
+			if got := e.sim.RefundCount(o.OrderNo); got != 1 {
+				t.Fatalf("simulator refunds %d; want exactly 1", got)
+			}
+			rf, found := e.sim.Refund(p.OutRefundNo)
+			if !found || rf.Amount.Refund != 4999 {
+				t.Errorf("simulator refund under %s: %+v (found %v); want 4999 fen", p.OutRefundNo, rf, found)
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusRefunding {
+				t.Errorf("order %s; want refunding", got.Status)
+			}
+			if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
+				t.Fatalf("refund notification: %+v %v", d, err)
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusRefunded || got.RefundedFen != 4999 {
+				t.Errorf("after the notification: %s %d; want refunded 4999", got.Status, got.RefundedFen)
+			}
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrGone) {
+				t.Errorf("late confirm: %v; want store.ErrGone", err)
+			}
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", "oUser-intruder", p.RefundID); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("late confirm by another user: %v; want store.ErrNotFound", err)
+			}
+		})
+	}
+}
+
+func TestRefundProposalExpiresAndCancels(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, storeClock: true})
+			ctx := context.Background()
+			o := paidOrder(t, e, "oUser-expire", 2)
+			late := propose(t, e, o, 1000)
+			cancelled := propose(t, e, o, 2000)
+			if _, err := e.svc.CancelRefund(ctx, "shop-bot", o.User, cancelled.RefundID); err != nil {
+				t.Fatalf("cancel: %v", err)
+			}
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, cancelled.RefundID); !errors.Is(err, store.ErrGone) {
+				t.Errorf("confirm after cancel: %v; want store.ErrGone", err)
+			}
+			e.clock.Advance(payments.DefaultRefundConfirmTTL + time.Second)
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, late.RefundID); !errors.Is(err, store.ErrGone) {
+				t.Errorf("confirm after expiry: %v; want store.ErrGone", err)
+			}
+			if _, err := e.svc.CancelRefund(ctx, "shop-bot", o.User, late.RefundID); !errors.Is(err, store.ErrGone) {
+				t.Errorf("cancel after expiry: %v; want store.ErrGone", err)
+			}
+			if n := e.sim.RefundCount(""); n != 0 {
+				t.Errorf("simulator refunds %d; want 0", n)
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusPaid {
+				t.Errorf("order %s; want paid", got.Status)
+			}
+		})
+	}
+}
+
+func TestPartialRefundsNeverExceedThePayment(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			ctx := context.Background()
+			o := paidOrder(t, e, "oUser-partial", 2) // 9998 fen
+			first := propose(t, e, o, 2000)
+			restA := propose(t, e, o, 0)
+			restB := propose(t, e, o, 0)
+			if restA.AmountFen != 9998 || restB.AmountFen != 9998 {
+				t.Fatalf("rest proposals %d, %d; want 9998 each", restA.AmountFen, restB.AmountFen)
+			}
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, first.RefundID); err != nil {
+				t.Fatal(err)
+			}
+			// One refund at a time: the next one waits, and stays usable.
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, restA.RefundID); !errors.Is(err, payments.ErrRefundInProgress) {
+				t.Fatalf("confirm during a refund: %v; want ErrRefundInProgress", err)
+			}
+			if d, err := e.sim.CompleteRefund(ctx, first.OutRefundNo); err != nil || !d.Acked {
+				t.Fatal(d, err)
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusPartiallyRefunded || got.RefundedFen != 2000 {
+				t.Fatalf("after 20.00: %s %d; want partially_refunded 2000", got.Status, got.RefundedFen)
+			}
+			// Proposed before the first refund, restA is now more than is left.
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, restA.RefundID); !errors.Is(err, payments.ErrRefundAmount) {
+				t.Errorf("confirm of a stale full refund: %v; want ErrRefundAmount", err)
+			}
+			rest := propose(t, e, e.order(o.OrderNo), 0)
+			if rest.AmountFen != 7998 {
+				t.Errorf("rest proposal %d; want 7998", rest.AmountFen)
+			}
+			if _, _, err := e.svc.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: o.User, OrderNo: o.OrderNo, Reason: "x", AmountFen: 7999}); !errors.Is(err, payments.ErrRefundAmount) {
+				t.Errorf("propose 79.99 of 79.98 left: %v; want ErrRefundAmount", err)
+			}
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, rest.RefundID); err != nil {
+				t.Fatal(err)
+			}
+			if d, err := e.sim.CompleteRefund(ctx, rest.OutRefundNo); err != nil || !d.Acked {
+				t.Fatal(d, err)
+			}
+			got := e.order(o.OrderNo)
+			if got.Status != store.StatusRefunded || got.RefundedFen != 9998 {
+				t.Errorf("after the rest: %s %d; want refunded 9998", got.Status, got.RefundedFen)
+			}
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, restB.RefundID); !errors.Is(err, payments.ErrNotRefundable) {
+				t.Errorf("confirm on a refunded order: %v; want ErrNotRefundable", err)
+			}
+			if n := e.sim.RefundCount(o.OrderNo); n != 2 {
+				t.Errorf("simulator refunds %d; want 2", n)
+			}
+		})
+	}
+}
+
+func TestRefundPendingIsResentWithTheSameNumber(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, storeClock: true})
+			ctx := context.Background()
+			o := paidOrder(t, e, "oUser-pending", 1)
+			p := propose(t, e, o, 0)
+			// Every create of the confirmation fails without effect.
+			e.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultSystemError, Times: 3})
+			res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
+			if err != nil || res.Status != payments.RefundPending {
+				t.Fatalf("confirm: %+v, %v; want pending", res, err)
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusRefunding || e.sim.RefundCount("") != 0 {
+				t.Fatalf("after an unanswered refund: %s, %d refunds; want refunding and none", got.Status, e.sim.RefundCount(""))
+			}
+			// The sweep leaves a fresh refund alone, then resends the late one.
+			if _, err := e.svc.Sweep(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if e.sim.RefundCount("") != 0 {
+				t.Fatalf("the sweep resent a refund younger than a minute")
+			}
+			e.clock.Advance(2 * time.Minute)
+			if _, err := e.svc.Sweep(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, found := e.sim.Refund(p.OutRefundNo); !found || e.sim.RefundCount("") != 1 {
+				t.Fatalf("after the sweep: %d refunds, %s found %v; want the one refund under the proposal's number", e.sim.RefundCount(""), p.OutRefundNo, found)
+			}
+			// Sweeping again asks, and sends nothing new.
+			e.clock.Advance(2 * time.Minute)
+			if _, err := e.svc.Sweep(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if e.sim.RefundCount("") != 1 {
+				t.Errorf("refunds after a second sweep: %d; want 1", e.sim.RefundCount(""))
+			}
+			if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
+				t.Fatal(d, err)
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusRefunded || got.RefundedFen != 4999 {
+				t.Errorf("after the notification: %s %d; want refunded 4999", got.Status, got.RefundedFen)
+			}
+			var sawRefund bool
+			for _, l := range e.sim.Requests() {
+				if l.Op == "refund" && l.OutRefundNo != "" && l.OutRefundNo != p.OutRefundNo {
+					t.Errorf("a refund request under another number: %s", l.OutRefundNo)
+				}
+				sawRefund = sawRefund || l.Op == "refund"
+			}
+			if !sawRefund || !strings.HasPrefix(p.OutRefundNo, "RF") {
+				t.Errorf("refund requests seen %v; out_refund_no %q", sawRefund, p.OutRefundNo)
+			}
+		})
+	}
+}
+
+func TestRefundTransitionsCarryTheProposal(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	o := paidOrder(t, e, "oUser-transition", 1)
+	p := propose(t, e, o, 0)
+	if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
+		t.Fatal(err)
+	}
+	tr := e.await(func(tr payments.Transition) bool { return tr.After.Status == store.StatusRefunding })
+	if tr.Refund == nil || tr.Refund.RefundID != p.RefundID || tr.Cause != "refund" {
+		t.Errorf("refunding transition: refund %+v cause %s; want the proposal", tr.Refund, tr.Cause)
+	}
+	if _, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil {
+		t.Fatal(err)
+	}
+	tr = e.await(func(tr payments.Transition) bool { return tr.After.Status == store.StatusRefunded })
+	if tr.Refund == nil || tr.Refund.OutRefundNo != p.OutRefundNo || tr.Cause != "notification" {
+		t.Errorf("refunded transition: refund %+v cause %s; want the proposal", tr.Refund, tr.Cause)
+	}
+}

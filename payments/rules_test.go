@@ -1,0 +1,204 @@
+package payments_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+var toolNames = payments.ToolNames{CreateOrder: "create_order", QueryOrder: "query_order", RequestRefund: "request_refund"}
+
+func newTools(e *env) *payments.Tools {
+	return payments.NewTools(e.svc, toolNames, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+}
+
+// toolCall is one executed payment tool call, decoded.
+type toolCall struct {
+	out    payments.Outcome
+	result map[string]any
+	action map[string]any
+}
+
+func call(t *testing.T, tools *payments.Tools, c payments.Caller, name, args string) toolCall {
+	t.Helper()
+	tc := toolCall{out: tools.Execute(context.Background(), c, name, args)}
+	if err := json.Unmarshal(tc.out.Result, &tc.result); err != nil {
+		t.Fatalf("%s result %s: %v", name, tc.out.Result, err)
+	}
+	if tc.out.Action != nil {
+		if err := json.Unmarshal(tc.out.Action, &tc.action); err != nil {
+			t.Fatalf("%s action %s: %v", name, tc.out.Action, err)
+		}
+	}
+	return tc
+}
+
+func caller(user string) payments.Caller {
+	return payments.Caller{Client: "shop-bot", User: user, Session: user}
+}
+
+// boundaryCatalog prices one SKU on each side of 500.00 CNY and one on it.
+func boundaryCatalog(t *testing.T) *payments.Catalog {
+	t.Helper()
+	c, err := payments.NewCatalog([]payments.CatalogItem{
+		{SKU: "below", Name: "Below", Price: "499.99"},
+		{SKU: "at", Name: "At", Price: "500.00"},
+		{SKU: "above", Name: "Above", Price: "500.01"},
+		{SKU: "small", Name: "Small", Price: "250.00", MaxQuantity: 3},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestApprovalAboveBoundary(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+				o.Catalog = boundaryCatalog(t)
+				o.Rules.ApprovalAboveFen = payments.FenPtr(50000)
+			}})
+			tools := newTools(e)
+			tests := []struct {
+				name       string
+				args       string
+				wantStatus string
+				wantAction string
+				wantFen    float64
+			}{
+				{name: "499.99 is prepaid", args: `{"sku":"below"}`, wantStatus: "awaiting_payment", wantAction: "order_created", wantFen: 49999},
+				{name: "500.00 exactly is prepaid", args: `{"sku":"at"}`, wantStatus: "awaiting_payment", wantAction: "order_created", wantFen: 50000},
+				{name: "500.01 waits for a manager", args: `{"sku":"above"}`, wantStatus: "approval_required", wantAction: "approval_required", wantFen: 50001},
+				{name: "2 x 250.00 = 500.00 is prepaid", args: `{"sku":"small","quantity":2}`, wantStatus: "awaiting_payment", wantAction: "order_created", wantFen: 50000},
+				{name: "3 x 250.00 = 750.00 waits", args: `{"sku":"small","quantity":3}`, wantStatus: "approval_required", wantAction: "approval_required", wantFen: 75000},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					tc := call(t, tools, caller("oUser-boundary"), "create_order", tt.args)
+					if got := tc.result["status"]; got != tt.wantStatus {
+						t.Fatalf("status %v; want %s (result %s)", got, tt.wantStatus, tc.out.Result)
+					}
+					if got := tc.action["type"]; got != tt.wantAction {
+						t.Errorf("action %v; want %s", got, tt.wantAction)
+					}
+					order, _ := tc.action["order"].(map[string]any)
+					if order["amount_fen"] != tt.wantFen || order["status"] != tt.wantStatus {
+						t.Errorf("action order %v; want %v fen, %s", order, tt.wantFen, tt.wantStatus)
+					}
+					no, _ := tc.result["order_no"].(string)
+					stored := e.order(no)
+					if string(stored.Status) != tt.wantStatus {
+						t.Errorf("stored status %s; want %s", stored.Status, tt.wantStatus)
+					}
+					wantPrepays := 1
+					if tt.wantStatus == "approval_required" {
+						wantPrepays = 0
+						if _, held := tc.action["request_payment"]; held {
+							t.Errorf("an order held for approval carried payment parameters")
+						}
+					}
+					if got := e.sim.Prepays(no); got != wantPrepays {
+						t.Errorf("prepays at WeChat Pay %d; want %d", got, wantPrepays)
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestMaxOrdersPerUserPerDay(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
+				o.Rules.MaxOrdersPerUserPerDay = 2
+			}})
+			tools := newTools(e)
+			alice := caller("oUser-daily-alice")
+			steps := []struct {
+				name       string
+				c          payments.Caller
+				args       string
+				wantStatus string
+				wantOrders int // orders at the simulator after the step
+			}{
+				{name: "first order", c: alice, args: `{"sku":"premium-monthly","quantity":1}`, wantStatus: "awaiting_payment", wantOrders: 1},
+				{name: "second order (the limit)", c: alice, args: `{"sku":"premium-monthly","quantity":2}`, wantStatus: "awaiting_payment", wantOrders: 2},
+				{name: "a repeat of a live purchase is not a new order", c: alice, args: `{"sku":"premium-monthly","quantity":2}`, wantStatus: "awaiting_payment", wantOrders: 2},
+				{name: "third order refused", c: alice, args: `{"sku":"premium-monthly","quantity":3}`, wantStatus: "refused", wantOrders: 2},
+				{name: "refused again, judged afresh", c: alice, args: `{"sku":"premium-monthly","quantity":3}`, wantStatus: "refused", wantOrders: 2},
+				{name: "another user has their own count", c: caller("oUser-daily-bob"), args: `{"sku":"premium-monthly","quantity":3}`, wantStatus: "awaiting_payment", wantOrders: 3},
+			}
+			for _, st := range steps {
+				tc := call(t, tools, st.c, "create_order", st.args)
+				if got := tc.result["status"]; got != st.wantStatus {
+					t.Fatalf("%s: status %v; want %s (%s)", st.name, got, st.wantStatus, tc.out.Result)
+				}
+				if got := e.sim.OrderCount(); got != st.wantOrders {
+					t.Errorf("%s: simulator orders %d; want %d", st.name, got, st.wantOrders)
+				}
+				if st.wantStatus == "refused" && (tc.action != nil || !tc.out.MoneyMoving || !tc.out.Executed) {
+					t.Errorf("%s: outcome %+v; want a counted call with no action", st.name, tc.out)
+				}
+			}
+			mine, err := e.st.ListOrders(context.Background(), store.OrderFilter{Client: "shop-bot", User: alice.User})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(mine) != 2 {
+				t.Errorf("alice has %d stored orders; want 2 (a refused order is not recorded)", len(mine))
+			}
+			// The next day (China Standard Time) counts afresh.
+			e.clock.Advance(24 * time.Hour)
+			if tc := call(t, tools, alice, "create_order", `{"sku":"premium-monthly","quantity":3}`); tc.result["status"] != "awaiting_payment" {
+				t.Errorf("next day: status %v; want awaiting_payment", tc.result["status"])
+			}
+		})
+	}
+}
+
+func TestMaxPaymentCallsPerMinute(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
+				o.Rules.MaxPaymentCallsPerMinute = 3
+			}})
+			tools := newTools(e)
+			u := caller("oUser-rate")
+			steps := []struct {
+				name        string
+				c           payments.Caller
+				tool, args  string
+				wantStatus  string
+				wantClarify bool
+			}{
+				{name: "call 1", c: u, tool: "query_order", args: `{"order_no":"PG000000000000none"}`, wantStatus: "not_found"},
+				{name: "call 2", c: u, tool: "query_order", args: `{"order_no":"PG000000000000none"}`, wantStatus: "not_found"},
+				{name: "call 3 (the limit)", c: u, tool: "query_order", args: `{"order_no":"PG000000000000none"}`, wantStatus: "not_found"},
+				{name: "call 4 refused", c: u, tool: "query_order", args: `{"order_no":"PG000000000000none"}`, wantStatus: "rate_limited", wantClarify: true},
+				{name: "a create_order past the limit never reaches WeChat Pay", c: u, tool: "create_order", args: `{"sku":"premium-monthly"}`, wantStatus: "rate_limited", wantClarify: true},
+				{name: "another user is not limited", c: caller("oUser-rate-other"), tool: "query_order", args: `{"order_no":"PG000000000000none"}`, wantStatus: "not_found"},
+			}
+			for _, st := range steps {
+				tc := call(t, tools, st.c, st.tool, st.args)
+				if got := tc.result["status"]; got != st.wantStatus || tc.out.Clarify != st.wantClarify {
+					t.Fatalf("%s: status %v clarify %v; want %s %v (%s)", st.name, got, tc.out.Clarify, st.wantStatus, st.wantClarify, tc.out.Result)
+				}
+			}
+			if n := e.sim.OrderCount(); n != 0 {
+				t.Errorf("simulator has %d orders; want 0", n)
+			}
+			// A minute later the window starts again.
+			e.clock.Advance(61 * time.Second)
+			if tc := call(t, tools, u, "create_order", `{"sku":"premium-monthly"}`); tc.result["status"] != "awaiting_payment" {
+				t.Errorf("after a minute: status %v; want awaiting_payment", tc.result["status"])
+			}
+		})
+	}
+}
