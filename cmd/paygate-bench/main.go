@@ -248,6 +248,14 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 		}
 		return nil
 	}
+	// Foreign load: CPU the machine spent on processes other than the bench's
+	// own, over the measurement; on a shared machine it says how clean the run was.
+	ours := func() []int {
+		p := []int{os.Getpid(), up.pid(), gf.pid(), pg.pid()}
+		return append(p, processTree(ng.pid())...)
+	}
+	busy0, busyErr := systemBusy()
+	ours0, wall0 := cpuOf(ours()), time.Now()
 	for _, t := range targets {
 		l.runCell(ctx, t.url, cellSpec{Stream: false, Clients: 64}, o.warmup, nil)
 		l.runCell(ctx, t.url, cellSpec{Stream: true, Clients: 32}, o.warmup/2, nil)
@@ -302,6 +310,14 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 		logf("hold %-9s %d streams: %d open at once, %d completed, peak %s (first error: %v)", t.name, h.Streams, h.MaxConcurrent, h.OK, fmtMiB(h.PeakBytes), h.FirstErr)
 	}
 
+	foreign := "unknown"
+	if busy1, err := systemBusy(); err == nil && busyErr == nil {
+		other := (busy1 - busy0) - (cpuOf(ours()) - ours0)
+		capacity := time.Since(wall0) * time.Duration(runtime.NumCPU())
+		foreign = fmt.Sprintf("%.1f%%", 100*max(0, float64(other))/float64(capacity))
+	}
+	logf("CPU used by other processes during the measurement: %s of the machine", foreign)
+
 	profile := ""
 	if o.profile != "" {
 		logf("profiling paygate for %v", o.profileDur)
@@ -318,6 +334,7 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 		Date:       began,
 		Duration:   time.Since(began),
 		LoadAvg:    loadBefore,
+		Foreign:    foreign,
 		NProc:      runtime.NumCPU(),
 		CPUModel:   cpuModel(),
 		Kernel:     strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),

@@ -136,3 +136,34 @@ func resetPeakRSS(pids []int) error {
 	}
 	return nil
 }
+
+// systemBusy is the CPU time all processes spent outside idle and iowait,
+// from the first line of /proc/stat.
+func systemBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("read /proc/stat: %w", err)
+	}
+	return parseSystemBusy(b)
+}
+
+func parseSystemBusy(b []byte) (time.Duration, error) {
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("parse /proc/stat: %q", line)
+	}
+	var busy uint64
+	// user nice system idle iowait irq softirq steal: all but idle and iowait.
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 {
+			continue
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse /proc/stat: %w", err)
+		}
+		busy += n
+	}
+	return time.Duration(busy) * clockTick, nil
+}

@@ -75,3 +75,24 @@ func TestProcfsOfThisProcess(t *testing.T) {
 		t.Errorf("got VmHWM %d, %v; want > 0", hwm, err)
 	}
 }
+
+func TestParseSystemBusy(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{name: "idle and iowait left out", in: "cpu  100 2 30 5000 40 1 2 3 0 0\ncpu0 1 2 3 4 5 6 7 8\n", want: 138 * 10 * time.Millisecond},
+		{name: "not the cpu line", in: "intr 1 2 3\n", wantErr: true},
+		{name: "short", in: "cpu 1 2 3\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseSystemBusy([]byte(tt.in))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("got %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}

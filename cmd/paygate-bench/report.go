@@ -159,6 +159,7 @@ type runInfo struct {
 	Date       time.Time
 	Duration   time.Duration // wall time of the whole run
 	LoadAvg    string        // 1-minute load average when the run began
+	Foreign    string        // share of the machine's CPU other processes used while measuring
 	NProc      int
 	CPUModel   string
 	Kernel     string
@@ -183,7 +184,7 @@ func renderReport(info runInfo, targets []*targetSummary, profile string) string
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	p("# paygate load benchmark\n\n")
 	p("Run on %s (UTC), %s wall time, with `%s`.\n\n", info.Date.UTC().Format("2006-01-02 15:04"), info.Duration.Round(time.Second), info.Command)
-	p("- Machine: %d CPUs (%s), Linux %s, load average %s at the start; load generator, fake upstream and proxy share these CPUs.\n", info.NProc, info.CPUModel, info.Kernel, info.LoadAvg)
+	p("- Machine: %d CPUs (%s), Linux %s; load generator, fake upstream and proxy share these CPUs. Load average %s at the start; processes other than the benchmark's used %s of the CPU time while it measured.\n", info.NProc, info.CPUModel, info.Kernel, info.LoadAvg, info.Foreign)
 	p("- Software: %s, %s, paygate at %s", info.GoVersion, info.Nginx, info.Commit)
 	if info.PaygateEnv != "" {
 		p(", run with `%s`", info.PaygateEnv)
