@@ -40,7 +40,8 @@ type SentRecord struct {
 	Role bool
 	// Text and Reasoning: the content and reasoning text returned.
 	Text, Reasoning string
-	// Calls: the client's tool calls returned, with their client indexes.
+	// Calls: the client's tool calls returned, with their client indexes
+	// (the same slice as RoundResult.ClientCalls).
 	Calls []ToolCall
 }
 
@@ -112,6 +113,7 @@ type Capture struct {
 	// scanTextAfter) and where the id is in them.
 	prefix   []byte
 	prefixID [2]int
+	slowSeen int // chunks of this round that took the slow path
 
 	// Per chunk scratch, reused.
 	out     []byte
@@ -191,6 +193,7 @@ func (c *Capture) StartRound(round int, turnID string) {
 	c.hasUsage = false
 	c.errRaw = nil
 	c.prefix = c.prefix[:0]
+	c.slowSeen = 0
 }
 
 // keyReason ends both finish_reason and OpenRouter's native_finish_reason.
@@ -229,7 +232,7 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 		}
 	}
 	s := unsafe.String(unsafe.SliceData(data), len(data))
-	if c.id != "" {
+	if c.id != "" || c.slowSeen > 2 { // the first chunks name the round's id and model
 		var tc textChunk
 		ok, known := false, len(c.prefix) > 0 && bytes.HasPrefix(data, c.prefix)
 		if known {
@@ -358,6 +361,7 @@ func topID(s string, from int) (int, int) {
 // slow handles every chunk that is not plain text with one walk over its
 // JSON, recording edits and applying them once.
 func (c *Capture) slow(data []byte, s string) []byte {
+	c.slowSeen++
 	c.edits = c.edits[:0]
 	c.scratch = c.scratch[:0]
 	st := &c.st

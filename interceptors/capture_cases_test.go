@@ -193,6 +193,23 @@ func TestCaptureCases(t *testing.T) {
 			finish:  "stop",
 		},
 		{
+			name: "a provider that sends no id: text still flows unchanged",
+			rounds: [][]string{{
+				`{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`,
+				`{"choices":[{"index":0,"delta":{"content":"a"}}]}`,
+				`{"choices":[{"index":0,"delta":{"content":"b"}}]}`,
+				`{"choices":[{"index":0,"delta":{"content":"c"}}]}`,
+				`{"choices":[{"index":0,"delta":{"content":"d"}}]}`,
+			}},
+			want: [][]string{{
+				`{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`,
+				`{"choices":[{"index":0,"delta":{"content":"a"}}]}`,
+				`{"choices":[{"index":0,"delta":{"content":"b"}}]}`,
+				`{"choices":[{"index":0,"delta":{"content":"c"}}]}`,
+				`{"choices":[{"index":0,"delta":{"content":"d"}}]}`,
+			}},
+		},
+		{
 			name: "chunks after the finish chunk are still processed",
 			rounds: [][]string{{
 				`{"id":"a","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}`,

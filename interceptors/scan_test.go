@@ -1,0 +1,74 @@
+package interceptors
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestScanText: the byte-search path accepts text chunks and refuses every
+// chunk that needs a change, whether it reads the whole chunk (scanText) or
+// only what follows a prefix learnt from an accepted chunk (scanTextAfter).
+func TestScanText(t *testing.T) {
+	yes := true
+	const pre = `{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":`
+	tests := []struct {
+		name          string
+		chunk         string
+		later         bool
+		want          bool
+		content, reas string
+		role          bool
+		// afterOK, when set, is scanTextAfter's answer where it differs:
+		// it reads delta values exactly and refuses nothing in them.
+		afterOK *bool
+	}{
+		{name: "text", chunk: pre + `{"content":"hi \"there\" {x}"},"logprobs":null,"finish_reason":null}],"usage":null}`, want: true, content: `hi \"there\" {x}`},
+		{name: "role and empty content in round 0", chunk: pre + `{"role":"assistant","content":"","refusal":null},"finish_reason":null}]}`, want: true, role: true},
+		{name: "role after round 0", chunk: pre + `{"role":"assistant","content":"x"},"finish_reason":null}]}`, later: true},
+		{name: "role null after round 0", chunk: pre + `{"content":"x","role":null},"finish_reason":null}]}`, later: true, want: true, content: "x"},
+		{name: "reasoning", chunk: pre + `{"content":null,"reasoning_content":"think"},"finish_reason":null}]}`, want: true, reas: "think"},
+		{name: "finish", chunk: pre + `{"content":"x"},"finish_reason":"stop"}]}`},
+		{name: "empty finish string is none", chunk: pre + `{"content":"x"},"finish_reason":""}]}`, want: true, content: "x"},
+		{name: "native finish", chunk: pre + `{"content":"x"},"finish_reason":null,"native_finish_reason":"stop"}]}`},
+		{name: "tool calls", chunk: pre + `{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]},"finish_reason":null}]}`},
+		{name: "tool calls null", chunk: pre + `{"content":"x","tool_calls":null},"finish_reason":null}]}`, want: true, content: "x"},
+		{name: "usage object", chunk: pre + `{"content":"x"},"finish_reason":null}],"usage":{"prompt_tokens":1}}`},
+		{name: "usage object with spaces", chunk: pre + `{"content":"x"},"finish_reason":null}],"usage" : {"prompt_tokens":1}}`},
+		{name: "error object", chunk: pre + `{"content":""},"finish_reason":null}],"error":{"message":"x"}}`},
+		{name: "second choice", chunk: pre + `{"content":"x"},"finish_reason":null},{"index":1,"delta":{"tool_calls":[]},"finish_reason":null}]}`},
+		{name: "nested value in delta", chunk: pre + `{"content":"x","extra_content":{"google":{}}},"finish_reason":null}]}`},
+		{name: "escaped key", chunk: pre + `{"content":"x"},"finish\u005freason":"stop"}]}`},
+		{name: "escaped letter in text: scanText refuses it (cheaply conservative)", chunk: pre + `{"content":"\u0041"},"finish_reason":null}]}`,
+			afterOK: &yes, content: `\u0041`},
+		{name: "escaped non-ASCII in text", chunk: pre + `{"content":"caf\u00e9 \u4e2d"},"finish_reason":null}]}`, want: true, content: `caf\u00e9 \u4e2d`},
+	}
+	base := pre + `{"content":"base"},"logprobs":null,"finish_reason":null}],"usage":null}`
+	btc, ok := scanText(base, false)
+	if !ok {
+		t.Fatal("base chunk refused")
+	}
+	n := btc.delta
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			check := func(how string, got textChunk, ok bool) {
+				want := tc.want
+				if how == "scanTextAfter" && tc.afterOK != nil {
+					want = *tc.afterOK
+				}
+				if ok != want {
+					t.Fatalf("%s: ok = %v; want %v", how, ok, want)
+				}
+				if ok && (got.content != tc.content || got.reasoning != tc.reas || got.role != tc.role) {
+					t.Errorf("%s: got %+v; want content %q reasoning %q role %v", how, got, tc.content, tc.reas, tc.role)
+				}
+			}
+			got, ok := scanText(tc.chunk, tc.later)
+			check("scanText", got, ok)
+			if !strings.HasPrefix(tc.chunk, base[:n]) {
+				t.Fatal("test chunk does not share the prefix")
+			}
+			got, ok = scanTextAfter(tc.chunk, n, tc.later)
+			check("scanTextAfter", got, ok)
+		})
+	}
+}
