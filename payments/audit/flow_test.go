@@ -1,0 +1,128 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/payments/wxsim"
+)
+
+var simKeys = sync.OnceValues(wxsim.GenerateKeys)
+
+// TestTransitionsReachTheChain: a purchase made by a turn (payments.WithTurn)
+// and paid through a WeChat Pay notification leaves one record per transition,
+// the turn's messages, provider, model and sampling parameters on the records
+// the turn caused, and the notification id on the payment's record.
+func TestTransitionsReachTheChain(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			st := e.store()
+			keys, err := simKeys()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sim, err := wxsim.New(wxsim.Options{Keys: keys, NotifyAttempts: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			api := httptest.NewServer(sim)
+			t.Cleanup(func() { api.Close(); _ = sim.Close() })
+			var mu sync.Mutex
+			var notify http.Handler = http.NotFoundHandler()
+			ns := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				h := notify
+				mu.Unlock()
+				h.ServeHTTP(w, r)
+			}))
+			t.Cleanup(ns.Close)
+			client, err := wechatpay.New(context.Background(), sim.ClientConfig(api.URL, ns.URL+payments.NotifyPath))
+			if err != nil {
+				t.Fatal(err)
+			}
+			catalog, err := payments.NewCatalog([]payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := newTestWorker(t, st, nil)
+			svc, err := payments.New(payments.Options{
+				Store: st, Backend: client, Notify: client.NotifyVerifier(), Catalog: catalog,
+				MchID: sim.MchID(), AppID: sim.AppID(),
+				Events:    TransitionEvents,
+				Committed: func(payments.Transition) { w.Wake() },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = svc.Close() })
+			mu.Lock()
+			notify = svc.NotifyHandler()
+			mu.Unlock()
+
+			body := []byte(`{"model":"gpt-4o","temperature":0.2,"top_p":0.9,"seed":7,"stop":["END"],"max_tokens":300,` +
+				`"messages":[{"role":"system","content":"You sell plans."},{"role":"user","content":"I want the monthly plan"}]}`)
+			turn := TurnFromRequest("shop-bot", "oAlice", body, "openrouter", "openai/gpt-4o")
+			ctx := payments.WithTurn(context.Background(), turn)
+			res, err := svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: "oAlice", SKU: "premium-monthly"})
+			if err != nil {
+				t.Fatalf("create order: %v", err)
+			}
+			d, err := sim.Pay(context.Background(), res.Order.OrderNo)
+			if err != nil || !d.Acked {
+				t.Fatalf("pay: %+v %v", d, err)
+			}
+			if got := drainAll(t, w); got != 3 {
+				t.Fatalf("drained %d records; want 3 (created, awaiting_payment, paid)", got)
+			}
+			_, recs := chainEvents(t, st)
+			want := []struct{ name, status, cause string }{
+				{"order.created", "creating", "create"},
+				{"order.awaiting_payment", "awaiting_payment", "prepay"},
+				{"order.paid", "paid", "notification"},
+			}
+			if len(recs) != len(want) {
+				t.Fatalf("chain: %d records; want %d", len(recs), len(want))
+			}
+			messages := `[{"role":"system","content":"You sell plans."},{"role":"user","content":"I want the monthly plan"}]`
+			for i, r := range recs {
+				w := want[i]
+				if r.Name != w.name || r.Status != w.status || r.Cause != w.cause {
+					t.Errorf("record %d: got %s %s %s; want %s %s %s", i+1, r.Name, r.Status, r.Cause, w.name, w.status, w.cause)
+				}
+				if r.OrderNo != res.Order.OrderNo || r.Client != "shop-bot" || r.User != "oAlice" || r.AmountFen != 4999 || r.Currency != "CNY" {
+					t.Errorf("record %d: got order %s client %s user %s amount %d %s", i+1, r.OrderNo, r.Client, r.User, r.AmountFen, r.Currency)
+				}
+				if r.Time.IsZero() || r.AppendedAt.IsZero() {
+					t.Errorf("record %d: times %v %v; want both set", i+1, r.Time, r.AppendedAt)
+				}
+				text, terr := st.GetAuditText(context.Background(), uint64(i+1))
+				if w.cause == "notification" {
+					if r.Provider != "" || r.TextSHA256 != "" || r.NotificationID == "" || r.TransactionID == "" {
+						t.Errorf("paid record: provider %q text %q notification %q transaction %q; want no turn, both ids", r.Provider, r.TextSHA256, r.NotificationID, r.TransactionID)
+					}
+					continue
+				}
+				if r.Provider != "openrouter" || r.Model != "openai/gpt-4o" {
+					t.Errorf("record %d: provider %q model %q", i+1, r.Provider, r.Model)
+				}
+				params, _ := json.Marshal(r.Params)
+				if string(params) != `{"max_tokens":300,"seed":7,"stop":["END"],"temperature":0.2,"top_p":0.9}` {
+					t.Errorf("record %d params: got %s", i+1, params)
+				}
+				if terr != nil || string(text) != messages || r.TextSHA256 != TextHash([]byte(messages)) || r.TextBytes != len(messages) {
+					t.Errorf("record %d text: got %q %v (hash %s, %d bytes)", i+1, text, terr, r.TextSHA256, r.TextBytes)
+				}
+			}
+			if stats, err := st.OutboxStats(context.Background()); err != nil || stats.Pending != 0 {
+				t.Errorf("outbox: %+v %v; want empty", stats, err)
+			}
+		})
+	}
+}

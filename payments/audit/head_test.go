@@ -1,0 +1,127 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/paygate/paygate/store"
+)
+
+func TestParseHead(t *testing.T) {
+	hash := strings.Repeat("ab", 32)
+	cases := []struct {
+		name    string
+		in      string
+		want    store.AuditHead
+		wantErr bool
+	}{
+		{name: "seq and hash", in: "42:" + hash, want: store.AuditHead{Seq: 42, Hash: hash}},
+		{name: "upper-case hash", in: "7:" + strings.ToUpper(hash), want: store.AuditHead{Seq: 7, Hash: hash}},
+		{name: "empty chain", in: "0:", want: store.AuditHead{}},
+		{name: "spaces trimmed", in: " 3:" + hash + "\n", want: store.AuditHead{Seq: 3, Hash: hash}},
+		{name: "no colon", in: "42", wantErr: true},
+		{name: "bad seq", in: "x:" + hash, wantErr: true},
+		{name: "short hash", in: "42:abcd", wantErr: true},
+		{name: "non-hex hash", in: "42:" + strings.Repeat("zz", 32), wantErr: true},
+		{name: "seq without hash", in: "5:", wantErr: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := ParseHead(c.in)
+			if (err != nil) != c.wantErr {
+				t.Fatalf("ParseHead(%q): err %v; want error %v", c.in, err, c.wantErr)
+			}
+			if err == nil && got != c.want {
+				t.Errorf("ParseHead(%q) = %+v; want %+v", c.in, got, c.want)
+			}
+			if err == nil {
+				back, err := ParseHead(FormatHead(got))
+				if err != nil || back != got {
+					t.Errorf("round trip: %+v %v", back, err)
+				}
+			}
+		})
+	}
+}
+
+// lineSink hands each log line to a channel.
+type lineSink chan string
+
+func (l lineSink) Write(p []byte) (int, error) {
+	l <- string(p)
+	return len(p), nil
+}
+
+// TestPublishHead: the head is logged and set in paygate_audit_head_seq at
+// once and again after every interval, so a new record shows up.
+func TestPublishHead(t *testing.T) {
+	e := newEnv(t, "embedded")
+	recs := buildChain(t, e, 2)
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := make(lineSink, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		PublishHead(ctx, e.store(), 5*time.Millisecond, m, slog.New(slog.NewJSONHandler(lines, nil)))
+	}()
+	type line struct {
+		Msg  string `json:"msg"`
+		Seq  uint64 `json:"seq"`
+		Hash string `json:"hash"`
+		Head string `json:"head"`
+	}
+	next := func() line {
+		t.Helper()
+		select {
+		case s := <-lines:
+			var l line
+			if err := json.Unmarshal([]byte(s), &l); err != nil {
+				t.Fatalf("log line %q: %v", s, err)
+			}
+			return l
+		case <-time.After(10 * time.Second):
+			t.Fatal("no head published")
+		}
+		return line{}
+	}
+	first := next()
+	if first.Msg != "audit head" || first.Seq != 2 || first.Hash != recs[1].Hash || first.Head != FormatHead(store.AuditHead{Seq: 2, Hash: recs[1].Hash}) {
+		t.Errorf("first line: got %+v; want head 2:%s", first, recs[1].Hash)
+	}
+	if got := testutil.ToFloat64(m.head); got != 2 {
+		t.Errorf("paygate_audit_head_seq: got %v; want 2", got)
+	}
+	enqueue(t, e.store(), mustEvent(t, Action{Name: "order.paid", User: "oAlice", OrderNo: "PG9"}, ""))
+	drainAll(t, newTestWorker(t, e.store(), nil))
+	for l := next(); l.Seq != 3; l = next() {
+		if l.Seq != 2 {
+			t.Fatalf("published seq %d; want 2 then 3", l.Seq)
+		}
+	}
+	cancel()
+	for stopped := false; !stopped; {
+		select {
+		case <-lines: // a publish in flight may still write
+		case <-done:
+			stopped = true
+		}
+	}
+	if got := testutil.ToFloat64(m.head); got != 3 {
+		t.Errorf("paygate_audit_head_seq: got %v; want 3", got)
+	}
+	if n, err := testutil.GatherAndCount(reg, "paygate_audit_head_seq"); err != nil || n != 1 {
+		t.Errorf("registered gauge: %d %v", n, err)
+	}
+}
