@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -659,4 +660,51 @@ func ProposalView(p *store.RefundProposal, currency string) map[string]any {
 		"confirm_url": ConfirmPath(p.RefundID),
 		"expires_at":  p.ExpiresAt.UTC().Format(time.RFC3339),
 	}
+}
+
+// RefundEntry is an order with money going or gone back, for the admin API.
+type RefundEntry struct {
+	Order *store.Order
+	// InFlight is the confirmed refund with WeChat Pay while the order is
+	// refunding; nil otherwise.
+	InFlight    *store.RefundProposal
+	ConfirmedAt time.Time
+}
+
+// Refunds lists orders that are refunding, partially refunded or refunded,
+// newest first, at most limit (0: store.DefaultListLimit), each refunding one
+// with the refund in flight. Proposals not yet confirmed are not listed: they
+// live only until confirm_ttl and moved no money.
+func (s *Service) Refunds(ctx context.Context, limit int) ([]RefundEntry, error) {
+	if limit <= 0 {
+		limit = store.DefaultListLimit
+	}
+	var all []*store.Order
+	for _, st := range []store.OrderStatus{store.StatusRefunding, store.StatusPartiallyRefunded, store.StatusRefunded} {
+		page, err := s.ListOrders(ctx, store.OrderFilter{Status: st, Limit: limit})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].CreatedAt.After(all[j].CreatedAt) })
+	if len(all) > limit {
+		all = all[:limit]
+	}
+	out := make([]RefundEntry, 0, len(all))
+	for _, o := range all {
+		e := RefundEntry{Order: o}
+		if o.Status == store.StatusRefunding {
+			rec, err := s.loadInFlight(ctx, o.OrderNo)
+			if err != nil {
+				return nil, err
+			}
+			if rec != nil && rec.OrderVersion == o.Version {
+				p := rec.Proposal
+				e.InFlight, e.ConfirmedAt = &p, rec.ConfirmedAt
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }

@@ -55,6 +55,12 @@ type Options struct {
 	State StateStore
 	// Reconciler refreshes pending orders before a turn; nil: no refresh.
 	Reconciler Reconciler
+	// UserPayments serves /v1/paygate/orders and the refund answers; nil:
+	// those routes answer 404.
+	UserPayments UserPayments
+	// AdminPayments serves the admin JSON API (MountAdminAPI); nil: only
+	// the token check and 404s.
+	AdminPayments AdminPayments
 }
 
 // Server holds the HTTP surfaces.
@@ -73,6 +79,8 @@ type Server struct {
 	tools      PaymentTools
 	state      StateStore
 	reconciler Reconciler
+	userPay    UserPayments
+	adminPay   AdminPayments
 	toolDefs   []byte   // the payment tool definitions, rendered once
 	toolNames  []string // their names, for the clash check
 }
@@ -99,6 +107,8 @@ func New(o Options) (*Server, error) {
 		tools:      o.Tools,
 		state:      o.State,
 		reconciler: o.Reconciler,
+		userPay:    o.UserPayments,
+		adminPay:   o.AdminPayments,
 	}
 	if o.Tools != nil {
 		spec := toolSpec(o.Config)
@@ -124,6 +134,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/chat/completions", s.route("chat", s.authed(s.handleChat)))
 	mux.Handle("GET /v1/models", s.route("models", s.authed(s.handleModels)))
 	mux.Handle("/v1/", s.route("passthrough", s.authed(s.handlePassthrough)))
+	s.mountUserAPI(mux)
 	s.operatorRoutes(mux)
 	if s.notify != nil && s.cfg.Server.NotifyListen == "" {
 		// Served directly: no middleware touches the notify body or headers.

@@ -85,8 +85,10 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string) (*app, error
 			QueryOrder:    cfg.Payments.Tools.QueryOrder,
 			RequestRefund: cfg.Payments.Tools.RequestRefund,
 		}, a.log.With("component", "tools")),
-		State:      st,
-		Reconciler: a.payments,
+		State:         st,
+		Reconciler:    a.payments,
+		UserPayments:  a.payments,
+		AdminPayments: a.payments,
 	})
 	if err != nil {
 		a.close()
@@ -198,6 +200,8 @@ func (a *app) buildPayments(notifyURL string) error {
 		ActiveQueryAfter:    cfg.Payments.Reconcile.QueryAfter.D(),
 		ActiveQueryDeadline: cfg.Payments.Reconcile.QueryDeadline.D(),
 		SweepInterval:       cfg.Payments.Reconcile.SweepInterval.D(),
+		Rules:               paymentRules(cfg.Payments.Rules),
+		RefundConfirmTTL:    cfg.Payments.Refunds.ConfirmTTL.D(),
 		Registerer:          a.reg,
 		Logger:              a.log.With("component", "payments"),
 	})
@@ -316,6 +320,7 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan
 // adminHandler serves the operator endpoints on the admin listener.
 func (a *app) adminHandler() http.Handler {
 	mux := http.NewServeMux()
+	a.server.MountAdminAPI(mux)
 	main := a.server.Handler()
 	for _, p := range []string{"GET /healthz", "GET /readyz", "GET /metrics"} {
 		mux.Handle(p, main)
@@ -327,4 +332,15 @@ func (a *app) adminHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return mux
+}
+
+// paymentRules maps payments.rules onto the payments service (defaults are
+// applied by config: approval above 500.00 CNY, 20 orders a day, 10 payment
+// calls a minute).
+func paymentRules(r config.Rules) payments.Rules {
+	out := payments.Rules{MaxOrdersPerUserPerDay: r.MaxOrdersPerUserPerDay, MaxPaymentCallsPerMinute: r.MaxPaymentCallsPerMinute}
+	if fen, ok := r.ApprovalAbove.Fen(); ok && !r.ApprovalAbove.IsZero() {
+		out.ApprovalAboveFen = payments.FenPtr(fen)
+	}
+	return out
 }

@@ -1,0 +1,237 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+// AdminPayments is what the admin API (SPEC 2.5) needs from payments;
+// *payments.Service implements it.
+type AdminPayments interface {
+	ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Order, error)
+	Approvals(ctx context.Context, limit int) ([]*store.Order, error)
+	Approve(ctx context.Context, orderNo string) (*payments.CreateResult, error)
+	Reject(ctx context.Context, orderNo string) (*store.Order, error)
+	Refunds(ctx context.Context, limit int) ([]payments.RefundEntry, error)
+}
+
+var _ AdminPayments = (*payments.Service)(nil)
+
+// MountAdminAPI adds the admin JSON API to the admin listener's mux: orders,
+// the approval queue and its decisions, refunds. Every route is behind
+// AdminAuth. Errors are {"error": "…"}.
+func (s *Server) MountAdminAPI(mux *http.ServeMux) {
+	h := func(name string, f http.HandlerFunc) http.Handler { return s.route(name, s.AdminAuth(f).ServeHTTP) }
+	if s.adminPay != nil {
+		mux.Handle("GET /admin/api/orders", h("admin_orders", s.handleAdminOrders))
+		mux.Handle("GET /admin/api/approvals", h("admin_approvals", s.handleAdminApprovals))
+		mux.Handle("POST /admin/api/approvals/{order_no}/approve", h("admin_approvals", s.handleAdminDecision(true)))
+		mux.Handle("POST /admin/api/approvals/{order_no}/reject", h("admin_approvals", s.handleAdminDecision(false)))
+		mux.Handle("GET /admin/api/refunds", h("admin_refunds", s.handleAdminRefunds))
+	}
+	mux.Handle("/admin/api/", h("admin", func(w http.ResponseWriter, r *http.Request) {
+		adminError(w, http.StatusNotFound, "unknown admin endpoint "+r.Method+" "+r.URL.Path)
+	}))
+}
+
+// AdminAuth lets a request through only with "Authorization: Bearer
+// <admin.token>", compared in constant time (of digests, so the length of the
+// token leaks nothing either). An empty admin.token refuses every request:
+// the admin API is off until an operator sets one.
+func (s *Server) AdminAuth(h http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(s.cfg.Admin.Token))
+	enabled := s.cfg.Admin.Token != ""
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		got := sha256.Sum256([]byte(tok))
+		if !enabled || !ok || tok == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="paygate admin"`)
+			adminError(w, http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer <admin.token>)")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func adminError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// adminOrder is an order as an operator sees it: the SPEC 2.3 object plus
+// who it belongs to and WeChat Pay's references.
+func adminOrder(o *store.Order) map[string]any {
+	v := payments.OrderView(o)
+	v["client"], v["user"], v["app_id"] = o.Client, o.User, o.AppID
+	v["transaction_id"], v["review_reason"] = o.TransactionID, o.ReviewReason
+	v["updated_at"] = o.UpdatedAt.UTC().Format(time.RFC3339)
+	return v
+}
+
+func adminOrders(orders []*store.Order) []map[string]any {
+	out := make([]map[string]any, 0, len(orders))
+	for _, o := range orders {
+		out = append(out, adminOrder(o))
+	}
+	return out
+}
+
+// adminLimit reads ?limit= (1..store.MaxListLimit, default
+// store.DefaultListLimit).
+func adminLimit(r *http.Request) (int, bool) {
+	q := r.URL.Query().Get("limit")
+	if q == "" {
+		return store.DefaultListLimit, true
+	}
+	n, err := strconv.Atoi(q)
+	if err != nil || n < 1 || n > store.MaxListLimit {
+		return 0, false
+	}
+	return n, true
+}
+
+// handleAdminOrders lists orders, newest first. Filters: status, user (with
+// client, or across every configured client), client, limit, and before (an
+// RFC 3339 created_at cursor for the next page).
+func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, ok := adminLimit(r)
+	if !ok {
+		adminError(w, http.StatusBadRequest, "limit must be a whole number from 1 to "+strconv.Itoa(store.MaxListLimit))
+		return
+	}
+	f := store.OrderFilter{Client: q.Get("client"), User: q.Get("user"), Status: store.OrderStatus(q.Get("status")), Limit: limit}
+	if f.Status != "" && !f.Status.Valid() {
+		adminError(w, http.StatusBadRequest, "unknown status "+strconv.Quote(string(f.Status)))
+		return
+	}
+	if b := q.Get("before"); b != "" {
+		t, err := time.Parse(time.RFC3339Nano, b)
+		if err != nil {
+			adminError(w, http.StatusBadRequest, "before must be an RFC 3339 time")
+			return
+		}
+		f.Before = t
+	}
+	clients := []string{f.Client}
+	if f.User != "" && f.Client == "" {
+		// A user's orders are indexed per client: ask each one.
+		clients = clients[:0]
+		for _, c := range s.cfg.Clients {
+			clients = append(clients, c.Name)
+		}
+	}
+	var all []*store.Order
+	for _, c := range clients {
+		g := f
+		g.Client = c
+		got, err := s.adminPay.ListOrders(r.Context(), g)
+		if err != nil {
+			s.adminFailed(w, r, err)
+			return
+		}
+		all = append(all, got...)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].CreatedAt.After(all[j].CreatedAt) })
+	if len(all) > limit {
+		all = all[:limit]
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"orders": adminOrders(all)})
+}
+
+func (s *Server) handleAdminApprovals(w http.ResponseWriter, r *http.Request) {
+	limit, ok := adminLimit(r)
+	if !ok {
+		adminError(w, http.StatusBadRequest, "limit must be a whole number from 1 to "+strconv.Itoa(store.MaxListLimit))
+		return
+	}
+	orders, err := s.adminPay.Approvals(r.Context(), limit)
+	if err != nil {
+		s.adminFailed(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"approvals": adminOrders(orders)})
+}
+
+// handleAdminDecision approves (prepaying at once) or rejects an order
+// waiting for a manager.
+func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		no := r.PathValue("order_no")
+		var o *store.Order
+		var err error
+		if approve {
+			var res *payments.CreateResult
+			res, err = s.adminPay.Approve(r.Context(), no)
+			if res != nil {
+				o = res.Order
+			}
+		} else {
+			o, err = s.adminPay.Reject(r.Context(), no)
+		}
+		s.log.Info("admin decision", "request_id", reqInfo(r).id, "order_no", no, "approve", approve, "ok", err == nil)
+		switch {
+		case err == nil:
+			writeJSON(w, http.StatusOK, map[string]any{"order": adminOrder(o)})
+		case errors.Is(err, payments.ErrPaymentUnavailable), errors.Is(err, payments.ErrPrepayRejected):
+			// Approved, but WeChat Pay did not open it (yet): say so with the
+			// order as it stands (creating: the reconciler retries; closed).
+			body := map[string]any{"error": "approved, but WeChat Pay did not open the order: " + err.Error()}
+			if o != nil {
+				body["order"] = adminOrder(o)
+			}
+			writeJSON(w, http.StatusBadGateway, body)
+		default:
+			s.adminFailed(w, r, err)
+		}
+	}
+}
+
+func (s *Server) handleAdminRefunds(w http.ResponseWriter, r *http.Request) {
+	limit, ok := adminLimit(r)
+	if !ok {
+		adminError(w, http.StatusBadRequest, "limit must be a whole number from 1 to "+strconv.Itoa(store.MaxListLimit))
+		return
+	}
+	entries, err := s.adminPay.Refunds(r.Context(), limit)
+	if err != nil {
+		s.adminFailed(w, r, err)
+		return
+	}
+	out := make([]map[string]any, 0, len(entries))
+	for _, e := range entries {
+		v := map[string]any{"order": adminOrder(e.Order), "in_flight": nil}
+		if p := e.InFlight; p != nil {
+			v["in_flight"] = map[string]any{
+				"refund_id": p.RefundID, "out_refund_no": p.OutRefundNo, "amount_fen": p.AmountFen,
+				"reason": p.Reason, "confirmed_at": e.ConfirmedAt.UTC().Format(time.RFC3339),
+			}
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"refunds": out})
+}
+
+// adminFailed maps a payments error to an admin JSON error.
+func (s *Server) adminFailed(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		adminError(w, http.StatusNotFound, "no such order")
+	case errors.Is(err, payments.ErrNotAwaitingApproval):
+		adminError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		adminError(w, http.StatusServiceUnavailable, "the store is unavailable")
+	default:
+		s.log.Warn("admin API failed", "request_id", reqInfo(r).id, "err", err)
+		adminError(w, http.StatusInternalServerError, "internal error")
+	}
+}

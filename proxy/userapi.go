@@ -1,0 +1,212 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/store"
+)
+
+// UserPayments is what the user API (SPEC 2.2: the user's orders, the answer
+// to a refund proposal) needs from payments; *payments.Service implements it.
+// Every call is scoped to the client key and the end user.
+type UserPayments interface {
+	UserOrders(ctx context.Context, client, user string, limit int) ([]*store.Order, error)
+	Order(ctx context.Context, client, user, orderNo string) (*store.Order, error)
+	PayableParams(ctx context.Context, o *store.Order) (*wechatpay.RequestPayment, string, error)
+	ConfirmRefund(ctx context.Context, client, user, refundID string) (*payments.RefundResult, error)
+	CancelRefund(ctx context.Context, client, user, refundID string) (*store.RefundProposal, error)
+}
+
+var _ UserPayments = (*payments.Service)(nil)
+
+// User API limits of GET /v1/paygate/orders.
+const (
+	defaultOrdersLimit = 20
+	maxOrdersLimit     = 100
+	maxUserBody        = 4 << 10 // a confirm body carries at most {"user": …}
+)
+
+// mountUserAPI adds the user's order list and the refund answers. Everything
+// under /v1/paygate/ is paygate's own: an unknown path there is a 404, never
+// forwarded to a provider.
+func (s *Server) mountUserAPI(mux *http.ServeMux) {
+	if s.userPay != nil {
+		mux.Handle("GET /v1/paygate/orders", s.route("orders", s.authed(s.handleOrders)))
+		mux.Handle("GET /v1/paygate/orders/{order_no}", s.route("orders", s.authed(s.handleOrder)))
+		mux.Handle("POST /v1/paygate/refunds/{refund_id}/confirm", s.route("refunds", s.authed(s.handleRefundAnswer(true))))
+		mux.Handle("POST /v1/paygate/refunds/{refund_id}/cancel", s.route("refunds", s.authed(s.handleRefundAnswer(false))))
+	}
+	mux.Handle("/v1/paygate/", s.route("paygate", s.authed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
+			Message: "paygate: unknown endpoint " + r.Method + " " + r.URL.Path})
+	})))
+}
+
+// endUser is the OpenID the bot vouches for: the X-WeChat-OpenID header,
+// else (POST only) the body's "user".
+func (s *Server) endUser(w http.ResponseWriter, r *http.Request) (string, *apiError) {
+	if u := r.Header.Get(headerOpenID); u != "" {
+		return u, nil
+	}
+	if r.Method == http.MethodPost && r.Body != nil {
+		b, err := readLimited(w, r, maxUserBody)
+		if err == nil && gjson.ValidBytes(b) {
+			if u := gjson.GetBytes(b, "user"); u.Type == gjson.String && u.Str != "" {
+				return u.Str, nil
+			}
+		}
+	}
+	return "", &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_required",
+		Message: "paygate: name the end user with the " + headerOpenID + " header"}
+}
+
+func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+}
+
+// orderJSON is an order object of SPEC 2.3 with, while it can be paid, the
+// JSAPI parameters (request_payment) or the Native code_url.
+func (s *Server) orderJSON(ctx context.Context, o *store.Order) map[string]any {
+	v := payments.OrderView(o)
+	p, code, err := s.userPay.PayableParams(ctx, o)
+	if err != nil {
+		s.log.Warn("payment parameters unavailable", "order_no", o.OrderNo, "err", err)
+	}
+	if p != nil {
+		v["request_payment"] = p
+	}
+	if code != "" {
+		v["code_url"] = code
+	}
+	return v
+}
+
+func (s *Server) handleOrders(w http.ResponseWriter, r *http.Request) {
+	user, aerr := s.endUser(w, r)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	limit := defaultOrdersLimit
+	if q := r.URL.Query().Get("limit"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 || n > maxOrdersLimit {
+			writeError(w, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: "limit",
+				Message: "paygate: limit must be a whole number from 1 to " + strconv.Itoa(maxOrdersLimit)})
+			return
+		}
+		limit = n
+	}
+	orders, err := s.userPay.UserOrders(r.Context(), reqInfo(r).client.Name, user, limit)
+	if err != nil {
+		writeError(w, s.paymentsError(r, err, "orders"))
+		return
+	}
+	data := make([]map[string]any, 0, len(orders))
+	for _, o := range orders {
+		data = append(data, s.orderJSON(r.Context(), o))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+func (s *Server) handleOrder(w http.ResponseWriter, r *http.Request) {
+	user, aerr := s.endUser(w, r)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	o, err := s.userPay.Order(r.Context(), reqInfo(r).client.Name, user, r.PathValue("order_no"))
+	if err != nil {
+		writeError(w, s.paymentsError(r, err, "order"))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.orderJSON(r.Context(), o))
+}
+
+// handleRefundAnswer serves the user's confirm (or cancel) of a refund
+// proposal: single use, bound to the user who was offered it, expiring.
+func (s *Server) handleRefundAnswer(confirm bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		user, aerr := s.endUser(w, r)
+		if aerr != nil {
+			writeError(w, aerr)
+			return
+		}
+		client, id := reqInfo(r).client.Name, r.PathValue("refund_id")
+		if !confirm {
+			p, err := s.userPay.CancelRefund(r.Context(), client, user, id)
+			if err != nil {
+				writeError(w, s.paymentsError(r, err, "refund"))
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"refund": map[string]any{
+				"refund_id": p.RefundID, "order_no": p.OrderNo, "amount_fen": p.AmountFen, "status": "cancelled",
+			}})
+			return
+		}
+		res, err := s.userPay.ConfirmRefund(r.Context(), client, user, id)
+		if err != nil {
+			writeError(w, s.paymentsError(r, err, "refund"))
+			return
+		}
+		status := http.StatusOK
+		if res.Status == payments.RefundPending {
+			status = http.StatusAccepted
+		}
+		writeJSON(w, status, map[string]any{
+			"refund": map[string]any{
+				"refund_id": res.Proposal.RefundID, "order_no": res.Proposal.OrderNo,
+				"amount_fen": res.Proposal.AmountFen, "status": res.Status,
+			},
+			"order": payments.OrderView(res.Order),
+		})
+	}
+}
+
+// paymentsError maps a payments error to the client's OpenAI-style error.
+// what names the object ("order", "refund") in not-found messages.
+func (s *Server) paymentsError(r *http.Request, err error, what string) *apiError {
+	e := &apiError{Type: "invalid_request_error"}
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, payments.ErrNotOwner):
+		e.Status, e.Code, e.Message = http.StatusNotFound, what+"_not_found", "paygate: no such "+what+" for this user"
+	case errors.Is(err, store.ErrGone):
+		e.Status, e.Code, e.Message = http.StatusGone, "refund_gone", "paygate: this refund proposal was already used, cancelled or has expired; ask again in the chat"
+	case errors.Is(err, payments.ErrRefundInProgress):
+		e.Status, e.Code, e.Message = http.StatusConflict, "refund_in_progress", "paygate: another refund of this order is in progress; try again when it is done"
+	case errors.Is(err, payments.ErrNotRefundable), errors.Is(err, payments.ErrRefundAmount):
+		e.Status, e.Code, e.Message = http.StatusConflict, "refund_not_possible", "paygate: "+err.Error()
+	case errors.Is(err, payments.ErrRefundFailed):
+		e.Status, e.Type, e.Code, e.Message = http.StatusBadGateway, "payment_error", "refund_failed", "paygate: WeChat Pay refused the refund; nothing was refunded"
+	case errors.Is(err, payments.ErrUserRequired):
+		e.Status, e.Code, e.Message = http.StatusBadRequest, "user_required", "paygate: name the end user with the "+headerOpenID+" header"
+	case errors.Is(err, store.ErrUnavailable):
+		e.Status, e.Type, e.Code, e.Message = http.StatusServiceUnavailable, "payment_error", "payments_unavailable", "paygate: payments are temporarily unavailable"
+	default:
+		e.Status, e.Type, e.Message = http.StatusInternalServerError, "payment_error", "paygate: the payment system failed"
+	}
+	if e.Status >= 500 {
+		s.log.Warn("user payments API failed", "request_id", reqInfo(r).id, "status", e.Status, "err", err)
+	}
+	return e
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, &apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: "paygate: encoding the answer failed"})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
