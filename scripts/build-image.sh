@@ -19,13 +19,15 @@
 #     it cleanly.
 #
 # Any instruction or flag it does not understand is an error, never skipped.
-# Environment: DOCKERFILE (default ./Dockerfile), VERSION (the build arg),
-# KEEP=1 keeps the temp root for inspection.
+# Environment: DOCKERFILE (default ./Dockerfile), DOCKERIGNORE (default
+# ./.dockerignore), VERSION (the build arg), KEEP=1 keeps the temp root.
+# The context is always this repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 dockerfile=${DOCKERFILE:-$repo/Dockerfile}
 [[ $dockerfile = /* ]] || dockerfile=$repo/$dockerfile
+dockerignore=${DOCKERIGNORE:-$repo/.dockerignore}
 
 say() { printf '== build-image: %s\n' "$*"; }
 die() { printf 'build-image.sh: %s\n' "$*" >&2; exit 1; }
@@ -97,7 +99,7 @@ json_array() {
 # ---- the build context -------------------------------------------------------
 
 ignore=()
-if [ -f "$repo/.dockerignore" ]; then
+if [ -f "$dockerignore" ]; then
   while IFS= read -r p || [ -n "$p" ]; do
     p=${p%$'\r'}
     [[ $p =~ ^[[:space:]]*(#|$) ]] && continue
@@ -105,7 +107,7 @@ if [ -f "$repo/.dockerignore" ]; then
     [[ $p = '!'* ]] && die ".dockerignore: exceptions (\"$p\") are not supported here"
     p=${p#/}; p=${p%/}
     ignore+=("$p")
-  done <"$repo/.dockerignore"
+  done <"$dockerignore"
 fi
 
 # ignored REL: whether .dockerignore drops REL. A bash glob's * also matches
@@ -237,15 +239,24 @@ for ((i = build_from + 1; i < run_from; i++)); do
     [[ $rest = \[* ]] && die "build stage: exec-form RUN is not supported: $ins"
     [[ $rest = --* ]] && die "build stage: RUN flags are not supported: $ins"
     cmd=$(map_cmd "$rest")
-    [[ $rest =~ (^|[[:space:]])go[[:space:]]+build[[:space:]] ]] && build_cmd=$rest
+    if [[ $rest =~ (^|[[:space:]])go[[:space:]]+build[[:space:]] ]]; then
+      # The build line itself must ask for what the binary checks verify, so
+      # a host without a C compiler (where Go falls back to CGO_ENABLED=0)
+      # cannot hide a missing flag. Checked before the (slow) build.
+      [[ $rest =~ (^|[[:space:]])CGO_ENABLED=0([[:space:]]|$) ]] || die "the go build line does not set CGO_ENABLED=0: $rest"
+      [[ $rest =~ (^|[[:space:]])-trimpath([[:space:]]|$) ]] || die "the go build line does not use -trimpath: $rest"
+      build_cmd=$rest
+    fi
     say "RUN $rest"
+    rc=0
     (
       cd "$(host "$workdir")"
       # The golang image sets none of these; neither does the host.
       unset GOFLAGS CGO_ENABLED GOOS GOARCH GOAMD64 GOEXPERIMENT
       for k in "${!vars[@]}"; do export "$k=${vars[$k]}"; done
       exec /bin/sh -c "$cmd"
-    ) || die "RUN failed: $rest"
+    ) || rc=$?
+    [ "$rc" = 0 ] || die "RUN failed (exit $rc): $rest"
     ;;
   *) die "build stage: unsupported instruction: $ins" ;;
   esac
@@ -324,11 +335,6 @@ bin_path=${entrypoint[0]}
 bin=$(rhost "$bin_path") || die "ENTRYPOINT $bin_path is not copied from the build stage"
 [ -x "$bin" ] || die "ENTRYPOINT $bin_path is not an executable"
 say "binary $bin_path ($(du -h "$bin" | cut -f1))"
-
-# The build line itself must ask for what the checks below verify, so a host
-# without a C compiler (where Go falls back to CGO_ENABLED=0) cannot hide it.
-[[ $build_cmd =~ (^|[[:space:]])CGO_ENABLED=0([[:space:]]|$) ]] || bad "the go build line does not set CGO_ENABLED=0: $build_cmd"
-[[ $build_cmd =~ (^|[[:space:]])-trimpath([[:space:]]|$) ]] || bad "the go build line does not use -trimpath: $build_cmd"
 
 ftype=$(file -b "$bin")
 [[ $ftype = *ELF* && $ftype = *"statically linked"* ]] || bad "not a static ELF binary: $ftype"

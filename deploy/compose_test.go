@@ -1,0 +1,304 @@
+package deploy_test
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// compose is the subset of the Compose file format deploy/docker-compose.yml
+// uses; decoding is strict, so a key outside it fails the test.
+type compose struct {
+	Name     string                    `yaml:"name"`
+	Services map[string]composeService `yaml:"services"`
+	Volumes  map[string]any            `yaml:"volumes"`
+}
+
+type composeService struct {
+	Build *struct {
+		Context    string `yaml:"context"`
+		Dockerfile string `yaml:"dockerfile"`
+	} `yaml:"build"`
+	Image       string            `yaml:"image"`
+	Environment map[string]string `yaml:"environment"`
+	Volumes     []string          `yaml:"volumes"`
+	Ports       []string          `yaml:"ports"`
+	ReadOnly    bool              `yaml:"read_only"`
+	SecurityOpt []string          `yaml:"security_opt"`
+	CapDrop     []string          `yaml:"cap_drop"`
+	DependsOn   map[string]struct {
+		Condition string `yaml:"condition"`
+	} `yaml:"depends_on"`
+	Healthcheck *struct {
+		Test     []string `yaml:"test"`
+		Interval string   `yaml:"interval"`
+		Timeout  string   `yaml:"timeout"`
+		Retries  int      `yaml:"retries"`
+	} `yaml:"healthcheck"`
+	Command         []string `yaml:"command"`
+	Restart         string   `yaml:"restart"`
+	StopGracePeriod string   `yaml:"stop_grace_period"`
+}
+
+func readCompose(t *testing.T) compose {
+	t.Helper()
+	data, err := os.ReadFile("docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c compose
+	if err := decodeStrict(data, &c); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	return c
+}
+
+// composeEnv is the paygate container's environment as Compose and the image
+// give it, with an empty host environment (every ${VAR:-default} defaulted).
+func composeEnv(img image, svc composeService) (map[string]string, error) {
+	env := map[string]string{}
+	for k, v := range img.Env {
+		env[k] = v
+	}
+	for k, v := range svc.Environment {
+		s, err := interpolate(v, nil)
+		if err != nil {
+			return nil, err
+		}
+		env[k] = s
+	}
+	return env, nil
+}
+
+// mount splits "source:target[:mode]".
+func mount(v string) (src, dst, mode string) {
+	parts := strings.SplitN(v, ":", 3)
+	if len(parts) < 2 {
+		return v, "", ""
+	}
+	if len(parts) == 3 {
+		mode = parts[2]
+	}
+	return parts[0], parts[1], mode
+}
+
+// checkCompose checks the compose file against the Dockerfile's runtime stage
+// and the paygate config it mounts. configFile receives the host path of that
+// config (relative to deploy/) and its environment, for check-config.
+func checkCompose(c compose, img image) (ps problems, configFile string, env map[string]string) {
+	pg, ok := c.Services["paygate"]
+	if !ok {
+		ps.add("no paygate service")
+		return ps, "", nil
+	}
+	redis, ok := c.Services["redis"]
+	if !ok {
+		ps.add("no redis service")
+	}
+	bot, ok := c.Services["bot"]
+	if !ok {
+		ps.add("no bot service")
+	}
+
+	// Built from the repository's Dockerfile.
+	if pg.Build == nil {
+		ps.add("paygate: no build section")
+	} else if _, err := os.Stat(filepath.Join(pg.Build.Context, pg.Build.Dockerfile)); err != nil || filepath.Clean(pg.Build.Context) != ".." {
+		ps.add("paygate: build %s/%s is not the repository's Dockerfile", pg.Build.Context, pg.Build.Dockerfile)
+	}
+
+	// Config read-only under /etc/paygate, data in a named volume at the
+	// image's data directory.
+	dataDir := ""
+	if len(img.Volumes) > 0 {
+		dataDir = img.Volumes[0]
+	}
+	var hasData bool
+	for _, v := range pg.Volumes {
+		src, dst, mode := mount(v)
+		switch {
+		case strings.HasPrefix(dst, "/etc/paygate/"):
+			if mode != "ro" {
+				ps.add("paygate: config mount %q is not read-only", v)
+			}
+			if _, err := os.Stat(src); err != nil {
+				ps.add("paygate: config mount source %s: %v", src, err)
+			}
+			configFile = src
+		case dst == dataDir:
+			if _, declared := c.Volumes[src]; !declared {
+				ps.add("paygate: data mount %q is not a named volume of the file", v)
+			}
+			hasData = true
+		}
+	}
+	if configFile == "" {
+		ps.add("paygate: no config mounted under /etc/paygate/")
+	}
+	if !hasData {
+		ps.add("paygate: the data directory %q (the image's VOLUME) is not mounted", dataDir)
+	}
+	if !pg.ReadOnly {
+		ps.add("paygate: root filesystem not read_only")
+	}
+
+	// Start order: Redis healthy, then paygate, then the bot once the image's
+	// HEALTHCHECK passes.
+	if pg.DependsOn["redis"].Condition != "service_healthy" {
+		ps.add("paygate: does not wait for redis to be healthy")
+	}
+	if redis.Healthcheck == nil || len(redis.Healthcheck.Test) == 0 {
+		ps.add("redis: no healthcheck")
+	}
+	if !strings.HasPrefix(redis.Image, "redis:") {
+		ps.add("redis: image %q is not redis", redis.Image)
+	}
+	if !strings.Contains(strings.Join(redis.Command, " "), "--appendonly yes") {
+		ps.add("redis: no AOF persistence (--appendonly yes): orders would be lost on restart")
+	}
+	if bot.DependsOn["paygate"].Condition != "service_healthy" {
+		ps.add("bot: does not wait for paygate to be healthy")
+	}
+	if !img.Healthcheck {
+		ps.add("the image has no HEALTHCHECK, so service_healthy never comes")
+	}
+
+	if configFile == "" {
+		return ps, "", nil
+	}
+	env, err := composeEnv(img, pg)
+	if err != nil {
+		ps.add("paygate environment: %v", err)
+		return ps, configFile, nil
+	}
+	cfg, err := loadConfig(configFile, env)
+	if err != nil {
+		ps.add("paygate config %s: %v", configFile, err)
+		return ps, configFile, env
+	}
+
+	if cfg.Store.Driver != "redis" {
+		ps.add("config: store.driver %q; want redis", cfg.Store.Driver)
+	} else if host, _, _ := net.SplitHostPort(cfg.Store.Redis.Addrs[0]); host != "redis" {
+		ps.add("config: store.redis.addrs %v is not the redis service", cfg.Store.Redis.Addrs)
+	}
+	if host, _, _ := net.SplitHostPort(cfg.Server.AdminListen); host != "127.0.0.1" {
+		ps.add("config: admin_listen %q is not loopback", cfg.Server.AdminListen)
+	}
+	host, port, err := net.SplitHostPort(cfg.Server.Listen)
+	if err != nil || host != "0.0.0.0" {
+		ps.add("config: listen %q: the bot in another container cannot reach it", cfg.Server.Listen)
+	}
+	published := false
+	for _, p := range pg.Ports {
+		parts := strings.Split(p, ":")
+		if parts[len(parts)-1] == port {
+			published = true
+			if len(parts) != 3 || parts[0] != "127.0.0.1" {
+				ps.add("paygate: port %q is published on every host interface; want 127.0.0.1:", p)
+			}
+		}
+	}
+	if !published {
+		ps.add("paygate: the listen port %s is not published", port)
+	}
+	if got, want := bot.Environment["OPENAI_BASE_URL"], "http://paygate:"+port+"/v1"; got != want {
+		ps.add("bot: OPENAI_BASE_URL %q; want %q", got, want)
+	}
+	if key, err := interpolate(bot.Environment["OPENAI_API_KEY"], nil); err != nil || len(cfg.Clients) == 0 || key != cfg.Clients[0].Key {
+		ps.add("bot: OPENAI_API_KEY is not the paygate client key")
+	}
+	grace, err := time.ParseDuration(pg.StopGracePeriod)
+	if err != nil || grace <= cfg.Server.ShutdownTimeout.D() {
+		ps.add("paygate: stop_grace_period %q does not cover server.shutdown_timeout %s", pg.StopGracePeriod, cfg.Server.ShutdownTimeout.D())
+	}
+	return ps, configFile, env
+}
+
+func TestComposeFile(t *testing.T) {
+	c := readCompose(t)
+	ps, file, env := checkCompose(c, readImage(t))
+	ps.want(t, "docker-compose.yml")
+	if file != "" && env != nil {
+		checkConfig(t, file, env)
+	}
+}
+
+// TestComposeChecksCatch proves each check can fail: every case breaks the
+// parsed file in one way and wants the problem named.
+func TestComposeChecksCatch(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*compose, *image)
+		want   string
+	}{
+		{"bot service removed", func(c *compose, _ *image) { delete(c.Services, "bot") }, "no bot service"},
+		{"config mounted writable", func(c *compose, _ *image) {
+			s := c.Services["paygate"]
+			s.Volumes = []string{"./config.redis.yaml:/etc/paygate/config.yaml", "paygate-data:/var/lib/paygate"}
+			c.Services["paygate"] = s
+		}, "not read-only"},
+		{"data volume not mounted", func(c *compose, _ *image) {
+			s := c.Services["paygate"]
+			s.Volumes = s.Volumes[:1]
+			c.Services["paygate"] = s
+		}, "is not mounted"},
+		{"bot pointed elsewhere", func(c *compose, _ *image) {
+			s := c.Services["bot"]
+			s.Environment = map[string]string{"OPENAI_BASE_URL": "http://paygate:9999/v1", "OPENAI_API_KEY": s.Environment["OPENAI_API_KEY"]}
+			c.Services["bot"] = s
+		}, "OPENAI_BASE_URL"},
+		{"embedded store", func(c *compose, _ *image) {
+			s := c.Services["paygate"]
+			env := map[string]string{"PAYGATE_STORE_DRIVER": "embedded"}
+			for k, v := range s.Environment {
+				env[k] = v
+			}
+			s.Environment = env
+			c.Services["paygate"] = s
+		}, "want redis"},
+		{"image listens on loopback", func(_ *compose, img *image) {
+			img.Env = map[string]string{"PAYGATE_LISTEN": "127.0.0.1:8080", "PAYGATE_STORE_PATH": img.Env["PAYGATE_STORE_PATH"]}
+		}, "cannot reach it"},
+		{"image without health check", func(_ *compose, img *image) { img.Healthcheck = false }, "no HEALTHCHECK"},
+		{"short grace period", func(c *compose, _ *image) {
+			s := c.Services["paygate"]
+			s.StopGracePeriod = "10s"
+			c.Services["paygate"] = s
+		}, "stop_grace_period"},
+		{"redis without persistence", func(c *compose, _ *image) {
+			s := c.Services["redis"]
+			s.Command = []string{"redis-server"}
+			c.Services["redis"] = s
+		}, "AOF"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, img := readCompose(t), readImage(t)
+			tt.mutate(&c, &img)
+			ps, _, _ := checkCompose(c, img)
+			if !ps.has(tt.want) {
+				t.Errorf("got problems %q; want one containing %q", ps, tt.want)
+			}
+		})
+	}
+}
+
+// TestComposeRejectsUnknownKeys: a misspelt key is an error, not ignored.
+func TestComposeRejectsUnknownKeys(t *testing.T) {
+	data, err := os.ReadFile("docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(data), "    environment:\n", "    enviroment:\n", 1)
+	if bad == string(data) {
+		t.Fatal("mutation did not apply")
+	}
+	var c compose
+	if err := decodeStrict([]byte(bad), &c); err == nil || !strings.Contains(err.Error(), "enviroment") {
+		t.Errorf("got %v; want an error naming enviroment", err)
+	}
+}

@@ -1,0 +1,92 @@
+package deploy_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBuildImageScript runs scripts/build-image.sh on the real Dockerfile and
+// on copies broken in one way each: the script must pass the first and fail
+// every other naming the problem, or it would not keep the recipe honest.
+func TestBuildImageScript(t *testing.T) {
+	dockerfile, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dockerignore, err := os.ReadFile("../.dockerignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := filepath.Abs("../scripts/build-image.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name            string
+		old, new        string // a replacement in the Dockerfile
+		ignore          string // appended to .dockerignore
+		wantOK          bool
+		wantErrContains string
+	}{
+		{name: "the real Dockerfile", wantOK: true},
+		{name: "health check names no sub-command", old: `"healthcheck", "-url"`, new: `"health", "-url"`,
+			wantErrContains: "HEALTHCHECK command failed"},
+		{name: "cgo left on", old: "CGO_ENABLED=0 GOOS=linux go build", new: "GOOS=linux go build",
+			wantErrContains: "does not set CGO_ENABLED=0"},
+		{name: "no -trimpath", old: "go build -trimpath ", new: "go build ",
+			wantErrContains: "does not use -trimpath"},
+		{name: "data dir owned by root", old: "COPY --from=build --chown=65532:65532 /out/data", new: "COPY --from=build /out/data",
+			wantErrContains: "owned by 'root'"},
+		{name: "runtime copies what the build does not make", old: "COPY --from=build /out/paygate ", new: "COPY --from=build /out/paygate-server ",
+			wantErrContains: "was not produced by the build stage"},
+		{name: "another Go", old: "FROM golang:1.26 AS build", new: "FROM golang:1.21 AS build",
+			wantErrContains: "local toolchain"},
+		{name: "user by name", old: "USER 65532:65532", new: "USER nonroot:nonroot",
+			wantErrContains: "not numeric"},
+		{name: "listening on loopback only", old: "PAYGATE_LISTEN=0.0.0.0:8080", new: "PAYGATE_LISTEN=127.0.0.1:8080",
+			wantErrContains: "want 0.0.0.0:PORT"},
+		{name: "an instruction the script cannot mirror", old: "WORKDIR /src\n", new: "WORKDIR /src\nSHELL [\"/bin/bash\", \"-c\"]\n",
+			wantErrContains: "unsupported instruction"},
+		{name: "build line fails", old: "./cmd/paygate\n", new: "./cmd/paygate-missing\n",
+			wantErrContains: "RUN failed"},
+		{name: "context drops the sources", ignore: "cmd\n",
+			wantErrContains: "RUN failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			df := string(dockerfile)
+			if tt.old != "" {
+				df = strings.Replace(df, tt.old, tt.new, 1)
+				if df == string(dockerfile) {
+					t.Fatalf("mutation %q did not apply: the Dockerfile changed; update this test", tt.old)
+				}
+			}
+			dir := t.TempDir()
+			dfPath, ignPath := filepath.Join(dir, "Dockerfile"), filepath.Join(dir, "dockerignore")
+			if err := os.WriteFile(dfPath, []byte(df), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(ignPath, append(append([]byte{}, dockerignore...), tt.ignore...), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(script)
+			cmd.Env = append(os.Environ(), "DOCKERFILE="+dfPath, "DOCKERIGNORE="+ignPath, "KEEP=")
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			err := cmd.Run()
+			switch {
+			case tt.wantOK && err != nil:
+				t.Fatalf("build-image.sh: %v\n%s", err, out.String())
+			case !tt.wantOK && err == nil:
+				t.Fatalf("build-image.sh passed; want a failure containing %q\n%s", tt.wantErrContains, out.String())
+			case !tt.wantOK && !strings.Contains(out.String(), tt.wantErrContains):
+				t.Errorf("build-image.sh failed without naming %q:\n%s", tt.wantErrContains, out.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,665 @@
+package deploy_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The subset of the Kubernetes API deploy/kubernetes.yaml uses. Decoding is
+// strict: a field outside these types (a typo such as readinesProbe) fails.
+
+type objectMeta struct {
+	Name        string            `yaml:"name"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+type configMap struct {
+	APIVersion string            `yaml:"apiVersion"`
+	Kind       string            `yaml:"kind"`
+	Metadata   objectMeta        `yaml:"metadata"`
+	Data       map[string]string `yaml:"data"`
+}
+
+type deployment struct {
+	APIVersion string     `yaml:"apiVersion"`
+	Kind       string     `yaml:"kind"`
+	Metadata   objectMeta `yaml:"metadata"`
+	Spec       struct {
+		Replicas int `yaml:"replicas"`
+		Selector struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"selector"`
+		Template struct {
+			Metadata objectMeta `yaml:"metadata"`
+			Spec     podSpec    `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+type podSpec struct {
+	TerminationGracePeriodSeconds int   `yaml:"terminationGracePeriodSeconds"`
+	AutomountServiceAccountToken  *bool `yaml:"automountServiceAccountToken"`
+	SecurityContext               struct {
+		RunAsNonRoot   bool  `yaml:"runAsNonRoot"`
+		RunAsUser      int64 `yaml:"runAsUser"`
+		RunAsGroup     int64 `yaml:"runAsGroup"`
+		FSGroup        int64 `yaml:"fsGroup"`
+		SeccompProfile struct {
+			Type string `yaml:"type"`
+		} `yaml:"seccompProfile"`
+	} `yaml:"securityContext"`
+	InitContainers []container `yaml:"initContainers"`
+	Containers     []container `yaml:"containers"`
+	Volumes        []volume    `yaml:"volumes"`
+}
+
+type container struct {
+	Name          string   `yaml:"name"`
+	Image         string   `yaml:"image"`
+	RestartPolicy string   `yaml:"restartPolicy"`
+	Args          []string `yaml:"args"`
+	Env           []struct {
+		Name      string `yaml:"name"`
+		Value     string `yaml:"value"`
+		ValueFrom *struct {
+			SecretKeyRef *struct {
+				Name string `yaml:"name"`
+				Key  string `yaml:"key"`
+			} `yaml:"secretKeyRef"`
+		} `yaml:"valueFrom"`
+	} `yaml:"env"`
+	Ports []struct {
+		Name          string `yaml:"name"`
+		ContainerPort int    `yaml:"containerPort"`
+	} `yaml:"ports"`
+	StartupProbe   *probe `yaml:"startupProbe"`
+	ReadinessProbe *probe `yaml:"readinessProbe"`
+	LivenessProbe  *probe `yaml:"livenessProbe"`
+	Resources      struct {
+		Requests map[string]string `yaml:"requests"`
+		Limits   map[string]string `yaml:"limits"`
+	} `yaml:"resources"`
+	SecurityContext *struct {
+		AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
+		ReadOnlyRootFilesystem   bool  `yaml:"readOnlyRootFilesystem"`
+		Capabilities             struct {
+			Drop []string `yaml:"drop"`
+		} `yaml:"capabilities"`
+	} `yaml:"securityContext"`
+	VolumeMounts []struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+		ReadOnly  bool   `yaml:"readOnly"`
+	} `yaml:"volumeMounts"`
+}
+
+type probe struct {
+	HTTPGet *struct {
+		Path string      `yaml:"path"`
+		Port intOrString `yaml:"port"`
+	} `yaml:"httpGet"`
+	PeriodSeconds    int `yaml:"periodSeconds"`
+	FailureThreshold int `yaml:"failureThreshold"`
+}
+
+type volume struct {
+	Name      string `yaml:"name"`
+	ConfigMap *struct {
+		Name string `yaml:"name"`
+	} `yaml:"configMap"`
+	Secret *struct {
+		SecretName  string `yaml:"secretName"`
+		DefaultMode int    `yaml:"defaultMode"`
+		Items       []struct {
+			Key  string `yaml:"key"`
+			Path string `yaml:"path"`
+		} `yaml:"items"`
+	} `yaml:"secret"`
+	EmptyDir *struct{} `yaml:"emptyDir"`
+}
+
+type service struct {
+	APIVersion string     `yaml:"apiVersion"`
+	Kind       string     `yaml:"kind"`
+	Metadata   objectMeta `yaml:"metadata"`
+	Spec       struct {
+		Selector map[string]string `yaml:"selector"`
+		Ports    []struct {
+			Name       string      `yaml:"name"`
+			Port       int         `yaml:"port"`
+			TargetPort intOrString `yaml:"targetPort"`
+		} `yaml:"ports"`
+	} `yaml:"spec"`
+}
+
+type ingress struct {
+	APIVersion string     `yaml:"apiVersion"`
+	Kind       string     `yaml:"kind"`
+	Metadata   objectMeta `yaml:"metadata"`
+	Spec       struct {
+		IngressClassName string `yaml:"ingressClassName"`
+		TLS              []struct {
+			Hosts      []string `yaml:"hosts"`
+			SecretName string   `yaml:"secretName"`
+		} `yaml:"tls"`
+		Rules []struct {
+			Host string `yaml:"host"`
+			HTTP struct {
+				Paths []struct {
+					Path     string `yaml:"path"`
+					PathType string `yaml:"pathType"`
+					Backend  struct {
+						Service struct {
+							Name string `yaml:"name"`
+							Port struct {
+								Name   string `yaml:"name"`
+								Number int    `yaml:"number"`
+							} `yaml:"port"`
+						} `yaml:"service"`
+					} `yaml:"backend"`
+				} `yaml:"paths"`
+			} `yaml:"http"`
+		} `yaml:"rules"`
+	} `yaml:"spec"`
+}
+
+// intOrString is Kubernetes' IntOrString: a port number or a port name.
+type intOrString string
+
+func (v *intOrString) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: want a port number or name", n.Line)
+	}
+	*v = intOrString(n.Value)
+	return nil
+}
+
+// manifest is deploy/kubernetes.yaml, one object of each kind.
+type manifest struct {
+	ConfigMap  configMap
+	Deployment deployment
+	Service    service
+	Ingress    ingress
+}
+
+func readManifest(t *testing.T) manifest {
+	t.Helper()
+	data, err := os.ReadFile("kubernetes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := parseManifest(data)
+	if err != nil {
+		t.Fatalf("kubernetes.yaml: %v", err)
+	}
+	return m
+}
+
+func parseManifest(data []byte) (manifest, error) {
+	var m manifest
+	seen := map[string]bool{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return m, err
+		}
+		var head struct {
+			Kind string `yaml:"kind"`
+		}
+		if err := doc.Decode(&head); err != nil {
+			return m, err
+		}
+		raw, err := yaml.Marshal(&doc)
+		if err != nil {
+			return m, err
+		}
+		var target any
+		switch head.Kind {
+		case "ConfigMap":
+			target = &m.ConfigMap
+		case "Deployment":
+			target = &m.Deployment
+		case "Service":
+			target = &m.Service
+		case "Ingress":
+			target = &m.Ingress
+		default:
+			return m, fmt.Errorf("line %d: unexpected kind %q", doc.Line, head.Kind)
+		}
+		if seen[head.Kind] {
+			return m, fmt.Errorf("two objects of kind %s", head.Kind)
+		}
+		seen[head.Kind] = true
+		if err := decodeStrict(raw, target); err != nil {
+			return m, fmt.Errorf("%s: %w", head.Kind, err)
+		}
+	}
+	for _, k := range []string{"ConfigMap", "Deployment", "Service", "Ingress"} {
+		if !seen[k] {
+			return m, fmt.Errorf("no %s", k)
+		}
+	}
+	return m, nil
+}
+
+// paygateContainer finds the paygate container: a native sidecar (an init
+// container with restartPolicy Always) or a plain container.
+func paygateContainer(p *podSpec) (*container, bool) {
+	for i := range p.InitContainers {
+		if c := &p.InitContainers[i]; c.Name == "paygate" {
+			return c, c.RestartPolicy == "Always"
+		}
+	}
+	for i := range p.Containers {
+		if c := &p.Containers[i]; c.Name == "paygate" {
+			return c, true
+		}
+	}
+	return nil, false
+}
+
+func containerPort(c *container, ref intOrString) (int, bool) {
+	for _, p := range c.Ports {
+		if string(ref) == p.Name || string(ref) == strconv.Itoa(p.ContainerPort) {
+			return p.ContainerPort, true
+		}
+	}
+	return 0, false
+}
+
+func portOf(addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return -1
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// fileKeys lists the values of every "*_file" key in a YAML document.
+func fileKeys(n *yaml.Node, out map[string]string, at string) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			fileKeys(c, out, at)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			fileKeys(c, out, fmt.Sprintf("%s[%d]", at, i))
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := strings.TrimPrefix(at+"."+k.Value, ".")
+			if strings.HasSuffix(k.Value, "_file") && v.Kind == yaml.ScalarNode && v.Value != "" {
+				out[p] = v.Value
+			}
+			fileKeys(v, out, p)
+		}
+	}
+}
+
+// kubeConfig is the paygate config carried by the manifest, ready for
+// check-config: written to dir with the secret volume's mount path replaced
+// by dir/secrets, where every secret item exists as a file.
+type kubeConfig struct {
+	file string            // the config on disk
+	env  map[string]string // the paygate container's literal env
+}
+
+// checkKubernetes checks the manifest's objects against each other, the
+// Dockerfile's runtime stage and the paygate config in the ConfigMap. dir is
+// a scratch directory for that config and stand-in secret files.
+func checkKubernetes(m manifest, img image, dir string) (ps problems, kc kubeConfig) {
+	d := &m.Deployment
+	pod := &d.Spec.Template.Spec
+	pg, sidecar := paygateContainer(pod)
+	if pg == nil {
+		ps.add("no paygate container")
+		return ps, kc
+	}
+	if !sidecar {
+		ps.add("paygate is an init container without restartPolicy Always: it would block the bot")
+	}
+	var bot *container
+	for i := range pod.Containers {
+		if pod.Containers[i].Name == "bot" {
+			bot = &pod.Containers[i]
+		}
+	}
+	if bot == nil {
+		ps.add("no bot container next to paygate")
+		return ps, kc
+	}
+	if !strings.Contains(pg.Image, "paygate") {
+		ps.add("paygate image %q", pg.Image)
+	}
+	for k, v := range d.Spec.Selector.MatchLabels {
+		if d.Spec.Template.Metadata.Labels[k] != v {
+			ps.add("deployment selector %s=%s does not match the pod labels", k, v)
+		}
+	}
+
+	// Security: the image's non-root user, read-only root.
+	uid, _, _ := strings.Cut(img.User, ":")
+	if sc := pod.SecurityContext; !sc.RunAsNonRoot || strconv.FormatInt(sc.RunAsUser, 10) != uid || strconv.FormatInt(sc.FSGroup, 10) != uid {
+		ps.add("pod securityContext: want runAsNonRoot, runAsUser and fsGroup %s (the image's USER)", uid)
+	}
+	if pg.SecurityContext == nil || !pg.SecurityContext.ReadOnlyRootFilesystem {
+		ps.add("paygate: root filesystem not read-only")
+	}
+
+	// Volumes by name and where paygate mounts them.
+	vols := map[string]*volume{}
+	for i := range pod.Volumes {
+		vols[pod.Volumes[i].Name] = &pod.Volumes[i]
+	}
+	var configDir, secretDir string
+	var secretVol *volume
+	dataMounted := false
+	for _, vm := range pg.VolumeMounts {
+		v := vols[vm.Name]
+		switch {
+		case v == nil:
+			ps.add("paygate mounts volume %q, which the pod does not have", vm.Name)
+		case v.ConfigMap != nil:
+			if v.ConfigMap.Name != m.ConfigMap.Metadata.Name {
+				ps.add("config volume names ConfigMap %q; the manifest's is %q", v.ConfigMap.Name, m.ConfigMap.Metadata.Name)
+			}
+			if !vm.ReadOnly {
+				ps.add("the config mount %s is not readOnly", vm.MountPath)
+			}
+			configDir = vm.MountPath
+		case v.Secret != nil:
+			if !vm.ReadOnly {
+				ps.add("the secret mount %s is not readOnly", vm.MountPath)
+			}
+			secretDir, secretVol = vm.MountPath, v
+		case len(img.Volumes) > 0 && vm.MountPath == img.Volumes[0]:
+			if vm.ReadOnly {
+				ps.add("the data directory %s is mounted read-only", vm.MountPath)
+			}
+			dataMounted = true
+		}
+	}
+	if !dataMounted {
+		ps.add("paygate: the image's data directory %v is not mounted (the root filesystem is read-only)", img.Volumes)
+	}
+
+	// The config: the file the args name, inside the ConfigMap.
+	cfgPath := ""
+	for i, a := range pg.Args {
+		if a == "-config" && i+1 < len(pg.Args) {
+			cfgPath = pg.Args[i+1]
+		}
+	}
+	if len(pg.Args) == 0 || pg.Args[0] != "serve" || cfgPath == "" {
+		ps.add("paygate args %q: want serve -config FILE", pg.Args)
+		return ps, kc
+	}
+	if configDir == "" || path.Dir(cfgPath) != configDir {
+		ps.add("-config %s is not in the ConfigMap mount %q", cfgPath, configDir)
+		return ps, kc
+	}
+	text, ok := m.ConfigMap.Data[path.Base(cfgPath)]
+	if !ok {
+		ps.add("ConfigMap %s has no key %s", m.ConfigMap.Metadata.Name, path.Base(cfgPath))
+		return ps, kc
+	}
+
+	// Secrets: every *_file key names an item of the mounted Secret.
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
+		ps.add("config in the ConfigMap: %v", err)
+		return ps, kc
+	}
+	files := map[string]string{}
+	fileKeys(&doc, files, "")
+	items := map[string]string{} // path in the volume -> Secret key
+	if secretVol != nil {
+		for _, it := range secretVol.Secret.Items {
+			items[it.Path] = it.Key
+		}
+	}
+	stand := filepath.Join(dir, "secrets")
+	if err := os.MkdirAll(stand, 0o700); err != nil {
+		ps.add("%v", err)
+		return ps, kc
+	}
+	for it := range items {
+		content := "stand-in-secret-" + it
+		if strings.Contains(it, "apiv3") {
+			content = strings.Repeat("k", 32) // an APIv3 key is 32 bytes
+		}
+		if err := os.WriteFile(filepath.Join(stand, it), []byte(content), 0o600); err != nil {
+			ps.add("%v", err)
+		}
+	}
+	for key, file := range files {
+		rel, ok := strings.CutPrefix(file, secretDir+"/")
+		if secretDir == "" || !ok {
+			ps.add("config %s: %s is not in the Secret mount %q", key, file, secretDir)
+			continue
+		}
+		if _, ok := items[rel]; !ok {
+			ps.add("config %s: %s is not an item of Secret %q", key, rel, secretVol.Secret.SecretName)
+		}
+	}
+	if secretDir != "" {
+		text = strings.ReplaceAll(text, secretDir+"/", stand+"/")
+	}
+	kc.file = filepath.Join(dir, path.Base(cfgPath))
+	if err := os.WriteFile(kc.file, []byte(text), 0o600); err != nil {
+		ps.add("%v", err)
+		return ps, kc
+	}
+	kc.env = map[string]string{}
+	for _, e := range pg.Env {
+		if e.ValueFrom != nil {
+			ps.add("paygate env %s comes from valueFrom; mount secrets as files instead", e.Name)
+			continue
+		}
+		kc.env[e.Name] = e.Value
+	}
+	cfg, err := loadConfig(kc.file, kc.env)
+	if err != nil {
+		ps.add("config in the ConfigMap: %v", err)
+		return ps, kc
+	}
+
+	// The bot reaches paygate over the pod's loopback only.
+	if host, _, _ := net.SplitHostPort(cfg.Server.Listen); host != "127.0.0.1" {
+		ps.add("config: listen %q; a sidecar listens on 127.0.0.1 only", cfg.Server.Listen)
+	}
+	baseURL := ""
+	for _, e := range bot.Env {
+		if e.Name == "OPENAI_BASE_URL" {
+			baseURL = e.Value
+		}
+	}
+	if want := "http://" + cfg.Server.Listen + "/v1"; baseURL != want {
+		ps.add("bot: OPENAI_BASE_URL %q; want %q", baseURL, want)
+	}
+	for _, e := range bot.Env {
+		if e.Name == "OPENAI_API_KEY" {
+			ref := e.ValueFrom
+			if ref == nil || ref.SecretKeyRef == nil || secretVol == nil || ref.SecretKeyRef.Name != secretVol.Secret.SecretName ||
+				ref.SecretKeyRef.Key != items[strings.TrimPrefix(files["clients[0].key_file"], secretDir+"/")] {
+				ps.add("bot: OPENAI_API_KEY is not the Secret key paygate reads clients[0].key_file from")
+			}
+		}
+	}
+
+	// Probes: /readyz and /healthz on the admin listener, reachable by the kubelet.
+	adminPort := portOf(cfg.Server.AdminListen)
+	if host, _, _ := net.SplitHostPort(cfg.Server.AdminListen); host != "0.0.0.0" {
+		ps.add("config: admin_listen %q is not reachable by the kubelet's probes", cfg.Server.AdminListen)
+	}
+	for _, pr := range []struct {
+		name, path string
+		p          *probe
+	}{{"readinessProbe", "/readyz", pg.ReadinessProbe}, {"livenessProbe", "/healthz", pg.LivenessProbe}} {
+		if pr.p == nil || pr.p.HTTPGet == nil {
+			ps.add("paygate: no %s httpGet", pr.name)
+			continue
+		}
+		if pr.p.HTTPGet.Path != pr.path {
+			ps.add("paygate: %s path %q; want %q", pr.name, pr.p.HTTPGet.Path, pr.path)
+		}
+		if port, ok := containerPort(pg, pr.p.HTTPGet.Port); !ok || port != adminPort {
+			ps.add("paygate: %s port %q is not the admin listener's port %d", pr.name, pr.p.HTTPGet.Port, adminPort)
+		}
+	}
+
+	// The notify listener: a Service port, and the Ingress's only path.
+	notifyPort := portOf(cfg.Server.NotifyListen)
+	if notifyPort <= 0 {
+		ps.add("config: no notify_listen; the Ingress would expose the whole client API")
+	}
+	s := &m.Service
+	for k, v := range s.Spec.Selector {
+		if d.Spec.Template.Metadata.Labels[k] != v {
+			ps.add("service selector %s=%s does not select the pod", k, v)
+		}
+	}
+	if len(s.Spec.Ports) != 1 {
+		ps.add("service: %d ports; want only the notify port", len(s.Spec.Ports))
+	}
+	for _, p := range s.Spec.Ports {
+		if cp, ok := containerPort(pg, p.TargetPort); !ok || cp != notifyPort {
+			ps.add("service port %s targets %q, not the notify listener's port %d", p.Name, p.TargetPort, notifyPort)
+		}
+	}
+	ing := &m.Ingress
+	var paths int
+	for _, r := range ing.Spec.Rules {
+		tls := false
+		for _, t := range ing.Spec.TLS {
+			for _, h := range t.Hosts {
+				tls = tls || h == r.Host
+			}
+		}
+		if !tls {
+			ps.add("ingress host %q has no TLS (WeChat Pay calls https only)", r.Host)
+		}
+		for _, p := range r.HTTP.Paths {
+			paths++
+			if p.Path != "/wechatpay/notify" || p.PathType != "Exact" {
+				ps.add("ingress path %q (%s): want only /wechatpay/notify, Exact", p.Path, p.PathType)
+			}
+			b := p.Backend.Service
+			if b.Name != s.Metadata.Name {
+				ps.add("ingress backend service %q is not %q", b.Name, s.Metadata.Name)
+			}
+			matched := false
+			for _, sp := range s.Spec.Ports {
+				matched = matched || (b.Port.Name != "" && b.Port.Name == sp.Name) || (b.Port.Number != 0 && b.Port.Number == sp.Port)
+			}
+			if !matched {
+				ps.add("ingress backend port %+v is not a port of service %s", b.Port, s.Metadata.Name)
+			}
+			if want := "https://" + r.Host + p.Path; cfg.Payments.WeChatPay.NotifyURL != want {
+				ps.add("config: payments.wechatpay.notify_url %q; the Ingress serves %q", cfg.Payments.WeChatPay.NotifyURL, want)
+			}
+		}
+	}
+	if paths != 1 {
+		ps.add("ingress: %d paths; want exactly /wechatpay/notify", paths)
+	}
+
+	// Scaling out and shutting down.
+	if d.Spec.Replicas > 1 && cfg.Store.Driver != "redis" {
+		ps.add("%d replicas with store.driver %q: only redis is shared", d.Spec.Replicas, cfg.Store.Driver)
+	}
+	if grace := pod.TerminationGracePeriodSeconds; float64(grace) <= cfg.Server.ShutdownTimeout.D().Seconds() {
+		ps.add("terminationGracePeriodSeconds %d does not cover server.shutdown_timeout %s", grace, cfg.Server.ShutdownTimeout.D())
+	}
+	return ps, kc
+}
+
+func TestKubernetesManifest(t *testing.T) {
+	ps, kc := checkKubernetes(readManifest(t), readImage(t), t.TempDir())
+	ps.want(t, "kubernetes.yaml")
+	if kc.file != "" {
+		checkConfig(t, kc.file, kc.env)
+	}
+}
+
+// TestKubernetesChecksCatch proves each check can fail: every case breaks the
+// parsed manifest in one way and wants the problem named.
+func TestKubernetesChecksCatch(t *testing.T) {
+	pg := func(m *manifest) *container { c, _ := paygateContainer(&m.Deployment.Spec.Template.Spec); return c }
+	cm := func(m *manifest, old, new string) {
+		m.ConfigMap.Data["config.yaml"] = strings.Replace(m.ConfigMap.Data["config.yaml"], old, new, 1)
+	}
+	tests := []struct {
+		name   string
+		mutate func(*manifest)
+		want   string
+	}{
+		{"no readiness probe", func(m *manifest) { pg(m).ReadinessProbe = nil }, "no readinessProbe"},
+		{"liveness on the wrong path", func(m *manifest) { pg(m).LivenessProbe.HTTPGet.Path = "/readyz" }, "livenessProbe path"},
+		{"probe on the notify port", func(m *manifest) { pg(m).ReadinessProbe.HTTPGet.Port = "notify" }, "not the admin listener's port"},
+		{"sidecar without restartPolicy", func(m *manifest) { pg(m).RestartPolicy = "" }, "would block the bot"},
+		{"bot missing", func(m *manifest) { m.Deployment.Spec.Template.Spec.Containers = nil }, "no bot container"},
+		{"ingress exposes everything", func(m *manifest) { m.Ingress.Spec.Rules[0].HTTP.Paths[0].Path = "/" }, "want only /wechatpay/notify"},
+		{"ingress prefix match", func(m *manifest) { m.Ingress.Spec.Rules[0].HTTP.Paths[0].PathType = "Prefix" }, "want only /wechatpay/notify"},
+		{"service targets admin", func(m *manifest) { m.Service.Spec.Ports[0].TargetPort = "admin" }, "not the notify listener's port"},
+		{"notify on the main listener", func(m *manifest) { cm(m, "notify_listen: 0.0.0.0:8082", `notify_listen: ""`) }, "no notify_listen"},
+		{"main listener on every interface", func(m *manifest) { cm(m, "listen: 127.0.0.1:8080", "listen: 0.0.0.0:8080") }, "127.0.0.1 only"},
+		{"secret file outside the Secret", func(m *manifest) {
+			cm(m, "/var/run/secrets/paygate/admin_token", "/etc/paygate/admin_token")
+		}, "admin.token_file"},
+		{"secret item missing", func(m *manifest) {
+			v := &m.Deployment.Spec.Template.Spec.Volumes[1]
+			v.Secret.Items = v.Secret.Items[1:]
+		}, "clients[0].key_file"},
+		{"notify_url not the ingress", func(m *manifest) { cm(m, "https://pay.example.com/", "https://other.example.com/") }, "notify_url"},
+		{"embedded store with replicas", func(m *manifest) { cm(m, "driver: redis", "driver: embedded\n  path: /var/lib/paygate/paygate.db") }, "only redis is shared"},
+		{"runs as root", func(m *manifest) { m.Deployment.Spec.Template.Spec.SecurityContext.RunAsUser = 0 }, "runAsUser"},
+		{"config mount writable", func(m *manifest) { pg(m).VolumeMounts[0].ReadOnly = false }, "not readOnly"},
+		{"short grace period", func(m *manifest) { m.Deployment.Spec.Template.Spec.TerminationGracePeriodSeconds = 30 }, "terminationGracePeriodSeconds"},
+		{"config that does not load", func(m *manifest) { cm(m, "backend: wechatpay", "backend: alipay") }, "payments.backend"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := readManifest(t)
+			tt.mutate(&m)
+			ps, _ := checkKubernetes(m, readImage(t), t.TempDir())
+			if !ps.has(tt.want) {
+				t.Errorf("got problems %q; want one containing %q", ps, tt.want)
+			}
+		})
+	}
+}
+
+func TestKubernetesRejectsUnknownFields(t *testing.T) {
+	data, err := os.ReadFile("kubernetes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(data), "readinessProbe:", "readinesProbe:", 1)
+	if bad == string(data) {
+		t.Fatal("mutation did not apply")
+	}
+	if _, err := parseManifest([]byte(bad)); err == nil || !strings.Contains(err.Error(), "readinesProbe") {
+		t.Errorf("got %v; want an error naming readinesProbe", err)
+	}
+}
