@@ -27,6 +27,7 @@ Usage:
   paygate [serve] [-config FILE]     run the proxy (default)
   paygate check-config [-config FILE] validate a config file; errors name file:line
   paygate version                    print the version
+  paygate audit verify|export [-config FILE] check the audit chain; JSONL export
   paygate healthcheck [-url URL]     exit 0 when /healthz answers (for container health checks)
 
 The default config file is ./config.yaml.
@@ -49,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheckConfig(args, stdout, stderr)
 	case "healthcheck":
 		return cmdHealthcheck(args, stderr)
+	case "audit":
+		return cmdAudit(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "paygate", version)
 		return 0

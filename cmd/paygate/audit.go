@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/payments/audit"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/embedded"
+)
+
+const auditUsage = `Usage:
+  paygate audit verify [-config FILE] [-head SEQ:HASH] [-text]
+      walk the audit chain; name the first changed, missing or moved record
+      (exit 1). -head is a head published earlier (log line "audit head",
+      GET /admin/api/audit/head): it catches records cut from the end.
+      -text also checks every kept conversation text against its hash.
+  paygate audit export [-config FILE] [-from SEQ] [-text] [-o FILE]
+      write the chain as JSON Lines (bodies exactly as hashed; -text adds
+      the conversation texts still kept)
+`
+
+// cmdAudit dispatches `paygate audit verify|export`.
+func cmdAudit(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, auditUsage)
+		return 2
+	}
+	switch args[0] {
+	case "verify":
+		return cmdAuditVerify(args[1:], stdout, stderr)
+	case "export":
+		return cmdAuditExport(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, auditUsage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "paygate audit: unknown command %q\n\n%s", args[0], auditUsage)
+	return 2
+}
+
+func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	headFlag := fs.String("head", "", "a published head SEQ:HASH the chain must reach")
+	texts := fs.Bool("text", false, "also check the kept conversation texts against their hashes")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var opts audit.VerifyOptions
+	opts.Texts = *texts
+	if *headFlag != "" {
+		h, err := audit.ParseHead(*headFlag)
+		if err != nil {
+			fmt.Fprintln(stderr, "paygate audit verify:", err)
+			return 2
+		}
+		opts.Head = &h
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	st, code := openAuditStore(*path, stderr)
+	if st == nil {
+		return code
+	}
+	defer st.Close()
+	res, err := audit.Verify(ctx, st, opts)
+	if err != nil {
+		if errors.Is(err, audit.ErrBroken) {
+			fmt.Fprintf(stderr, "paygate audit verify: %v (%d records before it verified)\n", err, res.Records)
+		} else {
+			fmt.Fprintln(stderr, "paygate audit verify:", err)
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "audit chain ok: %d records, head %s\n", res.Records, audit.FormatHead(res.Head))
+	if opts.Head != nil {
+		fmt.Fprintf(stdout, "published head %s is on the chain\n", audit.FormatHead(*opts.Head))
+	}
+	if opts.Texts {
+		fmt.Fprintf(stdout, "texts: %d match their hashes, %d erased or expired\n", res.TextsChecked, res.TextsGone)
+	}
+	return 0
+}
+
+func cmdAuditExport(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("audit export", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	from := fs.Uint64("from", 1, "first record to export")
+	texts := fs.Bool("text", false, "include the conversation texts still kept")
+	out := fs.String("o", "-", "output file (- for standard output)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	st, code := openAuditStore(*path, stderr)
+	if st == nil {
+		return code
+	}
+	defer st.Close()
+	w := stdout
+	if *out != "-" {
+		f, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+		if err != nil {
+			fmt.Fprintln(stderr, "paygate audit export:", err)
+			return 1
+		}
+		defer f.Close()
+		w = f
+	}
+	n, err := audit.Export(ctx, st, w, audit.ExportOptions{From: *from, Texts: *texts})
+	if err != nil {
+		fmt.Fprintf(stderr, "paygate audit export: %v (after %d records)\n", err, n)
+		return 1
+	}
+	if f, ok := w.(*os.File); ok && f != os.Stdout {
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(stderr, "paygate audit export:", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "exported %d records to %s\n", n, *out)
+	}
+	return 0
+}
+
+// openAuditStore opens the configured store for reading the chain. The
+// embedded file is opened without its expiry sweeper (verify and export
+// change nothing) and must exist; while `paygate serve` holds it, the open
+// fails after the lock timeout with a message saying so. On failure it
+// returns nil and the exit code.
+func openAuditStore(path string, stderr io.Writer) (store.Store, int) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, 1
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if cfg.Store.Driver != "embedded" {
+		st, err := openStore(cfg, log)
+		if err != nil {
+			fmt.Fprintln(stderr, "paygate audit:", err)
+			return nil, 1
+		}
+		return st, 0
+	}
+	return openEmbeddedForAudit(cfg, log, stderr)
+}
+
+func openEmbeddedForAudit(cfg *config.Config, log *slog.Logger, stderr io.Writer) (store.Store, int) {
+	p := cfg.Store.Path
+	if _, err := os.Stat(p); err != nil {
+		fmt.Fprintf(stderr, "paygate audit: no store file at %s (store.path): %v\n", p, err)
+		return nil, 1
+	}
+	db, err := embedded.Open(p, embedded.Options{SweepInterval: -1, Logger: log})
+	if errors.Is(err, embedded.ErrLocked) {
+		fmt.Fprintf(stderr, "paygate audit: %s is in use by a running paygate (the embedded store allows one process).\n"+
+			"Stop it first, or check the live head with GET /admin/api/audit/head.\n", p)
+		return nil, 1
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "paygate audit:", err)
+		return nil, 1
+	}
+	return db, 0
+}
