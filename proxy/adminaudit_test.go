@@ -1,0 +1,187 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/audit"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/embedded"
+)
+
+const testAdminToken = "adm-3f9c1e-audit-token"
+
+// auditAdmin serves the admin audit routes over an embedded store holding a
+// three-record chain (users oAlice, oBob, oAlice, each with a text).
+func auditAdmin(t *testing.T) (string, *embedded.DB, []store.AuditRecord) {
+	t.Helper()
+	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = testAdminToken })
+	st, err := embedded.Open(filepath.Join(t.TempDir(), "p.db"), embedded.Options{SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	ctx := context.Background()
+	for i, user := range []string{"oAlice", "oBob", "oAlice"} {
+		ev, err := audit.ActionEvent(audit.Action{Name: "order.created", Client: "shop-bot", User: user, OrderNo: fmt.Sprintf("PG%d", i+1), AmountFen: 4999},
+			&payments.Turn{Messages: []byte(fmt.Sprintf(`[{"role":"user","content":"buy %d"}]`, i+1)), Provider: "fake", Model: "vendor/upstream-model"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.EnqueueEvents(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := audit.NewWorker(audit.WorkerOptions{Store: st, RetainText: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.Drain(ctx); err != nil || n != 3 {
+		t.Fatalf("drain: %d %v", n, err)
+	}
+	recs, err := st.ReadAudit(ctx, 1, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logging.New(io.Discard, slog.LevelInfo, cfg.Secrets())
+	reg := prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	s.MountAdminAPI(mux)
+	s.MountAdminAudit(mux, st)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL, st, recs
+}
+
+func adminDo(t *testing.T, method, url, token string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("%s %s: decode: %v", method, url, err)
+	}
+	return resp.StatusCode, out
+}
+
+func seqs(out map[string]any) []int {
+	var s []int
+	recs, _ := out["records"].([]any)
+	for _, r := range recs {
+		m, _ := r.(map[string]any)
+		n, _ := m["seq"].(float64)
+		s = append(s, int(n))
+	}
+	return s
+}
+
+func TestAdminAudit(t *testing.T) {
+	base, st, recs := auditAdmin(t)
+	head := audit.FormatHead(store.AuditHead{Seq: 3, Hash: recs[2].Hash})
+	cases := []struct {
+		name   string
+		method string
+		path   string
+		token  string
+		status int
+		check  func(t *testing.T, out map[string]any)
+	}{
+		{name: "head without token", method: "GET", path: "/admin/api/audit/head", status: 401},
+		{name: "head with wrong token", method: "GET", path: "/admin/api/audit/head", token: "adm-wrong", status: 401},
+		{name: "list without token", method: "GET", path: "/admin/api/audit", status: 401},
+		{name: "erase without token", method: "DELETE", path: "/admin/api/audit/texts/oAlice", status: 401},
+		{name: "head", method: "GET", path: "/admin/api/audit/head", token: testAdminToken, status: 200, check: func(t *testing.T, out map[string]any) {
+			if out["seq"] != float64(3) || out["hash"] != recs[2].Hash || out["head"] != head {
+				t.Errorf("head: got %v; want %s", out, head)
+			}
+		}},
+		{name: "latest page", method: "GET", path: "/admin/api/audit?limit=2", token: testAdminToken, status: 200, check: func(t *testing.T, out map[string]any) {
+			if got := seqs(out); fmt.Sprint(got) != "[2 3]" || out["prev_from"] != float64(1) || out["next_from"] != nil {
+				t.Errorf("got seqs %v prev %v next %v; want [2 3], prev 1, no next", got, out["prev_from"], out["next_from"])
+			}
+		}},
+		{name: "page from 1", method: "GET", path: "/admin/api/audit?from=1&limit=2", token: testAdminToken, status: 200, check: func(t *testing.T, out map[string]any) {
+			if got := seqs(out); fmt.Sprint(got) != "[1 2]" || out["next_from"] != float64(3) || out["prev_from"] != nil {
+				t.Errorf("got seqs %v next %v prev %v; want [1 2], next 3, no prev", got, out["next_from"], out["prev_from"])
+			}
+			r := out["records"].([]any)[0].(map[string]any)
+			body, _ := r["body"].(map[string]any)
+			if r["hash"] != recs[0].Hash || body["action"] != "order.created" || body["user"] != "oAlice" || body["provider"] != "fake" || r["text"] != nil {
+				t.Errorf("record 1: got %v", r)
+			}
+		}},
+		{name: "with texts", method: "GET", path: "/admin/api/audit?from=2&text=1", token: testAdminToken, status: 200, check: func(t *testing.T, out map[string]any) {
+			r := out["records"].([]any)[0].(map[string]any)
+			if r["text"] != `[{"role":"user","content":"buy 2"}]` {
+				t.Errorf("text of record 2: got %v", r["text"])
+			}
+		}},
+		{name: "bad from", method: "GET", path: "/admin/api/audit?from=0", token: testAdminToken, status: 400},
+		{name: "bad limit", method: "GET", path: "/admin/api/audit?limit=100000", token: testAdminToken, status: 400},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, out := adminDo(t, c.method, base+c.path, c.token)
+			if status != c.status {
+				t.Fatalf("status: got %d %v; want %d", status, out, c.status)
+			}
+			if c.check != nil {
+				c.check(t, out)
+			}
+		})
+	}
+
+	t.Run("erase keeps the chain verifiable", func(t *testing.T) {
+		status, out := adminDo(t, "DELETE", base+"/admin/api/audit/texts/oAlice", testAdminToken)
+		if status != 200 || out["erased"] != float64(2) {
+			t.Fatalf("erase: %d %v; want 200 and 2 erased", status, out)
+		}
+		_, out = adminDo(t, "GET", base+"/admin/api/audit?from=1&text=1", testAdminToken)
+		var got []string
+		for _, r := range out["records"].([]any) {
+			m := r.(map[string]any)
+			got = append(got, fmt.Sprintf("%v:%v", m["text"] != nil, m["text_erased"] == true))
+		}
+		if strings.Join(got, " ") != "false:true true:false false:true" {
+			t.Errorf("texts (kept:erased) after erasing oAlice: %v", got)
+		}
+		res, err := audit.Verify(context.Background(), st, audit.VerifyOptions{Texts: true, Head: &store.AuditHead{Seq: 3, Hash: recs[2].Hash}})
+		if err != nil || res.TextsGone != 2 || res.TextsChecked != 1 {
+			t.Errorf("verify after erase: %+v %v", res, err)
+		}
+	})
+}
