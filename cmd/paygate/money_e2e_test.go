@@ -1,0 +1,381 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+const testAdminToken = "adm-e2e-7f3c1a9b5d"
+
+// moneyScript answers a user message with one call of tool (arguments
+// args()) and the tool result with a line of text, non-stream.
+func moneyScript(tool string, args func() string) func(body string) scriptRound {
+	return func(body string) scriptRound {
+		if gjson.Get(body, "messages.@reverse.0.role").Str == "tool" {
+			return scriptRound{whole: `{"id":"chatcmpl-M2","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Done."},"finish_reason":"stop"}]}`}
+		}
+		a := strings.ReplaceAll(args(), `"`, `\"`)
+		return scriptRound{whole: `{"id":"chatcmpl-M1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"","tool_calls":[{"id":"call_m1","type":"function","function":{"name":"` + tool + `","arguments":"` + a + `"}}]},"finish_reason":"tool_calls"}]}`}
+	}
+}
+
+// chatAs sends a non-stream chat turn for user and returns the answer.
+func chatAs(t *testing.T, url, user, content string) gjson.Result {
+	t.Helper()
+	body := `{"model":"gpt-4o","messages":[{"role":"user","content":` + fmt.Sprintf("%q", content) + `}]}`
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+	req.Header.Set("X-WeChat-OpenID", user)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("chat: %d %s", resp.StatusCode, out)
+	}
+	return gjson.ParseBytes(out)
+}
+
+// httpCall makes one request with the given Authorization and OpenID (either
+// may be empty) and returns the status and body.
+func httpCall(t *testing.T, method, url, auth, user string) (int, gjson.Result) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	if user != "" {
+		req.Header.Set("X-WeChat-OpenID", user)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("%s %s: content type %q; want application/json (%s)", method, url, ct, b)
+	}
+	return resp.StatusCode, gjson.ParseBytes(b)
+}
+
+// moneyApp is paymentApp with an admin listener and the given rules.
+func moneyApp(t *testing.T, providerURL, extra string) (string, string, *app) {
+	t.Helper()
+	url, a := paymentApp(t, providerURL, extra+"admin: {token: "+testAdminToken+"}\n")
+	admin := httptest.NewServer(a.adminHandler())
+	t.Cleanup(admin.Close)
+	return url, admin.URL, a
+}
+
+func TestApprovalThroughHTTP(t *testing.T) {
+	var args string
+	up := newScriptedProvider(t, moneyScript("create_order", func() string { return args }))
+	url, adminURL, a := moneyApp(t, up.URL, "")
+	admin := "Bearer " + testAdminToken
+	tests := []struct {
+		name       string
+		user       string
+		approve    bool
+		wantStatus string
+		wantPrepay int
+	}{
+		{name: "approved", user: "oUser-approval-yes", approve: true, wantStatus: "awaiting_payment", wantPrepay: 1},
+		{name: "rejected", user: "oUser-approval-no", approve: false, wantStatus: "rejected", wantPrepay: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// 2 x 499.00 = 998.00, above the default 500.00.
+			args = `{"sku":"premium-yearly","quantity":2}`
+			ans := chatAs(t, url, tt.user, "two years of premium please")
+			act := ans.Get("paygate.actions.0")
+			no := act.Get("order.order_no").Str
+			if act.Get("type").Str != "approval_required" || act.Get("order.status").Str != "approval_required" ||
+				act.Get("order.amount_fen").Int() != 99800 || act.Get("request_payment").Exists() {
+				t.Fatalf("action %s; want approval_required for 998.00 without payment parameters", act.Raw)
+			}
+			if n := a.sim.Prepays(no); n != 0 {
+				t.Fatalf("prepays before approval %d; want 0", n)
+			}
+
+			status, q := httpCall(t, http.MethodGet, adminURL+"/admin/api/approvals", admin, "")
+			if status != http.StatusOK || !strings.Contains(q.Get("approvals.#.order_no").Raw, no) {
+				t.Fatalf("approvals: %d %s; want %s listed", status, q.Raw, no)
+			}
+			if q.Get(`approvals.#(order_no=="`+no+`").user`).Str != tt.user {
+				t.Errorf("approval entry does not name the user: %s", q.Raw)
+			}
+			decision := "reject"
+			if tt.approve {
+				decision = "approve"
+			}
+			status, d := httpCall(t, http.MethodPost, adminURL+"/admin/api/approvals/"+no+"/"+decision, admin, "")
+			if status != http.StatusOK || d.Get("order.status").Str != tt.wantStatus {
+				t.Fatalf("%s: %d %s; want 200 %s", decision, status, d.Raw, tt.wantStatus)
+			}
+			if n := a.sim.Prepays(no); n != tt.wantPrepay {
+				t.Errorf("prepays after %s: %d; want %d", decision, n, tt.wantPrepay)
+			}
+			if tt.approve {
+				tx, ok := a.sim.Order(no)
+				if !ok || tx.Amount.Total != 99800 || tx.Payer == nil || tx.Payer.OpenID != tt.user {
+					t.Errorf("simulator order %+v; want 998.00 for %s", tx, tt.user)
+				}
+			}
+			// A second decision is refused.
+			if status, _ := httpCall(t, http.MethodPost, adminURL+"/admin/api/approvals/"+no+"/approve", admin, ""); status != http.StatusConflict {
+				t.Errorf("second decision: %d; want 409", status)
+			}
+
+			status, list := httpCall(t, http.MethodGet, url+"/v1/paygate/orders", "Bearer "+e2eClientKey, tt.user)
+			if status != http.StatusOK || list.Get("data.#").Int() != 1 {
+				t.Fatalf("orders: %d %s; want one order", status, list.Raw)
+			}
+			got := list.Get("data.0")
+			if got.Get("order_no").Str != no || got.Get("status").Str != tt.wantStatus {
+				t.Errorf("listed order %s; want %s %s", got.Raw, no, tt.wantStatus)
+			}
+			if pay := got.Get("request_payment"); tt.approve != (pay.Get("paySign").Str != "" && strings.HasPrefix(pay.Get("package").Str, "prepay_id=")) {
+				t.Errorf("request_payment %s; want it exactly when approved", pay.Raw)
+			}
+			status, one := httpCall(t, http.MethodGet, url+"/v1/paygate/orders/"+no, "Bearer "+e2eClientKey, tt.user)
+			if status != http.StatusOK || one.Get("status").Str != tt.wantStatus || one.Get("request_payment").Exists() != tt.approve {
+				t.Errorf("GET order: %d %s", status, one.Raw)
+			}
+			// Another user sees neither the order nor its parameters.
+			status, e := httpCall(t, http.MethodGet, url+"/v1/paygate/orders/"+no, "Bearer "+e2eClientKey, "oUser-someone-else")
+			if status != http.StatusNotFound || e.Get("error.code").Str != "order_not_found" || e.Get("error.message").Str == "" || strings.Contains(e.Raw, "amount_fen") {
+				t.Errorf("another user's GET: %d %s; want a 404 OpenAI error", status, e.Raw)
+			}
+			if _, others := httpCall(t, http.MethodGet, url+"/v1/paygate/orders", "Bearer "+e2eClientKey, "oUser-someone-else"); others.Get("data.#").Int() != 0 {
+				t.Errorf("another user's list: %s; want empty", others.Raw)
+			}
+		})
+	}
+	// The admin order list filters by status and user.
+	status, all := httpCall(t, http.MethodGet, adminURL+"/admin/api/orders?status=rejected", admin, "")
+	if status != http.StatusOK || all.Get("orders.#").Int() != 1 || all.Get("orders.0.user").Str != "oUser-approval-no" {
+		t.Errorf("orders?status=rejected: %d %s", status, all.Raw)
+	}
+	status, mine := httpCall(t, http.MethodGet, adminURL+"/admin/api/orders?user=oUser-approval-yes", admin, "")
+	if status != http.StatusOK || mine.Get("orders.#").Int() != 1 || mine.Get("orders.0.status").Str != "awaiting_payment" {
+		t.Errorf("orders?user=: %d %s", status, mine.Raw)
+	}
+	if status, _ := httpCall(t, http.MethodGet, adminURL+"/admin/api/orders?status=bogus", admin, ""); status != http.StatusBadRequest {
+		t.Errorf("orders?status=bogus: %d; want 400", status)
+	}
+	if status, _ := httpCall(t, http.MethodPost, adminURL+"/admin/api/approvals/PG000000000000nosuchorder/approve", admin, ""); status != http.StatusNotFound {
+		t.Errorf("approve unknown: %d; want 404", status)
+	}
+}
+
+func TestAdminAPIRefusesBadTokens(t *testing.T) {
+	up := newScriptedProvider(t, purchaseScript)
+	_, adminURL, _ := moneyApp(t, up.URL, "")
+	_, off := paymentApp(t, up.URL, "") // no admin token configured
+	offURL := httptest.NewServer(off.adminHandler())
+	t.Cleanup(offURL.Close)
+	tests := []struct {
+		name, base, auth string
+		want             int
+	}{
+		{name: "missing", base: adminURL, auth: "", want: http.StatusUnauthorized},
+		{name: "empty bearer", base: adminURL, auth: "Bearer ", want: http.StatusUnauthorized},
+		{name: "wrong token", base: adminURL, auth: "Bearer " + testAdminToken + "x", want: http.StatusUnauthorized},
+		{name: "prefix of the token", base: adminURL, auth: "Bearer " + testAdminToken[:5], want: http.StatusUnauthorized},
+		{name: "not bearer", base: adminURL, auth: "Basic " + testAdminToken, want: http.StatusUnauthorized},
+		{name: "a client key", base: adminURL, auth: "Bearer " + e2eClientKey, want: http.StatusUnauthorized},
+		{name: "right token", base: adminURL, auth: "Bearer " + testAdminToken, want: http.StatusOK},
+		{name: "no token configured: empty bearer", base: offURL.URL, auth: "Bearer ", want: http.StatusUnauthorized},
+		{name: "no token configured: any token", base: offURL.URL, auth: "Bearer " + testAdminToken, want: http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, p := range []string{"GET /admin/api/orders", "GET /admin/api/approvals", "GET /admin/api/refunds", "POST /admin/api/approvals/PG1/approve", "POST /admin/api/approvals/PG1/reject"} {
+				method, path, _ := strings.Cut(p, " ")
+				want := tt.want
+				if want == http.StatusOK && method == http.MethodPost {
+					want = http.StatusNotFound // authorised; no such order
+				}
+				status, body := httpCall(t, method, tt.base+path, tt.auth, "")
+				if status != want {
+					t.Errorf("%s: %d %s; want %d", p, status, body.Raw, want)
+				}
+				if status == http.StatusUnauthorized && body.Get("error").Str == "" {
+					t.Errorf("%s: 401 body %s; want {\"error\": …}", p, body.Raw)
+				}
+			}
+		})
+	}
+}
+
+// paidByChat buys premium-monthly for user through a chat turn and pays it
+// at the simulator.
+func paidByChat(t *testing.T, url string, a *app, user string) string {
+	t.Helper()
+	ans := chatAs(t, url, user, "premium monthly please")
+	no := ans.Get("paygate.actions.0.order.order_no").Str
+	if no == "" {
+		t.Fatalf("no order in %s", ans.Raw)
+	}
+	if d, err := a.sim.Pay(context.Background(), no); err != nil || !d.Acked {
+		t.Fatalf("pay %s: %+v %v", no, d, err)
+	}
+	return no
+}
+
+func TestRefundThroughHTTP(t *testing.T) {
+	var orderNo string
+	up := newScriptedProvider(t, func(body string) scriptRound {
+		if strings.Contains(gjson.Get(body, "messages.@reverse.0.content").Str, "refund") ||
+			(gjson.Get(body, "messages.@reverse.0.role").Str == "tool" && strings.Contains(body, "refund_id")) {
+			return moneyScript("request_refund", func() string {
+				return `{"order_no":"` + orderNo + `","reason":"it does not work for me"}`
+			})(body)
+		}
+		return moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` })(body)
+	})
+	url, _, a := moneyApp(t, up.URL, "")
+	const user = "oUser-refund-e2e"
+	orderNo = paidByChat(t, url, a, user)
+
+	ans := chatAs(t, url, user, "I want a refund")
+	act := ans.Get(`paygate.actions.#(type=="refund_proposed")`)
+	id := act.Get("refund.refund_id").Str
+	if act.Get("type").Str != "refund_proposed" || act.Get("refund.label").Str != "Confirm refund of 49.99 CNY" ||
+		act.Get("refund.confirm_url").Str != "/v1/paygate/refunds/"+id+"/confirm" || act.Get("refund.amount_fen").Int() != 4999 ||
+		act.Get("refund.order_no").Str != orderNo {
+		t.Fatalf("action %s; want refund_proposed of 49.99 CNY", act.Raw)
+	}
+	reqs := up.requests()
+	if last := reqs[len(reqs)-1]; !strings.Contains(last, "awaiting_user_confirmation") {
+		t.Errorf("the model was not told the refund awaits the user: %s", last)
+	}
+	if n := a.sim.RefundCount(""); n != 0 {
+		t.Fatalf("a request_refund call reached WeChat Pay: %d refunds", n)
+	}
+	confirm := url + act.Get("refund.confirm_url").Str
+
+	status, e := httpCall(t, http.MethodPost, confirm, "Bearer "+e2eClientKey, "oUser-not-the-payer")
+	if status != http.StatusNotFound || e.Get("error.code").Str != "refund_not_found" {
+		t.Errorf("confirm by another user: %d %s; want 404", status, e.Raw)
+	}
+	if status, _ := httpCall(t, http.MethodPost, confirm, "Bearer wrong-key", user); status != http.StatusUnauthorized {
+		t.Errorf("confirm with a wrong client key: %d; want 401", status)
+	}
+	if status, _ := httpCall(t, http.MethodPost, confirm, "Bearer "+e2eClientKey, ""); status != http.StatusBadRequest {
+		t.Errorf("confirm without a user: %d; want 400", status)
+	}
+	if n := a.sim.RefundCount(""); n != 0 {
+		t.Fatalf("refunds after refused confirmations: %d; want 0", n)
+	}
+
+	const n = 20
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	start := make(chan struct{})
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			req, _ := http.NewRequest(http.MethodPost, confirm, nil)
+			req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+			req.Header.Set("X-WeChat-OpenID", user)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			mu.Lock()
+			codes[resp.StatusCode]++
+			mu.Unlock()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if codes[http.StatusOK] != 1 || codes[http.StatusGone] != n-1 {
+		t.Errorf("confirm status codes %v; want one 200 and %d 410", codes, n-1)
+	}
+	if got := a.sim.RefundCount(orderNo); got != 1 {
+		t.Fatalf("refunds at the simulator %d; want exactly 1", got)
+	}
+	if d, err := a.sim.CompleteRefund(context.Background(), payments.OutRefundNo(id)); err != nil || !d.Acked {
+		t.Fatalf("refund notification: %+v %v", d, err)
+	}
+	status, o := httpCall(t, http.MethodGet, url+"/v1/paygate/orders/"+orderNo, "Bearer "+e2eClientKey, user)
+	if status != http.StatusOK || o.Get("status").Str != "refunded" || o.Get("refunded_fen").Int() != 4999 {
+		t.Errorf("order after the refund: %d %s; want refunded 4999", status, o.Raw)
+	}
+	status, g := httpCall(t, http.MethodPost, confirm, "Bearer "+e2eClientKey, user)
+	if status != http.StatusGone || g.Get("error.code").Str != "refund_gone" {
+		t.Errorf("late confirm: %d %s; want 410", status, g.Raw)
+	}
+}
+
+func TestRefundCancelAndExpiryThroughHTTP(t *testing.T) {
+	up := newScriptedProvider(t, moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` }))
+	url, _, a := moneyApp(t, up.URL, "  refunds: {confirm_ttl: 300ms}\n")
+	const user = "oUser-refund-cancel"
+	no := paidByChat(t, url, a, user)
+	ctx := context.Background()
+	propose := func() *store.RefundProposal {
+		t.Helper()
+		p, _, err := a.payments.ProposeRefund(ctx, payments.RefundRequest{Client: "bot", User: user, OrderNo: no, Reason: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	base := url + "/v1/paygate/refunds/"
+
+	cancelled := propose()
+	if status, _ := httpCall(t, http.MethodPost, base+cancelled.RefundID+"/cancel", "Bearer "+e2eClientKey, "oUser-other"); status != http.StatusNotFound {
+		t.Errorf("cancel by another user: %d; want 404", status)
+	}
+	status, c := httpCall(t, http.MethodPost, base+cancelled.RefundID+"/cancel", "Bearer "+e2eClientKey, user)
+	if status != http.StatusOK || c.Get("refund.status").Str != "cancelled" {
+		t.Errorf("cancel: %d %s", status, c.Raw)
+	}
+	if status, _ := httpCall(t, http.MethodPost, base+cancelled.RefundID+"/confirm", "Bearer "+e2eClientKey, user); status != http.StatusGone {
+		t.Errorf("confirm after cancel: %d; want 410", status)
+	}
+
+	expired := propose()
+	// Wait for the instant the proposal's confirm_ttl ends (the store
+	// judges it by the same wall clock).
+	timer := time.NewTimer(time.Until(expired.ExpiresAt) + time.Millisecond)
+	<-timer.C
+	if status, _ := httpCall(t, http.MethodPost, base+expired.RefundID+"/confirm", "Bearer "+e2eClientKey, user); status != http.StatusGone {
+		t.Errorf("confirm after expiry: %d; want 410", status)
+	}
+	if status, _ := httpCall(t, http.MethodPost, base+"rf_nosuchproposal/confirm", "Bearer "+e2eClientKey, user); status != http.StatusNotFound {
+		t.Errorf("confirm of an unknown id: %d; want 404", status)
+	}
+	if status, _ := httpCall(t, http.MethodPost, url+"/v1/paygate/nothing-here", "Bearer "+e2eClientKey, user); status != http.StatusNotFound {
+		t.Errorf("unknown paygate path: %d; want 404, not forwarded", status)
+	}
+	if n := a.sim.RefundCount(""); n != 0 {
+		t.Errorf("refunds at the simulator %d; want 0", n)
+	}
+	if got, err := a.store.GetOrder(ctx, no); err != nil || got.Status != store.StatusPaid {
+		t.Errorf("order %+v %v; want still paid", got, err)
+	}
+}
