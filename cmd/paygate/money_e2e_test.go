@@ -249,7 +249,7 @@ func TestRefundThroughHTTP(t *testing.T) {
 		}
 		return moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` })(body)
 	})
-	url, _, a := moneyApp(t, up.URL, "")
+	url, adminURL, a := moneyApp(t, up.URL, "")
 	const user = "oUser-refund-e2e"
 	orderNo = paidByChat(t, url, a, user)
 
@@ -317,8 +317,18 @@ func TestRefundThroughHTTP(t *testing.T) {
 	if got := a.sim.RefundCount(orderNo); got != 1 {
 		t.Fatalf("refunds at the simulator %d; want exactly 1", got)
 	}
+	admin := "Bearer " + testAdminToken
+	status, rl := httpCall(t, http.MethodGet, adminURL+"/admin/api/refunds", admin, "")
+	if status != http.StatusOK || rl.Get("refunds.#").Int() != 1 || rl.Get("refunds.0.order.status").Str != "refunding" ||
+		rl.Get("refunds.0.in_flight.refund_id").Str != id || rl.Get("refunds.0.in_flight.out_refund_no").Str != payments.OutRefundNo(id) {
+		t.Errorf("admin refunds while refunding: %d %s", status, rl.Raw)
+	}
 	if d, err := a.sim.CompleteRefund(context.Background(), payments.OutRefundNo(id)); err != nil || !d.Acked {
 		t.Fatalf("refund notification: %+v %v", d, err)
+	}
+	status, rl = httpCall(t, http.MethodGet, adminURL+"/admin/api/refunds", admin, "")
+	if status != http.StatusOK || rl.Get("refunds.0.order.status").Str != "refunded" || rl.Get("refunds.0.in_flight").Type != gjson.Null {
+		t.Errorf("admin refunds after the refund: %d %s", status, rl.Raw)
 	}
 	status, o := httpCall(t, http.MethodGet, url+"/v1/paygate/orders/"+orderNo, "Bearer "+e2eClientKey, user)
 	if status != http.StatusOK || o.Get("status").Str != "refunded" || o.Get("refunded_fen").Int() != 4999 {
@@ -377,5 +387,49 @@ func TestRefundCancelAndExpiryThroughHTTP(t *testing.T) {
 	}
 	if got, err := a.store.GetOrder(ctx, no); err != nil || got.Status != store.StatusPaid {
 		t.Errorf("order %+v %v; want still paid", got, err)
+	}
+}
+
+// TestRulesFromConfig: payments.rules in the config reach the tool calls of a
+// turn, each at its boundary.
+func TestRulesFromConfig(t *testing.T) {
+	tests := []struct {
+		name  string
+		rules string
+		asks  []string // create_order arguments, one turn each
+		want  []string // the status the model was told, per turn
+	}{
+		{name: "998.00 at approval_above 998.00 is prepaid", rules: `approval_above: "998.00"`,
+			asks: []string{`{"sku":"premium-yearly","quantity":2}`}, want: []string{"awaiting_payment"}},
+		{name: "998.00 above approval_above 997.99 waits", rules: `approval_above: "997.99"`,
+			asks: []string{`{"sku":"premium-yearly","quantity":2}`}, want: []string{"approval_required"}},
+		{name: "the second order of the day over a limit of one", rules: `max_orders_per_user_per_day: 1`,
+			asks: []string{`{"sku":"premium-monthly","quantity":1}`, `{"sku":"premium-monthly","quantity":2}`}, want: []string{"awaiting_payment", "refused"}},
+		{name: "the third payment call of the minute over a limit of two", rules: `max_payment_calls_per_minute: 2`,
+			asks: []string{`{"sku":"premium-monthly","quantity":1}`, `{"sku":"premium-monthly","quantity":2}`, `{"sku":"premium-monthly","quantity":3}`},
+			want: []string{"awaiting_payment", "awaiting_payment", "rate_limited"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var args string
+			up := newScriptedProvider(t, moneyScript("create_order", func() string { return args }))
+			url, a := paymentApp(t, up.URL, "  rules: {"+tt.rules+"}\n")
+			prepays := 0
+			for i, ask := range tt.asks {
+				args = ask
+				chatAs(t, url, "oUser-rules-config", "buy")
+				reqs := up.requests()
+				result := gjson.Get(reqs[len(reqs)-1], "messages.@reverse.0.content").Str
+				if got := gjson.Get(result, "status").Str; got != tt.want[i] {
+					t.Errorf("turn %d: the model was told %s; want status %s", i+1, result, tt.want[i])
+				}
+				if tt.want[i] == "awaiting_payment" {
+					prepays++
+				}
+			}
+			if n := a.sim.OrderCount(); n != prepays {
+				t.Errorf("simulator orders %d; want %d", n, prepays)
+			}
+		})
 	}
 }
