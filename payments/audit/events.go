@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -51,29 +52,56 @@ func TransitionAction(t payments.Transition) Action {
 	if d := o.RefundedFen - t.Before.RefundedFen; d > 0 {
 		a.RefundFen = d
 	}
+	if r := t.Refund; r != nil {
+		a.RefundID, a.RefundFen = r.RefundID, r.AmountFen
+		if a.Reason == "" {
+			a.Reason = r.Reason
+		}
+	}
 	if a.Time.IsZero() {
 		a.Time = o.CreatedAt
 	}
 	return a
 }
 
-// actionName names a transition: order.created for a creation, order.approved
-// when a manager's approval lets it proceed, order.<status> for a status
-// change, order.updated when only fields changed (the cause says why).
+// actionName names a transition: order.created for a creation (payment.orphan
+// for WeChat Pay's payment of an unknown order), order.approved when a
+// manager's approval lets it proceed, refund.confirmed when the user's
+// confirmed refund starts, refund.succeeded or refund.failed when it ends,
+// order.<status> for any other status change, order.updated when only fields
+// changed (the cause says why).
 func actionName(t payments.Transition) string {
-	before, after := t.Before.Status, t.After.Status
+	b, a := t.Before, t.After
 	switch {
-	case t.Before.OrderNo == "" && t.Cause == "orphan":
+	case b.OrderNo == "" && t.Cause == "orphan":
 		return "payment.orphan"
-	case t.Before.OrderNo == "":
+	case b.OrderNo == "":
 		return "order.created"
-	case before == after:
+	case b.Status == a.Status:
 		return "order.updated"
-	case before == store.StatusApprovalRequired &&
-		(after == store.StatusCreating || after == store.StatusAwaitingPayment || after == store.StatusPaid):
+	case b.Status == store.StatusApprovalRequired &&
+		(a.Status == store.StatusCreating || a.Status == store.StatusAwaitingPayment || a.Status == store.StatusPaid):
 		return "order.approved"
+	case a.Status == store.StatusRefunding:
+		return "refund.confirmed"
+	case b.Status == store.StatusRefunding && a.RefundedFen > b.RefundedFen:
+		return "refund.succeeded"
+	case b.Status == store.StatusRefunding && a.Status != store.StatusNeedsReview:
+		return "refund.failed"
 	}
-	return "order." + string(after)
+	return "order." + string(a.Status)
+}
+
+// ProposalEvent is the audit event of a refund proposal (payments.Options.
+// Proposed): no order changes then, so it is enqueued on its own
+// (store.Outbox.EnqueueEvents), keyed by the order. The turn that proposed it
+// comes from ctx (payments.TurnFrom).
+func ProposalEvent(ctx context.Context, p store.RefundProposal) (store.Event, error) {
+	return ActionEvent(Action{
+		Time: p.CreatedAt, Name: "refund.proposed", Cause: "request_refund",
+		Client: p.Client, User: p.User, OrderNo: p.OrderNo, RefundID: p.RefundID,
+		RefundFen: p.AmountFen, Reason: p.Reason,
+	}, payments.TurnFrom(ctx))
 }
 
 // ActionEvent is the outbox event of an action that is not an order

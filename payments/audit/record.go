@@ -20,7 +20,8 @@ type Action struct {
 	Time time.Time `json:"time"`
 	// Name is what happened: order.created, order.approved, order.rejected,
 	// order.paid, order.closed, order.expired, order.needs_review,
-	// order.refunding, order.refunded, refund.proposed, refund.confirmed, …
+	// payment.orphan, refund.proposed, refund.confirmed, refund.succeeded,
+	// refund.failed, order.updated, order.<status>.
 	Name string `json:"action"`
 	// Cause is why (payments.Transition.Cause: create, prepay, notification,
 	// query, sweep, close, expire, approve, reject, refund, …).
@@ -36,7 +37,7 @@ type Action struct {
 	Status         string `json:"status,omitempty"`
 	SKU            string `json:"sku,omitempty"`
 	Quantity       int    `json:"quantity,omitempty"`
-	AmountFen      int64  `json:"amount_fen"`
+	AmountFen      int64  `json:"amount_fen,omitempty"` // the order's amount
 	// RefundFen is the amount of the refund this action is about;
 	// RefundedFen the order's refunded total after it.
 	RefundFen   int64  `json:"refund_fen,omitempty"`

@@ -1,0 +1,87 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+func TestTransitionAction(t *testing.T) {
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	order := func(st store.OrderStatus, refunded int64) store.Order {
+		return store.Order{OrderNo: "PG1", Client: "shop-bot", User: "oAlice", SKU: "premium-monthly", Quantity: 2,
+			AmountFen: 9998, Currency: "CNY", Status: st, RefundedFen: refunded, UpdatedAt: at}
+	}
+	none := store.Order{}
+	proposal := &store.RefundProposal{RefundID: "rf_1", OrderNo: "PG1", AmountFen: 4999, Reason: "changed my mind"}
+	cases := []struct {
+		name          string
+		before, after store.Order
+		cause         string
+		refund        *store.RefundProposal
+		want          string
+		wantRefundFen int64
+	}{
+		{name: "created", before: none, after: order(store.StatusCreating, 0), cause: "create", want: "order.created"},
+		{name: "created awaiting approval", before: none, after: order(store.StatusApprovalRequired, 0), cause: "create", want: "order.created"},
+		{name: "orphan payment", before: none, after: order(store.StatusNeedsReview, 0), cause: "orphan", want: "payment.orphan"},
+		{name: "prepaid", before: order(store.StatusCreating, 0), after: order(store.StatusAwaitingPayment, 0), cause: "prepay", want: "order.awaiting_payment"},
+		{name: "approved", before: order(store.StatusApprovalRequired, 0), after: order(store.StatusCreating, 0), cause: "approve", want: "order.approved"},
+		{name: "rejected", before: order(store.StatusApprovalRequired, 0), after: order(store.StatusRejected, 0), cause: "reject", want: "order.rejected"},
+		{name: "paid by notification", before: order(store.StatusAwaitingPayment, 0), after: order(store.StatusPaid, 0), cause: "notification", want: "order.paid"},
+		{name: "closed", before: order(store.StatusAwaitingPayment, 0), after: order(store.StatusClosed, 0), cause: "close", want: "order.closed"},
+		{name: "expired", before: order(store.StatusAwaitingPayment, 0), after: order(store.StatusExpired, 0), cause: "expire", want: "order.expired"},
+		{name: "needs review", before: order(store.StatusAwaitingPayment, 0), after: order(store.StatusNeedsReview, 0), cause: "notification", want: "order.needs_review"},
+		{name: "refund confirmed", before: order(store.StatusPaid, 0), after: order(store.StatusRefunding, 0), cause: "refund", refund: proposal, want: "refund.confirmed", wantRefundFen: 4999},
+		{name: "refund succeeded", before: order(store.StatusRefunding, 0), after: order(store.StatusPartiallyRefunded, 4999), cause: "notification", refund: proposal, want: "refund.succeeded", wantRefundFen: 4999},
+		{name: "refund failed", before: order(store.StatusRefunding, 0), after: order(store.StatusPaid, 0), cause: "refund_failed", refund: proposal, want: "refund.failed", wantRefundFen: 4999},
+		{name: "refund went to review", before: order(store.StatusRefunding, 0), after: order(store.StatusNeedsReview, 0), cause: "notification", want: "order.needs_review"},
+		{name: "fields only", before: order(store.StatusPaid, 0), after: order(store.StatusPaid, 0), cause: "query", want: "order.updated"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tr := payments.Transition{Before: c.before, After: c.after, Cause: c.cause, Refund: c.refund}
+			a := TransitionAction(tr)
+			if a.Name != c.want || a.Cause != c.cause || a.RefundFen != c.wantRefundFen {
+				t.Errorf("got %s (cause %s, refund %d); want %s (cause %s, refund %d)", a.Name, a.Cause, a.RefundFen, c.want, c.cause, c.wantRefundFen)
+			}
+			if a.OrderNo != "PG1" || a.Client != "shop-bot" || a.User != "oAlice" || a.AmountFen != 9998 || !a.Time.Equal(at) {
+				t.Errorf("ids/amount/time: %+v", a)
+			}
+			if c.refund != nil && (a.RefundID != "rf_1" || a.Reason != "changed my mind") {
+				t.Errorf("refund fields: %+v", a)
+			}
+			evs := TransitionEvents(tr)
+			if len(evs) != 1 || evs[0].Kind != KindAudit || evs[0].Key != "PG1" {
+				t.Fatalf("events: %+v; want one audit event keyed PG1", evs)
+			}
+			p, err := decodePayload(evs[0].Payload)
+			if err != nil || p.Action.Name != c.want || p.Action.Time.Location() != time.UTC {
+				t.Errorf("payload: %+v %v", p.Action, err)
+			}
+		})
+	}
+}
+
+func TestProposalEventCarriesTheTurn(t *testing.T) {
+	turn := TurnFromRequest("shop-bot", "oAlice", []byte(`{"messages":[{"role":"user","content":"refund please"}],"temperature":1}`), "deepseek", "deepseek-chat")
+	ctx := payments.WithTurn(context.Background(), turn)
+	ev, err := ProposalEvent(ctx, store.RefundProposal{RefundID: "rf_9", OrderNo: "PG7", Client: "shop-bot", User: "oAlice", AmountFen: 1000, Reason: "late", CreatedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := decodePayload(ev.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := p.Action
+	params, _ := json.Marshal(a.Params)
+	if ev.Key != "PG7" || a.Name != "refund.proposed" || a.RefundID != "rf_9" || a.RefundFen != 1000 || a.Provider != "deepseek" ||
+		a.Model != "deepseek-chat" || string(params) != `{"temperature":1}` || string(p.Text) != `[{"role":"user","content":"refund please"}]` {
+		t.Errorf("got key %s action %+v text %s", ev.Key, a, p.Text)
+	}
+}
