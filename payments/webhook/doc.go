@@ -1,0 +1,23 @@
+// Package webhook tells the merchant's backend what happened to its orders
+// (SPEC 2.6): signed JSON events POSTed to webhooks.url, at least once, in
+// order per order, retried with exponential backoff for at least 24 hours.
+//
+// An event is born inside the order transition that causes it: Events is the
+// payments.Options.Events hook, so the event is written to the store's
+// durable outbox in the same atomic step as the order change, and a crash
+// right after the commit loses nothing. The Relay then drains the outbox.
+//
+// The outbox is shared with other kinds (audit records) and keyed by order
+// number, one head at a time per key. So that a merchant endpoint that is down
+// for a day never holds back another consumer's events of the same order, the
+// Relay first moves each webhook event from the order's queue (the intake) to
+// a queue of its own, "webhook:<order_no>", and delivers from there: the head
+// of that queue is retried while the events behind it wait, which keeps the
+// per-order order.
+//
+// Receivers check X-Paygate-Signature with Verify (or the README's Node
+// snippet) and deduplicate by the event id, which is the same on every retry.
+//
+// webhook imports payments (the Transition and the order object) and store;
+// it must not import proxy, interceptors, failover or config.
+package webhook

@@ -1,0 +1,286 @@
+package webhook_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/embedded"
+	redisstore "github.com/paygate/paygate/store/redis"
+)
+
+const testSecret = "whsec_relay_test"
+
+// drivers lists the store drivers to run against: Redis when it answers, and
+// always under CI.
+func drivers(t testing.TB) []string {
+	out := []string{"embedded"}
+	st, err := redisstore.Open(redisstore.Options{Addrs: []string{redisAddr()}, RepairInterval: -1})
+	if err == nil {
+		err = st.Ping(context.Background())
+		_ = st.Close()
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis at %s is required under CI: %v", redisAddr(), err)
+		}
+		t.Logf("redis at %s not available, testing the embedded driver only: %v", redisAddr(), err)
+		return out
+	}
+	return append(out, "redis")
+}
+
+func redisAddr() string {
+	if a := os.Getenv("PAYGATE_TEST_REDIS"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+// storeHandle opens a store and can reopen it at the same place (file or key
+// prefix), as a restarted process would.
+type storeHandle struct {
+	t      testing.TB
+	driver string
+	path   string
+	prefix string
+}
+
+func newStoreHandle(t testing.TB, driver string) *storeHandle {
+	h := &storeHandle{t: t, driver: driver}
+	switch driver {
+	case "embedded":
+		h.path = filepath.Join(t.TempDir(), "paygate.db")
+	case "redis":
+		h.prefix = fmt.Sprintf("pgtest:webhook:%d:", time.Now().UnixNano())
+		t.Cleanup(func() {
+			st, err := redisstore.Open(redisstore.Options{Addrs: []string{redisAddr()}, KeyPrefix: h.prefix, RepairInterval: -1})
+			if err != nil {
+				return
+			}
+			ctx := context.Background()
+			c := st.Client()
+			iter := c.Scan(ctx, 0, h.prefix+"*", 1000).Iterator()
+			for iter.Next(ctx) {
+				c.Del(ctx, iter.Val())
+			}
+			_ = st.Close()
+		})
+	default:
+		t.Fatalf("unknown driver %q", driver)
+	}
+	return h
+}
+
+func (h *storeHandle) open() store.Store {
+	h.t.Helper()
+	var st store.Store
+	var err error
+	switch h.driver {
+	case "embedded":
+		st, err = embedded.Open(h.path, embedded.Options{SweepInterval: -1})
+	case "redis":
+		st, err = redisstore.Open(redisstore.Options{Addrs: []string{redisAddr()}, KeyPrefix: h.prefix, RepairInterval: -1})
+	}
+	if err != nil {
+		h.t.Fatalf("%s: %v", h.driver, err)
+	}
+	h.t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// clock is a settable clock for the relay.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Now()} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// arrival is one POST the receiver got.
+type arrival struct {
+	id, typ, orderNo string
+	sig              string
+	body             []byte
+	status           int
+	verifyErr        error
+}
+
+// receiver is the merchant's endpoint: status decides each answer (nil: 204),
+// and every arrival is recorded and sent on ch.
+type receiver struct {
+	*httptest.Server
+	clock func() time.Time
+	mu    sync.Mutex
+	all   []arrival
+	seen  map[string]bool // ids acknowledged with a 2xx: the receiver's dedupe
+	ch    chan arrival
+	// status decides the answer to the n-th arrival (0-based) of an id.
+	status func(a arrival, nth int) int
+}
+
+func newReceiver(t testing.TB, now func() time.Time, status func(a arrival, nth int) int) *receiver {
+	rc := &receiver{clock: now, seen: map[string]bool{}, ch: make(chan arrival, 4096), status: status}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		env := struct {
+			ID   string `json:"id"`
+			Type string `json:"type"`
+			Data struct {
+				Order struct {
+					OrderNo string `json:"order_no"`
+				} `json:"order"`
+			} `json:"data"`
+		}{}
+		_ = json.Unmarshal(body, &env)
+		a := arrival{id: env.ID, typ: env.Type, orderNo: env.Data.Order.OrderNo, sig: r.Header.Get(webhook.SignatureHeader), body: body}
+		a.verifyErr = webhook.Verify(testSecret, a.sig, body, rc.clock(), 0)
+		if r.Header.Get("X-Paygate-Event-Id") != env.ID || r.Header.Get("Content-Type") != "application/json" {
+			a.verifyErr = fmt.Errorf("headers %v do not name event %s", r.Header, env.ID)
+		}
+		rc.mu.Lock()
+		nth := 0
+		for _, p := range rc.all {
+			if p.id == a.id {
+				nth++
+			}
+		}
+		a.status = http.StatusNoContent
+		if rc.status != nil {
+			a.status = rc.status(a, nth)
+		}
+		if a.verifyErr != nil {
+			a.status = http.StatusBadRequest
+		}
+		if a.status/100 == 2 {
+			rc.seen[a.id] = true
+		}
+		rc.all = append(rc.all, a)
+		rc.mu.Unlock()
+		w.WriteHeader(a.status)
+		_, _ = io.WriteString(w, "receiver says "+http.StatusText(a.status))
+		rc.ch <- a
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+func (rc *receiver) arrivals() []arrival {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]arrival(nil), rc.all...)
+}
+
+// accepted returns, in arrival order, the ids the receiver acknowledged
+// first (what a deduplicating receiver processes).
+func (rc *receiver) accepted() []arrival {
+	seen := map[string]bool{}
+	var out []arrival
+	for _, a := range rc.arrivals() {
+		if a.status/100 == 2 && !seen[a.id] {
+			seen[a.id] = true
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// orders commits order transitions with their webhook events, as payments
+// does: the events ride on the order write.
+type orders struct {
+	t  testing.TB
+	st store.Store
+}
+
+func (o orders) create(no string, status store.OrderStatus) *store.Order {
+	o.t.Helper()
+	now := time.Now()
+	ord := &store.Order{
+		OrderNo: no, Client: "shop-bot", AppID: "wxapp1", User: "oUser-" + no, SKU: "premium-monthly",
+		Description: "Premium", Quantity: 1, AmountFen: 4999, Currency: "CNY", PayMethod: "jsapi",
+		Status: status, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(30 * time.Minute).Truncate(time.Second),
+	}
+	tr := payments.Transition{After: *ord, Cause: "create"}
+	if err := o.st.CreateOrder(context.Background(), ord, webhook.Events(tr)...); err != nil {
+		o.t.Fatalf("create %s: %v", no, err)
+	}
+	return ord
+}
+
+func (o orders) move(ord *store.Order, to store.OrderStatus, cause string) {
+	o.t.Helper()
+	before := *ord
+	ord.Status = to
+	ord.UpdatedAt = time.Now()
+	if to == store.StatusPaid && ord.PaidAt.IsZero() {
+		ord.PaidAt = ord.UpdatedAt
+		ord.TransactionID = "4200" + ord.OrderNo
+	}
+	tr := payments.Transition{Before: before, After: *ord, Cause: cause}
+	if err := o.st.UpdateOrder(context.Background(), ord, before.Status, webhook.Events(tr)...); err != nil {
+		o.t.Fatalf("move %s %s -> %s: %v", ord.OrderNo, before.Status, to, err)
+	}
+}
+
+// pending returns the pending events of key (heads only are visible through
+// DueEvents; OutboxStats gives every key's head).
+func head(t testing.TB, st store.Store, key string) (store.Event, bool) {
+	t.Helper()
+	s, err := st.OutboxStats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range s.Heads {
+		if h.Key == key {
+			return h, true
+		}
+	}
+	return store.Event{}, false
+}
+
+func newRelay(t testing.TB, st store.Store, url string, now func() time.Time, tweak func(*webhook.Options)) *webhook.Relay {
+	t.Helper()
+	o := webhook.Options{Store: st, URL: url, Secret: testSecret, Now: now, RetryBase: time.Second, MaxDelay: 8 * time.Second, RetryFor: time.Minute}
+	if tweak != nil {
+		tweak(&o)
+	}
+	r, err := webhook.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// drain runs the relay until a pass handles nothing.
+func drain(t testing.TB, r *webhook.Relay) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if r.RunOnce(context.Background()) == 0 {
+			return
+		}
+	}
+	t.Fatal("relay keeps finding work")
+}

@@ -1,0 +1,197 @@
+package webhook
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+// Kind is the store.Event kind of merchant webhooks. Other outbox consumers
+// (the audit appender) must leave events of this kind alone, and the Relay
+// leaves theirs alone.
+const Kind = "webhook"
+
+// QueuePrefix starts the outbox key of an order's delivery queue
+// ("webhook:<order_no>"). Order numbers never contain a colon.
+const QueuePrefix = "webhook:"
+
+// Event types (SPEC 2.6).
+const (
+	// TypeOrderPaid: the money arrived (also when a person settles a
+	// needs_review order as paid): deliver the goods.
+	TypeOrderPaid = "order.paid"
+	// TypeOrderApprovalRequired: the order waits for an operator's approval
+	// before the user can pay.
+	TypeOrderApprovalRequired = "order.approval_required"
+	// TypeOrderClosed: the order will not be paid. data.order.status says
+	// why: closed (by paygate, WeChat Pay or a person), expired (unpaid in
+	// time) or rejected (an operator refused the approval).
+	TypeOrderClosed = "order.closed"
+	// TypeOrderNeedsReview: WeChat Pay's word disagrees with paygate's record
+	// (amount, merchant, app, a payment on a dead or unknown order, a refund
+	// nobody asked for); a person must look. data.review_reason says what.
+	TypeOrderNeedsReview = "order.needs_review"
+	// TypeRefundProposed: the user was offered a refund to confirm; no money
+	// moved yet.
+	TypeRefundProposed = "refund.proposed"
+	// TypeRefundSucceeded: WeChat Pay returned money to the user.
+	TypeRefundSucceeded = "refund.succeeded"
+	// TypeRefundFailed: a refund paygate asked for was closed by WeChat Pay;
+	// the money stays with the merchant.
+	TypeRefundFailed = "refund.failed"
+)
+
+// Types lists every event type.
+func Types() []string {
+	return []string{TypeOrderPaid, TypeOrderApprovalRequired, TypeOrderClosed, TypeOrderNeedsReview,
+		TypeRefundProposed, TypeRefundSucceeded, TypeRefundFailed}
+}
+
+// Envelope is the JSON body of every delivery, the bytes that are signed.
+// Receivers may decode into it.
+type Envelope struct {
+	ID        string `json:"id"`         // "evt_…", the same on every retry: deduplicate by it
+	Type      string `json:"type"`       // one of Types()
+	CreatedAt string `json:"created_at"` // RFC 3339, when the change was committed
+	Data      Data   `json:"data"`
+}
+
+// Data is the event's subject. Order is the order object of SPEC 2.3, the
+// same as in the paygate response extension and GET /v1/paygate/orders.
+// Refund is set for refund.* events. The other fields say whose order it is
+// (the order object deliberately carries no user), because the merchant must
+// know whom to deliver to.
+type Data struct {
+	Order  map[string]any `json:"order"`
+	Refund map[string]any `json:"refund,omitempty"`
+	// Client is the paygate client (bot) the order was made through, AppID
+	// the WeChat app and OpenID the payer's OpenID within that app.
+	Client string `json:"client,omitempty"`
+	AppID  string `json:"app_id,omitempty"`
+	OpenID string `json:"openid,omitempty"`
+	// TransactionID is WeChat Pay's number of the payment, once known.
+	TransactionID string `json:"transaction_id,omitempty"`
+	// ReviewReason is set on order.needs_review.
+	ReviewReason string `json:"review_reason,omitempty"`
+}
+
+// Events is the payments.Options.Events hook: it turns one committed order
+// transition into the merchant events it causes (none or one). The returned
+// events are written with the transition, atomically, on the order's outbox
+// key. It is pure and fast, as the hook must be.
+//
+// Mapping: into paid → order.paid (from refunding: refund.failed); into
+// approval_required → order.approval_required; into closed, expired or
+// rejected → order.closed (except a duplicate `creating` record closed as
+// superseded, which never reached WeChat Pay); into needs_review →
+// order.needs_review; refunding → refunded or partially_refunded with more
+// money refunded → refund.succeeded, with no more → refund.failed.
+func Events(tr payments.Transition) []store.Event {
+	typ, refund := classify(tr)
+	if typ == "" {
+		return nil
+	}
+	at := tr.After.UpdatedAt
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return []store.Event{NewEvent(typ, &tr.After, refund, at)}
+}
+
+func classify(tr payments.Transition) (string, map[string]any) {
+	b, a := tr.Before, tr.After
+	if a.Status == b.Status {
+		return "", nil
+	}
+	switch a.Status {
+	case store.StatusPaid:
+		if b.Status == store.StatusRefunding {
+			return TypeRefundFailed, refundOutcome(b, a, "failed")
+		}
+		return TypeOrderPaid, nil
+	case store.StatusApprovalRequired:
+		return TypeOrderApprovalRequired, nil
+	case store.StatusClosed, store.StatusExpired, store.StatusRejected:
+		if b.Status == store.StatusCreating && tr.Cause == "superseded" {
+			return "", nil
+		}
+		return TypeOrderClosed, nil
+	case store.StatusNeedsReview:
+		return TypeOrderNeedsReview, nil
+	case store.StatusRefunded, store.StatusPartiallyRefunded:
+		if b.Status != store.StatusRefunding {
+			return "", nil
+		}
+		if a.RefundedFen > b.RefundedFen {
+			return TypeRefundSucceeded, refundOutcome(b, a, "succeeded")
+		}
+		return TypeRefundFailed, refundOutcome(b, a, "failed")
+	}
+	return "", nil
+}
+
+// refundOutcome is the refund object of a refund.succeeded or refund.failed
+// derived from the order change: the amount is what this change refunded
+// (0 for a failure; the amount asked for is in the refund.proposed event).
+func refundOutcome(b, a store.Order, status string) map[string]any {
+	return map[string]any{
+		"order_no":     a.OrderNo,
+		"status":       status,
+		"amount_fen":   a.RefundedFen - b.RefundedFen,
+		"refunded_fen": a.RefundedFen,
+		"currency":     currency(a.Currency),
+	}
+}
+
+func currency(c string) string {
+	if c == "" {
+		return "CNY"
+	}
+	return c
+}
+
+// NewEvent builds one merchant event about order o, ready for the outbox:
+// a fresh "evt_" id, Kind webhook, keyed by the order number so it is
+// delivered in order with the order's other events. refund is the refund
+// object of refund.* events (nil for order events); at is when the change
+// happened. The body is rendered now and never again, so every retry sends
+// the same bytes.
+func NewEvent(typ string, o *store.Order, refund map[string]any, at time.Time) store.Event {
+	id := newEventID()
+	env := Envelope{
+		ID: id, Type: typ, CreatedAt: at.UTC().Format(time.RFC3339),
+		Data: Data{
+			Order: payments.OrderView(o), Refund: refund,
+			Client: o.Client, AppID: o.AppID, OpenID: o.User, TransactionID: o.TransactionID,
+		},
+	}
+	if o.Status == store.StatusNeedsReview {
+		env.Data.ReviewReason = o.ReviewReason
+	}
+	body, err := json.Marshal(env)
+	if err != nil {
+		// Only strings, numbers, nil and nested maps of them are marshalled.
+		panic("webhook: marshal event: " + err.Error())
+	}
+	return store.Event{ID: id, Kind: Kind, Key: o.OrderNo, Payload: body, CreatedAt: at}
+}
+
+// RefundEvent builds a refund.* event that no order transition carries, for
+// the refunds code: refund.proposed when the model proposes a refund (no
+// order change), enqueued with store.Outbox.EnqueueEvents (its Key is the
+// order number, so it is delivered in order with the order's events). refund
+// is the refund object of SPEC 2.3 (refund_id, order_no, amount_fen, label,
+// confirm_url, expires_at).
+func RefundEvent(typ string, o *store.Order, refund map[string]any, at time.Time) store.Event {
+	return NewEvent(typ, o, refund, at)
+}
+
+func newEventID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "evt_" + hex.EncodeToString(b[:])
+}

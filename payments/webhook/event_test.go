@@ -1,0 +1,156 @@
+package webhook_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/store"
+)
+
+func order(status store.OrderStatus, refunded int64) store.Order {
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	return store.Order{
+		OrderNo: "P20260304A1", Client: "shop-bot", AppID: "wxapp1", User: "oUser1", SKU: "premium-monthly",
+		Description: "Premium", Quantity: 1, AmountFen: 4999, Currency: "CNY", PayMethod: "jsapi",
+		Status: status, CreatedAt: t0, UpdatedAt: t0.Add(time.Minute), ExpiresAt: t0.Add(30 * time.Minute),
+		RefundedFen: refunded, TransactionID: "4200000001",
+	}
+}
+
+func TestEventsMapping(t *testing.T) {
+	S := func(s store.OrderStatus) store.Order { return order(s, 0) }
+	tests := []struct {
+		name       string
+		before     store.Order
+		after      store.Order
+		cause      string
+		want       string // "" for no event
+		refundAmt  int64
+		refundStat string
+	}{
+		{name: "awaiting to paid", before: S(store.StatusAwaitingPayment), after: S(store.StatusPaid), cause: "notification", want: webhook.TypeOrderPaid},
+		{name: "creating to paid (prepay found it paid)", before: S(store.StatusCreating), after: S(store.StatusPaid), cause: "prepay", want: webhook.TypeOrderPaid},
+		{name: "review settled as paid", before: S(store.StatusNeedsReview), after: S(store.StatusPaid), cause: "admin", want: webhook.TypeOrderPaid},
+		{name: "created awaiting approval", after: S(store.StatusApprovalRequired), cause: "create", want: webhook.TypeOrderApprovalRequired},
+		{name: "approved: creating", before: S(store.StatusApprovalRequired), after: S(store.StatusCreating), cause: "approve"},
+		{name: "created", after: S(store.StatusCreating), cause: "create"},
+		{name: "prepaid", before: S(store.StatusCreating), after: S(store.StatusAwaitingPayment), cause: "prepay"},
+		{name: "closed", before: S(store.StatusAwaitingPayment), after: S(store.StatusClosed), cause: "close", want: webhook.TypeOrderClosed},
+		{name: "expired", before: S(store.StatusAwaitingPayment), after: S(store.StatusExpired), cause: "expire", want: webhook.TypeOrderClosed},
+		{name: "rejected", before: S(store.StatusApprovalRequired), after: S(store.StatusRejected), cause: "reject", want: webhook.TypeOrderClosed},
+		{name: "prepay refused", before: S(store.StatusCreating), after: S(store.StatusClosed), cause: "prepay", want: webhook.TypeOrderClosed},
+		{name: "superseded duplicate", before: S(store.StatusCreating), after: S(store.StatusClosed), cause: "superseded"},
+		{name: "needs review", before: S(store.StatusPaid), after: S(store.StatusNeedsReview), cause: "notification", want: webhook.TypeOrderNeedsReview},
+		{name: "orphan recorded", after: S(store.StatusNeedsReview), cause: "orphan", want: webhook.TypeOrderNeedsReview},
+		{name: "refund started", before: S(store.StatusPaid), after: S(store.StatusRefunding), cause: "refund"},
+		{name: "refunded in full", before: order(store.StatusRefunding, 0), after: order(store.StatusRefunded, 4999), cause: "notification", want: webhook.TypeRefundSucceeded, refundAmt: 4999, refundStat: "succeeded"},
+		{name: "second partial refund", before: order(store.StatusRefunding, 1000), after: order(store.StatusPartiallyRefunded, 3000), cause: "notification", want: webhook.TypeRefundSucceeded, refundAmt: 2000, refundStat: "succeeded"},
+		{name: "refund closed", before: order(store.StatusRefunding, 0), after: order(store.StatusPaid, 0), cause: "notification", want: webhook.TypeRefundFailed, refundStat: "failed"},
+		{name: "second refund closed", before: order(store.StatusRefunding, 1000), after: order(store.StatusPartiallyRefunded, 1000), cause: "notification", want: webhook.TypeRefundFailed, refundStat: "failed"},
+		{name: "same status rewritten", before: S(store.StatusPaid), after: S(store.StatusPaid), cause: "query"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			evs := webhook.Events(payments.Transition{Before: tc.before, After: tc.after, Cause: tc.cause})
+			if tc.want == "" {
+				if len(evs) != 0 {
+					t.Fatalf("got %d events (%s); want none", len(evs), evs[0].Payload)
+				}
+				return
+			}
+			if len(evs) != 1 {
+				t.Fatalf("got %d events; want 1", len(evs))
+			}
+			ev := evs[0]
+			if ev.Kind != webhook.Kind || ev.Key != tc.after.OrderNo || !strings.HasPrefix(ev.ID, "evt_") {
+				t.Errorf("got kind %q key %q id %q; want webhook, the order number, evt_…", ev.Kind, ev.Key, ev.ID)
+			}
+			var env webhook.Envelope
+			if err := json.Unmarshal(ev.Payload, &env); err != nil {
+				t.Fatal(err)
+			}
+			if env.ID != ev.ID || env.Type != tc.want || env.CreatedAt != "2026-03-04T05:07:07Z" {
+				t.Errorf("got id %q type %q created_at %q; want %q %q 2026-03-04T05:07:07Z", env.ID, env.Type, env.CreatedAt, ev.ID, tc.want)
+			}
+			// The order object is exactly SPEC 2.3's, as OrderView renders it.
+			want, _ := json.Marshal(payments.OrderView(&tc.after))
+			got, _ := json.Marshal(env.Data.Order)
+			if string(got) != string(want) {
+				t.Errorf("data.order %s; want %s", got, want)
+			}
+			if env.Data.OpenID != "oUser1" || env.Data.AppID != "wxapp1" || env.Data.Client != "shop-bot" {
+				t.Errorf("data %+v; want the order's client, app and OpenID", env.Data)
+			}
+			if tc.refundStat == "" {
+				if env.Data.Refund != nil {
+					t.Errorf("order event carries a refund: %v", env.Data.Refund)
+				}
+				return
+			}
+			if env.Data.Refund["status"] != tc.refundStat || env.Data.Refund["amount_fen"] != float64(tc.refundAmt) ||
+				env.Data.Refund["order_no"] != tc.after.OrderNo || env.Data.Refund["refunded_fen"] != float64(tc.after.RefundedFen) {
+				t.Errorf("data.refund %v; want status %s amount %d", env.Data.Refund, tc.refundStat, tc.refundAmt)
+			}
+		})
+	}
+}
+
+func TestEventBodyKeys(t *testing.T) {
+	o := order(store.StatusNeedsReview, 0)
+	o.ReviewReason = "amount_mismatch: wechat pay says paid 1 fen"
+	ev := webhook.NewEvent(webhook.TypeOrderNeedsReview, &o, nil, o.UpdatedAt)
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(ev.Payload, &raw); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	if len(keys) != 4 || raw["id"] == nil || raw["type"] == nil || raw["created_at"] == nil || raw["data"] == nil {
+		t.Errorf("top-level keys %v; want exactly id, type, created_at, data", keys)
+	}
+	var d map[string]any
+	_ = json.Unmarshal(raw["data"], &d)
+	if d["review_reason"] != o.ReviewReason {
+		t.Errorf("review_reason %v; want %q", d["review_reason"], o.ReviewReason)
+	}
+	order := d["order"].(map[string]any)
+	wantKeys := []string{"order_no", "sku", "description", "quantity", "amount_fen", "currency", "pay_method", "status", "created_at", "expires_at", "paid_at", "refunded_fen"}
+	var gotKeys []string
+	for _, k := range wantKeys {
+		if _, ok := order[k]; ok {
+			gotKeys = append(gotKeys, k)
+		}
+	}
+	if !reflect.DeepEqual(gotKeys, wantKeys) || len(order) != len(wantKeys) {
+		t.Errorf("order keys %v; want exactly %v", order, wantKeys)
+	}
+	for _, leak := range []string{"prepay_id", "claim_key", "code_url"} {
+		if strings.Contains(string(ev.Payload), leak) {
+			t.Errorf("body contains %q: %s", leak, ev.Payload)
+		}
+	}
+}
+
+func TestRefundEvent(t *testing.T) {
+	o := order(store.StatusPaid, 0)
+	ev := webhook.RefundEvent(webhook.TypeRefundProposed, &o, map[string]any{"refund_id": "rf_1", "order_no": o.OrderNo, "amount_fen": 4999}, o.UpdatedAt)
+	var env webhook.Envelope
+	if err := json.Unmarshal(ev.Payload, &env); err != nil {
+		t.Fatal(err)
+	}
+	if env.Type != webhook.TypeRefundProposed || env.Data.Refund["refund_id"] != "rf_1" || ev.Key != o.OrderNo {
+		t.Errorf("got %s key %q; want a refund.proposed for rf_1 keyed by the order", ev.Payload, ev.Key)
+	}
+	a := webhook.NewEvent(webhook.TypeOrderPaid, &o, nil, o.UpdatedAt)
+	b := webhook.NewEvent(webhook.TypeOrderPaid, &o, nil, o.UpdatedAt)
+	if a.ID == b.ID {
+		t.Errorf("two events share id %s", a.ID)
+	}
+}

@@ -1,0 +1,534 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/store"
+)
+
+// Delivery outcomes (metric labels and log values).
+const (
+	OutcomeDelivered = "delivered"
+	OutcomeFailed    = "failed"
+	OutcomeGivenUp   = "given_up"
+)
+
+// Defaults of Options. With them the first retry comes 5 s after the first
+// failure, the delay doubles up to an hour, and an event is given up after
+// the attempt that falls at least 24 h after its first (34 attempts).
+const (
+	DefaultTimeout       = 10 * time.Second
+	DefaultRetryBase     = 5 * time.Second
+	DefaultMaxDelay      = time.Hour
+	DefaultRetryFor      = 24 * time.Hour
+	DefaultPollInterval  = time.Second
+	DefaultStatsInterval = 15 * time.Second
+	DefaultConcurrency   = 8
+	DefaultBatch         = 500
+)
+
+// Options configures a Relay. cmd/ maps webhooks.* onto it.
+type Options struct {
+	Store  store.Outbox // required
+	URL    string       // webhooks.url; required
+	Secret string       // webhooks.secret; required
+
+	// HTTPClient sends the POSTs; nil: a client that does not follow
+	// redirects (a 3xx is a failed delivery: the merchant fixes its URL).
+	HTTPClient *http.Client
+	// Timeout bounds one POST (default 10s).
+	Timeout time.Duration
+	// RetryBase is the delay after the first failure (default 5s); each
+	// further failure doubles it, up to MaxDelay (default 1h). An event is
+	// given up (logged as an alert, counted, dropped) after the first failed
+	// attempt made at least RetryFor (default 24h) after its first attempt.
+	RetryBase time.Duration
+	MaxDelay  time.Duration
+	RetryFor  time.Duration
+	// PollInterval is how often the outbox is read for due retries and for
+	// events committed by other replicas (default 1s); Wake reads it at once.
+	PollInterval time.Duration
+	// StatsInterval is how often the backlog gauges are refreshed from the
+	// outbox (default 15s).
+	StatsInterval time.Duration
+	// Concurrency caps simultaneous POSTs (default 8); events of one order
+	// are always sent one at a time.
+	Concurrency int
+	// Batch caps the events read per outbox poll (default 500).
+	Batch int
+
+	Registerer prometheus.Registerer // nil: a private registry
+	Logger     *slog.Logger          // nil: discard
+	Now        func() time.Time      // nil: time.Now
+}
+
+// Relay delivers the webhook events of the store's outbox to the merchant:
+// at least once, in order per order, signed, with exponential backoff. It is
+// safe for concurrent use. Several replicas may each run one over a shared
+// store; a receiver may then get an event twice (never an event before the
+// one committed ahead of it for the same order had a 2xx), which the id
+// lets it discard.
+type Relay struct {
+	opts        Options
+	store       store.Outbox
+	client      *http.Client
+	log         *slog.Logger
+	now         func() time.Time
+	m           *metrics
+	maxAttempts int
+
+	wake chan struct{}
+	done chan struct{}
+	sem  chan struct{}
+
+	mu            sync.Mutex
+	inflight      map[string]bool // outbox keys being handled
+	delivered     int64
+	failed        int64
+	givenUp       int64
+	lastDelivered time.Time
+	lastPollErr   time.Time
+}
+
+// New validates opts, registers the metrics and returns a Relay; Run starts
+// it.
+func New(opts Options) (*Relay, error) {
+	if opts.Store == nil {
+		return nil, errors.New("webhook: Store is required")
+	}
+	u, err := url.Parse(opts.URL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("webhook: URL %q is not an http(s) URL", redactURL(opts.URL))
+	}
+	if opts.Secret == "" {
+		return nil, errors.New("webhook: Secret is required (receivers verify the signature)")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&opts.Timeout, DefaultTimeout)
+	def(&opts.RetryBase, DefaultRetryBase)
+	def(&opts.MaxDelay, DefaultMaxDelay)
+	def(&opts.RetryFor, DefaultRetryFor)
+	def(&opts.PollInterval, DefaultPollInterval)
+	def(&opts.StatsInterval, DefaultStatsInterval)
+	if opts.MaxDelay < opts.RetryBase {
+		opts.MaxDelay = opts.RetryBase
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = DefaultBatch
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	r := &Relay{
+		opts: opts, store: opts.Store, client: opts.HTTPClient, log: opts.Logger, now: opts.Now, m: m,
+		wake: make(chan struct{}, 1), done: make(chan struct{}, 1), sem: make(chan struct{}, opts.Concurrency),
+		inflight: map[string]bool{},
+	}
+	if r.client == nil {
+		r.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	r.maxAttempts = r.attemptsFor(opts.RetryFor)
+	return r, nil
+}
+
+// Delay is the wait after the n-th failed attempt (n >= 1): RetryBase
+// doubled n-1 times, at most MaxDelay.
+func (r *Relay) Delay(n int) time.Duration {
+	d := r.opts.RetryBase
+	for i := 1; i < n && d < r.opts.MaxDelay; i++ {
+		d *= 2
+	}
+	return min(d, r.opts.MaxDelay)
+}
+
+// attemptsFor is the number of the first attempt made at least span after
+// the first one, were every retry on time.
+func (r *Relay) attemptsFor(span time.Duration) int {
+	var sum time.Duration
+	n := 1
+	for sum < span {
+		sum += r.Delay(n)
+		n++
+	}
+	return n
+}
+
+// MaxAttempts is how many attempts an event gets before it is given up.
+func (r *Relay) MaxAttempts() int { return r.maxAttempts }
+
+// Wake makes Run read the outbox now, e.g. right after a transition
+// committed an event (payments.Options.Committed). It never blocks.
+func (r *Relay) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends, then waits for the POSTs in flight to stop.
+// An event whose POST was cut by the shutdown stays pending, its attempt not
+// counted, and is sent again by the next Run (in this process or after a
+// restart).
+func (r *Relay) Run(ctx context.Context) {
+	poll := time.NewTicker(r.opts.PollInterval)
+	defer poll.Stop()
+	stats := time.NewTicker(r.opts.StatsInterval)
+	defer stats.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	r.refresh(ctx)
+	for {
+		r.dispatch(ctx, &wg)
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		case <-r.done:
+		case <-poll.C:
+		case <-stats.C:
+			r.refresh(ctx)
+		}
+	}
+}
+
+// RunOnce reads the outbox once, handles every due webhook event it finds
+// (moving intake events to their order's delivery queue, posting the heads
+// of delivery queues) and waits for them. Tests drive the Relay with it
+// under an injected clock; Run is the same step in a loop.
+func (r *Relay) RunOnce(ctx context.Context) int {
+	var wg sync.WaitGroup
+	n := r.dispatch(ctx, &wg)
+	wg.Wait()
+	return n
+}
+
+// dispatch starts a worker for each due webhook event whose key is not
+// already being handled, and reports how many it started.
+func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
+	due, err := r.store.DueEvents(ctx, r.now(), r.opts.Batch)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.pollFailed(ctx, err)
+		}
+		return 0
+	}
+	n := 0
+	for _, ev := range due {
+		if ev.Kind != Kind || !r.take(ev.Key) {
+			continue
+		}
+		select {
+		case r.sem <- struct{}{}:
+		case <-ctx.Done():
+			r.release(ev.Key)
+			return n
+		}
+		n++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-r.sem }()
+			defer r.release(ev.Key)
+			if strings.HasPrefix(ev.Key, QueuePrefix) {
+				r.deliver(ctx, ev)
+			} else {
+				r.move(ctx, ev)
+			}
+		}()
+	}
+	return n
+}
+
+// pollFailed logs an unreadable outbox at most once a minute.
+func (r *Relay) pollFailed(ctx context.Context, err error) {
+	r.mu.Lock()
+	quiet := r.now().Sub(r.lastPollErr) < time.Minute
+	if !quiet {
+		r.lastPollErr = r.now()
+	}
+	r.mu.Unlock()
+	if !quiet {
+		r.log.WarnContext(ctx, "webhook relay cannot read the outbox; events wait in the store", "err", err)
+	}
+}
+
+func (r *Relay) take(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inflight[key] {
+		return false
+	}
+	r.inflight[key] = true
+	return true
+}
+
+func (r *Relay) release(key string) {
+	r.mu.Lock()
+	delete(r.inflight, key)
+	r.mu.Unlock()
+	select {
+	case r.done <- struct{}{}:
+	default:
+	}
+}
+
+// settle runs a store write that must happen even when the relay is being
+// stopped right after a POST answered.
+func settle(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+}
+
+// move transfers an intake event from its order's queue to the order's
+// delivery queue: appended there first, then acknowledged here, so a crash
+// in between leaves a duplicate (sent twice with the same id), never a loss,
+// and the order of the order's events is kept.
+func (r *Relay) move(ctx context.Context, ev store.Event) {
+	cp := ev
+	cp.Key = QueuePrefix + ev.Key
+	cp.Attempts, cp.NextAt, cp.LastError, cp.FailedAt = 0, time.Time{}, "", time.Time{}
+	if err := r.store.EnqueueEvents(ctx, cp); err != nil {
+		if ctx.Err() == nil {
+			r.log.WarnContext(ctx, "webhook event not queued for delivery; retrying", "event_id", ev.ID, "order_no", ev.Key, "err", err)
+		}
+		return
+	}
+	sctx, cancel := settle(ctx)
+	defer cancel()
+	if err := r.store.AckEvent(sctx, ev.Key, ev.ID); err != nil {
+		r.log.WarnContext(ctx, "webhook intake event not acknowledged; it may be sent twice", "event_id", ev.ID, "order_no", ev.Key, "err", err)
+	}
+}
+
+// deliver POSTs the head of an order's delivery queue and records the
+// outcome: acknowledged on a 2xx, rescheduled with backoff otherwise, given
+// up loudly after MaxAttempts.
+func (r *Relay) deliver(ctx context.Context, ev store.Event) {
+	typ := gjson.GetBytes(ev.Payload, "type").Str
+	orderNo := strings.TrimPrefix(ev.Key, QueuePrefix)
+	attempt := ev.Attempts + 1
+	start := time.Now()
+	status, perr := r.post(ctx, ev, typ)
+	r.m.duration.Observe(time.Since(start).Seconds())
+	if ctx.Err() != nil {
+		return // stopping: the attempt does not count; the event stays pending
+	}
+	sctx, cancel := settle(ctx)
+	defer cancel()
+	log := r.log.With("event_id", ev.ID, "type", typ, "order_no", orderNo, "attempt", attempt)
+	if perr == nil {
+		if err := r.store.AckEvent(sctx, ev.Key, ev.ID); err != nil {
+			log.WarnContext(ctx, "webhook delivered but not acknowledged in the store; it will be sent again", "err", err)
+		}
+		r.count(OutcomeDelivered, typ)
+		log.InfoContext(ctx, "webhook delivered", "status", status)
+		return
+	}
+	if attempt >= r.maxAttempts {
+		log.ErrorContext(ctx, "ALERT: merchant webhook given up after retrying; the merchant never acknowledged it",
+			"alert", true, "first_created_at", ev.CreatedAt, "err", perr.Error())
+		if err := r.store.AckEvent(sctx, ev.Key, ev.ID); err != nil {
+			log.WarnContext(ctx, "given-up webhook not removed from the outbox; it will be tried again", "err", err)
+		}
+		r.count(OutcomeGivenUp, typ)
+		return
+	}
+	next := r.now().Add(r.Delay(attempt))
+	if err := r.store.RetryEvent(sctx, ev.Key, ev.ID, next, attempt, perr.Error()); err != nil {
+		log.WarnContext(ctx, "webhook retry not recorded; it is sent again at the next poll", "err", err)
+	}
+	r.count(OutcomeFailed, typ)
+	log.WarnContext(ctx, "webhook delivery failed; will retry", "next_at", next, "err", perr.Error())
+}
+
+func (r *Relay) count(outcome, typ string) {
+	r.m.deliveries.WithLabelValues(typ, outcome).Inc()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch outcome {
+	case OutcomeDelivered:
+		r.delivered++
+		r.lastDelivered = r.now()
+	case OutcomeFailed:
+		r.failed++
+	case OutcomeGivenUp:
+		r.givenUp++
+	}
+}
+
+// post sends one signed delivery; any answer but a 2xx is an error.
+func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (int, error) {
+	pctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(pctx, http.MethodPost, r.opts.URL, bytes.NewReader(ev.Payload))
+	if err != nil {
+		return 0, fmt.Errorf("webhook request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "paygate-webhook/1")
+	req.Header.Set("X-Paygate-Event-Id", ev.ID)
+	req.Header.Set("X-Paygate-Event-Type", typ)
+	req.Header.Set(SignatureHeader, Sign(r.opts.Secret, r.now(), ev.Payload))
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("post: %w", err)
+	}
+	defer resp.Body.Close()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.StatusCode, fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(snippet)))
+	}
+	return resp.StatusCode, nil
+}
+
+// redactURL drops the user info of a URL for logs and the admin API.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// Head is the first undelivered webhook of one order.
+type Head struct {
+	EventID   string    `json:"event_id"`
+	Type      string    `json:"type"`
+	OrderNo   string    `json:"order_no"`
+	Attempts  int       `json:"attempts"`
+	CreatedAt time.Time `json:"created_at"`
+	NextAt    time.Time `json:"next_at,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+	FailedAt  time.Time `json:"failed_at,omitzero"`
+}
+
+// Stats is the webhook delivery state, for GET /admin/api/webhooks.
+type Stats struct {
+	URL string `json:"url"` // user info removed
+	// Delivered, Failed and GivenUp count this process's attempts since it
+	// started (the metrics hold the same).
+	Delivered       int64     `json:"delivered"`
+	Failed          int64     `json:"failed"`
+	GivenUp         int64     `json:"given_up"`
+	LastDeliveredAt time.Time `json:"last_delivered_at,omitzero"`
+	// PendingOrders counts orders with an undelivered webhook; Retrying
+	// those whose next one failed at least once; Oldest is the creation of
+	// the oldest undelivered one.
+	PendingOrders int       `json:"pending_orders"`
+	Retrying      int       `json:"retrying"`
+	Oldest        time.Time `json:"oldest_pending_at,omitzero"`
+	// OutboxPending counts every pending event of the store's outbox, of any
+	// kind (webhooks and audit records).
+	OutboxPending int `json:"outbox_pending_events"`
+	// Heads are the orders' first undelivered webhooks, oldest first.
+	Heads []Head `json:"heads"`
+	// The retry schedule in force.
+	FirstRetry  string `json:"first_retry"`
+	MaxDelay    string `json:"max_delay"`
+	RetryFor    string `json:"retry_for"`
+	MaxAttempts int    `json:"max_attempts"`
+}
+
+// Stats reads the outbox and reports the delivery state; it also refreshes
+// the backlog gauges.
+func (r *Relay) Stats(ctx context.Context) (Stats, error) {
+	ob, err := r.store.OutboxStats(ctx)
+	if err != nil {
+		return Stats{}, fmt.Errorf("outbox stats: %w", err)
+	}
+	st := Stats{
+		URL: redactURL(r.opts.URL), OutboxPending: ob.Pending, Heads: []Head{},
+		FirstRetry: r.opts.RetryBase.String(), MaxDelay: r.opts.MaxDelay.String(),
+		RetryFor: r.opts.RetryFor.String(), MaxAttempts: r.maxAttempts,
+	}
+	r.mu.Lock()
+	st.Delivered, st.Failed, st.GivenUp, st.LastDeliveredAt = r.delivered, r.failed, r.givenUp, r.lastDelivered
+	r.mu.Unlock()
+	orders := map[string]bool{}
+	for _, h := range ob.Heads {
+		if h.Kind != Kind {
+			continue
+		}
+		no := strings.TrimPrefix(h.Key, QueuePrefix)
+		if orders[no] {
+			continue // an intake head behind a delivery queue of the same order
+		}
+		orders[no] = true
+		st.Heads = append(st.Heads, Head{
+			EventID: h.ID, Type: gjson.GetBytes(h.Payload, "type").Str, OrderNo: no, Attempts: h.Attempts,
+			CreatedAt: h.CreatedAt, NextAt: h.NextAt, LastError: h.LastError, FailedAt: h.FailedAt,
+		})
+		if h.Attempts > 0 {
+			st.Retrying++
+		}
+		if st.Oldest.IsZero() || h.CreatedAt.Before(st.Oldest) {
+			st.Oldest = h.CreatedAt
+		}
+	}
+	st.PendingOrders = len(orders)
+	r.m.pending.Set(float64(st.PendingOrders))
+	r.m.retrying.Set(float64(st.Retrying))
+	age := 0.0
+	if !st.Oldest.IsZero() {
+		age = max(r.now().Sub(st.Oldest).Seconds(), 0)
+	}
+	r.m.oldest.Set(age)
+	return st, nil
+}
+
+func (r *Relay) refresh(ctx context.Context) {
+	if _, err := r.Stats(ctx); err != nil && ctx.Err() == nil {
+		r.pollFailed(ctx, err)
+	}
+}
+
+// Handler serves the delivery state as JSON (GET /admin/api/webhooks). It
+// does no authentication: mount it behind the admin token check.
+func (r *Relay) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		st, err := r.Stats(req.Context())
+		if err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"error":{"message":"the store's outbox cannot be read"}}`+"\n")
+			return
+		}
+		b, err := json.Marshal(st)
+		if err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		b = append(b, '\n')
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		_, _ = w.Write(b)
+	})
+}

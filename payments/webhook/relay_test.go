@@ -1,0 +1,672 @@
+package webhook_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/store"
+)
+
+// TestRetryThenDelivered: a receiver that fails the first three deliveries
+// gets the event on the fourth, with the same id and body each time, a valid
+// signature each time, and the retries spaced base, 2·base, 4·base.
+func TestRetryThenDelivered(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc := newReceiver(t, clk.Now, func(_ arrival, nth int) int {
+				if nth < 3 {
+					return http.StatusServiceUnavailable
+				}
+				return http.StatusOK
+			})
+			st := newStoreHandle(t, driver).open()
+			ob := orders{t, st}
+			o := ob.create("P1RETRY"+driver, store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			r := newRelay(t, st, rc.URL, clk.Now, nil)
+			key := webhook.QueuePrefix + o.OrderNo
+
+			drain(t, r)
+			for i, wait := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+				if got := len(rc.arrivals()); got != i+1 {
+					t.Fatalf("after attempt %d: %d arrivals; want %d", i+1, got, i+1)
+				}
+				h, ok := head(t, st, key)
+				if !ok || h.Attempts != i+1 || !h.NextAt.Equal(clk.Now().Add(wait)) || !strings.Contains(h.LastError, "status 503") {
+					t.Fatalf("after attempt %d: head %+v (found %v); want attempts %d, next at +%s, a 503 error", i+1, h, ok, i+1, wait)
+				}
+				clk.Advance(wait - time.Millisecond)
+				drain(t, r)
+				if got := len(rc.arrivals()); got != i+1 {
+					t.Fatalf("retry %d came %s early", i+1, time.Millisecond)
+				}
+				clk.Advance(time.Millisecond)
+				drain(t, r)
+			}
+			all := rc.arrivals()
+			if len(all) != 4 {
+				t.Fatalf("%d arrivals; want 4", len(all))
+			}
+			for i, a := range all {
+				if a.verifyErr != nil {
+					t.Errorf("arrival %d: signature: %v", i, a.verifyErr)
+				}
+				if a.id != all[0].id || !bytes.Equal(a.body, all[0].body) {
+					t.Errorf("arrival %d: id %s body %s; want the first's %s %s", i, a.id, a.body, all[0].id, all[0].body)
+				}
+			}
+			acc := rc.accepted()
+			if len(acc) != 1 || acc[0].typ != webhook.TypeOrderPaid || acc[0].orderNo != o.OrderNo {
+				t.Errorf("accepted %+v; want one order.paid for %s", acc, o.OrderNo)
+			}
+			s, err := st.OutboxStats(context.Background())
+			if err != nil || s.Pending != 0 {
+				t.Errorf("outbox after delivery: %+v %v; want empty", s, err)
+			}
+		})
+	}
+}
+
+// TestOrderPerOrder: order.paid never reaches the receiver before the same
+// order's order.approval_required was acknowledged, however often the
+// latter fails; another order's events are not held back meanwhile.
+func TestOrderPerOrder(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc := newReceiver(t, clk.Now, func(a arrival, nth int) int {
+				if a.typ == webhook.TypeOrderApprovalRequired && nth < 3 {
+					return http.StatusInternalServerError
+				}
+				return http.StatusNoContent
+			})
+			st := newStoreHandle(t, driver).open()
+			ob := orders{t, st}
+			a := ob.create("PAPPROVE"+driver, store.StatusApprovalRequired)
+			ob.move(a, store.StatusCreating, "approve")
+			ob.move(a, store.StatusAwaitingPayment, "prepay")
+			ob.move(a, store.StatusPaid, "notification")
+			b := ob.create("POTHER"+driver, store.StatusAwaitingPayment)
+			ob.move(b, store.StatusPaid, "notification")
+
+			r := newRelay(t, st, rc.URL, clk.Now, nil)
+			for range 20 {
+				drain(t, r)
+				clk.Advance(time.Second)
+			}
+			var order []string
+			approvalAcked := false
+			for _, x := range rc.arrivals() {
+				if x.orderNo == a.OrderNo && x.typ == webhook.TypeOrderPaid && !approvalAcked {
+					t.Fatalf("order.paid of %s arrived before its order.approval_required was acknowledged", a.OrderNo)
+				}
+				if x.status/100 == 2 {
+					approvalAcked = approvalAcked || (x.orderNo == a.OrderNo && x.typ == webhook.TypeOrderApprovalRequired)
+					order = append(order, x.orderNo+" "+x.typ)
+				}
+			}
+			want := []string{b.OrderNo + " order.paid", a.OrderNo + " order.approval_required", a.OrderNo + " order.paid"}
+			if fmt.Sprint(order) != fmt.Sprint(want) {
+				t.Errorf("acknowledged %v; want %v (the other order first: it was not held back)", order, want)
+			}
+			if n := len(rc.arrivals()); n != 6 {
+				t.Errorf("%d arrivals; want 6 (3 failures, then 3 deliveries)", n)
+			}
+		})
+	}
+}
+
+// TestGiveUp: an event the merchant never acknowledges is retried until its
+// attempts span RetryFor, then given up loudly (log, metric), and the order's
+// next event goes out.
+func TestGiveUp(t *testing.T) {
+	clk := newClock()
+	rc := newReceiver(t, clk.Now, func(a arrival, _ int) int {
+		if a.typ == webhook.TypeOrderApprovalRequired {
+			return http.StatusBadGateway
+		}
+		return http.StatusOK
+	})
+	st := newStoreHandle(t, "embedded").open()
+	ob := orders{t, st}
+	o := ob.create("PGIVEUP", store.StatusApprovalRequired)
+	ob.move(o, store.StatusRejected, "reject")
+	reg := prometheus.NewRegistry()
+	var logs syncBuf
+	r := newRelay(t, st, rc.URL, clk.Now, func(o *webhook.Options) {
+		o.RetryBase, o.MaxDelay, o.RetryFor = time.Second, 2*time.Second, 5*time.Second
+		o.Registerer = reg
+		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+	if r.MaxAttempts() != 4 {
+		t.Fatalf("max attempts %d; want 4 (attempts at 0s, 1s, 3s, 5s)", r.MaxAttempts())
+	}
+	var at []time.Duration
+	start := clk.Now()
+	for range 12 {
+		before := len(rc.arrivals())
+		drain(t, r)
+		if len(rc.arrivals()) > before {
+			at = append(at, clk.Now().Sub(start))
+		}
+		clk.Advance(500 * time.Millisecond)
+	}
+	fails := 0
+	for _, a := range rc.arrivals() {
+		if a.typ == webhook.TypeOrderApprovalRequired {
+			fails++
+		}
+	}
+	if fails != 4 {
+		t.Errorf("approval_required posted %d times; want 4", fails)
+	}
+	if fmt.Sprint(at[:4]) != "[0s 1s 3s 5s]" {
+		t.Errorf("attempts at %v; want [0s 1s 3s 5s]", at)
+	}
+	acc := rc.accepted()
+	if len(acc) != 1 || acc[0].typ != webhook.TypeOrderClosed {
+		t.Errorf("accepted %+v; want the order.closed that followed the given-up event", acc)
+	}
+	if got := testutil.ToFloat64(deliveries(t, reg, webhook.TypeOrderApprovalRequired, webhook.OutcomeGivenUp)); got != 1 {
+		t.Errorf("given_up metric %v; want 1", got)
+	}
+	if got := testutil.ToFloat64(deliveries(t, reg, webhook.TypeOrderApprovalRequired, webhook.OutcomeFailed)); got != 3 {
+		t.Errorf("failed metric %v; want 3", got)
+	}
+	if !strings.Contains(logs.String(), `"alert":true`) || !strings.Contains(logs.String(), "given up") {
+		t.Errorf("no alert logged: %s", logs.String())
+	}
+	if strings.Contains(logs.String(), testSecret) {
+		t.Errorf("the secret is in the log")
+	}
+	if s, _ := st.OutboxStats(context.Background()); s.Pending != 0 {
+		t.Errorf("outbox holds %d events; want 0", s.Pending)
+	}
+}
+
+func deliveries(t testing.TB, reg *prometheus.Registry, typ, outcome string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "paygate_webhook_deliveries_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["type"] == typ && labels["outcome"] == outcome {
+				return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x"}, func() float64 { return m.GetCounter().GetValue() })
+			}
+		}
+	}
+	t.Fatalf("no paygate_webhook_deliveries_total{type=%q,outcome=%q}", typ, outcome)
+	return nil
+}
+
+// TestOtherKindsUntouched: the relay never takes another consumer's events
+// (audit records share the outbox and its order keys), and a webhook being
+// retried does not hold back the audit record committed after it for the
+// same order.
+func TestOtherKindsUntouched(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			clk := newClock()
+			rc := newReceiver(t, clk.Now, func(arrival, int) int { return http.StatusServiceUnavailable })
+			st := newStoreHandle(t, driver).open()
+			ob := orders{t, st}
+			o := ob.create("PKINDS"+driver, store.StatusAwaitingPayment)
+			audit := func(id string) store.Event {
+				return store.Event{ID: id, Kind: "audit", Key: o.OrderNo, Payload: []byte(`{}`)}
+			}
+			if err := st.EnqueueEvents(ctx, audit("aud_1")); err != nil {
+				t.Fatal(err)
+			}
+			ob.move(o, store.StatusPaid, "notification")
+			if err := st.EnqueueEvents(ctx, audit("aud_2")); err != nil {
+				t.Fatal(err)
+			}
+			r := newRelay(t, st, rc.URL, clk.Now, nil)
+			drain(t, r)
+			if n := len(rc.arrivals()); n != 0 {
+				t.Fatalf("%d deliveries while an audit record heads the order's queue; want 0", n)
+			}
+			if h, ok := head(t, st, o.OrderNo); !ok || h.ID != "aud_1" {
+				t.Fatalf("order queue head %+v; want aud_1 untouched", h)
+			}
+			// The audit consumer takes its record.
+			if err := st.AckEvent(ctx, o.OrderNo, "aud_1"); err != nil {
+				t.Fatal(err)
+			}
+			drain(t, r)
+			if n := len(rc.arrivals()); n != 1 {
+				t.Fatalf("%d deliveries; want 1 (failed)", n)
+			}
+			// The webhook is being retried; aud_2 is due for its consumer now.
+			due, err := st.DueEvents(ctx, clk.Now(), 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range due {
+				if e.Key == o.OrderNo {
+					got = append(got, e.ID)
+				}
+			}
+			if fmt.Sprint(got) != "[aud_2]" {
+				t.Errorf("due on the order's key: %v; want [aud_2] while its webhook is retried", got)
+			}
+			clk.Advance(time.Hour)
+			drain(t, r)
+			if h, ok := head(t, st, o.OrderNo); !ok || h.ID != "aud_2" {
+				t.Errorf("order queue head %+v; want aud_2 still there", h)
+			}
+		})
+	}
+}
+
+// TestRestartBetweenFailureAndRetry: the process dies after a failed
+// delivery; a new one on the same store delivers the same event, once.
+func TestRestartBetweenFailureAndRetry(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc := newReceiver(t, clk.Now, func(_ arrival, nth int) int {
+				if nth == 0 {
+					return http.StatusInternalServerError
+				}
+				return http.StatusOK
+			})
+			h := newStoreHandle(t, driver)
+			st := h.open()
+			ob := orders{t, st}
+			o := ob.create("PRESTART"+driver, store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			drain(t, newRelay(t, st, rc.URL, clk.Now, nil))
+			if n := len(rc.arrivals()); n != 1 {
+				t.Fatalf("%d arrivals before the restart; want 1", n)
+			}
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			st2 := h.open()
+			clk.Advance(time.Second)
+			drain(t, newRelay(t, st2, rc.URL, clk.Now, nil))
+			all := rc.arrivals()
+			if len(all) != 2 || all[0].id != all[1].id || all[1].status != http.StatusOK || all[1].verifyErr != nil {
+				t.Fatalf("arrivals %+v; want the same event failed, then delivered after the restart", all)
+			}
+			if s, err := st2.OutboxStats(context.Background()); err != nil || s.Pending != 0 {
+				t.Errorf("outbox %+v %v; want empty", s, err)
+			}
+		})
+	}
+}
+
+// TestShutdownMidDelivery: a POST cut by Run's shutdown does not count as an
+// attempt; the next Run delivers the event.
+func TestShutdownMidDelivery(t *testing.T) {
+	st := newStoreHandle(t, "embedded").open()
+	hold := make(chan struct{})
+	entered := make(chan struct{}, 4)
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		first := false
+		once.Do(func() { first = true })
+		entered <- struct{}{}
+		if first {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	defer close(hold)
+	ob := orders{t, st}
+	o := ob.create("PSHUTDOWN", store.StatusAwaitingPayment)
+	ob.move(o, store.StatusPaid, "notification")
+
+	r := newRelay(t, st, srv.URL, time.Now, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	r.Wake()
+	<-entered
+	cancel()
+	<-done
+	h, ok := head(t, st, webhook.QueuePrefix+o.OrderNo)
+	if !ok || h.Attempts != 0 || h.LastError != "" {
+		t.Fatalf("after shutdown: head %+v (found %v); want the event pending, no attempt counted", h, ok)
+	}
+
+	r2 := newRelay(t, st, srv.URL, time.Now, nil)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan struct{})
+	go func() { r2.Run(ctx2); close(done2) }()
+	r2.Wake()
+	<-entered
+	// Poll the store until the acknowledgement lands (the relay owns the
+	// timing; this only observes it).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, ok := head(t, st, webhook.QueuePrefix+o.OrderNo); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the event was not acknowledged after the second run delivered it")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel2()
+	<-done2
+}
+
+// TestDeliveryOutcomes: only a 2xx acknowledges.
+func TestDeliveryOutcomes(t *testing.T) {
+	slow := make(chan struct{})
+	defer close(slow)
+	tests := []struct {
+		name      string
+		handler   http.HandlerFunc
+		delivered bool
+		errPart   string
+	}{
+		{name: "200", handler: func(w http.ResponseWriter, r *http.Request) {}, delivered: true},
+		{name: "204", handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }, delivered: true},
+		{name: "202", handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(202) }, delivered: true},
+		{name: "301 not followed", handler: func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/elsewhere", http.StatusMovedPermanently)
+		}, errPart: "status 301"},
+		{name: "400", handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad signature", 400) }, errPart: "status 400: bad signature"},
+		{name: "500", handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }, errPart: "status 500"},
+		{name: "timeout", handler: func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body) // so the server notices the client leaving
+			select {
+			case <-slow:
+			case <-r.Context().Done():
+			}
+		}, errPart: "deadline exceeded"},
+		{name: "refused", errPart: "refused"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var url string
+			if tc.handler != nil {
+				srv := httptest.NewServer(tc.handler)
+				defer srv.Close()
+				url = srv.URL
+			} else {
+				srv := httptest.NewServer(nil)
+				url = srv.URL
+				srv.Close()
+			}
+			st := newStoreHandle(t, "embedded").open()
+			ob := orders{t, st}
+			o := ob.create("POUT", store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			drain(t, newRelay(t, st, url, time.Now, func(o *webhook.Options) { o.Timeout = 200 * time.Millisecond }))
+			h, pending := head(t, st, webhook.QueuePrefix+o.OrderNo)
+			if tc.delivered && pending {
+				t.Errorf("still pending after a %s: %+v", tc.name, h)
+			}
+			if !tc.delivered && (!pending || h.Attempts != 1 || !strings.Contains(h.LastError, tc.errPart)) {
+				t.Errorf("head %+v (pending %v); want one attempt with an error naming %q", h, pending, tc.errPart)
+			}
+		})
+	}
+}
+
+// TestSchedule: the default schedule is SPEC 2.6's: first retry within 10 s,
+// doubling, at most an hour apart, for at least 24 h.
+func TestSchedule(t *testing.T) {
+	st := newStoreHandle(t, "embedded").open()
+	r, err := webhook.New(webhook.Options{Store: st, URL: "https://merchant.example/hook", Secret: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := r.Delay(1); d <= 0 || d > 10*time.Second {
+		t.Errorf("first retry after %s; want within 10s", d)
+	}
+	var span time.Duration
+	for n := 1; n < r.MaxAttempts(); n++ {
+		d := r.Delay(n)
+		if d > time.Hour {
+			t.Errorf("delay %d is %s; want at most 1h", n, d)
+		}
+		if n > 1 && d != min(2*r.Delay(n-1), time.Hour) {
+			t.Errorf("delay %d is %s after %s; want doubling up to 1h", n, d, r.Delay(n-1))
+		}
+		span += d
+	}
+	if span < 24*time.Hour {
+		t.Errorf("last attempt %s after the first; want at least 24h", span)
+	}
+	if span-r.Delay(r.MaxAttempts()-1) >= 24*time.Hour {
+		t.Errorf("one attempt too many: the one before the last is already %s after the first", span-r.Delay(r.MaxAttempts()-1))
+	}
+	t.Logf("default schedule: %d attempts over %s", r.MaxAttempts(), span)
+}
+
+func TestNewValidates(t *testing.T) {
+	st := newStoreHandle(t, "embedded").open()
+	tests := []struct {
+		name string
+		opts webhook.Options
+		want string
+	}{
+		{name: "no store", opts: webhook.Options{URL: "https://m.example/h", Secret: "s"}, want: "Store"},
+		{name: "no url", opts: webhook.Options{Store: st, Secret: "s"}, want: "URL"},
+		{name: "ftp url", opts: webhook.Options{Store: st, URL: "ftp://m.example/h", Secret: "s"}, want: "URL"},
+		{name: "no secret", opts: webhook.Options{Store: st, URL: "https://m.example/h"}, want: "Secret"},
+		{name: "password not echoed", opts: webhook.Options{Store: st, URL: "gopher://u:hunter2@m.example/h", Secret: "s"}, want: "URL"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := webhook.New(tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("got %v; want an error naming %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestStatsAndHandler: the admin view lists undelivered heads and counts.
+func TestStatsAndHandler(t *testing.T) {
+	clk := newClock()
+	rc := newReceiver(t, clk.Now, func(a arrival, _ int) int {
+		if a.orderNo == "PSTATSFAIL" {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	st := newStoreHandle(t, "embedded").open()
+	ob := orders{t, st}
+	fail := ob.create("PSTATSFAIL", store.StatusAwaitingPayment)
+	ob.move(fail, store.StatusPaid, "notification")
+	ok := ob.create("PSTATSOK", store.StatusAwaitingPayment)
+	ob.move(ok, store.StatusPaid, "notification")
+	reg := prometheus.NewRegistry()
+	r := newRelay(t, st, strings.Replace(rc.URL, "http://", "http://user:pw@", 1), clk.Now, func(o *webhook.Options) { o.Registerer = reg })
+	drain(t, r)
+	later := ob.create("PSTATSLATER", store.StatusApprovalRequired)
+	clk.Advance(10 * time.Second)
+
+	rec := httptest.NewRecorder()
+	r.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/admin/api/webhooks", nil))
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("status %d %s", rec.Code, rec.Body)
+	}
+	var s webhook.Stats
+	if err := json.Unmarshal(rec.Body.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Delivered != 1 || s.Failed != 1 || s.GivenUp != 0 || s.PendingOrders != 2 || s.Retrying != 1 || s.OutboxPending != 2 {
+		t.Errorf("stats %+v; want 1 delivered, 1 failed, 2 orders pending, 1 retrying", s)
+	}
+	if strings.Contains(rec.Body.String(), "pw@") {
+		t.Errorf("the URL's password is shown: %s", s.URL)
+	}
+	heads := map[string]webhook.Head{}
+	for _, h := range s.Heads {
+		heads[h.OrderNo] = h
+	}
+	if h := heads[fail.OrderNo]; h.Attempts != 1 || h.Type != webhook.TypeOrderPaid || !strings.Contains(h.LastError, "503") {
+		t.Errorf("failing head %+v", h)
+	}
+	if h := heads[later.OrderNo]; h.Attempts != 0 || h.Type != webhook.TypeOrderApprovalRequired {
+		t.Errorf("new head %+v", h)
+	}
+	if s.MaxAttempts != r.MaxAttempts() || s.FirstRetry != "1s" {
+		t.Errorf("schedule %+v", s)
+	}
+	if got := testutil.ToFloat64(gauge(t, reg, "paygate_webhook_pending_orders")); got != 2 {
+		t.Errorf("pending gauge %v; want 2", got)
+	}
+	if got := testutil.ToFloat64(gauge(t, reg, "paygate_webhook_retrying_orders")); got != 1 {
+		t.Errorf("retrying gauge %v; want 1", got)
+	}
+	if got := testutil.ToFloat64(gauge(t, reg, "paygate_webhook_oldest_pending_seconds")); got < 9 {
+		t.Errorf("oldest gauge %v; want about 10 (the clock moved 10s)", got)
+	}
+}
+
+func gauge(t testing.TB, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			v := mf.GetMetric()[0].GetGauge().GetValue()
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x"}, func() float64 { return v })
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return nil
+}
+
+// TestConcurrentOrders: many orders committing transitions while the relay
+// runs, a receiver that fails at random: every event is acknowledged once
+// per id, in commit order per order.
+func TestConcurrentOrders(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			const nOrders = 30
+			rc := newReceiver(t, time.Now, func(a arrival, nth int) int {
+				h := fnv.New32a()
+				h.Write([]byte(a.id))
+				if nth < int(h.Sum32()%3) {
+					return http.StatusServiceUnavailable
+				}
+				return http.StatusOK
+			})
+			st := newStoreHandle(t, driver).open()
+			r := newRelay(t, st, rc.URL, time.Now, func(o *webhook.Options) {
+				o.RetryBase, o.MaxDelay, o.RetryFor, o.PollInterval, o.Concurrency = time.Millisecond, 4*time.Millisecond, time.Hour, 5*time.Millisecond, 4
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { r.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+
+			ob := orders{t, st}
+			var wg sync.WaitGroup
+			for i := range nOrders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					o := ob.create(fmt.Sprintf("PC%s%03d", driver, i), store.StatusApprovalRequired)
+					r.Wake()
+					ob.move(o, store.StatusCreating, "approve")
+					ob.move(o, store.StatusAwaitingPayment, "prepay")
+					ob.move(o, store.StatusPaid, "notification")
+					r.Wake()
+					ob.move(o, store.StatusNeedsReview, "notification")
+					r.Wake()
+				}()
+			}
+			wg.Wait()
+			timeout := time.After(60 * time.Second)
+			for len(rc.accepted()) < 3*nOrders {
+				select {
+				case <-rc.ch:
+				case <-timeout:
+					t.Fatalf("%d of %d events acknowledged in 60s", len(rc.accepted()), 3*nOrders)
+				}
+			}
+			per := map[string][]string{}
+			for _, a := range rc.accepted() {
+				if a.verifyErr != nil {
+					t.Errorf("%s: %v", a.id, a.verifyErr)
+				}
+				per[a.orderNo] = append(per[a.orderNo], a.typ)
+			}
+			want := fmt.Sprint([]string{webhook.TypeOrderApprovalRequired, webhook.TypeOrderPaid, webhook.TypeOrderNeedsReview})
+			for no, types := range per {
+				if fmt.Sprint(types) != want {
+					t.Errorf("%s acknowledged %v; want %s", no, types, want)
+				}
+			}
+			if len(per) != nOrders {
+				t.Errorf("%d orders delivered; want %d", len(per), nOrders)
+			}
+			// No event after its successor: the first 2xx of each order's
+			// events are in order, and no later event was ever posted before
+			// its predecessor's first 2xx.
+			acked := map[string]int{}
+			rank := map[string]int{webhook.TypeOrderApprovalRequired: 1, webhook.TypeOrderPaid: 2, webhook.TypeOrderNeedsReview: 3}
+			for _, a := range rc.arrivals() {
+				if rank[a.typ] > acked[a.orderNo]+1 {
+					t.Errorf("%s: %s posted before the event ahead of it was acknowledged", a.orderNo, a.typ)
+				}
+				if a.status/100 == 2 && rank[a.typ] > acked[a.orderNo] {
+					acked[a.orderNo] = rank[a.typ]
+				}
+			}
+		})
+	}
+}
+
+// syncBuf is a concurrency-safe log sink.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
