@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,6 +199,47 @@ func TestMaxPaymentCallsPerMinute(t *testing.T) {
 			e.clock.Advance(61 * time.Second)
 			if tc := call(t, tools, u, "create_order", `{"sku":"premium-monthly"}`); tc.result["status"] != "awaiting_payment" {
 				t.Errorf("after a minute: status %v; want awaiting_payment", tc.result["status"])
+			}
+		})
+	}
+}
+
+func TestSKUQuantityAndAllowList(t *testing.T) {
+	e := newEnv(t, envOptions{service: func(o *payments.Options) { o.Catalog = boundaryCatalog(t) }})
+	tools := newTools(e)
+	limited := payments.Caller{Client: "kiosk-bot", User: "oUser-sku", Session: "s", AllowedSKUs: []string{"small"}}
+	open := caller("oUser-sku")
+	tests := []struct {
+		name       string
+		c          payments.Caller
+		args       string
+		wantStatus string
+		wantText   string // in the error the model reads
+	}{
+		{name: "the maximum quantity", c: limited, args: `{"sku":"small","quantity":3}`, wantStatus: "awaiting_payment"},
+		{name: "one over the maximum", c: limited, args: `{"sku":"small","quantity":4}`, wantStatus: "needs_clarification", wantText: "between 1 and 3"},
+		{name: "zero", c: limited, args: `{"sku":"small","quantity":0}`, wantStatus: "needs_clarification", wantText: "between 1 and 3"},
+		{name: "a fraction", c: limited, args: `{"sku":"small","quantity":1.5}`, wantStatus: "needs_clarification", wantText: "whole number"},
+		{name: "a SKU outside the client's allow-list", c: limited, args: `{"sku":"at"}`, wantStatus: "needs_clarification", wantText: "valid skus: small"},
+		{name: "the same SKU for a client without a list", c: open, args: `{"sku":"at"}`, wantStatus: "awaiting_payment"},
+	}
+	orders := 0
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := call(t, tools, tt.c, "create_order", tt.args)
+			if tc.result["status"] != tt.wantStatus {
+				t.Fatalf("result %s; want %s", tc.out.Result, tt.wantStatus)
+			}
+			if msg, _ := tc.result["error"].(string); tt.wantText != "" && !strings.Contains(msg, tt.wantText) {
+				t.Errorf("error %q; want it to say %q", msg, tt.wantText)
+			}
+			if tt.wantStatus == "awaiting_payment" {
+				orders++
+			} else if !tc.out.Clarify || tc.out.Executed {
+				t.Errorf("outcome %+v; want a clarification that executed nothing", tc.out)
+			}
+			if n := e.sim.OrderCount(); n != orders {
+				t.Errorf("simulator orders %d; want %d", n, orders)
 			}
 		})
 	}
