@@ -3,18 +3,27 @@ package config
 // Config is the whole of config.yaml. Every field's comment states its default;
 // the README's config reference is generated from these types.
 type Config struct {
-	Server    Server     `yaml:"server"`
-	Clients   []Client   `yaml:"clients"`
-	Admin     Admin      `yaml:"admin"`
-	Store     Store      `yaml:"store"`
+	Server Server `yaml:"server"`
+	// Clients are the bots allowed to call paygate. Default: one client
+	// "default" with key "sk-paygate-dev", for local use only.
+	Clients []Client `yaml:"clients"`
+	Admin   Admin    `yaml:"admin"`
+	Store   Store    `yaml:"store"`
+	// Providers are the upstream LLM APIs. Default: one provider from the
+	// environment: PAYGATE_PROVIDER_NAME (openrouter), PAYGATE_PROVIDER_BASE_URL
+	// (https://openrouter.ai/api/v1) and PAYGATE_PROVIDER_API_KEY or
+	// OPENROUTER_API_KEY.
 	Providers []Provider `yaml:"providers"`
-	Models    []Model    `yaml:"models"`
-	Failover  Failover   `yaml:"failover"`
-	Payments  Payments   `yaml:"payments"`
-	Webhooks  Webhooks   `yaml:"webhooks"`
-	Privacy   Privacy    `yaml:"privacy"`
-	Audit     Audit      `yaml:"audit"`
-	Log       Log        `yaml:"log"`
+	// Models are the public model names the bots may ask for. Default (with the
+	// default provider only): PAYGATE_MODEL (gpt-4o) served by
+	// PAYGATE_PROVIDER_MODEL (openai/gpt-4o).
+	Models   []Model  `yaml:"models"`
+	Failover Failover `yaml:"failover"`
+	Payments Payments `yaml:"payments"`
+	Webhooks Webhooks `yaml:"webhooks"`
+	Privacy  Privacy  `yaml:"privacy"`
+	Audit    Audit    `yaml:"audit"`
+	Log      Log      `yaml:"log"`
 
 	// Source is the file the config was read from ("" for built-in defaults).
 	Source string `yaml:"-"`
@@ -102,6 +111,7 @@ type Redis struct {
 // Provider is one upstream LLM API (OpenAI-compatible).
 type Provider struct {
 	// Name is the provider's config name, used in targets, headers and metrics.
+	// Required, unique.
 	Name string `yaml:"name"`
 	// BaseURL is the API root, e.g. https://openrouter.ai/api/v1. Required.
 	BaseURL string `yaml:"base_url"`
@@ -127,17 +137,27 @@ type Provider struct {
 // Price is a model's price per million tokens, as decimal strings in the
 // provider's billing currency (e.g. "2.50").
 type Price struct {
-	Input  Decimal `yaml:"input"`
+	// Input is the price of a million prompt tokens.
+	Input Decimal `yaml:"input"`
+	// Output is the price of a million completion tokens.
 	Output Decimal `yaml:"output"`
 }
 
-// Timeouts bound one upstream attempt.
+// Timeouts bound one upstream attempt. One that fires ends the attempt; while
+// no byte has reached the bot, the round goes on to the next target.
 type Timeouts struct {
-	Connect    Duration `yaml:"connect"`
-	FirstByte  Duration `yaml:"first_byte"`
+	// Connect bounds the TCP and TLS handshake. Default 5s.
+	Connect Duration `yaml:"connect"`
+	// FirstByte bounds the wait for the response headers. Default 30s.
+	FirstByte Duration `yaml:"first_byte"`
+	// FirstToken bounds the wait for the first streamed token; a non-streamed
+	// request waits this long for its response when it is longer than
+	// first_byte. Default 30s.
 	FirstToken Duration `yaml:"first_token"`
-	Idle       Duration `yaml:"idle"`
-	Total      Duration `yaml:"total"`
+	// Idle bounds the silence between two streamed chunks. Default 30s.
+	Idle Duration `yaml:"idle"`
+	// Total bounds the whole attempt. Default 300s.
+	Total Duration `yaml:"total"`
 }
 
 // Model is a public model name the bots ask for, mapped to upstream targets.
@@ -146,8 +166,9 @@ type Model struct {
 	Name string `yaml:"name"`
 	// Strategy orders the targets: "priority", "weighted" or "lowest-latency".
 	// Default "priority".
-	Strategy string   `yaml:"strategy"`
-	Targets  []Target `yaml:"targets"`
+	Strategy string `yaml:"strategy"`
+	// Targets are the providers serving this model. Required: at least one.
+	Targets []Target `yaml:"targets"`
 }
 
 // Target is one provider serving a model under its own upstream name.
@@ -189,9 +210,10 @@ type Payments struct {
 	// for. Default 10m.
 	DedupeWindow Duration `yaml:"dedupe_window"`
 	// OrderTTL is how long an order stays payable before it expires. Default 2h.
-	OrderTTL  Duration      `yaml:"order_ttl"`
-	WeChatPay WeChatPay     `yaml:"wechatpay"`
-	Simulator Simulator     `yaml:"simulator"`
+	OrderTTL  Duration  `yaml:"order_ttl"`
+	WeChatPay WeChatPay `yaml:"wechatpay"`
+	Simulator Simulator `yaml:"simulator"`
+	// Catalog is everything the model may sell. Default []: nothing to sell.
 	Catalog   []CatalogItem `yaml:"catalog"`
 	Rules     Rules         `yaml:"rules"`
 	Budget    Budget        `yaml:"budget"`
@@ -209,10 +231,15 @@ type Payments struct {
 type WeChatPay struct {
 	// APIBase overrides the API host. Default "https://api.mch.weixin.qq.com".
 	APIBase string `yaml:"api_base"`
-	MchID   string `yaml:"mch_id"`
-	AppID   string `yaml:"app_id"`
+	// MchID is the merchant id (商户号). Required with backend wechatpay.
+	MchID string `yaml:"mch_id"`
+	// AppID is the WeChat app (mini-program or official account) the payments
+	// are made in. Required with backend wechatpay.
+	AppID string `yaml:"app_id"`
 	// MchCertSerial is the merchant API certificate's serial number.
-	MchCertSerial     string `yaml:"mch_cert_serial"`
+	MchCertSerial string `yaml:"mch_cert_serial"`
+	// MchPrivateKeyFile is the merchant API private key (apiclient_key.pem)
+	// that signs requests. Required with backend wechatpay.
 	MchPrivateKeyFile string `yaml:"mch_private_key_file"`
 	// APIv3Key must be exactly 32 bytes.
 	APIv3Key     string `yaml:"apiv3_key" secret:"true"`
@@ -236,7 +263,10 @@ type Simulator struct {
 
 // CatalogItem is something the model may sell. The price only ever comes from here.
 type CatalogItem struct {
-	SKU  string `yaml:"sku"`
+	// SKU is the item's id the model names in create_order. Required, unique:
+	// 1-32 letters, digits, '.', '_' or '-'.
+	SKU string `yaml:"sku"`
+	// Name is shown to the user and is the order description. Required.
 	Name string `yaml:"name"`
 	// Price in CNY as a decimal string ("49.99"); stored as integer fen.
 	Price Decimal `yaml:"price"`
@@ -248,7 +278,8 @@ type CatalogItem struct {
 type Rules struct {
 	// ApprovalAbove: orders above this amount need a manager. Default "500.00".
 	ApprovalAbove Decimal `yaml:"approval_above"`
-	// MaxOrdersPerUserPerDay. Default 20.
+	// MaxOrdersPerUserPerDay bounds the orders one user may create in a day.
+	// Default 20.
 	MaxOrdersPerUserPerDay int `yaml:"max_orders_per_user_per_day"`
 	// MaxPaymentCallsPerMinute limits payment tool calls per user. Default 10.
 	MaxPaymentCallsPerMinute int `yaml:"max_payment_calls_per_minute"`
@@ -283,8 +314,11 @@ type Reconcile struct {
 
 // Tools are the payment tool names the model sees.
 type Tools struct {
-	CreateOrder   string `yaml:"create_order"`
-	QueryOrder    string `yaml:"query_order"`
+	// CreateOrder names the tool that creates an order. Default "create_order".
+	CreateOrder string `yaml:"create_order"`
+	// QueryOrder names the tool that reads an order's state. Default "query_order".
+	QueryOrder string `yaml:"query_order"`
+	// RequestRefund names the tool that proposes a refund. Default "request_refund".
 	RequestRefund string `yaml:"request_refund"`
 }
 
@@ -298,7 +332,9 @@ type StateInjection struct {
 // Webhooks configures merchant event delivery.
 type Webhooks struct {
 	// URL is the merchant backend's endpoint. Default "": off.
-	URL        string `yaml:"url"`
+	URL string `yaml:"url"`
+	// Secret signs every event so the receiver can verify it. Required when
+	// url is set.
 	Secret     string `yaml:"secret" secret:"true"`
 	SecretFile string `yaml:"secret_file"`
 }
