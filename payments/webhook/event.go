@@ -89,7 +89,8 @@ type Data struct {
 // rejected → order.closed (except a duplicate `creating` record closed as
 // superseded, which never reached WeChat Pay); into needs_review →
 // order.needs_review; refunding → refunded or partially_refunded with more
-// money refunded → refund.succeeded, with no more → refund.failed.
+// money refunded → refund.succeeded, with no more → refund.failed; the
+// refund object then names the confirmed refund (Transition.Refund).
 func Events(tr payments.Transition) []store.Event {
 	typ, refund := classify(tr)
 	if typ == "" {
@@ -110,7 +111,7 @@ func classify(tr payments.Transition) (string, map[string]any) {
 	switch a.Status {
 	case store.StatusPaid:
 		if b.Status == store.StatusRefunding {
-			return TypeRefundFailed, refundOutcome(b, a, "failed")
+			return TypeRefundFailed, refundOutcome(tr, "failed")
 		}
 		return TypeOrderPaid, nil
 	case store.StatusApprovalRequired:
@@ -127,24 +128,29 @@ func classify(tr payments.Transition) (string, map[string]any) {
 			return "", nil
 		}
 		if a.RefundedFen > b.RefundedFen {
-			return TypeRefundSucceeded, refundOutcome(b, a, "succeeded")
+			return TypeRefundSucceeded, refundOutcome(tr, "succeeded")
 		}
-		return TypeRefundFailed, refundOutcome(b, a, "failed")
+		return TypeRefundFailed, refundOutcome(tr, "failed")
 	}
 	return "", nil
 }
 
-// refundOutcome is the refund object of a refund.succeeded or refund.failed
-// derived from the order change: the amount is what this change refunded
-// (0 for a failure; the amount asked for is in the refund.proposed event).
-func refundOutcome(b, a store.Order, status string) map[string]any {
-	return map[string]any{
+// refundOutcome is the refund object of a refund.succeeded or refund.failed:
+// the confirmed refund behind the change (Transition.Refund) when known,
+// else what the order change shows (the amount it refunded).
+func refundOutcome(tr payments.Transition, status string) map[string]any {
+	b, a := tr.Before, tr.After
+	m := map[string]any{
 		"order_no":     a.OrderNo,
 		"status":       status,
 		"amount_fen":   a.RefundedFen - b.RefundedFen,
 		"refunded_fen": a.RefundedFen,
 		"currency":     currency(a.Currency),
 	}
+	if r := tr.Refund; r != nil {
+		m["refund_id"], m["amount_fen"], m["reason"] = r.RefundID, r.AmountFen, r.Reason
+	}
+	return m
 }
 
 func currency(c string) string {
@@ -180,14 +186,16 @@ func NewEvent(typ string, o *store.Order, refund map[string]any, at time.Time) s
 	return store.Event{ID: id, Kind: Kind, Key: o.OrderNo, Payload: body, CreatedAt: at}
 }
 
-// RefundEvent builds a refund.* event that no order transition carries, for
-// the refunds code: refund.proposed when the model proposes a refund (no
-// order change), enqueued with store.Outbox.EnqueueEvents (its Key is the
-// order number, so it is delivered in order with the order's events). refund
-// is the refund object of SPEC 2.3 (refund_id, order_no, amount_fen, label,
-// confirm_url, expires_at).
-func RefundEvent(typ string, o *store.Order, refund map[string]any, at time.Time) store.Event {
-	return NewEvent(typ, o, refund, at)
+// ProposalEvent is the refund.proposed event of proposal p on order o: no
+// order changes when the model proposes a refund, so it is not born in a
+// transition but enqueued right after the proposal is recorded (see
+// Relay.Proposed). refund is SPEC 2.3's refund object (payments.ProposalView).
+func ProposalEvent(p store.RefundProposal, o *store.Order) store.Event {
+	at := p.CreatedAt
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return NewEvent(TypeRefundProposed, o, payments.ProposalView(&p, currency(o.Currency)), at)
 }
 
 func newEventID() string {

@@ -138,19 +138,51 @@ func TestEventBodyKeys(t *testing.T) {
 	}
 }
 
-func TestRefundEvent(t *testing.T) {
+func TestProposalEvent(t *testing.T) {
 	o := order(store.StatusPaid, 0)
-	ev := webhook.RefundEvent(webhook.TypeRefundProposed, &o, map[string]any{"refund_id": "rf_1", "order_no": o.OrderNo, "amount_fen": 4999}, o.UpdatedAt)
+	p := store.RefundProposal{RefundID: "rf_1", OrderNo: o.OrderNo, Client: o.Client, User: o.User, AmountFen: 1000,
+		CreatedAt: o.UpdatedAt, ExpiresAt: o.UpdatedAt.Add(15 * time.Minute)}
+	ev := webhook.ProposalEvent(p, &o)
 	var env webhook.Envelope
 	if err := json.Unmarshal(ev.Payload, &env); err != nil {
 		t.Fatal(err)
 	}
-	if env.Type != webhook.TypeRefundProposed || env.Data.Refund["refund_id"] != "rf_1" || ev.Key != o.OrderNo {
-		t.Errorf("got %s key %q; want a refund.proposed for rf_1 keyed by the order", ev.Payload, ev.Key)
+	want, _ := json.Marshal(payments.ProposalView(&p, "CNY"))
+	got, _ := json.Marshal(env.Data.Refund)
+	if env.Type != webhook.TypeRefundProposed || string(got) != string(want) || ev.Key != o.OrderNo {
+		t.Errorf("got %s key %q; want a refund.proposed with refund %s keyed by the order", ev.Payload, ev.Key, want)
 	}
 	a := webhook.NewEvent(webhook.TypeOrderPaid, &o, nil, o.UpdatedAt)
 	b := webhook.NewEvent(webhook.TypeOrderPaid, &o, nil, o.UpdatedAt)
 	if a.ID == b.ID {
 		t.Errorf("two events share id %s", a.ID)
+	}
+}
+
+// TestRefundEventsNameTheRefund: a refund transition that carries its
+// confirmed proposal names it in data.refund.
+func TestRefundEventsNameTheRefund(t *testing.T) {
+	p := &store.RefundProposal{RefundID: "rf_abc", OrderNo: "P20260304A1", AmountFen: 2000, Reason: "changed my mind"}
+	tests := []struct {
+		name   string
+		before store.Order
+		after  store.Order
+		typ    string
+	}{
+		{name: "succeeded", before: order(store.StatusRefunding, 0), after: order(store.StatusPartiallyRefunded, 2000), typ: webhook.TypeRefundSucceeded},
+		{name: "failed", before: order(store.StatusRefunding, 0), after: order(store.StatusPaid, 0), typ: webhook.TypeRefundFailed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			evs := webhook.Events(payments.Transition{Before: tc.before, After: tc.after, Cause: "notification", Refund: p})
+			if len(evs) != 1 {
+				t.Fatalf("got %d events; want 1", len(evs))
+			}
+			var env webhook.Envelope
+			_ = json.Unmarshal(evs[0].Payload, &env)
+			if env.Type != tc.typ || env.Data.Refund["refund_id"] != "rf_abc" || env.Data.Refund["amount_fen"] != float64(2000) || env.Data.Refund["reason"] != "changed my mind" {
+				t.Errorf("got %s %v; want %s naming rf_abc for 2000 fen", env.Type, env.Data.Refund, tc.typ)
+			}
+		})
 	}
 }

@@ -42,11 +42,18 @@ const (
 	DefaultBatch         = 500
 )
 
+// Store is what the Relay uses: the outbox it drains, and the orders that
+// refund proposals are about.
+type Store interface {
+	store.Outbox
+	GetOrder(ctx context.Context, orderNo string) (*store.Order, error)
+}
+
 // Options configures a Relay. cmd/ maps webhooks.* onto it.
 type Options struct {
-	Store  store.Outbox // required
-	URL    string       // webhooks.url; required
-	Secret string       // webhooks.secret; required
+	Store  Store  // required
+	URL    string // webhooks.url; required
+	Secret string // webhooks.secret; required
 
 	// HTTPClient sends the POSTs; nil: a client that does not follow
 	// redirects (a 3xx is a failed delivery: the merchant fixes its URL).
@@ -85,7 +92,7 @@ type Options struct {
 // lets it discard.
 type Relay struct {
 	opts        Options
-	store       store.Outbox
+	store       Store
 	client      *http.Client
 	log         *slog.Logger
 	now         func() time.Time
@@ -192,6 +199,29 @@ func (r *Relay) Wake() {
 	case r.wake <- struct{}{}:
 	default:
 	}
+}
+
+// Proposed is payments.Options.Proposed for webhooks: it enqueues the
+// refund.proposed event of p on its order's queue (after the proposal was
+// recorded: a crash in between loses this notice, never money, as nothing
+// moves before the user confirms) and wakes the relay. It never blocks for
+// longer than one store write.
+func (r *Relay) Proposed(ctx context.Context, p store.RefundProposal) {
+	if p.CreatedAt.IsZero() {
+		p.CreatedAt = r.now()
+	}
+	sctx, cancel := settle(ctx)
+	defer cancel()
+	o, err := r.store.GetOrder(sctx, p.OrderNo)
+	if err == nil {
+		err = r.store.EnqueueEvents(sctx, ProposalEvent(p, o))
+	}
+	if err != nil {
+		r.log.ErrorContext(ctx, "ALERT: refund.proposed webhook not enqueued", "alert", true,
+			"refund_id", p.RefundID, "order_no", p.OrderNo, "err", err)
+		return
+	}
+	r.Wake()
 }
 
 // Run delivers until ctx ends, then waits for the POSTs in flight to stop.

@@ -670,3 +670,31 @@ func (s *syncBuf) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestProposed: a refund proposal becomes a refund.proposed delivered in the
+// order's sequence, after the order's earlier events.
+func TestProposed(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc := newReceiver(t, clk.Now, nil)
+			st := newStoreHandle(t, driver).open()
+			ob := orders{t, st}
+			o := ob.create("PPROPOSE"+driver, store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			r := newRelay(t, st, rc.URL, clk.Now, nil)
+			r.Proposed(context.Background(), store.RefundProposal{RefundID: "rf_p1", OrderNo: o.OrderNo, Client: o.Client, User: o.User,
+				AmountFen: 4999, ExpiresAt: clk.Now().Add(15 * time.Minute)})
+			drain(t, r)
+			acc := rc.accepted()
+			if len(acc) != 2 || acc[0].typ != webhook.TypeOrderPaid || acc[1].typ != webhook.TypeRefundProposed {
+				t.Fatalf("accepted %+v; want order.paid then refund.proposed", acc)
+			}
+			var env webhook.Envelope
+			_ = json.Unmarshal(acc[1].body, &env)
+			if env.Data.Refund["refund_id"] != "rf_p1" || env.Data.Refund["confirm_url"] != "/v1/paygate/refunds/rf_p1/confirm" || env.Data.Order["status"] != "paid" {
+				t.Errorf("refund.proposed data %+v", env.Data)
+			}
+		})
+	}
+}
