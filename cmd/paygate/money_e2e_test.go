@@ -342,7 +342,7 @@ func TestRefundThroughHTTP(t *testing.T) {
 
 func TestRefundCancelAndExpiryThroughHTTP(t *testing.T) {
 	up := newScriptedProvider(t, moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` }))
-	url, _, a := moneyApp(t, up.URL, "  refunds: {confirm_ttl: 300ms}\n")
+	url, _, a := moneyApp(t, up.URL, "  refunds: {confirm_ttl: 1s}\n")
 	const user = "oUser-refund-cancel"
 	no := paidByChat(t, url, a, user)
 	ctx := context.Background()
@@ -356,6 +356,7 @@ func TestRefundCancelAndExpiryThroughHTTP(t *testing.T) {
 	}
 	base := url + "/v1/paygate/refunds/"
 
+	expired := propose() // left to expire while the cancel steps run
 	cancelled := propose()
 	if status, _ := httpCall(t, http.MethodPost, base+cancelled.RefundID+"/cancel", "Bearer "+e2eClientKey, "oUser-other"); status != http.StatusNotFound {
 		t.Errorf("cancel by another user: %d; want 404", status)
@@ -368,7 +369,6 @@ func TestRefundCancelAndExpiryThroughHTTP(t *testing.T) {
 		t.Errorf("confirm after cancel: %d; want 410", status)
 	}
 
-	expired := propose()
 	// Wait for the instant the proposal's confirm_ttl ends (the store
 	// judges it by the same wall clock).
 	timer := time.NewTimer(time.Until(expired.ExpiresAt) + time.Millisecond)
