@@ -9,9 +9,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/embedded"
@@ -174,4 +179,67 @@ func openEmbeddedForAudit(cfg *config.Config, log *slog.Logger, stderr io.Writer
 		return nil, 1
 	}
 	return db, 0
+}
+
+// auditing is the audit's part of a running paygate: the Worker that appends
+// the outbox's audit events to the chain and the head publisher.
+type auditing struct {
+	st     store.Store
+	log    *slog.Logger
+	every  time.Duration
+	worker *audit.Worker
+	m      *audit.Metrics
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+func newAuditing(cfg *config.Config, st store.Store, reg prometheus.Registerer, log *slog.Logger) (*auditing, error) {
+	m, err := audit.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	w, err := audit.NewWorker(audit.WorkerOptions{Store: st, RetainText: cfg.Audit.RetainText.D(), Metrics: m, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return &auditing{st: st, log: log, every: cfg.Audit.HeadEvery.D(), worker: w, m: m}, nil
+}
+
+// start runs the worker and the head publisher until stop.
+func (au *auditing) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	au.cancel = cancel
+	au.done.Add(2)
+	go func() { defer au.done.Done(); au.worker.Run(ctx) }()
+	go func() { defer au.done.Done(); audit.PublishHead(ctx, au.st, au.every, au.m, au.log) }()
+}
+
+// stop ends both and waits, before the store closes.
+func (au *auditing) stop() {
+	if au.cancel != nil {
+		au.cancel()
+	}
+	au.done.Wait()
+}
+
+// wake is payments.Options.Committed's audit part.
+func (au *auditing) wake(payments.Transition) { au.worker.Wake() }
+
+// proposed is payments.Options.Proposed's audit part: a refund proposal
+// changes no order, so its audit event is enqueued here, right after the
+// proposal is recorded (a crash in between loses this record, not money: no
+// refund moves without a confirmation, which is audited with its order).
+func (au *auditing) proposed(ctx context.Context, p store.RefundProposal) {
+	ev, err := audit.ProposalEvent(ctx, p)
+	if err == nil {
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err = au.st.EnqueueEvents(ectx, ev)
+		cancel()
+	}
+	if err != nil {
+		au.log.ErrorContext(ctx, "ALERT: audit record of a refund proposal not enqueued", "alert", true,
+			"refund_id", p.RefundID, "order_no", p.OrderNo, "err", err)
+		return
+	}
+	au.worker.Wake()
 }

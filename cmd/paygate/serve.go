@@ -19,6 +19,7 @@ import (
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/proxy"
@@ -39,6 +40,7 @@ type app struct {
 	payments *payments.Service
 	server   *proxy.Server
 	stop     context.CancelFunc // stops background work (the reconciler sweep)
+	audit    *auditing          // the audit chain's worker and head publisher
 }
 
 // newApp builds the application from a loaded config. logOut receives the
@@ -67,6 +69,10 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string) (*app, error
 	if err != nil {
 		a.close()
 		return nil, fmt.Errorf("building failover: %w", err)
+	}
+	if a.audit, err = newAuditing(cfg, st, a.reg, a.log.With("component", "audit")); err != nil {
+		a.close()
+		return nil, fmt.Errorf("building audit: %w", err)
 	}
 	if err := a.buildPayments(notifyURL); err != nil {
 		a.close()
@@ -100,6 +106,9 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string) (*app, error
 func (a *app) close() {
 	if a.stop != nil {
 		a.stop()
+	}
+	if a.audit != nil {
+		a.audit.stop()
 	}
 	if a.payments != nil {
 		_ = a.payments.Close()
@@ -202,6 +211,9 @@ func (a *app) buildPayments(notifyURL string) error {
 		SweepInterval:       cfg.Payments.Reconcile.SweepInterval.D(),
 		Rules:               paymentRules(cfg.Payments.Rules),
 		RefundConfirmTTL:    cfg.Payments.Refunds.ConfirmTTL.D(),
+		Events:              audit.TransitionEvents, // audit records ride each transition's outbox write
+		Committed:           a.audit.wake,
+		Proposed:            a.audit.proposed,
 		Registerer:          a.reg,
 		Logger:              a.log.With("component", "payments"),
 	})
@@ -211,6 +223,7 @@ func (a *app) buildPayments(notifyURL string) error {
 	sweepCtx, stop := context.WithCancel(context.Background())
 	a.stop = stop
 	go a.payments.RunSweeper(sweepCtx)
+	a.audit.start()
 	return nil
 }
 
@@ -321,6 +334,7 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan
 func (a *app) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.server.MountAdminAPI(mux)
+	a.server.MountAdminAudit(mux, a.store)
 	main := a.server.Handler()
 	for _, p := range []string{"GET /healthz", "GET /readyz", "GET /metrics"} {
 		mux.Handle(p, main)
