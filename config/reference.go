@@ -71,7 +71,8 @@ type refType struct {
 func referenceRows(files map[string][]byte) ([]refRow, error) {
 	fset := token.NewFileSet()
 	types := map[string]refType{}
-	leaves := map[string]bool{} // named types that decode themselves (UnmarshalYAML)
+	leaves := map[string]bool{}    // named types that decode themselves (UnmarshalYAML)
+	named := map[string]ast.Expr{} // other named types: their underlying type
 	names := make([]string, 0, len(files))
 	for name := range files {
 		names = append(names, name)
@@ -92,6 +93,7 @@ func referenceRows(files map[string][]byte) ([]refRow, error) {
 					}
 					st, ok := ts.Type.(*ast.StructType)
 					if !ok {
+						named[ts.Name.Name] = ts.Type // type Mode string
 						continue
 					}
 					doc := ts.Doc
@@ -110,7 +112,7 @@ func referenceRows(files map[string][]byte) ([]refRow, error) {
 	if _, ok := types["Config"]; !ok {
 		return nil, fmt.Errorf("no type Config in %v", names)
 	}
-	w := &refWalker{types: types, leaves: leaves, defaults: newDefaults()}
+	w := &refWalker{types: types, leaves: leaves, named: named, defaults: newDefaults()}
 	w.walk("Config", "", nil)
 	return w.rows, w.err
 }
@@ -130,6 +132,7 @@ func typeName(e ast.Expr) string {
 type refWalker struct {
 	types    map[string]refType
 	leaves   map[string]bool
+	named    map[string]ast.Expr
 	defaults defaults
 	rows     []refRow
 	err      error
@@ -241,8 +244,11 @@ func (w *refWalker) describe(e ast.Expr, key string, steps []string) (typ, child
 	case "Decimal":
 		return "decimal", "", "", nil
 	}
+	if u, ok := w.named[name]; ok && !w.leaves[name] {
+		return w.describe(u, key, steps)
+	}
 	if w.err == nil {
-		w.err = fmt.Errorf("%s: type %s is not described by the config reference", key, name)
+		w.err = fmt.Errorf("%s: type %s is not described by the config reference (declare config types in types.go)", key, name)
 	}
 	return name, "", "", nil
 }

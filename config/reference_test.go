@@ -76,7 +76,14 @@ func TestREADMEConfigReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen := Reference()
+	rows, err := referenceRows(embeddedSource())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := renderReference(rows)
+	if gen != Reference() {
+		t.Fatal("Reference() differs from the rows it is made of")
+	}
 	if *update {
 		before, _, after, err := readmeSection(string(data))
 		if err != nil {
@@ -308,6 +315,45 @@ func TestSameDefault(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := sameDefault(tt.typ, tt.stated, tt.computed); got != tt.want {
 				t.Errorf("sameDefault(%q, %q, %q) = %v; want %v", tt.typ, tt.stated, tt.computed, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestReferenceNamedTypes: a named type over a basic one ("type Level
+// string") is described as that basic type; an unknown type is an error,
+// not a silent gap.
+func TestReferenceNamedTypes(t *testing.T) {
+	tests := []struct {
+		name, old, new string
+		wantType       string
+		wantErr        string
+	}{
+		{"named string", "\tLevel string `yaml:\"level\"`\n}", "\tLevel LogLevel `yaml:\"level\"`\n}\n\ntype LogLevel string", "string", ""},
+		{"type from elsewhere", "\tLevel string `yaml:\"level\"`", "\tLevel slog.Level `yaml:\"level\"`", "", "log.level: type slog.Level"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := embeddedSource()
+			src := string(files["types.go"])
+			files["types.go"] = []byte(strings.Replace(src, tt.old, tt.new, 1))
+			if string(files["types.go"]) == src {
+				t.Fatal("mutation did not apply: config/types.go changed; update this test")
+			}
+			rows, err := referenceRows(files)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("got error %v; want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rows {
+				if r.Key == "log.level" && r.Type != tt.wantType {
+					t.Errorf("log.level type %q; want %q", r.Type, tt.wantType)
+				}
 			}
 		})
 	}
