@@ -8,7 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/store"
 )
 
@@ -23,9 +26,12 @@ type StateStore interface {
 }
 
 // Reconciler queries pending orders on the user's next message, under a short
-// deadline; *payments.Service implements it.
+// deadline, and signs fresh payment parameters for an order that became
+// payable outside a turn (a manager's approval); *payments.Service
+// implements it.
 type Reconciler interface {
 	RefreshPending(ctx context.Context, orders []*store.Order) []*store.Order
+	PayableParams(ctx context.Context, o *store.Order) (*wechatpay.RequestPayment, string, error)
 }
 
 var (
@@ -124,22 +130,59 @@ func stateMessage(orders []*store.Order, now time.Time, settledAfter time.Durati
 		"\nDo not create a new order for something listed as paid or awaiting payment; refer to the order number instead."
 }
 
-// announce returns payment_confirmed actions for orders paid since the last
-// turn that saw them, each once (a store counter marks it announced).
+// announce returns the actions the user has not seen yet, each once (a
+// store counter marks it announced): payment_confirmed for an order paid
+// since, and order_created with fresh payment parameters for an order that
+// became payable outside a turn (a manager approved it).
 func (s *Server) announce(ctx context.Context, orders []*store.Order) []json.RawMessage {
 	var out []json.RawMessage
 	for _, o := range orders {
-		if !payments.PaidOrLater(o.Status) || o.Status == store.StatusNeedsReview {
-			continue
+		switch {
+		case payments.PaidOrLater(o.Status) && o.Status != store.StatusNeedsReview:
+			if !s.firstTime(ctx, "announced:", o.OrderNo) {
+				continue
+			}
+			b, _ := json.Marshal(map[string]any{"type": "payment_confirmed", "order": payments.OrderView(o)})
+			out = append(out, b)
+		case o.Status == store.StatusAwaitingPayment && s.reconciler != nil:
+			if !s.firstTime(ctx, "payable:", o.OrderNo) {
+				continue
+			}
+			rp, codeURL, err := s.reconciler.PayableParams(ctx, o)
+			if err != nil || (rp == nil && codeURL == "") {
+				continue
+			}
+			a := map[string]any{"type": "order_created", "order": payments.OrderView(o)}
+			if rp != nil {
+				a["request_payment"] = rp
+			}
+			if codeURL != "" {
+				a["code_url"] = codeURL
+			}
+			b, _ := json.Marshal(a)
+			out = append(out, b)
 		}
-		n, err := s.state.IncrCounter(ctx, "announced:"+o.OrderNo, announcedTTL)
-		if err != nil || n != 1 {
-			continue
-		}
-		b, _ := json.Marshal(map[string]any{"type": "payment_confirmed", "order": payments.OrderView(o)})
-		out = append(out, b)
 	}
 	return out
+}
+
+// firstTime reports whether this is the first time kind was announced for
+// an order. A store error counts as "not first": announcing twice is worse
+// than announcing late (the order list has it anyway).
+func (s *Server) firstTime(ctx context.Context, kind, orderNo string) bool {
+	n, err := s.state.IncrCounter(ctx, kind+orderNo, announcedTTL)
+	return err == nil && n == 1
+}
+
+// markAnnounced records that a turn already handed the user an order's
+// payment parameters, so the next turn does not hand them again.
+func (s *Server) markAnnounced(ctx context.Context, action []byte) {
+	if s.state == nil || gjson.GetBytes(action, "type").Str != "order_created" {
+		return
+	}
+	if no := gjson.GetBytes(action, "order.order_no").Str; no != "" {
+		s.firstTime(ctx, "payable:", no)
+	}
 }
 
 // exchangeKey names a kept payment exchange: scoped to the client and user,

@@ -258,6 +258,7 @@ func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 		}
 		if out.Action != nil {
 			t.actions = append(t.actions, out.Action)
+			t.s.markAnnounced(t.r.Context(), out.Action)
 		}
 		msgs = append(msgs, interceptors.ToolResultMessage(c.ID, out.Result))
 	}

@@ -433,3 +433,53 @@ func TestRulesFromConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestApprovalReachesTheNextTurn: after a manager decides, the user's next
+// message carries the decision — the order and its payment parameters once
+// approved (an order_created action, announced once), "rejected by a
+// manager" once rejected — without the model being asked to do anything.
+func TestApprovalReachesTheNextTurn(t *testing.T) {
+	up := newScriptedProvider(t, func(body string) scriptRound {
+		last := gjson.Get(body, "messages.@reverse.0")
+		if last.Get("role").Str == "user" && strings.Contains(last.Get("content").Str, "two years") {
+			return moneyScript("create_order", func() string { return `{"sku":"premium-yearly","quantity":2}` })(body)
+		}
+		if last.Get("role").Str == "tool" {
+			return moneyScript("", nil)(body)
+		}
+		return scriptRound{whole: `{"id":"chatcmpl-N","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Here you go."},"finish_reason":"stop"}]}`}
+	})
+	url, adminURL, _ := moneyApp(t, up.URL, "")
+	admin := "Bearer " + testAdminToken
+	for _, tt := range []struct {
+		decision, user, wantState string
+	}{
+		{"approve", "oUser-next-approve", "awaiting payment"},
+		{"reject", "oUser-next-reject", "rejected by a manager"},
+	} {
+		t.Run(tt.decision, func(t *testing.T) {
+			no := chatAs(t, url, tt.user, "two years of premium please").Get("paygate.actions.0.order.order_no").Str
+			if status, _ := httpCall(t, http.MethodPost, adminURL+"/admin/api/approvals/"+no+"/"+tt.decision, admin, ""); status != http.StatusOK {
+				t.Fatalf("%s: %d", tt.decision, status)
+			}
+			ans := chatAs(t, url, tt.user, "any news?")
+			reqs := up.requests()
+			state := gjson.Get(reqs[len(reqs)-1], `messages.#(role=="system").content`).Str
+			if !strings.Contains(state, no) || !strings.Contains(state, tt.wantState) {
+				t.Errorf("state message %q; want %s as %q", state, no, tt.wantState)
+			}
+			created := ans.Get(`paygate.actions.#(type=="order_created")`)
+			if tt.decision == "approve" {
+				if created.Get("order.order_no").Str != no || created.Get("request_payment.paySign").Str == "" {
+					t.Errorf("actions %s; want order_created with payment parameters for %s", ans.Get("paygate").Raw, no)
+				}
+				again := chatAs(t, url, tt.user, "and now?")
+				if again.Get(`paygate.actions.#(type=="order_created")`).Exists() {
+					t.Errorf("order_created announced twice: %s", again.Get("paygate").Raw)
+				}
+			} else if created.Exists() {
+				t.Errorf("a rejected order got payment parameters: %s", created.Raw)
+			}
+		})
+	}
+}
