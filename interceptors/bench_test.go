@@ -7,9 +7,13 @@ import (
 	"github.com/paygate/paygate/sse"
 )
 
-// A text chunk as OpenAI sends it today, with the usage field paygate's
-// include_usage adds to every chunk.
-const benchTextChunk = `{"id":"chatcmpl-BrT4pX0m3kWq8Yz1LvN2","object":"chat.completion.chunk","created":1752019200,"model":"gpt-4o-2024-08-06","service_tier":"default","system_fingerprint":"fp_07871e2ad8","choices":[{"index":0,"delta":{"content":" the monthly plan"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"k3J9"}`
+// Text chunks as OpenAI sends them today, with the usage field paygate's
+// include_usage adds to every chunk and an "obfuscation" that differs in
+// every chunk.
+const (
+	benchTextChunk  = `{"id":"chatcmpl-BrT4pX0m3kWq8Yz1LvN2","object":"chat.completion.chunk","created":1752019200,"model":"gpt-4o-2024-08-06","service_tier":"default","system_fingerprint":"fp_07871e2ad8","choices":[{"index":0,"delta":{"content":" the monthly plan"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"k3J9"}`
+	benchTextChunk2 = `{"id":"chatcmpl-BrT4pX0m3kWq8Yz1LvN2","object":"chat.completion.chunk","created":1752019200,"model":"gpt-4o-2024-08-06","service_tier":"default","system_fingerprint":"fp_07871e2ad8","choices":[{"index":0,"delta":{"content":" costs"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"Qz7LmW2pX"}`
+)
 
 // An argument delta of a payment call, and one of a client call that must be
 // renumbered (upstream index 1, client index 0).
@@ -45,7 +49,7 @@ func sseEvent(data string) []byte { return []byte("data: " + data + "\n\n") }
 // BenchmarkPassThrough is the baseline: read an SSE event, write it to the
 // client, nothing else (what the proxy does for a turn without payment tools).
 func BenchmarkPassThrough(b *testing.B) {
-	r := sse.NewReader(&repeatReader{ev: sseEvent(benchTextChunk)})
+	r := sse.NewReader(&repeatReader{ev: append(sseEvent(benchTextChunk), sseEvent(benchTextChunk2)...)})
 	defer r.Release()
 	w := sse.NewWriter(io.Discard)
 	b.ReportAllocs()
@@ -62,11 +66,11 @@ func BenchmarkPassThrough(b *testing.B) {
 
 // BenchmarkCaptureText is the same with the capture in between, text chunks
 // of round 0 (as returned unchanged), rounds of benchRound events.
-func BenchmarkCaptureText(b *testing.B) { benchCaptureStream(b, 0, benchTextChunk) }
+func BenchmarkCaptureText(b *testing.B) { benchCaptureStream(b, 0) }
 
 // BenchmarkCaptureTextLaterRound: text chunks after round 0, whose id is
 // rewritten to the turn's.
-func BenchmarkCaptureTextLaterRound(b *testing.B) { benchCaptureStream(b, 1, benchTextChunk) }
+func BenchmarkCaptureTextLaterRound(b *testing.B) { benchCaptureStream(b, 1) }
 
 // BenchmarkCaptureToolRound: a tool round, interleaved payment and client
 // argument deltas (the client's renumbered), per event.
@@ -109,8 +113,8 @@ func BenchmarkCaptureToolRound(b *testing.B) {
 	}
 }
 
-func benchCaptureStream(b *testing.B, round int, chunk string) {
-	r := sse.NewReader(&repeatReader{ev: sseEvent(chunk)})
+func benchCaptureStream(b *testing.B, round int) {
+	r := sse.NewReader(&repeatReader{ev: append(sseEvent(benchTextChunk), sseEvent(benchTextChunk2)...)})
 	defer r.Release()
 	w := sse.NewWriter(io.Discard)
 	c := NewCapture(isPaymentName)
@@ -137,26 +141,30 @@ func benchCaptureStream(b *testing.B, round int, chunk string) {
 	}
 }
 
-// BenchmarkProcessText is Process alone on a text chunk: 0 allocs/op.
+// BenchmarkProcessText is Process alone on text chunks: 0 allocs/op.
 func BenchmarkProcessText(b *testing.B) {
-	benchProcess(b, benchTextChunk)
+	benchProcess(b, benchTextChunk, benchTextChunk2)
 }
 
 // BenchmarkProcessPaymentDelta is Process alone on a payment argument delta
 // (held back, nothing returned).
 func BenchmarkProcessPaymentDelta(b *testing.B) {
-	benchProcess(b, benchPaymentDelta, benchPaymentStart)
+	benchProcess(b, benchPaymentDelta, "", benchPaymentStart)
 }
 
 // BenchmarkProcessClientDelta is Process alone on a client argument delta
 // that is renumbered on its way out.
 func BenchmarkProcessClientDelta(b *testing.B) {
-	benchProcess(b, benchClientDelta, benchPaymentStart, benchClientStart)
+	benchProcess(b, benchClientDelta, "", benchPaymentStart, benchClientStart)
 }
 
-func benchProcess(b *testing.B, chunk string, prelude ...string) {
+// benchProcess runs Process on chunk, alternating with chunk2 when given.
+func benchProcess(b *testing.B, chunk, chunk2 string, prelude ...string) {
 	c := NewCapture(isPaymentName)
-	data := []byte(chunk)
+	data := [2][]byte{[]byte(chunk), []byte(chunk)}
+	if chunk2 != "" {
+		data[1] = []byte(chunk2)
+	}
 	warm := func() {
 		c.StartRound(0, "")
 		for _, p := range append(prelude, benchTextChunk) {
@@ -167,10 +175,9 @@ func benchProcess(b *testing.B, chunk string, prelude ...string) {
 	}
 	warm()
 	n := 0
-	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := c.Process(data); err != nil {
+		if _, err := c.Process(data[n&1]); err != nil {
 			b.Fatal(err)
 		}
 		if n++; n == 4096 { // bound the accumulated text; StartRound allocates nothing
@@ -188,8 +195,8 @@ func TestProcessAllocs(t *testing.T) {
 		chunk   string
 		prelude []string
 	}{
-		{"text chunk, round 0", 0, benchTextChunk, nil},
-		{"text chunk, later round", 1, benchTextChunk, nil},
+		{"text chunk, round 0", 0, benchTextChunk2, nil},
+		{"text chunk, later round", 1, benchTextChunk2, nil},
 		{"payment argument delta", 0, benchPaymentDelta, []string{benchPaymentStart}},
 		{"client argument delta renumbered", 0, benchClientDelta, []string{benchPaymentStart, benchClientStart}},
 	}

@@ -112,6 +112,7 @@ type Capture struct {
 	// The bytes before the delta of this round's text chunks (see
 	// scanTextAfter) and where the id is in them.
 	prefix   []byte
+	tail     template
 	prefixID [2]int
 	slowSeen int // chunks of this round that took the slow path
 
@@ -193,6 +194,7 @@ func (c *Capture) StartRound(round int, turnID string) {
 	c.hasUsage = false
 	c.errRaw = nil
 	c.prefix = c.prefix[:0]
+	c.tail.learn("")
 	c.slowSeen = 0
 }
 
@@ -236,9 +238,9 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 		var tc textChunk
 		ok, known := false, len(c.prefix) > 0 && bytes.HasPrefix(data, c.prefix)
 		if known {
-			tc, ok = scanTextAfter(s, len(c.prefix), c.round > 0)
+			tc, ok = scanTextAfter(s, len(c.prefix), c.round > 0, &c.tail)
 		} else if tc, ok = scanText(s, c.round > 0); ok {
-			c.learnPrefix(data, s, tc.delta)
+			c.learnPrefix(data, s, tc.delta, tc.deltaEnd)
 		}
 		if ok {
 			c.content = append(c.content, tc.content...)
@@ -304,9 +306,11 @@ func hasNonNull(s, key string, exact bool) bool {
 }
 
 // learnPrefix keeps the bytes before the delta of a chunk scanText
-// accepted, and where the id is when it is among them.
-func (c *Capture) learnPrefix(data []byte, s string, delta int) {
+// accepted and the template of what follows it, and where the id is when it
+// is before the delta.
+func (c *Capture) learnPrefix(data []byte, s string, delta, deltaEnd int) {
 	c.prefix = append(c.prefix[:0], data[:delta]...)
+	c.tail.learn(s[deltaEnd:])
 	c.prefixID = [2]int{-1, -1}
 	if st, en := topID(s, 0); st >= 0 && en <= delta {
 		c.prefixID = [2]int{st, en}
@@ -938,7 +942,7 @@ func decodeRaw(raw []byte) string {
 	if len(raw) == 0 {
 		return ""
 	}
-	if !slices.Contains(raw, '\\') {
+	if bytes.IndexByte(raw, '\\') < 0 {
 		return string(raw)
 	}
 	q := make([]byte, 0, len(raw)+2)

@@ -2,6 +2,7 @@ package interceptors
 
 import (
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -60,8 +61,10 @@ func scanText(s string, later bool) (tc textChunk, ok bool) {
 // scanTextAfter is scanText for a chunk whose first n bytes equal those
 // before the delta of a chunk scanText accepted in this round (providers
 // repeat id, created, model and the rest byte for byte): that prefix holds
-// nothing to refuse, so only the delta and what follows it are read.
-func scanTextAfter(s string, n int, later bool) (tc textChunk, ok bool) {
+// nothing to refuse, so only the delta and what follows it are read. What
+// follows is accepted at once when it fits tail, the template learnt from
+// the same chunk; otherwise it is searched.
+func scanTextAfter(s string, n int, later bool, tail *template) (tc textChunk, ok bool) {
 	d := skipSpace(s, n)
 	if d >= len(s) || s[d] != '{' {
 		return tc, false
@@ -70,7 +73,79 @@ func scanTextAfter(s string, n int, later bool) (tc textChunk, ok bool) {
 	if tc.deltaEnd = parseDelta(s, d, later, &tc); tc.deltaEnd < 0 {
 		return tc, false
 	}
-	rest := s[tc.deltaEnd:]
+	if tail != nil && tail.match(s[tc.deltaEnd:]) {
+		return tc, true
+	}
+	return tc, cleanAfter(s, tc.deltaEnd)
+}
+
+// template is the shape of what follows the delta in a chunk scanText
+// accepted: its bytes, except that the contents of string values are holes
+// (OpenAI's "obfuscation" differs in every chunk, and Gemini's id and model
+// come after the delta). Keys, numbers, null and structure must be the same
+// byte for byte, and a string's contents cannot change a JSON document's
+// structure, so a chunk that fits holds nothing the learnt one did not.
+type template struct {
+	lits  []byte // the bytes around the holes
+	holes []int  // offsets in lits where a string's contents go
+}
+
+// learn makes t the template of rest, which scanText accepted. The values of
+// finish_reason-like keys and of "error" stay literal.
+func (t *template) learn(rest string) {
+	t.lits, t.holes = t.lits[:0], t.holes[:0]
+	prev, key := 0, ""
+	for i := 0; i < len(rest); i++ {
+		if rest[i] != '"' {
+			continue
+		}
+		e := stringEnd(rest, i+1)
+		if e < 0 {
+			break
+		}
+		j := skipSpace(rest, e+1)
+		if j < len(rest) && rest[j] == ':' {
+			key = rest[i+1 : e]
+		} else if e > i+1 && key != "error" && !strings.HasSuffix(key, "_reason") {
+			t.lits = append(t.lits, rest[prev:i+1]...)
+			t.holes = append(t.holes, len(t.lits))
+			prev = e
+		}
+		i = e
+	}
+	t.lits = append(t.lits, rest[prev:]...)
+}
+
+// match reports whether rest fits the template.
+func (t *template) match(rest string) bool {
+	lits := unsafeString(t.lits)
+	pos, prev := 0, 0
+	for _, h := range t.holes {
+		seg := lits[prev:h]
+		if !strings.HasPrefix(rest[pos:], seg) {
+			return false
+		}
+		e := stringEnd(rest, pos+len(seg))
+		if e < 0 {
+			return false
+		}
+		pos, prev = e, h
+	}
+	return rest[pos:] == lits[prev:]
+}
+
+// cleanAfter reports that s[from:] holds no usage, error or second delta
+// object, no finish and no escaped key.
+func cleanAfter(s string, from int) bool {
+	if len(s)-from <= smallRest {
+		return cleanSmall(s, from)
+	}
+	return cleanLarge(s, from)
+}
+
+// cleanLarge is cleanAfter in three searches that skip at memchr speed.
+func cleanLarge(s string, from int) bool {
+	rest := s[from:]
 	for off := 0; ; {
 		i := strings.IndexByte(rest[off:], '{')
 		if i < 0 {
@@ -78,15 +153,39 @@ func scanTextAfter(s string, n int, later bool) (tc textChunk, ok bool) {
 		}
 		p := off + i
 		off = p + 1
-		switch keyBefore(s, tc.deltaEnd+p) {
+		switch keyBefore(s, from+p) {
 		case "delta", "usage", "error":
-			return tc, false
+			return false
 		}
 	}
-	if hasNonNull(rest, keyReason, false) || hasEscapedLetter(rest) {
-		return tc, false
+	return !hasNonNull(rest, keyReason, false) && !hasEscapedLetter(rest)
+}
+
+// smallRest is the length below which one byte loop beats three searches.
+const smallRest = 0
+
+// cleanSmall is cleanAfter in one loop, for the short end of a chunk that
+// follows a learnt tail.
+func cleanSmall(s string, from int) bool {
+	for i := from; i < len(s); i++ {
+		switch s[i] {
+		case '{':
+			switch keyBefore(s, i) {
+			case "delta", "usage", "error":
+				return false
+			}
+		case '_':
+			if strings.HasPrefix(s[i:], keyReason) && hasNonNull(s[i:], keyReason, false) {
+				return false
+			}
+		case '\\':
+			if i+4 < len(s) && s[i+1] == 'u' && s[i+2] == '0' && s[i+3] == '0' && s[i+4] >= '4' && s[i+4] <= '7' {
+				return false
+			}
+			i++ // the escaped character
+		}
 	}
-	return tc, true
+	return true
 }
 
 // keyBefore returns the key of the object member whose value starts at p,
@@ -134,15 +233,16 @@ func parseDelta(s string, d int, later bool, tc *textChunk) int {
 		default:
 			return -1
 		}
-		ke := strings.IndexByte(s[i+1:], '"')
-		if ke < 0 {
+		// Keys are short: one loop finds the end and refuses escapes.
+		ke := i + 1
+		for ke < len(s) && s[ke] != '"' && s[ke] != '\\' {
+			ke++
+		}
+		if ke >= len(s) || s[ke] != '"' {
 			return -1
 		}
-		key := s[i+1 : i+1+ke]
-		if strings.IndexByte(key, '\\') >= 0 {
-			return -1
-		}
-		i = skipSpace(s, i+ke+2)
+		key := s[i+1 : ke]
+		i = skipSpace(s, ke+1)
 		if i >= len(s) || s[i] != ':' {
 			return -1
 		}
@@ -315,3 +415,5 @@ func stringValue(v string) string {
 	}
 	return gjson.Parse(v).Str
 }
+
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

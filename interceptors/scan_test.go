@@ -52,7 +52,7 @@ func TestScanText(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			check := func(how string, got textChunk, ok bool) {
 				want := tc.want
-				if how == "scanTextAfter" && tc.afterOK != nil {
+				if strings.HasPrefix(how, "scanTextAfter") && tc.afterOK != nil {
 					want = *tc.afterOK
 				}
 				if ok != want {
@@ -67,8 +67,67 @@ func TestScanText(t *testing.T) {
 			if !strings.HasPrefix(tc.chunk, base[:n]) {
 				t.Fatal("test chunk does not share the prefix")
 			}
-			got, ok = scanTextAfter(tc.chunk, n, tc.later)
+			got, ok = scanTextAfter(tc.chunk, n, tc.later, nil)
 			check("scanTextAfter", got, ok)
+			// With the base chunk's template learnt, the answer is the same.
+			var tail template
+			tail.learn(base[btc.deltaEnd:])
+			got, ok = scanTextAfter(tc.chunk, n, tc.later, &tail)
+			check("scanTextAfter with a template", got, ok)
 		})
+	}
+}
+
+// FuzzCleanAfter: the one-loop and the three-search versions agree.
+func FuzzCleanAfter(f *testing.F) {
+	for _, name := range fixtureNames(f) {
+		for _, ev := range strings.Split(string(readFixture(f, name)), "\n\n") {
+			f.Add(strings.TrimPrefix(ev, "data: "))
+		}
+	}
+	f.Add(`,"finish_reason" : "x"}`)
+	f.Add(`,"x":"\\u0041","usage":{}}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		for from := 0; from < len(s) && from < 8; from++ {
+			if a, b := cleanSmall(s, from), cleanLarge(s, from); a != b {
+				t.Fatalf("cleanSmall(%q, %d) = %v; cleanLarge = %v", s, from, a, b)
+			}
+		}
+	})
+}
+
+func TestTemplate(t *testing.T) {
+	const learnt = `,"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"k3J9"}`
+	tests := []struct {
+		name string
+		rest string
+		want bool
+	}{
+		{"same", learnt, true},
+		{"another obfuscation", `,"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"Qz7\"LmW2pX"}`, true},
+		{"empty obfuscation", `,"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":""}`, true},
+		{"finish", `,"logprobs":null,"finish_reason":"stop"}],"usage":null,"obfuscation":"k3J9"}`, false},
+		{"usage", `,"logprobs":null,"finish_reason":null}],"usage":{"total_tokens":1},"obfuscation":"k3J9"}`, false},
+		{"extra member after the hole", `,"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"k3J9","usage":{}}`, false},
+		{"string where null was", `,"logprobs":"x","finish_reason":null}],"usage":null,"obfuscation":"k3J9"}`, false},
+		{"truncated", `,"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"k3`, false},
+		{"trailing bytes", learnt + " ", false},
+	}
+	var tmpl template
+	tmpl.learn(learnt)
+	if len(tmpl.holes) != 1 {
+		t.Fatalf("holes = %v; want one, for the obfuscation value", tmpl.holes)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tmpl.match(tc.rest); got != tc.want {
+				t.Errorf("match(%s) = %v; want %v", tc.rest, got, tc.want)
+			}
+		})
+	}
+	// A finish_reason's value is never a hole, even when a string was learnt.
+	tmpl.learn(`,"finish_reason":"stop","error":"x","model":"m"}`)
+	if len(tmpl.holes) != 1 || tmpl.match(`,"finish_reason":"fine","error":"x","model":"m"}`) || tmpl.match(`,"finish_reason":"stop","error":"y","model":"m"}`) {
+		t.Errorf("finish_reason or error values became holes: %q %v", tmpl.lits, tmpl.holes)
 	}
 }
