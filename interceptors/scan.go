@@ -1,6 +1,7 @@
 package interceptors
 
 import (
+	"bytes"
 	"strings"
 	"unsafe"
 
@@ -135,16 +136,9 @@ func (t *template) match(rest string) bool {
 }
 
 // cleanAfter reports that s[from:] holds no usage, error or second delta
-// object, no finish and no escaped key.
+// object, no finish and no escaped key, in three searches that skip through
+// the bytes at memchr speed.
 func cleanAfter(s string, from int) bool {
-	if len(s)-from <= smallRest {
-		return cleanSmall(s, from)
-	}
-	return cleanLarge(s, from)
-}
-
-// cleanLarge is cleanAfter in three searches that skip at memchr speed.
-func cleanLarge(s string, from int) bool {
 	rest := s[from:]
 	for off := 0; ; {
 		i := strings.IndexByte(rest[off:], '{')
@@ -159,33 +153,6 @@ func cleanLarge(s string, from int) bool {
 		}
 	}
 	return !hasNonNull(rest, keyReason, false) && !hasEscapedLetter(rest)
-}
-
-// smallRest is the length below which one byte loop beats three searches.
-const smallRest = 0
-
-// cleanSmall is cleanAfter in one loop, for the short end of a chunk that
-// follows a learnt tail.
-func cleanSmall(s string, from int) bool {
-	for i := from; i < len(s); i++ {
-		switch s[i] {
-		case '{':
-			switch keyBefore(s, i) {
-			case "delta", "usage", "error":
-				return false
-			}
-		case '_':
-			if strings.HasPrefix(s[i:], keyReason) && hasNonNull(s[i:], keyReason, false) {
-				return false
-			}
-		case '\\':
-			if i+4 < len(s) && s[i+1] == 'u' && s[i+2] == '0' && s[i+3] == '0' && s[i+4] >= '4' && s[i+4] <= '7' {
-				return false
-			}
-			i++ // the escaped character
-		}
-	}
-	return true
 }
 
 // keyBefore returns the key of the object member whose value starts at p,
@@ -417,3 +384,104 @@ func stringValue(v string) string {
 }
 
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// hasEscapedLetter reports a \u escape of an ASCII letter, digit or '_'
+// (\u0040 to \u007f). Encoders only escape control characters, quotes,
+// HTML characters and non-ASCII; a key spelled with such escapes
+// ("tool\u005fcalls") would slip past the byte searches, so such a chunk
+// takes the slow path, whose parser decodes keys.
+func hasEscapedLetter(s string) bool {
+	for {
+		i := strings.IndexByte(s, '\\')
+		if i < 0 || i+4 >= len(s) {
+			return false
+		}
+		if s[i+1] == 'u' && s[i+2] == '0' && s[i+3] == '0' && s[i+4] >= '4' && s[i+4] <= '7' {
+			return true
+		}
+		s = s[i+2:] // past the escaped character, so "\\" is one escape
+	}
+}
+
+// hasNonNull reports whether s has a member whose key ends with key (key
+// includes the closing quote) and whose value is not null and not "". With
+// exact, the key must be whole (preceded by its opening quote). A key cannot
+// occur inside a JSON string value: its quotes would be escaped there. The
+// search hops on the key's first byte, which is rare in chunks ('_').
+func hasNonNull(s, key string, exact bool) bool {
+	for {
+		i := strings.IndexByte(s, key[0])
+		if i < 0 {
+			return false
+		}
+		if !strings.HasPrefix(s[i:], key) || exact && (i == 0 || s[i-1] != '"') {
+			s = s[i+1:]
+			continue
+		}
+		s = s[i+len(key):]
+		j := 0
+		for j < len(s) && (isSpace(s[j]) || s[j] == ':') {
+			j++
+		}
+		if j < len(s) && s[j] != 'n' && (s[j] != '"' || j+1 >= len(s) || s[j+1] != '"') {
+			return true
+		}
+	}
+}
+
+// learnPrefix keeps the bytes before the delta of a chunk scanText
+// accepted and the template of what follows it, and where the id is when it
+// is before the delta.
+func (c *Capture) learnPrefix(data []byte, s string, delta, deltaEnd int) {
+	c.prefix = append(c.prefix[:0], data[:delta]...)
+	c.tail.learn(s[deltaEnd:])
+	c.prefixID = [2]int{-1, -1}
+	if st, en := topID(s, 0); st >= 0 && en <= delta {
+		c.prefixID = [2]int{st, en}
+	}
+}
+
+// rewriteID returns data with its top-level id replaced by the turn's id.
+// The id is where the learnt prefix has it, or else after the delta (which
+// ends at deltaEnd), where Gemini and Azure put it.
+func (c *Capture) rewriteID(data []byte, s string, deltaEnd int) []byte {
+	start, end := -1, -1
+	if c.prefixID[0] >= 0 && bytes.HasPrefix(data, c.prefix) {
+		start, end = c.prefixID[0], c.prefixID[1]
+	} else {
+		start, end = topID(s, deltaEnd)
+	}
+	if start < 0 {
+		return data
+	}
+	c.out = append(c.out[:0], data[:start]...)
+	c.out = append(c.out, c.turnIDq...)
+	c.out = append(c.out, data[end:]...)
+	return c.out
+}
+
+// topID returns the byte range of the top-level "id" value (quotes
+// included), or -1. Most providers put it first; others after the choices,
+// so a plain `"id":"` after the delta (from) is the top-level one: nothing
+// after a delta but the rest of its choice and the top level can hold it.
+func topID(s string, from int) (int, int) {
+	const prefix = `{"id":"`
+	if strings.HasPrefix(s, prefix) {
+		if e := strings.IndexByte(s[len(prefix):], '"'); e >= 0 {
+			return len(prefix) - 1, len(prefix) + e + 1
+		}
+	}
+	if from > 0 {
+		if i := strings.Index(s[from:], `"id":"`); i >= 0 {
+			v := from + i + 5
+			if e := stringEnd(s, v+1); e >= 0 {
+				return v, e + 1
+			}
+		}
+	}
+	r := gjson.Get(s, "id")
+	if r.Type != gjson.String {
+		return -1, -1
+	}
+	return r.Index, r.Index + len(r.Raw)
+}

@@ -78,24 +78,6 @@ func TestScanText(t *testing.T) {
 	}
 }
 
-// FuzzCleanAfter: the one-loop and the three-search versions agree.
-func FuzzCleanAfter(f *testing.F) {
-	for _, name := range fixtureNames(f) {
-		for _, ev := range strings.Split(string(readFixture(f, name)), "\n\n") {
-			f.Add(strings.TrimPrefix(ev, "data: "))
-		}
-	}
-	f.Add(`,"finish_reason" : "x"}`)
-	f.Add(`,"x":"\\u0041","usage":{}}`)
-	f.Fuzz(func(t *testing.T, s string) {
-		for from := 0; from < len(s) && from < 8; from++ {
-			if a, b := cleanSmall(s, from), cleanLarge(s, from); a != b {
-				t.Fatalf("cleanSmall(%q, %d) = %v; cleanLarge = %v", s, from, a, b)
-			}
-		}
-	})
-}
-
 func TestTemplate(t *testing.T) {
 	const learnt = `,"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"k3J9"}`
 	tests := []struct {

@@ -1,0 +1,519 @@
+package interceptors
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// slow handles every chunk that is not plain text with one walk over its
+// JSON, recording edits and applying them once.
+func (c *Capture) slow(data []byte, s string) []byte {
+	c.slowSeen++
+	c.edits = c.edits[:0]
+	c.scratch = c.scratch[:0]
+	st := &c.st
+	*st = chunkState{idStart: -1, text: [2]int{-1, -1}, reason: [2]int{-1, -1}, deltas: st.deltas[:0]}
+	gjson.Parse(s).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "id":
+			if v.Type == gjson.String {
+				if c.id == "" && v.Str != "" {
+					c.id = strings.Clone(v.Str)
+				}
+				st.idStart, st.idEnd = v.Index, v.Index+len(v.Raw)
+				if c.round > 0 {
+					c.replace(v.Index, v.Index+len(v.Raw), c.turnIDq)
+				}
+			}
+		case "model":
+			if v.Type == gjson.String && c.model == "" && v.Str != "" {
+				c.model = strings.Clone(v.Str)
+			}
+		case "choices":
+			v.ForEach(func(_, ch gjson.Result) bool {
+				st.choices++
+				c.choice(data, s, ch)
+				return true
+			})
+		case "usage":
+			if v.IsObject() {
+				c.readUsage(v)
+				c.replace(v.Index, v.Index+len(v.Raw), nullBytes)
+			}
+		case "error":
+			if v.Type != gjson.Null {
+				st.hasError = true
+				c.errRaw = append(c.errRaw[:0], v.Raw...)
+			}
+		}
+		return true
+	})
+	if st.finish != "" || st.hasError {
+		c.hasFinish = true
+		c.finish = internFinish(st.finish, st.hasError)
+		c.keepFinishChunk(data)
+	}
+	if st.choices == 0 || st.hasError || !st.meaningful {
+		return nil
+	}
+	if st.text[0] >= 0 {
+		c.content = append(c.content, data[st.text[0]:st.text[1]]...)
+	}
+	if st.reason[0] >= 0 {
+		c.reasoning = append(c.reasoning, data[st.reason[0]:st.reason[1]]...)
+	}
+	if st.role {
+		c.role = true
+	}
+	if len(c.edits) == 0 {
+		return data
+	}
+	return c.apply(data)
+}
+
+var nullBytes = []byte("null")
+
+func (c *Capture) choice(data []byte, s string, ch gjson.Result) {
+	st := &c.st
+	idx := st.choices - 1
+	if r := ch.Get("index"); r.Type == gjson.Number {
+		idx = int(r.Int())
+	}
+	ch.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "delta":
+			if v.IsObject() {
+				st.deltas = append(st.deltas, [2]int{v.Index, v.Index + len(v.Raw)})
+				c.delta(data, s, v.Index, idx)
+			}
+		case "finish_reason":
+			if v.Type == gjson.String && v.Str != "" {
+				st.finish = v.Str
+				c.replace(v.Index, v.Index+len(v.Raw), nullBytes)
+			}
+		case "native_finish_reason":
+			if v.Type == gjson.String && v.Str != "" {
+				c.replace(v.Index, v.Index+len(v.Raw), nullBytes)
+			}
+		}
+		return true
+	})
+}
+
+// delta reads the delta object at s[at], which slow has checked is valid
+// JSON, walking it by position (gjson would unescape every string value, an
+// allocation per chunk on the tool-call path).
+func (c *Capture) delta(data []byte, s string, at, choice int) {
+	st := &c.st
+	gotReason := false
+	for i := at + 1; ; {
+		m, ok := nextMember(s, i, true)
+		if !ok {
+			return
+		}
+		i = m.end
+		v := s[m.at:m.end]
+		switch keyName(m.key) {
+		case "role":
+			if v[0] == '"' && len(v) > 2 {
+				if c.round > 0 {
+					c.deleteMember(data, m.keyAt, m.end)
+				} else {
+					st.meaningful, st.role = true, true
+				}
+			}
+		case "content":
+			if v[0] == '"' {
+				if choice == 0 {
+					st.text = [2]int{m.at + 1, m.end - 1}
+				}
+				if len(v) > 2 {
+					st.meaningful = true
+				}
+			}
+		case "reasoning_content", "reasoning":
+			if v[0] == '"' && !gotReason {
+				gotReason = true
+				if choice == 0 {
+					st.reason = [2]int{m.at + 1, m.end - 1}
+				}
+				if len(v) > 2 {
+					st.meaningful = true
+				}
+			}
+		case "tool_calls":
+			if v[0] == '[' {
+				c.toolCalls(data, s, m, choice)
+			}
+		default:
+			if notEmpty(v) {
+				st.meaningful = true
+			}
+		}
+	}
+}
+
+// notEmpty: a raw value the client should see (not null, "", [] or {}).
+func notEmpty(v string) bool {
+	switch v[0] {
+	case 'n':
+		return false
+	case '"':
+		return len(v) > 2
+	case '{', '[':
+		return strings.TrimSpace(v[1:len(v)-1]) != ""
+	}
+	return true
+}
+
+// entry is one element of a delta's tool_calls, by position in the chunk.
+type entry struct {
+	start, end   int // the element
+	idx          int
+	hasIdx       bool
+	idxAt, idxTo int // the "index" value, -1 if absent
+	id, name     string
+	args         string // raw JSON string fragment
+	argsJSON     bool   // args is a raw JSON value, not a string
+	extra        []member
+}
+
+// parseEntry reads a tool-call entry; extra is reused for its members other
+// than index, id, type and function.
+func parseEntry(s string, start, end int, extra []member) entry {
+	en := entry{start: start, end: end, idxAt: -1, extra: extra[:0]}
+	for i := start + 1; ; {
+		m, ok := nextMember(s, i, true)
+		if !ok {
+			return en
+		}
+		i = m.end
+		v := s[m.at:m.end]
+		switch keyName(m.key) {
+		case "index":
+			en.idxAt, en.idxTo = m.at, m.end
+			if n, err := strconv.Atoi(v); err == nil {
+				en.idx, en.hasIdx = n, true
+			}
+		case "id":
+			en.id = stringValue(v)
+		case "type":
+		case "function":
+			if v[0] != '{' {
+				continue
+			}
+			for j := m.at + 1; ; {
+				f, ok := nextMember(s, j, true)
+				if !ok {
+					break
+				}
+				j = f.end
+				fv := s[f.at:f.end]
+				switch keyName(f.key) {
+				case "name":
+					en.name = stringValue(fv)
+				case "arguments":
+					switch fv[0] {
+					case '"':
+						en.args = fv[1 : len(fv)-1]
+					case '{', '[':
+						en.args, en.argsJSON = fv, true
+					}
+				}
+			}
+		default:
+			if v[0] != 'n' {
+				en.extra = append(en.extra, m)
+			}
+		}
+	}
+}
+
+// toolCalls absorbs a delta's tool_calls (the member tc) and rewrites the
+// array for the client: payment entries (and entries of calls not named
+// yet) removed, the client's entries renumbered.
+func (c *Capture) toolCalls(data []byte, s string, tc member, choice int) {
+	changed := false
+	kept := 0
+	start := len(c.scratch)
+	c.scratch = append(c.scratch, '[')
+	for i := tc.at + 1; ; {
+		e, ok := nextMember(s, i, false)
+		if !ok {
+			break
+		}
+		i = e.end
+		if s[e.at] != '{' { // not a tool call; nothing a client could use
+			changed = true
+			continue
+		}
+		en := parseEntry(s, e.at, e.end, c.extra)
+		c.extra = en.extra
+		sl := c.slotFor(choice, &en)
+		c.absorb(s, sl, &en)
+		if sl.kind != kindClient {
+			sl.held = sl.held || sl.kind == kindUnknown
+			changed = true
+			continue
+		}
+		if kept > 0 {
+			c.scratch = append(c.scratch, ',')
+		}
+		kept++
+		switch {
+		case sl.replay:
+			sl.replay = false
+			changed = true
+			c.scratch = appendSynthetic(c.scratch, sl)
+		case en.hasIdx && en.idx == sl.clientIdx:
+			c.scratch = append(c.scratch, data[en.start:en.end]...)
+		case en.idxAt >= 0:
+			changed = true
+			c.scratch = append(c.scratch, data[en.start:en.idxAt]...)
+			c.scratch = strconv.AppendInt(c.scratch, int64(sl.clientIdx), 10)
+			c.scratch = append(c.scratch, data[en.idxTo:en.end]...)
+		default:
+			changed = true
+			c.scratch = append(c.scratch, `{"index":`...)
+			c.scratch = strconv.AppendInt(c.scratch, int64(sl.clientIdx), 10)
+			rest := trimSpace(data[en.start+1 : en.end])
+			if len(rest) > 1 {
+				c.scratch = append(c.scratch, ',')
+			}
+			c.scratch = append(c.scratch, rest...)
+		}
+	}
+	if kept > 0 {
+		c.st.meaningful = true
+	}
+	if !changed {
+		c.scratch = c.scratch[:start]
+		return
+	}
+	if kept == 0 {
+		c.scratch = c.scratch[:start]
+		c.deleteMember(data, tc.keyAt, tc.end)
+		return
+	}
+	c.scratch = append(c.scratch, ']')
+	c.edits = append(c.edits, edit{tc.at, tc.end, start, len(c.scratch)})
+}
+
+// appendSynthetic renders a client call whose first deltas were held back
+// (its name came late) with everything received so far.
+func appendSynthetic(out []byte, sl *slot) []byte {
+	out = append(out, `{"index":`...)
+	out = strconv.AppendInt(out, int64(sl.clientIdx), 10)
+	if sl.id != "" {
+		out = append(out, `,"id":`...)
+		out = appendJSONString(out, sl.id)
+	}
+	out = append(out, `,"type":"function","function":{"name":`...)
+	out = appendJSONString(out, sl.name)
+	out = append(out, `,"arguments":"`...)
+	out = append(out, sl.args...)
+	return append(out, `"}}`...)
+}
+
+// slotFor finds the call an entry belongs to: by index; by id where the
+// provider sends no index (Gemini); an entry with neither index nor id
+// starts a new call when it names one and otherwise continues the last call
+// (Gemini can split arguments or send the thought signature on its own).
+// Under one index, a different id with a name is a new call: some providers
+// send index 0 for every call.
+func (c *Capture) slotFor(choice int, en *entry) *slot {
+	if en.hasIdx {
+		for i := len(c.slots) - 1; i >= 0; i-- {
+			sl := &c.slots[i]
+			if sl.choice != choice || !sl.hasIdx || sl.upIdx != en.idx {
+				continue
+			}
+			if en.id != "" && sl.id != "" && en.id != sl.id && en.name != "" {
+				break
+			}
+			return sl
+		}
+		return c.newSlot(choice, en.idx, true)
+	}
+	if en.id != "" {
+		for i := range c.slots {
+			if sl := &c.slots[i]; sl.choice == choice && sl.id == en.id {
+				return sl
+			}
+		}
+		return c.newSlot(choice, len(c.slots), false)
+	}
+	if en.name == "" {
+		for i := len(c.slots) - 1; i >= 0; i-- {
+			if sl := &c.slots[i]; sl.choice == choice {
+				return sl
+			}
+		}
+	}
+	return c.newSlot(choice, len(c.slots), false)
+}
+
+func (c *Capture) newSlot(choice, upIdx int, hasIdx bool) *slot {
+	n := len(c.slots)
+	if n < cap(c.slots) {
+		c.slots = c.slots[:n+1]
+		args := c.slots[n].args[:0]
+		c.slots[n] = slot{args: args}
+	} else {
+		c.slots = append(c.slots, slot{})
+	}
+	sl := &c.slots[n]
+	sl.choice, sl.upIdx, sl.hasIdx, sl.order = choice, upIdx, hasIdx, n
+	return sl
+}
+
+// absorb adds an entry's fragments to its call. An id or name is taken from
+// the first delta that has one: providers that repeat them (Qwen) send
+// empty strings later, which must not overwrite them.
+func (c *Capture) absorb(s string, sl *slot, en *entry) {
+	if sl.id == "" && en.id != "" {
+		sl.id = strings.Clone(en.id)
+	}
+	if sl.name == "" && en.name != "" {
+		sl.name = strings.Clone(en.name)
+		if c.isPayment(sl.name) {
+			sl.kind = kindPayment
+		} else {
+			sl.kind = kindClient
+			sl.clientIdx = c.nextClient
+			c.nextClient++
+			sl.replay = sl.held
+		}
+	}
+	if en.argsJSON {
+		q := appendJSONString(nil, en.args)
+		sl.args = append(sl.args, q[1:len(q)-1]...)
+	} else {
+		sl.args = append(sl.args, en.args...)
+	}
+	for _, m := range en.extra {
+		key, val := keyName(m.key), s[m.at:m.end]
+		if i := slices.Index(sl.extraKeys, key); i >= 0 {
+			sl.extraVals[i] = append(sl.extraVals[i][:0], val...)
+			continue
+		}
+		sl.extraKeys = append(sl.extraKeys, strings.Clone(key))
+		sl.extraVals = append(sl.extraVals, []byte(val))
+	}
+}
+
+func (c *Capture) readUsage(v gjson.Result) {
+	c.hasUsage = true
+	c.usage = Usage{
+		PromptTokens:     v.Get("prompt_tokens").Int(),
+		CompletionTokens: v.Get("completion_tokens").Int(),
+		TotalTokens:      v.Get("total_tokens").Int(),
+	}
+	if c.usage.TotalTokens == 0 {
+		c.usage.TotalTokens = c.usage.PromptTokens + c.usage.CompletionTokens
+	}
+}
+
+// replace records an edit replacing data[start:end] by repl.
+func (c *Capture) replace(start, end int, repl []byte) {
+	rs := len(c.scratch)
+	c.scratch = append(c.scratch, repl...)
+	c.edits = append(c.edits, edit{start, end, rs, len(c.scratch)})
+}
+
+// deleteMember records the removal of an object member (key at keyAt, value
+// ending at end) with one adjacent comma.
+func (c *Capture) deleteMember(data []byte, keyAt, end int) {
+	j := end
+	for j < len(data) && isSpace(data[j]) {
+		j++
+	}
+	if j < len(data) && data[j] == ',' {
+		j++
+		for j < len(data) && isSpace(data[j]) {
+			j++
+		}
+		c.edits = append(c.edits, edit{keyAt, j, 0, 0})
+		return
+	}
+	i := keyAt
+	for i > 0 && isSpace(data[i-1]) {
+		i--
+	}
+	if i > 0 && data[i-1] == ',' {
+		i--
+		for i > 0 && isSpace(data[i-1]) {
+			i--
+		}
+	}
+	c.edits = append(c.edits, edit{i, end, 0, 0})
+}
+
+// apply builds the returned chunk from data and the recorded edits.
+func (c *Capture) apply(data []byte) []byte {
+	slices.SortFunc(c.edits, func(a, b edit) int { return a.start - b.start })
+	c.out = c.out[:0]
+	pos := 0
+	for _, e := range c.edits {
+		if e.start < pos { // overlapping edits cannot happen; be safe
+			continue
+		}
+		c.out = append(c.out, data[pos:e.start]...)
+		c.out = append(c.out, c.scratch[e.rs:e.re]...)
+		pos = e.end
+	}
+	c.out = append(c.out, data[pos:]...)
+	return c.out
+}
+
+// keepFinishChunk keeps the finish chunk with its deltas emptied and, after
+// round 0, the turn's id.
+func (c *Capture) keepFinishChunk(data []byte) {
+	st := &c.st
+	type cut struct {
+		start, end int
+		repl       []byte
+	}
+	cuts := make([]cut, 0, len(st.deltas)+1)
+	if c.round > 0 && st.idStart >= 0 {
+		cuts = append(cuts, cut{st.idStart, st.idEnd, c.turnIDq})
+	}
+	for _, d := range st.deltas {
+		cuts = append(cuts, cut{d[0], d[1], []byte("{}")})
+	}
+	slices.SortFunc(cuts, func(a, b cut) int { return a.start - b.start })
+	out := c.finishChunk[:0]
+	pos := 0
+	for _, k := range cuts {
+		out = append(out, data[pos:k.start]...)
+		out = append(out, k.repl...)
+		pos = k.end
+	}
+	c.finishChunk = append(out, data[pos:]...)
+}
+
+func internFinish(f string, isErr bool) string {
+	switch f {
+	case "":
+		if isErr {
+			return "error"
+		}
+		return ""
+	case "stop":
+		return "stop"
+	case "tool_calls":
+		return "tool_calls"
+	case "length":
+		return "length"
+	case "content_filter":
+		return "content_filter"
+	case "error":
+		return "error"
+	case "function_call":
+		return "function_call"
+	}
+	return strings.Clone(f)
+}
