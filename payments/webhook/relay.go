@@ -79,9 +79,24 @@ type Options struct {
 	// Batch caps the events read per outbox poll (default 500).
 	Batch int
 
+	// Observe, when set, is called after each attempt's outcome was written
+	// to the store (tests wait on it; it must not block).
+	Observe func(Result)
+
 	Registerer prometheus.Registerer // nil: a private registry
 	Logger     *slog.Logger          // nil: discard
 	Now        func() time.Time      // nil: time.Now
+}
+
+// Result is one delivery attempt's outcome, as passed to Options.Observe.
+type Result struct {
+	EventID string
+	Type    string
+	OrderNo string
+	Attempt int    // 1 for the first
+	Outcome string // OutcomeDelivered, OutcomeFailed or OutcomeGivenUp
+	Status  int    // the merchant's HTTP status; 0 when none came
+	Err     error  // why it failed; nil when delivered
 }
 
 // Relay delivers the webhook events of the store's outbox to the merchant:
@@ -380,6 +395,7 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 		}
 		r.count(OutcomeDelivered, typ)
 		log.InfoContext(ctx, "webhook delivered", "status", status)
+		r.observe(Result{EventID: ev.ID, Type: typ, OrderNo: orderNo, Attempt: attempt, Outcome: OutcomeDelivered, Status: status})
 		return
 	}
 	if attempt >= r.maxAttempts {
@@ -389,6 +405,7 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 			log.WarnContext(ctx, "given-up webhook not removed from the outbox; it will be tried again", "err", err)
 		}
 		r.count(OutcomeGivenUp, typ)
+		r.observe(Result{EventID: ev.ID, Type: typ, OrderNo: orderNo, Attempt: attempt, Outcome: OutcomeGivenUp, Status: status, Err: perr})
 		return
 	}
 	next := r.now().Add(r.Delay(attempt))
@@ -397,6 +414,13 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 	}
 	r.count(OutcomeFailed, typ)
 	log.WarnContext(ctx, "webhook delivery failed; will retry", "next_at", next, "err", perr.Error())
+	r.observe(Result{EventID: ev.ID, Type: typ, OrderNo: orderNo, Attempt: attempt, Outcome: OutcomeFailed, Status: status, Err: perr})
+}
+
+func (r *Relay) observe(res Result) {
+	if r.opts.Observe != nil {
+		r.opts.Observe(res)
+	}
 }
 
 func (r *Relay) count(outcome, typ string) {
@@ -463,7 +487,8 @@ type Head struct {
 
 // Stats is the webhook delivery state, for GET /admin/api/webhooks.
 type Stats struct {
-	URL string `json:"url"` // user info removed
+	Enabled bool   `json:"enabled"` // always true: DisabledHandler answers when off
+	URL     string `json:"url"`     // user info removed
 	// Delivered, Failed and GivenUp count this process's attempts since it
 	// started (the metrics hold the same).
 	Delivered       int64     `json:"delivered"`
@@ -496,7 +521,7 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, fmt.Errorf("outbox stats: %w", err)
 	}
 	st := Stats{
-		URL: redactURL(r.opts.URL), OutboxPending: ob.Pending, Heads: []Head{},
+		Enabled: true, URL: redactURL(r.opts.URL), OutboxPending: ob.Pending, Heads: []Head{},
 		FirstRetry: r.opts.RetryBase.String(), MaxDelay: r.opts.MaxDelay.String(),
 		RetryFor: r.opts.RetryFor.String(), MaxAttempts: r.maxAttempts,
 	}
@@ -560,5 +585,13 @@ func (r *Relay) Handler() http.Handler {
 		b = append(b, '\n')
 		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 		_, _ = w.Write(b)
+	})
+}
+
+// DisabledHandler answers GET /admin/api/webhooks when webhooks.url is empty.
+func DisabledHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"enabled":false}`+"\n")
 	})
 }

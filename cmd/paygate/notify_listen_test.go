@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/payments/webhook"
+)
+
+// TestNotifyListener: with server.notify_listen the notify route is served on
+// its own listener and nothing else is: the bot API, the operator endpoints
+// and the admin API answer 404 there, and the notify route is gone from the
+// main listener, which stays on loopback. WeChat Pay's notification (the
+// simulator's, signed and encrypted) reaches the notify listener and the
+// order is paid: the merchant hears order.paid.
+func TestNotifyListener(t *testing.T) {
+	m := newMerchant(t, nil)
+	up := newScriptedProvider(t, moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` }))
+	src := `
+server: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", notify_listen: "127.0.0.1:0", shutdown_timeout: 5s}
+clients: [{name: bot, key: ` + e2eClientKey + `}]
+admin: {token: ` + testAdminToken + `}
+store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
+providers: [{name: fake, base_url: "` + up.URL + `/v1", api_key: sk-upstream-secret}]
+models: [{name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}]
+payments:
+  simulator: {pay_after: 50ms}
+  catalog: [{sku: premium-monthly, name: "Premium", price: "49.99", max_quantity: 12}]
+webhooks: {url: "` + m.URL + `", secret: ` + testWebhookSecret + `}
+`
+	cfg, err := config.Parse([]byte(src), "notify.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	ready := make(chan map[string]string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, io.Discard, ready) }()
+	addrs := <-ready
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	mainURL, notifyURL, adminURL := "http://"+addrs["main"], "http://"+addrs["notify"], "http://"+addrs["admin"]
+	if addrs["notify"] == "" || addrs["notify"] == addrs["main"] {
+		t.Fatalf("listeners %v; want a notify listener of its own", addrs)
+	}
+	host, _, _ := net.SplitHostPort(addrs["main"])
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		t.Errorf("main listener on %s; want loopback", addrs["main"])
+	}
+
+	do := func(method, url, auth, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	client, adminTok := "Bearer "+e2eClientKey, "Bearer "+testAdminToken
+	tests := []struct {
+		name                string
+		method, base, path  string
+		auth, body          string
+		want                int
+		wantBodyContains    string
+		wantBodyNotContains string
+	}{
+		{name: "notify: models", method: "GET", base: notifyURL, path: "/v1/models", auth: client, want: 404},
+		{name: "notify: chat", method: "POST", base: notifyURL, path: "/v1/chat/completions", auth: client, body: `{"model":"gpt-4o","messages":[]}`, want: 404},
+		{name: "notify: passthrough", method: "POST", base: notifyURL, path: "/v1/embeddings", auth: client, body: `{"model":"gpt-4o","input":"x"}`, want: 404},
+		{name: "notify: orders", method: "GET", base: notifyURL, path: "/v1/paygate/orders", auth: client, want: 404},
+		{name: "notify: healthz", method: "GET", base: notifyURL, path: "/healthz", want: 404},
+		{name: "notify: metrics", method: "GET", base: notifyURL, path: "/metrics", want: 404, wantBodyNotContains: "paygate_"},
+		{name: "notify: admin", method: "GET", base: notifyURL, path: "/admin/api/webhooks", auth: adminTok, want: 404},
+		{name: "notify: unsigned notification refused by the notify route", method: "POST", base: notifyURL, path: "/wechatpay/notify", body: `{"id":"x"}`, want: 401, wantBodyContains: `"FAIL"`},
+		{name: "main: models", method: "GET", base: mainURL, path: "/v1/models", auth: client, want: 200, wantBodyContains: "gpt-4o"},
+		{name: "main: no notify route", method: "POST", base: mainURL, path: "/wechatpay/notify", body: `{"id":"x"}`, want: 404},
+		{name: "admin: no notify route", method: "POST", base: adminURL, path: "/wechatpay/notify", body: `{"id":"x"}`, want: 404},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := do(tc.method, tc.base+tc.path, tc.auth, tc.body)
+			if status != tc.want {
+				t.Errorf("%s %s: %d %s; want %d", tc.method, tc.path, status, body, tc.want)
+			}
+			if tc.wantBodyContains != "" && !strings.Contains(body, tc.wantBodyContains) {
+				t.Errorf("body %s; want it to contain %s", body, tc.wantBodyContains)
+			}
+			if tc.wantBodyNotContains != "" && strings.Contains(body, tc.wantBodyNotContains) {
+				t.Errorf("body shows %s", tc.wantBodyNotContains)
+			}
+		})
+	}
+
+	// A purchase on the main listener; the simulated user pays and WeChat
+	// Pay's notification reaches the notify listener.
+	req, _ := http.NewRequest(http.MethodPost, mainURL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"premium please"}]}`))
+	req.Header.Set("Authorization", client)
+	req.Header.Set("X-WeChat-OpenID", testOpenID)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	no := gjson.GetBytes(ans, "paygate.actions.0.order.order_no").Str
+	if no == "" {
+		t.Fatalf("no order: %s", ans)
+	}
+	paid := m.await(t, "order.paid", func(a hookArrival) bool { return a.env.Type == webhook.TypeOrderPaid })
+	if paid.env.Data.Order["order_no"] != no || paid.verifyErr != nil {
+		t.Errorf("order.paid %+v (signature %v); want %s", paid.env.Data.Order, paid.verifyErr, no)
+	}
+	if status, o := httpCall(t, http.MethodGet, mainURL+"/v1/paygate/orders/"+no, client, testOpenID); status != http.StatusOK || o.Get("status").Str != "paid" {
+		t.Errorf("GET order on the main listener: %d %s; want paid", status, o.Raw)
+	}
+}

@@ -1,0 +1,556 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/payments/wxsim"
+	redisstore "github.com/paygate/paygate/store/redis"
+)
+
+const testWebhookSecret = "whsec_e2e_4b1d9c"
+
+// webhookDrivers: embedded always; Redis when it answers, and always under CI.
+func webhookDrivers(t *testing.T) []string {
+	st, err := redisstore.Open(redisstore.Options{Addrs: []string{webhookRedisAddr()}, RepairInterval: -1})
+	if err == nil {
+		err = st.Ping(context.Background())
+		_ = st.Close()
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis at %s is required under CI: %v", webhookRedisAddr(), err)
+		}
+		t.Logf("redis not available, testing the embedded driver only: %v", err)
+		return []string{"embedded"}
+	}
+	return []string{"embedded", "redis"}
+}
+
+func webhookRedisAddr() string {
+	if a := os.Getenv("PAYGATE_TEST_REDIS"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+// webhookStoreYAML is the store section of a driver, at a place that
+// outlives one app (a file, a key prefix), so a second app is a restart.
+func webhookStoreYAML(t *testing.T, driver string) string {
+	if driver == "embedded" {
+		return `store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}`
+	}
+	prefix := fmt.Sprintf("pgtest:whe2e:%d:", time.Now().UnixNano())
+	t.Cleanup(func() {
+		st, err := redisstore.Open(redisstore.Options{Addrs: []string{webhookRedisAddr()}, KeyPrefix: prefix, RepairInterval: -1})
+		if err != nil {
+			return
+		}
+		ctx := context.Background()
+		iter := st.Client().Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			st.Client().Del(ctx, iter.Val())
+		}
+		_ = st.Close()
+	})
+	return `store: {driver: redis, redis: {addrs: ["` + webhookRedisAddr() + `"], key_prefix: "` + prefix + `"}}`
+}
+
+// hookArrival is one POST the merchant's endpoint got.
+type hookArrival struct {
+	env       webhook.Envelope
+	body      []byte
+	status    int
+	verifyErr error
+}
+
+// merchant is the merchant's backend: it verifies the signature with
+// webhook.Verify, answers what fail says (nil or false: 204), deduplicates
+// by event id and reports every arrival on ch.
+type merchant struct {
+	*httptest.Server
+	mu   sync.Mutex
+	all  []hookArrival
+	ch   chan hookArrival
+	fail func(a hookArrival, nth int) bool
+}
+
+func newMerchant(t *testing.T, fail func(a hookArrival, nth int) bool) *merchant {
+	m := &merchant{ch: make(chan hookArrival, 1024), fail: fail}
+	m.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		a := hookArrival{body: body, status: http.StatusNoContent}
+		a.verifyErr = webhook.Verify(testWebhookSecret, r.Header.Get(webhook.SignatureHeader), body, time.Now(), 5*time.Minute)
+		if err := json.Unmarshal(body, &a.env); err != nil && a.verifyErr == nil {
+			a.verifyErr = err
+		}
+		m.mu.Lock()
+		nth := 0
+		for _, p := range m.all {
+			if p.env.ID == a.env.ID {
+				nth++
+			}
+		}
+		switch {
+		case a.verifyErr != nil:
+			a.status = http.StatusBadRequest
+		case m.fail != nil && m.fail(a, nth):
+			a.status = http.StatusServiceUnavailable
+		}
+		m.all = append(m.all, a)
+		m.mu.Unlock()
+		w.WriteHeader(a.status)
+		m.ch <- a
+	}))
+	t.Cleanup(m.Close)
+	return m
+}
+
+func (m *merchant) arrivals() []hookArrival {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]hookArrival(nil), m.all...)
+}
+
+// processed is what a deduplicating merchant acts on: the first 2xx of each
+// event id, in arrival order.
+func (m *merchant) processed() []hookArrival {
+	seen := map[string]bool{}
+	var out []hookArrival
+	for _, a := range m.arrivals() {
+		if a.status/100 == 2 && !seen[a.env.ID] {
+			seen[a.env.ID] = true
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// await reads arrivals until cond holds for one, or fails after 20s.
+func (m *merchant) await(t *testing.T, what string, cond func(hookArrival) bool) hookArrival {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case a := <-m.ch:
+			if cond(a) {
+				return a
+			}
+		case <-timeout:
+			t.Fatalf("no %s within 20s; arrivals: %d", what, len(m.arrivals()))
+		}
+	}
+}
+
+// hookApp serves the binary's application with payments on the simulator,
+// webhooks to merchantURL and a retry schedule in milliseconds. close ends
+// it (also at cleanup; closing twice is harmless).
+func hookApp(t *testing.T, storeYAML, providerURL, merchantURL, extra string, observe func(webhook.Result)) (url string, a *app, closeApp func()) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	src := `
+clients: [{name: bot, key: ` + e2eClientKey + `}]
+` + storeYAML + `
+providers:
+  - {name: fake, base_url: "` + providerURL + `/v1", api_key: sk-upstream-secret}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+payments:
+  catalog:
+    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
+    - {sku: premium-yearly, name: "Premium tier, 1 year", price: "499.00", max_quantity: 2}
+webhooks: {url: "` + merchantURL + `", secret: ` + testWebhookSecret + `}
+admin: {token: ` + testAdminToken + `}
+` + extra
+	cfg, err := config.Parse([]byte(src), "e2e.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err = newApp(cfg, io.Discard, "http://"+srv.Listener.Addr().String()+"/wechatpay/notify",
+		withWebhookOptions(func(o *webhook.Options) {
+			o.RetryBase, o.MaxDelay, o.PollInterval = 20*time.Millisecond, 80*time.Millisecond, 10*time.Millisecond
+			o.Observe = observe
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = a.server.Handler()
+	srv.Start()
+	var once sync.Once
+	closeApp = func() {
+		once.Do(func() {
+			srv.Close()
+			a.close()
+		})
+	}
+	t.Cleanup(closeApp)
+	return srv.URL, a, closeApp
+}
+
+// TestWebhookRetriedAcrossRestart: a purchase paid at the simulator becomes
+// an order.paid the merchant refuses at first; paygate is closed between the
+// failure and the retry and a new one on the same store (file or Redis
+// prefix) delivers it: same id, a signature that verifies, processed once.
+func TestWebhookRetriedAcrossRestart(t *testing.T) {
+	for _, driver := range webhookDrivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var mu sync.Mutex
+			refusing := true
+			m := newMerchant(t, func(hookArrival, int) bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return refusing
+			})
+			up := newScriptedProvider(t, purchaseScript)
+			storeYAML := webhookStoreYAML(t, driver)
+			url, a, closeFirst := hookApp(t, storeYAML, up.URL, m.URL, "", nil)
+			req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions",
+				strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"premium please"}]}`))
+			req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+			req.Header.Set("X-WeChat-OpenID", testOpenID)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ans, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			no := gjson.GetBytes(ans, "paygate.actions.0.order.order_no").Str
+			if no == "" {
+				t.Fatalf("no order in %s", ans)
+			}
+			if d, err := a.sim.Pay(context.Background(), no); err != nil || !d.Acked {
+				t.Fatalf("pay: %+v %v", d, err)
+			}
+			first := m.await(t, "refused order.paid", func(a hookArrival) bool { return a.env.Type == webhook.TypeOrderPaid })
+			if first.status != http.StatusServiceUnavailable || first.verifyErr != nil {
+				t.Fatalf("first delivery: status %d, signature %v; want a refused, validly signed delivery", first.status, first.verifyErr)
+			}
+			closeFirst()
+			mu.Lock()
+			refusing = false
+			mu.Unlock()
+			before := len(m.arrivals())
+
+			_, _, _ = hookApp(t, storeYAML, up.URL, m.URL, "", nil)
+			got := m.await(t, "order.paid after the restart", func(a hookArrival) bool { return a.status/100 == 2 })
+			if got.env.ID != first.env.ID || string(got.body) != string(first.body) || got.verifyErr != nil {
+				t.Errorf("after the restart: id %s body %s (signature %v); want the refused event again, id %s", got.env.ID, got.body, got.verifyErr, first.env.ID)
+			}
+			if len(m.arrivals()) <= before {
+				t.Fatal("nothing arrived after the restart")
+			}
+			p := m.processed()
+			if len(p) != 1 || p[0].env.Type != webhook.TypeOrderPaid {
+				t.Fatalf("processed %d events; want exactly one order.paid", len(p))
+			}
+			d := p[0].env.Data
+			if d.Order["order_no"] != no || d.Order["status"] != "paid" || d.Order["amount_fen"] != float64(4999) ||
+				d.Order["paid_at"] == nil || d.OpenID != testOpenID || d.Client != "bot" || d.TransactionID == "" {
+				t.Errorf("order.paid data %+v; want order %s paid 4999 fen for %s via bot", d, no, testOpenID)
+			}
+			if !strings.HasPrefix(p[0].env.ID, "evt_") {
+				t.Errorf("event id %q; want evt_…", p[0].env.ID)
+			}
+			if _, err := time.Parse(time.RFC3339, p[0].env.CreatedAt); err != nil {
+				t.Errorf("created_at %q: %v", p[0].env.CreatedAt, err)
+			}
+		})
+	}
+}
+
+// TestWebhookApprovalBeforePaid: an order above approval_above is announced
+// with order.approval_required, which the merchant refuses three times;
+// an operator approves it and the user pays meanwhile, yet order.paid only
+// leaves after order.approval_required was acknowledged.
+func TestWebhookApprovalBeforePaid(t *testing.T) {
+	for _, driver := range webhookDrivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			released := false // set under m.mu: approval_required is refused until then
+			m := newMerchant(t, func(a hookArrival, nth int) bool {
+				if a.env.Type != webhook.TypeOrderApprovalRequired {
+					return false
+				}
+				if nth < 3 {
+					return true
+				}
+				return !released
+			})
+			up := newScriptedProvider(t, moneyScript("create_order", func() string { return `{"sku":"premium-yearly","quantity":2}` }))
+			results := make(chan webhook.Result, 1024)
+			url, a, _ := hookApp(t, webhookStoreYAML(t, driver), up.URL, m.URL, "", func(r webhook.Result) { results <- r })
+			admin := httptest.NewServer(a.adminHandler())
+			t.Cleanup(admin.Close)
+
+			ans := chatAs(t, url, "oUser-approve-hook", "two years please")
+			no := ans.Get("paygate.actions.0.order.order_no").Str
+			if ans.Get("paygate.actions.0.type").Str != "approval_required" {
+				t.Fatalf("action %s; want approval_required", ans.Get("paygate.actions").Raw)
+			}
+			for i := range 3 { // each refusal recorded in the outbox
+				r := <-results
+				if r.Type != webhook.TypeOrderApprovalRequired || r.Outcome != webhook.OutcomeFailed || r.Attempt != i+1 || r.Status != http.StatusServiceUnavailable {
+					t.Fatalf("attempt %d: %+v; want approval_required refused with 503", i+1, r)
+				}
+			}
+			status, d := httpCall(t, http.MethodPost, admin.URL+"/admin/api/approvals/"+no+"/approve", "Bearer "+testAdminToken, "")
+			if status != http.StatusOK {
+				t.Fatalf("approve: %d %s", status, d.Raw)
+			}
+			if dl, err := a.sim.Pay(context.Background(), no); err != nil || !dl.Acked {
+				t.Fatalf("pay: %+v %v", dl, err)
+			}
+			// The order is paid in the store; its webhook still waits.
+			status, st := httpCall(t, http.MethodGet, admin.URL+"/admin/api/webhooks", "Bearer "+testAdminToken, "")
+			if status != http.StatusOK || st.Get("pending_orders").Int() != 1 || st.Get("heads.0.type").Str != webhook.TypeOrderApprovalRequired || st.Get("heads.0.attempts").Int() < 3 {
+				t.Errorf("admin webhooks: %d %s; want the approval_required head with at least 3 attempts", status, st.Raw)
+			}
+			for _, x := range m.arrivals() {
+				if x.env.Type == webhook.TypeOrderPaid {
+					t.Fatalf("order.paid arrived while order.approval_required was still refused")
+				}
+			}
+			func() { // let approval_required through
+				m.mu.Lock()
+				released = true
+				m.mu.Unlock()
+			}()
+			m.await(t, "order.paid", func(a hookArrival) bool { return a.env.Type == webhook.TypeOrderPaid && a.status/100 == 2 })
+			var types []string
+			for _, p := range m.processed() {
+				types = append(types, p.env.Type)
+			}
+			if fmt.Sprint(types) != fmt.Sprint([]string{webhook.TypeOrderApprovalRequired, webhook.TypeOrderPaid}) {
+				t.Errorf("processed %v; want approval_required, then paid", types)
+			}
+			for _, x := range m.arrivals() {
+				if x.verifyErr != nil {
+					t.Errorf("arrival %s: %v", x.env.ID, x.verifyErr)
+				}
+			}
+		})
+	}
+}
+
+// TestWebhookAdminAndMetrics: the delivery state is behind the admin token
+// and in /metrics.
+func TestWebhookAdminAndMetrics(t *testing.T) {
+	m := newMerchant(t, nil)
+	up := newScriptedProvider(t, purchaseScript)
+	results := make(chan webhook.Result, 16)
+	url, a, _ := hookApp(t, webhookStoreYAML(t, "embedded"), up.URL, m.URL, "", func(r webhook.Result) { results <- r })
+	admin := httptest.NewServer(a.adminHandler())
+	t.Cleanup(admin.Close)
+	ans := chatAs(t, url, testOpenID, "premium please")
+	no := ans.Get("paygate.actions.0.order.order_no").Str
+	if d, err := a.sim.Pay(context.Background(), no); err != nil || !d.Acked {
+		t.Fatalf("pay: %+v %v", d, err)
+	}
+	if r := <-results; r.Outcome != webhook.OutcomeDelivered || r.Type != webhook.TypeOrderPaid || r.OrderNo != no {
+		t.Fatalf("first outcome %+v; want order.paid of %s delivered", r, no)
+	}
+
+	tests := []struct {
+		name, auth string
+		want       int
+	}{
+		{name: "no token", want: http.StatusUnauthorized},
+		{name: "client key", auth: "Bearer " + e2eClientKey, want: http.StatusUnauthorized},
+		{name: "admin token", auth: "Bearer " + testAdminToken, want: http.StatusOK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := httpCall(t, http.MethodGet, admin.URL+"/admin/api/webhooks", tc.auth, "")
+			if status != tc.want {
+				t.Fatalf("status %d %s; want %d", status, body.Raw, tc.want)
+			}
+			if status == http.StatusOK && (!body.Get("enabled").Bool() || body.Get("delivered").Int() != 1 || body.Get("url").Str != m.URL) {
+				t.Errorf("state %s; want enabled, 1 delivered, the merchant URL", body.Raw)
+			}
+		})
+	}
+	resp, err := http.Get(admin.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`paygate_webhook_deliveries_total{outcome="delivered",type="order.paid"} 1`,
+		`paygate_webhook_pending_orders`, `paygate_webhook_oldest_pending_seconds`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(string(b), testWebhookSecret) {
+		t.Error("/metrics shows the webhook secret")
+	}
+}
+
+// TestWebhooksOff: without webhooks.url nothing is enqueued for merchants and
+// the admin endpoint says so.
+func TestWebhooksOff(t *testing.T) {
+	up := newScriptedProvider(t, purchaseScript)
+	_, adminURL, a := moneyApp(t, up.URL, "")
+	status, body := httpCall(t, http.MethodGet, adminURL+"/admin/api/webhooks", "Bearer "+testAdminToken, "")
+	if status != http.StatusOK || body.Get("enabled").Bool() || !body.Get("enabled").Exists() {
+		t.Errorf("admin webhooks with webhooks off: %d %s; want {\"enabled\":false}", status, body.Raw)
+	}
+	if a.webhooks != nil {
+		t.Error("a relay runs without webhooks.url")
+	}
+}
+
+// twoAppsConfig binds two clients to two WeChat apps.
+const twoAppsConfig = `
+clients:
+  - {name: shop-a, key: sk-client-a, app_id: wxa1111111111111a1}
+  - {name: shop-b, key: sk-client-b, app_id: wxb2222222222222b2}
+payments:
+  wechatpay: {app_id: wxdefault000000000}
+`
+
+// chatWith sends a non-stream chat turn with a client key.
+func chatWith(t *testing.T, url, key, user, content string) gjson.Result {
+	t.Helper()
+	body := `{"model":"gpt-4o","messages":[{"role":"user","content":` + fmt.Sprintf("%q", content) + `}]}`
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("X-WeChat-OpenID", user)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("chat: %d %s", resp.StatusCode, out)
+	}
+	return gjson.ParseBytes(out)
+}
+
+// TestTwoMiniPrograms: two clients bound to two app_ids. Each order is
+// prepaid under its client's appid and its request-payment parameters carry
+// it; the same OpenID string under the other client sees none of its
+// orders; a notification naming the other app is not accepted as payment;
+// the webhooks name each order's app.
+func TestTwoMiniPrograms(t *testing.T) {
+	m := newMerchant(t, nil)
+	up := newScriptedProvider(t, moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` }))
+	src := strings.Replace(twoAppsConfig, "payments:\n", "payments:\n  catalog: [{sku: premium-monthly, name: \"Premium\", price: \"49.99\", max_quantity: 12}]\n", 1)
+	url, a := twoAppsApp(t, up.URL, m.URL, src)
+	const shared = "oShared-openid-0001" // the same string in both apps: still two users
+	clients := []struct{ key, name, appID string }{
+		{"sk-client-a", "shop-a", "wxa1111111111111a1"},
+		{"sk-client-b", "shop-b", "wxb2222222222222b2"},
+	}
+	orderOf := map[string]string{}
+	for _, c := range clients {
+		ans := chatWith(t, url, c.key, shared, "premium please")
+		act := ans.Get("paygate.actions.0")
+		no := act.Get("order.order_no").Str
+		if act.Get("type").Str != "order_created" || no == "" {
+			t.Fatalf("%s: action %s", c.name, act.Raw)
+		}
+		orderOf[c.name] = no
+		if got := act.Get("request_payment.appId").Str; got != c.appID {
+			t.Errorf("%s: request_payment.appId %q; want %q", c.name, got, c.appID)
+		}
+		tx, ok := a.sim.Order(no)
+		if !ok || tx.AppID != c.appID || tx.Payer == nil || tx.Payer.OpenID != shared {
+			t.Errorf("%s: the simulator's prepay %+v; want appid %s for %s", c.name, tx, c.appID, shared)
+		}
+		status, one := httpCall(t, http.MethodGet, url+"/v1/paygate/orders/"+no, "Bearer "+c.key, shared)
+		if status != http.StatusOK || one.Get("request_payment.appId").Str != c.appID {
+			t.Errorf("%s: GET order: %d %s; want request_payment for %s", c.name, status, one.Raw, c.appID)
+		}
+	}
+	if orderOf["shop-a"] == orderOf["shop-b"] {
+		t.Fatalf("both clients got order %s", orderOf["shop-a"])
+	}
+	// OpenID scoping: each client's user sees only its own order.
+	for i, c := range clients {
+		other := clients[1-i]
+		status, list := httpCall(t, http.MethodGet, url+"/v1/paygate/orders", "Bearer "+c.key, shared)
+		if status != http.StatusOK || list.Get("data.#").Int() != 1 || list.Get("data.0.order_no").Str != orderOf[c.name] {
+			t.Errorf("%s lists %d %s; want only %s", c.name, status, list.Raw, orderOf[c.name])
+		}
+		if status, _ := httpCall(t, http.MethodGet, url+"/v1/paygate/orders/"+orderOf[other.name], "Bearer "+c.key, shared); status != http.StatusNotFound {
+			t.Errorf("%s reads %s's order: %d; want 404", c.name, other.name, status)
+		}
+	}
+
+	// A verified notification that pays shop-a's order in shop-b's app
+	// disagrees with the record: needs_review, not paid.
+	noA := orderOf["shop-a"]
+	tx, _ := a.sim.Order(noA)
+	tx.AppID = clients[1].appID
+	tx.TradeState, tx.TradeStateDesc, tx.TransactionID = "SUCCESS", "支付成功", "4200000000000000000000000001"
+	tx.SuccessTime = time.Now().Format(time.RFC3339)
+	n, err := a.sim.BuildNotification(wxsim.NotificationSpec{EventType: "TRANSACTION.SUCCESS", Summary: "支付成功", OriginalType: "transaction", Resource: tx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := a.sim.Deliver(context.Background(), url+"/wechatpay/notify", n); err != nil || code/100 != 2 {
+		t.Fatalf("deliver: %d %v", code, err)
+	}
+	review := m.await(t, "order.needs_review", func(h hookArrival) bool { return h.env.Type == webhook.TypeOrderNeedsReview })
+	if review.env.Data.Order["order_no"] != noA || !strings.HasPrefix(review.env.Data.ReviewReason, "appid_mismatch") || review.env.Data.AppID != clients[0].appID {
+		t.Errorf("needs_review %+v; want %s flagged appid_mismatch, the order's app %s", review.env.Data, noA, clients[0].appID)
+	}
+	// The real payment of shop-b's order, in its own app, is applied.
+	noB := orderOf["shop-b"]
+	if d, err := a.sim.Pay(context.Background(), noB); err != nil || !d.Acked {
+		t.Fatalf("pay %s: %+v %v", noB, d, err)
+	}
+	paid := m.await(t, "order.paid", func(h hookArrival) bool { return h.env.Type == webhook.TypeOrderPaid })
+	if paid.env.Data.Order["order_no"] != noB || paid.env.Data.AppID != clients[1].appID || paid.env.Data.Client != "shop-b" || paid.env.Data.OpenID != shared {
+		t.Errorf("order.paid data %+v; want %s in %s via shop-b", paid.env.Data, noB, clients[1].appID)
+	}
+	for _, x := range m.arrivals() {
+		if x.verifyErr != nil {
+			t.Errorf("%s: %v", x.env.ID, x.verifyErr)
+		}
+	}
+}
+
+// twoAppsApp is hookApp with its own clients and payments sections.
+func twoAppsApp(t *testing.T, providerURL, merchantURL, clientsAndPayments string) (string, *app) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	src := clientsAndPayments + `
+store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
+providers:
+  - {name: fake, base_url: "` + providerURL + `/v1", api_key: sk-upstream-secret}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+webhooks: {url: "` + merchantURL + `", secret: ` + testWebhookSecret + `}
+`
+	cfg, err := config.Parse([]byte(src), "e2e.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(cfg, io.Discard, "http://"+srv.Listener.Addr().String()+"/wechatpay/notify",
+		withWebhookOptions(func(o *webhook.Options) { o.RetryBase, o.PollInterval = 20*time.Millisecond, 10*time.Millisecond }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = a.server.Handler()
+	srv.Start()
+	t.Cleanup(func() { srv.Close(); a.close() })
+	return srv.URL, a
+}

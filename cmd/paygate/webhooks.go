@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/store"
+)
+
+// appOption adjusts what newApp builds beyond the config (tests shorten the
+// webhook retry schedule with it).
+type appOption func(*appOptions)
+
+type appOptions struct {
+	webhook func(*webhook.Options)
+}
+
+// withWebhookOptions lets a test change the relay's options (retry base,
+// poll interval, clock) before it starts.
+func withWebhookOptions(f func(*webhook.Options)) appOption {
+	return func(o *appOptions) { o.webhook = f }
+}
+
+// webhooks is the merchant webhooks' part of a running paygate: the relay
+// draining the outbox to webhooks.url.
+type webhooks struct {
+	relay  *webhook.Relay
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// newWebhooks builds and starts the relay, or returns nil when webhooks.url
+// is empty (webhooks off: no event is enqueued either).
+func newWebhooks(cfg *config.Config, st store.Store, reg prometheus.Registerer, log *slog.Logger, tweak func(*webhook.Options)) (*webhooks, error) {
+	if cfg.Webhooks.URL == "" {
+		return nil, nil
+	}
+	o := webhook.Options{Store: st, URL: cfg.Webhooks.URL, Secret: cfg.Webhooks.Secret, Registerer: reg, Logger: log}
+	if tweak != nil {
+		tweak(&o)
+	}
+	r, err := webhook.New(o)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &webhooks{relay: r, cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(w.done); r.Run(ctx) }()
+	return w, nil
+}
+
+// stop ends the relay and waits for it, before the store closes.
+func (w *webhooks) stop() {
+	if w == nil {
+		return
+	}
+	w.cancel()
+	<-w.done
+}
+
+// handler serves GET /admin/api/webhooks (behind the admin token).
+func (w *webhooks) handler() http.Handler {
+	if w == nil {
+		return webhook.DisabledHandler()
+	}
+	return w.relay.Handler()
+}
+
+// withWebhookEvents composes payments.Options.Events: the events of f (the
+// audit record) and the transition's merchant webhook, all enqueued
+// atomically with the transition on the order's key, f's first.
+func (a *app) withWebhookEvents(f func(payments.Transition) []store.Event) func(payments.Transition) []store.Event {
+	if a.webhooks == nil {
+		return f
+	}
+	return func(t payments.Transition) []store.Event {
+		return append(f(t), webhook.Events(t)...)
+	}
+}
+
+// withWebhookWake composes payments.Options.Committed: f, then wake the
+// relay.
+func (a *app) withWebhookWake(f func(payments.Transition)) func(payments.Transition) {
+	if a.webhooks == nil {
+		return f
+	}
+	return func(t payments.Transition) {
+		f(t)
+		a.webhooks.relay.Wake()
+	}
+}
+
+// withWebhookProposals composes payments.Options.Proposed: f (the audit
+// record), then the refund.proposed webhook.
+func (a *app) withWebhookProposals(f func(context.Context, store.RefundProposal)) func(context.Context, store.RefundProposal) {
+	if a.webhooks == nil {
+		return f
+	}
+	return func(ctx context.Context, p store.RefundProposal) {
+		f(ctx, p)
+		a.webhooks.relay.Proposed(ctx, p)
+	}
+}
