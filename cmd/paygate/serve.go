@@ -41,12 +41,17 @@ type app struct {
 	server   *proxy.Server
 	stop     context.CancelFunc // stops background work (the reconciler sweep)
 	audit    *auditing          // the audit chain's worker and head publisher
+	webhooks *webhooks          // the merchant webhook relay; nil when webhooks.url is empty
 }
 
 // newApp builds the application from a loaded config. logOut receives the
 // JSON log; notifyURL is where WeChat Pay (or the simulator) reaches
 // POST /wechatpay/notify — the configured notify_url wins when set.
-func newApp(cfg *config.Config, logOut io.Writer, notifyURL string) (*app, error) {
+func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appOption) (*app, error) {
+	var ao appOptions
+	for _, o := range opts {
+		o(&ao)
+	}
 	a := &app{cfg: cfg, reg: prometheus.NewRegistry()}
 	a.log = logging.New(logOut, logging.ParseLevel(cfg.Log.Level), cfg.Secrets())
 	for _, w := range cfg.Warnings {
@@ -73,6 +78,10 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string) (*app, error
 	if a.audit, err = newAuditing(cfg, st, a.reg, a.log.With("component", "audit")); err != nil {
 		a.close()
 		return nil, fmt.Errorf("building audit: %w", err)
+	}
+	if a.webhooks, err = newWebhooks(cfg, st, a.reg, a.log.With("component", "webhook"), ao.webhook); err != nil {
+		a.close()
+		return nil, fmt.Errorf("building webhooks: %w", err)
 	}
 	if err := a.buildPayments(notifyURL); err != nil {
 		a.close()
@@ -110,6 +119,7 @@ func (a *app) close() {
 	if a.audit != nil {
 		a.audit.stop()
 	}
+	a.webhooks.stop()
 	if a.payments != nil {
 		_ = a.payments.Close()
 	}
@@ -211,9 +221,9 @@ func (a *app) buildPayments(notifyURL string) error {
 		SweepInterval:       cfg.Payments.Reconcile.SweepInterval.D(),
 		Rules:               paymentRules(cfg.Payments.Rules),
 		RefundConfirmTTL:    cfg.Payments.Refunds.ConfirmTTL.D(),
-		Events:              audit.TransitionEvents, // audit records ride each transition's outbox write
-		Committed:           a.audit.wake,
-		Proposed:            a.audit.proposed,
+		Events:              a.withWebhookEvents(audit.TransitionEvents), // audit records and webhooks ride each transition's outbox write
+		Committed:           a.withWebhookWake(a.audit.wake),
+		Proposed:            a.withWebhookProposals(a.audit.proposed),
 		Registerer:          a.reg,
 		Logger:              a.log.With("component", "payments"),
 	})
@@ -335,6 +345,7 @@ func (a *app) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.server.MountAdminAPI(mux)
 	a.server.MountAdminAudit(mux, a.store)
+	mux.Handle("GET /admin/api/webhooks", a.server.AdminAuth(a.webhooks.handler()))
 	main := a.server.Handler()
 	for _, p := range []string{"GET /healthz", "GET /readyz", "GET /metrics"} {
 		mux.Handle(p, main)
