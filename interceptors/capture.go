@@ -236,18 +236,24 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 		var tc textChunk
 		ok, known := false, len(c.prefix) > 0 && bytes.HasPrefix(data, c.prefix)
 		if known {
-			tc, ok = scanTextAfter(s, len(c.prefix), c.round > 0, &c.tail)
-		} else if tc, ok = scanText(s, c.round > 0); ok {
+			tc, ok = scanTextAfter(s, len(c.prefix), &c.tail)
+		} else if tc, ok = scanText(s); ok {
 			c.learnPrefix(data, s, tc.delta, tc.deltaEnd)
 		}
 		if ok {
 			c.content = append(c.content, tc.content...)
 			c.reasoning = append(c.reasoning, tc.reasoning...)
-			c.role = c.role || tc.role
-			if c.round == 0 {
+			switch {
+			case c.round == 0:
+				c.role = c.role || tc.role
 				return data, nil
+			case !tc.role:
+				return c.rewriteID(data, s, tc.deltaEnd), nil
+			case tc.content == "" && tc.reasoning == "" && !tc.other:
+				return nil, nil // a role and nothing else
 			}
-			return c.rewriteID(data, s, tc.deltaEnd), nil
+			// OpenRouter and Gemini repeat the role in every delta.
+			return c.rewriteLater(data, s, &tc), nil
 		}
 	}
 	// What is rewritten must first be understood: the slow path checks the

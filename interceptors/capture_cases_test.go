@@ -179,6 +179,27 @@ func TestCaptureCases(t *testing.T) {
 			}},
 		},
 		{
+			name: "openrouter repeats the role in every delta: removed after round 0",
+			rounds: [][]string{{
+				`{"id":"gen-0","choices":[{"index":0,"delta":{"role":"assistant","content":"a"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`,
+			}, {
+				`{"id":"gen-1","provider":"Anthropic","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`,
+				`{"id":"gen-1","provider":"Anthropic","choices":[{"index":0,"delta":{"role":"assistant","content":"Your order"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`,
+				`{"id":"gen-1","provider":"Anthropic","choices":[{"index":0,"delta":{"role":"assistant","content":" is"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`,
+				`{"id":"gen-1","provider":"Anthropic","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`,
+				`{"id":"gen-1","provider":"Anthropic","choices":[{"index":0,"delta":{"content":" ready","role":"assistant"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`,
+				`{"id":"gen-1","provider":"Anthropic","choices":[{"index":0,"delta":{"role":"assistant","refusal":"no"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`,
+			}},
+			want: [][]string{{
+				`{"id":"gen-0","choices":[{"index":0,"delta":{"role":"assistant","content":"a"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`,
+			}, {
+				`{"id":"turn-1","provider":"Anthropic","choices":[{"index":0,"delta":{"content":"Your order"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`,
+				`{"id":"turn-1","provider":"Anthropic","choices":[{"index":0,"delta":{"content":" is"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`,
+				`{"id":"turn-1","provider":"Anthropic","choices":[{"index":0,"delta":{"content":" ready"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`,
+				`{"id":"turn-1","provider":"Anthropic","choices":[{"index":0,"delta":{"refusal":"no"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`,
+			}},
+		},
+		{
 			name: "keys spelled with escapes are read as a parser reads them",
 			rounds: [][]string{{
 				`{"id":"a","choices":[{"index":0,"delta":{"content":"x"}}]}`,

@@ -14,6 +14,8 @@ import (
 type textChunk struct {
 	content, reasoning string
 	role               bool
+	roleAt, roleEnd    int  // the role member, when role
+	other              bool // another member with text (a refusal, say)
 	delta, deltaEnd    int
 }
 
@@ -21,13 +23,13 @@ type textChunk struct {
 // searches only, so that it costs little more than reading the event: one
 // pass over the chunk's '{' finds the delta object and refuses a usage or
 // error object and a second delta (n > 1); a small parser reads the flat
-// delta object and refuses tool calls, nested values and (after round 0) a
-// role; a search for `_reason"` refuses a finish. Anything it refuses takes
+// delta object and refuses tool calls and nested values; a search for
+// `_reason"` refuses a finish. Anything it refuses takes
 // the slow path, which understands every chunk; so scanText may refuse too
 // much but never accepts a chunk that needs a change. Keys spelled with
 // escapes of ASCII letters ("tool\u005fcalls") are refused too, since the
 // searches look for plain keys.
-func scanText(s string, later bool) (tc textChunk, ok bool) {
+func scanText(s string) (tc textChunk, ok bool) {
 	d := -1
 	for off := 0; ; {
 		i := strings.IndexByte(s[off:], '{')
@@ -50,7 +52,7 @@ func scanText(s string, later bool) (tc textChunk, ok bool) {
 		return tc, false
 	}
 	tc.delta = d
-	if tc.deltaEnd = parseDelta(s, d, later, &tc); tc.deltaEnd < 0 {
+	if tc.deltaEnd = parseDelta(s, d, &tc); tc.deltaEnd < 0 {
 		return tc, false
 	}
 	if hasNonNull(s, keyReason, false) || hasEscapedLetter(s) {
@@ -65,13 +67,13 @@ func scanText(s string, later bool) (tc textChunk, ok bool) {
 // nothing to refuse, so only the delta and what follows it are read. What
 // follows is accepted at once when it fits tail, the template learnt from
 // the same chunk; otherwise it is searched.
-func scanTextAfter(s string, n int, later bool, tail *template) (tc textChunk, ok bool) {
+func scanTextAfter(s string, n int, tail *template) (tc textChunk, ok bool) {
 	d := skipSpace(s, n)
 	if d >= len(s) || s[d] != '{' {
 		return tc, false
 	}
 	tc.delta = d
-	if tc.deltaEnd = parseDelta(s, d, later, &tc); tc.deltaEnd < 0 {
+	if tc.deltaEnd = parseDelta(s, d, &tc); tc.deltaEnd < 0 {
 		return tc, false
 	}
 	if tail != nil && tail.match(s[tc.deltaEnd:]) {
@@ -180,9 +182,8 @@ func keyBefore(s string, p int) string {
 }
 
 // parseDelta reads the delta object at s[d] when it is flat (string and null
-// members only, no tool call, no role after round 0) and returns the index
-// after it, or -1.
-func parseDelta(s string, d int, later bool, tc *textChunk) int {
+// members only, no tool call) and returns the index after it, or -1.
+func parseDelta(s string, d int, tc *textChunk) int {
 	gotReason := false
 	i := d + 1
 	for {
@@ -208,7 +209,7 @@ func parseDelta(s string, d int, later bool, tc *textChunk) int {
 		if ke >= len(s) || s[ke] != '"' {
 			return -1
 		}
-		key := s[i+1 : ke]
+		keyAt, key := i, s[i+1:ke]
 		i = skipSpace(s, ke+1)
 		if i >= len(s) || s[i] != ':' {
 			return -1
@@ -244,13 +245,13 @@ func parseDelta(s string, d int, later bool, tc *textChunk) int {
 			}
 		case "role":
 			if raw != "" {
-				if later {
-					return -1
-				}
 				tc.role = true
+				tc.roleAt, tc.roleEnd = keyAt, e+1
 			}
 		case "tool_calls", "function_call":
 			return -1
+		default:
+			tc.other = tc.other || raw != ""
 		}
 	}
 }
@@ -458,6 +459,24 @@ func (c *Capture) rewriteID(data []byte, s string, deltaEnd int) []byte {
 	c.out = append(c.out, c.turnIDq...)
 	c.out = append(c.out, data[end:]...)
 	return c.out
+}
+
+// rewriteLater returns a text chunk of a later round with the turn's id and
+// without its role member.
+func (c *Capture) rewriteLater(data []byte, s string, tc *textChunk) []byte {
+	c.edits = c.edits[:0]
+	c.scratch = c.scratch[:0]
+	start, end := -1, -1
+	if c.prefixID[0] >= 0 && bytes.HasPrefix(data, c.prefix) {
+		start, end = c.prefixID[0], c.prefixID[1]
+	} else {
+		start, end = topID(s, tc.deltaEnd)
+	}
+	if start >= 0 {
+		c.replace(start, end, c.turnIDq)
+	}
+	c.deleteMember(data, tc.roleAt, tc.roleEnd)
+	return c.apply(data)
 }
 
 // topID returns the byte range of the top-level "id" value (quotes

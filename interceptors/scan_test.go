@@ -14,7 +14,6 @@ func TestScanText(t *testing.T) {
 	tests := []struct {
 		name          string
 		chunk         string
-		later         bool
 		want          bool
 		content, reas string
 		role          bool
@@ -24,8 +23,8 @@ func TestScanText(t *testing.T) {
 	}{
 		{name: "text", chunk: pre + `{"content":"hi \"there\" {x}"},"logprobs":null,"finish_reason":null}],"usage":null}`, want: true, content: `hi \"there\" {x}`},
 		{name: "role and empty content in round 0", chunk: pre + `{"role":"assistant","content":"","refusal":null},"finish_reason":null}]}`, want: true, role: true},
-		{name: "role after round 0", chunk: pre + `{"role":"assistant","content":"x"},"finish_reason":null}]}`, later: true},
-		{name: "role null after round 0", chunk: pre + `{"content":"x","role":null},"finish_reason":null}]}`, later: true, want: true, content: "x"},
+		{name: "role with text (the caller removes it after round 0)", chunk: pre + `{"role":"assistant","content":"x"},"finish_reason":null}]}`, want: true, content: "x", role: true},
+		{name: "role null", chunk: pre + `{"content":"x","role":null},"finish_reason":null}]}`, want: true, content: "x"},
 		{name: "reasoning", chunk: pre + `{"content":null,"reasoning_content":"think"},"finish_reason":null}]}`, want: true, reas: "think"},
 		{name: "finish", chunk: pre + `{"content":"x"},"finish_reason":"stop"}]}`},
 		{name: "empty finish string is none", chunk: pre + `{"content":"x"},"finish_reason":""}]}`, want: true, content: "x"},
@@ -43,7 +42,7 @@ func TestScanText(t *testing.T) {
 		{name: "escaped non-ASCII in text", chunk: pre + `{"content":"caf\u00e9 \u4e2d"},"finish_reason":null}]}`, want: true, content: `caf\u00e9 \u4e2d`},
 	}
 	base := pre + `{"content":"base"},"logprobs":null,"finish_reason":null}],"usage":null}`
-	btc, ok := scanText(base, false)
+	btc, ok := scanText(base)
 	if !ok {
 		t.Fatal("base chunk refused")
 	}
@@ -62,17 +61,17 @@ func TestScanText(t *testing.T) {
 					t.Errorf("%s: got %+v; want content %q reasoning %q role %v", how, got, tc.content, tc.reas, tc.role)
 				}
 			}
-			got, ok := scanText(tc.chunk, tc.later)
+			got, ok := scanText(tc.chunk)
 			check("scanText", got, ok)
 			if !strings.HasPrefix(tc.chunk, base[:n]) {
 				t.Fatal("test chunk does not share the prefix")
 			}
-			got, ok = scanTextAfter(tc.chunk, n, tc.later, nil)
+			got, ok = scanTextAfter(tc.chunk, n, nil)
 			check("scanTextAfter", got, ok)
 			// With the base chunk's template learnt, the answer is the same.
 			var tail template
 			tail.learn(base[btc.deltaEnd:])
-			got, ok = scanTextAfter(tc.chunk, n, tc.later, &tail)
+			got, ok = scanTextAfter(tc.chunk, n, &tail)
 			check("scanTextAfter with a template", got, ok)
 		})
 	}
