@@ -110,9 +110,11 @@ func (w *Worker) Wake() {
 func (w *Worker) Run(ctx context.Context) {
 	t := time.NewTicker(w.poll)
 	defer t.Stop()
+	var warned time.Time // a store that stays down is logged once a minute
 	for {
-		if _, err := w.Drain(ctx); err != nil && ctx.Err() == nil {
-			w.log.WarnContext(ctx, "audit outbox pass failed", "err", err)
+		if _, err := w.Drain(ctx); err != nil && ctx.Err() == nil && w.now().Sub(warned) >= time.Minute {
+			warned = w.now()
+			w.log.WarnContext(ctx, "audit outbox pass failed; records wait in the outbox", "err", err)
 		}
 		select {
 		case <-ctx.Done():
