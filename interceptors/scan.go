@@ -186,19 +186,18 @@ func keyBefore(s string, p int) string {
 func parseDelta(s string, d int, tc *textChunk) int {
 	gotReason := false
 	i := d + 1
-	for {
+	for first := true; ; first = false {
 		i = skipSpace(s, i)
-		if i >= len(s) {
-			return -1
-		}
-		switch s[i] {
-		case '}':
+		if i < len(s) && s[i] == '}' {
 			return i + 1
-		case ',':
-			i++
-			continue
-		case '"':
-		default:
+		}
+		if !first { // strictly JSON: one comma between members
+			if i >= len(s) || s[i] != ',' {
+				return -1
+			}
+			i = skipSpace(s, i+1)
+		}
+		if i >= len(s) || s[i] != '"' {
 			return -1
 		}
 		// Keys are short: one loop finds the end and refuses escapes.

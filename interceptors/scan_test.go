@@ -39,6 +39,9 @@ func TestScanText(t *testing.T) {
 		{name: "escaped key", chunk: pre + `{"content":"x"},"finish\u005freason":"stop"}]}`},
 		{name: "escaped letter in text: scanText refuses it (cheaply conservative)", chunk: pre + `{"content":"\u0041"},"finish_reason":null}]}`,
 			afterOK: &yes, content: `\u0041`},
+		{name: "missing comma", chunk: pre + `{"role":"assistant" "content":"x"},"finish_reason":null}]}`},
+		{name: "trailing comma", chunk: pre + `{"content":"x",},"finish_reason":null}]}`},
+		{name: "empty delta", chunk: pre + `{ },"finish_reason":null}]}`, want: true},
 		{name: "escaped non-ASCII in text", chunk: pre + `{"content":"caf\u00e9 \u4e2d"},"finish_reason":null}]}`, want: true, content: `caf\u00e9 \u4e2d`},
 	}
 	base := pre + `{"content":"base"},"logprobs":null,"finish_reason":null}],"usage":null}`
