@@ -24,13 +24,13 @@ import (
 	"github.com/paygate/paygate/store/embedded"
 )
 
-const testAdminToken = "adm-3f9c1e-audit-token"
+const auditAdminToken = "adm-3f9c1e-audit-token"
 
 // auditAdmin serves the admin audit routes over an embedded store holding a
 // three-record chain (users oAlice, oBob, oAlice, each with a text).
 func auditAdmin(t *testing.T) (string, *embedded.DB, []store.AuditRecord) {
 	t.Helper()
-	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = testAdminToken })
+	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = auditAdminToken })
 	st, err := embedded.Open(filepath.Join(t.TempDir(), "p.db"), embedded.Options{SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +77,7 @@ func auditAdmin(t *testing.T) (string, *embedded.DB, []store.AuditRecord) {
 	return srv.URL, st, recs
 }
 
-func adminDo(t *testing.T, method, url, token string) (int, map[string]any) {
+func auditAdminDo(t *testing.T, method, url, token string) (int, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
@@ -98,7 +98,7 @@ func adminDo(t *testing.T, method, url, token string) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
-func seqs(out map[string]any) []int {
+func auditSeqs(out map[string]any) []int {
 	var s []int
 	recs, _ := out["records"].([]any)
 	for _, r := range recs {
@@ -124,18 +124,18 @@ func TestAdminAudit(t *testing.T) {
 		{name: "head with wrong token", method: "GET", path: "/admin/api/audit/head", token: "adm-wrong", status: 401},
 		{name: "list without token", method: "GET", path: "/admin/api/audit", status: 401},
 		{name: "erase without token", method: "DELETE", path: "/admin/api/audit/texts/oAlice", status: 401},
-		{name: "head", method: "GET", path: "/admin/api/audit/head", token: testAdminToken, status: 200, check: func(t *testing.T, out map[string]any) {
+		{name: "head", method: "GET", path: "/admin/api/audit/head", token: auditAdminToken, status: 200, check: func(t *testing.T, out map[string]any) {
 			if out["seq"] != float64(3) || out["hash"] != recs[2].Hash || out["head"] != head {
 				t.Errorf("head: got %v; want %s", out, head)
 			}
 		}},
-		{name: "latest page", method: "GET", path: "/admin/api/audit?limit=2", token: testAdminToken, status: 200, check: func(t *testing.T, out map[string]any) {
-			if got := seqs(out); fmt.Sprint(got) != "[2 3]" || out["prev_from"] != float64(1) || out["next_from"] != nil {
+		{name: "latest page", method: "GET", path: "/admin/api/audit?limit=2", token: auditAdminToken, status: 200, check: func(t *testing.T, out map[string]any) {
+			if got := auditSeqs(out); fmt.Sprint(got) != "[2 3]" || out["prev_from"] != float64(1) || out["next_from"] != nil {
 				t.Errorf("got seqs %v prev %v next %v; want [2 3], prev 1, no next", got, out["prev_from"], out["next_from"])
 			}
 		}},
-		{name: "page from 1", method: "GET", path: "/admin/api/audit?from=1&limit=2", token: testAdminToken, status: 200, check: func(t *testing.T, out map[string]any) {
-			if got := seqs(out); fmt.Sprint(got) != "[1 2]" || out["next_from"] != float64(3) || out["prev_from"] != nil {
+		{name: "page from 1", method: "GET", path: "/admin/api/audit?from=1&limit=2", token: auditAdminToken, status: 200, check: func(t *testing.T, out map[string]any) {
+			if got := auditSeqs(out); fmt.Sprint(got) != "[1 2]" || out["next_from"] != float64(3) || out["prev_from"] != nil {
 				t.Errorf("got seqs %v next %v prev %v; want [1 2], next 3, no prev", got, out["next_from"], out["prev_from"])
 			}
 			r := out["records"].([]any)[0].(map[string]any)
@@ -144,18 +144,18 @@ func TestAdminAudit(t *testing.T) {
 				t.Errorf("record 1: got %v", r)
 			}
 		}},
-		{name: "with texts", method: "GET", path: "/admin/api/audit?from=2&text=1", token: testAdminToken, status: 200, check: func(t *testing.T, out map[string]any) {
+		{name: "with texts", method: "GET", path: "/admin/api/audit?from=2&text=1", token: auditAdminToken, status: 200, check: func(t *testing.T, out map[string]any) {
 			r := out["records"].([]any)[0].(map[string]any)
 			if r["text"] != `[{"role":"user","content":"buy 2"}]` {
 				t.Errorf("text of record 2: got %v", r["text"])
 			}
 		}},
-		{name: "bad from", method: "GET", path: "/admin/api/audit?from=0", token: testAdminToken, status: 400},
-		{name: "bad limit", method: "GET", path: "/admin/api/audit?limit=100000", token: testAdminToken, status: 400},
+		{name: "bad from", method: "GET", path: "/admin/api/audit?from=0", token: auditAdminToken, status: 400},
+		{name: "bad limit", method: "GET", path: "/admin/api/audit?limit=100000", token: auditAdminToken, status: 400},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			status, out := adminDo(t, c.method, base+c.path, c.token)
+			status, out := auditAdminDo(t, c.method, base+c.path, c.token)
 			if status != c.status {
 				t.Fatalf("status: got %d %v; want %d", status, out, c.status)
 			}
@@ -166,11 +166,11 @@ func TestAdminAudit(t *testing.T) {
 	}
 
 	t.Run("erase keeps the chain verifiable", func(t *testing.T) {
-		status, out := adminDo(t, "DELETE", base+"/admin/api/audit/texts/oAlice", testAdminToken)
+		status, out := auditAdminDo(t, "DELETE", base+"/admin/api/audit/texts/oAlice", auditAdminToken)
 		if status != 200 || out["erased"] != float64(2) {
 			t.Fatalf("erase: %d %v; want 200 and 2 erased", status, out)
 		}
-		_, out = adminDo(t, "GET", base+"/admin/api/audit?from=1&text=1", testAdminToken)
+		_, out = auditAdminDo(t, "GET", base+"/admin/api/audit?from=1&text=1", auditAdminToken)
 		var got []string
 		for _, r := range out["records"].([]any) {
 			m := r.(map[string]any)
