@@ -17,6 +17,7 @@ import (
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/sse"
 )
 
@@ -238,6 +239,10 @@ func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 		}
 	}
 	t.afterPayment = true
+	// The audit record of each money action carries what the model saw this
+	// round (messages and sampling parameters) and who answered.
+	last := t.rounds[len(t.rounds)-1]
+	ctx := payments.WithTurn(t.r.Context(), audit.TurnFromRequest(t.caller.Client, t.caller.User, t.body, last.Provider, last.Model))
 	var msgs [][]byte
 	for _, c := range calls {
 		var out payments.Outcome
@@ -248,7 +253,7 @@ func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 			out = t.s.tools.Refused(c.Name)
 			t.s.log.Info("payment call beyond the turn's budget not executed", "request_id", reqInfo(t.r).id, "tool", c.Name)
 		default:
-			out = t.s.tools.Execute(t.r.Context(), t.caller, c.Name, c.Arguments)
+			out = t.s.tools.Execute(ctx, t.caller, c.Name, c.Arguments)
 		}
 		if out.MoneyMoving && out.Executed {
 			t.moneyCalls++

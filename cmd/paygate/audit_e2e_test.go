@@ -23,7 +23,8 @@ func TestPurchaseIsAudited(t *testing.T) {
 	up := newScriptedProvider(t, purchaseScript)
 	url, a := paymentApp(t, up.URL, "admin: {token: "+token+"}\n")
 	_, err := userClient(url).CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{
-		Model: "gpt-4o", Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "I want premium for a month"}},
+		Model: "gpt-4o", Temperature: 0.3,
+		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "I want premium for a month"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +75,18 @@ func TestPurchaseIsAudited(t *testing.T) {
 		if r.Name != want || r.Client != "bot" || r.User != testOpenID || r.SKU != "premium-monthly" || r.AmountFen != 4999 {
 			t.Errorf("record %d: got %s client %s user %s sku %s amount %d; want %s by bot for %s, 4999 fen",
 				i+1, r.Name, r.Client, r.User, r.SKU, r.AmountFen, want, testOpenID)
+		}
+		// The turn that caused it: who answered, with which parameters, and
+		// the hash of what the model saw (the text itself is kept beside).
+		if r.Provider != "fake" || r.Model != "openai/gpt-4o-2024" || r.TextSHA256 == "" || r.TextBytes == 0 {
+			t.Errorf("record %d: provider %q model %q text %q (%d bytes); want the turn attached", i+1, r.Provider, r.Model, r.TextSHA256, r.TextBytes)
+		}
+		if r.Params["temperature"] != 0.3 {
+			t.Errorf("record %d: params %v; want the turn's temperature 0.3", i+1, r.Params)
+		}
+		text, err := a.store.GetAuditText(ctx, r.Seq)
+		if err != nil || audit.TextHash(text) != r.TextSHA256 || !strings.Contains(string(text), "I want premium for a month") {
+			t.Errorf("record %d: kept text %q, %v; want the conversation, matching its hash", i+1, text, err)
 		}
 	}
 	var metrics string
