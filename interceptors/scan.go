@@ -20,15 +20,15 @@ type textChunk struct {
 }
 
 // scanText recognises the common chunk, text and nothing else, with byte
-// searches only, so that it costs little more than reading the event: one
-// pass over the chunk's '{' finds the delta object and refuses a usage or
-// error object and a second delta (n > 1); a small parser reads the flat
-// delta object and refuses tool calls and nested values; a search for
-// `_reason"` refuses a finish. Anything it refuses takes
-// the slow path, which understands every chunk; so scanText may refuse too
-// much but never accepts a chunk that needs a change. Keys spelled with
-// escapes of ASCII letters ("tool\u005fcalls") are refused too, since the
-// searches look for plain keys.
+// searches only, so that it costs about what reading and writing the event
+// does: one pass over the chunk's '{' finds the delta object and refuses a
+// usage or error object and a second delta (n > 1); a small parser reads
+// the flat delta object and refuses tool calls and nested values; a search
+// for `_reason"` refuses a finish. Anything it refuses takes the slow path,
+// which understands every chunk; so scanText may refuse too much but never
+// accepts a chunk that needs a change. Keys spelled with escapes of ASCII
+// letters ("tool\u005fcalls") are refused too, since the searches look for
+// plain keys.
 func scanText(s string) (tc textChunk, ok bool) {
 	d := -1
 	for off := 0; ; {

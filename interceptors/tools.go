@@ -320,8 +320,7 @@ func InsertStateMessage(body []byte, text string) ([]byte, error) {
 		}
 		return true
 	})
-	msg := append([]byte(`{"role":"system","content":`), nil...)
-	msg = appendJSONString(msg, text)
+	msg := appendJSONString([]byte(`{"role":"system","content":`), text)
 	msg = append(msg, '}')
 	if at < 0 {
 		return AppendMessages(body, msg)
