@@ -30,7 +30,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin := filepath.Join(dir, "paygate")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/paygate/paygate/cmd/paygate").CombinedOutput()
+	// Built as the Dockerfile builds it (static, -trimpath), so the build
+	// cache this fills also serves TestBuildImageScript's runs.
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/paygate/paygate/cmd/paygate")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		binary.err = fmt.Errorf("building paygate: %w\n%s", err, out)
 	} else {
