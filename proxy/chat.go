@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/accounting"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
 	"github.com/paygate/paygate/payments"
@@ -88,11 +89,17 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Close()
 	setPaygateHeaders(w.Header(), resp)
+	var u accounting.Usage
 	if !chat.Stream {
 		writeUpstreamBody(w, resp)
-		return
+		res := gjson.GetManyBytes(resp.Body, "usage.prompt_tokens", "usage.completion_tokens")
+		u = accounting.Usage{PromptTokens: res[0].Int(), CompletionTokens: res[1].Int()}
+	} else {
+		u = s.streamRound(w, r, resp, !chat.WantsUsage)
 	}
-	s.streamRound(w, r, resp, !chat.WantsUsage)
+	if s.ledger != nil {
+		s.ledger.Turn(r.Context(), rc.client.Name, "", s.ledger.Round(resp.Provider, resp.Model, u))
+	}
 }
 
 // failTurn answers a turn that got no upstream answer at all.
@@ -126,7 +133,7 @@ func writeUpstreamBody(w http.ResponseWriter, resp *failover.Response) {
 // streamRound relays one upstream stream to the client, event by event, each
 // flushed. withholdUsage drops the usage-only chunk paygate asked for on its
 // own account.
-func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, resp *failover.Response, withholdUsage bool) {
+func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, resp *failover.Response, withholdUsage bool) (u accounting.Usage) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -146,8 +153,13 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, resp *failo
 			_ = sw.Done()
 			return
 		}
-		if withholdUsage && isUsageOnly(ev.Data) {
-			continue
+		if isUsageOnly(ev.Data) {
+			// The last chunk: read it for accounting (one small scan per stream).
+			res := gjson.GetManyBytes(ev.Data, "usage.prompt_tokens", "usage.completion_tokens")
+			u = accounting.Usage{PromptTokens: res[0].Int(), CompletionTokens: res[1].Int()}
+			if withholdUsage {
+				continue
+			}
 		}
 		if err := sw.Data(ev.Data); err != nil {
 			// The client is gone; returning cancels the upstream request.

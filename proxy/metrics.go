@@ -14,6 +14,7 @@ type metrics struct {
 	duration         *prometheus.HistogramVec
 	budgetExhausted  prometheus.Counter
 	stateUnavailable prometheus.Counter
+	toolCalls        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -36,7 +37,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "paygate_state_unavailable_total",
 		Help: "Turns served without payment state because the store did not answer.",
 	})
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.budgetExhausted, m.stateUnavailable} {
+	m.toolCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "paygate_tool_calls_total",
+		Help: "Payment tool calls the model made, by tool and outcome (executed, refused: over the turn's budget, clarify: arguments incomplete or invalid).",
+	}, []string{"tool", "outcome"})
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.budgetExhausted, m.stateUnavailable, m.toolCalls} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering proxy metrics: %w", err)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/paygate/paygate/accounting"
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
@@ -49,6 +50,8 @@ type Options struct {
 	HashKey []byte
 	// Notify serves POST /wechatpay/notify; nil leaves the route unmounted.
 	Notify http.Handler
+	// Ledger prices rounds and keeps conversation costs; nil: no accounting.
+	Ledger *accounting.Ledger
 	// Tools executes payment tool calls; nil offers no payment tools.
 	Tools PaymentTools
 	// State holds the users' payment state; nil: turns carry no state.
@@ -76,6 +79,7 @@ type Server struct {
 	modelsJS []byte
 	metrics  *metrics
 
+	ledger     *accounting.Ledger
 	tools      PaymentTools
 	state      StateStore
 	reconciler Reconciler
@@ -105,6 +109,7 @@ func New(o Options) (*Server, error) {
 		notify:     o.Notify,
 		privacy:    interceptors.Privacy{Mode: o.Config.Privacy.ForwardUser, Key: o.HashKey},
 		tools:      o.Tools,
+		ledger:     o.Ledger,
 		state:      o.State,
 		reconciler: o.Reconciler,
 		userPay:    o.UserPayments,

@@ -13,6 +13,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/paygate/paygate/accounting"
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
@@ -53,6 +54,7 @@ type turn struct {
 	rounds  []roundInfo
 	usage   interceptors.Usage
 	hasUse  bool
+	cost    accounting.Pico
 	sw      *sse.Writer
 }
 
@@ -110,6 +112,9 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	} else {
 		t.nonStream()
 	}
+	if s.ledger != nil {
+		s.ledger.Turn(ctx, caller.Client, caller.Session, t.cost)
+	}
 }
 
 var toolCallsKey = []byte(`"tool_calls"`)
@@ -162,7 +167,13 @@ func (t *turn) stream() {
 		res := capture.EndRound()
 		t.endRound(round, resp, res.ID, res.Model, res.Usage)
 		if len(res.PaymentCalls) == 0 {
-			t.finishStream(res.FinishChunk, res.Model, "stop")
+			fc := res.FinishChunk
+			if len(res.ClientCalls) > 0 && res.FinishReason != "tool_calls" && fc != nil {
+				// Gemini ends a tool round with "stop"; the client must hear
+				// "tool_calls" to run its tools.
+				fc, _ = sjson.SetBytes(fc, "choices.0.finish_reason", "tool_calls")
+			}
+			t.finishStream(fc, res.Model, "stop")
 			return
 		}
 		results := t.execute(res.PaymentCalls)
@@ -221,6 +232,10 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, u 
 		model = resp.Model
 	}
 	t.rounds = append(t.rounds, roundInfo{Provider: resp.Provider, Model: model})
+	if u != nil && t.s.ledger != nil {
+		// Priced by the target's configured upstream model (the price table's key).
+		t.cost += t.s.ledger.Round(resp.Provider, resp.Model, accounting.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens})
+	}
 	if u != nil {
 		t.hasUse = true
 		t.usage.PromptTokens += u.PromptTokens
@@ -258,6 +273,20 @@ func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 		if out.MoneyMoving && out.Executed {
 			t.moneyCalls++
 		}
+		outcome := "executed"
+		switch {
+		case out.Clarify && !out.Executed && out.MoneyMoving:
+			outcome = "refused"
+		case out.Clarify:
+			outcome = "clarify"
+		case !out.Executed:
+			outcome = "not_executed"
+		}
+		tool := c.Name
+		if !t.s.tools.IsPayment(tool) {
+			tool = "unnamed"
+		}
+		t.s.metrics.toolCalls.WithLabelValues(tool, outcome).Inc()
 		if out.Clarify {
 			t.clarify = true
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/paygate/paygate/accounting"
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/logging"
@@ -42,6 +43,7 @@ type app struct {
 	stop     context.CancelFunc // stops background work (the reconciler sweep)
 	audit    *auditing          // the audit chain's worker and head publisher
 	webhooks *webhooks          // the merchant webhook relay; nil when webhooks.url is empty
+	ledger   *accounting.Ledger // LLM cost per round, conversation and transaction
 }
 
 // newApp builds the application from a loaded config. logOut receives the
@@ -75,6 +77,10 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 		a.close()
 		return nil, fmt.Errorf("building failover: %w", err)
 	}
+	if a.ledger, err = accounting.New(cfg, st, a.reg, a.log.With("component", "accounting")); err != nil {
+		a.close()
+		return nil, err
+	}
 	if a.audit, err = newAuditing(cfg, st, a.reg, a.log.With("component", "audit")); err != nil {
 		a.close()
 		return nil, fmt.Errorf("building audit: %w", err)
@@ -100,6 +106,7 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 			QueryOrder:    cfg.Payments.Tools.QueryOrder,
 			RequestRefund: cfg.Payments.Tools.RequestRefund,
 		}, a.log.With("component", "tools")),
+		Ledger:        a.ledger,
 		State:         st,
 		Reconciler:    a.payments,
 		UserPayments:  a.payments,
@@ -222,7 +229,7 @@ func (a *app) buildPayments(notifyURL string) error {
 		Rules:               paymentRules(cfg.Payments.Rules),
 		RefundConfirmTTL:    cfg.Payments.Refunds.ConfirmTTL.D(),
 		Events:              a.withWebhookEvents(audit.TransitionEvents), // audit records and webhooks ride each transition's outbox write
-		Committed:           a.withWebhookWake(a.audit.wake),
+		Committed:           a.withWebhookWake(a.withLedger(a.audit.wake)),
 		Proposed:            a.withWebhookProposals(a.audit.proposed),
 		Registerer:          a.reg,
 		Logger:              a.log.With("component", "payments"),
@@ -345,6 +352,7 @@ func (a *app) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.server.MountAdminAPI(mux)
 	a.server.MountAdminAudit(mux, a.store)
+	a.server.MountStats(mux)
 	mux.Handle("GET /admin/api/webhooks", a.server.AdminAuth(a.webhooks.handler()))
 	main := a.server.Handler()
 	for _, p := range []string{"GET /healthz", "GET /readyz", "GET /metrics"} {
@@ -368,4 +376,15 @@ func paymentRules(r config.Rules) payments.Rules {
 		out.ApprovalAboveFen = payments.FenPtr(fen)
 	}
 	return out
+}
+
+// withLedger composes payments.Options.Committed: f, then a paid order
+// closes its conversation's cost as one completed transaction.
+func (a *app) withLedger(f func(payments.Transition)) func(payments.Transition) {
+	return func(t payments.Transition) {
+		f(t)
+		if a.ledger != nil && t.After.Status == store.StatusPaid && t.Before.Status != store.StatusPaid {
+			a.ledger.Paid(context.Background(), t.After.Client, t.After.Session)
+		}
+	}
 }

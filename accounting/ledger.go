@@ -1,0 +1,226 @@
+package accounting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/store"
+)
+
+// Pico is an amount in 10⁻¹² units of the billing currency.
+type Pico int64
+
+// picoPerUnit: one currency unit.
+const picoPerUnit = 1_000_000_000_000
+
+// String renders the amount as a decimal with six places ("0.001234").
+func (p Pico) String() string {
+	micros := int64(p) / 1_000_000
+	sign := ""
+	if micros < 0 {
+		sign, micros = "-", -micros
+	}
+	return fmt.Sprintf("%s%d.%06d", sign, micros/1_000_000, micros%1_000_000)
+}
+
+// Units returns the amount as a float, for Prometheus only.
+func (p Pico) Units() float64 { return float64(p) / picoPerUnit }
+
+// Usage is one round's token counts.
+type Usage struct {
+	PromptTokens, CompletionTokens int64
+}
+
+type price struct{ inMicros, outMicros int64 } // per million tokens
+
+// SessionStore keeps a conversation's running cost where every replica sees
+// it. store.Store implements it.
+type SessionStore interface {
+	PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error
+	GetExchange(ctx context.Context, key string) ([]byte, error)
+}
+
+// sessionTTL bounds how long an abandoned conversation's cost is kept.
+const sessionTTL = 30 * 24 * time.Hour
+
+// Ledger prices rounds and attributes conversation costs to paid orders.
+type Ledger struct {
+	prices map[string]price // provider \x00 model
+	store  SessionStore
+	log    *slog.Logger
+	now    func() time.Time
+
+	tokens     *prometheus.CounterVec
+	cost       *prometheus.CounterVec
+	completed  prometheus.Counter
+	txCost     prometheus.Counter
+	perTxGauge prometheus.Gauge
+
+	mu     sync.Mutex
+	totals bucket
+	hours  map[int64]*bucket // unix hour → bucket, last 48 kept
+	models map[string]*modelTotals
+}
+
+type bucket struct {
+	turns      int64
+	cost       Pico // all LLM spend
+	paidOrders int64
+	txCost     Pico // spend of the sessions that ended in a paid order
+}
+
+type modelTotals struct {
+	Provider, Model          string
+	PromptTokens, Completion int64
+	Cost                     Pico
+}
+
+// New builds a Ledger from the providers' price tables.
+func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *slog.Logger) (*Ledger, error) {
+	l := &Ledger{
+		prices: map[string]price{}, store: st, log: log, now: time.Now,
+		hours: map[int64]*bucket{}, models: map[string]*modelTotals{},
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paygate_llm_tokens_total", Help: "Tokens used by upstream rounds, by provider, upstream model and kind (prompt, completion).",
+		}, []string{"provider", "model", "kind"}),
+		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paygate_llm_cost_total", Help: "LLM spend of upstream rounds in the providers' billing currency, by provider and upstream model (providers[].prices).",
+		}, []string{"provider", "model"}),
+		completed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "paygate_transactions_completed_total", Help: "Orders paid: completed transactions.",
+		}),
+		txCost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "paygate_transaction_llm_cost_total", Help: "LLM spend of the conversations that ended in a paid order; divide by paygate_transactions_completed_total for the cost per completed transaction.",
+		}),
+		perTxGauge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "paygate_cost_per_transaction", Help: "This replica's LLM cost per completed transaction so far.",
+		}),
+	}
+	for _, p := range cfg.Providers {
+		for model, pr := range p.Prices {
+			l.prices[p.Name+"\x00"+model] = price{inMicros: pr.Input.Micros, outMicros: pr.Output.Micros}
+		}
+	}
+	for _, c := range []prometheus.Collector{l.tokens, l.cost, l.completed, l.txCost, l.perTxGauge} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering accounting metrics: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// Round records one upstream round's tokens and returns its cost. A model
+// with no configured price costs 0 (its tokens are still counted).
+func (l *Ledger) Round(provider, model string, u Usage) Pico {
+	l.tokens.WithLabelValues(provider, model, "prompt").Add(float64(u.PromptTokens))
+	l.tokens.WithLabelValues(provider, model, "completion").Add(float64(u.CompletionTokens))
+	p := l.prices[provider+"\x00"+model]
+	c := Pico(u.PromptTokens*p.inMicros + u.CompletionTokens*p.outMicros)
+	l.cost.WithLabelValues(provider, model).Add(c.Units())
+	l.mu.Lock()
+	m := l.models[provider+"\x00"+model]
+	if m == nil {
+		m = &modelTotals{Provider: provider, Model: model}
+		l.models[provider+"\x00"+model] = m
+	}
+	m.PromptTokens += u.PromptTokens
+	m.Completion += u.CompletionTokens
+	m.Cost += c
+	l.mu.Unlock()
+	return c
+}
+
+func sessionKey(client, session string) string { return "cost:" + client + "\x00" + session }
+
+// Turn adds a finished turn's cost to its conversation. Accounting never
+// fails a turn: a store error is logged.
+func (l *Ledger) Turn(ctx context.Context, client, session string, cost Pico) {
+	l.mu.Lock()
+	b := l.hour(l.now())
+	b.turns++
+	b.cost += cost
+	l.totals.turns++
+	l.totals.cost += cost
+	l.mu.Unlock()
+	if cost == 0 || l.store == nil {
+		return
+	}
+	key := sessionKey(client, session)
+	prev, err := l.sessionCost(ctx, key)
+	if err != nil {
+		l.log.Warn("accounting: reading the conversation's cost", "err", err)
+		return
+	}
+	if err := l.store.PutExchange(ctx, key, []byte(strconv.FormatInt(int64(prev+cost), 10)), sessionTTL); err != nil {
+		l.log.Warn("accounting: keeping the conversation's cost", "err", err)
+	}
+}
+
+func (l *Ledger) sessionCost(ctx context.Context, key string) (Pico, error) {
+	b, err := l.store.GetExchange(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return 0, nil // a damaged figure starts again from zero
+	}
+	return Pico(n), nil
+}
+
+// Paid attributes the conversation's cost so far to a paid order (a
+// completed transaction) and starts the conversation's count again.
+func (l *Ledger) Paid(ctx context.Context, client, session string) {
+	var cost Pico
+	if l.store != nil && session != "" {
+		key := sessionKey(client, session)
+		c, err := l.sessionCost(ctx, key)
+		if err != nil {
+			l.log.Warn("accounting: reading the conversation's cost at payment", "err", err)
+		}
+		cost = c
+		if c != 0 {
+			_ = l.store.PutExchange(ctx, key, []byte("0"), sessionTTL)
+		}
+	}
+	l.completed.Inc()
+	l.txCost.Add(cost.Units())
+	l.mu.Lock()
+	b := l.hour(l.now())
+	b.paidOrders++
+	b.txCost += cost
+	l.totals.paidOrders++
+	l.totals.txCost += cost
+	if l.totals.paidOrders > 0 {
+		l.perTxGauge.Set((l.totals.txCost / Pico(l.totals.paidOrders)).Units())
+	}
+	l.mu.Unlock()
+}
+
+// hour returns the bucket of t's hour, dropping buckets older than 48 h.
+// l.mu must be held.
+func (l *Ledger) hour(t time.Time) *bucket {
+	h := t.Unix() / 3600
+	b := l.hours[h]
+	if b == nil {
+		b = &bucket{}
+		l.hours[h] = b
+		for k := range l.hours {
+			if k < h-47 {
+				delete(l.hours, k)
+			}
+		}
+	}
+	return b
+}

@@ -1,0 +1,60 @@
+// The admin JSON API, as the console calls it. The token lives in
+// sessionStorage (this tab only, gone when it closes) and travels only in the
+// Authorization header: never in a URL, a cookie or the page.
+
+const KEY = 'paygate.admin.token';
+
+/** An answer other than 2xx; status 0 is a network failure. */
+export class ApiError extends Error {
+  constructor(status, message, body) {
+    super(message);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+export const session = {
+  token() { return sessionStorage.getItem(KEY) || ''; },
+  save(token) { sessionStorage.setItem(KEY, token); },
+  clear() { sessionStorage.removeItem(KEY); },
+};
+
+let unauthorized = () => {};
+
+/** f runs when the stored token is refused (rotated, or never valid). */
+export function onUnauthorized(f) { unauthorized = f; }
+
+/**
+ * api calls an admin endpoint and returns its JSON. State-changing methods
+ * carry the CSRF header the admin listener requires.
+ */
+export async function api(path, { method = 'GET', token = session.token() } = {}) {
+  const headers = { Accept: 'application/json', Authorization: 'Bearer ' + token };
+  if (method !== 'GET' && method !== 'HEAD') headers['X-Paygate-CSRF'] = '1';
+  let res;
+  try {
+    res = await fetch(path, { method, headers, credentials: 'omit', cache: 'no-store', redirect: 'error' });
+  } catch (e) {
+    throw new ApiError(0, 'paygate did not answer (' + e.message + ')', null);
+  }
+  let body = null;
+  try { body = await res.json(); } catch { /* not JSON: the status says enough */ }
+  if (!res.ok) {
+    const e = body && body.error;
+    const msg = (typeof e === 'string' ? e : e && e.message) || ('HTTP ' + res.status);
+    const err = new ApiError(res.status, msg, body);
+    if (res.status === 401 && token === session.token()) unauthorized(err);
+    throw err;
+  }
+  return body;
+}
+
+/** qs builds a query string from the non-empty values of params. */
+export function qs(params) {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== '') u.set(k, String(v));
+  }
+  const s = u.toString();
+  return s ? '?' + s : '';
+}

@@ -1,0 +1,80 @@
+// DOM helpers. Every value from the API goes into the page as text (never as
+// HTML), so an order description or a user id cannot inject markup.
+
+/**
+ * h creates an element. props: class, text, title, dataset, on{Event}
+ * handlers, and any other attribute. Children are nodes, strings or arrays;
+ * null and false are skipped.
+ */
+export function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2).toLowerCase(), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    if (Array.isArray(c)) append(el, c);
+    else el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+/** clear empties el and returns it. */
+export function clear(el) {
+  el.replaceChildren();
+  return el;
+}
+
+/** money formats integer fen as "998.00 CNY" without floating point. */
+export function money(fen, currency = 'CNY') {
+  if (fen === null || fen === undefined) return '—';
+  const n = Math.trunc(Number(fen));
+  const sign = n < 0 ? '-' : '';
+  const a = Math.abs(n);
+  return `${sign}${Math.trunc(a / 100)}.${String(a % 100).padStart(2, '0')} ${currency || 'CNY'}`;
+}
+
+/** when formats an RFC 3339 time in the browser's zone, to the second. */
+export function when(ts) {
+  if (!ts) return '—';
+  const d = new Date(ts);
+  if (Number.isNaN(d.getTime())) return String(ts);
+  const p = (x) => String(x).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+export function status(s) {
+  return h('span', { class: 'status ' + String(s || '').replace(/[^a-z_]/g, ''), text: String(s || '').replace(/_/g, ' ') });
+}
+
+export function short(hash, n = 12) {
+  return hash ? String(hash).slice(0, n) + '…' : '—';
+}
+
+/**
+ * table renders rows with columns [{th, td(row) → node|string, class}] and
+ * rowProps(row) → props for the <tr>.
+ */
+export function table(columns, rows, rowProps = () => ({})) {
+  return h('table', {},
+    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { class: c.class, text: c.th })))),
+    h('tbody', {}, rows.map((r) => h('tr', rowProps(r), columns.map((c) => h('td', { class: c.class }, c.td(r)))))));
+}
+
+export function card(label, value, { attn = false, id } = {}) {
+  return h('div', { class: 'card' + (attn ? ' attn' : ''), id },
+    h('div', { class: 'k', text: label }), h('div', { class: 'v', text: value }));
+}
+
+export function empty(text) {
+  return h('p', { class: 'empty', text });
+}
