@@ -288,6 +288,7 @@ for ((i = run_from + 1; i < ${#instructions[@]}; i++)); do
     done
     [ "$from" = "$build_stage" ] || die "runtime stage: COPY must come --from=$build_stage: $ins"
     [ "${#w[@]}" -eq 2 ] || die "runtime stage: want COPY --from=$build_stage SRC DEST: $ins"
+    [[ ${w[0]} = /* && ${w[1]} = /* ]] || die "runtime stage: write absolute paths in COPY --from (a source is relative to the build stage's root, not its WORKDIR): $ins"
     src=$(host "${w[0]}")
     [ -e "$src" ] || die "runtime stage: COPY source ${w[0]} was not produced by the build stage"
     copies[${w[1]%/}]=$src
