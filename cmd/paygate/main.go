@@ -26,6 +26,7 @@ const usage = `paygate — an OpenAI-compatible sidecar that takes payments safe
 Usage:
   paygate [serve] [-config FILE]     run the proxy (default)
   paygate check-config [-config FILE] validate a config file; errors name file:line
+  paygate demo                       play a purchase offline (scripted model, WeChat Pay simulator)
   paygate version                    print the version
   paygate audit verify|export [-config FILE] check the audit chain; JSONL export
   paygate healthcheck [-url URL]     exit 0 when /healthz answers (for container health checks)
@@ -48,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdServe(args, stderr)
 	case "check-config":
 		return cmdCheckConfig(args, stdout, stderr)
+	case "demo":
+		return cmdDemo(args, stdout, stderr)
 	case "healthcheck":
 		return cmdHealthcheck(args, stderr)
 	case "audit":
