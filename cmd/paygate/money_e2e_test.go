@@ -14,6 +14,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/proxy/console"
 	"github.com/paygate/paygate/store"
 )
 
@@ -60,6 +61,9 @@ func httpCall(t *testing.T, method, url, auth, user string) (int, gjson.Result) 
 	}
 	if user != "" {
 		req.Header.Set("X-WeChat-OpenID", user)
+	}
+	if method != http.MethodGet && method != http.MethodHead {
+		req.Header.Set(console.CSRFHeader, "1") // the admin listener's CSRF guard
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/proxy"
+	"github.com/paygate/paygate/proxy/console"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/embedded"
 	redisstore "github.com/paygate/paygate/store/redis"
@@ -347,13 +348,19 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan
 	return nil
 }
 
-// adminHandler serves the operator endpoints on the admin listener.
+// adminHandler serves the operator endpoints on the admin listener: the
+// admin API, the web console at / over it, and the operators' health and
+// metrics. Every state-changing request passes console.Guard (CSRF header,
+// same origin) before the admin token is checked.
 func (a *app) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.server.MountAdminAPI(mux)
 	a.server.MountAdminAudit(mux, a.store)
 	a.server.MountStats(mux)
 	mux.Handle("GET /admin/api/webhooks", a.server.AdminAuth(a.webhooks.handler()))
+	ui := console.Handler()
+	mux.Handle("GET /{$}", ui)
+	mux.Handle("GET "+console.AssetPrefix, ui)
 	main := a.server.Handler()
 	for _, p := range []string{"GET /healthz", "GET /readyz", "GET /metrics"} {
 		mux.Handle(p, main)
@@ -364,7 +371,7 @@ func (a *app) adminHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return mux
+	return console.Guard(mux)
 }
 
 // paymentRules maps payments.rules onto the payments service (defaults are

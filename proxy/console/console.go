@@ -60,6 +60,9 @@ func Handler() http.Handler {
 		}
 		r2 := r.Clone(r.Context())
 		r2.URL.Path = "/" + name
+		if name == "index.html" {
+			r2.URL.Path = "/" // FileServer redirects …/index.html to …/
+		}
 		r2.URL.RawPath = ""
 		files.ServeHTTP(w, r2)
 	})

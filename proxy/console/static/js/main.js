@@ -1,0 +1,125 @@
+// The console shell: sign in and out, tabs, the summary and the chain head.
+
+import { api, session, onUnauthorized, ApiError } from './api.js';
+import { h, clear, card, short } from './dom.js';
+import * as views from './views.js';
+
+const $ = (id) => document.getElementById(id);
+const TABS = ['approvals', 'orders', 'refunds', 'webhooks', 'audit', 'cost'];
+let tab = 'approvals';
+let timer = null;
+
+const ctx = {
+  notice(text, kind = '') {
+    const n = $('notice');
+    n.className = 'notice ' + kind;
+    n.textContent = text;
+    n.hidden = false;
+  },
+  changed() { summary(); },
+};
+
+function showSignin(message = '') {
+  clearInterval(timer);
+  timer = null;
+  $('app').hidden = true;
+  $('signout').hidden = true;
+  $('chain').hidden = true;
+  // Nothing read with the old token stays in the page.
+  TABS.forEach((t) => clear($('panel-' + t)));
+  clear($('summary'));
+  $('notice').hidden = true;
+  $('approvals-count').textContent = '';
+  $('signin').hidden = false;
+  $('signin-error').textContent = message;
+  $('token').value = '';
+  $('token').focus();
+}
+
+function showApp() {
+  $('signin').hidden = true;
+  $('app').hidden = false;
+  $('signout').hidden = false;
+  select(tab);
+  summary();
+  clearInterval(timer);
+  timer = setInterval(() => { if (!document.hidden) summary(); }, 20000);
+}
+
+function select(name) {
+  tab = name;
+  for (const b of document.querySelectorAll('#tabs [data-tab]')) b.setAttribute('aria-selected', String(b.dataset.tab === name));
+  for (const t of TABS) $('panel-' + t).hidden = t !== name;
+  $('notice').hidden = true;
+  views[name]($('panel-' + name), ctx);
+}
+
+// summary refreshes the cards above the tabs and the chain head in the bar.
+async function summary() {
+  const settle = (p) => p.then((v) => ({ v }), (e) => ({ e }));
+  const [ap, rev, head, stats] = await Promise.all([
+    settle(api('/admin/api/approvals?limit=1000')),
+    settle(api('/admin/api/orders?status=needs_review&limit=1000')),
+    settle(api('/admin/api/audit/head')),
+    settle(views.fetchStats()),
+  ]);
+  if (!session.token()) return;
+  const n = ap.v ? ap.v.approvals.length : null;
+  const r = rev.v ? rev.v.orders.length : null;
+  $('approvals-count').textContent = n ? String(n) : '';
+  const cpt = stats.v ? (stats.v.cost_per_transaction ?? '—') : 'no data yet';
+  clear($('summary')).append(
+    card('Pending approvals', n === null ? '?' : String(n), { attn: n > 0, id: 'sum-approvals' }),
+    card('Needs review', r === null ? '?' : String(r), { attn: r > 0, id: 'sum-review' }),
+    card('Audit records', head.v ? String(head.v.seq) : '?', { id: 'sum-audit' }),
+    card('Cost per transaction', stats.e ? '?' : cpt, { id: 'sum-cost' }));
+  const c = $('chain');
+  if (head.v) {
+    c.textContent = `audit #${head.v.seq} · ${head.v.hash ? short(head.v.hash, 10) : 'empty'}`;
+    c.title = 'audit chain head ' + head.v.head;
+    c.hidden = false;
+  }
+}
+
+async function signin(ev) {
+  ev.preventDefault();
+  const input = $('token');
+  const token = input.value.trim();
+  input.value = ''; // the token is never kept in the page
+  const btn = $('signin-submit');
+  btn.disabled = true;
+  $('signin-error').textContent = '';
+  try {
+    await api('/admin/api/audit/head', { token });
+  } catch (e) {
+    btn.disabled = false;
+    if (e instanceof ApiError && e.status === 401) {
+      $('signin-error').textContent = 'That token was refused.';
+      input.focus();
+      return;
+    }
+    if (!(e instanceof ApiError) || e.status === 0) {
+      $('signin-error').textContent = e.message;
+      return;
+    }
+    // Any other answer got past the token check: the token is good.
+  }
+  btn.disabled = false;
+  session.save(token);
+  showApp();
+}
+
+function start() {
+  onUnauthorized(() => {
+    session.clear();
+    showSignin('The admin token was refused (it may have been changed); sign in again.');
+  });
+  $('signin-form').addEventListener('submit', signin);
+  $('signout').addEventListener('click', () => { session.clear(); showSignin(); });
+  $('refresh').addEventListener('click', () => { select(tab); summary(); });
+  for (const b of document.querySelectorAll('#tabs [data-tab]')) b.addEventListener('click', () => select(b.dataset.tab));
+  if (session.token()) showApp();
+  else showSignin();
+}
+
+start();

@@ -1,0 +1,369 @@
+// The console's panels. Each render(panel, ctx) loads what it shows from the
+// admin API and draws it; ctx.notice(text, kind) reports an outcome and
+// ctx.changed() refreshes the summary after a decision.
+
+import { api, qs, ApiError } from './api.js';
+import { h, clear, money, when, status, short, table, card, empty } from './dom.js';
+import { lineChart } from './chart.js';
+
+const STATUSES = ['approval_required', 'needs_review', 'creating', 'awaiting_payment', 'paid', 'refunding',
+  'partially_refunded', 'refunded', 'rejected', 'closed', 'expired'];
+
+const item = (o) => `${o.sku} × ${o.quantity}`;
+const loading = (panel) => clear(panel).append(empty('Loading…'));
+
+function failed(panel, err) {
+  if (err instanceof ApiError && err.status === 401) return; // signed out already
+  clear(panel).append(h('p', { class: 'error', text: 'Could not load: ' + err.message }));
+}
+
+// ---------------------------------------------------------------- approvals
+
+export async function approvals(panel, ctx) {
+  loading(panel);
+  let list;
+  try {
+    list = (await api('/admin/api/approvals' + qs({ limit: 200 }))).approvals;
+  } catch (e) { return failed(panel, e); }
+  clear(panel).append(
+    h('h2', { text: 'Waiting for a manager' }),
+    h('p', { class: 'hint', text: 'Orders above the approval threshold wait here. Approving opens the WeChat Pay order at once; the user gets the payment on their next message. Rejecting closes it.' }));
+  if (list.length === 0) {
+    panel.append(empty('Nothing waits for approval.'));
+    return;
+  }
+  const cols = [
+    { th: 'Order', td: (o) => h('span', { class: 'mono', text: o.order_no }) },
+    { th: 'User', td: (o) => o.user },
+    { th: 'Client', td: (o) => o.client },
+    { th: 'Item', td: (o) => h('span', {}, item(o), h('br'), h('small', { class: 'hint', text: o.description })) },
+    { th: 'Amount', class: 'num', td: (o) => h('strong', { text: money(o.amount_fen, o.currency) }) },
+    { th: 'Created', td: (o) => when(o.created_at) },
+    { th: '', td: (o) => h('span', { class: 'actions' },
+      h('button', { type: 'button', class: 'small', dataset: { action: 'approve', orderNo: o.order_no }, onclick: (ev) => ask(ev, o, true) }, 'Approve'),
+      h('button', { type: 'button', class: 'small danger', dataset: { action: 'reject', orderNo: o.order_no }, onclick: (ev) => ask(ev, o, false) }, 'Reject')) },
+  ];
+  const t = table(cols, list, (o) => ({ dataset: { orderNo: o.order_no } }));
+  panel.append(t);
+
+  // ask shows a confirmation row under the order; a decision takes two clicks.
+  function ask(ev, o, approve) {
+    const tr = ev.target.closest('tr');
+    t.querySelectorAll('tr.confirm').forEach((r) => r.remove());
+    const verb = approve ? 'Approve' : 'Reject';
+    const row = h('tr', { class: 'confirm', dataset: { confirmFor: o.order_no } },
+      h('td', { colspan: cols.length },
+        h('span', {}, `${verb} ${o.order_no} for ${money(o.amount_fen, o.currency)} (${o.user})? `,
+          approve ? 'WeChat Pay opens the order now. ' : 'The order is closed for good. '),
+        h('span', { class: 'actions' },
+          h('button', { type: 'button', class: 'small' + (approve ? '' : ' danger'), dataset: { action: 'confirm', orderNo: o.order_no },
+            onclick: (e) => decide(e, o, approve) }, `Confirm ${verb.toLowerCase()}`),
+          h('button', { type: 'button', class: 'small ghost', dataset: { action: 'cancel' }, onclick: () => row.remove() }, 'Cancel'))));
+    tr.after(row);
+  }
+
+  async function decide(ev, o, approve) {
+    t.querySelectorAll('button').forEach((b) => { b.disabled = true; });
+    const verb = approve ? 'approve' : 'reject';
+    try {
+      const d = await api(`/admin/api/approvals/${encodeURIComponent(o.order_no)}/${verb}`, { method: 'POST' });
+      ctx.notice(`${approve ? 'Approved' : 'Rejected'} ${o.order_no}: the order is now ${d.order.status.replace(/_/g, ' ')}.`, 'ok');
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) return;
+      const st = e.body && e.body.order ? ` (the order is ${e.body.order.status.replace(/_/g, ' ')})` : '';
+      ctx.notice(`Could not ${verb} ${o.order_no}: ${e.message}${st}`, 'bad');
+    }
+    ctx.changed();
+    await approvals(panel, ctx);
+  }
+}
+
+// ------------------------------------------------------------------- orders
+
+const orderFilter = { status: '', user: '', search: '' };
+
+export async function orders(panel, ctx) {
+  const st = h('select', { id: 'orders-status', 'aria-label': 'Status' },
+    h('option', { value: '', text: 'every status' }),
+    STATUSES.map((s) => h('option', { value: s, text: s.replace(/_/g, ' '), selected: s === orderFilter.status })));
+  const user = h('input', { id: 'orders-user', placeholder: 'user (OpenID)', value: orderFilter.user, size: 18 });
+  const search = h('input', { id: 'orders-search', type: 'search', placeholder: 'order number', value: orderFilter.search, size: 26 });
+  const list = h('div');
+  const detail = h('div', { class: 'detail', hidden: true });
+  const apply = (e) => {
+    if (e) e.preventDefault();
+    Object.assign(orderFilter, { status: st.value, user: user.value.trim(), search: search.value.trim() });
+    load();
+  };
+  st.addEventListener('change', apply);
+  clear(panel).append(
+    h('h2', { text: 'Orders' }),
+    h('form', { class: 'tools', onsubmit: apply },
+      h('label', { for: 'orders-status', text: 'Status' }), st, user, search,
+      h('button', { type: 'submit', id: 'orders-apply' }, 'Show')),
+    list, detail);
+
+  let rows = [];
+  let before = '';
+  async function load(more = false) {
+    if (!more) { rows = []; before = ''; loading(list); }
+    let got;
+    try {
+      got = (await api('/admin/api/orders' + qs({ status: orderFilter.status, user: orderFilter.user, limit: 500, before }))).orders;
+    } catch (e) { return failed(list, e); }
+    rows = rows.concat(got);
+    if (got.length > 0) before = got[got.length - 1].created_at;
+    draw(got.length === 500);
+  }
+
+  function draw(hasMore) {
+    const q = orderFilter.search.toLowerCase();
+    const shown = q ? rows.filter((o) => o.order_no.toLowerCase().includes(q)) : rows;
+    clear(list);
+    const review = rows.filter((o) => o.status === 'needs_review').length;
+    if (review > 0) list.append(h('p', { class: 'notice bad', text: `${review} order${review === 1 ? '' : 's'} need${review === 1 ? 's' : ''} review (highlighted): money and order state disagree; see the reason and the history.` }));
+    if (shown.length === 0) {
+      list.append(empty(q ? `No loaded order matches "${orderFilter.search}".` : 'No orders.'));
+    } else {
+      list.append(table([
+        { th: 'Order', td: (o) => h('span', { class: 'mono', text: o.order_no }) },
+        { th: 'Status', td: (o) => h('span', {}, status(o.status), o.review_reason ? h('div', { class: 'review', text: o.review_reason }) : null) },
+        { th: 'User', td: (o) => o.user },
+        { th: 'Client', td: (o) => o.client },
+        { th: 'Item', td: item },
+        { th: 'Amount', class: 'num', td: (o) => money(o.amount_fen, o.currency) },
+        { th: 'Refunded', class: 'num', td: (o) => (o.refunded_fen ? money(o.refunded_fen, o.currency) : '') },
+        { th: 'Created', td: (o) => when(o.created_at) },
+        { th: 'Updated', td: (o) => when(o.updated_at) },
+      ], shown, (o) => ({
+        class: 'clickable' + (o.status === 'needs_review' ? ' needs-review' : ''),
+        dataset: { orderNo: o.order_no, status: o.status },
+        onclick: (ev) => {
+          list.querySelectorAll('tr.selected').forEach((r) => r.classList.remove('selected'));
+          ev.currentTarget.classList.add('selected');
+          showOrder(detail, o);
+        },
+      })));
+    }
+    if (hasMore) list.append(h('p', {}, h('button', { type: 'button', class: 'ghost', onclick: () => load(true) }, 'Load older orders')));
+  }
+  await load();
+}
+
+async function showOrder(detail, o) {
+  detail.hidden = false;
+  const hist = h('div', { id: 'order-history' }, empty('Reading the audit chain…'));
+  clear(detail).append(
+    h('h3', {}, 'Order ', h('span', { class: 'mono', text: o.order_no })),
+    h('dl', { class: 'kv' },
+      kv('Status', h('span', {}, status(o.status), o.review_reason ? h('span', { class: 'review', text: ' — ' + o.review_reason }) : null)),
+      kv('Item', `${item(o)} — ${o.description || ''}`),
+      kv('Amount', money(o.amount_fen, o.currency)),
+      kv('Refunded', money(o.refunded_fen || 0, o.currency)),
+      kv('User', o.user), kv('Client', o.client), kv('App id', o.app_id || '—'),
+      kv('Pay method', o.pay_method || '—'),
+      kv('WeChat Pay transaction', o.transaction_id || '—'),
+      kv('Created', when(o.created_at)), kv('Expires', when(o.expires_at)), kv('Paid', when(o.paid_at)),
+      kv('Updated', when(o.updated_at))),
+    h('h3', { text: 'History (audit chain)' }), hist);
+  try {
+    const { records, scanned, complete } = await orderHistory(o.order_no);
+    clear(hist);
+    if (records.length === 0) hist.append(empty('No audit record names this order yet (the audit worker may still be appending).'));
+    else hist.append(auditTable(records));
+    hist.append(h('p', { class: 'legend', text: complete
+      ? `Searched the whole chain (${scanned} records).`
+      : `Searched the latest ${scanned} records; older ones were not read.` }));
+  } catch (e) { failed(hist, e); }
+}
+
+function kv(k, v) { return [h('dt', { text: k }), h('dd', {}, v)]; }
+
+// orderHistory walks the chain backwards from its head, a page at a time, and
+// keeps the records that name the order.
+async function orderHistory(orderNo, maxPages = 10) {
+  const found = new Map();
+  let from;
+  let scanned = 0;
+  for (let i = 0; i < maxPages; i++) {
+    const page = await api('/admin/api/audit' + qs({ limit: 1000, from }));
+    for (const r of page.records) {
+      scanned++;
+      const b = body(r);
+      if (b.order_no === orderNo) found.set(r.seq, { ...r, b });
+    }
+    if (!page.prev_from || page.records.length === 0 || page.records[0].seq <= 1) {
+      return { records: [...found.values()].sort((a, b) => a.seq - b.seq), scanned, complete: true };
+    }
+    from = page.prev_from;
+  }
+  return { records: [...found.values()].sort((a, b) => a.seq - b.seq), scanned, complete: false };
+}
+
+function body(r) {
+  return typeof r.body === 'object' && r.body !== null ? r.body : {};
+}
+
+function auditTable(records) {
+  return table([
+    { th: 'Seq', class: 'num', td: (r) => String(r.seq) },
+    { th: 'Time', td: (r) => when(body(r).time || body(r).appended_at) },
+    { th: 'Action', td: (r) => h('code', { text: body(r).action || '?' }) },
+    { th: 'Order', td: (r) => h('span', { class: 'mono', text: body(r).order_no || '' }) },
+    { th: 'Status', td: (r) => (body(r).status_before ? `${body(r).status_before} → ${body(r).status || ''}` : body(r).status || '') },
+    { th: 'Cause', td: (r) => [body(r).cause || '', body(r).reason ? ` (${body(r).reason})` : ''].join('') },
+    { th: 'By', td: (r) => [body(r).provider, body(r).model].filter(Boolean).join(' / ') },
+    { th: 'Hash', td: (r) => h('span', { class: 'mono', title: r.hash, text: short(r.hash) }) },
+  ], records, (r) => ({ dataset: { seq: r.seq } }));
+}
+
+// ------------------------------------------------------------------ refunds
+
+export async function refunds(panel) {
+  loading(panel);
+  let list;
+  try {
+    list = (await api('/admin/api/refunds' + qs({ limit: 200 }))).refunds;
+  } catch (e) { return failed(panel, e); }
+  clear(panel).append(h('h2', { text: 'Refunds' }),
+    h('p', { class: 'hint', text: 'Orders with a refund, and the refund in flight (confirmed by the user, not yet settled by WeChat Pay).' }));
+  if (list.length === 0) return panel.append(empty('No refunds.'));
+  panel.append(table([
+    { th: 'Order', td: (e) => h('span', { class: 'mono', text: e.order.order_no }) },
+    { th: 'Status', td: (e) => status(e.order.status) },
+    { th: 'User', td: (e) => e.order.user },
+    { th: 'Paid', class: 'num', td: (e) => money(e.order.amount_fen, e.order.currency) },
+    { th: 'Refunded', class: 'num', td: (e) => money(e.order.refunded_fen || 0, e.order.currency) },
+    { th: 'In flight', td: (e) => (e.in_flight
+      ? h('span', {}, h('strong', { text: money(e.in_flight.amount_fen, e.order.currency) }), ' ',
+        h('span', { class: 'mono', text: e.in_flight.out_refund_no || e.in_flight.refund_id }),
+        e.in_flight.reason ? ` — ${e.in_flight.reason}` : '', h('br'),
+        h('small', { class: 'hint', text: 'confirmed ' + when(e.in_flight.confirmed_at) }))
+      : '—') },
+    { th: 'Updated', td: (e) => when(e.order.updated_at) },
+  ], list, (e) => ({ dataset: { orderNo: e.order.order_no }, class: e.order.status === 'needs_review' ? 'needs-review' : '' })));
+}
+
+// ----------------------------------------------------------------- webhooks
+
+export async function webhooks(panel) {
+  loading(panel);
+  let st;
+  try {
+    st = await api('/admin/api/webhooks');
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) {
+      return clear(panel).append(h('h2', { text: 'Webhooks' }), empty('This paygate does not report webhook delivery.'));
+    }
+    return failed(panel, e);
+  }
+  clear(panel).append(h('h2', { text: 'Merchant webhooks' }));
+  if (!st.enabled) return panel.append(empty('Merchant webhooks are off (webhooks.url is empty).'));
+  panel.append(
+    h('p', {}, 'Delivering to ', h('code', { text: st.url }), `; retries from ${st.first_retry} up to ${st.max_delay} apart, for ${st.retry_for} or ${st.max_attempts} attempts.`),
+    h('div', { class: 'summary' },
+      card('Delivered', String(st.delivered)),
+      card('Failed attempts', String(st.failed), { attn: st.failed > 0 }),
+      card('Given up', String(st.given_up), { attn: st.given_up > 0 }),
+      card('Orders pending', String(st.pending_orders), { attn: st.pending_orders > 0 }),
+      card('Retrying', String(st.retrying), { attn: st.retrying > 0 }),
+      card('Outbox events', String(st.outbox_pending_events))),
+    h('p', { class: 'legend', text: `Last delivered ${when(st.last_delivered_at)}; oldest pending since ${when(st.oldest_pending_at)}. Counts are this process's since it started.` }));
+  const heads = st.heads || [];
+  panel.append(h('h3', { text: 'Next undelivered webhook per order' }));
+  if (heads.length === 0) return panel.append(empty('Nothing waits for delivery.'));
+  panel.append(table([
+    { th: 'Order', td: (x) => h('span', { class: 'mono', text: x.order_no }) },
+    { th: 'Event', td: (x) => h('code', { text: x.type }) },
+    { th: 'Attempts', class: 'num', td: (x) => String(x.attempts) },
+    { th: 'Created', td: (x) => when(x.created_at) },
+    { th: 'Next try', td: (x) => when(x.next_at) },
+    { th: 'Last error', td: (x) => (x.last_error ? h('span', { class: 'error', text: x.last_error }) : '') },
+  ], heads, (x) => ({ dataset: { orderNo: x.order_no } })));
+}
+
+// -------------------------------------------------------------------- audit
+
+export async function audit(panel, ctx, from) {
+  loading(panel);
+  let head;
+  let page;
+  try {
+    head = await api('/admin/api/audit/head');
+    page = await api('/admin/api/audit' + qs({ limit: 50, from }));
+  } catch (e) { return failed(panel, e); }
+  const recs = page.records || [];
+  let broken = null;
+  for (let i = 1; i < recs.length; i++) {
+    if (recs[i].prev_hash !== recs[i - 1].hash) { broken = recs[i].seq; break; }
+  }
+  clear(panel).append(
+    h('h2', { text: 'Audit chain' }),
+    h('dl', { class: 'kv', id: 'audit-head' },
+      kv('Records', h('strong', { id: 'audit-seq', text: String(head.seq) })),
+      kv('Head hash', h('code', { id: 'audit-hash', text: head.hash || '—' })),
+      kv('Head', h('code', { text: head.head })),
+      kv('Verify', h('span', {}, 'Keep the head somewhere else; later, ', h('code', { text: `paygate audit verify --head ${head.head}` }),
+        ' proves no record before it was changed.'))),
+    h('h3', { text: recs.length ? `Records ${recs[0].seq}–${recs[recs.length - 1].seq}` : 'Records' }));
+  if (recs.length === 0) return panel.append(empty('The chain is empty.'));
+  panel.append(h('p', { class: broken ? 'notice bad' : 'legend', text: broken
+    ? `Record ${broken} does not link to the one before it: run paygate audit verify.`
+    : `The ${recs.length} records shown link up (each names the previous one's hash).` }));
+  panel.append(auditTable(recs.slice().reverse()));
+  const nav = h('p', { class: 'tools' });
+  if (page.prev_from) nav.append(h('button', { type: 'button', class: 'ghost', onclick: () => audit(panel, ctx, page.prev_from) }, 'Older'));
+  if (page.next_from) nav.append(h('button', { type: 'button', class: 'ghost', onclick: () => audit(panel, ctx, page.next_from) }, 'Newer'));
+  panel.append(nav);
+}
+
+// --------------------------------------------------------------------- cost
+
+export async function fetchStats() {
+  try {
+    return await api('/admin/api/stats');
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) return null;
+    throw e;
+  }
+}
+
+export async function cost(panel) {
+  loading(panel);
+  let st;
+  try {
+    st = await fetchStats();
+  } catch (e) { return failed(panel, e); }
+  clear(panel).append(h('h2', { text: 'Cost per completed transaction' }));
+  if (!st) return panel.append(empty('No data yet: this paygate does not report cost (GET /admin/api/stats is not available).'));
+  const cpt = st.cost_per_transaction;
+  panel.append(h('div', { class: 'summary' },
+    card('Turns', String(st.turns)),
+    card('Paid orders', String(st.paid_orders)),
+    card('LLM cost', st.llm_cost),
+    card('LLM cost of paying turns', st.transaction_llm_cost ?? '—'),
+    card('Cost per transaction', cpt ?? '—')));
+  const series = (st.series || []).map((p) => ({
+    t: new Date(p.hour),
+    y: p.cost_per_transaction === null || p.cost_per_transaction === undefined ? null : Number(p.cost_per_transaction),
+    tip: `${p.hour}: ${p.cost_per_transaction ?? 'no paid order'} per transaction, ${p.llm_cost} LLM cost, ${p.paid_orders} paid`,
+  }));
+  const svg = lineChart(series, { label: 'cost per completed transaction by hour' });
+  const box = h('div', { id: 'cost-chart' });
+  if (svg) {
+    box.append(svg, h('p', { class: 'legend', text: `Per hour, in the providers' billing currency: the LLM cost of the turns behind paid orders divided by the orders paid that hour (${series.filter((p) => p.y !== null).length} hours with a paid order; gaps are hours without one).` }));
+  } else {
+    box.append(empty('No data yet: no order has been paid in the hours the ledger keeps.'));
+  }
+  panel.append(box);
+  const models = st.by_model || [];
+  panel.append(h('h3', { text: 'By provider and model' }));
+  if (models.length === 0) return panel.append(empty('No upstream round recorded yet.'));
+  panel.append(table([
+    { th: 'Provider', td: (m) => m.provider },
+    { th: 'Model', td: (m) => h('code', { text: m.model }) },
+    { th: 'Prompt tokens', class: 'num', td: (m) => String(m.prompt_tokens) },
+    { th: 'Completion tokens', class: 'num', td: (m) => String(m.completion_tokens) },
+    { th: 'LLM cost', class: 'num', td: (m) => m.llm_cost },
+  ], models));
+}
