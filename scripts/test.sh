@@ -48,3 +48,7 @@ say "go test -race"
 CI=${CI:-true} go test -race -count=1 -timeout 15m ./...
 say "fuzz (bounded)"
 go test -run '^$' -fuzz '^FuzzReaderChunking$' -fuzztime 10s ./sse >/dev/null
+go test -run '^$' -fuzz '^FuzzCaptureChunking$' -fuzztime 10s ./interceptors >/dev/null
+go test -run '^$' -fuzz '^FuzzCaptureArbitraryChunks$' -fuzztime 10s ./interceptors >/dev/null
+say "image recipe outside Docker"
+./scripts/build-image.sh
