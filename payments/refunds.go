@@ -228,6 +228,13 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 		return nil, fmt.Errorf("read order %s: %w", p.OrderNo, err)
 	}
 	if err := checkRefund(o, p); err != nil {
+		// A concurrent confirm of this same proposal may have won between
+		// our two reads and moved the order to refunding: then this answer
+		// is "already used" (410), not "another refund in progress".
+		if _, perr := s.proposal(ctx, client, user, id); errors.Is(perr, store.ErrGone) {
+			s.mm.refunds.WithLabelValues("gone").Inc()
+			return nil, perr
+		}
 		return &RefundResult{Proposal: p, Order: o}, err
 	}
 	p, err = s.store.ConsumeRefundProposal(ctx, id, user)
