@@ -2,6 +2,7 @@ package failover
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 
 	"github.com/tidwall/sjson"
@@ -27,4 +28,41 @@ func (t *target) patch(body []byte) ([]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// Continuation modes (config providers[].continuation).
+const (
+	ContinuationNone       = "none"
+	ContinuationPrefill    = "prefill"
+	ContinuationPrefixFlag = "prefix_flag"
+)
+
+// continueBody returns body with c appended as the trailing assistant
+// message t's provider continues, or nil when the provider has no
+// continuation mode (or there is nothing to continue).
+func (t *target) continueBody(body []byte, c *Continuation) ([]byte, error) {
+	if c == nil || c.Text == "" {
+		return nil, nil
+	}
+	msg := []byte(`{"role":"assistant","content":`)
+	msg = appendQuoted(msg, c.Text)
+	switch t.p.cfg.Continuation {
+	case ContinuationPrefill:
+	case ContinuationPrefixFlag:
+		msg = append(msg, `,"prefix":true`...)
+	default:
+		return nil, nil
+	}
+	msg = append(msg, '}')
+	out, err := sjson.SetRawBytes(body, "messages.-1", msg)
+	if err != nil {
+		return nil, fmt.Errorf("appending the continuation: %w", err)
+	}
+	return out, nil
+}
+
+// appendQuoted appends s as a JSON string.
+func appendQuoted(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s)
+	return append(dst, b...)
 }

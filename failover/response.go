@@ -37,6 +37,22 @@ type Request struct {
 	// upstream model as the model's first target (embeddings: vectors of two
 	// models never mix).
 	SameUpstreamModel bool
+	// ExcludeProviders names providers the round must not try: a stream
+	// recovery never goes back to the provider that just broke it.
+	ExcludeProviders []string
+	// Continuation, when set, asks for the rest of an answer whose
+	// beginning the client already received (a stream cut after its first
+	// byte). Each target gets it as its provider's continuation mode says:
+	// prefill and prefix_flag append it as a trailing assistant message
+	// (prefix_flag with "prefix": true) and the model continues it; none
+	// sends Body unchanged, and the caller must skip the fresh answer's
+	// already-sent beginning. Response.Continued tells which happened.
+	Continuation *Continuation
+}
+
+// Continuation is the text of an answer the client already received.
+type Continuation struct {
+	Text string
 }
 
 // Response is the answer of the target that succeeded. For a stream, the
@@ -57,6 +73,12 @@ type Response struct {
 	Body []byte
 	// Tried lists the round's attempts, the successful one last.
 	Tried []Attempt
+	// Continued reports that the request carried Request.Continuation as an
+	// assistant prefill the model continued: the stream holds only the
+	// rest of the answer. False for a fresh answer (continuation none, no
+	// continuation asked, or a target that refused the prefill and was
+	// asked again without it).
+	Continued bool
 
 	r      *Router
 	t      *target

@@ -58,6 +58,9 @@ func (r *Router) Open(ctx context.Context, req *Request) (*Response, error) {
 	}
 	rd := &round{ctx: ctx, req: req, model: m, end: r.opts.Now().Add(r.fo.MaxRoundTime.D())}
 	order := r.order(m, req.SameUpstreamModel)
+	if len(req.ExcludeProviders) > 0 {
+		order = slices.DeleteFunc(order, func(t *target) bool { return slices.Contains(req.ExcludeProviders, t.p.name) })
+	}
 	for _, t := range order {
 		resp, stop := r.tryTarget(rd, t, false)
 		if resp != nil {
@@ -105,6 +108,16 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool) (*Response, bool) 
 			errType: "invalid_request_error", errMsg: "request body is not a JSON object", err: err})
 		return nil, true
 	}
+	send, err := t.continueBody(body, rd.req.Continuation)
+	if err != nil {
+		rd.fails = append(rd.fails, &failure{cause: CauseClientError, status: http.StatusBadRequest,
+			errType: "invalid_request_error", errMsg: "request body has no messages array", err: err})
+		return nil, true
+	}
+	continued := send != nil
+	if !continued {
+		send = body
+	}
 	retries, raWaits := 0, 0
 	for {
 		if rd.ctx.Err() != nil {
@@ -137,7 +150,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool) (*Response, bool) 
 		}
 		rd.attempts++
 		started := time.Now()
-		resp, f := r.attempt(rd.ctx, t, rd.req, body, left)
+		resp, f := r.attempt(rd.ctx, t, rd.req, send, left)
 		at := Attempt{Provider: p.name, Model: t.model, Duration: time.Since(started)}
 		if f == nil {
 			done(nil)
@@ -148,13 +161,24 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool) (*Response, bool) 
 			if resp.round != nil {
 				resp.round.Stop()
 			}
-			resp.Attempts, resp.Tried = rd.attempts, rd.tried
+			resp.Attempts, resp.Tried, resp.Continued = rd.attempts, rd.tried, continued
 			return resp, false
 		}
 		at.Status, at.Cause = f.httpStatus, f.cause
 		rd.tried = append(rd.tried, at)
-		rd.fails = append(rd.fails, f)
 		r.m.attempts.WithLabelValues(p.name, f.cause).Inc()
+		if continued && f.cause == CauseClientError {
+			// The target refused the continuation (a prefill it does not
+			// support): ask it again for a fresh answer, which the caller
+			// matches against what was sent. The refusal is not the round's
+			// failure, so it never reaches the client.
+			done(errNeutral)
+			r.log.Warn("upstream refused the continuation request: asking for a fresh answer", "model", rd.model.name,
+				"provider", p.name, "target", t.model, "status", f.httpStatus, "code", f.errCode)
+			send, continued = body, false
+			continue
+		}
+		rd.fails = append(rd.fails, f)
 
 		d := r.decide(rd, t, f, retries, raWaits)
 		done(d.breaker)

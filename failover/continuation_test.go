@@ -1,0 +1,104 @@
+package failover
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
+)
+
+// TestContinuationRequest covers a recovery round: the provider that broke
+// the stream is excluded, and each target gets the already-sent text the way
+// its continuation mode says; a target that refuses the prefill is asked
+// again for a fresh answer, and the refusal is not the round's failure.
+func TestContinuationRequest(t *testing.T) {
+	t.Parallel()
+	refusePrefill := func(c *fconn, n int) {
+		if gjson.Get(c.lastBody, "messages.#(role==\"assistant\")").Exists() {
+			c.status(400, errBody("invalid_request_error", "", "assistant prefill is not supported"))
+			return
+		}
+		okStream(c, "fresh")
+	}
+	tests := []struct {
+		name          string
+		mode          string // b's continuation mode
+		b             func(c *fconn, n int)
+		exclude       []string
+		cont          string
+		wantProvider  string
+		wantContinued bool
+		wantLast      string // b's last request: the last message, "" none
+		wantBHits     int
+	}{
+		{name: "prefill appends an assistant message", mode: "prefill", exclude: []string{"a"}, cont: "Hello, \"wor",
+			wantProvider: "b", wantContinued: true, wantLast: `{"role":"assistant","content":"Hello, \"wor"}`, wantBHits: 1},
+		{name: "prefix_flag marks it", mode: "prefix_flag", exclude: []string{"a"}, cont: "Hel",
+			wantProvider: "b", wantContinued: true, wantLast: `{"role":"assistant","content":"Hel","prefix":true}`, wantBHits: 1},
+		{name: "none sends the body unchanged", mode: "none", exclude: []string{"a"}, cont: "Hel",
+			wantProvider: "b", wantContinued: false, wantLast: `{"role":"user","content":"hi"}`, wantBHits: 1},
+		{name: "nothing sent yet: no prefill", mode: "prefill", exclude: []string{"a"}, cont: "",
+			wantProvider: "b", wantContinued: false, wantLast: `{"role":"user","content":"hi"}`, wantBHits: 1},
+		{name: "a refused prefill is asked again fresh", mode: "prefill", b: refusePrefill, exclude: []string{"a"}, cont: "Hel",
+			wantProvider: "b", wantContinued: false, wantLast: `{"role":"user","content":"hi"}`, wantBHits: 2},
+		{name: "without exclusion the first target answers", mode: "prefill", cont: "Hel",
+			wantProvider: "a", wantContinued: false, wantBHits: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(*fconn, int){"b": tc.b}, []string{"a", "b"}, func(cfg *config.Config) {
+				cfg.Providers[1].Continuation = tc.mode
+			})
+			var cont *Continuation
+			if tc.cont != "" || tc.name == "nothing sent yet: no prefill" {
+				cont = &Continuation{Text: tc.cont}
+			}
+			resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(true),
+				Stream: true, ContentType: "application/json", ExcludeProviders: tc.exclude, Continuation: cont})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer resp.Close()
+			if resp.Provider != tc.wantProvider || resp.Continued != tc.wantContinued {
+				t.Errorf("got provider %s continued %v; want %s %v", resp.Provider, resp.Continued, tc.wantProvider, tc.wantContinued)
+			}
+			if got := len(e.fakes["a"].hits()); tc.wantProvider == "b" && got != 0 {
+				t.Errorf("excluded provider a saw %d requests; want 0", got)
+			}
+			hits := e.fakes["b"].hits()
+			if len(hits) != tc.wantBHits {
+				t.Fatalf("b saw %d requests; want %d", len(hits), tc.wantBHits)
+			}
+			if tc.wantLast != "" {
+				last := gjson.Get(hits[len(hits)-1].body, "messages.@reverse.0").Raw
+				if last != tc.wantLast {
+					t.Errorf("last message %s; want %s", last, tc.wantLast)
+				}
+				if m := gjson.Get(hits[len(hits)-1].body, "model").String(); m != "up-b" {
+					t.Errorf("model %q; want up-b", m)
+				}
+			}
+			if tc.wantBHits == 2 && !strings.Contains(e.logs.String(), "refused the continuation") {
+				t.Errorf("no log line for the refused continuation")
+			}
+		})
+	}
+}
+
+// TestExcludeAllProviders: a recovery with no other provider fails the round
+// at once, without touching the excluded one.
+func TestExcludeAllProviders(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, []string{"a"}, nil)
+	got := e.openReq(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(true), Stream: true,
+		ExcludeProviders: []string{"a"}, Continuation: &Continuation{Text: "x"}})
+	if got.openErr == nil {
+		t.Fatalf("Open answered from %s; want an error", got.provider)
+	}
+	if n := len(e.fakes["a"].hits()); n != 0 {
+		t.Errorf("a saw %d requests; want 0", n)
+	}
+}
