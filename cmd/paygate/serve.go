@@ -90,7 +90,7 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 		a.close()
 		return nil, fmt.Errorf("building webhooks: %w", err)
 	}
-	if err := a.buildPayments(notifyURL); err != nil {
+	if err := a.buildPayments(notifyURL, ao.wechatpayTransport); err != nil {
 		a.close()
 		return nil, err
 	}
@@ -170,7 +170,7 @@ func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
 
 // buildPayments wires WeChat Pay (the real API or the in-process simulator)
 // and the payments service, and starts the reconciler's sweep.
-func (a *app) buildPayments(notifyURL string) error {
+func (a *app) buildPayments(notifyURL string, transport http.RoundTripper) error {
 	cfg := a.cfg
 	w := cfg.Payments.WeChatPay
 	if w.NotifyURL != "" {
@@ -203,6 +203,9 @@ func (a *app) buildPayments(notifyURL string) error {
 		}
 	}
 	wcfg.Logger = a.log.With("component", "wechatpay")
+	if transport != nil {
+		wcfg.Transport = transport
+	}
 	client, err := wechatpay.New(ctx, wcfg)
 	if err != nil {
 		return fmt.Errorf("building the WeChat Pay client: %w", err)

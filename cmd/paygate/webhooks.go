@@ -19,6 +19,14 @@ type appOption func(*appOptions)
 
 type appOptions struct {
 	webhook func(*webhook.Options)
+	// wechatpayTransport carries the requests to WeChat Pay (tests record
+	// them); nil: the default transport.
+	wechatpayTransport http.RoundTripper
+}
+
+// withWeChatPayTransport routes the WeChat Pay client's requests through rt.
+func withWeChatPayTransport(rt http.RoundTripper) appOption {
+	return func(o *appOptions) { o.wechatpayTransport = rt }
 }
 
 // withWebhookOptions lets a test change the relay's options (retry base,
