@@ -52,6 +52,13 @@ export function when(ts) {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
+/** whenCell is when() on two lines (date, time), for narrow table columns. */
+export function whenCell(ts) {
+  const s = when(ts);
+  const [d, t] = s.split(' ');
+  return t ? h('span', {}, d, h('br'), t) : s;
+}
+
 export function status(s) {
   return h('span', { class: 'status ' + String(s || '').replace(/[^a-z_]/g, ''), text: String(s || '').replace(/_/g, ' ') });
 }

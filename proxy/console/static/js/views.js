@@ -3,7 +3,7 @@
 // ctx.changed() refreshes the summary after a decision.
 
 import { api, qs, ApiError } from './api.js';
-import { h, clear, money, when, status, short, table, card, empty } from './dom.js';
+import { h, clear, money, when, whenCell, status, short, table, card, empty } from './dom.js';
 import { lineChart } from './chart.js';
 
 const STATUSES = ['approval_required', 'needs_review', 'creating', 'awaiting_payment', 'paid', 'refunding',
@@ -38,7 +38,7 @@ export async function approvals(panel, ctx) {
     { th: 'Client', td: (o) => o.client },
     { th: 'Item', td: (o) => h('span', {}, item(o), h('br'), h('small', { class: 'hint', text: o.description })) },
     { th: 'Amount', class: 'num', td: (o) => h('strong', { text: money(o.amount_fen, o.currency) }) },
-    { th: 'Created', td: (o) => when(o.created_at) },
+    { th: 'Created', class: 'time', td: (o) => whenCell(o.created_at) },
     { th: '', td: (o) => h('span', { class: 'actions' },
       h('button', { type: 'button', class: 'small', dataset: { action: 'approve', orderNo: o.order_no }, onclick: (ev) => ask(ev, o, true) }, 'Approve'),
       h('button', { type: 'button', class: 'small danger', dataset: { action: 'reject', orderNo: o.order_no }, onclick: (ev) => ask(ev, o, false) }, 'Reject')) },
@@ -133,8 +133,8 @@ export async function orders(panel, ctx) {
         { th: 'Item', td: item },
         { th: 'Amount', class: 'num', td: (o) => money(o.amount_fen, o.currency) },
         { th: 'Refunded', class: 'num', td: (o) => (o.refunded_fen ? money(o.refunded_fen, o.currency) : '') },
-        { th: 'Created', td: (o) => when(o.created_at) },
-        { th: 'Updated', td: (o) => when(o.updated_at) },
+        { th: 'Created', class: 'time', td: (o) => whenCell(o.created_at) },
+        { th: 'Updated', class: 'time', td: (o) => whenCell(o.updated_at) },
       ], shown, (o) => ({
         class: 'clickable' + (o.status === 'needs_review' ? ' needs-review' : ''),
         dataset: { orderNo: o.order_no, status: o.status },
@@ -207,7 +207,7 @@ function body(r) {
 function auditTable(records) {
   return table([
     { th: 'Seq', class: 'num', td: (r) => String(r.seq) },
-    { th: 'Time', td: (r) => when(body(r).time || body(r).appended_at) },
+    { th: 'Time', class: 'time', td: (r) => whenCell(body(r).time || body(r).appended_at) },
     { th: 'Action', td: (r) => h('code', { text: body(r).action || '?' }) },
     { th: 'Order', td: (r) => h('span', { class: 'mono', text: body(r).order_no || '' }) },
     { th: 'Status', td: (r) => (body(r).status_before ? `${body(r).status_before} → ${body(r).status || ''}` : body(r).status || '') },
@@ -240,7 +240,7 @@ export async function refunds(panel) {
         e.in_flight.reason ? ` — ${e.in_flight.reason}` : '', h('br'),
         h('small', { class: 'hint', text: 'confirmed ' + when(e.in_flight.confirmed_at) }))
       : '—') },
-    { th: 'Updated', td: (e) => when(e.order.updated_at) },
+    { th: 'Updated', class: 'time', td: (e) => whenCell(e.order.updated_at) },
   ], list, (e) => ({ dataset: { orderNo: e.order.order_no }, class: e.order.status === 'needs_review' ? 'needs-review' : '' })));
 }
 
@@ -351,7 +351,8 @@ export async function cost(panel) {
   const svg = lineChart(series, { label: 'cost per completed transaction by hour' });
   const box = h('div', { id: 'cost-chart' });
   if (svg) {
-    box.append(svg, h('p', { class: 'legend', text: `Per hour, in the providers' billing currency: the LLM cost of the turns behind paid orders divided by the orders paid that hour (${series.filter((p) => p.y !== null).length} hours with a paid order; gaps are hours without one).` }));
+    const hours = series.filter((p) => p.y !== null).length;
+    box.append(svg, h('p', { class: 'legend', text: `Per hour, in the providers' billing currency: the LLM cost of the turns behind paid orders divided by the orders paid that hour (${hours} hour${hours === 1 ? '' : 's'} with a paid order; gaps are hours without one).` }));
   } else {
     box.append(empty('No data yet: no order has been paid in the hours the ledger keeps.'));
   }
