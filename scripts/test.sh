@@ -39,6 +39,13 @@ command -v node >/dev/null && command -v npm >/dev/null || { say "installing nod
 say "installing the Node openai SDK (test/node)"
 npm ci --prefix test/node --no-audit --no-fund --loglevel=error >/dev/null
 
+# Headless Chromium for the admin console's browser test
+# (cmd/paygate/console_e2e_test.go drives /usr/bin/chromium with chromedp).
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing chromium (the console's browser test)"
+  apt_install chromium
+fi
+
 say "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './test/node/*'))
 [ -z "$unformatted" ] || die "gofmt would change: $unformatted"
