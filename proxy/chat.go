@@ -7,6 +7,9 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -74,7 +77,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		s.runTurn(w, r, chat, out, payments.Caller{Client: c.Name, AppID: c.AppID, User: user, Session: session, AllowedSKUs: c.AllowedSKUs})
 		return
 	}
-	resp, err := s.up.Open(r.Context(), &failover.Request{
+	req := &failover.Request{
 		Model:       chat.Model,
 		Method:      http.MethodPost,
 		Path:        "/chat/completions",
@@ -82,23 +85,29 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		Stream:      chat.Stream,
 		ContentType: "application/json",
 		Accept:      r.Header.Get("Accept"),
-	})
+	}
+	resp, err := s.up.Open(r.Context(), req)
 	if err != nil {
 		s.failTurn(w, r, err)
 		return
 	}
 	defer resp.Close()
 	setPaygateHeaders(w.Header(), resp)
-	var u accounting.Usage
+	var cost accounting.Pico
+	account := func(resp *failover.Response, u accounting.Usage) {
+		if s.ledger != nil {
+			cost += s.ledger.Round(resp.Provider, resp.Model, u)
+		}
+	}
 	if !chat.Stream {
 		writeUpstreamBody(w, resp)
 		res := gjson.GetManyBytes(resp.Body, "usage.prompt_tokens", "usage.completion_tokens")
-		u = accounting.Usage{PromptTokens: res[0].Int(), CompletionTokens: res[1].Int()}
+		account(resp, accounting.Usage{PromptTokens: res[0].Int(), CompletionTokens: res[1].Int()})
 	} else {
-		u = s.streamRound(w, r, resp, !chat.WantsUsage)
+		s.streamRound(w, r, req, resp, !chat.WantsUsage, account)
 	}
 	if s.ledger != nil {
-		s.ledger.Turn(r.Context(), rc.client.Name, "", s.ledger.Round(resp.Provider, resp.Model, u))
+		s.ledger.Turn(r.Context(), rc.client.Name, "", cost)
 	}
 }
 
@@ -132,40 +141,169 @@ func writeUpstreamBody(w http.ResponseWriter, resp *failover.Response) {
 
 // streamRound relays one upstream stream to the client, event by event, each
 // flushed. withholdUsage drops the usage-only chunk paygate asked for on its
-// own account.
-func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, resp *failover.Response, withholdUsage bool) (u accounting.Usage) {
+// own account. A stream cut after its first byte is recovered as in the turn
+// loop (relayRound): another provider is asked for the rest of the answer
+// and only the rest reaches the client, under the same id. account gets
+// each attempt's usage, broken ones included.
+func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failover.Request, resp *failover.Response,
+	withholdUsage bool, account func(*failover.Response, accounting.Usage)) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	sw := sse.NewWriter(w)
+	sent := sentLogs.Get().(*[]byte)
+	defer func() {
+		if cap(*sent) <= maxPooledLog {
+			*sent = (*sent)[:0]
+			sentLogs.Put(sent)
+		}
+	}()
+	var (
+		resume                  *interceptors.Resume
+		first                   *failover.StreamError
+		excluded                []string
+		rec                     recoveries
+		id, sentText, sentReasn string
+	)
 	for {
-		ev, err := resp.Next()
-		if errors.Is(err, io.EOF) {
+		u, err := s.relayPlain(sw, resp, resume, sent, withholdUsage)
+		resp.Close()
+		account(resp, u)
+		if err == nil {
 			_ = sw.Done()
 			return
 		}
-		if err != nil {
+		if errors.Is(err, errClientGone) {
+			return
+		}
+		if errors.Is(err, interceptors.ErrDiverged) {
+			s.endStreamWithError(sw, r, unrecovered(first, "the new answer diverges from what was already sent"))
+			return
+		}
+		var se *failover.StreamError
+		if !errors.As(err, &se) || se.Cause == failover.CauseCanceled {
 			s.endStreamWithError(sw, r, err)
 			return
 		}
-		if ev.IsDone() {
-			_ = sw.Done()
+		if first == nil {
+			first = se
+		}
+		got := readSent(*sent)
+		*sent = (*sent)[:0]
+		sentText += got.text
+		sentReasn += got.reasoning
+		if id == "" {
+			if id = got.id; id == "" {
+				id = "chatcmpl-paygate-" + reqInfo(r).id
+			}
+		}
+		if got.calls {
+			s.endStreamWithError(sw, r, unrecovered(first, "the client already received part of a tool call"))
 			return
 		}
-		if isUsageOnly(ev.Data) {
+		if why := rec.take(time.Now()); why != "" {
+			s.endStreamWithError(sw, r, unrecovered(first, why))
+			return
+		}
+		excluded = append(excluded, se.Provider)
+		next := *req
+		next.ExcludeProviders = excluded
+		next.Continuation = &failover.Continuation{Text: sentText}
+		nr, err := s.up.Open(r.Context(), &next)
+		if err != nil {
+			s.log.Warn("stream recovery found no provider", "request_id", reqInfo(r).id, "cause", first.Cause, "err", err)
+			s.endStreamWithError(sw, r, unrecovered(first, "no other provider could continue the answer"))
+			return
+		}
+		s.log.Info("stream recovery", "request_id", reqInfo(r).id, "cause", se.Cause,
+			"from", se.Provider, "to", nr.Provider, "continued", nr.Continued, "sent_bytes", len(sentText))
+		resp = nr
+		resume = interceptors.NewResume(id, sentText, sentReasn, !nr.Continued)
+	}
+}
+
+// relayPlain relays one attempt's events, through resume when the attempt
+// takes over a cut one, and logs each event sent (for a recovery to know
+// what the client has). It returns the attempt's usage and nil when the
+// stream is complete, else a *failover.StreamError, interceptors.ErrDiverged
+// or errClientGone.
+func (s *Server) relayPlain(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (u accounting.Usage, _ error) {
+	for {
+		ev, err := resp.Next()
+		if errors.Is(err, io.EOF) {
+			return u, nil
+		}
+		if err != nil {
+			return u, err
+		}
+		if ev.IsDone() {
+			return u, nil
+		}
+		data := ev.Data
+		if resume != nil {
+			if data, err = resume.Filter(data); err != nil {
+				return u, err
+			}
+			if data == nil {
+				continue
+			}
+		}
+		if isUsageOnly(data) {
 			// The last chunk: read it for accounting (one small scan per stream).
-			res := gjson.GetManyBytes(ev.Data, "usage.prompt_tokens", "usage.completion_tokens")
+			res := gjson.GetManyBytes(data, "usage.prompt_tokens", "usage.completion_tokens")
 			u = accounting.Usage{PromptTokens: res[0].Int(), CompletionTokens: res[1].Int()}
 			if withholdUsage {
 				continue
 			}
 		}
-		if err := sw.Data(ev.Data); err != nil {
+		// JSON holds no raw NUL: it separates the logged events.
+		*sent = append(append(*sent, data...), 0)
+		if err := sw.Data(data); err != nil {
 			// The client is gone; returning cancels the upstream request.
-			return
+			return u, errClientGone
 		}
 	}
+}
+
+// sentLogs pools the per-stream logs of sent events, so a healthy stream
+// costs a copy per event and no allocation.
+var sentLogs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// maxPooledLog bounds the logs kept for reuse.
+const maxPooledLog = 1 << 20
+
+// sentSoFar is what a plain stream's client received, read back from the
+// log of sent events.
+type sentSoFar struct {
+	id, text, reasoning string
+	calls               bool // a tool call (part of one) was sent
+}
+
+func readSent(log []byte) sentSoFar {
+	var out sentSoFar
+	var text, reasoning strings.Builder
+	for len(log) > 0 {
+		i := bytes.IndexByte(log, 0)
+		if i < 0 {
+			i = len(log)
+		}
+		ev := log[:i]
+		log = log[min(i+1, len(log)):]
+		res := gjson.GetManyBytes(ev, "id", "choices.0.delta.content", "choices.0.delta.reasoning_content",
+			"choices.0.delta.reasoning", "choices.0.delta.tool_calls", "choices.0.delta.function_call")
+		if out.id == "" {
+			out.id = res[0].String()
+		}
+		text.WriteString(res[1].String())
+		reasoning.WriteString(res[2].String())
+		reasoning.WriteString(res[3].String())
+		if res[4].Exists() || res[5].Exists() {
+			out.calls = true
+		}
+	}
+	out.text, out.reasoning = text.String(), reasoning.String()
+	return out
 }
 
 // endStreamWithError tells the client why its stream stops: an OpenAI-style

@@ -120,13 +120,18 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 var toolCallsKey = []byte(`"tool_calls"`)
 
 func (t *turn) open() (*failover.Response, error) {
+	return t.s.up.Open(t.r.Context(), t.request())
+}
+
+// request is the current round's upstream request.
+func (t *turn) request() *failover.Request {
 	model := t.chat.Model
 	if t.afterPayment && t.s.cfg.Payments.FollowupModel != "" {
 		// A round that only turns a payment result into words may go to a
 		// cheaper model.
 		model = t.s.cfg.Payments.FollowupModel
 	}
-	return t.s.up.Open(t.r.Context(), &failover.Request{
+	return &failover.Request{
 		Model:       model,
 		Method:      http.MethodPost,
 		Path:        "/chat/completions",
@@ -134,12 +139,13 @@ func (t *turn) open() (*failover.Response, error) {
 		Stream:      t.chat.Stream,
 		ContentType: "application/json",
 		Accept:      t.r.Header.Get("Accept"),
-	})
+	}
 }
 
 // stream runs the rounds of a streaming turn.
 func (t *turn) stream() {
 	capture := interceptors.NewCapture(t.s.tools.IsPayment)
+	rec := &recoveries{}
 	for round := 0; ; round++ {
 		resp, err := t.open()
 		if err != nil {
@@ -159,12 +165,10 @@ func (t *turn) stream() {
 			t.sw = sse.NewWriter(t.w)
 		}
 		capture.StartRound(round, t.turnID)
-		if !t.relay(resp, capture) {
-			resp.Close()
+		res, resp, ok := t.relayRound(round, resp, capture, rec)
+		if !ok {
 			return
 		}
-		resp.Close()
-		res := capture.EndRound()
 		t.endRound(round, resp, res.ID, res.Model, res.Usage)
 		if len(res.PaymentCalls) == 0 {
 			fc := res.FinishChunk
@@ -196,35 +200,142 @@ func (t *turn) stream() {
 	}
 }
 
-// relay passes one round's events through the capture to the client. It
-// reports false when the turn must stop (an upstream failure after the
-// first byte, already reported, or a client that left).
-func (t *turn) relay(resp *failover.Response, capture *interceptors.Capture) bool {
+// relayRound relays one round to the client and recovers a stream cut after
+// its first byte (SPEC 5): the round is asked again of another provider with
+// the text the client already received, and only the rest reaches the client,
+// under the same id. It returns the round's result (its Content and Sent
+// cover every attempt) and the response that finished it, closed; false when
+// the turn is over and already reported.
+func (t *turn) relayRound(round int, resp *failover.Response, capture *interceptors.Capture, rec *recoveries) (interceptors.RoundResult, *failover.Response, bool) {
+	var (
+		resume        *interceptors.Resume
+		sentText      string // text the client got this round from broken attempts
+		sentReasoning string
+		first         *failover.StreamError // the cut being recovered
+		excluded      []string
+	)
+	for {
+		err := t.relay(resp, capture, resume)
+		resp.Close()
+		if err == nil {
+			res := capture.EndRound()
+			if first != nil {
+				res.Content, res.Reasoning = sentText+res.Content, sentReasoning+res.Reasoning
+				res.Sent.Text, res.Sent.Reasoning = res.Content, res.Reasoning
+			}
+			return res, resp, true
+		}
+		if errors.Is(err, errClientGone) {
+			return interceptors.RoundResult{}, resp, false
+		}
+		partial := capture.EndRound()
+		t.accountAttempt(resp, partial.Usage)
+		if errors.Is(err, interceptors.ErrDiverged) {
+			t.s.endStreamWithError(t.sw, t.r, unrecovered(first, "the new answer diverges from what was already sent"))
+			return partial, resp, false
+		}
+		var se *failover.StreamError
+		if !errors.As(err, &se) || se.Cause == failover.CauseCanceled {
+			t.s.endStreamWithError(t.sw, t.r, err)
+			return partial, resp, false
+		}
+		if first == nil {
+			first = se
+		}
+		if round == 0 && t.turnID == "" {
+			t.turnID, t.created = partial.ID, time.Now().Unix()
+			if t.turnID == "" {
+				t.turnID = "chatcmpl-paygate-" + reqInfo(t.r).id
+			}
+		}
+		sentText += partial.Sent.Text
+		sentReasoning += partial.Sent.Reasoning
+		if len(partial.Sent.Calls) > 0 {
+			// A client tool call's arguments cannot be matched or continued.
+			t.s.endStreamWithError(t.sw, t.r, unrecovered(first, "the client already received part of a tool call"))
+			return partial, resp, false
+		}
+		if why := rec.take(time.Now()); why != "" {
+			t.s.endStreamWithError(t.sw, t.r, unrecovered(first, why))
+			return partial, resp, false
+		}
+		excluded = append(excluded, se.Provider)
+		next, err := t.openRecovery(excluded, sentText)
+		if err != nil {
+			t.s.log.Warn("stream recovery found no provider", "request_id", reqInfo(t.r).id, "cause", first.Cause, "err", err)
+			t.s.endStreamWithError(t.sw, t.r, unrecovered(first, "no other provider could continue the answer"))
+			return partial, resp, false
+		}
+		t.s.log.Info("stream recovery", "request_id", reqInfo(t.r).id, "round", round, "cause", se.Cause,
+			"from", se.Provider, "to", next.Provider, "continued", next.Continued, "sent_bytes", len(sentText))
+		resp = next
+		capture.StartRound(max(round, 1), t.turnID)
+		resume = interceptors.NewResume("", sentText, sentReasoning, !next.Continued)
+	}
+}
+
+// errClientGone ends a relay whose client stopped reading.
+var errClientGone = errors.New("client gone")
+
+// relay passes one attempt's events through the capture to the client
+// (through resume first, when the attempt takes over a cut one). It returns
+// nil when the round is complete, else why it stopped: a *failover.StreamError,
+// interceptors.ErrDiverged or errClientGone.
+func (t *turn) relay(resp *failover.Response, capture *interceptors.Capture, resume *interceptors.Resume) error {
 	for {
 		ev, err := resp.Next()
 		if errors.Is(err, io.EOF) {
-			return true
+			return nil
 		}
 		if err != nil {
-			t.s.endStreamWithError(t.sw, t.r, err)
-			return false
+			return err
 		}
-		out, err := capture.Process(ev.Data)
+		data := ev.Data
+		if resume != nil {
+			if data, err = resume.Filter(data); err != nil {
+				return err
+			}
+			if !resume.Matching() {
+				resume = nil
+			}
+			if data == nil {
+				continue
+			}
+		}
+		out, err := capture.Process(data)
 		if err != nil {
 			t.s.log.Warn("upstream chunk skipped", "request_id", reqInfo(t.r).id, "err", err)
 			continue
 		}
 		if out != nil {
 			if err := t.sw.Data(out); err != nil {
-				return false
+				return errClientGone
 			}
 		}
 	}
 }
 
+// openRecovery asks the model again, without the providers that broke this
+// round, for the rest of an answer whose beginning the client has.
+func (t *turn) openRecovery(excluded []string, sent string) (*failover.Response, error) {
+	req := t.request()
+	req.ExcludeProviders = excluded
+	req.Continuation = &failover.Continuation{Text: sent}
+	return t.s.up.Open(t.r.Context(), req)
+}
+
+// accountAttempt prices a broken attempt's usage, when it reported any, to
+// its provider: failed attempts are accounted, the client's usage is not
+// charged for them.
+func (t *turn) accountAttempt(resp *failover.Response, u *interceptors.Usage) {
+	if u != nil && t.s.ledger != nil {
+		t.cost += t.s.ledger.Round(resp.Provider, resp.Model, accounting.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens})
+	}
+}
+
 // endRound accounts a finished round.
 func (t *turn) endRound(round int, resp *failover.Response, id, model string, u *interceptors.Usage) {
-	if round == 0 {
+	if round == 0 && t.turnID == "" {
 		t.turnID = id
 		t.created = time.Now().Unix()
 	}
