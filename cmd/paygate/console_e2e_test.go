@@ -17,6 +17,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/proxy/console"
 	"github.com/paygate/paygate/store"
@@ -40,16 +41,31 @@ func consoleScript(body string) scriptRound {
 	return scriptRound{whole: `{"id":"chatcmpl-C1","object":"chat.completion","created":1,"model":"openai/gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"","tool_calls":[{"id":"call_c1","type":"function","function":{"name":"create_order","arguments":"` + args + `"}}]},"finish_reason":"tool_calls"}],` + usage + `}`}
 }
 
+// consoleReviewUser's merchant webhooks are refused (503), so the console has
+// an undelivered webhook to show.
+const consoleReviewUser = "oUser-console-review"
+
 // consoleApp is the binary's application on the WeChat Pay simulator with a
-// priced provider (so GET /admin/api/stats has a cost), an admin token and
-// the admin listener. It returns the main and admin URLs.
-func consoleApp(t *testing.T) (string, string, *app) {
+// priced provider (so GET /admin/api/stats has a cost), an admin token, the
+// admin listener, and merchant webhooks to an endpoint that acknowledges
+// every event but consoleReviewUser's. It returns the main and admin URLs and
+// the relay's outcomes.
+func consoleApp(t *testing.T) (string, string, *app, <-chan webhook.Result) {
 	t.Helper()
 	up := newScriptedProvider(t, consoleScript)
+	merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(b), consoleReviewUser) {
+			http.Error(w, "merchant backend down", http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(merchant.Close)
+	outcomes := make(chan webhook.Result, 100)
 	srv := httptest.NewUnstartedServer(nil)
 	src := `
 clients: [{name: bot, key: ` + e2eClientKey + `}]
 admin: {token: ` + consoleToken + `}
+webhooks: {url: "` + merchant.URL + `/hooks", secret: ` + testWebhookSecret + `}
 store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
 providers:
   - name: fake
@@ -67,7 +83,16 @@ payments:
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := newApp(cfg, io.Discard, "http://"+srv.Listener.Addr().String()+"/wechatpay/notify")
+	a, err := newApp(cfg, io.Discard, "http://"+srv.Listener.Addr().String()+"/wechatpay/notify",
+		withWebhookOptions(func(o *webhook.Options) {
+			o.RetryBase = time.Hour // a refused webhook stays pending while the test looks at it
+			o.Observe = func(r webhook.Result) {
+				select {
+				case outcomes <- r:
+				default:
+				}
+			}
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +102,7 @@ payments:
 	t.Cleanup(srv.Close)
 	admin := httptest.NewServer(a.adminHandler())
 	t.Cleanup(admin.Close)
-	return srv.URL, admin.URL, a
+	return srv.URL, admin.URL, a, outcomes
 }
 
 // orderFor makes user's order through a chat turn and returns its number and
@@ -257,7 +282,7 @@ func row(panel, no string) string {
 // chain head and the cost chart are there; the token is never in the page.
 func TestConsoleInBrowser(t *testing.T) {
 	b := newBrowser(t)
-	url, adminURL, a := consoleApp(t)
+	url, adminURL, a, outcomes := consoleApp(t)
 	ctx := context.Background()
 
 	// A paid order (cost per transaction), one that needs review (WeChat Pay
@@ -267,7 +292,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if d, err := a.sim.Pay(ctx, paid); err != nil || !d.Acked {
 		t.Fatalf("pay %s: %+v %v", paid, d, err)
 	}
-	review, _ := orderFor(t, url, "oUser-console-review", "premium monthly please")
+	review, _ := orderFor(t, url, consoleReviewUser, "premium monthly please")
 	tx, _ := a.sim.Order(review)
 	tx.AppID = "wx0000000000other"
 	tx.TradeState, tx.TradeStateDesc, tx.TransactionID = "SUCCESS", "支付成功", "4200000000000000000000000077"
@@ -281,6 +306,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if o, err := a.store.GetOrder(ctx, review); err != nil || o.Status != store.StatusNeedsReview {
 		t.Fatalf("order %s: %+v %v; want needs_review", review, o, err)
+	}
+	// The merchant refused order.needs_review: it waits, with its error.
+	deadline := time.After(15 * time.Second)
+	for refused := false; !refused; {
+		select {
+		case r := <-outcomes:
+			refused = r.OrderNo == review && r.Outcome == webhook.OutcomeFailed
+		case <-deadline:
+			t.Fatalf("no refused webhook for %s", review)
+		}
 	}
 	approveNo, kind1 := orderFor(t, url, "oUser-console-yes", "two years of premium please")
 	rejectNo, kind2 := orderFor(t, url, "oUser-console-no", "two years of premium please")
@@ -399,11 +434,22 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("audit panel %q; want the linkage check", s)
 	}
 
-	// Refunds and webhooks render (none, off).
+	// Refunds (none) and webhook delivery: the refused one waits.
 	b.do(t, "refunds", chromedp.Click(chromedp.CSS(`#tabs [data-tab="refunds"]`)),
 		waitFor("the refunds panel", `document.querySelector("#panel-refunds").textContent.includes("No refunds")`))
 	b.do(t, "webhooks", chromedp.Click(chromedp.CSS(`#tabs [data-tab="webhooks"]`)),
-		waitFor("the webhooks panel", `document.querySelector("#panel-webhooks").textContent.includes("webhooks are off")`))
+		chromedp.WaitVisible(chromedp.CSS(row("webhooks", review))))
+	if s := b.text(t, row("webhooks", review)); !strings.Contains(s, "order.needs_review") || !strings.Contains(s, "status 503") || !strings.Contains(s, "merchant backend down") {
+		t.Errorf("undelivered webhook row %q; want order.needs_review refused with 503", s)
+	}
+	if s := b.text(t, "#panel-webhooks"); !strings.Contains(s, "/hooks") || strings.Contains(s, testWebhookSecret) {
+		t.Errorf("webhooks panel %q; want the endpoint, never the secret", s)
+	}
+	// Only that one was refused (another may still be on its way, unrefused).
+	if n := evalJS[int](t, b, `document.querySelectorAll("#panel-webhooks tbody tr td .error").length`); n != 1 {
+		t.Errorf("%d refused webhooks shown; want 1 (the merchant acknowledged every other event)", n)
+	}
+	b.screenshot(t, "console-webhooks.png")
 
 	// Cost: the chart has the hour of the paid order.
 	_, stats := httpCall(t, http.MethodGet, adminURL+"/admin/api/stats", "Bearer "+consoleToken, "")
@@ -447,7 +493,7 @@ func jsString(s string) string { return fmt.Sprintf("%q", s) }
 // nothing; the console's own call (header, own origin) goes through. The page
 // itself is served without a token and holds no data.
 func TestConsoleRefusesWrongTokenAndCrossSite(t *testing.T) {
-	url, adminURL, a := consoleApp(t)
+	url, adminURL, a, _ := consoleApp(t)
 	no, kind := orderFor(t, url, "oUser-console-csrf", "two years of premium please")
 	if kind != "approval_required" {
 		t.Fatalf("action %s; want approval_required", kind)
