@@ -1,0 +1,426 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	openai "github.com/sashabaranov/go-openai"
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
+)
+
+// canonRound is one upstream round of a canonical answer: its text deltas
+// and what follows them (tool-call deltas, the finish chunk, usage).
+type canonRound struct {
+	text []string
+	tail []string // chunk JSON without the id (see withID)
+}
+
+// withID renders a chunk body with id.
+func withID(id, chunk string) string {
+	return `{"id":"` + id + `","object":"chat.completion.chunk","created":1700000000,"model":"up-model",` + chunk + `}`
+}
+
+func deltaChunk(delta, finish string) string {
+	f := "null"
+	if finish != "" {
+		f = `"` + finish + `"`
+	}
+	return `"choices":[{"index":0,"delta":` + delta + `,"finish_reason":` + f + `}]`
+}
+
+const recUsage = `"choices":[],"usage":{"prompt_tokens":50,"completion_tokens":10,"total_tokens":60}`
+
+// The canonical answers. A payment turn: round 0 says a few words and calls
+// create_order (held back from the client); round 1, after the tool result,
+// confirms. A text answer. A round with the client's own tool call.
+var (
+	payRound0 = canonRound{
+		text: []string{"Let me ", "set that up. "},
+		tail: []string{
+			deltaChunk(`{"tool_calls":[{"index":0,"id":"call_pay1","type":"function","function":{"name":"create_order","arguments":""}}]}`, ""),
+			deltaChunk(`{"tool_calls":[{"index":0,"function":{"arguments":"{\"sku\":\"premium-monthly\","}}]}`, ""),
+			deltaChunk(`{"tool_calls":[{"index":0,"function":{"arguments":"\"quantity\":1}"}}]}`, ""),
+			deltaChunk(`{}`, "tool_calls"),
+			recUsage,
+		},
+	}
+	payRound1 = canonRound{
+		text: []string{"Your order is ready: ", "tap Pay ", "to finish."},
+		tail: []string{deltaChunk(`{}`, "stop"), recUsage},
+	}
+	recTextRound = canonRound{
+		text: []string{"The answer ", "is forty", "-two, as ", "always."},
+		tail: []string{deltaChunk(`{}`, "stop"), recUsage},
+	}
+	recToolRound = canonRound{
+		text: []string{"Checking. "},
+		tail: []string{
+			deltaChunk(`{"tool_calls":[{"index":0,"id":"call_w1","type":"function","function":{"name":"get_weather","arguments":""}}]}`, ""),
+			deltaChunk(`{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]}`, ""),
+			deltaChunk(`{"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]}`, ""),
+			deltaChunk(`{}`, "tool_calls"),
+			recUsage,
+		},
+	}
+	divergentText = []string{"Sure thing, ", "one moment. "}
+)
+
+const payAnswer = "Let me set that up. Your order is ready: tap Pay to finish."
+
+// fault is how and where the primary breaks a round: after `at` events of
+// round `round`.
+type fault struct {
+	kind  string // cut, stall, error, malformed
+	round int
+	at    int
+}
+
+// recoveryProvider is a fake provider answering the canonical rounds; the
+// primary breaks as its fault says, the fallback continues an assistant
+// prefill as its mode says (prefill, prefix_flag, none; "refuse": it
+// answers 400 to a prefill; "diverge": that, and its fresh answer's text
+// differs).
+type recoveryProvider struct {
+	*httptest.Server
+	mu     sync.Mutex
+	bodies []string
+}
+
+func (p *recoveryProvider) requests() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.bodies...)
+}
+
+func newRecoveryProvider(t *testing.T, id string, rounds func(body string) (int, canonRound), f *fault, mode string) *recoveryProvider {
+	t.Helper()
+	p := &recoveryProvider{}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		body := string(b)
+		p.mu.Lock()
+		p.bodies = append(p.bodies, body)
+		p.mu.Unlock()
+		n, cr := rounds(body)
+		last := gjson.Get(body, "messages.@reverse.0")
+		prefill := ""
+		if last.Get("role").String() == "assistant" && !last.Get("tool_calls").Exists() {
+			switch {
+			case mode == "refuse" || mode == "diverge" || mode == "none",
+				mode == "prefix_flag" && !last.Get("prefix").Bool():
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = io.WriteString(w, `{"error":{"message":"assistant prefill is not supported","type":"invalid_request_error"}}`)
+				return
+			}
+			prefill = last.Get("content").String()
+		}
+		text := cr.text
+		if mode == "diverge" {
+			text = divergentText
+		}
+		full := strings.Join(text, "")
+		if !strings.HasPrefix(full, prefill) {
+			t.Errorf("%s: prefill %q is not the beginning of %q", id, prefill, full)
+		}
+		var events []string
+		if rest := full[len(prefill):]; prefill == "" {
+			for _, s := range text {
+				events = append(events, deltaChunk(`{"content":"`+s+`"}`, ""))
+			}
+		} else if rest != "" {
+			h := len(rest) / 2
+			events = append(events, deltaChunk(`{"content":"`+rest[:h]+`"}`, ""), deltaChunk(`{"content":"`+rest[h:]+`"}`, ""))
+		}
+		events = append([]string{deltaChunk(`{"role":"assistant","content":""}`, "")}, events...)
+		events = append(events, cr.tail...)
+		w.Header().Set("Content-Type", "text/event-stream")
+		flush := w.(http.Flusher).Flush
+		for i, e := range events {
+			if f != nil && f.round == n && i == f.at+1 { // +1: the role chunk
+				switch f.kind {
+				case "cut":
+					if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+						conn.Close()
+					}
+				case "stall":
+					<-r.Context().Done()
+				case "error":
+					_, _ = io.WriteString(w, `data: {"error":{"message":"overloaded mid-stream","code":502}}`+"\n\n")
+				case "malformed":
+					for range 3 {
+						_, _ = io.WriteString(w, `data: {"choices":[{"delta":{"content":"bro`+"\n\n")
+					}
+				}
+				flush()
+				return
+			}
+			_, _ = io.WriteString(w, "data: "+withID(id, e)+"\n\n")
+			flush()
+		}
+		_, _ = io.WriteString(w, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+// recoveryApp serves the binary's handler: gpt-4o → primary, then fallback
+// with the given continuation mode; the primary's idle timeout is short.
+func recoveryApp(t *testing.T, primary, fallback, continuation string) (string, *app) {
+	t.Helper()
+	if continuation == "refuse" || continuation == "diverge" {
+		continuation = "prefill" // configured so, refused by the provider
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	src := `
+clients: [{name: bot, key: ` + e2eClientKey + `}]
+store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
+providers:
+  - {name: primary, base_url: "` + primary + `/v1", api_key: k1, timeouts: {connect: 1s, first_byte: 2s, first_token: 2s, idle: 300ms, total: 10s}}
+  - {name: fallback, base_url: "` + fallback + `/v1", api_key: k2, continuation: ` + continuation + `}
+models:
+  - {name: gpt-4o, targets: [{provider: primary, model: p-model}, {provider: fallback, model: f-model}]}
+payments:
+  catalog:
+    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
+`
+	cfg, err := config.Parse([]byte(src), "rec.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(cfg, io.Discard, "http://"+srv.Listener.Addr().String()+"/wechatpay/notify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.close)
+	srv.Config.Handler = a.server.Handler()
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv.URL, a
+}
+
+// clientStream is what a go-openai streaming client got.
+type clientStream struct {
+	text     string
+	ids      map[string]bool
+	roles    int
+	finishes []string
+	calls    []string // the client's tool calls' argument fragments, joined per index
+	err      error
+}
+
+func readStream(t *testing.T, c *openai.Client, req openai.ChatCompletionRequest) clientStream {
+	t.Helper()
+	req.Model, req.Stream = "gpt-4o", true
+	stream, err := c.CreateChatCompletionStream(context.Background(), req)
+	if err != nil {
+		return clientStream{err: err}
+	}
+	defer stream.Close()
+	got := clientStream{ids: map[string]bool{}}
+	var text strings.Builder
+	for {
+		ch, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			got.err = err
+			break
+		}
+		got.ids[ch.ID] = true
+		if len(ch.Choices) == 0 {
+			continue
+		}
+		d := ch.Choices[0].Delta
+		if d.Role != "" {
+			got.roles++
+		}
+		text.WriteString(d.Content)
+		for _, tc := range d.ToolCalls {
+			i := 0
+			if tc.Index != nil {
+				i = *tc.Index
+			}
+			for len(got.calls) <= i {
+				got.calls = append(got.calls, "")
+			}
+			got.calls[i] += tc.Function.Arguments
+		}
+		if f := ch.Choices[0].FinishReason; f != "" {
+			got.finishes = append(got.finishes, string(f))
+		}
+	}
+	got.text = text.String()
+	return got
+}
+
+var (
+	faultKinds = []string{"cut", "stall", "error", "malformed"}
+	kindCause  = map[string]string{
+		"cut": "upstream_connection_lost", "stall": "upstream_idle_timeout",
+		"error": "upstream_stream_error", "malformed": "upstream_malformed_response",
+	}
+	fallbackModes = []string{"prefill", "prefix_flag", "none", "refuse", "diverge"}
+)
+
+// TestStreamRecoveryPaymentTurn: a payment turn whose stream breaks after
+// bytes reached the client, for each failure kind, at each cut point, with
+// each kind of fallback: the client's answer is the whole canonical answer
+// with nothing repeated, one id, one role, one finish (or, when the
+// fallback's fresh answer diverges, an error naming the original cut and
+// never the prefill refusal); the payment runs exactly once; the providers
+// see a bounded number of attempts.
+func TestStreamRecoveryPaymentTurn(t *testing.T) {
+	t.Parallel()
+	rounds := func(body string) (int, canonRound) {
+		if strings.Contains(body, `"role":"tool"`) {
+			return 1, payRound1
+		}
+		return 0, payRound0
+	}
+	cuts := []struct {
+		name  string
+		round int
+		at    int
+	}{
+		{"inside text", 0, 1},
+		{"inside a held-back payment call", 0, 4},
+		{"right before the finish chunk", 0, 5},
+		{"after the payment, inside text", 1, 2},
+		{"after the payment, right before the finish chunk", 1, 3},
+	}
+	for _, kind := range faultKinds {
+		for _, cut := range cuts {
+			for _, mode := range fallbackModes {
+				t.Run(kind+"/"+cut.name+"/"+mode, func(t *testing.T) {
+					t.Parallel()
+					primary := newRecoveryProvider(t, "chatcmpl-P", rounds, &fault{kind: kind, round: cut.round, at: cut.at}, "none")
+					fallback := newRecoveryProvider(t, "chatcmpl-F", rounds, nil, mode)
+					url, a := recoveryApp(t, primary.URL, fallback.URL, mode)
+					got := readStream(t, userClient(url), openai.ChatCompletionRequest{
+						Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "I want premium for a month"}},
+					})
+					wantOrders := 1
+					if mode == "diverge" {
+						if got.err == nil || !strings.Contains(got.err.Error(), kindCause[kind]) ||
+							!strings.Contains(got.err.Error(), "diverges") {
+							t.Errorf("got %q, %v; want an error naming %s and the divergence", got.text, got.err, kindCause[kind])
+						}
+						if got.err != nil && (strings.Contains(got.err.Error(), "prefill") || strings.Contains(got.err.Error(), "400")) {
+							t.Errorf("error %v names the prefill refusal; want the original cut only", got.err)
+						}
+						if !strings.HasPrefix(payAnswer, got.text) {
+							t.Errorf("client text %q is not a beginning of the canonical answer", got.text)
+						}
+						if cut.round == 0 {
+							wantOrders = 0
+						}
+					} else {
+						if got.err != nil || got.text != payAnswer {
+							t.Errorf("got %q, %v; want %q and no error", got.text, got.err, payAnswer)
+						}
+						if len(got.ids) != 1 || !got.ids["chatcmpl-P"] || got.roles != 1 || len(got.finishes) != 1 || got.finishes[0] != "stop" {
+							t.Errorf("ids %v roles %d finishes %v; want the first id only, one role, one stop", got.ids, got.roles, got.finishes)
+						}
+					}
+					if n := a.sim.OrderCount(); n != wantOrders {
+						t.Errorf("simulator has %d orders; want %d", n, wantOrders)
+					}
+					p, f := len(primary.requests()), len(fallback.requests())
+					maxF := 1
+					if mode == "refuse" || mode == "diverge" {
+						maxF = 2 // the refused prefill, then the fresh answer
+					}
+					if p > 2 || f > maxF || f < 1 {
+						t.Errorf("primary saw %d requests, fallback %d; want at most 2 and 1..%d", p, f, maxF)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestStreamRecoveryPlain: the same for a request without a user (the
+// plain relay, no payment tools), and the cases recovery must refuse: a cut
+// inside a client tool call's arguments ends with an error naming the cause,
+// on both paths.
+func TestStreamRecoveryPlain(t *testing.T) {
+	t.Parallel()
+	textRounds := func(string) (int, canonRound) { return 0, recTextRound }
+	toolRounds := func(string) (int, canonRound) { return 0, recToolRound }
+	const textAnswer = "The answer is forty-two, as always."
+	weather := []openai.Tool{{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{
+		Name: "get_weather", Parameters: map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}}}}}
+	type tcase struct {
+		name    string
+		user    bool
+		rounds  func(string) (int, canonRound)
+		at      int
+		tools   []openai.Tool
+		wantErr bool
+	}
+	var cases []tcase
+	for _, user := range []bool{false, true} {
+		path := "plain"
+		if user {
+			path = "turn"
+		}
+		cases = append(cases,
+			tcase{name: path + "/inside text", user: user, rounds: textRounds, at: 2},
+			tcase{name: path + "/right before the finish chunk", user: user, rounds: textRounds, at: 4},
+			tcase{name: path + "/inside a client tool call's arguments", user: user, rounds: toolRounds, at: 3, tools: weather, wantErr: true},
+		)
+	}
+	for _, kind := range faultKinds {
+		for _, tc := range cases {
+			for _, mode := range fallbackModes {
+				t.Run(kind+"/"+tc.name+"/"+mode, func(t *testing.T) {
+					t.Parallel()
+					primary := newRecoveryProvider(t, "chatcmpl-P", tc.rounds, &fault{kind: kind, at: tc.at}, "none")
+					fallback := newRecoveryProvider(t, "chatcmpl-F", tc.rounds, nil, mode)
+					url, _ := recoveryApp(t, primary.URL, fallback.URL, mode)
+					c := goClient(url)
+					if tc.user {
+						c = userClient(url)
+					}
+					got := readStream(t, c, openai.ChatCompletionRequest{
+						Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "hi"}},
+						Tools:    tc.tools,
+					})
+					if tc.wantErr || mode == "diverge" {
+						if got.err == nil || !strings.Contains(got.err.Error(), kindCause[kind]) {
+							t.Errorf("got %q, %v; want an error naming %s", got.text, got.err, kindCause[kind])
+						}
+						if got.err != nil && strings.Contains(got.err.Error(), "prefill") {
+							t.Errorf("error %v names the prefill refusal; want the original cut only", got.err)
+						}
+						if tc.wantErr && len(fallback.requests()) != 0 {
+							t.Errorf("fallback saw %d requests; want none (nothing to recover)", len(fallback.requests()))
+						}
+						return
+					}
+					if got.err != nil || got.text != textAnswer {
+						t.Errorf("got %q, %v; want %q and no error", got.text, got.err, textAnswer)
+					}
+					if len(got.ids) != 1 || !got.ids["chatcmpl-P"] || got.roles != 1 || len(got.finishes) != 1 {
+						t.Errorf("ids %v roles %d finishes %v; want the first id only, one role, one finish", got.ids, got.roles, got.finishes)
+					}
+					p, f := len(primary.requests()), len(fallback.requests())
+					if p != 1 || f < 1 || f > 2 {
+						t.Errorf("primary saw %d requests, fallback %d; want 1 and 1..2", p, f)
+					}
+				})
+			}
+		}
+	}
+}
