@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/proxy/console"
@@ -25,20 +27,26 @@ import (
 
 const consoleToken = "adm-console-3b8e51d0c2"
 
+var consoleOrderNo = regexp.MustCompile(`PG[0-9A-Za-z]+`)
+
 // consoleScript answers "two years" with create_order for premium-yearly × 2
-// (998.00: above the approval threshold), anything else with premium-monthly
-// × 1, and a tool result with a line of text; every round reports usage, so
-// the ledger has a cost to show.
+// (998.00: above the approval threshold), "refund PG…" with request_refund of
+// that order, anything else with premium-monthly × 1, and a tool result with
+// a line of text; every round reports usage, so the ledger has a cost to
+// show.
 func consoleScript(body string) scriptRound {
 	const usage = `"usage":{"prompt_tokens":1200,"completion_tokens":300,"total_tokens":1500}`
 	if gjson.Get(body, "messages.@reverse.0.role").Str == "tool" {
 		return scriptRound{whole: `{"id":"chatcmpl-C2","object":"chat.completion","created":1,"model":"openai/gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Done."},"finish_reason":"stop"}],` + usage + `}`}
 	}
-	args := `{\"sku\":\"premium-monthly\",\"quantity\":1}`
-	if strings.Contains(gjson.Get(body, "messages.@reverse.0.content").Str, "two years") {
+	tool, args := "create_order", `{\"sku\":\"premium-monthly\",\"quantity\":1}`
+	switch said := gjson.Get(body, "messages.@reverse.0.content").Str; {
+	case strings.Contains(said, "two years"):
 		args = `{\"sku\":\"premium-yearly\",\"quantity\":2}`
+	case strings.Contains(said, "refund"):
+		tool, args = "request_refund", `{\"order_no\":\"`+consoleOrderNo.FindString(said)+`\",\"reason\":\"not what I expected\"}`
 	}
-	return scriptRound{whole: `{"id":"chatcmpl-C1","object":"chat.completion","created":1,"model":"openai/gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"","tool_calls":[{"id":"call_c1","type":"function","function":{"name":"create_order","arguments":"` + args + `"}}]},"finish_reason":"tool_calls"}],` + usage + `}`}
+	return scriptRound{whole: `{"id":"chatcmpl-C1","object":"chat.completion","created":1,"model":"openai/gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"","tool_calls":[{"id":"call_c1","type":"function","function":{"name":"` + tool + `","arguments":"` + args + `"}}]},"finish_reason":"tool_calls"}],` + usage + `}`}
 }
 
 // consoleReviewUser's merchant webhooks are refused (503), so the console has
@@ -292,6 +300,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	if d, err := a.sim.Pay(ctx, paid); err != nil || !d.Acked {
 		t.Fatalf("pay %s: %+v %v", paid, d, err)
 	}
+	// The paid order's refund, confirmed by its user: in flight at WeChat Pay.
+	act := chatAs(t, url, "oUser-console-paid", "refund "+paid+" please").Get(`paygate.actions.#(type=="refund_proposed")`)
+	refundID := act.Get("refund.refund_id").Str
+	if refundID == "" {
+		t.Fatalf("no refund proposed: %s", act.Raw)
+	}
+	if status, c := httpCall(t, http.MethodPost, url+act.Get("refund.confirm_url").Str, "Bearer "+e2eClientKey, "oUser-console-paid"); status != http.StatusOK {
+		t.Fatalf("confirm refund: %d %s", status, c.Raw)
+	}
+	if n := a.sim.RefundCount(paid); n != 1 {
+		t.Fatalf("refunds at the simulator %d; want 1", n)
+	}
 	review, _ := orderFor(t, url, consoleReviewUser, "premium monthly please")
 	tx, _ := a.sim.Order(review)
 	tx.AppID = "wx0000000000other"
@@ -397,7 +417,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.do(t, "orders", chromedp.Click(chromedp.CSS(`#tabs [data-tab="orders"]`)),
 		chromedp.WaitVisible(chromedp.CSS(row("orders", approveNo)+`[data-status="awaiting_payment"]`)),
 		chromedp.WaitVisible(chromedp.CSS(row("orders", rejectNo)+`[data-status="rejected"]`)),
-		chromedp.WaitVisible(chromedp.CSS(row("orders", paid)+`[data-status="paid"]`)),
+		chromedp.WaitVisible(chromedp.CSS(row("orders", paid)+`[data-status="refunding"]`)),
 		chromedp.WaitVisible(chromedp.CSS(row("orders", review)+`.needs-review[data-status="needs_review"]`)))
 	if s := b.text(t, row("orders", review)); !strings.Contains(s, "appid_mismatch") {
 		t.Errorf("needs_review row %q; want its reason (appid_mismatch)", s)
@@ -434,9 +454,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("audit panel %q; want the linkage check", s)
 	}
 
-	// Refunds (none) and webhook delivery: the refused one waits.
+	// The refund in flight, and webhook delivery: the refused one waits.
 	b.do(t, "refunds", chromedp.Click(chromedp.CSS(`#tabs [data-tab="refunds"]`)),
-		waitFor("the refunds panel", `document.querySelector("#panel-refunds").textContent.includes("No refunds")`))
+		chromedp.WaitVisible(chromedp.CSS(row("refunds", paid))))
+	if s := b.text(t, row("refunds", paid)); !strings.Contains(s, "refunding") || !strings.Contains(s, "49.99 CNY") ||
+		!strings.Contains(s, payments.OutRefundNo(refundID)) || !strings.Contains(s, "not what I expected") {
+		t.Errorf("refund row %q; want the order refunding, 49.99 CNY in flight as %s with its reason", s, payments.OutRefundNo(refundID))
+	}
+	b.screenshot(t, "console-refunds.png")
 	b.do(t, "webhooks", chromedp.Click(chromedp.CSS(`#tabs [data-tab="webhooks"]`)),
 		chromedp.WaitVisible(chromedp.CSS(row("webhooks", review))))
 	if s := b.text(t, row("webhooks", review)); !strings.Contains(s, "order.needs_review") || !strings.Contains(s, "status 503") || !strings.Contains(s, "merchant backend down") {
