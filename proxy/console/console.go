@@ -15,16 +15,19 @@ var static embed.FS
 // page itself is at /.
 const AssetPrefix = "/console/"
 
-// The headers every console response carries. The policy allows nothing but
-// the listener's own scripts, styles and API: no inline script, no CDN, no
-// framing (clickjacking an approve button), no referrer leaving the page.
-var securityHeaders = map[string]string{
-	"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-		"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-	"X-Content-Type-Options": "nosniff",
-	"X-Frame-Options":        "DENY",
-	"Referrer-Policy":        "no-referrer",
-	"Cache-Control":          "no-cache",
+// csp allows nothing but the listener's own scripts, styles and API: no
+// inline script, no CDN, no framing (clickjacking an approve button), no form
+// submission (the token input can never end up in a URL).
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// setSecurityHeaders puts the headers every console response carries.
+func setSecurityHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-cache")
 }
 
 // Handler serves the console: the page at exactly / and its assets under
@@ -55,9 +58,7 @@ func Handler() http.Handler {
 			http.NotFound(w, r) // no directory listings
 			return
 		}
-		for k, v := range securityHeaders {
-			w.Header().Set(k, v)
-		}
+		setSecurityHeaders(w.Header())
 		r2 := r.Clone(r.Context())
 		r2.URL.Path = "/" + name
 		if name == "index.html" {
