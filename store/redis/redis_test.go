@@ -318,7 +318,7 @@ func TestWaitReplicas(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // polling external processes
 	}
 	clock := storetest.NewClock()
-	s := openOn(t, clock, Options{Addrs: []string{primary.addr()}, WaitReplicas: 1, WaitTimeout: 300 * time.Millisecond})
+	s := openOn(t, clock, Options{Addrs: []string{primary.addr()}, WaitReplicas: 1, WaitTimeout: 2 * time.Second}) // generous: a loaded CI machine
 	ctx := context.Background()
 	o := storetest.NewOrder("WR-1", "shop", "u1", clock.Now())
 	if err := s.CreateOrder(ctx, o); err != nil {
