@@ -44,8 +44,9 @@ var (
 )
 
 // StreamError ends a stream after its first event reached the caller: the
-// proxy can no longer fail over and sends the client an error event naming
-// Cause.
+// round cannot fail over any more. The proxy asks another round for the rest
+// (Request.ExcludeProviders naming Provider, Request.Continuation) or, when
+// that cannot be done, sends the client an error event naming Cause.
 type StreamError struct {
 	Provider string
 	Cause    string

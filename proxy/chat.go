@@ -296,8 +296,11 @@ func readSent(log []byte) sentSoFar {
 			out.id = res[0].String()
 		}
 		text.WriteString(res[1].String())
-		reasoning.WriteString(res[2].String())
-		reasoning.WriteString(res[3].String())
+		if res[2].Exists() {
+			reasoning.WriteString(res[2].String())
+		} else {
+			reasoning.WriteString(res[3].String())
+		}
 		if res[4].Exists() || res[5].Exists() {
 			out.calls = true
 		}

@@ -46,6 +46,9 @@ func unrecovered(first *failover.StreamError, why string) error {
 	if first == nil {
 		return fmt.Errorf("stream not recovered: %s", why)
 	}
-	return &failover.StreamError{Provider: first.Provider, Cause: first.Cause,
-		Err: fmt.Errorf("%v; not recovered: %s", first.Err, why)}
+	err := fmt.Errorf("not recovered: %s", why)
+	if first.Err != nil {
+		err = fmt.Errorf("%w; not recovered: %s", first.Err, why)
+	}
+	return &failover.StreamError{Provider: first.Provider, Cause: first.Cause, Err: err}
 }

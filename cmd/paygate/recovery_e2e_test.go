@@ -152,6 +152,7 @@ func newRecoveryProvider(t *testing.T, id string, rounds func(body string) (int,
 					if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
 						conn.Close()
 					}
+					return
 				case "stall":
 					<-r.Context().Done()
 				case "error":
@@ -215,6 +216,7 @@ type clientStream struct {
 	roles    int
 	finishes []string
 	calls    []string // the client's tool calls' argument fragments, joined per index
+	usage    int      // total_tokens of the usage chunk, 0: none
 	err      error
 }
 
@@ -238,6 +240,9 @@ func readStream(t *testing.T, c *openai.Client, req openai.ChatCompletionRequest
 			break
 		}
 		got.ids[ch.ID] = true
+		if ch.Usage != nil {
+			got.usage += ch.Usage.TotalTokens
+		}
 		if len(ch.Choices) == 0 {
 			continue
 		}
@@ -308,7 +313,8 @@ func TestStreamRecoveryPaymentTurn(t *testing.T) {
 					fallback := newRecoveryProvider(t, "chatcmpl-F", rounds, nil, mode)
 					url, a := recoveryApp(t, primary.URL, fallback.URL, mode)
 					got := readStream(t, userClient(url), openai.ChatCompletionRequest{
-						Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "I want premium for a month"}},
+						Messages:      []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "I want premium for a month"}},
+						StreamOptions: &openai.StreamOptions{IncludeUsage: true},
 					})
 					wantOrders := 1
 					if mode == "diverge" {
@@ -331,6 +337,9 @@ func TestStreamRecoveryPaymentTurn(t *testing.T) {
 						}
 						if len(got.ids) != 1 || !got.ids["chatcmpl-P"] || got.roles != 1 || len(got.finishes) != 1 || got.finishes[0] != "stop" {
 							t.Errorf("ids %v roles %d finishes %v; want the first id only, one role, one stop", got.ids, got.roles, got.finishes)
+						}
+						if got.usage != 120 {
+							t.Errorf("usage total %d; want 120, the two rounds that made the answer", got.usage)
 						}
 					}
 					if n := a.sim.OrderCount(); n != wantOrders {
@@ -422,5 +431,75 @@ func TestStreamRecoveryPlain(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestStreamRecoveryBudget: when every provider breaks the stream, a turn
+// recovers at most twice; the fourth provider is never asked and the client's
+// error names the first cut.
+func TestStreamRecoveryBudget(t *testing.T) {
+	t.Parallel()
+	textRounds := func(string) (int, canonRound) { return 0, recTextRound }
+	tests := []struct {
+		name string
+		user bool
+	}{{"plain", false}, {"turn", true}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var ps []*recoveryProvider
+			src := `
+clients: [{name: bot, key: ` + e2eClientKey + `}]
+store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
+payments:
+  catalog:
+    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
+providers:
+`
+			targets := ""
+			for _, name := range []string{"p0", "p1", "p2", "p3"} {
+				p := newRecoveryProvider(t, "chatcmpl-"+name, textRounds, &fault{kind: "cut", at: 1}, "prefill")
+				ps = append(ps, p)
+				src += `  - {name: ` + name + `, base_url: "` + p.URL + `/v1", api_key: k, continuation: prefill}` + "\n"
+				targets += `{provider: ` + name + `, model: m-` + name + `},`
+			}
+			src += "models:\n  - {name: gpt-4o, targets: [" + strings.TrimSuffix(targets, ",") + "]}\n"
+			cfg, err := config.Parse([]byte(src), "budget.yaml", func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := newApp(cfg, io.Discard, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(a.close)
+			srv := httptest.NewServer(a.server.Handler())
+			t.Cleanup(srv.Close)
+			c := goClient(srv.URL)
+			if tc.user {
+				c = userClient(srv.URL)
+			}
+			got := readStream(t, c, openai.ChatCompletionRequest{
+				Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "hi"}},
+			})
+			if got.err == nil || !strings.Contains(got.err.Error(), "provider p0: upstream_connection_lost") ||
+				!strings.Contains(got.err.Error(), "recovery budget") {
+				t.Errorf("got %q, %v; want an error naming p0's cut and the spent budget", got.text, got.err)
+			}
+			// Each provider continued the last one's text and cut after one
+			// chunk: the client has a beginning of the answer, nothing twice.
+			if full := strings.Join(recTextRound.text, ""); !strings.HasPrefix(full, got.text) || len(got.text) <= len("The answer ") || got.text == full {
+				t.Errorf("client text %q; want a beginning of %q longer than the first chunk", got.text, full)
+			}
+			for i, p := range ps {
+				want := 1
+				if i == 3 {
+					want = 0
+				}
+				if n := len(p.requests()); n != want {
+					t.Errorf("p%d saw %d requests; want %d", i, n, want)
+				}
+			}
+		})
 	}
 }

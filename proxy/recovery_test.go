@@ -1,0 +1,69 @@
+package proxy
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/failover"
+)
+
+// TestRecoveryBudget: a turn recovers at most maxRecoveries cut streams, and
+// none once recoveryWindow has passed since its first cut.
+func TestRecoveryBudget(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	tests := []struct {
+		name string
+		at   []time.Duration // when each cut happens, after t0
+		want []bool          // whether each may be recovered
+	}{
+		{"two recoveries then none", []time.Duration{0, time.Second, 2 * time.Second}, []bool{true, true, false}},
+		{"none after the window", []time.Duration{0, recoveryWindow + time.Millisecond}, []bool{true, false}},
+		{"at the window's end still", []time.Duration{0, recoveryWindow}, []bool{true, true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var r recoveries
+			for i, d := range tc.at {
+				why := r.take(t0.Add(d))
+				if got := why == ""; got != tc.want[i] {
+					t.Errorf("cut %d at %v: allowed %v (%q); want %v", i, d, got, why, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestUnrecoveredNamesTheFirstCause: the client's error keeps the original
+// cut's provider and cause, whatever stopped the recovery.
+func TestUnrecoveredNamesTheFirstCause(t *testing.T) {
+	first := &failover.StreamError{Provider: "primary", Cause: failover.CauseIdleTimeout, Err: failover.ErrIdleTimeout}
+	err := unrecovered(first, "the new answer diverges from what was already sent")
+	var se *failover.StreamError
+	if !errors.As(err, &se) || se.Cause != failover.CauseIdleTimeout || se.Provider != "primary" {
+		t.Fatalf("got %v; want a StreamError from primary with cause %s", err, failover.CauseIdleTimeout)
+	}
+	if !errors.Is(err, failover.ErrIdleTimeout) {
+		t.Errorf("got %v; want it to wrap ErrIdleTimeout", err)
+	}
+	if !strings.Contains(err.Error(), "diverges") {
+		t.Errorf("got %q; want the reason recovery stopped", err.Error())
+	}
+}
+
+// TestReadSent: what a plain stream's client received, read back from the
+// log of sent events.
+func TestReadSent(t *testing.T) {
+	log := []byte(`{"id":"c1","choices":[{"index":0,"delta":{"role":"assistant","reasoning_content":"hm","reasoning":"hm"}}]}` + "\x00" +
+		`{"id":"c1","choices":[{"index":0,"delta":{"content":"Hel\n"}}]}` + "\x00" +
+		`{"id":"c1","choices":[{"index":0,"delta":{"content":"lo"}}]}` + "\x00")
+	got := readSent(log)
+	if got.id != "c1" || got.text != "Hel\nlo" || got.reasoning != "hm" || got.calls {
+		t.Errorf("got %+v; want id c1, text %q, reasoning hm, no calls", got, "Hel\nlo")
+	}
+	got = readSent(append(log, `{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{"}}]}}]}`...))
+	if !got.calls {
+		t.Errorf("a sent tool-call delta was not noticed")
+	}
+}
