@@ -11,8 +11,6 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
-
-	"github.com/paygate/paygate/config"
 )
 
 // metricSum adds the values of every sample of name whose labels include all
@@ -77,7 +75,6 @@ func TestMetricsAfterPurchaseAndFailover(t *testing.T) {
 	defer broken.Close()
 	good := newScriptedProvider(t, purchaseScript)
 
-	srv := httptest.NewUnstartedServer(nil)
 	src := `
 clients: [{name: bot, key: ` + e2eClientKey + `}]
 admin: {token: adm-metrics-1}
@@ -94,20 +91,9 @@ payments:
   catalog:
     - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
 `
-	cfg, err := config.Parse([]byte(src), "t.yaml", func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := newApp(cfg, io.Discard, "http://"+srv.Listener.Addr().String()+"/wechatpay/notify")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.close)
-	srv.Config.Handler = a.server.Handler()
-	srv.Start()
-	t.Cleanup(srv.Close)
+	base, a := serveConfig(t, src, io.Discard)
 
-	ans := chatJSON(t, srv.URL, `{"model":"gpt-4o","messages":[{"role":"user","content":"I want premium"}]}`)
+	ans := chatJSON(t, base, `{"model":"gpt-4o","messages":[{"role":"user","content":"I want premium"}]}`)
 	orderNo := ans.Get(`paygate.actions.#(type=="order_created").order.order_no`).Str
 	if orderNo == "" {
 		t.Fatalf("no order: %s", ans.Raw)
@@ -115,7 +101,7 @@ payments:
 	if d, err := a.sim.Pay(context.Background(), orderNo); err != nil || !d.Acked {
 		t.Fatalf("payment notification: %+v %v", d, err)
 	}
-	m := scrape(t, srv.URL)
+	m := scrape(t, base)
 
 	tests := []struct {
 		name   string

@@ -101,7 +101,6 @@ func purchaseScript(body string) scriptRound {
 // simulator, its notify route reachable at the served URL.
 func paymentApp(t *testing.T, providerURL string, extra string) (string, *app) {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(nil)
 	src := `
 clients: [{name: bot, key: ` + e2eClientKey + `}]
 store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
@@ -115,13 +114,22 @@ payments:
     - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
     - {sku: premium-yearly, name: "Premium tier, 1 year", price: "499.00", max_quantity: 2}
 ` + extra
-	cfg, err := config.Parse([]byte(src), "e2e.yaml", func(string) (string, bool) { return "", false })
+	return serveConfig(t, src, io.Discard)
+}
+
+// serveConfig serves the binary's application for the config text src
+// (WeChat Pay simulator on defaults), its notify route reachable at the
+// served URL, and returns that URL. logOut receives the JSON log.
+func serveConfig(t *testing.T, src string, logOut io.Writer, opts ...appOption) (string, *app) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	cfg, err := config.Parse([]byte(src), "test.yaml", func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := newApp(cfg, io.Discard, "http://"+srv.Listener.Addr().String()+"/wechatpay/notify")
+	a, err := newApp(cfg, logOut, "http://"+srv.Listener.Addr().String()+"/wechatpay/notify", opts...)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("newApp: %v", err)
 	}
 	t.Cleanup(a.close)
 	srv.Config.Handler = a.server.Handler()

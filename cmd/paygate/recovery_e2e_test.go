@@ -181,7 +181,6 @@ func recoveryApp(t *testing.T, primary, fallback, continuation string) (string, 
 	if continuation == "refuse" || continuation == "diverge" {
 		continuation = "prefill" // configured so, refused by the provider
 	}
-	srv := httptest.NewUnstartedServer(nil)
 	src := `
 clients: [{name: bot, key: ` + e2eClientKey + `}]
 store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
@@ -194,19 +193,8 @@ payments:
   catalog:
     - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
 `
-	cfg, err := config.Parse([]byte(src), "rec.yaml", func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := newApp(cfg, io.Discard, "http://"+srv.Listener.Addr().String()+"/wechatpay/notify")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.close)
-	srv.Config.Handler = a.server.Handler()
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv.URL, a
+	base, a := serveConfig(t, src, io.Discard)
+	return base, a
 }
 
 // clientStream is what a go-openai streaming client got.

@@ -15,7 +15,6 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/payments"
 )
 
@@ -117,7 +116,6 @@ func TestNoSecretLeaks(t *testing.T) {
 
 	wechat := &recorder{}
 	logs := &lockedBuffer{}
-	srv := httptest.NewUnstartedServer(nil)
 	src := `
 log: {level: debug}
 clients: [{name: bot, key: ` + clientKey + `}]
@@ -132,18 +130,7 @@ payments:
   catalog:
     - {sku: premium-yearly, name: "Premium tier, 1 year", price: "499.00", max_quantity: 2}
 `
-	cfg, err := config.Parse([]byte(src), "t.yaml", func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := newApp(cfg, logs, "http://"+srv.Listener.Addr().String()+"/wechatpay/notify", withWeChatPayTransport(recordingTransport{wechat}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.close)
-	srv.Config.Handler = a.server.Handler()
-	srv.Start()
-	defer srv.Close()
+	base, a := serveConfig(t, src, logs, withWeChatPayTransport(recordingTransport{wechat}))
 	admin := httptest.NewServer(a.adminHandler())
 	defer admin.Close()
 
@@ -167,13 +154,13 @@ payments:
 		return gjson.ParseBytes(b)
 	}
 	chat := func(text string) gjson.Result {
-		return call("POST", srv.URL+"/v1/chat/completions", clientKey, `{"model":"gpt-4o","user":"`+openID+`","messages":[{"role":"user","content":"`+text+`"}]}`)
+		return call("POST", base+"/v1/chat/completions", clientKey, `{"model":"gpt-4o","user":"`+openID+`","messages":[{"role":"user","content":"`+text+`"}]}`)
 	}
 
 	no := chat("two years of premium").Get("paygate.actions.0.order.order_no").Str
 	call("GET", admin.URL+"/admin/api/approvals", adminToken, "")
 	call("POST", admin.URL+"/admin/api/approvals/"+no+"/approve", adminToken, "")
-	call("GET", srv.URL+"/v1/paygate/orders/"+no, clientKey, "")
+	call("GET", base+"/v1/paygate/orders/"+no, clientKey, "")
 	if _, err := a.sim.Pay(context.Background(), no); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +169,7 @@ payments:
 	if confirm == "" {
 		t.Fatalf("no refund proposal: %s", ans.Raw)
 	}
-	cr := call("POST", srv.URL+confirm, clientKey, "")
+	cr := call("POST", base+confirm, clientKey, "")
 	if _, err := a.sim.CompleteRefund(context.Background(), payments.OutRefundNo(cr.Get("refund.refund_id").Str)); err != nil {
 		t.Fatal(err)
 	}

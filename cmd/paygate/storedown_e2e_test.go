@@ -4,13 +4,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
-
-	"github.com/paygate/paygate/config"
 )
 
 // TestStoreDown: with the store unreachable, chat still works (without
@@ -25,7 +22,6 @@ func TestStoreDown(t *testing.T) {
 	ln.Close() // nothing listens there any more: every dial is refused
 
 	up := newScriptedProvider(t, stateScript)
-	srv := httptest.NewUnstartedServer(nil)
 	src := `
 clients: [{name: bot, key: ` + e2eClientKey + `}]
 store: {driver: redis, redis: {addrs: ["` + dead + `"]}}
@@ -38,20 +34,9 @@ payments:
   catalog:
     - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
 `
-	cfg, err := config.Parse([]byte(src), "t.yaml", func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := newApp(cfg, io.Discard, "http://"+srv.Listener.Addr().String()+"/wechatpay/notify")
-	if err != nil {
-		t.Fatalf("paygate must start with its store down (chat works without it): %v", err)
-	}
-	t.Cleanup(a.close)
-	srv.Config.Handler = a.server.Handler()
-	srv.Start()
-	t.Cleanup(srv.Close)
+	base, a := serveConfig(t, src, io.Discard)
 
-	resp, err := http.Get(srv.URL + "/readyz")
+	resp, err := http.Get(base + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,11 +45,11 @@ payments:
 		t.Errorf("/readyz %d with the store down; want 503", resp.StatusCode)
 	}
 
-	ans := chatJSON(t, srv.URL, `{"model":"gpt-4o","messages":[{"role":"user","content":"hello"}]}`)
+	ans := chatJSON(t, base, `{"model":"gpt-4o","messages":[{"role":"user","content":"hello"}]}`)
 	if ans.Get("choices.0.message.content").Str != "Noted." {
 		t.Errorf("chat without payment state: %s", ans.Raw)
 	}
-	chatJSON(t, srv.URL, `{"model":"gpt-4o","messages":[{"role":"user","content":"I want premium"}]}`)
+	chatJSON(t, base, `{"model":"gpt-4o","messages":[{"role":"user","content":"I want premium"}]}`)
 	reqs := up.requests()
 	last := reqs[len(reqs)-1]
 	result := gjson.Get(last, `messages.#(role=="tool").content`).Str
