@@ -7,15 +7,18 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store/embedded"
 )
 
 // streamOf renders n content chunks, a finish chunk and [DONE].
@@ -124,3 +127,74 @@ func (d *discardWriter) Flush()                      {}
 
 // benchEvents is the stream length of the per-event benchmarks.
 var benchEvents = 200
+
+// firstWriteWriter records when the handler first writes an event.
+type firstWriteWriter struct {
+	discardWriter
+	first chan struct{}
+	done  bool
+}
+
+func (f *firstWriteWriter) Write(p []byte) (int, error) {
+	if !f.done && bytes.HasPrefix(p, []byte("data: ")) {
+		f.done = true
+		close(f.first)
+	}
+	return len(p), nil
+}
+
+// BenchmarkTimeToFirstChunkPlain and ...Capture measure, in process, the time
+// from a request reaching the handler to its first event being written, for
+// a turn without payment calls: plain (no user) and with the payment tools
+// offered and the capture watching (a known user, state read from the store).
+func BenchmarkTimeToFirstChunkPlain(b *testing.B)   { benchTTFC(b, false) }
+func BenchmarkTimeToFirstChunkCapture(b *testing.B) { benchTTFC(b, true) }
+
+func benchTTFC(b *testing.B, capture bool) {
+	body := streamOf(5)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Write(body)
+	}))
+	defer up.Close()
+	cfg := testConfig(b, up.URL, nil)
+	log := logging.New(io.Discard, slog.LevelInfo, nil)
+	reg := prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte("k")}
+	if capture {
+		opts.Tools = noTools{}
+		db, err := embedded.Open(filepath.Join(b.TempDir(), "s.db"), embedded.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		opts.State = db
+	}
+	s, err := New(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := s.Handler()
+	reqBody := `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	var total time.Duration
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(reqBody))
+		req.Header.Set("Authorization", "Bearer "+testClientKey)
+		if capture {
+			req.Header.Set("X-WeChat-OpenID", "oBench")
+		}
+		w := &firstWriteWriter{discardWriter: discardWriter{h: http.Header{}}, first: make(chan struct{})}
+		start := time.Now()
+		done := make(chan struct{})
+		go func() { h.ServeHTTP(w, req); close(done) }()
+		<-w.first
+		total += time.Since(start)
+		<-done
+	}
+	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns-to-first-chunk")
+}
