@@ -34,6 +34,13 @@ if [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null || true)" != "PONG" ]; t
   [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null || true)" = "PONG" ] || die "redis did not start (see $rdir/redis.log)"
 fi
 
+# nginx for the load benchmark's tests (cmd/paygate-bench checks its generated
+# nginx.conf with nginx -t; the benchmark itself refuses to run without nginx).
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  say "installing nginx-light (the load benchmark's tests)"
+  apt_install nginx-light
+fi
+
 # The Node openai SDK for the real-client tests.
 command -v node >/dev/null && command -v npm >/dev/null || { say "installing nodejs"; apt_install nodejs npm; }
 say "installing the Node openai SDK (test/node)"
