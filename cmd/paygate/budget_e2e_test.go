@@ -34,34 +34,6 @@ func textRound(id, text string) scriptRound {
 	}}
 }
 
-func streamAll(t *testing.T, url string) (string, error) {
-	t.Helper()
-	stream, err := userClient(url).CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
-		Model: "gpt-4o", Stream: true,
-		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "buy"}},
-	})
-	if err != nil {
-		return "", err
-	}
-	defer stream.Close()
-	var b strings.Builder
-	for {
-		c, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return b.String(), nil
-		}
-		if err != nil {
-			return b.String(), err
-		}
-		if len(c.Choices) > 0 {
-			if len(c.Choices[0].Delta.ToolCalls) > 0 {
-				t.Errorf("tool call reached the client: %+v", c.Choices[0].Delta.ToolCalls)
-			}
-			b.WriteString(c.Choices[0].Delta.Content)
-		}
-	}
-}
-
 func TestBudget(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -136,7 +108,7 @@ func TestBudget(t *testing.T) {
 			n := 0
 			up := newScriptedProvider(t, func(body string) scriptRound { r := tc.script(n, body); n++; return r })
 			url, a := paymentApp(t, up.URL, tc.extra)
-			text, err := streamAll(t, url)
+			text, err := streamText(t, userClient(url), "buy")
 			if err != nil {
 				t.Fatal(err)
 			}
