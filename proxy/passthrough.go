@@ -7,6 +7,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/interceptors"
 )
 
 // handlePassthrough forwards every other /v1/* path (embeddings, moderations,
@@ -26,11 +27,27 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			writeError(w, badRequest("paygate: the body is not valid JSON"))
 			return
 		}
-		res := gjson.GetManyBytes(body, "model", "stream")
+		res := gjson.GetManyBytes(body, "model", "stream", "user")
 		model = res[0].Str
 		if res[1].Bool() {
 			writeError(w, badRequest("paygate: streaming is served on /v1/chat/completions only"))
 			return
+		}
+		if res[2].Exists() {
+			// The end user's OpenID never reaches a provider (SPEC 2.2), on
+			// any path: "user" is the one field paygate rewrites here.
+			user := r.Header.Get(headerOpenID)
+			if user == "" {
+				user = res[2].Str
+			}
+			var err error
+			body, err = interceptors.RewriteChat(body, interceptors.Chat{}, interceptors.Upstream{
+				Client: reqInfo(r).client.Name, EndUser: user, Privacy: s.privacy,
+			})
+			if err != nil {
+				writeError(w, badRequest("paygate: "+err.Error()))
+				return
+			}
 		}
 		if model != "" && !s.up.HasModel(model) {
 			writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found", Param: "model",
@@ -59,3 +76,4 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	setPaygateHeaders(w.Header(), resp)
 	writeUpstreamBody(w, resp)
 }
+

@@ -331,7 +331,7 @@ func TestModelsList(t *testing.T) {
 func TestPassthroughEmbeddings(t *testing.T) {
 	fp := newFakeProvider(t, jsonHandler(200, `{"object":"list","data":[{"embedding":[0.1,0.2]}],"model":"vendor/embed"}`))
 	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
-	resp := post(t, url, "/v1/embeddings?x=1", `{"model":"embed-test","input":"hi","encoding_format":"float"}`, nil)
+	resp := post(t, url, "/v1/embeddings?x=1", `{"model":"embed-test","input":"hi","encoding_format":"float","user":"oEmbedUser"}`, nil)
 	body := readAll(t, resp.Body)
 	if resp.StatusCode != 200 || !strings.Contains(body, `"embedding":[0.1,0.2]`) {
 		t.Fatalf("status %d body %s", resp.StatusCode, body)
@@ -340,7 +340,7 @@ func TestPassthroughEmbeddings(t *testing.T) {
 	if got.Path != "/v1/embeddings?x=1" {
 		t.Errorf("path %q", got.Path)
 	}
-	if want := `{"model":"vendor/embed","input":"hi","encoding_format":"float"}`; string(got.Body) != want {
+	if want := `{"model":"vendor/embed","input":"hi","encoding_format":"float","user":"` + expectedUserHash("shop-bot", "oEmbedUser") + `"}`; string(got.Body) != want {
 		t.Errorf("body %s; want %s", got.Body, want)
 	}
 }
