@@ -76,4 +76,3 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	setPaygateHeaders(w.Header(), resp)
 	writeUpstreamBody(w, resp)
 }
-
