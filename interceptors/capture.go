@@ -196,6 +196,28 @@ func (c *Capture) StartRound(round int, turnID string) {
 	c.slowSeen = 0
 }
 
+// ContinueCalls registers, right after StartRound, the client's calls that
+// a cut attempt of the round already sent (SentRecord.Calls: client
+// indexes, ids, names and the arguments received): a recovery attempt's
+// Resume (WithCalls) passes the rest of their arguments under those
+// indexes, without id or name, and the round's result reports each whole,
+// under the id the client kept.
+func (c *Capture) ContinueCalls(calls []ToolCall) {
+	for _, tc := range calls {
+		sl := c.newSlot(0, tc.Index, true)
+		sl.id, sl.name, sl.kind, sl.clientIdx = tc.ID, tc.Name, kindClient, tc.Index
+		q := appendJSONString(nil, tc.Arguments)
+		sl.args = append(sl.args[:0], q[1:len(q)-1]...)
+		if len(tc.Extra) > 0 {
+			gjson.ParseBytes(tc.Extra).ForEach(func(k, v gjson.Result) bool {
+				sl.extraKeys = append(sl.extraKeys, k.String())
+				sl.extraVals = append(sl.extraVals, []byte(v.Raw))
+				return true
+			})
+		}
+	}
+}
+
 // keyReason ends both finish_reason and OpenRouter's native_finish_reason.
 const keyReason = "_reason\""
 

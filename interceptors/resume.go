@@ -2,6 +2,7 @@ package interceptors
 
 import (
 	"errors"
+	"strconv"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -32,6 +33,26 @@ type Resume struct {
 	text, reasoning string
 	tpos, rpos      int
 	skip            bool
+
+	// The client's tool calls already (partly) received (see WithCalls).
+	calls     []ToolCall
+	isPayment func(string) bool
+	fresh     []*freshCall
+	next      int        // the next of calls a fresh call must repeat
+	cur       *freshCall // the fresh call repeating a sent one, while its arguments are matched
+	base      int        // the client index of the fresh answer's first other call
+}
+
+// freshCall is one tool call of the fresh answer, when the client already
+// received tool calls.
+type freshCall struct {
+	upIdx  int
+	hasIdx bool
+	id     string
+	sent   int    // index into Resume.calls of the call it repeats; -1: a call the client has not seen
+	out    int    // the index the client sees it under
+	raw    []byte // its raw argument fragments while they are matched
+	done   bool   // its arguments have passed the sent ones
 }
 
 // NewResume starts filtering a stream that takes over one whose client
@@ -42,8 +63,41 @@ func NewResume(id, text, reasoning string, skip bool) *Resume {
 	return &Resume{id: id, text: text, reasoning: reasoning, skip: skip}
 }
 
+// WithCalls adds the client's tool calls the cut stream already sent (in
+// the client's index order, Index the client's index, Arguments decoded as
+// far as they were received) to a fresh answer's filter (skip): after the
+// text, the fresh answer must repeat each of them in order, with the same
+// function name and arguments that begin with the sent ones. Their entries
+// reach the client under its index, without the fresh id, name and type
+// (the client keeps the first ones), carrying only the arguments beyond what
+// was sent. The fresh answer's other calls pass as new calls, numbered from
+// the first index after the sent ones; calls isPayment names (held back
+// from the client, it saw none of them) are not matched and are numbered
+// the same way. A different name, different arguments, text after the sent
+// text, or an end before every sent call is repeated is ErrDiverged.
+func (r *Resume) WithCalls(calls []ToolCall, isPayment func(string) bool) *Resume {
+	r.calls, r.isPayment = calls, isPayment
+	for _, c := range calls {
+		r.base = max(r.base, c.Index+1)
+	}
+	return r
+}
+
 // Matching reports whether part of the sent prefix is still to be matched.
 func (r *Resume) Matching() bool {
+	if !r.skip {
+		return false
+	}
+	return r.textPending() || r.next < len(r.calls) || (r.cur != nil && !r.cur.done)
+}
+
+// Active reports whether Filter still has work: matching the sent prefix,
+// rewriting ids, or numbering tool calls for the client.
+func (r *Resume) Active() bool {
+	return r.Matching() || r.id != "" || len(r.calls) > 0
+}
+
+func (r *Resume) textPending() bool {
 	return r.skip && (r.tpos < len(r.text) || r.rpos < len(r.reasoning))
 }
 
@@ -57,7 +111,7 @@ func (r *Resume) Skipped() (text, reasoning string) {
 // Data that is not a JSON object passes unchanged (the caller's own checks
 // skip it).
 func (r *Resume) Filter(data []byte) ([]byte, error) {
-	if !r.Matching() && r.id == "" {
+	if !r.Active() {
 		return data, nil
 	}
 	s := unsafe.String(unsafe.SliceData(data), len(data))
@@ -103,7 +157,9 @@ func (r *Resume) Filter(data []byte) ([]byte, error) {
 				return nil, ErrDiverged // the answer began before the sent reasoning ended
 			}
 			rest, ok := consume(&r.tpos, r.text, cv.String())
-			if !ok {
+			if !ok || (rest != "" && r.next < len(r.calls)) {
+				// Other text, or more text where the client's answer
+				// turned to the tool calls it received.
 				return nil, ErrDiverged
 			}
 			if rest == "" {
@@ -112,8 +168,24 @@ func (r *Resume) Filter(data []byte) ([]byte, error) {
 				set("choices.0.delta.content", rest)
 			}
 		}
-		if r.Matching() && (d.Get("tool_calls").Exists() || d.Get("function_call").Exists() || finished) {
+		if r.textPending() && (d.Get("tool_calls").Exists() || d.Get("function_call").Exists() || finished) {
 			return nil, ErrDiverged // the answer ended or turned to tools before repeating the prefix
+		}
+	}
+	if len(r.calls) > 0 {
+		if tc := d.Get("tool_calls"); tc.IsArray() {
+			arr, n, cerr := r.filterCalls(tc)
+			if cerr != nil {
+				return nil, cerr
+			}
+			if n == 0 {
+				del("choices.0.delta.tool_calls")
+			} else if err == nil {
+				out, err = sjson.SetRawBytes(out, "choices.0.delta.tool_calls", arr)
+			}
+		}
+		if r.Matching() && (d.Get("function_call").Exists() || finished) {
+			return nil, ErrDiverged // the answer ended before repeating the client's calls
 		}
 	}
 	if r.id != "" {
@@ -131,6 +203,160 @@ func (r *Resume) Filter(data []byte) ([]byte, error) {
 		return nil, nil
 	}
 	return out, nil
+}
+
+// filterCalls rewrites a fresh chunk's tool_calls for the client (see
+// WithCalls): the new array and how many entries it holds.
+func (r *Resume) filterCalls(arr gjson.Result) ([]byte, int, error) {
+	out := []byte{'['}
+	n := 0
+	var err error
+	arr.ForEach(func(_, e gjson.Result) bool {
+		if !e.IsObject() {
+			return true
+		}
+		var fc *freshCall
+		if fc, err = r.freshFor(e); err != nil {
+			return false
+		}
+		var piece []byte
+		if fc.sent >= 0 {
+			if piece, err = r.continueCall(fc, e); err != nil {
+				return false
+			}
+		} else if piece, err = sjson.SetBytes([]byte(e.Raw), "index", fc.out); err != nil {
+			return false
+		}
+		if piece != nil {
+			if n > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, piece...)
+			n++
+		}
+		return true
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return append(out, ']'), n, nil
+}
+
+// freshFor finds or starts the fresh call an entry belongs to, as Capture's
+// slotFor does: by index, by id without one, else the last call.
+func (r *Resume) freshFor(e gjson.Result) (*freshCall, error) {
+	idx, id, name := e.Get("index"), e.Get("id").String(), e.Get("function.name").String()
+	if fc := r.lookup(idx, id, name); fc != nil {
+		return fc, nil
+	}
+	if r.cur != nil && !r.cur.done {
+		return nil, ErrDiverged // the call being repeated ended before its sent arguments
+	}
+	fc := &freshCall{upIdx: int(idx.Int()), hasIdx: idx.Type == gjson.Number, id: id, sent: -1}
+	switch {
+	case name != "" && r.isPayment != nil && r.isPayment(name):
+	case r.next < len(r.calls):
+		if name == "" || name != r.calls[r.next].Name {
+			return nil, ErrDiverged // another tool, or one not named yet: nothing to match
+		}
+		fc.sent, fc.out = r.next, r.calls[r.next].Index
+		r.next++
+	}
+	if fc.sent < 0 {
+		fc.out = r.base
+		r.base++
+	}
+	r.fresh = append(r.fresh, fc)
+	if fc.sent >= 0 {
+		r.cur = fc
+		fc.done = r.calls[fc.sent].Arguments == ""
+	}
+	return fc, nil
+}
+
+func (r *Resume) lookup(idx gjson.Result, id, name string) *freshCall {
+	switch {
+	case idx.Type == gjson.Number:
+		for i := len(r.fresh) - 1; i >= 0; i-- {
+			fc := r.fresh[i]
+			if !fc.hasIdx || fc.upIdx != int(idx.Int()) {
+				continue
+			}
+			if id != "" && fc.id != "" && id != fc.id && name != "" {
+				return nil // a new call under a reused index
+			}
+			return fc
+		}
+	case id != "":
+		for i := range r.fresh {
+			if r.fresh[i].id == id {
+				return r.fresh[i]
+			}
+		}
+	case name == "" && len(r.fresh) > 0:
+		return r.fresh[len(r.fresh)-1]
+	}
+	return nil
+}
+
+// continueCall matches an entry of a fresh call repeating a sent one: it
+// returns the entry the client gets (its index, the arguments beyond the
+// sent ones), nil when there is nothing beyond them yet.
+func (r *Resume) continueCall(fc *freshCall, e gjson.Result) ([]byte, error) {
+	var frag string
+	switch a := e.Get("function.arguments"); {
+	case a.Type == gjson.String:
+		frag = a.Raw[1 : len(a.Raw)-1]
+	case a.IsObject() || a.IsArray():
+		q := appendJSONString(nil, a.Raw)
+		frag = string(q[1 : len(q)-1])
+	}
+	if !fc.done {
+		fc.raw = append(fc.raw, frag...)
+		dec, tail := decodeHead(fc.raw)
+		sent := r.calls[fc.sent].Arguments
+		if len(dec) < len(sent) {
+			if sent[:len(dec)] != dec {
+				return nil, ErrDiverged
+			}
+			return nil, nil
+		}
+		if dec[:len(sent)] != sent {
+			return nil, ErrDiverged
+		}
+		fc.done, fc.raw = true, nil
+		q := appendJSONString(nil, dec[len(sent):])
+		frag = string(q[1:len(q)-1]) + tail
+	}
+	if frag == "" {
+		return nil, nil
+	}
+	out := []byte(`{"index":`)
+	out = strconv.AppendInt(out, int64(fc.out), 10)
+	out = append(out, `,"function":{"arguments":"`...)
+	out = append(out, frag...)
+	return append(out, `"}}`...), nil
+}
+
+// decodeHead decodes raw JSON string fragments but for a trailing escaped
+// high surrogate, whose pair may come in the next fragment: it returns that
+// escape undecoded as tail.
+func decodeHead(raw []byte) (dec, tail string) {
+	if n := len(raw); n >= 6 && raw[n-6] == '\\' && raw[n-5] == 'u' && highSurrogate(raw[n-4:]) {
+		bs := 0
+		for i := n - 6; i >= 0 && raw[i] == '\\'; i-- {
+			bs++
+		}
+		if bs%2 == 1 {
+			return decodeRaw(raw[:n-6]), string(raw[n-6:])
+		}
+	}
+	return decodeRaw(raw), ""
+}
+
+func highSurrogate(h []byte) bool {
+	v, err := strconv.ParseUint(string(h), 16, 16)
+	return err == nil && v >= 0xD800 && v <= 0xDBFF
 }
 
 // emptyChunk reports a chunk with one choice whose delta carries nothing

@@ -150,3 +150,195 @@ func TestResumeFilter(t *testing.T) {
 		})
 	}
 }
+
+func callChunk(entries string) string { return rchunk(`{"tool_calls":[`+entries+`]}`, "") }
+
+// TestResumeCalls: a fresh answer repeating tool calls the client already
+// (partly) received reaches the client as the rest of those calls, under
+// the client's indexes, without a second id or name; its new calls are
+// numbered after them; any departure is ErrDiverged.
+func TestResumeCalls(t *testing.T) {
+	weather := ToolCall{Index: 0, ID: "call_w1", Name: "get_weather", Arguments: `{"city":`}
+	isPay := func(n string) bool { return n == "create_order" }
+	tests := []struct {
+		name      string
+		text      string
+		calls     []ToolCall
+		in        []string
+		want      []string // "" : dropped
+		wantErrAt int
+	}{
+		{
+			name: "arguments straddling the sent part, split elsewhere",
+			text: "Checking. ", calls: []ToolCall{weather},
+			in: []string{
+				rchunk(`{"role":"assistant","content":"Checking. "}`, ""),
+				callChunk(`{"index":0,"id":"call_f9","type":"function","function":{"name":"get_weather","arguments":""}}`),
+				callChunk(`{"index":0,"function":{"arguments":"{\"ci"}}`),
+				callChunk(`{"index":0,"function":{"arguments":"ty\":\"Par"}}`),
+				callChunk(`{"index":0,"function":{"arguments":"is\"}"}}`),
+				rchunk(`{}`, "tool_calls"),
+			},
+			want: []string{
+				"", // the role and the repeated text: nothing left
+				"",
+				"",
+				strings.Replace(callChunk(`{"index":0,"function":{"arguments":"\"Par"}}`), "chatcmpl-new", "chatcmpl-first", 1),
+				strings.Replace(callChunk(`{"index":0,"function":{"arguments":"is\"}"}}`), "chatcmpl-new", "chatcmpl-first", 1),
+				strings.Replace(rchunk(`{}`, "tool_calls"), "chatcmpl-new", "chatcmpl-first", 1),
+			},
+			wantErrAt: -1,
+		},
+		{
+			name:  "escapes and a surrogate pair split across fragments",
+			calls: []ToolCall{{Index: 2, ID: "c", Name: "note", Arguments: "{\"t\":\"a\\\"\n😀"}},
+			in: []string{
+				callChunk(`{"index":0,"id":"x","type":"function","function":{"name":"note","arguments":"{\"t\":\"a\\\"\n\ud83d"}}`),
+				callChunk(`{"index":0,"function":{"arguments":"\ude00b\"}"}}`),
+			},
+			want:      []string{"", strings.Replace(callChunk(`{"index":2,"function":{"arguments":"b\"}"}}`), "chatcmpl-new", "chatcmpl-first", 1)},
+			wantErrAt: -1,
+		},
+		{
+			name:  "a new call after the sent ones gets the next index, a payment call is numbered aside",
+			calls: []ToolCall{{Index: 0, ID: "c0", Name: "get_weather", Arguments: `{"city":"Paris"}`}},
+			in: []string{
+				callChunk(`{"index":0,"id":"p","type":"function","function":{"name":"create_order","arguments":"{}"}}`),
+				callChunk(`{"index":1,"id":"x","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}`),
+				callChunk(`{"index":2,"id":"y","type":"function","function":{"name":"get_time","arguments":"{}"}}`),
+			},
+			want: []string{
+				strings.Replace(callChunk(`{"index":1,"id":"p","type":"function","function":{"name":"create_order","arguments":"{}"}}`), "chatcmpl-new", "chatcmpl-first", 1),
+				"",
+				strings.Replace(callChunk(`{"index":2,"id":"y","type":"function","function":{"name":"get_time","arguments":"{}"}}`), "chatcmpl-new", "chatcmpl-first", 1),
+			},
+			wantErrAt: -1,
+		},
+		{
+			name: "another tool diverges", calls: []ToolCall{weather},
+			in:        []string{callChunk(`{"index":0,"id":"x","type":"function","function":{"name":"get_forecast","arguments":""}}`)},
+			wantErrAt: 0,
+		},
+		{
+			name: "other arguments diverge", calls: []ToolCall{weather},
+			in: []string{
+				callChunk(`{"index":0,"id":"x","type":"function","function":{"name":"get_weather","arguments":"{\"c"}}`),
+				callChunk(`{"index":0,"function":{"arguments":"ountry\":"}}`),
+			},
+			want:      []string{""},
+			wantErrAt: 1,
+		},
+		{
+			name: "shorter arguments then a finish diverge", calls: []ToolCall{weather},
+			in: []string{
+				callChunk(`{"index":0,"id":"x","type":"function","function":{"name":"get_weather","arguments":"{\"ci"}}`),
+				rchunk(`{}`, "tool_calls"),
+			},
+			want:      []string{""},
+			wantErrAt: 1,
+		},
+		{
+			name: "shorter arguments then another call diverge", calls: []ToolCall{weather},
+			in: []string{
+				callChunk(`{"index":0,"id":"x","type":"function","function":{"name":"get_weather","arguments":"{}"}}`),
+			},
+			wantErrAt: 0,
+		},
+		{
+			name: "text beyond the sent text diverges", text: "Checking. ", calls: []ToolCall{weather},
+			in:        []string{rchunk(`{"content":"Checking. Wait."}`, "")},
+			wantErrAt: 0,
+		},
+		{
+			name: "a call not named in its first entry cannot be matched", calls: []ToolCall{weather},
+			in:        []string{callChunk(`{"index":0,"function":{"arguments":"{"}}`)},
+			wantErrAt: 0,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewResume("chatcmpl-first", tc.text, "", true).WithCalls(tc.calls, isPay)
+			for i, in := range tc.in {
+				out, err := r.Filter([]byte(in))
+				if i == tc.wantErrAt {
+					if !errors.Is(err, ErrDiverged) {
+						t.Fatalf("chunk %d: got %s, %v; want ErrDiverged", i, out, err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("chunk %d: %v", i, err)
+				}
+				if i < len(tc.want) && string(out) != tc.want[i] {
+					t.Errorf("chunk %d: got %s; want %s", i, out, tc.want[i])
+				}
+			}
+			if tc.wantErrAt >= 0 {
+				t.Errorf("no divergence; want one at chunk %d", tc.wantErrAt)
+			}
+			if r.Matching() {
+				t.Errorf("still matching after the stream")
+			}
+		})
+	}
+}
+
+// TestCaptureContinueCalls: after ContinueCalls, a recovery attempt's rest
+// of a sent client call (as Resume passes it: the client's index, no id or
+// name) reaches the client under that index, a new client call gets the
+// next index, and the round reports each whole under the first id.
+func TestCaptureContinueCalls(t *testing.T) {
+	c := NewCapture(isPaymentName)
+	first := []string{
+		rchunk(`{"role":"assistant","content":"Hi. "}`, ""),
+		callChunk(`{"index":0,"id":"call_a","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}`),
+	}
+	for _, ch := range first {
+		if _, err := c.Process([]byte(ch)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cut := c.EndRound()
+	if len(cut.Sent.Calls) != 1 || cut.Sent.Calls[0].Arguments != `{"city":` {
+		t.Fatalf("sent calls %+v; want get_weather with {\"city\":", cut.Sent.Calls)
+	}
+	c.StartRound(1, "chatcmpl-turn")
+	c.ContinueCalls(cut.Sent.Calls)
+	r := NewResume("", cut.Sent.Text, "", true).WithCalls(cut.Sent.Calls, isPaymentName)
+	fresh := []string{
+		rchunk(`{"role":"assistant","content":"Hi. "}`, ""),
+		callChunk(`{"index":0,"id":"call_b","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}`),
+		callChunk(`{"index":1,"id":"call_c","type":"function","function":{"name":"get_time","arguments":"{}"}}`),
+		rchunk(`{}`, "tool_calls"),
+	}
+	var got []string
+	for _, ch := range fresh {
+		data, err := r.Filter([]byte(ch))
+		if err != nil {
+			t.Fatalf("filter: %v", err)
+		}
+		if data == nil {
+			continue
+		}
+		out, err := c.Process(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out != nil {
+			got = append(got, string(out))
+		}
+	}
+	want := []string{
+		strings.Replace(callChunk(`{"index":0,"function":{"arguments":"\"Paris\"}"}}`), "chatcmpl-new", "chatcmpl-turn", 1),
+		strings.Replace(callChunk(`{"index":1,"id":"call_c","type":"function","function":{"name":"get_time","arguments":"{}"}}`), "chatcmpl-new", "chatcmpl-turn", 1),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("client got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	res := c.EndRound()
+	wantCalls := []ToolCall{
+		{Index: 0, ID: "call_a", Name: "get_weather", Arguments: `{"city":"Paris"}`},
+		{Index: 1, ID: "call_c", Name: "get_time", Arguments: "{}"},
+	}
+	checkCalls(t, "client calls", res.ClientCalls, wantCalls)
+}

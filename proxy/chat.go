@@ -3,9 +3,11 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,7 +145,9 @@ func writeUpstreamBody(w http.ResponseWriter, resp *failover.Response) {
 // flushed. withholdUsage drops the usage-only chunk paygate asked for on its
 // own account. A stream cut after its first byte is recovered as in the turn
 // loop (relayRound): another provider is asked for the rest of the answer
-// and only the rest reaches the client, under the same id. account gets
+// and only the rest reaches the client, under the same id (with the
+// client's tool calls already received, as a fresh answer matched against
+// them: see turn.relayRound). account gets
 // each attempt's usage, broken ones included.
 func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failover.Request, resp *failover.Response,
 	withholdUsage bool, account func(*failover.Response, accounting.Usage)) {
@@ -165,6 +169,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		excluded                []string
 		rec                     recoveries
 		id, sentText, sentReasn string
+		calls                   []sentCall // the client's tool calls, as received
 	)
 	for {
 		u, err := s.relayPlain(sw, resp, resume, sent, withholdUsage)
@@ -189,7 +194,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		if first == nil {
 			first = se
 		}
-		got := readSent(*sent)
+		got := readSent(*sent, &calls)
 		*sent = (*sent)[:0]
 		sentText += got.text
 		sentReasn += got.reasoning
@@ -198,7 +203,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 				id = "chatcmpl-paygate-" + reqInfo(r).id
 			}
 		}
-		if got.calls {
+		if got.unmatchable {
 			s.endStreamWithError(sw, r, unrecovered(first, "the client already received part of a tool call"))
 			return
 		}
@@ -209,7 +214,9 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		excluded = append(excluded, se.Provider)
 		next := *req
 		next.ExcludeProviders = excluded
-		next.Continuation = &failover.Continuation{Text: sentText}
+		if len(calls) == 0 {
+			next.Continuation = &failover.Continuation{Text: sentText}
+		} // else a tool call cannot be prefilled: the fresh answer is matched
 		nr, err := s.up.Open(r.Context(), &next)
 		if err != nil {
 			s.log.Warn("stream recovery found no provider", "request_id", reqInfo(r).id, "cause", first.Cause, "err", err)
@@ -220,6 +227,9 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 			"from", se.Provider, "to", nr.Provider, "continued", nr.Continued, "sent_bytes", len(sentText))
 		resp = nr
 		resume = interceptors.NewResume(id, sentText, sentReasn, !nr.Continued)
+		if len(calls) > 0 {
+			resume.WithCalls(toolCalls(calls), nil)
+		}
 	}
 }
 
@@ -277,10 +287,21 @@ const maxPooledLog = 1 << 20
 // log of sent events.
 type sentSoFar struct {
 	id, text, reasoning string
-	calls               bool // a tool call (part of one) was sent
+	// unmatchable: a legacy function_call or a tool-call entry without an
+	// index was sent; a fresh answer cannot be matched against it.
+	unmatchable bool
 }
 
-func readSent(log []byte) sentSoFar {
+// sentCall is a tool call the client received (part of), by its index.
+type sentCall struct {
+	index    int
+	id, name string
+	args     []byte // raw JSON string fragments, escapes kept
+}
+
+// readSent reads the logged events back; the tool-call entries are added to
+// calls, which keeps the calls of earlier attempts.
+func readSent(log []byte, calls *[]sentCall) sentSoFar {
 	var out sentSoFar
 	var text, reasoning strings.Builder
 	for len(log) > 0 {
@@ -301,11 +322,54 @@ func readSent(log []byte) sentSoFar {
 		} else {
 			reasoning.WriteString(res[3].String())
 		}
-		if res[4].Exists() || res[5].Exists() {
-			out.calls = true
+		if res[5].Exists() {
+			out.unmatchable = true
 		}
+		res[4].ForEach(func(_, e gjson.Result) bool {
+			idx := e.Get("index")
+			if idx.Type != gjson.Number {
+				out.unmatchable = true
+				return true
+			}
+			k := slices.IndexFunc(*calls, func(c sentCall) bool { return c.index == int(idx.Int()) })
+			if k < 0 {
+				*calls = append(*calls, sentCall{index: int(idx.Int())})
+				k = len(*calls) - 1
+			}
+			c := &(*calls)[k]
+			if c.id == "" {
+				c.id = e.Get("id").String()
+			}
+			if c.name == "" {
+				c.name = e.Get("function.name").String()
+			}
+			if a := e.Get("function.arguments"); a.Type == gjson.String {
+				c.args = append(c.args, a.Raw[1:len(a.Raw)-1]...)
+			} else if a.IsObject() || a.IsArray() {
+				q, _ := json.Marshal(a.Raw)
+				c.args = append(c.args, q[1:len(q)-1]...)
+			}
+			return true
+		})
 	}
 	out.text, out.reasoning = text.String(), reasoning.String()
+	return out
+}
+
+// toolCalls turns the received calls into what interceptors.Resume matches
+// a fresh answer against, in the client's index order, arguments decoded
+// (the concatenation, so that a surrogate pair split across fragments
+// stays whole).
+func toolCalls(calls []sentCall) []interceptors.ToolCall {
+	out := make([]interceptors.ToolCall, 0, len(calls))
+	for _, c := range calls {
+		args := ""
+		if len(c.args) > 0 {
+			args = gjson.Parse(`"` + string(c.args) + `"`).String()
+		}
+		out = append(out, interceptors.ToolCall{Index: c.index, ID: c.id, Name: c.name, Arguments: args})
+	}
+	slices.SortFunc(out, func(a, b interceptors.ToolCall) int { return a.Index - b.Index })
 	return out
 }
 

@@ -58,12 +58,24 @@ func TestReadSent(t *testing.T) {
 	log := []byte(`{"id":"c1","choices":[{"index":0,"delta":{"role":"assistant","reasoning_content":"hm","reasoning":"hm"}}]}` + "\x00" +
 		`{"id":"c1","choices":[{"index":0,"delta":{"content":"Hel\n"}}]}` + "\x00" +
 		`{"id":"c1","choices":[{"index":0,"delta":{"content":"lo"}}]}` + "\x00")
-	got := readSent(log)
-	if got.id != "c1" || got.text != "Hel\nlo" || got.reasoning != "hm" || got.calls {
-		t.Errorf("got %+v; want id c1, text %q, reasoning hm, no calls", got, "Hel\nlo")
+	var calls []sentCall
+	got := readSent(log, &calls)
+	if got.id != "c1" || got.text != "Hel\nlo" || got.reasoning != "hm" || got.unmatchable || len(calls) != 0 {
+		t.Errorf("got %+v, calls %v; want id c1, text %q, reasoning hm, no calls", got, calls, "Hel\nlo")
 	}
-	got = readSent(append(log, `{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{"}}]}}]}`...))
-	if !got.calls {
-		t.Errorf("a sent tool-call delta was not noticed")
+	// A call over two attempts: its id and name come once, its argument
+	// fragments (a surrogate pair split between them) join.
+	got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_a","type":"function","function":{"name":"f","arguments":"{\"q\":\"\ud83d"}}]}}]}`+"\x00"), &calls)
+	if got.unmatchable {
+		t.Errorf("an indexed tool-call delta was reported unmatchable")
+	}
+	readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"\ude00\"}"}}]}}]}`+"\x00"), &calls)
+	tcs := toolCalls(calls)
+	if len(tcs) != 1 || tcs[0].Index != 1 || tcs[0].ID != "call_a" || tcs[0].Name != "f" || tcs[0].Arguments != `{"q":"😀"}` {
+		t.Errorf("got calls %+v; want one call 1 call_a f with the emoji whole", tcs)
+	}
+	got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"function":{"arguments":"{"}}]}}]}`), &calls)
+	if !got.unmatchable {
+		t.Errorf("a tool-call delta without an index was not reported unmatchable")
 	}
 }

@@ -203,7 +203,12 @@ func (t *turn) stream() {
 // relayRound relays one round to the client and recovers a stream cut after
 // its first byte (SPEC 5): the round is asked again of another provider with
 // the text the client already received, and only the rest reaches the client,
-// under the same id. It returns the round's result (its Content and Sent
+// under the same id. When the client already received (part of) its own tool
+// calls, which no provider can prefill, the round is asked again as it was and
+// the fresh answer must repeat the text and those calls (same names, arguments
+// beginning with the sent ones); the client gets the rest of each call under
+// the index it knows, and the round's result reports the calls under the ids
+// the client kept. It returns the round's result (its Content and Sent
 // cover every attempt) and the response that finished it, closed; false when
 // the turn is over and already reported.
 func (t *turn) relayRound(round int, resp *failover.Response, capture *interceptors.Capture, rec *recoveries) (interceptors.RoundResult, *failover.Response, bool) {
@@ -250,17 +255,21 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		}
 		sentText += partial.Sent.Text
 		sentReasoning += partial.Sent.Reasoning
-		if len(partial.Sent.Calls) > 0 {
-			// A client tool call's arguments cannot be matched or continued.
-			t.s.endStreamWithError(t.sw, t.r, unrecovered(first, "the client already received part of a tool call"))
-			return partial, resp, false
-		}
+		// The client's calls sent so far: this attempt's, which include
+		// those a recovery attempt repeated (ContinueCalls).
+		sentCalls := partial.Sent.Calls
 		if why := rec.take(time.Now()); why != "" {
 			t.s.endStreamWithError(t.sw, t.r, unrecovered(first, why))
 			return partial, resp, false
 		}
 		excluded = append(excluded, se.Provider)
-		next, err := t.openRecovery(excluded, sentText)
+		cont := sentText
+		if len(sentCalls) > 0 {
+			// A tool call cannot be prefilled: the fresh answer is matched
+			// against the text and the calls the client has.
+			cont = ""
+		}
+		next, err := t.openRecovery(excluded, cont)
 		if err != nil {
 			t.s.log.Warn("stream recovery found no provider", "request_id", reqInfo(t.r).id, "cause", first.Cause, "err", err)
 			t.s.endStreamWithError(t.sw, t.r, unrecovered(first, "no other provider could continue the answer"))
@@ -271,6 +280,10 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		resp = next
 		capture.StartRound(max(round, 1), t.turnID)
 		resume = interceptors.NewResume("", sentText, sentReasoning, !next.Continued)
+		if len(sentCalls) > 0 {
+			capture.ContinueCalls(sentCalls)
+			resume.WithCalls(sentCalls, t.s.tools.IsPayment)
+		}
 	}
 }
 
@@ -295,7 +308,7 @@ func (t *turn) relay(resp *failover.Response, capture *interceptors.Capture, res
 			if data, err = resume.Filter(data); err != nil {
 				return err
 			}
-			if !resume.Matching() {
+			if !resume.Active() {
 				resume = nil
 			}
 			if data == nil {

@@ -74,6 +74,18 @@ var (
 	divergentText = []string{"Sure thing, ", "one moment. "}
 )
 
+// toolRoundAs is recToolRound as another provider answers it: its call has
+// its own id, and args (when not nil) replace the argument fragments.
+func toolRoundAs(id string, args []string) canonRound {
+	r := canonRound{text: recToolRound.text, tail: append([]string(nil), recToolRound.tail...)}
+	r.tail[0] = strings.Replace(r.tail[0], "call_w1", id, 1)
+	if args != nil {
+		r.tail[1] = deltaChunk(`{"tool_calls":[{"index":0,"function":{"arguments":"`+args[0]+`"}}]}`, "")
+		r.tail[2] = deltaChunk(`{"tool_calls":[{"index":0,"function":{"arguments":"`+args[1]+`"}}]}`, "")
+	}
+	return r
+}
+
 const payAnswer = "Let me set that up. Your order is ready: tap Pay to finish."
 
 // fault is how and where the primary breaks a round: after `at` events of
@@ -203,8 +215,10 @@ type clientStream struct {
 	ids      map[string]bool
 	roles    int
 	finishes []string
-	calls    []string // the client's tool calls' argument fragments, joined per index
-	usage    int      // total_tokens of the usage chunk, 0: none
+	calls    []string   // the client's tool calls' argument fragments, joined per index
+	callIDs  [][]string // per index, every id the client was sent
+	callName [][]string // per index, every name the client was sent
+	usage    int        // total_tokens of the usage chunk, 0: none
 	err      error
 }
 
@@ -246,8 +260,16 @@ func readStream(t *testing.T, c *openai.Client, req openai.ChatCompletionRequest
 			}
 			for len(got.calls) <= i {
 				got.calls = append(got.calls, "")
+				got.callIDs = append(got.callIDs, nil)
+				got.callName = append(got.callName, nil)
 			}
 			got.calls[i] += tc.Function.Arguments
+			if tc.ID != "" {
+				got.callIDs[i] = append(got.callIDs[i], tc.ID)
+			}
+			if tc.Function.Name != "" {
+				got.callName[i] = append(got.callName[i], tc.Function.Name)
+			}
 		}
 		if f := ch.Choices[0].FinishReason; f != "" {
 			got.finishes = append(got.finishes, string(f))
@@ -348,23 +370,38 @@ func TestStreamRecoveryPaymentTurn(t *testing.T) {
 }
 
 // TestStreamRecoveryPlain: the same for a request without a user (the
-// plain relay, no payment tools), and the cases recovery must refuse: a cut
-// inside a client tool call's arguments ends with an error naming the cause,
-// on both paths.
+// plain relay, no payment tools) and with one (the turn loop), including a
+// cut inside a client tool call's arguments: the client's reassembled
+// answer is the text and the call with the id, name and arguments it first
+// received, nothing twice. When the fallback's fresh call has other
+// arguments or another name than what the client already has, the client
+// gets an error naming the original cut.
 func TestStreamRecoveryPlain(t *testing.T) {
 	t.Parallel()
 	textRounds := func(string) (int, canonRound) { return 0, recTextRound }
 	toolRounds := func(string) (int, canonRound) { return 0, recToolRound }
+	// The fallback splits the same arguments elsewhere: the part the client
+	// has ends inside a fragment of the fresh answer.
+	fbTool := toolRoundAs("call_f1", []string{`{\"ci`, `ty\":\"Paris\"}`})
+	fbToolRounds := func(string) (int, canonRound) { return 0, fbTool }
+	fbArgs := toolRoundAs("call_f1", []string{`{\"town\":`, `\"Paris\"}`})
+	fbArgsRounds := func(string) (int, canonRound) { return 0, fbArgs }
+	fbName := toolRoundAs("call_f1", nil)
+	fbName.tail[0] = strings.Replace(fbName.tail[0], "get_weather", "get_forecast", 1)
+	fbNameRounds := func(string) (int, canonRound) { return 0, fbName }
 	const textAnswer = "The answer is forty-two, as always."
+	const toolText, toolArgs = "Checking. ", `{"city":"Paris"}`
 	weather := []openai.Tool{{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{
 		Name: "get_weather", Parameters: map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}}}}}
 	type tcase struct {
-		name    string
-		user    bool
-		rounds  func(string) (int, canonRound)
-		at      int
-		tools   []openai.Tool
-		wantErr bool
+		name     string
+		user     bool
+		rounds   func(string) (int, canonRound) // the primary's answer
+		fbRounds func(string) (int, canonRound) // the fallback's; nil: rounds
+		at       int
+		tools    []openai.Tool
+		wantCall bool // the whole answer has the client's get_weather call
+		diverges bool // the fallback's answer contradicts what the client has
 	}
 	var cases []tcase
 	for _, user := range []bool{false, true} {
@@ -375,7 +412,14 @@ func TestStreamRecoveryPlain(t *testing.T) {
 		cases = append(cases,
 			tcase{name: path + "/inside text", user: user, rounds: textRounds, at: 2},
 			tcase{name: path + "/right before the finish chunk", user: user, rounds: textRounds, at: 4},
-			tcase{name: path + "/inside a client tool call's arguments", user: user, rounds: toolRounds, at: 3, tools: weather, wantErr: true},
+			tcase{name: path + "/inside a client tool call's arguments", user: user, rounds: toolRounds, fbRounds: fbToolRounds,
+				at: 3, tools: weather, wantCall: true},
+			tcase{name: path + "/right after a client tool call's name", user: user, rounds: toolRounds, fbRounds: fbToolRounds,
+				at: 2, tools: weather, wantCall: true},
+			tcase{name: path + "/inside a client tool call's arguments, other arguments", user: user, rounds: toolRounds, fbRounds: fbArgsRounds,
+				at: 3, tools: weather, diverges: true},
+			tcase{name: path + "/inside a client tool call's arguments, another tool", user: user, rounds: toolRounds, fbRounds: fbNameRounds,
+				at: 3, tools: weather, diverges: true},
 		)
 	}
 	for _, kind := range faultKinds {
@@ -383,8 +427,12 @@ func TestStreamRecoveryPlain(t *testing.T) {
 			for _, mode := range fallbackModes {
 				t.Run(kind+"/"+tc.name+"/"+mode, func(t *testing.T) {
 					t.Parallel()
+					fbRounds := tc.fbRounds
+					if fbRounds == nil {
+						fbRounds = tc.rounds
+					}
 					primary := newRecoveryProvider(t, "chatcmpl-P", tc.rounds, &fault{kind: kind, at: tc.at}, "none")
-					fallback := newRecoveryProvider(t, "chatcmpl-F", tc.rounds, nil, mode)
+					fallback := newRecoveryProvider(t, "chatcmpl-F", fbRounds, nil, mode)
 					url, _ := recoveryApp(t, primary.URL, fallback.URL, mode)
 					c := goClient(url)
 					if tc.user {
@@ -394,27 +442,57 @@ func TestStreamRecoveryPlain(t *testing.T) {
 						Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "hi"}},
 						Tools:    tc.tools,
 					})
-					if tc.wantErr || mode == "diverge" {
-						if got.err == nil || !strings.Contains(got.err.Error(), kindCause[kind]) {
-							t.Errorf("got %q, %v; want an error naming %s", got.text, got.err, kindCause[kind])
+					p, f := len(primary.requests()), len(fallback.requests())
+					if tc.diverges || mode == "diverge" {
+						if got.err == nil || !strings.Contains(got.err.Error(), kindCause[kind]) ||
+							!strings.Contains(got.err.Error(), "provider primary") || !strings.Contains(got.err.Error(), "diverges") {
+							t.Errorf("got %q, %v; want an error naming primary's %s and the divergence", got.text, got.err, kindCause[kind])
 						}
-						if got.err != nil && strings.Contains(got.err.Error(), "prefill") {
+						if got.err != nil && (strings.Contains(got.err.Error(), "prefill") || strings.Contains(got.err.Error(), "400")) {
 							t.Errorf("error %v names the prefill refusal; want the original cut only", got.err)
 						}
-						if tc.wantErr && len(fallback.requests()) != 0 {
-							t.Errorf("fallback saw %d requests; want none (nothing to recover)", len(fallback.requests()))
+						if p != 1 || f < 1 || f > 2 {
+							t.Errorf("primary saw %d requests, fallback %d; want 1 and 1..2", p, f)
 						}
 						return
 					}
-					if got.err != nil || got.text != textAnswer {
-						t.Errorf("got %q, %v; want %q and no error", got.text, got.err, textAnswer)
+					want := textAnswer
+					if tc.wantCall {
+						want = toolText
+					}
+					if got.err != nil || got.text != want {
+						t.Errorf("got %q, %v; want %q and no error", got.text, got.err, want)
 					}
 					if len(got.ids) != 1 || !got.ids["chatcmpl-P"] || got.roles != 1 || len(got.finishes) != 1 {
 						t.Errorf("ids %v roles %d finishes %v; want the first id only, one role, one finish", got.ids, got.roles, got.finishes)
 					}
-					p, f := len(primary.requests()), len(fallback.requests())
+					if tc.wantCall {
+						if len(got.calls) != 1 || got.calls[0] != toolArgs ||
+							len(got.callIDs[0]) != 1 || got.callIDs[0][0] != "call_w1" ||
+							len(got.callName[0]) != 1 || got.callName[0][0] != "get_weather" {
+							t.Errorf("client calls: args %q ids %v names %v; want one call call_w1 get_weather %s, its id and name sent once",
+								got.calls, got.callIDs, got.callName, toolArgs)
+						}
+						if len(got.finishes) == 1 && got.finishes[0] != "tool_calls" {
+							t.Errorf("finish %q; want tool_calls", got.finishes[0])
+						}
+					} else if len(got.calls) != 0 {
+						t.Errorf("client got tool calls %q; want none", got.calls)
+					}
 					if p != 1 || f < 1 || f > 2 {
 						t.Errorf("primary saw %d requests, fallback %d; want 1 and 1..2", p, f)
+					}
+					if tc.wantCall {
+						// A tool call cannot be prefilled: the fallback is asked
+						// once, for a fresh answer.
+						for _, b := range fallback.requests() {
+							if gjson.Get(b, "messages.@reverse.0.role").String() == "assistant" {
+								t.Errorf("fallback got a prefill %s; want the original request", gjson.Get(b, "messages.@reverse.0").Raw)
+							}
+						}
+						if f != 1 {
+							t.Errorf("fallback saw %d requests; want 1", f)
+						}
 					}
 				})
 			}
