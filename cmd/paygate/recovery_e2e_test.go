@@ -569,3 +569,87 @@ providers:
 		})
 	}
 }
+
+// TestStreamRecoveryMixedRound: a round with a payment call (held back,
+// upstream index 0) and the client's own call (upstream index 1, index 0 for
+// the client) breaks after the client received part of its call. The
+// recovered stream gives the client the whole text and its one call under
+// index 0 with the id, name and arguments it first received, nothing twice;
+// the payment runs exactly once; the providers see a bounded number of
+// attempts. A fallback whose text diverges ends with the error naming the
+// original cut and no payment.
+func TestStreamRecoveryMixedRound(t *testing.T) {
+	t.Parallel()
+	mixed := func(weatherID string) canonRound {
+		return canonRound{
+			text: []string{"Ordering, ", "and checking. "},
+			tail: []string{
+				deltaChunk(`{"tool_calls":[{"index":0,"id":"call_pay1","type":"function","function":{"name":"create_order","arguments":""}}]}`, ""),
+				deltaChunk(`{"tool_calls":[{"index":0,"function":{"arguments":"{\"sku\":\"premium-monthly\",\"quantity\":1}"}}]}`, ""),
+				deltaChunk(`{"tool_calls":[{"index":1,"id":"`+weatherID+`","type":"function","function":{"name":"get_weather","arguments":""}}]}`, ""),
+				deltaChunk(`{"tool_calls":[{"index":1,"function":{"arguments":"{\"city\":"}}]}`, ""),
+				deltaChunk(`{"tool_calls":[{"index":1,"function":{"arguments":"\"Paris\"}"}}]}`, ""),
+				deltaChunk(`{}`, "tool_calls"),
+				recUsage,
+			},
+		}
+	}
+	primaryRound, fallbackRound := mixed("call_w1"), mixed("call_f1")
+	const wantText, wantArgs = "Ordering, and checking. ", `{"city":"Paris"}`
+	weather := []openai.Tool{{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{
+		Name: "get_weather", Parameters: map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}}}}}
+	cuts := []struct {
+		name string
+		at   int
+	}{
+		{"right after the client call's name", 5},
+		{"inside the client call's arguments", 6},
+		{"right before the finish chunk", 7},
+	}
+	for _, kind := range faultKinds {
+		for _, cut := range cuts {
+			for _, mode := range fallbackModes {
+				t.Run(kind+"/"+cut.name+"/"+mode, func(t *testing.T) {
+					t.Parallel()
+					primary := newRecoveryProvider(t, "chatcmpl-P", func(string) (int, canonRound) { return 0, primaryRound },
+						&fault{kind: kind, at: cut.at}, "none")
+					fallback := newRecoveryProvider(t, "chatcmpl-F", func(string) (int, canonRound) { return 0, fallbackRound }, nil, mode)
+					url, a := recoveryApp(t, primary.URL, fallback.URL, mode)
+					got := readStream(t, userClient(url), openai.ChatCompletionRequest{
+						Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "premium for a month, and the weather"}},
+						Tools:    weather,
+					})
+					p, f := len(primary.requests()), len(fallback.requests())
+					if p != 1 || f != 1 {
+						t.Errorf("primary saw %d requests, fallback %d; want 1 and 1 (no prefill for a tool call)", p, f)
+					}
+					if mode == "diverge" {
+						if got.err == nil || !strings.Contains(got.err.Error(), "provider primary: "+kindCause[kind]) ||
+							!strings.Contains(got.err.Error(), "diverges") {
+							t.Errorf("got %q, %v; want an error naming primary's %s and the divergence", got.text, got.err, kindCause[kind])
+						}
+						if n := a.sim.OrderCount(); n != 0 {
+							t.Errorf("simulator has %d orders; want 0", n)
+						}
+						return
+					}
+					if got.err != nil || got.text != wantText {
+						t.Errorf("got %q, %v; want %q and no error", got.text, got.err, wantText)
+					}
+					if len(got.calls) != 1 || got.calls[0] != wantArgs ||
+						len(got.callIDs[0]) != 1 || got.callIDs[0][0] != "call_w1" ||
+						len(got.callName[0]) != 1 || got.callName[0][0] != "get_weather" {
+						t.Errorf("client calls: args %q ids %v names %v; want index 0 only: call_w1 get_weather %s, id and name once",
+							got.calls, got.callIDs, got.callName, wantArgs)
+					}
+					if len(got.ids) != 1 || !got.ids["chatcmpl-P"] || got.roles != 1 || len(got.finishes) != 1 || got.finishes[0] != "tool_calls" {
+						t.Errorf("ids %v roles %d finishes %v; want the first id only, one role, one tool_calls", got.ids, got.roles, got.finishes)
+					}
+					if n := a.sim.OrderCount(); n != 1 {
+						t.Errorf("simulator has %d orders; want 1", n)
+					}
+				})
+			}
+		}
+	}
+}
