@@ -146,8 +146,12 @@ func (t *turn) request() *failover.Request {
 func (t *turn) stream() {
 	capture := interceptors.NewCapture(t.s.tools.IsPayment)
 	rec := &recoveries{}
+	// Between rounds (payment calls executing, the next round's first token)
+	// the client hears nothing; server.sse_keepalive fills that gap.
+	endGap := func() {}
 	for round := 0; ; round++ {
 		resp, err := t.open()
+		endGap()
 		if err != nil {
 			if t.sw == nil {
 				t.s.failTurn(t.w, t.r, err)
@@ -180,8 +184,10 @@ func (t *turn) stream() {
 			t.finishStream(fc, res.Model, "stop")
 			return
 		}
+		endGap = keepAlive(t.sw, t.s.cfg.Server.SSEKeepalive.D())
 		results := t.execute(res.PaymentCalls)
 		if len(res.ClientCalls) > 0 {
+			endGap()
 			// A mixed round: the client gets its own calls and the turn ends
 			// here; the payment exchange waits for the bot's next request.
 			t.keepExchange(res.Content, res.PaymentCalls, res.ClientCalls, results)
@@ -190,10 +196,12 @@ func (t *turn) stream() {
 		}
 		msgs := append([][]byte{interceptors.AssistantToolMessage(res.Content, res.PaymentCalls)}, results...)
 		if round+1 >= t.budget.MaxRounds {
+			endGap()
 			t.streamClarification(res.Model)
 			return
 		}
 		if err := t.nextBody(msgs); err != nil {
+			endGap()
 			t.s.endStreamWithError(t.sw, t.r, err)
 			return
 		}
