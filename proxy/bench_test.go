@@ -52,15 +52,17 @@ func (noTools) Execute(context.Context, payments.Caller, string, string) payment
 }
 func (noTools) Refused(string) payments.Outcome { panic("no payment call in this benchmark") }
 
-func benchRelay(b *testing.B, capture bool) {
-	events := benchEvents
-	body := streamOf(events)
+// benchHandler serves a proxy whose one upstream answers every request with
+// body; with capture, payment tools are offered and the user's state is
+// read from an embedded store, as for a known user's turn.
+func benchHandler(b *testing.B, body []byte, capture bool) http.Handler {
+	b.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Write(body)
 	}))
-	defer up.Close()
+	b.Cleanup(up.Close)
 	cfg := testConfig(b, up.URL, nil)
 	log := logging.New(io.Discard, slog.LevelInfo, nil)
 	reg := prometheus.NewRegistry()
@@ -71,12 +73,23 @@ func benchRelay(b *testing.B, capture bool) {
 	opts := Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte("k")}
 	if capture {
 		opts.Tools = noTools{}
+		db, err := embedded.Open(filepath.Join(b.TempDir(), "s.db"), embedded.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		opts.State = db
 	}
 	s, err := New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := s.Handler()
+	return s.Handler()
+}
+
+func benchRelay(b *testing.B, capture bool) {
+	events := benchEvents
+	h := benchHandler(b, streamOf(events), capture)
 	reqBody := `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
@@ -151,35 +164,7 @@ func BenchmarkTimeToFirstChunkPlain(b *testing.B)   { benchTTFC(b, false) }
 func BenchmarkTimeToFirstChunkCapture(b *testing.B) { benchTTFC(b, true) }
 
 func benchTTFC(b *testing.B, capture bool) {
-	body := streamOf(5)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Write(body)
-	}))
-	defer up.Close()
-	cfg := testConfig(b, up.URL, nil)
-	log := logging.New(io.Discard, slog.LevelInfo, nil)
-	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-	if err != nil {
-		b.Fatal(err)
-	}
-	opts := Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte("k")}
-	if capture {
-		opts.Tools = noTools{}
-		db, err := embedded.Open(filepath.Join(b.TempDir(), "s.db"), embedded.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer db.Close()
-		opts.State = db
-	}
-	s, err := New(opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := s.Handler()
+	h := benchHandler(b, streamOf(5), capture)
 	reqBody := `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`
 	var total time.Duration
 	for b.Loop() {
