@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -32,23 +31,10 @@ func moneyScript(tool string, args func() string) func(body string) scriptRound 
 	}
 }
 
-// chatAs sends a non-stream chat turn for user and returns the answer.
+// chatAs sends a non-stream chat turn for user with the e2e client key.
 func chatAs(t *testing.T, url, user, content string) gjson.Result {
 	t.Helper()
-	body := `{"model":"gpt-4o","messages":[{"role":"user","content":` + fmt.Sprintf("%q", content) + `}]}`
-	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
-	req.Header.Set("X-WeChat-OpenID", user)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("chat: %d %s", resp.StatusCode, out)
-	}
-	return gjson.ParseBytes(out)
+	return chatWith(t, url, e2eClientKey, user, content)
 }
 
 // httpCall makes one request with the given Authorization and OpenID (either

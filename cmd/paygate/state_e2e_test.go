@@ -16,17 +16,24 @@ import (
 // decoded answer.
 func chatJSON(t *testing.T, url, body string) gjson.Result {
 	t.Helper()
+	return postChat(t, url, e2eClientKey, testOpenID, body)
+}
+
+// postChat posts a chat-completions body with a client key and an OpenID and
+// returns the decoded answer; anything but 200 fails the test.
+func postChat(t *testing.T, url, key, user, body string) gjson.Result {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
-	req.Header.Set("X-WeChat-OpenID", testOpenID)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("X-WeChat-OpenID", user)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("chat: %d %s", resp.StatusCode, b)
 	}
 	return gjson.ParseBytes(b)
 }

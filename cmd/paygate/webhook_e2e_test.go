@@ -438,19 +438,7 @@ payments:
 func chatWith(t *testing.T, url, key, user, content string) gjson.Result {
 	t.Helper()
 	body := `{"model":"gpt-4o","messages":[{"role":"user","content":` + fmt.Sprintf("%q", content) + `}]}`
-	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("X-WeChat-OpenID", user)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("chat: %d %s", resp.StatusCode, out)
-	}
-	return gjson.ParseBytes(out)
+	return postChat(t, url, key, user, body)
 }
 
 // TestTwoMiniPrograms: two clients bound to two app_ids. Each order is
