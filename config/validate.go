@@ -48,13 +48,7 @@ func (l *loader) validateClients(c *Config) {
 	names, keys := map[string]bool{}, map[string]bool{}
 	for i, cl := range c.Clients {
 		p := fmt.Sprintf("clients[%d]", i)
-		switch {
-		case cl.Name == "":
-			l.at(p+".name", "required")
-		case names[cl.Name]:
-			l.at(p+".name", "duplicate client name %q", cl.Name)
-		}
-		names[cl.Name] = true
+		l.uniqueName(names, p, "client", cl.Name)
 		switch {
 		case cl.Key == "":
 			l.at(p+".key", "required (the bearer token the bot sends)")
@@ -101,17 +95,8 @@ func (l *loader) validateProviders(c *Config) map[string]bool {
 	seen := map[string]bool{}
 	for i, p := range c.Providers {
 		path := fmt.Sprintf("providers[%d]", i)
-		switch {
-		case p.Name == "":
-			l.at(path+".name", "required")
-		case seen[p.Name]:
-			l.at(path+".name", "duplicate provider %q", p.Name)
-		}
-		seen[p.Name] = true
-		u, err := url.Parse(p.BaseURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			l.at(path+".base_url", "%q is not an http(s) URL", p.BaseURL)
-		}
+		l.uniqueName(seen, path, "provider", p.Name)
+		l.httpURL(path+".base_url", p.BaseURL)
 		if p.APIKey == "" {
 			l.warn(path+".api_key", "empty: provider %q will answer 401 until a key is set", p.Name)
 		}
@@ -137,13 +122,7 @@ func (l *loader) validateModels(c *Config, providers map[string]bool) {
 	seen := map[string]bool{}
 	for i, m := range c.Models {
 		path := fmt.Sprintf("models[%d]", i)
-		switch {
-		case m.Name == "":
-			l.at(path+".name", "required")
-		case seen[m.Name]:
-			l.at(path+".name", "duplicate model %q", m.Name)
-		}
-		seen[m.Name] = true
+		l.uniqueName(seen, path, "model", m.Name)
 		switch m.Strategy {
 		case "priority", "weighted", "lowest-latency":
 		default:
@@ -209,11 +188,7 @@ func (l *loader) validatePayments(c *Config) {
 		}
 	}
 	if w.NotifyURL != "" {
-		u, err := url.Parse(w.NotifyURL)
-		switch {
-		case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-			l.at("payments.wechatpay.notify_url", "%q is not an http(s) URL", w.NotifyURL)
-		case u.Scheme == "http":
+		if u := l.httpURL("payments.wechatpay.notify_url", w.NotifyURL); u != nil && u.Scheme == "http" {
 			l.warn("payments.wechatpay.notify_url", "http:// accepted for tests; WeChat Pay only calls https")
 		}
 	}
@@ -269,9 +244,7 @@ func (l *loader) validatePayments(c *Config) {
 
 func (l *loader) validateMisc(c *Config) {
 	if c.Webhooks.URL != "" {
-		if u, err := url.Parse(c.Webhooks.URL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			l.at("webhooks.url", "%q is not an http(s) URL", c.Webhooks.URL)
-		}
+		l.httpURL("webhooks.url", c.Webhooks.URL)
 		if c.Webhooks.Secret == "" {
 			l.at("webhooks.secret", "required when webhooks.url is set (receivers verify the signature)")
 		}
@@ -318,4 +291,26 @@ func (c *Config) Secrets() []string {
 	add(c.Webhooks.Secret)
 	add(c.Privacy.HashKey)
 	return out
+}
+
+// uniqueName reports a missing or repeated name of a list entry at path.
+func (l *loader) uniqueName(seen map[string]bool, path, what, name string) {
+	switch {
+	case name == "":
+		l.at(path+".name", "required")
+	case seen[name]:
+		l.at(path+".name", "duplicate %s %q", what, name)
+	}
+	seen[name] = true
+}
+
+// httpURL reports a value at path that is not an absolute http(s) URL, and
+// returns the parsed URL when it is one.
+func (l *loader) httpURL(path, raw string) *url.URL {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		l.at(path, "%q is not an http(s) URL", raw)
+		return nil
+	}
+	return u
 }
