@@ -60,9 +60,24 @@ say "go vet"
 go vet ./...
 say "go test -race"
 CI=${CI:-true} go test -race -count=1 -timeout 15m ./...
+# Bounded fuzzing. The output is kept quiet on success and printed whole on
+# failure, with the failing input the fuzzer wrote under testdata/fuzz, so a
+# CI log is enough to reproduce it with `go test -run FuzzX/<name>`.
+fuzz() {
+  local name=$1 pkg=$2 log
+  log=$(mktemp)
+  if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime 10s "$pkg" >"$log" 2>&1; then
+    grep -v '^fuzz: elapsed' "$log" >&2 || true
+    for f in $(git ls-files --others --exclude-standard -- "$pkg/testdata/fuzz/$name"); do
+      printf -- '--- failing input %s:\n' "$f" >&2; cat "$f" >&2
+    done
+    die "fuzzing $name in $pkg failed"
+  fi
+  rm -f "$log"
+}
 say "fuzz (bounded)"
-go test -run '^$' -fuzz '^FuzzReaderChunking$' -fuzztime 10s ./sse >/dev/null
-go test -run '^$' -fuzz '^FuzzCaptureChunking$' -fuzztime 10s ./interceptors >/dev/null
-go test -run '^$' -fuzz '^FuzzCaptureArbitraryChunks$' -fuzztime 10s ./interceptors >/dev/null
+fuzz FuzzReaderChunking ./sse
+fuzz FuzzCaptureChunking ./interceptors
+fuzz FuzzCaptureArbitraryChunks ./interceptors
 say "image recipe outside Docker"
 ./scripts/build-image.sh
