@@ -63,15 +63,32 @@ CI=${CI:-true} go test -race -count=1 -timeout 15m ./...
 # Bounded fuzzing. The output is kept quiet on success and printed whole on
 # failure, with the failing input the fuzzer wrote under testdata/fuzz, so a
 # CI log is enough to reproduce it with `go test -run FuzzX/<name>`.
+#
+# Go's fuzzing engine has two known spurious failures (golang/go#51484: a bare
+# "context deadline exceeded" when -fuzztime ends mid-exec; golang/go#56238: a
+# worker reported hung on a loaded machine). A real finding is an input that
+# fails when run again on its own, so that is what decides: the written input
+# is replayed, and the seed corpus is replayed when none was written.
 fuzz() {
-  local name=$1 pkg=$2 log
+  local name=$1 pkg=$2 log inputs f
   log=$(mktemp)
-  if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime 10s "$pkg" >"$log" 2>&1; then
-    grep -v '^fuzz: elapsed' "$log" >&2 || true
-    for f in $(git ls-files --others --exclude-standard -- "$pkg/testdata/fuzz/$name"); do
-      printf -- '--- failing input %s:\n' "$f" >&2; cat "$f" >&2
-    done
-    die "fuzzing $name in $pkg failed"
+  if go test -run '^$' -fuzz "^${name}\$" -fuzztime 10s "$pkg" >"$log" 2>&1; then
+    rm -f "$log"; return
+  fi
+  grep -v '^fuzz: elapsed' "$log" >&2 || true
+  inputs=$(git ls-files --others --exclude-standard -- "$pkg/testdata/fuzz/$name")
+  for f in $inputs; do
+    printf -- '--- input %s:\n' "$f" >&2; cat "$f" >&2
+    if ! go test -count=1 -run "^${name}\$/^$(basename "$f")\$" "$pkg" >&2; then
+      die "fuzzing $name in $pkg found a failing input: $f"
+    fi
+    printf 'test.sh: %s passes when replayed: a fuzzing-engine flake (golang/go#56238)\n' "$f" >&2
+    rm -f "$f"
+  done
+  if [ -z "$inputs" ]; then
+    grep -q 'context deadline exceeded' "$log" || die "fuzzing $name in $pkg failed without writing an input"
+    go test -count=1 -run "^${name}\$" "$pkg" >&2 || die "the seed corpus of $name fails"
+    printf 'test.sh: %s ended with a bare deadline error and no input: a fuzzing-engine flake (golang/go#51484)\n' "$name" >&2
   fi
   rm -f "$log"
 }
