@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/failover/h1"
 )
 
 // Options are a Router's dependencies. The zero value works: a discarding
@@ -26,9 +27,11 @@ type Options struct {
 	// Registerer receives upstream attempts by provider and outcome, failovers,
 	// time to first byte and first token, and breaker state. Default: none.
 	Registerer prometheus.Registerer
-	// Transport carries every upstream request. Default: one tuned
-	// *http.Transport per provider (keep-alive, 256 idle connections per host,
-	// no compression, dial and TLS handshake bounded by timeouts.connect).
+	// Transport carries every upstream request. Default: one h1.Transport
+	// per provider (HTTP/1.1 on the caller's goroutine, keep-alive, 256 idle
+	// connections per host, dial and TLS handshake bounded by
+	// timeouts.connect), with a tuned *http.Transport for requests that go
+	// through an HTTP proxy from the environment.
 	Transport http.RoundTripper
 
 	// Now is the clock for cool-downs, Retry-After dates and attempt spacing.
@@ -66,7 +69,7 @@ type Router struct {
 	byName    map[string]*model
 	names     []string
 	m         *metrics
-	owned     []*http.Transport // transports New created, closed by Close
+	owned     []idleCloser // transports New created, closed by Close
 }
 
 type model struct {
@@ -245,8 +248,26 @@ func fillTimeouts(t *config.Timeouts) {
 	def(&t.Total, 300*time.Second)
 }
 
-func newTransport(connect time.Duration) *http.Transport {
+type idleCloser interface{ CloseIdleConnections() }
+
+// newTransport is a provider's default transport. Requests go out on the
+// lean HTTP/1.1 transport, which does the exchange on the caller's goroutine
+// (about a fifth of net/http's per-request CPU went to its connection
+// goroutines; BENCHMARKS.md); a proxy from the environment (HTTPS_PROXY and
+// friends) needs CONNECT tunnelling, which stays with net/http.
+func newTransport(connect time.Duration) *h1.Transport {
 	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
+	return &h1.Transport{
+		DialContext:         d.DialContext,
+		TLSHandshakeTimeout: connect,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		Proxy:               http.ProxyFromEnvironment,
+		Fallback:            newProxyTransport(d, connect),
+	}
+}
+
+func newProxyTransport(d *net.Dialer, connect time.Duration) *http.Transport {
 	return &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         d.DialContext,

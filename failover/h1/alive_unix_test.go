@@ -1,0 +1,70 @@
+//go:build unix
+
+package h1
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestIdleConnectionClosedWhileIdle: a server that closes each keep-alive
+// connection after its answer costs nothing: the checkout's peek sees the
+// close and dials anew, without sending the request into a dead socket.
+func TestIdleConnectionClosedWhileIdle(t *testing.T) {
+	closed := make(chan struct{}, 10)
+	u, conns := rawServer(t, func(n int, c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := readRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, okAnswer)
+		closed <- struct{}{} // the deferred Close follows at once
+	})
+	tr := &Transport{}
+	for i := 0; i < 3; i++ {
+		// No GetBody: the request cannot be sent again, so only the peek
+		// can save it.
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, u, io.NopCloser(strings.NewReader("{}")))
+		req.ContentLength = 2
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if b := readAll(t, resp); b != "ok" {
+			t.Fatalf("request %d: %q", i, b)
+		}
+		<-closed
+		waitPeerClosed(t, tr)
+	}
+	if n := conns.Load(); n != 3 {
+		t.Fatalf("%d connections; want 3 (each server close seen)", n)
+	}
+}
+
+// waitPeerClosed waits until the pooled connection has seen the server's
+// close (its FIN), so the next checkout's peek is deterministic.
+func waitPeerClosed(t *testing.T, tr *Transport) {
+	t.Helper()
+	tr.mu.Lock()
+	var cs []*conn
+	for _, l := range tr.idle {
+		cs = append(cs, l...)
+	}
+	tr.mu.Unlock()
+	for _, c := range cs {
+		tc := c.nc.(*net.TCPConn)
+		rc, _ := tc.SyscallConn()
+		// A blocking peek returns once the FIN is there.
+		var buf [1]byte
+		rc.Read(func(fd uintptr) bool {
+			_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			return err != syscall.EAGAIN
+		})
+	}
+}

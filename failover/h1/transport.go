@@ -1,0 +1,513 @@
+// Package h1 is a lean HTTP/1.1 client transport for upstream providers.
+//
+// net/http's Transport runs two goroutines per connection, a reader and a
+// writer, and passes every request and response between them and the caller
+// over channels. For a proxy whose whole job is one request and one response
+// per exchange, those hand-offs cost a goroutine wake-up each way and a good
+// part of the CPU on a small machine (BENCHMARKS.md has the profile). This
+// Transport does the whole exchange on the caller's goroutine: it writes the
+// request, reads the response head with net/http's own parser
+// (http.ReadResponse), and returns a body that reads straight from the
+// connection.
+//
+// Cancellation needs no watcher goroutine either: a context.AfterFunc moves
+// the connection's deadline into the past, which unblocks a read or write at
+// once; the connection is then closed, never reused.
+//
+// It speaks HTTP/1.1 only, over TCP or TLS (ALPN "http/1.1"): every LLM
+// provider serves it, and a stream is one request, so HTTP/2's multiplexing
+// buys a sidecar nothing. Requests that must go through an HTTP proxy go to
+// Fallback.
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Transport is an http.RoundTripper for HTTP/1.1 upstreams. The zero value
+// is not ready; set the fields before the first request and do not change
+// them after.
+type Transport struct {
+	// DialContext opens TCP connections. Default: a net.Dialer with a 5 s
+	// timeout and 30 s TCP keep-alive.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLSClientConfig configures https connections; ServerName defaults to
+	// the URL's host and NextProtos is always http/1.1.
+	TLSClientConfig *tls.Config
+	// TLSHandshakeTimeout bounds the TLS handshake. Default 5 s.
+	TLSHandshakeTimeout time.Duration
+	// MaxIdleConnsPerHost caps the idle keep-alive connections kept per
+	// scheme and host. Default 256.
+	MaxIdleConnsPerHost int
+	// IdleConnTimeout is how long an idle connection is kept. Default 90 s.
+	IdleConnTimeout time.Duration
+	// Proxy chooses an HTTP proxy for a request, as http.Transport.Proxy
+	// does. A request it names a proxy for is sent by Fallback, which must
+	// be set when Proxy is.
+	Proxy    func(*http.Request) (*url.URL, error)
+	Fallback http.RoundTripper
+
+	mu   sync.Mutex
+	idle map[connKey][]*conn // per host, oldest first
+}
+
+type connKey struct {
+	tls  bool
+	addr string // host:port
+}
+
+// conn is one keep-alive connection. It belongs to the pool while idle and
+// to exactly one exchange otherwise.
+type conn struct {
+	t      *Transport
+	key    connKey
+	nc     net.Conn
+	raw    syscall.RawConn // the TCP socket under nc, for the liveness peek
+	br     *bufio.Reader
+	idleAt time.Time
+	reused bool
+}
+
+// aLongTimeAgo is a deadline in the past: setting it fails pending and
+// future I/O on a connection at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
+
+// RoundTrip sends req and returns the response head; the body reads from the
+// connection, which returns to the pool when the body has been read to its
+// end (and is closed if the body is closed earlier).
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil {
+		closeBody(req)
+		return nil, errors.New("h1: nil request URL")
+	}
+	var key connKey
+	switch req.URL.Scheme {
+	case "http":
+	case "https":
+		key.tls = true
+	default:
+		closeBody(req)
+		return nil, fmt.Errorf("h1: unsupported protocol scheme %q", req.URL.Scheme)
+	}
+	if req.URL.Host == "" {
+		closeBody(req)
+		return nil, errors.New("h1: no host in request URL")
+	}
+	if t.Proxy != nil {
+		p, err := t.Proxy(req)
+		if err != nil {
+			closeBody(req)
+			return nil, fmt.Errorf("h1: proxy: %w", err)
+		}
+		if p != nil {
+			return t.Fallback.RoundTrip(req)
+		}
+	}
+	key.addr = hostPort(req.URL, key.tls)
+	if err := checkHeaders(req.Header); err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	ctx := req.Context()
+	for retried := false; ; retried = true {
+		if err := ctx.Err(); err != nil {
+			closeBody(req)
+			return nil, context.Cause(ctx)
+		}
+		c, err := t.getConn(ctx, key, req.URL.Hostname())
+		if err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		resp, err := c.roundTrip(ctx, req)
+		if err == nil {
+			return resp, nil
+		}
+		c.nc.Close()
+		// A reused connection the server closed while it sat idle fails
+		// before any of the answer arrives; the request is sent again once
+		// on a new connection, as net/http does, when the body can be had
+		// again.
+		if !retried && c.reused && errors.Is(err, errNothingRead) && ctx.Err() == nil && rewind(req) {
+			continue
+		}
+		closeBody(req)
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		return nil, err
+	}
+}
+
+// errNothingRead marks a failure before the first byte of the answer.
+var errNothingRead = errors.New("connection closed before the response")
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// rewind gets a fresh copy of the request body for a resend.
+func rewind(req *http.Request) bool {
+	if req.Body == nil || req.Body == http.NoBody {
+		return true
+	}
+	if req.GetBody == nil {
+		return false
+	}
+	b, err := req.GetBody()
+	if err != nil {
+		return false
+	}
+	req.Body = b
+	return true
+}
+
+func hostPort(u *url.URL, tls bool) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if tls {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
+// checkHeaders refuses header names and values that would let a caller
+// inject a header line or split the request.
+func checkHeaders(h http.Header) error {
+	for k, vs := range h {
+		if k == "" {
+			return errors.New("h1: empty header name")
+		}
+		for i := 0; i < len(k); i++ {
+			if c := k[i]; c <= ' ' || c >= 0x7f || c == ':' {
+				return fmt.Errorf("h1: invalid header name %q", k)
+			}
+		}
+		for _, v := range vs {
+			for i := 0; i < len(v); i++ {
+				if c := v[i]; c == '\r' || c == '\n' || c == 0 {
+					return fmt.Errorf("h1: invalid value for header %q", k)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// getConn returns an idle connection that is still open, or dials one.
+func (t *Transport) getConn(ctx context.Context, key connKey, host string) (*conn, error) {
+	for {
+		c := t.popIdle(key)
+		if c == nil {
+			break
+		}
+		if c.br.Buffered() == 0 && c.alive() {
+			c.reused = true
+			return c, nil
+		}
+		c.nc.Close()
+	}
+	return t.dial(ctx, key, host)
+}
+
+func (t *Transport) popIdle(key connKey) *conn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	list := t.idle[key]
+	if len(list) == 0 {
+		return nil
+	}
+	c := list[len(list)-1]
+	list[len(list)-1] = nil
+	t.idle[key] = list[:len(list)-1]
+	return c
+}
+
+// putIdle keeps c for the next request to its host, most recent last, and
+// closes connections idle for longer than IdleConnTimeout.
+func (t *Transport) putIdle(c *conn) {
+	now := time.Now()
+	c.idleAt = now
+	maxIdle := t.MaxIdleConnsPerHost
+	if maxIdle <= 0 {
+		maxIdle = 256
+	}
+	idleFor := t.IdleConnTimeout
+	if idleFor <= 0 {
+		idleFor = 90 * time.Second
+	}
+	var stale []*conn
+	t.mu.Lock()
+	if t.idle == nil {
+		t.idle = make(map[connKey][]*conn)
+	}
+	list := t.idle[c.key]
+	n := 0
+	for n < len(list) && now.Sub(list[n].idleAt) > idleFor {
+		n++
+	}
+	if n > 0 {
+		stale = append(stale, list[:n]...)
+		list = append(list[:0], list[n:]...)
+	}
+	if len(list) >= maxIdle {
+		stale = append(stale, c)
+	} else {
+		list = append(list, c)
+	}
+	t.idle[c.key] = list
+	t.mu.Unlock()
+	for _, s := range stale {
+		s.nc.Close()
+	}
+}
+
+// CloseIdleConnections closes every idle connection, the Fallback's too.
+// Connections in use are left to finish their exchange.
+func (t *Transport) CloseIdleConnections() {
+	if f, ok := t.Fallback.(interface{ CloseIdleConnections() }); ok {
+		f.CloseIdleConnections()
+	}
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	t.mu.Unlock()
+	for _, list := range idle {
+		for _, c := range list {
+			c.nc.Close()
+		}
+	}
+}
+
+func (t *Transport) dial(ctx context.Context, key connKey, host string) (*conn, error) {
+	dial := t.DialContext
+	if dial == nil {
+		dial = defaultDialer.DialContext
+	}
+	nc, err := dial(ctx, "tcp", key.addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{t: t, key: key, nc: nc}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	if key.tls {
+		cfg := &tls.Config{}
+		if t.TLSClientConfig != nil {
+			cfg = t.TLSClientConfig.Clone()
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = host
+		}
+		cfg.NextProtos = []string{"http/1.1"}
+		tc := tls.Client(nc, cfg)
+		hsTimeout := t.TLSHandshakeTimeout
+		if hsTimeout <= 0 {
+			hsTimeout = 5 * time.Second
+		}
+		hctx, cancel := context.WithTimeout(ctx, hsTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("h1: TLS handshake with %s: %w", key.addr, err)
+		}
+		c.nc = tc
+	}
+	c.br = bufio.NewReaderSize(c.nc, 8<<10)
+	return c, nil
+}
+
+var defaultDialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+
+// roundTrip writes req on c and reads the response head. On an error the
+// caller closes c.
+func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
+	if err := c.writeRequest(req); err != nil {
+		stop()
+		return nil, fmt.Errorf("h1: write request: %w: %w", errNothingRead, err)
+	}
+	// The first byte is awaited on its own: a connection that ends before it
+	// never started an answer, and only then may the request be resent.
+	if _, err := c.br.Peek(1); err != nil {
+		stop()
+		if err == io.EOF || errors.Is(err, syscall.ECONNRESET) {
+			err = fmt.Errorf("%w: %w", errNothingRead, err)
+		}
+		return nil, fmt.Errorf("h1: read response: %w", err)
+	}
+	for {
+		resp, err := http.ReadResponse(c.br, req)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("h1: read response: %w", err)
+		}
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			continue // an interim answer (100 Continue, 103 Early Hints)
+		}
+		b := &body{c: c, rc: resp.Body, ctx: ctx, stop: stop, keep: !resp.Close}
+		if resp.Body == http.NoBody {
+			b.eof.Store(true)
+			b.finish(true)
+		}
+		resp.Body = b
+		return resp, nil
+	}
+}
+
+// writeRequest writes the request line, the headers and the body, then
+// flushes: one write for a request that fits the buffer.
+func (c *conn) writeRequest(req *http.Request) error {
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(c.nc)
+	defer func() {
+		bw.Reset(nil)
+		writers.Put(bw)
+	}()
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	bw.WriteString(method)
+	bw.WriteByte(' ')
+	if req.URL.Opaque != "" {
+		bw.WriteString(req.URL.Opaque)
+	} else {
+		path := req.URL.EscapedPath()
+		if path == "" {
+			path = "/"
+		}
+		bw.WriteString(path)
+		if req.URL.RawQuery != "" || req.URL.ForceQuery {
+			bw.WriteByte('?')
+			bw.WriteString(req.URL.RawQuery)
+		}
+	}
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	if req.Host != "" {
+		bw.WriteString(req.Host)
+	} else {
+		bw.WriteString(req.URL.Host)
+	}
+	bw.WriteString("\r\n")
+	for k, vs := range req.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Connection", "Trailer":
+			continue
+		}
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	length := req.ContentLength
+	if hasBody && length < 0 {
+		// Unknown length: read it, so the upstream gets a Content-Length.
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			return fmt.Errorf("read request body: %w", err)
+		}
+		req.Body.Close()
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		length = int64(len(b))
+	}
+	if !hasBody {
+		length = 0
+	}
+	if length > 0 || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
+		bw.WriteString("Content-Length: ")
+		var num [20]byte
+		bw.Write(strconv.AppendInt(num[:0], length, 10))
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("\r\n")
+	if hasBody && length > 0 {
+		n, err := io.CopyN(bw, req.Body, length)
+		if err != nil {
+			return fmt.Errorf("request body: %d of %d bytes: %w", n, length, err)
+		}
+	}
+	return bw.Flush()
+}
+
+// body is a response body that returns its connection to the pool at EOF.
+// Close may race with Read (a caller aborting a stream): whichever ends the
+// body first decides, and a connection is never pooled unless its body was
+// read to the end.
+type body struct {
+	c    *conn
+	rc   io.ReadCloser
+	ctx  context.Context
+	stop func() bool
+	keep bool
+	done atomic.Bool
+	eof  atomic.Bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.done.Load() {
+		if b.eof.Load() {
+			return 0, io.EOF
+		}
+		return 0, errBodyClosed
+	}
+	n, err := b.rc.Read(p)
+	switch {
+	case err == io.EOF:
+		b.eof.Store(true)
+		b.finish(true)
+	case err != nil:
+		b.finish(false)
+		if b.ctx.Err() != nil {
+			err = context.Cause(b.ctx)
+		}
+	}
+	return n, err
+}
+
+var errBodyClosed = errors.New("h1: read on closed response body")
+
+// Close ends the body; unless it was read to its end the connection is
+// closed, since what is left of the answer cannot be skipped cheaply.
+func (b *body) Close() error {
+	b.finish(false)
+	return nil
+}
+
+func (b *body) finish(eof bool) {
+	if !b.done.CompareAndSwap(false, true) {
+		return
+	}
+	// stop reports false when the cancellation already poisoned the
+	// connection's deadline.
+	if eof && b.stop() && b.keep {
+		b.c.t.putIdle(b.c)
+		return
+	}
+	b.stop()
+	b.c.nc.Close()
+}

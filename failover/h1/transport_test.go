@@ -1,0 +1,466 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingServer is an httptest server that counts the TCP connections it
+// accepted.
+func countingServer(t *testing.T, h http.Handler) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &conns
+}
+
+func post(t *testing.T, tr http.RoundTripper, ctx context.Context, u, body string) (*http.Response, error) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Test", "a")
+	req.Header.Add("X-Test", "b")
+	return tr.RoundTrip(req)
+}
+
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return string(b)
+}
+
+func TestExchangeIsExactAndReusesOneConnection(t *testing.T) {
+	body := `{"model":"m","messages":[{"role":"user","content":"héllo \u00e9"}],"x":[1,2,3]}`
+	type seen struct {
+		method, uri, proto, host, ct, body string
+		xtest                              []string
+		length                             int64
+		te                                 []string
+	}
+	got := make(chan seen, 100)
+	srv, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.Method, r.RequestURI, r.Proto, r.Host, r.Header.Get("Content-Type"), string(b), r.Header.Values("X-Test"), r.ContentLength, r.TransferEncoding}
+		w.Header().Set("X-Upstream", "1")
+		switch r.URL.Query().Get("kind") {
+		case "chunked":
+			fmt.Fprint(w, "part one,")
+			w.(http.Flusher).Flush()
+			fmt.Fprint(w, "part two")
+		case "empty":
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			w.Header().Set("Content-Length", "7")
+			fmt.Fprint(w, "answer!")
+		}
+	}))
+	tr := &Transport{}
+	cases := []struct{ kind, want string }{
+		{"length", "answer!"}, {"chunked", "part one,part two"}, {"empty", ""},
+		{"length", "answer!"}, {"chunked", "part one,part two"}, {"empty", ""},
+	}
+	for i, tc := range cases {
+		resp, err := post(t, tr, context.Background(), srv.URL+"/v1/chat/completions?kind="+tc.kind, body)
+		if err != nil {
+			t.Fatalf("%d %s: %v", i, tc.kind, err)
+		}
+		if b := readAll(t, resp); b != tc.want || resp.Header.Get("X-Upstream") != "1" {
+			t.Fatalf("%d %s: body %q header %q", i, tc.kind, b, resp.Header.Get("X-Upstream"))
+		}
+		s := <-got
+		want := seen{"POST", "/v1/chat/completions?kind=" + tc.kind, "HTTP/1.1", srv.Listener.Addr().String(), "application/json", body, []string{"a", "b"}, int64(len(body)), nil}
+		if fmt.Sprint(s) != fmt.Sprint(want) {
+			t.Fatalf("%d: upstream saw %+v; want %+v", i, s, want)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for %d sequential exchanges; want 1", n, len(cases))
+	}
+}
+
+// TestStreamArrivesAsSent: the body hands over each chunk as it arrives; the
+// server sends the second only after the client has read the first.
+func TestStreamArrivesAsSent(t *testing.T) {
+	read := make(chan struct{})
+	srv, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-read:
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprint(w, "data: two\n\n")
+	}))
+	resp, err := post(t, &Transport{}, context.Background(), srv.URL, "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	line, err := br.ReadString('\n')
+	if err != nil || line != "data: one\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	close(read)
+	rest, err := io.ReadAll(br)
+	if err != nil || string(rest) != "\ndata: two\n\n" {
+		t.Fatalf("rest %q, %v", rest, err)
+	}
+	resp.Body.Close()
+}
+
+// TestCancellation: cancelling the request's context while waiting for the
+// head, or while reading the body, returns the context's cause and the
+// upstream sees its connection close.
+func TestCancellation(t *testing.T) {
+	cause := errors.New("client went away")
+	for _, during := range []string{"head", "body"} {
+		t.Run(during, func(t *testing.T) {
+			entered := make(chan struct{})
+			gone := make(chan struct{})
+			srv, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.ReadAll(r.Body) // net/http watches for a disconnect once the body is read
+				if during == "body" {
+					fmt.Fprint(w, "data: one\n\n")
+					w.(http.Flusher).Flush()
+				}
+				close(entered)
+				<-r.Context().Done()
+				close(gone)
+			}))
+			ctx, cancel := context.WithCancelCause(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				resp, err := post(t, &Transport{}, ctx, srv.URL, "{}")
+				if err == nil {
+					_, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+				}
+				done <- err
+			}()
+			<-entered
+			cancel(cause)
+			select {
+			case err := <-done:
+				if !errors.Is(err, cause) {
+					t.Fatalf("error %v; want the cancel cause", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the exchange did not end after cancellation")
+			}
+			select {
+			case <-gone:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the upstream did not see the disconnect")
+			}
+		})
+	}
+}
+
+// rawServer answers each connection with fn, over a plain TCP listener, so a
+// test can close connections where net/http would not.
+func rawServer(t *testing.T, fn func(n int, c net.Conn)) (string, *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int32
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var open []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			open = append(open, c)
+			mu.Unlock()
+			n := int(conns.Add(1))
+			wg.Add(1)
+			go func() { defer wg.Done(); defer c.Close(); fn(n, c) }()
+		}
+	}()
+	return "http://" + ln.Addr().String(), &conns
+}
+
+// readRequest reads one request and its body from br.
+func readRequest(br *bufio.Reader) (*http.Request, error) {
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return nil, err
+	}
+	_, err = io.Copy(io.Discard, req.Body)
+	return req, err
+}
+
+const okAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+func TestIdleConnectionClosedByServer(t *testing.T) {
+	t.Run("closed after reading the request: sent again once", func(t *testing.T) {
+		var bodies []string
+		var mu sync.Mutex
+		u, conns := rawServer(t, func(n int, c net.Conn) {
+			br := bufio.NewReader(c)
+			for i := 0; ; i++ {
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				b, _ := io.ReadAll(req.Body)
+				mu.Lock()
+				bodies = append(bodies, string(b))
+				mu.Unlock()
+				if n == 1 && i == 1 {
+					return // drop the second request unanswered
+				}
+				io.WriteString(c, okAnswer)
+			}
+		})
+		tr := &Transport{}
+		for i, body := range []string{`{"n":1}`, `{"n":2}`} {
+			resp, err := post(t, tr, context.Background(), u, body)
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			if b := readAll(t, resp); b != "ok" {
+				t.Fatalf("request %d: %q", i, b)
+			}
+		}
+		if n := conns.Load(); n != 2 {
+			t.Fatalf("%d connections; want 2", n)
+		}
+		if got := strings.Join(bodies, " "); got != `{"n":1} {"n":2} {"n":2}` {
+			t.Fatalf("upstream saw %s; want the second body twice, whole", got)
+		}
+	})
+	t.Run("a new connection that fails is not sent again", func(t *testing.T) {
+		u, conns := rawServer(t, func(n int, c net.Conn) {
+			readRequest(bufio.NewReader(c))
+		})
+		_, err := post(t, &Transport{}, context.Background(), u, "{}")
+		if err == nil {
+			t.Fatal("no error for a connection closed without an answer")
+		}
+		if n := conns.Load(); n != 1 {
+			t.Fatalf("%d connections; want 1", n)
+		}
+	})
+}
+
+func TestEarlyCloseDropsTheConnection(t *testing.T) {
+	srv, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		fmt.Fprint(w, "0123456789")
+	}))
+	tr := &Transport{}
+	resp, err := post(t, tr, context.Background(), srv.URL, "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [3]byte
+	io.ReadFull(resp.Body, b[:])
+	resp.Body.Close()
+	if _, err := resp.Body.Read(b[:]); err == nil {
+		t.Fatal("read after close succeeded")
+	}
+	resp, err = post(t, tr, context.Background(), srv.URL, "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, resp); got != "0123456789" {
+		t.Fatalf("second body %q", got)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections; want 2 (a half-read connection is not reused)", n)
+	}
+}
+
+func TestInterimAnswersAreSkipped(t *testing.T) {
+	u, _ := rawServer(t, func(n int, c net.Conn) {
+		if _, err := readRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"+okAnswer)
+	})
+	resp, err := post(t, &Transport{}, context.Background(), u, "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := readAll(t, resp); resp.StatusCode != 200 || b != "ok" {
+		t.Fatalf("status %d body %q", resp.StatusCode, b)
+	}
+}
+
+func TestRefusesBadRequests(t *testing.T) {
+	tr := &Transport{}
+	for _, tc := range []struct {
+		name string
+		mod  func(*http.Request)
+	}{
+		{"header value with CRLF", func(r *http.Request) { r.Header["X-A"] = []string{"v\r\nX-Injected: 1"} }},
+		{"header name with colon", func(r *http.Request) { r.Header["X:A"] = []string{"v"} }},
+		{"scheme", func(r *http.Request) { r.URL.Scheme = "ftp" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:1/x", strings.NewReader("{}"))
+			tc.mod(req)
+			if _, err := tr.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "h1:") {
+				t.Fatalf("error %v; want a refusal", err)
+			}
+		})
+	}
+}
+
+func TestTLSSpeaksHTTP11(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %v", r.Proto, r.TLS != nil)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	pool := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	tr := &Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	for i := 0; i < 2; i++ {
+		resp, err := post(t, tr, context.Background(), srv.URL, "{}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := readAll(t, resp); b != "HTTP/1.1 true" {
+			t.Fatalf("server saw %q", b)
+		}
+	}
+	// An untrusted certificate is refused.
+	if _, err := post(t, &Transport{}, context.Background(), srv.URL, "{}"); err == nil {
+		t.Fatal("an unknown certificate was accepted")
+	}
+}
+
+func TestProxiedRequestsGoToFallback(t *testing.T) {
+	var viaFallback atomic.Int32
+	fb := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		viaFallback.Add(1)
+		return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader("fb")), Request: r}, nil
+	})
+	srv, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "direct") }))
+	tr := &Transport{
+		Proxy: func(r *http.Request) (*url.URL, error) {
+			if r.URL.Path == "/proxied" {
+				return url.Parse("http://proxy.invalid:3128")
+			}
+			return nil, nil
+		},
+		Fallback: fb,
+	}
+	for path, want := range map[string]string{"/proxied": "fb", "/direct": "direct"} {
+		resp, err := post(t, tr, context.Background(), srv.URL+path, "{}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := readAll(t, resp); b != want {
+			t.Fatalf("%s: %q; want %q", path, b, want)
+		}
+	}
+	if viaFallback.Load() != 1 {
+		t.Fatalf("fallback used %d times; want 1", viaFallback.Load())
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestConcurrentExchanges runs many exchanges at once on a small pool (run
+// with -race): every answer belongs to its request, and the pool never holds
+// more than its cap.
+func TestConcurrentExchanges(t *testing.T) {
+	srv, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.URL.Query().Get("stream") == "1" {
+			w.Write(b)
+			w.(http.Flusher).Flush()
+		}
+		w.Write(bytes.ToUpper(b))
+	}))
+	tr := &Transport{MaxIdleConnsPerHost: 4}
+	var wg sync.WaitGroup
+	errs := make(chan error, 32*20)
+	for g := 0; g < 32; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				body := fmt.Sprintf("req-%d-%d", g, i)
+				stream := i % 2
+				resp, err := post(t, tr, context.Background(), fmt.Sprintf("%s/?stream=%d", srv.URL, stream), body)
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				want := strings.ToUpper(body)
+				if stream == 1 {
+					want = body + want
+				}
+				if err != nil || string(b) != want {
+					errs <- fmt.Errorf("%s: got %q, %v", body, b, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, l := range tr.idle {
+		if len(l) > 4 {
+			t.Fatalf("%d idle connections; cap 4", len(l))
+		}
+	}
+}
