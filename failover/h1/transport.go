@@ -130,7 +130,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(req)
 			return nil, context.Cause(ctx)
 		}
-		c, err := t.getConn(ctx, key, req.URL.Hostname())
+		c, err := t.getConn(ctx, key, req.URL.Hostname(), !retried && canRewind(req))
 		if err != nil {
 			closeBody(req)
 			return nil, err
@@ -162,6 +162,11 @@ func closeBody(req *http.Request) {
 	if req.Body != nil {
 		req.Body.Close()
 	}
+}
+
+// canRewind reports whether rewind can get the body again.
+func canRewind(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 }
 
 // rewind gets a fresh copy of the request body for a resend.
@@ -213,14 +218,23 @@ func checkHeaders(h http.Header) error {
 	return nil
 }
 
+// peekAfter is how long a connection sits idle before its checkout peeks
+// at the socket. A server rarely closes a keep-alive connection within a
+// second of answering on it without saying so (Connection: close), and a
+// request that can be sent again survives it anyway; the peek is a system
+// call, a few per cent of a request's CPU.
+const peekAfter = time.Second
+
 // getConn returns an idle connection that is still open, or dials one.
-func (t *Transport) getConn(ctx context.Context, key connKey, host string) (*conn, error) {
+// resendable: the request can be sent again should the connection turn out
+// dead, so a recently used one is taken without the peek.
+func (t *Transport) getConn(ctx context.Context, key connKey, host string, resendable bool) (*conn, error) {
 	for {
 		c := t.popIdle(key)
 		if c == nil {
 			break
 		}
-		if c.br.Buffered() == 0 && c.alive() {
+		if c.br.Buffered() == 0 && ((resendable && time.Since(c.idleAt) < peekAfter) || c.alive()) {
 			c.reused = true
 			return c, nil
 		}
