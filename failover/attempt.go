@@ -102,16 +102,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		a.release()
 		return nil, &failure{cause: CauseClientError, status: http.StatusBadRequest, errMsg: "invalid upstream request", err: err}
 	}
-	hreq.Header = p.header.Clone()
-	if req.ContentType != "" {
-		hreq.Header.Set("Content-Type", req.ContentType)
-	}
-	if req.Accept != "" {
-		hreq.Header.Set("Accept", req.Accept)
-	}
-	if hreq.Header.Get("User-Agent") == "" {
-		hreq.Header.Set("User-Agent", "paygate")
-	}
+	hreq.Header = p.requestHeader(req.ContentType, req.Accept)
 
 	resp, err := p.rt.RoundTrip(hreq)
 	if err != nil {
