@@ -107,7 +107,7 @@ func New(o Options) (*Server, error) {
 		reg:        reg,
 		store:      o.Store,
 		notify:     o.Notify,
-		privacy:    interceptors.Privacy{Mode: o.Config.Privacy.ForwardUser, Key: o.HashKey},
+		privacy:    interceptors.NewPrivacy(o.Config.Privacy.ForwardUser, o.HashKey),
 		tools:      o.Tools,
 		ledger:     o.Ledger,
 		state:      o.State,
