@@ -63,7 +63,13 @@ func benchHandler(b *testing.B, body []byte, capture bool) http.Handler {
 		w.Write(body)
 	}))
 	b.Cleanup(up.Close)
-	cfg := testConfig(b, up.URL, nil)
+	return benchHandlerFor(b, up.URL, capture)
+}
+
+// benchHandlerFor is benchHandler for an upstream of the caller's.
+func benchHandlerFor(b *testing.B, upstream string, capture bool) http.Handler {
+	b.Helper()
+	cfg := testConfig(b, upstream, nil)
 	log := logging.New(io.Discard, slog.LevelInfo, nil)
 	reg := prometheus.NewRegistry()
 	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
@@ -182,4 +188,33 @@ func benchTTFC(b *testing.B, capture bool) {
 		<-done
 	}
 	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns-to-first-chunk")
+}
+
+// BenchmarkNonStreamTurn is one non-stream request of a known user through
+// the handler over a real upstream connection: the request the load
+// benchmark (cmd/paygate-bench) sends, so its allocations and CPU can be
+// profiled in process.
+func BenchmarkNonStreamTurn(b *testing.B) {
+	answer := []byte(`{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"m","system_fingerprint":"fp_bench",` +
+		`"choices":[{"index":0,"message":{"role":"assistant","content":"We offer a basic plan at 9.90 CNY a month and a premium plan at 49.99 CNY a month, with priority support and more.","refusal":null},"logprobs":null,"finish_reason":"stop"}],` +
+		`"usage":{"prompt_tokens":42,"completion_tokens":27,"total_tokens":69}}`)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(answer)
+	}))
+	b.Cleanup(up.Close)
+	h := benchHandlerFor(b, up.URL, true)
+	reqBody := `{"model":"gpt-test","messages":[` +
+		`{"role":"system","content":"You are the shop assistant of a WeChat mini-program. Answer briefly."},` +
+		`{"role":"user","content":"What plans do you offer, and how much is the premium one?"}],` +
+		`"temperature":0.7,"max_tokens":256,"user":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}`
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(reqBody))
+		req.Header.Set("Authorization", "Bearer "+testClientKey)
+		clear(w.h)
+		h.ServeHTTP(w, req)
+	}
 }

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"net/http"
+	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -72,16 +74,55 @@ type roundAnswer struct {
 	client    []interceptors.ToolCall
 }
 
-// parseAnswer reads a chat.completion without decoding it whole.
+// parseAnswer reads a chat.completion without decoding it whole, in one pass
+// over its top-level members. The strings kept are copies: the answer's
+// body may be patched later.
 func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
-	res := gjson.GetManyBytes(body, "id", "model", "choices.0.message.content", "usage", "choices.0.message.tool_calls")
-	a := &roundAnswer{body: body, id: res[0].Str, model: res[1].Str, content: res[2].Str, usage: res[3]}
+	a := &roundAnswer{body: body}
+	var message gjson.Result
+	var seen [4]bool
+	gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "id":
+			if !seen[0] {
+				seen[0], a.id = true, strings.Clone(v.Str)
+			}
+		case "model":
+			if !seen[1] {
+				seen[1], a.model = true, strings.Clone(v.Str)
+			}
+		case "usage":
+			if !seen[2] {
+				seen[2], a.usage = true, gjson.Parse(strings.Clone(v.Raw))
+			}
+		case "choices":
+			if !seen[3] {
+				seen[3], message = true, v.Get("0.message")
+			}
+		}
+		return true
+	})
+	var calls gjson.Result
+	var seenMsg [2]bool
+	message.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "content":
+			if !seenMsg[0] {
+				seenMsg[0], a.content = true, strings.Clone(v.Str)
+			}
+		case "tool_calls":
+			if !seenMsg[1] {
+				seenMsg[1], calls = true, v
+			}
+		}
+		return true
+	})
 	i := 0
-	res[4].ForEach(func(_, call gjson.Result) bool {
+	calls.ForEach(func(_, call gjson.Result) bool {
 		tc := interceptors.ToolCall{
-			ID:        call.Get("id").Str,
-			Name:      call.Get("function.name").Str,
-			Arguments: call.Get("function.arguments").Str,
+			ID:        strings.Clone(call.Get("id").Str),
+			Name:      strings.Clone(call.Get("function.name").Str),
+			Arguments: strings.Clone(call.Get("function.arguments").Str),
 			Extra:     extraMembers(call),
 		}
 		if isPayment(tc.Name) {

@@ -1,0 +1,38 @@
+package proxy
+
+import (
+	"testing"
+)
+
+func TestParseAnswer(t *testing.T) {
+	body := []byte(`{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-x","id":"later-id",` +
+		`"choices":[{"index":0,"message":{"role":"assistant","content":"Sure \u00e9","tool_calls":[` +
+		`{"id":"call_c","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"杭州\"}"}},` +
+		`{"id":"call_p","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"a\"}"},"thought_signature":"sig"}]},` +
+		`"finish_reason":"tool_calls"},{"index":1,"message":{"content":"second choice"}}],` +
+		`"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`)
+	a := parseAnswer(body, func(n string) bool { return n == "create_order" })
+	// Nothing kept may alias the body.
+	for i := range body {
+		body[i] = '#'
+	}
+	if a.id != "chatcmpl-1" || a.model != "gpt-x" || a.content != "Sure é" {
+		t.Fatalf("id, model, content = %q, %q, %q", a.id, a.model, a.content)
+	}
+	if a.usage.Get("total_tokens").Int() != 7 {
+		t.Fatalf("usage = %s", a.usage.Raw)
+	}
+	if len(a.client) != 1 || a.client[0].ID != "call_c" || a.client[0].Name != "get_weather" ||
+		a.client[0].Arguments != `{"city":"杭州"}` || a.client[0].Index != 0 {
+		t.Fatalf("client calls = %+v", a.client)
+	}
+	if len(a.payment) != 1 || a.payment[0].ID != "call_p" || a.payment[0].Arguments != `{"sku":"a"}` ||
+		a.payment[0].Index != 1 || string(a.payment[0].Extra) != `{"thought_signature":"sig"}` {
+		t.Fatalf("payment calls = %+v", a.payment)
+	}
+
+	empty := parseAnswer([]byte(`{"choices":[]}`), func(string) bool { return false })
+	if empty.id != "" || empty.content != "" || empty.usage.Exists() || len(empty.client)+len(empty.payment) != 0 {
+		t.Fatalf("empty answer parsed as %+v", empty)
+	}
+}
