@@ -106,6 +106,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	applyGCDefaults(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, cfg, stderr, nil); err != nil && !errors.Is(err, context.Canceled) {
