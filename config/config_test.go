@@ -130,6 +130,7 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"unterminated variable", "admin:\n  token: ${TOKEN\n", []string{`c.yaml:2: admin.token: unterminated ${`}},
 		{"syntax error", "server:\n  listen: [\n", []string{`c.yaml:`}},
 		{"duplicate tool names", "payments:\n  tools:\n    create_order: pay\n    query_order: pay\n", []string{`c.yaml:4: payments.tools.query_order: same name as create_order`}},
+		{"recovery attempts below -1", "failover:\n  recovery:\n    max_attempts: -2\n", []string{`c.yaml:3: failover.recovery.max_attempts: at least 1, or -1 for off`}},
 		{"several errors at once", "serverr: 1\nfailover:\n  max_attempts: 0\n  bogus: 1\n", []string{`c.yaml:1: serverr`, `c.yaml:4: failover.bogus`}},
 	}
 	for _, tc := range tests {

@@ -121,6 +121,8 @@ func (c *Config) SetDefaults() {
 	setDuration(&f.MaxRoundTime, 60*time.Second)
 	setInt(&f.Breaker.Failures, 5)
 	setDuration(&f.Breaker.Cooldown, 30*time.Second)
+	setInt(&f.Recovery.MaxAttempts, 2)
+	setDuration(&f.Recovery.Window, 30*time.Second)
 
 	p := &c.Payments
 	setString(&p.Backend, "simulator")

@@ -191,6 +191,19 @@ type Failover struct {
 	// MaxRoundTime bounds the time spent on one round's attempts. Default 60s.
 	MaxRoundTime Duration `yaml:"max_round_time"`
 	Breaker      Breaker  `yaml:"breaker"`
+	Recovery     Recovery `yaml:"recovery"`
+}
+
+// Recovery bounds the recovery of streams that break after the first byte
+// (the round is re-issued to another provider and only the rest of the answer
+// is streamed), so a flapping provider cannot stretch a turn without bound.
+type Recovery struct {
+	// MaxAttempts is how many broken streams one turn may recover; -1 turns
+	// recovery off (a broken stream ends with an error event). Default 2.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Window is how long after a turn's first break a recovery may still
+	// start. Default 30s.
+	Window Duration `yaml:"window"`
 }
 
 // Breaker configures the per-provider circuit breaker.

@@ -156,6 +156,9 @@ func (l *loader) validateFailover(c *Config) {
 	if c.Failover.Breaker.Failures < 1 {
 		l.at("failover.breaker.failures", "at least 1")
 	}
+	if c.Failover.Recovery.MaxAttempts < -1 {
+		l.at("failover.recovery.max_attempts", "at least 1, or -1 for off")
+	}
 }
 
 func (l *loader) validatePayments(c *Config) {

@@ -167,15 +167,18 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		resume                  *interceptors.Resume
 		first                   *failover.StreamError
 		excluded                []string
-		rec                     recoveries
 		id, sentText, sentReasn string
 		calls                   []sentCall // the client's tool calls, as received
 	)
+	rec := s.newRecoveries()
 	for {
 		u, err := s.relayPlain(sw, resp, resume, sent, withholdUsage)
 		resp.Close()
 		account(resp, u)
 		if err == nil {
+			if first != nil {
+				s.countRecovery(first, recoveryRecovered)
+			}
 			_ = sw.Done()
 			return
 		}
@@ -183,6 +186,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 			return
 		}
 		if errors.Is(err, interceptors.ErrDiverged) {
+			s.countRecovery(first, recoveryDiverged)
 			s.endStreamWithError(sw, r, unrecovered(first, "the new answer diverges from what was already sent"))
 			return
 		}
@@ -204,10 +208,12 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 			}
 		}
 		if got.unmatchable {
+			s.countRecovery(first, recoveryPartialCall)
 			s.endStreamWithError(sw, r, unrecovered(first, "the client already received part of a tool call"))
 			return
 		}
-		if why := rec.take(time.Now()); why != "" {
+		if why, outcome := rec.take(time.Now()); why != "" {
+			s.countRecovery(first, outcome)
 			s.endStreamWithError(sw, r, unrecovered(first, why))
 			return
 		}
@@ -220,6 +226,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		nr, err := s.up.Open(r.Context(), &next)
 		if err != nil {
 			s.log.Warn("stream recovery found no provider", "request_id", reqInfo(r).id, "cause", first.Cause, "err", err)
+			s.countRecovery(first, recoveryNoProvider)
 			s.endStreamWithError(sw, r, unrecovered(first, "no other provider could continue the answer"))
 			return
 		}

@@ -15,6 +15,7 @@ type metrics struct {
 	budgetExhausted  prometheus.Counter
 	stateUnavailable prometheus.Counter
 	toolCalls        *prometheus.CounterVec
+	recoveries       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -41,7 +42,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "paygate_tool_calls_total",
 		Help: "Payment tool calls the model made, by tool and outcome (executed, refused: over the turn's budget, clarify: arguments incomplete or invalid).",
 	}, []string{"tool", "outcome"})
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.budgetExhausted, m.stateUnavailable, m.toolCalls} {
+	m.recoveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "paygate_stream_recoveries_total",
+		Help: "Streams that broke after their first byte, by the cause of the first break and outcome (recovered, diverged, partial_tool_call, budget_spent, off, no_provider).",
+	}, []string{"cause", "outcome"})
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.budgetExhausted, m.stateUnavailable, m.toolCalls, m.recoveries} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering proxy metrics: %w", err)
 		}

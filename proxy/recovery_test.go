@@ -6,30 +6,49 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
 )
 
-// TestRecoveryBudget: a turn recovers at most maxRecoveries cut streams, and
-// none once recoveryWindow has passed since its first cut.
+// TestRecoveryBudget: a turn recovers at most failover.recovery.max_attempts
+// cut streams, none once failover.recovery.window has passed since its first
+// cut, and none at all with max_attempts -1.
 func TestRecoveryBudget(t *testing.T) {
 	t0 := time.Unix(1700000000, 0)
+	w := defaultRecoveryWindow
 	tests := []struct {
-		name string
-		at   []time.Duration // when each cut happens, after t0
-		want []bool          // whether each may be recovered
+		name        string
+		max         int
+		window      time.Duration
+		at          []time.Duration // when each cut happens, after t0
+		want        []bool          // whether each may be recovered
+		wantOutcome string          // of the first refusal
 	}{
-		{"two recoveries then none", []time.Duration{0, time.Second, 2 * time.Second}, []bool{true, true, false}},
-		{"none after the window", []time.Duration{0, recoveryWindow + time.Millisecond}, []bool{true, false}},
-		{"at the window's end still", []time.Duration{0, recoveryWindow}, []bool{true, true}},
+		{"two recoveries then none", 0, 0, []time.Duration{0, time.Second, 2 * time.Second}, []bool{true, true, false}, recoveryBudget},
+		{"none after the window", 0, 0, []time.Duration{0, w + time.Millisecond}, []bool{true, false}, recoveryBudget},
+		{"at the window's end still", 0, 0, []time.Duration{0, w}, []bool{true, true}, ""},
+		{"configured: one", 1, 0, []time.Duration{0, time.Second}, []bool{true, false}, recoveryBudget},
+		{"configured: four", 4, 0, []time.Duration{0, 1, 2, 3, 4}, []bool{true, true, true, true, false}, recoveryBudget},
+		{"configured window", 0, time.Second, []time.Duration{0, 2 * time.Second}, []bool{true, false}, recoveryBudget},
+		{"off", -1, 0, []time.Duration{0}, []bool{false}, recoveryOff},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var r recoveries
+			cfg := testConfig(t, "http://127.0.0.1:1", nil)
+			cfg.Failover.Recovery.MaxAttempts, cfg.Failover.Recovery.Window = tc.max, config.Duration(tc.window)
+			r := (&Server{cfg: cfg}).newRecoveries()
+			refused := ""
 			for i, d := range tc.at {
-				why := r.take(t0.Add(d))
+				why, outcome := r.take(t0.Add(d))
 				if got := why == ""; got != tc.want[i] {
 					t.Errorf("cut %d at %v: allowed %v (%q); want %v", i, d, got, why, tc.want[i])
 				}
+				if why != "" && refused == "" {
+					refused = outcome
+				}
+			}
+			if refused != tc.wantOutcome {
+				t.Errorf("outcome %q; want %q", refused, tc.wantOutcome)
 			}
 		})
 	}

@@ -145,7 +145,7 @@ func (t *turn) request() *failover.Request {
 // stream runs the rounds of a streaming turn.
 func (t *turn) stream() {
 	capture := interceptors.NewCapture(t.s.tools.IsPayment)
-	rec := &recoveries{}
+	rec := t.s.newRecoveries()
 	// Between rounds (payment calls executing, the next round's first token)
 	// the client hears nothing; server.sse_keepalive fills that gap.
 	endGap := func() {}
@@ -233,6 +233,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		if err == nil {
 			res := capture.EndRound()
 			if first != nil {
+				t.s.countRecovery(first, recoveryRecovered)
 				res.Content, res.Reasoning = sentText+res.Content, sentReasoning+res.Reasoning
 				res.Sent.Text, res.Sent.Reasoning = res.Content, res.Reasoning
 			}
@@ -244,6 +245,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		partial := capture.EndRound()
 		t.accountAttempt(resp, partial.Usage)
 		if errors.Is(err, interceptors.ErrDiverged) {
+			t.s.countRecovery(first, recoveryDiverged)
 			t.s.endStreamWithError(t.sw, t.r, unrecovered(first, "the new answer diverges from what was already sent"))
 			return partial, resp, false
 		}
@@ -266,7 +268,8 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		// The client's calls sent so far: this attempt's, which include
 		// those a recovery attempt repeated (ContinueCalls).
 		sentCalls := partial.Sent.Calls
-		if why := rec.take(time.Now()); why != "" {
+		if why, outcome := rec.take(time.Now()); why != "" {
+			t.s.countRecovery(first, outcome)
 			t.s.endStreamWithError(t.sw, t.r, unrecovered(first, why))
 			return partial, resp, false
 		}
@@ -280,6 +283,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		next, err := t.openRecovery(excluded, cont)
 		if err != nil {
 			t.s.log.Warn("stream recovery found no provider", "request_id", reqInfo(t.r).id, "cause", first.Cause, "err", err)
+			t.s.countRecovery(first, recoveryNoProvider)
 			t.s.endStreamWithError(t.sw, t.r, unrecovered(first, "no other provider could continue the answer"))
 			return partial, resp, false
 		}

@@ -500,16 +500,33 @@ func TestStreamRecoveryPlain(t *testing.T) {
 	}
 }
 
-// TestStreamRecoveryBudget: when every provider breaks the stream, a turn
-// recovers at most twice; the fourth provider is never asked and the client's
-// error names the first cut.
+// TestStreamRecoveryBudget: four providers that each cut after one chunk.
+// The turn recovers as many times as failover.recovery.max_attempts allows
+// (2 by default), each provider continuing the last one's text, then ends
+// with an error naming the first cut; with -1 the first cut is the end. The
+// providers past the budget are never asked, and
+// paygate_stream_recoveries_total counts the broken stream once.
 func TestStreamRecoveryBudget(t *testing.T) {
 	t.Parallel()
 	textRounds := func(string) (int, canonRound) { return 0, recTextRound }
 	tests := []struct {
-		name string
-		user bool
-	}{{"plain", false}, {"turn", true}}
+		name     string
+		user     bool
+		recovery string // failover.recovery, "" for the defaults
+		asked    int    // providers asked, in order
+		why      string // in the error event; "" when the answer is whole
+		outcome  string
+		healthy  int // index of the first provider that does not cut; 0: none
+	}{
+		{"plain, recovered", false, "", 2, "", "recovered", 1},
+		{"turn, recovered", true, "", 2, "", "recovered", 1},
+		{"plain", false, "", 3, "recovery budget", "budget_spent", 0},
+		{"turn", true, "", 3, "recovery budget", "budget_spent", 0},
+		{"plain, one recovery", false, "{max_attempts: 1}", 2, "recovery budget spent (1 attempts)", "budget_spent", 0},
+		{"turn, three recoveries", true, "{max_attempts: 3}", 4, "recovery budget spent (3 attempts)", "budget_spent", 0},
+		{"plain, off", false, "{max_attempts: -1}", 1, "stream recovery is off", "off", 0},
+		{"turn, off", true, "{max_attempts: -1}", 1, "stream recovery is off", "off", 0},
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -523,13 +540,20 @@ payments:
 providers:
 `
 			targets := ""
-			for _, name := range []string{"p0", "p1", "p2", "p3"} {
-				p := newRecoveryProvider(t, "chatcmpl-"+name, textRounds, &fault{kind: "cut", at: 1}, "prefill")
+			for i, name := range []string{"p0", "p1", "p2", "p3"} {
+				f := &fault{kind: "cut", at: 1}
+				if tc.healthy > 0 && i >= tc.healthy {
+					f = nil
+				}
+				p := newRecoveryProvider(t, "chatcmpl-"+name, textRounds, f, "prefill")
 				ps = append(ps, p)
 				src += `  - {name: ` + name + `, base_url: "` + p.URL + `/v1", api_key: k, continuation: prefill}` + "\n"
 				targets += `{provider: ` + name + `, model: m-` + name + `},`
 			}
 			src += "models:\n  - {name: gpt-4o, targets: [" + strings.TrimSuffix(targets, ",") + "]}\n"
+			if tc.recovery != "" {
+				src += "failover: {recovery: " + tc.recovery + "}\n"
+			}
 			cfg, err := config.Parse([]byte(src), "budget.yaml", func(string) (string, bool) { return "", false })
 			if err != nil {
 				t.Fatal(err)
@@ -548,23 +572,38 @@ providers:
 			got := readStream(t, c, openai.ChatCompletionRequest{
 				Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "hi"}},
 			})
-			if got.err == nil || !strings.Contains(got.err.Error(), "provider p0: upstream_connection_lost") ||
-				!strings.Contains(got.err.Error(), "recovery budget") {
-				t.Errorf("got %q, %v; want an error naming p0's cut and the spent budget", got.text, got.err)
-			}
-			// Each provider continued the last one's text and cut after one
-			// chunk: the client has a beginning of the answer, nothing twice.
-			if full := strings.Join(recTextRound.text, ""); !strings.HasPrefix(full, got.text) || len(got.text) <= len("The answer ") || got.text == full {
-				t.Errorf("client text %q; want a beginning of %q longer than the first chunk", got.text, full)
+			full := strings.Join(recTextRound.text, "")
+			if tc.why == "" {
+				if got.err != nil || got.text != full {
+					t.Errorf("got %q, %v; want the whole answer %q", got.text, got.err, full)
+				}
+			} else {
+				if got.err == nil || !strings.Contains(got.err.Error(), "provider p0: upstream_connection_lost") ||
+					!strings.Contains(got.err.Error(), tc.why) {
+					t.Errorf("got %q, %v; want an error naming p0's cut and %q", got.text, got.err, tc.why)
+				}
+				// Each provider continued the last one's text and cut after
+				// one chunk: the client has a beginning of the answer,
+				// nothing twice.
+				if !strings.HasPrefix(full, got.text) || got.text == full || (tc.asked > 1 && len(got.text) <= len("The answer ")) {
+					t.Errorf("client text %q; want a beginning of %q, longer than the first chunk when recovered", got.text, full)
+				}
 			}
 			for i, p := range ps {
-				want := 1
-				if i == 3 {
-					want = 0
+				want := 0
+				if i < tc.asked {
+					want = 1
 				}
 				if n := len(p.requests()); n != want {
 					t.Errorf("p%d saw %d requests; want %d", i, n, want)
 				}
+			}
+			m := scrape(t, srv.URL)
+			if n := metricSum(t, m, "paygate_stream_recoveries_total", map[string]string{"cause": "upstream_connection_lost", "outcome": tc.outcome}); n != 1 {
+				t.Errorf("paygate_stream_recoveries_total{outcome=%q} = %v; want 1", tc.outcome, n)
+			}
+			if n := metricSum(t, m, "paygate_stream_recoveries_total", nil); n != 1 {
+				t.Errorf("paygate_stream_recoveries_total sums to %v; want 1 (one broken stream)", n)
 			}
 		})
 	}
