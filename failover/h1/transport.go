@@ -61,8 +61,12 @@ type Transport struct {
 	Proxy    func(*http.Request) (*url.URL, error)
 	Fallback http.RoundTripper
 
-	mu   sync.Mutex
-	idle map[connKey][]*conn // per host, oldest first
+	mu       sync.Mutex
+	idle     map[connKey][]*conn // per host, oldest first
+	sweeping bool                // a sweep of expired idle connections is scheduled
+
+	tlsOnce  sync.Once
+	sessions tls.ClientSessionCache
 }
 
 type connKey struct {
@@ -256,6 +260,13 @@ func (t *Transport) popIdle(key connKey) *conn {
 	return c
 }
 
+func (t *Transport) idleTimeout() time.Duration {
+	if t.IdleConnTimeout > 0 {
+		return t.IdleConnTimeout
+	}
+	return 90 * time.Second
+}
+
 // putIdle keeps c for the next request to its host, most recent last, and
 // closes connections idle for longer than IdleConnTimeout.
 func (t *Transport) putIdle(c *conn) {
@@ -265,30 +276,65 @@ func (t *Transport) putIdle(c *conn) {
 	if maxIdle <= 0 {
 		maxIdle = 256
 	}
-	idleFor := t.IdleConnTimeout
-	if idleFor <= 0 {
-		idleFor = 90 * time.Second
-	}
 	var stale []*conn
 	t.mu.Lock()
 	if t.idle == nil {
 		t.idle = make(map[connKey][]*conn)
 	}
 	list := t.idle[c.key]
-	n := 0
-	for n < len(list) && now.Sub(list[n].idleAt) > idleFor {
-		n++
-	}
-	if n > 0 {
-		stale = append(stale, list[:n]...)
-		list = append(list[:0], list[n:]...)
-	}
+	list, stale = expire(list, now, t.idleTimeout(), stale)
 	if len(list) >= maxIdle {
 		stale = append(stale, c)
 	} else {
 		list = append(list, c)
 	}
 	t.idle[c.key] = list
+	if !t.sweeping {
+		t.sweeping = true
+		time.AfterFunc(t.idleTimeout(), t.sweep)
+	}
+	t.mu.Unlock()
+	for _, s := range stale {
+		s.nc.Close()
+	}
+}
+
+// expire moves the connections of list (oldest first) idle for longer than
+// idleFor at now to stale.
+func expire(list []*conn, now time.Time, idleFor time.Duration, stale []*conn) ([]*conn, []*conn) {
+	n := 0
+	for n < len(list) && now.Sub(list[n].idleAt) > idleFor {
+		n++
+	}
+	if n == 0 {
+		return list, stale
+	}
+	stale = append(stale, list[:n]...)
+	clear(list[:n])
+	return append(list[:0], list[n:]...), stale
+}
+
+// sweep closes idle connections past IdleConnTimeout, so a provider nobody
+// calls any more does not keep sockets its server has long closed; it runs
+// while any connection is idle, once per IdleConnTimeout.
+func (t *Transport) sweep() {
+	now := time.Now()
+	var stale []*conn
+	t.mu.Lock()
+	left := 0
+	for k, list := range t.idle {
+		list, stale = expire(list, now, t.idleTimeout(), stale)
+		if len(list) == 0 {
+			delete(t.idle, k)
+		} else {
+			t.idle[k] = list
+		}
+		left += len(list)
+	}
+	t.sweeping = left > 0
+	if t.sweeping {
+		time.AfterFunc(t.idleTimeout(), t.sweep)
+	}
 	t.mu.Unlock()
 	for _, s := range stale {
 		s.nc.Close()
@@ -329,6 +375,12 @@ func (t *Transport) dial(ctx context.Context, key connKey, host string) (*conn, 
 		cfg := &tls.Config{}
 		if t.TLSClientConfig != nil {
 			cfg = t.TLSClientConfig.Clone()
+		}
+		if cfg.ClientSessionCache == nil {
+			// Resumed sessions make a provider's new connections one round
+			// trip cheaper; net/http's default transport keeps none.
+			t.tlsOnce.Do(func() { t.sessions = tls.NewLRUClientSessionCache(64) })
+			cfg.ClientSessionCache = t.sessions
 		}
 		if cfg.ServerName == "" {
 			cfg.ServerName = host

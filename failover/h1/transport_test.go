@@ -464,3 +464,59 @@ func TestConcurrentExchanges(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSSessionsResume: a second connection to the same TLS upstream resumes
+// the first one's session instead of a full handshake.
+func TestTLSSessionsResume(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%v", r.TLS.DidResume)
+	}))
+	srv.StartTLS()
+	defer srv.Close()
+	pool := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	tr := &Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	var got []string
+	for i := 0; i < 2; i++ {
+		resp, err := post(t, tr, context.Background(), srv.URL, "{}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, readAll(t, resp))
+		tr.CloseIdleConnections() // the next request dials anew
+	}
+	if strings.Join(got, " ") != "false true" {
+		t.Fatalf("resumed per connection: %v; want false true", got)
+	}
+}
+
+// TestIdleConnectionsAreClosedAfterTheTimeout: with no further requests, an
+// idle connection is closed once IdleConnTimeout has passed, and the server
+// sees it go.
+func TestIdleConnectionsAreClosedAfterTheTimeout(t *testing.T) {
+	closed := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			once.Do(func() { close(closed) })
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	tr := &Transport{IdleConnTimeout: 20 * time.Millisecond}
+	resp, err := post(t, tr, context.Background(), srv.URL, "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the idle connection was not closed")
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if len(tr.idle) != 0 {
+		t.Fatalf("idle pool still holds %v", tr.idle)
+	}
+}
