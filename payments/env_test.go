@@ -3,12 +3,9 @@ package payments_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,9 +17,11 @@ import (
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
-	"github.com/paygate/paygate/store/embedded"
-	redisstore "github.com/paygate/paygate/store/redis"
+	"github.com/paygate/paygate/store/testdrivers"
 )
+
+// drivers lists the store drivers to run against (Redis required under CI).
+var drivers = testdrivers.Names
 
 var testKeys = sync.OnceValues(wxsim.GenerateKeys)
 
@@ -63,32 +62,6 @@ func (l *logBuf) String() string {
 	return l.b.String()
 }
 
-// drivers lists the store drivers to run against. Redis is included when it
-// answers; under CI it must.
-func drivers(t testing.TB) []string {
-	out := []string{"embedded"}
-	st, err := redisstore.Open(redisstore.Options{Addrs: []string{redisAddr()}, RepairInterval: -1})
-	if err == nil {
-		err = st.Ping(context.Background())
-		_ = st.Close()
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis at %s is required under CI: %v", redisAddr(), err)
-		}
-		t.Logf("redis at %s not available, testing the embedded driver only: %v", redisAddr(), err)
-		return out
-	}
-	return append(out, "redis")
-}
-
-func redisAddr() string {
-	if a := os.Getenv("PAYGATE_TEST_REDIS"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
 type fullStore interface {
 	payments.Store
 	Close() error
@@ -103,33 +76,7 @@ func openStore(t testing.TB, driver string) fullStore {
 // time.Now).
 func openStoreAt(t testing.TB, driver string, now func() time.Time) fullStore {
 	t.Helper()
-	switch driver {
-	case "embedded":
-		db, err := embedded.Open(filepath.Join(t.TempDir(), "paygate.db"), embedded.Options{SweepInterval: -1, Now: now})
-		if err != nil {
-			t.Fatalf("embedded: %v", err)
-		}
-		t.Cleanup(func() { _ = db.Close() })
-		return db
-	case "redis":
-		prefix := fmt.Sprintf("pgtest:%d:", time.Now().UnixNano())
-		st, err := redisstore.Open(redisstore.Options{Addrs: []string{redisAddr()}, KeyPrefix: prefix, RepairInterval: -1, Now: now})
-		if err != nil {
-			t.Fatalf("redis: %v", err)
-		}
-		t.Cleanup(func() {
-			ctx := context.Background()
-			c := st.Client()
-			iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-			for iter.Next(ctx) {
-				c.Del(ctx, iter.Val())
-			}
-			_ = st.Close()
-		})
-		return st
-	}
-	t.Fatalf("unknown driver %q", driver)
-	return nil
+	return testdrivers.Open(t, driver, now)
 }
 
 type env struct {

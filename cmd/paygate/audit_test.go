@@ -17,34 +17,9 @@ import (
 
 	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/store"
-	"github.com/paygate/paygate/store/embedded"
 	redisstore "github.com/paygate/paygate/store/redis"
+	"github.com/paygate/paygate/store/testdrivers"
 )
-
-func auditRedisAddr() string {
-	if a := os.Getenv("PAYGATE_TEST_REDIS"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
-// auditDrivers: embedded always; Redis when it answers, and always under CI.
-func auditDrivers(t *testing.T) []string {
-	t.Helper()
-	st, err := redisstore.Open(redisstore.Options{Addrs: []string{auditRedisAddr()}, RepairInterval: -1})
-	if err == nil {
-		err = st.Ping(context.Background())
-		_ = st.Close()
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis at %s is required under CI: %v", auditRedisAddr(), err)
-		}
-		t.Logf("redis not available, testing the embedded driver only: %v", err)
-		return []string{"embedded"}
-	}
-	return []string{"embedded", "redis"}
-}
 
 // auditFixture is a config file and a store holding a four-record chain.
 type auditFixture struct {
@@ -53,41 +28,22 @@ type auditFixture struct {
 	cfgPath string
 	dbPath  string
 	prefix  string
+	place   *testdrivers.Place
 	hashes  []string
 }
 
 func (f *auditFixture) open() store.Store {
 	f.t.Helper()
-	var st store.Store
-	var err error
-	if f.driver == "embedded" {
-		st, err = embedded.Open(f.dbPath, embedded.Options{SweepInterval: -1})
-	} else {
-		st, err = redisstore.Open(redisstore.Options{Addrs: []string{auditRedisAddr()}, KeyPrefix: f.prefix, RepairInterval: -1})
-	}
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return st
+	return f.place.Open()
 }
 
 func newAuditFixture(t *testing.T, driver string) *auditFixture {
 	t.Helper()
-	dir := t.TempDir()
-	f := &auditFixture{t: t, driver: driver, cfgPath: filepath.Join(dir, "paygate.yaml"), dbPath: filepath.Join(dir, "paygate.db")}
+	p := testdrivers.NewPlace(t, driver, nil)
+	f := &auditFixture{t: t, driver: driver, cfgPath: filepath.Join(t.TempDir(), "paygate.yaml"), dbPath: p.Path, prefix: p.Prefix, place: p}
 	storeYAML := `store: {path: "` + f.dbPath + `"}`
 	if driver == "redis" {
-		f.prefix = fmt.Sprintf("pgcliaudit:%d:", time.Now().UnixNano())
-		storeYAML = `store: {driver: redis, redis: {addrs: ["` + auditRedisAddr() + `"], key_prefix: "` + f.prefix + `"}}`
-		t.Cleanup(func() {
-			st := f.open().(*redisstore.Store)
-			ctx := context.Background()
-			iter := st.Client().Scan(ctx, 0, f.prefix+"*", 1000).Iterator()
-			for iter.Next(ctx) {
-				st.Client().Del(ctx, iter.Val())
-			}
-			_ = st.Close()
-		})
+		storeYAML = `store: {driver: redis, redis: {addrs: ["` + testdrivers.RedisAddr() + `"], key_prefix: "` + f.prefix + `"}}`
 	}
 	writeFile(t, f.cfgPath, `
 clients: [{name: bot, key: k-audit}]
@@ -192,7 +148,7 @@ func runAudit(args ...string) (int, string, string) {
 }
 
 func TestAuditVerifyCommand(t *testing.T) {
-	for _, driver := range auditDrivers(t) {
+	for _, driver := range testdrivers.Names(t) {
 		t.Run(driver, func(t *testing.T) {
 			cases := []struct {
 				name     string
@@ -243,7 +199,7 @@ func TestAuditVerifyCommand(t *testing.T) {
 }
 
 func TestAuditExportCommand(t *testing.T) {
-	for _, driver := range auditDrivers(t) {
+	for _, driver := range testdrivers.Names(t) {
 		t.Run(driver, func(t *testing.T) {
 			f := newAuditFixture(t, driver)
 			out := filepath.Join(t.TempDir(), "audit.jsonl")

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,55 +18,19 @@ import (
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/payments/wxsim"
-	redisstore "github.com/paygate/paygate/store/redis"
+	"github.com/paygate/paygate/store/testdrivers"
 )
 
 const testWebhookSecret = "whsec_e2e_4b1d9c"
 
-// webhookDrivers: embedded always; Redis when it answers, and always under CI.
-func webhookDrivers(t *testing.T) []string {
-	st, err := redisstore.Open(redisstore.Options{Addrs: []string{webhookRedisAddr()}, RepairInterval: -1})
-	if err == nil {
-		err = st.Ping(context.Background())
-		_ = st.Close()
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis at %s is required under CI: %v", webhookRedisAddr(), err)
-		}
-		t.Logf("redis not available, testing the embedded driver only: %v", err)
-		return []string{"embedded"}
-	}
-	return []string{"embedded", "redis"}
-}
-
-func webhookRedisAddr() string {
-	if a := os.Getenv("PAYGATE_TEST_REDIS"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
 // webhookStoreYAML is the store section of a driver, at a place that
 // outlives one app (a file, a key prefix), so a second app is a restart.
 func webhookStoreYAML(t *testing.T, driver string) string {
+	p := testdrivers.NewPlace(t, driver, nil)
 	if driver == "embedded" {
-		return `store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}`
+		return `store: {path: "` + p.Path + `"}`
 	}
-	prefix := fmt.Sprintf("pgtest:whe2e:%d:", time.Now().UnixNano())
-	t.Cleanup(func() {
-		st, err := redisstore.Open(redisstore.Options{Addrs: []string{webhookRedisAddr()}, KeyPrefix: prefix, RepairInterval: -1})
-		if err != nil {
-			return
-		}
-		ctx := context.Background()
-		iter := st.Client().Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			st.Client().Del(ctx, iter.Val())
-		}
-		_ = st.Close()
-	})
-	return `store: {driver: redis, redis: {addrs: ["` + webhookRedisAddr() + `"], key_prefix: "` + prefix + `"}}`
+	return `store: {driver: redis, redis: {addrs: ["` + testdrivers.RedisAddr() + `"], key_prefix: "` + p.Prefix + `"}}`
 }
 
 // hookArrival is one POST the merchant's endpoint got.
@@ -206,7 +169,7 @@ admin: {token: ` + testAdminToken + `}
 // failure and the retry and a new one on the same store (file or Redis
 // prefix) delivers it: same id, a signature that verifies, processed once.
 func TestWebhookRetriedAcrossRestart(t *testing.T) {
-	for _, driver := range webhookDrivers(t) {
+	for _, driver := range testdrivers.Names(t) {
 		t.Run(driver, func(t *testing.T) {
 			var mu sync.Mutex
 			refusing := true
@@ -277,7 +240,7 @@ func TestWebhookRetriedAcrossRestart(t *testing.T) {
 // an operator approves it and the user pays meanwhile, yet order.paid only
 // leaves after order.approval_required was acknowledged.
 func TestWebhookApprovalBeforePaid(t *testing.T) {
-	for _, driver := range webhookDrivers(t) {
+	for _, driver := range testdrivers.Names(t) {
 		t.Run(driver, func(t *testing.T) {
 			released := false // set under m.mu: approval_required is refused until then
 			m := newMerchant(t, func(a hookArrival, nth int) bool {

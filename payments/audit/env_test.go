@@ -4,12 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,41 +13,17 @@ import (
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
-	"github.com/paygate/paygate/store/embedded"
 	redisstore "github.com/paygate/paygate/store/redis"
+	"github.com/paygate/paygate/store/testdrivers"
 )
+
+// drivers lists the store drivers to run against (Redis required under CI).
+var drivers = testdrivers.Names
 
 // testStore is every role the tests use.
 type testStore interface {
 	store.Store
 }
-
-func redisAddr() string {
-	if a := os.Getenv("PAYGATE_TEST_REDIS"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
-// drivers lists the store drivers to test. Redis is required under CI=true.
-func drivers(t testing.TB) []string {
-	t.Helper()
-	st, err := redisstore.Open(redisstore.Options{Addrs: []string{redisAddr()}, RepairInterval: -1})
-	if err == nil {
-		err = st.Ping(context.Background())
-		_ = st.Close()
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis at %s is required under CI: %v", redisAddr(), err)
-		}
-		t.Logf("redis at %s not available, testing the embedded driver only: %v", redisAddr(), err)
-		return []string{"embedded"}
-	}
-	return []string{"embedded", "redis"}
-}
-
-var prefixSeq atomic.Int64
 
 // env is one store of one driver, with raw access for tampering the way an
 // attacker with access to the file or to Redis would.
@@ -60,6 +32,7 @@ type env struct {
 	driver string
 	path   string // embedded
 	prefix string // redis
+	place  *testdrivers.Place
 
 	mu sync.Mutex
 	st testStore
@@ -67,44 +40,15 @@ type env struct {
 
 func newEnv(t testing.TB, driver string) *env {
 	t.Helper()
-	e := &env{t: t, driver: driver}
-	switch driver {
-	case "embedded":
-		e.path = filepath.Join(t.TempDir(), "paygate.db")
-	case "redis":
-		e.prefix = fmt.Sprintf("pgaudit:%d:%d:", time.Now().UnixNano(), prefixSeq.Add(1))
-	default:
-		t.Fatalf("unknown driver %q", driver)
-	}
+	p := testdrivers.NewPlace(t, driver, nil)
+	e := &env{t: t, driver: driver, path: p.Path, prefix: p.Prefix, place: p}
 	e.open()
-	t.Cleanup(func() {
-		st := e.store()
-		if r, ok := st.(*redisstore.Store); ok {
-			ctx := context.Background()
-			c := r.Client()
-			iter := c.Scan(ctx, 0, e.prefix+"*", 1000).Iterator()
-			for iter.Next(ctx) {
-				c.Del(ctx, iter.Val())
-			}
-		}
-		_ = st.Close()
-	})
 	return e
 }
 
 func (e *env) open() {
 	e.t.Helper()
-	var st testStore
-	var err error
-	switch e.driver {
-	case "embedded":
-		st, err = embedded.Open(e.path, embedded.Options{SweepInterval: -1})
-	case "redis":
-		st, err = redisstore.Open(redisstore.Options{Addrs: []string{redisAddr()}, KeyPrefix: e.prefix, RepairInterval: -1})
-	}
-	if err != nil {
-		e.t.Fatalf("open %s store: %v", e.driver, err)
-	}
+	st := e.place.Open()
 	e.mu.Lock()
 	e.st = st
 	e.mu.Unlock()

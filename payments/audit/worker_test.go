@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/store"
-	redisstore "github.com/paygate/paygate/store/redis"
 )
 
 // replicas opens n stores on e's backend, as n paygate processes would: the
@@ -23,12 +22,7 @@ func (e *env) replicas(t *testing.T, n int) []testStore {
 			out = append(out, e.store())
 			continue
 		}
-		st, err := redisstore.Open(redisstore.Options{Addrs: []string{redisAddr()}, KeyPrefix: e.prefix, RepairInterval: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		out = append(out, st)
+		out = append(out, e.place.Open())
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/testdrivers"
 )
 
 // BenchmarkRelay measures a running Relay draining b.N events (one per
@@ -25,7 +26,7 @@ func BenchmarkRelay(b *testing.B) {
 				w.WriteHeader(http.StatusNoContent)
 			}))
 			defer srv.Close()
-			st := newStoreHandle(b, driver).open()
+			st := testdrivers.Open(b, driver, nil)
 			ctx := context.Background()
 			o := &store.Order{OrderNo: "PBENCH", Client: "c", User: "u", AmountFen: 1, Currency: "CNY", Status: store.StatusPaid, UpdatedAt: time.Now()}
 			evs := make([]store.Event, b.N)

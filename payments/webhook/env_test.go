@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -16,89 +14,13 @@ import (
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
-	"github.com/paygate/paygate/store/embedded"
-	redisstore "github.com/paygate/paygate/store/redis"
+	"github.com/paygate/paygate/store/testdrivers"
 )
 
+// drivers lists the store drivers to run against (Redis required under CI).
+var drivers = testdrivers.Names
+
 const testSecret = "whsec_relay_test"
-
-// drivers lists the store drivers to run against: Redis when it answers, and
-// always under CI.
-func drivers(t testing.TB) []string {
-	out := []string{"embedded"}
-	st, err := redisstore.Open(redisstore.Options{Addrs: []string{redisAddr()}, RepairInterval: -1})
-	if err == nil {
-		err = st.Ping(context.Background())
-		_ = st.Close()
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis at %s is required under CI: %v", redisAddr(), err)
-		}
-		t.Logf("redis at %s not available, testing the embedded driver only: %v", redisAddr(), err)
-		return out
-	}
-	return append(out, "redis")
-}
-
-func redisAddr() string {
-	if a := os.Getenv("PAYGATE_TEST_REDIS"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
-// storeHandle opens a store and can reopen it at the same place (file or key
-// prefix), as a restarted process would.
-type storeHandle struct {
-	t      testing.TB
-	driver string
-	path   string
-	prefix string
-}
-
-func newStoreHandle(t testing.TB, driver string) *storeHandle {
-	h := &storeHandle{t: t, driver: driver}
-	switch driver {
-	case "embedded":
-		h.path = filepath.Join(t.TempDir(), "paygate.db")
-	case "redis":
-		h.prefix = fmt.Sprintf("pgtest:webhook:%d:", time.Now().UnixNano())
-		t.Cleanup(func() {
-			st, err := redisstore.Open(redisstore.Options{Addrs: []string{redisAddr()}, KeyPrefix: h.prefix, RepairInterval: -1})
-			if err != nil {
-				return
-			}
-			ctx := context.Background()
-			c := st.Client()
-			iter := c.Scan(ctx, 0, h.prefix+"*", 1000).Iterator()
-			for iter.Next(ctx) {
-				c.Del(ctx, iter.Val())
-			}
-			_ = st.Close()
-		})
-	default:
-		t.Fatalf("unknown driver %q", driver)
-	}
-	return h
-}
-
-func (h *storeHandle) open() store.Store {
-	h.t.Helper()
-	var st store.Store
-	var err error
-	switch h.driver {
-	case "embedded":
-		st, err = embedded.Open(h.path, embedded.Options{SweepInterval: -1})
-	case "redis":
-		st, err = redisstore.Open(redisstore.Options{Addrs: []string{redisAddr()}, KeyPrefix: h.prefix, RepairInterval: -1})
-	}
-	if err != nil {
-		h.t.Fatalf("%s: %v", h.driver, err)
-	}
-	h.t.Cleanup(func() { _ = st.Close() })
-	return st
-}
 
 // clock is a settable clock for the relay.
 type clock struct {

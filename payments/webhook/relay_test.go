@@ -20,6 +20,7 @@ import (
 
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/testdrivers"
 )
 
 // TestRetryThenDelivered: a receiver that fails the first three deliveries
@@ -35,7 +36,7 @@ func TestRetryThenDelivered(t *testing.T) {
 				}
 				return http.StatusOK
 			})
-			st := newStoreHandle(t, driver).open()
+			st := testdrivers.Open(t, driver, nil)
 			ob := orders{t, st}
 			o := ob.create("P1RETRY"+driver, store.StatusAwaitingPayment)
 			ob.move(o, store.StatusPaid, "notification")
@@ -96,7 +97,7 @@ func TestOrderPerOrder(t *testing.T) {
 				}
 				return http.StatusNoContent
 			})
-			st := newStoreHandle(t, driver).open()
+			st := testdrivers.Open(t, driver, nil)
 			ob := orders{t, st}
 			a := ob.create("PAPPROVE"+driver, store.StatusApprovalRequired)
 			ob.move(a, store.StatusCreating, "approve")
@@ -143,7 +144,7 @@ func TestGiveUp(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	st := newStoreHandle(t, "embedded").open()
+	st := testdrivers.Open(t, "embedded", nil)
 	ob := orders{t, st}
 	o := ob.create("PGIVEUP", store.StatusApprovalRequired)
 	ob.move(o, store.StatusRejected, "reject")
@@ -234,7 +235,7 @@ func TestOtherKindsUntouched(t *testing.T) {
 			ctx := context.Background()
 			clk := newClock()
 			rc := newReceiver(t, clk.Now, func(arrival, int) int { return http.StatusServiceUnavailable })
-			st := newStoreHandle(t, driver).open()
+			st := testdrivers.Open(t, driver, nil)
 			ob := orders{t, st}
 			o := ob.create("PKINDS"+driver, store.StatusAwaitingPayment)
 			audit := func(id string) store.Event {
@@ -298,8 +299,8 @@ func TestRestartBetweenFailureAndRetry(t *testing.T) {
 				}
 				return http.StatusOK
 			})
-			h := newStoreHandle(t, driver)
-			st := h.open()
+			h := testdrivers.NewPlace(t, driver, nil)
+			st := h.Open()
 			ob := orders{t, st}
 			o := ob.create("PRESTART"+driver, store.StatusAwaitingPayment)
 			ob.move(o, store.StatusPaid, "notification")
@@ -311,7 +312,7 @@ func TestRestartBetweenFailureAndRetry(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			st2 := h.open()
+			st2 := h.Open()
 			clk.Advance(time.Second)
 			drain(t, newRelay(t, st2, rc.URL, clk.Now, nil))
 			all := rc.arrivals()
@@ -328,7 +329,7 @@ func TestRestartBetweenFailureAndRetry(t *testing.T) {
 // TestShutdownMidDelivery: a POST cut by Run's shutdown does not count as an
 // attempt; the next Run delivers the event.
 func TestShutdownMidDelivery(t *testing.T) {
-	st := newStoreHandle(t, "embedded").open()
+	st := testdrivers.Open(t, "embedded", nil)
 	hold := make(chan struct{})
 	entered := make(chan struct{}, 4)
 	var once sync.Once
@@ -420,7 +421,7 @@ func TestDeliveryOutcomes(t *testing.T) {
 				url = srv.URL
 				srv.Close()
 			}
-			st := newStoreHandle(t, "embedded").open()
+			st := testdrivers.Open(t, "embedded", nil)
 			ob := orders{t, st}
 			o := ob.create("POUT", store.StatusAwaitingPayment)
 			ob.move(o, store.StatusPaid, "notification")
@@ -439,7 +440,7 @@ func TestDeliveryOutcomes(t *testing.T) {
 // TestSchedule: the default schedule is SPEC 2.6's: first retry within 10 s,
 // doubling, at most an hour apart, for at least 24 h.
 func TestSchedule(t *testing.T) {
-	st := newStoreHandle(t, "embedded").open()
+	st := testdrivers.Open(t, "embedded", nil)
 	r, err := webhook.New(webhook.Options{Store: st, URL: "https://merchant.example/hook", Secret: "s"})
 	if err != nil {
 		t.Fatal(err)
@@ -468,7 +469,7 @@ func TestSchedule(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	st := newStoreHandle(t, "embedded").open()
+	st := testdrivers.Open(t, "embedded", nil)
 	tests := []struct {
 		name string
 		opts webhook.Options
@@ -499,7 +500,7 @@ func TestStatsAndHandler(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	st := newStoreHandle(t, "embedded").open()
+	st := testdrivers.Open(t, "embedded", nil)
 	ob := orders{t, st}
 	fail := ob.create("PSTATSFAIL", store.StatusAwaitingPayment)
 	ob.move(fail, store.StatusPaid, "notification")
@@ -581,7 +582,7 @@ func TestConcurrentOrders(t *testing.T) {
 				}
 				return http.StatusOK
 			})
-			st := newStoreHandle(t, driver).open()
+			st := testdrivers.Open(t, driver, nil)
 			r := newRelay(t, st, rc.URL, time.Now, func(o *webhook.Options) {
 				o.RetryBase, o.MaxDelay, o.RetryFor, o.PollInterval, o.Concurrency = time.Millisecond, 4*time.Millisecond, time.Hour, 5*time.Millisecond, 4
 			})
@@ -673,7 +674,7 @@ func TestProposed(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			clk := newClock()
 			rc := newReceiver(t, clk.Now, nil)
-			st := newStoreHandle(t, driver).open()
+			st := testdrivers.Open(t, driver, nil)
 			ob := orders{t, st}
 			o := ob.create("PPROPOSE"+driver, store.StatusAwaitingPayment)
 			ob.move(o, store.StatusPaid, "notification")

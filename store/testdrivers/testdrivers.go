@@ -1,0 +1,118 @@
+// Package testdrivers gives the tests of the packages above the store the
+// store drivers to run against, and a place (a bbolt file, a Redis key
+// prefix) where a test can open a store, close it and open it again, as a
+// restarted process would. It is for tests only; production code opens
+// stores from the config.
+package testdrivers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/embedded"
+	redisstore "github.com/paygate/paygate/store/redis"
+)
+
+// RedisAddr is the Redis the tests use: $PAYGATE_TEST_REDIS, else
+// 127.0.0.1:6379.
+func RedisAddr() string {
+	if a := os.Getenv("PAYGATE_TEST_REDIS"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+// Names lists the drivers to test: "embedded", and "redis" when RedisAddr
+// answers. Under CI=true Redis must answer: a missing Redis fails the test
+// rather than leaving half the matrix untested.
+func Names(t testing.TB) []string {
+	t.Helper()
+	st, err := redisstore.Open(redisstore.Options{Addrs: []string{RedisAddr()}, RepairInterval: -1})
+	if err == nil {
+		err = st.Ping(context.Background())
+		_ = st.Close()
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis at %s is required under CI: %v", RedisAddr(), err)
+		}
+		t.Logf("redis at %s not available, testing the embedded driver only: %v", RedisAddr(), err)
+		return []string{"embedded"}
+	}
+	return []string{"embedded", "redis"}
+}
+
+// Place is where a test's store lives: a file in the test's temporary
+// directory, or a key prefix of its own on RedisAddr, whose keys are deleted
+// when the test ends.
+type Place struct {
+	t      testing.TB
+	Driver string
+	Path   string // embedded
+	Prefix string // redis
+	now    func() time.Time
+}
+
+var seq atomic.Int64
+
+// NewPlace makes a place for driver. now, when not nil, is the clock the
+// stores opened there judge expiries by.
+func NewPlace(t testing.TB, driver string, now func() time.Time) *Place {
+	t.Helper()
+	p := &Place{t: t, Driver: driver, now: now}
+	switch driver {
+	case "embedded":
+		p.Path = filepath.Join(t.TempDir(), "paygate.db")
+	case "redis":
+		p.Prefix = fmt.Sprintf("pgtest:%d:%d:", time.Now().UnixNano(), seq.Add(1))
+		// Registered before any store's Close, so it runs after them.
+		t.Cleanup(func() {
+			st, err := redisstore.Open(redisstore.Options{Addrs: []string{RedisAddr()}, KeyPrefix: p.Prefix, RepairInterval: -1})
+			if err != nil {
+				return
+			}
+			defer st.Close()
+			ctx := context.Background()
+			c := st.Client()
+			iter := c.Scan(ctx, 0, p.Prefix+"*", 1000).Iterator()
+			for iter.Next(ctx) {
+				c.Del(ctx, iter.Val())
+			}
+		})
+	default:
+		t.Fatalf("testdrivers: unknown driver %q", driver)
+	}
+	return p
+}
+
+// Open opens a store at the place, without background sweeps or repairs (a
+// test drives time itself); it is closed when the test ends, and may be
+// closed earlier to open the place again.
+func (p *Place) Open() store.Store {
+	p.t.Helper()
+	var st store.Store
+	var err error
+	switch p.Driver {
+	case "embedded":
+		st, err = embedded.Open(p.Path, embedded.Options{SweepInterval: -1, Now: p.now})
+	case "redis":
+		st, err = redisstore.Open(redisstore.Options{Addrs: []string{RedisAddr()}, KeyPrefix: p.Prefix, RepairInterval: -1, Now: p.now})
+	}
+	if err != nil {
+		p.t.Fatalf("open %s store: %v", p.Driver, err)
+	}
+	p.t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// Open opens a store of driver at a new place.
+func Open(t testing.TB, driver string, now func() time.Time) store.Store {
+	t.Helper()
+	return NewPlace(t, driver, now).Open()
+}
