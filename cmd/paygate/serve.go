@@ -361,6 +361,7 @@ func (a *app) adminHandler() http.Handler {
 	a.server.MountAdminAudit(mux, a.store)
 	a.server.MountStats(mux)
 	mux.Handle("GET /admin/api/webhooks", a.server.AdminAuth(a.webhooks.handler()))
+	mux.Handle("POST /admin/api/orders/{order_no}/webhook", a.server.AdminAuth(a.webhooks.resendHandler()))
 	ui := console.Handler()
 	mux.Handle("GET /{$}", ui)
 	mux.Handle("GET "+console.AssetPrefix, ui)

@@ -18,6 +18,7 @@ import (
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/proxy/console"
 	"github.com/paygate/paygate/store/testdrivers"
 )
 
@@ -514,4 +515,90 @@ webhooks: {url: "` + merchantURL + `", secret: ` + testWebhookSecret + `}
 	srv.Start()
 	t.Cleanup(func() { srv.Close(); a.close() })
 	return srv.URL, a
+}
+
+// TestWebhookResend: an operator asks for a paid order's state to be sent
+// again (the merchant's endpoint was down past the retry window, or it lost
+// what it got). The merchant receives a second order.paid with a new id, the
+// order's current data and a valid signature; an unknown order is 404, an
+// order awaiting payment 409, and the route needs the admin token and the
+// console's CSRF header.
+func TestWebhookResend(t *testing.T) {
+	m := newMerchant(t, func(hookArrival, int) bool { return false })
+	up := newScriptedProvider(t, purchaseScript)
+	url, a, _ := hookApp(t, webhookStoreYAML(t, "embedded"), up.URL, m.URL, "", nil)
+	admin := httptest.NewServer(a.adminHandler())
+	t.Cleanup(admin.Close)
+	resend := func(no string) string { return admin.URL + "/admin/api/orders/" + no + "/webhook" }
+
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"premium please"}]}`))
+	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+	req.Header.Set("X-WeChat-OpenID", testOpenID)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	no := gjson.GetBytes(ans, "paygate.actions.0.order.order_no").Str
+	if no == "" {
+		t.Fatalf("no order in %s", ans)
+	}
+
+	// Awaiting payment: nothing describes that state.
+	if status, body := httpCall(t, http.MethodPost, resend(no), "Bearer "+testAdminToken, ""); status != http.StatusConflict {
+		t.Fatalf("resend while awaiting payment: %d %s; want 409", status, body.Raw)
+	}
+	if d, err := a.sim.Pay(context.Background(), no); err != nil || !d.Acked {
+		t.Fatalf("pay: %+v %v", d, err)
+	}
+	first := m.await(t, "order.paid", func(a hookArrival) bool { return a.env.Type == webhook.TypeOrderPaid })
+
+	for _, tc := range []struct {
+		name, auth string
+		csrf       bool
+		want       int
+	}{
+		{"no token", "", true, http.StatusUnauthorized},
+		{"wrong token", "Bearer nope", true, http.StatusUnauthorized},
+		{"no CSRF header", "Bearer " + testAdminToken, false, http.StatusForbidden},
+	} {
+		r, _ := http.NewRequest(http.MethodPost, resend(no), nil)
+		if tc.auth != "" {
+			r.Header.Set("Authorization", tc.auth)
+		}
+		if tc.csrf {
+			r.Header.Set(console.CSRFHeader, "1")
+		}
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: %d; want %d", tc.name, resp.StatusCode, tc.want)
+		}
+	}
+	if status, body := httpCall(t, http.MethodPost, resend("PGNOSUCHORDER"), "Bearer "+testAdminToken, ""); status != http.StatusNotFound {
+		t.Errorf("unknown order: %d %s; want 404", status, body.Raw)
+	}
+	if n := len(m.arrivals()); n != 1 {
+		t.Fatalf("%d arrivals before the resend; want 1 (refused resends send nothing)", n)
+	}
+
+	status, body := httpCall(t, http.MethodPost, resend(no), "Bearer "+testAdminToken, "")
+	if status != http.StatusAccepted || body.Get("type").Str != webhook.TypeOrderPaid || !strings.HasPrefix(body.Get("event_id").Str, "evt_") {
+		t.Fatalf("resend: %d %s; want 202 with an order.paid event id", status, body.Raw)
+	}
+	again := m.await(t, "the resent order.paid", func(a hookArrival) bool { return a.env.ID == body.Get("event_id").Str })
+	if again.verifyErr != nil || again.env.Type != webhook.TypeOrderPaid || again.env.ID == first.env.ID {
+		t.Fatalf("resent event %s (%s), signature %v; want a new, validly signed order.paid", again.env.ID, again.env.Type, again.verifyErr)
+	}
+	if d := again.env.Data; d.Order["order_no"] != no || d.Order["status"] != "paid" || d.OpenID != testOpenID || d.TransactionID == "" {
+		t.Errorf("resent data %+v; want order %s paid for %s", d, no, testOpenID)
+	}
+	if n := len(m.processed()); n != 2 {
+		t.Errorf("the merchant processed %d events; want 2 (the resend has its own id)", n)
+	}
 }

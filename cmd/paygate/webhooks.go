@@ -80,6 +80,15 @@ func (w *webhooks) handler() http.Handler {
 	return w.relay.Handler()
 }
 
+// resendHandler serves POST /admin/api/orders/{order_no}/webhook (behind
+// the admin token and the console's CSRF guard).
+func (w *webhooks) resendHandler() http.Handler {
+	if w == nil {
+		return webhook.DisabledResendHandler()
+	}
+	return w.relay.ResendHandler()
+}
+
 // withWebhookEvents composes payments.Options.Events: the events of f (the
 // audit record) and the transition's merchant webhook, all enqueued
 // atomically with the transition on the order's key, f's first.
