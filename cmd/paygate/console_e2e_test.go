@@ -444,6 +444,32 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	b.screenshot(t, "console-order-history.png")
 
+	// Send an order's state to the merchant again: refused for an order
+	// awaiting payment (no event describes it), queued and delivered for the
+	// rejected one.
+	b.do(t, "resend refused", chromedp.Click(chromedp.CSS(`button[data-action="resend"][data-order-no="`+approveNo+`"]`)),
+		waitFor("the refusal", `document.querySelector("#resend-result")?.textContent.startsWith("Not sent:")`))
+	if s := b.text(t, "#resend-result"); !strings.Contains(s, "no merchant event describes") {
+		t.Errorf("resend of an order awaiting payment: %q; want the reason it was not sent", s)
+	}
+	b.do(t, "search the rejected order", chromedp.SetValue(chromedp.ID("orders-search"), rejectNo), chromedp.Click(chromedp.ID("orders-apply")),
+		chromedp.WaitVisible(chromedp.CSS(row("orders", rejectNo))))
+	b.do(t, "open it", chromedp.Click(chromedp.CSS(row("orders", rejectNo))),
+		chromedp.WaitVisible(chromedp.CSS(`button[data-action="resend"][data-order-no="`+rejectNo+`"]`)))
+	b.do(t, "resend", chromedp.Click(chromedp.CSS(`button[data-action="resend"][data-order-no="`+rejectNo+`"]`)),
+		waitFor("the queued event", `document.querySelector("#resend-result")?.textContent.startsWith("Queued order.closed as evt_")`))
+	resent := strings.Fields(strings.TrimPrefix(b.text(t, "#resend-result"), "Queued order.closed as "))[0]
+	resent = strings.TrimSuffix(resent, ";")
+	for delivered := false; !delivered; {
+		select {
+		case r := <-outcomes:
+			delivered = r.EventID == resent && r.Outcome == webhook.OutcomeDelivered && r.OrderNo == rejectNo
+		case <-time.After(15 * time.Second):
+			t.Fatalf("the resent event %s was not delivered", resent)
+		}
+	}
+	b.screenshot(t, "console-order-resend.png")
+
 	// The audit chain's head, as the API has it.
 	_, head := httpCall(t, http.MethodGet, adminURL+"/admin/api/audit/head", "Bearer "+consoleToken, "")
 	b.do(t, "audit", chromedp.Click(chromedp.CSS(`#tabs [data-tab="audit"]`)), chromedp.WaitVisible(chromedp.ID("audit-hash")))

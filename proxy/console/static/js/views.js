@@ -165,6 +165,7 @@ async function showOrder(detail, o) {
       kv('WeChat Pay transaction', o.transaction_id || '—'),
       kv('Created', when(o.created_at)), kv('Expires', when(o.expires_at)), kv('Paid', when(o.paid_at)),
       kv('Updated', when(o.updated_at))),
+    resendControl(o),
     h('h3', { text: 'History (audit chain)' }), hist);
   try {
     const { records, scanned, complete } = await orderHistory(o.order_no);
@@ -178,6 +179,30 @@ async function showOrder(detail, o) {
 }
 
 function kv(k, v) { return [h('dt', { text: k }), h('dd', {}, v)]; }
+
+// resendControl sends the order's current state to the merchant's webhook
+// endpoint again: for an endpoint that was down past the retry window, or a
+// merchant that lost what it got. One click: it moves no money and the
+// merchant deduplicates by event id.
+function resendControl(o) {
+  const result = h('span', { id: 'resend-result', class: 'legend' });
+  const button = h('button', { type: 'button', class: 'small', dataset: { action: 'resend', orderNo: o.order_no } },
+    'Send to the merchant again');
+  button.onclick = async () => {
+    button.disabled = true;
+    result.textContent = 'Sending…';
+    try {
+      const d = await api(`/admin/api/orders/${encodeURIComponent(o.order_no)}/webhook`, { method: 'POST' });
+      result.textContent = `Queued ${d.type} as ${d.event_id}; it leaves after the order's pending events.`;
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) return;
+      result.textContent = `Not sent: ${e.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  };
+  return h('p', { class: 'actions' }, button, ' ', result);
+}
 
 // orderHistory walks the chain backwards from its head, a page at a time, and
 // keeps the records that name the order.
