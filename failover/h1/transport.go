@@ -129,18 +129,24 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	ctx := req.Context()
+	out, err := outgoingBody(req)
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
 	for retried := false; ; retried = true {
 		if err := ctx.Err(); err != nil {
-			closeBody(req)
+			out.close()
 			return nil, context.Cause(ctx)
 		}
-		c, err := t.getConn(ctx, key, req.URL.Hostname(), !retried && canRewind(req))
+		c, err := t.getConn(ctx, key, req.URL.Hostname(), !retried && out.resendable())
 		if err != nil {
-			closeBody(req)
+			out.close()
 			return nil, err
 		}
-		resp, err := c.roundTrip(ctx, req)
+		resp, err := c.roundTrip(ctx, req, out)
 		if err == nil {
+			out.close()
 			return resp, nil
 		}
 		c.nc.Close()
@@ -148,14 +154,75 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// before any of the answer arrives; the request is sent again once
 		// on a new connection, as net/http does, when the body can be had
 		// again.
-		if !retried && c.reused && errors.Is(err, errNothingRead) && ctx.Err() == nil && rewind(req) {
+		if !retried && c.reused && errors.Is(err, errNothingRead) && ctx.Err() == nil && out.rewind() {
 			continue
 		}
-		closeBody(req)
+		out.close()
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
 		return nil, err
+	}
+}
+
+// outgoing is the body of a request as this transport sends it. The
+// caller's request is never modified (an http.RoundTripper must not): a
+// body of unknown length is read once into memory, so the upstream gets a
+// Content-Length; a resend takes a fresh copy from GetBody.
+type outgoing struct {
+	req    *http.Request
+	r      io.Reader
+	c      io.Closer // the body being sent, closed when the exchange ends
+	length int64
+	buf    []byte // the whole body, when it was read into memory
+}
+
+func outgoingBody(req *http.Request) (*outgoing, error) {
+	o := &outgoing{req: req}
+	if req.Body == nil || req.Body == http.NoBody {
+		return o, nil
+	}
+	o.r, o.c, o.length = req.Body, req.Body, req.ContentLength
+	if o.length < 0 {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("h1: read request body: %w", err)
+		}
+		o.buf, o.r, o.c, o.length = b, bytes.NewReader(b), nil, int64(len(b))
+	}
+	return o, nil
+}
+
+// resendable reports whether rewind can get the body again.
+func (o *outgoing) resendable() bool {
+	return o.r == nil || o.buf != nil || o.req.GetBody != nil
+}
+
+// rewind gets a fresh copy of the body for a resend.
+func (o *outgoing) rewind() bool {
+	switch {
+	case o.r == nil:
+		return true
+	case o.buf != nil:
+		o.r = bytes.NewReader(o.buf)
+		return true
+	case o.req.GetBody == nil:
+		return false
+	}
+	b, err := o.req.GetBody()
+	if err != nil {
+		return false
+	}
+	o.close()
+	o.r, o.c = b, b
+	return true
+}
+
+func (o *outgoing) close() {
+	if o.c != nil {
+		o.c.Close()
+		o.c = nil
 	}
 }
 
@@ -166,27 +233,6 @@ func closeBody(req *http.Request) {
 	if req.Body != nil {
 		req.Body.Close()
 	}
-}
-
-// canRewind reports whether rewind can get the body again.
-func canRewind(req *http.Request) bool {
-	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-}
-
-// rewind gets a fresh copy of the request body for a resend.
-func rewind(req *http.Request) bool {
-	if req.Body == nil || req.Body == http.NoBody {
-		return true
-	}
-	if req.GetBody == nil {
-		return false
-	}
-	b, err := req.GetBody()
-	if err != nil {
-		return false
-	}
-	req.Body = b
-	return true
 }
 
 func hostPort(u *url.URL, tls bool) string {
@@ -408,9 +454,9 @@ var defaultDialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.S
 
 // roundTrip writes req on c and reads the response head. On an error the
 // caller closes c.
-func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) (*http.Response, error) {
 	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
-	if err := c.writeRequest(req); err != nil {
+	if err := c.writeRequest(req, out); err != nil {
 		stop()
 		return nil, fmt.Errorf("h1: write request: %w: %w", errNothingRead, err)
 	}
@@ -444,7 +490,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 
 // writeRequest writes the request line, the headers and the body, then
 // flushes: one write for a request that fits the buffer.
-func (c *conn) writeRequest(req *http.Request) error {
+func (c *conn) writeRequest(req *http.Request, out *outgoing) error {
 	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(c.nc)
 	defer func() {
@@ -489,19 +535,8 @@ func (c *conn) writeRequest(req *http.Request) error {
 			bw.WriteString("\r\n")
 		}
 	}
-	hasBody := req.Body != nil && req.Body != http.NoBody
-	length := req.ContentLength
-	if hasBody && length < 0 {
-		// Unknown length: read it, so the upstream gets a Content-Length.
-		b, err := io.ReadAll(req.Body)
-		if err != nil {
-			return fmt.Errorf("read request body: %w", err)
-		}
-		req.Body.Close()
-		req.Body = io.NopCloser(bytes.NewReader(b))
-		length = int64(len(b))
-	}
-	if !hasBody {
+	length := out.length
+	if out.r == nil {
 		length = 0
 	}
 	if length > 0 || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
@@ -511,8 +546,8 @@ func (c *conn) writeRequest(req *http.Request) error {
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("\r\n")
-	if hasBody && length > 0 {
-		n, err := io.CopyN(bw, req.Body, length)
+	if length > 0 {
+		n, err := io.CopyN(bw, out.r, length)
 		if err != nil {
 			return fmt.Errorf("request body: %d of %d bytes: %w", n, length, err)
 		}

@@ -520,3 +520,47 @@ func TestIdleConnectionsAreClosedAfterTheTimeout(t *testing.T) {
 		t.Fatalf("idle pool still holds %v", tr.idle)
 	}
 }
+
+// TestRequestIsNotModified: a body of unknown length reaches the upstream
+// with a Content-Length, is sent whole again on a resend, and the caller's
+// request keeps its own Body, ContentLength and Header (an http.RoundTripper
+// must not change them).
+func TestRequestIsNotModified(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	u, _ := rawServer(t, func(n int, c net.Conn) {
+		br := bufio.NewReader(c)
+		for i := 0; ; i++ {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			b, _ := io.ReadAll(req.Body)
+			mu.Lock()
+			seen = append(seen, fmt.Sprintf("%d:%s", req.ContentLength, b))
+			mu.Unlock()
+			if n == 1 && i == 1 {
+				return // drop the second request: it is sent again
+			}
+			io.WriteString(c, okAnswer)
+		}
+	})
+	tr := &Transport{}
+	for i, payload := range []string{`{"n":1}`, `{"n":22}`} {
+		body := io.NopCloser(strings.NewReader(payload)) // no length, no GetBody
+		req, _ := http.NewRequest(http.MethodPost, u, body)
+		req.ContentLength = -1
+		req.Header.Set("X-A", "1")
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		readAll(t, resp)
+		if req.Body != body || req.ContentLength != -1 || len(req.Header) != 1 || req.Header.Get("X-A") != "1" {
+			t.Fatalf("request %d changed: body %v length %d header %v", i, req.Body, req.ContentLength, req.Header)
+		}
+	}
+	if got := strings.Join(seen, " "); got != `7:{"n":1} 8:{"n":22} 8:{"n":22}` {
+		t.Fatalf("upstream saw %s; want each body with its length, the dropped one twice", got)
+	}
+}
