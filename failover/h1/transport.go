@@ -120,6 +120,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("h1: proxy: %w", err)
 		}
 		if p != nil {
+			if t.Fallback == nil {
+				closeBody(req)
+				return nil, fmt.Errorf("h1: %s goes through proxy %s, and no Fallback transport is set", req.URL.Host, p.Redacted())
+			}
 			return t.Fallback.RoundTrip(req)
 		}
 	}

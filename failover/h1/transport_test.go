@@ -406,6 +406,13 @@ func TestProxiedRequestsGoToFallback(t *testing.T) {
 	if viaFallback.Load() != 1 {
 		t.Fatalf("fallback used %d times; want 1", viaFallback.Load())
 	}
+	// A proxy without a Fallback is an error, not a panic, and names no
+	// proxy password.
+	tr.Fallback = nil
+	tr.Proxy = func(*http.Request) (*url.URL, error) { return url.Parse("http://user:secret@proxy.invalid:3128") }
+	if _, err := post(t, tr, context.Background(), srv.URL+"/proxied", "{}"); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("error %v; want a refusal without the proxy password", err)
+	}
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
