@@ -30,9 +30,7 @@ type Chat struct {
 }
 
 // ReadChat validates body as a JSON object and reads the fields routing needs
-// in one pass over its top-level members (a body is mostly its messages,
-// which are skipped once rather than once per field). Where a member repeats,
-// the first counts, as in a gjson path lookup.
+// in one pass over its top-level members (Members).
 func ReadChat(body []byte) (Chat, error) {
 	if !gjson.ValidBytes(body) {
 		return Chat{}, fmt.Errorf("%w: the body is not valid JSON", ErrBadRequest)
@@ -41,49 +39,39 @@ func ReadChat(body []byte) (Chat, error) {
 	if !root.IsObject() {
 		return Chat{}, fmt.Errorf("%w: the body must be a JSON object", ErrBadRequest)
 	}
-	var c Chat
-	var model, messages gjson.Result
-	var seen [5]bool
-	first := func(i int) bool {
-		if seen[i] {
-			return false
-		}
-		seen[i] = true
-		return true
-	}
-	root.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "model":
-			if first(0) {
-				model = v
-			}
-		case "stream":
-			if first(1) {
-				c.Stream = v.Bool()
-			}
-		case "user":
-			if first(2) {
-				c.User = strings.Clone(v.Str)
-			}
-		case "stream_options":
-			if first(3) {
-				c.WantsUsage = v.Get("include_usage").Bool()
-			}
-		case "messages":
-			if first(4) {
-				messages = v
-			}
-		}
-		return true
-	})
+	var f [len(chatMembers)]gjson.Result
+	Members(root, chatMembers[:], f[:])
+	model, messages := f[0], f[4]
 	if model.Type != gjson.String || model.Str == "" {
 		return Chat{}, fmt.Errorf("%w: you must provide a model parameter", ErrBadRequest)
 	}
 	if !messages.IsArray() {
 		return Chat{}, fmt.Errorf("%w: 'messages' must be an array", ErrBadRequest)
 	}
-	c.Model = strings.Clone(model.Str)
-	return c, nil
+	return Chat{
+		Model:      strings.Clone(model.Str),
+		Stream:     f[1].Bool(),
+		User:       strings.Clone(f[2].Str),
+		WantsUsage: f[3].Get("include_usage").Bool(),
+	}, nil
+}
+
+var chatMembers = [...]string{"model", "stream", "user", "stream_options", "messages"}
+
+// Members sets out[i] to the first top-level member of obj named names[i]
+// (the zero Result when there is none) in one pass over obj. A path lookup
+// per name scans obj from its start each time, and a chat body is mostly
+// the messages each of them would skip again. Where a member repeats, the
+// first counts, as in a path lookup. The results share obj's memory.
+func Members(obj gjson.Result, names []string, out []gjson.Result) {
+	obj.ForEach(func(k, v gjson.Result) bool {
+		for i, n := range names {
+			if k.Str == n && out[i].Raw == "" {
+				out[i] = v
+			}
+		}
+		return true
+	})
 }
 
 // Privacy decides what a provider learns about the end user (SPEC 2.2).

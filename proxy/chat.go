@@ -170,7 +170,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		id, sentText, sentReasn string
 		calls                   []sentCall // the client's tool calls, as received
 	)
-	rec := s.newRecoveries()
+	rec := &recoveries{limit: s.cfg.Failover.Recovery}
 	for {
 		u, err := s.relayPlain(sw, resp, resume, sent, withholdUsage)
 		resp.Close()
@@ -186,8 +186,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 			return
 		}
 		if errors.Is(err, interceptors.ErrDiverged) {
-			s.countRecovery(first, recoveryDiverged)
-			s.endStreamWithError(sw, r, unrecovered(first, "the new answer diverges from what was already sent"))
+			s.endUnrecovered(sw, r, first, recoveryDiverged, "the new answer diverges from what was already sent")
 			return
 		}
 		var se *failover.StreamError
@@ -208,13 +207,11 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 			}
 		}
 		if got.unmatchable {
-			s.countRecovery(first, recoveryPartialCall)
-			s.endStreamWithError(sw, r, unrecovered(first, "the client already received part of a tool call"))
+			s.endUnrecovered(sw, r, first, recoveryPartialCall, "the client already received part of a tool call")
 			return
 		}
 		if why, outcome := rec.take(time.Now()); why != "" {
-			s.countRecovery(first, outcome)
-			s.endStreamWithError(sw, r, unrecovered(first, why))
+			s.endUnrecovered(sw, r, first, outcome, why)
 			return
 		}
 		excluded = append(excluded, se.Provider)
@@ -226,8 +223,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		nr, err := s.up.Open(r.Context(), &next)
 		if err != nil {
 			s.log.Warn("stream recovery found no provider", "request_id", reqInfo(r).id, "cause", first.Cause, "err", err)
-			s.countRecovery(first, recoveryNoProvider)
-			s.endStreamWithError(sw, r, unrecovered(first, "no other provider could continue the answer"))
+			s.endUnrecovered(sw, r, first, recoveryNoProvider, "no other provider could continue the answer")
 			return
 		}
 		s.log.Info("stream recovery", "request_id", reqInfo(r).id, "cause", se.Cause,

@@ -2,21 +2,12 @@ package proxy
 
 import (
 	"fmt"
+	"net/http"
 	"time"
 
+	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
-)
-
-// Recovery budget per turn (SPEC 5, after the first byte; failover.recovery
-// in the config): a flapping provider cannot stretch a turn without bound.
-// These are the defaults for a config built without config.SetDefaults.
-const (
-	// defaultMaxRecoveries is how many cut streams one turn may recover.
-	defaultMaxRecoveries = 2
-	// defaultRecoveryWindow is how long after the turn's first cut a
-	// recovery may still start; each recovery round is bounded by failover's
-	// own max_round_time and the target's timeouts besides.
-	defaultRecoveryWindow = 30 * time.Second
+	"github.com/paygate/paygate/sse"
 )
 
 // Outcomes of a stream that broke after its first byte, the outcome label
@@ -30,41 +21,30 @@ const (
 	recoveryNoProvider  = "no_provider"       // no other provider could take the round
 )
 
-// recoveries counts a turn's stream recoveries against its limits.
+// recoveries counts a turn's stream recoveries against failover.recovery
+// (SPEC 5, after the first byte): a flapping provider cannot stretch a turn
+// without bound. Each recovery round is bounded by failover's own
+// max_round_time and the target's timeouts besides.
 type recoveries struct {
-	max    int // -1: recovery is off
-	window time.Duration
-	n      int
-	first  time.Time
-}
-
-func (s *Server) newRecoveries() *recoveries {
-	r := &recoveries{max: defaultMaxRecoveries, window: defaultRecoveryWindow}
-	if s.cfg != nil {
-		if c := s.cfg.Failover.Recovery; c.MaxAttempts != 0 {
-			r.max = c.MaxAttempts
-		}
-		if w := s.cfg.Failover.Recovery.Window.D(); w > 0 {
-			r.window = w
-		}
-	}
-	return r
+	limit config.Recovery
+	n     int
+	first time.Time
 }
 
 // take spends one recovery at now, or says why none is left and the
 // outcome to count.
 func (r *recoveries) take(now time.Time) (why, outcome string) {
-	if r.max < 0 {
+	if r.limit.MaxAttempts < 0 {
 		return "stream recovery is off", recoveryOff
 	}
 	if r.n == 0 {
 		r.first = now
 	}
 	switch {
-	case r.n >= r.max:
-		return fmt.Sprintf("recovery budget spent (%d attempts)", r.max), recoveryBudget
-	case now.Sub(r.first) > r.window:
-		return fmt.Sprintf("recovery budget spent (%s)", r.window), recoveryBudget
+	case r.n >= r.limit.MaxAttempts:
+		return fmt.Sprintf("recovery budget spent (%d attempts)", r.limit.MaxAttempts), recoveryBudget
+	case now.Sub(r.first) > r.limit.Window.D():
+		return fmt.Sprintf("recovery budget spent (%s)", r.limit.Window.D()), recoveryBudget
 	}
 	r.n++
 	return "", ""
@@ -78,6 +58,13 @@ func (s *Server) countRecovery(first *failover.StreamError, outcome string) {
 		cause = first.Cause
 	}
 	s.metrics.recoveries.WithLabelValues(cause, outcome).Inc()
+}
+
+// endUnrecovered ends a stream whose break could not be recovered: it counts
+// the outcome and sends the client the error naming the first break.
+func (s *Server) endUnrecovered(sw *sse.Writer, r *http.Request, first *failover.StreamError, outcome, why string) {
+	s.countRecovery(first, outcome)
+	s.endStreamWithError(sw, r, unrecovered(first, why))
 }
 
 // unrecovered is the error a client gets when a cut stream could not be

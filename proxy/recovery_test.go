@@ -15,7 +15,7 @@ import (
 // cut, and none at all with max_attempts -1.
 func TestRecoveryBudget(t *testing.T) {
 	t0 := time.Unix(1700000000, 0)
-	w := defaultRecoveryWindow
+	w := 30 * time.Second // the default failover.recovery.window
 	tests := []struct {
 		name        string
 		max         int
@@ -34,9 +34,14 @@ func TestRecoveryBudget(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := testConfig(t, "http://127.0.0.1:1", nil)
-			cfg.Failover.Recovery.MaxAttempts, cfg.Failover.Recovery.Window = tc.max, config.Duration(tc.window)
-			r := (&Server{cfg: cfg}).newRecoveries()
+			cfg := testConfig(t, "http://127.0.0.1:1", nil) // 0 in a row: the config default
+			if tc.max != 0 {
+				cfg.Failover.Recovery.MaxAttempts = tc.max
+			}
+			if tc.window != 0 {
+				cfg.Failover.Recovery.Window = config.Duration(tc.window)
+			}
+			r := &recoveries{limit: cfg.Failover.Recovery}
 			refused := ""
 			for i, d := range tc.at {
 				why, outcome := r.take(t0.Add(d))

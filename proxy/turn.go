@@ -145,7 +145,7 @@ func (t *turn) request() *failover.Request {
 // stream runs the rounds of a streaming turn.
 func (t *turn) stream() {
 	capture := interceptors.NewCapture(t.s.tools.IsPayment)
-	rec := t.s.newRecoveries()
+	rec := &recoveries{limit: t.s.cfg.Failover.Recovery}
 	// Between rounds (payment calls executing, the next round's first token)
 	// the client hears nothing; server.sse_keepalive fills that gap.
 	endGap := func() {}
@@ -245,8 +245,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		partial := capture.EndRound()
 		t.accountAttempt(resp, partial.Usage)
 		if errors.Is(err, interceptors.ErrDiverged) {
-			t.s.countRecovery(first, recoveryDiverged)
-			t.s.endStreamWithError(t.sw, t.r, unrecovered(first, "the new answer diverges from what was already sent"))
+			t.s.endUnrecovered(t.sw, t.r, first, recoveryDiverged, "the new answer diverges from what was already sent")
 			return partial, resp, false
 		}
 		var se *failover.StreamError
@@ -269,8 +268,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		// those a recovery attempt repeated (ContinueCalls).
 		sentCalls := partial.Sent.Calls
 		if why, outcome := rec.take(time.Now()); why != "" {
-			t.s.countRecovery(first, outcome)
-			t.s.endStreamWithError(t.sw, t.r, unrecovered(first, why))
+			t.s.endUnrecovered(t.sw, t.r, first, outcome, why)
 			return partial, resp, false
 		}
 		excluded = append(excluded, se.Provider)
@@ -283,8 +281,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		next, err := t.openRecovery(excluded, cont)
 		if err != nil {
 			t.s.log.Warn("stream recovery found no provider", "request_id", reqInfo(t.r).id, "cause", first.Cause, "err", err)
-			t.s.countRecovery(first, recoveryNoProvider)
-			t.s.endStreamWithError(t.sw, t.r, unrecovered(first, "no other provider could continue the answer"))
+			t.s.endUnrecovered(t.sw, t.r, first, recoveryNoProvider, "no other provider could continue the answer")
 			return partial, resp, false
 		}
 		t.s.log.Info("stream recovery", "request_id", reqInfo(t.r).id, "round", round, "cause", se.Cause,

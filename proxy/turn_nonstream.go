@@ -75,48 +75,16 @@ type roundAnswer struct {
 }
 
 // parseAnswer reads a chat.completion without decoding it whole, in one pass
-// over its top-level members. The strings kept are copies: the answer's
-// body may be patched later.
+// over its top-level members and one over its first message's. The strings
+// kept are copies: the answer's body may be patched later.
 func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
-	a := &roundAnswer{body: body}
-	var message gjson.Result
-	var seen [4]bool
-	gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))).ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "id":
-			if !seen[0] {
-				seen[0], a.id = true, strings.Clone(v.Str)
-			}
-		case "model":
-			if !seen[1] {
-				seen[1], a.model = true, strings.Clone(v.Str)
-			}
-		case "usage":
-			if !seen[2] {
-				seen[2], a.usage = true, gjson.Parse(strings.Clone(v.Raw))
-			}
-		case "choices":
-			if !seen[3] {
-				seen[3], message = true, v.Get("0.message")
-			}
-		}
-		return true
-	})
-	var calls gjson.Result
-	var seenMsg [2]bool
-	message.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "content":
-			if !seenMsg[0] {
-				seenMsg[0], a.content = true, strings.Clone(v.Str)
-			}
-		case "tool_calls":
-			if !seenMsg[1] {
-				seenMsg[1], calls = true, v
-			}
-		}
-		return true
-	})
+	var top [4]gjson.Result // id, model, usage, choices
+	interceptors.Members(gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))), answerMembers[:], top[:])
+	var msg [2]gjson.Result // content, tool_calls
+	interceptors.Members(top[3].Get("0.message"), messageMembers[:], msg[:])
+	a := &roundAnswer{body: body, id: strings.Clone(top[0].Str), model: strings.Clone(top[1].Str),
+		usage: gjson.Parse(strings.Clone(top[2].Raw)), content: strings.Clone(msg[0].Str)}
+	calls := msg[1]
 	i := 0
 	calls.ForEach(func(_, call gjson.Result) bool {
 		tc := interceptors.ToolCall{
@@ -137,6 +105,11 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 	})
 	return a
 }
+
+var (
+	answerMembers  = [...]string{"id", "model", "usage", "choices"}
+	messageMembers = [...]string{"content", "tool_calls"}
+)
 
 // extraMembers collects a tool call's members other than id, type, index
 // and function (a thought signature, say) as a raw JSON object.
