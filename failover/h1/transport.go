@@ -148,7 +148,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			out.close()
 			return nil, err
 		}
-		resp, err := c.roundTrip(ctx, req, out)
+		resp, err := c.roundTrip(ctx, req, &out)
 		if err == nil {
 			out.close()
 			return resp, nil
@@ -181,8 +181,8 @@ type outgoing struct {
 	buf    []byte // the whole body, when it was read into memory
 }
 
-func outgoingBody(req *http.Request) (*outgoing, error) {
-	o := &outgoing{req: req}
+func outgoingBody(req *http.Request) (outgoing, error) {
+	o := outgoing{req: req}
 	if req.Body == nil || req.Body == http.NoBody {
 		return o, nil
 	}
@@ -191,7 +191,7 @@ func outgoingBody(req *http.Request) (*outgoing, error) {
 		b, err := io.ReadAll(req.Body)
 		req.Body.Close()
 		if err != nil {
-			return nil, fmt.Errorf("h1: read request body: %w", err)
+			return outgoing{}, fmt.Errorf("h1: read request body: %w", err)
 		}
 		o.buf, o.r, o.c, o.length = b, bytes.NewReader(b), nil, int64(len(b))
 	}
