@@ -1,15 +1,15 @@
 package failover
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/paygate/paygate/logging/logtest"
 
 	"github.com/tidwall/gjson"
 
@@ -31,24 +31,7 @@ type env struct {
 	clock *fakeClock
 	r     *Router
 	fakes map[string]*fakeProvider
-	logs  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs  *logtest.Buffer
 }
 
 func testConfig(urls map[string]string, targets []string) *config.Config {
@@ -88,7 +71,7 @@ func testConfig(urls map[string]string, targets []string) *config.Config {
 // order given.
 func newEnv(t *testing.T, scripts map[string]func(c *fconn, n int), targets []string, mutate func(*config.Config)) *env {
 	t.Helper()
-	e := &env{clock: newFakeClock(), fakes: map[string]*fakeProvider{}, logs: &syncBuffer{}}
+	e := &env{clock: newFakeClock(), fakes: map[string]*fakeProvider{}, logs: &logtest.Buffer{}}
 	urls := map[string]string{}
 	for _, name := range []string{"a", "b", "c"} {
 		s := scripts[name]

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/logging/logtest"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paygate/paygate/payments"
@@ -44,24 +46,6 @@ func (c *offsetClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// logBuf is a concurrency-safe log sink.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type fullStore interface {
 	payments.Store
 	Close() error
@@ -88,7 +72,7 @@ type env struct {
 	svc     *payments.Service
 	notify  *httptest.Server
 	reg     *prometheus.Registry
-	logs    *logBuf
+	logs    *logtest.Buffer
 	clock   *offsetClock
 	catalog *payments.Catalog
 	trans   chan payments.Transition
@@ -117,7 +101,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.driver == "" {
 		o.driver = "embedded"
 	}
-	e := &env{t: t, reg: prometheus.NewRegistry(), logs: &logBuf{}, clock: &offsetClock{}, trans: make(chan payments.Transition, 1024)}
+	e := &env{t: t, reg: prometheus.NewRegistry(), logs: &logtest.Buffer{}, clock: &offsetClock{}, trans: make(chan payments.Transition, 1024)}
 	o.sim.Keys = keys
 	if o.sim.NotifyAttempts == 0 {
 		o.sim.NotifyAttempts = 1

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/paygate/paygate/logging/logtest"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paygate/paygate/config"
@@ -89,28 +91,10 @@ privacy:
 	return cfg
 }
 
-// logBuffer collects log lines safely across goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // newTestProxy serves a paygate proxy for cfg and returns its URL.
-func newTestProxy(t *testing.T, cfg *config.Config) (string, *logBuffer) {
+func newTestProxy(t *testing.T, cfg *config.Config) (string, *logtest.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	log := logging.New(logs, slog.LevelDebug, cfg.Secrets())
 	reg := prometheus.NewRegistry()
 	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/paygate/paygate/logging/logtest"
+
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/payments"
@@ -56,24 +58,6 @@ func (t recordingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	return resp, nil
 }
 
-// lockedBuffer collects the log.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestNoSecretLeaks plays a purchase that needs approval, its payment and a
 // refund with distinctive secrets, and scans every upstream request, every
 // WeChat Pay request and answer, every log line and every response paygate
@@ -115,7 +99,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	defer hooks.Close()
 
 	wechat := &recorder{}
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	src := `
 log: {level: debug}
 clients: [{name: bot, key: ` + clientKey + `}]

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/logging/logtest"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -149,7 +151,7 @@ func TestGiveUp(t *testing.T) {
 	o := ob.create("PGIVEUP", store.StatusApprovalRequired)
 	ob.move(o, store.StatusRejected, "reject")
 	reg := prometheus.NewRegistry()
-	var logs syncBuf
+	var logs logtest.Buffer
 	r := newRelay(t, st, rc.URL, clk.Now, func(o *webhook.Options) {
 		o.RetryBase, o.MaxDelay, o.RetryFor = time.Second, 2*time.Second, 5*time.Second
 		o.Registerer = reg
@@ -647,24 +649,6 @@ func TestConcurrentOrders(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuf is a concurrency-safe log sink.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestProposed: a refund proposal becomes a refund.proposed delivered in the
