@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tidwall/gjson"
-
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/proxy/console"
@@ -115,20 +113,7 @@ webhooks: {url: "` + m.URL + `", secret: ` + testWebhookSecret + `}
 
 	// A purchase on the main listener; the simulated user pays and WeChat
 	// Pay's notification reaches the notify listener.
-	req, _ := http.NewRequest(http.MethodPost, mainURL+"/v1/chat/completions",
-		strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"premium please"}]}`))
-	req.Header.Set("Authorization", client)
-	req.Header.Set("X-WeChat-OpenID", testOpenID)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ans, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	no := gjson.GetBytes(ans, "paygate.actions.0.order.order_no").Str
-	if no == "" {
-		t.Fatalf("no order: %s", ans)
-	}
+	no, _ := orderFor(t, mainURL, testOpenID, "premium please")
 	paid := m.await(t, "order.paid", func(a hookArrival) bool { return a.env.Type == webhook.TypeOrderPaid })
 	if paid.env.Data.Order["order_no"] != no || paid.verifyErr != nil {
 		t.Errorf("order.paid %+v (signature %v); want %s", paid.env.Data.Order, paid.verifyErr, no)

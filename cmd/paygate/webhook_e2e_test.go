@@ -182,20 +182,7 @@ func TestWebhookRetriedAcrossRestart(t *testing.T) {
 			up := newScriptedProvider(t, purchaseScript)
 			storeYAML := webhookStoreYAML(t, driver)
 			url, a, closeFirst := hookApp(t, storeYAML, up.URL, m.URL, "", nil)
-			req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions",
-				strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"premium please"}]}`))
-			req.Header.Set("Authorization", "Bearer "+e2eClientKey)
-			req.Header.Set("X-WeChat-OpenID", testOpenID)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ans, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			no := gjson.GetBytes(ans, "paygate.actions.0.order.order_no").Str
-			if no == "" {
-				t.Fatalf("no order in %s", ans)
-			}
+			no, _ := orderFor(t, url, testOpenID, "premium please")
 			if d, err := a.sim.Pay(context.Background(), no); err != nil || !d.Acked {
 				t.Fatalf("pay: %+v %v", d, err)
 			}
@@ -531,20 +518,7 @@ func TestWebhookResend(t *testing.T) {
 	t.Cleanup(admin.Close)
 	resend := func(no string) string { return admin.URL + "/admin/api/orders/" + no + "/webhook" }
 
-	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions",
-		strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"premium please"}]}`))
-	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
-	req.Header.Set("X-WeChat-OpenID", testOpenID)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ans, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	no := gjson.GetBytes(ans, "paygate.actions.0.order.order_no").Str
-	if no == "" {
-		t.Fatalf("no order in %s", ans)
-	}
+	no, _ := orderFor(t, url, testOpenID, "premium please")
 
 	// Awaiting payment: nothing describes that state.
 	if status, body := httpCall(t, http.MethodPost, resend(no), "Bearer "+testAdminToken, ""); status != http.StatusConflict {
