@@ -162,6 +162,21 @@ func (a *Response) Next() (sse.Event, error) {
 	}
 }
 
+// Buffered reports whether Next can return without waiting for the
+// provider: a held event, or a whole event already read off the connection.
+// A relay flushes its client only when it is false, so a burst of events
+// read together reaches the client in one write, and an event is never held
+// back while paygate waits (SPEC 5 asks for events as they come).
+func (a *Response) Buffered() bool {
+	switch {
+	case a.end != nil || a.rd == nil:
+		return true // Next returns at once: the stream is over or not a stream
+	case a.heldNext < len(a.held) || a.pending:
+		return true
+	}
+	return a.rd.Buffered()
+}
+
 // streamEnd names how a stream that stopped delivering events ended.
 func (a *Response) streamEnd(err error) error {
 	if a.finished {
@@ -189,7 +204,11 @@ func (a *Response) finish(err error) error {
 			a.r.log.Warn("upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "err", se.Err)
 		}
 	}
-	a.r.m.streams.WithLabelValues(a.Provider, outcome).Inc()
+	if outcome == "complete" {
+		a.t.p.streamComplete.Inc()
+	} else {
+		a.r.m.streams.WithLabelValues(a.Provider, outcome).Inc()
+	}
 	return err
 }
 

@@ -241,8 +241,23 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 // what the client has). It returns the attempt's usage and nil when the
 // stream is complete, else a *failover.StreamError, interceptors.ErrDiverged
 // or errClientGone.
-func (s *Server) relayPlain(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (u accounting.Usage, _ error) {
+func (s *Server) relayPlain(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (accounting.Usage, error) {
+	u, err := s.relayPlainEvents(sw, resp, resume, sent, withholdUsage)
+	if sw.Queued() && sw.Flush() != nil && err == nil {
+		return u, errClientGone
+	}
+	return u, err
+}
+
+// relayPlainEvents is relayPlain's loop; events are flushed only before a
+// wait for the provider (see turn.relayEvents).
+func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (u accounting.Usage, _ error) {
 	for {
+		if sw.Queued() && !resp.Buffered() {
+			if err := sw.Flush(); err != nil {
+				return u, errClientGone
+			}
+		}
 		ev, err := resp.Next()
 		if errors.Is(err, io.EOF) {
 			return u, nil
@@ -272,7 +287,7 @@ func (s *Server) relayPlain(sw *sse.Writer, resp *failover.Response, resume *int
 		}
 		// JSON holds no raw NUL: it separates the logged events.
 		*sent = append(append(*sent, data...), 0)
-		if err := sw.Data(data); err != nil {
+		if err := sw.Queue(data); err != nil {
 			// The client is gone; returning cancels the upstream request.
 			return u, errClientGone
 		}

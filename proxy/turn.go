@@ -302,9 +302,26 @@ var errClientGone = errors.New("client gone")
 // relay passes one attempt's events through the capture to the client
 // (through resume first, when the attempt takes over a cut one). It returns
 // nil when the round is complete, else why it stopped: a *failover.StreamError,
-// interceptors.ErrDiverged or errClientGone.
+// interceptors.ErrDiverged or errClientGone. Everything relayed has been
+// flushed to the client when it returns.
 func (t *turn) relay(resp *failover.Response, capture *interceptors.Capture, resume *interceptors.Resume) error {
+	err := t.relayEvents(resp, capture, resume)
+	if t.sw.Queued() && t.sw.Flush() != nil && err == nil {
+		return errClientGone
+	}
+	return err
+}
+
+// relayEvents is relay's loop. Events go out queued and are flushed only
+// before a wait for the provider: what arrived in one read leaves in one
+// write, and nothing waits behind the provider's next bytes.
+func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Capture, resume *interceptors.Resume) error {
 	for {
+		if t.sw.Queued() && !resp.Buffered() {
+			if err := t.sw.Flush(); err != nil {
+				return errClientGone
+			}
+		}
 		ev, err := resp.Next()
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -330,7 +347,7 @@ func (t *turn) relay(resp *failover.Response, capture *interceptors.Capture, res
 			continue
 		}
 		if out != nil {
-			if err := t.sw.Data(out); err != nil {
+			if err := t.sw.Queue(out); err != nil {
 				return errClientGone
 			}
 		}
@@ -514,12 +531,13 @@ func (t *turn) finishStream(finish []byte, model, reason string) {
 	if chunk == nil {
 		chunk = interceptors.FinalChunk(t.turnID, model, t.created, reason, ext, nil)
 	}
-	if err := t.sw.Data(chunk); err != nil {
+	// The last events leave in one write, with [DONE].
+	if err := t.sw.Queue(chunk); err != nil {
 		return
 	}
 	if t.chat.WantsUsage && t.hasUse {
 		u := t.usage
-		_ = t.sw.Data(usageChunk(t.turnID, model, t.created, &u))
+		_ = t.sw.Queue(usageChunk(t.turnID, model, t.created, &u))
 	}
 	_ = t.sw.Done()
 }

@@ -116,6 +116,40 @@ func (r *Reader) Next() (Event, error) {
 	}
 }
 
+// Buffered reports whether the next event that carries data is already
+// whole in the Reader's buffer, so that Next returns it without reading from
+// the connection. A relay uses it to flush once per read rather than once per
+// event: events that arrived together leave together, and none waits for the
+// provider's next bytes. It parses as Next does (comment lines and data-less
+// events do not count), without consuming anything.
+func (r *Reader) Buffered() bool {
+	n := r.br.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := r.br.Peek(n) // never blocks: n bytes are buffered
+	hasData := false
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return false
+		}
+		line := trimEOL(b[:i+1])
+		b = b[i+1:]
+		switch {
+		case len(line) == 0:
+			if hasData {
+				return true
+			}
+		case line[0] == ':':
+		case bytes.HasPrefix(line, dataField) && (len(line) == len(dataField) || line[len(dataField)] == ':'):
+			hasData = true
+		}
+	}
+}
+
+var dataField = []byte("data")
+
 // readLine returns one line without its terminator. The slice aliases the
 // bufio buffer (or r's spill buffer for long lines) until the next read.
 func (r *Reader) readLine() ([]byte, error) {

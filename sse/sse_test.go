@@ -81,6 +81,70 @@ func TestReaderCountsComments(t *testing.T) {
 	}
 }
 
+func TestReaderBuffered(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string // all of it arrives in the first read
+		want bool   // after the first event was read
+	}{
+		{"next event whole", "data: a\n\ndata: b\n\n", true},
+		{"next event whole, crlf", "data: a\r\n\r\ndata: b\r\n\r\n", true},
+		{"next event without a space", "data: a\n\ndata:b\n\n", true},
+		{"next event cut", "data: a\n\ndata: b\n", false},
+		{"next line cut", "data: a\n\ndata: b", false},
+		{"nothing left", "data: a\n\n", false},
+		{"only a comment left", "data: a\n\n: keep-alive\n\n", false},
+		{"comment then a whole event", "data: a\n\n: keep-alive\n\ndata: b\n\n", true},
+		{"an event without data", "data: a\n\nevent: ping\n\n", false},
+		{"a field that only starts with data", "data: a\n\ndatum: x\n\n", false},
+		{"the done sentinel", "data: a\n\ndata: [DONE]\n\n", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewReader(strings.NewReader(tc.in))
+			defer r.Release()
+			if r.Buffered() {
+				t.Fatal("Buffered before anything was read")
+			}
+			if _, err := r.Next(); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.Buffered(); got != tc.want {
+				t.Errorf("Buffered = %v; want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestWriterQueueFlushesOnce(t *testing.T) {
+	rec := &flushCounter{ResponseRecorder: httptest.NewRecorder()}
+	w := NewWriter(rec)
+	for _, d := range []string{`{"a":1}`, `{"b":2}`} {
+		if err := w.Queue([]byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rec.flushes != 0 || !w.Queued() {
+		t.Fatalf("queued events were flushed (%d flushes) or not marked queued", rec.flushes)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if rec.flushes != 1 || w.Queued() {
+		t.Errorf("got %d flushes, queued %v; want 1 flush and nothing queued", rec.flushes, w.Queued())
+	}
+	if got, want := rec.Body.String(), "data: {\"a\":1}\n\ndata: {\"b\":2}\n\n"; got != want {
+		t.Errorf("got %q; want %q", got, want)
+	}
+}
+
+type flushCounter struct {
+	*httptest.ResponseRecorder
+	flushes int
+}
+
+func (f *flushCounter) Flush() { f.flushes++; f.ResponseRecorder.Flush() }
+
 func TestWriterFlushesEachEvent(t *testing.T) {
 	rec := httptest.NewRecorder()
 	w := NewWriter(rec)
@@ -154,13 +218,35 @@ func BenchmarkReaderWriter(b *testing.B) {
 func FuzzReaderChunking(f *testing.F) {
 	f.Add([]byte("data: {\"a\":\"\\u00e9\"}\n\ndata: [DONE]\n\n"), uint8(3))
 	f.Add([]byte(": c\r\ndata: x\r\ndata: y\r\n\r\n"), uint8(1))
+	f.Add([]byte("data: a\n\n: k\n\nevent: e\n\ndata:b\n\ndata: [DONE]\n\n"), uint8(15))
 	f.Fuzz(func(t *testing.T, in []byte, step uint8) {
 		whole := readAllErr(bytes.NewReader(in))
 		chunked := readAllErr(&stepReader{b: in, step: int(step%16) + 1})
 		if strings.Join(whole, "\x00") != strings.Join(chunked, "\x00") {
 			t.Errorf("whole %q; chunked %q", whole, chunked)
 		}
+		checkBuffered(t, in, int(step%16)+1)
 	})
+}
+
+// checkBuffered holds Buffered to its promise: when it says an event is at
+// hand, Next returns one without reading from the source (a relay that
+// trusted it wrongly would hold events back while the provider thinks).
+func checkBuffered(t *testing.T, in []byte, step int) {
+	src := &stepReader{b: in, step: step}
+	r := NewReader(src)
+	defer r.Release()
+	for {
+		buffered, reads := r.Buffered(), src.reads
+		_, err := r.Next()
+		if buffered && (err != nil || src.reads != reads) {
+			t.Fatalf("Buffered said an event was at hand, but Next read %d more times and returned %v",
+				src.reads-reads, err)
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func readAllErr(r io.Reader) []string {
@@ -177,11 +263,13 @@ func readAllErr(r io.Reader) []string {
 }
 
 type stepReader struct {
-	b    []byte
-	step int
+	b     []byte
+	step  int
+	reads int
 }
 
 func (s *stepReader) Read(p []byte) (int, error) {
+	s.reads++
 	if len(s.b) == 0 {
 		return 0, io.EOF
 	}

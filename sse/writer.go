@@ -6,10 +6,13 @@ import (
 )
 
 // Writer writes events to a client and flushes each one, so nothing waits in a
-// buffer while the provider is still thinking.
+// buffer while the provider is still thinking. A relay that knows the next
+// event is already at hand (sse.Reader.Buffered) may Queue events and Flush
+// once before it would wait: one write per burst instead of one per event.
 type Writer struct {
-	w  io.Writer
-	rc *http.ResponseController
+	w      io.Writer
+	rc     *http.ResponseController
+	queued bool // bytes written since the last flush
 }
 
 // NewWriter writes to w. When w is an http.ResponseWriter (or wraps one and
@@ -31,17 +34,28 @@ var (
 // Data writes one "data:" event and flushes it. data must be one line (JSON
 // from a provider always is once its event was parsed).
 func (w *Writer) Data(data []byte) error {
+	if err := w.Queue(data); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// Queue writes one "data:" event without flushing it: the caller flushes
+// before it next waits for anything. data must be one line.
+func (w *Writer) Queue(data []byte) error {
+	w.queued = true
 	if _, err := w.w.Write(dataPrefix); err != nil {
 		return err
 	}
 	if _, err := w.w.Write(data); err != nil {
 		return err
 	}
-	if _, err := w.w.Write(eventEnd); err != nil {
-		return err
-	}
-	return w.Flush()
+	_, err := w.w.Write(eventEnd)
+	return err
 }
+
+// Queued reports whether events were written since the last flush.
+func (w *Writer) Queued() bool { return w.queued }
 
 // Done writes the "[DONE]" sentinel and flushes.
 func (w *Writer) Done() error {
@@ -61,6 +75,7 @@ func (w *Writer) Comment(text string) error {
 
 // Flush pushes buffered bytes to the client.
 func (w *Writer) Flush() error {
+	w.queued = false
 	if w.rc == nil {
 		if f, ok := w.w.(interface{ Flush() error }); ok {
 			return f.Flush()

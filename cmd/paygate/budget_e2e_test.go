@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -182,4 +184,102 @@ func TestNoBuffering(t *testing.T) {
 	if rest.String() != "paid soon" || a.sim.OrderCount() != 1 {
 		t.Errorf("rest %q orders %d", rest.String(), a.sim.OrderCount())
 	}
+}
+
+// TestStreamBurstLeavesTogether: events that reach paygate in one read leave
+// in one write (TestNoBuffering shows a lone event is not held back). The
+// upstream writes a whole answer of 22 events at once; counting the writes on
+// paygate's side of the client connection shows how many it spent.
+func TestStreamBurstLeavesTogether(t *testing.T) {
+	head := `{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[`
+	var burst, want strings.Builder
+	burst.WriteString("data: " + head + `{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}` + "\n\n")
+	for i := range 20 {
+		w := fmt.Sprintf("w%d ", i)
+		want.WriteString(w)
+		burst.WriteString("data: " + head + `{"index":0,"delta":{"content":"` + w + `"},"finish_reason":null}]}` + "\n\n")
+	}
+	burst.WriteString("data: " + head + `{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\ndata: [DONE]\n\n")
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, burst.String())
+	}))
+	defer up.Close()
+	_, a := paymentApp(t, up.URL, "")
+	srv := httptest.NewUnstartedServer(a.server.Handler())
+	writes := &writeCounter{Listener: srv.Listener}
+	srv.Listener = writes
+	srv.Start()
+	defer srv.Close()
+
+	for _, tc := range []struct {
+		name   string
+		client *openai.Client
+	}{
+		{"payment turn", userClient(srv.URL)},
+		{"plain relay", plainClient(srv.URL)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := writes.n.Load()
+			stream, err := tc.client.CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
+				Model: "gpt-4o", Stream: true, Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got strings.Builder
+			for {
+				c, err := stream.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(c.Choices) > 0 {
+					got.WriteString(c.Choices[0].Delta.Content)
+				}
+			}
+			stream.Close()
+			if got.String() != want.String() {
+				t.Fatalf("text %q; want %q", got.String(), want.String())
+			}
+			// The events up to the last text delta in one write, then
+			// whatever closes the stream (finish, [DONE], the chunked
+			// terminator): one write per event would be 23 or more.
+			if n := writes.n.Load() - before; n > 4 {
+				t.Errorf("paygate wrote the 22 events in %d writes; want at most 4", n)
+			}
+		})
+	}
+}
+
+func plainClient(url string) *openai.Client {
+	c := openai.DefaultConfig(e2eClientKey)
+	c.BaseURL = url + "/v1"
+	return openai.NewClientWithConfig(c)
+}
+
+// writeCounter counts the writes on the connections it accepts.
+type writeCounter struct {
+	net.Listener
+	n atomic.Int64
+}
+
+func (l *writeCounter) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countedConn{Conn: c, n: &l.n}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countedConn) Write(b []byte) (int, error) {
+	c.n.Add(1)
+	return c.Conn.Write(b)
 }
