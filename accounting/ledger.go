@@ -81,6 +81,10 @@ type modelTotals struct {
 	Provider, Model          string
 	PromptTokens, Completion int64
 	Cost                     Pico
+
+	// The pair's metric series, resolved once (a label lookup per round
+	// hashes the labels and takes the vector's lock).
+	promptC, completionC, costC prometheus.Counter
 }
 
 // New builds a Ledger from the providers' price tables.
@@ -120,21 +124,25 @@ func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *sl
 // Round records one upstream round's tokens and returns its cost. A model
 // with no configured price costs 0 (its tokens are still counted).
 func (l *Ledger) Round(provider, model string, u Usage) Pico {
-	l.tokens.WithLabelValues(provider, model, "prompt").Add(float64(u.PromptTokens))
-	l.tokens.WithLabelValues(provider, model, "completion").Add(float64(u.CompletionTokens))
-	p := l.prices[provider+"\x00"+model]
+	key := provider + "\x00" + model
+	p := l.prices[key]
 	c := Pico(u.PromptTokens*p.inMicros + u.CompletionTokens*p.outMicros)
-	l.cost.WithLabelValues(provider, model).Add(c.Units())
 	l.mu.Lock()
-	m := l.models[provider+"\x00"+model]
+	m := l.models[key]
 	if m == nil {
-		m = &modelTotals{Provider: provider, Model: model}
-		l.models[provider+"\x00"+model] = m
+		m = &modelTotals{Provider: provider, Model: model,
+			promptC:     l.tokens.WithLabelValues(provider, model, "prompt"),
+			completionC: l.tokens.WithLabelValues(provider, model, "completion"),
+			costC:       l.cost.WithLabelValues(provider, model)}
+		l.models[key] = m
 	}
 	m.PromptTokens += u.PromptTokens
 	m.Completion += u.CompletionTokens
 	m.Cost += c
 	l.mu.Unlock()
+	m.promptC.Add(float64(u.PromptTokens))
+	m.completionC.Add(float64(u.CompletionTokens))
+	m.costC.Add(c.Units())
 	return c
 }
 

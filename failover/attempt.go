@@ -111,7 +111,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		return nil, f
 	}
 	ttfb := time.Since(a.start)
-	r.m.ttfb.WithLabelValues(p.name).Observe(ttfb.Seconds())
+	p.ttfb.Observe(ttfb.Seconds())
 	a.StatusCode, a.Header, a.body, a.length = resp.StatusCode, resp.Header, resp.Body, resp.ContentLength
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -191,7 +191,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				a.finished = true
 			}
 			ttft := time.Since(a.start)
-			r.m.ttft.WithLabelValues(p.name).Observe(ttft.Seconds())
+			p.ttft.Observe(ttft.Seconds())
 			t.observe(r.opts.Now(), ttft)
 			return a, nil
 		}

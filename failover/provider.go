@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/paygate/paygate/config"
@@ -41,6 +42,12 @@ type provider struct {
 	throttles atomic.Int32
 	// state mirrors the breaker's state for Status without taking its lock.
 	state atomic.Int32
+
+	// The provider's metric series on every answer, resolved once: a label
+	// lookup hashes the labels and takes the vector's lock on each call.
+	okAttempts     prometheus.Counter
+	ttfb, ttft     prometheus.Observer
+	streamComplete prometheus.Counter
 }
 
 // noCopy makes go vet's copylocks check flag copies of a provider.
@@ -64,6 +71,11 @@ func newProvider(r *Router, pc config.Provider, rt http.RoundTripper) *provider 
 		base:   trimBase(pc.BaseURL),
 		rt:     rt,
 		header: http.Header{},
+
+		okAttempts:     r.m.attempts.WithLabelValues(pc.Name, "ok"),
+		ttfb:           r.m.ttfb.WithLabelValues(pc.Name),
+		ttft:           r.m.ttft.WithLabelValues(pc.Name),
+		streamComplete: r.m.streams.WithLabelValues(pc.Name, "complete"),
 	}
 	for k, v := range pc.Headers {
 		p.header.Set(k, v)

@@ -157,7 +157,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool) (*Response, bool) 
 			p.throttles.Store(0)
 			at.Status = resp.StatusCode
 			rd.tried = append(rd.tried, at)
-			r.m.attempts.WithLabelValues(p.name, "ok").Inc()
+			p.okAttempts.Inc()
 			if resp.round != nil {
 				resp.round.Stop()
 			}

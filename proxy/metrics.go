@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"fmt"
+	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,7 +56,26 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) observe(route, status string, d time.Duration) {
-	m.requests.WithLabelValues(route, status).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+// routeMetrics are one route's series, the common ones resolved once: a
+// label lookup hashes the labels and takes the vector's lock on each call.
+type routeMetrics struct {
+	m        *metrics
+	route    string
+	ok       prometheus.Counter
+	duration prometheus.Observer
+}
+
+func (m *metrics) forRoute(route string) *routeMetrics {
+	return &routeMetrics{m: m, route: route,
+		ok: m.requests.WithLabelValues(route, "200"), duration: m.duration.WithLabelValues(route)}
+}
+
+// observe counts a finished request; code 0 is an implicit 200.
+func (r *routeMetrics) observe(code int, d time.Duration) {
+	if code == 0 || code == http.StatusOK {
+		r.ok.Inc()
+	} else {
+		r.m.requests.WithLabelValues(r.route, strconv.Itoa(code)).Inc()
+	}
+	r.duration.Observe(d.Seconds())
 }

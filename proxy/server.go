@@ -195,13 +195,14 @@ func reqInfo(r *http.Request) *requestCtx {
 
 // route wraps a handler with the request id, metrics and panic safety.
 func (s *Server) route(name string, h http.HandlerFunc) http.Handler {
+	m := s.metrics.forRoute(name)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rc := &requestCtx{id: newRequestID()}
 		sw := &statusWriter{ResponseWriter: w}
 		sw.Header().Set("X-Request-Id", rc.id)
 		defer func() {
-			s.metrics.observe(name, sw.status(), time.Since(start))
+			m.observe(sw.code, time.Since(start))
 		}()
 		h(sw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rc)))
 	})
