@@ -271,13 +271,20 @@ func wrap(err error) error {
 
 // enc encodes one component of a composite key so that prefixes are
 // unambiguous: uvarint length, then the bytes.
-func enc(s string) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(s)))
-	return append(b, s...)
+// enc is s prefixed with its length as a uvarint, so that keys built from
+// several strings never collide and sort by their first part.
+func enc(s string) []byte { return appendEnc(make([]byte, 0, binary.MaxVarintLen64+len(s)), s) }
+
+func appendEnc(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
 func join(parts ...[]byte) []byte {
-	var out []byte
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	out := make([]byte, 0, n)
 	for _, p := range parts {
 		out = append(out, p...)
 	}

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -345,4 +346,30 @@ func BenchmarkLoadUserState(b *testing.B) {
 
 func BenchmarkTransition(b *testing.B) {
 	storetest.BenchTransition(b, openTest(b, storetest.NewClock()))
+}
+
+// TestKeyEncoding pins the on-disk key format: a file written by one version
+// must be read by the next, so the encoding may get cheaper but never change.
+func TestKeyEncoding(t *testing.T) {
+	long := strings.Repeat("u", 200) // a two-byte uvarint length
+	tests := []struct {
+		name string
+		got  []byte
+		want []byte
+	}{
+		{"enc", enc("ab"), []byte{2, 'a', 'b'}},
+		{"enc empty", enc(""), []byte{0}},
+		{"enc long", enc(long), append([]byte{0xc8, 0x01}, long...)},
+		{"userPrefix", userPrefix("ab", "xyz"), []byte{2, 'a', 'b', 3, 'x', 'y', 'z'}},
+		{"userPrefix long", userPrefix("c", long), append([]byte{1, 'c', 0xc8, 0x01}, long...)},
+		{"join", join([]byte{1}, nil, []byte{2, 3}), []byte{1, 2, 3}},
+	}
+	for _, tc := range tests {
+		if !bytes.Equal(tc.got, tc.want) {
+			t.Errorf("%s: got %x; want %x", tc.name, tc.got, tc.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = userPrefix("shop-bot", "o-openid-123") }); n != 1 {
+		t.Errorf("userPrefix: %v allocations; want 1", n)
+	}
 }

@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,7 +35,11 @@ func validOrder(o *store.Order) error {
 	return nil
 }
 
-func userPrefix(client, user string) []byte { return join(enc(client), enc(user)) }
+// userPrefix is read on every turn (LoadUserState): one allocation.
+func userPrefix(client, user string) []byte {
+	b := make([]byte, 0, 2*binary.MaxVarintLen64+len(client)+len(user))
+	return appendEnc(appendEnc(b, client), user)
+}
 
 func orderIndexKeys(o *store.Order) (user, status, all []byte) {
 	t, no := ts(o.CreatedAt), []byte(o.OrderNo)
