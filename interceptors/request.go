@@ -81,14 +81,25 @@ type Privacy struct {
 	// Key keys the hash; stable across restarts and replicas.
 	Key []byte
 
-	macs *sync.Pool // keyed HMAC-SHA256 states, reset between uses
+	macs *sync.Pool // *keyedMAC: keyed HMAC-SHA256 states, reset between uses
+}
+
+// keyedMAC is a pooled HMAC state with a scratch buffer for its input: a
+// []byte handed to hash.Hash.Write escapes, so converting the strings on
+// each call would allocate.
+type keyedMAC struct {
+	h   hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
 }
 
 // NewPrivacy is a Privacy whose hash reuses its keyed HMAC states: keying
 // one is two SHA-256 blocks and four allocations, on every request of a
 // known user.
 func NewPrivacy(mode string, key []byte) Privacy {
-	return Privacy{Mode: mode, Key: key, macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+	return Privacy{Mode: mode, Key: key, macs: &sync.Pool{New: func() any {
+		return &keyedMAC{h: hmac.New(sha256.New, key), buf: make([]byte, 0, 128)}
+	}}}
 }
 
 // Forward returns the value to send as "user" for an end user of a client,
@@ -100,21 +111,30 @@ func (p Privacy) Forward(client, user string) (string, bool) {
 	case "drop":
 		return "", false
 	}
-	var m hash.Hash
+	var km *keyedMAC
 	if p.macs != nil {
-		m = p.macs.Get().(hash.Hash)
-		defer func() { m.Reset(); p.macs.Put(m) }()
+		km = p.macs.Get().(*keyedMAC)
+		defer func() {
+			if cap(km.buf) <= 1<<10 {
+				p.macs.Put(km)
+			}
+		}()
 	} else {
-		m = hmac.New(sha256.New, p.Key)
+		km = &keyedMAC{h: hmac.New(sha256.New, p.Key)}
 	}
-	m.Write([]byte(client))
-	m.Write([]byte{0})
-	m.Write([]byte(user))
-	var sum [sha256.Size]byte
+	return km.userHash(client, user), true
+}
+
+// userHash is "u_" and the first 16 bytes of HMAC-SHA256(key, client NUL
+// user) in hex. It leaves the state reset for the next use.
+func (km *keyedMAC) userHash(client, user string) string {
+	km.buf = append(append(append(km.buf[:0], client...), 0), user...)
+	km.h.Write(km.buf)
 	var out [2 + 32]byte
 	copy(out[:], "u_")
-	hex.Encode(out[2:], m.Sum(sum[:0])[:16])
-	return string(out[:]), true
+	hex.Encode(out[2:], km.h.Sum(km.sum[:0])[:16])
+	km.h.Reset()
+	return string(out[:])
 }
 
 // Upstream describes the changes to make to a chat body before routing.

@@ -127,8 +127,33 @@ func (s *Server) failTurn(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func setPaygateHeaders(h http.Header, resp *failover.Response) {
-	h.Set("X-Paygate-Provider", resp.Provider)
-	h.Set("X-Paygate-Attempts", strconv.Itoa(resp.Attempts))
+	h["X-Paygate-Provider"] = []string{resp.Provider}
+	if resp.Attempts > 0 && resp.Attempts < len(attemptValues) {
+		h["X-Paygate-Attempts"] = attemptValues[resp.Attempts]
+	} else {
+		h["X-Paygate-Attempts"] = []string{strconv.Itoa(resp.Attempts)}
+	}
+}
+
+// Header values every answer carries, built once. net/http only reads a
+// header's value slice, and Header.Add on one of these (capacity 1)
+// reallocates rather than writing into the shared array.
+var (
+	attemptValues = func() (v [][]string) {
+		for i := range 10 {
+			v = append(v, []string{strconv.Itoa(i)})
+		}
+		return v
+	}()
+	jsonType    = []string{"application/json"}
+	eventStream = []string{"text/event-stream"}
+	noCache     = []string{"no-cache"}
+)
+
+// setStreamHeaders marks an answer as an event stream.
+func setStreamHeaders(h http.Header) {
+	h["Content-Type"] = eventStream
+	h["Cache-Control"] = noCache
 }
 
 func writeUpstreamBody(w http.ResponseWriter, resp *failover.Response) {
@@ -152,8 +177,7 @@ func writeUpstreamBody(w http.ResponseWriter, resp *failover.Response) {
 func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failover.Request, resp *failover.Response,
 	withholdUsage bool, account func(*failover.Response, accounting.Usage)) {
 	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
+	setStreamHeaders(h)
 	w.WriteHeader(http.StatusOK)
 	sw := sse.NewWriter(w)
 	sent := sentLogs.Get().(*[]byte)

@@ -163,8 +163,7 @@ func (t *turn) stream() {
 		if t.sw == nil {
 			setPaygateHeaders(t.w.Header(), resp)
 			h := t.w.Header()
-			h.Set("Content-Type", "text/event-stream")
-			h.Set("Cache-Control", "no-cache")
+			setStreamHeaders(h)
 			t.w.WriteHeader(http.StatusOK)
 			t.sw = sse.NewWriter(t.w)
 		}

@@ -164,7 +164,7 @@ func (t *turn) writeCompletion(status int, body []byte, id string, client []inte
 	if ext := t.extension(); ext != nil {
 		out, _ = sjson.SetRawBytes(out, "paygate", ext)
 	}
-	t.w.Header().Set("Content-Type", "application/json")
+	t.w.Header()["Content-Type"] = jsonType
 	if status == 0 {
 		status = http.StatusOK
 	}
