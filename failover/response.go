@@ -177,6 +177,10 @@ func (a *Response) Buffered() bool {
 	return a.rd.Buffered()
 }
 
+// Holding reports whether Next still has events held from before the first
+// token to return, the first token included.
+func (a *Response) Holding() bool { return a.heldNext < len(a.held) || a.pending }
+
 // streamEnd names how a stream that stopped delivering events ended.
 func (a *Response) streamEnd(err error) error {
 	if a.finished {

@@ -277,7 +277,7 @@ func (s *Server) relayPlain(sw *sse.Writer, resp *failover.Response, resume *int
 // wait for the provider (see turn.relayEvents).
 func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (u accounting.Usage, _ error) {
 	for {
-		if sw.Queued() && !resp.Buffered() {
+		if sw.Queued() && (!resp.Buffered() || !sw.Flushed() && !resp.Holding()) {
 			if err := sw.Flush(); err != nil {
 				return u, errClientGone
 			}

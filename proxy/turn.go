@@ -311,12 +311,14 @@ func (t *turn) relay(resp *failover.Response, capture *interceptors.Capture, res
 	return err
 }
 
-// relayEvents is relay's loop. Events go out queued and are flushed only
-// before a wait for the provider: what arrived in one read leaves in one
-// write, and nothing waits behind the provider's next bytes.
+// relayEvents is relay's loop. Events go out queued and are flushed before
+// a wait for the provider: what arrived in one read leaves in one write, and
+// nothing waits behind the provider's next bytes. The first token (with
+// what was held before it) is flushed at once, so the time to the first
+// chunk never includes the rest of a burst.
 func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Capture, resume *interceptors.Resume) error {
 	for {
-		if t.sw.Queued() && !resp.Buffered() {
+		if t.sw.Queued() && (!resp.Buffered() || !t.sw.Flushed() && !resp.Holding()) {
 			if err := t.sw.Flush(); err != nil {
 				return errClientGone
 			}

@@ -10,9 +10,10 @@ import (
 // event is already at hand (sse.Reader.Buffered) may Queue events and Flush
 // once before it would wait: one write per burst instead of one per event.
 type Writer struct {
-	w      io.Writer
-	rc     *http.ResponseController
-	queued bool // bytes written since the last flush
+	w       io.Writer
+	rc      *http.ResponseController
+	queued  bool // bytes written since the last flush
+	flushed bool // flushed at least once
 }
 
 // NewWriter writes to w. When w is an http.ResponseWriter (or wraps one and
@@ -57,6 +58,11 @@ func (w *Writer) Queue(data []byte) error {
 // Queued reports whether events were written since the last flush.
 func (w *Writer) Queued() bool { return w.queued }
 
+// Flushed reports whether anything was flushed yet: a relay sends its first
+// events at once, whatever follows them in the buffer, because the time to
+// the first chunk is what a user waits on.
+func (w *Writer) Flushed() bool { return w.flushed }
+
 // Done writes the "[DONE]" sentinel and flushes.
 func (w *Writer) Done() error {
 	if _, err := w.w.Write(doneEvent); err != nil {
@@ -75,7 +81,7 @@ func (w *Writer) Comment(text string) error {
 
 // Flush pushes buffered bytes to the client.
 func (w *Writer) Flush() error {
-	w.queued = false
+	w.queued, w.flushed = false, true
 	if w.rc == nil {
 		if f, ok := w.w.(interface{ Flush() error }); ok {
 			return f.Flush()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -244,12 +245,17 @@ func TestStreamBurstLeavesTogether(t *testing.T) {
 			if got.String() != want.String() {
 				t.Fatalf("text %q; want %q", got.String(), want.String())
 			}
-			// The events up to the last text delta in one write, then
-			// whatever closes the stream (finish, [DONE], the chunked
+			// The first token at once, the rest of the burst in one write,
+			// then what closes the stream (finish, [DONE], the chunked
 			// terminator): one write per event would be 23 or more.
 			if n := writes.n.Load() - before; n > 4 {
 				t.Errorf("paygate wrote the 22 events in %d writes; want at most 4", n)
 			}
+			first := writes.firstWith("w0 ")
+			if first == "" || strings.Contains(first, "w19 ") {
+				t.Errorf("the first token did not leave ahead of the burst; its write: %q", first)
+			}
+			writes.reset()
 		})
 	}
 }
@@ -260,10 +266,12 @@ func plainClient(url string) *openai.Client {
 	return openai.NewClientWithConfig(c)
 }
 
-// writeCounter counts the writes on the connections it accepts.
+// writeCounter counts, and keeps, the writes on the connections it accepts.
 type writeCounter struct {
 	net.Listener
-	n atomic.Int64
+	n      atomic.Int64
+	mu     sync.Mutex
+	writes []string
 }
 
 func (l *writeCounter) Accept() (net.Conn, error) {
@@ -271,15 +279,36 @@ func (l *writeCounter) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &countedConn{Conn: c, n: &l.n}, nil
+	return &countedConn{Conn: c, l: l}, nil
+}
+
+// firstWith returns the first write kept that contains s.
+func (l *writeCounter) firstWith(s string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, w := range l.writes {
+		if strings.Contains(w, s) {
+			return w
+		}
+	}
+	return ""
+}
+
+func (l *writeCounter) reset() {
+	l.mu.Lock()
+	l.writes = nil
+	l.mu.Unlock()
 }
 
 type countedConn struct {
 	net.Conn
-	n *atomic.Int64
+	l *writeCounter
 }
 
 func (c *countedConn) Write(b []byte) (int, error) {
-	c.n.Add(1)
+	c.l.n.Add(1)
+	c.l.mu.Lock()
+	c.l.writes = append(c.l.writes, string(b))
+	c.l.mu.Unlock()
 	return c.Conn.Write(b)
 }
