@@ -7,7 +7,9 @@
 // rounds with stream rewriting, which does not fit a single round trip. It
 // keeps ReverseProxy's discipline instead: the client's request is read-only,
 // the upstream request is paygate's own (built by failover from an allow-list
-// of headers), and every SSE event is flushed as it is written.
+// of headers), and no SSE event waits in a buffer: the relay flushes before
+// every wait for the provider, so the events of one upstream read leave in
+// one write, and the first token leaves at once.
 //
 // Only this package writes OpenAI-shaped error JSON. It may import
 // interceptors, failover, payments, store, sse and config.

@@ -3,8 +3,11 @@
 //
 // Every chunk of every streamed answer passes through here twice (read from the
 // provider, written to the bot), so the Reader reuses one buffer for event data
-// and allocates nothing per event once warm, and the Writer flushes after every
-// event so a token reaches the bot as soon as the provider sent it. Neither side
+// and allocates nothing per event once warm, and the Writer flushes so that a
+// token reaches the bot as soon as the provider sent it: after every event
+// (Data), or, for a relay, once per burst (Queue, then Flush when the Reader
+// has no whole event Buffered), so events that arrived in one read leave in
+// one write and none waits for the provider's next bytes. Neither side
 // decodes JSON: callers look into event data with gjson where they must.
 //
 // The package imports nothing of paygate.
