@@ -222,28 +222,9 @@ func TestStreamBurstLeavesTogether(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := writes.n.Load()
-			stream, err := tc.client.CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
-				Model: "gpt-4o", Stream: true, Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got strings.Builder
-			for {
-				c, err := stream.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(c.Choices) > 0 {
-					got.WriteString(c.Choices[0].Delta.Content)
-				}
-			}
-			stream.Close()
-			if got.String() != want.String() {
-				t.Fatalf("text %q; want %q", got.String(), want.String())
+			got, err := streamText(t, tc.client, "hi")
+			if err != nil || got != want.String() {
+				t.Fatalf("text %q, %v; want %q", got, err, want.String())
 			}
 			// The first token at once, the rest of the burst in one write,
 			// then what closes the stream (finish, [DONE], the chunked
