@@ -158,7 +158,10 @@ func (l *Ledger) Turn(ctx context.Context, client, session string, cost Pico) {
 	l.totals.turns++
 	l.totals.cost += cost
 	l.mu.Unlock()
-	if cost == 0 || l.store == nil {
+	if cost == 0 || l.store == nil || session == "" {
+		// A turn without a user has no conversation whose cost a paid
+		// order could take over: nothing to keep (and no store write per
+		// request).
 		return
 	}
 	key := sessionKey(client, session)

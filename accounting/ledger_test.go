@@ -95,4 +95,14 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 	if _, err := st.GetExchange(ctx, sessionKey("bot", "s2")); errors.Is(err, store.ErrNotFound) {
 		t.Errorf("s2's cost was not kept")
 	}
+	// A turn without a user has no conversation to keep: it counts in the
+	// totals and writes nothing to the store.
+	writes := len(st.m)
+	l.Turn(ctx, "bot", "", a)
+	if len(st.m) != writes {
+		t.Errorf("a session-less turn wrote to the store: %v", st.m)
+	}
+	if l.Stats().Turns != 4 {
+		t.Errorf("the session-less turn was not counted")
+	}
 }

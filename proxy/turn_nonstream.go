@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -164,10 +165,17 @@ func (t *turn) writeCompletion(status int, body []byte, id string, client []inte
 	if ext := t.extension(); ext != nil {
 		out, _ = sjson.SetRawBytes(out, "paygate", ext)
 	}
-	t.w.Header()["Content-Type"] = jsonType
+	h := t.w.Header()
+	h["Content-Type"] = jsonType
+	h["Content-Length"] = []string{strconv.Itoa(len(out))}
 	if status == 0 {
 		status = http.StatusOK
 	}
 	t.w.WriteHeader(status)
 	_, _ = t.w.Write(out)
+	// The answer leaves now, not when the handler returns: the turn's
+	// accounting (a store write, an fsync with the embedded store) comes
+	// after it and must not delay it. The length is known, so this is still
+	// one write with a Content-Length.
+	_ = http.NewResponseController(t.w).Flush()
 }
