@@ -68,7 +68,29 @@ type Ledger struct {
 	totals bucket
 	hours  map[int64]*bucket // unix hour → bucket, last 48 kept
 	models map[string]*modelTotals
+
+	// Conversation costs are kept in the store by one writer, in the order
+	// turns and payments happen: a turn never waits for the store (its
+	// answer's end would, for SDKs that read to the end of the body), and
+	// two turns of one conversation never lose each other's cost to a
+	// read-modify-write race. Close drains the queue.
+	sessMu     sync.RWMutex // held for reading while sending; Close takes it
+	sessClosed bool
+	sessOps    chan sessionOp
+	sessDone   chan struct{}
 }
+
+// sessionOp is one change to a conversation's kept cost: add to it (a turn),
+// or take it over and start again at zero (a payment), answered on paid.
+type sessionOp struct {
+	key  string
+	add  Pico
+	paid chan Pico
+}
+
+// sessionOpTimeout bounds one store operation of the writer, which runs
+// outside any request.
+const sessionOpTimeout = 10 * time.Second
 
 type bucket struct {
 	turns      int64
@@ -118,6 +140,10 @@ func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *sl
 			return nil, fmt.Errorf("registering accounting metrics: %w", err)
 		}
 	}
+	if st != nil {
+		l.sessOps, l.sessDone = make(chan sessionOp, 1024), make(chan struct{})
+		go l.writeSessions()
+	}
 	return l, nil
 }
 
@@ -149,8 +175,10 @@ func (l *Ledger) Round(provider, model string, u Usage) Pico {
 func sessionKey(client, session string) string { return "cost:" + client + "\x00" + session }
 
 // Turn adds a finished turn's cost to its conversation. Accounting never
-// fails a turn: a store error is logged.
-func (l *Ledger) Turn(ctx context.Context, client, session string, cost Pico) {
+// fails a turn: a store error is logged. The conversation's kept cost is
+// written by the Ledger's writer, so Turn does not wait for the store (the
+// context is not used for that write, which outlives the request).
+func (l *Ledger) Turn(_ context.Context, client, session string, cost Pico) {
 	l.mu.Lock()
 	b := l.hour(l.now())
 	b.turns++
@@ -164,15 +192,68 @@ func (l *Ledger) Turn(ctx context.Context, client, session string, cost Pico) {
 		// request).
 		return
 	}
-	key := sessionKey(client, session)
-	prev, err := l.sessionCost(ctx, key)
-	if err != nil {
-		l.log.Warn("accounting: reading the conversation's cost", "err", err)
+	l.session(sessionOp{key: sessionKey(client, session), add: cost})
+}
+
+// session hands op to the writer, or carries it out here once the Ledger
+// is closed.
+func (l *Ledger) session(op sessionOp) {
+	l.sessMu.RLock()
+	if !l.sessClosed {
+		l.sessOps <- op
+		l.sessMu.RUnlock()
 		return
 	}
-	if err := l.store.PutExchange(ctx, key, []byte(strconv.FormatInt(int64(prev+cost), 10)), sessionTTL); err != nil {
+	l.sessMu.RUnlock()
+	l.apply(op)
+}
+
+// writeSessions is the one writer of conversation costs.
+func (l *Ledger) writeSessions() {
+	defer close(l.sessDone)
+	for op := range l.sessOps {
+		l.apply(op)
+	}
+}
+
+func (l *Ledger) apply(op sessionOp) {
+	ctx, cancel := context.WithTimeout(context.Background(), sessionOpTimeout)
+	defer cancel()
+	prev, err := l.sessionCost(ctx, op.key)
+	if err != nil {
+		l.log.Warn("accounting: reading the conversation's cost", "err", err)
+	}
+	if op.paid != nil {
+		if prev != 0 {
+			if err := l.store.PutExchange(ctx, op.key, []byte("0"), sessionTTL); err != nil {
+				l.log.Warn("accounting: restarting the conversation's cost", "err", err)
+			}
+		}
+		op.paid <- prev
+		return
+	}
+	if err != nil {
+		return
+	}
+	if err := l.store.PutExchange(ctx, op.key, []byte(strconv.FormatInt(int64(prev+op.add), 10)), sessionTTL); err != nil {
 		l.log.Warn("accounting: keeping the conversation's cost", "err", err)
 	}
+}
+
+// Close waits until every conversation cost handed to the writer is in the
+// store; later turns and payments write directly. Call it before closing
+// the store.
+func (l *Ledger) Close() {
+	if l.sessOps == nil {
+		return
+	}
+	l.sessMu.Lock()
+	if !l.sessClosed {
+		l.sessClosed = true
+		close(l.sessOps)
+	}
+	l.sessMu.Unlock()
+	<-l.sessDone
 }
 
 func (l *Ledger) sessionCost(ctx context.Context, key string) (Pico, error) {
@@ -191,19 +272,15 @@ func (l *Ledger) sessionCost(ctx context.Context, key string) (Pico, error) {
 }
 
 // Paid attributes the conversation's cost so far to a paid order (a
-// completed transaction) and starts the conversation's count again.
-func (l *Ledger) Paid(ctx context.Context, client, session string) {
+// completed transaction) and starts the conversation's count again. It
+// waits for the writer, so the turns accounted before it are counted.
+func (l *Ledger) Paid(_ context.Context, client, session string) {
 	var cost Pico
 	if l.store != nil && session != "" {
-		key := sessionKey(client, session)
-		c, err := l.sessionCost(ctx, key)
-		if err != nil {
-			l.log.Warn("accounting: reading the conversation's cost at payment", "err", err)
-		}
-		cost = c
-		if c != 0 {
-			_ = l.store.PutExchange(ctx, key, []byte("0"), sessionTTL)
-		}
+		// Through the writer, after the turns handed to it before.
+		paid := make(chan Pico, 1)
+		l.session(sessionOp{key: sessionKey(client, session), paid: paid})
+		cost = <-paid
 	}
 	l.completed.Inc()
 	l.txCost.Add(cost.Units())

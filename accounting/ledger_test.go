@@ -106,3 +106,86 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 		t.Errorf("the session-less turn was not counted")
 	}
 }
+
+func testLedger(t *testing.T, st SessionStore) *Ledger {
+	t.Helper()
+	cfg, err := config.Parse([]byte(`
+providers:
+  - name: p
+    base_url: http://x
+    prices: {m: {input: "2.50", output: "10.00"}}
+models: [{name: m, targets: [{provider: p, model: m}]}]
+`), "t", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := New(cfg, st, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestConcurrentTurnsOfOneConversation: a user's parallel turns each add
+// their cost; none is lost to another's read-modify-write.
+func TestConcurrentTurnsOfOneConversation(t *testing.T) {
+	st := &memStore{m: map[string][]byte{}}
+	l := testLedger(t, st)
+	defer l.Close()
+	a := l.Round("p", "m", Usage{1000, 200}) // 0.004500
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.Turn(context.Background(), "bot", "s", a)
+		}()
+	}
+	wg.Wait()
+	l.Paid(context.Background(), "bot", "s")
+	if got, want := l.Stats().TransactionCost, (50 * a).String(); got != want {
+		t.Errorf("the paid conversation cost %s; want %s (50 turns)", got, want)
+	}
+}
+
+// TestTurnDoesNotWaitForTheStore: the turn's answer ends only when Turn
+// returns, so a slow store must not hold it; Close then waits until every
+// queued cost is in the store.
+func TestTurnDoesNotWaitForTheStore(t *testing.T) {
+	st := &slowStore{memStore: memStore{m: map[string][]byte{}}, release: make(chan struct{})}
+	l := testLedger(t, st)
+	a := l.Round("p", "m", Usage{1000, 200}) // 4,500,000,000 pico
+	returned := make(chan struct{})
+	go func() {
+		for range 100 {
+			l.Turn(context.Background(), "bot", "s", a)
+		}
+		close(returned)
+	}()
+	select {
+	case <-returned: // every Turn returned while the store held its writes
+	case <-time.After(10 * time.Second):
+		t.Fatal("Turn waited for the store")
+	}
+	close(st.release)
+	l.Close()
+	if b, err := st.GetExchange(context.Background(), sessionKey("bot", "s")); err != nil || string(b) != "450000000000" {
+		t.Errorf("after Close: kept cost %q, %v; want 450000000000 (100 turns)", b, err)
+	}
+	// After Close a turn is kept directly.
+	l.Turn(context.Background(), "bot", "s", a)
+	if b, _ := st.GetExchange(context.Background(), sessionKey("bot", "s")); string(b) != "454500000000" {
+		t.Errorf("a turn after Close: kept cost %q; want 454500000000", b)
+	}
+}
+
+// slowStore holds every write until released.
+type slowStore struct {
+	memStore
+	release chan struct{}
+}
+
+func (s *slowStore) PutExchange(ctx context.Context, k string, v []byte, ttl time.Duration) error {
+	<-s.release
+	return s.memStore.PutExchange(ctx, k, v, ttl)
+}

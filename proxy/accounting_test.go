@@ -51,7 +51,8 @@ func TestAnswerBeforeAccounting(t *testing.T) {
 	}
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
-	defer close(sessions.release) // before srv.Close, which waits for the handler
+	defer ledger.Close()
+	defer close(sessions.release) // first: srv.Close and ledger.Close wait for the write
 
 	answered := make(chan string, 1)
 	go func() {

@@ -137,6 +137,9 @@ func (a *app) close() {
 	if a.router != nil {
 		_ = a.router.Close()
 	}
+	if a.ledger != nil {
+		a.ledger.Close() // its queued conversation costs go to the store first
+	}
 	if a.store != nil {
 		_ = a.store.Close()
 	}
