@@ -126,27 +126,7 @@ func TestResumeFilter(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := NewResume(tc.id, tc.text, tc.reasoning, tc.skip)
-			for i, in := range tc.in {
-				out, err := r.Filter([]byte(in))
-				if i == tc.wantErrAt {
-					if !errors.Is(err, ErrDiverged) {
-						t.Fatalf("chunk %d: got %s, %v; want ErrDiverged", i, out, err)
-					}
-					return
-				}
-				if err != nil {
-					t.Fatalf("chunk %d: %v", i, err)
-				}
-				if i < len(tc.want) && string(out) != tc.want[i] {
-					t.Errorf("chunk %d: got %s; want %s", i, out, tc.want[i])
-				}
-			}
-			if tc.wantErrAt >= 0 {
-				t.Errorf("no divergence; want one at chunk %d", tc.wantErrAt)
-			}
-			if r.Matching() {
-				t.Errorf("still matching after the stream")
-			}
+			checkResume(t, r, tc.in, tc.want, tc.wantErrAt)
 		})
 	}
 }
@@ -258,27 +238,7 @@ func TestResumeCalls(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := NewResume("chatcmpl-first", tc.text, "", true).WithCalls(tc.calls, isPay)
-			for i, in := range tc.in {
-				out, err := r.Filter([]byte(in))
-				if i == tc.wantErrAt {
-					if !errors.Is(err, ErrDiverged) {
-						t.Fatalf("chunk %d: got %s, %v; want ErrDiverged", i, out, err)
-					}
-					return
-				}
-				if err != nil {
-					t.Fatalf("chunk %d: %v", i, err)
-				}
-				if i < len(tc.want) && string(out) != tc.want[i] {
-					t.Errorf("chunk %d: got %s; want %s", i, out, tc.want[i])
-				}
-			}
-			if tc.wantErrAt >= 0 {
-				t.Errorf("no divergence; want one at chunk %d", tc.wantErrAt)
-			}
-			if r.Matching() {
-				t.Errorf("still matching after the stream")
-			}
+			checkResume(t, r, tc.in, tc.want, tc.wantErrAt)
 		})
 	}
 }
@@ -341,4 +301,31 @@ func TestCaptureContinueCalls(t *testing.T) {
 		{Index: 1, ID: "call_c", Name: "get_time", Arguments: "{}"},
 	}
 	checkCalls(t, "client calls", res.ClientCalls, wantCalls)
+}
+
+// checkResume feeds the chunks in through r: each output must be the
+// matching want, and the chunk at wantErrAt (-1: none) must diverge.
+func checkResume(t *testing.T, r *Resume, in, want []string, wantErrAt int) {
+	t.Helper()
+	for i, c := range in {
+		out, err := r.Filter([]byte(c))
+		if i == wantErrAt {
+			if !errors.Is(err, ErrDiverged) {
+				t.Fatalf("chunk %d: got %s, %v; want ErrDiverged", i, out, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("chunk %d: %v", i, err)
+		}
+		if i < len(want) && string(out) != want[i] {
+			t.Errorf("chunk %d: got %s; want %s", i, out, want[i])
+		}
+	}
+	if wantErrAt >= 0 {
+		t.Errorf("no divergence; want one at chunk %d", wantErrAt)
+	}
+	if r.Matching() {
+		t.Errorf("still matching after the stream")
+	}
 }

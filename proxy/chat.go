@@ -267,20 +267,15 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 // or errClientGone.
 func (s *Server) relayPlain(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (accounting.Usage, error) {
 	u, err := s.relayPlainEvents(sw, resp, resume, sent, withholdUsage)
-	if sw.Queued() && sw.Flush() != nil && err == nil {
-		return u, errClientGone
-	}
-	return u, err
+	return u, flushAfterRelay(sw, err)
 }
 
-// relayPlainEvents is relayPlain's loop; events are flushed only before a
-// wait for the provider (see turn.relayEvents).
+// relayPlainEvents is relayPlain's loop; events go out queued (see
+// flushBeforeWait).
 func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (u accounting.Usage, _ error) {
 	for {
-		if sw.Queued() && (!resp.Buffered() || !sw.Flushed() && !resp.Holding()) {
-			if err := sw.Flush(); err != nil {
-				return u, errClientGone
-			}
+		if flushBeforeWait(sw, resp) != nil {
+			return u, errClientGone
 		}
 		ev, err := resp.Next()
 		if errors.Is(err, io.EOF) {

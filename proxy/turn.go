@@ -298,30 +298,42 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 // errClientGone ends a relay whose client stopped reading.
 var errClientGone = errors.New("client gone")
 
+// flushBeforeWait flushes the events queued on sw unless resp's next one is
+// already at hand: what arrived in one read leaves in one write, and nothing
+// waits behind the provider's next bytes. The first token (with what was
+// held before it) is flushed at once, so the time to the first chunk never
+// includes the rest of a burst. Both relays call it before every Next.
+func flushBeforeWait(sw *sse.Writer, resp *failover.Response) error {
+	if sw.Queued() && (!resp.Buffered() || !sw.Flushed() && !resp.Holding()) {
+		return sw.Flush()
+	}
+	return nil
+}
+
+// flushAfterRelay flushes what a relay left queued (recovery, payment
+// calls and the connection's drain all wait after it) and returns the
+// relay's result, or errClientGone when a complete relay cannot be flushed.
+func flushAfterRelay(sw *sse.Writer, err error) error {
+	if sw.Queued() && sw.Flush() != nil && err == nil {
+		return errClientGone
+	}
+	return err
+}
+
 // relay passes one attempt's events through the capture to the client
 // (through resume first, when the attempt takes over a cut one). It returns
 // nil when the round is complete, else why it stopped: a *failover.StreamError,
 // interceptors.ErrDiverged or errClientGone. Everything relayed has been
 // flushed to the client when it returns.
 func (t *turn) relay(resp *failover.Response, capture *interceptors.Capture, resume *interceptors.Resume) error {
-	err := t.relayEvents(resp, capture, resume)
-	if t.sw.Queued() && t.sw.Flush() != nil && err == nil {
-		return errClientGone
-	}
-	return err
+	return flushAfterRelay(t.sw, t.relayEvents(resp, capture, resume))
 }
 
-// relayEvents is relay's loop. Events go out queued and are flushed before
-// a wait for the provider: what arrived in one read leaves in one write, and
-// nothing waits behind the provider's next bytes. The first token (with
-// what was held before it) is flushed at once, so the time to the first
-// chunk never includes the rest of a burst.
+// relayEvents is relay's loop; events go out queued (see flushBeforeWait).
 func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Capture, resume *interceptors.Resume) error {
 	for {
-		if t.sw.Queued() && (!resp.Buffered() || !t.sw.Flushed() && !resp.Holding()) {
-			if err := t.sw.Flush(); err != nil {
-				return errClientGone
-			}
+		if flushBeforeWait(t.sw, resp) != nil {
+			return errClientGone
 		}
 		ev, err := resp.Next()
 		if errors.Is(err, io.EOF) {

@@ -39,13 +39,7 @@ func TestSSEKeepaliveBetweenRounds(t *testing.T) {
 	defer up.Close()
 	url, _ := paymentApp(t, up.URL, "server: {sse_keepalive: 5ms}\n")
 
-	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"buy"}]}`))
-	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
-	req.Header.Set("X-WeChat-OpenID", testOpenID)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := postAs(t, url, e2eClientKey, testOpenID, `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"buy"}]}`)
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	comments, gotReady := 0, false

@@ -243,14 +243,7 @@ func TestPurchaseStreamGoOpenAI(t *testing.T) {
 func TestPurchaseNonStreamExtension(t *testing.T) {
 	up := newScriptedProvider(t, purchaseScript)
 	url, _ := paymentApp(t, up.URL, "")
-	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions",
-		strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"premium please"}]}`))
-	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
-	req.Header.Set("X-WeChat-OpenID", testOpenID)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := postAs(t, url, e2eClientKey, testOpenID, `{"model":"gpt-4o","messages":[{"role":"user","content":"premium please"}]}`)
 	defer resp.Body.Close()
 	var out struct {
 		ID      string `json:"id"`

@@ -23,6 +23,19 @@ func chatJSON(t *testing.T, url, body string) gjson.Result {
 // returns the decoded answer; anything but 200 fails the test.
 func postChat(t *testing.T, url, key, user, body string) gjson.Result {
 	t.Helper()
+	resp := postAs(t, url, key, user, body)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("chat: %d %s", resp.StatusCode, b)
+	}
+	return gjson.ParseBytes(b)
+}
+
+// postAs posts a chat-completions body with a client key and an OpenID and
+// returns the response, its body unread.
+func postAs(t *testing.T, url, key, user, body string) *http.Response {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("X-WeChat-OpenID", user)
@@ -30,12 +43,7 @@ func postChat(t *testing.T, url, key, user, body string) gjson.Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("chat: %d %s", resp.StatusCode, b)
-	}
-	return gjson.ParseBytes(b)
+	return resp
 }
 
 // stateScript answers a purchase request with a create_order call, a tool

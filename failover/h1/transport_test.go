@@ -238,27 +238,37 @@ func readRequest(br *bufio.Reader) (*http.Request, error) {
 
 const okAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
+// dropSecondOnFirstConn is a rawServer handler that shows every request to
+// seen and answers okAnswer, except the second request on the first
+// connection, which it reads and drops unanswered (the connection closes):
+// the case of a keep-alive connection the server closed after reading.
+func dropSecondOnFirstConn(seen func(req *http.Request, body []byte)) func(n int, c net.Conn) {
+	return func(n int, c net.Conn) {
+		br := bufio.NewReader(c)
+		for i := 0; ; i++ {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			b, _ := io.ReadAll(req.Body)
+			seen(req, b)
+			if n == 1 && i == 1 {
+				return
+			}
+			io.WriteString(c, okAnswer)
+		}
+	}
+}
+
 func TestIdleConnectionClosedByServer(t *testing.T) {
 	t.Run("closed after reading the request: sent again once", func(t *testing.T) {
 		var bodies []string
 		var mu sync.Mutex
-		u, conns := rawServer(t, func(n int, c net.Conn) {
-			br := bufio.NewReader(c)
-			for i := 0; ; i++ {
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				b, _ := io.ReadAll(req.Body)
-				mu.Lock()
-				bodies = append(bodies, string(b))
-				mu.Unlock()
-				if n == 1 && i == 1 {
-					return // drop the second request unanswered
-				}
-				io.WriteString(c, okAnswer)
-			}
-		})
+		u, conns := rawServer(t, dropSecondOnFirstConn(func(_ *http.Request, b []byte) {
+			mu.Lock()
+			bodies = append(bodies, string(b))
+			mu.Unlock()
+		}))
 		tr := &Transport{}
 		for i, body := range []string{`{"n":1}`, `{"n":2}`} {
 			resp, err := post(t, tr, context.Background(), u, body)
@@ -535,23 +545,11 @@ func TestIdleConnectionsAreClosedAfterTheTimeout(t *testing.T) {
 func TestRequestIsNotModified(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
-	u, _ := rawServer(t, func(n int, c net.Conn) {
-		br := bufio.NewReader(c)
-		for i := 0; ; i++ {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			b, _ := io.ReadAll(req.Body)
-			mu.Lock()
-			seen = append(seen, fmt.Sprintf("%d:%s", req.ContentLength, b))
-			mu.Unlock()
-			if n == 1 && i == 1 {
-				return // drop the second request: it is sent again
-			}
-			io.WriteString(c, okAnswer)
-		}
-	})
+	u, _ := rawServer(t, dropSecondOnFirstConn(func(req *http.Request, b []byte) {
+		mu.Lock()
+		seen = append(seen, fmt.Sprintf("%d:%s", req.ContentLength, b))
+		mu.Unlock()
+	}))
 	tr := &Transport{}
 	for i, payload := range []string{`{"n":1}`, `{"n":22}`} {
 		body := io.NopCloser(strings.NewReader(payload)) // no length, no GetBody
