@@ -118,8 +118,12 @@ type Relay struct {
 	done chan struct{}
 	sem  chan struct{}
 
-	mu            sync.Mutex
-	inflight      map[string]bool // outbox keys being handled
+	mu       sync.Mutex
+	inflight map[string]bool // outbox keys being handled
+	// released holds the keys released since the running dispatch began
+	// reading the outbox: what that read returned for them may already be
+	// acknowledged, so this dispatch leaves them to the next one.
+	released      map[string]bool
 	delivered     int64
 	failed        int64
 	givenUp       int64
@@ -168,6 +172,7 @@ func New(opts Options) (*Relay, error) {
 		opts: opts, store: opts.Store, client: opts.HTTPClient, log: opts.Logger, now: opts.Now, m: m,
 		wake: make(chan struct{}, 1), done: make(chan struct{}, 1), sem: make(chan struct{}, opts.Concurrency),
 		inflight: map[string]bool{},
+		released: map[string]bool{},
 	}
 	if r.client == nil {
 		r.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -278,7 +283,11 @@ func (r *Relay) RunOnce(ctx context.Context) int {
 
 // dispatch starts a worker for each due webhook event whose key is not
 // already being handled, and reports how many it started.
+// One dispatch runs at a time (Run's loop, or RunOnce in tests).
 func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
+	r.mu.Lock()
+	clear(r.released)
+	r.mu.Unlock()
 	due, err := r.store.DueEvents(ctx, r.now(), r.opts.Batch)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -329,7 +338,7 @@ func (r *Relay) pollFailed(ctx context.Context, err error) {
 func (r *Relay) take(key string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.inflight[key] {
+	if r.inflight[key] || r.released[key] {
 		return false
 	}
 	r.inflight[key] = true
@@ -339,6 +348,7 @@ func (r *Relay) take(key string) bool {
 func (r *Relay) release(key string) {
 	r.mu.Lock()
 	delete(r.inflight, key)
+	r.released[key] = true
 	r.mu.Unlock()
 	select {
 	case r.done <- struct{}{}:

@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -677,4 +679,104 @@ func TestProposed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNoSecondPostFromAStaleRead: the relay reads the outbox while an
+// event's POST is in flight; that POST then succeeds and is acknowledged
+// before the relay looks at what it read. The event must not be posted
+// again: the read is stale for a key released after it began.
+func TestNoSecondPostFromAStaleRead(t *testing.T) {
+	st := testdrivers.Open(t, "embedded", nil)
+	ob := orders{t, st}
+	o := ob.create("PSTALEREAD", store.StatusAwaitingPayment)
+	ob.move(o, store.StatusPaid, "notification")
+	key := webhook.QueuePrefix + o.OrderNo
+
+	answer := make(chan struct{})
+	var posts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if posts.Add(1) == 1 {
+			<-answer // the first POST answers once the relay has read the outbox again
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	ss := &staleReads{Store: st, key: key, posts: &posts, answer: answer,
+		acked: make(chan struct{}), later: make(chan struct{})}
+	r, err := webhook.New(webhook.Options{Store: ss, URL: srv.URL, Secret: testSecret, PollInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss.relay = r
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	r.Wake()
+	select {
+	case <-ss.later: // the dispatch that got the stale read has finished
+	case <-time.After(20 * time.Second):
+		t.Fatal("the relay never read the outbox again after the first POST")
+	}
+	for webhook.Busy(r, key) { // a second POST it started would be under way
+		runtime.Gosched()
+	}
+	cancel()
+	<-done // Run waits for every POST it started
+	if n := posts.Load(); n != 1 {
+		t.Errorf("%d POSTs of one event; want 1", n)
+	}
+}
+
+// staleReads returns, once, an outbox read taken while key's POST was in
+// flight, and returns it only after that POST was acknowledged and the relay
+// let go of the key; later marks the next read.
+type staleReads struct {
+	webhook.Store
+	relay  *webhook.Relay
+	key    string
+	posts  *atomic.Int32
+	answer chan struct{}
+	acked  chan struct{}
+	later  chan struct{}
+	stale  bool // the stale read was returned
+	done   bool // later is closed
+}
+
+func (s *staleReads) DueEvents(ctx context.Context, now time.Time, limit int) ([]store.Event, error) {
+	evs, err := s.Store.DueEvents(ctx, now, limit)
+	switch {
+	case s.done:
+	case s.stale:
+		s.done = true
+		close(s.later)
+	case err == nil && s.posts.Load() == 1 && hasKey(evs, s.key):
+		s.stale = true
+		close(s.answer)
+		<-s.acked
+		for webhook.Busy(s.relay, s.key) {
+			runtime.Gosched()
+		}
+	}
+	return evs, err
+}
+
+func (s *staleReads) AckEvent(ctx context.Context, key, id string) error {
+	err := s.Store.AckEvent(ctx, key, id)
+	if key == s.key && s.stale {
+		select {
+		case <-s.acked:
+		default:
+			close(s.acked)
+		}
+	}
+	return err
+}
+
+func hasKey(evs []store.Event, key string) bool {
+	for _, e := range evs {
+		if e.Key == key {
+			return true
+		}
+	}
+	return false
 }
