@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/proxy/h1/h1test"
 	"github.com/paygate/paygate/store"
 )
 
@@ -49,7 +49,7 @@ func TestAnswerBeforeAccounting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(s.Handler())
+	srv := h1test.NewServer(s.Handler())
 	defer srv.Close()
 	defer ledger.Close()
 	defer close(sessions.release) // first: srv.Close and ledger.Close wait for the write

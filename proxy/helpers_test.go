@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/proxy/h1/h1test"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -106,7 +107,7 @@ func newTestProxy(t *testing.T, cfg *config.Config) (string, *logtest.Buffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(s.Handler())
+	srv := h1test.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL, logs
 }

@@ -16,6 +16,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
 const e2eClientKey = "sk-paygate-e2e"
@@ -41,7 +42,7 @@ models:
 		t.Fatal(err)
 	}
 	t.Cleanup(a.close)
-	srv := httptest.NewServer(a.server.Handler())
+	srv := h1test.NewServer(a.server.Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

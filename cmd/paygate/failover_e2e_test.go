@@ -14,6 +14,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
 // twoTargetApp serves the binary's handler with model gpt-4o → primary, then
@@ -39,7 +40,7 @@ failover: {retry_after_max_wait: 1s}
 		t.Fatal(err)
 	}
 	t.Cleanup(a.close)
-	srv := httptest.NewServer(a.server.Handler())
+	srv := h1test.NewServer(a.server.Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

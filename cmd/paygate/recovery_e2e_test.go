@@ -15,6 +15,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
 // canonRound is one upstream round of a canonical answer: its text deltas
@@ -563,7 +564,7 @@ providers:
 				t.Fatal(err)
 			}
 			t.Cleanup(a.close)
-			srv := httptest.NewServer(a.server.Handler())
+			srv := h1test.NewServer(a.server.Handler())
 			t.Cleanup(srv.Close)
 			c := goClient(srv.URL)
 			if tc.user {

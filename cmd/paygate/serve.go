@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/proxy"
 	"github.com/paygate/paygate/proxy/console"
+	"github.com/paygate/paygate/proxy/h1"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/embedded"
 	redisstore "github.com/paygate/paygate/store/redis"
@@ -317,16 +319,11 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan
 	}
 	defer a.close()
 
-	var servers []*http.Server
+	var servers []httpServer
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
 		ln := l.ln
-		srv := &http.Server{
-			Handler:           l.h(a),
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       120 * time.Second,
-			ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-		}
+		srv := newHTTPServer(l.name, l.h(a), slog.NewLogLogger(a.log.Handler(), slog.LevelWarn))
 		servers = append(servers, srv)
 		a.log.Info("listening", "listener", l.name, "addr", ln.Addr().String())
 		go func() { errc <- srv.Serve(ln) }()
@@ -352,6 +349,26 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan
 		}
 	}
 	return nil
+}
+
+// httpServer is what serve needs of a listener's server: net/http's, or
+// proxy/h1's on the bots' listener.
+type httpServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// newHTTPServer serves the bots' listener ("main") with proxy/h1's server
+// where it can watch for disconnects, since that listener carries every
+// chat request and net/http's server costs it about a quarter of its
+// throughput (BENCHMARKS.md); the operators' and the notification listeners
+// keep net/http's.
+func newHTTPServer(name string, h http.Handler, errLog *log.Logger) httpServer {
+	if name == "main" && h1.Supported() {
+		return &h1.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: errLog}
+	}
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: errLog}
 }
 
 // adminHandler serves the operator endpoints on the admin listener: the

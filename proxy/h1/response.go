@@ -1,0 +1,293 @@
+package h1
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// bufferBeforeHead is how much of a body is held before the head is sent: an
+// answer that ends within it goes out with a Content-Length, in one write
+// with its head. A chat completion is well under it; a stream flushes
+// earlier.
+const bufferBeforeHead = 4 << 10
+
+// response is the http.ResponseWriter of one request.
+type response struct {
+	c       *conn
+	req     *http.Request
+	header  http.Header
+	status  int   // 0 until the handler decides
+	cl      int64 // Content-Length the head declares; -1 none
+	written int64 // body bytes the handler wrote
+	buf     []byte
+	sent    bool // the head is in the connection's buffer
+	chunked bool
+	noBody  bool // HEAD, or a status without a body
+	done    bool // the handler returned
+	reqBody requestBody
+	// closeAfter: the connection ends with this answer (Connection: close,
+	// HTTP/1.0, a body shorter than its Content-Length).
+	closeAfter bool
+}
+
+func getResponse(c *conn, req *http.Request) *response {
+	w := &response{c: c, req: req, header: make(http.Header, 4), cl: -1, noBody: req.Method == http.MethodHead}
+	w.reqBody.c = c
+	return w
+}
+
+// putResponse is where a pool would take the response back. It is not
+// pooled: a handler's goroutine that writes after the handler returned
+// must find a finished response, not another request's.
+func putResponse(*response) {}
+
+var errFinished = errors.New("h1: write after the handler returned")
+
+func (w *response) Header() http.Header { return w.header }
+
+func (w *response) WriteHeader(code int) {
+	if w.status != 0 || w.done {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic("h1: invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if code < 200 {
+		// An interim answer (103 Early Hints); 100 Continue is the
+		// server's to send.
+		if code != http.StatusContinue && code != http.StatusSwitchingProtocols {
+			w.c.bw.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + http.StatusText(code) + "\r\n")
+			writeHeaders(w.c.bw, w.header)
+			w.c.bw.WriteString("\r\n")
+			w.c.bw.Flush()
+		}
+		return
+	}
+	w.status = code
+	if code == http.StatusNoContent || code == http.StatusNotModified {
+		w.noBody = true
+	}
+	if v := w.header.Get("Content-Length"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			w.cl = n
+		} else {
+			w.header.Del("Content-Length")
+		}
+	}
+}
+
+func (w *response) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, errFinished
+	}
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.c.werr != nil {
+		return 0, w.c.werr
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if w.noBody && w.req.Method != http.MethodHead {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.cl >= 0 && w.written+int64(len(p)) > w.cl {
+		return 0, http.ErrContentLength
+	}
+	w.written += int64(len(p))
+	if !w.sent {
+		if len(w.buf)+len(p) <= bufferBeforeHead {
+			if w.buf == nil {
+				w.buf = make([]byte, 0, bufferBeforeHead)
+			}
+			w.buf = append(w.buf, p...)
+			return len(p), nil
+		}
+		w.sendHead(false, p)
+	}
+	w.body(p)
+	if w.c.werr != nil {
+		return 0, w.c.werr
+	}
+	return len(p), nil
+}
+
+// body writes p after the head, framed.
+func (w *response) body(p []byte) {
+	if len(p) == 0 || w.noBody {
+		return
+	}
+	bw := w.c.bw
+	if w.chunked {
+		var hex [16]byte
+		bw.Write(strconv.AppendInt(hex[:0], int64(len(p)), 16))
+		bw.WriteString("\r\n")
+		bw.Write(p)
+		bw.WriteString("\r\n")
+		return
+	}
+	bw.Write(p)
+}
+
+// sendHead writes the status line and the headers, then the body held so
+// far. final: the handler returned, so the held body is all of it.
+func (w *response) sendHead(final bool, next []byte) {
+	w.sent = true
+	h := w.header
+	is11 := w.req.ProtoAtLeast(1, 1)
+	head := w.req.Method == http.MethodHead
+	if w.req.Close || !is11 || hasToken(h["Connection"], "close") || w.reqBody.err != nil || w.c.s.closing.Load() {
+		w.closeAfter = true
+	}
+	// As net/http: a body without a Content-Type is sniffed from its first
+	// bytes, unless it is encoded.
+	sniff := w.buf
+	if len(sniff) == 0 {
+		sniff = next
+	}
+	if _, ok := h["Content-Type"]; !ok && len(sniff) > 0 && bodyAllowed(w.status) && len(h["Content-Encoding"]) == 0 && len(h["Transfer-Encoding"]) == 0 {
+		h.Set("Content-Type", http.DetectContentType(sniff))
+	}
+	switch {
+	case w.noBody && !head:
+	case w.cl >= 0:
+	case final:
+		w.cl = int64(len(w.buf))
+		if head && w.cl == 0 {
+			w.cl = -1 // nothing written: the length of a GET is unknown
+		}
+	case head:
+		// No body follows a HEAD answer; its length is unknown.
+	case is11:
+		w.chunked = true
+	default:
+		w.closeAfter = true // HTTP/1.0: the body ends with the connection
+	}
+	bw := w.c.bw
+	if is11 {
+		bw.WriteString("HTTP/1.1 ")
+	} else {
+		bw.WriteString("HTTP/1.0 ")
+	}
+	var num [20]byte
+	bw.Write(strconv.AppendInt(num[:0], int64(w.status), 10))
+	bw.WriteByte(' ')
+	bw.WriteString(http.StatusText(w.status))
+	bw.WriteString("\r\n")
+	writeHeaders(bw, h)
+	if _, ok := h["Date"]; !ok {
+		bw.WriteString("Date: ")
+		bw.Write(time.Now().UTC().AppendFormat(num[:0], http.TimeFormat))
+		bw.WriteString("\r\n")
+	}
+	if w.cl >= 0 && !(w.noBody && w.req.Method != http.MethodHead) {
+		bw.WriteString("Content-Length: ")
+		bw.Write(strconv.AppendInt(num[:0], w.cl, 10))
+		bw.WriteString("\r\n")
+	}
+	if w.chunked {
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if w.closeAfter && is11 {
+		bw.WriteString("Connection: close\r\n")
+	}
+	bw.WriteString("\r\n")
+	w.body(w.buf)
+	w.buf = nil
+}
+
+// skipHeader are the headers the server writes itself from the framing it
+// chose.
+func skipHeader(k string) bool {
+	return k == "Content-Length" || k == "Transfer-Encoding" || k == "Connection"
+}
+
+// writeHeaders writes h as net/http does: invalid names are dropped and line
+// breaks in values become spaces, so no value can start a header or a body of
+// its own.
+func writeHeaders(bw interface {
+	WriteString(string) (int, error)
+	WriteByte(byte) error
+}, h http.Header) {
+	for k, vs := range h {
+		if skipHeader(k) || !validName(k) {
+			continue
+		}
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			if strings.ContainsAny(v, "\r\n") {
+				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+			}
+			bw.WriteString(strings.TrimSpace(v))
+			bw.WriteString("\r\n")
+		}
+	}
+}
+
+// validName reports whether k is an HTTP token (RFC 9110 5.1).
+func validName(k string) bool { return k != "" && alnumOr(k, "!#$%&'*+-.^_`|~") }
+
+// bodyAllowed reports whether an answer with status may have a body.
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+func hasToken(vs []string, tok string) bool {
+	for _, v := range vs {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), tok) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// FlushError sends the head (chunked, unless the handler set a
+// Content-Length) and everything written so far. http.ResponseController
+// finds it.
+func (w *response) FlushError() error {
+	if w.done {
+		return errFinished
+	}
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.sent {
+		w.sendHead(false, nil)
+	}
+	if err := w.c.bw.Flush(); err != nil {
+		return err
+	}
+	return w.c.werr
+}
+
+// Flush is http.Flusher's, for handlers that assert it.
+func (w *response) Flush() { _ = w.FlushError() }
+
+// SetWriteDeadline and SetReadDeadline serve http.ResponseController.
+func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
+func (w *response) SetReadDeadline(t time.Time) error  { return w.c.nc.SetReadDeadline(t) }
+
+// finish completes the answer after the handler returned and flushes it.
+func (w *response) finish() {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	switch {
+	case !w.sent:
+		w.sendHead(true, nil)
+	case w.chunked && !w.noBody:
+		w.c.bw.WriteString("0\r\n\r\n")
+	}
+	if w.cl >= 0 && w.written < w.cl && !w.noBody {
+		w.closeAfter = true // the client waits for bytes that will not come
+	}
+	w.done = true
+	w.c.bw.Flush()
+}
