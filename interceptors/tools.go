@@ -1,6 +1,7 @@
 package interceptors
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -228,6 +229,11 @@ func AddTools(body, tools []byte, names []string) ([]byte, error) {
 		if len(inner) == 0 {
 			return append([]byte(nil), body...), nil
 		}
+		if !cur.Exists() {
+			if out, ok := appendMember(body, `"tools":`, tools); ok {
+				return out, nil
+			}
+		}
 		out, err := sjson.SetRawBytes(append([]byte(nil), body...), "tools", tools)
 		if err != nil {
 			return nil, fmt.Errorf("adding tools: %w", err)
@@ -273,6 +279,27 @@ func AddTools(body, tools []byte, names []string) ([]byte, error) {
 
 // arrayInner returns what is between the brackets of a JSON array, trimmed of
 // white space; nil when a is not an array or is empty.
+// appendMember returns a copy of the JSON object obj with key (quoted, with
+// its colon) and value added as its last member, made in one allocation;
+// every other byte stays where it was. It reports false when obj does not
+// look like an object. The caller knows the key is absent.
+func appendMember(obj []byte, key string, value []byte) ([]byte, bool) {
+	o := trimSpace(obj)
+	if len(o) < 2 || o[0] != '{' || o[len(o)-1] != '}' {
+		return nil, false
+	}
+	end := bytes.LastIndexByte(obj, '}')
+	empty := len(trimSpace(o[1:len(o)-1])) == 0
+	out := make([]byte, 0, len(obj)+1+len(key)+len(value))
+	out = append(out, obj[:end]...)
+	if !empty {
+		out = append(out, ',')
+	}
+	out = append(out, key...)
+	out = append(out, value...)
+	return append(out, obj[end:]...), true
+}
+
 func arrayInner(a []byte) []byte {
 	a = trimSpace(a)
 	if len(a) < 2 || a[0] != '[' || a[len(a)-1] != ']' {

@@ -134,6 +134,18 @@ func TestAddTools(t *testing.T) {
 			prefix:    `{"model":"m","messages":[],"x_unknown":{"keep":true}`,
 		},
 		{
+			name:      "tools created in an empty object",
+			body:      `{ }`,
+			wantNames: `["create_order","query_order","request_refund"]`,
+			prefix:    `{ "tools":[`,
+		},
+		{
+			name:      "tools created before whitespace around the object",
+			body:      " \n{\"model\":\"m\" }\n",
+			wantNames: `["create_order","query_order","request_refund"]`,
+			prefix:    " \n{\"model\":\"m\" ,\"tools\":[",
+		},
+		{
 			name:      "empty client array",
 			body:      `{"tools":[ ],"model":"m"}`,
 			wantNames: `["create_order","query_order","request_refund"]`,
