@@ -30,6 +30,15 @@ const headerOpenID = "X-WeChat-OpenID"
 // configured limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 	limit := s.cfg.Server.MaxBodyBytes
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		// The usual case: the length is declared and allowed, so the body
+		// is read into one buffer of its size (io.ReadAll would grow one).
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, badRequest("paygate: reading the request body: " + err.Error())
+		}
+		return body, nil
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError

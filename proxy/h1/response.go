@@ -102,7 +102,11 @@ func (w *response) Write(p []byte) (int, error) {
 	if !w.sent {
 		if len(w.buf)+len(p) <= bufferBeforeHead {
 			if w.buf == nil {
-				w.buf = make([]byte, 0, bufferBeforeHead)
+				// The connection's buffer: it serves one request at a time.
+				if w.c.hold == nil {
+					w.c.hold = make([]byte, 0, bufferBeforeHead)
+				}
+				w.buf = w.c.hold[:0]
 			}
 			w.buf = append(w.buf, p...)
 			return len(p), nil

@@ -243,6 +243,7 @@ type conn struct {
 	cancel   atomic.Pointer[context.CancelFunc] // the request in flight
 	werr     error                              // the first write error; the connection is dead
 	lastPost bool
+	hold     []byte // a response's body before its head; reused across requests
 }
 
 // peerGone runs on the watcher's goroutine when the client closed its side
@@ -476,13 +477,22 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	}
 	// The next request starts where this one's body ends: read what the
 	// handler left, up to a bound, as net/http does.
-	if n, err := io.CopyN(io.Discard, body, maxDrain+1); n > maxDrain || err != nil && err != io.EOF {
-		return false // too much left, or a body that cannot be framed
+	if body != http.NoBody && !w.reqBody.eof && !c.atEOF(body) {
+		if n, err := io.CopyN(io.Discard, body, maxDrain+1); n > maxDrain || err != nil && err != io.EOF {
+			return false // too much left, or a body that cannot be framed
+		}
 	}
 	if err := c.bw.Flush(); err != nil {
 		return false
 	}
 	return true
+}
+
+// atEOF reports whether body has nothing left: a handler that read exactly
+// the declared length has not seen the EOF that ends it.
+func (c *conn) atEOF(body io.Reader) bool {
+	n, err := body.Read(nil)
+	return n == 0 && err == io.EOF
 }
 
 // maxDrain is how much of an unread request body is read to keep the
@@ -551,6 +561,7 @@ type requestBody struct {
 	c      *conn
 	r      io.ReadCloser
 	expect bool // 100 Continue is owed before the first read
+	eof    bool // read to its end: nothing to drain
 	err    error
 }
 
@@ -563,7 +574,10 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := b.r.Read(p)
-	if err != nil && err != io.EOF && b.err == nil {
+	switch {
+	case err == io.EOF:
+		b.eof = true
+	case err != nil && b.err == nil:
 		b.err = err
 	}
 	return n, err
