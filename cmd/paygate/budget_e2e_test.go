@@ -11,8 +11,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
+	"github.com/paygate/paygate/proxy/h1/h1test"
 	openai "github.com/sashabaranov/go-openai"
 )
 
@@ -207,10 +209,10 @@ func TestStreamBurstLeavesTogether(t *testing.T) {
 	}))
 	defer up.Close()
 	_, a := paymentApp(t, up.URL, "")
-	srv := httptest.NewUnstartedServer(a.server.Handler())
+	srv := h1test.NewUnstartedServer()
 	writes := &writeCounter{Listener: srv.Listener}
 	srv.Listener = writes
-	srv.Start()
+	srv.Start(a.server.Handler())
 	defer srv.Close()
 
 	for _, tc := range []struct {
@@ -284,6 +286,11 @@ func (l *writeCounter) reset() {
 type countedConn struct {
 	net.Conn
 	l *writeCounter
+}
+
+// SyscallConn hands the socket to the bots' listener's disconnect watcher.
+func (c *countedConn) SyscallConn() (syscall.RawConn, error) {
+	return c.Conn.(syscall.Conn).SyscallConn()
 }
 
 func (c *countedConn) Write(b []byte) (int, error) {

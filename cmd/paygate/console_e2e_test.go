@@ -22,6 +22,7 @@ import (
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/proxy/console"
+	"github.com/paygate/paygate/proxy/h1/h1test"
 	"github.com/paygate/paygate/store"
 )
 
@@ -69,7 +70,7 @@ func consoleApp(t *testing.T) (string, string, *app, <-chan webhook.Result) {
 	}))
 	t.Cleanup(merchant.Close)
 	outcomes := make(chan webhook.Result, 100)
-	srv := httptest.NewUnstartedServer(nil)
+	srv := h1test.NewUnstartedServer()
 	src := `
 clients: [{name: bot, key: ` + e2eClientKey + `}]
 admin: {token: ` + consoleToken + `}
@@ -105,8 +106,7 @@ payments:
 		t.Fatal(err)
 	}
 	t.Cleanup(a.close)
-	srv.Config.Handler = a.server.Handler()
-	srv.Start()
+	srv.Start(a.server.Handler())
 	t.Cleanup(srv.Close)
 	admin := httptest.NewServer(a.adminHandler())
 	t.Cleanup(admin.Close)

@@ -17,6 +17,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
 const testOpenID = "oUser-purchase-0001"
@@ -122,7 +123,7 @@ payments:
 // served URL, and returns that URL. logOut receives the JSON log.
 func serveConfig(t *testing.T, src string, logOut io.Writer, opts ...appOption) (string, *app) {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(nil)
+	srv := h1test.NewUnstartedServer()
 	cfg, err := config.Parse([]byte(src), "test.yaml", func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -132,8 +133,7 @@ func serveConfig(t *testing.T, src string, logOut io.Writer, opts ...appOption) 
 		t.Fatalf("newApp: %v", err)
 	}
 	t.Cleanup(a.close)
-	srv.Config.Handler = a.server.Handler()
-	srv.Start()
+	srv.Start(a.server.Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL, a
 }

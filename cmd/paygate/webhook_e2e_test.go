@@ -19,6 +19,7 @@ import (
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/proxy/console"
+	"github.com/paygate/paygate/proxy/h1/h1test"
 	"github.com/paygate/paygate/store/testdrivers"
 )
 
@@ -125,7 +126,7 @@ func (m *merchant) await(t *testing.T, what string, cond func(hookArrival) bool)
 // it (also at cleanup; closing twice is harmless).
 func hookApp(t *testing.T, storeYAML, providerURL, merchantURL, extra string, observe func(webhook.Result)) (url string, a *app, closeApp func()) {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(nil)
+	srv := h1test.NewUnstartedServer()
 	src := `
 clients: [{name: bot, key: ` + e2eClientKey + `}]
 ` + storeYAML + `
@@ -152,8 +153,7 @@ admin: {token: ` + testAdminToken + `}
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = a.server.Handler()
-	srv.Start()
+	srv.Start(a.server.Handler())
 	var once sync.Once
 	closeApp = func() {
 		once.Do(func() {
@@ -480,7 +480,7 @@ func TestTwoMiniPrograms(t *testing.T) {
 // twoAppsApp is hookApp with its own clients and payments sections.
 func twoAppsApp(t *testing.T, providerURL, merchantURL, clientsAndPayments string) (string, *app) {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(nil)
+	srv := h1test.NewUnstartedServer()
 	src := clientsAndPayments + `
 store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
 providers:
@@ -498,8 +498,7 @@ webhooks: {url: "` + merchantURL + `", secret: ` + testWebhookSecret + `}
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = a.server.Handler()
-	srv.Start()
+	srv.Start(a.server.Handler())
 	t.Cleanup(func() { srv.Close(); a.close() })
 	return srv.URL, a
 }
