@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/paygate/paygate/proxy/h1"
 )
 
 // Hidden child modes: the bench binary re-executes itself with -child to run
@@ -24,12 +26,13 @@ import (
 const (
 	childUpstream = "upstream"
 	childGoFloor  = "gofloor"
+	childStack    = "stackfloor"
 )
 
 // runChild serves one child mode until SIGTERM or SIGINT.
 func runChild(mode string, args []string) error {
 	fs := flag.NewFlagSet("child "+mode, flag.ContinueOnError)
-	target := fs.String("target", "", "upstream base URL (gofloor)")
+	target := fs.String("target", "", "upstream base URL (gofloor, stackfloor)")
 	slowInterval := fs.Duration("slow-interval", 50*time.Millisecond, "pause between slow chunks (upstream)")
 	slowChunks := fs.Int("slow-chunks", 40, "content chunks of a slow stream (upstream)")
 	if err := fs.Parse(args); err != nil {
@@ -49,6 +52,12 @@ func runChild(mode string, args []string) error {
 			return fmt.Errorf("gofloor needs -target URL, got %q", *target)
 		}
 		h = newGoFloor(t)
+	case childStack:
+		t, err := url.Parse(*target)
+		if err != nil || t.Host == "" {
+			return fmt.Errorf("stackfloor needs -target URL, got %q", *target)
+		}
+		h = newStackFloor(t)
 	default:
 		return fmt.Errorf("unknown child mode %q", mode)
 	}
@@ -59,7 +68,16 @@ func runChild(mode string, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	var srv interface {
+		Serve(net.Listener) error
+		Shutdown(context.Context) error
+	} = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	if mode == childStack {
+		if !h1.Supported() {
+			return fmt.Errorf("stackfloor: proxy/h1 does not run on this platform")
+		}
+		srv = &h1.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -31,12 +31,13 @@ func TestChildren(t *testing.T) {
 	}
 	up, upAddr := start("upstream", childUpstream, "-slow-interval", "1ms", "-slow-chunks", "3")
 	floor, floorAddr := start("go-floor", childGoFloor, "-target", "http://"+upAddr)
+	stack, stackAddr := start("stack-floor", childStack, "-target", "http://"+upAddr)
 	l := newLoader("sk-test")
 	for _, tt := range []struct {
 		name string
 		c    *child
 		addr string
-	}{{"upstream", up, upAddr}, {"go-floor", floor, floorAddr}} {
+	}{{"upstream", up, upAddr}, {"go-floor", floor, floorAddr}, {"stack-floor", stack, stackAddr}} {
 		t.Run(tt.name, func(t *testing.T) {
 			url := "http://" + tt.addr + "/v1/chat/completions"
 			if err := waitHTTP(context.Background(), tt.c, l.client, "POST", url, "sk-test", l.nonStream, 10*time.Second); err != nil {
@@ -50,9 +51,11 @@ func TestChildren(t *testing.T) {
 			}
 		})
 	}
-	floor.stop(5 * time.Second)
-	if floor.exited() == nil {
-		t.Errorf("go-floor still running after stop")
+	for _, c := range []*child{floor, stack} {
+		c.stop(5 * time.Second)
+		if c.exited() == nil {
+			t.Errorf("%s still running after stop", c.name)
+		}
 	}
 }
 

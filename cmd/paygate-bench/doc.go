@@ -1,7 +1,9 @@
 // Command paygate-bench is the load benchmark of issue 2: in one run it starts a
 // fake OpenAI-compatible upstream, nginx as a plain reverse proxy (the floor one
 // proxy hop reaches on this machine), a bare httputil.ReverseProxy with a tuned
-// transport (the Go floor) and paygate itself, each as its own process, measures
+// transport (the Go floor), paygate's own two HTTP layers passing requests
+// through with none of paygate's work (the stack floor) and paygate itself,
+// each as its own process, measures
 // them in rotating order and prints a Markdown report with the issue's targets
 // computed as ratios of the same run.
 //
@@ -13,10 +15,11 @@
 // -paygate-bin names a binary.
 //
 // The same binary re-executes itself with the hidden -child flag to run the fake
-// upstream and the Go floor, so that each measured proxy is a process of its own
+// upstream and the two floors, so that each measured proxy is a process of its own
 // whose CPU time and peak memory can be read from /proc.
 //
 // It is a tool, not a library: it talks to paygate only as a process, over
-// HTTP, and imports nothing of paygate but the config package in a test that
-// checks the generated config loads. Nothing of paygate imports it.
+// HTTP. Of paygate it imports the two HTTP layers the stack floor is built
+// from (proxy/h1, failover/h1) and, in a test that checks the generated
+// config loads, the config package. Nothing of paygate imports it.
 package main

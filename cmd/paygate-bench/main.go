@@ -179,6 +179,10 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	sf, sfAddr, err := startGo("stack-floor", childStack, "-target", "http://"+upAddr)
+	if err != nil {
+		return "", err
+	}
 
 	ngAddr, err := freePort()
 	if err != nil {
@@ -227,12 +231,14 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 		{name: tDirect, url: "http://" + upAddr + "/v1/chat/completions"},
 		{name: tNginx, url: "http://" + ngAddr + "/v1/chat/completions", proc: ng, pids: func() []int { return processTree(ng.pid()) }},
 		{name: tGoFloor, url: "http://" + gfAddr + "/v1/chat/completions", proc: gf, pids: single(gf)},
+		{name: tStackFloor, url: "http://" + sfAddr + "/v1/chat/completions", proc: sf, pids: single(sf)},
 		{name: tPaygate, url: "http://" + pgAddr + "/v1/chat/completions", proc: pg, pids: single(pg)},
 	}
+	pgTarget := targets[len(targets)-1]
 	if err := waitAny(ctx, pg, l, []string{"http://" + pgAddr + "/healthz", "http://" + pgAdmin + "/healthz"}, 60*time.Second); err != nil {
 		return "", err
 	}
-	procOf := map[string]*child{tDirect: up, tNginx: ng, tGoFloor: gf, tPaygate: pg}
+	procOf := map[string]*child{tDirect: up, tNginx: ng, tGoFloor: gf, tStackFloor: sf, tPaygate: pg}
 	for _, t := range targets {
 		if err := waitHTTP(ctx, procOf[t.name], l.client, "POST", t.url, benchClientKey, l.nonStream, 30*time.Second); err != nil {
 			return "", fmt.Errorf("%s: %w", t.name, err)
@@ -251,7 +257,7 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 	// Foreign load: CPU the machine spent on processes other than the bench's
 	// own, over the measurement; on a shared machine it says how clean the run was.
 	ours := func() []int {
-		p := []int{os.Getpid(), up.pid(), gf.pid(), pg.pid()}
+		p := []int{os.Getpid(), up.pid(), gf.pid(), sf.pid(), pg.pid()}
 		return append(p, processTree(ng.pid())...)
 	}
 	busy0, busyErr := systemBusy()
@@ -321,7 +327,7 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 	profile := ""
 	if o.profile != "" {
 		logf("profiling paygate for %v", o.profileDur)
-		profile, err = profilePaygate(ctx, l, targets[3], pgBin, []string{"http://" + pgAdmin, "http://" + pgAddr}, o.profileDur, o.profile)
+		profile, err = profilePaygate(ctx, l, pgTarget, pgBin, []string{"http://" + pgAdmin, "http://" + pgAddr}, o.profileDur, o.profile)
 		if err != nil {
 			return "", fmt.Errorf("profile: %w", err)
 		}

@@ -9,10 +9,11 @@ import (
 
 // Target names, in the order of the report's columns.
 const (
-	tDirect  = "direct"
-	tNginx   = "nginx"
-	tGoFloor = "go-floor"
-	tPaygate = "paygate"
+	tDirect     = "direct"
+	tNginx      = "nginx"
+	tGoFloor    = "go-floor"
+	tStackFloor = "stack-floor"
+	tPaygate    = "paygate"
 )
 
 // The issue's targets, as ratios of the same run.
@@ -284,6 +285,7 @@ func renderReport(info runInfo, targets []*targetSummary, profile string) string
 	p("- **direct**: the load generator talks to the fake upstream itself; the other columns add one hop. ")
 	p("**nginx**: Debian's nginx as a plain reverse proxy (`proxy_buffering off`, `proxy_http_version 1.1`, upstream keep-alive pool, `access_log off`, one worker per CPU). ")
 	p("**go-floor**: a bare `httputil.ReverseProxy` (`FlushInterval: -1`, transport with a large idle pool, no compression) in its own process. ")
+	p("**stack-floor**: paygate's own HTTP stack doing none of paygate's work: proxy/h1's server (paygate's bots' listener) running a handler that reads the body, sends it through failover/h1's transport (paygate's upstream transport) and copies the answer back, flushing after every upstream read; what paygate costs above it is its per-request work. ")
 	p("**paygate**: `paygate serve`, built as the Software line says, one client key, the user hashed with a configured key (`privacy.forward_user: hash`). Requests carry `user` (an OpenID), so paygate does for them what it does for a bot's real traffic: offers the payment tools, loads the user's state from its embedded store and hashes the user.\n")
 	p("- The fake upstream (its own process) answers a chat.completion JSON of about 500 bytes, or an SSE stream of %d `chat.completion.chunk` events, a finish event and `data: [DONE]`, each flushed.\n", len(answerWords)+1)
 	p("- Clients are closed-loop goroutines sharing one keep-alive `http.Client`; request bodies are built once, answers read to the end and checked (status 200; streams must end with `data: [DONE]`).\n")

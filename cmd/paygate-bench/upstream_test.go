@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/proxy/h1/h1test"
 	openai "github.com/sashabaranov/go-openai"
 )
 
@@ -36,8 +37,10 @@ func TestFakeUpstreamSpeaksOpenAI(t *testing.T) {
 	}
 	floor := httptest.NewServer(newGoFloor(target))
 	t.Cleanup(floor.Close)
+	stack := h1test.NewServer(newStackFloor(target))
+	t.Cleanup(stack.Close)
 	want := strings.Join(answerWords, "")
-	for _, base := range []struct{ name, url string }{{"direct", up.URL}, {"go-floor", floor.URL}} {
+	for _, base := range []struct{ name, url string }{{"direct", up.URL}, {"go-floor", floor.URL}, {"stack-floor", stack.URL}} {
 		cfg := openai.DefaultConfig("sk-test")
 		cfg.BaseURL = base.url + "/v1"
 		c := openai.NewClientWithConfig(cfg)
