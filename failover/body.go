@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 )
 
@@ -17,10 +18,25 @@ func (t *target) patch(body []byte) ([]byte, error) {
 	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
 		return body, nil
 	}
-	out, err := sjson.SetBytesOptions(body, "model", t.model, &sjson.Options{Optimistic: true})
-	if err != nil {
-		return nil, fmt.Errorf("setting model: %w", err)
+	var out []byte
+	if r := gjson.GetBytes(body, "model"); r.Exists() && r.Index > 0 && r.Index+len(r.Raw) <= len(body) {
+		// The usual case, spliced in one copy: sjson would find the same
+		// bytes and then rebuild the body around them.
+		q := t.modelJSON
+		if q == nil {
+			q = appendQuoted(nil, t.model)
+		}
+		out = make([]byte, 0, len(body)-len(r.Raw)+len(q))
+		out = append(out, body[:r.Index]...)
+		out = append(out, q...)
+		out = append(out, body[r.Index+len(r.Raw):]...)
+	} else {
+		var err error
+		if out, err = sjson.SetBytesOptions(body, "model", t.model, &sjson.Options{Optimistic: true}); err != nil {
+			return nil, fmt.Errorf("setting model: %w", err)
+		}
 	}
+	var err error
 	for _, f := range t.p.drop {
 		out, err = sjson.DeleteBytes(out, f)
 		if err != nil {

@@ -81,9 +81,11 @@ type model struct {
 // target is one provider serving a model. It is shared by all rounds and
 // holds only atomics besides its configuration.
 type target struct {
-	p      *provider
-	model  string
-	weight int
+	p     *provider
+	model string
+	// modelJSON is model as a JSON string, spliced into every request.
+	modelJSON []byte
+	weight    int
 	// latency is an exponentially weighted average of time to first token
 	// (stream) or to the whole answer; 0: not measured yet.
 	latency atomicDuration
@@ -215,7 +217,7 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 			if w <= 0 {
 				w = 1
 			}
-			md.targets = append(md.targets, &target{p: p, model: tc.Model, weight: w})
+			md.targets = append(md.targets, &target{p: p, model: tc.Model, modelJSON: appendQuoted(nil, tc.Model), weight: w})
 		}
 		r.models = append(r.models, md)
 		r.byName[md.name] = md

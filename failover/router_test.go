@@ -269,6 +269,9 @@ func TestPatch(t *testing.T) {
 		name, in, want string
 	}{
 		{"model replaced in place", `{"model":"x","n":1}`, `{"model":"up/m-1","n":1}`},
+		{"model of another type replaced", `{"n":1,"model":null}`, `{"n":1,"model":"up/m-1"}`},
+		{"only the top-level model", `{"messages":[{"model":"keep"}],"model":"x"}`, `{"messages":[{"model":"keep"}],"model":"up/m-1"}`},
+		{"escaped value replaced whole", `{"model":"a\"b\u00e9"}`, `{"model":"up/m-1"}`},
 		{"model added when absent", `{"input":"x"}`, `{"input":"x","model":"up/m-1"}`},
 		{"drop fields, dotted names literal", `{"model":"x","store":true,"a.b":2,"a":{"b":3}}`, `{"model":"up/m-1","a":{"b":3}}`},
 		{"unicode escapes and spacing kept", "{ \"model\" : \"x\",\n \"s\":\"\\u00e9\" }", "{ \"model\" : \"up/m-1\",\n \"s\":\"\\u00e9\" }"},
