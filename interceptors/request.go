@@ -155,9 +155,17 @@ type Upstream struct {
 func RewriteChat(body []byte, c Chat, u Upstream) ([]byte, error) {
 	out := body
 	var err error
-	if gjson.GetBytes(body, "user").Exists() {
+	if r := gjson.GetBytes(body, "user"); r.Exists() {
 		if v, ok := u.Privacy.Forward(u.Client, u.EndUser); ok && u.EndUser != "" {
-			out, err = sjson.SetBytes(out, "user", v)
+			if r.Index > 0 && r.Index+len(r.Raw) <= len(body) {
+				// Spliced in one copy; sjson would rebuild the body.
+				out = make([]byte, 0, len(body)+len(v)+8)
+				out = append(out, body[:r.Index]...)
+				out = appendJSONString(out, v)
+				out = append(out, body[r.Index+len(r.Raw):]...)
+			} else {
+				out, err = sjson.SetBytes(out, "user", v)
+			}
 		} else {
 			out, err = sjson.DeleteBytes(out, "user")
 		}
