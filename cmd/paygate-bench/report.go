@@ -191,7 +191,7 @@ func renderReport(info runInfo, targets []*targetSummary, profile string) string
 		p(", run with `%s`", info.PaygateEnv)
 	}
 	p(".\n")
-	p("- Method: %d repetitions of every cell, %v per cell, the order of the four targets rotated every cell and repetition; figures are medians over the repetitions.\n\n", info.Reps, info.CellDur)
+	p("- Method: %d repetitions of every cell, %v per cell, the order of the %d targets rotated every cell and repetition; figures are medians over the repetitions.\n\n", info.Reps, info.CellDur, len(targets))
 
 	p("## Targets (issue 2)\n\n")
 	p("| target | bound | this run | |\n|---|---|---|---|\n")
