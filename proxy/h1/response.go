@@ -33,16 +33,14 @@ type response struct {
 	closeAfter bool
 }
 
-func getResponse(c *conn, req *http.Request) *response {
+// newResponse makes the writer of one request. Responses are not pooled: a
+// handler's goroutine that writes after the handler returned must find a
+// finished response, not another request's.
+func newResponse(c *conn, req *http.Request) *response {
 	w := &response{c: c, req: req, header: make(http.Header, 4), cl: -1, noBody: req.Method == http.MethodHead}
 	w.reqBody.c = c
 	return w
 }
-
-// putResponse is where a pool would take the response back. It is not
-// pooled: a handler's goroutine that writes after the handler returned
-// must find a finished response, not another request's.
-func putResponse(*response) {}
 
 var errFinished = errors.New("h1: write after the handler returned")
 

@@ -446,11 +446,10 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	req.RemoteAddr = c.remote
 	body := req.Body
 
-	w := getResponse(c, req)
+	w := newResponse(c, req)
 	defer func() {
 		c.cancel.Store(nil)
 		cancel()
-		putResponse(w)
 	}()
 	w.reqBody.r = body
 	req.Body = &w.reqBody
