@@ -3,9 +3,11 @@
 package h1
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -55,5 +57,59 @@ func TestCloseCancelsRequests(t *testing.T) {
 	}
 	if err := <-served; err != http.ErrServerClosed {
 		t.Errorf("Serve returned %v; want http.ErrServerClosed", err)
+	}
+}
+
+// TestDisconnectsLeaveNothing: clients that leave in the middle of an
+// answer, by closing or by resetting, end their requests, and nothing of
+// them stays: Shutdown finds no connection to wait for and the disconnect
+// watcher holds no registration for them.
+func TestDisconnectsLeaveNothing(t *testing.T) {
+	const clients = 40
+	firstID := lastWatchID()
+	ended := make(chan struct{}, clients)
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "data: first\n\n")
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+		ended <- struct{}{}
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	for i := range clients {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 512)
+		if n, err := c.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "first") {
+			t.Fatalf("client %d: first chunk %q, %v", i, buf[:n], err)
+		}
+		if i%2 == 1 {
+			c.(*net.TCPConn).SetLinger(0) // close with a reset
+		}
+		c.Close()
+	}
+	for i := range clients {
+		select {
+		case <-ended:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d requests still running after their clients left", clients-i, clients)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v (connections left behind)", err)
+	}
+	if n := watchedSince(firstID); n != 0 {
+		t.Errorf("the watcher holds %d of this test's connections after they closed; want 0", n)
 	}
 }
