@@ -1,11 +1,14 @@
 package h1
 
 import (
+	"bufio"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // bufferBeforeHead is how much of a body is held before the head is sent: an
@@ -22,6 +25,10 @@ type response struct {
 	status  int   // 0 until the handler decides
 	cl      int64 // Content-Length the head declares; -1 none
 	written int64 // body bytes the handler wrote
+	// buf holds body bytes not yet given to the connection: before the head
+	// (to send a Content-Length when the answer ends within it) and, when
+	// chunked, until the next flush, so that a flush sends one chunk however
+	// many writes made it (an SSE event is three).
 	buf     []byte
 	sent    bool // the head is in the connection's buffer
 	chunked bool
@@ -90,7 +97,7 @@ func (w *response) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if w.noBody && w.req.Method != http.MethodHead {
+	if !bodyAllowed(w.status) {
 		return 0, http.ErrBodyNotAllowed
 	}
 	if w.cl >= 0 && w.written+int64(len(p)) > w.cl {
@@ -99,14 +106,7 @@ func (w *response) Write(p []byte) (int, error) {
 	w.written += int64(len(p))
 	if !w.sent {
 		if len(w.buf)+len(p) <= bufferBeforeHead {
-			if w.buf == nil {
-				// The connection's buffer: it serves one request at a time.
-				if w.c.hold == nil {
-					w.c.hold = make([]byte, 0, bufferBeforeHead)
-				}
-				w.buf = w.c.hold[:0]
-			}
-			w.buf = append(w.buf, p...)
+			w.hold(p)
 			return len(p), nil
 		}
 		w.sendHead(false, p)
@@ -118,21 +118,52 @@ func (w *response) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// body writes p after the head, framed.
+// hold appends p to buf, which lives in the connection's buffer: the
+// connection serves one request at a time.
+func (w *response) hold(p []byte) {
+	if w.buf == nil {
+		if w.c.hold == nil {
+			w.c.hold = make([]byte, 0, bufferBeforeHead)
+		}
+		w.buf = w.c.hold[:0]
+	}
+	w.buf = append(w.buf, p...)
+}
+
+// body writes p after the head: straight on with a Content-Length, into the
+// pending chunk when chunked.
 func (w *response) body(p []byte) {
-	if len(p) == 0 || w.noBody {
-		return
+	switch {
+	case len(p) == 0 || w.noBody:
+	case !w.chunked:
+		w.c.bw.Write(p)
+	case len(w.buf)+len(p) <= bufferBeforeHead:
+		w.hold(p)
+	default:
+		w.emitChunk()
+		if len(p) > bufferBeforeHead {
+			w.writeChunk(p)
+		} else {
+			w.hold(p)
+		}
 	}
+}
+
+// emitChunk frames the pending bytes as one chunk.
+func (w *response) emitChunk() {
+	if len(w.buf) > 0 {
+		w.writeChunk(w.buf)
+		w.buf = w.buf[:0]
+	}
+}
+
+func (w *response) writeChunk(p []byte) {
 	bw := w.c.bw
-	if w.chunked {
-		var hex [16]byte
-		bw.Write(strconv.AppendInt(hex[:0], int64(len(p)), 16))
-		bw.WriteString("\r\n")
-		bw.Write(p)
-		bw.WriteString("\r\n")
-		return
-	}
+	var hex [16]byte
+	bw.Write(strconv.AppendInt(hex[:0], int64(len(p)), 16))
+	bw.WriteString("\r\n")
 	bw.Write(p)
+	bw.WriteString("\r\n")
 }
 
 // sendHead writes the status line and the headers, then the body held so
@@ -142,7 +173,7 @@ func (w *response) sendHead(final bool, next []byte) {
 	h := w.header
 	is11 := w.req.ProtoAtLeast(1, 1)
 	head := w.req.Method == http.MethodHead
-	if w.req.Close || !is11 || hasToken(h["Connection"], "close") || w.reqBody.err != nil || w.c.s.closing.Load() {
+	if w.req.Close || !is11 || httpguts.HeaderValuesContainsToken(h["Connection"], "close") || w.reqBody.err != nil || w.c.s.closing.Load() {
 		w.closeAfter = true
 	}
 	// As net/http: a body without a Content-Type is sniffed from its first
@@ -155,7 +186,7 @@ func (w *response) sendHead(final bool, next []byte) {
 		h.Set("Content-Type", http.DetectContentType(sniff))
 	}
 	switch {
-	case w.noBody && !head:
+	case !bodyAllowed(w.status):
 	case w.cl >= 0:
 	case final:
 		w.cl = int64(len(w.buf))
@@ -186,7 +217,7 @@ func (w *response) sendHead(final bool, next []byte) {
 		bw.Write(time.Now().UTC().AppendFormat(num[:0], http.TimeFormat))
 		bw.WriteString("\r\n")
 	}
-	if w.cl >= 0 && !(w.noBody && w.req.Method != http.MethodHead) {
+	if w.cl >= 0 && bodyAllowed(w.status) {
 		bw.WriteString("Content-Length: ")
 		bw.Write(strconv.AppendInt(num[:0], w.cl, 10))
 		bw.WriteString("\r\n")
@@ -198,8 +229,13 @@ func (w *response) sendHead(final bool, next []byte) {
 		bw.WriteString("Connection: close\r\n")
 	}
 	bw.WriteString("\r\n")
-	w.body(w.buf)
-	w.buf = nil
+	if !w.chunked {
+		// Held bytes follow the head; chunked, they stay pending.
+		if !w.noBody {
+			bw.Write(w.buf)
+		}
+		w.buf = nil
+	}
 }
 
 // skipHeader are the headers the server writes itself from the framing it
@@ -208,22 +244,23 @@ func skipHeader(k string) bool {
 	return k == "Content-Length" || k == "Transfer-Encoding" || k == "Connection"
 }
 
+// headerNewlineToSpace is net/http's: a line break in a header value
+// becomes a space.
+var headerNewlineToSpace = strings.NewReplacer("\r", " ", "\n", " ")
+
 // writeHeaders writes h as net/http does: invalid names are dropped and line
 // breaks in values become spaces, so no value can start a header or a body of
 // its own.
-func writeHeaders(bw interface {
-	WriteString(string) (int, error)
-	WriteByte(byte) error
-}, h http.Header) {
+func writeHeaders(bw *bufio.Writer, h http.Header) {
 	for k, vs := range h {
-		if skipHeader(k) || !validName(k) {
+		if skipHeader(k) || !httpguts.ValidHeaderFieldName(k) {
 			continue
 		}
 		for _, v := range vs {
 			bw.WriteString(k)
 			bw.WriteString(": ")
 			if strings.ContainsAny(v, "\r\n") {
-				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+				v = headerNewlineToSpace.Replace(v)
 			}
 			bw.WriteString(strings.TrimSpace(v))
 			bw.WriteString("\r\n")
@@ -231,23 +268,9 @@ func writeHeaders(bw interface {
 	}
 }
 
-// validName reports whether k is an HTTP token (RFC 9110 5.1).
-func validName(k string) bool { return k != "" && alnumOr(k, "!#$%&'*+-.^_`|~") }
-
 // bodyAllowed reports whether an answer with status may have a body.
 func bodyAllowed(status int) bool {
 	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
-}
-
-func hasToken(vs []string, tok string) bool {
-	for _, v := range vs {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), tok) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // FlushError sends the head (chunked, unless the handler set a
@@ -262,6 +285,9 @@ func (w *response) FlushError() error {
 	}
 	if !w.sent {
 		w.sendHead(false, nil)
+	}
+	if w.chunked {
+		w.emitChunk()
 	}
 	if err := w.c.bw.Flush(); err != nil {
 		return err
@@ -284,7 +310,8 @@ func (w *response) finish() {
 	switch {
 	case !w.sent:
 		w.sendHead(true, nil)
-	case w.chunked && !w.noBody:
+	case w.chunked:
+		w.emitChunk()
 		w.c.bw.WriteString("0\r\n\r\n")
 	}
 	if w.cl >= 0 && w.written < w.cl && !w.noBody {

@@ -45,6 +45,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Supported reports whether this platform can watch connections for a
@@ -236,7 +238,7 @@ type conn struct {
 	lr     limitReader
 	br     *bufio.Reader
 	bw     *bufio.Writer
-	w      *watched // nil where disconnects are not watched
+	w      *watched // its registration with the disconnect watcher
 
 	state    atomic.Int32
 	gone     atomic.Bool                        // the client closed or reset
@@ -258,10 +260,7 @@ func (c *conn) peerGone() {
 // abort closes the connection from another goroutine: the request in
 // flight, if any, sees its context cancelled and its writes fail.
 func (c *conn) abort() {
-	c.gone.Store(true)
-	if cancel := c.cancel.Load(); cancel != nil {
-		(*cancel)()
-	}
+	c.peerGone()
 	c.nc.Close()
 }
 
@@ -334,37 +333,24 @@ func (c *conn) serve() {
 
 // checkRequest applies the checks net/http's server makes beyond
 // http.ReadRequest, which has already refused a second Host header and
-// removed the Host header into req.Host.
+// removed the Host header into req.Host. Header values need no second look
+// (net/textproto refuses control bytes while it reads them); names do, as it
+// lets a space through.
 func checkRequest(req *http.Request) string {
 	switch {
 	case req.ProtoMajor != 1:
 		return "unsupported protocol version"
 	case req.ProtoAtLeast(1, 1) && req.Host == "":
 		return "missing required Host header"
-	case !validHost(req.Host):
+	case !httpguts.ValidHostHeader(req.Host):
 		return "malformed Host header"
 	}
-	for k, vs := range req.Header {
-		if !validName(k) {
+	for k := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
 			return "invalid header name"
-		}
-		for _, v := range vs {
-			if !validValue(v) {
-				return "invalid header value"
-			}
 		}
 	}
 	return ""
-}
-
-// validValue is httpguts.ValidHeaderFieldValue: no control bytes but tab.
-func validValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if b := v[i]; b < ' ' && b != '\t' || b == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 func leadingLineBreaks(b []byte) int {
@@ -373,25 +359,6 @@ func leadingLineBreaks(b []byte) int {
 		n++
 	}
 	return n
-}
-
-// validHost is httpguts.ValidHostHeader: the bytes a host, a port, an IPv6
-// literal or a registered name may contain.
-func validHost(h string) bool { return alnumOr(h, "!$%&'()*+,-.:;=[]_~") }
-
-// alnumOr reports whether s holds only ASCII letters, digits and bytes of
-// extra.
-func alnumOr(s, extra string) bool {
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		switch {
-		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-		case strings.IndexByte(extra, b) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func (c *conn) rejectBadRequest(err error) {

@@ -113,3 +113,38 @@ func TestDisconnectsLeaveNothing(t *testing.T) {
 		t.Errorf("the watcher holds %d of this test's connections after they closed; want 0", n)
 	}
 }
+
+// TestFlushSendsOneChunk: the writes between two flushes leave as one chunk
+// (an SSE event is three writes), as with net/http, not one chunk each.
+func TestFlushSendsOneChunk(t *testing.T) {
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		for _, ev := range []string{"one", "two"} {
+			io.WriteString(w, "data: ")
+			io.WriteString(w, ev)
+			io.WriteString(w, "\n\n")
+			rc.Flush()
+		}
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	raw, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, ok := strings.Cut(string(raw), "\r\n\r\n")
+	if want := "b\r\ndata: one\n\n\r\nb\r\ndata: two\n\n\r\n0\r\n\r\n"; !ok || body != want {
+		t.Errorf("chunked body %q; want %q", body, want)
+	}
+}
