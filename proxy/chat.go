@@ -212,7 +212,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 			if first != nil {
 				s.countRecovery(first, recoveryRecovered)
 			}
-			_ = sw.Done()
+			_ = sw.End() // sent with the end of the response
 			return
 		}
 		if errors.Is(err, errClientGone) {

@@ -552,7 +552,7 @@ func (t *turn) finishStream(finish []byte, model, reason string) {
 		u := t.usage
 		_ = t.sw.Queue(usageChunk(t.turnID, model, t.created, &u))
 	}
-	_ = t.sw.Done()
+	_ = t.sw.End() // sent with the end of the response, as the handler returns
 }
 
 // streamClarification ends a turn whose rounds are spent with the configured

@@ -162,6 +162,25 @@ func TestWriterFlushesEachEvent(t *testing.T) {
 	}
 }
 
+// TestWriterEndLeavesDoneForTheServer: End writes [DONE] but does not
+// flush it, so the server sends it with the end of the response.
+func TestWriterEndLeavesDoneForTheServer(t *testing.T) {
+	rec := &flushCounter{ResponseRecorder: httptest.NewRecorder()}
+	w := NewWriter(rec)
+	if err := w.Data([]byte(`{"x":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.End(); err != nil {
+		t.Fatal(err)
+	}
+	if rec.flushes != 1 || !w.Queued() {
+		t.Errorf("flushes %d, queued %v after End; want 1 (the event's), true", rec.flushes, w.Queued())
+	}
+	if got, want := rec.Body.String(), "data: {\"x\":1}\n\ndata: [DONE]\n\n"; got != want {
+		t.Errorf("got %q; want %q", got, want)
+	}
+}
+
 func TestReaderAllocatesNothingPerEvent(t *testing.T) {
 	chunk := []byte(`data: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hello"},"finish_reason":null}]}` + "\n\n")
 	src := &repeatReader{chunk: chunk}

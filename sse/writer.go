@@ -65,10 +65,22 @@ func (w *Writer) Flushed() bool { return w.flushed }
 
 // Done writes the "[DONE]" sentinel and flushes.
 func (w *Writer) Done() error {
-	if _, err := w.w.Write(doneEvent); err != nil {
+	if err := w.End(); err != nil {
 		return err
 	}
 	return w.Flush()
+}
+
+// End writes the "[DONE]" sentinel without flushing it, for a handler that
+// returns right after: the HTTP server flushes what is left when the handler
+// returns, so [DONE] leaves in the same write as the end of the response
+// (the chunked terminator) instead of one write before it. A client reads
+// the two together anyway; this saves a system call and a wake-up of the
+// client per stream.
+func (w *Writer) End() error {
+	w.queued = true
+	_, err := w.w.Write(doneEvent)
+	return err
 }
 
 // Comment writes a comment line (a keep-alive) and flushes.

@@ -229,14 +229,18 @@ func TestStreamBurstLeavesTogether(t *testing.T) {
 				t.Fatalf("text %q, %v; want %q", got, err, want.String())
 			}
 			// The first token at once, the rest of the burst in one write,
-			// then what closes the stream (finish, [DONE], the chunked
-			// terminator): one write per event would be 23 or more.
-			if n := writes.n.Load() - before; n > 4 {
-				t.Errorf("paygate wrote the 22 events in %d writes; want at most 4", n)
+			// then what closes the stream ([DONE] with the chunked
+			// terminator, after the finish chunk): one write per event
+			// would be 23 or more.
+			if n := writes.n.Load() - before; n > 3 {
+				t.Errorf("paygate wrote the 22 events in %d writes; want at most 3", n)
 			}
 			first := writes.firstWith("w0 ")
 			if first == "" || strings.Contains(first, "w19 ") {
 				t.Errorf("the first token did not leave ahead of the burst; its write: %q", first)
+			}
+			if last := writes.firstWith("[DONE]"); !strings.HasSuffix(last, "data: [DONE]\n\n\r\n0\r\n\r\n") {
+				t.Errorf("[DONE] did not leave with the end of the response; its write: %q", last)
 			}
 			writes.reset()
 		})
