@@ -149,6 +149,8 @@ func TestHasFinish(t *testing.T) {
 		{"stop", finishChunk(), true},
 		{"with space", `{"choices":[{"delta":{},"finish_reason": "length"}]}`, true},
 		{"key text inside content", `{"choices":[{"delta":{"content":"\"finish_reason\":\"stop\""},"finish_reason":null}]}`, false},
+		{"longer key", `{"choices":[{"delta":{},"xfinish_reason":"stop","finish_reason":null}]}`, false},
+		{"longer key before the key", `{"xfinish_reason":"a","choices":[{"delta":{},"finish_reason":"stop"}]}`, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

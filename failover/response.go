@@ -102,6 +102,7 @@ type Response struct {
 	cur       sse.Event // aliases rd's buffer
 	finished  bool      // a finish_reason was seen
 	malformed int
+	bufHint   int8  // Buffered's last answer, until the next read (hint*)
 	end       error // sticky terminal result of Next
 	released  bool
 	closed    bool
@@ -132,9 +133,18 @@ func (a *Response) Next() (sse.Event, error) {
 	}
 	idle := a.t.p.cfg.Timeouts.Idle.D()
 	for {
-		a.phase.Reset(idle)
-		ev, err := a.rd.Next()
-		a.phase.Stop()
+		// The idle timer guards only a wait for the provider: an event
+		// already whole in the buffer (a burst read at once) comes without
+		// one, and skips the timer's two heap operations.
+		var ev sse.Event
+		var err error
+		if a.buffered() {
+			ev, err = a.rd.Next()
+		} else {
+			a.phase.Reset(idle)
+			ev, err = a.rd.Next()
+			a.phase.Stop()
+		}
 		if err != nil {
 			return sse.Event{}, a.finish(a.streamEnd(err))
 		}
@@ -174,8 +184,31 @@ func (a *Response) Buffered() bool {
 	case a.heldNext < len(a.held) || a.pending:
 		return true
 	}
+	b := a.rd.Buffered()
+	a.bufHint = hintNo
+	if b {
+		a.bufHint = hintYes
+	}
+	return b
+}
+
+// buffered is rd.Buffered for Next, from Buffered's answer when the relay
+// just asked (nothing was read since, so it still holds).
+func (a *Response) buffered() bool {
+	h := a.bufHint
+	a.bufHint = hintUnknown
+	if h != hintUnknown {
+		return h == hintYes
+	}
 	return a.rd.Buffered()
 }
+
+// Values of Response.bufHint.
+const (
+	hintUnknown = iota
+	hintNo
+	hintYes
+)
 
 // Holding reports whether Next still has events held from before the first
 // token to return, the first token included.
