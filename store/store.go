@@ -235,6 +235,20 @@ type Counters interface {
 	IncrCounter(ctx context.Context, key string, ttl time.Duration) (int64, error)
 }
 
+// Tallies keep running sums that every replica adds to, such as a
+// conversation's LLM cost (accounting). An add is one atomic step in the
+// backend: two replicas adding at once never lose either's amount, which a
+// read and a write of the sum (Exchanges) would.
+type Tallies interface {
+	// AddTally adds delta to key's sum (zero when absent or expired) and
+	// returns the new sum. The sum expires ttl after its last add.
+	AddTally(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error)
+	// TakeTally returns key's sum (zero when absent or expired) and removes
+	// it in the same step: an add racing with it counts in the sum taken or
+	// in the next one, never in both and never in neither.
+	TakeTally(ctx context.Context, key string) (int64, error)
+}
+
 // Exchanges parks opaque blobs, such as a payment tool exchange keyed by the
 // client's tool-call ids (SPEC 3.7).
 type Exchanges interface {
@@ -353,6 +367,7 @@ type Store interface {
 	Notifications
 	RefundProposals
 	Counters
+	Tallies
 	Exchanges
 	Secrets
 	Outbox

@@ -144,6 +144,56 @@ func (d *DB) IncrCounter(ctx context.Context, key string, ttl time.Duration) (in
 	return n, err
 }
 
+// Tallies share the counters' bucket (and its sweep) under their own
+// prefix.
+const tallyPrefix = "tally\x00"
+
+// AddTally implements store.Tallies: bbolt runs one write transaction at a
+// time, so the read and the write of the sum are one step.
+func (d *DB) AddTally(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
+	now := d.now().UnixNano()
+	var n int64
+	err := d.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bCounters)
+		var r counterRec
+		if v := b.Get([]byte(tallyPrefix + key)); v != nil {
+			if err := unmarshal(v, &r); err != nil {
+				return err
+			}
+		}
+		if now >= r.Until {
+			r.N = 0
+		}
+		r.N += delta
+		r.Until = now + int64(ttl)
+		n = r.N
+		return putJSON(b, tallyPrefix+key, r)
+	})
+	return n, err
+}
+
+// TakeTally implements store.Tallies.
+func (d *DB) TakeTally(ctx context.Context, key string) (int64, error) {
+	now := d.now().UnixNano()
+	var n int64
+	err := d.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bCounters)
+		v := b.Get([]byte(tallyPrefix + key))
+		if v == nil {
+			return nil
+		}
+		var r counterRec
+		if err := unmarshal(v, &r); err != nil {
+			return err
+		}
+		if now < r.Until {
+			n = r.N
+		}
+		return b.Delete([]byte(tallyPrefix + key))
+	})
+	return n, err
+}
+
 type exchangeRec struct {
 	Data  []byte `json:"data"`
 	Until int64  `json:"until"`

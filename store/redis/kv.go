@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -56,6 +57,35 @@ func (s *Store) IncrCounter(ctx context.Context, key string, ttl time.Duration) 
 		return 0, err
 	}
 	n, _ := v.(int64)
+	return n, nil
+}
+
+// AddTally implements store.Tallies.
+func (s *Store) AddTally(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
+	v, err := s.run(ctx, "add tally", s.sc.addTally, []string{s.k.one("t", key)},
+		delta, s.now().UnixMilli(), ms(ttl), ms(expiryGrace))
+	if err != nil {
+		return 0, err
+	}
+	return tallyReply("add tally", key, v)
+}
+
+// TakeTally implements store.Tallies.
+func (s *Store) TakeTally(ctx context.Context, key string) (int64, error) {
+	v, err := s.run(ctx, "take tally", s.sc.takeTally, []string{s.k.one("t", key)}, s.now().UnixMilli())
+	if err != nil {
+		return 0, err
+	}
+	return tallyReply("take tally", key, v)
+}
+
+// tallyReply reads a tally script's reply: the sum as a decimal string.
+func tallyReply(op, key string, v any) (int64, error) {
+	str, _ := v.(string)
+	n, err := strconv.ParseInt(str, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("redis: %s %s: %q is not a sum: %w", op, key, str, err)
+	}
 	return n, nil
 }
 

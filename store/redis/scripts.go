@@ -219,6 +219,27 @@ end
 return redis.call('HINCRBY', KEYS[1], 'n', 1)
 `
 
+// KEYS: key. ARGV: delta, now_ms, ttl_ms, grace_ms. Returns the new sum as
+// a string. HINCRBY keeps the sum an exact 64-bit integer; its reply, a Lua
+// number (a double), would not be, so the stored string is returned.
+const luaAddTally = `
+local u = redis.call('HGET', KEYS[1], 'until')
+if not u or tonumber(u) <= tonumber(ARGV[2]) then redis.call('DEL', KEYS[1]) end
+redis.call('HINCRBY', KEYS[1], 'n', ARGV[1])
+redis.call('HSET', KEYS[1], 'until', tonumber(ARGV[2]) + tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
+return redis.call('HGET', KEYS[1], 'n')
+`
+
+// KEYS: key. ARGV: now_ms. Returns the sum as a string ("0" when absent or
+// expired), exact, and removes it.
+const luaTakeTally = `
+local r = redis.call('HMGET', KEYS[1], 'n', 'until')
+redis.call('DEL', KEYS[1])
+if not r[1] or not r[2] or tonumber(r[2]) <= tonumber(ARGV[1]) then return '0' end
+return r[1]
+`
+
 // KEYS: key. ARGV: data, until_ms, physical_ms.
 const luaPutExchange = `
 redis.call('DEL', KEYS[1])
@@ -287,6 +308,7 @@ type scripts struct {
 	createOrder, updateOrder, enqueue, readTag, ack, retry *goredis.Script
 	syncUser, loadUser, syncIndex, intent                  *goredis.Script
 	claim, seen, counter, putExchange                      *goredis.Script
+	addTally, takeTally                                    *goredis.Script
 	putRefund, finishRefund, appendAudit, putText, erase   *goredis.Script
 }
 
@@ -305,6 +327,8 @@ func newScripts() *scripts {
 		claim:        goredis.NewScript(luaClaim),
 		seen:         goredis.NewScript(luaSeen),
 		counter:      goredis.NewScript(luaCounter),
+		addTally:     goredis.NewScript(luaAddTally),
+		takeTally:    goredis.NewScript(luaTakeTally),
 		putExchange:  goredis.NewScript(luaPutExchange),
 		putRefund:    goredis.NewScript(luaPutRefund),
 		finishRefund: goredis.NewScript(luaFinishRefund),
@@ -318,6 +342,6 @@ func (s *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
 		s.createOrder, s.updateOrder, s.enqueue, s.readTag, s.ack, s.retry,
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.claim, s.seen, s.counter,
-		s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
+		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
 	}
 }

@@ -218,6 +218,95 @@ func testCounters(t *testing.T, open Opener) {
 	}
 }
 
+func testTallies(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	const big = int64(1) << 60 // beyond a double's exact integers
+	cases := []struct {
+		name    string
+		op      string // add or take
+		key     string
+		delta   int64
+		advance time.Duration
+		want    int64
+	}{
+		{"first add", "add", "cost:a", 5, 0, 5},
+		{"second add", "add", "cost:a", 7, time.Hour, 12},
+		{"other key", "add", "cost:b", 1, 0, 1},
+		{"take", "take", "cost:a", 0, 0, 12},
+		{"taken: starts again", "take", "cost:a", 0, 0, 0},
+		{"add after take", "add", "cost:a", 3, 0, 3},
+		{"unknown key", "take", "cost:none", 0, 0, 0},
+		{"a counter's key is not a tally", "take", "orders:shop:u1:day", 0, 0, 0},
+		{"expired: starts again", "add", "cost:a", 2, 24 * time.Hour, 2},
+		{"expired take", "take", "cost:b", 0, 0, 0},
+		{"exact large sums", "add", "cost:big", big + 1, 0, big + 1},
+		{"exact large sums, added", "add", "cost:big", 1, 0, big + 2},
+		{"exact large sums, taken", "take", "cost:big", 0, 0, big + 2},
+	}
+	if _, err := st.IncrCounter(ctx, "orders:shop:u1:day", 24*time.Hour); err != nil {
+		t.Fatalf("IncrCounter: %v", err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clock.Advance(tc.advance)
+			var got int64
+			var err error
+			if tc.op == "add" {
+				got, err = st.AddTally(ctx, tc.key, tc.delta, 24*time.Hour)
+			} else {
+				got, err = st.TakeTally(ctx, tc.key)
+			}
+			mustNil(t, tc.op, err)
+			if got != tc.want {
+				t.Errorf("got %d; want %d", got, tc.want)
+			}
+		})
+	}
+	t.Run("concurrent adds and takes lose nothing", func(t *testing.T) {
+		tallyRace(t, ctx, []store.Store{st}, "cost:race", 50)
+	})
+}
+
+// tallyRace adds 1..n to one tally from n goroutines over sts while
+// another takes it repeatedly: the sums taken, and what is left, add up to
+// every amount added, once.
+func tallyRace(t *testing.T, ctx context.Context, sts []store.Store, key string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			if _, err := sts[i%len(sts)].AddTally(ctx, key, int64(i+1), time.Hour); err != nil {
+				t.Errorf("AddTally: %v", err)
+			}
+		})
+	}
+	var taken int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-start
+		for i := range n / 5 {
+			v, err := sts[i%len(sts)].TakeTally(ctx, key)
+			if err != nil {
+				t.Errorf("TakeTally: %v", err)
+			}
+			taken += v
+		}
+	}()
+	close(start)
+	wg.Wait()
+	<-done
+	rest, err := sts[0].TakeTally(ctx, key)
+	mustNil(t, "TakeTally", err)
+	if want := int64(n * (n + 1) / 2); taken+rest != want {
+		t.Errorf("taken %d and left %d: %d in all; want %d", taken, rest, taken+rest, want)
+	}
+}
+
 func testExchanges(t *testing.T, open Opener) {
 	ctx := context.Background()
 	clock := NewClock()

@@ -80,6 +80,11 @@ func RunShared(t *testing.T, open PairOpener) {
 		}
 	})
 
+	t.Run("tallies add up across replicas", func(t *testing.T) {
+		a, b := open(t, NewClock())
+		tallyRace(t, ctx, []store.Store{a, b}, "shared-tally", 100)
+	})
+
 	t.Run("claims are shared", func(t *testing.T) {
 		a, b := open(t, NewClock())
 		claimRace(t, ctx, []store.Store{a, b}, "shared-claim", 100)

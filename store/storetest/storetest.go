@@ -50,6 +50,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Notifications", func(t *testing.T) { testNotifications(t, open) })
 	t.Run("RefundProposals", func(t *testing.T) { testRefunds(t, open) })
 	t.Run("Counters", func(t *testing.T) { testCounters(t, open) })
+	t.Run("Tallies", func(t *testing.T) { testTallies(t, open) })
 	t.Run("Exchanges", func(t *testing.T) { testExchanges(t, open) })
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, open) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open) })
@@ -78,6 +79,8 @@ func testClosed(t *testing.T, open Opener) {
 		{"CreateOrder", func() error { return st.CreateOrder(ctx, NewOrder("x", "c", "u", time.Now())) }},
 		{"LoadUserState", func() error { _, err := st.LoadUserState(ctx, "c", "u"); return err }},
 		{"ClaimPurchase", func() error { _, _, err := st.ClaimPurchase(ctx, "k", "x", time.Minute); return err }},
+		{"AddTally", func() error { _, err := st.AddTally(ctx, "k", 1, time.Minute); return err }},
+		{"TakeTally", func() error { _, err := st.TakeTally(ctx, "k"); return err }},
 		{"AppendAudit", func() error {
 			return st.AppendAudit(ctx, store.AuditRecord{Seq: 1, Hash: "h"})
 		}},
