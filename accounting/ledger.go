@@ -2,17 +2,14 @@ package accounting
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paygate/paygate/config"
-	"github.com/paygate/paygate/store"
 )
 
 // Pico is an amount in 10⁻¹² units of the billing currency.
@@ -42,10 +39,12 @@ type Usage struct {
 type price struct{ inMicros, outMicros int64 } // per million tokens
 
 // SessionStore keeps a conversation's running cost where every replica sees
-// it. store.Store implements it.
+// it, as a tally every replica adds to in one atomic step: two replicas
+// serving turns of one conversation never lose each other's cost.
+// store.Store implements it.
 type SessionStore interface {
-	PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error
-	GetExchange(ctx context.Context, key string) ([]byte, error)
+	AddTally(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error)
+	TakeTally(ctx context.Context, key string) (int64, error)
 }
 
 // sessionTTL bounds how long an abandoned conversation's cost is kept.
@@ -70,10 +69,11 @@ type Ledger struct {
 	models map[string]*modelTotals
 
 	// Conversation costs are kept in the store by one writer, in the order
-	// turns and payments happen: a turn never waits for the store (its
-	// answer's end would, for SDKs that read to the end of the body), and
-	// two turns of one conversation never lose each other's cost to a
-	// read-modify-write race. Close drains the queue.
+	// turns and payments happen on this replica: a turn never waits for the
+	// store (its answer's end would, for SDKs that read to the end of the
+	// body), and a payment takes the turns accounted before it. Across
+	// replicas the store's atomic tally keeps every turn. Close drains the
+	// queue.
 	sessMu     sync.RWMutex // held for reading while sending; Close takes it
 	sessClosed bool
 	sessOps    chan sessionOp
@@ -219,23 +219,15 @@ func (l *Ledger) writeSessions() {
 func (l *Ledger) apply(op sessionOp) {
 	ctx, cancel := context.WithTimeout(context.Background(), sessionOpTimeout)
 	defer cancel()
-	prev, err := l.sessionCost(ctx, op.key)
-	if err != nil {
-		l.log.Warn("accounting: reading the conversation's cost", "err", err)
-	}
 	if op.paid != nil {
-		if prev != 0 {
-			if err := l.store.PutExchange(ctx, op.key, []byte("0"), sessionTTL); err != nil {
-				l.log.Warn("accounting: restarting the conversation's cost", "err", err)
-			}
+		cost, err := l.store.TakeTally(ctx, op.key)
+		if err != nil {
+			l.log.Warn("accounting: taking the conversation's cost", "err", err)
 		}
-		op.paid <- prev
+		op.paid <- Pico(cost)
 		return
 	}
-	if err != nil {
-		return
-	}
-	if err := l.store.PutExchange(ctx, op.key, []byte(strconv.FormatInt(int64(prev+op.add), 10)), sessionTTL); err != nil {
+	if _, err := l.store.AddTally(ctx, op.key, int64(op.add), sessionTTL); err != nil {
 		l.log.Warn("accounting: keeping the conversation's cost", "err", err)
 	}
 }
@@ -254,21 +246,6 @@ func (l *Ledger) Close() {
 	}
 	l.sessMu.Unlock()
 	<-l.sessDone
-}
-
-func (l *Ledger) sessionCost(ctx context.Context, key string) (Pico, error) {
-	b, err := l.store.GetExchange(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	n, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
-		return 0, nil // a damaged figure starts again from zero
-	}
-	return Pico(n), nil
 }
 
 // Paid attributes the conversation's cost so far to a paid order (a

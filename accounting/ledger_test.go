@@ -2,7 +2,6 @@ package accounting
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -12,31 +11,39 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paygate/paygate/config"
-	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/testdrivers"
 )
 
 // memStore is a SessionStore in memory: the ledger's arithmetic is what
-// this test is about; the stores' own behaviour is proved in store/.
+// this test is about; the stores' own behaviour is proved in store/ (and
+// TestConversationCostAcrossReplicas runs the ledger on the real drivers).
 type memStore struct {
 	mu sync.Mutex
-	m  map[string][]byte
+	m  map[string]int64
 }
 
-func (s *memStore) PutExchange(_ context.Context, k string, v []byte, _ time.Duration) error {
+func (s *memStore) AddTally(_ context.Context, k string, delta int64, _ time.Duration) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.m[k] = append([]byte(nil), v...)
-	return nil
+	s.m[k] += delta
+	return s.m[k], nil
 }
 
-func (s *memStore) GetExchange(_ context.Context, k string) ([]byte, error) {
+func (s *memStore) TakeTally(_ context.Context, k string) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.m[k]
-	if !ok {
-		return nil, store.ErrNotFound
-	}
-	return v, nil
+	n := s.m[k]
+	delete(s.m, k)
+	return n, nil
+}
+
+// kept is the conversation's cost as the store holds it, and whether it
+// holds one.
+func (s *memStore) kept(k string) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.m[k]
+	return n, ok
 }
 
 func TestLedger(t *testing.T) {
@@ -50,7 +57,7 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &memStore{m: map[string][]byte{}}
+	st := &memStore{m: map[string]int64{}}
 	l, err := New(cfg, st, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -89,11 +96,11 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 		t.Errorf("turns %d series %d; want 3 turns in one hour", s.Turns, len(s.Series))
 	}
 	// Paying closes the conversation's count: the next purchase starts at 0.
-	if b, err := st.GetExchange(ctx, sessionKey("bot", "s1")); err != nil || string(b) != "0" {
-		t.Errorf("s1 after payment: %q %v; want 0", b, err)
+	if n, ok := st.kept(sessionKey("bot", "s1")); ok {
+		t.Errorf("s1 after payment: %d kept; want nothing", n)
 	}
-	if _, err := st.GetExchange(ctx, sessionKey("bot", "s2")); errors.Is(err, store.ErrNotFound) {
-		t.Errorf("s2's cost was not kept")
+	if n, _ := st.kept(sessionKey("bot", "s2")); n != int64(a) {
+		t.Errorf("s2's cost: %d kept; want %d", n, a)
 	}
 	// A turn without a user has no conversation to keep: it counts in the
 	// totals and writes nothing to the store.
@@ -129,7 +136,7 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 // TestConcurrentTurnsOfOneConversation: a user's parallel turns each add
 // their cost; none is lost to another's read-modify-write.
 func TestConcurrentTurnsOfOneConversation(t *testing.T) {
-	st := &memStore{m: map[string][]byte{}}
+	st := &memStore{m: map[string]int64{}}
 	l := testLedger(t, st)
 	defer l.Close()
 	a := l.Round("p", "m", Usage{1000, 200}) // 0.004500
@@ -148,11 +155,51 @@ func TestConcurrentTurnsOfOneConversation(t *testing.T) {
 	}
 }
 
+// TestConversationCostAcrossReplicas: two replicas serving turns of one
+// conversation at once, each with its own ledger over one store, keep every
+// turn's cost, and the payment takes all of it. (Each ledger's writer read
+// the kept cost and wrote it back plus its turn: two replicas doing that at
+// once lost turns.)
+func TestConversationCostAcrossReplicas(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			place := testdrivers.NewPlace(t, driver, nil)
+			stA := place.Open()
+			stB := stA // one embedded file is one process's
+			if driver == "redis" {
+				stB = place.Open()
+			}
+			la, lb := testLedger(t, stA), testLedger(t, stB)
+			defer la.Close()
+			a := la.Round("p", "m", Usage{1000, 200}) // 0.004500
+			const turns = 100
+			var wg sync.WaitGroup
+			for i := range turns {
+				l := la
+				if i%2 == 1 {
+					l = lb
+				}
+				wg.Go(func() { l.Turn(context.Background(), "bot", "s", a) })
+			}
+			wg.Wait()
+			lb.Close()                                // b's turns are in the store
+			la.Paid(context.Background(), "bot", "s") // after a's own turns
+			if got, want := la.Stats().TransactionCost, (turns * a).String(); got != want {
+				t.Errorf("the paid conversation cost %s; want %s (%d turns on two replicas)", got, want, turns)
+			}
+			left, err := stB.TakeTally(context.Background(), sessionKey("bot", "s"))
+			if err != nil || left != 0 {
+				t.Errorf("after the payment %d is kept (%v); want 0", left, err)
+			}
+		})
+	}
+}
+
 // TestTurnDoesNotWaitForTheStore: the turn's answer ends only when Turn
 // returns, so a slow store must not hold it; Close then waits until every
 // queued cost is in the store.
 func TestTurnDoesNotWaitForTheStore(t *testing.T) {
-	st := &slowStore{memStore: memStore{m: map[string][]byte{}}, release: make(chan struct{})}
+	st := &slowStore{memStore: memStore{m: map[string]int64{}}, release: make(chan struct{})}
 	l := testLedger(t, st)
 	a := l.Round("p", "m", Usage{1000, 200}) // 4,500,000,000 pico
 	returned := make(chan struct{})
@@ -169,13 +216,13 @@ func TestTurnDoesNotWaitForTheStore(t *testing.T) {
 	}
 	close(st.release)
 	l.Close()
-	if b, err := st.GetExchange(context.Background(), sessionKey("bot", "s")); err != nil || string(b) != "450000000000" {
-		t.Errorf("after Close: kept cost %q, %v; want 450000000000 (100 turns)", b, err)
+	if n, _ := st.kept(sessionKey("bot", "s")); n != 450000000000 {
+		t.Errorf("after Close: kept cost %d; want 450000000000 (100 turns)", n)
 	}
 	// After Close a turn is kept directly.
 	l.Turn(context.Background(), "bot", "s", a)
-	if b, _ := st.GetExchange(context.Background(), sessionKey("bot", "s")); string(b) != "454500000000" {
-		t.Errorf("a turn after Close: kept cost %q; want 454500000000", b)
+	if n, _ := st.kept(sessionKey("bot", "s")); n != 454500000000 {
+		t.Errorf("a turn after Close: kept cost %d; want 454500000000", n)
 	}
 }
 
@@ -185,7 +232,7 @@ type slowStore struct {
 	release chan struct{}
 }
 
-func (s *slowStore) PutExchange(ctx context.Context, k string, v []byte, ttl time.Duration) error {
+func (s *slowStore) AddTally(ctx context.Context, k string, delta int64, ttl time.Duration) (int64, error) {
 	<-s.release
-	return s.memStore.PutExchange(ctx, k, v, ttl)
+	return s.memStore.AddTally(ctx, k, delta, ttl)
 }

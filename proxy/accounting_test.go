@@ -17,7 +17,6 @@ import (
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/proxy/h1/h1test"
-	"github.com/paygate/paygate/store"
 )
 
 // TestAnswerBeforeAccounting: a priced non-stream turn's answer reaches the
@@ -96,7 +95,7 @@ type blockedSessions struct {
 	release chan struct{}
 }
 
-func (b *blockedSessions) PutExchange(ctx context.Context, _ string, _ []byte, _ time.Duration) error {
+func (b *blockedSessions) AddTally(ctx context.Context, _ string, delta int64, _ time.Duration) (int64, error) {
 	select {
 	case b.entered <- struct{}{}:
 	default:
@@ -105,9 +104,7 @@ func (b *blockedSessions) PutExchange(ctx context.Context, _ string, _ []byte, _
 	case <-b.release:
 	case <-ctx.Done():
 	}
-	return nil
+	return delta, nil
 }
 
-func (b *blockedSessions) GetExchange(context.Context, string) ([]byte, error) {
-	return nil, store.ErrNotFound
-}
+func (b *blockedSessions) TakeTally(context.Context, string) (int64, error) { return 0, nil }
