@@ -1,6 +1,6 @@
 // Package store keeps paygate's durable state: orders, purchase claims, seen
-// notification ids, refund proposals, per-user counters, parked tool exchanges,
-// shared secrets, the outbox of events that must leave the process, and the audit
+// notification ids, refund proposals, per-user counters, running tallies (a
+// conversation's LLM cost), parked tool exchanges, shared secrets, the outbox of events that must leave the process, and the audit
 // chain.
 //
 // The package defines the contract (small role interfaces, the record types and
@@ -26,6 +26,8 @@
 //     the first pending event of each key, so webhooks of one order leave in order.
 //   - The audit chain is gap-free: AppendAudit accepts only head.Seq+1 with the
 //     head's hash, so concurrent appenders serialise by retrying on ErrConflict.
+//   - A tally's add and take are each one atomic step (Tallies), so replicas
+//     adding to one sum at once lose nothing.
 //   - A store that cannot be reached reports errors wrapping ErrUnavailable, so the
 //     proxy keeps chatting without payment state while payment tools fail closed.
 //
@@ -39,8 +41,8 @@
 //	PREFIX{u:CLIENT:USER}:* the user's copies of their orders and their index
 //	PREFIX{c:KEY}:*       a purchase claim and its generation counter
 //	PREFIX{r:ID}          a refund proposal or its tombstone
-//	PREFIX{n:ID}, {k:KEY}, {x:KEY}, {s:NAME}  notifications, counters, exchanges,
-//	                      secrets
+//	PREFIX{n:ID}, {k:KEY}, {t:KEY}, {x:KEY}, {s:NAME}  notifications, counters,
+//	                      tallies, exchanges, secrets
 //	PREFIX{idx}:*         cross-order indexes: orders by status and by time, keys
 //	                      with pending outbox events, and the write-intent log
 //	PREFIX{audit}:*       the audit chain, its head and the erasable text
