@@ -102,7 +102,6 @@ type Response struct {
 	cur       sse.Event // aliases rd's buffer
 	finished  bool      // a finish_reason was seen
 	malformed int
-	bufHint   int8  // Buffered's last answer, until the next read (hint*)
 	end       error // sticky terminal result of Next
 	released  bool
 	closed    bool
@@ -138,7 +137,7 @@ func (a *Response) Next() (sse.Event, error) {
 		// one, and skips the timer's two heap operations.
 		var ev sse.Event
 		var err error
-		if a.buffered() {
+		if a.rd.Buffered() {
 			ev, err = a.rd.Next()
 		} else {
 			a.phase.Reset(idle)
@@ -184,31 +183,8 @@ func (a *Response) Buffered() bool {
 	case a.heldNext < len(a.held) || a.pending:
 		return true
 	}
-	b := a.rd.Buffered()
-	a.bufHint = hintNo
-	if b {
-		a.bufHint = hintYes
-	}
-	return b
-}
-
-// buffered is rd.Buffered for Next, from Buffered's answer when the relay
-// just asked (nothing was read since, so it still holds).
-func (a *Response) buffered() bool {
-	h := a.bufHint
-	a.bufHint = hintUnknown
-	if h != hintUnknown {
-		return h == hintYes
-	}
 	return a.rd.Buffered()
 }
-
-// Values of Response.bufHint.
-const (
-	hintUnknown = iota
-	hintNo
-	hintYes
-)
 
 // Holding reports whether Next still has events held from before the first
 // token to return, the first token included.

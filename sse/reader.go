@@ -38,6 +38,10 @@ type Reader struct {
 	hasData  bool
 	max      int
 	comments int
+	// buffered caches Buffered's answer until Next, the only thing that
+	// consumes or reads: a relay asks before each Next and the Next after it
+	// asks again, and the answer cannot change in between.
+	buffered int8 // 0 unknown, 1 no, 2 yes
 }
 
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
@@ -69,6 +73,7 @@ func (r *Reader) Comments() int { return r.comments }
 // still dispatched first, because some providers close the connection right
 // after their last "data:" line.
 func (r *Reader) Next() (Event, error) {
+	r.buffered = 0
 	r.data = r.data[:0]
 	r.name = r.name[:0]
 	r.hasData = false
@@ -123,6 +128,19 @@ func (r *Reader) Next() (Event, error) {
 // provider's next bytes. It parses as Next does (comment lines and data-less
 // events do not count), without consuming anything.
 func (r *Reader) Buffered() bool {
+	if r.buffered != 0 {
+		return r.buffered == 2
+	}
+	b := r.scanBuffered()
+	r.buffered = 1
+	if b {
+		r.buffered = 2
+	}
+	return b
+}
+
+// scanBuffered parses the buffered bytes as Next would, without consuming.
+func (r *Reader) scanBuffered() bool {
 	n := r.br.Buffered()
 	if n == 0 {
 		return false

@@ -257,6 +257,9 @@ func checkBuffered(t *testing.T, in []byte, step int) {
 	defer r.Release()
 	for {
 		buffered, reads := r.Buffered(), src.reads
+		if again := r.Buffered(); again != buffered {
+			t.Fatalf("Buffered said %v, then %v with nothing read between", buffered, again)
+		}
 		_, err := r.Next()
 		if buffered && (err != nil || src.reads != reads) {
 			t.Fatalf("Buffered said an event was at hand, but Next read %d more times and returned %v",

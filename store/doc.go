@@ -1,7 +1,7 @@
 // Package store keeps paygate's durable state: orders, purchase claims, seen
 // notification ids, refund proposals, per-user counters, running tallies (a
-// conversation's LLM cost), parked tool exchanges, shared secrets, the outbox of events that must leave the process, and the audit
-// chain.
+// conversation's LLM cost), parked tool exchanges, shared secrets, the outbox
+// of events that must leave the process, and the audit chain.
 //
 // The package defines the contract (small role interfaces, the record types and
 // the sentinel errors); the drivers live in sub-packages: store/embedded (bbolt,
