@@ -154,7 +154,7 @@ func TestWriterFlushesEachEvent(t *testing.T) {
 	if !rec.Flushed {
 		t.Errorf("event not flushed")
 	}
-	if err := w.Done(); err != nil {
+	if err := w.End(); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := rec.Body.String(), "data: {\"x\":1}\n\ndata: [DONE]\n\n"; got != want {

@@ -63,14 +63,6 @@ func (w *Writer) Queued() bool { return w.queued }
 // the first chunk is what a user waits on.
 func (w *Writer) Flushed() bool { return w.flushed }
 
-// Done writes the "[DONE]" sentinel and flushes.
-func (w *Writer) Done() error {
-	if err := w.End(); err != nil {
-		return err
-	}
-	return w.Flush()
-}
-
 // End writes the "[DONE]" sentinel without flushing it, for a handler that
 // returns right after: the HTTP server flushes what is left when the handler
 // returns, so [DONE] leaves in the same write as the end of the response
