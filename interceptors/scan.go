@@ -256,14 +256,38 @@ func parseDelta(s string, d int, tc *textChunk) int {
 }
 
 // stringEnd returns the index of the quote closing the JSON string whose
-// contents start at from, or -1.
+// contents start at from, or -1. Most strings in a chat body are short
+// (keys, ids, roles), and for those a byte loop ends before a call to
+// IndexByte would have paid off; longer ones are searched.
 func stringEnd(s string, from int) int {
+	i := from
+	for end := min(len(s), from+shortString); i < end; i++ {
+		switch s[i] {
+		case '"':
+			return i
+		case '\\':
+			i++ // the escaped byte is not a delimiter
+		}
+	}
+	if i >= len(s) {
+		return -1
+	}
+	return stringEndSearch(s, from, i)
+}
+
+// shortString is how many bytes of a string stringEnd reads one by one.
+const shortString = 24
+
+// stringEndSearch is stringEnd for a string with no delimiter before at (at
+// is not inside an escape): it searches for quotes and counts the
+// backslashes before each.
+func stringEndSearch(s string, from, at int) int {
 	for {
-		q := strings.IndexByte(s[from:], '"')
+		q := strings.IndexByte(s[at:], '"')
 		if q < 0 {
 			return -1
 		}
-		q += from
+		q += at
 		n := 0
 		for b := q - 1; b >= from && s[b] == '\\'; b-- {
 			n++
@@ -271,7 +295,7 @@ func stringEnd(s string, from int) int {
 		if n%2 == 0 {
 			return q
 		}
-		from = q + 1
+		at = q + 1
 	}
 }
 
@@ -294,10 +318,29 @@ type member struct {
 // array) at or after i, and false at the closing bracket. The chunk is
 // valid JSON (the caller checked), so the walk only follows structure.
 func nextMember(s string, i int, object bool) (m member, ok bool) {
+	if m, ok = memberStart(s, i, object); !ok {
+		return m, false
+	}
+	if m.end = skipValue(s, m.at); m.end < 0 {
+		return m, false
+	}
+	return m, true
+}
+
+// memberStart is nextMember without skipping the value, for a reader that
+// descends into it: m.at is where the value starts and m.end is unset. At
+// the closing bracket it returns false with m.end the index after the
+// bracket; where the structure breaks, false with m.end -1.
+func memberStart(s string, i int, object bool) (m member, ok bool) {
 	for i < len(s) && (isSpace(s[i]) || s[i] == ',') {
 		i++
 	}
-	if i >= len(s) || s[i] == '}' || s[i] == ']' {
+	m.end = -1
+	if i >= len(s) {
+		return m, false
+	}
+	if s[i] == '}' || s[i] == ']' {
+		m.end = i + 1
 		return m, false
 	}
 	m.keyAt = -1
@@ -316,10 +359,10 @@ func nextMember(s string, i int, object bool) (m member, ok bool) {
 		}
 		i = skipSpace(s, i+1)
 	}
-	m.at = i
-	if m.end = skipValue(s, i); m.end < 0 {
+	if i >= len(s) {
 		return m, false
 	}
+	m.at = i
 	return m, true
 }
 

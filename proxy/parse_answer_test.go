@@ -19,8 +19,8 @@ func TestParseAnswer(t *testing.T) {
 	if a.id != "chatcmpl-1" || a.model != "gpt-x" || a.content != "Sure é" {
 		t.Fatalf("id, model, content = %q, %q, %q", a.id, a.model, a.content)
 	}
-	if a.usage.Get("total_tokens").Int() != 7 {
-		t.Fatalf("usage = %s", a.usage.Raw)
+	if a.usage == nil || a.usage.TotalTokens != 7 {
+		t.Fatalf("usage = %+v", a.usage)
 	}
 	if len(a.client) != 1 || a.client[0].ID != "call_c" || a.client[0].Name != "get_weather" ||
 		a.client[0].Arguments != `{"city":"杭州"}` || a.client[0].Index != 0 {
@@ -32,7 +32,7 @@ func TestParseAnswer(t *testing.T) {
 	}
 
 	empty := parseAnswer([]byte(`{"choices":[]}`), func(string) bool { return false })
-	if empty.id != "" || empty.content != "" || empty.usage.Exists() || len(empty.client)+len(empty.payment) != 0 {
+	if empty.id != "" || empty.content != "" || empty.usage != nil || len(empty.client)+len(empty.payment) != 0 {
 		t.Fatalf("empty answer parsed as %+v", empty)
 	}
 }

@@ -3,8 +3,6 @@ package proxy
 import (
 	"net/http"
 	"strconv"
-	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -30,15 +28,7 @@ func (t *turn) nonStream() {
 			first = ans
 			setPaygateHeaders(t.w.Header(), resp)
 		}
-		var u *interceptors.Usage
-		if ans.usage.Exists() {
-			u = &interceptors.Usage{
-				PromptTokens:     ans.usage.Get("prompt_tokens").Int(),
-				CompletionTokens: ans.usage.Get("completion_tokens").Int(),
-				TotalTokens:      ans.usage.Get("total_tokens").Int(),
-			}
-		}
-		t.endRound(round, resp, ans.id, ans.model, u)
+		t.endRound(round, resp, ans.id, ans.model, ans.usage)
 		if len(ans.payment) == 0 {
 			t.writeCompletion(resp.StatusCode, ans.body, first.id, ans.client, false)
 			return
@@ -70,28 +60,31 @@ type roundAnswer struct {
 	body      []byte
 	id, model string
 	content   string
-	usage     gjson.Result
+	usage     *interceptors.Usage // nil: the answer had no usage object
 	payment   []interceptors.ToolCall
 	client    []interceptors.ToolCall
 }
 
-// parseAnswer reads a chat.completion without decoding it whole, in one pass
-// over its top-level members and one over its first message's. The strings
-// kept are copies: the answer's body may be patched later.
+// parseAnswer reads a chat.completion without decoding it
+// (interceptors.ReadAnswer); only tool calls, which a plain answer has none
+// of, are read with gjson. The strings kept are copies: the answer's body
+// may be patched later.
 func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
-	var top [4]gjson.Result // id, model, usage, choices
-	interceptors.Members(gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))), answerMembers[:], top[:])
-	var msg [2]gjson.Result // content, tool_calls
-	interceptors.Members(top[3].Get("0.message"), messageMembers[:], msg[:])
-	a := &roundAnswer{body: body, id: strings.Clone(top[0].Str), model: strings.Clone(top[1].Str),
-		usage: gjson.Parse(strings.Clone(top[2].Raw)), content: strings.Clone(msg[0].Str)}
-	calls := msg[1]
+	ra := interceptors.ReadAnswer(body)
+	a := &roundAnswer{body: body, id: ra.ID, model: ra.Model, content: ra.Content}
+	if ra.HasUsage {
+		u := ra.Usage
+		a.usage = &u
+	}
+	if ra.ToolCalls == "" {
+		return a
+	}
 	i := 0
-	calls.ForEach(func(_, call gjson.Result) bool {
+	gjson.Parse(ra.ToolCalls).ForEach(func(_, call gjson.Result) bool {
 		tc := interceptors.ToolCall{
-			ID:        strings.Clone(call.Get("id").Str),
-			Name:      strings.Clone(call.Get("function.name").Str),
-			Arguments: strings.Clone(call.Get("function.arguments").Str),
+			ID:        call.Get("id").Str,
+			Name:      call.Get("function.name").Str,
+			Arguments: call.Get("function.arguments").Str,
 			Extra:     extraMembers(call),
 		}
 		if isPayment(tc.Name) {
@@ -106,11 +99,6 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 	})
 	return a
 }
-
-var (
-	answerMembers  = [...]string{"id", "model", "usage", "choices"}
-	messageMembers = [...]string{"content", "tool_calls"}
-)
 
 // extraMembers collects a tool call's members other than id, type, index
 // and function (a thought signature, say) as a raw JSON object.

@@ -1,0 +1,236 @@
+package interceptors
+
+import (
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// Answer is what the turn loop needs from a non-stream chat.completion. Its
+// strings are copies: the caller may patch the body afterwards.
+type Answer struct {
+	ID, Model string
+	// Content is choices[0].message.content, decoded; "" when it is not a
+	// string (null with tool calls).
+	Content string
+	// Usage holds the usage object's token counts when HasUsage.
+	Usage    Usage
+	HasUsage bool
+	// ToolCalls is the raw JSON array choices[0].message.tool_calls; ""
+	// when the message has no such array.
+	ToolCalls string
+}
+
+// ReadAnswer reads a chat.completion with the byte walker the stream capture
+// uses (scan.go), in one walk over the body: it descends into the first
+// choice's message and into the usage object where it meets them, skips
+// every other value by its brackets and quotes, and decodes nothing but the
+// few strings it keeps. This is the non-stream hot path: a path lookup per
+// field, as gjson does it, scans the same bytes again for each. Where a key
+// repeats, the first counts, as in a path lookup. body should be valid JSON
+// (it came with a provider's 2xx); on anything else the walk stops where
+// the structure breaks and returns the fields found so far.
+func ReadAnswer(body []byte) Answer {
+	var a Answer
+	s := unsafeString(body)
+	i := skipSpace(s, 0)
+	if i >= len(s) || s[i] != '{' {
+		return a
+	}
+	var seen uint8
+	for i++; ; {
+		m, ok := memberStart(s, i, true)
+		if !ok {
+			break
+		}
+		var end int
+		switch keyName(m.key) {
+		case "id":
+			end = skipValue(s, m.at)
+			if seen&seenID == 0 && end > 0 {
+				seen |= seenID
+				a.ID = copyString(s[m.at:end])
+			}
+		case "model":
+			end = skipValue(s, m.at)
+			if seen&seenModel == 0 && end > 0 {
+				seen |= seenModel
+				a.Model = copyString(s[m.at:end])
+			}
+		case "choices":
+			if seen&seenChoices == 0 && s[m.at] == '[' {
+				seen |= seenChoices
+				end = readChoices(s, m.at, &a)
+			} else {
+				end = skipValue(s, m.at)
+			}
+		case "usage":
+			if seen&seenUsage == 0 && s[m.at] == '{' {
+				seen |= seenUsage
+				a.HasUsage = true
+				end = readUsageObject(s, m.at, &a.Usage)
+			} else {
+				end = skipValue(s, m.at)
+			}
+		default:
+			end = skipValue(s, m.at)
+		}
+		if end < 0 {
+			break
+		}
+		i = end
+	}
+	return a
+}
+
+const (
+	seenID uint8 = 1 << iota
+	seenModel
+	seenChoices
+	seenUsage
+)
+
+// readChoices reads choices[0].message from the array at s[at] and returns
+// the index after the array, or -1.
+func readChoices(s string, at int, a *Answer) int {
+	first := true
+	for i := at + 1; ; first = false {
+		m, ok := memberStart(s, i, false)
+		if !ok {
+			return m.end
+		}
+		var end int
+		if first && s[m.at] == '{' {
+			end = readObject(s, m.at, "message", func(v int) int {
+				if s[v] != '{' {
+					return skipValue(s, v)
+				}
+				return readMessage(s, v, a)
+			})
+		} else {
+			end = skipValue(s, m.at)
+		}
+		if end < 0 {
+			return -1
+		}
+		i = end
+	}
+}
+
+// readMessage reads content and tool_calls of the message object at s[at]
+// and returns the index after it, or -1.
+func readMessage(s string, at int, a *Answer) int {
+	var content, calls bool
+	for i := at + 1; ; {
+		m, ok := memberStart(s, i, true)
+		if !ok {
+			return m.end
+		}
+		end := skipValue(s, m.at)
+		if end < 0 {
+			return -1
+		}
+		switch keyName(m.key) {
+		case "content":
+			if !content {
+				content = true
+				a.Content = copyString(s[m.at:end])
+			}
+		case "tool_calls":
+			if !calls {
+				calls = true
+				if s[m.at] == '[' {
+					a.ToolCalls = strings.Clone(s[m.at:end])
+				}
+			}
+		}
+		i = end
+	}
+}
+
+// readObject walks the object at s[at], hands the value of the first member
+// named key to read (which returns the index after it) and skips the rest;
+// it returns the index after the object, or -1.
+func readObject(s string, at int, key string, read func(v int) int) int {
+	found := false
+	for i := at + 1; ; {
+		m, ok := memberStart(s, i, true)
+		if !ok {
+			return m.end
+		}
+		var end int
+		if !found && keyName(m.key) == key {
+			found = true
+			end = read(m.at)
+		} else {
+			end = skipValue(s, m.at)
+		}
+		if end < 0 {
+			return -1
+		}
+		i = end
+	}
+}
+
+// readUsageObject reads the token counts of the usage object at s[at] into
+// u and returns the index after the object, or -1.
+func readUsageObject(s string, at int, u *Usage) int {
+	var seen uint8
+	for i := at + 1; ; {
+		m, ok := memberStart(s, i, true)
+		if !ok {
+			return m.end
+		}
+		end := skipValue(s, m.at)
+		if end < 0 {
+			return -1
+		}
+		i = end
+		var dst *int64
+		var bit uint8
+		switch keyName(m.key) {
+		case "prompt_tokens":
+			dst, bit = &u.PromptTokens, 1
+		case "completion_tokens":
+			dst, bit = &u.CompletionTokens, 2
+		case "total_tokens":
+			dst, bit = &u.TotalTokens, 4
+		default:
+			continue
+		}
+		if seen&bit == 0 {
+			seen |= bit
+			*dst = intValue(s[m.at:end])
+		}
+	}
+}
+
+// intValue is a raw JSON value as an integer, as gjson's Result.Int reads
+// it: plain digits are read here, anything else (a sign, a fraction, an
+// exponent, a numeric string) by gjson.
+func intValue(v string) int64 {
+	if len(v) == 0 || len(v) > 18 {
+		return gjson.Parse(v).Int()
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return gjson.Parse(v).Int()
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+// copyString is the text of a raw JSON string value as a string of its own
+// (the body may change later); "" for other values.
+func copyString(v string) string {
+	if len(v) < 2 || v[0] != '"' {
+		return ""
+	}
+	if strings.IndexByte(v, '\\') >= 0 {
+		return gjson.Parse(v).Str // decoded into new memory
+	}
+	return strings.Clone(v[1 : len(v)-1])
+}

@@ -1,0 +1,111 @@
+package interceptors
+
+import (
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// answerByPath is ReadAnswer written as gjson path lookups: what each field
+// means, for the differential test.
+func answerByPath(body string) Answer {
+	var a Answer
+	root := gjson.Parse(body)
+	if !root.IsObject() {
+		return a
+	}
+	first := func(obj gjson.Result, key string) gjson.Result {
+		var v gjson.Result
+		obj.ForEach(func(k, val gjson.Result) bool {
+			if k.Str == key {
+				v = val
+				return false
+			}
+			return true
+		})
+		return v
+	}
+	a.ID = first(root, "id").Str
+	a.Model = first(root, "model").Str
+	if ch := first(root, "choices"); ch.IsArray() {
+		var c0 gjson.Result
+		ch.ForEach(func(_, v gjson.Result) bool { c0 = v; return false })
+		if c0.IsObject() {
+			if msg := first(c0, "message"); msg.IsObject() {
+				a.Content = first(msg, "content").Str
+				if tc := first(msg, "tool_calls"); tc.IsArray() {
+					a.ToolCalls = tc.Raw
+				}
+			}
+		}
+	}
+	if u := first(root, "usage"); u.IsObject() {
+		a.HasUsage = true
+		a.Usage = Usage{
+			PromptTokens:     first(u, "prompt_tokens").Int(),
+			CompletionTokens: first(u, "completion_tokens").Int(),
+			TotalTokens:      first(u, "total_tokens").Int(),
+		}
+	}
+	return a
+}
+
+var answerCases = []struct {
+	name, body string
+	want       Answer
+}{
+	{"plain", `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-x","choices":[{"index":0,"message":{"role":"assistant","content":"Hi there","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`,
+		Answer{ID: "chatcmpl-1", Model: "gpt-x", Content: "Hi there", HasUsage: true, Usage: Usage{3, 4, 7}}},
+	{"keys sorted, usage first", `{"choices":[{"finish_reason":"stop","index":0,"message":{"content":"a","role":"assistant"}}],"created":1,"id":"x","model":"m","usage":{"total_tokens":2,"prompt_tokens":1,"completion_tokens":1}}`,
+		Answer{ID: "x", Model: "m", Content: "a", HasUsage: true, Usage: Usage{1, 1, 2}}},
+	{"escapes decoded", `{"id":"a\"b","model":"m","choices":[{"message":{"content":"caf\u00e9 \"ok\"\n"}}]}`,
+		Answer{ID: `a"b`, Model: "m", Content: "café \"ok\"\n"}},
+	{"repeated keys: the first counts", `{"id":"one","id":"two","choices":[{"message":{"content":"c1","content":"c2"}}],"choices":[{"message":{"content":"later"}}]}`,
+		Answer{ID: "one", Content: "c1"}},
+	{"only the first choice", `{"choices":[{"index":0,"message":{"content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]}},{"index":1,"message":{"content":"second"}}]}`,
+		Answer{ToolCalls: `[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]`}},
+	{"escaped key", `{"mod\u0065l":"m","choices":[{"m\u0065ssage":{"content":"x"}}]}`,
+		Answer{Model: "m", Content: "x"}},
+	{"white space everywhere", " { \"id\" : \"i\" ,\n\t\"choices\" : [ { \"message\" : { \"content\" : \"c\" } } ] , \"usage\" : { \"prompt_tokens\" : 5 } } ",
+		Answer{ID: "i", Content: "c", HasUsage: true, Usage: Usage{PromptTokens: 5}}},
+	{"usage null is no usage", `{"usage":null,"choices":[]}`, Answer{}},
+	{"usage with odd numbers", `{"usage":{"prompt_tokens":1e2,"completion_tokens":"7","total_tokens":-3}}`,
+		Answer{HasUsage: true, Usage: Usage{100, 7, -3}}},
+	{"tool_calls not an array", `{"choices":[{"message":{"content":"x","tool_calls":null}}]}`, Answer{Content: "x"}},
+	{"not an object", `[1,2]`, Answer{}},
+	{"empty", ``, Answer{}},
+	{"cut short", `{"id":"abc","model":"m","choices":[{"message":{"content":"unterminated`, Answer{ID: "abc", Model: "m"}},
+}
+
+func TestReadAnswer(t *testing.T) {
+	for _, tc := range answerCases {
+		t.Run(tc.name, func(t *testing.T) {
+			body := []byte(tc.body)
+			got := ReadAnswer(body)
+			// Nothing kept may share the body's memory: the turn patches it.
+			for i := range body {
+				body[i] = '#'
+			}
+			if got != tc.want {
+				t.Fatalf("ReadAnswer =\n  %+v\nwant\n  %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzReadAnswer checks the walker against path lookups on every valid JSON
+// input, and that no input makes it panic.
+func FuzzReadAnswer(f *testing.F) {
+	for _, tc := range answerCases {
+		f.Add(tc.body)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		got := ReadAnswer([]byte(body))
+		if !gjson.Valid(body) {
+			return
+		}
+		if want := answerByPath(body); got != want {
+			t.Fatalf("ReadAnswer(%q) =\n  %+v\npath lookups give\n  %+v", body, got, want)
+		}
+	})
+}
