@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -375,5 +376,34 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	case <-sawCancel:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the upstream request was not cancelled after the client left")
+	}
+}
+
+// TestRequestIDs checks the ids' shape and that concurrent requests do not
+// share one: they join a request's logs, audit records and answer.
+func TestRequestIDs(t *testing.T) {
+	const n = 2000
+	ids := make(chan string, n)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range n / 4 {
+				ids <- newRequestID()
+			}
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[string]bool{}
+	for id := range ids {
+		if len(id) != 28 || !strings.HasPrefix(id, "req_") || strings.Trim(id[4:], "0123456789abcdef") != "" {
+			t.Fatalf("request id %q: want req_ and 24 hex digits", id)
+		}
+		if seen[id] {
+			t.Fatalf("request id %q issued twice", id)
+		}
+		seen[id] = true
 	}
 }

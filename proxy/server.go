@@ -2,11 +2,12 @@ package proxy
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -239,10 +240,18 @@ func (s *Server) authenticate(header string) *config.Client {
 	return found
 }
 
+// newRequestID is a fresh id for a request's logs, audit records and the
+// X-Request-Id header. It correlates and protects nothing, so it comes from
+// the runtime's per-thread ChaCha8 (math/rand/v2, seeded by the system)
+// rather than crypto/rand, whose DRBG cost 2% of a non-stream request.
 func newRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "req_" + hex.EncodeToString(b[:])
+	var b [4 + 24]byte
+	copy(b[:], "req_")
+	var raw [12]byte
+	binary.LittleEndian.PutUint64(raw[:8], rand.Uint64())
+	binary.LittleEndian.PutUint32(raw[8:], rand.Uint32())
+	hex.Encode(b[4:], raw[:])
+	return string(b[:])
 }
 
 // statusWriter records the status for metrics. It implements Unwrap so
