@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"strings"
 	"sync"
 
 	"github.com/tidwall/gjson"
@@ -27,51 +26,100 @@ type Chat struct {
 	User string
 	// WantsUsage: the client itself asked for stream usage.
 	WantsUsage bool
+	// HasTools: the body has a "tools" member (AddTools then merges with
+	// it; without one it appends the member).
+	HasTools bool
+
+	// Where ReadChat found "user" in the body it read, so that RewriteChat
+	// of the same body does not search again.
+	read chatRead
+}
+
+// chatRead locates the "user" value in the body ReadChat read: src and size
+// identify that body, [userAt, userEnd) is the value (userAt -1: none).
+type chatRead struct {
+	src             *byte
+	size            int
+	userAt, userEnd int
+}
+
+// userIn returns the "user" value of body as ReadChat found it, and false
+// when c was not read from body.
+func (c *Chat) userIn(body []byte) (at, end int, ok bool) {
+	r := c.read
+	if len(body) == 0 || r.src != &body[0] || r.size != len(body) {
+		return 0, 0, false
+	}
+	return r.userAt, r.userEnd, true
 }
 
 // ReadChat validates body as a JSON object and reads the fields routing needs
-// in one pass over its top-level members (Members).
+// in one walk over its top-level members (the byte walker of scan.go), each
+// value skipped by its brackets and quotes.
 func ReadChat(body []byte) (Chat, error) {
 	if !gjson.ValidBytes(body) {
 		return Chat{}, fmt.Errorf("%w: the body is not valid JSON", ErrBadRequest)
 	}
-	root := gjson.Parse(unsafeString(body))
-	if !root.IsObject() {
+	s := unsafeString(body)
+	i := skipSpace(s, 0)
+	if s[i] != '{' {
 		return Chat{}, fmt.Errorf("%w: the body must be a JSON object", ErrBadRequest)
 	}
-	var f [len(chatMembers)]gjson.Result
-	Members(root, chatMembers[:], f[:])
-	model, messages := f[0], f[4]
-	if model.Type != gjson.String || model.Str == "" {
-		return Chat{}, fmt.Errorf("%w: you must provide a model parameter", ErrBadRequest)
-	}
-	if !messages.IsArray() {
-		return Chat{}, fmt.Errorf("%w: 'messages' must be an array", ErrBadRequest)
-	}
-	return Chat{
-		Model:      strings.Clone(model.Str),
-		Stream:     f[1].Bool(),
-		User:       strings.Clone(f[2].Str),
-		WantsUsage: f[3].Get("include_usage").Bool(),
-	}, nil
-}
-
-var chatMembers = [...]string{"model", "stream", "user", "stream_options", "messages"}
-
-// Members sets out[i] to the first top-level member of obj named names[i]
-// (the zero Result when there is none) in one pass over obj. A path lookup
-// per name scans obj from its start each time, and a chat body is mostly
-// the messages each of them would skip again. Where a member repeats, the
-// first counts, as in a path lookup. The results share obj's memory.
-func Members(obj gjson.Result, names []string, out []gjson.Result) {
-	obj.ForEach(func(k, v gjson.Result) bool {
-		for i, n := range names {
-			if k.Str == n && out[i].Raw == "" {
-				out[i] = v
+	c := Chat{read: chatRead{src: &body[0], size: len(body), userAt: -1}}
+	var f [len(chatMembers)]string // raw values, the first of each name
+	for i++; ; {
+		m, ok := nextMember(s, i, true)
+		if !ok {
+			break
+		}
+		i = m.end
+		k := keyName(m.key)
+		for j, name := range chatMembers {
+			if k == name && f[j] == "" {
+				f[j] = s[m.at:m.end]
+				if j == chatUser {
+					c.read.userAt, c.read.userEnd = m.at, m.end
+				}
 			}
 		}
+	}
+	c.Model = copyString(f[chatModel])
+	if c.Model == "" {
+		return Chat{}, fmt.Errorf("%w: you must provide a model parameter", ErrBadRequest)
+	}
+	if v := f[chatMessages]; v == "" || v[0] != '[' {
+		return Chat{}, fmt.Errorf("%w: 'messages' must be an array", ErrBadRequest)
+	}
+	c.Stream = boolValue(f[chatStream])
+	c.User = copyString(f[chatUser])
+	if v := f[chatStreamOptions]; v != "" {
+		c.WantsUsage = gjson.Get(v, "include_usage").Bool()
+	}
+	c.HasTools = f[chatTools] != ""
+	return c, nil
+}
+
+// The members ReadChat reads, by their index in chatMembers.
+const (
+	chatModel = iota
+	chatStream
+	chatUser
+	chatStreamOptions
+	chatMessages
+	chatTools
+)
+
+var chatMembers = [...]string{"model", "stream", "user", "stream_options", "messages", "tools"}
+
+// boolValue is a raw JSON value as gjson's Result.Bool reads it.
+func boolValue(v string) bool {
+	switch v {
+	case "true":
 		return true
-	})
+	case "", "false", "null":
+		return false
+	}
+	return gjson.Parse(v).Bool()
 }
 
 // Privacy decides what a provider learns about the end user (SPEC 2.2).
@@ -149,13 +197,28 @@ type Upstream struct {
 	ForceUsage bool
 }
 
+// userMember is the body's "user" member as a path lookup finds it, from
+// what ReadChat recorded when c was read from this body.
+func userMember(body []byte, c *Chat) (gjson.Result, bool) {
+	at, end, ok := c.userIn(body)
+	if !ok {
+		r := gjson.GetBytes(body, "user")
+		return r, r.Exists()
+	}
+	if at < 0 {
+		return gjson.Result{}, false
+	}
+	return gjson.Result{Raw: unsafeString(body[at:end]), Index: at}, true
+}
+
 // RewriteChat applies the request-side patches of SPEC 3 step 3 that do not
 // depend on the target (failover sets "model" and drops fields per target).
 // The result shares no memory with body.
 func RewriteChat(body []byte, c Chat, u Upstream) ([]byte, error) {
 	out := body
 	var err error
-	if r := gjson.GetBytes(body, "user"); r.Exists() {
+	r, ok := userMember(body, &c)
+	if ok {
 		if v, ok := u.Privacy.Forward(u.Client, u.EndUser); ok && u.EndUser != "" {
 			if r.Index > 0 && r.Index+len(r.Raw) <= len(body) {
 				// Spliced in one copy; sjson would rebuild the body.

@@ -43,3 +43,45 @@ func TestRewriteChat(t *testing.T) {
 		})
 	}
 }
+
+// FuzzRewriteChatUsesWhatReadChatFound: RewriteChat of the body ReadChat
+// read uses the "user" position ReadChat recorded; the result must be what
+// a fresh lookup gives, for every body ReadChat accepts. A Chat read from
+// another body must not lend its position.
+func FuzzRewriteChatUsesWhatReadChatFound(f *testing.F) {
+	for _, b := range []string{
+		`{"model":"m","messages":[],"user":"u1"}`,
+		`{"user":"a","model":"m","messages":[{"user":"inner"}],"user":"b"}`,
+		`{"model":"m","messages":[], "us\u0065r" : "esc"}`,
+		`{"model":"m","messages":[],"user":null,"stream":true}`,
+		`{"model":"m","messages":[]}`,
+		` {"model":"m","messages":[],"user":{"nested":"x"}} `,
+	} {
+		f.Add(b, "keep")
+		f.Add(b, "hash")
+		f.Add(b, "drop")
+	}
+	f.Fuzz(func(t *testing.T, body, mode string) {
+		if mode != "keep" && mode != "hash" && mode != "drop" {
+			return
+		}
+		b := []byte(body)
+		c, err := ReadChat(b)
+		if err != nil {
+			return
+		}
+		u := Upstream{Client: "bot", EndUser: "someone", Privacy: NewPrivacy(mode, []byte("k")), ForceUsage: true}
+		fresh := c
+		fresh.read = chatRead{}
+		want, werr := RewriteChat(b, fresh, u)
+		got, gerr := RewriteChat(b, c, u)
+		if string(got) != string(want) || (gerr == nil) != (werr == nil) {
+			t.Fatalf("RewriteChat(%q) with ReadChat's position = %q, %v; a fresh lookup gives %q, %v", body, got, gerr, want, werr)
+		}
+		// The same Chat for a copy of the body: the position is not used.
+		other := append([]byte(nil), b...)
+		if got, _ := RewriteChat(other, c, u); string(got) != string(want) {
+			t.Fatalf("RewriteChat of a copy = %q; want %q", got, want)
+		}
+	})
+}

@@ -277,6 +277,18 @@ func AddTools(body, tools []byte, names []string) ([]byte, error) {
 	return out, nil
 }
 
+// AppendTools is AddTools for a body the caller knows has no "tools" member
+// (Chat.HasTools false): it appends the member without looking for one.
+func AppendTools(body, tools []byte) ([]byte, error) {
+	if len(arrayInner(tools)) == 0 {
+		return append([]byte(nil), body...), nil
+	}
+	if out, ok := appendMember(body, `"tools":`, tools); ok {
+		return out, nil
+	}
+	return AddTools(body, tools, nil)
+}
+
 // arrayInner returns what is between the brackets of a JSON array, trimmed of
 // white space; nil when a is not an array or is empty.
 // appendMember returns a copy of the JSON object obj with key (quoted, with

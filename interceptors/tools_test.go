@@ -188,6 +188,17 @@ func TestAddTools(t *testing.T) {
 			if string(body) != tc.body {
 				t.Errorf("input body modified")
 			}
+			// A body with no tools member (Chat.HasTools false) may take
+			// AppendTools, with the same result.
+			if !gjson.GetBytes(body, "tools").Exists() {
+				app, err := AppendTools(body, tools)
+				if err != nil || !bytes.Equal(app, out) {
+					t.Errorf("AppendTools = %s, %v; AddTools gave %s", app, err, out)
+				}
+				if string(body) != tc.body {
+					t.Errorf("AppendTools modified the input body")
+				}
+			}
 			// The payment tools arrive byte for byte, after the client's.
 			all := gjson.GetBytes(out, "tools").Array()
 			mine := gjson.ParseBytes(tools).Array()

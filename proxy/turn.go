@@ -102,7 +102,12 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	if len(orders) > 0 {
 		t.actions = s.announce(ctx, orders)
 	}
-	if body, err = interceptors.AddTools(body, s.toolDefs, s.toolNames); err != nil {
+	if chat.HasTools {
+		body, err = interceptors.AddTools(body, s.toolDefs, s.toolNames)
+	} else {
+		body, err = interceptors.AppendTools(body, s.toolDefs)
+	}
+	if err != nil {
 		writeError(w, badRequest(err.Error()))
 		return
 	}
