@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -214,7 +215,7 @@ func (w *response) sendHead(final bool, next []byte) {
 	writeHeaders(bw, h)
 	if _, ok := h["Date"]; !ok {
 		bw.WriteString("Date: ")
-		bw.Write(time.Now().UTC().AppendFormat(num[:0], http.TimeFormat))
+		bw.Write(httpDate(time.Now()))
 		bw.WriteString("\r\n")
 	}
 	if w.cl >= 0 && bodyAllowed(w.status) {
@@ -320,3 +321,23 @@ func (w *response) finish() {
 	w.done = true
 	w.c.bw.Flush()
 }
+
+// httpDate is the Date header's value for now, formatted once per second:
+// formatting it for every answer cost 1.5% of a non-stream request under
+// load. The value is shared and must not be modified.
+func httpDate(now time.Time) []byte {
+	sec := now.Unix()
+	if d := lastDate.Load(); d != nil && d.sec == sec {
+		return d.value
+	}
+	d := &dateValue{sec: sec, value: now.UTC().AppendFormat(make([]byte, 0, len(http.TimeFormat)), http.TimeFormat)}
+	lastDate.Store(d)
+	return d.value
+}
+
+type dateValue struct {
+	sec   int64
+	value []byte
+}
+
+var lastDate atomic.Pointer[dateValue]

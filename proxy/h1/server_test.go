@@ -148,3 +148,25 @@ func TestFlushSendsOneChunk(t *testing.T) {
 		t.Errorf("chunked body %q; want %q", body, want)
 	}
 }
+
+// TestHTTPDate: the Date value is formatted once per second and is the
+// right second's, also when time goes back.
+func TestHTTPDate(t *testing.T) {
+	base := time.Date(2026, 11, 30, 13, 5, 7, 0, time.FixedZone("CST", 8*3600))
+	for _, at := range []time.Time{
+		base,
+		base.Add(999 * time.Millisecond),
+		base.Add(time.Second),
+		base.Add(-time.Hour),
+		base,
+	} {
+		want := at.UTC().Format(http.TimeFormat)
+		if got := string(httpDate(at)); got != want {
+			t.Fatalf("httpDate(%v) = %q; want %q", at, got, want)
+		}
+	}
+	a, b := httpDate(base), httpDate(base.Add(500*time.Millisecond))
+	if &a[0] != &b[0] {
+		t.Errorf("two answers in one second formatted the date twice")
+	}
+}
