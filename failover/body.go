@@ -12,7 +12,8 @@ import (
 // patch returns the body to send to t: "model" set to t's upstream name and
 // t's provider's drop_fields removed, as raw JSON patches so every other byte
 // stays as the client sent it. body itself is never modified (the next
-// target needs it intact). A body that is not a JSON object (empty, a
+// target needs it intact); when nothing changes, body itself is returned,
+// and callers treat the result as read-only. A body that is not a JSON object (empty, a
 // multipart upload on a passthrough path) is sent as is.
 func (t *target) patch(body []byte) ([]byte, error) {
 	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
@@ -25,6 +26,11 @@ func (t *target) patch(body []byte) ([]byte, error) {
 		q := t.modelJSON
 		if q == nil {
 			q = appendQuoted(nil, t.model)
+		}
+		if len(t.p.drop) == 0 && r.Raw == unsafeString(q) {
+			// The client named the upstream model itself: nothing changes,
+			// and the body is not copied.
+			return body, nil
 		}
 		out = make([]byte, 0, len(body)-len(r.Raw)+len(q))
 		out = append(out, body[:r.Index]...)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/config"
+	"github.com/tidwall/gjson"
 )
 
 // TestUpstreamRequest checks what a provider receives: the body patched for
@@ -292,6 +293,23 @@ func TestPatch(t *testing.T) {
 				t.Errorf("input modified: %s", in)
 			}
 		})
+	}
+	// Without drop fields, a body that already names the upstream model is
+	// sent as it is, not copied; any other is copied.
+	plain := &target{p: &provider{}, model: "up/m-1"}
+	for _, in := range []string{`{"model":"up/m-1","n":1}`, `{ "model" : "up/m-1" }`, `{"model":"up/m-2"}`, `{"model":"up\/m-1"}`} {
+		b := []byte(in)
+		got, err := plain.patch(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		same := gjson.Get(in, "model").Raw == `"up/m-1"`
+		if shared := &got[0] == &b[0]; shared != same {
+			t.Errorf("patch(%s): body shared %v; want %v", in, shared, same)
+		}
+		if same && string(got) != in || !same && gjson.Get(string(got), "model").Raw != `"up/m-1"` {
+			t.Errorf("patch(%s) = %s", in, got)
+		}
 	}
 }
 
