@@ -225,3 +225,49 @@ func TestProcessAllocs(t *testing.T) {
 		})
 	}
 }
+
+// The load run's request body (cmd/paygate-bench) and the fake upstream's
+// non-stream answer, for the per-request JSON work.
+var (
+	benchRequest = []byte(`{"model":"bench","messages":[` +
+		`{"role":"system","content":"You are the shop assistant of a WeChat mini-program. Answer briefly."},` +
+		`{"role":"user","content":"What plans do you offer, and how much is the premium one?"}],` +
+		`"temperature":0.7,"max_tokens":256,"user":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}`)
+	benchAnswer = []byte(`{"choices":[{"finish_reason":"stop","index":0,"logprobs":null,"message":{"content":"We offer a Premium tier at 49.99 CNY per month: priority answers and longer conversations. Would you like it?","refusal":null,"role":"assistant"}}],"created":1767225600,"id":"chatcmpl-bench9f3c2a","model":"bench","object":"chat.completion","system_fingerprint":"fp_bench01","usage":{"completion_tokens":22,"prompt_tokens":42,"total_tokens":64}}`)
+)
+
+// BenchmarkRequestPipeline is the request side of a known user's turn
+// before failover: ReadChat, RewriteChat (the user hashed) and the payment
+// tools appended.
+func BenchmarkRequestPipeline(b *testing.B) {
+	tools := PaymentTools(testSpec)
+	priv := NewPrivacy("hash", []byte("k"))
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := ReadChat(benchRequest)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := RewriteChat(benchRequest, c, Upstream{Client: "bot", EndUser: c.User, Privacy: priv, ForceUsage: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if c.HasTools {
+			b.Fatal("the bench body has no tools")
+		}
+		if _, err := AppendTools(out, tools); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReadAnswer reads a non-stream chat.completion as the turn does.
+func BenchmarkReadAnswer(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchAnswer)))
+	for b.Loop() {
+		if a := ReadAnswer(benchAnswer); a.Usage.TotalTokens != 64 {
+			b.Fatal("usage not read")
+		}
+	}
+}
