@@ -7,5 +7,10 @@
 // against the driver's clock and swept by a background goroutine that stops on
 // Close.
 //
+// LoadUserState, read on every turn of a known user, first asks an
+// in-memory Bloom filter of the users who ever ordered (userfilter.go,
+// 1 MiB, rebuilt from the file at Open): most users never ordered, and for
+// them no read transaction is opened.
+//
 // It imports only the store package of paygate.
 package embedded

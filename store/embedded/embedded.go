@@ -72,12 +72,14 @@ var allBuckets = [][]byte{
 
 // DB is the bbolt store. It implements store.Store.
 type DB struct {
-	db   *bolt.DB
-	now  func() time.Time
-	log  *slog.Logger
-	stop chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	db *bolt.DB
+	// users may have an order (userfilter.go); nil: always read.
+	users *userFilter
+	now   func() time.Time
+	log   *slog.Logger
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
 }
 
 var _ store.Store = (*DB)(nil)
@@ -120,7 +122,15 @@ func Open(path string, opts Options) (*DB, error) {
 		_ = bdb.Close()
 		return nil, fmt.Errorf("embedded: create buckets: %w", err)
 	}
-	d := &DB{db: bdb, now: opts.Now, log: opts.Logger, stop: make(chan struct{})}
+	users, err := loadUserFilter(bdb)
+	if err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("embedded: read the user index: %w", err)
+	}
+	if users == nil {
+		opts.Logger.Warn("embedded store: a user index key does not parse; every turn reads the user's orders")
+	}
+	d := &DB{db: bdb, users: users, now: opts.Now, log: opts.Logger, stop: make(chan struct{})}
 	if opts.SweepInterval > 0 {
 		d.wg.Add(1)
 		go d.sweepLoop(opts.SweepInterval)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/paygate/paygate/store"
 )
@@ -71,6 +72,10 @@ func (d *DB) CreateOrder(ctx context.Context, o *store.Order, events ...store.Ev
 		}
 		if err := putOrder(tx, &rec); err != nil {
 			return err
+		}
+		if d.users != nil {
+			// Before the commit: no reader may see the order and miss the user.
+			d.users.add(userPrefix(rec.Client, rec.User))
 		}
 		uk, sk, ak := orderIndexKeys(&rec)
 		for _, kv := range []struct{ b, k []byte }{{bUserOrders, uk}, {bStatusOrders, sk}, {bAllOrders, ak}} {
@@ -234,11 +239,24 @@ func scanNewest(b *bolt.Bucket, prefix []byte, before time.Time, fn func(no []by
 	return nil
 }
 
-// LoadUserState implements store.UserStates with one read transaction.
+// LoadUserState implements store.UserStates with one read transaction, or
+// none for a user who never ordered (userFilter).
 func (d *DB) LoadUserState(ctx context.Context, client, user string) (*store.UserState, error) {
 	st := &store.UserState{Client: client, User: user}
+	prefix := userPrefix(client, user)
+	if d.users != nil && !d.users.mayHave(prefix) {
+		if err := ctxErr(ctx); err != nil {
+			return nil, err
+		}
+		select {
+		case <-d.stop: // closed: answer as a transaction would
+			return nil, wrap(berrors.ErrDatabaseNotOpen)
+		default:
+		}
+		return st, nil
+	}
 	err := d.view(ctx, func(tx *bolt.Tx) error {
-		return scanNewest(tx.Bucket(bUserOrders), userPrefix(client, user), time.Time{}, func(no []byte) (bool, error) {
+		return scanNewest(tx.Bucket(bUserOrders), prefix, time.Time{}, func(no []byte) (bool, error) {
 			o, err := getOrder(tx, no)
 			if err != nil {
 				return false, err
