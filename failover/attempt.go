@@ -83,26 +83,24 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		// answer, so they get the first-token allowance.
 		headerWait = to.FirstToken.D()
 	}
+	if roundLeft > 0 {
+		// The round's deadline rides on the phase timer (roundCap): one
+		// timer fewer per attempt.
+		a.roundAt.Store(int64(roundLeft))
+		headerWait = min(headerWait, roundLeft)
+	}
 	a.phase = time.AfterFunc(headerWait, a.phaseExpired)
 	a.total = time.AfterFunc(to.Total.D(), func() { cancel(ErrTotalTimeout) })
-	if roundLeft > 0 {
-		a.round = time.AfterFunc(roundLeft, func() { cancel(errRoundTime) })
-	}
 
 	method := req.Method
 	if method == "" {
 		method = http.MethodPost
 	}
-	var rb io.Reader
-	if body != nil {
-		rb = bytes.NewReader(body)
-	}
-	hreq, err := http.NewRequestWithContext(ctx, method, p.base+req.Path, rb)
+	hreq, err := p.newRequest(ctx, method, req.Path, body, p.requestHeader(req.ContentType, req.Accept))
 	if err != nil {
 		a.release()
 		return nil, &failure{cause: CauseClientError, status: http.StatusBadRequest, errMsg: "invalid upstream request", err: err}
 	}
-	hreq.Header = p.requestHeader(req.ContentType, req.Accept)
 
 	resp, err := p.rt.RoundTrip(hreq)
 	if err != nil {
@@ -208,8 +206,13 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 var errRoundTime = errors.New("round time spent")
 
 // phaseExpired is the phase timer's action: it aborts the attempt with the
-// timeout of the phase it is in.
+// round's timeout when the round's time is spent, else with the timeout of
+// the phase it is in.
 func (a *Response) phaseExpired() {
+	if r := time.Duration(a.roundAt.Load()); r > 0 && time.Since(a.start) >= r {
+		a.cancel(errRoundTime)
+		return
+	}
 	switch a.phaseKind.Load() {
 	case phaseFirstByte:
 		a.cancel(ErrFirstByteTimeout)
@@ -222,6 +225,15 @@ func (a *Response) phaseExpired() {
 
 func (a *Response) setPhase(ph int32, d time.Duration) {
 	a.phaseKind.Store(ph)
+	a.armPhase(d)
+}
+
+// armPhase sets the phase timer to fire in d, or sooner when the round's
+// time runs out first (roundAt, until the round has its answer).
+func (a *Response) armPhase(d time.Duration) {
+	if r := time.Duration(a.roundAt.Load()); r > 0 {
+		d = min(d, r-time.Since(a.start))
+	}
 	if d <= 0 {
 		d = time.Nanosecond
 	}
@@ -276,7 +288,7 @@ func (a *Response) readBody(limit int64) ([]byte, error) {
 	}
 	buf := make([]byte, 0, n)
 	for {
-		a.phase.Reset(idle)
+		a.armPhase(idle)
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}

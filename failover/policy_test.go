@@ -2,6 +2,7 @@ package failover
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -312,6 +313,21 @@ func TestPolicyBeforeFirstByte(t *testing.T) {
 			name:       "round time bounds a silent provider",
 			a:          always((*fconn).hang),
 			mutate:     func(c *config.Config) { c.Failover.MaxRoundTime = config.Duration(150 * time.Millisecond) },
+			wantStatus: 504, wantCode: CauseRoundTime, wantHits: [2]int{1, 0},
+			minTook: 150 * ms, maxTook: 150*ms + slack,
+		},
+		{
+			// The round's deadline rides on the phase timer: it must also cut
+			// a body read whose idle allowance reaches past it.
+			name: "round time bounds an answer whose body stalls",
+			a: always(func(c *fconn) {
+				_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":")
+				c.hang()
+			}),
+			mutate: func(c *config.Config) {
+				c.Failover.MaxRoundTime = config.Duration(150 * time.Millisecond)
+				c.Providers[0].Timeouts.Idle = config.Duration(2 * time.Second)
+			},
 			wantStatus: 504, wantCode: CauseRoundTime, wantHits: [2]int{1, 0},
 			minTook: 150 * ms, maxTook: 150*ms + slack,
 		},

@@ -89,8 +89,10 @@ type Response struct {
 
 	phase     *time.Timer // first byte, then first token, then idle gap
 	phaseKind atomic.Int32
-	total     *time.Timer
-	round     *time.Timer // the round's remaining time, until Open returns
+	// roundAt is when, counted from start, the round's time runs out; 0
+	// once the round has its answer. The phase timer fires by then.
+	roundAt atomic.Int64
+	total   *time.Timer
 
 	body      io.ReadCloser
 	length    int64 // Content-Length; -1 unknown
@@ -256,9 +258,6 @@ func (a *Response) release() {
 	a.released = true
 	a.phase.Stop()
 	a.total.Stop()
-	if a.round != nil {
-		a.round.Stop()
-	}
 	if a.body != nil {
 		_ = a.body.Close()
 	}

@@ -158,9 +158,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool) (*Response, bool) 
 			at.Status = resp.StatusCode
 			rd.tried = append(rd.tried, at)
 			p.okAttempts.Inc()
-			if resp.round != nil {
-				resp.round.Stop()
-			}
+			resp.roundAt.Store(0) // the round's time no longer bounds the answer
 			resp.Attempts, resp.Tried, resp.Continued = rd.attempts, rd.tried, continued
 			return resp, false
 		}
