@@ -38,48 +38,28 @@ func ReadAnswer(body []byte) Answer {
 		return a
 	}
 	var seen uint8
-	for i++; ; {
-		m, ok := memberStart(s, i, true)
-		if !ok {
-			break
-		}
-		var end int
-		switch keyName(m.key) {
-		case "id":
-			end = skipValue(s, m.at)
-			if seen&seenID == 0 && end > 0 {
-				seen |= seenID
+	walk(s, i, true, func(m member) int {
+		switch bit := answerField(keyName(m.key)); {
+		case bit == 0 || seen&bit != 0:
+			return skipValue(s, m.at)
+		case bit == seenChoices && s[m.at] == '[':
+			seen |= bit
+			return readChoices(s, m.at, &a)
+		case bit == seenUsage && s[m.at] == '{':
+			seen |= bit
+			a.HasUsage = true
+			return readUsageObject(s, m.at, &a.Usage)
+		default:
+			seen |= bit
+			end := skipValue(s, m.at)
+			if end > 0 && bit == seenID {
 				a.ID = copyString(s[m.at:end])
-			}
-		case "model":
-			end = skipValue(s, m.at)
-			if seen&seenModel == 0 && end > 0 {
-				seen |= seenModel
+			} else if end > 0 && bit == seenModel {
 				a.Model = copyString(s[m.at:end])
 			}
-		case "choices":
-			if seen&seenChoices == 0 && s[m.at] == '[' {
-				seen |= seenChoices
-				end = readChoices(s, m.at, &a)
-			} else {
-				end = skipValue(s, m.at)
-			}
-		case "usage":
-			if seen&seenUsage == 0 && s[m.at] == '{' {
-				seen |= seenUsage
-				a.HasUsage = true
-				end = readUsageObject(s, m.at, &a.Usage)
-			} else {
-				end = skipValue(s, m.at)
-			}
-		default:
-			end = skipValue(s, m.at)
+			return end
 		}
-		if end < 0 {
-			break
-		}
-		i = end
-	}
+	})
 	return a
 }
 
@@ -90,42 +70,62 @@ const (
 	seenUsage
 )
 
+func answerField(key string) uint8 {
+	switch key {
+	case "id":
+		return seenID
+	case "model":
+		return seenModel
+	case "choices":
+		return seenChoices
+	case "usage":
+		return seenUsage
+	}
+	return 0
+}
+
+// walk calls member for each member of the object (or element of the
+// array) at s[at]; member returns the index after the value (skipValue's,
+// or a reader's that descended into it), or -1. walk returns the index after
+// the object, or -1 where the structure breaks.
+func walk(s string, at int, object bool, member func(m member) int) int {
+	for i := at + 1; ; {
+		m, ok := memberStart(s, i, object)
+		if !ok {
+			return m.end
+		}
+		if i = member(m); i < 0 {
+			return -1
+		}
+	}
+}
+
 // readChoices reads choices[0].message from the array at s[at] and returns
 // the index after the array, or -1.
 func readChoices(s string, at int, a *Answer) int {
 	first := true
-	for i := at + 1; ; first = false {
-		m, ok := memberStart(s, i, false)
-		if !ok {
-			return m.end
+	return walk(s, at, false, func(ch member) int {
+		if !first || s[ch.at] != '{' {
+			first = false
+			return skipValue(s, ch.at)
 		}
-		var end int
-		if first && s[m.at] == '{' {
-			end = readObject(s, m.at, "message", func(v int) int {
-				if s[v] != '{' {
-					return skipValue(s, v)
-				}
-				return readMessage(s, v, a)
-			})
-		} else {
-			end = skipValue(s, m.at)
-		}
-		if end < 0 {
-			return -1
-		}
-		i = end
-	}
+		first = false
+		found := false
+		return walk(s, ch.at, true, func(m member) int {
+			if found || s[m.at] != '{' || keyName(m.key) != "message" {
+				return skipValue(s, m.at)
+			}
+			found = true
+			return readMessage(s, m.at, a)
+		})
+	})
 }
 
 // readMessage reads content and tool_calls of the message object at s[at]
 // and returns the index after it, or -1.
 func readMessage(s string, at int, a *Answer) int {
 	var content, calls bool
-	for i := at + 1; ; {
-		m, ok := memberStart(s, i, true)
-		if !ok {
-			return m.end
-		}
+	return walk(s, at, true, func(m member) int {
 		end := skipValue(s, m.at)
 		if end < 0 {
 			return -1
@@ -144,48 +144,16 @@ func readMessage(s string, at int, a *Answer) int {
 				}
 			}
 		}
-		i = end
-	}
-}
-
-// readObject walks the object at s[at], hands the value of the first member
-// named key to read (which returns the index after it) and skips the rest;
-// it returns the index after the object, or -1.
-func readObject(s string, at int, key string, read func(v int) int) int {
-	found := false
-	for i := at + 1; ; {
-		m, ok := memberStart(s, i, true)
-		if !ok {
-			return m.end
-		}
-		var end int
-		if !found && keyName(m.key) == key {
-			found = true
-			end = read(m.at)
-		} else {
-			end = skipValue(s, m.at)
-		}
-		if end < 0 {
-			return -1
-		}
-		i = end
-	}
+		return end
+	})
 }
 
 // readUsageObject reads the token counts of the usage object at s[at] into
 // u and returns the index after the object, or -1.
 func readUsageObject(s string, at int, u *Usage) int {
 	var seen uint8
-	for i := at + 1; ; {
-		m, ok := memberStart(s, i, true)
-		if !ok {
-			return m.end
-		}
+	return walk(s, at, true, func(m member) int {
 		end := skipValue(s, m.at)
-		if end < 0 {
-			return -1
-		}
-		i = end
 		var dst *int64
 		var bit uint8
 		switch keyName(m.key) {
@@ -195,14 +163,13 @@ func readUsageObject(s string, at int, u *Usage) int {
 			dst, bit = &u.CompletionTokens, 2
 		case "total_tokens":
 			dst, bit = &u.TotalTokens, 4
-		default:
-			continue
 		}
-		if seen&bit == 0 {
+		if end > 0 && bit != 0 && seen&bit == 0 {
 			seen |= bit
 			*dst = intValue(s[m.at:end])
 		}
-	}
+		return end
+	})
 }
 
 // intValue is a raw JSON value as an integer, as gjson's Result.Int reads

@@ -69,6 +69,7 @@ var answerCases = []struct {
 	{"white space everywhere", " { \"id\" : \"i\" ,\n\t\"choices\" : [ { \"message\" : { \"content\" : \"c\" } } ] , \"usage\" : { \"prompt_tokens\" : 5 } } ",
 		Answer{ID: "i", Content: "c", HasUsage: true, Usage: Usage{PromptTokens: 5}}},
 	{"usage null is no usage", `{"usage":null,"choices":[]}`, Answer{}},
+	{"the first choices counts, also when it is not an array", `{"choices":null,"usage":7,"choices":[{"message":{"content":"later"}}],"usage":{"total_tokens":1}}`, Answer{}},
 	{"usage with odd numbers", `{"usage":{"prompt_tokens":1e2,"completion_tokens":"7","total_tokens":-3}}`,
 		Answer{HasUsage: true, Usage: Usage{100, 7, -3}}},
 	{"tool_calls not an array", `{"choices":[{"message":{"content":"x","tool_calls":null}}]}`, Answer{Content: "x"}},
