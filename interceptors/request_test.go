@@ -1,6 +1,10 @@
 package interceptors
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
 
 // TestRewriteChat: the user is replaced where it stands (or dropped), a
 // "user" deeper in the body is left alone, and the result never aliases the
@@ -25,6 +29,12 @@ func TestRewriteChat(t *testing.T) {
 		{name: "usage asked for a stream", in: `{"model":"m","stream":true}`,
 			u: Upstream{ForceUsage: true}, c: Chat{Stream: true},
 			want: `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`},
+		{name: "usage asked for a stream whose options lack it", in: `{"model":"m","stream":true,"stream_options":{"x":1}}`,
+			u: Upstream{ForceUsage: true}, c: Chat{Stream: true},
+			want: `{"model":"m","stream":true,"stream_options":{"x":1,"include_usage":true}}`},
+		{name: "usage asked for a stream, white space kept", in: "{\"model\":\"m\",\"stream\":true }\n",
+			u: Upstream{ForceUsage: true}, c: Chat{Stream: true},
+			want: "{\"model\":\"m\",\"stream\":true ,\"stream_options\":{\"include_usage\":true}}\n"},
 		{name: "nothing to change", in: `{"model":"m"}`, want: `{"model":"m"}`},
 	}
 	for _, tc := range tests {
@@ -77,6 +87,10 @@ func FuzzRewriteChatUsesWhatReadChatFound(f *testing.F) {
 		got, gerr := RewriteChat(b, c, u)
 		if string(got) != string(want) || (gerr == nil) != (werr == nil) {
 			t.Fatalf("RewriteChat(%q) with ReadChat's position = %q, %v; a fresh lookup gives %q, %v", body, got, gerr, want, werr)
+		}
+		if gerr == nil && c.Stream && !c.WantsUsage &&
+			(!gjson.ValidBytes(got) || !gjson.GetBytes(got, "stream_options.include_usage").Bool()) {
+			t.Fatalf("RewriteChat(%q) = %q: not JSON asking for usage", body, got)
 		}
 		// The same Chat for a copy of the body: the position is not used.
 		other := append([]byte(nil), b...)
