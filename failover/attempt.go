@@ -84,7 +84,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		headerWait = to.FirstToken.D()
 	}
 	if roundLeft > 0 {
-		// The round's deadline rides on the phase timer (roundCap): one
+		// The round's deadline rides on the phase timer (armPhase): one
 		// timer fewer per attempt.
 		a.roundAt.Store(int64(roundLeft))
 		headerWait = min(headerWait, roundLeft)
