@@ -96,5 +96,8 @@ say "fuzz (bounded)"
 fuzz FuzzReaderChunking ./sse
 fuzz FuzzCaptureChunking ./interceptors
 fuzz FuzzCaptureArbitraryChunks ./interceptors
+fuzz FuzzReadChat ./interceptors
+fuzz FuzzRewriteChatUsesWhatReadChatFound ./interceptors
+fuzz FuzzReadAnswer ./interceptors
 say "image recipe outside Docker"
 ./scripts/build-image.sh
