@@ -190,14 +190,7 @@ func intValue(v string) int64 {
 	return n
 }
 
-// copyString is the text of a raw JSON string value as a string of its own
-// (the body may change later); "" for other values.
-func copyString(v string) string {
-	if len(v) < 2 || v[0] != '"' {
-		return ""
-	}
-	if strings.IndexByte(v, '\\') >= 0 {
-		return gjson.Parse(v).Str // decoded into new memory
-	}
-	return strings.Clone(v[1 : len(v)-1])
-}
+// copyString is stringValue as a string of its own: the body may change
+// later. (A decoded string is already fresh; copying it again is the rare
+// case's price for one definition.)
+func copyString(v string) string { return strings.Clone(stringValue(v)) }

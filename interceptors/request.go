@@ -30,13 +30,13 @@ type Chat struct {
 	// it; without one it appends the member).
 	HasTools bool
 
-	// Where ReadChat found "user" in the body it read, so that RewriteChat
-	// of the same body does not search again.
+	// What ReadChat saw of the body it read, so that RewriteChat of the
+	// same body does not search again.
 	read chatRead
 }
 
-// chatRead locates the "user" value in the body ReadChat read: src and size
-// identify that body, [userAt, userEnd) is the value (userAt -1: none).
+// chatRead is what ReadChat saw of the body it read: src and size identify
+// that body, [userAt, userEnd) is the "user" value (userAt -1: none).
 type chatRead struct {
 	src             *byte
 	size            int
@@ -44,14 +44,10 @@ type chatRead struct {
 	streamOptions   bool // the body has a "stream_options" member
 }
 
-// userIn returns the "user" value of body as ReadChat found it, and false
-// when c was not read from body.
-func (c *Chat) userIn(body []byte) (at, end int, ok bool) {
-	r := c.read
-	if len(body) == 0 || r.src != &body[0] || r.size != len(body) {
-		return 0, 0, false
-	}
-	return r.userAt, r.userEnd, true
+// readFrom reports whether c was read from body (the same bytes in the same
+// memory), so that what ReadChat recorded holds for it.
+func (c *Chat) readFrom(body []byte) bool {
+	return len(body) > 0 && c.read.src == &body[0] && c.read.size == len(body)
 }
 
 // ReadChat validates body as a JSON object and reads the fields routing needs
@@ -204,11 +200,11 @@ var includeUsage = []byte(`{"include_usage":true}`)
 // userMember is the body's "user" member as a path lookup finds it, from
 // what ReadChat recorded when c was read from this body.
 func userMember(body []byte, c *Chat) (gjson.Result, bool) {
-	at, end, ok := c.userIn(body)
-	if !ok {
+	if !c.readFrom(body) {
 		r := gjson.GetBytes(body, "user")
 		return r, r.Exists()
 	}
+	at, end := c.read.userAt, c.read.userEnd
 	if at < 0 {
 		return gjson.Result{}, false
 	}
@@ -242,7 +238,7 @@ func RewriteChat(body []byte, c Chat, u Upstream) ([]byte, error) {
 	}
 	if u.ForceUsage && c.Stream && !c.WantsUsage {
 		has := c.read.streamOptions
-		if _, _, ok := c.userIn(body); !ok {
+		if !c.readFrom(body) {
 			has = gjson.GetBytes(body, "stream_options").Exists()
 		}
 		var appended bool
