@@ -15,6 +15,26 @@ import (
 // readTxs is how many read transactions the file has started.
 func readTxs(d *DB) int { return d.db.Stats().TxN }
 
+// openAt opens the store file at path for the test, closed at its end.
+func openAt(t *testing.T, path string, clock *storetest.Clock) *DB {
+	t.Helper()
+	d, err := Open(path, Options{Now: clock.Now, SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+// reopen closes d and opens its file again, as a restart does.
+func reopen(t *testing.T, d *DB, path string, clock *storetest.Clock) *DB {
+	t.Helper()
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return openAt(t, path, clock)
+}
+
 // TestLoadUserStateWithoutOrders: a user who never ordered is answered
 // without a read transaction; once the user orders, the order is read.
 func TestLoadUserStateWithoutOrders(t *testing.T) {
@@ -52,10 +72,7 @@ func TestUserFilterAcrossReopen(t *testing.T) {
 	ctx := context.Background()
 	clock := storetest.NewClock()
 	path := filepath.Join(t.TempDir(), "filter.db")
-	d, err := Open(path, Options{Now: clock.Now, SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openAt(t, path, clock)
 	const users = 200
 	for i := range users {
 		// Names of every length class the key encoding has, and bytes a
@@ -65,14 +82,7 @@ func TestUserFilterAcrossReopen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	d, err = Open(path, Options{Now: clock.Now, SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d = reopen(t, d, path, clock)
 	if d.users == nil {
 		t.Fatal("the filter was not rebuilt")
 	}
@@ -129,10 +139,7 @@ func TestUserFilterUnreadableIndex(t *testing.T) {
 	ctx := context.Background()
 	clock := storetest.NewClock()
 	path := filepath.Join(t.TempDir(), "bad.db")
-	d, err := Open(path, Options{Now: clock.Now, SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openAt(t, path, clock)
 	if err := d.CreateOrder(ctx, storetest.NewOrder("B-1", "shop", "u1", clock.Now())); err != nil {
 		t.Fatal(err)
 	}
@@ -141,14 +148,7 @@ func TestUserFilterUnreadableIndex(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	d, err = Open(path, Options{Now: clock.Now, SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d = reopen(t, d, path, clock)
 	if d.users != nil {
 		t.Fatal("the filter is on over an index it could not read")
 	}
