@@ -1,0 +1,435 @@
+// Package httpwire reads the plain HTTP/1.1 message heads that paygate's
+// bots' listener (proxy/h1) and upstream transport (failover/h1) meet on
+// every request, with a few allocations where net/http's parser makes a dozen
+// or more, and leaves every other head to net/http.
+//
+// The load benchmark's profile put net/http's http.ReadRequest and
+// http.ReadResponse at 12% of paygate's CPU per request, most of it
+// net/textproto building the header map one string and one slice at a time.
+// A head is read here only when it is plain: all of it already buffered,
+// CRLF line ends, token header names, printable ASCII values, at most one
+// Content-Length and Host, and none of the headers whose rules are subtle
+// (Transfer-Encoding, Trailer, Pragma). For such a head the result equals
+// net/http's field by field (FuzzReadRequest and FuzzReadResponse compare
+// the two); anything else, including every malformed head, goes to
+// net/http with nothing consumed, so its validation and errors stay the
+// only ones.
+package httpwire
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// maxName is the longest header name read here; longer ones go to net/http.
+const maxName = 64
+
+// tchar are the bytes of an RFC 9110 token, the only ones a header name or
+// a method may have here.
+var tchar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// common are canonical header names interned so that reading them
+// allocates nothing.
+var common = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
+		"Connection", "Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Date",
+		"Host", "Keep-Alive", "Openai-Organization", "Openai-Processing-Ms", "Openai-Version",
+		"Origin", "Referer", "Server", "Set-Cookie", "User-Agent", "Vary", "Via",
+		"X-Forwarded-For", "X-Forwarded-Proto", "X-Paygate-Session", "X-Request-Id",
+		"X-Stainless-Arch", "X-Stainless-Lang", "X-Stainless-Os", "X-Stainless-Package-Version",
+		"X-Stainless-Retry-Count", "X-Stainless-Runtime", "X-Stainless-Runtime-Version",
+		"X-Stainless-Timeout", "X-Wechat-Openid",
+	} {
+		m[k] = k
+	}
+	return m
+}()
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// bufferedHead returns the head at the start of br's buffer, through the
+// empty line that ends it, when all of it is buffered and it is at most max
+// bytes long; nil otherwise. It reads nothing from br's source.
+func bufferedHead(br *bufio.Reader, max int) []byte {
+	b, _ := br.Peek(br.Buffered())
+	i := bytes.Index(b, crlfcrlf)
+	if i < 0 || i+len(crlfcrlf) > max {
+		return nil
+	}
+	return b[:i+len(crlfcrlf)]
+}
+
+// parseFields reads the header lines of s, which starts after the start
+// line's CRLF and ends with the empty line's, as net/textproto would for a
+// plain head; false when a line is not plain. It walks each line once. Names
+// already in canonical form and all values are substrings of s; other
+// names are interned when common.
+func parseFields(s string) (http.Header, bool) {
+	n := strings.Count(s, "\r\n") - 1
+	h := make(http.Header, n)
+	if n == 0 {
+		return h, true
+	}
+	strs := make([]string, n)
+	var canon [maxName]byte
+	i := 0
+	for {
+		if i == len(s)-2 {
+			return h, true // the empty line that ends s
+		}
+		// The name, canonicalised as it is checked.
+		start, same, upper := i, true, true
+		for ; i < len(s) && s[i] != ':'; i++ {
+			c := s[i]
+			if !tchar[c] || i-start >= maxName {
+				return nil, false
+			}
+			switch {
+			case upper && 'a' <= c && c <= 'z':
+				c -= 'a' - 'A'
+				same = false
+			case !upper && 'A' <= c && c <= 'Z':
+				c += 'a' - 'A'
+				same = false
+			}
+			canon[i-start] = c
+			upper = c == '-'
+		}
+		if i == start || i == len(s) {
+			return nil, false
+		}
+		name := s[start:i]
+		i++ // the colon
+		// The value: printable ASCII and tabs up to the CRLF, trimmed.
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+			i++
+		}
+		vstart, vend := i, i
+		for ; i < len(s) && s[i] != '\r'; i++ {
+			switch c := s[i]; {
+			case c == ' ' || c == '\t':
+			case c < ' ' || c > '~':
+				return nil, false
+			default:
+				vend = i + 1
+			}
+		}
+		if i+1 >= len(s) || s[i+1] != '\n' {
+			return nil, false
+		}
+		i += 2
+		value := s[vstart:vend]
+		key := name
+		if !same {
+			var ok bool
+			if key, ok = common[string(canon[:len(name)])]; !ok {
+				key = string(canon[:len(name)])
+			}
+		}
+		if vv := h[key]; vv == nil && len(strs) > 0 {
+			vv, strs = strs[:1:1], strs[1:]
+			vv[0] = value
+			h[key] = vv
+		} else {
+			h[key] = append(vv, value)
+		}
+	}
+}
+
+// contentLength is a single Content-Length's value; ok is false for none
+// that is plain (more than one, not all digits, or too long to be sure it
+// fits).
+func contentLength(h http.Header) (n int64, present, ok bool) {
+	vv := h["Content-Length"]
+	switch len(vv) {
+	case 0:
+		return 0, false, true
+	case 1:
+	default:
+		return 0, true, false
+	}
+	v := vv[0]
+	if len(v) == 0 || len(v) > 18 {
+		return 0, true, false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, true, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true, true
+}
+
+// subtle reports headers whose handling is left to net/http.
+func subtle(h http.Header) bool {
+	_, te := h["Transfer-Encoding"]
+	_, tr := h["Trailer"]
+	_, pr := h["Pragma"]
+	return te || tr || pr
+}
+
+// ReadRequest reads a plain request head from br as http.ReadRequest would,
+// when all of it (at most maxHead bytes) is already buffered. ok is false,
+// with nothing consumed, for any other head: the caller then calls
+// http.ReadRequest.
+func ReadRequest(br *bufio.Reader, maxHead int) (req *http.Request, ok bool) {
+	head := bufferedHead(br, maxHead)
+	if head == nil {
+		return nil, false
+	}
+	s := string(head)
+	eol := strings.Index(s, "\r\n")
+	line := s[:eol]
+	method, rest, _ := strings.Cut(line, " ")
+	target, proto, _ := strings.Cut(rest, " ")
+	if proto != "HTTP/1.1" || method == "" || method == "CONNECT" || method == "PRI" || len(target) == 0 || target[0] != '/' {
+		return nil, false
+	}
+	for i := 0; i < len(method); i++ {
+		if c := method[i]; c < 'A' || c > 'Z' {
+			return nil, false
+		}
+	}
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c <= ' ' || c > '~' {
+			return nil, false
+		}
+	}
+	m := new(request) // the request, its URL and its body in one allocation
+	if !requestURL(&m.url, target) {
+		return nil, false
+	}
+	h, ok := parseFields(s[eol+2:])
+	if !ok || len(h["Host"]) > 1 || subtle(h) {
+		return nil, false
+	}
+	n, _, ok := contentLength(h)
+	if !ok {
+		return nil, false
+	}
+	req = &m.req
+	*req = http.Request{
+		Method:        method,
+		URL:           &m.url,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		ContentLength: n,
+		Host:          h.Get("Host"),
+		RequestURI:    target,
+		Close:         httpguts.HeaderValuesContainsToken(h["Connection"], "close"),
+	}
+	delete(h, "Host") // as http.ReadRequest: the host is req.Host
+	if _, err := br.Discard(len(head)); err != nil {
+		return nil, false // cannot happen: the head is buffered
+	}
+	req.Body = http.NoBody
+	if n > 0 {
+		m.body = Body{r: br, n: n, closing: req.Close}
+		req.Body = &m.body
+	}
+	return req, true
+}
+
+// requestURL is url.ParseRequestURI(target) for an origin-form target. A
+// path of unreserved characters and slashes alone, the usual API path, is
+// its own URL.Path: nothing to unescape, nothing url.ParseRequestURI would
+// keep as RawPath.
+func requestURL(u *url.URL, target string) bool {
+	for i := 0; i < len(target); i++ {
+		if !pathChar[target[i]] {
+			p, err := url.ParseRequestURI(target)
+			if err != nil {
+				return false
+			}
+			*u = *p
+			return true
+		}
+	}
+	*u = url.URL{Path: target}
+	return true
+}
+
+// request and response hold a message and the parts it points to, so that
+// reading one allocates them at once.
+type request struct {
+	req  http.Request
+	url  url.URL
+	body Body
+}
+
+type response struct {
+	resp http.Response
+	body Body
+}
+
+var pathChar = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("/-._~", byte(c)) >= 0
+	}
+	return t
+}()
+
+// ReadResponse reads a plain response head to req from br as
+// http.ReadResponse would, when all of it (at most maxHead bytes) is
+// already buffered and its body is framed by a Content-Length. ok is false,
+// with nothing consumed, for any other head (a chunked stream among them):
+// the caller then calls http.ReadResponse.
+func ReadResponse(br *bufio.Reader, req *http.Request, maxHead int) (resp *http.Response, ok bool) {
+	if req.Method == http.MethodHead {
+		return nil, false
+	}
+	head := bufferedHead(br, maxHead)
+	if head == nil {
+		return nil, false
+	}
+	s := string(head)
+	eol := strings.Index(s, "\r\n")
+	line := s[:eol]
+	proto, status, _ := strings.Cut(line, " ")
+	if proto != "HTTP/1.1" || len(status) < 3 || (len(status) > 3 && status[3] != ' ') {
+		return nil, false
+	}
+	code := 0
+	for i := 0; i < 3; i++ {
+		c := status[i]
+		if c < '0' || c > '9' {
+			return nil, false
+		}
+		code = code*10 + int(c-'0')
+	}
+	if code < 200 || code == http.StatusNoContent || code == http.StatusNotModified {
+		return nil, false
+	}
+	for i := 3; i < len(status); i++ {
+		if c := status[i]; (c < ' ' && c != '\t') || c > '~' {
+			return nil, false
+		}
+	}
+	h, ok := parseFields(s[eol+2:])
+	if !ok || subtle(h) {
+		return nil, false
+	}
+	n, present, ok := contentLength(h)
+	if !ok || !present {
+		return nil, false // an unframed body ends with the connection: net/http's case
+	}
+	closing := httpguts.HeaderValuesContainsToken(h["Connection"], "close")
+	if closing {
+		delete(h, "Connection") // as net/http (shouldClose with removeCloseHeader)
+	}
+	m := new(response)
+	resp = &m.resp
+	*resp = http.Response{
+		Status:        status,
+		StatusCode:    code,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		ContentLength: n,
+		Close:         closing,
+		Request:       req,
+	}
+	if _, err := br.Discard(len(head)); err != nil {
+		return nil, false
+	}
+	resp.Body = http.NoBody
+	if n > 0 {
+		m.body = Body{r: br, n: n, closing: closing}
+		resp.Body = &m.body
+	}
+	return resp, true
+}
+
+// Body is a message body framed by a Content-Length, read from the
+// connection's buffered reader. It behaves as net/http's body does for one:
+// the read that completes it returns io.EOF with its bytes, a connection
+// that ends early is io.ErrUnexpectedEOF, Close reads what is left unless
+// the connection closes next, and a read after Close fails.
+type Body struct {
+	mu      sync.Mutex
+	r       *bufio.Reader
+	n       int64 // bytes left
+	closing bool  // the connection closes after this message
+	sawEOF  bool
+	closed  bool
+}
+
+func (b *Body) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return b.readLocked(p)
+}
+
+func (b *Body) readLocked(p []byte) (n int, err error) {
+	if b.sawEOF {
+		return 0, io.EOF
+	}
+	if b.n <= 0 {
+		err = io.EOF
+	} else {
+		if int64(len(p)) > b.n {
+			p = p[:b.n]
+		}
+		n, err = b.r.Read(p)
+		b.n -= int64(n)
+	}
+	if err == io.EOF {
+		b.sawEOF = true
+		if b.n > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if err == nil && n > 0 && b.n == 0 {
+		err = io.EOF
+		b.sawEOF = true
+	}
+	return n, err
+}
+
+func (b *Body) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	var err error
+	if !b.sawEOF && !b.closing {
+		_, err = io.Copy(io.Discard, lockedBody{b})
+	}
+	b.closed = true
+	return err
+}
+
+// lockedBody reads b with its lock already held, for Close.
+type lockedBody struct{ b *Body }
+
+func (l lockedBody) Read(p []byte) (int, error) { return l.b.readLocked(p) }

@@ -1,0 +1,317 @@
+package httpwire
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// filled is a reader over msg whose buffer already holds as much of msg as
+// fits, as a connection's does after a read.
+func filled(msg string, size int) *bufio.Reader {
+	br := bufio.NewReaderSize(strings.NewReader(msg), size)
+	br.Peek(1)
+	return br
+}
+
+// transcript reads body in pieces of varying size and records every
+// result, so two bodies compare on what they return and when.
+func transcript(body io.ReadCloser, closeAfter int) string {
+	var b strings.Builder
+	buf := make([]byte, 64)
+	sizes := []int{0, 1, 7, 64, 3}
+	for i := 0; i < 40; i++ {
+		if i == closeAfter {
+			fmt.Fprintf(&b, "close:%v;", body.Close())
+		}
+		n, err := body.Read(buf[:sizes[i%len(sizes)]])
+		fmt.Fprintf(&b, "%q/%v;", buf[:n], err)
+	}
+	return b.String()
+}
+
+func rest(br *bufio.Reader) string {
+	b, err := io.ReadAll(br)
+	return fmt.Sprintf("%q/%v", b, err)
+}
+
+// checkRequest compares ReadRequest with http.ReadRequest on msg: when
+// ReadRequest takes the head, net/http must read the same request, body
+// and what follows it; when it does not, it must have consumed nothing.
+func checkRequest(t *testing.T, msg string, size, closeAfter int) (plain bool) {
+	t.Helper()
+	br := filled(msg, size)
+	before := br.Buffered()
+	got, ok := ReadRequest(br, 1<<20)
+	ref := bufio.NewReaderSize(strings.NewReader(msg), size)
+	want, werr := http.ReadRequest(ref)
+	if !ok {
+		if br.Buffered() != before {
+			t.Fatalf("declined %q but consumed %d bytes", msg, before-br.Buffered())
+		}
+		return false
+	}
+	if werr != nil {
+		t.Fatalf("read %q, which net/http refuses: %v", msg, werr)
+	}
+	type fields struct {
+		Method, Proto, Host, RequestURI string
+		ProtoMajor, ProtoMinor          int
+		URL                             any
+		Header, Trailer                 http.Header
+		ContentLength                   int64
+		TransferEncoding                []string
+		Close                           bool
+		NoBody                          bool
+	}
+	f := func(r *http.Request) fields {
+		return fields{r.Method, r.Proto, r.Host, r.RequestURI, r.ProtoMajor, r.ProtoMinor, *r.URL,
+			r.Header, r.Trailer, r.ContentLength, r.TransferEncoding, r.Close, r.Body == http.NoBody}
+	}
+	if g, w := f(got), f(want); !reflect.DeepEqual(g, w) {
+		t.Fatalf("request %q:\n got %+v\nwant %+v", msg, g, w)
+	}
+	if g, w := transcript(got.Body, closeAfter), transcript(want.Body, closeAfter); g != w {
+		t.Fatalf("body of %q:\n got %s\nwant %s", msg, g, w)
+	}
+	if g, w := rest(br), rest(ref); g != w {
+		t.Fatalf("after %q: got %s, want %s", msg, g, w)
+	}
+	return true
+}
+
+func checkResponse(t *testing.T, msg, method string, size, closeAfter int) (plain bool) {
+	t.Helper()
+	req := &http.Request{Method: method}
+	br := filled(msg, size)
+	before := br.Buffered()
+	got, ok := ReadResponse(br, req, 1<<20)
+	ref := bufio.NewReaderSize(strings.NewReader(msg), size)
+	want, werr := http.ReadResponse(ref, req)
+	if !ok {
+		if br.Buffered() != before {
+			t.Fatalf("declined %q but consumed %d bytes", msg, before-br.Buffered())
+		}
+		return false
+	}
+	if werr != nil {
+		t.Fatalf("read %q, which net/http refuses: %v", msg, werr)
+	}
+	type fields struct {
+		Status, Proto          string
+		StatusCode             int
+		ProtoMajor, ProtoMinor int
+		Header, Trailer        http.Header
+		ContentLength          int64
+		TransferEncoding       []string
+		Close, Uncompressed    bool
+		Request                *http.Request
+		NoBody                 bool
+	}
+	f := func(r *http.Response) fields {
+		return fields{r.Status, r.Proto, r.StatusCode, r.ProtoMajor, r.ProtoMinor, r.Header, r.Trailer,
+			r.ContentLength, r.TransferEncoding, r.Close, r.Uncompressed, r.Request, r.Body == http.NoBody}
+	}
+	if g, w := f(got), f(want); !reflect.DeepEqual(g, w) {
+		t.Fatalf("response %q:\n got %+v\nwant %+v", msg, g, w)
+	}
+	if g, w := transcript(got.Body, closeAfter), transcript(want.Body, closeAfter); g != w {
+		t.Fatalf("body of %q:\n got %s\nwant %s", msg, g, w)
+	}
+	if g, w := rest(br), rest(ref); g != w {
+		t.Fatalf("after %q: got %s, want %s", msg, g, w)
+	}
+	return true
+}
+
+// goOpenAIRequest is what go-openai sends for a chat completion.
+const goOpenAIRequest = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: Go-http-client/1.1\r\n" +
+	"Content-Length: 25\r\nAccept: application/json; charset=utf-8\r\nAuthorization: Bearer sk-test\r\n" +
+	"Content-Type: application/json; charset=utf-8\r\nAccept-Encoding: gzip\r\n\r\n" + `{"model":"m","user":"o1"}`
+
+// nodeRequest is what the Node openai package sends (undici).
+const nodeRequest = "POST /v1/chat/completions HTTP/1.1\r\nhost: localhost:8080\r\nconnection: keep-alive\r\n" +
+	"content-type: application/json\r\nuser-agent: OpenAI/JS 4.0.0\r\nx-stainless-lang: js\r\naccept: application/json\r\n" +
+	"authorization: Bearer sk-test\r\naccept-language: *\r\nsec-fetch-mode: cors\r\naccept-encoding: gzip, deflate\r\n" +
+	"content-length: 2\r\n\r\n{}"
+
+// chatAnswer is a provider's non-stream answer.
+const chatAnswer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: Mon, 30 Nov 2026 12:00:00 GMT\r\n" +
+	"Openai-Processing-Ms: 120\r\nX-Request-Id: abc\r\nContent-Length: 11\r\n\r\n{\"id\":\"x\"}\n"
+
+func TestPlainHeadsAreRead(t *testing.T) {
+	for _, tc := range []struct {
+		name, msg string
+		plain     bool
+	}{
+		{"go-openai", goOpenAIRequest, true},
+		{"node openai", nodeRequest, true},
+		{"GET without body", "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"query and escapes", "GET /v1/files/a%2Fb?limit=2&x=%20 HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"no headers", "GET / HTTP/1.1\r\n\r\n", true},
+		{"repeated header", "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\r\n", true},
+		{"connection close", "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc", true},
+		{"empty value and tabs", "GET / HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nX-Tab:\t a b \t\r\n\r\n", true},
+		{"pipelined", "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"body shorter than declared", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", true},
+		{"head not complete", "GET / HTTP/1.1\r\nHost: x\r\n", false},
+		{"HTTP/1.0", "GET / HTTP/1.0\r\n\r\n", false},
+		{"chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", false},
+		{"two lengths", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", false},
+		{"signed length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc", false},
+		{"two hosts", "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", false},
+		{"space before colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n", false},
+		{"folded line", "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\n\r\n", false},
+		{"bare LF", "GET / HTTP/1.1\nHost: x\n\n", false},
+		{"LF inside", "GET / HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n", false},
+		{"non-ASCII value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: caf\xc3\xa9\r\n\r\n", false},
+		{"absolute form", "GET http://x/ HTTP/1.1\r\nHost: y\r\n\r\n", false},
+		{"pragma", "GET / HTTP/1.1\r\nHost: x\r\nPragma: no-cache\r\n\r\n", false},
+		{"lowercase method", "get / HTTP/1.1\r\nHost: x\r\n\r\n", false},
+		{"CONNECT", "CONNECT /x HTTP/1.1\r\nHost: x\r\n\r\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := checkRequest(t, tc.msg, 4096, 99); got != tc.plain {
+				t.Fatalf("read plain: %v, want %v", got, tc.plain)
+			}
+		})
+	}
+}
+
+func TestPlainResponsesAreRead(t *testing.T) {
+	for _, tc := range []struct {
+		name, msg, method string
+		plain             bool
+	}{
+		{"chat answer", chatAnswer, "POST", true},
+		{"error answer", "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Length: 2\r\n\r\n{}", "POST", true},
+		{"no reason", "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", "GET", true},
+		{"connection close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", "GET", true},
+		{"keep-alive kept", "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx", "GET", true},
+		{"cut short", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "GET", true},
+		{"stream", "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\ndata:\r\n0\r\n\r\n", "POST", false},
+		{"until close", "HTTP/1.1 200 OK\r\n\r\nabc", "GET", false},
+		{"HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", "HEAD", false},
+		{"interim", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "POST", false},
+		{"no content", "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", "GET", false},
+		{"HTTP/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx", "GET", false},
+		{"bad code", "HTTP/1.1 2x0 OK\r\nContent-Length: 1\r\n\r\nx", "GET", false},
+		{"spaces before code", "HTTP/1.1  200 OK\r\nContent-Length: 1\r\n\r\nx", "GET", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := checkResponse(t, tc.msg, tc.method, 4096, 99); got != tc.plain {
+				t.Fatalf("read plain: %v, want %v", got, tc.plain)
+			}
+		})
+	}
+}
+
+// TestBodyClose: Close reads the rest of a body unless the connection
+// closes next, and reads after it fail, as net/http's body does.
+func TestBodyClose(t *testing.T) {
+	for _, closeAfter := range []int{0, 1, 2, 5} {
+		checkRequest(t, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n0123456789abcdefghijGET / HTTP/1.1\r\n\r\n", 4096, closeAfter)
+		checkRequest(t, "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 20\r\n\r\n0123456789abcdefghij", 4096, closeAfter)
+		checkResponse(t, chatAnswer+"HTTP/1.1 200 OK\r\n", "POST", 4096, closeAfter)
+	}
+}
+
+// TestHeadBeyondBuffer: a head longer than what is buffered is net/http's.
+func TestHeadBeyondBuffer(t *testing.T) {
+	msg := "GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + strings.Repeat("a", 100) + "\r\n\r\n"
+	if checkRequest(t, msg, 64, 99) {
+		t.Fatal("a head longer than the buffer was read")
+	}
+	br := filled(msg, 4096)
+	if _, ok := ReadRequest(br, 40); ok {
+		t.Fatal("a head over maxHead was read")
+	}
+}
+
+func FuzzReadRequest(f *testing.F) {
+	for _, s := range []string{goOpenAIRequest, nodeRequest, "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nConnection: close, keep-alive\r\nContent-Length: 0003\r\n\r\nabcdef"} {
+		f.Add(s, 3)
+	}
+	f.Fuzz(func(t *testing.T, msg string, closeAfter int) {
+		checkRequest(t, msg, 4096, closeAfter%8)
+	})
+}
+
+func FuzzReadResponse(f *testing.F) {
+	for _, s := range []string{chatAnswer, "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc"} {
+		f.Add(s, "POST", 3)
+	}
+	f.Fuzz(func(t *testing.T, msg, method string, closeAfter int) {
+		if method == "" || strings.ContainsAny(method, " \r\n") {
+			method = "GET"
+		}
+		checkResponse(t, msg, method, 4096, closeAfter%8)
+	})
+}
+
+var errSink error
+
+func BenchmarkReadRequest(b *testing.B) {
+	bench := func(b *testing.B, read func(*bufio.Reader) (*http.Request, error)) {
+		r := strings.NewReader(goOpenAIRequest)
+		br := bufio.NewReaderSize(r, 4096)
+		b.ReportAllocs()
+		for b.Loop() {
+			r.Reset(goOpenAIRequest)
+			br.Reset(r)
+			br.Peek(1)
+			req, err := read(br)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, errSink = io.Copy(io.Discard, req.Body)
+		}
+	}
+	b.Run("httpwire", func(b *testing.B) {
+		bench(b, func(br *bufio.Reader) (*http.Request, error) {
+			req, ok := ReadRequest(br, 1<<20)
+			if !ok {
+				return nil, errors.New("not plain")
+			}
+			return req, nil
+		})
+	})
+	b.Run("net/http", func(b *testing.B) { bench(b, http.ReadRequest) })
+}
+
+func BenchmarkReadResponse(b *testing.B) {
+	req := &http.Request{Method: "POST"}
+	bench := func(b *testing.B, read func(*bufio.Reader) (*http.Response, error)) {
+		r := strings.NewReader(chatAnswer)
+		br := bufio.NewReaderSize(r, 4096)
+		b.ReportAllocs()
+		for b.Loop() {
+			r.Reset(chatAnswer)
+			br.Reset(r)
+			br.Peek(1)
+			resp, err := read(br)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, errSink = io.Copy(io.Discard, resp.Body)
+		}
+	}
+	b.Run("httpwire", func(b *testing.B) {
+		bench(b, func(br *bufio.Reader) (*http.Response, error) {
+			resp, ok := ReadResponse(br, req, 1<<20)
+			if !ok {
+				return nil, errors.New("not plain")
+			}
+			return resp, nil
+		})
+	})
+	b.Run("net/http", func(b *testing.B) {
+		bench(b, func(br *bufio.Reader) (*http.Response, error) { return http.ReadResponse(br, req) })
+	})
+}
