@@ -99,5 +99,7 @@ fuzz FuzzCaptureArbitraryChunks ./interceptors
 fuzz FuzzReadChat ./interceptors
 fuzz FuzzRewriteChatUsesWhatReadChatFound ./interceptors
 fuzz FuzzReadAnswer ./interceptors
+fuzz FuzzReadRequest ./internal/httpwire
+fuzz FuzzReadResponse ./internal/httpwire
 say "image recipe outside Docker"
 ./scripts/build-image.sh

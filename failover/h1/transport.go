@@ -36,7 +36,13 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/paygate/paygate/internal/httpwire"
 )
+
+// maxPlainHead bounds a response head read by httpwire; the connection's
+// 8 KiB buffer bounds it in practice.
+const maxPlainHead = 64 << 10
 
 // Transport is an http.RoundTripper for HTTP/1.1 upstreams. The zero value
 // is not ready; set the fields before the first request and do not change
@@ -474,7 +480,11 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 		return nil, fmt.Errorf("h1: read response: %w", err)
 	}
 	for {
-		resp, err := http.ReadResponse(c.br, req)
+		resp, plain := httpwire.ReadResponse(c.br, req, maxPlainHead)
+		var err error
+		if !plain {
+			resp, err = http.ReadResponse(c.br, req)
+		}
 		if err != nil {
 			stop()
 			return nil, fmt.Errorf("h1: read response: %w", err)

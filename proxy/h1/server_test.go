@@ -3,6 +3,7 @@
 package h1
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
@@ -168,5 +169,42 @@ func TestHTTPDate(t *testing.T) {
 	a, b := httpDate(base), httpDate(base.Add(500*time.Millisecond))
 	if &a[0] != &b[0] {
 		t.Errorf("two answers in one second formatted the date twice")
+	}
+}
+
+// TestPipelinedHeadGetsTheHeaderTimeout: a request pipelined behind another,
+// of which only two bytes ever come, is cut by the header timeout, as
+// net/http's server does, also while the server looks past the POST body
+// before it for stray line breaks (which waited without a deadline before).
+func TestPipelinedHeadGetsTheHeaderTimeout(t *testing.T) {
+	s := &Server{ReadHeaderTimeout: 20 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Method+" "+r.URL.Path)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	defer s.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nokGE"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer to the first request: %v", err)
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != "POST /first" {
+		t.Fatalf("first answer %q", b)
+	}
+	// As net/http: the two bytes are a malformed request line by then.
+	if b, err := io.ReadAll(br); err != nil || len(b) > 0 && !strings.HasPrefix(string(b), "HTTP/1.1 400 ") {
+		t.Fatalf("after the header timeout: read %q, %v; want a 400 or nothing, and the connection closed", b, err)
 	}
 }
