@@ -2,6 +2,7 @@ package interceptors
 
 import (
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -53,13 +54,15 @@ func ReadAnswer(body []byte) Answer {
 			seen |= bit
 			end := skipValue(s, m.at)
 			if end > 0 && bit == seenID {
-				a.ID = copyString(s[m.at:end])
+				a.ID = stringValue(s[m.at:end])
 			} else if end > 0 && bit == seenModel {
-				a.Model = copyString(s[m.at:end])
+				a.Model = stringValue(s[m.at:end])
 			}
 			return end
 		}
 	})
+	// The strings read so far are views of body, which may change later.
+	cloneStrings(&a.ID, &a.Model, &a.Content)
 	return a
 }
 
@@ -134,7 +137,7 @@ func readMessage(s string, at int, a *Answer) int {
 		case "content":
 			if !content {
 				content = true
-				a.Content = copyString(s[m.at:end])
+				a.Content = stringValue(s[m.at:end])
 			}
 		case "tool_calls":
 			if !calls {
@@ -190,7 +193,23 @@ func intValue(v string) int64 {
 	return n
 }
 
-// copyString is stringValue as a string of its own: the body may change
-// later. (A decoded string is already fresh; copying it again is the rare
-// case's price for one definition.)
-func copyString(v string) string { return strings.Clone(stringValue(v)) }
+// cloneStrings makes each *p a string of its own, all of them in one
+// allocation: they are views of a body that may change later. (A decoded
+// string is already fresh; copying it again is the rare case's price for one
+// definition.)
+func cloneStrings(ps ...*string) {
+	n := 0
+	for _, p := range ps {
+		n += len(*p)
+	}
+	b := make([]byte, 0, n)
+	for _, p := range ps {
+		if *p == "" {
+			*p = ""
+			continue
+		}
+		at := len(b)
+		b = append(b, *p...)
+		*p = unsafe.String(&b[at], len(*p))
+	}
+}

@@ -80,7 +80,7 @@ func ReadChat(body []byte) (Chat, error) {
 			}
 		}
 	}
-	c.Model = copyString(f[chatModel])
+	c.Model = stringValue(f[chatModel])
 	if c.Model == "" {
 		return Chat{}, fmt.Errorf("%w: you must provide a model parameter", ErrBadRequest)
 	}
@@ -88,12 +88,13 @@ func ReadChat(body []byte) (Chat, error) {
 		return Chat{}, fmt.Errorf("%w: 'messages' must be an array", ErrBadRequest)
 	}
 	c.Stream = boolValue(f[chatStream])
-	c.User = copyString(f[chatUser])
+	c.User = stringValue(f[chatUser])
 	if v := f[chatStreamOptions]; v != "" {
 		c.WantsUsage = gjson.Get(v, "include_usage").Bool()
 	}
 	c.HasTools = f[chatTools] != ""
 	c.read.streamOptions = f[chatStreamOptions] != ""
+	cloneStrings(&c.Model, &c.User) // views of body until now
 	return c, nil
 }
 
