@@ -50,9 +50,12 @@ type SessionStore interface {
 // sessionTTL bounds how long an abandoned conversation's cost is kept.
 const sessionTTL = 30 * 24 * time.Hour
 
+// modelKey names an upstream model of a provider.
+type modelKey struct{ provider, model string }
+
 // Ledger prices rounds and attributes conversation costs to paid orders.
 type Ledger struct {
-	prices map[string]price // provider \x00 model
+	prices map[modelKey]price
 	store  SessionStore
 	log    *slog.Logger
 	now    func() time.Time
@@ -66,7 +69,7 @@ type Ledger struct {
 	mu     sync.Mutex
 	totals bucket
 	hours  map[int64]*bucket // unix hour → bucket, last 48 kept
-	models map[string]*modelTotals
+	models map[modelKey]*modelTotals
 
 	// Conversation costs are kept in the store by one writer, in the order
 	// turns and payments happen on this replica: a turn never waits for the
@@ -112,8 +115,8 @@ type modelTotals struct {
 // New builds a Ledger from the providers' price tables.
 func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *slog.Logger) (*Ledger, error) {
 	l := &Ledger{
-		prices: map[string]price{}, store: st, log: log, now: time.Now,
-		hours: map[int64]*bucket{}, models: map[string]*modelTotals{},
+		prices: map[modelKey]price{}, store: st, log: log, now: time.Now,
+		hours: map[int64]*bucket{}, models: map[modelKey]*modelTotals{},
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paygate_llm_tokens_total", Help: "Tokens used by upstream rounds, by provider, upstream model and kind (prompt, completion).",
 		}, []string{"provider", "model", "kind"}),
@@ -132,7 +135,7 @@ func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *sl
 	}
 	for _, p := range cfg.Providers {
 		for model, pr := range p.Prices {
-			l.prices[p.Name+"\x00"+model] = price{inMicros: pr.Input.Micros, outMicros: pr.Output.Micros}
+			l.prices[modelKey{p.Name, model}] = price{inMicros: pr.Input.Micros, outMicros: pr.Output.Micros}
 		}
 	}
 	for _, c := range []prometheus.Collector{l.tokens, l.cost, l.completed, l.txCost, l.perTxGauge} {
@@ -150,7 +153,7 @@ func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *sl
 // Round records one upstream round's tokens and returns its cost. A model
 // with no configured price costs 0 (its tokens are still counted).
 func (l *Ledger) Round(provider, model string, u Usage) Pico {
-	key := provider + "\x00" + model
+	key := modelKey{provider, model} // a struct key: no string built per round
 	p := l.prices[key]
 	c := Pico(u.PromptTokens*p.inMicros + u.CompletionTokens*p.outMicros)
 	l.mu.Lock()

@@ -238,18 +238,46 @@ func (p *provider) newRequest(ctx context.Context, method, path string, body []b
 	if err != nil {
 		return nil, err
 	}
-	req := &http.Request{Method: method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: header, Host: u.Host}
+	// WithContext of an empty request is the one way to set the context
+	// with a single allocation; the fields follow.
+	req := noRequest.WithContext(ctx)
+	req.Method, req.URL, req.Header, req.Host = method, u, header, u.Host
+	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.1", 1, 1
 	switch {
 	case len(body) > 0:
+		b := newMemBody(body)
 		req.ContentLength = int64(len(body))
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		req.Body = b
+		req.GetBody = b.again
 	case body != nil:
 		req.Body = http.NoBody
-		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+		req.GetBody = noBody
 	}
-	return req.WithContext(ctx), nil
+	return req, nil
 }
+
+var noRequest = new(http.Request)
+
+func noBody() (io.ReadCloser, error) { return http.NoBody, nil }
+
+// memBody is a request body in memory, with what GetBody needs to read it
+// again: a reader and the bytes in one allocation where io.NopCloser,
+// bytes.NewReader and a closure took three.
+type memBody struct {
+	bytes.Reader
+	b []byte
+}
+
+func newMemBody(b []byte) *memBody {
+	m := &memBody{b: b}
+	m.Reset(b)
+	return m
+}
+
+func (m *memBody) Close() error { return nil }
+
+// again is GetBody's: a fresh reader of the same bytes.
+func (m *memBody) again() (io.ReadCloser, error) { return newMemBody(m.b), nil }
 
 // urlFor returns the parsed URL of p's base and path, cached for up to 64
 // paths (passthrough paths carry query strings; past that, each is parsed).

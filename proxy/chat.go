@@ -26,6 +26,18 @@ import (
 // headerOpenID names the end user; the bot vouches for it (SPEC 2.2).
 const headerOpenID = "X-WeChat-OpenID"
 
+// openID is the end user a request names in headerOpenID. The header map's
+// key is read directly: Header.Get would allocate the canonical form of
+// the mixed-case name on every request.
+func openID(h http.Header) string {
+	if v := h[openIDKey]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+var openIDKey = http.CanonicalHeaderKey(headerOpenID)
+
 // readBody reads the whole client body (failover may resend it) within the
 // configured limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
@@ -68,7 +80,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			Message: "The model `" + chat.Model + "` does not exist on this paygate. GET /v1/models lists the configured models."})
 		return
 	}
-	user := r.Header.Get(headerOpenID)
+	user := openID(r.Header)
 	if user == "" {
 		user = chat.User
 	}

@@ -36,7 +36,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		if res[2].Exists() {
 			// The end user's OpenID never reaches a provider (SPEC 2.2), on
 			// any path: "user" is the one field paygate rewrites here.
-			user := r.Header.Get(headerOpenID)
+			user := openID(r.Header)
 			if user == "" {
 				user = res[2].Str
 			}

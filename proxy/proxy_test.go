@@ -390,7 +390,7 @@ func TestRequestIDs(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range n / 4 {
-				ids <- newRequestID()
+				ids <- new(routed).newID()
 			}
 		}()
 	}

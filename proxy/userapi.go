@@ -54,7 +54,7 @@ func (s *Server) mountUserAPI(mux *http.ServeMux) {
 // endUser is the OpenID the bot vouches for: the X-WeChat-OpenID header,
 // else (POST only) the body's "user".
 func (s *Server) endUser(w http.ResponseWriter, r *http.Request) (string, *apiError) {
-	if u := r.Header.Get(headerOpenID); u != "" {
+	if u := openID(r.Header); u != "" {
 		return u, nil
 	}
 	if r.Method == http.MethodPost && r.Body != nil {

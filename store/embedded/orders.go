@@ -39,6 +39,10 @@ func validOrder(o *store.Order) error {
 // userPrefix is read on every turn (LoadUserState): one allocation.
 func userPrefix(client, user string) []byte {
 	b := make([]byte, 0, 2*binary.MaxVarintLen64+len(client)+len(user))
+	return appendUserPrefix(b, client, user)
+}
+
+func appendUserPrefix(b []byte, client, user string) []byte {
 	return appendEnc(appendEnc(b, client), user)
 }
 
@@ -243,8 +247,10 @@ func scanNewest(b *bolt.Bucket, prefix []byte, before time.Time, fn func(no []by
 // none for a user who never ordered (userFilter).
 func (d *DB) LoadUserState(ctx context.Context, client, user string) (*store.UserState, error) {
 	st := &store.UserState{Client: client, User: user}
-	prefix := userPrefix(client, user)
-	if d.users != nil && !d.users.mayHave(prefix) {
+	// The filter's look-up builds the key on the stack: most users never
+	// ordered, and their turns then allocate nothing here but st.
+	var kb [64]byte
+	if d.users != nil && !d.users.mayHave(appendUserPrefix(kb[:0], client, user)) {
 		if err := ctxErr(ctx); err != nil {
 			return nil, err
 		}
@@ -255,6 +261,7 @@ func (d *DB) LoadUserState(ctx context.Context, client, user string) (*store.Use
 		}
 		return st, nil
 	}
+	prefix := userPrefix(client, user)
 	err := d.view(ctx, func(tx *bolt.Tx) error {
 		return scanNewest(tx.Bucket(bUserOrders), prefix, time.Time{}, func(no []byte) (bool, error) {
 			o, err := getOrder(tx, no)
