@@ -20,7 +20,9 @@ func (t *target) patch(body []byte) ([]byte, error) {
 		return body, nil
 	}
 	var out []byte
-	if r := gjson.GetBytes(body, "model"); r.Exists() && r.Index > 0 && r.Index+len(r.Raw) <= len(body) {
+	// gjson.Get on a view of body: GetBytes would copy the result's strings,
+	// and r is only compared and measured here.
+	if r := gjson.Get(unsafeString(body), "model"); r.Exists() && r.Index > 0 && r.Index+len(r.Raw) <= len(body) {
 		// The usual case, spliced in one copy: sjson would find the same
 		// bytes and then rebuild the body around them.
 		q := t.modelJSON
