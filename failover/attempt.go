@@ -89,8 +89,10 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		a.roundAt.Store(int64(roundLeft))
 		headerWait = min(headerWait, roundLeft)
 	}
-	a.phase = time.AfterFunc(headerWait, a.phaseExpired)
-	a.total = time.AfterFunc(to.Total.D(), func() { cancel(ErrTotalTimeout) })
+	// So does the total timeout, until the answer streams: a non-stream
+	// answer needs no second timer.
+	a.totalAt = to.Total.D()
+	a.phase = time.AfterFunc(min(headerWait, a.totalAt), a.phaseExpired)
 
 	method := req.Method
 	if method == "" {
@@ -183,6 +185,9 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		if tokenBearing(s) {
 			a.phase.Stop()
 			a.phaseKind.Store(phaseIdle)
+			// From here events may come from the buffer without arming the
+			// phase timer: the total timeout needs its own.
+			a.total = time.AfterFunc(max(a.totalAt-time.Since(a.start), time.Nanosecond), func() { a.cancel(ErrTotalTimeout) })
 			a.pending = true
 			a.cur = ev
 			if hasFinish(ev.Data) {
@@ -206,10 +211,20 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 var errRoundTime = errors.New("round time spent")
 
 // phaseExpired is the phase timer's action: it aborts the attempt with the
-// round's timeout when the round's time is spent, else with the timeout of
-// the phase it is in.
+// round's timeout or the total timeout when one of them is spent (the
+// earlier one, when both are), else with the timeout of the phase it is in.
 func (a *Response) phaseExpired() {
-	if r := time.Duration(a.roundAt.Load()); r > 0 && time.Since(a.start) >= r {
+	elapsed := time.Since(a.start)
+	r := time.Duration(a.roundAt.Load())
+	roundOver := r > 0 && elapsed >= r
+	switch {
+	case roundOver && r <= a.totalAt:
+		a.cancel(errRoundTime)
+		return
+	case elapsed >= a.totalAt:
+		a.cancel(ErrTotalTimeout)
+		return
+	case roundOver:
 		a.cancel(errRoundTime)
 		return
 	}
@@ -229,10 +244,15 @@ func (a *Response) setPhase(ph int32, d time.Duration) {
 }
 
 // armPhase sets the phase timer to fire in d, or sooner when the round's
-// time runs out first (roundAt, until the round has its answer).
+// time runs out first (roundAt, until the round has its answer) or, until
+// the answer streams, the total timeout's (totalAt).
 func (a *Response) armPhase(d time.Duration) {
+	elapsed := time.Since(a.start)
 	if r := time.Duration(a.roundAt.Load()); r > 0 {
-		d = min(d, r-time.Since(a.start))
+		d = min(d, r-elapsed)
+	}
+	if a.total == nil {
+		d = min(d, a.totalAt-elapsed)
 	}
 	if d <= 0 {
 		d = time.Nanosecond

@@ -331,6 +331,27 @@ func TestPolicyBeforeFirstByte(t *testing.T) {
 			wantStatus: 504, wantCode: CauseRoundTime, wantHits: [2]int{1, 0},
 			minTook: 150 * ms, maxTook: 150*ms + slack,
 		},
+		{
+			// Until an answer streams, the total timeout rides on the phase
+			// timer too: a body that trickles within its idle allowance must
+			// still end at the total, and the next target answers. (Let
+			// through, the 100 spaces would end as a's answer after 2 s.)
+			name: "total timeout bounds an answer whose body trickles",
+			a: always(func(c *fconn) {
+				_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+				for i := 0; i < 100 && !c.dead; i++ {
+					_, _ = io.WriteString(c.c, " ")
+					c.pause(20 * time.Millisecond)
+				}
+			}),
+			mutate: func(c *config.Config) {
+				c.Providers[0].Timeouts.Total = config.Duration(150 * time.Millisecond)
+				c.Providers[0].Timeouts.Idle = config.Duration(2 * time.Second)
+			},
+			nonStream: true,
+			wantFrom:  "b", wantHits: [2]int{1, 1},
+			minTook: 150 * ms, maxTook: 150*ms + slack,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

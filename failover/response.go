@@ -92,7 +92,12 @@ type Response struct {
 	// roundAt is when, counted from start, the round's time runs out; 0
 	// once the round has its answer. The phase timer fires by then.
 	roundAt atomic.Int64
-	total   *time.Timer
+	// totalAt is when, counted from start, the total timeout ends. Until
+	// the answer streams, the phase timer fires by then too; a stream, whose
+	// events may come from the buffer without arming the phase timer, gets
+	// a timer of its own (total).
+	totalAt time.Duration
+	total   *time.Timer // nil until the answer streams
 
 	body      io.ReadCloser
 	length    int64 // Content-Length; -1 unknown
@@ -257,7 +262,9 @@ func (a *Response) release() {
 	}
 	a.released = true
 	a.phase.Stop()
-	a.total.Stop()
+	if a.total != nil {
+		a.total.Stop()
+	}
 	if a.body != nil {
 		_ = a.body.Close()
 	}
