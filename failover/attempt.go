@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -331,7 +332,13 @@ func readAtMost(r io.Reader, n int64) ([]byte, error) {
 }
 
 func isEventStream(h http.Header) bool {
-	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	ct := h.Get("Content-Type")
+	// The values providers send are known without mime.ParseMediaType's
+	// map of parameters.
+	if strings.EqualFold(ct, "text/event-stream") || strings.EqualFold(ct, "text/event-stream; charset=utf-8") {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "text/event-stream"
 }
 

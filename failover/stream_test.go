@@ -3,6 +3,8 @@ package failover
 import (
 	"errors"
 	"io"
+	"mime"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -221,4 +223,20 @@ func TestNextAfterEndIsSticky(t *testing.T) {
 	}
 	resp.Close()
 	resp.Close()
+}
+
+// TestIsEventStream: the fast path for the usual Content-Type values
+// answers as mime.ParseMediaType does for every value.
+func TestIsEventStream(t *testing.T) {
+	for _, ct := range []string{
+		"text/event-stream", "TEXT/Event-Stream", "text/event-stream; charset=utf-8",
+		"text/event-stream; charset=UTF-8", "text/event-stream;charset=utf-8", "text/event-stream; charset",
+		"text/event-stream;", "application/json", "", "text/event-streamx", " text/event-stream",
+	} {
+		mt, _, err := mime.ParseMediaType(ct)
+		want := err == nil && mt == "text/event-stream"
+		if got := isEventStream(http.Header{"Content-Type": {ct}}); got != want {
+			t.Errorf("isEventStream(%q) = %v; mime.ParseMediaType says %v", ct, got, want)
+		}
+	}
 }
