@@ -80,6 +80,26 @@ func bufferedHead(br *bufio.Reader, max int) []byte {
 	return b[:i+len(crlfcrlf)]
 }
 
+// framedByTE reports whether a line of head starts with the
+// Transfer-Encoding header's name, in any case: such a head (a stream's,
+// above all) goes to net/http, and is known to before anything is
+// allocated for it.
+func framedByTE(head []byte) bool {
+	const name = "transfer-encoding"
+	for i := bytes.IndexByte(head, '\n'); i >= 0 && i+1 < len(head); {
+		line := head[i+1:]
+		if len(line) >= len(name) && (line[0] == 't' || line[0] == 'T') && bytes.EqualFold(line[:len(name)], []byte(name)) {
+			return true
+		}
+		j := bytes.IndexByte(line, '\n')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
 // parseFields reads the header lines of s, which starts after the start
 // line's CRLF and ends with the empty line's, as net/textproto would for a
 // plain head; false when a line is not plain. It walks each line once. Names
@@ -197,7 +217,7 @@ func subtle(h http.Header) bool {
 // http.ReadRequest.
 func ReadRequest(br *bufio.Reader, maxHead int) (req *http.Request, ok bool) {
 	head := bufferedHead(br, maxHead)
-	if head == nil {
+	if head == nil || framedByTE(head) {
 		return nil, false
 	}
 	s := string(head)
@@ -304,7 +324,7 @@ func ReadResponse(br *bufio.Reader, req *http.Request, maxHead int) (resp *http.
 		return nil, false
 	}
 	head := bufferedHead(br, maxHead)
-	if head == nil {
+	if head == nil || framedByTE(head) {
 		return nil, false
 	}
 	s := string(head)

@@ -257,6 +257,38 @@ func FuzzReadResponse(f *testing.F) {
 
 var errSink error
 
+// TestDeclinedStreamAllocatesNothing: a chunked answer (every stream) is
+// net/http's to read, and finding that out costs no allocation.
+func TestDeclinedStreamAllocatesNothing(t *testing.T) {
+	const stream = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n5\r\ndata:\r\n"
+	req := &http.Request{Method: "POST"}
+	br := filled(stream, 4096)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, ok := ReadResponse(br, req, 1<<20); ok {
+			t.Fatal("a chunked answer was read here")
+		}
+	}); n != 0 {
+		t.Errorf("declining a stream's head: %v allocations; want 0", n)
+	}
+}
+
+func TestFramedByTE(t *testing.T) {
+	for _, tc := range []struct {
+		head string
+		want bool
+	}{
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"HTTP/1.1 200 OK\r\nContent-Type: x\r\nTRANSFER-ENCODING: chunked\r\n\r\n", true},
+		{"HTTP/1.1 200 OK\r\nX-Transfer-Encoding: chunked\r\n\r\n", false},
+		{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false},
+		{"Transfer-Encoding: chunked\r\n\r\n", false}, // the start line is not a header
+	} {
+		if got := framedByTE([]byte(tc.head)); got != tc.want {
+			t.Errorf("framedByTE(%q) = %v; want %v", tc.head, got, tc.want)
+		}
+	}
+}
+
 func BenchmarkReadRequest(b *testing.B) {
 	bench := func(b *testing.B, read func(*bufio.Reader) (*http.Request, error)) {
 		r := strings.NewReader(goOpenAIRequest)
