@@ -80,6 +80,19 @@ func bufferedHead(br *bufio.Reader, max int) []byte {
 	return b[:i+len(crlfcrlf)]
 }
 
+// plainHead returns the buffered head of br (bufferedHead), as a string
+// too, and its start line, unless it is not all buffered or its body is
+// framed by a Transfer-Encoding. The string is the head's one allocation:
+// the header values are substrings of it.
+func plainHead(br *bufio.Reader, maxHead int) (head []byte, s, line string, ok bool) {
+	head = bufferedHead(br, maxHead)
+	if head == nil || framedByTE(head) {
+		return nil, "", "", false
+	}
+	s = string(head)
+	return head, s, s[:strings.Index(s, "\r\n")], true
+}
+
 // framedByTE reports whether a line of head starts with the
 // Transfer-Encoding header's name, in any case: such a head (a stream's,
 // above all) goes to net/http, and is known to before anything is
@@ -216,13 +229,10 @@ func subtle(h http.Header) bool {
 // with nothing consumed, for any other head: the caller then calls
 // http.ReadRequest.
 func ReadRequest(br *bufio.Reader, maxHead int) (req *http.Request, ok bool) {
-	head := bufferedHead(br, maxHead)
-	if head == nil || framedByTE(head) {
+	head, s, line, ok := plainHead(br, maxHead)
+	if !ok {
 		return nil, false
 	}
-	s := string(head)
-	eol := strings.Index(s, "\r\n")
-	line := s[:eol]
 	method, rest, _ := strings.Cut(line, " ")
 	target, proto, _ := strings.Cut(rest, " ")
 	if proto != "HTTP/1.1" || method == "" || method == "CONNECT" || method == "PRI" || len(target) == 0 || target[0] != '/' {
@@ -242,7 +252,7 @@ func ReadRequest(br *bufio.Reader, maxHead int) (req *http.Request, ok bool) {
 	if !requestURL(&m.url, target) {
 		return nil, false
 	}
-	h, ok := parseFields(s[eol+2:])
+	h, ok := parseFields(s[len(line)+2:])
 	if !ok || len(h["Host"]) > 1 || subtle(h) {
 		return nil, false
 	}
@@ -323,13 +333,10 @@ func ReadResponse(br *bufio.Reader, req *http.Request, maxHead int) (resp *http.
 	if req.Method == http.MethodHead {
 		return nil, false
 	}
-	head := bufferedHead(br, maxHead)
-	if head == nil || framedByTE(head) {
+	head, s, line, ok := plainHead(br, maxHead)
+	if !ok {
 		return nil, false
 	}
-	s := string(head)
-	eol := strings.Index(s, "\r\n")
-	line := s[:eol]
 	proto, status, _ := strings.Cut(line, " ")
 	if proto != "HTTP/1.1" || len(status) < 3 || (len(status) > 3 && status[3] != ' ') {
 		return nil, false
@@ -350,7 +357,7 @@ func ReadResponse(br *bufio.Reader, req *http.Request, maxHead int) (resp *http.
 			return nil, false
 		}
 	}
-	h, ok := parseFields(s[eol+2:])
+	h, ok := parseFields(s[len(line)+2:])
 	if !ok || subtle(h) {
 		return nil, false
 	}

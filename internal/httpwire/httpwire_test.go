@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -40,16 +41,20 @@ func rest(br *bufio.Reader) string {
 	return fmt.Sprintf("%q/%v", b, err)
 }
 
-// checkRequest compares ReadRequest with http.ReadRequest on msg: when
-// ReadRequest takes the head, net/http must read the same request, body
-// and what follows it; when it does not, it must have consumed nothing.
-func checkRequest(t *testing.T, msg string, size, closeAfter int) (plain bool) {
+// compare reads msg with this package's reader (ours) and net/http's
+// (theirs): when ours takes the head, net/http must read the same message
+// field by field, the same body (read by transcript) and leave the same
+// bytes for the next message; when ours declines, it must have consumed
+// nothing. It reports whether ours took the head.
+func compare[M any](t *testing.T, msg string, size, closeAfter int,
+	ours func(*bufio.Reader) (M, bool), theirs func(*bufio.Reader) (M, error),
+	fields func(M) any, body func(M) io.ReadCloser) bool {
 	t.Helper()
 	br := filled(msg, size)
 	before := br.Buffered()
-	got, ok := ReadRequest(br, 1<<20)
+	got, ok := ours(br)
 	ref := bufio.NewReaderSize(strings.NewReader(msg), size)
-	want, werr := http.ReadRequest(ref)
+	want, werr := theirs(ref)
 	if !ok {
 		if br.Buffered() != before {
 			t.Fatalf("declined %q but consumed %d bytes", msg, before-br.Buffered())
@@ -59,24 +64,10 @@ func checkRequest(t *testing.T, msg string, size, closeAfter int) (plain bool) {
 	if werr != nil {
 		t.Fatalf("read %q, which net/http refuses: %v", msg, werr)
 	}
-	type fields struct {
-		Method, Proto, Host, RequestURI string
-		ProtoMajor, ProtoMinor          int
-		URL                             any
-		Header, Trailer                 http.Header
-		ContentLength                   int64
-		TransferEncoding                []string
-		Close                           bool
-		NoBody                          bool
+	if g, w := fields(got), fields(want); !reflect.DeepEqual(g, w) {
+		t.Fatalf("%q:\n got %+v\nwant %+v", msg, g, w)
 	}
-	f := func(r *http.Request) fields {
-		return fields{r.Method, r.Proto, r.Host, r.RequestURI, r.ProtoMajor, r.ProtoMinor, *r.URL,
-			r.Header, r.Trailer, r.ContentLength, r.TransferEncoding, r.Close, r.Body == http.NoBody}
-	}
-	if g, w := f(got), f(want); !reflect.DeepEqual(g, w) {
-		t.Fatalf("request %q:\n got %+v\nwant %+v", msg, g, w)
-	}
-	if g, w := transcript(got.Body, closeAfter), transcript(want.Body, closeAfter); g != w {
+	if g, w := transcript(body(got), closeAfter), transcript(body(want), closeAfter); g != w {
 		t.Fatalf("body of %q:\n got %s\nwant %s", msg, g, w)
 	}
 	if g, w := rest(br), rest(ref); g != w {
@@ -85,48 +76,54 @@ func checkRequest(t *testing.T, msg string, size, closeAfter int) (plain bool) {
 	return true
 }
 
+// requestFields are what a handler sees of a request.
+type requestFields struct {
+	Method, Proto, Host, RequestURI string
+	ProtoMajor, ProtoMinor          int
+	URL                             url.URL
+	Header, Trailer                 http.Header
+	ContentLength                   int64
+	TransferEncoding                []string
+	Close                           bool
+	NoBody                          bool
+}
+
+func checkRequest(t *testing.T, msg string, size, closeAfter int) (plain bool) {
+	t.Helper()
+	return compare(t, msg, size, closeAfter,
+		func(br *bufio.Reader) (*http.Request, bool) { return ReadRequest(br, 1<<20) },
+		http.ReadRequest,
+		func(r *http.Request) any {
+			return requestFields{r.Method, r.Proto, r.Host, r.RequestURI, r.ProtoMajor, r.ProtoMinor, *r.URL,
+				r.Header, r.Trailer, r.ContentLength, r.TransferEncoding, r.Close, r.Body == http.NoBody}
+		},
+		func(r *http.Request) io.ReadCloser { return r.Body })
+}
+
+// responseFields are what a caller of RoundTrip sees of an answer.
+type responseFields struct {
+	Status, Proto          string
+	StatusCode             int
+	ProtoMajor, ProtoMinor int
+	Header, Trailer        http.Header
+	ContentLength          int64
+	TransferEncoding       []string
+	Close, Uncompressed    bool
+	Request                *http.Request
+	NoBody                 bool
+}
+
 func checkResponse(t *testing.T, msg, method string, size, closeAfter int) (plain bool) {
 	t.Helper()
 	req := &http.Request{Method: method}
-	br := filled(msg, size)
-	before := br.Buffered()
-	got, ok := ReadResponse(br, req, 1<<20)
-	ref := bufio.NewReaderSize(strings.NewReader(msg), size)
-	want, werr := http.ReadResponse(ref, req)
-	if !ok {
-		if br.Buffered() != before {
-			t.Fatalf("declined %q but consumed %d bytes", msg, before-br.Buffered())
-		}
-		return false
-	}
-	if werr != nil {
-		t.Fatalf("read %q, which net/http refuses: %v", msg, werr)
-	}
-	type fields struct {
-		Status, Proto          string
-		StatusCode             int
-		ProtoMajor, ProtoMinor int
-		Header, Trailer        http.Header
-		ContentLength          int64
-		TransferEncoding       []string
-		Close, Uncompressed    bool
-		Request                *http.Request
-		NoBody                 bool
-	}
-	f := func(r *http.Response) fields {
-		return fields{r.Status, r.Proto, r.StatusCode, r.ProtoMajor, r.ProtoMinor, r.Header, r.Trailer,
-			r.ContentLength, r.TransferEncoding, r.Close, r.Uncompressed, r.Request, r.Body == http.NoBody}
-	}
-	if g, w := f(got), f(want); !reflect.DeepEqual(g, w) {
-		t.Fatalf("response %q:\n got %+v\nwant %+v", msg, g, w)
-	}
-	if g, w := transcript(got.Body, closeAfter), transcript(want.Body, closeAfter); g != w {
-		t.Fatalf("body of %q:\n got %s\nwant %s", msg, g, w)
-	}
-	if g, w := rest(br), rest(ref); g != w {
-		t.Fatalf("after %q: got %s, want %s", msg, g, w)
-	}
-	return true
+	return compare(t, msg, size, closeAfter,
+		func(br *bufio.Reader) (*http.Response, bool) { return ReadResponse(br, req, 1<<20) },
+		func(br *bufio.Reader) (*http.Response, error) { return http.ReadResponse(br, req) },
+		func(r *http.Response) any {
+			return responseFields{r.Status, r.Proto, r.StatusCode, r.ProtoMajor, r.ProtoMinor, r.Header, r.Trailer,
+				r.ContentLength, r.TransferEncoding, r.Close, r.Uncompressed, r.Request, r.Body == http.NoBody}
+		},
+		func(r *http.Response) io.ReadCloser { return r.Body })
 }
 
 // goOpenAIRequest is what go-openai sends for a chat completion.
@@ -289,61 +286,63 @@ func TestFramedByTE(t *testing.T) {
 	}
 }
 
-func BenchmarkReadRequest(b *testing.B) {
-	bench := func(b *testing.B, read func(*bufio.Reader) (*http.Request, error)) {
-		r := strings.NewReader(goOpenAIRequest)
-		br := bufio.NewReaderSize(r, 4096)
-		b.ReportAllocs()
-		for b.Loop() {
-			r.Reset(goOpenAIRequest)
-			br.Reset(r)
-			br.Peek(1)
-			req, err := read(br)
-			if err != nil {
-				b.Fatal(err)
-			}
-			_, errSink = io.Copy(io.Discard, req.Body)
+// benchRead reads msg again and again, with net/http's reader or this
+// package's, and its body to the end.
+func benchRead(b *testing.B, msg string, read func(*bufio.Reader) (io.Reader, error)) {
+	r := strings.NewReader(msg)
+	br := bufio.NewReaderSize(r, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(msg)
+		br.Reset(r)
+		br.Peek(1)
+		body, err := read(br)
+		if err != nil {
+			b.Fatal(err)
 		}
+		_, errSink = io.Copy(io.Discard, body)
 	}
+}
+
+var errNotPlain = errors.New("not plain")
+
+func BenchmarkReadRequest(b *testing.B) {
 	b.Run("httpwire", func(b *testing.B) {
-		bench(b, func(br *bufio.Reader) (*http.Request, error) {
-			req, ok := ReadRequest(br, 1<<20)
-			if !ok {
-				return nil, errors.New("not plain")
+		benchRead(b, goOpenAIRequest, func(br *bufio.Reader) (io.Reader, error) {
+			if req, ok := ReadRequest(br, 1<<20); ok {
+				return req.Body, nil
 			}
-			return req, nil
+			return nil, errNotPlain
 		})
 	})
-	b.Run("net/http", func(b *testing.B) { bench(b, http.ReadRequest) })
+	b.Run("net/http", func(b *testing.B) {
+		benchRead(b, goOpenAIRequest, func(br *bufio.Reader) (io.Reader, error) {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return nil, err
+			}
+			return req.Body, nil
+		})
+	})
 }
 
 func BenchmarkReadResponse(b *testing.B) {
 	req := &http.Request{Method: "POST"}
-	bench := func(b *testing.B, read func(*bufio.Reader) (*http.Response, error)) {
-		r := strings.NewReader(chatAnswer)
-		br := bufio.NewReaderSize(r, 4096)
-		b.ReportAllocs()
-		for b.Loop() {
-			r.Reset(chatAnswer)
-			br.Reset(r)
-			br.Peek(1)
-			resp, err := read(br)
-			if err != nil {
-				b.Fatal(err)
-			}
-			_, errSink = io.Copy(io.Discard, resp.Body)
-		}
-	}
 	b.Run("httpwire", func(b *testing.B) {
-		bench(b, func(br *bufio.Reader) (*http.Response, error) {
-			resp, ok := ReadResponse(br, req, 1<<20)
-			if !ok {
-				return nil, errors.New("not plain")
+		benchRead(b, chatAnswer, func(br *bufio.Reader) (io.Reader, error) {
+			if resp, ok := ReadResponse(br, req, 1<<20); ok {
+				return resp.Body, nil
 			}
-			return resp, nil
+			return nil, errNotPlain
 		})
 	})
 	b.Run("net/http", func(b *testing.B) {
-		bench(b, func(br *bufio.Reader) (*http.Response, error) { return http.ReadResponse(br, req) })
+		benchRead(b, chatAnswer, func(br *bufio.Reader) (io.Reader, error) {
+			resp, err := http.ReadResponse(br, req)
+			if err != nil {
+				return nil, err
+			}
+			return resp.Body, nil
+		})
 	})
 }
