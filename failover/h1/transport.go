@@ -6,9 +6,9 @@
 // per exchange, those hand-offs cost a goroutine wake-up each way and a good
 // part of the CPU on a small machine (BENCHMARKS.md has the profile). This
 // Transport does the whole exchange on the caller's goroutine: it writes the
-// request, reads the response head with net/http's own parser
-// (http.ReadResponse), and returns a body that reads straight from the
-// connection.
+// request, reads the response head (a plain one with internal/httpwire,
+// any other with net/http's own parser, http.ReadResponse), and returns a
+// body that reads straight from the connection.
 //
 // Cancellation needs no watcher goroutine either: a context.AfterFunc moves
 // the connection's deadline into the past, which unblocks a read or write at
