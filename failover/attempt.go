@@ -217,16 +217,13 @@ var errRoundTime = errors.New("round time spent")
 func (a *Response) phaseExpired() {
 	elapsed := time.Since(a.start)
 	r := time.Duration(a.roundAt.Load())
-	roundOver := r > 0 && elapsed >= r
+	roundOver, totalOver := r > 0 && elapsed >= r, elapsed >= a.totalAt
 	switch {
-	case roundOver && r <= a.totalAt:
+	case roundOver && (!totalOver || r <= a.totalAt):
 		a.cancel(errRoundTime)
 		return
-	case elapsed >= a.totalAt:
+	case totalOver:
 		a.cancel(ErrTotalTimeout)
-		return
-	case roundOver:
-		a.cancel(errRoundTime)
 		return
 	}
 	switch a.phaseKind.Load() {

@@ -216,12 +216,12 @@ func contentLength(h http.Header) (n int64, present, ok bool) {
 	return n, true, true
 }
 
-// subtle reports headers whose handling is left to net/http.
+// subtle reports headers whose handling is left to net/http. A
+// Transfer-Encoding never gets this far: plainHead declines its head.
 func subtle(h http.Header) bool {
-	_, te := h["Transfer-Encoding"]
 	_, tr := h["Trailer"]
 	_, pr := h["Pragma"]
-	return te || tr || pr
+	return tr || pr
 }
 
 // ReadRequest reads a plain request head from br as http.ReadRequest would,
@@ -248,16 +248,16 @@ func ReadRequest(br *bufio.Reader, maxHead int) (req *http.Request, ok bool) {
 			return nil, false
 		}
 	}
-	m := new(request) // the request, its URL and its body in one allocation
-	if !requestURL(&m.url, target) {
-		return nil, false
-	}
 	h, ok := parseFields(s[len(line)+2:])
 	if !ok || len(h["Host"]) > 1 || subtle(h) {
 		return nil, false
 	}
 	n, _, ok := contentLength(h)
 	if !ok {
+		return nil, false
+	}
+	m := new(request) // the request, its URL and its body in one allocation
+	if !requestURL(&m.url, target) {
 		return nil, false
 	}
 	req = &m.req
@@ -304,6 +304,13 @@ func requestURL(u *url.URL, target string) bool {
 	return true
 }
 
+var pathChar = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("/-._~", byte(c)) >= 0
+	}
+	return t
+}()
+
 // request and response hold a message and the parts it points to, so that
 // reading one allocates them at once.
 type request struct {
@@ -316,13 +323,6 @@ type response struct {
 	resp http.Response
 	body Body
 }
-
-var pathChar = func() (t [256]bool) {
-	for c := 0; c < 256; c++ {
-		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("/-._~", byte(c)) >= 0
-	}
-	return t
-}()
 
 // ReadResponse reads a plain response head to req from br as
 // http.ReadResponse would, when all of it (at most maxHead bytes) is
