@@ -555,18 +555,37 @@ func (c *conn) writeRequest(req *http.Request, out *outgoing) error {
 	}
 	if length > 0 || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
 		bw.WriteString("Content-Length: ")
-		var num [20]byte
-		bw.Write(strconv.AppendInt(num[:0], length, 10))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), length, 10))
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("\r\n")
 	if length > 0 {
-		n, err := io.CopyN(bw, out.r, length)
-		if err != nil {
-			return fmt.Errorf("request body: %d of %d bytes: %w", n, length, err)
+		if err := writeBody(bw, out.r, length); err != nil {
+			return err
 		}
 	}
 	return bw.Flush()
+}
+
+// writeBody copies the request body, length bytes of it. A body in memory
+// (a *bytes.Reader, or a type embedding one, as failover's is) that holds
+// exactly length bytes is written straight from its slice; anything else
+// goes through io.CopyN, whose limit costs an allocation per request.
+func writeBody(bw *bufio.Writer, r io.Reader, length int64) error {
+	if m, ok := r.(interface {
+		io.WriterTo
+		Len() int
+	}); ok && int64(m.Len()) == length {
+		if n, err := m.WriteTo(bw); err != nil {
+			return fmt.Errorf("request body: %d of %d bytes: %w", n, length, err)
+		}
+		return nil
+	}
+	n, err := io.CopyN(bw, r, length)
+	if err != nil {
+		return fmt.Errorf("request body: %d of %d bytes: %w", n, length, err)
+	}
+	return nil
 }
 
 // body is a response body that returns its connection to the pool at EOF.

@@ -569,3 +569,39 @@ func TestRequestIsNotModified(t *testing.T) {
 		t.Fatalf("upstream saw %s; want each body with its length, the dropped one twice", got)
 	}
 }
+
+// TestWriteBody holds the body copy to its Content-Length whichever way it
+// goes: straight from a reader in memory when that holds exactly the length,
+// through io.CopyN otherwise.
+func TestWriteBody(t *testing.T) {
+	type memBody struct{ bytes.Reader } // as failover's body: a type embedding one
+	mem := func(s string) io.Reader { m := &memBody{}; m.Reset([]byte(s)); return m }
+	tests := []struct {
+		name    string
+		r       io.Reader
+		length  int64
+		want    string
+		wantErr bool
+	}{
+		{"in memory, exact", mem("hello"), 5, "hello", false},
+		{"bytes.Reader, exact", bytes.NewReader([]byte("hello")), 5, "hello", false},
+		{"in memory, longer than the length", mem("hello world"), 5, "hello", false},
+		{"in memory, shorter than the length", mem("hi"), 5, "hi", true},
+		{"a plain reader", io.MultiReader(strings.NewReader("hel"), strings.NewReader("lo!")), 5, "hello", false},
+		{"a plain reader, short", io.MultiReader(strings.NewReader("hel")), 5, "hel", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			bw := bufio.NewWriter(&out)
+			err := writeBody(bw, tt.r, tt.length)
+			bw.Flush()
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if out.String() != tt.want {
+				t.Fatalf("wrote %q, want %q", out.String(), tt.want)
+			}
+		})
+	}
+}

@@ -207,8 +207,7 @@ func (w *response) sendHead(final bool, next []byte) {
 	} else {
 		bw.WriteString("HTTP/1.0 ")
 	}
-	var num [20]byte
-	bw.Write(strconv.AppendInt(num[:0], int64(w.status), 10))
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(w.status), 10))
 	bw.WriteByte(' ')
 	bw.WriteString(http.StatusText(w.status))
 	bw.WriteString("\r\n")
@@ -220,7 +219,7 @@ func (w *response) sendHead(final bool, next []byte) {
 	}
 	if w.cl >= 0 && bodyAllowed(w.status) {
 		bw.WriteString("Content-Length: ")
-		bw.Write(strconv.AppendInt(num[:0], w.cl, 10))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), w.cl, 10))
 		bw.WriteString("\r\n")
 	}
 	if w.chunked {
