@@ -67,17 +67,15 @@ const (
 func (r *Router) attempt(caller context.Context, t *target, req *Request, body []byte, roundLeft time.Duration) (*Response, *failure) {
 	p := t.p
 	to := p.cfg.Timeouts
-	ctx, cancel := context.WithCancelCause(caller)
 	a := &Response{
 		Provider: p.name,
 		Model:    t.model,
 		r:        r,
 		t:        t,
 		caller:   caller,
-		ctx:      ctx,
-		cancel:   cancel,
 		start:    time.Now(),
 	}
+	a.ctx.init(caller)
 	headerWait := to.FirstByte.D()
 	if !req.Stream && to.FirstToken.D() > headerWait {
 		// A non-stream answer's headers often come only with the whole
@@ -99,7 +97,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 	if method == "" {
 		method = http.MethodPost
 	}
-	hreq, err := p.newRequest(ctx, method, req.Path, body, p.requestHeader(req.ContentType, req.Accept))
+	hreq, err := p.newRequest(&a.ctx, method, req.Path, body, p.requestHeader(req.ContentType, req.Accept))
 	if err != nil {
 		a.release()
 		return nil, &failure{cause: CauseClientError, status: http.StatusBadRequest, errMsg: "invalid upstream request", err: err}
@@ -188,7 +186,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			a.phaseKind.Store(phaseIdle)
 			// From here events may come from the buffer without arming the
 			// phase timer: the total timeout needs its own.
-			a.total = time.AfterFunc(max(a.totalAt-time.Since(a.start), time.Nanosecond), func() { a.cancel(ErrTotalTimeout) })
+			a.total = time.AfterFunc(max(a.totalAt-time.Since(a.start), time.Nanosecond), func() { a.ctx.cancel(ErrTotalTimeout) })
 			a.pending = true
 			a.cur = ev
 			if hasFinish(ev.Data) {
@@ -220,19 +218,19 @@ func (a *Response) phaseExpired() {
 	roundOver, totalOver := r > 0 && elapsed >= r, elapsed >= a.totalAt
 	switch {
 	case roundOver && (!totalOver || r <= a.totalAt):
-		a.cancel(errRoundTime)
+		a.ctx.cancel(errRoundTime)
 		return
 	case totalOver:
-		a.cancel(ErrTotalTimeout)
+		a.ctx.cancel(ErrTotalTimeout)
 		return
 	}
 	switch a.phaseKind.Load() {
 	case phaseFirstByte:
-		a.cancel(ErrFirstByteTimeout)
+		a.ctx.cancel(ErrFirstByteTimeout)
 	case phaseFirstToken:
-		a.cancel(ErrFirstTokenTimeout)
+		a.ctx.cancel(ErrFirstTokenTimeout)
 	default:
-		a.cancel(ErrIdleTimeout)
+		a.ctx.cancel(ErrIdleTimeout)
 	}
 }
 
@@ -266,7 +264,7 @@ func (a *Response) failFromErr(err error, afterHeaders bool) *failure {
 		f.cause, f.canceled, f.err = CauseCanceled, true, context.Cause(a.caller)
 		return f
 	}
-	switch c := context.Cause(a.ctx); {
+	switch c := a.ctx.cause(); {
 	case errors.Is(c, ErrFirstByteTimeout):
 		f.cause, f.status, f.err = CauseFirstByteTimeout, http.StatusGatewayTimeout, c
 	case errors.Is(c, ErrFirstTokenTimeout):

@@ -83,8 +83,7 @@ type Response struct {
 	r      *Router
 	t      *target
 	caller context.Context
-	ctx    context.Context
-	cancel context.CancelCauseFunc
+	ctx    attemptCtx // the attempt's: ends with the caller's, or early (a timeout, release)
 	start  time.Time
 
 	phase     *time.Timer // first byte, then first token, then idle gap
@@ -268,7 +267,7 @@ func (a *Response) release() {
 	if a.body != nil {
 		_ = a.body.Close()
 	}
-	a.cancel(errClosed)
+	a.ctx.cancel(errClosed)
 	if a.rd != nil {
 		a.rd.Release()
 		a.rd = nil

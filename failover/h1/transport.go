@@ -10,9 +10,11 @@
 // any other with net/http's own parser, http.ReadResponse), and returns a
 // body that reads straight from the connection.
 //
-// Cancellation needs no watcher goroutine either: a context.AfterFunc moves
-// the connection's deadline into the past, which unblocks a read or write at
-// once; the connection is then closed, never reused.
+// Cancellation needs no watcher goroutine either: a hook registered with the
+// request's context (context.AfterFunc, or the context's own AfterFunc
+// method when it has one) moves the connection's deadline into the past,
+// which unblocks a read or write at once; the connection is then closed,
+// never reused.
 //
 // It speaks HTTP/1.1 only, over TCP or TLS (ALPN "http/1.1"): every LLM
 // provider serves it, and a stream is one request, so HTTP/2's multiplexing
@@ -90,6 +92,7 @@ type conn struct {
 	br     *bufio.Reader
 	idleAt time.Time
 	reused bool
+	abort  func() // abortIO, bound once per connection rather than per request
 }
 
 // aLongTimeAgo is a deadline in the past: setting it fails pending and
@@ -424,6 +427,7 @@ func (t *Transport) dial(ctx context.Context, key connKey, host string) (*conn, 
 		return nil, err
 	}
 	c := &conn{t: t, key: key, nc: nc}
+	c.abort = c.abortIO
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}
@@ -465,7 +469,7 @@ var defaultDialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.S
 // roundTrip writes req on c and reads the response head. On an error the
 // caller closes c.
 func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) (*http.Response, error) {
-	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
+	stop := afterFunc(ctx, c.abort)
 	if err := c.writeRequest(req, out); err != nil {
 		stop()
 		return nil, fmt.Errorf("h1: write request: %w: %w", errNothingRead, err)
@@ -501,6 +505,21 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 		return resp, nil
 	}
 }
+
+// afterFunc is context.AfterFunc, except that a context with an AfterFunc
+// method of its own (failover's attempts) is asked directly:
+// context.AfterFunc would first wrap f in a cancelable context of its own,
+// three allocations and a done channel per request.
+func afterFunc(ctx context.Context, f func()) (stop func() bool) {
+	if a, ok := ctx.(interface{ AfterFunc(func()) func() bool }); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(ctx, f)
+}
+
+// abortIO makes what is blocked on the connection return at once, and every
+// later read or write fail: how a cancelled request ends its exchange.
+func (c *conn) abortIO() { c.nc.SetDeadline(aLongTimeAgo) }
 
 // writeRequest writes the request line, the headers and the body, then
 // flushes: one write for a request that fits the buffer.
