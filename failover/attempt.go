@@ -73,7 +73,6 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		r:        r,
 		t:        t,
 		caller:   caller,
-		start:    time.Now(),
 	}
 	a.ctx.init(caller)
 	headerWait := to.FirstByte.D()
@@ -82,16 +81,9 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		// answer, so they get the first-token allowance.
 		headerWait = to.FirstToken.D()
 	}
-	if roundLeft > 0 {
-		// The round's deadline rides on the phase timer (armPhase): one
-		// timer fewer per attempt.
-		a.roundAt.Store(int64(roundLeft))
-		headerWait = min(headerWait, roundLeft)
-	}
-	// So does the total timeout, until the answer streams: a non-stream
-	// answer needs no second timer.
-	a.totalAt = to.Total.D()
-	a.phase = time.AfterFunc(min(headerWait, a.totalAt), a.phaseExpired)
+	// The round's time and the total timeout share the attempt's one timer
+	// with the phases (deadlines).
+	a.startDeadlines(to.Idle.D(), to.FirstToken.D(), headerWait, to.Total.D(), roundLeft, a.ctx.cancel)
 
 	method := req.Method
 	if method == "" {
@@ -182,11 +174,10 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			return nil, f
 		}
 		if tokenBearing(s) {
-			a.phase.Stop()
+			// The answer has begun: from here each wait for the provider
+			// is bounded by the idle timeout (Next).
+			a.endWait()
 			a.phaseKind.Store(phaseIdle)
-			// From here events may come from the buffer without arming the
-			// phase timer: the total timeout needs its own.
-			a.total = time.AfterFunc(max(a.totalAt-time.Since(a.start), time.Nanosecond), func() { a.ctx.cancel(ErrTotalTimeout) })
 			a.pending = true
 			a.cur = ev
 			if hasFinish(ev.Data) {
@@ -208,53 +199,6 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 }
 
 var errRoundTime = errors.New("round time spent")
-
-// phaseExpired is the phase timer's action: it aborts the attempt with the
-// round's timeout or the total timeout when one of them is spent (the
-// earlier one, when both are), else with the timeout of the phase it is in.
-func (a *Response) phaseExpired() {
-	elapsed := time.Since(a.start)
-	r := time.Duration(a.roundAt.Load())
-	roundOver, totalOver := r > 0 && elapsed >= r, elapsed >= a.totalAt
-	switch {
-	case roundOver && (!totalOver || r <= a.totalAt):
-		a.ctx.cancel(errRoundTime)
-		return
-	case totalOver:
-		a.ctx.cancel(ErrTotalTimeout)
-		return
-	}
-	switch a.phaseKind.Load() {
-	case phaseFirstByte:
-		a.ctx.cancel(ErrFirstByteTimeout)
-	case phaseFirstToken:
-		a.ctx.cancel(ErrFirstTokenTimeout)
-	default:
-		a.ctx.cancel(ErrIdleTimeout)
-	}
-}
-
-func (a *Response) setPhase(ph int32, d time.Duration) {
-	a.phaseKind.Store(ph)
-	a.armPhase(d)
-}
-
-// armPhase sets the phase timer to fire in d, or sooner when the round's
-// time runs out first (roundAt, until the round has its answer) or, until
-// the answer streams, the total timeout's (totalAt).
-func (a *Response) armPhase(d time.Duration) {
-	elapsed := time.Since(a.start)
-	if r := time.Duration(a.roundAt.Load()); r > 0 {
-		d = min(d, r-elapsed)
-	}
-	if a.total == nil {
-		d = min(d, a.totalAt-elapsed)
-	}
-	if d <= 0 {
-		d = time.Nanosecond
-	}
-	a.phase.Reset(d)
-}
 
 // failFromErr names the cause of a transport or read error from what ended
 // the attempt's context; afterHeaders tells a reset from a cut.
@@ -297,14 +241,13 @@ var errBodyTooLarge = errors.New("response body too large")
 // readBody reads a whole non-stream body, each read bounded by the idle
 // timeout and all of it by the total timeout.
 func (a *Response) readBody(limit int64) ([]byte, error) {
-	idle := a.t.p.cfg.Timeouts.Idle.D()
 	n := 4 << 10
 	if cl := a.length; cl > 0 && cl <= limit {
 		n = int(cl) + 1
 	}
 	buf := make([]byte, 0, n)
 	for {
-		a.armPhase(idle)
+		a.waitIdle()
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}

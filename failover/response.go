@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync/atomic"
-	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -80,23 +78,11 @@ type Response struct {
 	// asked again without it).
 	Continued bool
 
-	r      *Router
-	t      *target
-	caller context.Context
-	ctx    attemptCtx // the attempt's: ends with the caller's, or early (a timeout, release)
-	start  time.Time
-
-	phase     *time.Timer // first byte, then first token, then idle gap
-	phaseKind atomic.Int32
-	// roundAt is when, counted from start, the round's time runs out; 0
-	// once the round has its answer. The phase timer fires by then.
-	roundAt atomic.Int64
-	// totalAt is when, counted from start, the total timeout ends. Until
-	// the answer streams, the phase timer fires by then too; a stream, whose
-	// events may come from the buffer without arming the phase timer, gets
-	// a timer of its own (total).
-	totalAt time.Duration
-	total   *time.Timer // nil until the answer streams
+	r         *Router
+	t         *target
+	caller    context.Context
+	ctx       attemptCtx // the attempt's: ends with the caller's, or early (a timeout, release)
+	deadlines            // the attempt's timeouts, on one lazily re-armed timer
 
 	body      io.ReadCloser
 	length    int64 // Content-Length; -1 unknown
@@ -136,7 +122,6 @@ func (a *Response) Next() (sse.Event, error) {
 		a.pending = false
 		return a.cur, nil
 	}
-	idle := a.t.p.cfg.Timeouts.Idle.D()
 	for {
 		// The idle timer guards only a wait for the provider: an event
 		// already whole in the buffer (a burst read at once) comes without
@@ -146,9 +131,9 @@ func (a *Response) Next() (sse.Event, error) {
 		if a.rd.Buffered() {
 			ev, err = a.rd.Next()
 		} else {
-			a.phase.Reset(idle)
+			a.waitIdle()
 			ev, err = a.rd.Next()
-			a.phase.Stop()
+			a.endWait()
 		}
 		if err != nil {
 			return sse.Event{}, a.finish(a.streamEnd(err))
@@ -260,10 +245,7 @@ func (a *Response) release() {
 		return
 	}
 	a.released = true
-	a.phase.Stop()
-	if a.total != nil {
-		a.total.Stop()
-	}
+	a.deadlines.stop()
 	if a.body != nil {
 		_ = a.body.Close()
 	}

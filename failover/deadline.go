@@ -1,0 +1,154 @@
+package failover
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// deadlines are an attempt's timeouts (first byte, first token, idle gap,
+// the round's time, the total) on one timer that is re-armed lazily.
+//
+// Resetting a runtime timer is not free: the runtime wakes the network
+// poller or starts a thread for it (wakeNetPoller), a futex wake and a
+// thread that spins up to find nothing to do, and a stream read event by
+// event used to reset its idle timer around every read from the provider.
+// Here a wait for the provider only publishes its deadline (an atomic
+// store); the timer is armed at the start for the earliest moment any
+// deadline could fall, and when it fires before a deadline it re-arms
+// itself for what is left. An attempt that ends within its shortest
+// timeout, as almost all do, arms the timer once and stops it once.
+//
+// Invariant: the timer fires no later than every deadline in force, and no
+// later than now+idle, so that waitIdle never has to move it. Only a
+// deadline earlier than that (the drain after a stream, a short round)
+// resets it.
+type deadlines struct {
+	start time.Time
+	idle  time.Duration
+	// totalAt is when, counted from start, the total timeout ends.
+	totalAt time.Duration
+	// roundAt is when, counted from start, the round's time runs out; 0
+	// once the round has its answer.
+	roundAt atomic.Int64
+	// waitAt is when the current wait for the provider times out, counted
+	// from start; 0 while nothing is awaited (the proxy is relaying).
+	waitAt    atomic.Int64
+	phaseKind atomic.Int32 // names the wait's timeout: first byte, first token, idle
+	// timerAt is when the timer fires, counted from start.
+	timerAt atomic.Int64
+
+	mu      sync.Mutex // orders the timer's re-arming with setPhase and stop
+	timer   *time.Timer
+	stopped bool
+	expire  func(cause error)
+}
+
+// startDeadlines arms d for an attempt that starts now and waits for its
+// first byte until headerWait; expire is called once with the cause when a
+// deadline passes. firstToken is the first-token allowance; roundLeft is
+// what is left of the round (0: unbounded).
+func (d *deadlines) startDeadlines(idle, firstToken, headerWait, total, roundLeft time.Duration, expire func(error)) {
+	d.start = time.Now()
+	d.idle, d.totalAt, d.expire = idle, total, expire
+	d.phaseKind.Store(phaseFirstByte)
+	d.waitAt.Store(int64(headerWait))
+	first := min(headerWait, firstToken, idle, total)
+	if roundLeft > 0 {
+		d.roundAt.Store(int64(roundLeft))
+		first = min(first, roundLeft)
+	}
+	first = max(first, time.Nanosecond)
+	d.timerAt.Store(int64(first))
+	d.timer = time.AfterFunc(first, d.fire)
+}
+
+// setPhase starts a wait of the kind ph that times out after dur.
+func (d *deadlines) setPhase(ph int32, dur time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	elapsed := time.Since(d.start)
+	at := elapsed + max(dur, time.Nanosecond)
+	d.phaseKind.Store(ph)
+	d.waitAt.Store(int64(at))
+	if int64(at) < d.timerAt.Load() && !d.stopped {
+		d.timerAt.Store(int64(at))
+		d.timer.Reset(at - elapsed)
+	}
+}
+
+// waitIdle starts a wait for the provider bounded by the idle timeout: the
+// hot path of a stream, one clock read and two atomic operations.
+func (d *deadlines) waitIdle() {
+	at := int64(time.Since(d.start) + d.idle)
+	d.waitAt.Store(at)
+	if d.timerAt.Load() > at {
+		d.setPhase(phaseIdle, d.idle) // not reached while the invariant holds
+	}
+}
+
+// endWait ends the current wait: the proxy has what it waited for.
+func (d *deadlines) endWait() { d.waitAt.Store(0) }
+
+// stop stops the timer for good.
+func (d *deadlines) stop() {
+	d.mu.Lock()
+	d.stopped = true
+	d.mu.Unlock()
+	d.timer.Stop()
+}
+
+// fire is the timer's action: it expires the attempt when a deadline has
+// passed, else re-arms the timer for the next one.
+func (d *deadlines) fire() {
+	d.mu.Lock()
+	if d.stopped {
+		d.mu.Unlock()
+		return
+	}
+	elapsed := time.Since(d.start)
+	cause, next := d.check(elapsed)
+	if cause == nil {
+		d.timerAt.Store(int64(next))
+		d.timer.Reset(next - elapsed)
+	}
+	d.mu.Unlock()
+	if cause != nil {
+		d.expire(cause)
+	}
+}
+
+// check reports the cause when a deadline has passed at elapsed: the
+// round's time or the total timeout when one of them is spent (the earlier
+// one, when both are), else the timeout of the wait in progress. Otherwise
+// it reports when the timer must fire next.
+func (d *deadlines) check(elapsed time.Duration) (error, time.Duration) {
+	r := time.Duration(d.roundAt.Load())
+	roundOver, totalOver := r > 0 && elapsed >= r, elapsed >= d.totalAt
+	switch {
+	case roundOver && (!totalOver || r <= d.totalAt):
+		return errRoundTime, 0
+	case totalOver:
+		return ErrTotalTimeout, 0
+	}
+	// elapsed is read before waitAt: a wait that began after it cannot
+	// be taken for one that timed out.
+	next := min(d.totalAt, elapsed+d.idle)
+	if r > 0 {
+		next = min(next, r)
+	}
+	if w := time.Duration(d.waitAt.Load()); w > 0 {
+		if elapsed >= w {
+			switch d.phaseKind.Load() {
+			case phaseFirstByte:
+				return ErrFirstByteTimeout, 0
+			case phaseFirstToken:
+				return ErrFirstTokenTimeout, 0
+			default:
+				return ErrIdleTimeout, 0
+			}
+		}
+		next = min(next, w)
+	}
+	return nil, next
+}
