@@ -300,7 +300,12 @@ func (w *response) Flush() { _ = w.FlushError() }
 
 // SetWriteDeadline and SetReadDeadline serve http.ResponseController.
 func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
-func (w *response) SetReadDeadline(t time.Time) error  { return w.c.nc.SetReadDeadline(t) }
+func (w *response) SetReadDeadline(t time.Time) error {
+	// Through the conn, which keeps track of its read deadline; a handler
+	// calls it on the connection's goroutine, before it returns.
+	w.c.rdl = t
+	return w.c.nc.SetReadDeadline(t)
+}
 
 // finish completes the answer after the handler returned and flushes it.
 func (w *response) finish() {

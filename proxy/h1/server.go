@@ -43,6 +43,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -251,7 +252,39 @@ type conn struct {
 	cancel   atomic.Pointer[context.CancelFunc] // the request in flight
 	werr     error                              // the first write error; the connection is dead
 	lastPost bool
-	hold     []byte // a response's body before its head; reused across requests
+	rdl      time.Time // the read deadline in place, as the server set it (setReadDeadline)
+	hold     []byte    // a response's body before its head; reused across requests
+}
+
+// setReadDeadline sets the connection's read deadline and remembers it.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.rdl = t
+	c.nc.SetReadDeadline(t)
+}
+
+// awaitRequest waits up to idle for the first byte of the next request and
+// reports whether it came. The deadline is not moved for every request:
+// each move resets a runtime timer, which wakes the network poller or
+// starts a thread for it. A deadline an earlier wait set is left in place
+// while it is ahead and no later than this wait's end; when it passes
+// first, the wait is re-armed for what is left of its own idle time, so a
+// connection is never closed before it was idle that long.
+func (c *conn) awaitRequest(idle time.Duration) bool {
+	start := time.Now()
+	end := start.Add(idle)
+	if !c.rdl.After(start) || c.rdl.After(end) {
+		c.setReadDeadline(end)
+	}
+	for {
+		_, err := c.br.Peek(1)
+		if err == nil {
+			return true
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || !time.Now().Before(end) {
+			return false
+		}
+		c.setReadDeadline(end) // the deadline was an earlier wait's
+	}
 }
 
 // peerGone runs on the watcher's goroutine when the client closed its side
@@ -300,8 +333,7 @@ func (c *conn) serve() {
 		c.state.Store(stateIdle)
 		c.lr.n = int64(maxHeader) + 4096 // as net/http: room for the request line
 		if c.br.Buffered() == 0 {
-			c.nc.SetReadDeadline(time.Now().Add(idle))
-			if _, err := c.br.Peek(1); err != nil {
+			if !c.awaitRequest(idle) {
 				return
 			}
 		} else {
@@ -309,7 +341,7 @@ func (c *conn) serve() {
 			// timeout, also while stray line breaks after a POST body are
 			// looked for below (the deadline in place is the last
 			// request's, or none).
-			c.nc.SetReadDeadline(time.Now().Add(headerWait))
+			c.setReadDeadline(time.Now().Add(headerWait))
 		}
 		c.state.Store(stateActive)
 		if c.lastPost {
@@ -323,7 +355,7 @@ func (c *conn) serve() {
 		// net/http's to read, within the header timeout.
 		req, plain := httpwire.ReadRequest(c.br, maxHeader+4096)
 		if !plain {
-			c.nc.SetReadDeadline(time.Now().Add(headerWait))
+			c.setReadDeadline(time.Now().Add(headerWait))
 			var err error
 			if req, err = http.ReadRequest(c.br); err != nil {
 				c.rejectBadRequest(err)
@@ -338,7 +370,7 @@ func (c *conn) serve() {
 		// one in place is left alone (one deadline change per request
 		// instead of three).
 		if !plain || req.ContentLength < 0 || req.ContentLength > int64(c.br.Buffered()) {
-			c.nc.SetReadDeadline(time.Time{})
+			c.setReadDeadline(time.Time{})
 		}
 		if msg := checkRequest(req); msg != "" {
 			status := http.StatusBadRequest

@@ -208,3 +208,51 @@ func TestPipelinedHeadGetsTheHeaderTimeout(t *testing.T) {
 		t.Fatalf("after the header timeout: read %q, %v; want a 400 or nothing, and the connection closed", b, err)
 	}
 }
+
+// TestIdleTimeout: a keep-alive connection stays open for IdleTimeout after
+// each answer, even when the deadline an earlier wait left in place passes
+// first (the server does not move it for every request), and is closed
+// once it has been idle that long.
+func TestIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	s := &Server{IdleTimeout: idle, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Path)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	defer s.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	ask := func(path string) {
+		t.Helper()
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: no answer: %v", path, err)
+		}
+		if b, _ := io.ReadAll(resp.Body); string(b) != path {
+			t.Fatalf("%s: answer %q", path, b)
+		}
+	}
+	// The client is slow: its first request comes 2/3 of the idle time
+	// after it connected, its second 2/3 of it after the first answer,
+	// which is past the deadline the first wait set.
+	time.Sleep(idle * 2 / 3)
+	ask("/first")
+	time.Sleep(idle * 2 / 3)
+	ask("/second")
+	// Then it stays silent: the server closes the connection.
+	if b, err := io.ReadAll(br); err != nil || len(b) > 0 {
+		t.Fatalf("after the idle timeout: read %q, %v; want the connection closed", b, err)
+	}
+}
