@@ -46,7 +46,7 @@ type failure struct {
 	canceled   bool // the caller's context ended: not the provider's fault
 }
 
-// Phases of an attempt; the phase timer's cause follows the phase.
+// Phases of an attempt; a spent wait's cause follows its phase (deadlines).
 const (
 	phaseFirstByte int32 = iota
 	phaseFirstToken

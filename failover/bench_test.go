@@ -57,7 +57,7 @@ func openEndless(tb testing.TB) *Response {
 
 // BenchmarkNext measures the per-event cost of Response.Next on a healthy
 // stream: SSE parsing, the JSON validity check, the error and finish
-// pre-checks and the idle timer.
+// pre-checks and the idle deadline.
 func BenchmarkNext(b *testing.B) {
 	resp := openEndless(b)
 	b.SetBytes(int64(len(typicalChunk)))

@@ -317,7 +317,7 @@ func TestPolicyBeforeFirstByte(t *testing.T) {
 			minTook: 150 * ms, maxTook: 150*ms + slack,
 		},
 		{
-			// The round's deadline rides on the phase timer: it must also cut
+			// The round's deadline rides on the attempt's timer: it must also cut
 			// a body read whose idle allowance reaches past it.
 			name: "round time bounds an answer whose body stalls",
 			a: always(func(c *fconn) {

@@ -123,9 +123,9 @@ func (a *Response) Next() (sse.Event, error) {
 		return a.cur, nil
 	}
 	for {
-		// The idle timer guards only a wait for the provider: an event
+		// The idle timeout guards only a wait for the provider: an event
 		// already whole in the buffer (a burst read at once) comes without
-		// one, and skips the timer's two heap operations.
+		// one.
 		var ev sse.Event
 		var err error
 		if a.rd.Buffered() {
