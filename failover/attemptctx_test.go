@@ -3,6 +3,8 @@ package failover
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -189,5 +191,53 @@ func TestAttemptCtxConcurrentEnds(t *testing.T) {
 			t.Fatalf("hook %d ran although it was stopped, or twice", i)
 		default:
 		}
+	}
+}
+
+// TestAttemptCtxWithNetHTTP: net/http's own transport (the fallback for
+// providers behind an HTTP proxy) derives its contexts from an attempt's
+// and selects on its Done; aborting the attempt ends a request the
+// provider never answers.
+func TestAttemptCtxWithNetHTTP(t *testing.T) {
+	release, arrived := make(chan struct{}), make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release // a provider that never answers, until the test ends
+	}))
+	defer srv.Close()
+	defer close(release)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+
+	a := &attemptCtx{}
+	a.init(context.Background())
+	req, err := http.NewRequestWithContext(a, http.MethodGet, srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := tr.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	select { // the request is in flight once the server holds it
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached the server")
+	}
+	a.cancel(ErrFirstByteTimeout)
+	select {
+	case err := <-errc:
+		if err == nil || !errors.Is(err, context.Canceled) {
+			t.Fatalf("RoundTrip = %v, want a cancellation", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("net/http's transport did not notice the aborted attempt")
+	}
+	if !errors.Is(a.cause(), ErrFirstByteTimeout) {
+		t.Fatalf("cause = %v", a.cause())
 	}
 }
