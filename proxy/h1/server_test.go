@@ -180,18 +180,7 @@ func TestPipelinedHeadGetsTheHeaderTimeout(t *testing.T) {
 	s := &Server{ReadHeaderTimeout: 20 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.Method+" "+r.URL.Path)
 	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	defer s.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := serveOne(t, s)
 	if _, err := io.WriteString(c, "POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nokGE"); err != nil {
 		t.Fatal(err)
 	}
@@ -218,18 +207,7 @@ func TestIdleTimeout(t *testing.T) {
 	s := &Server{IdleTimeout: idle, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.URL.Path)
 	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	defer s.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := serveOne(t, s)
 	br := bufio.NewReader(c)
 	ask := func(path string) {
 		t.Helper()
@@ -255,4 +233,23 @@ func TestIdleTimeout(t *testing.T) {
 	if b, err := io.ReadAll(br); err != nil || len(b) > 0 {
 		t.Fatalf("after the idle timeout: read %q, %v; want the connection closed", b, err)
 	}
+}
+
+// serveOne serves s on a loopback listener for the test's duration and
+// returns a raw client connection to it, with a generous deadline.
+func serveOne(t *testing.T, s *Server) net.Conn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
 }
