@@ -139,7 +139,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 
 	// A stream: hold everything up to the first token-bearing event.
 	a.stream = true
-	a.setPhase(phaseFirstToken, to.FirstToken.D()-time.Since(a.start))
+	a.setPhaseAt(phaseFirstToken, to.FirstToken.D()) // counted from the attempt's start
 	a.rd = sse.NewReader(resp.Body)
 	held := 0
 	for {

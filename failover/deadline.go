@@ -65,25 +65,29 @@ func (d *deadlines) startDeadlines(idle, firstToken, headerWait, total, roundLef
 
 // setPhase starts a wait of the kind ph that times out after dur.
 func (d *deadlines) setPhase(ph int32, dur time.Duration) {
+	d.setPhaseAt(ph, time.Since(d.start)+max(dur, time.Nanosecond))
+}
+
+// setPhaseAt starts a wait of the kind ph that times out at at, counted
+// from start. Only a deadline earlier than the timer moves it.
+func (d *deadlines) setPhaseAt(ph int32, at time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	elapsed := time.Since(d.start)
-	at := elapsed + max(dur, time.Nanosecond)
 	d.phaseKind.Store(ph)
 	d.waitAt.Store(int64(at))
 	if int64(at) < d.timerAt.Load() && !d.stopped {
 		d.timerAt.Store(int64(at))
-		d.timer.Reset(at - elapsed)
+		d.timer.Reset(max(at-time.Since(d.start), time.Nanosecond))
 	}
 }
 
 // waitIdle starts a wait for the provider bounded by the idle timeout: the
 // hot path of a stream, one clock read and two atomic operations.
 func (d *deadlines) waitIdle() {
-	at := int64(time.Since(d.start) + d.idle)
-	d.waitAt.Store(at)
-	if d.timerAt.Load() > at {
-		d.setPhase(phaseIdle, d.idle) // not reached while the invariant holds
+	at := time.Since(d.start) + d.idle
+	d.waitAt.Store(int64(at))
+	if d.timerAt.Load() > int64(at) {
+		d.setPhaseAt(phaseIdle, at) // not reached while the invariant holds
 	}
 }
 

@@ -303,8 +303,7 @@ func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteD
 func (w *response) SetReadDeadline(t time.Time) error {
 	// Through the conn, which keeps track of its read deadline; a handler
 	// calls it on the connection's goroutine, before it returns.
-	w.c.rdl = t
-	return w.c.nc.SetReadDeadline(t)
+	return w.c.setReadDeadline(t)
 }
 
 // finish completes the answer after the handler returned and flushes it.

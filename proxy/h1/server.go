@@ -257,9 +257,9 @@ type conn struct {
 }
 
 // setReadDeadline sets the connection's read deadline and remembers it.
-func (c *conn) setReadDeadline(t time.Time) {
+func (c *conn) setReadDeadline(t time.Time) error {
 	c.rdl = t
-	c.nc.SetReadDeadline(t)
+	return c.nc.SetReadDeadline(t)
 }
 
 // awaitRequest waits up to idle for the first byte of the next request and
