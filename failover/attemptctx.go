@@ -27,7 +27,7 @@ import (
 // with cause, since context.Cause would find the caller's cancelCtx first.
 type attemptCtx struct {
 	parent     context.Context
-	stopParent func() bool // ends the registration with parent; nil when there is none
+	stopParent func() bool // ends the registration with parent; nil when there is none (under mu)
 
 	mu     sync.Mutex
 	done   chan struct{} // made by the first Done, or closed at the end
@@ -56,7 +56,12 @@ func (c *attemptCtx) init(parent context.Context) {
 	if parent.Done() == nil {
 		return // never canceled (Background, WithoutCancel)
 	}
-	c.stopParent = context.AfterFunc(parent, c.parentDone)
+	// A caller that is already done, or ends now, runs parentDone on
+	// another goroutine at once: it must not read stopParent unlocked.
+	stop := context.AfterFunc(parent, c.parentDone)
+	c.mu.Lock()
+	c.stopParent = stop
+	c.mu.Unlock()
 }
 
 // parentDone runs, on a goroutine of the context package's, when the
@@ -85,11 +90,13 @@ func (c *attemptCtx) end(err, why error) {
 	} else {
 		close(c.done)
 	}
-	hooks := c.hooks
+	hooks, stopParent := c.hooks, c.stopParent
 	c.hooks = nil
 	c.mu.Unlock()
-	if c.stopParent != nil {
-		c.stopParent()
+	if stopParent != nil {
+		// Nil when the caller ended the attempt before init kept the
+		// registration: that registration has run, nothing to stop.
+		stopParent()
 	}
 	for _, h := range hooks {
 		h.f()
