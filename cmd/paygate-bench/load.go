@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,10 @@ type loader struct {
 	nonStream  []byte
 	stream     []byte
 	slowStream []byte
+	// harness lists the processes of the load generator and the fake
+	// upstream, whose CPU every cell also spends; nil in tests that do not
+	// account it.
+	harness func() []int
 }
 
 func newLoader(key string) *loader {
@@ -82,6 +87,9 @@ type cellResult struct {
 	Elapsed  time.Duration
 	P50, P99 time.Duration
 	CPU      time.Duration // proxy process CPU during the cell; 0 with no process
+	Harness  time.Duration // load generator and fake upstream CPU during the cell
+	Busy     time.Duration // the whole machine's CPU outside idle during the cell
+	NCPU     int           // CPUs Busy is a share of
 }
 
 // RPS is completed requests per second.
@@ -98,6 +106,24 @@ func (r cellResult) CPUPerReq() time.Duration {
 		return 0
 	}
 	return r.CPU / time.Duration(r.OK)
+}
+
+// perReq divides a cell's CPU time by its completed requests.
+func (r cellResult) perReq(d time.Duration) time.Duration {
+	if r.OK == 0 {
+		return 0
+	}
+	return d / time.Duration(r.OK)
+}
+
+// BusyShare is the share of the machine's CPU time that was not idle during
+// the cell. Throughput is this share of the CPUs divided by the machine's CPU
+// per request, so a cell can lose throughput to CPU or to idle time.
+func (r cellResult) BusyShare() float64 {
+	if r.Elapsed <= 0 || r.NCPU == 0 {
+		return 0
+	}
+	return float64(r.Busy) / (float64(r.Elapsed) * float64(r.NCPU))
 }
 
 // percentile returns the q-quantile (nearest rank) of sorted durations.
@@ -134,7 +160,12 @@ func (l *loader) runCell(ctx context.Context, url string, spec cellSpec, d time.
 	if pids != nil {
 		procs = pids()
 	}
-	cpu0 := cpuOf(procs)
+	var harness []int
+	if l.harness != nil {
+		harness = l.harness()
+	}
+	cpu0, h0 := cpuOf(procs), cpuOf(harness)
+	busy0, busyErr := systemBusy()
 	workers := make([]*worker, spec.Clients)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -169,6 +200,10 @@ func (l *loader) runCell(ctx context.Context, url string, spec cellSpec, d time.
 	wg.Wait()
 	res := cellResult{Elapsed: time.Since(start)}
 	res.CPU = cpuOf(procs) - cpu0
+	res.Harness = cpuOf(harness) - h0
+	if busy1, err := systemBusy(); err == nil && busyErr == nil {
+		res.Busy, res.NCPU = busy1-busy0, runtime.NumCPU()
+	}
 	var all []time.Duration
 	for _, w := range workers {
 		all = append(all, w.lat...)

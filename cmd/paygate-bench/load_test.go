@@ -41,6 +41,32 @@ func TestRunCellCountsAnswers(t *testing.T) {
 	}
 }
 
+// TestRunCellAccountsTheMachine checks the figures the report's CPU budget
+// is computed from: the harness's CPU (here the test process, which runs both
+// the clients and the upstream) and the machine's busy time.
+func TestRunCellAccountsTheMachine(t *testing.T) {
+	up := newTestUpstream(t)
+	l := newLoader("sk-test")
+	l.harness = func() []int { return []int{os.Getpid()} }
+	r := l.runCell(context.Background(), up.URL+"/v1/chat/completions", cellSpec{Clients: 4}, 300*time.Millisecond, nil)
+	if r.OK == 0 {
+		t.Fatalf("no answers (%v)", r.FirstErr)
+	}
+	if r.Harness <= 0 {
+		t.Errorf("got harness CPU %v; want > 0 for a process that served and sent every request", r.Harness)
+	}
+	if r.Busy <= 0 || r.NCPU < 1 {
+		t.Errorf("got machine busy %v over %d CPUs; want > 0", r.Busy, r.NCPU)
+	}
+	// /proc counts in 10 ms ticks, so the share may exceed 1 by a tick.
+	if s := r.BusyShare(); s <= 0 || s > 1+float64(clockTick)/float64(r.Elapsed) {
+		t.Errorf("got busy share %.3f; want within (0, 1]", s)
+	}
+	if r.CPU != 0 {
+		t.Errorf("got proxy CPU %v with no proxy process; want 0", r.CPU)
+	}
+}
+
 func TestRunCellCountsFailures(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":{"message":"down"}}`, http.StatusBadGateway)

@@ -226,6 +226,7 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 	children = append(children, pg)
 
 	l := newLoader(benchClientKey)
+	l.harness = func() []int { return []int{os.Getpid(), up.pid()} }
 	single := func(c *child) func() []int { return func() []int { return []int{c.pid()} } }
 	targets := []*target{
 		{name: tDirect, url: "http://" + upAddr + "/v1/chat/completions"},

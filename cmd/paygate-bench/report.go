@@ -38,6 +38,9 @@ type targetSummary struct {
 	TTFC50    map[int]time.Duration // stream time to first chunk by clients
 	TTFC99    map[int]time.Duration
 	StreamCPU map[int]time.Duration // proxy CPU per stream by clients
+	Harness   map[int]time.Duration // load generator and fake upstream CPU per non-stream request
+	Busy      map[int]time.Duration // the machine's CPU per non-stream request
+	BusyShare map[int]float64       // the machine's non-idle share in non-stream cells
 	Errors    int                   // failed requests over all cells and repetitions
 	FirstErr  string
 	HasProc   bool   // a proxy process exists (false for direct)
@@ -51,6 +54,7 @@ func newTargetSummary(name string) *targetSummary {
 		RPS:  map[int]float64{}, P50: map[int]time.Duration{}, P99: map[int]time.Duration{},
 		CPU: map[int]time.Duration{}, TTFC50: map[int]time.Duration{}, TTFC99: map[int]time.Duration{},
 		StreamCPU: map[int]time.Duration{},
+		Harness:   map[int]time.Duration{}, Busy: map[int]time.Duration{}, BusyShare: map[int]float64{},
 	}
 }
 
@@ -59,11 +63,13 @@ func summarize(name string, cells map[cellSpec][]cellResult, hasProc bool) *targ
 	s := newTargetSummary(name)
 	s.HasProc = hasProc
 	for spec, runs := range cells {
-		var rps []float64
-		var p50, p99, cpu []time.Duration
+		var rps, share []float64
+		var p50, p99, cpu, harness, busy []time.Duration
 		for _, r := range runs {
 			rps = append(rps, r.RPS())
 			p50, p99, cpu = append(p50, r.P50), append(p99, r.P99), append(cpu, r.CPUPerReq())
+			harness, busy = append(harness, r.perReq(r.Harness)), append(busy, r.perReq(r.Busy))
+			share = append(share, r.BusyShare())
 			s.Errors += r.Errors
 			if r.FirstErr != nil && s.FirstErr == "" {
 				s.FirstErr = r.FirstErr.Error()
@@ -75,6 +81,7 @@ func summarize(name string, cells map[cellSpec][]cellResult, hasProc bool) *targ
 			continue
 		}
 		s.RPS[c], s.P50[c], s.P99[c], s.CPU[c] = median(rps), median(p50), median(p99), median(cpu)
+		s.Harness[c], s.Busy[c], s.BusyShare[c] = median(harness), median(busy), median(share)
 	}
 	return s
 }
@@ -150,6 +157,27 @@ func evaluate(direct, nginx, pg *targetSummary) []check {
 		Met:    memMet,
 	})
 	return cs
+}
+
+// cellBudget is what paygate's non-stream cell could spend per request and
+// still reach minThroughputRatio of nginx's throughput. A cell's throughput is
+// its busy share of the CPUs divided by the machine's CPU per request, so at
+// paygate's own busy share its cell may spend at most
+// nginx's CPU per request × paygate's share / (ratio × nginx's share).
+type cellBudget struct {
+	CellMax  time.Duration // machine CPU per request paygate's cell may spend
+	ProxyMax time.Duration // paygate's own share of it, the rest of its cell as measured
+}
+
+// throughputBudget computes the budget at c clients; false when a figure is
+// missing (a cell without requests, /proc/stat unreadable).
+func throughputBudget(nginx, pg *targetSummary, c int) (cellBudget, bool) {
+	sn, sp := nginx.BusyShare[c], pg.BusyShare[c]
+	if sn == 0 || sp == 0 || nginx.Busy[c] == 0 || pg.Busy[c] == 0 {
+		return cellBudget{}, false
+	}
+	cellMax := time.Duration(float64(nginx.Busy[c]) * sp / (minThroughputRatio * sn))
+	return cellBudget{CellMax: cellMax, ProxyMax: pg.CPU[c] - (pg.Busy[c] - cellMax)}, true
 }
 
 // holdStreamsDefault is the issue's 128 concurrent streams.
@@ -281,6 +309,8 @@ func renderReport(info runInfo, targets []*targetSummary, profile string) string
 		}
 	}
 
+	renderBudget(p, info.NProc, targets, n, g, byName[tStackFloor])
+
 	p("\n## How it is measured\n\n")
 	p("- **direct**: the load generator talks to the fake upstream itself; the other columns add one hop. ")
 	p("**nginx**: Debian's nginx as a plain reverse proxy (`proxy_buffering off`, `proxy_http_version 1.1`, upstream keep-alive pool, `access_log off`, one worker per CPU). ")
@@ -291,11 +321,71 @@ func renderReport(info runInfo, targets []*targetSummary, profile string) string
 	p("- Clients are closed-loop goroutines sharing one keep-alive `http.Client`; request bodies are built once, answers read to the end and checked (status 200; streams must end with `data: [DONE]`).\n")
 	p("- Latency is from sending the request to the end of the answer; time to first chunk is from sending the request to the first `data:` line at the client (the fake upstream sends its role event and first content event back to back, so a proxy that holds events until the first token, as paygate does for failover, is not charged a model's think time). Added latency is the proxy's median minus direct's median.\n")
 	p("- Proxy CPU is utime+stime of the proxy's processes (nginx: master and workers) from /proc/PID/stat, before and after the cell, divided by the completed requests; the load generator and the fake upstream are not counted.\n")
+	p("- A cell's CPU split: the machine's busy time is the first line of /proc/stat (all but idle and iowait) before and after the cell; the load generator's (this bench's own process) and the fake upstream's CPU are read like the proxy's; the rest is what no process of the cell was charged for (kernel threads such as ksoftirqd, interrupts) and any other process's CPU.\n")
 	p("- Peak memory is VmHWM from /proc/PID/status (nginx: summed over its processes). For %d concurrent streams VmHWM is reset (`clear_refs` 5) and %d streams that %s are opened at once; \"open\" is how many had their first event and had not ended at the same moment.\n", holdStreamsDefault, holdStreamsDefault, info.SlowStream)
 	if profile != "" {
 		p("\n## Where paygate's time goes\n\n%s\n", profile)
 	}
 	return b.String()
+}
+
+// renderBudget writes where the machine's CPU went in the non-stream cells
+// under load and what paygate would have to spend to reach the throughput
+// target: the issue asks where paygate lands and what the remaining cost is.
+func renderBudget(p func(string, ...any), ncpu int, targets []*targetSummary, nginx, pg, floor *targetSummary) {
+	p("\n## Where a non-stream cell's CPU goes\n\n")
+	p("Every process shares the machine, so a cell's throughput is the machine's busy share of its %d CPUs divided by the CPU the machine spends per request. ", ncpu)
+	p("Per request, in the cells under load (medians over the repetitions):\n\n| |")
+	for _, t := range targets {
+		p(" %s |", t.Name)
+	}
+	p("\n|---|")
+	for range targets {
+		p("---:|")
+	}
+	p("\n")
+	row := func(name string, cell func(t *targetSummary) string) {
+		p("| %s |", name)
+		for _, t := range targets {
+			p(" %s |", cell(t))
+		}
+		p("\n")
+	}
+	load := []int{32, 64}
+	for _, c := range load {
+		row(fmt.Sprintf("machine busy, %d clients", c), func(t *targetSummary) string { return fmt.Sprintf("%.1f%%", 100*t.BusyShare[c]) })
+		row(fmt.Sprintf("machine CPU per request, %d clients", c), func(t *targetSummary) string { return fmtUS(t.Busy[c]) })
+		row(fmt.Sprintf("– the proxy, %d clients", c), func(t *targetSummary) string {
+			if !t.HasProc {
+				return "—"
+			}
+			return fmtUS(t.CPU[c])
+		})
+		row(fmt.Sprintf("– load generator and fake upstream, %d clients", c), func(t *targetSummary) string { return fmtUS(t.Harness[c]) })
+		row(fmt.Sprintf("– the rest (kernel threads, interrupts, other processes), %d clients", c), func(t *targetSummary) string {
+			return fmtUS(t.Busy[c] - t.CPU[c] - t.Harness[c])
+		})
+	}
+	p("\n")
+	for _, c := range load {
+		b, ok := throughputBudget(nginx, pg, c)
+		if !ok {
+			p("- %d clients: no budget, a figure is missing.\n", c)
+			continue
+		}
+		p("- %d clients: %.2f× nginx needs paygate's cell to spend at most %s of machine CPU per request at its busy share of %.1f%% (nginx's cell: %s at %.1f%%); it spent %s. ",
+			c, minThroughputRatio, fmtUS(b.CellMax), 100*pg.BusyShare[c], fmtUS(nginx.Busy[c]), 100*nginx.BusyShare[c], fmtUS(pg.Busy[c]))
+		if b.ProxyMax <= 0 {
+			p("The rest of paygate's cell alone spends more than that.")
+		} else {
+			p("With the rest of its cell as measured, paygate's CPU per request would have to be at most %s (it was %s)", fmtUS(b.ProxyMax), fmtUS(pg.CPU[c]))
+			if floor != nil && floor.CPU[c] > 0 {
+				p("; the stack floor, which does none of paygate's work, spent %s", fmtUS(floor.CPU[c]))
+			}
+			p(".")
+		}
+		p("\n")
+	}
 }
 
 func plural(n int) string {

@@ -90,6 +90,10 @@ func TestRenderReportMarksEachTarget(t *testing.T) {
 	pg := figures(tPaygate, 9000, 6000, ms(0.300), ms(0.600)) // throughput@32 met, @64 missed, p50 met, TTFC missed
 	pg.HasProc = true
 	pg.Hold = hold(128, 128, 128, 30<<20)
+	us := time.Microsecond
+	cell(nginx, 32, 0.9, 80*us, 20*us, 55*us)
+	cell(pg, 32, 0.9, 110*us, 40*us, 62*us)
+	cell(floor, 32, 0.9, 100*us, 30*us, 60*us)
 	date := time.Date(2026, 11, 30, 4, 5, 0, 0, time.UTC)
 	out := renderReport(runInfo{Date: date, NProc: 2, Reps: 4, CellDur: 2500 * time.Millisecond, Command: "go run ./cmd/paygate-bench"},
 		[]*targetSummary{direct, nginx, floor, pg}, "")
@@ -105,11 +109,71 @@ func TestRenderReportMarksEachTarget(t *testing.T) {
 		{name: "added TTFC missed", want: "paygate 0.400 ms, nginx 0.150 ms (difference 0.250 ms) | **MISSED** |"},
 		{name: "memory met", want: "| < 64 MiB | 30.0 MiB with 128 of 128 streams open at once | **MET** |"},
 		{name: "ratio row", want: "| throughput vs nginx, 32 clients | 3.00× | 1.00× | 0.50× | 0.90× |"},
+		{name: "cell split", want: "| – the rest (kernel threads, interrupts, other processes), 32 clients | 0 µs | 5 µs | 10 µs | 8 µs |"},
+		{name: "budget", want: "- 32 clients: 0.80× nginx needs paygate's cell to spend at most 100 µs of machine CPU per request at its busy share of 90.0% (nginx's cell: 80 µs at 90.0%); it spent 110 µs. With the rest of its cell as measured, paygate's CPU per request would have to be at most 30 µs (it was 40 µs)."},
+		{name: "budget missing", want: "- 64 clients: no budget, a figure is missing."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if !strings.Contains(out, tt.want) {
 				t.Errorf("report lacks %q; got:\n%s", tt.want, out)
+			}
+		})
+	}
+}
+
+// cell sets the non-stream CPU figures of s at c clients.
+func cell(s *targetSummary, c int, share float64, busy, proxy, harness time.Duration) *targetSummary {
+	s.BusyShare[c], s.Busy[c], s.CPU[c], s.Harness[c] = share, busy, proxy, harness
+	return s
+}
+
+func TestThroughputBudget(t *testing.T) {
+	us := time.Microsecond
+	tests := []struct {
+		name      string
+		nginx, pg *targetSummary
+		ok        bool
+		cellMax   time.Duration
+		proxyMax  time.Duration
+	}{
+		{
+			// 0.8× at the same busy share: 80 µs / 0.8 = 100 µs for the
+			// cell; paygate's cell spent 110 with 40 its own, so 30 is left.
+			name:  "same busy share",
+			nginx: cell(newTargetSummary(tNginx), 32, 0.9, 80*us, 20*us, 55*us),
+			pg:    cell(newTargetSummary(tPaygate), 32, 0.9, 110*us, 40*us, 62*us),
+			ok:    true, cellMax: 100 * us, proxyMax: 30 * us,
+		},
+		{
+			// A cell that idles more gets less CPU per second, so it must
+			// spend less per request: 80 × 0.72 / (0.8 × 0.9) = 80.
+			name:  "paygate's cell idles more",
+			nginx: cell(newTargetSummary(tNginx), 32, 0.9, 80*us, 20*us, 55*us),
+			pg:    cell(newTargetSummary(tPaygate), 32, 0.72, 110*us, 40*us, 62*us),
+			ok:    true, cellMax: 80 * us, proxyMax: 10 * us,
+		},
+		{
+			name:  "the rest of the cell alone is over",
+			nginx: cell(newTargetSummary(tNginx), 32, 0.9, 40*us, 20*us, 15*us),
+			pg:    cell(newTargetSummary(tPaygate), 32, 0.9, 110*us, 40*us, 62*us),
+			ok:    true, cellMax: 50 * us, proxyMax: -20 * us,
+		},
+		{
+			name:  "no busy figure",
+			nginx: cell(newTargetSummary(tNginx), 32, 0, 0, 20*us, 55*us),
+			pg:    cell(newTargetSummary(tPaygate), 32, 0.9, 110*us, 40*us, 62*us),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, ok := throughputBudget(tt.nginx, tt.pg, 32)
+			if ok != tt.ok {
+				t.Fatalf("got ok=%v; want %v", ok, tt.ok)
+			}
+			near := func(got, want time.Duration) bool { return (got - want).Abs() < time.Nanosecond*10 }
+			if ok && (!near(b.CellMax, tt.cellMax) || !near(b.ProxyMax, tt.proxyMax)) {
+				t.Errorf("got cell %v, paygate %v; want %v, %v", b.CellMax, b.ProxyMax, tt.cellMax, tt.proxyMax)
 			}
 		})
 	}
