@@ -462,15 +462,19 @@ func (c *conn) reject(status int, msg string) {
 // may carry another request.
 func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel.Store(&cancel)
-	if c.gone.Load() {
-		cancel()
-	}
-	req = req.WithContext(ctx)
+	// The request is the server's own until the handler gets it, so its
+	// context is set in place: WithContext's copy, inlined, stays on the
+	// stack, where a new request would be one more allocation.
+	*req = *req.WithContext(ctx)
 	req.RemoteAddr = c.remote
 	body := req.Body
 
 	w := newResponse(c, req)
+	w.cancel = cancel // in the response's allocation, for the watcher to reach
+	c.cancel.Store(&w.cancel)
+	if c.gone.Load() {
+		cancel()
+	}
 	defer func() {
 		c.cancel.Store(nil)
 		cancel()
