@@ -209,7 +209,9 @@ func (s *Server) route(name string, h http.HandlerFunc) http.Handler {
 		defer func() {
 			m.observe(sw.code, time.Since(start))
 		}()
-		h(sw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rc)))
+		rt.Context = r.Context()
+		rt.req = *r.WithContext(rt) // the copy, inlined, stays on the stack
+		h(sw, &rt.req)
 	})
 }
 
@@ -260,13 +262,27 @@ func fillRequestID(b *[requestIDLen]byte) {
 }
 
 // routed is what route keeps for one request, in one allocation where it
-// was four: the request's id and context value, the status recorder and
-// the X-Request-Id header's value.
+// was six: the request's id and context value, the status recorder, the
+// X-Request-Id header's value, the context that carries the value and the
+// handler's request with that context.
 type routed struct {
-	rc       requestCtx
-	sw       statusWriter
-	id       [requestIDLen]byte
-	idHeader [1]string
+	context.Context // the server's request context
+	req             http.Request
+	rc              requestCtx
+	sw              statusWriter
+	id              [requestIDLen]byte
+	idHeader        [1]string
+}
+
+// Value carries the request's requestCtx under ctxKey, as a
+// context.WithValue would; every other key is the server context's, so
+// context's own lookups (its cancelCtx, for AfterFunc and WithCancel on
+// top of this one) find what they would without it.
+func (m *routed) Value(key any) any {
+	if key == (ctxKey{}) {
+		return &m.rc
+	}
+	return m.Context.Value(key)
 }
 
 // newID fills m's id and returns it as a string that shares m's memory; it
