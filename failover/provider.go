@@ -238,14 +238,19 @@ func (p *provider) newRequest(ctx context.Context, method, path string, body []b
 	if err != nil {
 		return nil, err
 	}
-	// WithContext of an empty request is the one way to set the context
-	// with a single allocation; the fields follow.
-	req := noRequest.WithContext(ctx)
+	// The request and its body share one allocation. WithContext of an
+	// empty request is the one way to set the context; inlined, its copy
+	// stays on the stack. The fields follow.
+	o := new(outRequest)
+	o.req = *noRequest.WithContext(ctx)
+	req := &o.req
 	req.Method, req.URL, req.Header, req.Host = method, u, header, u.Host
 	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.1", 1, 1
 	switch {
 	case len(body) > 0:
-		b := newMemBody(body)
+		b := &o.body
+		b.b = body
+		b.Reset(body)
 		req.ContentLength = int64(len(body))
 		req.Body = b
 		req.GetBody = b.again
@@ -257,6 +262,12 @@ func (p *provider) newRequest(ctx context.Context, method, path string, body []b
 }
 
 var noRequest = new(http.Request)
+
+// outRequest is an upstream request with its body in memory.
+type outRequest struct {
+	req  http.Request
+	body memBody
+}
 
 func noBody() (io.ReadCloser, error) { return http.NoBody, nil }
 
