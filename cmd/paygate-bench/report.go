@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -321,7 +322,7 @@ func renderReport(info runInfo, targets []*targetSummary, profile string) string
 	p("- Clients are closed-loop goroutines sharing one keep-alive `http.Client`; request bodies are built once, answers read to the end and checked (status 200; streams must end with `data: [DONE]`).\n")
 	p("- Latency is from sending the request to the end of the answer; time to first chunk is from sending the request to the first `data:` line at the client (the fake upstream sends its role event and first content event back to back, so a proxy that holds events until the first token, as paygate does for failover, is not charged a model's think time). Added latency is the proxy's median minus direct's median.\n")
 	p("- Proxy CPU is utime+stime of the proxy's processes (nginx: master and workers) from /proc/PID/stat, before and after the cell, divided by the completed requests; the load generator and the fake upstream are not counted.\n")
-	p("- A cell's CPU split: the machine's busy time is the first line of /proc/stat (all but idle and iowait) before and after the cell; the load generator's (this bench's own process) and the fake upstream's CPU are read like the proxy's; the rest is what no process of the cell was charged for (kernel threads such as ksoftirqd, interrupts) and any other process's CPU.\n")
+	p("- A cell's CPU split: the machine's busy time is the first line of /proc/stat (all but idle and iowait) before and after the cell; the load generator's (this bench's own process) and the fake upstream's CPU are read like the proxy's; the rest is what no process of the cell was charged for (kernel threads such as ksoftirqd, interrupts) and any other process's CPU. /proc counts in 10 ms ticks, so over a cell each figure is within about 1 µs per request, and the rest may come out slightly negative.\n")
 	p("- Peak memory is VmHWM from /proc/PID/status (nginx: summed over its processes). For %d concurrent streams VmHWM is reset (`clear_refs` 5) and %d streams that %s are opened at once; \"open\" is how many had their first event and had not ended at the same moment.\n", holdStreamsDefault, holdStreamsDefault, info.SlowStream)
 	if profile != "" {
 		p("\n## Where paygate's time goes\n\n%s\n", profile)
@@ -407,7 +408,11 @@ func fmtMS(d time.Duration) string {
 }
 
 func fmtUS(d time.Duration) string {
-	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+	us := math.Round(float64(d) / float64(time.Microsecond))
+	if us == 0 {
+		us = 0 // not "-0" for a difference that rounds to nothing
+	}
+	return fmt.Sprintf("%.0f µs", us)
 }
 
 func fmtMiB(b uint64) string {

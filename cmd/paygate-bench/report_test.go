@@ -179,6 +179,23 @@ func TestThroughputBudget(t *testing.T) {
 	}
 }
 
+func TestFmtUS(t *testing.T) {
+	tests := []struct {
+		in   time.Duration
+		want string
+	}{
+		{in: 40 * time.Microsecond, want: "40 µs"},
+		{in: 1500 * time.Nanosecond, want: "2 µs"},
+		{in: -400 * time.Nanosecond, want: "0 µs"},
+		{in: -2 * time.Microsecond, want: "-2 µs"},
+	}
+	for _, tt := range tests {
+		if got := fmtUS(tt.in); got != tt.want {
+			t.Errorf("fmtUS(%v) = %q; want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestMedian(t *testing.T) {
 	tests := []struct {
 		name string
