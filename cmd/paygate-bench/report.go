@@ -42,6 +42,7 @@ type targetSummary struct {
 	Harness   map[int]time.Duration // load generator and fake upstream CPU per non-stream request
 	Busy      map[int]time.Duration // the machine's CPU per non-stream request
 	BusyShare map[int]float64       // the machine's non-idle share in non-stream cells
+	Rest      map[int]time.Duration // machine CPU per non-stream request no process of the cell was charged for
 	Errors    int                   // failed requests over all cells and repetitions
 	FirstErr  string
 	HasProc   bool   // a proxy process exists (false for direct)
@@ -56,6 +57,7 @@ func newTargetSummary(name string) *targetSummary {
 		CPU: map[int]time.Duration{}, TTFC50: map[int]time.Duration{}, TTFC99: map[int]time.Duration{},
 		StreamCPU: map[int]time.Duration{},
 		Harness:   map[int]time.Duration{}, Busy: map[int]time.Duration{}, BusyShare: map[int]float64{},
+		Rest: map[int]time.Duration{},
 	}
 }
 
@@ -65,12 +67,13 @@ func summarize(name string, cells map[cellSpec][]cellResult, hasProc bool) *targ
 	s.HasProc = hasProc
 	for spec, runs := range cells {
 		var rps, share []float64
-		var p50, p99, cpu, harness, busy []time.Duration
+		var p50, p99, cpu, harness, busy, rest []time.Duration
 		for _, r := range runs {
 			rps = append(rps, r.RPS())
 			p50, p99, cpu = append(p50, r.P50), append(p99, r.P99), append(cpu, r.CPUPerReq())
 			harness, busy = append(harness, r.perReq(r.Harness)), append(busy, r.perReq(r.Busy))
 			share = append(share, r.BusyShare())
+			rest = append(rest, r.perReq(r.Busy-r.CPU-r.Harness))
 			s.Errors += r.Errors
 			if r.FirstErr != nil && s.FirstErr == "" {
 				s.FirstErr = r.FirstErr.Error()
@@ -82,7 +85,7 @@ func summarize(name string, cells map[cellSpec][]cellResult, hasProc bool) *targ
 			continue
 		}
 		s.RPS[c], s.P50[c], s.P99[c], s.CPU[c] = median(rps), median(p50), median(p99), median(cpu)
-		s.Harness[c], s.Busy[c], s.BusyShare[c] = median(harness), median(busy), median(share)
+		s.Harness[c], s.Busy[c], s.BusyShare[c], s.Rest[c] = median(harness), median(busy), median(share), median(rest)
 	}
 	return s
 }
@@ -336,7 +339,7 @@ func renderReport(info runInfo, targets []*targetSummary, profile string) string
 func renderBudget(p func(string, ...any), ncpu int, targets []*targetSummary, nginx, pg, floor *targetSummary) {
 	p("\n## Where a non-stream cell's CPU goes\n\n")
 	p("Every process shares the machine, so a cell's throughput is the machine's busy share of its %d CPUs divided by the CPU the machine spends per request. ", ncpu)
-	p("Per request, in the cells under load (medians over the repetitions):\n\n| |")
+	p("Per request, in the cells under load; every row is its own median over the repetitions, so the parts need not add up to the whole exactly:\n\n| |")
 	for _, t := range targets {
 		p(" %s |", t.Name)
 	}
@@ -364,7 +367,7 @@ func renderBudget(p func(string, ...any), ncpu int, targets []*targetSummary, ng
 		})
 		row(fmt.Sprintf("– load generator and fake upstream, %d clients", c), func(t *targetSummary) string { return fmtUS(t.Harness[c]) })
 		row(fmt.Sprintf("– the rest (kernel threads, interrupts, other processes), %d clients", c), func(t *targetSummary) string {
-			return fmtUS(t.Busy[c] - t.CPU[c] - t.Harness[c])
+			return fmtUS(t.Rest[c])
 		})
 	}
 	p("\n")

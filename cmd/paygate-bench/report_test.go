@@ -125,6 +125,7 @@ func TestRenderReportMarksEachTarget(t *testing.T) {
 // cell sets the non-stream CPU figures of s at c clients.
 func cell(s *targetSummary, c int, share float64, busy, proxy, harness time.Duration) *targetSummary {
 	s.BusyShare[c], s.Busy[c], s.CPU[c], s.Harness[c] = share, busy, proxy, harness
+	s.Rest[c] = busy - proxy - harness
 	return s
 }
 
@@ -176,6 +177,26 @@ func TestThroughputBudget(t *testing.T) {
 				t.Errorf("got cell %v, paygate %v; want %v, %v", b.CellMax, b.ProxyMax, tt.cellMax, tt.proxyMax)
 			}
 		})
+	}
+}
+
+// TestSummarizeRest checks that the unattributed CPU is each repetition's
+// own, not the difference of the medians: there the rows' medians give 40 µs
+// where every repetition had 10.
+func TestSummarizeRest(t *testing.T) {
+	us := time.Microsecond
+	run := func(busy, proxy, harness time.Duration) cellResult {
+		return cellResult{OK: 1, Elapsed: time.Second, NCPU: 2, Busy: busy, CPU: proxy, Harness: harness}
+	}
+	spec := cellSpec{Clients: 32}
+	s := summarize(tPaygate, map[cellSpec][]cellResult{spec: {
+		run(100*us, 40*us, 50*us), run(200*us, 60*us, 130*us), run(150*us, 90*us, 50*us),
+	}}, true)
+	if s.Rest[32] != 10*us {
+		t.Errorf("rest: got %v; want 10µs", s.Rest[32])
+	}
+	if s.Busy[32] != 150*us || s.CPU[32] != 60*us || s.Harness[32] != 50*us {
+		t.Errorf("medians: got busy %v, proxy %v, harness %v; want 150µs, 60µs, 50µs", s.Busy[32], s.CPU[32], s.Harness[32])
 	}
 }
 
