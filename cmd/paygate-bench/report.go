@@ -236,22 +236,8 @@ func renderReport(info runInfo, targets []*targetSummary, profile string) string
 		p("| %s | %s | %s | **%s** |\n", c.Name, c.Bound, c.Result, mark)
 	}
 
-	p("\n## Results\n\n| metric |")
-	for _, t := range targets {
-		p(" %s |", t.Name)
-	}
-	p("\n|---|")
-	for range targets {
-		p("---:|")
-	}
-	p("\n")
-	row := func(name string, cell func(t *targetSummary) string) {
-		p("| %s |", name)
-		for _, t := range targets {
-			p(" %s |", cell(t))
-		}
-		p("\n")
-	}
+	p("\n## Results\n\n")
+	row := targetTable(p, "metric", targets)
 	for _, c := range nonStreamClients {
 		row(fmt.Sprintf("non-stream req/s, %d client%s", c, plural(c)), func(t *targetSummary) string { return fmtRPS(t.RPS[c]) })
 	}
@@ -333,13 +319,14 @@ func renderReport(info runInfo, targets []*targetSummary, profile string) string
 	return b.String()
 }
 
-// renderBudget writes where the machine's CPU went in the non-stream cells
-// under load and what paygate would have to spend to reach the throughput
-// target: the issue asks where paygate lands and what the remaining cost is.
-func renderBudget(p func(string, ...any), ncpu int, targets []*targetSummary, nginx, pg, floor *targetSummary) {
-	p("\n## Where a non-stream cell's CPU goes\n\n")
-	p("Every process shares the machine, so a cell's throughput is the machine's busy share of its %d CPUs divided by the CPU the machine spends per request. ", ncpu)
-	p("Per request, in the cells under load; every row is its own median over the repetitions, so the parts need not add up to the whole exactly:\n\n| |")
+// targetTable writes the head of a table with a column per target, first
+// heading the row names, and returns what writes a row of it.
+func targetTable(p func(string, ...any), first string, targets []*targetSummary) func(name string, cell func(t *targetSummary) string) {
+	head := "| |"
+	if first != "" {
+		head = "| " + first + " |"
+	}
+	p("%s", head)
 	for _, t := range targets {
 		p(" %s |", t.Name)
 	}
@@ -348,13 +335,23 @@ func renderBudget(p func(string, ...any), ncpu int, targets []*targetSummary, ng
 		p("---:|")
 	}
 	p("\n")
-	row := func(name string, cell func(t *targetSummary) string) {
+	return func(name string, cell func(t *targetSummary) string) {
 		p("| %s |", name)
 		for _, t := range targets {
 			p(" %s |", cell(t))
 		}
 		p("\n")
 	}
+}
+
+// renderBudget writes where the machine's CPU went in the non-stream cells
+// under load and what paygate would have to spend to reach the throughput
+// target: the issue asks where paygate lands and what the remaining cost is.
+func renderBudget(p func(string, ...any), ncpu int, targets []*targetSummary, nginx, pg, floor *targetSummary) {
+	p("\n## Where a non-stream cell's CPU goes\n\n")
+	p("Every process shares the machine, so a cell's throughput is the machine's busy share of its %d CPUs divided by the CPU the machine spends per request. ", ncpu)
+	p("Per request, in the cells under load; every row is its own median over the repetitions, so the parts need not add up to the whole exactly:\n\n")
+	row := targetTable(p, "", targets)
 	load := []int{32, 64}
 	for _, c := range load {
 		row(fmt.Sprintf("machine busy, %d clients", c), func(t *targetSummary) string { return fmt.Sprintf("%.1f%%", 100*t.BusyShare[c]) })

@@ -109,6 +109,7 @@ func TestRenderReportMarksEachTarget(t *testing.T) {
 		{name: "added TTFC missed", want: "paygate 0.400 ms, nginx 0.150 ms (difference 0.250 ms) | **MISSED** |"},
 		{name: "memory met", want: "| < 64 MiB | 30.0 MiB with 128 of 128 streams open at once | **MET** |"},
 		{name: "ratio row", want: "| throughput vs nginx, 32 clients | 3.00× | 1.00× | 0.50× | 0.90× |"},
+		{name: "cell split columns", want: "| | direct | nginx | go-floor | paygate |"},
 		{name: "cell split", want: "| – the rest (kernel threads, interrupts, other processes), 32 clients | 0 µs | 5 µs | 10 µs | 8 µs |"},
 		{name: "budget", want: "- 32 clients: 0.80× nginx needs paygate's cell to spend at most 100 µs of machine CPU per request at its busy share of 90.0% (nginx's cell: 80 µs at 90.0%); it spent 110 µs. With the rest of its cell as measured, paygate's CPU per request would have to be at most 30 µs (it was 40 µs)."},
 		{name: "budget missing", want: "- 64 clients: no budget, a figure is missing."},
