@@ -101,12 +101,7 @@ func (r cellResult) RPS() float64 {
 }
 
 // CPUPerReq is the proxy's CPU time per completed request.
-func (r cellResult) CPUPerReq() time.Duration {
-	if r.OK == 0 {
-		return 0
-	}
-	return r.CPU / time.Duration(r.OK)
-}
+func (r cellResult) CPUPerReq() time.Duration { return r.perReq(r.CPU) }
 
 // perReq divides a cell's CPU time by its completed requests.
 func (r cellResult) perReq(d time.Duration) time.Duration {
