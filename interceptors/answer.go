@@ -115,10 +115,15 @@ func readChoices(s string, at int, a *Answer) int {
 		first = false
 		found := false
 		return walk(s, ch.at, true, func(m member) int {
-			if found || s[m.at] != '{' || keyName(m.key) != "message" {
+			if found || keyName(m.key) != "message" {
 				return skipValue(s, m.at)
 			}
+			// The first "message" counts, as every repeated key here: a
+			// later one does not stand in for a first that is not an object.
 			found = true
+			if s[m.at] != '{' {
+				return skipValue(s, m.at)
+			}
 			return readMessage(s, m.at, a)
 		})
 	})

@@ -62,6 +62,7 @@ var answerCases = []struct {
 		Answer{ID: `a"b`, Model: "m", Content: "café \"ok\"\n"}},
 	{"repeated keys: the first counts", `{"id":"one","id":"two","choices":[{"message":{"content":"c1","content":"c2"}}],"choices":[{"message":{"content":"later"}}]}`,
 		Answer{ID: "one", Content: "c1"}},
+	{"the first message counts, also when it is not an object", `{"choices":[{"":0,"message":0,"message":{"content":"later"}}]}`, Answer{}},
 	{"only the first choice", `{"choices":[{"index":0,"message":{"content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]}},{"index":1,"message":{"content":"second"}}]}`,
 		Answer{ToolCalls: `[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]`}},
 	{"escaped key", `{"mod\u0065l":"m","choices":[{"m\u0065ssage":{"content":"x"}}]}`,
