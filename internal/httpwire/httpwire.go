@@ -9,21 +9,28 @@
 // A head is read here only when it is plain: all of it already buffered,
 // CRLF line ends, token header names, printable ASCII values, at most one
 // Content-Length and Host, and none of the headers whose rules are subtle
-// (Transfer-Encoding, Trailer, Pragma). For such a head the result equals
-// net/http's field by field (FuzzReadRequest and FuzzReadResponse compare
-// the two); anything else, including every malformed head, goes to
-// net/http with nothing consumed, so its validation and errors stay the
-// only ones.
+// (Trailer, Pragma; Transfer-Encoding on a request). A response's body may
+// be chunked, as every provider's stream is: a single "Transfer-Encoding:
+// chunked" and no Content-Length. For such a head the result equals
+// net/http's field by field, and its body reads as net/http's does
+// (FuzzReadRequest and FuzzReadResponse compare the two); anything else,
+// including every malformed head, goes to net/http with nothing consumed,
+// so its validation and errors stay the only ones.
 package httpwire
 
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+
+	"net/http/httputil"
+	"net/textproto"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -81,12 +88,12 @@ func bufferedHead(br *bufio.Reader, max int) []byte {
 }
 
 // plainHead returns the buffered head of br (bufferedHead), as a string
-// too, and its start line, unless it is not all buffered or its body is
-// framed by a Transfer-Encoding. The string is the head's one allocation:
-// the header values are substrings of it.
-func plainHead(br *bufio.Reader, maxHead int) (head []byte, s, line string, ok bool) {
+// too, and its start line, unless it is not all buffered, or its body is
+// framed by a Transfer-Encoding and te is false. The string is the head's
+// one allocation: the header values are substrings of it.
+func plainHead(br *bufio.Reader, maxHead int, te bool) (head []byte, s, line string, ok bool) {
 	head = bufferedHead(br, maxHead)
-	if head == nil || framedByTE(head) {
+	if head == nil || !te && framedByTE(head) {
 		return nil, "", "", false
 	}
 	s = string(head)
@@ -94,9 +101,8 @@ func plainHead(br *bufio.Reader, maxHead int) (head []byte, s, line string, ok b
 }
 
 // framedByTE reports whether a line of head starts with the
-// Transfer-Encoding header's name, in any case: such a head (a stream's,
-// above all) goes to net/http, and is known to before anything is
-// allocated for it.
+// Transfer-Encoding header's name, in any case: such a request head goes
+// to net/http, and is known to before anything is allocated for it.
 func framedByTE(head []byte) bool {
 	const name = "transfer-encoding"
 	for i := bytes.IndexByte(head, '\n'); i >= 0 && i+1 < len(head); {
@@ -216,8 +222,9 @@ func contentLength(h http.Header) (n int64, present, ok bool) {
 	return n, true, true
 }
 
-// subtle reports headers whose handling is left to net/http. A
-// Transfer-Encoding never gets this far: plainHead declines its head.
+// subtle reports headers whose handling is left to net/http. A request's
+// Transfer-Encoding never gets this far (plainHead declines its head); a
+// response's is checked by ReadResponse.
 func subtle(h http.Header) bool {
 	_, tr := h["Trailer"]
 	_, pr := h["Pragma"]
@@ -229,7 +236,7 @@ func subtle(h http.Header) bool {
 // with nothing consumed, for any other head: the caller then calls
 // http.ReadRequest.
 func ReadRequest(br *bufio.Reader, maxHead int) (req *http.Request, ok bool) {
-	head, s, line, ok := plainHead(br, maxHead)
+	head, s, line, ok := plainHead(br, maxHead, false)
 	if !ok {
 		return nil, false
 	}
@@ -326,14 +333,14 @@ type response struct {
 
 // ReadResponse reads a plain response head to req from br as
 // http.ReadResponse would, when all of it (at most maxHead bytes) is
-// already buffered and its body is framed by a Content-Length. ok is false,
-// with nothing consumed, for any other head (a chunked stream among them):
-// the caller then calls http.ReadResponse.
+// already buffered and its body is framed by a Content-Length or chunked.
+// ok is false, with nothing consumed, for any other head: the caller then
+// calls http.ReadResponse.
 func ReadResponse(br *bufio.Reader, req *http.Request, maxHead int) (resp *http.Response, ok bool) {
 	if req.Method == http.MethodHead {
 		return nil, false
 	}
-	head, s, line, ok := plainHead(br, maxHead)
+	head, s, line, ok := plainHead(br, maxHead, true)
 	if !ok {
 		return nil, false
 	}
@@ -361,9 +368,23 @@ func ReadResponse(br *bufio.Reader, req *http.Request, maxHead int) (resp *http.
 	if !ok || subtle(h) {
 		return nil, false
 	}
-	n, present, ok := contentLength(h)
-	if !ok || !present {
-		return nil, false // an unframed body ends with the connection: net/http's case
+	var n int64
+	te, chunked := h["Transfer-Encoding"]
+	if chunked {
+		// net/http's rules in the one case every stream meets: a single
+		// "chunked" (anything else it refuses), and no Content-Length
+		// beside it (which it would drop; a sign of a confused sender).
+		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") || len(h["Content-Length"]) != 0 {
+			return nil, false
+		}
+		delete(h, "Transfer-Encoding") // as net/http: it is resp.TransferEncoding
+		n = -1
+	} else {
+		var present bool
+		n, present, ok = contentLength(h)
+		if !ok || !present {
+			return nil, false // an unframed body ends with the connection: net/http's case
+		}
 	}
 	closing := httpguts.HeaderValuesContainsToken(h["Connection"], "close")
 	if closing {
@@ -386,25 +407,40 @@ func ReadResponse(br *bufio.Reader, req *http.Request, maxHead int) (resp *http.
 		return nil, false
 	}
 	resp.Body = http.NoBody
-	if n > 0 {
+	switch {
+	case chunked:
+		resp.TransferEncoding = chunkedTE
+		m.body = Body{r: br, chunks: httputil.NewChunkedReader(br), trailer: &resp.Trailer, closing: closing}
+		resp.Body = &m.body
+	case n > 0:
 		m.body = Body{r: br, n: n, closing: closing}
 		resp.Body = &m.body
 	}
 	return resp, true
 }
 
-// Body is a message body framed by a Content-Length, read from the
-// connection's buffered reader. It behaves as net/http's body does for one:
-// the read that completes it returns io.EOF with its bytes, a connection
-// that ends early is io.ErrUnexpectedEOF, Close reads what is left unless
-// the connection closes next, and a read after Close fails.
+// chunkedTE is every chunked response's TransferEncoding. Callers only read
+// it (net/http's own transport does not change the one it sets either).
+var chunkedTE = []string{"chunked"}
+
+// Body is a message body framed by a Content-Length or chunked, read from
+// the connection's buffered reader. It behaves as net/http's body does:
+// the read that completes a framed body returns io.EOF with its bytes, a
+// connection that ends early is io.ErrUnexpectedEOF, a chunked body's
+// trailer is read (into the response's Trailer) when its last chunk is,
+// Close reads what is left unless the connection closes next, and a read
+// after Close fails.
 type Body struct {
 	mu      sync.Mutex
 	r       *bufio.Reader
-	n       int64 // bytes left
+	n       int64 // bytes left of a framed body
 	closing bool  // the connection closes after this message
 	sawEOF  bool
 	closed  bool
+	// A chunked body: chunks decodes it (net/http's own chunked reader),
+	// and trailer is where its trailer goes, nil once it has been read.
+	chunks  io.Reader
+	trailer *http.Header
 }
 
 func (b *Body) Read(p []byte) (int, error) {
@@ -419,6 +455,9 @@ func (b *Body) Read(p []byte) (int, error) {
 func (b *Body) readLocked(p []byte) (n int, err error) {
 	if b.sawEOF {
 		return 0, io.EOF
+	}
+	if b.chunks != nil {
+		return b.readChunks(p)
 	}
 	if b.n <= 0 {
 		err = io.EOF
@@ -449,11 +488,81 @@ func (b *Body) Close() error {
 		return nil
 	}
 	var err error
-	if !b.sawEOF && !b.closing {
+	// A chunked body is read to its end even when the connection closes
+	// next, as net/http does: its trailer may still be wanted.
+	if !b.sawEOF && (!b.closing || b.trailer != nil) {
 		_, err = io.Copy(io.Discard, lockedBody{b})
 	}
 	b.closed = true
 	return err
+}
+
+// readChunks is readLocked for a chunked body, net/http's body.readLocked
+// for one: the last chunk's io.EOF comes once the trailer after it is read,
+// and a trailer that cannot be read ends the body with its error, and any
+// later read with http.ErrBodyReadAfterClose.
+func (b *Body) readChunks(p []byte) (n int, err error) {
+	n, err = b.chunks.Read(p)
+	if err == io.EOF {
+		b.sawEOF = true
+		if b.trailer != nil {
+			if e := readTrailer(b.r, b.trailer); e != nil {
+				err = e
+				b.closed = true // nor may the connection be reused
+			}
+			b.trailer = nil
+		}
+	}
+	return n, err
+}
+
+var errTrailerEOF = errors.New("http: unexpected EOF reading trailer")
+
+// readTrailer reads the trailer after a chunked body's last chunk into dst,
+// as net/http does: the empty line alone is the usual case; a trailer must
+// end within what the reader can buffer.
+func readTrailer(r *bufio.Reader, dst *http.Header) error {
+	buf, err := r.Peek(2)
+	if len(buf) == 2 && buf[0] == '\r' && buf[1] == '\n' {
+		_, _ = r.Discard(2)
+		return nil
+	}
+	if len(buf) < 2 {
+		return errTrailerEOF
+	}
+	if err != nil {
+		return err
+	}
+	if !seeUpcomingDoubleCRLF(r) {
+		return errors.New("http: suspiciously long trailer after chunked body")
+	}
+	hdr, err := textproto.NewReader(r).ReadMIMEHeader()
+	if err != nil {
+		if err == io.EOF {
+			return errTrailerEOF
+		}
+		return err
+	}
+	if *dst == nil {
+		*dst = http.Header(hdr)
+		return nil
+	}
+	maps.Copy(*dst, http.Header(hdr))
+	return nil
+}
+
+// seeUpcomingDoubleCRLF reports whether r's buffer, filled as far as it
+// goes, holds the end of a header section.
+func seeUpcomingDoubleCRLF(r *bufio.Reader) bool {
+	for size := 4; ; size++ {
+		buf, err := r.Peek(size)
+		if bytes.HasSuffix(buf, crlfcrlf) {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
 }
 
 // lockedBody reads b with its lock already held, for Close.

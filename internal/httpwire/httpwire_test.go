@@ -70,6 +70,10 @@ func compare[M any](t *testing.T, msg string, size, closeAfter int,
 	if g, w := transcript(body(got), closeAfter), transcript(body(want), closeAfter); g != w {
 		t.Fatalf("body of %q:\n got %s\nwant %s", msg, g, w)
 	}
+	// Reading the body may fill in fields (a chunked body's trailer).
+	if g, w := fields(got), fields(want); !reflect.DeepEqual(g, w) {
+		t.Fatalf("%q after its body:\n got %+v\nwant %+v", msg, g, w)
+	}
 	if g, w := rest(br), rest(ref); g != w {
 		t.Fatalf("after %q: got %s, want %s", msg, g, w)
 	}
@@ -137,6 +141,14 @@ const nodeRequest = "POST /v1/chat/completions HTTP/1.1\r\nhost: localhost:8080\
 	"authorization: Bearer sk-test\r\naccept-language: *\r\nsec-fetch-mode: cors\r\naccept-encoding: gzip, deflate\r\n" +
 	"content-length: 2\r\n\r\n{}"
 
+// sseStream is a provider's streamed answer, as OpenAI sends one: each event
+// a chunk, the last chunk, no trailer.
+const sseStream = "HTTP/1.1 200 OK\r\nDate: Mon, 30 Nov 2026 12:00:00 GMT\r\nContent-Type: text/event-stream; charset=utf-8\r\n" +
+	"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\nX-Request-Id: abc\r\n\r\n" +
+	"3e\r\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\n\r\n" +
+	"3e\r\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello!\"}}]}\n\n\r\n" +
+	"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"
+
 // chatAnswer is a provider's non-stream answer.
 const chatAnswer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: Mon, 30 Nov 2026 12:00:00 GMT\r\n" +
 	"Openai-Processing-Ms: 120\r\nX-Request-Id: abc\r\nContent-Length: 11\r\n\r\n{\"id\":\"x\"}\n"
@@ -191,7 +203,22 @@ func TestPlainResponsesAreRead(t *testing.T) {
 		{"connection close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", "GET", true},
 		{"keep-alive kept", "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx", "GET", true},
 		{"cut short", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "GET", true},
-		{"stream", "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\ndata:\r\n0\r\n\r\n", "POST", false},
+		{"stream", sseStream, "POST", true},
+		{"stream, then the next answer", sseStream + chatAnswer, "POST", true},
+		{"chunked, any case", "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "GET", true},
+		{"chunk extensions", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b\r\nabc\r\n0;x\r\n\r\n", "GET", true},
+		{"trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Usage: 7\r\nx-usage: 8\r\n\r\nHTTP/1.1", "GET", true},
+		{"trailer cut short", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Usage: 7\r\n", "GET", true},
+		{"no end after the last chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n", "GET", true},
+		{"stream cut short", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\ndata: {\"a\"", "POST", true},
+		{"bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", "GET", true},
+		{"chunk longer than said", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n", "GET", true},
+		{"chunked, connection close", "HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", "POST", true},
+		{"chunked and a length", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "GET", false},
+		{"two encodings", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "GET", false},
+		{"two encoding fields", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", "GET", false},
+		{"declared trailer", "HTTP/1.1 200 OK\r\nTrailer: X-Usage\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Usage: 7\r\n\r\n", "GET", false},
+		{"chunked, no content", "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n", "GET", false},
 		{"until close", "HTTP/1.1 200 OK\r\n\r\nabc", "GET", false},
 		{"HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", "HEAD", false},
 		{"interim", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "POST", false},
@@ -215,6 +242,10 @@ func TestBodyClose(t *testing.T) {
 		checkRequest(t, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n0123456789abcdefghijGET / HTTP/1.1\r\n\r\n", 4096, closeAfter)
 		checkRequest(t, "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 20\r\n\r\n0123456789abcdefghij", 4096, closeAfter)
 		checkResponse(t, chatAnswer+"HTTP/1.1 200 OK\r\n", "POST", 4096, closeAfter)
+		checkResponse(t, sseStream+chatAnswer, "POST", 4096, closeAfter)
+		// Read to its end although the connection closes next: net/http
+		// reads a chunked body's trailer on Close.
+		checkResponse(t, "HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-A: 1\r\n\r\nrest", "GET", 4096, closeAfter)
 	}
 }
 
@@ -241,7 +272,8 @@ func FuzzReadRequest(f *testing.F) {
 }
 
 func FuzzReadResponse(f *testing.F) {
-	for _, s := range []string{chatAnswer, "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc"} {
+	for _, s := range []string{chatAnswer, sseStream, "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x\r\nabc\r\n0\r\nX-A: 1\r\n\r\n"} {
 		f.Add(s, "POST", 3)
 	}
 	f.Fuzz(func(t *testing.T, msg, method string, closeAfter int) {
@@ -254,18 +286,18 @@ func FuzzReadResponse(f *testing.F) {
 
 var errSink error
 
-// TestDeclinedStreamAllocatesNothing: a chunked answer (every stream) is
-// net/http's to read, and finding that out costs no allocation.
-func TestDeclinedStreamAllocatesNothing(t *testing.T) {
-	const stream = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n5\r\ndata:\r\n"
-	req := &http.Request{Method: "POST"}
-	br := filled(stream, 4096)
+// TestDeclinedChunkedRequestAllocatesNothing: a chunked request (no bot's
+// SDK sends one) is net/http's to read, and finding that out costs no
+// allocation.
+func TestDeclinedChunkedRequestAllocatesNothing(t *testing.T) {
+	const msg = "POST / HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\r\n5\r\ndata:\r\n"
+	br := filled(msg, 4096)
 	if n := testing.AllocsPerRun(100, func() {
-		if _, ok := ReadResponse(br, req, 1<<20); ok {
-			t.Fatal("a chunked answer was read here")
+		if _, ok := ReadRequest(br, 1<<20); ok {
+			t.Fatal("a chunked request was read here")
 		}
 	}); n != 0 {
-		t.Errorf("declining a stream's head: %v allocations; want 0", n)
+		t.Errorf("declining a chunked request's head: %v allocations; want 0", n)
 	}
 }
 
@@ -326,23 +358,27 @@ func BenchmarkReadRequest(b *testing.B) {
 	})
 }
 
+// BenchmarkReadResponse reads a non-stream answer and a short stream (head
+// and body) with each reader.
 func BenchmarkReadResponse(b *testing.B) {
 	req := &http.Request{Method: "POST"}
-	b.Run("httpwire", func(b *testing.B) {
-		benchRead(b, chatAnswer, func(br *bufio.Reader) (io.Reader, error) {
-			if resp, ok := ReadResponse(br, req, 1<<20); ok {
+	for _, m := range []struct{ name, msg string }{{"answer", chatAnswer}, {"stream", sseStream}} {
+		b.Run(m.name+"/httpwire", func(b *testing.B) {
+			benchRead(b, m.msg, func(br *bufio.Reader) (io.Reader, error) {
+				if resp, ok := ReadResponse(br, req, 1<<20); ok {
+					return resp.Body, nil
+				}
+				return nil, errNotPlain
+			})
+		})
+		b.Run(m.name+"/net/http", func(b *testing.B) {
+			benchRead(b, m.msg, func(br *bufio.Reader) (io.Reader, error) {
+				resp, err := http.ReadResponse(br, req)
+				if err != nil {
+					return nil, err
+				}
 				return resp.Body, nil
-			}
-			return nil, errNotPlain
+			})
 		})
-	})
-	b.Run("net/http", func(b *testing.B) {
-		benchRead(b, chatAnswer, func(br *bufio.Reader) (io.Reader, error) {
-			resp, err := http.ReadResponse(br, req)
-			if err != nil {
-				return nil, err
-			}
-			return resp.Body, nil
-		})
-	})
+	}
 }
