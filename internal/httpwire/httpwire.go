@@ -25,12 +25,11 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"sync"
-
-	"net/http/httputil"
-	"net/textproto"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -329,6 +328,7 @@ type request struct {
 type response struct {
 	resp http.Response
 	body Body
+	te   [1]string // resp.TransferEncoding of a chunked answer
 }
 
 // ReadResponse reads a plain response head to req from br as
@@ -409,7 +409,8 @@ func ReadResponse(br *bufio.Reader, req *http.Request, maxHead int) (resp *http.
 	resp.Body = http.NoBody
 	switch {
 	case chunked:
-		resp.TransferEncoding = chunkedTE
+		m.te[0] = "chunked"
+		resp.TransferEncoding = m.te[:]
 		m.body = Body{r: br, chunks: httputil.NewChunkedReader(br), trailer: &resp.Trailer, closing: closing}
 		resp.Body = &m.body
 	case n > 0:
@@ -418,10 +419,6 @@ func ReadResponse(br *bufio.Reader, req *http.Request, maxHead int) (resp *http.
 	}
 	return resp, true
 }
-
-// chunkedTE is every chunked response's TransferEncoding. Callers only read
-// it (net/http's own transport does not change the one it sets either).
-var chunkedTE = []string{"chunked"}
 
 // Body is a message body framed by a Content-Length or chunked, read from
 // the connection's buffered reader. It behaves as net/http's body does:
