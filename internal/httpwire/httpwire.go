@@ -487,7 +487,7 @@ func (b *Body) Close() error {
 	var err error
 	// A chunked body is read to its end even when the connection closes
 	// next, as net/http does: its trailer may still be wanted.
-	if !b.sawEOF && (!b.closing || b.trailer != nil) {
+	if !b.sawEOF && (!b.closing || b.chunks != nil) {
 		_, err = io.Copy(io.Discard, lockedBody{b})
 	}
 	b.closed = true
