@@ -303,7 +303,19 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 			o, err = s.awaitClaimed(ctx, claim.OrderNo)
 		}
 		if errors.Is(err, store.ErrNotFound) {
-			// The claimer never recorded its order (it died): take over.
+			// The claimer never recorded its order (it died, or stalls): take
+			// over. A stalled claimer may still record and prepay its number
+			// after the wait above, so the number is first recorded as
+			// abandoned; the store's create is atomic with the number's
+			// absence, so either that claimer's record or this one exists,
+			// never both.
+			if !released(claim) {
+				if err := s.abandon(ctx, req, item, amount, key, claim); errors.Is(err, store.ErrExists) {
+					continue // recorded meanwhile: read it again
+				} else if err != nil {
+					return nil, err
+				}
+			}
 			claim, created, err = s.store.AdvanceClaim(ctx, key, claim.Generation, s.newNo(s.now()), s.opts.DedupeWindow)
 			if err != nil {
 				return nil, fmt.Errorf("advance claim: %w", err)
@@ -396,7 +408,15 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 		o.Status, o.ExpiresAt = store.StatusApprovalRequired, time.Time{}
 	}
 	created := Transition{After: *o, Cause: "create", Turn: TurnFrom(ctx)}
-	if err := s.store.CreateOrder(ctx, o, s.events(created)...); err != nil {
+	if err := s.store.CreateOrder(ctx, o, s.events(created)...); errors.Is(err, store.ErrExists) {
+		// Another caller gave up waiting for this record and recorded the
+		// number as abandoned (abandon): follow the claim it moves on to.
+		cur, _, err := s.store.ClaimPurchase(ctx, key, o.OrderNo, s.opts.DedupeWindow)
+		if err != nil {
+			return nil, nil, fmt.Errorf("re-check claim: %w", err)
+		}
+		return nil, &cur, nil
+	} else if err != nil {
 		return nil, nil, fmt.Errorf("record order: %w", err)
 	}
 	s.committed(created)
@@ -428,6 +448,33 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 	}
 	res, err := s.prepay(ctx, o, "prepay")
 	return res, nil, err
+}
+
+// abandonedCause is the cause of an abandoned number's record (abandon).
+const abandonedCause = "abandoned"
+
+// abandon records the claimed order number of a claimer that never recorded
+// it as closed, before CreateOrder takes the claim over. The record is what
+// makes the takeover safe: CreateOrder fails with store.ErrExists for
+// whichever of the two comes second, so a claimer that was only slow cannot
+// record and prepay a number that was given up (it follows the claim
+// instead), and a record that appeared meanwhile is not taken over.
+func (s *Service) abandon(ctx context.Context, req CreateRequest, item Item, amount int64, key string, claim store.Claim) error {
+	now := s.now()
+	o := &store.Order{
+		OrderNo: claim.OrderNo, Client: req.Client, AppID: req.AppID, User: req.User, Session: req.Session,
+		SKU: req.SKU, Description: describe(item, req.Quantity), Quantity: req.Quantity,
+		AmountFen: amount, Currency: "CNY", PayMethod: req.PayMethod, Status: store.StatusClosed,
+		ClaimKey: key, Generation: claim.Generation, CreatedAt: now, UpdatedAt: now,
+	}
+	tr := Transition{After: *o, Cause: abandonedCause, Turn: TurnFrom(ctx)}
+	if err := s.store.CreateOrder(ctx, o, s.events(tr)...); err != nil {
+		return fmt.Errorf("record abandoned order %s: %w", o.OrderNo, err)
+	}
+	s.committed(tr)
+	s.m.transitions.WithLabelValues("", string(o.Status), abandonedCause).Inc()
+	s.log.InfoContext(ctx, "claimed order never recorded: number abandoned, purchase taken over", "order_no", o.OrderNo, "client", o.Client, "sku", o.SKU)
+	return nil
 }
 
 func describe(item Item, quantity int) string {

@@ -188,3 +188,115 @@ func TestPrepayRejectedClosesOrder(t *testing.T) {
 		t.Errorf("order: got %s; want closed", res.Order.Status)
 	}
 }
+
+type callerKey struct{}
+
+func callerOf(ctx context.Context) string { s, _ := ctx.Value(callerKey{}).(string); return s }
+
+// stallStore orders two CreateOrder calls for one purchase into the
+// interleaving of a claimer that stalls before recording its order: caller
+// "A" claims the purchase and then waits; caller "B" waits for A's record,
+// finds none (each miss moves the clock a second on, so B's 3 s wait passes
+// at once) and takes the claim over; A records its number only once B has
+// started taking over, and B's claim advance lands only after A re-checked
+// its claim, the last moment A looks before it prepays.
+type stallStore struct {
+	fullStore
+	clock      *offsetClock
+	aClaimed   chan struct{} // A holds the claim: B may start
+	bTakesOver chan struct{} // B has decided A's number is gone
+	aRechecked chan struct{} // A read the claim again after recording
+	once       [3]sync.Once
+	mu         sync.Mutex
+	aClaims    int
+}
+
+func (h *stallStore) ClaimPurchase(ctx context.Context, key, no string, ttl time.Duration) (store.Claim, bool, error) {
+	c, created, err := h.fullStore.ClaimPurchase(ctx, key, no, ttl)
+	if callerOf(ctx) == "A" {
+		h.mu.Lock()
+		h.aClaims++
+		n := h.aClaims
+		h.mu.Unlock()
+		switch n {
+		case 1:
+			h.once[0].Do(func() { close(h.aClaimed) })
+		case 2:
+			h.once[2].Do(func() { close(h.aRechecked) })
+		}
+	}
+	return c, created, err
+}
+
+func (h *stallStore) GetOrder(ctx context.Context, no string) (*store.Order, error) {
+	o, err := h.fullStore.GetOrder(ctx, no)
+	if callerOf(ctx) == "B" && errors.Is(err, store.ErrNotFound) {
+		h.clock.Advance(time.Second)
+	}
+	return o, err
+}
+
+func (h *stallStore) CreateOrder(ctx context.Context, o *store.Order, ev ...store.Event) error {
+	switch callerOf(ctx) {
+	case "A":
+		<-h.bTakesOver
+	case "B":
+		h.once[1].Do(func() { close(h.bTakesOver) })
+	}
+	return h.fullStore.CreateOrder(ctx, o, ev...)
+}
+
+func (h *stallStore) AdvanceClaim(ctx context.Context, key string, from int, no string, ttl time.Duration) (store.Claim, bool, error) {
+	if callerOf(ctx) == "B" {
+		h.once[1].Do(func() { close(h.bTakesOver) })
+		<-h.aRechecked
+	}
+	return h.fullStore.AdvanceClaim(ctx, key, from, no, ttl)
+}
+
+// TestCreateOrderStalledClaimerTakenOver: a claimer that stalls past the
+// others' wait and then records its order, while another request for the
+// same purchase takes the claim over, must not leave the purchase with two
+// payable orders: both requests end on one order, prepaid once.
+func TestCreateOrderStalledClaimerTakenOver(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var h *stallStore
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+				h = &stallStore{fullStore: o.Store.(fullStore), aClaimed: make(chan struct{}),
+					bTakesOver: make(chan struct{}), aRechecked: make(chan struct{})}
+				o.Store = h
+			}})
+			h.clock = e.clock
+			req := payments.CreateRequest{Client: "shop-bot", User: "oUser-stall", SKU: "premium-monthly"}
+			type result struct {
+				res *payments.CreateResult
+				err error
+			}
+			a, b := make(chan result, 1), make(chan result, 1)
+			go func() {
+				res, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "A"), req)
+				a <- result{res, err}
+			}()
+			<-h.aClaimed
+			go func() {
+				res, err := e.svc.CreateOrder(context.WithValue(context.Background(), callerKey{}, "B"), req)
+				b <- result{res, err}
+			}()
+			ra, rb := <-a, <-b
+			if ra.err != nil || rb.err != nil {
+				t.Fatalf("errors: A %v, B %v", ra.err, rb.err)
+			}
+			if ra.res.Order.OrderNo != rb.res.Order.OrderNo {
+				t.Errorf("one purchase, two orders: A got %s (%s), B got %s (%s)",
+					ra.res.Order.OrderNo, ra.res.Order.Status, rb.res.Order.OrderNo, rb.res.Order.Status)
+			}
+			if got := ra.res.Order.Status; got != store.StatusAwaitingPayment {
+				t.Errorf("status: got %s; want awaiting_payment", got)
+			}
+			if got := e.sim.OrderCount(); got != 1 {
+				t.Errorf("orders at the simulator: got %d; want 1", got)
+			}
+		})
+	}
+}

@@ -117,8 +117,9 @@ func classify(tr payments.Transition) (string, map[string]any) {
 	case store.StatusApprovalRequired:
 		return TypeOrderApprovalRequired, nil
 	case store.StatusClosed, store.StatusExpired, store.StatusRejected:
-		if b.Status == store.StatusCreating && tr.Cause == "superseded" {
-			return "", nil
+		if b.Status == store.StatusCreating && tr.Cause == "superseded" ||
+			b.Status == "" && tr.Cause == "abandoned" {
+			return "", nil // a number given up before any payment was asked for
 		}
 		return TypeOrderClosed, nil
 	case store.StatusNeedsReview:

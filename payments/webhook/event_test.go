@@ -45,6 +45,7 @@ func TestEventsMapping(t *testing.T) {
 		{name: "rejected", before: S(store.StatusApprovalRequired), after: S(store.StatusRejected), cause: "reject", want: webhook.TypeOrderClosed},
 		{name: "prepay refused", before: S(store.StatusCreating), after: S(store.StatusClosed), cause: "prepay", want: webhook.TypeOrderClosed},
 		{name: "superseded duplicate", before: S(store.StatusCreating), after: S(store.StatusClosed), cause: "superseded"},
+		{name: "stalled claimer's number abandoned", after: S(store.StatusClosed), cause: "abandoned"},
 		{name: "needs review", before: S(store.StatusPaid), after: S(store.StatusNeedsReview), cause: "notification", want: webhook.TypeOrderNeedsReview},
 		{name: "orphan recorded", after: S(store.StatusNeedsReview), cause: "orphan", want: webhook.TypeOrderNeedsReview},
 		{name: "refund started", before: S(store.StatusPaid), after: S(store.StatusRefunding), cause: "refund"},
