@@ -371,3 +371,77 @@ func TestRefundTransitionsCarryTheProposal(t *testing.T) {
 		t.Errorf("refunded transition: refund %+v cause %s; want the proposal", tr.Refund, tr.Cause)
 	}
 }
+
+// staleWriteStore holds caller "W1"'s write of a refund start between its
+// read of the order and its compare-and-set, until the test lets it go.
+type staleWriteStore struct {
+	fullStore
+	reached, release chan struct{}
+}
+
+func (h *staleWriteStore) UpdateOrder(ctx context.Context, o *store.Order, expect store.OrderStatus, ev ...store.Event) error {
+	if callerOf(ctx) == "W1" && o.Status == store.StatusRefunding {
+		select {
+		case <-h.reached:
+		default:
+			close(h.reached)
+			<-h.release
+		}
+	}
+	return h.fullStore.UpdateOrder(ctx, o, expect, ev...)
+}
+
+// TestRefundDecidedOnAStaleRecordIsRedecided: an order that leaves
+// partially_refunded and comes back to it (another refund confirmed and
+// completed) while a confirmation's write is under way must not have that
+// write land on the old record: the refund completed meanwhile would vanish
+// from refunded_fen. The write is decided again on the current record.
+func TestRefundDecidedOnAStaleRecordIsRedecided(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var h *staleWriteStore
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+				h = &staleWriteStore{fullStore: o.Store.(fullStore), reached: make(chan struct{}), release: make(chan struct{})}
+				o.Store = h
+			}})
+			ctx := context.Background()
+			o := paidOrder(t, e, "oUser-stale-write", 1) // 49.99
+			first := propose(t, e, o, 1000)
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, first.RefundID); err != nil {
+				t.Fatal(err)
+			}
+			if d, err := e.sim.CompleteRefund(ctx, first.OutRefundNo); err != nil || !d.Acked {
+				t.Fatalf("complete first refund: %+v %v", d, err)
+			}
+			o = e.order(o.OrderNo) // partially_refunded, 10.00
+			p1, p2 := propose(t, e, o, 1000), propose(t, e, o, 2999)
+
+			done := make(chan error, 1)
+			go func() {
+				_, err := e.svc.ConfirmRefund(context.WithValue(ctx, callerKey{}, "W1"), "shop-bot", o.User, p2.RefundID)
+				done <- err
+			}()
+			<-h.reached
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p1.RefundID); err != nil {
+				t.Fatal(err)
+			}
+			if d, err := e.sim.CompleteRefund(ctx, p1.OutRefundNo); err != nil || !d.Acked {
+				t.Fatalf("complete p1: %+v %v", d, err)
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusPartiallyRefunded || got.RefundedFen != 2000 {
+				t.Fatalf("after p1: %s %d; want partially_refunded 2000", got.Status, got.RefundedFen)
+			}
+			close(h.release)
+			if err := <-done; err != nil {
+				t.Fatalf("p2: %v", err)
+			}
+			if d, err := e.sim.CompleteRefund(ctx, p2.OutRefundNo); err != nil || !d.Acked {
+				t.Fatalf("complete p2: %+v %v", d, err)
+			}
+			got := e.order(o.OrderNo)
+			if got.Status != store.StatusRefunded || got.RefundedFen != 4999 {
+				t.Errorf("after 10.00 + 10.00 + 29.99 refunded at WeChat Pay: record says %s, %d fen; want refunded, 4999", got.Status, got.RefundedFen)
+			}
+		})
+	}
+}

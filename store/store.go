@@ -136,10 +136,15 @@ type Orders interface {
 	CreateOrder(ctx context.Context, o *Order, events ...Event) error
 	// GetOrder returns the order or ErrNotFound.
 	GetOrder(ctx context.Context, orderNo string) (*Order, error)
-	// UpdateOrder writes o only if the stored order's status equals expect
-	// (ErrConflict otherwise, ErrNotFound if there is no such order), atomically
-	// with enqueuing events in the order's outbox. o must carry the stored
-	// Client, User and CreatedAt (it is a record read from the store, changed).
+	// UpdateOrder writes o only if the stored order is still the version o
+	// was read at (o.Version) and its status equals expect (ErrConflict
+	// otherwise, ErrNotFound if there is no such order), atomically with
+	// enqueuing events in the order's outbox. The version, not the status
+	// alone, is what is compared: an order can leave a status and come back
+	// to it (partially_refunded → refunding → partially_refunded), and a
+	// write decided on the earlier record must not overwrite what changed in
+	// between (refunded_fen). o must carry the stored Client, User and
+	// CreatedAt (it is a record read from the store, changed).
 	// On success o.Version is the new version and o.UpdatedAt the store's time.
 	// Events passed here are keyed by the order: their Key must be empty or
 	// o.OrderNo.

@@ -147,6 +147,9 @@ func (d *DB) UpdateOrder(ctx context.Context, o *store.Order, expect store.Order
 		if cur.Status != expect {
 			return fmt.Errorf("order %s is %s, not %s: %w", o.OrderNo, cur.Status, expect, store.ErrConflict)
 		}
+		if cur.Version != o.Version {
+			return fmt.Errorf("order %s is at version %d, not %d: %w", o.OrderNo, cur.Version, o.Version, store.ErrConflict)
+		}
 		if cur.Client != o.Client || cur.User != o.User || !cur.CreatedAt.Equal(o.CreatedAt) {
 			return fmt.Errorf("embedded: update order %s: %w", o.OrderNo, errImmutable)
 		}

@@ -91,7 +91,7 @@ func (s *Store) UpdateOrder(ctx context.Context, o *store.Order, expect store.Or
 		return err
 	}
 	rk, ob, obv := s.k.orderTag(o.OrderNo)
-	args := append([]any{j, string(rec.Status), string(expect), rec.Client, rec.User, createdNS(&rec), len(elems)}, elems...)
+	args := append([]any{j, string(rec.Status), string(expect), rec.Client, rec.User, createdNS(&rec), o.Version, len(elems)}, elems...)
 	v, err := s.runMoney(ctx, "update order", s.sc.updateOrder, []string{rk, ob, obv}, args...)
 	if err != nil && v == nil {
 		return err
@@ -104,6 +104,9 @@ func (s *Store) UpdateOrder(ctx context.Context, o *store.Order, expect store.Or
 	case -2:
 		s.dropIntent(ctx, o.OrderNo, tok)
 		cur, _ := replyStr(r, 1)
+		if cur == string(expect) {
+			return fmt.Errorf("order %s is at version %d, not %d: %w", o.OrderNo, replyInt(r, 2), o.Version, store.ErrConflict)
+		}
 		return fmt.Errorf("order %s is %s, not %s: %w", o.OrderNo, cur, expect, store.ErrConflict)
 	case -3:
 		s.dropIntent(ctx, o.OrderNo, tok)

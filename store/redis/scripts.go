@@ -30,19 +30,19 @@ local v, nx = obstate(KEYS[2], KEYS[3])
 return {1, 1, v, nx}
 `
 
-// KEYS: rec, ob, obv. ARGV: json, status, expect, client, user, created_ns, n,
-// elems... Returns {1, version, obv, next}, {-1} not found, {-2, status}
-// conflict, {-3} immutable field changed.
+// KEYS: rec, ob, obv. ARGV: json, status, expect, client, user, created_ns,
+// version read, n, elems... Returns {1, version, obv, next}, {-1} not found,
+// {-2, status, version} conflict, {-3} immutable field changed.
 const luaUpdateOrder = luaObState + `
 local cur = redis.call('HMGET', KEYS[1], 's', 'v', 'c', 'u', 'ca')
 if not cur[1] then return {-1} end
-if cur[1] ~= ARGV[3] then return {-2, cur[1]} end
+if cur[1] ~= ARGV[3] or tonumber(cur[2]) ~= tonumber(ARGV[7]) then return {-2, cur[1], tonumber(cur[2])} end
 if cur[3] ~= ARGV[4] or cur[4] ~= ARGV[5] or cur[5] ~= ARGV[6] then return {-3} end
 local ver = tonumber(cur[2]) + 1
 redis.call('HSET', KEYS[1], 'j', ARGV[1], 's', ARGV[2], 'v', ver)
-local n = tonumber(ARGV[7])
+local n = tonumber(ARGV[8])
 if n > 0 then
-  for i = 1, n do redis.call('RPUSH', KEYS[2], ARGV[7 + i]) end
+  for i = 1, n do redis.call('RPUSH', KEYS[2], ARGV[8 + i]) end
   redis.call('INCR', KEYS[3])
 end
 local v, nx = obstate(KEYS[2], KEYS[3])

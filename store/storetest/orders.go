@@ -87,8 +87,14 @@ func testOrders(t *testing.T, open Opener) {
 			wantErr: store.ErrConflict, wantVersion: 2, wantStatus: store.StatusPaid,
 		},
 		{
+			name:    "a write decided on an earlier version is a conflict, whatever the status",
+			order:   func() *store.Order { c := paid; c.ReviewReason = "stale"; return &c },
+			expect:  store.StatusPaid,
+			wantErr: store.ErrConflict, wantVersion: 2, wantStatus: store.StatusPaid,
+		},
+		{
 			name:        "a write that keeps the status bumps the version",
-			order:       func() *store.Order { c := paid; c.ReviewReason = "note"; return &c },
+			order:       func() *store.Order { c := paid; c.Version = 2; c.ReviewReason = "note"; return &c },
 			expect:      store.StatusPaid,
 			wantVersion: 3, wantStatus: store.StatusPaid,
 		},
