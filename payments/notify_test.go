@@ -3,6 +3,7 @@ package payments_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -319,5 +320,40 @@ func TestNotifyRefund(t *testing.T) {
 	}
 	if n := e.counter("paygate_notifications_total", map[string]string{"event": wechatpay.EventRefundSuccess, "outcome": payments.OutcomeApplied}); n != 2 {
 		t.Errorf("applied refund notifications: got %v; want 2", n)
+	}
+
+	// So is one on an order paygate has already refunded in part, or while
+	// another of its refunds is in flight: not a late copy of a refund it
+	// applied.
+	for i, inFlight := range []bool{false, true} {
+		q := e.create(fmt.Sprintf("oUser-refund-unasked-%d", i), 2)
+		if _, err := e.sim.Pay(ctx, q.OrderNo); err != nil {
+			t.Fatal(err)
+		}
+		refund := func(fen int64) string {
+			t.Helper()
+			p, _, err := e.svc.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: q.User, OrderNo: q.OrderNo, Reason: "changed my mind", AmountFen: fen})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", q.User, p.RefundID); err != nil {
+				t.Fatal(err)
+			}
+			return p.OutRefundNo
+		}
+		complete(refund(1000))
+		if inFlight {
+			refund(1000)
+		}
+		no := fmt.Sprintf("RFunasked%04d", 10+i)
+		if _, err := e.client.CreateRefund(ctx, wechatpay.RefundRequest{OutTradeNo: q.OrderNo, OutRefundNo: no, Refund: 2000, Total: q.AmountFen}); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := e.sim.CompleteRefund(ctx, no); err != nil || !d.Acked {
+			t.Fatalf("delivery: %+v %v", d, err)
+		}
+		if got := e.order(q.OrderNo); got.Status != store.StatusNeedsReview || !strings.HasPrefix(got.ReviewReason, "refund_not_requested") {
+			t.Errorf("unasked refund (another in flight: %v): got %s %q; want needs_review refund_not_requested", inFlight, got.Status, got.ReviewReason)
+		}
 	}
 }

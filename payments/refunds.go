@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -438,14 +439,22 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 		case f.TotalFen != c.AmountFen:
 			return review("amount_mismatch")
 		}
+		// unasked: money went back that paygate neither applied nor has in
+		// flight (the merchant platform?). Orders refunded before refund
+		// numbers were kept (RefundedFen without RefundNos) cannot tell, and
+		// keep treating such word as a late copy.
+		unasked := f.Status == wechatpay.RefundSuccess && !slices.Contains(c.RefundNos, f.OutRefundNo) &&
+			(c.RefundedFen == 0 || len(c.RefundNos) > 0)
 		switch c.Status {
 		case store.StatusRefunding:
+			if rec != nil && rec.Proposal.OutRefundNo != f.OutRefundNo && unasked {
+				return review("refund_not_requested")
+			}
 			if rec == nil || rec.OrderVersion != c.Version || rec.Proposal.OutRefundNo != f.OutRefundNo {
 				return nil, nil // another refund's late word; not the one in flight
 			}
 		case store.StatusRefunded, store.StatusPartiallyRefunded, store.StatusPaid:
-			if c.Status == store.StatusPaid && f.Status == wechatpay.RefundSuccess && c.RefundedFen == 0 {
-				// Money went back without paygate asking (the merchant platform?).
+			if unasked {
 				return review("refund_not_requested")
 			}
 			return nil, nil // a late copy of an applied refund
@@ -462,6 +471,7 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 			}
 			outcome = OutcomeApplied
 			c.RefundedFen = total
+			c.RefundNos = append(c.RefundNos, f.OutRefundNo)
 			c.Status = settledRefundStatus(c)
 			return c, nil
 		case wechatpay.RefundClosed:

@@ -79,29 +79,33 @@ func (s OrderStatus) Valid() bool {
 // Order is one purchase as paygate records it. Amounts are integer fen so no
 // float ever touches money. Client and User are immutable after creation.
 type Order struct {
-	OrderNo       string      `json:"order_no"` // out_trade_no at WeChat Pay
-	Client        string      `json:"client"`   // client key name (the bot)
-	AppID         string      `json:"app_id"`
-	User          string      `json:"user"` // the end user's OpenID
-	Session       string      `json:"session,omitempty"`
-	SKU           string      `json:"sku"`
-	Description   string      `json:"description"`
-	Quantity      int         `json:"quantity"`
-	AmountFen     int64       `json:"amount_fen"`
-	Currency      string      `json:"currency"`
-	PayMethod     string      `json:"pay_method"` // jsapi | native
-	Status        OrderStatus `json:"status"`
-	ClaimKey      string      `json:"claim_key,omitempty"`
-	Generation    int         `json:"generation,omitempty"`
-	CreatedAt     time.Time   `json:"created_at"`
-	UpdatedAt     time.Time   `json:"updated_at"`
-	ExpiresAt     time.Time   `json:"expires_at,omitzero"`
-	PaidAt        time.Time   `json:"paid_at,omitzero"`
-	RefundedFen   int64       `json:"refunded_fen"`
-	PrepayID      string      `json:"prepay_id,omitempty"`
-	CodeURL       string      `json:"code_url,omitempty"`
-	TransactionID string      `json:"transaction_id,omitempty"`
-	ReviewReason  string      `json:"review_reason,omitempty"`
+	OrderNo     string      `json:"order_no"` // out_trade_no at WeChat Pay
+	Client      string      `json:"client"`   // client key name (the bot)
+	AppID       string      `json:"app_id"`
+	User        string      `json:"user"` // the end user's OpenID
+	Session     string      `json:"session,omitempty"`
+	SKU         string      `json:"sku"`
+	Description string      `json:"description"`
+	Quantity    int         `json:"quantity"`
+	AmountFen   int64       `json:"amount_fen"`
+	Currency    string      `json:"currency"`
+	PayMethod   string      `json:"pay_method"` // jsapi | native
+	Status      OrderStatus `json:"status"`
+	ClaimKey    string      `json:"claim_key,omitempty"`
+	Generation  int         `json:"generation,omitempty"`
+	CreatedAt   time.Time   `json:"created_at"`
+	UpdatedAt   time.Time   `json:"updated_at"`
+	ExpiresAt   time.Time   `json:"expires_at,omitzero"`
+	PaidAt      time.Time   `json:"paid_at,omitzero"`
+	RefundedFen int64       `json:"refunded_fen"`
+	// RefundNos are the out_refund_no of the refunds counted in
+	// RefundedFen, oldest first, so a refund WeChat Pay reports that paygate
+	// never asked for is told apart from a late copy of one it applied.
+	RefundNos     []string `json:"refund_nos,omitempty"`
+	PrepayID      string   `json:"prepay_id,omitempty"`
+	CodeURL       string   `json:"code_url,omitempty"`
+	TransactionID string   `json:"transaction_id,omitempty"`
+	ReviewReason  string   `json:"review_reason,omitempty"`
 	// Version is set by the store: 1 on create, incremented by every write. It
 	// orders copies of the record (the Redis user copy) and tells readers which
 	// write they saw.
