@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
@@ -36,9 +37,31 @@ func readErrorFields(f *failure, body []byte) {
 		if m := gjson.Get(s, "message"); m.Type == gjson.String {
 			f.errMsg = m.String()
 		} else if len(body) > 0 && !gjson.Valid(s) {
-			f.errMsg = strings.TrimSpace(string(body[:min(len(body), 512)]))
+			f.errMsg = strings.TrimSpace(string(cutAtRune(body, maxPlainErrorText)))
 		}
 	}
+}
+
+// maxPlainErrorText caps how much of a non-JSON error body (an HTML error
+// page, a proxy's text) is kept as the client's error message.
+const maxPlainErrorText = 512
+
+// cutAtRune returns at most n bytes of b, moved back to a rune boundary so a
+// multi-byte character is never split into invalid UTF-8. Bytes that were
+// not UTF-8 to begin with are cut at n.
+func cutAtRune(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
+	}
+	for i := n; i >= 0 && i > n-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:n]) {
+				return b[:i] // the rune starting at i runs past n
+			}
+			break
+		}
+	}
+	return b[:n]
 }
 
 // errorObject reports a failure when data (a JSON body or SSE event) carries

@@ -2,8 +2,10 @@ package failover
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
@@ -176,4 +178,41 @@ func FuzzHasFinish(f *testing.F) {
 			t.Errorf("hasFinish(%q) = false; a parse finds %q", s, fr.Str)
 		}
 	})
+}
+
+// TestPlainErrorTextCut: a non-JSON error body is kept up to 512 bytes, cut
+// back to a rune boundary so the client's error message stays valid UTF-8.
+func TestPlainErrorTextCut(t *testing.T) {
+	x := func(n int) string { return strings.Repeat("x", n) }
+	tests := []struct {
+		name string
+		body string
+		want string
+	}{
+		{"short", "<html>bad gateway</html>", "<html>bad gateway</html>"},
+		{"exactly 512", x(512), x(512)},
+		{"ASCII cut at 512", x(600), x(512)},
+		{"2-byte rune across the cut", x(511) + "é tail", x(511)},
+		{"2-byte rune ends at the cut", x(510) + "é tail", x(510) + "é"},
+		{"3-byte rune across the cut, 1 byte in", x(511) + "模 tail", x(511)},
+		{"3-byte rune across the cut, 2 bytes in", x(510) + "模 tail", x(510)},
+		{"4-byte rune across the cut, 1 byte in", x(511) + "😀 tail", x(511)},
+		{"4-byte rune across the cut, 2 bytes in", x(510) + "😀 tail", x(510)},
+		{"4-byte rune across the cut, 3 bytes in", x(509) + "😀 tail", x(509)},
+		{"4-byte rune ends at the cut", x(508) + "😀 tail", x(508) + "😀"},
+		{"stray continuation bytes at the cut", x(511) + "\x80\x80\x80\x80", x(511) + "\x80"},
+		{"not UTF-8 at all", strings.Repeat("\xff", 600), strings.Repeat("\xff", 512)},
+		{"space before the cut trimmed", x(500) + strings.Repeat(" ", 11) + "é", x(500)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := classifyHTTP(502, http.Header{}, []byte(tc.body), time.Now())
+			if f.errMsg != tc.want {
+				t.Errorf("got %q (%d bytes); want %q (%d bytes)", f.errMsg, len(f.errMsg), tc.want, len(tc.want))
+			}
+			if utf8.ValidString(tc.body) && !utf8.ValidString(f.errMsg) {
+				t.Errorf("got %q: a valid UTF-8 body was cut into invalid UTF-8", f.errMsg)
+			}
+		})
+	}
 }
