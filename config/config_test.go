@@ -118,12 +118,12 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"unknown top-level key", "serverr:\n  listen: x\n", []string{`c.yaml:1: serverr: unknown key (did you mean "server"?)`}},
 		{"unknown nested key", "server:\n  listen: \"127.0.0.1:1\"\n  lisen: x\n", []string{`c.yaml:3: server.lisen: unknown key`}},
 		{"unknown key in list item", "providers:\n  - name: p\n    base_url: http://x\n    apikey: k\n", []string{`c.yaml:4: providers[0].apikey: unknown key`}},
-		{"bad duration", "failover:\n  retry_after_max_wait: 5 seconds\n", []string{`c.yaml:2`, `not a duration`}},
-		{"bare number duration", "failover:\n  retry_after_max_wait: 30\n", []string{`c.yaml:2`, `not a duration`}},
-		{"wrong type", "failover:\n  max_attempts: many\n", []string{`c.yaml:2`, `cannot unmarshal`}},
+		{"bad duration", "failover:\n  retry_after_max_wait: 5 seconds\n", []string{`c.yaml:2: failover.retry_after_max_wait: "5 seconds" is not a duration`}},
+		{"bare number duration", "failover:\n  retry_after_max_wait: 30\n", []string{`c.yaml:2: failover.retry_after_max_wait: "30" is not a duration`}},
+		{"wrong type", "failover:\n  max_attempts: many\n", []string{"c.yaml:2: failover.max_attempts: cannot unmarshal !!str `many` into int"}},
 		{"apiv3 key length", "payments:\n  wechatpay:\n    apiv3_key: short\n", []string{`c.yaml:3: payments.wechatpay.apiv3_key: must be exactly 32 bytes, got 5`}},
 		{"price with three decimals", "payments:\n  catalog:\n    - {sku: a, name: A, price: \"1.005\"}\n", []string{`c.yaml:3: payments.catalog[0].price: "1.005" has more than two decimals`}},
-		{"float-ish price", "payments:\n  catalog:\n    - {sku: a, name: A, price: 1e3}\n", []string{`c.yaml:3`, `not a decimal amount`}},
+		{"float-ish price", "payments:\n  catalog:\n    - {sku: a, name: A, price: 1e3}\n", []string{`c.yaml:3: payments.catalog[0].price: "1e3": not a decimal amount`}},
 		{"unknown provider in target", "providers:\n  - {name: p, base_url: \"http://x\"}\nmodels:\n  - name: m\n    targets:\n      - {provider: q, model: x}\n", []string{`c.yaml:6: models[0].targets[0].provider: unknown provider "q"`}},
 		{"bad strategy", "providers:\n  - {name: p, base_url: \"http://x\"}\nmodels:\n  - name: m\n    strategy: random\n    targets: [{provider: p, model: x}]\n", []string{`c.yaml:5: models[0].strategy`}},
 		{"webhook without secret", "webhooks:\n  url: https://m.example/hook\n", []string{`webhooks.secret: required`}},
@@ -147,6 +147,79 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("got %q; want it to contain %q", err, w)
 				}
+			}
+		})
+	}
+}
+
+// TestDecodeErrorsNameTheKey: a value of the wrong type is reported as
+// "file:line: key.path: message" like every other config error, and one load
+// reports every bad value, not just the first.
+func TestDecodeErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string // the whole error, one line per problem
+	}{
+		{"int from a word", "server:\n  max_body_bytes: abc\n",
+			[]string{"c.yaml:2: server.max_body_bytes: cannot unmarshal !!str `abc` into int64"}},
+		{"int in a flow mapping", "server: {listen: \"127.0.0.1:1\", max_body_bytes: abc}\n",
+			[]string{"c.yaml:1: server.max_body_bytes: cannot unmarshal !!str `abc` into int64"}},
+		{"long value as yaml shortens it", "server:\n  max_body_bytes: abcdefghijkl\n",
+			[]string{"c.yaml:2: server.max_body_bytes: cannot unmarshal !!str `abcdefg...` into int64"}},
+		{"value with a newline", "server:\n  max_body_bytes: \"a\\nb\"\n",
+			[]string{"c.yaml:2: server.max_body_bytes: cannot unmarshal !!str `a\nb` into int64"}},
+		{"bool", "store:\n  redis:\n    tls: maybe\n",
+			[]string{"c.yaml:3: store.redis.tls: cannot unmarshal !!str `maybe` into bool"}},
+		{"list given a word", "providers: foo\n",
+			[]string{"c.yaml:1: providers: cannot unmarshal !!str `foo` into []config.Provider"}},
+		{"bare number duration", "server:\n  sse_keepalive: 30\n",
+			[]string{`c.yaml:2: server.sse_keepalive: "30" is not a duration (use e.g. "500ms", "30s", "10m")`}},
+		{"duration given a list", "server:\n  sse_keepalive: [1s]\n",
+			[]string{`c.yaml:2: server.sse_keepalive: want a duration such as "30s"`}},
+		{"decimal in a flow list item", "payments:\n  catalog:\n    - {sku: a, name: A, price: 1e3}\n",
+			[]string{`c.yaml:3: payments.catalog[0].price: "1e3": not a decimal amount (use e.g. "49.99")`}},
+		{"decimal given a mapping", "payments:\n  rules:\n    approval_above: {x: 1}\n",
+			[]string{`c.yaml:3: payments.rules.approval_above: want a decimal amount such as "49.99"`}},
+		{"bad int then bad duration", "failover:\n  max_attempts: x\n  retry_after_max_wait: 5 seconds\n", []string{
+			"c.yaml:2: failover.max_attempts: cannot unmarshal !!str `x` into int",
+			`c.yaml:3: failover.retry_after_max_wait: "5 seconds" is not a duration (use e.g. "500ms", "30s", "10m")`,
+		}},
+		{"bad duration then bad int", "failover:\n  breaker:\n    cooldown: soon\n    failures: many\n", []string{
+			`c.yaml:3: failover.breaker.cooldown: "soon" is not a duration (use e.g. "500ms", "30s", "10m")`,
+			"c.yaml:4: failover.breaker.failures: cannot unmarshal !!str `many` into int",
+		}},
+		{"same bad duration twice on one line",
+			"providers:\n  - {name: p, base_url: \"http://x\", timeouts: {connect: 5 s, idle: 5 s, total: 1m}}\n", []string{
+				`c.yaml:2: providers[0].timeouts.connect: "5 s" is not a duration (use e.g. "500ms", "30s", "10m")`,
+				`c.yaml:2: providers[0].timeouts.idle: "5 s" is not a duration (use e.g. "500ms", "30s", "10m")`,
+			}},
+		{"same bad value twice on one line", "models: [{name: a, targets: x}, {name: b, targets: x}]\n", []string{
+			"c.yaml:1: models[0].targets: cannot unmarshal !!str `x` into []config.Target",
+			"c.yaml:1: models[1].targets: cannot unmarshal !!str `x` into []config.Target",
+		}},
+		{"unknown key and bad values in one load", "serverr: 1\nfailover:\n  max_attempts: x\naudit:\n  retain_text: 180d\n", []string{
+			`c.yaml:1: serverr: unknown key (did you mean "server"?)`,
+			"c.yaml:3: failover.max_attempts: cannot unmarshal !!str `x` into int",
+			`c.yaml:5: audit.retain_text: "180d" is not a duration (use e.g. "500ms", "30s", "10m")`,
+		}},
+		{"no second error for a non-mapping section", "server: [1]\n",
+			[]string{"c.yaml:1: server: want a mapping of keys"}},
+		{"no second error for a bad variable", "server:\n  max_body_bytes: ${BODY\n",
+			[]string{"c.yaml:2: server.max_body_bytes: unterminated ${ in \"${BODY\""}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
+			if err == nil {
+				t.Fatalf("got no error; want %q", tc.want)
+			}
+			var es Errors
+			if !errors.As(err, &es) {
+				t.Fatalf("got %T; want config.Errors", err)
+			}
+			if got, want := err.Error(), strings.Join(tc.want, "\n"); got != want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
 			}
 		})
 	}

@@ -18,17 +18,26 @@ type Duration time.Duration
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// UnmarshalYAML parses duration text.
+// UnmarshalYAML parses duration text. A bad value is a *yaml.TypeError, so
+// decoding goes on and the loader reports every bad value in one go.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a duration such as \"30s\"", n.Line)
+		return typeError(n, "want a duration such as \"30s\"")
 	}
 	v, err := ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		return typeError(n, err.Error())
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// typeError is how a custom UnmarshalYAML reports a bad value: yaml.v3 keeps
+// decoding after a *yaml.TypeError, collecting it with its own type errors,
+// but aborts the whole decode on any other error. The "line N: " prefix is
+// the shape of yaml's own messages, which the loader reads back.
+func typeError(n *yaml.Node, msg string) error {
+	return &yaml.TypeError{Errors: []string{"line " + strconv.Itoa(n.Line) + ": " + msg}}
 }
 
 // MarshalYAML writes the duration as text.
@@ -92,14 +101,15 @@ func (d Decimal) Fen() (int64, bool) {
 // IsZero reports whether the decimal was not set.
 func (d Decimal) IsZero() bool { return d.Text == "" }
 
-// UnmarshalYAML parses a decimal written as a string or a plain number.
+// UnmarshalYAML parses a decimal written as a string or a plain number; a bad
+// value is a *yaml.TypeError, as for Duration.
 func (d *Decimal) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a decimal amount such as \"49.99\"", n.Line)
+		return typeError(n, "want a decimal amount such as \"49.99\"")
 	}
 	v, err := ParseDecimal(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		return typeError(n, err.Error())
 	}
 	*d = v
 	return nil

@@ -99,6 +99,8 @@ func TestRunCommands(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	writeFile(t, bad, "server:\n  listen: \"127.0.0.1:1\"\n  lisen: x\n")
+	badTypes := filepath.Join(dir, "bad-types.yaml")
+	writeFile(t, badTypes, "server:\n  max_body_bytes: abc\n  sse_keepalive: 30\n")
 	tests := []struct {
 		name     string
 		args     []string
@@ -108,6 +110,9 @@ func TestRunCommands(t *testing.T) {
 		{"version", []string{"version"}, 0, "paygate"},
 		{"check-config ok", []string{"check-config", "-config", "../../config.yaml"}, 0, "ok"},
 		{"check-config names file:line", []string{"check-config", "-config", bad}, 1, bad + ":3: server.lisen: unknown key"},
+		{"check-config names the key of every bad value", []string{"check-config", "-config", badTypes}, 1,
+			badTypes + ":2: server.max_body_bytes: cannot unmarshal !!str `abc` into int64\n" +
+				badTypes + ":3: server.sse_keepalive: \"30\" is not a duration"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
 	}
 	for _, tc := range tests {
