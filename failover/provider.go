@@ -290,8 +290,16 @@ func (m *memBody) Close() error { return nil }
 // again is GetBody's: a fresh reader of the same bytes.
 func (m *memBody) again() (io.ReadCloser, error) { return newMemBody(m.b), nil }
 
-// urlFor returns the parsed URL of p's base and path, cached for up to 64
-// paths (passthrough paths carry query strings; past that, each is parsed).
+// urlFor returns the URL of p's base and path, cached for up to 64 paths
+// (passthrough paths carry query strings; past that, each is built).
+//
+// path is already escaped, as the client sent it, and is never decoded
+// into the URL's structure: it is appended to the base's escaped path as
+// RawPath, so a %2F, %3F, %23 or %25 in it reaches the provider as those
+// bytes, not as a separator, a query, a fragment or a bad escape. Its query
+// is everything after the first '?', kept as sent. A path that net/url
+// could not send byte for byte (a bad escape, a character it would escape
+// again) is an error rather than a different path.
 func (p *provider) urlFor(path string) (*url.URL, error) {
 	p.urlsMu.RLock()
 	u, ok := p.urls[path]
@@ -299,10 +307,21 @@ func (p *provider) urlFor(path string) (*url.URL, error) {
 	if ok {
 		return u, nil
 	}
-	u, err := url.Parse(p.base + path)
+	u, err := url.Parse(p.base)
 	if err != nil {
 		return nil, err
 	}
+	escaped, query, hasQuery := strings.Cut(path, "?")
+	decoded, err := url.PathUnescape(escaped)
+	if err != nil {
+		return nil, err
+	}
+	u.RawPath = u.EscapedPath() + escaped
+	u.Path += decoded
+	if u.EscapedPath() != u.RawPath {
+		return nil, errors.New("not a URL path as sent: " + escaped)
+	}
+	u.RawQuery, u.ForceQuery = query, hasQuery && query == ""
 	if u.Port() == "" {
 		u.Host = strings.TrimSuffix(u.Host, ":") // as NewRequest does
 	}

@@ -67,3 +67,44 @@ func TestNewRequest(t *testing.T) {
 		t.Error("a path that does not parse made a request")
 	}
 }
+
+// TestURLForKeepsTheEscapedPath: a passthrough path arrives escaped as the
+// client sent it and reaches the provider byte for byte; it is never decoded
+// a second time into separators, a query, a fragment or a bad escape. A
+// path net/url would send differently is an error, not another path.
+func TestURLForKeepsTheEscapedPath(t *testing.T) {
+	p := &provider{base: "http://upstream.test/v1"}
+	for _, tc := range []struct {
+		name, path string
+		want       string // the request target sent; "" for an error
+	}{
+		{"plain", "/embeddings", "/v1/embeddings"},
+		{"query as sent", "/files?purpose=batch&after=a%2Fb", "/v1/files?purpose=batch&after=a%2Fb"},
+		{"escaped slash", "/files/..%2F..%2Fadmin%2Fkeys", "/v1/files/..%2F..%2Fadmin%2Fkeys"},
+		{"escaped question mark", "/files/a%3Fb", "/v1/files/a%3Fb"},
+		{"escaped hash", "/files/a%23b", "/v1/files/a%23b"},
+		{"escaped percent", "/files/100%25", "/v1/files/100%25"},
+		{"escaped dots", "/files/%2e%2E/x", "/v1/files/%2e%2E/x"},
+		{"unreserved escaped", "/files/%7Euser", "/v1/files/%7Euser"},
+		{"empty query kept", "/files?", "/v1/files?"},
+		{"raw hash", "/files/a#b", ""},
+		{"character net/url escapes again", "/files/a{b%2Fc", ""},
+		{"bad escape", "/files/100%", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := p.urlFor(tc.path)
+			if tc.want == "" {
+				if err == nil {
+					t.Fatalf("urlFor(%q) = %s; want an error", tc.path, u)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("urlFor(%q): %v", tc.path, err)
+			}
+			if got := u.RequestURI(); got != tc.want || u.Host != "upstream.test" || u.Fragment != "" {
+				t.Errorf("urlFor(%q) sends %q to %q (fragment %q); want %q", tc.path, u.RequestURI(), u.Host, u.Fragment, tc.want)
+			}
+		})
+	}
+}

@@ -261,6 +261,28 @@ func BenchmarkRequestPipeline(b *testing.B) {
 	}
 }
 
+// BenchmarkReadChat is ReadChat alone on the load run's body, without and
+// with drop_fields to watch for repeats.
+func BenchmarkReadChat(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		watch []string
+	}{
+		{"plain", nil},
+		{"drop_fields", []string{"parallel_tool_calls", "logit_bias"}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(benchRequest)))
+			for b.Loop() {
+				if c, err := ReadChat(benchRequest, bc.watch...); err != nil || c.Model != "bench" {
+					b.Fatal(c, err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkReadAnswer reads a non-stream chat.completion as the turn does.
 func BenchmarkReadAnswer(b *testing.B) {
 	b.ReportAllocs()

@@ -53,7 +53,15 @@ func (c *Chat) readFrom(body []byte) bool {
 // ReadChat validates body as a JSON object and reads the fields routing needs
 // in one walk over its top-level members (the byte walker of scan.go), each
 // value skipped by its brackets and quotes.
-func ReadChat(body []byte) (Chat, error) {
+//
+// A member paygate reads or rewrites (chatMembers, and the names in watch:
+// the providers' drop_fields) must not appear twice at the top level, nor
+// stream_options' include_usage within it: paygate, as every gjson or sjson
+// path, acts on the first of a repeated member, while most JSON parsers, a
+// provider's among them, keep the last. The body would route, account and
+// hide the user by one value and be served by another, so it is an
+// ErrBadRequest naming the member.
+func ReadChat(body []byte, watch ...string) (Chat, error) {
 	if !gjson.ValidBytes(body) {
 		return Chat{}, fmt.Errorf("%w: the body is not valid JSON", ErrBadRequest)
 	}
@@ -62,43 +70,43 @@ func ReadChat(body []byte) (Chat, error) {
 	if s[i] != '{' {
 		return Chat{}, fmt.Errorf("%w: the body must be a JSON object", ErrBadRequest)
 	}
-	c := Chat{read: chatRead{src: &body[0], size: len(body), userAt: -1}}
-	var f [len(chatMembers)]string // raw values, the first of each name
-	for i++; ; {
-		m, ok := nextMember(s, i, true)
-		if !ok {
-			break
-		}
-		i = m.end
-		k := keyName(m.key)
-		for j, name := range chatMembers {
-			if k == name && f[j] == "" {
-				f[j] = s[m.at:m.end]
-				if j == chatUser {
-					c.read.userAt, c.read.userEnd = m.at, m.end
-				}
-			}
-		}
+	var f [len(chatMembers)]member // the member of each name, if any
+	if err := readMembers(s, i, chatMembers[:], f[:], watch); err != nil {
+		return Chat{}, err
 	}
-	c.Model = stringValue(f[chatModel])
+	raw := func(j int) string { return s[f[j].at:f[j].end] } // "" for none
+	c := Chat{read: chatRead{src: &body[0], size: len(body), userAt: -1}}
+	c.Model = stringValue(raw(chatModel))
 	if c.Model == "" {
 		return Chat{}, fmt.Errorf("%w: you must provide a model parameter", ErrBadRequest)
 	}
-	if v := f[chatMessages]; v == "" || v[0] != '[' {
+	if v := raw(chatMessages); v == "" || v[0] != '[' {
 		return Chat{}, fmt.Errorf("%w: 'messages' must be an array", ErrBadRequest)
 	}
-	c.Stream = boolValue(f[chatStream])
-	c.User = stringValue(f[chatUser])
-	if v := f[chatStreamOptions]; v != "" {
-		c.WantsUsage = gjson.Get(v, "include_usage").Bool()
+	c.Stream = boolValue(raw(chatStream))
+	if m := f[chatUser]; m.end != 0 {
+		c.User = stringValue(raw(chatUser))
+		c.read.userAt, c.read.userEnd = m.at, m.end
 	}
-	c.HasTools = f[chatTools] != ""
-	c.read.streamOptions = f[chatStreamOptions] != ""
+	if m := f[chatStreamOptions]; m.end != 0 {
+		c.read.streamOptions = true
+		if s[m.at] == '{' {
+			// include_usage is read here and set by RewriteChat: the same
+			// rule as at the top level.
+			var u [1]member
+			if err := readMembers(s, m.at, includeUsageName[:], u[:], nil); err != nil {
+				return Chat{}, err
+			}
+			c.WantsUsage = boolValue(s[u[0].at:u[0].end])
+		}
+	}
+	c.HasTools = f[chatTools].end != 0
 	cloneStrings(&c.Model, &c.User) // views of body until now
 	return c, nil
 }
 
-// The members ReadChat reads, by their index in chatMembers.
+// The members ReadChat reads, by their index in chatMembers. tool_choice is
+// only watched: the clarification round sets it (SetToolChoiceNone).
 const (
 	chatModel = iota
 	chatStream
@@ -106,9 +114,105 @@ const (
 	chatStreamOptions
 	chatMessages
 	chatTools
+	chatToolChoice
 )
 
-var chatMembers = [...]string{"model", "stream", "user", "stream_options", "messages", "tools"}
+var (
+	chatMembers      = [...]string{"model", "stream", "user", "stream_options", "messages", "tools", "tool_choice"}
+	includeUsageName = [...]string{"include_usage"}
+)
+
+// readMembers walks the members of the object whose '{' is s[i], in valid
+// JSON, and sets f[j] to the member named names[j] (f[j].end stays 0 when
+// there is none). A member named in names or in watch that appears twice
+// is an ErrBadRequest. It allocates nothing unless a key is escaped or
+// watch has over 64 names.
+func readMembers(s string, i int, names []string, f []member, watch []string) error {
+	var seen uint64 // watch[j] seen, for j < 64
+	var seenMore []bool
+	for i++; ; {
+		m, ok := nextMember(s, i, true)
+		if !ok {
+			return nil
+		}
+		i = m.end
+		k := keyName(m.key)
+		for j, name := range names {
+			if k == name {
+				if f[j].end != 0 {
+					return repeatedMember(name)
+				}
+				f[j] = m
+				break
+			}
+		}
+		for j, name := range watch {
+			if k != name {
+				continue
+			}
+			if j < 64 {
+				if seen&(1<<j) != 0 {
+					return repeatedMember(name)
+				}
+				seen |= 1 << j
+				continue
+			}
+			if seenMore == nil {
+				seenMore = make([]bool, len(watch)-64)
+			}
+			if seenMore[j-64] {
+				return repeatedMember(name)
+			}
+			seenMore[j-64] = true
+		}
+	}
+}
+
+func repeatedMember(name string) error {
+	return fmt.Errorf("%w: the member %q appears more than once; send it once", ErrBadRequest, name)
+}
+
+// Passthrough is what paygate reads of a JSON body on another /v1 path
+// (embeddings, moderations, …): the members it routes by or rewrites.
+type Passthrough struct {
+	// Model is the body's "model" if it is a string; "" otherwise.
+	Model  string
+	Stream bool
+	// User is the body's "user" if it is a string; HasUser: the body has
+	// a "user" member, whatever its value.
+	User    string
+	HasUser bool
+}
+
+// ReadPassthrough validates body as JSON and reads the members of
+// Passthrough; a body that is not an object has none. As in ReadChat, a
+// body that repeats one of them, or a member named in watch, at the top
+// level is an ErrBadRequest.
+func ReadPassthrough(body []byte, watch ...string) (Passthrough, error) {
+	if !gjson.ValidBytes(body) {
+		return Passthrough{}, fmt.Errorf("%w: the body is not valid JSON", ErrBadRequest)
+	}
+	s := unsafeString(body)
+	i := skipSpace(s, 0)
+	if s[i] != '{' {
+		return Passthrough{}, nil
+	}
+	var f [len(passthroughMembers)]member
+	if err := readMembers(s, i, passthroughMembers[:], f[:], watch); err != nil {
+		return Passthrough{}, err
+	}
+	var p Passthrough
+	p.Model = stringValue(s[f[chatModel].at:f[chatModel].end])
+	p.Stream = boolValue(s[f[chatStream].at:f[chatStream].end])
+	p.User = stringValue(s[f[chatUser].at:f[chatUser].end])
+	p.HasUser = f[chatUser].end != 0
+	cloneStrings(&p.Model, &p.User)
+	return p, nil
+}
+
+// passthroughMembers are the members ReadPassthrough reads, the first of
+// chatMembers.
+var passthroughMembers = [...]string{chatModel: "model", chatStream: "stream", chatUser: "user"}
 
 // boolValue is a raw JSON value as gjson's Result.Bool reads it.
 func boolValue(v string) bool {

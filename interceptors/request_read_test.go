@@ -2,6 +2,7 @@ package interceptors
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -21,8 +22,9 @@ func TestReadChat(t *testing.T) {
 		{name: "stream as gjson reads it", body: `{"model":"m","messages":[],"stream":"true","user":7}`, want: Chat{Model: "m", Stream: true}},
 		{name: "minimal", body: `{"messages":[],"model":"gpt-4o"}`, want: Chat{Model: "gpt-4o"}},
 		{name: "escaped key and value", body: `{"mod\u0065l":"a\"b","messages":[]}`, want: Chat{Model: `a"b`}},
-		{name: "first of a repeated member counts", body: `{"model":"first","model":"second","stream":false,"stream":true,"messages":[]}`,
-			want: Chat{Model: "first"}},
+		{name: "other members may repeat", body: `{"model":"m","n":1,"messages":[],"n":2,"temperature":0,"temperature":1}`, want: Chat{Model: "m"}},
+		{name: "nested repeats are not top-level ones", body: `{"model":"m","messages":[{"role":"user","role":"user"}],"stream_options":{"x":1,"x":2}}`,
+			want: Chat{Model: "m"}},
 		{name: "nested lookalikes are not the fields", body: `{"model":"m","messages":[{"model":"x","user":"y","stream":true}]}`, want: Chat{Model: "m"}},
 		{name: "not JSON", body: `{"model":`, wantErr: "not valid JSON"},
 		{name: "not an object", body: `["model"]`, wantErr: "must be a JSON object"},
@@ -31,6 +33,19 @@ func TestReadChat(t *testing.T) {
 		{name: "model not a string", body: `{"model":4,"messages":[]}`, wantErr: "model parameter"},
 		{name: "messages not an array", body: `{"model":"m","messages":{}}`, wantErr: "'messages' must be an array"},
 		{name: "no messages", body: `{"model":"m"}`, wantErr: "'messages' must be an array"},
+		// A repeated member paygate reads or rewrites: paygate would act on
+		// the first, the provider's parser keep the last.
+		{name: "repeated model", body: `{"model":"gpt-test","user":"oWx-openid-123","messages":[],"model":"openai/o1-pro","user":"oWx-openid-123"}`,
+			wantErr: `member "model" appears more than once`},
+		{name: "repeated user", body: `{"model":"m","user":"a","messages":[],"user":"oWx-openid-123"}`, wantErr: `member "user" appears`},
+		{name: "repeated user, one key escaped", body: `{"model":"m","user":"a","messages":[],"us\u0065r":"b"}`, wantErr: `member "user" appears`},
+		{name: "repeated stream", body: `{"model":"m","stream":false,"messages":[],"stream":true}`, wantErr: `member "stream" appears`},
+		{name: "repeated stream_options", body: `{"model":"m","stream_options":{},"messages":[],"stream_options":null}`, wantErr: `member "stream_options" appears`},
+		{name: "repeated include_usage", body: `{"model":"m","stream":true,"stream_options":{"include_usage":true,"include_usage":false},"messages":[]}`,
+			wantErr: `member "include_usage" appears`},
+		{name: "repeated messages", body: `{"model":"m","messages":[],"messages":[{"role":"user","content":"x"}]}`, wantErr: `member "messages" appears`},
+		{name: "repeated tools", body: `{"model":"m","messages":[],"tools":[],"tools":null}`, wantErr: `member "tools" appears`},
+		{name: "repeated tool_choice", body: `{"model":"m","messages":[],"tool_choice":"none","tool_choice":"auto"}`, wantErr: `member "tool_choice" appears`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := []byte(tc.body)
@@ -56,6 +71,82 @@ func TestReadChat(t *testing.T) {
 	}
 }
 
+// TestReadChatWatch: the names in watch (the providers' drop_fields) may not
+// repeat either, however many there are; they need not be present.
+func TestReadChatWatch(t *testing.T) {
+	many := make([]string, 70)
+	for i := range many {
+		many[i] = fmt.Sprintf("f%d", i)
+	}
+	for _, tc := range []struct {
+		name, body string
+		watch      []string
+		wantErr    string
+	}{
+		{name: "watched once", body: `{"model":"m","messages":[],"parallel_tool_calls":true}`, watch: []string{"parallel_tool_calls"}},
+		{name: "watched absent", body: `{"model":"m","messages":[]}`, watch: []string{"parallel_tool_calls", "x.y"}},
+		{name: "watched repeated", body: `{"model":"m","parallel_tool_calls":false,"messages":[],"parallel_tool_calls":true}`,
+			watch: []string{"x.y", "parallel_tool_calls"}, wantErr: `member "parallel_tool_calls" appears`},
+		{name: "dotted name repeated", body: `{"model":"m","x.y":1,"messages":[],"x.y":2}`, watch: []string{"x.y"}, wantErr: `member "x.y" appears`},
+		{name: "past 64 names, once each", body: `{"model":"m","messages":[],"f69":1,"f0":2,"f64":3}`, watch: many},
+		{name: "past 64 names, repeated", body: `{"model":"m","f69":1,"messages":[],"f69":2}`, watch: many, wantErr: `member "f69" appears`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ReadChat([]byte(tc.body), tc.watch...)
+			if tc.wantErr == "" {
+				if err != nil || c.Model != "m" {
+					t.Fatalf("ReadChat = %+v, %v; want model m", c, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v; want ErrBadRequest with %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestReadPassthrough: the members a passthrough body is routed and
+// rewritten by, read as gjson reads them; a repeat of one is refused.
+func TestReadPassthrough(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		want       Passthrough
+		wantErr    string
+	}{
+		{name: "embeddings", body: `{"model":"e","input":["a","b"],"user":"u1"}`, want: Passthrough{Model: "e", User: "u1", HasUser: true}},
+		{name: "null user is a member", body: `{"model":"e","user":null,"stream":"true"}`, want: Passthrough{Model: "e", Stream: true, HasUser: true}},
+		{name: "model not a string", body: `{"model":3,"input":"x"}`, want: Passthrough{}},
+		{name: "not an object", body: ` ["model","user"] `, want: Passthrough{}},
+		{name: "other members may repeat", body: `{"model":"e","input":"a","input":"b"}`, want: Passthrough{Model: "e"}},
+		{name: "not JSON", body: `{"model":`, wantErr: "not valid JSON"},
+		{name: "repeated model", body: `{"model":"embed-test","input":"x","model":"openai/text-embedding-3-large"}`, wantErr: `member "model" appears`},
+		{name: "repeated user", body: `{"model":"e","user":"a","input":"x","user":"oWx-openid-123"}`, wantErr: `member "user" appears`},
+		{name: "repeated stream", body: `{"model":"e","stream":false,"stream":true}`, wantErr: `member "stream" appears`},
+		{name: "repeated drop field", body: `{"model":"e","dimensions":1,"dimensions":2}`, wantErr: `member "dimensions" appears`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := []byte(tc.body)
+			got, err := ReadPassthrough(body, "dimensions")
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v; want ErrBadRequest with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("ReadPassthrough = %+v, %v; want %+v", got, err, tc.want)
+			}
+			for i := range body {
+				body[i] = 'x'
+			}
+			if got != tc.want {
+				t.Fatalf("after the body changed: %+v; want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
 // chatByPath is ReadChat written with gjson: what each field means, for
 // the differential fuzz test.
 func chatByPath(body []byte) (Chat, bool) {
@@ -66,8 +157,16 @@ func chatByPath(body []byte) (Chat, bool) {
 	if !root.IsObject() {
 		return Chat{}, false
 	}
+	// A member paygate reads or rewrites that repeats: paygate would act
+	// on the first, the provider's parser keep the last.
+	if repeats(root, chatMembers[:]) {
+		return Chat{}, false
+	}
 	var f [len(chatMembers)]gjson.Result
 	members(root, chatMembers[:], f[:])
+	if so := f[chatStreamOptions]; so.IsObject() && repeats(so, []string{"include_usage"}) {
+		return Chat{}, false
+	}
 	if f[chatModel].Type != gjson.String || f[chatModel].Str == "" || !f[chatMessages].IsArray() {
 		return Chat{}, false
 	}
@@ -80,15 +179,41 @@ func chatByPath(body []byte) (Chat, bool) {
 	}, true
 }
 
-// FuzzReadChat checks ReadChat's walk against gjson's reading of the same
-// body, and that no body makes it panic.
+// fuzzWatch are drop_fields for FuzzReadChat: one that the seeds repeat,
+// one spelled as an sjson path would not take it literally.
+var fuzzWatch = []string{"n", "x.y"}
+
+// passthroughByPath is ReadPassthrough written with gjson, as the
+// passthrough handler read the body before it refused repeats.
+func passthroughByPath(body []byte, watch []string) (Passthrough, bool) {
+	if !gjson.ValidBytes(body) {
+		return Passthrough{}, false
+	}
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return Passthrough{}, true
+	}
+	if repeats(root, []string{"model", "stream", "user"}) || repeats(root, watch) {
+		return Passthrough{}, false
+	}
+	res := gjson.GetManyBytes(body, "model", "stream", "user")
+	return Passthrough{Model: res[0].Str, Stream: res[1].Bool(), User: res[2].Str, HasUser: res[2].Exists()}, true
+}
+
+// FuzzReadChat checks ReadChat's walk, and ReadPassthrough's, against
+// gjson's reading of the same body, and that no body makes them panic.
 func FuzzReadChat(f *testing.F) {
 	for _, b := range []string{
 		`{"model":"m","stream":true,"user":"u1","stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`,
 		`{"mod\u0065l":"a\"b","messages":[],"tools":[{"type":"function"}]}`,
 		`{"model":"first","model":"second","stream":1,"stream":false,"messages":[]}`,
+		`{"model":"m","messages":[],"us\u0065r":"a","user":"b"}`,
+		`{"model":"m","messages":[],"stream_options":{"include_usage":true,"include_usage":false}}`,
+		`{"model":"m","messages":[{"model":"x","model":"y"}],"n":1,"n":2,"tool_choice":"auto"}`,
 		`{"model":"m","messages":[{"model":"x","user":"y","stream":true}],"stream_options":null}`,
 		` {"model":"m","messages":[],"stream":"true","user":7} `,
+		`{"model":"embed","input":["a"],"user":null,"x.y":1,"x\u002ey":2}`,
+		`["model","user"]`,
 	} {
 		f.Add(b)
 	}
@@ -98,6 +223,20 @@ func FuzzReadChat(f *testing.F) {
 		want, ok := chatByPath([]byte(body))
 		if (err == nil) != ok || got != want {
 			t.Fatalf("ReadChat(%q) = %+v, %v; gjson reads %+v, ok %v", body, got, err, want, ok)
+		}
+		// Watching drop_fields refuses a repeat of one of them too.
+		got, err = ReadChat([]byte(body), fuzzWatch...)
+		got.read = chatRead{}
+		if ok && repeats(gjson.Parse(body), fuzzWatch) {
+			want, ok = Chat{}, false
+		}
+		if (err == nil) != ok || got != want {
+			t.Fatalf("ReadChat(%q, %q) = %+v, %v; gjson reads %+v, ok %v", body, fuzzWatch, got, err, want, ok)
+		}
+		p, err := ReadPassthrough([]byte(body), fuzzWatch...)
+		pwant, ok := passthroughByPath([]byte(body), fuzzWatch)
+		if (err == nil) != ok || p != pwant {
+			t.Fatalf("ReadPassthrough(%q, %q) = %+v, %v; gjson reads %+v, ok %v", body, fuzzWatch, p, err, pwant, ok)
 		}
 	})
 }
@@ -116,4 +255,21 @@ func members(obj gjson.Result, names []string, out []gjson.Result) {
 		}
 		return true
 	})
+}
+
+// repeats reports whether a top-level member of obj named in names appears
+// more than once, keys compared as decoded.
+func repeats(obj gjson.Result, names []string) bool {
+	count := make([]int, len(names))
+	dup := false
+	obj.ForEach(func(k, _ gjson.Result) bool {
+		for i, n := range names {
+			if k.Str == n {
+				count[i]++
+				dup = dup || count[i] > 1
+			}
+		}
+		return !dup
+	})
+	return dup
 }

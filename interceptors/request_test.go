@@ -61,7 +61,8 @@ func TestRewriteChat(t *testing.T) {
 func FuzzRewriteChatUsesWhatReadChatFound(f *testing.F) {
 	for _, b := range []string{
 		`{"model":"m","messages":[],"user":"u1"}`,
-		`{"user":"a","model":"m","messages":[{"user":"inner"}],"user":"b"}`,
+		`{"model":"m","messages":[{"user":"inner"}],"user":"b"}`,
+		`{"user":"a","model":"m","messages":[{"user":"inner"}],"user":"b"}`, // refused: user repeats
 		`{"model":"m","messages":[], "us\u0065r" : "esc"}`,
 		`{"model":"m","messages":[],"user":null,"stream":true}`,
 		`{"model":"m","messages":[]}`,

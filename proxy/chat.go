@@ -70,7 +70,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	chat, err := interceptors.ReadChat(body)
+	chat, err := interceptors.ReadChat(body, s.dropFields...)
 	if err != nil {
 		writeError(w, badRequest(err.Error()))
 		return

@@ -2,10 +2,11 @@ package proxy
 
 import (
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
-	"github.com/tidwall/gjson"
-
+	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
 )
@@ -15,6 +16,12 @@ import (
 // between targets that serve the same upstream model: vectors of two models
 // never mix.
 func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
+	path, ok := upstreamPath(r.URL)
+	if !ok {
+		writeError(w, badRequest("paygate: the path "+r.URL.EscapedPath()+
+			" is not forwarded: it has a '.' or '..' segment, an escaped slash or a backslash"))
+		return
+	}
 	body, aerr := s.readBody(w, r)
 	if aerr != nil {
 		writeError(w, aerr)
@@ -23,24 +30,26 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	model := ""
 	ct := r.Header.Get("Content-Type")
 	if len(body) > 0 && strings.HasPrefix(ct, "application/json") {
-		if !gjson.ValidBytes(body) {
-			writeError(w, badRequest("paygate: the body is not valid JSON"))
+		// A repeated model, user or drop_fields member is refused, as on
+		// chat completions: paygate would route and rewrite by the first,
+		// the provider read the last.
+		pt, err := interceptors.ReadPassthrough(body, s.dropFields...)
+		if err != nil {
+			writeError(w, badRequest("paygate: "+err.Error()))
 			return
 		}
-		res := gjson.GetManyBytes(body, "model", "stream", "user")
-		model = res[0].Str
-		if res[1].Bool() {
+		model = pt.Model
+		if pt.Stream {
 			writeError(w, badRequest("paygate: streaming is served on /v1/chat/completions only"))
 			return
 		}
-		if res[2].Exists() {
+		if pt.HasUser {
 			// The end user's OpenID never reaches a provider (SPEC 2.2), on
 			// any path: "user" is the one field paygate rewrites here.
 			user := openID(r.Header)
 			if user == "" {
-				user = res[2].Str
+				user = pt.User
 			}
-			var err error
 			body, err = interceptors.RewriteChat(body, interceptors.Chat{}, interceptors.Upstream{
 				Client: reqInfo(r).client.Name, EndUser: user, Privacy: s.privacy,
 			})
@@ -54,10 +63,6 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 				Message: "The model `" + model + "` does not exist on this paygate."})
 			return
 		}
-	}
-	path := strings.TrimPrefix(r.URL.Path, "/v1")
-	if r.URL.RawQuery != "" {
-		path += "?" + r.URL.RawQuery
 	}
 	resp, err := s.up.Open(r.Context(), &failover.Request{
 		Model:             model,
@@ -75,4 +80,65 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	defer resp.Close()
 	setPaygateHeaders(w.Header(), resp)
 	writeUpstreamBody(w, resp)
+}
+
+// upstreamPath is the client's path below /v1, escaped as the client sent
+// it, and its query as sent: failover appends it to a provider's base_url
+// without decoding it, so %2F, %3F, %23 and %25 stay data.
+//
+// It is false for a path that could leave the base_url, which a provider
+// or a server in front of it may resolve after paygate (the request
+// carries the provider's key): a "." or ".." segment, spelled raw or
+// escaped (%2e), and an escaped slash (%2F) or a backslash (raw or %5C),
+// which some servers take for a separator.
+func upstreamPath(u *url.URL) (string, bool) {
+	esc := u.EscapedPath()
+	rest, ok := strings.CutPrefix(esc, "/v1/")
+	if !ok || !safeSegments(rest) {
+		return "", false
+	}
+	// EscapedPath re-escapes Path when RawPath holds a character net/url
+	// would escape; RawPath is then what the client sent.
+	if u.RawPath != "" && u.RawPath != esc && !safeSegments(u.RawPath) {
+		return "", false
+	}
+	path := esc[len("/v1"):]
+	if u.RawQuery != "" || u.ForceQuery {
+		path += "?" + u.RawQuery
+	}
+	return path, true
+}
+
+// safeSegments reports whether no segment of the escaped path p is "." or
+// "..", raw or escaped, and none holds an escaped slash or a backslash.
+func safeSegments(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if strings.IndexByte(seg, '\\') >= 0 {
+			return false
+		}
+		if strings.IndexByte(seg, '%') < 0 {
+			if seg == "." || seg == ".." {
+				return false
+			}
+			continue
+		}
+		d, err := url.PathUnescape(seg)
+		if err != nil || d == "." || d == ".." || strings.ContainsAny(d, `/\`) {
+			return false
+		}
+	}
+	return true
+}
+
+// dropFields is every provider's drop_fields, each once.
+func dropFields(cfg *config.Config) []string {
+	var out []string
+	for _, p := range cfg.Providers {
+		for _, f := range p.DropFields {
+			if !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }

@@ -89,6 +89,9 @@ type Server struct {
 	adminPay   AdminPayments
 	toolDefs   []byte   // the payment tool definitions, rendered once
 	toolNames  []string // their names, for the clash check
+	// dropFields are the providers' drop_fields, each once: a request that
+	// repeats one is refused, as it repeats a member paygate rewrites.
+	dropFields []string
 }
 
 type clientEntry struct {
@@ -116,6 +119,7 @@ func New(o Options) (*Server, error) {
 		reconciler: o.Reconciler,
 		userPay:    o.UserPayments,
 		adminPay:   o.AdminPayments,
+		dropFields: dropFields(o.Config),
 	}
 	if o.Tools != nil {
 		spec := toolSpec(o.Config)

@@ -1,0 +1,201 @@
+package proxy
+
+import (
+	"bufio"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/paygate/paygate/config"
+)
+
+// rawRequest sends target on the request line byte for byte (net/http's
+// client would escape or clean some of it) and returns the answer.
+func rawRequest(t *testing.T, proxyURL, method, target, body string) (*http.Response, string) {
+	t.Helper()
+	u, err := url.Parse(proxyURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := method + " " + target + " HTTP/1.1\r\nHost: " + u.Host + "\r\nAuthorization: Bearer " + testClientKey +
+		"\r\nConnection: close\r\n"
+	if body != "" {
+		req += "Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n"
+	}
+	if _, err := conn.Write([]byte(req + "\r\n" + body)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	return resp, readAll(t, resp.Body)
+}
+
+// openAIError decodes an OpenAI error body; ok is false when body is not one.
+func openAIError(body string) (typ, msg string, ok bool) {
+	var e struct {
+		Error *struct {
+			Message string `json:"message"`
+			Type    string `json:"type"`
+		} `json:"error"`
+	}
+	if json.Unmarshal([]byte(body), &e) != nil || e.Error == nil {
+		return "", "", false
+	}
+	return e.Error.Type, e.Error.Message, true
+}
+
+// TestPassthroughPath: a passthrough path reaches the provider escaped as
+// the client sent it, with its query as sent, and never above the
+// provider's base_url: a '.' or '..' segment (raw or escaped), an escaped
+// slash or a backslash is a 400, and the provider, which would get the
+// operator's key, sees nothing.
+func TestPassthroughPath(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{"object":"file"}`))
+	proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	for _, tc := range []struct {
+		name, target string
+		want         string // the request target the provider gets; "" for a 400
+	}{
+		{"plain", "/v1/files/file-abc/content", "/v1/files/file-abc/content"},
+		{"query as sent", "/v1/files?purpose=batch&after=a%2Fb&q=%3F%23", "/v1/files?purpose=batch&after=a%2Fb&q=%3F%23"},
+		{"escaped percent", "/v1/files/100%25", "/v1/files/100%25"},
+		{"escaped question mark", "/v1/files/a%3Fb?x=1", "/v1/files/a%3Fb?x=1"},
+		{"escaped hash", "/v1/files/a%23b", "/v1/files/a%23b"},
+		{"escaped space and tilde", "/v1/files/a%20b%7E", "/v1/files/a%20b%7E"},
+		{"dots in a name", "/v1/files/.../a..b/.env", "/v1/files/.../a..b/.env"},
+
+		{"escaped slashes and dots", "/v1/files/..%2F..%2Fadmin%2Fkeys", ""},
+		{"escaped dot-dot", "/v1/files/%2e%2e/admin", ""},
+		{"escaped dot-dot, upper case", "/v1/files/%2E%2E", ""},
+		{"half escaped dot-dot", "/v1/files/.%2e/admin", ""},
+		{"escaped dot", "/v1/%2e/files", ""},
+		{"escaped slash, lower case", "/v1/files/a%2fb", ""},
+		{"escaped backslash", "/v1/files/..%5Cadmin", ""},
+		{"raw backslash", `/v1/files/..\admin`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(fp.requests())
+			resp, body := rawRequest(t, proxyURL, http.MethodGet, tc.target, "")
+			seen := fp.requests()[before:]
+			if tc.want != "" {
+				if resp.StatusCode != 200 || len(seen) != 1 || seen[0].Path != tc.want {
+					t.Fatalf("GET %s: status %d, provider saw %+v; want 200 and one request for %s (%s)", tc.target, resp.StatusCode, seen, tc.want, body)
+				}
+				if seen[0].Header.Get("Authorization") != "Bearer "+testProviderKey {
+					t.Errorf("provider key not sent")
+				}
+				return
+			}
+			typ, _, ok := openAIError(body)
+			if resp.StatusCode != http.StatusBadRequest || !ok || typ != "invalid_request_error" {
+				t.Errorf("GET %s: status %d body %s; want 400 invalid_request_error", tc.target, resp.StatusCode, body)
+			}
+			if len(seen) != 0 {
+				t.Errorf("GET %s reached the provider as %s", tc.target, seen[0].Path)
+			}
+		})
+	}
+	// Raw dot segments are redirected by the mux before the handler (its
+	// path cleaning): they never reach a provider either.
+	for _, target := range []string{"/v1/files/../../admin/keys", "/v1/./files"} {
+		before := len(fp.requests())
+		resp, body := rawRequest(t, proxyURL, http.MethodGet, target, "")
+		if resp.StatusCode < 300 || len(fp.requests()) != before {
+			t.Errorf("GET %s: status %d (%s), provider requests %d → %d", target, resp.StatusCode, body, before, len(fp.requests()))
+		}
+	}
+}
+
+// TestUpstreamPath covers what the mux does not let reach the handler (raw
+// dot segments) and URLs whose RawPath net/url re-escapes.
+func TestUpstreamPath(t *testing.T) {
+	for _, tc := range []struct {
+		target, want string
+		ok           bool
+	}{
+		{"/v1/embeddings", "/embeddings", true},
+		{"/v1/files?", "/files?", true},
+		{"/v1/files/a%2Fb?x=1", "", false},
+		{"/v1/files/../x", "", false},
+		{"/v1/files/./x", "", false},
+		{"/v1/files/..", "", false},
+		{"/v1/..", "", false},
+		{"/v1/files/a{b%2Fc", "", false}, // EscapedPath gives a%7Bb/c: RawPath decides
+		{"/v1/files/a{b%7Dc", "/files/a%7Bb%7Dc", true},
+		{"/v1", "", false},
+		{"/v2/files", "", false},
+	} {
+		u, err := url.ParseRequestURI(tc.target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := upstreamPath(u); got != tc.want || ok != tc.ok {
+			t.Errorf("upstreamPath(%s) = %q, %v; want %q, %v", tc.target, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestRepeatedMembersRefused: a body that repeats a member paygate reads or
+// rewrites is a 400 naming it, on chat completions and on passthrough
+// paths, and reaches no provider. Most JSON parsers keep the last of a
+// repeated member where paygate acts on the first: the provider would
+// serve a model the operator never configured, on the operator's key, and
+// get the raw OpenID (SPEC 2.2).
+func TestRepeatedMembersRefused(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{"object":"list","data":[]}`))
+	proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) {
+		c.Providers[0].DropFields = []string{"parallel_tool_calls"}
+	}))
+	for _, tc := range []struct {
+		name, path, body, member string
+	}{
+		{"chat: model and user", "/v1/chat/completions",
+			`{"model":"gpt-test","user":"oWx-openid-123","messages":[{"role":"user","content":"hi"}],"model":"openai/o1-pro","user":"oWx-openid-123"}`, "model"},
+		{"chat: user", "/v1/chat/completions", `{"model":"gpt-test","user":"u1","messages":[],"user":"oWx-openid-123"}`, "user"},
+		{"chat: user, key escaped", "/v1/chat/completions", `{"model":"gpt-test","user":"u1","messages":[],"us\u0065r":"oWx-openid-123"}`, "user"},
+		{"chat: stream", "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[],"stream":false}`, "stream"},
+		{"chat: stream_options", "/v1/chat/completions", `{"model":"gpt-test","stream":true,"stream_options":null,"messages":[],"stream_options":{"include_usage":false}}`, "stream_options"},
+		{"chat: include_usage", "/v1/chat/completions", `{"model":"gpt-test","stream":true,"stream_options":{"include_usage":true,"include_usage":false},"messages":[]}`, "include_usage"},
+		{"chat: messages", "/v1/chat/completions", `{"model":"gpt-test","messages":[],"messages":[{"role":"user","content":"x"}]}`, "messages"},
+		{"chat: tools", "/v1/chat/completions", `{"model":"gpt-test","messages":[],"tools":[],"tools":[{"type":"function","function":{"name":"f"}}]}`, "tools"},
+		{"chat: tool_choice", "/v1/chat/completions", `{"model":"gpt-test","messages":[],"tool_choice":"none","tool_choice":"required"}`, "tool_choice"},
+		{"chat: drop_fields", "/v1/chat/completions", `{"model":"gpt-test","parallel_tool_calls":true,"messages":[],"parallel_tool_calls":false}`, "parallel_tool_calls"},
+		{"embeddings: model", "/v1/embeddings", `{"model":"embed-test","input":"x","model":"openai/text-embedding-3-large"}`, "model"},
+		{"embeddings: user", "/v1/embeddings", `{"model":"embed-test","user":"u1","input":"x","user":"oWx-openid-123"}`, "user"},
+		{"embeddings: stream", "/v1/embeddings", `{"model":"embed-test","stream":false,"input":"x","stream":true}`, "stream"},
+		{"embeddings: drop_fields", "/v1/embeddings", `{"model":"embed-test","parallel_tool_calls":1,"input":"x","parallel_tool_calls":2}`, "parallel_tool_calls"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := post(t, proxyURL, tc.path, tc.body, nil)
+			body := readAll(t, resp.Body)
+			typ, msg, ok := openAIError(body)
+			if resp.StatusCode != http.StatusBadRequest || !ok || typ != "invalid_request_error" || !strings.Contains(msg, `"`+tc.member+`"`) {
+				t.Errorf("status %d body %s; want 400 invalid_request_error naming %q", resp.StatusCode, body, tc.member)
+			}
+		})
+	}
+	if seen := fp.requests(); len(seen) != 0 {
+		t.Errorf("provider saw %d requests for refused bodies, the first %s", len(seen), seen[0].Body)
+	}
+	// Members paygate neither reads nor rewrites may repeat: they reach the
+	// provider byte for byte.
+	body := `{"model":"embed-test","input":"a","input":"b"}`
+	if resp := post(t, proxyURL, "/v1/embeddings", body, nil); resp.StatusCode != 200 {
+		t.Fatalf("repeated input: status %d %s", resp.StatusCode, readAll(t, resp.Body))
+	}
+	if seen := fp.requests(); len(seen) != 1 || string(seen[0].Body) != `{"model":"vendor/embed","input":"a","input":"b"}` {
+		t.Errorf("provider saw %+v", seen)
+	}
+}
