@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/internal/jsonstr"
 )
 
 // ErrMalformedChunk is returned by Capture.Process for event data that is not
@@ -176,7 +178,7 @@ func NewCapture(isPayment func(name string) bool) *Capture {
 // turn. Client tool-call indexes keep counting across rounds.
 func (c *Capture) StartRound(round int, turnID string) {
 	c.round = round
-	c.turnIDq = appendJSONString(c.turnIDq[:0], turnID)
+	c.turnIDq = jsonstr.Append(c.turnIDq[:0], turnID)
 	c.id, c.model = "", ""
 	c.content = c.content[:0]
 	c.reasoning = c.reasoning[:0]
@@ -206,7 +208,7 @@ func (c *Capture) ContinueCalls(calls []ToolCall) {
 	for _, tc := range calls {
 		sl := c.newSlot(0, tc.Index, true)
 		sl.id, sl.name, sl.kind, sl.clientIdx = tc.ID, tc.Name, kindClient, tc.Index
-		q := appendJSONString(nil, tc.Arguments)
+		q := jsonstr.Append(nil, tc.Arguments)
 		sl.args = append(sl.args[:0], q[1:len(q)-1]...)
 		if len(tc.Extra) > 0 {
 			gjson.ParseBytes(tc.Extra).ForEach(func(k, v gjson.Result) bool {
@@ -343,7 +345,7 @@ func extraObject(sl *slot) []byte {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = appendJSONString(out, k)
+		out = jsonstr.Append(out, k)
 		out = append(out, ':')
 		out = append(out, sl.extraVals[i]...)
 	}

@@ -2,6 +2,7 @@ package interceptors
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strconv"
@@ -313,9 +314,7 @@ func rawJSON(s string) string {
 			b.WriteByte('\\')
 			b.WriteByte(c)
 		case c < 0x20:
-			b.WriteString(`\u00`)
-			b.WriteByte(hexDigits[c>>4])
-			b.WriteByte(hexDigits[c&0xf])
+			fmt.Fprintf(&b, `\u%04x`, c)
 		default:
 			b.WriteByte(c)
 		}

@@ -2,7 +2,8 @@ package interceptors
 
 import (
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/paygate/paygate/internal/jsonstr"
 )
 
 // AssistantToolMessage renders the assistant message of a tool round, to be
@@ -21,7 +22,7 @@ func AssistantToolMessage(content string, calls []ToolCall) []byte {
 	if content == "" {
 		out = append(out, "null"...)
 	} else {
-		out = appendJSONString(out, content)
+		out = jsonstr.Append(out, content)
 	}
 	out = append(out, `,"tool_calls":[`...)
 	for i, c := range calls {
@@ -29,15 +30,15 @@ func AssistantToolMessage(content string, calls []ToolCall) []byte {
 			out = append(out, ',')
 		}
 		out = append(out, `{"id":`...)
-		out = appendJSONString(out, c.ID)
+		out = jsonstr.Append(out, c.ID)
 		out = append(out, `,"type":"function","function":{"name":`...)
-		out = appendJSONString(out, c.Name)
+		out = jsonstr.Append(out, c.Name)
 		out = append(out, `,"arguments":`...)
 		args := c.Arguments
 		if args == "" {
 			args = "{}"
 		}
-		out = appendJSONString(out, args)
+		out = jsonstr.Append(out, args)
 		out = append(out, '}')
 		if inner := objectInner(c.Extra); len(inner) > 0 {
 			out = append(out, ',')
@@ -53,9 +54,9 @@ func AssistantToolMessage(content string, calls []ToolCall) []byte {
 func ToolResultMessage(callID string, result []byte) []byte {
 	out := make([]byte, 0, 48+len(callID)+len(result)*5/4)
 	out = append(out, `{"role":"tool","tool_call_id":`...)
-	out = appendJSONString(out, callID)
+	out = jsonstr.Append(out, callID)
 	out = append(out, `,"content":`...)
-	out = appendJSONString(out, string(result))
+	out = jsonstr.Append(out, string(result))
 	return append(out, '}')
 }
 
@@ -66,16 +67,16 @@ func ToolResultMessage(callID string, result []byte) []byte {
 func FinalChunk(turnID string, model string, created int64, finish string, paygate []byte, usage *Usage) []byte {
 	out := make([]byte, 0, 192+len(paygate))
 	out = append(out, `{"id":`...)
-	out = appendJSONString(out, turnID)
+	out = jsonstr.Append(out, turnID)
 	out = append(out, `,"object":"chat.completion.chunk","created":`...)
 	out = strconv.AppendInt(out, created, 10)
 	out = append(out, `,"model":`...)
-	out = appendJSONString(out, model)
+	out = jsonstr.Append(out, model)
 	out = append(out, `,"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":`...)
 	if finish == "" {
 		out = append(out, "null"...)
 	} else {
-		out = appendJSONString(out, finish)
+		out = jsonstr.Append(out, finish)
 	}
 	out = append(out, "}]"...)
 	if paygate != nil {
@@ -108,57 +109,4 @@ func objectInner(o []byte) []byte {
 		return nil
 	}
 	return trimSpace(o[1 : len(o)-1])
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD
-// (a provider's strict parser would refuse the whole request otherwise);
-// U+2028 and U+2029 are escaped for JavaScript consumers.
-func appendJSONString(out []byte, s string) []byte {
-	out = append(out, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			out = append(out, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				out = append(out, '\\', c)
-			case '\n':
-				out = append(out, '\\', 'n')
-			case '\r':
-				out = append(out, '\\', 'r')
-			case '\t':
-				out = append(out, '\\', 't')
-			default:
-				out = append(out, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			out = append(out, s[start:i]...)
-			out = append(out, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			out = append(out, s[start:i]...)
-			out = append(out, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	out = append(out, s[start:]...)
-	return append(out, '"')
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+
+	"github.com/paygate/paygate/internal/jsonstr"
 )
 
 // ErrBadRequest marks a client body paygate cannot forward; the proxy answers
@@ -329,7 +331,7 @@ func RewriteChat(body []byte, c Chat, u Upstream) ([]byte, error) {
 				// Spliced in one copy; sjson would rebuild the body.
 				out = make([]byte, 0, len(body)+len(v)+8)
 				out = append(out, body[:r.Index]...)
-				out = appendJSONString(out, v)
+				out = jsonstr.Append(out, v)
 				out = append(out, body[r.Index+len(r.Raw):]...)
 			} else {
 				out, err = sjson.SetBytes(out, "user", v)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+
+	"github.com/paygate/paygate/internal/jsonstr"
 )
 
 // ErrDiverged is Resume.Filter's error when a fresh answer does not begin
@@ -308,7 +310,7 @@ func (r *Resume) continueCall(fc *freshCall, e gjson.Result) ([]byte, error) {
 	case a.Type == gjson.String:
 		frag = a.Raw[1 : len(a.Raw)-1]
 	case a.IsObject() || a.IsArray():
-		q := appendJSONString(nil, a.Raw)
+		q := jsonstr.Append(nil, a.Raw)
 		frag = string(q[1 : len(q)-1])
 	}
 	if !fc.done {
@@ -325,7 +327,7 @@ func (r *Resume) continueCall(fc *freshCall, e gjson.Result) ([]byte, error) {
 			return nil, ErrDiverged
 		}
 		fc.done, fc.raw = true, nil
-		q := appendJSONString(nil, dec[len(sent):])
+		q := jsonstr.Append(nil, dec[len(sent):])
 		frag = string(q[1:len(q)-1]) + tail
 	}
 	if frag == "" {

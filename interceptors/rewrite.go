@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/internal/jsonstr"
 )
 
 // slow handles every chunk that is not plain text with one walk over its
@@ -309,10 +311,10 @@ func appendSynthetic(out []byte, sl *slot) []byte {
 	out = strconv.AppendInt(out, int64(sl.clientIdx), 10)
 	if sl.id != "" {
 		out = append(out, `,"id":`...)
-		out = appendJSONString(out, sl.id)
+		out = jsonstr.Append(out, sl.id)
 	}
 	out = append(out, `,"type":"function","function":{"name":`...)
-	out = appendJSONString(out, sl.name)
+	out = jsonstr.Append(out, sl.name)
 	out = append(out, `,"arguments":"`...)
 	out = append(out, sl.args...)
 	return append(out, `"}}`...)
@@ -389,7 +391,7 @@ func (c *Capture) absorb(s string, sl *slot, en *entry) {
 		}
 	}
 	if en.argsJSON {
-		q := appendJSONString(nil, en.args)
+		q := jsonstr.Append(nil, en.args)
 		sl.args = append(sl.args, q[1:len(q)-1]...)
 	} else {
 		sl.args = append(sl.args, en.args...)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+
+	"github.com/paygate/paygate/internal/jsonstr"
 )
 
 // ToolSpec describes the payment tools as the model sees them (SPEC 4): their
@@ -152,23 +154,23 @@ type prop struct {
 
 func appendTool(out []byte, name, desc string, props []prop, strict bool) []byte {
 	out = append(out, `{"type":"function","function":{"name":`...)
-	out = appendJSONString(out, name)
+	out = jsonstr.Append(out, name)
 	out = append(out, `,"description":`...)
-	out = appendJSONString(out, desc)
+	out = jsonstr.Append(out, desc)
 	out = append(out, `,"parameters":{"type":"object","properties":{`...)
 	for i, p := range props {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = appendJSONString(out, p.name)
+		out = jsonstr.Append(out, p.name)
 		out = append(out, `:{"type":`...)
 		nullable := strict && !p.required
 		if nullable {
 			out = append(out, '[')
-			out = appendJSONString(out, p.typ)
+			out = jsonstr.Append(out, p.typ)
 			out = append(out, `,"null"]`...)
 		} else {
-			out = appendJSONString(out, p.typ)
+			out = jsonstr.Append(out, p.typ)
 		}
 		if len(p.enum) > 0 {
 			out = append(out, `,"enum":[`...)
@@ -176,7 +178,7 @@ func appendTool(out []byte, name, desc string, props []prop, strict bool) []byte
 				if j > 0 {
 					out = append(out, ',')
 				}
-				out = appendJSONString(out, e)
+				out = jsonstr.Append(out, e)
 			}
 			if nullable {
 				out = append(out, `,null`...)
@@ -194,7 +196,7 @@ func appendTool(out []byte, name, desc string, props []prop, strict bool) []byte
 			d += " Null means the default."
 		}
 		out = append(out, `,"description":`...)
-		out = appendJSONString(out, d)
+		out = jsonstr.Append(out, d)
 		out = append(out, '}')
 	}
 	out = append(out, `},"required":[`...)
@@ -204,7 +206,7 @@ func appendTool(out []byte, name, desc string, props []prop, strict bool) []byte
 			if n > 0 {
 				out = append(out, ',')
 			}
-			out = appendJSONString(out, p.name)
+			out = jsonstr.Append(out, p.name)
 			n++
 		}
 	}
@@ -359,7 +361,7 @@ func InsertStateMessage(body []byte, text string) ([]byte, error) {
 		}
 		return true
 	})
-	msg := appendJSONString([]byte(`{"role":"system","content":`), text)
+	msg := jsonstr.Append([]byte(`{"role":"system","content":`), text)
 	msg = append(msg, '}')
 	if at < 0 {
 		return AppendMessages(body, msg)

@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/internal/jsonstr"
 )
 
 // apiError is an OpenAI-style error: the status and the body's fields.
@@ -37,9 +37,9 @@ func badRequest(msg string) *apiError {
 func errorJSON(e *apiError) []byte {
 	b := make([]byte, 0, 128+len(e.Message))
 	b = append(b, `{"error":{"message":`...)
-	b = appendJSONString(b, e.Message)
+	b = jsonstr.Append(b, e.Message)
 	b = append(b, `,"type":`...)
-	b = appendJSONString(b, e.Type)
+	b = jsonstr.Append(b, e.Type)
 	b = append(b, `,"param":`...)
 	b = appendNullable(b, e.Param)
 	b = append(b, `,"code":`...)
@@ -52,63 +52,7 @@ func appendNullable(b []byte, s string) []byte {
 	if s == "" {
 		return append(b, "null"...)
 	}
-	return appendJSONString(b, s)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string the way encoding/json does with
-// HTML escaping off: control characters escaped, each invalid UTF-8 byte
-// replaced by U+FFFD, and U+2028/U+2029 escaped so the text is also safe
-// as JavaScript. strconv.Quote is not a substitute: its \x7f, \a, \v, \xNN
-// and \UXXXXXXXX escapes are not JSON. It mirrors interceptors'
-// appendJSONString, which proxy cannot share without exporting it.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return jsonstr.Append(b, s)
 }
 
 // writeError sends e as the whole response.

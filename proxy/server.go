@@ -21,6 +21,7 @@ import (
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
+	"github.com/paygate/paygate/internal/jsonstr"
 )
 
 // Upstream is what the turn needs from failover: one round to a model's
@@ -340,7 +341,7 @@ func modelList(names []string, now time.Time) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"id":`...)
-		b = strconv.AppendQuote(b, n)
+		b = jsonstr.Append(b, n)
 		b = append(b, `,"object":"model","created":`...)
 		b = strconv.AppendInt(b, now.Unix(), 10)
 		b = append(b, `,"owned_by":"paygate"}`...)
