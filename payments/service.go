@@ -395,13 +395,8 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 		return nil, nil, err
 	}
 	now := s.now()
-	o := &store.Order{
-		OrderNo: claim.OrderNo, Client: req.Client, AppID: req.AppID, User: req.User, Session: req.Session,
-		SKU: req.SKU, Description: describe(item, req.Quantity), Quantity: req.Quantity,
-		AmountFen: amount, Currency: "CNY", PayMethod: req.PayMethod, Status: store.StatusCreating,
-		ClaimKey: key, Generation: claim.Generation, CreatedAt: now, UpdatedAt: now,
-		ExpiresAt: now.Add(s.opts.OrderTTL).Truncate(time.Second),
-	}
+	o := claimedOrder(req, item, amount, key, claim, store.StatusCreating, now)
+	o.ExpiresAt = now.Add(s.opts.OrderTTL).Truncate(time.Second)
 	approval := s.opts.Rules.needsApproval(amount)
 	if approval {
 		// Held for a manager: no prepay, no payment deadline until approved.
@@ -460,13 +455,7 @@ const abandonedCause = "abandoned"
 // record and prepay a number that was given up (it follows the claim
 // instead), and a record that appeared meanwhile is not taken over.
 func (s *Service) abandon(ctx context.Context, req CreateRequest, item Item, amount int64, key string, claim store.Claim) error {
-	now := s.now()
-	o := &store.Order{
-		OrderNo: claim.OrderNo, Client: req.Client, AppID: req.AppID, User: req.User, Session: req.Session,
-		SKU: req.SKU, Description: describe(item, req.Quantity), Quantity: req.Quantity,
-		AmountFen: amount, Currency: "CNY", PayMethod: req.PayMethod, Status: store.StatusClosed,
-		ClaimKey: key, Generation: claim.Generation, CreatedAt: now, UpdatedAt: now,
-	}
+	o := claimedOrder(req, item, amount, key, claim, store.StatusClosed, s.now())
 	tr := Transition{After: *o, Cause: abandonedCause, Turn: TurnFrom(ctx)}
 	if err := s.store.CreateOrder(ctx, o, s.events(tr)...); err != nil {
 		return fmt.Errorf("record abandoned order %s: %w", o.OrderNo, err)
@@ -475,6 +464,17 @@ func (s *Service) abandon(ctx context.Context, req CreateRequest, item Item, amo
 	s.m.transitions.WithLabelValues("", string(o.Status), abandonedCause).Inc()
 	s.log.InfoContext(ctx, "claimed order never recorded: number abandoned, purchase taken over", "order_no", o.OrderNo, "client", o.Client, "sku", o.SKU)
 	return nil
+}
+
+// claimedOrder is the record of claim's order for req at status, priced
+// from the catalog (amount), as of now.
+func claimedOrder(req CreateRequest, item Item, amount int64, key string, claim store.Claim, status store.OrderStatus, now time.Time) *store.Order {
+	return &store.Order{
+		OrderNo: claim.OrderNo, Client: req.Client, AppID: req.AppID, User: req.User, Session: req.Session,
+		SKU: req.SKU, Description: describe(item, req.Quantity), Quantity: req.Quantity,
+		AmountFen: amount, Currency: "CNY", PayMethod: req.PayMethod, Status: status,
+		ClaimKey: key, Generation: claim.Generation, CreatedAt: now, UpdatedAt: now,
+	}
 }
 
 func describe(item Item, quantity int) string {
