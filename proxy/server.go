@@ -152,6 +152,14 @@ func (s *Server) Handler() http.Handler {
 		// Served directly: no middleware touches the notify body or headers.
 		mux.Handle("POST /wechatpay/notify", s.notify)
 	}
+	// Anything else is outside the API. A bot whose base URL lacks /v1
+	// lands here, so it gets an error its SDK can read, saying so, rather
+	// than ServeMux's plain-text 404 or 405.
+	mux.Handle("/", s.route("unknown", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
+			Message: "paygate: unknown endpoint " + r.Method + " " + r.URL.Path +
+				"; the OpenAI API is served under /v1 (an SDK's base URL ends in /v1)"})
+	}))
 	return mux
 }
 
