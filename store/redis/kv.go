@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strconv"
@@ -34,14 +35,17 @@ func (s *Store) claim(ctx context.Context, op, key string, from int, orderNo str
 	}
 	r := replySlice(v)
 	no, _ := replyStr(r, 0)
-	return store.Claim{OrderNo: no, Generation: int(replyInt(r, 1))}, replyInt(r, 2) == 1, nil
+	// A candidate number is new to every claim, so finding it bound is this
+	// call's own doing, also when go-redis re-sent the call after losing the
+	// first reply and the second run found the claim live.
+	return store.Claim{OrderNo: no, Generation: int(replyInt(r, 1))}, replyInt(r, 2) == 1 || no == orderNo, nil
 }
 
 // SeenNotification implements store.Notifications.
 func (s *Store) SeenNotification(ctx context.Context, id string, ttl time.Duration) (bool, error) {
 	now := s.now()
 	v, err := s.runMoney(ctx, "seen notification", s.sc.seen, []string{s.k.one("n", id)},
-		now.UnixMilli(), now.Add(ttl).UnixMilli(), ms(ttl+expiryGrace))
+		now.UnixMilli(), now.Add(ttl).UnixMilli(), ms(ttl+expiryGrace), rand.Text())
 	if err != nil {
 		return false, err
 	}

@@ -55,7 +55,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *store.Order, events ...store
 		return err
 	}
 	rk, ob, obv := s.k.orderTag(o.OrderNo)
-	args := append([]any{j, string(rec.Status), rec.Client, rec.User, createdNS(&rec), len(elems)}, elems...)
+	args := append([]any{j, string(rec.Status), rec.Client, rec.User, createdNS(&rec), tok, len(elems)}, elems...)
 	v, err := s.runMoney(ctx, "create order", s.sc.createOrder, []string{rk, ob, obv}, args...)
 	if err != nil && v == nil {
 		return err
@@ -91,7 +91,7 @@ func (s *Store) UpdateOrder(ctx context.Context, o *store.Order, expect store.Or
 		return err
 	}
 	rk, ob, obv := s.k.orderTag(o.OrderNo)
-	args := append([]any{j, string(rec.Status), string(expect), rec.Client, rec.User, createdNS(&rec), o.Version, len(elems)}, elems...)
+	args := append([]any{j, string(rec.Status), string(expect), rec.Client, rec.User, createdNS(&rec), o.Version, tok, len(elems)}, elems...)
 	v, err := s.runMoney(ctx, "update order", s.sc.updateOrder, []string{rk, ob, obv}, args...)
 	if err != nil && v == nil {
 		return err

@@ -139,12 +139,13 @@ func testRepair(t *testing.T, clock *storetest.Clock, s *Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.intent(ctx, o.OrderNo); err != nil {
+	tok, err := s.intent(ctx, o.OrderNo)
+	if err != nil {
 		t.Fatal(err)
 	}
 	j := mustJSON(t, o)
 	rk, ob, obv := s.k.orderTag(o.OrderNo)
-	args := append([]any{j, string(o.Status), o.Client, o.User, createdNS(o), len(elems)}, elems...)
+	args := append([]any{j, string(o.Status), o.Client, o.User, createdNS(o), tok, len(elems)}, elems...)
 	if _, err := s.run(ctx, "create order", s.sc.createOrder, []string{rk, ob, obv}, args...); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,7 +83,7 @@ func (s *Store) CancelRefundProposal(ctx context.Context, id, user string) (*sto
 
 func (s *Store) finishRefund(ctx context.Context, op, id, user, state string) (*store.RefundProposal, error) {
 	v, err := s.runMoney(ctx, op, s.sc.finishRefund, []string{s.k.one("r", id)},
-		user, state, s.now().UnixMilli(), ms(store.TombstoneTTL+expiryGrace))
+		user, state, s.now().UnixMilli(), ms(store.TombstoneTTL+expiryGrace), rand.Text())
 	if err != nil && v == nil {
 		return nil, err
 	}

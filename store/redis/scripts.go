@@ -16,14 +16,24 @@ local function obstate(ob, obv)
 end
 `
 
-// KEYS: rec, ob, obv. ARGV: json, status, client, user, created_ns, n, elems...
-// Returns {1, version, obv, next} or {0} when the number is taken.
+// The order scripts record the write's intent token in the order's field w,
+// and a run that finds its own token there answers as the run that wrote it
+// did: go-redis re-sends a command whose reply was lost (a read timeout, a
+// connection cut by a failover), and that second run must not report a
+// write that was applied as a taken number or a conflict.
+
+// KEYS: rec, ob, obv. ARGV: json, status, client, user, created_ns, token, n,
+// elems... Returns {1, version, obv, next} or {0} when the number is taken.
 const luaCreateOrder = luaObState + `
-if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
-redis.call('HSET', KEYS[1], 'j', ARGV[1], 's', ARGV[2], 'c', ARGV[3], 'u', ARGV[4], 'ca', ARGV[5], 'v', 1)
-local n = tonumber(ARGV[6])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'w') ~= ARGV[6] then return {0} end
+  local v, nx = obstate(KEYS[2], KEYS[3])
+  return {1, 1, v, nx}
+end
+redis.call('HSET', KEYS[1], 'j', ARGV[1], 's', ARGV[2], 'c', ARGV[3], 'u', ARGV[4], 'ca', ARGV[5], 'v', 1, 'w', ARGV[6])
+local n = tonumber(ARGV[7])
 if n > 0 then
-  for i = 1, n do redis.call('RPUSH', KEYS[2], ARGV[6 + i]) end
+  for i = 1, n do redis.call('RPUSH', KEYS[2], ARGV[7 + i]) end
   redis.call('INCR', KEYS[3])
 end
 local v, nx = obstate(KEYS[2], KEYS[3])
@@ -31,18 +41,22 @@ return {1, 1, v, nx}
 `
 
 // KEYS: rec, ob, obv. ARGV: json, status, expect, client, user, created_ns,
-// version read, n, elems... Returns {1, version, obv, next}, {-1} not found,
-// {-2, status, version} conflict, {-3} immutable field changed.
+// version read, token, n, elems... Returns {1, version, obv, next}, {-1} not
+// found, {-2, status, version} conflict, {-3} immutable field changed.
 const luaUpdateOrder = luaObState + `
-local cur = redis.call('HMGET', KEYS[1], 's', 'v', 'c', 'u', 'ca')
+local cur = redis.call('HMGET', KEYS[1], 's', 'v', 'c', 'u', 'ca', 'w')
 if not cur[1] then return {-1} end
+if cur[6] == ARGV[8] then
+  local v, nx = obstate(KEYS[2], KEYS[3])
+  return {1, tonumber(cur[2]), v, nx}
+end
 if cur[1] ~= ARGV[3] or tonumber(cur[2]) ~= tonumber(ARGV[7]) then return {-2, cur[1], tonumber(cur[2])} end
 if cur[3] ~= ARGV[4] or cur[4] ~= ARGV[5] or cur[5] ~= ARGV[6] then return {-3} end
 local ver = tonumber(cur[2]) + 1
-redis.call('HSET', KEYS[1], 'j', ARGV[1], 's', ARGV[2], 'v', ver)
-local n = tonumber(ARGV[8])
+redis.call('HSET', KEYS[1], 'j', ARGV[1], 's', ARGV[2], 'v', ver, 'w', ARGV[8])
+local n = tonumber(ARGV[9])
 if n > 0 then
-  for i = 1, n do redis.call('RPUSH', KEYS[2], ARGV[8 + i]) end
+  for i = 1, n do redis.call('RPUSH', KEYS[2], ARGV[9 + i]) end
   redis.call('INCR', KEYS[3])
 end
 local v, nx = obstate(KEYS[2], KEYS[3])
@@ -199,11 +213,17 @@ redis.call('PEXPIRE', KEYS[2], ttl + ret + grace)
 return {ARGV[1], nxt, 1}
 `
 
-// KEYS: key. ARGV: now_ms, until_ms, physical_ms. Returns 1 on first sighting.
+// KEYS: key. ARGV: now_ms, until_ms, physical_ms, token. Returns 1 on first
+// sighting, also to the same call re-sent (its token is stored after the
+// time: "until_ms token"; a value without one is an older record).
 const luaSeen = `
 local u = redis.call('GET', KEYS[1])
-if u and tonumber(u) > tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+if u then
+  local untl, tok = string.match(u, '^(%d+) ?(.*)$')
+  if tok == ARGV[4] then return 1 end
+  if tonumber(untl) > tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2] .. ' ' .. ARGV[4], 'PX', ARGV[3])
 return 1
 `
 
@@ -256,13 +276,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 `
 
-// KEYS: key. ARGV: user, new_state, now_ms, tombstone_ms. Returns {1, json},
-// {-1} not found (or another user's), {-2} gone.
+// KEYS: key. ARGV: user, new_state, now_ms, tombstone_ms, token. Returns
+// {1, json}, also to the same call re-sent (its token is kept in by), {-1}
+// not found (or another user's), {-2} gone.
 const luaFinishRefund = `
-local r = redis.call('HMGET', KEYS[1], 'j', 'st', 'u', 'exp')
+local r = redis.call('HMGET', KEYS[1], 'j', 'st', 'u', 'exp', 'by')
 if not r[1] or r[3] ~= ARGV[1] then return {-1} end
+if r[2] == ARGV[2] and r[5] == ARGV[5] then return {1, r[1]} end -- this call's own answer, re-sent
 if r[2] ~= 'live' or tonumber(r[4]) <= tonumber(ARGV[3]) then return {-2} end
-redis.call('HSET', KEYS[1], 'st', ARGV[2])
+redis.call('HSET', KEYS[1], 'st', ARGV[2], 'by', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return {1, r[1]}
 `

@@ -1,0 +1,174 @@
+package redis
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/storetest"
+)
+
+// lossyConn loses the reply to the first command it writes that holds the
+// armed bytes (a script's SHA): it lets Redis run the command, reads and
+// drops the reply, and reports the connection cut. go-redis then re-sends the
+// command on a fresh connection, as it does after a timeout or a failover's
+// cut.
+type lossyConn struct {
+	net.Conn
+	arm  *atomic.Pointer[[]byte]
+	lose bool
+}
+
+func (c *lossyConn) Write(p []byte) (int, error) {
+	if a := c.arm.Load(); a != nil && bytes.Contains(p, *a) && c.arm.CompareAndSwap(a, nil) {
+		c.lose = true
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *lossyConn) Read(p []byte) (int, error) {
+	if c.lose {
+		c.lose = false
+		if _, err := c.Conn.Read(make([]byte, 64<<10)); err != nil {
+			return 0, err
+		}
+		return 0, io.EOF
+	}
+	return c.Conn.Read(p)
+}
+
+// TestMoneyWriteWithALostReply: a money write whose reply is lost and that
+// go-redis re-sends is reported as the write it was, not as a conflict, a
+// taken number, a used proposal or a seen notification, and its outbox
+// events come due.
+func TestMoneyWriteWithALostReply(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		script func(*scripts) *goredis.Script
+		setup  func(t *testing.T, s *Store)
+		run    func(t *testing.T, s *Store)
+	}{
+		{"create order", func(sc *scripts) *goredis.Script { return sc.createOrder }, nil,
+			func(t *testing.T, s *Store) {
+				o := storetest.NewOrder("LR-1", "bot", "u1", time.Now())
+				if err := s.CreateOrder(ctx, o, store.Event{ID: "evt-created", Kind: "audit", Payload: []byte(`{}`)}); err != nil {
+					t.Fatalf("CreateOrder: %v", err)
+				}
+				dueOnce(t, s, "evt-created")
+			}},
+		{"update order", func(sc *scripts) *goredis.Script { return sc.updateOrder },
+			func(t *testing.T, s *Store) {
+				if err := s.CreateOrder(ctx, storetest.NewOrder("LR-2", "bot", "u1", time.Now())); err != nil {
+					t.Fatal(err)
+				}
+			},
+			func(t *testing.T, s *Store) {
+				cur, err := s.GetOrder(ctx, "LR-2")
+				if err != nil {
+					t.Fatal(err)
+				}
+				paid := *cur
+				paid.Status = store.StatusPaid
+				if err := s.UpdateOrder(ctx, &paid, store.StatusAwaitingPayment, store.Event{ID: "evt-paid", Kind: "webhook", Payload: []byte(`{}`)}); err != nil {
+					t.Fatalf("UpdateOrder: %v", err)
+				}
+				if paid.Version != 2 {
+					t.Errorf("version: got %d; want 2", paid.Version)
+				}
+				dueOnce(t, s, "evt-paid")
+			}},
+		{"consume refund proposal", func(sc *scripts) *goredis.Script { return sc.finishRefund },
+			func(t *testing.T, s *Store) {
+				p := &store.RefundProposal{RefundID: "rf-lr", OrderNo: "LR-3", Client: "bot", User: "u1", AmountFen: 100, OutRefundNo: "R-lr"}
+				if err := s.PutRefundProposal(ctx, p, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+			},
+			func(t *testing.T, s *Store) {
+				p, err := s.ConsumeRefundProposal(ctx, "rf-lr", "u1")
+				if err != nil || p.RefundID != "rf-lr" {
+					t.Fatalf("ConsumeRefundProposal: %+v, %v", p, err)
+				}
+				if _, err := s.ConsumeRefundProposal(ctx, "rf-lr", "u1"); !errors.Is(err, store.ErrGone) {
+					t.Errorf("a second confirmation: got %v; want ErrGone", err)
+				}
+			}},
+		{"seen notification", func(sc *scripts) *goredis.Script { return sc.seen }, nil,
+			func(t *testing.T, s *Store) {
+				first, err := s.SeenNotification(ctx, "note-lr", time.Hour)
+				if err != nil || !first {
+					t.Fatalf("SeenNotification: first %v, %v; want true", first, err)
+				}
+				if again, err := s.SeenNotification(ctx, "note-lr", time.Hour); err != nil || again {
+					t.Errorf("the notification again: first %v, %v; want false", again, err)
+				}
+			}},
+		{"claim purchase", func(sc *scripts) *goredis.Script { return sc.claim }, nil,
+			func(t *testing.T, s *Store) {
+				c, created, err := s.ClaimPurchase(ctx, "claim-lr", "LR-5", time.Minute)
+				if err != nil || !created || c.OrderNo != "LR-5" {
+					t.Fatalf("ClaimPurchase: %+v created %v, %v; want LR-5 created", c, created, err)
+				}
+				if c2, created, err := s.ClaimPurchase(ctx, "claim-lr", "LR-6", time.Minute); err != nil || created || c2.OrderNo != "LR-5" {
+					t.Errorf("a second claim: %+v created %v, %v; want LR-5, not created", c2, created, err)
+				}
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // go-redis takes about 5 s to re-send on a new connection
+			var arm atomic.Pointer[[]byte]
+			c := goredis.NewClient(&goredis.Options{Addr: sharedAddr, MaxRetries: 1,
+				Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+					nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+					if err != nil {
+						return nil, err
+					}
+					return &lossyConn{Conn: nc, arm: &arm}, nil
+				}})
+			prefix := testPrefix()
+			s := newStore(c, Options{KeyPrefix: prefix, RepairInterval: -1})
+			t.Cleanup(func() {
+				dropPrefix(t, c, prefix)
+				_ = s.Close()
+			})
+			sc := tc.script(s.sc)
+			if err := sc.Load(ctx, c).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if tc.setup != nil {
+				tc.setup(t, s)
+			}
+			sha := []byte(sc.Hash())
+			arm.Store(&sha)
+			tc.run(t, s)
+			if arm.Load() != nil {
+				t.Fatal("the script never ran: no reply was lost")
+			}
+		})
+	}
+}
+
+// dueOnce asserts that the event id is due, without a repair pass.
+func dueOnce(t *testing.T, s *Store, id string) {
+	t.Helper()
+	due, err := s.DueEvents(context.Background(), time.Now().Add(time.Hour), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range due {
+		if e.ID == id {
+			return
+		}
+	}
+	t.Errorf("event %s is not due (due: %d events)", id, len(due))
+}
