@@ -8,20 +8,24 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// Exchange is a mixed round's payment exchange (SPEC 3.7): the assistant
-// message as the provider produced it (payment and client calls together)
-// and the tool results of the payment calls. The client only ever saw its own
-// calls; when its next request comes back carrying them, the exchange is put
-// back in place so the provider sees its own turn again.
+// Exchange is what paygate added to a turn that ended with the client's own
+// tool calls (SPEC 3.7): the messages of the turn's earlier payment rounds
+// (Before: each round's assistant message and tool results, in order), the
+// last round's assistant message as the provider produced it (payment and
+// client calls together) and the tool results of its payment calls. The
+// client only ever saw its own calls; when its next request comes back
+// carrying them, the exchange is put back in place so the provider sees its
+// own turn again.
 type Exchange struct {
+	Before    []json.RawMessage `json:"before,omitempty"`
 	Assistant json.RawMessage   `json:"assistant"`
 	Results   []json.RawMessage `json:"results"`
 }
 
 // RestoreExchanges replaces every assistant message whose first tool call
-// lookup knows with the kept exchange: the full assistant message followed by
-// the payment tool results. Everything else stays byte for byte. lookup
-// returns nil when the call id has no exchange.
+// lookup knows with the kept exchange: the earlier rounds' messages, the full
+// assistant message, then the payment tool results. Everything else stays
+// byte for byte. lookup returns nil when the call id has no exchange.
 func RestoreExchanges(body []byte, lookup func(callID string) *Exchange) ([]byte, int, error) {
 	msgs := gjson.GetBytes(body, "messages")
 	if !msgs.IsArray() {
@@ -46,7 +50,12 @@ func RestoreExchanges(body []byte, lookup func(callID string) *Exchange) ([]byte
 		if ex == nil {
 			continue
 		}
-		repl := append([]byte(nil), ex.Assistant...)
+		var repl []byte
+		for _, b := range ex.Before {
+			repl = append(repl, b...)
+			repl = append(repl, ',')
+		}
+		repl = append(repl, ex.Assistant...)
 		for _, r := range ex.Results {
 			repl = append(repl, ',')
 			repl = append(repl, r...)

@@ -56,6 +56,11 @@ type turn struct {
 	hasUse  bool
 	cost    accounting.Pico
 	sw      *sse.Writer
+
+	// appended is what the turn added to the conversation: each payment
+	// round's assistant message and tool results, in order. A turn that
+	// ends with the client's calls keeps it for the bot's next request.
+	appended [][]byte
 }
 
 // roundInfo is one entry of paygate.rounds: the provider's config name and
@@ -184,6 +189,9 @@ func (t *turn) stream() {
 				// Gemini ends a tool round with "stop"; the client must hear
 				// "tool_calls" to run its tools.
 				fc, _ = sjson.SetBytes(fc, "choices.0.finish_reason", "tool_calls")
+			}
+			if len(res.ClientCalls) > 0 {
+				t.keepExchange(res.Content, nil, res.ClientCalls, nil)
 			}
 			t.finishStream(fc, res.Model, "stop")
 			return
@@ -467,14 +475,20 @@ func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 	return msgs
 }
 
-// keepExchange stores a mixed round's payment exchange under each of the
-// client's call ids, for RestoreExchanges on the bot's next request.
+// keepExchange stores, under each of the client's call ids, what the turn
+// added before handing the client its calls: the earlier payment rounds'
+// messages and the last round's exchange (its payment calls, none in a round
+// of client calls only, and their results), for RestoreExchanges on the bot's
+// next request. A turn that executed no payment call keeps nothing.
 func (t *turn) keepExchange(content string, payment, client []interceptors.ToolCall, results [][]byte) {
-	if t.s.state == nil {
+	if t.s.state == nil || len(payment) == 0 && len(t.appended) == 0 {
 		return
 	}
 	all := append(append([]interceptors.ToolCall(nil), payment...), client...)
 	ex := interceptors.Exchange{Assistant: interceptors.AssistantToolMessage(content, all)}
+	for _, m := range t.appended {
+		ex.Before = append(ex.Before, m)
+	}
 	for _, r := range results {
 		ex.Results = append(ex.Results, r)
 	}
@@ -506,6 +520,7 @@ func (t *turn) nextBody(msgs [][]byte) error {
 		}
 	}
 	t.body = b
+	t.appended = append(t.appended, msgs...)
 	return nil
 }
 

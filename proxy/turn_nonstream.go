@@ -30,6 +30,9 @@ func (t *turn) nonStream() {
 		}
 		t.endRound(round, resp, ans.id, ans.model, ans.usage)
 		if len(ans.payment) == 0 {
+			if len(ans.client) > 0 {
+				t.keepExchange(ans.content, nil, ans.client, nil)
+			}
 			t.writeCompletion(resp.StatusCode, ans.body, first.id, ans.client, false)
 			return
 		}
