@@ -31,6 +31,9 @@ type Chat struct {
 	// HasTools: the body has a "tools" member (AddTools then merges with
 	// it; without one it appends the member).
 	HasTools bool
+	// Choices is the body's "n" when it is a number (0 otherwise): how
+	// many choices the client asks for.
+	Choices int
 
 	// What ReadChat saw of the body it read, so that RewriteChat of the
 	// same body does not search again.
@@ -103,6 +106,11 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 		}
 	}
 	c.HasTools = f[chatTools].end != 0
+	if m := f[chatN]; m.end != 0 {
+		if n := gjson.Parse(raw(chatN)); n.Type == gjson.Number {
+			c.Choices = int(n.Int())
+		}
+	}
 	cloneStrings(&c.Model, &c.User) // views of body until now
 	return c, nil
 }
@@ -117,10 +125,11 @@ const (
 	chatMessages
 	chatTools
 	chatToolChoice
+	chatN
 )
 
 var (
-	chatMembers      = [...]string{"model", "stream", "user", "stream_options", "messages", "tools", "tool_choice"}
+	chatMembers      = [...]string{"model", "stream", "user", "stream_options", "messages", "tools", "tool_choice", "n"}
 	includeUsageName = [...]string{"include_usage"}
 )
 

@@ -22,7 +22,10 @@ func TestReadChat(t *testing.T) {
 		{name: "stream as gjson reads it", body: `{"model":"m","messages":[],"stream":"true","user":7}`, want: Chat{Model: "m", Stream: true}},
 		{name: "minimal", body: `{"messages":[],"model":"gpt-4o"}`, want: Chat{Model: "gpt-4o"}},
 		{name: "escaped key and value", body: `{"mod\u0065l":"a\"b","messages":[]}`, want: Chat{Model: `a"b`}},
-		{name: "other members may repeat", body: `{"model":"m","n":1,"messages":[],"n":2,"temperature":0,"temperature":1}`, want: Chat{Model: "m"}},
+		{name: "other members may repeat", body: `{"model":"m","seed":1,"messages":[],"seed":2,"temperature":0,"temperature":1}`, want: Chat{Model: "m"}},
+		{name: "n", body: `{"model":"m","n":3,"messages":[]}`, want: Chat{Model: "m", Choices: 3}},
+		{name: "n not a number", body: `{"model":"m","n":"3","messages":[]}`, want: Chat{Model: "m"}},
+		{name: "repeated n", body: `{"model":"m","n":1,"messages":[],"n":2}`, wantErr: `member "n" appears`},
 		{name: "nested repeats are not top-level ones", body: `{"model":"m","messages":[{"role":"user","role":"user"}],"stream_options":{"x":1,"x":2}}`,
 			want: Chat{Model: "m"}},
 		{name: "nested lookalikes are not the fields", body: `{"model":"m","messages":[{"model":"x","user":"y","stream":true}]}`, want: Chat{Model: "m"}},
@@ -170,12 +173,17 @@ func chatByPath(body []byte) (Chat, bool) {
 	if f[chatModel].Type != gjson.String || f[chatModel].Str == "" || !f[chatMessages].IsArray() {
 		return Chat{}, false
 	}
+	choices := 0
+	if f[chatN].Type == gjson.Number {
+		choices = int(f[chatN].Int())
+	}
 	return Chat{
 		Model:      f[chatModel].Str,
 		Stream:     f[chatStream].Bool(),
 		User:       f[chatUser].Str,
 		WantsUsage: f[chatStreamOptions].Get("include_usage").Bool(),
 		HasTools:   f[chatTools].Exists(),
+		Choices:    choices,
 	}, true
 }
 

@@ -74,6 +74,14 @@ type roundInfo struct {
 // offered and the turn loops over rounds until one ends without a payment call.
 func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat interceptors.Chat, body []byte, caller payments.Caller) {
 	ctx, reqID := r.Context(), reqInfo(r).id
+	if chat.Choices > 1 {
+		// Each choice could call a payment tool, and the turn continues one
+		// conversation: refused rather than executed for a choice the bot
+		// may not show, or passed to the bot raw.
+		writeError(w, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: "n",
+			Message: "paygate: n above 1 is not served with the payment tools offered to a signed-in user; send n: 1 or leave it out"})
+		return
+	}
 	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget}
 	var err error
 	if s.state != nil && bytes.Contains(body, toolCallsKey) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -321,5 +322,34 @@ func TestPurchaseNodeSDK(t *testing.T) {
 	}
 	if len(res.Paygate.Actions) != 1 || res.Paygate.Actions[0].Type != "order_created" || res.Paygate.Actions[0].Order["status"] != "awaiting_payment" {
 		t.Errorf("node read paygate %+v", res.Paygate)
+	}
+}
+
+// TestSeveralChoicesWithPaymentTools: a request for more than one choice is
+// refused when the payment tools would be offered, so a payment call in a
+// choice the bot may not show is neither executed nor handed to the bot raw.
+// Without a signed-in user no tools are offered and n passes through.
+func TestSeveralChoicesWithPaymentTools(t *testing.T) {
+	up := newScriptedProvider(t, purchaseScript)
+	url, a := paymentApp(t, up.URL, "")
+	for _, stream := range []bool{false, true} {
+		body := fmt.Sprintf(`{"model":"gpt-4o","n":2,"stream":%v,"messages":[{"role":"user","content":"buy premium"}]}`, stream)
+		resp := postAs(t, url, e2eClientKey, testOpenID, body)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"param":"n"`) {
+			t.Errorf("stream %v: got %d %s; want 400 naming n", stream, resp.StatusCode, b)
+		}
+	}
+	if n := len(up.requests()); n != 0 {
+		t.Errorf("upstream requests: %d; want none", n)
+	}
+	if n := a.sim.OrderCount(); n != 0 {
+		t.Errorf("orders at the simulator: %d; want none", n)
+	}
+	resp := postAs(t, url, e2eClientKey, "", `{"model":"gpt-4o","n":2,"messages":[{"role":"user","content":"hello"}]}`)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("without a user: got %d; want 200", resp.StatusCode)
 	}
 }
