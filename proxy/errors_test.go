@@ -6,7 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/interceptors"
 )
 
 // decodeErrorBody parses an OpenAI error body, failing the test when it is
@@ -161,5 +164,24 @@ func TestErrorJSONAllocs(t *testing.T) {
 	e := &apiError{Type: "upstream_error", Code: "stream_error", Message: "paygate: provider fake: stream_error: café 😀"}
 	if n := testing.AllocsPerRun(100, func() { _ = errorJSON(e) }); n != 1 {
 		t.Errorf("errorJSON: %v allocations; want 1", n)
+	}
+}
+
+// TestOwnChunksAreValidJSON: the chunks paygate writes itself (the usage
+// chunk, the clarification's head) carry a provider's id and a model name;
+// odd bytes in them must still give JSON.
+func TestOwnChunksAreValidJSON(t *testing.T) {
+	for _, s := range []string{"plain", "ctl\x01\x7f", "bad\xff utf-8", "sep\u2028", `q"b\`} {
+		u := interceptors.Usage{PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7}
+		c := usageChunk(s, s, 1700000000, &u)
+		if !json.Valid(c) {
+			t.Errorf("usageChunk(%q): not JSON: %s", s, c)
+		}
+		if got := gjson.GetBytes(c, "model").Str; got != strings.ToValidUTF8(s, "\ufffd") {
+			t.Errorf("usageChunk(%q): model %q", s, got)
+		}
+		if h := append(chunkHead(s, s, 1), '}'); !json.Valid(h) {
+			t.Errorf("chunkHead(%q): not JSON: %s", s, h)
+		}
 	}
 }

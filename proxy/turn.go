@@ -17,6 +17,7 @@ import (
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
+	"github.com/paygate/paygate/internal/jsonstr"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/sse"
@@ -586,9 +587,10 @@ func (t *turn) finishStream(finish []byte, model, reason string) {
 // streamClarification ends a turn whose rounds are spent with the configured
 // clarification text: a turn never loops.
 func (t *turn) streamClarification(model string) {
-	c := []byte(`{"id":` + strconv.Quote(t.turnID) + `,"object":"chat.completion.chunk","created":` +
-		strconv.FormatInt(t.created, 10) + `,"model":` + strconv.Quote(model) +
-		`,"choices":[{"index":0,"delta":{"content":` + strconv.Quote(t.budget.Clarification) + `},"finish_reason":null}]}`)
+	c := chunkHead(t.turnID, model, t.created)
+	c = append(c, `,"choices":[{"index":0,"delta":{"content":`...)
+	c = jsonstr.Append(c, t.budget.Clarification)
+	c = append(c, `},"finish_reason":null}]}`...)
 	if err := t.sw.Data(c); err != nil {
 		return
 	}
@@ -597,8 +599,20 @@ func (t *turn) streamClarification(model string) {
 }
 
 func usageChunk(id, model string, created int64, u *interceptors.Usage) []byte {
-	b := []byte(`{"id":` + strconv.Quote(id) + `,"object":"chat.completion.chunk","created":` +
-		strconv.FormatInt(created, 10) + `,"model":` + strconv.Quote(model) + `,"choices":[],"usage":`)
+	b := append(chunkHead(id, model, created), `,"choices":[],"usage":`...)
 	b = u.AppendJSON(b)
 	return append(b, '}')
+}
+
+// chunkHead opens a chat.completion.chunk of paygate's own, up to its
+// model. The id is the provider's and the model its config or answer's:
+// text from outside, so both are encoded as JSON strings, never Go-quoted.
+func chunkHead(id, model string, created int64) []byte {
+	b := make([]byte, 0, 160+len(id)+len(model))
+	b = append(b, `{"id":`...)
+	b = jsonstr.Append(b, id)
+	b = append(b, `,"object":"chat.completion.chunk","created":`...)
+	b = strconv.AppendInt(b, created, 10)
+	b = append(b, `,"model":`...)
+	return jsonstr.Append(b, model)
 }
