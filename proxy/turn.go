@@ -205,6 +205,12 @@ func (t *turn) stream() {
 			t.finishStream(fc, res.Model, "stop")
 			return
 		}
+		if len(res.ClientCalls) == 0 && round+1 >= t.budget.MaxRounds {
+			// No round is left to tell the user what a payment call did, so
+			// none runs: the turn ends with the clarification (SPEC 3).
+			t.streamClarification(res.Model)
+			return
+		}
 		endGap = keepAlive(t.sw, t.s.cfg.Server.SSEKeepalive.D())
 		results := t.execute(res.PaymentCalls)
 		if len(res.ClientCalls) > 0 {
@@ -216,11 +222,6 @@ func (t *turn) stream() {
 			return
 		}
 		msgs := append([][]byte{interceptors.AssistantToolMessage(res.Content, res.PaymentCalls)}, results...)
-		if round+1 >= t.budget.MaxRounds {
-			endGap()
-			t.streamClarification(res.Model)
-			return
-		}
 		if err := t.nextBody(msgs); err != nil {
 			endGap()
 			t.s.endStreamWithError(t.sw, t.r, err)

@@ -36,14 +36,15 @@ func (t *turn) nonStream() {
 			t.writeCompletion(resp.StatusCode, ans.body, first.id, ans.client, false)
 			return
 		}
-		results := t.execute(ans.payment)
 		if len(ans.client) > 0 {
+			results := t.execute(ans.payment)
 			t.keepExchange(ans.content, ans.payment, ans.client, results)
 			t.writeCompletion(resp.StatusCode, ans.body, first.id, ans.client, true)
 			return
 		}
-		msgs := append([][]byte{interceptors.AssistantToolMessage(ans.content, ans.payment)}, results...)
 		if round+1 >= t.budget.MaxRounds {
+			// No round is left to tell the user what a payment call did, so
+			// none runs: the turn ends with the clarification (SPEC 3).
 			t.s.metrics.budgetExhausted.Inc()
 			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", t.budget.Clarification)
 			b, _ = sjson.DeleteBytes(b, "choices.0.message.tool_calls")
@@ -51,6 +52,7 @@ func (t *turn) nonStream() {
 			t.writeCompletion(resp.StatusCode, b, first.id, nil, false)
 			return
 		}
+		msgs := append([][]byte{interceptors.AssistantToolMessage(ans.content, ans.payment)}, t.execute(ans.payment)...)
 		if err := t.nextBody(msgs); err != nil {
 			writeError(t.w, toAPIError(err))
 			return

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,6 +104,17 @@ func TestBudget(t *testing.T) {
 			name: "a model that keeps calling tools ends within max_rounds with the clarification text",
 			script: func(n int, body string) scriptRound {
 				return toolRound(fmt.Sprintf("c%d", n), [2]string{"create_order", `{"sku":"nope"}`})
+			},
+			wantOrders: 0, wantRounds: 3,
+			wantText: "On it. On it. On it. Could you tell me exactly which plan and how many you want?",
+		},
+		{
+			name: "a valid create_order in the last round does not run: no round is left to say so",
+			script: func(n int, body string) scriptRound {
+				if n < 2 {
+					return toolRound(fmt.Sprintf("c%d", n), [2]string{"query_order", `{"order_no":"PG-unknown"}`})
+				}
+				return toolRound("c2", [2]string{"create_order", `{"sku":"premium-monthly"}`})
 			},
 			wantOrders: 0, wantRounds: 3,
 			wantText: "On it. On it. On it. Could you tell me exactly which plan and how many you want?",
@@ -303,4 +315,35 @@ func (c *countedConn) Write(b []byte) (int, error) {
 	c.l.writes = append(c.l.writes, string(b))
 	c.l.mu.Unlock()
 	return c.Conn.Write(b)
+}
+
+// TestBudgetLastRoundNonStream: as in TestBudget's last row, on the
+// non-stream path: a create_order in the round that spends max_rounds is
+// not executed, and the answer is the clarification with no tool call.
+func TestBudgetLastRoundNonStream(t *testing.T) {
+	call := func(id, name, args string) scriptRound {
+		return scriptRound{whole: `{"id":"` + id + `","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_` + id + `","type":"function","function":{"name":"` + name + `","arguments":` + strconv.Quote(args) + `}}]},"finish_reason":"tool_calls"}]}`}
+	}
+	n := 0
+	up := newScriptedProvider(t, func(body string) scriptRound {
+		defer func() { n++ }()
+		if n < 2 {
+			return call(fmt.Sprintf("q%d", n), "query_order", `{"order_no":"PG-unknown"}`)
+		}
+		return call("c2", "create_order", `{"sku":"premium-monthly"}`)
+	})
+	url, a := paymentApp(t, up.URL, "")
+	ans := chatJSON(t, url, `{"model":"gpt-4o","messages":[{"role":"user","content":"buy"}]}`)
+	if got := ans.Get("choices.0.message.content").Str; got != "Could you tell me exactly which plan and how many you want?" {
+		t.Errorf("content %q; want the clarification", got)
+	}
+	if ans.Get("choices.0.message.tool_calls").Exists() || ans.Get("paygate.actions").Exists() {
+		t.Errorf("a tool call or an action reached the bot: %s", ans.Raw)
+	}
+	if got := len(up.requests()); got != 3 {
+		t.Errorf("upstream rounds %d; want 3", got)
+	}
+	if got := a.sim.OrderCount(); got != 0 {
+		t.Errorf("orders at the simulator %d; want 0", got)
+	}
 }
