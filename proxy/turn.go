@@ -199,10 +199,12 @@ func (t *turn) stream() {
 				// "tool_calls" to run its tools.
 				fc, _ = sjson.SetBytes(fc, "choices.0.finish_reason", "tool_calls")
 			}
+			reason := "stop"
 			if len(res.ClientCalls) > 0 {
 				t.keepExchange(res.Content, nil, res.ClientCalls, nil)
+				reason = "tool_calls" // also when the round had no finish chunk
 			}
-			t.finishStream(fc, res.Model, "stop")
+			t.finishStream(fc, res.Model, reason)
 			return
 		}
 		if len(res.ClientCalls) == 0 && round+1 >= t.budget.MaxRounds {

@@ -353,3 +353,30 @@ func TestSeveralChoicesWithPaymentTools(t *testing.T) {
 		t.Errorf("without a user: got %d; want 200", resp.StatusCode)
 	}
 }
+
+// TestClientCallsWithoutFinishChunk: a round that hands the bot its own tool
+// call and ends on [DONE] with no finish chunk still tells the bot
+// "tool_calls", or its SDK would not run the tool.
+func TestClientCallsWithoutFinishChunk(t *testing.T) {
+	const head = `{"id":"chatcmpl-N","object":"chat.completion.chunk","created":1,"model":"m","choices":[`
+	up := newScriptedProvider(t, func(string) scriptRound {
+		return scriptRound{chunks: []string{
+			head + `{"index":0,"delta":{"role":"assistant","content":"Sending. "},"finish_reason":null}]}`,
+			head + `{"index":0,"delta":{"tool_calls":[{"index":0,"id":"client_1","type":"function","function":{"name":"send_receipt","arguments":"{}"}}]},"finish_reason":null}]}`,
+		}}
+	})
+	url, _ := paymentApp(t, up.URL, "")
+	resp := postAs(t, url, e2eClientKey, testOpenID, `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"mail it"}],`+
+		`"tools":[{"type":"function","function":{"name":"send_receipt","parameters":{"type":"object"}}}]}`)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var last string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "data: {") {
+			last = line
+		}
+	}
+	if !strings.Contains(last, `"finish_reason":"tool_calls"`) || !strings.HasSuffix(strings.TrimSpace(string(b)), "data: [DONE]") {
+		t.Errorf("stream ends %q; want a tool_calls finish, then [DONE]\n%s", last, b)
+	}
+}
