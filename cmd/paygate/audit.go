@@ -18,6 +18,7 @@ import (
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/audit"
+	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/embedded"
 )
@@ -198,7 +199,13 @@ func newAuditing(cfg *config.Config, st store.Store, reg prometheus.Registerer, 
 	if err != nil {
 		return nil, err
 	}
-	w, err := audit.NewWorker(audit.WorkerOptions{Store: st, RetainText: cfg.Audit.RetainText.D(), Metrics: m, Logger: log})
+	o := audit.WorkerOptions{Store: st, RetainText: cfg.Audit.RetainText.D(), Metrics: m, Logger: log}
+	if cfg.Webhooks.URL == "" {
+		// No relay runs: webhook events a run with webhooks on left in the
+		// outbox would hold back their orders' audit events for good.
+		o.DropKinds = []string{webhook.Kind}
+	}
+	w, err := audit.NewWorker(o)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/store"
 	redisstore "github.com/paygate/paygate/store/redis"
@@ -266,5 +269,35 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 	}
 	if _, err := os.Stat(filepath.Join(dir, "nope.db")); !os.IsNotExist(err) {
 		t.Errorf("verify created the store file: %v", err)
+	}
+}
+
+// TestAuditingWithWebhooksOff: a webhook event left in an order's outbox by
+// a run with webhooks on does not hold back that order's audit events once
+// paygate runs with webhooks off.
+func TestAuditingWithWebhooksOff(t *testing.T) {
+	ctx := context.Background()
+	cfg, err := config.Parse([]byte(`clients: [{name: bot, key: sk-paygate-test-0123456789}]`), "t.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := testdrivers.Open(t, "embedded", nil)
+	ev, err := audit.ActionEvent(audit.Action{Name: "refund.succeeded", OrderNo: "PG1", User: "oA"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := store.Event{ID: "evt_hook", Kind: "webhook", Key: "PG1", Payload: []byte(`{}`)}
+	if err := st.EnqueueEvents(ctx, hook, ev); err != nil {
+		t.Fatal(err)
+	}
+	au, err := newAuditing(cfg, st, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := au.worker.Drain(ctx); err != nil || n != 1 {
+		t.Fatalf("drain: %d appended, %v; want 1", n, err)
+	}
+	if res, err := audit.Verify(ctx, st, audit.VerifyOptions{}); err != nil || res.Records != 1 {
+		t.Errorf("chain: %+v, %v; want one record", res, err)
 	}
 }

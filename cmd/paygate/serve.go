@@ -43,7 +43,7 @@ type app struct {
 	sim      *wxsim.Server // nil unless payments.backend is simulator
 	payments *payments.Service
 	server   *proxy.Server
-	stop     context.CancelFunc // stops background work (the reconciler sweep)
+	stop     func()             // stops background work (the reconciler sweep) and waits for it
 	audit    *auditing          // the audit chain's worker and head publisher
 	webhooks *webhooks          // the merchant webhook relay; nil when webhooks.url is empty
 	ledger   *accounting.Ledger // LLM cost per round, conversation and transaction
@@ -122,17 +122,21 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 	return a, nil
 }
 
+// close stops what writes first, then what drains: the sweeper and the
+// payments' background queries can still commit a transition (and enqueue
+// its audit and webhook events), so the audit worker and the webhook relay
+// stop after them, and the store last.
 func (a *app) close() {
 	if a.stop != nil {
 		a.stop()
+	}
+	if a.payments != nil {
+		_ = a.payments.Close()
 	}
 	if a.audit != nil {
 		a.audit.stop()
 	}
 	a.webhooks.stop()
-	if a.payments != nil {
-		_ = a.payments.Close()
-	}
 	if a.sim != nil {
 		a.sim.Close()
 	}
@@ -247,8 +251,9 @@ func (a *app) buildPayments(notifyURL string, transport http.RoundTripper) error
 		return fmt.Errorf("building payments: %w", err)
 	}
 	sweepCtx, stop := context.WithCancel(context.Background())
-	a.stop = stop
-	go a.payments.RunSweeper(sweepCtx)
+	swept := make(chan struct{})
+	a.stop = func() { stop(); <-swept }
+	go func() { defer close(swept); a.payments.RunSweeper(sweepCtx) }()
 	a.audit.start()
 	return nil
 }

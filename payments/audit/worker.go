@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,6 +46,12 @@ type WorkerOptions struct {
 	Metrics   *Metrics         // nil: unregistered
 	Logger    *slog.Logger     // nil: discard
 	Now       func() time.Time // nil: time.Now
+	// DropKinds are kinds of outbox events nothing will consume: the worker
+	// acknowledges them (and logs it) instead of leaving them. An order's
+	// events are handed out one at a time, oldest first, so a webhook event
+	// left from a run with webhooks on would otherwise hold back every later
+	// audit event of its order once webhooks are off.
+	DropKinds []string
 }
 
 // Worker appends the audit events of the outbox to the chain. One Worker runs
@@ -58,6 +65,7 @@ type Worker struct {
 	log    *slog.Logger
 	now    func() time.Time
 	wake   chan struct{}
+	drop   []string
 
 	mu   sync.Mutex // one drain at a time; guards seen
 	seen seenIndex
@@ -75,7 +83,7 @@ func NewWorker(o WorkerOptions) (*Worker, error) {
 	}
 	w := &Worker{
 		st: o.Store, retain: o.RetainText, poll: o.PollInterval, skew: o.ClockSkew,
-		m: o.Metrics, log: o.Logger, now: o.Now, wake: make(chan struct{}, 1),
+		m: o.Metrics, log: o.Logger, now: o.Now, wake: make(chan struct{}, 1), drop: o.DropKinds,
 	}
 	if w.poll <= 0 {
 		w.poll = DefaultPollInterval
@@ -138,10 +146,18 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, fmt.Errorf("audit: due events: %w", err)
 		}
-		done := 0
+		done, dropped := 0, 0
 		var firstErr error
 		for _, e := range due {
 			if e.Kind != KindAudit {
+				if slices.Contains(w.drop, e.Kind) {
+					if err := w.st.AckEvent(ctx, e.Key, e.ID); err != nil {
+						firstErr = cmp(firstErr, fmt.Errorf("audit: drop %s event %s: %w", e.Kind, e.ID, err))
+						continue
+					}
+					w.log.Warn("outbox event dropped: nothing delivers its kind", "kind", e.Kind, "key", e.Key, "event", e.ID)
+					dropped++ // what its key held back may be due now
+				}
 				continue
 			}
 			if err := w.process(ctx, e); err != nil {
@@ -154,7 +170,7 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 			done++
 		}
 		total += done
-		if done == 0 {
+		if done == 0 && dropped == 0 {
 			return total, firstErr
 		}
 	}

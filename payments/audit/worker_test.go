@@ -352,3 +352,28 @@ func TestSeenIndexRereadsForOldEvents(t *testing.T) {
 		t.Errorf("evt_100 still remembered after pruning")
 	}
 }
+
+// TestWorkerDropsKindsNothingDelivers: with webhooks off, a webhook event
+// left in an order's outbox by a run that had them on is acknowledged, and
+// the order's audit event behind it reaches the chain.
+func TestWorkerDropsKindsNothingDelivers(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			st := e.store()
+			enqueue(t, st, store.Event{ID: "evt_hook", Kind: "webhook", Key: "PG1", Payload: []byte(`{}`)})
+			enqueue(t, st, mustEvent(t, Action{Name: "refund.succeeded", OrderNo: "PG1", User: "oA"}, ""))
+			w := newTestWorker(t, st, func(o *WorkerOptions) { o.DropKinds = []string{"webhook"} })
+			if got := drainAll(t, w); got != 1 {
+				t.Fatalf("drain: %d appended; want 1", got)
+			}
+			due, err := st.DueEvents(context.Background(), time.Now(), 10)
+			if err != nil || len(due) != 0 {
+				t.Fatalf("due after drain: %+v %v; want none", due, err)
+			}
+			if _, recs := chainEvents(t, st); len(recs) != 1 || recs[0].OrderNo != "PG1" || recs[0].Name != "refund.succeeded" {
+				t.Errorf("chain: %+v; want PG1's refund.succeeded", recs)
+			}
+		})
+	}
+}
