@@ -2,6 +2,7 @@ package failover
 
 import (
 	"bytes"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -127,7 +128,10 @@ func statusOfCode(code, typ string) int {
 func causeOf(status int, typ, code, msg string) string {
 	lc := strings.ToLower(code + " " + typ)
 	switch {
-	case status == http.StatusTooManyRequests && (strings.Contains(lc, "insufficient_quota") || strings.Contains(lc, "billing")):
+	case status == http.StatusTooManyRequests && (strings.Contains(lc, "insufficient_quota") || strings.Contains(lc, "billing")),
+		status == http.StatusPaymentRequired:
+		// 402 is how OpenRouter ("Insufficient credits") and DeepSeek
+		// ("Insufficient Balance") say the account is out of money.
 		return CauseInsufficientQuota
 	case status == http.StatusTooManyRequests, status == http.StatusServiceUnavailable, status == 529:
 		return CauseRateLimited
@@ -152,30 +156,39 @@ func isContextLength(msg string) bool {
 		strings.Contains(m, "context window") || strings.Contains(m, "prompt is too long")
 }
 
+// maxRetryAfter caps a provider's Retry-After. A larger value (or one that
+// would overflow a Duration into a negative wait, retried at once) means
+// "a long time": the provider cools down this long.
+const maxRetryAfter = 24 * time.Hour
+
 // parseRetryAfter reads Retry-After (delay-seconds or an HTTP date, RFC 9110
-// 10.2.3) or the retry-after-ms some providers send.
+// 10.2.3) or the retry-after-ms some providers send, capped at maxRetryAfter;
+// a negative or non-finite number is no answer.
 func parseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	delay := func(v string, unit time.Duration) (time.Duration, bool) {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil || n < 0 || math.IsNaN(n) || math.IsInf(n, 0) {
+			return 0, false
+		}
+		if n >= float64(maxRetryAfter/unit) {
+			return maxRetryAfter, true
+		}
+		return time.Duration(n * float64(unit)), true
+	}
 	if v := h.Get("Retry-After-Ms"); v != "" {
-		if ms, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && ms >= 0 {
-			return time.Duration(ms * float64(time.Millisecond)), true
+		if d, ok := delay(strings.TrimSpace(v), time.Millisecond); ok {
+			return d, true
 		}
 	}
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0, false
 	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		return time.Duration(secs * float64(time.Second)), true
+	if _, err := strconv.ParseFloat(v, 64); err == nil {
+		return delay(v, time.Second)
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		d := t.Sub(now)
-		if d < 0 {
-			d = 0
-		}
-		return d, true
+		return min(max(t.Sub(now), 0), maxRetryAfter), true
 	}
 	return 0, false
 }

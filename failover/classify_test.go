@@ -26,6 +26,13 @@ func TestParseRetryAfter(t *testing.T) {
 		{"milliseconds header wins", map[string]string{"Retry-After-Ms": "1500", "Retry-After": "9"}, 1500 * time.Millisecond, true},
 		{"garbage", map[string]string{"Retry-After": "soon"}, 0, false},
 		{"negative", map[string]string{"Retry-After": "-3"}, 0, false},
+		{"huge seconds are capped, not overflowed", map[string]string{"Retry-After": "10000000000"}, maxRetryAfter, true},
+		{"1e300 seconds", map[string]string{"Retry-After": "1e300"}, maxRetryAfter, true},
+		{"NaN", map[string]string{"Retry-After": "NaN"}, 0, false},
+		{"Inf", map[string]string{"Retry-After": "Inf"}, 0, false},
+		{"huge milliseconds", map[string]string{"Retry-After-Ms": "1e13"}, maxRetryAfter, true},
+		{"NaN milliseconds fall back to seconds", map[string]string{"Retry-After-Ms": "NaN", "Retry-After": "2"}, 2 * time.Second, true},
+		{"HTTP date years away", map[string]string{"Retry-After": now.Add(5 * 365 * 24 * time.Hour).Format(http.TimeFormat)}, maxRetryAfter, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,6 +60,8 @@ func TestClassifyHTTP(t *testing.T) {
 		{"408", 408, "", CauseServerError},
 		{"429 rate limit", 429, errBody("requests", "rate_limit_exceeded", "x"), CauseRateLimited},
 		{"429 quota (OpenAI)", 429, errBody("insufficient_quota", "insufficient_quota", "quota"), CauseInsufficientQuota},
+		{"402 credits (OpenRouter)", 402, `{"error":{"code":402,"message":"Insufficient credits. Add more using https://openrouter.ai/settings/credits"}}`, CauseInsufficientQuota},
+		{"402 balance (DeepSeek)", 402, `{"error":{"message":"Insufficient Balance","type":"unknown_error","param":null,"code":"invalid_request_error"}}`, CauseInsufficientQuota},
 		{"503", 503, "", CauseRateLimited},
 		{"529 Anthropic", 529, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`, CauseRateLimited},
 		{"400 context length code", 400, errBody("invalid_request_error", "context_length_exceeded", "x"), CauseContextLength},

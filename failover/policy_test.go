@@ -156,6 +156,16 @@ func TestPolicyBeforeFirstByte(t *testing.T) {
 			},
 		},
 		{
+			name:     "402 out of credits: out of service, next target at once",
+			a:        always(statusFn(402, `{"error":{"code":402,"message":"Insufficient credits"}}`)),
+			wantFrom: "b", wantHits: [2]int{1, 1},
+			after: func(t *testing.T, e *env) {
+				if st := statusOf(e.r, "a"); st.CoolingCause != CauseInsufficientQuota {
+					t.Errorf("a cooling cause %q; want %q", st.CoolingCause, CauseInsufficientQuota)
+				}
+			},
+		},
+		{
 			name: "silent socket: next target once first_byte passed, no retry",
 			a:    always((*fconn).hang), wantFrom: "b", wantHits: [2]int{1, 1},
 			minTook: tFirstByte, maxTook: tFirstByte + slack,
