@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -29,7 +31,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	}
 	model := ""
 	ct := r.Header.Get("Content-Type")
-	if len(body) > 0 && strings.HasPrefix(ct, "application/json") {
+	if len(body) > 0 && jsonBody(ct, body) {
 		// A repeated model, user or drop_fields member is refused, as on
 		// chat completions: paygate would route and rewrite by the first,
 		// the provider read the last.
@@ -128,6 +130,20 @@ func safeSegments(p string) bool {
 		}
 	}
 	return true
+}
+
+// jsonBody reports whether a passthrough body is read as JSON: under a JSON
+// media type in any case and with any parameters (application/json,
+// Application/JSON; charset=utf-8, application/vnd.x+json), and whenever it
+// is an object, whatever its type says: many servers parse a body as JSON
+// without looking at its type, so a "user" in it must be rewritten like any
+// other (SPEC 2.2).
+func jsonBody(contentType string, body []byte) bool {
+	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) > 0 && b[0] == '{' {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json"))
 }
 
 // dropFields is every provider's drop_fields, each once.

@@ -407,3 +407,23 @@ func TestRequestIDs(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// TestPassthroughUserHiddenWhateverTheType: the OpenID in a passthrough
+// body is hashed whatever Content-Type the bot sent, since providers'
+// servers often parse a JSON body without looking at its type.
+func TestPassthroughUserHiddenWhateverTheType(t *testing.T) {
+	for _, ct := range []string{"application/json", "Application/JSON", "application/json; charset=utf-8", "text/plain", ""} {
+		t.Run(ct, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, `{"object":"list","data":[]}`))
+			url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+			resp := post(t, url, "/v1/embeddings", ` {"model":"embed-test","input":"hi","user":"oEmbedUser"}`, map[string]string{"Content-Type": ct})
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d %s", resp.StatusCode, readAll(t, resp.Body))
+			}
+			got := string(fp.requests()[0].Body)
+			if strings.Contains(got, "oEmbedUser") || !strings.Contains(got, expectedUserHash("shop-bot", "oEmbedUser")) {
+				t.Errorf("upstream body %s: the OpenID is not hashed", got)
+			}
+		})
+	}
+}
