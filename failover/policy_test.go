@@ -440,3 +440,26 @@ func statusOf(r *Router, name string) ProviderStatus {
 	}
 	return ProviderStatus{}
 }
+
+// TestPostNotResentInsideAnAttempt: a provider that reads a POST on a
+// kept-alive connection and closes it without a byte of answer may have
+// started (and billed) the completion. The transport does not send it again
+// on its own; every send the provider sees is an attempt the policy counted.
+func TestPostNotResentInsideAnAttempt(t *testing.T) {
+	e := newEnv(t, map[string]func(c *fconn, n int){
+		"a": func(c *fconn, n int) {
+			if n == 1 {
+				c.cut() // the second request: read whole, then closed unanswered
+				return
+			}
+			okJSON(c, "from a")
+		},
+	}, []string{"a"}, nil)
+	if a := e.open(t.Context(), false); a.openErr != nil {
+		t.Fatal(a.openErr)
+	}
+	a := e.open(t.Context(), false)
+	if sends := len(e.fakes["a"].hits()) - 1; sends != a.attempts {
+		t.Fatalf("the second round: %d sends for %d attempts (error %v); want one send per attempt", sends, a.attempts, a.openErr)
+	}
+}

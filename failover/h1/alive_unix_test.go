@@ -14,10 +14,10 @@ import (
 )
 
 // TestIdleConnectionClosedWhileIdle: a server that closes each keep-alive
-// connection after its answer costs nothing. A request that cannot be sent
-// again is saved by the checkout's peek, which sees the close and dials
-// anew; one that can (the failover's, whose body is a byte slice) may skip
-// the peek on a recently used connection and is resent once instead.
+// connection after its answer costs nothing. A POST, which is never sent
+// twice once written (the server may have acted on it), is saved by the
+// checkout's peek, which sees the close and dials anew, whether its body
+// can be had again (the failover's, a byte slice) or not.
 func TestIdleConnectionClosedWhileIdle(t *testing.T) {
 	for _, resendable := range []bool{false, true} {
 		t.Run(map[bool]string{false: "no GetBody", true: "GetBody"}[resendable], func(t *testing.T) {

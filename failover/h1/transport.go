@@ -152,7 +152,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			out.close()
 			return nil, context.Cause(ctx)
 		}
-		c, err := t.getConn(ctx, key, req.URL.Hostname(), !retried && out.resendable())
+		c, err := t.getConn(ctx, key, req.URL.Hostname(), !retried && out.resendable() && replayable(req))
 		if err != nil {
 			out.close()
 			return nil, err
@@ -165,9 +165,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.nc.Close()
 		// A reused connection the server closed while it sat idle fails
 		// before any of the answer arrives; the request is sent again once
-		// on a new connection, as net/http does, when the body can be had
-		// again.
-		if !retried && c.reused && errors.Is(err, errNothingRead) && ctx.Err() == nil && out.rewind() {
+		// on a new connection, when the body can be had again and, as
+		// net/http decides, when the server cannot have acted on it: the
+		// write failed, or the request is one a server may get twice (a
+		// GET, or an Idempotency-Key). A chat completion the server read
+		// whole and then dropped the connection on may have been generated
+		// and billed; the caller's failover policy decides, and counts it.
+		if !retried && c.reused && ctx.Err() == nil &&
+			(errors.Is(err, errNotSent) || errors.Is(err, errNothingRead) && replayable(req)) && out.rewind() {
 			continue
 		}
 		out.close()
@@ -239,8 +244,23 @@ func (o *outgoing) close() {
 	}
 }
 
-// errNothingRead marks a failure before the first byte of the answer.
-var errNothingRead = errors.New("connection closed before the response")
+// errNothingRead marks a failure before the first byte of the answer;
+// errNotSent one before the whole request was written (also errNothingRead),
+// which a server cannot have acted on.
+var (
+	errNothingRead = errors.New("connection closed before the response")
+	errNotSent     = fmt.Errorf("%w: request not sent whole", errNothingRead)
+)
+
+// replayable reports whether a server may get req twice without harm, as
+// net/http judges it: an idempotent method, or an idempotency key.
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
+}
 
 func closeBody(req *http.Request) {
 	if req.Body != nil {
@@ -281,23 +301,27 @@ func checkHeaders(h http.Header) error {
 	return nil
 }
 
-// peekAfter is how long a connection sits idle before its checkout peeks
-// at the socket. A server rarely closes a keep-alive connection within a
-// second of answering on it without saying so (Connection: close), and a
-// request that can be sent again survives it anyway; the peek is a system
-// call, a few per cent of a request's CPU.
+// peekAfter is how long a connection sits idle before the checkout of a
+// request that may be sent again peeks at the socket. A server rarely
+// closes a keep-alive connection within a second of answering on it without
+// saying so (Connection: close), and such a request survives it anyway; the
+// peek is a system call, a few per cent of a request's CPU. A chat
+// completion, which is not sent twice (RoundTrip), always has the
+// connection peeked at: a server that closes after each answer must not
+// fail every other request.
 const peekAfter = time.Second
 
 // getConn returns an idle connection that is still open, or dials one.
-// resendable: the request can be sent again should the connection turn out
-// dead, so a recently used one is taken without the peek.
-func (t *Transport) getConn(ctx context.Context, key connKey, host string, resendable bool) (*conn, error) {
+// replayable: the request may be sent again should the connection turn out
+// dead (replayable, and its body can be had again), so a recently used one
+// is taken without the peek.
+func (t *Transport) getConn(ctx context.Context, key connKey, host string, replayable bool) (*conn, error) {
 	for {
 		c := t.popIdle(key)
 		if c == nil {
 			break
 		}
-		if c.br.Buffered() == 0 && ((resendable && time.Since(c.idleAt) < peekAfter) || c.alive()) {
+		if c.br.Buffered() == 0 && ((replayable && time.Since(c.idleAt) < peekAfter) || c.alive()) {
 			c.reused = true
 			return c, nil
 		}
@@ -472,7 +496,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 	stop := afterFunc(ctx, c.abort)
 	if err := c.writeRequest(req, out); err != nil {
 		stop()
-		return nil, fmt.Errorf("h1: write request: %w: %w", errNothingRead, err)
+		return nil, fmt.Errorf("h1: write request: %w: %w", errNotSent, err)
 	}
 	// The first byte is awaited on its own: a connection that ends before it
 	// never started an answer, and only then may the request be resent.
