@@ -17,7 +17,8 @@ import (
 
 // StateStore is what a turn needs from the store: the user's payment state
 // in one round trip, the kept payment exchanges of mixed rounds (SPEC 3.7)
-// and a counter that makes each payment confirmation announced once.
+// and a counter that makes each announcement (payment confirmed, payment
+// parameters) made once.
 type StateStore interface {
 	LoadUserState(ctx context.Context, client, user string) (*store.UserState, error)
 	PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error
@@ -130,40 +131,80 @@ func stateMessage(orders []*store.Order, now time.Time, settledAfter time.Durati
 		"\nDo not create a new order for something listed as paid or awaiting payment; refer to the order number instead."
 }
 
-// announce returns the actions the user has not seen yet, each once (a
-// store counter marks it announced): payment_confirmed for an order paid
-// since, and order_created with fresh payment parameters for an order that
-// became payable outside a turn (a manager approved it).
-func (s *Server) announce(ctx context.Context, orders []*store.Order) []json.RawMessage {
-	var out []json.RawMessage
+// announcement is something a turn tells the user once (SPEC 2.3):
+// payment_confirmed for an order paid since ("announced:" counter), or
+// order_created with fresh payment parameters for an order that became
+// payable outside a turn, a manager having approved it ("payable:").
+type announcement struct {
+	kind  string // the counter's prefix
+	order *store.Order
+}
+
+// pendingAnnouncements lists what the user may not have heard of yet. It
+// writes nothing: a turn claims them (claim) only when its answer is about
+// to leave, so a turn that fails before tells nothing and uses nothing up,
+// and the next turn announces them.
+func (s *Server) pendingAnnouncements(orders []*store.Order) []announcement {
+	var out []announcement
 	for _, o := range orders {
 		switch {
 		case payments.PaidOrLater(o.Status) && o.Status != store.StatusNeedsReview:
-			if !s.firstTime(ctx, "announced:", o.OrderNo) {
-				continue
-			}
-			b, _ := json.Marshal(map[string]any{"type": "payment_confirmed", "order": payments.OrderView(o)})
-			out = append(out, b)
+			out = append(out, announcement{"announced:", o})
 		case o.Status == store.StatusAwaitingPayment && s.reconciler != nil:
-			if !s.firstTime(ctx, "payable:", o.OrderNo) {
-				continue
-			}
-			rp, codeURL, err := s.reconciler.PayableParams(ctx, o)
-			if err != nil || (rp == nil && codeURL == "") {
-				continue
-			}
-			a := map[string]any{"type": "order_created", "order": payments.OrderView(o)}
-			if rp != nil {
-				a["request_payment"] = rp
-			}
-			if codeURL != "" {
-				a["code_url"] = codeURL
-			}
-			b, _ := json.Marshal(a)
-			out = append(out, b)
+			out = append(out, announcement{"payable:", o})
 		}
 	}
 	return out
+}
+
+// claim returns the actions for the pending announcements this turn is the
+// first to make, each marked announced by a store counter as it is
+// claimed: of two turns of one user that race, only one announces. own are
+// the turn's own actions; an order they hand payment parameters for is not
+// announced again (markDelivered marks it). Called right before the answer
+// is written: what a turn claimed, it delivers.
+func (s *Server) claim(ctx context.Context, pending []announcement, own []json.RawMessage) []json.RawMessage {
+	var out []json.RawMessage
+	for _, p := range pending {
+		o := p.order
+		if p.kind == "payable:" && handsPayment(own, o.OrderNo) {
+			continue
+		}
+		if !s.firstTime(ctx, p.kind, o.OrderNo) {
+			continue
+		}
+		if p.kind == "announced:" {
+			b, _ := json.Marshal(map[string]any{"type": "payment_confirmed", "order": payments.OrderView(o)})
+			out = append(out, b)
+			continue
+		}
+		rp, codeURL, err := s.reconciler.PayableParams(ctx, o)
+		if err != nil || (rp == nil && codeURL == "") {
+			continue
+		}
+		a := map[string]any{"type": "order_created", "order": payments.OrderView(o)}
+		if rp != nil {
+			a["request_payment"] = rp
+		}
+		if codeURL != "" {
+			a["code_url"] = codeURL
+		}
+		b, _ := json.Marshal(a)
+		out = append(out, b)
+	}
+	return out
+}
+
+// handsPayment reports whether one of actions hands the user payment
+// parameters (order_created): for order orderNo, or for any when orderNo is
+// "".
+func handsPayment(actions []json.RawMessage, orderNo string) bool {
+	for _, a := range actions {
+		if gjson.GetBytes(a, "type").Str == "order_created" && (orderNo == "" || gjson.GetBytes(a, "order.order_no").Str == orderNo) {
+			return true
+		}
+	}
+	return false
 }
 
 // firstTime reports whether this is the first time kind was announced for
@@ -174,14 +215,21 @@ func (s *Server) firstTime(ctx context.Context, kind, orderNo string) bool {
 	return err == nil && n == 1
 }
 
-// markAnnounced records that a turn already handed the user an order's
-// payment parameters, so the next turn does not hand them again.
-func (s *Server) markAnnounced(ctx context.Context, action []byte) {
-	if s.state == nil || gjson.GetBytes(action, "type").Str != "order_created" {
+// markDelivered records, once the answer carrying them left, that a turn
+// handed the user payment parameters (its own order_created actions), so a
+// later turn does not announce them again. A turn that failed marks
+// nothing: the next turn announces the order as payable.
+func (s *Server) markDelivered(ctx context.Context, actions []json.RawMessage) {
+	if s.state == nil {
 		return
 	}
-	if no := gjson.GetBytes(action, "order.order_no").Str; no != "" {
-		s.firstTime(ctx, "payable:", no)
+	for _, a := range actions {
+		if gjson.GetBytes(a, "type").Str != "order_created" {
+			continue
+		}
+		if no := gjson.GetBytes(a, "order.order_no").Str; no != "" {
+			s.firstTime(ctx, "payable:", no)
+		}
 	}
 }
 

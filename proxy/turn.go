@@ -51,12 +51,18 @@ type turn struct {
 
 	turnID  string
 	created int64
-	actions []json.RawMessage
+	actions []json.RawMessage // the turn's own, from its payment calls
 	rounds  []roundInfo
 	usage   interceptors.Usage
 	hasUse  bool
 	cost    accounting.Pico
 	sw      *sse.Writer
+
+	// pending are the announcements the turn may make (payment confirmed,
+	// payment parameters of an approved order), claimed into announced
+	// when its answer is about to leave (claimAnnouncements).
+	pending   []announcement
+	announced []json.RawMessage
 
 	// appended is what the turn added to the conversation: each payment
 	// round's assistant message and tool results, in order. A turn that
@@ -114,7 +120,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		}
 	}
 	if len(orders) > 0 {
-		t.actions = s.announce(ctx, orders)
+		t.pending = s.pendingAnnouncements(orders)
 	}
 	if chat.HasTools {
 		body, err = interceptors.AddTools(body, s.toolDefs, s.toolNames)
@@ -479,8 +485,9 @@ func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 			t.clarify = true
 		}
 		if out.Action != nil {
+			// Marked announced only once the answer carrying it left
+			// (markDelivered): a turn that fails after this hands nothing.
 			t.actions = append(t.actions, out.Action)
-			t.s.markAnnounced(t.r.Context(), out.Action)
 		}
 		msgs = append(msgs, interceptors.ToolResultMessage(c.ID, out.Result))
 	}
@@ -536,15 +543,27 @@ func (t *turn) nextBody(msgs [][]byte) error {
 	return nil
 }
 
+// claimAnnouncements claims the turn's pending announcements right before
+// the answer that carries them is written, never earlier: a turn that
+// fails (an upstream error, a failed next round, a client gone) claims
+// nothing and the next turn announces them. The error body or event then
+// carries no paygate object, as SDKs hand their callers only its "error".
+func (t *turn) claimAnnouncements() {
+	if len(t.pending) > 0 && t.r.Context().Err() == nil {
+		t.announced = t.s.claim(t.r.Context(), t.pending, t.actions)
+	}
+	t.pending = nil
+}
+
 // extension renders the paygate object (SPEC 2.3), or nil when the turn did
 // nothing paygate must report.
 func (t *turn) extension() []byte {
-	if len(t.actions) == 0 && len(t.rounds) < 2 {
+	if len(t.announced) == 0 && len(t.actions) == 0 && len(t.rounds) < 2 {
 		return nil
 	}
 	ext := map[string]any{}
-	if len(t.actions) > 0 {
-		ext["actions"] = t.actions
+	if len(t.announced)+len(t.actions) > 0 {
+		ext["actions"] = append(t.announced[:len(t.announced):len(t.announced)], t.actions...)
 	}
 	if len(t.rounds) > 1 {
 		ext["rounds"] = t.rounds
@@ -557,6 +576,7 @@ func (t *turn) extension() []byte {
 // synthesized one) carrying the paygate extension, the summed usage when the
 // client asked for it, and [DONE].
 func (t *turn) finishStream(finish []byte, model, reason string) {
+	t.claimAnnouncements()
 	ext := t.extension()
 	var chunk []byte
 	if finish != nil {
@@ -584,7 +604,14 @@ func (t *turn) finishStream(finish []byte, model, reason string) {
 		u := t.usage
 		_ = t.sw.Queue(usageChunk(t.turnID, model, t.created, &u))
 	}
-	_ = t.sw.End() // sent with the end of the response, as the handler returns
+	if t.sw.End() != nil { // sent with the end of the response, as the handler returns
+		return
+	}
+	// A turn that handed payment parameters flushes them now, to mark them
+	// delivered once they left.
+	if handsPayment(t.actions, "") && t.sw.Flush() == nil {
+		t.s.markDelivered(t.r.Context(), t.actions)
+	}
 }
 
 // streamClarification ends a turn whose rounds are spent with the configured

@@ -155,6 +155,7 @@ func (t *turn) writeCompletion(status int, body []byte, id string, client []inte
 		u := t.usage
 		out, _ = sjson.SetRawBytes(out, "usage", u.AppendJSON(nil))
 	}
+	t.claimAnnouncements()
 	if ext := t.extension(); ext != nil {
 		out, _ = sjson.SetRawBytes(out, "paygate", ext)
 	}
@@ -165,10 +166,15 @@ func (t *turn) writeCompletion(status int, body []byte, id string, client []inte
 		status = http.StatusOK
 	}
 	t.w.WriteHeader(status)
-	_, _ = t.w.Write(out)
+	if _, err := t.w.Write(out); err != nil {
+		return
+	}
 	// The answer leaves now, not when the handler returns: the turn's
 	// accounting (a store write, an fsync with the embedded store) comes
 	// after it and must not delay it. The length is known, so this is still
 	// one write with a Content-Length.
-	_ = http.NewResponseController(t.w).Flush()
+	if http.NewResponseController(t.w).Flush() != nil {
+		return
+	}
+	t.s.markDelivered(t.r.Context(), t.actions)
 }
