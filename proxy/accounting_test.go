@@ -108,3 +108,64 @@ func (b *blockedSessions) AddTally(ctx context.Context, _ string, delta int64, _
 }
 
 func (b *blockedSessions) TakeTally(context.Context, string) (int64, error) { return 0, nil }
+
+// TestPlainStreamUsageOnTheFinishChunk: a provider that sends usage on its
+// finish chunk, with no usage-only chunk (Mistral, Gemini's compatible
+// endpoint), still has the stream's tokens counted on the plain path.
+func TestPlainStreamUsageOnTheFinishChunk(t *testing.T) {
+	fp := newFakeProvider(t, sseHandler(
+		`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":null}]}`+"\n\n",
+		`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1000,"completion_tokens":200,"total_tokens":1200}}`+"\n\n",
+		"data: [DONE]\n\n"))
+	cfg := testConfig(t, fp.URL, nil)
+	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
+	reg := prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	ledger, err := accounting.New(cfg, nil, reg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ledger.Close)
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte(cfg.Privacy.HashKey), Ledger: ledger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h1test.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`, nil)
+	if b := readAll(t, resp.Body); !strings.Contains(b, "data: [DONE]") {
+		t.Fatalf("stream: %s", b)
+	}
+	for kind, want := range map[string]float64{"prompt": 1000, "completion": 200} {
+		if got := tokensCounted(t, reg, kind); got != want {
+			t.Errorf("%s tokens: %v; want %v", kind, got, want)
+		}
+	}
+}
+
+// tokensCounted sums paygate_llm_tokens_total of one kind in reg.
+func tokensCounted(t *testing.T, reg *prometheus.Registry, kind string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != "paygate_llm_tokens_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "kind" && l.GetValue() == kind {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
+}

@@ -317,11 +317,13 @@ func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resum
 				continue
 			}
 		}
-		if isUsageOnly(data) {
-			// The last chunk: read it for accounting (one small scan per stream).
-			res := gjson.GetManyBytes(data, "usage.prompt_tokens", "usage.completion_tokens")
-			u = accounting.Usage{PromptTokens: res[0].Int(), CompletionTokens: res[1].Int()}
-			if withholdUsage {
+		if got, only, ok := usageIn(data); ok {
+			// Read for accounting wherever the provider puts it: a chunk of
+			// its own (include_usage), or the finish chunk (Mistral,
+			// Gemini's compatible endpoint). Only a chunk of its own is
+			// withheld from a client that did not ask.
+			u = got
+			if only && withholdUsage {
 				continue
 			}
 		}
@@ -449,14 +451,19 @@ func (s *Server) endStreamWithError(sw *sse.Writer, r *http.Request, err error) 
 
 var usageKey = []byte(`"usage"`)
 
-// isUsageOnly reports a chunk with empty choices and a usage object: the last
-// chunk of a stream with include_usage. The bytes.Contains pre-check keeps the
-// common chunk free of any JSON scan.
-func isUsageOnly(data []byte) bool {
+// usageIn reads a chunk's usage object, if it has one (ok), and reports
+// whether the chunk is nothing but usage (only: empty choices, the last
+// chunk of a stream with include_usage). The bytes.Contains pre-check keeps
+// the common chunk free of any JSON scan.
+func usageIn(data []byte) (u accounting.Usage, only, ok bool) {
 	if !bytes.Contains(data, usageKey) {
-		return false
+		return u, false, false
 	}
 	s := unsafe.String(unsafe.SliceData(data), len(data))
 	res := gjson.GetMany(s, "choices.#", "usage")
-	return res[0].Int() == 0 && res[1].IsObject()
+	if !res[1].IsObject() {
+		return u, false, false
+	}
+	u = accounting.Usage{PromptTokens: res[1].Get("prompt_tokens").Int(), CompletionTokens: res[1].Get("completion_tokens").Int()}
+	return u, res[0].Int() == 0, true
 }
