@@ -181,3 +181,35 @@ func matches(m *dto.Metric, labels map[string]string) bool {
 	}
 	return n == len(labels)
 }
+
+// TestBreakerOpensOnStreamsCutMidway: a provider that answers every stream's
+// first token and then cuts it fails every request. Its breaker must open
+// after breaker.failures such streams, as it does for errors before the
+// first token; a success counted at each first token would reset the count
+// before every cut.
+func TestBreakerOpensOnStreamsCutMidway(t *testing.T) {
+	const failures = 3
+	e := newEnv(t, map[string]func(*fconn, int){"a": func(c *fconn, n int) {
+		c.sse()
+		c.event(roleChunk())
+		c.event(contentChunk("par"))
+		c.cut()
+	}}, []string{"a"}, func(c *config.Config) {
+		c.Failover.Breaker = config.Breaker{Failures: failures, Cooldown: config.Duration(time.Hour)}
+	})
+	for i := range failures {
+		got := e.open(t.Context(), true)
+		if got.openErr != nil || got.complete() {
+			t.Fatalf("stream %d: %v, complete %v; want a cut stream", i, got.openErr, got.complete())
+		}
+	}
+	if st := statusOf(e.r, "a"); st.Breaker != "open" {
+		t.Errorf("breaker after %d cut streams: %s; want open", failures, st.Breaker)
+	}
+	if got := e.open(t.Context(), true); got.openErr == nil {
+		t.Errorf("a request with the breaker open reached the provider")
+	}
+	if n := len(e.fakes["a"].hits()); n != failures {
+		t.Errorf("provider saw %d requests; want %d", n, failures)
+	}
+}

@@ -97,6 +97,21 @@ type Response struct {
 	end       error // sticky terminal result of Next
 	released  bool
 	closed    bool
+	// breakerDone reports a stream's outcome to its provider's breaker,
+	// once, when the stream ends (finish, Close): a provider that cuts
+	// every stream after its first token must count as failing, not as a
+	// success at the first token and a failure at the cut, which never add
+	// up to the consecutive failures that trip it.
+	breakerDone func(error)
+}
+
+// reportBreaker gives the stream's outcome to the breaker, once.
+func (a *Response) reportBreaker(err error) {
+	if a.breakerDone != nil {
+		done := a.breakerDone
+		a.breakerDone = nil
+		done(err)
+	}
 }
 
 // Next returns the stream's next event: held events first, then events as
@@ -204,10 +219,18 @@ func (a *Response) finish(err error) error {
 	if errors.As(err, &se) {
 		outcome = se.Cause
 		if se.Cause != CauseCanceled {
-			a.t.p.recordFailure()
+			if a.breakerDone != nil {
+				a.reportBreaker(errProviderFailure)
+			} else {
+				a.t.p.recordFailure()
+			}
 			a.r.log.Warn("upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "err", se.Err)
 		}
 	}
+	if outcome == "complete" {
+		a.reportBreaker(nil)
+	}
+	a.reportBreaker(errNeutral) // canceled: not the provider's doing
 	if outcome == "complete" {
 		a.t.p.streamComplete.Inc()
 	} else {
@@ -228,6 +251,7 @@ func (a *Response) Close() {
 		a.end = errClosed
 		a.r.m.streams.WithLabelValues(a.Provider, "closed_early").Inc()
 	}
+	a.reportBreaker(errNeutral) // closed before its end: neither way
 	if a.rd != nil && errors.Is(a.end, io.EOF) && !a.released {
 		// Read what little is left (the chunked terminator) so the
 		// connection can be reused, but never wait long for it.

@@ -153,7 +153,11 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool) (*Response, bool) 
 		resp, f := r.attempt(rd.ctx, t, rd.req, send, left)
 		at := Attempt{Provider: p.name, Model: t.model, Duration: time.Since(started)}
 		if f == nil {
-			done(nil)
+			if resp.stream {
+				resp.breakerDone = done // the outcome is known at the stream's end
+			} else {
+				done(nil)
+			}
 			p.throttles.Store(0)
 			at.Status = resp.StatusCode
 			rd.tried = append(rd.tried, at)
