@@ -127,7 +127,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		res := gjson.GetManyBytes(resp.Body, "usage.prompt_tokens", "usage.completion_tokens")
 		account(resp, accounting.Usage{PromptTokens: res[0].Int(), CompletionTokens: res[1].Int()})
 	} else {
-		s.streamRound(w, r, req, resp, !chat.WantsUsage, account)
+		s.streamRound(w, r, req, resp, !chat.WantsUsage, chat.Choices > 1, account)
 	}
 	if s.ledger != nil {
 		s.ledger.Turn(r.Context(), rc.client.Name, "", cost)
@@ -193,10 +193,11 @@ func writeUpstreamBody(w http.ResponseWriter, resp *failover.Response) {
 // loop (relayRound): another provider is asked for the rest of the answer
 // and only the rest reaches the client, under the same id (with the
 // client's tool calls already received, as a fresh answer matched against
-// them: see turn.relayRound). account gets
-// each attempt's usage, broken ones included.
+// them: see turn.relayRound); not for several choices (n above 1), whose
+// texts the sent log does not tell apart. account gets each attempt's
+// usage, broken ones included.
 func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failover.Request, resp *failover.Response,
-	withholdUsage bool, account func(*failover.Response, accounting.Usage)) {
+	withholdUsage, severalChoices bool, account func(*failover.Response, accounting.Usage)) {
 	h := w.Header()
 	setStreamHeaders(h)
 	w.WriteHeader(http.StatusOK)
@@ -241,6 +242,12 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		}
 		if first == nil {
 			first = se
+		}
+		if severalChoices {
+			// What was sent is read as one choice's text; n choices'
+			// deltas would be mixed into one prefill.
+			s.endUnrecovered(sw, r, first, recoveryChoices, "the request asked for several choices (n), which a recovery cannot continue")
+			return
 		}
 		got := readSent(*sent, &calls)
 		*sent = (*sent)[:0]

@@ -19,6 +19,7 @@ const (
 	recoveryBudget      = "budget_spent"      // failover.recovery.max_attempts or window
 	recoveryOff         = "off"               // failover.recovery.max_attempts: -1
 	recoveryNoProvider  = "no_provider"       // no other provider could take the round
+	recoveryChoices     = "several_choices"   // n above 1: the choices' texts cannot be told apart
 )
 
 // recoveries counts a turn's stream recoveries against failover.recovery

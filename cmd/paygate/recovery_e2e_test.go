@@ -693,3 +693,24 @@ func TestStreamRecoveryMixedRound(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamRecoveryRefusedForSeveralChoices: a plain stream with n above 1
+// that breaks is not recovered: what the client has is several choices'
+// deltas, which a prefill would mix into one text. The client gets the
+// error naming the original cut, and the fallback is never asked.
+func TestStreamRecoveryRefusedForSeveralChoices(t *testing.T) {
+	textRounds := func(string) (int, canonRound) { return 0, recTextRound }
+	primary := newRecoveryProvider(t, "chatcmpl-P", textRounds, &fault{kind: "cut", at: 2}, "none")
+	fallback := newRecoveryProvider(t, "chatcmpl-F", textRounds, nil, "prefill")
+	url, _ := recoveryApp(t, primary.URL, fallback.URL, "prefill")
+	got := readStream(t, goClient(url), openai.ChatCompletionRequest{
+		N:        2,
+		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "hi"}},
+	})
+	if got.err == nil || !strings.Contains(got.err.Error(), "several choices") || !strings.Contains(got.err.Error(), "provider primary") {
+		t.Errorf("got %q, %v; want an error naming primary's cut and the several choices", got.text, got.err)
+	}
+	if f := len(fallback.requests()); f != 0 {
+		t.Errorf("fallback saw %d requests; want none", f)
+	}
+}
