@@ -275,3 +275,51 @@ func FuzzParseDuration(f *testing.F) {
 		}
 	})
 }
+
+// TestWrittenZeros: a 0 written in the file is a choice where it means
+// something (no text kept, no money-moving call), never silently the
+// default; where 0 would be ambiguous or useless it is refused with its
+// file:line and key. A missing key still gets its default.
+func TestWrittenZeros(t *testing.T) {
+	tests := []struct {
+		name    string
+		src     string
+		check   func(*Config) bool
+		wantErr string
+	}{
+		{"retain_text 0 keeps no text", "audit: {retain_text: 0s}\n",
+			func(c *Config) bool { return c.Audit.RetainText == 0 }, ""},
+		{"max_payment_calls 0 runs none", "payments:\n  budget:\n    max_payment_calls: 0\n",
+			func(c *Config) bool { return c.Payments.Budget.MaxPaymentCalls == 0 }, ""},
+		{"missing keys get their defaults", "log: {level: info}\n",
+			func(c *Config) bool {
+				return c.Audit.RetainText.D() == 4320*time.Hour && c.Payments.Budget.MaxPaymentCalls == 1 &&
+					c.Payments.Rules.MaxOrdersPerUserPerDay == 20 && c.Failover.Recovery.MaxAttempts == 2
+			}, ""},
+		{"a daily cap of 0 is refused", "payments:\n  rules:\n    max_orders_per_user_per_day: 0\n", nil,
+			"c.yaml:3: payments.rules.max_orders_per_user_per_day: 0 is ambiguous"},
+		{"a per-minute cap of 0 is refused", "payments: {rules: {max_payment_calls_per_minute: 0}}\n", nil,
+			"c.yaml:1: payments.rules.max_payment_calls_per_minute: 0 is ambiguous"},
+		{"confirm_ttl 0 is refused", "payments:\n  refunds:\n    confirm_ttl: 0s\n", nil,
+			"c.yaml:3: payments.refunds.confirm_ttl: must be above 0"},
+		{"recovery max_attempts 0 is refused", "failover:\n  recovery:\n    max_attempts: 0\n", nil,
+			"c.yaml:3: failover.recovery.max_attempts: 0 would mean the default (2); -1 turns recovery off"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v; want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(cfg) {
+				t.Errorf("values: retain_text %v, max_payment_calls %d", cfg.Audit.RetainText.D(), cfg.Payments.Budget.MaxPaymentCalls)
+			}
+		})
+	}
+}

@@ -87,13 +87,65 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 		}
 	}
 	defaultProvider(cfg, env)
+	written := l.writtenZeros(cfg)
 	cfg.SetDefaults()
+	l.keepZeros(cfg, written)
 	l.validate(cfg)
 	if len(l.errs) > 0 {
 		return nil, l.errs
 	}
 	cfg.Warnings = l.warnings
 	return cfg, nil
+}
+
+// zeroKeys are keys whose 0, written in the file, is a choice and not
+// "unset". SetDefaults cannot tell a written 0 from a missing key, so Parse
+// puts a written 0 back where it means something (keep), and refuses it
+// where it would only be read as the default, or where "none" and
+// "unlimited" are equally plausible readings.
+var zeroKeys = []struct {
+	path   string
+	keep   bool   // a written 0 stands
+	refuse string // else, the error for a written 0
+	isZero func(*Config) bool
+	zero   func(*Config)
+}{
+	{path: "audit.retain_text", keep: true,
+		isZero: func(c *Config) bool { return c.Audit.RetainText == 0 }, zero: func(c *Config) { c.Audit.RetainText = 0 }},
+	{path: "payments.budget.max_payment_calls", keep: true,
+		isZero: func(c *Config) bool { return c.Payments.Budget.MaxPaymentCalls == 0 }, zero: func(c *Config) { c.Payments.Budget.MaxPaymentCalls = 0 }},
+	{path: "payments.rules.max_orders_per_user_per_day", refuse: "0 is ambiguous (none, or no cap?): give the cap, at least 1",
+		isZero: func(c *Config) bool { return c.Payments.Rules.MaxOrdersPerUserPerDay == 0 }},
+	{path: "payments.rules.max_payment_calls_per_minute", refuse: "0 is ambiguous (none, or no cap?): give the cap, at least 1",
+		isZero: func(c *Config) bool { return c.Payments.Rules.MaxPaymentCallsPerMinute == 0 }},
+	{path: "payments.refunds.confirm_ttl", refuse: "must be above 0: a proposal must be answerable",
+		isZero: func(c *Config) bool { return c.Payments.Refunds.ConfirmTTL == 0 }},
+	{path: "failover.recovery.max_attempts", refuse: "0 would mean the default (2); -1 turns recovery off",
+		isZero: func(c *Config) bool { return c.Failover.Recovery.MaxAttempts == 0 }},
+}
+
+// writtenZeros lists the zeroKeys the file sets to 0, before defaults.
+func (l *loader) writtenZeros(c *Config) []int {
+	var out []int
+	for i, k := range zeroKeys {
+		if _, written := l.lines[k.path]; written && k.isZero(c) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// keepZeros puts back, after defaults, the written zeros that stand, and
+// refuses the others.
+func (l *loader) keepZeros(c *Config, written []int) {
+	for _, i := range written {
+		k := zeroKeys[i]
+		if k.keep {
+			k.zero(c)
+		} else {
+			l.at(k.path, "%s", k.refuse)
+		}
+	}
 }
 
 type loader struct {

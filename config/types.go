@@ -300,7 +300,8 @@ type Rules struct {
 
 // Budget bounds one turn.
 type Budget struct {
-	// MaxPaymentCalls is money-moving tool calls executed per turn. Default 1.
+	// MaxPaymentCalls is money-moving tool calls executed per turn; 0 runs
+	// none (query_order still runs). Default 1.
 	MaxPaymentCalls int `yaml:"max_payment_calls"`
 	// MaxRounds is upstream rounds per turn. Default 3.
 	MaxRounds int `yaml:"max_rounds"`
@@ -364,7 +365,8 @@ type Privacy struct {
 
 // Audit configures the audit chain.
 type Audit struct {
-	// RetainText keeps conversation text beside the chain this long. Default 4320h.
+	// RetainText keeps conversation text beside the chain this long; 0 keeps
+	// none (the chain still holds its hash). Default 4320h.
 	RetainText Duration `yaml:"retain_text"`
 	// HeadEvery publishes the chain head in the log this often. Default 1m.
 	HeadEvery Duration `yaml:"head_every"`
