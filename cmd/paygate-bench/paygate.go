@@ -17,6 +17,7 @@ const (
 	benchClientKey   = "sk-paygate-bench"
 	benchUpstreamKey = "sk-upstream-bench"
 	benchHashKey     = "bench-user-hash-key-0123456789abcdef"
+	benchAdminToken  = "bench-admin-token-0123456789abcdef" // pprof sits behind it
 )
 
 // paygateParams are the values of the generated paygate config.
@@ -37,6 +38,8 @@ server:
   admin_listen: "{{.AdminListen}}"
 {{- if .Pprof}}
   pprof: true
+admin:
+  token: "` + benchAdminToken + `"
 {{- end}}
 clients:
   - name: bench

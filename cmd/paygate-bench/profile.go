@@ -224,6 +224,7 @@ func servesPprof(ctx context.Context, base string) bool {
 	if err != nil {
 		return false
 	}
+	req.Header.Set("Authorization", "Bearer "+benchAdminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return false
@@ -237,6 +238,7 @@ func fetchProfile(ctx context.Context, url, out string) error {
 	if err != nil {
 		return err
 	}
+	req.Header.Set("Authorization", "Bearer "+benchAdminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("fetch profile: %w", err)

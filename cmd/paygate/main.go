@@ -71,6 +71,17 @@ func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("config", "config.yaml", "config file (YAML)")
 }
 
+// noArguments reports, and complains when it is not so, that fs was given
+// no argument after its flags: `check-config other.yaml` must not quietly
+// check ./config.yaml.
+func noArguments(fs *flag.FlagSet, stderr io.Writer) bool {
+	if fs.NArg() == 0 {
+		return true
+	}
+	fmt.Fprintf(stderr, "paygate %s: unexpected argument %q: give the config file with -config FILE\n", fs.Name(), fs.Arg(0))
+	return false
+}
+
 func loadConfig(path string) (*config.Config, error) {
 	return config.Load(path)
 }
@@ -80,6 +91,9 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if !noArguments(fs, stderr) {
 		return 2
 	}
 	cfg, err := loadConfig(*path)
@@ -99,6 +113,9 @@ func cmdServe(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if !noArguments(fs, stderr) {
 		return 2
 	}
 	cfg, err := loadConfig(*path)

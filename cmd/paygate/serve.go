@@ -337,11 +337,13 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan
 		ready <- addrs
 	}
 
+	var failed error
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("listener failed", "err", err)
+			failed = fmt.Errorf("listener failed: %w", err) // exit non-zero, so a supervisor restarts it
 		}
 	}
 	a.log.Info("shutting down: draining in-flight requests", "timeout", cfg.Server.ShutdownTimeout.D().String())
@@ -353,7 +355,7 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan
 			_ = s.Close()
 		}
 	}
-	return nil
+	return failed
 }
 
 // httpServer is what serve needs of a listener's server: net/http's, or
@@ -395,10 +397,13 @@ func (a *app) adminHandler() http.Handler {
 		mux.Handle(p, main)
 	}
 	if a.cfg.Server.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		// Behind the admin token like the rest of the admin listener: a
+		// profile costs CPU and a goroutine dump shows requests in flight.
+		auth := a.server.AdminAuth
+		mux.Handle("/debug/pprof/", auth(http.HandlerFunc(pprof.Index)))
+		mux.Handle("/debug/pprof/profile", auth(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/debug/pprof/symbol", auth(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("/debug/pprof/trace", auth(http.HandlerFunc(pprof.Trace)))
 	}
 	return console.Guard(mux)
 }

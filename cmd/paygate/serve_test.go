@@ -114,6 +114,9 @@ func TestRunCommands(t *testing.T) {
 			badTypes + ":2: server.max_body_bytes: cannot unmarshal !!str `abc` into int64\n" +
 				badTypes + ":3: server.sse_keepalive: \"30\" is not a duration"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+		{"check-config refuses a file given without -config", []string{"check-config", bad}, 2,
+			`unexpected argument "` + bad + `": give the config file with -config FILE`},
+		{"serve refuses a file given without -config", []string{"serve", bad}, 2, "unexpected argument"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,5 +126,44 @@ func TestRunCommands(t *testing.T) {
 				t.Errorf("exit %d output %q; want %d containing %q", code, out.String(), tc.code, tc.contains)
 			}
 		})
+	}
+}
+
+// TestPprofNeedsTheAdminToken: server.pprof serves profiles on the admin
+// listener behind the admin token, like every other admin route: a CPU
+// profile costs CPU and a goroutine dump shows the requests in flight.
+func TestPprofNeedsTheAdminToken(t *testing.T) {
+	src := `
+server: {pprof: true}
+admin: {token: admin-token-0123456789abcdef}
+store: {path: "` + filepath.Join(t.TempDir(), "p.db") + `"}
+`
+	cfg, err := config.Parse([]byte(src), "p.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(cfg, io.Discard, "http://127.0.0.1:1/wechatpay/notify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.close)
+	srv := httptest.NewServer(a.adminHandler())
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {"wrong", http.StatusUnauthorized}, {"admin-token-0123456789abcdef", http.StatusOK}} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/debug/pprof/", nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("token %q: status %d; want %d", tc.token, resp.StatusCode, tc.want)
+		}
 	}
 }
