@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -321,5 +322,25 @@ func TestWrittenZeros(t *testing.T) {
 				t.Errorf("values: retain_text %v, max_payment_calls %d", cfg.Audit.RetainText.D(), cfg.Payments.Budget.MaxPaymentCalls)
 			}
 		})
+	}
+}
+
+// TestSecretsIncludeProviderKeyHeaders: a key a provider takes in a header
+// of its own (providers[].headers) is a secret the log masks; other
+// headers are not.
+func TestSecretsIncludeProviderKeyHeaders(t *testing.T) {
+	src := "providers:\n  - name: azure\n    base_url: https://x.openai.azure.com/openai\n    headers: {api-key: azure-key-0123456789, X-Api-Key: other-key-0123456789, X-Title: my-shop-bot}\n"
+	cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Secrets()
+	for _, want := range []string{"azure-key-0123456789", "other-key-0123456789"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("secrets %q lack %q", got, want)
+		}
+	}
+	if slices.Contains(got, "my-shop-bot") {
+		t.Errorf("secrets %q hold the X-Title", got)
 	}
 }

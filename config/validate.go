@@ -287,6 +287,14 @@ func (c *Config) Secrets() []string {
 	}
 	for _, p := range c.Providers {
 		add(p.APIKey)
+		// Keys some providers take in a header of their own (Azure's
+		// api-key, x-api-key), set through providers[].headers.
+		for name, v := range p.Headers {
+			if n := strings.ToLower(name); strings.Contains(n, "key") || strings.Contains(n, "token") ||
+				strings.Contains(n, "auth") || strings.Contains(n, "secret") {
+				add(v)
+			}
+		}
 	}
 	add(c.Admin.Token)
 	add(c.Store.Redis.Password)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -30,6 +31,11 @@ type Redactor struct {
 // NewRedactor masks each of secrets wherever it appears. Empty and very short
 // values are ignored: masking "a" would mangle every line.
 func NewRedactor(secrets []string) *Redactor {
+	// strings.Replacer tries its old strings in argument order, so a secret
+	// that begins with another (sk-dev, sk-dev-admin) would keep its tail:
+	// the longest go first.
+	secrets = slices.Clone(secrets)
+	slices.SortStableFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 	var pairs []string
 	for _, s := range secrets {
 		if len(s) >= 4 {

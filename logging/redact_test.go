@@ -38,3 +38,17 @@ func TestHandlerMasksSecrets(t *testing.T) {
 		})
 	}
 }
+
+// TestRedactorPrefixSecrets: a secret that begins with another is masked
+// whole, whichever order the secrets come in.
+func TestRedactorPrefixSecrets(t *testing.T) {
+	for _, secrets := range [][]string{
+		{"sk-paygate-dev", "sk-paygate-dev-admin-token-9f8e"},
+		{"sk-paygate-dev-admin-token-9f8e", "sk-paygate-dev"},
+	} {
+		got := NewRedactor(secrets).String("token sk-paygate-dev-admin-token-9f8e and key sk-paygate-dev")
+		if want := "token " + Mask + " and key " + Mask; got != want {
+			t.Errorf("secrets %q: got %q; want %q", secrets, got, want)
+		}
+	}
+}
