@@ -344,3 +344,28 @@ func TestSecretsIncludeProviderKeyHeaders(t *testing.T) {
 		t.Errorf("secrets %q hold the X-Title", got)
 	}
 }
+
+// TestDevKeyOnAReachableAddress: the built-in development key on a listen
+// address other machines can reach is warned about (check-config prints
+// it, serve logs it); on loopback it is the quick start and says nothing.
+func TestDevKeyOnAReachableAddress(t *testing.T) {
+	tests := []struct {
+		listen string
+		warn   bool
+	}{
+		{"127.0.0.1:8080", false}, {"localhost:8080", false}, {"[::1]:8080", false},
+		{"0.0.0.0:8080", true}, {":8080", true}, {"10.0.0.5:8080", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.listen, func(t *testing.T) {
+			cfg, err := Parse([]byte("server: {listen: \""+tc.listen+"\"}\n"), "c.yaml", envMap(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			warned := slices.ContainsFunc(cfg.Warnings, func(w string) bool { return strings.Contains(w, "built-in development key") })
+			if warned != tc.warn {
+				t.Errorf("warnings %q; want a development-key warning: %v", cfg.Warnings, tc.warn)
+			}
+		})
+	}
+}

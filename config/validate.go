@@ -56,12 +56,33 @@ func (l *loader) validateClients(c *Config) {
 			l.at(p+".key", "two clients share one key")
 		}
 		keys[cl.Key] = true
+		if cl.Key == DefaultClientKey && !loopbackListen(c.Server.Listen) {
+			// Printed by check-config and logged at start: the README and
+			// the sample configs name this key, so on a reachable address
+			// anyone can spend the provider keys and create orders.
+			l.warn(p+".key", "the built-in development key %s, and server.listen %s takes connections from other machines: anyone who can reach it can use your providers and create orders; set a key of your own (PAYGATE_CLIENT_KEY)",
+				DefaultClientKey, c.Server.Listen)
+		}
 		for j, sku := range cl.AllowedSKUs {
 			if !c.hasSKU(sku) {
 				l.at(fmt.Sprintf("%s.allowed_skus[%d]", p, j), "SKU %q is not in payments.catalog", sku)
 			}
 		}
 	}
+}
+
+// loopbackListen reports whether a listen address takes connections from
+// this machine only.
+func loopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Config) hasSKU(sku string) bool {
