@@ -7,13 +7,19 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/logging"
 )
 
 // expectedUserHash recomputes the privacy hash independently of the code
@@ -425,5 +431,38 @@ func TestPassthroughUserHiddenWhateverTheType(t *testing.T) {
 				t.Errorf("upstream body %s: the OpenID is not hashed", got)
 			}
 		})
+	}
+}
+
+// TestReadyzWhileDraining: once shutdown began (Drain), /readyz answers
+// 503 so a load balancer stops sending traffic; /healthz stays 200 (the
+// process is alive and finishing its requests).
+func TestReadyzWhileDraining(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1", nil)
+	log, reg := logging.New(io.Discard, slog.LevelInfo, nil), prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	status := func(path string) int {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		return w.Code
+	}
+	if got := status("/readyz"); got != 200 {
+		t.Fatalf("/readyz before Drain: %d", got)
+	}
+	s.Drain()
+	if got := status("/readyz"); got != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while draining: %d; want 503", got)
+	}
+	if got := status("/healthz"); got != 200 {
+		t.Errorf("/healthz while draining: %d; want 200", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -93,6 +94,7 @@ type Server struct {
 	// dropFields are the providers' drop_fields, each once: a request that
 	// repeats one is refused, as it repeats a member paygate rewrites.
 	dropFields []string
+	draining   atomic.Bool // Drain was called: /readyz answers 503
 }
 
 type clientEntry struct {
@@ -181,8 +183,18 @@ func (s *Server) operatorRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 }
 
+// Drain marks the server as shutting down: /readyz answers 503 from now on,
+// so a load balancer or Kubernetes stops sending it traffic while in-flight
+// requests finish.
+func (s *Server) Drain() { s.draining.Store(true) }
+
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("draining\n"))
+		return
+	}
 	if s.store != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -347,14 +348,25 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan
 		}
 	}
 	a.log.Info("shutting down: draining in-flight requests", "timeout", cfg.Server.ShutdownTimeout.D().String())
+	a.server.Drain() // /readyz says so at once, on every listener
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.D())
 	defer cancel()
+	// Every listener stops taking connections at once and drains within the
+	// one deadline: one after the other, the admin and notify listeners kept
+	// accepting while the bots' drained, and an approval in flight there
+	// could find the deadline spent.
+	var wg sync.WaitGroup
 	for _, s := range servers {
-		if err := s.Shutdown(sctx); err != nil {
-			a.log.Warn("drain deadline passed; closing remaining connections", "err", err)
-			_ = s.Close()
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Shutdown(sctx); err != nil {
+				a.log.Warn("drain deadline passed; closing remaining connections", "err", err)
+				_ = s.Close()
+			}
+		}()
 	}
+	wg.Wait()
 	return failed
 }
 

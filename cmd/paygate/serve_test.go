@@ -69,18 +69,21 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 	}
 
 	stop() // what SIGTERM does
-	// New connections are refused once shutdown began; poll until then.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := http.Get(base + "/healthz")
-		if err != nil {
-			break
+	// New connections are refused once shutdown began, on every listener
+	// while the stream still drains; poll until then.
+	for _, l := range []string{"main", "admin"} {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c, err := http.Get("http://" + addrs[l] + "/healthz")
+			if err != nil {
+				break
+			}
+			c.Body.Close()
+			if time.Now().After(deadline) {
+				t.Fatalf("%s listener still accepting new connections while the bots' stream drains", l)
+			}
+			time.Sleep(10 * time.Millisecond) // polling an external state change, not synchronising
 		}
-		c.Body.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("still accepting new connections after shutdown began")
-		}
-		time.Sleep(10 * time.Millisecond) // polling an external state change, not synchronising
 	}
 	close(release)
 	rest, err := io.ReadAll(br)
