@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,8 @@ import (
 // finish.
 func TestShutdownDrainsStreams(t *testing.T) {
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	letGo := func() { releaseOnce.Do(func() { close(release) }) }
 	started := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -29,6 +32,7 @@ func TestShutdownDrainsStreams(t *testing.T) {
 		_, _ = io.WriteString(w, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"two\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
 	}))
 	defer up.Close()
+	defer letGo() // first: a failing check must not leave the upstream (and up.Close) waiting
 	src := `
 server: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", shutdown_timeout: 20s}
 clients: [{name: bot, key: k-drain}]
@@ -85,7 +89,7 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 			time.Sleep(10 * time.Millisecond) // polling an external state change, not synchronising
 		}
 	}
-	close(release)
+	letGo()
 	rest, err := io.ReadAll(br)
 	if err != nil {
 		t.Fatalf("in-flight stream cut during drain: %v", err)
