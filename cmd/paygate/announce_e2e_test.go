@@ -265,16 +265,7 @@ func TestPaymentConfirmedSurvivesClientGone(t *testing.T) {
 	script := announceProvider(t, func(string) upstreamFault { return noFault })
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !hold.Load() {
-			req, _ := http.NewRequestWithContext(r.Context(), r.Method, script.URL+r.URL.Path, r.Body)
-			req.Header = r.Header.Clone()
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				w.WriteHeader(http.StatusBadGateway)
-				return
-			}
-			defer resp.Body.Close()
-			w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
-			_, _ = io.Copy(w, resp.Body)
+			forward(w, r, script.URL)
 			return
 		}
 		// The first chunk, then nothing until paygate gives up on the
@@ -329,16 +320,7 @@ func TestPaymentConfirmedOnceWhenTurnsRace(t *testing.T) {
 					return
 				}
 			}
-			req, _ := http.NewRequestWithContext(r.Context(), r.Method, script.URL+r.URL.Path, r.Body)
-			req.Header = r.Header.Clone()
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				w.WriteHeader(http.StatusBadGateway)
-				return
-			}
-			defer resp.Body.Close()
-			w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
-			_, _ = io.Copy(w, resp.Body)
+			forward(w, r, script.URL)
 		}))
 		t.Cleanup(up.Close)
 		url, a := paymentApp(t, up.URL, "")
@@ -387,4 +369,18 @@ func TestPaymentConfirmedOnceWhenTurnsRace(t *testing.T) {
 		gate.Store(false)
 		checkQuiet(t, userTurn(t, url, stream, "Thanks"))
 	})
+}
+
+// forward passes r on to the provider at base and copies its answer back.
+func forward(w http.ResponseWriter, r *http.Request, base string) {
+	req, _ := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.Path, r.Body)
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	_, _ = io.Copy(w, resp.Body)
 }
