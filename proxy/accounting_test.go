@@ -31,23 +31,7 @@ func TestAnswerBeforeAccounting(t *testing.T) {
 			Input: config.Decimal{Micros: 2_500_000}, Output: config.Decimal{Micros: 10_000_000}}}
 	})
 	sessions := &blockedSessions{entered: make(chan struct{}, 1), release: make(chan struct{})}
-
-	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
-	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
-	ledger, err := accounting.New(cfg, sessions, reg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
-		HashKey: []byte(cfg.Privacy.HashKey), Tools: noTools{}, Ledger: ledger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ledger, _ := ledgerProxy(t, cfg, sessions, noTools{})
 	srv := h1test.NewServer(s.Handler())
 	defer srv.Close()
 	defer ledger.Close()
@@ -118,22 +102,8 @@ func TestPlainStreamUsageOnTheFinishChunk(t *testing.T) {
 		`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1000,"completion_tokens":200,"total_tokens":1200}}`+"\n\n",
 		"data: [DONE]\n\n"))
 	cfg := testConfig(t, fp.URL, nil)
-	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
-	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
-	ledger, err := accounting.New(cfg, nil, reg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ledger, reg := ledgerProxy(t, cfg, nil, nil)
 	t.Cleanup(ledger.Close)
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte(cfg.Privacy.HashKey), Ledger: ledger})
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := h1test.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`, nil)
@@ -168,4 +138,27 @@ func tokensCounted(t *testing.T, reg *prometheus.Registry, kind string) float64 
 		}
 	}
 	return sum
+}
+
+// ledgerProxy is a proxy for cfg whose turns are accounted by a ledger on
+// sessions (nil: none), with its registry. tools nil offers no payment tools.
+func ledgerProxy(t *testing.T, cfg *config.Config, sessions accounting.SessionStore, tools PaymentTools) (*Server, *accounting.Ledger, *prometheus.Registry) {
+	t.Helper()
+	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
+	reg := prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	ledger, err := accounting.New(cfg, sessions, reg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
+		HashKey: []byte(cfg.Privacy.HashKey), Tools: tools, Ledger: ledger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, ledger, reg
 }
