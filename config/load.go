@@ -6,7 +6,6 @@ import (
 	"os"
 	"reflect"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -72,13 +71,14 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 	if len(root.Content) > 0 {
 		doc := root.Content[0]
 		l.expand(doc, "")
+		// The walk reports unknown keys and values of the wrong type
+		// together, each at its key: one load names every problem.
 		l.checkKeys(doc, reflect.TypeOf(*cfg), "")
-		// Decode even after key errors (yaml skips unknown keys), so one
-		// load reports the bad values too.
-		if err := doc.Decode(cfg); err != nil {
-			l.decodeError(err)
-		}
 		if len(l.errs) > 0 {
+			return nil, l.errs
+		}
+		if err := doc.Decode(cfg); err != nil {
+			l.errs = append(l.errs, l.yamlError(err))
 			return nil, l.errs
 		}
 		l.readSecretFiles(reflect.ValueOf(cfg).Elem(), "")
@@ -152,17 +152,8 @@ type loader struct {
 	file     string
 	env      LookupEnv
 	lines    map[string]int // key path → line of the key
-	values   []valueAt      // every value node decode fills, in document order
 	errs     Errors
 	warnings []string
-}
-
-// valueAt is a value node with its key path and the Go type it decodes into,
-// so a decode error, which yaml locates by line only, can name its key.
-type valueAt struct {
-	node *yaml.Node
-	path string
-	typ  reflect.Type // pointers removed, as in yaml's messages
 }
 
 // at records an error at a key path, using the line of the nearest known key.
@@ -201,93 +192,36 @@ func (l *loader) yamlError(err error) *Error {
 	return &Error{File: l.file, Msg: strings.TrimPrefix(msg, "yaml: ")}
 }
 
-// decodeError records what doc.Decode returned: each type error named by
-// its key path, except at keys that already have an error (a "want a
-// mapping" or ${VAR} error is the same problem seen again).
-func (l *loader) decodeError(err error) {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		l.errs = append(l.errs, l.yamlError(err))
+// checkValue decodes n into a fresh t, as the whole document's decode
+// would, and reports a failure at path: yaml's decode names a bad value by
+// its line only. A path that already has an error (a ${VAR} that did not
+// expand) gets no second one.
+func (l *loader) checkValue(n *yaml.Node, t reflect.Type, path string) {
+	err := n.Decode(reflect.New(t).Interface())
+	if err == nil || l.reported(path) {
 		return
 	}
-	reported := make(map[string]bool, len(l.errs))
-	for _, e := range l.errs {
-		if e.Path != "" {
-			reported[e.Path] = true
-		}
+	msgs := []string{err.Error()}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
 	}
-	used := map[*yaml.Node]bool{}
-	for _, m := range te.Errors {
+	for _, m := range msgs {
 		e := l.yamlError(errors.New(m))
-		e.Path = l.keyOf(e.Line, m, e.Msg, used)
-		if e.Path != "" && underReported(e.Path, reported) {
-			continue
-		}
+		e.Path = path
 		l.errs = append(l.errs, e)
 	}
 }
 
-var yamlTypeMsg = regexp.MustCompile("(?s)^cannot unmarshal \\S+(?: `(.*)`)? into (.+)$")
-
-// keyOf finds the key path of the type error raw ("line N: msg"): the value
-// on that line the message is about. yaml's own messages name the target
-// type and the start of the value; a custom UnmarshalYAML's message is
-// matched by running it again on each candidate. Values that still tie are
-// taken in document order, the order yaml decodes them in. "" if none fits.
-func (l *loader) keyOf(line int, raw, msg string, used map[*yaml.Node]bool) string {
-	m := yamlTypeMsg.FindStringSubmatch(msg)
-	for _, v := range l.values {
-		if v.node.Line != line || used[v.node] {
-			continue
-		}
-		if m != nil {
-			if v.typ.String() != m[2] || valueSnippet(v.node) != m[1] {
-				continue
-			}
-		} else if !sameUnmarshalError(v, raw) {
-			continue
-		}
-		used[v.node] = true
-		return v.path
-	}
-	return ""
-}
-
-// valueSnippet is the start of a value as yaml quotes it in type errors.
-func valueSnippet(n *yaml.Node) string {
-	if len(n.Value) > 10 {
-		return n.Value[:7] + "..."
-	}
-	return n.Value
-}
-
-var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
-
-// sameUnmarshalError reports whether v's type decodes itself and fails on
-// v's node with the error raw. Config's unmarshallers only parse, so running
-// one again has no effect.
-func sameUnmarshalError(v valueAt, raw string) bool {
-	p := reflect.New(v.typ)
-	if !p.Type().Implements(unmarshalerType) {
-		return false
-	}
-	var te *yaml.TypeError
-	err := p.Interface().(yaml.Unmarshaler).UnmarshalYAML(v.node)
-	return errors.As(err, &te) && slices.Contains(te.Errors, raw)
-}
-
-// underReported reports whether path or one of its ancestors has an error.
-func underReported(path string, reported map[string]bool) bool {
-	for p := path; ; {
-		if reported[p] {
+// reported reports whether path or one of its ancestors has an error.
+func (l *loader) reported(path string) bool {
+	for _, e := range l.errs {
+		if e.Path == path || strings.HasPrefix(path, e.Path) && e.Path != "" &&
+			(path[len(e.Path)] == '.' || path[len(e.Path)] == '[') {
 			return true
 		}
-		i := strings.LastIndexAny(p, ".[")
-		if i < 0 {
-			return false
-		}
-		p = p[:i]
 	}
+	return false
 }
 
 func childPath(parent, key string) string {
@@ -377,19 +311,17 @@ func validEnvName(s string) bool {
 }
 
 // checkKeys reports every mapping key that has no field in the target type,
-// and notes each value's key path and type for decodeError.
+// and every value that does not decode into its field (checkValue).
 func (l *loader) checkKeys(n *yaml.Node, t reflect.Type, path string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if path != "" {
-		l.values = append(l.values, valueAt{node: n, path: path, typ: t})
+	if t == reflect.TypeOf(Duration(0)) || t == reflect.TypeOf(Decimal{}) {
+		l.checkValue(n, t, path)
+		return
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		if t == reflect.TypeOf(Duration(0)) || t == reflect.TypeOf(Decimal{}) {
-			return
-		}
 		if n.Kind != yaml.MappingNode {
 			if !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
 				l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: "want a mapping of keys"})
@@ -409,18 +341,22 @@ func (l *loader) checkKeys(n *yaml.Node, t reflect.Type, path string) {
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			return // decode reports the type error with its line
+			l.checkValue(n, t, path)
+			return
 		}
 		for i, c := range n.Content {
 			l.checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
+			l.checkValue(n, t, path)
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			l.checkKeys(n.Content[i+1], t.Elem(), childPath(path, n.Content[i].Value))
 		}
+	default:
+		l.checkValue(n, t, path)
 	}
 }
 
