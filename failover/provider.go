@@ -184,14 +184,6 @@ func (p *provider) allow() (func(error), error) {
 	return p.breaker.Allow()
 }
 
-// recordFailure charges a failure that came after the attempt was already
-// accounted (a stream broken mid-way).
-func (p *provider) recordFailure() {
-	if done, err := p.breaker.Allow(); err == nil {
-		done(errProviderFailure)
-	}
-}
-
 type headerKey struct{ contentType, accept string }
 
 // requestHeader is the header of a request to this provider: its own

@@ -216,21 +216,16 @@ func (a *Response) finish(err error) error {
 	a.end = err
 	outcome := "complete"
 	var se *StreamError
+	var breaker error // complete: a success
 	if errors.As(err, &se) {
 		outcome = se.Cause
+		breaker = errNeutral // canceled: not the provider's doing
 		if se.Cause != CauseCanceled {
-			if a.breakerDone != nil {
-				a.reportBreaker(errProviderFailure)
-			} else {
-				a.t.p.recordFailure()
-			}
+			breaker = errProviderFailure
 			a.r.log.Warn("upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "err", se.Err)
 		}
 	}
-	if outcome == "complete" {
-		a.reportBreaker(nil)
-	}
-	a.reportBreaker(errNeutral) // canceled: not the provider's doing
+	a.reportBreaker(breaker)
 	if outcome == "complete" {
 		a.t.p.streamComplete.Inc()
 	} else {

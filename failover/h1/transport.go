@@ -312,16 +312,16 @@ func checkHeaders(h http.Header) error {
 const peekAfter = time.Second
 
 // getConn returns an idle connection that is still open, or dials one.
-// replayable: the request may be sent again should the connection turn out
+// canResend: the request may be sent again should the connection turn out
 // dead (replayable, and its body can be had again), so a recently used one
 // is taken without the peek.
-func (t *Transport) getConn(ctx context.Context, key connKey, host string, replayable bool) (*conn, error) {
+func (t *Transport) getConn(ctx context.Context, key connKey, host string, canResend bool) (*conn, error) {
 	for {
 		c := t.popIdle(key)
 		if c == nil {
 			break
 		}
-		if c.br.Buffered() == 0 && ((replayable && time.Since(c.idleAt) < peekAfter) || c.alive()) {
+		if c.br.Buffered() == 0 && ((canResend && time.Since(c.idleAt) < peekAfter) || c.alive()) {
 			c.reused = true
 			return c, nil
 		}
