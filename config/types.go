@@ -365,8 +365,9 @@ type Privacy struct {
 
 // Audit configures the audit chain.
 type Audit struct {
-	// RetainText keeps conversation text beside the chain this long; 0 keeps
-	// none (the chain still holds its hash). Default 4320h.
+	// RetainText keeps conversation text beside the chain this long from the
+	// turn that said it; 0 keeps none (the chain still holds its hash).
+	// Default 4320h.
 	RetainText Duration `yaml:"retain_text"`
 	// HeadEvery publishes the chain head in the log this often. Default 1m.
 	HeadEvery Duration `yaml:"head_every"`

@@ -356,14 +356,19 @@ type Audit interface {
 	AppendAudit(ctx context.Context, rec AuditRecord) error
 	// ReadAudit returns up to limit records from fromSeq on, in sequence order.
 	ReadAudit(ctx context.Context, fromSeq uint64, limit int) ([]AuditRecord, error)
-	// PutAuditText keeps the conversation text of record seq for ttl; ErrExists
-	// if seq's text belongs to another user.
-	PutAuditText(ctx context.Context, seq uint64, user string, text []byte, ttl time.Duration) error
+	// PutAuditText keeps the conversation text of record seq, said at said, for
+	// ttl; ErrExists if seq's text belongs to another user. A text said at or
+	// before the user's last EraseAuditText is not kept and nil is returned:
+	// the text waits in the outbox until its record is appended, so an erasure
+	// that ran meanwhile would otherwise be undone.
+	PutAuditText(ctx context.Context, seq uint64, user string, text []byte, said time.Time, ttl time.Duration) error
 	// GetAuditText returns the text of record seq, or ErrNotFound when never
 	// kept, erased or expired.
 	GetAuditText(ctx context.Context, seq uint64) ([]byte, error)
 	// EraseAuditText deletes every text of user (the chain is untouched) and
-	// reports how many were erased.
+	// reports how many were erased. It also remembers the time of the erasure,
+	// without expiry, so texts said before it and written later are refused
+	// (see PutAuditText); the chain names the user anyway.
 	EraseAuditText(ctx context.Context, user string) (int, error)
 }
 

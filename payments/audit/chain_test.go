@@ -221,6 +221,65 @@ func TestEraseTextKeepsChainVerifiable(t *testing.T) {
 	}
 }
 
+// TestEraseReachesTextsStillInTheOutbox: a record's text waits in the outbox
+// until the worker appends the record. An erasure that runs meanwhile must not
+// be undone when the worker gets to it, and a text that waited longer than
+// audit.retain_text is not kept at all.
+func TestEraseReachesTextsStillInTheOutbox(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			ctx := context.Background()
+			st := e.store()
+			action := func(user, no string, at time.Time) Action {
+				return Action{Time: at, Name: "order.created", Client: "shop-bot", User: user,
+					OrderNo: no, SKU: "premium-monthly", Quantity: 1, AmountFen: 4999, Currency: "CNY"}
+			}
+			now := time.Now()
+			pending := mustEvent(t, action("oCarol", "PG0001", now), `[{"role":"user","content":"buy"}]`)
+			stale := mustEvent(t, action("oDave", "PG0002", now), `[{"role":"user","content":"buy too"}]`)
+			stale.CreatedAt = now.Add(-2 * time.Hour) // retain_text is an hour
+			fresh := mustEvent(t, action("oDave", "PG0003", now), `[{"role":"user","content":"buy three"}]`)
+			enqueue(t, st, pending, stale, fresh)
+
+			if _, err := st.EraseAuditText(ctx, "oCarol"); err != nil {
+				t.Fatalf("erase: %v", err)
+			}
+			w := newTestWorker(t, st, nil)
+			if got := drainAll(t, w); got != 3 {
+				t.Fatalf("drained %d events; want 3", got)
+			}
+			recs := readAll(t, st)
+			if len(recs) != 3 {
+				t.Fatalf("chain has %d records; want 3", len(recs))
+			}
+			bySeq := map[string]uint64{}
+			for _, r := range recs {
+				b, err := Decode(r.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b.TextBytes == 0 || b.TextSHA256 == "" {
+					t.Errorf("record %d: the chain lost the text's hash and length", r.Seq)
+				}
+				bySeq[b.OrderNo] = r.Seq
+			}
+			for no, want := range map[string]string{"PG0001": "", "PG0002": "", "PG0003": `[{"role":"user","content":"buy three"}]`} {
+				got, err := st.GetAuditText(ctx, bySeq[no])
+				if want == "" {
+					if !errors.Is(err, store.ErrNotFound) {
+						t.Errorf("%s's text: got %q %v; want ErrNotFound", no, got, err)
+					}
+					continue
+				}
+				if err != nil || string(got) != want {
+					t.Errorf("%s's text: got %q %v; want %q", no, got, err, want)
+				}
+			}
+		})
+	}
+}
+
 func TestVerifyFindsChangedText(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {

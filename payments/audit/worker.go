@@ -216,7 +216,7 @@ func (w *Worker) apply(ctx context.Context, e store.Event) (uint64, error) {
 		if seq, ok := w.seen.ids[e.ID]; ok {
 			w.m.records.WithLabelValues("duplicate").Inc()
 			w.log.InfoContext(ctx, "audit event already in the chain; acknowledging", "event_id", e.ID, "seq", seq)
-			return seq, w.keepText(ctx, seq, p)
+			return seq, w.keepText(ctx, seq, e.CreatedAt, p)
 		}
 		r := Record{EventID: e.ID, AppendedAt: w.now(), Action: p.Action}
 		if len(p.Text) > 0 {
@@ -244,16 +244,20 @@ func (w *Worker) apply(ctx context.Context, e store.Event) (uint64, error) {
 				return rec.Seq, err
 			}
 		}
-		return rec.Seq, w.keepText(ctx, rec.Seq, p)
+		return rec.Seq, w.keepText(ctx, rec.Seq, e.CreatedAt, p)
 	}
 	return 0, fmt.Errorf("audit: append kept losing races: %w", store.ErrConflict)
 }
 
-func (w *Worker) keepText(ctx context.Context, seq uint64, p payload) error {
-	if len(p.Text) == 0 || w.retain <= 0 {
+// keepText stores p's text for what is left of audit.retain_text, counted
+// from when it was said (the event's creation), not from when the record was
+// appended: an event that waited in the outbox does not extend its text's life.
+func (w *Worker) keepText(ctx context.Context, seq uint64, said time.Time, p payload) error {
+	ttl := w.retain - w.now().Sub(said)
+	if len(p.Text) == 0 || ttl <= 0 {
 		return nil
 	}
-	if err := w.st.PutAuditText(ctx, seq, p.Action.User, p.Text, w.retain); err != nil {
+	if err := w.st.PutAuditText(ctx, seq, p.Action.User, p.Text, said, ttl); err != nil {
 		return fmt.Errorf("audit: keep text of record %d: %w", seq, err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -90,13 +91,16 @@ type textRec struct {
 }
 
 // PutAuditText implements store.Audit.
-func (d *DB) PutAuditText(ctx context.Context, seq uint64, user string, text []byte, ttl time.Duration) error {
+func (d *DB) PutAuditText(ctx context.Context, seq uint64, user string, text []byte, said time.Time, ttl time.Duration) error {
 	r := textRec{User: user, Text: text, Until: d.now().Add(ttl).UnixNano()}
 	v, err := marshal(r)
 	if err != nil {
 		return err
 	}
 	return d.update(ctx, func(tx *bolt.Tx) error {
+		if e := tx.Bucket(bAuditErased).Get(enc(user)); len(e) == 8 && said.UnixNano() <= int64(binary.BigEndian.Uint64(e)) {
+			return nil // erased after it was said
+		}
 		tb, ub := tx.Bucket(bAuditText), tx.Bucket(bAuditTextUsr)
 		if old := tb.Get(u64(seq)); old != nil {
 			var o textRec
@@ -141,6 +145,9 @@ func (d *DB) EraseAuditText(ctx context.Context, user string) (int, error) {
 	err := d.update(ctx, func(tx *bolt.Tx) error {
 		tb, ub := tx.Bucket(bAuditText), tx.Bucket(bAuditTextUsr)
 		prefix := enc(user)
+		if err := tx.Bucket(bAuditErased).Put(prefix, u64(uint64(d.now().UnixNano()))); err != nil {
+			return err
+		}
 		var keys [][]byte
 		c := ub.Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {

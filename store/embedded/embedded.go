@@ -62,12 +62,13 @@ var (
 	bAuditMeta    = []byte("audit_meta")
 	bAuditText    = []byte("audit_text")      // seq -> text record
 	bAuditTextUsr = []byte("audit_text_user") // enc(user) seq -> nil
+	bAuditErased  = []byte("audit_erased")    // enc(user) -> unix nanos of the last erasure
 )
 
 var allBuckets = [][]byte{
 	bOrders, bUserOrders, bStatusOrders, bAllOrders, bClaims, bClaimGens, bNotes,
 	bRefunds, bCounters, bExchanges, bSecrets, bOutbox, bAudit, bAuditMeta,
-	bAuditText, bAuditTextUsr,
+	bAuditText, bAuditTextUsr, bAuditErased,
 }
 
 // DB is the bbolt store. It implements store.Store.

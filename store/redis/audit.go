@@ -73,9 +73,9 @@ func (s *Store) ReadAudit(ctx context.Context, fromSeq uint64, limit int) ([]sto
 }
 
 // PutAuditText implements store.Audit.
-func (s *Store) PutAuditText(ctx context.Context, seq uint64, user string, text []byte, ttl time.Duration) error {
-	v, err := s.run(ctx, "put audit text", s.sc.putText, []string{s.k.auditText(seq), s.k.auditUser(user)},
-		strconv.FormatUint(seq, 10), user, text, s.now().Add(ttl).UnixMilli(), ms(ttl+expiryGrace))
+func (s *Store) PutAuditText(ctx context.Context, seq uint64, user string, text []byte, said time.Time, ttl time.Duration) error {
+	v, err := s.run(ctx, "put audit text", s.sc.putText, []string{s.k.auditText(seq), s.k.auditUser(user), s.k.auditErased(user)},
+		strconv.FormatUint(seq, 10), user, text, s.now().Add(ttl).UnixMilli(), ms(ttl+expiryGrace), said.UnixMilli())
 	if err != nil {
 		return err
 	}
@@ -102,6 +102,11 @@ func (s *Store) GetAuditText(ctx context.Context, seq uint64) ([]byte, error) {
 // script deletes them, repeated while texts keep arriving.
 func (s *Store) EraseAuditText(ctx context.Context, user string) (int, error) {
 	setKey := s.k.auditUser(user)
+	// The mark first: a text written after it is refused by putText; one
+	// written before it is in the set the loop empties.
+	if err := s.c.Set(ctx, s.k.auditErased(user), s.now().UnixMilli(), 0).Err(); err != nil {
+		return 0, mapErr("erase audit text", err)
+	}
 	total := 0
 	for {
 		seqs, err := s.c.SRandMemberN(ctx, setKey, 500).Result()

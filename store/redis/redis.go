@@ -340,6 +340,9 @@ func (k keys) auditText(seq uint64) string { return k.audit("t:" + strconv.Forma
 
 func (k keys) auditUser(user string) string { return k.audit("tu:" + esc(user)) }
 
+// auditErased holds the time (unix ms) of user's last erasure, without expiry.
+func (k keys) auditErased(user string) string { return k.audit("te:" + esc(user)) }
+
 // ms is a duration in whole milliseconds, at least 1.
 func ms(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
 

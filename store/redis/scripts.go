@@ -299,9 +299,12 @@ redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'hash', ARGV[3])
 return 1
 `
 
-// KEYS: text, user_set. ARGV: seq, user, text, until_ms, physical_ms.
-// 0 when the record's text belongs to another user.
+// KEYS: text, user_set, erased. ARGV: seq, user, text, until_ms, physical_ms,
+// said_ms. 0 when the record's text belongs to another user; 2 when the user's
+// texts were erased at or after said_ms (the text is not kept).
 const luaPutText = `
+local e = redis.call('GET', KEYS[3])
+if e and tonumber(ARGV[6]) <= tonumber(e) then return 2 end
 local u = redis.call('HGET', KEYS[1], 'u')
 if u and u ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'u', ARGV[2], 'x', ARGV[3], 'until', ARGV[4])

@@ -128,9 +128,9 @@ func testAuditText(t *testing.T, open Opener) {
 			user = "u2"
 		}
 		mustNil(t, "append", appendWithRetry(ctx, st, user, fmt.Appendf(nil, `{"n":%d}`, i)))
-		mustNil(t, "PutAuditText", st.PutAuditText(ctx, uint64(i), user, fmt.Appendf(nil, "conversation %d", i), 180*24*time.Hour))
+		mustNil(t, "PutAuditText", st.PutAuditText(ctx, uint64(i), user, fmt.Appendf(nil, "conversation %d", i), clock.Now(), 180*24*time.Hour))
 	}
-	mustNil(t, "PutAuditText", st.PutAuditText(ctx, 99, "u3", []byte("short-lived"), time.Hour))
+	mustNil(t, "PutAuditText", st.PutAuditText(ctx, 99, "u3", []byte("short-lived"), clock.Now(), time.Hour))
 
 	n, err := st.EraseAuditText(ctx, "u1")
 	mustNil(t, "EraseAuditText", err)
@@ -168,5 +168,26 @@ func testAuditText(t *testing.T, open Opener) {
 	mustNil(t, "EraseAuditText", err)
 	if n != 0 {
 		t.Errorf("second erase: got %d; want 0", n)
+	}
+
+	// A text said before the erasure but written after it (its event waited
+	// in the outbox) stays erased; one said after the erasure is kept.
+	erasedAt := clock.Now()
+	clock.Advance(time.Minute)
+	for i := 5; i <= 6; i++ {
+		mustNil(t, "append", appendWithRetry(ctx, st, "u1", fmt.Appendf(nil, `{"n":%d}`, i)))
+	}
+	mustNil(t, "PutAuditText said before the erasure", st.PutAuditText(ctx, 5, "u1", []byte("said before"), erasedAt.Add(-time.Second), time.Hour))
+	mustNil(t, "PutAuditText said after the erasure", st.PutAuditText(ctx, 6, "u1", []byte("said after"), erasedAt.Add(time.Second), time.Hour))
+	if got, err := st.GetAuditText(ctx, 5); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("text said before the erasure: got %q %v; want ErrNotFound", got, err)
+	}
+	if got, err := st.GetAuditText(ctx, 6); err != nil || string(got) != "said after" {
+		t.Errorf("text said after the erasure: got %q %v; want %q", got, err, "said after")
+	}
+	n, err = st.EraseAuditText(ctx, "u1")
+	mustNil(t, "EraseAuditText", err)
+	if n != 1 {
+		t.Errorf("third erase: got %d; want 1 (the text said after the second)", n)
 	}
 }
