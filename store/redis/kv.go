@@ -56,7 +56,7 @@ func (s *Store) SeenNotification(ctx context.Context, id string, ttl time.Durati
 // IncrCounter implements store.Counters.
 func (s *Store) IncrCounter(ctx context.Context, key string, ttl time.Duration) (int64, error) {
 	v, err := s.run(ctx, "incr counter", s.sc.counter, []string{s.k.one("k", key)},
-		s.now().UnixMilli(), ms(ttl), ms(expiryGrace))
+		s.now().UnixMilli(), ms(ttl), ms(expiryGrace), rand.Text())
 	if err != nil {
 		return 0, err
 	}
@@ -67,7 +67,7 @@ func (s *Store) IncrCounter(ctx context.Context, key string, ttl time.Duration) 
 // AddTally implements store.Tallies.
 func (s *Store) AddTally(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
 	v, err := s.run(ctx, "add tally", s.sc.addTally, []string{s.k.one("t", key)},
-		delta, s.now().UnixMilli(), ms(ttl), ms(expiryGrace))
+		delta, s.now().UnixMilli(), ms(ttl), ms(expiryGrace), rand.Text())
 	if err != nil {
 		return 0, err
 	}
@@ -76,7 +76,7 @@ func (s *Store) AddTally(ctx context.Context, key string, delta int64, ttl time.
 
 // TakeTally implements store.Tallies.
 func (s *Store) TakeTally(ctx context.Context, key string) (int64, error) {
-	v, err := s.run(ctx, "take tally", s.sc.takeTally, []string{s.k.one("t", key)}, s.now().UnixMilli())
+	v, err := s.run(ctx, "take tally", s.sc.takeTally, []string{s.k.one("t", key)}, s.now().UnixMilli(), rand.Text())
 	if err != nil {
 		return 0, err
 	}

@@ -48,7 +48,8 @@ func (c *lossyConn) Read(p []byte) (int, error) {
 // TestMoneyWriteWithALostReply: a money write whose reply is lost and that
 // go-redis re-sends is reported as the write it was, not as a conflict, a
 // taken number, a used proposal or a seen notification, and its outbox
-// events come due.
+// events come due. Counters and tallies count the call once: an announcement
+// is still a first time, a conversation's cost is neither doubled nor lost.
 func TestMoneyWriteWithALostReply(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
@@ -120,6 +121,46 @@ func TestMoneyWriteWithALostReply(t *testing.T) {
 				}
 				if c2, created, err := s.ClaimPurchase(ctx, "claim-lr", "LR-6", time.Minute); err != nil || created || c2.OrderNo != "LR-5" {
 					t.Errorf("a second claim: %+v created %v, %v; want LR-5, not created", c2, created, err)
+				}
+			}},
+		{"incr counter", func(sc *scripts) *goredis.Script { return sc.counter }, nil,
+			func(t *testing.T, s *Store) {
+				if n, err := s.IncrCounter(ctx, "announced:LR-7", time.Hour); err != nil || n != 1 {
+					t.Fatalf("IncrCounter: got %d, %v; want 1 (a first time)", n, err)
+				}
+				if n, err := s.IncrCounter(ctx, "announced:LR-7", time.Hour); err != nil || n != 2 {
+					t.Errorf("the next call: got %d, %v; want 2", n, err)
+				}
+			}},
+		{"add tally", func(sc *scripts) *goredis.Script { return sc.addTally },
+			func(t *testing.T, s *Store) {
+				if _, err := s.AddTally(ctx, "cost-lr", 5, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+			},
+			func(t *testing.T, s *Store) {
+				if n, err := s.AddTally(ctx, "cost-lr", 7, time.Hour); err != nil || n != 12 {
+					t.Fatalf("AddTally: got %d, %v; want 12", n, err)
+				}
+				if n, err := s.TakeTally(ctx, "cost-lr"); err != nil || n != 12 {
+					t.Errorf("TakeTally: got %d, %v; want 12", n, err)
+				}
+			}},
+		{"take tally", func(sc *scripts) *goredis.Script { return sc.takeTally },
+			func(t *testing.T, s *Store) {
+				if _, err := s.AddTally(ctx, "cost-lr2", 9, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+			},
+			func(t *testing.T, s *Store) {
+				if n, err := s.TakeTally(ctx, "cost-lr2"); err != nil || n != 9 {
+					t.Fatalf("TakeTally: got %d, %v; want 9", n, err)
+				}
+				if n, err := s.TakeTally(ctx, "cost-lr2"); err != nil || n != 0 {
+					t.Errorf("a second take: got %d, %v; want 0", n, err)
+				}
+				if n, err := s.AddTally(ctx, "cost-lr2", 4, time.Hour); err != nil || n != 4 {
+					t.Errorf("an add after the take: got %d, %v; want 4", n, err)
 				}
 			}},
 	}

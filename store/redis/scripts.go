@@ -227,37 +227,58 @@ redis.call('SET', KEYS[1], ARGV[2] .. ' ' .. ARGV[4], 'PX', ARGV[3])
 return 1
 `
 
-// KEYS: key. ARGV: now_ms, ttl_ms, grace_ms. Returns the new count.
+// KEYS: key. ARGV: now_ms, ttl_ms, grace_ms, token. Returns the new count.
+// Each call's token is kept with the count it got (field "w:token"), so a call
+// that go-redis re-sends after losing its reply gets that count again instead
+// of counting twice: a "first time" announcement would otherwise read 2 and
+// never be sent.
 const luaCounter = `
-local r = redis.call('HMGET', KEYS[1], 'n', 'until')
+local w = 'w:' .. ARGV[4]
+local r = redis.call('HMGET', KEYS[1], 'n', 'until', w)
 local now = tonumber(ARGV[1])
 if not r[2] or tonumber(r[2]) <= now then
-  redis.call('HSET', KEYS[1], 'n', 1, 'until', now + tonumber(ARGV[2]))
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'n', 1, 'until', now + tonumber(ARGV[2]), w, 1)
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]))
   return 1
 end
-return redis.call('HINCRBY', KEYS[1], 'n', 1)
+if r[3] then return tonumber(r[3]) end
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+redis.call('HSET', KEYS[1], w, n)
+return n
 `
 
-// KEYS: key. ARGV: delta, now_ms, ttl_ms, grace_ms. Returns the new sum as
-// a string. HINCRBY keeps the sum an exact 64-bit integer; its reply, a Lua
-// number (a double), would not be, so the stored string is returned.
+// KEYS: key. ARGV: delta, now_ms, ttl_ms, grace_ms, token. Returns the new sum
+// as a string. HINCRBY keeps the sum an exact 64-bit integer; its reply, a Lua
+// number (a double), would not be, so the stored string is returned. A call
+// re-sent after a lost reply (its token is kept, "w:token") adds nothing.
 const luaAddTally = `
+local w = 'w:' .. ARGV[5]
 local u = redis.call('HGET', KEYS[1], 'until')
-if not u or tonumber(u) <= tonumber(ARGV[2]) then redis.call('DEL', KEYS[1]) end
+if not u or tonumber(u) <= tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+elseif redis.call('HEXISTS', KEYS[1], w) == 1 then
+  return redis.call('HGET', KEYS[1], 'n')
+end
 redis.call('HINCRBY', KEYS[1], 'n', ARGV[1])
-redis.call('HSET', KEYS[1], 'until', tonumber(ARGV[2]) + tonumber(ARGV[3]))
+redis.call('HSET', KEYS[1], 'until', tonumber(ARGV[2]) + tonumber(ARGV[3]), w, 1)
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
 return redis.call('HGET', KEYS[1], 'n')
 `
 
-// KEYS: key. ARGV: now_ms. Returns the sum as a string ("0" when absent or
-// expired), exact, and removes it.
+// KEYS: key. ARGV: now_ms, token. Returns the sum as a string ("0" when
+// absent or expired), exact, and removes it. What it took stays a minute
+// under its token ("tt", "tn"; no "until", so the next AddTally starts from
+// zero), so a take re-sent after a lost reply returns the same sum, not "0".
 const luaTakeTally = `
-local r = redis.call('HMGET', KEYS[1], 'n', 'until')
+local r = redis.call('HMGET', KEYS[1], 'n', 'until', 'tt', 'tn')
+if r[3] == ARGV[2] then return r[4] end
+local out = '0'
+if r[1] and r[2] and tonumber(r[2]) > tonumber(ARGV[1]) then out = r[1] end
 redis.call('DEL', KEYS[1])
-if not r[1] or not r[2] or tonumber(r[2]) <= tonumber(ARGV[1]) then return '0' end
-return r[1]
+redis.call('HSET', KEYS[1], 'tt', ARGV[2], 'tn', out)
+redis.call('PEXPIRE', KEYS[1], 60000)
+return out
 `
 
 // KEYS: key. ARGV: data, until_ms, physical_ms.
