@@ -2,6 +2,8 @@ package logging
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"regexp"
@@ -137,7 +139,32 @@ func (h *Handler) attr(a slog.Attr) slog.Attr {
 		if s, ok := v.Any().(interface{ String() string }); ok {
 			return slog.String(a.Key, h.r.String(s.String()))
 		}
-		return slog.Attr{Key: a.Key, Value: v}
+		return slog.Attr{Key: a.Key, Value: h.any(v)}
 	}
 	return slog.Attr{Key: a.Key, Value: v}
+}
+
+// any masks a value the inner handler would encode itself (a map, a struct,
+// a slice, bytes): it is encoded here as the JSON handler would, and when that
+// text holds a secret the masked text is logged in its place. Bytes are read
+// as text, not as the base64 the JSON handler would write, which hides a
+// secret from a reader of the log but not from anyone who decodes it.
+func (h *Handler) any(v slog.Value) slog.Value {
+	var text string
+	switch x := v.Any().(type) {
+	case []byte:
+		text = string(x)
+	case json.RawMessage:
+		text = string(x)
+	default:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return slog.StringValue(h.r.String(fmt.Sprintf("%+v", x)))
+		}
+		text = string(b)
+	}
+	if masked := h.r.String(text); masked != text {
+		return slog.StringValue(masked)
+	}
+	return v
 }

@@ -2,6 +2,8 @@ package logging
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -21,6 +23,13 @@ func TestHandlerMasksSecrets(t *testing.T) {
 		{"with attrs", func(l *slog.Logger) { l.With("k", "sk-live-provider-1234").Info("x") }},
 		{"sensitive key", func(l *slog.Logger) { l.Info("x", "authorization", "anything at all") }},
 		{"bearer text", func(l *slog.Logger) { l.Info("header was Bearer unknown-token-xyz") }},
+		{"map attr", func(l *slog.Logger) { l.Info("x", "hdr", map[string]string{"X-Api": "sk-live-provider-1234"}) }},
+		{"struct attr", func(l *slog.Logger) {
+			l.Info("x", "cfg", struct{ Upstream, Key string }{"openrouter", "sk-live-provider-1234"})
+		}},
+		{"slice attr", func(l *slog.Logger) { l.Info("x", "args", []string{"-k", "sk-live-provider-1234"}) }},
+		{"bytes attr", func(l *slog.Logger) { l.Info("x", "body", []byte(`{"key":"sk-live-provider-1234"}`)) }},
+		{"bearer in a map", func(l *slog.Logger) { l.Info("x", "h", map[string]any{"auth": "Bearer unknown-token-xyz"}) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -28,7 +37,7 @@ func TestHandlerMasksSecrets(t *testing.T) {
 			tc.log(New(&buf, slog.LevelInfo, secrets))
 			out := buf.String()
 			for _, s := range append(secrets, "anything at all", "unknown-token-xyz") {
-				if strings.Contains(out, s) {
+				if strings.Contains(out, s) || strings.Contains(out, base64.StdEncoding.EncodeToString([]byte(s))[:16]) {
 					t.Errorf("log line %q contains secret %q", out, s)
 				}
 			}
@@ -49,6 +58,19 @@ func TestRedactorPrefixSecrets(t *testing.T) {
 		got := NewRedactor(secrets).String("token sk-paygate-dev-admin-token-9f8e and key sk-paygate-dev")
 		if want := "token " + Mask + " and key " + Mask; got != want {
 			t.Errorf("secrets %q: got %q; want %q", secrets, got, want)
+		}
+	}
+}
+
+// TestHandlerKeepsStructuredValues: a map or a slice without a secret is
+// logged as the JSON it is, not flattened into a string.
+func TestHandlerKeepsStructuredValues(t *testing.T) {
+	var buf bytes.Buffer
+	New(&buf, slog.LevelInfo, []string{"sk-live-provider-1234"}).Info("x",
+		"m", map[string]int{"a": 1}, "s", []string{"b"}, "raw", json.RawMessage(`{"c":2}`))
+	for _, want := range []string{`"m":{"a":1}`, `"s":["b"]`, `"raw":{"c":2}`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log line %q lacks %s", buf.String(), want)
 		}
 	}
 }
