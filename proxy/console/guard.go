@@ -16,8 +16,7 @@ const CSRFHeader = "X-Paygate-CSRF"
 // them. Safe methods (GET, HEAD, OPTIONS) pass untouched. Any other method
 // must carry CSRFHeader, must not come from another origin by the browser's
 // own account (Sec-Fetch-Site, checked by http.CrossOriginProtection), and,
-// when it names an Origin, that origin must be the listener's own
-// (scheme://Host of the request).
+// when it names an Origin, that origin's host must be the request's Host.
 //
 // The admin token travels in the Authorization header, which a browser never
 // adds on its own, so the token alone already defeats classic CSRF; the guard
@@ -47,18 +46,18 @@ func Guard(h http.Handler) http.Handler {
 	})
 }
 
-// sameOrigin reports whether origin (an Origin header) is the origin the
-// request was addressed to.
+// sameOrigin reports whether origin (an Origin header) names the host the
+// request was addressed to. The scheme is not compared: the console usually
+// sits behind a TLS-terminating ingress, so the browser says https while the
+// listener sees plain HTTP, and one host:port cannot serve an attacker's page
+// over the other scheme anyway (http.CrossOriginProtection compares the host
+// only for the same reason).
 func sameOrigin(origin string, r *http.Request) bool {
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" || u.Path != "" || u.User != nil {
 		return false
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return u.Scheme == scheme && u.Host == r.Host
+	return (u.Scheme == "http" || u.Scheme == "https") && u.Host == r.Host
 }
 
 func deny(w http.ResponseWriter, msg string) {
