@@ -130,6 +130,8 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"webhook without secret", "webhooks:\n  url: https://m.example/hook\n", []string{`webhooks.secret: required`}},
 		{"unterminated variable", "admin:\n  token: ${TOKEN\n", []string{`c.yaml:2: admin.token: unterminated ${`}},
 		{"syntax error", "server:\n  listen: [\n", []string{`c.yaml:`}},
+		{"admin token is a client key", "clients: [{name: bot, key: sk-shared-0123456789}]\nadmin:\n  token: sk-shared-0123456789\n", []string{`c.yaml:3: admin.token: the same as a client key`}},
+		{"admin token is the development key", "clients: [{name: bot, key: sk-bot-0123456789}]\nadmin:\n  token: sk-paygate-dev\n", []string{`c.yaml:3: admin.token: the built-in development client key`}},
 		{"duplicate tool names", "payments:\n  tools:\n    create_order: pay\n    query_order: pay\n", []string{`c.yaml:4: payments.tools.query_order: same name as create_order`}},
 		{"recovery attempts below -1", "failover:\n  recovery:\n    max_attempts: -2\n", []string{`c.yaml:3: failover.recovery.max_attempts: at least 1, or -1 for off`}},
 		{"several errors at once", "serverr: 1\nfailover:\n  max_attempts: 0\n  bogus: 1\n", []string{`c.yaml:1: serverr`, `c.yaml:4: failover.bogus`}},

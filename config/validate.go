@@ -69,6 +69,16 @@ func (l *loader) validateClients(c *Config) {
 			}
 		}
 	}
+	// The admin token approves orders above payments.rules.approval_above; a
+	// bot holding it could approve its own (one ${VAR} used for both is an
+	// easy slip).
+	switch t := c.Admin.Token; {
+	case t == "":
+	case keys[t]:
+		l.at("admin.token", "the same as a client key: that bot could approve its own orders; give the admin API a token of its own")
+	case t == DefaultClientKey:
+		l.at("admin.token", "the built-in development client key %s, which the README publishes; set a token of your own", DefaultClientKey)
+	}
 }
 
 // loopbackListen reports whether a listen address takes connections from
