@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -91,6 +92,10 @@ type Server struct {
 	adminPay   AdminPayments
 	toolDefs   []byte   // the payment tool definitions, rendered once
 	toolNames  []string // their names, for the clash check
+	// clientTools are the definitions of clients limited by allowed_skus,
+	// rendered once each: such a bot's model sees only the SKUs it may sell,
+	// and no other client's catalogue reaches its prompts.
+	clientTools map[string][]byte
 	// dropFields are the providers' drop_fields, each once: a request that
 	// repeats one is refused, as it repeats a member paygate rewrites.
 	dropFields []string
@@ -128,6 +133,22 @@ func New(o Options) (*Server, error) {
 		spec := toolSpec(o.Config)
 		s.toolDefs = interceptors.PaymentTools(spec)
 		s.toolNames = spec.Names()
+		for _, c := range o.Config.Clients {
+			if len(c.AllowedSKUs) == 0 {
+				continue
+			}
+			own := spec
+			own.SKUs = nil
+			for _, sku := range spec.SKUs {
+				if slices.Contains(c.AllowedSKUs, sku.ID) {
+					own.SKUs = append(own.SKUs, sku)
+				}
+			}
+			if s.clientTools == nil {
+				s.clientTools = map[string][]byte{}
+			}
+			s.clientTools[c.Name] = interceptors.PaymentTools(own)
+		}
 	}
 	for i := range o.Config.Clients {
 		c := &o.Config.Clients[i]
@@ -370,6 +391,14 @@ func modelList(names []string, now time.Time) []byte {
 }
 
 // toolSpec describes the payment tools from the config's names and catalog.
+// toolDefsFor returns the payment tool definitions client's model is offered.
+func (s *Server) toolDefsFor(client string) []byte {
+	if defs, ok := s.clientTools[client]; ok {
+		return defs
+	}
+	return s.toolDefs
+}
+
 func toolSpec(cfg *config.Config) interceptors.ToolSpec {
 	p := cfg.Payments
 	spec := interceptors.ToolSpec{CreateOrder: p.Tools.CreateOrder, QueryOrder: p.Tools.QueryOrder, RequestRefund: p.Tools.RequestRefund}

@@ -122,10 +122,10 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	if len(orders) > 0 {
 		t.pending = s.pendingAnnouncements(orders)
 	}
-	if chat.HasTools {
-		body, err = interceptors.AddTools(body, s.toolDefs, s.toolNames)
+	if defs := s.toolDefsFor(caller.Client); chat.HasTools {
+		body, err = interceptors.AddTools(body, defs, s.toolNames)
 	} else {
-		body, err = interceptors.AppendTools(body, s.toolDefs)
+		body, err = interceptors.AppendTools(body, defs)
 	}
 	if err != nil {
 		writeError(w, badRequest(err.Error()))
