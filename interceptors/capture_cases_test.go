@@ -65,6 +65,33 @@ func TestCaptureCases(t *testing.T) {
 			client:  []ToolCall{{Index: 0, ID: "c1", Name: "get_weather", Arguments: "{}"}, {Index: 1, ID: "c3", Name: "send_coupon", Arguments: "{}"}},
 		},
 		{
+			name: "a provider that gives every call index 0 and no id: a new name is a new call",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"type":"function","function":{"name":"create_order","arguments":"{\"sku\""}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":":\"x\"}"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"type":"function","function":{"name":"send_coupon","arguments":"{}"}}]}}]}`,
+			}},
+			want: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"type":"function","function":{"name":"send_coupon","arguments":"{}"}}]}}]}`,
+			}},
+			payment: []ToolCall{{Index: 0, Name: "create_order", Arguments: `{"sku":"x"}`}},
+			client:  []ToolCall{{Index: 0, Name: "get_weather", Arguments: "{}"}, {Index: 1, Name: "send_coupon", Arguments: "{}"}},
+		},
+		{
+			name: "a provider that repeats the name of a call in every delta under index 0 and no id: one call",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"type":"function","function":{"name":"get_weather","arguments":"{\"ci"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"type":"function","function":{"name":"get_weather","arguments":"ty\":1}"}}]}}]}`,
+			}},
+			want: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"type":"function","function":{"name":"get_weather","arguments":"{\"ci"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"type":"function","function":{"name":"get_weather","arguments":"ty\":1}"}}]}}]}`,
+			}},
+			client: []ToolCall{{Index: 0, Name: "get_weather", Arguments: `{"city":1}`}},
+		},
+		{
 			name: "a call named late is held, then replayed whole to the client",
 			rounds: [][]string{{
 				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"arguments":"{\"ci"}}]}}]}`,

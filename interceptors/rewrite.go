@@ -324,8 +324,11 @@ func appendSynthetic(out []byte, sl *slot) []byte {
 // provider sends no index (Gemini); an entry with neither index nor id
 // starts a new call when it names one and otherwise continues the last call
 // (Gemini can split arguments or send the thought signature on its own).
-// Under one index, a different id with a name is a new call: some providers
-// send index 0 for every call.
+// Under one index, a different id with a name, or a different name, is a
+// new call: some providers send index 0 for every call, some of them with no
+// id, and merging there would stream a payment call's arguments to the bot
+// as part of its own call. The same name again is the same call: Qwen
+// repeats it in every delta.
 func (c *Capture) slotFor(choice int, en *entry) *slot {
 	if en.hasIdx {
 		for i := len(c.slots) - 1; i >= 0; i-- {
@@ -333,7 +336,8 @@ func (c *Capture) slotFor(choice int, en *entry) *slot {
 			if sl.choice != choice || !sl.hasIdx || sl.upIdx != en.idx {
 				continue
 			}
-			if en.id != "" && sl.id != "" && en.id != sl.id && en.name != "" {
+			if en.name != "" && (en.id != "" && sl.id != "" && en.id != sl.id ||
+				sl.name != "" && en.name != sl.name) {
 				break
 			}
 			return sl
