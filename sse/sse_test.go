@@ -138,6 +138,40 @@ func TestWriterQueueFlushesOnce(t *testing.T) {
 	}
 }
 
+// TestWriterMultiLineData: data with newlines (an upstream event spread over
+// several "data:" lines, which the Reader joins with "\n") leaves as one
+// "data:" line per segment, so a client's parser joins it back to the same
+// bytes instead of cutting the event at the first newline.
+func TestWriterMultiLineData(t *testing.T) {
+	tests := []struct {
+		name, data, want string
+	}{
+		{"one line", `{"a":1}`, "data: {\"a\":1}\n\n"},
+		{"empty", "", "data: \n\n"},
+		{"two lines", "{\"a\":1,\n\"b\":2}", "data: {\"a\":1,\ndata: \"b\":2}\n\n"},
+		{"empty segments", "\na\n\n", "data: \ndata: a\ndata: \ndata: \n\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w := NewWriter(&buf)
+			if err := w.Queue([]byte(tc.data)); err != nil {
+				t.Fatal(err)
+			}
+			if got := buf.String(); got != tc.want {
+				t.Errorf("wrote %q; want %q", got, tc.want)
+			}
+			if got := readAll(t, &buf); len(got) != 1 || got[0] != tc.data {
+				t.Errorf("a client reads %q; want [%q]", got, tc.data)
+			}
+			dw, data := NewWriter(io.Discard), []byte(tc.data)
+			if allocs := testing.AllocsPerRun(100, func() { _ = dw.Queue(data) }); allocs != 0 {
+				t.Errorf("%v allocs per event; want 0", allocs)
+			}
+		})
+	}
+}
+
 type flushCounter struct {
 	*httptest.ResponseRecorder
 	flushes int

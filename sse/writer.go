@@ -1,6 +1,7 @@
 package sse
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 )
@@ -28,12 +29,12 @@ func NewWriter(w io.Writer) *Writer {
 
 var (
 	dataPrefix = []byte("data: ")
+	nextData   = []byte("\ndata: ")
 	eventEnd   = []byte("\n\n")
 	doneEvent  = []byte("data: [DONE]\n\n")
 )
 
-// Data writes one "data:" event and flushes it. data must be one line (JSON
-// from a provider always is once its event was parsed).
+// Data writes one "data:" event and flushes it (see Queue for data).
 func (w *Writer) Data(data []byte) error {
 	if err := w.Queue(data); err != nil {
 		return err
@@ -42,11 +43,28 @@ func (w *Writer) Data(data []byte) error {
 }
 
 // Queue writes one "data:" event without flushing it: the caller flushes
-// before it next waits for anything. data must be one line.
+// before it next waits for anything. data may hold "\n": each segment then
+// goes on its own "data:" line, which a client joins back with "\n". An
+// upstream event may spread its JSON over several "data:" lines (the Reader
+// joins them), and one line with a raw newline in it would be cut there.
+// data must not hold a lone "\r" (the Reader never returns one).
 func (w *Writer) Queue(data []byte) error {
 	w.queued = true
 	if _, err := w.w.Write(dataPrefix); err != nil {
 		return err
+	}
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		if _, err := w.w.Write(data[:i]); err != nil {
+			return err
+		}
+		if _, err := w.w.Write(nextData); err != nil {
+			return err
+		}
+		data = data[i+1:]
 	}
 	if _, err := w.w.Write(data); err != nil {
 		return err
