@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -34,5 +35,39 @@ func TestParseAnswer(t *testing.T) {
 	empty := parseAnswer([]byte(`{"choices":[]}`), func(string) bool { return false })
 	if empty.id != "" || empty.content != "" || empty.usage != nil || len(empty.client)+len(empty.payment) != 0 {
 		t.Fatalf("empty answer parsed as %+v", empty)
+	}
+}
+
+// Some providers send a non-stream tool call's arguments as a JSON object or
+// array instead of a string; the payment tools and the bot's own call must
+// get that value, not "" (which create_order would run as {}).
+func TestParseAnswerArgumentsAsJSONValue(t *testing.T) {
+	tests := []struct {
+		name, args, want string
+	}{
+		{"string", `"{\"sku\":\"x\",\"quantity\":2}"`, `{"sku":"x","quantity":2}`},
+		{"object", `{"sku":"x","quantity":2}`, `{"sku":"x","quantity":2}`},
+		{"object with spaces", `{ "sku" : "x" }`, `{ "sku" : "x" }`},
+		{"array", `[1,2]`, `[1,2]`},
+		{"absent", ``, ``},
+		{"null", `null`, ``},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fn := `"name":"%s"`
+			if tc.args != "" {
+				fn += `,"arguments":` + tc.args
+			}
+			body := []byte(`{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[` +
+				`{"id":"p","type":"function","function":{` + strings.Replace(fn, "%s", "create_order", 1) + `}},` +
+				`{"id":"w","type":"function","function":{` + strings.Replace(fn, "%s", "get_weather", 1) + `}}]},"finish_reason":"tool_calls"}]}`)
+			a := parseAnswer(body, func(n string) bool { return n == "create_order" })
+			if len(a.payment) != 1 || a.payment[0].Arguments != tc.want {
+				t.Errorf("payment calls = %+v; want arguments %q", a.payment, tc.want)
+			}
+			if len(a.client) != 1 || a.client[0].Arguments != tc.want {
+				t.Errorf("client calls = %+v; want arguments %q", a.client, tc.want)
+			}
+		})
 	}
 }

@@ -89,7 +89,7 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 		tc := interceptors.ToolCall{
 			ID:        call.Get("id").Str,
 			Name:      call.Get("function.name").Str,
-			Arguments: call.Get("function.arguments").Str,
+			Arguments: arguments(call.Get("function.arguments")),
 			Extra:     extraMembers(call),
 		}
 		if isPayment(tc.Name) {
@@ -103,6 +103,18 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 		return true
 	})
 	return a
+}
+
+// arguments is a tool call's arguments as the JSON text the payment tools
+// parse and the bot's own call carries: a string's content, or the raw
+// value when a provider sends them as a JSON object or array (the stream
+// capture reads both, as here); .Str of an object is "", which would run
+// create_order with {} and hand the bot its call with "{}".
+func arguments(v gjson.Result) string {
+	if v.IsObject() || v.IsArray() {
+		return v.Raw
+	}
+	return v.Str
 }
 
 // extraMembers collects a tool call's members other than id, type, index
