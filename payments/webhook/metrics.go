@@ -15,13 +15,14 @@ type metrics struct {
 	pending    prometheus.Gauge
 	retrying   prometheus.Gauge
 	oldest     prometheus.Gauge
+	dead       prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paygate_webhook_deliveries_total",
-			Help: "Merchant webhook delivery attempts, by event type and outcome (delivered, failed: will be retried, given_up: retried past webhook retry_for and dropped).",
+			Help: "Merchant webhook delivery attempts, by event type and outcome (delivered, failed: will be retried, given_up: retried past webhook retry_for and kept as a dead letter).",
 		}, []string{"type", "outcome"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "paygate_webhook_delivery_duration_seconds",
@@ -40,11 +41,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "paygate_webhook_oldest_pending_seconds",
 			Help: "Age of the oldest undelivered merchant webhook; 0 when none.",
 		}),
+		dead: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "paygate_webhook_dead_letters",
+			Help: "Merchant webhooks given up and kept in the store until their order is sent again (unlike the given_up count, it survives a restart).",
+		}),
 	}
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	for _, c := range []prometheus.Collector{m.deliveries, m.duration, m.pending, m.retrying, m.oldest} {
+	for _, c := range []prometheus.Collector{m.deliveries, m.duration, m.pending, m.retrying, m.oldest, m.dead} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -62,8 +62,9 @@ type Options struct {
 	Timeout time.Duration
 	// RetryBase is the delay after the first failure (default 5s); each
 	// further failure doubles it, up to MaxDelay (default 1h). An event is
-	// given up (logged as an alert, counted, dropped) after the first failed
-	// attempt made at least RetryFor (default 24h) after its first attempt.
+	// given up (logged as an alert, counted, kept as a dead letter for the
+	// admin API) after the first failed attempt made at least RetryFor
+	// (default 24h) after its first attempt.
 	RetryBase time.Duration
 	MaxDelay  time.Duration
 	RetryFor  time.Duration
@@ -126,7 +127,6 @@ type Relay struct {
 	released      map[string]bool
 	delivered     int64
 	failed        int64
-	givenUp       int64
 	lastDelivered time.Time
 	lastPollErr   time.Time
 }
@@ -297,7 +297,9 @@ func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
 	}
 	n := 0
 	for _, ev := range due {
-		if ev.Kind != Kind || !r.take(ev.Key) {
+		// A dead letter is never due; were one handed out all the same (a
+		// clock years off), it still waits for an operator's resend.
+		if ev.Kind != Kind || strings.HasPrefix(ev.Key, DeadPrefix) || !r.take(ev.Key) {
 			continue
 		}
 		select {
@@ -385,7 +387,7 @@ func (r *Relay) move(ctx context.Context, ev store.Event) {
 
 // deliver POSTs the head of an order's delivery queue and records the
 // outcome: acknowledged on a 2xx, rescheduled with backoff otherwise, given
-// up loudly after MaxAttempts.
+// up loudly after MaxAttempts and kept as a dead letter.
 func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 	typ := gjson.GetBytes(ev.Payload, "type").Str
 	orderNo := strings.TrimPrefix(ev.Key, QueuePrefix)
@@ -409,10 +411,11 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 		return
 	}
 	if attempt >= r.maxAttempts {
-		log.ErrorContext(ctx, "ALERT: merchant webhook given up after retrying; the merchant never acknowledged it",
+		log.ErrorContext(ctx, "ALERT: merchant webhook given up after retrying; the merchant never acknowledged it; "+
+			"kept as a dead letter (GET /admin/api/webhooks) until the order is sent again",
 			"alert", true, "first_created_at", ev.CreatedAt, "err", perr.Error())
-		if err := r.store.AckEvent(sctx, ev.Key, ev.ID); err != nil {
-			log.WarnContext(ctx, "given-up webhook not removed from the outbox; it will be tried again", "err", err)
+		if err := r.bury(sctx, ev, orderNo, attempt, perr.Error()); err != nil {
+			log.WarnContext(ctx, "given-up webhook not moved to the dead letters; it will be tried again", "err", err)
 		}
 		r.count(OutcomeGivenUp, typ)
 		r.observe(Result{EventID: ev.ID, Type: typ, OrderNo: orderNo, Attempt: attempt, Outcome: OutcomeGivenUp, Status: status, Err: perr})
@@ -443,8 +446,6 @@ func (r *Relay) count(outcome, typ string) {
 		r.lastDelivered = r.now()
 	case OutcomeFailed:
 		r.failed++
-	case OutcomeGivenUp:
-		r.givenUp++
 	}
 }
 
@@ -499,10 +500,13 @@ type Head struct {
 type Stats struct {
 	Enabled bool   `json:"enabled"` // always true: DisabledHandler answers when off
 	URL     string `json:"url"`     // user info removed
-	// Delivered, Failed and GivenUp count this process's attempts since it
-	// started (the metrics hold the same).
-	Delivered       int64     `json:"delivered"`
-	Failed          int64     `json:"failed"`
+	// Delivered and Failed count this process's attempts since it started
+	// (the metrics hold the same).
+	Delivered int64 `json:"delivered"`
+	Failed    int64 `json:"failed"`
+	// GivenUp counts the dead letters: events given up (by any replica, before
+	// any restart) whose order was not sent again since. It is read from the
+	// store, so it survives a restart, unlike the given_up metric.
 	GivenUp         int64     `json:"given_up"`
 	LastDeliveredAt time.Time `json:"last_delivered_at,omitzero"`
 	// PendingOrders counts orders with an undelivered webhook; Retrying
@@ -511,11 +515,15 @@ type Stats struct {
 	PendingOrders int       `json:"pending_orders"`
 	Retrying      int       `json:"retrying"`
 	Oldest        time.Time `json:"oldest_pending_at,omitzero"`
-	// OutboxPending counts every pending event of the store's outbox, of any
-	// kind (webhooks and audit records).
+	// OutboxPending counts every event the store's outbox keeps, of any kind
+	// (webhooks, dead letters and audit records).
 	OutboxPending int `json:"outbox_pending_events"`
 	// Heads are the orders' first undelivered webhooks, oldest first.
 	Heads []Head `json:"heads"`
+	// DeadLetters are the webhooks given up, oldest first: the orders whose
+	// merchant may never have learnt of a change (an order.paid: goods not
+	// delivered). Resend clears an order's.
+	DeadLetters []DeadLetter `json:"dead_letters"`
 	// The retry schedule in force.
 	FirstRetry  string `json:"first_retry"`
 	MaxDelay    string `json:"max_delay"`
@@ -531,16 +539,20 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, fmt.Errorf("outbox stats: %w", err)
 	}
 	st := Stats{
-		Enabled: true, URL: redactURL(r.opts.URL), OutboxPending: ob.Pending, Heads: []Head{},
+		Enabled: true, URL: redactURL(r.opts.URL), OutboxPending: ob.Pending, Heads: []Head{}, DeadLetters: []DeadLetter{},
 		FirstRetry: r.opts.RetryBase.String(), MaxDelay: r.opts.MaxDelay.String(),
 		RetryFor: r.opts.RetryFor.String(), MaxAttempts: r.maxAttempts,
 	}
 	r.mu.Lock()
-	st.Delivered, st.Failed, st.GivenUp, st.LastDeliveredAt = r.delivered, r.failed, r.givenUp, r.lastDelivered
+	st.Delivered, st.Failed, st.LastDeliveredAt = r.delivered, r.failed, r.lastDelivered
 	r.mu.Unlock()
 	orders := map[string]bool{}
 	for _, h := range ob.Heads {
 		if h.Kind != Kind {
+			continue
+		}
+		if no, dead := deadOrder(h.Key, h.ID); dead {
+			st.DeadLetters = append(st.DeadLetters, deadLetter(no, h))
 			continue
 		}
 		no := strings.TrimPrefix(h.Key, QueuePrefix)
@@ -560,7 +572,9 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 		}
 	}
 	st.PendingOrders = len(orders)
+	st.GivenUp = int64(len(st.DeadLetters))
 	r.m.pending.Set(float64(st.PendingOrders))
+	r.m.dead.Set(float64(st.GivenUp))
 	r.m.retrying.Set(float64(st.Retrying))
 	age := 0.0
 	if !st.Oldest.IsZero() {

@@ -138,8 +138,8 @@ func TestOrderPerOrder(t *testing.T) {
 }
 
 // TestGiveUp: an event the merchant never acknowledges is retried until its
-// attempts span RetryFor, then given up loudly (log, metric), and the order's
-// next event goes out.
+// attempts span RetryFor, then given up loudly (log, metric, dead letter), and
+// the order's next event goes out.
 func TestGiveUp(t *testing.T) {
 	clk := newClock()
 	rc := newReceiver(t, clk.Now, func(a arrival, _ int) int {
@@ -200,8 +200,13 @@ func TestGiveUp(t *testing.T) {
 	if strings.Contains(logs.String(), testSecret) {
 		t.Errorf("the secret is in the log")
 	}
-	if s, _ := st.OutboxStats(context.Background()); s.Pending != 0 {
-		t.Errorf("outbox holds %d events; want 0", s.Pending)
+	// What is left is the given-up event, kept as a dead letter: never due.
+	s, _ := st.OutboxStats(context.Background())
+	if s.Pending != 1 || len(s.Heads) != 1 || !strings.HasPrefix(s.Heads[0].Key, webhook.DeadPrefix) {
+		t.Errorf("outbox %+v; want only the dead letter of the approval_required", s)
+	}
+	if due, _ := st.DueEvents(context.Background(), clk.Now().Add(100*365*24*time.Hour), 10); len(due) != 0 {
+		t.Errorf("due a century on: %+v; want nothing (a dead letter waits for an operator)", due)
 	}
 }
 

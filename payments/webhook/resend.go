@@ -49,7 +49,10 @@ func StateEvent(o *store.Order, at time.Time) (store.Event, error) {
 // Resend announces order orderNo's current state to the merchant again
 // (StateEvent), behind the order's other pending events: for an endpoint
 // that was down past the retry window, or a merchant who lost what it got.
-// It returns the event enqueued; store.ErrNotFound for an unknown order.
+// Once the event is queued, the order's dead letters are cleared: the fresh
+// event supersedes them (and is kept as one in turn, should it be given up
+// too). It returns the event enqueued; store.ErrNotFound for an unknown
+// order.
 func (r *Relay) Resend(ctx context.Context, orderNo string) (store.Event, error) {
 	o, err := r.store.GetOrder(ctx, orderNo)
 	if err != nil {
@@ -62,7 +65,16 @@ func (r *Relay) Resend(ctx context.Context, orderNo string) (store.Event, error)
 	if err := r.store.EnqueueEvents(ctx, ev); err != nil {
 		return store.Event{}, fmt.Errorf("enqueue resent event: %w", err)
 	}
-	r.log.InfoContext(ctx, "webhook resent on an operator's request", "event_id", ev.ID, "order_no", orderNo, "status", o.Status)
+	// Cleared only after the enqueue: a failure between the two leaves the
+	// dead letter listed (the operator may resend again), never an order
+	// with neither a dead letter nor a fresh event.
+	cleared, err := r.clearDead(ctx, orderNo)
+	if err != nil {
+		r.log.WarnContext(ctx, "webhook resent, but its dead letters are still listed; sending the order again clears them",
+			"event_id", ev.ID, "order_no", orderNo, "err", err)
+	}
+	r.log.InfoContext(ctx, "webhook resent on an operator's request", "event_id", ev.ID, "order_no", orderNo,
+		"status", o.Status, "dead_letters_cleared", cleared)
 	r.Wake()
 	return ev, nil
 }

@@ -1,0 +1,115 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/store"
+)
+
+// DeadPrefix starts the outbox key of a dead letter: a webhook the relay
+// gave up on, kept in the store ("webhook-dead:<order_no>/<event_id>") so
+// that the admin API and the console name it, across restarts, until an
+// operator resends the order. A lost order.paid means goods never delivered;
+// it must not be findable only in a log.
+//
+// One key per event rather than per order, because OutboxStats shows only
+// the head of each key and every given-up event must be listed. A copy left
+// by a crash (see bury) lands behind its twin on the same key, so it is
+// listed once and cleared with it.
+const DeadPrefix = "webhook-dead:"
+
+// neverDue is a dead letter's NextAt: DueEvents never hands it out, so
+// neither the relay nor the audit worker (which drops webhook events when
+// webhooks are off) ever sees it, and it holds back no one, being alone on
+// its key. A whole second, so that Redis's millisecond score keeps it
+// exactly.
+var neverDue = time.Date(9999, time.January, 1, 0, 0, 0, 0, time.UTC)
+
+func deadKey(orderNo, eventID string) string { return DeadPrefix + orderNo + "/" + eventID }
+
+// deadOrder reports the order number of dead-letter key holding event id,
+// and whether key is a dead letter's at all.
+func deadOrder(key, id string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, DeadPrefix)
+	if !ok {
+		return "", false
+	}
+	return strings.TrimSuffix(rest, "/"+id), true
+}
+
+// DeadLetter is a webhook the relay gave up on, as GET /admin/api/webhooks
+// lists it. It stays until POST /admin/api/orders/{order_no}/webhook
+// announces its order again.
+type DeadLetter struct {
+	OrderNo   string    `json:"order_no"`
+	EventID   string    `json:"event_id"`
+	Type      string    `json:"type"`
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"last_error,omitempty"`
+	CreatedAt time.Time `json:"created_at"` // when the event was committed
+	GivenUpAt time.Time `json:"given_up_at,omitzero"`
+}
+
+func deadLetter(orderNo string, e store.Event) DeadLetter {
+	return DeadLetter{
+		OrderNo: orderNo, EventID: e.ID, Type: gjson.GetBytes(e.Payload, "type").Str, Attempts: e.Attempts,
+		LastError: e.LastError, CreatedAt: e.CreatedAt, GivenUpAt: e.FailedAt,
+	}
+}
+
+// bury keeps ev, given up after attempt attempts that ended in lastErr, as
+// a dead letter, then removes it from its order's delivery queue so that
+// the order's next event can go. Kept first, removed second: a crash in
+// between leaves ev at the head of the queue, posted once more and buried
+// again behind its first copy (one listing, one clearing), never an event
+// given up without a trace. On an error ev may still be in the queue.
+func (r *Relay) bury(ctx context.Context, ev store.Event, orderNo string, attempt int, lastErr string) error {
+	dl := ev
+	dl.Key = deadKey(orderNo, ev.ID)
+	dl.Attempts, dl.NextAt, dl.LastError, dl.FailedAt = attempt, neverDue, lastErr, r.now()
+	if err := r.store.EnqueueEvents(ctx, dl); err != nil {
+		return fmt.Errorf("keep dead letter: %w", err)
+	}
+	if err := r.store.AckEvent(ctx, ev.Key, ev.ID); err != nil {
+		return fmt.Errorf("kept as a dead letter, but not removed from the delivery queue: %w", err)
+	}
+	return nil
+}
+
+// maxClearPasses bounds clearDead's passes: one per copy of a dead letter
+// (crash-made copies are rare; a few passes clear them all).
+const maxClearPasses = 4
+
+// clearDead removes order orderNo's dead letters, once a fresh event
+// announcing its state is queued: the operator has dealt with them. A copy
+// sits behind its twin on the same key and is only a head once the twin is
+// gone, hence the passes. It reports the dead letters (event ids) cleared.
+func (r *Relay) clearDead(ctx context.Context, orderNo string) (int, error) {
+	cleared := map[string]bool{}
+	for range maxClearPasses {
+		ob, err := r.store.OutboxStats(ctx)
+		if err != nil {
+			return len(cleared), fmt.Errorf("read dead letters: %w", err)
+		}
+		found := 0
+		for _, h := range ob.Heads {
+			if no, ok := deadOrder(h.Key, h.ID); !ok || no != orderNo || h.Kind != Kind {
+				continue
+			}
+			if err := r.store.AckEvent(ctx, h.Key, h.ID); err != nil {
+				return len(cleared), fmt.Errorf("clear dead letter %s: %w", h.ID, err)
+			}
+			cleared[h.ID] = true
+			found++
+		}
+		if found == 0 {
+			break
+		}
+	}
+	return len(cleared), nil
+}
