@@ -293,7 +293,8 @@ export async function webhooks(panel) {
       card('Orders pending', String(st.pending_orders), { attn: st.pending_orders > 0 }),
       card('Retrying', String(st.retrying), { attn: st.retrying > 0 }),
       card('Outbox events', String(st.outbox_pending_events))),
-    h('p', { class: 'legend', text: `Last delivered ${when(st.last_delivered_at)}; oldest pending since ${when(st.oldest_pending_at)}. Counts are this process's since it started.` }));
+    h('p', { class: 'legend', text: `Last delivered ${when(st.last_delivered_at)}; oldest pending since ${when(st.oldest_pending_at)}. Delivered and failed count this process's attempts since it started; given up counts the dead letters the store keeps.` }));
+  deadLetters(panel, st.dead_letters || []);
   const heads = st.heads || [];
   panel.append(h('h3', { text: 'Next undelivered webhook per order' }));
   if (heads.length === 0) return panel.append(empty('Nothing waits for delivery.'));
@@ -305,6 +306,34 @@ export async function webhooks(panel) {
     { th: 'Next try', td: (x) => when(x.next_at) },
     { th: 'Last error', td: (x) => (x.last_error ? h('span', { class: 'error', text: x.last_error }) : '') },
   ], heads, (x) => ({ dataset: { orderNo: x.order_no } })));
+}
+
+// deadLetters lists the webhooks given up after the retry window: the store
+// keeps them until the order is sent again, because a lost order.paid means
+// goods never delivered. Each row has the order's resend button, which
+// queues the order's current state under a new id and clears its rows.
+function deadLetters(panel, dead) {
+  if (dead.length === 0) return;
+  panel.append(
+    h('h3', { text: 'Given up: the merchant never acknowledged these' }),
+    h('p', { class: 'hint', text: 'Once the merchant\'s endpoint is back, send the order again; its rows are gone the next time this tab is opened.' }),
+    table([
+      { th: 'Order', td: (x) => h('span', { class: 'mono', text: x.order_no }) },
+      { th: 'Event', td: (x) => h('span', {}, h('code', { text: x.type }), ' ', h('span', { class: 'mono', text: x.event_id })) },
+      { th: 'Attempts', class: 'num', td: (x) => String(x.attempts) },
+      { th: 'Created', td: (x) => when(x.created_at) },
+      { th: 'Given up', td: (x) => when(x.given_up_at) },
+      { th: 'Last error', td: (x) => (x.last_error ? h('span', { class: 'error', text: x.last_error }) : '') },
+      { th: '', td: (x) => resendInRow(x.order_no) },
+    ], dead, (x) => ({ dataset: { orderNo: x.order_no, eventId: x.event_id }, class: 'needs-review' })));
+}
+
+// resendInRow is the Orders view's resend control for one table row; its
+// result span loses the id that view looks it up by, as a table has several.
+function resendInRow(orderNo) {
+  const c = resendControl({ order_no: orderNo });
+  c.querySelector('#resend-result')?.removeAttribute('id');
+  return c;
 }
 
 // -------------------------------------------------------------------- audit
