@@ -300,3 +300,44 @@ func TestCreateOrderStalledClaimerTakenOver(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateOrderToolReportsPrepayOutcome: the model is told what became of
+// an order WeChat Pay did not open. A refusal closes the order for good, so it
+// is "failed" with words the model can pass on (telling the user to wait
+// would be a lie); an unknown outcome leaves the order for the reconciler and
+// stays "pending".
+func TestCreateOrderToolReportsPrepayOutcome(t *testing.T) {
+	tests := []struct {
+		name       string
+		sim        wxsim.Options
+		fault      *wxsim.Fault
+		wantOrder  store.OrderStatus
+		wantStatus string
+		wantError  string // in the tool result's "error"; "" for none
+	}{
+		{name: "refused", sim: wxsim.Options{AppIDs: []string{"wx-bound-app-only"}},
+			wantOrder: store.StatusClosed, wantStatus: "failed", wantError: "WeChat Pay refused the order"},
+		{name: "no answer", fault: &wxsim.Fault{Op: "prepay", Kind: wxsim.FaultSystemError, Times: 100},
+			wantOrder: store.StatusCreating, wantStatus: "pending"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, envOptions{sim: tt.sim})
+			if tt.fault != nil {
+				e.sim.InjectFault(*tt.fault)
+			}
+			tc := call(t, newTools(e), caller("oUser-outcome-"+tt.name), "create_order", `{"sku":"premium-monthly"}`)
+			no, _ := tc.result["order_no"].(string)
+			if got := e.order(no).Status; got != tt.wantOrder {
+				t.Fatalf("order %s; want %s", got, tt.wantOrder)
+			}
+			msg, _ := tc.result["error"].(string)
+			if tc.result["status"] != tt.wantStatus || (tt.wantError == "") != (msg == "") || !strings.Contains(msg, tt.wantError) {
+				t.Errorf("tool result %s; want status %q, error %q", tc.out.Result, tt.wantStatus, tt.wantError)
+			}
+			if tc.out.Action != nil {
+				t.Errorf("action %s for an order that cannot be paid", tc.out.Action)
+			}
+		})
+	}
+}

@@ -192,7 +192,13 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 		status = "already_paid"
 	case o.Status == store.StatusApprovalRequired:
 		out.Action = resultJSON(map[string]any{"type": "approval_required", "order": OrderView(o)})
+	case errors.Is(err, ErrPrepayRejected):
+		// Refused for good and closed: nothing will come of waiting, so the
+		// model must not tell the user the order is on its way.
+		status = "failed"
 	case err != nil:
+		// No answer yet (ErrPaymentUnavailable, ErrInProgress): the order
+		// stands and is checked again.
 		status = "pending"
 	}
 	r := map[string]any{
@@ -200,6 +206,9 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 		"description": o.Description,
 		"amount":      FormatAmount(o.AmountFen, o.Currency),
 		"status":      status,
+	}
+	if status == "failed" {
+		r["error"] = failureText(err)
 	}
 	if o.Status == store.StatusApprovalRequired {
 		r["message"] = "orders above " + t.approvalLimit() + " need a manager's approval; tell the user the order is waiting for approval and that they will be able to pay as soon as it is approved"
