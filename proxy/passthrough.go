@@ -29,6 +29,14 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
+	if enc := foreignJSON(body); enc != "" {
+		// paygate reads UTF-8 only; a provider's JSON parser may read this
+		// one (Python's json.loads detects BOMs and UTF-16/32), and its
+		// "user" would reach it unread.
+		writeError(w, badRequest("paygate: the body is a JSON object in "+enc+
+			", which is not forwarded: send JSON as UTF-8 without a byte-order mark"))
+		return
+	}
 	model := ""
 	ct := r.Header.Get("Content-Type")
 	if len(body) > 0 && jsonBody(ct, body) {
@@ -144,6 +152,69 @@ func jsonBody(contentType string, body []byte) bool {
 	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && (mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// foreignJSON names the encoding of a body that a JSON parser detecting
+// encodings (RFC 4627 section 3; Python's json.loads, which FastAPI and
+// Flask use, reads bytes as utf-8-sig, UTF-16 or UTF-32) reads as an
+// object but paygate, which reads UTF-8 only, does not: one with a
+// byte-order mark, or in UTF-16 or UTF-32 without one. It is "" for any
+// other body. Such a body is refused rather than forwarded, since its
+// "user" could not be rewritten (SPEC 2.2); only the first non-space
+// character is looked at, so binary bodies that happen to start like a
+// byte-order mark or with NUL bytes still pass.
+func foreignJSON(b []byte) string {
+	var (
+		name  string
+		start int  // the first code unit, after the byte-order mark
+		width = 1  // bytes per code unit
+		big   bool // big-endian code units
+	)
+	switch {
+	case bytes.HasPrefix(b, []byte{0xEF, 0xBB, 0xBF}):
+		name, start = "UTF-8 with a byte-order mark", 3
+	case bytes.HasPrefix(b, []byte{0, 0, 0xFE, 0xFF}):
+		name, start, width, big = "UTF-32", 4, 4, true
+	case bytes.HasPrefix(b, []byte{0xFF, 0xFE, 0, 0}):
+		name, start, width = "UTF-32", 4, 4
+	case bytes.HasPrefix(b, []byte{0xFE, 0xFF}):
+		name, start, width, big = "UTF-16", 2, 2, true
+	case bytes.HasPrefix(b, []byte{0xFF, 0xFE}):
+		name, start, width = "UTF-16", 2, 2
+	case len(b) >= 4 && b[0] == 0:
+		// Without a byte-order mark the NUL bytes of the first two
+		// (ASCII) characters tell the encoding, as json.detect_encoding
+		// reads them.
+		name, width, big = "UTF-16", 2, true
+		if b[1] == 0 {
+			name, width = "UTF-32", 4
+		}
+	case len(b) >= 4 && b[1] == 0:
+		name, width = "UTF-16", 2
+		if b[2] == 0 && b[3] == 0 {
+			name, width = "UTF-32", 4
+		}
+	default:
+		return ""
+	}
+	for i := start; i+width <= len(b); i += width {
+		var c uint32
+		for j := range width {
+			k := i + j
+			if !big {
+				k = i + width - 1 - j
+			}
+			c = c<<8 | uint32(b[k])
+		}
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{':
+			return name
+		}
+		return ""
+	}
+	return ""
 }
 
 // dropFields is every provider's drop_fields, each once.

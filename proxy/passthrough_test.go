@@ -199,3 +199,76 @@ func TestRepeatedMembersRefused(t *testing.T) {
 		t.Errorf("provider saw %+v", seen)
 	}
 }
+
+// TestPassthroughRefusesJSONPaygateCannotRead: a body that a provider's
+// JSON parser reads as an object but paygate cannot (a byte-order mark,
+// UTF-16 or UTF-32: Python's json.loads detects all of them) is a 400
+// whatever its Content-Type, so the "user" in it never reaches a provider
+// unhashed (SPEC 2.2). Bodies that only look like one at the first bytes
+// (binary uploads) still pass.
+func TestPassthroughRefusesJSONPaygateCannotRead(t *testing.T) {
+	const obj = ` {"model":"embed-test","input":"hi","user":"oEmbedUser"}`
+	utf16 := func(s string, big bool) string {
+		var b []byte
+		for _, r := range s {
+			if big {
+				b = append(b, byte(r>>8), byte(r))
+			} else {
+				b = append(b, byte(r), byte(r>>8))
+			}
+		}
+		return string(b)
+	}
+	utf32 := func(s string, big bool) string {
+		var b []byte
+		for _, r := range s {
+			if big {
+				b = append(b, 0, 0, byte(r>>8), byte(r))
+			} else {
+				b = append(b, byte(r), byte(r>>8), 0, 0)
+			}
+		}
+		return string(b)
+	}
+	fp := newFakeProvider(t, jsonHandler(200, `{"object":"list","data":[]}`))
+	proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	for _, tc := range []struct {
+		name, body string
+		refused    bool
+	}{
+		{"UTF-8 BOM", "\xEF\xBB\xBF" + obj, true},
+		{"UTF-16LE BOM", "\xFF\xFE" + utf16(obj, false), true},
+		{"UTF-16BE BOM", "\xFE\xFF" + utf16(obj, true), true},
+		{"UTF-32LE BOM", "\xFF\xFE\x00\x00" + utf32(obj, false), true},
+		{"UTF-32BE BOM", "\x00\x00\xFE\xFF" + utf32(obj, true), true},
+		{"UTF-16LE", utf16(obj, false), true},
+		{"UTF-16BE", utf16(obj, true), true},
+		{"UTF-32LE", utf32(obj, false), true},
+		{"UTF-32BE", utf32(obj, true), true},
+
+		{"UTF-8 BOM before text", "\xEF\xBB\xBFhello", false},
+		{"MPEG audio frame", "\xFF\xFE\x90\x00\x00\x00data", false},
+		{"MP4 box", "\x00\x00\x00\x18ftypisom", false},
+	} {
+		for _, ct := range []string{"", "text/plain", "application/octet-stream"} {
+			t.Run(tc.name+"/"+ct, func(t *testing.T) {
+				before := len(fp.requests())
+				resp := post(t, proxyURL, "/v1/embeddings", tc.body, map[string]string{"Content-Type": ct})
+				body := readAll(t, resp.Body)
+				forwarded := len(fp.requests()) > before
+				if !tc.refused {
+					if resp.StatusCode != 200 || !forwarded || string(fp.requests()[before].Body) != tc.body {
+						t.Errorf("status %d %s; want the body forwarded byte for byte", resp.StatusCode, body)
+					}
+					return
+				}
+				if typ, _, ok := openAIError(body); resp.StatusCode != http.StatusBadRequest || !ok || typ != "invalid_request_error" {
+					t.Errorf("status %d %s; want a 400 invalid_request_error", resp.StatusCode, body)
+				}
+				if forwarded {
+					t.Errorf("the provider got %q", fp.requests()[before].Body)
+				}
+			})
+		}
+	}
+}
