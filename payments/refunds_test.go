@@ -445,3 +445,50 @@ func TestRefundDecidedOnAStaleRecordIsRedecided(t *testing.T) {
 		})
 	}
 }
+
+// TestPurchaseAfterRefund: a purchase whose money went back in full is
+// settled like a closed one, so asking for it again within the dedupe window
+// makes a new order (a new generation) rather than "already_paid" — the user
+// has not paid for it. Money still kept (a partial refund) stays
+// "already_paid".
+func TestPurchaseAfterRefund(t *testing.T) {
+	tests := []struct {
+		name       string
+		refundFen  int64 // 0: all of it
+		wantOrder  store.OrderStatus
+		wantStatus string
+		wantNew    bool
+	}{
+		{name: "refunded in full", wantOrder: store.StatusRefunded, wantStatus: "awaiting_payment", wantNew: true},
+		{name: "partially refunded", refundFen: 1000, wantOrder: store.StatusPartiallyRefunded, wantStatus: "already_paid"},
+	}
+	for _, driver := range drivers(t) {
+		for _, tt := range tests {
+			t.Run(driver+"/"+tt.name, func(t *testing.T) {
+				e := newEnv(t, envOptions{driver: driver})
+				ctx := context.Background()
+				o := paidOrder(t, e, "oUser-after-refund", 1)
+				p := propose(t, e, o, tt.refundFen)
+				if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
+					t.Fatal(err)
+				}
+				if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
+					t.Fatal(d, err)
+				}
+				if got := e.order(o.OrderNo).Status; got != tt.wantOrder {
+					t.Fatalf("order %s; want %s", got, tt.wantOrder)
+				}
+				tc := call(t, newTools(e), caller(o.User), "create_order", `{"sku":"premium-monthly"}`)
+				no, _ := tc.result["order_no"].(string)
+				if tc.result["status"] != tt.wantStatus || (no != o.OrderNo) != tt.wantNew {
+					t.Fatalf("create_order after the refund of %s: %s; want status %s, new order %v", o.OrderNo, tc.out.Result, tt.wantStatus, tt.wantNew)
+				}
+				if tt.wantNew {
+					if got := e.order(no); got.Generation != o.Generation+1 || e.sim.Prepays(no) != 1 {
+						t.Errorf("new order %s: generation %d, %d prepays; want generation %d, one prepay", no, got.Generation, e.sim.Prepays(no), o.Generation+1)
+					}
+				}
+			})
+		}
+	}
+}

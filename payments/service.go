@@ -248,7 +248,8 @@ type CreateRequest struct {
 
 // CreateResult is the order of the purchase and what the payer needs. When
 // Order.Status is awaiting_payment, Payment (jsapi) or CodeURL (native) is set.
-// A paid (or later) status means the user already paid within the window.
+// A paid status (or refunding, partially_refunded: money still kept) means the
+// user already paid within the window.
 type CreateResult struct {
 	Order    *store.Order
 	Payment  *wechatpay.RequestPayment
@@ -259,7 +260,8 @@ type CreateResult struct {
 // CreateOrder creates the purchase's order idempotently (SPEC 4): claim the
 // purchase, commit the order as `creating`, prepay at WeChat Pay, commit
 // `awaiting_payment`. A repeated call within the dedupe window returns the same
-// order; once it is closed or expired a new generation gets a new number.
+// order; once it is closed, expired, rejected or refunded in full a new
+// generation gets a new number.
 func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateResult, error) {
 	if req.Client == "" || req.User == "" {
 		return nil, ErrUserRequired
@@ -341,7 +343,9 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 		switch o.Status {
 		case store.StatusAwaitingPayment:
 			return s.payable(ctx, o, true)
-		case store.StatusClosed, store.StatusExpired, store.StatusRejected:
+		case store.StatusClosed, store.StatusExpired, store.StatusRejected, store.StatusRefunded:
+			// Settled with no money kept: a refunded purchase is bought
+			// again like a closed one, never answered "already paid".
 			claim, created, err = s.store.AdvanceClaim(ctx, key, claim.Generation, s.newNo(s.now()), s.opts.DedupeWindow)
 			if err != nil {
 				return nil, fmt.Errorf("advance claim: %w", err)
@@ -349,7 +353,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 			continue
 		case store.StatusCreating:
 			return &CreateResult{Order: o, Existing: true}, ErrInProgress
-		default: // paid and later, approval_required, needs_review
+		default: // paid, refunding, partially_refunded, approval_required, needs_review
 			return &CreateResult{Order: o, Existing: true}, nil
 		}
 	}
