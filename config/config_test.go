@@ -305,6 +305,12 @@ func TestWrittenZeros(t *testing.T) {
 			"c.yaml:1: payments.rules.max_payment_calls_per_minute: 0 is ambiguous"},
 		{"confirm_ttl 0 is refused", "payments:\n  refunds:\n    confirm_ttl: 0s\n", nil,
 			"c.yaml:3: payments.refunds.confirm_ttl: must be above 0"},
+		{"approval_ttl 0 is refused", "payments:\n  rules:\n    approval_ttl: 0s\n", nil,
+			"c.yaml:3: payments.rules.approval_ttl: must be above 0"},
+		{"approval_ttl is 72h unless set", "payments: {rules: {approval_above: \"100.00\"}}\n",
+			func(c *Config) bool { return c.Payments.Rules.ApprovalTTL.D() == 72*time.Hour }, ""},
+		{"approval_ttl as written", "payments: {rules: {approval_ttl: 24h}}\n",
+			func(c *Config) bool { return c.Payments.Rules.ApprovalTTL.D() == 24*time.Hour }, ""},
 		{"recovery max_attempts 0 is refused", "failover:\n  recovery:\n    max_attempts: 0\n", nil,
 			"c.yaml:3: failover.recovery.max_attempts: 0 would mean the default (2); -1 turns recovery off"},
 	}

@@ -137,6 +137,7 @@ func (c *Config) SetDefaults() {
 	}
 	setInt(&p.Rules.MaxOrdersPerUserPerDay, 20)
 	setInt(&p.Rules.MaxPaymentCallsPerMinute, 10)
+	setDuration(&p.Rules.ApprovalTTL, 72*time.Hour)
 	setInt(&p.Budget.MaxPaymentCalls, 1)
 	setInt(&p.Budget.MaxRounds, 3)
 	setString(&p.Budget.Clarification, DefaultClarification)

@@ -118,6 +118,8 @@ var zeroKeys = []struct {
 		isZero: func(c *Config) bool { return c.Payments.Rules.MaxOrdersPerUserPerDay == 0 }},
 	{path: "payments.rules.max_payment_calls_per_minute", refuse: "0 is ambiguous (none, or no cap?): give the cap, at least 1",
 		isZero: func(c *Config) bool { return c.Payments.Rules.MaxPaymentCallsPerMinute == 0 }},
+	{path: "payments.rules.approval_ttl", refuse: "must be above 0: a held order must be approvable",
+		isZero: func(c *Config) bool { return c.Payments.Rules.ApprovalTTL == 0 }},
 	{path: "payments.refunds.confirm_ttl", refuse: "must be above 0: a proposal must be answerable",
 		isZero: func(c *Config) bool { return c.Payments.Refunds.ConfirmTTL == 0 }},
 	{path: "failover.recovery.max_attempts", refuse: "0 would mean the default (2); -1 turns recovery off",

@@ -296,6 +296,10 @@ type Rules struct {
 	MaxOrdersPerUserPerDay int `yaml:"max_orders_per_user_per_day"`
 	// MaxPaymentCallsPerMinute limits payment tool calls per user. Default 10.
 	MaxPaymentCallsPerMinute int `yaml:"max_payment_calls_per_minute"`
+	// ApprovalTTL is how long an order above approval_above waits for a
+	// manager; after it the order expires and cannot be approved, so a stale
+	// request is never opened for payment. Default 72h.
+	ApprovalTTL Duration `yaml:"approval_ttl"`
 }
 
 // Budget bounds one turn.

@@ -14,6 +14,53 @@ import (
 // manager already decided, or it never needed approval).
 var ErrNotAwaitingApproval = errors.New("order is not awaiting approval")
 
+// ErrApprovalExpired: the held order's approval deadline (Rules.ApprovalTTL)
+// passed before a manager decided; it is expired and can no longer be
+// approved. It is an ErrNotAwaitingApproval, so callers that map that (the
+// admin API: 409) need nothing more.
+var ErrApprovalExpired = fmt.Errorf("%w: its approval deadline passed and it expired", ErrNotAwaitingApproval)
+
+// errHeldPastDeadline makes Approve's update stop without writing, so the
+// order is expired instead.
+var errHeldPastDeadline = errors.New("held order past its approval deadline")
+
+// heldDeadline is when a held order stops waiting for a manager: its
+// ExpiresAt, or ApprovalTTL after it was made for one recorded before held
+// orders had a deadline.
+func (s *Service) heldDeadline(o *store.Order) time.Time {
+	if !o.ExpiresAt.IsZero() {
+		return o.ExpiresAt
+	}
+	return o.CreatedAt.Add(s.opts.Rules.ApprovalTTL)
+}
+
+// heldExpired reports whether o is approval_required past its deadline.
+func (s *Service) heldExpired(o *store.Order) bool {
+	return o.Status == store.StatusApprovalRequired && !s.now().Before(s.heldDeadline(o))
+}
+
+// expireHeld moves a held order past its deadline to expired, locally only:
+// nothing was opened at WeChat Pay for it. The transition is audited and is
+// an order.closed to the merchant, as every expiry. An order no longer held
+// (a manager decided meanwhile) is returned unchanged.
+func (s *Service) expireHeld(ctx context.Context, no string) (*store.Order, error) {
+	got, changed, err := s.update(ctx, no, "expire", "", func(c *store.Order) (*store.Order, error) {
+		if !s.heldExpired(c) {
+			return nil, nil
+		}
+		c.Status = store.StatusExpired
+		return c, nil
+	})
+	if err != nil {
+		return got, fmt.Errorf("expire held order: %w", err)
+	}
+	if changed {
+		s.mm.approvals.WithLabelValues("expired").Inc()
+		s.log.InfoContext(ctx, "held order expired without a manager's decision", "order_no", no, "amount_fen", got.AmountFen)
+	}
+	return got, nil
+}
+
 // Approvals lists orders waiting for a manager (approval_required), newest
 // first, at most limit (0: store.DefaultListLimit).
 func (s *Service) Approvals(ctx context.Context, limit int) ([]*store.Order, error) {
@@ -34,17 +81,32 @@ func (s *Service) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store
 // awaiting_payment when Approve returns and the user's next request gets its
 // payment parameters. An unknown prepay outcome leaves it `creating` for the
 // reconciler (ErrPaymentUnavailable, with the order). ErrNotAwaitingApproval
-// when a manager already decided; store.ErrNotFound for an unknown order.
+// when a manager already decided; ErrApprovalExpired (an
+// ErrNotAwaitingApproval) when the approval deadline passed, and the order
+// is expired then if the sweep has not yet done it; store.ErrNotFound for an
+// unknown order.
 func (s *Service) Approve(ctx context.Context, orderNo string) (*CreateResult, error) {
 	got, _, err := s.update(ctx, orderNo, "approve", "", func(c *store.Order) (*store.Order, error) {
 		if c.Status != store.StatusApprovalRequired {
 			return nil, fmt.Errorf("%w: %s is %s", ErrNotAwaitingApproval, c.OrderNo, c.Status)
+		}
+		if s.heldExpired(c) {
+			return nil, errHeldPastDeadline
 		}
 		c.Status = store.StatusCreating
 		// The payment window starts now, not when the user asked.
 		c.ExpiresAt = s.now().Add(s.opts.OrderTTL).Truncate(time.Second)
 		return c, nil
 	})
+	if errors.Is(err, errHeldPastDeadline) {
+		// Too late for a yes: expire it now rather than wait for the sweep,
+		// so the queue and the user's state say so at once.
+		o, xerr := s.expireHeld(ctx, orderNo)
+		if xerr != nil {
+			return nil, fmt.Errorf("%w: %s (%v)", ErrApprovalExpired, orderNo, xerr)
+		}
+		return &CreateResult{Order: o}, fmt.Errorf("%w: %s at %s", ErrApprovalExpired, orderNo, s.heldDeadline(o).UTC().Format(time.RFC3339))
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -6,8 +6,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/audit"
+	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
 )
 
@@ -121,6 +124,118 @@ func TestRejectNeverReachesWeChatPay(t *testing.T) {
 			if next.result["status"] != "approval_required" || next.result["order_no"] == no {
 				t.Errorf("after rejection: %s; want a new approval_required order", next.out.Result)
 			}
+		})
+	}
+}
+
+// TestHeldOrderExpires: an order held for a manager waits at most
+// payments.rules.approval_ttl (default 72h). Past it the sweep expires it
+// (audited, order.closed to the merchant), a manager can no longer approve
+// it — a month-old request must not be prepaid and announced to the user —
+// and the user's next ask holds a new order instead of returning the dead
+// one. A held order recorded before held orders had a deadline expires
+// approval_ttl after it was made.
+func TestHeldOrderExpires(t *testing.T) {
+	const ttl = 72 * time.Hour // the default
+	hold := func(t *testing.T, e *env, user string) *store.Order {
+		t.Helper()
+		tc := call(t, newTools(e), caller(user), "create_order", `{"sku":"premium-monthly","quantity":2}`)
+		no, _ := tc.result["order_no"].(string)
+		if tc.result["status"] != "approval_required" {
+			t.Fatalf("create: %s; want approval_required", tc.out.Result)
+		}
+		return e.order(no)
+	}
+	expired := func(t *testing.T, e *env, no string) {
+		t.Helper()
+		tr := e.await(func(tr payments.Transition) bool {
+			return tr.After.OrderNo == no && tr.After.Status == store.StatusExpired
+		})
+		if tr.Before.Status != store.StatusApprovalRequired || tr.Cause != "expire" {
+			t.Errorf("transition %s -> %s (%s); want approval_required -> expired, cause expire", tr.Before.Status, tr.After.Status, tr.Cause)
+		}
+		if evs := webhook.Events(tr); len(evs) != 1 || !strings.Contains(string(evs[0].Payload), `"order.closed"`) {
+			t.Errorf("merchant events of the expiry: %d; want one order.closed", len(evs))
+		}
+		if evs := audit.TransitionEvents(tr); len(evs) == 0 {
+			t.Error("the expiry is not audited")
+		}
+		if got := e.order(no).Status; got != store.StatusExpired {
+			t.Errorf("order %s; want expired", got)
+		}
+		if n := e.sim.Prepays(no); n != 0 {
+			t.Errorf("prepays %d; want none", n)
+		}
+	}
+	refused := func(t *testing.T, e *env, no string) {
+		t.Helper()
+		_, err := e.svc.Approve(context.Background(), no)
+		if !errors.Is(err, payments.ErrNotAwaitingApproval) || !strings.Contains(err.Error(), "expired") {
+			t.Errorf("approve past the deadline: %v; want ErrNotAwaitingApproval saying it expired", err)
+		}
+	}
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			t.Run("held with a deadline", func(t *testing.T) {
+				e := approvalEnv(t, driver)
+				o := hold(t, e, "oUser-held-deadline")
+				want := testNow().Add(ttl)
+				if d := o.ExpiresAt.Sub(want); d < -2*time.Second || d > 2*time.Second {
+					t.Errorf("held order expires %v; want about %v", o.ExpiresAt, want)
+				}
+				if v := payments.OrderView(o)["expires_at"]; v == nil {
+					t.Error("the order view of a held order shows no deadline")
+				}
+			})
+			t.Run("swept", func(t *testing.T) {
+				e := approvalEnv(t, driver)
+				young := hold(t, e, "oUser-held-young")
+				e.clock.Advance(ttl / 2)
+				old := hold(t, e, "oUser-held-old")
+				e.clock.Advance(ttl/2 + time.Minute) // past the first's deadline only
+				if _, err := e.svc.Sweep(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				expired(t, e, young.OrderNo)
+				refused(t, e, young.OrderNo)
+				if got := e.order(old.OrderNo).Status; got != store.StatusApprovalRequired {
+					t.Errorf("held order within its deadline: %s after the sweep; want approval_required", got)
+				}
+			})
+			t.Run("approved past the deadline before a sweep", func(t *testing.T) {
+				e := approvalEnv(t, driver)
+				o := hold(t, e, "oUser-held-late")
+				e.clock.Advance(ttl + time.Minute)
+				refused(t, e, o.OrderNo)
+				expired(t, e, o.OrderNo)
+			})
+			t.Run("asked again past the deadline", func(t *testing.T) {
+				e := approvalEnv(t, driver)
+				o := hold(t, e, "oUser-held-again")
+				e.clock.Advance(ttl + time.Minute)
+				next := hold(t, e, "oUser-held-again")
+				if next.OrderNo == o.OrderNo {
+					t.Fatalf("asked again past the deadline: the expired held order %s again", o.OrderNo)
+				}
+				expired(t, e, o.OrderNo)
+			})
+			t.Run("recorded without a deadline", func(t *testing.T) {
+				e := approvalEnv(t, driver)
+				ctx := context.Background()
+				made := testNow().Add(-ttl - time.Hour)
+				legacy := &store.Order{OrderNo: "PG000000000000legacyheld01", Client: "shop-bot", User: "oUser-held-legacy",
+					SKU: "premium-monthly", Description: "Premium tier, 1 month x2", Quantity: 2, AmountFen: 9998,
+					Currency: "CNY", PayMethod: "jsapi", Status: store.StatusApprovalRequired,
+					ClaimKey: "legacy", Generation: 1, CreatedAt: made}
+				if err := e.st.CreateOrder(ctx, legacy); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := e.svc.Sweep(ctx); err != nil {
+					t.Fatal(err)
+				}
+				expired(t, e, legacy.OrderNo)
+				refused(t, e, legacy.OrderNo)
+			})
 		})
 	}
 }

@@ -230,7 +230,8 @@ type SweepStats struct {
 // Sweep reconciles every pending order once: `creating` ones older than
 // CreatingGrace, awaiting_payment ones older than ActiveQueryAfter (paid,
 // closed or expired at WeChat Pay become so here; expired ones are closed),
-// and refunding ones whose refund notification is late (sweepRefunds).
+// orders held for a manager past their approval deadline (sweepHeld), and
+// refunding ones whose refund notification is late (sweepRefunds).
 func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
 	for _, status := range []store.OrderStatus{store.StatusCreating, store.StatusAwaitingPayment} {
@@ -267,10 +268,48 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 			before = page[len(page)-1].CreatedAt
 		}
 	}
+	if err := s.sweepHeld(ctx, &st); err != nil {
+		return st, err
+	}
 	if err := s.sweepRefunds(ctx, &st); err != nil {
 		return st, err
 	}
 	return st, nil
+}
+
+// sweepHeld expires the orders held for a manager past their approval
+// deadline (Rules.ApprovalTTL), so none waits in the queue for ever and the
+// user's state says it lapsed. Only those past it count as checked.
+func (s *Service) sweepHeld(ctx context.Context, st *SweepStats) error {
+	var before time.Time
+	for {
+		page, err := s.store.ListOrders(ctx, store.OrderFilter{Status: store.StatusApprovalRequired, Before: before, Limit: 200})
+		if err != nil {
+			return fmt.Errorf("sweep: list %s: %w", store.StatusApprovalRequired, err)
+		}
+		for _, o := range page {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !s.heldExpired(o) {
+				continue
+			}
+			st.Checked++
+			got, err := s.expireHeld(ctx, o.OrderNo)
+			if err != nil {
+				st.Errors++
+				s.log.WarnContext(ctx, "sweep: held order not expired", "order_no", o.OrderNo, "err", err)
+				continue
+			}
+			if got.Status != o.Status {
+				st.Changed++
+			}
+		}
+		if len(page) < 200 {
+			return nil
+		}
+		before = page[len(page)-1].CreatedAt
+	}
 }
 
 // RunSweeper sweeps at once (repairing what a crash left) and then every

@@ -41,6 +41,12 @@ type Rules struct {
 	// payment tool, query_order included) in a sliding-start one-minute
 	// window, so a looping model cannot hammer WeChat Pay. 0: no cap.
 	MaxPaymentCallsPerMinute int
+	// ApprovalTTL is how long an order held for a manager waits for the
+	// decision (payments.rules.approval_ttl; 0: DefaultApprovalTTL). A yes
+	// long after the ask would open, and announce to the user, a payment for
+	// a purchase they may have forgotten or bought again since; past it the
+	// sweep expires the order and Approve refuses it.
+	ApprovalTTL time.Duration
 }
 
 // FenPtr returns a pointer to fen, for Rules.ApprovalAboveFen.
@@ -138,7 +144,7 @@ func newMoneyMetrics(reg prometheus.Registerer) (*moneyMetrics, error) {
 		}, []string{"rule"}),
 		approvals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paygate_approvals_total",
-			Help: "Manager decisions on orders above payments.rules.approval_above, by decision (approved, rejected).",
+			Help: "Manager decisions on orders above payments.rules.approval_above, by decision (approved, rejected; expired: none came within payments.rules.approval_ttl).",
 		}, []string{"decision"}),
 		refunds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paygate_refunds_total",

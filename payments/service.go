@@ -70,6 +70,7 @@ const (
 	DefaultCreatingGrace          = 30 * time.Second
 	DefaultNotificationTTL        = 48 * time.Hour
 	DefaultRefundConfirmTTL       = 15 * time.Minute
+	DefaultApprovalTTL            = 72 * time.Hour
 )
 
 // Options configures a Service. cmd/ maps config onto it.
@@ -197,6 +198,7 @@ func New(opts Options) (*Service, error) {
 	def(&opts.CreatingGrace, DefaultCreatingGrace)
 	def(&opts.NotificationTTL, DefaultNotificationTTL)
 	def(&opts.RefundConfirmTTL, DefaultRefundConfirmTTL)
+	def(&opts.Rules.ApprovalTTL, DefaultApprovalTTL)
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, err
@@ -340,6 +342,11 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				return &CreateResult{Order: o, Existing: true}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
 			}
 		}
+		if o.Status == store.StatusApprovalRequired && s.heldExpired(o) {
+			if o, err = s.expireHeld(ctx, o.OrderNo); err != nil {
+				return nil, err
+			}
+		}
 		switch o.Status {
 		case store.StatusAwaitingPayment:
 			return s.payable(ctx, o, true)
@@ -403,8 +410,9 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 	o.ExpiresAt = now.Add(s.opts.OrderTTL).Truncate(time.Second)
 	approval := s.opts.Rules.needsApproval(amount)
 	if approval {
-		// Held for a manager: no prepay, no payment deadline until approved.
-		o.Status, o.ExpiresAt = store.StatusApprovalRequired, time.Time{}
+		// Held for a manager: no prepay; the deadline is the manager's
+		// (approval sets the payment deadline).
+		o.Status, o.ExpiresAt = store.StatusApprovalRequired, now.Add(s.opts.Rules.ApprovalTTL).Truncate(time.Second)
 	}
 	created := Transition{After: *o, Cause: "create", Turn: TurnFrom(ctx)}
 	if err := s.store.CreateOrder(ctx, o, s.events(created)...); errors.Is(err, store.ErrExists) {

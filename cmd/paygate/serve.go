@@ -421,10 +421,11 @@ func (a *app) adminHandler() http.Handler {
 }
 
 // paymentRules maps payments.rules onto the payments service (defaults are
-// applied by config: approval above 500.00 CNY, 20 orders a day, 10 payment
-// calls a minute).
+// applied by config: approval above 500.00 CNY, held for a manager up to
+// 72h, 20 orders a day, 10 payment calls a minute).
 func paymentRules(r config.Rules) payments.Rules {
-	out := payments.Rules{MaxOrdersPerUserPerDay: r.MaxOrdersPerUserPerDay, MaxPaymentCallsPerMinute: r.MaxPaymentCallsPerMinute}
+	out := payments.Rules{MaxOrdersPerUserPerDay: r.MaxOrdersPerUserPerDay, MaxPaymentCallsPerMinute: r.MaxPaymentCallsPerMinute,
+		ApprovalTTL: r.ApprovalTTL.D()}
 	if fen, ok := r.ApprovalAbove.Fen(); ok && !r.ApprovalAbove.IsZero() {
 		out.ApprovalAboveFen = payments.FenPtr(fen)
 	}
