@@ -42,6 +42,17 @@ type Reader struct {
 	// consumes or reads: a relay asks before each Next and the Next after it
 	// asks again, and the answer cannot change in between.
 	buffered int8 // 0 unknown, 1 no, 2 yes
+	// ends is the stream's line-end convention, known from its first line
+	// end (see readLine).
+	ends int8
+	// started is set once the first line was read: a byte order mark is
+	// stripped from that line only.
+	started bool
+	// pendingCR: the last line ended with a CR that was the last byte at
+	// hand; a LF that follows belongs to that line end (CRLF), and is not a
+	// blank line.
+	pendingCR bool
+	spill     []byte // a line longer than the bufio buffer
 }
 
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
@@ -139,6 +150,13 @@ func (r *Reader) Buffered() bool {
 	return b
 }
 
+// Line-end conventions (Reader.ends).
+const (
+	endsUnknown int8 = iota // no line end read yet
+	endsLF                  // the first line ended with LF or CRLF
+	endsCR                  // the first line ended with a lone CR
+)
+
 // scanBuffered parses the buffered bytes as Next would, without consuming.
 func (r *Reader) scanBuffered() bool {
 	n := r.br.Buffered()
@@ -147,13 +165,30 @@ func (r *Reader) scanBuffered() bool {
 	}
 	b, _ := r.br.Peek(n) // never blocks: n bytes are buffered
 	hasData := false
-	for {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			return false
+	switch r.ends {
+	case endsUnknown:
+		// Next has not returned an event yet; "no" is always safe.
+		return false
+	case endsCR:
+		if r.pendingCR && b[0] == '\n' {
+			b = b[1:]
 		}
-		line := trimEOL(b[:i+1])
-		b = b[i+1:]
+	}
+	for {
+		var line []byte
+		if r.ends == endsLF {
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				return false
+			}
+			line, b = trimEOL(b[:i+1]), b[i+1:]
+		} else {
+			end, next, _ := lineEnd(b, true)
+			if end < 0 {
+				return false
+			}
+			line, b = b[:end], b[next:]
+		}
 		switch {
 		case len(line) == 0:
 			if hasData {
@@ -166,22 +201,36 @@ func (r *Reader) scanBuffered() bool {
 	}
 }
 
-var dataField = []byte("data")
+var (
+	dataField = []byte("data")
+	bom       = []byte("\ufeff")
+)
 
 // readLine returns one line without its terminator. The slice aliases the
 // bufio buffer (or r's spill buffer for long lines) until the next read.
+//
+// The standard ends a line with CRLF, LF or a lone CR. Finding the first of
+// two bytes costs a second scan of every line, so the Reader learns the
+// stream's convention from its first line end: after LF or CRLF (every
+// provider seen) it reads with one LF scan per line as bufio does, and a
+// lone CR later in such a stream stays in the line; after a lone CR
+// (scanLine) it honours all three. Only a stream that mixes the two, which
+// no server does, is read otherwise than the standard says.
 func (r *Reader) readLine() ([]byte, error) {
+	if r.ends != endsLF {
+		return r.scanLine()
+	}
 	line, err := r.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
-		spill := append([]byte(nil), line...)
+		r.spill = append(r.spill[:0], line...)
 		for errors.Is(err, bufio.ErrBufferFull) {
-			if len(spill) > r.max {
+			if len(r.spill) > r.max {
 				return nil, fmt.Errorf("%w: line over %d bytes", ErrTooLarge, r.max)
 			}
 			line, err = r.br.ReadSlice('\n')
-			spill = append(spill, line...)
+			r.spill = append(r.spill, line...)
 		}
-		line = spill
+		line = r.spill
 	}
 	if err != nil {
 		if errors.Is(err, io.EOF) && len(line) > 0 {
@@ -190,6 +239,134 @@ func (r *Reader) readLine() ([]byte, error) {
 		return nil, err
 	}
 	return trimEOL(line), nil
+}
+
+// scanLine reads a line that may end with CRLF, LF or a lone CR: the
+// stream's first lines, and all lines of a stream that uses lone CRs. It
+// finds line ends in the buffered bytes itself, because bufio's ReadSlice
+// would wait for a LF that such a stream never sends. The stream's first
+// line end sets r.ends.
+func (r *Reader) scanLine() ([]byte, error) {
+	if r.pendingCR {
+		r.pendingCR = false
+		if b, err := r.br.Peek(1); err == nil {
+			lf := b[0] == '\n'
+			if lf {
+				_, _ = r.br.Discard(1)
+			}
+			if r.ends == endsUnknown {
+				r.ends = endsCR
+				if lf {
+					r.ends = endsLF
+					return r.readLine()
+				}
+			}
+		}
+	}
+	spilled := false
+	b, err := r.br.Peek(r.br.Buffered())
+	if len(b) == 0 {
+		b, err = r.br.Peek(1)
+	}
+	for from := 0; ; {
+		if end, next, cr := lineEnd(b[from:], r.ends == endsCR); end >= 0 {
+			end, next = from+end, from+next
+			line := b[:end]
+			if r.ends == endsUnknown && !cr {
+				r.ends = endsLF
+				if b[end] == '\r' && next == end+1 {
+					r.ends = endsCR
+				}
+			}
+			if spilled {
+				r.spill = append(r.spill, line...)
+				line = r.spill
+			}
+			_, _ = r.br.Discard(next)
+			r.pendingCR = cr
+			return r.firstLine(line), nil
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) && (len(b) > 0 || spilled && len(r.spill) > 0) {
+				line := b
+				if spilled {
+					r.spill = append(r.spill, b...)
+					line = r.spill
+				}
+				_, _ = r.br.Discard(len(b))
+				return r.firstLine(line), nil
+			}
+			return nil, err
+		}
+		if len(b) == r.br.Size() {
+			// The buffer is full with no line end in it: spill.
+			if !spilled {
+				spilled, r.spill = true, r.spill[:0]
+			}
+			if len(r.spill)+len(b) > r.max {
+				return nil, fmt.Errorf("%w: line over %d bytes", ErrTooLarge, r.max)
+			}
+			r.spill = append(r.spill, b...)
+			_, _ = r.br.Discard(len(b))
+			b, err = r.br.Peek(1)
+			from = 0
+			continue
+		}
+		// Wait for one byte more than is at hand; b[:from] holds no line end.
+		from = len(b)
+		b, err = r.br.Peek(len(b) + 1)
+	}
+}
+
+// lineEnd finds the first line end in b (CRLF, LF or a lone CR): the line
+// is b[:end] and the next one starts at b[next]; end is -1 when b holds no
+// line end. cr reports a CR that is b's last byte, whose LF, if it is one,
+// has not arrived yet. crFirst scans for the CR first: in a stream of lone
+// CRs a first scan for LF would cover all the buffered bytes at every line.
+func lineEnd(b []byte, crFirst bool) (end, next int, cr bool) {
+	var i int // the first CR, -1 if none comes before the first LF
+	if crFirst {
+		i = bytes.IndexByte(b, '\r')
+		before := b
+		if i >= 0 {
+			before = b[:i]
+		}
+		if lf := bytes.IndexByte(before, '\n'); lf >= 0 {
+			return lf, lf + 1, false
+		}
+		if i < 0 {
+			return -1, 0, false
+		}
+	} else {
+		lf := bytes.IndexByte(b, '\n')
+		line := b
+		if lf >= 0 {
+			line = b[:lf]
+		}
+		if i = bytes.IndexByte(line, '\r'); i < 0 {
+			if lf < 0 {
+				return -1, 0, false
+			}
+			return lf, lf + 1, false
+		}
+	}
+	switch {
+	case i+1 == len(b):
+		return i, i + 1, true
+	case b[i+1] == '\n':
+		return i, i + 2, false
+	}
+	return i, i + 1, false
+}
+
+// firstLine strips a byte order mark from the stream's first line, as the
+// standard says; some servers write one before their first event.
+func (r *Reader) firstLine(line []byte) []byte {
+	if !r.started {
+		r.started = true
+		line = bytes.TrimPrefix(line, bom)
+	}
+	return line
 }
 
 func trimEOL(b []byte) []byte {

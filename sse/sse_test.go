@@ -42,6 +42,20 @@ func TestReader(t *testing.T) {
 		{"last event without blank line", "data: x\n\ndata: y", []string{"x", "y"}},
 		{"empty data line is an event", "data:\n\n", []string{""}},
 		{"blank lines only", "\n\n\n", nil},
+		// The standard ends a line with CRLF, LF or a lone CR.
+		{"lone cr line endings", "data: x\r\rdata: y\r\r", []string{"x", "y"}},
+		{"mixed line endings", "data: a\rdata: b\n\r\ndata: c\r\n\rdata: d\n\n", []string{"a\nb", "c", "d"}},
+		{"lone cr inside a multi-line event", ": c\rdata: a\r\ndata: b\r\r\n", []string{"a\nb"}},
+		{"cr then lf split over reads", "data: a\r\n\r\ndata: b\r\n\r\n", []string{"a", "b"}},
+		// A stream that ended its first line with LF or CRLF is read with
+		// one LF scan per line: a lone CR later in it stays in the line (see
+		// Reader.readLine; no server mixes the two).
+		{"lone cr after lf line ends stays in the line", "data: a\n\ndata: b\rc\n\n", []string{"a", "b\rc"}},
+		// It also strips one U+FEFF at the start of the stream, and only there.
+		{"byte order mark at the start", "\ufeffdata: x\n\ndata: y\n\n", []string{"x", "y"}},
+		{"byte order mark before a comment", "\ufeff: hi\n\ndata: x\n\n", []string{"x"}},
+		{"only one byte order mark stripped", "\ufeff\ufeffdata: x\n\ndata: y\n\n", []string{"y"}},
+		{"byte order mark in data kept", "data: \ufeffx\n\n", []string{"\ufeffx"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,6 +112,8 @@ func TestReaderBuffered(t *testing.T) {
 		{"an event without data", "data: a\n\nevent: ping\n\n", false},
 		{"a field that only starts with data", "data: a\n\ndatum: x\n\n", false},
 		{"the done sentinel", "data: a\n\ndata: [DONE]\n\n", true},
+		{"next event whole, lone cr", "data: a\r\rdata: b\r\r", true},
+		{"next event cut, lone cr", "data: a\r\rdata: b\r", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -266,12 +282,32 @@ func BenchmarkReaderWriter(b *testing.B) {
 	}
 }
 
+// BenchmarkReaderLineEnds reads one chunk per op with each kind of line end
+// the standard allows (OpenAI-style providers send LF, some proxies CRLF).
+func BenchmarkReaderLineEnds(b *testing.B) {
+	const event = `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hello"},"finish_reason":null}]}`
+	for _, eol := range []struct{ name, eol string }{{"lf", "\n"}, {"crlf", "\r\n"}, {"cr", "\r"}} {
+		b.Run(eol.name, func(b *testing.B) {
+			chunk := []byte(event + eol.eol + eol.eol)
+			r := NewReader(&repeatReader{chunk: chunk})
+			b.SetBytes(int64(len(chunk)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.Next(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // FuzzReaderChunking checks that how the bytes are split never changes the
 // events: providers' TCP segments cut events anywhere.
 func FuzzReaderChunking(f *testing.F) {
 	f.Add([]byte("data: {\"a\":\"\\u00e9\"}\n\ndata: [DONE]\n\n"), uint8(3))
 	f.Add([]byte(": c\r\ndata: x\r\ndata: y\r\n\r\n"), uint8(1))
 	f.Add([]byte("data: a\n\n: k\n\nevent: e\n\ndata:b\n\ndata: [DONE]\n\n"), uint8(15))
+	f.Add([]byte("\ufeffdata: a\r\rdata: b\r\n\r\ndata: c\r\rdata: [DONE]\r\r"), uint8(2))
 	f.Fuzz(func(t *testing.T, in []byte, step uint8) {
 		whole := readAllErr(bytes.NewReader(in))
 		chunked := readAllErr(&stepReader{b: in, step: int(step%16) + 1})
