@@ -3,6 +3,7 @@ package interceptors
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -244,21 +245,8 @@ func AddTools(body, tools []byte, names []string) ([]byte, error) {
 	case !cur.IsArray():
 		return nil, fmt.Errorf("%w: 'tools' must be an array", ErrBadRequest)
 	}
-	var clash error
-	cur.ForEach(func(_, t gjson.Result) bool {
-		for _, path := range [...]string{"function.name", "custom.name"} {
-			n := t.Get(path).String()
-			for _, reserved := range names {
-				if n != "" && n == reserved {
-					clash = fmt.Errorf("%w: the tool name %q is reserved by paygate for payments; rename your tool", ErrBadRequest, n)
-					return false
-				}
-			}
-		}
-		return true
-	})
-	if clash != nil {
-		return nil, clash
+	if err := checkToolNames(cur.Raw, names); err != nil {
+		return nil, err
 	}
 	if len(inner) == 0 {
 		return append([]byte(nil), body...), nil
@@ -277,6 +265,52 @@ func AddTools(body, tools []byte, names []string) ([]byte, error) {
 	out = append(out, inner...)
 	out = append(out, body[end:]...)
 	return out, nil
+}
+
+// checkToolNames refuses a client tool named like one of names, in the
+// JSON array arr. It reads every copy of an entry's "function" or "custom"
+// member and of their "name", also those spelled in another case: paygate
+// forwards them all, and a provider's parser may take any one (most keep
+// the last of a repeated member, Go's encoding/json matches member names
+// case-insensitively), so checking only the first would let a client tool
+// pass for a payment tool that paygate then executes.
+func checkToolNames(arr string, names []string) error {
+	for i := 1; ; {
+		e, ok := nextMember(arr, i, false)
+		if !ok {
+			return nil
+		}
+		i = e.end
+		if arr[e.at] != '{' {
+			continue
+		}
+		for j := e.at + 1; ; {
+			m, ok := nextMember(arr, j, true)
+			if !ok {
+				break
+			}
+			j = m.end
+			if arr[m.at] != '{' {
+				continue
+			}
+			if k := keyName(m.key); !strings.EqualFold(k, "function") && !strings.EqualFold(k, "custom") {
+				continue
+			}
+			for l := m.at + 1; ; {
+				f, ok := nextMember(arr, l, true)
+				if !ok {
+					break
+				}
+				l = f.end
+				if !strings.EqualFold(keyName(f.key), "name") {
+					continue
+				}
+				if n := stringValue(arr[f.at:f.end]); n != "" && slices.Contains(names, n) {
+					return fmt.Errorf("%w: the tool name %q is reserved by paygate for payments; rename your tool", ErrBadRequest, n)
+				}
+			}
+		}
+	}
 }
 
 // AppendTools is AddTools for a body the caller knows has no "tools" member

@@ -159,6 +159,21 @@ func TestAddTools(t *testing.T) {
 		{name: "a client tool named like a payment tool", body: `{"tools":[{"type":"function","function":{"name":"create_order"}}]}`, wantErr: true},
 		{name: "a custom tool named like a payment tool", body: `{"tools":[{"type":"custom","custom":{"name":"request_refund"}}]}`, wantErr: true},
 		{name: "tools not an array", body: `{"tools":{"name":"x"}}`, wantErr: true},
+		// A provider's parser may read any copy of a repeated or case-variant
+		// member (most keep the last duplicate; Go's encoding/json matches
+		// names case-insensitively), so every copy is checked.
+		{name: "a payment name in the last of two names", body: `{"tools":[{"type":"function","function":{"name":"lookup","name":"create_order"}}]}`, wantErr: true},
+		{name: "a payment name in the last of two function objects", body: `{"tools":[{"type":"function","function":{"name":"lookup"},"function":{"name":"create_order"}}]}`, wantErr: true},
+		{name: "a payment name under a case-variant name key", body: `{"tools":[{"type":"function","function":{"name":"lookup","Name":"create_order"}}]}`, wantErr: true},
+		{name: "a payment name under a case-variant function key", body: `{"tools":[{"type":"function","function":{"name":"lookup"},"FUNCTION":{"name":"create_order"}}]}`, wantErr: true},
+		{name: "a payment name under an escaped name key", body: `{"tools":[{"type":"function","function":{"name":"lookup","n\u0061me":"create_order"}}]}`, wantErr: true},
+		{name: "a payment name spelled with escapes", body: `{"tools":[{"type":"function","function":{"name":"create\u005forder"}}]}`, wantErr: true},
+		{
+			name:      "two names that are both the client's own",
+			body:      `{"model":"m","tools":[{"type":"function","function":{"name":"lookup","name":"get_weather"}}]}`,
+			wantNames: `["lookup","create_order","query_order","request_refund"]`,
+			prefix:    `{"model":"m","tools":[{"type":"function","function":{"name":"lookup","name":"get_weather"}}`,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
