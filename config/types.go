@@ -220,7 +220,8 @@ type Payments struct {
 	// Default "simulator".
 	Backend string `yaml:"backend"`
 	// DedupeWindow is how long a purchase claim lives after it was last asked
-	// for. Default 10m.
+	// for; an order of the purchase still payable or awaiting approval is
+	// returned after it too. Default 10m.
 	DedupeWindow Duration `yaml:"dedupe_window"`
 	// OrderTTL is how long an order stays payable before it expires. Default 2h.
 	OrderTTL  Duration  `yaml:"order_ttl"`

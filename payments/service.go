@@ -87,7 +87,8 @@ type Options struct {
 	AppID string
 
 	// DedupeWindow is how long a purchase claim lives after it was last asked
-	// for (payments.dedupe_window, default 10m).
+	// for (payments.dedupe_window, default 10m). A purchase whose order is
+	// still open when its claim lapses gets that order back all the same.
 	DedupeWindow time.Duration
 	// OrderTTL is how long an order awaits payment before it expires and is
 	// closed (default 30m); sent to WeChat Pay as time_expire.
@@ -262,8 +263,10 @@ type CreateResult struct {
 // CreateOrder creates the purchase's order idempotently (SPEC 4): claim the
 // purchase, commit the order as `creating`, prepay at WeChat Pay, commit
 // `awaiting_payment`. A repeated call within the dedupe window returns the same
-// order; once it is closed, expired, rejected or refunded in full a new
-// generation gets a new number.
+// order, and so does one after it while that order is still open (creating,
+// awaiting payment or held for approval: it could still be paid, so a second
+// order would be a second charge); once it is closed, expired, rejected or
+// refunded in full a new generation gets a new number.
 func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateResult, error) {
 	if req.Client == "" || req.User == "" {
 		return nil, ErrUserRequired
@@ -290,8 +293,27 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 	if err != nil {
 		return nil, fmt.Errorf("claim purchase: %w", err)
 	}
-	for round := 0; round < 5; round++ {
+	for round := 0; round < 6; round++ {
 		if created {
+			// A new generation: the claim lapsed (it lives dedupe_window
+			// from the last ask, an order order_ttl or approval_ttl) or its
+			// order settled. An order of the purchase still open must be
+			// returned, not joined by a second payable one: bind the claim
+			// to it. Only this caller holds the new generation, so no other
+			// can start an order meanwhile.
+			open, err := s.openOrderOf(ctx, req, key, claim.OrderNo)
+			if err != nil {
+				s.releaseClaim(ctx, key, claim)
+				return nil, err
+			}
+			if open != nil {
+				s.log.InfoContext(ctx, "purchase asked again past its claim; its open order returned", "order_no", open.OrderNo, "status", open.Status)
+				if claim, _, err = s.store.AdvanceClaim(ctx, key, claim.Generation, open.OrderNo, s.opts.DedupeWindow); err != nil {
+					return nil, fmt.Errorf("bind claim to open order %s: %w", open.OrderNo, err)
+				}
+				created = false
+				continue
+			}
 			res, next, err := s.createFresh(ctx, req, item, amount, key, claim)
 			if next == nil {
 				return res, err
@@ -304,7 +326,12 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 		if released(claim) {
 			err = store.ErrNotFound // a refused purchase's claim: judge afresh
 		} else {
-			o, err = s.awaitClaimed(ctx, claim.OrderNo)
+			var moved *movedClaim
+			o, moved, err = s.awaitClaimed(ctx, key, claim)
+			if moved != nil {
+				claim, created = moved.claim, moved.created
+				continue
+			}
 		}
 		if errors.Is(err, store.ErrNotFound) {
 			// The claimer never recorded its order (it died, or stalls): take
@@ -367,33 +394,104 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 	return nil, fmt.Errorf("%w: the purchase's claim keeps moving", ErrInProgress)
 }
 
+// movedClaim is the claim a waiter found its purchase bound to instead of
+// the number it waited for; created: the waiter itself holds it, new.
+type movedClaim struct {
+	claim   store.Claim
+	created bool
+}
+
 // awaitClaimed reads the claimed order, waiting briefly for a claimer that has
 // not yet recorded it (up to 3s) or is still prepaying it (up to PrepayTimeout
 // and a little more), so concurrent requests for one purchase all get its
-// order.
-func (s *Service) awaitClaimed(ctx context.Context, no string) (*store.Order, error) {
+// order. While the number is unrecorded it also re-reads the claim: the
+// claimer may have bound it to an order still open from an earlier
+// generation instead (CreateOrder), and then never records the number; the
+// moved claim is returned to follow.
+func (s *Service) awaitClaimed(ctx context.Context, key string, claim store.Claim) (*store.Order, *movedClaim, error) {
 	pause := 5 * time.Millisecond
 	start := s.now()
-	for {
-		o, err := s.store.GetOrder(ctx, no)
+	for miss := 0; ; {
+		o, err := s.store.GetOrder(ctx, claim.OrderNo)
 		waited := s.now().Sub(start)
+		if errors.Is(err, store.ErrNotFound) {
+			if miss++; miss > 1 {
+				c, created, cerr := s.store.ClaimPurchase(ctx, key, s.newNo(s.now()), s.opts.DedupeWindow)
+				if cerr != nil {
+					return nil, nil, fmt.Errorf("re-read claim: %w", cerr)
+				}
+				if created || c.OrderNo != claim.OrderNo {
+					return nil, &movedClaim{c, created}, nil
+				}
+			}
+		}
 		switch {
 		case errors.Is(err, store.ErrNotFound) && waited < 3*time.Second:
 		case err == nil && o.Status == store.StatusCreating && s.now().Sub(o.CreatedAt) < s.opts.CreatingGrace &&
 			waited < s.opts.PrepayTimeout+2*time.Second:
 		default:
-			return o, err
+			return o, nil, err
 		}
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-t.C:
 		}
 		if pause < 100*time.Millisecond {
 			pause *= 2
 		}
+	}
+}
+
+// openOrderHorizon bounds how far back openOrderOf looks: an order is open at
+// most until its deadline, which is at most ApprovalTTL (held) plus OrderTTL
+// (approved at the last moment) after it was made. Twice that covers orders
+// whose deadlines were set under a config with up to twice these durations.
+func (s *Service) openOrderHorizon() time.Duration {
+	return 2 * (s.opts.Rules.ApprovalTTL + s.opts.OrderTTL)
+}
+
+// holdsPurchase reports whether an order of this status still binds its
+// purchase: it may yet be paid (creating, awaiting_payment) or approved
+// (approval_required).
+func holdsPurchase(st store.OrderStatus) bool {
+	return Pending(st) || st == store.StatusApprovalRequired
+}
+
+// openOrderOf returns the newest order of the purchase key, other than
+// except, that still holds the purchase, or nil. It reads the user's orders
+// newest first back to openOrderHorizon. No order that it passes over as
+// settled can become open again; one recorded after it looked by a claimer
+// of an earlier generation that stalled finds the claim moved on when it
+// re-checks (createFresh) and is closed before any prepay.
+func (s *Service) openOrderOf(ctx context.Context, req CreateRequest, key, except string) (*store.Order, error) {
+	horizon := s.now().Add(-s.openOrderHorizon())
+	f := store.OrderFilter{Client: req.Client, User: req.User, Limit: store.MaxListLimit}
+	for {
+		page, err := s.store.ListOrders(ctx, f)
+		if err != nil {
+			return nil, fmt.Errorf("look for the purchase's open order: %w", err)
+		}
+		for _, o := range page {
+			if o.CreatedAt.Before(horizon) {
+				return nil, nil
+			}
+			if o.ClaimKey == key && o.OrderNo != except && holdsPurchase(o.Status) {
+				return o, nil
+			}
+		}
+		if len(page) < f.Limit {
+			return nil, nil
+		}
+		// Resume just after the last order's instant: orders made at that
+		// same instant are read twice rather than skipped.
+		next := page[len(page)-1].CreatedAt.Add(time.Microsecond)
+		if !f.Before.IsZero() && !next.Before(f.Before) {
+			return nil, fmt.Errorf("look for the purchase's open order: over %d orders made within a microsecond", f.Limit)
+		}
+		f.Before = next
 	}
 }
 

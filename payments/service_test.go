@@ -341,3 +341,88 @@ func TestCreateOrderToolReportsPrepayOutcome(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateOrderPastDedupeWindowKeepsOpenOrder: a purchase's claim lapses
+// dedupe_window after the last ask, but its order stays payable for order_ttl
+// (or waits for a manager for approval_ttl). Asked again in between, however
+// many requests at once, the purchase must get that same order back — a
+// second payable order would let the user pay twice for one purchase. Once
+// the order is past its deadline, the next ask makes a new one.
+func TestCreateOrderPastDedupeWindowKeepsOpenOrder(t *testing.T) {
+	tests := []struct {
+		name     string
+		quantity int
+		approval bool
+		want     store.OrderStatus
+	}{
+		{name: "awaiting payment", quantity: 1, want: store.StatusAwaitingPayment},
+		{name: "held for approval", quantity: 2, approval: true, want: store.StatusApprovalRequired},
+	}
+	for _, driver := range drivers(t) {
+		for _, tt := range tests {
+			t.Run(driver+"/"+tt.name, func(t *testing.T) {
+				e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
+					o.DedupeWindow = 10 * time.Minute // config defaults
+					o.OrderTTL = 2 * time.Hour
+					if tt.approval {
+						o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
+					}
+				}})
+				ctx := context.Background()
+				req := payments.CreateRequest{Client: "shop-bot", User: "oUser-past-window", SKU: "premium-monthly", Quantity: tt.quantity}
+				first, err := e.svc.CreateOrder(ctx, req)
+				if err != nil || first.Order.Status != tt.want {
+					t.Fatalf("first: %+v, %v; want %s", first, err, tt.want)
+				}
+				no := first.Order.OrderNo
+				// Back after the window, twice (the claim lapses again).
+				for round := range 2 {
+					e.clock.Advance(11 * time.Minute)
+					const n = 20
+					got := make([]*payments.CreateResult, n)
+					errs := make([]error, n)
+					var wg sync.WaitGroup
+					start := make(chan struct{})
+					for i := range n {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							<-start
+							got[i], errs[i] = e.svc.CreateOrder(ctx, req)
+						}()
+					}
+					close(start)
+					wg.Wait()
+					for i := range n {
+						if errs[i] != nil || got[i] == nil || got[i].Order.OrderNo != no || got[i].Order.Status != tt.want {
+							var o store.Order
+							if got[i] != nil && got[i].Order != nil {
+								o = *got[i].Order
+							}
+							t.Fatalf("round %d, call %d: order %q (%s, generation %d), %v; want %s (%s) again", round, i, o.OrderNo, o.Status, o.Generation, errs[i], no, tt.want)
+						}
+						if tt.want == store.StatusAwaitingPayment && got[i].Payment == nil {
+							t.Errorf("round %d, call %d: no payment parameters", round, i)
+						}
+					}
+				}
+				list, err := e.svc.UserOrders(ctx, "shop-bot", req.User, 0)
+				if err != nil || len(list) != 1 {
+					t.Errorf("the user's orders: %d, %v; want the one", len(list), err)
+				}
+				if n := e.sim.OrderCount(); n != map[bool]int{false: 1, true: 0}[tt.approval] {
+					t.Errorf("orders at the simulator: %d", n)
+				}
+				// Past the order's own deadline the purchase starts afresh.
+				e.clock.Advance(first.Order.ExpiresAt.Sub(e.clock.Now()) + time.Minute)
+				next, err := e.svc.CreateOrder(ctx, req)
+				if err != nil || next.Order.OrderNo == no || next.Order.Status != tt.want {
+					t.Fatalf("past the deadline: %+v, %v; want a new %s order", next, err, tt.want)
+				}
+				if s := e.order(no).Status; s != store.StatusExpired {
+					t.Errorf("the first order past its deadline: %s; want expired", s)
+				}
+			})
+		}
+	}
+}
