@@ -99,9 +99,13 @@ func adminLimit(r *http.Request) (int, bool) {
 	return n, true
 }
 
-// handleAdminOrders lists orders, newest first. Filters: status, user (with
-// client, or across every configured client), client, limit, and before (an
-// RFC 3339 created_at cursor for the next page).
+// handleAdminOrders lists orders, newest first (orders of one instant by
+// number, descending). Filters: status, user (with client, or across every
+// configured client), client, limit, and before: the next_before of the
+// previous page, or an RFC 3339 time. created_at is shown to the second, so
+// paging by it would skip the rest of that second's orders; next_before
+// names the last order exactly (its creation time to the nanosecond and its
+// number) and is null when the page was not full.
 func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit, ok := adminLimit(r)
@@ -115,12 +119,12 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if b := q.Get("before"); b != "" {
-		t, err := time.Parse(time.RFC3339Nano, b)
+		t, no, err := parseOrderCursor(b)
 		if err != nil {
-			adminError(w, http.StatusBadRequest, "before must be an RFC 3339 time")
+			adminError(w, http.StatusBadRequest, "before must be a next_before cursor or an RFC 3339 time")
 			return
 		}
-		f.Before = t
+		f.Before, f.BeforeOrderNo = t, no
 	}
 	clients := []string{f.Client}
 	if f.User != "" && f.Client == "" {
@@ -141,11 +145,33 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 		}
 		all = append(all, got...)
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].CreatedAt.After(all[j].CreatedAt) })
+	sort.SliceStable(all, func(i, j int) bool { return store.OrderListedBefore(all[i], all[j]) })
 	if len(all) > limit {
 		all = all[:limit]
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"orders": adminOrders(all)})
+	var next any // null: no more pages
+	if len(all) == limit {
+		next = orderCursor(all[len(all)-1])
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"orders": adminOrders(all), "next_before": next})
+}
+
+// orderCursor is the admin order list's next_before after o: its creation
+// time to the nanosecond, a comma (never in an RFC 3339 time), and its
+// number, which orders the orders of one instant.
+func orderCursor(o *store.Order) string {
+	return o.CreatedAt.UTC().Format(time.RFC3339Nano) + "," + o.OrderNo
+}
+
+// parseOrderCursor reads ?before=: an orderCursor, or a bare RFC 3339 time
+// (strictly before it; no order number).
+func parseOrderCursor(s string) (time.Time, string, error) {
+	ts, no, _ := strings.Cut(s, ",")
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return time.Time{}, "", err
+	}
+	return t, no, nil
 }
 
 func (s *Server) handleAdminApprovals(w http.ResponseWriter, r *http.Request) {

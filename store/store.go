@@ -113,17 +113,45 @@ type Order struct {
 }
 
 // OrderFilter selects orders for ListOrders. Zero fields do not filter. Results
-// are newest first (by CreatedAt).
+// are newest first (by CreatedAt), orders created at the same instant by
+// OrderNo descending (OrderListedBefore), so that a page's last order is an
+// exact cursor for the next page.
 type OrderFilter struct {
 	Client string
 	User   string // requires Client
 	Status OrderStatus
-	// Before, when set, returns only orders created strictly before it: the
-	// cursor for paging (pass the last CreatedAt of the previous page).
-	Before time.Time
+	// Before, when set, returns only orders created strictly before it, or,
+	// with BeforeOrderNo, orders listed after (Before, BeforeOrderNo): pass
+	// the previous page's last CreatedAt and OrderNo. A time alone skips the
+	// orders created at that same instant that did not fit on the page;
+	// the pair never skips or repeats one.
+	Before        time.Time
+	BeforeOrderNo string // only with Before
 	// Limit caps the result; 0 means DefaultListLimit, and it is capped at
 	// MaxListLimit.
 	Limit int
+}
+
+// OrderListedBefore reports whether ListOrders lists a before b: a was
+// created later, or at the same instant with a greater order number.
+func OrderListedBefore(a, b *Order) bool {
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.After(b.CreatedAt)
+	}
+	return a.OrderNo > b.OrderNo
+}
+
+// PastCursor reports whether o belongs after f's cursor (Before,
+// BeforeOrderNo); true for every order when f has no cursor.
+func (f OrderFilter) PastCursor(o *Order) bool {
+	switch {
+	case f.Before.IsZero():
+		return true
+	case o.CreatedAt.Equal(f.Before):
+		return f.BeforeOrderNo != "" && o.OrderNo < f.BeforeOrderNo
+	default:
+		return o.CreatedAt.Before(f.Before)
+	}
 }
 
 // Listing limits for ListOrders.

@@ -203,7 +203,7 @@ func (d *DB) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Orde
 		default:
 			bucket = bAllOrders
 		}
-		return scanNewest(tx.Bucket(bucket), prefix, f.Before, func(no []byte) (bool, error) {
+		return scanNewest(tx.Bucket(bucket), prefix, f.Before, f.BeforeOrderNo, func(no []byte) (bool, error) {
 			o, err := getOrder(tx, no)
 			if err != nil {
 				return false, err
@@ -218,14 +218,16 @@ func (d *DB) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Orde
 }
 
 // scanNewest walks index keys prefix+ts(8)+orderNo from the newest down, starting
-// strictly before before (when set), calling fn with each order number until fn
-// says stop.
-func scanNewest(b *bolt.Bucket, prefix []byte, before time.Time, fn func(no []byte) (bool, error)) error {
+// strictly below prefix+ts(before)+beforeNo (when before is set), calling fn
+// with each order number until fn says stop. Keys of one instant sort by
+// order number, so the walk is store.OrderListedBefore's order and the
+// (before, beforeNo) cursor resumes exactly after the order it names.
+func scanNewest(b *bolt.Bucket, prefix []byte, before time.Time, beforeNo string, fn func(no []byte) (bool, error)) error {
 	c := b.Cursor()
 	var k []byte
 	start := prefixEnd(prefix)
 	if !before.IsZero() {
-		start = join(prefix, ts(before))
+		start = join(prefix, ts(before), []byte(beforeNo))
 	}
 	if start == nil {
 		k, _ = c.Last()
@@ -266,7 +268,7 @@ func (d *DB) LoadUserState(ctx context.Context, client, user string) (*store.Use
 	}
 	prefix := userPrefix(client, user)
 	err := d.view(ctx, func(tx *bolt.Tx) error {
-		return scanNewest(tx.Bucket(bUserOrders), prefix, time.Time{}, func(no []byte) (bool, error) {
+		return scanNewest(tx.Bucket(bUserOrders), prefix, time.Time{}, "", func(no []byte) (bool, error) {
 			o, err := getOrder(tx, no)
 			if err != nil {
 				return false, err

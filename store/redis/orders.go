@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
@@ -149,7 +150,11 @@ func orderFromHMGet(no string, vals []any) (*store.Order, error) {
 // ListOrders implements store.Orders. The index (the user's, the status's or
 // the global one) proposes candidates newest first; each candidate is read from
 // its authoritative record and filtered, so a stale index entry never shows a
-// wrong status.
+// wrong status. The index scores are microseconds and orders of one
+// microsecond come out by number, not by their exact creation time: so the
+// cursor's own microsecond is read too (and filtered exactly), the
+// microsecond of the last order taken is read to its end, and the page is
+// sorted into store.OrderListedBefore's order before it is cut to the limit.
 func (s *Store) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Order, error) {
 	limit := f.Limit
 	if limit <= 0 {
@@ -170,17 +175,23 @@ func (s *Store) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.O
 	}
 	maxScore := "+inf"
 	if !f.Before.IsZero() {
-		maxScore = "(" + strconv.FormatInt(score(f.Before), 10)
+		maxScore = strconv.FormatInt(score(f.Before), 10) // inclusive: PastCursor decides
 	}
 	var out []*store.Order
+	full, last := false, 0.0 // last: the score of the limit-th order taken
 	batch := int64(limit + 16)
-	for offset := int64(0); len(out) < limit; offset += batch {
-		nos, err := s.c.ZRevRangeByScore(ctx, index, &goredis.ZRangeBy{Max: maxScore, Min: "-inf", Offset: offset, Count: batch}).Result()
+scan:
+	for offset := int64(0); ; offset += batch {
+		zs, err := s.c.ZRevRangeByScoreWithScores(ctx, index, &goredis.ZRangeBy{Max: maxScore, Min: "-inf", Offset: offset, Count: batch}).Result()
 		if err != nil {
 			return nil, mapErr("list orders", err)
 		}
-		if len(nos) == 0 {
+		if len(zs) == 0 {
 			break
+		}
+		nos := make([]string, len(zs))
+		for i, z := range zs {
+			nos[i], _ = z.Member.(string)
 		}
 		cmds := make([]*goredis.SliceCmd, len(nos))
 		_, err = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
@@ -194,6 +205,9 @@ func (s *Store) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.O
 			return nil, mapErr("list orders", err)
 		}
 		for i, cmd := range cmds {
+			if full && zs[i].Score != last {
+				break scan
+			}
 			o, err := orderFromHMGet(nos[i], cmd.Val())
 			if errors.Is(err, store.ErrNotFound) {
 				continue // an intent whose create never ran
@@ -202,16 +216,20 @@ func (s *Store) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.O
 				return nil, err
 			}
 			if (f.Client == "" || o.Client == f.Client) && (f.User == "" || o.User == f.User) &&
-				(f.Status == "" || o.Status == f.Status) && (f.Before.IsZero() || o.CreatedAt.Before(f.Before)) {
+				(f.Status == "" || o.Status == f.Status) && f.PastCursor(o) {
 				out = append(out, o)
-				if len(out) == limit {
-					break
+				if !full && len(out) == limit {
+					full, last = true, zs[i].Score
 				}
 			}
 		}
-		if int64(len(nos)) < batch {
+		if int64(len(zs)) < batch {
 			break
 		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return store.OrderListedBefore(out[i], out[j]) })
+	if len(out) > limit {
+		out = out[:limit]
 	}
 	return out, nil
 }

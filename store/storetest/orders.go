@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -202,6 +203,87 @@ func testListOrders(t *testing.T, open Opener) {
 				if nos[i] != tc.want[i] {
 					t.Fatalf("got %v; want %v", nos, tc.want)
 				}
+			}
+		})
+	}
+}
+
+// testListOrdersCursor pages with the (CreatedAt, OrderNo) cursor of each
+// page's last order through orders that share a creation time, to the
+// nanosecond or only to the microsecond (the Redis index's resolution): every
+// page size must visit every order once, in ListOrders' order.
+func testListOrdersCursor(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	base := clock.Now() // a whole second
+	created := map[string]time.Time{
+		"T5": base.Add(time.Second),
+		"T0": base.Add(300 * time.Nanosecond), // same microsecond as base, newer
+		"T9": base.Add(100 * time.Nanosecond), // same microsecond, numbered above T0 but older
+		"T1": base, "T2": base, "T3": base,    // the same nanosecond: by number, descending
+		"T4": base.Add(-time.Nanosecond), // the microsecond before
+	}
+	for no, at := range created {
+		mustNil(t, "CreateOrder", st.CreateOrder(ctx, NewOrder(no, "shop", "u1", at)))
+	}
+	want := []string{"T5", "T0", "T9", "T3", "T2", "T1", "T4"}
+
+	filters := []struct {
+		name   string
+		filter store.OrderFilter
+	}{
+		{"all", store.OrderFilter{}},
+		{"by client", store.OrderFilter{Client: "shop"}},
+		{"by user", store.OrderFilter{Client: "shop", User: "u1"}},
+		{"by status", store.OrderFilter{Status: store.StatusAwaitingPayment}},
+	}
+	for _, fc := range filters {
+		for _, limit := range []int{1, 2, 3, 4, len(want)} {
+			t.Run(fmt.Sprintf("%s limit %d", fc.name, limit), func(t *testing.T) {
+				var seen []string
+				f := fc.filter
+				f.Limit = limit
+				for range len(want) + 1 {
+					page, err := st.ListOrders(ctx, f)
+					mustNil(t, "ListOrders", err)
+					if len(page) == 0 {
+						break
+					}
+					for _, o := range page {
+						seen = append(seen, o.OrderNo)
+					}
+					last := page[len(page)-1]
+					f.Before, f.BeforeOrderNo = last.CreatedAt, last.OrderNo
+				}
+				if fmt.Sprint(seen) != fmt.Sprint(want) {
+					t.Errorf("paged through %v; want %v", seen, want)
+				}
+			})
+		}
+	}
+
+	cases := []struct {
+		name   string
+		filter store.OrderFilter
+		want   []string
+	}{
+		{"time only is strictly before", store.OrderFilter{Before: base}, []string{"T4"}},
+		{"time only, sub-microsecond", store.OrderFilter{Before: base.Add(200 * time.Nanosecond)}, []string{"T9", "T3", "T2", "T1", "T4"}},
+		{"mid-tie", store.OrderFilter{Before: base, BeforeOrderNo: "T2"}, []string{"T1", "T4"}},
+		{"number above every tie", store.OrderFilter{Before: base, BeforeOrderNo: "T99"}, []string{"T3", "T2", "T1", "T4"}},
+		{"number without a time does not filter", store.OrderFilter{BeforeOrderNo: "T2", Limit: 2}, []string{"T5", "T0"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := st.ListOrders(ctx, tc.filter)
+			mustNil(t, "ListOrders", err)
+			var nos []string
+			for _, o := range got {
+				nos = append(nos, o.OrderNo)
+			}
+			if fmt.Sprint(nos) != fmt.Sprint(tc.want) {
+				t.Errorf("got %v; want %v", nos, tc.want)
 			}
 		})
 	}

@@ -107,13 +107,15 @@ export async function orders(panel, ctx) {
   let before = '';
   async function load(more = false) {
     if (!more) { rows = []; before = ''; loading(list); }
-    let got;
+    let page;
     try {
-      got = (await api('/admin/api/orders' + qs({ status: orderFilter.status, user: orderFilter.user, limit: 500, before }))).orders;
+      page = await api('/admin/api/orders' + qs({ status: orderFilter.status, user: orderFilter.user, limit: 500, before }));
     } catch (e) { return failed(list, e); }
-    rows = rows.concat(got);
-    if (got.length > 0) before = got[got.length - 1].created_at;
-    draw(got.length === 500);
+    rows = rows.concat(page.orders);
+    // The API's own cursor: created_at is to the second, and paging by it
+    // would skip the orders of that second that did not fit on this page.
+    before = page.next_before || '';
+    draw(before !== '');
   }
 
   function draw(hasMore) {
