@@ -16,7 +16,8 @@ import (
 // handlePassthrough forwards every other /v1/* path (embeddings, moderations,
 // …) to the targets of the body's model with the same failover, moving only
 // between targets that serve the same upstream model: vectors of two models
-// never mix.
+// never mix. The model and the user are read from a JSON body or from a
+// multipart/form-data one (image edits, audio), alike.
 func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	path, ok := upstreamPath(r.URL)
 	if !ok {
@@ -39,7 +40,19 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	}
 	model := ""
 	ct := r.Header.Get("Content-Type")
-	if len(body) > 0 && jsonBody(ct, body) {
+	boundary, isForm, ferr := formBoundary(ct)
+	if len(body) > 0 && ferr != nil {
+		writeError(w, badRequest("paygate: "+ferr.Error()))
+		return
+	}
+	if len(body) > 0 && isForm {
+		// A form's "model" and "user" fields are read and rewritten as
+		// the JSON members are below.
+		if body, model, aerr = s.passthroughForm(r, body, boundary); aerr != nil {
+			writeError(w, aerr)
+			return
+		}
+	} else if len(body) > 0 && jsonBody(ct, body) {
 		// A repeated model, user or drop_fields member is refused, as on
 		// chat completions: paygate would route and rewrite by the first,
 		// the provider read the last.
@@ -69,8 +82,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if model != "" && !s.up.HasModel(model) {
-			writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found", Param: "model",
-				Message: "The model `" + model + "` does not exist on this paygate."})
+			writeError(w, modelNotFound(model))
 			return
 		}
 	}
@@ -90,6 +102,13 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	defer resp.Close()
 	setPaygateHeaders(w.Header(), resp)
 	writeUpstreamBody(w, resp)
+}
+
+// modelNotFound is the 404 for a model the config does not name, worded as
+// OpenAI's.
+func modelNotFound(model string) *apiError {
+	return &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found", Param: "model",
+		Message: "The model `" + model + "` does not exist on this paygate."}
 }
 
 // upstreamPath is the client's path below /v1, escaped as the client sent

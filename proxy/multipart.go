@@ -1,0 +1,282 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// A multipart/form-data body (OpenAI's images/edits, images/variations,
+// audio transcriptions) carries "model" and "user" as form fields, which
+// the provider reads like JSON members: the OpenID must not reach it there
+// either (SPEC 2.2), and "model" routes and is rewritten as in a JSON body.
+//
+// paygate and the provider must see the same parts, or a "user" paygate
+// did not see would reach the provider. Parsers differ on everything a
+// well-formed form never has (Werkzeug splits on a bare LF before the
+// boundary, some parsers fold header lines, RFC 2231 names are stitched
+// differently), so paygate splits the body strictly and refuses a body
+// that has any of it, rather than guess which reading the provider makes.
+
+// passthroughForm applies to a multipart/form-data body the rules of a
+// JSON passthrough body: a "model" field routes (model is "" without one)
+// and is rewritten to the upstream name; a "user" field is replaced as
+// privacy.forward_user says, or removed; either given twice is refused,
+// since paygate would act on the first and the provider may read the last.
+// Every other byte, the boundary and all other parts (files) included,
+// stays as the bot sent it.
+func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) ([]byte, string, *apiError) {
+	parts, err := splitForm(body, boundary)
+	if err != nil {
+		return nil, "", badRequest("paygate: " + err.Error() + "; send the form as HTTP client libraries write one")
+	}
+	modelAt, userAt := -1, -1
+	for i, p := range parts {
+		var at *int
+		switch p.name {
+		case "model":
+			at = &modelAt
+		case "user":
+			at = &userAt
+		default:
+			continue
+		}
+		if *at >= 0 {
+			return nil, "", badRequest(fmt.Sprintf("paygate: the form field %q appears more than once; send it once", p.name))
+		}
+		if p.encoded {
+			return nil, "", badRequest(fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding; send it as plain text", p.name))
+		}
+		*at = i
+	}
+	// repl holds each part's new content; drop marks a part removed.
+	repl := make([][]byte, len(parts))
+	drop := -1
+	model := ""
+	if modelAt >= 0 {
+		p := parts[modelAt]
+		model = string(body[p.content:p.end])
+		if model != "" && !s.up.HasModel(model) {
+			return nil, "", modelNotFound(model)
+		}
+		if up, ok := s.upstreamModel(model); ok {
+			repl[modelAt] = []byte(up)
+		}
+	}
+	if userAt >= 0 {
+		p := parts[userAt]
+		user := openID(r.Header)
+		if user == "" {
+			user = string(body[p.content:p.end])
+		}
+		if v, ok := s.privacy.Forward(reqInfo(r).client.Name, user); ok && user != "" {
+			repl[userAt] = []byte(v)
+		} else {
+			drop = userAt
+		}
+	}
+	if modelAt < 0 && userAt < 0 {
+		return body, model, nil
+	}
+	out := make([]byte, 0, len(body)+64)
+	first := true
+	for i, p := range parts {
+		if i == drop {
+			continue
+		}
+		if !first {
+			out = append(out, "\r\n"...)
+		}
+		first = false
+		out = append(out, body[p.delim:p.content]...)
+		if repl[i] != nil {
+			out = append(out, repl[i]...)
+		} else {
+			out = append(out, body[p.content:p.end]...)
+		}
+	}
+	tail := body[parts[len(parts)-1].end:] // "\r\n--boundary--" and a CRLF
+	if first {
+		tail = tail[2:] // no part is left: the close delimiter opens the body
+	}
+	return append(out, tail...), model, nil
+}
+
+// upstreamModel is the name the targets of a public model ("" for the
+// first model, as failover routes a body without one) know it by. A
+// passthrough request fails over only between targets that serve the
+// first target's upstream model (failover.Request.SameUpstreamModel), so
+// one name is right for every target; failover rewrites "model" in JSON
+// bodies only.
+func (s *Server) upstreamModel(name string) (string, bool) {
+	for i, m := range s.cfg.Models {
+		if (m.Name == name || name == "" && i == 0) && len(m.Targets) > 0 {
+			return m.Targets[0].Model, true
+		}
+	}
+	return "", false
+}
+
+// formPart is one part of a multipart body, as offsets into the body.
+type formPart struct {
+	delim   int    // its delimiter line, "--boundary\r\n"
+	content int    // its content, after the headers' blank line
+	end     int    // the end of its content, where "\r\n--boundary" starts
+	name    string // the form field name of its Content-Disposition
+	encoded bool   // it has a Content-Transfer-Encoding header
+}
+
+// errForm is a multipart body paygate does not forward.
+var errForm = errors.New("multipart body")
+
+// formBoundary is the boundary of a multipart/form-data Content-Type; ok
+// is false for any other type. A Content-Type that names multipart/form-data
+// but does not parse is an error: the provider may still read the body as
+// a form.
+func formBoundary(contentType string) (string, bool, error) {
+	head, _, _ := strings.Cut(contentType, ";")
+	if !strings.EqualFold(strings.TrimSpace(head), "multipart/form-data") {
+		return "", false, nil
+	}
+	_, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return "", true, fmt.Errorf("%w: its Content-Type does not parse: %v", errForm, err)
+	}
+	b := params["boundary"]
+	if b == "" || len(b) > 70 {
+		return "", true, fmt.Errorf("%w: its Content-Type needs a boundary of 1 to 70 characters", errForm)
+	}
+	return b, true, nil
+}
+
+// splitForm splits a multipart body into its parts. The body must be
+// written as every client library writes one: no preamble, CRLF line
+// ends, a delimiter line that is exactly "--boundary", the boundary found
+// nowhere but in delimiter lines, headers one to a line, and nothing after
+// the close delimiter but one CRLF.
+func splitForm(body []byte, boundary string) ([]formPart, error) {
+	dash := []byte("--" + boundary)
+	if !bytes.HasPrefix(body, dash) {
+		return nil, fmt.Errorf("%w: it must start with its boundary", errForm)
+	}
+	var parts []formPart
+	at := 0 // the current delimiter line
+	for {
+		rest := body[at+len(dash):]
+		if bytes.HasPrefix(rest, []byte("--")) {
+			if len(parts) == 0 {
+				return nil, fmt.Errorf("%w: it has no part", errForm)
+			}
+			if tail := rest[2:]; len(tail) != 0 && string(tail) != "\r\n" {
+				return nil, fmt.Errorf("%w: it has bytes after its close delimiter", errForm)
+			}
+			break
+		}
+		if !bytes.HasPrefix(rest, []byte("\r\n")) {
+			return nil, fmt.Errorf("%w: a delimiter line is not the boundary alone", errForm)
+		}
+		p := formPart{delim: at}
+		hdrAt := at + len(dash) + 2
+		hdrLen := 0 // the header block, with each line's CRLF
+		if !bytes.HasPrefix(body[hdrAt:], []byte("\r\n")) {
+			i := bytes.Index(body[hdrAt:], []byte("\r\n\r\n"))
+			if i < 0 {
+				return nil, fmt.Errorf("%w: a part's headers do not end", errForm)
+			}
+			hdrLen = i + 2
+		}
+		if err := p.readHeaders(body[hdrAt : hdrAt+hdrLen]); err != nil {
+			return nil, err
+		}
+		p.content = hdrAt + hdrLen + 2
+		i := bytes.Index(body[p.content:], append([]byte("\r\n"), dash...))
+		if i < 0 {
+			return nil, fmt.Errorf("%w: it has no close delimiter", errForm)
+		}
+		p.end = p.content + i
+		parts = append(parts, p)
+		at = p.end + 2
+	}
+	// Any other "--boundary" (after a bare LF or CR, in a header, with
+	// padding) is a delimiter to some parser and content to paygate.
+	if bytes.Count(body, dash) != len(parts)+1 {
+		return nil, fmt.Errorf("%w: its boundary appears outside its delimiter lines", errForm)
+	}
+	return parts, nil
+}
+
+// readHeaders reads a part's header block (each line with its CRLF) for
+// its form name and Content-Transfer-Encoding.
+func (p *formPart) readHeaders(block []byte) error {
+	disposition := 0
+	for line := range strings.SplitSeq(strings.TrimSuffix(string(block), "\r\n"), "\r\n") {
+		if line == "" {
+			continue // block is empty: the part has no headers
+		}
+		key, value, ok := strings.Cut(line, ":")
+		if !ok || !isToken(key) || strings.ContainsFunc(value, func(c rune) bool { return c < ' ' && c != '\t' || c == 0x7f }) {
+			return fmt.Errorf("%w: a part has a header line that is not \"Name: value\" (folded, a bare CR or LF, a control character)", errForm)
+		}
+		switch {
+		case strings.EqualFold(key, "Content-Disposition"):
+			disposition++
+			_, params, err := mime.ParseMediaType(value)
+			if err != nil {
+				return fmt.Errorf("%w: a part's Content-Disposition does not parse: %v", errForm, err)
+			}
+			if hasParamPrefix(value, "name*") {
+				return fmt.Errorf("%w: a part's name is in RFC 2231 form (name*), which parsers read differently", errForm)
+			}
+			p.name = params["name"]
+		case strings.EqualFold(key, "Content-Transfer-Encoding"):
+			p.encoded = true
+		}
+	}
+	if disposition > 1 {
+		return fmt.Errorf("%w: a part has more than one Content-Disposition", errForm)
+	}
+	return nil
+}
+
+// hasParamPrefix reports whether a header value that mime.ParseMediaType
+// accepted has a parameter whose key starts with prefix, in any case. It
+// is read from the raw value: ParseMediaType folds name* and name*0 into
+// "name".
+func hasParamPrefix(value, prefix string) bool {
+	quoted, escaped := false, false
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		switch {
+		case escaped:
+			escaped = false
+		case quoted && c == '\\':
+			escaped = true
+		case c == '"':
+			quoted = !quoted
+		case !quoted && c == ';':
+			key := strings.TrimLeft(value[i+1:], " \t")
+			if len(key) >= len(prefix) && strings.EqualFold(key[:len(prefix)], prefix) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110 section 5.6.2), the
+// only header names every parser reads alike.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}

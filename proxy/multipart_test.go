@@ -1,0 +1,214 @@
+package proxy
+
+import (
+	"bytes"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/paygate/paygate/config"
+)
+
+const formBoundaryTest = "paygate-test-boundary-1234"
+
+// field is one part of a test form: a file when filename is set.
+type field struct{ name, filename, value string }
+
+// form writes a multipart/form-data body as Go's client writes one.
+func form(t *testing.T, fields ...field) string {
+	t.Helper()
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	if err := mw.SetBoundary(formBoundaryTest); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fields {
+		var w interface{ Write([]byte) (int, error) }
+		var err error
+		if f.filename != "" {
+			w, err = mw.CreateFormFile(f.name, f.filename)
+		} else {
+			w, err = mw.CreateFormField(f.name)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = w.Write([]byte(f.value))
+	}
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestPassthroughFormFieldsRewritten: a multipart/form-data body (images
+// edits, audio) gets the rules of a JSON passthrough body: "model" routes
+// and becomes the upstream name, "user" never reaches the provider as the
+// OpenID (SPEC 2.2), and the boundary and every other part, files
+// included, reach it byte for byte.
+func TestPassthroughFormFieldsRewritten(t *testing.T) {
+	const openID = "oWx-openid-form"
+	png := field{"image", "a.png", "\x89PNG\r\n\x1a\n\x00\xff--not-the-boundary\r\n"}
+	prompt := field{"prompt", "", "a cat"}
+	for _, tc := range []struct {
+		name    string
+		forward string // privacy.forward_user
+		header  string // X-WeChat-OpenID
+		sent    []field
+		want    []field // what the provider gets
+	}{
+		{"user hashed, model rewritten", "", openID,
+			[]field{{"model", "", "embed-test"}, prompt, {"user", "", openID}, png},
+			[]field{{"model", "", "vendor/embed"}, prompt, {"user", "", expectedUserHash("shop-bot", openID)}, png}},
+		{"the header names the user", "", openID,
+			[]field{png, {"user", "", "bot-chosen"}, {"model", "", "embed-test"}},
+			[]field{png, {"user", "", expectedUserHash("shop-bot", openID)}, {"model", "", "vendor/embed"}}},
+		{"the field names the user", "", "",
+			[]field{{"user", "", openID}, png},
+			[]field{{"user", "", expectedUserHash("shop-bot", openID)}, png}},
+		{"forward_user drop", "drop", openID,
+			[]field{{"model", "", "embed-test"}, {"user", "", openID}, png},
+			[]field{{"model", "", "vendor/embed"}, png}},
+		{"forward_user drop, user first", "drop", openID,
+			[]field{{"user", "", openID}, prompt},
+			[]field{prompt}},
+		{"forward_user drop, user alone", "drop", openID,
+			[]field{{"user", "", openID}},
+			nil},
+		{"forward_user keep", "keep", openID,
+			[]field{{"user", "", openID}, png},
+			[]field{{"user", "", openID}, png}},
+		{"an empty model is the first model's", "", "",
+			[]field{{"model", "", ""}, png},
+			[]field{{"model", "", "vendor/upstream-model"}, png}},
+		{"no model nor user: untouched", "", openID,
+			[]field{prompt, png},
+			[]field{prompt, png}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, `{"data":[]}`))
+			proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) {
+				if tc.forward != "" {
+					c.Privacy.ForwardUser = tc.forward
+				}
+			}))
+			ct := "multipart/form-data; boundary=" + formBoundaryTest
+			hdr := map[string]string{"Content-Type": ct}
+			if tc.header != "" {
+				hdr["X-WeChat-OpenID"] = tc.header
+			}
+			resp := post(t, proxyURL, "/v1/images/edits", form(t, tc.sent...), hdr)
+			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
+				t.Fatalf("status %d %s", resp.StatusCode, body)
+			}
+			got := fp.requests()[0]
+			want := form(t, tc.want...)
+			if tc.want == nil {
+				want = "--" + formBoundaryTest + "--\r\n"
+			}
+			if string(got.Body) != want {
+				t.Errorf("provider got\n%q\nwant\n%q", got.Body, want)
+			}
+			if got.Header.Get("Content-Type") != ct {
+				t.Errorf("provider got Content-Type %q", got.Header.Get("Content-Type"))
+			}
+		})
+	}
+}
+
+// TestPassthroughFormRefused: a form paygate cannot read the way every
+// provider would is a 400 (a repeated model or user, framing that parsers
+// split differently), an unknown model a 404; none reaches the provider,
+// since a "user" paygate did not see would carry the OpenID.
+func TestPassthroughFormRefused(t *testing.T) {
+	const b = formBoundaryTest
+	part := func(name, value string) string {
+		return "--" + b + "\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" + value + "\r\n"
+	}
+	end := "--" + b + "--\r\n"
+	ct := "multipart/form-data; boundary=" + b
+	for _, tc := range []struct {
+		name, ct, body string
+		status         int
+	}{
+		{"model twice", ct, part("model", "embed-test") + part("model", "openai/o1-pro") + end, 400},
+		{"user twice", ct, part("user", "u1") + part("user", "oSECRET") + end, 400},
+		{"unknown model", ct, part("model", "openai/o1-pro") + end, 404},
+		{"preamble", ct, "hello\r\n" + part("user", "oSECRET") + end, 400},
+		{"bytes after the close delimiter", ct, part("a", "1") + end + part("user", "oSECRET") + end, 400},
+		{"no close delimiter", ct, part("user", "oSECRET"), 400},
+		{"boundary after a bare LF", ct, part("a", "x\n--"+b+"\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\noSECRET") + end, 400},
+		{"transport padding", ct, "--" + b + " \r\nContent-Disposition: form-data; name=\"user\"\r\n\r\noSECRET\r\n" + end, 400},
+		{"folded header", ct, "--" + b + "\r\nX-A: 1\r\n Content-Disposition: form-data; name=\"user\"\r\n\r\noSECRET\r\n" + end, 400},
+		{"bare LF between headers", ct, "--" + b + "\r\nX-A: 1\nContent-Disposition: form-data; name=\"user\"\r\n\r\noSECRET\r\n" + end, 400},
+		{"two Content-Dispositions", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"a\"\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\noSECRET\r\n" + end, 400},
+		{"RFC 2231 name", ct, "--" + b + "\r\nContent-Disposition: form-data; name*=utf-8''user\r\n\r\noSECRET\r\n" + end, 400},
+		{"unparsable disposition", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"a\"; name=\"user\"\r\n\r\noSECRET\r\n" + end, 400},
+		{"encoded user", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"user\"\r\nContent-Transfer-Encoding: base64\r\n\r\nb1NFQ1JFVA==\r\n" + end, 400},
+		{"no boundary", "multipart/form-data", part("user", "oSECRET") + end, 400},
+		{"two boundaries", ct + "; boundary=other", part("user", "oSECRET") + end, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, `{"data":[]}`))
+			proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+			resp := post(t, proxyURL, "/v1/images/edits", tc.body, map[string]string{"Content-Type": tc.ct})
+			body := readAll(t, resp.Body)
+			if typ, _, ok := openAIError(body); resp.StatusCode != tc.status || !ok || typ != "invalid_request_error" {
+				t.Errorf("status %d %s; want %d with an OpenAI error", resp.StatusCode, body, tc.status)
+			}
+			if seen := fp.requests(); len(seen) != 0 {
+				t.Errorf("the provider got %q", seen[0].Body)
+			}
+		})
+	}
+	// A form whose Content-Type names no boundary but which has no body is
+	// nothing to read: it goes through.
+	fp := newFakeProvider(t, jsonHandler(200, `{"data":[]}`))
+	proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	if resp := post(t, proxyURL, "/v1/images/edits", "", map[string]string{"Content-Type": "multipart/form-data"}); resp.StatusCode != http.StatusOK {
+		t.Errorf("empty form: status %d %s", resp.StatusCode, readAll(t, resp.Body))
+	}
+	if !strings.Contains(fp.requests()[0].Path, "/v1/images/edits") {
+		t.Errorf("provider path %q", fp.requests()[0].Path)
+	}
+}
+
+// FuzzSplitForm: a body splitForm accepts reads the same with Go's
+// mime/multipart, part for part (names and contents): the strict split
+// is a reading other parsers share, not paygate's own.
+func FuzzSplitForm(f *testing.F) {
+	b := formBoundaryTest
+	f.Add("--" + b + "\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\noSECRET\r\n--" + b + "--\r\n")
+	f.Add("--" + b + "\r\n\r\nno headers\r\n--" + b + "\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a;b.png\"\r\nContent-Type: image/png\r\n\r\n\x89PNG\r\n\r\n--" + b + "--")
+	f.Add("--" + b + "\r\nContent-Disposition: form-data; name=model\r\n\r\n\r\n--" + b + "--\r\n")
+	f.Fuzz(func(t *testing.T, body string) {
+		parts, err := splitForm([]byte(body), b)
+		if err != nil {
+			return
+		}
+		mr := multipart.NewReader(strings.NewReader(body), b)
+		for i, p := range parts {
+			mp, err := mr.NextRawPart()
+			if err != nil {
+				t.Fatalf("part %d: mime/multipart: %v", i, err)
+			}
+			var content bytes.Buffer
+			if _, err := content.ReadFrom(mp); err != nil {
+				t.Fatalf("part %d: mime/multipart: %v", i, err)
+			}
+			// paygate reads a name whatever the disposition type, as
+			// Python's parsers do; FormName only under form-data.
+			if d, _, _ := mime.ParseMediaType(mp.Header.Get("Content-Disposition")); d == "form-data" && mp.FormName() != p.name {
+				t.Errorf("part %d: name %q; mime/multipart reads %q", i, p.name, mp.FormName())
+			}
+			if got := body[p.content:p.end]; content.String() != got {
+				t.Errorf("part %d: content %q; mime/multipart reads %q", i, got, content.String())
+			}
+		}
+		if _, err := mr.NextRawPart(); err == nil {
+			t.Errorf("mime/multipart reads more than %d parts", len(parts))
+		}
+	})
+}
