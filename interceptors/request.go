@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math"
 	"sync"
 
 	"github.com/tidwall/gjson"
@@ -31,8 +32,8 @@ type Chat struct {
 	// HasTools: the body has a "tools" member (AddTools then merges with
 	// it; without one it appends the member).
 	HasTools bool
-	// Choices is the body's "n" when it is a number (0 otherwise): how
-	// many choices the client asks for.
+	// Choices is the body's "n" (0 when absent or null): how many choices
+	// the client asks for.
 	Choices int
 
 	// What ReadChat saw of the body it read, so that RewriteChat of the
@@ -88,7 +89,10 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 	if v := raw(chatMessages); v == "" || v[0] != '[' {
 		return Chat{}, fmt.Errorf("%w: 'messages' must be an array", ErrBadRequest)
 	}
-	c.Stream = boolValue(raw(chatStream))
+	var err error
+	if c.Stream, err = strictBool("stream", raw(chatStream)); err != nil {
+		return Chat{}, err
+	}
 	if m := f[chatUser]; m.end != 0 {
 		c.User = stringValue(raw(chatUser))
 		c.read.userAt, c.read.userEnd = m.at, m.end
@@ -102,14 +106,14 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 			if err := readMembers(s, m.at, includeUsageName[:], u[:], nil); err != nil {
 				return Chat{}, err
 			}
-			c.WantsUsage = boolValue(s[u[0].at:u[0].end])
+			if c.WantsUsage, err = strictBool("include_usage", s[u[0].at:u[0].end]); err != nil {
+				return Chat{}, err
+			}
 		}
 	}
 	c.HasTools = f[chatTools].end != 0
-	if m := f[chatN]; m.end != 0 {
-		if n := gjson.Parse(raw(chatN)); n.Type == gjson.Number {
-			c.Choices = int(n.Int())
-		}
+	if c.Choices, err = choicesValue(raw(chatN)); err != nil {
+		return Chat{}, err
 	}
 	cloneStrings(&c.Model, &c.User) // views of body until now
 	return c, nil
@@ -214,7 +218,10 @@ func ReadPassthrough(body []byte, watch ...string) (Passthrough, error) {
 	}
 	var p Passthrough
 	p.Model = stringValue(s[f[chatModel].at:f[chatModel].end])
-	p.Stream = boolValue(s[f[chatStream].at:f[chatStream].end])
+	var err error
+	if p.Stream, err = strictBool("stream", s[f[chatStream].at:f[chatStream].end]); err != nil {
+		return Passthrough{}, err
+	}
 	p.User = stringValue(s[f[chatUser].at:f[chatUser].end])
 	p.HasUser = f[chatUser].end != 0
 	cloneStrings(&p.Model, &p.User)
@@ -225,15 +232,34 @@ func ReadPassthrough(body []byte, watch ...string) (Passthrough, error) {
 // chatMembers.
 var passthroughMembers = [...]string{chatModel: "model", chatStream: "stream", chatUser: "user"}
 
-// boolValue is a raw JSON value as gjson's Result.Bool reads it.
-func boolValue(v string) bool {
+// strictBool reads the raw value v of the boolean member name: true, false,
+// null or absent ("") as OpenAI's API accepts them. Anything else is an
+// ErrBadRequest, because providers' validators read it differently
+// (pydantic's lax mode, in vLLM and LiteLLM, takes "yes", "on" and 1 as
+// true; gjson takes "yes" as false), and paygate would stream, refuse
+// streaming or account by another reading than the provider's.
+func strictBool(name, v string) (bool, error) {
 	switch v {
 	case "true":
-		return true
+		return true, nil
 	case "", "false", "null":
-		return false
+		return false, nil
 	}
-	return gjson.Parse(v).Bool()
+	return false, fmt.Errorf("%w: '%s' must be true, false or null", ErrBadRequest, name)
+}
+
+// choicesValue reads the raw value v of "n": an integer (2.0 is one), null
+// or absent (0). Anything else is an ErrBadRequest, for the reason of
+// strictBool: pydantic reads "2" as 2, and paygate's refusal of n > 1 would
+// not see it.
+func choicesValue(v string) (int, error) {
+	if v == "" || v == "null" {
+		return 0, nil
+	}
+	if n := gjson.Parse(v); n.Type == gjson.Number && n.Num == math.Trunc(n.Num) {
+		return int(n.Int()), nil
+	}
+	return 0, fmt.Errorf("%w: 'n' must be an integer", ErrBadRequest)
 }
 
 // Privacy decides what a provider learns about the end user (SPEC 2.2).

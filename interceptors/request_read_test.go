@@ -3,6 +3,7 @@ package interceptors
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -19,12 +20,27 @@ func TestReadChat(t *testing.T) {
 			want: Chat{Model: "m", Stream: true, User: "u1", WantsUsage: true}},
 		{name: "client tools", body: `{"model":"m","messages":[],"tools":[]}`, want: Chat{Model: "m", HasTools: true}},
 		{name: "null tools count as a member", body: `{"model":"m","messages":[],"tools":null}`, want: Chat{Model: "m", HasTools: true}},
-		{name: "stream as gjson reads it", body: `{"model":"m","messages":[],"stream":"true","user":7}`, want: Chat{Model: "m", Stream: true}},
+		{name: "null stream and n", body: `{"model":"m","messages":[],"stream":null,"n":null}`, want: Chat{Model: "m"}},
+		{name: "null include_usage", body: `{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":null}}`, want: Chat{Model: "m", Stream: true}},
+		// stream, include_usage and n take the JSON types of OpenAI's API
+		// only: providers' validators read the others differently (pydantic,
+		// in vLLM and LiteLLM, reads "yes" and 1 as true and "2" as 2;
+		// gjson reads "yes" as false and "2" as no number), and paygate
+		// would stream, account or refuse n>1 by another reading.
+		{name: "stream a string", body: `{"model":"m","messages":[],"stream":"true","user":7}`, wantErr: `'stream' must be true, false or null`},
+		{name: "stream yes", body: `{"model":"m","messages":[],"stream":"yes"}`, wantErr: `'stream' must be true, false or null`},
+		{name: "stream a number", body: `{"model":"m","messages":[],"stream":1}`, wantErr: `'stream' must be true, false or null`},
+		{name: "stream an object", body: `{"model":"m","messages":[],"stream":{}}`, wantErr: `'stream' must be true, false or null`},
+		{name: "include_usage a string", body: `{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":"yes"}}`,
+			wantErr: `'include_usage' must be true, false or null`},
+		{name: "n a string", body: `{"model":"m","messages":[],"n":"2"}`, wantErr: `'n' must be an integer`},
+		{name: "n a fraction", body: `{"model":"m","messages":[],"n":1.5}`, wantErr: `'n' must be an integer`},
+		{name: "n true", body: `{"model":"m","messages":[],"n":true}`, wantErr: `'n' must be an integer`},
+		{name: "n an integral float", body: `{"model":"m","messages":[],"n":2.0}`, want: Chat{Model: "m", Choices: 2}},
 		{name: "minimal", body: `{"messages":[],"model":"gpt-4o"}`, want: Chat{Model: "gpt-4o"}},
 		{name: "escaped key and value", body: `{"mod\u0065l":"a\"b","messages":[]}`, want: Chat{Model: `a"b`}},
 		{name: "other members may repeat", body: `{"model":"m","seed":1,"messages":[],"seed":2,"temperature":0,"temperature":1}`, want: Chat{Model: "m"}},
 		{name: "n", body: `{"model":"m","n":3,"messages":[]}`, want: Chat{Model: "m", Choices: 3}},
-		{name: "n not a number", body: `{"model":"m","n":"3","messages":[]}`, want: Chat{Model: "m"}},
 		{name: "repeated n", body: `{"model":"m","n":1,"messages":[],"n":2}`, wantErr: `member "n" appears`},
 		{name: "nested repeats are not top-level ones", body: `{"model":"m","messages":[{"role":"user","role":"user"}],"stream_options":{"x":1,"x":2}}`,
 			want: Chat{Model: "m"}},
@@ -118,7 +134,8 @@ func TestReadPassthrough(t *testing.T) {
 		wantErr    string
 	}{
 		{name: "embeddings", body: `{"model":"e","input":["a","b"],"user":"u1"}`, want: Passthrough{Model: "e", User: "u1", HasUser: true}},
-		{name: "null user is a member", body: `{"model":"e","user":null,"stream":"true"}`, want: Passthrough{Model: "e", Stream: true, HasUser: true}},
+		{name: "null user is a member", body: `{"model":"e","user":null,"stream":true}`, want: Passthrough{Model: "e", Stream: true, HasUser: true}},
+		{name: "stream a string", body: `{"model":"e","stream":"yes"}`, wantErr: `'stream' must be true, false or null`},
 		{name: "model not a string", body: `{"model":3,"input":"x"}`, want: Passthrough{}},
 		{name: "not an object", body: ` ["model","user"] `, want: Passthrough{}},
 		{name: "other members may repeat", body: `{"model":"e","input":"a","input":"b"}`, want: Passthrough{Model: "e"}},
@@ -173,10 +190,15 @@ func chatByPath(body []byte) (Chat, bool) {
 	if f[chatModel].Type != gjson.String || f[chatModel].Str == "" || !f[chatMessages].IsArray() {
 		return Chat{}, false
 	}
-	choices := 0
-	if f[chatN].Type == gjson.Number {
-		choices = int(f[chatN].Int())
+	// stream, include_usage and n: OpenAI's JSON types only.
+	if !boolOrNull(f[chatStream]) || f[chatStreamOptions].IsObject() && !boolOrNull(f[chatStreamOptions].Get("include_usage")) {
+		return Chat{}, false
 	}
+	n := f[chatN]
+	if n.Exists() && n.Type != gjson.Null && (n.Type != gjson.Number || n.Num != math.Trunc(n.Num)) {
+		return Chat{}, false
+	}
+	choices := int(n.Int())
 	return Chat{
 		Model:      f[chatModel].Str,
 		Stream:     f[chatStream].Bool(),
@@ -185,6 +207,11 @@ func chatByPath(body []byte) (Chat, bool) {
 		HasTools:   f[chatTools].Exists(),
 		Choices:    choices,
 	}, true
+}
+
+// boolOrNull: r is absent, true, false or null.
+func boolOrNull(r gjson.Result) bool {
+	return !r.Exists() || r.Type == gjson.True || r.Type == gjson.False || r.Type == gjson.Null
 }
 
 // fuzzWatch are drop_fields for FuzzReadChat: one that the seeds repeat,
@@ -205,6 +232,9 @@ func passthroughByPath(body []byte, watch []string) (Passthrough, bool) {
 		return Passthrough{}, false
 	}
 	res := gjson.GetManyBytes(body, "model", "stream", "user")
+	if !boolOrNull(res[1]) {
+		return Passthrough{}, false
+	}
 	return Passthrough{Model: res[0].Str, Stream: res[1].Bool(), User: res[2].Str, HasUser: res[2].Exists()}, true
 }
 
