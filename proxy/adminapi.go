@@ -29,7 +29,8 @@ var _ AdminPayments = (*payments.Service)(nil)
 
 // MountAdminAPI adds the admin JSON API to the admin listener's mux: orders,
 // the approval queue and its decisions, refunds. Every route is behind
-// AdminAuth. Errors are {"error": "…"}.
+// AdminAuth. Errors are {"error": "…"}; a method a known path does not
+// serve is a 405 with Allow, an unknown path a 404.
 func (s *Server) MountAdminAPI(mux *http.ServeMux) {
 	h := func(name string, f http.HandlerFunc) http.Handler { return s.route(name, s.AdminAuth(f).ServeHTTP) }
 	if s.adminPay != nil {
@@ -40,8 +41,37 @@ func (s *Server) MountAdminAPI(mux *http.ServeMux) {
 		mux.Handle("GET /admin/api/refunds", h("admin_refunds", s.handleAdminRefunds))
 	}
 	mux.Handle("/admin/api/", h("admin", func(w http.ResponseWriter, r *http.Request) {
+		// This catch-all matches every method, so ServeMux never answers
+		// its own 405 under /admin/api/: a wrong method on a known path
+		// lands here and is told apart from an unknown path by asking the
+		// mux which methods the path has (whoever mounted them).
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			adminError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; use "+strings.Join(allow, " or "))
+			return
+		}
 		adminError(w, http.StatusNotFound, "unknown admin endpoint "+r.Method+" "+r.URL.Path)
 	}))
+}
+
+// probeMethods are the methods allowedMethods asks the mux about.
+var probeMethods = []string{
+	http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodOptions,
+	http.MethodPatch, http.MethodPost, http.MethodPut,
+}
+
+// allowedMethods lists, sorted as ServeMux's own Allow is, the methods that
+// reach a handler other than the "/admin/api/" catch-all for r's path; none
+// for an unknown path.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range probeMethods {
+		probe := &http.Request{Method: m, Host: r.Host, URL: r.URL}
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/admin/api/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 // AdminAuth lets a request through only with "Authorization: Bearer

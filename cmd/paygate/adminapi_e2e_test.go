@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/proxy/console"
 	"github.com/paygate/paygate/store"
 )
 
@@ -88,6 +91,61 @@ func TestAdminOrdersPaging(t *testing.T) {
 	}
 	if st, body := httpCall(t, http.MethodGet, adminURL+"/admin/api/orders?before=yesterday", "Bearer "+consoleToken, ""); st != http.StatusBadRequest || body.Get("error").Str == "" {
 		t.Errorf("before=yesterday: %d %s; want 400 with an error", st, body.Raw)
+	}
+}
+
+// TestAdminWrongMethod: a known admin path asked with a method it does not
+// serve is a 405 naming the methods it does (Allow) with the admin API's
+// JSON error, on every admin route whoever mounts it; an unknown path stays
+// a 404, and without the token both stay a 401.
+func TestAdminWrongMethod(t *testing.T) {
+	_, adminURL, _, _ := consoleApp(t)
+	for _, tc := range []struct {
+		method, path string
+		token        bool
+		status       int
+		allow        string
+	}{
+		{"POST", "/admin/api/orders", true, 405, "GET, HEAD"},
+		{"DELETE", "/admin/api/orders", true, 405, "GET, HEAD"},
+		{"GET", "/admin/api/approvals/PG1/approve", true, 405, "POST"},
+		{"PUT", "/admin/api/approvals/PG1/reject", true, 405, "POST"},
+		{"POST", "/admin/api/approvals", true, 405, "GET, HEAD"},
+		{"POST", "/admin/api/refunds", true, 405, "GET, HEAD"},
+		{"POST", "/admin/api/audit", true, 405, "GET, HEAD"},
+		{"POST", "/admin/api/audit/head", true, 405, "GET, HEAD"},
+		{"GET", "/admin/api/audit/texts/oUser", true, 405, "DELETE"},
+		{"POST", "/admin/api/stats", true, 405, "GET, HEAD"},
+		{"DELETE", "/admin/api/webhooks", true, 405, "GET, HEAD"},
+		{"GET", "/admin/api/orders/PG1/webhook", true, 405, "POST"},
+		{"GET", "/admin/api/nothing", true, 404, ""},
+		{"POST", "/admin/api/orders/PG1", true, 404, ""},
+		{"GET", "/admin/api/", true, 404, ""},
+		{"POST", "/admin/api/orders", false, 401, ""},
+		{"GET", "/admin/api/nothing", false, 401, ""},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, adminURL+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.token {
+				req.Header.Set("Authorization", "Bearer "+consoleToken)
+			}
+			req.Header.Set(console.CSRFHeader, "1")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || resp.Header.Get("Allow") != tc.allow {
+				t.Errorf("%d Allow=%q %s; want %d Allow=%q", resp.StatusCode, resp.Header.Get("Allow"), strings.TrimSpace(string(b)), tc.status, tc.allow)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" || gjson.GetBytes(b, "error").Str == "" {
+				t.Errorf("body %q (%s); want the admin API's JSON error", b, ct)
+			}
+		})
 	}
 }
 
