@@ -3,6 +3,8 @@ package interceptors
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"slices"
 	"strconv"
 
 	"github.com/tidwall/gjson"
@@ -16,16 +18,34 @@ import (
 // client only ever saw its own calls; when its next request comes back
 // carrying them, the exchange is put back in place so the provider sees its
 // own turn again.
+//
+// Calls are the client's own calls as it received them: an exchange goes
+// back only into an assistant message that carries exactly these, since a
+// call id alone does not name a turn (Kimi K2 numbers its ids
+// "functions.<name>:<n>", so two conversations, or two turns of one, give
+// the same id to different calls).
 type Exchange struct {
 	Before    []json.RawMessage `json:"before,omitempty"`
 	Assistant json.RawMessage   `json:"assistant"`
 	Results   []json.RawMessage `json:"results"`
+	Calls     []ExchangeCall    `json:"calls,omitempty"`
+}
+
+// ExchangeCall is one of the client's own tool calls of a kept exchange.
+type ExchangeCall struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
 }
 
 // RestoreExchanges replaces every assistant message whose first tool call
-// lookup knows with the kept exchange: the earlier rounds' messages, the full
-// assistant message, then the payment tool results. Everything else stays
-// byte for byte. lookup returns nil when the call id has no exchange.
+// lookup knows, and whose tool calls are exactly the exchange's client
+// calls, with the kept exchange: the earlier rounds' messages, the full
+// assistant message, then the payment tool results. An exchange that two
+// messages match is restored into neither: which turn it belongs to is
+// unknown, and putting a payment into the wrong place misleads the model
+// more than leaving it out. Everything else stays byte for byte. lookup
+// returns nil when the call id has no exchange.
 func RestoreExchanges(body []byte, lookup func(callID string) *Exchange) ([]byte, int, error) {
 	msgs := gjson.GetBytes(body, "messages")
 	if !msgs.IsArray() {
@@ -34,6 +54,7 @@ func RestoreExchanges(body []byte, lookup func(callID string) *Exchange) ([]byte
 	type splice struct {
 		start, end int
 		repl       []byte
+		exchange   string // the exchange's assistant message: equal for one exchange
 	}
 	var splices []splice
 	n := int(msgs.Get("#").Int())
@@ -47,7 +68,7 @@ func RestoreExchanges(body []byte, lookup func(callID string) *Exchange) ([]byte
 			continue
 		}
 		ex := lookup(id)
-		if ex == nil {
+		if ex == nil || !sameCalls(m.Get("tool_calls"), ex.clientCalls()) {
 			continue
 		}
 		var repl []byte
@@ -63,8 +84,17 @@ func RestoreExchanges(body []byte, lookup func(callID string) *Exchange) ([]byte
 		if m.Index <= 0 || m.Index+len(m.Raw) > len(body) {
 			return nil, 0, fmt.Errorf("locating message %d", i)
 		}
-		splices = append(splices, splice{m.Index, m.Index + len(m.Raw), repl})
+		splices = append(splices, splice{m.Index, m.Index + len(m.Raw), repl, string(ex.Assistant)})
 	}
+	splices = slices.DeleteFunc(splices, func(s splice) bool {
+		n := 0
+		for _, o := range splices {
+			if o.exchange == s.exchange {
+				n++
+			}
+		}
+		return n > 1
+	})
 	if len(splices) == 0 {
 		return body, 0, nil
 	}
@@ -80,4 +110,77 @@ func RestoreExchanges(body []byte, lookup func(callID string) *Exchange) ([]byte
 		return nil, 0, fmt.Errorf("restored body is not valid JSON")
 	}
 	return out, len(splices), nil
+}
+
+// clientCalls are the exchange's client calls: Calls, or, for an exchange
+// kept without them, the calls of its assistant message that no result of
+// its answers (the payment calls have theirs in Results).
+func (ex *Exchange) clientCalls() []ExchangeCall {
+	if ex.Calls != nil {
+		return ex.Calls
+	}
+	answered := map[string]bool{}
+	for _, r := range ex.Results {
+		answered[gjson.GetBytes(r, "tool_call_id").Str] = true
+	}
+	var out []ExchangeCall
+	gjson.GetBytes(ex.Assistant, "tool_calls").ForEach(func(_, c gjson.Result) bool {
+		if id := c.Get("id").Str; !answered[id] {
+			out = append(out, ExchangeCall{ID: id, Name: c.Get("function.name").Str, Arguments: arguments(c.Get("function.arguments"))})
+		}
+		return true
+	})
+	return out
+}
+
+// sameCalls reports whether the tool calls of a bot's assistant message are
+// the kept calls, in any order: the same ids, names and arguments.
+func sameCalls(got gjson.Result, want []ExchangeCall) bool {
+	calls := got.Array()
+	if len(want) == 0 || len(calls) != len(want) {
+		return false
+	}
+	used := make([]bool, len(want))
+next:
+	for _, c := range calls {
+		id, name, args := c.Get("id").Str, c.Get("function.name").Str, arguments(c.Get("function.arguments"))
+		for i, w := range want {
+			if !used[i] && w.ID == id && w.Name == name && sameArguments(w.Arguments, args) {
+				used[i] = true
+				continue next
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// arguments is a tool call's arguments: a string's content, or the raw
+// value of an object or array (some providers send one, and a bot may
+// send it back so).
+func arguments(v gjson.Result) string {
+	if v.IsObject() || v.IsArray() {
+		return v.Raw
+	}
+	return v.Str
+}
+
+// sameArguments compares two calls' arguments as JSON values when both are
+// JSON (a bot may re-encode them: spacing, escapes, key order), else as
+// text. Empty arguments are "{}", as AssistantToolMessage sends them.
+func sameArguments(a, b string) bool {
+	if a == "" {
+		a = "{}"
+	}
+	if b == "" {
+		b = "{}"
+	}
+	if a == b {
+		return true
+	}
+	var va, vb any
+	if json.Unmarshal([]byte(a), &va) != nil || json.Unmarshal([]byte(b), &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
 }

@@ -2,6 +2,8 @@ package interceptors
 
 import (
 	"encoding/json"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -41,6 +43,75 @@ func TestRestoreExchanges(t *testing.T) {
 			}
 			if string(got) != tc.want || n != tc.n {
 				t.Errorf("got %s (%d); want %s (%d)", got, n, tc.want, tc.n)
+			}
+		})
+	}
+}
+
+// TestRestoreExchangesOnlyIntoTheSameCalls: a kept exchange goes back only
+// into an assistant message whose tool calls are exactly the client calls
+// it was kept with (ids, names, arguments as JSON values, any order), and
+// into one such message only: a call id alone does not name a turn where a
+// provider reuses ids (Kimi K2's "functions.<name>:<n>").
+func TestRestoreExchangesOnlyIntoTheSameCalls(t *testing.T) {
+	ex := &Exchange{
+		Assistant: json.RawMessage(`{"role":"assistant","content":null,"tool_calls":[{"id":"functions.create_order:0","type":"function","function":{"name":"create_order","arguments":"{}"}},{"id":"functions.lookup:1","type":"function","function":{"name":"lookup","arguments":"{\"q\":\"a\",\"n\":1}"}},{"id":"functions.lookup:2","type":"function","function":{"name":"lookup","arguments":""}}]}`),
+		Results:   []json.RawMessage{json.RawMessage(`{"role":"tool","tool_call_id":"functions.create_order:0","content":"ok"}`)},
+		Calls: []ExchangeCall{
+			{ID: "functions.lookup:1", Name: "lookup", Arguments: `{"q":"a","n":1}`},
+			{ID: "functions.lookup:2", Name: "lookup", Arguments: ``},
+		},
+	}
+	call := func(id, name, args string) string {
+		return `{"id":"` + id + `","type":"function","function":{"name":"` + name + `","arguments":` + args + `}}`
+	}
+	first := call("functions.lookup:1", "lookup", `"{\"q\":\"a\",\"n\":1}"`)
+	second := call("functions.lookup:2", "lookup", `"{}"`)
+	msg := func(calls ...string) string {
+		return `{"role":"assistant","content":null,"tool_calls":[` + strings.Join(calls, ",") + `]}`
+	}
+	restored := string(ex.Assistant) + `,` + string(ex.Results[0])
+	tests := []struct {
+		name string
+		msgs []string // the assistant messages of the bot's conversation
+		want []string // what each becomes; "" for unchanged
+	}{
+		{"the same calls", []string{msg(first, second)}, []string{restored}},
+		{"in another order", []string{msg(second, first)}, []string{restored}},
+		{"arguments re-encoded", []string{msg(call("functions.lookup:1", "lookup", `"{ \"n\": 1, \"q\": \"\\u0061\" }"`), second)}, []string{restored}},
+		{"arguments as an object", []string{msg(call("functions.lookup:1", "lookup", `{"q":"a","n":1}`), call("functions.lookup:2", "lookup", `{}`))}, []string{restored}},
+		{"other arguments", []string{msg(call("functions.lookup:1", "lookup", `"{\"q\":\"b\",\"n\":1}"`), second)}, []string{""}},
+		{"another name", []string{msg(call("functions.lookup:1", "search", `"{\"q\":\"a\",\"n\":1}"`), second)}, []string{""}},
+		{"one call missing", []string{msg(first)}, []string{""}},
+		{"one call more", []string{msg(first, second, call("functions.lookup:3", "lookup", `"{}"`))}, []string{""}},
+		{"the same id twice", []string{msg(first, first)}, []string{""}},
+		{"a later turn with other calls under the same ids", []string{msg(first, second), msg(call("functions.lookup:1", "lookup", `"{}"`), second)}, []string{restored, ""}},
+		{"two messages with the calls: which turn is unknown", []string{msg(first, second), msg(first, second)}, []string{"", ""}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var in, want []string
+			for i, m := range tc.msgs {
+				result := `{"role":"tool","tool_call_id":"functions.lookup:1","content":"` + strconv.Itoa(i) + `"}`
+				in = append(in, m, result)
+				if tc.want[i] == "" {
+					want = append(want, m, result)
+				} else {
+					want = append(want, tc.want[i], result)
+				}
+			}
+			body := `{"messages":[{"role":"user","content":"a"},` + strings.Join(in, ",") + `]}`
+			got, _, err := RestoreExchanges([]byte(body), func(id string) *Exchange {
+				if id == "functions.lookup:1" || id == "functions.lookup:2" {
+					return ex
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := `{"messages":[{"role":"user","content":"a"},` + strings.Join(want, ",") + `]}`; string(got) != w {
+				t.Errorf("got  %s\nwant %s", got, w)
 			}
 		})
 	}

@@ -233,11 +233,12 @@ func (s *Server) markDelivered(ctx context.Context, actions []json.RawMessage) {
 	}
 }
 
-// exchangeKey names a kept payment exchange: scoped to the client and user,
-// keyed by one of the client's own tool-call ids, so parallel conversations
-// of one user cannot mix.
+// exchangeKey names a kept payment exchange: scoped to the client, user and
+// session, keyed by one of the client's own tool-call ids, so parallel
+// conversations of one user cannot mix even where a provider's call ids
+// repeat across conversations (Kimi K2's "functions.<name>:<n>").
 func exchangeKey(c payments.Caller, callID string) string {
-	return "exchange:" + c.Client + "\x00" + c.User + "\x00" + callID
+	return "exchange:" + c.Client + "\x00" + c.User + "\x00" + c.Session + "\x00" + callID
 }
 
 var errNoExchange = errors.New("no kept exchange")

@@ -494,10 +494,11 @@ func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 	return msgs
 }
 
-// keepExchange stores, under each of the client's call ids, what the turn
-// added before handing the client its calls: the earlier payment rounds'
-// messages and the last round's exchange (its payment calls, none in a round
-// of client calls only, and their results), for RestoreExchanges on the bot's
+// keepExchange stores, under each of the client's call ids in the turn's
+// session, what the turn added before handing the client its calls: the
+// earlier payment rounds' messages and the last round's exchange (its
+// payment calls, none in a round of client calls only, and their results),
+// with the client's calls themselves, for RestoreExchanges on the bot's
 // next request. A turn that executed no payment call keeps nothing.
 func (t *turn) keepExchange(content string, payment, client []interceptors.ToolCall, results [][]byte) {
 	if t.s.state == nil || len(payment) == 0 && len(t.appended) == 0 {
@@ -505,6 +506,11 @@ func (t *turn) keepExchange(content string, payment, client []interceptors.ToolC
 	}
 	all := append(append([]interceptors.ToolCall(nil), payment...), client...)
 	ex := interceptors.Exchange{Assistant: interceptors.AssistantToolMessage(content, all)}
+	for _, c := range client {
+		// The calls as the client got them: the exchange comes back only
+		// into the assistant message that carries exactly these.
+		ex.Calls = append(ex.Calls, interceptors.ExchangeCall{ID: c.ID, Name: c.Name, Arguments: c.Arguments})
+	}
 	for _, m := range t.appended {
 		ex.Before = append(ex.Before, m)
 	}

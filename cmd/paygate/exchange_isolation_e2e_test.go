@@ -1,0 +1,118 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// chatInSession sends a chat request as the test user in the conversation
+// named session and returns the answer's body.
+func chatInSession(t *testing.T, url, session, body string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+	req.Header.Set("X-WeChat-OpenID", testOpenID)
+	req.Header.Set("X-Paygate-Session", session)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("chat: %d %s", resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// TestExchangeStaysInItsConversation: a kept payment exchange goes back only
+// into the assistant message that carries the very calls the bot got with
+// it, in the conversation it was made in. Kimi K2 numbers tool-call ids
+// "functions.<name>:<n>", so another conversation of the user, or a later
+// turn of the same one, reuses an id for another call: that call must not
+// get the payment exchange (the provider would see an order it never made
+// there, with another conversation's arguments).
+func TestExchangeStaysInItsConversation(t *testing.T) {
+	const id = "functions.lookup:1"
+	order := [3]string{"functions.create_order:0", "create_order", `{"sku":"premium-monthly"}`}
+	lookup := func(conv string) [3]string { return [3]string{id, "lookup", `{"conv":"` + conv + `"}`} }
+	assistant := func(conv string) string {
+		return `{"role":"assistant","content":null,"tool_calls":[{"id":"` + id + `","type":"function","function":{"name":"lookup","arguments":"{\"conv\":\"` + conv + `\"}"}}]}`
+	}
+	result := func(conv string) string {
+		return `{"role":"tool","tool_call_id":"` + id + `","content":"result ` + conv + `"}`
+	}
+	user := func(conv string) string { return `{"role":"user","content":"conv ` + conv + `"}` }
+
+	for _, stream := range []bool{false, true} {
+		mode := `"stream":false,`
+		if stream {
+			mode = `"stream":true,`
+		}
+		up := newScriptedProvider(t, func(body string) scriptRound {
+			last := gjson.Get(body, "messages.@reverse.0")
+			switch last.Get("content").Str {
+			case "conv A":
+				return callRound("a1", order, lookup("A"))
+			case "conv B":
+				return callRound("b1", lookup("B"))
+			case "result A":
+				return callRound("a2", lookup("A2"))
+			}
+			r := textRound("x", "done")
+			r.whole = `{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"done"},"finish_reason":"stop"}]}`
+			return r
+		})
+		url, _ := paymentApp(t, up.URL, "")
+		tools := `"tools":[{"type":"function","function":{"name":"lookup","parameters":{"type":"object"}}}]`
+		chat := func(session string, msgs ...string) []string {
+			t.Helper()
+			chatInSession(t, url, session, `{"model":"gpt-4o",`+mode+tools+`,"messages":[`+strings.Join(msgs, ",")+`]}`)
+			reqs := up.requests()
+			var got []string // without paygate's state message
+			for _, m := range gjson.Get(reqs[len(reqs)-1], "messages").Array() {
+				if m.Get("role").Str != "system" {
+					got = append(got, messageSignature(m)+m.Get("tool_calls.#.function.arguments").Raw)
+				}
+			}
+			return got
+		}
+		restored := []string{"user", `assistant:functions.create_order:0,functions.lookup:1["{\"sku\":\"premium-monthly\"}","{\"conv\":\"A\"}"]`,
+			"tool:functions.create_order:0", "tool:functions.lookup:1"}
+		for _, tc := range []struct {
+			name    string
+			session string
+			msgs    []string
+			want    []string
+		}{
+			// Conversation A ends with create_order and the bot's lookup;
+			// conversation B's lookup gets the same id.
+			{"conversation A", "conv-A", []string{user("A")}, []string{"user"}},
+			{"conversation B", "conv-B", []string{user("B")}, []string{"user"}},
+			{"B's follow-up gets nothing of A", "conv-B", []string{user("B"), assistant("B"), result("B")},
+				[]string{"user", `assistant:functions.lookup:1["{\"conv\":\"B\"}"]`, "tool:functions.lookup:1"}},
+			{"A's follow-up in B's session gets nothing", "conv-B", []string{user("A"), assistant("A"), result("A")},
+				[]string{"user", `assistant:functions.lookup:1["{\"conv\":\"A\"}"]`, "tool:functions.lookup:1"}},
+			// A's own follow-up gets its exchange back; the provider then
+			// calls lookup again under the same id.
+			{"A's follow-up gets its exchange", "conv-A", []string{user("A"), assistant("A"), result("A")}, restored},
+			{"a later turn of A reusing the id gets nothing", "conv-A", []string{user("A"), assistant("A"), result("A"), assistant("A2"), result("A2")},
+				append(append([]string(nil), restored...), `assistant:functions.lookup:1["{\"conv\":\"A2\"}"]`, "tool:functions.lookup:1")},
+		} {
+			name := tc.name + "/non-stream"
+			if stream {
+				name = tc.name + "/stream"
+			}
+			t.Run(name, func(t *testing.T) {
+				if got := chat(tc.session, tc.msgs...); !reflect.DeepEqual(got, tc.want) {
+					t.Errorf("the provider got the conversation\n  %v\nwant\n  %v", got, tc.want)
+				}
+			})
+		}
+	}
+}
