@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -140,8 +142,12 @@ var (
 // readMembers walks the members of the object whose '{' is s[i], in valid
 // JSON, and sets f[j] to the member named names[j] (f[j].end stays 0 when
 // there is none). A member named in names or in watch that appears twice
-// is an ErrBadRequest. It allocates nothing unless a key is escaped or
-// watch has over 64 names.
+// is an ErrBadRequest, and so is a key that is one of those names in
+// another case: Go's encoding/json, in Go-based providers and relays
+// (Ollama, LocalAI, one-api), matches member names case-insensitively, with
+// Unicode folding ("uſer" is "user"), the last match winning, so such a
+// key is the member there while paygate reads or rewrites another. It
+// allocates nothing unless a key is escaped or watch has over 64 names.
 func readMembers(s string, i int, names []string, f []member, watch []string) error {
 	var seen uint64 // watch[j] seen, for j < 64
 	var seenMore []bool
@@ -152,6 +158,9 @@ func readMembers(s string, i int, names []string, f []member, watch []string) er
 		}
 		i = m.end
 		k := keyName(m.key)
+		// Only a key with an upper-case or non-ASCII letter can fold to a
+		// lower-case name without being it; other keys skip EqualFold.
+		fold := foldable(k)
 		for j, name := range names {
 			if k == name {
 				if f[j].end != 0 {
@@ -160,9 +169,16 @@ func readMembers(s string, i int, names []string, f []member, watch []string) er
 				f[j] = m
 				break
 			}
+			if fold && strings.EqualFold(k, name) {
+				return caseVariant(k, name)
+			}
 		}
 		for j, name := range watch {
 			if k != name {
+				// A watched name (drop_fields) may have upper-case letters.
+				if (fold || len(k) == len(name)) && strings.EqualFold(k, name) {
+					return caseVariant(k, name)
+				}
 				continue
 			}
 			if j < 64 {
@@ -181,6 +197,20 @@ func readMembers(s string, i int, names []string, f []member, watch []string) er
 			seenMore[j-64] = true
 		}
 	}
+}
+
+// foldable reports an upper-case ASCII letter or a non-ASCII byte in k.
+func foldable(k string) bool {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+func caseVariant(key, name string) error {
+	return fmt.Errorf("%w: the member %q is %q to some providers (their JSON parsers ignore case); spell it %q", ErrBadRequest, key, name, name)
 }
 
 func repeatedMember(name string) error {

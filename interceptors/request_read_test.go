@@ -65,6 +65,25 @@ func TestReadChat(t *testing.T) {
 		{name: "repeated messages", body: `{"model":"m","messages":[],"messages":[{"role":"user","content":"x"}]}`, wantErr: `member "messages" appears`},
 		{name: "repeated tools", body: `{"model":"m","messages":[],"tools":[],"tools":null}`, wantErr: `member "tools" appears`},
 		{name: "repeated tool_choice", body: `{"model":"m","messages":[],"tool_choice":"none","tool_choice":"auto"}`, wantErr: `member "tool_choice" appears`},
+		// A key that is a member paygate reads or rewrites in another case:
+		// Go's encoding/json (Ollama, LocalAI, one-api relays) matches names
+		// case-insensitively with Unicode folding, the last match winning.
+		{name: "User", body: `{"model":"m","messages":[],"User":"oWx-openid-123"}`, wantErr: `member "User" is "user"`},
+		{name: "user and USER", body: `{"model":"m","messages":[],"user":"a","USER":"oWx-openid-123"}`, wantErr: `member "USER" is "user"`},
+		{name: "long s", body: `{"model":"m","messages":[],"u\u017fer":"oWx-openid-123"}`, wantErr: `member "uſer" is "user"`},
+		{name: "long s unescaped", body: "{\"model\":\"m\",\"messages\":[],\"u\u017fer\":\"oWx\"}", wantErr: `member "uſer" is "user"`},
+		{name: "escaped upper case", body: `{"model":"m","messages":[],"\u0055ser":"oWx"}`, wantErr: `member "User" is "user"`},
+		{name: "Model", body: `{"model":"m","Model":"vendor/most-expensive","messages":[]}`, wantErr: `member "Model" is "model"`},
+		{name: "Stream", body: `{"model":"m","Stream":true,"messages":[]}`, wantErr: `member "Stream" is "stream"`},
+		{name: "Stream_Options", body: `{"model":"m","stream":true,"Stream_Options":{"include_usage":false},"messages":[]}`, wantErr: `member "Stream_Options" is "stream_options"`},
+		{name: "Include_Usage", body: `{"model":"m","stream":true,"stream_options":{"include_usage":true,"Include_Usage":false},"messages":[]}`,
+			wantErr: `member "Include_Usage" is "include_usage"`},
+		{name: "N", body: `{"model":"m","N":2,"messages":[]}`, wantErr: `member "N" is "n"`},
+		{name: "Messages", body: `{"model":"m","messages":[],"Messages":[]}`, wantErr: `member "Messages" is "messages"`},
+		{name: "TOOLS", body: `{"model":"m","messages":[],"TOOLS":[]}`, wantErr: `member "TOOLS" is "tools"`},
+		{name: "Tool_Choice", body: `{"model":"m","messages":[],"Tool_Choice":"none"}`, wantErr: `member "Tool_Choice" is "tool_choice"`},
+		{name: "keys like members are not members", body: `{"model":"m","messages":[],"Users":1,"userId":2,"NN":3,"Kelvin":4,"ſ":5,"用户":6}`,
+			want: Chat{Model: "m"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := []byte(tc.body)
@@ -109,6 +128,11 @@ func TestReadChatWatch(t *testing.T) {
 		{name: "dotted name repeated", body: `{"model":"m","x.y":1,"messages":[],"x.y":2}`, watch: []string{"x.y"}, wantErr: `member "x.y" appears`},
 		{name: "past 64 names, once each", body: `{"model":"m","messages":[],"f69":1,"f0":2,"f64":3}`, watch: many},
 		{name: "past 64 names, repeated", body: `{"model":"m","f69":1,"messages":[],"f69":2}`, watch: many, wantErr: `member "f69" appears`},
+		{name: "watched in another case", body: `{"model":"m","messages":[],"Parallel_Tool_Calls":true}`,
+			watch: []string{"parallel_tool_calls"}, wantErr: `member "Parallel_Tool_Calls" is "parallel_tool_calls"`},
+		{name: "watched name with upper case, key in lower case", body: `{"model":"m","messages":[],"topk":1}`,
+			watch: []string{"topK"}, wantErr: `member "topk" is "topK"`},
+		{name: "watched past 64 names in another case", body: `{"model":"m","messages":[],"F69":1}`, watch: many, wantErr: `member "F69" is "f69"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := ReadChat([]byte(tc.body), tc.watch...)
@@ -144,6 +168,10 @@ func TestReadPassthrough(t *testing.T) {
 		{name: "repeated user", body: `{"model":"e","user":"a","input":"x","user":"oWx-openid-123"}`, wantErr: `member "user" appears`},
 		{name: "repeated stream", body: `{"model":"e","stream":false,"stream":true}`, wantErr: `member "stream" appears`},
 		{name: "repeated drop field", body: `{"model":"e","dimensions":1,"dimensions":2}`, wantErr: `member "dimensions" appears`},
+		{name: "User", body: `{"model":"e","input":"x","User":"oWx-openid-123"}`, wantErr: `member "User" is "user"`},
+		{name: "MODEL", body: `{"model":"e","input":"x","MODEL":"openai/text-embedding-3-large"}`, wantErr: `member "MODEL" is "model"`},
+		{name: "drop field in another case", body: `{"model":"e","Dimensions":1}`, wantErr: `member "Dimensions" is "dimensions"`},
+		{name: "input in another case is not paygate's", body: `{"model":"e","Input":"x"}`, want: Passthrough{Model: "e"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := []byte(tc.body)
@@ -179,12 +207,12 @@ func chatByPath(body []byte) (Chat, bool) {
 	}
 	// A member paygate reads or rewrites that repeats: paygate would act
 	// on the first, the provider's parser keep the last.
-	if repeats(root, chatMembers[:]) {
+	if repeats(root, chatMembers[:]) || caseVariants(root, chatMembers[:]) {
 		return Chat{}, false
 	}
 	var f [len(chatMembers)]gjson.Result
 	members(root, chatMembers[:], f[:])
-	if so := f[chatStreamOptions]; so.IsObject() && repeats(so, []string{"include_usage"}) {
+	if so := f[chatStreamOptions]; so.IsObject() && (repeats(so, []string{"include_usage"}) || caseVariants(so, []string{"include_usage"})) {
 		return Chat{}, false
 	}
 	if f[chatModel].Type != gjson.String || f[chatModel].Str == "" || !f[chatMessages].IsArray() {
@@ -228,7 +256,8 @@ func passthroughByPath(body []byte, watch []string) (Passthrough, bool) {
 	if !root.IsObject() {
 		return Passthrough{}, true
 	}
-	if repeats(root, []string{"model", "stream", "user"}) || repeats(root, watch) {
+	if repeats(root, []string{"model", "stream", "user"}) || repeats(root, watch) ||
+		caseVariants(root, []string{"model", "stream", "user"}) || caseVariants(root, watch) {
 		return Passthrough{}, false
 	}
 	res := gjson.GetManyBytes(body, "model", "stream", "user")
@@ -252,6 +281,7 @@ func FuzzReadChat(f *testing.F) {
 		` {"model":"m","messages":[],"stream":"true","user":7} `,
 		`{"model":"embed","input":["a"],"user":null,"x.y":1,"x\u002ey":2}`,
 		`["model","user"]`,
+		`{"model":"m","messages":[],"User":"a","u\u017fer":"b","N":2,"NN":3}`,
 	} {
 		f.Add(b)
 	}
@@ -265,7 +295,7 @@ func FuzzReadChat(f *testing.F) {
 		// Watching drop_fields refuses a repeat of one of them too.
 		got, err = ReadChat([]byte(body), fuzzWatch...)
 		got.read = chatRead{}
-		if ok && repeats(gjson.Parse(body), fuzzWatch) {
+		if ok && (repeats(gjson.Parse(body), fuzzWatch) || caseVariants(gjson.Parse(body), fuzzWatch)) {
 			want, ok = Chat{}, false
 		}
 		if (err == nil) != ok || got != want {
@@ -293,6 +323,21 @@ func members(obj gjson.Result, names []string, out []gjson.Result) {
 		}
 		return true
 	})
+}
+
+// caseVariants reports whether a top-level key of obj is one of names in
+// another case, as strings.EqualFold (and encoding/json) compares them.
+func caseVariants(obj gjson.Result, names []string) bool {
+	found := false
+	obj.ForEach(func(k, _ gjson.Result) bool {
+		for _, n := range names {
+			if k.Str != n && strings.EqualFold(k.Str, n) {
+				found = true
+			}
+		}
+		return !found
+	})
+	return found
 }
 
 // repeats reports whether a top-level member of obj named in names appears
