@@ -121,6 +121,7 @@ type Capture struct {
 	scratch []byte
 	edits   []edit
 	extra   []member
+	drops   [][2]int // the ranges of the chunk's "paygate" members
 	st      chunkState
 }
 
@@ -157,6 +158,7 @@ type chunkState struct {
 	role       bool
 	finish     string
 	hasError   bool
+	paygate    bool // a top-level "paygate" member: an upstream's forgery
 	idStart    int
 	idEnd      int
 	text       [2]int // raw content of choice 0, in data

@@ -50,9 +50,19 @@ func (c *Capture) slow(data []byte, s string) []byte {
 				st.hasError = true
 				c.errRaw = append(c.errRaw[:0], v.Raw...)
 			}
+		default:
+			st.paygate = st.paygate || isPaygateKey(k.Str)
 		}
 		return true
 	})
+	if st.paygate {
+		// An upstream's own "paygate" member never reaches the bot: see
+		// DropPaygate.
+		c.drops = paygateSpans(s, 0, c.drops[:0])
+		for _, d := range c.drops {
+			c.edits = append(c.edits, edit{d[0], d[1], 0, 0})
+		}
+	}
 	if st.finish != "" || st.hasError {
 		c.hasFinish = true
 		c.finish = internFinish(st.finish, st.hasError)
@@ -489,6 +499,11 @@ func (c *Capture) keepFinishChunk(data []byte) {
 	}
 	for _, d := range st.deltas {
 		cuts = append(cuts, cut{d[0], d[1], []byte("{}")})
+	}
+	if st.paygate {
+		for _, d := range c.drops {
+			cuts = append(cuts, cut{d[0], d[1], nil})
+		}
 	}
 	slices.SortFunc(cuts, func(a, b cut) int { return a.start - b.start })
 	out := c.finishChunk[:0]

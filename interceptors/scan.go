@@ -28,7 +28,8 @@ type textChunk struct {
 // which understands every chunk; so scanText may refuse too much but never
 // accepts a chunk that needs a change. Keys spelled with escapes of ASCII
 // letters ("tool\u005fcalls") are refused too, since the searches look for
-// plain keys.
+// plain keys, and so is a "paygate" member (an upstream's forgery, which the
+// slow path removes).
 func scanText(s string) (tc textChunk, ok bool) {
 	d := -1
 	for off := 0; ; {
@@ -55,7 +56,7 @@ func scanText(s string) (tc textChunk, ok bool) {
 	if tc.deltaEnd = parseDelta(s, d, &tc); tc.deltaEnd < 0 {
 		return tc, false
 	}
-	if hasNonNull(s, keyReason, false) || hasEscapedLetter(s) {
+	if hasNonNull(s, keyReason, false) || hasEscapedLetter(s) || hasPaygateWord(s) {
 		return tc, false
 	}
 	return tc, true
@@ -138,8 +139,8 @@ func (t *template) match(rest string) bool {
 }
 
 // cleanAfter reports that s[from:] holds no usage, error or second delta
-// object, no finish and no escaped key, in three searches that skip through
-// the bytes at memchr speed.
+// object, no finish, no escaped key and no "paygate" member, in searches
+// that skip through the bytes at memchr speed.
 func cleanAfter(s string, from int) bool {
 	rest := s[from:]
 	for off := 0; ; {
@@ -154,7 +155,7 @@ func cleanAfter(s string, from int) bool {
 			return false
 		}
 	}
-	return !hasNonNull(rest, keyReason, false) && !hasEscapedLetter(rest)
+	return !hasNonNull(rest, keyReason, false) && !hasEscapedLetter(rest) && !hasPaygateWord(rest)
 }
 
 // keyBefore returns the key of the object member whose value starts at p,

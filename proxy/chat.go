@@ -177,6 +177,9 @@ func setStreamHeaders(h http.Header) {
 	h["Cache-Control"] = noCache
 }
 
+// writeUpstreamBody sends an upstream's answer as it came, but for a
+// top-level "paygate" member of its own: that is paygate's word to the bot
+// (SPEC 2.3), and an upstream's would be a forgery.
 func writeUpstreamBody(w http.ResponseWriter, resp *failover.Response) {
 	ct := resp.Header.Get("Content-Type")
 	if ct == "" {
@@ -184,7 +187,7 @@ func writeUpstreamBody(w http.ResponseWriter, resp *failover.Response) {
 	}
 	w.Header().Set("Content-Type", ct)
 	w.WriteHeader(resp.StatusCode)
-	_, _ = w.Write(resp.Body)
+	_, _ = w.Write(interceptors.DropPaygate(resp.Body))
 }
 
 // streamRound relays one upstream stream to the client, event by event, each
@@ -315,7 +318,8 @@ func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resum
 		if ev.IsDone() {
 			return u, nil
 		}
-		data := ev.Data
+		// An upstream's own "paygate" member would pass for paygate's.
+		data := interceptors.DropPaygate(ev.Data)
 		if resume != nil {
 			if data, err = resume.Filter(data); err != nil {
 				return u, err

@@ -146,7 +146,9 @@ func extraMembers(call gjson.Result) []byte {
 // chat.completion; its tool_calls are reduced to the client's own when the
 // round mixed payment and client calls.
 func (t *turn) writeCompletion(status int, body []byte, id string, client []interceptors.ToolCall, mixed bool) {
-	out := body
+	// The upstream's own "paygate" member goes before paygate adds its own:
+	// sjson would replace only the first, and bots trust it (SPEC 2.3).
+	out := interceptors.DropPaygate(body)
 	if len(t.rounds) > 1 {
 		out, _ = sjson.SetBytes(out, "id", id)
 	}
