@@ -60,7 +60,11 @@ func (d *deadlines) startDeadlines(idle, firstToken, headerWait, total, roundLef
 	}
 	first = max(first, time.Nanosecond)
 	d.timerAt.Store(int64(first))
+	// Under mu: a timer due at once runs fire, which re-arms d.timer, before
+	// AfterFunc has returned it.
+	d.mu.Lock()
 	d.timer = time.AfterFunc(first, d.fire)
+	d.mu.Unlock()
 }
 
 // setPhase starts a wait of the kind ph that times out after dur.

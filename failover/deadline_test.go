@@ -2,6 +2,7 @@ package failover
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -136,4 +137,21 @@ func TestDeadlinesConcurrent(t *testing.T) {
 	})
 	wg.Wait()
 	d.stop()
+}
+
+// TestDeadlinesFireAtOnce: a timer that fires as it is armed (a timeout of
+// a nanosecond) re-arms itself through d.timer, which must already be set
+// (for -race).
+func TestDeadlinesFireAtOnce(t *testing.T) {
+	for range 50 {
+		d := &deadlines{}
+		d.startDeadlines(time.Nanosecond, time.Hour, time.Hour, 50*time.Hour, 0, func(error) { t.Error("expired") })
+		armed := d.timerAt.Load()
+		for give := time.Now().Add(10 * time.Second); d.timerAt.Load() == armed; runtime.Gosched() {
+			if time.Now().After(give) {
+				t.Fatal("the timer never fired")
+			}
+		}
+		d.stop()
+	}
 }
