@@ -13,7 +13,10 @@
 //   - the copies that make LoadUserState one round trip (the user's orders
 //     under {u:CLIENT:USER}) and the cross-order indexes under {idx} are
 //     written after it, guarded by the order's version, and replayed by Repair
-//     from a write-intent log when a crash interrupts them;
+//     from a write-intent log when a crash interrupts them (one note per
+//     writer, removed only once the order is synced from state at least as
+//     new as that writer's write, so a writer that loses its compare-and-set
+//     cannot erase the note of one that committed and died);
 //   - DueEvents finds keys with pending events through {idx}:ob and reads each
 //     head from its own tag, healing index entries that disagree.
 //

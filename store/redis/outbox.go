@@ -48,7 +48,7 @@ func (s *Store) EnqueueEvents(ctx context.Context, events ...store.Event) error 
 			return err
 		}
 		r := replySlice(v)
-		s.syncIndex(ctx, nil, key, strconv.FormatInt(replyInt(r, 0), 10), replyInt(r, 1), tok)
+		s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 0), 10), replyInt(r, 1), noteOf(key, tok))
 	}
 	return nil
 }
@@ -128,7 +128,7 @@ func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int) ([]stor
 			out = append(out, h.head.Ev)
 			continue
 		}
-		s.syncIndex(ctx, nil, h.key, strconv.FormatInt(h.obv, 10), h.next, "")
+		s.syncIndexOrWarn(ctx, nil, h.key, strconv.FormatInt(h.obv, 10), h.next)
 	}
 	sortEvents(out)
 	return out, nil
@@ -155,7 +155,7 @@ func (s *Store) AckEvent(ctx context.Context, key, id string) error {
 	}
 	r := replySlice(v)
 	if replyInt(r, 0) == 1 {
-		s.syncIndex(ctx, nil, key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2), "")
+		s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2))
 	}
 	return nil
 }
@@ -176,7 +176,7 @@ func (s *Store) RetryEvent(ctx context.Context, key, id string, nextAt time.Time
 	if replyInt(r, 0) != 1 {
 		return fmt.Errorf("event %s: %w", id, store.ErrNotFound)
 	}
-	s.syncIndex(ctx, nil, key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2), "")
+	s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2))
 	return nil
 }
 

@@ -187,7 +187,7 @@ func testRepair(t *testing.T, clock *storetest.Clock, s *Store) {
 	if st, l, d := visible(); !st || !l || !d {
 		t.Errorf("after repair: state=%v listed=%v due=%v; want all visible", st, l, d)
 	}
-	left, err := s.c.HLen(ctx, s.k.idx("dirty")).Result()
+	left, err := s.c.ZCard(ctx, s.k.idx("notes")).Result()
 	if err != nil || left != 0 {
 		t.Errorf("intents left after repair: %d, %v; want 0", left, err)
 	}
@@ -422,7 +422,9 @@ func testOutOfOrderSync(t *testing.T, s *Store) {
 		if err := s.syncUser(ctx, c); err != nil {
 			t.Fatal(err)
 		}
-		s.syncIndex(ctx, c, c.OrderNo, "", 0, "")
+		if err := s.syncIndex(ctx, c, c.OrderNo, "", 0); err != nil {
+			t.Fatal(err)
+		}
 	}
 	us, err := s.LoadUserState(ctx, "shop", "u1")
 	if err != nil || len(us.Orders) != 1 {
@@ -458,7 +460,9 @@ func testOutOfOrderSync(t *testing.T, s *Store) {
 		}
 		// The enqueue's index step (version 1, "has an event") replayed late,
 		// after the ack's (version 2, "empty"): the entry is stale.
-		s.syncIndex(ctx, nil, "OO-2", "1", 0, "")
+		if err := s.syncIndex(ctx, nil, "OO-2", "1", 0); err != nil {
+			t.Fatal(err)
+		}
 		evs, err := s.DueEvents(ctx, time.Now(), 10)
 		if err != nil || len(evs) != 0 {
 			t.Fatalf("DueEvents: %v, %v; want nothing", ids(evs), err)

@@ -142,20 +142,20 @@ return redis.call('HMGET', KEYS[1], unpack(nos))
 `
 
 // idxFixedKeys is the number of KEYS of luaSyncIndex before the status sets.
-const idxFixedKeys = 6
+const idxFixedKeys = 5
 
-// KEYS: v, all, ob, obv, dirty, dirtyat, then one sorted set per status in
+// KEYS: v, all, ob, obv, notes, then one sorted set per status in
 // store.Statuses() order.
 // ARGV: no, version (empty skips the order part), status index (1-based),
-// created_us, obkey, obv (empty skips the outbox part), next_ms, intent token
-// (empty keeps the intent).
+// created_us, obkey, obv (empty skips the outbox part), next_ms, then the
+// repair notes this sync stands for (removed from notes; none keeps all).
 const luaSyncIndex = `
 if ARGV[2] ~= '' then
   local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
   if tonumber(ARGV[2]) > cur then
     redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-    for i = 7, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
-    redis.call('ZADD', KEYS[6 + tonumber(ARGV[3])], ARGV[4], ARGV[1])
+    for i = 6, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+    redis.call('ZADD', KEYS[5 + tonumber(ARGV[3])], ARGV[4], ARGV[1])
     redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
   end
 end
@@ -171,20 +171,30 @@ if ARGV[6] ~= '' then
     end
   end
 end
-if ARGV[8] ~= '' and redis.call('HGET', KEYS[5], ARGV[5]) == ARGV[8] then
-  redis.call('HDEL', KEYS[5], ARGV[5])
-  redis.call('ZREM', KEYS[6], ARGV[5])
-end
+for i = 8, #ARGV do redis.call('ZREM', KEYS[5], ARGV[i]) end
 return 1
 `
 
-// KEYS: dirty, dirtyat, seq. ARGV: member, now_ms. Records a write intent and
-// returns its unique token.
+// KEYS: notes, seq. ARGV: member, now_ms. Records a write intent as a repair
+// note of its own, "member|token", and returns the token. A note per writer,
+// not per member: a writer that fails its compare-and-set must not be able
+// to remove the note of one that committed and died before its sync.
 const luaIntent = `
-local t = tostring(redis.call('INCR', KEYS[3]))
-redis.call('HSET', KEYS[1], ARGV[1], t)
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+local t = tostring(redis.call('INCR', KEYS[2]))
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1] .. '|' .. t)
 return t
+`
+
+// KEYS: dirty, dirtyat (the intent log of earlier versions, one token per
+// member). ARGV: member, token read before the member was resynced. Removes
+// the member's entry unless a writer of an earlier version re-recorded it
+// since; that one is replayed by a later pass.
+const luaDropLegacy = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and cur ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
 `
 
 // KEYS: claim, gen. ARGV: candidate, ttl_ms, now_ms, from (-1: a plain claim),
@@ -352,7 +362,7 @@ return n
 // scripts are created per Store (no package-level mutable state).
 type scripts struct {
 	createOrder, updateOrder, enqueue, readTag, ack, retry *goredis.Script
-	syncUser, loadUser, syncIndex, intent                  *goredis.Script
+	syncUser, loadUser, syncIndex, intent, dropLegacy      *goredis.Script
 	claim, seen, counter, putExchange                      *goredis.Script
 	addTally, takeTally                                    *goredis.Script
 	putRefund, finishRefund, appendAudit, putText, erase   *goredis.Script
@@ -370,6 +380,7 @@ func newScripts() *scripts {
 		loadUser:     goredis.NewScript(luaLoadUser),
 		syncIndex:    goredis.NewScript(luaSyncIndex),
 		intent:       goredis.NewScript(luaIntent),
+		dropLegacy:   goredis.NewScript(luaDropLegacy),
 		claim:        goredis.NewScript(luaClaim),
 		seen:         goredis.NewScript(luaSeen),
 		counter:      goredis.NewScript(luaCounter),
@@ -387,7 +398,7 @@ func newScripts() *scripts {
 func (s *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
 		s.createOrder, s.updateOrder, s.enqueue, s.readTag, s.ack, s.retry,
-		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.claim, s.seen, s.counter,
+		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.dropLegacy, s.claim, s.seen, s.counter,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
 	}
 }

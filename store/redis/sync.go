@@ -3,8 +3,10 @@ package redis
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -16,20 +18,32 @@ import (
 // order's own (the atomic money step), the user's (the copy LoadUserState
 // reads) and {idx} (listings and pending outboxes). It runs as:
 //
-//	1. intent:  {idx} remembers "member may be out of sync" with a fresh token
+//	1. intent:  {idx}:notes gets a repair note "member|token" of this writer's
+//	            own, the token fresh
 //	2. write:   the order script on {o:NO}, order and outbox together
 //	3. user:    the copy on {u:CLIENT:USER}, applied only if newer
-//	4. index:   {idx} indexes, applied only if newer; clears the intent if it
-//	            still holds this writer's token
+//	4. index:   {idx} indexes, applied only if newer; removes this writer's
+//	            note
 //
 // Steps 3 and 4 are idempotent and version-guarded, so any replica may replay
-// them in any order. A crash between 1 and 4 leaves the intent; Repair replays
-// 3 and 4 for intents older than the grace period.
+// them in any order. A crash between 1 and 4 leaves the note; Repair replays
+// 3 and 4 from the tag's current state for notes older than the grace period.
+//
+// A note is removed only once the member has been synced from state at least
+// as new as the write it stands for. Each writer has its own note, so
+// another writer's failed compare-and-set (two creates of one number happen
+// by design, and the reconcile sweep races notifications) can never remove
+// the note of a writer that committed and died before its sync; a writer
+// whose write changed nothing resyncs the member before it removes its note,
+// which also covers a write that did apply but was reported as a conflict
+// because its reply was lost and the re-sent script found another writer's
+// token in the record.
 
-// intent is step 1.
+// intent is step 1. It returns this writer's token; noteOf(member, token) is
+// its note.
 func (s *Store) intent(ctx context.Context, member string) (string, error) {
 	v, err := s.run(ctx, "write intent", s.sc.intent,
-		[]string{s.k.idx("dirty"), s.k.idx("dirtyat"), s.k.idx("seq")},
+		[]string{s.k.idx("notes"), s.k.idx("seq")},
 		member, s.now().UnixMilli())
 	if err != nil {
 		return "", err
@@ -38,28 +52,46 @@ func (s *Store) intent(ctx context.Context, member string) (string, error) {
 	return tok, nil
 }
 
-// dropIntent clears an intent whose write changed nothing (a lost CAS).
-// Failure is harmless: Repair finds nothing to fix and clears it.
-func (s *Store) dropIntent(ctx context.Context, member, tok string) {
-	s.syncIndex(ctx, nil, member, "", 0, tok)
+// noteOf is the repair note of member's writer holding tok. Tokens are
+// decimal, so the last '|' separates them from any member name.
+func noteOf(member, tok string) string { return member + "|" + tok }
+
+// memberOf is the member a repair note stands for.
+func memberOf(note string) string {
+	if i := strings.LastIndexByte(note, '|'); i >= 0 {
+		return note[:i]
+	}
+	return note
 }
 
-// sync runs steps 3 and 4 after a successful write of o (nil for an outbox key
-// without an order); obv and next are the outbox state the write left.
-// Failures are logged, not returned: the money step is committed, and the
-// intent stays for Repair.
+// dropIntent ends the intent of a write that reported no change (a lost
+// compare-and-set, a taken number): it resyncs the member from its tag and
+// only then removes its note. The resync is what makes a conflict answer to
+// a re-sent script safe (see above); it is cheap and on a failure path only.
+// Failure is logged: the note stays for Repair.
+func (s *Store) dropIntent(ctx context.Context, member, tok string) {
+	if err := s.resync(ctx, member, noteOf(member, tok)); err != nil {
+		s.log.Warn("store sync after a lost write deferred to repair", "member", member, "err", err)
+	}
+}
+
+// sync runs steps 3 and 4 after a successful write of o; obv and next are
+// the outbox state the write left. Failures are logged, not returned: the
+// money step is committed, and the note stays for Repair.
 func (s *Store) sync(ctx context.Context, o *store.Order, obv, next int64, tok string) {
-	if o != nil {
-		if err := s.syncUser(ctx, o); err != nil {
-			s.log.Warn("store user copy sync deferred to repair", "order", o.OrderNo, "err", err)
-			return
-		}
+	if err := s.syncUser(ctx, o); err != nil {
+		s.log.Warn("store user copy sync deferred to repair", "order", o.OrderNo, "err", err)
+		return
 	}
-	member := ""
-	if o != nil {
-		member = o.OrderNo
+	s.syncIndexOrWarn(ctx, o, o.OrderNo, strconv.FormatInt(obv, 10), next, noteOf(o.OrderNo, tok))
+}
+
+// syncIndexOrWarn is syncIndex where a failure only delays the index: the
+// notes stay for Repair, and DueEvents heals outbox entries on read.
+func (s *Store) syncIndexOrWarn(ctx context.Context, o *store.Order, member, obv string, next int64, notes ...string) {
+	if err := s.syncIndex(ctx, o, member, obv, next, notes...); err != nil {
+		s.log.Warn("store index sync deferred to repair", "member", member, "err", err)
 	}
-	s.syncIndex(ctx, o, member, strconv.FormatInt(obv, 10), next, tok)
 }
 
 func (s *Store) syncUser(ctx context.Context, o *store.Order) error {
@@ -74,10 +106,10 @@ func (s *Store) syncUser(ctx context.Context, o *store.Order) error {
 }
 
 // syncIndex is step 4 for member: the order part when o != nil, the outbox
-// part when obv != "", the intent clearing when tok != "".
-func (s *Store) syncIndex(ctx context.Context, o *store.Order, member, obv string, next int64, tok string) {
+// part when obv != "", then the removal of notes.
+func (s *Store) syncIndex(ctx context.Context, o *store.Order, member, obv string, next int64, notes ...string) error {
 	keys := make([]string, 0, idxFixedKeys+len(s.statuses))
-	keys = append(keys, s.k.idx("v"), s.k.idx("all"), s.k.idx("ob"), s.k.idx("obv"), s.k.idx("dirty"), s.k.idx("dirtyat"))
+	keys = append(keys, s.k.idx("v"), s.k.idx("all"), s.k.idx("ob"), s.k.idx("obv"), s.k.idx("notes"))
 	for _, st := range s.statuses {
 		keys = append(keys, s.k.status(st))
 	}
@@ -91,51 +123,21 @@ func (s *Store) syncIndex(ctx context.Context, o *store.Order, member, obv strin
 			}
 		}
 	}
-	if _, err := s.run(ctx, "sync index", s.sc.syncIndex, keys, member, ver, stIdx, created, member, obv, next, tok); err != nil {
-		s.log.Warn("store index sync deferred to repair", "member", member, "err", err)
+	args := make([]any, 0, 7+len(notes))
+	args = append(args, member, ver, stIdx, created, member, obv, next)
+	for _, n := range notes {
+		args = append(args, n)
 	}
+	_, err := s.run(ctx, "sync index", s.sc.syncIndex, keys, args...)
+	return err
 }
 
-// Repair replays steps 3 and 4 for write intents older than the grace period
-// (left by a crash or a lost connection between the steps) and reports how
-// many it repaired. It runs at start-up and every RepairInterval; it is
-// exported for operators and tests.
-func (s *Store) Repair(ctx context.Context) (int, error) {
-	cutoff := s.now().Add(-s.grace).UnixMilli()
-	seen := map[string]bool{}
-	n := 0
-	for {
-		members, err := s.c.ZRangeByScore(ctx, s.k.idx("dirtyat"), &goredis.ZRangeBy{
-			Min: "-inf", Max: strconv.FormatInt(cutoff, 10), Offset: 0, Count: 100,
-		}).Result()
-		if err != nil {
-			return n, mapErr("repair", err)
-		}
-		progress := false
-		for _, m := range members {
-			if seen[m] {
-				continue
-			}
-			seen[m] = true
-			progress = true
-			if err := s.repairOne(ctx, m); err != nil {
-				return n, err
-			}
-			n++
-		}
-		if !progress {
-			return n, nil
-		}
-	}
-}
-
-func (s *Store) repairOne(ctx context.Context, member string) error {
-	tok, err := s.c.HGet(ctx, s.k.idx("dirty"), member).Result()
-	if err != nil && err != goredis.Nil {
-		return mapErr("repair", err)
-	}
+// resync replays steps 3 and 4 for member from its tag's current state (read
+// in one step), then removes notes: every write committed before the read is
+// covered by it.
+func (s *Store) resync(ctx context.Context, member string, notes ...string) error {
 	rk, ob, obv := s.k.orderTag(member)
-	v, err := s.run(ctx, "repair read", s.sc.readTag, []string{rk, ob, obv})
+	v, err := s.run(ctx, "resync read", s.sc.readTag, []string{rk, ob, obv})
 	if err != nil {
 		return err
 	}
@@ -149,24 +151,95 @@ func (s *Store) repairOne(ctx context.Context, member string) error {
 			return err
 		}
 	}
-	if tok == "" {
-		// Cleared meanwhile by the writer; still make sure the index is right.
-		tok = "-"
+	return s.syncIndex(ctx, o, member, strconv.FormatInt(replyInt(r, 2), 10), replyInt(r, 3), notes...)
+}
+
+// Repair resyncs every member with a repair note older than the grace period
+// (left by a crash or a lost connection between the steps) and reports how
+// many notes it resolved. It runs at start-up and every RepairInterval; it is
+// exported for operators and tests.
+func (s *Store) Repair(ctx context.Context) (int, error) {
+	cutoff := strconv.FormatInt(s.now().Add(-s.grace).UnixMilli(), 10)
+	n, err := s.repairNotes(ctx, cutoff)
+	if err != nil {
+		return n, err
 	}
-	s.syncIndex(ctx, o, member, strconv.FormatInt(replyInt(r, 2), 10), replyInt(r, 3), tok)
-	if tok == "-" {
-		return nil
+	m, err := s.repairLegacy(ctx, cutoff)
+	return n + m, err
+}
+
+func (s *Store) repairNotes(ctx context.Context, cutoff string) (int, error) {
+	seen := map[string]bool{}
+	n := 0
+	for {
+		notes, err := s.c.ZRangeByScore(ctx, s.k.idx("notes"), &goredis.ZRangeBy{
+			Min: "-inf", Max: cutoff, Offset: 0, Count: 100,
+		}).Result()
+		if err != nil {
+			return n, mapErr("repair", err)
+		}
+		var members []string
+		byMember := map[string][]string{}
+		for _, note := range notes {
+			if seen[note] {
+				continue // its removal failed silently: do not spin
+			}
+			seen[note] = true
+			m := memberOf(note)
+			if _, ok := byMember[m]; !ok {
+				members = append(members, m)
+			}
+			byMember[m] = append(byMember[m], note)
+		}
+		if len(members) == 0 {
+			return n, nil
+		}
+		for _, m := range members {
+			if err := s.resync(ctx, m, byMember[m]...); err != nil {
+				return n, fmt.Errorf("redis: repair %s: %w", m, err)
+			}
+			n += len(byMember[m])
+		}
 	}
-	// The intent survives if syncIndex failed; report that as an error so the
-	// loop stops instead of spinning on it.
-	left, err := s.c.HGet(ctx, s.k.idx("dirty"), member).Result()
-	if err != nil && err != goredis.Nil {
-		return mapErr("repair", err)
+}
+
+// repairLegacy drains the intent log of earlier versions ({idx}:dirty, one
+// token per member, {idx}:dirtyat), which replicas not yet upgraded still
+// write during a rolling upgrade.
+func (s *Store) repairLegacy(ctx context.Context, cutoff string) (int, error) {
+	dirty, dirtyat := s.k.idx("dirty"), s.k.idx("dirtyat")
+	seen := map[string]bool{}
+	n := 0
+	for {
+		members, err := s.c.ZRangeByScore(ctx, dirtyat, &goredis.ZRangeBy{
+			Min: "-inf", Max: cutoff, Offset: 0, Count: 100,
+		}).Result()
+		if err != nil {
+			return n, mapErr("repair", err)
+		}
+		progress := false
+		for _, m := range members {
+			if seen[m] {
+				continue
+			}
+			seen[m] = true
+			progress = true
+			tok, err := s.c.HGet(ctx, dirty, m).Result()
+			if err != nil && !errors.Is(err, goredis.Nil) {
+				return n, mapErr("repair", err)
+			}
+			if err := s.resync(ctx, m); err != nil {
+				return n, fmt.Errorf("redis: repair %s: %w", m, err)
+			}
+			if _, err := s.run(ctx, "repair", s.sc.dropLegacy, []string{dirty, dirtyat}, m, tok); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if !progress {
+			return n, nil
+		}
 	}
-	if left == tok {
-		return fmt.Errorf("redis: repair of %s did not clear its intent", member)
-	}
-	return nil
 }
 
 // outbox list elements: the event with the fields the scripts read.

@@ -1,0 +1,385 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/storetest"
+)
+
+// crashWriter is a writer that records its intent, may commit its order
+// script, and dies before its sync steps: what a process killed between the
+// money step and the user copy leaves behind.
+type crashWriter struct {
+	t   *testing.T
+	s   *Store
+	no  string
+	tok string
+}
+
+func beginCrashWriter(t *testing.T, s *Store, no string) *crashWriter {
+	t.Helper()
+	tok, err := s.intent(context.Background(), no)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &crashWriter{t: t, s: s, no: no, tok: tok}
+}
+
+// create runs the create script for o with one event; it reports whether
+// the script applied.
+func (w *crashWriter) create(o *store.Order, eventID string) bool {
+	w.t.Helper()
+	elems, err := w.s.orderEvents(o.OrderNo, []store.Event{{ID: eventID, Kind: "audit", Payload: []byte(`{}`)}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	rk, ob, obv := w.s.k.orderTag(o.OrderNo)
+	args := append([]any{mustJSON(w.t, o), string(o.Status), o.Client, o.User, createdNS(o), w.tok, len(elems)}, elems...)
+	v, err := w.s.run(context.Background(), "create order", w.s.sc.createOrder, []string{rk, ob, obv}, args...)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return replyInt(replySlice(v), 0) == 1
+}
+
+// update runs the update script moving o (as read) to status with one
+// event; it reports whether the script applied.
+func (w *crashWriter) update(o *store.Order, expect, status store.OrderStatus, eventID string) bool {
+	w.t.Helper()
+	next := *o
+	next.Status = status
+	elems, err := w.s.orderEvents(o.OrderNo, []store.Event{{ID: eventID, Kind: "webhook", Payload: []byte(`{}`)}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	rk, ob, obv := w.s.k.orderTag(o.OrderNo)
+	args := append([]any{mustJSON(w.t, &next), string(next.Status), string(expect),
+		next.Client, next.User, createdNS(&next), o.Version, w.tok, len(elems)}, elems...)
+	v, err := w.s.run(context.Background(), "update order", w.s.sc.updateOrder, []string{rk, ob, obv}, args...)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return replyInt(replySlice(v), 0) == 1
+}
+
+// TestALosingWriterKeepsTheRepairOfACommittedOne: a writer whose
+// compare-and-set fails (a stale reconcile close, a second create of one
+// number as payments does by design, an update rejected for changing an
+// immutable field) must not remove the repair note of a writer that
+// committed and died before syncing, whether it lost before or after that
+// commit. After Repair, the committed write is in the user copy, the status
+// and all-orders listings, and its outbox event is due.
+func TestALosingWriterKeepsTheRepairOfACommittedOne(t *testing.T) {
+	requireSharedRedis(t)
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		create bool // the order is created by the test's setup
+		// run plays the interleaving for order no; it returns the status the
+		// order must end in and the committed writer's event.
+		run func(t *testing.T, s *Store, clock *storetest.Clock, no string) (store.OrderStatus, string)
+	}{
+		{"stale update loses after the commit", true,
+			func(t *testing.T, s *Store, clock *storetest.Clock, no string) (store.OrderStatus, string) {
+				read, _ := s.GetOrder(ctx, no)
+				a := beginCrashWriter(t, s, no)
+				if !a.update(read, store.StatusAwaitingPayment, store.StatusPaid, "evt-paid") {
+					t.Fatal("the paying write did not apply")
+				}
+				stale := *read
+				stale.Status = store.StatusClosed
+				if err := s.UpdateOrder(ctx, &stale, store.StatusAwaitingPayment); !errors.Is(err, store.ErrConflict) {
+					t.Fatalf("stale update: %v; want ErrConflict", err)
+				}
+				return store.StatusPaid, "evt-paid"
+			}},
+		{"stale update loses before the commit", true,
+			func(t *testing.T, s *Store, clock *storetest.Clock, no string) (store.OrderStatus, string) {
+				read, _ := s.GetOrder(ctx, no)
+				a := beginCrashWriter(t, s, no)
+				stale := *read
+				stale.Status = store.StatusClosed
+				stale.Version = 7 // read from a lagging replica
+				if err := s.UpdateOrder(ctx, &stale, store.StatusAwaitingPayment); !errors.Is(err, store.ErrConflict) {
+					t.Fatalf("stale update: %v; want ErrConflict", err)
+				}
+				if !a.update(read, store.StatusAwaitingPayment, store.StatusPaid, "evt-paid") {
+					t.Fatal("the paying write did not apply")
+				}
+				return store.StatusPaid, "evt-paid"
+			}},
+		{"second create of the number after the first committed", false,
+			func(t *testing.T, s *Store, clock *storetest.Clock, no string) (store.OrderStatus, string) {
+				o := storetest.NewOrder(no, "shop", "u-"+no, clock.Now())
+				o.Status, o.Version = store.StatusCreating, 1
+				a := beginCrashWriter(t, s, no)
+				if !a.create(o, "evt-created") {
+					t.Fatal("the first create did not apply")
+				}
+				dup := storetest.NewOrder(no, "shop", "u-"+no, clock.Now())
+				dup.Status = store.StatusClosed
+				if err := s.CreateOrder(ctx, dup); !errors.Is(err, store.ErrExists) {
+					t.Fatalf("second create: %v; want ErrExists", err)
+				}
+				return store.StatusCreating, "evt-created"
+			}},
+		{"second create of the number before the first commits", false,
+			func(t *testing.T, s *Store, clock *storetest.Clock, no string) (store.OrderStatus, string) {
+				o := storetest.NewOrder(no, "shop", "u-"+no, clock.Now())
+				o.Status, o.Version = store.StatusCreating, 1
+				a := beginCrashWriter(t, s, no)
+				// The second creator's intent comes after the first's; its
+				// script runs after the first's too, but its reply (ErrExists)
+				// is handled before the first one's sync would have run.
+				b := beginCrashWriter(t, s, no)
+				if !a.create(o, "evt-created") {
+					t.Fatal("the first create did not apply")
+				}
+				dup := *o
+				dup.Status = store.StatusClosed
+				if b.create(&dup, "evt-dup") {
+					t.Fatal("the second create applied")
+				}
+				s.dropIntent(ctx, no, b.tok)
+				return store.StatusCreating, "evt-created"
+			}},
+		{"update changing an immutable field after the commit", true,
+			func(t *testing.T, s *Store, clock *storetest.Clock, no string) (store.OrderStatus, string) {
+				read, _ := s.GetOrder(ctx, no)
+				a := beginCrashWriter(t, s, no)
+				if !a.update(read, store.StatusAwaitingPayment, store.StatusPaid, "evt-paid") {
+					t.Fatal("the paying write did not apply")
+				}
+				cur, _ := s.GetOrder(ctx, no)
+				moved := *cur
+				moved.User = "someone-else"
+				if err := s.UpdateOrder(ctx, &moved, store.StatusPaid); err == nil {
+					t.Fatal("an update changing the user applied")
+				}
+				return store.StatusPaid, "evt-paid"
+			}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := storetest.NewClock()
+			s := openOn(t, clock, Options{Addrs: []string{sharedAddr}})
+			no := fmt.Sprintf("RN-%d", i)
+			user := "u-" + no
+			if tc.create {
+				if err := s.CreateOrder(ctx, storetest.NewOrder(no, "shop", user, clock.Now())); err != nil {
+					t.Fatal(err)
+				}
+			}
+			status, event := tc.run(t, s, clock, no)
+
+			clock.Advance(DefaultRepairGrace + time.Minute)
+			if _, err := s.Repair(ctx); err != nil {
+				t.Fatalf("Repair: %v", err)
+			}
+			rec, err := s.GetOrder(ctx, no)
+			if err != nil || rec.Status != status {
+				t.Fatalf("record: %+v, %v; want %s", rec, err, status)
+			}
+			us, err := s.LoadUserState(ctx, "shop", user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(us.Orders) != 1 || us.Orders[0].Status != status || us.Orders[0].Version != rec.Version {
+				t.Errorf("user copy after Repair: %d orders %v; want v%d %s", len(us.Orders), statuses(us.Orders), rec.Version, status)
+			}
+			for _, f := range []store.OrderFilter{{Status: status}, {}} {
+				list, err := s.ListOrders(ctx, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(list) != 1 {
+					t.Errorf("ListOrders(status=%q) after Repair: %d orders; want 1", f.Status, len(list))
+				}
+			}
+			evs, err := s.DueEvents(ctx, clock.Now(), 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != 1 || evs[0].ID != event {
+				t.Errorf("DueEvents after Repair: %v; want [%s]", ids(evs), event)
+			}
+		})
+	}
+}
+
+func statuses(os []*store.Order) []string {
+	var out []string
+	for _, o := range os {
+		out = append(out, fmt.Sprintf("v%d %s", o.Version, o.Status))
+	}
+	return out
+}
+
+// TestCrashedWritersAreRepairedUnderRacingConflicts: for each of many
+// orders, a writer marking it paid (with its webhook event) dies after its
+// money step while stale closes race it from other goroutines. Whatever
+// wins, after Repair every order's user copy and status listing agree with
+// its record, and every committed event is due.
+func TestCrashedWritersAreRepairedUnderRacingConflicts(t *testing.T) {
+	requireSharedRedis(t)
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	s := openOn(t, clock, Options{Addrs: []string{sharedAddr}})
+	const orders, closers = 30, 4
+	read := make([]*store.Order, orders)
+	for i := range read {
+		o := storetest.NewOrder(fmt.Sprintf("RC-%02d", i), "shop", fmt.Sprintf("u%d", i%3), clock.Now())
+		if err := s.CreateOrder(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		read[i] = o
+	}
+	committed := make([]bool, orders)
+	var wg sync.WaitGroup
+	for i := range read {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			no := read[i].OrderNo
+			tok, err := s.intent(ctx, no)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			paid := *read[i]
+			paid.Status = store.StatusPaid
+			elems, err := s.orderEvents(no, []store.Event{{ID: "evt-" + no, Kind: "webhook", Payload: []byte(`{}`)}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			rk, ob, obv := s.k.orderTag(no)
+			args := append([]any{mustJSON(t, &paid), string(paid.Status), string(store.StatusAwaitingPayment),
+				paid.Client, paid.User, createdNS(&paid), paid.Version, tok, len(elems)}, elems...)
+			v, err := s.run(ctx, "update order", s.sc.updateOrder, []string{rk, ob, obv}, args...)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			committed[i] = replyInt(replySlice(v), 0) == 1
+			// ... and dies.
+		}()
+		for range closers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				stale := *read[i]
+				stale.Status = store.StatusClosed
+				if err := s.UpdateOrder(ctx, &stale, store.StatusAwaitingPayment); err != nil && !errors.Is(err, store.ErrConflict) {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	clock.Advance(DefaultRepairGrace + time.Minute)
+	if _, err := s.Repair(ctx); err != nil {
+		t.Fatalf("Repair: %v", err)
+	}
+	wantDue := map[string]bool{}
+	inStatus := map[store.OrderStatus]int{}
+	for i, o := range read {
+		rec, err := s.GetOrder(ctx, o.OrderNo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inStatus[rec.Status]++
+		if committed[i] {
+			wantDue["evt-"+o.OrderNo] = true
+		}
+		us, err := s.LoadUserState(ctx, o.Client, o.User)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, c := range us.Orders {
+			if c.OrderNo == o.OrderNo {
+				found = true
+				if c.Version != rec.Version || c.Status != rec.Status {
+					t.Errorf("%s: user copy v%d %s; record v%d %s", o.OrderNo, c.Version, c.Status, rec.Version, rec.Status)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no user copy", o.OrderNo)
+		}
+	}
+	for _, st := range []store.OrderStatus{store.StatusPaid, store.StatusClosed, store.StatusAwaitingPayment} {
+		n, err := s.c.ZCard(ctx, s.k.status(st)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(n) != inStatus[st] {
+			t.Errorf("status index %s: %d entries; %d records in that status", st, n, inStatus[st])
+		}
+	}
+	evs, err := s.DueEvents(ctx, clock.Now(), 2*orders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		delete(wantDue, e.ID)
+	}
+	if len(wantDue) != 0 {
+		t.Errorf("%d committed webhook events are not due after Repair: %v", len(wantDue), wantDue)
+	}
+}
+
+// TestRepairDrainsTheIntentLogOfEarlierVersions: during a rolling upgrade,
+// replicas of earlier versions still record intents as one token per member
+// in {idx}:dirty and {idx}:dirtyat; Repair replays those too, then drops
+// them.
+func TestRepairDrainsTheIntentLogOfEarlierVersions(t *testing.T) {
+	requireSharedRedis(t)
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	s := openOn(t, clock, Options{Addrs: []string{sharedAddr}})
+	o := storetest.NewOrder("LG-1", "shop", "legacy", clock.Now())
+	o.Version = 1
+	const tok = "41"
+	if err := s.c.HSet(ctx, s.k.idx("dirty"), o.OrderNo, tok).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.ZAdd(ctx, s.k.idx("dirtyat"), goredis.Z{Score: float64(clock.Now().UnixMilli()), Member: o.OrderNo}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	elems, err := s.orderEvents(o.OrderNo, []store.Event{{ID: "lg-e1", Kind: "webhook"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rk, ob, obv := s.k.orderTag(o.OrderNo)
+	args := append([]any{mustJSON(t, o), string(o.Status), o.Client, o.User, createdNS(o), tok, len(elems)}, elems...)
+	if _, err := s.run(ctx, "create order", s.sc.createOrder, []string{rk, ob, obv}, args...); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(DefaultRepairGrace + time.Second)
+	if n, err := s.Repair(ctx); err != nil || n != 1 {
+		t.Fatalf("Repair: %d, %v; want 1", n, err)
+	}
+	us, err := s.LoadUserState(ctx, "shop", "legacy")
+	if err != nil || len(us.Orders) != 1 {
+		t.Errorf("user copy after Repair: %+v, %v; want the order", us, err)
+	}
+	evs, err := s.DueEvents(ctx, clock.Now(), 10)
+	if err != nil || len(evs) != 1 || evs[0].ID != "lg-e1" {
+		t.Errorf("DueEvents after Repair: %v, %v; want [lg-e1]", ids(evs), err)
+	}
+	for _, k := range []string{s.k.idx("dirty"), s.k.idx("dirtyat")} {
+		if n, err := s.c.Exists(ctx, k).Result(); err != nil || n != 0 {
+			t.Errorf("%s after Repair: exists %d, %v; want drained", k, n, err)
+		}
+	}
+}
