@@ -52,7 +52,8 @@ func factFromResource(r *wechatpay.TransactionResource) paymentFact {
 }
 
 // applyPayment commits WeChat Pay's word that order no is paid, exactly once.
-// A fact that disagrees with the record (mchid, appid, amount, a dead order)
+// A fact that disagrees with the record (mchid, appid, amount, currency, a
+// dead order)
 // is still WeChat's word about real money: the order goes to needs_review. An
 // unknown order gets an orphan record. It returns the order after, the
 // outcome and, for review/orphan, the reason.
@@ -104,13 +105,17 @@ func (s *Service) applyPayment(ctx context.Context, no string, f paymentFact, ca
 	if outcome == OutcomeReview {
 		s.log.ErrorContext(ctx, "ALERT: wechat pay disagrees with the order record; order needs review",
 			"alert", true, "order_no", no, "reason", reason, "transaction_id", f.TransactionID,
-			"wechat_total_fen", f.Total, "order_total_fen", got.AmountFen, "wechat_mchid", f.MchID, "wechat_appid", f.AppID)
+			"wechat_total_fen", f.Total, "order_total_fen", got.AmountFen, "wechat_currency", f.Currency, "order_currency", got.Currency,
+			"wechat_mchid", f.MchID, "wechat_appid", f.AppID)
 	}
 	return got, outcome, reason, nil
 }
 
 // disagreement names the first field in which WeChat's fact contradicts the
-// order ("" when consistent).
+// order ("" when consistent). The currency counts as much as the total: 4999
+// in another currency is not the 4999 fen asked for, and a fact that names
+// no currency does not confirm it. payer_total is not compared: coupons and
+// discounts make what the payer paid differ from the order's total.
 func (s *Service) disagreement(o *store.Order, f paymentFact) string {
 	switch {
 	case f.MchID != s.opts.MchID:
@@ -119,13 +124,24 @@ func (s *Service) disagreement(o *store.Order, f paymentFact) string {
 		return "appid_mismatch"
 	case f.Total != o.AmountFen:
 		return "amount_mismatch"
+	case f.Currency != orderCurrency(o):
+		return "currency_mismatch"
 	}
 	return ""
 }
 
+// orderCurrency is o's currency; records without one are CNY, the only
+// currency paygate prepays in.
+func orderCurrency(o *store.Order) string {
+	if o.Currency == "" {
+		return "CNY"
+	}
+	return o.Currency
+}
+
 func toReview(c *store.Order, reason string, f paymentFact) *store.Order {
 	c.Status = store.StatusNeedsReview
-	c.ReviewReason = fmt.Sprintf("%s: wechat pay says paid %d fen, mchid %s, appid %s, transaction %s", reason, f.Total, f.MchID, f.AppID, f.TransactionID)
+	c.ReviewReason = fmt.Sprintf("%s: wechat pay says paid %d (currency %s), mchid %s, appid %s, transaction %s", reason, f.Total, f.Currency, f.MchID, f.AppID, f.TransactionID)
 	if c.TransactionID == "" {
 		c.TransactionID = f.TransactionID
 	}
