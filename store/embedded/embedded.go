@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -104,12 +105,64 @@ func Open(path string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("embedded: create directory: %w", err)
 		}
 	}
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	bdb, users, err := openFile(path, opts.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if users == nil {
+		opts.Logger.Warn("embedded store: a user index key does not parse; every turn reads the user's orders")
+	}
+	d := &DB{db: bdb, users: users, now: opts.Now, log: opts.Logger, stop: make(chan struct{})}
+	if opts.SweepInterval > 0 {
+		d.wg.Add(1)
+		go d.sweepLoop(opts.SweepInterval)
+	}
+	return d, nil
+}
+
+// ErrCorrupt is returned by Open when the file's pages cannot be read.
+var ErrCorrupt = errors.New("database file is corrupt")
+
+// openFile opens the bolt file, creates the buckets and loads the user
+// index. bbolt panics, rather than returning an error, on some damaged pages
+// (a zeroed freelist: "invalid freelist page"), and it does so while holding
+// the file lock and a mapping of the file, on a *bolt.DB it never returns.
+// The panic is recovered here into ErrCorrupt naming the file and what to
+// do, so `paygate serve` exits with a message instead of a stack trace; the
+// lock is released by hand on the file bbolt opened (captured through
+// Options.OpenFile), so the restored file can be opened again in this
+// process. The read-only mapping of the damaged file is left to the
+// process's exit: bbolt gives no way to reach it.
+func openFile(path string, lockTimeout time.Duration) (bdb *bolt.DB, users *userFilter, err error) {
+	var file atomic.Pointer[os.File] // the first file bbolt opens: the store's own
+	bopts := &bolt.Options{
+		Timeout: lockTimeout,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			if err == nil {
+				file.CompareAndSwap(nil, f)
+			}
+			return f, err
+		},
+	}
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		if f := file.Load(); f != nil {
+			releaseFile(f)
+		}
+		bdb, users = nil, nil
+		err = fmt.Errorf("embedded: open %s: %w (bbolt: %v); stop paygate, restore the file from a backup "+
+			"(or move it aside to start empty) and start again; `bbolt check %s` reports the damaged pages", path, ErrCorrupt, p, path)
+	}()
+	bdb, err = bolt.Open(path, 0o600, bopts)
 	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("embedded: open %s (waited %s): %w", path, opts.LockTimeout, ErrLocked)
+		return nil, nil, fmt.Errorf("embedded: open %s (waited %s): %w", path, lockTimeout, ErrLocked)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("embedded: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("embedded: open %s: %w", path, err)
 	}
 	err = bdb.Update(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
@@ -121,22 +174,14 @@ func Open(path string, opts Options) (*DB, error) {
 	})
 	if err != nil {
 		_ = bdb.Close()
-		return nil, fmt.Errorf("embedded: create buckets: %w", err)
+		return nil, nil, fmt.Errorf("embedded: create buckets: %w", err)
 	}
-	users, err := loadUserFilter(bdb)
+	users, err = loadUserFilter(bdb)
 	if err != nil {
 		_ = bdb.Close()
-		return nil, fmt.Errorf("embedded: read the user index: %w", err)
+		return nil, nil, fmt.Errorf("embedded: read the user index: %w", err)
 	}
-	if users == nil {
-		opts.Logger.Warn("embedded store: a user index key does not parse; every turn reads the user's orders")
-	}
-	d := &DB{db: bdb, users: users, now: opts.Now, log: opts.Logger, stop: make(chan struct{})}
-	if opts.SweepInterval > 0 {
-		d.wg.Add(1)
-		go d.sweepLoop(opts.SweepInterval)
-	}
-	return d, nil
+	return bdb, users, nil
 }
 
 // Path is the file the store lives in.
