@@ -31,12 +31,17 @@ type paymentFact struct {
 	TradeType     string
 	PayerOpenID   string
 	PaidAt        time.Time
+	// Refunded: a query answered trade_state REFUND, paid and since refunded
+	// in part or in full. Only a query says so; notifications of the payment
+	// say SUCCESS and the refund comes as its own notification.
+	Refunded bool
 }
 
 func factFromTx(tx *wechatpay.Transaction) paymentFact {
 	return paymentFact{
 		OutTradeNo: tx.OutTradeNo, TransactionID: tx.TransactionID, MchID: tx.MchID, AppID: tx.AppID,
 		Total: tx.Total, Currency: tx.Currency, TradeType: tx.TradeType, PayerOpenID: tx.PayerOpenID, PaidAt: tx.SuccessTime,
+		Refunded: tx.TradeState == wechatpay.TradeRefund,
 	}
 }
 
@@ -53,9 +58,9 @@ func factFromResource(r *wechatpay.TransactionResource) paymentFact {
 
 // applyPayment commits WeChat Pay's word that order no is paid, exactly once.
 // A fact that disagrees with the record (mchid, appid, amount, currency, a
-// dead order)
-// is still WeChat's word about real money: the order goes to needs_review. An
-// unknown order gets an orphan record. It returns the order after, the
+// dead order, a refund paygate never made) is still WeChat's word about real
+// money: the order goes to needs_review. An unknown order gets an orphan
+// record. It returns the order after, the
 // outcome and, for review/orphan, the reason.
 func (s *Service) applyPayment(ctx context.Context, no string, f paymentFact, cause, noteID string) (*store.Order, string, string, error) {
 	outcome, reason := OutcomeDuplicate, ""
@@ -72,6 +77,13 @@ func (s *Service) applyPayment(ctx context.Context, no string, f paymentFact, ca
 			return toReview(c, r, f), nil
 		}
 		switch {
+		case Pending(c.Status) && f.Refunded:
+			// Paid and refunded while the notifications were lost, and no
+			// refund of paygate's: the same disagreement the refund's own
+			// notification would have raised (applyRefund), not a plain paid
+			// order whose refunded_fen says nothing went back.
+			outcome, reason = OutcomeReview, "refund_not_requested"
+			return toReview(c, reason, f), nil
 		case Pending(c.Status):
 			outcome = OutcomeApplied
 			c.Status = store.StatusPaid
@@ -102,7 +114,9 @@ func (s *Service) applyPayment(ctx context.Context, no string, f paymentFact, ca
 	if !changed && outcome != OutcomeDuplicate {
 		outcome = OutcomeDuplicate
 	}
-	if outcome == OutcomeReview {
+	if outcome == OutcomeReview && reason == "refund_not_requested" {
+		s.alertRefundReview(ctx, no, "", reason, "trade_state", wechatpay.TradeRefund, "transaction_id", f.TransactionID)
+	} else if outcome == OutcomeReview {
 		s.log.ErrorContext(ctx, "ALERT: wechat pay disagrees with the order record; order needs review",
 			"alert", true, "order_no", no, "reason", reason, "transaction_id", f.TransactionID,
 			"wechat_total_fen", f.Total, "order_total_fen", got.AmountFen, "wechat_currency", f.Currency, "order_currency", got.Currency,
@@ -141,7 +155,12 @@ func orderCurrency(o *store.Order) string {
 
 func toReview(c *store.Order, reason string, f paymentFact) *store.Order {
 	c.Status = store.StatusNeedsReview
-	c.ReviewReason = fmt.Sprintf("%s: wechat pay says paid %d (currency %s), mchid %s, appid %s, transaction %s", reason, f.Total, f.Currency, f.MchID, f.AppID, f.TransactionID)
+	refunded := ""
+	if f.Refunded {
+		refunded = " and refunded since (trade_state REFUND)"
+	}
+	c.ReviewReason = fmt.Sprintf("%s: wechat pay says paid %d (currency %s)%s, mchid %s, appid %s, transaction %s",
+		reason, f.Total, f.Currency, refunded, f.MchID, f.AppID, f.TransactionID)
 	if c.TransactionID == "" {
 		c.TransactionID = f.TransactionID
 	}

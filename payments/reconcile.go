@@ -132,6 +132,8 @@ func (s *Service) reconcile(ctx context.Context, o *store.Order, cause string) (
 func (s *Service) settle(ctx context.Context, o *store.Order, tx *wechatpay.Transaction, cause string) (*store.Order, error) {
 	switch tx.TradeState {
 	case wechatpay.TradeSuccess, wechatpay.TradeRefund:
+		// REFUND on a pending order is a refund paygate never made: the
+		// fact carries it and applyPayment sends the order to needs_review.
 		got, outcome, _, err := s.applyPayment(ctx, o.OrderNo, factFromTx(tx), cause, "")
 		if err == nil {
 			s.m.reconcile.WithLabelValues(cause, outcome).Inc()

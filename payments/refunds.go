@@ -495,10 +495,17 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 			"refund_status", f.Status, "status", got.Status, "refunded_fen", got.RefundedFen)
 	}
 	if outcome == OutcomeReview {
-		s.log.ErrorContext(ctx, "ALERT: wechat pay's refund disagrees with the order record; order needs review", "alert", true,
-			"order_no", f.OutTradeNo, "out_refund_no", f.OutRefundNo, "reason", reason)
+		s.alertRefundReview(ctx, f.OutTradeNo, f.OutRefundNo, reason)
 	}
 	return got, outcome, reason, nil
+}
+
+// alertRefundReview raises a refund WeChat Pay reports that contradicts the
+// order record, one alert whether a refund notification or a query
+// (trade_state REFUND, outRefundNo unknown) said so.
+func (s *Service) alertRefundReview(ctx context.Context, orderNo, outRefundNo, reason string, attrs ...any) {
+	s.log.ErrorContext(ctx, "ALERT: wechat pay's refund disagrees with the order record; order needs review",
+		append([]any{"alert", true, "order_no", orderNo, "out_refund_no", outRefundNo, "reason", reason}, attrs...)...)
 }
 
 // sweepRefunds asks WeChat Pay about refunds whose notification has not
