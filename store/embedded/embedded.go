@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -82,6 +83,10 @@ type DB struct {
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
+	// sweepHook, when set (by tests), is called before each of the sweep's
+	// write transactions, outside any transaction, with how many deletions
+	// that transaction will at most make.
+	sweepHook func(deletions int)
 }
 
 var _ store.Store = (*DB)(nil)
@@ -230,62 +235,125 @@ func (d *DB) Sweep(ctx context.Context) (int, error) {
 	return d.sweep()
 }
 
+// sweepBatch bounds the deletions of one sweep write transaction, and
+// sweepScan the records one sweep read transaction decodes. The sweep used
+// to hold one write transaction over every bucket: with a few hundred
+// thousand notification ids, every money write (SeenNotification,
+// CreateOrder) waited a second or more behind it, every minute. Scanning in
+// read transactions (which never block writers) and deleting in small write
+// transactions lets writes interleave; bounding the read transactions too
+// keeps one from pinning old pages, or blocking a write that must grow the
+// file's mapping, for long.
+const (
+	sweepBatch = 1000
+	sweepScan  = 10 * sweepBatch
+)
+
 func (d *DB) sweep() (int, error) {
 	now := d.now().UnixNano()
 	n := 0
-	err := d.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bClaims, bClaimGens, bNotes, bRefunds, bCounters, bExchanges} {
-			b := tx.Bucket(name)
-			var dead [][]byte
-			err := b.ForEach(func(k, v []byte) error {
-				var r expiring
-				if err := unmarshal(v, &r); err != nil {
-					return err
+	for _, name := range [][]byte{bClaims, bClaimGens, bNotes, bRefunds, bCounters, bExchanges} {
+		k, err := d.sweepBucket(name, now, func(b *bolt.Bucket, k, _ []byte) error { return b.Delete(k) })
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	k, err := d.sweepBucket(bAuditText, now, func(texts *bolt.Bucket, k, v []byte) error {
+		var r textRec
+		if err := unmarshal(v, &r); err != nil {
+			return err
+		}
+		if err := texts.Delete(k); err != nil {
+			return err
+		}
+		return texts.Tx().Bucket(bAuditTextUsr).Delete(join(enc(r.User), k))
+	})
+	return n + k, err
+}
+
+// sweepBucket deletes the records of bucket name whose Until is at or before
+// now: it finds up to sweepBatch of them in a read transaction (resuming
+// after the last key it read), then deletes them in a write transaction of
+// their own, re-reading each so that a record rewritten meanwhile (a renewed
+// claim, a counter restarted) is kept. del removes one expired record k with
+// value v (and whatever hangs off it).
+func (d *DB) sweepBucket(name []byte, now int64, del func(b *bolt.Bucket, k, v []byte) error) (int, error) {
+	expired := func(v []byte) (bool, error) {
+		var r expiring
+		if err := unmarshal(v, &r); err != nil {
+			return false, err
+		}
+		return r.Until <= now, nil
+	}
+	n := 0
+	var after []byte // the last key read; nil: start at the first
+	for {
+		var dead [][]byte
+		done := false
+		err := d.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(name).Cursor()
+			k, v := c.First()
+			if after != nil {
+				if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+					k, v = c.Next()
 				}
-				if r.Until <= now {
-					dead = append(dead, append([]byte(nil), k...))
+			}
+			for scanned := 0; ; k, v = c.Next() {
+				if k == nil {
+					done = true
+					return nil
+				}
+				if scanned == sweepScan || len(dead) == sweepBatch {
+					return nil
+				}
+				scanned++
+				after = append(after[:0], k...)
+				ok, err := expired(v)
+				if err != nil {
+					return fmt.Errorf("embedded: sweep %s: %w", name, err)
+				}
+				if ok {
+					dead = append(dead, bytes.Clone(k))
+				}
+			}
+		})
+		if err != nil {
+			return n, wrap(err)
+		}
+		if len(dead) > 0 {
+			if d.sweepHook != nil {
+				d.sweepHook(len(dead))
+			}
+			err = d.db.Update(func(tx *bolt.Tx) error {
+				b := tx.Bucket(name)
+				for _, k := range dead {
+					v := b.Get(k)
+					if v == nil {
+						continue
+					}
+					ok, err := expired(v)
+					if err != nil {
+						return fmt.Errorf("embedded: sweep %s: %w", name, err)
+					}
+					if !ok {
+						continue
+					}
+					if err := del(b, k, v); err != nil {
+						return err
+					}
+					n++
 				}
 				return nil
 			})
 			if err != nil {
-				return err
-			}
-			for _, k := range dead {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
-			}
-			n += len(dead)
-		}
-		texts, users := tx.Bucket(bAuditText), tx.Bucket(bAuditTextUsr)
-		var dead []textRec
-		var seqs [][]byte
-		err := texts.ForEach(func(k, v []byte) error {
-			var r textRec
-			if err := unmarshal(v, &r); err != nil {
-				return err
-			}
-			if r.Until <= now {
-				dead = append(dead, r)
-				seqs = append(seqs, append([]byte(nil), k...))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for i, k := range seqs {
-			if err := texts.Delete(k); err != nil {
-				return err
-			}
-			if err := users.Delete(join(enc(dead[i].User), k)); err != nil {
-				return err
+				return n, wrap(err)
 			}
 		}
-		n += len(dead)
-		return nil
-	})
-	return n, wrap(err)
+		if done {
+			return n, nil
+		}
+	}
 }
 
 // expiring is the common header of every TTL'd record: Until is when the

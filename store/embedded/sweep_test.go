@@ -1,0 +1,159 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/paygate/paygate/store/storetest"
+)
+
+// TestSweepDeletesInSmallBatchesThatWritesInterleaveWith: the sweep must not
+// hold the write lock across its whole pass (with many notification ids a
+// money write waited over a second behind it). Its deletions come in write
+// transactions of at most sweepBatch records, and a money write issued
+// between two of them (from the test hook, while expired records remain)
+// completes before the sweep ends. A record renewed after the sweep read it
+// is kept, and exactly the expired records are gone, audit texts with
+// their user index entries.
+func TestSweepDeletesInSmallBatchesThatWritesInterleaveWith(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	d, err := Open(filepath.Join(t.TempDir(), "paygate.db"), Options{SweepInterval: -1, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+
+	const expiredNotes, liveNotes, expiredTexts, liveTexts = 3*sweepBatch + 500, 700, sweepBatch + 200, 50
+	start := clock.Now()
+	err = d.db.Update(func(tx *bolt.Tx) error {
+		notes, texts, users := tx.Bucket(bNotes), tx.Bucket(bAuditText), tx.Bucket(bAuditTextUsr)
+		for i := range expiredNotes + liveNotes {
+			until := start.Add(time.Hour)
+			if i >= expiredNotes {
+				until = start.Add(96 * time.Hour)
+			}
+			if err := putJSON(notes, fmt.Sprintf("notif-%06d", i), expiring{Until: until.UnixNano()}); err != nil {
+				return err
+			}
+		}
+		for i := range expiredTexts + liveTexts {
+			until := start.Add(time.Hour)
+			if i >= expiredTexts {
+				until = start.Add(96 * time.Hour)
+			}
+			user := fmt.Sprintf("u%d", i%7)
+			v, err := marshal(textRec{User: user, Text: []byte("hi"), Until: until.UnixNano()})
+			if err != nil {
+				return err
+			}
+			if err := texts.Put(u64(uint64(i+1)), v); err != nil {
+				return err
+			}
+			if err := users.Put(join(enc(user), u64(uint64(i+1))), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Hour)
+
+	var batches []int
+	wrote := false
+	d.sweepHook = func(deletions int) {
+		batches = append(batches, deletions)
+		switch len(batches) {
+		case 1:
+			// The first batch has been read, not deleted: renew one of its
+			// records, as a retried notification would.
+			done := make(chan error, 1)
+			go func() {
+				done <- d.db.Update(func(tx *bolt.Tx) error {
+					return putJSON(tx.Bucket(bNotes), "notif-000000", expiring{Until: clock.Now().Add(time.Hour).UnixNano()})
+				})
+			}()
+			waitWrite(t, done, "renewing a record")
+		case 2:
+			// One batch is deleted, more remain: money writes go through now.
+			done := make(chan error, 1)
+			go func() {
+				first, err := d.SeenNotification(ctx, "a-payment-notification", 48*time.Hour)
+				if err == nil && !first {
+					err = fmt.Errorf("SeenNotification: not a first sighting")
+				}
+				if err == nil {
+					err = d.CreateOrder(ctx, storetest.NewOrder("SW-1", "shop", "u1", clock.Now()))
+				}
+				done <- err
+			}()
+			waitWrite(t, done, "a money write")
+			wrote = true
+		}
+	}
+	n, err := d.Sweep(ctx)
+	if err != nil {
+		t.Fatalf("Sweep: %v", err)
+	}
+	if !wrote {
+		t.Fatalf("no money write ran between the sweep's batches (write transactions: %v)", batches)
+	}
+	for i, b := range batches {
+		if b > sweepBatch {
+			t.Errorf("write transaction %d covers %d deletions; want at most %d", i, b, sweepBatch)
+		}
+	}
+	if want := expiredNotes - 1 + expiredTexts; n != want {
+		t.Errorf("Sweep removed %d; want %d (the renewed record kept)", n, want)
+	}
+	err = d.db.View(func(tx *bolt.Tx) error {
+		counts := []struct {
+			name []byte
+			want int
+		}{
+			{bNotes, liveNotes + 1 + 1}, // + the renewed one + the money write's
+			{bAuditText, liveTexts},
+			{bAuditTextUsr, liveTexts},
+		}
+		for _, c := range counts {
+			if got := tx.Bucket(c.name).Stats().KeyN; got != c.want {
+				t.Errorf("%s after the sweep: %d records; want %d", c.name, got, c.want)
+			}
+		}
+		if tx.Bucket(bNotes).Get([]byte("notif-000000")) == nil {
+			t.Error("the record renewed during the sweep was deleted")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.GetOrder(ctx, "SW-1"); err != nil {
+		t.Errorf("the order created during the sweep: %v", err)
+	}
+	if first, err := d.SeenNotification(ctx, "a-payment-notification", 48*time.Hour); err != nil || first {
+		t.Errorf("the notification seen during the sweep: first=%v, %v; want seen", first, err)
+	}
+}
+
+// waitWrite waits for a write issued from the sweep hook. The bound is a
+// deadlock guard, not a latency assertion: a sweep that held the write lock
+// across the hook would never let the write finish.
+func waitWrite(t *testing.T, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%s during the sweep: %v", what, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s issued between the sweep's batches did not complete: the sweep holds the write lock", what)
+	}
+}
