@@ -59,9 +59,10 @@ func factFromResource(r *wechatpay.TransactionResource) paymentFact {
 // applyPayment commits WeChat Pay's word that order no is paid, exactly once.
 // A fact that disagrees with the record (mchid, appid, amount, currency, a
 // dead order, a refund paygate never made) is still WeChat's word about real
-// money: the order goes to needs_review. An unknown order gets an orphan
-// record. It returns the order after, the
-// outcome and, for review/orphan, the reason.
+// money: the order goes to needs_review. A payment for an order already in
+// needs_review is recorded on it (noteInReview); only the transaction on
+// record is a duplicate. An unknown order gets an orphan record. It returns
+// the order after, the outcome and, for review/orphan, the reason.
 func (s *Service) applyPayment(ctx context.Context, no string, f paymentFact, cause, noteID string) (*store.Order, string, string, error) {
 	outcome, reason := OutcomeDuplicate, ""
 	got, changed, err := s.update(ctx, no, cause, noteID, func(c *store.Order) (*store.Order, error) {
@@ -69,10 +70,14 @@ func (s *Service) applyPayment(ctx context.Context, no string, f paymentFact, ca
 		if c.TransactionID != "" && c.TransactionID == f.TransactionID && (PaidOrLater(c.Status) || c.Status == store.StatusNeedsReview) {
 			return nil, nil // already applied
 		}
-		if r := s.disagreement(c, f); r != "" {
-			if c.Status == store.StatusNeedsReview {
-				return nil, nil
+		if c.Status == store.StatusNeedsReview {
+			next, r := s.noteInReview(c, f)
+			if next != nil {
+				outcome, reason = OutcomeReview, r
 			}
+			return next, nil
+		}
+		if r := s.disagreement(c, f); r != "" {
 			outcome, reason = OutcomeReview, r
 			return toReview(c, r, f), nil
 		}
@@ -93,8 +98,6 @@ func (s *Service) applyPayment(ctx context.Context, no string, f paymentFact, ca
 				c.PaidAt = s.now()
 			}
 			return c, nil
-		case c.Status == store.StatusNeedsReview:
-			return nil, nil
 		case PaidOrLater(c.Status):
 			// Paid before under another transaction id: impossible for one
 			// out_trade_no unless records are wrong.
@@ -151,6 +154,38 @@ func orderCurrency(o *store.Order) string {
 		return "CNY"
 	}
 	return o.Currency
+}
+
+// noteInReview records a payment WeChat Pay reports for an order already in
+// needs_review, without moving it: a person decides. An order sent to review
+// before any payment (a refund notification that came first:
+// refund_on_awaiting_payment) gets its transaction id and payment time, the
+// money that arrived; another transaction than the one on record is added to
+// the review reason. Either is reported as review with its reason; a fact
+// already recorded changes nothing (nil).
+func (s *Service) noteInReview(c *store.Order, f paymentFact) (*store.Order, string) {
+	reason := "paid_while_in_review"
+	switch {
+	case c.TransactionID == "" && f.TransactionID != "":
+		c.TransactionID = f.TransactionID
+		if c.PaidAt.IsZero() {
+			c.PaidAt = f.PaidAt
+		}
+		if c.PaidAt.IsZero() {
+			c.PaidAt = s.now()
+		}
+	case strings.Contains(c.ReviewReason, "transaction "+f.TransactionID):
+		return nil, "" // this payment is already noted
+	default:
+		reason = "transaction_mismatch"
+	}
+	also := ""
+	if r := s.disagreement(c, f); r != "" {
+		also = ", " + r
+	}
+	c.ReviewReason += fmt.Sprintf("; %s%s: wechat pay says paid %d (currency %s), mchid %s, appid %s, transaction %s",
+		reason, also, f.Total, f.Currency, f.MchID, f.AppID, f.TransactionID)
+	return c, reason
 }
 
 func toReview(c *store.Order, reason string, f paymentFact) *store.Order {
