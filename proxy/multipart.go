@@ -152,6 +152,13 @@ func formBoundary(contentType string) (string, bool, error) {
 	return b, true, nil
 }
 
+// urlEncodedForm reports whether contentType is
+// application/x-www-form-urlencoded.
+func urlEncodedForm(contentType string) bool {
+	head, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.TrimSpace(head), "application/x-www-form-urlencoded")
+}
+
 // splitForm splits a multipart body into its parts. The body must be
 // written as every client library writes one: no preamble, CRLF line
 // ends, a delimiter line that is exactly "--boundary", the boundary found

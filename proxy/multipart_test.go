@@ -149,6 +149,8 @@ func TestPassthroughFormRefused(t *testing.T) {
 		{"encoded user", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"user\"\r\nContent-Transfer-Encoding: base64\r\n\r\nb1NFQ1JFVA==\r\n" + end, 400},
 		{"no boundary", "multipart/form-data", part("user", "oSECRET") + end, 400},
 		{"two boundaries", ct + "; boundary=other", part("user", "oSECRET") + end, 400},
+		{"url-encoded form", "application/x-www-form-urlencoded", "prompt=a+cat&user=oSECRET", 400},
+		{"url-encoded form, other spelling", "Application/X-WWW-Form-Urlencoded; charset=utf-8", "user=oSECRET", 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fp := newFakeProvider(t, jsonHandler(200, `{"data":[]}`))

@@ -40,6 +40,12 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	}
 	model := ""
 	ct := r.Header.Get("Content-Type")
+	if len(body) > 0 && urlEncodedForm(ct) {
+		// No OpenAI endpoint takes one, and a provider's framework would
+		// read its "user" field unread by paygate.
+		writeError(w, badRequest("paygate: an application/x-www-form-urlencoded body is not forwarded: send JSON, or multipart/form-data for file uploads"))
+		return
+	}
 	boundary, isForm, ferr := formBoundary(ct)
 	if len(body) > 0 && ferr != nil {
 		writeError(w, badRequest("paygate: "+ferr.Error()))
