@@ -101,5 +101,6 @@ fuzz FuzzRewriteChatUsesWhatReadChatFound ./interceptors
 fuzz FuzzReadAnswer ./interceptors
 fuzz FuzzReadRequest ./internal/httpwire
 fuzz FuzzReadResponse ./internal/httpwire
+fuzz FuzzSplitForm ./proxy
 say "image recipe outside Docker"
 ./scripts/build-image.sh
