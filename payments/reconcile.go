@@ -237,37 +237,26 @@ type SweepStats struct {
 func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
 	for _, status := range []store.OrderStatus{store.StatusCreating, store.StatusAwaitingPayment} {
-		var before time.Time
-		for {
-			page, err := s.store.ListOrders(ctx, store.OrderFilter{Status: status, Before: before, Limit: 200})
+		err := s.eachOrder(ctx, status, func(o *store.Order) {
+			age := s.now().Sub(o.CreatedAt)
+			if (status == store.StatusCreating && age < s.opts.CreatingGrace) || age < s.opts.ActiveQueryAfter {
+				return
+			}
+			st.Checked++
+			octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
+			got, err := s.reconcile(octx, o, "sweep")
+			cancel()
 			if err != nil {
-				return st, fmt.Errorf("sweep: list %s: %w", status, err)
+				st.Errors++
+				s.log.WarnContext(ctx, "sweep: order not reconciled", "order_no", o.OrderNo, "status", o.Status, "err", err)
+				return
 			}
-			for _, o := range page {
-				if ctx.Err() != nil {
-					return st, ctx.Err()
-				}
-				age := s.now().Sub(o.CreatedAt)
-				if (status == store.StatusCreating && age < s.opts.CreatingGrace) || age < s.opts.ActiveQueryAfter {
-					continue
-				}
-				st.Checked++
-				octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
-				got, err := s.reconcile(octx, o, "sweep")
-				cancel()
-				if err != nil {
-					st.Errors++
-					s.log.WarnContext(ctx, "sweep: order not reconciled", "order_no", o.OrderNo, "status", o.Status, "err", err)
-					continue
-				}
-				if got != nil && got.Status != o.Status {
-					st.Changed++
-				}
+			if got != nil && got.Status != o.Status {
+				st.Changed++
 			}
-			if len(page) < 200 {
-				break
-			}
-			before = page[len(page)-1].CreatedAt
+		})
+		if err != nil {
+			return st, err
 		}
 	}
 	if err := s.sweepHeld(ctx, &st); err != nil {
@@ -283,34 +272,54 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 // deadline (Rules.ApprovalTTL), so none waits in the queue for ever and the
 // user's state says it lapsed. Only those past it count as checked.
 func (s *Service) sweepHeld(ctx context.Context, st *SweepStats) error {
-	var before time.Time
-	for {
-		page, err := s.store.ListOrders(ctx, store.OrderFilter{Status: store.StatusApprovalRequired, Before: before, Limit: 200})
+	return s.eachOrder(ctx, store.StatusApprovalRequired, func(o *store.Order) {
+		if !s.heldExpired(o) {
+			return
+		}
+		st.Checked++
+		got, err := s.expireHeld(ctx, o.OrderNo)
 		if err != nil {
-			return fmt.Errorf("sweep: list %s: %w", store.StatusApprovalRequired, err)
+			st.Errors++
+			s.log.WarnContext(ctx, "sweep: held order not expired", "order_no", o.OrderNo, "err", err)
+			return
+		}
+		if got.Status != o.Status {
+			st.Changed++
+		}
+	})
+}
+
+// defaultSweepPage is how many orders a sweep reads at a time.
+const defaultSweepPage = 200
+
+// eachOrder calls fn with every order in status, newest first, a page at a
+// time, until ctx ends. It pages with the exact cursor, the last order's
+// CreatedAt and OrderNo: a time alone skips, on every sweep, the orders
+// created at the same instant as a page's last one that did not fit on it.
+// The orders fn moves out of status do not disturb the cursor, which names a
+// position, not an offset.
+func (s *Service) eachOrder(ctx context.Context, status store.OrderStatus, fn func(*store.Order)) error {
+	f := store.OrderFilter{Status: status, Limit: s.sweepPage}
+	for {
+		page, err := s.store.ListOrders(ctx, f)
+		if err != nil {
+			return fmt.Errorf("sweep: list %s: %w", status, err)
 		}
 		for _, o := range page {
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			if !s.heldExpired(o) {
-				continue
-			}
-			st.Checked++
-			got, err := s.expireHeld(ctx, o.OrderNo)
-			if err != nil {
-				st.Errors++
-				s.log.WarnContext(ctx, "sweep: held order not expired", "order_no", o.OrderNo, "err", err)
-				continue
-			}
-			if got.Status != o.Status {
-				st.Changed++
-			}
+			fn(o)
 		}
-		if len(page) < 200 {
+		if len(page) == 0 || len(page) < f.Limit {
 			return nil
 		}
-		before = page[len(page)-1].CreatedAt
+		last := page[len(page)-1]
+		if !f.PastCursor(last) {
+			// A store that does not honour the cursor would page for ever.
+			return fmt.Errorf("sweep: list %s: page did not move past %s %s", status, f.Before.Format(time.RFC3339Nano), f.BeforeOrderNo)
+		}
+		f.Before, f.BeforeOrderNo = last.CreatedAt, last.OrderNo
 	}
 }
 

@@ -514,37 +514,23 @@ func (s *Service) alertRefundReview(ctx context.Context, orderNo, outRefundNo, r
 // under the same out_refund_no; the user confirmed it, and the number makes
 // it the same refund.
 func (s *Service) sweepRefunds(ctx context.Context, st *SweepStats) error {
-	var before time.Time
-	for {
-		page, err := s.store.ListOrders(ctx, store.OrderFilter{Status: store.StatusRefunding, Before: before, Limit: 200})
+	return s.eachOrder(ctx, store.StatusRefunding, func(o *store.Order) {
+		if s.now().Sub(o.UpdatedAt) < refundQueryAfter {
+			return
+		}
+		st.Checked++
+		octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
+		got, err := s.reconcileRefund(octx, o)
+		cancel()
 		if err != nil {
-			return fmt.Errorf("sweep: list refunding: %w", err)
+			st.Errors++
+			s.log.WarnContext(ctx, "sweep: refund not reconciled", "order_no", o.OrderNo, "err", err)
+			return
 		}
-		for _, o := range page {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if s.now().Sub(o.UpdatedAt) < refundQueryAfter {
-				continue
-			}
-			st.Checked++
-			octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
-			got, err := s.reconcileRefund(octx, o)
-			cancel()
-			if err != nil {
-				st.Errors++
-				s.log.WarnContext(ctx, "sweep: refund not reconciled", "order_no", o.OrderNo, "err", err)
-				continue
-			}
-			if got != nil && got.Status != o.Status {
-				st.Changed++
-			}
+		if got != nil && got.Status != o.Status {
+			st.Changed++
 		}
-		if len(page) < 200 {
-			return nil
-		}
-		before = page[len(page)-1].CreatedAt
-	}
+	})
 }
 
 // reconcileRefund brings one refunding order in line with WeChat Pay.

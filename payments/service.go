@@ -168,6 +168,9 @@ type Service struct {
 	m       *metrics
 	mm      *moneyMetrics
 	notify  http.Handler
+	// sweepPage is how many orders a sweep reads at a time (tests make it
+	// small to page through ties).
+	sweepPage int
 
 	mu       sync.Mutex
 	inflight map[string]*refresh // background queries by order number
@@ -211,7 +214,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		opts: opts, store: opts.Store, backend: opts.Backend, catalog: opts.Catalog,
 		log: opts.Logger, now: opts.Now, newNo: opts.NewOrderNo, m: m, mm: mm,
-		inflight: map[string]*refresh{}, stop: make(chan struct{}),
+		inflight: map[string]*refresh{}, stop: make(chan struct{}), sweepPage: defaultSweepPage,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
