@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -87,6 +88,12 @@ type Store struct {
 	wg       sync.WaitGroup
 	once     sync.Once
 	statuses []store.OrderStatus
+
+	// epoch is the marker this Store found or set when it first reached
+	// Redis; "" until then. See checkEpoch.
+	epochMu    sync.Mutex
+	epoch      string
+	epochAlert sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
@@ -152,6 +159,7 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 	// one EVALSHA, not EVALSHA + EVAL. Bounded: Redis may be down at start.
 	lctx, lcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	s.loadScripts(lctx)
+	_ = s.checkEpoch(lctx) // Ping retries while Redis is down
 	lcancel()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
@@ -196,9 +204,53 @@ func (s *Store) loadScripts(ctx context.Context) {
 	}
 }
 
-// Ping reports whether Redis answers.
+// Ping reports whether Redis answers and still holds the data this Store
+// has seen (checkEpoch).
 func (s *Store) Ping(ctx context.Context) error {
-	return mapErr("ping", s.c.Ping(ctx).Err())
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return mapErr("ping", err)
+	}
+	return s.checkEpoch(ctx)
+}
+
+// errDataLost is the cause Ping reports once Redis has lost its data.
+var errDataLost = errors.New("Redis lost its data since this replica first reached it (the epoch marker is gone or changed: a restart without persistence, a flush, a failover to an empty replica); orders, claims and the audit head it held are gone, and replicas started since hash users with a new key: restart every paygate replica, then reconcile payments against WeChat Pay")
+
+// checkEpoch keeps a marker key without expiry. The first time a Store
+// reaches Redis it adopts the marker (setting one if there is none); later,
+// a missing or different marker means Redis lost everything this Store has
+// seen. Nothing else would tell: scripts reload, reads find nothing, the
+// audit head goes back to 0 and a new user-hash key is generated, so one
+// user gets two hashes across replicas. Ping then fails (/readyz answers
+// 503) and an ALERT is logged once.
+func (s *Store) checkEpoch(ctx context.Context) error {
+	key := s.k.one("meta", "epoch")
+	s.epochMu.Lock()
+	defer s.epochMu.Unlock()
+	if s.epoch == "" {
+		tok := rand.Text()
+		prev, err := s.c.SetArgs(ctx, key, tok, goredis.SetArgs{Mode: "NX", Get: true}).Result()
+		switch {
+		case errors.Is(err, goredis.Nil):
+			s.epoch = tok
+		case err != nil:
+			return mapErr("epoch", err)
+		default:
+			s.epoch = prev
+		}
+		return nil
+	}
+	cur, err := s.c.Get(ctx, key).Result()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return mapErr("epoch", err)
+	}
+	if cur == s.epoch {
+		return nil
+	}
+	s.epochAlert.Do(func() {
+		s.log.Error("ALERT: "+errDataLost.Error(), "alert", true)
+	})
+	return fmt.Errorf("redis: %w: %w", store.ErrUnavailable, errDataLost)
 }
 
 // Close stops the background repair and closes the client.
