@@ -157,11 +157,21 @@ func (h *Handler) any(v slog.Value) slog.Value {
 	case json.RawMessage:
 		text = string(x)
 	default:
-		b, err := json.Marshal(x)
-		if err != nil {
-			return slog.StringValue(h.r.String(fmt.Sprintf("%+v", x)))
+		// Without HTML escaping, which would write & < > as \u0026 …; a
+		// secret with a quote or a backslash is still escaped in JSON, so
+		// the value's plain text is checked too.
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		plain := fmt.Sprintf("%+v", x)
+		if err := enc.Encode(x); err != nil {
+			text = plain
+			break
 		}
-		text = string(b)
+		text = strings.TrimSuffix(b.String(), "\n")
+		if masked := h.r.String(plain); masked != plain && h.r.String(text) == text {
+			return slog.StringValue(masked)
+		}
 	}
 	if masked := h.r.String(text); masked != text {
 		return slog.StringValue(masked)

@@ -11,7 +11,7 @@ import (
 )
 
 func TestHandlerMasksSecrets(t *testing.T) {
-	secrets := []string{"sk-live-provider-1234", "apiv3-key-0123456789abcdef012345"}
+	secrets := []string{"sk-live-provider-1234", "apiv3-key-0123456789abcdef012345", "pw-a&b<c>d-123456", `pw-"quoted"-123456`}
 	tests := []struct {
 		name string
 		log  func(l *slog.Logger)
@@ -30,6 +30,8 @@ func TestHandlerMasksSecrets(t *testing.T) {
 		{"slice attr", func(l *slog.Logger) { l.Info("x", "args", []string{"-k", "sk-live-provider-1234"}) }},
 		{"bytes attr", func(l *slog.Logger) { l.Info("x", "body", []byte(`{"key":"sk-live-provider-1234"}`)) }},
 		{"bearer in a map", func(l *slog.Logger) { l.Info("x", "h", map[string]any{"auth": "Bearer unknown-token-xyz"}) }},
+		{"secret JSON would escape, in a map", func(l *slog.Logger) { l.Info("x", "m", map[string]string{"dsn": "pw-a&b<c>d-123456"}) }},
+		{"secret with a quote, in a struct", func(l *slog.Logger) { l.Info("x", "m", struct{ P string }{`pw-"quoted"-123456`}) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
