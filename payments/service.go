@@ -488,13 +488,8 @@ func (s *Service) openOrderOf(ctx context.Context, req CreateRequest, key, excep
 		if len(page) < f.Limit {
 			return nil, nil
 		}
-		// Resume just after the last order's instant: orders made at that
-		// same instant are read twice rather than skipped.
-		next := page[len(page)-1].CreatedAt.Add(time.Microsecond)
-		if !f.Before.IsZero() && !next.Before(f.Before) {
-			return nil, fmt.Errorf("look for the purchase's open order: over %d orders made within a microsecond", f.Limit)
-		}
-		f.Before = next
+		last := page[len(page)-1]
+		f.Before, f.BeforeOrderNo = last.CreatedAt, last.OrderNo
 	}
 }
 
