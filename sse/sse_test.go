@@ -161,11 +161,15 @@ func TestWriterQueueFlushesOnce(t *testing.T) {
 func TestWriterMultiLineData(t *testing.T) {
 	tests := []struct {
 		name, data, want string
+		reads            string // what a client joins back; "": data
 	}{
-		{"one line", `{"a":1}`, "data: {\"a\":1}\n\n"},
-		{"empty", "", "data: \n\n"},
-		{"two lines", "{\"a\":1,\n\"b\":2}", "data: {\"a\":1,\ndata: \"b\":2}\n\n"},
-		{"empty segments", "\na\n\n", "data: \ndata: a\ndata: \ndata: \n\n"},
+		{"one line", `{"a":1}`, "data: {\"a\":1}\n\n", ""},
+		{"empty", "", "data: \n\n", ""},
+		{"two lines", "{\"a\":1,\n\"b\":2}", "data: {\"a\":1,\ndata: \"b\":2}\n\n", ""},
+		{"empty segments", "\na\n\n", "data: \ndata: a\ndata: \ndata: \n\n", ""},
+		// A client ends a line at a lone CR too: JSON whitespace becomes a
+		// line break, never a cut inside the event.
+		{"a lone CR", "{\"choices\":[],\r\"x\":1}", "data: {\"choices\":[],\ndata: \"x\":1}\n\n", "{\"choices\":[],\n\"x\":1}"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -177,8 +181,12 @@ func TestWriterMultiLineData(t *testing.T) {
 			if got := buf.String(); got != tc.want {
 				t.Errorf("wrote %q; want %q", got, tc.want)
 			}
-			if got := readAll(t, &buf); len(got) != 1 || got[0] != tc.data {
-				t.Errorf("a client reads %q; want [%q]", got, tc.data)
+			reads := tc.data
+			if tc.reads != "" {
+				reads = tc.reads
+			}
+			if got := readAll(t, &buf); len(got) != 1 || got[0] != reads {
+				t.Errorf("a client reads %q; want [%q]", got, reads)
 			}
 			dw, data := NewWriter(io.Discard), []byte(tc.data)
 			if allocs := testing.AllocsPerRun(100, func() { _ = dw.Queue(data) }); allocs != 0 {

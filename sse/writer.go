@@ -47,14 +47,22 @@ func (w *Writer) Data(data []byte) error {
 // goes on its own "data:" line, which a client joins back with "\n". An
 // upstream event may spread its JSON over several "data:" lines (the Reader
 // joins them), and one line with a raw newline in it would be cut there.
-// data must not hold a lone "\r" (the Reader never returns one).
+// A "\r" also ends a line for a client (the SSE standard), and the Reader
+// keeps one inside a line of a stream whose lines end in LF, so it starts a
+// new "data:" line too.
 func (w *Writer) Queue(data []byte) error {
 	w.queued = true
 	if _, err := w.w.Write(dataPrefix); err != nil {
 		return err
 	}
+	hasCR := bytes.IndexByte(data, '\r') >= 0 // rare: one more scan, not a slower one
 	for {
-		i := bytes.IndexByte(data, '\n')
+		var i int
+		if hasCR {
+			i = bytes.IndexAny(data, "\r\n")
+		} else {
+			i = bytes.IndexByte(data, '\n')
+		}
 		if i < 0 {
 			break
 		}
