@@ -86,15 +86,13 @@ func RestoreExchanges(body []byte, lookup func(callID string) *Exchange) ([]byte
 		}
 		splices = append(splices, splice{m.Index, m.Index + len(m.Raw), repl, string(ex.Assistant)})
 	}
-	splices = slices.DeleteFunc(splices, func(s splice) bool {
-		n := 0
-		for _, o := range splices {
-			if o.exchange == s.exchange {
-				n++
-			}
-		}
-		return n > 1
-	})
+	// Counted before any is deleted: DeleteFunc moves the kept ones down
+	// while it runs, so counting inside it miscounts.
+	uses := map[string]int{}
+	for _, s := range splices {
+		uses[s.exchange]++
+	}
+	splices = slices.DeleteFunc(splices, func(s splice) bool { return uses[s.exchange] > 1 })
 	if len(splices) == 0 {
 		return body, 0, nil
 	}

@@ -116,3 +116,32 @@ func TestRestoreExchangesOnlyIntoTheSameCalls(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreExchangesTwoMatchesBesideAnother: an exchange two messages
+// match is restored into neither, also when another exchange's message lies
+// between them (the count must not shift as matches are dropped).
+func TestRestoreExchangesTwoMatchesBesideAnother(t *testing.T) {
+	call := func(id string) string {
+		return `{"id":"` + id + `","type":"function","function":{"name":"lookup","arguments":"{}"}}`
+	}
+	msg := func(id string) string { return `{"role":"assistant","content":null,"tool_calls":[` + call(id) + `]}` }
+	exchange := func(id string) *Exchange {
+		return &Exchange{
+			Assistant: json.RawMessage(`{"role":"assistant","content":null,"tool_calls":[{"id":"pay-` + id + `","type":"function","function":{"name":"create_order","arguments":"{}"}},` + call(id) + `]}`),
+			Results:   []json.RawMessage{json.RawMessage(`{"role":"tool","tool_call_id":"pay-` + id + `","content":"ok"}`)},
+			Calls:     []ExchangeCall{{ID: id, Name: "lookup", Arguments: "{}"}},
+		}
+	}
+	kept := map[string]*Exchange{"c1": exchange("c1"), "b1": exchange("b1")}
+	result := func(id string) string { return `{"role":"tool","tool_call_id":"` + id + `","content":"r"}` }
+	body := `{"messages":[` + strings.Join([]string{msg("c1"), result("c1"), msg("b1"), result("b1"), msg("c1"), result("c1")}, ",") + `]}`
+	got, n, err := RestoreExchanges([]byte(body), func(id string) *Exchange { return kept[id] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := kept["b1"]
+	want := `{"messages":[` + strings.Join([]string{msg("c1"), result("c1"), string(b.Assistant) + "," + string(b.Results[0]), result("b1"), msg("c1"), result("c1")}, ",") + `]}`
+	if n != 1 || string(got) != want {
+		t.Errorf("restored %d:\ngot  %s\nwant %s", n, got, want)
+	}
+}
