@@ -390,7 +390,6 @@ func modelList(names []string, now time.Time) []byte {
 	return append(b, "]}"...)
 }
 
-// toolSpec describes the payment tools from the config's names and catalog.
 // toolDefsFor returns the payment tool definitions client's model is offered.
 func (s *Server) toolDefsFor(client string) []byte {
 	if defs, ok := s.clientTools[client]; ok {
@@ -399,6 +398,7 @@ func (s *Server) toolDefsFor(client string) []byte {
 	return s.toolDefs
 }
 
+// toolSpec describes the payment tools from the config's names and catalog.
 func toolSpec(cfg *config.Config) interceptors.ToolSpec {
 	p := cfg.Payments
 	spec := interceptors.ToolSpec{CreateOrder: p.Tools.CreateOrder, QueryOrder: p.Tools.QueryOrder, RequestRefund: p.Tools.RequestRefund}
