@@ -38,6 +38,15 @@ func openID(h http.Header) string {
 
 var openIDKey = http.CanonicalHeaderKey(headerOpenID)
 
+// endUser is the end user a request speaks for: the OpenID header, else the
+// body's user (SPEC 2.2), on every path that forwards one.
+func endUser(h http.Header, bodyUser string) string {
+	if v := openID(h); v != "" {
+		return v
+	}
+	return bodyUser
+}
+
 // readBody reads the whole client body (failover may resend it) within the
 // configured limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
@@ -76,14 +85,10 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.up.HasModel(chat.Model) {
-		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found", Param: "model",
-			Message: "The model `" + chat.Model + "` does not exist on this paygate. GET /v1/models lists the configured models."})
+		writeError(w, modelNotFound(chat.Model))
 		return
 	}
-	user := openID(r.Header)
-	if user == "" {
-		user = chat.User
-	}
+	user := endUser(r.Header, chat.User)
 	out, err := interceptors.RewriteChat(body, chat, interceptors.Upstream{
 		Client: rc.client.Name, EndUser: user, Privacy: s.privacy, ForceUsage: true,
 	})

@@ -68,10 +68,7 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 	}
 	if userAt >= 0 {
 		p := parts[userAt]
-		user := openID(r.Header)
-		if user == "" {
-			user = string(body[p.content:p.end])
-		}
+		user := endUser(r.Header, string(body[p.content:p.end]))
 		if v, ok := s.privacy.Forward(reqInfo(r).client.Name, user); ok && user != "" {
 			repl[userAt] = []byte(v)
 		} else {
@@ -137,8 +134,7 @@ var errForm = errors.New("multipart body")
 // but does not parse is an error: the provider may still read the body as
 // a form.
 func formBoundary(contentType string) (string, bool, error) {
-	head, _, _ := strings.Cut(contentType, ";")
-	if !strings.EqualFold(strings.TrimSpace(head), "multipart/form-data") {
+	if !mediaTypeIs(contentType, "multipart/form-data") {
 		return "", false, nil
 	}
 	_, params, err := mime.ParseMediaType(contentType)
@@ -155,8 +151,14 @@ func formBoundary(contentType string) (string, bool, error) {
 // urlEncodedForm reports whether contentType is
 // application/x-www-form-urlencoded.
 func urlEncodedForm(contentType string) bool {
+	return mediaTypeIs(contentType, "application/x-www-form-urlencoded")
+}
+
+// mediaTypeIs reports whether contentType names the media type mt, in any
+// case and whatever its parameters.
+func mediaTypeIs(contentType, mt string) bool {
 	head, _, _ := strings.Cut(contentType, ";")
-	return strings.EqualFold(strings.TrimSpace(head), "application/x-www-form-urlencoded")
+	return strings.EqualFold(strings.TrimSpace(head), mt)
 }
 
 // splitForm splits a multipart body into its parts. The body must be

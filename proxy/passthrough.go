@@ -75,12 +75,8 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		if pt.HasUser {
 			// The end user's OpenID never reaches a provider (SPEC 2.2), on
 			// any path: "user" is the one field paygate rewrites here.
-			user := openID(r.Header)
-			if user == "" {
-				user = pt.User
-			}
 			body, err = interceptors.RewriteChat(body, interceptors.Chat{}, interceptors.Upstream{
-				Client: reqInfo(r).client.Name, EndUser: user, Privacy: s.privacy,
+				Client: reqInfo(r).client.Name, EndUser: endUser(r.Header, pt.User), Privacy: s.privacy,
 			})
 			if err != nil {
 				writeError(w, badRequest("paygate: "+err.Error()))
@@ -114,7 +110,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 // OpenAI's.
 func modelNotFound(model string) *apiError {
 	return &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found", Param: "model",
-		Message: "The model `" + model + "` does not exist on this paygate."}
+		Message: "The model `" + model + "` does not exist on this paygate. GET /v1/models lists the configured models."}
 }
 
 // upstreamPath is the client's path below /v1, escaped as the client sent
