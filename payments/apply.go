@@ -183,19 +183,23 @@ func (s *Service) noteInReview(c *store.Order, f paymentFact) (*store.Order, str
 	if r := s.disagreement(c, f); r != "" {
 		also = ", " + r
 	}
-	c.ReviewReason += fmt.Sprintf("; %s%s: wechat pay says paid %d (currency %s), mchid %s, appid %s, transaction %s",
-		reason, also, f.Total, f.Currency, f.MchID, f.AppID, f.TransactionID)
+	c.ReviewReason += "; " + reason + also + ": " + f.said()
 	return c, reason
 }
 
-func toReview(c *store.Order, reason string, f paymentFact) *store.Order {
-	c.Status = store.StatusNeedsReview
+// said is what WeChat Pay reported of the payment, for a review reason.
+func (f paymentFact) said() string {
 	refunded := ""
 	if f.Refunded {
 		refunded = " and refunded since (trade_state REFUND)"
 	}
-	c.ReviewReason = fmt.Sprintf("%s: wechat pay says paid %d (currency %s)%s, mchid %s, appid %s, transaction %s",
-		reason, f.Total, f.Currency, refunded, f.MchID, f.AppID, f.TransactionID)
+	return fmt.Sprintf("wechat pay says paid %d (currency %s)%s, mchid %s, appid %s, transaction %s",
+		f.Total, f.Currency, refunded, f.MchID, f.AppID, f.TransactionID)
+}
+
+func toReview(c *store.Order, reason string, f paymentFact) *store.Order {
+	c.Status = store.StatusNeedsReview
+	c.ReviewReason = reason + ": " + f.said()
 	if c.TransactionID == "" {
 		c.TransactionID = f.TransactionID
 	}
