@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -24,6 +25,7 @@ const (
 	DefaultWaitTimeout    = time.Second
 	DefaultRepairInterval = time.Minute
 	DefaultRepairGrace    = 30 * time.Second
+	DefaultEpochInterval  = time.Second
 	// expiryGrace is added to every physical PEXPIRE so a record is never
 	// deleted before its logical expiry, whatever the clock skew.
 	expiryGrace = time.Minute
@@ -68,6 +70,11 @@ type Options struct {
 	// before it is considered abandoned (default DefaultRepairGrace).
 	RepairInterval time.Duration
 	RepairGrace    time.Duration
+	// EpochInterval is how often the epoch marker is checked in the
+	// background (default DefaultEpochInterval; negative disables; Ping
+	// checks it too). Once the marker is gone, this Store refuses every
+	// command: see checkEpoch.
+	EpochInterval time.Duration
 	// Now is the clock expiry is judged against; default time.Now.
 	Now func() time.Time
 	// Logger receives repair and index-sync warnings; default discards.
@@ -90,10 +97,12 @@ type Store struct {
 	statuses []store.OrderStatus
 
 	// epoch is the marker this Store found or set when it first reached
-	// Redis; "" until then. See checkEpoch.
+	// Redis; "" until then. lost is set for good once the marker is gone or
+	// changed. See checkEpoch.
 	epochMu    sync.Mutex
 	epoch      string
 	epochAlert sync.Once
+	lost       atomic.Bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -150,11 +159,15 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 	if opts.RepairGrace <= 0 {
 		opts.RepairGrace = DefaultRepairGrace
 	}
+	if opts.EpochInterval == 0 {
+		opts.EpochInterval = DefaultEpochInterval
+	}
 	s := &Store{
 		c: c, k: keys{p: opts.KeyPrefix}, sc: newScripts(), now: opts.Now, log: opts.Logger,
 		waitN: opts.WaitReplicas, waitT: opts.WaitTimeout, grace: opts.RepairGrace,
 		statuses: store.Statuses(),
 	}
+	c.AddHook(lostGuard{s})
 	// Load the scripts before the first request so a turn's LoadUserState is
 	// one EVALSHA, not EVALSHA + EVAL. Bounded: Redis may be down at start.
 	lctx, lcancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -167,7 +180,66 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 		s.wg.Add(1)
 		go s.background(ctx, opts.RepairInterval)
 	}
+	if opts.EpochInterval > 0 {
+		s.wg.Add(1)
+		go s.watchEpoch(ctx, opts.EpochInterval)
+	}
 	return s
+}
+
+// watchEpoch checks the epoch marker every interval, so a Redis that lost its
+// data is refused within about that long even when nothing calls Ping. One
+// GET per interval.
+func (s *Store) watchEpoch(ctx context.Context, every time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.lost.Load() {
+			return
+		}
+		cctx, cancel := context.WithTimeout(ctx, every)
+		_ = s.checkEpoch(cctx)
+		cancel()
+	}
+}
+
+// lostGuard refuses every command once the Store knows Redis lost its data.
+// A write into the new, empty Redis would be made against state that no
+// longer exists: a second claim, and so a second payable order, for a
+// purchase already claimed; an audit chain restarted at 0; a notification
+// mark gone, so a payment applied twice. Failing with store.ErrUnavailable
+// makes every caller fail closed (payment tools answer "unavailable", chat
+// goes on) until the replica is restarted and adopts the new store.
+type lostGuard struct{ s *Store }
+
+func (g lostGuard) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (g lostGuard) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		if g.s.lost.Load() {
+			cmd.SetErr(errDataLost)
+			return errDataLost
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (g lostGuard) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		if g.s.lost.Load() {
+			for _, cmd := range cmds {
+				cmd.SetErr(errDataLost)
+			}
+			return errDataLost
+		}
+		return next(ctx, cmds)
+	}
 }
 
 // Client is the underlying go-redis client, for hooks (metrics, tests) and
@@ -180,6 +252,9 @@ func (s *Store) background(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		if s.lost.Load() {
+			return // every command is refused; nothing left to repair
+		}
 		rctx, cancel := context.WithTimeout(ctx, every)
 		if _, err := s.Repair(rctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("store repair failed", "err", err)
@@ -222,8 +297,16 @@ var errDataLost = errors.New("Redis lost its data since this replica first reach
 // seen. Nothing else would tell: scripts reload, reads find nothing, the
 // audit head goes back to 0 and a new user-hash key is generated, so one
 // user gets two hashes across replicas. Ping then fails (/readyz answers
-// 503) and an ALERT is logged once.
+// 503), an ALERT is logged once, and from then on every command is refused
+// (lostGuard) until the process is restarted. The marker is checked by Ping
+// and every EpochInterval, so writes made between the loss and its detection
+// (at most about one interval) still land in the empty Redis: a per-command
+// check would cost a round trip per write, and a check inside the scripts
+// cannot work on a cluster, where the marker lives on another slot.
 func (s *Store) checkEpoch(ctx context.Context) error {
+	if s.lost.Load() {
+		return fmt.Errorf("redis: %w: %w", store.ErrUnavailable, errDataLost)
+	}
 	key := s.k.one("meta", "epoch")
 	s.epochMu.Lock()
 	defer s.epochMu.Unlock()
@@ -247,6 +330,7 @@ func (s *Store) checkEpoch(ctx context.Context) error {
 	if cur == s.epoch {
 		return nil
 	}
+	s.lost.Store(true)
 	s.epochAlert.Do(func() {
 		s.log.Error("ALERT: "+errDataLost.Error(), "alert", true)
 	})
