@@ -70,6 +70,10 @@ type RoundResult struct {
 	FinishChunk []byte
 	// Usage comes from the usage chunk or the finish chunk; nil if none.
 	Usage *Usage
+	// UsageJSON is that usage object as the provider sent it, with its
+	// token details (cached prompt tokens, reasoning tokens) and whatever
+	// else it reports; nil when Usage is. AppendUsage renders it.
+	UsageJSON []byte
 	// Error is the raw "error" object a provider sent inside the stream
 	// (OpenRouter's mid-stream error), nil if none. Its chunk is not
 	// returned to the client.
@@ -106,6 +110,7 @@ type Capture struct {
 	finishChunk []byte
 	hasFinish   bool
 	usage       Usage
+	usageRaw    []byte // the usage object as sent
 	hasUsage    bool
 	errRaw      []byte
 
@@ -193,6 +198,7 @@ func (c *Capture) StartRound(round int, turnID string) {
 	c.finishChunk = c.finishChunk[:0]
 	c.hasFinish = false
 	c.usage = Usage{}
+	c.usageRaw = c.usageRaw[:0]
 	c.hasUsage = false
 	c.errRaw = nil
 	c.prefix = c.prefix[:0]
@@ -330,6 +336,7 @@ func (c *Capture) EndRound() RoundResult {
 	if c.hasUsage {
 		u := c.usage
 		r.Usage = &u
+		r.UsageJSON = append([]byte(nil), c.usageRaw...)
 	}
 	if c.errRaw != nil {
 		r.Error = append([]byte(nil), c.errRaw...)

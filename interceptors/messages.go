@@ -1,7 +1,11 @@
 package interceptors
 
 import (
+	"slices"
 	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/internal/jsonstr"
 )
@@ -99,6 +103,112 @@ func (u *Usage) AppendJSON(out []byte) []byte {
 	out = append(out, `,"total_tokens":`...)
 	out = strconv.AppendInt(out, u.TotalTokens, 10)
 	return append(out, '}')
+}
+
+// AppendUsage appends the usage object of a turn's rounds: objs are the
+// usage objects the providers sent (RoundResult.UsageJSON, one per round
+// that reported usage) and sum their counts summed. One object is appended
+// byte for byte, so the bot gets exactly what the provider reported. Over
+// several, the three counts are sum's and each "*_tokens_details" object
+// (cached prompt tokens, reasoning tokens, …) is summed member by member:
+// numeric members add up, any other keeps the last round's value; keys come
+// in the order the rounds first named them, and no key is added that no
+// round sent. Other members (a provider's cost, say) are left out: their
+// sum is not known to be meaningful. Without objs, the counts alone.
+func AppendUsage(out []byte, sum *Usage, objs [][]byte) []byte {
+	if len(objs) == 1 && len(objs[0]) > 0 {
+		return append(out, objs[0]...)
+	}
+	b := sum.AppendJSON(out)
+	if len(objs) == 0 {
+		return b
+	}
+	var groups []detailGroup
+	for _, o := range objs {
+		gjson.ParseBytes(o).ForEach(func(k, v gjson.Result) bool {
+			if !v.IsObject() || !strings.HasSuffix(k.Str, "_tokens_details") {
+				return true
+			}
+			gi := slices.IndexFunc(groups, func(g detailGroup) bool { return g.key == k.Str })
+			if gi < 0 {
+				groups = append(groups, detailGroup{key: k.Str})
+				gi = len(groups) - 1
+			}
+			g := &groups[gi]
+			v.ForEach(func(mk, mv gjson.Result) bool {
+				i := slices.IndexFunc(g.members, func(m detailMember) bool { return m.key == mk.Str })
+				if i < 0 {
+					g.members = append(g.members, detailMember{key: mk.Str})
+					i = len(g.members) - 1
+				}
+				g.members[i].add(mv)
+				return true
+			})
+			return true
+		})
+	}
+	if len(groups) == 0 {
+		return b
+	}
+	b = b[:len(b)-1] // reopen the object
+	for _, g := range groups {
+		b = append(b, ',')
+		b = jsonstr.Append(b, g.key)
+		b = append(b, ":{"...)
+		for i, m := range g.members {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonstr.Append(b, m.key)
+			b = append(b, ':')
+			b = m.appendValue(b)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// detailGroup is one "*_tokens_details" object being summed over rounds.
+type detailGroup struct {
+	key     string
+	members []detailMember
+}
+
+// detailMember is one member of a details object: the sum of its numeric
+// values, or the last non-numeric one when no round gave a number.
+type detailMember struct {
+	key      string
+	n        int64
+	f        float64
+	numeric  bool
+	fraction bool   // a value was not an integer: the sum is n+f
+	other    []byte // the last non-numeric value
+}
+
+func (m *detailMember) add(v gjson.Result) {
+	if v.Type != gjson.Number {
+		if !m.numeric {
+			m.other = append(m.other[:0], v.Raw...)
+		}
+		return
+	}
+	m.numeric, m.other = true, nil
+	if strings.ContainsAny(v.Raw, ".eE") {
+		m.fraction = true
+		m.f += v.Float()
+		return
+	}
+	m.n += v.Int()
+}
+
+func (m *detailMember) appendValue(b []byte) []byte {
+	switch {
+	case !m.numeric:
+		return append(b, m.other...)
+	case m.fraction:
+		return strconv.AppendFloat(b, float64(m.n)+m.f, 'g', -1, 64)
+	}
+	return strconv.AppendInt(b, m.n, 10)
 }
 
 // objectInner returns the members of a raw JSON object without its braces,

@@ -423,6 +423,7 @@ func (c *Capture) absorb(s string, sl *slot, en *entry) {
 
 func (c *Capture) readUsage(v gjson.Result) {
 	c.hasUsage = true
+	c.usageRaw = append(c.usageRaw[:0], v.Raw...) // a copy: v points into the chunk
 	c.usage = Usage{
 		PromptTokens:     v.Get("prompt_tokens").Int(),
 		CompletionTokens: v.Get("completion_tokens").Int(),

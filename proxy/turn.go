@@ -53,10 +53,13 @@ type turn struct {
 	created int64
 	actions []json.RawMessage // the turn's own, from its payment calls
 	rounds  []roundInfo
-	usage   interceptors.Usage
+	usage   interceptors.Usage // summed over the rounds that reported usage
 	hasUse  bool
-	cost    accounting.Pico
-	sw      *sse.Writer
+	// usageObjs are those rounds' usage objects as the providers sent
+	// them: the bot gets their sum with its token details (AppendUsage).
+	usageObjs [][]byte
+	cost      accounting.Pico
+	sw        *sse.Writer
 
 	// pending are the announcements the turn may make (payment confirmed,
 	// payment parameters of an approved order), claimed into announced
@@ -197,7 +200,7 @@ func (t *turn) stream() {
 		if !ok {
 			return
 		}
-		t.endRound(round, resp, res.ID, res.Model, res.Usage)
+		t.endRound(round, resp, res.ID, res.Model, res.Usage, res.UsageJSON)
 		if len(res.PaymentCalls) == 0 {
 			fc := res.FinishChunk
 			if len(res.ClientCalls) > 0 && res.FinishReason != "tool_calls" && fc != nil {
@@ -416,8 +419,9 @@ func (t *turn) accountAttempt(resp *failover.Response, u *interceptors.Usage) {
 	}
 }
 
-// endRound accounts a finished round.
-func (t *turn) endRound(round int, resp *failover.Response, id, model string, u *interceptors.Usage) {
+// endRound accounts a finished round; obj is its usage object as the
+// provider sent it (nil: u's counts are all there is).
+func (t *turn) endRound(round int, resp *failover.Response, id, model string, u *interceptors.Usage, obj []byte) {
 	if round == 0 && t.turnID == "" {
 		t.turnID = id
 		t.created = time.Now().Unix()
@@ -435,6 +439,10 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, u 
 		t.usage.PromptTokens += u.PromptTokens
 		t.usage.CompletionTokens += u.CompletionTokens
 		t.usage.TotalTokens += u.TotalTokens
+		if len(obj) == 0 {
+			obj = u.AppendJSON(nil)
+		}
+		t.usageObjs = append(t.usageObjs, obj)
 	}
 }
 
@@ -608,7 +616,7 @@ func (t *turn) finishStream(finish []byte, model, reason string) {
 	}
 	if t.chat.WantsUsage && t.hasUse {
 		u := t.usage
-		_ = t.sw.Queue(usageChunk(t.turnID, model, t.created, &u))
+		_ = t.sw.Queue(usageChunk(t.turnID, model, t.created, &u, t.usageObjs...))
 	}
 	if t.sw.End() != nil { // sent with the end of the response, as the handler returns
 		return
@@ -634,9 +642,11 @@ func (t *turn) streamClarification(model string) {
 	t.finishStream(nil, model, "stop")
 }
 
-func usageChunk(id, model string, created int64, u *interceptors.Usage) []byte {
+// usageChunk renders the turn's usage chunk: u summed over the rounds whose
+// usage objects are objs (see interceptors.AppendUsage).
+func usageChunk(id, model string, created int64, u *interceptors.Usage, objs ...[]byte) []byte {
 	b := append(chunkHead(id, model, created), `,"choices":[],"usage":`...)
-	b = u.AppendJSON(b)
+	b = interceptors.AppendUsage(b, u, objs)
 	return append(b, '}')
 }
 

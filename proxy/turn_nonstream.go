@@ -28,7 +28,7 @@ func (t *turn) nonStream() {
 			first = ans
 			setPaygateHeaders(t.w.Header(), resp)
 		}
-		t.endRound(round, resp, ans.id, ans.model, ans.usage)
+		t.endRound(round, resp, ans.id, ans.model, ans.usage, ans.usageJSON)
 		if len(ans.payment) == 0 {
 			if len(ans.client) > 0 {
 				t.keepExchange(ans.content, nil, ans.client, nil)
@@ -66,6 +66,7 @@ type roundAnswer struct {
 	id, model string
 	content   string
 	usage     *interceptors.Usage // nil: the answer had no usage object
+	usageJSON []byte              // that object as the provider sent it
 	payment   []interceptors.ToolCall
 	client    []interceptors.ToolCall
 }
@@ -80,6 +81,11 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 	if ra.HasUsage {
 		u := ra.Usage
 		a.usage = &u
+		// The object itself, token details and all: once per round, and
+		// gjson skips the rest of the answer without decoding it.
+		if v := gjson.GetBytes(body, "usage"); v.IsObject() {
+			a.usageJSON = []byte(v.Raw)
+		}
 	}
 	if ra.ToolCalls == "" {
 		return a
@@ -167,7 +173,7 @@ func (t *turn) writeCompletion(status int, body []byte, id string, client []inte
 	}
 	if t.hasUse && len(t.rounds) > 1 {
 		u := t.usage
-		out, _ = sjson.SetRawBytes(out, "usage", u.AppendJSON(nil))
+		out, _ = sjson.SetRawBytes(out, "usage", interceptors.AppendUsage(nil, &u, t.usageObjs))
 	}
 	t.claimAnnouncements()
 	if ext := t.extension(); ext != nil {
