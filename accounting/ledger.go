@@ -42,13 +42,21 @@ type price struct{ inMicros, outMicros int64 } // per million tokens
 // it, as a tally every replica adds to in one atomic step: two replicas
 // serving turns of one conversation never lose each other's cost.
 // store.Store implements it.
+// IncrCounter marks a paid order as counted, so an order that becomes paid
+// again is not a second transaction.
 type SessionStore interface {
 	AddTally(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error)
 	TakeTally(ctx context.Context, key string) (int64, error)
+	IncrCounter(ctx context.Context, key string, ttl time.Duration) (int64, error)
 }
 
 // sessionTTL bounds how long an abandoned conversation's cost is kept.
 const sessionTTL = 30 * 24 * time.Hour
+
+// countedTTL is how long a paid order's "counted" mark is kept: longer than
+// WeChat Pay's refund window (a year), within which a refund that fails or
+// a review settled as paid puts the order back in paid.
+const countedTTL = 400 * 24 * time.Hour
 
 // modelKey names an upstream model of a provider.
 type modelKey struct{ provider, model string }
@@ -83,12 +91,15 @@ type Ledger struct {
 	sessDone   chan struct{}
 }
 
-// sessionOp is one change to a conversation's kept cost: add to it (a turn),
-// or take it over and start again at zero (a payment), answered on paid.
+// sessionOp is one change to a conversation's kept cost: add to it (a
+// turn), or, for a paid order (paid), take it over and start again at zero.
+// done, when set, is closed once the op is carried out (Flush).
 type sessionOp struct {
-	key  string
-	add  Pico
-	paid chan Pico
+	key       string
+	add       Pico
+	paid      bool
+	paidOrder string
+	done      chan struct{}
 }
 
 // sessionOpTimeout bounds one store operation of the writer, which runs
@@ -220,19 +231,45 @@ func (l *Ledger) writeSessions() {
 }
 
 func (l *Ledger) apply(op sessionOp) {
+	if op.done != nil {
+		close(op.done)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), sessionOpTimeout)
 	defer cancel()
-	if op.paid != nil {
-		cost, err := l.store.TakeTally(ctx, op.key)
-		if err != nil {
-			l.log.Warn("accounting: taking the conversation's cost", "err", err)
-		}
-		op.paid <- Pico(cost)
+	if op.paid {
+		l.applyPaid(ctx, op)
 		return
 	}
 	if _, err := l.store.AddTally(ctx, op.key, int64(op.add), sessionTTL); err != nil {
 		l.log.Warn("accounting: keeping the conversation's cost", "err", err)
 	}
+}
+
+// applyPaid counts a paid order once: the first time it becomes paid. A
+// refund WeChat Pay closes (refunding → paid) or a review settled as paid
+// puts an order in paid again, and counting it again would add a
+// transaction and move the conversation's later turns into it. The mark is
+// in the store, so a payment another replica counted is not counted here.
+// When the store cannot say, the order is counted: a transaction counted
+// twice is the lesser error than a payment not counted.
+func (l *Ledger) applyPaid(ctx context.Context, op sessionOp) {
+	if op.paidOrder != "" {
+		n, err := l.store.IncrCounter(ctx, "paid-counted:"+op.paidOrder, countedTTL)
+		if err != nil {
+			l.log.Warn("accounting: marking the paid order counted", "order_no", op.paidOrder, "err", err)
+		} else if n > 1 {
+			return
+		}
+	}
+	var cost int64
+	var err error
+	if op.key != "" {
+		if cost, err = l.store.TakeTally(ctx, op.key); err != nil {
+			l.log.Warn("accounting: taking the conversation's cost", "err", err)
+		}
+	}
+	l.recordPaid(Pico(cost))
 }
 
 // Close waits until every conversation cost handed to the writer is in the
@@ -252,16 +289,36 @@ func (l *Ledger) Close() {
 }
 
 // Paid attributes the conversation's cost so far to a paid order (a
-// completed transaction) and starts the conversation's count again. It
-// waits for the writer, so the turns accounted before it are counted.
-func (l *Ledger) Paid(_ context.Context, client, session string) {
-	var cost Pico
-	if l.store != nil && session != "" {
-		// Through the writer, after the turns handed to it before.
-		paid := make(chan Pico, 1)
-		l.session(sessionOp{key: sessionKey(client, session), paid: paid})
-		cost = <-paid
+// completed transaction) and starts the conversation's count again, once per
+// order. It does not wait: the payment's notification calls it (through
+// payments.Options.Committed) and must be answered quickly (SPEC 2.4), so the
+// writer carries it out after the turns handed to it before. Stats and the
+// metrics show it once the writer has (Flush waits for that).
+func (l *Ledger) Paid(_ context.Context, client, session, orderNo string) {
+	if l.store == nil {
+		l.recordPaid(0)
+		return
 	}
+	op := sessionOp{paid: true, paidOrder: orderNo}
+	if session != "" {
+		op.key = sessionKey(client, session)
+	}
+	l.session(op)
+}
+
+// Flush waits until every turn and payment handed to the writer before it
+// is carried out.
+func (l *Ledger) Flush() {
+	if l.store == nil {
+		return
+	}
+	done := make(chan struct{})
+	l.session(sessionOp{done: done})
+	<-done
+}
+
+// recordPaid counts one completed transaction that cost cost.
+func (l *Ledger) recordPaid(cost Pico) {
 	l.completed.Inc()
 	l.txCost.Add(cost.Units())
 	l.mu.Lock()

@@ -37,6 +37,13 @@ func (s *memStore) TakeTally(_ context.Context, k string) (int64, error) {
 	return n, nil
 }
 
+func (s *memStore) IncrCounter(_ context.Context, k string, _ time.Duration) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[k]++
+	return s.m[k], nil
+}
+
 // kept is the conversation's cost as the store holds it, and whether it
 // holds one.
 func (s *memStore) kept(k string) (int64, bool) {
@@ -84,10 +91,11 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 	ctx := context.Background()
 	a := l.Round("p", "m", Usage{1000, 200})
 	l.Turn(ctx, "bot", "s1", a)
-	l.Turn(ctx, "bot", "s1", a)      // two turns of one conversation
-	l.Turn(ctx, "bot", "s2", a)      // another conversation, never paid
-	l.Paid(ctx, "bot", "s1")         // s1 ends in a paid order
-	l.Paid(ctx, "bot", "no-session") // a payment with no priced turns
+	l.Turn(ctx, "bot", "s1", a)               // two turns of one conversation
+	l.Turn(ctx, "bot", "s2", a)               // another conversation, never paid
+	l.Paid(ctx, "bot", "s1", "ORD-1")         // s1 ends in a paid order
+	l.Paid(ctx, "bot", "no-session", "ORD-2") // a payment with no priced turns
+	l.Flush()
 	s := l.Stats()
 	if s.PaidOrders != 2 || s.TransactionCost != "0.009000" || s.CostPerTransaction == nil || *s.CostPerTransaction != "0.004500" {
 		t.Errorf("stats %+v; want 2 paid orders costing 0.009000, 0.004500 each", s)
@@ -149,7 +157,8 @@ func TestConcurrentTurnsOfOneConversation(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	l.Paid(context.Background(), "bot", "s")
+	l.Paid(context.Background(), "bot", "s", "ORD-1")
+	l.Flush()
 	if got, want := l.Stats().TransactionCost, (50 * a).String(); got != want {
 		t.Errorf("the paid conversation cost %s; want %s (50 turns)", got, want)
 	}
@@ -182,8 +191,9 @@ func TestConversationCostAcrossReplicas(t *testing.T) {
 				wg.Go(func() { l.Turn(context.Background(), "bot", "s", a) })
 			}
 			wg.Wait()
-			lb.Close()                                // b's turns are in the store
-			la.Paid(context.Background(), "bot", "s") // after a's own turns
+			lb.Close()                                         // b's turns are in the store
+			la.Paid(context.Background(), "bot", "s", "ORD-1") // after a's own turns
+			la.Flush()
 			if got, want := la.Stats().TransactionCost, (turns * a).String(); got != want {
 				t.Errorf("the paid conversation cost %s; want %s (%d turns on two replicas)", got, want, turns)
 			}
@@ -235,4 +245,71 @@ type slowStore struct {
 func (s *slowStore) AddTally(ctx context.Context, k string, delta int64, ttl time.Duration) (int64, error) {
 	<-s.release
 	return s.memStore.AddTally(ctx, k, delta, ttl)
+}
+
+// TestPaidDoesNotWaitForTheStore: Paid runs on the payment notification's
+// path, which WeChat Pay times out and retries when it is slow (SPEC 2.4),
+// so it must not wait behind the writer's queue of conversation costs; the
+// payment is counted, with the turns queued before it, once the writer gets
+// to it.
+func TestPaidDoesNotWaitForTheStore(t *testing.T) {
+	st := &slowStore{memStore: memStore{m: map[string]int64{}}, release: make(chan struct{})}
+	l := testLedger(t, st)
+	a := l.Round("p", "m", Usage{1000, 200})
+	l.Turn(context.Background(), "bot", "s", a) // held by the store
+	returned := make(chan struct{})
+	go func() {
+		l.Paid(context.Background(), "bot", "s", "ORD-1")
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Paid waited for the store")
+	}
+	close(st.release)
+	l.Flush()
+	if s := l.Stats(); s.PaidOrders != 1 || s.TransactionCost != a.String() {
+		t.Errorf("after the writer: %d paid orders costing %s; want 1 costing %s (the turn queued before it)", s.PaidOrders, s.TransactionCost, a)
+	}
+	l.Close()
+}
+
+// TestOrderPaidAgainCountedOnce: an order that becomes paid again (a refund
+// WeChat Pay closes: refunding → paid; a review settled as paid) is not a
+// second transaction, on this replica or another sharing the store, and the
+// conversation's later turns stay with the conversation.
+func TestOrderPaidAgainCountedOnce(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			place := testdrivers.NewPlace(t, driver, nil)
+			stA := place.Open()
+			stB := stA
+			if driver == "redis" {
+				stB = place.Open()
+			}
+			la, lb := testLedger(t, stA), testLedger(t, stB)
+			defer la.Close()
+			defer lb.Close()
+			ctx := context.Background()
+			a := la.Round("p", "m", Usage{1000, 200})
+			la.Turn(ctx, "bot", "s", a)
+			la.Paid(ctx, "bot", "s", "ORD-1")
+			la.Flush()
+			la.Turn(ctx, "bot", "s", a) // after the payment: the next purchase's
+			la.Paid(ctx, "bot", "s", "ORD-1")
+			la.Flush()
+			lb.Paid(ctx, "bot", "s", "ORD-1")
+			lb.Flush()
+			if s := la.Stats(); s.PaidOrders != 1 || s.TransactionCost != a.String() {
+				t.Errorf("replica a: %d paid orders costing %s; want 1 costing %s", s.PaidOrders, s.TransactionCost, a)
+			}
+			if s := lb.Stats(); s.PaidOrders != 0 {
+				t.Errorf("replica b counted %d paid orders for an order a counted", s.PaidOrders)
+			}
+			if n, err := stA.TakeTally(ctx, sessionKey("bot", "s")); err != nil || n != int64(a) {
+				t.Errorf("the conversation keeps %d (%v); want %d, the turn after the payment", n, err, a)
+			}
+		})
+	}
 }

@@ -502,7 +502,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	b.screenshot(t, "console-webhooks.png")
 
-	// Cost: the chart has the hour of the paid order.
+	// Cost: the chart has the hour of the paid order (once the ledger's
+	// writer has counted it: the notification does not wait for that).
+	a.ledger.Flush()
 	_, stats := httpCall(t, http.MethodGet, adminURL+"/admin/api/stats", "Bearer "+consoleToken, "")
 	cpt := stats.Get("cost_per_transaction").Str
 	if cpt == "" {

@@ -101,6 +101,7 @@ payments:
 	if d, err := a.sim.Pay(context.Background(), orderNo); err != nil || !d.Acked {
 		t.Fatalf("payment notification: %+v %v", d, err)
 	}
+	a.ledger.Flush() // the notification does not wait for the ledger's writer
 	m := scrape(t, base)
 
 	tests := []struct {

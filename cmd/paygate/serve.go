@@ -433,12 +433,15 @@ func paymentRules(r config.Rules) payments.Rules {
 }
 
 // withLedger composes payments.Options.Committed: f, then a paid order
-// closes its conversation's cost as one completed transaction.
+// closes its conversation's cost as one completed transaction. The ledger
+// counts an order once, however often it becomes paid again (a refund
+// WeChat Pay closes, a review settled as paid), and does not wait for the
+// store: Committed runs on the notification's path.
 func (a *app) withLedger(f func(payments.Transition)) func(payments.Transition) {
 	return func(t payments.Transition) {
 		f(t)
 		if a.ledger != nil && t.After.Status == store.StatusPaid && t.Before.Status != store.StatusPaid {
-			a.ledger.Paid(context.Background(), t.After.Client, t.After.Session)
+			a.ledger.Paid(context.Background(), t.After.Client, t.After.Session, t.After.OrderNo)
 		}
 	}
 }

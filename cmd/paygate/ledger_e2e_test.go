@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paygate/paygate/accounting"
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/proxy/h1/h1test"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/payments/wxsim"
+)
+
+// TestClosedRefundIsNotASecondTransaction: a refund WeChat Pay closes puts
+// the order back in paid (refunding → paid); that is the same payment, not
+// a second completed transaction (SPEC 9's cost per completed transaction).
+func TestClosedRefundIsNotASecondTransaction(t *testing.T) {
+	var orderNo string
+	up := newScriptedProvider(t, func(body string) scriptRound {
+		if strings.Contains(gjson.Get(body, "messages.@reverse.0.content").Str, "refund") ||
+			(gjson.Get(body, "messages.@reverse.0.role").Str == "tool" && strings.Contains(body, "refund_id")) {
+			return moneyScript("request_refund", func() string {
+				return `{"order_no":"` + orderNo + `","reason":"changed my mind"}`
+			})(body)
+		}
+		return moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` })(body)
+	})
+	url, _, a := moneyApp(t, up.URL, "")
+	const user = "oUser-rev-acct-refund"
+	orderNo = paidByChat(t, url, a, user)
+	a.ledger.Flush()
+	if got := metricSum(t, scrape(t, url), "paygate_transactions_completed_total", nil); got != 1 {
+		t.Fatalf("after the payment: %v completed transactions; want 1", got)
+	}
+
+	ans := chatAs(t, url, user, "I want a refund")
+	act := ans.Get(`paygate.actions.#(type=="refund_proposed")`)
+	id := act.Get("refund.refund_id").Str
+	if id == "" {
+		t.Fatalf("no refund proposal: %s", ans.Raw)
+	}
+	if status, _ := httpCall(t, http.MethodPost, url+act.Get("refund.confirm_url").Str, "Bearer "+e2eClientKey, user); status != http.StatusOK {
+		t.Fatalf("confirm: %d", status)
+	}
+	// WeChat Pay closes the refund: no money went back, the order is paid again.
+	rf, ok := a.sim.Refund(payments.OutRefundNo(id))
+	if !ok {
+		t.Fatal("refund unknown to the simulator")
+	}
+	res := wxsim.RefundResource{MchID: a.sim.MchID(), TransactionID: rf.TransactionID, OutTradeNo: rf.OutTradeNo,
+		RefundID: rf.RefundID, OutRefundNo: rf.OutRefundNo, RefundStatus: "CLOSED", UserReceivedAccount: rf.UserReceivedAccount}
+	res.Amount.Total, res.Amount.Refund = rf.Amount.Total, rf.Amount.Refund
+	n, err := a.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventRefundClosed, Summary: "退款关闭", OriginalType: "refund", Resource: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, err := a.sim.Deliver(context.Background(), url+"/wechatpay/notify", n); err != nil || status/100 != 2 {
+		t.Fatalf("REFUND.CLOSED delivery: %d %v", status, err)
+	}
+	if status, o := httpCall(t, http.MethodGet, url+"/v1/paygate/orders/"+orderNo, "Bearer "+e2eClientKey, user); status != 200 || o.Get("status").Str != "paid" {
+		t.Fatalf("order after the closed refund: %d %s; want paid", status, o.Raw)
+	}
+	a.ledger.Flush()
+	if got := metricSum(t, scrape(t, url), "paygate_transactions_completed_total", nil); got != 1 {
+		t.Errorf("paygate_transactions_completed_total = %v after one payment and one closed refund; want 1", got)
+	}
+}
+
+// heldTallies is a conversation-cost store whose writes are slow (held until
+// released or their deadline): a busy embedded file or a slow Redis.
+type heldTallies struct{ release chan struct{} }
+
+func (h *heldTallies) AddTally(ctx context.Context, _ string, delta int64, _ time.Duration) (int64, error) {
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+	}
+	return delta, nil
+}
+func (h *heldTallies) TakeTally(context.Context, string) (int64, error) { return 0, nil }
+func (h *heldTallies) IncrCounter(context.Context, string, time.Duration) (int64, error) {
+	return 1, nil
+}
+
+// TestNotifyDoesNotWaitForAccounting: the payment notification is answered
+// while the ledger's writer is stuck on another conversation's store write
+// (SPEC 2.4: nothing on the notify path waits on anything slow; WeChat Pay
+// times out and retries).
+func TestNotifyDoesNotWaitForAccounting(t *testing.T) {
+	up := newScriptedProvider(t, moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` }))
+	src := `
+clients: [{name: bot, key: ` + e2eClientKey + `}]
+store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
+providers:
+  - {name: fake, base_url: "` + up.URL + `/v1", api_key: sk-upstream-secret, prices: {"openai/gpt-4o": {input: "2.50", output: "10.00"}}}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+payments:
+  catalog:
+    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
+`
+	srv := h1test.NewUnstartedServer()
+	cfg, err := config.Parse([]byte(src), "test.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(cfg, io.Discard, "http://"+srv.Listener.Addr().String()+"/wechatpay/notify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.close)
+	// The ledger's conversation writer is busy with another conversation's
+	// turn (one slow store write ahead in its queue).
+	held := &heldTallies{release: make(chan struct{})}
+	a.ledger.Close()
+	a.ledger, err = accounting.New(cfg, held, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.ledger.Turn(context.Background(), "bot", "someone-else", accounting.Pico(1))
+	defer close(held.release)
+	srv.Start(a.server.Handler())
+	t.Cleanup(srv.Close)
+
+	ans := chatAs(t, srv.URL, "oUser-rev-notify", "premium monthly please")
+	no := ans.Get("paygate.actions.0.order.order_no").Str
+	if no == "" {
+		t.Fatalf("no order in %s", ans.Raw)
+	}
+	// WeChat Pay gives about 5 s; SPEC asks p99 well under 100 ms.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	d, err := a.sim.Pay(ctx, no)
+	if err != nil || !d.Acked {
+		t.Fatalf("payment notification not acknowledged within 3 s (took %s): %+v %v", time.Since(start).Round(time.Millisecond), d, err)
+	}
+}
+
+// TestRevPaymentCallBudgetExhaustionIsCounted: a turn whose model spends
+// payments.budget.max_payment_calls (two create_order calls, budget 1) is a
+// budget exhaustion (SPEC 9: "budget exhaustions"), as a turn that spends
+// max_rounds is.
