@@ -92,6 +92,9 @@ func (b *blockedSessions) AddTally(ctx context.Context, _ string, delta int64, _
 }
 
 func (b *blockedSessions) TakeTally(context.Context, string) (int64, error) { return 0, nil }
+func (b *blockedSessions) IncrCounter(context.Context, string, time.Duration) (int64, error) {
+	return 1, nil
+}
 
 // TestPlainStreamUsageOnTheFinishChunk: a provider that sends usage on its
 // finish chunk, with no usage-only chunk (Mistral, Gemini's compatible
