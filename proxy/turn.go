@@ -272,11 +272,16 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 			}
 			return res, resp, true
 		}
-		if errors.Is(err, errClientGone) {
-			return interceptors.RoundResult{}, resp, false
-		}
 		partial := capture.EndRound()
+		// Every attempt that reported usage is accounted, the one whose
+		// client left included: the provider answered (often the whole
+		// round, usage and all, before the last flush failed) and bills it,
+		// as the plain path accounts it. Accounting only: the turn ends
+		// here, so no payment call of this round runs.
 		t.accountAttempt(resp, partial.Usage)
+		if errors.Is(err, errClientGone) {
+			return partial, resp, false
+		}
 		if errors.Is(err, interceptors.ErrDiverged) {
 			t.s.endUnrecovered(t.sw, t.r, first, recoveryDiverged, "the new answer diverges from what was already sent")
 			return partial, resp, false
@@ -411,8 +416,8 @@ func (t *turn) openRecovery(excluded []string, sent string) (*failover.Response,
 }
 
 // accountAttempt prices a broken attempt's usage, when it reported any, to
-// its provider: failed attempts are accounted, the client's usage is not
-// charged for them.
+// its provider: failed attempts (and one whose client left) are accounted,
+// the client's usage is not charged for them.
 func (t *turn) accountAttempt(resp *failover.Response, u *interceptors.Usage) {
 	if u != nil && t.s.ledger != nil {
 		t.cost += t.s.ledger.Round(resp.Provider, resp.Model, accounting.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens})
