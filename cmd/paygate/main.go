@@ -124,8 +124,17 @@ func cmdServe(args []string, stderr io.Writer) int {
 		return 1
 	}
 	applyGCDefaults(os.Getenv)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// The first signal starts the drain (up to server.shutdown_timeout); the
+	// handler is given back before serve hears of it, so a second signal
+	// ends the process at once, as an operator pressing Ctrl-C again or a
+	// supervisor repeating SIGTERM expects. The stores are crash-safe: bbolt
+	// commits are atomic, and a write cut short in Redis is repaired from its
+	// intent.
+	sigCtx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	context.AfterFunc(sigCtx, func() { stop(); cancel() })
 	if err := serve(ctx, cfg, stderr, nil); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "paygate:", err)
 		return 1

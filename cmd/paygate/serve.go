@@ -347,7 +347,7 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan
 			failed = fmt.Errorf("listener failed: %w", err) // exit non-zero, so a supervisor restarts it
 		}
 	}
-	a.log.Info("shutting down: draining in-flight requests", "timeout", cfg.Server.ShutdownTimeout.D().String())
+	a.log.Info("shutting down: draining in-flight requests (a second SIGTERM or Ctrl-C stops at once)", "timeout", cfg.Server.ShutdownTimeout.D().String())
 	a.server.Drain() // /readyz says so at once, on every listener
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.D())
 	defer cancel()

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// TestMain lets a test run this package's main as a child process (the
+// real signal handling of cmdServe): with PAYGATE_TEST_RUN_MAIN=1 the test
+// binary is paygate.
+func TestMain(m *testing.M) {
+	if os.Getenv("PAYGATE_TEST_RUN_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// TestSecondSignalStopsAtOnce: the first SIGTERM drains in-flight streams
+// for up to shutdown_timeout (60s here, with a stream that never ends); a
+// second one ends the process at once, as an operator pressing Ctrl-C
+// again or a supervisor repeating SIGTERM expects.
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	hang := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"one \"},\"finish_reason\":null}]}\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer up.Close()
+	defer close(hang)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	writeFile(t, cfg, `
+server: {listen: "127.0.0.1:0", admin_listen: "off", shutdown_timeout: 60s}
+clients: [{name: bot, key: k-signal-0123}]
+store: {path: "`+filepath.Join(dir, "p.db")+`"}
+providers: [{name: fake, base_url: "`+up.URL+`", api_key: x}]
+models: [{name: m, targets: [{provider: fake, model: u}]}]
+`)
+	cmd := exec.Command(os.Args[0], "serve", "-config", cfg)
+	cmd.Env = append(os.Environ(), "PAYGATE_TEST_RUN_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	waitLog := func(what string, match func(string) bool) string {
+		t.Helper()
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("paygate exited before logging %s", what)
+				}
+				if match(l) {
+					return l
+				}
+			case <-timeout:
+				t.Fatalf("paygate did not log %s", what)
+			}
+		}
+	}
+	l := waitLog("its listener", func(l string) bool {
+		return gjson.Get(l, "msg").Str == "listening" && gjson.Get(l, "listener").Str == "main"
+	})
+	base := "http://" + gjson.Get(l, "addr").Str
+
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
+	req.Header.Set("Authorization", "Bearer k-signal-0123")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if line, _ := bufio.NewReader(resp.Body).ReadString('\n'); !strings.Contains(line, "one") {
+		t.Fatalf("first event %q", line)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitLog("the drain", func(l string) bool { return strings.Contains(gjson.Get(l, "msg").Str, "shutting down") })
+	go func() {
+		for range lines { // keep the pipe drained until exit
+		}
+	}()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("exit: %v; want ended by the second SIGTERM", err)
+		}
+		if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+			t.Errorf("exit %v; want ended by the second SIGTERM", err)
+		}
+	case <-time.After(20 * time.Second): // the drain alone would take 60s
+		t.Fatal("still draining 20s after a second SIGTERM")
+	}
+}
