@@ -40,7 +40,10 @@ type Server struct {
 	// "off" disables it.
 	AdminListen string `yaml:"admin_listen"`
 	// NotifyListen serves POST /wechatpay/notify alone, so only that route is
-	// exposed to the internet. Default "": the notify route is on Listen.
+	// exposed to the internet. Default "": the notify route is on Listen
+	// (there is no "off": WeChat Pay's notifications always need a route).
+	// Like Listen and AdminListen, it is host:port with a numeric port, and
+	// no two listeners may share one address (port 0 picks a free one).
 	NotifyListen string `yaml:"notify_listen"`
 	// SSEKeepalive sends ": keep-alive" comments to streaming clients at this
 	// interval while paygate works between upstream rounds. Default 0: never.

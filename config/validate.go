@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -27,21 +28,77 @@ func (l *loader) validate(c *Config) {
 }
 
 func (l *loader) validateServer(c *Config) {
+	type listener struct{ path, addr, host, port string }
+	var ls []listener
 	for _, kv := range []struct{ path, addr string }{
 		{"server.listen", c.Server.Listen},
 		{"server.admin_listen", c.Server.AdminListen},
 		{"server.notify_listen", c.Server.NotifyListen},
 	} {
-		if kv.addr == "" || kv.addr == "off" && kv.path != "server.listen" {
+		switch {
+		case kv.addr == "" && kv.path == "server.notify_listen":
+			continue // the notify route is on server.listen
+		case kv.addr == "off" && kv.path == "server.admin_listen":
+			continue
+		case kv.addr == "off" && kv.path == "server.notify_listen":
+			// serve would try to listen on "off": the way to have no
+			// listener of its own is to leave the key empty.
+			l.at(kv.path, `"off" is not an address: leave it empty ("") to serve the notify route on server.listen`)
 			continue
 		}
-		if _, _, err := net.SplitHostPort(kv.addr); err != nil {
-			l.at(kv.path, "%q is not host:port", kv.addr)
+		host, port, ok := l.listenAddr(kv.path, kv.addr)
+		if ok {
+			ls = append(ls, listener{kv.path, kv.addr, host, port})
+		}
+	}
+	// Two listeners on one address: the second net.Listen fails at start
+	// ("address already in use"), with no line to point at.
+	for i := range ls {
+		for j := i + 1; j < len(ls); j++ {
+			a, b := ls[i], ls[j]
+			if a.port == "0" || a.port != b.port || !(a.host == b.host || wildcardHost(a.host) || wildcardHost(b.host)) {
+				continue
+			}
+			at, other := b, a
+			if _, written := l.lines[b.path]; !written {
+				at, other = a, b
+			}
+			l.at(at.path, "%q and %s %q are one address: each listener needs a port of its own", at.addr, other.path, other.addr)
 		}
 	}
 	if c.Server.MaxBodyBytes < 0 {
 		l.at("server.max_body_bytes", "must be positive")
 	}
+}
+
+// listenAddr checks a listen address as net.Listen("tcp", addr) will take
+// it: host:port with a numeric port in 0-65535 (0 picks a free port). A
+// service name such as "http" is refused: it depends on the machine's
+// /etc/services. It returns the host (localhost as 127.0.0.1) and the port.
+func (l *loader) listenAddr(path, addr string) (host, port string, ok bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		l.at(path, "%q is not host:port", addr)
+		return "", "", false
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		l.at(path, "%q: the port must be a number from 0 to 65535", addr)
+		return "", "", false
+	}
+	if strings.EqualFold(host, "localhost") {
+		host = "127.0.0.1"
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		host = ip.String()
+	}
+	return host, strconv.FormatUint(n, 10), true
+}
+
+// wildcardHost reports whether a listen host takes every interface, so it
+// shares its port with any other host.
+func wildcardHost(h string) bool {
+	return h == "" || h == "0.0.0.0" || h == "::"
 }
 
 func (l *loader) validateClients(c *Config) {
