@@ -140,6 +140,16 @@ func (s *Service) settle(ctx context.Context, o *store.Order, tx *wechatpay.Tran
 		}
 		return got, err
 	case wechatpay.TradeClosed, wechatpay.TradeRevoked:
+		if tx.TradeState == wechatpay.TradeClosed && s.expired(o) {
+			// Past its deadline, the order was most likely closed by an
+			// expiry that has not committed yet: another replica's sweep
+			// (which closes at WeChat Pay first, then locally), met here by
+			// this replica's sweep or a user's query. Recording it closed
+			// would make the final status, the audit record and the
+			// merchant's order.closed payload depend on which commits
+			// first.
+			return s.setStatus(ctx, o, store.StatusExpired, "expire")
+		}
 		return s.setStatus(ctx, o, store.StatusClosed, cause)
 	case wechatpay.TradeUserPaying:
 		s.m.reconcile.WithLabelValues(cause, "user_paying").Inc()

@@ -195,6 +195,39 @@ func TestSweepExpires(t *testing.T) {
 	}
 }
 
+// TestSweepMeetsAnotherExpiry: an order past its deadline that WeChat Pay
+// already reports CLOSED (another replica's expiry closed it there and has
+// not committed locally yet) is recorded expired, as that expiry would
+// record it, not closed: the status, the audit record and the merchant's
+// order.closed payload must not depend on which replica commits first.
+func TestSweepMeetsAnotherExpiry(t *testing.T) {
+	e := newEnv(t, envOptions{notifyTo: "sink"})
+	ctx := context.Background()
+	o := e.create("oUser-expire-race", 1)
+	e.clock.Advance(payments.DefaultOrderTTL + time.Minute)
+	if err := e.client.CloseOrder(ctx, o.OrderNo); err != nil { // the other replica's close
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.order(o.OrderNo).Status; s != store.StatusExpired {
+		t.Errorf("got %s; want expired", s)
+	}
+	// Before its deadline a CLOSED order is closed: nothing expired it.
+	early := e.create("oUser-closed-early", 1)
+	if err := e.client.CloseOrder(ctx, early.OrderNo); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(payments.DefaultActiveQueryAfter) // old enough to be asked about, not expired
+	if _, err := e.svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.order(early.OrderNo).Status; s != store.StatusClosed {
+		t.Errorf("closed at WeChat Pay before its deadline: got %s; want closed", s)
+	}
+}
+
 func TestCloseFindsPaid(t *testing.T) {
 	e := newEnv(t, envOptions{notifyTo: "sink"})
 	o := e.create("oUser-close-paid", 1)
