@@ -285,7 +285,9 @@ type CatalogItem struct {
 	SKU string `yaml:"sku"`
 	// Name is shown to the user and is the order description. Required.
 	Name string `yaml:"name"`
-	// Price in CNY as a decimal string ("49.99"); stored as integer fen.
+	// Price in CNY as a decimal string ("49.99"); stored as integer fen: at
+	// most two decimals, no leading zero, and price × max_quantity at most
+	// 100000000000.00.
 	Price Decimal `yaml:"price"`
 	// MaxQuantity bounds quantity per order. Default 1.
 	MaxQuantity int `yaml:"max_quantity"`

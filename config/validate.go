@@ -299,15 +299,21 @@ func (l *loader) validatePayments(c *Config) {
 		if it.Name == "" {
 			l.at(path+".name", "required (it is the order description)")
 		}
-		fen, exact := it.Price.Fen()
+		fen, err := priceFen(it.Price.Text)
 		switch {
-		case it.Price.IsZero() || fen <= 0:
+		case it.Price.IsZero():
 			l.at(path+".price", "required, above zero")
-		case !exact:
-			l.at(path+".price", "%q has more than two decimals", it.Price.Text)
+		case err != nil:
+			l.at(path+".price", "%v", err)
+		case fen <= 0:
+			l.at(path+".price", "required, above zero")
 		}
-		if it.MaxQuantity < 1 {
+		switch {
+		case it.MaxQuantity < 1:
 			l.at(path+".max_quantity", "at least 1")
+		case err == nil && fen > 0 && int64(it.MaxQuantity) > maxFen/fen:
+			// An order's amount is price × quantity in int64 fen.
+			l.at(path+".max_quantity", "%d × %s is above the largest amount, %s", it.MaxQuantity, it.Price.Text, formatFen(maxFen))
 		}
 	}
 	if _, exact := p.Rules.ApprovalAbove.Fen(); !exact {

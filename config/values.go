@@ -117,3 +117,51 @@ func (d *Decimal) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML writes the decimal's text.
 func (d Decimal) MarshalYAML() (any, error) { return d.Text, nil }
+
+// maxFen is the largest amount, in fen, a catalog price or an order may
+// have: 10^13 fen (100 billion CNY), far below int64 overflow, so sums and
+// products of prices cannot wrap. It is payments' bound (payments.ParseFen,
+// payments.NewCatalog), which serve applies to the catalog.
+const maxFen = 10_000_000_000_000
+
+// priceFen parses a catalog price into fen by the rules serve's catalog
+// applies (payments.ParseFen), so check-config refuses what serve would:
+// digits with at most two decimals ("49.99", "49.9", "49"), no leading zero
+// ("049.99"), no trailing decimals beyond fen ("49.990"), at most 11 digits
+// before the point. The errors name the value, as the config wrote it.
+func priceFen(s string) (int64, error) {
+	whole, frac, hasDot := strings.Cut(s, ".")
+	if whole == "" || (hasDot && frac == "") || !allDigits(whole) || !allDigits(frac) {
+		return 0, fmt.Errorf("%q is not a price like \"49.99\"", s)
+	}
+	if len(frac) > 2 {
+		return 0, fmt.Errorf("%q has more than two decimals (1 fen is 0.01)", s)
+	}
+	if len(whole) > 1 && whole[0] == '0' {
+		return 0, fmt.Errorf("%q has a leading zero", s)
+	}
+	if len(whole) > 11 {
+		return 0, fmt.Errorf("%q is above the largest amount, %s", s, formatFen(maxFen))
+	}
+	w, _ := strconv.ParseInt(whole, 10, 64)
+	f, _ := strconv.ParseInt(frac+strings.Repeat("0", 2-len(frac)), 10, 64)
+	fen := w*100 + f
+	if fen > maxFen {
+		return 0, fmt.Errorf("%q is above the largest amount, %s", s, formatFen(maxFen))
+	}
+	return fen, nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// formatFen writes fen as "49.99".
+func formatFen(fen int64) string {
+	return fmt.Sprintf("%d.%02d", fen/100, fen%100)
+}

@@ -28,6 +28,9 @@ var refusedByServe = []checkConfigCase{
 	{"notify on the admin address", `server: {listen: "127.0.0.1:0", admin_listen: "localhost:18932", notify_listen: "127.0.0.1:18932"}`, "server.notify_listen"},
 	{"port out of range", `server: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:99999"}`, "server.admin_listen"},
 	{"port not a number", `server: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:http-admin"}`, "server.admin_listen"},
+	{"catalog price with a leading zero", `payments: {catalog: [{sku: a, name: A, price: "049.99"}]}`, "payments.catalog[0].price"},
+	{"catalog price 49.990", `payments: {catalog: [{sku: a, name: A, price: "49.990"}]}`, "payments.catalog[0].price"},
+	{"catalog price x max_quantity too big", `payments: {catalog: [{sku: a, name: A, price: "99999999999.00", max_quantity: 1000}]}`, "payments.catalog[0].max_quantity"},
 }
 
 // TestCheckConfigRefusesWhatServeRefuses: what check-config accepts, serve
@@ -37,6 +40,9 @@ func TestCheckConfigRefusesWhatServeRefuses(t *testing.T) {
 	for _, tc := range refusedByServe {
 		t.Run(tc.name, func(t *testing.T) {
 			src := "store: {path: \"" + filepath.Join(t.TempDir(), "p.db") + "\"}\n" + tc.body + "\n"
+			if !strings.Contains(tc.body, "listen:") {
+				src += "server: {listen: \"127.0.0.1:0\", admin_listen: \"127.0.0.1:0\"}\n"
+			}
 			cfg, err := config.Parse([]byte(src), "x.yaml", func(string) (string, bool) { return "", false })
 			if err == nil {
 				t.Errorf("check-config accepts it; serve says: %v", serveOnce(t, cfg))
