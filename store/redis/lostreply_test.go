@@ -213,3 +213,31 @@ func dueOnce(t *testing.T, s *Store, id string) {
 	}
 	t.Errorf("event %s is not due (due: %d events)", id, len(due))
 }
+
+// TestTallyStaysSmall: a conversation's tally keeps the tokens of its last
+// calls only (enough to recognise a re-sent one), not one field per turn for
+// the 30 days a conversation's cost is kept.
+func TestTallyStaysSmall(t *testing.T) {
+	ctx := context.Background()
+	prefix := testPrefix()
+	s := openOn(t, nil, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+	const turns = 1000
+	for i := range turns {
+		if _, err := s.AddTally(ctx, "long-chat", int64(i), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr})
+	defer c.Close()
+	key := s.k.one("t", "long-chat")
+	mem, err := c.MemoryUsage(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fields := c.HLen(ctx, key).Val(); fields > 3 || mem > 4096 {
+		t.Errorf("after %d turns the tally has %d fields in %d bytes; want at most 3 fields in 4 KiB", turns, fields, mem)
+	}
+	if n, err := s.TakeTally(ctx, "long-chat"); err != nil || n != turns*(turns-1)/2 {
+		t.Errorf("TakeTally: %d, %v; want %d", n, err, turns*(turns-1)/2)
+	}
+}

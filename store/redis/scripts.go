@@ -261,17 +261,24 @@ return n
 // KEYS: key. ARGV: delta, now_ms, ttl_ms, grace_ms, token. Returns the new sum
 // as a string. HINCRBY keeps the sum an exact 64-bit integer; its reply, a Lua
 // number (a double), would not be, so the stored string is returned. A call
-// re-sent after a lost reply (its token is kept, "w:token") adds nothing.
+// re-sent after a lost reply adds nothing: the tokens of the last 32 calls are
+// kept in field "r" (" tok" each). Only the last few are needed, since
+// go-redis re-sends within a second, before more than a few other turns of
+// the same conversation can come in; keeping every call's token (a field
+// each) grew a conversation's tally by a field per turn for 30 days.
 const luaAddTally = `
-local w = 'w:' .. ARGV[5]
-local u = redis.call('HGET', KEYS[1], 'until')
-if not u or tonumber(u) <= tonumber(ARGV[2]) then
+local tok = ' ' .. ARGV[5]
+local r = redis.call('HMGET', KEYS[1], 'until', 'r')
+if not r[1] or tonumber(r[1]) <= tonumber(ARGV[2]) then
   redis.call('DEL', KEYS[1])
-elseif redis.call('HEXISTS', KEYS[1], w) == 1 then
+  r[2] = false
+elseif r[2] and string.find(r[2] .. ' ', tok .. ' ', 1, true) then
   return redis.call('HGET', KEYS[1], 'n')
 end
+local recent = (r[2] or '') .. tok
+if #recent > 32 * #tok then recent = string.sub(recent, -32 * #tok) end
 redis.call('HINCRBY', KEYS[1], 'n', ARGV[1])
-redis.call('HSET', KEYS[1], 'until', tonumber(ARGV[2]) + tonumber(ARGV[3]), w, 1)
+redis.call('HSET', KEYS[1], 'until', tonumber(ARGV[2]) + tonumber(ARGV[3]), 'r', recent)
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
 return redis.call('HGET', KEYS[1], 'n')
 `
