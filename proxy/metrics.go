@@ -12,12 +12,14 @@ import (
 // metrics are the client-facing counters. Labels are low-cardinality: route
 // and status only, never a user or an order.
 type metrics struct {
-	requests         *prometheus.CounterVec
-	duration         *prometheus.HistogramVec
-	budgetExhausted  prometheus.Counter
-	stateUnavailable prometheus.Counter
-	toolCalls        *prometheus.CounterVec
-	recoveries       *prometheus.CounterVec
+	requests        *prometheus.CounterVec
+	duration        *prometheus.HistogramVec
+	budgetExhausted *prometheus.CounterVec
+	// The two series of budgetExhausted, resolved once.
+	roundsExhausted, callsExhausted prometheus.Counter
+	stateUnavailable                prometheus.Counter
+	toolCalls                       *prometheus.CounterVec
+	recoveries                      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -31,11 +33,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Client request duration by route (whole stream for streaming requests).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}, []string{"route"}),
-		budgetExhausted: prometheus.NewCounter(prometheus.CounterOpts{
+		budgetExhausted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paygate_budget_exhausted_total",
-			Help: "Turns that spent payments.budget.max_rounds and ended with the clarification text.",
-		}),
+			Help: "Turns that spent a limit of payments.budget, by limit: max_rounds (the turn ended with the clarification text), max_payment_calls (a money-moving call was refused, counted once per turn).",
+		}, []string{"limit"}),
 	}
+	// Both series exist from the start, at 0.
+	m.roundsExhausted = m.budgetExhausted.WithLabelValues("max_rounds")
+	m.callsExhausted = m.budgetExhausted.WithLabelValues("max_payment_calls")
 	m.stateUnavailable = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "paygate_state_unavailable_total",
 		Help: "Turns served without payment state because the store did not answer.",

@@ -46,6 +46,7 @@ type turn struct {
 
 	budget       config.Budget
 	moneyCalls   int  // money-moving calls executed
+	callsSpent   bool // a money-moving call was refused for max_payment_calls
 	clarify      bool // the next round runs with tool_choice "none"
 	afterPayment bool // a payment result is in the conversation: followup_model may answer
 
@@ -474,6 +475,12 @@ func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 		case t.moneyMoving(c.Name) && t.moneyCalls >= t.budget.MaxPaymentCalls:
 			out = t.s.tools.Refused(c.Name)
 			t.s.log.Info("payment call beyond the turn's budget not executed", "request_id", reqInfo(t.r).id, "tool", c.Name)
+			if !t.callsSpent {
+				// A budget exhaustion (SPEC 9), once per turn however many
+				// calls it refuses.
+				t.callsSpent = true
+				t.s.metrics.callsExhausted.Inc()
+			}
 		default:
 			out = t.s.tools.Execute(ctx, t.caller, c.Name, c.Arguments)
 		}
@@ -643,7 +650,7 @@ func (t *turn) streamClarification(model string) {
 	if err := t.sw.Data(c); err != nil {
 		return
 	}
-	t.s.metrics.budgetExhausted.Inc()
+	t.s.metrics.roundsExhausted.Inc()
 	t.finishStream(nil, model, "stop")
 }
 

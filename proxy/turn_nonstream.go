@@ -45,7 +45,7 @@ func (t *turn) nonStream() {
 		if round+1 >= t.budget.MaxRounds {
 			// No round is left to tell the user what a payment call did, so
 			// none runs: the turn ends with the clarification (SPEC 3).
-			t.s.metrics.budgetExhausted.Inc()
+			t.s.metrics.roundsExhausted.Inc()
 			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", t.budget.Clarification)
 			b, _ = sjson.DeleteBytes(b, "choices.0.message.tool_calls")
 			b, _ = sjson.SetBytes(b, "choices.0.finish_reason", "stop")
