@@ -256,16 +256,18 @@ type WeChatPay struct {
 	// MchCertSerial is the merchant API certificate's serial number.
 	MchCertSerial string `yaml:"mch_cert_serial"`
 	// MchPrivateKeyFile is the merchant API private key (apiclient_key.pem)
-	// that signs requests. Required with backend wechatpay.
+	// that signs requests: an RSA key in PEM (PKCS#8 or PKCS#1), read and
+	// checked at load. Required with backend wechatpay.
 	MchPrivateKeyFile string `yaml:"mch_private_key_file"`
 	// APIv3Key must be exactly 32 bytes.
 	APIv3Key     string `yaml:"apiv3_key" secret:"true"`
 	APIv3KeyFile string `yaml:"apiv3_key_file"`
-	// PublicKeyID and PublicKeyFile enable WeChat Pay public-key mode.
+	// PublicKeyID and PublicKeyFile enable WeChat Pay public-key mode; the
+	// file is an RSA "PUBLIC KEY" in PEM, read and checked at load.
 	PublicKeyID   string `yaml:"public_key_id"`
 	PublicKeyFile string `yaml:"public_key_file"`
 	// PlatformCertFiles enable platform-certificate mode (both modes may be set
-	// at once during a migration).
+	// at once during a migration): PEM certificates, read and checked at load.
 	PlatformCertFiles []string `yaml:"platform_cert_files"`
 	// NotifyURL is the public https URL of POST /wechatpay/notify.
 	NotifyURL string `yaml:"notify_url"`

@@ -277,6 +277,15 @@ func (l *loader) validatePayments(c *Config) {
 		if w.PublicKeyFile == "" && len(w.PlatformCertFiles) == 0 {
 			l.at("payments.wechatpay", "set public_key_id/public_key_file or platform_cert_files to verify WeChat Pay's signatures")
 		}
+		if w.MchPrivateKeyFile != "" {
+			l.checkPrivateKeyFile("payments.wechatpay.mch_private_key_file", w.MchPrivateKeyFile)
+		}
+		if w.PublicKeyFile != "" {
+			l.checkPublicKeyFile("payments.wechatpay.public_key_file", w.PublicKeyFile)
+		}
+		for i, f := range w.PlatformCertFiles {
+			l.checkCertificateFile(fmt.Sprintf("payments.wechatpay.platform_cert_files[%d]", i), f)
+		}
 	}
 	if w.NotifyURL != "" {
 		if u := l.httpURL("payments.wechatpay.notify_url", w.NotifyURL); u != nil && u.Scheme == "http" {

@@ -448,6 +448,9 @@ func checkKubernetes(m manifest, img image, dir string) (ps problems, kc kubeCon
 		if strings.Contains(it, "apiv3") {
 			content = strings.Repeat("k", 32) // an APIv3 key is 32 bytes
 		}
+		if pemData, ok := standInPEM(it); ok {
+			content = string(pemData) // check-config reads key files as PEM
+		}
 		if err := os.WriteFile(filepath.Join(stand, it), []byte(content), 0o600); err != nil {
 			ps.add("%v", err)
 		}

@@ -31,6 +31,11 @@ var refusedByServe = []checkConfigCase{
 	{"catalog price with a leading zero", `payments: {catalog: [{sku: a, name: A, price: "049.99"}]}`, "payments.catalog[0].price"},
 	{"catalog price 49.990", `payments: {catalog: [{sku: a, name: A, price: "49.990"}]}`, "payments.catalog[0].price"},
 	{"catalog price x max_quantity too big", `payments: {catalog: [{sku: a, name: A, price: "99999999999.00", max_quantity: 1000}]}`, "payments.catalog[0].max_quantity"},
+	{"missing merchant key file", `payments:
+  backend: wechatpay
+  wechatpay: {mch_id: "1900000001", app_id: wx1, mch_cert_serial: S, mch_private_key_file: /nonexistent/key.pem,
+    apiv3_key: "0123456789abcdef0123456789abcdef", public_key_id: P, public_key_file: /nonexistent/pub.pem,
+    notify_url: "https://pay.example.com/n"}`, "payments.wechatpay.mch_private_key_file"},
 }
 
 // TestCheckConfigRefusesWhatServeRefuses: what check-config accepts, serve

@@ -1,0 +1,110 @@
+package config
+
+import (
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+// The WeChat Pay backend reads its key files when serve starts; these
+// checks read them the same way at load (payments/wechatpay: an RSA
+// private key in PKCS#8 or PKCS#1 PEM, an RSA "PUBLIC KEY", RSA
+// certificates), so check-config refuses a missing or wrong file at its
+// key's line. The errors name the file and what is wrong with it, never
+// its contents.
+
+// checkPrivateKeyFile checks the merchant's API private key.
+func (l *loader) checkPrivateKeyFile(path, file string) {
+	block := l.pemFile(path, file)
+	if block == nil {
+		return
+	}
+	var err error
+	switch block.Type {
+	case "PRIVATE KEY":
+		var k any
+		if k, err = x509.ParsePKCS8PrivateKey(block.Bytes); err != nil {
+			err = fmt.Errorf("its PRIVATE KEY block is not PKCS#8: %w", err)
+		} else if _, ok := k.(*rsa.PrivateKey); !ok {
+			err = errors.New("not an RSA key")
+		}
+	case "RSA PRIVATE KEY":
+		if _, err = x509.ParsePKCS1PrivateKey(block.Bytes); err != nil {
+			err = fmt.Errorf("its RSA PRIVATE KEY block is not PKCS#1: %w", err)
+		}
+	default:
+		err = fmt.Errorf("its PEM block is %q, not a private key (PRIVATE KEY or RSA PRIVATE KEY)", block.Type)
+	}
+	if err != nil {
+		l.at(path, "%s: %v", file, err)
+	}
+}
+
+// checkPublicKeyFile checks WeChat Pay's public key (public-key mode).
+func (l *loader) checkPublicKeyFile(path, file string) {
+	block := l.pemFile(path, file)
+	if block == nil {
+		return
+	}
+	if block.Type != "PUBLIC KEY" {
+		l.at(path, "%s: its PEM block is %q, not PUBLIC KEY", file, block.Type)
+		return
+	}
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		err = fmt.Errorf("its PUBLIC KEY block does not parse: %w", err)
+	} else if _, ok := k.(*rsa.PublicKey); !ok {
+		err = errors.New("not an RSA key")
+	}
+	if err != nil {
+		l.at(path, "%s: %v", file, err)
+	}
+}
+
+// checkCertificateFile checks a WeChat Pay platform certificate.
+func (l *loader) checkCertificateFile(path, file string) {
+	block := l.pemFile(path, file)
+	if block == nil {
+		return
+	}
+	if block.Type != "CERTIFICATE" {
+		l.at(path, "%s: its PEM block is %q, not CERTIFICATE", file, block.Type)
+		return
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		err = fmt.Errorf("its CERTIFICATE block does not parse: %w", err)
+	} else if _, ok := c.PublicKey.(*rsa.PublicKey); !ok {
+		err = errors.New("the certificate has no RSA key")
+	}
+	if err != nil {
+		l.at(path, "%s: %v", file, err)
+	}
+}
+
+// pemFile reads file's first PEM block, or reports at path why it cannot.
+func (l *loader) pemFile(path, file string) *pem.Block {
+	if file == "" {
+		l.at(path, "empty file name")
+		return nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is named once, below
+		}
+		l.at(path, "reading %s: %v", file, err)
+		return nil
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		l.at(path, "%s: no PEM block in it", file)
+		return nil
+	}
+	return block
+}

@@ -1,0 +1,152 @@
+package config
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// wechatpayKeys writes the key files of a wechatpay backend to dir: the
+// merchant's private key (PKCS#8 and PKCS#1), WeChat Pay's public key, a
+// platform certificate, and wrong files beside them.
+func wechatpayKeys(t *testing.T) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "wechatpay"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	cert, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec8, err := x509.MarshalPKCS8PrivateKey(ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"key.pem":     pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}),
+		"key1.pem":    pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
+		"pub.pem":     pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}),
+		"cert.pem":    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert}),
+		"ec.pem":      pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: ec8}),
+		"garbage.pem": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("not DER at all")}),
+		"text.pem":    []byte("SECRET-CONTENT-0123456789\n"),
+	}
+	out := map[string]string{"missing.pem": filepath.Join(dir, "missing.pem")}
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out[name] = p
+	}
+	unreadable := filepath.Join(dir, "unreadable.pem")
+	if err := os.WriteFile(unreadable, files["key.pem"], 0o000); err != nil {
+		t.Fatal(err)
+	}
+	out["unreadable.pem"] = unreadable
+	return out
+}
+
+// TestWeChatPayKeyFiles: with backend wechatpay, the key files serve reads
+// at start are read at load, so check-config refuses a missing, unreadable
+// or wrong file at its key's file:line, and never prints what is in it.
+func TestWeChatPayKeyFiles(t *testing.T) {
+	f := wechatpayKeys(t)
+	wechatpay := func(key, pub string, certs ...string) string {
+		src := "payments:\n  backend: wechatpay\n  wechatpay:\n" +
+			"    mch_id: \"1900000001\"\n    app_id: wx1\n    mch_cert_serial: S\n" +
+			"    apiv3_key: \"0123456789abcdef0123456789abcdef\"\n    notify_url: \"https://pay.example.com/n\"\n" +
+			"    mch_private_key_file: " + key + "\n" // line 9
+		if pub != "" {
+			src += "    public_key_id: PUB_KEY_ID_1\n    public_key_file: " + pub + "\n" // line 11
+		}
+		if len(certs) > 0 {
+			src += "    platform_cert_files:\n" // line 10 or 12
+			for _, c := range certs {
+				src += "      - " + c + "\n"
+			}
+		}
+		return src
+	}
+	tests := []struct {
+		name, src, want string // want "": loads
+	}{
+		{"pkcs8 key and public key", wechatpay(f["key.pem"], f["pub.pem"]), ""},
+		{"pkcs1 key and platform certificate", wechatpay(f["key1.pem"], "", f["cert.pem"]), ""},
+		{"both modes", wechatpay(f["key.pem"], f["pub.pem"], f["cert.pem"]), ""},
+		{"missing private key", wechatpay(f["missing.pem"], f["pub.pem"]),
+			"c.yaml:9: payments.wechatpay.mch_private_key_file: reading " + f["missing.pem"] + ": no such file or directory"},
+		{"private key not PEM", wechatpay(f["text.pem"], f["pub.pem"]),
+			"c.yaml:9: payments.wechatpay.mch_private_key_file: " + f["text.pem"] + ": no PEM block in it"},
+		{"private key not DER", wechatpay(f["garbage.pem"], f["pub.pem"]),
+			"c.yaml:9: payments.wechatpay.mch_private_key_file: " + f["garbage.pem"] + ": its PRIVATE KEY block is not PKCS#8: "},
+		{"private key not RSA", wechatpay(f["ec.pem"], f["pub.pem"]),
+			"c.yaml:9: payments.wechatpay.mch_private_key_file: " + f["ec.pem"] + ": not an RSA key"},
+		{"certificate as the private key", wechatpay(f["cert.pem"], f["pub.pem"]),
+			"c.yaml:9: payments.wechatpay.mch_private_key_file: " + f["cert.pem"] + `: its PEM block is "CERTIFICATE", not a private key`},
+		{"missing public key", wechatpay(f["key.pem"], f["missing.pem"]),
+			"c.yaml:11: payments.wechatpay.public_key_file: reading " + f["missing.pem"] + ": no such file or directory"},
+		{"private key as the public key", wechatpay(f["key.pem"], f["key.pem"]),
+			"c.yaml:11: payments.wechatpay.public_key_file: " + f["key.pem"] + `: its PEM block is "PRIVATE KEY", not PUBLIC KEY`},
+		{"missing platform certificate", wechatpay(f["key.pem"], "", f["cert.pem"], f["missing.pem"]),
+			"c.yaml:12: payments.wechatpay.platform_cert_files[1]: reading " + f["missing.pem"] + ": no such file or directory"},
+		{"public key as a certificate", wechatpay(f["key.pem"], "", f["pub.pem"]),
+			"c.yaml:11: payments.wechatpay.platform_cert_files[0]: " + f["pub.pem"] + `: its PEM block is "PUBLIC KEY", not CERTIFICATE`},
+	}
+	if os.Geteuid() != 0 { // root reads a file of mode 0
+		tests = append(tests, struct{ name, src, want string }{"unreadable private key", wechatpay(f["unreadable.pem"], f["pub.pem"]),
+			"c.yaml:9: payments.wechatpay.mch_private_key_file: reading " + f["unreadable.pem"] + ": permission denied"})
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("got %v; want it to load", err)
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("got %v; want an error starting %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "SECRET-CONTENT") || strings.Contains(err.Error(), "BEGIN") {
+				t.Errorf("the error shows the file's contents: %v", err)
+			}
+		})
+	}
+}
+
+// TestSimulatorIgnoresKeyFiles: the simulator backend reads no key file,
+// so a config prepared for wechatpay whose files are not mounted yet loads.
+func TestSimulatorIgnoresKeyFiles(t *testing.T) {
+	src := "payments:\n  backend: simulator\n  wechatpay:\n    mch_private_key_file: /nonexistent/key.pem\n    public_key_file: /nonexistent/pub.pem\n"
+	if _, err := Parse([]byte(src), "c.yaml", envMap(nil)); err != nil {
+		t.Fatal(err)
+	}
+}
