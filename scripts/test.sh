@@ -7,10 +7,17 @@ cd "$(dirname "$0")/.."
 say() { printf '== %s\n' "$*"; }
 die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
 
+# apt_install installs Debian packages: as root directly, else through sudo
+# (a developer's machine); without either it says what to install.
 apt_install() {
   command -v apt-get >/dev/null || die "$* missing and no apt-get to install it"
-  if [ -z "${_apt_updated:-}" ]; then apt-get update -qq >/dev/null; _apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  local as=()
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || die "$* missing: install it (apt-get install $*), or run as root"
+    as=(sudo)
+  fi
+  if [ -z "${_apt_updated:-}" ]; then "${as[@]}" apt-get update -qq >/dev/null; _apt_updated=1; fi
+  "${as[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 command -v go >/dev/null || die "go is required (Go 1.26)"
