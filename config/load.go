@@ -1,8 +1,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
@@ -63,8 +65,19 @@ func Load(path string) (*Config, error) {
 // Parse is Load for bytes already read; file names the source in errors.
 func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 	l := &loader{file: file, env: env, lines: map[string]int{}}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, Errors{l.yamlError(err)}
+	}
+	// yaml reads the first document only: the keys after a "---" would be
+	// dropped unread (the clients listed there, say, with the default
+	// client and its published key left in force).
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == nil:
+		return nil, Errors{{File: file, Line: next.Line, Msg: "only one YAML document is allowed"}}
+	case !errors.Is(err, io.EOF):
 		return nil, Errors{l.yamlError(err)}
 	}
 	cfg := &Config{Source: file}
