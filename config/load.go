@@ -91,7 +91,7 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 			return nil, l.errs
 		}
 		if err := doc.Decode(cfg); err != nil {
-			l.errs = append(l.errs, l.yamlError(err))
+			l.errs = append(l.errs, l.yamlErrors(err)...)
 			return nil, l.errs
 		}
 		l.readSecretFiles(reflect.ValueOf(cfg).Elem(), "")
@@ -205,6 +205,21 @@ func (l *loader) yamlError(err error) *Error {
 		return &Error{File: l.file, Line: n, Msg: m[2]}
 	}
 	return &Error{File: l.file, Msg: strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// yamlErrors is yamlError for a decode error, which may be a
+// *yaml.TypeError holding several problems ("unmarshal errors:\n  line 3:
+// ...\n  line 7: ..."): one Error each, so every one starts with file:line.
+func (l *loader) yamlErrors(err error) []*Error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) || len(te.Errors) == 0 {
+		return []*Error{l.yamlError(err)}
+	}
+	out := make([]*Error, len(te.Errors))
+	for i, m := range te.Errors {
+		out[i] = l.yamlError(errors.New(strings.TrimSpace(m)))
+	}
+	return out
 }
 
 // checkValue decodes n into a fresh t, as the whole document's decode
@@ -344,9 +359,13 @@ func (l *loader) checkKeys(n *yaml.Node, t reflect.Type, path string) {
 			return
 		}
 		fields := yamlFields(t)
+		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			p := childPath(path, k.Value)
+			if l.duplicateKey(seen, k, p) {
+				continue
+			}
 			f, ok := fields[k.Value]
 			if !ok {
 				l.errs = append(l.errs, &Error{File: l.file, Line: k.Line, Path: p, Msg: "unknown key" + suggest(k.Value, fields)})
@@ -367,12 +386,29 @@ func (l *loader) checkKeys(n *yaml.Node, t reflect.Type, path string) {
 			l.checkValue(n, t, path)
 			return
 		}
+		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			l.checkKeys(n.Content[i+1], t.Elem(), childPath(path, n.Content[i].Value))
+			k, p := n.Content[i], childPath(path, n.Content[i].Value)
+			if l.duplicateKey(seen, k, p) {
+				continue
+			}
+			l.checkKeys(n.Content[i+1], t.Elem(), p)
 		}
 	default:
 		l.checkValue(n, t, path)
 	}
+}
+
+// duplicateKey reports a key written twice in one mapping, at the second
+// one's line with its path (yaml's own error for it names a line only, in
+// a multi-line message), and remembers the first.
+func (l *loader) duplicateKey(seen map[string]int, k *yaml.Node, path string) bool {
+	if first, dup := seen[k.Value]; dup {
+		l.errs = append(l.errs, &Error{File: l.file, Line: k.Line, Path: path, Msg: fmt.Sprintf("written twice (first at line %d)", first)})
+		return true
+	}
+	seen[k.Value] = k.Line
+	return false
 }
 
 func yamlFields(t reflect.Type) map[string]reflect.StructField {

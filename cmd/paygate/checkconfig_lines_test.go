@@ -19,6 +19,8 @@ func TestCheckConfigErrorsStartWithFileLine(t *testing.T) {
 	}{
 		{"a second document", "server:\n  listen: \"127.0.0.1:8080\"\n---\nclients:\n  - {name: shop, key: k-own-key-123}\n",
 			[]string{"3: only one YAML document is allowed"}},
+		{"a key written twice", "server:\n  listen: \"127.0.0.1:8080\"\nserver:\n  admin_listen: \"off\"\nlog: {level: info}\nlog: {level: debug}\n",
+			[]string{"3: server: written twice (first at line 1)", "6: log: written twice (first at line 5)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
