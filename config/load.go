@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -115,52 +116,118 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 // "unset". SetDefaults cannot tell a written 0 from a missing key, so Parse
 // puts a written 0 back where it means something (keep), and refuses it
 // where it would only be read as the default, or where "none" and
-// "unlimited" are equally plausible readings.
+// "unlimited" are equally plausible readings. A 0 is kept only where the
+// code that reads the value honours it: failover, payments and the audit
+// worker read a duration of 0 as their own default, so a kept 0 there
+// would still be silently replaced. Paths name list elements with "[]".
+// Every key SetDefaults fills with a non-zero number is here.
 var zeroKeys = []struct {
 	path   string
 	keep   bool   // a written 0 stands
 	refuse string // else, the error for a written 0
-	isZero func(*Config) bool
-	zero   func(*Config)
 }{
-	{path: "audit.retain_text", keep: true,
-		isZero: func(c *Config) bool { return c.Audit.RetainText == 0 }, zero: func(c *Config) { c.Audit.RetainText = 0 }},
-	{path: "payments.budget.max_payment_calls", keep: true,
-		isZero: func(c *Config) bool { return c.Payments.Budget.MaxPaymentCalls == 0 }, zero: func(c *Config) { c.Payments.Budget.MaxPaymentCalls = 0 }},
-	{path: "payments.rules.max_orders_per_user_per_day", refuse: "0 is ambiguous (none, or no cap?): give the cap, at least 1",
-		isZero: func(c *Config) bool { return c.Payments.Rules.MaxOrdersPerUserPerDay == 0 }},
-	{path: "payments.rules.max_payment_calls_per_minute", refuse: "0 is ambiguous (none, or no cap?): give the cap, at least 1",
-		isZero: func(c *Config) bool { return c.Payments.Rules.MaxPaymentCallsPerMinute == 0 }},
-	{path: "payments.rules.approval_ttl", refuse: "must be above 0: a held order must be approvable",
-		isZero: func(c *Config) bool { return c.Payments.Rules.ApprovalTTL == 0 }},
-	{path: "payments.refunds.confirm_ttl", refuse: "must be above 0: a proposal must be answerable",
-		isZero: func(c *Config) bool { return c.Payments.Refunds.ConfirmTTL == 0 }},
-	{path: "failover.recovery.max_attempts", refuse: "0 would mean the default (2); -1 turns recovery off",
-		isZero: func(c *Config) bool { return c.Failover.Recovery.MaxAttempts == 0 }},
+	{path: "audit.retain_text", keep: true},
+	{path: "payments.budget.max_payment_calls", keep: true},
+	{path: "payments.state_injection.settled_after", keep: true},
+	{path: "payments.rules.max_orders_per_user_per_day", refuse: "0 is ambiguous (none, or no cap?): give the cap, at least 1"},
+	{path: "payments.rules.max_payment_calls_per_minute", refuse: "0 is ambiguous (none, or no cap?): give the cap, at least 1"},
+	{path: "payments.rules.approval_ttl", refuse: "must be above 0: a held order must be approvable"},
+	{path: "payments.refunds.confirm_ttl", refuse: "must be above 0: a proposal must be answerable"},
+	{path: "failover.recovery.max_attempts", refuse: "0 would mean the default (2); -1 turns recovery off"},
+	{path: "failover.max_attempts", refuse: "at least 1 (0 would mean the default, 4)"},
+	{path: "failover.breaker.failures", refuse: "at least 1 (0 would mean the default, 5)"},
+	{path: "payments.budget.max_rounds", refuse: "at least 1 (0 would mean the default, 3)"},
+	{path: "payments.catalog[].max_quantity", refuse: "at least 1 (0 would mean the default, 1)"},
+	{path: "models[].targets[].weight", refuse: "at least 1 (0 would mean the default, 1); remove the target to stop using it"},
+	{path: "server.max_body_bytes", refuse: "must be above 0 (0 would mean the default, 8388608)"},
+	{path: "server.shutdown_timeout", refuse: "must be above 0: SIGTERM would cut every in-flight stream at once (0 would mean the default, 30s)"},
+	{path: "failover.retry_after_max_wait", refuse: "must be above 0 (0 would mean the default, 5s); a short wait such as 1ms puts every Retry-After provider in cool-down"},
+	{path: "failover.max_round_time", refuse: "must be above 0 (0 would mean the default, 60s)"},
+	{path: "failover.breaker.cooldown", refuse: "must be above 0 (0 would mean the default, 30s)"},
+	{path: "failover.recovery.window", refuse: "must be above 0 (0 would mean the default, 30s); -1 in failover.recovery.max_attempts turns recovery off"},
+	{path: "providers[].timeouts.connect", refuse: "must be above 0 (0 would mean the default, 5s)"},
+	{path: "providers[].timeouts.first_byte", refuse: "must be above 0 (0 would mean the default, 30s)"},
+	{path: "providers[].timeouts.first_token", refuse: "must be above 0 (0 would mean the default, 30s)"},
+	{path: "providers[].timeouts.idle", refuse: "must be above 0 (0 would mean the default, 30s)"},
+	{path: "providers[].timeouts.total", refuse: "must be above 0 (0 would mean the default, 300s)"},
+	{path: "payments.dedupe_window", refuse: "must be above 0 (0 would mean the default, 10m)"},
+	{path: "payments.order_ttl", refuse: "must be above 0 (0 would mean the default, 2h)"},
+	{path: "payments.reconcile.query_after", refuse: "must be above 0 (0 would mean the default, 5s)"},
+	{path: "payments.reconcile.query_deadline", refuse: "must be above 0 (0 would mean the default, 300ms)"},
+	{path: "payments.reconcile.sweep_interval", refuse: "must be above 0 (0 would mean the default, 1m)"},
+	{path: "audit.head_every", refuse: "must be above 0 (0 would mean the default, 1m)"},
 }
 
+// writtenZero is a zeroKeys entry the file sets to 0, at a path of its own.
+type writtenZero struct {
+	key  int    // index in zeroKeys
+	path string // e.g. "providers[1].timeouts.idle"
+}
+
+var listIndex = regexp.MustCompile(`\[\d+\]`)
+
 // writtenZeros lists the zeroKeys the file sets to 0, before defaults.
-func (l *loader) writtenZeros(c *Config) []int {
-	var out []int
+func (l *loader) writtenZeros(c *Config) []writtenZero {
+	index := map[string]int{}
 	for i, k := range zeroKeys {
-		if _, written := l.lines[k.path]; written && k.isZero(c) {
-			out = append(out, i)
+		index[k.path] = i
+	}
+	var out []writtenZero
+	for p := range l.lines {
+		i, ok := index[listIndex.ReplaceAllString(p, "[]")]
+		if !ok {
+			continue
+		}
+		if v, ok := fieldAt(reflect.ValueOf(c).Elem(), p); ok && v.IsZero() {
+			out = append(out, writtenZero{i, p})
 		}
 	}
+	sort.Slice(out, func(a, b int) bool { return out[a].path < out[b].path })
 	return out
 }
 
 // keepZeros puts back, after defaults, the written zeros that stand, and
 // refuses the others.
-func (l *loader) keepZeros(c *Config, written []int) {
-	for _, i := range written {
-		k := zeroKeys[i]
-		if k.keep {
-			k.zero(c)
-		} else {
-			l.at(k.path, "%s", k.refuse)
+func (l *loader) keepZeros(c *Config, written []writtenZero) {
+	for _, w := range written {
+		k := zeroKeys[w.key]
+		if !k.keep {
+			l.at(w.path, "%s", k.refuse)
+			continue
+		}
+		if v, ok := fieldAt(reflect.ValueOf(c).Elem(), w.path); ok {
+			v.SetZero()
 		}
 	}
+}
+
+// fieldAt finds the value at a key path ("providers[0].timeouts.idle") in
+// v, a struct, by the fields' yaml names.
+func fieldAt(v reflect.Value, path string) (reflect.Value, bool) {
+	for path != "" {
+		name, rest, _ := strings.Cut(path, ".")
+		name, idx, indexed := strings.Cut(name, "[")
+		if v.Kind() != reflect.Struct {
+			return reflect.Value{}, false
+		}
+		f, ok := yamlFields(v.Type())[name]
+		if !ok {
+			return reflect.Value{}, false
+		}
+		v = v.FieldByIndex(f.Index)
+		for indexed {
+			var n string
+			n, idx, _ = strings.Cut(idx, "]")
+			i, err := strconv.Atoi(n)
+			if err != nil || v.Kind() != reflect.Slice || i < 0 || i >= v.Len() {
+				return reflect.Value{}, false
+			}
+			v = v.Index(i)
+			idx, indexed = strings.CutPrefix(idx, "[")
+		}
+		path = rest
+	}
+	return v, true
 }
 
 type loader struct {

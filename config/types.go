@@ -49,7 +49,7 @@ type Server struct {
 	// interval while paygate works between upstream rounds. Default 0: never.
 	SSEKeepalive Duration `yaml:"sse_keepalive"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight streams.
-	// Default 30s.
+	// Default 30s. A written 0 is refused: it would cut every stream at once.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// MaxBodyBytes caps a client request body (it is buffered for failover);
 	// a larger one is answered 413. Default 8388608 (8 MiB).
@@ -189,7 +189,9 @@ type Failover struct {
 	// MaxAttempts bounds upstream attempts per round. Default 4.
 	MaxAttempts int `yaml:"max_attempts"`
 	// RetryAfterMaxWait: a Retry-After up to this long is waited out on the same
-	// target; a longer one puts the provider in cool-down. Default 5s.
+	// target; a longer one puts the provider in cool-down. Default 5s. A
+	// written 0 is refused: failover reads 0 as the default, so it cannot
+	// mean "never wait".
 	RetryAfterMaxWait Duration `yaml:"retry_after_max_wait"`
 	// MaxRoundTime bounds the time spent on one round's attempts. Default 60s.
 	MaxRoundTime Duration `yaml:"max_round_time"`
@@ -351,7 +353,7 @@ type Tools struct {
 // StateInjection controls the payment-state system message.
 type StateInjection struct {
 	// SettledAfter: orders settled (paid, closed, refunded…) longer ago than this
-	// are no longer mentioned. Default 24h.
+	// are no longer mentioned. Default 24h; 0 mentions none.
 	SettledAfter Duration `yaml:"settled_after"`
 }
 
