@@ -357,6 +357,12 @@ func (l *loader) expand(n *yaml.Node, path string) {
 		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 {
 			// Re-resolve so "${PORT:-8080}" can fill an int field.
 			n.Tag = ""
+			if v != "" && n.ShortTag() == "!!null" {
+				// A value that reads as null ("null", "~") would empty a
+				// string field: it is that text (and an error in a number,
+				// not its default). An empty value stays null: unset.
+				n.Tag = "!!str"
+			}
 		}
 	}
 }
