@@ -65,7 +65,7 @@ func Load(path string) (*Config, error) {
 
 // Parse is Load for bytes already read; file names the source in errors.
 func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
-	l := &loader{file: file, env: env, lines: map[string]int{}}
+	l := &loader{file: file, env: env, lines: map[string]int{}, nulls: map[string]bool{}}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
@@ -166,7 +166,9 @@ type writtenZero struct {
 
 var listIndex = regexp.MustCompile(`\[\d+\]`)
 
-// writtenZeros lists the zeroKeys the file sets to 0, before defaults.
+// writtenZeros lists the zeroKeys the file sets to 0, before defaults. A
+// key with no value ("key:", or a ${VAR} that expanded to "") is unset,
+// not 0: it gets its default.
 func (l *loader) writtenZeros(c *Config) []writtenZero {
 	index := map[string]int{}
 	for i, k := range zeroKeys {
@@ -175,7 +177,7 @@ func (l *loader) writtenZeros(c *Config) []writtenZero {
 	var out []writtenZero
 	for p := range l.lines {
 		i, ok := index[listIndex.ReplaceAllString(p, "[]")]
-		if !ok {
+		if !ok || l.nulls[p] {
 			continue
 		}
 		if v, ok := fieldAt(reflect.ValueOf(c).Elem(), p); ok && v.IsZero() {
@@ -233,7 +235,8 @@ func fieldAt(v reflect.Value, path string) (reflect.Value, bool) {
 type loader struct {
 	file     string
 	env      LookupEnv
-	lines    map[string]int // key path → line of the key
+	lines    map[string]int  // key path → line of the key
+	nulls    map[string]bool // key paths with no value: "key:", "key: ~", "key: ${EMPTY}"
 	errs     Errors
 	warnings []string
 }
@@ -337,6 +340,9 @@ func (l *loader) expand(n *yaml.Node, path string) {
 			p := childPath(path, k.Value)
 			l.lines[p] = k.Line
 			l.expand(v, p)
+			if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" {
+				l.nulls[p] = true
+			}
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
@@ -354,6 +360,9 @@ func (l *loader) expand(n *yaml.Node, path string) {
 			return
 		}
 		n.Value = v
+		if v == "" {
+			l.nulls[path] = true // quoted or not: the variable is unset or empty
+		}
 		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 {
 			// Re-resolve so "${PORT:-8080}" can fill an int field.
 			n.Tag = ""

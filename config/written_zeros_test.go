@@ -160,3 +160,24 @@ func setPath(doc map[string]any, path string, v any) {
 		cur = next
 	}
 }
+
+// TestEmptyValueIsUnset: a key with no value, or a ${VAR} that expands to
+// nothing, is unset and gets its default, as a missing key does; only a
+// written 0 is kept or refused.
+func TestEmptyValueIsUnset(t *testing.T) {
+	for _, src := range []string{
+		"failover:\n  max_attempts:\n  retry_after_max_wait: ${WAIT:-}\naudit:\n  retain_text: ${RETAIN}\nserver:\n  max_body_bytes: null\n",
+		"failover: {max_attempts: ~, retry_after_max_wait: \"${WAIT:-}\"}\naudit:\n  retain_text: '${RETAIN:-}'\n",
+	} {
+		cfg, err := Parse([]byte(src), "c.yaml", envMap(map[string]string{"RETAIN": ""}))
+		if err != nil {
+			t.Errorf("%s: %v", src, err)
+			continue
+		}
+		if cfg.Failover.MaxAttempts != 4 || cfg.Failover.RetryAfterMaxWait.D() != 5*time.Second ||
+			cfg.Audit.RetainText.D() != 4320*time.Hour || cfg.Server.MaxBodyBytes != DefaultMaxBodyBytes {
+			t.Errorf("%s: max_attempts %d retry_after_max_wait %v retain_text %v max_body_bytes %d; want the defaults", src,
+				cfg.Failover.MaxAttempts, cfg.Failover.RetryAfterMaxWait.D(), cfg.Audit.RetainText.D(), cfg.Server.MaxBodyBytes)
+		}
+	}
+}
