@@ -1047,6 +1047,33 @@ func conformanceCases() []conformanceCase {
 			steps:      oneRequest("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"),
 			wantStatus: []int{403}, wantState: "closed",
 		},
+		{
+			// The handler starts its answer, then reads the body (the
+			// client sent it without waiting): the 100 can no longer be
+			// sent, neither inside the answer nor before it, and the
+			// connection closes, as announced.
+			name: "expect_100_continue_body_read_after_flush",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "first;")
+				flushOrPanic(w)
+				b, _ := io.ReadAll(r.Body)
+				io.WriteString(w, "got:"+string(b))
+			},
+			steps:      oneRequest("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello"),
+			wantStatus: []int{200}, wantState: "closed",
+		},
+		{
+			// The same with the answer's head alone flushed first.
+			name: "expect_100_continue_body_read_after_head",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusAccepted)
+				flushOrPanic(w)
+				b, _ := io.ReadAll(r.Body)
+				io.WriteString(w, "got:"+string(b))
+			},
+			steps:      oneRequest("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello"),
+			wantStatus: []int{202}, wantState: "closed",
+		},
 
 		// 13. Unknown expectation.
 		{

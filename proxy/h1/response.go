@@ -179,6 +179,14 @@ func (w *response) sendHead(final bool, next []byte) {
 	if w.req.Close || !is11 || httpguts.HeaderValuesContainsToken(h["Connection"], "close") || w.reqBody.err != nil || w.c.s.closing.Load() {
 		w.closeAfter = true
 	}
+	if w.reqBody.expect {
+		// "100 Continue" is owed and can no longer be sent: the answer has
+		// begun. The client may or may not send the body now, so the
+		// connection cannot be read further; as net/http, say so here.
+		// A later read of the body reads without a 100.
+		w.reqBody.expect = false
+		w.closeAfter = true
+	}
 	// As net/http: a body without a Content-Type is sniffed from its first
 	// bytes, unless it is encoded.
 	sniff := w.buf

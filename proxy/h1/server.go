@@ -493,11 +493,7 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	if !c.runHandler(w, req) {
 		return false
 	}
-	if w.reqBody.expect {
-		// The client was told nothing and may or may not send the body:
-		// the connection cannot be read further.
-		w.closeAfter = true
-	}
+	// A "100 Continue" still owed closes the connection: sendHead decides.
 	w.finish()
 	if w.closeAfter || c.werr != nil {
 		return false
@@ -581,13 +577,14 @@ func (l *limitReader) Read(p []byte) (int, error) {
 var errHeadTooLarge = errors.New("h1: request head too large")
 
 // requestBody is the body the handler reads. It sends "100 Continue" when
-// the handler first reads the body of a request that asked for it, and
+// the handler first reads the body of a request that asked for it, unless
+// the answer's head went first (sendHead then drops the 100), and
 // remembers a read error: after one, the connection's next bytes cannot be
 // trusted to start a request.
 type requestBody struct {
 	c      *conn
 	r      io.ReadCloser
-	expect bool // 100 Continue is owed before the first read
+	expect bool // 100 Continue is owed before the first read; false once the head is sent
 	eof    bool // read to its end: nothing to drain
 	err    error
 }
