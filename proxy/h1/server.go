@@ -327,7 +327,13 @@ func (c *conn) serve() {
 		maxHeader = http.DefaultMaxHeaderBytes
 	}
 	for {
-		if s.closing.Load() || c.gone.Load() {
+		// A connection the client is gone from (c.gone) is read on all the
+		// same: when it shut only its side for writing, the requests it
+		// sent before, pipelined, are still owed answers (as with
+		// net/http), and they may be in the socket rather than the buffer.
+		// No read waits on it any more: the next one returns what was sent,
+		// then EOF or the reset, which ends the loop.
+		if s.closing.Load() {
 			return
 		}
 		c.state.Store(stateIdle)
