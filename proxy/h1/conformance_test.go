@@ -1213,6 +1213,44 @@ func conformanceCases() []conformanceCase {
 			ignore:     statusOnly | ignoreClosure,
 			wantStatus: []int{200},
 		},
+		// An unread body too large to drain closes the connection, and the
+		// answer says so (a client told the connection persists would send
+		// its next request into a closed socket).
+		{
+			name: "unread_body_over_drain_limit_announces_close",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+			},
+			steps:      oneRequest(rawPost("/", string(patternBytes(1<<20)))),
+			wantStatus: []int{413}, wantState: "closed",
+		},
+		{
+			name: "unread_body_over_drain_limit_flushed_answer",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "streamed")
+				flushOrPanic(w)
+			},
+			steps:      oneRequest(rawPost("/", string(patternBytes(1<<20)))),
+			wantStatus: []int{200}, wantState: "closed",
+		},
+		{
+			name:    "unread_chunked_body_over_drain_limit_announces_close",
+			handler: handlerWriting("ignored your body"),
+			steps: oneRequest("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+				fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", 300<<10, patternBytes(300<<10))),
+			wantStatus: []int{200}, wantState: "closed",
+		},
+		{
+			// Close reads a small body to its end: nothing is left to
+			// frame the next request.
+			name: "handler_closes_unread_body",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				r.Body.Close()
+				io.WriteString(w, "closed your body")
+			},
+			steps:      []rawStep{{send: rawPost("/", "0123456789"), read: 1}, {send: rawPost("/", "abc"), read: 1}},
+			wantStatus: []int{200, 200}, wantState: "open",
+		},
 	}
 }
 

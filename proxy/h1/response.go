@@ -179,6 +179,13 @@ func (w *response) sendHead(final bool, next []byte) {
 	if w.req.Close || !is11 || httpguts.HeaderValuesContainsToken(h["Connection"], "close") || w.reqBody.err != nil || w.c.s.closing.Load() {
 		w.closeAfter = true
 	}
+	if w.reqBody.unframed() {
+		// The body is unread and the server will not read it whole after
+		// the answer (over maxDrain, or chunked and the handler still
+		// running; finish reads a chunked one first): decided now, so that
+		// the answer says the connection closes.
+		w.closeAfter = true
+	}
 	if w.reqBody.expect {
 		// "100 Continue" is owed and can no longer be sent: the answer has
 		// begun. The client may or may not send the body now, so the
@@ -323,6 +330,12 @@ func (w *response) finish() {
 	}
 	switch {
 	case !w.sent:
+		if w.reqBody.left < 0 && !w.closeAfter {
+			// As net/http: a chunked body the handler left is read
+			// before the head, up to maxDrain, since only then is it
+			// known whether the connection can carry another request.
+			w.reqBody.discard()
+		}
 		w.sendHead(true, nil)
 	case w.chunked:
 		w.emitChunk()

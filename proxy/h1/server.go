@@ -486,6 +486,8 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 		cancel()
 	}()
 	w.reqBody.r = body
+	w.reqBody.left = req.ContentLength
+	w.reqBody.eof = body == http.NoBody
 	req.Body = &w.reqBody
 	if expect := req.Header.Get("Expect"); expect != "" {
 		if !strings.EqualFold(expect, "100-continue") || !req.ProtoAtLeast(1, 1) {
@@ -505,23 +507,16 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 		return false
 	}
 	// The next request starts where this one's body ends: read what the
-	// handler left, up to a bound, as net/http does.
-	if body != http.NoBody && !w.reqBody.eof && !c.atEOF(body) {
-		if n, err := io.CopyN(io.Discard, body, maxDrain+1); n > maxDrain || err != nil && err != io.EOF {
-			return false // too much left, or a body that cannot be framed
-		}
+	// handler left, as net/http does. The answer said the connection
+	// persists only when that is at most maxDrain bytes (sendHead), so
+	// only a client that sent less than it declared is closed on here.
+	if !w.reqBody.discard() {
+		return false
 	}
 	if err := c.bw.Flush(); err != nil {
 		return false
 	}
 	return true
-}
-
-// atEOF reports whether body has nothing left: a handler that read exactly
-// the declared length has not seen the EOF that ends it.
-func (c *conn) atEOF(body io.Reader) bool {
-	n, err := body.Read(nil)
-	return n == 0 && err == io.EOF
 }
 
 // maxDrain is how much of an unread request body is read to keep the
@@ -584,18 +579,27 @@ var errHeadTooLarge = errors.New("h1: request head too large")
 
 // requestBody is the body the handler reads. It sends "100 Continue" when
 // the handler first reads the body of a request that asked for it, unless
-// the answer's head went first (sendHead then drops the 100), and
-// remembers a read error: after one, the connection's next bytes cannot be
-// trusted to start a request.
+// the answer's head went first (sendHead then drops the 100), keeps count
+// of what is left of it, and remembers a read error: after one, the
+// connection's next bytes cannot be trusted to start a request.
 type requestBody struct {
 	c      *conn
 	r      io.ReadCloser
-	expect bool // 100 Continue is owed before the first read; false once the head is sent
-	eof    bool // read to its end: nothing to drain
+	left   int64 // bytes of a Content-Length body not yet read; -1 chunked
+	expect bool  // 100 Continue is owed before the first read; false once the head is sent
+	eof    bool  // read to its end: nothing to drain
+	closed bool  // the handler closed it
 	err    error
 }
 
+// errDrainLimit marks a body closed with more than maxDrain bytes left,
+// which is not read: the connection closes after the answer.
+var errDrainLimit = errors.New("h1: request body left unread")
+
 func (b *requestBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
 	if b.expect {
 		b.expect = false
 		b.c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
@@ -604,6 +608,9 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := b.r.Read(p)
+	if b.left > 0 {
+		b.left -= int64(n)
+	}
 	switch {
 	case err == io.EOF:
 		b.eof = true
@@ -613,4 +620,42 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *requestBody) Close() error { return b.r.Close() }
+// unframed reports whether what is left of the body is unknown (chunked)
+// or over maxDrain: the server will not read it to keep the connection.
+func (b *requestBody) unframed() bool {
+	return !b.eof && (b.left < 0 || b.left > maxDrain)
+}
+
+// discard reads what is left of the body, at most maxDrain bytes, and
+// reports whether it ended there: the connection's next bytes start the
+// next request. A "100 Continue" still owed is not sent for it.
+func (b *requestBody) discard() bool {
+	if !b.eof && b.left == 0 && !b.closed && !b.expect && b.err == nil {
+		b.Read(nil) // the declared length was read: its EOF, without a copy
+	}
+	if b.eof {
+		return true
+	}
+	if b.closed || b.expect || b.err != nil || b.left > maxDrain {
+		return false
+	}
+	io.CopyN(io.Discard, b, maxDrain+1)
+	return b.eof
+}
+
+// Close reads what is left of the body, as net/http's does, unless it is
+// over maxDrain (or owed a 100 the client waits for): the connection then
+// closes after the answer instead, which says so if it has not begun.
+func (b *requestBody) Close() error {
+	if b.closed {
+		return nil
+	}
+	if !b.expect && !b.discard() && b.err == nil {
+		b.err = errDrainLimit
+	}
+	b.closed = true
+	if !b.eof {
+		return nil // the underlying body would read all of it
+	}
+	return b.r.Close()
+}
