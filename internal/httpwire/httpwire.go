@@ -8,7 +8,7 @@
 // net/textproto building the header map one string and one slice at a time.
 // A head is read here only when it is plain: all of it already buffered,
 // CRLF line ends, token header names, printable ASCII values, at most one
-// Content-Length and Host, and none of the headers whose rules are subtle
+// Content-Length, exactly one Host on a request, and none of the headers whose rules are subtle
 // (Trailer, Pragma; Transfer-Encoding on a request). A response's body may
 // be chunked, as every provider's stream is: a single "Transfer-Encoding:
 // chunked" and no Content-Length. For such a head the result equals
@@ -233,7 +233,10 @@ func subtle(h http.Header) bool {
 // ReadRequest reads a plain request head from br as http.ReadRequest would,
 // when all of it (at most maxHead bytes) is already buffered. ok is false,
 // with nothing consumed, for any other head: the caller then calls
-// http.ReadRequest.
+// http.ReadRequest. A head read here has exactly one Host line, which may
+// be empty (req.Host ""): like http.ReadRequest, ReadRequest removes it from
+// the header, and a server must tell an empty Host, which RFC 9112 allows,
+// from none, which it refuses (HostLine does for a head net/http reads).
 func ReadRequest(br *bufio.Reader, maxHead int) (req *http.Request, ok bool) {
 	head, s, line, ok := plainHead(br, maxHead, false)
 	if !ok {
@@ -255,7 +258,7 @@ func ReadRequest(br *bufio.Reader, maxHead int) (req *http.Request, ok bool) {
 		}
 	}
 	h, ok := parseFields(s[len(line)+2:])
-	if !ok || len(h["Host"]) > 1 || subtle(h) {
+	if !ok || len(h["Host"]) != 1 || subtle(h) {
 		return nil, false
 	}
 	n, _, ok := contentLength(h)
@@ -316,6 +319,50 @@ var pathChar = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// HostLine reports whether a request head has a Host header line, for a
+// head that http.ReadRequest reads: it removes the header, and leaves
+// req.Host empty both for an empty Host and for none. Write the bytes of
+// the stream the head is read from to it in order, from the head's first
+// byte, in pieces of any size; bytes after the head's empty line are
+// ignored. It matches a line that starts with "host:" in any case, as
+// net/textproto would read it (CRLF or bare LF line ends); a head
+// net/textproto refuses is refused whatever it says.
+type HostLine struct {
+	n     int  // bytes of the current line seen, up to len("host:")+1
+	cr    bool // the current line so far is a lone CR
+	other bool // the current line does not start with "host:"
+	found bool
+	done  bool // the empty line that ends the head was seen
+}
+
+// Write scans p; it never fails.
+func (h *HostLine) Write(p []byte) (int, error) {
+	const name = "host:"
+	for i := 0; i < len(p) && !h.done; i++ {
+		c := p[i]
+		if c == '\n' {
+			h.done = h.n == 0 || h.n == 1 && h.cr
+			h.n, h.cr, h.other = 0, false, false
+			continue
+		}
+		if h.n < len(name) && !h.other {
+			if want := name[h.n]; c != want && (want == ':' || c|0x20 != want) {
+				h.other = true
+			} else if h.n == len(name)-1 {
+				h.found = true
+			}
+		}
+		h.cr = h.n == 0 && c == '\r'
+		if h.n <= len(name) {
+			h.n++
+		}
+	}
+	return len(p), nil
+}
+
+// Found reports whether a Host line was seen before the head's end.
+func (h *HostLine) Found() bool { return h.found }
 
 // request and response hold a message and the parts it points to, so that
 // reading one allocates them at once.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"reflect"
 	"strings"
@@ -162,7 +163,11 @@ func TestPlainHeadsAreRead(t *testing.T) {
 		{"node openai", nodeRequest, true},
 		{"GET without body", "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n", true},
 		{"query and escapes", "GET /v1/files/a%2Fb?limit=2&x=%20 HTTP/1.1\r\nHost: x\r\n\r\n", true},
-		{"no headers", "GET / HTTP/1.1\r\n\r\n", true},
+		{"empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", true},
+		// Without a Host line net/http reads it: the server tells an
+		// absent Host from an empty one only from its bytes (HostLine).
+		{"no headers", "GET / HTTP/1.1\r\n\r\n", false},
+		{"no Host", "GET / HTTP/1.1\r\nX-Host: x\r\n\r\n", false},
 		{"repeated header", "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\r\n", true},
 		{"connection close", "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc", true},
 		{"empty value and tabs", "GET / HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nX-Tab:\t a b \t\r\n\r\n", true},
@@ -298,6 +303,46 @@ func TestDeclinedChunkedRequestAllocatesNothing(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("declining a chunked request's head: %v allocations; want 0", n)
+	}
+}
+
+// TestHostLine: HostLine finds a Host line exactly when net/http's parser
+// reads one, whatever pieces the head's bytes come in, and looks no
+// further than the head.
+func TestHostLine(t *testing.T) {
+	for _, head := range []string{
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost:\r\n\r\n",
+		"GET / HTTP/1.1\r\nhOsT:  \r\n\r\n",
+		"GET / HTTP/1.1\r\nX-A: b\r\nHost: x\r\nX-B: c\r\n\r\n",
+		"GET / HTTP/1.1\nX-A: b\nhost:\n\n",
+		"GET / HTTP/1.1\r\nX-A: b\r\n host: folded\r\n\r\n",
+		"GET / HTTP/1.1\r\n\r\n",
+		"GET / HTTP/1.1\r\nX-Host: x\r\nHostname: y\r\nHos: z\r\n\r\n",
+		"GET / HTTP/1.1\r\nX-A: b\r\n\r\nHost: in the body\r\n",
+		"GET / HTTP/1.1\nX-A: b\n\nHost: in the body\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhost:\r\n0\r\n\r\n",
+	} {
+		if _, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head))); err != nil {
+			t.Fatalf("%q: %v", head, err)
+		}
+		// net/http's truth: the header it parsed, before ReadRequest
+		// removed Host.
+		tp := textproto.NewReader(bufio.NewReader(strings.NewReader(head)))
+		tp.ReadLine()
+		mh, _ := tp.ReadMIMEHeader()
+		_, want := mh["Host"]
+		for _, size := range []int{1, 2, 3, 7, len(head)} {
+			var h HostLine
+			for s := head; len(s) > 0; {
+				n := min(size, len(s))
+				h.Write([]byte(s[:n]))
+				s = s[n:]
+			}
+			if h.Found() != want {
+				t.Errorf("%q in pieces of %d: Found %v; net/http read a Host: %v", head, size, h.Found(), want)
+			}
+		}
 	}
 }
 

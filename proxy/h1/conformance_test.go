@@ -803,6 +803,58 @@ func conformanceCases() []conformanceCase {
 			wantStatus: []int{400}, wantState: "closed",
 		},
 		{
+			// RFC 9112 3.2: a client sends an empty Host when the target
+			// has no authority; only a missing one is refused.
+			name:       "empty_host_http11",
+			handler:    dumpRequest,
+			steps:      oneRequest("GET / HTTP/1.1\r\nHost: \r\n\r\n"),
+			wantStatus: []int{200}, wantState: "open",
+		},
+		{
+			// The same in a head net/http's parser reads (bare LF), which
+			// removes the Host header whether empty or absent.
+			name:       "empty_host_http11_bare_lf",
+			handler:    dumpRequest,
+			steps:      oneRequest("GET / HTTP/1.1\nX-A: b\nhost:\n\n"),
+			wantStatus: []int{200}, wantState: "open",
+		},
+		{
+			// The Host line after the head's first bytes were read.
+			name:    "empty_host_http11_head_in_two_writes",
+			handler: dumpRequest,
+			steps: []rawStep{
+				{send: "GET / HTTP/1.1\r\nX-A: b\r\n", read: 0},
+				{send: "Host:\r\nX-B: c\r\n\r\n", read: 1},
+			},
+			wantStatus: []int{200}, wantState: "open",
+		},
+		{
+			name:       "missing_host_http11_bare_lf",
+			handler:    echoBody,
+			steps:      oneRequest("GET / HTTP/1.1\nX-Host: x\n\n"),
+			ignore:     serverGenerated,
+			wantStatus: []int{400}, wantState: "closed",
+		},
+		{
+			name:       "missing_host_absolute_form",
+			handler:    echoBody,
+			steps:      oneRequest("GET http://absolute.test/x HTTP/1.1\r\nUser-Agent: x\r\n\r\n"),
+			ignore:     serverGenerated,
+			wantStatus: []int{400}, wantState: "closed",
+		},
+		{
+			name:       "empty_host_absolute_form",
+			handler:    dumpRequest,
+			steps:      oneRequest("GET http://absolute.test/x HTTP/1.1\r\nHost:\r\n\r\n"),
+			wantStatus: []int{200}, wantState: "open",
+		},
+		{
+			name:       "empty_host_http10",
+			handler:    dumpRequest,
+			steps:      oneRequest("GET / HTTP/1.0\r\nHost: \r\n\r\n"),
+			wantStatus: []int{200}, wantState: "closed",
+		},
+		{
 			name:       "two_host_headers",
 			handler:    echoBody,
 			steps:      oneRequest("GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n"),

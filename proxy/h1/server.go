@@ -252,8 +252,9 @@ type conn struct {
 	cancel   atomic.Pointer[context.CancelFunc] // the request in flight
 	werr     error                              // the first write error; the connection is dead
 	lastPost bool
-	rdl      time.Time // the read deadline in place, as the server set it (setReadDeadline)
-	hold     []byte    // a response's body before its head; reused across requests
+	rdl      time.Time         // the read deadline in place, as the server set it (setReadDeadline)
+	host     httpwire.HostLine // whether a head net/http reads has a Host line
+	hold     []byte            // a response's body before its head; reused across requests
 }
 
 // setReadDeadline sets the connection's read deadline and remembers it.
@@ -360,13 +361,24 @@ func (c *conn) serve() {
 		// the connection, so its deadline does not matter; any other is
 		// net/http's to read, within the header timeout.
 		req, plain := httpwire.ReadRequest(c.br, maxHeader+4096)
+		hasHost := plain // httpwire reads only a head with a Host line
 		if !plain {
 			c.setReadDeadline(time.Now().Add(headerWait))
+			// http.ReadRequest removes the Host header: whether there was
+			// one is read off the head's bytes as they pass, the
+			// buffered ones first.
+			c.host = httpwire.HostLine{}
+			buffered, _ := c.br.Peek(c.br.Buffered())
+			c.host.Write(buffered)
+			c.lr.host = &c.host
 			var err error
-			if req, err = http.ReadRequest(c.br); err != nil {
+			req, err = http.ReadRequest(c.br)
+			c.lr.host = nil
+			if err != nil {
 				c.rejectBadRequest(err)
 				return
 			}
+			hasHost = c.host.Found()
 		}
 		c.lr.n = 1<<63 - 1
 		// As net/http with only ReadHeaderTimeout set: the body may take
@@ -378,7 +390,7 @@ func (c *conn) serve() {
 		if !plain || req.ContentLength < 0 || req.ContentLength > int64(c.br.Buffered()) {
 			c.setReadDeadline(time.Time{})
 		}
-		if msg := checkRequest(req); msg != "" {
+		if msg := checkRequest(req, hasHost); msg != "" {
 			status := http.StatusBadRequest
 			if req.ProtoMajor != 1 {
 				status = http.StatusHTTPVersionNotSupported
@@ -396,14 +408,16 @@ func (c *conn) serve() {
 // checkRequest applies the checks net/http's server makes beyond
 // http.ReadRequest (or httpwire, which declines what it would refuse), which
 // has already refused a second Host header and
-// removed the Host header into req.Host. Header values need no second look
+// removed the Host header into req.Host; hasHost: the head had one. An
+// empty Host is valid (RFC 9112 3.2: the target has no authority); only a
+// missing one is refused, as by net/http. Header values need no second look
 // (net/textproto refuses control bytes while it reads them); names do, as it
 // lets a space through.
-func checkRequest(req *http.Request) string {
+func checkRequest(req *http.Request, hasHost bool) string {
 	switch {
 	case req.ProtoMajor != 1:
 		return "unsupported protocol version"
-	case req.ProtoAtLeast(1, 1) && req.Host == "":
+	case req.ProtoAtLeast(1, 1) && !hasHost:
 		return "missing required Host header"
 	case !httpguts.ValidHostHeader(req.Host):
 		return "malformed Host header"
@@ -559,8 +573,9 @@ func (w checkWriter) Write(p []byte) (int, error) {
 // limitReader bounds the bytes read for a request's head, as net/http's
 // MaxHeaderBytes does; after the head it is unbounded.
 type limitReader struct {
-	r io.Reader
-	n int64
+	r    io.Reader
+	n    int64
+	host *httpwire.HostLine // sees the bytes read, while net/http reads a head
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
@@ -572,6 +587,9 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	}
 	n, err := l.r.Read(p)
 	l.n -= int64(n)
+	if l.host != nil {
+		l.host.Write(p[:n])
+	}
 	return n, err
 }
 
