@@ -342,10 +342,25 @@ type Outbox interface {
 	// EnqueueEvents adds events not tied to an order write. Each is appended to
 	// its Key's queue; events of one key keep their order.
 	EnqueueEvents(ctx context.Context, events ...Event) error
+	// EnqueueEventOnce appends e to its Key's queue unless an event with e's ID
+	// is pending there already, and reports whether it appended it. Copying an
+	// event from one key to another with it is idempotent by id.
+	EnqueueEventOnce(ctx context.Context, e Event) (bool, error)
 	// DueEvents returns at most limit events, at most the first pending event of
 	// each key, whose NextAt is not after now. An event stays pending (and is
 	// returned again) until AckEvent; the caller serialises delivery.
 	DueEvents(ctx context.Context, now time.Time, limit int) ([]Event, error)
+	// ClaimEvents is DueEvents for a consumer that runs beside others (one per
+	// replica): it returns at most limit due events of kind kind, at most the
+	// first pending event of each key, and leases each one it returns in the
+	// atomic step that found it due (per event; a batch need not be one
+	// step): its NextAt becomes now+lease, so neither DueEvents nor
+	// ClaimEvents hands it out again, to anyone, before the lease runs out.
+	// The claimer settles it with AckEvent or RetryEvent (whose NextAt
+	// replaces the lease); a claimer that dies meanwhile loses only the lease,
+	// and the event comes due again after it. Heads of other kinds are neither
+	// returned nor touched. The events are returned as leased.
+	ClaimEvents(ctx context.Context, kind string, now time.Time, lease time.Duration, limit int) ([]Event, error)
 	// AckEvent removes a delivered event. Acknowledging an unknown id is not an
 	// error (it was acknowledged before).
 	AckEvent(ctx context.Context, key, id string) error

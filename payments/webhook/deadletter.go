@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -18,9 +19,10 @@ import (
 // it must not be findable only in a log.
 //
 // One key per event rather than per order, because OutboxStats shows only
-// the head of each key and every given-up event must be listed. A copy left
-// by a crash (see bury) lands behind its twin on the same key, so it is
-// listed once and cleared with it.
+// the head of each key and every given-up event must be listed. It is kept
+// once however often it is buried (see bury); a copy made by an earlier
+// version lands behind its twin on the same key, so it is listed once and
+// cleared with it.
 const DeadPrefix = "webhook-dead:"
 
 // neverDue is a dead letter's NextAt: DueEvents never hands it out, so
@@ -62,17 +64,30 @@ func deadLetter(orderNo string, e store.Event) DeadLetter {
 	}
 }
 
+// errSettled: the event to bury was no longer queued; another relay
+// settled it (its POST got a 2xx) after this one's lease ran out.
+var errSettled = errors.New("the event was acknowledged meanwhile")
+
 // bury keeps ev, given up after attempt attempts that ended in lastErr, as
 // a dead letter, then removes it from its order's delivery queue so that
-// the order's next event can go. Kept first, removed second: a crash in
-// between leaves ev at the head of the queue, posted once more and buried
-// again behind its first copy (one listing, one clearing), never an event
-// given up without a trace. On an error ev may still be in the queue.
+// the order's next event can go. The failure is recorded on the queued
+// event first, which also renews its lease; were the event gone from the
+// queue (acknowledged by another relay), errSettled is returned and nothing
+// is buried. Kept second, removed third: a crash in between leaves ev at the
+// head of the queue, posted once more when its lease runs out and buried
+// again onto the same dead letter (it is kept once), never an event given
+// up without a trace. On another error ev may still be in the queue.
 func (r *Relay) bury(ctx context.Context, ev store.Event, orderNo string, attempt int, lastErr string) error {
+	if err := r.store.RetryEvent(ctx, ev.Key, ev.ID, r.now().Add(r.opts.Lease), attempt, lastErr); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errSettled
+		}
+		return fmt.Errorf("record the last attempt: %w", err)
+	}
 	dl := ev
 	dl.Key = deadKey(orderNo, ev.ID)
 	dl.Attempts, dl.NextAt, dl.LastError, dl.FailedAt = attempt, neverDue, lastErr, r.now()
-	if err := r.store.EnqueueEvents(ctx, dl); err != nil {
+	if _, err := r.store.EnqueueEventOnce(ctx, dl); err != nil {
 		return fmt.Errorf("keep dead letter: %w", err)
 	}
 	if err := r.store.AckEvent(ctx, ev.Key, ev.ID); err != nil {

@@ -15,6 +15,12 @@
 // of that queue is retried while the events behind it wait, which keeps the
 // per-order order.
 //
+// Several replicas may each run a Relay over one store. An event is leased in
+// the store (store.Outbox.ClaimEvents) before a relay moves or POSTs it, so
+// no other relay takes it until the outcome is recorded or the lease runs
+// out: each event is POSTed once in all, and one whose replica died
+// mid-delivery is sent again after the lease.
+//
 // Receivers check X-Paygate-Signature with Verify (or the README's Node
 // snippet) and deduplicate by the event id, which is the same on every retry.
 //

@@ -40,7 +40,13 @@ const (
 	DefaultStatsInterval = 15 * time.Second
 	DefaultConcurrency   = 8
 	DefaultBatch         = 500
+	// DefaultLeaseMargin is what the default Lease adds to Timeout.
+	DefaultLeaseMargin = 20 * time.Second
 )
+
+// settleTimeout bounds the store writes that record one attempt's outcome
+// (see settle).
+const settleTimeout = 5 * time.Second
 
 // Store is what the Relay uses: the outbox it drains, and the orders that
 // refund proposals are about.
@@ -79,6 +85,13 @@ type Options struct {
 	Concurrency int
 	// Batch caps the events read per outbox poll (default 500).
 	Batch int
+	// Lease is how long an event the relay took from the outbox stays
+	// invisible to every relay (of any replica) while this one handles it
+	// (default Timeout + 20s; at least Timeout + 10s, so that it outlasts a
+	// POST and the store writes after it). An event whose relay dies, or is
+	// stopped, before it recorded the outcome is sent again once its lease
+	// runs out.
+	Lease time.Duration
 
 	// Observe, when set, is called after each attempt's outcome was written
 	// to the store (tests wait on it; it must not block).
@@ -103,9 +116,12 @@ type Result struct {
 // Relay delivers the webhook events of the store's outbox to the merchant:
 // at least once, in order per order, signed, with exponential backoff. It is
 // safe for concurrent use. Several replicas may each run one over a shared
-// store; a receiver may then get an event twice (never an event before the
-// one committed ahead of it for the same order had a 2xx), which the id
-// lets it discard.
+// store: each event it sends or moves is first leased in the store
+// (store.Outbox.ClaimEvents), so no other relay takes it before the outcome
+// is recorded or the lease runs out, and an event is POSTed once in all. A
+// receiver gets an event twice only after a relay died or stalled past its
+// lease (never an event before the one committed ahead of it for the same
+// order had a 2xx), which the id lets it discard.
 type Relay struct {
 	opts        Options
 	store       Store
@@ -120,11 +136,11 @@ type Relay struct {
 	sem  chan struct{}
 
 	mu       sync.Mutex
-	inflight map[string]bool // outbox keys being handled
-	// released holds the keys released since the running dispatch began
-	// reading the outbox: what that read returned for them may already be
-	// acknowledged, so this dispatch leaves them to the next one.
-	released      map[string]bool
+	inflight map[string]string // outbox key being handled -> the event's id
+	// next holds an event claimed while this relay was still handling the
+	// one ahead of it on the same key (acknowledged, not yet let go of): it
+	// is leased to this relay, so that key's worker handles it next.
+	next          map[string]store.Event
 	delivered     int64
 	failed        int64
 	lastDelivered time.Time
@@ -155,6 +171,8 @@ func New(opts Options) (*Relay, error) {
 	def(&opts.RetryFor, DefaultRetryFor)
 	def(&opts.PollInterval, DefaultPollInterval)
 	def(&opts.StatsInterval, DefaultStatsInterval)
+	def(&opts.Lease, opts.Timeout+DefaultLeaseMargin)
+	opts.Lease = max(opts.Lease, opts.Timeout+2*settleTimeout)
 	if opts.MaxDelay < opts.RetryBase {
 		opts.MaxDelay = opts.RetryBase
 	}
@@ -171,8 +189,8 @@ func New(opts Options) (*Relay, error) {
 	r := &Relay{
 		opts: opts, store: opts.Store, client: opts.HTTPClient, log: opts.Logger, now: opts.Now, m: m,
 		wake: make(chan struct{}, 1), done: make(chan struct{}, 1), sem: make(chan struct{}, opts.Concurrency),
-		inflight: map[string]bool{},
-		released: map[string]bool{},
+		inflight: map[string]string{},
+		next:     map[string]store.Event{},
 	}
 	if r.client == nil {
 		r.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -246,8 +264,8 @@ func (r *Relay) Proposed(ctx context.Context, p store.RefundProposal) {
 
 // Run delivers until ctx ends, then waits for the POSTs in flight to stop.
 // An event whose POST was cut by the shutdown stays pending, its attempt not
-// counted, and is sent again by the next Run (in this process or after a
-// restart).
+// counted, and is sent again (by any replica, or after a restart) once its
+// lease runs out.
 func (r *Relay) Run(ctx context.Context) {
 	poll := time.NewTicker(r.opts.PollInterval)
 	defer poll.Stop()
@@ -270,7 +288,7 @@ func (r *Relay) Run(ctx context.Context) {
 	}
 }
 
-// RunOnce reads the outbox once, handles every due webhook event it finds
+// RunOnce claims the due webhook events of the outbox once, handles them
 // (moving intake events to their order's delivery queue, posting the heads
 // of delivery queues) and waits for them. Tests drive the Relay with it
 // under an injected clock; Run is the same step in a loop.
@@ -281,14 +299,13 @@ func (r *Relay) RunOnce(ctx context.Context) int {
 	return n
 }
 
-// dispatch starts a worker for each due webhook event whose key is not
-// already being handled, and reports how many it started.
-// One dispatch runs at a time (Run's loop, or RunOnce in tests).
+// dispatch claims the due webhook events (leasing them in the store) and
+// starts a worker for each, and reports how many it started. An event
+// claimed while its key's worker is still finishing the one ahead of it is
+// left to that worker. One dispatch runs at a time (Run's loop, or RunOnce in
+// tests).
 func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
-	r.mu.Lock()
-	clear(r.released)
-	r.mu.Unlock()
-	due, err := r.store.DueEvents(ctx, r.now(), r.opts.Batch)
+	due, err := r.store.ClaimEvents(ctx, Kind, r.now(), r.opts.Lease, r.opts.Batch)
 	if err != nil {
 		if ctx.Err() == nil {
 			r.pollFailed(ctx, err)
@@ -299,7 +316,7 @@ func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
 	for _, ev := range due {
 		// A dead letter is never due; were one handed out all the same (a
 		// clock years off), it still waits for an operator's resend.
-		if ev.Kind != Kind || strings.HasPrefix(ev.Key, DeadPrefix) || !r.take(ev.Key) {
+		if strings.HasPrefix(ev.Key, DeadPrefix) || !r.take(ev) {
 			continue
 		}
 		select {
@@ -313,15 +330,25 @@ func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
 		go func() {
 			defer wg.Done()
 			defer func() { <-r.sem }()
-			defer r.release(ev.Key)
-			if strings.HasPrefix(ev.Key, QueuePrefix) {
-				r.deliver(ctx, ev)
-			} else {
-				r.move(ctx, ev)
+			for ok := true; ok; ev, ok = r.handled(ev.Key) {
+				if ctx.Err() != nil {
+					r.release(ev.Key)
+					return // the lease runs out; the event is sent again then
+				}
+				r.handle(ctx, ev)
 			}
 		}()
 	}
 	return n
+}
+
+// handle moves an intake event, or delivers the head of a delivery queue.
+func (r *Relay) handle(ctx context.Context, ev store.Event) {
+	if strings.HasPrefix(ev.Key, QueuePrefix) {
+		r.deliver(ctx, ev)
+	} else {
+		r.move(ctx, ev)
+	}
 }
 
 // pollFailed logs an unreadable outbox at most once a minute.
@@ -337,21 +364,56 @@ func (r *Relay) pollFailed(ctx context.Context, err error) {
 	}
 }
 
-func (r *Relay) take(key string) bool {
+// take marks ev's key as being handled by the caller. When the key is
+// busy with an earlier event, ev (the head claimed after that one was
+// settled) is kept for the busy key's worker, and take reports false. A
+// claim of the very event being handled (its lease ran out under a stalled
+// worker) is dropped: that worker records its outcome.
+func (r *Relay) take(ev store.Event) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.inflight[key] || r.released[key] {
+	if id, busy := r.inflight[ev.Key]; busy {
+		if id != ev.ID {
+			r.next[ev.Key] = ev
+		}
 		return false
 	}
-	r.inflight[key] = true
+	r.inflight[ev.Key] = ev.ID
 	return true
 }
 
+// handled is called by key's worker after it settled its event: it returns
+// the event claimed meanwhile for the key, to handle next, or lets go of the
+// key (in the same step, so that no claim is left behind for a worker that
+// is gone).
+func (r *Relay) handled(key string) (store.Event, bool) {
+	r.mu.Lock()
+	ev, ok := r.next[key]
+	if ok {
+		delete(r.next, key)
+		r.inflight[key] = ev.ID
+	} else {
+		delete(r.inflight, key)
+	}
+	r.mu.Unlock()
+	if !ok {
+		r.signalDone()
+	}
+	return ev, ok
+}
+
+// release lets go of key unhandled (the relay is stopping): the events
+// claimed for it come due again when their leases run out.
 func (r *Relay) release(key string) {
 	r.mu.Lock()
 	delete(r.inflight, key)
-	r.released[key] = true
+	delete(r.next, key)
 	r.mu.Unlock()
+	r.signalDone()
+}
+
+// signalDone makes Run claim again: a key was let go of.
+func (r *Relay) signalDone() {
 	select {
 	case r.done <- struct{}{}:
 	default:
@@ -361,27 +423,33 @@ func (r *Relay) release(key string) {
 // settle runs a store write that must happen even when the relay is being
 // stopped right after a POST answered.
 func settle(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	return context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 }
 
 // move transfers an intake event from its order's queue to the order's
-// delivery queue: appended there first, then acknowledged here, so a crash
-// in between leaves a duplicate (sent twice with the same id), never a loss,
-// and the order of the order's events is kept.
+// delivery queue: appended there first (unless a copy of the same id is
+// queued there already), then acknowledged here, and the order of the
+// order's events is kept. A crash in between leaves the event to be moved
+// again once its lease runs out: never lost, and not queued twice while its
+// copy waits (sent twice only if the copy was delivered meanwhile).
 func (r *Relay) move(ctx context.Context, ev store.Event) {
 	cp := ev
 	cp.Key = QueuePrefix + ev.Key
 	cp.Attempts, cp.NextAt, cp.LastError, cp.FailedAt = 0, time.Time{}, "", time.Time{}
-	if err := r.store.EnqueueEvents(ctx, cp); err != nil {
+	qctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	if _, err := r.store.EnqueueEventOnce(qctx, cp); err != nil {
 		if ctx.Err() == nil {
-			r.log.WarnContext(ctx, "webhook event not queued for delivery; retrying", "event_id", ev.ID, "order_no", ev.Key, "err", err)
+			r.log.WarnContext(ctx, "webhook event not queued for delivery; retrying once its lease runs out",
+				"event_id", ev.ID, "order_no", ev.Key, "err", err)
 		}
 		return
 	}
 	sctx, cancel := settle(ctx)
 	defer cancel()
 	if err := r.store.AckEvent(sctx, ev.Key, ev.ID); err != nil {
-		r.log.WarnContext(ctx, "webhook intake event not acknowledged; it may be sent twice", "event_id", ev.ID, "order_no", ev.Key, "err", err)
+		r.log.WarnContext(ctx, "webhook intake event not acknowledged; it is moved again once its lease runs out",
+			"event_id", ev.ID, "order_no", ev.Key, "err", err)
 	}
 }
 
@@ -411,19 +479,30 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 		return
 	}
 	if attempt >= r.maxAttempts {
+		switch err := r.bury(sctx, ev, orderNo, attempt, perr.Error()); {
+		case errors.Is(err, errSettled):
+			// Another relay's POST of it got a 2xx after this one's lease ran
+			// out: delivered, not given up.
+			log.WarnContext(ctx, "webhook delivery failed, but another relay delivered it meanwhile", "err", perr.Error())
+			r.count(OutcomeFailed, typ)
+			r.observe(Result{EventID: ev.ID, Type: typ, OrderNo: orderNo, Attempt: attempt, Outcome: OutcomeFailed, Status: status, Err: perr})
+			return
+		case err != nil:
+			log.WarnContext(ctx, "given-up webhook not moved to the dead letters; it will be tried again", "err", err)
+		}
 		log.ErrorContext(ctx, "ALERT: merchant webhook given up after retrying; the merchant never acknowledged it; "+
 			"kept as a dead letter (GET /admin/api/webhooks) until the order is sent again",
 			"alert", true, "first_created_at", ev.CreatedAt, "err", perr.Error())
-		if err := r.bury(sctx, ev, orderNo, attempt, perr.Error()); err != nil {
-			log.WarnContext(ctx, "given-up webhook not moved to the dead letters; it will be tried again", "err", err)
-		}
 		r.count(OutcomeGivenUp, typ)
 		r.observe(Result{EventID: ev.ID, Type: typ, OrderNo: orderNo, Attempt: attempt, Outcome: OutcomeGivenUp, Status: status, Err: perr})
 		return
 	}
 	next := r.now().Add(r.Delay(attempt))
-	if err := r.store.RetryEvent(sctx, ev.Key, ev.ID, next, attempt, perr.Error()); err != nil {
-		log.WarnContext(ctx, "webhook retry not recorded; it is sent again at the next poll", "err", err)
+	switch err := r.store.RetryEvent(sctx, ev.Key, ev.ID, next, attempt, perr.Error()); {
+	case errors.Is(err, store.ErrNotFound):
+		log.InfoContext(ctx, "webhook delivery failed, but it was acknowledged meanwhile (delivered by another relay)")
+	case err != nil:
+		log.WarnContext(ctx, "webhook retry not recorded; it is sent again once its lease runs out", "err", err)
 	}
 	r.count(OutcomeFailed, typ)
 	log.WarnContext(ctx, "webhook delivery failed; will retry", "next_at", next, "err", perr.Error())

@@ -336,7 +336,8 @@ func TestRestartBetweenFailureAndRetry(t *testing.T) {
 }
 
 // TestShutdownMidDelivery: a POST cut by Run's shutdown does not count as an
-// attempt; the next Run delivers the event.
+// attempt; the event stays leased, and a relay delivers it once the lease
+// has run out.
 func TestShutdownMidDelivery(t *testing.T) {
 	st := testdrivers.Open(t, "embedded", nil)
 	hold := make(chan struct{})
@@ -361,7 +362,8 @@ func TestShutdownMidDelivery(t *testing.T) {
 	o := ob.create("PSHUTDOWN", store.StatusAwaitingPayment)
 	ob.move(o, store.StatusPaid, "notification")
 
-	r := newRelay(t, st, srv.URL, time.Now, nil)
+	clk := newClock()
+	r := newRelay(t, st, srv.URL, clk.Now, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
@@ -370,19 +372,22 @@ func TestShutdownMidDelivery(t *testing.T) {
 	cancel()
 	<-done
 	h, ok := head(t, st, webhook.QueuePrefix+o.OrderNo)
-	if !ok || h.Attempts != 0 || h.LastError != "" {
-		t.Fatalf("after shutdown: head %+v (found %v); want the event pending, no attempt counted", h, ok)
+	lease := webhook.LeaseOf(r)
+	if !ok || h.Attempts != 0 || h.LastError != "" || !h.NextAt.Equal(clk.Now().Add(lease)) {
+		t.Fatalf("after shutdown: head %+v (found %v); want the event pending, no attempt counted, due when its lease (%s) ends", h, ok, lease)
 	}
 
 	results := make(chan webhook.Result, 4)
-	r2 := newRelay(t, st, srv.URL, time.Now, func(o *webhook.Options) { o.Observe = func(res webhook.Result) { results <- res } })
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	done2 := make(chan struct{})
-	go func() { r2.Run(ctx2); close(done2) }()
-	r2.Wake()
+	r2 := newRelay(t, st, srv.URL, clk.Now, func(o *webhook.Options) { o.Observe = func(res webhook.Result) { results <- res } })
+	clk.Advance(lease - time.Millisecond)
+	if n := r2.RunOnce(context.Background()); n != 0 {
+		t.Fatalf("a relay took %d events while the stopped one's lease ran", n)
+	}
+	clk.Advance(time.Millisecond)
+	if n := r2.RunOnce(context.Background()); n != 1 {
+		t.Fatalf("a relay took %d events once the lease ran out; want 1", n)
+	}
 	res := <-results
-	cancel2()
-	<-done2
 	if res.Outcome != webhook.OutcomeDelivered || res.Attempt != 1 || res.EventID != h.ID || res.Status != http.StatusOK {
 		t.Errorf("second run: %+v; want event %s delivered on attempt 1", res, h.ID)
 	}
@@ -686,102 +691,80 @@ func TestProposed(t *testing.T) {
 	}
 }
 
-// TestNoSecondPostFromAStaleRead: the relay reads the outbox while an
-// event's POST is in flight; that POST then succeeds and is acknowledged
-// before the relay looks at what it read. The event must not be posted
-// again: the read is stale for a key released after it began.
-func TestNoSecondPostFromAStaleRead(t *testing.T) {
-	st := testdrivers.Open(t, "embedded", nil)
-	ob := orders{t, st}
-	o := ob.create("PSTALEREAD", store.StatusAwaitingPayment)
-	ob.move(o, store.StatusPaid, "notification")
-	key := webhook.QueuePrefix + o.OrderNo
-
-	answer := make(chan struct{})
-	var posts atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if posts.Add(1) == 1 {
-			<-answer // the first POST answers once the relay has read the outbox again
-		}
-		w.WriteHeader(http.StatusOK)
-	}))
-	defer srv.Close()
-	ss := &staleReads{Store: st, key: key, posts: &posts, answer: answer,
-		acked: make(chan struct{}), later: make(chan struct{})}
-	r, err := webhook.New(webhook.Options{Store: ss, URL: srv.URL, Secret: testSecret, PollInterval: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ss.relay = r
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	r.Wake()
-	select {
-	case <-ss.later: // the dispatch that got the stale read has finished
-	case <-time.After(20 * time.Second):
-		t.Fatal("the relay never read the outbox again after the first POST")
-	}
-	for webhook.Busy(r, key) { // a second POST it started would be under way
-		runtime.Gosched()
-	}
-	cancel()
-	<-done // Run waits for every POST it started
-	if n := posts.Load(); n != 1 {
-		t.Errorf("%d POSTs of one event; want 1", n)
+// TestEventClaimedWhileItsKeyIsBusy: the relay claims an order's next
+// event while the worker of the one ahead of it has acknowledged it but not
+// yet let go of the key. The claim leased the event to this relay, so that
+// worker must deliver it next, at once (the clock stands still: were it left
+// to the lease, it would never come due again), and every event is POSTed
+// once.
+func TestEventClaimedWhileItsKeyIsBusy(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc := newReceiver(t, clk.Now, nil)
+			st := testdrivers.Open(t, driver, nil)
+			o := orders{t, st}.create("PBUSY"+driver, store.StatusAwaitingPayment) // no event of its own
+			key := webhook.QueuePrefix + o.OrderNo
+			first := webhook.NewEvent(webhook.TypeOrderPaid, o, nil, clk.Now())
+			second := webhook.NewEvent(webhook.TypeOrderNeedsReview, o, nil, clk.Now())
+			first.Key, second.Key = key, key
+			if err := st.EnqueueEvents(context.Background(), first, second); err != nil {
+				t.Fatal(err)
+			}
+			results := make(chan webhook.Result, 4)
+			bs := &busyAck{Store: st, key: key, id: first.ID}
+			r := newRelay(t, bs, rc.URL, clk.Now, func(o *webhook.Options) {
+				o.PollInterval = time.Hour // only Wake and finished keys make it claim
+				o.Observe = func(res webhook.Result) { results <- res }
+			})
+			bs.relay = r
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { r.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			r.Wake()
+			for _, want := range []string{first.ID, second.ID} {
+				select {
+				case res := <-results:
+					if res.EventID != want || res.Outcome != webhook.OutcomeDelivered {
+						t.Fatalf("result %+v; want %s delivered", res, want)
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatalf("%s not delivered within 20s", want)
+				}
+			}
+			if !bs.claimedBehind.Load() {
+				t.Error("the second event was not claimed while the key was busy; the test proved nothing")
+			}
+			for i, a := range rc.arrivals() {
+				if i > 1 || a.id != []string{first.ID, second.ID}[i] {
+					t.Errorf("arrival %d: %s; want %s then %s, once each", i, a.id, first.ID, second.ID)
+				}
+			}
+		})
 	}
 }
 
-// staleReads returns, once, an outbox read taken while key's POST was in
-// flight, and returns it only after that POST was acknowledged and the relay
-// let go of the key; later marks the next read.
-type staleReads struct {
-	webhook.Store
-	relay  *webhook.Relay
-	key    string
-	posts  *atomic.Int32
-	answer chan struct{}
-	acked  chan struct{}
-	later  chan struct{}
-	stale  bool // the stale read was returned
-	done   bool // later is closed
+// busyAck holds the acknowledgement of event id on key until the relay has
+// claimed the key's next event (and kept it for the key's worker).
+type busyAck struct {
+	store.Store
+	relay         *webhook.Relay
+	key, id       string
+	claimedBehind atomic.Bool
 }
 
-func (s *staleReads) DueEvents(ctx context.Context, now time.Time, limit int) ([]store.Event, error) {
-	evs, err := s.Store.DueEvents(ctx, now, limit)
-	switch {
-	case s.done:
-	case s.stale:
-		s.done = true
-		close(s.later)
-	case err == nil && s.posts.Load() == 1 && hasKey(evs, s.key):
-		s.stale = true
-		close(s.answer)
-		<-s.acked
-		for webhook.Busy(s.relay, s.key) {
-			runtime.Gosched()
-		}
-	}
-	return evs, err
-}
-
-func (s *staleReads) AckEvent(ctx context.Context, key, id string) error {
+func (s *busyAck) AckEvent(ctx context.Context, key, id string) error {
 	err := s.Store.AckEvent(ctx, key, id)
-	if key == s.key && s.stale {
-		select {
-		case <-s.acked:
-		default:
-			close(s.acked)
+	if err != nil || key != s.key || id != s.id {
+		return err
+	}
+	s.relay.Wake()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); runtime.Gosched() {
+		if webhook.Queued(s.relay, key) {
+			s.claimedBehind.Store(true)
+			break
 		}
 	}
-	return err
-}
-
-func hasKey(evs []store.Event, key string) bool {
-	for _, e := range evs {
-		if e.Key == key {
-			return true
-		}
-	}
-	return false
+	return nil
 }

@@ -65,6 +65,22 @@ func (d *DB) EnqueueEvents(ctx context.Context, events ...store.Event) error {
 	return d.update(ctx, func(tx *bolt.Tx) error { return appendEvents(tx, evs) })
 }
 
+// EnqueueEventOnce implements store.Outbox: the look-up and the append are
+// one transaction.
+func (d *DB) EnqueueEventOnce(ctx context.Context, e store.Event) (bool, error) {
+	e = d.fillEvent(e)
+	added := false
+	err := d.update(ctx, func(tx *bolt.Tx) error {
+		k, _, err := findEvent(tx, e.Key, e.ID)
+		if err != nil || k != nil {
+			return err
+		}
+		added = true
+		return appendEvents(tx, []store.Event{e})
+	})
+	return added && err == nil, err
+}
+
 // heads calls fn with the first pending event of every key.
 func heads(tx *bolt.Tx, fn func(k []byte, e store.Event, pending int) error) error {
 	c := tx.Bucket(bOutbox).Cursor()
@@ -111,13 +127,66 @@ func (d *DB) DueEvents(ctx context.Context, now time.Time, limit int) ([]store.E
 	return out, nil
 }
 
-func sortEvents(evs []store.Event) {
-	sort.SliceStable(evs, func(i, j int) bool {
-		if !evs[i].NextAt.Equal(evs[j].NextAt) {
-			return evs[i].NextAt.Before(evs[j].NextAt)
+// ClaimEvents implements store.Outbox: the heads are read and leased in one
+// transaction, so concurrent claims (which bbolt serialises) never share an
+// event.
+func (d *DB) ClaimEvents(ctx context.Context, kind string, now time.Time, lease time.Duration, limit int) ([]store.Event, error) {
+	if limit <= 0 {
+		limit = store.DefaultListLimit
+	}
+	var out []store.Event
+	err := d.update(ctx, func(tx *bolt.Tx) error {
+		var keys [][]byte
+		var due []store.Event
+		err := heads(tx, func(k []byte, e store.Event, _ int) error {
+			if e.Kind == kind && !e.NextAt.After(now) {
+				keys, due = append(keys, k), append(due, e)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return evs[i].CreatedAt.Before(evs[j].CreatedAt)
+		idx := make([]int, len(due))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(i, j int) bool { return eventBefore(due[idx[i]], due[idx[j]]) })
+		if len(idx) > limit {
+			idx = idx[:limit]
+		}
+		until := now.Add(lease)
+		b := tx.Bucket(bOutbox)
+		for _, i := range idx {
+			e := due[i]
+			e.NextAt = until
+			v, err := marshal(e)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(keys[i], v); err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// eventBefore orders due events: the longest due first, then the oldest.
+func eventBefore(a, b store.Event) bool {
+	if !a.NextAt.Equal(b.NextAt) {
+		return a.NextAt.Before(b.NextAt)
+	}
+	return a.CreatedAt.Before(b.CreatedAt)
+}
+
+func sortEvents(evs []store.Event) {
+	sort.SliceStable(evs, func(i, j int) bool { return eventBefore(evs[i], evs[j]) })
 }
 
 // findEvent returns the bucket key of event id in key's queue, or nil.

@@ -53,6 +53,103 @@ func (s *Store) EnqueueEvents(ctx context.Context, events ...store.Event) error 
 	return nil
 }
 
+// EnqueueEventOnce implements store.Outbox: one intent, one script on the
+// key's tag that looks for the id and appends, one index update.
+func (s *Store) EnqueueEventOnce(ctx context.Context, e store.Event) (bool, error) {
+	e = s.fillEvent(e)
+	elems, err := encodeEvents([]store.Event{e})
+	if err != nil {
+		return false, err
+	}
+	tok, err := s.intent(ctx, e.Key)
+	if err != nil {
+		return false, err
+	}
+	_, ob, obv := s.k.orderTag(e.Key)
+	v, err := s.run(ctx, "enqueue event once", s.sc.enqueueOnce, []string{ob, obv}, e.ID, elems[0])
+	if err != nil {
+		return false, err
+	}
+	r := replySlice(v)
+	s.syncIndexOrWarn(ctx, nil, e.Key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2), noteOf(e.Key, tok))
+	return replyInt(r, 0) == 1, nil
+}
+
+// evalEach runs sc once per tag in one pipeline (spread over the cluster's
+// nodes), loading it first where Redis lost it.
+func (s *Store) evalEach(ctx context.Context, op string, sc *goredis.Script, n int, keys func(i int) []string, args func(i int) []any) ([]*goredis.Cmd, error) {
+	cmds := make([]*goredis.Cmd, n)
+	run := func() error {
+		_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i := range n {
+				cmds[i] = sc.EvalSha(ctx, p, keys(i), args(i)...)
+			}
+			return nil
+		})
+		return err
+	}
+	err := run()
+	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err := sc.Load(ctx, s.c).Err(); err != nil {
+			return nil, mapErr(op, err)
+		}
+		err = run()
+	}
+	if err != nil {
+		return nil, mapErr(op, err)
+	}
+	return cmds, nil
+}
+
+// ClaimEvents implements store.Outbox. {idx}:ob names the keys whose head is
+// due; each head is then checked and leased by one script on its own tag, so
+// of two claimers racing for a head exactly one leases it (the claim is
+// atomic per event, which is all that keys on different slots allow). The
+// index then follows the leased heads' new due times, and entries that
+// disagreed with their tag are corrected on the way.
+func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lease time.Duration, limit int) ([]store.Event, error) {
+	if limit <= 0 {
+		limit = store.DefaultListLimit
+	}
+	nowMs := now.UnixMilli()
+	keys, err := s.c.ZRangeByScore(ctx, s.k.idx("ob"), &goredis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(nowMs, 10), Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return nil, mapErr("claim events", err)
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	until := now.Add(lease)
+	tok := newID("lease_")
+	cmds, err := s.evalEach(ctx, "claim events", s.sc.claimEvent, len(keys),
+		func(i int) []string { _, ob, obv := s.k.orderTag(keys[i]); return []string{ob, obv} },
+		func(int) []any {
+			return []any{kind, nowMs, nextMs(until), until.Format(time.RFC3339Nano), tok}
+		})
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Event
+	for i, cmd := range cmds {
+		r := replySlice(cmd.Val())
+		claimed, next := replyInt(r, 0) == 1, replyInt(r, 2)
+		if claimed {
+			raw, _ := replyStr(r, 3)
+			var e obElem
+			if err := json.Unmarshal([]byte(raw), &e); err != nil {
+				return nil, fmt.Errorf("redis: decode event: %w", err)
+			}
+			out = append(out, e.Ev)
+		}
+		if claimed || next < 0 || next > nowMs {
+			s.syncIndexOrWarn(ctx, nil, keys[i], strconv.FormatInt(replyInt(r, 1), 10), next)
+		}
+	}
+	return out, nil
+}
+
 // headState is one key's outbox as read in one step.
 type headState struct {
 	key  string
@@ -64,26 +161,11 @@ type headState struct {
 // readHeads reads the outbox state of keys: one pipeline (spread over the
 // cluster's nodes).
 func (s *Store) readHeads(ctx context.Context, keys []string) ([]headState, error) {
-	cmds := make([]*goredis.Cmd, len(keys))
-	run := func() error {
-		_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			for i, k := range keys {
-				rk, ob, obv := s.k.orderTag(k)
-				cmds[i] = s.sc.readTag.EvalSha(ctx, p, []string{rk, ob, obv})
-			}
-			return nil
-		})
-		return err
-	}
-	err := run()
-	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
-		if err := s.sc.readTag.Load(ctx, s.c).Err(); err != nil {
-			return nil, mapErr("read outbox", err)
-		}
-		err = run()
-	}
+	cmds, err := s.evalEach(ctx, "read outbox", s.sc.readTag, len(keys),
+		func(i int) []string { rk, ob, obv := s.k.orderTag(keys[i]); return []string{rk, ob, obv} },
+		func(int) []any { return nil })
 	if err != nil {
-		return nil, mapErr("read outbox", err)
+		return nil, err
 	}
 	out := make([]headState, len(keys))
 	for i, cmd := range cmds {

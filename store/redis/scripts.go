@@ -72,6 +72,49 @@ local v, nx = obstate(KEYS[1], KEYS[2])
 return {v, nx}
 `
 
+// KEYS: ob, obv. ARGV: id, elem. Appends elem unless an event with id is
+// queued. Returns {1, obv, next} appended, {0, obv, next} already queued.
+const luaEnqueueOnce = luaObState + `
+for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if cjson.decode(raw).id == ARGV[1] then
+    local v, nx = obstate(KEYS[1], KEYS[2])
+    return {0, v, nx}
+  end
+end
+redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('INCR', KEYS[2])
+local v, nx = obstate(KEYS[1], KEYS[2])
+return {1, v, nx}
+`
+
+// KEYS: ob, obv. ARGV: kind, now_ms, until_ms, until (RFC 3339), token.
+// Leases the head when it is of kind and due: next_ms and ev.next_at become
+// the lease's end, and the claim's token is kept in the element, so that a
+// re-sent run of the same claim (a lost reply) answers as the first did.
+// Returns {1, obv, next, head} leased, {0, obv, next} not.
+const luaClaimEvent = luaObState + `
+local h = redis.call('LINDEX', KEYS[1], 0)
+if h then
+  local e = cjson.decode(h)
+  if e.lease == ARGV[5] then
+    local v, nx = obstate(KEYS[1], KEYS[2])
+    return {1, v, nx, h}
+  end
+  if e.ev.kind == ARGV[1] and tonumber(e.next_ms) <= tonumber(ARGV[2]) then
+    e.next_ms = tonumber(ARGV[3])
+    e.ev.next_at = ARGV[4]
+    e.lease = ARGV[5]
+    local raw = cjson.encode(e)
+    redis.call('LSET', KEYS[1], 0, raw)
+    redis.call('INCR', KEYS[2])
+    local v, nx = obstate(KEYS[1], KEYS[2])
+    return {1, v, nx, raw}
+  end
+end
+local v, nx = obstate(KEYS[1], KEYS[2])
+return {0, v, nx}
+`
+
 // KEYS: rec, ob, obv. Returns {json|false, version|false, obv, next, head|false}:
 // the order (if any) and the outbox state of one tag, read atomically.
 const luaReadTag = luaObState + `
@@ -369,6 +412,7 @@ return n
 // scripts are created per Store (no package-level mutable state).
 type scripts struct {
 	createOrder, updateOrder, enqueue, readTag, ack, retry *goredis.Script
+	enqueueOnce, claimEvent                                *goredis.Script
 	syncUser, loadUser, syncIndex, intent, dropLegacy      *goredis.Script
 	claim, seen, counter, putExchange                      *goredis.Script
 	addTally, takeTally                                    *goredis.Script
@@ -380,6 +424,8 @@ func newScripts() *scripts {
 		createOrder:  goredis.NewScript(luaCreateOrder),
 		updateOrder:  goredis.NewScript(luaUpdateOrder),
 		enqueue:      goredis.NewScript(luaEnqueue),
+		enqueueOnce:  goredis.NewScript(luaEnqueueOnce),
+		claimEvent:   goredis.NewScript(luaClaimEvent),
 		readTag:      goredis.NewScript(luaReadTag),
 		ack:          goredis.NewScript(luaAck),
 		retry:        goredis.NewScript(luaRetry),
@@ -404,7 +450,7 @@ func newScripts() *scripts {
 
 func (s *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
-		s.createOrder, s.updateOrder, s.enqueue, s.readTag, s.ack, s.retry,
+		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnce, s.claimEvent, s.readTag, s.ack, s.retry,
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.dropLegacy, s.claim, s.seen, s.counter,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
 	}

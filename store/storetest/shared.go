@@ -96,6 +96,12 @@ func RunShared(t *testing.T, open PairOpener) {
 		transitionRace(t, ctx, []store.Store{a, b}, clock, "shared-order", 50)
 	})
 
+	t.Run("outbox claims across replicas", func(t *testing.T) {
+		clock := NewClock()
+		a, b := open(t, clock)
+		outboxClaimRace(t, ctx, []store.Store{a, b}, clock, 30*time.Second)
+	})
+
 	t.Run("audit appends across replicas", func(t *testing.T) {
 		a, b := open(t, NewClock())
 		auditRace(t, ctx, []store.Store{a, b}, 10, 5)

@@ -55,6 +55,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Exchanges", func(t *testing.T) { testExchanges(t, open) })
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, open) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open) })
+	t.Run("OutboxClaims", func(t *testing.T) { testOutboxClaims(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("AuditText", func(t *testing.T) { testAuditText(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })

@@ -1,0 +1,206 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/store"
+)
+
+// testOutboxClaims: ClaimEvents leases the due heads of one kind, so that
+// consumers side by side (replicas) never hold the same event at once, and
+// an event whose consumer never settles it comes due again after the lease;
+// EnqueueEventOnce is idempotent by id.
+func testOutboxClaims(t *testing.T, open Opener) {
+	ctx := context.Background()
+	const lease = 30 * time.Second
+
+	claim := func(t *testing.T, st store.Store, now time.Time) []store.Event {
+		t.Helper()
+		evs, err := st.ClaimEvents(ctx, "webhook", now, lease, 100)
+		mustNil(t, "ClaimEvents", err)
+		return evs
+	}
+
+	t.Run("a claim leases the due heads of its kind only", func(t *testing.T) {
+		clock := NewClock()
+		st := open(t, clock)
+		now := clock.Now()
+		mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx,
+			store.Event{ID: "w1", Kind: "webhook", Key: "CL-1", Payload: []byte(`{"n":1}`)},
+			store.Event{ID: "w2", Kind: "webhook", Key: "CL-1"},
+			store.Event{ID: "a1", Kind: "audit", Key: "CL-2"},
+			store.Event{ID: "w3", Kind: "webhook", Key: "CL-3", NextAt: now.Add(time.Hour)},
+		))
+		evs := claim(t, st, now)
+		sameIDs(t, "ClaimEvents", evs, "w1")
+		if e := evs[0]; e.Key != "CL-1" || e.Kind != "webhook" || string(e.Payload) != `{"n":1}` || !e.NextAt.Equal(now.Add(lease)) {
+			t.Errorf("claimed event: got %+v; want w1 of CL-1 with its payload, leased until %v", e, now.Add(lease))
+		}
+		due, err := st.DueEvents(ctx, now, 100)
+		mustNil(t, "DueEvents", err)
+		sameIDs(t, "DueEvents while w1 is leased", due, "a1")
+		sameIDs(t, "a second claim", claim(t, st, now))
+		sameIDs(t, "a claim just before the lease ends", claim(t, st, now.Add(lease-time.Millisecond)))
+		stats, err := st.OutboxStats(ctx)
+		mustNil(t, "OutboxStats", err)
+		for _, h := range stats.Heads {
+			if h.ID == "w1" && (!h.NextAt.Equal(now.Add(lease)) || h.Attempts != 0) {
+				t.Errorf("stored head: got %+v; want w1 due at the lease's end, no attempt counted", h)
+			}
+		}
+		mustNil(t, "AckEvent", st.AckEvent(ctx, "CL-1", "w1"))
+		sameIDs(t, "a claim after the ack", claim(t, st, now), "w2")
+	})
+
+	t.Run("an unsettled event comes due again after its lease", func(t *testing.T) {
+		clock := NewClock()
+		st := open(t, clock)
+		mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, store.Event{ID: "lost", Kind: "webhook", Key: "CL-4"}))
+		sameIDs(t, "first claim", claim(t, st, clock.Now()), "lost")
+		clock.Advance(lease)
+		evs := claim(t, st, clock.Now())
+		sameIDs(t, "claim once the lease ran out", evs, "lost")
+		if evs[0].Attempts != 0 {
+			t.Errorf("attempts: got %d; want 0 (a lost lease is not an attempt)", evs[0].Attempts)
+		}
+		sameIDs(t, "claim under the new lease", claim(t, st, clock.Now()))
+	})
+
+	t.Run("a retry replaces the lease", func(t *testing.T) {
+		clock := NewClock()
+		st := open(t, clock)
+		mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, store.Event{ID: "r1", Kind: "webhook", Key: "CL-5"}))
+		sameIDs(t, "claim", claim(t, st, clock.Now()), "r1")
+		mustNil(t, "RetryEvent", st.RetryEvent(ctx, "CL-5", "r1", clock.Now().Add(5*time.Second), 1, "502"))
+		sameIDs(t, "claim before the retry is due", claim(t, st, clock.Now().Add(4*time.Second)))
+		evs := claim(t, st, clock.Now().Add(5*time.Second))
+		sameIDs(t, "claim when the retry is due", evs, "r1")
+		if evs[0].Attempts != 1 || evs[0].LastError != "502" {
+			t.Errorf("claimed retry: got %+v; want attempt 1, last error 502", evs[0])
+		}
+	})
+
+	t.Run("limit", func(t *testing.T) {
+		clock := NewClock()
+		st := open(t, clock)
+		for i := range 5 {
+			mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, store.Event{ID: uniq("lim", i), Kind: "webhook", Key: uniq("CL-L", i)}))
+		}
+		evs, err := st.ClaimEvents(ctx, "webhook", clock.Now(), lease, 2)
+		mustNil(t, "ClaimEvents", err)
+		if len(evs) != 2 {
+			t.Fatalf("claimed %v; want 2 events", ids(evs))
+		}
+		rest := claim(t, st, clock.Now())
+		if len(rest) != 3 {
+			t.Fatalf("then claimed %v; want the 3 others", ids(rest))
+		}
+		for _, a := range evs {
+			for _, b := range rest {
+				if a.ID == b.ID {
+					t.Errorf("%s claimed twice", a.ID)
+				}
+			}
+		}
+	})
+
+	t.Run("enqueue once", func(t *testing.T) {
+		clock := NewClock()
+		st := open(t, clock)
+		e := store.Event{ID: "copy", Kind: "webhook", Key: "CL-6", Payload: []byte(`{}`)}
+		for i, want := range []bool{true, false} {
+			added, err := st.EnqueueEventOnce(ctx, e)
+			mustNil(t, "EnqueueEventOnce", err)
+			if added != want {
+				t.Errorf("enqueue %d: added %v; want %v", i+1, added, want)
+			}
+		}
+		mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, store.Event{ID: "after", Kind: "webhook", Key: "CL-6"}))
+		if added, err := st.EnqueueEventOnce(ctx, e); err != nil || added {
+			t.Errorf("enqueue behind another event: added %v, %v; want not added (it is still queued)", added, err)
+		}
+		stats, err := st.OutboxStats(ctx)
+		mustNil(t, "OutboxStats", err)
+		if stats.Pending != 2 {
+			t.Errorf("pending: got %d; want 2 (the copy once, then the next event)", stats.Pending)
+		}
+		sameIDs(t, "claim", claim(t, st, clock.Now()), "copy")
+		mustNil(t, "AckEvent", st.AckEvent(ctx, "CL-6", "copy"))
+		sameIDs(t, "claim after the ack", claim(t, st, clock.Now()), "after")
+		if added, err := st.EnqueueEventOnce(ctx, e); err != nil || !added {
+			t.Errorf("enqueue after the ack: added %v, %v; want added", added, err)
+		}
+	})
+
+	t.Run("concurrent claimers never share an event", func(t *testing.T) {
+		clock := NewClock()
+		st := open(t, clock)
+		outboxClaimRace(t, ctx, []store.Store{st, st}, clock, lease)
+	})
+}
+
+// outboxClaimRace: claimers goroutines per store claim and acknowledge, all at
+// one instant, the events of many keys (several per key) until none is left:
+// every event is claimed exactly once, and never before the one ahead of it
+// on its key was acknowledged.
+func outboxClaimRace(t *testing.T, ctx context.Context, sts []store.Store, clock *Clock, lease time.Duration) {
+	t.Helper()
+	const keys, perKey, claimers = 20, 3, 4
+	for k := range keys {
+		var evs []store.Event
+		for i := range perKey {
+			evs = append(evs, store.Event{ID: fmt.Sprintf("%s-%d", uniq("CL-R", k), i), Kind: "webhook", Key: uniq("CL-R", k)})
+		}
+		mustNil(t, "EnqueueEvents", sts[0].EnqueueEvents(ctx, evs...))
+	}
+	now := clock.Now()
+	deadline := time.Now().Add(30 * time.Second)
+	var mu sync.Mutex
+	claimed := map[string]int{}
+	acked := map[string]int{} // key -> events acknowledged (or being)
+	var wg sync.WaitGroup
+	for i := range claimers * len(sts) {
+		st := sts[i%len(sts)]
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				evs, err := st.ClaimEvents(ctx, "webhook", now, lease, 7)
+				if err != nil {
+					t.Errorf("ClaimEvents: %v", err)
+					return
+				}
+				for _, e := range evs {
+					mu.Lock()
+					claimed[e.ID]++
+					if want := fmt.Sprintf("%s-%d", e.Key, acked[e.Key]); e.ID != want {
+						t.Errorf("claimed %s; want %s, the next of its key", e.ID, want)
+					}
+					acked[e.Key]++ // before the ack: the next head is claimable after it
+					mu.Unlock()
+					if err := st.AckEvent(ctx, e.Key, e.ID); err != nil {
+						t.Errorf("AckEvent: %v", err)
+						return
+					}
+				}
+				mu.Lock()
+				done := len(claimed) == keys*perKey
+				mu.Unlock()
+				if done {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(claimed) != keys*perKey {
+		t.Errorf("%d events claimed; want %d", len(claimed), keys*perKey)
+	}
+	for id, n := range claimed {
+		if n != 1 {
+			t.Errorf("event %s claimed %d times under one lease", id, n)
+		}
+	}
+}
