@@ -152,7 +152,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			out.close()
 			return nil, context.Cause(ctx)
 		}
-		c, err := t.getConn(ctx, key, req.URL.Hostname(), !retried && out.resendable() && replayable(req))
+		c, err := t.getConn(ctx, key, req.URL.Hostname())
 		if err != nil {
 			out.close()
 			return nil, err
@@ -301,27 +301,20 @@ func checkHeaders(h http.Header) error {
 	return nil
 }
 
-// peekAfter is how long a connection sits idle before the checkout of a
-// request that may be sent again peeks at the socket. A server rarely
-// closes a keep-alive connection within a second of answering on it without
-// saying so (Connection: close), and such a request survives it anyway; the
-// peek is a system call, a few per cent of a request's CPU. A chat
-// completion, which is not sent twice (RoundTrip), always has the
-// connection peeked at: a server that closes after each answer must not
-// fail every other request.
-const peekAfter = time.Second
-
-// getConn returns an idle connection that is still open, or dials one.
-// canResend: the request may be sent again should the connection turn out
-// dead (replayable, and its body can be had again), so a recently used one
-// is taken without the peek.
-func (t *Transport) getConn(ctx context.Context, key connKey, host string, canResend bool) (*conn, error) {
+// getConn returns an idle connection that is still open and has nothing
+// waiting on it, or dials one. Every checkout peeks at the socket
+// (alive), one system call: bytes that arrived while the connection sat
+// idle answer no request (net/http drops such a connection too), and
+// taken for the next request's answer they would be its answer, whatever
+// the request. A server that closed the connection is found out here
+// rather than by a failed exchange.
+func (t *Transport) getConn(ctx context.Context, key connKey, host string) (*conn, error) {
 	for {
 		c := t.popIdle(key)
 		if c == nil {
 			break
 		}
-		if c.br.Buffered() == 0 && ((canResend && time.Since(c.idleAt) < peekAfter) || c.alive()) {
+		if c.br.Buffered() == 0 && c.alive() {
 			c.reused = true
 			return c, nil
 		}

@@ -1,0 +1,87 @@
+package h1
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// roundTripBody sends req and reads its whole answer.
+func roundTripBody(tr http.RoundTripper, req *http.Request) (int, string, error) {
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return 0, "", err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(b), err
+}
+
+// TestUnsolicitedBytesOnIdleConnection: bytes an upstream sends on a
+// connection while it sits idle in the pool answer no request. net/http
+// drops such a connection ("Unsolicited response received on idle HTTP
+// channel"); so must this transport, for every request, including those it
+// could send again (a GET, a request with an Idempotency-Key), which used to
+// take a recently used connection without looking at it and got the forged
+// bytes as their answer.
+func TestUnsolicitedBytesOnIdleConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		req  func(u string) *http.Request
+	}{
+		{"GET", func(u string) *http.Request {
+			req, _ := http.NewRequest(http.MethodGet, u, nil)
+			return req
+		}},
+		{"POST with an Idempotency-Key", func(u string) *http.Request {
+			req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(`{"x":1}`))
+			req.Header.Set("Idempotency-Key", "k1")
+			return req
+		}},
+		// A chat completion: peeked at before too.
+		{"POST", func(u string) *http.Request {
+			req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(`{"x":1}`))
+			return req
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			idle, forged := make(chan struct{}), make(chan struct{})
+			u, conns := rawServer(t, func(n int, c net.Conn) {
+				br := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					req, err := readRequest(br)
+					if err != nil {
+						return
+					}
+					body := "real" + strings.TrimPrefix(req.URL.Path, "/")
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+					if n == 1 && i == 0 {
+						// Once the answer was read and the connection
+						// is idle in the pool.
+						<-idle
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged")
+						close(forged)
+					}
+				}
+			})
+			tr := &Transport{}
+			defer tr.CloseIdleConnections()
+			if _, b, err := roundTripBody(tr, tc.req(u+"/1")); err != nil || b != "real1" {
+				t.Fatalf("first: %q, %v", b, err)
+			}
+			close(idle)
+			<-forged
+			_, b, err := roundTripBody(tr, tc.req(u+"/2"))
+			if err != nil || b != "real2" {
+				t.Fatalf("second: %q, %v; want \"real2\", on a new connection", b, err)
+			}
+			if n := conns.Load(); n != 2 {
+				t.Fatalf("%d connections; want 2 (the idle one with forged bytes dropped)", n)
+			}
+		})
+	}
+}
