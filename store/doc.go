@@ -22,8 +22,11 @@
 //     the bbolt sweeper) happens later and only reclaims space. Refund proposals
 //     that were used or expired stay as tombstones for at least TombstoneTTL so a
 //     late confirmation is told ErrGone, not ErrNotFound.
-//   - The outbox is durable and ordered per Event.Key: DueEvents hands out at most
-//     the first pending event of each key, so webhooks of one order leave in order.
+//   - The outbox is durable and ordered per Event.Key: DueEvents and ClaimEvents
+//     hand out at most the first pending event of each key, so webhooks of one
+//     order leave in order. ClaimEvents also leases what it hands out (its
+//     NextAt moves to the lease's end in the same step), so consumers on
+//     several replicas do not each deliver it.
 //   - The audit chain is gap-free: AppendAudit accepts only head.Seq+1 with the
 //     head's hash, so concurrent appenders serialise by retrying on ErrConflict.
 //   - A tally's add and take are each one atomic step (Tallies), so replicas

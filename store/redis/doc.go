@@ -17,8 +17,14 @@
 //     writer, removed only once the order is synced from state at least as
 //     new as that writer's write, so a writer that loses its compare-and-set
 //     cannot erase the note of one that committed and died);
-//   - DueEvents finds keys with pending events through {idx}:ob and reads each
-//     head from its own tag, healing index entries that disagree.
+//   - DueEvents and ClaimEvents find keys with pending events through {idx}:ob
+//     and read each head from its own tag, healing index entries that
+//     disagree; ClaimEvents leases each head in that tag's own script, so a
+//     claim is atomic per event, not per batch.
+//
+// Once the epoch marker shows that Redis lost its data (checked every
+// Options.EpochInterval and by Ping), every command is refused with
+// store.ErrUnavailable until the process is restarted.
 //
 // Expiry is logical (judged against Options.Now inside the scripts); Redis
 // PEXPIRE only reclaims the space later. With Options.WaitReplicas, money
@@ -28,7 +34,7 @@
 // Limit: a writer stalled longer than RepairGrace between its intent and its
 // order script can have its index update cleared by Repair before it writes;
 // if it then also dies before its own index step, the order stays readable by
-// number but reaches listings, the user copy and DueEvents only with the next
+// number but reaches listings, the user copy and the outbox's due events only with the next
 // write of that order. Keep store call deadlines well under RepairGrace.
 //
 // It imports only the store package of paygate.
