@@ -11,5 +11,6 @@
 // the running totals and the hourly series behind GET /admin/api/stats are
 // per replica (Prometheus sums the counters across replicas).
 //
-// It imports config and store of paygate.
+// It imports only config of paygate; the store is reached through
+// SessionStore.
 package accounting

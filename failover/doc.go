@@ -37,7 +37,7 @@
 // gap between events (or body reads), total the whole response. connect
 // bounds dialing and the TLS handshake.
 //
-// failover imports sse and config of paygate, nothing else: never payments,
+// failover imports sse, config and its own failover/h1 of paygate, nothing else: never payments,
 // store or interceptors. It writes no client-facing bytes; proxy turns its
 // errors into OpenAI error JSON.
 package failover

@@ -1,6 +1,7 @@
 // Package proxy serves paygate's HTTP surfaces: the OpenAI-compatible client
-// API the bots call, the operators' endpoints (health, readiness, metrics) and
-// the mounting of the WeChat Pay notify route. It owns the turn: one client
+// API the bots call, the operators' endpoints (health, readiness, metrics),
+// the admin JSON API, the user's orders and refund-confirmation API, and the
+// mounting of the WeChat Pay notify route. It owns the turn: one client
 // request, which may take several upstream rounds.
 //
 // The turn is not built on httputil.ReverseProxy: a turn is a loop of upstream
@@ -12,5 +13,6 @@
 // one write, and the first token leaves at once.
 //
 // Only this package writes OpenAI-shaped error JSON. It may import
-// interceptors, failover, payments, store, sse and config.
+// interceptors, failover, payments (with payments/audit and
+// payments/wechatpay), accounting, store, sse, config and internal packages.
 package proxy

@@ -49,6 +49,8 @@
 //	PREFIX{idx}:*         cross-order indexes: orders by status and by time, keys
 //	                      with pending outbox events, and the write-intent log
 //	PREFIX{audit}:*       the audit chain, its head and the erasable text
+//	PREFIX{meta:epoch}    the marker by which a replica notices that Redis lost
+//	                      its data
 //
 // An order write spans three tags (order, user copy, indexes), so it runs in four
 // steps: (1) record a write intent in {idx}, (2) the order script (record +

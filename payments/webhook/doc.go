@@ -5,7 +5,10 @@
 // An event is born inside the order transition that causes it: Events is the
 // payments.Options.Events hook, so the event is written to the store's
 // durable outbox in the same atomic step as the order change, and a crash
-// right after the commit loses nothing. The Relay then drains the outbox.
+// right after the commit loses nothing. The exception is refund.proposed,
+// which has no order transition: Relay.Proposed enqueues it after the
+// proposal is recorded, so a crash in between loses that notice (never
+// money). The Relay then drains the outbox.
 //
 // The outbox is shared with other kinds (audit records) and keyed by order
 // number, one head at a time per key. So that a merchant endpoint that is down

@@ -121,7 +121,7 @@ type Result struct {
 // is recorded or the lease runs out, and an event is POSTed once in all. A
 // receiver gets an event twice only after a relay died or stalled past its
 // lease (never an event before the one committed ahead of it for the same
-// order had a 2xx), which the id lets it discard.
+// order had a 2xx or was given up as a dead letter), which the id lets it discard.
 type Relay struct {
 	opts        Options
 	store       Store
