@@ -85,3 +85,47 @@ func TestUnsolicitedBytesOnIdleConnection(t *testing.T) {
 		})
 	}
 }
+
+// TestSwitchedConnectionIsNotPooled: after a 101 Switching Protocols the
+// connection speaks another protocol; net/http never reuses it. The next
+// request must go out on a new connection, not into the switched stream.
+func TestSwitchedConnectionIsNotPooled(t *testing.T) {
+	for _, tc := range []struct{ name, answer string }{
+		{"websocket", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"},
+		{"bare", "HTTP/1.1 101 Switching Protocols\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, conns := rawServer(t, func(n int, c net.Conn) {
+				br := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					if _, err := readRequest(br); err != nil {
+						return
+					}
+					if n == 1 {
+						if i == 0 {
+							io.WriteString(c, tc.answer)
+							continue
+						}
+						t.Errorf("request %d written into the switched stream", i+1)
+						return
+					}
+					io.WriteString(c, okAnswer)
+				}
+			})
+			tr := &Transport{}
+			defer tr.CloseIdleConnections()
+			req, _ := http.NewRequest(http.MethodGet, u+"/ws", nil)
+			req.Header.Set("Upgrade", "websocket")
+			if code, _, err := roundTripBody(tr, req); err != nil || code != http.StatusSwitchingProtocols {
+				t.Fatalf("first: %d, %v; want the 101", code, err)
+			}
+			req, _ = http.NewRequest(http.MethodGet, u+"/next", nil)
+			if code, b, err := roundTripBody(tr, req); err != nil || code != 200 || b != "ok" {
+				t.Fatalf("next: %d %q, %v", code, b, err)
+			}
+			if n := conns.Load(); n != 2 {
+				t.Fatalf("%d connections; want 2 (a new one after the 101)", n)
+			}
+		})
+	}
+}

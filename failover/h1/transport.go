@@ -513,7 +513,11 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 			continue // an interim answer (100 Continue, 103 Early Hints)
 		}
-		b := &body{c: c, rc: resp.Body, ctx: ctx, stop: stop, keep: !resp.Close}
+		// After a 101 the connection speaks another protocol: it is never
+		// pooled (as net/http, which hands it to the caller; this
+		// transport requests no upgrade and closes it).
+		keep := !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols
+		b := &body{c: c, rc: resp.Body, ctx: ctx, stop: stop, keep: keep}
 		if resp.Body == http.NoBody {
 			b.eof.Store(true)
 			b.finish(true)
