@@ -129,3 +129,63 @@ func TestSwitchedConnectionIsNotPooled(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestCloseIsHonoured: req.Close, or a "Connection: close" header,
+// asks for the connection to end after the exchange. As net/http, the
+// transport says so to the upstream (the header itself, hop-by-hop, is not
+// passed on otherwise) and never pools the connection.
+func TestRequestCloseIsHonoured(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		close     bool
+		header    string // the caller's Connection header
+		wantClose bool
+	}{
+		{"req.Close", true, "", true},
+		{"Connection: close", false, "close", true},
+		{"Connection: keep-alive, Close", false, "keep-alive, Close", true},
+		{"neither", false, "", false},
+		{"Connection: keep-alive", false, "keep-alive", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seen := make(chan string, 4)
+			u, conns := rawServer(t, func(n int, c net.Conn) {
+				br := bufio.NewReader(c)
+				for {
+					req, err := readRequest(br)
+					if err != nil {
+						return
+					}
+					seen <- strings.Join(req.Header.Values("Connection"), ", ")
+					io.WriteString(c, okAnswer) // and keeps the connection
+				}
+			})
+			tr := &Transport{}
+			defer tr.CloseIdleConnections()
+			for i := range 2 {
+				req, _ := http.NewRequest(http.MethodGet, u+"/", nil)
+				req.Close = tc.close
+				if tc.header != "" {
+					req.Header.Set("Connection", tc.header)
+				}
+				if _, b, err := roundTripBody(tr, req); err != nil || b != "ok" {
+					t.Fatalf("request %d: %q, %v", i+1, b, err)
+				}
+				want := ""
+				if tc.wantClose {
+					want = "close"
+				}
+				if got := <-seen; got != want {
+					t.Fatalf("request %d: upstream saw Connection %q; want %q", i+1, got, want)
+				}
+			}
+			wantConns := int32(1)
+			if tc.wantClose {
+				wantConns = 2
+			}
+			if n := conns.Load(); n != wantConns {
+				t.Fatalf("%d connections for two requests; want %d", n, wantConns)
+			}
+		})
+	}
+}

@@ -39,6 +39,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/paygate/paygate/internal/httpwire"
 )
 
@@ -516,7 +518,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 		// After a 101 the connection speaks another protocol: it is never
 		// pooled (as net/http, which hands it to the caller; this
 		// transport requests no upgrade and closes it).
-		keep := !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols
+		keep := !resp.Close && !closing(req) && resp.StatusCode != http.StatusSwitchingProtocols
 		b := &body{c: c, rc: resp.Body, ctx: ctx, stop: stop, keep: keep}
 		if resp.Body == http.NoBody {
 			b.eof.Store(true)
@@ -525,6 +527,12 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 		resp.Body = b
 		return resp, nil
 	}
+}
+
+// closing reports whether req asks for its connection to end after the
+// exchange: req.Close, or a Connection header with the "close" token.
+func closing(req *http.Request) bool {
+	return req.Close || len(req.Header["Connection"]) > 0 && httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close")
 }
 
 // afterFunc is context.AfterFunc, except that a context with an AfterFunc
@@ -588,6 +596,11 @@ func (c *conn) writeRequest(req *http.Request, out *outgoing) error {
 			bw.WriteString(v)
 			bw.WriteString("\r\n")
 		}
+	}
+	if closing(req) {
+		// The caller's Connection header is not passed on (hop-by-hop),
+		// but its wish to close is, as net/http does for req.Close.
+		bw.WriteString("Connection: close\r\n")
 	}
 	length := out.length
 	if out.r == nil {
