@@ -139,6 +139,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	key.addr = hostPort(req.URL, key.tls)
+	if err := checkRequestLine(req); err != nil {
+		closeBody(req)
+		return nil, err
+	}
 	if err := checkHeaders(req.Header); err != nil {
 		closeBody(req)
 		return nil, err
@@ -278,6 +282,43 @@ func hostPort(u *url.URL, tls bool) string {
 		return net.JoinHostPort(u.Hostname(), "443")
 	}
 	return net.JoinHostPort(u.Hostname(), "80")
+}
+
+// checkRequestLine refuses what net/http's Transport refuses in the
+// request line and the Host header, all of which writeRequest writes as
+// they are: a method that is not a token, a Host (req.Host, else the URL's)
+// that is not a valid host (httpguts.ValidHostHeader), and control bytes
+// in the request URI's raw parts (Opaque, RawQuery; the path is written
+// escaped). A CR or LF in any of them would end the line and let the
+// caller write headers or a second request of its own.
+func checkRequestLine(req *http.Request) error {
+	for i := 0; i < len(req.Method); i++ {
+		if !httpguts.IsTokenRune(rune(req.Method[i])) {
+			return fmt.Errorf("h1: invalid method %q", req.Method)
+		}
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	if !httpguts.ValidHostHeader(host) {
+		return fmt.Errorf("h1: invalid Host header %q", host)
+	}
+	if hasCTL(req.URL.Opaque) || hasCTL(req.URL.RawQuery) {
+		return errors.New("h1: can't write control character in Request.URL")
+	}
+	return nil
+}
+
+// hasCTL reports whether s has an ASCII control byte (net/http's
+// stringContainsCTLByte).
+func hasCTL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < ' ' || b == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // checkHeaders refuses header names and values that would let a caller
