@@ -27,7 +27,8 @@ const auditUsage = `Usage:
   paygate audit verify [-config FILE] [-head SEQ:HASH] [-text]
       walk the audit chain; name the first changed, missing or moved record
       (exit 1). -head is a head published earlier (log line "audit head",
-      GET /admin/api/audit/head): it catches records cut from the end.
+      metric paygate_audit_head_info{seq,hash}, GET /admin/api/audit/head):
+      it catches records cut from the end.
       -text also checks every kept conversation text against its hash.
   paygate audit export [-config FILE] [-from SEQ] [-text] [-o FILE]
       write the chain as JSON Lines (bodies exactly as hashed; -text adds

@@ -12,7 +12,7 @@
 // the link to the record after it, and Verify names the first record that does
 // not fit. A cut from the end leaves a consistent shorter chain; it is caught
 // against a head published outside the store (the log line, the
-// paygate_audit_head_seq gauge, GET /admin/api/audit/head) with
+// paygate_audit_head_info{seq,hash} gauge, GET /admin/api/audit/head) with
 // VerifyOptions.Head.
 //
 // The conversation text is not in the chain: the record holds its SHA-256 and

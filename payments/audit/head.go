@@ -14,9 +14,10 @@ import (
 // DefaultHeadEvery is how often the head is published (audit.head_every).
 const DefaultHeadEvery = time.Minute
 
-// PublishHead logs the chain head and sets paygate_audit_head_seq at once and
-// then every every (default DefaultHeadEvery) until ctx ends. The log line
-// ("audit head", seq, hash) is the outside record a later
+// PublishHead logs the chain head and sets paygate_audit_head_seq and
+// paygate_audit_head_info{seq,hash} at once and then every every (default
+// DefaultHeadEvery) until ctx ends. The log line ("audit head", seq, hash)
+// and the scraped info metric are outside records a later
 // `paygate audit verify --head SEQ:HASH` checks a cut from the end against.
 func PublishHead(ctx context.Context, st store.Audit, every time.Duration, m *Metrics, log *slog.Logger) {
 	if every <= 0 {
@@ -36,7 +37,7 @@ func PublishHead(ctx context.Context, st store.Audit, every time.Duration, m *Me
 		case err != nil && ctx.Err() == nil:
 			log.WarnContext(ctx, "audit head unavailable", "err", err)
 		case err == nil:
-			m.head.Set(float64(h.Seq))
+			m.setHead(h)
 			log.InfoContext(ctx, "audit head", "seq", h.Seq, "hash", h.Hash, "head", FormatHead(h))
 		}
 		select {

@@ -3,7 +3,9 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,5 +125,59 @@ func TestPublishHead(t *testing.T) {
 	}
 	if n, err := testutil.GatherAndCount(reg, "paygate_audit_head_seq"); err != nil || n != 1 {
 		t.Errorf("registered gauge: %d %v", n, err)
+	}
+}
+
+// TestHeadInfoMetricCarriesHash: SPEC 7 publishes the head, sequence and
+// hash, in a metric. paygate_audit_head_info{seq,hash} 1 is one series, the
+// latest head, set by the publisher and by the worker's appends: a scraped
+// metric catches a last record replaced by a forged one (same sequence,
+// other hash), which the sequence gauge alone cannot.
+func TestHeadInfoMetricCarriesHash(t *testing.T) {
+	e := newEnv(t, "embedded")
+	recs := buildChain(t, e, 2)
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := func() []string {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, mf := range mfs {
+			if mf.GetName() != "paygate_audit_head_info" {
+				continue
+			}
+			for _, mt := range mf.GetMetric() {
+				l := map[string]string{}
+				for _, lp := range mt.GetLabel() {
+					l[lp.GetName()] = lp.GetValue()
+				}
+				out = append(out, fmt.Sprintf("%s:%s=%v", l["seq"], l["hash"], mt.GetGauge().GetValue()))
+			}
+		}
+		return out
+	}
+	if got := info(); len(got) != 0 {
+		t.Errorf("before any publish: %v; want no series", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	PublishHead(ctx, e.store(), time.Hour, m, slog.New(slog.DiscardHandler))
+	if got, want := info(), []string{"2:" + recs[1].Hash + "=1"}; !slices.Equal(got, want) {
+		t.Errorf("after publishing: %v; want %v", got, want)
+	}
+	enqueue(t, e.store(), mustEvent(t, Action{Name: "order.paid", User: "oAlice", OrderNo: "PG9"}, ""))
+	drainAll(t, newTestWorker(t, e.store(), func(o *WorkerOptions) { o.Metrics = m }))
+	h, err := e.store().AuditHead(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := info(), []string{"3:" + h.Hash + "=1"}; h.Seq != 3 || !slices.Equal(got, want) {
+		t.Errorf("after an append: %v; want only %v", got, want)
 	}
 }

@@ -2,14 +2,19 @@ package audit
 
 import (
 	"fmt"
+	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paygate/paygate/store"
 )
 
 // Metrics are the audit's Prometheus metrics, shared by the Worker and the
 // head publisher.
 type Metrics struct {
 	head      prometheus.Gauge
+	headInfo  *headInfo
 	records   *prometheus.CounterVec
 	conflicts prometheus.Counter
 }
@@ -20,6 +25,9 @@ func newMetrics() *Metrics {
 			Name: "paygate_audit_head_seq",
 			Help: "Sequence number of the audit chain's head (published so a cut from the end is caught).",
 		}),
+		headInfo: &headInfo{desc: prometheus.NewDesc("paygate_audit_head_info",
+			"The audit chain's head: always 1, labelled with its sequence number and hash (SEQ:HASH is what `paygate audit verify --head` takes).",
+			[]string{"seq", "hash"}, nil)},
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paygate_audit_records_total",
 			Help: "Audit events processed, by outcome (appended, duplicate: already in the chain, error).",
@@ -37,10 +45,47 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.head, m.records, m.conflicts} {
+	for _, c := range []prometheus.Collector{m.head, m.headInfo, m.records, m.conflicts} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("audit metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// setHead publishes h in both head metrics: the sequence gauge and the info
+// gauge that carries the hash.
+func (m *Metrics) setHead(h store.AuditHead) {
+	m.head.Set(float64(h.Seq))
+	m.headInfo.set(h)
+}
+
+// headInfo is paygate_audit_head_info{seq="N",hash="H"} 1: one series, the
+// last head published. A collector of its own rather than a GaugeVec that is
+// reset and set again, so a scrape never falls between the two and sees no
+// head (or two).
+type headInfo struct {
+	desc *prometheus.Desc
+	mu   sync.Mutex
+	h    store.AuditHead
+	ok   bool // a head was published
+}
+
+func (i *headInfo) set(h store.AuditHead) {
+	i.mu.Lock()
+	i.h, i.ok = h, true
+	i.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (i *headInfo) Describe(ch chan<- *prometheus.Desc) { ch <- i.desc }
+
+// Collect implements prometheus.Collector.
+func (i *headInfo) Collect(ch chan<- prometheus.Metric) {
+	i.mu.Lock()
+	h, ok := i.h, i.ok
+	i.mu.Unlock()
+	if ok {
+		ch <- prometheus.MustNewConstMetric(i.desc, prometheus.GaugeValue, 1, strconv.FormatUint(h.Seq, 10), h.Hash)
+	}
 }

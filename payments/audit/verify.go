@@ -33,8 +33,9 @@ func broken(seq uint64, format string, args ...any) error {
 // VerifyOptions tunes Verify.
 type VerifyOptions struct {
 	// Head, when set, is a head published earlier outside the store (a log
-	// line, the metric, the admin API): the chain must reach it and its
-	// record there must have that hash, which catches a cut from the end.
+	// line, the paygate_audit_head_info metric, the admin API): the chain
+	// must reach it and its record there must have that hash, which catches
+	// a cut from the end.
 	Head *store.AuditHead
 	// Texts also checks every conversation text still kept against the hash
 	// its record holds (one extra read per record). Erased or expired texts

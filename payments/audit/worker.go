@@ -238,7 +238,7 @@ func (w *Worker) apply(ctx context.Context, e store.Event) (uint64, error) {
 		}
 		w.seen.add(rec.Seq, e.ID, r.AppendedAt)
 		w.m.records.WithLabelValues("appended").Inc()
-		w.m.head.Set(float64(rec.Seq))
+		w.m.setHead(store.AuditHead{Seq: rec.Seq, Hash: rec.Hash})
 		if w.afterAppend != nil {
 			if err := w.afterAppend(e, rec.Seq); err != nil {
 				return rec.Seq, err
