@@ -42,6 +42,7 @@ type failure struct {
 	errType    string
 	errCode    string
 	errMsg     string
+	flagged    bool // the error names flagged input (OpenRouter's moderation metadata)
 	err        error
 	canceled   bool // the caller's context ended: not the provider's fault
 }

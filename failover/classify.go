@@ -18,7 +18,7 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 	f := &failure{status: status, httpStatus: status}
 	readErrorFields(f, body)
 	f.retryAfter, f.hasRetry = parseRetryAfter(h, now)
-	f.cause = causeOf(status, f.errType, f.errCode, f.errMsg)
+	f.cause = causeOf(f)
 	return f
 }
 
@@ -26,20 +26,41 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 // may be {"error": {...}}, {"error": "text"} or anything else.
 func readErrorFields(f *failure, body []byte) {
 	s := unsafeString(body)
+	if i := skipSpace(body, 0); i < len(body) && body[i] == '[' {
+		// Gemini wraps its error in an array: [{"error": {...}}].
+		if first := gjson.Get(s, "0"); first.IsObject() {
+			s = first.Raw
+		}
+	}
 	e := gjson.Get(s, "error")
 	switch {
 	case e.IsObject():
-		f.errType = e.Get("type").String()
-		f.errCode = e.Get("code").String()
-		f.errMsg = e.Get("message").String()
+		readErrorValue(f, e)
 	case e.Type == gjson.String:
 		f.errMsg = e.String()
 	default:
 		if m := gjson.Get(s, "message"); m.Type == gjson.String {
 			f.errMsg = m.String()
-		} else if len(body) > 0 && !gjson.Valid(s) {
+		} else if len(body) > 0 && !gjson.Valid(unsafeString(body)) {
 			f.errMsg = strings.TrimSpace(string(cutAtRune(body, maxPlainErrorText)))
 		}
+	}
+}
+
+// readErrorValue fills the error fields from an error object. OpenRouter's
+// moderation refusal (403, "Your chosen model requires moderation and your
+// input was flagged", https://openrouter.ai/docs/api-reference/errors)
+// names the flagged input in error.metadata (reasons, flagged_input).
+func readErrorValue(f *failure, e gjson.Result) {
+	if e.Type == gjson.String {
+		f.errMsg = e.String()
+		return
+	}
+	f.errType = e.Get("type").String()
+	f.errCode = e.Get("code").String()
+	f.errMsg = e.Get("message").String()
+	if md := e.Get("metadata"); md.IsObject() {
+		f.flagged = md.Get("reasons").Exists() || md.Get("flagged_input").Exists()
 	}
 }
 
@@ -78,34 +99,41 @@ func errorObject(data []byte) *failure {
 	}
 	f := &failure{}
 	readErrorFields(f, data)
-	if code := e.Get("code"); code.Type == gjson.Number && code.Int() >= 400 && code.Int() <= 599 {
-		f.status = int(code.Int())
-	} else if st := e.Get("status"); st.Type == gjson.Number && st.Int() >= 400 && st.Int() <= 599 {
-		f.status = int(st.Int())
-	} else {
-		f.status = statusOfCode(f.errCode, f.errType)
-	}
-	f.cause = causeOf(f.status, f.errType, f.errCode, f.errMsg)
+	f.status = objectStatus(e, f)
+	f.cause = causeOf(f)
 	return f
+}
+
+// objectStatus is the HTTP status an error object stands for: its numeric
+// code or status (OpenRouter), else by its code or type (statusOfCode).
+func objectStatus(e gjson.Result, f *failure) int {
+	if code := e.Get("code"); code.Type == gjson.Number && code.Int() >= 400 && code.Int() <= 599 {
+		return int(code.Int())
+	} else if st := e.Get("status"); st.Type == gjson.Number && st.Int() >= 400 && st.Int() <= 599 {
+		return int(st.Int())
+	}
+	return statusOfCode(f.errCode, f.errType)
 }
 
 // statusOfCode maps an error object's code or type to the HTTP status it
 // stands for; unknown: 500.
 func statusOfCode(code, typ string) int {
 	for _, s := range [...]string{code, typ} {
-		s = strings.ToLower(s)
 		switch {
 		case s == "":
 			continue
-		case strings.Contains(s, "insufficient_quota"), strings.Contains(s, "billing"):
+		case isBilling(s):
 			return http.StatusTooManyRequests
+		case isContentFilter(s):
+			return http.StatusBadRequest
+		}
+		s = strings.ToLower(s)
+		switch {
 		case strings.Contains(s, "rate_limit"), strings.Contains(s, "too_many_requests"):
 			return http.StatusTooManyRequests
 		case strings.Contains(s, "overloaded"):
 			return 529
 		case strings.Contains(s, "context_length"):
-			return http.StatusBadRequest
-		case strings.Contains(s, "content_filter"), strings.Contains(s, "content_policy"), strings.Contains(s, "moderation"):
 			return http.StatusBadRequest
 		case strings.Contains(s, "invalid_api_key"), strings.Contains(s, "authentication"), strings.Contains(s, "unauthorized"):
 			return http.StatusUnauthorized
@@ -124,15 +152,23 @@ func statusOfCode(code, typ string) int {
 	return http.StatusInternalServerError
 }
 
-// causeOf names the failure class of a status with its error fields.
-func causeOf(status int, typ, code, msg string) string {
-	lc := strings.ToLower(code + " " + typ)
+// causeOf names the failure class of f's status with its error fields.
+func causeOf(f *failure) string {
+	status := f.status
+	lc := strings.ToLower(f.errCode + " " + f.errType)
 	switch {
-	case status == http.StatusTooManyRequests && (strings.Contains(lc, "insufficient_quota") || strings.Contains(lc, "billing")),
-		status == http.StatusPaymentRequired:
+	case isBilling(f.errCode), isBilling(f.errType), status == http.StatusPaymentRequired:
+		// The provider account's money, whatever the status it comes with:
+		// OpenAI's 429 insufficient_quota, DashScope's 400 Arrearage
+		// (https://www.alibabacloud.com/help/en/model-studio/error-code);
 		// 402 is how OpenRouter ("Insufficient credits") and DeepSeek
 		// ("Insufficient Balance") say the account is out of money.
 		return CauseInsufficientQuota
+	case status >= 400 && status < 500 && (f.flagged || isContentFilter(f.errCode) || isContentFilter(f.errType)):
+		// A content filter refuses this input, whatever the status
+		// (OpenRouter's moderation is a 403): no other provider is asked
+		// and the provider is not at fault (SPEC 5).
+		return CauseClientError
 	case status == http.StatusTooManyRequests, status == http.StatusServiceUnavailable, status == 529:
 		return CauseRateLimited
 	case status == http.StatusRequestTimeout, status >= 500:
@@ -143,17 +179,96 @@ func causeOf(status int, typ, code, msg string) string {
 		return CauseModelNotFound
 	case status == http.StatusRequestEntityTooLarge,
 		strings.Contains(lc, "context_length"),
-		status == http.StatusBadRequest && isContextLength(msg):
+		status == http.StatusBadRequest && isContextLength(f.errMsg):
 		return CauseContextLength
 	default:
 		return CauseClientError
 	}
 }
 
+// isBilling reports an error code or type that says the provider account
+// is out of money: OpenAI's insufficient_quota and billing_* codes,
+// DashScope's Arrearage (overdue payment), insufficient_balance.
+func isBilling(s string) bool {
+	s = strings.ToLower(s)
+	return strings.Contains(s, "insufficient_quota") || strings.Contains(s, "insufficient_balance") ||
+		strings.Contains(s, "arrearage") || strings.Contains(s, "billing")
+}
+
+// isContentFilter reports an error code or type that names a content
+// filter: content_filter, content_policy, moderation, and the words
+// inspection, inappropriate, sensitive or safety, which DashScope's
+// data_inspection_failed / DataInspectionFailed ("Input or output data may
+// contain inappropriate content") and other providers' moderation codes use.
+// Whole words only (split at '_', '-', '.', spaces and lower-to-upper case
+// changes), so that "insensitive" or "unsafety_margin" is no match.
+func isContentFilter(s string) bool {
+	prev := ""
+	found := false
+	eachWord(s, func(w string) bool {
+		switch {
+		case w == "inspection", w == "inappropriate", w == "sensitive", w == "safety",
+			w == "moderation", w == "moderated",
+			(w == "filter" || w == "filtered" || w == "policy") && prev == "content":
+			found = true
+			return false
+		}
+		prev = w
+		return true
+	})
+	return found
+}
+
+// eachWord calls fn with each word of s, lower-cased, until fn returns
+// false. Words end at anything but a letter or digit and where a lower-case
+// letter is followed by an upper-case one (DataInspectionFailed).
+func eachWord(s string, fn func(w string) bool) {
+	var buf [32]byte
+	w := buf[:0]
+	flush := func() bool {
+		if len(w) == 0 {
+			return true
+		}
+		ok := fn(string(w))
+		w = w[:0]
+		return ok
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			if i > 0 && s[i-1] >= 'a' && s[i-1] <= 'z' && !flush() {
+				return
+			}
+			w = append(w, c+'a'-'A')
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			w = append(w, c)
+		default:
+			if !flush() {
+				return
+			}
+		}
+	}
+	flush()
+}
+
+// isContextLength reports a provider's context-length refusal by its
+// message, for providers without a context_length code: OpenAI's "maximum
+// context length", Anthropic's "prompt is too long", DashScope's "Range of
+// input length should be [1, N]"
+// (https://www.alibabacloud.com/help/en/model-studio/error-code), Kimi's
+// "exceeded model token limit", Gemini's "The input token count (N)
+// exceeds the maximum number of tokens allowed (M)".
 func isContextLength(msg string) bool {
 	m := strings.ToLower(msg)
 	return strings.Contains(m, "context length") || strings.Contains(m, "context_length") ||
-		strings.Contains(m, "context window") || strings.Contains(m, "prompt is too long")
+		strings.Contains(m, "context window") || strings.Contains(m, "prompt is too long") ||
+		strings.Contains(m, "range of input length should be") ||
+		strings.Contains(m, "exceeded model token limit") ||
+		strings.Contains(m, "input token count") && strings.Contains(m, "exceeds") ||
+		// Not a max_tokens (output) limit, which a larger context does not fix.
+		strings.Contains(m, "exceeds the maximum number of tokens") &&
+			!strings.Contains(m, "max_tokens") && !strings.Contains(m, "output")
 }
 
 // maxRetryAfter caps a provider's Retry-After. A larger value (or one that

@@ -1,0 +1,216 @@
+package failover
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Provider error bodies as the providers document and send them.
+const (
+	// https://openrouter.ai/docs/api-reference/errors: 403 "Your chosen
+	// model requires moderation and your input was flagged".
+	openRouterFlagged = `{"error":{"code":403,"message":"openai/gpt-4o requires moderation on OpenAI. Your input was flagged for \"harassment\".","metadata":{"reasons":["harassment"],"flagged_input":"you are an id...","provider_name":"OpenAI","model_slug":"openai/gpt-4o"}}}`
+	// https://www.alibabacloud.com/help/en/model-studio/error-code:
+	// DataInspectionFailed, "Input or output data may contain inappropriate
+	// content", as the compatible mode's SSE error event.
+	dashScopeInspection = `{"error":{"message":"Output data may contain inappropriate content.","type":"data_inspection_failed","param":null,"code":"data_inspection_failed"}}`
+	// The same refusal as an HTTP 400 in DashScope's own code style.
+	dashScopeInspection400 = `{"code":"DataInspectionFailed","message":"Input data may contain inappropriate content.","request_id":"1","error":{"code":"DataInspectionFailed","message":"Input data may contain inappropriate content.","type":"DataInspectionFailed"}}`
+	// Arrearage: "Access denied, please make sure your account is in good
+	// standing" (overdue payment), HTTP 400.
+	dashScopeArrearage = `{"error":{"code":"Arrearage","message":"Access denied, please make sure your account is in good standing.","type":"Arrearage"},"id":"chatcmpl-1","request_id":"1"}`
+	// Context length: 400 InvalidParameter "Range of input length should be
+	// [1, N]".
+	dashScopeTooLong = `{"error":{"code":"invalid_parameter_error","param":null,"message":"<400> InternalError.Algo.InvalidParameter: Range of input length should be [1, 129024]","type":"invalid_request_error"},"id":"chatcmpl-1","request_id":"1"}`
+)
+
+// TestContentFilterRefusalIsNotRetried: a content filter's refusal, however
+// the provider says it (OpenRouter's moderation 403, DashScope's
+// data_inspection_failed as an HTTP 400 or as the first SSE event), reaches
+// the client with the provider's reason and status: no retry, no other
+// provider (which would get the flagged input too), and no cool-down — the
+// next clean request goes to the same provider (SPEC 5).
+func TestContentFilterRefusalIsNotRetried(t *testing.T) {
+	tests := []struct {
+		name       string
+		refuse     func(c *fconn)
+		wantStatus int
+		wantMsg    string
+	}{
+		{"openrouter 403 flagged input", statusFn(403, openRouterFlagged), 403, "flagged"},
+		{"openrouter moderation as the first event", firstEvent(openRouterFlagged), 403, "flagged"},
+		{"dashscope data_inspection_failed as the first event", firstEvent(dashScopeInspection), 400, "inappropriate content"},
+		{"dashscope DataInspectionFailed 400", statusFn(400, dashScopeInspection400), 400, "inappropriate content"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){
+				"a": func(c *fconn, n int) {
+					if n == 0 {
+						tc.refuse(c)
+						return
+					}
+					healthy("a")(c, n)
+				},
+			}, []string{"a", "b"}, nil)
+			got := e.open(t.Context(), true)
+			var ue *UpstreamError
+			if !errors.As(got.openErr, &ue) || ue.Status != tc.wantStatus || !strings.Contains(ue.Message, tc.wantMsg) {
+				t.Fatalf("served by %q, err %v; want %d with the provider's reason", got.provider, got.openErr, tc.wantStatus)
+			}
+			if a, b := len(e.fakes["a"].hits()), len(e.fakes["b"].hits()); a != 1 || b != 0 {
+				t.Errorf("a saw %d requests, b %d; want a once, b never", a, b)
+			}
+			if st := statusOf(e.r, "a"); st.CoolingCause != "" {
+				t.Errorf("a cooling for %q; one flagged input must not take the provider out of service", st.CoolingCause)
+			}
+			if got := e.open(t.Context(), true); got.provider != "a" {
+				t.Errorf("the next clean request served by %q (err %v); want a", got.provider, got.openErr)
+			}
+		})
+	}
+}
+
+// TestOtherForbiddenStaysMisconfigured: a 403 that names no flagged input
+// is the provider refusing paygate's key: next target and cool-down.
+func TestOtherForbiddenStaysMisconfigured(t *testing.T) {
+	e := newEnv(t, map[string]func(c *fconn, n int){
+		"a": always(statusFn(403, `{"error":{"code":403,"message":"Forbidden: key disabled"}}`)),
+	}, []string{"a", "b"}, nil)
+	if got := e.open(t.Context(), true); got.provider != "b" {
+		t.Errorf("served by %q (err %v); want b", got.provider, got.openErr)
+	}
+	if st := statusOf(e.r, "a"); st.CoolingCause != CauseMisconfigured {
+		t.Errorf("a cooling cause %q; want %q", st.CoolingCause, CauseMisconfigured)
+	}
+}
+
+// TestBillingFailsOverAndCoolsDown: the provider account out of money
+// (DashScope's 400 Arrearage, an insufficient_balance code as the first
+// event) is billing whatever the status: the next target at once and the
+// provider cooled down (SPEC 5).
+func TestBillingFailsOverAndCoolsDown(t *testing.T) {
+	tests := []struct {
+		name string
+		fail func(c *fconn)
+	}{
+		{"dashscope 400 Arrearage", statusFn(400, dashScopeArrearage)},
+		{"arrearage as the first event", firstEvent(dashScopeArrearage)},
+		{"403 insufficient_balance", statusFn(403, errBody("insufficient_balance", "insufficient_balance", "balance too low"))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": always(tc.fail)}, []string{"a", "b"}, nil)
+			if got := e.open(t.Context(), true); got.provider != "b" {
+				t.Errorf("served by %q (err %v); want b", got.provider, got.openErr)
+			}
+			if n := len(e.fakes["a"].hits()); n != 1 {
+				t.Errorf("a saw %d requests; want 1 (billing is not retried)", n)
+			}
+			if st := statusOf(e.r, "a"); st.CoolingCause != CauseInsufficientQuota {
+				t.Errorf("a cooling cause %q; want %q", st.CoolingCause, CauseInsufficientQuota)
+			}
+		})
+	}
+}
+
+// TestContextLengthRefusalsFailOver: a provider's context-length refusal
+// by message (DashScope, Kimi, Gemini) is never retried on that target;
+// the next (larger-context) target answers.
+func TestContextLengthRefusalsFailOver(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+	}{
+		{"dashscope range of input length", dashScopeTooLong},
+		{"kimi model token limit", `{"error":{"message":"Invalid request: Your request exceeded model token limit: 131072","type":"invalid_request_error"}}`},
+		{"gemini input token count", `[{"error":{"code":400,"message":"The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).","status":"INVALID_ARGUMENT"}}]`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": always(statusFn(400, tc.body))}, []string{"a", "b"}, nil)
+			if got := e.open(t.Context(), true); got.provider != "b" {
+				t.Errorf("served by %q (err %v); want the next target b", got.provider, got.openErr)
+			}
+			if n := len(e.fakes["a"].hits()); n != 1 {
+				t.Errorf("a saw %d requests; want 1", n)
+			}
+		})
+	}
+}
+
+// TestClassifyProviderQuirks: the classifier's table for provider-specific
+// errors, with the look-alikes that must not match.
+func TestClassifyProviderQuirks(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   string
+	}{
+		{"openrouter 403 flagged", 403, openRouterFlagged, CauseClientError},
+		{"403 content_policy_violation", 403, errBody("invalid_request_error", "content_policy_violation", "x"), CauseClientError},
+		{"403 plain", 403, `{"error":{"message":"Forbidden"}}`, CauseMisconfigured},
+		{"403 metadata without a flag", 403, `{"error":{"code":403,"message":"no","metadata":{"provider_name":"x"}}}`, CauseMisconfigured},
+		{"401 bad key", 401, errBody("", "invalid_api_key", "x"), CauseMisconfigured},
+		{"dashscope DataInspectionFailed", 400, dashScopeInspection400, CauseClientError},
+		{"dashscope Arrearage", 400, dashScopeArrearage, CauseInsufficientQuota},
+		{"400 billing_hard_limit_reached", 400, errBody("invalid_request_error", "billing_hard_limit_reached", "x"), CauseInsufficientQuota},
+		{"429 insufficient_quota", 429, errBody("insufficient_quota", "insufficient_quota", "x"), CauseInsufficientQuota},
+		{"429 rate limit", 429, errBody("requests", "rate_limit_exceeded", "x"), CauseRateLimited},
+		{"dashscope context length", 400, dashScopeTooLong, CauseContextLength},
+		{"dashscope max_tokens range", 400, `{"error":{"code":"invalid_parameter_error","message":"<400> InternalError.Algo.InvalidParameter: Range of max_tokens should be [1, 8192]","type":"invalid_request_error"}}`, CauseClientError},
+		{"kimi token limit", 400, `{"error":{"message":"Invalid request: Your request exceeded model token limit: 8192","type":"invalid_request_error"}}`, CauseContextLength},
+		{"gemini input token count", 400, `{"error":{"code":400,"message":"The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).","status":"INVALID_ARGUMENT"}}`, CauseContextLength},
+		{"max_tokens over the output limit", 400, `{"error":{"message":"max_tokens (200000) exceeds the maximum number of tokens allowed for output"}}`, CauseClientError},
+		{"token count of something else", 400, `{"error":{"message":"input token count must be an integer"}}`, CauseClientError},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := classifyHTTP(tc.status, http.Header{}, []byte(tc.body), time.Now())
+			if f.cause != tc.want {
+				t.Errorf("cause %s; want %s", f.cause, tc.want)
+			}
+		})
+	}
+}
+
+// TestStatusOfCode: an error object's code or type as the status it
+// stands for, where the event gives no number.
+func TestStatusOfCode(t *testing.T) {
+	tests := []struct {
+		code, typ string
+		want      int
+	}{
+		{"data_inspection_failed", "data_inspection_failed", 400},
+		{"DataInspectionFailed", "", 400},
+		{"", "inappropriate_content", 400},
+		{"sensitive_words_detected", "", 400},
+		{"SAFETY", "", 400},
+		{"content_filter", "", 400},
+		{"contentFilter", "", 400},
+		{"moderation_blocked", "", 400},
+		{"Arrearage", "Arrearage", 429},
+		{"insufficient_balance", "", 429},
+		{"insufficient_quota", "", 429},
+		{"rate_limit_exceeded", "", 429},
+		{"context_length_exceeded", "", 400},
+		// Look-alikes: no content filter.
+		{"case_insensitive_mismatch", "", 500},
+		{"unsafety_margin", "", 500},
+		{"content_length_mismatch", "", 500},
+		{"filter_error", "", 500},
+		{"policy_error", "", 500},
+		{"server_error", "", 500},
+		{"", "", 500},
+		{"invalid_parameter_error", "invalid_request_error", 400},
+	}
+	for _, tc := range tests {
+		if got := statusOfCode(tc.code, tc.typ); got != tc.want {
+			t.Errorf("statusOfCode(%q, %q) = %d; want %d", tc.code, tc.typ, got, tc.want)
+		}
+	}
+}
