@@ -94,7 +94,9 @@ type conn struct {
 	br     *bufio.Reader
 	idleAt time.Time
 	reused bool
-	abort  func() // abortIO, bound once per connection rather than per request
+	abort  func()                // abortIO, bound once per connection rather than per request
+	peek   func(fd uintptr) bool // alive's peek (peekFn), bound once too
+	peekOK bool                  // what the last peek found
 }
 
 // aLongTimeAgo is a deadline in the past: setting it fails pending and
