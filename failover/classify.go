@@ -87,15 +87,19 @@ func cutAtRune(b []byte, n int) []byte {
 }
 
 // errorObject reports a failure when data (a JSON body or SSE event) carries
-// a top-level error object; the status it stands for comes from its code,
-// else its type, else 500 (SPEC 5).
+// an error object: a top-level one, whose status comes from its code, else
+// its type, else 500 (SPEC 5); or, with none, a choice-level one (see
+// choiceError).
 func errorObject(data []byte) *failure {
+	// `rror"` also ends the value "error" of finish_reason: one scan
+	// rules out both kinds for the common chunk.
 	if !bytes.Contains(data, keyErrorTail) {
 		return nil
 	}
-	e := gjson.Get(unsafeString(data), "error")
+	s := unsafeString(data)
+	e := gjson.Get(s, "error")
 	if !e.Exists() || e.Type == gjson.Null || e.Type == gjson.False {
-		return nil
+		return choiceError(s)
 	}
 	f := &failure{}
 	readErrorFields(f, data)
@@ -113,6 +117,41 @@ func objectStatus(e gjson.Result, f *failure) int {
 		return int(st.Int())
 	}
 	return statusOfCode(f.errCode, f.errType)
+}
+
+// choiceError reports a failure a provider put on a choice instead of the
+// top level: OpenRouter ends a choice whose provider failed with
+// finish_reason "error" (native_finish_reason the provider's own reason),
+// in a stream without any error object, and in a non-stream 200 gives the
+// choice an "error" {code, message}
+// (https://openrouter.ai/docs/api-reference/errors). Either is an error
+// answer, not a finished one: its status is the choice error's code (or
+// what its code or type stand for), else 502.
+func choiceError(s string) *failure {
+	var f *failure
+	gjson.Get(s, "choices").ForEach(func(_, c gjson.Result) bool {
+		if e := c.Get("error"); e.Exists() && e.Type != gjson.Null && e.Type != gjson.False {
+			f = &failure{}
+			readErrorValue(f, e)
+			f.status = http.StatusBadGateway
+			if e.IsObject() && (f.errCode != "" || f.errType != "") {
+				f.status = objectStatus(e, f)
+			}
+		} else if fr := c.Get("finish_reason"); fr.Type == gjson.String && fr.Str == "error" {
+			f = &failure{status: http.StatusBadGateway, errMsg: "the provider ended the answer with finish_reason \"error\""}
+		} else {
+			return true
+		}
+		if f.errMsg == "" {
+			f.errMsg = "the provider reported an error on the choice"
+		}
+		if nfr := c.Get("native_finish_reason"); nfr.Type == gjson.String && nfr.Str != "" && nfr.Str != "error" {
+			f.errMsg += " (native_finish_reason " + nfr.Str + ")"
+		}
+		f.cause = causeOf(f)
+		return false
+	})
+	return f
 }
 
 // statusOfCode maps an error object's code or type to the HTTP status it

@@ -47,11 +47,31 @@ var (
 // round cannot fail over any more. The proxy asks another round for the rest
 // (Request.ExcludeProviders naming Provider, Request.Continuation) or, when
 // that cannot be done, sends the client an error event naming Cause.
+//
+// An error object the provider sent in the stream (Cause CauseStreamError)
+// is classified as one before the first byte would be: Class is its cause
+// and Status, Type, Code and Message its fields. A content filter (Class
+// CauseClientError) is Refused: SPEC 5 retries it nowhere, so no other
+// provider may be asked to finish the answer, and the provider's reason is
+// what the client gets.
 type StreamError struct {
 	Provider string
 	Cause    string
 	Err      error
+
+	// Class is the cause the in-stream error object stands for (a Cause
+	// constant); "" when the stream ended otherwise.
+	Class string
+	// Status, Type, Code and Message are that error object's: the status
+	// its code stands for and the provider's own fields.
+	Status              int
+	Type, Code, Message string
 }
+
+// Refused reports a stream the provider ended by refusing the request
+// itself (a content filter, a bad request): no provider would answer it
+// differently, so it is not recovered elsewhere.
+func (e *StreamError) Refused() bool { return e.Class == CauseClientError }
 
 func (e *StreamError) Error() string {
 	if e.Err == nil {

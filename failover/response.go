@@ -119,7 +119,9 @@ func (a *Response) reportBreaker(err error) {
 // timeout. Comment lines are never returned; a malformed event (not JSON,
 // not [DONE]) is skipped and logged. Next returns io.EOF after [DONE] or when
 // the connection ends after an event with a finish_reason; any other end is a
-// *StreamError. Event.Data is valid until the next call. For a non-stream
+// *StreamError. An error object in the stream, or a choice that finishes
+// with "error" (OpenRouter), ends it as a *StreamError classified as the
+// same error before the first byte would be (StreamError.Class). Event.Data is valid until the next call. For a non-stream
 // Response, Next returns io.EOF.
 func (a *Response) Next() (sse.Event, error) {
 	if a.end != nil {
@@ -167,8 +169,11 @@ func (a *Response) Next() (sse.Event, error) {
 			continue
 		}
 		if f := errorObject(ev.Data); f != nil {
+			// Classified as before the first byte: the caller must not ask
+			// another provider to finish what a content filter stopped.
 			return sse.Event{}, a.finish(&StreamError{Provider: a.Provider, Cause: CauseStreamError,
-				Err: fmt.Errorf("error event (status %d, code %q): %s", f.status, f.errCode, f.errMsg)})
+				Err:   fmt.Errorf("error event (status %d, code %q): %s", f.status, f.errCode, f.errMsg),
+				Class: f.cause, Status: f.status, Type: f.errType, Code: f.errCode, Message: f.errMsg})
 		}
 		if !a.finished && hasFinish(ev.Data) {
 			a.finished = true
@@ -220,7 +225,12 @@ func (a *Response) finish(err error) error {
 	if errors.As(err, &se) {
 		outcome = se.Cause
 		breaker = errNeutral // canceled: not the provider's doing
-		if se.Cause != CauseCanceled {
+		if se.Refused() {
+			// A content filter doing its work: the provider is healthy,
+			// as a refusal before the first byte counts (round.decide).
+			breaker = nil
+			a.r.log.Info("upstream refused the stream", "provider", a.Provider, "model", a.Model, "code", se.Code)
+		} else if se.Cause != CauseCanceled {
 			breaker = errProviderFailure
 			a.r.log.Warn("upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "err", se.Err)
 		}

@@ -248,6 +248,10 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 			s.endStreamWithError(sw, r, err)
 			return
 		}
+		if se.Refused() {
+			s.endRefused(sw, r, first, se)
+			return
+		}
 		if first == nil {
 			first = se
 		}
@@ -462,6 +466,35 @@ func (s *Server) endStreamWithError(sw *sse.Writer, r *http.Request, err error) 
 	}
 	s.log.Warn("stream ended by an upstream failure after the first byte",
 		"request_id", reqInfo(r).id, "err", err)
+	_ = sw.Data(errorJSON(ae))
+}
+
+// recoveryRefused counts a recovery whose new provider refused the answer
+// (a content filter): the answer ends there, with that refusal.
+const recoveryRefused = "refused"
+
+// endRefused ends a stream that a provider's content filter (or another
+// refusal of the request itself, failover.StreamError.Refused) stopped after
+// its first byte: the client gets the provider's own reason as the error
+// event, as it would have before the first byte, and no other provider is
+// asked to finish the answer (SPEC 5: a content filter is retried nowhere).
+// first is the cut a recovery was taking over, if any.
+func (s *Server) endRefused(sw *sse.Writer, r *http.Request, first, se *failover.StreamError) {
+	if first != nil {
+		s.countRecovery(first, recoveryRefused)
+	}
+	ae := &apiError{Type: se.Type, Code: se.Code, Message: se.Message}
+	if ae.Type == "" {
+		ae.Type = "invalid_request_error"
+	}
+	if ae.Code == "" {
+		ae.Code = failover.CauseClientError
+	}
+	if ae.Message == "" {
+		ae.Message = "provider " + se.Provider + " refused to continue the answer"
+	}
+	s.log.Warn("stream ended by the provider's refusal after the first byte",
+		"request_id", reqInfo(r).id, "provider", se.Provider, "code", se.Code)
 	_ = sw.Data(errorJSON(ae))
 }
 

@@ -292,6 +292,12 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 			t.s.endStreamWithError(t.sw, t.r, err)
 			return partial, resp, false
 		}
+		if se.Refused() {
+			// A content filter stopped the answer: no provider is asked to
+			// finish it (SPEC 5), the client gets the provider's reason.
+			t.s.endRefused(t.sw, t.r, first, se)
+			return partial, resp, false
+		}
 		if first == nil {
 			first = se
 		}
