@@ -14,6 +14,13 @@ type Answer struct {
 	// Content is choices[0].message.content, decoded; "" when it is not a
 	// string (null with tool calls).
 	Content string
+	// Reasoning is choices[0].message.reasoning_content (else its
+	// reasoning, as OpenRouter names it), decoded: a thinking model's
+	// reasoning, which a tool round must send back (AssistantToolMessageWith).
+	Reasoning string
+	// ReasoningDetails is the raw JSON array choices[0].message.reasoning_details
+	// (OpenRouter); "" when the message has none.
+	ReasoningDetails string
 	// Usage holds the usage object's token counts when HasUsage.
 	Usage    Usage
 	HasUsage bool
@@ -62,7 +69,7 @@ func ReadAnswer(body []byte) Answer {
 		}
 	})
 	// The strings read so far are views of body, which may change later.
-	cloneStrings(&a.ID, &a.Model, &a.Content)
+	cloneStrings(&a.ID, &a.Model, &a.Content, &a.Reasoning, &a.ReasoningDetails)
 	return a
 }
 
@@ -129,10 +136,10 @@ func readChoices(s string, at int, a *Answer) int {
 	})
 }
 
-// readMessage reads content and tool_calls of the message object at s[at]
-// and returns the index after it, or -1.
+// readMessage reads content, reasoning and tool_calls of the message
+// object at s[at] and returns the index after it, or -1.
 func readMessage(s string, at int, a *Answer) int {
-	var content, calls bool
+	var content, calls, reasoning, details, other bool
 	return walk(s, at, true, func(m member) int {
 		end := skipValue(s, m.at)
 		if end < 0 {
@@ -149,6 +156,23 @@ func readMessage(s string, at int, a *Answer) int {
 				calls = true
 				if s[m.at] == '[' {
 					a.ToolCalls = strings.Clone(s[m.at:end])
+				}
+			}
+		case "reasoning_content":
+			if !reasoning {
+				reasoning = true
+				a.Reasoning = stringValue(s[m.at:end])
+			}
+		case "reasoning":
+			if !reasoning && !other {
+				other = true // used when no reasoning_content comes
+				a.Reasoning = stringValue(s[m.at:end])
+			}
+		case "reasoning_details":
+			if !details {
+				details = true
+				if s[m.at] == '[' {
+					a.ReasoningDetails = s[m.at:end] // cloned with the others
 				}
 			}
 		}

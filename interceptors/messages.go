@@ -10,6 +10,17 @@ import (
 	"github.com/paygate/paygate/internal/jsonstr"
 )
 
+// Reasoning is what a thinking model produced in a tool round besides its
+// text, which some providers want back on the round's assistant message.
+type Reasoning struct {
+	// Content is the round's reasoning text: the reasoning_content (or
+	// reasoning) deltas of a stream, a message's reasoning_content.
+	Content string
+	// Details is a message's reasoning_details array as the provider sent
+	// it (OpenRouter), nil when there is none.
+	Details []byte
+}
+
 // AssistantToolMessage renders the assistant message of a tool round, to be
 // appended to the conversation before the tool results:
 //
@@ -21,12 +32,33 @@ import (
 // the provider sent them, because some providers refuse the next round
 // without them. Empty arguments are sent as "{}": the provider parses them.
 func AssistantToolMessage(content string, calls []ToolCall) []byte {
-	out := make([]byte, 0, 64+len(content)+128*len(calls))
+	return AssistantToolMessageWith(content, Reasoning{}, calls)
+}
+
+// AssistantToolMessageWith is AssistantToolMessage for a round that also
+// produced reasoning: the message carries it as "reasoning_content" when
+// there is any, and the reasoning_details array verbatim when there is one.
+// DeepSeek's thinking mode answers the next request 400 ("The
+// reasoning_content in the thinking mode must be passed back to the API")
+// when the assistant message of a tool-call round lacks its reasoning
+// (https://api-docs.deepseek.com/guides/thinking_mode); OpenRouter asks
+// for reasoning_details back so the model can go on from its reasoning
+// (https://openrouter.ai/docs/use-cases/reasoning-tokens).
+func AssistantToolMessageWith(content string, r Reasoning, calls []ToolCall) []byte {
+	out := make([]byte, 0, 64+len(content)+len(r.Content)+len(r.Details)+128*len(calls))
 	out = append(out, `{"role":"assistant","content":`...)
 	if content == "" {
 		out = append(out, "null"...)
 	} else {
 		out = jsonstr.Append(out, content)
+	}
+	if r.Content != "" {
+		out = append(out, `,"reasoning_content":`...)
+		out = jsonstr.Append(out, r.Content)
+	}
+	if d := trimSpace(r.Details); len(d) > 2 && d[0] == '[' && d[len(d)-1] == ']' && len(trimSpace(d[1:len(d)-1])) > 0 {
+		out = append(out, `,"reasoning_details":`...)
+		out = append(out, d...)
 	}
 	out = append(out, `,"tool_calls":[`...)
 	for i, c := range calls {

@@ -211,7 +211,7 @@ func (t *turn) stream() {
 			}
 			reason := "stop"
 			if len(res.ClientCalls) > 0 {
-				t.keepExchange(res.Content, nil, res.ClientCalls, nil)
+				t.keepExchange(res.Content, roundReasoning(&res), nil, res.ClientCalls, nil)
 				reason = "tool_calls" // also when the round had no finish chunk
 			}
 			t.finishStream(fc, res.Model, reason)
@@ -229,11 +229,11 @@ func (t *turn) stream() {
 			endGap()
 			// A mixed round: the client gets its own calls and the turn ends
 			// here; the payment exchange waits for the bot's next request.
-			t.keepExchange(res.Content, res.PaymentCalls, res.ClientCalls, results)
+			t.keepExchange(res.Content, roundReasoning(&res), res.PaymentCalls, res.ClientCalls, results)
 			t.finishStream(nil, res.Model, "tool_calls")
 			return
 		}
-		msgs := append([][]byte{interceptors.AssistantToolMessage(res.Content, res.PaymentCalls)}, results...)
+		msgs := append([][]byte{interceptors.AssistantToolMessageWith(res.Content, roundReasoning(&res), res.PaymentCalls)}, results...)
 		if err := t.nextBody(msgs); err != nil {
 			endGap()
 			t.s.endStreamWithError(t.sw, t.r, err)
@@ -339,6 +339,13 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 			resume.WithCalls(sentCalls, t.s.tools.IsPayment)
 		}
 	}
+}
+
+// roundReasoning is a streamed round's reasoning, for its assistant tool
+// message: the capture accumulates the reasoning deltas as it does the
+// text. (reasoning_details deltas are not merged: they pass to the client.)
+func roundReasoning(res *interceptors.RoundResult) interceptors.Reasoning {
+	return interceptors.Reasoning{Content: res.Reasoning}
 }
 
 // errClientGone ends a relay whose client stopped reading.
@@ -526,12 +533,14 @@ func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 // payment calls, none in a round of client calls only, and their results),
 // with the client's calls themselves, for RestoreExchanges on the bot's
 // next request. A turn that executed no payment call keeps nothing.
-func (t *turn) keepExchange(content string, payment, client []interceptors.ToolCall, results [][]byte) {
+func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, payment, client []interceptors.ToolCall, results [][]byte) {
 	if t.s.state == nil || len(payment) == 0 && len(t.appended) == 0 {
 		return
 	}
 	all := append(append([]interceptors.ToolCall(nil), payment...), client...)
-	ex := interceptors.Exchange{Assistant: interceptors.AssistantToolMessage(content, all)}
+	// The reasoning goes back with the calls: the provider that wants it
+	// (DeepSeek's thinking mode) refuses the bot's next request without it.
+	ex := interceptors.Exchange{Assistant: interceptors.AssistantToolMessageWith(content, reasoning, all)}
 	for _, c := range client {
 		// The calls as the client got them: the exchange comes back only
 		// into the assistant message that carries exactly these.

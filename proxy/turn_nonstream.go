@@ -31,14 +31,14 @@ func (t *turn) nonStream() {
 		t.endRound(round, resp, ans.id, ans.model, ans.usage, ans.usageJSON)
 		if len(ans.payment) == 0 {
 			if len(ans.client) > 0 {
-				t.keepExchange(ans.content, nil, ans.client, nil)
+				t.keepExchange(ans.content, ans.reasoning, nil, ans.client, nil)
 			}
 			t.writeCompletion(resp.StatusCode, ans.body, first.id, ans.client, false)
 			return
 		}
 		if len(ans.client) > 0 {
 			results := t.execute(ans.payment)
-			t.keepExchange(ans.content, ans.payment, ans.client, results)
+			t.keepExchange(ans.content, ans.reasoning, ans.payment, ans.client, results)
 			t.writeCompletion(resp.StatusCode, ans.body, first.id, ans.client, true)
 			return
 		}
@@ -52,7 +52,7 @@ func (t *turn) nonStream() {
 			t.writeCompletion(resp.StatusCode, b, first.id, nil, false)
 			return
 		}
-		msgs := append([][]byte{interceptors.AssistantToolMessage(ans.content, ans.payment)}, t.execute(ans.payment)...)
+		msgs := append([][]byte{interceptors.AssistantToolMessageWith(ans.content, ans.reasoning, ans.payment)}, t.execute(ans.payment)...)
 		if err := t.nextBody(msgs); err != nil {
 			writeError(t.w, toAPIError(err))
 			return
@@ -65,8 +65,9 @@ type roundAnswer struct {
 	body      []byte
 	id, model string
 	content   string
-	usage     *interceptors.Usage // nil: the answer had no usage object
-	usageJSON []byte              // that object as the provider sent it
+	reasoning interceptors.Reasoning // goes back on the assistant message of a tool round
+	usage     *interceptors.Usage    // nil: the answer had no usage object
+	usageJSON []byte                 // that object as the provider sent it
 	payment   []interceptors.ToolCall
 	client    []interceptors.ToolCall
 }
@@ -77,7 +78,11 @@ type roundAnswer struct {
 // may be patched later.
 func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 	ra := interceptors.ReadAnswer(body)
-	a := &roundAnswer{body: body, id: ra.ID, model: ra.Model, content: ra.Content}
+	a := &roundAnswer{body: body, id: ra.ID, model: ra.Model, content: ra.Content,
+		reasoning: interceptors.Reasoning{Content: ra.Reasoning}}
+	if ra.ReasoningDetails != "" {
+		a.reasoning.Details = []byte(ra.ReasoningDetails)
+	}
 	if ra.HasUsage {
 		u := ra.Usage
 		a.usage = &u

@@ -1,0 +1,96 @@
+package interceptors
+
+import (
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// TestAssistantToolMessageWithReasoning: a tool round's reasoning goes back
+// on its assistant message as reasoning_content (DeepSeek's thinking mode
+// requires it, https://api-docs.deepseek.com/guides/thinking_mode), and a
+// reasoning_details array verbatim; neither key is sent when the round had
+// none.
+func TestAssistantToolMessageWithReasoning(t *testing.T) {
+	calls := []ToolCall{{ID: "call_00_abc", Name: "query_order", Arguments: `{"order_no":"X1"}`}}
+	tests := []struct {
+		name   string
+		r      Reasoning
+		checks map[string]string // gjson path → raw value; "" for absent
+	}{
+		{"reasoning_content", Reasoning{Content: "I should query X1."}, map[string]string{
+			"reasoning_content": `"I should query X1."`,
+			"reasoning_details": "",
+		}},
+		{"escaped reasoning", Reasoning{Content: "say \"hi\"\n中文"}, map[string]string{
+			"reasoning_content": `"say \"hi\"\n中文"`,
+		}},
+		{"no reasoning: no keys", Reasoning{}, map[string]string{
+			"reasoning_content": "",
+			"reasoning_details": "",
+		}},
+		{"reasoning_details verbatim", Reasoning{Content: "x", Details: []byte(` [{"type":"reasoning.encrypted","data":"abc==","id":"r1","format":"openai-responses-v1","index":0}] `)}, map[string]string{
+			"reasoning_content": `"x"`,
+			"reasoning_details": `[{"type":"reasoning.encrypted","data":"abc==","id":"r1","format":"openai-responses-v1","index":0}]`,
+		}},
+		{"empty reasoning_details: no key", Reasoning{Details: []byte(`[ ]`)}, map[string]string{
+			"reasoning_details": "",
+		}},
+		{"reasoning_details not an array: no key", Reasoning{Details: []byte(`{"a":1}`)}, map[string]string{
+			"reasoning_details": "",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := AssistantToolMessageWith("", tc.r, calls)
+			if !gjson.ValidBytes(m) {
+				t.Fatalf("not JSON: %s", m)
+			}
+			for path, want := range tc.checks {
+				if got := gjson.GetBytes(m, path).Raw; got != want {
+					t.Errorf("%s = %s; want %q in %s", path, got, want, m)
+				}
+			}
+			if got := gjson.GetBytes(m, "tool_calls.0.function.arguments").Str; got != calls[0].Arguments {
+				t.Errorf("arguments %q", got)
+			}
+			if string(AssistantToolMessage("", calls)) != string(AssistantToolMessageWith("", Reasoning{}, calls)) {
+				t.Errorf("AssistantToolMessage differs from AssistantToolMessageWith without reasoning")
+			}
+		})
+	}
+}
+
+// TestReadAnswerReasoning: a non-stream answer's reasoning is read from
+// its first choice's message: reasoning_content, else reasoning
+// (OpenRouter), and reasoning_details as the raw array.
+func TestReadAnswerReasoning(t *testing.T) {
+	tests := []struct {
+		name, body       string
+		reasoning, recap string
+	}{
+		{"deepseek reasoning_content",
+			`{"id":"c1","choices":[{"index":0,"message":{"role":"assistant","content":"","reasoning_content":"I should \"query\" it.","tool_calls":[]}}]}`,
+			`I should "query" it.`, ""},
+		{"openrouter reasoning and details",
+			`{"id":"c1","choices":[{"index":0,"message":{"role":"assistant","content":null,"reasoning":"hm","reasoning_details":[{"type":"reasoning.text","text":"hm","index":0}],"tool_calls":[]}}]}`,
+			"hm", `[{"type":"reasoning.text","text":"hm","index":0}]`},
+		{"reasoning_content wins over reasoning, whichever comes first",
+			`{"choices":[{"message":{"reasoning":"b","reasoning_content":"a"}}]}`, "a", ""},
+		{"reasoning_content first, then reasoning",
+			`{"choices":[{"message":{"reasoning_content":"a","reasoning":"b"}}]}`, "a", ""},
+		{"null reasoning_content",
+			`{"choices":[{"message":{"reasoning_content":null,"content":"x"}}]}`, "", ""},
+		{"none", `{"choices":[{"message":{"content":"x"}}]}`, "", ""},
+		{"second choice's reasoning is not the first's",
+			`{"choices":[{"message":{"content":"x"}},{"message":{"reasoning_content":"other"}}]}`, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := ReadAnswer([]byte(tc.body))
+			if a.Reasoning != tc.reasoning || a.ReasoningDetails != tc.recap {
+				t.Errorf("got reasoning %q details %q; want %q %q", a.Reasoning, a.ReasoningDetails, tc.reasoning, tc.recap)
+			}
+		})
+	}
+}

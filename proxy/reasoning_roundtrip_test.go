@@ -1,0 +1,217 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/proxy/h1/h1test"
+	"github.com/paygate/paygate/store"
+)
+
+// thinkingReasoning is what the DeepSeek fake reasons before its tool calls.
+const thinkingReasoning = "The user asks about X1; I should query it."
+
+// deepSeekThinking is DeepSeek's chat endpoint in thinking mode: a round
+// that calls a tool streams (or returns) reasoning_content first, and every
+// later request must carry that reasoning_content on the assistant message
+// with the tool_calls, or the API answers 400
+// (https://api-docs.deepseek.com/guides/thinking_mode: "for turns that do
+// perform tool calls, the reasoning_content must be fully passed back to
+// the API in all subsequent requests"). mixed adds a call of the client's
+// own (get_weather) to the tool round.
+func deepSeekThinking(mixed bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		body := string(b)
+		stream := strings.Contains(body, `"stream":true`)
+		if strings.Contains(body, `"role":"tool"`) {
+			ok := true
+			gjson.Get(body, "messages").ForEach(func(_, m gjson.Result) bool {
+				if m.Get("role").Str == "assistant" && m.Get("tool_calls").Exists() {
+					ok = ok && m.Get("reasoning_content").Str == thinkingReasoning
+				}
+				return true
+			})
+			if !ok {
+				jsonHandler(400, `{"error":{"message":"The reasoning_content in the thinking mode must be passed back to the API.","type":"invalid_request_error","param":null,"code":"invalid_request_error"}}`)(w, r)
+				return
+			}
+			if !stream {
+				jsonHandler(200, `{"id":"c2","object":"chat.completion","created":1,"model":"deepseek-v4-flash","choices":[{"index":0,"message":{"role":"assistant","reasoning_content":"ok","content":"It is paid."},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":5,"total_tokens":25}}`)(w, r)
+				return
+			}
+			const c = `data: {"id":"c2","object":"chat.completion.chunk","created":1,"model":"deepseek-v4-flash","choices":`
+			sseHandler(
+				c+`[{"index":0,"delta":{"role":"assistant","content":null,"reasoning_content":"ok"},"finish_reason":null}]}`+"\n\n",
+				c+`[{"index":0,"delta":{"content":"It is paid."},"finish_reason":null}]}`+"\n\n",
+				c+`[{"index":0,"delta":{"content":""},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":5,"total_tokens":25}}`+"\n\n",
+				"data: [DONE]\n\n")(w, r)
+			return
+		}
+		weather := ""
+		if mixed {
+			weather = `,{"index":1,"id":"call_01_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}`
+		}
+		if !stream {
+			jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"deepseek-v4-flash","choices":[{"index":0,"message":{"role":"assistant","content":"","reasoning_content":"`+thinkingReasoning+`","tool_calls":[{"index":0,"id":"call_00_abc","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}`+weather+`]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`)(w, r)
+			return
+		}
+		const c = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"deepseek-v4-flash","choices":`
+		events := []string{
+			c + `[{"index":0,"delta":{"role":"assistant","content":null,"reasoning_content":""},"finish_reason":null}]}` + "\n\n",
+			c + `[{"index":0,"delta":{"content":null,"reasoning_content":"The user asks about X1; "},"finish_reason":null}]}` + "\n\n",
+			c + `[{"index":0,"delta":{"content":null,"reasoning_content":"I should query it."},"finish_reason":null}]}` + "\n\n",
+			c + `[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_00_abc","type":"function","function":{"name":"query_order","arguments":""}}]},"finish_reason":null}]}` + "\n\n",
+			c + `[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":null}]}` + "\n\n",
+		}
+		if mixed {
+			events = append(events, c+`[{"index":0,"delta":{"tool_calls":[`+weather[1:]+`]},"finish_reason":null}]}`+"\n\n")
+		}
+		events = append(events,
+			c+`[{"index":0,"delta":{"content":""},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`+"\n\n",
+			"data: [DONE]\n\n")
+		sseHandler(events...)(w, r)
+	}
+}
+
+// memState keeps exchanges in memory; the user has no orders.
+type memState struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func (s *memState) LoadUserState(_ context.Context, client, user string) (*store.UserState, error) {
+	return &store.UserState{Client: client, User: user}, nil
+}
+
+func (s *memState) PutExchange(_ context.Context, key string, data []byte, _ time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string][]byte{}
+	}
+	s.m[key] = append([]byte(nil), data...)
+	return nil
+}
+
+func (s *memState) GetExchange(_ context.Context, key string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.m[key]; ok {
+		return b, nil
+	}
+	return nil, store.ErrNotFound
+}
+
+func (s *memState) IncrCounter(context.Context, string, time.Duration) (int64, error) { return 1, nil }
+
+// statefulProxy serves a proxy for the provider at base with the payment
+// tools of queryTools and exchanges kept in memory.
+func statefulProxy(t *testing.T, base string) string {
+	t.Helper()
+	cfg := testConfig(t, base, nil)
+	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
+	reg := prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
+		HashKey: []byte(cfg.Privacy.HashKey), Tools: queryTools{}, State: &memState{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h1test.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// assistantToolMessage is the last assistant message with tool_calls an
+// upstream request carried.
+func assistantToolMessage(body []byte) string {
+	asst := ""
+	gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
+		if m.Get("role").Str == "assistant" && m.Get("tool_calls").Exists() {
+			asst = m.Raw
+		}
+		return true
+	})
+	return asst
+}
+
+// TestThinkingReasoningGoesBackWithToolCalls: the reasoning of a tool round
+// travels back on the assistant tool_calls message paygate sends in the
+// next round (DeepSeek's thinking mode refuses the request without it),
+// stream and non-stream; and in the exchange kept for a mixed round, so the
+// bot's next request, restored, carries it too (SPEC 3.7).
+func TestThinkingReasoningGoesBackWithToolCalls(t *testing.T) {
+	const openID = "o-user-1"
+	for _, tc := range []struct {
+		name   string
+		stream bool
+	}{{"stream", true}, {"non-stream", false}} {
+		streamField := ""
+		if tc.stream {
+			streamField = `"stream":true,`
+		}
+		t.Run(tc.name+"/payment round", func(t *testing.T) {
+			fp := newFakeProvider(t, deepSeekThinking(false))
+			url := statefulProxy(t, fp.URL)
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test",`+streamField+`"messages":[{"role":"user","content":"is X1 paid?"}]}`,
+				map[string]string{"X-WeChat-OpenID": openID})
+			body := readAll(t, resp.Body)
+			reqs := fp.requests()
+			if len(reqs) != 2 {
+				t.Fatalf("%d upstream rounds; want 2 (client got %d %s)", len(reqs), resp.StatusCode, body)
+			}
+			asst := assistantToolMessage(reqs[1].Body)
+			if got := gjson.Get(asst, "reasoning_content").Str; got != thinkingReasoning {
+				t.Errorf("round 2's assistant tool message %s; want reasoning_content %q", asst, thinkingReasoning)
+			}
+			if !strings.Contains(body, "It is paid.") {
+				t.Errorf("client got %d %s", resp.StatusCode, body)
+			}
+		})
+		t.Run(tc.name+"/mixed round, exchange restored", func(t *testing.T) {
+			fp := newFakeProvider(t, deepSeekThinking(true))
+			url := statefulProxy(t, fp.URL)
+			const tools = `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],`
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test",`+streamField+tools+`"messages":[{"role":"user","content":"is X1 paid? and the weather?"}]}`,
+				map[string]string{"X-WeChat-OpenID": openID})
+			body := readAll(t, resp.Body)
+			if !strings.Contains(body, "call_01_w") || !strings.Contains(body, `"finish_reason":"tool_calls"`) {
+				t.Fatalf("the client did not get its own call: %d %s", resp.StatusCode, body)
+			}
+			// The bot runs get_weather and comes back with its result.
+			next := `{"model":"gpt-test",` + streamField + tools + `"messages":[{"role":"user","content":"is X1 paid? and the weather?"},` +
+				`{"role":"assistant","content":null,"tool_calls":[{"id":"call_01_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]},` +
+				`{"role":"tool","tool_call_id":"call_01_w","content":"sunny"}]}`
+			resp = post(t, url, "/v1/chat/completions", next, map[string]string{"X-WeChat-OpenID": openID})
+			body = readAll(t, resp.Body)
+			reqs := fp.requests()
+			if len(reqs) != 2 {
+				t.Fatalf("%d upstream requests; want 2 (client got %d %s)", len(reqs), resp.StatusCode, body)
+			}
+			asst := assistantToolMessage(reqs[1].Body)
+			if gjson.Get(asst, "tool_calls.#").Int() != 2 || gjson.Get(asst, "reasoning_content").Str != thinkingReasoning {
+				t.Errorf("the restored assistant message %s; want both calls and reasoning_content %q", asst, thinkingReasoning)
+			}
+			if !strings.Contains(body, "It is paid.") {
+				t.Errorf("client got %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+}
