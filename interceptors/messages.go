@@ -141,12 +141,15 @@ func (u *Usage) AppendJSON(out []byte) []byte {
 // usage objects the providers sent (RoundResult.UsageJSON, one per round
 // that reported usage) and sum their counts summed. One object is appended
 // byte for byte, so the bot gets exactly what the provider reported. Over
-// several, the three counts are sum's and each "*_tokens_details" object
-// (cached prompt tokens, reasoning tokens, …) is summed member by member:
-// numeric members add up, any other keeps the last round's value; keys come
+// several, the three counts are sum's; every other top-level member any
+// round sent is summed when numeric (DeepSeek's prompt_cache_hit_tokens and
+// prompt_cache_miss_tokens, https://api-docs.deepseek.com/api/create-chat-completion;
+// OpenRouter's cost, https://openrouter.ai/docs/use-cases/usage-accounting)
+// and keeps the last round's value when not; each "*_details" object
+// (cached prompt tokens, reasoning tokens, OpenRouter's cost_details, …) is
+// summed member by member the same way. A key takes its first round's place
 // in the order the rounds first named them, and no key is added that no
-// round sent. Other members (a provider's cost, say) are left out: their
-// sum is not known to be meaningful. Without objs, the counts alone.
+// round sent. Without objs, the counts alone.
 func AppendUsage(out []byte, sum *Usage, objs [][]byte) []byte {
 	if len(objs) == 1 && len(objs[0]) > 0 {
 		return append(out, objs[0]...)
@@ -155,65 +158,80 @@ func AppendUsage(out []byte, sum *Usage, objs [][]byte) []byte {
 	if len(objs) == 0 {
 		return b
 	}
-	var groups []detailGroup
+	var top []usageMember
 	for _, o := range objs {
 		gjson.ParseBytes(o).ForEach(func(k, v gjson.Result) bool {
-			if !v.IsObject() || !strings.HasSuffix(k.Str, "_tokens_details") {
+			switch k.Str {
+			case "prompt_tokens", "completion_tokens", "total_tokens":
+				return true // sum's
+			}
+			i := slices.IndexFunc(top, func(m usageMember) bool { return m.key == k.Str })
+			if i < 0 {
+				top = append(top, usageMember{detailMember: detailMember{key: k.Str}})
+				i = len(top) - 1
+			}
+			m := &top[i]
+			if !v.IsObject() || !strings.HasSuffix(k.Str, "_details") {
+				m.add(v)
 				return true
 			}
-			gi := slices.IndexFunc(groups, func(g detailGroup) bool { return g.key == k.Str })
-			if gi < 0 {
-				groups = append(groups, detailGroup{key: k.Str})
-				gi = len(groups) - 1
-			}
-			g := &groups[gi]
+			m.object = true
 			v.ForEach(func(mk, mv gjson.Result) bool {
-				i := slices.IndexFunc(g.members, func(m detailMember) bool { return m.key == mk.Str })
-				if i < 0 {
-					g.members = append(g.members, detailMember{key: mk.Str})
-					i = len(g.members) - 1
+				j := slices.IndexFunc(m.members, func(d detailMember) bool { return d.key == mk.Str })
+				if j < 0 {
+					m.members = append(m.members, detailMember{key: mk.Str})
+					j = len(m.members) - 1
 				}
-				g.members[i].add(mv)
+				m.members[j].add(mv)
 				return true
 			})
 			return true
 		})
 	}
-	if len(groups) == 0 {
+	if len(top) == 0 {
 		return b
 	}
 	b = b[:len(b)-1] // reopen the object
-	for _, g := range groups {
+	for _, m := range top {
 		b = append(b, ',')
-		b = jsonstr.Append(b, g.key)
-		b = append(b, ":{"...)
-		for i, m := range g.members {
+		b = jsonstr.Append(b, m.key)
+		b = append(b, ':')
+		if !m.object {
+			b = m.appendValue(b)
+			continue
+		}
+		b = append(b, '{')
+		for i, d := range m.members {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = jsonstr.Append(b, m.key)
+			b = jsonstr.Append(b, d.key)
 			b = append(b, ':')
-			b = m.appendValue(b)
+			b = d.appendValue(b)
 		}
 		b = append(b, '}')
 	}
 	return append(b, '}')
 }
 
-// detailGroup is one "*_tokens_details" object being summed over rounds.
-type detailGroup struct {
-	key     string
+// usageMember is one top-level member of the usage objects being summed:
+// a value (detailMember), or a "*_details" object summed member by member
+// once any round sent it as an object (a round's null then adds nothing).
+type usageMember struct {
+	detailMember
+	object  bool
 	members []detailMember
 }
 
-// detailMember is one member of a details object: the sum of its numeric
-// values, or the last non-numeric one when no round gave a number.
+// detailMember is one member being summed over rounds: the sum of its
+// numeric values, or the last non-numeric one when no round gave a number.
 type detailMember struct {
 	key      string
 	n        int64
 	f        float64
 	numeric  bool
 	fraction bool   // a value was not an integer: the sum is n+f
+	prec     int    // the most digits after the point a value needs
 	other    []byte // the last non-numeric value
 }
 
@@ -225,20 +243,49 @@ func (m *detailMember) add(v gjson.Result) {
 		return
 	}
 	m.numeric, m.other = true, nil
-	if strings.ContainsAny(v.Raw, ".eE") {
-		m.fraction = true
-		m.f += v.Float()
+	if !strings.ContainsAny(v.Raw, ".eE") {
+		m.n += v.Int()
 		return
 	}
-	m.n += v.Int()
+	m.fraction = true
+	m.f += v.Float()
+	if p := decimals(v.Raw); p > m.prec {
+		m.prec = p
+	}
 }
 
+// decimals is how many digits after the point a JSON number needs: 0.00014
+// five, 1.5e-5 six, 1.5e3 none. Over 17 (or unreadable) stands for "print
+// as %g".
+func decimals(num string) int {
+	mant, exp := num, 0
+	if i := strings.IndexAny(num, "eE"); i >= 0 {
+		mant = num[:i]
+		e, err := strconv.Atoi(num[i+1:])
+		if err != nil || e < -17 || e > 400 {
+			return 18
+		}
+		exp = e
+	}
+	p := 0
+	if i := strings.IndexByte(mant, '.'); i >= 0 {
+		p = len(mant) - i - 1
+	}
+	return max(p-exp, 0)
+}
+
+// appendValue appends the sum, or the kept non-numeric value. A sum of
+// fractions is printed with as many decimals as its most precise value
+// needs, so 0.00014 + 0.00021 is 0.00035, not float64's
+// 0.00035000000000000005.
 func (m *detailMember) appendValue(b []byte) []byte {
 	switch {
 	case !m.numeric:
 		return append(b, m.other...)
-	case m.fraction:
+	case m.fraction && m.prec > 17:
 		return strconv.AppendFloat(b, float64(m.n)+m.f, 'g', -1, 64)
+	case m.fraction:
+		return strconv.AppendFloat(b, float64(m.n)+m.f, 'f', m.prec, 64)
 	}
 	return strconv.AppendInt(b, m.n, 10)
 }

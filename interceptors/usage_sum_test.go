@@ -6,8 +6,8 @@ import (
 )
 
 // TestAppendUsage: one round's usage object goes to the bot byte for byte;
-// several are summed, token details member by member, without a key no round
-// sent.
+// several are summed, top-level numbers and token details member by member,
+// without a key no round sent.
 func TestAppendUsage(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -20,9 +20,9 @@ func TestAppendUsage(t *testing.T) {
 			`{ "prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "cost": 0.0001, "prompt_tokens_details": {"cached_tokens": 4} }`},
 		{"no object: the counts", Usage{10, 5, 15}, nil,
 			`{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}`},
-		{"two rounds without details", Usage{30, 7, 37},
+		{"two rounds without details: a number one round sent is kept", Usage{30, 7, 37},
 			[]string{`{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}`, `{"prompt_tokens":20,"completion_tokens":2,"total_tokens":22,"cost":0.5}`},
-			`{"prompt_tokens":30,"completion_tokens":7,"total_tokens":37}`},
+			`{"prompt_tokens":30,"completion_tokens":7,"total_tokens":37,"cost":0.5}`},
 		{"details summed per key", Usage{30, 7, 37},
 			[]string{
 				`{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":4,"audio_tokens":null},"completion_tokens_details":null}`,
