@@ -81,7 +81,7 @@ func TestPurchaseIsAudited(t *testing.T) {
 		if r.Provider != "fake" || r.Model != "openai/gpt-4o-2024" || r.TextSHA256 == "" || r.TextBytes == 0 {
 			t.Errorf("record %d: provider %q model %q text %q (%d bytes); want the turn attached", i+1, r.Provider, r.Model, r.TextSHA256, r.TextBytes)
 		}
-		if r.Params["temperature"] != 0.3 {
+		if r.Params["temperature"] != json.Number("0.3") {
 			t.Errorf("record %d: params %v; want the turn's temperature 0.3", i+1, r.Params)
 		}
 		text, err := a.store.GetAuditText(ctx, r.Seq)

@@ -7,15 +7,17 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/big"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // Canonical returns the canonical JSON encoding of v: object keys sorted
 // bytewise, no whitespace between tokens, strings without HTML escaping,
-// numbers that are whole and fit in 64 bits written as integers and other
-// numbers in the shortest form that round-trips a float64 (the style of
-// RFC 8785). Two encodings of the same value are byte-identical, so an
+// numbers that are whole and fit in 64 bits written as integers, numbers
+// written as integers of any size kept exactly, and other numbers in the
+// shortest form that round-trips a float64 (the style of RFC 8785). Two encodings of the same value are byte-identical, so an
 // auditor re-encoding a record gets the bytes that were hashed.
 func Canonical(v any) ([]byte, error) {
 	raw, err := json.Marshal(v)
@@ -96,6 +98,15 @@ func canonicalNumber(n json.Number) (string, error) {
 	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
 		return strconv.FormatInt(i, 10), nil
 	}
+	if plainInteger(string(n)) {
+		// Written as an integer but beyond 64 bits: kept exactly (a float64
+		// would change it). Every earlier canonical form is unchanged by
+		// this: a whole float64 was written in plain digits only below 1e21,
+		// and those digits are this integer.
+		if i, ok := new(big.Int).SetString(string(n), 10); ok {
+			return i.String(), nil
+		}
+	}
 	f, err := strconv.ParseFloat(string(n), 64)
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 		return "", fmt.Errorf("canonical json: number %q out of range", string(n))
@@ -110,6 +121,12 @@ func canonicalNumber(n json.Number) (string, error) {
 		return "", fmt.Errorf("canonical json: %w", err)
 	}
 	return string(out), nil
+}
+
+// plainInteger reports whether s is an optional minus and digits only.
+func plainInteger(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 func writeString(b *bytes.Buffer, s string) {

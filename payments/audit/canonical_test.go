@@ -11,6 +11,8 @@ func TestCanonicalizeJSON(t *testing.T) {
 		{name: "keys sorted, whitespace dropped", in: `{ "b": 1, "a": [ true, null, "x" ] }`, want: `{"a":[true,null,"x"],"b":1}`},
 		{name: "nested objects sorted", in: `{"z":{"y":1,"x":2},"a":{}}`, want: `{"a":{},"z":{"x":2,"y":1}}`},
 		{name: "whole numbers as integers", in: `[1.0, 1e2, -0.0, 9007199254740993]`, want: `[1,100,0,9007199254740993]`},
+		{name: "integers beyond 64 bits kept exactly", in: `[18446744073709551617, -18446744073709551617, 12345678901234567000, 1e19]`,
+			want: `[18446744073709551617,-18446744073709551617,12345678901234567000,10000000000000000000]`},
 		{name: "fractions shortest round trip", in: `[0.1, 0.70, 1.5e-7, 1e21, 3.14159]`, want: `[0.1,0.7,1.5e-7,1e+21,3.14159]`},
 		{name: "no HTML escaping", in: `{"s":"<a href='x'>&</a>"}`, want: `{"s":"<a href='x'>&</a>"}`},
 		{name: "unicode kept, controls escaped", in: `{"s":"支付成功\u0001\n"}`, want: `{"s":"支付成功\u0001\n"}`},

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -291,6 +292,48 @@ func TestVerifyFindsChangedText(t *testing.T) {
 			}
 			_, err := Verify(context.Background(), e.store(), VerifyOptions{Texts: true})
 			wantBroken(t, err, 2, "text does not match")
+		})
+	}
+}
+
+// sealedBeforeExactParams are two records as an earlier version sealed them
+// (sampling parameters through float64: the seed 9007199254740993 the bot
+// sent is the 9007199254740992 in the body). They were hashed then.
+var sealedBeforeExactParams = []string{
+	`{"seq":1,"prev_hash":"","hash":"1d3b5c5a80ee6fa058e62eed6e8d7e73a3d527664ff822a6b3da9dfb3691ae08","body":"eyJhY3Rpb24iOiJvcmRlci5jcmVhdGVkIiwiYW1vdW50X2ZlbiI6NDk5OSwiYXBwZW5kZWRfYXQiOiIyMDI2LTEyLTAxVDExOjE2OjAzLjM1NzA4MzA0M1oiLCJjbGllbnQiOiJzaG9wLWJvdCIsImV2ZW50X2lkIjoiZXZ0XzcyMzhmYzk4YjVmODMwYzFlN2Y2NWRmYyIsIm1vZGVsIjoib3BlbmFpL2dwdC00byIsIm9yZGVyX25vIjoiUEcxIiwicGFyYW1zIjp7ImxvZ2l0X2JpYXMiOnsiNTAyNTYiOi0xMDB9LCJtYXhfdG9rZW5zIjoxMDAwLCJzZWVkIjo5MDA3MTk5MjU0NzQwOTkyLCJzdG9wIjpbIlxuIl0sInRlbXBlcmF0dXJlIjowLjd9LCJwcmV2X2hhc2giOiIiLCJwcm92aWRlciI6Im9wZW5yb3V0ZXIiLCJzZXEiOjEsInRleHRfYnl0ZXMiOjMzLCJ0ZXh0X3NoYTI1NiI6IjgxNDhjZWViM2U0ODkxZDIzMjc0ZWYyYThmNWFhMjlmOWJmNTQ3YTM0NmIzM2NkZjllZjE3ZDRiYzEzYmUxODQiLCJ0aW1lIjoiMjAyNi0wMy0wMVQxMDowMTowMFoiLCJ1c2VyIjoib0FsaWNlIiwidiI6MX0=","user":"oAlice"}`,
+	`{"seq":2,"prev_hash":"1d3b5c5a80ee6fa058e62eed6e8d7e73a3d527664ff822a6b3da9dfb3691ae08","hash":"a197c546f0f796c1052dda711ea886eda7fcd2bfc18f0509dc57efa63ba114b3","body":"eyJhY3Rpb24iOiJvcmRlci5jcmVhdGVkIiwiYW1vdW50X2ZlbiI6NDk5OSwiYXBwZW5kZWRfYXQiOiIyMDI2LTEyLTAxVDExOjE2OjAzLjM4MDg2NDU3NFoiLCJjbGllbnQiOiJzaG9wLWJvdCIsImV2ZW50X2lkIjoiZXZ0XzUzMjU4OTBhOWVlNzc1MGRlNmFhNTY2ZCIsIm1vZGVsIjoib3BlbmFpL2dwdC00byIsIm9yZGVyX25vIjoiUEcyIiwicGFyYW1zIjp7ImxvZ2l0X2JpYXMiOnsiNTAyNTYiOi0xMDB9LCJtYXhfdG9rZW5zIjoxMDAwLCJzZWVkIjo5MDA3MTk5MjU0NzQwOTkyLCJzdG9wIjpbIlxuIl0sInRlbXBlcmF0dXJlIjowLjd9LCJwcmV2X2hhc2giOiIxZDNiNWM1YTgwZWU2ZmEwNThlNjJlZWQ2ZThkN2U3M2EzZDUyNzY2NGZmODIyYTZiM2RhOWRmYjM2OTFhZTA4IiwicHJvdmlkZXIiOiJvcGVucm91dGVyIiwic2VxIjoyLCJ0ZXh0X2J5dGVzIjozMywidGV4dF9zaGEyNTYiOiI4MTQ4Y2VlYjNlNDg5MWQyMzI3NGVmMmE4ZjVhYTI5ZjliZjU0N2EzNDZiMzNjZGY5ZWYxN2Q0YmMxM2JlMTg0IiwidGltZSI6IjIwMjYtMDMtMDFUMTA6MDI6MDBaIiwidXNlciI6Im9BbGljZSIsInYiOjF9","user":"oAlice"}`,
+}
+
+// TestRecordsSealedBeforeExactParamsStillVerify: keeping the sampling
+// parameters exact changes what new records hold, not the canonical form of
+// what was sealed: records written before verify unchanged, and the chain
+// goes on after them.
+func TestRecordsSealedBeforeExactParamsStillVerify(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			st := e.store()
+			ctx := context.Background()
+			for _, raw := range sealedBeforeExactParams {
+				var r store.AuditRecord
+				if err := json.Unmarshal([]byte(raw), &r); err != nil {
+					t.Fatal(err)
+				}
+				if err := st.AppendAudit(ctx, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			turn := TurnFromRequest("shop-bot", "oAlice", []byte(`{"seed":9007199254740993,"temperature":0.70,"messages":[]}`), "openrouter", "openai/gpt-4o")
+			ev, err := ActionEvent(Action{Name: "order.paid", User: "oAlice", OrderNo: "PG1"}, turn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enqueue(t, st, ev)
+			drainAll(t, newTestWorker(t, st, nil))
+			res, err := Verify(ctx, st, VerifyOptions{})
+			if err != nil || res.Records != 3 {
+				t.Fatalf("verify: %+v %v; want the 2 earlier records and the new one", res, err)
+			}
 		})
 	}
 }

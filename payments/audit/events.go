@@ -1,9 +1,12 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -132,12 +135,29 @@ func ActionEvent(a Action, turn *payments.Turn) (store.Event, error) {
 	return store.Event{Kind: KindAudit, Key: a.OrderNo, Payload: b}, nil
 }
 
+// decodePayload reads an audit event's payload. Numbers in the sampling
+// parameters stay json.Number, exactly as written: a float64 would turn a
+// seed above 2^53 into another number before the record is sealed.
 func decodePayload(b []byte) (payload, error) {
 	var p payload
-	if err := json.Unmarshal(b, &p); err != nil {
+	if err := unmarshalExact(b, &p); err != nil {
 		return p, fmt.Errorf("decode audit event: %w", err)
 	}
 	return p, nil
+}
+
+// unmarshalExact is json.Unmarshal with numbers in untyped places (the
+// sampling parameters) kept as json.Number.
+func unmarshalExact(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("trailing data after the value")
+	}
+	return nil
 }
 
 // SamplingParams lists the chat request fields an audit record keeps as the
@@ -149,9 +169,12 @@ var samplingParams = []string{
 }
 
 // TurnFromRequest builds the payments.Turn of a chat completions request body
-// for the audit: its messages verbatim and its sampling parameters. The
-// caller adds the provider and upstream model of the round that made the
-// payment call.
+// for the audit: its messages verbatim and its sampling parameters, each as
+// the JSON the bot sent (json.RawMessage), so the record states them exactly
+// (a seed above 2^53 decoded to a float64 would be recorded as another
+// number). The record's canonical form then normalises only their spelling
+// (whitespace, key order, 0.70 as 0.7). The caller adds the provider and
+// upstream model of the round that made the payment call.
 func TurnFromRequest(client, user string, body []byte, provider, model string) *payments.Turn {
 	t := &payments.Turn{Client: client, User: user, Provider: provider, Model: model}
 	if m := gjson.GetBytes(body, "messages"); m.Exists() {
@@ -165,7 +188,11 @@ func TurnFromRequest(client, user string, body []byte, provider, model string) *
 		if t.Params == nil {
 			t.Params = map[string]any{}
 		}
-		t.Params[name] = v.Value()
+		if raw := []byte(v.Raw); json.Valid(raw) {
+			t.Params[name] = json.RawMessage(raw)
+		} else {
+			t.Params[name] = v.Value() // not JSON as sent: gjson's reading of it
+		}
 	}
 	return t
 }

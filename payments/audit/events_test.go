@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +84,65 @@ func TestProposalEventCarriesTheTurn(t *testing.T) {
 	if ev.Key != "PG7" || a.Name != "refund.proposed" || a.RefundID != "rf_9" || a.RefundFen != 1000 || a.Provider != "deepseek" ||
 		a.Model != "deepseek-chat" || string(params) != `{"temperature":1}` || string(p.Text) != `[{"role":"user","content":"refund please"}]` {
 		t.Errorf("got key %s action %+v text %s", ev.Key, a, p.Text)
+	}
+}
+
+// TestTurnParamsRecordedExactly: the record keeps the turn's sampling
+// parameters as the bot sent them. A seed above 2^53 went through a float64
+// (in TurnFromRequest and again when the worker decoded the event) and was
+// recorded as another number, 9007199254740992.
+func TestTurnParamsRecordedExactly(t *testing.T) {
+	body := []byte(`{"model":"gpt-4o","seed":9007199254740993,"temperature":0.70,"max_tokens":1e3,` +
+		`"logit_bias":{ "50256": -100 },"stop":["\n"],"messages":[{"role":"user","content":"buy"}]}`)
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			turn := TurnFromRequest("shop-bot", "oAlice", body, "openrouter", "openai/gpt-4o")
+			e := newEnv(t, driver)
+			st := e.store()
+			ev, err := ActionEvent(Action{Time: time.Now(), Name: "order.created", User: "oAlice", OrderNo: "PG1", AmountFen: 4999}, turn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enqueue(t, st, ev)
+			drainAll(t, newTestWorker(t, st, nil))
+			recs := readAll(t, st)
+			if len(recs) != 1 {
+				t.Fatalf("records: %d", len(recs))
+			}
+			// Canonical spelling (0.70 as 0.7, 1e3 as 1000), same values.
+			want := `"params":{"logit_bias":{"50256":-100},"max_tokens":1000,"seed":9007199254740993,"stop":["\n"],"temperature":0.7}`
+			if !strings.Contains(string(recs[0].Body), want) {
+				t.Fatalf("record body %s\nwant %s", recs[0].Body, want)
+			}
+			r, err := Decode(recs[0].Body)
+			if err != nil || r.Params["seed"] != json.Number("9007199254740993") {
+				t.Errorf("decoded seed %#v (%v); want json.Number 9007199254740993", r.Params["seed"], err)
+			}
+			if _, err := Verify(context.Background(), st, VerifyOptions{Texts: true}); err != nil {
+				t.Errorf("verify: %v", err)
+			}
+		})
+	}
+}
+
+// TestPendingEventOfEarlierVersionRecordsSameParams: an audit event enqueued
+// by an earlier version (its parameters already float64-encoded) and
+// appended after the upgrade records what the earlier version would have.
+func TestPendingEventOfEarlierVersionRecordsSameParams(t *testing.T) {
+	e := newEnv(t, "embedded")
+	st := e.store()
+	payload := `{"action":{"time":"2026-03-01T10:01:00Z","action":"order.created","user":"oAlice","order_no":"PG1",` +
+		`"amount_fen":4999,"provider":"openrouter","model":"openai/gpt-4o",` +
+		`"params":{"logit_bias":{"50256":-100},"max_tokens":1000,"seed":9007199254740992,"stop":["\n"],"temperature":0.7}},` +
+		`"text":"W3sicm9sZSI6InVzZXIiLCJjb250ZW50IjoiYnV5In1d"}`
+	enqueue(t, st, store.Event{Kind: KindAudit, Key: "PG1", Payload: []byte(payload)})
+	drainAll(t, newTestWorker(t, st, nil))
+	recs := readAll(t, st)
+	want := `"params":{"logit_bias":{"50256":-100},"max_tokens":1000,"seed":9007199254740992,"stop":["\n"],"temperature":0.7}`
+	if len(recs) != 1 {
+		t.Fatalf("records: %d", len(recs))
+	}
+	if !strings.Contains(string(recs[0].Body), want) {
+		t.Fatalf("record body %s\nwant %s", recs[0].Body, want)
 	}
 }

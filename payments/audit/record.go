@@ -3,7 +3,6 @@ package audit
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -45,7 +44,10 @@ type Action struct {
 	Currency    string `json:"currency,omitempty"`
 	Reason      string `json:"reason,omitempty"`
 	// The turn: which provider and upstream model made the call, with which
-	// sampling parameters. Empty for actions no turn caused.
+	// sampling parameters. Empty for actions no turn caused. Params are kept
+	// exactly as the bot sent them: json.RawMessage from TurnFromRequest,
+	// json.Number once decoded (never float64, which would change a large
+	// integer such as a seed).
 	Provider string         `json:"provider,omitempty"`
 	Model    string         `json:"model,omitempty"`
 	Params   map[string]any `json:"params,omitempty"`
@@ -91,10 +93,11 @@ func Seal(head store.AuditHead, r Record) (store.AuditRecord, error) {
 	return store.AuditRecord{Seq: r.Seq, PrevHash: r.PrevHash, Hash: Hash(body), Body: body, User: r.User}, nil
 }
 
-// Decode parses a record body.
+// Decode parses a record body. Numbers in Params are json.Number, exactly
+// as recorded.
 func Decode(body []byte) (Record, error) {
 	var r Record
-	if err := json.Unmarshal(body, &r); err != nil {
+	if err := unmarshalExact(body, &r); err != nil {
 		return r, fmt.Errorf("decode audit record: %w", err)
 	}
 	return r, nil
