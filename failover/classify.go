@@ -203,7 +203,7 @@ func causeOf(f *failure) string {
 		// 402 is how OpenRouter ("Insufficient credits") and DeepSeek
 		// ("Insufficient Balance") say the account is out of money.
 		return CauseInsufficientQuota
-	case status >= 400 && status < 500 && (f.flagged || isContentFilter(f.errCode) || isContentFilter(f.errType)):
+	case status >= 400 && status < 500 && f.contentFilter():
 		// A content filter refuses this input, whatever the status
 		// (OpenRouter's moderation is a 403): no other provider is asked
 		// and the provider is not at fault (SPEC 5).
@@ -223,6 +223,13 @@ func causeOf(f *failure) string {
 	default:
 		return CauseClientError
 	}
+}
+
+// contentFilter reports a failure whose error names a content filter (see
+// isContentFilter) or flagged input: the provider refuses what it was
+// asked, not the way it was asked.
+func (f *failure) contentFilter() bool {
+	return f.flagged || isContentFilter(f.errCode) || isContentFilter(f.errType)
 }
 
 // isBilling reports an error code or type that says the provider account

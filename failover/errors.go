@@ -103,7 +103,16 @@ type UpstreamError struct {
 	Tried []Attempt
 	// Err is the last attempt's underlying error, if any.
 	Err error
+	// Class is the cause of the failure that ended the round (a Cause
+	// constant); "" when no attempt failed (every target skipped).
+	Class string
 }
+
+// Refused reports a round a provider ended by refusing the request itself
+// (a content filter, a bad request): no target would answer it
+// differently, and Type, Code and Message are that provider's reason. A
+// stream recovery that ends so ends the client's stream with that reason.
+func (e *UpstreamError) Refused() bool { return e.Class == CauseClientError }
 
 func (e *UpstreamError) Error() string {
 	return fmt.Sprintf("upstream %d %s: %s", e.Status, e.Code, e.Message)

@@ -169,11 +169,14 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool) (*Response, bool) 
 		at.Status, at.Cause = f.httpStatus, f.cause
 		rd.tried = append(rd.tried, at)
 		r.m.attempts.WithLabelValues(p.name, f.cause).Inc()
-		if continued && f.cause == CauseClientError {
+		if continued && f.cause == CauseClientError && !f.contentFilter() {
 			// The target refused the continuation (a prefill it does not
 			// support): ask it again for a fresh answer, which the caller
 			// matches against what was sent. The refusal is not the round's
-			// failure, so it never reaches the client.
+			// failure, so it never reaches the client. A content filter
+			// refuses the answer, not the prefill: asked again it would
+			// refuse again (SPEC 5: retried nowhere), so it ends the round
+			// below with the provider's reason.
 			done(errNeutral)
 			r.log.Warn("upstream refused the continuation request: asking for a fresh answer", "model", rd.model.name,
 				"provider", p.name, "target", t.model, "status", f.httpStatus, "code", f.errCode)
@@ -374,7 +377,7 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 	var last *failure
 	if n := len(rd.fails); n > 0 {
 		last = rd.fails[n-1]
-		ue.Err = last.err
+		ue.Err, ue.Class = last.err, last.cause
 	}
 	switch {
 	case last != nil && last.canceled:

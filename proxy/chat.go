@@ -285,6 +285,10 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 			next.Continuation = &failover.Continuation{Text: sentText}
 		} // else a tool call cannot be prefilled: the fresh answer is matched
 		nr, err := s.up.Open(r.Context(), &next)
+		if refused := refusedRecovery(err); refused != nil {
+			s.endRefused(sw, r, first, refused)
+			return
+		}
 		if err != nil {
 			s.log.Warn("stream recovery found no provider", "request_id", reqInfo(r).id, "cause", first.Cause, "err", err)
 			s.endUnrecovered(sw, r, first, recoveryNoProvider, "no other provider could continue the answer")

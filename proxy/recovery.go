@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -80,4 +81,21 @@ func unrecovered(first *failover.StreamError, why string) error {
 		err = fmt.Errorf("%w; not recovered: %s", first.Err, why)
 	}
 	return &failover.StreamError{Provider: first.Provider, Cause: first.Cause, Err: err}
+}
+
+// refusedRecovery is a failed recovery round as a refused stream, when the
+// provider asked to finish the answer refused the request itself (a content
+// filter, failover.UpstreamError.Refused): the client gets that provider's
+// reason, as endRefused sends it, not "not recovered". Nil otherwise.
+func refusedRecovery(err error) *failover.StreamError {
+	var ue *failover.UpstreamError
+	if !errors.As(err, &ue) || !ue.Refused() {
+		return nil
+	}
+	se := &failover.StreamError{Cause: failover.CauseClientError, Err: ue, Class: ue.Class,
+		Status: ue.Status, Type: ue.Type, Code: ue.Code, Message: ue.Message}
+	if n := len(ue.Tried); n > 0 {
+		se.Provider = ue.Tried[n-1].Provider
+	}
+	return se
 }

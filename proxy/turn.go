@@ -324,6 +324,12 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 			cont = ""
 		}
 		next, err := t.openRecovery(excluded, cont)
+		if refused := refusedRecovery(err); refused != nil {
+			// The provider asked to finish the answer refused it (a
+			// content filter): its reason, not "not recovered".
+			t.s.endRefused(t.sw, t.r, first, refused)
+			return partial, resp, false
+		}
 		if err != nil {
 			t.s.log.Warn("stream recovery found no provider", "request_id", reqInfo(t.r).id, "cause", first.Cause, "err", err)
 			t.s.endUnrecovered(t.sw, t.r, first, recoveryNoProvider, "no other provider could continue the answer")
