@@ -225,12 +225,26 @@ func (a *Response) finish(err error) error {
 	if errors.As(err, &se) {
 		outcome = se.Cause
 		breaker = errNeutral // canceled: not the provider's doing
-		if se.Refused() {
+		switch {
+		case se.Refused():
 			// A content filter doing its work: the provider is healthy,
 			// as a refusal before the first byte counts (round.decide).
 			breaker = nil
 			a.r.log.Info("upstream refused the stream", "provider", a.Provider, "model", a.Model, "code", se.Code)
-		} else if se.Cause != CauseCanceled {
+		case se.Class == CauseInsufficientQuota:
+			// The account is out of money: out of service, as before
+			// the first byte (round.decide), not a breaker failure.
+			a.r.outOfQuota(a.t.p, a.r.opts.Now(), se.Message)
+			a.r.log.Warn("upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "err", se.Err)
+		case se.Class == CauseRateLimited:
+			// Too fast or overloaded: the back-off keeps other rounds
+			// away meanwhile, as before the first byte (round.decide);
+			// only an overload (503, 529) counts against the breaker.
+			breaker = rateLimitOutcome(0, se.Status)
+			w := a.r.backOff(a.t.p, a.r.opts.Now())
+			a.r.log.Warn("upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause,
+				"backoff", w, "err", se.Err)
+		case se.Cause != CauseCanceled:
 			breaker = errProviderFailure
 			a.r.log.Warn("upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "err", se.Err)
 		}

@@ -275,11 +275,7 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 		return decision{next: stepNext, breaker: errProviderFailure}
 
 	case CauseRateLimited:
-		// 429 says "too fast", not "broken"; 503 and 529 say overloaded.
-		brk := errNeutral
-		if f.httpStatus != http.StatusTooManyRequests && f.status != http.StatusTooManyRequests {
-			brk = errProviderFailure
-		}
+		brk := rateLimitOutcome(f.httpStatus, f.status)
 		if f.hasRetry {
 			if f.retryAfter <= r.fo.RetryAfterMaxWait.D() && raWaits < maxRetryAfterWaits && fits(f.retryAfter) {
 				return decision{next: stepRetry, wait: f.retryAfter, retryAfter: true, breaker: brk}
@@ -287,21 +283,14 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 			p.coolDown(now.Add(f.retryAfter), CauseRateLimited)
 			return decision{next: stepNext, breaker: brk}
 		}
-		n := p.throttles.Add(1)
-		backoff := throttleBase << min(n-1, 10)
-		backoff = min(backoff, r.fo.RetryAfterMaxWait.D())
-		w := r.opts.Jitter(backoff)
-		// Other rounds leave the provider alone meanwhile.
-		p.coolDown(now.Add(w), CauseRateLimited)
+		w := r.backOff(p, now)
 		if retries == 0 && fits(w) {
 			return decision{next: stepRetry, wait: w, breaker: brk}
 		}
 		return decision{next: stepNext, breaker: brk}
 
 	case CauseInsufficientQuota:
-		p.coolDown(now.Add(r.opts.QuotaCooldown), CauseInsufficientQuota)
-		r.log.Error("upstream out of quota: provider out of service until reset or cool-down end",
-			"provider", p.name, "cooldown", r.opts.QuotaCooldown, "message", f.errMsg)
+		r.outOfQuota(p, now, f.errMsg)
 		return decision{next: stepNext, breaker: errNeutral}
 
 	case CauseMisconfigured:
@@ -328,6 +317,36 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 		return decision{next: stepNext, breaker: errProviderFailure, latencyPenalty: true}
 	}
 	return decision{next: stepNext, breaker: errProviderFailure}
+}
+
+// rateLimitOutcome is a rate limit's breaker outcome: 429 says "too fast",
+// not "broken" (neutral); 503 and 529 say overloaded (a failure).
+func rateLimitOutcome(httpStatus, status int) error {
+	if httpStatus != http.StatusTooManyRequests && status != http.StatusTooManyRequests {
+		return errProviderFailure
+	}
+	return errNeutral
+}
+
+// backOff cools p down after a rate limit without Retry-After, for
+// throttleBase doubled per consecutive one up to
+// failover.retry_after_max_wait, jittered, so other rounds leave the
+// provider alone meanwhile. It returns the back-off.
+func (r *Router) backOff(p *provider, now time.Time) time.Duration {
+	n := p.throttles.Add(1)
+	backoff := throttleBase << min(n-1, 10)
+	backoff = min(backoff, r.fo.RetryAfterMaxWait.D())
+	w := r.opts.Jitter(backoff)
+	p.coolDown(now.Add(w), CauseRateLimited)
+	return w
+}
+
+// outOfQuota puts p out of service for Options.QuotaCooldown (or until an
+// operator resets it): its account is out of money.
+func (r *Router) outOfQuota(p *provider, now time.Time, msg string) {
+	p.coolDown(now.Add(r.opts.QuotaCooldown), CauseInsufficientQuota)
+	r.log.Error("upstream out of quota: provider out of service until reset or cool-down end",
+		"provider", p.name, "cooldown", r.opts.QuotaCooldown, "message", msg)
 }
 
 // order returns the round's targets by the model's strategy.

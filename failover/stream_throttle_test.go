@@ -1,0 +1,86 @@
+package failover
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/config"
+)
+
+// TestMidStreamBillingAndRateLimitCoolTheProvider: an error object inside
+// a stream, after its first byte, that says the provider's account is out
+// of money (insufficient_quota, DashScope's Arrearage) or that it is being
+// called too fast (rate_limit_exceeded, OpenRouter's numeric 429) puts the
+// provider in the state the same error before the first byte would (SPEC
+// 5): a billing cool-down, or the rate-limit back-off, and neither counts
+// against its breaker. The next request goes to the other provider while
+// the first cools; after a back-off it comes back to the first.
+func TestMidStreamBillingAndRateLimitCoolTheProvider(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		ev        string
+		wantClass string
+		after     time.Duration // clock advance before the third request
+		backToA   bool          // the third request goes to a again
+	}{
+		{"openai insufficient_quota", errBody("insufficient_quota", "insufficient_quota", "You exceeded your current quota"),
+			CauseInsufficientQuota, 10 * time.Minute, false},
+		{"dashscope Arrearage", dashScopeArrearage,
+			CauseInsufficientQuota, 10 * time.Minute, false},
+		{"rate_limit_exceeded", errBody("rate_limit_error", "rate_limit_exceeded", "slow down"),
+			CauseRateLimited, 2 * time.Second, true},
+		{"openrouter numeric 429", `{"error":{"code":429,"message":"Rate limit exceeded: free-models-per-min."}}`,
+			CauseRateLimited, 2 * time.Second, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(c *fconn, n int){
+				"a": func(c *fconn, n int) {
+					if n > 0 {
+						healthy("a")(c, n)
+						return
+					}
+					c.sse()
+					c.event(contentChunk("Hel"))
+					c.event(tc.ev)
+					c.done()
+				},
+			}, []string{"a", "b"}, func(cfg *config.Config) {
+				// One provider failure opens the breaker: a rate limit
+				// or a billing error must not count as one.
+				cfg.Failover.Breaker.Failures = 1
+			})
+			got := e.open(t.Context(), true)
+			var se *StreamError
+			if got.provider != "a" || !errors.As(got.end, &se) || se.Class != tc.wantClass {
+				t.Fatalf("first request: provider %q end %v; want a's stream ended by a %s error", got.provider, got.end, tc.wantClass)
+			}
+			st := e.r.Status()[0]
+			if st.CoolingUntil.IsZero() || st.CoolingCause != tc.wantClass {
+				t.Errorf("after the mid-stream error a is %+v; want a cool-down for %s", st, tc.wantClass)
+			}
+			if st.Breaker != "closed" {
+				t.Errorf("a's breaker is %s; want closed (a %s is not a provider failure)", st.Breaker, tc.wantClass)
+			}
+
+			if got := e.open(t.Context(), true); got.provider != "b" || !got.complete() {
+				t.Errorf("second request: provider %q (err %v, end %v); want b while a cools", got.provider, got.openErr, got.end)
+			}
+			if n := len(e.fakes["a"].hits()); n != 1 {
+				t.Errorf("a saw %d requests; want 1 (cooling)", n)
+			}
+
+			e.clock.Advance(tc.after)
+			want := "b"
+			if tc.backToA {
+				want = "a"
+			}
+			if got := e.open(t.Context(), true); got.provider != want || !got.complete() {
+				t.Errorf("after %s: provider %q (err %v, end %v); want %s", tc.after, got.provider, got.openErr, got.end, want)
+			}
+		})
+	}
+}
