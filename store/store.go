@@ -413,6 +413,11 @@ type Audit interface {
 	// without expiry, so texts said before it and written later are refused
 	// (see PutAuditText); the chain names the user anyway.
 	EraseAuditText(ctx context.Context, user string) (int, error)
+	// AuditErasedAt returns the time of user's last EraseAuditText (the mark
+	// it remembers), or the zero time when the user's texts were never
+	// erased. An auditor tells an erased text from one removed without an
+	// erasure with it.
+	AuditErasedAt(ctx context.Context, user string) (time.Time, error)
 }
 
 // Store is every role together, for wiring in cmd/ and for the drivers.

@@ -29,7 +29,9 @@ const auditUsage = `Usage:
       (exit 1). -head is a head published earlier (log line "audit head",
       metric paygate_audit_head_info{seq,hash}, GET /admin/api/audit/head):
       it catches records cut from the end.
-      -text also checks every kept conversation text against its hash.
+      -text also checks every conversation text against its hash; a text
+      missing although its user was not erased after the record and
+      audit.retain_text has not run out is reported as removed (exit 1).
   paygate audit export [-config FILE] [-from SEQ] [-text] [-o FILE]
       write the chain as JSON Lines (bodies exactly as hashed; -text adds
       the conversation texts still kept)
@@ -75,11 +77,15 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	st, code := openAuditStore(*path, stderr)
+	st, cfg, code := openAuditStore(*path, stderr)
 	if st == nil {
 		return code
 	}
 	defer st.Close()
+	opts.RetainText = cfg.Audit.RetainText.D()
+	if opts.RetainText == 0 {
+		opts.RetainText = -1 // retain_text: 0 kept no text
+	}
 	res, err := audit.Verify(ctx, st, opts)
 	if err != nil {
 		if errors.Is(err, audit.ErrBroken) {
@@ -94,7 +100,11 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "published head %s is on the chain\n", audit.FormatHead(*opts.Head))
 	}
 	if opts.Texts {
-		fmt.Fprintf(stdout, "texts: %d match their hashes, %d erased or expired\n", res.TextsChecked, res.TextsGone)
+		fmt.Fprintf(stdout, "texts: %d match their hashes, %d erased or expired", res.TextsChecked, res.TextsGone)
+		if res.TextsPending > 0 {
+			fmt.Fprintf(stdout, ", %d not yet kept (their events wait in the outbox)", res.TextsPending)
+		}
+		fmt.Fprintln(stdout)
 	}
 	return 0
 }
@@ -111,7 +121,7 @@ func cmdAuditExport(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	st, code := openAuditStore(*path, stderr)
+	st, _, code := openAuditStore(*path, stderr)
 	if st == nil {
 		return code
 	}
@@ -144,24 +154,25 @@ func cmdAuditExport(args []string, stdout, stderr io.Writer) int {
 // openAuditStore opens the configured store for reading the chain. The
 // embedded file is opened without its expiry sweeper (verify and export
 // change nothing) and must exist; while `paygate serve` holds it, the open
-// fails after the lock timeout with a message saying so. On failure it
-// returns nil and the exit code.
-func openAuditStore(path string, stderr io.Writer) (store.Store, int) {
+// fails after the lock timeout with a message saying so. It returns the
+// config too; on failure it returns a nil store and the exit code.
+func openAuditStore(path string, stderr io.Writer) (store.Store, *config.Config, int) {
 	cfg, err := loadConfig(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		return nil, 1
+		return nil, nil, 1
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if cfg.Store.Driver != "embedded" {
 		st, err := openStore(cfg, log)
 		if err != nil {
 			fmt.Fprintln(stderr, "paygate audit:", err)
-			return nil, 1
+			return nil, nil, 1
 		}
-		return st, 0
+		return st, cfg, 0
 	}
-	return openEmbeddedForAudit(cfg, log, stderr)
+	st, code := openEmbeddedForAudit(cfg, log, stderr)
+	return st, cfg, code
 }
 
 func openEmbeddedForAudit(cfg *config.Config, log *slog.Logger, stderr io.Writer) (store.Store, int) {

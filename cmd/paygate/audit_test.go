@@ -301,3 +301,82 @@ func TestAuditingWithWebhooksOff(t *testing.T) {
 		t.Errorf("chain: %+v, %v; want one record", res, err)
 	}
 }
+
+// TestAuditVerifyTextRemovedWithoutErasure: `audit verify -text` reported a
+// conversation text deleted from the store as "erased or expired". It now
+// fails on it, judging expiry by the config's audit.retain_text: with
+// retain_text 0 no text was kept, and a missing one is no finding.
+func TestAuditVerifyTextRemovedWithoutErasure(t *testing.T) {
+	cases := []struct {
+		name, audit string
+		code        int
+		contains    string
+	}{
+		{name: "default retain_text", code: 1, contains: "broken at record 1: its conversation text is missing, though its user was never erased and audit.retain_text (4320h0m0s)"},
+		{name: "retain_text from the config", audit: "audit: {retain_text: 2h}", code: 1, contains: "audit.retain_text (2h0m0s)"},
+		{name: "retain_text 0 kept none", audit: "audit: {retain_text: 0s}", code: 0, contains: "texts: 0 match their hashes, 1 erased or expired"},
+	}
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					p := testdrivers.NewPlace(t, driver, nil)
+					storeYAML := `store: {path: "` + p.Path + `"}`
+					if driver == "redis" {
+						storeYAML = `store: {driver: redis, redis: {addrs: ["` + testdrivers.RedisAddr() + `"], key_prefix: "` + p.Prefix + `"}}`
+					}
+					cfgPath := filepath.Join(t.TempDir(), "paygate.yaml")
+					writeFile(t, cfgPath, "clients: [{name: bot, key: k-audit}]\n"+storeYAML+"\n"+c.audit+`
+providers: [{name: fake, base_url: "http://127.0.0.1:1/v1", api_key: x}]
+models: [{name: m, targets: [{provider: fake, model: u}]}]
+`)
+					ctx := context.Background()
+					st := p.Open()
+					turn := audit.TurnFromRequest("bot", "oAlice", []byte(`{"messages":[{"role":"user","content":"buy"}]}`), "fake", "u")
+					ev, err := audit.ActionEvent(audit.Action{Name: "order.created", Client: "bot", User: "oAlice", OrderNo: "PG1", AmountFen: 4999}, turn)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := st.EnqueueEvents(ctx, ev); err != nil {
+						t.Fatal(err)
+					}
+					w, err := audit.NewWorker(audit.WorkerOptions{Store: st, RetainText: time.Hour})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if n, err := w.Drain(ctx); err != nil || n != 1 {
+						t.Fatalf("drain: %d %v", n, err)
+					}
+					if _, err := st.GetAuditText(ctx, 1); err != nil {
+						t.Fatalf("text kept: %v", err)
+					}
+					// Deleted as someone with access to the file or to Redis
+					// could, without an erasure.
+					if driver == "redis" {
+						if err := st.(*redisstore.Store).Client().Del(ctx, p.Prefix+"{audit}:t:1").Err(); err != nil {
+							t.Fatal(err)
+						}
+						st.Close()
+					} else {
+						st.Close()
+						db, err := bolt.Open(p.Path, 0o600, &bolt.Options{Timeout: time.Second})
+						if err != nil {
+							t.Fatal(err)
+						}
+						err = db.Update(func(tx *bolt.Tx) error {
+							return tx.Bucket([]byte("audit_text")).Delete(binary.BigEndian.AppendUint64(nil, 1))
+						})
+						db.Close()
+						if err != nil {
+							t.Fatal(err)
+						}
+					}
+					code, out, errOut := runAudit("verify", "-text", "-config", cfgPath)
+					if code != c.code || !strings.Contains(out+errOut, c.contains) {
+						t.Errorf("exit %d, stdout %q, stderr %q; want %d containing %q", code, out, errOut, c.code, c.contains)
+					}
+				})
+			}
+		})
+	}
+}

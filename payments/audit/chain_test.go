@@ -337,3 +337,104 @@ func TestRecordsSealedBeforeExactParamsStillVerify(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyTextRemovedWithoutErasure: verify -text counted every missing
+// conversation text as "erased or expired", so the text behind a money
+// action could be deleted from the store silently. A missing text is now
+// broken unless its user was erased after the record, its retention ran
+// out, or its event still waits in the outbox (appended, text not kept yet).
+func TestVerifyTextRemovedWithoutErasure(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name   string
+		before func(e *env) // before the chain is built
+		after  func(e *env) // then
+		opts   VerifyOptions
+		broken string // reason of record 2, or "" for a chain that verifies
+		gone   int
+	}{
+		{name: "deleted, user never erased", after: func(e *env) { e.rawDeleteText(2) },
+			broken: "though its user was never erased and audit.retain_text (4320h0m0s) from the record's time"},
+		{name: "deleted, retain_text given", after: func(e *env) { e.rawDeleteText(2) },
+			opts: VerifyOptions{RetainText: time.Hour}, broken: "text removed without erasure"},
+		{name: "deleted, user erased only before the record",
+			before: func(e *env) {
+				if _, err := e.store().EraseAuditText(ctx, "oBob"); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(5 * time.Millisecond) // the records come a few ms later
+			},
+			after: func(e *env) { e.rawDeleteText(2) }, broken: "before the record, and audit.retain_text"},
+		{name: "another user erased", after: func(e *env) {
+			if _, err := e.store().EraseAuditText(ctx, "oAlice"); err != nil {
+				t.Fatal(err)
+			}
+			e.rawDeleteText(2)
+		}, broken: "text removed without erasure"},
+		{name: "user erased after the record", after: func(e *env) {
+			if _, err := e.store().EraseAuditText(ctx, "oBob"); err != nil {
+				t.Fatal(err)
+			}
+		}, gone: 2},
+		{name: "retention ran out", after: func(e *env) { e.rawDeleteText(2) }, opts: VerifyOptions{RetainText: time.Nanosecond}, gone: 1},
+		{name: "retain_text 0 kept none", after: func(e *env) { e.rawDeleteText(2) }, opts: VerifyOptions{RetainText: -1}, gone: 1},
+	}
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					e := newEnv(t, driver)
+					if c.before != nil {
+						c.before(e)
+					}
+					buildChain(t, e, 4) // oAlice 1, 3; oBob 2, 4
+					c.after(e)
+					o := c.opts
+					o.Texts = true
+					res, err := Verify(ctx, e.store(), o)
+					if c.broken != "" {
+						wantBroken(t, err, 2, c.broken)
+						return
+					}
+					if err != nil || res.TextsGone != c.gone || res.TextsChecked != 4-c.gone {
+						t.Errorf("verify: %+v %v; want ok with %d texts gone", res, err, c.gone)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestVerifyTextPendingInOutbox: a record appended whose text is not kept
+// yet (the worker died between the two, or is between them now) has its
+// event still at the head of its outbox queue; verify -text says so rather
+// than calling the text removed, and the next pass of the worker keeps it.
+func TestVerifyTextPendingInOutbox(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			st := e.store()
+			ctx := context.Background()
+			enqueue(t, st, mustEvent(t, Action{Name: "order.created", User: "oAlice", OrderNo: "PG-pending", AmountFen: 4999}, `[{"role":"user","content":"buy"}]`))
+			w := newTestWorker(t, st, nil)
+			w.afterAppend = func(store.Event, uint64) error { return errors.New("stopped before keeping the text") }
+			if _, err := w.Drain(ctx); err == nil {
+				t.Fatal("drain: want the stop")
+			}
+			res, err := Verify(ctx, st, VerifyOptions{Texts: true})
+			if err != nil || res.TextsPending != 1 || res.TextsGone != 0 {
+				t.Fatalf("verify: %+v %v; want ok, 1 text pending", res, err)
+			}
+			// Its retry comes after a backoff; a restarted worker sees it then.
+			w2 := newTestWorker(t, st, func(o *WorkerOptions) {
+				o.Now = func() time.Time { return time.Now().Add(time.Hour) }
+				o.RetainText = 24 * time.Hour
+			})
+			drainAll(t, w2)
+			res, err = Verify(ctx, st, VerifyOptions{Texts: true})
+			if err != nil || res.TextsChecked != 1 || res.TextsPending != 0 {
+				t.Errorf("verify after the worker's next pass: %+v %v; want the text checked", res, err)
+			}
+		})
+	}
+}

@@ -143,6 +143,20 @@ func (e *env) rawSetHead(h store.AuditHead) {
 	}
 }
 
+// rawDeleteText deletes the kept text of record seq the way someone with
+// access to the file or to Redis would: no erasure, no mark.
+func (e *env) rawDeleteText(seq uint64) {
+	e.t.Helper()
+	switch e.driver {
+	case "embedded":
+		e.boltEdit(func(tx *bolt.Tx) error { return tx.Bucket([]byte("audit_text")).Delete(u64(seq)) })
+	case "redis":
+		if err := e.redis().Client().Del(context.Background(), e.prefix+"{audit}:t:"+strconv.FormatUint(seq, 10)).Err(); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
 // rawSetText overwrites the kept text of record seq.
 func (e *env) rawSetText(seq uint64, text []byte) {
 	e.t.Helper()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/paygate/paygate/store"
 )
@@ -37,10 +38,19 @@ type VerifyOptions struct {
 	// must reach it and its record there must have that hash, which catches
 	// a cut from the end.
 	Head *store.AuditHead
-	// Texts also checks every conversation text still kept against the hash
-	// its record holds (one extra read per record). Erased or expired texts
-	// are not errors.
+	// Texts also checks every conversation text against the hash its record
+	// holds (one extra read per record). A text gone because its user's
+	// texts were erased after the record (store.Audit.AuditErasedAt) or
+	// because RetainText ran out is not an error; any other missing text is
+	// (removed without erasure), unless the record's event is still pending
+	// in the outbox (appended, its text not yet kept).
 	Texts bool
+	// RetainText is audit.retain_text, how long texts are kept from the
+	// record's time. Zero means DefaultRetainText (the config's default); a
+	// negative value means no text was kept (retain_text: 0). A retention
+	// raised since texts were written makes those that expired under the
+	// shorter one report as removed.
+	RetainText time.Duration
 	// PageSize is how many records one read asks for (default 500).
 	PageSize int
 }
@@ -52,7 +62,11 @@ type VerifyResult struct {
 	StoreHead    store.AuditHead // the head the store reports
 	TextsChecked int             // texts present and matching
 	TextsGone    int             // records whose text was erased or expired
+	TextsPending int             // records whose text waits in the outbox
 }
+
+// DefaultRetainText is the default of audit.retain_text (SPEC 7: 180 days).
+const DefaultRetainText = 180 * 24 * time.Hour
 
 // Verify walks the chain from record 1 and checks each record: it is at its
 // place (no gap, no other record's seq), it links to the hash of the record
@@ -84,7 +98,7 @@ func Verify(ctx context.Context, st store.Audit, o VerifyOptions) (VerifyResult,
 				return res, broken(r.Seq, "its hash %.12s… differs from the published head's %.12s…", r.Hash, o.Head.Hash)
 			}
 			if o.Texts {
-				if err := checkText(ctx, st, r, &res); err != nil {
+				if err := checkText(ctx, st, r, o, &res); err != nil {
 					return res, err
 				}
 			}
@@ -144,15 +158,16 @@ func checkRecord(r store.AuditRecord, want uint64, prev store.AuditHead) error {
 	return nil
 }
 
-func checkText(ctx context.Context, st store.Audit, r store.AuditRecord, res *VerifyResult) error {
+func checkText(ctx context.Context, st store.Audit, r store.AuditRecord, o VerifyOptions, res *VerifyResult) error {
 	body, _ := Decode(r.Body) // checked before
 	if body.TextSHA256 == "" {
 		return nil
 	}
 	text, err := st.GetAuditText(ctx, r.Seq)
 	if errors.Is(err, store.ErrNotFound) {
-		res.TextsGone++
-		return nil
+		if text, err = missingText(ctx, st, r, body, o, res); text == nil {
+			return err
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("read audit text %d: %w", r.Seq, err)
@@ -162,4 +177,59 @@ func checkText(ctx context.Context, st store.Audit, r store.AuditRecord, res *Ve
 	}
 	res.TextsChecked++
 	return nil
+}
+
+// missingText decides about the text of r that GetAuditText did not find.
+// It is gone legitimately when its retention ran out (RetainText from the
+// record's time) or when r's user was erased at or after the record's time
+// (to the millisecond: the Redis mark's resolution; a text said at or before
+// an erasure is never kept). It is pending when r's event is still at the
+// head of its outbox queue: appended, its text not yet kept (the worker
+// keeps it before acknowledging). Otherwise it was removed without erasure,
+// unless it turned up meanwhile: then it is returned for the hash check.
+func missingText(ctx context.Context, st store.Audit, r store.AuditRecord, body Record, o VerifyOptions, res *VerifyResult) ([]byte, error) {
+	retain := o.RetainText
+	if retain == 0 {
+		retain = DefaultRetainText
+	}
+	if retain < 0 || !time.Now().Before(body.Time.Add(retain)) {
+		res.TextsGone++
+		return nil, nil
+	}
+	erased, err := st.AuditErasedAt(ctx, r.User)
+	if err != nil {
+		return nil, fmt.Errorf("read erasure of the user of audit record %d: %w", r.Seq, err)
+	}
+	if !erased.IsZero() && erased.UnixMilli() >= body.Time.UnixMilli() {
+		res.TextsGone++
+		return nil, nil
+	}
+	if ob, ok := st.(store.Outbox); ok {
+		stats, err := ob.OutboxStats(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read the outbox for audit record %d's event: %w", r.Seq, err)
+		}
+		for _, e := range stats.Heads {
+			if e.ID == body.EventID && e.Kind == KindAudit {
+				res.TextsPending++
+				return nil, nil
+			}
+		}
+		// Its event may have been finished (text kept, then acknowledged)
+		// since the text was read.
+		text, err := st.GetAuditText(ctx, r.Seq)
+		if err == nil {
+			return text, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("read audit text %d: %w", r.Seq, err)
+		}
+	}
+	const ms = "2006-01-02T15:04:05.000Z07:00"
+	why := "was never erased"
+	if !erased.IsZero() {
+		why = "was last erased at " + erased.UTC().Format(ms) + ", before the record,"
+	}
+	return nil, broken(r.Seq, "its conversation text is missing, though its user %s and audit.retain_text (%s) from the record's time %s has not run out: text removed without erasure",
+		why, retain, body.Time.UTC().Format(ms))
 }

@@ -170,3 +170,15 @@ func (d *DB) EraseAuditText(ctx context.Context, user string) (int, error) {
 	})
 	return n, err
 }
+
+// AuditErasedAt implements store.Audit.
+func (d *DB) AuditErasedAt(ctx context.Context, user string) (time.Time, error) {
+	var at time.Time
+	err := d.view(ctx, func(tx *bolt.Tx) error {
+		if e := tx.Bucket(bAuditErased).Get(enc(user)); len(e) == 8 {
+			at = time.Unix(0, int64(binary.BigEndian.Uint64(e)))
+		}
+		return nil
+	})
+	return at, err
+}

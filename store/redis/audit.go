@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/paygate/paygate/store"
 )
 
@@ -133,4 +135,21 @@ func (s *Store) EraseAuditText(ctx context.Context, user string) (int, error) {
 		n, _ := v.(int64)
 		total += int(n)
 	}
+}
+
+// AuditErasedAt implements store.Audit: the mark EraseAuditText sets (unix
+// ms, no expiry).
+func (s *Store) AuditErasedAt(ctx context.Context, user string) (time.Time, error) {
+	v, err := s.c.Get(ctx, s.k.auditErased(user)).Result()
+	if errors.Is(err, goredis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, mapErr("audit erased at", err)
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("redis: audit erasure mark of a user: %q is not a time", v)
+	}
+	return time.UnixMilli(n), nil
 }

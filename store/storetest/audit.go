@@ -191,3 +191,41 @@ func testAuditText(t *testing.T, open Opener) {
 		t.Errorf("third erase: got %d; want 1 (the text said after the second)", n)
 	}
 }
+
+// testAuditErasedAt: the erasure mark is readable per user, so an auditor
+// can tell an erased text from one deleted without an erasure. Times are
+// compared to the millisecond (the Redis mark's resolution).
+func testAuditErasedAt(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	odd := "o:{x}%3A" // escaped in keys; must not meet another user's mark
+	for _, u := range []string{"u1", odd, "o"} {
+		at, err := st.AuditErasedAt(ctx, u)
+		mustNil(t, "AuditErasedAt", err)
+		if !at.IsZero() {
+			t.Errorf("%s never erased: got %v; want the zero time", u, at)
+		}
+	}
+	first := clock.Now()
+	_, err := st.EraseAuditText(ctx, "u1")
+	mustNil(t, "EraseAuditText", err)
+	clock.Advance(time.Hour)
+	_, err = st.EraseAuditText(ctx, odd)
+	mustNil(t, "EraseAuditText", err)
+	want := map[string]time.Time{"u1": first, odd: first.Add(time.Hour), "o": {}, "u2": {}}
+	for u, w := range want {
+		at, err := st.AuditErasedAt(ctx, u)
+		mustNil(t, "AuditErasedAt", err)
+		if at.UnixMilli() != w.UnixMilli() || at.IsZero() != w.IsZero() {
+			t.Errorf("%s: erased at %v; want %v", u, at, w)
+		}
+	}
+	// A later erasure moves the mark.
+	clock.Advance(time.Hour)
+	_, err = st.EraseAuditText(ctx, "u1")
+	mustNil(t, "EraseAuditText", err)
+	if at, err := st.AuditErasedAt(ctx, "u1"); err != nil || at.UnixMilli() != first.Add(2*time.Hour).UnixMilli() {
+		t.Errorf("u1 erased again: got %v %v; want %v", at, err, first.Add(2*time.Hour))
+	}
+}
