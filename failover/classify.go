@@ -247,8 +247,15 @@ func isBilling(s string) bool {
 // data_inspection_failed / DataInspectionFailed ("Input or output data may
 // contain inappropriate content") and other providers' moderation codes use.
 // Whole words only (split at '_', '-', '.', spaces and lower-to-upper case
-// changes), so that "insensitive" or "unsafety_margin" is no match.
+// changes), so that "insensitive" or "unsafety_margin" is no match. Zhipu
+// (BigModel, Z.AI) names its filter by number: business code 1301, "System
+// detected potentially unsafe or sensitive content in input or generation"
+// (https://docs.z.ai/api-reference/api-code), sent as {"error": {"code":
+// "1301", "message": ...}} in an HTTP 400 or an SSE error event.
 func isContentFilter(s string) bool {
+	if s == zhipuSensitiveCode {
+		return true
+	}
 	prev := ""
 	found := false
 	eachWord(s, func(w string) bool {
@@ -264,6 +271,9 @@ func isContentFilter(s string) bool {
 	})
 	return found
 }
+
+// zhipuSensitiveCode is Zhipu's content-filter error code (isContentFilter).
+const zhipuSensitiveCode = "1301"
 
 // eachWord calls fn with each word of s, lower-cased, until fn returns
 // false. Words end at anything but a letter or digit and where a lower-case
