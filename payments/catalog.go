@@ -64,7 +64,9 @@ func NewCatalog(items []CatalogItem) (*Catalog, error) {
 		if mq == 0 {
 			mq = 1
 		}
-		if fen*int64(mq) > maxFen {
+		// Divide rather than multiply: the product of a large max_quantity
+		// could wrap past int64 and pass the bound.
+		if int64(mq) > maxFen/fen {
 			return nil, fmt.Errorf("catalog[%d] %q: price × max_quantity is too large", i, it.SKU)
 		}
 		c.items[it.SKU] = Item{SKU: it.SKU, Name: it.Name, PriceFen: fen, MaxQuantity: mq}
@@ -94,6 +96,9 @@ func (c *Catalog) Price(sku string, quantity int) (Item, int64, error) {
 	}
 	if quantity < 1 || quantity > it.MaxQuantity {
 		return Item{}, 0, fmt.Errorf("%w: %d of %q (1..%d)", ErrQuantity, quantity, sku, it.MaxQuantity)
+	}
+	if int64(quantity) > maxFen/it.PriceFen { // unreachable past NewCatalog's bound; never wrap
+		return Item{}, 0, fmt.Errorf("%w: %d of %q is too large an amount", ErrQuantity, quantity, sku)
 	}
 	return it, it.PriceFen * int64(quantity), nil
 }

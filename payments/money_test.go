@@ -90,6 +90,10 @@ func TestCatalog(t *testing.T) {
 		{name: "empty sku", items: []payments.CatalogItem{{Name: "X", Price: "1"}}, wantErr: "empty sku"},
 		{name: "no name", items: []payments.CatalogItem{{SKU: "x", Price: "1"}}, wantErr: "empty name"},
 		{name: "negative max", items: []payments.CatalogItem{{SKU: "x", Name: "X", Price: "1", MaxQuantity: -1}}, wantErr: "negative"},
+		{name: "price × max over the bound", items: []payments.CatalogItem{{SKU: "x", Name: "X", Price: "99999999999.00", MaxQuantity: 1000}}, wantErr: "too large"},
+		// 100 fen × (2^62+1024) wraps int64 to 102400: the bound must not
+		// be checked on the wrapped product.
+		{name: "price × max wraps int64", items: []payments.CatalogItem{{SKU: "x", Name: "X", Price: "1.00", MaxQuantity: 1<<62 + 1024}}, wantErr: "too large"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
