@@ -157,7 +157,14 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 		RefundID: id, OrderNo: o.OrderNo, Client: req.Client, User: req.User,
 		AmountFen: amount, Reason: clip(req.Reason, maxRefundReason), OutRefundNo: OutRefundNo(id),
 	}
-	if err := s.store.PutRefundProposal(ctx, p, s.opts.RefundConfirmTTL); err != nil {
+	// The audit record of the proposal (and the turn that led to it) is
+	// written with it in one atomic step: a proposal the user can confirm
+	// never lacks it, and when the step fails, the model hears so.
+	var events []store.Event
+	if s.opts.ProposalEvents != nil {
+		events = s.opts.ProposalEvents(ctx, *p)
+	}
+	if err := s.store.PutRefundProposal(ctx, p, s.opts.RefundConfirmTTL, events...); err != nil {
 		return nil, o, fmt.Errorf("record refund proposal: %w", err)
 	}
 	s.mm.refunds.WithLabelValues("proposed").Inc()

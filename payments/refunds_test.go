@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -490,5 +491,71 @@ func TestPurchaseAfterRefund(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// failingPutStore fails PutRefundProposal while fail is set, as a store
+// that went down would.
+type failingPutStore struct {
+	payments.Store
+	fail *atomic.Bool
+}
+
+func (f failingPutStore) PutRefundProposal(ctx context.Context, p *store.RefundProposal, ttl time.Duration, events ...store.Event) error {
+	if f.fail.Load() {
+		return store.ErrUnavailable
+	}
+	return f.Store.PutRefundProposal(ctx, p, ttl, events...)
+}
+
+// TestProposalEventsRideTheProposal: the events of a refund proposal (its
+// audit record) are written with it, keyed by it, in one step; when that
+// step fails the tool fails and nothing is announced, so there is never a
+// live proposal without its record.
+func TestProposalEventsRideTheProposal(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var fail atomic.Bool
+			var proposed atomic.Int32
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+				o.Store = failingPutStore{Store: o.Store, fail: &fail}
+				o.ProposalEvents = func(_ context.Context, p store.RefundProposal) []store.Event {
+					return []store.Event{{Kind: "audit", Payload: []byte(`{"refund_id":"` + p.RefundID + `"}`)}}
+				}
+				o.Proposed = func(context.Context, store.RefundProposal) { proposed.Add(1) }
+			}})
+			o := paidOrder(t, e, "oUser-proposal-events", 1)
+			ctx := context.Background()
+			fail.Store(true)
+			tc := call(t, newTools(e), caller(o.User), "request_refund", `{"order_no":"`+o.OrderNo+`","reason":"it broke"}`)
+			if tc.result["status"] != "failed" || tc.out.Action != nil {
+				t.Errorf("with the store down: %s, action %s; want a failed tool result and no action", tc.out.Result, tc.out.Action)
+			}
+			if n := proposed.Load(); n != 0 {
+				t.Errorf("Proposed called %d times for a proposal never stored", n)
+			}
+			fail.Store(false)
+			tc = call(t, newTools(e), caller(o.User), "request_refund", `{"order_no":"`+o.OrderNo+`","reason":"it broke"}`)
+			id, _ := tc.result["refund_id"].(string)
+			if tc.result["status"] != "awaiting_user_confirmation" || id == "" {
+				t.Fatalf("result %s; want a proposal", tc.out.Result)
+			}
+			evs, err := e.st.(store.Outbox).DueEvents(ctx, time.Now().Add(time.Hour), 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var found []string
+			for _, ev := range evs {
+				if ev.Key == store.ProposalEventKey(id) {
+					found = append(found, string(ev.Payload))
+				}
+			}
+			if len(found) != 1 || found[0] != `{"refund_id":"`+id+`"}` {
+				t.Errorf("events on %s: %v; want the proposal's one", store.ProposalEventKey(id), found)
+			}
+			if n := proposed.Load(); n != 1 {
+				t.Errorf("Proposed called %d times; want 1", n)
+			}
+		})
 	}
 }

@@ -127,10 +127,16 @@ type Options struct {
 	// Committed is called after each committed transition (also creations),
 	// e.g. to wake an outbox deliverer; nil: nothing. It must not block.
 	Committed func(Transition)
-	// Proposed is called after a refund proposal is recorded (no order
-	// changes then, so no Transition): for the audit record and the
-	// refund.proposed webhook. ctx carries the turn (TurnFrom). nil: nothing.
-	// It must not block.
+	// ProposalEvents returns the events (the refund.proposed audit record)
+	// to enqueue atomically with a refund proposal (no order changes then,
+	// so no Transition), keyed by the proposal (store.ProposalEventKey); nil
+	// enqueues none. ctx carries the turn (TurnFrom). If the proposal cannot
+	// be written with them, the proposal fails: no live proposal lacks its
+	// record. It must be fast and must not block.
+	ProposalEvents func(ctx context.Context, p store.RefundProposal) []store.Event
+	// Proposed is called after a refund proposal is recorded: for the
+	// refund.proposed webhook and to wake the outbox consumers. ctx carries
+	// the turn (TurnFrom). nil: nothing. It must not block.
 	Proposed func(ctx context.Context, p store.RefundProposal)
 
 	Registerer prometheus.Registerer // nil: a private registry

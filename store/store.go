@@ -247,12 +247,27 @@ type RefundProposal struct {
 	OutRefundNo string    `json:"out_refund_no"`
 }
 
+// ProposalEventKeyPrefix starts the outbox key of events enqueued with a
+// refund proposal (ProposalEventKey). An order number never contains ':'
+// (WeChat Pay's out_trade_no allows none), so no order's key looks like one.
+const ProposalEventKeyPrefix = "refund:"
+
+// ProposalEventKey is the outbox key (Event.Key) of the events enqueued with
+// refund proposal refundID (RefundProposals.PutRefundProposal). In Redis
+// their queue shares the proposal's hash tag, which is what lets the two be
+// written in one atomic step; the order's own queue is on another tag.
+func ProposalEventKey(refundID string) string { return ProposalEventKeyPrefix + refundID }
+
 // RefundProposals keeps refund proposals with a TTL, single-use consumption and
 // tombstones.
 type RefundProposals interface {
-	// PutRefundProposal stores p, live for ttl (ExpiresAt is set to now+ttl).
-	// ErrExists if the id is taken (also by a tombstone).
-	PutRefundProposal(ctx context.Context, p *RefundProposal, ttl time.Duration) error
+	// PutRefundProposal stores p, live for ttl (ExpiresAt is set to now+ttl;
+	// CreatedAt to now when zero), and enqueues events in the same atomic
+	// step, so a live proposal never lacks them (its audit record). Events
+	// passed here are keyed by the proposal: their Key must be empty or
+	// ProposalEventKey(p.RefundID). ErrExists if the id is taken (also by a
+	// tombstone); then nothing is enqueued.
+	PutRefundProposal(ctx context.Context, p *RefundProposal, ttl time.Duration, events ...Event) error
 	// GetRefundProposal returns a live proposal; ErrGone for a tombstone,
 	// ErrNotFound for an unknown id.
 	GetRefundProposal(ctx context.Context, id string) (*RefundProposal, error)

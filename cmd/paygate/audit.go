@@ -244,21 +244,8 @@ func (au *auditing) stop() {
 // wake is payments.Options.Committed's audit part.
 func (au *auditing) wake(payments.Transition) { au.worker.Wake() }
 
-// proposed is payments.Options.Proposed's audit part: a refund proposal
-// changes no order, so its audit event is enqueued here, right after the
-// proposal is recorded (a crash in between loses this record, not money: no
-// refund moves without a confirmation, which is audited with its order).
-func (au *auditing) proposed(ctx context.Context, p store.RefundProposal) {
-	ev, err := audit.ProposalEvent(ctx, p)
-	if err == nil {
-		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		err = au.st.EnqueueEvents(ectx, ev)
-		cancel()
-	}
-	if err != nil {
-		au.log.ErrorContext(ctx, "ALERT: audit record of a refund proposal not enqueued", "alert", true,
-			"refund_id", p.RefundID, "order_no", p.OrderNo, "err", err)
-		return
-	}
-	au.worker.Wake()
-}
+// proposed is payments.Options.Proposed's audit part. The refund.proposed
+// record rode the proposal's own write (payments.Options.ProposalEvents:
+// audit.ProposalEvents), so a proposal the user can confirm never lacks it;
+// here the worker is only woken to append it.
+func (au *auditing) proposed(context.Context, store.RefundProposal) { au.worker.Wake() }

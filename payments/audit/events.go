@@ -95,16 +95,41 @@ func actionName(t payments.Transition) string {
 	return "order." + string(a.Status)
 }
 
-// ProposalEvent is the audit event of a refund proposal (payments.Options.
-// Proposed): no order changes then, so it is enqueued on its own
-// (store.Outbox.EnqueueEvents), keyed by the order. The turn that proposed it
-// comes from ctx (payments.TurnFrom).
+// ProposalEvents is payments.Options.ProposalEvents for the audit: the
+// refund.proposed record of a proposal, written atomically with it
+// (store.RefundProposals.PutRefundProposal), so a live proposal never lacks
+// its record and the turn that led to it. It never fails: a proposal that
+// cannot be encoded (it cannot happen with payments' types) is recorded
+// without its sampling parameters.
+func ProposalEvents(ctx context.Context, p store.RefundProposal) []store.Event {
+	ev, err := ProposalEvent(ctx, p)
+	if err != nil {
+		var turn payments.Turn // only a turn's params can fail to encode
+		if t := payments.TurnFrom(ctx); t != nil {
+			turn = *t
+		}
+		turn.Params = map[string]any{"unencodable": err.Error()}
+		ev, _ = ProposalEvent(payments.WithTurn(ctx, &turn), p)
+	}
+	return []store.Event{ev}
+}
+
+// ProposalEvent is the audit event of a refund proposal: no order changes
+// then, so it is keyed by the proposal (store.ProposalEventKey), the key of
+// the events PutRefundProposal writes with it; in Redis the order's queue is
+// on another hash tag. The record is therefore not queued behind its order's
+// earlier events: it is normally appended before its confirmation's (a
+// proposal is confirmed after the user saw it), but one that waits for a
+// retry may come after it; both carry their times. The turn that proposed
+// it comes from ctx (payments.TurnFrom).
 func ProposalEvent(ctx context.Context, p store.RefundProposal) (store.Event, error) {
-	return ActionEvent(Action{
+	ev, err := ActionEvent(Action{
 		Time: p.CreatedAt, Name: "refund.proposed", Cause: "request_refund",
 		Client: p.Client, User: p.User, OrderNo: p.OrderNo, RefundID: p.RefundID,
 		RefundFen: p.AmountFen, Reason: p.Reason,
 	}, payments.TurnFrom(ctx))
+	ev.Key = store.ProposalEventKey(p.RefundID)
+	return ev, err
 }
 
 // ActionEvent is the outbox event of an action that is not an order

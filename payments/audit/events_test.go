@@ -81,7 +81,7 @@ func TestProposalEventCarriesTheTurn(t *testing.T) {
 	}
 	a := p.Action
 	params, _ := json.Marshal(a.Params)
-	if ev.Key != "PG7" || a.Name != "refund.proposed" || a.RefundID != "rf_9" || a.RefundFen != 1000 || a.Provider != "deepseek" ||
+	if ev.Key != store.ProposalEventKey("rf_9") || a.Name != "refund.proposed" || a.RefundID != "rf_9" || a.RefundFen != 1000 || a.Provider != "deepseek" ||
 		a.Model != "deepseek-chat" || string(params) != `{"temperature":1}` || string(p.Text) != `[{"role":"user","content":"refund please"}]` {
 		t.Errorf("got key %s action %+v text %s", ev.Key, a, p.Text)
 	}

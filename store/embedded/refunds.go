@@ -27,10 +27,20 @@ type refundRec struct {
 	Until int64                `json:"until"`
 }
 
-// PutRefundProposal implements store.RefundProposals.
-func (d *DB) PutRefundProposal(ctx context.Context, p *store.RefundProposal, ttl time.Duration) error {
+// PutRefundProposal implements store.RefundProposals: the proposal and its
+// events are one transaction.
+func (d *DB) PutRefundProposal(ctx context.Context, p *store.RefundProposal, ttl time.Duration, events ...store.Event) error {
 	if p == nil || p.RefundID == "" || ttl <= 0 {
 		return errors.New("embedded: refund proposal needs an id and a ttl")
+	}
+	key := store.ProposalEventKey(p.RefundID)
+	evs := make([]store.Event, len(events))
+	for i, e := range events {
+		if e.Key != "" && e.Key != key {
+			return fmt.Errorf("embedded: event %s keyed %q cannot ride on refund proposal %s", e.ID, e.Key, p.RefundID)
+		}
+		e.Key = key
+		evs[i] = d.fillEvent(e)
 	}
 	now := d.now()
 	rec := refundRec{P: *p, State: refundLive}
@@ -44,7 +54,10 @@ func (d *DB) PutRefundProposal(ctx context.Context, p *store.RefundProposal, ttl
 		if b.Get([]byte(p.RefundID)) != nil {
 			return fmt.Errorf("refund proposal %s: %w", p.RefundID, store.ErrExists)
 		}
-		return putJSON(b, p.RefundID, rec)
+		if err := putJSON(b, p.RefundID, rec); err != nil {
+			return err
+		}
+		return appendEvents(tx, evs)
 	})
 	if err != nil {
 		return err

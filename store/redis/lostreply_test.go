@@ -87,6 +87,17 @@ func TestMoneyWriteWithALostReply(t *testing.T) {
 				}
 				dueOnce(t, s, "evt-paid")
 			}},
+		{"put refund proposal", func(sc *scripts) *goredis.Script { return sc.putRefund }, nil,
+			func(t *testing.T, s *Store) {
+				p := &store.RefundProposal{RefundID: "rf-lr-put", OrderNo: "LR-8", Client: "bot", User: "u1", AmountFen: 100, OutRefundNo: "R-lr-put"}
+				if err := s.PutRefundProposal(ctx, p, time.Hour, store.Event{ID: "evt-proposed", Kind: "audit", Payload: []byte(`{}`)}); err != nil {
+					t.Fatalf("PutRefundProposal: %v; want the write it was, not a taken id", err)
+				}
+				if _, err := s.GetRefundProposal(ctx, "rf-lr-put"); err != nil {
+					t.Errorf("GetRefundProposal: %v", err)
+				}
+				dueOnce(t, s, "evt-proposed")
+			}},
 		{"consume refund proposal", func(sc *scripts) *goredis.Script { return sc.finishRefund },
 			func(t *testing.T, s *Store) {
 				p := &store.RefundProposal{RefundID: "rf-lr", OrderNo: "LR-3", Client: "bot", User: "u1", AmountFen: 100, OutRefundNo: "R-lr"}

@@ -447,9 +447,15 @@ var escaper = strings.NewReplacer("%", "%25", ":", "%3A", "{", "%7B", "}", "%7D"
 func esc(s string) string { return escaper.Replace(s) }
 
 // Per order (and per outbox key): the record, its outbox list, its outbox
-// version.
+// version. The queue of a refund proposal's events (store.ProposalEventKey)
+// is on the proposal's own tag, {r:ID}, so the proposal and its events are
+// written by one script; it has no record there (the proposal's key is the
+// bare tag, k.one("r", ID)).
 func (k keys) orderTag(no string) (rec, ob, obv string) {
 	t := k.p + "{o:" + esc(no) + "}"
+	if id, ok := strings.CutPrefix(no, store.ProposalEventKeyPrefix); ok {
+		t = k.one("r", id)
+	}
 	return t + ":rec", t + ":ob", t + ":obv"
 }
 

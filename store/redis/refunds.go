@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/paygate/paygate/store"
@@ -20,10 +21,26 @@ const (
 
 // PutRefundProposal implements store.RefundProposals. The record lives
 // physically until store.TombstoneTTL after its expiry, so a late confirmation
-// reads a tombstone.
-func (s *Store) PutRefundProposal(ctx context.Context, p *store.RefundProposal, ttl time.Duration) error {
+// reads a tombstone. Its events go to the queue of
+// store.ProposalEventKey(p.RefundID), on the proposal's hash tag, in the same
+// script; with events the write follows the intent protocol of an order
+// write (sync.go) for the {idx} outbox index.
+func (s *Store) PutRefundProposal(ctx context.Context, p *store.RefundProposal, ttl time.Duration, events ...store.Event) error {
 	if p == nil || p.RefundID == "" || ttl <= 0 {
 		return errors.New("redis: refund proposal needs an id and a ttl")
+	}
+	key := store.ProposalEventKey(p.RefundID)
+	evs := make([]store.Event, len(events))
+	for i, e := range events {
+		if e.Key != "" && e.Key != key {
+			return fmt.Errorf("redis: event %s keyed %q cannot ride on refund proposal %s", e.ID, e.Key, p.RefundID)
+		}
+		e.Key = key
+		evs[i] = s.fillEvent(e)
+	}
+	elems, err := encodeEvents(evs)
+	if err != nil {
+		return err
 	}
 	now := s.now()
 	rec := *p
@@ -35,13 +52,31 @@ func (s *Store) PutRefundProposal(ctx context.Context, p *store.RefundProposal, 
 	if err != nil {
 		return fmt.Errorf("redis: encode refund proposal: %w", err)
 	}
-	v, err := s.runMoney(ctx, "put refund proposal", s.sc.putRefund, []string{s.k.one("r", p.RefundID)},
-		j, rec.User, rec.ExpiresAt.UnixMilli(), ms(ttl+store.TombstoneTTL+expiryGrace))
-	if err != nil {
-		return err
+	tok := ""
+	if len(elems) > 0 {
+		if tok, err = s.intent(ctx, key); err != nil {
+			return err
+		}
 	}
-	if n, _ := v.(int64); n == 0 {
+	_, ob, obv := s.k.orderTag(key)
+	args := append([]any{j, rec.User, rec.ExpiresAt.UnixMilli(), ms(ttl + store.TombstoneTTL + expiryGrace), rand.Text(), len(elems)}, elems...)
+	v, err := s.runMoney(ctx, "put refund proposal", s.sc.putRefund, []string{s.k.one("r", p.RefundID), ob, obv}, args...)
+	if err != nil && v == nil {
+		return err // the intent's note stays for Repair
+	}
+	r := replySlice(v)
+	if replyInt(r, 0) != 1 {
+		if tok != "" {
+			s.dropIntent(ctx, key, tok)
+		}
 		return fmt.Errorf("refund proposal %s: %w", p.RefundID, store.ErrExists)
+	}
+	if tok != "" {
+		s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2), noteOf(key, tok))
+	}
+	if err != nil {
+		// Written on the primary but not replicated in time: fail closed.
+		return err
 	}
 	p.CreatedAt, p.ExpiresAt = rec.CreatedAt, rec.ExpiresAt
 	return nil

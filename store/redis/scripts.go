@@ -349,12 +349,25 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `
 
-// KEYS: key. ARGV: json, user, expires_ms, physical_ms. 0 when the id is taken.
-const luaPutRefund = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'j', ARGV[1], 'st', 'live', 'u', ARGV[2], 'exp', ARGV[3])
+// KEYS: key, ob, obv (the proposal's event queue, on its tag). ARGV: json,
+// user, expires_ms, physical_ms, token, n, elems... Returns {1, obv, next},
+// also to the same call re-sent (its token is kept in w), or {0} when the id
+// is taken.
+const luaPutRefund = luaObState + `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'w') ~= ARGV[5] then return {0} end
+  local v, nx = obstate(KEYS[2], KEYS[3])
+  return {1, v, nx}
+end
+redis.call('HSET', KEYS[1], 'j', ARGV[1], 'st', 'live', 'u', ARGV[2], 'exp', ARGV[3], 'w', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
+local n = tonumber(ARGV[6])
+if n > 0 then
+  for i = 1, n do redis.call('RPUSH', KEYS[2], ARGV[6 + i]) end
+  redis.call('INCR', KEYS[3])
+end
+local v, nx = obstate(KEYS[2], KEYS[3])
+return {1, v, nx}
 `
 
 // KEYS: key. ARGV: user, new_state, now_ms, tombstone_ms, token. Returns

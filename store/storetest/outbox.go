@@ -214,3 +214,91 @@ func testOutbox(t *testing.T, open Opener) {
 		}
 	})
 }
+
+// testRefundProposalEvents: events passed with a refund proposal are
+// enqueued in the same atomic step, on the proposal's key
+// (store.ProposalEventKey), and that key is an outbox key like any other:
+// due, claimed, retried and acknowledged. A taken id enqueues nothing.
+func testRefundProposalEvents(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	key := store.ProposalEventKey("rf_ev1")
+	p := &store.RefundProposal{RefundID: "rf_ev1", OrderNo: "RPE-1", Client: "shop", User: "u1", AmountFen: 100, OutRefundNo: "RFev1"}
+	keyed := ev("p2", "webhook")
+	keyed.Key = key
+	mustNil(t, "PutRefundProposal", st.PutRefundProposal(ctx, p, time.Hour, ev("p1", "audit"), keyed))
+	mustNil(t, "CreateOrder", st.CreateOrder(ctx, NewOrder("RPE-1", "shop", "u1", clock.Now()), ev("o1", "audit")))
+
+	evs, err := st.DueEvents(ctx, clock.Now(), 100)
+	mustNil(t, "DueEvents", err)
+	byKey := map[string]string{}
+	for _, e := range evs {
+		byKey[e.Key] = e.ID
+	}
+	if len(evs) != 2 || byKey[key] != "p1" || byKey["RPE-1"] != "o1" {
+		t.Fatalf("due: got %v; want p1 on %s and o1 on the order's key", byKey, key)
+	}
+	stats, err := st.OutboxStats(ctx)
+	mustNil(t, "OutboxStats", err)
+	if stats.Pending != 3 || stats.Keys != 2 {
+		t.Errorf("stats: %d pending on %d keys; want 3 on 2", stats.Pending, stats.Keys)
+	}
+
+	t.Run("a taken id enqueues nothing", func(t *testing.T) {
+		again := *p
+		wantErr(t, "PutRefundProposal", st.PutRefundProposal(ctx, &again, time.Hour, ev("p-dup", "audit")), store.ErrExists)
+		stats, err := st.OutboxStats(ctx)
+		mustNil(t, "OutboxStats", err)
+		if stats.Pending != 3 {
+			t.Errorf("pending %d after a taken id; want 3", stats.Pending)
+		}
+	})
+	t.Run("an event keyed elsewhere is refused and nothing is written", func(t *testing.T) {
+		other := ev("x1", "audit")
+		other.Key = "RPE-1"
+		q := &store.RefundProposal{RefundID: "rf_ev2", OrderNo: "RPE-1", Client: "shop", User: "u1", AmountFen: 100, OutRefundNo: "RFev2"}
+		if err := st.PutRefundProposal(ctx, q, time.Hour, other); err == nil {
+			t.Fatal("PutRefundProposal with an event keyed by the order: nil; want an error")
+		}
+		if _, err := st.GetRefundProposal(ctx, "rf_ev2"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("proposal after the refused write: %v; want ErrNotFound", err)
+		}
+	})
+	t.Run("claimed, retried and acknowledged like any key", func(t *testing.T) {
+		got, err := st.ClaimEvents(ctx, "audit", clock.Now(), time.Minute, 100)
+		mustNil(t, "ClaimEvents", err)
+		var claimed []string
+		for _, e := range got {
+			if e.Key == key {
+				claimed = append(claimed, e.ID)
+			}
+		}
+		if len(claimed) != 1 || claimed[0] != "p1" {
+			t.Fatalf("claimed on %s: %v; want p1", key, claimed)
+		}
+		mustNil(t, "RetryEvent", st.RetryEvent(ctx, key, "p1", clock.Now().Add(time.Second), 1, "boom"))
+		clock.Advance(2 * time.Second)
+		mustNil(t, "AckEvent", st.AckEvent(ctx, key, "p1"))
+		evs, err := st.DueEvents(ctx, clock.Now(), 100)
+		mustNil(t, "DueEvents", err)
+		var next []string
+		for _, e := range evs {
+			if e.Key == key {
+				next = append(next, e.ID)
+			}
+		}
+		if len(next) != 1 || next[0] != "p2" {
+			t.Fatalf("due on %s after the ack: %v; want p2", key, next)
+		}
+		mustNil(t, "AckEvent", st.AckEvent(ctx, key, "p2"))
+		stats, err := st.OutboxStats(ctx)
+		mustNil(t, "OutboxStats", err)
+		if stats.Pending != 1 || stats.Keys != 1 {
+			t.Errorf("stats: %d pending on %d keys; want the order's one", stats.Pending, stats.Keys)
+		}
+		if _, err := st.GetRefundProposal(ctx, "rf_ev1"); err != nil {
+			t.Errorf("proposal after its events left: %v; want it live", err)
+		}
+	})
+}
