@@ -215,12 +215,18 @@ func (s *Service) CancelRefund(ctx context.Context, client, user, id string) (*s
 }
 
 // ConfirmRefund executes the user's confirmation of proposal id exactly once,
-// however many confirmations race: the proposal is consumed (single use),
-// the order moves to refunding with a compare-and-set (one refund in flight
-// per order, so refunds never add up to more than was paid), and WeChat Pay
-// is asked to refund under the proposal's out_refund_no, the same number on
-// every retry. A WeChat Pay that does not answer leaves the order refunding
-// (RefundPending) for the sweep to ask about and resend.
+// however many confirmations race: the order moves to refunding with a
+// compare-and-set (one refund in flight per order, so refunds never add up to
+// more than was paid), only then is the proposal consumed (single use), and
+// WeChat Pay is asked to refund under the proposal's out_refund_no, the same
+// number on every retry. A WeChat Pay that does not answer leaves the order
+// refunding (RefundPending) for the sweep to ask about and resend.
+//
+// The order is reserved before the proposal is spent so that a confirmation
+// that cannot run now (another proposal's refund in flight) leaves its
+// proposal usable until it expires, as ErrRefundInProgress tells the user;
+// consuming first spent it for nothing when two proposals of one order were
+// confirmed at once.
 func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*RefundResult, error) {
 	p, err := s.proposal(ctx, client, user, id)
 	if err != nil {
@@ -229,31 +235,14 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 		}
 		return nil, err
 	}
-	// Check before consuming, so a proposal that cannot run now (another
-	// refund in flight) stays usable until it expires.
 	o, err := s.store.GetOrder(ctx, p.OrderNo)
 	if err != nil {
 		return nil, fmt.Errorf("read order %s: %w", p.OrderNo, err)
 	}
 	if err := checkRefund(o, p); err != nil {
-		// A concurrent confirm of this same proposal may have won between
-		// our two reads and moved the order to refunding: then this answer
-		// is "already used" (410), not "another refund in progress".
-		if _, perr := s.proposal(ctx, client, user, id); errors.Is(perr, store.ErrGone) {
-			s.mm.refunds.WithLabelValues("gone").Inc()
-			return nil, perr
-		}
-		return &RefundResult{Proposal: p, Order: o}, err
+		return s.notStarted(ctx, client, user, p, o, err)
 	}
-	p, err = s.store.ConsumeRefundProposal(ctx, id, user)
-	if err != nil {
-		if errors.Is(err, store.ErrGone) {
-			s.mm.refunds.WithLabelValues("gone").Inc()
-		}
-		return nil, fmt.Errorf("refund proposal %s: %w", id, err)
-	}
-	s.mm.refunds.WithLabelValues("confirmed").Inc()
-	// From here the user's word is spent: finish even if the caller leaves.
+	// From the reservation on, finish (or undo) even if the caller leaves.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundCallTimeout)
 	defer cancel()
 	rctx := withRefund(ctx, p)
@@ -262,13 +251,26 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 			return nil, err
 		}
 		c.Status = store.StatusRefunding
+		c.RefundReservedBy = p.RefundID
 		return c, nil
 	})
 	if err != nil {
-		s.log.WarnContext(ctx, "confirmed refund not started", "refund_id", id, "order_no", p.OrderNo, "err", err)
-		return &RefundResult{Proposal: p, Order: got}, err
+		if got == nil {
+			got = o
+		}
+		return s.notStarted(ctx, client, user, p, got, err)
 	}
 	rec := inFlight{Proposal: *p, OrderVersion: got.Version, ConfirmedAt: s.now()}
+	// Now spend the user's word. It can be gone only if it was cancelled or
+	// expired since it was read: nothing went to WeChat Pay, so undo.
+	if _, err := s.store.ConsumeRefundProposal(ctx, id, user); err != nil {
+		if errors.Is(err, store.ErrGone) {
+			s.mm.refunds.WithLabelValues("gone").Inc()
+		}
+		back, _ := s.revertRefund(rctx, rec, "refund_aborted")
+		return &RefundResult{Proposal: p, Order: back}, fmt.Errorf("refund proposal %s: %w", id, err)
+	}
+	s.mm.refunds.WithLabelValues("confirmed").Inc()
 	if err := s.putInFlight(ctx, &rec); err != nil {
 		// Nothing went to WeChat Pay: undo, so the order is not stuck.
 		back, _ := s.revertRefund(rctx, rec, "refund_aborted")
@@ -277,6 +279,23 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 	s.log.InfoContext(ctx, "refund confirmed by the user; asking wechat pay", "refund_id", id, "order_no", p.OrderNo,
 		"out_refund_no", p.OutRefundNo, "amount_fen", p.AmountFen)
 	return s.sendRefund(rctx, got, rec, "refund")
+}
+
+// notStarted answers a confirmation that could not reserve its order: a
+// confirmation of this same proposal that won the race has reserved it (or
+// already spent the proposal), which is "already used" (410), not "another
+// refund in progress"; otherwise the proposal is untouched and err stands.
+func (s *Service) notStarted(ctx context.Context, client, user string, p *store.RefundProposal, o *store.Order, err error) (*RefundResult, error) {
+	if errors.Is(err, ErrRefundInProgress) && o.Status == store.StatusRefunding && o.RefundReservedBy == p.RefundID {
+		s.mm.refunds.WithLabelValues("gone").Inc()
+		return nil, fmt.Errorf("refund proposal %s: %w", p.RefundID, store.ErrGone)
+	}
+	if _, perr := s.proposal(ctx, client, user, p.RefundID); errors.Is(perr, store.ErrGone) {
+		s.mm.refunds.WithLabelValues("gone").Inc()
+		return nil, perr
+	}
+	s.log.InfoContext(ctx, "confirmed refund not started", "refund_id", p.RefundID, "order_no", p.OrderNo, "err", err)
+	return &RefundResult{Proposal: p, Order: o}, err
 }
 
 // checkRefund reports whether proposal p can run on order o now.

@@ -559,3 +559,73 @@ func TestProposalEventsRideTheProposal(t *testing.T) {
 		})
 	}
 }
+
+// TestLosingConfirmKeepsItsProposal: ConfirmRefund documents that a proposal
+// that cannot run now (another refund in flight) stays usable until it
+// expires. Two different proposals of one order confirmed at once: the loser
+// is told "another refund in progress" — and must still be confirmable once
+// that refund settled.
+func TestLosingConfirmKeepsItsProposal(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			ctx := context.Background()
+			o := paidOrder(t, e, "oUser-rev-loser", 1) // 49.99
+			const n = 8
+			var ps []*store.RefundProposal
+			for i := 0; i < n; i++ {
+				ps = append(ps, propose(t, e, o, 500))
+			}
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			errs := make([]error, n)
+			for i, p := range ps {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					_, errs[i] = e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
+				}()
+			}
+			close(start)
+			wg.Wait()
+			var winner *store.RefundProposal
+			var losers []*store.RefundProposal
+			for i, err := range errs {
+				switch {
+				case err == nil:
+					winner = ps[i]
+				case errors.Is(err, payments.ErrRefundInProgress):
+					losers = append(losers, ps[i])
+				default:
+					t.Fatalf("confirm %d: %v", i, err)
+				}
+			}
+			if winner == nil {
+				t.Fatal("no confirmation won")
+			}
+			if _, err := e.sim.CompleteRefund(ctx, winner.OutRefundNo); err != nil {
+				t.Fatal(err)
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusPartiallyRefunded {
+				t.Fatalf("order %s", got.Status)
+			}
+			burned := 0
+			for _, p := range losers {
+				res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
+				if errors.Is(err, store.ErrGone) {
+					burned++
+					continue
+				}
+				if err != nil {
+					t.Fatalf("retry: %v", err)
+				}
+				_, _ = e.sim.CompleteRefund(ctx, p.OutRefundNo)
+				_ = res
+			}
+			if burned > 0 {
+				t.Errorf("%d of %d proposals told \"another refund in progress\" were consumed: retrying them after that refund settled is ErrGone (410)", burned, len(losers))
+			}
+		})
+	}
+}
