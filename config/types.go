@@ -301,8 +301,9 @@ type CatalogItem struct {
 type Rules struct {
 	// ApprovalAbove: orders above this amount need a manager. Default "500.00".
 	ApprovalAbove Decimal `yaml:"approval_above"`
-	// MaxOrdersPerUserPerDay bounds the orders one user may create in a day.
-	// Default 20.
+	// MaxOrdersPerUserPerDay bounds the orders one user may create in a day
+	// (a calendar day in China Standard Time, UTC+8, as WeChat Pay's users
+	// live it). Default 20.
 	MaxOrdersPerUserPerDay int `yaml:"max_orders_per_user_per_day"`
 	// MaxPaymentCallsPerMinute limits payment tool calls per user. Default 10.
 	MaxPaymentCallsPerMinute int `yaml:"max_payment_calls_per_minute"`
