@@ -13,7 +13,10 @@ func TestOnlyOneDocument(t *testing.T) {
 	tests := []struct{ src, want string }{
 		{"server:\n  listen: \"127.0.0.1:8080\"\n---\nclients:\n  - {name: shop, key: k-own-key-123}\nbogus_key: 1\n",
 			"m.yaml:3: only one YAML document is allowed"},
-		{"log: {level: info}\n---\n", "m.yaml:2: only one YAML document is allowed"},
+		// An empty trailing document drops nothing: allowed.
+		{"log: {level: info}\n---\n", ""},
+		{"log: {level: info}\n---\n# the end\n", ""},
+		{"log: {level: info}\n---\n---\nclients: [{name: shop, key: k-own-key-123}]\n", "m.yaml:3: only one YAML document is allowed"},
 		{"log: {level: info}\n--- \nserver: [\n", "m.yaml:3: did not find expected node content"},
 		{"---\nlog: {level: info}\n", ""},
 		{"log: {level: info}\n...\n", ""},

@@ -21,7 +21,7 @@ func TestListenAddresses(t *testing.T) {
 		{"server:\n  admin_listen: \"127.0.0.1:99999\"\n", `c.yaml:2: server.admin_listen: "127.0.0.1:99999": the port must be a number from 0 to 65535`},
 		{"server:\n  admin_listen: \"127.0.0.1:http-admin\"\n", `c.yaml:2: server.admin_listen: "127.0.0.1:http-admin": the port must be`},
 		{"server:\n  listen: \"127.0.0.1:-1\"\n", `c.yaml:2: server.listen: "127.0.0.1:-1": the port must be`},
-		{"server:\n  listen: \"127.0.0.1:\"\n", `c.yaml:2: server.listen: "127.0.0.1:": the port must be`},
+		{"server:\n  listen: \"127.0.0.1:\"\n", ""}, // an empty port is 0 to net.Listen
 		{"server:\n  listen: \"off\"\n", `c.yaml:2: server.listen: "off" is not host:port`},
 		{"server:\n  notify_listen: \"off\"\n", `c.yaml:2: server.notify_listen: "off" is not an address: leave it empty`},
 		{"server:\n  listen: \"127.0.0.1:9000\"\n  admin_listen: \"127.0.0.1:9000\"\n", `c.yaml:3: server.admin_listen: "127.0.0.1:9000" and server.listen "127.0.0.1:9000" are one address`},

@@ -74,12 +74,20 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 	// yaml reads the first document only: the keys after a "---" would be
 	// dropped unread (the clients listed there, say, with the default
 	// client and its published key left in force).
-	var next yaml.Node
-	switch err := dec.Decode(&next); {
-	case err == nil:
-		return nil, Errors{{File: file, Line: next.Line, Msg: "only one YAML document is allowed"}}
-	case !errors.Is(err, io.EOF):
-		return nil, Errors{l.yamlError(err)}
+	// An empty document (a trailing "---", perhaps with comments) drops
+	// nothing and is allowed.
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, Errors{l.yamlError(err)}
+		}
+		if !emptyDocument(&next) {
+			return nil, Errors{{File: file, Line: next.Line, Msg: "only one YAML document is allowed"}}
+		}
 	}
 	cfg := &Config{Source: file}
 	if len(root.Content) > 0 {
@@ -575,4 +583,14 @@ func (l *loader) readSecretFiles(v reflect.Value, path string) {
 			l.readSecretFiles(v.Index(i), fmt.Sprintf("%s[%d]", path, i))
 		}
 	}
+}
+
+// emptyDocument reports a YAML document with no content: nothing, or only a
+// null scalar (what "---" followed by comments decodes to).
+func emptyDocument(n *yaml.Node) bool {
+	if len(n.Content) == 0 {
+		return true
+	}
+	c := n.Content[0]
+	return len(n.Content) == 1 && c.Kind == yaml.ScalarNode && c.ShortTag() == "!!null" && c.Value == ""
 }

@@ -72,7 +72,7 @@ func (l *loader) validateServer(c *Config) {
 }
 
 // listenAddr checks a listen address as net.Listen("tcp", addr) will take
-// it: host:port with a numeric port in 0-65535 (0 picks a free port). A
+// it: host:port with a numeric port in 0-65535 (0 or empty picks a free port). A
 // service name such as "http" is refused: it depends on the machine's
 // /etc/services. It returns the host (localhost as 127.0.0.1) and the port.
 func (l *loader) listenAddr(path, addr string) (host, port string, ok bool) {
@@ -80,6 +80,9 @@ func (l *loader) listenAddr(path, addr string) (host, port string, ok bool) {
 	if err != nil {
 		l.at(path, "%q is not host:port", addr)
 		return "", "", false
+	}
+	if port == "" {
+		port = "0" // net.Listen reads an empty port as 0
 	}
 	n, err := strconv.ParseUint(port, 10, 16)
 	if err != nil {
