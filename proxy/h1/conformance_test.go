@@ -803,6 +803,14 @@ func conformanceCases() []conformanceCase {
 			wantStatus: []int{400}, wantState: "closed",
 		},
 		{
+			// CONNECT names its authority in the target: no Host needed,
+			// as net/http's server allows.
+			name:       "connect_without_host",
+			handler:    dumpRequest,
+			steps:      oneRequest("CONNECT example.com:443 HTTP/1.1\r\n\r\n"),
+			wantStatus: []int{200},
+		},
+		{
 			// RFC 9112 3.2: a client sends an empty Host when the target
 			// has no authority; only a missing one is refused.
 			name:       "empty_host_http11",

@@ -417,7 +417,8 @@ func checkRequest(req *http.Request, hasHost bool) string {
 	switch {
 	case req.ProtoMajor != 1:
 		return "unsupported protocol version"
-	case req.ProtoAtLeast(1, 1) && !hasHost:
+	case req.ProtoAtLeast(1, 1) && !hasHost && req.Method != http.MethodConnect:
+		// CONNECT names its authority in the target, as net/http allows.
 		return "missing required Host header"
 	case !httpguts.ValidHostHeader(req.Host):
 		return "malformed Host header"
