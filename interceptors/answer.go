@@ -18,6 +18,9 @@ type Answer struct {
 	// reasoning, as OpenRouter names it), decoded: a thinking model's
 	// reasoning, which a tool round must send back (AssistantToolMessageWith).
 	Reasoning string
+	// ReasoningKey is the member Reasoning was read from, KeyReasoningContent
+	// or KeyReasoning (the name it goes back under); "" when neither came.
+	ReasoningKey string
 	// ReasoningDetails is the raw JSON array choices[0].message.reasoning_details
 	// (OpenRouter); "" when the message has none.
 	ReasoningDetails string
@@ -162,11 +165,13 @@ func readMessage(s string, at int, a *Answer) int {
 			if !reasoning {
 				reasoning = true
 				a.Reasoning = stringValue(s[m.at:end])
+				a.ReasoningKey = KeyReasoningContent
 			}
 		case "reasoning":
 			if !reasoning && !other {
 				other = true // used when no reasoning_content comes
 				a.Reasoning = stringValue(s[m.at:end])
+				a.ReasoningKey = KeyReasoning
 			}
 		case "reasoning_details":
 			if !details {

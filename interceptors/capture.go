@@ -53,6 +53,10 @@ type RoundResult struct {
 	// Content is the round's assistant text; Reasoning its reasoning text
 	// (reasoning_content or reasoning deltas).
 	Content, Reasoning string
+	// ReasoningKey is the member the reasoning deltas came in,
+	// KeyReasoningContent or KeyReasoning, for the reasoning to go back under
+	// the same name; "" when no reasoning text came.
+	ReasoningKey string
 	// PaymentCalls are complete, ordered by upstream index. A call whose
 	// name never arrived was never shown to the client and is reported here
 	// with an empty Name, for the loop to refuse.
@@ -104,6 +108,7 @@ type Capture struct {
 	id, model   string
 	content     []byte // raw JSON string fragments, escapes kept
 	reasoning   []byte
+	reasonKey   string // the member the reasoning text came in
 	role        bool
 	slots       []slot
 	finish      string
@@ -168,6 +173,7 @@ type chunkState struct {
 	idEnd      int
 	text       [2]int // raw content of choice 0, in data
 	reason     [2]int
+	reasonKey  string // the member reason came from
 	deltas     [][2]int
 }
 
@@ -189,6 +195,7 @@ func (c *Capture) StartRound(round int, turnID string) {
 	c.id, c.model = "", ""
 	c.content = c.content[:0]
 	c.reasoning = c.reasoning[:0]
+	c.reasonKey = ""
 	c.role = false
 	for i := range c.slots {
 		c.slots[i] = slot{args: c.slots[i].args[:0]}
@@ -275,6 +282,9 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 		if ok {
 			c.content = append(c.content, tc.content...)
 			c.reasoning = append(c.reasoning, tc.reasoning...)
+			if tc.reasoning != "" {
+				c.reasonKey = tc.reasonKey
+			}
 			switch {
 			case c.round == 0:
 				c.role = c.role || tc.role
@@ -305,6 +315,7 @@ func (c *Capture) EndRound() RoundResult {
 		Model:        c.model,
 		Content:      decodeRaw(c.content),
 		Reasoning:    decodeRaw(c.reasoning),
+		ReasoningKey: c.reasonKey,
 		FinishReason: c.finish,
 	}
 	order := make([]*slot, len(c.slots))

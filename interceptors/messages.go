@@ -14,12 +14,24 @@ import (
 // text, which some providers want back on the round's assistant message.
 type Reasoning struct {
 	// Content is the round's reasoning text: the reasoning_content (or
-	// reasoning) deltas of a stream, a message's reasoning_content.
+	// reasoning) deltas of a stream, a message's reasoning_content (or
+	// reasoning).
 	Content string
+	// Key is the member the provider sent Content in, KeyReasoningContent or
+	// KeyReasoning, and the one it goes back in: each provider knows only
+	// its own name for it (DeepSeek requires reasoning_content back, Groq
+	// refuses it with 400 and wants reasoning). "" is KeyReasoningContent.
+	Key string
 	// Details is a message's reasoning_details array as the provider sent
 	// it (OpenRouter), nil when there is none.
 	Details []byte
 }
+
+// The two names providers give a message's reasoning text.
+const (
+	KeyReasoningContent = "reasoning_content" // DeepSeek, vLLM
+	KeyReasoning        = "reasoning"         // Groq, OpenRouter
+)
 
 // AssistantToolMessage renders the assistant message of a tool round, to be
 // appended to the conversation before the tool results:
@@ -36,14 +48,19 @@ func AssistantToolMessage(content string, calls []ToolCall) []byte {
 }
 
 // AssistantToolMessageWith is AssistantToolMessage for a round that also
-// produced reasoning: the message carries it as "reasoning_content" when
-// there is any, and the reasoning_details array verbatim when there is one.
+// produced reasoning: the message carries it, when there is any, under the
+// name the provider gave it (Reasoning.Key: "reasoning_content" unless the
+// provider said "reasoning"), and the reasoning_details array verbatim when
+// there is one.
 // DeepSeek's thinking mode answers the next request 400 ("The
 // reasoning_content in the thinking mode must be passed back to the API")
 // when the assistant message of a tool-call round lacks its reasoning
 // (https://api-docs.deepseek.com/guides/thinking_mode); OpenRouter asks
 // for reasoning_details back so the model can go on from its reasoning
-// (https://openrouter.ai/docs/use-cases/reasoning-tokens).
+// (https://openrouter.ai/docs/use-cases/reasoning-tokens). The name must
+// not change on the way back: Groq answers a message that carries
+// reasoning_content 400 ("property 'reasoning_content' is unsupported, did
+// you mean 'reasoning'?").
 func AssistantToolMessageWith(content string, r Reasoning, calls []ToolCall) []byte {
 	out := make([]byte, 0, 64+len(content)+len(r.Content)+len(r.Details)+128*len(calls))
 	out = append(out, `{"role":"assistant","content":`...)
@@ -53,7 +70,11 @@ func AssistantToolMessageWith(content string, r Reasoning, calls []ToolCall) []b
 		out = jsonstr.Append(out, content)
 	}
 	if r.Content != "" {
-		out = append(out, `,"reasoning_content":`...)
+		if r.Key == KeyReasoning {
+			out = append(out, `,"reasoning":`...)
+		} else {
+			out = append(out, `,"reasoning_content":`...)
+		}
 		out = jsonstr.Append(out, r.Content)
 	}
 	if d := trimSpace(r.Details); len(d) > 2 && d[0] == '[' && d[len(d)-1] == ']' && len(trimSpace(d[1:len(d)-1])) > 0 {

@@ -94,3 +94,77 @@ func TestReadAnswerReasoning(t *testing.T) {
 		})
 	}
 }
+
+// TestReasoningKeepsTheProvidersName: the reasoning of a tool round goes
+// back under the member name the provider sent it in. Groq answers
+// "reasoning" and refuses a message with "reasoning_content" (400
+// "property 'reasoning_content' is unsupported, did you mean
+// 'reasoning'?"); DeepSeek answers and requires "reasoning_content". The
+// non-stream reader, both stream paths (the first chunks take the full
+// walk, later ones the text scan) and a reasoning-only chunk with the
+// other name all record it.
+func TestReasoningKeepsTheProvidersName(t *testing.T) {
+	calls := []ToolCall{{ID: "call_abc", Name: "query_order", Arguments: `{"order_no":"X1"}`}}
+	for _, key := range []string{KeyReasoningContent, KeyReasoning} {
+		other := KeyReasoningContent
+		if key == KeyReasoningContent {
+			other = KeyReasoning
+		}
+		check := func(t *testing.T, r Reasoning) {
+			t.Helper()
+			if r.Key != key {
+				t.Errorf("Key %q; want %q", r.Key, key)
+			}
+			m := AssistantToolMessageWith("", r, calls)
+			if got := gjson.GetBytes(m, key).Str; got != "I should query X1." {
+				t.Errorf("%s = %q in %s", key, got, m)
+			}
+			if gjson.GetBytes(m, other).Exists() {
+				t.Errorf("%s sent, a name the provider did not use: %s", other, m)
+			}
+		}
+		t.Run(key+"/non-stream", func(t *testing.T) {
+			a := ReadAnswer([]byte(`{"id":"c1","choices":[{"index":0,"message":{"role":"assistant","content":null,"` + key + `":"I should query X1.","tool_calls":[]}}]}`))
+			check(t, Reasoning{Content: a.Reasoning, Key: a.ReasoningKey})
+		})
+		const p = `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":`
+		for _, path := range []struct {
+			name   string
+			chunks []string
+		}{
+			{"full walk", []string{ // the first chunks take the full walk
+				p + `{"role":"assistant","` + key + `":"I should query X1."},"finish_reason":null}]}`,
+			}},
+			{"text scan", []string{ // later ones the text scan
+				p + `{"role":"assistant","content":""},"finish_reason":null}]}`,
+				p + `{"` + key + `":"I should "},"finish_reason":null}]}`,
+				p + `{"` + key + `":"query X1."},"finish_reason":null}]}`,
+				p + `{"` + other + `":""},"finish_reason":null}]}`, // no text: the name stays
+			}},
+		} {
+			t.Run(key+"/stream/"+path.name, func(t *testing.T) {
+				c := NewCapture(isPaymentName)
+				c.StartRound(0, "t")
+				for _, ch := range append(path.chunks,
+					p+`{"tool_calls":[{"index":0,"id":"call_abc","type":"function","function":{"name":"query_order","arguments":"{}"}}]},"finish_reason":null}]}`,
+					p+`{},"finish_reason":"tool_calls"}]}`) {
+					if _, err := c.Process([]byte(ch)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				res := c.EndRound()
+				if res.Reasoning != "I should query X1." {
+					t.Fatalf("Reasoning %q", res.Reasoning)
+				}
+				check(t, Reasoning{Content: res.Reasoning, Key: res.ReasoningKey})
+				c.StartRound(1, "t")
+				if r := c.EndRound(); r.ReasoningKey != "" {
+					t.Errorf("a round without reasoning has ReasoningKey %q", r.ReasoningKey)
+				}
+			})
+		}
+	}
+	if m := AssistantToolMessageWith("", Reasoning{Content: "x"}, calls); gjson.GetBytes(m, KeyReasoningContent).Str != "x" {
+		t.Errorf("no Key: %s; want reasoning_content, as before", m)
+	}
+}

@@ -76,6 +76,9 @@ func (c *Capture) slow(data []byte, s string) []byte {
 	}
 	if st.reason[0] >= 0 {
 		c.reasoning = append(c.reasoning, data[st.reason[0]:st.reason[1]]...)
+		if st.reason[1] > st.reason[0] {
+			c.reasonKey = st.reasonKey
+		}
 	}
 	if st.role {
 		c.role = true
@@ -146,15 +149,15 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 					st.meaningful = true
 				}
 			}
-		case "reasoning_content", "reasoning":
+		case "reasoning_content":
 			if v[0] == '"' && !gotReason {
 				gotReason = true
-				if choice == 0 {
-					st.reason = [2]int{m.at + 1, m.end - 1}
-				}
-				if len(v) > 2 {
-					st.meaningful = true
-				}
+				c.reason(m, choice, KeyReasoningContent)
+			}
+		case "reasoning":
+			if v[0] == '"' && !gotReason {
+				gotReason = true
+				c.reason(m, choice, KeyReasoning)
 			}
 		case "tool_calls":
 			if v[0] == '[' {
@@ -165,6 +168,19 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 				st.meaningful = true
 			}
 		}
+	}
+}
+
+// reason takes a delta's reasoning text, the string value of m, which the
+// provider named key (a constant: no allocation per chunk).
+func (c *Capture) reason(m member, choice int, key string) {
+	st := &c.st
+	if choice == 0 {
+		st.reason = [2]int{m.at + 1, m.end - 1}
+		st.reasonKey = key
+	}
+	if m.end-m.at > 2 {
+		st.meaningful = true
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 // and where the delta object is.
 type textChunk struct {
 	content, reasoning string
+	reasonKey          string // the member reasoning came from (a constant)
 	role               bool
 	roleAt, roleEnd    int  // the role member, when role
 	other              bool // another member with text (a refusal, say)
@@ -238,10 +239,15 @@ func parseDelta(s string, d int, tc *textChunk) int {
 		switch key {
 		case "content":
 			tc.content = raw
-		case "reasoning_content", "reasoning":
+		case "reasoning_content":
 			if !gotReason {
 				gotReason = true
-				tc.reasoning = raw
+				tc.reasoning, tc.reasonKey = raw, KeyReasoningContent
+			}
+		case "reasoning":
+			if !gotReason {
+				gotReason = true
+				tc.reasoning, tc.reasonKey = raw, KeyReasoning
 			}
 		case "role":
 			if raw != "" {

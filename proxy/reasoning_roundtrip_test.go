@@ -215,3 +215,127 @@ func TestThinkingReasoningGoesBackWithToolCalls(t *testing.T) {
 		})
 	}
 }
+
+// groqReasoning is Groq's chat endpoint with a reasoning model
+// (reasoning_format "parsed"): a tool round returns (or streams) its
+// thinking as "reasoning", and a request whose assistant message carries a
+// member Groq does not know is a 400 ("property 'reasoning_content' is
+// unsupported, did you mean 'reasoning'?"). mixed adds a call of the
+// client's own (get_weather) to the tool round.
+func groqReasoning(mixed bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		body := string(b)
+		stream := strings.Contains(body, `"stream":true`)
+		bad := ""
+		gjson.Get(body, "messages").ForEach(func(k, m gjson.Result) bool {
+			if m.Get("reasoning_content").Exists() {
+				bad = k.String()
+			}
+			return true
+		})
+		if bad != "" {
+			jsonHandler(400, `{"error":{"message":"'messages.`+bad+`' : for 'role:assistant' the following must be satisfied[('messages.`+bad+`' : property 'reasoning_content' is unsupported, did you mean 'reasoning'?)]","type":"invalid_request_error"}}`)(w, r)
+			return
+		}
+		if strings.Contains(body, `"role":"tool"`) {
+			if !stream {
+				jsonHandler(200, `{"id":"c2","object":"chat.completion","created":1,"model":"qwen/qwen3-32b","choices":[{"index":0,"message":{"role":"assistant","reasoning":"ok","content":"It is paid."},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":5,"total_tokens":25}}`)(w, r)
+				return
+			}
+			const c = `data: {"id":"c2","object":"chat.completion.chunk","created":1,"model":"qwen/qwen3-32b","choices":`
+			sseHandler(
+				c+`[{"index":0,"delta":{"role":"assistant","reasoning":"ok"},"finish_reason":null}]}`+"\n\n",
+				c+`[{"index":0,"delta":{"content":"It is paid."},"finish_reason":null}]}`+"\n\n",
+				c+`[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":5,"total_tokens":25}}`+"\n\n",
+				"data: [DONE]\n\n")(w, r)
+			return
+		}
+		weather := ""
+		if mixed {
+			weather = `,{"index":1,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}`
+		}
+		if !stream {
+			jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"qwen/qwen3-32b","choices":[{"index":0,"message":{"role":"assistant","reasoning":"`+thinkingReasoning+`","tool_calls":[{"index":0,"id":"call_abc","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}`+weather+`]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`)(w, r)
+			return
+		}
+		const c = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"qwen/qwen3-32b","choices":`
+		events := []string{
+			c + `[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}` + "\n\n",
+			c + `[{"index":0,"delta":{"reasoning":"The user asks about X1; "},"finish_reason":null}]}` + "\n\n",
+			c + `[{"index":0,"delta":{"reasoning":"I should query it."},"finish_reason":null}]}` + "\n\n",
+			c + `[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_abc","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}` + weather + `]},"finish_reason":null}]}` + "\n\n",
+			c + `[{"index":0,"delta":{},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}` + "\n\n",
+			"data: [DONE]\n\n",
+		}
+		sseHandler(events...)(w, r)
+	}
+}
+
+// TestReasoningGoesBackUnderTheProvidersName: a provider that answered with
+// "reasoning" (Groq, a reasoning model) gets it back as "reasoning", never
+// renamed "reasoning_content", a member Groq refuses with 400 so that every
+// payment tool round failed its next round; stream and non-stream, and in
+// the exchange kept for a mixed round and restored on the bot's next
+// request.
+func TestReasoningGoesBackUnderTheProvidersName(t *testing.T) {
+	const openID = "o-user-1"
+	for _, tc := range []struct {
+		name   string
+		stream bool
+	}{{"stream", true}, {"non-stream", false}} {
+		streamField := ""
+		if tc.stream {
+			streamField = `"stream":true,`
+		}
+		check := func(t *testing.T, asst string) {
+			t.Helper()
+			if gjson.Get(asst, "reasoning_content").Exists() || gjson.Get(asst, "reasoning").Str != thinkingReasoning {
+				t.Errorf("the assistant tool message %s; want reasoning %q and no reasoning_content", asst, thinkingReasoning)
+			}
+		}
+		t.Run(tc.name+"/payment round", func(t *testing.T) {
+			fp := newFakeProvider(t, groqReasoning(false))
+			url := statefulProxy(t, fp.URL)
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test",`+streamField+`"messages":[{"role":"user","content":"is X1 paid?"}]}`,
+				map[string]string{"X-WeChat-OpenID": openID})
+			body := readAll(t, resp.Body)
+			reqs := fp.requests()
+			if len(reqs) != 2 {
+				t.Fatalf("%d upstream rounds; want 2 (client got %d %s)", len(reqs), resp.StatusCode, body)
+			}
+			check(t, assistantToolMessage(reqs[1].Body))
+			if resp.StatusCode != 200 || !strings.Contains(body, "It is paid.") {
+				t.Errorf("client got %d %s; want the second round's answer", resp.StatusCode, body)
+			}
+		})
+		t.Run(tc.name+"/mixed round, exchange restored", func(t *testing.T) {
+			fp := newFakeProvider(t, groqReasoning(true))
+			url := statefulProxy(t, fp.URL)
+			const tools = `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],`
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test",`+streamField+tools+`"messages":[{"role":"user","content":"is X1 paid? and the weather?"}]}`,
+				map[string]string{"X-WeChat-OpenID": openID})
+			body := readAll(t, resp.Body)
+			if !strings.Contains(body, "call_w") || !strings.Contains(body, `"finish_reason":"tool_calls"`) {
+				t.Fatalf("the client did not get its own call: %d %s", resp.StatusCode, body)
+			}
+			next := `{"model":"gpt-test",` + streamField + tools + `"messages":[{"role":"user","content":"is X1 paid? and the weather?"},` +
+				`{"role":"assistant","content":null,"tool_calls":[{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]},` +
+				`{"role":"tool","tool_call_id":"call_w","content":"sunny"}]}`
+			resp = post(t, url, "/v1/chat/completions", next, map[string]string{"X-WeChat-OpenID": openID})
+			body = readAll(t, resp.Body)
+			reqs := fp.requests()
+			if len(reqs) != 2 {
+				t.Fatalf("%d upstream requests; want 2 (client got %d %s)", len(reqs), resp.StatusCode, body)
+			}
+			asst := assistantToolMessage(reqs[1].Body)
+			if gjson.Get(asst, "tool_calls.#").Int() != 2 {
+				t.Errorf("the restored assistant message %s; want both calls", asst)
+			}
+			check(t, asst)
+			if resp.StatusCode != 200 || !strings.Contains(body, "It is paid.") {
+				t.Errorf("client got %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+}

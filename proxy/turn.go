@@ -258,6 +258,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		resume        *interceptors.Resume
 		sentText      string // text the client got this round from broken attempts
 		sentReasoning string
+		reasoningKey  string                // the name a broken attempt's reasoning came under
 		first         *failover.StreamError // the cut being recovered
 		excluded      []string
 	)
@@ -269,6 +270,10 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 			if first != nil {
 				t.s.countRecovery(first, recoveryRecovered)
 				res.Content, res.Reasoning = sentText+res.Content, sentReasoning+res.Reasoning
+				if res.ReasoningKey == "" {
+					// All of the round's reasoning came before the cut.
+					res.ReasoningKey = reasoningKey
+				}
 				res.Sent.Text, res.Sent.Reasoning = res.Content, res.Reasoning
 			}
 			return res, resp, true
@@ -309,6 +314,9 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		}
 		sentText += partial.Sent.Text
 		sentReasoning += partial.Sent.Reasoning
+		if partial.ReasoningKey != "" {
+			reasoningKey = partial.ReasoningKey
+		}
 		// The client's calls sent so far: this attempt's, which include
 		// those a recovery attempt repeated (ContinueCalls).
 		sentCalls := partial.Sent.Calls
@@ -349,9 +357,10 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 
 // roundReasoning is a streamed round's reasoning, for its assistant tool
 // message: the capture accumulates the reasoning deltas as it does the
-// text. (reasoning_details deltas are not merged: they pass to the client.)
+// text, and notes the name they came under, which the reasoning goes back
+// under. (reasoning_details deltas are not merged: they pass to the client.)
 func roundReasoning(res *interceptors.RoundResult) interceptors.Reasoning {
-	return interceptors.Reasoning{Content: res.Reasoning}
+	return interceptors.Reasoning{Content: res.Reasoning, Key: res.ReasoningKey}
 }
 
 // errClientGone ends a relay whose client stopped reading.

@@ -79,7 +79,7 @@ type roundAnswer struct {
 func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 	ra := interceptors.ReadAnswer(body)
 	a := &roundAnswer{body: body, id: ra.ID, model: ra.Model, content: ra.Content,
-		reasoning: interceptors.Reasoning{Content: ra.Reasoning}}
+		reasoning: interceptors.Reasoning{Content: ra.Reasoning, Key: ra.ReasoningKey}}
 	if ra.ReasoningDetails != "" {
 		a.reasoning.Details = []byte(ra.ReasoningDetails)
 	}
