@@ -305,7 +305,24 @@ func (r *Relay) RunOnce(ctx context.Context) int {
 // left to that worker. One dispatch runs at a time (Run's loop, or RunOnce in
 // tests).
 func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
-	due, err := r.store.ClaimEvents(ctx, Kind, r.now(), r.opts.Lease, r.opts.Batch)
+	// Claim only what a worker can start on now: a lease runs from the
+	// claim, so an event that waited for a free worker behind slow POSTs
+	// could see its lease run out and be claimed and POSTed by another
+	// replica as well. dispatch is the only one to take slots, so the slots
+	// free now stay free for the events claimed.
+	select {
+	case r.sem <- struct{}{}: // one slot, held until the claim is handed out
+	case <-ctx.Done():
+		return 0
+	}
+	held := true
+	defer func() {
+		if held {
+			<-r.sem
+		}
+	}()
+	limit := min(r.opts.Batch, cap(r.sem)-len(r.sem)+1)
+	due, err := r.store.ClaimEvents(ctx, Kind, r.now(), r.opts.Lease, limit)
 	if err != nil {
 		if ctx.Err() == nil {
 			r.pollFailed(ctx, err)
@@ -319,11 +336,15 @@ func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
 		if strings.HasPrefix(ev.Key, DeadPrefix) || !r.take(ev) {
 			continue
 		}
-		select {
-		case r.sem <- struct{}{}:
-		case <-ctx.Done():
-			r.release(ev.Key)
-			return n
+		if held {
+			held = false // this event takes the slot held for the claim
+		} else {
+			select {
+			case r.sem <- struct{}{}:
+			case <-ctx.Done():
+				r.release(ev.Key)
+				return n
+			}
 		}
 		n++
 		wg.Add(1)
