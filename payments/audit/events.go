@@ -213,9 +213,17 @@ func TurnFromRequest(client, user string, body []byte, provider, model string) *
 		if t.Params == nil {
 			t.Params = map[string]any{}
 		}
-		if raw := []byte(v.Raw); json.Valid(raw) {
+		raw := []byte(v.Raw)
+		switch _, err := CanonicalizeJSON(raw); {
+		case err == nil:
 			t.Params[name] = json.RawMessage(raw)
-		} else {
+		case json.Valid(raw):
+			// Valid JSON the canonical form cannot carry (a number out of
+			// float64's range, 1e400): recorded as the text the bot sent,
+			// else the record could never be sealed and the order's queue
+			// would stall behind it.
+			t.Params[name] = v.Raw
+		default:
 			t.Params[name] = v.Value() // not JSON as sent: gjson's reading of it
 		}
 	}
