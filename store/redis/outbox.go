@@ -42,8 +42,8 @@ func (s *Store) EnqueueEvents(ctx context.Context, events ...store.Event) error 
 		if err != nil {
 			return err
 		}
-		_, ob, obv := s.k.orderTag(key)
-		v, err := s.run(ctx, "enqueue events", s.sc.enqueue, []string{ob, obv}, append([]any{len(elems)}, elems...)...)
+		args := append(append([]any{len(elems)}, elems...), queueHold(0))
+		v, err := s.run(ctx, "enqueue events", s.sc.enqueue, s.k.queueKeys(key), args...)
 		if err != nil {
 			return err
 		}
@@ -65,8 +65,7 @@ func (s *Store) EnqueueEventOnce(ctx context.Context, e store.Event) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	_, ob, obv := s.k.orderTag(e.Key)
-	v, err := s.run(ctx, "enqueue event once", s.sc.enqueueOnce, []string{ob, obv}, e.ID, elems[0])
+	v, err := s.run(ctx, "enqueue event once", s.sc.enqueueOnce, s.k.queueKeys(e.Key), e.ID, elems[0], queueHold(0))
 	if err != nil {
 		return false, err
 	}
@@ -124,9 +123,9 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 	until := now.Add(lease)
 	tok := newID("lease_")
 	cmds, err := s.evalEach(ctx, "claim events", s.sc.claimEvent, len(keys),
-		func(i int) []string { _, ob, obv := s.k.orderTag(keys[i]); return []string{ob, obv} },
+		func(i int) []string { return s.k.queueKeys(keys[i]) },
 		func(int) []any {
-			return []any{kind, nowMs, nextMs(until), until.Format(time.RFC3339Nano), tok}
+			return []any{kind, nowMs, nextMs(until), until.Format(time.RFC3339Nano), tok, queueHold(lease)}
 		})
 	if err != nil {
 		return nil, err
@@ -230,8 +229,7 @@ func (s *Store) AckEvent(ctx context.Context, key, id string) error {
 	if key == "" {
 		key = store.DefaultEventKey
 	}
-	_, ob, obv := s.k.orderTag(key)
-	v, err := s.run(ctx, "ack event", s.sc.ack, []string{ob, obv}, id)
+	v, err := s.run(ctx, "ack event", s.sc.ack, s.k.queueKeys(key), id, queueHold(0))
 	if err != nil {
 		return err
 	}
@@ -247,10 +245,10 @@ func (s *Store) RetryEvent(ctx context.Context, key, id string, nextAt time.Time
 	if key == "" {
 		key = store.DefaultEventKey
 	}
-	_, ob, obv := s.k.orderTag(key)
 	failed := s.now()
-	v, err := s.run(ctx, "retry event", s.sc.retry, []string{ob, obv},
-		id, nextMs(nextAt), attempts, lastErr, nextAt.Format(time.RFC3339Nano), failed.Format(time.RFC3339Nano))
+	v, err := s.run(ctx, "retry event", s.sc.retry, s.k.queueKeys(key),
+		id, nextMs(nextAt), attempts, lastErr, nextAt.Format(time.RFC3339Nano), failed.Format(time.RFC3339Nano),
+		queueHold(nextAt.Sub(failed)))
 	if err != nil {
 		return err
 	}

@@ -459,6 +459,24 @@ func (k keys) orderTag(no string) (rec, ob, obv string) {
 	return t + ":rec", t + ":ob", t + ":obv"
 }
 
+// queueKeys are the KEYS of an outbox script on key's queue: its list and
+// version and, for a refund proposal's queue, the proposal's record, whose
+// expiry the queue keeps (luaHold); an order's queue has no expiry.
+func (k keys) queueKeys(key string) []string {
+	_, ob, obv := k.orderTag(key)
+	if id, ok := strings.CutPrefix(key, store.ProposalEventKeyPrefix); ok {
+		return []string{ob, obv, k.one("r", id)}
+	}
+	return []string{ob, obv}
+}
+
+// queueHold is the hold_ms of luaHold for a step on a proposal's queue whose
+// pending head is due after: that long and store.TombstoneTTL + expiryGrace
+// more. Order queues ignore it.
+func queueHold(after time.Duration) int64 {
+	return ms(max(after, 0) + store.TombstoneTTL + expiryGrace)
+}
+
 // Per user: order copies, their versions, their index by creation time.
 func (k keys) userTag(client, user string) (uo, uv, ur string) {
 	t := k.p + "{u:" + esc(client) + ":" + esc(user) + "}"

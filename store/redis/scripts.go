@@ -16,6 +16,35 @@ local function obstate(ob, obv)
 end
 `
 
+// luaHold is shared by the scripts that change a refund proposal's event
+// queue (store.ProposalEventKey: ob and obv on the proposal's tag {r:ID}).
+// Those keys are not kept like an order's: hold gives both an expiry of at
+// least the proposal record's (rec, physically ttl + store.TombstoneTTL +
+// expiryGrace) and at least min_ms from now, and only ever extends one.
+// The Go side passes min_ms as TombstoneTTL + expiryGrace past the step (and
+// past a retry's due time or a lease's end), so the bound is: a queue lives
+// until its proposal's record is gone and at least 7 days and a minute after
+// its last change. The audit worker drains an event within seconds and each
+// retry re-extends the queue past its next attempt, so a pending event is
+// dropped by expiry only if no worker touches its queue for 7 days.
+// ob and obv get one expiry, the later of the two: the version must outlive
+// the list, or a new queue would restart below the version {idx}:obv holds.
+// An order's queue passes no rec and is left as it is.
+const luaHold = `
+local function hold(ob, obv, rec, min_ms)
+  if not rec then return end
+  local want = tonumber(min_ms)
+  for _, k in ipairs({rec, ob, obv}) do
+    local t = redis.call('PTTL', k)
+    if t > want then want = t end
+  end
+  for _, k in ipairs({ob, obv}) do
+    local t = redis.call('PTTL', k)
+    if t == -1 or (t >= 0 and t < want) then redis.call('PEXPIRE', k, want) end
+  end
+end
+`
+
 // The order scripts record the write's intent token in the order's field w,
 // and a run that finds its own token there answers as the run that wrote it
 // did: go-redis re-sends a command whose reply was lost (a read timeout, a
@@ -63,18 +92,21 @@ local v, nx = obstate(KEYS[2], KEYS[3])
 return {1, ver, v, nx}
 `
 
-// KEYS: ob, obv. ARGV: n, elems... Returns {obv, next}.
-const luaEnqueue = luaObState + `
+// KEYS: ob, obv[, rec]. ARGV: n, elems..., hold_ms. Returns {obv, next}.
+// rec is given for a refund proposal's queue (see luaHold).
+const luaEnqueue = luaObState + luaHold + `
 local n = tonumber(ARGV[1])
 for i = 1, n do redis.call('RPUSH', KEYS[1], ARGV[1 + i]) end
 redis.call('INCR', KEYS[2])
+hold(KEYS[1], KEYS[2], KEYS[3], ARGV[n + 2])
 local v, nx = obstate(KEYS[1], KEYS[2])
 return {v, nx}
 `
 
-// KEYS: ob, obv. ARGV: id, elem. Appends elem unless an event with id is
-// queued. Returns {1, obv, next} appended, {0, obv, next} already queued.
-const luaEnqueueOnce = luaObState + `
+// KEYS: ob, obv[, rec]. ARGV: id, elem, hold_ms. Appends elem unless an event
+// with id is queued. Returns {1, obv, next} appended, {0, obv, next} already
+// queued.
+const luaEnqueueOnce = luaObState + luaHold + `
 for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   if cjson.decode(raw).id == ARGV[1] then
     local v, nx = obstate(KEYS[1], KEYS[2])
@@ -83,16 +115,18 @@ for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
 end
 redis.call('RPUSH', KEYS[1], ARGV[2])
 redis.call('INCR', KEYS[2])
+hold(KEYS[1], KEYS[2], KEYS[3], ARGV[3])
 local v, nx = obstate(KEYS[1], KEYS[2])
 return {1, v, nx}
 `
 
-// KEYS: ob, obv. ARGV: kind, now_ms, until_ms, until (RFC 3339), token.
+// KEYS: ob, obv[, rec]. ARGV: kind, now_ms, until_ms, until (RFC 3339),
+// token, hold_ms.
 // Leases the head when it is of kind and due: next_ms and ev.next_at become
 // the lease's end, and the claim's token is kept in the element, so that a
 // re-sent run of the same claim (a lost reply) answers as the first did.
 // Returns {1, obv, next, head} leased, {0, obv, next} not.
-const luaClaimEvent = luaObState + `
+const luaClaimEvent = luaObState + luaHold + `
 local h = redis.call('LINDEX', KEYS[1], 0)
 if h then
   local e = cjson.decode(h)
@@ -107,6 +141,7 @@ if h then
     local raw = cjson.encode(e)
     redis.call('LSET', KEYS[1], 0, raw)
     redis.call('INCR', KEYS[2])
+    hold(KEYS[1], KEYS[2], KEYS[3], ARGV[6])
     local v, nx = obstate(KEYS[1], KEYS[2])
     return {1, v, nx, raw}
   end
@@ -123,8 +158,9 @@ local v, nx = obstate(KEYS[2], KEYS[3])
 return {r[1], r[2], v, nx, redis.call('LINDEX', KEYS[2], 0)}
 `
 
-// KEYS: ob, obv. ARGV: id. Returns {1, obv, next} or {0} when not queued.
-const luaAck = luaObState + `
+// KEYS: ob, obv[, rec]. ARGV: id, hold_ms. Returns {1, obv, next} or {0} when
+// not queued.
+const luaAck = luaObState + luaHold + `
 local found = false
 local h = redis.call('LINDEX', KEYS[1], 0)
 if h and cjson.decode(h).id == ARGV[1] then
@@ -141,13 +177,15 @@ else
 end
 if not found then return {0} end
 redis.call('INCR', KEYS[2])
+hold(KEYS[1], KEYS[2], KEYS[3], ARGV[2])
 local v, nx = obstate(KEYS[1], KEYS[2])
 return {1, v, nx}
 `
 
-// KEYS: ob, obv. ARGV: id, next_ms, attempts, last_error, next_at, failed_at.
-// Returns {1, obv, next} or {0} when not queued.
-const luaRetry = luaObState + `
+// KEYS: ob, obv[, rec]. ARGV: id, next_ms, attempts, last_error, next_at,
+// failed_at, hold_ms (past next_at for a proposal's queue, so the event is
+// still there when it is due). Returns {1, obv, next} or {0} when not queued.
+const luaRetry = luaObState + luaHold + `
 local all = redis.call('LRANGE', KEYS[1], 0, -1)
 for i, raw in ipairs(all) do
   local e = cjson.decode(raw)
@@ -159,6 +197,7 @@ for i, raw in ipairs(all) do
     e.ev.failed_at = ARGV[6]
     redis.call('LSET', KEYS[1], i - 1, cjson.encode(e))
     redis.call('INCR', KEYS[2])
+    hold(KEYS[1], KEYS[2], KEYS[3], ARGV[7])
     local v, nx = obstate(KEYS[1], KEYS[2])
     return {1, v, nx}
   end
@@ -352,8 +391,8 @@ return 1
 // KEYS: key, ob, obv (the proposal's event queue, on its tag). ARGV: json,
 // user, expires_ms, physical_ms, token, n, elems... Returns {1, obv, next},
 // also to the same call re-sent (its token is kept in w), or {0} when the id
-// is taken.
-const luaPutRefund = luaObState + `
+// is taken. The queue gets the record's expiry (luaHold).
+const luaPutRefund = luaObState + luaHold + `
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], 'w') ~= ARGV[5] then return {0} end
   local v, nx = obstate(KEYS[2], KEYS[3])
@@ -365,6 +404,7 @@ local n = tonumber(ARGV[6])
 if n > 0 then
   for i = 1, n do redis.call('RPUSH', KEYS[2], ARGV[6 + i]) end
   redis.call('INCR', KEYS[3])
+  hold(KEYS[2], KEYS[3], KEYS[1], ARGV[4])
 end
 local v, nx = obstate(KEYS[2], KEYS[3])
 return {1, v, nx}
