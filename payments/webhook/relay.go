@@ -309,10 +309,12 @@ func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
 	// claim, so an event that waited for a free worker behind slow POSTs
 	// could see its lease run out and be claimed and POSTed by another
 	// replica as well. dispatch is the only one to take slots, so the slots
-	// free now stay free for the events claimed.
+	// free now stay free for the events claimed. With every worker busy it
+	// returns at once (Run's loop keeps refreshing the gauges); a worker
+	// that finishes wakes Run after it frees its slot.
 	select {
 	case r.sem <- struct{}{}: // one slot, held until the claim is handed out
-	case <-ctx.Done():
+	default:
 		return 0
 	}
 	held := true
@@ -350,7 +352,10 @@ func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-r.sem }()
+			defer func() {
+				<-r.sem
+				r.signalDone() // Run may be waiting for a free worker
+			}()
 			for ok := true; ok; ev, ok = r.handled(ev.Key) {
 				if ctx.Err() != nil {
 					r.release(ev.Key)

@@ -111,43 +111,51 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 		limit = store.DefaultListLimit
 	}
 	nowMs := now.UnixMilli()
+	// The index lists due heads of every kind, oldest first. Read a window
+	// wider than limit, so that older heads of another kind (audit records
+	// waiting for their worker) cannot crowd this kind out, and lease in
+	// chunks of what is still wanted, so no more than limit are leased.
 	keys, err := s.c.ZRangeByScore(ctx, s.k.idx("ob"), &goredis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(nowMs, 10), Count: int64(limit),
+		Min: "-inf", Max: strconv.FormatInt(nowMs, 10), Count: int64(max(limit, claimWindow)),
 	}).Result()
 	if err != nil {
 		return nil, mapErr("claim events", err)
 	}
-	if len(keys) == 0 {
-		return nil, nil
-	}
 	until := now.Add(lease)
 	tok := newID("lease_")
-	cmds, err := s.evalEach(ctx, "claim events", s.sc.claimEvent, len(keys),
-		func(i int) []string { return s.k.queueKeys(keys[i]) },
-		func(int) []any {
-			return []any{kind, nowMs, nextMs(until), until.Format(time.RFC3339Nano), tok, queueHold(lease)}
-		})
-	if err != nil {
-		return nil, err
-	}
 	var out []store.Event
-	for i, cmd := range cmds {
-		r := replySlice(cmd.Val())
-		claimed, next := replyInt(r, 0) == 1, replyInt(r, 2)
-		if claimed {
-			raw, _ := replyStr(r, 3)
-			var e obElem
-			if err := json.Unmarshal([]byte(raw), &e); err != nil {
-				return nil, fmt.Errorf("redis: decode event: %w", err)
-			}
-			out = append(out, e.Ev)
+	for len(keys) > 0 && len(out) < limit {
+		chunk := keys[:min(len(keys), limit-len(out))]
+		keys = keys[len(chunk):]
+		cmds, err := s.evalEach(ctx, "claim events", s.sc.claimEvent, len(chunk),
+			func(i int) []string { return s.k.queueKeys(chunk[i]) },
+			func(int) []any {
+				return []any{kind, nowMs, nextMs(until), until.Format(time.RFC3339Nano), tok, queueHold(lease)}
+			})
+		if err != nil {
+			return nil, err // what was leased comes due again when its lease runs out
 		}
-		if claimed || next < 0 || next > nowMs {
-			s.syncIndexOrWarn(ctx, nil, keys[i], strconv.FormatInt(replyInt(r, 1), 10), next)
+		for i, cmd := range cmds {
+			r := replySlice(cmd.Val())
+			claimed, next := replyInt(r, 0) == 1, replyInt(r, 2)
+			if claimed {
+				raw, _ := replyStr(r, 3)
+				var e obElem
+				if err := json.Unmarshal([]byte(raw), &e); err != nil {
+					return nil, fmt.Errorf("redis: decode event: %w", err)
+				}
+				out = append(out, e.Ev)
+			}
+			if claimed || next < 0 || next > nowMs {
+				s.syncIndexOrWarn(ctx, nil, chunk[i], strconv.FormatInt(replyInt(r, 1), 10), next)
+			}
 		}
 	}
 	return out, nil
 }
+
+// claimWindow is how many due index entries ClaimEvents reads at least.
+const claimWindow = 500
 
 // headState is one key's outbox as read in one step.
 type headState struct {

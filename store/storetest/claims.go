@@ -56,6 +56,33 @@ func testOutboxClaims(t *testing.T, open Opener) {
 		sameIDs(t, "a claim after the ack", claim(t, st, now), "w2")
 	})
 
+	t.Run("older heads of another kind do not crowd a small claim out", func(t *testing.T) {
+		// A relay claims only as many events as it has free workers (one,
+		// here); audit records due before it, not yet taken by their own
+		// worker, must not hide its event.
+		clock := NewClock()
+		st := open(t, clock)
+		now := clock.Now()
+		var evs []store.Event
+		for i := range 20 {
+			evs = append(evs, store.Event{ID: fmt.Sprintf("a%d", i), Kind: "audit", Key: fmt.Sprintf("CO-A%d", i)}) // due at once
+		}
+		evs = append(evs, // due later than the audit heads, and due now
+			store.Event{ID: "w1", Kind: "webhook", Key: "CO-W1", NextAt: now.Add(-time.Second)},
+			store.Event{ID: "w2", Kind: "webhook", Key: "CO-W2", NextAt: now.Add(-time.Second)})
+		mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, evs...))
+		got, err := st.ClaimEvents(ctx, "webhook", now, lease, 1)
+		mustNil(t, "ClaimEvents", err)
+		if len(got) != 1 || got[0].Kind != "webhook" {
+			t.Fatalf("a claim of 1 behind 20 due audit heads: got %+v; want one webhook event", got)
+		}
+		rest, err := st.ClaimEvents(ctx, "webhook", now, lease, 1)
+		mustNil(t, "ClaimEvents", err)
+		if len(rest) != 1 || rest[0].ID == got[0].ID {
+			t.Errorf("the second claim of 1: got %+v; want the other webhook event", rest)
+		}
+	})
+
 	t.Run("an unsettled event comes due again after its lease", func(t *testing.T) {
 		clock := NewClock()
 		st := open(t, clock)
