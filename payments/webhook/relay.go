@@ -269,11 +269,24 @@ func (r *Relay) Proposed(ctx context.Context, p store.RefundProposal) {
 func (r *Relay) Run(ctx context.Context) {
 	poll := time.NewTicker(r.opts.PollInterval)
 	defer poll.Stop()
-	stats := time.NewTicker(r.opts.StatsInterval)
-	defer stats.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	r.refresh(ctx)
+	// The gauges are refreshed on their own, so that they keep moving while
+	// dispatch waits for a free worker behind a slow merchant, which is
+	// when an operator's alert needs them.
+	wg.Go(func() {
+		stats := time.NewTicker(r.opts.StatsInterval)
+		defer stats.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-stats.C:
+				r.refresh(ctx)
+			}
+		}
+	})
 	for {
 		r.dispatch(ctx, &wg)
 		select {
@@ -282,8 +295,6 @@ func (r *Relay) Run(ctx context.Context) {
 		case <-r.wake:
 		case <-r.done:
 		case <-poll.C:
-		case <-stats.C:
-			r.refresh(ctx)
 		}
 	}
 }
@@ -310,11 +321,10 @@ func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
 	// could see its lease run out and be claimed and POSTed by another
 	// replica as well. dispatch is the only one to take slots, so the slots
 	// free now stay free for the events claimed. With every worker busy it
-	// returns at once (Run's loop keeps refreshing the gauges); a worker
-	// that finishes wakes Run after it frees its slot.
+	// waits for one (Run refreshes the gauges meanwhile, on its own).
 	select {
 	case r.sem <- struct{}{}: // one slot, held until the claim is handed out
-	default:
+	case <-ctx.Done():
 		return 0
 	}
 	held := true
@@ -352,10 +362,7 @@ func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() {
-				<-r.sem
-				r.signalDone() // Run may be waiting for a free worker
-			}()
+			defer func() { <-r.sem }()
 			for ok := true; ok; ev, ok = r.handled(ev.Key) {
 				if ctx.Err() != nil {
 					r.release(ev.Key)
