@@ -14,6 +14,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/internal/countwait"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/proxy/h1/h1test"
 	"github.com/paygate/paygate/store"
@@ -28,7 +29,7 @@ import (
 // delivery queue twice. Every order.paid is POSTed exactly once.
 func TestWebhookPostedOnceAcrossReplicas(t *testing.T) {
 	const replicas, orders, pollsDuringPost = 2, 3, 3
-	polls := newPollCounter(replicas)
+	polls := countwait.New(replicas)
 
 	var mu sync.Mutex
 	posts := map[string]int{}
@@ -46,7 +47,7 @@ func TestWebhookPostedOnceAcrossReplicas(t *testing.T) {
 		mu.Unlock()
 		switch n {
 		case 1:
-			if !polls.awaitMore(r.Context(), ch, pollsDuringPost, 20*time.Second) {
+			if !polls.AwaitMore(r.Context(), ch, pollsDuringPost, 20*time.Second) {
 				t.Errorf("event %s: the replicas did not read the outbox %d times each while its POST was held", id, pollsDuringPost)
 			}
 		case 2:
@@ -66,7 +67,7 @@ func TestWebhookPostedOnceAcrossReplicas(t *testing.T) {
 	for i := range replicas {
 		url, a := webhookReplica(t, storeYAML, up.URL, merchant.URL, func(o *webhook.Options) {
 			o.PollInterval = 10 * time.Millisecond
-			o.Store = pollCountingStore{Store: o.Store, polled: func() { polls.add(i) }}
+			o.Store = pollCountingStore{Store: o.Store, polled: func() { polls.Add(i) }}
 		})
 		urls, apps = append(urls, url), append(apps, a)
 	}
@@ -89,7 +90,7 @@ func TestWebhookPostedOnceAcrossReplicas(t *testing.T) {
 	})
 	// A POST a replica started from a read made before the outbox drained
 	// would arrive now: let every replica read the outbox twice more.
-	polls.awaitMore(ctx, nil, 2, 20*time.Second)
+	polls.AwaitMore(ctx, nil, 2, 20*time.Second)
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -157,55 +158,6 @@ func (s pollCountingStore) ClaimEvents(ctx context.Context, kind string, now tim
 func (s pollCountingStore) DueEvents(ctx context.Context, now time.Time, limit int) ([]store.Event, error) {
 	defer s.polled()
 	return s.Store.DueEvents(ctx, now, limit)
-}
-
-// pollCounter counts the outbox reads of each replica.
-type pollCounter struct {
-	mu      sync.Mutex
-	n       []int
-	changed chan struct{} // closed and replaced on every read
-}
-
-func newPollCounter(replicas int) *pollCounter {
-	return &pollCounter{n: make([]int, replicas), changed: make(chan struct{})}
-}
-
-func (p *pollCounter) add(i int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.n[i]++
-	close(p.changed)
-	p.changed = make(chan struct{})
-}
-
-// awaitMore waits until every replica has completed more reads since the
-// call, or stop is closed (true), or ctx ends or d passes (false).
-func (p *pollCounter) awaitMore(ctx context.Context, stop <-chan struct{}, more int, d time.Duration) bool {
-	p.mu.Lock()
-	base := append([]int(nil), p.n...)
-	p.mu.Unlock()
-	timeout := time.NewTimer(d)
-	defer timeout.Stop()
-	for {
-		p.mu.Lock()
-		done, changed := true, p.changed
-		for i := range p.n {
-			done = done && p.n[i] >= base[i]+more
-		}
-		p.mu.Unlock()
-		if done {
-			return true
-		}
-		select {
-		case <-changed:
-		case <-stop:
-			return true
-		case <-ctx.Done():
-			return false
-		case <-timeout.C:
-			return false
-		}
-	}
 }
 
 // awaitCondition polls cond until it holds, failing the test after d.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/internal/countwait"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
@@ -27,7 +28,7 @@ func TestReplicasPostEachEventOnce(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
 			const relays, nOrders, claimsDuringPost = 2, 10, 3
-			claims := newClaimCounter(relays)
+			claims := countwait.New(relays)
 
 			var mu sync.Mutex
 			posts := map[string]int{}
@@ -47,7 +48,7 @@ func TestReplicasPostEachEventOnce(t *testing.T) {
 				mu.Unlock()
 				switch n {
 				case 1:
-					if !claims.awaitMore(r.Context(), ch, claimsDuringPost, 20*time.Second) {
+					if !claims.AwaitMore(r.Context(), ch, claimsDuringPost, 20*time.Second) {
 						t.Errorf("event %s: the relays did not claim %d times each while its POST was held", id, claimsDuringPost)
 					}
 				case 2:
@@ -63,7 +64,7 @@ func TestReplicasPostEachEventOnce(t *testing.T) {
 			defer func() { cancel(); wg.Wait() }()
 			var rs []*webhook.Relay
 			for i := range relays {
-				r := newRelay(t, claimCountingStore{Store: st, claimed: func() { claims.add(i) }}, srv.URL, time.Now, func(o *webhook.Options) {
+				r := newRelay(t, claimCountingStore{Store: st, claimed: func() { claims.Add(i) }}, srv.URL, time.Now, func(o *webhook.Options) {
 					// Room for every order's held POST and its moves: a relay
 					// whose workers were all busy would stop claiming.
 					o.PollInterval, o.Concurrency = time.Millisecond, 4*nOrders
@@ -100,11 +101,11 @@ func TestReplicasPostEachEventOnce(t *testing.T) {
 				if time.Now().After(deadline) {
 					t.Fatalf("after 60s: %d events POSTed, outbox %+v %v; want %d POSTed and the outbox empty", n, s, err, 3*nOrders)
 				}
-				claims.awaitMore(context.Background(), nil, 1, time.Second)
+				claims.AwaitMore(context.Background(), nil, 1, time.Second)
 			}
 			// A POST started from a claim made before the outbox drained
 			// would have arrived after two more claims by each relay.
-			claims.awaitMore(context.Background(), nil, 2, 20*time.Second)
+			claims.AwaitMore(context.Background(), nil, 2, 20*time.Second)
 
 			mu.Lock()
 			defer mu.Unlock()
@@ -183,53 +184,4 @@ type claimCountingStore struct {
 func (s claimCountingStore) ClaimEvents(ctx context.Context, kind string, now time.Time, lease time.Duration, limit int) ([]store.Event, error) {
 	defer s.claimed()
 	return s.Store.ClaimEvents(ctx, kind, now, lease, limit)
-}
-
-// claimCounter counts the claims of each relay.
-type claimCounter struct {
-	mu      sync.Mutex
-	n       []int
-	changed chan struct{} // closed and replaced on every claim
-}
-
-func newClaimCounter(relays int) *claimCounter {
-	return &claimCounter{n: make([]int, relays), changed: make(chan struct{})}
-}
-
-func (c *claimCounter) add(i int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.n[i]++
-	close(c.changed)
-	c.changed = make(chan struct{})
-}
-
-// awaitMore waits until every relay has completed more claims since the
-// call, or stop is closed (true), or ctx ends or d passes (false).
-func (c *claimCounter) awaitMore(ctx context.Context, stop <-chan struct{}, more int, d time.Duration) bool {
-	c.mu.Lock()
-	base := append([]int(nil), c.n...)
-	c.mu.Unlock()
-	timeout := time.NewTimer(d)
-	defer timeout.Stop()
-	for {
-		c.mu.Lock()
-		done, changed := true, c.changed
-		for i := range c.n {
-			done = done && c.n[i] >= base[i]+more
-		}
-		c.mu.Unlock()
-		if done {
-			return true
-		}
-		select {
-		case <-changed:
-		case <-stop:
-			return true
-		case <-ctx.Done():
-			return false
-		case <-timeout.C:
-			return false
-		}
-	}
 }
