@@ -48,6 +48,20 @@ import (
 // 8 KiB buffer bounds it in practice.
 const maxPlainHead = 64 << 10
 
+// maxHead bounds all the response heads of one exchange together (interim
+// answers included), however they are parsed: net/http's Transport bounds
+// them at 10 MB by default (MaxResponseHeaderBytes); no provider's answer
+// needs more than a few KiB, so 1 MiB leaves room and still stops an
+// upstream that sends header lines without end.
+const maxHead = 1 << 20
+
+// max1xx is how many interim (1xx) answers one exchange may have before the
+// final one, as net/http's Transport allows.
+const max1xx = 5
+
+// errHeadTooLarge ends an exchange whose response heads passed maxHead.
+var errHeadTooLarge = fmt.Errorf("h1: response head larger than %d bytes", maxHead)
+
 // Transport is an http.RoundTripper for HTTP/1.1 upstreams. The zero value
 // is not ready; set the fields before the first request and do not change
 // them after.
@@ -92,6 +106,7 @@ type conn struct {
 	nc     net.Conn
 	raw    syscall.RawConn // the TCP socket under nc, for the liveness peek
 	br     *bufio.Reader
+	rd     headLimiter // br's source: nc, bounded while a head is read
 	idleAt time.Time
 	reused bool
 	abort  func()                // abortIO, bound once per connection rather than per request
@@ -140,8 +155,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return t.Fallback.RoundTrip(req)
 		}
 	}
-	key.addr = hostPort(req.URL, key.tls)
-	if err := checkRequestLine(req); err != nil {
+	// Hosts with non-ASCII letters are dialled, verified and named in
+	// the Host header in their ASCII (punycode) form, as net/http does.
+	urlHost, host, err := asciiHosts(req)
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	key.addr = hostPort(urlHost, key.tls)
+	if err := checkRequestLine(req, host); err != nil {
 		closeBody(req)
 		return nil, err
 	}
@@ -155,12 +177,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
+	out.host = host
 	for retried := false; ; retried = true {
 		if err := ctx.Err(); err != nil {
 			out.close()
 			return nil, context.Cause(ctx)
 		}
-		c, err := t.getConn(ctx, key, req.URL.Hostname())
+		c, err := t.getConn(ctx, key, hostname(urlHost))
 		if err != nil {
 			out.close()
 			return nil, err
@@ -201,6 +224,7 @@ type outgoing struct {
 	c      io.Closer // the body being sent, closed when the exchange ends
 	length int64
 	buf    []byte // the whole body, when it was read into memory
+	host   string // the Host header's value, in ASCII
 }
 
 func outgoingBody(req *http.Request) (outgoing, error) {
@@ -276,9 +300,48 @@ func closeBody(req *http.Request) {
 	}
 }
 
-func hostPort(u *url.URL, tls bool) string {
+// asciiHosts returns req's URL host and its Host header value (req.Host,
+// else the URL's), each in ASCII: a host with other letters in punycode.
+func asciiHosts(req *http.Request) (urlHost, host string, err error) {
+	urlHost = req.URL.Host
+	if !isASCII(urlHost) {
+		if urlHost, err = httpguts.PunycodeHostPort(urlHost); err != nil {
+			return "", "", fmt.Errorf("h1: invalid host %q: %w", req.URL.Host, err)
+		}
+	}
+	host = urlHost
+	if req.Host != "" {
+		host = req.Host
+		if !isASCII(host) {
+			if host, err = httpguts.PunycodeHostPort(host); err != nil {
+				return "", "", fmt.Errorf("h1: invalid Host header %q: %w", req.Host, err)
+			}
+		}
+	}
+	return urlHost, host, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// hostname is hostport's host, without brackets for IPv6 (url.URL's
+// Hostname).
+func hostname(hostport string) string {
+	u := url.URL{Host: hostport}
+	return u.Hostname()
+}
+
+// hostPort is host with the scheme's default port when it names none.
+func hostPort(host string, tls bool) string {
+	u := url.URL{Host: host}
 	if u.Port() != "" {
-		return u.Host
+		return host
 	}
 	if tls {
 		return net.JoinHostPort(u.Hostname(), "443")
@@ -293,15 +356,11 @@ func hostPort(u *url.URL, tls bool) string {
 // in the request URI's raw parts (Opaque, RawQuery; the path is written
 // escaped). A CR or LF in any of them would end the line and let the
 // caller write headers or a second request of its own.
-func checkRequestLine(req *http.Request) error {
+func checkRequestLine(req *http.Request, host string) error {
 	for i := 0; i < len(req.Method); i++ {
 		if !httpguts.IsTokenRune(rune(req.Method[i])) {
 			return fmt.Errorf("h1: invalid method %q", req.Method)
 		}
-	}
-	host := req.Host
-	if host == "" {
-		host = req.URL.Host
 	}
 	if !httpguts.ValidHostHeader(host) {
 		return fmt.Errorf("h1: invalid Host header %q", host)
@@ -522,8 +581,32 @@ func (t *Transport) dial(ctx context.Context, key connKey, host string) (*conn, 
 		}
 		c.nc = tc
 	}
-	c.br = bufio.NewReaderSize(c.nc, 8<<10)
+	c.rd = headLimiter{c: c, left: -1}
+	c.br = bufio.NewReaderSize(&c.rd, 8<<10)
 	return c, nil
+}
+
+// headLimiter reads from its connection; while left is not negative, at
+// most left bytes more, then errHeadTooLarge. It lives in the conn, so the
+// bound costs no allocation per exchange.
+type headLimiter struct {
+	c    *conn
+	left int64 // -1: no bound (a body is being read)
+}
+
+func (r *headLimiter) Read(p []byte) (int, error) {
+	if r.left < 0 {
+		return r.c.nc.Read(p)
+	}
+	if r.left == 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(p)) > r.left {
+		p = p[:r.left]
+	}
+	n, err := r.c.nc.Read(p)
+	r.left -= int64(n)
+	return n, err
 }
 
 var defaultDialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
@@ -536,6 +619,10 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 		stop()
 		return nil, fmt.Errorf("h1: write request: %w: %w", errNotSent, err)
 	}
+	// The heads are read under maxHead; the bound is lifted once the final
+	// head is in (the body is bounded by its framing and the caller). On an
+	// error the connection is closed, so the bound need not be lifted.
+	c.rd.left = maxHead
 	// The first byte is awaited on its own: a connection that ends before it
 	// never started an answer, and only then may the request be resent.
 	if _, err := c.br.Peek(1); err != nil {
@@ -545,7 +632,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 		}
 		return nil, fmt.Errorf("h1: read response: %w", err)
 	}
-	for {
+	for interim := 0; ; interim++ {
 		resp, plain := httpwire.ReadResponse(c.br, req, maxPlainHead)
 		var err error
 		if !plain {
@@ -556,8 +643,14 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 			return nil, fmt.Errorf("h1: read response: %w", err)
 		}
 		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
-			continue // an interim answer (100 Continue, 103 Early Hints)
+			// An interim answer (100 Continue, 103 Early Hints).
+			if interim == max1xx {
+				stop()
+				return nil, fmt.Errorf("h1: read response: more than %d interim (1xx) answers", max1xx)
+			}
+			continue
 		}
+		c.rd.left = -1 // before b may hand the connection back to the pool
 		// After a 101 the connection speaks another protocol: it is never
 		// pooled (as net/http, which hands it to the caller; this
 		// transport requests no upgrade and closes it).
@@ -622,11 +715,7 @@ func (c *conn) writeRequest(req *http.Request, out *outgoing) error {
 		}
 	}
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	if req.Host != "" {
-		bw.WriteString(req.Host)
-	} else {
-		bw.WriteString(req.URL.Host)
-	}
+	bw.WriteString(out.host)
 	bw.WriteString("\r\n")
 	for k, vs := range req.Header {
 		switch k {
