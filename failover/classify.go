@@ -233,13 +233,27 @@ func (f *failure) contentFilter() bool {
 }
 
 // isBilling reports an error code or type that says the provider account
-// is out of money: OpenAI's insufficient_quota and billing_* codes,
-// DashScope's Arrearage (overdue payment), insufficient_balance.
+// is out of money or past its spending cap: OpenAI's insufficient_quota,
+// billing_*, credit_balance_exhausted and *_spend_limit_exceeded /
+// *_usage_limit_exceeded codes (all sent with 429, none a rate), DashScope's
+// Arrearage, Volcengine Ark's AccountOverdueError, insufficient_balance,
+// and Zhipu's business code 1113 ("account in arrears", with HTTP 429;
+// https://docs.bigmodel.cn/cn/api/api-code). A rate limit would retry the
+// provider after a short back-off on every round; billing cools it down
+// until an operator acts.
 func isBilling(s string) bool {
+	if s == zhipuArrearsCode {
+		return true
+	}
 	s = strings.ToLower(s)
 	return strings.Contains(s, "insufficient_quota") || strings.Contains(s, "insufficient_balance") ||
-		strings.Contains(s, "arrearage") || strings.Contains(s, "billing")
+		strings.Contains(s, "arrearage") || strings.Contains(s, "billing") || strings.Contains(s, "overdue") ||
+		strings.Contains(s, "credit_balance") || strings.Contains(s, "spend_limit") ||
+		strings.Contains(s, "usage_limit_exceeded")
 }
+
+// zhipuArrearsCode is Zhipu's "account in arrears" business code.
+const zhipuArrearsCode = "1113"
 
 // isContentFilter reports an error code or type that names a content
 // filter: content_filter, content_policy, moderation, and the words

@@ -100,6 +100,16 @@ func TestBillingFailsOverAndCoolsDown(t *testing.T) {
 		{"dashscope 400 Arrearage", statusFn(400, dashScopeArrearage)},
 		{"arrearage as the first event", firstEvent(dashScopeArrearage)},
 		{"403 insufficient_balance", statusFn(403, errBody("insufficient_balance", "insufficient_balance", "balance too low"))},
+		// https://docs.bigmodel.cn/cn/api/api-code: 1113 "your account is in
+		// arrears, top up and retry", sent with HTTP 429.
+		{"zhipu 429 1113 arrears", statusFn(429, `{"error":{"code":"1113","message":"您的账户已欠费，请充值后重试"}}`)},
+		// https://www.volcengine.com/docs/82379/1299023: 403 AccountOverdueError.
+		{"volcengine 403 AccountOverdueError", statusFn(403, `{"error":{"code":"AccountOverdueError","message":"The request failed because your account has an overdue balance. Request ID: 1","param":"","type":"Forbidden"}}`)},
+		// https://developers.openai.com/api/docs/guides/error-codes: 429s
+		// that are the account's money or spend cap, not its rate.
+		{"openai 429 credit_balance_exhausted", statusFn(429, errBody("", "credit_balance_exhausted", "You have no credits left."))},
+		{"openai 429 project_spend_limit_exceeded", statusFn(429, errBody("", "project_spend_limit_exceeded", "Project spend limit reached."))},
+		{"openai 429 organization_usage_limit_exceeded", statusFn(429, errBody("", "organization_usage_limit_exceeded", "Usage limit reached."))},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
