@@ -57,6 +57,9 @@ type RoundResult struct {
 	// KeyReasoningContent or KeyReasoning, for the reasoning to go back under
 	// the same name; "" when no reasoning text came.
 	ReasoningKey string
+	// Details is the round's reasoning_details deltas merged into the array
+	// a non-stream answer carries (see detailsMerger); nil when none came.
+	Details []byte
 	// PaymentCalls are complete, ordered by upstream index. A call whose
 	// name never arrived was never shown to the client and is reported here
 	// with an empty Name, for the loop to refuse.
@@ -108,7 +111,8 @@ type Capture struct {
 	id, model   string
 	content     []byte // raw JSON string fragments, escapes kept
 	reasoning   []byte
-	reasonKey   string // the member the reasoning text came in
+	reasonKey   string        // the member the reasoning text came in
+	details     detailsMerger // the reasoning_details deltas, merged
 	role        bool
 	slots       []slot
 	finish      string
@@ -196,6 +200,7 @@ func (c *Capture) StartRound(round int, turnID string) {
 	c.content = c.content[:0]
 	c.reasoning = c.reasoning[:0]
 	c.reasonKey = ""
+	c.details.reset()
 	c.role = false
 	for i := range c.slots {
 		c.slots[i] = slot{args: c.slots[i].args[:0]}
@@ -316,6 +321,7 @@ func (c *Capture) EndRound() RoundResult {
 		Content:      decodeRaw(c.content),
 		Reasoning:    decodeRaw(c.reasoning),
 		ReasoningKey: c.reasonKey,
+		Details:      c.details.json(),
 		FinishReason: c.finish,
 	}
 	order := make([]*slot, len(c.slots))

@@ -1,6 +1,8 @@
 package interceptors
 
 import (
+	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -167,4 +169,64 @@ func TestReasoningKeepsTheProvidersName(t *testing.T) {
 	if m := AssistantToolMessageWith("", Reasoning{Content: "x"}, calls); gjson.GetBytes(m, KeyReasoningContent).Str != "x" {
 		t.Errorf("no Key: %s; want reasoning_content, as before", m)
 	}
+}
+
+// TestStreamedReasoningDetailsAreMerged: a streamed round's
+// reasoning_details deltas come back from EndRound as the one array a
+// non-stream answer would carry. OpenRouter streams each block in pieces of
+// one type and index: text, summary and data are joined, id, format and
+// signature kept as they last came; blocks keep the order they first came
+// in; a later null erases nothing. Only the first choice's count.
+func TestStreamedReasoningDetailsAreMerged(t *testing.T) {
+	const head = `{"id":"gen-1","object":"chat.completion.chunk","created":1,"model":"google/gemini-3-pro","choices":[{"index":0,"delta":`
+	chunks := []string{
+		head + `{"role":"assistant","content":""},"finish_reason":null}]}`,
+		head + `{"reasoning":"I should ","reasoning_details":[{"type":"reasoning.text","text":"I should ","format":"google-gemini-v1","index":0}]},"finish_reason":null}]}`,
+		head + `{"reasoning":"query \"X1\".","reasoning_details":[{"type":"reasoning.text","text":"query \"X1\".","index":0}]},"finish_reason":null}]}`,
+		head + `{"reasoning_details":[{"type":"reasoning.text","signature":null,"index":0}]},"finish_reason":null}]}`,
+		head + `{"reasoning_details":[{"type":"reasoning.encrypted","data":"c2ln","id":"tool_q1","format":"google-gemini-v1","index":1}]},"finish_reason":null}]}`,
+		head + `{"reasoning_details":[{"type":"reasoning.encrypted","data":"bmF0dXJl","index":1},{"type":"reasoning.text","signature":"sig==","index":0}]},"finish_reason":null}]}`,
+		`{"id":"gen-1","object":"chat.completion.chunk","created":1,"model":"google/gemini-3-pro","choices":[{"index":1,"delta":{"reasoning_details":[{"type":"reasoning.text","text":"other choice","index":0}]},"finish_reason":null}]}`,
+		head + `{"tool_calls":[{"index":0,"id":"tool_q1","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":null}]}`,
+		head + `{},"finish_reason":"tool_calls"}]}`,
+	}
+	c := NewCapture(isPaymentName)
+	buf := make([]byte, 0, 1024) // one buffer for every chunk, as the SSE reader's
+	for _, ch := range chunks {
+		buf = append(buf[:0], ch...)
+		if _, err := c.Process(buf); err != nil {
+			t.Fatalf("Process(%s): %v", ch, err)
+		}
+		clear(buf[:cap(buf)])
+	}
+	res := c.EndRound()
+	want := `[{"type":"reasoning.text","text":"I should query \"X1\".","format":"google-gemini-v1","index":0,"signature":"sig=="},` +
+		`{"type":"reasoning.encrypted","data":"c2lnbmF0dXJl","id":"tool_q1","format":"google-gemini-v1","index":1}]`
+	if !gjson.ValidBytes(res.Details) || !jsonEqual(t, string(res.Details), want) {
+		t.Fatalf("Details %s\nwant    %s", res.Details, want)
+	}
+	if len(res.PaymentCalls) != 1 || res.Reasoning != `I should query "X1".` {
+		t.Fatalf("calls %v, reasoning %q", res.PaymentCalls, res.Reasoning)
+	}
+	// The next round starts empty.
+	c.StartRound(1, "turn-1")
+	if _, err := c.Process([]byte(head + `{"content":"done"},"finish_reason":"stop"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if d := c.EndRound().Details; d != nil {
+		t.Fatalf("round 2 Details %s; want none", d)
+	}
+}
+
+// jsonEqual compares two JSON texts as values.
+func jsonEqual(t *testing.T, a, b string) bool {
+	t.Helper()
+	var va, vb any
+	if err := json.Unmarshal([]byte(a), &va); err != nil {
+		t.Fatalf("%s: %v", a, err)
+	}
+	if err := json.Unmarshal([]byte(b), &vb); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	return reflect.DeepEqual(va, vb)
 }

@@ -163,6 +163,13 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 			if v[0] == '[' {
 				c.toolCalls(data, s, m, choice)
 			}
+		case "reasoning_details":
+			if v[0] == '[' && choice == 0 {
+				c.details.add(v)
+			}
+			if notEmpty(v) {
+				st.meaningful = true
+			}
 		default:
 			if notEmpty(v) {
 				st.meaningful = true

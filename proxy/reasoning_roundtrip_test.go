@@ -339,3 +339,60 @@ func TestReasoningGoesBackUnderTheProvidersName(t *testing.T) {
 		})
 	}
 }
+
+// geminiViaOpenRouter is OpenRouter in front of Gemini 3: a tool round
+// streams its reasoning as reasoning_details blocks, the function call's
+// thought signature as a reasoning.encrypted block, and the next request
+// must carry them back on the assistant message, or Gemini refuses it
+// ("Function call is missing a thought_signature";
+// https://openrouter.ai/docs/use-cases/reasoning-tokens, "Preserving
+// reasoning blocks").
+func geminiViaOpenRouter(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	const or = `data: {"id":"gen-1","object":"chat.completion.chunk","created":1,"model":"google/gemini-3-pro-preview","provider":"Google","choices":`
+	if strings.Contains(string(b), `"role":"tool"`) {
+		asst := assistantToolMessage(b)
+		if gjson.Get(asst, `reasoning_details.#(type=="reasoning.encrypted").data`).Str != "CiQBSIG-SIGNATURE" {
+			jsonHandler(400, `{"error":{"message":"Function call is missing a thought_signature in functionCall parts.","code":400}}`)(w, r)
+			return
+		}
+		sseHandler(
+			or+`[{"index":0,"delta":{"role":"assistant","content":"X1 is paid."},"finish_reason":null}]}`+"\n\n",
+			or+`[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":"stop"}]}`+"\n\n",
+			"data: [DONE]\n\n")(w, r)
+		return
+	}
+	sseHandler(
+		or+`[{"index":0,"delta":{"role":"assistant","content":"","reasoning":"Need the ","reasoning_details":[{"type":"reasoning.text","text":"Need the ","format":"google-gemini-v1","index":0}]},"finish_reason":null}]}`+"\n\n",
+		or+`[{"index":0,"delta":{"role":"assistant","content":"","reasoning":"order.","reasoning_details":[{"type":"reasoning.text","text":"order.","index":0}]},"finish_reason":null}]}`+"\n\n",
+		or+`[{"index":0,"delta":{"role":"assistant","content":"","reasoning_details":[{"type":"reasoning.encrypted","data":"CiQBSIG-","id":"tool_query_order_1","format":"google-gemini-v1","index":1}]},"finish_reason":null}]}`+"\n\n",
+		or+`[{"index":0,"delta":{"role":"assistant","content":"","reasoning_details":[{"type":"reasoning.encrypted","data":"SIGNATURE","index":1}],"tool_calls":[{"index":0,"id":"tool_query_order_1","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":null}]}`+"\n\n",
+		or+`[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":"tool_calls","native_finish_reason":"STOP"}]}`+"\n\n",
+		"data: [DONE]\n\n")(w, r)
+}
+
+// TestStreamedReasoningDetailsGoBackWithToolCalls: a streamed tool round's
+// reasoning_details deltas go back, merged, on the assistant message of the
+// next round, as a non-stream round's array does; without them Gemini 3
+// behind OpenRouter refuses the continuation and the payment turn ends in
+// an error after its call ran.
+func TestStreamedReasoningDetailsGoBackWithToolCalls(t *testing.T) {
+	fp := newFakeProvider(t, geminiViaOpenRouter)
+	url := statefulProxy(t, fp.URL)
+	resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"is X1 paid?"}]}`,
+		map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	body := readAll(t, resp.Body)
+	reqs := fp.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d upstream rounds; want 2 (client got %d %s)", len(reqs), resp.StatusCode, body)
+	}
+	asst := assistantToolMessage(reqs[1].Body)
+	want := `[{"type":"reasoning.text","text":"Need the order.","format":"google-gemini-v1","index":0},` +
+		`{"type":"reasoning.encrypted","data":"CiQBSIG-SIGNATURE","id":"tool_query_order_1","format":"google-gemini-v1","index":1}]`
+	if got := gjson.Get(asst, "reasoning_details").Raw; got != want {
+		t.Errorf("round 2's assistant tool message carries reasoning_details %s\nwant %s", got, want)
+	}
+	if !strings.Contains(body, "X1 is paid.") {
+		t.Errorf("client got %d %s", resp.StatusCode, body)
+	}
+}

@@ -358,9 +358,10 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 // roundReasoning is a streamed round's reasoning, for its assistant tool
 // message: the capture accumulates the reasoning deltas as it does the
 // text, and notes the name they came under, which the reasoning goes back
-// under. (reasoning_details deltas are not merged: they pass to the client.)
+// under, and merges the reasoning_details deltas (they also pass to the
+// client as they came).
 func roundReasoning(res *interceptors.RoundResult) interceptors.Reasoning {
-	return interceptors.Reasoning{Content: res.Reasoning, Key: res.ReasoningKey}
+	return interceptors.Reasoning{Content: res.Reasoning, Key: res.ReasoningKey, Details: res.Details}
 }
 
 // errClientGone ends a relay whose client stopped reading.
