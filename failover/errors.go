@@ -41,6 +41,10 @@ var (
 	ErrConnectionLost    = errors.New("connection ended before the stream was complete")
 	ErrUnknownModel      = errors.New("unknown model")
 	ErrUnknownProvider   = errors.New("unknown provider")
+
+	// errDoneBeforeFinish: the stream said [DONE] before any event with a
+	// finish_reason; it is a lost connection in all but name.
+	errDoneBeforeFinish = fmt.Errorf("[DONE] before any finish_reason: %w", ErrConnectionLost)
 )
 
 // StreamError ends a stream after its first event reached the caller: the

@@ -117,8 +117,9 @@ func (a *Response) reportBreaker(err error) {
 // Next returns the stream's next event: held events first, then events as
 // they arrive, each within the idle timeout and all within the total
 // timeout. Comment lines are never returned; a malformed event (not JSON,
-// not [DONE]) is skipped and logged. Next returns io.EOF after [DONE] or when
-// the connection ends after an event with a finish_reason; any other end is a
+// not [DONE]) is skipped and logged. Next returns io.EOF after an event with
+// a finish_reason, at [DONE] or when the connection ends; any other end
+// ([DONE] or the connection's end before a finish_reason) is a
 // *StreamError. An error object in the stream, or a choice that finishes
 // with "error" (OpenRouter), ends it as a *StreamError classified as the
 // same error before the first byte would be (StreamError.Class). Event.Data is valid until the next call. For a non-stream
@@ -156,6 +157,14 @@ func (a *Response) Next() (sse.Event, error) {
 			return sse.Event{}, a.finish(a.streamEnd(err))
 		}
 		if ev.IsDone() {
+			if !a.finished {
+				// A relay (one-api, new-api) ends a stream its upstream
+				// broke with [DONE]: the model never said it was done,
+				// so a tool call may be cut and a held payment call must
+				// not run. It is a cut like any other (recovery may take
+				// the round on).
+				return sse.Event{}, a.finish(&StreamError{Provider: a.Provider, Cause: CauseConnectionLost, Err: errDoneBeforeFinish})
+			}
 			return sse.Event{}, a.finish(io.EOF)
 		}
 		s := unsafeString(ev.Data)

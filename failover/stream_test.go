@@ -38,6 +38,18 @@ func TestStreamAfterFirstByte(t *testing.T) {
 			wantText: "par", wantCause: CauseConnectionLost,
 		},
 		{
+			// A relay that ends its upstream's broken stream with [DONE]:
+			// the round never finished, whatever the relay says.
+			name: "[DONE] before any finish_reason",
+			a: func(c *fconn) {
+				c.sse()
+				c.event(roleChunk())
+				c.event(contentChunk("par"))
+				c.done()
+			},
+			wantText: "par", wantCause: CauseConnectionLost,
+		},
+		{
 			name: "reset mid-stream",
 			a: func(c *fconn) {
 				c.sse()
