@@ -378,6 +378,34 @@ func SetToolChoiceNone(body []byte) ([]byte, error) {
 	return out, nil
 }
 
+// RelaxToolChoice returns body for a round that follows a payment round,
+// with a tool_choice that forced a tool call relaxed to "auto": the bot's
+// "required" (or {"type":"allowed_tools","mode":"required"}) was met by the
+// payment call, and a choice naming a payment tool by name was obeyed;
+// forced again, the model would call a tool in every round and never give
+// the user its answer. A choice naming one of the client's own functions
+// stays (that call has not been made yet). The result shares no memory with
+// body; body itself is returned when nothing changes.
+func RelaxToolChoice(body []byte, isPayment func(name string) bool) ([]byte, error) {
+	tc := gjson.GetBytes(body, "tool_choice")
+	path, value := "", ""
+	switch {
+	case tc.Type == gjson.String && tc.Str == "required":
+		path, value = "tool_choice", "auto"
+	case tc.IsObject() && tc.Get("type").Str == "function" && isPayment(tc.Get("function.name").Str):
+		path, value = "tool_choice", "auto"
+	case tc.IsObject() && tc.Get("type").Str == "allowed_tools" && tc.Get("allowed_tools.mode").Str == "required":
+		path, value = "tool_choice.allowed_tools.mode", "auto"
+	default:
+		return body, nil
+	}
+	out, err := sjson.SetBytes(append([]byte(nil), body...), path, value)
+	if err != nil {
+		return nil, fmt.Errorf("relaxing tool_choice: %w", err)
+	}
+	return out, nil
+}
+
 // InsertStateMessage inserts {"role":"system","content":text} just before the
 // last user message, so every byte of the conversation before it stays as the
 // client sent it and providers' prompt caches keep hitting (SPEC 3 step 3).

@@ -352,3 +352,38 @@ func TestAppendMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestRelaxToolChoice: after a payment round, a tool_choice that forced a
+// tool call becomes "auto" (the call was made; forced again the model never
+// answers in words); one naming the client's own function stays.
+func TestRelaxToolChoice(t *testing.T) {
+	isPayment := func(n string) bool { return n == "query_order" }
+	const msgs = `"messages":[{"role":"user","content":"x"}]`
+	tests := []struct {
+		name, in, want string // want: tool_choice's raw value after; "" for absent
+	}{
+		{"required", `{"tool_choice":"required",` + msgs + `}`, `"auto"`},
+		{"auto stays", `{"tool_choice":"auto",` + msgs + `}`, `"auto"`},
+		{"none stays", `{"tool_choice":"none",` + msgs + `}`, `"none"`},
+		{"absent stays absent", `{` + msgs + `}`, ``},
+		{"a payment tool by name", `{"tool_choice":{"type":"function","function":{"name":"query_order"}},` + msgs + `}`, `"auto"`},
+		{"the client's function by name stays", `{"tool_choice":{"type":"function","function":{"name":"get_weather"}},` + msgs + `}`,
+			`{"type":"function","function":{"name":"get_weather"}}`},
+		{"allowed_tools required", `{"tool_choice":{"type":"allowed_tools","allowed_tools":{"mode":"required","tools":[{"type":"function","function":{"name":"get_weather"}}]}},` + msgs + `}`,
+			`{"type":"allowed_tools","allowed_tools":{"mode":"auto","tools":[{"type":"function","function":{"name":"get_weather"}}]}}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := RelaxToolChoice([]byte(tc.in), isPayment)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := gjson.GetBytes(out, "tool_choice").Raw; got != tc.want {
+				t.Errorf("tool_choice %s; want %s", got, tc.want)
+			}
+			if got := gjson.GetBytes(out, "messages").Raw; got != gjson.Get(tc.in, "messages").Raw {
+				t.Errorf("messages changed: %s", got)
+			}
+		})
+	}
+}

@@ -594,6 +594,8 @@ func (t *turn) nextBody(msgs [][]byte) error {
 		if b, err = interceptors.SetToolChoiceNone(b); err != nil {
 			return err
 		}
+	} else if b, err = interceptors.RelaxToolChoice(b, t.s.tools.IsPayment); err != nil {
+		return err
 	}
 	t.body = b
 	t.appended = append(t.appended, msgs...)

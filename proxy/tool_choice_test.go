@@ -1,0 +1,74 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// requiredHonouring is a provider that honours tool_choice "required": it
+// answers a request that forces a tool with a query_order call, and any
+// other with words.
+func requiredHonouring(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	stream := gjson.GetBytes(b, "stream").Bool()
+	forced := gjson.GetBytes(b, "tool_choice").Str == "required"
+	if !stream {
+		if forced {
+			jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":"tool_calls"}]}`)(w, r)
+			return
+		}
+		jsonHandler(200, `{"id":"c2","object":"chat.completion","created":2,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"X1 is paid."},"finish_reason":"stop"}]}`)(w, r)
+		return
+	}
+	const c = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":`
+	if forced {
+		sseHandler(
+			c+`[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":null}]}`+"\n\n",
+			c+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n",
+			"data: [DONE]\n\n")(w, r)
+		return
+	}
+	sseHandler(
+		c+`[{"index":0,"delta":{"role":"assistant","content":"X1 is paid."},"finish_reason":null}]}`+"\n\n",
+		c+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n",
+		"data: [DONE]\n\n")(w, r)
+}
+
+// TestRequiredToolChoiceIsMetByThePaymentCall: a bot that sends
+// tool_choice "required" with its own tools has it met by the payment call;
+// the next round goes with "auto", so the model answers the user rather
+// than calling a tool again until the round budget runs out.
+func TestRequiredToolChoiceIsMetByThePaymentCall(t *testing.T) {
+	for _, stream := range []bool{true, false} {
+		name := map[bool]string{true: "stream", false: "non-stream"}[stream]
+		t.Run(name, func(t *testing.T) {
+			fp := newFakeProvider(t, requiredHonouring)
+			url := statefulProxy(t, fp.URL)
+			sf := ""
+			if stream {
+				sf = `"stream":true,`
+			}
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test",`+sf+
+				`"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],"tool_choice":"required",`+
+				`"messages":[{"role":"user","content":"is X1 paid?"}]}`, map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			reqs := fp.requests()
+			if len(reqs) != 2 {
+				t.Fatalf("%d upstream rounds; want 2", len(reqs))
+			}
+			if got := gjson.GetBytes(reqs[0].Body, "tool_choice").Raw; got != `"required"` {
+				t.Errorf("round 1 tool_choice %s; want the bot's \"required\"", got)
+			}
+			if got := gjson.GetBytes(reqs[1].Body, "tool_choice").Raw; got != `"auto"` {
+				t.Errorf("round 2 tool_choice %s; want \"auto\"", got)
+			}
+			if !strings.Contains(body, "X1 is paid.") {
+				t.Errorf("the user never got the answer: %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+}
