@@ -16,6 +16,9 @@ import (
 // usage and the paygate extension.
 func (t *turn) nonStream() {
 	var first *roundAnswer
+	// spoken is the text of the payment rounds before this one: a streaming
+	// client reads every round's text, so the one answer carries it too.
+	var spoken string
 	for round := 0; ; round++ {
 		resp, err := t.open()
 		if err != nil {
@@ -33,31 +36,46 @@ func (t *turn) nonStream() {
 			if len(ans.client) > 0 {
 				t.keepExchange(ans.content, ans.reasoning, nil, ans.client, nil)
 			}
-			t.writeCompletion(resp.StatusCode, ans.body, first.id, ans.client, false)
+			t.writeCompletion(resp.StatusCode, withSpoken(ans.body, spoken, ans.content), first.id, ans.client, false)
 			return
 		}
 		if len(ans.client) > 0 {
 			results := t.execute(ans.payment)
 			t.keepExchange(ans.content, ans.reasoning, ans.payment, ans.client, results)
-			t.writeCompletion(resp.StatusCode, ans.body, first.id, ans.client, true)
+			t.writeCompletion(resp.StatusCode, withSpoken(ans.body, spoken, ans.content), first.id, ans.client, true)
 			return
 		}
 		if round+1 >= t.budget.MaxRounds {
 			// No round is left to tell the user what a payment call did, so
 			// none runs: the turn ends with the clarification (SPEC 3).
 			t.s.metrics.roundsExhausted.Inc()
-			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", t.budget.Clarification)
+			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", spoken+ans.content+t.budget.Clarification)
 			b, _ = sjson.DeleteBytes(b, "choices.0.message.tool_calls")
 			b, _ = sjson.SetBytes(b, "choices.0.finish_reason", "stop")
 			t.writeCompletion(resp.StatusCode, b, first.id, nil, false)
 			return
 		}
+		spoken += ans.content
 		msgs := append([][]byte{interceptors.AssistantToolMessageWith(ans.content, ans.reasoning, ans.payment)}, t.execute(ans.payment)...)
 		if err := t.nextBody(msgs); err != nil {
 			writeError(t.w, toAPIError(err))
 			return
 		}
 	}
+}
+
+// withSpoken returns the last round's answer with the earlier rounds' text
+// before its own (content) as its message content; body as it is when the
+// earlier rounds said nothing.
+func withSpoken(body []byte, spoken, content string) []byte {
+	if spoken == "" {
+		return body
+	}
+	out, err := sjson.SetBytes(body, "choices.0.message.content", spoken+content)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // roundAnswer is what the turn needs from one non-stream answer.
@@ -174,6 +192,10 @@ func (t *turn) writeCompletion(status int, body []byte, id string, client []inte
 		}
 		arr = append(arr, ']')
 		out, _ = sjson.SetRawBytes(out, "choices.0.message.tool_calls", arr)
+		out, _ = sjson.SetBytes(out, "choices.0.finish_reason", "tool_calls")
+	} else if len(client) > 0 && gjson.GetBytes(out, "choices.0.finish_reason").Str != "tool_calls" {
+		// Gemini ends a tool round with "stop"; the client must hear
+		// "tool_calls" to run its tools, as a streaming client does.
 		out, _ = sjson.SetBytes(out, "choices.0.finish_reason", "tool_calls")
 	}
 	if t.hasUse && len(t.rounds) > 1 {
