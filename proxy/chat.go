@@ -51,7 +51,18 @@ func endUser(h http.Header, bodyUser string) string {
 // configured limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 	limit := s.cfg.Server.MaxBodyBytes
-	if n := r.ContentLength; n >= 0 && n <= limit {
+	if ce := r.Header["Content-Encoding"]; len(ce) > 0 && !identity(ce) {
+		// A compressed body would reach a provider as JSON it cannot read,
+		// or fail paygate's own parse with a misleading "not valid JSON".
+		return nil, &apiError{Status: http.StatusUnsupportedMediaType, Type: "invalid_request_error",
+			Message: "paygate: request bodies with Content-Encoding " + strconv.Quote(strings.Join(ce, ", ")) + " are not supported; send the body uncompressed"}
+	}
+	if r.ContentLength > limit {
+		// Refused before a byte is read: a client waiting on "Expect:
+		// 100-continue" is told at once and never uploads the body.
+		return nil, bodyTooLarge(limit)
+	}
+	if n := r.ContentLength; n >= 0 {
 		// The usual case: the length is declared and allowed, so the body
 		// is read into one buffer of its size (io.ReadAll would grow one).
 		body := make([]byte, n)
@@ -64,12 +75,28 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiE
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error",
-				Message: "paygate: request body over " + strconv.FormatInt(limit, 10) + " bytes (server.max_body_bytes)"}
+			return nil, bodyTooLarge(limit)
 		}
 		return nil, badRequest("paygate: reading the request body: " + err.Error())
 	}
 	return body, nil
+}
+
+func bodyTooLarge(limit int64) *apiError {
+	return &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error",
+		Message: "paygate: request body over " + strconv.FormatInt(limit, 10) + " bytes (server.max_body_bytes)"}
+}
+
+// identity reports a Content-Encoding that leaves the body as it is.
+func identity(ce []string) bool {
+	for _, v := range ce {
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" && !strings.EqualFold(e, "identity") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {

@@ -276,10 +276,15 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 }
 
 // authenticate compares the bearer token with every client key in constant
-// time, so response timing reveals nothing about the keys.
+// time, so response timing reveals nothing about the keys. The scheme is
+// matched without regard to case (RFC 9110 11.1: "bearer" from hand-written
+// backends), and spaces around the token are ignored.
 func (s *Server) authenticate(header string) *config.Client {
-	tok, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok || tok == "" {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return nil
+	}
+	if tok = strings.Trim(tok, " \t"); tok == "" {
 		return nil
 	}
 	d := sha256.Sum256([]byte(tok))
