@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
@@ -332,6 +333,36 @@ func TestModelsList(t *testing.T) {
 	}
 	if strings.Contains(body, "vendor/") {
 		t.Errorf("models list leaks upstream names: %s", body)
+	}
+}
+
+// TestModelRetrieve: GET /v1/models/{id} (models.retrieve in the SDKs)
+// answers from the config, as the list does: the model object for a
+// configured public name, else OpenAI's 404 model_not_found; the provider,
+// which knows only its own names, is not asked.
+func TestModelRetrieve(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{}`))
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+testClientKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, readAll(t, resp.Body)
+	}
+	_, list := get("/v1/models")
+	status, body := get("/v1/models/gpt-test")
+	if status != 200 || body != gjson.Get(list, `data.#(id=="gpt-test")`).Raw {
+		t.Errorf("GET /v1/models/gpt-test: %d %s; want the list's object", status, body)
+	}
+	status, body = get("/v1/models/vendor/upstream-model")
+	if status != 404 || gjson.Get(body, "error.code").Str != "model_not_found" || gjson.Get(body, "error.param").Str != "model" {
+		t.Errorf("an unknown name: %d %s; want 404 model_not_found", status, body)
+	}
+	if n := len(fp.requests()); n != 0 {
+		t.Errorf("the provider was asked %d times", n)
 	}
 }
 

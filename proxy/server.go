@@ -82,6 +82,7 @@ type Server struct {
 	privacy  interceptors.Privacy
 	clients  []clientEntry
 	modelsJS []byte
+	modelJS  map[string][]byte // GET /v1/models/{id}, by public name
 	metrics  *metrics
 
 	ledger     *accounting.Ledger
@@ -154,7 +155,12 @@ func New(o Options) (*Server, error) {
 		c := &o.Config.Clients[i]
 		s.clients = append(s.clients, clientEntry{digest: sha256.Sum256([]byte(c.Key)), cfg: c})
 	}
-	s.modelsJS = modelList(o.Upstream.Models(), time.Now())
+	now := time.Now()
+	s.modelsJS = modelList(o.Upstream.Models(), now)
+	s.modelJS = make(map[string][]byte)
+	for _, n := range o.Upstream.Models() {
+		s.modelJS[n] = modelObject(nil, n, now)
+	}
 	var err error
 	if s.metrics, err = newMetrics(reg); err != nil {
 		return nil, err
@@ -168,6 +174,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/chat/completions", s.route("chat", s.authed(s.handleChat)))
 	mux.Handle("GET /v1/models", s.route("models", s.authed(s.handleModels)))
+	mux.Handle("GET /v1/models/{id...}", s.route("models", s.authed(s.handleModel)))
 	mux.Handle("/v1/", s.route("passthrough", s.authed(s.handlePassthrough)))
 	s.mountUserAPI(mux)
 	s.operatorRoutes(mux)
@@ -378,6 +385,19 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(s.modelsJS)
 }
 
+// handleModel answers GET /v1/models/{id} (an SDK's models.retrieve) from
+// the config, as the list: forwarded, the public name would reach a
+// provider that knows only its own names.
+func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
+	b, ok := s.modelJS[r.PathValue("id")]
+	if !ok {
+		writeError(w, modelNotFound(r.PathValue("id")))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}
+
 // modelList renders GET /v1/models: the public names of the config, in
 // OpenAI's list shape.
 func modelList(names []string, now time.Time) []byte {
@@ -386,13 +406,18 @@ func modelList(names []string, now time.Time) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"id":`...)
-		b = jsonstr.Append(b, n)
-		b = append(b, `,"object":"model","created":`...)
-		b = strconv.AppendInt(b, now.Unix(), 10)
-		b = append(b, `,"owned_by":"paygate"}`...)
+		b = modelObject(b, n, now)
 	}
 	return append(b, "]}"...)
+}
+
+// modelObject appends one model object of the list to b.
+func modelObject(b []byte, name string, now time.Time) []byte {
+	b = append(b, `{"id":`...)
+	b = jsonstr.Append(b, name)
+	b = append(b, `,"object":"model","created":`...)
+	b = strconv.AppendInt(b, now.Unix(), 10)
+	return append(b, `,"owned_by":"paygate"}`...)
 }
 
 // toolDefsFor returns the payment tool definitions client's model is offered.
