@@ -227,7 +227,7 @@ func TestIdleTimeout(t *testing.T) {
 
 // serveOne serves s on a loopback listener for the test's duration and
 // returns a raw client connection to it, with a generous deadline.
-func serveOne(t *testing.T, s *Server) net.Conn {
+func serveOne(t testing.TB, s *Server) net.Conn {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
