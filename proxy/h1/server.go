@@ -27,6 +27,16 @@
 //     but it is noticed by one epoll set for all connections (EPOLLRDHUP),
 //     registered once per connection: no goroutine, read or timer per
 //     request (watch_linux.go).
+//   - A connection closed while its client may still be sending (a body
+//     the handler left unread, as when it refuses an upload with 413 or
+//     401 part-way; a head answered with an error) is closed as net/http
+//     closes it (closeWriteAndWait): the answer is flushed, the write side
+//     shut, and what the client still sends is read and dropped until it
+//     closes or lingerTime (net/http's rstAvoidanceDelay, 500 ms) passes.
+//     Closing a socket with unread bytes in it sends a reset, and a client
+//     that is still writing then reports the reset rather than the answer
+//     (and retries the upload). Where net/http sleeps the 500 ms, this
+//     server stops as soon as the client closes.
 //   - Shutdown stops accepting, closes idle connections and waits for the
 //     requests in flight, like http.Server.Shutdown.
 //
@@ -152,7 +162,9 @@ func (s *Server) logf(format string, args ...any) {
 
 // Shutdown stops accepting, closes idle connections and waits until every
 // request in flight has been answered, or ctx ends (its error is returned;
-// the connections left are not closed: call Close).
+// the connections left are not closed: call Close). A connection that
+// lingers after its answer (see the package doc) is waited for too, as
+// net/http's is: for lingerTime at most.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeListeners()
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -252,6 +264,7 @@ type conn struct {
 	cancel   atomic.Pointer[context.CancelFunc] // the request in flight
 	werr     error                              // the first write error; the connection is dead
 	lastPost bool
+	linger   bool              // the client may still be sending: close reads it first (lingeringClose)
 	rdl      time.Time         // the read deadline in place, as the server set it (setReadDeadline)
 	host     httpwire.HostLine // whether a head net/http reads has a Host line
 	hold     []byte            // a response's body before its head; reused across requests
@@ -305,7 +318,13 @@ func (c *conn) abort() {
 }
 
 func (c *conn) close() {
+	// The watcher goes first: the request is over, and the half-close of a
+	// lingering close, then the client's own close, are no disconnect to
+	// report.
 	c.w.stop()
+	if c.linger {
+		c.lingeringClose()
+	}
 	c.nc.Close()
 	c.s.mu.Lock()
 	delete(c.s.conns, c)
@@ -470,13 +489,47 @@ func isUnsupportedTE(err error) bool {
 }
 
 // reject answers a request that will not reach the handler and closes the
-// connection, as net/http does for a request it cannot parse.
+// connection, as net/http does for a request it cannot parse. The rest of
+// the request (a head too large, a body) may still be coming: the
+// connection lingers.
 func (c *conn) reject(status int, msg string) {
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	body := fmt.Sprintf("%d %s: %s", status, http.StatusText(status), msg)
 	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
 		status, http.StatusText(status), len(body), body)
-	c.bw.Flush()
+	c.linger = c.bw.Flush() == nil
+}
+
+// lingerTime bounds a lingering close: net/http's rstAvoidanceDelay, "about
+// the latency around the planet".
+const lingerTime = 500 * time.Millisecond
+
+// lingeringClose prepares to close a connection whose client may still be
+// sending, as net/http's closeWriteAndWait does: it flushes the answer,
+// shuts the write side (the client reads the answer, then EOF) and reads
+// and drops what comes until the client closes, lingerTime passes or Close
+// closes the connection. Closed with those bytes unread, the socket would
+// send a reset, and many TCP stacks drop what the client had received but
+// not yet read when one arrives, the answer with it; a client still
+// writing gets ECONNRESET from its write instead of the answer. A deadline
+// bounds the wait, so a client that keeps sending cannot hold the
+// connection (or Shutdown) longer.
+func (c *conn) lingeringClose() {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || c.werr != nil || c.bw.Flush() != nil || cw.CloseWrite() != nil {
+		return
+	}
+	if c.nc.SetReadDeadline(time.Now().Add(lingerTime)) != nil {
+		return
+	}
+	io.Copy(io.Discard, c.nc)
+}
+
+// lingerFor reports false, for serveRequest to return when it closes the
+// connection, and has it linger when the client may still be sending b.
+func (c *conn) lingerFor(b *requestBody) bool {
+	c.linger = !b.eof && b.left != 0 && c.werr == nil
+	return false
 }
 
 // serveRequest runs the handler for req and reports whether the connection
@@ -509,7 +562,7 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 			w.Header().Set("Connection", "close")
 			w.WriteHeader(http.StatusExpectationFailed)
 			w.finish()
-			return false
+			return c.lingerFor(&w.reqBody) // the client may send the body all the same
 		}
 		w.reqBody.expect = req.ContentLength != 0
 	}
@@ -519,14 +572,16 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	// A "100 Continue" still owed closes the connection: sendHead decides.
 	w.finish()
 	if w.closeAfter || c.werr != nil {
-		return false
+		// A body the handler left unread (a refusal of an upload) may
+		// still be coming.
+		return c.lingerFor(&w.reqBody)
 	}
 	// The next request starts where this one's body ends: read what the
 	// handler left, as net/http does. The answer said the connection
 	// persists only when that is at most maxDrain bytes (sendHead), so
 	// only a client that sent less than it declared is closed on here.
 	if !w.reqBody.discard() {
-		return false
+		return c.lingerFor(&w.reqBody)
 	}
 	if err := c.bw.Flush(); err != nil {
 		return false
