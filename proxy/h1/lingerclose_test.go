@@ -3,7 +3,9 @@
 package h1
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -81,4 +83,98 @@ func TestEarlyAnswerReachesUploadingClient(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLingeringCloseIsBounded: the wait after an early answer holds a
+// connection only while the client may still need it. It ends when the
+// client closes; a client that keeps sending is cut off after the bound
+// (and Shutdown, which waits for it, returns); Close ends it at once. The
+// disconnect watcher keeps no registration for it afterwards. The bound is set far from the test's own
+// timeouts, so that each outcome has one cause.
+func TestLingeringCloseIsBounded(t *testing.T) {
+	const hour = time.Hour
+	refuse := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+	})
+	// answered sends a request with a body far larger than it will ever
+	// send and reads the early answer and the half-close after it.
+	answered := func(t *testing.T, c net.Conn) {
+		t.Helper()
+		if _, err := io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\nfirst bytes"); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		if b, err := io.ReadAll(resp.Body); err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
+			t.Fatalf("answer %s %q, %v; close %v; want a 413 that says close", resp.Status, b, err, resp.Close)
+		}
+		if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("after the answer: read %d bytes, %v; want EOF (the server's half-close)", n, err)
+		}
+	}
+	// sending writes to c until a write fails, which is the server's full
+	// close (a reset, since what it sends then is not read); the channel
+	// gets the error. The writes have no deadline, which would fail them
+	// too.
+	sending := func(c net.Conn) <-chan error {
+		c.SetWriteDeadline(time.Time{})
+		failed := make(chan error, 1)
+		go func() {
+			chunk := bytes.Repeat([]byte("A"), 64<<10)
+			for {
+				if _, err := c.Write(chunk); err != nil {
+					failed <- err
+					return
+				}
+			}
+		}()
+		return failed
+	}
+	shutdown := func(t *testing.T, s *Server) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown: %v; the lingering connection was not closed", err)
+		}
+	}
+
+	t.Run("the client's close ends it", func(t *testing.T) {
+		firstID := lastWatchID()
+		s := &Server{Handler: refuse, maxLinger: hour}
+		c := serveOne(t, s)
+		answered(t, c)
+		c.Close()
+		shutdown(t, s)
+		if n := watchedSince(firstID); n != 0 {
+			t.Errorf("the watcher holds %d of this test's connections; want 0", n)
+		}
+	})
+	t.Run("a client that keeps sending is cut off after the bound", func(t *testing.T) {
+		s := &Server{Handler: refuse, maxLinger: 50 * time.Millisecond}
+		c := serveOne(t, s)
+		answered(t, c)
+		failed := sending(c)
+		shutdown(t, s)
+		select {
+		case <-failed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the client still sends after Shutdown returned")
+		}
+	})
+	t.Run("Close ends it", func(t *testing.T) {
+		s := &Server{Handler: refuse, maxLinger: hour}
+		c := serveOne(t, s)
+		answered(t, c)
+		failed := sending(c)
+		s.Close()
+		select {
+		case <-failed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the client still sends 10 s after Close")
+		}
+	})
 }

@@ -88,6 +88,8 @@ type Server struct {
 	// package's standard logger.
 	ErrorLog *log.Logger
 
+	maxLinger time.Duration // bounds a lingering close; 0: lingerTime (tests change it)
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
@@ -519,7 +521,11 @@ func (c *conn) lingeringClose() {
 	if !ok || c.werr != nil || c.bw.Flush() != nil || cw.CloseWrite() != nil {
 		return
 	}
-	if c.nc.SetReadDeadline(time.Now().Add(lingerTime)) != nil {
+	d := c.s.maxLinger
+	if d <= 0 {
+		d = lingerTime
+	}
+	if c.nc.SetReadDeadline(time.Now().Add(d)) != nil {
 		return
 	}
 	io.Copy(io.Discard, c.nc)
