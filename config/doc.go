@@ -6,7 +6,8 @@
 // secrets may come from the environment (${VAR}, ${VAR:-default}) or from files
 // (every "*_file" key). Environment references are expanded inside the parsed
 // YAML scalars, never textually, so a value containing ": " or "#" cannot change
-// the document's structure and line numbers stay true.
+// the document's structure and line numbers stay true. No error prints the
+// value of a secret's key or of a "*_file" key (secretKey).
 //
 // The package imports nothing of paygate; every other package may import it.
 package config

@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 )
 
@@ -14,8 +13,9 @@ import (
 // checks read them the same way at load (payments/wechatpay: an RSA
 // private key in PKCS#8 or PKCS#1 PEM, an RSA "PUBLIC KEY", RSA
 // certificates), so check-config refuses a missing or wrong file at its
-// key's line. The errors name the file and what is wrong with it, never
-// its contents.
+// key's line. The errors say what is wrong with the file, never its
+// contents, nor its name (secretKey: the value of a "*_file" key may be
+// the key itself, pasted where a path was wanted).
 
 // checkPrivateKeyFile checks the merchant's API private key.
 func (l *loader) checkPrivateKeyFile(path, file string) {
@@ -40,7 +40,7 @@ func (l *loader) checkPrivateKeyFile(path, file string) {
 		err = fmt.Errorf("its PEM block is %q, not a private key (PRIVATE KEY or RSA PRIVATE KEY)", block.Type)
 	}
 	if err != nil {
-		l.at(path, "%s: %v", file, err)
+		l.at(path, "%v", err)
 	}
 }
 
@@ -51,7 +51,7 @@ func (l *loader) checkPublicKeyFile(path, file string) {
 		return
 	}
 	if block.Type != "PUBLIC KEY" {
-		l.at(path, "%s: its PEM block is %q, not PUBLIC KEY", file, block.Type)
+		l.at(path, "its PEM block is %q, not PUBLIC KEY", block.Type)
 		return
 	}
 	k, err := x509.ParsePKIXPublicKey(block.Bytes)
@@ -61,7 +61,7 @@ func (l *loader) checkPublicKeyFile(path, file string) {
 		err = errors.New("not an RSA key")
 	}
 	if err != nil {
-		l.at(path, "%s: %v", file, err)
+		l.at(path, "%v", err)
 	}
 }
 
@@ -72,7 +72,7 @@ func (l *loader) checkCertificateFile(path, file string) {
 		return
 	}
 	if block.Type != "CERTIFICATE" {
-		l.at(path, "%s: its PEM block is %q, not CERTIFICATE", file, block.Type)
+		l.at(path, "its PEM block is %q, not CERTIFICATE", block.Type)
 		return
 	}
 	c, err := x509.ParseCertificate(block.Bytes)
@@ -82,7 +82,7 @@ func (l *loader) checkCertificateFile(path, file string) {
 		err = errors.New("the certificate has no RSA key")
 	}
 	if err != nil {
-		l.at(path, "%s: %v", file, err)
+		l.at(path, "%v", err)
 	}
 }
 
@@ -94,16 +94,12 @@ func (l *loader) pemFile(path, file string) *pem.Block {
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err // the path is named once, below
-		}
-		l.at(path, "reading %s: %v", file, err)
+		l.at(path, "cannot read the file it names: %v%s", fileError(err), notAPath(file))
 		return nil
 	}
 	block, _ := pem.Decode(data)
 	if block == nil {
-		l.at(path, "%s: no PEM block in it", file)
+		l.at(path, "no PEM block in it")
 		return nil
 	}
 	return block

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -364,7 +366,11 @@ func (l *loader) expand(n *yaml.Node, path string) {
 		}
 		v, err := expandVars(n.Value, l.env)
 		if err != nil {
-			l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: err.Error()})
+			msg := err.Error()
+			if secretKey(path) {
+				msg = err.withoutValue()
+			}
+			l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: msg})
 			return
 		}
 		n.Value = v
@@ -384,8 +390,36 @@ func (l *loader) expand(n *yaml.Node, path string) {
 	}
 }
 
+// varError is a ${…} in the value s that does not expand.
+type varError struct {
+	s            string
+	at           int    // byte offset of its "${" in s
+	unterminated bool   // no "}" after it
+	name         string // else the name that is not one
+}
+
+// Error quotes the value, for a key that holds no secret.
+func (e *varError) Error() string {
+	if e.unterminated {
+		return fmt.Sprintf("unterminated ${ in %q", e.s)
+	}
+	return fmt.Sprintf("bad variable name %q in %q", e.name, e.s)
+}
+
+// withoutValue says what is wrong and where in the value, but not the value
+// (nor the bad name, a piece of it), for a secret's key: a literal secret
+// with "${" in it (a generated password) would be printed whole.
+func (e *varError) withoutValue() string {
+	what := "bad variable name in ${…}"
+	if e.unterminated {
+		what = "unterminated ${"
+	}
+	return fmt.Sprintf("%s at character %d of the value (not shown: a secret; write $$ for a literal $)",
+		what, utf8.RuneCountInString(e.s[:e.at])+1)
+}
+
 // expandVars expands ${NAME} and ${NAME:-default}; "$$" is a literal "$".
-func expandVars(s string, env LookupEnv) (string, error) {
+func expandVars(s string, env LookupEnv) (string, *varError) {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -400,12 +434,12 @@ func expandVars(s string, env LookupEnv) (string, error) {
 		}
 		end := strings.IndexByte(s[i:], '}')
 		if end < 0 {
-			return "", fmt.Errorf("unterminated ${ in %q", s)
+			return "", &varError{s: s, at: i, unterminated: true}
 		}
 		expr := s[i+2 : i+end]
 		name, def, hasDef := strings.Cut(expr, ":-")
 		if !validEnvName(name) {
-			return "", fmt.Errorf("bad variable name %q in %q", name, s)
+			return "", &varError{s: s, at: i, name: name}
 		}
 		v, ok := env(name)
 		if (!ok || v == "") && hasDef {
@@ -570,7 +604,7 @@ func (l *loader) readSecretFiles(v reflect.Value, path string) {
 				}
 				data, err := os.ReadFile(fv.String())
 				if err != nil {
-					l.at(p, "reading secret file: %v", err)
+					l.at(p, "cannot read the file it names: %v%s", fileError(err), notAPath(fv.String()))
 					continue
 				}
 				tv.SetString(strings.TrimRight(string(data), "\r\n"))
@@ -583,6 +617,17 @@ func (l *loader) readSecretFiles(v reflect.Value, path string) {
 			l.readSecretFiles(v.Index(i), fmt.Sprintf("%s[%d]", path, i))
 		}
 	}
+}
+
+// fileError is why a file could not be read, without its name: an
+// *fs.PathError's text holds the path, which for a "*_file" key may be the
+// secret itself.
+func fileError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return errors.New("unreadable")
 }
 
 // emptyDocument reports a YAML document with no content: nothing, or only a

@@ -396,8 +396,7 @@ func (c *Config) Secrets() []string {
 		// Keys some providers take in a header of their own (Azure's
 		// api-key, x-api-key), set through providers[].headers.
 		for name, v := range p.Headers {
-			if n := strings.ToLower(name); strings.Contains(n, "key") || strings.Contains(n, "token") ||
-				strings.Contains(n, "auth") || strings.Contains(n, "secret") {
+			if credentialHeader(name) {
 				add(v)
 			}
 		}

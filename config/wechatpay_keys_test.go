@@ -75,7 +75,8 @@ func wechatpayKeys(t *testing.T) map[string]string {
 
 // TestWeChatPayKeyFiles: with backend wechatpay, the key files serve reads
 // at start are read at load, so check-config refuses a missing, unreadable
-// or wrong file at its key's file:line, and never prints what is in it.
+// or wrong file at its key's file:line, and never prints what is in it, nor
+// its name (the value of a *_file key may be the key itself).
 func TestWeChatPayKeyFiles(t *testing.T) {
 	f := wechatpayKeys(t)
 	wechatpay := func(key, pub string, certs ...string) string {
@@ -101,27 +102,27 @@ func TestWeChatPayKeyFiles(t *testing.T) {
 		{"pkcs1 key and platform certificate", wechatpay(f["key1.pem"], "", f["cert.pem"]), ""},
 		{"both modes", wechatpay(f["key.pem"], f["pub.pem"], f["cert.pem"]), ""},
 		{"missing private key", wechatpay(f["missing.pem"], f["pub.pem"]),
-			"c.yaml:9: payments.wechatpay.mch_private_key_file: reading " + f["missing.pem"] + ": no such file or directory"},
+			"c.yaml:9: payments.wechatpay.mch_private_key_file: cannot read the file it names: no such file or directory"},
 		{"private key not PEM", wechatpay(f["text.pem"], f["pub.pem"]),
-			"c.yaml:9: payments.wechatpay.mch_private_key_file: " + f["text.pem"] + ": no PEM block in it"},
+			"c.yaml:9: payments.wechatpay.mch_private_key_file: no PEM block in it"},
 		{"private key not DER", wechatpay(f["garbage.pem"], f["pub.pem"]),
-			"c.yaml:9: payments.wechatpay.mch_private_key_file: " + f["garbage.pem"] + ": its PRIVATE KEY block is not PKCS#8: "},
+			"c.yaml:9: payments.wechatpay.mch_private_key_file: its PRIVATE KEY block is not PKCS#8: "},
 		{"private key not RSA", wechatpay(f["ec.pem"], f["pub.pem"]),
-			"c.yaml:9: payments.wechatpay.mch_private_key_file: " + f["ec.pem"] + ": not an RSA key"},
+			"c.yaml:9: payments.wechatpay.mch_private_key_file: not an RSA key"},
 		{"certificate as the private key", wechatpay(f["cert.pem"], f["pub.pem"]),
-			"c.yaml:9: payments.wechatpay.mch_private_key_file: " + f["cert.pem"] + `: its PEM block is "CERTIFICATE", not a private key`},
+			`c.yaml:9: payments.wechatpay.mch_private_key_file: its PEM block is "CERTIFICATE", not a private key`},
 		{"missing public key", wechatpay(f["key.pem"], f["missing.pem"]),
-			"c.yaml:11: payments.wechatpay.public_key_file: reading " + f["missing.pem"] + ": no such file or directory"},
+			"c.yaml:11: payments.wechatpay.public_key_file: cannot read the file it names: no such file or directory"},
 		{"private key as the public key", wechatpay(f["key.pem"], f["key.pem"]),
-			"c.yaml:11: payments.wechatpay.public_key_file: " + f["key.pem"] + `: its PEM block is "PRIVATE KEY", not PUBLIC KEY`},
+			`c.yaml:11: payments.wechatpay.public_key_file: its PEM block is "PRIVATE KEY", not PUBLIC KEY`},
 		{"missing platform certificate", wechatpay(f["key.pem"], "", f["cert.pem"], f["missing.pem"]),
-			"c.yaml:12: payments.wechatpay.platform_cert_files[1]: reading " + f["missing.pem"] + ": no such file or directory"},
+			"c.yaml:12: payments.wechatpay.platform_cert_files[1]: cannot read the file it names: no such file or directory"},
 		{"public key as a certificate", wechatpay(f["key.pem"], "", f["pub.pem"]),
-			"c.yaml:11: payments.wechatpay.platform_cert_files[0]: " + f["pub.pem"] + `: its PEM block is "PUBLIC KEY", not CERTIFICATE`},
+			`c.yaml:11: payments.wechatpay.platform_cert_files[0]: its PEM block is "PUBLIC KEY", not CERTIFICATE`},
 	}
 	if os.Geteuid() != 0 { // root reads a file of mode 0
 		tests = append(tests, struct{ name, src, want string }{"unreadable private key", wechatpay(f["unreadable.pem"], f["pub.pem"]),
-			"c.yaml:9: payments.wechatpay.mch_private_key_file: reading " + f["unreadable.pem"] + ": permission denied"})
+			"c.yaml:9: payments.wechatpay.mch_private_key_file: cannot read the file it names: permission denied"})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,6 +138,9 @@ func TestWeChatPayKeyFiles(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "SECRET-CONTENT") || strings.Contains(err.Error(), "BEGIN") {
 				t.Errorf("the error shows the file's contents: %v", err)
+			}
+			if strings.Contains(err.Error(), filepath.Dir(f["key.pem"])) {
+				t.Errorf("the error names the file (a *_file value may be the key itself): %v", err)
 			}
 		})
 	}

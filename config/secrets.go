@@ -1,0 +1,115 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+)
+
+// Which keys hold secrets, so that no error prints one: check-config's and
+// serve's stderr end up in CI output and crash-loop logs. Secrets (the
+// values, for the redacting logger) and secretKey (the key paths, for
+// errors) read the same marks: the secret:"true" tag and credentialHeader.
+
+// credentialHeader reports whether a header of providers[].headers carries
+// a credential, by its name: Secrets lists its value for the logger, and
+// config errors never print it (secretKey).
+func credentialHeader(name string) bool {
+	n := strings.ToLower(name)
+	return strings.Contains(n, "key") || strings.Contains(n, "token") ||
+		strings.Contains(n, "auth") || strings.Contains(n, "secret")
+}
+
+// secretKey reports whether the value at a key path ("providers[0].api_key",
+// "store.redis.password_file") must never be printed in an error, because
+// check-config's and serve's stderr end up in CI output and crash-loop logs.
+// It is a secret when the path is
+//   - a key tagged secret:"true" (those Secrets hands the logger),
+//   - a "*_file" key: a file name is harmless, but the slip it guards
+//     against is the secret itself given where a path was wanted
+//     (api_key_file: ${OPENROUTER_API_KEY}),
+//   - a providers[].headers entry whose name carries a credential
+//     (credentialHeader, as Secrets), or
+//   - a key config does not know: it may be a secret's misspelt name.
+func secretKey(path string) bool {
+	t := reflect.TypeOf(Config{})
+	for {
+		// t is a struct and path starts with one of its keys.
+		end := strings.IndexAny(path, ".[")
+		if end < 0 {
+			end = len(path)
+		}
+		name, rest := path[:end], path[end:]
+		f, ok := yamlFields(t)[name]
+		if !ok {
+			return true
+		}
+		if secretField(name, f) {
+			return true
+		}
+		ft := f.Type
+		for strings.HasPrefix(rest, "[") && ft.Kind() == reflect.Slice {
+			i := strings.IndexByte(rest, ']')
+			if i < 0 {
+				return true
+			}
+			rest, ft = rest[i+1:], ft.Elem()
+		}
+		if rest == "" {
+			return false
+		}
+		rest, ok = strings.CutPrefix(rest, ".")
+		if !ok {
+			return true
+		}
+		switch ft.Kind() {
+		case reflect.Struct:
+			t, path = ft, rest
+		case reflect.Map:
+			// The rest is a map key (a header name may hold a '.'), then
+			// perhaps keys of the value's own.
+			if ft.Elem().Kind() == reflect.String {
+				return name == "headers" && credentialHeader(rest)
+			}
+			return holdsSecret(ft.Elem())
+		default:
+			return true
+		}
+	}
+}
+
+// holdsSecret reports whether a value of type t has a secret key anywhere
+// in it.
+func holdsSecret(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Slice, reflect.Map, reflect.Pointer:
+		return holdsSecret(t.Elem())
+	case reflect.Struct:
+		for name, f := range yamlFields(t) {
+			if secretField(name, f) || holdsSecret(f.Type) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// secretField reports whether a struct field, by its yaml name, holds a
+// secret or the name of a file holding one.
+func secretField(name string, f reflect.StructField) bool {
+	return f.Tag.Get("secret") == "true" || strings.HasSuffix(name, "_file") || strings.HasSuffix(name, "_files")
+}
+
+// notAPath says why a "*_file" value that cannot be read may be the secret
+// itself rather than a file name, or "" when it looks like a file name. The
+// value is never printed: this is all the operator learns of it.
+func notAPath(v string) string {
+	switch {
+	case strings.Contains(v, "-----BEGIN"):
+		return " (the value is PEM text, not a file name)"
+	case strings.ContainsAny(v, "\r\n"):
+		return " (the value spans lines: file contents, not a file name)"
+	case !strings.ContainsAny(v, "/\\"):
+		return " (the value has no '/': it looks like a key, not a path)"
+	}
+	return ""
+}
