@@ -2,12 +2,16 @@ package logging
 
 import (
 	"context"
+	"encoding"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -146,9 +150,11 @@ func (h *Handler) attr(a slog.Attr) slog.Attr {
 
 // any masks a value the inner handler would encode itself (a map, a struct,
 // a slice, bytes): it is encoded here as the JSON handler would, and when that
-// text holds a secret the masked text is logged in its place. Bytes are read
-// as text, not as the base64 the JSON handler would write, which hides a
-// secret from a reader of the log but not from anyone who decodes it.
+// text holds a secret the masked text is logged in its place. Bytes at the
+// top are read as text. Bytes inside the value (a []byte field, map value or
+// element, a [N]byte) are written as base64 or as numbers, which no check of
+// the text sees through, so the value is walked for them (secretBytes) and
+// each one that holds a secret is masked whole.
 func (h *Handler) any(v slog.Value) slog.Value {
 	var text string
 	switch x := v.Any().(type) {
@@ -165,10 +171,31 @@ func (h *Handler) any(v slog.Value) slog.Value {
 		enc.SetEscapeHTML(false)
 		plain := fmt.Sprintf("%+v", x)
 		if err := enc.Encode(x); err != nil {
+			// Neither can the JSON handler; the %+v text below may be
+			// logged in its place, and it writes bytes as numbers,
+			// unexported fields too: such a value is not logged.
+			if len(h.secretBytes(reflect.ValueOf(x), true)) > 0 {
+				return slog.StringValue(Mask)
+			}
 			text = plain
 			break
 		}
 		text = strings.TrimSuffix(b.String(), "\n")
+		if hidden := h.secretBytes(reflect.ValueOf(x), false); len(hidden) > 0 {
+			for _, form := range hidden {
+				if !strings.Contains(text, form) {
+					// Not written as the encoder writes bytes (a
+					// MarshalJSON with a pointer receiver, a field
+					// hidden by another of its name): not logged.
+					return slog.StringValue(Mask)
+				}
+				text = strings.ReplaceAll(text, form, `"`+Mask+`"`)
+			}
+			if text == `"`+Mask+`"` {
+				return slog.StringValue(Mask) // the value was the bytes
+			}
+			return slog.StringValue(h.r.String(text))
+		}
 		if masked := h.r.String(plain); masked != plain && h.r.String(text) == text {
 			return slog.StringValue(masked)
 		}
@@ -178,3 +205,110 @@ func (h *Handler) any(v slog.Value) slog.Value {
 	}
 	return v
 }
+
+// secretBytes walks v for byte slices and arrays that hold a secret, read as text, and returns each as encoding/json writes it: a
+// quoted base64 string for a slice, an array of numbers for an array.
+// Walking is exact where masking base64 forms of the secrets in the text
+// would not be: a secret inside bytes lies at any offset, so its base64 is
+// one of three shifted strings with uncertain ends, and short ones would
+// match ordinary text. The walk reads the fields encoding/json writes
+// (exported or embedded, not tagged "-"), or all of them for %+v. A value
+// whose type encodes itself (json.Marshaler, encoding.TextMarshaler:
+// json.RawMessage, time.Time) is not entered: what it writes is text,
+// which the text check reads. Pointers, maps and slices are entered once
+// each, so a cycle ends.
+func (h *Handler) secretBytes(v reflect.Value, allFields bool) []string {
+	var out []string
+	seen := map[visit]bool{}
+	var walk func(v reflect.Value, depth int)
+	walk = func(v reflect.Value, depth int) {
+		if !v.IsValid() || depth > maxDepth {
+			return
+		}
+		if t := v.Type(); !allFields && (t.Implements(jsonMarshaler) || t.Implements(textMarshaler)) {
+			return
+		}
+		switch v.Kind() {
+		case reflect.Pointer, reflect.Map, reflect.Slice:
+			if v.IsNil() {
+				return
+			}
+			k := visit{v.Pointer(), v.Type(), 0}
+			if v.Kind() == reflect.Slice {
+				k.n = v.Len() // buf[:4] and buf[:40] share a pointer
+			}
+			if seen[k] {
+				return
+			}
+			seen[k] = true
+		}
+		switch v.Kind() {
+		case reflect.Pointer, reflect.Interface:
+			walk(v.Elem(), depth+1)
+		case reflect.Struct:
+			t := v.Type()
+			for i := range t.NumField() {
+				if f := t.Field(i); allFields || (f.IsExported() || f.Anonymous) && f.Tag.Get("json") != "-" {
+					walk(v.Field(i), depth+1)
+				}
+			}
+		case reflect.Map:
+			for it := v.MapRange(); it.Next(); {
+				walk(it.Key(), depth+1)
+				walk(it.Value(), depth+1)
+			}
+		case reflect.Slice, reflect.Array:
+			if v.Type().Elem().Kind() == reflect.Uint8 {
+				// At the top too: a named byte type (type Key []byte)
+				// is not the []byte any reads as text.
+				out = append(out, h.bytesForm(v)...)
+				return
+			}
+			for i := range v.Len() {
+				walk(v.Index(i), depth+1)
+			}
+		}
+	}
+	walk(v, 0)
+	return out
+}
+
+// bytesForm is v, a byte slice or array, as encoding/json writes it, when
+// it holds a secret.
+func (h *Handler) bytesForm(v reflect.Value) []string {
+	var b []byte
+	if v.Kind() == reflect.Slice {
+		b = v.Bytes()
+	} else {
+		b = make([]byte, v.Len()) // v.Bytes needs an addressable array
+		for i := range b {
+			b[i] = byte(v.Index(i).Uint())
+		}
+	}
+	if s := string(b); h.r.String(s) == s {
+		return nil
+	}
+	if v.Kind() == reflect.Slice {
+		return []string{`"` + base64.StdEncoding.EncodeToString(b) + `"`}
+	}
+	nums := make([]string, len(b))
+	for i, c := range b {
+		nums[i] = strconv.Itoa(int(c))
+	}
+	return []string{"[" + strings.Join(nums, ",") + "]"}
+}
+
+// maxDepth bounds the walk of a logged value.
+const maxDepth = 64
+
+// visit is a pointer, map or slice the walk entered.
+type visit struct {
+	p uintptr
+	t reflect.Type
+	n int
+}
+
+var (
+	jsonMarshaler = reflect.TypeFor[json.Marshaler]()
+	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
+)

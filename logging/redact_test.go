@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -74,5 +75,77 @@ func TestHandlerKeepsStructuredValues(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log line %q lacks %s", buf.String(), want)
 		}
+	}
+}
+
+// TestHandlerMasksSecretBytesInsideValues: a []byte secret inside a logged
+// value (a struct field, a map value, a slice element; paygate keeps keys
+// as []byte, such as the user-hash key and HMAC keys) is written by the JSON
+// handler as base64, and a [N]byte as numbers, so neither the encoded text
+// nor %+v shows the secret to a text check; the handler walks the value for
+// such bytes and masks each one that holds a secret, keeping the rest.
+func TestHandlerMasksSecretBytesInsideValues(t *testing.T) {
+	const secret = "hash-SECRET-6f7a8b9c0d"
+	key := []byte(secret)
+	type Key []byte
+	type opts struct {
+		Mode    string
+		HashKey []byte
+	}
+	type inner struct{ Key []byte }
+	tests := []struct {
+		name string
+		v    any
+		want string // in the log line; "" for the mask alone
+	}{
+		{"struct field", opts{"hash", key}, `{\"Mode\":\"hash\",\"HashKey\":\"[REDACTED]\"}`},
+		{"pointer to a struct", &opts{"hash", key}, `\"HashKey\":\"[REDACTED]\"`},
+		{"map value", map[string][]byte{"k": key}, `{\"k\":\"[REDACTED]\"}`},
+		{"map of any", map[string]any{"n": 1, "k": key}, `\"k\":\"[REDACTED]\"`},
+		{"slice element", [][]byte{[]byte("public"), key}, `[\"cHVibGlj\",\"[REDACTED]\"]`},
+		{"embedded struct", struct{ inner }{inner{key}}, `{\"Key\":\"[REDACTED]\"}`},
+		{"secret inside longer bytes", opts{"hash", []byte("x=" + secret + ";y")}, `\"HashKey\":\"[REDACTED]\"`},
+		{"byte array", struct{ K [len(secret)]byte }{[len(secret)]byte([]byte(secret))}, `{\"K\":\"[REDACTED]\"}`},
+		{"named byte type", Key(secret), `"v":"[REDACTED]"`},
+		{"value JSON cannot encode, logged as %+v", struct {
+			F   func()
+			S   string
+			key []byte
+		}{nil, secret, key}, `"v":"[REDACTED]"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			New(&buf, slog.LevelInfo, []string{secret}).Info("x", "v", tc.v)
+			out := buf.String()
+			for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+				for shift := range 3 {
+					// The secret's base64 at each offset within longer bytes,
+					// less the characters it shares with its neighbours.
+					b64 := enc.EncodeToString(append(make([]byte, shift), key...))
+					if core := b64[(shift*8+5)/6 : (shift+len(secret))*8/6]; strings.Contains(out, core) {
+						t.Errorf("log line %q carries the secret's base64 (%s)", out, core)
+					}
+				}
+			}
+			dec := strconv.Itoa(int(secret[0])) + "," + strconv.Itoa(int(secret[1])) // as JSON and %+v write bytes
+			if strings.Contains(out, secret) || strings.Contains(out, dec) || strings.Contains(out, strings.ReplaceAll(dec, ",", " ")) {
+				t.Errorf("log line %q carries the secret", out)
+			}
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("log line %q lacks %s", out, tc.want)
+			}
+		})
+	}
+}
+
+// TestHandlerKeepsBytesWithoutSecrets: bytes that hold no secret leave the
+// value structured, as the JSON handler writes it.
+func TestHandlerKeepsBytesWithoutSecrets(t *testing.T) {
+	var buf bytes.Buffer
+	New(&buf, slog.LevelInfo, []string{"hash-SECRET-6f7a8b9c0d"}).Info("x",
+		"v", struct{ Body []byte }{[]byte("public")})
+	if want := `"v":{"Body":"cHVibGlj"}`; !strings.Contains(buf.String(), want) {
+		t.Errorf("log line %q lacks %s", buf.String(), want)
 	}
 }
