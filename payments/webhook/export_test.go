@@ -20,3 +20,6 @@ func Queued(r *Relay, key string) bool {
 
 // LeaseOf is r's lease in force.
 func LeaseOf(r *Relay) time.Duration { return r.opts.Lease }
+
+// RedactURL is redactURL, the URL as logs and the admin API show it.
+var RedactURL = redactURL

@@ -567,7 +567,7 @@ func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (int, erro
 	defer cancel()
 	req, err := http.NewRequestWithContext(pctx, http.MethodPost, r.opts.URL, bytes.NewReader(ev.Payload))
 	if err != nil {
-		return 0, fmt.Errorf("webhook request: %w", err)
+		return 0, fmt.Errorf("webhook request: %w", withoutURL(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "paygate-webhook/1")
@@ -576,7 +576,7 @@ func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (int, erro
 	req.Header.Set(SignatureHeader, Sign(r.opts.Secret, r.now(), ev.Payload))
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("post: %w", err)
+		return 0, fmt.Errorf("post: %w", withoutURL(err))
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
@@ -587,13 +587,65 @@ func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (int, erro
 	return resp.StatusCode, nil
 }
 
-// redactURL drops the user info of a URL for logs and the admin API.
+// withoutURL is err without the URL net/http names in it: a *url.Error's
+// text quotes the whole URL, query string and all, where some merchants'
+// endpoints (serverless functions, webhook gateways) take a token, and a
+// failed POST's error is logged, kept in the outbox (last_error) and served
+// by GET /admin/api/webhooks. What remains is the cause ("dial tcp …:
+// connection refused"), after the operation the caller names ("post: ").
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// urlMask replaces what redactURL hides; url.URL.Redacted's mask, so the
+// URL stays one.
+const urlMask = "xxxxx"
+
+// redactURL is the URL as logs, errors and the admin API show it: every
+// query value masked, its key kept (a token is often there, and which key
+// the endpoint reads is worth seeing), a part without "=" masked whole, the
+// user info's password masked, and a user name without a password too (it
+// is then the credential, as in https://sk_live_…:@host/).
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable URL)"
 	}
-	return u.Redacted()
+	if u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			u.User = url.UserPassword(u.User.Username(), urlMask)
+		} else if u.User.Username() != "" {
+			u.User = url.User(urlMask)
+		}
+	}
+	if u.RawQuery != "" {
+		parts := strings.Split(u.RawQuery, "&")
+		for i, p := range parts {
+			if k, v, ok := strings.Cut(p, "="); !ok && p != "" {
+				parts[i] = urlMask
+			} else if v != "" {
+				parts[i] = k + "=" + urlMask
+			}
+		}
+		u.RawQuery = strings.Join(parts, "&")
+	}
+	if u.Fragment != "" {
+		u.Fragment, u.RawFragment = urlMask, ""
+	}
+	return u.String()
+}
+
+// redactText replaces the webhook URL in s with its redacted form: the
+// last_error of an event recorded before errors left the URL out.
+func (r *Relay) redactText(s string) string {
+	if s == "" || !strings.Contains(s, r.opts.URL) {
+		return s
+	}
+	return strings.ReplaceAll(s, r.opts.URL, redactURL(r.opts.URL))
 }
 
 // Head is the first undelivered webhook of one order.
@@ -611,7 +663,7 @@ type Head struct {
 // Stats is the webhook delivery state, for GET /admin/api/webhooks.
 type Stats struct {
 	Enabled bool   `json:"enabled"` // always true: DisabledHandler answers when off
-	URL     string `json:"url"`     // user info removed
+	URL     string `json:"url"`     // query values and password masked (redactURL)
 	// Delivered and Failed count this process's attempts since it started
 	// (the metrics hold the same).
 	Delivered int64 `json:"delivered"`
@@ -664,7 +716,9 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 			continue
 		}
 		if no, dead := deadOrder(h.Key, h.ID); dead {
-			st.DeadLetters = append(st.DeadLetters, deadLetter(no, h))
+			dl := deadLetter(no, h)
+			dl.LastError = r.redactText(dl.LastError)
+			st.DeadLetters = append(st.DeadLetters, dl)
 			continue
 		}
 		no := strings.TrimPrefix(h.Key, QueuePrefix)
@@ -674,7 +728,7 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 		orders[no] = true
 		st.Heads = append(st.Heads, Head{
 			EventID: h.ID, Type: gjson.GetBytes(h.Payload, "type").Str, OrderNo: no, Attempts: h.Attempts,
-			CreatedAt: h.CreatedAt, NextAt: h.NextAt, LastError: h.LastError, FailedAt: h.FailedAt,
+			CreatedAt: h.CreatedAt, NextAt: h.NextAt, LastError: r.redactText(h.LastError), FailedAt: h.FailedAt,
 		})
 		if h.Attempts > 0 {
 			st.Retrying++

@@ -1,0 +1,196 @@
+package webhook_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+// Secrets a merchant may put in its webhook URL: an endpoint that
+// authenticates paygate by a token in the query string (serverless
+// functions, webhook gateways), or by user info.
+const (
+	urlToken    = "merchant-token-8c7b6a5d"
+	urlPassword = "merchant-pw-1f2e3d4c"
+)
+
+// TestFailedDeliveryKeepsURLSecretsOut: net/http's error for a failed POST
+// (a *url.Error) quotes the whole URL. The relay logs that error, keeps it
+// in the outbox (last_error) and serves it, with the URL, at
+// GET /admin/api/webhooks, so a token in the URL would reach all three.
+// The error keeps the operation and its cause only, and the admin API's
+// url shows the URL with query values and password masked, keys kept.
+func TestFailedDeliveryKeepsURLSecretsOut(t *testing.T) {
+	tests := []struct {
+		name    string
+		addr    func(t *testing.T) string // host:port of the endpoint
+		timeout time.Duration
+		wantErr string // in every last_error
+	}{
+		{"connection refused", func(t *testing.T) string {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln.Close() // nothing listens: every POST fails to connect
+			return ln.Addr().String()
+		}, 0, "post: dial tcp "},
+		{"no answer in time", func(t *testing.T) string {
+			stop := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-stop }))
+			t.Cleanup(func() { close(stop); srv.Close() })
+			return srv.Listener.Addr().String()
+		}, 100 * time.Millisecond, "post: context deadline exceeded"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := tc.addr(t)
+			raw := "http://merchant:" + urlPassword + "@" + addr + "/paygate-hook?token=" + urlToken + "&v=2"
+			clk := newClock()
+			st := testdrivers.Open(t, "embedded", nil)
+			ob := orders{t, st}
+			ob.move(ob.create("PURLSECRET1", store.StatusAwaitingPayment), store.StatusPaid, "notification")
+			logs := &logtest.Buffer{}
+			var mu sync.Mutex
+			var results []string
+			r := newRelay(t, st, raw, clk.Now, func(o *webhook.Options) {
+				shortWindow(o)
+				o.Timeout = tc.timeout
+				o.Logger = logging.New(logs, slog.LevelDebug, []string{testSecret})
+				o.Observe = func(res webhook.Result) {
+					mu.Lock()
+					defer mu.Unlock()
+					if res.Err != nil {
+						results = append(results, res.Err.Error())
+					}
+				}
+			})
+			drain(t, r) // one failure: the event is a head with its last error
+			rec := httptest.NewRecorder()
+			r.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/admin/api/webhooks", nil))
+			retrying := rec.Body.String()
+			runFor(t, r, clk, 10*time.Second) // given up: a dead letter
+			v := getAdminView(t, r)
+			if len(v.DeadLetters) != 1 {
+				t.Fatalf("dead letters %+v; want the given-up event", v.DeadLetters)
+			}
+			s, err := r.Stats(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			stats, _ := json.Marshal(s)
+			mu.Lock()
+			observed := strings.Join(results, "\n")
+			mu.Unlock()
+
+			for what, text := range map[string]string{
+				"the log": logs.String(), "GET /admin/api/webhooks while retrying": retrying,
+				"GET /admin/api/webhooks once given up": string(stats), "Observe's errors": observed,
+			} {
+				for _, secret := range []string{urlToken, urlPassword} {
+					if strings.Contains(text, secret) {
+						t.Errorf("%s holds the URL's secret %q:\n%s", what, secret, text)
+					}
+				}
+			}
+			var head struct {
+				URL   string `json:"url"`
+				Heads []webhook.Head
+			}
+			if err := json.Unmarshal([]byte(retrying), &head); err != nil || len(head.Heads) != 1 {
+				t.Fatalf("GET /admin/api/webhooks while retrying: %s (%v)", retrying, err)
+			}
+			for _, got := range []string{head.Heads[0].LastError, v.DeadLetters[0].LastError} {
+				if !strings.HasPrefix(got, tc.wantErr) {
+					t.Errorf("last_error %q; want it to start with %q", got, tc.wantErr)
+				}
+			}
+			if want := "http://merchant:xxxxx@" + addr + "/paygate-hook?token=xxxxx&v=xxxxx"; head.URL != want || s.URL != want {
+				t.Errorf("url %q and %q; want %q", head.URL, s.URL, want)
+			}
+		})
+	}
+}
+
+// TestStatsRedactURLInOlderErrors: an event whose last_error was recorded
+// before errors left the URL out still quotes it whole; the admin API shows
+// that URL redacted.
+func TestStatsRedactURLInOlderErrors(t *testing.T) {
+	raw := "http://127.0.0.1:1/paygate-hook?token=" + urlToken
+	clk := newClock()
+	st := testdrivers.Open(t, "embedded", nil)
+	ob := orders{t, st}
+	ob.move(ob.create("PURLSECRET2", store.StatusAwaitingPayment), store.StatusPaid, "notification")
+	r := newRelay(t, st, raw, clk.Now, nil)
+	drain(t, r)
+	h, ok := head(t, st, webhook.QueuePrefix+"PURLSECRET2")
+	if !ok {
+		t.Fatal("no queued event")
+	}
+	old := `post: Post "` + raw + `": dial tcp 127.0.0.1:1: connect: connection refused`
+	if err := st.RetryEvent(context.Background(), h.Key, h.ID, clk.Now().Add(time.Hour), h.Attempts, old); err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Heads) != 1 {
+		t.Fatalf("heads %+v", s.Heads)
+	}
+	want := `post: Post "http://127.0.0.1:1/paygate-hook?token=xxxxx": dial tcp 127.0.0.1:1: connect: connection refused`
+	if got := s.Heads[0].LastError; got != want {
+		t.Errorf("last_error %q; want %q", got, want)
+	}
+}
+
+// TestRedactURL: what of the webhook URL logs, errors and the admin API
+// show. Query values are masked, as a merchant's token is often one, with
+// their keys kept, so an operator still sees which parameter the endpoint
+// reads; a password is masked, and a user name that is the whole
+// credential (no password) too.
+func TestRedactURL(t *testing.T) {
+	tests := []struct{ name, raw, want string }{
+		{"plain", "https://m.example/hook", "https://m.example/hook"},
+		{"query values", "https://m.example/hook?token=" + urlToken + "&v=2", "https://m.example/hook?token=xxxxx&v=xxxxx"},
+		{"empty value and bare part", "https://m.example/hook?k=&" + urlToken + "&a=b%20c", "https://m.example/hook?k=&xxxxx&a=xxxxx"},
+		{"password", "https://merchant:" + urlPassword + "@m.example/hook", "https://merchant:xxxxx@m.example/hook"},
+		{"user name alone", "https://" + urlToken + "@m.example/hook", "https://xxxxx@m.example/hook"},
+		{"user name with an empty password", "https://" + urlToken + ":@m.example/hook", "https://xxxxx@m.example/hook"},
+		{"fragment", "https://m.example/hook#" + urlToken, "https://m.example/hook#xxxxx"},
+		{"unparsable", "http://m.example/%zz?token=" + urlToken, "(unparsable URL)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := webhook.RedactURL(tc.raw); got != tc.want {
+				t.Errorf("got %q; want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestNewRefusesURLWithoutPrintingItsSecrets: New's error for a URL it
+// cannot use (cmd/ prints it at start) names the URL redacted.
+func TestNewRefusesURLWithoutPrintingItsSecrets(t *testing.T) {
+	st := testdrivers.Open(t, "embedded", nil)
+	_, err := webhook.New(webhook.Options{Store: st, URL: "ftp://m.example/hook?token=" + urlToken, Secret: testSecret})
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	if strings.Contains(err.Error(), urlToken) || !strings.Contains(err.Error(), "token=xxxxx") {
+		t.Errorf("got %v; want the URL redacted", err)
+	}
+}
