@@ -24,11 +24,15 @@ func NewOrderNo(now time.Time) string {
 }
 
 // ClaimKey identifies a purchase for idempotency (SPEC 4): the same client,
-// user, sku, quantity and pay method are the same purchase. Hashed so user ids
-// and SKUs of any shape make a short, delimiter-safe key.
-func ClaimKey(client, user, sku string, quantity int, method string) string {
+// user, sku and quantity are the same purchase, however it is paid. The pay
+// method is how, not what: with it in the key, a user who asked for a QR
+// code after a JSAPI order got a second payable order for the same goods,
+// and one who had just paid got a new order rather than already_paid
+// (CreateOrder closes the open order of the other method instead). Hashed
+// so user ids and SKUs of any shape make a short, delimiter-safe key.
+func ClaimKey(client, user, sku string, quantity int) string {
 	h := sha256.New()
-	for _, p := range []string{client, user, sku, strconv.Itoa(quantity), method} {
+	for _, p := range []string{client, user, sku, strconv.Itoa(quantity)} {
 		h.Write([]byte(strconv.Itoa(len(p))))
 		h.Write([]byte{':'})
 		h.Write([]byte(p))

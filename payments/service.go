@@ -297,7 +297,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 	if err != nil {
 		return nil, err
 	}
-	key := ClaimKey(req.Client, req.User, req.SKU, req.Quantity, req.PayMethod)
+	key := ClaimKey(req.Client, req.User, req.SKU, req.Quantity)
 	claim, created, err := s.store.ClaimPurchase(ctx, key, s.newNo(s.now()), s.opts.DedupeWindow)
 	if err != nil {
 		return nil, fmt.Errorf("claim purchase: %w", err)
@@ -385,6 +385,19 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 		}
 		switch o.Status {
 		case store.StatusAwaitingPayment:
+			if o.PayMethod != req.PayMethod {
+				// The same purchase, to be paid another way (a QR code on
+				// a desktop after a JSAPI order): WeChat takes no second
+				// trade type under one number, so the open order is closed
+				// there first and the next generation opens one of this
+				// method. Paid meanwhile (ORDERPAID), it is read again and
+				// answered as paid: never two payable orders of one
+				// purchase.
+				if _, err := s.closeAt(ctx, o, store.StatusClosed, "switch_method"); err != nil {
+					return &CreateResult{Order: o, Existing: true}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
+				}
+				continue
+			}
 			return s.payable(ctx, o, true)
 		case store.StatusClosed, store.StatusExpired, store.StatusRejected, store.StatusRefunded:
 			// Settled with no money kept: a refunded purchase is bought
@@ -487,7 +500,7 @@ func (s *Service) openOrderOf(ctx context.Context, req CreateRequest, key, excep
 			if o.CreatedAt.Before(horizon) {
 				return nil, nil
 			}
-			if o.ClaimKey == key && o.OrderNo != except && holdsPurchase(o.Status) {
+			if samePurchase(o, req, key) && o.OrderNo != except && holdsPurchase(o.Status) {
 				return o, nil
 			}
 		}
@@ -497,6 +510,14 @@ func (s *Service) openOrderOf(ctx context.Context, req CreateRequest, key, excep
 		last := page[len(page)-1]
 		f.Before, f.BeforeOrderNo = last.CreatedAt, last.OrderNo
 	}
+}
+
+// samePurchase reports whether o is an order of req's purchase: its claim
+// key, or its fields for an order recorded when the key also held the pay
+// method (before an upgrade).
+func samePurchase(o *store.Order, req CreateRequest, key string) bool {
+	return o.ClaimKey == key ||
+		o.Client == req.Client && o.User == req.User && o.SKU == req.SKU && o.Quantity == req.Quantity
 }
 
 // createFresh records the order as `creating`, re-checks that the claim is

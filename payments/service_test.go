@@ -51,8 +51,9 @@ func TestCreateOrder(t *testing.T) {
 			if err != nil || other.Order.OrderNo == o.OrderNo {
 				t.Errorf("other quantity: got %v, %v; want a new order", other, err)
 			}
-			// Native gives a code URL.
-			nat, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: "oUser-create", SKU: "premium-monthly", PayMethod: "native"})
+			// Native gives a code URL (another quantity: another purchase;
+			// TestSwitchingPayMethod covers the same one paid another way).
+			nat, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: "oUser-create", SKU: "premium-monthly", Quantity: 2, PayMethod: "native"})
 			if err != nil || !strings.HasPrefix(nat.CodeURL, "weixin://") || nat.Order.CodeURL != nat.CodeURL {
 				t.Errorf("native: got %+v, %v", nat, err)
 			}

@@ -1,0 +1,93 @@
+package payments_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+// TestSwitchingPayMethod: the pay method is how a purchase is paid, not what
+// it is. A user who asks for a QR code after a JSAPI order gets one order of
+// the new method, the first closed at WeChat Pay, so only one can be paid;
+// one who has just paid gets the paid order again, not a second one.
+func TestSwitchingPayMethod(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, envOptions{driver: driver})
+			jsapi := payments.CreateRequest{Client: "shop-bot", User: "oUser-switch", SKU: "premium-monthly"}
+			native := jsapi
+			native.PayMethod = "native"
+
+			a, err := e.svc.CreateOrder(ctx, jsapi)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := e.svc.CreateOrder(ctx, native)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Order.OrderNo == a.Order.OrderNo || b.Order.PayMethod != "native" || b.CodeURL == "" {
+				t.Fatalf("native after jsapi: %+v; want a new native order with a code URL", b.Order)
+			}
+			if tx, _ := e.sim.Order(a.Order.OrderNo); tx.TradeState != "CLOSED" {
+				t.Errorf("the jsapi order at WeChat Pay is %s; want CLOSED", tx.TradeState)
+			}
+			if got, _ := e.st.GetOrder(ctx, a.Order.OrderNo); got.Status != store.StatusClosed {
+				t.Errorf("the jsapi order is %s here; want closed", got.Status)
+			}
+			if _, err := e.sim.Pay(ctx, a.Order.OrderNo); err == nil {
+				t.Errorf("the closed jsapi order could still be paid")
+			}
+			// Asked again the same way: the same order.
+			again, err := e.svc.CreateOrder(ctx, native)
+			if err != nil || again.Order.OrderNo != b.Order.OrderNo {
+				t.Fatalf("native again: %v, %v; want %s", again, err, b.Order.OrderNo)
+			}
+			// Paid, then asked the other way: the paid order, no new one.
+			if _, err := e.sim.Pay(ctx, b.Order.OrderNo); err != nil {
+				t.Fatal(err)
+			}
+			e.await(func(tr payments.Transition) bool {
+				return tr.After.OrderNo == b.Order.OrderNo && tr.After.Status == store.StatusPaid
+			})
+			paid, err := e.svc.CreateOrder(ctx, jsapi)
+			if err != nil || paid.Order.OrderNo != b.Order.OrderNo || paid.Order.Status != store.StatusPaid {
+				t.Fatalf("jsapi after paying by QR: %+v, %v; want the paid order", paid, err)
+			}
+			if n := e.sim.OrderCount(); n != 2 {
+				t.Errorf("%d orders at WeChat Pay; want 2", n)
+			}
+		})
+	}
+}
+
+// TestSwitchingPayMethodAfterPayingUnnoticed: the user paid the JSAPI order
+// but its notification has not come when the QR code is asked for: closing
+// it at WeChat Pay answers ORDERPAID, and the purchase is answered as paid.
+func TestSwitchingPayMethodAfterPayingUnnoticed(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, envOptions{notifyTo: "sink"}) // notifications go nowhere
+	jsapi := payments.CreateRequest{Client: "shop-bot", User: "oUser-switch-paid", SKU: "premium-monthly"}
+	a, err := e.svc.CreateOrder(ctx, jsapi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sim.Pay(ctx, a.Order.OrderNo); err != nil {
+		t.Fatal(err)
+	}
+	native := jsapi
+	native.PayMethod = "native"
+	b, err := e.svc.CreateOrder(ctx, native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Order.OrderNo != a.Order.OrderNo || b.Order.Status != store.StatusPaid || b.CodeURL != "" {
+		t.Fatalf("native after an unnoticed payment: %+v; want the paid jsapi order", b.Order)
+	}
+	if n := e.sim.OrderCount(); n != 1 {
+		t.Errorf("%d orders at WeChat Pay; want 1", n)
+	}
+}
