@@ -629,7 +629,12 @@ func describe(item Item, quantity int) string {
 // reconciler's repeat sends identical parameters under the same number) and
 // commits the outcome.
 func (s *Service) prepay(ctx context.Context, o *store.Order, cause string) (*CreateResult, error) {
-	pctx, cancel := context.WithTimeout(ctx, s.opts.PrepayTimeout)
+	// The prepay runs to its end even if the caller goes away (a bot whose
+	// HTTP client gave up on the turn): cut short, WeChat Pay may have opened
+	// the order while it stays `creating` here, and the bot's retry would
+	// wait out PrepayTimeout for a prepay nobody is making, then get no
+	// payment parameters until CreatingGrace passes.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.PrepayTimeout)
 	res, err := s.backend.Prepay(pctx, wechatpay.PrepayRequest{
 		Method: wechatpay.PayMethod(o.PayMethod), OutTradeNo: o.OrderNo, Description: o.Description,
 		Total: o.AmountFen, PayerOpenID: o.User, AppID: o.AppID, ExpireAt: o.ExpiresAt,
