@@ -15,6 +15,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/failover/h1"
 	"github.com/paygate/paygate/sse"
 )
 
@@ -45,6 +46,10 @@ type failure struct {
 	flagged    bool // the error names flagged input (OpenRouter's moderation metadata)
 	err        error
 	canceled   bool // the caller's context ended: not the provider's fault
+	// reusedLost: a reused keep-alive connection ended before any byte of
+	// the answer (h1.ErrReusedConnLost), a race with the server's idle
+	// close rather than a fault of the provider's.
+	reusedLost bool
 }
 
 // Phases of an attempt; a spent wait's cause follows its phase (deadlines).
@@ -228,6 +233,7 @@ func (a *Response) failFromErr(err error, afterHeaders bool) *failure {
 		f.cause, f.status = CauseConnectTimeout, http.StatusGatewayTimeout
 	default:
 		f.cause, f.status = CauseConnect, http.StatusBadGateway
+		f.reusedLost = errors.Is(err, h1.ErrReusedConnLost)
 	}
 	return f
 }

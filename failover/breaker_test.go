@@ -213,3 +213,32 @@ func TestBreakerOpensOnStreamsCutMidway(t *testing.T) {
 		t.Errorf("provider saw %d requests; want %d", n, failures)
 	}
 }
+
+// TestReusedConnectionLostIsNotABreakerFailure: a provider that closes a
+// kept-alive connection just as a request goes out on it (its idle timeout
+// crossing paygate's checkout) fails that attempt before any byte of the
+// answer. The attempt is retried on a new connection, and the breaker does
+// not count it: such races at every quiet spell used to add up to an open
+// breaker on a healthy provider. With breaker.failures 1, one counted
+// failure would have opened it and sent the retry to b.
+func TestReusedConnectionLostIsNotABreakerFailure(t *testing.T) {
+	e := newEnv(t, map[string]func(*fconn, int){"a": func(c *fconn, n int) {
+		if n == 1 {
+			c.cut() // the second request, on the kept-alive connection
+			return
+		}
+		okJSON(c, "from a")
+	}}, []string{"a", "b"}, func(c *config.Config) {
+		c.Failover.Breaker = config.Breaker{Failures: 1, Cooldown: config.Duration(time.Hour)}
+	})
+	if got := e.open(t.Context(), false); got.openErr != nil || got.provider != "a" {
+		t.Fatalf("first round: %q, %v", got.provider, got.openErr)
+	}
+	got := e.open(t.Context(), false)
+	if got.openErr != nil || got.provider != "a" || got.attempts != 2 {
+		t.Fatalf("second round: answered by %q after %d attempts (%v); want a after 2", got.provider, got.attempts, got.openErr)
+	}
+	if st := statusOf(e.r, "a"); st.Breaker != "closed" {
+		t.Errorf("a's breaker %s; want closed", st.Breaker)
+	}
+}

@@ -13,7 +13,10 @@
 //
 // Policy, per failed attempt (round.go decide):
 //   - connect error or reset before headers: the same target once more at
-//     once, then the next; a connect timeout: the next at once;
+//     once, then the next; a connect timeout: the next at once. A reused
+//     keep-alive connection that the server closed as the request went out
+//     (h1.ErrReusedConnLost) is retried the same way but is not a breaker
+//     failure;
 //   - 500, 502, 504 (and a first SSE event that is an unknown error, an empty
 //     stream, a malformed answer): the same target once more after a short
 //     jittered pause, then the next;

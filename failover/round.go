@@ -260,11 +260,17 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 
 	case CauseConnect:
 		// Nothing was answered: one immediate retry (a stale pooled
-		// connection, a transient reset), then the next target.
-		if retries == 0 {
-			return decision{next: stepRetry, breaker: errProviderFailure}
+		// connection, a transient reset), then the next target. A reused
+		// connection the server closed as the request went out says
+		// nothing of the provider's health: the breaker does not count it.
+		brk := errProviderFailure
+		if f.reusedLost {
+			brk = errNeutral
 		}
-		return decision{next: stepNext, breaker: errProviderFailure}
+		if retries == 0 {
+			return decision{next: stepRetry, breaker: brk}
+		}
+		return decision{next: stepNext, breaker: brk}
 
 	case CauseServerError, CauseEmptyStream, CauseMalformed, CauseConnectionLost:
 		if retries == 0 {

@@ -4,12 +4,18 @@ package h1
 
 import "syscall"
 
-// alive reports whether an idle connection is still open, with one
+// alive reports whether an idle connection is still open and quiet, with one
 // non-blocking peek at its socket: a server that closed a keep-alive
-// connection has left an EOF there. A plain connection with bytes waiting is
-// not reusable either (an answer nobody asked for); a TLS connection may
-// hold a late session ticket, which the next read consumes. It allocates
-// nothing: the peek's function is bound once per connection (peekFn).
+// connection has left an EOF there. Bytes waiting make a connection
+// unusable too. On a plain connection they are an answer nobody asked for.
+// On a TLS connection they are what a server sends before it closes an idle
+// connection (Go, nginx and CDNs send a close_notify alert, then the FIN,
+// which may not have arrived yet) or another alert: a TLS 1.3 session ticket
+// comes right after the handshake and was consumed with the connection's
+// first answer, before the connection was ever idle. Taking such a
+// connection would fail the next request before any byte of its answer. It
+// allocates nothing: the peek's function is bound once per connection
+// (peekFn).
 func (c *conn) alive() bool {
 	if c.raw == nil {
 		return true
@@ -26,13 +32,9 @@ func (c *conn) alive() bool {
 // would be two allocations per request.
 func (c *conn) peekFn(fd uintptr) bool {
 	var buf [1]byte
-	n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	switch {
-	case err == syscall.EAGAIN || err == syscall.EINTR:
-	case err != nil, n == 0:
-		c.peekOK = false
-	default:
-		c.peekOK = c.key.tls
-	}
+	_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	// Only "nothing to read yet" is a live, quiet connection: an error, an
+	// EOF and bytes waiting all mean dead (alive).
+	c.peekOK = err == syscall.EAGAIN || err == syscall.EINTR
 	return true
 }

@@ -5,10 +5,13 @@ package h1
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -55,8 +58,61 @@ func TestIdleConnectionClosedWhileIdle(t *testing.T) {
 	}
 }
 
-// waitPeerClosed waits until the pooled connection has seen the server's
-// close (its FIN), so the next checkout's peek is deterministic.
+// TestIdleTLSConnectionClosedByServer: a TLS server that closes a
+// keep-alive connection it kept idle (Go's, nginx, a CDN, at their idle
+// timeout) sends a close_notify alert before its FIN. Those bytes on the
+// idle socket must mark the connection dead: taken for the next request, a
+// POST (never sent twice once written) failed before any byte of its answer,
+// and every such request was a failed attempt on a healthy provider. A TLS
+// connection the server keeps open is still reused, in TLS 1.3 too, whose
+// session tickets are read with the first answer.
+func TestIdleTLSConnectionClosedByServer(t *testing.T) {
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			var conns atomic.Int32
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				io.WriteString(w, "ok")
+			}))
+			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			srv.TLS = &tls.Config{MinVersion: version, MaxVersion: version}
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			pool := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+			tr := &Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+			defer tr.CloseIdleConnections()
+			send := func(what string) {
+				t.Helper()
+				resp, err := post(t, tr, context.Background(), srv.URL, "{}")
+				if err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				if b := readAll(t, resp); b != "ok" {
+					t.Fatalf("%s: %q", what, b)
+				}
+			}
+			send("first request")
+			send("second request")
+			if n := conns.Load(); n != 1 {
+				t.Fatalf("%d connections for two requests; want the open one reused", n)
+			}
+			srv.CloseClientConnections() // close_notify, then FIN
+			waitPeerClosed(t, tr)
+			send("request after the server closed the idle connection")
+			if n := conns.Load(); n != 2 {
+				t.Fatalf("%d connections; want 2 (a new one after the close)", n)
+			}
+		})
+	}
+}
+
+// waitPeerClosed waits until each pooled connection has seen the server's
+// close (its close_notify or its FIN), so the next checkout's peek is
+// deterministic.
 func waitPeerClosed(t *testing.T, tr *Transport) {
 	t.Helper()
 	tr.mu.Lock()
@@ -66,11 +122,9 @@ func waitPeerClosed(t *testing.T, tr *Transport) {
 	}
 	tr.mu.Unlock()
 	for _, c := range cs {
-		tc := c.nc.(*net.TCPConn)
-		rc, _ := tc.SyscallConn()
-		// A blocking peek returns once the FIN is there.
+		// A blocking peek returns once a byte or the FIN is there.
 		var buf [1]byte
-		rc.Read(func(fd uintptr) bool {
+		c.raw.Read(func(fd uintptr) bool {
 			_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 			return err != syscall.EAGAIN
 		})

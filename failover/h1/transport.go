@@ -201,7 +201,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// write failed, or the request is one a server may get twice (a
 		// GET, or an Idempotency-Key). A chat completion the server read
 		// whole and then dropped the connection on may have been generated
-		// and billed; the caller's failover policy decides, and counts it.
+		// and billed; the caller's failover policy decides, and counts it
+		// (the error wraps ErrReusedConnLost).
 		if !retried && c.reused && ctx.Err() == nil &&
 			(errors.Is(err, errNotSent) || errors.Is(err, errNothingRead) && replayable(req)) && out.rewind() {
 			continue
@@ -209,6 +210,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.close()
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
+		}
+		if c.reused && errors.Is(err, errNothingRead) {
+			err = fmt.Errorf("%w: %w", ErrReusedConnLost, err)
 		}
 		return nil, err
 	}
@@ -275,6 +279,15 @@ func (o *outgoing) close() {
 		o.c = nil
 	}
 }
+
+// ErrReusedConnLost is in the error of a request that went out on a reused
+// keep-alive connection which ended before the first byte of the answer, and
+// was not sent again on a new one. Almost always the server closed the
+// connection while it sat idle, just as the request went out (the close
+// crossed the checkout's peek): a lost race with the server's idle timeout,
+// not a sign that the server is unwell. Whether the request is sent again is
+// the caller's decision, since the server may have read it.
+var ErrReusedConnLost = errors.New("h1: reused keep-alive connection closed before the response")
 
 // errNothingRead marks a failure before the first byte of the answer;
 // errNotSent one before the whole request was written (also errNothingRead),

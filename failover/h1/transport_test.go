@@ -312,6 +312,8 @@ func TestIdleConnectionClosedByServer(t *testing.T) {
 			} else if err == nil {
 				resp.Body.Close()
 				t.Fatal("second request: no error; want the lost connection reported, not the request sent again")
+			} else if !errors.Is(err, ErrReusedConnLost) {
+				t.Errorf("second request: %v; want it to wrap ErrReusedConnLost", err)
 			}
 			want, wantConns := 2, int32(1)
 			if tc.wantResent {
@@ -331,6 +333,9 @@ func TestIdleConnectionClosedByServer(t *testing.T) {
 		_, err := post(t, &Transport{}, context.Background(), u, "{}")
 		if err == nil {
 			t.Fatal("no error for a connection closed without an answer")
+		}
+		if errors.Is(err, ErrReusedConnLost) {
+			t.Errorf("%v: a new connection's failure taken for a reused one's", err)
 		}
 		if n := conns.Load(); n != 1 {
 			t.Fatalf("%d connections; want 1", n)
