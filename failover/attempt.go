@@ -137,6 +137,14 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
 				err: fmt.Errorf("stream requested, got content type %q", resp.Header.Get("Content-Type"))}
 		}
+		if wantsJSONObject(req, resp) && !isJSONObject(data) {
+			// An empty body, a truncated one, a CDN's or WAF's HTML page
+			// with a 200: no answer, whatever the status says.
+			a.release()
+			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+				err: fmt.Errorf("%d answer of %d bytes (content type %q) is not a JSON object",
+					resp.StatusCode, len(data), resp.Header.Get("Content-Type"))}
+		}
 		a.Body = data
 		t.observe(r.opts.Now(), time.Since(a.start))
 		a.release()
@@ -270,6 +278,43 @@ func (a *Response) readBody(limit int64) ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// wantsJSONObject reports whether a non-stream 2xx answer to req is an
+// answer only when it is a JSON object: a chat completion's always, any
+// other's when its Content-Type says JSON. Other answers (audio, a file's
+// content) are passed on as they are, and so are the bodiless ones (a HEAD,
+// 204, 205).
+func wantsJSONObject(req *Request, resp *http.Response) bool {
+	switch {
+	case req.Method == http.MethodHead, resp.StatusCode == http.StatusNoContent, resp.StatusCode == http.StatusResetContent:
+		return false
+	case isChatPath(req.Path):
+		return true
+	}
+	return isJSONType(resp.Header.Get("Content-Type"))
+}
+
+// isChatPath reports whether path (below the base URL, with its query) is
+// the chat completions endpoint.
+func isChatPath(path string) bool {
+	p, _, _ := strings.Cut(path, "?")
+	return p == "/chat/completions"
+}
+
+// isJSONType reports a JSON media type: application/json or a +json one.
+func isJSONType(ct string) bool {
+	if strings.EqualFold(ct, "application/json") || strings.EqualFold(ct, "application/json; charset=utf-8") {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// isJSONObject reports whether data is one valid JSON value, an object.
+func isJSONObject(data []byte) bool {
+	i := skipSpace(data, 0)
+	return i < len(data) && data[i] == '{' && gjson.Valid(unsafeString(data))
 }
 
 func readAtMost(r io.Reader, n int64) ([]byte, error) {

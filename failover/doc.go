@@ -18,8 +18,9 @@
 //     (h1.ErrReusedConnLost) is retried the same way but is not a breaker
 //     failure;
 //   - 500, 502, 504 (and a first SSE event that is an unknown error, an empty
-//     stream, a malformed answer): the same target once more after a short
-//     jittered pause, then the next;
+//     stream, a malformed answer, among them a non-stream 2xx chat
+//     completion or JSON answer that is not a JSON object): the same target
+//     once more after a short jittered pause, then the next;
 //   - 429, 503, 529 with a Retry-After up to failover.retry_after_max_wait:
 //     waited out on the same target; longer: the provider cools down that
 //     long and the round moves on; without one: a jittered back-off that
