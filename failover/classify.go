@@ -178,7 +178,8 @@ func statusOfCode(code, typ string) int {
 			return http.StatusUnauthorized
 		case strings.Contains(s, "permission"), strings.Contains(s, "forbidden"):
 			return http.StatusForbidden
-		case strings.Contains(s, "model_not_found"), strings.Contains(s, "not_found"):
+		case strings.Contains(s, "model_not_found"), strings.Contains(s, "not_found"),
+			strings.Contains(s, "model_not_exist"), strings.Contains(s, "invalid_model"):
 			return http.StatusNotFound
 		case strings.Contains(s, "timeout"):
 			return http.StatusGatewayTimeout
@@ -220,10 +221,48 @@ func causeOf(f *failure) string {
 		strings.Contains(lc, "context_length"),
 		status == http.StatusBadRequest && isContextLength(f.errMsg):
 		return CauseContextLength
+	case status == http.StatusBadRequest && isModelNotFound(f):
+		// The target's upstream model name is wrong (a typo, a retired
+		// slug): the next target may serve the model, as after a 404.
+		return CauseModelNotFound
 	default:
 		return CauseClientError
 	}
 }
+
+// isModelNotFound reports an error that says the requested model does not
+// exist, which many providers send as a 400: by its code or type
+// (model_not_found, ModelNotFound, model_not_exist, Mistral's
+// invalid_model) or by its message: OpenAI-compatible servers' "The model
+// `x` does not exist or you do not have access to it", DeepSeek's "Model
+// Not Exist", SiliconFlow's "Model does not exist", OpenRouter's "x is not
+// a valid model ID", Mistral's "Invalid model: x" (whose type,
+// invalid_model, is at the top level, where no error object is read). The
+// message must name the model before saying it
+// does not exist, so that "the tool does not exist for this model" is no
+// match; context-length and content-filter refusals are classified before
+// it (causeOf).
+func isModelNotFound(f *failure) bool {
+	for _, s := range [...]string{f.errCode, f.errType} {
+		if s == "" {
+			continue
+		}
+		s = strings.ToLower(wordSeparators.Replace(s))
+		if strings.Contains(s, "modelnotfound") || strings.Contains(s, "modelnotexist") || strings.Contains(s, "invalidmodel") {
+			return true
+		}
+	}
+	m := strings.ToLower(f.errMsg)
+	if strings.Contains(m, "not a valid model") || strings.HasPrefix(m, "invalid model:") {
+		return true
+	}
+	i := strings.Index(m, "model")
+	return i >= 0 && strings.Contains(m[i:], "not exist")
+}
+
+// wordSeparators removes what separates the words of a code or type, so
+// that model_not_found, model-not-found and ModelNotFound compare alike.
+var wordSeparators = strings.NewReplacer("_", "", "-", "", ".", "", " ", "")
 
 // contentFilter reports a failure whose error names a content filter (see
 // isContentFilter) or flagged input: the provider refuses what it was

@@ -31,8 +31,9 @@
 //     Options.MisconfiguredCooldown;
 //   - no headers before first_byte, no token before first_token: the next
 //     target at once;
-//   - 400 context length, 404: the next target; other 4xx: the round ends
-//     and the provider's own error reaches the client.
+//   - 400 context length, 404, a 400 that says the model does not exist
+//     (model_not_found and the like): the next target; other 4xx: the
+//     round ends and the provider's own error reaches the client.
 //
 // Timeouts per attempt, from the moment the request is sent: first_byte
 // bounds the wait for headers (for a non-stream request the larger of

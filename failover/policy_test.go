@@ -277,6 +277,18 @@ func TestPolicyBeforeFirstByte(t *testing.T) {
 			wantFrom: "b", wantHits: [2]int{1, 1},
 		},
 		{
+			// A wrong upstream model name (a typo, a retired slug) in the
+			// 400 that OpenAI-compatible servers send for it.
+			name:     "400 model_not_found: next target",
+			a:        always(statusFn(400, errBody("invalid_request_error", "model_not_found", "The model `up-a` does not exist or you do not have access to it."))),
+			wantFrom: "b", wantHits: [2]int{1, 1},
+		},
+		{
+			name:     "400 Model Not Exist without a code (DeepSeek): next target",
+			a:        always(statusFn(400, `{"error":{"message":"Model Not Exist","type":"invalid_request_error","param":null,"code":"invalid_request_error"}}`)),
+			wantFrom: "b", wantHits: [2]int{1, 1},
+		},
+		{
 			name: "non-stream 200 carrying an error object: as its code", nonStream: true,
 			a:        always(statusFn(200, `{"error":{"code":502,"message":"upstream failed"}}`)),
 			wantFrom: "b", wantHits: [2]int{2, 1}, wantGapsA: []time.Duration{250 * ms},

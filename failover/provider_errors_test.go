@@ -177,6 +177,21 @@ func TestClassifyProviderQuirks(t *testing.T) {
 		{"gemini input token count", 400, `{"error":{"code":400,"message":"The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).","status":"INVALID_ARGUMENT"}}`, CauseContextLength},
 		{"max_tokens over the output limit", 400, `{"error":{"message":"max_tokens (200000) exceeds the maximum number of tokens allowed for output"}}`, CauseClientError},
 		{"token count of something else", 400, `{"error":{"message":"input token count must be an integer"}}`, CauseClientError},
+		// A model that does not exist, sent as a 400: the next target.
+		{"400 model_not_found (OpenAI-compatible)", 400, errBody("invalid_request_error", "model_not_found", "The model `up-a` does not exist or you do not have access to it."), CauseModelNotFound},
+		{"400 ModelNotFound code", 400, `{"error":{"code":"ModelNotFound","message":"x","type":"ModelNotFound"}}`, CauseModelNotFound},
+		{"400 model_not_exist code", 400, errBody("invalid_request_error", "model_not_exist", "x"), CauseModelNotFound},
+		{"400 invalid_model (Mistral)", 400, `{"object":"error","message":"Invalid model: mistral-huge","type":"invalid_model","param":null,"code":"1500"}`, CauseModelNotFound},
+		{"400 Model Not Exist (DeepSeek)", 400, `{"error":{"message":"Model Not Exist","type":"invalid_request_error","param":null,"code":"invalid_request_error"}}`, CauseModelNotFound},
+		{"400 Model does not exist (SiliconFlow)", 400, `{"code":20012,"message":"Model does not exist. Please check it carefully.","data":null}`, CauseModelNotFound},
+		{"400 not a valid model ID (OpenRouter)", 400, `{"error":{"message":"openai/gpt-9 is not a valid model ID","code":400}}`, CauseModelNotFound},
+		// Look-alikes: other refusals that name the model.
+		{"400 context length of this model", 400, `{"error":{"message":"This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.","type":"invalid_request_error","param":"messages","code":null}}`, CauseContextLength},
+		{"400 context length code, the model named", 400, errBody("invalid_request_error", "context_length_exceeded", "The model `up-a` does not exist past 8192 tokens"), CauseContextLength},
+		{"400 content filter naming the model", 400, errBody("invalid_request_error", "content_filter", "The model `up-a` refused: the prompt does not exist in the allowed topics"), CauseClientError},
+		{"400 something else that does not exist", 400, errBody("invalid_request_error", "", "The tool `pay` does not exist for this model"), CauseClientError},
+		{"400 a parameter not valid for the model", 400, errBody("invalid_request_error", "", "max_tokens is not valid for this model"), CauseClientError},
+		{"422 model does not exist: not a 400", 422, errBody("invalid_request_error", "", "The model `x` does not exist"), CauseClientError},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -208,6 +223,9 @@ func TestStatusOfCode(t *testing.T) {
 		{"insufficient_quota", "", 429},
 		{"rate_limit_exceeded", "", 429},
 		{"context_length_exceeded", "", 400},
+		{"model_not_found", "invalid_request_error", 404},
+		{"model_not_exist", "", 404},
+		{"", "invalid_model", 404},
 		// Look-alikes: no content filter.
 		{"case_insensitive_mismatch", "", 500},
 		{"unsafety_margin", "", 500},
