@@ -35,6 +35,12 @@
 //     (model_not_found and the like): the next target; other 4xx: the
 //     round ends and the provider's own error reaches the client.
 //
+// Every attempt, retries included, counts toward failover.max_attempts. A
+// same-target retry is skipped (the next target at once) when the attempts
+// left are no more than the later targets the round could still ask (not
+// cooling down, breaker not open), so that a retry never costs a later
+// target its only chance.
+//
 // Timeouts per attempt, from the moment the request is sent: first_byte
 // bounds the wait for headers (for a non-stream request the larger of
 // first_byte and first_token, since such headers often come with the whole

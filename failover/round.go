@@ -61,8 +61,8 @@ func (r *Router) Open(ctx context.Context, req *Request) (*Response, error) {
 	if len(req.ExcludeProviders) > 0 {
 		order = slices.DeleteFunc(order, func(t *target) bool { return slices.Contains(req.ExcludeProviders, t.p.name) })
 	}
-	for _, t := range order {
-		resp, stop := r.tryTarget(rd, t, false)
+	for i, t := range order {
+		resp, stop := r.tryTarget(rd, t, false, order[i+1:])
 		if resp != nil {
 			return resp, nil
 		}
@@ -86,7 +86,7 @@ func (r *Router) Open(ctx context.Context, req *Request) (*Response, error) {
 			rd.fails = append(rd.fails, &failure{cause: CauseCanceled, canceled: true, err: err})
 			return nil, r.roundError(rd)
 		}
-		resp, stop := r.tryTarget(rd, s.t, true)
+		resp, stop := r.tryTarget(rd, s.t, true, nil)
 		if resp != nil {
 			return resp, nil
 		}
@@ -97,10 +97,10 @@ func (r *Router) Open(ctx context.Context, req *Request) (*Response, error) {
 	return nil, r.roundError(rd)
 }
 
-// tryTarget makes the attempts the policy allows on t. It returns the
-// answer, or stop when the round must end (a client error, the attempt or
-// time budget spent, the caller gone).
-func (r *Router) tryTarget(rd *round, t *target, waited bool) (*Response, bool) {
+// tryTarget makes the attempts the policy allows on t; rest are the round's
+// targets after t. It returns the answer, or stop when the round must end
+// (a client error, the attempt or time budget spent, the caller gone).
+func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*Response, bool) {
 	p := t.p
 	body, err := t.patch(rd.req.Body)
 	if err != nil {
@@ -186,6 +186,16 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool) (*Response, bool) 
 		rd.fails = append(rd.fails, f)
 
 		d := r.decide(rd, t, f, retries, raWaits)
+		if d.next == stepRetry && r.fo.MaxAttempts-rd.attempts <= r.untried(rest) {
+			// The attempts left are no more than the targets not yet
+			// asked: a retry here would leave one of them unasked, and a
+			// healthy later target is a better bet than a failing one.
+			d.next, d.wait = stepNext, 0
+			if d.retryAfter {
+				// The provider asked for the pause: other rounds keep it.
+				p.coolDown(r.opts.Now().Add(f.retryAfter), CauseRateLimited)
+			}
+		}
 		done(d.breaker)
 		if d.latencyPenalty {
 			t.observe(r.opts.Now(), 2*at.Duration)
@@ -214,6 +224,20 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool) (*Response, bool) 
 			return nil, true
 		}
 	}
+}
+
+// untried counts the targets of rest that the round could still ask: not
+// cooling down and without an open breaker.
+func (r *Router) untried(rest []*target) int {
+	n := 0
+	now := r.opts.Now()
+	for _, t := range rest {
+		if _, _, cooling := t.p.cooling(now); cooling || gobreaker.State(t.p.state.Load()) == gobreaker.StateOpen {
+			continue
+		}
+		n++
+	}
+	return n
 }
 
 type step int

@@ -119,20 +119,22 @@ func TestConnectionRefused(t *testing.T) {
 	}
 }
 
-// TestMaxAttempts bounds a round's attempts whatever the target count.
+// TestMaxAttempts bounds a round's attempts whatever the target count:
+// with fewer attempts than targets, the round ends when they are spent
+// (and no retry takes a later target's attempt).
 func TestMaxAttempts(t *testing.T) {
 	fail := always(statusFn(500, ""))
 	e := newEnv(t, map[string]func(*fconn, int){"a": fail, "b": fail, "c": fail}, []string{"a", "b", "c"}, func(c *config.Config) {
-		c.Failover.MaxAttempts = 3
+		c.Failover.MaxAttempts = 2
 	})
 	got := e.open(t.Context(), true)
 	var ue *UpstreamError
-	if !errors.As(got.openErr, &ue) || ue.Attempts != 3 || ue.Status != 502 {
-		t.Fatalf("got %v; want a 502 after 3 attempts", got.openErr)
+	if !errors.As(got.openErr, &ue) || ue.Attempts != 2 || ue.Status != 502 {
+		t.Fatalf("got %v; want a 502 after 2 attempts", got.openErr)
 	}
 	hits := []int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits()), len(e.fakes["c"].hits())}
-	if !slices.Equal(hits, []int{2, 1, 0}) {
-		t.Errorf("hits %v; want [2 1 0]", hits)
+	if !slices.Equal(hits, []int{1, 1, 0}) {
+		t.Errorf("hits %v; want [1 1 0]", hits)
 	}
 }
 
