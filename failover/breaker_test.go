@@ -1,6 +1,8 @@
 package failover
 
 import (
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -240,5 +242,159 @@ func TestReusedConnectionLostIsNotABreakerFailure(t *testing.T) {
 	}
 	if st := statusOf(e.r, "a"); st.Breaker != "closed" {
 		t.Errorf("a's breaker %s; want closed", st.Breaker)
+	}
+}
+
+// waitBreaker waits until name's breaker reads state. The breaker's
+// cool-down runs on the wall clock (gobreaker reads it), so the move from
+// open to half-open is not an event a test can wait on: it is polled.
+func waitBreaker(t *testing.T, r *Router, name, state string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for statusOf(r, name).Breaker != state {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's breaker %s; want %s", name, statusOf(r, name).Breaker, state)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// breakerMoves lists the state changes of name's breaker from the log, as
+// "from>to".
+func breakerMoves(e *env, name string) []string {
+	var moves []string
+	for _, l := range strings.Split(e.logs.String(), "\n") {
+		if !strings.Contains(l, `msg="upstream breaker" provider=`+name+" ") {
+			continue
+		}
+		_, from, _ := strings.Cut(l, " from=")
+		from, to, _ := strings.Cut(from, " to=")
+		moves = append(moves, from+">"+strings.Fields(to)[0])
+	}
+	return moves
+}
+
+// openThenProbe drives name's breaker open with a round of two 500s
+// (breaker.failures 2) while down is set, clears down, waits for the
+// cool-down, and opens the probe stream.
+func openThenProbe(t *testing.T, e *env, name string, down *atomic.Bool) *Response {
+	t.Helper()
+	_ = e.open(t.Context(), true) // two 500s: open
+	if st := statusOf(e.r, name).Breaker; st != "open" {
+		t.Fatalf("%s's breaker %s after two 500s; want open", name, st)
+	}
+	down.Store(false)
+	waitBreaker(t, e.r, name, "half-open")
+	probe, err := e.r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(true), Stream: true, ContentType: "application/json"})
+	if err != nil || probe.Provider != name {
+		t.Fatalf("probe: %v; want a stream from %s", err, name)
+	}
+	return probe
+}
+
+// TestStreamProbeClosesBreakerAtFirstToken: once a provider's breaker has
+// cooled down, one request probes it. When the probe is a stream, the
+// breaker used to hear of it only when the stream ended, and until then
+// every other request passed the recovered provider over ("skipped
+// (breaker probe in flight)"): for the length of a long answer, the
+// fallback served them, or a single-target model answered 503. The probe's
+// first token shows the provider answers: other rounds come back to it
+// from then on.
+func TestStreamProbeClosesBreakerAtFirstToken(t *testing.T) {
+	for _, targets := range [][]string{{"a", "b"}, {"a"}} {
+		t.Run(strings.Join(targets, ","), func(t *testing.T) {
+			var down atomic.Bool
+			down.Store(true)
+			var up atomic.Int32
+			e := newEnv(t, map[string]func(*fconn, int){"a": func(c *fconn, n int) {
+				switch {
+				case down.Load():
+					c.status(500, errBody("server_error", "", "down"))
+				case up.Add(1) == 1:
+					// The probe: a long answer, still being generated
+					// until the client leaves.
+					c.sse()
+					c.event(roleChunk())
+					c.event(contentChunk("a long answer"))
+					c.hang()
+				default:
+					okStream(c, "from a")
+				}
+			}}, targets, func(c *config.Config) {
+				c.Failover.Breaker = config.Breaker{Failures: 2, Cooldown: config.Duration(50 * time.Millisecond)}
+			})
+			probe := openThenProbe(t, e, "a", &down)
+			defer probe.Close()
+			if st := statusOf(e.r, "a").Breaker; st != "closed" {
+				t.Errorf("a's breaker %s once the probe has its first token; want closed", st)
+			}
+			got := e.open(t.Context(), true)
+			if got.openErr != nil || got.provider != "a" || !got.complete() {
+				t.Fatalf("while the probe streams: answered by %q (err %v); want a complete answer from a", got.provider, got.openErr)
+			}
+		})
+	}
+}
+
+// TestStreamProbeOutcome: a stream probe's success counts from its first
+// token, but its stream's end still counts. A probe whose stream then
+// breaks failed after all: the breaker opens again at once, as for a probe
+// that fails before its first token, so a provider that cuts every stream
+// after its first token is never taken for healthy for longer than its
+// probe's stream (and, closed, its breaker still opens after
+// breaker.failures cut streams: TestBreakerOpensOnStreamsCutMidway). A
+// probe that completes, that a content filter ends, or that the client
+// leaves, leaves the breaker closed.
+func TestStreamProbeOutcome(t *testing.T) {
+	const reopened, stays = "closed>open", ""
+	tests := []struct {
+		name     string
+		end      func(c *fconn)
+		wantMove string // the breaker's move after half-open>closed
+	}{
+		{"cut after the first token", (*fconn).cut, reopened},
+		{"idle past the idle timeout", (*fconn).hang, reopened},
+		{"an overload error event", func(c *fconn) { c.event(errBody("overloaded_error", "", "overloaded")); c.end() }, reopened},
+		{"complete", func(c *fconn) { c.event(finishChunk()); c.done() }, stays},
+		{"a content filter's error event", func(c *fconn) { c.event(errBody("", "content_filter", "filtered")); c.end() }, stays},
+		{"the client leaves", nil, stays},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var down atomic.Bool
+			down.Store(true)
+			e := newEnv(t, map[string]func(*fconn, int){"a": func(c *fconn, n int) {
+				if down.Load() {
+					c.status(500, errBody("server_error", "", "down"))
+					return
+				}
+				c.sse()
+				c.event(roleChunk())
+				c.event(contentChunk("par"))
+				if tc.end == nil {
+					c.hang()
+					return
+				}
+				tc.end(c)
+			}}, []string{"a"}, func(c *config.Config) {
+				c.Failover.Breaker = config.Breaker{Failures: 2, Cooldown: config.Duration(50 * time.Millisecond)}
+			})
+			probe := openThenProbe(t, e, "a", &down)
+			if tc.end != nil {
+				for {
+					if _, err := probe.Next(); err != nil {
+						break
+					}
+				}
+			}
+			probe.Close()
+			want := []string{"closed>open", "open>half-open", "half-open>closed"}
+			if tc.wantMove != "" {
+				want = append(want, tc.wantMove)
+			}
+			if got := breakerMoves(e, "a"); !slices.Equal(got, want) {
+				t.Errorf("breaker moves %v; want %v", got, want)
+			}
+		})
 	}
 }

@@ -47,8 +47,11 @@ type provider struct {
 	// throttles counts consecutive rate limits without Retry-After, so the
 	// back-off grows while the provider keeps refusing.
 	throttles atomic.Int32
-	// state mirrors the breaker's state for Status without taking its lock.
+	// state mirrors the breaker's state without taking its lock.
 	state atomic.Int32
+	// tripNow makes the breaker open at the next failure it counts,
+	// whatever the count: probeFailed's.
+	tripNow atomic.Bool
 
 	// The provider's metric series on every answer, resolved once: a label
 	// lookup hashes the labels and takes the vector's lock on each call.
@@ -98,7 +101,7 @@ func newProvider(r *Router, pc config.Provider, rt http.RoundTripper) *provider 
 		Name:        pc.Name,
 		MaxRequests: 1, // one probe after the cool-down
 		Timeout:     r.fo.Breaker.Cooldown.D(),
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures || p.tripNow.Load() },
 		IsExcluded:  func(err error) bool { return errors.Is(err, errNeutral) },
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			p.state.Store(int32(to))
@@ -182,6 +185,25 @@ func (a *atomicDuration) observe(d time.Duration) {
 // func records its outcome and must be called exactly once.
 func (p *provider) allow() (func(error), error) {
 	return p.breaker.Allow()
+}
+
+// probeFailed opens the breaker again after a half-open probe whose stream
+// closed the breaker at its first token and then broke: the probe failed
+// after all. gobreaker opens a closed breaker only on a failure that
+// ReadyToTrip accepts, so one is reported with tripNow set. When the
+// breaker is not closed any more (another failure opened it, a new probe
+// is out), that state stands.
+func (p *provider) probeFailed() {
+	if gobreaker.State(p.state.Load()) != gobreaker.StateClosed {
+		return
+	}
+	done, err := p.breaker.Allow()
+	if err != nil {
+		return
+	}
+	p.tripNow.Store(true)
+	done(errProviderFailure)
+	p.tripNow.Store(false)
 }
 
 type headerKey struct{ contentType, accept string }

@@ -103,6 +103,14 @@ type Response struct {
 	// success at the first token and a failure at the cut, which never add
 	// up to the consecutive failures that trip it.
 	breakerDone func(error)
+	// probe marks a stream that was its provider's half-open probe. Its
+	// success was reported at the first token (closing the breaker, so
+	// that other rounds need not wait for the end of a long answer); a
+	// failure at its end is the probe's failure after all, and opens the
+	// breaker again at once, as a probe failing before its first token
+	// does. A provider that cuts every stream is thus never closed for
+	// longer than its probe's stream.
+	probe bool
 }
 
 // reportBreaker gives the stream's outcome to the breaker, once.
@@ -111,6 +119,13 @@ func (a *Response) reportBreaker(err error) {
 		done := a.breakerDone
 		a.breakerDone = nil
 		done(err)
+		return
+	}
+	if a.probe {
+		a.probe = false
+		if err != nil && !errors.Is(err, errNeutral) {
+			a.t.p.probeFailed()
+		}
 	}
 }
 

@@ -148,15 +148,27 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			rd.skipped = append(rd.skipped, skip{t: t, cause: cause})
 			return nil, false
 		}
+		// Half-open, the breaker lets one attempt through: this one, its
+		// probe. (The state changed inside allow, and no other outcome can
+		// change it before this attempt's.)
+		probe := gobreaker.State(p.state.Load()) == gobreaker.StateHalfOpen
 		rd.attempts++
 		started := time.Now()
 		resp, f := r.attempt(rd.ctx, t, rd.req, send, left)
 		at := Attempt{Provider: p.name, Model: t.model, Duration: time.Since(started)}
 		if f == nil {
-			if resp.stream {
+			if resp.stream && !probe {
 				resp.breakerDone = done // the outcome is known at the stream's end
 			} else {
+				// A non-stream answer is whole. A stream that probes a
+				// recovered provider reports its success at the first
+				// token, closing the breaker: other rounds come back to
+				// the provider now, not when the probe's answer ends
+				// minutes later. Should the stream then break, the probe
+				// failed after all and the breaker opens again
+				// (Response.probe).
 				done(nil)
+				resp.probe = resp.stream
 			}
 			p.throttles.Store(0)
 			at.Status = resp.StatusCode
