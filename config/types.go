@@ -151,15 +151,18 @@ type Price struct {
 type Timeouts struct {
 	// Connect bounds the TCP and TLS handshake. Default 5s.
 	Connect Duration `yaml:"connect"`
-	// FirstByte bounds the wait for the response headers. Default 30s.
+	// FirstByte bounds a stream's wait for the response headers; a
+	// non-streamed request waits for them up to total, since many providers
+	// send them only with the whole answer. Default 30s.
 	FirstByte Duration `yaml:"first_byte"`
-	// FirstToken bounds the wait for the first streamed token; a non-streamed
-	// request waits this long for its response when it is longer than
-	// first_byte. Default 30s.
+	// FirstToken bounds the wait for the first streamed token. Default 30s.
 	FirstToken Duration `yaml:"first_token"`
-	// Idle bounds the silence between two streamed chunks. Default 30s.
+	// Idle bounds the silence between two streamed chunks, or two reads of a
+	// non-streamed answer (whitespace a provider sends to keep the
+	// connection alive counts). Default 30s.
 	Idle Duration `yaml:"idle"`
-	// Total bounds the whole attempt. Default 300s.
+	// Total bounds the whole attempt, a non-streamed answer's wait for its
+	// headers included. Default 300s.
 	Total Duration `yaml:"total"`
 }
 
@@ -193,7 +196,10 @@ type Failover struct {
 	// written 0 is refused: failover reads 0 as the default, so it cannot
 	// mean "never wait".
 	RetryAfterMaxWait Duration `yaml:"retry_after_max_wait"`
-	// MaxRoundTime bounds the time spent on one round's attempts. Default 60s.
+	// MaxRoundTime bounds the time spent on one round's attempts, each until
+	// its answer is there: a stream's first token, a non-streamed answer's
+	// response headers (its body is then bounded by the provider's
+	// timeouts). Default 60s.
 	MaxRoundTime Duration `yaml:"max_round_time"`
 	Breaker      Breaker  `yaml:"breaker"`
 	Recovery     Recovery `yaml:"recovery"`

@@ -69,7 +69,8 @@ const (
 
 // attempt sends req to t once. On success the returned Response owns the
 // connection (stream) or the whole body (non-stream). roundLeft bounds the
-// wait for the answer by what is left of the round.
+// wait for the answer by what is left of the round: for a stream until its
+// first token, for a non-stream answer until a 2xx head has arrived.
 func (r *Router) attempt(caller context.Context, t *target, req *Request, body []byte, roundLeft time.Duration) (*Response, *failure) {
 	p := t.p
 	to := p.cfg.Timeouts
@@ -82,10 +83,13 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 	}
 	a.ctx.init(caller)
 	headerWait := to.FirstByte.D()
-	if !req.Stream && to.FirstToken.D() > headerWait {
-		// A non-stream answer's headers often come only with the whole
-		// answer, so they get the first-token allowance.
-		headerWait = to.FirstToken.D()
+	if !req.Stream {
+		// A non-stream answer's head often comes only with the whole
+		// answer (OpenAI), after as long as the model takes to write it:
+		// the total timeout bounds the wait for it, not first_byte or
+		// first_token, which would cut every long answer, and then the
+		// next target's, each of them billed.
+		headerWait = to.Total.D()
 	}
 	// The round's time and the total timeout share the attempt's one timer
 	// with the phases (deadlines).
@@ -120,6 +124,16 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 	}
 
 	if !req.Stream || !isEventStream(resp.Header) {
+		if !req.Stream {
+			// The answer is coming: from its head on, its body is
+			// bounded by the total timeout and by the idle timeout
+			// between reads, not by the round's time. Providers that
+			// send the head at once and keep the connection alive with
+			// whitespace while the model thinks (OpenRouter, DeepSeek)
+			// would otherwise be cut, and the next target asked (and
+			// billed) in vain.
+			a.roundAt.Store(0)
+		}
 		a.setPhase(phaseIdle, to.Idle.D())
 		data, err := a.readBody(r.opts.MaxResponseBytes)
 		if err != nil {

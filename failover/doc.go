@@ -29,8 +29,8 @@
 //   - 429 insufficient_quota: the provider cools down for
 //     Options.QuotaCooldown (or until ResetProvider); 401/403 likewise for
 //     Options.MisconfiguredCooldown;
-//   - no headers before first_byte, no token before first_token: the next
-//     target at once;
+//   - no headers before first_byte (a stream) or total (a non-stream
+//     request), no token before first_token: the next target at once;
 //   - 400 context length, 404, a 400 that says the model does not exist
 //     (model_not_found and the like): the next target; other 4xx: the
 //     round ends and the provider's own error reaches the client.
@@ -42,11 +42,14 @@
 // target its only chance.
 //
 // Timeouts per attempt, from the moment the request is sent: first_byte
-// bounds the wait for headers (for a non-stream request the larger of
-// first_byte and first_token, since such headers often come with the whole
-// answer), first_token the wait for the first token-bearing event, idle each
-// gap between events (or body reads), total the whole response. connect
-// bounds dialing and the TLS handshake.
+// bounds a stream's wait for headers, first_token its wait for the first
+// token-bearing event, idle each gap between events (or body reads), total
+// the whole response. connect bounds dialing and the TLS handshake. A
+// non-stream answer's headers often come only with the whole answer, so
+// its wait for them is bounded by total alone. The round's time
+// (failover.max_round_time) bounds every attempt until the answer is
+// there: a stream's first token, a non-stream answer's 2xx head; from then
+// on only the attempt's own timeouts do.
 //
 // failover imports sse, config and its own failover/h1 of paygate, nothing else: never payments,
 // store or interceptors. It writes no client-facing bytes; proxy turns its

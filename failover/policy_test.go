@@ -294,10 +294,6 @@ func TestPolicyBeforeFirstByte(t *testing.T) {
 			wantFrom: "b", wantHits: [2]int{2, 1}, wantGapsA: []time.Duration{250 * ms},
 		},
 		{
-			name: "non-stream silent provider", nonStream: true, a: always((*fconn).hang),
-			wantFrom: "b", wantHits: [2]int{1, 1}, minTook: tFirstByte, maxTook: tFirstByte + slack,
-		},
-		{
 			name:       "every target fails: 502 naming each provider and cause",
 			a:          always(statusFn(500, "")),
 			b:          always(statusFn(502, "")),
