@@ -222,6 +222,11 @@ func TestPolicyBeforeFirstByte(t *testing.T) {
 			wantFrom: "b", wantHits: [2]int{2, 1}, wantGapsA: []time.Duration{250 * ms},
 		},
 		{
+			name:     "clean end after the role chunk, before any token: as a lost connection",
+			a:        always(func(c *fconn) { c.sse(); c.event(roleChunk()); c.end() }),
+			wantFrom: "b", wantHits: [2]int{2, 1}, wantGapsA: []time.Duration{250 * ms},
+		},
+		{
 			name: "one malformed event before the first token is skipped",
 			a: always(func(c *fconn) {
 				c.sse()

@@ -138,41 +138,60 @@ func TestMaxAttempts(t *testing.T) {
 	}
 }
 
-// TestClientCancel: the caller leaving ends the round at once and does not
-// count against the provider.
+// TestClientCancel: the caller leaving, whether it cancels or its own
+// deadline passes while a slow provider is still thinking, ends the round
+// at once and does not count against the provider: clients that give up
+// are not the provider's failures, and must not open its breaker.
 func TestClientCancel(t *testing.T) {
-	started := make(chan struct{}, 10)
-	e := newEnv(t, map[string]func(*fconn, int){"a": func(c *fconn, _ int) {
-		started <- struct{}{}
-		c.hang()
-	}}, []string{"a", "b"}, func(c *config.Config) {
-		c.Failover.Breaker.Failures = 1
-		c.Providers[0].Timeouts.FirstByte = config.Duration(10 * time.Second)
-	})
-	for range 3 {
-		ctx, cancel := context.WithCancel(t.Context())
-		go func() {
-			<-started
-			cancel()
-		}()
-		got := e.open(ctx, true)
-		if !errors.Is(got.openErr, context.Canceled) {
-			t.Fatalf("Open error %v; want context.Canceled", got.openErr)
-		}
-		var ue *UpstreamError
-		if !errors.As(got.openErr, &ue) || ue.Status != 499 {
-			t.Errorf("got %v; want an UpstreamError with status 499", got.openErr)
-		}
-		if got.took > 2*time.Second {
-			t.Errorf("cancel took %v", got.took)
-		}
-		cancel()
+	tests := []struct {
+		name string
+		ctx  func(parent context.Context, started <-chan struct{}) (context.Context, context.CancelFunc)
+		want error
+	}{
+		{"canceled once the request is sent", func(parent context.Context, started <-chan struct{}) (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(parent)
+			go func() {
+				<-started
+				cancel()
+			}()
+			return ctx, cancel
+		}, context.Canceled},
+		{"deadline passed while the provider thinks", func(parent context.Context, _ <-chan struct{}) (context.Context, context.CancelFunc) {
+			return context.WithTimeout(parent, 50*time.Millisecond)
+		}, context.DeadlineExceeded},
 	}
-	if st := statusOf(e.r, "a"); st.Breaker != "closed" {
-		t.Errorf("a's breaker %s after client cancels; want closed", st.Breaker)
-	}
-	if n := len(e.fakes["b"].hits()); n != 0 {
-		t.Errorf("b saw %d; want 0 (no failover on cancel)", n)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			started := make(chan struct{}, 10)
+			e := newEnv(t, map[string]func(*fconn, int){"a": func(c *fconn, _ int) {
+				started <- struct{}{}
+				c.hang()
+			}}, []string{"a", "b"}, func(c *config.Config) {
+				c.Failover.Breaker.Failures = 1
+				c.Providers[0].Timeouts.FirstByte = config.Duration(10 * time.Second)
+			})
+			for range 3 {
+				ctx, cancel := tc.ctx(t.Context(), started)
+				got := e.open(ctx, true)
+				cancel()
+				if !errors.Is(got.openErr, tc.want) {
+					t.Fatalf("Open error %v; want %v", got.openErr, tc.want)
+				}
+				var ue *UpstreamError
+				if !errors.As(got.openErr, &ue) || ue.Status != 499 {
+					t.Errorf("got %v; want an UpstreamError with status 499", got.openErr)
+				}
+				if got.took > 2*time.Second {
+					t.Errorf("cancel took %v", got.took)
+				}
+			}
+			if st := statusOf(e.r, "a"); st.Breaker != "closed" {
+				t.Errorf("a's breaker %s after client cancels; want closed", st.Breaker)
+			}
+			if n := len(e.fakes["b"].hits()); n != 0 {
+				t.Errorf("b saw %d; want 0 (no failover on cancel)", n)
+			}
+		})
 	}
 }
 
