@@ -376,8 +376,12 @@ type Webhooks struct {
 
 // Privacy controls what providers learn about the end user.
 type Privacy struct {
-	// ForwardUser is "hash" (keyed hash of the OpenID), "drop" or "keep".
-	// Default "hash".
+	// ForwardUser is what a provider gets where a request names the end
+	// user: "user", "safety_identifier", "prompt_cache_key", and a
+	// "metadata" value that is the OpenID. "hash": a keyed hash (of the
+	// OpenID for user and metadata, of their own value for the
+	// identifiers, so the OpenID hashes alike everywhere); "drop": none of
+	// them; "keep": as sent. Default "hash".
 	ForwardUser string `yaml:"forward_user"`
 	// HashKey keys the hash. Default "": generated once and kept in the store.
 	HashKey     string `yaml:"hash_key" secret:"true"`

@@ -261,6 +261,37 @@ func BenchmarkRequestPipeline(b *testing.B) {
 	}
 }
 
+// benchRequestIdentifiers is the load run's body as current SDKs send it:
+// the end user named in safety_identifier, prompt_cache_key and metadata
+// besides the deprecated user (each rewritten: identity.go).
+var benchRequestIdentifiers = []byte(`{"model":"bench","messages":[` +
+	`{"role":"system","content":"You are the shop assistant of a WeChat mini-program. Answer briefly."},` +
+	`{"role":"user","content":"What plans do you offer, and how much is the premium one?"}],` +
+	`"temperature":0.7,"max_tokens":256,"user":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",` +
+	`"safety_identifier":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o","prompt_cache_key":"shop-assistant-v3",` +
+	`"metadata":{"openid":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o","channel":"mini-program"}}`)
+
+// BenchmarkRequestPipelineIdentifiers is BenchmarkRequestPipeline for
+// benchRequestIdentifiers: what the identifiers beside user cost.
+func BenchmarkRequestPipelineIdentifiers(b *testing.B) {
+	tools := PaymentTools(testSpec)
+	priv := NewPrivacy("hash", []byte("k"))
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := ReadChat(benchRequestIdentifiers)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := RewriteChat(benchRequestIdentifiers, c, Upstream{Client: "bot", EndUser: c.User, Privacy: priv, ForceUsage: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := AppendTools(out, tools); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkReadChat is ReadChat alone on the load run's body, without and
 // with drop_fields to watch for repeats.
 func BenchmarkReadChat(b *testing.B) {

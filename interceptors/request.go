@@ -14,8 +14,6 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
-
-	"github.com/paygate/paygate/internal/jsonstr"
 )
 
 // ErrBadRequest marks a client body paygate cannot forward; the proxy answers
@@ -43,19 +41,12 @@ type Chat struct {
 	read chatRead
 }
 
-// chatRead is what ReadChat saw of the body it read: src and size identify
-// that body, [userAt, userEnd) is the "user" value (userAt -1: none).
+// chatRead is what ReadChat saw of the body it read: where it names the
+// end user (identity, which also identifies the body) and whether it has a
+// "stream_options" member.
 type chatRead struct {
-	src             *byte
-	size            int
-	userAt, userEnd int
-	streamOptions   bool // the body has a "stream_options" member
-}
-
-// readFrom reports whether c was read from body (the same bytes in the same
-// memory), so that what ReadChat recorded holds for it.
-func (c *Chat) readFrom(body []byte) bool {
-	return len(body) > 0 && c.read.src == &body[0] && c.read.size == len(body)
+	identity
+	streamOptions bool
 }
 
 // ReadChat validates body as a JSON object and reads the fields routing needs
@@ -83,7 +74,7 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 		return Chat{}, err
 	}
 	raw := func(j int) string { return s[f[j].at:f[j].end] } // "" for none
-	c := Chat{read: chatRead{src: &body[0], size: len(body), userAt: -1}}
+	c := Chat{read: chatRead{identity: newIdentity(body, i, f[:])}}
 	c.Model = stringValue(raw(chatModel))
 	if c.Model == "" {
 		return Chat{}, fmt.Errorf("%w: you must provide a model parameter", ErrBadRequest)
@@ -95,10 +86,7 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 	if c.Stream, err = strictBool("stream", raw(chatStream)); err != nil {
 		return Chat{}, err
 	}
-	if m := f[chatUser]; m.end != 0 {
-		c.User = stringValue(raw(chatUser))
-		c.read.userAt, c.read.userEnd = m.at, m.end
-	}
+	c.User = stringValue(raw(chatUser))
 	if m := f[chatStreamOptions]; m.end != 0 {
 		c.read.streamOptions = true
 		if s[m.at] == '{' {
@@ -122,11 +110,16 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 }
 
 // The members ReadChat reads, by their index in chatMembers. tool_choice is
-// only watched: the clarification round sets it (SetToolChoiceNone).
+// only watched: the clarification round sets it (SetToolChoiceNone). The
+// first ones, up to chatMetadata, are those ReadPassthrough reads too:
+// routing and the end user's identity (identity.go).
 const (
 	chatModel = iota
 	chatStream
 	chatUser
+	chatSafetyID
+	chatCacheKey
+	chatMetadata
 	chatStreamOptions
 	chatMessages
 	chatTools
@@ -135,7 +128,8 @@ const (
 )
 
 var (
-	chatMembers      = [...]string{"model", "stream", "user", "stream_options", "messages", "tools", "tool_choice", "n"}
+	chatMembers = [...]string{"model", "stream", "user", "safety_identifier", "prompt_cache_key", "metadata",
+		"stream_options", "messages", "tools", "tool_choice", "n"}
 	includeUsageName = [...]string{"include_usage"}
 )
 
@@ -218,7 +212,8 @@ func repeatedMember(name string) error {
 }
 
 // Passthrough is what paygate reads of a JSON body on another /v1 path
-// (embeddings, moderations, …): the members it routes by or rewrites.
+// (embeddings, moderations, responses, …): the members it routes by or
+// rewrites.
 type Passthrough struct {
 	// Model is the body's "model" if it is a string; "" otherwise.
 	Model  string
@@ -227,6 +222,9 @@ type Passthrough struct {
 	// a "user" member, whatever its value.
 	User    string
 	HasUser bool
+
+	// Where the body names its end user, for RewritePassthrough.
+	read identity
 }
 
 // ReadPassthrough validates body as JSON and reads the members of
@@ -246,7 +244,7 @@ func ReadPassthrough(body []byte, watch ...string) (Passthrough, error) {
 	if err := readMembers(s, i, passthroughMembers[:], f[:], watch); err != nil {
 		return Passthrough{}, err
 	}
-	var p Passthrough
+	p := Passthrough{read: newIdentity(body, i, f[:])}
 	p.Model = stringValue(s[f[chatModel].at:f[chatModel].end])
 	var err error
 	if p.Stream, err = strictBool("stream", s[f[chatStream].at:f[chatStream].end]); err != nil {
@@ -259,8 +257,9 @@ func ReadPassthrough(body []byte, watch ...string) (Passthrough, error) {
 }
 
 // passthroughMembers are the members ReadPassthrough reads, the first of
-// chatMembers.
-var passthroughMembers = [...]string{chatModel: "model", chatStream: "stream", chatUser: "user"}
+// chatMembers: routing and identity.
+var passthroughMembers = [...]string{chatModel: "model", chatStream: "stream", chatUser: "user",
+	chatSafetyID: "safety_identifier", chatCacheKey: "prompt_cache_key", chatMetadata: "metadata"}
 
 // strictBool reads the raw value v of the boolean member name: true, false,
 // null or absent ("") as OpenAI's API accepts them. Anything else is an
@@ -369,48 +368,21 @@ type Upstream struct {
 
 var includeUsage = []byte(`{"include_usage":true}`)
 
-// userMember is the body's "user" member as a path lookup finds it, from
-// what ReadChat recorded when c was read from this body.
-func userMember(body []byte, c *Chat) (gjson.Result, bool) {
-	if !c.readFrom(body) {
-		r := gjson.GetBytes(body, "user")
-		return r, r.Exists()
-	}
-	at, end := c.read.userAt, c.read.userEnd
-	if at < 0 {
-		return gjson.Result{}, false
-	}
-	return gjson.Result{Raw: unsafeString(body[at:end]), Index: at}, true
-}
-
 // RewriteChat applies the request-side patches of SPEC 3 step 3 that do not
-// depend on the target (failover sets "model" and drops fields per target).
-// The result shares no memory with body.
+// depend on the target (failover sets "model" and drops fields per target):
+// the end user's identity as privacy.forward_user says (identity.go) and
+// the stream usage paygate accounts by. The result shares no memory with
+// body.
 func RewriteChat(body []byte, c Chat, u Upstream) ([]byte, error) {
-	out := body
-	var err error
-	r, ok := userMember(body, &c)
-	if ok {
-		if v, ok := u.Privacy.Forward(u.Client, u.EndUser); ok && u.EndUser != "" {
-			if r.Index > 0 && r.Index+len(r.Raw) <= len(body) {
-				// Spliced in one copy; sjson would rebuild the body.
-				out = make([]byte, 0, len(body)+len(v)+8)
-				out = append(out, body[:r.Index]...)
-				out = jsonstr.Append(out, v)
-				out = append(out, body[r.Index+len(r.Raw):]...)
-			} else {
-				out, err = sjson.SetBytes(out, "user", v)
-			}
-		} else {
-			out, err = sjson.DeleteBytes(out, "user")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("rewriting user: %w", err)
-		}
+	id := &c.read.identity
+	if !id.readFrom(body) {
+		id = findIdentity(body)
 	}
+	out := id.rewrite(body, u)
+	var err error
 	if u.ForceUsage && c.Stream && !c.WantsUsage {
 		has := c.read.streamOptions
-		if !c.readFrom(body) {
+		if !c.read.readFrom(body) {
 			has = gjson.GetBytes(body, "stream_options").Exists()
 		}
 		var appended bool

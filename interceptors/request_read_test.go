@@ -65,6 +65,14 @@ func TestReadChat(t *testing.T) {
 		{name: "repeated messages", body: `{"model":"m","messages":[],"messages":[{"role":"user","content":"x"}]}`, wantErr: `member "messages" appears`},
 		{name: "repeated tools", body: `{"model":"m","messages":[],"tools":[],"tools":null}`, wantErr: `member "tools" appears`},
 		{name: "repeated tool_choice", body: `{"model":"m","messages":[],"tool_choice":"none","tool_choice":"auto"}`, wantErr: `member "tool_choice" appears`},
+		// The members that name the end user beside "user" are rewritten
+		// too (identity.go): a second one would reach the provider as sent.
+		{name: "repeated safety_identifier", body: `{"model":"m","safety_identifier":"a","messages":[],"safety_identifier":"oWx-openid-123"}`,
+			wantErr: `member "safety_identifier" appears`},
+		{name: "repeated prompt_cache_key", body: `{"model":"m","prompt_cache_key":"a","messages":[],"prompt_cache_key":"oWx-openid-123"}`,
+			wantErr: `member "prompt_cache_key" appears`},
+		{name: "repeated metadata", body: `{"model":"m","metadata":{},"messages":[],"metadata":{"openid":"oWx-openid-123"}}`,
+			wantErr: `member "metadata" appears`},
 		// A key that is a member paygate reads or rewrites in another case:
 		// Go's encoding/json (Ollama, LocalAI, one-api relays) matches names
 		// case-insensitively with Unicode folding, the last match winning.
@@ -82,6 +90,9 @@ func TestReadChat(t *testing.T) {
 		{name: "Messages", body: `{"model":"m","messages":[],"Messages":[]}`, wantErr: `member "Messages" is "messages"`},
 		{name: "TOOLS", body: `{"model":"m","messages":[],"TOOLS":[]}`, wantErr: `member "TOOLS" is "tools"`},
 		{name: "Tool_Choice", body: `{"model":"m","messages":[],"Tool_Choice":"none"}`, wantErr: `member "Tool_Choice" is "tool_choice"`},
+		{name: "Safety_Identifier", body: `{"model":"m","messages":[],"Safety_Identifier":"oWx"}`, wantErr: `member "Safety_Identifier" is "safety_identifier"`},
+		{name: "PROMPT_CACHE_KEY", body: `{"model":"m","messages":[],"PROMPT_CACHE_KEY":"oWx"}`, wantErr: `member "PROMPT_CACHE_KEY" is "prompt_cache_key"`},
+		{name: "Metadata", body: `{"model":"m","messages":[],"Metadata":{"openid":"oWx"}}`, wantErr: `member "Metadata" is "metadata"`},
 		{name: "keys like members are not members", body: `{"model":"m","messages":[],"Users":1,"userId":2,"NN":3,"Kelvin":4,"ſ":5,"用户":6}`,
 			want: Chat{Model: "m"}},
 	} {
@@ -168,6 +179,11 @@ func TestReadPassthrough(t *testing.T) {
 		{name: "repeated user", body: `{"model":"e","user":"a","input":"x","user":"oWx-openid-123"}`, wantErr: `member "user" appears`},
 		{name: "repeated stream", body: `{"model":"e","stream":false,"stream":true}`, wantErr: `member "stream" appears`},
 		{name: "repeated drop field", body: `{"model":"e","dimensions":1,"dimensions":2}`, wantErr: `member "dimensions" appears`},
+		{name: "repeated safety_identifier", body: `{"model":"e","safety_identifier":"a","input":"x","safety_identifier":"oWx-openid-123"}`,
+			wantErr: `member "safety_identifier" appears`},
+		{name: "repeated prompt_cache_key", body: `{"model":"e","prompt_cache_key":"a","prompt_cache_key":"oWx-openid-123"}`, wantErr: `member "prompt_cache_key" appears`},
+		{name: "repeated metadata", body: `{"model":"e","metadata":{},"metadata":{"u":"oWx-openid-123"}}`, wantErr: `member "metadata" appears`},
+		{name: "Prompt_Cache_Key", body: `{"model":"e","Prompt_Cache_Key":"oWx"}`, wantErr: `member "Prompt_Cache_Key" is "prompt_cache_key"`},
 		{name: "User", body: `{"model":"e","input":"x","User":"oWx-openid-123"}`, wantErr: `member "User" is "user"`},
 		{name: "MODEL", body: `{"model":"e","input":"x","MODEL":"openai/text-embedding-3-large"}`, wantErr: `member "MODEL" is "model"`},
 		{name: "drop field in another case", body: `{"model":"e","Dimensions":1}`, wantErr: `member "Dimensions" is "dimensions"`},
@@ -182,6 +198,7 @@ func TestReadPassthrough(t *testing.T) {
 				}
 				return
 			}
+			got.read = identity{} // where the identity members are: TestRewritePassthrough
 			if err != nil || got != tc.want {
 				t.Fatalf("ReadPassthrough = %+v, %v; want %+v", got, err, tc.want)
 			}
@@ -256,8 +273,8 @@ func passthroughByPath(body []byte, watch []string) (Passthrough, bool) {
 	if !root.IsObject() {
 		return Passthrough{}, true
 	}
-	if repeats(root, []string{"model", "stream", "user"}) || repeats(root, watch) ||
-		caseVariants(root, []string{"model", "stream", "user"}) || caseVariants(root, watch) {
+	if repeats(root, passthroughMembers[:]) || repeats(root, watch) ||
+		caseVariants(root, passthroughMembers[:]) || caseVariants(root, watch) {
 		return Passthrough{}, false
 	}
 	res := gjson.GetManyBytes(body, "model", "stream", "user")
@@ -282,6 +299,8 @@ func FuzzReadChat(f *testing.F) {
 		`{"model":"embed","input":["a"],"user":null,"x.y":1,"x\u002ey":2}`,
 		`["model","user"]`,
 		`{"model":"m","messages":[],"User":"a","u\u017fer":"b","N":2,"NN":3}`,
+		`{"model":"m","messages":[],"safety_identifier":"a","prompt_cache_key":"b","metadata":{"u":"c"},"safety_identifier":"d"}`,
+		`{"model":"m","messages":[],"Metadata":{},"PROMPT_CACHE_KEY":"x"}`,
 	} {
 		f.Add(b)
 	}
@@ -302,6 +321,7 @@ func FuzzReadChat(f *testing.F) {
 			t.Fatalf("ReadChat(%q, %q) = %+v, %v; gjson reads %+v, ok %v", body, fuzzWatch, got, err, want, ok)
 		}
 		p, err := ReadPassthrough([]byte(body), fuzzWatch...)
+		p.read = identity{}
 		pwant, ok := passthroughByPath([]byte(body), fuzzWatch)
 		if (err == nil) != ok || p != pwant {
 			t.Fatalf("ReadPassthrough(%q, %q) = %+v, %v; gjson reads %+v, ok %v", body, fuzzWatch, p, err, pwant, ok)

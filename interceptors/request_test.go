@@ -55,7 +55,8 @@ func TestRewriteChat(t *testing.T) {
 }
 
 // FuzzRewriteChatUsesWhatReadChatFound: RewriteChat of the body ReadChat
-// read uses the "user" position ReadChat recorded; the result must be what
+// read uses the positions of "user" and the other identity members
+// (identity.go) ReadChat recorded; the result must be what
 // a fresh lookup gives, for every body ReadChat accepts. A Chat read from
 // another body must not lend its position.
 func FuzzRewriteChatUsesWhatReadChatFound(f *testing.F) {
@@ -67,6 +68,8 @@ func FuzzRewriteChatUsesWhatReadChatFound(f *testing.F) {
 		`{"model":"m","messages":[],"user":null,"stream":true}`,
 		`{"model":"m","messages":[]}`,
 		` {"model":"m","messages":[],"user":{"nested":"x"}} `,
+		`{"model":"m","safety_identifier":"someone","messages":[],"prompt_cache_key":"k","metadata":{"a":"someone","b":"x"},"user":"u"}`,
+		`{"safety_identifier":7,"prompt_cache_key":null,"model":"m","messages":[],"metadata":{"a":"some\u006fne"}}`,
 	} {
 		f.Add(b, "keep")
 		f.Add(b, "hash")
@@ -88,6 +91,9 @@ func FuzzRewriteChatUsesWhatReadChatFound(f *testing.F) {
 		got, gerr := RewriteChat(b, c, u)
 		if string(got) != string(want) || (gerr == nil) != (werr == nil) {
 			t.Fatalf("RewriteChat(%q) with ReadChat's position = %q, %v; a fresh lookup gives %q, %v", body, got, gerr, want, werr)
+		}
+		if gerr == nil && !gjson.ValidBytes(got) {
+			t.Fatalf("RewriteChat(%q) = %q: not JSON", body, got)
 		}
 		if gerr == nil && c.Stream && !c.WantsUsage &&
 			(!gjson.ValidBytes(got) || !gjson.GetBytes(got, "stream_options.include_usage").Bool()) {

@@ -11,9 +11,10 @@ import (
 )
 
 // A multipart/form-data body (OpenAI's images/edits, images/variations,
-// audio transcriptions) carries "model" and "user" as form fields, which
-// the provider reads like JSON members: the OpenID must not reach it there
-// either (SPEC 2.2), and "model" routes and is rewritten as in a JSON body.
+// audio transcriptions) carries "model", "user" and the other identifiers
+// as form fields, which the provider reads like JSON members: the OpenID
+// must not reach it there either (SPEC 2.2), and "model" routes and is
+// rewritten as in a JSON body.
 //
 // paygate and the provider must see the same parts, or a "user" paygate
 // did not see would reach the provider. Parsers differ on everything a
@@ -24,17 +25,24 @@ import (
 
 // passthroughForm applies to a multipart/form-data body the rules of a
 // JSON passthrough body: a "model" field routes (model is "" without one)
-// and is rewritten to the upstream name; a "user" field is replaced as
-// privacy.forward_user says, or removed; either given twice is refused,
-// since paygate would act on the first and the provider may read the last.
-// Every other byte, the boundary and all other parts (files) included,
-// stays as the bot sent it.
+// and is rewritten to the upstream name; the end user's identifiers are
+// rewritten as privacy.forward_user says (interceptors/identity.go): a
+// "user" field becomes the end user's hash, "safety_identifier" and
+// "prompt_cache_key" fields the hash of their values, and a metadata field
+// ("metadata[key]", as SDKs write an object into a form) whose value is the
+// end user the user's hash; under drop they are removed. model, user,
+// safety_identifier or prompt_cache_key given twice is refused, since
+// paygate would act on the first and the provider may read the last, and so
+// is any of those fields with a Content-Transfer-Encoding, which paygate
+// does not decode. Every other byte, the boundary and all other parts
+// (files) included, stays as the bot sent it.
 func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) ([]byte, string, *apiError) {
 	parts, err := splitForm(body, boundary)
 	if err != nil {
 		return nil, "", badRequest("paygate: " + err.Error() + "; send the form as HTTP client libraries write one")
 	}
-	modelAt, userAt := -1, -1
+	modelAt, userAt, idsAt := -1, -1, [...]int{-1, -1}
+	var metadata []int // the metadata fields, which may be many
 	for i, p := range parts {
 		var at *int
 		switch p.name {
@@ -51,7 +59,17 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 			at = &modelAt
 		case "user":
 			at = &userAt
+		case "safety_identifier":
+			at = &idsAt[0]
+		case "prompt_cache_key":
+			at = &idsAt[1]
 		default:
+			if metadataField(p.name) {
+				if p.encoded {
+					return nil, "", badRequest(fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding; send it as plain text", p.name))
+				}
+				metadata = append(metadata, i)
+			}
 			continue
 		}
 		if *at >= 0 {
@@ -62,9 +80,10 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		}
 		*at = i
 	}
-	// repl holds each part's new content; drop marks a part removed.
+	// repl holds each part's new content; drop marks the parts removed.
 	repl := make([][]byte, len(parts))
-	drop := -1
+	drop := make([]bool, len(parts))
+	changed := false
 	model := ""
 	if modelAt >= 0 {
 		p := parts[modelAt]
@@ -73,25 +92,51 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 			return nil, "", modelNotFound(model)
 		}
 		if up, ok := s.upstreamModel(model); ok {
-			repl[modelAt] = []byte(up)
+			repl[modelAt], changed = []byte(up), true
 		}
 	}
+	client := reqInfo(r).client.Name
+	bodyUser := ""
 	if userAt >= 0 {
 		p := parts[userAt]
-		user := endUser(r.Header, string(body[p.content:p.end]))
-		if v, ok := s.privacy.Forward(reqInfo(r).client.Name, user); ok && user != "" {
+		bodyUser = string(body[p.content:p.end])
+	}
+	user := endUser(r.Header, bodyUser)
+	if userAt >= 0 {
+		changed = true
+		if v, ok := s.privacy.Forward(client, user); ok && user != "" {
 			repl[userAt] = []byte(v)
 		} else {
-			drop = userAt
+			drop[userAt] = true
 		}
 	}
-	if modelAt < 0 && userAt < 0 {
+	// identifier rewrites part i, whose value is value, as Identifier says.
+	identifier := func(i int, value string) {
+		v, ok := s.privacy.Identifier(client, value)
+		switch {
+		case !ok:
+			drop[i], changed = true, true
+		case v != value:
+			repl[i], changed = []byte(v), true
+		}
+	}
+	for _, i := range idsAt {
+		if i >= 0 {
+			identifier(i, string(body[parts[i].content:parts[i].end]))
+		}
+	}
+	for _, i := range metadata {
+		if v := string(body[parts[i].content:parts[i].end]); user != "" && v == user {
+			identifier(i, v)
+		}
+	}
+	if !changed {
 		return body, model, nil
 	}
 	out := make([]byte, 0, len(body)+64)
 	first := true
 	for i, p := range parts {
-		if i == drop {
+		if drop[i] {
 			continue
 		}
 		if !first {
@@ -110,6 +155,13 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		tail = tail[2:] // no part is left: the close delimiter opens the body
 	}
 	return append(out, tail...), model, nil
+}
+
+// metadataField reports a form field that carries a member of "metadata":
+// "metadata" itself or "metadata[key]", as the OpenAI SDKs write an object
+// into a form.
+func metadataField(name string) bool {
+	return name == "metadata" || strings.HasPrefix(name, "metadata[")
 }
 
 // formFalse are the values of a form's boolean field that no parser reads

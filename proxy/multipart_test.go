@@ -45,7 +45,8 @@ func form(t *testing.T, fields ...field) string {
 
 // TestPassthroughFormFieldsRewritten: a multipart/form-data body (images
 // edits, audio) gets the rules of a JSON passthrough body: "model" routes
-// and becomes the upstream name, "user" never reaches the provider as the
+// and becomes the upstream name, "user", "safety_identifier",
+// "prompt_cache_key" and a metadata field never reach the provider as the
 // OpenID (SPEC 2.2), and the boundary and every other part, files
 // included, reach it byte for byte.
 func TestPassthroughFormFieldsRewritten(t *testing.T) {
@@ -86,6 +87,19 @@ func TestPassthroughFormFieldsRewritten(t *testing.T) {
 		{"no model nor user: untouched", "", openID,
 			[]field{prompt, png},
 			[]field{prompt, png}},
+		// The identifiers current SDKs send in place of the deprecated
+		// "user", and a metadata field naming the end user: the same
+		// treatment as in a JSON body.
+		{"identifiers hashed, the OpenID as user gets it", "", openID,
+			[]field{{"safety_identifier", "", openID}, prompt, {"prompt_cache_key", "", "edits-v1"}, {"metadata[openid]", "", openID}, {"metadata[shop]", "", "s1"}, png},
+			[]field{{"safety_identifier", "", expectedUserHash("shop-bot", openID)}, prompt, {"prompt_cache_key", "", expectedUserHash("shop-bot", "edits-v1")},
+				{"metadata[openid]", "", expectedUserHash("shop-bot", openID)}, {"metadata[shop]", "", "s1"}, png}},
+		{"identifiers dropped", "drop", openID,
+			[]field{{"safety_identifier", "", openID}, prompt, {"prompt_cache_key", "", "edits-v1"}, {"metadata[openid]", "", openID}, png},
+			[]field{prompt, png}},
+		{"identifiers kept", "keep", openID,
+			[]field{{"safety_identifier", "", openID}, {"metadata[openid]", "", openID}, png},
+			[]field{{"safety_identifier", "", openID}, {"metadata[openid]", "", openID}, png}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fp := newFakeProvider(t, jsonHandler(200, `{"data":[]}`))
@@ -135,6 +149,10 @@ func TestPassthroughFormRefused(t *testing.T) {
 	}{
 		{"model twice", ct, part("model", "embed-test") + part("model", "openai/o1-pro") + end, 400},
 		{"user twice", ct, part("user", "u1") + part("user", "oSECRET") + end, 400},
+		{"safety_identifier twice", ct, part("safety_identifier", "u1") + part("safety_identifier", "oSECRET") + end, 400},
+		{"prompt_cache_key twice", ct, part("prompt_cache_key", "u1") + part("prompt_cache_key", "oSECRET") + end, 400},
+		{"encoded safety_identifier", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"safety_identifier\"\r\nContent-Transfer-Encoding: base64\r\n\r\nb1NFQ1JFVA==\r\n" + end, 400},
+		{"encoded metadata field", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"metadata[u]\"\r\nContent-Transfer-Encoding: base64\r\n\r\nb1NFQ1JFVA==\r\n" + end, 400},
 		{"unknown model", ct, part("model", "openai/o1-pro") + end, 404},
 		{"preamble", ct, "hello\r\n" + part("user", "oSECRET") + end, 400},
 		{"bytes after the close delimiter", ct, part("a", "1") + end + part("user", "oSECRET") + end, 400},

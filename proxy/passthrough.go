@@ -16,8 +16,8 @@ import (
 // handlePassthrough forwards every other /v1/* path (embeddings, moderations,
 // …) to the targets of the body's model with the same failover, moving only
 // between targets that serve the same upstream model: vectors of two models
-// never mix. The model and the user are read from a JSON body or from a
-// multipart/form-data one (image edits, audio), alike.
+// never mix. The model and the end user's identifiers are read from a JSON
+// body or from a multipart/form-data one (image edits, audio), alike.
 func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	path, ok := upstreamPath(r.URL)
 	if !ok {
@@ -59,7 +59,8 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else if len(body) > 0 && jsonBody(ct, body) {
-		// A repeated model, user or drop_fields member is refused, as on
+		// A repeated member paygate routes by or rewrites (model, user,
+		// safety_identifier, …) or drop_fields member is refused, as on
 		// chat completions: paygate would route and rewrite by the first,
 		// the provider read the last.
 		pt, err := interceptors.ReadPassthrough(body, s.dropFields...)
@@ -72,17 +73,13 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			writeError(w, badRequest("paygate: streaming is served on /v1/chat/completions only"))
 			return
 		}
-		if pt.HasUser {
-			// The end user's OpenID never reaches a provider (SPEC 2.2), on
-			// any path: "user" is the one field paygate rewrites here.
-			body, err = interceptors.RewriteChat(body, interceptors.Chat{}, interceptors.Upstream{
-				Client: reqInfo(r).client.Name, EndUser: endUser(r.Header, pt.User), Privacy: s.privacy,
-			})
-			if err != nil {
-				writeError(w, badRequest("paygate: "+err.Error()))
-				return
-			}
-		}
+		// The end user's OpenID never reaches a provider (SPEC 2.2), on
+		// any path: "user", "safety_identifier", "prompt_cache_key" and a
+		// metadata value naming the user are the members paygate rewrites
+		// here (interceptors/identity.go).
+		body = interceptors.RewritePassthrough(body, pt, interceptors.Upstream{
+			Client: reqInfo(r).client.Name, EndUser: endUser(r.Header, pt.User), Privacy: s.privacy,
+		})
 		if model != "" && !s.up.HasModel(model) {
 			writeError(w, modelNotFound(model))
 			return

@@ -171,9 +171,13 @@ func TestRepeatedMembersRefused(t *testing.T) {
 		{"chat: messages", "/v1/chat/completions", `{"model":"gpt-test","messages":[],"messages":[{"role":"user","content":"x"}]}`, "messages"},
 		{"chat: tools", "/v1/chat/completions", `{"model":"gpt-test","messages":[],"tools":[],"tools":[{"type":"function","function":{"name":"f"}}]}`, "tools"},
 		{"chat: tool_choice", "/v1/chat/completions", `{"model":"gpt-test","messages":[],"tool_choice":"none","tool_choice":"required"}`, "tool_choice"},
+		{"chat: safety_identifier", "/v1/chat/completions", `{"model":"gpt-test","safety_identifier":"u1","messages":[],"safety_identifier":"oWx-openid-123"}`, "safety_identifier"},
+		{"chat: prompt_cache_key", "/v1/chat/completions", `{"model":"gpt-test","prompt_cache_key":"u1","messages":[],"prompt_cache_key":"oWx-openid-123"}`, "prompt_cache_key"},
+		{"chat: metadata", "/v1/chat/completions", `{"model":"gpt-test","metadata":{},"messages":[],"metadata":{"openid":"oWx-openid-123"}}`, "metadata"},
 		{"chat: drop_fields", "/v1/chat/completions", `{"model":"gpt-test","parallel_tool_calls":true,"messages":[],"parallel_tool_calls":false}`, "parallel_tool_calls"},
 		{"embeddings: model", "/v1/embeddings", `{"model":"embed-test","input":"x","model":"openai/text-embedding-3-large"}`, "model"},
 		{"embeddings: user", "/v1/embeddings", `{"model":"embed-test","user":"u1","input":"x","user":"oWx-openid-123"}`, "user"},
+		{"responses: safety_identifier", "/v1/responses", `{"model":"gpt-test","safety_identifier":"u1","input":"x","safety_identifier":"oWx-openid-123"}`, "safety_identifier"},
 		{"embeddings: stream", "/v1/embeddings", `{"model":"embed-test","stream":false,"input":"x","stream":true}`, "stream"},
 		{"embeddings: drop_fields", "/v1/embeddings", `{"model":"embed-test","parallel_tool_calls":1,"input":"x","parallel_tool_calls":2}`, "parallel_tool_calls"},
 	} {

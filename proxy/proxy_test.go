@@ -233,6 +233,50 @@ func TestPrivacyModes(t *testing.T) {
 	}
 }
 
+// TestEndUserIdentifiersNeverReachProvider: OpenAI deprecated "user" for
+// "safety_identifier" and "prompt_cache_key", and current SDKs send those;
+// bots also tag a request with the OpenID in "metadata". Wherever the bot
+// names the end user, on chat completions and on every other /v1 path, the
+// provider gets what privacy.forward_user says (SPEC 2.2): under hash the
+// same keyed hash "user" gets (an identifier that is not the OpenID is
+// hashed by its own value), under drop nothing, under keep the body as
+// sent; the rest of the body reaches it byte for byte.
+func TestEndUserIdentifiersNeverReachProvider(t *testing.T) {
+	const openID = "oWx-openid-4242"
+	ho := expectedUserHash("shop-bot", openID)
+	for _, tc := range []struct {
+		name, mode, path, body, want string
+	}{
+		{"chat, hash", "hash", "/v1/chat/completions",
+			`{"model":"gpt-test","messages":[],"user":"` + openID + `","safety_identifier":"` + openID + `", "prompt_cache_key":"faq","metadata":{"openid":"` + openID + `","shop":"s1"}}`,
+			`{"model":"vendor/upstream-model","messages":[],"user":"` + ho + `","safety_identifier":"` + ho + `", "prompt_cache_key":"` + expectedUserHash("shop-bot", "faq") + `","metadata":{"openid":"` + ho + `","shop":"s1"}}`},
+		{"chat, drop", "drop", "/v1/chat/completions",
+			`{"model":"gpt-test","messages":[],"user":"` + openID + `","safety_identifier":"` + openID + `","prompt_cache_key":"faq","metadata":{"openid":"` + openID + `","shop":"s1"}}`,
+			`{"model":"vendor/upstream-model","messages":[],"metadata":{"shop":"s1"}}`},
+		{"chat, keep", "keep", "/v1/chat/completions",
+			`{"model":"gpt-test","messages":[],"safety_identifier":"` + openID + `","metadata":{"openid":"` + openID + `"}}`,
+			`{"model":"vendor/upstream-model","messages":[],"safety_identifier":"` + openID + `","metadata":{"openid":"` + openID + `"}}`},
+		{"embeddings, hash", "hash", "/v1/embeddings",
+			`{"model":"embed-test","input":"hi","safety_identifier":"` + openID + `"}`,
+			`{"model":"vendor/embed","input":"hi","safety_identifier":"` + ho + `"}`},
+		{"responses, hash, no user member", "hash", "/v1/responses",
+			`{"model":"gpt-test","input":"hi","prompt_cache_key":"` + openID + `","metadata":{"u":"` + openID + `"}}`,
+			`{"model":"vendor/upstream-model","input":"hi","prompt_cache_key":"` + ho + `","metadata":{"u":"` + ho + `"}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, `{"id":"c","object":"chat.completion","choices":[]}`))
+			url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.mode }))
+			resp := post(t, url, tc.path, tc.body, map[string]string{"X-WeChat-OpenID": openID})
+			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
+				t.Fatalf("status %d %s", resp.StatusCode, body)
+			}
+			if got := string(fp.requests()[0].Body); got != tc.want {
+				t.Errorf("provider got\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestClientErrors(t *testing.T) {
 	fp := newFakeProvider(t, jsonHandler(200, `{}`))
 	url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Server.MaxBodyBytes = 1024 }))

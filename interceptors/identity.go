@@ -1,0 +1,328 @@
+package interceptors
+
+import (
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/internal/jsonstr"
+)
+
+// The end user's identity toward providers (SPEC 2.2: the OpenID never
+// reaches one). A request body names its end user in "user" and, since
+// OpenAI deprecated "user" for them, in "safety_identifier" and
+// "prompt_cache_key", which current SDKs send; bots also tag requests with
+// the OpenID in "metadata". privacy.forward_user decides what a provider
+// gets in each, on chat completions and on every other /v1 path alike:
+//
+//   - "user": the keyed hash of the resolved end user (X-WeChat-OpenID,
+//     else the body's "user") under hash, the resolved end user under keep;
+//     removed under drop, or when there is no end user.
+//   - "safety_identifier" and "prompt_cache_key": their own value through
+//     Privacy.Identifier. Under hash it is the same keyed hash, so a value
+//     that is the end user's OpenID becomes exactly what "user" gets, and
+//     any other value a stable pseudonym: the provider's abuse tracking and
+//     cache routing work as before, on values it cannot read back. Removed
+//     under drop, sent as they are under keep.
+//   - "metadata": a member whose string value is the resolved end user is
+//     rewritten as Privacy.Identifier says (hash: the user's hash; drop: the
+//     member removed); its other members are the bot's business and stay.
+//
+// Each change is a splice of the raw bytes: the rest of the body reaches
+// the provider byte for byte.
+
+// The identity members, by their index in identity.m: chatUser and the
+// members after it in chatMembers.
+const (
+	idUser = iota
+	idSafetyID
+	idCacheKey
+	idMetadata
+	idMembers
+)
+
+// span is a member located in a body: its key's opening quote and its
+// value [at, end); end is 0 for a member the body does not have.
+type span struct{ keyAt, at, end int }
+
+// identity is where a body names its end user, as a read of it found the
+// top-level members: src and size identify that body, obj is its opening
+// brace.
+type identity struct {
+	src  *byte
+	size int
+	obj  int
+	m    [idMembers]span
+}
+
+// newIdentity records the identity members of the members f a read found
+// (indexed as chatMembers) in the object at body[obj].
+func newIdentity(body []byte, obj int, f []member) identity {
+	id := identity{src: &body[0], size: len(body), obj: obj}
+	for i := range id.m {
+		if m := f[chatUser+i]; m.end != 0 {
+			id.m[i] = span{m.keyAt, m.at, m.end}
+		}
+	}
+	return id
+}
+
+// readFrom reports whether id was read from body (the same bytes in the
+// same memory), so that its positions hold for it.
+func (id *identity) readFrom(body []byte) bool {
+	return len(body) > 0 && id.src == &body[0] && id.size == len(body)
+}
+
+// findIdentity reads the identity members of a body no read recorded: the
+// first of each, as a path lookup finds it. A body that is not a JSON
+// object has none.
+func findIdentity(body []byte) *identity {
+	id := &identity{}
+	if !gjson.ValidBytes(body) {
+		return id
+	}
+	s := unsafeString(body)
+	i := skipSpace(s, 0)
+	if s[i] != '{' {
+		return id
+	}
+	id.src, id.size, id.obj = &body[0], len(body), i
+	for j := i + 1; ; {
+		m, ok := nextMember(s, j, true)
+		if !ok {
+			return id
+		}
+		j = m.end
+		k := keyName(m.key)
+		for n := range id.m {
+			if k == chatMembers[chatUser+n] && id.m[n].end == 0 {
+				id.m[n] = span{m.keyAt, m.at, m.end}
+			}
+		}
+	}
+}
+
+// splice replaces body[from:to] with val as a JSON string, or with nothing
+// when !set.
+type splice struct {
+	from, to int
+	val      string
+	set      bool
+}
+
+// rewrite returns body with its identity members rewritten for u, or body
+// itself when nothing changes.
+func (id *identity) rewrite(body []byte, u Upstream) []byte {
+	if !id.readFrom(body) {
+		return body
+	}
+	if id.m[idSafetyID].end|id.m[idCacheKey].end|id.m[idMetadata].end == 0 {
+		// The usual body names its user in "user" alone, if at all: one
+		// splice, without the bookkeeping of several.
+		m := id.m[idUser]
+		if m.end == 0 {
+			return body
+		}
+		if u.EndUser != "" {
+			if v, ok := u.Privacy.Forward(u.Client, u.EndUser); ok {
+				out := make([]byte, 0, len(body)+len(v)+8)
+				out = append(out, body[:m.at]...)
+				out = jsonstr.Append(out, v)
+				return append(out, body[m.end:]...)
+			}
+		}
+	}
+	return id.rewriteAll(body, u)
+}
+
+// rewriteAll is rewrite for any body.
+func (id *identity) rewriteAll(body []byte, u Upstream) []byte {
+	s := unsafeString(body)
+	p := u.Privacy
+	var (
+		buf     [8]splice
+		edits   = buf[:0]
+		drop    [idCacheKey + 1]bool // top-level members to remove
+		anyDrop bool
+		hashed  string // p.Identifier of the end user, once computed
+	)
+	userHash := func() string {
+		if hashed == "" {
+			hashed, _ = p.Identifier(u.Client, u.EndUser)
+		}
+		return hashed
+	}
+	if m := id.m[idUser]; m.end != 0 {
+		if v, ok := p.Forward(u.Client, u.EndUser); ok && u.EndUser != "" {
+			edits = append(edits, splice{from: m.at, to: m.end, val: v, set: true})
+			if p.Mode != "keep" {
+				hashed = v
+			}
+		} else {
+			drop[idUser], anyDrop = true, true
+		}
+	}
+	for n := idSafetyID; n <= idCacheKey; n++ {
+		m := id.m[n]
+		switch {
+		case m.end == 0 || p.Mode == "keep":
+			continue
+		case p.Mode == "drop":
+			drop[n], anyDrop = true, true
+			continue
+		}
+		raw := s[m.at:m.end]
+		if raw == "null" {
+			continue
+		}
+		if raw[0] != '"' {
+			// Not a string: there is nothing to hash it as, and the
+			// OpenID may be inside. It is not sent.
+			drop[n], anyDrop = true, true
+			continue
+		}
+		v := stringValue(raw)
+		switch v {
+		case "":
+			continue // names nobody
+		case u.EndUser:
+			v = userHash() // computed once for all the members naming the user
+		default:
+			v, _ = p.Identifier(u.Client, v)
+		}
+		edits = append(edits, splice{from: m.at, to: m.end, val: v, set: true})
+	}
+	if m := id.m[idMetadata]; m.end != 0 && u.EndUser != "" && p.Mode != "keep" && s[m.at] == '{' {
+		edits = metadataEdits(s, m, u, edits, userHash)
+	}
+	if anyDrop {
+		edits = dropEdits(s, id, drop[:], edits)
+	}
+	return applyEdits(body, edits)
+}
+
+// metadataEdits appends the edits of the metadata object m: each member
+// whose string value is the end user gets the user's hash (hash), or goes
+// (drop). Most metadata objects hold no such value, which the byte searches
+// tell without a walk: a value that decodes to the end user is spelled
+// with it, or with an escape.
+func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func() string) []splice {
+	obj := s[m.at:m.end]
+	if !strings.Contains(obj, u.EndUser) && strings.IndexByte(obj, '\\') < 0 {
+		return edits
+	}
+	drop := u.Privacy.Mode == "drop"
+	d := memberDropper{open: -1} // under drop
+	for i := m.at + 1; ; {
+		mm, ok := nextMember(s, i, true)
+		if !ok {
+			break
+		}
+		i = mm.end
+		names := isString(s[mm.at:mm.end], u.EndUser)
+		switch {
+		case drop:
+			d.member(mm.keyAt, mm.end, names)
+		case names:
+			edits = append(edits, splice{from: mm.at, to: mm.end, val: userHash(), set: true})
+		}
+	}
+	for _, sp := range d.finish() {
+		edits = append(edits, splice{from: sp[0], to: sp[1]})
+	}
+	return edits
+}
+
+// isString reports whether the raw JSON value v is the string text.
+func isString(v, text string) bool {
+	if len(v) < 2 || v[0] != '"' {
+		return false
+	}
+	if strings.IndexByte(v, '\\') < 0 {
+		return v[1:len(v)-1] == text
+	}
+	return stringValue(v) == text
+}
+
+// dropEdits appends the edits that remove the top-level identity members
+// marked in drop, each with one separating comma.
+func dropEdits(s string, id *identity, drop []bool, edits []splice) []splice {
+	d := memberDropper{open: -1}
+	for i := id.obj + 1; ; {
+		m, ok := nextMember(s, i, true)
+		if !ok {
+			break
+		}
+		i = m.end
+		gone := false
+		for n, dr := range drop {
+			gone = gone || dr && id.m[n].keyAt == m.keyAt
+		}
+		d.member(m.keyAt, m.end, gone)
+	}
+	for _, sp := range d.finish() {
+		edits = append(edits, splice{from: sp[0], to: sp[1]})
+	}
+	return edits
+}
+
+// applyEdits returns body with edits applied, in one copy; body itself when
+// there is none. The edits do not overlap.
+func applyEdits(body []byte, edits []splice) []byte {
+	if len(edits) == 0 {
+		return body
+	}
+	n := len(body)
+	for i := 1; i < len(edits); i++ { // a handful: insertion sort
+		for j := i; j > 0 && edits[j].from < edits[j-1].from; j-- {
+			edits[j], edits[j-1] = edits[j-1], edits[j]
+		}
+	}
+	for _, e := range edits {
+		n += len(e.val) + 8
+	}
+	out := make([]byte, 0, n)
+	pos := 0
+	for _, e := range edits {
+		out = append(out, body[pos:e.from]...)
+		if e.set {
+			out = jsonstr.Append(out, e.val)
+		}
+		pos = e.to
+	}
+	return append(out, body[pos:]...)
+}
+
+// Identifier returns the value to send for an identifier a body carries
+// beside "user" (safety_identifier, prompt_cache_key, a metadata value that
+// is the end user's OpenID), and whether to send it at all: under hash the
+// keyed hash of the value, which for the end user's OpenID is what Forward
+// sends as "user", so the provider sees one pseudonym per user wherever the
+// bot put the OpenID; under drop nothing; under keep the value as sent. An
+// empty value names nobody and is sent as it is.
+func (p Privacy) Identifier(client, value string) (string, bool) {
+	switch p.Mode {
+	case "keep":
+		return value, true
+	case "drop":
+		return "", false
+	}
+	if value == "" {
+		return "", true
+	}
+	return p.Forward(client, value)
+}
+
+// RewritePassthrough applies privacy.forward_user to a passthrough body
+// (embeddings, responses, …) that ReadPassthrough read as p, as RewriteChat
+// does to a chat body (see identity.go): "user" becomes what Forward gives
+// for the end user u.EndUser, "safety_identifier" and "prompt_cache_key"
+// what Identifier gives for their values, and a metadata member naming the
+// end user goes the same way. It returns body itself when nothing changes.
+func RewritePassthrough(body []byte, p Passthrough, u Upstream) []byte {
+	id := &p.read
+	if !id.readFrom(body) {
+		id = findIdentity(body)
+	}
+	return id.rewrite(body, u)
+}
