@@ -241,7 +241,7 @@ func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
 		case errors.Is(err, payments.ErrPaymentUnavailable), errors.Is(err, payments.ErrPrepayRejected):
 			// Approved, but WeChat Pay did not open it (yet): say so with the
 			// order as it stands (creating: the reconciler retries; closed).
-			body := map[string]any{"error": "approved, but WeChat Pay did not open the order: " + err.Error()}
+			body := map[string]any{"error": s.redact.String("approved, but WeChat Pay did not open the order: " + err.Error())}
 			if o != nil {
 				body["order"] = adminOrder(o)
 			}

@@ -173,7 +173,7 @@ func (s *Server) failTurn(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(499)
 		return
 	}
-	ae := toAPIError(err)
+	ae := s.upstreamError(err)
 	s.log.Warn("turn failed before any byte reached the client",
 		"request_id", reqInfo(r).id, "status", ae.Status, "err", err)
 	writeError(w, ae)
@@ -497,7 +497,8 @@ func (s *Server) endStreamWithError(sw *sse.Writer, r *http.Request, err error) 
 	}
 	s.log.Warn("stream ended by an upstream failure after the first byte",
 		"request_id", reqInfo(r).id, "err", err)
-	_ = sw.Data(errorJSON(ae))
+	// The error's text quotes the provider's in-stream error object.
+	_ = sw.Data(errorJSON(s.redacted(ae)))
 }
 
 // recoveryRefused counts a recovery whose new provider refused the answer
@@ -526,7 +527,7 @@ func (s *Server) endRefused(sw *sse.Writer, r *http.Request, first, se *failover
 	}
 	s.log.Warn("stream ended by the provider's refusal after the first byte",
 		"request_id", reqInfo(r).id, "provider", se.Provider, "code", se.Code)
-	_ = sw.Data(errorJSON(ae))
+	_ = sw.Data(errorJSON(s.redacted(ae)))
 }
 
 var usageKey = []byte(`"usage"`)

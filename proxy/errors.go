@@ -66,7 +66,33 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	_, _ = w.Write(errorJSON(e))
 }
 
-// toAPIError maps any error from a turn to what the client should see.
+// upstreamError is what the client gets for an error from a turn: toAPIError
+// with the secrets masked (redacted).
+func (s *Server) upstreamError(err error) *apiError {
+	return s.redacted(toAPIError(err))
+}
+
+// redacted returns a copy of e whose strings have the known secrets masked:
+// the config's (provider keys and key headers, client keys, tokens;
+// config.Secrets) and anything a "Bearer" precedes, by the log's redactor.
+// An error paygate passes on carries upstream text (a provider's error
+// message, type and code, up to 512 bytes of a non-JSON error body, an
+// in-stream error object, Go's error text of a failed attempt), and
+// providers, their proxies and aggregators quote the request's
+// Authorization header or key in it: that text must not hand the bot the
+// provider's key. Every error built from upstream text goes through here
+// before it is written (failTurn, the stream's error events); a provider's
+// successful answers are never touched.
+func (s *Server) redacted(e *apiError) *apiError {
+	c := *e
+	for _, f := range []*string{&c.Message, &c.Type, &c.Code, &c.Param} {
+		*f = s.redact.String(*f)
+	}
+	return &c
+}
+
+// toAPIError maps any error from a turn to what the client should see,
+// upstream text as it came: the client gets it through upstreamError.
 func toAPIError(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {

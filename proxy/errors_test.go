@@ -1,15 +1,23 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/payments"
 )
 
 // decodeErrorBody parses an OpenAI error body, failing the test when it is
@@ -183,5 +191,179 @@ func TestOwnChunksAreValidJSON(t *testing.T) {
 		if h := append(chunkHead(s, s, 1), '}'); !json.Valid(h) {
 			t.Errorf("chunkHead(%q): not JSON: %s", s, h)
 		}
+	}
+}
+
+// TestProviderKeyNeverReachesBot: providers, their proxies and aggregators
+// quote the request's Authorization header or key in their error text
+// (validation layers echo headers, some 4xx texts name the key). paygate
+// passes a provider's reason on (SPEC 5), so every upstream string that
+// reaches the bot in an error, before or after the first byte, on chat
+// completions and passthrough paths alike, has the known secrets (the
+// config's: provider keys and key headers, client keys, tokens) and any
+// "Bearer" credential masked. The status and the rest of the text stay, so
+// the bot still learns why.
+func TestProviderKeyNeverReachesBot(t *testing.T) {
+	const headerKey = "azure-header-key-0123456789"
+	const chat = `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`
+	const stream = `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	first := `data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"}}]}` + "\n\n"
+	textHandler := func(status int, body string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte(body))
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		upstream http.HandlerFunc
+		path     string
+		body     string
+		status   int
+		secrets  []string // none may reach the bot
+		keep     string   // the text around them that must
+	}{
+		{"chat: a 400 quoting the Authorization header",
+			jsonHandler(400, `{"error":{"message":"invalid header 'Authorization: Bearer `+testProviderKey+`': malformed","type":"invalid_request_error"}}`),
+			"/v1/chat/completions", chat, 400, []string{testProviderKey}, "invalid header 'Authorization: Bearer "},
+		{"chat: the key in the error's type and code",
+			jsonHandler(400, `{"error":{"message":"rejected","type":"key `+testProviderKey+`","code":"`+testProviderKey+`"}}`),
+			"/v1/chat/completions", chat, 400, []string{testProviderKey}, "rejected"},
+		{"chat: a key header's value quoted",
+			jsonHandler(400, `{"error":{"message":"api-key `+headerKey+` has no access to this deployment"}}`),
+			"/v1/chat/completions", chat, 400, []string{headerKey}, "has no access to this deployment"},
+		{"chat: a bearer credential paygate does not know",
+			jsonHandler(400, `{"error":{"message":"upstream said: Authorization: Bearer sk-aggregator-own-key-77 refused"}}`),
+			"/v1/chat/completions", chat, 400, []string{"sk-aggregator-own-key-77"}, "refused"},
+		{"chat: a non-JSON error body",
+			textHandler(400, "<html>bad request for key "+testProviderKey+"</html>"),
+			"/v1/chat/completions", chat, 400, []string{testProviderKey}, "bad request for key"},
+		{"embeddings: a 422 naming the key",
+			jsonHandler(422, `{"detail":"bad input","message":"key `+testProviderKey+` cannot use vendor/embed"}`),
+			"/v1/embeddings", `{"model":"embed-test","input":"hi"}`, 422, []string{testProviderKey}, "cannot use vendor/embed"},
+		{"embeddings: a non-JSON error body",
+			textHandler(400, "key="+testProviderKey+" is not allowed here"),
+			"/v1/embeddings", `{"model":"embed-test","input":"hi"}`, 400, []string{testProviderKey}, "is not allowed here"},
+		{"stream: an error event after the first byte",
+			sseHandler(first, `data: {"error":{"message":"upstream auth failed for Authorization: Bearer `+testProviderKey+`","type":"server_error","code":"internal"}}`+"\n\n"),
+			"/v1/chat/completions", stream, 200, []string{testProviderKey}, "upstream auth failed"},
+		{"stream: a refusal after the first byte",
+			sseHandler(first, `data: {"error":{"message":"flagged; key `+testProviderKey+`","type":"invalid_request_error","code":"content_filter"}}`+"\n\n"),
+			"/v1/chat/completions", stream, 200, []string{testProviderKey}, "flagged; key "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, tc.upstream)
+			url, logs := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) {
+				c.Providers[0].Headers["api-key"] = headerKey
+				c.Failover.MaxAttempts = 1
+			}))
+			resp := post(t, url, tc.path, tc.body, nil)
+			body := readAll(t, resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d; want %d (%s)", resp.StatusCode, tc.status, body)
+			}
+			if tc.status == http.StatusOK {
+				i := strings.LastIndex(body, "data: {\"error\"")
+				if i < 0 {
+					t.Fatalf("stream %q has no error event", body)
+				}
+				body, _, _ = strings.Cut(body[i+len("data: "):], "\n")
+			}
+			msg, typ, _, code := decodeErrorBody(t, []byte(body))
+			for _, s := range tc.secrets {
+				if strings.Contains(body, s) {
+					t.Errorf("the bot got the secret %q: %s", s, body)
+				}
+				if strings.Contains(logs.String(), s) {
+					t.Errorf("the log holds the secret %q", s)
+				}
+			}
+			if !strings.Contains(msg+typ+derefOr(code), logging.Mask) || !strings.Contains(msg, tc.keep) {
+				t.Errorf("error %s: want the provider's text %q with the secret masked as %s", body, tc.keep, logging.Mask)
+			}
+		})
+	}
+}
+
+func derefOr(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// TestProviderAnswerNotRedacted: masking is for errors only. A provider's
+// successful answer reaches the bot byte for byte, even where its text
+// holds a string that is a configured secret (a model may well repeat
+// what a user typed).
+func TestProviderAnswerNotRedacted(t *testing.T) {
+	answer := `{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"you typed ` + testProviderKey + `"},"finish_reason":"stop"}]}`
+	chunk := `{"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"you typed ` + testProviderKey + `"},"finish_reason":"stop"}]}`
+	for _, tc := range []struct {
+		name, body string
+		upstream   http.HandlerFunc
+		want       string
+	}{
+		{"non-stream", `{"model":"gpt-test","messages":[]}`, jsonHandler(200, answer), answer},
+		{"stream", `{"model":"gpt-test","stream":true,"messages":[]}`, sseHandler("data: "+chunk+"\n\n", "data: [DONE]\n\n"), "data: " + chunk + "\n\n"},
+		{"embeddings", `{"model":"embed-test","input":"x"}`, jsonHandler(200, `{"object":"list","data":[],"note":"`+testProviderKey+`"}`), `{"object":"list","data":[],"note":"` + testProviderKey + `"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, tc.upstream)
+			url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+			path := "/v1/chat/completions"
+			if strings.Contains(tc.body, "embed-test") {
+				path = "/v1/embeddings"
+			}
+			resp := post(t, url, path, tc.body, nil)
+			if got := readAll(t, resp.Body); resp.StatusCode != 200 || !strings.Contains(got, tc.want) {
+				t.Errorf("status %d, body\n%s\nwant it to hold\n%s", resp.StatusCode, got, tc.want)
+			}
+		})
+	}
+}
+
+// rejectingAdmin is an AdminPayments whose approvals WeChat Pay refuses
+// with err; nothing else is called.
+type rejectingAdmin struct {
+	AdminPayments
+	err error
+}
+
+func (a rejectingAdmin) Approve(context.Context, string) (*payments.CreateResult, error) {
+	return nil, a.err
+}
+
+// TestAdminApprovalErrorRedacted: an approval WeChat Pay did not open tells
+// the operator WeChat Pay's reason; that text, too, comes from outside and
+// must not carry a configured secret (the APIv3 key here) into the answer.
+func TestAdminApprovalErrorRedacted(t *testing.T) {
+	const apiv3 = "apiv3-key-0123456789abcdef012345"
+	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) {
+		c.Admin.Token = auditAdminToken
+		c.Payments.WeChatPay.APIv3Key = apiv3
+	})
+	log := slog.New(slog.DiscardHandler)
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log,
+		AdminPayments: rejectingAdmin{err: fmt.Errorf("%w: SIGN_ERROR for key %s", payments.ErrPrepayRejected, apiv3)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	s.MountAdminAPI(mux)
+	req := httptest.NewRequest(http.MethodPost, "/admin/api/approvals/PG1/approve", nil)
+	req.Header.Set("Authorization", "Bearer "+auditAdminToken)
+	req.Header.Set("X-Paygate-CSRF", "1")
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, req)
+	body := rec.Body.String()
+	if rec.Code != http.StatusBadGateway || strings.Contains(body, apiv3) || !strings.Contains(body, "SIGN_ERROR for key "+logging.Mask) {
+		t.Errorf("status %d %s; want 502 with WeChat Pay's reason, the key masked", rec.Code, body)
 	}
 }

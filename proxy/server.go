@@ -24,6 +24,7 @@ import (
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
 	"github.com/paygate/paygate/internal/jsonstr"
+	"github.com/paygate/paygate/logging"
 )
 
 // Upstream is what the turn needs from failover: one round to a model's
@@ -73,13 +74,16 @@ type Options struct {
 
 // Server holds the HTTP surfaces.
 type Server struct {
-	cfg      *config.Config
-	up       Upstream
-	log      *slog.Logger
-	reg      *prometheus.Registry
-	store    Pinger
-	notify   http.Handler
-	privacy  interceptors.Privacy
+	cfg     *config.Config
+	up      Upstream
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	store   Pinger
+	notify  http.Handler
+	privacy interceptors.Privacy
+	// redact masks the known secrets in upstream text before it reaches a
+	// client (redacted).
+	redact   *logging.Redactor
 	clients  []clientEntry
 	modelsJS []byte
 	modelJS  map[string][]byte // GET /v1/models/{id}, by public name
@@ -115,13 +119,15 @@ func New(o Options) (*Server, error) {
 		reg = prometheus.NewRegistry()
 	}
 	s := &Server{
-		cfg:        o.Config,
-		up:         o.Upstream,
-		log:        o.Logger,
-		reg:        reg,
-		store:      o.Store,
-		notify:     o.Notify,
-		privacy:    interceptors.NewPrivacy(o.Config.Privacy.ForwardUser, o.HashKey),
+		cfg:     o.Config,
+		up:      o.Upstream,
+		log:     o.Logger,
+		reg:     reg,
+		store:   o.Store,
+		notify:  o.Notify,
+		privacy: interceptors.NewPrivacy(o.Config.Privacy.ForwardUser, o.HashKey),
+		// The config's secrets, and the user hash key when the store made it.
+		redact:     logging.NewRedactor(append(o.Config.Secrets(), string(o.HashKey))),
 		tools:      o.Tools,
 		ledger:     o.Ledger,
 		state:      o.State,

@@ -58,7 +58,7 @@ func (t *turn) nonStream() {
 		spoken += ans.content
 		msgs := append([][]byte{interceptors.AssistantToolMessageWith(ans.content, ans.reasoning, ans.payment)}, t.execute(ans.payment)...)
 		if err := t.nextBody(msgs); err != nil {
-			writeError(t.w, toAPIError(err))
+			writeError(t.w, t.s.upstreamError(err))
 			return
 		}
 	}
