@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -421,12 +422,23 @@ func (l *loader) uniqueName(seen map[string]bool, path, what, name string) {
 }
 
 // httpURL reports a value at path that is not an absolute http(s) URL, and
-// returns the parsed URL when it is one.
+// returns the parsed URL when it is one. The error names what is wrong but
+// not the value: a webhook's or a provider's URL may carry a token in its
+// query or userinfo, and config errors end up in CI and crash-loop logs.
 func (l *loader) httpURL(path, raw string) *url.URL {
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		l.at(path, "%q is not an http(s) URL", raw)
-		return nil
+	var ue *url.Error
+	switch {
+	case errors.As(err, &ue):
+		l.at(path, "not a URL: %v (value not shown: it may hold a token)", ue.Err)
+	case err != nil:
+		l.at(path, "not a URL (value not shown: it may hold a token)")
+	case u.Scheme != "http" && u.Scheme != "https":
+		l.at(path, "not an http(s) URL: scheme %q", u.Scheme)
+	case u.Host == "":
+		l.at(path, "not an absolute http(s) URL: no host")
+	default:
+		return u
 	}
-	return u
+	return nil
 }
