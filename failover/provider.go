@@ -201,6 +201,13 @@ func (p *provider) probeFailed() {
 	if err != nil {
 		return
 	}
+	if p.breaker.Counts().TotalSuccesses > 0 {
+		// Other rounds have been answered since the probe closed the
+		// breaker: the provider is serving, and this late break is one
+		// failure among them, not a failed probe.
+		done(errProviderFailure)
+		return
+	}
 	p.tripNow.Store(true)
 	done(errProviderFailure)
 	p.tripNow.Store(false)
