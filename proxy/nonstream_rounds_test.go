@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -20,9 +21,10 @@ func scriptedAnswers(bodies ...string) http.HandlerFunc {
 
 // TestNonStreamAnswerCarriesEveryRoundsText: the one chat.completion of a
 // multi-round turn says what a streaming client reads: the text the model
-// wrote before its payment call, then the rest; and with the bot's own
-// tool call, finish_reason "tool_calls" even when the provider (Gemini)
-// ends the round with "stop".
+// wrote before its payment call, then the rest (a content of parts keeps
+// its parts, after a text part with the earlier text); and with the bot's
+// own tool call, finish_reason "tool_calls" when the provider (Gemini) ends
+// the round with "stop", but "length" as it came: the call may be cut.
 func TestNonStreamAnswerCarriesEveryRoundsText(t *testing.T) {
 	const r0 = `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Let me check order X1. ","tool_calls":[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":"tool_calls"}]}`
 	tests := []struct {
@@ -48,17 +50,63 @@ func TestNonStreamAnswerCarriesEveryRoundsText(t *testing.T) {
 			}
 		})
 	}
-	t.Run("one round ending with stop on the bot's call", func(t *testing.T) {
-		fp := newFakeProvider(t, scriptedAnswers(`{"id":"c1","object":"chat.completion","created":1,"model":"gemini","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]},"finish_reason":"stop"}]}`))
+	t.Run("the last round's content as parts", func(t *testing.T) {
+		fp := newFakeProvider(t, scriptedAnswers(r0, `{"id":"c2","object":"chat.completion","created":2,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"text","text":"It is paid."}]},"finish_reason":"stop"}]}`))
 		url := statefulProxy(t, fp.URL)
-		resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],`+
-			`"messages":[{"role":"user","content":"weather?"}]}`, map[string]string{"X-WeChat-OpenID": "o-user-1"})
+		resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"is X1 paid?"}]}`,
+			map[string]string{"X-WeChat-OpenID": "o-user-1"})
 		body := readAll(t, resp.Body)
-		if got := gjson.Get(body, "choices.0.finish_reason").Str; got != "tool_calls" {
-			t.Errorf("finish_reason %q; want tool_calls: %s", got, body)
-		}
-		if got := gjson.Get(body, "choices.0.message.content").Raw; got != "null" {
-			t.Errorf("content %s; want the provider's null", got)
+		want := `[{"type":"text","text":"Let me check order X1. "},{"type":"text","text":"It is paid."}]`
+		if got := gjson.Get(body, "choices.0.message.content").Raw; got != want {
+			t.Errorf("content %s; want %s", got, want)
 		}
 	})
+	for _, tc := range []struct{ name, args, reason, want string }{
+		{"one round ending with stop on the bot's call", `{\"city\":\"SH\"}`, "stop", "tool_calls"},
+		{"one round cut by max_tokens in the bot's call", `{\"city\":\"Shang`, "length", "length"},
+		{"one round stopped by a content filter", `{}`, "content_filter", "content_filter"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, scriptedAnswers(`{"id":"c1","object":"chat.completion","created":1,"model":"gemini","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"`+tc.args+`"}}]},"finish_reason":"`+tc.reason+`"}]}`))
+			url := statefulProxy(t, fp.URL)
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],`+
+				`"messages":[{"role":"user","content":"weather?"}]}`, map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			if got := gjson.Get(body, "choices.0.finish_reason").Str; got != tc.want {
+				t.Errorf("finish_reason %q; want %q: %s", got, tc.want, body)
+			}
+			if got := gjson.Get(body, "choices.0.message.content").Raw; got != "null" {
+				t.Errorf("content %s; want the provider's null", got)
+			}
+		})
+	}
+}
+
+// TestStreamKeepsLengthOnTheBotsCall: a streamed round that ends with the
+// bot's own call cut by max_tokens says "length" as the provider did; only
+// "stop" (Gemini's end of a tool round) becomes "tool_calls".
+func TestStreamKeepsLengthOnTheBotsCall(t *testing.T) {
+	for _, tc := range []struct{ reason, want string }{{"stop", "tool_calls"}, {"length", "length"}} {
+		t.Run(tc.reason, func(t *testing.T) {
+			const c = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":`
+			fp := newFakeProvider(t, sseHandler(
+				c+`[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Sh"}}]},"finish_reason":null}]}`+"\n\n",
+				c+`[{"index":0,"delta":{},"finish_reason":"`+tc.reason+`"}]}`+"\n\n",
+				"data: [DONE]\n\n"))
+			url := statefulProxy(t, fp.URL)
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],`+
+				`"messages":[{"role":"user","content":"weather?"}]}`, map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			got := ""
+			for _, line := range strings.Split(readAll(t, resp.Body), "\n") {
+				if d, ok := strings.CutPrefix(line, "data: "); ok {
+					if f := gjson.Get(d, "choices.0.finish_reason").Str; f != "" {
+						got = f
+					}
+				}
+			}
+			if got != tc.want {
+				t.Errorf("finish_reason %q; want %q", got, tc.want)
+			}
+		})
+	}
 }

@@ -204,7 +204,7 @@ func (t *turn) stream() {
 		t.endRound(round, resp, res.ID, res.Model, res.Usage, res.UsageJSON)
 		if len(res.PaymentCalls) == 0 {
 			fc := res.FinishChunk
-			if len(res.ClientCalls) > 0 && res.FinishReason != "tool_calls" && fc != nil {
+			if len(res.ClientCalls) > 0 && stopForCalls(res.FinishReason) && fc != nil {
 				// Gemini ends a tool round with "stop"; the client must hear
 				// "tool_calls" to run its tools.
 				fc, _ = sjson.SetBytes(fc, "choices.0.finish_reason", "tool_calls")
@@ -354,6 +354,12 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		}
 	}
 }
+
+// stopForCalls reports a finish reason that a round with the client's own
+// tool calls should tell the client as "tool_calls": Gemini ends such a
+// round with "stop" (or none). "length" and "content_filter" stay: the
+// calls may be cut, and the bot must not run them as if whole.
+func stopForCalls(reason string) bool { return reason == "stop" || reason == "" }
 
 // roundReasoning is a streamed round's reasoning, for its assistant tool
 // message: the capture accumulates the reasoning deltas as it does the

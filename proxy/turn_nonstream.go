@@ -3,11 +3,13 @@ package proxy
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
 	"github.com/paygate/paygate/interceptors"
+	"github.com/paygate/paygate/internal/jsonstr"
 )
 
 // nonStream runs the rounds of a non-streaming turn. Nothing reaches the
@@ -66,12 +68,28 @@ func (t *turn) nonStream() {
 
 // withSpoken returns the last round's answer with the earlier rounds' text
 // before its own (content) as its message content; body as it is when the
-// earlier rounds said nothing.
+// earlier rounds said nothing. A content of parts (Mistral's reasoning
+// models answer [{"type":"text",…}]) gets the earlier text as a first text
+// part, its own parts kept.
 func withSpoken(body []byte, spoken, content string) []byte {
 	if spoken == "" {
 		return body
 	}
-	out, err := sjson.SetBytes(body, "choices.0.message.content", spoken+content)
+	var out []byte
+	var err error
+	switch c := gjson.GetBytes(body, "choices.0.message.content"); {
+	case c.IsArray():
+		part := jsonstr.Append([]byte(`[{"type":"text","text":`), spoken)
+		part = append(part, '}')
+		if inner := strings.TrimSpace(c.Raw[1 : len(c.Raw)-1]); inner != "" {
+			part = append(append(part, ','), inner...)
+		}
+		out, err = sjson.SetRawBytes(body, "choices.0.message.content", append(part, ']'))
+	case c.Type == gjson.String || c.Type == gjson.Null || !c.Exists():
+		out, err = sjson.SetBytes(body, "choices.0.message.content", spoken+content)
+	default:
+		return body
+	}
 	if err != nil {
 		return body
 	}
@@ -193,7 +211,7 @@ func (t *turn) writeCompletion(status int, body []byte, id string, client []inte
 		arr = append(arr, ']')
 		out, _ = sjson.SetRawBytes(out, "choices.0.message.tool_calls", arr)
 		out, _ = sjson.SetBytes(out, "choices.0.finish_reason", "tool_calls")
-	} else if len(client) > 0 && gjson.GetBytes(out, "choices.0.finish_reason").Str != "tool_calls" {
+	} else if len(client) > 0 && stopForCalls(gjson.GetBytes(out, "choices.0.finish_reason").Str) {
 		// Gemini ends a tool round with "stop"; the client must hear
 		// "tool_calls" to run its tools, as a streaming client does.
 		out, _ = sjson.SetBytes(out, "choices.0.finish_reason", "tool_calls")
