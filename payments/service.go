@@ -512,6 +512,17 @@ func (s *Service) openOrderOf(ctx context.Context, req CreateRequest, key, excep
 	}
 }
 
+// detached is ctx without its cancellation, for the prepay of an order a
+// caller asked for (a turn's create_order, a manager's approval): it runs to
+// its end (PrepayTimeout) even if the caller goes away, a bot whose HTTP
+// client gave up on the turn say. Cut short, WeChat Pay may have opened the
+// order while it stays `creating` here, and the bot's retry would wait out
+// PrepayTimeout for a prepay nobody is making, then get no payment
+// parameters until CreatingGrace passes. Background prepays (the sweep,
+// reconciliation) keep their context: shutdown and BackgroundQueryTimeout
+// stop them.
+func detached(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // samePurchase reports whether o is an order of req's purchase: its claim
 // key, or its fields for an order recorded when the key also held the pay
 // method (before an upgrade).
@@ -576,7 +587,7 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 		s.log.InfoContext(ctx, "order held for a manager's approval", "order_no", o.OrderNo, "amount_fen", o.AmountFen)
 		return &CreateResult{Order: o}, nil, nil
 	}
-	res, err := s.prepay(ctx, o, "prepay")
+	res, err := s.prepay(detached(ctx), o, "prepay")
 	return res, nil, err
 }
 
@@ -629,12 +640,7 @@ func describe(item Item, quantity int) string {
 // reconciler's repeat sends identical parameters under the same number) and
 // commits the outcome.
 func (s *Service) prepay(ctx context.Context, o *store.Order, cause string) (*CreateResult, error) {
-	// The prepay runs to its end even if the caller goes away (a bot whose
-	// HTTP client gave up on the turn): cut short, WeChat Pay may have opened
-	// the order while it stays `creating` here, and the bot's retry would
-	// wait out PrepayTimeout for a prepay nobody is making, then get no
-	// payment parameters until CreatingGrace passes.
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.PrepayTimeout)
+	pctx, cancel := context.WithTimeout(ctx, s.opts.PrepayTimeout)
 	res, err := s.backend.Prepay(pctx, wechatpay.PrepayRequest{
 		Method: wechatpay.PayMethod(o.PayMethod), OutTradeNo: o.OrderNo, Description: o.Description,
 		Total: o.AmountFen, PayerOpenID: o.User, AppID: o.AppID, ExpireAt: o.ExpiresAt,
