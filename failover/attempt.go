@@ -135,6 +135,12 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			a.roundAt.Store(0)
 		}
 		a.setPhase(phaseIdle, to.Idle.D())
+		if !req.Stream && !isChatPath(req.Path) {
+			// A passthrough answer (a file's content, speech, a list of
+			// embeddings) goes to the caller as it arrives, whatever its
+			// size.
+			return r.pipe(a, t, req, resp)
+		}
 		data, err := a.readBody(r.opts.MaxResponseBytes)
 		if err != nil {
 			f := a.failFromErr(err, true)
@@ -247,7 +253,9 @@ func (a *Response) failFromErr(err error, afterHeaders bool) *failure {
 		f.cause, f.status, f.err = CauseTotalTimeout, http.StatusGatewayTimeout, c
 	case errors.Is(c, errRoundTime):
 		f.cause, f.status, f.err = CauseRoundTime, http.StatusGatewayTimeout, c
-	case errors.Is(err, sse.ErrTooLarge), errors.Is(err, errBodyTooLarge):
+	case errors.Is(err, errBodyTooLarge):
+		f.cause, f.status = CauseResponseTooLarge, http.StatusBadGateway
+	case errors.Is(err, sse.ErrTooLarge):
 		f.cause, f.status = CauseMalformed, http.StatusBadGateway
 	case afterHeaders:
 		f.cause, f.status = CauseConnectionLost, http.StatusBadGateway

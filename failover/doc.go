@@ -33,7 +33,18 @@
 //     request), no token before first_token: the next target at once;
 //   - 400 context length, 404, a 400 that says the model does not exist
 //     (model_not_found and the like): the next target; other 4xx: the
-//     round ends and the provider's own error reaches the client.
+//     round ends and the provider's own error reaches the client;
+//   - a non-stream chat completion over Options.MaxResponseBytes: the round
+//     ends (upstream_response_too_large); the size is the request's doing,
+//     so it is neither retried nor a breaker failure.
+//
+// A 2xx answer on any other path (a passthrough: a file's content, speech,
+// embeddings) is the round's answer from its head on, like a stream from
+// its first token: Open returns it Piped, and Response.Read delivers the
+// body as it arrives, without a size cap; a body cut after the head is the
+// caller's to end, not another attempt. Only a JSON answer is read up to
+// 64 KiB first, so that an error object, an empty body or a CDN's page
+// sent with a 2xx still fails over.
 //
 // Every attempt, retries included, counts toward failover.max_attempts. A
 // same-target retry is skipped (the next target at once) when the attempts

@@ -150,6 +150,13 @@ func (e *env) openReq(ctx context.Context, req *Request) answer {
 	}
 	defer resp.Close()
 	a.provider, a.attempts, a.body = resp.Provider, resp.Attempts, string(resp.Body)
+	if resp.Piped() {
+		b, err := io.ReadAll(resp)
+		a.body, a.end = string(b), err
+		if err == nil {
+			a.end = io.EOF
+		}
+	}
 	if !req.Stream {
 		a.took = time.Since(start)
 		return a

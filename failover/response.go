@@ -67,7 +67,8 @@ type Response struct {
 	// StatusCode and Header are the upstream's; the proxy filters headers.
 	StatusCode int
 	Header     http.Header
-	// Body is a non-stream answer's whole body; nil for a stream.
+	// Body is a non-stream answer's whole body; nil for a stream and for
+	// a piped answer (Piped), whose body Read delivers.
 	Body []byte
 	// Tried lists the round's attempts, the successful one last.
 	Tried []Attempt
@@ -94,7 +95,9 @@ type Response struct {
 	cur       sse.Event // aliases rd's buffer
 	finished  bool      // a finish_reason was seen
 	malformed int
-	end       error // sticky terminal result of Next
+	end       error  // sticky terminal result of Next (of Read, piped)
+	piped     bool   // a passthrough answer returned at its head (Read)
+	pre       []byte // of a piped answer, what was read before Open returned
 	released  bool
 	closed    bool
 	// breakerDone reports a stream's outcome to its provider's breaker,

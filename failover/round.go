@@ -354,6 +354,12 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 		// The request is at fault: no target would answer differently.
 		return decision{next: stepStop, breaker: nil}
 
+	case CauseResponseTooLarge:
+		// The provider answered; the answer's size follows from the
+		// request (n, max_tokens), and another attempt, as large and
+		// billed again, would fare no better.
+		return decision{next: stepStop, breaker: nil}
+
 	case CauseConnectTimeout, CauseFirstByteTimeout, CauseFirstTokenTimeout, CauseIdleTimeout, CauseTotalTimeout:
 		// Retrying a silent provider only doubles the wait.
 		return decision{next: stepNext, breaker: errProviderFailure, latencyPenalty: true}
@@ -462,6 +468,11 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 	}
 	ue.Type = "upstream_error"
 	switch {
+	case last != nil && last.cause == CauseResponseTooLarge:
+		ue.Status, ue.Code = http.StatusBadGateway, CauseResponseTooLarge
+		ue.Message = fmt.Sprintf("the answer of provider %s is larger than the %d bytes paygate relays for a non-stream chat completion: "+
+			"ask for less (n, max_tokens) or stream it", rd.tried[len(rd.tried)-1].Provider, r.opts.MaxResponseBytes)
+		return ue
 	case last == nil:
 		ue.Status, ue.Code = http.StatusServiceUnavailable, CauseUnavailable
 		now := r.opts.Now()

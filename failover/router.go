@@ -54,7 +54,9 @@ type Options struct {
 	// MisconfiguredCooldown is how long a provider that answered 401 or 403
 	// stays out of service unless reset. Default 10m.
 	MisconfiguredCooldown time.Duration
-	// MaxResponseBytes caps a non-stream response body. Default 32 MiB.
+	// MaxResponseBytes caps a non-stream chat completion's body, which is
+	// read whole before Open returns. Default 32 MiB. Other paths'
+	// answers (Response.Piped) are not held in memory and have no cap.
 	MaxResponseBytes int64
 }
 

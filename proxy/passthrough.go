@@ -2,11 +2,14 @@ package proxy
 
 import (
 	"bytes"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
@@ -100,7 +103,57 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Close()
 	setPaygateHeaders(w.Header(), resp)
+	if resp.Piped() {
+		s.pipeUpstreamBody(w, r, resp)
+		return
+	}
 	writeUpstreamBody(w, resp)
+}
+
+// pipeBufs are the buffers pipeUpstreamBody relays bodies through.
+var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// pipeUpstreamBody relays a passthrough answer that failover handed over at
+// its head (failover.Response.Piped): a file's content, speech audio, a
+// long list of embeddings. Each read reaches the client as it comes,
+// through one buffer, whatever the body's size. Once the head is sent
+// nothing fails over any more; a body the provider cuts short ends the
+// connection without the body's proper end (a short Content-Length, no
+// last chunk), so that the client sees an incomplete answer, never one
+// that looks whole.
+func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response) {
+	h := w.Header()
+	ct := resp.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	h.Set("Content-Type", ct)
+	if n := resp.ContentLength(); n >= 0 && resp.StatusCode != http.StatusNoContent {
+		h.Set("Content-Length", strconv.FormatInt(n, 10))
+	}
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	buf := pipeBufs.Get().(*[]byte)
+	defer pipeBufs.Put(buf)
+	for {
+		n, err := resp.Read(*buf)
+		if n > 0 {
+			if _, werr := w.Write((*buf)[:n]); werr != nil {
+				return // the client left
+			}
+			_ = rc.Flush()
+		}
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			if r.Context().Err() != nil {
+				return
+			}
+			s.log.Warn("passthrough answer cut after its head", "request_id", reqInfo(r).id, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+	}
 }
 
 // modelNotFound is the 404 for a model the config does not name, worded as

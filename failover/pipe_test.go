@@ -1,0 +1,202 @@
+package failover
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/config"
+)
+
+// testMaxResponse is the Router's MaxResponseBytes in these tests: small,
+// so that "larger than a chat completion may be" costs no memory.
+const testMaxResponse = 1 << 10
+
+// TestPassthroughAnswerIsPiped: a passthrough answer used to be read whole
+// before Open returned, capped at MaxResponseBytes (32 MiB). A larger one (a
+// batch output file) was a malformed answer: fetched twice, counted as a
+// breaker failure each time, so that three downloads opened the breaker and
+// every chat completion of every bot got 503 for the cool-down. A 2xx
+// passthrough answer is now returned at its head and its body read as it
+// arrives, whatever its size; only a JSON one is first read up to maxPeek,
+// so that a 2xx error object or a CDN's page still fails over.
+func TestPassthroughAnswerIsPiped(t *testing.T) {
+	t.Parallel()
+	big := func(line string) string { return strings.Repeat(line, 4*maxPeek/len(line)+1) }
+	jsonList := `{"object":"list","data":[` + strings.TrimSuffix(big(`{"object":"embedding","index":0,"embedding":"AAAAAAAAAAAA"},`), ",") + `]}`
+	tests := []struct {
+		name        string
+		path        string
+		contentType string
+		body        string
+		wantPiped   bool
+		wantFrom    string // "b": a's answer was malformed
+	}{
+		{"file content larger than a chat completion may be", "/files/f1/content", "application/octet-stream", big(`{"id":"batch_req_1","response":{}}` + "\n"), true, "a"},
+		{"speech larger than a chat completion may be", "/audio/speech", "audio/mpeg", big("ID3\x04\x00\xff\xfb"), true, "a"},
+		{"JSON larger than the peek", "/embeddings", "application/json", jsonList, true, "a"},
+		{"JSON within the peek, read whole", "/embeddings", "application/json", `{"object":"list","data":[]}`, false, "a"},
+		{"a page sent as JSON, larger than the peek", "/embeddings", "application/json", "<html>" + big("<p>Just a moment...</p>"), false, "b"},
+		{"a 2xx error object", "/embeddings", "application/json", `{"error":{"code":502,"message":"upstream failed"}}`, false, "b"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(*fconn, int){
+				"a": always(statusFn(200, tc.body, "Content-Type: "+tc.contentType)),
+				"b": always(statusFn(200, `{"object":"list","data":[],"model":"from b"}`)),
+			}, []string{"a", "b"}, nil)
+			e.r.opts.MaxResponseBytes = testMaxResponse
+			resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Method: "GET", Path: tc.path})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer resp.Close()
+			if resp.Provider != tc.wantFrom || resp.Piped() != tc.wantPiped {
+				t.Fatalf("answered by %s, piped %v; want %s, piped %v", resp.Provider, resp.Piped(), tc.wantFrom, tc.wantPiped)
+			}
+			if tc.wantFrom != "a" {
+				return
+			}
+			body := resp.Body
+			if resp.Piped() {
+				if resp.Body != nil {
+					t.Errorf("a piped answer has a Body of %d bytes", len(resp.Body))
+				}
+				if body, err = io.ReadAll(resp); err != nil {
+					t.Fatalf("reading the body: %v", err)
+				}
+				if resp.ContentLength() != int64(len(tc.body)) {
+					t.Errorf("ContentLength %d; want %d", resp.ContentLength(), len(tc.body))
+				}
+			}
+			if string(body) != tc.body {
+				t.Errorf("body of %d bytes; want a's %d as sent", len(body), len(tc.body))
+			}
+			if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != [2]int{1, 0} {
+				t.Errorf("providers saw a=%d b=%d; want a once, b never", h[0], h[1])
+			}
+		})
+	}
+}
+
+// TestPipedBodyArrivesAsSent: a piped body reaches the caller as the
+// provider sends it (speech played while it is spoken), not when it ends.
+// The provider sends the rest only once the caller has read the first part.
+func TestPipedBodyArrivesAsSent(t *testing.T) {
+	t.Parallel()
+	firstRead := make(chan struct{})
+	e := newEnv(t, map[string]func(*fconn, int){"a": func(c *fconn, _ int) {
+		_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: audio/mpeg\r\nTransfer-Encoding: chunked\r\n\r\n")
+		c.chunk("first part;")
+		<-firstRead
+		c.chunk("second part")
+		c.end()
+	}}, []string{"a"}, nil)
+	resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Path: "/audio/speech", Body: []byte(`{"model":"gpt","input":"hi"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Close()
+	buf := make([]byte, 64)
+	n, err := resp.Read(buf)
+	if err != nil || string(buf[:n]) != "first part;" {
+		t.Fatalf("first Read: %q, %v; want the first part", buf[:n], err)
+	}
+	close(firstRead)
+	rest, err := io.ReadAll(resp)
+	if err != nil || string(rest) != "second part" {
+		t.Fatalf("rest: %q, %v; want the second part", rest, err)
+	}
+}
+
+// TestPipedBodyCutShort: once a passthrough answer's head is handed over,
+// a body the provider cuts (or stalls past the idle timeout) ends Read
+// with a *StreamError naming the cause, never with io.EOF, which would
+// pass a truncated file off as whole. Nothing fails over any more, and the
+// breaker does not count it: the provider answered, and a long download
+// that a slow client makes hit its total timeout says nothing of the
+// provider's health.
+func TestPipedBodyCutShort(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		script    func(c *fconn)
+		wantCause string
+	}{
+		{"connection cut", func(c *fconn) {
+			_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\n\r\nfirst part")
+			c.cut()
+		}, CauseConnectionLost},
+		{"chunked body cut", func(c *fconn) {
+			_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+			c.chunk("first part")
+			c.cut()
+		}, CauseConnectionLost},
+		{"stalled past the idle timeout", func(c *fconn) {
+			_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\n\r\nfirst part")
+			c.hang()
+		}, CauseIdleTimeout},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(*fconn, int){"a": always(tc.script)}, []string{"a", "b"}, func(c *config.Config) {
+				c.Failover.Breaker = config.Breaker{Failures: 1, Cooldown: config.Duration(time.Hour)}
+			})
+			got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "GET", Path: "/files/f1/content"})
+			if got.openErr != nil {
+				t.Fatalf("Open: %v", got.openErr)
+			}
+			var se *StreamError
+			if !errors.As(got.end, &se) || se.Cause != tc.wantCause || se.Provider != "a" {
+				t.Fatalf("body %q ended with %v; want a *StreamError from a with cause %s", got.body, got.end, tc.wantCause)
+			}
+			if got.body != "first part" {
+				t.Errorf("body %q; want what a sent before the cut", got.body)
+			}
+			if n := len(e.fakes["b"].hits()); n != 0 {
+				t.Errorf("b saw %d requests; want none after the head", n)
+			}
+			if st := statusOf(e.r, "a"); st.Breaker != "closed" {
+				t.Errorf("a's breaker %s after a cut download; want closed", st.Breaker)
+			}
+		})
+	}
+}
+
+// TestChatCompletionOverLimit: a non-stream chat completion is still read
+// whole before Open returns, and capped at MaxResponseBytes. An answer over
+// it used to be a malformed one: asked again, then of the next target, each
+// attempt billed and counted against the breaker. The size is the
+// request's doing, not the provider's: the round ends at once with 502
+// upstream_response_too_large, and the breaker does not count it.
+func TestChatCompletionOverLimit(t *testing.T) {
+	t.Parallel()
+	huge := `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"` +
+		strings.Repeat("x", 2*testMaxResponse) + `"},"finish_reason":"stop"}]}`
+	const rounds = 3
+	e := newEnv(t, map[string]func(*fconn, int){"a": always(statusFn(200, huge))}, []string{"a", "b"}, func(c *config.Config) {
+		c.Failover.Breaker = config.Breaker{Failures: rounds - 1, Cooldown: config.Duration(time.Hour)}
+	})
+	e.r.opts.MaxResponseBytes = testMaxResponse
+	for i := range rounds {
+		got := e.open(t.Context(), false)
+		var ue *UpstreamError
+		if !errors.As(got.openErr, &ue) || ue.Status != 502 || ue.Code != CauseResponseTooLarge || ue.Attempts != 1 {
+			t.Fatalf("round %d: %v; want 502 %s after one attempt", i, got.openErr, CauseResponseTooLarge)
+		}
+		if want := fmt.Sprint(testMaxResponse); !strings.Contains(ue.Message, want) {
+			t.Errorf("message %q; want it to name the limit, %s bytes", ue.Message, want)
+		}
+	}
+	if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != [2]int{rounds, 0} {
+		t.Errorf("providers saw a=%d b=%d; want a once per round, b never", h[0], h[1])
+	}
+	if st := statusOf(e.r, "a"); st.Breaker != "closed" {
+		t.Errorf("a's breaker %s after %d large answers; want closed", st.Breaker, rounds)
+	}
+}

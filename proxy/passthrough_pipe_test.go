@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestLargeDownloadPassesThrough: client.files.content() of a batch output
+// file over 32 MiB used to get 502 upstream_malformed_response: paygate
+// read passthrough answers whole and capped them at 32 MiB, fetched each
+// twice and counted both as breaker failures, so that three downloads
+// opened the breaker and every bot's chat completions got 503 for the
+// cool-down. The body now goes to the bot as the provider sends it, once,
+// with the provider's Content-Length, and the provider stays healthy.
+func TestLargeDownloadPassesThrough(t *testing.T) {
+	content := bytes.Repeat([]byte("{\"id\":\"batch_req_1\",\"response\":{}}\n"), (33<<20)/36)
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/content") {
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Length", strconv.Itoa(len(content)))
+			_, _ = w.Write(content)
+			return
+		}
+		jsonHandler(200, `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`)(w, r)
+	})
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	const downloads = 3
+	for i := range downloads {
+		resp := clientReq(t, http.MethodGet, url+"/v1/files/file-batch-output/content", nil, nil)
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 || !bytes.Equal(b, content) {
+			t.Fatalf("download %d: %d, %d bytes, %v; want 200 with the %d bytes: %.200s", i, resp.StatusCode, len(b), err, len(content), b)
+		}
+		if resp.ContentLength != int64(len(content)) || resp.Header.Get("Content-Type") != "application/octet-stream" {
+			t.Errorf("download %d: Content-Length %d, Content-Type %q; want the provider's", i, resp.ContentLength, resp.Header.Get("Content-Type"))
+		}
+	}
+	if n := len(fp.requests()); n != downloads {
+		t.Errorf("provider saw %d requests for %d downloads; want one each", n, downloads)
+	}
+	resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
+	if b := readAll(t, resp.Body); resp.StatusCode != 200 {
+		t.Errorf("a chat completion after the downloads: %d %s", resp.StatusCode, b)
+	}
+}
+
+// clientReq sends an authenticated request with a raw method and path.
+func clientReq(t *testing.T, method, url string, body io.Reader, hdr map[string]string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// TestPassthroughCutAfterHeadIsIncomplete: a passthrough body goes to the
+// bot as it arrives, so a provider that cuts it after the head can no
+// longer be failed over. The bot must then see an incomplete answer (its
+// HTTP client reports an unexpected EOF), never a short body that ends
+// like a whole one, with a Content-Length or chunked alike.
+func TestPassthroughCutAfterHeadIsIncomplete(t *testing.T) {
+	for _, framing := range []string{"Content-Length: 1000", "Transfer-Encoding: chunked"} {
+		t.Run(framing, func(t *testing.T) {
+			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				conn, bw, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer conn.Close()
+				part := "first part of the file"
+				if strings.HasPrefix(framing, "Transfer-Encoding") {
+					part = strconv.FormatInt(int64(len(part)), 16) + "\r\n" + part + "\r\n"
+				}
+				_, _ = bw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n" + framing + "\r\n\r\n" + part)
+				_ = bw.Flush()
+			})
+			url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+			resp := clientReq(t, http.MethodGet, url+"/v1/files/file-1/content", nil, nil)
+			b, err := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("got %d, %q, read error %v; want 200 and an unexpected EOF after the first part", resp.StatusCode, b, err)
+			}
+			if string(b) != "first part of the file" {
+				t.Errorf("body %q; want the part the provider sent", b)
+			}
+			if n := len(fp.requests()); n != 1 {
+				t.Errorf("provider saw %d requests; want 1: nothing fails over after the head", n)
+			}
+		})
+	}
+}
