@@ -33,7 +33,11 @@
 //     request), no token before first_token: the next target at once;
 //   - 400 context length, 404, a 400 that says the model does not exist
 //     (model_not_found and the like): the next target; other 4xx: the
-//     round ends and the provider's own error reaches the client;
+//     round ends and the provider's own error reaches the client. A 404
+//     moves on on every path, as the next provider may serve a model or a
+//     path this one does not; when every target was asked and answered
+//     404, the last one's 404 reaches the client (an unknown file, batch
+//     or model: the SDK's NotFoundError), not a 502 it would retry;
 //   - a non-stream chat completion over Options.MaxResponseBytes: the round
 //     ends (upstream_response_too_large); the size is the request's doing,
 //     so it is neither retried nor a breaker failure.

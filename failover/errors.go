@@ -92,8 +92,8 @@ func (e *StreamError) Unwrap() error { return e.Err }
 type UpstreamError struct {
 	// Status is the HTTP status for the client: the provider's own 4xx for a
 	// client error no other target would answer differently (content filter,
-	// bad request, context length with no target left); 502, 503 or 504
-	// otherwise.
+	// bad request, context length with no target left); 404 when every
+	// target was asked and answered 404; 502, 503 or 504 otherwise.
 	Status int
 	// Type, Code and Message are the OpenAI error fields. For a provider's own
 	// 4xx they are the provider's; otherwise Code is a Cause and Message names

@@ -465,6 +465,20 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 			ue.Message = fmt.Sprintf("provider %s refused the request (HTTP %d)", rd.tried[len(rd.tried)-1].Provider, last.status)
 		}
 		return ue
+	case last != nil && allNotFound(rd):
+		// Every target was asked and none has it: the model, or the file,
+		// batch or other object the path names, does not exist. The
+		// client gets the 404 its SDK raises as NotFoundError and does
+		// not retry, with the provider's reason, as for a client error.
+		ue.Status = http.StatusNotFound
+		ue.Type, ue.Code, ue.Message = last.errType, last.errCode, last.errMsg
+		if ue.Type == "" {
+			ue.Type = "invalid_request_error"
+		}
+		if ue.Message == "" {
+			ue.Message = fmt.Sprintf("provider %s: not found (HTTP 404)", rd.tried[len(rd.tried)-1].Provider)
+		}
+		return ue
 	}
 	ue.Type = "upstream_error"
 	switch {
@@ -500,6 +514,22 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 	}
 	ue.Message = describe(rd)
 	return ue
+}
+
+// allNotFound reports a round whose every attempt was answered 404 (or an
+// error object that stands for one) and that passed no target over: a
+// target cooling down or with its breaker open might have had what the
+// others had not, so such a round is no proof that nothing exists.
+func allNotFound(rd *round) bool {
+	if len(rd.fails) == 0 || len(rd.skipped) > 0 {
+		return false
+	}
+	for _, f := range rd.fails {
+		if f.cause != CauseModelNotFound || f.status != http.StatusNotFound {
+			return false
+		}
+	}
+	return true
 }
 
 // describe names each provider tried or skipped with its causes, e.g.

@@ -1,0 +1,80 @@
+package failover
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNotFoundOnEveryTarget: a provider's 404 used to end the round as a
+// 502 upstream_model_not_found, whatever the path: files.retrieve of an
+// unknown file got a 502, which SDKs retry, and never the NotFoundError
+// they raise for a 404. A 404 still moves to the next target (it may
+// serve the model, or the path, that this one does not), and when every
+// target was asked and answered 404 the client gets the last one's 404
+// with its reason. A round that passed a target over (cooling down,
+// breaker open) proves nothing missing, and one where another target
+// failed otherwise is not a 404 either.
+func TestNotFoundOnEveryTarget(t *testing.T) {
+	t.Parallel()
+	noFile := func(name string) func(c *fconn, _ int) {
+		return always(statusFn(404, `{"error":{"message":"No such File object: file-nope (`+name+`)","type":"invalid_request_error","param":"id","code":null}}`))
+	}
+	noModel := func(name string) func(c *fconn, _ int) {
+		return always(statusFn(404, errBody("invalid_request_error", "model_not_found", "The model up-"+name+" does not exist")))
+	}
+	tests := []struct {
+		name       string
+		path       string
+		a, b       func(c *fconn, n int)
+		coolB      bool
+		wantStatus int
+		wantType   string
+		wantCode   string
+		wantMsg    string
+		wantHits   [2]int
+	}{
+		{name: "a file on every target", path: "/files/file-nope", a: noFile("a"), b: noFile("b"),
+			wantStatus: 404, wantType: "invalid_request_error", wantMsg: "No such File object: file-nope (b)", wantHits: [2]int{1, 1}},
+		{name: "a model on every target", path: "/chat/completions", a: noModel("a"), b: noModel("b"),
+			wantStatus: 404, wantType: "invalid_request_error", wantCode: "model_not_found", wantMsg: "The model up-b does not exist", wantHits: [2]int{1, 1}},
+		{name: "a bare 404 page on every target", path: "/files/file-nope", a: always(statusFn(404, "404 page not found", "Content-Type: text/plain")),
+			b: always(statusFn(404, "", "Content-Type: text/plain")), wantStatus: 404, wantType: "invalid_request_error",
+			wantMsg: "provider b: not found (HTTP 404)", wantHits: [2]int{1, 1}},
+		{name: "404, then server errors", path: "/files/file-nope", a: noFile("a"), b: always(statusFn(500, "")),
+			wantStatus: 502, wantCode: CauseServerError, wantHits: [2]int{1, 2}},
+		{name: "server errors, then 404", path: "/files/file-nope", a: always(statusFn(500, "")), b: noFile("b"),
+			wantStatus: 502, wantCode: CauseModelNotFound, wantHits: [2]int{2, 1}},
+		{name: "404 while the other target cools down", path: "/files/file-nope", a: noFile("a"), coolB: true,
+			wantStatus: 502, wantCode: CauseModelNotFound, wantHits: [2]int{1, 0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(*fconn, int){"a": tc.a, "b": tc.b}, []string{"a", "b"}, nil)
+			if tc.coolB {
+				providerOf(t, e.r, "b").coolDown(e.clock.Now().Add(time.Hour), CauseRateLimited)
+			}
+			req := &Request{Model: "gpt", Method: "GET", Path: tc.path}
+			if tc.path == "/chat/completions" {
+				req = &Request{Model: "gpt", Method: "POST", Path: tc.path, Body: chatBody(false), ContentType: "application/json"}
+			}
+			got := e.openReq(t.Context(), req)
+			var ue *UpstreamError
+			if !errors.As(got.openErr, &ue) {
+				t.Fatalf("Open: %v (answered by %q); want an *UpstreamError", got.openErr, got.provider)
+			}
+			if ue.Status != tc.wantStatus || ue.Code != tc.wantCode || (tc.wantType != "" && ue.Type != tc.wantType) {
+				t.Errorf("got %d type %q code %q; want %d type %q code %q (%s)", ue.Status, ue.Type, ue.Code,
+					tc.wantStatus, tc.wantType, tc.wantCode, ue.Message)
+			}
+			if !strings.Contains(ue.Message, tc.wantMsg) {
+				t.Errorf("message %q; want it to contain %q", ue.Message, tc.wantMsg)
+			}
+			if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != tc.wantHits {
+				t.Errorf("providers saw a=%d b=%d; want a=%d b=%d", h[0], h[1], tc.wantHits[0], tc.wantHits[1])
+			}
+		})
+	}
+}
