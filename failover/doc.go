@@ -42,6 +42,11 @@
 //     ends (upstream_response_too_large); the size is the request's doing,
 //     so it is neither retried nor a breaker failure.
 //
+// When no target answered, the round's last failure names the client's
+// status (UpstreamError): a rate limit is a 429 rate_limit_exceeded when
+// every attempt was a 429 (an overload or an account out of quota stays a
+// 503), and a 429 or 503 always carries a RetryAfter.
+//
 // A 2xx answer on any other path (a passthrough: a file's content, speech,
 // embeddings) is the round's answer from its head on, like a stream from
 // its first token: Open returns it Piped, and Response.Read delivers the

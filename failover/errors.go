@@ -93,7 +93,8 @@ type UpstreamError struct {
 	// Status is the HTTP status for the client: the provider's own 4xx for a
 	// client error no other target would answer differently (content filter,
 	// bad request, context length with no target left); 404 when every
-	// target was asked and answered 404; 502, 503 or 504 otherwise.
+	// target was asked and answered 404; 429 when every attempt was rate
+	// limited with a 429; 502, 503 or 504 otherwise.
 	Status int
 	// Type, Code and Message are the OpenAI error fields. For a provider's own
 	// 4xx they are the provider's; otherwise Code is a Cause and Message names
@@ -101,8 +102,10 @@ type UpstreamError struct {
 	Type, Code, Message string
 	// Attempts counts upstream attempts in the round.
 	Attempts int
-	// RetryAfter, when positive, is how long the client had better wait (every
-	// target is rate limited or cooling down).
+	// RetryAfter is how long the client had better wait, set (at least a
+	// second) on every 429 and 503: the provider's Retry-After, else the
+	// shortest cool-down, back-off or breaker cool-down left among the
+	// round's providers.
 	RetryAfter time.Duration
 	// Tried lists each attempt, for accounting and logs.
 	Tried []Attempt

@@ -314,10 +314,10 @@ func TestPolicyBeforeFirstByte(t *testing.T) {
 			minTook: 2 * tFirstByte, maxTook: 2*tFirstByte + slack,
 		},
 		{
-			name:       "rate limited everywhere: 503 with the provider's Retry-After",
+			name:       "rate limited everywhere: 429 with the provider's Retry-After",
 			a:          always(statusFn(429, "", "Retry-After: 30")),
 			b:          always(statusFn(429, "", "Retry-After: 20")),
-			wantStatus: 503, wantCode: CauseRateLimited, wantHits: [2]int{1, 1},
+			wantStatus: 429, wantCode: CodeRateLimitExceeded, wantHits: [2]int{1, 1},
 			after: func(t *testing.T, e *env) {
 				got := e.open(t.Context(), true)
 				var ue *UpstreamError

@@ -49,6 +49,10 @@ type provider struct {
 	throttles atomic.Int32
 	// state mirrors the breaker's state without taking its lock.
 	state atomic.Int32
+	// openedAt is when the breaker last opened (unix ns, on the real clock
+	// as the breaker's own cool-down is), for the client's Retry-After.
+	openedAt atomic.Int64
+	cooldown time.Duration // the breaker's
 	// tripNow makes the breaker open at the next failure it counts,
 	// whatever the count: probeFailed's.
 	tripNow atomic.Bool
@@ -97,6 +101,7 @@ func newProvider(r *Router, pc config.Provider, rt http.RoundTripper) *provider 
 		p.drop = append(p.drop, escapePath(f))
 	}
 	failures := uint32(r.fo.Breaker.Failures)
+	p.cooldown = r.fo.Breaker.Cooldown.D()
 	p.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        pc.Name,
 		MaxRequests: 1, // one probe after the cool-down
@@ -104,6 +109,9 @@ func newProvider(r *Router, pc config.Provider, rt http.RoundTripper) *provider 
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures || p.tripNow.Load() },
 		IsExcluded:  func(err error) bool { return errors.Is(err, errNeutral) },
 		OnStateChange: func(name string, from, to gobreaker.State) {
+			if to == gobreaker.StateOpen {
+				p.openedAt.Store(time.Now().UnixNano())
+			}
 			p.state.Store(int32(to))
 			r.m.breakerState(name, to)
 			r.log.Warn("upstream breaker", "provider", name, "from", from.String(), "to", to.String())
@@ -153,6 +161,15 @@ func (p *provider) coolDown(until time.Time, cause string) {
 			return
 		}
 	}
+}
+
+// breakerLeft is how long the open breaker stays open before it lets a
+// probe through; 0 when it is not open.
+func (p *provider) breakerLeft() time.Duration {
+	if gobreaker.State(p.state.Load()) != gobreaker.StateOpen {
+		return 0
+	}
+	return max(p.cooldown-time.Since(time.Unix(0, p.openedAt.Load())), 0)
 }
 
 // reset ends a cool-down (an operator fixed the key or the billing).

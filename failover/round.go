@@ -489,15 +489,7 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 		return ue
 	case last == nil:
 		ue.Status, ue.Code = http.StatusServiceUnavailable, CauseUnavailable
-		now := r.opts.Now()
-		for _, s := range rd.skipped {
-			if s.until.IsZero() {
-				continue
-			}
-			if d := s.until.Sub(now); d > 0 && (ue.RetryAfter == 0 || d < ue.RetryAfter) {
-				ue.RetryAfter = d
-			}
-		}
+		ue.RetryAfter = r.clientRetryAfter(rd, nil)
 	default:
 		ue.Code = last.cause
 		switch last.cause {
@@ -505,15 +497,66 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 			ue.Status = http.StatusGatewayTimeout
 		case CauseRateLimited, CauseInsufficientQuota:
 			ue.Status = http.StatusServiceUnavailable
-			if last.hasRetry {
-				ue.RetryAfter = last.retryAfter
+			if allRateLimited(rd) {
+				// The SDKs type a rate limit by its status
+				// (RateLimitError) and back off by Retry-After; an
+				// overload (503, 529) or an account out of money stays
+				// a 503.
+				ue.Status, ue.Code = http.StatusTooManyRequests, CodeRateLimitExceeded
 			}
+			ue.RetryAfter = r.clientRetryAfter(rd, last)
 		default:
 			ue.Status = http.StatusBadGateway
 		}
 	}
 	ue.Message = describe(rd)
 	return ue
+}
+
+// CodeRateLimitExceeded is the code of the 429 a client gets when every
+// attempt of the round was rate limited, as OpenAI's own 429 says it.
+const CodeRateLimitExceeded = "rate_limit_exceeded"
+
+// allRateLimited reports a round whose every attempt was refused with a 429
+// rate limit (or an error object that stands for one): not an overload
+// (503, 529), not an account out of money (insufficient_quota).
+func allRateLimited(rd *round) bool {
+	if len(rd.fails) == 0 {
+		return false
+	}
+	for _, f := range rd.fails {
+		if f.cause != CauseRateLimited || f.status != http.StatusTooManyRequests {
+			return false
+		}
+	}
+	return true
+}
+
+// clientRetryAfter is the Retry-After of a 429 or 503 the round ends with:
+// the provider's own, when last carried one; else the shortest wait left
+// among the round's providers (a cool-down, a back-off, an open breaker's
+// cool-down), since no sooner would a retry find one of them willing; at
+// least a second, the least a Retry-After says in whole seconds.
+func (r *Router) clientRetryAfter(rd *round, last *failure) time.Duration {
+	if last != nil && last.hasRetry {
+		return max(last.retryAfter, time.Second)
+	}
+	now := r.opts.Now()
+	var wait time.Duration
+	for _, p := range r.providers {
+		if !slices.ContainsFunc(rd.tried, func(a Attempt) bool { return a.Provider == p.name }) &&
+			!slices.ContainsFunc(rd.skipped, func(s skip) bool { return s.t.p == p }) {
+			continue
+		}
+		d := p.breakerLeft()
+		if until, _, cooling := p.cooling(now); cooling {
+			d = max(d, until.Sub(now))
+		}
+		if d > 0 && (wait == 0 || d < wait) {
+			wait = d
+		}
+	}
+	return max(wait, time.Second)
 }
 
 // allNotFound reports a round whose every attempt was answered 404 (or an

@@ -59,8 +59,10 @@ func appendNullable(b []byte, s string) []byte {
 func writeError(w http.ResponseWriter, e *apiError) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	if e.RetryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
+	if e.RetryAfter > 0 || e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable {
+		// A 429 or 503 always says when to come back (whole seconds, at
+		// least 1): SDKs back off by it.
+		h.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(e.RetryAfter.Seconds())))))
 	}
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(errorJSON(e))

@@ -336,6 +336,10 @@ func TestUpstreamFailureStatus(t *testing.T) {
 		{"provider rate limited for long", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "3600")
 			jsonHandler(429, `{"error":{"message":"slow down","type":"rate_limit_error"}}`)(w, r)
+		}, 429, "fake"},
+		{"provider overloaded for long", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "3600")
+			jsonHandler(503, `{"error":{"message":"overloaded","type":"server_error"}}`)(w, r)
 		}, 503, "fake"},
 	}
 	for _, tc := range tests {
@@ -352,8 +356,9 @@ func TestUpstreamFailureStatus(t *testing.T) {
 			if !strings.HasPrefix(body, `{"error":`) || !strings.Contains(body, tc.contains) {
 				t.Errorf("body %s; want OpenAI error JSON naming %q", body, tc.contains)
 			}
-			if tc.status == 503 && resp.Header.Get("Retry-After") == "" {
-				t.Errorf("503 without Retry-After: the client cannot tell when to come back")
+			if (tc.status == 429 || tc.status == 503) && resp.Header.Get("Retry-After") != "3600" {
+				t.Errorf("%d with Retry-After %q; want the provider's 3600: the client cannot tell when to come back",
+					tc.status, resp.Header.Get("Retry-After"))
 			}
 		})
 	}

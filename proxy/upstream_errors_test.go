@@ -1,9 +1,13 @@
 package proxy
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"testing"
+	"time"
 )
 
 // wireError is an OpenAI error body as an SDK reads it: param and code may
@@ -74,5 +78,79 @@ func TestProviderNotFoundStaysNotFound(t *testing.T) {
 				t.Errorf("provider saw %d requests; want 1 (a 404 is not retried)", n)
 			}
 		})
+	}
+}
+
+// TestProviderRateLimitReachesBotAs429: a provider's 429 used to reach the
+// bot as a 503, and without a Retry-After unless the provider sent one.
+// SDKs type a rate limit by its status (RateLimitError, go-openai's
+// HTTPStatusCode 429) and back off by Retry-After: a round every attempt of
+// which was rate limited is a 429 rate_limit_exceeded, an overload stays a
+// 503, and both always carry a Retry-After in whole seconds, at least 1.
+func TestProviderRateLimitReachesBotAs429(t *testing.T) {
+	tests := []struct {
+		name           string
+		status         int
+		retryAfter     string // the provider's
+		body           string
+		wantStatus     int
+		wantCode       string
+		wantRetryAfter string // "": any whole number of seconds from 1
+	}{
+		{"429 with Retry-After", 429, "20", `{"error":{"message":"Rate limit reached for requests","type":"requests","param":null,"code":"rate_limit_exceeded"}}`,
+			429, "rate_limit_exceeded", "20"},
+		{"429 without Retry-After", 429, "", `{"error":{"message":"Rate limit reached for requests","type":"requests","param":null,"code":"rate_limit_exceeded"}}`,
+			429, "rate_limit_exceeded", ""},
+		{"503 overloaded with Retry-After", 503, "20", `{"error":{"message":"overloaded","type":"server_error"}}`,
+			503, "upstream_rate_limited", "20"},
+		{"503 overloaded without Retry-After", 503, "", `{"error":{"message":"overloaded","type":"server_error"}}`,
+			503, "upstream_rate_limited", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				if tc.retryAfter != "" {
+					w.Header().Set("Retry-After", tc.retryAfter)
+				}
+				jsonHandler(tc.status, tc.body)(w, r)
+			})
+			url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
+			b := readAll(t, resp.Body)
+			e := decodeWireError(t, b)
+			if resp.StatusCode != tc.wantStatus || str(e.Code) != tc.wantCode {
+				t.Errorf("got %d %s; want %d with code %s", resp.StatusCode, b, tc.wantStatus, tc.wantCode)
+			}
+			ra := resp.Header.Get("Retry-After")
+			if n, err := strconv.Atoi(ra); err != nil || n < 1 || (tc.wantRetryAfter != "" && ra != tc.wantRetryAfter) {
+				t.Errorf("Retry-After %q; want %s", ra, cmp.Or(tc.wantRetryAfter, "whole seconds, at least 1"))
+			}
+		})
+	}
+}
+
+// TestWriteErrorRetryAfter: a 429 or 503 always tells the client when to
+// come back, in whole seconds rounded up and at least 1, whether or not the
+// error knows how long; other statuses carry it only when it does.
+func TestWriteErrorRetryAfter(t *testing.T) {
+	tests := []struct {
+		status     int
+		retryAfter time.Duration
+		want       string
+	}{
+		{429, 0, "1"},
+		{503, 0, "1"},
+		{429, 300 * time.Millisecond, "1"},
+		{503, 1500 * time.Millisecond, "2"},
+		{429, 20 * time.Second, "20"},
+		{502, 0, ""},
+		{400, 0, ""},
+	}
+	for _, tc := range tests {
+		w := httptest.NewRecorder()
+		writeError(w, &apiError{Status: tc.status, Type: "upstream_error", Message: "x", RetryAfter: tc.retryAfter})
+		if got := w.Header().Get("Retry-After"); got != tc.want || w.Code != tc.status {
+			t.Errorf("%d with RetryAfter %v: status %d, Retry-After %q; want %q", tc.status, tc.retryAfter, w.Code, got, tc.want)
+		}
 	}
 }

@@ -1,0 +1,118 @@
+package failover
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/config"
+)
+
+// TestRoundErrorStatusAndRetryAfter: a round that every provider rate
+// limited used to end as a 503 upstream_rate_limited carrying only the
+// last provider's Retry-After, if it sent one. SDKs type a rate limit by
+// its status (RateLimitError needs a 429) and back off by Retry-After, so
+// a round whose every attempt was a 429 now ends as a 429
+// rate_limit_exceeded, while an overload (503, 529) and an account out of
+// money stay 503; and every 429 or 503 says when to come back: the
+// provider's Retry-After, else the shortest cool-down, back-off or breaker
+// cool-down left among the round's providers, at least a second.
+func TestRoundErrorStatusAndRetryAfter(t *testing.T) {
+	t.Parallel()
+	rateLimited := errBody("requests", "rate_limit_exceeded", "Rate limit reached for requests")
+	quota := errBody("insufficient_quota", "insufficient_quota", "You exceeded your current quota")
+	tests := []struct {
+		name     string
+		a, b     func(c *fconn, n int)
+		mutate   func(*config.Config)
+		setup    func(t *testing.T, e *env)
+		rounds   int // the round checked is the last of these; default 1
+		wantCode string
+		status   int
+		// retryAfter is the wait wanted; with retryAfterMin, the range.
+		retryAfter, retryAfterMin time.Duration
+	}{
+		{
+			name:   "429 with Retry-After everywhere: 429 with the last provider's",
+			a:      always(statusFn(429, rateLimited, "Retry-After: 30")),
+			b:      always(statusFn(429, rateLimited, "Retry-After: 20")),
+			status: 429, wantCode: CodeRateLimitExceeded, retryAfter: 20 * time.Second,
+		},
+		{
+			// b backs off 4s (then retries), then 5s (the cap): its
+			// 5s are shorter than the 60s a asked for, 4s ago.
+			name:   "429 without Retry-After from the last provider: the shortest wait left",
+			a:      always(statusFn(429, rateLimited, "Retry-After: 60")),
+			b:      always(statusFn(429, rateLimited)),
+			setup:  func(t *testing.T, e *env) { providerOf(t, e.r, "b").throttles.Store(3) },
+			status: 429, wantCode: CodeRateLimitExceeded, retryAfter: 5 * time.Second,
+		},
+		{
+			name:   "Retry-After 0: at least a second",
+			a:      always(statusFn(429, rateLimited, "Retry-After: 0")),
+			mutate: func(c *config.Config) { c.Failover.MaxAttempts = 1 },
+			status: 429, wantCode: CodeRateLimitExceeded, retryAfter: time.Second,
+		},
+		{
+			name:   "a rate limit as the first event on every target: as a 429",
+			a:      always(firstEvent(rateLimited)),
+			b:      always(firstEvent(rateLimited)),
+			status: 429, wantCode: CodeRateLimitExceeded, retryAfter: time.Second,
+		},
+		{
+			name:   "429, then 503: an overload stays 503",
+			a:      always(statusFn(429, rateLimited, "Retry-After: 30")),
+			b:      always(statusFn(503, "overloaded")),
+			status: 503, wantCode: CauseRateLimited, retryAfter: time.Second,
+		},
+		{
+			name:   "529 everywhere: 503",
+			a:      always(statusFn(529, errBody("overloaded_error", "", "Overloaded"))),
+			b:      always(statusFn(529, errBody("overloaded_error", "", "Overloaded"), "Retry-After: 40")),
+			status: 503, wantCode: CauseRateLimited, retryAfter: 40 * time.Second,
+		},
+		{
+			name:   "insufficient_quota everywhere: 503 until the quota cool-down ends",
+			a:      always(statusFn(429, quota)),
+			b:      always(statusFn(429, quota)),
+			status: 503, wantCode: CauseInsufficientQuota, retryAfter: 30 * time.Minute,
+		},
+		{
+			// The breaker's cool-down runs on the real clock: 30s less
+			// the test's time since it opened.
+			name:   "every breaker open: 503 until the first probe",
+			a:      always(statusFn(500, "")),
+			b:      always(statusFn(500, "")),
+			mutate: func(c *config.Config) { c.Failover.Breaker.Failures = 1 },
+			rounds: 2,
+			status: 503, wantCode: CauseUnavailable, retryAfterMin: 20 * time.Second, retryAfter: 30 * time.Second,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(*fconn, int){"a": tc.a, "b": tc.b}, []string{"a", "b"}, tc.mutate)
+			if tc.setup != nil {
+				tc.setup(t, e)
+			}
+			var got answer
+			for range max(tc.rounds, 1) {
+				got = e.open(t.Context(), true)
+			}
+			var ue *UpstreamError
+			if !errors.As(got.openErr, &ue) {
+				t.Fatalf("Open: %v (answered by %q); want an *UpstreamError", got.openErr, got.provider)
+			}
+			if ue.Status != tc.status || ue.Code != tc.wantCode {
+				t.Errorf("got %d %q; want %d %q (%s)", ue.Status, ue.Code, tc.status, tc.wantCode, ue.Message)
+			}
+			lo := tc.retryAfterMin
+			if lo == 0 {
+				lo = tc.retryAfter
+			}
+			if ue.RetryAfter < lo || ue.RetryAfter > tc.retryAfter {
+				t.Errorf("RetryAfter %v; want %v", ue.RetryAfter, tc.retryAfter)
+			}
+		})
+	}
+}
