@@ -43,7 +43,8 @@ type failure struct {
 	errType    string
 	errCode    string
 	errMsg     string
-	flagged    bool // the error names flagged input (OpenRouter's moderation metadata)
+	errParam   string // the request parameter the error names; "": none (null)
+	flagged    bool   // the error names flagged input (OpenRouter's moderation metadata)
 	err        error
 	canceled   bool // the caller's context ended: not the provider's fault
 	// reusedLost: a reused keep-alive connection ended before any byte of

@@ -59,6 +59,9 @@ func readErrorValue(f *failure, e gjson.Result) {
 	f.errType = e.Get("type").String()
 	f.errCode = e.Get("code").String()
 	f.errMsg = e.Get("message").String()
+	if p := e.Get("param"); p.Type == gjson.String {
+		f.errParam = p.Str // SDKs expose it as err.param; bots branch on it
+	}
 	if md := e.Get("metadata"); md.IsObject() {
 		f.flagged = md.Get("reasons").Exists() || md.Get("flagged_input").Exists()
 	}

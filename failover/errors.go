@@ -67,10 +67,11 @@ type StreamError struct {
 	// Class is the cause the in-stream error object stands for (a Cause
 	// constant); "" when the stream ended otherwise.
 	Class string
-	// Status, Type, Code and Message are that error object's: the status
-	// its code stands for and the provider's own fields.
+	// Status, Type, Code, Message and Param are that error object's: the
+	// status its code stands for and the provider's own fields.
 	Status              int
 	Type, Code, Message string
+	Param               string // "": none (null)
 }
 
 // Refused reports a stream the provider ended by refusing the request
@@ -96,10 +97,10 @@ type UpstreamError struct {
 	// target was asked and answered 404; 429 when every attempt was rate
 	// limited with a 429; 502, 503 or 504 otherwise.
 	Status int
-	// Type, Code and Message are the OpenAI error fields. For a provider's own
-	// 4xx they are the provider's; otherwise Code is a Cause and Message names
-	// the cause per provider.
-	Type, Code, Message string
+	// Type, Code, Message and Param are the OpenAI error fields. For a
+	// provider's own 4xx they are the provider's; otherwise Code is a Cause,
+	// Message names the cause per provider and Param is empty (null).
+	Type, Code, Message, Param string
 	// Attempts counts upstream attempts in the round.
 	Attempts int
 	// RetryAfter is how long the client had better wait, set (at least a

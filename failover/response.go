@@ -200,7 +200,7 @@ func (a *Response) Next() (sse.Event, error) {
 			// another provider to finish what a content filter stopped.
 			return sse.Event{}, a.finish(&StreamError{Provider: a.Provider, Cause: CauseStreamError,
 				Err:   fmt.Errorf("error event (status %d, code %q): %s", f.status, f.errCode, f.errMsg),
-				Class: f.cause, Status: f.status, Type: f.errType, Code: f.errCode, Message: f.errMsg})
+				Class: f.cause, Status: f.status, Type: f.errType, Code: f.errCode, Message: f.errMsg, Param: f.errParam})
 		}
 		if !a.finished && hasFinish(ev.Data) {
 			a.finished = true

@@ -454,7 +454,7 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 	case last != nil && (last.cause == CauseClientError || last.cause == CauseContextLength):
 		// The provider's own reason reaches the client.
 		ue.Status = last.status
-		ue.Type, ue.Code, ue.Message = last.errType, last.errCode, last.errMsg
+		ue.Type, ue.Code, ue.Message, ue.Param = last.errType, last.errCode, last.errMsg, last.errParam
 		if ue.Type == "" {
 			ue.Type = "invalid_request_error"
 		}
@@ -471,7 +471,7 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 		// client gets the 404 its SDK raises as NotFoundError and does
 		// not retry, with the provider's reason, as for a client error.
 		ue.Status = http.StatusNotFound
-		ue.Type, ue.Code, ue.Message = last.errType, last.errCode, last.errMsg
+		ue.Type, ue.Code, ue.Message, ue.Param = last.errType, last.errCode, last.errMsg, last.errParam
 		if ue.Type == "" {
 			ue.Type = "invalid_request_error"
 		}

@@ -493,7 +493,7 @@ func (s *Server) endStreamWithError(sw *sse.Writer, r *http.Request, err error) 
 	ae := &apiError{Type: "upstream_error", Message: "paygate: " + err.Error()}
 	var se *failover.StreamError
 	if errors.As(err, &se) {
-		ae.Code = se.Cause
+		ae.Code, ae.Param = se.Cause, se.Param
 	}
 	s.log.Warn("stream ended by an upstream failure after the first byte",
 		"request_id", reqInfo(r).id, "err", err)
@@ -515,7 +515,7 @@ func (s *Server) endRefused(sw *sse.Writer, r *http.Request, first, se *failover
 	if first != nil {
 		s.countRecovery(first, recoveryRefused)
 	}
-	ae := &apiError{Type: se.Type, Code: se.Code, Message: se.Message}
+	ae := &apiError{Type: se.Type, Code: se.Code, Param: se.Param, Message: se.Message}
 	if ae.Type == "" {
 		ae.Type = "invalid_request_error"
 	}

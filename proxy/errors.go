@@ -106,7 +106,7 @@ func toAPIError(err error) *apiError {
 		if t == "" {
 			t = "upstream_error"
 		}
-		return &apiError{Status: ue.Status, Type: t, Code: ue.Code, Message: ue.Message, RetryAfter: ue.RetryAfter}
+		return &apiError{Status: ue.Status, Type: t, Code: ue.Code, Param: ue.Param, Message: ue.Message, RetryAfter: ue.RetryAfter}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &apiError{Status: http.StatusGatewayTimeout, Type: "upstream_error", Code: "timeout", Message: "paygate: the upstream did not answer in time"}

@@ -80,7 +80,7 @@ func unrecovered(first *failover.StreamError, why string) error {
 	if first.Err != nil {
 		err = fmt.Errorf("%w; not recovered: %s", first.Err, why)
 	}
-	return &failover.StreamError{Provider: first.Provider, Cause: first.Cause, Err: err}
+	return &failover.StreamError{Provider: first.Provider, Cause: first.Cause, Err: err, Param: first.Param}
 }
 
 // refusedRecovery is a failed recovery round as a refused stream, when the
@@ -93,7 +93,7 @@ func refusedRecovery(err error) *failover.StreamError {
 		return nil
 	}
 	se := &failover.StreamError{Cause: failover.CauseClientError, Err: ue, Class: ue.Class,
-		Status: ue.Status, Type: ue.Type, Code: ue.Code, Message: ue.Message}
+		Status: ue.Status, Type: ue.Type, Code: ue.Code, Message: ue.Message, Param: ue.Param}
 	if n := len(ue.Tried); n > 0 {
 		se.Provider = ue.Tried[n-1].Provider
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -41,23 +42,24 @@ func str(p *string) string {
 // get a 502 upstream_model_not_found, which SDKs retry and never raise as
 // NotFoundError; so did a chat completion whose every target's model was
 // gone. When every target answered 404, the bot gets the provider's 404
-// with its message, type and code, after one request per target.
+// with its message, type, code and param, after one request per target.
 func TestProviderNotFoundStaysNotFound(t *testing.T) {
 	tests := []struct {
 		name, method, path, body string
 		provider                 string
 		wantType, wantCode       string
+		wantParam                string
 		wantMsg                  string
 	}{
 		{"files.retrieve", http.MethodGet, "/v1/files/file-nope", "",
 			`{"error":{"message":"No such File object: file-nope","type":"invalid_request_error","param":"id","code":null}}`,
-			"invalid_request_error", "<null>", "No such File object: file-nope"},
+			"invalid_request_error", "<null>", "id", "No such File object: file-nope"},
 		{"batches.retrieve, a bare 404", http.MethodGet, "/v1/batches/batch_nope", "", `{"detail":"Not Found"}`,
-			"invalid_request_error", "<null>", "provider fake: not found (HTTP 404)"},
+			"invalid_request_error", "<null>", "<null>", "provider fake: not found (HTTP 404)"},
 		{"chat completion of a model gone upstream", http.MethodPost, "/v1/chat/completions",
 			`{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`,
 			`{"error":{"message":"The model vendor/upstream-model does not exist","type":"invalid_request_error","param":null,"code":"model_not_found"}}`,
-			"invalid_request_error", "model_not_found", "The model vendor/upstream-model does not exist"},
+			"invalid_request_error", "model_not_found", "<null>", "The model vendor/upstream-model does not exist"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,8 +73,10 @@ func TestProviderNotFoundStaysNotFound(t *testing.T) {
 			}
 			b := readAll(t, resp.Body)
 			e := decodeWireError(t, b)
-			if resp.StatusCode != http.StatusNotFound || e.Type != tc.wantType || str(e.Code) != tc.wantCode || e.Message != tc.wantMsg {
-				t.Errorf("got %d %s; want 404 type %q code %s message %q", resp.StatusCode, b, tc.wantType, tc.wantCode, tc.wantMsg)
+			if resp.StatusCode != http.StatusNotFound || e.Type != tc.wantType || str(e.Code) != tc.wantCode ||
+				str(e.Param) != tc.wantParam || e.Message != tc.wantMsg {
+				t.Errorf("got %d %s; want 404 type %q code %s param %s message %q", resp.StatusCode, b,
+					tc.wantType, tc.wantCode, tc.wantParam, tc.wantMsg)
 			}
 			if n := len(fp.requests()); n != 1 {
 				t.Errorf("provider saw %d requests; want 1 (a 404 is not retried)", n)
@@ -152,5 +156,58 @@ func TestWriteErrorRetryAfter(t *testing.T) {
 		if got := w.Header().Get("Retry-After"); got != tc.want || w.Code != tc.status {
 			t.Errorf("%d with RetryAfter %v: status %d, Retry-After %q; want %q", tc.status, tc.retryAfter, w.Code, got, tc.want)
 		}
+	}
+}
+
+// TestProviderErrorKeepsParam: the provider's error names the request
+// parameter at fault ("param": "temperature"); SDKs expose it as err.param
+// and bots branch on it. It used to reach the bot as null, before the
+// first byte and in a stream's error event alike. It now comes through as
+// the provider sent it (null when it sent null or nothing).
+func TestProviderErrorKeepsParam(t *testing.T) {
+	const chunk = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Partial"},"finish_reason":null}]}` + "\n\n"
+	tests := []struct {
+		name      string
+		h         http.HandlerFunc
+		stream    bool
+		wantParam string // "<null>": null
+	}{
+		{"a 400", jsonHandler(400, `{"error":{"message":"Invalid value for 'temperature': must be <= 2.","type":"invalid_request_error","param":"temperature","code":"invalid_value"}}`),
+			false, "temperature"},
+		{"a 400 with param null", jsonHandler(400, `{"error":{"message":"bad","type":"invalid_request_error","param":null,"code":"invalid_value"}}`),
+			false, "<null>"},
+		{"a 400 without param", jsonHandler(400, `{"error":{"message":"bad","type":"invalid_request_error","code":"invalid_value"}}`),
+			false, "<null>"},
+		{"an error object as the first event", sseHandler(`data: {"error":{"message":"Invalid 'messages[0].content'","type":"invalid_request_error","param":"messages[0].content","code":"invalid_value"}}` + "\n\n"),
+			true, "messages[0].content"},
+		{"a content filter after the first byte", sseHandler(chunk,
+			`data: {"error":{"message":"Output data may contain inappropriate content.","type":"data_inspection_failed","param":"messages","code":"data_inspection_failed"}}`+"\n\n"),
+			true, "messages"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, tc.h)
+			url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+			body := `{"model":"gpt-test","temperature":5,"messages":[{"role":"user","content":"hi"}]}`
+			if tc.stream {
+				body = `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+			}
+			resp := post(t, url, "/v1/chat/completions", body, nil)
+			b := readAll(t, resp.Body)
+			errJSON := b
+			if resp.StatusCode == http.StatusOK {
+				// The stream's last event carries the error.
+				i := strings.LastIndex(b, `data: {"error"`)
+				if i < 0 {
+					t.Fatalf("stream without an error event:\n%s", b)
+				}
+				errJSON = strings.TrimSpace(strings.TrimPrefix(b[i:], "data: "))
+			} else if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("got %d %s; want the provider's 400", resp.StatusCode, b)
+			}
+			if e := decodeWireError(t, errJSON); str(e.Param) != tc.wantParam {
+				t.Errorf("param %s in %s; want %s", str(e.Param), errJSON, tc.wantParam)
+			}
+		})
 	}
 }
