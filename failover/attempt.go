@@ -44,6 +44,7 @@ type failure struct {
 	errCode    string
 	errMsg     string
 	errParam   string // the request parameter the error names; "": none (null)
+	plain      bool   // errMsg is the text of a body that is not JSON (an HTML error page)
 	flagged    bool   // the error names flagged input (OpenRouter's moderation metadata)
 	err        error
 	canceled   bool // the caller's context ended: not the provider's fault

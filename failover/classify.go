@@ -43,6 +43,7 @@ func readErrorFields(f *failure, body []byte) {
 			f.errMsg = m.String()
 		} else if len(body) > 0 && !gjson.Valid(unsafeString(body)) {
 			f.errMsg = strings.TrimSpace(string(cutAtRune(body, maxPlainErrorText)))
+			f.plain = true
 		}
 	}
 }
@@ -220,10 +221,14 @@ func causeOf(f *failure) string {
 		return CauseMisconfigured
 	case status == http.StatusNotFound:
 		return CauseModelNotFound
-	case status == http.StatusRequestEntityTooLarge,
-		strings.Contains(lc, "context_length"),
-		status == http.StatusBadRequest && isContextLength(f.errMsg):
+	case strings.Contains(lc, "context_length"),
+		(status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge) && isContextLength(f.errMsg):
 		return CauseContextLength
+	case status == http.StatusRequestEntityTooLarge:
+		// The body's size, refused by the provider or the nginx or CDN in
+		// front of it (a multi-MB image): not the model's context. Another
+		// provider may take more.
+		return CauseRequestTooLarge
 	case status == http.StatusBadRequest && isModelNotFound(f):
 		// The target's upstream model name is wrong (a typo, a retired
 		// slug): the next target may serve the model, as after a 404.

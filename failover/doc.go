@@ -31,9 +31,12 @@
 //     Options.MisconfiguredCooldown;
 //   - no headers before first_byte (a stream) or total (a non-stream
 //     request), no token before first_token: the next target at once;
-//   - 400 context length, 404, a 400 that says the model does not exist
-//     (model_not_found and the like): the next target; other 4xx: the
-//     round ends and the provider's own error reaches the client. A 404
+//   - 400 context length, 413 (the body's size), 404, a 400 that says the
+//     model does not exist (model_not_found and the like): the next
+//     target; other 4xx: the round ends and the provider's own error
+//     reaches the client. A context length or 413 ending the round reaches
+//     the client as the provider's own too (a 413 as request_too_large
+//     unless the provider named a code, never as context length). A 404
 //     moves on on every path, as the next provider may serve a model or a
 //     path this one does not; when every target was asked and answered
 //     404, the last one's 404 reaches the client (an unknown file, batch

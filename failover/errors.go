@@ -24,7 +24,8 @@ const (
 	CauseRateLimited       = "upstream_rate_limited"       // 429, 503, 529
 	CauseInsufficientQuota = "upstream_insufficient_quota" // 429 insufficient_quota
 	CauseContextLength     = "context_length_exceeded"
-	CauseMisconfigured     = "upstream_misconfigured" // 401, 403
+	CauseRequestTooLarge   = "upstream_request_too_large" // 413 that is not about the context
+	CauseMisconfigured     = "upstream_misconfigured"     // 401, 403
 	CauseModelNotFound     = "upstream_model_not_found"
 	CauseClientError       = "upstream_client_error" // other 4xx: the client's fault
 	CauseUnavailable       = "upstream_unavailable"  // breaker open or cool-down
@@ -93,7 +94,7 @@ func (e *StreamError) Unwrap() error { return e.Err }
 type UpstreamError struct {
 	// Status is the HTTP status for the client: the provider's own 4xx for a
 	// client error no other target would answer differently (content filter,
-	// bad request, context length with no target left); 404 when every
+	// bad request, context length or 413 with no target left); 404 when every
 	// target was asked and answered 404; 429 when every attempt was rate
 	// limited with a 429; 502, 503 or 504 otherwise.
 	Status int

@@ -345,9 +345,10 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 	case CauseModelNotFound:
 		return decision{next: stepNext, breaker: errNeutral}
 
-	case CauseContextLength:
+	case CauseContextLength, CauseRequestTooLarge:
 		// The provider is healthy; this target is too small. Never again
-		// this round; a later target may have a larger context.
+		// this round; a later target may have a larger context, or take
+		// a larger body.
 		return decision{next: stepNext, breaker: nil}
 
 	case CauseClientError:
@@ -451,7 +452,7 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 		ue.Status, ue.Type, ue.Code = 499, "canceled", CauseCanceled
 		ue.Message = "the request was canceled"
 		return ue
-	case last != nil && (last.cause == CauseClientError || last.cause == CauseContextLength):
+	case last != nil && (last.cause == CauseClientError || last.cause == CauseContextLength || last.cause == CauseRequestTooLarge):
 		// The provider's own reason reaches the client.
 		ue.Status = last.status
 		ue.Type, ue.Code, ue.Message, ue.Param = last.errType, last.errCode, last.errMsg, last.errParam
@@ -460,6 +461,19 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 		}
 		if last.cause == CauseContextLength && ue.Code == "" {
 			ue.Code = CauseContextLength
+		}
+		if last.cause == CauseRequestTooLarge {
+			if ue.Code == "" {
+				ue.Code = CodeRequestTooLarge
+			}
+			if last.plain {
+				// An nginx or CDN page says nothing an SDK can show.
+				ue.Message = ""
+			}
+			if ue.Message == "" {
+				ue.Message = fmt.Sprintf("provider %s refused the request as too large (HTTP 413): send a smaller body "+
+					"(fewer or smaller images or files)", rd.tried[len(rd.tried)-1].Provider)
+			}
 		}
 		if ue.Message == "" {
 			ue.Message = fmt.Sprintf("provider %s refused the request (HTTP %d)", rd.tried[len(rd.tried)-1].Provider, last.status)
@@ -512,6 +526,10 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 	ue.Message = describe(rd)
 	return ue
 }
+
+// CodeRequestTooLarge is the code of the 413 a client gets when the last
+// provider refused the request's size without an error code of its own.
+const CodeRequestTooLarge = "request_too_large"
 
 // CodeRateLimitExceeded is the code of the 429 a client gets when every
 // attempt of the round was rate limited, as OpenAI's own 429 says it.

@@ -3,6 +3,7 @@ package proxy
 import (
 	"cmp"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -207,6 +208,42 @@ func TestProviderErrorKeepsParam(t *testing.T) {
 			}
 			if e := decodeWireError(t, errJSON); str(e.Param) != tc.wantParam {
 				t.Errorf("param %s in %s; want %s", str(e.Param), errJSON, tc.wantParam)
+			}
+		})
+	}
+}
+
+// TestProvider413IsNotContextLength: a provider (or the nginx or Cloudflare
+// in front of it) that refuses a multi-MB image body with a 413 used to
+// reach the bot as context_length_exceeded, telling it to shorten a
+// conversation that was not too long. The bot now gets the 413 as such:
+// code request_too_large and a message saying so, or the provider's own
+// error when it sent one.
+func TestProvider413IsNotContextLength(t *testing.T) {
+	tests := []struct {
+		name              string
+		h                 http.HandlerFunc
+		wantType          string
+		wantCode, wantMsg string
+	}{
+		{"an nginx page", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(413)
+			_, _ = io.WriteString(w, "<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 Request Entity Too Large</h1></center><hr><center>nginx</center></body></html>")
+		}, "invalid_request_error", "request_too_large", "provider fake refused the request as too large (HTTP 413)"},
+		{"the provider's error object", jsonHandler(413, `{"error":{"message":"Request body exceeds 20 MB","type":"invalid_request_error","param":"messages","code":"payload_too_large"}}`),
+			"invalid_request_error", "payload_too_large", "Request body exceeds 20 MB"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, tc.h)
+			u, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+			resp := post(t, u, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}`, nil)
+			b := readAll(t, resp.Body)
+			e := decodeWireError(t, b)
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || e.Type != tc.wantType || str(e.Code) != tc.wantCode ||
+				!strings.HasPrefix(e.Message, tc.wantMsg) {
+				t.Errorf("got %d %s; want 413 type %s code %s message %q", resp.StatusCode, b, tc.wantType, tc.wantCode, tc.wantMsg)
 			}
 		})
 	}
