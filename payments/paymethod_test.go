@@ -91,3 +91,45 @@ func TestSwitchingPayMethodAfterPayingUnnoticed(t *testing.T) {
 		t.Errorf("%d orders at WeChat Pay; want 1", n)
 	}
 }
+
+// TestSwitchingPayMethodOfALargeOrder: an order held for a manager has
+// nothing at WeChat Pay yet, so asking for the other method changes the
+// held order, and the approval prepays it that way; once approved and
+// payable, switching again closes it and opens the new method's order at
+// once: the manager approved the purchase, not its pay method.
+func TestSwitchingPayMethodOfALargeOrder(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := approvalEnv(t, driver)
+			ctx := context.Background()
+			jsapi := payments.CreateRequest{Client: "shop-bot", User: "oUser-held-switch", SKU: "premium-monthly", Quantity: 2}
+			native := jsapi
+			native.PayMethod = "native"
+			a, err := e.svc.CreateOrder(ctx, jsapi)
+			if err != nil || a.Order.Status != store.StatusApprovalRequired {
+				t.Fatalf("jsapi: %+v, %v; want held", a, err)
+			}
+			b, err := e.svc.CreateOrder(ctx, native)
+			if err != nil || b.Order.OrderNo != a.Order.OrderNo || b.Order.PayMethod != "native" || b.Order.Status != store.StatusApprovalRequired {
+				t.Fatalf("native while held: %+v, %v; want the held order, now native", b.Order, err)
+			}
+			res, err := e.svc.Approve(ctx, a.Order.OrderNo)
+			if err != nil || res.CodeURL == "" {
+				t.Fatalf("approved: %+v, %v; want a QR code (the method asked for last)", res, err)
+			}
+			c, err := e.svc.CreateOrder(ctx, jsapi)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Order.OrderNo == a.Order.OrderNo || c.Order.Status != store.StatusAwaitingPayment || c.Payment == nil {
+				t.Fatalf("jsapi after approval: %s %s; want a new payable jsapi order, not held again", c.Order.OrderNo, c.Order.Status)
+			}
+			if got, _ := e.st.GetOrder(ctx, a.Order.OrderNo); got.Status != store.StatusClosed {
+				t.Errorf("the approved native order is %s; want closed", got.Status)
+			}
+			if q, _ := e.svc.Approvals(ctx, 0); len(q) != 0 {
+				t.Errorf("%d orders wait for approval; want none", len(q))
+			}
+		})
+	}
+}

@@ -302,6 +302,10 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 	if err != nil {
 		return nil, fmt.Errorf("claim purchase: %w", err)
 	}
+	// approved: the order closed for a switch of pay method had been
+	// approved by a manager; the same purchase's next order is not held
+	// for a second approval.
+	approved := false
 	for round := 0; round < 6; round++ {
 		if created {
 			// A new generation: the claim lapsed (it lives dedupe_window
@@ -323,7 +327,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				created = false
 				continue
 			}
-			res, next, err := s.createFresh(ctx, req, item, amount, key, claim)
+			res, next, err := s.createFresh(ctx, req, item, amount, key, claim, approved)
 			if next == nil {
 				return res, err
 			}
@@ -396,9 +400,29 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				if _, err := s.closeAt(ctx, o, store.StatusClosed, "switch_method"); err != nil {
 					return &CreateResult{Order: o, Existing: true}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
 				}
+				// Payable above the approval threshold: a manager approved
+				// it, and approved this purchase.
+				approved = approved || s.opts.Rules.needsApproval(o.AmountFen)
 				continue
 			}
 			return s.payable(ctx, o, true)
+		case store.StatusApprovalRequired:
+			if o.PayMethod != req.PayMethod {
+				// Nothing exists at WeChat Pay yet: the held order is paid
+				// the new way once approved.
+				got, _, err := s.update(ctx, o.OrderNo, "switch_method", "", func(c *store.Order) (*store.Order, error) {
+					if c.Status != store.StatusApprovalRequired || c.PayMethod == req.PayMethod {
+						return nil, nil
+					}
+					c.PayMethod = req.PayMethod
+					return c, nil
+				})
+				if err != nil {
+					return nil, fmt.Errorf("switch the held order's pay method: %w", err)
+				}
+				o = got
+			}
+			return &CreateResult{Order: o, Existing: true}, nil
 		case store.StatusClosed, store.StatusExpired, store.StatusRejected, store.StatusRefunded:
 			// Settled with no money kept: a refunded purchase is bought
 			// again like a closed one, never answered "already paid".
@@ -409,7 +433,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 			continue
 		case store.StatusCreating:
 			return &CreateResult{Order: o, Existing: true}, ErrInProgress
-		default: // paid, refunding, partially_refunded, approval_required, needs_review
+		default: // paid, refunding, partially_refunded, needs_review
 			return &CreateResult{Order: o, Existing: true}, nil
 		}
 	}
@@ -533,8 +557,10 @@ func samePurchase(o *store.Order, req CreateRequest, key string) bool {
 
 // createFresh records the order as `creating`, re-checks that the claim is
 // still its own, and prepays. next is set when another caller took the claim
-// over meanwhile: the caller follows that claim instead.
-func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item, amount int64, key string, claim store.Claim) (*CreateResult, *store.Claim, error) {
+// over meanwhile: the caller follows that claim instead. approved: a manager
+// already approved this purchase (its previous order, closed for a switch
+// of pay method), so an amount above the threshold is not held again.
+func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item, amount int64, key string, claim store.Claim, approved bool) (*CreateResult, *store.Claim, error) {
 	if err := s.countOrder(ctx, req.Client, req.User); err != nil {
 		s.releaseClaim(ctx, key, claim)
 		return nil, nil, err
@@ -542,7 +568,7 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 	now := s.now()
 	o := claimedOrder(req, item, amount, key, claim, store.StatusCreating, now)
 	o.ExpiresAt = now.Add(s.opts.OrderTTL).Truncate(time.Second)
-	approval := s.opts.Rules.needsApproval(amount)
+	approval := s.opts.Rules.needsApproval(amount) && !approved
 	if approval {
 		// Held for a manager: no prepay; the deadline is the manager's
 		// (approval sets the payment deadline).
