@@ -82,9 +82,9 @@ func (s *Server) AdminAuth(h http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(s.cfg.Admin.Token))
 	enabled := s.cfg.Admin.Token != ""
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		tok, ok := bearerToken(r.Header.Get("Authorization"))
 		got := sha256.Sum256([]byte(tok))
-		if !enabled || !ok || tok == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		if !enabled || !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="paygate admin"`)
 			adminError(w, http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer <admin.token>)")
 			return

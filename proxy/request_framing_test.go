@@ -5,13 +5,18 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/failover"
 )
 
 // TestBearerScheme: the Authorization scheme is matched without regard to
@@ -115,5 +120,40 @@ func TestDeclaredOversizeBodyIsRefusedAtOnce(t *testing.T) {
 	body := readAll(t, resp.Body)
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "max_body_bytes") {
 		t.Fatalf("first answer %d %s; want the 413 at once", resp.StatusCode, body)
+	}
+}
+
+// TestAdminBearerScheme: the admin API reads its bearer token as the bots'
+// API does (TestBearerScheme): the scheme in any case, spaces ignored.
+func TestAdminBearerScheme(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = "admin-token-0123456789abcdef" })
+	router, err := failover.New(cfg, failover.Options{Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry(), HashKey: []byte(cfg.Privacy.HashKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.AdminAuth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	for _, tc := range []struct {
+		header string
+		status int
+	}{
+		{"Bearer admin-token-0123456789abcdef", 204},
+		{"bearer admin-token-0123456789abcdef", 204},
+		{"Bearer  admin-token-0123456789abcdef ", 204},
+		{"Basic admin-token-0123456789abcdef", 401},
+		{"Bearer wrong", 401},
+		{"Bearer ", 401},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/admin/api/orders", nil)
+		req.Header.Set("Authorization", tc.header)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != tc.status {
+			t.Errorf("%q: status %d; want %d", strings.ReplaceAll(tc.header, "admin-token-0123456789abcdef", "TOKEN"), w.Code, tc.status)
+		}
 	}
 }

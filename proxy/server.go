@@ -288,16 +288,11 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// authenticate compares the bearer token with every client key in constant
-// time, so response timing reveals nothing about the keys. The scheme is
-// matched without regard to case (RFC 9110 11.1: "bearer" from hand-written
-// backends), and spaces around the token are ignored.
+// authenticate compares the bearer token (bearerToken) with every client
+// key in constant time, so response timing reveals nothing about the keys.
 func (s *Server) authenticate(header string) *config.Client {
-	scheme, tok, ok := strings.Cut(strings.TrimSpace(header), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return nil
-	}
-	if tok = strings.Trim(tok, " \t"); tok == "" {
+	tok, ok := bearerToken(header)
+	if !ok {
 		return nil
 	}
 	d := sha256.Sum256([]byte(tok))
@@ -308,6 +303,19 @@ func (s *Server) authenticate(header string) *config.Client {
 		}
 	}
 	return found
+}
+
+// bearerToken returns the token of an "Authorization: Bearer <token>"
+// header: the scheme matched without regard to case (RFC 9110 11.1;
+// hand-written backends send "bearer"), spaces around the token ignored;
+// false when the header holds no bearer token.
+func bearerToken(header string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.Trim(tok, " \t")
+	return tok, tok != ""
 }
 
 // requestIDLen is the length of a request id: "req_" and 24 hex digits.
