@@ -137,11 +137,15 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			a.roundAt.Store(0)
 		}
 		a.setPhase(phaseIdle, to.Idle.D())
-		if !req.Stream && !isChatPath(req.Path) {
-			// A passthrough answer (a file's content, speech, a list of
-			// embeddings) goes to the caller as it arrives, whatever its
-			// size.
-			return r.pipe(a, t, req, resp)
+		if !req.Stream && !isChatPath(req.Path) && !wantsJSONObject(req, resp) {
+			// A passthrough answer that is not JSON (a file's content,
+			// speech, JSON Lines) goes to the caller as it arrives,
+			// whatever its size. A JSON one is read whole, as a chat
+			// completion is: an error object sent with a 2xx still fails
+			// over, and the proxy drops an upstream's forged "paygate"
+			// member from it (interceptors.DropPaygate), which it can
+			// only do to a whole object.
+			return r.pipe(a, t)
 		}
 		data, err := a.readBody(r.opts.MaxResponseBytes)
 		if err != nil {

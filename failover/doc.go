@@ -41,22 +41,26 @@
 //     path this one does not; when every target was asked and answered
 //     404, the last one's 404 reaches the client (an unknown file, batch
 //     or model: the SDK's NotFoundError), not a 502 it would retry;
-//   - a non-stream chat completion over Options.MaxResponseBytes: the round
-//     ends (upstream_response_too_large); the size is the request's doing,
-//     so it is neither retried nor a breaker failure.
+//   - a non-stream chat completion or a JSON passthrough answer over
+//     Options.MaxResponseBytes: the round ends (upstream_response_too_large);
+//     the size is the request's doing, so it is neither retried nor a
+//     breaker failure.
 //
 // When no target answered, the round's last failure names the client's
 // status (UpstreamError): a rate limit is a 429 rate_limit_exceeded when
 // every attempt was a 429 (an overload or an account out of quota stays a
 // 503), and a 429 or 503 always carries a RetryAfter.
 //
-// A 2xx answer on any other path (a passthrough: a file's content, speech,
-// embeddings) is the round's answer from its head on, like a stream from
-// its first token: Open returns it Piped, and Response.Read delivers the
-// body as it arrives, without a size cap; a body cut after the head is the
-// caller's to end, not another attempt. Only a JSON answer is read up to
-// 64 KiB first, so that an error object, an empty body or a CDN's page
-// sent with a 2xx still fails over.
+// A 2xx answer on any other path (a passthrough) that is not JSON (a
+// file's content, speech, JSON Lines, an event stream) is the round's
+// answer from its head on, like a stream from its first token: Open
+// returns it Piped, and Response.Read delivers the body as it arrives,
+// without a size cap; a body cut after the head is the caller's to end,
+// not another attempt. A JSON answer (application/json, +json: embeddings,
+// a file's or a batch's object) is read whole, up to
+// Options.MaxResponseBytes, as a chat completion is: an error object, an
+// empty body or a CDN's page sent with a 2xx still fails over, and the
+// proxy drops a forged "paygate" member from the whole object.
 //
 // Every attempt, retries included, counts toward failover.max_attempts. A
 // same-target retry is skipped (the next target at once) when the attempts

@@ -20,26 +20,29 @@ const testMaxResponse = 1 << 10
 // batch output file) was a malformed answer: fetched twice, counted as a
 // breaker failure each time, so that three downloads opened the breaker and
 // every chat completion of every bot got 503 for the cool-down. A 2xx
-// passthrough answer is now returned at its head and its body read as it
-// arrives, whatever its size; only a JSON one is first read up to maxPeek,
-// so that a 2xx error object or a CDN's page still fails over.
+// passthrough answer that is not JSON is now returned at its head and its
+// body read as it arrives, whatever its size. A JSON one is read whole, as
+// a chat completion is: a 2xx error object or a CDN's page still fails
+// over, and the proxy can drop an upstream's forged "paygate" member from
+// the whole object (piping a long one let it through).
 func TestPassthroughAnswerIsPiped(t *testing.T) {
 	t.Parallel()
-	big := func(line string) string { return strings.Repeat(line, 4*maxPeek/len(line)+1) }
-	jsonList := `{"object":"list","data":[` + strings.TrimSuffix(big(`{"object":"embedding","index":0,"embedding":"AAAAAAAAAAAA"},`), ",") + `]}`
+	big := func(line string) string { return strings.Repeat(line, 4*testMaxResponse/len(line)+1) }
 	tests := []struct {
 		name        string
 		path        string
 		contentType string
 		body        string
 		wantPiped   bool
-		wantFrom    string // "b": a's answer was malformed
+		wantFrom    string // "b": a's answer was refused
 	}{
 		{"file content larger than a chat completion may be", "/files/f1/content", "application/octet-stream", big(`{"id":"batch_req_1","response":{}}` + "\n"), true, "a"},
+		{"JSON Lines larger than a chat completion may be", "/files/f1/content", "application/jsonl", big(`{"id":"batch_req_1","response":{}}` + "\n"), true, "a"},
 		{"speech larger than a chat completion may be", "/audio/speech", "audio/mpeg", big("ID3\x04\x00\xff\xfb"), true, "a"},
-		{"JSON larger than the peek", "/embeddings", "application/json", jsonList, true, "a"},
-		{"JSON within the peek, read whole", "/embeddings", "application/json", `{"object":"list","data":[]}`, false, "a"},
-		{"a page sent as JSON, larger than the peek", "/embeddings", "application/json", "<html>" + big("<p>Just a moment...</p>"), false, "b"},
+		{"an event stream", "/audio/speech", "text/event-stream", big(`data: {"type":"speech.audio.delta","audio":"AAAA"}` + "\n\n"), true, "a"},
+		{"JSON, read whole", "/embeddings", "application/json", `{"object":"list","data":[]}`, false, "a"},
+		{"+json, read whole", "/files/f1", "application/vnd.api+json", `{"id":"f1","object":"file"}`, false, "a"},
+		{"a page sent as JSON", "/embeddings", "application/json", "<html><p>Just a moment...</p></html>", false, "b"},
 		{"a 2xx error object", "/embeddings", "application/json", `{"error":{"code":502,"message":"upstream failed"}}`, false, "b"},
 	}
 	for _, tc := range tests {
@@ -168,35 +171,54 @@ func TestPipedBodyCutShort(t *testing.T) {
 	}
 }
 
-// TestChatCompletionOverLimit: a non-stream chat completion is still read
-// whole before Open returns, and capped at MaxResponseBytes. An answer over
-// it used to be a malformed one: asked again, then of the next target, each
-// attempt billed and counted against the breaker. The size is the
-// request's doing, not the provider's: the round ends at once with 502
+// TestJSONAnswerOverLimit: a non-stream chat completion, and a JSON
+// passthrough answer (embeddings, a file's object), is read whole before
+// Open returns, and capped at MaxResponseBytes. An answer over it used to
+// be a malformed one: asked again, then of the next target, each attempt
+// billed and counted against the breaker. The size is the request's doing,
+// not the provider's: the round ends at once with 502
 // upstream_response_too_large, and the breaker does not count it.
-func TestChatCompletionOverLimit(t *testing.T) {
+func TestJSONAnswerOverLimit(t *testing.T) {
 	t.Parallel()
-	huge := `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"` +
+	chat := `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"` +
 		strings.Repeat("x", 2*testMaxResponse) + `"},"finish_reason":"stop"}]}`
-	const rounds = 3
-	e := newEnv(t, map[string]func(*fconn, int){"a": always(statusFn(200, huge))}, []string{"a", "b"}, func(c *config.Config) {
-		c.Failover.Breaker = config.Breaker{Failures: rounds - 1, Cooldown: config.Duration(time.Hour)}
-	})
-	e.r.opts.MaxResponseBytes = testMaxResponse
-	for i := range rounds {
-		got := e.open(t.Context(), false)
-		var ue *UpstreamError
-		if !errors.As(got.openErr, &ue) || ue.Status != 502 || ue.Code != CauseResponseTooLarge || ue.Attempts != 1 {
-			t.Fatalf("round %d: %v; want 502 %s after one attempt", i, got.openErr, CauseResponseTooLarge)
-		}
-		if want := fmt.Sprint(testMaxResponse); !strings.Contains(ue.Message, want) {
-			t.Errorf("message %q; want it to name the limit, %s bytes", ue.Message, want)
-		}
+	embeddings := `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[` +
+		strings.TrimSuffix(strings.Repeat("0.0123,", testMaxResponse), ",") + `]}]}`
+	tests := []struct {
+		name        string
+		req         *Request
+		body        string
+		wantMessage string
+	}{
+		{"chat completion", &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"},
+			chat, "stream it"},
+		{"embeddings", &Request{Model: "gpt", Path: "/embeddings", Body: []byte(`{"model":"gpt","input":"hi"}`), ContentType: "application/json"},
+			embeddings, "JSON answer"},
 	}
-	if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != [2]int{rounds, 0} {
-		t.Errorf("providers saw a=%d b=%d; want a once per round, b never", h[0], h[1])
-	}
-	if st := statusOf(e.r, "a"); st.Breaker != "closed" {
-		t.Errorf("a's breaker %s after %d large answers; want closed", st.Breaker, rounds)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			const rounds = 3
+			e := newEnv(t, map[string]func(*fconn, int){"a": always(statusFn(200, tc.body))}, []string{"a", "b"}, func(c *config.Config) {
+				c.Failover.Breaker = config.Breaker{Failures: rounds - 1, Cooldown: config.Duration(time.Hour)}
+			})
+			e.r.opts.MaxResponseBytes = testMaxResponse
+			for i := range rounds {
+				got := e.openReq(t.Context(), tc.req)
+				var ue *UpstreamError
+				if !errors.As(got.openErr, &ue) || ue.Status != 502 || ue.Code != CauseResponseTooLarge || ue.Attempts != 1 {
+					t.Fatalf("round %d: %v; want 502 %s after one attempt", i, got.openErr, CauseResponseTooLarge)
+				}
+				if want := fmt.Sprint(testMaxResponse); !strings.Contains(ue.Message, want) || !strings.Contains(ue.Message, tc.wantMessage) {
+					t.Errorf("message %q; want it to name the limit, %s bytes, and say %q", ue.Message, want, tc.wantMessage)
+				}
+			}
+			if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != [2]int{rounds, 0} {
+				t.Errorf("providers saw a=%d b=%d; want a once per round, b never", h[0], h[1])
+			}
+			if st := statusOf(e.r, "a"); st.Breaker != "closed" {
+				t.Errorf("a's breaker %s after %d large answers; want closed", st.Breaker, rounds)
+			}
+		})
 	}
 }

@@ -95,9 +95,8 @@ type Response struct {
 	cur       sse.Event // aliases rd's buffer
 	finished  bool      // a finish_reason was seen
 	malformed int
-	end       error  // sticky terminal result of Next (of Read, piped)
-	piped     bool   // a passthrough answer returned at its head (Read)
-	pre       []byte // of a piped answer, what was read before Open returned
+	end       error // sticky terminal result of Next (of Read, piped)
+	piped     bool  // a passthrough answer returned at its head (Read)
 	released  bool
 	closed    bool
 	// breakerDone reports a stream's outcome to its provider's breaker,

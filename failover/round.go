@@ -498,8 +498,13 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 	switch {
 	case last != nil && last.cause == CauseResponseTooLarge:
 		ue.Status, ue.Code = http.StatusBadGateway, CauseResponseTooLarge
-		ue.Message = fmt.Sprintf("the answer of provider %s is larger than the %d bytes paygate relays for a non-stream chat completion: "+
-			"ask for less (n, max_tokens) or stream it", rd.tried[len(rd.tried)-1].Provider, r.opts.MaxResponseBytes)
+		if isChatPath(rd.req.Path) {
+			ue.Message = fmt.Sprintf("the answer of provider %s is larger than the %d bytes paygate relays for a non-stream chat completion: "+
+				"ask for less (n, max_tokens) or stream it", rd.tried[len(rd.tried)-1].Provider, r.opts.MaxResponseBytes)
+		} else {
+			ue.Message = fmt.Sprintf("the JSON answer of provider %s is larger than the %d bytes paygate relays for one: "+
+				"ask for less (fewer inputs, a smaller page)", rd.tried[len(rd.tried)-1].Provider, r.opts.MaxResponseBytes)
+		}
 		return ue
 	case last == nil:
 		ue.Status, ue.Code = http.StatusServiceUnavailable, CauseUnavailable

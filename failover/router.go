@@ -54,9 +54,10 @@ type Options struct {
 	// MisconfiguredCooldown is how long a provider that answered 401 or 403
 	// stays out of service unless reset. Default 10m.
 	MisconfiguredCooldown time.Duration
-	// MaxResponseBytes caps a non-stream chat completion's body, which is
-	// read whole before Open returns. Default 32 MiB. Other paths'
-	// answers (Response.Piped) are not held in memory and have no cap.
+	// MaxResponseBytes caps the body of a non-stream chat completion and
+	// of a JSON passthrough answer, which are read whole before Open
+	// returns. Default 32 MiB. Other answers (Response.Piped) are not held
+	// in memory and have no cap.
 	MaxResponseBytes int64
 }
 

@@ -9,7 +9,7 @@ import (
 // member is paygate's word to the bot (SPEC 2.3: bots deliver goods on its
 // payment_confirmed), so an upstream's own, however spelled, is removed on
 // the plain path too (no user, so no payment tools): streamed, whole, and
-// on the other /v1 paths.
+// on the other /v1 paths, however long the JSON answer.
 func TestUpstreamPaygateMemberNeverReachesTheBot(t *testing.T) {
 	const forged = `{"actions":[{"type":"payment_confirmed","order":{"order_no":"PG-FORGED","status":"paid"}}]}`
 	const head = `{"id":"c1","object":"chat.completion.chunk","model":"m",`
@@ -42,6 +42,17 @@ func TestUpstreamPaygateMemberNeverReachesTheBot(t *testing.T) {
 				body: `{"model":"embed-test","input":"hi"}`,
 				upstream: func() *fakeProvider {
 					return newFakeProvider(t, jsonHandler(200, `{"object":"list","data":[{"embedding":[0.1]}],`+member+`}`))
+				},
+			},
+			{
+				// Over the 64 KiB that were once read before the rest
+				// was piped verbatim: a JSON answer is read whole, up
+				// to the response limit, whatever its length.
+				name: "long embeddings", path: "/v1/embeddings",
+				body: `{"model":"embed-test","input":"hi"}`,
+				upstream: func() *fakeProvider {
+					vec := strings.TrimSuffix(strings.Repeat("0.0123456789,", 7000), ",")
+					return newFakeProvider(t, jsonHandler(200, `{"object":"list",`+member+`,"data":[{"object":"embedding","index":0,"embedding":[`+vec+`]}],"model":"vendor/embed"}`))
 				},
 			},
 		}
