@@ -2,6 +2,9 @@ package failover
 
 import (
 	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"compress/zlib"
 	"context"
 	"errors"
 	"fmt"
@@ -261,7 +264,7 @@ func (a *Response) failFromErr(err error, afterHeaders bool) *failure {
 		f.cause, f.status, f.err = CauseRoundTime, http.StatusGatewayTimeout, c
 	case errors.Is(err, errBodyTooLarge):
 		f.cause, f.status = CauseResponseTooLarge, http.StatusBadGateway
-	case errors.Is(err, sse.ErrTooLarge):
+	case errors.Is(err, sse.ErrTooLarge), errors.Is(err, errBadEncoding):
 		f.cause, f.status = CauseMalformed, http.StatusBadGateway
 	case afterHeaders:
 		f.cause, f.status = CauseConnectionLost, http.StatusBadGateway
@@ -282,11 +285,27 @@ func isTimeout(err error) bool {
 var errBodyTooLarge = errors.New("response body too large")
 
 // readBody reads a whole non-stream body, each read bounded by the idle
-// timeout and all of it by the total timeout.
+// timeout and all of it by the total timeout. A body with a
+// Content-Encoding is decoded (decoder), limit bounding what it decodes to.
 func (a *Response) readBody(limit int64) ([]byte, error) {
 	n := 4 << 10
 	if cl := a.length; cl > 0 && cl <= limit {
 		n = int(cl) + 1
+	}
+	var src io.Reader = a.body
+	if ce := a.Header["Content-Encoding"]; len(ce) > 0 {
+		a.waitIdle() // a decoder reads its header at once
+		d, err := decoder(a.body, ce)
+		if err != nil {
+			return nil, err
+		}
+		if d != nil {
+			src = d
+			a.Header.Del("Content-Encoding") // Body is the decoded content
+			if cl := a.length; cl >= 0 && cl < limit {
+				n = min(4*int(cl)+1, int(limit)+1)
+			}
+		}
 	}
 	buf := make([]byte, 0, n)
 	for {
@@ -294,7 +313,7 @@ func (a *Response) readBody(limit int64) ([]byte, error) {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		m, err := a.body.Read(buf[len(buf):cap(buf)])
+		m, err := src.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+m]
 		if int64(len(buf)) > limit {
 			return nil, fmt.Errorf("%w: over %d bytes", errBodyTooLarge, limit)
@@ -367,4 +386,69 @@ func unsafeString(b []byte) string {
 		return ""
 	}
 	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// errBadEncoding marks a body paygate could not decode: a Content-Encoding
+// it does not know, or bytes that are not what the encoding says.
+var errBadEncoding = errors.New("undecodable Content-Encoding")
+
+// decoder returns a reader of the content of body, sent with the
+// Content-Encoding values ce (codings applied in order, so undone last
+// first): nil when they are all identity. It knows gzip (x-gzip) and
+// deflate (zlib, RFC 9110); any other coding (br, zstd) is errBadEncoding.
+// paygate asks no provider for an encoding (it sends no Accept-Encoding),
+// so such an answer comes from a misconfigured server or CDN, and an
+// answer read whole must be read (an error object, a forged paygate
+// member), not passed on as it came. A gzip or zlib header is read at
+// once, from body.
+func decoder(body io.Reader, ce []string) (io.Reader, error) {
+	var codings []string
+	for _, v := range ce {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.ToLower(strings.TrimSpace(c)); c != "" && c != "identity" {
+				codings = append(codings, c)
+			}
+		}
+	}
+	if len(codings) == 0 {
+		return nil, nil
+	}
+	r := body
+	for i := len(codings) - 1; i >= 0; i-- {
+		var err error
+		switch codings[i] {
+		case "gzip", "x-gzip":
+			r, err = gzip.NewReader(r)
+		case "deflate":
+			r, err = zlib.NewReader(r)
+		default:
+			return nil, fmt.Errorf("%w: %q is not one paygate decodes", errBadEncoding, codings[i])
+		}
+		if err != nil {
+			return nil, decodeErr(err)
+		}
+	}
+	return decodeReader{r}, nil
+}
+
+// decodeReader marks its decoder's complaints about the bytes as
+// errBadEncoding; the connection's errors pass as they are.
+type decodeReader struct{ r io.Reader }
+
+func (d decodeReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = decodeErr(err)
+	}
+	return n, err
+}
+
+func decodeErr(err error) error {
+	var corrupt flate.CorruptInputError
+	if errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, zlib.ErrHeader) ||
+		errors.Is(err, zlib.ErrChecksum) || errors.Is(err, zlib.ErrDictionary) || errors.As(err, &corrupt) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %w", errBadEncoding, err)
+	}
+	return err
 }

@@ -1,6 +1,8 @@
 package failover
 
 import (
+	"compress/gzip"
+	"compress/zlib"
 	"errors"
 	"fmt"
 	"io"
@@ -218,6 +220,83 @@ func TestJSONAnswerOverLimit(t *testing.T) {
 			}
 			if st := statusOf(e.r, "a"); st.Breaker != "closed" {
 				t.Errorf("a's breaker %s after %d large answers; want closed", st.Breaker, rounds)
+			}
+		})
+	}
+}
+
+// TestJSONAnswerContentEncoding: paygate asks no provider for an encoding,
+// yet a provider's server or CDN may gzip an answer all the same. A JSON
+// answer is read whole (an error object fails over; the proxy drops a
+// forged "paygate" member), so its bytes must be read as what they
+// encode: gzip and deflate are decoded, the limit bounding the decoded
+// size (a small gzip of a huge answer is still too large), and Body is the
+// content, its Content-Encoding gone from Header. A coding paygate does not
+// decode, or bytes that are not what their coding says, make a malformed
+// answer, which the next target replaces. A piped answer is never decoded:
+// its bytes go on with their Content-Encoding (the proxy's test).
+func TestJSONAnswerContentEncoding(t *testing.T) {
+	t.Parallel()
+	const answer = `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}]}`
+	gz := func(s string) string {
+		var b strings.Builder
+		zw := gzip.NewWriter(&b)
+		_, _ = zw.Write([]byte(s))
+		_ = zw.Close()
+		return b.String()
+	}
+	zl := func(s string) string {
+		var b strings.Builder
+		zw := zlib.NewWriter(&b)
+		_, _ = zw.Write([]byte(s))
+		_ = zw.Close()
+		return b.String()
+	}
+	huge := `{"object":"list","data":[],"pad":"` + strings.Repeat(" ", 8*testMaxResponse) + `"}`
+	tests := []struct {
+		name     string
+		body     string
+		encoding string
+		wantFrom string // "b": a's answer was refused
+		wantCode string // the round's error
+	}{
+		{"gzip", gz(answer), "gzip", "a", ""},
+		{"x-gzip", gz(answer), "x-gzip", "a", ""},
+		{"deflate", zl(answer), "deflate", "a", ""},
+		{"identity", answer, "identity", "a", ""},
+		{"gzip of an answer over the limit", gz(huge), "gzip", "", CauseResponseTooLarge},
+		{"a coding paygate does not decode", answer, "br", "b", ""},
+		{"not gzip at all", answer, "gzip", "b", ""},
+		{"gzip cut short", gz(answer)[:20], "gzip", "b", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(*fconn, int){
+				"a": always(statusFn(200, tc.body, "Content-Encoding: "+tc.encoding)),
+				"b": always(statusFn(200, `{"object":"list","data":[],"model":"from b"}`)),
+			}, []string{"a", "b"}, nil)
+			e.r.opts.MaxResponseBytes = testMaxResponse
+			resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Path: "/embeddings", Body: []byte(`{"model":"gpt","input":"hi"}`)})
+			if tc.wantCode != "" {
+				var ue *UpstreamError
+				if !errors.As(err, &ue) || ue.Code != tc.wantCode || len(e.fakes["b"].hits()) != 0 {
+					t.Fatalf("Open: %v; want %s, b never asked", err, tc.wantCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer resp.Close()
+			if resp.Provider != tc.wantFrom || resp.Piped() {
+				t.Fatalf("answered by %s, piped %v; want %s, read whole", resp.Provider, resp.Piped(), tc.wantFrom)
+			}
+			if tc.wantFrom != "a" {
+				return
+			}
+			if string(resp.Body) != answer || resp.Header.Get("Content-Encoding") != "" && tc.encoding != "identity" {
+				t.Errorf("Body %q, Content-Encoding %q; want the decoded answer and no coding", resp.Body, resp.Header.Get("Content-Encoding"))
 			}
 		})
 	}

@@ -115,12 +115,13 @@ var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 
 // pipeUpstreamBody relays a passthrough answer that failover handed over at
 // its head (failover.Response.Piped): a file's content, speech audio, a
-// long list of embeddings. Each read reaches the client as it comes,
-// through one buffer, whatever the body's size. Once the head is sent
-// nothing fails over any more; a body the provider cuts short ends the
-// connection without the body's proper end (a short Content-Length, no
-// last chunk), so that the client sees an incomplete answer, never one
-// that looks whole.
+// JSON Lines file. Each read reaches the client as it comes, through one
+// buffer, whatever the body's size, with the provider's Content-Type,
+// Content-Encoding and Content-Length: the bytes are not touched. Once the
+// head is sent nothing fails over any more; a body the provider cuts short
+// ends the connection without the body's proper end (a short
+// Content-Length, no last chunk), so that the client sees an incomplete
+// answer, never one that looks whole.
 func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response) {
 	h := w.Header()
 	ct := resp.Header.Get("Content-Type")
@@ -128,6 +129,11 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 		ct = "application/octet-stream"
 	}
 	h.Set("Content-Type", ct)
+	if ce := resp.Header["Content-Encoding"]; len(ce) > 0 {
+		// The bytes go on as they came (a CDN's gzip of a file's
+		// content): without their coding they are a corrupt file.
+		h["Content-Encoding"] = ce
+	}
 	if n := resp.ContentLength(); n >= 0 && resp.StatusCode != http.StatusNoContent {
 		h.Set("Content-Length", strconv.FormatInt(n, 10))
 	}
