@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +27,8 @@ import (
 type deadlines struct {
 	start time.Time
 	idle  time.Duration
-	// totalAt is when, counted from start, the total timeout ends.
+	// totalAt is when, counted from start, the total timeout ends; under
+	// mu once the timer runs (noTotal).
 	totalAt time.Duration
 	// roundAt is when, counted from start, the round's time runs out; 0
 	// once the round has its answer.
@@ -97,6 +99,15 @@ func (d *deadlines) waitIdle() {
 
 // endWait ends the current wait: the proxy has what it waited for.
 func (d *deadlines) endWait() { d.waitAt.Store(0) }
+
+// noTotal lifts the total timeout for the rest of the attempt: a piped
+// answer's body goes at its reader's pace, and only each wait for the
+// provider stays bounded (idle).
+func (d *deadlines) noTotal() {
+	d.mu.Lock()
+	d.totalAt = math.MaxInt64
+	d.mu.Unlock()
+}
 
 // stop stops the timer for good.
 func (d *deadlines) stop() {

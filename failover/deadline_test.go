@@ -155,3 +155,20 @@ func TestDeadlinesFireAtOnce(t *testing.T) {
 		d.stop()
 	}
 }
+
+// TestDeadlinesNoTotal: once a piped answer's head has come the total
+// timeout ends nothing (a slow client may take its time over a large
+// file), while a wait for the provider still ends at the idle timeout.
+func TestDeadlinesNoTotal(t *testing.T) {
+	const s = time.Second
+	d := &deadlines{idle: 30 * s, totalAt: 100 * s}
+	d.noTotal()
+	if cause, next := d.check(1000 * s); cause != nil || next != 1030*s {
+		t.Fatalf("relaying past the total: cause %v, next %v; want none, again after idle", cause, next)
+	}
+	d.waitAt.Store(int64(1010 * s))
+	d.phaseKind.Store(phaseIdle)
+	if cause, _ := d.check(1010 * s); !errors.Is(cause, ErrIdleTimeout) {
+		t.Fatalf("a spent wait past the total: cause %v; want the idle timeout", cause)
+	}
+}

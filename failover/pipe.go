@@ -15,8 +15,15 @@ import (
 // token. A JSON answer is never piped (attempt): it is read whole, up to
 // Options.MaxResponseBytes, so that a 2xx error object still fails over
 // and the proxy can drop a forged "paygate" member from it.
+//
+// The total timeout, which bounded the wait for the head, ends here: the
+// body goes at the pace of the caller's client (a long download to a slow
+// bot), and the total would cut it whatever the provider does. Each wait
+// for the provider stays bounded by the idle timeout (Read); the caller
+// bounds each write to its client by the same (IdleTimeout).
 func (r *Router) pipe(a *Response, t *target) (*Response, *failure) {
 	a.endWait() // Read bounds each wait for the provider
+	a.noTotal()
 	a.piped = true
 	t.observe(r.opts.Now(), time.Since(a.start))
 	return a, nil
@@ -30,15 +37,20 @@ func (a *Response) Piped() bool { return a.piped }
 // it did not.
 func (a *Response) ContentLength() int64 { return a.length }
 
+// IdleTimeout is the provider's timeouts.idle: how long Read waits for the
+// provider's next bytes, and how long a relay of a piped answer lets its
+// own client take over each write before it gives up on it.
+func (a *Response) IdleTimeout() time.Duration { return a.idle }
+
 // Read reads a piped answer's body (Piped) as the provider sends it: each
-// wait for the provider is bounded by the idle timeout, the whole body by
-// the total timeout. It returns io.EOF at the body's end. A body that ends
-// short of it (the connection lost, a timeout) is a *StreamError naming
-// the cause: the caller has sent the head on, nothing fails over any more,
-// and it must end its own answer so that its client sees it incomplete.
-// The provider answered, so the cut counts against neither its breaker nor
-// its health (a slow client makes a long answer hit its total timeout).
-// For an answer that is not piped, Read returns io.EOF.
+// wait for the provider is bounded by the idle timeout; the whole body is
+// not bounded (the total timeout ends at the head). It returns io.EOF at
+// the body's end. A body that ends short of it (the connection lost, an
+// idle timeout) is a *StreamError naming the cause: the caller has sent
+// the head on, nothing fails over any more, and it must end its own answer
+// so that its client sees it incomplete. The provider answered, so the cut
+// counts against neither its breaker nor its health. For an answer that is
+// not piped, Read returns io.EOF.
 func (a *Response) Read(p []byte) (int, error) {
 	if !a.piped {
 		return 0, io.EOF

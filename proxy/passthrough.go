@@ -2,14 +2,17 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
@@ -139,17 +142,33 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 	}
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
+	idle := resp.IdleTimeout()
 	buf := pipeBufs.Get().(*[]byte)
 	defer pipeBufs.Put(buf)
 	for {
 		n, err := resp.Read(*buf)
 		if n > 0 {
-			if _, werr := w.Write((*buf)[:n]); werr != nil {
-				return // the client left
+			// A bot that stops reading must not hold the provider's
+			// connection and this goroutine: each write gets as long as
+			// the provider gets for its next bytes. On a timeout the
+			// relay ends; the caller's resp.Close closes the provider's
+			// connection, its body unread.
+			_ = rc.SetWriteDeadline(time.Now().Add(idle))
+			_, werr := w.Write((*buf)[:n])
+			if werr == nil {
+				werr = rc.Flush()
 			}
-			_ = rc.Flush()
+			if werr != nil {
+				if errors.Is(werr, os.ErrDeadlineExceeded) {
+					s.log.Warn("passthrough answer ended: the client read nothing for the idle timeout",
+						"request_id", reqInfo(r).id, "provider", resp.Provider, "idle", idle)
+				}
+				return // the client left, or stopped reading
+			}
 		}
 		if err == io.EOF {
+			// The connection may serve the bot's next request.
+			_ = rc.SetWriteDeadline(time.Time{})
 			return
 		}
 		if err != nil {

@@ -5,10 +5,14 @@ import (
 	"compress/gzip"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/paygate/paygate/config"
 )
 
 // TestLargeDownloadPassesThrough: client.files.content() of a batch output
@@ -162,5 +166,152 @@ func TestAnswerContentEncoding(t *testing.T) {
 				t.Errorf("Content-Length %d; want %d", resp.ContentLength, len(tc.wantBody))
 			}
 		})
+	}
+}
+
+// TestPipedHEAD: a HEAD on a passthrough path is piped (it has no body, so
+// nothing to read whole); the bot gets the provider's status and
+// Content-Length, no body, and a connection that serves its next request.
+func TestPipedHEAD(t *testing.T) {
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", "12345")
+		w.WriteHeader(200)
+	})
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	for i := range 2 {
+		resp := clientReq(t, http.MethodHead, url+"/v1/files/file-1/content", nil, nil)
+		b, err := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || err != nil || len(b) != 0 {
+			t.Fatalf("HEAD %d: %d, %q, %v", i, resp.StatusCode, b, err)
+		}
+		if resp.ContentLength != 12345 {
+			t.Errorf("HEAD %d: Content-Length %d; want the provider's 12345", i, resp.ContentLength)
+		}
+	}
+}
+
+// TestPipedEventStreamFlushedPerEvent: speech with stream_format "sse" is
+// an event stream on a passthrough path, piped: each event must reach the
+// bot before the provider sends the next, not when a buffer fills. The
+// provider sends the next event only once the bot has read the last.
+func TestPipedEventStreamFlushedPerEvent(t *testing.T) {
+	got := make(chan struct{})
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			_, _ = io.WriteString(w, `data: {"type":"speech.audio.delta","audio":"AAAA`+strconv.Itoa(i)+`"}`+"\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-got:
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	resp := post(t, url, "/v1/audio/speech", `{"model":"gpt-test","input":"hi","voice":"alloy","stream_format":"sse"}`, nil)
+	buf := make([]byte, 4096)
+	for i := range 3 {
+		n, err := resp.Body.Read(buf)
+		if n == 0 {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		got <- struct{}{}
+	}
+}
+
+// TestPipedDownloadEndsWithTheBot: a piped download holds a connection to
+// the provider for as long as the relay runs, so the relay must end with
+// the bot: when the bot closes its connection mid-download, and when it
+// keeps the connection but stops reading (a bot stuck elsewhere, a client
+// that never drains): each write to the bot gets the provider's
+// timeouts.idle, as the provider gets for its next bytes. Either way the
+// provider's connection is closed (its handler sees the end), not pooled
+// with half a body in it, and the paygate goroutine is gone. The provider
+// here sends far more than the sockets buffer, and stops only when its
+// connection ends.
+func TestPipedDownloadEndsWithTheBot(t *testing.T) {
+	tests := []struct {
+		name string
+		bot  func(t *testing.T, conn net.Conn)
+	}{
+		{"the bot leaves", func(t *testing.T, conn net.Conn) {
+			_, _ = conn.Read(make([]byte, 4096))
+			_ = conn.Close()
+		}},
+		{"the bot stops reading", func(t *testing.T, conn net.Conn) {
+			_, _ = conn.Read(make([]byte, 4096)) // the head, then nothing
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			upstreamDone := make(chan struct{})
+			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				defer close(upstreamDone)
+				w.Header().Set("Content-Type", "application/octet-stream")
+				w.Header().Set("Content-Length", strconv.Itoa(1<<40))
+				w.WriteHeader(200)
+				chunk := make([]byte, 64<<10)
+				for {
+					if _, err := w.Write(chunk); err != nil {
+						return
+					}
+				}
+			})
+			url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) {
+				c.Providers[0].Timeouts.Idle = config.Duration(200 * time.Millisecond)
+			}))
+			conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = conn.Close() })
+			_, _ = io.WriteString(conn, "GET /v1/files/file-1/content HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+testClientKey+"\r\n\r\n")
+			tc.bot(t, conn)
+			select {
+			case <-upstreamDone:
+			case <-time.After(10 * time.Second): // a guard, not a measure
+				t.Fatal("the provider's exchange is still open: the bot pins it, and a paygate goroutine")
+			}
+		})
+	}
+}
+
+// TestSlowBotGetsWholeDownload: the provider sends a file at once, well
+// within its total timeout, and the bot reads it slowly. Before the relay
+// piped answers, paygate held the answer and the bot took its time; piped,
+// the total timeout came to bound the bot's reading too, and slow bots got
+// cut downloads. The total timeout now ends at a piped answer's head: the
+// provider's pauses are bounded by timeouts.idle and the bot's by the write
+// deadline (TestPipedDownloadEndsWithTheBot). The bot's pace is modelled by
+// pausing between reads, so that its reading outlasts the total timeout;
+// nothing is timed.
+func TestSlowBotGetsWholeDownload(t *testing.T) {
+	content := bytes.Repeat([]byte("0123456789abcdef"), (16<<20)/16)
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(len(content)))
+		_, _ = w.Write(content)
+	})
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) {
+		c.Providers[0].Timeouts.Total = config.Duration(200 * time.Millisecond)
+	}))
+	resp := clientReq(t, http.MethodGet, url+"/v1/files/file-1/content", nil, nil)
+	buf := make([]byte, 64<<10)
+	var got []byte
+	for {
+		m, err := resp.Body.Read(buf)
+		got = append(got, buf[:m]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("download cut after %d of %d bytes: %v", len(got), len(content), err)
+		}
+		time.Sleep(5 * time.Millisecond) // the bot's pace, not a synchronisation
+	}
+	if !bytes.Equal(got, content) {
+		t.Fatalf("%d bytes; want the provider's %d", len(got), len(content))
 	}
 }
