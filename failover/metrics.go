@@ -44,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"provider"}),
 		streams: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paygate_upstream_stream_ends_total",
-			Help: "Upstream streams by provider and how they ended (complete or the failure cause).",
+			Help: "Upstream streams, and answers piped on passthrough paths, by provider and how they ended (complete, closed_early or the failure cause).",
 		}, []string{"provider", "outcome"}),
 	}
 	if reg == nil {

@@ -48,9 +48,14 @@ func (a *Response) IdleTimeout() time.Duration { return a.idle }
 // the body's end. A body that ends short of it (the connection lost, an
 // idle timeout) is a *StreamError naming the cause: the caller has sent
 // the head on, nothing fails over any more, and it must end its own answer
-// so that its client sees it incomplete. The provider answered, so the cut
-// counts against neither its breaker nor its health. For an answer that is
-// not piped, Read returns io.EOF.
+// so that its client sees it incomplete. The end counts as a stream's does
+// (finish): a body whole is a success for the provider's breaker, a body
+// the provider cut (the connection lost, the idle timeout) a failure, so
+// that a provider that cuts every download opens its breaker; the caller's
+// cancellation is neither, and so is a Close before the end (the caller's
+// client left or stopped reading). Each end is counted in
+// paygate_upstream_stream_ends_total. For an answer that is not piped,
+// Read returns io.EOF.
 func (a *Response) Read(p []byte) (int, error) {
 	if !a.piped {
 		return 0, io.EOF
@@ -68,14 +73,8 @@ func (a *Response) Read(p []byte) (int, error) {
 	case err == nil:
 		return n, nil
 	case errors.Is(err, io.EOF):
-		a.end = io.EOF
-		return n, io.EOF
+		return n, a.finish(io.EOF)
 	}
 	f := a.failFromErr(err, true)
-	a.end = &StreamError{Provider: a.Provider, Cause: f.cause, Err: f.err}
-	if !f.canceled {
-		a.r.log.Warn("upstream answer cut after its head", "provider", a.Provider, "model", a.Model,
-			"cause", f.cause, "err", f.err)
-	}
-	return n, a.end
+	return n, a.finish(&StreamError{Provider: a.Provider, Cause: f.cause, Err: f.err})
 }

@@ -3,12 +3,15 @@ package failover
 import (
 	"compress/gzip"
 	"compress/zlib"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/paygate/paygate/config"
 )
@@ -118,33 +121,55 @@ func TestPipedBodyArrivesAsSent(t *testing.T) {
 	}
 }
 
-// TestPipedBodyCutShort: once a passthrough answer's head is handed over,
-// a body the provider cuts (or stalls past the idle timeout) ends Read
-// with a *StreamError naming the cause, never with io.EOF, which would
-// pass a truncated file off as whole. Nothing fails over any more, and the
-// breaker does not count it: the provider answered, and a long download
-// that a slow client makes hit its total timeout says nothing of the
-// provider's health.
-func TestPipedBodyCutShort(t *testing.T) {
+// TestPipedBodyEnd: once a passthrough answer's head is handed over,
+// nothing fails over any more, so how its body ends is the only word on
+// the provider's health. A body the provider cuts (or stalls past the idle
+// timeout) ends Read with a *StreamError naming the cause, never with
+// io.EOF, which would pass a truncated file off as whole. Such a cut used
+// to be counted nowhere, so a provider that cut every download never
+// tripped its breaker and showed in no metric: it now counts as a stream
+// cut after its first token does, a breaker failure and an end in
+// paygate_upstream_stream_ends_total under its cause. A whole body is a
+// success. The caller's cancellation, and a Close before the end (the
+// bot left, or stopped reading and its write timed out), are not the
+// provider's doing: neutral.
+func TestPipedBodyEnd(t *testing.T) {
 	t.Parallel()
+	const head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
 	tests := []struct {
-		name      string
-		script    func(c *fconn)
-		wantCause string
+		name   string
+		script func(c *fconn)
+		// caller ends the read early: "cancel" its context after the first
+		// part, or "close" the Response then.
+		caller      string
+		wantCause   string // "": the body whole
+		wantOutcome string
+		wantBreaker string
 	}{
-		{"connection cut", func(c *fconn) {
-			_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\n\r\nfirst part")
+		{name: "whole", script: func(c *fconn) {
+			_, _ = io.WriteString(c.c, head+"Content-Length: 10\r\n\r\nfirst part")
+		}, wantOutcome: "complete", wantBreaker: "closed"},
+		{name: "connection cut", script: func(c *fconn) {
+			_, _ = io.WriteString(c.c, head+"Content-Length: 100\r\n\r\nfirst part")
 			c.cut()
-		}, CauseConnectionLost},
-		{"chunked body cut", func(c *fconn) {
-			_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+		}, wantCause: CauseConnectionLost, wantOutcome: CauseConnectionLost, wantBreaker: "open"},
+		{name: "chunked body cut", script: func(c *fconn) {
+			_, _ = io.WriteString(c.c, head+"Transfer-Encoding: chunked\r\n\r\n")
 			c.chunk("first part")
 			c.cut()
-		}, CauseConnectionLost},
-		{"stalled past the idle timeout", func(c *fconn) {
-			_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\n\r\nfirst part")
+		}, wantCause: CauseConnectionLost, wantOutcome: CauseConnectionLost, wantBreaker: "open"},
+		{name: "stalled past the idle timeout", script: func(c *fconn) {
+			_, _ = io.WriteString(c.c, head+"Content-Length: 100\r\n\r\nfirst part")
 			c.hang()
-		}, CauseIdleTimeout},
+		}, wantCause: CauseIdleTimeout, wantOutcome: CauseIdleTimeout, wantBreaker: "open"},
+		{name: "the caller cancels", script: func(c *fconn) {
+			_, _ = io.WriteString(c.c, head+"Content-Length: 100\r\n\r\nfirst part")
+			c.hang()
+		}, caller: "cancel", wantCause: CauseCanceled, wantOutcome: CauseCanceled, wantBreaker: "closed"},
+		{name: "the caller closes early", script: func(c *fconn) {
+			_, _ = io.WriteString(c.c, head+"Content-Length: 100\r\n\r\nfirst part")
+			c.hang()
+		}, caller: "close", wantOutcome: "closed_early", wantBreaker: "closed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,24 +177,81 @@ func TestPipedBodyCutShort(t *testing.T) {
 			e := newEnv(t, map[string]func(*fconn, int){"a": always(tc.script)}, []string{"a", "b"}, func(c *config.Config) {
 				c.Failover.Breaker = config.Breaker{Failures: 1, Cooldown: config.Duration(time.Hour)}
 			})
-			got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "GET", Path: "/files/f1/content"})
-			if got.openErr != nil {
-				t.Fatalf("Open: %v", got.openErr)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			resp, err := e.r.Open(ctx, &Request{Model: "gpt", Method: "GET", Path: "/files/f1/content"})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
 			}
+			first := make([]byte, len("first part"))
+			if _, err := io.ReadFull(resp, first); err != nil || string(first) != "first part" {
+				t.Fatalf("first part %q, %v", first, err)
+			}
+			var end error
+			switch tc.caller {
+			case "cancel":
+				cancel()
+				_, end = io.ReadAll(resp)
+			case "close":
+			default:
+				var rest []byte
+				rest, end = io.ReadAll(resp)
+				if len(rest) != 0 {
+					t.Errorf("%q after the first part; want nothing", rest)
+				}
+			}
+			resp.Close()
 			var se *StreamError
-			if !errors.As(got.end, &se) || se.Cause != tc.wantCause || se.Provider != "a" {
-				t.Fatalf("body %q ended with %v; want a *StreamError from a with cause %s", got.body, got.end, tc.wantCause)
-			}
-			if got.body != "first part" {
-				t.Errorf("body %q; want what a sent before the cut", got.body)
+			switch {
+			case tc.caller == "close":
+			case tc.wantCause == "" && end != nil:
+				t.Errorf("body ended with %v; want it whole", end)
+			case tc.wantCause != "" && (!errors.As(end, &se) || se.Cause != tc.wantCause || se.Provider != "a"):
+				t.Errorf("body ended with %v; want a *StreamError from a with cause %s", end, tc.wantCause)
 			}
 			if n := len(e.fakes["b"].hits()); n != 0 {
 				t.Errorf("b saw %d requests; want none after the head", n)
 			}
-			if st := statusOf(e.r, "a"); st.Breaker != "closed" {
-				t.Errorf("a's breaker %s after a cut download; want closed", st.Breaker)
+			if st := statusOf(e.r, "a"); st.Breaker != tc.wantBreaker {
+				t.Errorf("a's breaker %s after the body's end; want %s", st.Breaker, tc.wantBreaker)
+			}
+			if n := testutil.ToFloat64(e.r.m.streams.WithLabelValues("a", tc.wantOutcome)); n != 1 {
+				t.Errorf("%v ends of a's answers counted as %q; want 1", n, tc.wantOutcome)
 			}
 		})
+	}
+}
+
+// TestProviderCuttingEveryDownloadIsPassedOver: a provider that resets
+// every download after its head used to get every download, each one cut,
+// though another target served the file: a piped body's cut counted
+// nowhere, so the breaker never opened. Cuts now count as breaker
+// failures, and once the breaker opens the downloads go to b, whole.
+func TestProviderCuttingEveryDownloadIsPassedOver(t *testing.T) {
+	t.Parallel()
+	cutter := func(c *fconn, _ int) {
+		_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\npartial")
+		c.reset()
+	}
+	const failures = 3
+	e := newEnv(t, map[string]func(*fconn, int){
+		"a": cutter,
+		"b": always(statusFn(200, "the whole file", "Content-Type: application/octet-stream")),
+	}, []string{"a", "b"}, func(c *config.Config) {
+		c.Failover.Breaker = config.Breaker{Failures: failures, Cooldown: config.Duration(time.Hour)}
+	})
+	for i := range failures + 3 {
+		got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "GET", Path: "/files/f1/content"})
+		if got.openErr != nil {
+			t.Fatalf("download %d: %v", i, got.openErr)
+		}
+		want := "a"
+		if i >= failures {
+			want = "b"
+		}
+		if got.provider != want || got.complete() != (want == "b") {
+			t.Errorf("download %d from %s, whole %v (%v); want it from %s", i, got.provider, got.complete(), got.end, want)
+		}
 	}
 }
 

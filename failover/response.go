@@ -291,8 +291,9 @@ func (a *Response) Close() {
 		return
 	}
 	a.closed = true
-	if a.rd != nil && a.end == nil {
-		// The caller stopped early (its client left): not the provider's fault.
+	if (a.rd != nil || a.piped) && a.end == nil {
+		// The caller stopped early (its client left or stopped reading):
+		// not the provider's fault.
 		a.end = errClosed
 		a.r.m.streams.WithLabelValues(a.Provider, "closed_early").Inc()
 	}

@@ -157,8 +157,11 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		resp, f := r.attempt(rd.ctx, t, rd.req, send, left)
 		at := Attempt{Provider: p.name, Model: t.model, Duration: time.Since(started)}
 		if f == nil {
-			if resp.stream && !probe {
-				resp.breakerDone = done // the outcome is known at the stream's end
+			// A piped answer, like a stream, is not whole yet: the
+			// provider may still cut it.
+			open := resp.stream || resp.piped
+			if open && !probe {
+				resp.breakerDone = done // the outcome is known at the answer's end
 			} else {
 				// A non-stream answer is whole. A stream that probes a
 				// recovered provider reports its success at the first
@@ -168,7 +171,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				// failed after all and the breaker opens again
 				// (Response.probe).
 				done(nil)
-				resp.probe = resp.stream
+				resp.probe = open
 			}
 			p.throttles.Store(0)
 			at.Status = resp.StatusCode
