@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/paygate/paygate/config"
 )
 
 // TestNotFoundOnEveryTarget: a provider's 404 used to end the round as a
@@ -74,6 +76,48 @@ func TestNotFoundOnEveryTarget(t *testing.T) {
 			}
 			if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != tc.wantHits {
 				t.Errorf("providers saw a=%d b=%d; want a=%d b=%d", h[0], h[1], tc.wantHits[0], tc.wantHits[1])
+			}
+		})
+	}
+}
+
+// TestNotFoundNeedsEveryTargetAsked: a round is a 404 only when every
+// target was asked. With failover.max_attempts below the number of
+// targets, the attempt budget used to end the round before c was asked,
+// and the client still got a 404 (an SDK's NotFoundError, not retried)
+// though c had the file. Such a round keeps its 5xx, which says the
+// budget ran out.
+func TestNotFoundNeedsEveryTargetAsked(t *testing.T) {
+	t.Parallel()
+	noFile := always(statusFn(404, `{"error":{"message":"No such File object: file-x","type":"invalid_request_error","param":"id","code":null}}`))
+	tests := []struct {
+		name        string
+		maxAttempts int
+		wantStatus  int
+		wantCode    string
+		wantHits    [3]int
+	}{
+		{"the budget ends before c", 2, 502, CauseModelNotFound, [3]int{1, 1, 0}},
+		{"every target asked", 3, 404, "", [3]int{1, 1, 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(*fconn, int){"a": noFile, "b": noFile, "c": noFile}, []string{"a", "b", "c"},
+				func(c *config.Config) { c.Failover.MaxAttempts = tc.maxAttempts })
+			got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "GET", Path: "/files/file-x"})
+			var ue *UpstreamError
+			if !errors.As(got.openErr, &ue) {
+				t.Fatalf("Open: %v (answered by %q)", got.openErr, got.provider)
+			}
+			if ue.Status != tc.wantStatus || ue.Code != tc.wantCode {
+				t.Errorf("got %d %q (%s); want %d %q", ue.Status, ue.Code, ue.Message, tc.wantStatus, tc.wantCode)
+			}
+			if tc.wantStatus != 404 && !strings.Contains(ue.Message, "max_attempts") {
+				t.Errorf("message %q; want it to say the attempt budget ran out", ue.Message)
+			}
+			if h := [3]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits()), len(e.fakes["c"].hits())}; h != tc.wantHits {
+				t.Errorf("providers saw %v; want %v", h, tc.wantHits)
 			}
 		})
 	}

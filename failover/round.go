@@ -37,6 +37,9 @@ type round struct {
 	tried    []Attempt
 	fails    []*failure
 	skipped  []skip
+	// unasked: the attempt budget (failover.max_attempts) ended the
+	// round before every target was asked.
+	unasked bool
 }
 
 // skip is a target passed over without an attempt (cool-down or breaker).
@@ -125,6 +128,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			return nil, true
 		}
 		if rd.attempts >= r.fo.MaxAttempts {
+			rd.unasked = retries == 0 || len(rest) > 0
 			return nil, true
 		}
 		now := r.opts.Now()
@@ -586,11 +590,13 @@ func (r *Router) clientRetryAfter(rd *round, last *failure) time.Duration {
 }
 
 // allNotFound reports a round whose every attempt was answered 404 (or an
-// error object that stands for one) and that passed no target over: a
-// target cooling down or with its breaker open might have had what the
-// others had not, so such a round is no proof that nothing exists.
+// error object that stands for one) and that asked every target: a target
+// cooling down or with its breaker open, or one the round's budget ran out
+// before (failover.max_attempts; the round's time leaves its own failure),
+// might have had what the others had not, so such a round is no proof
+// that nothing exists.
 func allNotFound(rd *round) bool {
-	if len(rd.fails) == 0 || len(rd.skipped) > 0 {
+	if len(rd.fails) == 0 || len(rd.skipped) > 0 || rd.unasked {
 		return false
 	}
 	for _, f := range rd.fails {
@@ -630,6 +636,10 @@ func describe(rd *round) string {
 		b.WriteString(sep)
 		sep = "; "
 		fmt.Fprintf(&b, "%s: skipped (%s)", s.t.p.name, s.cause)
+	}
+	if rd.unasked {
+		b.WriteString(sep)
+		b.WriteString("failover.max_attempts spent before every target was asked")
 	}
 	return b.String()
 }
