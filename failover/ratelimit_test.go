@@ -15,8 +15,10 @@ import (
 // a round whose every attempt was a 429 now ends as a 429
 // rate_limit_exceeded, while an overload (503, 529) and an account out of
 // money stay 503; and every 429 or 503 says when to come back: the
-// provider's Retry-After, else the shortest cool-down, back-off or breaker
-// cool-down left among the round's providers, at least a second.
+// shortest wait among the round's providers (each one's Retry-After,
+// cool-down, back-off or breaker cool-down), at least a second. The last
+// provider's own Retry-After is not the answer when another provider is
+// back sooner: a bot told an hour where 10 s would do stays away an hour.
 func TestRoundErrorStatusAndRetryAfter(t *testing.T) {
 	t.Parallel()
 	rateLimited := errBody("requests", "rate_limit_exceeded", "Rate limit reached for requests")
@@ -33,10 +35,28 @@ func TestRoundErrorStatusAndRetryAfter(t *testing.T) {
 		retryAfter, retryAfterMin time.Duration
 	}{
 		{
-			name:   "429 with Retry-After everywhere: 429 with the last provider's",
+			name:   "429 with Retry-After everywhere, the last one shorter: the last provider's",
 			a:      always(statusFn(429, rateLimited, "Retry-After: 30")),
 			b:      always(statusFn(429, rateLimited, "Retry-After: 20")),
 			status: 429, wantCode: CodeRateLimitExceeded, retryAfter: 20 * time.Second,
+		},
+		{
+			name:   "429 with Retry-After everywhere, the last one longer: the shorter",
+			a:      always(statusFn(429, rateLimited, "Retry-After: 10")),
+			b:      always(statusFn(429, rateLimited, "Retry-After: 3600")),
+			status: 429, wantCode: CodeRateLimitExceeded, retryAfter: 10 * time.Second,
+		},
+		{
+			// a alone: its short Retry-After is waited out, then asked
+			// for again, and the attempt budget ends the round there:
+			// a's word is still its wait.
+			name: "a short Retry-After the round ended on",
+			a:    always(statusFn(429, rateLimited, "Retry-After: 2")),
+			mutate: func(c *config.Config) {
+				c.Failover.MaxAttempts = 2
+				c.Models[0].Targets = c.Models[0].Targets[:1]
+			},
+			status: 429, wantCode: CodeRateLimitExceeded, retryAfter: 2 * time.Second,
 		},
 		{
 			// b backs off 4s (then retries), then 5s (the cap): its
@@ -66,10 +86,11 @@ func TestRoundErrorStatusAndRetryAfter(t *testing.T) {
 			status: 503, wantCode: CauseRateLimited, retryAfter: time.Second,
 		},
 		{
+			// a's back-off (a second at most) ends long before b's 40s.
 			name:   "529 everywhere: 503",
 			a:      always(statusFn(529, errBody("overloaded_error", "", "Overloaded"))),
 			b:      always(statusFn(529, errBody("overloaded_error", "", "Overloaded"), "Retry-After: 40")),
-			status: 503, wantCode: CauseRateLimited, retryAfter: 40 * time.Second,
+			status: 503, wantCode: CauseRateLimited, retryAfter: time.Second,
 		},
 		{
 			name:   "insufficient_quota everywhere: 503 until the quota cool-down ends",

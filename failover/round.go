@@ -515,7 +515,7 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 		return ue
 	case last == nil:
 		ue.Status, ue.Code = http.StatusServiceUnavailable, CauseUnavailable
-		ue.RetryAfter = r.clientRetryAfter(rd, nil)
+		ue.RetryAfter = r.clientRetryAfter(rd)
 	default:
 		ue.Code = last.cause
 		switch last.cause {
@@ -530,7 +530,7 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 				// a 503.
 				ue.Status, ue.Code = http.StatusTooManyRequests, CodeRateLimitExceeded
 			}
-			ue.RetryAfter = r.clientRetryAfter(rd, last)
+			ue.RetryAfter = r.clientRetryAfter(rd)
 		default:
 			ue.Status = http.StatusBadGateway
 		}
@@ -563,14 +563,16 @@ func allRateLimited(rd *round) bool {
 }
 
 // clientRetryAfter is the Retry-After of a 429 or 503 the round ends with:
-// the provider's own, when last carried one; else the shortest wait left
-// among the round's providers (a cool-down, a back-off, an open breaker's
-// cool-down), since no sooner would a retry find one of them willing; at
-// least a second, the least a Retry-After says in whole seconds.
-func (r *Router) clientRetryAfter(rd *round, last *failure) time.Duration {
-	if last != nil && last.hasRetry {
-		return max(last.retryAfter, time.Second)
-	}
+// the shortest wait among the round's providers, since a retry that soon
+// finds one of them willing again, and none sooner. A provider's wait is
+// the longer of its cool-down left and its open breaker's cool-down left;
+// a Retry-After it sent is in its cool-down (decide, or the retry guard in
+// tryTarget, puts every Retry-After a round ends on there), as is a
+// back-off. A provider that asks for no wait does not count. It used to be
+// the last provider's Retry-After whenever it sent one: a asking for 10 s
+// and b, asked last, for an hour told the client an hour. At least a
+// second, the least a Retry-After says in whole seconds.
+func (r *Router) clientRetryAfter(rd *round) time.Duration {
 	now := r.opts.Now()
 	var wait time.Duration
 	for _, p := range r.providers {
