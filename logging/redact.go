@@ -35,8 +35,16 @@ type Redactor struct {
 }
 
 // NewRedactor masks each of secrets wherever it appears. Empty and very short
-// values are ignored: masking "a" would mangle every line.
-func NewRedactor(secrets []string) *Redactor {
+// values (under 4 bytes) are ignored: masking "a" would mangle every line.
+func NewRedactor(secrets []string) *Redactor { return NewRedactorMin(secrets, 4) }
+
+// NewRedactorMin masks each of secrets of at least minLen bytes wherever
+// it appears; shorter ones are ignored. Text a client reads uses a higher
+// bound than the log: a local provider's placeholder key ("none", "EMPTY",
+// "ollama") is no secret, and masking it as a substring mangles the very
+// words of the provider's message ('nonexistent' became
+// '[REDACTED]xistent').
+func NewRedactorMin(secrets []string, minLen int) *Redactor {
 	// strings.Replacer tries its old strings in argument order, so a secret
 	// that begins with another (sk-dev, sk-dev-admin) would keep its tail:
 	// the longest go first.
@@ -44,7 +52,7 @@ func NewRedactor(secrets []string) *Redactor {
 	slices.SortStableFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 	var pairs []string
 	for _, s := range secrets {
-		if len(s) >= 4 {
+		if len(s) >= max(minLen, 1) {
 			pairs = append(pairs, s, Mask)
 		}
 	}

@@ -149,3 +149,25 @@ func TestHandlerKeepsBytesWithoutSecrets(t *testing.T) {
 		t.Errorf("log line %q lacks %s", buf.String(), want)
 	}
 }
+
+// TestRedactorMinLength: the log masks every configured secret of 4 bytes
+// or more, a placeholder key included (a log line is not read by a bot,
+// and a short real secret must not leak there); text a client reads masks
+// only those of the length given (12 in the proxy), so that a placeholder
+// key such as "none" leaves the provider's words whole.
+func TestRedactorMinLength(t *testing.T) {
+	const text = "'nonexistent' is not one of 'none', 'auto'; key sk-0123456789ab refused"
+	tests := []struct {
+		name string
+		r    *Redactor
+		want string
+	}{
+		{"log", NewRedactor([]string{"none", "sk-0123456789ab"}), "'[REDACTED]xistent' is not one of '[REDACTED]', 'auto'; key [REDACTED] refused"},
+		{"client", NewRedactorMin([]string{"none", "sk-0123456789ab"}, 12), "'nonexistent' is not one of 'none', 'auto'; key [REDACTED] refused"},
+	}
+	for _, tc := range tests {
+		if got := tc.r.String(text); got != tc.want {
+			t.Errorf("%s: %q; want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -367,3 +367,41 @@ func TestAdminApprovalErrorRedacted(t *testing.T) {
 		t.Errorf("status %d %s; want 502 with WeChat Pay's reason, the key masked", rec.Code, body)
 	}
 }
+
+// TestClientRedactionSparesPlaceholderKeys: a local provider (vLLM,
+// Ollama, llama.cpp) takes any key, and configs carry a placeholder such as
+// "none". Masking every configured secret of 4 bytes or more as a
+// substring turned the provider's reason "Invalid value: 'nonexistent'.
+// Supported values are: 'none', ..." into '[REDACTED]xistent' and
+// '[REDACTED]'. Text a client reads masks only secrets of 12 bytes or
+// more, as every real key or token is; a real-length key quoted by the
+// provider is still masked. (The log masks from 4 bytes still: logging's
+// tests.)
+func TestClientRedactionSparesPlaceholderKeys(t *testing.T) {
+	const realKey = "sk-local-0123456789abcdef"
+	tests := []struct {
+		name, apiKey string
+		msg          string // the provider's
+		want         string // the bot's
+	}{
+		{"a placeholder key", "none",
+			"Invalid value: 'nonexistent'. Supported values are: 'none', 'auto' and 'required'.",
+			"Invalid value: 'nonexistent'. Supported values are: 'none', 'auto' and 'required'."},
+		{"EMPTY", "EMPTY", "EMPTY messages are not allowed", "EMPTY messages are not allowed"},
+		{"eleven bytes", "abcdefghijk", "model abcdefghijk-7b not loaded", "model abcdefghijk-7b not loaded"},
+		{"a real-length key", realKey, "key " + realKey + " has no access to this model",
+			"key " + logging.Mask + " has no access to this model"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(400, `{"error":{"message":"`+tc.msg+`","type":"invalid_request_error","param":"tool_choice","code":"invalid_value"}}`))
+			url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Providers[0].APIKey = tc.apiKey }))
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
+			body := readAll(t, resp.Body)
+			msg, _, _, _ := decodeErrorBody(t, []byte(body))
+			if resp.StatusCode != 400 || msg != tc.want {
+				t.Errorf("got %d message %q; want 400 with %q", resp.StatusCode, msg, tc.want)
+			}
+		})
+	}
+}
