@@ -62,14 +62,30 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiE
 		// 100-continue" is told at once and never uploads the body.
 		return nil, bodyTooLarge(limit)
 	}
-	if n := r.ContentLength; n >= 0 {
-		// The usual case: the length is declared and allowed, so the body
+	if n := r.ContentLength; n >= 0 && n <= reserveUpTo {
+		// The usual case: the length is declared and small, so the body
 		// is read into one buffer of its size (io.ReadAll would grow one).
 		body := make([]byte, n)
 		if _, err := io.ReadFull(r.Body, body); err != nil {
 			return nil, badRequest("paygate: reading the request body: " + err.Error())
 		}
 		return body, nil
+	} else if n > reserveUpTo {
+		// A large declared length is not reserved before its bytes come:
+		// a client that declares megabytes and sends one byte would hold
+		// them (with a client key, a hundred such connections pin the
+		// whole limit a hundred times). The buffer grows as bytes arrive,
+		// and a body shorter than declared is refused.
+		body := make([]byte, 0, reserveUpTo)
+		b := bytes.NewBuffer(body)
+		got, err := b.ReadFrom(io.LimitReader(r.Body, n))
+		if err == nil && got < n {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return nil, badRequest("paygate: reading the request body: " + err.Error())
+		}
+		return b.Bytes(), nil
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
@@ -81,6 +97,10 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiE
 	}
 	return body, nil
 }
+
+// reserveUpTo is the largest declared body length readBody reserves
+// before its bytes arrive.
+const reserveUpTo = 64 << 10
 
 func bodyTooLarge(limit int64) *apiError {
 	return &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error",
