@@ -319,7 +319,10 @@ func (w *response) Flush() { _ = w.FlushError() }
 func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
 func (w *response) SetReadDeadline(t time.Time) error {
 	// Through the conn, which keeps track of its read deadline; a handler
-	// calls it on the connection's goroutine, before it returns.
+	// calls it on the connection's goroutine, before it returns. The
+	// handler's deadline then bounds the rest of its body in place of
+	// BodyStallTimeout's.
+	w.c.lr.wait = 0
 	return w.c.setReadDeadline(t)
 }
 

@@ -37,6 +37,14 @@
 //     that is still writing then reports the reset rather than the answer
 //     (and retries the upload). Where net/http sleeps the 500 ms, this
 //     server stops as soon as the client closes.
+//   - A client cannot hold a connection by going silent mid-request, which
+//     net/http's server with only ReadHeaderTimeout set allows: each read
+//     of a request's body that has to wait for the connection must get
+//     bytes within BodyStallTimeout (the header timeout, by default), and
+//     the drain of a body the handler left unread must end within
+//     lingerTime; either failing closes the connection after the answer.
+//     A body that came in the buffer with its head costs no deadline
+//     change.
 //   - Shutdown stops accepting, closes idle connections and waits for the
 //     requests in flight, like http.Server.Shutdown.
 //
@@ -84,11 +92,19 @@ type Server struct {
 	// MaxHeaderBytes bounds a request's head. Default
 	// http.DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
+	// BodyStallTimeout bounds each wait for more of a request's body: a
+	// read of the body (the handler's, or the server's own drain of what
+	// the handler left) that finds nothing buffered fails with a timeout
+	// when the client sends nothing for this long, and the connection is
+	// closed after the answer. A body's total time is not bounded (a slow
+	// upload may take as long as it keeps sending). Default
+	// ReadHeaderTimeout's value (10 s unless set).
+	BodyStallTimeout time.Duration
 	// ErrorLog receives handler panics and accept errors; nil: the log
 	// package's standard logger.
 	ErrorLog *log.Logger
 
-	maxLinger time.Duration // bounds a lingering close; 0: lingerTime (tests change it)
+	maxLinger time.Duration // bounds a lingering close and a drain; 0: lingerTime (tests change it)
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -166,7 +182,8 @@ func (s *Server) logf(format string, args ...any) {
 // request in flight has been answered, or ctx ends (its error is returned;
 // the connections left are not closed: call Close). A connection that
 // lingers after its answer (see the package doc) is waited for too, as
-// net/http's is: for lingerTime at most.
+// net/http's is: for lingerTime at most. A request whose client went silent
+// mid-body is waited for until the read times out (BodyStallTimeout).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeListeners()
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -220,6 +237,7 @@ func (s *Server) closeIdle() bool {
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
 	c.lr.r = nc
+	c.lr.c = c
 	c.br = bufio.NewReaderSize(&c.lr, 4<<10)
 	c.bw = bufio.NewWriterSize(checkWriter{c}, 8<<10)
 	s.mu.Lock()
@@ -348,6 +366,10 @@ func (c *conn) serve() {
 	if maxHeader <= 0 {
 		maxHeader = http.DefaultMaxHeaderBytes
 	}
+	bodyWait := s.BodyStallTimeout
+	if bodyWait <= 0 {
+		bodyWait = headerWait
+	}
 	for {
 		// A connection the client is gone from (c.gone) is read on all the
 		// same: when it shut only its side for writing, the requests it
@@ -360,6 +382,7 @@ func (c *conn) serve() {
 		}
 		c.state.Store(stateIdle)
 		c.lr.n = int64(maxHeader) + 4096 // as net/http: room for the request line
+		c.lr.wait = 0                    // reading a head: the header and idle timeouts apply
 		if c.br.Buffered() == 0 {
 			if !c.awaitRequest(idle) {
 				return
@@ -402,15 +425,17 @@ func (c *conn) serve() {
 			hasHost = c.host.Found()
 		}
 		c.lr.n = 1<<63 - 1
-		// As net/http with only ReadHeaderTimeout set: the body may take
-		// as long as the handler lets it (an upload to /v1/files). When the
-		// head and the whole body came in the buffer, the connection is not
-		// read again before the next request sets its own deadline, so the
-		// one in place is left alone (one deadline change per request
-		// instead of three).
-		if !plain || req.ContentLength < 0 || req.ContentLength > int64(c.br.Buffered()) {
-			c.setReadDeadline(time.Time{})
-		}
+		// The body may take as long as the client keeps sending it (an
+		// upload to /v1/files), but each read of it that has to wait for
+		// the connection must get bytes within bodyWait (limitReader sets
+		// the deadline as it reads): a client that stops mid-body would
+		// otherwise hold the connection, its goroutine and Shutdown for
+		// as long as it stays connected. A body that came in the buffer
+		// with its head (a chat request's, as a rule) is never read from
+		// the connection, so it costs no deadline change; nor does the
+		// deadline the head left in place matter, since the next request
+		// sets its own.
+		c.lr.wait = bodyWait
 		if msg := checkRequest(req, hasHost); msg != "" {
 			status := http.StatusBadRequest
 			if req.ProtoMajor != 1 {
@@ -503,8 +528,17 @@ func (c *conn) reject(status int, msg string) {
 }
 
 // lingerTime bounds a lingering close: net/http's rstAvoidanceDelay, "about
-// the latency around the planet".
+// the latency around the planet". It bounds the drain of a body the handler
+// left unread (requestBody.discard) too.
 const lingerTime = 500 * time.Millisecond
+
+// lingerBound is lingerTime, or the bound a test set.
+func (s *Server) lingerBound() time.Duration {
+	if s.maxLinger > 0 {
+		return s.maxLinger
+	}
+	return lingerTime
+}
 
 // lingeringClose prepares to close a connection whose client may still be
 // sending, as net/http's closeWriteAndWait does: it flushes the answer,
@@ -521,11 +555,7 @@ func (c *conn) lingeringClose() {
 	if !ok || c.werr != nil || c.bw.Flush() != nil || cw.CloseWrite() != nil {
 		return
 	}
-	d := c.s.maxLinger
-	if d <= 0 {
-		d = lingerTime
-	}
-	if c.nc.SetReadDeadline(time.Now().Add(d)) != nil {
+	if c.nc.SetReadDeadline(time.Now().Add(c.s.lingerBound())) != nil {
 		return
 	}
 	io.Copy(io.Discard, c.nc)
@@ -534,7 +564,10 @@ func (c *conn) lingeringClose() {
 // lingerFor reports false, for serveRequest to return when it closes the
 // connection, and has it linger when the client may still be sending b.
 func (c *conn) lingerFor(b *requestBody) bool {
-	c.linger = !b.eof && b.left != 0 && c.werr == nil
+	// A client whose body stalled past its bound is not sending: nothing
+	// of it waits unread to turn the close into a reset, and a lingering
+	// close would only hold the connection (and Shutdown) longer.
+	c.linger = !b.eof && b.left != 0 && c.werr == nil && !errors.Is(b.err, os.ErrDeadlineExceeded)
 	return false
 }
 
@@ -632,17 +665,29 @@ func (w checkWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// limitReader bounds the bytes read for a request's head, as net/http's
-// MaxHeaderBytes does; after the head it is unbounded.
+// limitReader is what the connection's bufio.Reader reads from: every read
+// of it is one from the connection, made when nothing is buffered. It
+// bounds the bytes read for a request's head, as net/http's MaxHeaderBytes
+// does (after the head they are unbounded), and, while a body is read,
+// sets the read deadline for each read (bodyDeadline).
 type limitReader struct {
 	r    io.Reader
 	n    int64
 	host *httpwire.HostLine // sees the bytes read, while net/http reads a head
+	c    *conn
+	// wait > 0 while a request's body is read: each read must get bytes
+	// within it (Server.BodyStallTimeout). end, when set, is the latest
+	// deadline of the reads of a drain (requestBody.discard).
+	wait time.Duration
+	end  time.Time
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
 	if l.n <= 0 {
 		return 0, errHeadTooLarge
+	}
+	if l.wait > 0 || !l.end.IsZero() {
+		l.c.bodyDeadline()
 	}
 	if int64(len(p)) > l.n {
 		p = p[:l.n]
@@ -656,6 +701,25 @@ func (l *limitReader) Read(p []byte) (int, error) {
 }
 
 var errHeadTooLarge = errors.New("h1: request head too large")
+
+// bodyDeadline sets the read deadline for a read of a request's body from
+// the connection: the earlier of lr.wait from now and lr.end. A read that
+// times out fails the body (requestBody.err), and the connection closes
+// after the answer; the request's context is not cancelled, since the
+// client has not gone, and the disconnect watcher, which sees only a
+// client's close or reset, has nothing to report.
+func (c *conn) bodyDeadline() {
+	var d time.Time
+	if c.lr.wait > 0 {
+		d = time.Now().Add(c.lr.wait)
+	}
+	if end := c.lr.end; !end.IsZero() && (d.IsZero() || end.Before(d)) {
+		d = end
+	}
+	if !d.Equal(c.rdl) {
+		c.setReadDeadline(d)
+	}
+}
 
 // requestBody is the body the handler reads. It sends "100 Continue" when
 // the handler first reads the body of a request that asked for it, unless
@@ -708,7 +772,11 @@ func (b *requestBody) unframed() bool {
 
 // discard reads what is left of the body, at most maxDrain bytes, and
 // reports whether it ended there: the connection's next bytes start the
-// next request. A "100 Continue" still owed is not sent for it.
+// next request. A "100 Continue" still owed is not sent for it. The reads
+// from the connection it makes end within lingerTime, all together: the
+// drain only saves a reconnection, and a client that declared more than it
+// sends (a refused caller, as often as not) must not hold the connection
+// for it. When it fails, the connection closes after the answer.
 func (b *requestBody) discard() bool {
 	if !b.eof && b.left == 0 && !b.closed && !b.expect && b.err == nil {
 		b.Read(nil) // the declared length was read: its EOF, without a copy
@@ -719,7 +787,12 @@ func (b *requestBody) discard() bool {
 	if b.closed || b.expect || b.err != nil || b.left > maxDrain {
 		return false
 	}
+	c := b.c
+	if b.left < 0 || b.left > int64(c.br.Buffered()) {
+		c.lr.end = time.Now().Add(c.s.lingerBound())
+	}
 	io.CopyN(io.Discard, b, maxDrain+1)
+	c.lr.end = time.Time{}
 	return b.eof
 }
 

@@ -1,0 +1,282 @@
+//go:build linux
+
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// stalledPost is a request whose body declares far more than the client
+// sends: its first bytes come with the head, then nothing.
+const stalledPost = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n{\"model\":"
+
+// TestStalledBodyFailsTheRead: a client that sends a head and part of its
+// body, then nothing while it stays connected, must not hold a connection
+// (its goroutine, its descriptor, a place in Shutdown's wait) for as long
+// as it likes: hundreds of them, on a route that needs no key, held the
+// server's goroutines and descriptors until the clients left. The
+// handler's read of the body fails with a timeout once the client has sent
+// nothing for BodyStallTimeout. That is no disconnect: the request's
+// context stays alive, for the handler to answer; the connection closes
+// after the answer, which says so.
+func TestStalledBodyFailsTheRead(t *testing.T) {
+	type result struct {
+		err    error
+		ctxErr error
+	}
+	got := make(chan result, 1)
+	s := &Server{BodyStallTimeout: 50 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		got <- result{err, r.Context().Err()}
+		http.Error(w, "incomplete body", http.StatusBadRequest)
+	})}
+	c := serveOne(t, s)
+	if _, err := io.WriteString(c, stalledPost); err != nil {
+		t.Fatal(err)
+	}
+	var res result
+	select {
+	case res = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler's read of a stalled body is still blocked")
+	}
+	if !errors.Is(res.err, os.ErrDeadlineExceeded) {
+		t.Errorf("the body read failed with %v; want a timeout", res.err)
+	}
+	if res.ctxErr != nil {
+		t.Errorf("the request's context ended (%v) though the client is still connected", res.ctxErr)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !resp.Close {
+		t.Errorf("answer %s, close %v; want the handler's 400, saying the connection closes", resp.Status, resp.Close)
+	}
+	if b, err := io.ReadAll(br); err != nil || len(b) > 0 {
+		t.Errorf("after the answer: read %q, %v; want the connection closed", b, err)
+	}
+}
+
+// TestSlowBodyIsRead: the bound is on each wait for the body, not on the
+// whole of it: an upload that keeps coming, however slowly, is read to its
+// end (here it takes longer than the bound in all, in pieces that each
+// come well within it).
+func TestSlowBodyIsRead(t *testing.T) {
+	const (
+		stall  = 500 * time.Millisecond
+		pieces = 5
+		pause  = 150 * time.Millisecond // pieces*pause > stall
+	)
+	s := &Server{BodyStallTimeout: stall, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, string(b))
+	})}
+	c := serveOne(t, s)
+	if _, err := io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	for range pieces {
+		time.Sleep(pause) // the client's pace, not a synchronisation
+		if _, err := io.WriteString(c, "b"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || string(b) != strings.Repeat("b", pieces) {
+		t.Errorf("answer %s %q; want 200 and the whole body", resp.Status, b)
+	}
+}
+
+// TestStalledBodyAfterAnswerIsDropped: a handler that answers without
+// reading the body (a 401 to a wrong key) leaves the server to drain it, to
+// keep the connection; a client that declared more than it sends must not
+// hold the connection through that drain, which had no bound: whoever has
+// no key could hold connections for free. The drain's waits end within the
+// lingering close's bound (set short here, and BodyStallTimeout long, so
+// that the outcome has one cause); the client gets its answer, then the
+// connection closes.
+func TestStalledBodyAfterAnswerIsDropped(t *testing.T) {
+	s := &Server{BodyStallTimeout: time.Hour, maxLinger: 50 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "invalid key", http.StatusUnauthorized)
+	})}
+	c := serveOne(t, s)
+	if _, err := io.WriteString(c, stalledPost); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(c) // the answer, then the server's close; serveOne's deadline fails a hang
+	if err != nil {
+		t.Fatalf("the connection is still open after the answer (read %q): %v", b, err)
+	}
+	if !strings.HasPrefix(string(b), "HTTP/1.1 401 ") {
+		t.Fatalf("answer %q; want the 401", b)
+	}
+}
+
+// TestShutdownAndCloseEndStalledBodies: Shutdown waits for a request whose
+// body stalled only until its read times out (it waited for the whole
+// shutdown timeout, since the client never sent more nor left), and Close
+// ends such a request at once, whatever the bound. The disconnect watcher
+// keeps no registration for either connection afterwards.
+func TestShutdownAndCloseEndStalledBodies(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		stall time.Duration
+		stop  func(*Server) error
+	}{
+		{"Shutdown", 50 * time.Millisecond, func(s *Server) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return s.Shutdown(ctx)
+		}},
+		{"Close", time.Hour, (*Server).Close},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			firstID := lastWatchID()
+			reading, ended := make(chan struct{}), make(chan error, 1)
+			s := &Server{BodyStallTimeout: tc.stall, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				close(reading)
+				_, err := io.ReadAll(r.Body)
+				ended <- err
+			})}
+			c := serveOne(t, s)
+			if _, err := io.WriteString(c, stalledPost); err != nil {
+				t.Fatal(err)
+			}
+			<-reading
+			if err := tc.stop(s); err != nil {
+				t.Fatalf("%s: %v (the stalled connection held it)", tc.name, err)
+			}
+			select {
+			case err := <-ended:
+				if err == nil {
+					t.Error("the stalled body read without an error")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the handler still reads after %s returned", tc.name)
+			}
+			// The connection is gone: the client reads its end (an answer
+			// or none, then EOF or a reset), not serveOne's deadline.
+			if _, err := io.ReadAll(c); errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("the connection is still open after %s", tc.name)
+			}
+			// Shutdown returns once the server's connections are gone, and
+			// a connection leaves the watcher before that.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := s.Shutdown(ctx); err != nil {
+				t.Fatalf("Shutdown after %s: %v", tc.name, err)
+			}
+			if n := watchedSince(firstID); n != 0 {
+				t.Errorf("the watcher holds %d of this test's connections; want 0", n)
+			}
+		})
+	}
+}
+
+// countingListener counts the deadline changes on the connections it
+// accepts; they keep *net.TCPConn's methods, the watcher's descriptor
+// among them.
+type countingListener struct {
+	net.Listener
+	reads, writes atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c.(*net.TCPConn), l}, nil
+}
+
+type countingConn struct {
+	*net.TCPConn
+	l *countingListener
+}
+
+func (c countingConn) SetReadDeadline(t time.Time) error {
+	c.l.reads.Add(1)
+	return c.TCPConn.SetReadDeadline(t)
+}
+
+func (c countingConn) SetWriteDeadline(t time.Time) error {
+	c.l.writes.Add(1)
+	return c.TCPConn.SetWriteDeadline(t)
+}
+
+// serveCounting serves s on a counting loopback listener for the test's
+// duration and returns it and a client connection to it.
+func serveCounting(t *testing.T, s *Server) (*countingListener, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &countingListener{Listener: ln}
+	go s.Serve(cl)
+	t.Cleanup(func() { s.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return cl, c
+}
+
+// TestBufferedBodyTakesNoReadDeadline: the bound on a body's reads costs
+// the usual request nothing. A body that comes in the buffer with its head
+// (a chat request's) is never read from the connection, so the requests
+// of a kept-alive connection after its first change no read deadline: each
+// change resets a runtime timer, which the keep-alive path was built to
+// avoid (see awaitRequest).
+func TestBufferedBodyTakesNoReadDeadline(t *testing.T) {
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write(b)
+	})}
+	cl, c := serveCounting(t, s)
+	br := bufio.NewReader(c)
+	ask := func() {
+		t.Helper()
+		if _, err := io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := io.ReadAll(resp.Body); string(b) != "hello" {
+			t.Fatalf("answer %q", b)
+		}
+	}
+	ask() // the first wait for a request sets the connection's deadline
+	before := cl.reads.Load()
+	for range 10 {
+		ask()
+	}
+	if n := cl.reads.Load() - before; n != 0 {
+		t.Errorf("ten requests with buffered bodies changed the read deadline %d times; want 0", n)
+	}
+}
