@@ -80,3 +80,51 @@ func skipResponse(br *bufio.Reader) error {
 	_, err := br.Discard(n)
 	return err
 }
+
+// BenchmarkEventStream is the per-event cost of a stream (an SSE answer
+// relayed token by token): one write of an event and one flush, on a
+// loopback connection whose client reads as fast as it can. Every flush
+// writes to the socket, so whatever the server does around a write (its
+// write deadline) shows here.
+func BenchmarkEventStream(b *testing.B) {
+	event := []byte(`data: {"choices":[{"index":0,"delta":{"content":"hello"}}]}` + "\n\n")
+	framed := len(strconv.FormatInt(int64(len(event)), 16)) + 2 + len(event) + 2
+	start := make(chan struct{})
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		rc := http.NewResponseController(w)
+		w.Write(event) // the head and a first event, before the timer
+		rc.Flush()
+		<-start
+		for range b.N {
+			w.Write(event)
+			if err := rc.Flush(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})}
+	c := serveOne(b, s)
+	c.SetDeadline(time.Time{})
+	br := bufio.NewReaderSize(c, 64<<10)
+	if _, err := io.WriteString(c, "GET /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		b.Fatal(err)
+	}
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(line) <= 2 {
+			break
+		}
+	}
+	if _, err := br.Discard(framed); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	close(start)
+	if _, err := br.Discard(b.N*framed + len("0\r\n\r\n")); err != nil {
+		b.Fatal(err)
+	}
+}

@@ -316,7 +316,13 @@ func (w *response) FlushError() error {
 func (w *response) Flush() { _ = w.FlushError() }
 
 // SetWriteDeadline and SetReadDeadline serve http.ResponseController.
-func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
+// The handler's write deadline stands in place of WriteStallTimeout's until
+// it returns.
+func (w *response) SetWriteDeadline(t time.Time) error {
+	w.c.wfixed = true
+	return w.c.nc.SetWriteDeadline(t)
+}
+
 func (w *response) SetReadDeadline(t time.Time) error {
 	// Through the conn, which keeps track of its read deadline; a handler
 	// calls it on the connection's goroutine, before it returns. The

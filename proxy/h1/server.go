@@ -45,6 +45,12 @@
 //     lingerTime; either failing closes the connection after the answer.
 //     A body that came in the buffer with its head costs no deadline
 //     change.
+//   - Nor by not reading an answer: each write to the client must go out
+//     within WriteStallTimeout (60 s by default), or the request's context
+//     is cancelled, as when the client leaves, and the connection reset
+//     (what is queued for the client is dropped, not left in the kernel).
+//     The deadline is moved at most once per half of the bound, so a
+//     stream's flush per event costs no timer change.
 //   - Shutdown stops accepting, closes idle connections and waits for the
 //     requests in flight, like http.Server.Shutdown.
 //
@@ -100,6 +106,15 @@ type Server struct {
 	// upload may take as long as it keeps sending). Default
 	// ReadHeaderTimeout's value (10 s unless set).
 	BodyStallTimeout time.Duration
+	// WriteStallTimeout bounds each write to a client: a client that takes
+	// none of an answer for this long (it stopped reading, and the socket's
+	// buffers are full) fails the write, which cancels the request's
+	// context, as a client's disconnect does, and resets the connection. The
+	// deadline is moved at most once per half of it, not for every write (a
+	// stream flushes every event), so a write may wait up to half as long
+	// again before it fails. An answer's total time is not bounded (a slow
+	// client may take its time over a large one). Default 60 s.
+	WriteStallTimeout time.Duration
 	// ErrorLog receives handler panics and accept errors; nil: the log
 	// package's standard logger.
 	ErrorLog *log.Logger
@@ -286,6 +301,9 @@ type conn struct {
 	lastPost bool
 	linger   bool              // the client may still be sending: close reads it first (lingeringClose)
 	rdl      time.Time         // the read deadline in place, as the server set it (setReadDeadline)
+	wstall   time.Duration     // Server.WriteStallTimeout, or its default
+	wset     time.Time         // when checkWriter last moved the write deadline; zero: move it at the next write
+	wfixed   bool              // a write deadline not checkWriter's is in place (reject's, the handler's): leave it
 	host     httpwire.HostLine // whether a head net/http reads has a Host line
 	hold     []byte            // a response's body before its head; reused across requests
 }
@@ -369,6 +387,10 @@ func (c *conn) serve() {
 	bodyWait := s.BodyStallTimeout
 	if bodyWait <= 0 {
 		bodyWait = headerWait
+	}
+	c.wstall = s.WriteStallTimeout
+	if c.wstall <= 0 {
+		c.wstall = 60 * time.Second
 	}
 	for {
 		// A connection the client is gone from (c.gone) is read on all the
@@ -520,6 +542,7 @@ func isUnsupportedTE(err error) bool {
 // the request (a head too large, a body) may still be coming: the
 // connection lingers.
 func (c *conn) reject(status int, msg string) {
+	c.wfixed = true
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	body := fmt.Sprintf("%d %s: %s", status, http.StatusText(status), msg)
 	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
@@ -591,6 +614,12 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	defer func() {
 		c.cancel.Store(nil)
 		cancel()
+		if c.wfixed {
+			// The handler set a write deadline: the next write sets the
+			// server's again.
+			c.wfixed = false
+			c.wset = time.Time{}
+		}
 	}()
 	w.reqBody.r = body
 	w.reqBody.left = req.ContentLength
@@ -649,18 +678,44 @@ func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
 	return true
 }
 
-// checkWriter records the connection's first write error: after it, every
+// checkWriter is what the connection's bufio.Writer writes to: every write
+// of it is one to the connection. It bounds each write by the write-stall
+// deadline and records the connection's first write error: after it, every
 // write fails the same way and the connection is not reused.
 type checkWriter struct{ c *conn }
 
 func (w checkWriter) Write(p []byte) (int, error) {
-	if w.c.werr != nil {
-		return 0, w.c.werr
+	c := w.c
+	if c.werr != nil {
+		return 0, c.werr
 	}
-	n, err := w.c.nc.Write(p)
+	if !c.wfixed {
+		// A client that reads nothing would block the write, and the
+		// handler (in paygate, the upstream connection it relays) with
+		// it, until the client closed. The deadline is moved only when
+		// it was set more than half the bound ago, to now plus one and a
+		// half bounds: each write may wait at least the bound, and a
+		// stream's flush per event costs a clock read, not a timer reset.
+		if now := time.Now(); now.Sub(c.wset) > c.wstall/2 {
+			c.nc.SetWriteDeadline(now.Add(c.wstall + c.wstall/2))
+			c.wset = now
+		}
+	}
+	n, err := c.nc.Write(p)
 	if err != nil {
-		w.c.werr = err
-		w.c.peerGone()
+		c.werr = err
+		c.peerGone()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The client stalled: the connection is closed now, not when
+			// the handler returns, which may take it a while yet, and with
+			// a reset. The answer cannot be completed, and a plain close
+			// would leave what is queued (megabytes of a stream) in the
+			// kernel, waiting for a client that reads nothing.
+			if l, ok := c.nc.(interface{ SetLinger(int) error }); ok {
+				l.SetLinger(0)
+			}
+			c.nc.Close()
+		}
 	}
 	return n, err
 }

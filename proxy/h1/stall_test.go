@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -278,5 +279,164 @@ func TestBufferedBodyTakesNoReadDeadline(t *testing.T) {
 	}
 	if n := cl.reads.Load() - before; n != 0 {
 		t.Errorf("ten requests with buffered bodies changed the read deadline %d times; want 0", n)
+	}
+}
+
+// TestNonReadingClientFailsTheWrite: a client that asks for a stream and
+// reads none of it must not hold the handler, and in paygate the upstream
+// connection it relays, for as long as it stays connected: once the
+// socket's buffers are full, a write blocked until the client closed. Each
+// write now fails when the client takes nothing for WriteStallTimeout; as
+// with a client that left, the request's context is cancelled and the
+// connection closed.
+func TestNonReadingClientFailsTheWrite(t *testing.T) {
+	type result struct {
+		err    error
+		ctxErr error
+	}
+	got := make(chan result, 1)
+	chunk := []byte(strings.Repeat("x", 64<<10))
+	s := &Server{WriteStallTimeout: 100 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		rc := http.NewResponseController(w)
+		for {
+			_, err := w.Write(chunk)
+			if err == nil {
+				err = rc.Flush()
+			}
+			if err != nil {
+				got <- result{err, r.Context().Err()}
+				return
+			}
+		}
+	})}
+	c := serveOne(t, s)
+	c.(*net.TCPConn).SetReadBuffer(4 << 10)
+	if _, err := io.WriteString(c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	var res result
+	select {
+	case res = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler is still blocked writing to a client that reads nothing")
+	}
+	if !errors.Is(res.err, os.ErrDeadlineExceeded) {
+		t.Errorf("the write failed with %v; want a timeout", res.err)
+	}
+	if res.ctxErr == nil {
+		t.Error("the request's context is still alive after its write stalled")
+	}
+	// The connection is closed, with a reset: what was queued for the
+	// client is dropped rather than left in the kernel.
+	if n, err := io.Copy(io.Discard, c); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("after the write stalled: read %d bytes, %v; want a reset", n, err)
+	}
+}
+
+// TestShutdownAndCloseEndStalledWrites: Shutdown waits for a request whose
+// client stopped reading only until a write stalls past its bound, and
+// Close ends it at once, whatever the bound.
+func TestShutdownAndCloseEndStalledWrites(t *testing.T) {
+	chunk := []byte(strings.Repeat("x", 64<<10))
+	for _, tc := range []struct {
+		name  string
+		stall time.Duration
+		stop  func(*Server) error
+	}{
+		{"Shutdown", 100 * time.Millisecond, func(s *Server) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return s.Shutdown(ctx)
+		}},
+		{"Close", time.Hour, (*Server).Close},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			firstID := lastWatchID()
+			writing, ended := make(chan struct{}), make(chan error, 1)
+			s := &Server{WriteStallTimeout: tc.stall, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				rc := http.NewResponseController(w)
+				close(writing)
+				for {
+					_, err := w.Write(chunk)
+					if err == nil {
+						err = rc.Flush()
+					}
+					if err != nil {
+						ended <- err
+						return
+					}
+				}
+			})}
+			c := serveOne(t, s)
+			c.(*net.TCPConn).SetReadBuffer(4 << 10)
+			if _, err := io.WriteString(c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			<-writing
+			if err := tc.stop(s); err != nil {
+				t.Fatalf("%s: %v (the stalled connection held it)", tc.name, err)
+			}
+			select {
+			case <-ended:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the handler still writes after %s returned", tc.name)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := s.Shutdown(ctx); err != nil {
+				t.Fatalf("Shutdown after %s: %v", tc.name, err)
+			}
+			if n := watchedSince(firstID); n != 0 {
+				t.Errorf("the watcher holds %d of this test's connections; want 0", n)
+			}
+		})
+	}
+}
+
+// TestWriteDeadlineMovesOncePerHalfBound: the write bound costs a stream's
+// events, and a kept-alive connection's requests, no timer change each:
+// the deadline is moved only when it was set more than half the bound ago
+// (here never, within the test), and a deadline the handler set through
+// http.ResponseController stands until it returns.
+func TestWriteDeadlineMovesOncePerHalfBound(t *testing.T) {
+	s := &Server{WriteStallTimeout: time.Hour, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		if r.URL.Path == "/own-deadline" {
+			rc.SetWriteDeadline(time.Time{})
+		}
+		for range 20 {
+			io.WriteString(w, "data: x\n\n")
+			rc.Flush()
+		}
+	})}
+	cl, c := serveCounting(t, s)
+	br := bufio.NewReader(c)
+	ask := func(path string) {
+		t.Helper()
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := io.ReadAll(resp.Body); len(b) != 20*len("data: x\n\n") {
+			t.Fatalf("%s: answer %q", path, b)
+		}
+	}
+	for range 5 {
+		ask("/stream")
+	}
+	if n := cl.writes.Load(); n != 1 {
+		t.Errorf("five streams of 20 events changed the write deadline %d times; want 1", n)
+	}
+	ask("/own-deadline")
+	if n := cl.writes.Load(); n != 2 {
+		t.Errorf("after a handler set its own write deadline: %d changes; want 2 (the handler's only)", n)
+	}
+	ask("/stream")
+	if n := cl.writes.Load(); n != 3 {
+		t.Errorf("after the handler's request: %d changes; want 3 (the server's bound back in place)", n)
 	}
 }
