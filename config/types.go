@@ -159,10 +159,12 @@ type Timeouts struct {
 	FirstToken Duration `yaml:"first_token"`
 	// Idle bounds the silence between two streamed chunks, or two reads of a
 	// non-streamed answer (whitespace a provider sends to keep the
-	// connection alive counts). Default 30s.
+	// connection alive counts); for an answer piped on a forwarded path,
+	// also each write to a bot that stopped reading. Default 30s.
 	Idle Duration `yaml:"idle"`
 	// Total bounds the whole attempt, a non-streamed answer's wait for its
-	// headers included. Default 300s.
+	// headers included; an answer piped on a forwarded path (a file's
+	// content, speech) only until its head. Default 300s.
 	Total Duration `yaml:"total"`
 }
 
