@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/payments/webhook"
@@ -120,5 +121,45 @@ webhooks: {url: "` + m.URL + `", secret: ` + testWebhookSecret + `}
 	}
 	if status, o := httpCall(t, http.MethodGet, mainURL+"/v1/paygate/orders/"+no, client, testOpenID); status != http.StatusOK || o.Get("status").Str != "paid" {
 		t.Errorf("GET order on the main listener: %d %s; want paid", status, o.Raw)
+	}
+}
+
+// TestNotifyListenerBoundsAStalledBody: the notification listener
+// (net/http, facing the internet) reads a whole request within
+// notifyReadTimeout: a client that declares a body and stops sending is cut
+// off, where ReadHeaderTimeout alone would let it hold its connection and
+// goroutine for as long as it stays connected.
+func TestNotifyListenerBoundsAStalledBody(t *testing.T) {
+	old := notifyReadTimeout
+	notifyReadTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { notifyReadTimeout = old })
+	for _, name := range []string{"notify"} {
+		t.Run(name, func(t *testing.T) {
+			readErr := make(chan error, 1)
+			srv := newHTTPServer(name, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, err := io.ReadAll(r.Body)
+				readErr <- err
+			}), nil)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go srv.Serve(ln)
+			t.Cleanup(func() { srv.Close() })
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "POST /wechatpay/notify HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n{")
+			select {
+			case err := <-readErr:
+				if err == nil {
+					t.Fatal("a stalled body read without error")
+				}
+			case <-time.After(10 * time.Second): // a bound on a hang, not a timing
+				t.Fatal("the handler's body read is still blocked 10 s after the client stalled")
+			}
+		})
 	}
 }

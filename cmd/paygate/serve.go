@@ -388,8 +388,25 @@ func newHTTPServer(name string, h http.Handler, errLog *log.Logger) httpServer {
 	if name == "main" && h1.Supported() {
 		return &h1.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: errLog}
 	}
-	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: errLog}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: errLog}
+	if name == "notify" {
+		// The notification listener faces the internet and takes small
+		// bodies (a signed notification of a few KiB) answered at once, so a
+		// whole request must be read within notifyReadTimeout: with
+		// ReadHeaderTimeout alone, a client that declares a body and stops
+		// sending holds its connection and goroutine for as long as it stays
+		// connected. (Not on the admin listener: net/http cancels a request's
+		// context when ReadTimeout passes, golang/go#18447, which would cut a
+		// CPU profile short. proxy/h1 bounds each wait for body bytes on the
+		// bots' listener.)
+		srv.ReadTimeout = notifyReadTimeout
+	}
+	return srv
 }
+
+// notifyReadTimeout bounds reading a whole request on the notification
+// listener (newHTTPServer); a variable so a test need not wait it out.
+var notifyReadTimeout = 30 * time.Second
 
 // adminHandler serves the operator endpoints on the admin listener: the
 // admin API, the web console at / over it, and the operators' health and
