@@ -130,3 +130,39 @@ func waitPeerClosed(t *testing.T, tr *Transport) {
 		})
 	}
 }
+
+// TestSweepClosesConnectionsTheServerClosed: the periodic sweep also closes
+// pooled connections whose server has closed them, not only those idle past
+// IdleConnTimeout: a provider that closes idle connections after a second
+// otherwise leaves sockets in CLOSE-WAIT for up to two sweeps (180 s).
+func TestSweepClosesConnectionsTheServerClosed(t *testing.T) {
+	closed := make(chan struct{}, 1)
+	u, _ := rawServer(t, func(n int, c net.Conn) {
+		if _, err := readRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, okAnswer)
+		closed <- struct{}{} // the deferred Close follows at once
+	})
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	resp, err := post(t, tr, context.Background(), u, "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := readAll(t, resp); b != "ok" {
+		t.Fatalf("answer %q", b)
+	}
+	<-closed
+	waitPeerClosed(t, tr)
+	tr.sweep()
+	tr.mu.Lock()
+	n := 0
+	for _, l := range tr.idle {
+		n += len(l)
+	}
+	tr.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d pooled connections after the sweep; want 0 (the server closed its one)", n)
+	}
+}

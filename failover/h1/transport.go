@@ -507,9 +507,27 @@ func expire(list []*conn, now time.Time, idleFor time.Duration, stale []*conn) (
 	return append(list[:0], list[n:]...), stale
 }
 
-// sweep closes idle connections past IdleConnTimeout, so a provider nobody
-// calls any more does not keep sockets its server has long closed; it runs
-// while any connection is idle, once per IdleConnTimeout.
+// dropDead moves the connections of list that are no longer alive (their
+// server closed them, or sent bytes nobody asked for) to stale. Pooled
+// connections belong to the pool alone, so the caller's lock suffices.
+func dropDead(list []*conn, stale []*conn) ([]*conn, []*conn) {
+	n := 0
+	for _, c := range list {
+		if c.br.Buffered() == 0 && c.alive() {
+			list[n] = c
+			n++
+		} else {
+			stale = append(stale, c)
+		}
+	}
+	clear(list[n:])
+	return list[:n], stale
+}
+
+// sweep closes idle connections past IdleConnTimeout, and those their
+// server has closed meanwhile (the liveness peek), so a provider nobody
+// calls any more does not keep sockets in CLOSE-WAIT; it runs while any
+// connection is idle, once per IdleConnTimeout.
 func (t *Transport) sweep() {
 	now := time.Now()
 	var stale []*conn
@@ -517,6 +535,7 @@ func (t *Transport) sweep() {
 	left := 0
 	for k, list := range t.idle {
 		list, stale = expire(list, now, t.idleTimeout(), stale)
+		list, stale = dropDead(list, stale)
 		if len(list) == 0 {
 			delete(t.idle, k)
 		} else {
