@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,30 +63,33 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiE
 		// 100-continue" is told at once and never uploads the body.
 		return nil, bodyTooLarge(limit)
 	}
-	if n := r.ContentLength; n >= 0 && n <= reserveUpTo {
-		// The usual case: the length is declared and small, so the body
-		// is read into one buffer of its size (io.ReadAll would grow one).
-		body := make([]byte, n)
-		if _, err := io.ReadFull(r.Body, body); err != nil {
-			return nil, badRequest("paygate: reading the request body: " + err.Error())
+	if n := r.ContentLength; n >= 0 {
+		// The usual case: the length is declared and allowed. A small one
+		// is read into one buffer of its size (io.ReadAll would grow one);
+		// a large one is not reserved before its bytes come (a client that
+		// declares megabytes and sends one byte would hold them: a hundred
+		// such connections pin the whole limit a hundred times), so its
+		// buffer grows as bytes arrive, never past the declared length.
+		body := make([]byte, min(n, reserveUpTo))
+		for got := 0; ; {
+			m, err := io.ReadFull(r.Body, body[got:])
+			got += m
+			if err != nil {
+				return nil, bodyReadError(err)
+			}
+			if int64(got) == n {
+				return body, nil
+			}
+			// Doubled, or the whole length once that is near: the sizes
+			// allocated sum to at most about twice the body.
+			next := 2 * int64(got)
+			if 2*next > n {
+				next = n
+			}
+			grown := make([]byte, next)
+			copy(grown, body[:got])
+			body = grown
 		}
-		return body, nil
-	} else if n > reserveUpTo {
-		// A large declared length is not reserved before its bytes come:
-		// a client that declares megabytes and sends one byte would hold
-		// them (with a client key, a hundred such connections pin the
-		// whole limit a hundred times). The buffer grows as bytes arrive,
-		// and a body shorter than declared is refused.
-		body := make([]byte, 0, reserveUpTo)
-		b := bytes.NewBuffer(body)
-		got, err := b.ReadFrom(io.LimitReader(r.Body, n))
-		if err == nil && got < n {
-			err = io.ErrUnexpectedEOF
-		}
-		if err != nil {
-			return nil, badRequest("paygate: reading the request body: " + err.Error())
-		}
-		return b.Bytes(), nil
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
@@ -93,9 +97,21 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiE
 		if errors.As(err, &mbe) {
 			return nil, bodyTooLarge(limit)
 		}
-		return nil, badRequest("paygate: reading the request body: " + err.Error())
+		return nil, bodyReadError(err)
 	}
 	return body, nil
+}
+
+// bodyReadError is the client's answer to a body that could not be read:
+// 408 when the client went silent mid-body (the server's body stall bound),
+// else a 400 for a body shorter than declared. Fixed words: a read error's
+// text names both ends' addresses.
+func bodyReadError(err error) *apiError {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return &apiError{Status: http.StatusRequestTimeout, Type: "invalid_request_error",
+			Message: "paygate: the request body stopped arriving before it was complete"}
+	}
+	return badRequest("paygate: the request body ended before it was complete")
 }
 
 // reserveUpTo is the largest declared body length readBody reserves
