@@ -19,6 +19,9 @@ import (
 // cool-down, back-off or breaker cool-down), at least a second. The last
 // provider's own Retry-After is not the answer when another provider is
 // back sooner: a bot told an hour where 10 s would do stays away an hour.
+// Every provider that refused with a rate limit counts, one that asked for
+// no wait (Retry-After 0, a date already past) too: it is back at once, and
+// the bot is told a second, not another provider's hour.
 func TestRoundErrorStatusAndRetryAfter(t *testing.T) {
 	t.Parallel()
 	rateLimited := errBody("requests", "rate_limit_exceeded", "Rate limit reached for requests")
@@ -71,6 +74,31 @@ func TestRoundErrorStatusAndRetryAfter(t *testing.T) {
 			name:   "Retry-After 0: at least a second",
 			a:      always(statusFn(429, rateLimited, "Retry-After: 0")),
 			mutate: func(c *config.Config) { c.Failover.MaxAttempts = 1 },
+			status: 429, wantCode: CodeRateLimitExceeded, retryAfter: time.Second,
+		},
+		{
+			// b is back at once: a's hour is not the shortest wait.
+			// cf53a64 counted only providers with a wait left, and so
+			// told the bot an hour.
+			name:   "Retry-After 3600, then Retry-After 0: at least a second, not the hour",
+			a:      always(statusFn(429, rateLimited, "Retry-After: 3600")),
+			b:      always(statusFn(429, rateLimited, "Retry-After: 0")),
+			status: 429, wantCode: CodeRateLimitExceeded, retryAfter: time.Second,
+		},
+		{
+			// An HTTP-date already past (a second's resolution and a
+			// little clock skew make one common) asks for no wait.
+			name:   "Retry-After 3600, then an HTTP-date already past: at least a second, not the hour",
+			a:      always(statusFn(429, rateLimited, "Retry-After: 3600")),
+			b:      always(statusFn(429, rateLimited, "Retry-After: Thu, 01 Jan 1970 00:00:00 GMT")),
+			status: 429, wantCode: CodeRateLimitExceeded, retryAfter: time.Second,
+		},
+		{
+			// Order does not matter: the provider with no wait was asked
+			// first, and its word still counts at the round's end.
+			name:   "Retry-After 0, then Retry-After 3600: at least a second, not the hour",
+			a:      always(statusFn(429, rateLimited, "Retry-After: 0")),
+			b:      always(statusFn(429, rateLimited, "Retry-After: 3600")),
 			status: 429, wantCode: CodeRateLimitExceeded, retryAfter: time.Second,
 		},
 		{

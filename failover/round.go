@@ -568,15 +568,27 @@ func allRateLimited(rd *round) bool {
 // the longer of its cool-down left and its open breaker's cool-down left;
 // a Retry-After it sent is in its cool-down (decide, or the retry guard in
 // tryTarget, puts every Retry-After a round ends on there), as is a
-// back-off. A provider that asks for no wait does not count. It used to be
-// the last provider's Retry-After whenever it sent one: a asking for 10 s
-// and b, asked last, for an hour told the client an hour. At least a
-// second, the least a Retry-After says in whole seconds.
+// back-off. It used to be the last provider's Retry-After whenever it sent
+// one: a asking for 10 s and b, asked last, for an hour told the client an
+// hour. At least a second, the least a Retry-After says in whole seconds.
+//
+// Every provider the round asked that refused it with a rate limit counts,
+// even with no wait left: one that said "Retry-After: 0" (or an HTTP-date
+// already past, common with a second's resolution and a little clock
+// skew), or whose back-off ran out while the round went on, takes requests
+// again at once, and the client is told the 1 s floor, not another
+// provider's hour. A provider that failed otherwise (a 500, a timeout) and
+// is not cooling down counts for nothing: it asked for no wait, nor is it
+// known to be willing.
 func (r *Router) clientRetryAfter(rd *round) time.Duration {
 	now := r.opts.Now()
 	var wait time.Duration
+	found := false
 	for _, p := range r.providers {
-		if !slices.ContainsFunc(rd.tried, func(a Attempt) bool { return a.Provider == p.name }) &&
+		limited := slices.ContainsFunc(rd.tried, func(a Attempt) bool {
+			return a.Provider == p.name && a.Cause == CauseRateLimited
+		})
+		if !limited && !slices.ContainsFunc(rd.tried, func(a Attempt) bool { return a.Provider == p.name }) &&
 			!slices.ContainsFunc(rd.skipped, func(s skip) bool { return s.t.p == p }) {
 			continue
 		}
@@ -584,8 +596,11 @@ func (r *Router) clientRetryAfter(rd *round) time.Duration {
 		if until, _, cooling := p.cooling(now); cooling {
 			d = max(d, until.Sub(now))
 		}
-		if d > 0 && (wait == 0 || d < wait) {
-			wait = d
+		if d <= 0 && !limited {
+			continue
+		}
+		if !found || d < wait {
+			wait, found = d, true
 		}
 	}
 	return max(wait, time.Second)
