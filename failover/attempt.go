@@ -150,7 +150,11 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			// only do to a whole object.
 			return r.pipe(a, t)
 		}
-		data, err := a.readBody(r.opts.MaxResponseBytes)
+		limit := r.opts.MaxResponseBytes
+		if !isChatPath(req.Path) {
+			limit = r.opts.MaxJSONResponseBytes // an embeddings batch, which cannot be streamed instead
+		}
+		data, err := a.readBody(limit)
 		if err != nil {
 			f := a.failFromErr(err, true)
 			a.release()

@@ -41,10 +41,10 @@
 //     path this one does not; when every target was asked and answered
 //     404, the last one's 404 reaches the client (an unknown file, batch
 //     or model: the SDK's NotFoundError), not a 502 it would retry;
-//   - a non-stream chat completion or a JSON passthrough answer over
-//     Options.MaxResponseBytes: the round ends (upstream_response_too_large);
-//     the size is the request's doing, so it is neither retried nor a
-//     breaker failure.
+//   - a non-stream chat completion over Options.MaxResponseBytes, or a
+//     JSON passthrough answer over Options.MaxJSONResponseBytes: the round
+//     ends (upstream_response_too_large); the size is the request's doing,
+//     so it is neither retried nor a breaker failure.
 //
 // When no target answered, the round's last failure names the client's
 // status (UpstreamError): a rate limit is a 429 rate_limit_exceeded when
@@ -58,7 +58,7 @@
 // without a size cap; a body cut after the head is the caller's to end,
 // not another attempt. A JSON answer (application/json, +json: embeddings,
 // a file's or a batch's object) is read whole, up to
-// Options.MaxResponseBytes, as a chat completion is: an error object, an
+// Options.MaxJSONResponseBytes, as a chat completion is: an error object, an
 // empty body or a CDN's page sent with a 2xx still fails over, and the
 // proxy drops a forged "paygate" member from the whole object.
 //

@@ -19,7 +19,7 @@ const (
 	CauseStreamError       = "upstream_stream_error" // an error object in the stream
 	CauseMalformed         = "upstream_malformed_response"
 	CauseEmptyStream       = "upstream_empty_stream"       // [DONE] before any token
-	CauseResponseTooLarge  = "upstream_response_too_large" // a chat completion or JSON answer over Options.MaxResponseBytes
+	CauseResponseTooLarge  = "upstream_response_too_large" // a chat completion over Options.MaxResponseBytes, a JSON answer over MaxJSONResponseBytes
 	CauseServerError       = "upstream_server_error"       // 5xx
 	CauseRateLimited       = "upstream_rate_limited"       // 429, 503, 529
 	CauseInsufficientQuota = "upstream_insufficient_quota" // 429 insufficient_quota

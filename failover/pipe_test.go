@@ -1,6 +1,8 @@
 package failover
 
 import (
+	"bytes"
+	"cmp"
 	"compress/gzip"
 	"compress/zlib"
 	"context"
@@ -16,9 +18,17 @@ import (
 	"github.com/paygate/paygate/config"
 )
 
-// testMaxResponse is the Router's MaxResponseBytes in these tests: small,
-// so that "larger than a chat completion may be" costs no memory.
+// testMaxResponse is the Router's MaxResponseBytes and MaxJSONResponseBytes
+// in these tests (setTestLimits): small, so that "larger than a chat
+// completion may be" costs no memory.
 const testMaxResponse = 1 << 10
+
+// setTestLimits caps a chat completion at testMaxResponse and a JSON
+// passthrough answer at jsonMax (testMaxResponse when 0).
+func setTestLimits(r *Router, jsonMax int64) {
+	r.opts.MaxResponseBytes = testMaxResponse
+	r.opts.MaxJSONResponseBytes = cmp.Or(jsonMax, testMaxResponse)
+}
 
 // TestPassthroughAnswerIsPiped: a passthrough answer used to be read whole
 // before Open returned, capped at MaxResponseBytes (32 MiB). A larger one (a
@@ -57,7 +67,7 @@ func TestPassthroughAnswerIsPiped(t *testing.T) {
 				"a": always(statusFn(200, tc.body, "Content-Type: "+tc.contentType)),
 				"b": always(statusFn(200, `{"object":"list","data":[],"model":"from b"}`)),
 			}, []string{"a", "b"}, nil)
-			e.r.opts.MaxResponseBytes = testMaxResponse
+			setTestLimits(e.r, 0)
 			resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Method: "GET", Path: tc.path})
 			if err != nil {
 				t.Fatalf("Open: %v", err)
@@ -257,27 +267,35 @@ func TestProviderCuttingEveryDownloadIsPassedOver(t *testing.T) {
 
 // TestJSONAnswerOverLimit: a non-stream chat completion, and a JSON
 // passthrough answer (embeddings, a file's object), is read whole before
-// Open returns, and capped at MaxResponseBytes. An answer over it used to
-// be a malformed one: asked again, then of the next target, each attempt
-// billed and counted against the breaker. The size is the request's doing,
-// not the provider's: the round ends at once with 502
-// upstream_response_too_large, and the breaker does not count it.
+// Open returns, capped at MaxResponseBytes and MaxJSONResponseBytes
+// respectively. An answer over its cap used to be a malformed one: asked
+// again, then of the next target, each attempt billed and counted against
+// the breaker. The size is the request's doing, not the provider's: the
+// round ends at once with 502 upstream_response_too_large, naming the cap
+// of the answer's path, and the breaker does not count it. A JSON answer
+// between the two caps is served: only a chat completion can be streamed
+// instead (TestLargestEmbeddingsBatchIsServed).
 func TestJSONAnswerOverLimit(t *testing.T) {
 	t.Parallel()
+	const jsonMax = 4 * testMaxResponse
 	chat := `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"` +
 		strings.Repeat("x", 2*testMaxResponse) + `"},"finish_reason":"stop"}]}`
-	embeddings := `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[` +
-		strings.TrimSuffix(strings.Repeat("0.0123,", testMaxResponse), ",") + `]}]}`
+	embeddings := func(n int) string {
+		return `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[` +
+			strings.TrimSuffix(strings.Repeat("0.0123,", n/len("0.0123,")), ",") + `]}]}`
+	}
+	embeddingsReq := &Request{Model: "gpt", Path: "/embeddings", Body: []byte(`{"model":"gpt","input":"hi"}`), ContentType: "application/json"}
 	tests := []struct {
 		name        string
 		req         *Request
 		body        string
-		wantMessage string
+		limit       int64  // the cap named; 0: the answer is served
+		wantMessage string // what the message tells the client to do
 	}{
-		{"chat completion", &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"},
-			chat, "stream it"},
-		{"embeddings", &Request{Model: "gpt", Path: "/embeddings", Body: []byte(`{"model":"gpt","input":"hi"}`), ContentType: "application/json"},
-			embeddings, "JSON answer"},
+		{"chat completion over MaxResponseBytes", &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"},
+			chat, testMaxResponse, "stream it"},
+		{"embeddings over MaxJSONResponseBytes", embeddingsReq, embeddings(2 * jsonMax), jsonMax, "JSON answer"},
+		{"embeddings over MaxResponseBytes, within MaxJSONResponseBytes", embeddingsReq, embeddings(2 * testMaxResponse), 0, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -286,14 +304,20 @@ func TestJSONAnswerOverLimit(t *testing.T) {
 			e := newEnv(t, map[string]func(*fconn, int){"a": always(statusFn(200, tc.body))}, []string{"a", "b"}, func(c *config.Config) {
 				c.Failover.Breaker = config.Breaker{Failures: rounds - 1, Cooldown: config.Duration(time.Hour)}
 			})
-			e.r.opts.MaxResponseBytes = testMaxResponse
+			setTestLimits(e.r, jsonMax)
 			for i := range rounds {
 				got := e.openReq(t.Context(), tc.req)
+				if tc.limit == 0 {
+					if got.openErr != nil || got.provider != "a" || got.body != tc.body {
+						t.Fatalf("round %d: %v, %d bytes from %q; want a's %d bytes", i, got.openErr, len(got.body), got.provider, len(tc.body))
+					}
+					continue
+				}
 				var ue *UpstreamError
 				if !errors.As(got.openErr, &ue) || ue.Status != 502 || ue.Code != CauseResponseTooLarge || ue.Attempts != 1 {
 					t.Fatalf("round %d: %v; want 502 %s after one attempt", i, got.openErr, CauseResponseTooLarge)
 				}
-				if want := fmt.Sprint(testMaxResponse); !strings.Contains(ue.Message, want) || !strings.Contains(ue.Message, tc.wantMessage) {
+				if want := fmt.Sprint(tc.limit); !strings.Contains(ue.Message, want) || !strings.Contains(ue.Message, tc.wantMessage) {
 					t.Errorf("message %q; want it to name the limit, %s bytes, and say %q", ue.Message, want, tc.wantMessage)
 				}
 			}
@@ -304,6 +328,48 @@ func TestJSONAnswerOverLimit(t *testing.T) {
 				t.Errorf("a's breaker %s after %d large answers; want closed", st.Breaker, rounds)
 			}
 		})
+	}
+}
+
+// TestLargestEmbeddingsBatchIsServed: e3d66dd read every JSON passthrough
+// answer whole, capped at the chat completion's 32 MiB. The largest batch
+// OpenAI serves, 2048 inputs to text-embedding-3-large (3072 float32 each)
+// in the SDKs' default base64 encoding, answers about 33.7 MB: it became a
+// 502 upstream_response_too_large, retried nowhere, for an answer the
+// provider had billed (with encoding_format "float", about 63 MB, the bound
+// was some 550 inputs). The default MaxJSONResponseBytes, 128 MiB, holds
+// either. The Router's defaults are the ones tested; the answer is written
+// and compared without copies, the test's memory about twice its size.
+func TestLargestEmbeddingsBatchIsServed(t *testing.T) {
+	const inputs, vec = 2048, 16384 // base64 of 3072 float32
+	answer := make([]byte, 0, inputs*(vec+64)+128)
+	answer = append(answer, `{"object":"list","data":[`...)
+	for i := range inputs {
+		if i > 0 {
+			answer = append(answer, ',')
+		}
+		answer = fmt.Appendf(answer, `{"object":"embedding","index":%d,"embedding":"`, i)
+		for range vec / 4 {
+			answer = append(answer, "AAAA"...)
+		}
+		answer = append(answer, `"}`...)
+	}
+	answer = append(answer, `],"model":"text-embedding-3-large","usage":{"prompt_tokens":4096,"total_tokens":4096}}`...)
+	e := newEnv(t, map[string]func(*fconn, int){"a": func(c *fconn, _ int) {
+		_, _ = fmt.Fprintf(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(answer))
+		_, _ = c.c.Write(answer)
+	}}, []string{"a", "b"}, nil)
+	if int64(len(answer)) <= e.r.opts.MaxResponseBytes || int64(len(answer)) > e.r.opts.MaxJSONResponseBytes {
+		t.Fatalf("the answer's %d bytes are not between the default caps, %d and %d", len(answer), e.r.opts.MaxResponseBytes, e.r.opts.MaxJSONResponseBytes)
+	}
+	resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Path: "/embeddings", ContentType: "application/json",
+		Body: []byte(`{"model":"gpt","input":["hi"],"encoding_format":"base64"}`)})
+	if err != nil {
+		t.Fatalf("a %d-byte embeddings answer (%d inputs, 3072 dimensions, base64): %v", len(answer), inputs, err)
+	}
+	defer resp.Close()
+	if resp.Provider != "a" || resp.Piped() || !bytes.Equal(resp.Body, answer) {
+		t.Fatalf("answered by %s, piped %v, %d bytes; want a's %d bytes, read whole", resp.Provider, resp.Piped(), len(resp.Body), len(answer))
 	}
 }
 
@@ -358,7 +424,7 @@ func TestJSONAnswerContentEncoding(t *testing.T) {
 				"a": always(statusFn(200, tc.body, "Content-Encoding: "+tc.encoding)),
 				"b": always(statusFn(200, `{"object":"list","data":[],"model":"from b"}`)),
 			}, []string{"a", "b"}, nil)
-			e.r.opts.MaxResponseBytes = testMaxResponse
+			setTestLimits(e.r, 0)
 			resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Path: "/embeddings", Body: []byte(`{"model":"gpt","input":"hi"}`)})
 			if tc.wantCode != "" {
 				var ue *UpstreamError

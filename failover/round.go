@@ -510,7 +510,7 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 				"ask for less (n, max_tokens) or stream it", rd.tried[len(rd.tried)-1].Provider, r.opts.MaxResponseBytes)
 		} else {
 			ue.Message = fmt.Sprintf("the JSON answer of provider %s is larger than the %d bytes paygate relays for one: "+
-				"ask for less (fewer inputs, a smaller page)", rd.tried[len(rd.tried)-1].Provider, r.opts.MaxResponseBytes)
+				"ask for less (fewer inputs, a smaller page)", rd.tried[len(rd.tried)-1].Provider, r.opts.MaxJSONResponseBytes)
 		}
 		return ue
 	case last == nil:

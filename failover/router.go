@@ -54,11 +54,24 @@ type Options struct {
 	// MisconfiguredCooldown is how long a provider that answered 401 or 403
 	// stays out of service unless reset. Default 10m.
 	MisconfiguredCooldown time.Duration
-	// MaxResponseBytes caps the body of a non-stream chat completion and
-	// of a JSON passthrough answer, which are read whole before Open
-	// returns. Default 32 MiB. Other answers (Response.Piped) are not held
-	// in memory and have no cap.
+	// MaxResponseBytes caps the body of a non-stream chat completion, read
+	// whole before Open returns. Default 32 MiB: an answer that long is
+	// one to stream, and the round tells the client so.
 	MaxResponseBytes int64
+	// MaxJSONResponseBytes caps the body of a JSON answer on a forwarded
+	// path (anything but chat completions: embeddings, a file's or a
+	// batch's object), read whole before Open returns so that a 2xx error
+	// object still fails over and the proxy can drop a forged "paygate"
+	// member from it. Default 128 MiB, not MaxResponseBytes: such an
+	// answer cannot be streamed instead, and one over the cap is a 502
+	// for an answer the provider has already billed. The largest
+	// embeddings batch OpenAI serves (2048 inputs to
+	// text-embedding-3-large, 3072 dimensions each) answers 33.7 MB in the
+	// SDKs' default base64 encoding and about 63 MB with encoding_format
+	// "float"; 128 MiB holds that with room for a provider's longer float
+	// formatting. Other answers (Response.Piped) are not held in memory
+	// and have no cap.
+	MaxJSONResponseBytes int64
 }
 
 // Router routes requests for public models to provider targets. It is safe
@@ -150,6 +163,9 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 	}
 	if opts.MaxResponseBytes <= 0 {
 		opts.MaxResponseBytes = 32 << 20
+	}
+	if opts.MaxJSONResponseBytes <= 0 {
+		opts.MaxJSONResponseBytes = 128 << 20
 	}
 	fo := cfg.Failover
 	if fo.MaxAttempts <= 0 {
