@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
@@ -122,7 +123,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		a.setPhase(phaseIdle, to.Idle.D())
-		data, _ := readAtMost(resp.Body, maxErrorBody)
+		data := readErrorBody(resp.Body, resp.Header)
 		f := classifyHTTP(resp.StatusCode, resp.Header, data, r.opts.Now())
 		a.release()
 		return nil, f
@@ -372,6 +373,33 @@ func readAtMost(r io.Reader, n int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(r, n))
 }
 
+// readErrorBody reads the content of a non-2xx answer's body for its
+// reason, at most maxErrorBody bytes of it, decoded as its
+// Content-Encoding says (decoder): a server or CDN that gzips answers
+// unasked gzips its errors too, and read raw, a gzipped 400
+// context_length_exceeded was classified as an unreadable 400 (the round
+// ended where the next, larger target would have answered) and its gzip
+// bytes became the client's message. The bound is on decoded bytes, so a
+// small body that decodes to a huge one costs no more than a plain one.
+// What the body decodes to before a decoding error is kept; a coding
+// paygate does not decode, or bytes that do not start as their coding
+// says, leave no body at all: the status alone classifies the answer, and
+// the client is never shown the encoded bytes.
+func readErrorBody(body io.Reader, h http.Header) []byte {
+	src := body
+	if ce := h["Content-Encoding"]; len(ce) > 0 {
+		d, err := decoder(body, ce)
+		if err != nil {
+			return nil
+		}
+		if d != nil {
+			src = d
+		}
+	}
+	data, _ := readAtMost(src, maxErrorBody)
+	return data
+}
+
 func isEventStream(h http.Header) bool {
 	ct := h.Get("Content-Type")
 	// The values providers send are known without mime.ParseMediaType's
@@ -399,12 +427,13 @@ var errBadEncoding = errors.New("undecodable Content-Encoding")
 // decoder returns a reader of the content of body, sent with the
 // Content-Encoding values ce (codings applied in order, so undone last
 // first): nil when they are all identity. It knows gzip (x-gzip) and
-// deflate (zlib, RFC 9110); any other coding (br, zstd) is errBadEncoding.
-// paygate asks no provider for an encoding (it sends no Accept-Encoding),
-// so such an answer comes from a misconfigured server or CDN, and an
-// answer read whole must be read (an error object, a forged paygate
-// member), not passed on as it came. A gzip or zlib header is read at
-// once, from body.
+// deflate (zlib or raw, newDeflateReader); any other coding (br, zstd) is
+// errBadEncoding. paygate asks no provider for an encoding (it sends no
+// Accept-Encoding), so such an answer comes from a misconfigured server or
+// CDN, and an answer read whole must be read (an error object, a forged
+// paygate member), not passed on as it came; so must an error answer's
+// reason (readErrorBody). A gzip or zlib header is read at
+// once, from body; so are deflate's first two bytes.
 func decoder(body io.Reader, ce []string) (io.Reader, error) {
 	var codings []string
 	for _, v := range ce {
@@ -424,7 +453,7 @@ func decoder(body io.Reader, ce []string) (io.Reader, error) {
 		case "gzip", "x-gzip":
 			r, err = gzip.NewReader(r)
 		case "deflate":
-			r, err = zlib.NewReader(r)
+			r, err = newDeflateReader(r)
 		default:
 			return nil, fmt.Errorf("%w: %q is not one paygate decodes", errBadEncoding, codings[i])
 		}
@@ -433,6 +462,29 @@ func decoder(body io.Reader, ce []string) (io.Reader, error) {
 		}
 	}
 	return decodeReader{r}, nil
+}
+
+// newDeflateReader reads the content of a body sent as "deflate", which RFC
+// 9110 says is the zlib format (RFC 1950) but which many servers (IIS, some
+// CDNs and frameworks) send as raw DEFLATE (RFC 1951), without the zlib
+// header and checksum; browsers and curl accept both. The first two bytes
+// tell them apart: a zlib header's CMF names compression method 8 with a
+// window of at most 32 KiB (CINFO up to 7), and CMF*256+FLG is a multiple
+// of 31. Anything else is read as raw DEFLATE; decoded only as zlib, such a
+// server failed every JSON answer as malformed, against its breaker. (Raw
+// DEFLATE passes the check only by chance, 1 in 31 of its rare streams
+// that begin with a non-final stored block; such a body is then a
+// malformed answer.)
+func newDeflateReader(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReader(r) // a ByteReader, which flate reads without buffering it again
+	h, err := br.Peek(2)
+	if err != nil {
+		return nil, err
+	}
+	if cmf, flg := h[0], h[1]; cmf&0x0f == 8 && cmf>>4 <= 7 && (uint16(cmf)<<8|uint16(flg))%31 == 0 {
+		return zlib.NewReader(br)
+	}
+	return flate.NewReader(br), nil
 }
 
 // decodeReader marks its decoder's complaints about the bytes as

@@ -3,8 +3,6 @@ package failover
 import (
 	"bytes"
 	"cmp"
-	"compress/gzip"
-	"compress/zlib"
 	"context"
 	"errors"
 	"fmt"
@@ -377,7 +375,8 @@ func TestLargestEmbeddingsBatchIsServed(t *testing.T) {
 // yet a provider's server or CDN may gzip an answer all the same. A JSON
 // answer is read whole (an error object fails over; the proxy drops a
 // forged "paygate" member), so its bytes must be read as what they
-// encode: gzip and deflate are decoded, the limit bounding the decoded
+// encode: gzip and deflate (zlib, or raw DEFLATE as many servers send it)
+// are decoded, the limit bounding the decoded
 // size (a small gzip of a huge answer is still too large), and Body is the
 // content, its Content-Encoding gone from Header. A coding paygate does not
 // decode, or bytes that are not what their coding says, make a malformed
@@ -386,20 +385,7 @@ func TestLargestEmbeddingsBatchIsServed(t *testing.T) {
 func TestJSONAnswerContentEncoding(t *testing.T) {
 	t.Parallel()
 	const answer = `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}]}`
-	gz := func(s string) string {
-		var b strings.Builder
-		zw := gzip.NewWriter(&b)
-		_, _ = zw.Write([]byte(s))
-		_ = zw.Close()
-		return b.String()
-	}
-	zl := func(s string) string {
-		var b strings.Builder
-		zw := zlib.NewWriter(&b)
-		_, _ = zw.Write([]byte(s))
-		_ = zw.Close()
-		return b.String()
-	}
+	gz := func(s string) string { return encode(t, "gzip", s) }
 	huge := `{"object":"list","data":[],"pad":"` + strings.Repeat(" ", 8*testMaxResponse) + `"}`
 	tests := []struct {
 		name     string
@@ -410,7 +396,11 @@ func TestJSONAnswerContentEncoding(t *testing.T) {
 	}{
 		{"gzip", gz(answer), "gzip", "a", ""},
 		{"x-gzip", gz(answer), "x-gzip", "a", ""},
-		{"deflate", zl(answer), "deflate", "a", ""},
+		{"deflate", encode(t, "deflate", answer), "deflate", "a", ""},
+		{"deflate sent raw, without the zlib wrapper", encode(t, "raw deflate", answer), "deflate", "a", ""},
+		{"deflate of an answer over the limit", encode(t, "raw deflate", huge), "deflate", "", CauseResponseTooLarge},
+		{"deflate cut short", encode(t, "raw deflate", answer)[:20], "deflate", "b", ""},
+		{"deflate of one byte", "x", "deflate", "b", ""},
 		{"identity", answer, "identity", "a", ""},
 		{"gzip of an answer over the limit", gz(huge), "gzip", "", CauseResponseTooLarge},
 		{"a coding paygate does not decode", answer, "br", "b", ""},
