@@ -45,12 +45,14 @@
 //     lingerTime; either failing closes the connection after the answer.
 //     A body that came in the buffer with its head costs no deadline
 //     change.
-//   - Nor by not reading an answer: each write to the client must go out
-//     within WriteStallTimeout (60 s by default), or the request's context
-//     is cancelled, as when the client leaves, and the connection reset
-//     (what is queued for the client is dropped, not left in the kernel).
-//     The deadline is moved at most once per half of the bound, so a
-//     stream's flush per event costs no timer change.
+//   - Nor by not reading an answer: the client must take some of each
+//     write within WriteStallTimeout (60 s by default), or the request's
+//     context is cancelled, as when the client leaves, and the connection
+//     reset (what is queued for the client is dropped, not left in the
+//     kernel). A write the client keeps taking is not cut, however long it
+//     is (an answer of megabytes in one Write). The deadline is moved at
+//     most once per half of the bound, so a stream's flush per event costs
+//     no timer change.
 //   - Shutdown stops accepting, closes idle connections and waits for the
 //     requests in flight, like http.Server.Shutdown.
 //
@@ -113,7 +115,10 @@ type Server struct {
 	// deadline is moved at most once per half of it, not for every write (a
 	// stream flushes every event), so a write may wait up to half as long
 	// again before it fails. An answer's total time is not bounded (a slow
-	// client may take its time over a large one). Default 60 s.
+	// client may take its time over a large one), nor one write's: a write
+	// the client took some of before the deadline passed goes on, with the
+	// bound afresh (a client that stops part-way through a long write is
+	// cut within two and a half bounds of its last byte). Default 60 s.
 	WriteStallTimeout time.Duration
 	// ErrorLog receives handler panics and accept errors; nil: the log
 	// package's standard logger.
@@ -702,6 +707,9 @@ func (w checkWriter) Write(p []byte) (int, error) {
 		}
 	}
 	n, err := c.nc.Write(p)
+	if err != nil && n > 0 && !c.wfixed && errors.Is(err, os.ErrDeadlineExceeded) {
+		n, err = c.writeOn(p, n)
+	}
 	if err != nil {
 		c.werr = err
 		c.peerGone()
@@ -718,6 +726,30 @@ func (w checkWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// writeOn goes on with a write to the client that reached the write-stall
+// deadline after it had sent n bytes of p: a stall is a client that takes
+// nothing for the bound, not one that takes an answer more slowly than the
+// whole of one write can go out within it (a handler's answer of megabytes
+// in one Write is one write here, and a bot reading it steadily must not
+// be reset). Each time the deadline passes with some of p gone since it was
+// set, the rest gets the bound afresh; the write fails only when the
+// client took none of it in that time. The last byte may have gone just
+// before the deadline, so the client is cut between one and two and a half
+// bounds after it stopped reading. Backdating wset keeps the deadline at
+// wset plus one and a half bounds, as Write expects.
+func (c *conn) writeOn(p []byte, n int) (int, error) {
+	for {
+		now := time.Now()
+		c.nc.SetWriteDeadline(now.Add(c.wstall))
+		c.wset = now.Add(-c.wstall / 2)
+		m, err := c.nc.Write(p[n:])
+		n += m
+		if err == nil || m == 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, err
+		}
+	}
 }
 
 // limitReader is what the connection's bufio.Reader reads from: every read

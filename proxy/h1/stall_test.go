@@ -4,6 +4,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -439,4 +440,95 @@ func TestWriteDeadlineMovesOncePerHalfBound(t *testing.T) {
 	if n := cl.writes.Load(); n != 3 {
 		t.Errorf("after the handler's request: %d changes; want 3 (the server's bound back in place)", n)
 	}
+}
+
+// TestSlowReaderGetsAnswerWrittenAtOnce: WriteStallTimeout cuts a client
+// that stopped reading, not one that reads steadily but takes longer over
+// an answer than the bound. A handler that writes its whole answer in one
+// Write (paygate's relay of a JSON answer does, up to 32 MiB) makes one
+// write to the connection: bounded by one deadline, it reset bots reading
+// at a few hundred KB/s mid-answer though they never paused. A write the
+// client keeps taking goes on. The client here reads 64 KiB every 10 ms,
+// never pausing for more than a tenth of the bound, and takes several
+// bounds over the whole answer: the sockets' buffers are kept small, so
+// that the answer cannot go into the kernel's at once whatever its
+// autotuning.
+func TestSlowReaderGetsAnswerWrittenAtOnce(t *testing.T) {
+	const stall = 100 * time.Millisecond
+	body := bytes.Repeat([]byte("x"), 3<<19)
+	s := &Server{WriteStallTimeout: stall, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(body)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(smallSendListener{ln})
+	t.Cleanup(func() { s.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.(*net.TCPConn).SetReadBuffer(16 << 10)
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 16<<10), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int64
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := io.ReadFull(resp.Body, buf)
+		got += int64(n)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d of %d bytes: %v; want the whole answer", got, len(body), err)
+		}
+		time.Sleep(10 * time.Millisecond) // the client's pace, not a synchronisation
+	}
+	if got != int64(len(body)) {
+		t.Fatalf("got %d of %d bytes", got, len(body))
+	}
+}
+
+// TestNonReadingClientFailsAWriteAtOnce: a write that goes on while the
+// client takes some of it still fails once the client takes none for the
+// bound: one that stops reading part-way through an answer written at once
+// does not hold the handler.
+func TestNonReadingClientFailsAWriteAtOnce(t *testing.T) {
+	got := make(chan error, 1)
+	s := &Server{WriteStallTimeout: 50 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := w.Write(make([]byte, 8<<20))
+		got <- err
+	})}
+	c := serveOne(t, s)
+	c.(*net.TCPConn).SetReadBuffer(4 << 10)
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("the write failed with %v; want a timeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler is still blocked writing to a client that reads nothing")
+	}
+}
+
+// smallSendListener gives the connections it accepts a small send buffer.
+type smallSendListener struct{ net.Listener }
+
+func (l smallSendListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		c.(*net.TCPConn).SetWriteBuffer(32 << 10)
+	}
+	return c, err
 }
