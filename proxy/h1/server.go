@@ -41,10 +41,11 @@
 //     net/http's server with only ReadHeaderTimeout set allows: each read
 //     of a request's body that has to wait for the connection must get
 //     bytes within BodyStallTimeout (the header timeout, by default), and
-//     the drain of a body the handler left unread must end within
-//     lingerTime; either failing closes the connection after the answer.
-//     A body that came in the buffer with its head costs no deadline
-//     change.
+//     each read of the drain of a body the handler left unread (up to
+//     256 KiB, as net/http's) within lingerTime; either failing closes the
+//     connection after the answer, the drain's with a lingering close, since
+//     that client only paused and may be sending yet. A body that came in
+//     the buffer with its head costs no deadline change.
 //   - Nor by not reading an answer: the client must take some of each
 //     write within WriteStallTimeout (60 s by default), or the request's
 //     context is cancelled, as when the client leaves, and the connection
@@ -102,11 +103,11 @@ type Server struct {
 	MaxHeaderBytes int
 	// BodyStallTimeout bounds each wait for more of a request's body: a
 	// read of the body (the handler's, or the server's own drain of what
-	// the handler left) that finds nothing buffered fails with a timeout
-	// when the client sends nothing for this long, and the connection is
-	// closed after the answer. A body's total time is not bounded (a slow
-	// upload may take as long as it keeps sending). Default
-	// ReadHeaderTimeout's value (10 s unless set).
+	// the handler left, which waits lingerTime at most) that finds nothing
+	// buffered fails with a timeout when the client sends nothing for this
+	// long, and the connection is closed after the answer. A body's total
+	// time is not bounded (a slow upload may take as long as it keeps
+	// sending). Default ReadHeaderTimeout's value (10 s unless set).
 	BodyStallTimeout time.Duration
 	// WriteStallTimeout bounds each write to a client: a client that takes
 	// none of an answer for this long (it stopped reading, and the socket's
@@ -124,7 +125,7 @@ type Server struct {
 	// package's standard logger.
 	ErrorLog *log.Logger
 
-	maxLinger time.Duration // bounds a lingering close and a drain; 0: lingerTime (tests change it)
+	maxLinger time.Duration // bounds a lingering close and each read of a drain; 0: lingerTime (tests change it)
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -203,7 +204,8 @@ func (s *Server) logf(format string, args ...any) {
 // the connections left are not closed: call Close). A connection that
 // lingers after its answer (see the package doc) is waited for too, as
 // net/http's is: for lingerTime at most. A request whose client went silent
-// mid-body is waited for until the read times out (BodyStallTimeout).
+// mid-body is waited for until the read times out (BodyStallTimeout), and
+// one whose unread body is still coming until it is drained.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeListeners()
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -556,8 +558,8 @@ func (c *conn) reject(status int, msg string) {
 }
 
 // lingerTime bounds a lingering close: net/http's rstAvoidanceDelay, "about
-// the latency around the planet". It bounds the drain of a body the handler
-// left unread (requestBody.discard) too.
+// the latency around the planet". It bounds each wait of the drain of a
+// body the handler left unread (requestBody.discard) too.
 const lingerTime = 500 * time.Millisecond
 
 // lingerBound is lingerTime, or the bound a test set.
@@ -592,10 +594,14 @@ func (c *conn) lingeringClose() {
 // lingerFor reports false, for serveRequest to return when it closes the
 // connection, and has it linger when the client may still be sending b.
 func (c *conn) lingerFor(b *requestBody) bool {
-	// A client whose body stalled past its bound is not sending: nothing
-	// of it waits unread to turn the close into a reset, and a lingering
-	// close would only hold the connection (and Shutdown) longer.
-	c.linger = !b.eof && b.left != 0 && c.werr == nil && !errors.Is(b.err, os.ErrDeadlineExceeded)
+	// A client whose body stalled past BodyStallTimeout is not sending:
+	// nothing of it waits unread to turn the close into a reset, and a
+	// lingering close would only hold the connection (and Shutdown)
+	// longer. One whose drain ended on the drain's shorter bound only
+	// paused, and may be sending yet: the lingering close (bounded in its
+	// turn) keeps a reset from losing it the answer.
+	stalled := errors.Is(b.err, os.ErrDeadlineExceeded) && !b.paused
+	c.linger = !b.eof && b.left != 0 && c.werr == nil && !stalled
 	return false
 }
 
@@ -763,17 +769,20 @@ type limitReader struct {
 	host *httpwire.HostLine // sees the bytes read, while net/http reads a head
 	c    *conn
 	// wait > 0 while a request's body is read: each read must get bytes
-	// within it (Server.BodyStallTimeout). end, when set, is the latest
-	// deadline of the reads of a drain (requestBody.discard).
-	wait time.Duration
-	end  time.Time
+	// within it (Server.BodyStallTimeout). drain > 0 while the server
+	// drains a body the handler left (requestBody.discard): each read must
+	// get bytes within it too, when it is the shorter. short records that
+	// drain, not wait, set the deadline of the last read.
+	wait  time.Duration
+	drain time.Duration
+	short bool
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
 	if l.n <= 0 {
 		return 0, errHeadTooLarge
 	}
-	if l.wait > 0 || !l.end.IsZero() {
+	if l.wait > 0 || l.drain > 0 {
 		l.c.bodyDeadline()
 	}
 	if int64(len(p)) > l.n {
@@ -790,22 +799,18 @@ func (l *limitReader) Read(p []byte) (int, error) {
 var errHeadTooLarge = errors.New("h1: request head too large")
 
 // bodyDeadline sets the read deadline for a read of a request's body from
-// the connection: the earlier of lr.wait from now and lr.end. A read that
+// the connection: now plus the shorter of lr.wait and lr.drain. A read that
 // times out fails the body (requestBody.err), and the connection closes
 // after the answer; the request's context is not cancelled, since the
 // client has not gone, and the disconnect watcher, which sees only a
 // client's close or reset, has nothing to report.
 func (c *conn) bodyDeadline() {
-	var d time.Time
-	if c.lr.wait > 0 {
-		d = time.Now().Add(c.lr.wait)
+	d, short := c.lr.wait, false
+	if c.lr.drain > 0 && (d <= 0 || c.lr.drain < d) {
+		d, short = c.lr.drain, true
 	}
-	if end := c.lr.end; !end.IsZero() && (d.IsZero() || end.Before(d)) {
-		d = end
-	}
-	if !d.Equal(c.rdl) {
-		c.setReadDeadline(d)
-	}
+	c.lr.short = short
+	c.setReadDeadline(time.Now().Add(d))
 }
 
 // requestBody is the body the handler reads. It sends "100 Continue" when
@@ -821,6 +826,10 @@ type requestBody struct {
 	eof    bool  // read to its end: nothing to drain
 	closed bool  // the handler closed it
 	err    error
+	// paused: the drain's read timed out on the drain's own bound, shorter
+	// than BodyStallTimeout. The client paused; it did not stall by the
+	// server's bound, and may be sending yet (lingerFor).
+	paused bool
 }
 
 // errDrainLimit marks a body closed with more than maxDrain bytes left,
@@ -859,11 +868,14 @@ func (b *requestBody) unframed() bool {
 
 // discard reads what is left of the body, at most maxDrain bytes, and
 // reports whether it ended there: the connection's next bytes start the
-// next request. A "100 Continue" still owed is not sent for it. The reads
-// from the connection it makes end within lingerTime, all together: the
-// drain only saves a reconnection, and a client that declared more than it
-// sends (a refused caller, as often as not) must not hold the connection
-// for it. When it fails, the connection closes after the answer.
+// next request. A "100 Continue" still owed is not sent for it. Each read
+// from the connection it makes must get bytes within lingerTime (or
+// BodyStallTimeout, if shorter): the drain only saves a reconnection, and a
+// client that declared more than it sends (a refused caller, as often as
+// not) must not hold the connection for it; but one that keeps sending is
+// read to the end, up to maxDrain, as net/http reads it, since closing on
+// it would reset it mid-upload and lose it the answer. When the drain
+// fails, the connection closes after the answer.
 func (b *requestBody) discard() bool {
 	if !b.eof && b.left == 0 && !b.closed && !b.expect && b.err == nil {
 		b.Read(nil) // the declared length was read: its EOF, without a copy
@@ -875,11 +887,10 @@ func (b *requestBody) discard() bool {
 		return false
 	}
 	c := b.c
-	if b.left < 0 || b.left > int64(c.br.Buffered()) {
-		c.lr.end = time.Now().Add(c.s.lingerBound())
-	}
+	c.lr.drain, c.lr.short = c.s.lingerBound(), false
 	io.CopyN(io.Discard, b, maxDrain+1)
-	c.lr.end = time.Time{}
+	b.paused = c.lr.short && errors.Is(b.err, os.ErrDeadlineExceeded)
+	c.lr.drain = 0
 	return b.eof
 }
 

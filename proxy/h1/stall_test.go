@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -114,10 +115,11 @@ func TestSlowBodyIsRead(t *testing.T) {
 // reading the body (a 401 to a wrong key) leaves the server to drain it, to
 // keep the connection; a client that declared more than it sends must not
 // hold the connection through that drain, which had no bound: whoever has
-// no key could hold connections for free. The drain's waits end within the
-// lingering close's bound (set short here, and BodyStallTimeout long, so
-// that the outcome has one cause); the client gets its answer, then the
-// connection closes.
+// no key could hold connections for free. Each of the drain's waits ends
+// within the lingering close's bound (set short here, and BodyStallTimeout
+// long, so that the outcome has one cause); the client gets its answer,
+// then the connection closes (after a lingering close, which sees nothing
+// more come).
 func TestStalledBodyAfterAnswerIsDropped(t *testing.T) {
 	s := &Server{BodyStallTimeout: time.Hour, maxLinger: 50 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "invalid key", http.StatusUnauthorized)
@@ -132,6 +134,74 @@ func TestStalledBodyAfterAnswerIsDropped(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(b), "HTTP/1.1 401 ") {
 		t.Fatalf("answer %q; want the 401", b)
+	}
+}
+
+// TestSteadyUploadAfterEarlyAnswerIsDrained: the drain's bound is on each
+// wait, not on the whole of it. A handler answers an upload without reading
+// it (a 401 to a wrong key, a 413); a client that sends its body steadily
+// but takes longer over it than the bound was closed on mid-upload, with
+// its bytes unread: a reset, so that it reported a failed write instead of
+// the answer, the very case the lingering close exists for. It is drained
+// to its end (under maxDrain), gets the answer, and keeps the connection,
+// as with net/http. The client here never pauses for more than a quarter
+// of the bound, and sends for a few times its length.
+func TestSteadyUploadAfterEarlyAnswerIsDrained(t *testing.T) {
+	const size = 120 << 10
+	s := &Server{BodyStallTimeout: time.Hour, maxLinger: 100 * time.Millisecond,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "invalid key", http.StatusUnauthorized)
+		})}
+	c := serveOne(t, s)
+	if _, err := fmt.Fprintf(c, "POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size); err != nil {
+		t.Fatal(err)
+	}
+	piece := strings.Repeat("b", 10<<10)
+	for sent := 0; sent < size; sent += len(piece) {
+		if _, err := io.WriteString(c, piece); err != nil {
+			t.Fatalf("the upload failed after %d of %d bytes: %v; want it read", sent, size, err)
+		}
+		time.Sleep(25 * time.Millisecond) // the client's pace, not a synchronisation
+	}
+	br := bufio.NewReader(c)
+	for _, path := range []string{"/v1/files", "/next"} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("reading the answer to %s: %v; want the 401", path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != http.StatusUnauthorized || resp.Close {
+			t.Fatalf("answer to %s: %s, close %v; want 401 on a connection kept", path, resp.Status, resp.Close)
+		}
+		if path == "/next" {
+			break
+		}
+		if _, err := io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestStalledDrainSkipsLingeringClose: a drain that ends because the
+// client sent nothing for BodyStallTimeout (here the shorter bound) closes
+// without a lingering close: that client is not sending, so nothing of it
+// waits unread to turn the close into a reset, and lingering would only
+// hold the connection and Shutdown (for an hour here, were it to linger).
+func TestStalledDrainSkipsLingeringClose(t *testing.T) {
+	s := &Server{BodyStallTimeout: 50 * time.Millisecond, maxLinger: time.Hour, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "invalid key", http.StatusUnauthorized)
+	})}
+	c := serveOne(t, s)
+	if _, err := io.WriteString(c, stalledPost); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(c); err != nil || !strings.HasPrefix(string(b), "HTTP/1.1 401 ") {
+		t.Fatalf("read %q, %v; want the 401, then the close", b, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v (the connection lingers)", err)
 	}
 }
 
