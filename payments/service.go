@@ -314,7 +314,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 			// returned, not joined by a second payable one: bind the claim
 			// to it. Only this caller holds the new generation, so no other
 			// can start an order meanwhile.
-			open, err := s.openOrderOf(ctx, req, key, claim.OrderNo)
+			open, err := s.openOrderOf(ctx, req, claim.OrderNo)
 			if err != nil {
 				s.releaseClaim(ctx, key, claim)
 				return nil, err
@@ -506,13 +506,13 @@ func holdsPurchase(st store.OrderStatus) bool {
 	return Pending(st) || st == store.StatusApprovalRequired
 }
 
-// openOrderOf returns the newest order of the purchase key, other than
+// openOrderOf returns the newest order of req's purchase, other than
 // except, that still holds the purchase, or nil. It reads the user's orders
 // newest first back to openOrderHorizon. No order that it passes over as
 // settled can become open again; one recorded after it looked by a claimer
 // of an earlier generation that stalled finds the claim moved on when it
 // re-checks (createFresh) and is closed before any prepay.
-func (s *Service) openOrderOf(ctx context.Context, req CreateRequest, key, except string) (*store.Order, error) {
+func (s *Service) openOrderOf(ctx context.Context, req CreateRequest, except string) (*store.Order, error) {
 	horizon := s.now().Add(-s.openOrderHorizon())
 	f := store.OrderFilter{Client: req.Client, User: req.User, Limit: store.MaxListLimit}
 	for {
@@ -524,7 +524,7 @@ func (s *Service) openOrderOf(ctx context.Context, req CreateRequest, key, excep
 			if o.CreatedAt.Before(horizon) {
 				return nil, nil
 			}
-			if samePurchase(o, req, key) && o.OrderNo != except && holdsPurchase(o.Status) {
+			if samePurchase(o, req) && o.OrderNo != except && holdsPurchase(o.Status) {
 				return o, nil
 			}
 		}
@@ -547,12 +547,11 @@ func (s *Service) openOrderOf(ctx context.Context, req CreateRequest, key, excep
 // stop them.
 func detached(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
-// samePurchase reports whether o is an order of req's purchase: its claim
-// key, or its fields for an order recorded when the key also held the pay
-// method (before an upgrade).
-func samePurchase(o *store.Order, req CreateRequest, key string) bool {
-	return o.ClaimKey == key ||
-		o.Client == req.Client && o.User == req.User && o.SKU == req.SKU && o.Quantity == req.Quantity
+// samePurchase reports whether o is an order of req's purchase, by the
+// fields ClaimKey hashes: so also an order recorded when the key held the
+// pay method too (before an upgrade), whose ClaimKey differs.
+func samePurchase(o *store.Order, req CreateRequest) bool {
+	return o.Client == req.Client && o.User == req.User && o.SKU == req.SKU && o.Quantity == req.Quantity
 }
 
 // createFresh records the order as `creating`, re-checks that the claim is
