@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/tidwall/gjson"
 )
 
 func readAll(t testing.TB, r io.Reader) []string {
@@ -154,22 +156,23 @@ func TestWriterQueueFlushesOnce(t *testing.T) {
 	}
 }
 
-// TestWriterMultiLineData: data with newlines (an upstream event spread over
-// several "data:" lines, which the Reader joins with "\n") leaves as one
-// "data:" line per segment, so a client's parser joins it back to the same
-// bytes instead of cutting the event at the first newline.
+// TestWriterMultiLineData: JSON with raw line breaks (an upstream event
+// spread over several "data:" lines, which the Reader joins with "\n")
+// leaves on one "data:" line, the breaks as spaces: SDKs that parse one JSON
+// document per line (go-openai) read the same value, where one line per
+// segment cut the event at its first line break.
 func TestWriterMultiLineData(t *testing.T) {
 	tests := []struct {
 		name, data, want string
-		reads            string // what a client joins back; "": data
+		reads            string // what a client reads
 	}{
-		{"one line", `{"a":1}`, "data: {\"a\":1}\n\n", ""},
+		{"one line", `{"a":1}`, "data: {\"a\":1}\n\n", `{"a":1}`},
 		{"empty", "", "data: \n\n", ""},
-		{"two lines", "{\"a\":1,\n\"b\":2}", "data: {\"a\":1,\ndata: \"b\":2}\n\n", ""},
-		{"empty segments", "\na\n\n", "data: \ndata: a\ndata: \ndata: \n\n", ""},
-		// A client ends a line at a lone CR too: JSON whitespace becomes a
-		// line break, never a cut inside the event.
-		{"a lone CR", "{\"choices\":[],\r\"x\":1}", "data: {\"choices\":[],\ndata: \"x\":1}\n\n", "{\"choices\":[],\n\"x\":1}"},
+		{"two lines", "{\"a\":1,\n\"b\":2}", "data: {\"a\":1, \"b\":2}\n\n", `{"a":1, "b":2}`},
+		{"CRLF and blank lines", "{\r\n\"a\":\n\n1}\n", "data: {  \"a\":  1} \n\n", `{  "a":  1} `},
+		// A client ends a line at a lone CR too: never a cut inside the event.
+		{"a lone CR", "{\"choices\":[],\r\"x\":1}", "data: {\"choices\":[], \"x\":1}\n\n", `{"choices":[], "x":1}`},
+		{"escaped breaks stay", `{"c":"a\nb\r"}`, "data: {\"c\":\"a\\nb\\r\"}\n\n", `{"c":"a\nb\r"}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -181,12 +184,11 @@ func TestWriterMultiLineData(t *testing.T) {
 			if got := buf.String(); got != tc.want {
 				t.Errorf("wrote %q; want %q", got, tc.want)
 			}
-			reads := tc.data
-			if tc.reads != "" {
-				reads = tc.reads
+			if got := readAll(t, &buf); len(got) != 1 || got[0] != tc.reads {
+				t.Errorf("a client reads %q; want [%q]", got, tc.reads)
 			}
-			if got := readAll(t, &buf); len(got) != 1 || got[0] != reads {
-				t.Errorf("a client reads %q; want [%q]", got, reads)
+			if tc.data != "" && !gjson.Valid(tc.reads) {
+				t.Errorf("a client reads %q, not JSON", tc.reads)
 			}
 			dw, data := NewWriter(io.Discard), []byte(tc.data)
 			if allocs := testing.AllocsPerRun(100, func() { _ = dw.Queue(data) }); allocs != 0 {

@@ -29,7 +29,7 @@ func NewWriter(w io.Writer) *Writer {
 
 var (
 	dataPrefix = []byte("data: ")
-	nextData   = []byte("\ndata: ")
+	space      = []byte(" ")
 	eventEnd   = []byte("\n\n")
 	doneEvent  = []byte("data: [DONE]\n\n")
 )
@@ -43,13 +43,16 @@ func (w *Writer) Data(data []byte) error {
 }
 
 // Queue writes one "data:" event without flushing it: the caller flushes
-// before it next waits for anything. data may hold "\n": each segment then
-// goes on its own "data:" line, which a client joins back with "\n". An
-// upstream event may spread its JSON over several "data:" lines (the Reader
-// joins them), and one line with a raw newline in it would be cut there.
-// A "\r" also ends a line for a client (the SSE standard), and the Reader
-// keeps one inside a line of a stream whose lines end in LF, so it starts a
-// new "data:" line too.
+// before it next waits for anything. data is one JSON value (a chunk, an
+// error object), and it always leaves on one "data:" line: its raw line
+// breaks become spaces. In valid JSON a raw CR or LF can only be whitespace
+// between tokens (inside a string it is escaped), so the value is the same;
+// but an upstream may spread one event's JSON over several "data:" lines
+// (the Reader joins them with "\n"), and sent on as several lines again it
+// broke SDKs that parse one JSON document per "data:" line (go-openai:
+// "unexpected end of JSON input"). A "\r" ends a line for a client (the SSE
+// standard) and the Reader keeps one inside a line of a stream whose lines
+// end in LF, so it is a space too.
 func (w *Writer) Queue(data []byte) error {
 	w.queued = true
 	if _, err := w.w.Write(dataPrefix); err != nil {
@@ -69,7 +72,7 @@ func (w *Writer) Queue(data []byte) error {
 		if _, err := w.w.Write(data[:i]); err != nil {
 			return err
 		}
-		if _, err := w.w.Write(nextData); err != nil {
+		if _, err := w.w.Write(space); err != nil {
 			return err
 		}
 		data = data[i+1:]
