@@ -187,8 +187,28 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 
 	// A stream: hold everything up to the first token-bearing event.
 	a.stream = true
+	if req.Choices > 1 {
+		a.choices = newChoiceSet(req.Choices)
+	}
 	a.setPhaseAt(phaseFirstToken, to.FirstToken.D()) // counted from the attempt's start
-	a.rd = sse.NewReader(resp.Body)
+	var src io.Reader = resp.Body
+	if ce := resp.Header["Content-Encoding"]; len(ce) > 0 {
+		// A server or CDN that compresses unasked compresses streams too
+		// (gzip's flushes keep it incremental): read raw, every attempt
+		// failed as a lost connection. The decoder reads its header now,
+		// within the first-token timeout.
+		d, err := decoder(resp.Body, ce)
+		if err != nil {
+			f := a.failFromErr(err, true)
+			a.release()
+			return nil, f
+		}
+		if d != nil {
+			src = streamDecoder{d.(decodeReader)}
+			resp.Header.Del("Content-Encoding") // the events are the decoded content
+		}
+	}
+	a.rd = sse.NewReader(src)
 	held := 0
 	for {
 		ev, err := a.rd.Next()
@@ -228,13 +248,18 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			a.phaseKind.Store(phaseIdle)
 			a.pending = true
 			a.cur = ev
-			if hasFinish(ev.Data) {
+			if a.choices != nil {
+				a.finished = a.choices.note(ev.Data)
+			} else if hasFinish(ev.Data) {
 				a.finished = true
 			}
 			ttft := time.Since(a.start)
 			p.ttft.Observe(ttft.Seconds())
 			t.observe(r.opts.Now(), ttft)
 			return a, nil
+		}
+		if a.choices != nil {
+			a.choices.note(ev.Data) // a choice shown, not yet finished
 		}
 		held += len(ev.Data)
 		if held > maxHeld {
@@ -494,6 +519,20 @@ type decodeReader struct{ r io.Reader }
 func (d decodeReader) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
 	if err != nil && err != io.EOF {
+		err = decodeErr(err)
+	}
+	return n, err
+}
+
+// streamDecoder reads a decoded event stream: a stream that ends inside
+// its coding's frame was cut, like one that ends between events, which
+// recovery may take on; decodeReader calls a body that ends early
+// undecodable, which for a body read whole it is.
+type streamDecoder struct{ d decodeReader }
+
+func (s streamDecoder) Read(p []byte) (int, error) {
+	n, err := s.d.r.Read(p)
+	if err != nil && err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) {
 		err = decodeErr(err)
 	}
 	return n, err

@@ -147,3 +147,65 @@ func TestReadErrorBodyDecodesWithinItsBound(t *testing.T) {
 		})
 	}
 }
+
+// TestEncodedStream: an event stream a provider's server or CDN encodes
+// unasked is decoded as it arrives. Read raw, every attempt failed as a lost
+// connection (against the provider's breaker) and the client got a 502. A
+// stream whose coding's frame is cut was cut like any other (recovery may
+// take it on); bytes that are not what the coding says are malformed.
+func TestEncodedStream(t *testing.T) {
+	t.Parallel()
+	events := "data: " + roleChunk() + "\n\ndata: " + contentChunk("hello") + "\n\ndata: " + finishChunk() + "\n\ndata: [DONE]\n\n"
+	// A gzip stream flushed after its first event and cut a few bytes into
+	// the rest.
+	var cut bytes.Buffer
+	zw := gzip.NewWriter(&cut)
+	_, _ = io.WriteString(zw, "data: "+contentChunk("hel")+"\n\n")
+	_ = zw.Flush()
+	n := cut.Len()
+	_, _ = io.WriteString(zw, "data: "+contentChunk("lo")+"\n\n")
+	_ = zw.Close()
+	tests := []struct {
+		name, coding, body string
+		wantFrom           string // who answered
+		wantText           string
+		wantCause          string // "": complete
+	}{
+		{"gzip", "gzip", encode(t, "gzip", events), "a", "hello", ""},
+		{"deflate (zlib)", "deflate", encode(t, "deflate", events), "a", "hello", ""},
+		{"identity", "identity", events, "a", "hello", ""},
+		{"gzip cut after the first token", "gzip", cut.String()[:n+5], "a", "hel", CauseConnectionLost},
+		{"a coding paygate does not decode: the next target", "br", events, "b", "from b", ""},
+		{"not gzip at all: the next target", "gzip", events, "b", "from b", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(*fconn, int){
+				"a": always(func(c *fconn) {
+					c.sse("Content-Encoding: " + tc.coding)
+					c.chunk(tc.body)
+					if tc.wantCause != "" {
+						c.cut()
+						return
+					}
+					c.end()
+				}),
+			}, []string{"a", "b"}, nil)
+			got := e.open(t.Context(), true)
+			if got.openErr != nil || got.provider != tc.wantFrom {
+				t.Fatalf("Open: %v, answered by %q; want %s", got.openErr, got.provider, tc.wantFrom)
+			}
+			if got.text != tc.wantText {
+				t.Errorf("text %q; want %q", got.text, tc.wantText)
+			}
+			var se *StreamError
+			switch {
+			case tc.wantCause == "" && !got.complete():
+				t.Errorf("stream ended with %v; want complete", got.end)
+			case tc.wantCause != "" && (!errors.As(got.end, &se) || se.Cause != tc.wantCause):
+				t.Errorf("stream ended with %v; want a StreamError %s", got.end, tc.wantCause)
+			}
+		})
+	}
+}
