@@ -38,6 +38,9 @@ type Request struct {
 	// ExcludeProviders names providers the round must not try: a stream
 	// recovery never goes back to the provider that just broke it.
 	ExcludeProviders []string
+	// Choices is the chat request's "n" when above 1: such a stream is
+	// whole only when every choice it showed has finished (choiceSet).
+	Choices int
 	// Continuation, when set, asks for the rest of an answer whose
 	// beginning the client already received (a stream cut after its first
 	// byte). Each target gets it as its provider's continuation mode says:
@@ -93,7 +96,8 @@ type Response struct {
 	heldNext  int
 	pending   bool      // cur (the first token event) not yet returned
 	cur       sse.Event // aliases rd's buffer
-	finished  bool      // a finish_reason was seen
+	finished  bool      // a finish_reason was seen (of every choice shown, with choices)
+	choices   *choiceSet
 	malformed int
 	end       error // sticky terminal result of Next (of Read, piped)
 	piped     bool  // a passthrough answer returned at its head (Read)
@@ -201,7 +205,9 @@ func (a *Response) Next() (sse.Event, error) {
 				Err:   fmt.Errorf("error event (status %d, code %q): %s", f.status, f.errCode, f.errMsg),
 				Class: f.cause, Status: f.status, Type: f.errType, Code: f.errCode, Message: f.errMsg, Param: f.errParam})
 		}
-		if !a.finished && hasFinish(ev.Data) {
+		if a.choices != nil {
+			a.finished = a.choices.note(ev.Data)
+		} else if !a.finished && hasFinish(ev.Data) {
 			a.finished = true
 		}
 		return ev, nil

@@ -174,6 +174,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		Path:        "/chat/completions",
 		Body:        out,
 		Stream:      chat.Stream,
+		Choices:     chat.Choices,
 		ContentType: "application/json",
 		Accept:      r.Header.Get("Accept"),
 	}
