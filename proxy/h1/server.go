@@ -356,10 +356,13 @@ func (c *conn) peerGone() {
 }
 
 // abort closes the connection from another goroutine: the request in
-// flight, if any, sees its context cancelled and its writes fail.
+// flight, if any, sees its context cancelled and its writes fail. The
+// socket closes first: cancelled first, a handler that returns at once
+// could have its answer written in the gap (TestCloseCancelsRequests saw
+// its client read a byte after Close, under load).
 func (c *conn) abort() {
-	c.peerGone()
 	c.nc.Close()
+	c.peerGone()
 }
 
 func (c *conn) close() {
