@@ -436,7 +436,9 @@ type refundFact struct {
 // the order's current version): a late copy of an earlier refund's
 // notification changes nothing, so refunded_fen never counts a refund twice.
 // A refund WeChat reports that contradicts the record puts the order in
-// needs_review. It returns the order after, the outcome and, for review, why.
+// needs_review; its word about a refund of an order already there is noted
+// on it (noteRefundInReview). It returns the order after, the outcome and,
+// for review, why.
 func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID string) (*store.Order, string, string, error) {
 	rec, err := s.loadInFlight(ctx, f.OutTradeNo)
 	if err != nil {
@@ -449,14 +451,17 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 	outcome, reason := OutcomeDuplicate, ""
 	got, changed, err := s.update(rctx, f.OutTradeNo, cause, noteID, func(c *store.Order) (*store.Order, error) {
 		outcome, reason = OutcomeDuplicate, ""
-		review := func(r string) (*store.Order, error) {
-			if c.Status == store.StatusNeedsReview {
-				return nil, nil
+		if c.Status == store.StatusNeedsReview {
+			next, r := s.noteRefundInReview(c, f)
+			if next != nil {
+				outcome, reason = OutcomeReview, r
 			}
+			return next, nil
+		}
+		review := func(r string) (*store.Order, error) {
 			outcome, reason = OutcomeReview, r
 			c.Status = store.StatusNeedsReview
-			c.ReviewReason = fmt.Sprintf("%s: wechat pay refund %s (%s) of %d fen, order total %d fen, mchid %s",
-				r, f.OutRefundNo, f.Status, f.RefundFen, f.TotalFen, f.MchID)
+			c.ReviewReason = r + ": " + f.said()
 			return c, nil
 		}
 		switch {
@@ -484,8 +489,6 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 				return review("refund_not_requested")
 			}
 			return nil, nil // a late copy of an applied refund
-		case store.StatusNeedsReview:
-			return nil, nil
 		default:
 			return review("refund_on_" + string(c.Status))
 		}
@@ -524,6 +527,64 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 		s.alertRefundReview(ctx, f.OutTradeNo, f.OutRefundNo, reason)
 	}
 	return got, outcome, reason, nil
+}
+
+// noteRefundInReview records WeChat Pay's word about a refund on an order
+// already in needs_review, without moving it: a person decides, and must see
+// all WeChat Pay said since. A SUCCESS not yet counted is money that went
+// back (the merchant re-handled an ABNORMAL refund through WeChat Pay's
+// abnormal-refund API under the same out_refund_no, or refunded on the
+// merchant platform): it is added to refunded_fen and refund_nos so the
+// record of the money is right when the person settles the order; it was
+// once acknowledged and dropped as a duplicate. A CLOSED or ABNORMAL refund,
+// and a SUCCESS that contradicts the record (merchant, order total, more
+// than is left), go into the review reason without counting. Either is
+// reported as review with its reason. A fact already noted (its refund
+// number and status are in the reason, or a SUCCESS is in refund_nos)
+// changes nothing (nil), so copies stay duplicates and nothing counts twice.
+func (s *Service) noteRefundInReview(c *store.Order, f refundFact) (*store.Order, string) {
+	if f.Status == wechatpay.RefundSuccess && slices.Contains(c.RefundNos, f.OutRefundNo) ||
+		strings.Contains(c.ReviewReason, f.fact()) {
+		return nil, ""
+	}
+	said := f.said()
+	var reason string
+	switch {
+	case f.Status == wechatpay.RefundProcessing:
+		return nil, "" // still with WeChat Pay: nothing new
+	case f.MchID != s.opts.MchID:
+		reason = "mchid_mismatch"
+	case f.TotalFen != c.AmountFen:
+		reason = "amount_mismatch"
+	case f.Status == wechatpay.RefundClosed:
+		reason = "refund_closed"
+	case f.Status != wechatpay.RefundSuccess:
+		reason = "refund_abnormal"
+	case f.RefundFen <= 0 || c.RefundedFen+f.RefundFen > c.AmountFen:
+		reason = "refund_amount_mismatch"
+	case c.RefundedFen > 0 && len(c.RefundNos) == 0:
+		// Refunded before refund numbers were kept: this may be one of those
+		// refunds, so it is noted but not counted (see applyRefund).
+		reason = "refunded_while_in_review"
+		said += ", not added to refunded_fen: the order's earlier refunds have no recorded numbers"
+	default:
+		reason = "refunded_while_in_review"
+		c.RefundedFen += f.RefundFen
+		c.RefundNos = append(c.RefundNos, f.OutRefundNo)
+	}
+	c.ReviewReason += "; " + reason + ": " + said
+	return c, reason
+}
+
+// fact names the refund and its status in a review reason: what tells a
+// fact already noted from a new one.
+func (f refundFact) fact() string {
+	return fmt.Sprintf("wechat pay refund %s (%s)", f.OutRefundNo, f.Status)
+}
+
+// said is what WeChat Pay reported of the refund, for a review reason.
+func (f refundFact) said() string {
+	return fmt.Sprintf("%s of %d fen, order total %d fen, mchid %s", f.fact(), f.RefundFen, f.TotalFen, f.MchID)
 }
 
 // alertRefundReview raises a refund WeChat Pay reports that contradicts the

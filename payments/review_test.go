@@ -1,7 +1,10 @@
 package payments_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,6 +96,136 @@ func TestPaymentForOrderInReviewIsRecorded(t *testing.T) {
 			}
 			if n := strings.Count(e.logs.String(), "ALERT: wechat pay disagrees with the order record"); n != 2 {
 				t.Errorf("payment alerts: got %d; want 2 (first payment, another transaction)", n)
+			}
+		})
+	}
+}
+
+// refundWord is one REFUND.* notification WeChat Pay sends about an order.
+type refundWord struct {
+	outRefundNo string
+	status      string // wechatpay.Refund*: SUCCESS, CLOSED or ABNORMAL
+	fen         int64
+}
+
+// event is the notification's event_type.
+func (w refundWord) event() string {
+	switch w.status {
+	case wechatpay.RefundSuccess:
+		return wechatpay.EventRefundSuccess
+	case wechatpay.RefundClosed:
+		return wechatpay.EventRefundClosed
+	}
+	return wechatpay.EventRefundAbnormal
+}
+
+// postRefund delivers WeChat Pay's notification w about order o (of
+// transaction transactionID) and returns the HTTP status and body.
+func (e *env) postRefund(o *store.Order, transactionID string, w refundWord) (int, string) {
+	e.t.Helper()
+	res := wxsim.RefundResource{MchID: e.sim.MchID(), TransactionID: transactionID, OutTradeNo: o.OrderNo,
+		RefundID: "50" + strings.Repeat("2", 27), OutRefundNo: w.outRefundNo, RefundStatus: w.status, UserReceivedAccount: "招商银行信用卡0403"}
+	res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = o.AmountFen, w.fen, o.AmountFen, w.fen
+	n, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: w.event(), Summary: "退款", OriginalType: "refund", Resource: res})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.post(n.Header, n.Body)
+}
+
+// TestRefundWordForOrderInReviewIsRecorded: a confirmed refund that WeChat
+// Pay reports ABNORMAL (the user's card was cancelled, say) puts its order in
+// needs_review. The merchant then re-handles it through WeChat Pay's
+// abnormal-refund API under the same out_refund_no, and WeChat Pay sends
+// REFUND.SUCCESS for it: money went back, and it must be recorded on the
+// order still in review (refunded_fen, refund_nos, the review reason),
+// committed as a transition, and counted as review, not acknowledged and
+// dropped as a duplicate. Every other refund fact WeChat Pay reports while
+// the order is in review is added to the review reason, a SUCCESS that would
+// refund more than was paid without counting it; each exactly once: copies
+// change nothing.
+func TestRefundWordForOrderInReviewIsRecorded(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			o := paidOrder(t, e, "oUser-review-refund", 2) // 99.98 CNY
+			p := propose(t, e, o, 4999)
+			if _, err := e.svc.ConfirmRefund(context.Background(), "shop-bot", o.User, p.RefundID); err != nil {
+				t.Fatalf("confirm: %v", err)
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusRefunding {
+				t.Fatalf("after the confirmation: got %s; want refunding", got.Status)
+			}
+			steps := []struct {
+				name         string
+				word         refundWord
+				wantOutcome  string
+				wantReason   string // the metric's reason
+				wantRefunded int64
+			}{
+				{name: "abnormal", word: refundWord{p.OutRefundNo, wechatpay.RefundAbnormal, 4999},
+					wantOutcome: payments.OutcomeReview, wantReason: "refund_abnormal"},
+				{name: "copy of the abnormal", word: refundWord{p.OutRefundNo, wechatpay.RefundAbnormal, 4999},
+					wantOutcome: payments.OutcomeDuplicate, wantReason: "ok"},
+				{name: "success once the merchant re-handled it", word: refundWord{p.OutRefundNo, wechatpay.RefundSuccess, 4999},
+					wantOutcome: payments.OutcomeReview, wantReason: "refunded_while_in_review", wantRefunded: 4999},
+				{name: "copy of the success", word: refundWord{p.OutRefundNo, wechatpay.RefundSuccess, 4999},
+					wantOutcome: payments.OutcomeDuplicate, wantReason: "ok", wantRefunded: 4999},
+				{name: "another refund closed", word: refundWord{"RFplatform0002", wechatpay.RefundClosed, 1000},
+					wantOutcome: payments.OutcomeReview, wantReason: "refund_closed", wantRefunded: 4999},
+				{name: "copy of the closed", word: refundWord{"RFplatform0002", wechatpay.RefundClosed, 1000},
+					wantOutcome: payments.OutcomeDuplicate, wantReason: "ok", wantRefunded: 4999},
+				{name: "another refund abnormal", word: refundWord{"RFplatform0003", wechatpay.RefundAbnormal, 1000},
+					wantOutcome: payments.OutcomeReview, wantReason: "refund_abnormal", wantRefunded: 4999},
+				{name: "refund made on the merchant platform", word: refundWord{"RFplatform0004", wechatpay.RefundSuccess, 1000},
+					wantOutcome: payments.OutcomeReview, wantReason: "refunded_while_in_review", wantRefunded: 5999},
+				{name: "refund of more than is left", word: refundWord{"RFplatform0005", wechatpay.RefundSuccess, 5000},
+					wantOutcome: payments.OutcomeReview, wantReason: "refund_amount_mismatch", wantRefunded: 5999},
+				{name: "copy of that", word: refundWord{"RFplatform0005", wechatpay.RefundSuccess, 5000},
+					wantOutcome: payments.OutcomeDuplicate, wantReason: "ok", wantRefunded: 5999},
+			}
+			counted := []string{}
+			for _, st := range steps {
+				before := e.order(o.OrderNo)
+				labels := map[string]string{"event": st.word.event(), "outcome": st.wantOutcome, "reason": st.wantReason}
+				n0 := e.counter("paygate_notifications_total", labels)
+				if status, body := e.postRefund(o, o.TransactionID, st.word); status != http.StatusNoContent {
+					t.Fatalf("%s: got %d %q; want 204", st.name, status, body)
+				}
+				got := e.order(o.OrderNo)
+				if got.Status != store.StatusNeedsReview || !strings.HasPrefix(got.ReviewReason, "refund_abnormal") {
+					t.Errorf("%s: got %s %q; want it kept in needs_review (refund_abnormal)", st.name, got.Status, got.ReviewReason)
+				}
+				if got.RefundedFen != st.wantRefunded {
+					t.Errorf("%s: refunded_fen %d; want %d", st.name, got.RefundedFen, st.wantRefunded)
+				}
+				if st.wantReason == "refunded_while_in_review" && !slices.Contains(counted, st.word.outRefundNo) {
+					counted = append(counted, st.word.outRefundNo)
+				}
+				if !slices.Equal(got.RefundNos, counted) {
+					t.Errorf("%s: refund_nos %q; want %q", st.name, got.RefundNos, counted)
+				}
+				if n := e.counter("paygate_notifications_total", labels); n != n0+1 {
+					t.Errorf("%s: counted %s/%s %v times; want once", st.name, st.wantOutcome, st.wantReason, n-n0)
+				}
+				if dup := st.wantOutcome == payments.OutcomeDuplicate; dup != (got.Version == before.Version) {
+					t.Errorf("%s: v%d -> v%d; want a new version unless a duplicate", st.name, before.Version, got.Version)
+				}
+				fact := fmt.Sprintf("refund %s (%s)", st.word.outRefundNo, st.word.status)
+				if n := strings.Count(got.ReviewReason, fact); n != 1 {
+					t.Errorf("%s: review reason %q notes %q %d times; want once", st.name, got.ReviewReason, fact, n)
+				}
+				if st.wantOutcome != payments.OutcomeDuplicate && !strings.Contains(got.ReviewReason, st.wantReason+": wechat pay "+fact) {
+					t.Errorf("%s: review reason %q; want %s noted", st.name, got.ReviewReason, st.wantReason)
+				}
+			}
+			// The money of the re-handled refund was committed as a
+			// transition of its own, naming the user's refund (audit).
+			tr := e.await(func(tr payments.Transition) bool {
+				return tr.After.OrderNo == o.OrderNo && tr.Before.RefundedFen == 0 && tr.After.RefundedFen == 4999
+			})
+			if tr.Refund == nil || tr.Refund.RefundID != p.RefundID || tr.Cause != "notification" {
+				t.Errorf("transition of the re-handled refund: cause %q refund %+v; want the notification and proposal %s", tr.Cause, tr.Refund, p.RefundID)
 			}
 		})
 	}
