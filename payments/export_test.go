@@ -1,5 +1,26 @@
 package payments
 
+import (
+	"testing"
+
+	"github.com/paygate/paygate/store"
+)
+
 // SetSweepPage makes s's sweeps read n orders at a time, so a test can page
 // through orders created at one instant without making hundreds of them.
 func SetSweepPage(s *Service, n int) { s.sweepPage = n }
+
+// DropTransition takes the edge from → to out of the state machine until
+// the test ends, to reach what a complete state machine never does. Call it
+// before the test starts a service: nothing may read the table meanwhile.
+func DropTransition(t testing.TB, from, to store.OrderStatus) {
+	saved := transitions[from]
+	kept := make([]store.OrderStatus, 0, len(saved))
+	for _, s := range saved {
+		if s != to {
+			kept = append(kept, s)
+		}
+	}
+	transitions[from] = kept
+	t.Cleanup(func() { transitions[from] = saved })
+}

@@ -142,13 +142,31 @@ func (h *notifyHandler) payment(ctx context.Context, note *wechatpay.Notificatio
 	}
 	_, outcome, reason, err := s.applyPayment(ctx, res.OutTradeNo, factFromResource(&res), "notification", note.ID)
 	if err != nil {
-		s.log.ErrorContext(ctx, "notification not applied; WeChat Pay will retry", "id", note.ID, "out_trade_no", res.OutTradeNo, "err", err)
-		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: storeReason(err), msg: "temporarily unable to record"}
+		return h.notApplied(ctx, note, "notification not applied; WeChat Pay will retry", err, "order_no", res.OutTradeNo,
+			"transaction_id", res.TransactionID, "total_fen", res.Amount.Total, "currency", res.Amount.Currency)
 	}
 	if reason == "" {
 		reason = "ok"
 	}
 	return verdict{status: http.StatusNoContent, outcome: outcome, reason: reason}
+}
+
+// notApplied answers a verified notification that was not committed: 500
+// FAIL, so WeChat Pay retries. A store that did not answer is logged as
+// such and passes. A transition the state machine refuses would refuse
+// every retry too, WeChat Pay's word about money going unrecorded for good
+// (every status has an edge to needs_review, so only a bug gets here): it
+// raises an alert naming the order and the fact (attrs), for a person to
+// record it by hand.
+func (h *notifyHandler) notApplied(ctx context.Context, note *wechatpay.Notification, msg string, err error, attrs ...any) verdict {
+	attrs = append([]any{"id", note.ID, "event", note.EventType}, attrs...)
+	if errors.Is(err, ErrTransition) {
+		h.s.log.ErrorContext(ctx, "ALERT: verified notification not recorded: the order's state machine refuses it; record it by hand",
+			append(attrs, "alert", true, "err", err)...)
+		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: "transition_refused", msg: "unable to record"}
+	}
+	h.s.log.ErrorContext(ctx, msg, append(attrs, "err", err)...)
+	return verdict{status: http.StatusInternalServerError, outcome: "error", reason: storeReason(err), msg: "temporarily unable to record"}
 }
 
 func storeReason(err error) string {
@@ -183,8 +201,8 @@ func (h *notifyHandler) refund(ctx context.Context, note *wechatpay.Notification
 		}
 	}
 	if err != nil {
-		s.log.ErrorContext(ctx, "refund notification not applied; WeChat Pay will retry", "id", note.ID, "out_refund_no", res.OutRefundNo, "err", err)
-		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: storeReason(err), msg: "temporarily unable to record"}
+		return h.notApplied(ctx, note, "refund notification not applied; WeChat Pay will retry", err, "order_no", res.OutTradeNo,
+			"out_refund_no", res.OutRefundNo, "refund_status", res.RefundStatus, "refund_fen", res.Amount.Refund)
 	}
 	if reason == "" {
 		reason = "ok"

@@ -209,6 +209,72 @@ func TestNotifyInconsistentGoesToReview(t *testing.T) {
 	}
 }
 
+// TestNotifyRefusedTransitionAlerts: a verified notification the state
+// machine will not let paygate record (every status has an edge to
+// needs_review, so only a bug gets here) is WeChat Pay's word about money
+// going unrecorded while WeChat Pay retries: it answers 500 FAIL, changes
+// nothing, and raises an alert naming the order and the fact, not the
+// passing store_error of a store that did not answer.
+func TestNotifyRefusedTransitionAlerts(t *testing.T) {
+	payments.DropTransition(t, store.StatusAwaitingPayment, store.StatusNeedsReview)
+	e := newEnv(t, envOptions{})
+	tests := []struct {
+		name  string
+		post  func(o *store.Order) (int, string)
+		event string
+		fact  map[string]any // what the alert must name
+	}{
+		{name: "payment", event: wechatpay.EventTransactionSuccess,
+			post: func(o *store.Order) (int, string) {
+				tx := e.paidTx(o)
+				tx.Amount.Total = 1 // a disagreement: the order goes to review
+				n := e.buildPayment(tx, nil)
+				return e.post(n.Header, n.Body)
+			},
+			fact: map[string]any{"transaction_id": "4200001234" + strings.Repeat("7", 18), "total_fen": float64(1)}},
+		{name: "refund", event: wechatpay.EventRefundSuccess,
+			post: func(o *store.Order) (int, string) {
+				return e.postRefund(o, "", refundWord{"RFplatform0001", wechatpay.RefundSuccess, 1000})
+			},
+			fact: map[string]any{"out_refund_no": "RFplatform0001", "refund_status": wechatpay.RefundSuccess, "refund_fen": float64(1000)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := e.create("oUser-refused-"+tt.name, 1)
+			status, body := tt.post(o)
+			if status != http.StatusInternalServerError || !strings.Contains(body, `"code":"FAIL"`) {
+				t.Errorf("got %d %q; want 500 FAIL so WeChat Pay retries", status, body)
+			}
+			if got := e.order(o.OrderNo); got.Version != o.Version || got.Status != o.Status {
+				t.Errorf("order changed: %s v%d; want %s v%d", got.Status, got.Version, o.Status, o.Version)
+			}
+			labels := map[string]string{"event": tt.event, "outcome": "error", "reason": "transition_refused"}
+			if n := e.counter("paygate_notifications_total", labels); n != 1 {
+				t.Errorf("counted %v %v; want 1", labels, n)
+			}
+			var alert map[string]any
+			for _, line := range strings.Split(e.logs.String(), "\n") {
+				var rec map[string]any
+				if json.Unmarshal([]byte(line), &rec) == nil && rec["alert"] == true && rec["order_no"] == o.OrderNo &&
+					strings.Contains(fmt.Sprint(rec["msg"]), "not recorded") {
+					alert = rec
+				}
+			}
+			if alert == nil {
+				t.Fatalf("no alert names order %s; log:\n%s", o.OrderNo, e.logs.String())
+			}
+			if alert["level"] != "ERROR" || alert["event"] != tt.event {
+				t.Errorf("alert %v; want level ERROR and event %s", alert, tt.event)
+			}
+			for k, v := range tt.fact {
+				if alert[k] != v {
+					t.Errorf("alert %s = %v; want %v", k, alert[k], v)
+				}
+			}
+		})
+	}
+}
+
 func TestNotifyUnknownOrderRecordsOrphan(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {

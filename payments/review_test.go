@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wechatpay"
@@ -226,6 +227,91 @@ func TestRefundWordForOrderInReviewIsRecorded(t *testing.T) {
 			})
 			if tr.Refund == nil || tr.Refund.RefundID != p.RefundID || tr.Cause != "notification" {
 				t.Errorf("transition of the re-handled refund: cause %q refund %+v; want the notification and proposal %s", tr.Cause, tr.Refund, p.RefundID)
+			}
+		})
+	}
+}
+
+// TestMoneyOnOrderOfAnyStatusIsRecorded: WeChat Pay's verified word that
+// money moved is acknowledged and recorded whatever the order's status:
+// applied when it fits (a pending order is paid), else the order goes to
+// needs_review (SPEC 2.4). A held or rejected order has no prepay, so a
+// payment or refund WeChat Pay reports for it contradicts the record all
+// the more; yet those two statuses had no edge to needs_review, so the
+// notification answered 500, changed nothing, and WeChat Pay retried for a
+// day in vain.
+func TestMoneyOnOrderOfAnyStatusIsRecorded(t *testing.T) {
+	const recorded = "4200000000" + "111111111111111111" // not paidTx's
+	tests := []struct {
+		status store.OrderStatus
+		// paid is where a payment notification leaves the order, and why
+		// (the start of the review reason) when in review.
+		paid    store.OrderStatus
+		paidWhy string
+		// refundWhy is why an unasked REFUND.SUCCESS puts it in review;
+		// "" for a refunding order, whose refund word is judged against its
+		// refund in flight (TestNotifyRefund).
+		refundWhy string
+	}{
+		{store.StatusCreating, store.StatusPaid, "", "refund_on_creating"},
+		{store.StatusAwaitingPayment, store.StatusPaid, "", "refund_on_awaiting_payment"},
+		{store.StatusApprovalRequired, store.StatusNeedsReview, "paid_after_approval_required", "refund_on_approval_required"},
+		{store.StatusRejected, store.StatusNeedsReview, "paid_after_rejected", "refund_on_rejected"},
+		{store.StatusClosed, store.StatusNeedsReview, "paid_after_closed", "refund_on_closed"},
+		{store.StatusExpired, store.StatusNeedsReview, "paid_after_expired", "refund_on_expired"},
+		{store.StatusPaid, store.StatusNeedsReview, "transaction_mismatch", "refund_not_requested"},
+		{store.StatusRefunding, store.StatusNeedsReview, "transaction_mismatch", ""},
+		{store.StatusPartiallyRefunded, store.StatusNeedsReview, "transaction_mismatch", "refund_not_requested"},
+		{store.StatusRefunded, store.StatusNeedsReview, "transaction_mismatch", "refund_not_requested"},
+	}
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			ctx := context.Background()
+			// order stores an order of status st as the service left it.
+			order := func(st store.OrderStatus, user string) *store.Order {
+				t.Helper()
+				now := e.clock.Now()
+				o := &store.Order{
+					OrderNo: payments.NewOrderNo(now), Client: "shop-bot", AppID: e.sim.AppID(), User: user,
+					SKU: "premium-monthly", Description: "Premium tier, 1 month", Quantity: 1, AmountFen: 4999, Currency: "CNY",
+					PayMethod: "jsapi", Status: st, CreatedAt: now, ExpiresAt: now.Add(30 * time.Minute),
+				}
+				if payments.PaidOrLater(st) {
+					o.TransactionID, o.PaidAt = recorded, now
+				}
+				switch st {
+				case store.StatusPartiallyRefunded:
+					o.RefundedFen, o.RefundNos = 1000, []string{"RFearlier0001"}
+				case store.StatusRefunded:
+					o.RefundedFen, o.RefundNos = o.AmountFen, []string{"RFearlier0001"}
+				}
+				if err := e.st.CreateOrder(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+				return o
+			}
+			for _, tt := range tests {
+				t.Run(string(tt.status), func(t *testing.T) {
+					o := order(tt.status, "oUser-any-paid-"+string(tt.status))
+					n := e.buildPayment(e.paidTx(o), nil)
+					status, body := e.post(n.Header, n.Body)
+					got := e.order(o.OrderNo)
+					if status != http.StatusNoContent || got.Status != tt.paid || !strings.HasPrefix(got.ReviewReason, tt.paidWhy) {
+						t.Errorf("payment on a %s order: got HTTP %d %q, order %s %q; want 204 and %s %s",
+							tt.status, status, body, got.Status, got.ReviewReason, tt.paid, tt.paidWhy)
+					}
+					if tt.refundWhy == "" {
+						return
+					}
+					o = order(tt.status, "oUser-any-refunded-"+string(tt.status))
+					status, body = e.postRefund(o, recorded, refundWord{"RFplatform0001", wechatpay.RefundSuccess, 1000})
+					got = e.order(o.OrderNo)
+					if status != http.StatusNoContent || got.Status != store.StatusNeedsReview || !strings.HasPrefix(got.ReviewReason, tt.refundWhy) {
+						t.Errorf("refund of a %s order: got HTTP %d %q, order %s %q; want 204 and needs_review %s",
+							tt.status, status, body, got.Status, got.ReviewReason, tt.refundWhy)
+					}
+				})
 			}
 		})
 	}
