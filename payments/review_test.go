@@ -6,10 +6,14 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
@@ -314,5 +318,92 @@ func TestMoneyOnOrderOfAnyStatusIsRecorded(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestWordOnOrderInReviewReachesTheMerchant: what WeChat Pay reports about
+// an order already in needs_review is recorded on it without a status
+// change, and the merchant hears of it: another order.needs_review with the
+// order as it now is (review_reason, transaction_id, refunded_fen). A
+// payment that arrived after a refund had put the order in review was
+// audited but reached no webhook, so the merchant never learnt that money
+// arrived. A copy that changes nothing sends nothing; every event has its
+// own id.
+func TestWordOnOrderInReviewReachesTheMerchant(t *testing.T) {
+	var mu sync.Mutex
+	var sent []store.Event
+	e := newEnv(t, envOptions{service: func(o *payments.Options) {
+		o.Events = func(tr payments.Transition) []store.Event {
+			evs := webhook.Events(tr)
+			mu.Lock()
+			sent = append(sent, evs...)
+			mu.Unlock()
+			return evs
+		}
+	}})
+	o := e.create("oUser-review-webhook", 2) // 99.98 CNY
+	tx := e.paidTx(o)
+	refund := func(no string, fen int64) func() (int, string) {
+		return func() (int, string) {
+			return e.postRefund(o, tx.TransactionID, refundWord{no, wechatpay.RefundSuccess, fen})
+		}
+	}
+	pay := func() (int, string) {
+		n := e.buildPayment(tx, nil)
+		return e.post(n.Header, n.Body)
+	}
+	steps := []struct {
+		name string
+		post func() (int, string)
+		// wantNoted is in the review reason of the event; "" for none.
+		wantNoted    string
+		wantTxID     string
+		wantRefunded int64
+	}{
+		{name: "refund made on the merchant platform first", post: refund("RFplatform0001", 1000), wantNoted: "refund_on_awaiting_payment"},
+		{name: "then the payment", post: pay, wantNoted: "paid_while_in_review", wantTxID: tx.TransactionID},
+		{name: "copy of the payment", post: pay},
+		{name: "another refund", post: refund("RFplatform0002", 2000), wantNoted: "refunded_while_in_review", wantTxID: tx.TransactionID, wantRefunded: 2000},
+		{name: "copy of the refund", post: refund("RFplatform0002", 2000)},
+	}
+	ids := map[string]bool{}
+	for _, st := range steps {
+		mu.Lock()
+		before := len(sent)
+		mu.Unlock()
+		if status, body := st.post(); status != http.StatusNoContent {
+			t.Fatalf("%s: got %d %q; want 204", st.name, status, body)
+		}
+		mu.Lock()
+		evs := slices.Clone(sent[before:])
+		mu.Unlock()
+		if st.wantNoted == "" {
+			if len(evs) != 0 {
+				t.Errorf("%s: changed nothing but sent %s", st.name, evs[0].Payload)
+			}
+			continue
+		}
+		if len(evs) != 1 {
+			t.Fatalf("%s: %d merchant events; want 1 (order.needs_review)", st.name, len(evs))
+		}
+		ev := evs[0]
+		got := e.order(o.OrderNo)
+		body := gjson.ParseBytes(ev.Payload)
+		if typ := body.Get("type").Str; typ != webhook.TypeOrderNeedsReview || ev.Key != o.OrderNo {
+			t.Errorf("%s: event %s keyed %q; want %s keyed %s", st.name, typ, ev.Key, webhook.TypeOrderNeedsReview, o.OrderNo)
+		}
+		if r := body.Get("data.review_reason").Str; r != got.ReviewReason || !strings.Contains(r, st.wantNoted+":") {
+			t.Errorf("%s: review_reason %q; want the order's %q, noting %s", st.name, r, got.ReviewReason, st.wantNoted)
+		}
+		if id := body.Get("data.transaction_id").Str; id != st.wantTxID {
+			t.Errorf("%s: transaction_id %q; want %q", st.name, id, st.wantTxID)
+		}
+		if fen := body.Get("data.order.refunded_fen").Int(); fen != st.wantRefunded || body.Get("data.order.status").Str != string(store.StatusNeedsReview) {
+			t.Errorf("%s: data.order %s; want needs_review with refunded_fen %d", st.name, body.Get("data.order").Raw, st.wantRefunded)
+		}
+		if ids[ev.ID] || body.Get("id").Str != ev.ID {
+			t.Errorf("%s: event id %q (body %q) is not new", st.name, ev.ID, body.Get("id").Str)
+		}
+		ids[ev.ID] = true
 	}
 }

@@ -34,6 +34,8 @@ const (
 	// TypeOrderNeedsReview: WeChat Pay's word disagrees with paygate's record
 	// (amount, merchant, app, a payment on a dead or unknown order, a refund
 	// nobody asked for); a person must look. data.review_reason says what.
+	// It comes again, with the order as it now is, each time more of WeChat
+	// Pay's word is recorded on an order in review (a payment, a refund).
 	TypeOrderNeedsReview = "order.needs_review"
 	// TypeRefundProposed: the user was offered a refund to confirm; no money
 	// moved yet.
@@ -87,8 +89,9 @@ type Data struct {
 // Mapping: into paid → order.paid (from refunding: refund.failed); into
 // approval_required → order.approval_required; into closed, expired or
 // rejected → order.closed (except a duplicate `creating` record closed as
-// superseded, which never reached WeChat Pay); into needs_review →
-// order.needs_review; refunding → refunded or partially_refunded with more
+// superseded, which never reached WeChat Pay); into needs_review, or
+// within it when WeChat Pay's word is noted on the order (review_reason,
+// transaction_id or refunded_fen changes) → order.needs_review; refunding → refunded or partially_refunded with more
 // money refunded → refund.succeeded, with no more → refund.failed; the
 // refund object then names the confirmed refund (Transition.Refund).
 func Events(tr payments.Transition) []store.Event {
@@ -106,6 +109,9 @@ func Events(tr payments.Transition) []store.Event {
 func classify(tr payments.Transition) (string, map[string]any) {
 	b, a := tr.Before, tr.After
 	if a.Status == b.Status {
+		if a.Status == store.StatusNeedsReview && notedInReview(b, a) {
+			return TypeOrderNeedsReview, nil
+		}
 		return "", nil
 	}
 	switch a.Status {
@@ -134,6 +140,15 @@ func classify(tr payments.Transition) (string, map[string]any) {
 		return TypeRefundFailed, refundOutcome(tr, "failed")
 	}
 	return "", nil
+}
+
+// notedInReview reports whether WeChat Pay's word was recorded on an order
+// that stays in needs_review (a payment that came after a refund put it
+// there, a refund re-handled after ABNORMAL, another transaction): the
+// merchant hears of it through order.needs_review again, or never learns
+// that money arrived or went back.
+func notedInReview(b, a store.Order) bool {
+	return a.ReviewReason != b.ReviewReason || a.TransactionID != b.TransactionID || a.RefundedFen != b.RefundedFen
 }
 
 // refundOutcome is the refund object of a refund.succeeded or refund.failed:

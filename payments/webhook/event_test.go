@@ -24,6 +24,18 @@ func order(status store.OrderStatus, refunded int64) store.Order {
 
 func TestEventsMapping(t *testing.T) {
 	S := func(s store.OrderStatus) store.Order { return order(s, 0) }
+	// R is an order in review for reason, with transaction txid and
+	// refunded fen back.
+	R := func(reason, txid string, refunded int64) store.Order {
+		o := order(store.StatusNeedsReview, refunded)
+		o.ReviewReason, o.TransactionID = reason, txid
+		return o
+	}
+	const (
+		refundFirst = "refund_on_awaiting_payment: wechat pay refund RFp1 (SUCCESS) of 1000 fen"
+		paidLater   = refundFirst + "; paid_while_in_review: wechat pay says paid 4999"
+		refunded    = paidLater + "; refunded_while_in_review: wechat pay refund RFp2 (SUCCESS) of 2000 fen"
+	)
 	tests := []struct {
 		name       string
 		before     store.Order
@@ -54,6 +66,10 @@ func TestEventsMapping(t *testing.T) {
 		{name: "refund closed", before: order(store.StatusRefunding, 0), after: order(store.StatusPaid, 0), cause: "notification", want: webhook.TypeRefundFailed, refundStat: "failed"},
 		{name: "second refund closed", before: order(store.StatusRefunding, 1000), after: order(store.StatusPartiallyRefunded, 1000), cause: "notification", want: webhook.TypeRefundFailed, refundStat: "failed"},
 		{name: "same status rewritten", before: S(store.StatusPaid), after: S(store.StatusPaid), cause: "query"},
+		{name: "payment noted in review", before: R(refundFirst, "", 0), after: R(paidLater, "4200000001", 0), cause: "notification", want: webhook.TypeOrderNeedsReview},
+		{name: "refund noted in review", before: R(paidLater, "4200000001", 0), after: R(refunded, "4200000001", 2000), cause: "notification", want: webhook.TypeOrderNeedsReview},
+		{name: "fact noted in review", before: R(refundFirst, "", 0), after: R(paidLater, "", 0), cause: "query", want: webhook.TypeOrderNeedsReview},
+		{name: "review rewritten unchanged", before: R(refundFirst, "", 0), after: R(refundFirst, "", 0), cause: "query"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,6 +102,10 @@ func TestEventsMapping(t *testing.T) {
 			}
 			if env.Data.OpenID != "oUser1" || env.Data.AppID != "wxapp1" || env.Data.Client != "shop-bot" {
 				t.Errorf("data %+v; want the order's client, app and OpenID", env.Data)
+			}
+			if env.Data.ReviewReason != tc.after.ReviewReason || env.Data.TransactionID != tc.after.TransactionID {
+				t.Errorf("data review_reason %q transaction_id %q; want the order's %q %q",
+					env.Data.ReviewReason, env.Data.TransactionID, tc.after.ReviewReason, tc.after.TransactionID)
 			}
 			if tc.refundStat == "" {
 				if env.Data.Refund != nil {
