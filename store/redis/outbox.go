@@ -77,6 +77,9 @@ func (s *Store) EnqueueEventOnce(ctx context.Context, e store.Event) (bool, erro
 // evalEach runs sc once per tag in one pipeline (spread over the cluster's
 // nodes), loading it first where Redis lost it.
 func (s *Store) evalEach(ctx context.Context, op string, sc *goredis.Script, n int, keys func(i int) []string, args func(i int) []any) ([]*goredis.Cmd, error) {
+	if err := s.refused(op); err != nil {
+		return nil, err
+	}
 	cmds := make([]*goredis.Cmd, n)
 	run := func() error {
 		_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {

@@ -168,6 +168,13 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 		statuses: store.Statuses(),
 	}
 	c.AddHook(lostGuard{s})
+	if cc, ok := c.(*goredis.ClusterClient); ok {
+		// A cluster's node clients do not inherit its hooks, and runMoney
+		// writes through the key's primary's own client (for WAIT). Nodes are
+		// created on first use, so registering here, before the first
+		// command, guards every one of them.
+		cc.OnNewNode(func(n *goredis.Client) { n.AddHook(lostGuard{s}) })
+	}
 	// Load the scripts before the first request so a turn's LoadUserState is
 	// one EVALSHA, not EVALSHA + EVAL. Bounded: Redis may be down at start.
 	lctx, lcancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -216,6 +223,9 @@ func (s *Store) watchEpoch(ctx context.Context, every time.Duration) {
 // mark gone, so a payment applied twice. Failing with store.ErrUnavailable
 // makes every caller fail closed (payment tools answer "unavailable", chat
 // goes on) until the replica is restarted and adopts the new store.
+// It is on the Store's client and, in a cluster, on every node client (see
+// newStore); run, runMoney and evalEach also check s.lost themselves, so a
+// path that reaches Redis some other way is refused all the same.
 type lostGuard struct{ s *Store }
 
 func (g lostGuard) DialHook(next goredis.DialHook) goredis.DialHook { return next }
@@ -379,6 +389,9 @@ func mapErr(op string, err error) error {
 // run executes one script: one round trip (EVALSHA; EVAL after a script-cache
 // flush).
 func (s *Store) run(ctx context.Context, op string, sc *goredis.Script, keys []string, args ...any) (any, error) {
+	if err := s.refused(op); err != nil {
+		return nil, err
+	}
 	v, err := sc.Run(ctx, s.c, keys, args...).Result()
 	if err != nil {
 		return nil, mapErr(op, err)
@@ -386,9 +399,21 @@ func (s *Store) run(ctx context.Context, op string, sc *goredis.Script, keys []s
 	return v, nil
 }
 
+// refused is the error of every write once the Store knows Redis lost its
+// data (the same lostGuard gives a command), nil until then.
+func (s *Store) refused(op string) error {
+	if s.lost.Load() {
+		return mapErr(op, errDataLost)
+	}
+	return nil
+}
+
 // runMoney is run for money writes: with WaitReplicas it pipelines the script
 // and WAIT on the connection of the key's primary, so WAIT covers this write.
 func (s *Store) runMoney(ctx context.Context, op string, sc *goredis.Script, keys []string, args ...any) (any, error) {
+	if err := s.refused(op); err != nil {
+		return nil, err
+	}
 	if s.waitN <= 0 {
 		return s.run(ctx, op, sc, keys, args...)
 	}

@@ -235,19 +235,56 @@ func (s *server) stop() { s.kill() }
 // redis-cli --cluster create and waits for cluster_state:ok on every node.
 func startCluster(t testing.TB) []string {
 	t.Helper()
+	return startClusterOf(t, 3, 0)
+}
+
+// startClusterWithReplicas starts three primaries with one replica each, as
+// startCluster does, and also waits until every primary has its replica
+// online, so that WAIT 1 is answered.
+func startClusterWithReplicas(t testing.TB) []string {
+	t.Helper()
+	addrs := startClusterOf(t, 6, 1)
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs})
+	defer cc.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var online, primaries atomic.Int32
+		err := cc.ForEachMaster(context.Background(), func(ctx context.Context, n *goredis.Client) error {
+			primaries.Add(1)
+			info, err := n.Info(ctx, "replication").Result()
+			if err == nil && strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online") {
+				online.Add(1)
+			}
+			return err
+		})
+		if err == nil && primaries.Load() == 3 && online.Load() == 3 {
+			return addrs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas not online: %d of %d primaries have one (%v)", online.Load(), primaries.Load(), err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling external processes
+	}
+}
+
+// startClusterOf starts n cluster-enabled servers, joins them with
+// redis-cli --cluster create (replicas per primary) and waits for
+// cluster_state:ok on every node.
+func startClusterOf(t testing.TB, n, replicas int) []string {
+	t.Helper()
 	requireBinaries(t)
 	var addrs []string
-	for range 3 {
+	for range n {
 		s := startServer(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000", "--appendonly", "no")
 		addrs = append(addrs, s.addr())
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	out, err := exec.Command("redis-cli", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for _, a := range addrs {
 		c := goredis.NewClient(&goredis.Options{Addr: a})
 		for {
