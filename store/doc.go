@@ -51,6 +51,9 @@
 //	PREFIX{audit}:*       the audit chain, its head and the erasable text
 //	PREFIX{meta:epoch}    the marker by which a replica notices that Redis lost
 //	                      its data
+//	PREFIX{gen:N}         one per primary: a counter every money write raises,
+//	                      by which a replica notices that Redis went back to an
+//	                      earlier state (a snapshot, a lagging replica)
 //
 // An order write spans three tags (order, user copy, indexes), so it runs in four
 // steps: (1) record a write intent in {idx}, (2) the order script (record +

@@ -22,9 +22,13 @@
 //     disagree; ClaimEvents leases each head in that tag's own script, so a
 //     claim is atomic per event, not per batch.
 //
-// Once the epoch marker shows that Redis lost its data (checked every
-// Options.EpochInterval and by Ping), every command is refused with
-// store.ErrUnavailable until the process is restarted.
+// Once the epoch marker shows that Redis lost its data, or a generation
+// counter that every money write raises shows that it went back to an
+// earlier state (a restart from an older snapshot or an AOF without its last
+// writes, a failover to a lagging replica), every command is refused with
+// store.ErrUnavailable until the process is restarted. Both are checked
+// every Options.EpochInterval and by Ping, the counters also by each money
+// write (generation.go); in a cluster, on every primary.
 //
 // Expiry is logical (judged against Options.Now inside the scripts); Redis
 // PEXPIRE only reclaims the space later. With Options.WaitReplicas, money

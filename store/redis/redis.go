@@ -70,10 +70,10 @@ type Options struct {
 	// before it is considered abandoned (default DefaultRepairGrace).
 	RepairInterval time.Duration
 	RepairGrace    time.Duration
-	// EpochInterval is how often the epoch marker is checked in the
-	// background (default DefaultEpochInterval; negative disables; Ping
-	// checks it too). Once the marker is gone, this Store refuses every
-	// command: see checkEpoch.
+	// EpochInterval is how often the epoch marker and the generation
+	// counters are checked in the background (default DefaultEpochInterval;
+	// negative disables; Ping checks them too). Once the marker is gone or a
+	// counter went back, this Store refuses every command: see checkEpoch.
 	EpochInterval time.Duration
 	// Now is the clock expiry is judged against; default time.Now.
 	Now func() time.Time
@@ -97,12 +97,20 @@ type Store struct {
 	statuses []store.OrderStatus
 
 	// epoch is the marker this Store found or set when it first reached
-	// Redis; "" until then. lost is set for good once the marker is gone or
-	// changed. See checkEpoch.
+	// Redis; nil until then (set under epochMu, read anywhere). lost is set
+	// for good once the marker is gone or changed, or a generation counter
+	// went back (cause says which). See checkEpoch.
 	epochMu    sync.Mutex
-	epoch      string
+	epoch      atomic.Pointer[string]
 	epochAlert sync.Once
 	lost       atomic.Bool
+	lostMu     sync.Mutex // serialises markLost
+	cause      atomic.Pointer[error]
+
+	// genSeen is the highest value of each generation counter this Store
+	// has seen (generation.go).
+	genMu   sync.Mutex
+	genSeen map[string]int64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -165,7 +173,7 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 	s := &Store{
 		c: c, k: keys{p: opts.KeyPrefix}, sc: newScripts(), now: opts.Now, log: opts.Logger,
 		waitN: opts.WaitReplicas, waitT: opts.WaitTimeout, grace: opts.RepairGrace,
-		statuses: store.Statuses(),
+		statuses: store.Statuses(), genSeen: map[string]int64{},
 	}
 	c.AddHook(lostGuard{s})
 	if cc, ok := c.(*goredis.ClusterClient); ok {
@@ -194,9 +202,10 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 	return s
 }
 
-// watchEpoch checks the epoch marker every interval, so a Redis that lost its
-// data is refused within about that long even when nothing calls Ping. One
-// GET per interval.
+// watchEpoch checks the epoch marker and the generation counters every
+// interval, so a Redis that lost its data or went back to an earlier state is
+// refused within about that long even when nothing calls Ping. One round trip
+// per interval (two on a cluster: see checkEpoch).
 func (s *Store) watchEpoch(ctx context.Context, every time.Duration) {
 	defer s.wg.Done()
 	t := time.NewTicker(every)
@@ -233,8 +242,9 @@ func (g lostGuard) DialHook(next goredis.DialHook) goredis.DialHook { return nex
 func (g lostGuard) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
 		if g.s.lost.Load() {
-			cmd.SetErr(errDataLost)
-			return errDataLost
+			err := g.s.lostCause()
+			cmd.SetErr(err)
+			return err
 		}
 		return next(ctx, cmd)
 	}
@@ -243,10 +253,11 @@ func (g lostGuard) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 func (g lostGuard) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
 		if g.s.lost.Load() {
+			err := g.s.lostCause()
 			for _, cmd := range cmds {
-				cmd.SetErr(errDataLost)
+				cmd.SetErr(err)
 			}
-			return errDataLost
+			return err
 		}
 		return next(ctx, cmds)
 	}
@@ -298,53 +309,125 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.checkEpoch(ctx)
 }
 
-// errDataLost is the cause Ping reports once Redis has lost its data.
-var errDataLost = errors.New("Redis lost its data since this replica first reached it (the epoch marker is gone or changed: a restart without persistence, a flush, a failover to an empty replica); orders, claims and the audit head it held are gone, and replicas started since hash users with a new key: restart every paygate replica, then reconcile payments against WeChat Pay")
+// errDataLost is the cause Ping reports once the epoch marker is gone or
+// changed (errRolledBack, in generation.go, once a counter went back).
+var errDataLost = errors.New("Redis lost its data since this replica first reached it (the epoch marker is gone or changed: a restart without persistence, a flush, a failover to an empty replica, or another replica found that Redis went back to an earlier state); orders, claims and the audit head it held are gone, and replicas started since hash users with a new key: restart every paygate replica, then reconcile payments against WeChat Pay")
+
+// lostCause is why every command is refused: errDataLost or errRolledBack.
+func (s *Store) lostCause() error {
+	if p := s.cause.Load(); p != nil {
+		return *p
+	}
+	return errDataLost
+}
 
 // checkEpoch keeps a marker key without expiry. The first time a Store
 // reaches Redis it adopts the marker (setting one if there is none); later,
 // a missing or different marker means Redis lost everything this Store has
 // seen. Nothing else would tell: scripts reload, reads find nothing, the
 // audit head goes back to 0 and a new user-hash key is generated, so one
-// user gets two hashes across replicas. Ping then fails (/readyz answers
-// 503), an ALERT is logged once, and from then on every command is refused
-// (lostGuard) until the process is restarted. The marker is checked by Ping
-// and every EpochInterval, so writes made between the loss and its detection
-// (at most about one interval) still land in the empty Redis: a per-command
-// check would cost a round trip per write, and a check inside the scripts
-// cannot work on a cluster, where the marker lives on another slot.
+// user gets two hashes across replicas. It also reads each primary's
+// generation counter: lower than this Store saw means Redis went back to an
+// earlier state, which the marker, written long before, survives (see
+// generation.go). Ping then fails (/readyz answers 503), an ALERT is logged
+// once, and from then on every command is refused (lostGuard) until the
+// process is restarted. The marker is checked by Ping and every
+// EpochInterval (the counters also by every money write, in the write's own
+// round trip), so writes made between the loss and its detection (at most
+// about one interval) still land in the empty or rolled-back Redis: a
+// per-command check would cost a round trip per write, and a check inside
+// the scripts cannot work on a cluster, where the marker lives on another
+// slot.
+//
+// The marker and the counters are read in one pipeline: one round trip on a
+// single server or sentinel, as the marker alone was; on a cluster, a
+// CLUSTER SLOTS names the primaries, then the pipeline reaches them all at
+// once.
 func (s *Store) checkEpoch(ctx context.Context) error {
 	if s.lost.Load() {
-		return fmt.Errorf("redis: %w: %w", store.ErrUnavailable, errDataLost)
+		return fmt.Errorf("redis: %w: %w", store.ErrUnavailable, s.lostCause())
 	}
 	key := s.k.one("meta", "epoch")
 	s.epochMu.Lock()
 	defer s.epochMu.Unlock()
-	if s.epoch == "" {
+	epoch := s.epoch.Load()
+	if epoch == nil {
 		tok := rand.Text()
 		prev, err := s.c.SetArgs(ctx, key, tok, goredis.SetArgs{Mode: "NX", Get: true}).Result()
 		switch {
 		case errors.Is(err, goredis.Nil):
-			s.epoch = tok
+			s.epoch.Store(&tok)
 		case err != nil:
 			return mapErr("epoch", err)
 		default:
-			s.epoch = prev
+			s.epoch.Store(&prev)
 		}
 		return nil
 	}
-	cur, err := s.c.Get(ctx, key).Result()
+	gks, err := s.genKeys(ctx)
+	if err != nil {
+		return mapErr("epoch", err)
+	}
+	before := s.gensSeen(gks)
+	var marker *goredis.StringCmd
+	gens := make([]*goredis.StringCmd, len(gks))
+	_, err = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		marker = p.Get(ctx, key)
+		for i, gk := range gks {
+			gens[i] = p.Get(ctx, gk)
+		}
+		return nil
+	})
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		return mapErr("epoch", err)
 	}
-	if cur == s.epoch {
-		return nil
+	cur, err := marker.Result()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return mapErr("epoch", err)
 	}
+	if cur != *epoch {
+		s.markLost(ctx, errDataLost)
+		return fmt.Errorf("redis: %w: %w", store.ErrUnavailable, s.lostCause())
+	}
+	for i, gk := range gks {
+		cur, err := gens[i].Int64()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return mapErr("epoch", err)
+		}
+		if err := s.sawGen(ctx, gk, before[i], cur, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// markLost makes this Store refuse every command from now on, for cause,
+// and logs the ALERT once. When a counter went back (errRolledBack) it first
+// changes the epoch marker, so that every other replica stops at its next
+// check too: they may have seen none of the writes that were lost, and would
+// otherwise take the same purchase's claim again. It does so only while the
+// marker is still the one this Store adopted: a missing or different one
+// means Redis lost all its data, which the others find by themselves, and a
+// replica started since may have adopted the new state already.
+func (s *Store) markLost(ctx context.Context, cause error, attrs ...any) {
+	s.lostMu.Lock()
+	defer s.lostMu.Unlock()
+	if epoch := s.epoch.Load(); errors.Is(cause, errRolledBack) && epoch != nil && !s.lost.Load() {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		n, err := s.c.Eval(pctx, luaReplaceMarker, []string{s.k.one("meta", "epoch")}, *epoch, "rolled-back:"+rand.Text()).Int()
+		cancel()
+		switch {
+		case err != nil:
+			s.log.Warn("store: could not change the epoch marker to stop the other replicas", "err", err)
+		case n == 0:
+			cause = errDataLost
+		}
+	}
+	s.cause.CompareAndSwap(nil, &cause)
 	s.lost.Store(true)
 	s.epochAlert.Do(func() {
-		s.log.Error("ALERT: "+errDataLost.Error(), "alert", true)
+		s.log.Error("ALERT: "+s.lostCause().Error(), append([]any{"alert", true}, attrs...)...)
 	})
-	return fmt.Errorf("redis: %w: %w", store.ErrUnavailable, errDataLost)
 }
 
 // Close stops the background repair and closes the client.
@@ -408,38 +491,66 @@ func (s *Store) refused(op string) error {
 	return nil
 }
 
-// runMoney is run for money writes: with WaitReplicas it pipelines the script
-// and WAIT on the connection of the key's primary, so WAIT covers this write.
+// runMoney is run for money writes. Behind the script, in the same pipeline
+// and so the same round trip, it raises the generation counter of the key's
+// primary (generation.go): run after the script on the same server, the
+// raise is lost whenever the write is, which is how a Redis gone back to an
+// earlier state is found. With WaitReplicas the pipeline runs on the
+// connection of the key's primary and ends with WAIT, so WAIT covers this
+// write.
 func (s *Store) runMoney(ctx context.Context, op string, sc *goredis.Script, keys []string, args ...any) (any, error) {
 	if err := s.refused(op); err != nil {
 		return nil, err
 	}
-	if s.waitN <= 0 {
-		return s.run(ctx, op, sc, keys, args...)
+	var c goredis.Cmdable = s.c
+	if s.waitN > 0 {
+		node, err := s.primaryFor(ctx, keys[0])
+		if err != nil {
+			return nil, mapErr(op, err)
+		}
+		c = node
 	}
-	node, err := s.primaryFor(ctx, keys[0])
+	gk, err := s.genKey(ctx, keys[0])
 	if err != nil {
 		return nil, mapErr(op, err)
 	}
-	exec := func() (*goredis.Cmd, *goredis.Cmd, error) {
-		var res, wait *goredis.Cmd
-		_, err := node.Pipelined(ctx, func(p goredis.Pipeliner) error {
+	before := s.gensSeen([]string{gk})[0]
+	exec := func() (res *goredis.Cmd, gen *goredis.IntCmd, wait *goredis.Cmd) {
+		_, _ = c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			res = sc.EvalSha(ctx, p, keys, args...)
-			wait = p.Do(ctx, "WAIT", s.waitN, s.waitT.Milliseconds())
+			if gk != "" {
+				gen = p.Incr(ctx, gk)
+			}
+			if s.waitN > 0 {
+				wait = p.Do(ctx, "WAIT", s.waitN, s.waitT.Milliseconds())
+			}
 			return nil
 		})
-		return res, wait, err
+		return res, gen, wait
 	}
-	res, wait, _ := exec()
+	res, gen, wait := exec()
 	if goredis.HasErrorPrefix(res.Err(), "NOSCRIPT") {
-		if err := sc.Load(ctx, node).Err(); err != nil {
+		if err := sc.Load(ctx, c).Err(); err != nil {
 			return nil, mapErr(op, err)
 		}
-		res, wait, _ = exec()
+		res, gen, wait = exec()
 	}
 	v, err := res.Result()
 	if err != nil {
 		return nil, mapErr(op, err)
+	}
+	if gen != nil {
+		n, err := gen.Result()
+		if err != nil {
+			// Applied, but its loss could not be told: fail closed.
+			return v, mapErr(op+" generation", err)
+		}
+		if err := s.sawGen(ctx, gk, before, n, true); err != nil {
+			return nil, err
+		}
+	}
+	if wait == nil {
+		return v, nil
 	}
 	n, err := wait.Int64()
 	if err != nil {

@@ -462,6 +462,15 @@ end
 return n
 `
 
+// KEYS: the epoch marker. ARGV: expected, replacement. Replaces the marker
+// only while it is the expected one; returns 1 if it did. Run once, by EVAL,
+// when a Store finds that Redis went back to an earlier state (markLost).
+const luaReplaceMarker = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+`
+
 // scripts are created per Store (no package-level mutable state).
 type scripts struct {
 	createOrder, updateOrder, enqueue, readTag, ack, retry *goredis.Script

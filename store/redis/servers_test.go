@@ -272,18 +272,32 @@ func startClusterWithReplicas(t testing.TB) []string {
 // cluster_state:ok on every node.
 func startClusterOf(t testing.TB, n, replicas int) []string {
 	t.Helper()
+	return addrsOf(startClusterServers(t, n, replicas))
+}
+
+// startClusterServers is startClusterOf returning the servers, for a test
+// that restarts one of them.
+func startClusterServers(t testing.TB, n, replicas int) []*server {
+	t.Helper()
 	requireBinaries(t)
-	var addrs []string
+	var srvs []*server
 	for range n {
-		s := startServer(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000", "--appendonly", "no")
-		addrs = append(addrs, s.addr())
+		srvs = append(srvs, startServer(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000", "--appendonly", "no"))
 	}
+	addrs := addrsOf(srvs)
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	out, err := exec.Command("redis-cli", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
+	waitClusterOK(t, addrs)
+	return srvs
+}
+
+// waitClusterOK polls every node until it reports cluster_state:ok.
+func waitClusterOK(t testing.TB, addrs []string) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for _, a := range addrs {
 		c := goredis.NewClient(&goredis.Options{Addr: a})
@@ -299,6 +313,13 @@ func startClusterOf(t testing.TB, n, replicas int) []string {
 			time.Sleep(50 * time.Millisecond) // polling external processes
 		}
 		_ = c.Close()
+	}
+}
+
+func addrsOf(srvs []*server) []string {
+	addrs := make([]string, len(srvs))
+	for i, s := range srvs {
+		addrs[i] = s.addr()
 	}
 	return addrs
 }

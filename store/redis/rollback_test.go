@@ -1,0 +1,198 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/paygate/paygate/store"
+)
+
+// wantDataLost fails unless err is store.ErrUnavailable naming the loss.
+func wantDataLost(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "lost its data") {
+		t.Errorf("%s: %v; want ErrUnavailable saying Redis lost its data", what, err)
+	}
+}
+
+// waitLost polls the Store's flag, set by its background epoch check.
+func waitLost(t *testing.T, s *Store) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.lost.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the Store did not notice within 10s that Redis went back to an earlier state")
+		}
+		time.Sleep(time.Millisecond) // poll the condition
+	}
+}
+
+// TestRolledBackRedisIsRefused: Redis restarted from its last snapshot (or an
+// AOF missing its last second, or a failover to a lagging replica) still has
+// the epoch marker, written long before, but not the claims, orders and audit
+// records written since. The Store must notice, or the same purchase is
+// claimed again with a new number while the first order, whose payment
+// parameters the user holds, may still be paid. Every way the Store reaches
+// Redis notices: Ping, the background check, the next money write. Another
+// replica that saw none of the lost writes is stopped too, and a replica
+// started afterwards adopts the state as it is (restart every replica, then
+// reconcile).
+func TestRolledBackRedisIsRefused(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		interval time.Duration
+		notice   func(t *testing.T, s *Store)
+	}{
+		{"found by Ping", -1, func(t *testing.T, s *Store) {
+			wantDataLost(t, "Ping after Redis lost the writes since its snapshot", s.Ping(ctx))
+		}},
+		{"found by the background check", 5 * time.Millisecond, waitLost},
+		{"found by the next money write", -1, func(t *testing.T, s *Store) {
+			_, _, err := s.ClaimPurchase(ctx, "shop|u2|premium|1", "ORD-OTHER", time.Hour)
+			wantDataLost(t, "the first money write after the rollback", err)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startServer(t)
+			prefix := testPrefix()
+			a := openOn(t, nil, Options{Addrs: []string{srv.addr()}, KeyPrefix: prefix, EpochInterval: tc.interval})
+			b := openOn(t, nil, Options{Addrs: []string{srv.addr()}, KeyPrefix: prefix, EpochInterval: -1})
+			for _, s := range []*Store{a, b} {
+				if err := s.Ping(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := goredis.NewClient(&goredis.Options{Addr: srv.addr()})
+			defer c.Close()
+			if err := c.Save(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			claim, created, err := a.ClaimPurchase(ctx, "shop|u1|premium|1", "ORD-FIRST", time.Hour)
+			if err != nil || !created {
+				t.Fatalf("first claim: %+v %v %v", claim, created, err)
+			}
+			now := time.Now()
+			o := &store.Order{OrderNo: "ORD-FIRST", Client: "shop", User: "u1", SKU: "premium", Quantity: 1,
+				AmountFen: 4999, Currency: "CNY", Status: store.StatusAwaitingPayment, CreatedAt: now, ExpiresAt: now.Add(30 * time.Minute)}
+			if err := a.CreateOrder(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+
+			srv.kill()
+			srv.start() // from the snapshot: the marker is there, the claim and the order are not
+
+			tc.notice(t, a)
+			wantDataLost(t, "Ping after the rollback", a.Ping(ctx))
+			again, created2, err := a.ClaimPurchase(ctx, "shop|u1|premium|1", "ORD-SECOND", time.Hour)
+			if err == nil && created2 {
+				t.Errorf("the same purchase was claimed again with a new number %s while %s may still be paid", again.OrderNo, claim.OrderNo)
+			}
+			wantDataLost(t, "ClaimPurchase after the rollback", err)
+			ck, _ := a.k.claim("shop|u1|premium|1")
+			if n, err := c.Exists(ctx, ck).Result(); err != nil || n != 0 {
+				t.Errorf("the purchase's claim is in Redis again: %d %v", n, err)
+			}
+
+			// b saw nothing that was lost; a told it through the marker.
+			wantDataLost(t, "Ping of another replica", b.Ping(ctx))
+			_, _, err = b.ClaimPurchase(ctx, "shop|u1|premium|1", "ORD-THIRD", time.Hour)
+			wantDataLost(t, "ClaimPurchase on another replica", err)
+
+			fresh := openOn(t, nil, Options{Addrs: []string{srv.addr()}, KeyPrefix: prefix, EpochInterval: -1})
+			if err := fresh.Ping(ctx); err != nil {
+				t.Errorf("Ping of a replica started after the rollback: %v; want ok", err)
+			}
+		})
+	}
+}
+
+// TestRolledBackShardIsRefused: in a cluster each primary has its own
+// counter, so a shard that went back is found although the marker, on
+// another shard, is intact.
+func TestRolledBackShardIsRefused(t *testing.T) {
+	ctx := context.Background()
+	srvs := startClusterServers(t, 3, 0)
+	addrs := addrsOf(srvs)
+	prefix := testPrefix()
+	a := openOn(t, nil, Options{Addrs: addrs, KeyPrefix: prefix, EpochInterval: -1})
+	if err := a.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cc := a.Client().(*goredis.ClusterClient)
+	markerNode, err := cc.MasterForKey(ctx, a.k.one("meta", "epoch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A purchase whose claim is on another shard than the marker.
+	var key string
+	var node *goredis.Client
+	for i := 0; node == nil; i++ {
+		key = "shop|u" + string(rune('a'+i)) + "|premium|1"
+		ck, _ := a.k.claim(key)
+		n, err := cc.MasterForKey(ctx, ck)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Options().Addr != markerNode.Options().Addr {
+			node = n
+		}
+	}
+	var srv *server
+	for _, s := range srvs {
+		if s.addr() == node.Options().Addr {
+			srv = s
+		}
+	}
+	if err := node.Save(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, created, err := a.ClaimPurchase(ctx, key, "ORD-FIRST", time.Hour); err != nil || !created {
+		t.Fatalf("first claim: %v %v", created, err)
+	}
+	srv.kill()
+	srv.start()
+	waitClusterOK(t, addrs)
+
+	wantDataLost(t, "Ping after a shard went back", a.Ping(ctx))
+	_, created, err := a.ClaimPurchase(ctx, key, "ORD-SECOND", time.Hour)
+	if err == nil && created {
+		t.Errorf("the same purchase was claimed again after its shard went back")
+	}
+	wantDataLost(t, "ClaimPurchase after a shard went back", err)
+}
+
+// TestLossFoundByAWriteSparesNewReplicas: after a restart without
+// persistence a replica started since has adopted the new, empty Redis. An
+// older replica whose next money write finds its counter gone must refuse,
+// but must not change the marker the new one adopted (that is only done
+// while the marker is still the old replica's own).
+func TestLossFoundByAWriteSparesNewReplicas(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	prefix := testPrefix()
+	old := openOn(t, nil, Options{Addrs: []string{srv.addr()}, KeyPrefix: prefix, EpochInterval: -1})
+	if _, _, err := old.ClaimPurchase(ctx, "before", "ORD-BEFORE", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	srv.kill()
+	srv.start()
+	fresh := openOn(t, nil, Options{Addrs: []string{srv.addr()}, KeyPrefix: prefix, EpochInterval: -1})
+	if err := fresh.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := old.ClaimPurchase(ctx, "after", "ORD-AFTER", time.Hour)
+	wantDataLost(t, "the old replica's money write after the loss", err)
+	if !errors.Is(err, errDataLost) {
+		t.Errorf("cause: %v; want the marker's (errDataLost): the marker was not this replica's any more", err)
+	}
+	if err := fresh.Ping(ctx); err != nil {
+		t.Errorf("Ping of the replica started after the loss: %v; want ok (its marker kept)", err)
+	}
+}
