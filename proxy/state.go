@@ -44,28 +44,48 @@ var (
 // bot's next request.
 const exchangeTTL = 24 * time.Hour
 
-// announcedTTL outlives any order's interest, so a confirmation is announced
-// once.
+// announcedTTL is how long the "announced:" and "payable:" counters live,
+// from their first increment: the store restarts a counter at 1 once it
+// expires, so it alone cannot make an announcement once-ever.
 const announcedTTL = 30 * 24 * time.Hour
 
+// announceWindow is how long after the event that makes an order
+// announceable (its payment, PaidAt; its becoming payable, UpdatedAt of an
+// awaiting_payment order) a turn may still announce it. It is shorter than
+// announcedTTL by a day, and the first announcement (the counter's first
+// increment) comes at or after that event, so the counter outlives the
+// order's eligibility: each order is announced at most once, ever, however
+// long it stays among the user's recent orders (a monthly subscriber's
+// paid orders do). The day of margin covers clock skew between replicas and
+// WeChat Pay's success_time. A user whose first turn comes after the window
+// hears nothing: the order list and the merchant's order.paid webhook are
+// the reliable channels (README).
+const announceWindow = announcedTTL - 24*time.Hour
+
 // loadState reads the user's orders (one store round trip), refreshes the
-// pending ones under the reconciler's deadline, and returns them. A store
-// that is down yields no state: chat goes on, payment tools fail closed.
-func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller) []*store.Order {
+// pending ones under the reconciler's deadline, and returns them with the
+// store's time of the read (the clock its counters expire by; time.Now for
+// a store that does not say). A store that is down yields no state: chat
+// goes on, payment tools fail closed.
+func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller) ([]*store.Order, time.Time) {
 	if s.state == nil {
-		return nil
+		return nil, time.Time{}
 	}
 	st, err := s.state.LoadUserState(ctx, c.Client, c.User)
 	if err != nil {
 		s.metrics.stateUnavailable.Inc()
 		s.log.Warn("payment state unavailable; the turn goes on without it", "request_id", reqID, "err", err)
-		return nil
+		return nil, time.Time{}
+	}
+	now := st.Now
+	if now.IsZero() {
+		now = time.Now()
 	}
 	orders := st.Orders
 	if s.reconciler != nil && len(orders) > 0 {
 		orders = s.reconciler.RefreshPending(ctx, orders)
 	}
-	return orders
+	return orders, now
 }
 
 // plainStatus names an order's state in the words the model reads.
@@ -140,18 +160,33 @@ type announcement struct {
 	order *store.Order
 }
 
-// pendingAnnouncements lists what the user may not have heard of yet. It
-// writes nothing: a turn claims them (claim) only when its answer is about
-// to leave, so a turn that fails before tells nothing and uses nothing up,
-// and the next turn announces them.
-func (s *Server) pendingAnnouncements(orders []*store.Order) []announcement {
+// pendingAnnouncements lists what the user may not have heard of yet: the
+// orders within announceWindow of their payment or of becoming payable, as
+// of now (the store's clock). It writes nothing: a turn claims them (claim)
+// only when its answer is about to leave, so a turn that fails before tells
+// nothing and uses nothing up, and the next turn announces them.
+func (s *Server) pendingAnnouncements(orders []*store.Order, now time.Time) []announcement {
 	var out []announcement
 	for _, o := range orders {
 		switch {
 		case payments.PaidOrLater(o.Status) && o.Status != store.StatusNeedsReview:
-			out = append(out, announcement{"announced:", o})
+			// PaidAt never moves once set. A record without one (older
+			// than PaidAt) is judged by CreatedAt, which is earlier: its
+			// window can only end sooner.
+			paid := o.PaidAt
+			if paid.IsZero() {
+				paid = o.CreatedAt
+			}
+			if now.Sub(paid) < announceWindow {
+				out = append(out, announcement{"announced:", o})
+			}
 		case o.Status == store.StatusAwaitingPayment && s.reconciler != nil:
-			out = append(out, announcement{"payable:", o})
+			// An awaiting_payment order is never rewritten in that state
+			// (its next write moves it on), so its UpdatedAt is when it
+			// became payable.
+			if now.Sub(o.UpdatedAt) < announceWindow {
+				out = append(out, announcement{"payable:", o})
+			}
 		}
 	}
 	return out

@@ -116,7 +116,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 			s.log.Debug("payment exchanges restored", "request_id", reqID, "count", n)
 		}
 	}
-	orders := s.loadState(ctx, reqID, caller)
+	orders, now := s.loadState(ctx, reqID, caller)
 	if msg := stateMessage(orders, time.Now(), s.cfg.Payments.StateInjection.SettledAfter.D()); msg != "" {
 		if body, err = interceptors.InsertStateMessage(body, msg); err != nil {
 			writeError(w, badRequest("paygate: "+err.Error()))
@@ -124,7 +124,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		}
 	}
 	if len(orders) > 0 {
-		t.pending = s.pendingAnnouncements(orders)
+		t.pending = s.pendingAnnouncements(orders, now)
 	}
 	if defs := s.toolDefsFor(caller.Client); chat.HasTools {
 		body, err = interceptors.AddTools(body, defs, s.toolNames)

@@ -198,6 +198,10 @@ type UserState struct {
 	// Orders are the user's most recent orders, newest first, at most
 	// UserStateOrders.
 	Orders []*Order
+	// Now is the store's clock when the state was read: the clock its
+	// counters' expiries are judged by, so a caller that must act before a
+	// counter it set expires (announcements) measures with it.
+	Now time.Time
 }
 
 // UserStates loads a user's payment state for a turn.

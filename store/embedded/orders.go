@@ -251,7 +251,7 @@ func scanNewest(b *bolt.Bucket, prefix []byte, before time.Time, beforeNo string
 // LoadUserState implements store.UserStates with one read transaction, or
 // none for a user who never ordered (userFilter).
 func (d *DB) LoadUserState(ctx context.Context, client, user string) (*store.UserState, error) {
-	st := &store.UserState{Client: client, User: user}
+	st := &store.UserState{Client: client, User: user, Now: d.now()}
 	// The filter's look-up builds the key on the stack: most users never
 	// ordered, and their turns then allocate nothing here but st.
 	var kb [64]byte

@@ -241,7 +241,7 @@ func (s *Store) LoadUserState(ctx context.Context, client, user string) (*store.
 	if err != nil {
 		return nil, err
 	}
-	st := &store.UserState{Client: client, User: user}
+	st := &store.UserState{Client: client, User: user, Now: s.now()}
 	for _, x := range replySlice(v) {
 		j, ok := x.(string)
 		if !ok {

@@ -302,6 +302,18 @@ func testUserState(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("read at the store's time", func(t *testing.T) {
+		clock.Advance(time.Minute)
+		defer clock.Advance(-time.Minute)
+		for _, user := range []string{"nobody", "u1"} {
+			us, err := st.LoadUserState(ctx, "shop", user)
+			mustNil(t, "LoadUserState", err)
+			if !us.Now.Equal(clock.Now()) {
+				t.Errorf("%s: Now = %v; want the store's clock, %v", user, us.Now, clock.Now())
+			}
+		}
+	})
+
 	base := clock.Now()
 	n := store.UserStateOrders + 5
 	for i := range n {

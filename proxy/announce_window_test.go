@@ -1,0 +1,209 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/proxy/h1/h1test"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/embedded"
+	redisstore "github.com/paygate/paygate/store/redis"
+	"github.com/paygate/paygate/store/storetest"
+)
+
+// announceDrivers opens the store a test of announcements runs against: the
+// embedded file and a real Redis (DB 9, a key prefix of the test's own,
+// deleted afterwards), both on clock.
+var announceDrivers = []struct {
+	name string
+	open func(t *testing.T, clock *storetest.Clock) store.Store
+}{
+	{"embedded", func(t *testing.T, clock *storetest.Clock) store.Store {
+		st, err := embedded.Open(filepath.Join(t.TempDir(), "paygate.db"), embedded.Options{Now: clock.Now, SweepInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}},
+	{"redis", func(t *testing.T, clock *storetest.Clock) store.Store {
+		ctx := context.Background()
+		prefix := "rev-redis-" + time.Now().Format("150405.000000") + ":"
+		st, err := redisstore.Open(redisstore.Options{Addrs: []string{"127.0.0.1:6379"}, DB: 9,
+			KeyPrefix: prefix, Now: clock.Now, RepairInterval: -1})
+		if err != nil {
+			t.Skipf("redis at 127.0.0.1:6379: %v", err)
+		}
+		t.Cleanup(func() {
+			_ = st.Close()
+			c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", DB: 9})
+			defer c.Close()
+			it := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
+			for it.Next(ctx) {
+				_ = c.Del(ctx, it.Val()).Err()
+			}
+		})
+		return st
+	}},
+}
+
+// payableReconciler stands in for payments.Service: it refreshes nothing and
+// hands a code URL for every awaiting_payment order, as PayableParams does
+// for an order within its payment window.
+type payableReconciler struct{}
+
+func (payableReconciler) RefreshPending(_ context.Context, orders []*store.Order) []*store.Order {
+	return orders
+}
+
+func (payableReconciler) PayableParams(_ context.Context, o *store.Order) (*wechatpay.RequestPayment, string, error) {
+	if o.Status != store.StatusAwaitingPayment {
+		return nil, "", nil
+	}
+	return nil, "weixin://wxpay/bizpayurl?pr=" + o.OrderNo, nil
+}
+
+// announceTurns serves a proxy over st and returns a function that runs one
+// turn of user and counts the actions of type kind in its answer.
+func announceTurns(t *testing.T, st store.Store, user, kind string) func() int {
+	t.Helper()
+	fp := newFakeProvider(t, jsonHandler(http.StatusOK,
+		`{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}]}`))
+	cfg := testConfig(t, fp.URL, nil)
+	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
+	reg := prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
+		HashKey: []byte(cfg.Privacy.HashKey), Tools: queryTools{}, State: st, Reconciler: payableReconciler{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h1test.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return func() int {
+		resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hello"}]}`,
+			map[string]string{"X-WeChat-OpenID": user})
+		body := readAll(t, resp.Body)
+		resp.Body.Close()
+		return len(gjson.Get(body, `paygate.actions.#(type=="`+kind+`")#`).Array())
+	}
+}
+
+// TestRevPaymentConfirmedAnnouncedAgainAfter30Days: the "announced:" counter
+// lives 30 days from the first announcement; an order paid long ago and
+// still among the user's recent orders must not be announced again once it
+// expires. Each order is announced at most once, ever.
+func TestRevPaymentConfirmedAnnouncedAgainAfter30Days(t *testing.T) {
+	for _, d := range announceDrivers {
+		t.Run(d.name, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storetest.NewClock()
+			st := d.open(t, clock)
+			const user = "o-subscriber"
+			o := storetest.NewOrder("PAID-1", "shop-bot", user, clock.Now())
+			o.Status = store.StatusPaid
+			o.PaidAt = clock.Now()
+			if err := st.CreateOrder(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+			turn := announceTurns(t, st, user, "payment_confirmed")
+			if n := turn(); n != 1 {
+				t.Fatalf("first turn after payment: %d payment_confirmed; want 1", n)
+			}
+			if n := turn(); n != 0 {
+				t.Fatalf("second turn: %d payment_confirmed; want 0", n)
+			}
+			for day := 1; day <= 40; day++ {
+				clock.Advance(24 * time.Hour)
+				if n := turn(); n != 0 {
+					t.Fatalf("day %d after the payment: order PAID-1 (paid long ago) announced as payment_confirmed again (%d); want exactly once ever", day, n)
+				}
+			}
+		})
+	}
+}
+
+// TestPaymentConfirmedOnLateReturn: the announcement window must not make an
+// ordinary late return miss the confirmation: paid, the user's first turn two
+// days later hears of it, once. A user back only after the window hears
+// nothing (the merchant's order.paid webhook is the reliable channel).
+func TestPaymentConfirmedOnLateReturn(t *testing.T) {
+	for _, d := range announceDrivers {
+		t.Run(d.name, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storetest.NewClock()
+			st := d.open(t, clock)
+			for _, no := range []string{"PAID-LATE", "PAID-GONE"} {
+				o := storetest.NewOrder(no, "shop-bot", "o-"+no, clock.Now())
+				o.Status = store.StatusPaid
+				o.PaidAt = clock.Now()
+				if err := st.CreateOrder(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			late := announceTurns(t, st, "o-PAID-LATE", "payment_confirmed")
+			gone := announceTurns(t, st, "o-PAID-GONE", "payment_confirmed")
+			clock.Advance(48 * time.Hour)
+			if n := late(); n != 1 {
+				t.Fatalf("first turn 2 days after the payment: %d payment_confirmed; want 1", n)
+			}
+			if n := late(); n != 0 {
+				t.Fatalf("second turn: %d payment_confirmed; want 0", n)
+			}
+			clock.Advance(announceWindow - 48*time.Hour)
+			if n := gone(); n != 0 {
+				t.Fatalf("first turn %v after the payment (past the announcement window): %d payment_confirmed; want 0", announceWindow, n)
+			}
+		})
+	}
+}
+
+// TestPayableAnnouncedOnce: an order that became payable outside a turn (a
+// manager's approval) is announced with its payment parameters once, and
+// not again once the "payable:" counter expires, however long the order
+// stays awaiting payment (an order_ttl of weeks).
+func TestPayableAnnouncedOnce(t *testing.T) {
+	for _, d := range announceDrivers {
+		t.Run(d.name, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storetest.NewClock()
+			st := d.open(t, clock)
+			const user = "o-approved"
+			o := storetest.NewOrder("APPROVED-1", "shop-bot", user, clock.Now())
+			o.ExpiresAt = clock.Now().Add(60 * 24 * time.Hour)
+			if err := st.CreateOrder(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+			turn := announceTurns(t, st, user, "order_created")
+			clock.Advance(3 * time.Hour)
+			if n := turn(); n != 1 {
+				t.Fatalf("first turn after the approval: %d order_created; want 1", n)
+			}
+			if n := turn(); n != 0 {
+				t.Fatalf("second turn: %d order_created; want 0", n)
+			}
+			for day := 1; day <= 40; day++ {
+				clock.Advance(24 * time.Hour)
+				if n := turn(); n != 0 {
+					t.Fatalf("day %d after the approval: order APPROVED-1 announced as payable again (%d); want once ever", day, n)
+				}
+			}
+		})
+	}
+}
