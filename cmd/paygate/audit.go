@@ -213,9 +213,14 @@ func newAuditing(cfg *config.Config, st store.Store, reg prometheus.Registerer, 
 	}
 	o := audit.WorkerOptions{Store: st, RetainText: cfg.Audit.RetainText.D(), Metrics: m, Logger: log}
 	if cfg.Webhooks.URL == "" {
-		// No relay runs: webhook events a run with webhooks on left in the
-		// outbox would hold back their orders' audit events for good.
-		o.DropKinds = []string{webhook.Kind}
+		// No relay runs here, but other replicas sharing the store may run
+		// one: their webhook events are theirs, never claimed, dropped or
+		// acknowledged here (this replica enqueues none). Only one left on
+		// its order's queue long past any live relay's pass (by a run with
+		// webhooks on, before they were turned off) is set aside into its
+		// delivery queue, kept for a relay, so that it no longer holds back
+		// its order's audit events.
+		o.SetAside = webhook.SetAside(st, webhook.DefaultAbandonedAfter, nil)
 	}
 	w, err := audit.NewWorker(o)
 	if err != nil {

@@ -274,7 +274,9 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 
 // TestAuditingWithWebhooksOff: a webhook event left in an order's outbox by
 // a run with webhooks on does not hold back that order's audit events once
-// paygate runs with webhooks off.
+// paygate runs with webhooks off: it is set aside, kept in its order's
+// delivery queue for a relay, never dropped. One that a live relay on
+// another replica may still take (committed moments ago) is left alone.
 func TestAuditingWithWebhooksOff(t *testing.T) {
 	ctx := context.Background()
 	cfg, err := config.Parse([]byte(`clients: [{name: bot, key: sk-paygate-test-0123456789}]`), "t.yaml", func(string) (string, bool) { return "", false })
@@ -286,8 +288,16 @@ func TestAuditingWithWebhooksOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hook := store.Event{ID: "evt_hook", Kind: "webhook", Key: "PG1", Payload: []byte(`{}`)}
+	hook := store.Event{ID: "evt_hook", Kind: "webhook", Key: "PG1", Payload: []byte(`{}`), CreatedAt: time.Now().Add(-time.Hour)}
 	if err := st.EnqueueEvents(ctx, hook, ev); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := audit.ActionEvent(audit.Action{Name: "order.paid", OrderNo: "PG2", User: "oA"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := store.Event{ID: "evt_live", Kind: "webhook", Key: "PG2", Payload: []byte(`{}`), CreatedAt: time.Now()}
+	if err := st.EnqueueEvents(ctx, live, fresh); err != nil {
 		t.Fatal(err)
 	}
 	au, err := newAuditing(cfg, st, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
@@ -299,6 +309,17 @@ func TestAuditingWithWebhooksOff(t *testing.T) {
 	}
 	if res, err := audit.Verify(ctx, st, audit.VerifyOptions{}); err != nil || res.Records != 1 {
 		t.Errorf("chain: %+v, %v; want one record", res, err)
+	}
+	due, err := st.DueEvents(ctx, time.Now(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range due {
+		got[e.ID] = e.Key
+	}
+	if len(due) != 2 || got["evt_hook"] != "webhook:PG1" || got["evt_live"] != "PG2" {
+		t.Errorf("due after drain: %v; want evt_hook kept in PG1's delivery queue, evt_live left on PG2's", got)
 	}
 }
 

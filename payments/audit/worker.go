@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -46,12 +45,16 @@ type WorkerOptions struct {
 	Metrics   *Metrics         // nil: unregistered
 	Logger    *slog.Logger     // nil: discard
 	Now       func() time.Time // nil: time.Now
-	// DropKinds are kinds of outbox events nothing will consume: the worker
-	// acknowledges them (and logs it) instead of leaving them. An order's
-	// events are handed out one at a time, oldest first, so a webhook event
-	// left from a run with webhooks on would otherwise hold back every later
-	// audit event of its order once webhooks are off.
-	DropKinds []string
+	// SetAside, when set, is offered each due event of another kind. An
+	// order's events are handed out one at a time, oldest first, so such an
+	// event holds back the audit events behind it until its consumer takes
+	// it, and one that nothing consumes (a webhook event left by a run with
+	// webhooks on) would hold them back for good. SetAside may move the
+	// event off its key without losing it and report true; false leaves it
+	// to its consumer. It must never take an event a consumer elsewhere (a
+	// relay on another replica) is about to handle. Nil leaves every other
+	// kind alone.
+	SetAside func(ctx context.Context, e store.Event) (bool, error)
 }
 
 // Worker appends the audit events of the outbox to the chain. One Worker runs
@@ -65,7 +68,7 @@ type Worker struct {
 	log    *slog.Logger
 	now    func() time.Time
 	wake   chan struct{}
-	drop   []string
+	aside  func(context.Context, store.Event) (bool, error)
 
 	mu   sync.Mutex // one drain at a time; guards seen
 	seen seenIndex
@@ -83,7 +86,7 @@ func NewWorker(o WorkerOptions) (*Worker, error) {
 	}
 	w := &Worker{
 		st: o.Store, retain: o.RetainText, poll: o.PollInterval, skew: o.ClockSkew,
-		m: o.Metrics, log: o.Logger, now: o.Now, wake: make(chan struct{}, 1), drop: o.DropKinds,
+		m: o.Metrics, log: o.Logger, now: o.Now, wake: make(chan struct{}, 1), aside: o.SetAside,
 	}
 	if w.poll <= 0 {
 		w.poll = DefaultPollInterval
@@ -146,17 +149,22 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, fmt.Errorf("audit: due events: %w", err)
 		}
-		done, dropped := 0, 0
+		done, moved := 0, 0
 		var firstErr error
 		for _, e := range due {
 			if e.Kind != KindAudit {
-				if slices.Contains(w.drop, e.Kind) {
-					if err := w.st.AckEvent(ctx, e.Key, e.ID); err != nil {
-						firstErr = cmp(firstErr, fmt.Errorf("audit: drop %s event %s: %w", e.Kind, e.ID, err))
-						continue
-					}
-					w.log.Warn("outbox event dropped: nothing delivers its kind", "kind", e.Kind, "key", e.Key, "event", e.ID)
-					dropped++ // what its key held back may be due now
+				if w.aside == nil {
+					continue
+				}
+				ok, err := w.aside(ctx, e)
+				if err != nil {
+					firstErr = cmp(firstErr, fmt.Errorf("audit: set aside %s event %s: %w", e.Kind, e.ID, err))
+					continue
+				}
+				if ok {
+					w.log.Warn("outbox event nothing here consumes set aside, kept for its consumer; it held back its key's audit events",
+						"kind", e.Kind, "key", e.Key, "event", e.ID, "created_at", e.CreatedAt)
+					moved++ // what its key held back may be due now
 				}
 				continue
 			}
@@ -170,7 +178,7 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 			done++
 		}
 		total += done
-		if done == 0 && dropped == 0 {
+		if done == 0 && moved == 0 {
 			return total, firstErr
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -353,26 +354,55 @@ func TestSeenIndexRereadsForOldEvents(t *testing.T) {
 	}
 }
 
-// TestWorkerDropsKindsNothingDelivers: with webhooks off, a webhook event
-// left in an order's outbox by a run that had them on is acknowledged, and
-// the order's audit event behind it reaches the chain.
-func TestWorkerDropsKindsNothingDelivers(t *testing.T) {
+// TestWorkerSetsAsideOtherKinds: an event of another kind at the head of an
+// order's queue is left to its consumer, holding back the order's audit
+// event behind it, unless SetAside moves it out of the way (as it does for
+// a webhook event that no relay took: webhooks turned off); then the audit
+// event reaches the chain and the other event is kept where it was moved.
+func TestWorkerSetsAsideOtherKinds(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
 			e := newEnv(t, driver)
 			st := e.store()
 			enqueue(t, st, store.Event{ID: "evt_hook", Kind: "webhook", Key: "PG1", Payload: []byte(`{}`)})
 			enqueue(t, st, mustEvent(t, Action{Name: "refund.succeeded", OrderNo: "PG1", User: "oA"}, ""))
-			w := newTestWorker(t, st, func(o *WorkerOptions) { o.DropKinds = []string{"webhook"} })
+
+			if got := drainAll(t, newTestWorker(t, st, nil)); got != 0 {
+				t.Fatalf("drain without SetAside: %d appended; want 0 (the webhook event is its consumer's)", got)
+			}
+			refuse := func(context.Context, store.Event) (bool, error) { return false, nil }
+			if got := drainAll(t, newTestWorker(t, st, func(o *WorkerOptions) { o.SetAside = refuse })); got != 0 {
+				t.Fatalf("drain with SetAside declining: %d appended; want 0", got)
+			}
+
+			var offered []string
+			w := newTestWorker(t, st, func(o *WorkerOptions) {
+				o.SetAside = func(ctx context.Context, e store.Event) (bool, error) {
+					offered = append(offered, e.Key+"/"+e.ID)
+					if strings.HasPrefix(e.Key, "parked:") {
+						return false, nil
+					}
+					cp := e
+					cp.Key = "parked:" + e.Key
+					if err := st.EnqueueEvents(ctx, cp); err != nil {
+						return false, err
+					}
+					return true, st.AckEvent(ctx, e.Key, e.ID)
+				}
+			})
 			if got := drainAll(t, w); got != 1 {
 				t.Fatalf("drain: %d appended; want 1", got)
 			}
-			due, err := st.DueEvents(context.Background(), time.Now(), 10)
-			if err != nil || len(due) != 0 {
-				t.Fatalf("due after drain: %+v %v; want none", due, err)
-			}
 			if _, recs := chainEvents(t, st); len(recs) != 1 || recs[0].OrderNo != "PG1" || recs[0].Name != "refund.succeeded" {
 				t.Errorf("chain: %+v; want PG1's refund.succeeded", recs)
+			}
+			due, err := st.DueEvents(ctx, time.Now(), 10)
+			if err != nil || len(due) != 1 || due[0].ID != "evt_hook" || due[0].Key != "parked:PG1" {
+				t.Fatalf("due after drain: %+v %v; want the webhook event kept where it was set aside", due, err)
+			}
+			if len(offered) == 0 || offered[0] != "PG1/evt_hook" {
+				t.Errorf("offered %v; want PG1/evt_hook first", offered)
 			}
 		})
 	}

@@ -26,9 +26,9 @@ import (
 const DeadPrefix = "webhook-dead:"
 
 // neverDue is a dead letter's NextAt: DueEvents never hands it out, so
-// neither the relay nor the audit worker (which drops webhook events when
-// webhooks are off) ever sees it, and it holds back no one, being alone on
-// its key. A whole second, so that Redis's millisecond score keeps it
+// neither the relay nor the audit worker (which sets aside webhook events no
+// relay took when webhooks are off) ever sees it, and it holds back no one,
+// being alone on its key. A whole second, so that Redis's millisecond score keeps it
 // exactly.
 var neverDue = time.Date(9999, time.January, 1, 0, 0, 0, 0, time.UTC)
 

@@ -466,9 +466,7 @@ func settle(ctx context.Context) (context.Context, context.CancelFunc) {
 // again once its lease runs out: never lost, and not queued twice while its
 // copy waits (sent twice only if the copy was delivered meanwhile).
 func (r *Relay) move(ctx context.Context, ev store.Event) {
-	cp := ev
-	cp.Key = QueuePrefix + ev.Key
-	cp.Attempts, cp.NextAt, cp.LastError, cp.FailedAt = 0, time.Time{}, "", time.Time{}
+	cp := queued(ev)
 	qctx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
 	if _, err := r.store.EnqueueEventOnce(qctx, cp); err != nil {

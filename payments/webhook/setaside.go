@@ -1,0 +1,56 @@
+package webhook
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/paygate/paygate/store"
+)
+
+// DefaultAbandonedAfter is how long a webhook event may wait on its order's
+// own queue (the intake) before a process that runs no relay sets it aside
+// (SetAside): far longer than a live relay takes to move it (its poll,
+// default 1s, and at worst a lease, Timeout plus a margin, after a relay
+// died holding it).
+const DefaultAbandonedAfter = 10 * time.Minute
+
+// SetAside is the audit worker's SetAside hook for a process that runs no
+// relay (webhooks.url empty). Such a process must leave webhook events alone:
+// other replicas sharing the store may run relays, and the events are
+// theirs to move and deliver. A webhook event that no relay took off its
+// order's queue within after (a run with webhooks on ended, or webhooks
+// were turned off everywhere, leaving it) would however hold back that
+// order's later audit events for good. Only such an event is set aside: it
+// is moved to the order's delivery queue as a relay moves it (appended
+// there unless a copy is queued already, then acknowledged on the intake),
+// where it holds back no one and waits for a relay, now or once webhooks
+// are on again. Delivery queues and dead letters are never touched, and no
+// event is dropped. now is the clock (nil: time.Now).
+func SetAside(st store.Outbox, after time.Duration, now func() time.Time) func(context.Context, store.Event) (bool, error) {
+	if now == nil {
+		now = time.Now
+	}
+	return func(ctx context.Context, ev store.Event) (bool, error) {
+		if ev.Kind != Kind || strings.HasPrefix(ev.Key, QueuePrefix) || strings.HasPrefix(ev.Key, DeadPrefix) ||
+			now().Sub(ev.CreatedAt) < after {
+			return false, nil
+		}
+		if _, err := st.EnqueueEventOnce(ctx, queued(ev)); err != nil {
+			return false, err
+		}
+		if err := st.AckEvent(ctx, ev.Key, ev.ID); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+}
+
+// queued is intake event ev as its order's delivery queue holds it: same id
+// and payload, not yet attempted.
+func queued(ev store.Event) store.Event {
+	cp := ev
+	cp.Key = QueuePrefix + ev.Key
+	cp.Attempts, cp.NextAt, cp.LastError, cp.FailedAt = 0, time.Time{}, "", time.Time{}
+	return cp
+}
