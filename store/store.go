@@ -263,9 +263,10 @@ type RefundProposal struct {
 const ProposalEventKeyPrefix = "refund:"
 
 // ProposalEventKey is the outbox key (Event.Key) of the events enqueued with
-// refund proposal refundID (RefundProposals.PutRefundProposal). In Redis
-// their queue shares the proposal's hash tag, which is what lets the two be
-// written in one atomic step; the order's own queue is on another tag.
+// refund proposal refundID (RefundProposals.PutRefundProposal) and with its
+// consumption or cancellation. In Redis their queue shares the proposal's
+// hash tag, which is what lets the two be written in one atomic step; the
+// order's own queue is on another tag.
 func ProposalEventKey(refundID string) string { return ProposalEventKeyPrefix + refundID }
 
 // RefundProposals keeps refund proposals with a TTL, single-use consumption and
@@ -284,10 +285,16 @@ type RefundProposals interface {
 	// ConsumeRefundProposal takes the proposal for confirmation: exactly one of
 	// any number of concurrent callers gets it, the proposal becomes a tombstone.
 	// ErrGone when used, cancelled or expired; ErrNotFound for an unknown id or
-	// another user's proposal (which stays untouched).
-	ConsumeRefundProposal(ctx context.Context, id, user string) (*RefundProposal, error)
-	// CancelRefundProposal is ConsumeRefundProposal for the user's "no".
-	CancelRefundProposal(ctx context.Context, id, user string) (*RefundProposal, error)
+	// another user's proposal (which stays untouched). events are enqueued in
+	// the same atomic step as the tombstone, on the proposal's queue, keyed as
+	// for PutRefundProposal (empty or ProposalEventKey(id)): only the caller
+	// that gets the proposal enqueues its events (ErrGone or ErrNotFound
+	// enqueue nothing), so the record of a confirmation (its audit event)
+	// exists exactly when the confirmation was taken.
+	ConsumeRefundProposal(ctx context.Context, id, user string, events ...Event) (*RefundProposal, error)
+	// CancelRefundProposal is ConsumeRefundProposal for the user's "no"; its
+	// events (the refund.cancelled audit record) likewise ride the tombstone.
+	CancelRefundProposal(ctx context.Context, id, user string, events ...Event) (*RefundProposal, error)
 }
 
 // Counters counts events per window (orders per user per day, rate limits).

@@ -33,14 +33,9 @@ func (d *DB) PutRefundProposal(ctx context.Context, p *store.RefundProposal, ttl
 	if p == nil || p.RefundID == "" || ttl <= 0 {
 		return errors.New("embedded: refund proposal needs an id and a ttl")
 	}
-	key := store.ProposalEventKey(p.RefundID)
-	evs := make([]store.Event, len(events))
-	for i, e := range events {
-		if e.Key != "" && e.Key != key {
-			return fmt.Errorf("embedded: event %s keyed %q cannot ride on refund proposal %s", e.ID, e.Key, p.RefundID)
-		}
-		e.Key = key
-		evs[i] = d.fillEvent(e)
+	evs, err := d.proposalEvents(p.RefundID, events)
+	if err != nil {
+		return err
 	}
 	now := d.now()
 	rec := refundRec{P: *p, State: refundLive}
@@ -49,7 +44,7 @@ func (d *DB) PutRefundProposal(ctx context.Context, p *store.RefundProposal, ttl
 	}
 	rec.P.ExpiresAt = now.Add(ttl)
 	rec.Until = rec.P.ExpiresAt.Add(store.TombstoneTTL).UnixNano()
-	err := d.update(ctx, func(tx *bolt.Tx) error {
+	err = d.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bRefunds)
 		if b.Get([]byte(p.RefundID)) != nil {
 			return fmt.Errorf("refund proposal %s: %w", p.RefundID, store.ErrExists)
@@ -96,20 +91,26 @@ func (d *DB) GetRefundProposal(ctx context.Context, id string) (*store.RefundPro
 	return out, err
 }
 
-// ConsumeRefundProposal implements store.RefundProposals.
-func (d *DB) ConsumeRefundProposal(ctx context.Context, id, user string) (*store.RefundProposal, error) {
-	return d.finishRefund(ctx, id, user, refundUsed)
+// ConsumeRefundProposal implements store.RefundProposals: the tombstone and
+// its events are one transaction.
+func (d *DB) ConsumeRefundProposal(ctx context.Context, id, user string, events ...store.Event) (*store.RefundProposal, error) {
+	return d.finishRefund(ctx, id, user, refundUsed, events)
 }
 
-// CancelRefundProposal implements store.RefundProposals.
-func (d *DB) CancelRefundProposal(ctx context.Context, id, user string) (*store.RefundProposal, error) {
-	return d.finishRefund(ctx, id, user, refundCancelled)
+// CancelRefundProposal implements store.RefundProposals, as
+// ConsumeRefundProposal.
+func (d *DB) CancelRefundProposal(ctx context.Context, id, user string, events ...store.Event) (*store.RefundProposal, error) {
+	return d.finishRefund(ctx, id, user, refundCancelled, events)
 }
 
-func (d *DB) finishRefund(ctx context.Context, id, user, state string) (*store.RefundProposal, error) {
+func (d *DB) finishRefund(ctx context.Context, id, user, state string, events []store.Event) (*store.RefundProposal, error) {
+	evs, err := d.proposalEvents(id, events)
+	if err != nil {
+		return nil, err
+	}
 	now := d.now()
 	var out *store.RefundProposal
-	err := d.update(ctx, func(tx *bolt.Tx) error {
+	err = d.update(ctx, func(tx *bolt.Tx) error {
 		r, err := getRefund(tx, id)
 		if err != nil {
 			return err
@@ -123,7 +124,25 @@ func (d *DB) finishRefund(ctx context.Context, id, user, state string) (*store.R
 		r.State = state
 		r.Until = now.Add(store.TombstoneTTL).UnixNano()
 		out = &r.P
-		return putJSON(tx.Bucket(bRefunds), id, r)
+		if err := putJSON(tx.Bucket(bRefunds), id, r); err != nil {
+			return err
+		}
+		return appendEvents(tx, evs)
 	})
 	return out, err
+}
+
+// proposalEvents keys events passed with a write of refund proposal id by
+// the proposal (store.ProposalEventKey) and fills them in.
+func (d *DB) proposalEvents(id string, events []store.Event) ([]store.Event, error) {
+	key := store.ProposalEventKey(id)
+	evs := make([]store.Event, len(events))
+	for i, e := range events {
+		if e.Key != "" && e.Key != key {
+			return nil, fmt.Errorf("embedded: event %s keyed %q cannot ride on refund proposal %s", e.ID, e.Key, id)
+		}
+		e.Key = key
+		evs[i] = d.fillEvent(e)
+	}
+	return evs, nil
 }

@@ -106,12 +106,28 @@ func TestMoneyWriteWithALostReply(t *testing.T) {
 				}
 			},
 			func(t *testing.T, s *Store) {
-				p, err := s.ConsumeRefundProposal(ctx, "rf-lr", "u1")
+				p, err := s.ConsumeRefundProposal(ctx, "rf-lr", "u1", store.Event{ID: "evt-confirmed", Kind: "audit", Payload: []byte(`{}`)})
 				if err != nil || p.RefundID != "rf-lr" {
 					t.Fatalf("ConsumeRefundProposal: %+v, %v", p, err)
 				}
 				if _, err := s.ConsumeRefundProposal(ctx, "rf-lr", "u1"); !errors.Is(err, store.ErrGone) {
 					t.Errorf("a second confirmation: got %v; want ErrGone", err)
+				}
+				// The re-sent run answers as the first did and enqueues
+				// nothing more: the confirmation's event is queued once.
+				dueOnce(t, s, "evt-confirmed")
+				key := store.ProposalEventKey("rf-lr")
+				if err := s.AckEvent(ctx, key, "evt-confirmed"); err != nil {
+					t.Fatal(err)
+				}
+				due, err := s.DueEvents(ctx, time.Now().Add(time.Hour), 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range due {
+					if e.Key == key {
+						t.Errorf("after the ack, %s is due on %s: the re-sent consumption enqueued its event twice", e.ID, key)
+					}
 				}
 			}},
 		{"seen notification", func(sc *scripts) *goredis.Script { return sc.seen }, nil,

@@ -117,4 +117,21 @@ func TestProposalQueueKeysExpireWithTheProposal(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("ack after enqueue", p2.RefundID, 1, 30*24*time.Hour)
+
+	// A proposal put without events whose cancellation (or consumption)
+	// carries one: the queue it creates lasts as long as the tombstone.
+	for _, id := range []string{"rf_q3", "rf_q4"} {
+		p := &store.RefundProposal{RefundID: id, OrderNo: "ORD-" + id, Client: "c", User: "u", AmountFen: 1, OutRefundNo: "R" + id}
+		if err := s.PutRefundProposal(ctx, p, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		answer := s.CancelRefundProposal
+		if id == "rf_q4" {
+			answer = s.ConsumeRefundProposal
+		}
+		if _, err := answer(ctx, id, "u", store.Event{ID: "evt_" + id, Kind: "audit", Payload: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		check("answer", id, 2, store.TombstoneTTL)
+	}
 }

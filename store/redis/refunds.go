@@ -30,15 +30,7 @@ func (s *Store) PutRefundProposal(ctx context.Context, p *store.RefundProposal, 
 		return errors.New("redis: refund proposal needs an id and a ttl")
 	}
 	key := store.ProposalEventKey(p.RefundID)
-	evs := make([]store.Event, len(events))
-	for i, e := range events {
-		if e.Key != "" && e.Key != key {
-			return fmt.Errorf("redis: event %s keyed %q cannot ride on refund proposal %s", e.ID, e.Key, p.RefundID)
-		}
-		e.Key = key
-		evs[i] = s.fillEvent(e)
-	}
-	elems, err := encodeEvents(evs)
+	elems, err := s.proposalEvents(p.RefundID, events)
 	if err != nil {
 		return err
 	}
@@ -106,28 +98,51 @@ func decodeProposal(j string) (*store.RefundProposal, error) {
 	return &p, nil
 }
 
-// ConsumeRefundProposal implements store.RefundProposals.
-func (s *Store) ConsumeRefundProposal(ctx context.Context, id, user string) (*store.RefundProposal, error) {
-	return s.finishRefund(ctx, "consume refund proposal", id, user, refundUsed)
+// ConsumeRefundProposal implements store.RefundProposals. The tombstone and
+// its events are one script on the proposal's tag; with events the write
+// follows the intent protocol of an order write (sync.go) for the {idx}
+// outbox index, as PutRefundProposal does.
+func (s *Store) ConsumeRefundProposal(ctx context.Context, id, user string, events ...store.Event) (*store.RefundProposal, error) {
+	return s.finishRefund(ctx, "consume refund proposal", id, user, refundUsed, events)
 }
 
-// CancelRefundProposal implements store.RefundProposals.
-func (s *Store) CancelRefundProposal(ctx context.Context, id, user string) (*store.RefundProposal, error) {
-	return s.finishRefund(ctx, "cancel refund proposal", id, user, refundCancelled)
+// CancelRefundProposal implements store.RefundProposals, as
+// ConsumeRefundProposal.
+func (s *Store) CancelRefundProposal(ctx context.Context, id, user string, events ...store.Event) (*store.RefundProposal, error) {
+	return s.finishRefund(ctx, "cancel refund proposal", id, user, refundCancelled, events)
 }
 
-func (s *Store) finishRefund(ctx context.Context, op, id, user, state string) (*store.RefundProposal, error) {
-	v, err := s.runMoney(ctx, op, s.sc.finishRefund, []string{s.k.one("r", id)},
-		user, state, s.now().UnixMilli(), ms(store.TombstoneTTL+expiryGrace), rand.Text())
-	if err != nil && v == nil {
+func (s *Store) finishRefund(ctx context.Context, op, id, user, state string, events []store.Event) (*store.RefundProposal, error) {
+	key := store.ProposalEventKey(id)
+	elems, err := s.proposalEvents(id, events)
+	if err != nil {
 		return nil, err
+	}
+	tok := ""
+	if len(elems) > 0 {
+		if tok, err = s.intent(ctx, key); err != nil {
+			return nil, err
+		}
+	}
+	_, ob, obv := s.k.orderTag(key)
+	args := append([]any{user, state, s.now().UnixMilli(), ms(store.TombstoneTTL + expiryGrace), rand.Text(), len(elems)}, elems...)
+	v, err := s.runMoney(ctx, op, s.sc.finishRefund, []string{s.k.one("r", id), ob, obv}, args...)
+	if err != nil && v == nil {
+		return nil, err // the intent's note stays for Repair
 	}
 	r := replySlice(v)
 	switch replyInt(r, 0) {
-	case -1:
-		return nil, fmt.Errorf("refund proposal %s: %w", id, store.ErrNotFound)
-	case -2:
+	case -1, -2:
+		if tok != "" {
+			s.dropIntent(ctx, key, tok)
+		}
+		if replyInt(r, 0) == -1 {
+			return nil, fmt.Errorf("refund proposal %s: %w", id, store.ErrNotFound)
+		}
 		return nil, fmt.Errorf("refund proposal %s: %w", id, store.ErrGone)
+	}
+	if tok != "" {
+		s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 2), 10), replyInt(r, 3), noteOf(key, tok))
 	}
 	j, _ := replyStr(r, 1)
 	p, derr := decodeProposal(j)
@@ -140,4 +155,19 @@ func (s *Store) finishRefund(ctx context.Context, op, id, user, state string) (*
 		return nil, err
 	}
 	return p, nil
+}
+
+// proposalEvents keys events passed with a write of refund proposal id by
+// the proposal (store.ProposalEventKey), fills them in and encodes them.
+func (s *Store) proposalEvents(id string, events []store.Event) ([]any, error) {
+	key := store.ProposalEventKey(id)
+	evs := make([]store.Event, len(events))
+	for i, e := range events {
+		if e.Key != "" && e.Key != key {
+			return nil, fmt.Errorf("redis: event %s keyed %q cannot ride on refund proposal %s", e.ID, e.Key, id)
+		}
+		e.Key = key
+		evs[i] = s.fillEvent(e)
+	}
+	return encodeEvents(evs)
 }

@@ -410,17 +410,30 @@ local v, nx = obstate(KEYS[2], KEYS[3])
 return {1, v, nx}
 `
 
-// KEYS: key. ARGV: user, new_state, now_ms, tombstone_ms, token. Returns
-// {1, json}, also to the same call re-sent (its token is kept in by), {-1}
-// not found (or another user's), {-2} gone.
-const luaFinishRefund = `
+// KEYS: key, ob, obv (the proposal's event queue, on its tag). ARGV: user,
+// new_state, now_ms, tombstone_ms, token, n, elems... Returns {1, json, obv,
+// next}, also to the same call re-sent (its token is kept in by; its events
+// are not pushed again), {-1} not found (or another user's), {-2} gone. Only
+// the call that ends the proposal pushes its events, in the same step as the
+// tombstone; the queue gets the tombstone's expiry (luaHold).
+const luaFinishRefund = luaObState + luaHold + `
 local r = redis.call('HMGET', KEYS[1], 'j', 'st', 'u', 'exp', 'by')
 if not r[1] or r[3] ~= ARGV[1] then return {-1} end
-if r[2] == ARGV[2] and r[5] == ARGV[5] then return {1, r[1]} end -- this call's own answer, re-sent
+if r[2] == ARGV[2] and r[5] == ARGV[5] then -- this call's own answer, re-sent
+  local v, nx = obstate(KEYS[2], KEYS[3])
+  return {1, r[1], v, nx}
+end
 if r[2] ~= 'live' or tonumber(r[4]) <= tonumber(ARGV[3]) then return {-2} end
 redis.call('HSET', KEYS[1], 'st', ARGV[2], 'by', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return {1, r[1]}
+local n = tonumber(ARGV[6])
+if n > 0 then
+  for i = 1, n do redis.call('RPUSH', KEYS[2], ARGV[6 + i]) end
+  redis.call('INCR', KEYS[3])
+  hold(KEYS[2], KEYS[3], KEYS[1], ARGV[4])
+end
+local v, nx = obstate(KEYS[2], KEYS[3])
+return {1, r[1], v, nx}
 `
 
 // KEYS: head, rec. ARGV: seq, prev_hash, hash, json. 0 when not the next link.

@@ -3,6 +3,8 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -299,6 +301,144 @@ func testRefundProposalEvents(t *testing.T, open Opener) {
 		}
 		if _, err := st.GetRefundProposal(ctx, "rf_ev1"); err != nil {
 			t.Errorf("proposal after its events left: %v; want it live", err)
+		}
+	})
+}
+
+// queued drains key's queue and returns the ids of its pending events, in
+// queue order (DueEvents hands out a key's head only).
+func queued(t *testing.T, st store.Store, now time.Time, key string) []string {
+	t.Helper()
+	var out []string
+	for range 100 {
+		evs, err := st.DueEvents(context.Background(), now.Add(time.Hour), store.MaxListLimit)
+		mustNil(t, "DueEvents", err)
+		head := ""
+		for _, e := range evs {
+			if e.Key == key {
+				head = e.ID
+			}
+		}
+		if head == "" {
+			return out
+		}
+		out = append(out, head)
+		mustNil(t, "AckEvent", st.AckEvent(context.Background(), key, head))
+	}
+	t.Fatalf("queue %s does not drain", key)
+	return nil
+}
+
+// testRefundAnswerEvents: events passed with the consumption or the
+// cancellation of a refund proposal (the audit record of the user's answer)
+// are enqueued in the same atomic step as its tombstone, on the proposal's
+// key, after the proposal's own; a call that does not end the proposal
+// (gone, expired, another user's, unknown, an event keyed elsewhere)
+// enqueues nothing, and of racing answers only the winner's events are
+// enqueued.
+func testRefundAnswerEvents(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	put := func(t *testing.T, id string, events ...store.Event) {
+		t.Helper()
+		p := &store.RefundProposal{RefundID: id, OrderNo: "RAE-" + id, Client: "shop", User: "u1", AmountFen: 100, OutRefundNo: "RF" + id}
+		mustNil(t, "PutRefundProposal", st.PutRefundProposal(ctx, p, time.Hour, events...))
+	}
+	type answer func(ctx context.Context, id, user string, events ...store.Event) (*store.RefundProposal, error)
+	for _, a := range []struct {
+		name string
+		call answer
+	}{{"consume", st.ConsumeRefundProposal}, {"cancel", st.CancelRefundProposal}} {
+		t.Run(a.name, func(t *testing.T) {
+			id := "rf_ans_" + a.name
+			key := store.ProposalEventKey(id)
+			put(t, id, ev(id+"-proposed", "audit"))
+			keyed := ev(id+"-keyed", "webhook")
+			keyed.Key = key
+			p, err := a.call(ctx, id, "u1", ev(id+"-answered", "audit"), keyed)
+			mustNil(t, a.name, err)
+			if p == nil || p.RefundID != id {
+				t.Fatalf("%s: got %+v; want proposal %s", a.name, p, id)
+			}
+			if got := queued(t, st, clock.Now(), key); len(got) != 3 || got[0] != id+"-proposed" || got[1] != id+"-answered" || got[2] != id+"-keyed" {
+				t.Fatalf("queue %s: %v; want the proposal's event, then the answer's two", key, got)
+			}
+			_, err = a.call(ctx, id, "u1", ev(id+"-again", "audit"))
+			wantErr(t, "a second answer", err, store.ErrGone)
+			_, err = st.ConsumeRefundProposal(ctx, id, "u1", ev(id+"-late-confirm", "audit"))
+			wantErr(t, "a confirmation after it", err, store.ErrGone)
+			if got := queued(t, st, clock.Now(), key); len(got) != 0 {
+				t.Errorf("queue %s after answers that lost: %v; want nothing", key, got)
+			}
+		})
+	}
+	t.Run("a call that does not end the proposal enqueues nothing", func(t *testing.T) {
+		put(t, "rf_ans_live")
+		put(t, "rf_ans_exp")
+		other := ev("x-other", "audit")
+		other.Key = "RAE-rf_ans_live"
+		_, err := st.CancelRefundProposal(ctx, "rf_ans_live", "u1", other)
+		if err == nil {
+			t.Fatal("CancelRefundProposal with an event keyed by the order: nil; want an error")
+		}
+		_, err = st.ConsumeRefundProposal(ctx, "rf_ans_live", "u2", ev("x-user", "audit"))
+		wantErr(t, "another user's", err, store.ErrNotFound)
+		_, err = st.CancelRefundProposal(ctx, "rf_ans_none", "u1", ev("x-none", "audit"))
+		wantErr(t, "an unknown id", err, store.ErrNotFound)
+		if _, err := st.GetRefundProposal(ctx, "rf_ans_live"); err != nil {
+			t.Errorf("proposal after the calls that failed: %v; want it live", err)
+		}
+		clock.Advance(time.Hour)
+		_, err = st.ConsumeRefundProposal(ctx, "rf_ans_exp", "u1", ev("x-exp", "audit"))
+		wantErr(t, "an expired proposal", err, store.ErrGone)
+		for _, id := range []string{"rf_ans_live", "rf_ans_exp", "rf_ans_none", "RAE-rf_ans_live"} {
+			key := store.ProposalEventKey(id)
+			if id == "RAE-rf_ans_live" {
+				key = id
+			}
+			if got := queued(t, st, clock.Now(), key); len(got) != 0 {
+				t.Errorf("queue %s: %v; want nothing", key, got)
+			}
+		}
+		stats, err := st.OutboxStats(ctx)
+		mustNil(t, "OutboxStats", err)
+		if stats.Pending != 0 {
+			t.Errorf("pending %d after calls that ended no proposal; want 0", stats.Pending)
+		}
+	})
+	t.Run("racing answers: only the winner's events", func(t *testing.T) {
+		const id = "rf_ans_race"
+		key := store.ProposalEventKey(id)
+		put(t, id)
+		var mu sync.Mutex
+		winners := []string{}
+		var wg sync.WaitGroup
+		for i := range 30 {
+			wg.Go(func() {
+				evID := fmt.Sprintf("race-%d", i)
+				var err error
+				if i%3 == 0 {
+					_, err = st.CancelRefundProposal(ctx, id, "u1", ev(evID, "audit"))
+				} else {
+					_, err = st.ConsumeRefundProposal(ctx, id, "u1", ev(evID, "audit"))
+				}
+				if err != nil && !errors.Is(err, store.ErrGone) {
+					t.Errorf("answer %d: %v", i, err)
+				}
+				if err == nil {
+					mu.Lock()
+					winners = append(winners, evID)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(winners) != 1 {
+			t.Fatalf("winners %v; want one", winners)
+		}
+		if got := queued(t, st, clock.Now(), key); len(got) != 1 || got[0] != winners[0] {
+			t.Errorf("queue %s: %v; want the winner's %s alone", key, got, winners[0])
 		}
 	})
 }

@@ -57,6 +57,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open) })
 	t.Run("OutboxClaims", func(t *testing.T) { testOutboxClaims(t, open) })
 	t.Run("RefundProposalEvents", func(t *testing.T) { testRefundProposalEvents(t, open) })
+	t.Run("RefundAnswerEvents", func(t *testing.T) { testRefundAnswerEvents(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("AuditText", func(t *testing.T) { testAuditText(t, open) })
 	t.Run("AuditErasedAt", func(t *testing.T) { testAuditErasedAt(t, open) })
