@@ -160,11 +160,7 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 	// The audit record of the proposal (and the turn that led to it) is
 	// written with it in one atomic step: a proposal the user can confirm
 	// never lacks it, and when the step fails, the model hears so.
-	var events []store.Event
-	if s.opts.ProposalEvents != nil {
-		events = s.opts.ProposalEvents(ctx, *p)
-	}
-	if err := s.store.PutRefundProposal(ctx, p, s.opts.RefundConfirmTTL, events...); err != nil {
+	if err := s.store.PutRefundProposal(ctx, p, s.opts.RefundConfirmTTL, s.proposalEvents(ctx, ProposalMade, p)...); err != nil {
 		return nil, o, fmt.Errorf("record refund proposal: %w", err)
 	}
 	s.mm.refunds.WithLabelValues("proposed").Inc()
@@ -174,6 +170,14 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 		s.opts.Proposed(ctx, *p)
 	}
 	return p, o, nil
+}
+
+// proposalEvents are Options.ProposalEvents' events for step of p.
+func (s *Service) proposalEvents(ctx context.Context, step ProposalStep, p *store.RefundProposal) []store.Event {
+	if s.opts.ProposalEvents == nil {
+		return nil
+	}
+	return s.opts.ProposalEvents(ctx, step, *p)
 }
 
 // proposal returns the live proposal id of this client and user. Another
@@ -200,12 +204,15 @@ func (s *Service) proposal(ctx context.Context, client, user, id string) (*store
 }
 
 // CancelRefund is the user's "no": the proposal is withdrawn (a later confirm
-// is store.ErrGone). Nothing was sent to WeChat Pay.
+// is store.ErrGone). Nothing was sent to WeChat Pay. The answer's events
+// (its audit record, ProposalCancelled) are written with the tombstone, so
+// a declined refund is told apart from one left to expire.
 func (s *Service) CancelRefund(ctx context.Context, client, user, id string) (*store.RefundProposal, error) {
-	if _, err := s.proposal(ctx, client, user, id); err != nil {
+	live, err := s.proposal(ctx, client, user, id)
+	if err != nil {
 		return nil, err
 	}
-	p, err := s.store.CancelRefundProposal(ctx, id, user)
+	p, err := s.store.CancelRefundProposal(ctx, id, user, s.proposalEvents(ctx, ProposalCancelled, live)...)
 	if err != nil {
 		return nil, fmt.Errorf("cancel refund proposal %s: %w", id, err)
 	}
@@ -262,8 +269,10 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 	}
 	rec := inFlight{Proposal: *p, OrderVersion: got.Version, ConfirmedAt: s.now()}
 	// Now spend the user's word. It can be gone only if it was cancelled or
-	// expired since it was read: nothing went to WeChat Pay, so undo.
-	if _, err := s.store.ConsumeRefundProposal(ctx, id, user); err != nil {
+	// expired since it was read: nothing went to WeChat Pay, so undo. The
+	// confirmation's record (ProposalConfirmed) rides the consumption, not
+	// the reservation: a confirmation that lost to a cancel records none.
+	if _, err := s.store.ConsumeRefundProposal(ctx, id, user, s.proposalEvents(ctx, ProposalConfirmed, p)...); err != nil {
 		if errors.Is(err, store.ErrGone) {
 			s.mm.refunds.WithLabelValues("gone").Inc()
 		}

@@ -3,6 +3,7 @@ package payments_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -519,7 +520,10 @@ func TestProposalEventsRideTheProposal(t *testing.T) {
 			var proposed atomic.Int32
 			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
 				o.Store = failingPutStore{Store: o.Store, fail: &fail}
-				o.ProposalEvents = func(_ context.Context, p store.RefundProposal) []store.Event {
+				o.ProposalEvents = func(_ context.Context, step payments.ProposalStep, p store.RefundProposal) []store.Event {
+					if step != payments.ProposalMade {
+						t.Errorf("ProposalEvents for %s; want only %s here", step, payments.ProposalMade)
+					}
 					return []store.Event{{Kind: "audit", Payload: []byte(`{"refund_id":"` + p.RefundID + `"}`)}}
 				}
 				o.Proposed = func(context.Context, store.RefundProposal) { proposed.Add(1) }
@@ -555,6 +559,77 @@ func TestProposalEventsRideTheProposal(t *testing.T) {
 			}
 			if n := proposed.Load(); n != 1 {
 				t.Errorf("Proposed called %d times; want 1", n)
+			}
+		})
+	}
+}
+
+// TestAnswerEventsRideTheTombstone: the user's answer to a refund proposal
+// gets Options.ProposalEvents' events in the step that ends the proposal: a
+// cancel its ProposalCancelled ones, a confirmation its ProposalConfirmed
+// ones once it is taken. An answer that finds the proposal already ended (a
+// confirm after a cancel, a cancel after a confirm) enqueues nothing, so
+// each proposal records exactly the answer that counted.
+func TestAnswerEventsRideTheTombstone(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+				o.ProposalEvents = func(_ context.Context, step payments.ProposalStep, p store.RefundProposal) []store.Event {
+					return []store.Event{{Kind: "answer-test", Payload: []byte(string(step))}}
+				}
+			}})
+			ctx := context.Background()
+			ob := e.st.(store.Outbox)
+			queued := func(id string) []string {
+				t.Helper()
+				key := store.ProposalEventKey(id)
+				var out []string
+				for range 10 {
+					evs, err := ob.DueEvents(ctx, time.Now().Add(time.Hour), 100)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var head *store.Event
+					for i := range evs {
+						if evs[i].Key == key {
+							head = &evs[i]
+						}
+					}
+					if head == nil {
+						break
+					}
+					out = append(out, string(head.Payload))
+					if err := ob.AckEvent(ctx, key, head.ID); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return out
+			}
+			o := paidOrder(t, e, "oUser-answer-events", 1)
+
+			cancelled := propose(t, e, o, 500)
+			if _, err := e.svc.CancelRefund(ctx, "shop-bot", o.User, cancelled.RefundID); err != nil {
+				t.Fatalf("cancel: %v", err)
+			}
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, cancelled.RefundID); !errors.Is(err, store.ErrGone) {
+				t.Fatalf("confirm after the cancel: %v; want ErrGone", err)
+			}
+			if _, err := e.svc.CancelRefund(ctx, "shop-bot", o.User, cancelled.RefundID); !errors.Is(err, store.ErrGone) {
+				t.Fatalf("a second cancel: %v; want ErrGone", err)
+			}
+			if got := queued(cancelled.RefundID); !slices.Equal(got, []string{"proposed", "cancelled"}) {
+				t.Errorf("cancelled proposal's events %v; want [proposed cancelled]", got)
+			}
+
+			confirmed := propose(t, e, o, 500)
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, confirmed.RefundID); err != nil {
+				t.Fatalf("confirm: %v", err)
+			}
+			if _, err := e.svc.CancelRefund(ctx, "shop-bot", o.User, confirmed.RefundID); !errors.Is(err, store.ErrGone) {
+				t.Fatalf("cancel after the confirmation: %v; want ErrGone", err)
+			}
+			if got := queued(confirmed.RefundID); !slices.Equal(got, []string{"proposed", "confirmed"}) {
+				t.Errorf("confirmed proposal's events %v; want [proposed confirmed]", got)
 			}
 		})
 	}

@@ -127,13 +127,18 @@ type Options struct {
 	// Committed is called after each committed transition (also creations),
 	// e.g. to wake an outbox deliverer; nil: nothing. It must not block.
 	Committed func(Transition)
-	// ProposalEvents returns the events (the refund.proposed audit record)
-	// to enqueue atomically with a refund proposal (no order changes then,
-	// so no Transition), keyed by the proposal (store.ProposalEventKey); nil
-	// enqueues none. ctx carries the turn (TurnFrom). If the proposal cannot
-	// be written with them, the proposal fails: no live proposal lacks its
-	// record. It must be fast and must not block.
-	ProposalEvents func(ctx context.Context, p store.RefundProposal) []store.Event
+	// ProposalEvents returns the events (audit records) to enqueue
+	// atomically with a write of refund proposal p, keyed by the proposal
+	// (store.ProposalEventKey); nil enqueues none. No order changes in
+	// these writes, so there is no Transition; step says which write it is:
+	// ProposalMade, the proposal itself (ctx carries the turn, TurnFrom; if
+	// the proposal cannot be written with its events, it fails: no live
+	// proposal lacks its record), or the user's answer, ProposalCancelled or
+	// ProposalConfirmed, whose events ride the proposal's tombstone: they are
+	// enqueued exactly when the answer ends the proposal, so a proposal
+	// records at most one answer, and a confirmation that lost to a cancel
+	// records none. It must be fast and must not block.
+	ProposalEvents func(ctx context.Context, step ProposalStep, p store.RefundProposal) []store.Event
 	// Proposed is called after a refund proposal is recorded: for the
 	// refund.proposed webhook and to wake the outbox consumers. ctx carries
 	// the turn (TurnFrom). nil: nothing. It must not block.
@@ -145,6 +150,23 @@ type Options struct {
 	// NewOrderNo makes out_trade_no values (nil: NewOrderNo).
 	NewOrderNo func(now time.Time) string
 }
+
+// ProposalStep is a write of a refund proposal that Options.ProposalEvents
+// adds events to.
+type ProposalStep string
+
+// Proposal steps.
+const (
+	// ProposalMade: the model proposed the refund (ProposeRefund).
+	ProposalMade ProposalStep = "proposed"
+	// ProposalCancelled: the user said no (CancelRefund); nothing went to
+	// WeChat Pay.
+	ProposalCancelled ProposalStep = "cancelled"
+	// ProposalConfirmed: the user's confirmation was taken for the refund
+	// (ConfirmRefund, once the order is reserved and before WeChat Pay is
+	// asked).
+	ProposalConfirmed ProposalStep = "confirmed"
+)
 
 // Transition is one committed order change, handed to Options.Events.
 type Transition struct {

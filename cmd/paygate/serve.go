@@ -244,7 +244,7 @@ func (a *app) buildPayments(notifyURL string, transport http.RoundTripper) error
 		RefundConfirmTTL:    cfg.Payments.Refunds.ConfirmTTL.D(),
 		Events:              a.withWebhookEvents(audit.TransitionEvents), // audit records and webhooks ride each transition's outbox write
 		Committed:           a.withWebhookWake(a.withLedger(a.audit.wake)),
-		ProposalEvents:      audit.ProposalEvents, // the refund.proposed record rides the proposal's write
+		ProposalEvents:      audit.ProposalEvents, // refund.proposed, .cancelled, .confirmed ride the proposal's writes
 		Proposed:            a.withWebhookProposals(a.audit.proposed),
 		Registerer:          a.reg,
 		Logger:              a.log.With("component", "payments"),

@@ -69,10 +69,14 @@ func TransitionAction(t payments.Transition) Action {
 
 // actionName names a transition: order.created for a creation (payment.orphan
 // for WeChat Pay's payment of an unknown order), order.approved when a
-// manager's approval lets it proceed, refund.confirmed when the user's
-// confirmed refund starts, refund.succeeded or refund.failed when it ends,
-// order.<status> for any other status change, order.updated when only fields
-// changed (the cause says why).
+// manager's approval lets it proceed, refund.reserved when a user's
+// confirmation holds the order for its refund (the confirmation itself is
+// the proposal's refund.confirmed, ProposalEvents, written only once it is
+// taken), refund.succeeded or refund.failed when the refund ends,
+// refund.aborted when a reservation is undone before anything went to
+// WeChat Pay (the proposal was cancelled or expired in between, or the
+// refund could not be recorded), order.<status> for any other status
+// change, order.updated when only fields changed (the cause says why).
 func actionName(t payments.Transition) string {
 	b, a := t.Before, t.After
 	switch {
@@ -86,48 +90,69 @@ func actionName(t payments.Transition) string {
 		(a.Status == store.StatusCreating || a.Status == store.StatusAwaitingPayment || a.Status == store.StatusPaid):
 		return "order.approved"
 	case a.Status == store.StatusRefunding:
-		return "refund.confirmed"
+		return "refund.reserved"
 	case b.Status == store.StatusRefunding && a.RefundedFen > b.RefundedFen:
 		return "refund.succeeded"
+	case b.Status == store.StatusRefunding && t.Cause == causeRefundAborted && a.Status != store.StatusNeedsReview:
+		return "refund.aborted"
 	case b.Status == store.StatusRefunding && a.Status != store.StatusNeedsReview:
 		return "refund.failed"
 	}
 	return "order." + string(a.Status)
 }
 
+// causeRefundAborted is payments' Transition.Cause of a reservation undone
+// before the refund went to WeChat Pay.
+const causeRefundAborted = "refund_aborted"
+
 // ProposalEvents is payments.Options.ProposalEvents for the audit: the
-// refund.proposed record of a proposal, written atomically with it
-// (store.RefundProposals.PutRefundProposal), so a live proposal never lacks
-// its record and the turn that led to it. It never fails: a proposal that
-// cannot be encoded (it cannot happen with payments' types) is recorded
-// without its sampling parameters.
-func ProposalEvents(ctx context.Context, p store.RefundProposal) []store.Event {
-	ev, err := ProposalEvent(ctx, p)
+// record of a write of a refund proposal, written atomically with it
+// (store.RefundProposals), so a live proposal never lacks its
+// refund.proposed record and the turn that led to it, and the user's answer
+// is recorded exactly when it ends the proposal: refund.cancelled for a
+// "no", refund.confirmed for a confirmation taken for the refund. It never
+// fails: a proposal that cannot be encoded (it cannot happen with
+// payments' types) is recorded without its sampling parameters.
+func ProposalEvents(ctx context.Context, step payments.ProposalStep, p store.RefundProposal) []store.Event {
+	ev, err := ProposalEvent(ctx, step, p)
 	if err != nil {
 		var turn payments.Turn // only a turn's params can fail to encode
 		if t := payments.TurnFrom(ctx); t != nil {
 			turn = *t
 		}
 		turn.Params = map[string]any{"unencodable": err.Error()}
-		ev, _ = ProposalEvent(payments.WithTurn(ctx, &turn), p)
+		ev, _ = ProposalEvent(payments.WithTurn(ctx, &turn), step, p)
 	}
 	return []store.Event{ev}
 }
 
-// ProposalEvent is the audit event of a refund proposal: no order changes
-// then, so it is keyed by the proposal (store.ProposalEventKey), the key of
-// the events PutRefundProposal writes with it; in Redis the order's queue is
-// on another hash tag. The record is therefore not queued behind its order's
-// earlier events: it is normally appended before its confirmation's (a
-// proposal is confirmed after the user saw it), but one that waits for a
-// retry may come after it; both carry their times. The turn that proposed
-// it comes from ctx (payments.TurnFrom).
-func ProposalEvent(ctx context.Context, p store.RefundProposal) (store.Event, error) {
-	ev, err := ActionEvent(Action{
-		Time: p.CreatedAt, Name: "refund.proposed", Cause: "request_refund",
+// ProposalEvent is the audit event of step of refund proposal p: no order
+// changes then, so it is keyed by the proposal (store.ProposalEventKey), the
+// key of the events the proposal's writes carry; in Redis the order's queue
+// is on another hash tag. The record is therefore not queued behind its
+// order's events: refund.proposed is normally appended before the order's
+// refund.reserved (a proposal is confirmed after the user saw it), but one
+// that waits for a retry may come after it, and the proposal's
+// refund.confirmed may come before or after the order's refund.reserved;
+// all carry their times. The records of one proposal keep their order. The
+// turn, if any, comes from ctx (payments.TurnFrom): the one that proposed
+// it; an answer comes from the user, with no turn.
+func ProposalEvent(ctx context.Context, step payments.ProposalStep, p store.RefundProposal) (store.Event, error) {
+	a := Action{
 		Client: p.Client, User: p.User, OrderNo: p.OrderNo, RefundID: p.RefundID,
 		RefundFen: p.AmountFen, Reason: p.Reason,
-	}, payments.TurnFrom(ctx))
+	}
+	switch step {
+	case payments.ProposalMade:
+		a.Time, a.Name, a.Cause = p.CreatedAt, "refund.proposed", "request_refund"
+	case payments.ProposalCancelled:
+		a.Name, a.Cause = "refund.cancelled", "cancel" // no Time: ActionEvent stamps now
+	case payments.ProposalConfirmed:
+		a.Name, a.Cause = "refund.confirmed", "confirm"
+	default:
+		a.Name = "refund." + string(step)
+	}
+	ev, err := ActionEvent(a, payments.TurnFrom(ctx))
 	ev.Key = store.ProposalEventKey(p.RefundID)
 	return ev, err
 }

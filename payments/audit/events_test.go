@@ -37,9 +37,12 @@ func TestTransitionAction(t *testing.T) {
 		{name: "closed", before: order(store.StatusAwaitingPayment, 0), after: order(store.StatusClosed, 0), cause: "close", want: "order.closed"},
 		{name: "expired", before: order(store.StatusAwaitingPayment, 0), after: order(store.StatusExpired, 0), cause: "expire", want: "order.expired"},
 		{name: "needs review", before: order(store.StatusAwaitingPayment, 0), after: order(store.StatusNeedsReview, 0), cause: "notification", want: "order.needs_review"},
-		{name: "refund confirmed", before: order(store.StatusPaid, 0), after: order(store.StatusRefunding, 0), cause: "refund", refund: proposal, want: "refund.confirmed", wantRefundFen: 4999},
+		{name: "refund reserved", before: order(store.StatusPaid, 0), after: order(store.StatusRefunding, 0), cause: "refund", refund: proposal, want: "refund.reserved", wantRefundFen: 4999},
+		{name: "a partly refunded order reserved", before: order(store.StatusPartiallyRefunded, 1000), after: order(store.StatusRefunding, 1000), cause: "refund", refund: proposal, want: "refund.reserved", wantRefundFen: 4999},
 		{name: "refund succeeded", before: order(store.StatusRefunding, 0), after: order(store.StatusPartiallyRefunded, 4999), cause: "notification", refund: proposal, want: "refund.succeeded", wantRefundFen: 4999},
 		{name: "refund failed", before: order(store.StatusRefunding, 0), after: order(store.StatusPaid, 0), cause: "refund_failed", refund: proposal, want: "refund.failed", wantRefundFen: 4999},
+		{name: "refund closed", before: order(store.StatusRefunding, 1000), after: order(store.StatusPartiallyRefunded, 1000), cause: "notification", refund: proposal, want: "refund.failed", wantRefundFen: 4999},
+		{name: "reservation undone before wechat pay", before: order(store.StatusRefunding, 0), after: order(store.StatusPaid, 0), cause: "refund_aborted", refund: proposal, want: "refund.aborted", wantRefundFen: 4999},
 		{name: "refund went to review", before: order(store.StatusRefunding, 0), after: order(store.StatusNeedsReview, 0), cause: "notification", want: "order.needs_review"},
 		{name: "fields only", before: order(store.StatusPaid, 0), after: order(store.StatusPaid, 0), cause: "query", want: "order.updated"},
 	}
@@ -71,7 +74,7 @@ func TestTransitionAction(t *testing.T) {
 func TestProposalEventCarriesTheTurn(t *testing.T) {
 	turn := TurnFromRequest("shop-bot", "oAlice", []byte(`{"messages":[{"role":"user","content":"refund please"}],"temperature":1}`), "deepseek", "deepseek-chat")
 	ctx := payments.WithTurn(context.Background(), turn)
-	ev, err := ProposalEvent(ctx, store.RefundProposal{RefundID: "rf_9", OrderNo: "PG7", Client: "shop-bot", User: "oAlice", AmountFen: 1000, Reason: "late", CreatedAt: time.Now()})
+	ev, err := ProposalEvent(ctx, payments.ProposalMade, store.RefundProposal{RefundID: "rf_9", OrderNo: "PG7", Client: "shop-bot", User: "oAlice", AmountFen: 1000, Reason: "late", CreatedAt: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +87,46 @@ func TestProposalEventCarriesTheTurn(t *testing.T) {
 	if ev.Key != store.ProposalEventKey("rf_9") || a.Name != "refund.proposed" || a.RefundID != "rf_9" || a.RefundFen != 1000 || a.Provider != "deepseek" ||
 		a.Model != "deepseek-chat" || string(params) != `{"temperature":1}` || string(p.Text) != `[{"role":"user","content":"refund please"}]` {
 		t.Errorf("got key %s action %+v text %s", ev.Key, a, p.Text)
+	}
+}
+
+// TestProposalAnswerEvents: the user's answer to a proposal is recorded on
+// the proposal's key, named for what the user did (refund.cancelled,
+// refund.confirmed), with the proposal's ids and amount, at the time of the
+// answer, and with no turn (the user answered, not the model).
+func TestProposalAnswerEvents(t *testing.T) {
+	p := store.RefundProposal{RefundID: "rf_9", OrderNo: "PG7", Client: "shop-bot", User: "oAlice", AmountFen: 1000, Reason: "late",
+		CreatedAt: time.Now().Add(-time.Hour)}
+	for _, c := range []struct {
+		step        payments.ProposalStep
+		name, cause string
+	}{
+		{payments.ProposalMade, "refund.proposed", "request_refund"},
+		{payments.ProposalCancelled, "refund.cancelled", "cancel"},
+		{payments.ProposalConfirmed, "refund.confirmed", "confirm"},
+	} {
+		t.Run(string(c.step), func(t *testing.T) {
+			before := time.Now()
+			evs := ProposalEvents(context.Background(), c.step, p)
+			if len(evs) != 1 || evs[0].Kind != KindAudit || evs[0].Key != store.ProposalEventKey("rf_9") {
+				t.Fatalf("events %+v; want one audit event keyed by the proposal", evs)
+			}
+			pl, err := decodePayload(evs[0].Payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := pl.Action
+			if a.Name != c.name || a.Cause != c.cause || a.RefundID != "rf_9" || a.OrderNo != "PG7" || a.RefundFen != 1000 ||
+				a.Client != "shop-bot" || a.User != "oAlice" || a.Provider != "" || pl.Text != nil {
+				t.Errorf("action %+v text %s; want %s (%s) of rf_9 with no turn", a, pl.Text, c.name, c.cause)
+			}
+			if c.step == payments.ProposalMade && !a.Time.Equal(p.CreatedAt.UTC()) {
+				t.Errorf("time %v; want the proposal's %v", a.Time, p.CreatedAt)
+			}
+			if c.step != payments.ProposalMade && a.Time.Before(before.Add(-time.Second)) {
+				t.Errorf("time %v; want the answer's (about %v)", a.Time, before)
+			}
+		})
 	}
 }
 
