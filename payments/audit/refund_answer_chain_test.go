@@ -54,7 +54,7 @@ func (c *cancelOnReserve) UpdateOrder(ctx context.Context, o *store.Order, expec
 // A proposal's records (proposed, then the answer) and its order's records
 // (reserved, then aborted or succeeded) are two queues, so only the order
 // within each is fixed.
-func TestReviewRefundCancelIsAudited(t *testing.T) {
+func TestRefundAnswersInTheChain(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
 			e := newEnv(t, driver)
