@@ -205,6 +205,13 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 
 // failTurn answers a turn that got no upstream answer at all.
 func (s *Server) failTurn(w http.ResponseWriter, r *http.Request, err error) {
+	if shutDown(r) {
+		s.log.Warn("request ended by the drain deadline before its answer began",
+			"request_id", reqInfo(r).id)
+		writeError(w, shutdownError(http.StatusServiceUnavailable,
+			"paygate: the server is shutting down (server.shutdown_timeout passed) and did not finish this request; send it again"))
+		return
+	}
 	if r.Context().Err() != nil {
 		// The client left; nobody reads an answer. 499 is for the metrics only.
 		w.WriteHeader(499)
@@ -524,6 +531,15 @@ func toolCalls(calls []sentCall) []interceptors.ToolCall {
 // endStreamWithError tells the client why its stream stops: an OpenAI-style
 // error event, never a silent cut and never a [DONE] after a cut.
 func (s *Server) endStreamWithError(sw *sse.Writer, r *http.Request, err error) {
+	if shutDown(r) {
+		// Whatever failed, it failed because the drain's time was spent:
+		// the client is still there and is told so.
+		s.log.Warn("stream ended by the drain deadline after the first byte",
+			"request_id", reqInfo(r).id)
+		_ = sw.Data(errorJSON(shutdownError(0,
+			"paygate: the server is shutting down (server.shutdown_timeout passed) and cut this answer short; send the request again")))
+		return
+	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return
 	}

@@ -68,6 +68,26 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	_, _ = w.Write(errorJSON(e))
 }
 
+// ErrShuttingDown is the cause with which the server's requests still in
+// flight are cancelled when the drain of a shutdown (server.shutdown_timeout)
+// is nearly spent (cmd/paygate's serve). A request that ends on it is told
+// so (shutDown), where one whose client left ends in silence: a stream
+// with an error event, an answer not begun with a 503.
+var ErrShuttingDown = errors.New("paygate is shutting down")
+
+// shutDown reports whether r's context was ended by ErrShuttingDown.
+func shutDown(r *http.Request) bool {
+	ctx := r.Context()
+	return ctx.Err() != nil && errors.Is(context.Cause(ctx), ErrShuttingDown)
+}
+
+// shutdownError is the error of a request the drain deadline ended, with
+// status for an answer not begun (the client may send it again at once:
+// new connections reach another replica).
+func shutdownError(status int, msg string) *apiError {
+	return &apiError{Status: status, Type: "server_error", Code: "server_shutdown", Message: msg}
+}
+
 // upstreamError is what the client gets for an error from a turn: toAPIError
 // with the secrets masked (redacted).
 func (s *Server) upstreamError(err error) *apiError {

@@ -172,9 +172,11 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 			return
 		}
 		if err != nil {
-			if r.Context().Err() != nil {
-				return
+			if r.Context().Err() != nil && !shutDown(r) {
+				return // the client left
 			}
+			// The provider cut the body, or the drain deadline did: the
+			// client is still reading and must see an incomplete answer.
 			s.log.Warn("passthrough answer cut after its head", "request_id", reqInfo(r).id, "err", err)
 			panic(http.ErrAbortHandler)
 		}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
 // TestLargeDownloadPassesThrough: client.files.content() of a batch output
@@ -314,4 +316,46 @@ func TestSlowBotGetsWholeDownload(t *testing.T) {
 	if !bytes.Equal(got, content) {
 		t.Fatalf("%d bytes; want the provider's %d", len(got), len(content))
 	}
+}
+
+// TestPipedDownloadCutByShutdownIsIncomplete: a piped download still
+// running when the drain deadline ends it (ErrShuttingDown) cannot be told
+// why in its body: the bot must see an incomplete answer, as when the
+// provider cuts it, never a short body that ends like a whole one (a
+// client that left is another matter: nobody reads what it gets).
+func TestPipedDownloadCutByShutdownIsIncomplete(t *testing.T) {
+	const part = "first part of the file"
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = io.WriteString(w, part)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	s, ledger, _ := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
+	t.Cleanup(ledger.Close)
+	h, cut := shutdownCut(s.Handler())
+	srv := h1test.NewServer(h)
+	t.Cleanup(srv.Close)
+	resp := clientReq(t, http.MethodGet, srv.URL+"/v1/files/file-1/content", nil, nil)
+	first := make([]byte, len(part))
+	if _, err := io.ReadFull(resp.Body, first); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("got %d, %q, %v; want 200 and the first part", resp.StatusCode, first, err)
+	}
+	cut()
+	if rest, err := io.ReadAll(resp.Body); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("after the drain deadline the bot read %q, %v; want an unexpected EOF", rest, err)
+	}
+}
+
+// shutdownCut wraps h so that cut ends every request in flight with
+// ErrShuttingDown, as serve's drain deadline does through its servers
+// (h1.Server.CancelRequests).
+func shutdownCut(h http.Handler) (_ http.Handler, cut func()) {
+	base, cancel := context.WithCancelCause(context.Background())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, stop := context.WithCancelCause(r.Context())
+		defer stop(nil)
+		defer context.AfterFunc(base, func() { stop(context.Cause(base)) })()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	}), func() { cancel(ErrShuttingDown) }
 }

@@ -348,19 +348,33 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan
 			failed = fmt.Errorf("listener failed: %w", err) // exit non-zero, so a supervisor restarts it
 		}
 	}
-	a.log.Info("shutting down: draining in-flight requests (a second SIGTERM or Ctrl-C stops at once)", "timeout", cfg.Server.ShutdownTimeout.D().String())
+	budget := cfg.Server.ShutdownTimeout.D()
+	a.log.Info("shutting down: draining in-flight requests (a second SIGTERM or Ctrl-C stops at once)", "timeout", budget.String())
 	a.server.Drain() // /readyz says so at once, on every listener
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.D())
+	start := time.Now()
+	cutCtx, cancelCut := context.WithDeadline(context.Background(), start.Add(budget-cutReserve(budget)))
+	defer cancelCut()
+	sctx, cancel := context.WithDeadline(context.Background(), start.Add(budget))
 	defer cancel()
 	// Every listener stops taking connections at once and drains within the
 	// one deadline: one after the other, the admin and notify listeners kept
 	// accepting while the bots' drained, and an approval in flight there
-	// could find the deadline spent.
+	// could find the deadline spent. The last cutReserve of it is kept back:
+	// a request still running then is cancelled (proxy.ErrShuttingDown) on
+	// a connection left open, so that it ends its answer itself (a stream
+	// with an error event naming the shutdown, an answer not begun with a
+	// 503) and the bot reads why; Close, once the whole deadline passed,
+	// cuts what is left at the TCP level, a stream without its end.
 	var wg sync.WaitGroup
 	for _, s := range servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if s.Shutdown(cutCtx) == nil {
+				return
+			}
+			a.log.Warn("drain deadline nearly passed; ending in-flight requests", "left", time.Until(start.Add(budget)).Round(time.Millisecond).String())
+			s.CancelRequests(proxy.ErrShuttingDown)
 			if err := s.Shutdown(sctx); err != nil {
 				a.log.Warn("drain deadline passed; closing remaining connections", "err", err)
 				_ = s.Close()
@@ -371,13 +385,33 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan
 	return failed
 }
 
+// cutReserve is the part of a drain of budget kept for the requests still
+// in flight to end on being cancelled: a quarter of it, at most 250 ms.
+// Ending one is a write and a return (a payment call in progress runs on
+// detached from the request, payments' detached, and may outlast it).
+func cutReserve(budget time.Duration) time.Duration {
+	return min(250*time.Millisecond, budget/4)
+}
+
 // httpServer is what serve needs of a listener's server: net/http's, or
 // proxy/h1's on the bots' listener.
 type httpServer interface {
 	Serve(net.Listener) error
 	Shutdown(context.Context) error
+	// CancelRequests cancels the requests in flight with cause, their
+	// connections left open for the answers to end (h1.Server's).
+	CancelRequests(cause error)
 	Close() error
 }
+
+// stdServer is net/http's server with CancelRequests: every request's
+// context derives from one (BaseContext) that it cancels with the cause.
+type stdServer struct {
+	*http.Server
+	cancel context.CancelCauseFunc
+}
+
+func (s stdServer) CancelRequests(cause error) { s.cancel(cause) }
 
 // newHTTPServer serves the bots' listener ("main") with proxy/h1's server
 // where it can watch for disconnects, since that listener carries every
@@ -388,7 +422,9 @@ func newHTTPServer(name string, h http.Handler, errLog *log.Logger) httpServer {
 	if name == "main" && h1.Supported() {
 		return &h1.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: errLog}
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: errLog}
+	base, cancel := context.WithCancelCause(context.Background())
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: errLog,
+		BaseContext: func(net.Listener) context.Context { return base }}
 	if name == "notify" {
 		// The notification listener faces the internet and takes small
 		// bodies (a signed notification of a few KiB) answered at once, so a
@@ -401,7 +437,7 @@ func newHTTPServer(name string, h http.Handler, errLog *log.Logger) httpServer {
 		// bots' listener.)
 		srv.ReadTimeout = notifyReadTimeout
 	}
-	return srv
+	return stdServer{srv, cancel}
 }
 
 // notifyReadTimeout bounds reading a whole request on the notification

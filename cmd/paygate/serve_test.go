@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
 )
@@ -172,5 +176,142 @@ store: {path: "` + filepath.Join(t.TempDir(), "p.db") + `"}
 		if resp.StatusCode != tc.want {
 			t.Errorf("token %q: status %d; want %d", tc.token, resp.StatusCode, tc.want)
 		}
+	}
+}
+
+// drainCut serves cfg's paygate (shutdown_timeout 300ms) against a
+// provider that sends its first event, then nothing until its request is
+// cancelled; arrived has a value once a request reached the provider. stop
+// is the SIGTERM; done yields serve's result.
+func drainCut(t *testing.T) (base string, arrived <-chan struct{}, stop func(), done <-chan error) {
+	t.Helper()
+	hang := make(chan struct{})
+	got := make(chan struct{}, 8)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- struct{}{}
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"u\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"one \"},\"finish_reason\":null}]}\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(func() { close(hang) }) // first: up.Close waits for the handlers
+	src := `
+server: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", shutdown_timeout: 300ms}
+clients: [{name: bot, key: ` + e2eClientKey + `}]
+store: {path: "` + filepath.Join(t.TempDir(), "p.db") + `"}
+providers: [{name: fake, base_url: "` + up.URL + `", api_key: x, timeouts: {idle: 60s, total: 120s}}]
+models: [{name: m, targets: [{provider: fake, model: u}]}]
+`
+	cfg, err := config.Parse([]byte(src), "t.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan map[string]string, 1)
+	served, finished := make(chan error, 1), make(chan struct{})
+	go func() { served <- serve(ctx, cfg, io.Discard, ready); close(finished) }()
+	t.Cleanup(func() { cancel(); <-finished })
+	return "http://" + (<-ready)["main"], got, cancel, served
+}
+
+// TestDrainDeadlineCutsStreamWithErrorEvent: a stream still running when
+// server.shutdown_timeout passes is cut. SPEC 5: after bytes reached the
+// client, a failure ends the stream with an OpenAI-style error event, never
+// a silent truncation. The bot must get `data: {"error":…}` and a properly
+// terminated response (no [DONE]), as for any other cut, on the plain relay
+// and on a payment turn alike; go-openai's Recv then returns the error, not
+// an unexpected EOF.
+func TestDrainDeadlineCutsStreamWithErrorEvent(t *testing.T) {
+	for _, user := range []string{"", "o-user-drain"} { // plain relay, payment turn
+		name := "plain"
+		if user != "" {
+			name = "turn"
+		}
+		t.Run(name, func(t *testing.T) {
+			base, _, stop, done := drainCut(t)
+			req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+			req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+			if user != "" {
+				req.Header.Set("X-WeChat-OpenID", user)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			br := bufio.NewReader(resp.Body)
+			if line, _ := br.ReadString('\n'); !strings.Contains(line, "one") {
+				t.Fatalf("first event %q", line)
+			}
+			stop() // SIGTERM; the stream never ends on its own, so the deadline cuts it
+			rest, readErr := io.ReadAll(br)
+			if err := <-done; err != nil {
+				t.Errorf("serve returned %v", err)
+			}
+			if readErr != nil || !strings.Contains(string(rest), `data: {"error":`) {
+				t.Fatalf("after the drain deadline the bot read %q, err %v; want an error event naming the shutdown and a clean end", rest, readErr)
+			}
+			if !strings.Contains(string(rest), `"code":"server_shutdown"`) || strings.Contains(string(rest), "[DONE]") {
+				t.Errorf("the cut stream ended with %q; want the server_shutdown error event and no [DONE]", rest)
+			}
+		})
+	}
+	t.Run("go-openai", func(t *testing.T) {
+		base, _, stop, _ := drainCut(t)
+		st, err := plainClient(base).CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
+			Model: "m", Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "hi"}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if c, err := st.Recv(); err != nil || c.Choices[0].Delta.Content != "one " {
+			t.Fatalf("first chunk %+v, %v", c, err)
+		}
+		stop()
+		_, err = st.Recv()
+		var ae *openai.APIError
+		if !errors.As(err, &ae) || ae.Code != "server_shutdown" {
+			t.Errorf("Recv after the drain deadline: %v (%T); want the APIError server_shutdown", err, err)
+		}
+	})
+}
+
+// TestDrainDeadlineAnswersNonStream503: a non-stream request whose answer
+// had not begun when the drain's time ran out gets a 503 OpenAI error with
+// Retry-After, which SDKs retry (on a new connection: another replica),
+// not a connection closed without an answer.
+func TestDrainDeadlineAnswersNonStream503(t *testing.T) {
+	base, arrived, stop, done := drainCut(t)
+	answered := make(chan *http.Response, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+		req.Header.Set("X-WeChat-OpenID", "o-user-drain")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+		}
+		answered <- resp
+	}()
+	<-arrived // the provider has it, and will not finish it
+	stop()
+	resp := <-answered
+	if resp == nil {
+		return
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		gjson.GetBytes(b, "error.code").String() != "server_shutdown" {
+		t.Errorf("non-stream request at the drain deadline: %d Retry-After %q %s (%v); want a 503 server_shutdown error with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"), b, err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("serve returned %v", err)
 	}
 }

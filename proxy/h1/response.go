@@ -23,7 +23,7 @@ const bufferBeforeHead = 4 << 10
 type response struct {
 	c       *conn
 	req     *http.Request
-	cancel  context.CancelFunc // ends req's context; the watcher reaches it through conn.cancel
+	cancel  context.CancelCauseFunc // ends req's context; the watcher reaches it through conn.cancel
 	header  http.Header
 	status  int   // 0 until the handler decides
 	cl      int64 // Content-Length the head declares; -1 none

@@ -55,7 +55,10 @@
 //     most once per half of the bound, so a stream's flush per event costs
 //     no timer change.
 //   - Shutdown stops accepting, closes idle connections and waits for the
-//     requests in flight, like http.Server.Shutdown.
+//     requests in flight, like http.Server.Shutdown. CancelRequests ends
+//     the requests still in flight with a cause their handlers can tell
+//     from a client's disconnect, and leaves their connections open, so
+//     each answer can still end properly: Close cuts them.
 //
 // What it leaves out on purpose: HTTP/2 (h2c), TLS, Hijack and CONNECT. The
 // listener is a sidecar's plaintext HTTP/1.1 port.
@@ -131,6 +134,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	closing   atomic.Bool
+	cut       atomic.Pointer[error] // CancelRequests' cause: requests starting after it are cancelled too
 }
 
 // ErrServerClosed is http.ErrServerClosed, so callers treat both servers
@@ -222,6 +226,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+// CancelRequests cancels the context of every request in flight, and of
+// any that starts after it, with cause (what context.Cause returns; a
+// client's disconnect leaves context.Canceled). The connections stay open:
+// a handler that returns on it still ends its answer properly (a stream's
+// last chunk), and the connection closes after it, as with Shutdown. Call
+// it after Shutdown, when the requests in flight must end but may still
+// say why.
+func (s *Server) CancelRequests(cause error) {
+	s.cut.Store(&cause)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if cancel := c.cancel.Load(); cancel != nil {
+			(*cancel)(cause)
+		}
+	}
+}
+
 // Close stops accepting and closes every connection at once; the contexts of
 // the requests in flight are cancelled.
 func (s *Server) Close() error {
@@ -302,9 +324,9 @@ type conn struct {
 	w      *watched // its registration with the disconnect watcher
 
 	state    atomic.Int32
-	gone     atomic.Bool                        // the client closed or reset
-	cancel   atomic.Pointer[context.CancelFunc] // the request in flight
-	werr     error                              // the first write error; the connection is dead
+	gone     atomic.Bool                             // the client closed or reset
+	cancel   atomic.Pointer[context.CancelCauseFunc] // the request in flight
+	werr     error                                   // the first write error; the connection is dead
 	lastPost bool
 	linger   bool              // the client may still be sending: close reads it first (lingeringClose)
 	rdl      time.Time         // the read deadline in place, as the server set it (setReadDeadline)
@@ -351,7 +373,7 @@ func (c *conn) awaitRequest(idle time.Duration) bool {
 func (c *conn) peerGone() {
 	c.gone.Store(true)
 	if cancel := c.cancel.Load(); cancel != nil {
-		(*cancel)()
+		(*cancel)(nil)
 	}
 }
 
@@ -611,7 +633,7 @@ func (c *conn) lingerFor(b *requestBody) bool {
 // serveRequest runs the handler for req and reports whether the connection
 // may carry another request.
 func (c *conn) serveRequest(req *http.Request) (keep bool) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	// The request is the server's own until the handler gets it, so its
 	// context is set in place: WithContext's copy, inlined, stays on the
 	// stack, where a new request would be one more allocation.
@@ -623,11 +645,13 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	w.cancel = cancel // in the response's allocation, for the watcher to reach
 	c.cancel.Store(&w.cancel)
 	if c.gone.Load() {
-		cancel()
+		cancel(nil)
+	} else if cause := c.s.cut.Load(); cause != nil {
+		cancel(*cause)
 	}
 	defer func() {
 		c.cancel.Store(nil)
-		cancel()
+		cancel(nil)
 		if c.wfixed {
 			// The handler set a write deadline: the next write sets the
 			// server's again.

@@ -5,6 +5,7 @@ package h1
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -55,6 +56,65 @@ func TestCloseCancelsRequests(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if n, err := c.Read(make([]byte, 1)); err == nil {
 		t.Errorf("the connection still answers after Close (%d bytes)", n)
+	}
+	if err := <-served; err != http.ErrServerClosed {
+		t.Errorf("Serve returned %v; want http.ErrServerClosed", err)
+	}
+}
+
+// TestCancelRequestsLeavesAnswersWhole: CancelRequests ends the request in
+// flight with its cause, and the connection stays open while the handler
+// says why: the stream it was writing ends with its last chunk, not cut.
+// Close, after it, finds nothing left to cut.
+func TestCancelRequestsLeavesAnswersWhole(t *testing.T) {
+	errStop := errors.New("stopping")
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "data: first\n\n")
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+		io.WriteString(w, "data: "+context.Cause(r.Context()).Error()+"\n\n")
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, len("data: first\n\n"))
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatalf("first event: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); err == nil {
+		t.Fatal("Shutdown returned nil with a stream in flight")
+	}
+	s.CancelRequests(errStop)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != "data: stopping\n\n" {
+		t.Fatalf("after CancelRequests the client read %q, %v; want the handler's last event and the body's proper end", rest, err)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("the connection after the cancelled request: %v; want it closed (EOF)", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown after CancelRequests: %v", err)
 	}
 	if err := <-served; err != http.ErrServerClosed {
 		t.Errorf("Serve returned %v; want http.ErrServerClosed", err)
