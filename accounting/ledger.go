@@ -209,6 +209,19 @@ func (l *Ledger) Turn(_ context.Context, client, session string, cost Pico) {
 	l.session(sessionOp{key: sessionKey(client, session), add: cost})
 }
 
+// Call adds the cost of an upstream call that is no turn (a forwarded
+// embeddings or Responses API call, priced by Round) to this replica's LLM
+// spend: it counts no turn and belongs to no conversation.
+func (l *Ledger) Call(cost Pico) {
+	if cost == 0 {
+		return
+	}
+	l.mu.Lock()
+	l.hour(l.now()).cost += cost
+	l.totals.cost += cost
+	l.mu.Unlock()
+}
+
 // session hands op to the writer, or carries it out here once the Ledger
 // is closed.
 func (l *Ledger) session(op sessionOp) {

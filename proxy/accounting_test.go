@@ -165,3 +165,65 @@ func ledgerProxy(t *testing.T, cfg *config.Config, sessions accounting.SessionSt
 	}
 	return s, ledger, reg
 }
+
+// TestPassthroughUsageAccounted: a forwarded JSON answer with a usage
+// object (an embeddings call, a Responses API answer) is accounted like a
+// chat round: its tokens and its cost under the provider and the target's
+// upstream model, the cost in the replica's LLM spend. An error answer's
+// usage is not the provider's bill and is left out.
+func TestPassthroughUsageAccounted(t *testing.T) {
+	answers := map[string]struct {
+		status int
+		body   string
+	}{
+		"/v1/embeddings":  {200, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],"model":"vendor/embed","usage":{"prompt_tokens":1000,"total_tokens":1000}}`},
+		"/v1/responses":   {200, `{"id":"resp_1","object":"response","model":"vendor/upstream-model","output":[],"usage":{"input_tokens":300,"output_tokens":50,"total_tokens":350}}`},
+		"/v1/moderations": {400, `{"error":{"message":"bad input","type":"invalid_request_error"},"usage":{"prompt_tokens":7}}`},
+	}
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		a := answers[r.URL.Path]
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(a.status)
+		_, _ = io.WriteString(w, a.body)
+	})
+	cfg := testConfig(t, fp.URL, func(c *config.Config) {
+		c.Providers[0].Prices = map[string]config.Price{
+			"vendor/embed":          {Input: config.Decimal{Micros: 20_000}},                                                // 0.02 per million
+			"vendor/upstream-model": {Input: config.Decimal{Micros: 2_500_000}, Output: config.Decimal{Micros: 10_000_000}}, // 2.5 and 10
+		}
+	})
+	s, ledger, reg := ledgerProxy(t, cfg, nil, nil)
+	t.Cleanup(ledger.Close)
+	srv := h1test.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	for _, c := range []struct{ path, body string }{
+		{"/v1/embeddings", `{"model":"embed-test","input":"hello"}`},
+		{"/v1/responses", `{"model":"gpt-test","input":"hello"}`},
+		{"/v1/moderations", `{"model":"gpt-test","input":"hello"}`},
+	} {
+		resp := post(t, srv.URL, c.path, c.body, map[string]string{"Content-Type": "application/json"})
+		if b := readAll(t, resp.Body); resp.StatusCode != answers[c.path].status {
+			t.Fatalf("%s: %d %s", c.path, resp.StatusCode, b)
+		}
+	}
+	for kind, want := range map[string]float64{"prompt": 1000 + 300, "completion": 50} {
+		if got := tokensCounted(t, reg, kind); got != want {
+			t.Errorf("%s tokens: %v; want %v", kind, got, want)
+		}
+	}
+	st := ledger.Stats()
+	byModel := map[string]accounting.ModelStats{}
+	for _, m := range st.ByModel {
+		byModel[m.Provider+"/"+m.Model] = m
+	}
+	// 1000 × 0.02 / 1e6 = 0.00002; 300 × 2.5 / 1e6 + 50 × 10 / 1e6 = 0.00125
+	if m := byModel["fake/vendor/embed"]; m.PromptTokens != 1000 || m.LLMCost != "0.000020" {
+		t.Errorf("embeddings accounted as %+v; want 1000 prompt tokens costing 0.000020", m)
+	}
+	if m := byModel["fake/vendor/upstream-model"]; m.PromptTokens != 300 || m.CompletionTokens != 50 || m.LLMCost != "0.001250" {
+		t.Errorf("responses answer accounted as %+v; want 300 and 50 tokens costing 0.001250", m)
+	}
+	if st.LLMCost != "0.001270" || st.Turns != 0 {
+		t.Errorf("replica's LLM spend %s over %d turns; want 0.001270 over none (forwarded calls are no turns)", st.LLMCost, st.Turns)
+	}
+}

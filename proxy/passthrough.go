@@ -14,6 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/accounting"
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
@@ -107,10 +110,36 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	defer resp.Close()
 	setPaygateHeaders(w.Header(), resp)
 	if resp.Piped() {
-		s.pipeUpstreamBody(w, r, resp)
+		s.pipeUpstreamBody(w, r, resp) // not JSON: no usage to read
 		return
 	}
 	writeUpstreamBody(w, resp)
+	s.accountPassthrough(resp)
+}
+
+// accountPassthrough accounts the usage of a forwarded answer, after it
+// left, as a chat round's (SPEC 9: tokens and cost by provider and model):
+// an embeddings call is billed like one. Only a 2xx answer is read, an
+// error's usage being no bill; an answer not piped is a JSON object, read
+// whole (failover pipes every other), so "usage" is found in it with one
+// scan. Its counts come under the chat names (prompt_tokens,
+// completion_tokens: embeddings, completions) or the Responses API's
+// (input_tokens, output_tokens), priced by the target's upstream model.
+// The call is added to the replica's LLM spend but is no turn.
+func (s *Server) accountPassthrough(resp *failover.Response) {
+	if s.ledger == nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return
+	}
+	usage := gjson.GetBytes(resp.Body, "usage")
+	if !usage.IsObject() {
+		return
+	}
+	res := gjson.GetMany(usage.Raw, "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")
+	u := accounting.Usage{PromptTokens: res[0].Int(), CompletionTokens: res[1].Int()}
+	if !res[0].Exists() && !res[1].Exists() {
+		u = accounting.Usage{PromptTokens: res[2].Int(), CompletionTokens: res[3].Int()}
+	}
+	s.ledger.Call(s.ledger.Round(resp.Provider, resp.Model, u))
 }
 
 // pipeBufs are the buffers pipeUpstreamBody relays bodies through.
