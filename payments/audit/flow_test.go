@@ -11,6 +11,7 @@ import (
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/store"
 )
 
 var simKeys = sync.OnceValues(wxsim.GenerateKeys)
@@ -24,47 +25,8 @@ func TestTransitionsReachTheChain(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			e := newEnv(t, driver)
 			st := e.store()
-			keys, err := simKeys()
-			if err != nil {
-				t.Fatal(err)
-			}
-			sim, err := wxsim.New(wxsim.Options{Keys: keys, NotifyAttempts: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			api := httptest.NewServer(sim)
-			t.Cleanup(func() { api.Close(); _ = sim.Close() })
-			var mu sync.Mutex
-			var notify http.Handler = http.NotFoundHandler()
-			ns := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				mu.Lock()
-				h := notify
-				mu.Unlock()
-				h.ServeHTTP(w, r)
-			}))
-			t.Cleanup(ns.Close)
-			client, err := wechatpay.New(context.Background(), sim.ClientConfig(api.URL, ns.URL+payments.NotifyPath))
-			if err != nil {
-				t.Fatal(err)
-			}
-			catalog, err := payments.NewCatalog([]payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99"}})
-			if err != nil {
-				t.Fatal(err)
-			}
 			w := newTestWorker(t, st, nil)
-			svc, err := payments.New(payments.Options{
-				Store: st, Backend: client, Notify: client.NotifyVerifier(), Catalog: catalog,
-				MchID: sim.MchID(), AppID: sim.AppID(),
-				Events:    TransitionEvents,
-				Committed: func(payments.Transition) { w.Wake() },
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = svc.Close() })
-			mu.Lock()
-			notify = svc.NotifyHandler()
-			mu.Unlock()
+			svc, sim := simService(t, st, w, payments.Options{Events: TransitionEvents})
 
 			body := []byte(`{"model":"gpt-4o","temperature":0.2,"top_p":0.9,"seed":7,"stop":["END"],"max_tokens":300,` +
 				`"messages":[{"role":"system","content":"You sell plans."},{"role":"user","content":"I want the monthly plan"}]}`)
@@ -125,4 +87,52 @@ func TestTransitionsReachTheChain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// simService is a payments.Service over st, paying through the WeChat Pay
+// simulator with the official client, its notifications posted to the
+// service's own notify handler, with one catalog item (premium-monthly,
+// 49.99) and opts' event hooks; w, the audit worker, is woken at every
+// commit.
+func simService(t *testing.T, st store.Store, w *Worker, opts payments.Options) (*payments.Service, *wxsim.Server) {
+	t.Helper()
+	keys, err := simKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim, err := wxsim.New(wxsim.Options{Keys: keys, NotifyAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(sim)
+	t.Cleanup(func() { api.Close(); _ = sim.Close() })
+	var mu sync.Mutex
+	var notify http.Handler = http.NotFoundHandler()
+	ns := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		h := notify
+		mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ns.Close)
+	client, err := wechatpay.New(context.Background(), sim.ClientConfig(api.URL, ns.URL+payments.NotifyPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := payments.NewCatalog([]payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Store, opts.Backend, opts.Notify, opts.Catalog = st, client, client.NotifyVerifier(), catalog
+	opts.MchID, opts.AppID = sim.MchID(), sim.AppID()
+	opts.Committed = func(payments.Transition) { w.Wake() }
+	svc, err := payments.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	mu.Lock()
+	notify = svc.NotifyHandler()
+	mu.Unlock()
+	return svc, sim
 }

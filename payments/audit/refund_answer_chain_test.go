@@ -3,15 +3,11 @@ package audit
 import (
 	"context"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
 
 	"github.com/paygate/paygate/payments"
-	"github.com/paygate/paygate/payments/wechatpay"
-	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
 )
 
@@ -59,47 +55,8 @@ func TestRefundAnswersInTheChain(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			e := newEnv(t, driver)
 			st := &cancelOnReserve{Store: e.store()}
-			keys, err := simKeys()
-			if err != nil {
-				t.Fatal(err)
-			}
-			sim, err := wxsim.New(wxsim.Options{Keys: keys, NotifyAttempts: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			api := httptest.NewServer(sim)
-			t.Cleanup(func() { api.Close(); _ = sim.Close() })
-			var mu sync.Mutex
-			var notify http.Handler = http.NotFoundHandler()
-			ns := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				mu.Lock()
-				h := notify
-				mu.Unlock()
-				h.ServeHTTP(w, r)
-			}))
-			t.Cleanup(ns.Close)
-			client, err := wechatpay.New(context.Background(), sim.ClientConfig(api.URL, ns.URL+payments.NotifyPath))
-			if err != nil {
-				t.Fatal(err)
-			}
-			catalog, err := payments.NewCatalog([]payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99"}})
-			if err != nil {
-				t.Fatal(err)
-			}
 			w := newTestWorker(t, e.store(), nil)
-			svc, err := payments.New(payments.Options{
-				Store: st, Backend: client, Notify: client.NotifyVerifier(), Catalog: catalog,
-				MchID: sim.MchID(), AppID: sim.AppID(),
-				Events: TransitionEvents, ProposalEvents: ProposalEvents,
-				Committed: func(payments.Transition) { w.Wake() },
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = svc.Close() })
-			mu.Lock()
-			notify = svc.NotifyHandler()
-			mu.Unlock()
+			svc, sim := simService(t, st, w, payments.Options{Events: TransitionEvents, ProposalEvents: ProposalEvents})
 			st.cancel = func(ctx context.Context, id string) error {
 				_, err := svc.CancelRefund(ctx, "shop-bot", "oAlice", id)
 				return err
