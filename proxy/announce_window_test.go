@@ -4,12 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/failover"
@@ -18,46 +16,9 @@ import (
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/proxy/h1/h1test"
 	"github.com/paygate/paygate/store"
-	"github.com/paygate/paygate/store/embedded"
-	redisstore "github.com/paygate/paygate/store/redis"
 	"github.com/paygate/paygate/store/storetest"
+	"github.com/paygate/paygate/store/testdrivers"
 )
-
-// announceDrivers opens the store a test of announcements runs against: the
-// embedded file and a real Redis (DB 9, a key prefix of the test's own,
-// deleted afterwards), both on clock.
-var announceDrivers = []struct {
-	name string
-	open func(t *testing.T, clock *storetest.Clock) store.Store
-}{
-	{"embedded", func(t *testing.T, clock *storetest.Clock) store.Store {
-		st, err := embedded.Open(filepath.Join(t.TempDir(), "paygate.db"), embedded.Options{Now: clock.Now, SweepInterval: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		return st
-	}},
-	{"redis", func(t *testing.T, clock *storetest.Clock) store.Store {
-		ctx := context.Background()
-		prefix := "rev-redis-" + time.Now().Format("150405.000000") + ":"
-		st, err := redisstore.Open(redisstore.Options{Addrs: []string{"127.0.0.1:6379"}, DB: 9,
-			KeyPrefix: prefix, Now: clock.Now, RepairInterval: -1})
-		if err != nil {
-			t.Skipf("redis at 127.0.0.1:6379: %v", err)
-		}
-		t.Cleanup(func() {
-			_ = st.Close()
-			c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", DB: 9})
-			defer c.Close()
-			it := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
-			for it.Next(ctx) {
-				_ = c.Del(ctx, it.Val()).Err()
-			}
-		})
-		return st
-	}},
-}
 
 // payableReconciler stands in for payments.Service: it refreshes nothing and
 // hands a code URL for every awaiting_payment order, as PayableParams does
@@ -105,16 +66,16 @@ func announceTurns(t *testing.T, st store.Store, user, kind string) func() int {
 	}
 }
 
-// TestRevPaymentConfirmedAnnouncedAgainAfter30Days: the "announced:" counter
+// TestPaymentConfirmedAnnouncedOnceEver: the "announced:" counter
 // lives 30 days from the first announcement; an order paid long ago and
 // still among the user's recent orders must not be announced again once it
 // expires. Each order is announced at most once, ever.
-func TestRevPaymentConfirmedAnnouncedAgainAfter30Days(t *testing.T) {
-	for _, d := range announceDrivers {
-		t.Run(d.name, func(t *testing.T) {
+func TestPaymentConfirmedAnnouncedOnceEver(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
 			clock := storetest.NewClock()
-			st := d.open(t, clock)
+			st := testdrivers.Open(t, driver, clock.Now) // Redis: a prefix of its own, required under CI
 			const user = "o-subscriber"
 			o := storetest.NewOrder("PAID-1", "shop-bot", user, clock.Now())
 			o.Status = store.StatusPaid
@@ -144,11 +105,11 @@ func TestRevPaymentConfirmedAnnouncedAgainAfter30Days(t *testing.T) {
 // days later hears of it, once. A user back only after the window hears
 // nothing (the merchant's order.paid webhook is the reliable channel).
 func TestPaymentConfirmedOnLateReturn(t *testing.T) {
-	for _, d := range announceDrivers {
-		t.Run(d.name, func(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
 			clock := storetest.NewClock()
-			st := d.open(t, clock)
+			st := testdrivers.Open(t, driver, clock.Now) // Redis: a prefix of its own, required under CI
 			for _, no := range []string{"PAID-LATE", "PAID-GONE"} {
 				o := storetest.NewOrder(no, "shop-bot", "o-"+no, clock.Now())
 				o.Status = store.StatusPaid
@@ -179,11 +140,11 @@ func TestPaymentConfirmedOnLateReturn(t *testing.T) {
 // not again once the "payable:" counter expires, however long the order
 // stays awaiting payment (an order_ttl of weeks).
 func TestPayableAnnouncedOnce(t *testing.T) {
-	for _, d := range announceDrivers {
-		t.Run(d.name, func(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
 			clock := storetest.NewClock()
-			st := d.open(t, clock)
+			st := testdrivers.Open(t, driver, clock.Now) // Redis: a prefix of its own, required under CI
 			const user = "o-approved"
 			o := storetest.NewOrder("APPROVED-1", "shop-bot", user, clock.Now())
 			o.ExpiresAt = clock.Now().Add(60 * 24 * time.Hour)

@@ -6,14 +6,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
@@ -21,45 +19,22 @@ import (
 	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
-	"github.com/paygate/paygate/store/embedded"
-	redisstore "github.com/paygate/paygate/store/redis"
 	"github.com/paygate/paygate/store/storetest"
+	"github.com/paygate/paygate/store/testdrivers"
 )
 
 // sharedStores opens two handles on one store, as two replicas have: two
-// clients of one Redis (DB 9, a key prefix of the test's own, deleted
+// clients of one Redis (a key prefix of the test's own, deleted
 // afterwards), or, for the embedded file that one process owns, the same
 // handle twice.
 func sharedStores(t *testing.T, driver string) (store.Store, store.Store) {
 	t.Helper()
-	switch driver {
-	case "embedded":
-		st, err := embedded.Open(filepath.Join(t.TempDir(), "paygate.db"), embedded.Options{SweepInterval: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
+	p := testdrivers.NewPlace(t, driver, nil) // Redis: a prefix of its own, required under CI
+	if driver == "embedded" {
+		st := p.Open()
 		return st, st
 	}
-	prefix := "wh-off-" + time.Now().Format("150405.000000") + ":"
-	open := func() store.Store {
-		st, err := redisstore.Open(redisstore.Options{Addrs: []string{"127.0.0.1:6379"}, DB: 9, KeyPrefix: prefix, RepairInterval: -1})
-		if err != nil {
-			t.Skipf("redis at 127.0.0.1:6379: %v", err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		return st
-	}
-	a, b := open(), open()
-	t.Cleanup(func() {
-		ctx := context.Background()
-		c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", DB: 9})
-		defer c.Close()
-		it := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
-		for it.Next(ctx) {
-			_ = c.Del(ctx, it.Val()).Err()
-		}
-	})
+	a, b := p.Open(), p.Open()
 	return a, b
 }
 
@@ -128,7 +103,7 @@ func paidTransition(t *testing.T, st store.Store, no string, at time.Time) store
 // The off replica still appends the audit records, and a webhook event left
 // behind by a run with webhooks on holds them back no longer, and is kept.
 func TestWebhooksOffReplicaLeavesWebhooksAlone(t *testing.T) {
-	for _, driver := range []string{"embedded", "redis"} {
+	for _, driver := range testdrivers.Names(t) {
 		t.Run(driver, func(t *testing.T) {
 			t.Run("before the relay's pass", func(t *testing.T) {
 				ctx := context.Background()
