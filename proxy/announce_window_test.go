@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"testing"
@@ -164,6 +165,37 @@ func TestPayableAnnouncedOnce(t *testing.T) {
 				if n := turn(); n != 0 {
 					t.Fatalf("day %d after the approval: order APPROVED-1 announced as payable again (%d); want once ever", day, n)
 				}
+			}
+		})
+	}
+}
+
+// TestDeliveredMarkOutlivesTheClient: payment parameters that left in an
+// answer are marked delivered even when the client hung up right after
+// reading them (go-openai closes its connection at [DONE], which cancels the
+// request's context). The mark was written with that context, so it failed,
+// and the next turn handed the same order again.
+func TestDeliveredMarkOutlivesTheClient(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			st := testdrivers.Open(t, driver, nil)
+			fp := newFakeProvider(t, jsonHandler(http.StatusOK, `{}`))
+			cfg := testConfig(t, fp.URL, nil)
+			router, err := failover.New(cfg, failover.Options{Logger: logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets()), Registerer: prometheus.NewRegistry()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = router.Close() })
+			s, err := New(Options{Config: cfg, Upstream: router, Logger: logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets()),
+				Registry: prometheus.NewRegistry(), HashKey: []byte(cfg.Privacy.HashKey), Tools: queryTools{}, State: st})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gone, cancel := context.WithCancel(context.Background())
+			cancel() // the client hung up as the answer left
+			s.markDelivered(gone, []json.RawMessage{json.RawMessage(`{"type":"order_created","order":{"order_no":"PG-HANDED"}}`)})
+			if s.firstTime(context.Background(), "payable:", "PG-HANDED") {
+				t.Errorf("the order handed in an answer whose client then hung up was not marked delivered: the next turn announces it again")
 			}
 		})
 	}

@@ -49,6 +49,10 @@ const exchangeTTL = 24 * time.Hour
 // expires, so it alone cannot make an announcement once-ever.
 const announcedTTL = 30 * 24 * time.Hour
 
+// markTimeout bounds markDelivered's store writes, made after the answer
+// left and whatever the client does.
+const markTimeout = 5 * time.Second
+
 // announceWindow is how long after the event that makes an order
 // announceable (its payment, PaidAt; its becoming payable, UpdatedAt of an
 // awaiting_payment order) a turn may still announce it. It is shorter than
@@ -253,11 +257,17 @@ func (s *Server) firstTime(ctx context.Context, kind, orderNo string) bool {
 // markDelivered records, once the answer carrying them left, that a turn
 // handed the user payment parameters (its own order_created actions), so a
 // later turn does not announce them again. A turn that failed marks
-// nothing: the next turn announces the order as payable.
+// nothing: the next turn announces the order as payable. The answer has
+// left, so the client may hang up at once (go-openai closes its connection
+// at [DONE]), which cancels the request's context: the marks are written
+// without it, within markTimeout, or the next turn handed the same order
+// again.
 func (s *Server) markDelivered(ctx context.Context, actions []json.RawMessage) {
 	if s.state == nil {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
+	defer cancel()
 	for _, a := range actions {
 		if gjson.GetBytes(a, "type").Str != "order_created" {
 			continue
