@@ -156,9 +156,19 @@ func (s *Service) UserOrders(ctx context.Context, client, user string, limit int
 // code URL. An order that is not awaiting payment, or whose payment window
 // has passed, returns nil, "" and no error. The turn injects these for an
 // order a manager approved since the user's last message; GET
-// /v1/paygate/orders shows them too.
+// /v1/paygate/orders shows them too. o may be an older copy (a turn's,
+// read at its start): the order is read again first, so a turn that closed
+// it meanwhile (a switch of pay method) never hands parameters for it
+// beside the new order's.
 func (s *Service) PayableParams(ctx context.Context, o *store.Order) (*wechatpay.RequestPayment, string, error) {
 	if o == nil || o.Status != store.StatusAwaitingPayment || s.expired(o) {
+		return nil, "", nil
+	}
+	cur, err := s.store.GetOrder(ctx, o.OrderNo)
+	if err != nil {
+		return nil, "", err
+	}
+	if o = cur; o.Status != store.StatusAwaitingPayment || s.expired(o) {
 		return nil, "", nil
 	}
 	res, err := s.payable(ctx, o, true)

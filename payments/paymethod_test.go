@@ -133,3 +133,35 @@ func TestSwitchingPayMethodOfALargeOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestNoPaymentParamsForAnOrderClosedSince: a turn reads the user's orders
+// at its start and announces one a manager approved since; if the turn's
+// own create_order switched the pay method meanwhile, that order is closed,
+// and its copy from the turn's start must not get freshly signed payment
+// parameters beside the new order's (a two-replica soak saw both handed in
+// one answer).
+func TestNoPaymentParamsForAnOrderClosedSince(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, envOptions{driver: driver})
+			jsapi := payments.CreateRequest{Client: "shop-bot", User: "oUser-stale", SKU: "premium-monthly"}
+			native := jsapi
+			native.PayMethod = "native"
+			a, err := e.svc.CreateOrder(ctx, jsapi)
+			if err != nil {
+				t.Fatal(err)
+			}
+			atStart := *a.Order // the turn's copy
+			if rp, code, err := e.svc.PayableParams(ctx, &atStart); err != nil || rp == nil && code == "" {
+				t.Fatalf("the open order: %v, %q, %v; want its parameters", rp, code, err)
+			}
+			if _, err := e.svc.CreateOrder(ctx, native); err != nil {
+				t.Fatal(err)
+			}
+			if rp, code, err := e.svc.PayableParams(ctx, &atStart); err != nil || rp != nil || code != "" {
+				t.Errorf("the order closed by the switch, from the turn's copy: %+v, %q, %v; want no parameters", rp, code, err)
+			}
+		})
+	}
+}
