@@ -93,7 +93,9 @@ type Data struct {
 // within it when WeChat Pay's word is noted on the order (review_reason,
 // transaction_id or refunded_fen changes) → order.needs_review; refunding → refunded or partially_refunded with more
 // money refunded → refund.succeeded, with no more → refund.failed; the
-// refund object then names the confirmed refund (Transition.Refund).
+// refund object then names the confirmed refund (Transition.Refund); a
+// reservation undone before WeChat Pay was asked (cause refund_aborted)
+// sends nothing, as the reservation sent nothing.
 func Events(tr payments.Transition) []store.Event {
 	typ, refund := classify(tr)
 	if typ == "" {
@@ -112,6 +114,12 @@ func classify(tr payments.Transition) (string, map[string]any) {
 		if a.Status == store.StatusNeedsReview && notedInReview(b, a) {
 			return TypeOrderNeedsReview, nil
 		}
+		return "", nil
+	}
+	if b.Status == store.StatusRefunding && tr.Cause == "refund_aborted" {
+		// A confirmation's reservation undone before anything went to
+		// WeChat Pay (the user cancelled as it ran): no refund started for
+		// the merchant (the reservation sends nothing), so none failed.
 		return "", nil
 	}
 	switch a.Status {

@@ -65,6 +65,11 @@ func TestEventsMapping(t *testing.T) {
 		{name: "second partial refund", before: order(store.StatusRefunding, 1000), after: order(store.StatusPartiallyRefunded, 3000), cause: "notification", want: webhook.TypeRefundSucceeded, refundAmt: 2000, refundStat: "succeeded"},
 		{name: "refund closed", before: order(store.StatusRefunding, 0), after: order(store.StatusPaid, 0), cause: "notification", want: webhook.TypeRefundFailed, refundStat: "failed"},
 		{name: "second refund closed", before: order(store.StatusRefunding, 1000), after: order(store.StatusPartiallyRefunded, 1000), cause: "notification", want: webhook.TypeRefundFailed, refundStat: "failed"},
+		// A reservation undone before anything went to WeChat Pay (the
+		// user cancelled as the confirmation ran): the merchant heard of no
+		// refund starting, and none failed.
+		{name: "reservation undone", before: order(store.StatusRefunding, 0), after: order(store.StatusPaid, 0), cause: "refund_aborted"},
+		{name: "second reservation undone", before: order(store.StatusRefunding, 1000), after: order(store.StatusPartiallyRefunded, 1000), cause: "refund_aborted"},
 		{name: "same status rewritten", before: S(store.StatusPaid), after: S(store.StatusPaid), cause: "query"},
 		{name: "payment noted in review", before: R(refundFirst, "", 0), after: R(paidLater, "4200000001", 0), cause: "notification", want: webhook.TypeOrderNeedsReview},
 		{name: "refund noted in review", before: R(paidLater, "4200000001", 0), after: R(refunded, "4200000001", 2000), cause: "notification", want: webhook.TypeOrderNeedsReview},
