@@ -65,6 +65,9 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if !noArguments(fs, stderr) {
+		return 2
+	}
 	var opts audit.VerifyOptions
 	opts.Texts = *texts
 	if *headFlag != "" {
@@ -117,6 +120,9 @@ func cmdAuditExport(args []string, stdout, stderr io.Writer) int {
 	texts := fs.Bool("text", false, "include the conversation texts still kept")
 	out := fs.String("o", "-", "output file (- for standard output)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if !noArguments(fs, stderr) {
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -401,3 +401,40 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 		})
 	}
 }
+
+// TestAuditRefusesStrayArguments: like check-config and serve, audit verify
+// and export refuse an argument left after their flags. The flag package
+// stops at the first argument, so `paygate audit verify prod.yaml --head
+// SEQ:HASH` would verify ./config.yaml's store and ignore --head as well:
+// a chain cut from the end would be reported "audit chain ok", exit 0.
+func TestAuditRefusesStrayArguments(t *testing.T) {
+	local := newAuditFixture(t, "embedded") // what ./config.yaml names: intact
+	prod := newAuditFixture(t, "embedded")  // what the operator meant: record 4 cut
+	prod.edit(nil, []uint64{4}, &store.AuditHead{Seq: 3, Hash: prod.hashes[2]})
+	published := "4:" + prod.hashes[3]
+	if code, _, errOut := runAudit("verify", "-config", prod.cfgPath, "--head", published); code != 1 {
+		t.Fatalf("control: verify -config prod --head: exit %d %q; want 1 (cut from the end)", code, errOut)
+	}
+	data, err := os.ReadFile(local.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "config.yaml"), string(data))
+	t.Chdir(dir)
+	for _, args := range [][]string{
+		{"verify", prod.cfgPath, "--head", published},
+		{"verify", "-text", prod.cfgPath},
+		{"export", prod.cfgPath},
+		{"export", "-from", "2", prod.cfgPath},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, out, errOut := runAudit(args...)
+			want := `paygate audit ` + args[0] + `: unexpected argument "` + prod.cfgPath + `": give the config file with -config FILE`
+			if code != 2 || !strings.Contains(errOut, want) || out != "" {
+				first, _, _ := strings.Cut(out, "\n")
+				t.Errorf("exit %d, stdout %q…, stderr %q; want exit 2, nothing on stdout, stderr %q", code, first, errOut, want)
+			}
+		})
+	}
+}
