@@ -311,9 +311,10 @@ type Rules struct {
 	ApprovalAbove Decimal `yaml:"approval_above"`
 	// MaxOrdersPerUserPerDay bounds the orders one user may create in a day
 	// (a calendar day in China Standard Time, UTC+8, as WeChat Pay's users
-	// live it). Default 20.
+	// live it). Default 20; at least 1.
 	MaxOrdersPerUserPerDay int `yaml:"max_orders_per_user_per_day"`
-	// MaxPaymentCallsPerMinute limits payment tool calls per user. Default 10.
+	// MaxPaymentCallsPerMinute limits payment tool calls per user. Default
+	// 10; at least 1.
 	MaxPaymentCallsPerMinute int `yaml:"max_payment_calls_per_minute"`
 	// ApprovalTTL is how long an order above approval_above waits for a
 	// manager; after it the order expires and cannot be approved, so a stale

@@ -329,6 +329,19 @@ func (l *loader) validatePayments(c *Config) {
 			l.at(path+".max_quantity", "%d × %s is above the largest amount, %s", it.MaxQuantity, it.Price.Text, formatFen(maxFen))
 		}
 	}
+	// payments reads a cap of 0 or less as "no cap": a written 0 is
+	// refused as ambiguous (zeroKeys), and a negative cap as well.
+	for _, c := range []struct {
+		key string
+		v   int
+	}{
+		{"max_orders_per_user_per_day", p.Rules.MaxOrdersPerUserPerDay},
+		{"max_payment_calls_per_minute", p.Rules.MaxPaymentCallsPerMinute},
+	} {
+		if c.v < 0 {
+			l.at("payments.rules."+c.key, "%d: give the cap, at least 1 (below 1 there would be no cap at all)", c.v)
+		}
+	}
 	if _, exact := p.Rules.ApprovalAbove.Fen(); !exact {
 		l.at("payments.rules.approval_above", "%q has more than two decimals", p.Rules.ApprovalAbove.Text)
 	}

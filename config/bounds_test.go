@@ -1,0 +1,41 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestValuesBelowTheirFloor: a number or duration below what its reader can
+// use is refused at its file:line and key, not read as something else.
+// payments reads a per-user cap of 0 or less as "no cap", so -1 would turn
+// the limit off as a written 0 would (already refused). A period of a few
+// nanoseconds (audit.head_every: 1ns, or 1ms typed for 1m) runs its work,
+// and its log line, thousands of times a second.
+func TestValuesBelowTheirFloor(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      string // the error's start; "" when it loads
+	}{
+		{"negative daily order cap", "payments:\n  rules:\n    max_orders_per_user_per_day: -1\n",
+			"c.yaml:3: payments.rules.max_orders_per_user_per_day: -1: give the cap, at least 1"},
+		{"negative per-minute call cap", "payments: {rules: {max_payment_calls_per_minute: -5}}\n",
+			"c.yaml:1: payments.rules.max_payment_calls_per_minute: -5: give the cap, at least 1"},
+		{"caps of 1", "payments: {rules: {max_orders_per_user_per_day: 1, max_payment_calls_per_minute: 1}}\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v; want it to load", err)
+			case tc.want != "" && err == nil:
+				r := cfg.Payments.Rules
+				t.Fatalf("accepted (caps %d/day %d/min, head_every %v, sweep_interval %v, sse_keepalive %v); want %s",
+					r.MaxOrdersPerUserPerDay, r.MaxPaymentCallsPerMinute, cfg.Audit.HeadEvery.D(),
+					cfg.Payments.Reconcile.SweepInterval.D(), cfg.Server.SSEKeepalive.D(), tc.want)
+			case tc.want != "" && !strings.HasPrefix(err.Error(), tc.want):
+				t.Fatalf("got %q; want it to start with %q", err, tc.want)
+			}
+		})
+	}
+}
