@@ -21,6 +21,14 @@ func TestValuesBelowTheirFloor(t *testing.T) {
 		{"negative per-minute call cap", "payments: {rules: {max_payment_calls_per_minute: -5}}\n",
 			"c.yaml:1: payments.rules.max_payment_calls_per_minute: -5: give the cap, at least 1"},
 		{"caps of 1", "payments: {rules: {max_orders_per_user_per_day: 1, max_payment_calls_per_minute: 1}}\n", ""},
+		{"head_every 1ns", "audit:\n  head_every: 1ns\n", "c.yaml:2: audit.head_every: 1ns is below 1s"},
+		{"head_every 1ms", "audit: {head_every: 1ms}\n", "c.yaml:1: audit.head_every: 1ms is below 1s"},
+		{"head_every 1s", "audit: {head_every: 1s}\n", ""},
+		{"sweep_interval 999ms", "payments:\n  reconcile:\n    sweep_interval: 999ms\n", "c.yaml:3: payments.reconcile.sweep_interval: 999ms is below 1s"},
+		{"sweep_interval 1s", "payments: {reconcile: {sweep_interval: 1s}}\n", ""},
+		{"sse_keepalive 5ms", "server:\n  sse_keepalive: 5ms\n", "c.yaml:2: server.sse_keepalive: 5ms is below 1s"},
+		{"sse_keepalive 1s", "server: {sse_keepalive: 1s}\n", ""},
+		{"sse_keepalive 0: never", "server: {sse_keepalive: 0s}\n", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

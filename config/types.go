@@ -46,7 +46,8 @@ type Server struct {
 	// no two listeners may share one address (port 0 picks a free one).
 	NotifyListen string `yaml:"notify_listen"`
 	// SSEKeepalive sends ": keep-alive" comments to streaming clients at this
-	// interval while paygate works between upstream rounds. Default 0: never.
+	// interval while paygate works between upstream rounds. Default 0: never;
+	// else at least 1s.
 	SSEKeepalive Duration `yaml:"sse_keepalive"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight streams.
 	// Default 30s. A written 0 is refused: it would cut every stream at once.
@@ -346,7 +347,7 @@ type Reconcile struct {
 	QueryAfter Duration `yaml:"query_after"`
 	// QueryDeadline bounds that query; the turn goes on past it. Default 300ms.
 	QueryDeadline Duration `yaml:"query_deadline"`
-	// SweepInterval is the background sweep period. Default 1m.
+	// SweepInterval is the background sweep period. Default 1m; at least 1s.
 	SweepInterval Duration `yaml:"sweep_interval"`
 }
 
@@ -397,7 +398,8 @@ type Audit struct {
 	// turn that said it; 0 keeps none (the chain still holds its hash).
 	// Default 4320h.
 	RetainText Duration `yaml:"retain_text"`
-	// HeadEvery publishes the chain head in the log this often. Default 1m.
+	// HeadEvery publishes the chain head in the log this often. Default 1m;
+	// at least 1s.
 	HeadEvery Duration `yaml:"head_every"`
 }
 

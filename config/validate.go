@@ -5,15 +5,32 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 var (
 	toolName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	skuName  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
 )
+
+// periodFloors are the shortest periods of work paygate repeats: below
+// them a typo (1ms for 1m, 1ns) runs the work, and its log line, thousands
+// of times a second. A 0 is not checked here: it is "never" for
+// sse_keepalive, and refused for the others (zeroKeys). The comments in
+// types.go state each floor.
+var periodFloors = []struct {
+	path string
+	min  time.Duration
+	what string
+}{
+	{"server.sse_keepalive", time.Second, "each period writes a comment to every stream waiting between rounds; 0 sends none"},
+	{"payments.reconcile.sweep_interval", time.Second, "each sweep reads the pending orders and may query WeChat Pay"},
+	{"audit.head_every", time.Second, "each period logs the chain head"},
+}
 
 // validate checks every rule a running paygate depends on. It reports all
 // problems, each at the line of the key it concerns.
@@ -26,6 +43,12 @@ func (l *loader) validate(c *Config) {
 	l.validateFailover(c)
 	l.validatePayments(c)
 	l.validateMisc(c)
+	for _, f := range periodFloors {
+		v, _ := fieldAt(reflect.ValueOf(c).Elem(), f.path)
+		if d := time.Duration(v.Int()); d > 0 && d < f.min {
+			l.at(f.path, "%v is below %v: %s", d, f.min, f.what)
+		}
+	}
 }
 
 func (l *loader) validateServer(c *Config) {

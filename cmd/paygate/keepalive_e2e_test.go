@@ -37,7 +37,7 @@ func TestSSEKeepaliveBetweenRounds(t *testing.T) {
 		_, _ = io.WriteString(w, "data: "+head+`{"index":0,"delta":{"content":"Ready."},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n")
 	}))
 	defer up.Close()
-	url, _ := paymentApp(t, up.URL, "server: {sse_keepalive: 5ms}\n")
+	url, _ := paymentApp(t, up.URL, "server: {sse_keepalive: 1s}\n")
 
 	resp := postAs(t, url, e2eClientKey, testOpenID, `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"buy"}]}`)
 	defer resp.Body.Close()
