@@ -257,7 +257,8 @@ type Payments struct {
 
 // WeChatPay holds the merchant's APIv3 credentials.
 type WeChatPay struct {
-	// APIBase overrides the API host. Default "https://api.mch.weixin.qq.com".
+	// APIBase overrides the API host: scheme://host[:port] alone, http or
+	// https. Default "https://api.mch.weixin.qq.com".
 	APIBase string `yaml:"api_base"`
 	// MchID is the merchant id (商户号). Required with backend wechatpay.
 	MchID string `yaml:"mch_id"`

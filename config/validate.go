@@ -319,9 +319,7 @@ func (l *loader) validatePayments(c *Config) {
 			l.warn("payments.wechatpay.notify_url", "http:// accepted for tests; WeChat Pay only calls https")
 		}
 	}
-	if u, err := url.Parse(w.APIBase); err != nil || u.Host == "" {
-		l.at("payments.wechatpay.api_base", "%q is not a URL", w.APIBase)
-	}
+	l.apiBase("payments.wechatpay.api_base", w.APIBase)
 	skus := map[string]bool{}
 	for i, it := range p.Catalog {
 		path := fmt.Sprintf("payments.catalog[%d]", i)
@@ -455,6 +453,28 @@ func (l *loader) uniqueName(seen map[string]bool, path, what, name string) {
 		l.at(path+".name", "duplicate %s %q", what, name)
 	}
 	seen[name] = true
+}
+
+// apiBase checks the WeChat Pay API host as serve takes it
+// (wechatpay.NewHostRewriter): an http(s) URL of a scheme and host[:port]
+// alone. Like httpURL, it never prints the value: a userinfo may hold a
+// password.
+func (l *loader) apiBase(path, raw string) {
+	u := l.httpURL(path, raw)
+	if u == nil {
+		return
+	}
+	const only = "want scheme://host[:port] only"
+	switch {
+	case u.User != nil:
+		l.at(path, "%s: no user or password (value not shown)", only)
+	case strings.Trim(u.Path, "/") != "":
+		l.at(path, "%s: no path (requests keep their own, /v3/...)", only)
+	case u.RawQuery != "":
+		l.at(path, "%s: no query", only)
+	case u.Fragment != "":
+		l.at(path, "%s: no fragment", only)
+	}
 }
 
 // httpURL reports a value at path that is not an absolute http(s) URL, and

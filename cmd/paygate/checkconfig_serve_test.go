@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"path/filepath"
 	"regexp"
@@ -80,5 +84,79 @@ func serveOnce(t *testing.T, cfg *config.Config) error {
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve neither ready nor failed")
 		return nil
+	}
+}
+
+// TestCheckConfigRefusesAPIBaseServeRefuses: as above, for
+// payments.wechatpay.api_base, which serve reads only with the wechatpay
+// backend (wechatpay.NewHostRewriter: scheme://host[:port], http or
+// https). check-config took anything with a host; serve's refusal had no
+// file:line and printed the value, a userinfo's password included.
+func TestCheckConfigRefusesAPIBaseServeRefuses(t *testing.T) {
+	dir := t.TempDir()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile, pubFile := filepath.Join(dir, "key.pem"), filepath.Join(dir, "pub.pem")
+	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
+	writeFile(t, pubFile, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})))
+	for _, base := range []string{
+		"https://api.mch.weixin.qq.com/v3",
+		"ftp://api.mch.weixin.qq.com",
+		"https://ops:hunter2@api.mch.weixin.qq.com",
+		"https://api.mch.weixin.qq.com?x=1",
+	} {
+		t.Run(base, func(t *testing.T) {
+			src := `server: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0"}
+store: {path: "` + filepath.Join(t.TempDir(), "p.db") + `"}
+payments:
+  backend: wechatpay
+  wechatpay:
+    api_base: "` + base + `"
+    mch_id: "1900000001"
+    app_id: wxd678efh567hg6787
+    mch_cert_serial: 5157F09EFDC096DE15EBE81A47057A7232F1B8E1
+    mch_private_key_file: ` + keyFile + `
+    apiv3_key: "0123456789abcdef0123456789abcdef"
+    public_key_id: PUB_KEY_ID_0114232134912410000000000000
+    public_key_file: ` + pubFile + `
+    notify_url: https://pay.example.com/wechatpay/notify
+`
+			cfg, err := config.Parse([]byte(src), "x.yaml", func(string) (string, bool) { return "", false })
+			if err == nil {
+				t.Fatalf("check-config accepts it; serve says: %v", serveOnce(t, cfg))
+			}
+			if want := "x.yaml:6: payments.wechatpay.api_base: "; !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("got %q; want it to start with %q", err, want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("the error prints the password: %v", err)
+			}
+		})
+	}
+	// serve's own check (the same rule) does not print the value either.
+	cfg, err := config.Parse([]byte(`server: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0"}
+store: {path: "`+filepath.Join(dir, "p.db")+`"}
+payments:
+  backend: wechatpay
+  wechatpay: {mch_id: "1900000001", app_id: wx1, mch_cert_serial: S, mch_private_key_file: `+keyFile+`,
+    apiv3_key: "0123456789abcdef0123456789abcdef", public_key_id: P, public_key_file: `+pubFile+`,
+    notify_url: "https://pay.example.com/n"}
+`), "x.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Payments.WeChatPay.APIBase = "https://ops:hunter2@api.mch.weixin.qq.com"
+	if err := serveOnce(t, cfg); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("serve with a userinfo in api_base: %v; want an error that does not print the password", err)
 	}
 }

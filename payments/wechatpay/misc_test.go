@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/paygate/paygate/payments/wechatpay"
@@ -77,9 +78,13 @@ func TestHostRewriter(t *testing.T) {
 	if req.URL.Host != "api.mch.weixin.qq.com" {
 		t.Errorf("caller's request was modified: host %q", req.URL.Host)
 	}
-	for _, bad := range []string{"ftp://x", "https://host/path", "https://host?q=1", "://"} {
-		if _, err := wechatpay.NewHostRewriter(bad, nil); err == nil {
+	for _, bad := range []string{"ftp://x", "https://host/path", "https://host?q=1", "://",
+		"https://ops:hunter2@host", "ftp://ops:hunter2@host", "https://ops:hunter2@host:port", "https://ops:hunter2@host/v3"} {
+		_, err := wechatpay.NewHostRewriter(bad, nil)
+		if err == nil {
 			t.Errorf("api_base %q: got nil error; want a config error", bad)
+		} else if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("api_base %q: the error prints the password: %v", bad, err)
 		}
 	}
 }

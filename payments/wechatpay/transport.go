@@ -1,6 +1,7 @@
 package wechatpay
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -20,18 +21,23 @@ type hostRewriter struct {
 }
 
 // NewHostRewriter returns a RoundTripper that sends each request to apiBase's
-// scheme and host (apiBase may carry no path, query or fragment) through base
-// (nil: http.DefaultTransport).
+// scheme and host (apiBase may carry no path, query, fragment or userinfo)
+// through base (nil: http.DefaultTransport). Its errors do not print
+// apiBase: a userinfo would hold a password.
 func NewHostRewriter(apiBase string, base http.RoundTripper) (http.RoundTripper, error) {
 	u, err := url.Parse(apiBase)
 	if err != nil {
-		return nil, fmt.Errorf("%w: api_base %q: %v", ErrConfig, apiBase, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // *url.Error's text holds the URL
+		}
+		return nil, fmt.Errorf("%w: api_base: not a URL: %v (value not shown)", ErrConfig, err)
 	}
 	if u.Scheme != "https" && u.Scheme != "http" {
-		return nil, fmt.Errorf("%w: api_base %q: scheme must be https or http", ErrConfig, apiBase)
+		return nil, fmt.Errorf("%w: api_base: scheme must be https or http", ErrConfig)
 	}
 	if u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("%w: api_base %q: want scheme://host[:port] only", ErrConfig, apiBase)
+		return nil, fmt.Errorf("%w: api_base: want scheme://host[:port] only (value not shown)", ErrConfig)
 	}
 	if base == nil {
 		base = http.DefaultTransport
