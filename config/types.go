@@ -93,8 +93,9 @@ type Store struct {
 
 // Redis configures the redis driver (single node, sentinel or cluster).
 type Redis struct {
-	// Addrs lists the servers. Default ["127.0.0.1:6379"]. Several addresses
-	// without MasterName mean a cluster.
+	// Addrs lists the servers, each host:port, not a redis:// URL (the
+	// password has a key of its own). Default ["127.0.0.1:6379"]. Several
+	// addresses without MasterName mean a cluster.
 	Addrs []string `yaml:"addrs"`
 	// Username and Password authenticate (ACL). Default "".
 	Username     string `yaml:"username"`

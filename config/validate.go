@@ -198,12 +198,59 @@ func (l *loader) validateStore(c *Config) {
 		if len(c.Store.Redis.Addrs) == 0 {
 			l.at("store.redis.addrs", "at least one address")
 		}
+		for i, a := range c.Store.Redis.Addrs {
+			l.redisAddr(fmt.Sprintf("store.redis.addrs[%d]", i), a)
+		}
 		if c.Store.Redis.WaitReplicas < 0 {
 			l.at("store.redis.wait_replicas", "must not be negative")
 		}
 	default:
 		l.at("store.driver", "%q: want embedded or redis", c.Store.Driver)
 	}
+}
+
+// redisAddr checks a Redis address as go-redis dials it: host:port, the
+// port a number. The errors never print the value: a redis:// URL written
+// here holds the password, and serve's dial errors would print it in the
+// log. An address that passes has nothing of a userinfo in it.
+func (l *loader) redisAddr(path, addr string) {
+	const hint = " (value not shown: it may hold a password; give the password in store.redis.password)"
+	host, port, err := net.SplitHostPort(addr)
+	switch {
+	case strings.Contains(addr, "://"):
+		l.at(path, "not host:port: a URL is not taken%s", hint)
+	case err != nil:
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			l.at(path, "not host:port: %s (value not shown)", ae.Err)
+		} else {
+			l.at(path, "not host:port (value not shown)")
+		}
+	case strings.Contains(host, "@"):
+		l.at(path, "not host:port: the host holds '@'%s", hint)
+	case host == "":
+		l.at(path, "not host:port: no host")
+	case !validHost(host):
+		l.at(path, "not host:port: the host is neither a name nor an IP address (value not shown)")
+	default:
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			l.at(path, "the port must be a number from 1 to 65535")
+		}
+	}
+}
+
+// validHost reports whether h is an IP address (an IPv6 one perhaps with a
+// zone) or a DNS name.
+func validHost(h string) bool {
+	if ip, _, _ := strings.Cut(h, "%"); net.ParseIP(ip) != nil {
+		return true
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func (l *loader) validateProviders(c *Config) map[string]bool {
