@@ -377,3 +377,41 @@ func TestDevKeyOnAReachableAddress(t *testing.T) {
 		})
 	}
 }
+
+// TestDefaultProviderNamesItsVariables: with no providers in the file, the
+// provider comes from PAYGATE_PROVIDER_* (and its model from PAYGATE_MODEL
+// and PAYGATE_PROVIDER_MODEL). A problem with one of those values is at no
+// line of the file, at a key the file does not have: the error names the
+// variable it came from.
+func TestDefaultProviderNamesItsVariables(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"a base URL without a scheme", map[string]string{"PAYGATE_PROVIDER_BASE_URL": "openrouter.ai/api/v1"},
+			`x.yaml: providers[0].base_url (from PAYGATE_PROVIDER_BASE_URL): not an http(s) URL: scheme ""`},
+		{"values that are fine", map[string]string{"PAYGATE_PROVIDER_NAME": "or", "PAYGATE_PROVIDER_BASE_URL": "https://or.example/v1",
+			"PAYGATE_MODEL": "m", "PAYGATE_PROVIDER_MODEL": "x/m", "PAYGATE_PROVIDER_API_KEY": "sk-or-0123"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte("log: {level: info}\n"), "x.yaml", envMap(tc.env))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v; want it to load", err)
+			case tc.want != "" && (err == nil || err.Error() != tc.want):
+				t.Errorf("got %v; want %s", err, tc.want)
+			}
+		})
+	}
+	// A warning about the default provider names its variables too.
+	cfg, err := Parse([]byte("log: {level: info}\n"), "x.yaml", envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `x.yaml: providers[0].api_key (from PAYGATE_PROVIDER_API_KEY or OPENROUTER_API_KEY): empty: provider "openrouter" will answer 401 until a key is set`
+	if !slices.Contains(cfg.Warnings, want) {
+		t.Errorf("warnings %q; want %q", cfg.Warnings, want)
+	}
+}

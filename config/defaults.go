@@ -52,27 +52,43 @@ func setInt(i *int, v int) {
 
 // defaultProvider fills in the single provider read from the environment when
 // the file names none, so `paygate serve` works with just an API key exported.
-func defaultProvider(c *Config, env LookupEnv) {
+// It returns the variables the values came from, by key path, for errors
+// about keys the file does not have.
+func defaultProvider(c *Config, env LookupEnv) map[string]string {
 	if len(c.Providers) > 0 {
-		return
+		return nil
 	}
-	get := func(name, def string) string {
-		if v, ok := env(name); ok && v != "" {
-			return v
+	from := map[string]string{}
+	get := func(path, def string, names ...string) string {
+		for _, name := range names {
+			if v, ok := env(name); ok && v != "" {
+				from[path] = name
+				return v
+			}
 		}
 		return def
 	}
 	c.Providers = []Provider{{
-		Name:    get("PAYGATE_PROVIDER_NAME", DefaultProviderName),
-		BaseURL: get("PAYGATE_PROVIDER_BASE_URL", DefaultProviderURL),
-		APIKey:  get("PAYGATE_PROVIDER_API_KEY", get("OPENROUTER_API_KEY", "")),
+		Name:    get("providers[0].name", DefaultProviderName, "PAYGATE_PROVIDER_NAME"),
+		BaseURL: get("providers[0].base_url", DefaultProviderURL, "PAYGATE_PROVIDER_BASE_URL"),
+		APIKey:  get("providers[0].api_key", "", "PAYGATE_PROVIDER_API_KEY", "OPENROUTER_API_KEY"),
 	}}
+	if c.Providers[0].APIKey == "" {
+		from["providers[0].api_key"] = "PAYGATE_PROVIDER_API_KEY or OPENROUTER_API_KEY"
+	}
 	if len(c.Models) == 0 {
 		c.Models = []Model{{
-			Name:    get("PAYGATE_MODEL", DefaultModelName),
-			Targets: []Target{{Provider: c.Providers[0].Name, Model: get("PAYGATE_PROVIDER_MODEL", DefaultUpstreamModel)}},
+			Name: get("models[0].name", DefaultModelName, "PAYGATE_MODEL"),
+			Targets: []Target{{
+				Provider: c.Providers[0].Name,
+				Model:    get("models[0].targets[0].model", DefaultUpstreamModel, "PAYGATE_PROVIDER_MODEL"),
+			}},
 		}}
+		if v, ok := from["providers[0].name"]; ok {
+			from["models[0].targets[0].provider"] = v
+		}
 	}
+	return from
 }
 
 // SetDefaults fills every unset field with its documented default.

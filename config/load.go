@@ -22,7 +22,10 @@ type Error struct {
 	File string
 	Line int
 	Path string // e.g. "providers[0].base_url"
-	Msg  string
+	// Env names the environment variable the value came from, for a key
+	// the file does not have (the default provider's PAYGATE_PROVIDER_*).
+	Env string
+	Msg string
 }
 
 func (e *Error) Error() string {
@@ -35,6 +38,11 @@ func (e *Error) Error() string {
 	if e.Path != "" {
 		b.WriteString(": ")
 		b.WriteString(e.Path)
+	}
+	if e.Env != "" {
+		b.WriteString(" (from ")
+		b.WriteString(e.Env)
+		b.WriteString(")")
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Msg)
@@ -110,7 +118,7 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 			return nil, l.errs
 		}
 	}
-	defaultProvider(cfg, env)
+	l.fromEnv = defaultProvider(cfg, env)
 	written := l.writtenZeros(cfg)
 	cfg.SetDefaults()
 	l.keepZeros(cfg, written)
@@ -249,16 +257,26 @@ type loader struct {
 	nulls    map[string]bool // key paths with no value: "key:", "key: ~", "key: ${EMPTY}"
 	errs     Errors
 	warnings []string
+	fromEnv  map[string]string // key path → the variable its value came from (defaultProvider)
 }
 
-// at records an error at a key path, using the line of the nearest known key.
+// at records an error at a key path, using the line of the nearest known
+// key; a key the environment filled (the default provider) also names its
+// variable.
 func (l *loader) at(path, format string, args ...any) {
-	l.errs = append(l.errs, &Error{File: l.file, Line: l.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+	l.errs = append(l.errs, l.errorAt(path, format, args...))
 }
 
 func (l *loader) warn(path, format string, args ...any) {
+	l.warnings = append(l.warnings, l.errorAt(path, format, args...).Error())
+}
+
+func (l *loader) errorAt(path, format string, args ...any) *Error {
 	e := &Error{File: l.file, Line: l.line(path), Path: path, Msg: fmt.Sprintf(format, args...)}
-	l.warnings = append(l.warnings, e.Error())
+	if v, ok := l.fromEnv[path]; ok {
+		e.Env = v
+	}
+	return e
 }
 
 // line finds the line of path or of its closest ancestor present in the file.
