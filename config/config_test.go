@@ -337,7 +337,8 @@ func TestWrittenZeros(t *testing.T) {
 // of its own (providers[].headers) is a secret the log masks; other
 // headers are not.
 func TestSecretsIncludeProviderKeyHeaders(t *testing.T) {
-	src := "providers:\n  - name: azure\n    base_url: https://x.openai.azure.com/openai\n    headers: {api-key: azure-key-0123456789, X-Api-Key: other-key-0123456789, X-Title: my-shop-bot}\n"
+	src := "providers:\n  - name: azure\n    base_url: https://x.openai.azure.com/openai\n    headers: {api-key: azure-key-0123456789, X-Api-Key: other-key-0123456789, X-Title: my-shop-bot}\n" +
+		"models: [{name: m, targets: [{provider: azure, model: gpt-4o}]}]\n"
 	cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
 	if err != nil {
 		t.Fatal(err)
@@ -413,5 +414,37 @@ func TestDefaultProviderNamesItsVariables(t *testing.T) {
 	want := `x.yaml: providers[0].api_key (from PAYGATE_PROVIDER_API_KEY or OPENROUTER_API_KEY): empty: provider "openrouter" will answer 401 until a key is set`
 	if !slices.Contains(cfg.Warnings, want) {
 		t.Errorf("warnings %q; want %q", cfg.Warnings, want)
+	}
+}
+
+// TestProvidersNeedModels: a file that lists providers but no models used
+// to load ("ok (1 providers, 0 models, ...)"); serve then answered every
+// chat 404 model_not_found. Providers from the environment alone still
+// come with their model.
+func TestProvidersNeedModels(t *testing.T) {
+	const provider = "providers:\n  - {name: a, base_url: \"https://a.example/v1\", api_key: sk-a-0123}\n"
+	tests := []struct {
+		name, src string
+		want      string // "" when it loads
+	}{
+		{"no models key", "log: {level: info}\n" + provider,
+			"x.yaml:2: models: none: the bots ask for a model by name, and no name leads to these providers (add models, each with targets)"},
+		{"an empty list", provider + "models: []\n",
+			"x.yaml:3: models: none: the bots ask for a model by name, and no name leads to these providers (add models, each with targets)"},
+		{"a model", provider + "models: [{name: m, targets: [{provider: a, model: x}]}]\n", ""},
+		{"the provider and model from the environment", "log: {level: info}\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.src), "x.yaml", envMap(nil))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v; want it to load", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("accepted with %d models; want %s", len(cfg.Models), tc.want)
+			case tc.want != "" && err.Error() != tc.want:
+				t.Errorf("got %q; want %q", err, tc.want)
+			}
+		})
 	}
 }

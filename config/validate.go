@@ -281,6 +281,15 @@ func (l *loader) validateProviders(c *Config) map[string]bool {
 }
 
 func (l *loader) validateModels(c *Config, providers map[string]bool) {
+	if len(c.Models) == 0 {
+		// serve would start and answer every chat 404. Without a models
+		// key, the error is at the providers it leaves unused.
+		e := l.errorAt("models", "none: the bots ask for a model by name, and no name leads to these providers (add models, each with targets)")
+		if _, written := l.lines["models"]; !written {
+			e.Line = l.line("providers")
+		}
+		l.errs = append(l.errs, e)
+	}
 	seen := map[string]bool{}
 	for i, m := range c.Models {
 		path := fmt.Sprintf("models[%d]", i)
