@@ -625,7 +625,14 @@ func (l *loader) readSecretFiles(v reflect.Value, path string) {
 					l.at(p, "cannot read the file it names: %v%s", fileError(err), notAPath(fv.String()))
 					continue
 				}
-				tv.SetString(strings.TrimRight(string(data), "\r\n"))
+				secret := strings.TrimRight(string(data), "\r\n")
+				if secret == "" {
+					// Read as unset, it would switch the admin API
+					// off or fall back to a generated key in silence.
+					l.at(p, "the file it names is empty (a secret mount that did not fill?)")
+					continue
+				}
+				tv.SetString(secret)
 				continue
 			}
 			l.readSecretFiles(fv, p)
