@@ -408,18 +408,25 @@ func (l *loader) expand(n *yaml.Node, path string) {
 	}
 }
 
-// varError is a ${…} in the value s that does not expand.
+// varError is a "$" in the value s that does not expand.
 type varError struct {
 	s            string
-	at           int    // byte offset of its "${" in s
-	unterminated bool   // no "}" after it
-	name         string // else the name that is not one
+	at           int    // byte offset of its "$" in s
+	unterminated bool   // a "${" with no "}" after it
+	bare         bool   // a "$" before a name: $NAME, which is not expanded
+	inDefault    bool   // a "${" or "$NAME" inside a default
+	name         string // the name that is not one (in ${…}), or after a bare "$"
 }
 
 // Error quotes the value, for a key that holds no secret.
 func (e *varError) Error() string {
-	if e.unterminated {
+	switch {
+	case e.unterminated:
 		return fmt.Sprintf("unterminated ${ in %q", e.s)
+	case e.inDefault:
+		return fmt.Sprintf("a ${ or $ before a name inside a default is not expanded (a default is text: write $$ for a literal $) in %q", e.s)
+	case e.bare:
+		return fmt.Sprintf("$%s is not expanded: write ${%s} for a variable, or $$ for a literal $, in %q", e.name, e.name, e.s)
 	}
 	return fmt.Sprintf("bad variable name %q in %q", e.name, e.s)
 }
@@ -428,25 +435,39 @@ func (e *varError) Error() string {
 // (nor the bad name, a piece of it), for a secret's key: a literal secret
 // with "${" in it (a generated password) would be printed whole.
 func (e *varError) withoutValue() string {
-	what := "bad variable name in ${…}"
-	if e.unterminated {
+	what, hint := "bad variable name in ${…}", "write $$ for a literal $"
+	switch {
+	case e.unterminated:
 		what = "unterminated ${"
+	case e.inDefault:
+		what, hint = "a ${ or $ before a name inside a default", "a default is text: write $$ for a literal $"
+	case e.bare:
+		what, hint = "a $ before a name", "write ${NAME} for a variable, $$ for a literal $"
 	}
-	return fmt.Sprintf("%s at character %d of the value (not shown: a secret; write $$ for a literal $)",
-		what, utf8.RuneCountInString(e.s[:e.at])+1)
+	return fmt.Sprintf("%s at character %d of the value (not shown: a secret; %s)",
+		what, utf8.RuneCountInString(e.s[:e.at])+1, hint)
 }
 
 // expandVars expands ${NAME} and ${NAME:-default}; "$$" is a literal "$".
+// A "$" before a name ($NAME, shell style) is refused rather than kept as
+// text: it was meant as a variable, and a secret would otherwise be that
+// text. A default is text with "$$" for "$": a variable in it (nesting,
+// ${A:-${B}}) is refused too. Any other "$" is itself.
 func expandVars(s string, env LookupEnv) (string, *varError) {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c == '$' && i+1 < len(s) && s[i+1] == '$' {
+		switch {
+		case c != '$' || i+1 >= len(s):
+			b.WriteByte(c)
+			continue
+		case s[i+1] == '$':
 			b.WriteByte('$')
 			i++
 			continue
-		}
-		if c != '$' || i+1 >= len(s) || s[i+1] != '{' {
+		case nameStart(s[i+1]):
+			return "", &varError{s: s, at: i, bare: true, name: leadingName(s[i+1:])}
+		case s[i+1] != '{':
 			b.WriteByte(c)
 			continue
 		}
@@ -459,6 +480,13 @@ func expandVars(s string, env LookupEnv) (string, *varError) {
 		if !validEnvName(name) {
 			return "", &varError{s: s, at: i, name: name}
 		}
+		if hasDef {
+			d, at := defaultText(def)
+			if at >= 0 {
+				return "", &varError{s: s, at: i + 2 + len(name) + 2 + at, inDefault: true}
+			}
+			def = d
+		}
 		v, ok := env(name)
 		if (!ok || v == "") && hasDef {
 			v = def
@@ -467,6 +495,42 @@ func expandVars(s string, env LookupEnv) (string, *varError) {
 		i += end
 	}
 	return b.String(), nil
+}
+
+// defaultText reads the default of a ${NAME:-default}: "$$" is a "$", and a
+// "$" before "{" or a name (a variable, which a default does not expand) is
+// refused: at is its offset in def, or -1.
+func defaultText(def string) (text string, at int) {
+	var b strings.Builder
+	for i := 0; i < len(def); i++ {
+		c := def[i]
+		switch {
+		case c != '$' || i+1 >= len(def):
+			b.WriteByte(c)
+		case def[i+1] == '$':
+			b.WriteByte('$')
+			i++
+		case def[i+1] == '{' || nameStart(def[i+1]):
+			return "", i
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), -1
+}
+
+// nameStart reports whether c may start a variable name.
+func nameStart(c byte) bool {
+	return c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
+}
+
+// leadingName is the variable name at the start of s.
+func leadingName(s string) string {
+	n := 0
+	for n < len(s) && (nameStart(s[n]) || n > 0 && s[n] >= '0' && s[n] <= '9') {
+		n++
+	}
+	return s[:n]
 }
 
 func validEnvName(s string) bool {
