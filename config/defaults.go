@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Defaults that are not obvious from the field comments. They are constants so
 // nothing can change them at run time.
@@ -71,7 +74,8 @@ func defaultProvider(c *Config, env LookupEnv) map[string]string {
 	c.Providers = []Provider{{
 		Name:    get("providers[0].name", DefaultProviderName, "PAYGATE_PROVIDER_NAME"),
 		BaseURL: get("providers[0].base_url", DefaultProviderURL, "PAYGATE_PROVIDER_BASE_URL"),
-		APIKey:  get("providers[0].api_key", "", "PAYGATE_PROVIDER_API_KEY", "OPENROUTER_API_KEY"),
+		// A trailing line break dropped, as from a ${VAR} in a secret's key.
+		APIKey: strings.TrimRight(get("providers[0].api_key", "", "PAYGATE_PROVIDER_API_KEY", "OPENROUTER_API_KEY"), "\r\n"),
 	}}
 	if c.Providers[0].APIKey == "" {
 		from["providers[0].api_key"] = "PAYGATE_PROVIDER_API_KEY or OPENROUTER_API_KEY"

@@ -7,18 +7,20 @@ import (
 
 // TestEnvValueIsTextInStringFields: a ${VAR} is expanded inside the parsed
 // scalar, and a string field gets the variable's text as it is, whatever
-// YAML would make of it written bare: a number, a bool, null or ~.
+// YAML would make of it written bare: a number, a bool, null or ~. (A
+// secret sent in a header, admin.token, may not start or end with a
+// space: TestHeaderValues.)
 func TestEnvValueIsTextInStringFields(t *testing.T) {
 	for _, v := range []string{"1230000109", "0123", "1e3", "true", "no", "null", "Null", "NULL", "~", "0x1F", "1_000", "a: b", "#x", "[1,2]", "  sp  "} {
 		env := envMap(map[string]string{"V": v})
-		src := "admin:\n  token: ${V}\npayments:\n  wechatpay:\n    mch_id: ${V}\n    app_id: \"${V}\"\n"
+		src := "webhooks:\n  secret: ${V}\npayments:\n  wechatpay:\n    mch_id: ${V}\n    app_id: \"${V}\"\n"
 		cfg, err := Parse([]byte(src), "x.yaml", env)
 		if err != nil {
 			t.Errorf("%q: %v", v, err)
 			continue
 		}
-		if w := cfg.Payments.WeChatPay; cfg.Admin.Token != v || w.MchID != v || w.AppID != v {
-			t.Errorf("env %q: token %q mch_id %q app_id %q", v, cfg.Admin.Token, w.MchID, w.AppID)
+		if w := cfg.Payments.WeChatPay; cfg.Webhooks.Secret != v || w.MchID != v || w.AppID != v {
+			t.Errorf("env %q: webhooks.secret %q mch_id %q app_id %q", v, cfg.Webhooks.Secret, w.MchID, w.AppID)
 		}
 	}
 }

@@ -382,7 +382,11 @@ func (l *loader) expand(n *yaml.Node, path string) {
 		if !strings.Contains(n.Value, "$") {
 			return
 		}
-		v, err := expandVars(n.Value, l.env)
+		env := l.env
+		if secretKey(path) {
+			env = withoutTrailingLineBreak(env)
+		}
+		v, err := expandVars(n.Value, env)
 		if err != nil {
 			msg := err.Error()
 			if secretKey(path) {
@@ -405,6 +409,17 @@ func (l *loader) expand(n *yaml.Node, path string) {
 				n.Tag = "!!str"
 			}
 		}
+	}
+}
+
+// withoutTrailingLineBreak is env with each value's trailing CR and LF
+// dropped, as a "*_file" key drops its file's: a secret made with `echo`
+// (a Kubernetes secret exposed as an env var, say) ends in one, and no
+// secret does on purpose.
+func withoutTrailingLineBreak(env LookupEnv) LookupEnv {
+	return func(name string) (string, bool) {
+		v, ok := env(name)
+		return strings.TrimRight(v, "\r\n"), ok
 	}
 }
 

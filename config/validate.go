@@ -3,13 +3,17 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 var (
@@ -140,6 +144,7 @@ func (l *loader) validateClients(c *Config) {
 			l.at(p+".key", "two clients share one key")
 		}
 		keys[cl.Key] = true
+		l.credential(p+".key", cl.Key)
 		if cl.Key == DefaultClientKey && !loopbackListen(c.Server.Listen) {
 			// Printed by check-config and logged at start: the README and
 			// the sample configs name this key, so on a reachable address
@@ -156,6 +161,7 @@ func (l *loader) validateClients(c *Config) {
 	// The admin token approves orders above payments.rules.approval_above; a
 	// bot holding it could approve its own (one ${VAR} used for both is an
 	// easy slip).
+	l.credential("admin.token", c.Admin.Token)
 	switch t := c.Admin.Token; {
 	case t == "":
 	case keys[t]:
@@ -253,6 +259,22 @@ func validHost(h string) bool {
 	return true
 }
 
+// notInAHeader is the error for a value an HTTP header cannot carry.
+const notInAHeader = "holds a line break or another control character, which an HTTP header cannot carry (value not shown)"
+
+// credential checks a secret that travels in an HTTP header (a bearer
+// token, a provider's key): net/http and proxy/h1 refuse to send a control
+// character, and HTTP drops the spaces around a value, so a key with one
+// there never matches. The errors never print the value.
+func (l *loader) credential(path, v string) {
+	switch {
+	case !httpguts.ValidHeaderFieldValue(v):
+		l.at(path, "%s", notInAHeader)
+	case strings.TrimLeft(v, " \t") != v || strings.TrimRight(v, " \t") != v:
+		l.at(path, "starts or ends with a space or tab, which HTTP drops from a header (value not shown)")
+	}
+}
+
 func (l *loader) validateProviders(c *Config) map[string]bool {
 	seen := map[string]bool{}
 	for i, p := range c.Providers {
@@ -262,15 +284,26 @@ func (l *loader) validateProviders(c *Config) map[string]bool {
 		if p.APIKey == "" {
 			l.warn(path+".api_key", "empty: provider %q will answer 401 until a key is set", p.Name)
 		}
+		l.credential(path+".api_key", p.APIKey)
 		switch p.Continuation {
 		case "none", "prefill", "prefix_flag":
 		default:
 			l.at(path+".continuation", "%q: want none, prefill or prefix_flag", p.Continuation)
 		}
-		for h := range p.Headers {
+		for _, h := range slices.Sorted(maps.Keys(p.Headers)) {
+			hp := path + ".headers." + h
 			switch strings.ToLower(h) {
 			case "authorization", "content-type", "content-length", "host":
-				l.at(path+".headers."+h, "paygate sets this header itself")
+				l.at(hp, "paygate sets this header itself")
+				continue
+			}
+			switch {
+			case !httpguts.ValidHeaderFieldName(h):
+				l.at(hp, "not an HTTP header name (letters, digits and !#$%%&'*+-.^_`|~ only)")
+			case credentialHeader(h):
+				l.credential(hp, p.Headers[h])
+			case !httpguts.ValidHeaderFieldValue(p.Headers[h]):
+				l.at(hp, "%s", notInAHeader)
 			}
 		}
 		if p.Timeouts.Connect == 0 || p.Timeouts.Total == 0 {
