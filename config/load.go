@@ -79,7 +79,7 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
-		return nil, Errors{l.yamlError(err)}
+		return nil, Errors{l.syntaxError(err, data)}
 	}
 	// yaml reads the first document only: the keys after a "---" would be
 	// dropped unread (the clients listed there, say, with the default
@@ -93,7 +93,7 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 			break
 		}
 		if err != nil {
-			return nil, Errors{l.yamlError(err)}
+			return nil, Errors{l.syntaxError(err, data)}
 		}
 		if !emptyDocument(&next) {
 			return nil, Errors{{File: file, Line: next.Line, Msg: "only one YAML document is allowed"}}
@@ -296,13 +296,158 @@ func (l *loader) line(path string) int {
 
 var yamlLine = regexp.MustCompile(`(?s)^(?:yaml: )?line (\d+): (.*)$`)
 
+// yamlError is a yaml.v3 error as an Error at its line, without the
+// values yaml quotes in some messages ("cannot unmarshal !!str `…`",
+// "unknown anchor '…'"): with no key to tell whether the value is a
+// secret, none is printed. checkValue, which knows the key, keeps them
+// for a key that holds no secret.
 func (l *loader) yamlError(err error) *Error {
+	e := l.yamlErrorQuoting(err)
+	e.Msg = withoutValues(e.Msg)
+	return e
+}
+
+// yamlErrorQuoting is yamlError with yaml's message as it is.
+func (l *loader) yamlErrorQuoting(err error) *Error {
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		return &Error{File: l.file, Line: n, Msg: m[2]}
 	}
 	return &Error{File: l.file, Msg: strings.TrimPrefix(msg, "yaml: ")}
+}
+
+var (
+	unknownAnchor = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
+	quotedValue   = regexp.MustCompile(" ?`[^`]*`")
+	anchorValue   = regexp.MustCompile(`anchor '[^']*'`)
+)
+
+// withoutValues drops the values yaml quotes in a message: "`…`" (a
+// scalar, or its first 7 bytes: a secret's start) and an anchor's name
+// ("unknown anchor '…' referenced": an unquoted secret starting with '*'
+// is an alias whose name is the rest of the secret). A key's name
+// ("mapping key \"server\" already defined") stays.
+func withoutValues(msg string) string {
+	if unknownAnchor.MatchString(msg) {
+		return unknownAlias
+	}
+	msg = anchorValue.ReplaceAllString(msg, "an anchor's")
+	return quotedValue.ReplaceAllString(msg, "")
+}
+
+// unknownAlias is the error for an alias to no anchor.
+const unknownAlias = "an alias (*…) to no anchor defined before it (name not shown: it may be a secret; quote a value that starts with '*')"
+
+// syntaxError is yamlError for the error of reading a document, which
+// yaml.v3 gives without a line in some cases: its reader's errors (bytes
+// that are not UTF-8, control characters), an alias to no anchor (found
+// after the parse), and a scanner or parser error on line 1 (its line 0,
+// which it leaves out). The line is found in data.
+func (l *loader) syntaxError(err error, data []byte) *Error {
+	e := l.yamlErrorQuoting(err)
+	if e.Line == 0 {
+		switch m := unknownAnchor.FindStringSubmatch(e.Msg); {
+		case m != nil:
+			e.Line = aliasLine(data, m[1])
+		case strings.Contains(e.Msg, "UTF-8") || strings.Contains(e.Msg, "Unicode"):
+			e.Line = lineOf(data, firstInvalidUTF8(data))
+		case e.Msg == "control characters are not allowed":
+			e.Line = lineOf(data, firstControl(data))
+		default:
+			e.Line = 1
+		}
+	}
+	e.Msg = withoutValues(e.Msg)
+	return e
+}
+
+// lineOf is the line (from 1) of byte offset at in data; 0 for at < 0.
+func lineOf(data []byte, at int) int {
+	if at < 0 {
+		return 0
+	}
+	return bytes.Count(data[:at], []byte("\n")) + 1
+}
+
+// firstInvalidUTF8 is the offset of the first byte of data that does not
+// start a valid UTF-8 sequence, or -1.
+func firstInvalidUTF8(data []byte) int {
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// firstControl is the offset of the first character of data that YAML
+// does not allow in a stream (yaml.v3's reader: tab, line breaks,
+// printable ASCII, NEL and the printable rest of Unicode), or -1.
+func firstControl(data []byte) int {
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		switch {
+		case r == '\t' || r == '\n' || r == '\r' || r >= 0x20 && r <= 0x7E || r == 0x85,
+			r >= 0xA0 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF:
+		default:
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// aliasLine finds the line of the alias *name: the first "*name" that
+// starts a token (after a space, a flow indicator or the line's start) and
+// ends at the end of an anchor name, outside a comment. 0 if none.
+func aliasLine(data []byte, name string) int {
+	for i, line := range strings.Split(string(data), "\n") {
+		for off := 0; ; {
+			j := strings.Index(line[off:], "*"+name)
+			if j < 0 {
+				break
+			}
+			j += off
+			end := j + 1 + len(name)
+			startsToken := j == 0 || strings.IndexByte(" \t[{,", line[j-1]) >= 0
+			endsName := end == len(line) || !anchorChar(line[end])
+			if startsToken && endsName && !inComment(line[:j]) {
+				return i + 1
+			}
+			off = j + 1
+		}
+	}
+	return 0
+}
+
+// anchorChar reports whether c may be part of an anchor's name (yaml.v3:
+// letters, digits, '_' and '-').
+func anchorChar(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_' || c == '-'
+}
+
+// inComment reports whether the text after prefix, on its line, is in a
+// comment: prefix holds a '#' at its start or after a space, outside
+// quotes (a rough reading; it only picks the line of an error).
+func inComment(prefix string) bool {
+	var quote byte
+	for i := 0; i < len(prefix); i++ {
+		c := prefix[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '#' && (i == 0 || prefix[i-1] == ' ' || prefix[i-1] == '\t'):
+			return true
+		}
+	}
+	return false
 }
 
 // yamlErrors is yamlError for a decode error, which may be a
@@ -335,7 +480,13 @@ func (l *loader) checkValue(n *yaml.Node, t reflect.Type, path string) {
 		msgs = te.Errors
 	}
 	for _, m := range msgs {
-		e := l.yamlError(errors.New(m))
+		e := l.yamlErrorQuoting(errors.New(m))
+		if secretKey(path) {
+			e.Msg = withoutValues(e.Msg)
+		}
+		if e.Line == 0 {
+			e.Line = n.Line // yaml's resolve errors ("cannot decode … as a !!int") have none
+		}
 		e.Path = path
 		l.errs = append(l.errs, e)
 	}
@@ -361,6 +512,9 @@ func childPath(parent, key string) string {
 
 // expand replaces ${VAR} and ${VAR:-default} inside scalar values.
 func (l *loader) expand(n *yaml.Node, path string) {
+	if l.yamlIndicator(n, path) {
+		return
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -421,6 +575,25 @@ func withoutTrailingLineBreak(env LookupEnv) LookupEnv {
 		v, ok := env(name)
 		return strings.TrimRight(v, "\r\n"), ok
 	}
+}
+
+// yamlIndicator reports, as an error at path, a value that YAML read as
+// syntax where an unquoted value starting with '!' or '&' (a generated
+// password) was meant: a tag other than YAML's own "!!…" (yaml.v3 decodes
+// "!Secret" as an empty string, "!a b" as "b"), or an anchor on nothing
+// ("&Secret" decodes as empty). Neither is printed: it is the value.
+func (l *loader) yamlIndicator(n *yaml.Node, path string) bool {
+	var msg string
+	switch {
+	case n.Tag != "" && !strings.HasPrefix(n.Tag, "!!"):
+		msg = "starts with a YAML tag (!…), which paygate does not read: quote a value that starts with '!' (value not shown)"
+	case n.Kind == yaml.ScalarNode && n.Anchor != "" && n.Value == "" && n.ShortTag() == "!!null":
+		msg = "an anchor (&…) with no value: quote a value that starts with '&' (value not shown)"
+	default:
+		return false
+	}
+	l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: msg})
+	return true
 }
 
 // varError is a "$" in the value s that does not expand.

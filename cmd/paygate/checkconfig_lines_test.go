@@ -19,6 +19,13 @@ func TestCheckConfigErrorsStartWithFileLine(t *testing.T) {
 	}{
 		{"a second document", "server:\n  listen: \"127.0.0.1:8080\"\n---\nclients:\n  - {name: shop, key: k-own-key-123}\n",
 			[]string{"3: only one YAML document is allowed"}},
+		{"bytes that are not UTF-8", "log:\n  level: info\nserver:\n  listen: \"\xff\xfe\"\n",
+			[]string{"4: invalid leading UTF-8 octet"}},
+		{"a control character", "log:\n  level: info\nserver:\n  listen: \"a\x01b\"\n",
+			[]string{"4: control characters are not allowed"}},
+		{"a secret read as an alias", "log:\n  level: info\nadmin:\n  token: *S3cretPassW0rd\n",
+			[]string{"4: an alias (*…) to no anchor defined before it (name not shown: it may be a secret; quote a value that starts with '*')"}},
+		{"a syntax error on line 1", "log: \"\\xq\"\n", []string{"1: did not find expected hexdecimal number"}},
 		{"a key written twice", "server:\n  listen: \"127.0.0.1:8080\"\nserver:\n  admin_listen: \"off\"\nlog: {level: info}\nlog: {level: debug}\n",
 			[]string{"3: server: written twice (first at line 1)", "6: log: written twice (first at line 5)"}},
 	}
