@@ -75,7 +75,8 @@ func Load(path string) (*Config, error) {
 
 // Parse is Load for bytes already read; file names the source in errors.
 func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
-	l := &loader{file: file, env: env, lines: map[string]int{}, nulls: map[string]bool{}}
+	l := &loader{file: file, env: env, lines: map[string]int{}, nulls: map[string]bool{},
+		visited: map[*yaml.Node]bool{}, emptied: map[*yaml.Node]bool{}, open: map[*yaml.Node]bool{}}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
@@ -103,6 +104,9 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 	if len(root.Content) > 0 {
 		doc := root.Content[0]
 		l.expand(doc, "")
+		if l.aliasesBad {
+			return nil, l.errs
+		}
 		// The walk reports unknown keys and values of the wrong type
 		// together, each at its key: one load names every problem.
 		l.checkKeys(doc, reflect.TypeOf(*cfg), "")
@@ -258,7 +262,20 @@ type loader struct {
 	errs     Errors
 	warnings []string
 	fromEnv  map[string]string // key path → the variable its value came from (defaultProvider)
+
+	// expand's walk through aliases and merge keys.
+	visited     map[*yaml.Node]bool // nodes expand has been to (an alias leads to one again)
+	emptied     map[*yaml.Node]bool // scalars whose ${VAR} expanded to ""
+	open        map[*yaml.Node]bool // mappings and lists expand is inside of
+	aliasDepth  int                 // aliases and merges expand is inside of
+	aliasVisits int                 // nodes visited through them
+	aliasesBad  bool                // a cycle, or too many visits: the document is not walked further
 }
+
+// maxAliasVisits bounds the nodes the loader visits through aliases and
+// merge keys: each alias repeats its anchor's whole value, so aliases of
+// aliases multiply ("billion laughs"). A config shares a few blocks.
+const maxAliasVisits = 100_000
 
 // at records an error at a key path, using the line of the nearest known
 // key; a key the environment filled (the default provider) also names its
@@ -510,29 +527,63 @@ func childPath(parent, key string) string {
 	return parent + "." + key
 }
 
-// expand replaces ${VAR} and ${VAR:-default} inside scalar values.
+// expand replaces ${VAR} and ${VAR:-default} inside scalar values, and
+// records the line of every key path (and which have no value). It follows
+// aliases and "<<" merge keys as yaml.v3 decodes them, so a key path used
+// through one has the line where the anchored block writes it; a node is
+// expanded once, however many paths lead to it.
 func (l *loader) expand(n *yaml.Node, path string) {
-	if l.yamlIndicator(n, path) {
+	if l.aliasesBad {
+		return
+	}
+	if n.Kind == yaml.AliasNode {
+		l.expandAlias(n, n.Alias, path)
+		return
+	}
+	if l.aliasDepth > 0 {
+		if l.aliasVisits++; l.aliasVisits > maxAliasVisits {
+			l.aliasesBad = true
+			l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path,
+				Msg: fmt.Sprintf("aliases expand to more than %d values: write the blocks out, or share fewer", maxAliasVisits)})
+			return
+		}
+	}
+	again := l.visited[n]
+	l.visited[n] = true
+	if !again && l.yamlIndicator(n, path) {
 		return
 	}
 	switch n.Kind {
 	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			p := childPath(path, k.Value)
-			l.lines[p] = k.Line
-			l.expand(v, p)
-			if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" {
-				l.nulls[p] = true
-			}
+		l.open[n] = true
+		defer delete(l.open, n)
+		own, merged, merges := mappingEntries(n)
+		for _, e := range own {
+			l.expandEntry(e, path)
 		}
+		for _, m := range merges {
+			l.expandMerge(m, path)
+		}
+		l.aliasDepth++
+		for _, e := range merged {
+			l.expandEntry(e, path)
+		}
+		l.aliasDepth--
 	case yaml.SequenceNode:
+		l.open[n] = true
+		defer delete(l.open, n)
 		for i, c := range n.Content {
 			p := fmt.Sprintf("%s[%d]", path, i)
 			l.lines[p] = c.Line
 			l.expand(c, p)
 		}
 	case yaml.ScalarNode:
+		if again {
+			if l.emptied[n] {
+				l.nulls[path] = true
+			}
+			return
+		}
 		if !strings.Contains(n.Value, "$") {
 			return
 		}
@@ -551,6 +602,7 @@ func (l *loader) expand(n *yaml.Node, path string) {
 		}
 		n.Value = v
 		if v == "" {
+			l.emptied[n] = true
 			l.nulls[path] = true // quoted or not: the variable is unset or empty
 		}
 		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 {
@@ -561,6 +613,55 @@ func (l *loader) expand(n *yaml.Node, path string) {
 				// string field: it is that text (and an error in a number,
 				// not its default). An empty value stays null: unset.
 				n.Tag = "!!str"
+			}
+		}
+	}
+}
+
+// expandEntry expands one key and value of a mapping at path.
+func (l *loader) expandEntry(e entry, path string) {
+	p := childPath(path, e.key.Value)
+	l.lines[p] = e.key.Line
+	l.expand(e.value, p)
+	if v := resolveAlias(e.value); v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" {
+		l.nulls[p] = true
+	}
+}
+
+// expandAlias follows an alias (or a mapping merged in) to target, at path.
+// An alias inside its own anchor's value would lead on for ever (yaml.v3
+// refuses it when decoding): it is an error, and so is the rest of the
+// walk.
+func (l *loader) expandAlias(n, target *yaml.Node, path string) {
+	if target == nil || l.open[target] {
+		l.aliasesBad = true
+		l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: "an alias inside its own anchor's value"})
+		return
+	}
+	l.aliasDepth++
+	l.expand(target, path)
+	l.aliasDepth--
+}
+
+// expandMerge checks what a "<<" key merges in: aliases inside their own
+// anchor's value are refused as expandAlias refuses them; the merged keys
+// themselves are walked by expand with the mapping's own.
+func (l *loader) expandMerge(m entry, path string) {
+	p := childPath(path, m.key.Value)
+	sources := []*yaml.Node{m.value}
+	if v := resolveAlias(m.value); v.Kind == yaml.SequenceNode {
+		sources = v.Content
+	}
+	for _, src := range sources {
+		if src.Kind == yaml.AliasNode && (src.Alias == nil || l.open[src.Alias]) {
+			l.aliasesBad = true
+			l.errs = append(l.errs, &Error{File: l.file, Line: src.Line, Path: p, Msg: "an alias inside its own anchor's value"})
+			return
+		}
+		if !l.visited[src] && src.Kind != yaml.AliasNode {
+			l.visited[src] = true // an inline mapping merged in: its tag is checked here
+			if l.yamlIndicator(src, p) {
+				return
 			}
 		}
 	}
@@ -735,8 +836,12 @@ func validEnvName(s string) bool {
 }
 
 // checkKeys reports every mapping key that has no field in the target type,
-// and every value that does not decode into its field (checkValue).
+// and every value that does not decode into its field (checkValue). It
+// reads aliases and "<<" merge keys as yaml.v3 decodes them (expand has
+// refused the aliases that lead on for ever): a merged mapping is checked
+// against the same type, its errors at its own lines.
 func (l *loader) checkKeys(n *yaml.Node, t reflect.Type, path string) {
+	n = resolveAlias(n)
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -753,20 +858,14 @@ func (l *loader) checkKeys(n *yaml.Node, t reflect.Type, path string) {
 			return
 		}
 		fields := yamlFields(t)
-		seen := map[string]int{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			p := childPath(path, k.Value)
-			if l.duplicateKey(seen, k, p) {
-				continue
-			}
+		l.checkEntries(n, path, func(k, v *yaml.Node, p string) {
 			f, ok := fields[k.Value]
 			if !ok {
 				l.errs = append(l.errs, &Error{File: l.file, Line: k.Line, Path: p, Msg: "unknown key" + suggest(k.Value, fields)})
-				continue
+				return
 			}
 			l.checkKeys(v, f.Type, p)
-		}
+		})
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			l.checkValue(n, t, path)
@@ -780,17 +879,131 @@ func (l *loader) checkKeys(n *yaml.Node, t reflect.Type, path string) {
 			l.checkValue(n, t, path)
 			return
 		}
-		seen := map[string]int{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, p := n.Content[i], childPath(path, n.Content[i].Value)
-			if l.duplicateKey(seen, k, p) {
-				continue
-			}
-			l.checkKeys(n.Content[i+1], t.Elem(), p)
-		}
+		l.checkEntries(n, path, func(_, v *yaml.Node, p string) { l.checkKeys(v, t.Elem(), p) })
 	default:
 		l.checkValue(n, t, path)
 	}
+}
+
+// checkEntries calls check for each key and value the mapping n gives at
+// path: its own keys (a key written twice is reported, once), then the
+// keys merged in with "<<" that it does not write itself. A "<<" that
+// merges anything but mappings is reported.
+func (l *loader) checkEntries(n *yaml.Node, path string, check func(k, v *yaml.Node, p string)) {
+	own, merged, merges := mappingEntries(n)
+	seen := map[string]int{}
+	for _, e := range own {
+		p := childPath(path, e.key.Value)
+		if l.duplicateKey(seen, e.key, p) {
+			continue
+		}
+		check(e.key, e.value, p)
+	}
+	for i, m := range merges {
+		if i > 0 {
+			// yaml.v3 merges the last "<<" only.
+			l.errs = append(l.errs, &Error{File: l.file, Line: m.key.Line, Path: childPath(path, m.key.Value),
+				Msg: fmt.Sprintf("written twice (first at line %d): merge a list, <<: [*a, *b]", merges[0].key.Line)})
+			continue
+		}
+		if !mergeable(m.value) {
+			l.errs = append(l.errs, &Error{File: l.file, Line: m.key.Line, Path: childPath(path, m.key.Value),
+				Msg: "want a mapping, or a list of mappings, to merge"})
+		}
+	}
+	for _, e := range merged {
+		check(e.key, e.value, childPath(path, e.key.Value))
+	}
+}
+
+// entry is one key and its value in a mapping.
+type entry struct{ key, value *yaml.Node }
+
+// mappingEntries splits a mapping as yaml.v3 decodes it: own are the
+// pairs it writes (in order, a key written twice included), merges its
+// "<<" pairs, and merged the pairs those bring in that own does not write,
+// each key once: the first mapping merged that writes it wins, and a
+// merged mapping's own "<<" is followed in turn.
+func mappingEntries(n *yaml.Node) (own, merged, merges []entry) {
+	own, merges = ownEntries(n)
+	written := map[string]bool{}
+	for _, e := range own {
+		written[e.key.Value] = true
+	}
+	seen := map[*yaml.Node]bool{n: true} // each mapping merged once, a cycle ended
+	var add func(m *yaml.Node)
+	add = func(m *yaml.Node) {
+		m = resolveAlias(m)
+		switch {
+		case m.Kind == yaml.SequenceNode:
+			for _, c := range m.Content {
+				if c := resolveAlias(c); c.Kind == yaml.MappingNode {
+					add(c)
+				}
+			}
+			return
+		case m.Kind != yaml.MappingNode || seen[m]:
+			return
+		}
+		seen[m] = true
+		mo, mm := ownEntries(m)
+		for _, e := range mo {
+			if !written[e.key.Value] {
+				written[e.key.Value] = true
+				merged = append(merged, e)
+			}
+		}
+		for _, e := range mm {
+			add(e.value)
+		}
+	}
+	for _, e := range merges {
+		add(e.value)
+	}
+	return own, merged, merges
+}
+
+// ownEntries splits the pairs a mapping writes into its "<<" pairs and the
+// others.
+func ownEntries(n *yaml.Node) (own, merges []entry) {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		e := entry{resolveAlias(n.Content[i]), n.Content[i+1]}
+		if isMergeKey(e.key) {
+			merges = append(merges, e)
+		} else {
+			own = append(own, e)
+		}
+	}
+	return own, merges
+}
+
+// isMergeKey reports a "<<" key, as yaml.v3 reads one (quoted, it is text).
+func isMergeKey(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Value == "<<" && (k.Tag == "" || k.Tag == "!" || k.ShortTag() == "!!merge")
+}
+
+// mergeable reports whether a "<<" value is what yaml.v3 merges: a
+// mapping, or a list of mappings, each perhaps through an alias.
+func mergeable(v *yaml.Node) bool {
+	v = resolveAlias(v)
+	if v.Kind == yaml.SequenceNode {
+		for _, c := range v.Content {
+			if resolveAlias(c).Kind != yaml.MappingNode {
+				return false
+			}
+		}
+		return true
+	}
+	return v.Kind == yaml.MappingNode
+}
+
+// resolveAlias is the node an alias stands for (through aliases of
+// aliases), or n itself.
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
+		n = n.Alias
+	}
+	return n
 }
 
 // duplicateKey reports a key written twice in one mapping, at the second
