@@ -289,7 +289,8 @@ type WeChatPay struct {
 // Simulator configures the built-in WeChat Pay stand-in.
 type Simulator struct {
 	// PayAfter makes the simulated user pay this long after the prepay.
-	// Default 0: only when told (admin API or the demo).
+	// Default 0: only when told (POST
+	// /admin/api/simulator/orders/{order_no}/pay, or the demo).
 	PayAfter Duration `yaml:"pay_after"`
 }
 

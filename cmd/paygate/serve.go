@@ -455,6 +455,9 @@ func (a *app) adminHandler() http.Handler {
 	a.server.MountStats(mux)
 	mux.Handle("GET /admin/api/webhooks", a.server.AdminAuth(a.webhooks.handler()))
 	mux.Handle("POST /admin/api/orders/{order_no}/webhook", a.server.AdminAuth(a.webhooks.resendHandler()))
+	if a.sim != nil {
+		mux.Handle("POST /admin/api/simulator/orders/{order_no}/pay", a.server.AdminAuth(a.simPayHandler()))
+	}
 	ui := console.Handler()
 	mux.Handle("GET /{$}", ui)
 	mux.Handle("GET "+console.AssetPrefix, ui)
