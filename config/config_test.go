@@ -240,6 +240,31 @@ func TestWarnings(t *testing.T) {
 	}
 }
 
+// TestSimulatorWithRedisWarns: replicas sharing a Redis store each run a
+// simulator of their own, which do not see each other's orders.
+func TestSimulatorWithRedisWarns(t *testing.T) {
+	tests := []struct {
+		src  string
+		warn bool
+	}{
+		{"store: {driver: redis}\n", true},
+		{"store: {driver: redis}\npayments: {backend: simulator}\n", true},
+		{"store: {driver: embedded}\n", false},
+	}
+	for _, tc := range tests {
+		cfg, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		warned := slices.ContainsFunc(cfg.Warnings, func(w string) bool {
+			return strings.Contains(w, "payments.backend: the simulator keeps its orders in this process")
+		})
+		if warned != tc.warn {
+			t.Errorf("%q: warnings %q; want the simulator-with-Redis warning: %v", tc.src, cfg.Warnings, tc.warn)
+		}
+	}
+}
+
 func TestParseDecimal(t *testing.T) {
 	tests := []struct {
 		in     string

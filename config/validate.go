@@ -368,7 +368,15 @@ func (l *loader) validateFailover(c *Config) {
 func (l *loader) validatePayments(c *Config) {
 	p := &c.Payments
 	switch p.Backend {
-	case "simulator", "wechatpay":
+	case "simulator":
+		if c.Store.Driver == "redis" {
+			// Replicas share orders through Redis but each runs a simulator
+			// of its own: one closes or queries another's order at a
+			// WeChat Pay that never saw it, and a purchase could be
+			// "charged" twice (a two-replica soak did).
+			l.warn("payments.backend", "the simulator keeps its orders in this process: replicas sharing the Redis store each simulate a WeChat Pay of their own and do not see each other's orders; run one replica with it, or set backend: wechatpay")
+		}
+	case "wechatpay":
 	default:
 		l.at("payments.backend", "%q: want simulator or wechatpay", p.Backend)
 	}
