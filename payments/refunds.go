@@ -487,7 +487,11 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 			(c.RefundedFen == 0 || len(c.RefundNos) > 0)
 		switch c.Status {
 		case store.StatusRefunding:
-			if rec != nil && rec.Proposal.OutRefundNo != f.OutRefundNo && unasked {
+			if unasked && (rec == nil || rec.Proposal.OutRefundNo != f.OutRefundNo) {
+				// Not the refund in flight, or none is (a confirmation
+				// reserved the order and stopped before recording its
+				// refund, so nothing went to WeChat Pay): money went
+				// back that paygate never asked for.
 				return review("refund_not_requested")
 			}
 			if rec == nil || rec.OrderVersion != c.Version || rec.Proposal.OutRefundNo != f.OutRefundNo {

@@ -252,9 +252,11 @@ func TestMoneyOnOrderOfAnyStatusIsRecorded(t *testing.T) {
 		// (the start of the review reason) when in review.
 		paid    store.OrderStatus
 		paidWhy string
-		// refundWhy is why an unasked REFUND.SUCCESS puts it in review;
-		// "" for a refunding order, whose refund word is judged against its
-		// refund in flight (TestNotifyRefund).
+		// refundWhy is why an unasked REFUND.SUCCESS puts it in review. A
+		// refunding order's word is judged against its refund in flight
+		// (TestNotifyRefund); this one has none (a confirmation that
+		// reserved the order and stopped before recording its refund, so
+		// nothing went to WeChat Pay), and money that went back is unasked.
 		refundWhy string
 	}{
 		{store.StatusCreating, store.StatusPaid, "", "refund_on_creating"},
@@ -264,7 +266,7 @@ func TestMoneyOnOrderOfAnyStatusIsRecorded(t *testing.T) {
 		{store.StatusClosed, store.StatusNeedsReview, "paid_after_closed", "refund_on_closed"},
 		{store.StatusExpired, store.StatusNeedsReview, "paid_after_expired", "refund_on_expired"},
 		{store.StatusPaid, store.StatusNeedsReview, "transaction_mismatch", "refund_not_requested"},
-		{store.StatusRefunding, store.StatusNeedsReview, "transaction_mismatch", ""},
+		{store.StatusRefunding, store.StatusNeedsReview, "transaction_mismatch", "refund_not_requested"},
 		{store.StatusPartiallyRefunded, store.StatusNeedsReview, "transaction_mismatch", "refund_not_requested"},
 		{store.StatusRefunded, store.StatusNeedsReview, "transaction_mismatch", "refund_not_requested"},
 	}
