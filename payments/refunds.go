@@ -461,7 +461,7 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 	got, changed, err := s.update(rctx, f.OutTradeNo, cause, noteID, func(c *store.Order) (*store.Order, error) {
 		outcome, reason = OutcomeDuplicate, ""
 		if c.Status == store.StatusNeedsReview {
-			next, r := s.noteRefundInReview(c, f)
+			next, r := s.noteRefundInReview(c, f, rec != nil && rec.Proposal.OutRefundNo == f.OutRefundNo)
 			if next != nil {
 				outcome, reason = OutcomeReview, r
 			}
@@ -555,7 +555,7 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 // reported as review with its reason. A fact already noted (its refund
 // number and status are in the reason, or a SUCCESS is in refund_nos)
 // changes nothing (nil), so copies stay duplicates and nothing counts twice.
-func (s *Service) noteRefundInReview(c *store.Order, f refundFact) (*store.Order, string) {
+func (s *Service) noteRefundInReview(c *store.Order, f refundFact, inFlight bool) (*store.Order, string) {
 	if f.Status == wechatpay.RefundSuccess && slices.Contains(c.RefundNos, f.OutRefundNo) ||
 		strings.Contains(c.ReviewReason, f.fact()) {
 		return nil, ""
@@ -575,11 +575,15 @@ func (s *Service) noteRefundInReview(c *store.Order, f refundFact) (*store.Order
 		reason = "refund_abnormal"
 	case f.RefundFen <= 0 || c.RefundedFen+f.RefundFen > c.AmountFen:
 		reason = "refund_amount_mismatch"
-	case c.RefundedFen > 0 && len(c.RefundNos) == 0:
-		// Refunded before refund numbers were kept: this may be one of those
-		// refunds, so it is noted but not counted (see applyRefund).
-		reason = "refunded_while_in_review"
-		said += ", not added to refunded_fen: the order's earlier refunds have no recorded numbers"
+	case !inFlight:
+		// Not the refund paygate has in flight: money went back that
+		// paygate never asked for (the merchant platform), or a late copy of
+		// a refund from before refund numbers were kept, which cannot be
+		// told apart. Noted, not counted, as outside review (applyRefund's
+		// refund_not_requested), so the record does not depend on whether
+		// the word came before or after the order went to review.
+		reason = "refund_not_requested"
+		said += ", not added to refunded_fen: not the refund paygate asked for"
 	default:
 		reason = "refunded_while_in_review"
 		c.RefundedFen += f.RefundFen
