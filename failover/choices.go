@@ -1,6 +1,10 @@
 package failover
 
-import "github.com/tidwall/gjson"
+import (
+	"math/bits"
+
+	"github.com/tidwall/gjson"
+)
 
 // maxTrackedChoices bounds the choices a stream's completeness is tracked
 // for: OpenAI takes n up to 128; a larger n costs no more memory.
@@ -12,8 +16,9 @@ const maxTrackedChoices = 1024
 // only when every choice it showed has its own, or a provider that finished
 // choice 0 and then broke off choice 1 would end in [DONE], a silent
 // truncation (SPEC 5). Choices a provider never shows (one that ignores n
-// sends only choice 0) are not waited for. Only such streams pay for a
-// parse of each event's choices.
+// sends only choice 0) are not waited for at [DONE]; a connection that ends
+// before [DONE] with fewer choices shown than asked for was cut (allShown).
+// Only such streams pay for a parse of each event's choices.
 type choiceSet struct {
 	seen, done []uint64
 	n          int64 // indexes from n on are not tracked (a provider's slip)
@@ -23,6 +28,19 @@ func newChoiceSet(n int) *choiceSet {
 	n = min(n, maxTrackedChoices)
 	words := (n + 63) / 64
 	return &choiceSet{seen: make([]uint64, words), done: make([]uint64, words), n: int64(n)}
+}
+
+// allShown reports whether the stream has shown every choice asked for. A
+// stream that ended without [DONE] is whole only then: a provider that
+// streams its choices one after another and is cut after the first's
+// finish looks finished otherwise. One that ignores n still ends with
+// [DONE].
+func (c *choiceSet) allShown() bool {
+	shown := 0
+	for _, w := range c.seen {
+		shown += bits.OnesCount64(w)
+	}
+	return int64(shown) >= c.n
 }
 
 // note records the choices of one event and reports whether every choice

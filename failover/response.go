@@ -235,7 +235,7 @@ func (a *Response) Holding() bool { return a.heldNext < len(a.held) || a.pending
 
 // streamEnd names how a stream that stopped delivering events ended.
 func (a *Response) streamEnd(err error) error {
-	if a.finished {
+	if a.finished && (a.choices == nil || a.choices.allShown()) {
 		// Complete: the finish reason came; a missing [DONE], a cut or an
 		// idle connection after it changes nothing.
 		return io.EOF

@@ -199,8 +199,11 @@ func TestSeveralChoicesCutAfterOneFinished(t *testing.T) {
 		{"cut, then [DONE] (a relay)", begin + "data: [DONE]\n\n", false},
 		{"both finished", begin + ev("1", `{}`, "length"), true},
 		{"both finished, [DONE]", begin + ev("1", `{}`, "stop") + "data: [DONE]\n\n", true},
-		// A provider that ignores n sends one choice: finished when it is.
-		{"n ignored", ev("0", `{"role":"assistant","content":"A"}`, "") + ev("0", `{}`, "stop"), true},
+		// A provider that ignores n sends one choice and [DONE]: whole.
+		{"n ignored", ev("0", `{"role":"assistant","content":"A"}`, "") + ev("0", `{}`, "stop") + "data: [DONE]\n\n", true},
+		// Choices streamed one after another, cut before the second began:
+		// without [DONE], fewer choices than asked for is a cut.
+		{"cut before choice 1 began", ev("0", `{"role":"assistant","content":"A"}`, "") + ev("0", `{}`, "stop"), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
