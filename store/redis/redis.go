@@ -486,7 +486,7 @@ func (s *Store) run(ctx context.Context, op string, sc *goredis.Script, keys []s
 // data (the same lostGuard gives a command), nil until then.
 func (s *Store) refused(op string) error {
 	if s.lost.Load() {
-		return mapErr(op, errDataLost)
+		return mapErr(op, s.lostCause())
 	}
 	return nil
 }
