@@ -754,8 +754,13 @@ func expandVars(s string, env LookupEnv) (string, *varError) {
 			b.WriteByte('$')
 			i++
 			continue
-		case nameStart(s[i+1]):
-			return "", &varError{s: s, at: i, bare: true, name: leadingName(s[i+1:])}
+		case i == 0 && nameStart(s[1]):
+			// A value that starts with $NAME means a variable
+			// (admin.token: $ADMIN_TOKEN, listen: $HOST:8080); kept as
+			// text, the token became the guessable text "$ADMIN_TOKEN". A
+			// "$" before letters later in a value is text ("Prices in
+			// $USD", a generated password), as it always was.
+			return "", &varError{s: s, at: i, bare: true, name: leadingName(s[1:])}
 		case s[i+1] != '{':
 			b.WriteByte(c)
 			continue
@@ -787,8 +792,8 @@ func expandVars(s string, env LookupEnv) (string, *varError) {
 }
 
 // defaultText reads the default of a ${NAME:-default}: "$$" is a "$", and a
-// "$" before "{" or a name (a variable, which a default does not expand) is
-// refused: at is its offset in def, or -1.
+// variable (a "${", or a default that starts with "$NAME"), which a default
+// does not expand, is refused: at is its offset in def, or -1.
 func defaultText(def string) (text string, at int) {
 	var b strings.Builder
 	for i := 0; i < len(def); i++ {
@@ -799,8 +804,8 @@ func defaultText(def string) (text string, at int) {
 		case def[i+1] == '$':
 			b.WriteByte('$')
 			i++
-		case def[i+1] == '{' || nameStart(def[i+1]):
-			return "", i
+		case def[i+1] == '{' || i == 0 && nameStart(def[1]):
+			return "", i // ${A:-${B}} or ${A:-$B…}: meant as a variable
 		default:
 			b.WriteByte(c)
 		}
