@@ -64,18 +64,30 @@ const (
 // continueBody returns body with c appended as the trailing assistant
 // message t's provider continues, or nil when the provider has no
 // continuation mode (or there is nothing to continue).
+//
+// A body that already ends with an assistant message without tool calls is
+// the bot's own prefix (chat prefix completion: DeepSeek, Mistral; or a
+// prefill): the text sent since continues that message, so its content is
+// extended in place, its other members kept, and "prefix": true set in
+// prefix_flag mode. Providers document one trailing assistant prefix; a
+// second one after it is a conversation none of them defines. Content given
+// as parts is extended in its last part when that is a text part; any other
+// shape gets the continuation as a message of its own, as before.
 func (t *target) continueBody(body []byte, c *Continuation) ([]byte, error) {
 	if c == nil || c.Text == "" {
 		return nil, nil
 	}
+	mode := t.p.cfg.Continuation
+	if mode != ContinuationPrefill && mode != ContinuationPrefixFlag {
+		return nil, nil
+	}
+	if out, ok, err := extendPrefix(body, c.Text, mode); ok || err != nil {
+		return out, err
+	}
 	msg := []byte(`{"role":"assistant","content":`)
 	msg = appendQuoted(msg, c.Text)
-	switch t.p.cfg.Continuation {
-	case ContinuationPrefill:
-	case ContinuationPrefixFlag:
+	if mode == ContinuationPrefixFlag {
 		msg = append(msg, `,"prefix":true`...)
-	default:
-		return nil, nil
 	}
 	msg = append(msg, '}')
 	out, err := sjson.SetRawBytes(body, "messages.-1", msg)
@@ -83,6 +95,58 @@ func (t *target) continueBody(body []byte, c *Continuation) ([]byte, error) {
 		return nil, fmt.Errorf("appending the continuation: %w", err)
 	}
 	return out, nil
+}
+
+// extendPrefix appends text to the content of body's last message when that
+// is an assistant message without tool calls whose content is a string (or
+// parts ending with a text part); ok is false, and body untouched, for any
+// other shape.
+func extendPrefix(body []byte, text, mode string) (out []byte, ok bool, err error) {
+	n := gjson.GetBytes(body, "messages.#")
+	if n.Type != gjson.Number || n.Int() == 0 {
+		return nil, false, nil
+	}
+	path := fmt.Sprintf("messages.%d", n.Int()-1)
+	last := gjson.GetBytes(body, path)
+	if !last.IsObject() || last.Get("role").String() != "assistant" ||
+		hasCalls(last.Get("tool_calls")) || hasCalls(last.Get("function_call")) {
+		return nil, false, nil
+	}
+	var at, prev string
+	switch content := last.Get("content"); {
+	case content.Type == gjson.String:
+		at, prev = path+".content", content.String()
+	case content.IsArray():
+		parts := content.Array()
+		if len(parts) == 0 {
+			return nil, false, nil
+		}
+		p := parts[len(parts)-1]
+		if p.Get("type").String() != "text" || p.Get("text").Type != gjson.String {
+			return nil, false, nil
+		}
+		at, prev = fmt.Sprintf("%s.content.%d.text", path, len(parts)-1), p.Get("text").String()
+	default:
+		return nil, false, nil
+	}
+	if out, err = sjson.SetBytes(body, at, prev+text); err != nil {
+		return nil, true, fmt.Errorf("extending the assistant prefix: %w", err)
+	}
+	if mode == ContinuationPrefixFlag && !last.Get("prefix").Bool() {
+		if out, err = sjson.SetRawBytes(out, path+".prefix", []byte("true")); err != nil {
+			return nil, true, fmt.Errorf("flagging the assistant prefix: %w", err)
+		}
+	}
+	return out, true, nil
+}
+
+// hasCalls reports whether v (a message's tool_calls or function_call) holds
+// any call.
+func hasCalls(v gjson.Result) bool {
+	if v.IsArray() {
+		return len(v.Array()) > 0
+	}
+	return v.Exists() && v.Type != gjson.Null
 }
 
 // appendQuoted appends s as a JSON string.

@@ -102,3 +102,77 @@ func TestExcludeAllProviders(t *testing.T) {
 		t.Errorf("a saw %d requests; want 0", n)
 	}
 }
+
+// TestContinuationExtendsTheBotsPrefix: a bot that itself ends its messages
+// with an assistant message (chat prefix completion: DeepSeek beta, Mistral
+// with "prefix": true; or a plain prefill) has the text sent since added to
+// that message, its other members kept: providers document one trailing
+// assistant prefix, never two. Shapes that cannot be extended in place get
+// the continuation as a message of its own, as before.
+func TestContinuationExtendsTheBotsPrefix(t *testing.T) {
+	t.Parallel()
+	const user = `{"role":"user","content":"quick sort"}`
+	tests := []struct {
+		name, mode string
+		last       string // the bot's last message
+		wantTail   string // b's messages after the user's, as a JSON array
+	}{
+		{name: "prefix_flag extends the bot's prefix message", mode: "prefix_flag",
+			last:     `{"role":"assistant","content":"` + "```python\\n" + `","prefix":true}`,
+			wantTail: `[{"role":"assistant","content":"` + "```python\\ndef qs(a):" + `","prefix":true}]`},
+		{name: "its other members are kept", mode: "prefix_flag",
+			last:     `{"role":"assistant","reasoning_content":"sort it","content":"x","prefix":true,"name":"n"}`,
+			wantTail: `[{"role":"assistant","reasoning_content":"sort it","content":"xdef qs(a):","prefix":true,"name":"n"}]`},
+		{name: "prefix_flag flags a prefill the bot sent unflagged", mode: "prefix_flag",
+			last:     `{"role":"assistant","content":"x"}`,
+			wantTail: `[{"role":"assistant","content":"xdef qs(a):","prefix":true}]`},
+		{name: "prefill extends without adding a flag", mode: "prefill",
+			last:     `{"role":"assistant","content":"x"}`,
+			wantTail: `[{"role":"assistant","content":"xdef qs(a):"}]`},
+		{name: "content parts ending with text: the last part grows", mode: "prefix_flag",
+			last:     `{"role":"assistant","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}],"prefix":true}`,
+			wantTail: `[{"role":"assistant","content":[{"type":"text","text":"a"},{"type":"text","text":"bdef qs(a):"}],"prefix":true}]`},
+		{name: "content parts ending otherwise: a message of its own", mode: "prefill",
+			last:     `{"role":"assistant","content":[{"type":"refusal","refusal":"no"}]}`,
+			wantTail: `[{"role":"assistant","content":[{"type":"refusal","refusal":"no"}]},{"role":"assistant","content":"def qs(a):"}]`},
+		{name: "an assistant message with tool calls is not a prefix", mode: "prefill",
+			last:     `{"role":"assistant","content":"","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]}`,
+			wantTail: `[{"role":"assistant","content":"","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"assistant","content":"def qs(a):"}]`},
+		{name: "none leaves the bot's prefix alone", mode: "none",
+			last:     `{"role":"assistant","content":"x","prefix":true}`,
+			wantTail: `[{"role":"assistant","content":"x","prefix":true}]`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, nil, []string{"a", "b"}, func(cfg *config.Config) {
+				cfg.Providers[1].Continuation = tc.mode
+			})
+			body := []byte(`{"model":"gpt","stream":true,"messages":[` + user + `,` + tc.last + `]}`)
+			resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: body, Stream: true,
+				ContentType: "application/json", ExcludeProviders: []string{"a"}, Continuation: &Continuation{Text: "def qs(a):"}})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer resp.Close()
+			hits := e.fakes["b"].hits()
+			if len(hits) != 1 {
+				t.Fatalf("b saw %d requests; want 1", len(hits))
+			}
+			msgs := gjson.Get(hits[0].body, "messages").Array()
+			if len(msgs) == 0 || msgs[0].Raw != user {
+				t.Fatalf("messages %s; want the user's first", gjson.Get(hits[0].body, "messages").Raw)
+			}
+			tail := "["
+			for i, m := range msgs[1:] {
+				if i > 0 {
+					tail += ","
+				}
+				tail += m.Raw
+			}
+			if tail += "]"; tail != tc.wantTail {
+				t.Errorf("messages after the user's %s; want %s", tail, tc.wantTail)
+			}
+		})
+	}
+}
