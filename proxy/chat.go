@@ -458,7 +458,10 @@ type sentCall struct {
 // calls, which keeps the calls of earlier attempts.
 func readSent(log []byte, calls *[]sentCall) sentSoFar {
 	var out sentSoFar
-	var text, reasoning strings.Builder
+	// Raw string fragments, escapes kept, decoded once at the end: a
+	// surrogate pair a provider wrote as \u escapes split between two
+	// deltas is one character, and each half decoded alone is U+FFFD.
+	var text, reasoning []byte
 	for len(log) > 0 {
 		i := bytes.IndexByte(log, 0)
 		if i < 0 {
@@ -471,11 +474,11 @@ func readSent(log []byte, calls *[]sentCall) sentSoFar {
 		if out.id == "" {
 			out.id = res[0].String()
 		}
-		text.WriteString(res[1].String())
+		text = appendFragment(text, res[1])
 		if res[2].Exists() {
-			reasoning.WriteString(res[2].String())
+			reasoning = appendFragment(reasoning, res[2])
 		} else {
-			reasoning.WriteString(res[3].String())
+			reasoning = appendFragment(reasoning, res[3])
 		}
 		if res[5].Exists() {
 			out.unmatchable = true
@@ -507,8 +510,25 @@ func readSent(log []byte, calls *[]sentCall) sentSoFar {
 			return true
 		})
 	}
-	out.text, out.reasoning = text.String(), reasoning.String()
+	out.text, out.reasoning = decodeFragments(text), decodeFragments(reasoning)
 	return out
+}
+
+// appendFragment appends the raw bytes of the JSON string s, escapes kept
+// and quotes left off; anything but a string adds nothing.
+func appendFragment(dst []byte, s gjson.Result) []byte {
+	if s.Type != gjson.String || len(s.Raw) < 2 {
+		return dst
+	}
+	return append(dst, s.Raw[1:len(s.Raw)-1]...)
+}
+
+// decodeFragments decodes the concatenation of raw JSON string fragments.
+func decodeFragments(raw []byte) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	return gjson.Parse(`"` + string(raw) + `"`).String()
 }
 
 // toolCalls turns the received calls into what interceptors.Resume matches
@@ -518,11 +538,7 @@ func readSent(log []byte, calls *[]sentCall) sentSoFar {
 func toolCalls(calls []sentCall) []interceptors.ToolCall {
 	out := make([]interceptors.ToolCall, 0, len(calls))
 	for _, c := range calls {
-		args := ""
-		if len(c.args) > 0 {
-			args = gjson.Parse(`"` + string(c.args) + `"`).String()
-		}
-		out = append(out, interceptors.ToolCall{Index: c.index, ID: c.id, Name: c.name, Arguments: args})
+		out = append(out, interceptors.ToolCall{Index: c.index, ID: c.id, Name: c.name, Arguments: decodeFragments(c.args)})
 	}
 	slices.SortFunc(out, func(a, b interceptors.ToolCall) int { return a.Index - b.Index })
 	return out

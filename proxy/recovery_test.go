@@ -87,6 +87,13 @@ func TestReadSent(t *testing.T) {
 	if got.id != "c1" || got.text != "Hel\nlo" || got.reasoning != "hm" || got.unmatchable || len(calls) != 0 {
 		t.Errorf("got %+v, calls %v; want id c1, text %q, reasoning hm, no calls", got, calls, "Hel\nlo")
 	}
+	// A surrogate pair written as \u escapes and split between two deltas
+	// is one character, in the text as in the reasoning.
+	got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"reasoning_content":"R\ud83d","content":"A\ud83d"}}]}`+"\x00"+
+		`{"id":"c1","choices":[{"index":0,"delta":{"reasoning_content":"\ude00","content":"\ude00"}}]}`+"\x00"), &calls)
+	if got.text != "A😀" || got.reasoning != "R😀" {
+		t.Errorf("got text %+q, reasoning %+q; want %+q, %+q", got.text, got.reasoning, "A😀", "R😀")
+	}
 	// A call over two attempts: its id and name come once, its argument
 	// fragments (a surrogate pair split between them) join.
 	got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_a","type":"function","function":{"name":"f","arguments":"{\"q\":\"\ud83d"}}]}}]}`+"\x00"), &calls)

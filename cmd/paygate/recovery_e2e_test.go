@@ -714,3 +714,61 @@ func TestStreamRecoveryRefusedForSeveralChoices(t *testing.T) {
 		t.Errorf("fallback saw %d requests; want none", f)
 	}
 }
+
+// TestStreamRecoverySurrogatePairPrefill: a provider that writes non-ASCII
+// text as \u escapes (Python's json.dumps default) splits an emoji's UTF-16
+// surrogate pair between two deltas, then is cut. The bot has "A😀" (its
+// JSON reader joins the halves), and the fallback (continuation: prefill)
+// is asked to continue exactly that, on the plain path (no user: the sent
+// events are read back) as on the turn path: never the halves decoded one
+// by one, two U+FFFD.
+func TestStreamRecoverySurrogatePairPrefill(t *testing.T) {
+	for _, path := range []string{"plain", "turn"} {
+		t.Run(path, func(t *testing.T) {
+			primary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.ReadAll(r.Body)
+				w.Header().Set("Content-Type", "text/event-stream")
+				for _, d := range []string{`{"role":"assistant","content":""}`, `{"content":"A\ud83d"}`, `{"content":"\ude00"}`} {
+					_, _ = io.WriteString(w, "data: "+withID("chatcmpl-P", deltaChunk(d, ""))+"\n\n")
+					w.(http.Flusher).Flush()
+				}
+				if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+					conn.Close() // cut: no finish reason, no [DONE]
+				}
+			}))
+			t.Cleanup(primary.Close)
+			var mu sync.Mutex
+			var prefills []string
+			fallback := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				if last := gjson.GetBytes(b, "messages.@reverse.0"); last.Get("role").String() == "assistant" {
+					mu.Lock()
+					prefills = append(prefills, last.Get("content").String())
+					mu.Unlock()
+				}
+				w.Header().Set("Content-Type", "text/event-stream")
+				for _, e := range []string{deltaChunk(`{"role":"assistant","content":""}`, ""), deltaChunk(`{"content":" done"}`, ""), deltaChunk(`{}`, "stop")} {
+					_, _ = io.WriteString(w, "data: "+withID("chatcmpl-F", e)+"\n\n")
+				}
+				_, _ = io.WriteString(w, "data: [DONE]\n\n")
+			}))
+			t.Cleanup(fallback.Close)
+			url, _ := recoveryApp(t, primary.URL, fallback.URL, "prefill")
+			c := goClient(url)
+			if path == "turn" {
+				c = userClient(url)
+			}
+			got := readStream(t, c, openai.ChatCompletionRequest{
+				Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "hi"}},
+			})
+			if got.err != nil {
+				t.Fatalf("stream error %v", got.err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(prefills) != 1 || prefills[0] != "A😀" {
+				t.Errorf("fallback prefills %+q; want one, %+q", prefills, "A😀")
+			}
+		})
+	}
+}
