@@ -24,7 +24,12 @@ var ErrDiverged = errors.New("interceptors: the new answer diverges from what th
 //     reasoning the client already received; chunk text inside that prefix is
 //     dropped and a chunk straddling its end is cut to its suffix. A chunk
 //     that departs from it (other text, a tool call or a finish while the
-//     prefix is not yet matched) is ErrDiverged.
+//     prefix is not yet matched) is ErrDiverged. Reasoning a provider sends
+//     under two members at once (reasoning_content and reasoning, or
+//     reasoning with OpenRouter's reasoning_details) is cut the same way in
+//     each; when the second member's text differs, or reasoning_details has
+//     a shape whose cut is not plain (see trimDetails), the chunk is
+//     ErrDiverged rather than repeat reasoning to the client.
 //   - with id set, every chunk's "id" becomes id (the client keeps the id it
 //     first saw) and role deltas are removed (the client had its role).
 //
@@ -136,21 +141,48 @@ func (r *Resume) Filter(data []byte) ([]byte, error) {
 	finish := gjson.Get(s, "choices.0.finish_reason")
 	finished := finish.Exists() && finish.Type != gjson.Null && finish.String() != ""
 	if r.Matching() {
-		rkey := "reasoning_content"
+		rkey, okey := "reasoning_content", "reasoning"
 		rv := d.Get(rkey)
-		if !rv.Exists() {
-			rkey = "reasoning"
+		if rv.Type != gjson.String || rv.String() == "" {
+			rkey, okey = okey, rkey
 			rv = d.Get(rkey)
 		}
 		if rv.Type == gjson.String && rv.String() != "" {
-			rest, ok := consume(&r.rpos, r.reasoning, rv.String())
+			full := rv.String()
+			rest, ok := consume(&r.rpos, r.reasoning, full)
 			if !ok {
 				return nil, ErrDiverged
 			}
-			if rest == "" {
-				del("choices.0.delta." + rkey)
-			} else if rest != rv.String() {
-				set("choices.0.delta."+rkey, rest)
+			if rest != full {
+				// The same reasoning under a second member (reasoning_content
+				// and reasoning; OpenRouter's reasoning and reasoning_details)
+				// is trimmed the same way, else the client reads it twice.
+				other := d.Get(okey)
+				switch {
+				case other.Type != gjson.String || other.String() == "":
+				case other.String() != full:
+					return nil, ErrDiverged // two texts: which one the client has is unknown
+				case rest == "":
+					del("choices.0.delta." + okey)
+				default:
+					set("choices.0.delta."+okey, rest)
+				}
+				if det := d.Get("reasoning_details"); det.Exists() && det.Type != gjson.Null {
+					arr, drop, ok := trimDetails(det, full, rest)
+					switch {
+					case !ok:
+						return nil, ErrDiverged
+					case drop:
+						del("choices.0.delta.reasoning_details")
+					case err == nil:
+						out, err = sjson.SetRawBytes(out, "choices.0.delta.reasoning_details", arr)
+					}
+				}
+				if rest == "" {
+					del("choices.0.delta." + rkey)
+				} else {
+					set("choices.0.delta."+rkey, rest)
+				}
 			}
 		}
 		cv := d.Get("content")
@@ -359,6 +391,52 @@ func decodeHead(raw []byte) (dec, tail string) {
 func highSurrogate(h []byte) bool {
 	v, err := strconv.ParseUint(string(h), 16, 16)
 	return err == nil && v >= 0xD800 && v <= 0xDBFF
+}
+
+// trimDetails cuts a fresh chunk's reasoning_details to the part of its
+// reasoning text full beyond what the client already has (rest), the way
+// the chunk's reasoning is cut. Only the shape whose text is that reasoning
+// text can be cut safely: one entry, "reasoning.text" (its text) or
+// "reasoning.summary" (its summary), equal to full. It returns the array
+// to send, or drop when nothing of it is left (rest "" and no signature or
+// data to keep); ok is false for any other shape, which the caller treats
+// as diverged: paygate cannot tell what of it the client already has, and
+// sending it whole would repeat reasoning (never the unsafe choice of
+// guessing).
+func trimDetails(det gjson.Result, full, rest string) (arr []byte, drop, ok bool) {
+	if !det.IsArray() {
+		return nil, false, false
+	}
+	entries := det.Array()
+	if len(entries) == 0 {
+		return nil, true, true
+	}
+	if len(entries) != 1 || !entries[0].IsObject() {
+		return nil, false, false
+	}
+	e := entries[0]
+	var key string
+	switch e.Get("type").String() {
+	case "reasoning.text":
+		key = "text"
+	case "reasoning.summary":
+		key = "summary"
+	default:
+		return nil, false, false
+	}
+	if v := e.Get(key); v.Type != gjson.String || v.String() != full {
+		return nil, false, false
+	}
+	keep := func(k string) bool { v := e.Get(k); return v.Exists() && v.Type != gjson.Null && v.String() != "" }
+	if rest == "" && !keep("signature") && !keep("data") {
+		return nil, true, true
+	}
+	b, err := sjson.SetBytes([]byte(e.Raw), key, rest)
+	if err != nil {
+		return nil, false, false
+	}
+	arr = append(append([]byte{'['}, b...), ']')
+	return arr, false, true
 }
 
 // emptyChunk reports a chunk with one choice whose delta carries nothing

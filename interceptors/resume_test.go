@@ -131,6 +131,89 @@ func TestResumeFilter(t *testing.T) {
 	}
 }
 
+// TestResumeReasoningMembers: a fresh answer's reasoning the client already
+// has is dropped from every member a provider sends it under at once
+// (reasoning_content with reasoning; OpenRouter's reasoning with
+// reasoning_details), and a chunk straddling the end of the sent reasoning
+// is cut the same way in each. What cannot be cut plainly (the two members
+// disagree, reasoning_details holds more than the one text) diverges: the
+// client is never sent its reasoning twice.
+func TestResumeReasoningMembers(t *testing.T) {
+	const text, reasoning = "An", "think"
+	tests := []struct {
+		name      string
+		in        []string
+		want      []string // "" : dropped
+		wantErrAt int
+	}{
+		{
+			name: "reasoning_content and reasoning inside the prefix",
+			in: []string{
+				rchunk(`{"reasoning_content":"think","reasoning":"think"}`, ""),
+				rchunk(`{"content":"Answer"}`, ""),
+			},
+			want:      []string{"", rchunk(`{"content":"swer"}`, "")},
+			wantErrAt: -1,
+		},
+		{
+			name: "reasoning and reasoning_details inside the prefix",
+			in: []string{
+				rchunk(`{"reasoning":"thi","reasoning_details":[{"type":"reasoning.text","text":"thi","index":0}]}`, ""),
+				rchunk(`{"reasoning":"nk","reasoning_details":[{"type":"reasoning.text","text":"nk","index":0}]}`, ""),
+				rchunk(`{"content":"Answer"}`, ""),
+			},
+			want:      []string{"", "", rchunk(`{"content":"swer"}`, "")},
+			wantErrAt: -1,
+		},
+		{
+			name: "a straddling chunk is cut in every member",
+			in: []string{
+				rchunk(`{"reasoning_content":"thinking","reasoning":"thinking","reasoning_details":[{"type":"reasoning.text","text":"thinking","index":0}]}`, ""),
+				rchunk(`{"content":"Answer"}`, ""),
+			},
+			want: []string{
+				rchunk(`{"reasoning_content":"ing","reasoning":"ing","reasoning_details":[{"type":"reasoning.text","text":"ing","index":0}]}`, ""),
+				rchunk(`{"content":"swer"}`, ""),
+			},
+			wantErrAt: -1,
+		},
+		{
+			name: "a signature inside the prefix is kept, its text emptied",
+			in: []string{
+				rchunk(`{"reasoning":"think","reasoning_details":[{"type":"reasoning.text","text":"think","signature":"sig","index":0}]}`, ""),
+				rchunk(`{"content":"An"}`, ""),
+			},
+			want:      []string{rchunk(`{"reasoning_details":[{"type":"reasoning.text","text":"","signature":"sig","index":0}]}`, ""), ""},
+			wantErrAt: -1,
+		},
+		{
+			name: "reasoning after the prefix passes whole",
+			in: []string{
+				rchunk(`{"reasoning":"think"}`, ""),
+				rchunk(`{"content":"An"}`, ""),
+				rchunk(`{"reasoning":"more","reasoning_details":[{"type":"reasoning.text","text":"more","index":0}]}`, ""),
+			},
+			want:      []string{"", "", rchunk(`{"reasoning":"more","reasoning_details":[{"type":"reasoning.text","text":"more","index":0}]}`, "")},
+			wantErrAt: -1,
+		},
+		{
+			name:      "members that disagree diverge",
+			in:        []string{rchunk(`{"reasoning_content":"think","reasoning":"other"}`, "")},
+			wantErrAt: 0,
+		},
+		{
+			name:      "reasoning_details that is not the one text diverges",
+			in:        []string{rchunk(`{"reasoning":"think","reasoning_details":[{"type":"reasoning.text","text":"th","index":0},{"type":"reasoning.text","text":"ink","index":0}]}`, "")},
+			wantErrAt: 0,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			checkResume(t, NewResume("", text, reasoning, true), tc.in, tc.want, tc.wantErrAt)
+		})
+	}
+}
+
 func callChunk(entries string) string { return rchunk(`{"tool_calls":[`+entries+`]}`, "") }
 
 // TestResumeCalls: a fresh answer repeating tool calls the client already

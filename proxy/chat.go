@@ -475,7 +475,9 @@ func readSent(log []byte, calls *[]sentCall) sentSoFar {
 			out.id = res[0].String()
 		}
 		text = appendFragment(text, res[1])
-		if res[2].Exists() {
+		if res[2].Type == gjson.String && len(res[2].Raw) > 2 {
+			// reasoning_content when it has text, else reasoning (the
+			// same text when both come): Resume's choice.
 			reasoning = appendFragment(reasoning, res[2])
 		} else {
 			reasoning = appendFragment(reasoning, res[3])

@@ -94,6 +94,12 @@ func TestReadSent(t *testing.T) {
 	if got.text != "A😀" || got.reasoning != "R😀" {
 		t.Errorf("got text %+q, reasoning %+q; want %+q, %+q", got.text, got.reasoning, "A😀", "R😀")
 	}
+	// A null or empty reasoning_content beside reasoning: the reasoning is
+	// read from the member with text, as Resume matches it.
+	got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"reasoning_content":null,"reasoning":"hm"}}]}`+"\x00"), &calls)
+	if got.reasoning != "hm" {
+		t.Errorf("got reasoning %q; want hm", got.reasoning)
+	}
 	// A call over two attempts: its id and name come once, its argument
 	// fragments (a surrogate pair split between them) join.
 	got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_a","type":"function","function":{"name":"f","arguments":"{\"q\":\"\ud83d"}}]}}]}`+"\x00"), &calls)
