@@ -308,6 +308,9 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 			return
 		}
 		if errors.Is(err, errClientGone) {
+			if first != nil {
+				s.countRecovery(first, recoveryClientGone)
+			}
 			return
 		}
 		if errors.Is(err, interceptors.ErrDiverged) {
@@ -316,7 +319,9 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		}
 		var se *failover.StreamError
 		if !errors.As(err, &se) || se.Cause == failover.CauseCanceled {
-			s.endStreamWithError(sw, r, err)
+			if !s.recoveryAbandoned(r, first, err) {
+				s.endStreamWithError(sw, r, err)
+			}
 			return
 		}
 		if se.Refused() {
@@ -356,6 +361,9 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 			next.Continuation = &failover.Continuation{Text: sentText}
 		} // else a tool call cannot be prefilled: the fresh answer is matched
 		nr, err := s.up.Open(r.Context(), &next)
+		if err != nil && s.recoveryAbandoned(r, first, err) {
+			return
+		}
 		if refused := refusedRecovery(err); refused != nil {
 			s.endRefused(sw, r, first, refused)
 			return

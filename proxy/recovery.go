@@ -21,6 +21,7 @@ const (
 	recoveryOff         = "off"               // failover.recovery.max_attempts: -1
 	recoveryNoProvider  = "no_provider"       // no other provider could take the round
 	recoveryChoices     = "several_choices"   // n above 1: the choices' texts cannot be told apart
+	recoveryClientGone  = "client_gone"       // the client hung up while the break was being recovered
 )
 
 // recoveries counts a turn's stream recoveries against failover.recovery
@@ -60,6 +61,26 @@ func (s *Server) countRecovery(first *failover.StreamError, outcome string) {
 		cause = first.Cause
 	}
 	s.metrics.recoveries.WithLabelValues(cause, outcome).Inc()
+}
+
+// clientLeft reports whether r's client hung up: its context is done, and
+// not by the drain deadline (whose client is still there, and is told).
+func clientLeft(r *http.Request) bool {
+	return r.Context().Err() != nil && !shutDown(r)
+}
+
+// recoveryAbandoned counts and logs a recovery of first that ended because
+// the client hung up, when it did (clientLeft): nothing failed for want of
+// a provider, and there is no one to send an error to. It reports whether
+// the stream is over for that reason.
+func (s *Server) recoveryAbandoned(r *http.Request, first *failover.StreamError, err error) bool {
+	if first == nil || !clientLeft(r) {
+		return false
+	}
+	s.countRecovery(first, recoveryClientGone)
+	s.log.Info("stream recovery ended: the client hung up", "request_id", reqInfo(r).id,
+		"cause", first.Cause, "err", err)
+	return true
 }
 
 // endUnrecovered ends a stream whose break could not be recovered: it counts

@@ -286,6 +286,9 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		// here, so no payment call of this round runs.
 		t.accountAttempt(resp, partial.Usage)
 		if errors.Is(err, errClientGone) {
+			if first != nil {
+				t.s.countRecovery(first, recoveryClientGone)
+			}
 			return partial, resp, false
 		}
 		if errors.Is(err, interceptors.ErrDiverged) {
@@ -294,7 +297,9 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		}
 		var se *failover.StreamError
 		if !errors.As(err, &se) || se.Cause == failover.CauseCanceled {
-			t.s.endStreamWithError(t.sw, t.r, err)
+			if !t.s.recoveryAbandoned(t.r, first, err) {
+				t.s.endStreamWithError(t.sw, t.r, err)
+			}
 			return partial, resp, false
 		}
 		if se.Refused() {
@@ -332,6 +337,9 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 			cont = ""
 		}
 		next, err := t.openRecovery(excluded, cont)
+		if err != nil && t.s.recoveryAbandoned(t.r, first, err) {
+			return partial, resp, false
+		}
 		if refused := refusedRecovery(err); refused != nil {
 			// The provider asked to finish the answer refused it (a
 			// content filter): its reason, not "not recovered".

@@ -15,6 +15,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
@@ -768,6 +769,66 @@ func TestStreamRecoverySurrogatePairPrefill(t *testing.T) {
 			defer mu.Unlock()
 			if len(prefills) != 1 || prefills[0] != "A😀" {
 				t.Errorf("fallback prefills %+q; want one, %+q", prefills, "A😀")
+			}
+		})
+	}
+}
+
+// TestStreamRecoveryClientGone: the primary cuts the stream after its first
+// chunk, and while the fallback is being asked for the rest the bot hangs
+// up. Nothing failed for want of a provider: the broken stream is counted
+// paygate_stream_recoveries_total{outcome="client_gone"}, never
+// "no_provider" (an operator's alert for a model with no healthy second
+// provider), nor logged as a recovery that found no provider; and the
+// fallback's request is ended with the bot's.
+func TestStreamRecoveryClientGone(t *testing.T) {
+	for _, path := range []string{"plain", "turn"} {
+		t.Run(path, func(t *testing.T) {
+			textRounds := func(string) (int, canonRound) { return 0, recTextRound }
+			primary := newRecoveryProvider(t, "chatcmpl-P", textRounds, &fault{kind: "cut", at: 1}, "none")
+			arrived := make(chan struct{})
+			released := make(chan struct{})
+			fallback := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.ReadAll(r.Body)
+				close(arrived)
+				<-r.Context().Done() // paygate gives up on it when the bot leaves
+				close(released)
+			}))
+			t.Cleanup(fallback.Close)
+			logs := &logtest.Buffer{}
+			url, a := serveConfig(t, `
+clients: [{name: bot, key: `+e2eClientKey+`}]
+store: {path: "`+filepath.Join(t.TempDir(), "paygate.db")+`"}
+providers:
+  - {name: primary, base_url: "`+primary.URL+`/v1", api_key: k1}
+  - {name: fallback, base_url: "`+fallback.URL+`/v1", api_key: k2, continuation: prefill}
+models:
+  - {name: gpt-4o, targets: [{provider: primary, model: p-model}, {provider: fallback, model: f-model}]}
+payments:
+  catalog:
+    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
+`, logs)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() { <-arrived; cancel() }()
+			req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions",
+				strings.NewReader(`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`)).WithContext(ctx)
+			req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+			req.Header.Set("Content-Type", "application/json")
+			if path == "turn" {
+				req.Header.Set("X-WeChat-OpenID", testOpenID)
+			}
+			a.server.Handler().ServeHTTP(httptest.NewRecorder(), req)
+			<-released // the fallback's request was ended: no connection left behind
+			m := scrape(t, url)
+			if n := metricSum(t, m, "paygate_stream_recoveries_total", map[string]string{"outcome": "no_provider"}); n != 0 {
+				t.Errorf("paygate_stream_recoveries_total{outcome=no_provider} = %v after the bot hung up mid-recovery; want 0", n)
+			}
+			if n := metricSum(t, m, "paygate_stream_recoveries_total", map[string]string{"outcome": "client_gone"}); n != 1 {
+				t.Errorf("paygate_stream_recoveries_total{outcome=client_gone} = %v; want 1", n)
+			}
+			if strings.Contains(logs.String(), "stream recovery found no provider") {
+				t.Errorf("log says the recovery found no provider; the bot hung up:\n%s", logs.String())
 			}
 		})
 	}
