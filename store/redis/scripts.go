@@ -45,6 +45,19 @@ local function hold(ob, obv, rec, min_ms)
 end
 `
 
+// luaPushHeld (after luaHold) appends the n events ARGV[first+1..first+n] to
+// a proposal's queue ob, raises its version obv and holds both (hold) as
+// long as rec and at least min_ms: what putting a proposal and ending it
+// both write with their step.
+const luaPushHeld = `
+local function pushheld(ob, obv, rec, min_ms, first, n)
+  if n <= 0 then return end
+  for i = 1, n do redis.call('RPUSH', ob, ARGV[first + i]) end
+  redis.call('INCR', obv)
+  hold(ob, obv, rec, min_ms)
+end
+`
+
 // The order scripts record the write's intent token in the order's field w,
 // and a run that finds its own token there answers as the run that wrote it
 // did: go-redis re-sends a command whose reply was lost (a read timeout, a
@@ -392,7 +405,7 @@ return 1
 // user, expires_ms, physical_ms, token, n, elems... Returns {1, obv, next},
 // also to the same call re-sent (its token is kept in w), or {0} when the id
 // is taken. The queue gets the record's expiry (luaHold).
-const luaPutRefund = luaObState + luaHold + `
+const luaPutRefund = luaObState + luaHold + luaPushHeld + `
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], 'w') ~= ARGV[5] then return {0} end
   local v, nx = obstate(KEYS[2], KEYS[3])
@@ -400,12 +413,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('HSET', KEYS[1], 'j', ARGV[1], 'st', 'live', 'u', ARGV[2], 'exp', ARGV[3], 'w', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-local n = tonumber(ARGV[6])
-if n > 0 then
-  for i = 1, n do redis.call('RPUSH', KEYS[2], ARGV[6 + i]) end
-  redis.call('INCR', KEYS[3])
-  hold(KEYS[2], KEYS[3], KEYS[1], ARGV[4])
-end
+pushheld(KEYS[2], KEYS[3], KEYS[1], ARGV[4], 6, tonumber(ARGV[6]))
 local v, nx = obstate(KEYS[2], KEYS[3])
 return {1, v, nx}
 `
@@ -416,7 +424,7 @@ return {1, v, nx}
 // are not pushed again), {-1} not found (or another user's), {-2} gone. Only
 // the call that ends the proposal pushes its events, in the same step as the
 // tombstone; the queue gets the tombstone's expiry (luaHold).
-const luaFinishRefund = luaObState + luaHold + `
+const luaFinishRefund = luaObState + luaHold + luaPushHeld + `
 local r = redis.call('HMGET', KEYS[1], 'j', 'st', 'u', 'exp', 'by')
 if not r[1] or r[3] ~= ARGV[1] then return {-1} end
 if r[2] == ARGV[2] and r[5] == ARGV[5] then -- this call's own answer, re-sent
@@ -426,12 +434,7 @@ end
 if r[2] ~= 'live' or tonumber(r[4]) <= tonumber(ARGV[3]) then return {-2} end
 redis.call('HSET', KEYS[1], 'st', ARGV[2], 'by', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-local n = tonumber(ARGV[6])
-if n > 0 then
-  for i = 1, n do redis.call('RPUSH', KEYS[2], ARGV[6 + i]) end
-  redis.call('INCR', KEYS[3])
-  hold(KEYS[2], KEYS[3], KEYS[1], ARGV[4])
-end
+pushheld(KEYS[2], KEYS[3], KEYS[1], ARGV[4], 6, tonumber(ARGV[6]))
 local v, nx = obstate(KEYS[2], KEYS[3])
 return {1, r[1], v, nx}
 `
