@@ -129,7 +129,10 @@ type Provider struct {
 	// providers that answer 422 to fields they do not know. Default [].
 	DropFields []string `yaml:"drop_fields"`
 	// Continuation says how a stream cut after its first byte may be resumed
-	// here: "none", "prefill" or "prefix_flag". Default "none".
+	// here: "none", "prefill" (a trailing assistant message the model
+	// continues), "prefix_flag" (the same with "prefix": true: DeepSeek's beta
+	// endpoint, Mistral) or "partial_flag" (with "partial": true: Qwen on
+	// DashScope, Kimi). Default "none".
 	Continuation string `yaml:"continuation"`
 	// Timeouts bound each attempt. Defaults: connect 5s, first_byte 30s,
 	// first_token 30s, idle 30s, total 300s.

@@ -286,9 +286,9 @@ func (l *loader) validateProviders(c *Config) map[string]bool {
 		}
 		l.credential(path+".api_key", p.APIKey)
 		switch p.Continuation {
-		case "none", "prefill", "prefix_flag":
+		case "none", "prefill", "prefix_flag", "partial_flag":
 		default:
-			l.at(path+".continuation", "%q: want none, prefill or prefix_flag", p.Continuation)
+			l.at(path+".continuation", "%q: want none, prefill, prefix_flag or partial_flag", p.Continuation)
 		}
 		for _, h := range slices.Sorted(maps.Keys(p.Headers)) {
 			hp := path + ".headers." + h

@@ -59,7 +59,23 @@ const (
 	ContinuationNone       = "none"
 	ContinuationPrefill    = "prefill"
 	ContinuationPrefixFlag = "prefix_flag"
+	// ContinuationPartialFlag is prefill with "partial": true on the
+	// trailing assistant message: Qwen's (DashScope) and Kimi's (Moonshot)
+	// partial mode, which refuse or ignore "prefix".
+	ContinuationPartialFlag = "partial_flag"
 )
+
+// continuationFlag is the member a mode sets true on the trailing assistant
+// message ("" for none).
+func continuationFlag(mode string) string {
+	switch mode {
+	case ContinuationPrefixFlag:
+		return "prefix"
+	case ContinuationPartialFlag:
+		return "partial"
+	}
+	return ""
+}
 
 // continueBody returns body with c appended as the trailing assistant
 // message t's provider continues, or nil when the provider has no
@@ -68,8 +84,8 @@ const (
 // A body that already ends with an assistant message without tool calls is
 // the bot's own prefix (chat prefix completion: DeepSeek, Mistral; or a
 // prefill): the text sent since continues that message, so its content is
-// extended in place, its other members kept, and "prefix": true set in
-// prefix_flag mode. Providers document one trailing assistant prefix; a
+// extended in place, its other members kept, and the mode's flag ("prefix"
+// or "partial") set true. Providers document one trailing assistant prefix; a
 // second one after it is a conversation none of them defines. Content given
 // as parts is extended in its last part when that is a text part; any other
 // shape gets the continuation as a message of its own, as before.
@@ -78,16 +94,17 @@ func (t *target) continueBody(body []byte, c *Continuation) ([]byte, error) {
 		return nil, nil
 	}
 	mode := t.p.cfg.Continuation
-	if mode != ContinuationPrefill && mode != ContinuationPrefixFlag {
+	if mode != ContinuationPrefill && mode != ContinuationPrefixFlag && mode != ContinuationPartialFlag {
 		return nil, nil
 	}
-	if out, ok, err := extendPrefix(body, c.Text, mode); ok || err != nil {
+	flag := continuationFlag(mode)
+	if out, ok, err := extendPrefix(body, c.Text, flag); ok || err != nil {
 		return out, err
 	}
 	msg := []byte(`{"role":"assistant","content":`)
 	msg = appendQuoted(msg, c.Text)
-	if mode == ContinuationPrefixFlag {
-		msg = append(msg, `,"prefix":true`...)
+	if flag != "" {
+		msg = append(msg, `,"`+flag+`":true`...)
 	}
 	msg = append(msg, '}')
 	out, err := sjson.SetRawBytes(body, "messages.-1", msg)
@@ -100,8 +117,8 @@ func (t *target) continueBody(body []byte, c *Continuation) ([]byte, error) {
 // extendPrefix appends text to the content of body's last message when that
 // is an assistant message without tool calls whose content is a string (or
 // parts ending with a text part); ok is false, and body untouched, for any
-// other shape.
-func extendPrefix(body []byte, text, mode string) (out []byte, ok bool, err error) {
+// other shape. flag, when not "", is the member set true on it.
+func extendPrefix(body []byte, text, flag string) (out []byte, ok bool, err error) {
 	n := gjson.GetBytes(body, "messages.#")
 	if n.Type != gjson.Number || n.Int() == 0 {
 		return nil, false, nil
@@ -132,8 +149,8 @@ func extendPrefix(body []byte, text, mode string) (out []byte, ok bool, err erro
 	if out, err = sjson.SetBytes(body, at, prev+text); err != nil {
 		return nil, true, fmt.Errorf("extending the assistant prefix: %w", err)
 	}
-	if mode == ContinuationPrefixFlag && !last.Get("prefix").Bool() {
-		if out, err = sjson.SetRawBytes(out, path+".prefix", []byte("true")); err != nil {
+	if flag != "" && !last.Get(flag).Bool() {
+		if out, err = sjson.SetRawBytes(out, path+"."+flag, []byte("true")); err != nil {
 			return nil, true, fmt.Errorf("flagging the assistant prefix: %w", err)
 		}
 	}

@@ -44,8 +44,9 @@ type Request struct {
 	// Continuation, when set, asks for the rest of an answer whose
 	// beginning the client already received (a stream cut after its first
 	// byte). Each target gets it as its provider's continuation mode says:
-	// prefill and prefix_flag append it as a trailing assistant message
-	// (prefix_flag with "prefix": true) and the model continues it; none
+	// prefill, prefix_flag and partial_flag append it as a trailing
+	// assistant message (with "prefix": true or "partial": true) and the
+	// model continues it; none
 	// sends Body unchanged, and the caller must skip the fresh answer's
 	// already-sent beginning. Response.Continued tells which happened.
 	Continuation *Continuation
