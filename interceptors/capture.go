@@ -19,7 +19,12 @@ var ErrMalformedChunk = errors.New("interceptors: chunk is not a JSON object")
 type ToolCall struct {
 	// Index is the upstream index for payment calls and the client-side
 	// index (0..n-1 over the turn) for the client's own calls.
-	Index               int
+	Index int
+	// Seq is the call's place among all of its round's calls, payment and
+	// client, in the order the model made them: a kept exchange lists them
+	// so, to give the provider back the assistant message it wrote (a
+	// prompt cache's prefix, SPEC 3).
+	Seq                 int
 	ID, Name, Arguments string
 	// Extra holds the call's members other than index, id, type and
 	// function (Gemini's extra_content with its thought_signature) as a raw
@@ -337,8 +342,8 @@ func (c *Capture) EndRound() RoundResult {
 		}
 		return a.order - b.order
 	})
-	for _, sl := range order {
-		tc := ToolCall{Index: sl.upIdx, ID: sl.id, Name: sl.name, Arguments: decodeRaw(sl.args), Extra: extraObject(sl)}
+	for seq, sl := range order {
+		tc := ToolCall{Index: sl.upIdx, Seq: seq, ID: sl.id, Name: sl.name, Arguments: decodeRaw(sl.args), Extra: extraObject(sl)}
 		if sl.kind == kindClient {
 			tc.Index = sl.clientIdx
 			r.ClientCalls = append(r.ClientCalls, tc)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -568,6 +569,7 @@ func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, pa
 		return
 	}
 	all := append(append([]interceptors.ToolCall(nil), payment...), client...)
+	slices.SortStableFunc(all, func(a, b interceptors.ToolCall) int { return a.Seq - b.Seq }) // as the model made them
 	// The reasoning goes back with the calls: the provider that wants it
 	// (DeepSeek's thinking mode) refuses the bot's next request without it.
 	ex := interceptors.Exchange{Assistant: interceptors.AssistantToolMessageWith(content, reasoning, all)}

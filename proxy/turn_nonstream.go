@@ -134,6 +134,7 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 	i := 0
 	gjson.Parse(ra.ToolCalls).ForEach(func(_, call gjson.Result) bool {
 		tc := interceptors.ToolCall{
+			Seq:       i,
 			ID:        call.Get("id").Str,
 			Name:      call.Get("function.name").Str,
 			Arguments: arguments(call.Get("function.arguments")),

@@ -116,3 +116,51 @@ func TestExchangeStaysInItsConversation(t *testing.T) {
 		}
 	}
 }
+
+// TestExchangeKeepsTheModelsCallOrder: the assistant message of a kept
+// exchange lists the round's calls as the model made them, the bot's own
+// and the payment calls interleaved. It listed the payment calls first, so
+// the provider got back an assistant message it never wrote, and lost its
+// prompt cache from there (SPEC 3: the restored prefix equals what the
+// provider saw).
+func TestExchangeKeepsTheModelsCallOrder(t *testing.T) {
+	weather := [3]string{"call_wx", "get_weather", `{"city":"Paris"}`}
+	order := [3]string{"call_order", "create_order", `{"sku":"premium-monthly"}`}
+	stock := [3]string{"call_stock", "get_stock", `{"sku":"premium-monthly"}`}
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "non-stream", true: "stream"}[stream], func(t *testing.T) {
+			up := newScriptedProvider(t, func(body string) scriptRound {
+				if gjson.Get(body, "messages.@reverse.0.role").Str == "user" {
+					return callRound("r1", weather, order, stock)
+				}
+				r := textRound("r2", "done")
+				r.whole = `{"id":"r2","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"done"},"finish_reason":"stop"}]}`
+				return r
+			})
+			url, _ := paymentApp(t, up.URL, "")
+			mode := `"stream":false,`
+			if stream {
+				mode = `"stream":true,`
+			}
+			tools := `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}},{"type":"function","function":{"name":"get_stock","parameters":{"type":"object"}}}]`
+			user := `{"role":"user","content":"buy it if it is sunny"}`
+			chatInSession(t, url, "s1", `{"model":"gpt-4o",`+mode+tools+`,"messages":[`+user+`]}`)
+			// The bot got its two calls; it sends their results back.
+			assistant := `{"role":"assistant","content":null,"tool_calls":[` +
+				`{"id":"call_wx","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},` +
+				`{"id":"call_stock","type":"function","function":{"name":"get_stock","arguments":"{\"sku\":\"premium-monthly\"}"}}]}`
+			results := `{"role":"tool","tool_call_id":"call_wx","content":"sunny"},{"role":"tool","tool_call_id":"call_stock","content":"3 left"}`
+			chatInSession(t, url, "s1", `{"model":"gpt-4o",`+mode+tools+`,"messages":[`+user+`,`+assistant+`,`+results+`]}`)
+			reqs := up.requests()
+			var got string
+			for _, m := range gjson.Get(reqs[len(reqs)-1], "messages").Array() {
+				if m.Get("role").Str == "assistant" {
+					got = messageSignature(m)
+				}
+			}
+			if want := "assistant:call_wx,call_order,call_stock"; got != want {
+				t.Errorf("the provider got back %s; want %s, the order it made them in", got, want)
+			}
+		})
+	}
+}
