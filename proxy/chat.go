@@ -571,8 +571,16 @@ func (s *Server) endStreamWithError(sw *sse.Writer, r *http.Request, err error) 
 	}
 	ae := &apiError{Type: "upstream_error", Message: "paygate: " + err.Error()}
 	var se *failover.StreamError
-	if errors.As(err, &se) {
+	var ue *failover.UpstreamError
+	switch {
+	case errors.As(err, &se):
 		ae.Code, ae.Param = se.Cause, se.Param
+	case errors.As(err, &ue):
+		// A later round (after a payment call) that no provider answered:
+		// the same code the bot gets before the first byte.
+		ae.Code, ae.Param = ue.Code, ue.Param
+	case errors.Is(err, context.DeadlineExceeded):
+		ae.Code = "timeout"
 	}
 	s.log.Warn("stream ended by an upstream failure after the first byte",
 		"request_id", reqInfo(r).id, "err", err)
