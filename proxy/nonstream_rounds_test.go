@@ -82,6 +82,36 @@ func TestNonStreamAnswerCarriesEveryRoundsText(t *testing.T) {
 	}
 }
 
+// TestNonStreamAnswerCarriesEveryRoundsReasoning: the reasoning of the
+// rounds before a payment call reaches a non-stream bot as a streaming one
+// reads it, before the last round's own, under the provider's name for it.
+// The answer kept only the last round's.
+func TestNonStreamAnswerCarriesEveryRoundsReasoning(t *testing.T) {
+	round0 := func(key string) string {
+		return `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","` + key + `":"The user asks about X1. ","content":"","tool_calls":[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":"tool_calls"}]}`
+	}
+	tests := []struct{ name, r0, last, key, want string }{
+		{"both rounds reason", round0("reasoning_content"),
+			`{"id":"c2","object":"chat.completion","created":2,"model":"m","choices":[{"index":0,"message":{"role":"assistant","reasoning_content":"It is paid.","content":"Yes."},"finish_reason":"stop"}]}`,
+			"reasoning_content", "The user asks about X1. It is paid."},
+		{"only the payment round reasons", round0("reasoning"),
+			`{"id":"c2","object":"chat.completion","created":2,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Yes."},"finish_reason":"stop"}]}`,
+			"reasoning", "The user asks about X1. "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, scriptedAnswers(tc.r0, tc.last))
+			url := statefulProxy(t, fp.URL)
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"is X1 paid?"}]}`,
+				map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			if got := gjson.Get(body, "choices.0.message."+tc.key).Str; got != tc.want {
+				t.Errorf("%s %q; want %q: %s", tc.key, got, tc.want, body)
+			}
+		})
+	}
+}
+
 // TestStreamKeepsLengthOnTheBotsCall: a streamed round that ends with the
 // bot's own call cut by max_tokens says "length" as the provider did; only
 // "stop" (Gemini's end of a tool round) becomes "tool_calls".

@@ -19,8 +19,10 @@ import (
 func (t *turn) nonStream() {
 	var first *roundAnswer
 	// spoken is the text of the payment rounds before this one: a streaming
-	// client reads every round's text, so the one answer carries it too.
+	// client reads every round's text, so the one answer carries it too;
+	// thought is their reasoning, for the same reason.
 	var spoken string
+	var thought interceptors.Reasoning
 	for round := 0; ; round++ {
 		resp, err := t.open()
 		if err != nil {
@@ -38,13 +40,13 @@ func (t *turn) nonStream() {
 			if len(ans.client) > 0 {
 				t.keepExchange(ans.content, ans.reasoning, nil, ans.client, nil)
 			}
-			t.writeCompletion(resp.StatusCode, withSpoken(ans.body, spoken, ans.content), first.id, ans.client, false)
+			t.writeCompletion(resp.StatusCode, withThought(withSpoken(ans.body, spoken, ans.content), thought, ans.reasoning), first.id, ans.client, false)
 			return
 		}
 		if len(ans.client) > 0 {
 			results := t.execute(ans.payment)
 			t.keepExchange(ans.content, ans.reasoning, ans.payment, ans.client, results)
-			t.writeCompletion(resp.StatusCode, withSpoken(ans.body, spoken, ans.content), first.id, ans.client, true)
+			t.writeCompletion(resp.StatusCode, withThought(withSpoken(ans.body, spoken, ans.content), thought, ans.reasoning), first.id, ans.client, true)
 			return
 		}
 		if round+1 >= t.budget.MaxRounds {
@@ -54,10 +56,14 @@ func (t *turn) nonStream() {
 			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", spoken+ans.content+t.budget.Clarification)
 			b, _ = sjson.DeleteBytes(b, "choices.0.message.tool_calls")
 			b, _ = sjson.SetBytes(b, "choices.0.finish_reason", "stop")
-			t.writeCompletion(resp.StatusCode, b, first.id, nil, false)
+			t.writeCompletion(resp.StatusCode, withThought(b, thought, ans.reasoning), first.id, nil, false)
 			return
 		}
 		spoken += ans.content
+		if ans.reasoning.Content != "" {
+			thought.Content += ans.reasoning.Content
+			thought.Key = ans.reasoning.Key
+		}
 		msgs := append([][]byte{interceptors.AssistantToolMessageWith(ans.content, ans.reasoning, ans.payment)}, t.execute(ans.payment)...)
 		if err := t.nextBody(msgs); err != nil {
 			writeError(t.w, t.s.upstreamError(err))
@@ -90,6 +96,29 @@ func withSpoken(body []byte, spoken, content string) []byte {
 	default:
 		return body
 	}
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// withThought returns the last round's answer with the earlier rounds'
+// reasoning (thought) before its own (own) in its message, under the name
+// the provider used; body as it is when the earlier rounds had none. A
+// streaming client reads every round's reasoning deltas; the one answer
+// dropped the payment rounds' reasoning.
+func withThought(body []byte, thought, own interceptors.Reasoning) []byte {
+	if thought.Content == "" {
+		return body
+	}
+	key := own.Key
+	if own.Content == "" {
+		key = thought.Key
+	}
+	if key == "" {
+		key = interceptors.KeyReasoningContent
+	}
+	out, err := sjson.SetBytes(body, "choices.0.message."+key, thought.Content+own.Content)
 	if err != nil {
 		return body
 	}
