@@ -295,6 +295,10 @@ type Simulator struct {
 	// Default 0: only when told (POST
 	// /admin/api/simulator/orders/{order_no}/pay, or the demo).
 	PayAfter Duration `yaml:"pay_after"`
+	// RefundAfter makes a simulated refund succeed this long after it was
+	// asked for. Default 0: only when told (POST
+	// /admin/api/simulator/refunds/{out_refund_no}/complete, or the demo).
+	RefundAfter Duration `yaml:"refund_after"`
 }
 
 // CatalogItem is something the model may sell. The price only ever comes from here.

@@ -192,8 +192,9 @@ func (a *app) buildPayments(notifyURL string, transport http.RoundTripper) error
 	case "simulator":
 		sim, err := wxsim.New(wxsim.Options{
 			MchID: w.MchID, AppID: w.AppID, APIv3Key: w.APIv3Key,
-			AutoPayAfter: cfg.Payments.Simulator.PayAfter.D(),
-			Logger:       a.log.With("component", "wxsim"),
+			AutoPayAfter:    cfg.Payments.Simulator.PayAfter.D(),
+			AutoRefundAfter: cfg.Payments.Simulator.RefundAfter.D(),
+			Logger:          a.log.With("component", "wxsim"),
 		})
 		if err != nil {
 			return fmt.Errorf("starting the WeChat Pay simulator: %w", err)
@@ -457,6 +458,7 @@ func (a *app) adminHandler() http.Handler {
 	mux.Handle("POST /admin/api/orders/{order_no}/webhook", a.server.AdminAuth(a.webhooks.resendHandler()))
 	if a.sim != nil {
 		mux.Handle("POST /admin/api/simulator/orders/{order_no}/pay", a.server.AdminAuth(a.simPayHandler()))
+		mux.Handle("POST /admin/api/simulator/refunds/{out_refund_no}/complete", a.server.AdminAuth(a.simRefundHandler()))
 	}
 	ui := console.Handler()
 	mux.Handle("GET /{$}", ui)

@@ -29,13 +29,44 @@ func (a *app) simPayHandler() http.Handler {
 			simError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"order_no": no,
-			"notification": map[string]any{
-				"id": d.ID, "acked": d.Acked, "attempts": d.Attempts, "status": d.LastStatus, "error": d.Err,
-			},
-		})
+		simDelivered(w, "order_no", no, d)
+	})
+}
+
+// simRefundHandler is POST
+// /admin/api/simulator/refunds/{out_refund_no}/complete, served with
+// payments.backend simulator only: a refund the simulator holds as
+// PROCESSING succeeds, and the simulator sends its REFUND.SUCCESS
+// notification. With payments.simulator.refund_after 0 (the default) it is
+// how a confirmed refund completes outside `paygate demo`; the refund's
+// out_refund_no is in GET /admin/api/refunds.
+func (a *app) simRefundHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		no := r.PathValue("out_refund_no")
+		d, err := a.sim.CompleteRefund(r.Context(), no)
+		switch {
+		case errors.Is(err, wxsim.ErrUnknownRefund):
+			simError(w, http.StatusNotFound, "refund "+no+" is unknown to the simulator: not asked for, or asked for before this process started (the simulator keeps its refunds in memory)")
+			return
+		case errors.Is(err, wxsim.ErrNotProcessing):
+			simError(w, http.StatusConflict, err.Error())
+			return
+		case err != nil:
+			simError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		simDelivered(w, "out_refund_no", no, d)
+	})
+}
+
+// simDelivered answers what the simulator's notification d did.
+func simDelivered(w http.ResponseWriter, key, no string, d *wxsim.Delivery) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		key: no,
+		"notification": map[string]any{
+			"id": d.ID, "acked": d.Acked, "attempts": d.Attempts, "status": d.LastStatus, "error": d.Err,
+		},
 	})
 }
 

@@ -250,7 +250,7 @@ func (s *Server) CompleteRefund(ctx context.Context, outRefundNo string) (*Deliv
 	}
 	if rf.r.Status != "PROCESSING" {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("wxsim: refund %s is %s", outRefundNo, rf.r.Status)
+		return nil, fmt.Errorf("%w: %s is %s", ErrNotProcessing, outRefundNo, rf.r.Status)
 	}
 	rf.r.Status = "SUCCESS"
 	rf.r.SuccessTime = s.now().In(cst).Format(time.RFC3339)

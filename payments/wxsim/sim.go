@@ -67,6 +67,7 @@ var (
 	ErrUnknownOrder  = errors.New("wxsim: unknown order")
 	ErrUnknownRefund = errors.New("wxsim: unknown refund")
 	ErrNotPayable    = errors.New("wxsim: order is not awaiting payment")
+	ErrNotProcessing = errors.New("wxsim: refund is not processing")
 	ErrClosed        = errors.New("wxsim: server closed")
 )
 
