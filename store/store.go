@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -268,6 +269,23 @@ const ProposalEventKeyPrefix = "refund:"
 // hash tag, which is what lets the two be written in one atomic step; the
 // order's own queue is on another tag.
 func ProposalEventKey(refundID string) string { return ProposalEventKeyPrefix + refundID }
+
+// KeyEvents returns copies of events, written with a record, keyed by that
+// record's key (an order number, or a proposal's ProposalEventKey): an event
+// may leave its Key empty or name that key, never another, since its queue
+// is written in the record's atomic step. what names the record in the
+// error. Both drivers use it for order and proposal writes.
+func KeyEvents(events []Event, key, what string) ([]Event, error) {
+	out := make([]Event, len(events))
+	for i, e := range events {
+		if e.Key != "" && e.Key != key {
+			return nil, fmt.Errorf("event %s keyed %q cannot ride on %s", e.ID, e.Key, what)
+		}
+		e.Key = key
+		out[i] = e
+	}
+	return out, nil
+}
 
 // RefundProposals keeps refund proposals with a TTL, single-use consumption and
 // tombstones.

@@ -14,15 +14,20 @@ import (
 
 // orderEvents keys events passed with an order write by that order.
 func (d *DB) orderEvents(orderNo string, events []store.Event) ([]store.Event, error) {
-	out := make([]store.Event, len(events))
-	for i, e := range events {
-		if e.Key != "" && e.Key != orderNo {
-			return nil, fmt.Errorf("embedded: event %s keyed %q cannot ride on order %s", e.ID, e.Key, orderNo)
-		}
-		e.Key = orderNo
-		out[i] = d.fillEvent(e)
+	return d.keyedEvents(events, orderNo, "order "+orderNo)
+}
+
+// keyedEvents keys events written with a record by its key
+// (store.KeyEvents) and fills them in.
+func (d *DB) keyedEvents(events []store.Event, key, what string) ([]store.Event, error) {
+	evs, err := store.KeyEvents(events, key, what)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: %w", err)
 	}
-	return out, nil
+	for i := range evs {
+		evs[i] = d.fillEvent(evs[i])
+	}
+	return evs, nil
 }
 
 func (d *DB) fillEvent(e store.Event) store.Event {

@@ -135,14 +135,5 @@ func (d *DB) finishRefund(ctx context.Context, id, user, state string, events []
 // proposalEvents keys events passed with a write of refund proposal id by
 // the proposal (store.ProposalEventKey) and fills them in.
 func (d *DB) proposalEvents(id string, events []store.Event) ([]store.Event, error) {
-	key := store.ProposalEventKey(id)
-	evs := make([]store.Event, len(events))
-	for i, e := range events {
-		if e.Key != "" && e.Key != key {
-			return nil, fmt.Errorf("embedded: event %s keyed %q cannot ride on refund proposal %s", e.ID, e.Key, id)
-		}
-		e.Key = key
-		evs[i] = d.fillEvent(e)
-	}
-	return evs, nil
+	return d.keyedEvents(events, store.ProposalEventKey(id), "refund proposal "+id)
 }

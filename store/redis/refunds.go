@@ -160,14 +160,5 @@ func (s *Store) finishRefund(ctx context.Context, op, id, user, state string, ev
 // proposalEvents keys events passed with a write of refund proposal id by
 // the proposal (store.ProposalEventKey), fills them in and encodes them.
 func (s *Store) proposalEvents(id string, events []store.Event) ([]any, error) {
-	key := store.ProposalEventKey(id)
-	evs := make([]store.Event, len(events))
-	for i, e := range events {
-		if e.Key != "" && e.Key != key {
-			return nil, fmt.Errorf("redis: event %s keyed %q cannot ride on refund proposal %s", e.ID, e.Key, id)
-		}
-		e.Key = key
-		evs[i] = s.fillEvent(e)
-	}
-	return encodeEvents(evs)
+	return s.keyedEvents(events, store.ProposalEventKey(id), "refund proposal "+id)
 }

@@ -283,13 +283,18 @@ func nextMs(t time.Time) int64 {
 
 // orderEvents keys events passed with an order write by that order.
 func (s *Store) orderEvents(orderNo string, events []store.Event) ([]any, error) {
-	evs := make([]store.Event, len(events))
-	for i, e := range events {
-		if e.Key != "" && e.Key != orderNo {
-			return nil, fmt.Errorf("redis: event %s keyed %q cannot ride on order %s", e.ID, e.Key, orderNo)
-		}
-		e.Key = orderNo
-		evs[i] = s.fillEvent(e)
+	return s.keyedEvents(events, orderNo, "order "+orderNo)
+}
+
+// keyedEvents keys events written with a record by its key
+// (store.KeyEvents), fills them in and encodes them.
+func (s *Store) keyedEvents(events []store.Event, key, what string) ([]any, error) {
+	evs, err := store.KeyEvents(events, key, what)
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	for i := range evs {
+		evs[i] = s.fillEvent(evs[i])
 	}
 	return encodeEvents(evs)
 }
