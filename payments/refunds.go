@@ -276,13 +276,13 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 		if errors.Is(err, store.ErrGone) {
 			s.mm.refunds.WithLabelValues("gone").Inc()
 		}
-		back, _ := s.revertRefund(rctx, rec, "refund_aborted")
+		back, _ := s.revertRefund(rctx, rec, CauseRefundAborted)
 		return &RefundResult{Proposal: p, Order: back}, fmt.Errorf("refund proposal %s: %w", id, err)
 	}
 	s.mm.refunds.WithLabelValues("confirmed").Inc()
 	if err := s.putInFlight(ctx, &rec); err != nil {
 		// Nothing went to WeChat Pay: undo, so the order is not stuck.
-		back, _ := s.revertRefund(rctx, rec, "refund_aborted")
+		back, _ := s.revertRefund(rctx, rec, CauseRefundAborted)
 		return &RefundResult{Proposal: p, Order: back}, err
 	}
 	s.log.InfoContext(ctx, "refund confirmed by the user; asking wechat pay", "refund_id", id, "order_no", p.OrderNo,

@@ -168,6 +168,12 @@ const (
 	ProposalConfirmed ProposalStep = "confirmed"
 )
 
+// CauseRefundAborted is the Transition.Cause of a refund reservation undone
+// before the refund went to WeChat Pay (the user cancelled as the
+// confirmation ran, or the refund could not be recorded): the audit names
+// it refund.aborted, and the merchant hears nothing, as of the reservation.
+const CauseRefundAborted = "refund_aborted"
+
 // Transition is one committed order change, handed to Options.Events.
 type Transition struct {
 	Before         store.Order // zero for a creation

@@ -93,17 +93,13 @@ func actionName(t payments.Transition) string {
 		return "refund.reserved"
 	case b.Status == store.StatusRefunding && a.RefundedFen > b.RefundedFen:
 		return "refund.succeeded"
-	case b.Status == store.StatusRefunding && t.Cause == causeRefundAborted && a.Status != store.StatusNeedsReview:
+	case b.Status == store.StatusRefunding && t.Cause == payments.CauseRefundAborted && a.Status != store.StatusNeedsReview:
 		return "refund.aborted"
 	case b.Status == store.StatusRefunding && a.Status != store.StatusNeedsReview:
 		return "refund.failed"
 	}
 	return "order." + string(a.Status)
 }
-
-// causeRefundAborted is payments' Transition.Cause of a reservation undone
-// before the refund went to WeChat Pay.
-const causeRefundAborted = "refund_aborted"
 
 // ProposalEvents is payments.Options.ProposalEvents for the audit: the
 // record of a write of a refund proposal, written atomically with it

@@ -116,7 +116,7 @@ func classify(tr payments.Transition) (string, map[string]any) {
 		}
 		return "", nil
 	}
-	if b.Status == store.StatusRefunding && tr.Cause == "refund_aborted" {
+	if b.Status == store.StatusRefunding && tr.Cause == payments.CauseRefundAborted {
 		// A confirmation's reservation undone before anything went to
 		// WeChat Pay (the user cancelled as it ran): no refund started for
 		// the merchant (the reservation sends nothing), so none failed.
