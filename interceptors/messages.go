@@ -42,7 +42,12 @@ const (
 // next to tool calls). Each call's Extra members (Gemini's
 // extra_content.google.thought_signature, say) go back on the call exactly as
 // the provider sent them, because some providers refuse the next round
-// without them. Empty arguments are sent as "{}": the provider parses them.
+// without them. Empty arguments, and arguments that are not JSON (a call
+// cut by max_tokens: `{"sku":"prem`), are sent as "{}": the provider parses
+// them, and vLLM and SGLang answer 400 to a message whose arguments do not
+// parse, which would end the turn instead of the clarification the call's
+// result asks for, and, in a kept exchange, fail every later request of the
+// conversation.
 func AssistantToolMessage(content string, calls []ToolCall) []byte {
 	return AssistantToolMessageWith(content, Reasoning{}, calls)
 }
@@ -92,7 +97,7 @@ func AssistantToolMessageWith(content string, r Reasoning, calls []ToolCall) []b
 		out = jsonstr.Append(out, c.Name)
 		out = append(out, `,"arguments":`...)
 		args := c.Arguments
-		if args == "" {
+		if args == "" || !gjson.Valid(args) {
 			args = "{}"
 		}
 		out = jsonstr.Append(out, args)

@@ -40,6 +40,17 @@ func TestAssistantToolMessage(t *testing.T) {
 			},
 		},
 		{
+			// A call cut by max_tokens: vLLM and SGLang refuse a history whose
+			// arguments do not parse, so they go back as {}.
+			name: "arguments that are not JSON become {}",
+			calls: []ToolCall{{ID: "a", Name: "create_order", Arguments: `{"sku":"prem`},
+				{ID: "b", Name: "get_weather", Arguments: `{"city":"SH"}`}},
+			checks: map[string]string{
+				"tool_calls.0.function.arguments": `"{}"`,
+				"tool_calls.1.function.arguments": `"{\"city\":\"SH\"}"`,
+			},
+		},
+		{
 			name:    "text with quotes, newlines, control and non-ASCII characters",
 			content: "say \"hi\"\n\ttab \x01 中文 \u2028",
 			calls:   []ToolCall{{ID: "a", Name: "n", Arguments: "{\"q\":\"\\u4e2d\"}"}},

@@ -1,0 +1,82 @@
+package proxy
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// vllmLike validates history as vLLM's chat_utils._postprocess_messages
+// (and sglang, Mistral's own tooling) do: every assistant tool call's
+// arguments must parse as JSON, else 400. Otherwise it serves next.
+func vllmLike(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bad := false
+		gjson.GetBytes(b, "messages.#.tool_calls.#.function.arguments").ForEach(func(_, per gjson.Result) bool {
+			per.ForEach(func(_, a gjson.Result) bool {
+				var v any
+				bad = bad || json.Unmarshal([]byte(a.Str), &v) != nil
+				return true
+			})
+			return true
+		})
+		if bad {
+			jsonHandler(400, `{"error":{"message":"Unterminated string starting at: line 1 column 9 (char 8)","type":"BadRequestError","param":null,"code":400}}`)(w, r)
+			return
+		}
+		r.Body = io.NopCloser(strings.NewReader(string(b)))
+		next(w, r)
+	}
+}
+
+// A payment call cut by max_tokens gets the clarification, not the
+// provider's 400 on the next round: its arguments go back as {}.
+func TestInvalidPaymentArgumentsGetTheClarification(t *testing.T) {
+	r0 := sseHandler(
+		roundChunk+`[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium"}}]},"finish_reason":null}]}`+"\n\n",
+		roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n")
+	r1 := sseHandler(
+		roundChunk+`[{"index":0,"delta":{"role":"assistant","content":"Which plan would you like?"},"finish_reason":null}]}`+"\n\n",
+		roundChunk+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n", "data: [DONE]\n\n")
+	fp := newFakeProvider(t, vllmLike(roundByRound(r0, r1)))
+	tools := &recordingTools{}
+	url := toolsProxy(t, fp.URL, tools, nil)
+	resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"buy premium"}]}`,
+		map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	body := readAll(t, resp.Body)
+	if !strings.Contains(body, "Which plan would you like?") || strings.Contains(body, `"error"`) {
+		t.Errorf("the user should get the clarifying question; got:\n%s", body)
+	}
+	if got := tools.executed(); len(got) != 1 || got[0] != `create_order {"sku":"premium` {
+		t.Errorf("executed %q; want the cut create_order once (its result asks for clarification)", got)
+	}
+}
+
+// Nor does a kept exchange carry the cut arguments into every later request
+// of the conversation.
+func TestInvalidPaymentArgumentsInAKeptExchange(t *testing.T) {
+	r0 := sseHandler(
+		roundChunk+`[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium"}}]},"finish_reason":null}]}`+"\n\n",
+		roundChunk+`[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]},"finish_reason":null}]}`+"\n\n",
+		roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n")
+	r1 := sseHandler(
+		roundChunk+`[{"index":0,"delta":{"role":"assistant","content":"Sunny. Which plan?"},"finish_reason":null}]}`+"\n\n",
+		roundChunk+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n", "data: [DONE]\n\n")
+	fp := newFakeProvider(t, vllmLike(roundByRound(r0, r1)))
+	url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+	hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+	readAll(t, post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,`+weatherTool+`"messages":[{"role":"user","content":"buy premium; weather?"}]}`, hdr).Body)
+	// The bot answers its own call, as any SDK loop does.
+	follow := `{"model":"gpt-test","stream":true,` + weatherTool + `"messages":[{"role":"user","content":"buy premium; weather?"},` +
+		`{"role":"assistant","content":null,"tool_calls":[{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]},` +
+		`{"role":"tool","tool_call_id":"call_w","content":"sunny"}]}`
+	resp := post(t, url, "/v1/chat/completions", follow, hdr)
+	if body := readAll(t, resp.Body); resp.StatusCode != 200 || !strings.Contains(body, "Which plan?") {
+		t.Errorf("bot's follow-up: %d %s", resp.StatusCode, body)
+	}
+}

@@ -1,0 +1,86 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/proxy/h1/h1test"
+)
+
+// recordingTools records each executed call; create_order and request_refund move money.
+type recordingTools struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (*recordingTools) IsPayment(n string) bool {
+	return n == "create_order" || n == "query_order" || n == "request_refund"
+}
+func (x *recordingTools) Execute(_ context.Context, _ payments.Caller, name, args string) payments.Outcome {
+	x.mu.Lock()
+	x.calls = append(x.calls, name+" "+args)
+	x.mu.Unlock()
+	if !gjson.Valid(args) {
+		return payments.Outcome{Result: []byte(`{"status":"needs_clarification"}`), Clarify: true}
+	}
+	if name == "create_order" {
+		return payments.Outcome{Result: []byte(`{"order_no":"O1","status":"awaiting_payment"}`), MoneyMoving: true, Executed: true,
+			Action: []byte(`{"type":"order_created","order":{"order_no":"O1"}}`)}
+	}
+	return payments.Outcome{Result: []byte(`{"order_no":"X1","status":"paid"}`), Executed: true}
+}
+func (*recordingTools) Refused(string) payments.Outcome {
+	return payments.Outcome{Result: []byte(`{"status":"not_executed"}`), MoneyMoving: true, Clarify: true}
+}
+func (x *recordingTools) executed() []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return append([]string(nil), x.calls...)
+}
+
+func toolsProxy(t *testing.T, base string, tools *recordingTools, mutate func(*config.Config)) string {
+	t.Helper()
+	cfg := testConfig(t, base, mutate)
+	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
+	reg := prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
+		HashKey: []byte(cfg.Privacy.HashKey), Tools: tools, State: &memState{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h1test.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// roundByRound answers the n-th upstream request with the n-th handler.
+func roundByRound(hs ...http.HandlerFunc) http.HandlerFunc {
+	var n atomic.Int32
+	return func(w http.ResponseWriter, r *http.Request) {
+		i := min(int(n.Add(1))-1, len(hs)-1)
+		hs[i](w, r)
+	}
+}
+
+// weatherTool is a bot's own tool, for rounds that mix it with payment calls.
+const weatherTool = `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],`
+
+// roundChunk begins a streamed chunk; the choices array follows.
+const roundChunk = `data: {"id":"c0","object":"chat.completion.chunk","created":1,"model":"m0","choices":`
