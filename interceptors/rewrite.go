@@ -148,6 +148,11 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 				if len(v) > 2 {
 					st.meaningful = true
 				}
+			} else if notEmpty(v) {
+				// Content parts: Mistral's reasoning models stream their
+				// thinking as "content":[{"type":"thinking",…}]. Not text
+				// the turn keeps, but the bot must see it.
+				st.meaningful = true
 			}
 		case "reasoning_content":
 			if v[0] == '"' && !gotReason {
