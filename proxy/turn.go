@@ -231,7 +231,7 @@ func (t *turn) stream() {
 			// A mixed round: the client gets its own calls and the turn ends
 			// here; the payment exchange waits for the bot's next request.
 			t.keepExchange(res.Content, roundReasoning(&res), res.PaymentCalls, res.ClientCalls, results)
-			t.finishStream(nil, res.Model, "tool_calls")
+			t.finishStream(nil, res.Model, callsFinish(res.FinishReason))
 			return
 		}
 		msgs := append([][]byte{interceptors.AssistantToolMessageWith(res.Content, roundReasoning(&res), res.PaymentCalls)}, results...)
@@ -369,6 +369,17 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 // round with "stop" (or none). "length" and "content_filter" stay: the
 // calls may be cut, and the bot must not run them as if whole.
 func stopForCalls(reason string) bool { return reason == "stop" || reason == "" }
+
+// callsFinish is the finish reason the client hears for a round that hands
+// it its own calls after paygate ran the round's payment calls (a mixed
+// round): "tool_calls", unless the provider said the round was cut
+// (stopForCalls).
+func callsFinish(reason string) string {
+	if stopForCalls(reason) {
+		return "tool_calls"
+	}
+	return reason
+}
 
 // roundReasoning is a streamed round's reasoning, for its assistant tool
 // message: the capture accumulates the reasoning deltas as it does the

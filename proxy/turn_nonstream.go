@@ -240,7 +240,7 @@ func (t *turn) writeCompletion(status int, body []byte, id string, client []inte
 		}
 		arr = append(arr, ']')
 		out, _ = sjson.SetRawBytes(out, "choices.0.message.tool_calls", arr)
-		out, _ = sjson.SetBytes(out, "choices.0.finish_reason", "tool_calls")
+		out, _ = sjson.SetBytes(out, "choices.0.finish_reason", callsFinish(gjson.GetBytes(out, "choices.0.finish_reason").Str))
 	} else if len(client) > 0 && stopForCalls(gjson.GetBytes(out, "choices.0.finish_reason").Str) {
 		// Gemini ends a tool round with "stop"; the client must hear
 		// "tool_calls" to run its tools, as a streaming client does.
