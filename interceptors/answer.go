@@ -189,7 +189,7 @@ func readMessage(s string, at int, a *Answer) int {
 // u and returns the index after the object, or -1.
 func readUsageObject(s string, at int, u *Usage) int {
 	var seen uint8
-	return walk(s, at, true, func(m member) int {
+	end := walk(s, at, true, func(m member) int {
 		end := skipValue(s, m.at)
 		var dst *int64
 		var bit uint8
@@ -207,6 +207,12 @@ func readUsageObject(s string, at int, u *Usage) int {
 		}
 		return end
 	})
+	if u.TotalTokens == 0 {
+		// Some providers leave it out; the stream's reader fills it in the
+		// same way, so both paths sum the same total over rounds.
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	}
+	return end
 }
 
 // intValue is a raw JSON value as an integer, as gjson's Result.Int reads

@@ -46,6 +46,9 @@ func answerByPath(body string) Answer {
 			CompletionTokens: first(u, "completion_tokens").Int(),
 			TotalTokens:      first(u, "total_tokens").Int(),
 		}
+		if a.Usage.TotalTokens == 0 { // left out (or 0): the sum, as the stream's reader does
+			a.Usage.TotalTokens = a.Usage.PromptTokens + a.Usage.CompletionTokens
+		}
 	}
 	return a
 }
@@ -68,7 +71,7 @@ var answerCases = []struct {
 	{"escaped key", `{"mod\u0065l":"m","choices":[{"m\u0065ssage":{"content":"x"}}]}`,
 		Answer{Model: "m", Content: "x"}},
 	{"white space everywhere", " { \"id\" : \"i\" ,\n\t\"choices\" : [ { \"message\" : { \"content\" : \"c\" } } ] , \"usage\" : { \"prompt_tokens\" : 5 } } ",
-		Answer{ID: "i", Content: "c", HasUsage: true, Usage: Usage{PromptTokens: 5}}},
+		Answer{ID: "i", Content: "c", HasUsage: true, Usage: Usage{PromptTokens: 5, TotalTokens: 5}}},
 	{"usage null is no usage", `{"usage":null,"choices":[]}`, Answer{}},
 	{"the first choices counts, also when it is not an array", `{"choices":null,"usage":7,"choices":[{"message":{"content":"later"}}],"usage":{"total_tokens":1}}`, Answer{}},
 	{"usage with odd numbers", `{"usage":{"prompt_tokens":1e2,"completion_tokens":"7","total_tokens":-3}}`,
