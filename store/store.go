@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -34,8 +35,12 @@ const TombstoneTTL = 7 * 24 * time.Hour
 // than generation 1 again.
 const GenerationRetention = 30 * 24 * time.Hour
 
-// UserStateOrders is how many of the user's most recent orders LoadUserState
-// returns.
+// UserStateOrders bounds LoadUserState: it returns the user's
+// UserStateOrders most recently created orders and the UserStateOrders most
+// recently updated ones (by UpdatedAt), each order once, so at most
+// 2*UserStateOrders. The second set is what a turn needs to announce an
+// order paid, or approved, after the user created UserStateOrders newer
+// ones: the newest-created cut alone never showed it again.
 const UserStateOrders = 20
 
 // OrderStatus is the state of an order (SPEC 4); the values are the wire strings
@@ -148,6 +153,20 @@ func OrderListedBefore(a, b *Order) bool {
 	return a.OrderNo > b.OrderNo
 }
 
+// SortListed sorts orders into ListOrders' order (OrderListedBefore), which
+// is also UserState.Orders'.
+func SortListed(orders []*Order) {
+	slices.SortStableFunc(orders, func(a, b *Order) int {
+		switch {
+		case OrderListedBefore(a, b):
+			return -1
+		case OrderListedBefore(b, a):
+			return 1
+		}
+		return 0
+	})
+}
+
 // PastCursor reports whether o belongs after f's cursor (Before,
 // BeforeOrderNo); true for every order when f has no cursor.
 func (f OrderFilter) PastCursor(o *Order) bool {
@@ -196,8 +215,13 @@ type Orders interface {
 type UserState struct {
 	Client string
 	User   string
-	// Orders are the user's most recent orders, newest first, at most
-	// UserStateOrders.
+	// Orders are the user's UserStateOrders most recently created orders
+	// merged with their UserStateOrders most recently updated ones, each
+	// order once, newest created first (OrderListedBefore): at most
+	// 2*UserStateOrders. The update index was added to existing stores
+	// after their orders were written; an order not written since (each
+	// driver says when that can be) may be missing from the second set, and
+	// is still in the first while it is among the newest created.
 	Orders []*Order
 	// Now is the store's clock when the state was read: the clock its
 	// counters' expiries are judged by, so a caller that must act before a

@@ -10,7 +10,11 @@
 // LoadUserState, read on every turn of a known user, first asks an
 // in-memory Bloom filter of the users who ever ordered (userfilter.go,
 // 1 MiB, rebuilt from the file at Open): most users never ordered, and for
-// them no read transaction is opened.
+// them no read transaction is opened. Besides the user's newest created
+// orders it reads their newest updated ones, from a second user index
+// (user_updated) keyed by each order's last write, which every order write
+// moves in its own transaction; a file from a version without that index
+// gets it whole, from the orders, at its first Open.
 //
 // It imports only the store package of paygate.
 package embedded

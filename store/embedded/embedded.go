@@ -50,6 +50,7 @@ type Options struct {
 var (
 	bOrders       = []byte("orders")
 	bUserOrders   = []byte("user_orders")   // enc(client) enc(user) ts no -> nil
+	bUserUpdated  = []byte("user_updated")  // enc(client) enc(user) ts(updated) no -> nil
 	bStatusOrders = []byte("status_orders") // enc(status) ts no -> nil
 	bAllOrders    = []byte("all_orders")    // ts no -> nil
 	bClaims       = []byte("claims")
@@ -68,8 +69,8 @@ var (
 )
 
 var allBuckets = [][]byte{
-	bOrders, bUserOrders, bStatusOrders, bAllOrders, bClaims, bClaimGens, bNotes,
-	bRefunds, bCounters, bExchanges, bSecrets, bOutbox, bAudit, bAuditMeta,
+	bOrders, bUserOrders, bUserUpdated, bStatusOrders, bAllOrders, bClaims, bClaimGens,
+	bNotes, bRefunds, bCounters, bExchanges, bSecrets, bOutbox, bAudit, bAuditMeta,
 	bAuditText, bAuditTextUsr, bAuditErased,
 }
 
@@ -170,10 +171,14 @@ func openFile(path string, lockTimeout time.Duration) (bdb *bolt.DB, users *user
 		return nil, nil, fmt.Errorf("embedded: open %s: %w", path, err)
 	}
 	err = bdb.Update(func(tx *bolt.Tx) error {
+		backfill := tx.Bucket(bUserUpdated) == nil
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		if backfill {
+			return indexUserUpdated(tx)
 		}
 		return nil
 	})

@@ -53,6 +53,31 @@ func orderIndexKeys(o *store.Order) (user, status, all []byte) {
 		join(t, no)
 }
 
+// userUpdatedKey is o's key in bUserUpdated, the user's orders by their
+// last write: LoadUserState reads the newest of them as well as the newest
+// created, so an old order paid or approved today is in the turn's state.
+// Every order write moves it (UpdateOrder deletes the key of the record it
+// replaces), in the transaction that writes the order.
+func userUpdatedKey(o *store.Order) []byte {
+	return join(userPrefix(o.Client, o.User), ts(o.UpdatedAt), []byte(o.OrderNo))
+}
+
+// indexUserUpdated fills bUserUpdated from the orders, in the transaction
+// that creates the bucket: a file written by a version without the index
+// gets it whole at its first Open by this one, so no order is missing from
+// it. A record that does not decode is left out; LoadUserState still finds
+// it through bUserOrders while it is among the user's newest created.
+func indexUserUpdated(tx *bolt.Tx) error {
+	ub := tx.Bucket(bUserUpdated)
+	return tx.Bucket(bOrders).ForEach(func(_, v []byte) error {
+		var o store.Order
+		if unmarshal(v, &o) != nil {
+			return nil
+		}
+		return ub.Put(userUpdatedKey(&o), nil)
+	})
+}
+
 // CreateOrder implements store.Orders.
 func (d *DB) CreateOrder(ctx context.Context, o *store.Order, events ...store.Event) error {
 	if err := validOrder(o); err != nil {
@@ -82,7 +107,7 @@ func (d *DB) CreateOrder(ctx context.Context, o *store.Order, events ...store.Ev
 			d.users.add(userPrefix(rec.Client, rec.User))
 		}
 		uk, sk, ak := orderIndexKeys(&rec)
-		for _, kv := range []struct{ b, k []byte }{{bUserOrders, uk}, {bStatusOrders, sk}, {bAllOrders, ak}} {
+		for _, kv := range []struct{ b, k []byte }{{bUserOrders, uk}, {bUserUpdated, userUpdatedKey(&rec)}, {bStatusOrders, sk}, {bAllOrders, ak}} {
 			if err := tx.Bucket(kv.b).Put(kv.k, nil); err != nil {
 				return err
 			}
@@ -161,6 +186,13 @@ func (d *DB) UpdateOrder(ctx context.Context, o *store.Order, expect store.Order
 		if err := putOrder(tx, &rec); err != nil {
 			return err
 		}
+		ub := tx.Bucket(bUserUpdated)
+		if err := ub.Delete(userUpdatedKey(cur)); err != nil {
+			return err
+		}
+		if err := ub.Put(userUpdatedKey(&rec), nil); err != nil {
+			return err
+		}
 		if rec.Status != cur.Status {
 			_, oldKey, _ := orderIndexKeys(cur)
 			_, newKey, _ := orderIndexKeys(&rec)
@@ -203,7 +235,7 @@ func (d *DB) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Orde
 		default:
 			bucket = bAllOrders
 		}
-		return scanNewest(tx.Bucket(bucket), prefix, f.Before, f.BeforeOrderNo, func(no []byte) (bool, error) {
+		return scanNewest(tx.Bucket(bucket), prefix, f.Before, f.BeforeOrderNo, func(_, no []byte) (bool, error) {
 			o, err := getOrder(tx, no)
 			if err != nil {
 				return false, err
@@ -219,10 +251,10 @@ func (d *DB) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Orde
 
 // scanNewest walks index keys prefix+ts(8)+orderNo from the newest down, starting
 // strictly below prefix+ts(before)+beforeNo (when before is set), calling fn
-// with each order number until fn says stop. Keys of one instant sort by
+// with each key's time (its 8 bytes) and order number until fn says stop. Keys of one instant sort by
 // order number, so the walk is store.OrderListedBefore's order and the
 // (before, beforeNo) cursor resumes exactly after the order it names.
-func scanNewest(b *bolt.Bucket, prefix []byte, before time.Time, beforeNo string, fn func(no []byte) (bool, error)) error {
+func scanNewest(b *bolt.Bucket, prefix []byte, before time.Time, beforeNo string, fn func(at, no []byte) (bool, error)) error {
 	c := b.Cursor()
 	var k []byte
 	start := prefixEnd(prefix)
@@ -240,7 +272,7 @@ func scanNewest(b *bolt.Bucket, prefix []byte, before time.Time, beforeNo string
 		if len(k) < len(prefix)+8 {
 			continue
 		}
-		more, err := fn(k[len(prefix)+8:])
+		more, err := fn(k[len(prefix):len(prefix)+8], k[len(prefix)+8:])
 		if err != nil || !more {
 			return err
 		}
@@ -249,7 +281,10 @@ func scanNewest(b *bolt.Bucket, prefix []byte, before time.Time, beforeNo string
 }
 
 // LoadUserState implements store.UserStates with one read transaction, or
-// none for a user who never ordered (userFilter).
+// none for a user who never ordered (userFilter: every order is in
+// bUserOrders, so a user with one in bUserUpdated is in the filter). It
+// reads the newest created orders (bUserOrders), then the newest updated
+// (bUserUpdated) that are not among them.
 func (d *DB) LoadUserState(ctx context.Context, client, user string) (*store.UserState, error) {
 	st := &store.UserState{Client: client, User: user, Now: d.now()}
 	// The filter's look-up builds the key on the stack: most users never
@@ -268,7 +303,7 @@ func (d *DB) LoadUserState(ctx context.Context, client, user string) (*store.Use
 	}
 	prefix := userPrefix(client, user)
 	err := d.view(ctx, func(tx *bolt.Tx) error {
-		return scanNewest(tx.Bucket(bUserOrders), prefix, time.Time{}, "", func(no []byte) (bool, error) {
+		err := scanNewest(tx.Bucket(bUserOrders), prefix, time.Time{}, "", func(_, no []byte) (bool, error) {
 			o, err := getOrder(tx, no)
 			if err != nil {
 				return false, err
@@ -276,9 +311,47 @@ func (d *DB) LoadUserState(ctx context.Context, client, user string) (*store.Use
 			st.Orders = append(st.Orders, o)
 			return len(st.Orders) < store.UserStateOrders, nil
 		})
+		if err != nil {
+			return err
+		}
+		created, updated := len(st.Orders), 0
+		return scanNewest(tx.Bucket(bUserUpdated), prefix, time.Time{}, "", func(at, no []byte) (bool, error) {
+			i := indexOrder(st.Orders[:created], no)
+			var o *store.Order
+			if i >= 0 {
+				o = st.Orders[i]
+			} else {
+				var err error
+				if o, err = getOrder(tx, no); err != nil {
+					return false, err
+				}
+			}
+			if !bytes.Equal(at, ts(o.UpdatedAt)) {
+				// Not the order's last write: a version without this
+				// index rewrote the order since. The order's newest
+				// write is not in the index; its created key still is.
+				return true, nil
+			}
+			if i < 0 {
+				st.Orders = append(st.Orders, o)
+			}
+			updated++
+			return updated < store.UserStateOrders, nil
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
+	store.SortListed(st.Orders)
 	return st, nil
+}
+
+// indexOrder is the index of the order numbered no in orders, or -1.
+func indexOrder(orders []*store.Order, no []byte) int {
+	for i, o := range orders {
+		if o.OrderNo == string(no) {
+			return i
+		}
+	}
+	return -1
 }

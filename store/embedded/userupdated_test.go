@@ -1,0 +1,89 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/storetest"
+)
+
+// oldOrderPaidLast gives user u1 store.UserStateOrders+1 orders and pays
+// the oldest, U-000, last.
+func oldOrderPaidLast(t *testing.T, d *DB, clock *storetest.Clock) {
+	t.Helper()
+	ctx := context.Background()
+	base := clock.Now()
+	for i := range store.UserStateOrders + 1 {
+		o := storetest.NewOrder(fmt.Sprintf("U-%03d", i), "shop", "u1", base.Add(time.Duration(i)*time.Second))
+		if err := d.CreateOrder(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(time.Minute)
+	o, err := d.GetOrder(ctx, "U-000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Status = store.StatusPaid
+	if err := d.UpdateOrder(ctx, o, store.StatusAwaitingPayment); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantOldOrder fails unless u1's state holds U-000, paid.
+func wantOldOrder(t *testing.T, d *DB) {
+	t.Helper()
+	st, err := d.LoadUserState(context.Background(), "shop", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range st.Orders {
+		got = append(got, o.OrderNo+" "+string(o.Status))
+	}
+	if n := len(st.Orders); n != store.UserStateOrders+1 || got[n-1] != "U-000 paid" {
+		t.Fatalf("got %v; want %d orders, the last U-000 (created first, paid last)", got, store.UserStateOrders+1)
+	}
+}
+
+// TestUserUpdatedIndexBuiltAtOpen: a file written by a version without the
+// index of orders by their last write gets it at Open, so an old order paid
+// before the upgrade is in the user's state too.
+func TestUserUpdatedIndexBuiltAtOpen(t *testing.T) {
+	clock := storetest.NewClock()
+	path := filepath.Join(t.TempDir(), "old.db")
+	d := openAt(t, path, clock)
+	oldOrderPaidLast(t, d, clock)
+	if err := d.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bUserUpdated) }); err != nil {
+		t.Fatal(err)
+	}
+	wantOldOrder(t, reopen(t, d, path, clock))
+}
+
+// TestUserUpdatedStaleEntries: an index entry that is not its order's last
+// write (left by a version without the index that rewrote the order) takes
+// no place among the newest updated.
+func TestUserUpdatedStaleEntries(t *testing.T) {
+	clock := storetest.NewClock()
+	d := openTest(t, clock)
+	oldOrderPaidLast(t, d, clock)
+	later := clock.Now().Add(time.Hour)
+	if err := d.db.Update(func(tx *bolt.Tx) error {
+		for i := 1; i <= store.UserStateOrders; i++ {
+			no := fmt.Sprintf("U-%03d", i)
+			if err := tx.Bucket(bUserUpdated).Put(join(userPrefix("shop", "u1"), ts(later), []byte(no)), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	wantOldOrder(t, d)
+}
