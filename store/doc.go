@@ -41,7 +41,8 @@
 //
 //	PREFIX{o:NO}:*        an order record and its own outbox list (the outbox key
 //	                      of events not tied to an order uses the same scheme)
-//	PREFIX{u:CLIENT:USER}:* the user's copies of their orders and their index
+//	PREFIX{u:CLIENT:USER}:* the user's copies of their orders, their index by
+//	                      creation and that of the newest by last update
 //	PREFIX{c:KEY}:*       a purchase claim and its generation counter
 //	PREFIX{r:ID}          a refund proposal or its tombstone
 //	PREFIX{n:ID}, {k:KEY}, {t:KEY}, {x:KEY}, {s:NAME}  notifications, counters,

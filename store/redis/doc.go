@@ -11,7 +11,9 @@
 //     consumption, an audit link, a notification id) is always a single script
 //     on a single tag, so it is all-or-nothing;
 //   - the copies that make LoadUserState one round trip (the user's orders
-//     under {u:CLIENT:USER}) and the cross-order indexes under {idx} are
+//     under {u:CLIENT:USER}, indexed by creation and, the newest
+//     store.UserStateOrders only, by last update) and the cross-order
+//     indexes under {idx} are
 //     written after it, guarded by the order's version, and replayed by Repair
 //     from a write-intent log when a crash interrupts them (one note per
 //     writer, removed only once the order is synced from state at least as

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"time"
 
@@ -167,7 +166,7 @@ func (s *Store) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.O
 	var index string
 	switch {
 	case f.User != "":
-		_, _, index = s.k.userTag(f.Client, f.User)
+		_, _, index, _ = s.k.userTag(f.Client, f.User)
 	case f.Status != "":
 		index = s.k.status(f.Status)
 	default:
@@ -227,17 +226,23 @@ scan:
 			break
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return store.OrderListedBefore(out[i], out[j]) })
+	store.SortListed(out)
 	if len(out) > limit {
 		out = out[:limit]
 	}
 	return out, nil
 }
 
-// LoadUserState implements store.UserStates: one script on the user's tag.
+// LoadUserState implements store.UserStates: one script on the user's tag,
+// which reads the copies of the user's newest created orders and of their
+// newest updated. The index of the newest updated is written with each
+// copy, so it holds the orders written since this version: a user whose
+// orders were all last written by an earlier one (or, during a rolling
+// upgrade, by a replica still running it) gets the newest created only, as
+// before.
 func (s *Store) LoadUserState(ctx context.Context, client, user string) (*store.UserState, error) {
-	uo, _, ur := s.k.userTag(client, user)
-	v, err := s.run(ctx, "load user state", s.sc.loadUser, []string{uo, ur}, store.UserStateOrders)
+	uo, _, ur, uu := s.k.userTag(client, user)
+	v, err := s.run(ctx, "load user state", s.sc.loadUser, []string{uo, ur, uu}, store.UserStateOrders)
 	if err != nil {
 		return nil, err
 	}
@@ -253,5 +258,6 @@ func (s *Store) LoadUserState(ctx context.Context, client, user string) (*store.
 		}
 		st.Orders = append(st.Orders, &o)
 	}
+	store.SortListed(st.Orders)
 	return st, nil
 }

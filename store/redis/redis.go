@@ -613,10 +613,11 @@ func queueHold(after time.Duration) int64 {
 	return ms(max(after, 0) + store.TombstoneTTL + expiryGrace)
 }
 
-// Per user: order copies, their versions, their index by creation time.
-func (k keys) userTag(client, user string) (uo, uv, ur string) {
+// Per user: order copies, their versions, their index by creation time and
+// the index of the newest by last update (store.UserStateOrders of them).
+func (k keys) userTag(client, user string) (uo, uv, ur, uu string) {
 	t := k.p + "{u:" + esc(client) + ":" + esc(user) + "}"
-	return t + ":o", t + ":v", t + ":r"
+	return t + ":o", t + ":v", t + ":r", t + ":u"
 }
 
 func (k keys) idx(name string) string { return k.p + "{idx}:" + name }

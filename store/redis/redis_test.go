@@ -379,8 +379,8 @@ func TestOptions(t *testing.T) {
 
 func TestKeysEscape(t *testing.T) {
 	k := keys{p: "p:"}
-	a, _, _ := k.userTag("a:b", "c")
-	b, _, _ := k.userTag("a", "b:c")
+	a, _, _, _ := k.userTag("a:b", "c")
+	b, _, _, _ := k.userTag("a", "b:c")
 	if a == b {
 		t.Errorf("client a:b user c and client a user b:c share key %s", a)
 	}

@@ -218,20 +218,33 @@ end
 return {0}
 `
 
-// KEYS: uo (no -> json), uv (no -> version), ur (no -> created µs).
-// ARGV: no, version, json, created_us. Applies only a newer version.
+// KEYS: uo (no -> json), uv (no -> version), ur (no -> created µs), uu
+// (no -> updated µs, only the newest keep). ARGV: no, version, json,
+// created_us, updated_us, keep. Applies only a newer version.
 const luaSyncUser = `
 local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if tonumber(ARGV[2]) <= cur then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -tonumber(ARGV[6]) - 1)
 return 1
 `
 
-// KEYS: uo, ur. ARGV: n. The user's n most recent order copies: one round trip.
+// KEYS: uo, ur, uu. ARGV: n. The copies of the user's n newest created
+// orders and of their n newest updated, each once: one round trip.
 const luaLoadUser = `
-local nos = redis.call('ZREVRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)
+local n = tonumber(ARGV[1])
+local nos = redis.call('ZREVRANGE', KEYS[2], 0, n - 1)
+local seen = {}
+for _, no in ipairs(nos) do seen[no] = true end
+for _, no in ipairs(redis.call('ZREVRANGE', KEYS[3], 0, n - 1)) do
+  if not seen[no] then
+    seen[no] = true
+    nos[#nos + 1] = no
+  end
+end
 if #nos == 0 then return {} end
 return redis.call('HMGET', KEYS[1], unpack(nos))
 `

@@ -99,9 +99,9 @@ func (s *Store) syncUser(ctx context.Context, o *store.Order) error {
 	if err != nil {
 		return fmt.Errorf("redis: encode order copy: %w", err)
 	}
-	uo, uv, ur := s.k.userTag(o.Client, o.User)
-	_, err = s.run(ctx, "sync user copy", s.sc.syncUser, []string{uo, uv, ur},
-		o.OrderNo, o.Version, j, score(o.CreatedAt))
+	uo, uv, ur, uu := s.k.userTag(o.Client, o.User)
+	_, err = s.run(ctx, "sync user copy", s.sc.syncUser, []string{uo, uv, ur, uu},
+		o.OrderNo, o.Version, j, score(o.CreatedAt), score(o.UpdatedAt), store.UserStateOrders)
 	return err
 }
 

@@ -1,0 +1,51 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/storetest"
+)
+
+// TestUserUpdatedIndex: the user's index of orders by last update keeps
+// the newest store.UserStateOrders only, and a user without it (orders last
+// written by an earlier version) still gets the newest created orders.
+func TestUserUpdatedIndex(t *testing.T) {
+	requireSharedRedis(t)
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	s := openOn(t, clock, Options{Addrs: []string{sharedAddr}})
+	n := store.UserStateOrders + 5
+	for i := range n {
+		clock.Advance(time.Second)
+		if err := s.CreateOrder(ctx, storetest.NewOrder(fmt.Sprintf("U-%03d", i), "shop", "u1", clock.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, _, uu := s.k.userTag("shop", "u1")
+
+	t.Run("bounded", func(t *testing.T) {
+		if got, err := s.c.ZCard(ctx, uu).Result(); err != nil || got != store.UserStateOrders {
+			t.Fatalf("the index holds %d orders (%v); want %d", got, err, store.UserStateOrders)
+		}
+		if _, err := s.c.ZScore(ctx, uu, "U-000").Result(); err == nil {
+			t.Errorf("U-000, the least recently updated, is still in the index")
+		}
+	})
+
+	t.Run("missing", func(t *testing.T) {
+		if err := s.c.Del(ctx, uu).Err(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.LoadUserState(ctx, "shop", "u1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Orders) != store.UserStateOrders || st.Orders[0].OrderNo != fmt.Sprintf("U-%03d", n-1) {
+			t.Fatalf("got %d orders, the first %v; want the %d newest created", len(st.Orders), st.Orders, store.UserStateOrders)
+		}
+	})
+}
