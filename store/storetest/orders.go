@@ -345,4 +345,72 @@ func testUserState(t *testing.T, open Opener) {
 		mustNil(t, "LoadUserState", err)
 		sameOrder(t, "newest order in state", us.Orders[0], o)
 	})
+
+	// An order paid (or approved) after the user created UserStateOrders
+	// newer ones is in the state, so a turn can announce it.
+	t.Run("an old order updated last", func(t *testing.T) {
+		clock.Advance(time.Second)
+		o, err := st.GetOrder(ctx, uniq("U", 0))
+		mustNil(t, "GetOrder", err)
+		o.Status = store.StatusPaid
+		o.PaidAt = clock.Now()
+		mustNil(t, "UpdateOrder", st.UpdateOrder(ctx, o, store.StatusAwaitingPayment))
+		us, err := st.LoadUserState(ctx, "shop", "u1")
+		mustNil(t, "LoadUserState", err)
+		var want []string
+		for i := n - 1; i >= n-store.UserStateOrders; i-- {
+			want = append(want, uniq("U", i))
+		}
+		want = append(want, uniq("U", 0))
+		if got := orderNos(us.Orders); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("got %v; want the %d newest created, then the oldest (updated last): %v", got, store.UserStateOrders, want)
+		}
+		sameOrder(t, "the old order updated last", us.Orders[len(us.Orders)-1], o)
+	})
+
+	// The newest created and the newest updated, each order once, newest
+	// created first, and no more than UserStateOrders of each.
+	t.Run("bounded, each order once, newest created first", func(t *testing.T) {
+		m := 2*store.UserStateOrders + 5
+		for i := range m {
+			mustNil(t, "CreateOrder", st.CreateOrder(ctx, NewOrder(uniq("M", i), "shop", "many", base.Add(time.Duration(i)*time.Second))))
+		}
+		pay := func(i int) {
+			clock.Advance(time.Second)
+			o, err := st.GetOrder(ctx, uniq("M", i))
+			mustNil(t, "GetOrder", err)
+			o.Status = store.StatusPaid
+			o.PaidAt = clock.Now()
+			mustNil(t, "UpdateOrder", st.UpdateOrder(ctx, o, store.StatusAwaitingPayment))
+		}
+		// Pay the oldest UserStateOrders+5, oldest first, then the newest:
+		// the newest updated are M-044 and M-024..M-006.
+		for i := range store.UserStateOrders + 5 {
+			pay(i)
+		}
+		pay(m - 1)
+		us, err := st.LoadUserState(ctx, "shop", "many")
+		mustNil(t, "LoadUserState", err)
+		var want []string
+		for i := m - 1; i >= m-store.UserStateOrders; i-- { // created
+			want = append(want, uniq("M", i))
+		}
+		for i := store.UserStateOrders + 4; i > 5; i-- { // updated, less M-044
+			want = append(want, uniq("M", i))
+		}
+		if got := orderNos(us.Orders); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("got %d orders %v;\nwant %d %v", len(got), got, len(want), want)
+		}
+		if us.Orders[0].Status != store.StatusPaid {
+			t.Errorf("%s: got %s; want its latest write, paid", us.Orders[0].OrderNo, us.Orders[0].Status)
+		}
+	})
+}
+
+func orderNos(orders []*store.Order) []string {
+	var nos []string
+	for _, o := range orders {
+		nos = append(nos, o.OrderNo)
+	}
+	return nos
 }
