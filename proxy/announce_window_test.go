@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"testing"
@@ -165,6 +166,61 @@ func TestPayableAnnouncedOnce(t *testing.T) {
 				if n := turn(); n != 0 {
 					t.Fatalf("day %d after the approval: order APPROVED-1 announced as payable again (%d); want once ever", day, n)
 				}
+			}
+		})
+	}
+}
+
+// TestOldOrderAnnounced: an order approved, then paid, after the user
+// created store.UserStateOrders newer orders is announced, payable once and
+// paid once. The user's state held only the newest created orders, so
+// neither announcement was ever made (a soak saw approval orders paid after
+// 20 newer ones never confirmed).
+func TestOldOrderAnnounced(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storetest.NewClock()
+			st := testdrivers.Open(t, driver, clock.Now) // Redis: a prefix of its own, required under CI
+			const user = "o-busy"
+			old := storetest.NewOrder("APPROVAL-OLD", "shop-bot", user, clock.Now())
+			old.Status = store.StatusApprovalRequired
+			if err := st.CreateOrder(ctx, old); err != nil {
+				t.Fatal(err)
+			}
+			for i := range store.UserStateOrders {
+				clock.Advance(time.Minute)
+				o := storetest.NewOrder(fmt.Sprintf("NEWER-%02d", i), "shop-bot", user, clock.Now())
+				o.Status = store.StatusClosed
+				if err := st.CreateOrder(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			payable := announceTurns(t, st, user, "order_created")
+			confirmed := announceTurns(t, st, user, "payment_confirmed")
+
+			clock.Advance(time.Minute)
+			old.Status = store.StatusAwaitingPayment // a manager approved it
+			if err := st.UpdateOrder(ctx, old, store.StatusApprovalRequired); err != nil {
+				t.Fatal(err)
+			}
+			if n := payable(); n != 1 {
+				t.Fatalf("first turn after the approval of an order older than the user's %d newest: %d order_created; want 1", store.UserStateOrders, n)
+			}
+			if n := payable(); n != 0 {
+				t.Fatalf("second turn after the approval: %d order_created; want 0", n)
+			}
+
+			clock.Advance(time.Minute)
+			old.Status, old.PaidAt = store.StatusPaid, clock.Now()
+			if err := st.UpdateOrder(ctx, old, store.StatusAwaitingPayment); err != nil {
+				t.Fatal(err)
+			}
+			if n := confirmed(); n != 1 {
+				t.Fatalf("first turn after the payment of an order older than the user's %d newest: %d payment_confirmed; want 1", store.UserStateOrders, n)
+			}
+			if n := confirmed(); n != 0 {
+				t.Fatalf("second turn after the payment: %d payment_confirmed; want 0", n)
 			}
 		})
 	}
