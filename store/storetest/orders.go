@@ -336,11 +336,7 @@ func testUserState(t *testing.T, open Opener) {
 	})
 
 	t.Run("sees the latest write", func(t *testing.T) {
-		o, err := st.GetOrder(ctx, uniq("U", n-1))
-		mustNil(t, "GetOrder", err)
-		o.Status = store.StatusPaid
-		o.PaidAt = clock.Now()
-		mustNil(t, "UpdateOrder", st.UpdateOrder(ctx, o, store.StatusAwaitingPayment))
+		o := payOrder(t, st, clock, uniq("U", n-1))
 		us, err := st.LoadUserState(ctx, "shop", "u1")
 		mustNil(t, "LoadUserState", err)
 		sameOrder(t, "newest order in state", us.Orders[0], o)
@@ -350,11 +346,7 @@ func testUserState(t *testing.T, open Opener) {
 	// newer ones is in the state, so a turn can announce it.
 	t.Run("an old order updated last", func(t *testing.T) {
 		clock.Advance(time.Second)
-		o, err := st.GetOrder(ctx, uniq("U", 0))
-		mustNil(t, "GetOrder", err)
-		o.Status = store.StatusPaid
-		o.PaidAt = clock.Now()
-		mustNil(t, "UpdateOrder", st.UpdateOrder(ctx, o, store.StatusAwaitingPayment))
+		o := payOrder(t, st, clock, uniq("U", 0))
 		us, err := st.LoadUserState(ctx, "shop", "u1")
 		mustNil(t, "LoadUserState", err)
 		var want []string
@@ -377,11 +369,7 @@ func testUserState(t *testing.T, open Opener) {
 		}
 		pay := func(i int) {
 			clock.Advance(time.Second)
-			o, err := st.GetOrder(ctx, uniq("M", i))
-			mustNil(t, "GetOrder", err)
-			o.Status = store.StatusPaid
-			o.PaidAt = clock.Now()
-			mustNil(t, "UpdateOrder", st.UpdateOrder(ctx, o, store.StatusAwaitingPayment))
+			payOrder(t, st, clock, uniq("M", i))
 		}
 		// Pay the oldest UserStateOrders+5, oldest first, then the newest:
 		// the newest updated are M-044 and M-024..M-006.
@@ -405,6 +393,19 @@ func testUserState(t *testing.T, open Opener) {
 			t.Errorf("%s: got %s; want its latest write, paid", us.Orders[0].OrderNo, us.Orders[0].Status)
 		}
 	})
+}
+
+// payOrder moves the awaiting_payment order no to paid at clock's time
+// and returns it as written.
+func payOrder(t testing.TB, st store.Store, clock *Clock, no string) *store.Order {
+	t.Helper()
+	ctx := context.Background()
+	o, err := st.GetOrder(ctx, no)
+	mustNil(t, "GetOrder", err)
+	o.Status = store.StatusPaid
+	o.PaidAt = clock.Now()
+	mustNil(t, "UpdateOrder", st.UpdateOrder(ctx, o, store.StatusAwaitingPayment))
+	return o
 }
 
 func orderNos(orders []*store.Order) []string {
