@@ -138,17 +138,40 @@ func (s *Service) Reject(ctx context.Context, orderNo string) (*store.Order, err
 }
 
 // UserOrders lists one user's orders (of one client), newest first, at most
-// limit, with pending ones refreshed from WeChat Pay under the active query
-// deadline (as a turn does).
-func (s *Service) UserOrders(ctx context.Context, client, user string, limit int) ([]*store.Order, error) {
+// limit (0: store.DefaultListLimit), with pending ones refreshed from WeChat
+// Pay under the active query deadline (as a turn does). after, when not
+// empty, is the number of the last order of the previous page: the list
+// continues with the orders listed after it (ListOrders' exact cursor, so a
+// walk sees every order once). An after that is not one of the user's own
+// orders at this client is ErrBadCursor. more reports whether older orders
+// follow the page.
+func (s *Service) UserOrders(ctx context.Context, client, user, after string, limit int) (orders []*store.Order, more bool, err error) {
 	if client == "" || user == "" {
-		return nil, ErrUserRequired
+		return nil, false, ErrUserRequired
 	}
-	orders, err := s.ListOrders(ctx, store.OrderFilter{Client: client, User: user, Limit: limit})
-	if err != nil {
-		return nil, err
+	if limit <= 0 {
+		limit = store.DefaultListLimit
 	}
-	return s.RefreshPending(ctx, orders), nil
+	// One more than the page shows whether there are more.
+	limit = min(limit, store.MaxListLimit-1)
+	f := store.OrderFilter{Client: client, User: user, Limit: limit + 1}
+	if after != "" {
+		c, cerr := s.store.GetOrder(ctx, after)
+		if errors.Is(cerr, store.ErrNotFound) || cerr == nil && (c.Client != client || c.User != user) {
+			return nil, false, fmt.Errorf("%w: %q", ErrBadCursor, after)
+		}
+		if cerr != nil {
+			return nil, false, fmt.Errorf("list orders after %s: %w", after, cerr)
+		}
+		f.Before, f.BeforeOrderNo = c.CreatedAt, c.OrderNo
+	}
+	if orders, err = s.ListOrders(ctx, f); err != nil {
+		return nil, false, err
+	}
+	if len(orders) > limit {
+		orders, more = orders[:limit], true
+	}
+	return s.RefreshPending(ctx, orders), more, nil
 }
 
 // PayableParams returns what the payer needs for an order that can be paid

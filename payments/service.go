@@ -56,6 +56,11 @@ var (
 	// ErrNotOwner: the order exists but belongs to someone else. Callers
 	// should present it as not found.
 	ErrNotOwner = errors.New("order belongs to another user")
+	// ErrBadCursor: the order a user's list should continue after is not
+	// one of that user's orders at that client. An unknown number and
+	// someone else's order are the same error, so that a cursor tells
+	// nothing about other users' orders.
+	ErrBadCursor = errors.New("the cursor is not one of the user's orders")
 )
 
 // Defaults of Options.

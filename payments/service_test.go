@@ -407,7 +407,7 @@ func TestCreateOrderPastDedupeWindowKeepsOpenOrder(t *testing.T) {
 						}
 					}
 				}
-				list, err := e.svc.UserOrders(ctx, "shop-bot", req.User, 0)
+				list, _, err := e.svc.UserOrders(ctx, "shop-bot", req.User, "", 0)
 				if err != nil || len(list) != 1 {
 					t.Errorf("the user's orders: %d, %v; want the one", len(list), err)
 				}

@@ -19,7 +19,7 @@ import (
 // to a refund proposal) needs from payments; *payments.Service implements it.
 // Every call is scoped to the client key and the end user.
 type UserPayments interface {
-	UserOrders(ctx context.Context, client, user string, limit int) ([]*store.Order, error)
+	UserOrders(ctx context.Context, client, user, after string, limit int) ([]*store.Order, bool, error)
 	Order(ctx context.Context, client, user, orderNo string) (*store.Order, error)
 	PayableParams(ctx context.Context, o *store.Order) (*wechatpay.RequestPayment, string, error)
 	ConfirmRefund(ctx context.Context, client, user, refundID string) (*payments.RefundResult, error)
@@ -90,23 +90,32 @@ func (s *Server) orderJSON(ctx context.Context, o *store.Order) map[string]any {
 	return v
 }
 
+// handleOrders lists the user's orders in OpenAI's list shape: newest first,
+// limit at a time, the next page by after=<last_id of this one> while
+// has_more is true. after must be one of the user's own orders at this
+// client; any other number, another user's included, is a 400 that says no
+// more than an unknown number would.
 func (s *Server) handleOrders(w http.ResponseWriter, r *http.Request) {
 	user, aerr := s.endUser(w, r)
 	if aerr != nil {
 		writeError(w, aerr)
 		return
 	}
+	q := r.URL.Query()
 	limit := defaultOrdersLimit
-	if q := r.URL.Query().Get("limit"); q != "" {
-		n, err := strconv.Atoi(q)
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxOrdersLimit {
-			writeError(w, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: "limit",
-				Message: "paygate: limit must be a whole number from 1 to " + strconv.Itoa(maxOrdersLimit)})
+			writeError(w, paramError("limit", "paygate: limit must be a whole number from 1 to "+strconv.Itoa(maxOrdersLimit)))
 			return
 		}
 		limit = n
 	}
-	orders, err := s.userPay.UserOrders(r.Context(), reqInfo(r).client.Name, user, limit)
+	orders, more, err := s.userPay.UserOrders(r.Context(), reqInfo(r).client.Name, user, q.Get("after"), limit)
+	if errors.Is(err, payments.ErrBadCursor) {
+		writeError(w, paramError("after", "paygate: after must be the order_no of one of this user's orders, as the last_id of the previous page"))
+		return
+	}
 	if err != nil {
 		writeError(w, s.paymentsError(r, err, "orders"))
 		return
@@ -115,7 +124,16 @@ func (s *Server) handleOrders(w http.ResponseWriter, r *http.Request) {
 	for _, o := range orders {
 		data = append(data, s.orderJSON(r.Context(), o))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+	list := map[string]any{"object": "list", "data": data, "first_id": nil, "last_id": nil, "has_more": more}
+	if len(orders) > 0 {
+		list["first_id"], list["last_id"] = orders[0].OrderNo, orders[len(orders)-1].OrderNo
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// paramError is the 400 of a bad query parameter, naming it as OpenAI does.
+func paramError(param, msg string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: param, Message: msg}
 }
 
 func (s *Server) handleOrder(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,254 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/proxy/h1/h1test"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/storetest"
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+const otherClientKey = "sk-other-bot-key-0123456789"
+
+// noWeChatPay is a payments.Backend for tests whose orders never need
+// WeChat Pay (paid, closed, refunded): every call fails.
+type noWeChatPay struct{}
+
+var errNoWeChatPay = errors.New("test: WeChat Pay is not reachable")
+
+func (noWeChatPay) Prepay(context.Context, wechatpay.PrepayRequest) (*wechatpay.PrepayResult, error) {
+	return nil, errNoWeChatPay
+}
+func (noWeChatPay) RequestPayment(context.Context, string, string) (*wechatpay.RequestPayment, error) {
+	return nil, errNoWeChatPay
+}
+func (noWeChatPay) QueryOrder(context.Context, string) (*wechatpay.Transaction, error) {
+	return nil, errNoWeChatPay
+}
+func (noWeChatPay) CloseOrder(context.Context, string) error { return errNoWeChatPay }
+func (noWeChatPay) CreateRefund(context.Context, wechatpay.RefundRequest) (*wechatpay.Refund, error) {
+	return nil, errNoWeChatPay
+}
+func (noWeChatPay) QueryRefund(context.Context, string) (*wechatpay.Refund, error) {
+	return nil, errNoWeChatPay
+}
+
+// userAPIServer serves the user API of a proxy whose payments.Service runs
+// over st, for the clients shop-bot (testClientKey) and other-bot
+// (otherClientKey), and returns its URL.
+func userAPIServer(t *testing.T, st payments.Store) string {
+	t.Helper()
+	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) {
+		c.Clients = append(c.Clients, config.Client{Name: "other-bot", Key: otherClientKey})
+	})
+	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
+	reg := prometheus.NewRegistry()
+	catalog, err := payments.NewCatalog([]payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := payments.New(payments.Options{Store: st, Backend: noWeChatPay{}, Catalog: catalog, MchID: "1900000001", Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
+		HashKey: []byte(cfg.Privacy.HashKey), UserPayments: svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h1test.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// listOrders is GET /v1/paygate/orders?query as user of the client with key.
+func listOrders(t *testing.T, base, key, user, query string) (int, gjson.Result) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+"/v1/paygate/orders?"+query, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set(headerOpenID, user)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode, gjson.Parse(readAll(t, resp.Body))
+}
+
+// seedOrders stores n paid orders of (client, user), three per instant (so a
+// page can end inside a run of orders created at the same time), from
+// created on, and returns their numbers newest first, as the list shows them.
+func seedOrders(t *testing.T, st store.Store, client, user, prefix string, n int, created time.Time) []string {
+	t.Helper()
+	want := make([]string, n)
+	for i := range n {
+		no := fmt.Sprintf("%s%04d", prefix, i)
+		o := storetest.NewOrder(no, client, user, created.Add(time.Duration(i/3)*time.Second))
+		o.Status, o.PaidAt = store.StatusPaid, o.CreatedAt
+		if err := st.CreateOrder(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		want[n-1-i] = no
+	}
+	return want
+}
+
+// TestUserOrdersPages: a user with more orders than fit on a page reaches
+// every one of them by following after=<last_id> while has_more is true:
+// each exactly once, newest first, and never another user's or another
+// client's order of the same OpenID. A user may create 20 orders a day; with
+// 100 at most on a page and no cursor, the older ones (those a refund may
+// concern) were out of the bot's reach.
+func TestUserOrdersPages(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			st := testdrivers.Open(t, driver, nil)
+			base := time.Now().Add(-7 * 24 * time.Hour).Truncate(time.Second)
+			want := seedOrders(t, st, "shop-bot", "o-walker", "PGW", 150, base)
+			// Interleaved in time: the same OpenID at another client, and
+			// another user at the same client.
+			seedOrders(t, st, "other-bot", "o-walker", "PGX", 30, base)
+			seedOrders(t, st, "shop-bot", "o-neighbour", "PGN", 30, base)
+			srv := userAPIServer(t, st)
+
+			for _, limit := range []int{7, 50, 100} {
+				t.Run(fmt.Sprint("limit=", limit), func(t *testing.T) {
+					var got []string
+					seen := map[string]bool{}
+					after := ""
+					for page := 0; ; page++ {
+						if page > len(want) {
+							t.Fatalf("still paging after %d pages; has_more never became false", page)
+						}
+						q := url.Values{"limit": {fmt.Sprint(limit)}}
+						if after != "" {
+							q.Set("after", after)
+						}
+						status, list := listOrders(t, srv, testClientKey, "o-walker", q.Encode())
+						if status != http.StatusOK || list.Get("object").Str != "list" {
+							t.Fatalf("page %d (after=%q): %d %s", page, after, status, list.Raw)
+						}
+						data := list.Get("data").Array()
+						more := list.Get("has_more")
+						if more.Type != gjson.True && more.Type != gjson.False {
+							t.Fatalf("page %d: no has_more boolean in %.300s", page, list.Raw)
+						}
+						if len(data) == 0 || len(data) > limit {
+							t.Fatalf("page %d: %d orders; want 1 to %d", page, len(data), limit)
+						}
+						for _, o := range data {
+							no := o.Get("order_no").Str
+							if seen[no] {
+								t.Fatalf("page %d: %s listed twice", page, no)
+							}
+							seen[no] = true
+							got = append(got, no)
+						}
+						first, last := data[0].Get("order_no").Str, data[len(data)-1].Get("order_no").Str
+						if list.Get("first_id").Str != first || list.Get("last_id").Str != last {
+							t.Errorf("page %d: first_id %s, last_id %s; want %s, %s", page, list.Get("first_id").Raw, list.Get("last_id").Raw, first, last)
+						}
+						if !more.Bool() {
+							break
+						}
+						if len(data) != limit {
+							t.Errorf("page %d: has_more with a page of %d, not full (%d)", page, len(data), limit)
+						}
+						after = list.Get("last_id").Str
+					}
+					if fmt.Sprint(got) != fmt.Sprint(want) {
+						t.Fatalf("walked %d orders:\n%v\nwant the user's %d, newest first:\n%v", len(got), got, len(want), want)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestUserOrdersCursorIsTheUsers: after= must name one of the user's own
+// orders at this client. Another user's order number, or the same OpenID's
+// at another client, is refused exactly as an unknown number is (400, param
+// "after"): the answer neither lists their orders nor tells whether the
+// number exists.
+func TestUserOrdersCursorIsTheUsers(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			st := testdrivers.Open(t, driver, nil)
+			base := time.Now().Add(-24 * time.Hour).Truncate(time.Second)
+			mine := seedOrders(t, st, "shop-bot", "o-me", "PGM", 5, base)
+			theirs := seedOrders(t, st, "shop-bot", "o-them", "PGT", 5, base.Add(time.Hour))
+			elsewhere := seedOrders(t, st, "other-bot", "o-me", "PGE", 5, base.Add(time.Hour))
+			srv := userAPIServer(t, st)
+
+			if status, list := listOrders(t, srv, testClientKey, "o-me", "after="+mine[1]); status != http.StatusOK ||
+				fmt.Sprint(list.Get("data.#.order_no").Value()) != fmt.Sprint(mine[2:]) || list.Get("has_more").Bool() {
+				t.Errorf("after my own order %s: %d %s; want %v and no more", mine[1], status, list.Raw, mine[2:])
+			}
+
+			_, unknown := listOrders(t, srv, testClientKey, "o-me", "after=PG0000nosuchorder")
+			for _, tc := range []struct{ name, after string }{
+				{"another user's order", theirs[0]},
+				{"another user's oldest order", theirs[len(theirs)-1]},
+				{"my OpenID's order at another client", elsewhere[0]},
+				{"unknown", "PG0000nosuchorder"},
+				{"empty after the name", "%20"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					status, e := listOrders(t, srv, testClientKey, "o-me", "after="+tc.after)
+					if status != http.StatusBadRequest || e.Get("error.param").Str != "after" ||
+						e.Get("error.type").Str != "invalid_request_error" || e.Get("error.message").Str == "" {
+						t.Fatalf("after=%s: %d %s; want a 400 OpenAI error with param after", tc.after, status, e.Raw)
+					}
+					if e.Get("data").Exists() || e.Get("error.message").Str != unknown.Get("error.message").Str || e.Get("error.code").Raw != unknown.Get("error.code").Raw {
+						t.Errorf("after=%s: %s; want the answer to an unknown number, %s", tc.after, e.Raw, unknown.Raw)
+					}
+				})
+			}
+			// The owner pages by the same number as ever.
+			if status, list := listOrders(t, srv, otherClientKey, "o-me", "after="+elsewhere[0]); status != http.StatusOK || list.Get("data.#").Int() != 4 {
+				t.Errorf("other-bot's own cursor: %d %s; want its 4 older orders", status, list.Raw)
+			}
+
+			for _, tc := range []struct{ query, param string }{
+				{"limit=0", "limit"},
+				{"limit=101", "limit"},
+			} {
+				status, e := listOrders(t, srv, testClientKey, "o-me", tc.query)
+				if status != http.StatusBadRequest || e.Get("error.param").Str != tc.param || e.Get("error.message").Str == "" {
+					t.Errorf("%s: %d %s; want a 400 OpenAI error with param %s", tc.query, status, e.Raw, tc.param)
+				}
+			}
+			// A user without orders: an empty page, nothing more, no ids.
+			if status, list := listOrders(t, srv, testClientKey, "o-nobody", ""); status != http.StatusOK || list.Get("data.#").Int() != 0 ||
+				list.Get("has_more").Type != gjson.False || list.Get("first_id").Type != gjson.Null || list.Get("last_id").Type != gjson.Null {
+				t.Errorf("no orders: %d %s; want an empty list, has_more false, first_id and last_id null", status, list.Raw)
+			}
+		})
+	}
+}
