@@ -90,6 +90,12 @@ func (s *Server) orderJSON(ctx context.Context, o *store.Order) map[string]any {
 	return v
 }
 
+// ordersPagingElsewhere are the paging parameters of other list APIs
+// (OpenAI's previous-page cursor, Stripe's pair) that GET /v1/paygate/orders
+// does not serve. They are refused, not ignored: ignored, they handed a bot
+// that pages with one the first page again, for ever.
+var ordersPagingElsewhere = []string{"before", "starting_after", "ending_before"}
+
 // handleOrders lists the user's orders in OpenAI's list shape: newest first,
 // limit at a time, the next page by after=<last_id of this one> while
 // has_more is true. after must be one of the user's own orders at this
@@ -110,6 +116,16 @@ func (s *Server) handleOrders(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		limit = n
+	}
+	for _, p := range ordersPagingElsewhere {
+		if q.Has(p) {
+			writeError(w, paramError(p, "paygate: "+p+" is not supported here; orders are listed newest first, and the next page is after=<last_id of the previous page>"))
+			return
+		}
+	}
+	if o := q.Get("order"); o != "" && o != "desc" {
+		writeError(w, paramError("order", "paygate: orders are listed newest first only; order must be desc or absent"))
+		return
 	}
 	orders, more, err := s.userPay.UserOrders(r.Context(), reqInfo(r).client.Name, user, q.Get("after"), limit)
 	if errors.Is(err, payments.ErrBadCursor) {

@@ -195,7 +195,9 @@ func TestUserOrdersPages(t *testing.T) {
 // orders at this client. Another user's order number, or the same OpenID's
 // at another client, is refused exactly as an unknown number is (400, param
 // "after"): the answer neither lists their orders nor tells whether the
-// number exists.
+// number exists. Any other paging parameter than after, or an ascending
+// order, is refused rather than ignored: ignoring it served the first page
+// again, forever, to a bot that paged that way.
 func TestUserOrdersCursorIsTheUsers(t *testing.T) {
 	for _, driver := range testdrivers.Names(t) {
 		t.Run(driver, func(t *testing.T) {
@@ -236,6 +238,11 @@ func TestUserOrdersCursorIsTheUsers(t *testing.T) {
 			}
 
 			for _, tc := range []struct{ query, param string }{
+				{"before=" + mine[3], "before"},
+				{"starting_after=" + mine[1], "starting_after"},
+				{"ending_before=" + mine[3], "ending_before"},
+				{"order=asc", "order"},
+				{"order=sideways", "order"},
 				{"limit=0", "limit"},
 				{"limit=101", "limit"},
 			} {
@@ -243,6 +250,10 @@ func TestUserOrdersCursorIsTheUsers(t *testing.T) {
 				if status != http.StatusBadRequest || e.Get("error.param").Str != tc.param || e.Get("error.message").Str == "" {
 					t.Errorf("%s: %d %s; want a 400 OpenAI error with param %s", tc.query, status, e.Raw, tc.param)
 				}
+			}
+			if status, list := listOrders(t, srv, testClientKey, "o-me", "order=desc&limit=2"); status != http.StatusOK ||
+				fmt.Sprint(list.Get("data.#.order_no").Value()) != fmt.Sprint(mine[:2]) || !list.Get("has_more").Bool() {
+				t.Errorf("order=desc (the order it lists in): %d %s; want %v and more", status, list.Raw, mine[:2])
 			}
 			// A user without orders: an empty page, nothing more, no ids.
 			if status, list := listOrders(t, srv, testClientKey, "o-nobody", ""); status != http.StatusOK || list.Get("data.#").Int() != 0 ||
