@@ -50,6 +50,7 @@ type failure struct {
 	errParam   string // the request parameter the error names; "": none (null)
 	plain      bool   // errMsg is the text of a body that is not JSON (an HTML error page)
 	flagged    bool   // the error names flagged input (OpenRouter's moderation metadata)
+	redirect   bool   // a 3xx answer; errMsg says where it pointed (redirectMessage)
 	err        error
 	canceled   bool // the caller's context ended: not the provider's fault
 	// reusedLost: a reused keep-alive connection ended before any byte of
@@ -361,13 +362,18 @@ func (a *Response) readBody(limit int64) ([]byte, error) {
 // answer only when it is a JSON object: a chat completion's always, any
 // other's when its Content-Type says JSON. Other answers (audio, a file's
 // content) are passed on as they are, and so are the bodiless ones (a HEAD,
-// 204, 205).
+// 204, 205) on other paths, where a DELETE may well answer so. A chat
+// completion answered with any 2xx but a JSON object (a 204, a 202 that
+// queued it, a 206) has no answer in it: it fails over as malformed, never
+// reaching the bot as an empty success.
 func wantsJSONObject(req *Request, resp *http.Response) bool {
 	switch {
-	case req.Method == http.MethodHead, resp.StatusCode == http.StatusNoContent, resp.StatusCode == http.StatusResetContent:
+	case req.Method == http.MethodHead:
 		return false
 	case isChatPath(req.Path):
 		return true
+	case resp.StatusCode == http.StatusNoContent, resp.StatusCode == http.StatusResetContent:
+		return false
 	}
 	return isJSONType(resp.Header.Get("Content-Type"))
 }

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -16,10 +17,31 @@ import (
 // decides the policy, the provider's error fields are kept for the client.
 func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failure {
 	f := &failure{status: status, httpStatus: status}
-	readErrorFields(f, body)
+	if status >= 300 && status < 400 {
+		// A redirect's body is a page for browsers; what it says is where
+		// the provider's base_url should have pointed.
+		f.redirect = true
+		f.errMsg = redirectMessage(status, h.Get("Location"))
+	} else {
+		readErrorFields(f, body)
+	}
 	f.retryAfter, f.hasRetry = parseRetryAfter(h, now)
 	f.cause = causeOf(f)
 	return f
+}
+
+// redirectMessage says what a provider's redirect means for the operator:
+// its base_url is not the URL it serves at (http for https, a missing or
+// extra trailing slash or path part). The Location is shown without its
+// query and fragment, which may carry a signature or a key, and cut short.
+func redirectMessage(status int, location string) string {
+	to := "another URL"
+	if location != "" {
+		loc, _, _ := strings.Cut(location, "?")
+		loc, _, _ = strings.Cut(loc, "#")
+		to = string(cutAtRune([]byte(loc), maxPlainErrorText))
+	}
+	return fmt.Sprintf("answered a redirect (HTTP %d) to %s: check its base_url (http or https, a trailing slash)", status, to)
 }
 
 // readErrorFields fills the OpenAI error fields from an error body, which
@@ -201,6 +223,18 @@ func causeOf(f *failure) string {
 	status := f.status
 	lc := strings.ToLower(f.errCode + " " + f.errType)
 	switch {
+	case status >= 300 && status < 400:
+		// A redirect: the provider serves elsewhere than its base_url
+		// says (http for https, a trailing slash). paygate follows none
+		// (a POST's body and the provider's key must not go where a
+		// redirect points) and the bot must never get a 3xx without its
+		// Location: the provider is misconfigured, as after 401/403.
+		return CauseMisconfigured
+	case status >= 100 && status < 200:
+		// Interim answers never get here (the transport reads past
+		// them) but an unasked 101 Switching Protocols does: no answer
+		// a client could be given, so a malformed one.
+		return CauseMalformed
 	case isBilling(f.errCode), isBilling(f.errType), status == http.StatusPaymentRequired:
 		// The provider account's money, whatever the status it comes with:
 		// OpenAI's 429 insufficient_quota, DashScope's 400 Arrearage

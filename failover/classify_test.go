@@ -77,6 +77,9 @@ func TestClassifyHTTP(t *testing.T) {
 		{"403", 403, "", CauseMisconfigured},
 		{"404", 404, errBody("invalid_request_error", "model_not_found", "no such model"), CauseModelNotFound},
 		{"422", 422, `{"detail":"x"}`, CauseClientError},
+		{"301", 301, "<html>moved</html>", CauseMisconfigured},
+		{"308 with an error object", 308, errBody("invalid_request_error", "bad_request", "x"), CauseMisconfigured},
+		{"101 unasked", 101, "", CauseMalformed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,7 +28,12 @@
 //     provider, one retry, then the next;
 //   - 429 insufficient_quota: the provider cools down for
 //     Options.QuotaCooldown (or until ResetProvider); 401/403 likewise for
-//     Options.MisconfiguredCooldown;
+//     Options.MisconfiguredCooldown, and so does a redirect (3xx: the
+//     base_url is not where the provider serves, http for https or a
+//     trailing slash), which paygate never follows nor passes on: with no
+//     target left the client gets a 502 naming where it pointed. An
+//     unasked 101 is a malformed answer, and so is a chat completion's
+//     2xx without a JSON object (a 204 among them);
 //   - no headers before first_byte (a stream) or total (a non-stream
 //     request), no token before first_token: the next target at once;
 //   - 400 context length, 413 (the body's size), 404, a 400 that says the

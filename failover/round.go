@@ -40,6 +40,9 @@ type round struct {
 	// unasked: the attempt budget (failover.max_attempts) ended the
 	// round before every target was asked.
 	unasked bool
+	// notes are what the client's error must say beyond the causes: where
+	// a provider's redirect pointed.
+	notes []string
 }
 
 // skip is a target passed over without an attempt (cool-down or breaker).
@@ -203,6 +206,11 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			continue
 		}
 		rd.fails = append(rd.fails, f)
+		if f.redirect {
+			if n := "provider " + p.name + " " + f.errMsg; !slices.Contains(rd.notes, n) {
+				rd.notes = append(rd.notes, n)
+			}
+		}
 
 		d := r.decide(rd, t, f, retries, raWaits)
 		if d.next == stepRetry && r.fo.MaxAttempts-rd.attempts <= r.untried(rest) {
@@ -344,6 +352,13 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 
 	case CauseMisconfigured:
 		p.coolDown(now.Add(r.opts.MisconfiguredCooldown), CauseMisconfigured)
+		if f.redirect {
+			// Asked again, it redirects again until an operator fixes
+			// the base_url.
+			r.log.Error("upstream answered a redirect: provider marked misconfigured",
+				"provider", p.name, "status", f.httpStatus, "message", f.errMsg, "cooldown", r.opts.MisconfiguredCooldown)
+			return decision{next: stepNext, breaker: errNeutral}
+		}
 		// The provider's message is not logged: some echo part of the key.
 		r.log.Error("upstream refused the provider key: provider marked misconfigured",
 			"provider", p.name, "status", f.httpStatus, "code", f.errCode, "cooldown", r.opts.MisconfiguredCooldown)
@@ -626,7 +641,8 @@ func allNotFound(rd *round) bool {
 
 // describe names each provider tried or skipped with its causes, e.g.
 // "no provider answered: a: upstream_server_error (HTTP 500) x2; b:
-// upstream_first_byte_timeout".
+// upstream_first_byte_timeout", then the round's notes (a redirect's
+// target).
 func describe(rd *round) string {
 	var b strings.Builder
 	b.WriteString("no provider answered")
@@ -657,6 +673,10 @@ func describe(rd *round) string {
 	if rd.unasked {
 		b.WriteString(sep)
 		b.WriteString("failover.max_attempts spent before every target was asked")
+	}
+	for _, n := range rd.notes {
+		b.WriteString(". ")
+		b.WriteString(n)
 	}
 	return b.String()
 }

@@ -248,3 +248,33 @@ func TestProvider413IsNotContextLength(t *testing.T) {
 		})
 	}
 }
+
+// TestProviderRedirectIsNotPassedOn: a provider that answered a redirect
+// (its base_url http where it serves https) used to hand the bot the 3xx,
+// without its Location, as if the bot had erred. The bot now gets a 502
+// OpenAI error naming the provider, the redirect and what to check.
+func TestProviderRedirectIsNotPassedOn(t *testing.T) {
+	up := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "https://elsewhere.example/v1/chat/completions", http.StatusMovedPermanently)
+	})
+	url, _ := newTestProxy(t, testConfig(t, up.URL, nil))
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := readAll(t, resp.Body)
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("bot got HTTP %d (Location %q) %s; want a 502", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	e := decodeWireError(t, body)
+	const want = "provider fake answered a redirect (HTTP 301) to https://elsewhere.example/v1/chat/completions: check its base_url"
+	if e.Type != "upstream_error" || str(e.Code) != "upstream_misconfigured" || !strings.Contains(e.Message, want) {
+		t.Errorf("bot got %s; want upstream_error upstream_misconfigured saying %q", body, want)
+	}
+}
