@@ -119,6 +119,9 @@ type Provider struct {
 	// Required, unique.
 	Name string `yaml:"name"`
 	// BaseURL is the API root, e.g. https://openrouter.ai/api/v1. Required.
+	// A query it carries (Azure OpenAI's ?api-version=…) is sent with every
+	// request, before a forwarded path's own query; a parameter both name
+	// is the base_url's.
 	BaseURL string `yaml:"base_url"`
 	// APIKey is sent as "Authorization: Bearer". Default "" (a warning).
 	APIKey     string `yaml:"api_key" secret:"true"`

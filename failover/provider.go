@@ -335,9 +335,10 @@ func (m *memBody) again() (io.ReadCloser, error) { return newMemBody(m.b), nil }
 // into the URL's structure: it is appended to the base's escaped path as
 // RawPath, so a %2F, %3F, %23 or %25 in it reaches the provider as those
 // bytes, not as a separator, a query, a fragment or a bad escape. Its query
-// is everything after the first '?', kept as sent. A path that net/url
-// could not send byte for byte (a bad escape, a character it would escape
-// again) is an error rather than a different path.
+// is everything after the first '?', kept as sent, after the base_url's own
+// query (mergeQuery). A path that net/url could not send byte for byte (a
+// bad escape, a character it would escape again) is an error rather than a
+// different path.
 func (p *provider) urlFor(path string) (*url.URL, error) {
 	p.urlsMu.RLock()
 	u, ok := p.urls[path]
@@ -359,7 +360,8 @@ func (p *provider) urlFor(path string) (*url.URL, error) {
 	if u.EscapedPath() != u.RawPath {
 		return nil, errors.New("not a URL path as sent: " + escaped)
 	}
-	u.RawQuery, u.ForceQuery = query, hasQuery && query == ""
+	u.ForceQuery = hasQuery && query == "" && u.RawQuery == ""
+	u.RawQuery = mergeQuery(u.RawQuery, query)
 	if u.Port() == "" {
 		u.Host = strings.TrimSuffix(u.Host, ":") // as NewRequest does
 	}
@@ -372,4 +374,38 @@ func (p *provider) urlFor(path string) (*url.URL, error) {
 	}
 	p.urlsMu.Unlock()
 	return u, nil
+}
+
+// mergeQuery is the query of a request to a base_url whose own query is
+// base (Azure OpenAI's ?api-version=…, a gateway's key or route) for a path
+// whose query is req, both raw: base's parameters, then req's, each as
+// written. A parameter of req that base sets too is dropped: the provider's
+// configuration is the operator's, not the bot's to override, and two
+// api-version values would be refused or read as either.
+func mergeQuery(base, req string) string {
+	if base == "" || req == "" {
+		return base + req
+	}
+	set := map[string]bool{}
+	for kv := range strings.SplitSeq(base, "&") {
+		set[queryKey(kv)] = true
+	}
+	var b strings.Builder
+	b.WriteString(base)
+	for kv := range strings.SplitSeq(req, "&") {
+		if kv != "" && !set[queryKey(kv)] {
+			b.WriteByte('&')
+			b.WriteString(kv)
+		}
+	}
+	return b.String()
+}
+
+// queryKey is the decoded name of a raw "name=value" query parameter.
+func queryKey(kv string) string {
+	k, _, _ := strings.Cut(kv, "=")
+	if d, err := url.QueryUnescape(k); err == nil {
+		return d
+	}
+	return k
 }

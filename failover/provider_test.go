@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"testing"
+
+	"github.com/paygate/paygate/config"
 )
 
 // TestNewRequest: newRequest builds what http.NewRequestWithContext builds
@@ -106,5 +108,57 @@ func TestURLForKeepsTheEscapedPath(t *testing.T) {
 				t.Errorf("urlFor(%q) sends %q to %q (fragment %q); want %q", tc.path, u.RequestURI(), u.Host, u.Fragment, tc.want)
 			}
 		})
+	}
+}
+
+// TestURLForKeepsTheBaseQuery: a base_url with a query (Azure OpenAI's
+// ?api-version=…), which config accepts, used to lose it on every request:
+// urlFor set the URL's query to the path's. The base's query now comes
+// first, the path's (a forwarded path's, as the bot sent it) after it, and a
+// parameter both name is the base's alone. A trailing slash before the
+// base's query is trimmed as one at its end is.
+func TestURLForKeepsTheBaseQuery(t *testing.T) {
+	for _, tc := range []struct {
+		name, base, path, want string
+	}{
+		{"chat", "http://upstream.test/openai/deployments/d?api-version=2024-10-21", "/chat/completions",
+			"/openai/deployments/d/chat/completions?api-version=2024-10-21"},
+		{"slash before the query", "http://upstream.test/openai/deployments/d/?api-version=2024-10-21", "/chat/completions",
+			"/openai/deployments/d/chat/completions?api-version=2024-10-21"},
+		{"the path's query after it", "http://upstream.test/v1?api-version=1", "/files?purpose=batch&after=a%2Fb",
+			"/v1/files?api-version=1&purpose=batch&after=a%2Fb"},
+		{"a parameter both name: the base's", "http://upstream.test/v1?api-version=1&k=v", "/files?api%2Dversion=2&limit=2&k",
+			"/v1/files?api-version=1&k=v&limit=2"},
+		{"an empty query of the path", "http://upstream.test/v1?api-version=1", "/files?", "/v1/files?api-version=1"},
+		{"no query in the base", "http://upstream.test/v1/", "/files?", "/v1/files?"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &provider{base: trimBase(tc.base)}
+			u, err := p.urlFor(tc.path)
+			if err != nil {
+				t.Fatalf("urlFor(%q): %v", tc.path, err)
+			}
+			if got := u.RequestURI(); got != tc.want {
+				t.Errorf("base %s, path %s: sends %q; want %q", tc.base, tc.path, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestBaseURLQueryReachesTheProvider: the base_url's query is on every
+// request a round sends.
+func TestBaseURLQueryReachesTheProvider(t *testing.T) {
+	e := newEnv(t, nil, []string{"a"}, func(c *config.Config) {
+		c.Providers[0].BaseURL += "?api-version=2024-10-21"
+	})
+	for _, stream := range []bool{false, true} {
+		if got := e.open(t.Context(), stream); got.openErr != nil {
+			t.Fatal(got.openErr)
+		}
+	}
+	for _, h := range e.fakes["a"].hits() {
+		if h.path != "/v1/chat/completions?api-version=2024-10-21" {
+			t.Errorf("upstream got %q; want the base_url's query api-version=2024-10-21 kept", h.path)
+		}
 	}
 }

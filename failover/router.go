@@ -347,7 +347,15 @@ func (r *Router) lookup(name string) (*model, error) {
 	return m, nil
 }
 
-func trimBase(u string) string { return strings.TrimRight(u, "/") }
+func trimBase(u string) string {
+	// The slashes end the path, before a query (?api-version=…).
+	path, query, hasQuery := strings.Cut(u, "?")
+	path = strings.TrimRight(path, "/")
+	if hasQuery {
+		return path + "?" + query
+	}
+	return path
+}
 
 // ProviderStatus is one provider's live state, for the admin API and
 // readiness: whether rounds currently try it, and why not.
