@@ -202,7 +202,9 @@ type Failover struct {
 	// MaxAttempts bounds upstream attempts per round. Default 4.
 	MaxAttempts int `yaml:"max_attempts"`
 	// RetryAfterMaxWait: a Retry-After up to this long is waited out on the same
-	// target; a longer one puts the provider in cool-down. Default 5s. A
+	// target; a longer one moves the request on to the next target. Either
+	// way the provider cools down that long: other requests skip it
+	// meanwhile, or wait when it is their only target. Default 5s. A
 	// written 0 is refused: failover reads 0 as the default, so it cannot
 	// mean "never wait".
 	RetryAfterMaxWait Duration `yaml:"retry_after_max_wait"`

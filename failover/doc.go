@@ -21,9 +21,11 @@
 //     stream, a malformed answer, among them a non-stream 2xx chat
 //     completion or JSON answer that is not a JSON object): the same target
 //     once more after a short jittered pause, then the next;
-//   - 429, 503, 529 with a Retry-After up to failover.retry_after_max_wait:
-//     waited out on the same target; longer: the provider cools down that
-//     long and the round moves on; without one: a jittered back-off that
+//   - 429, 503, 529 with a Retry-After: the provider cools down that long,
+//     so that other rounds skip it (or wait, when it is all they have);
+//     up to failover.retry_after_max_wait the round that got it waits it
+//     out and retries the same target; longer: the round moves on;
+//     without one: a jittered back-off that
 //     doubles per consecutive refusal, during which other rounds skip the
 //     provider, one retry, then the next;
 //   - 429 insufficient_quota: the provider cools down for

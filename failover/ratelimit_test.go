@@ -1,7 +1,9 @@
 package failover
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -161,6 +163,86 @@ func TestRoundErrorStatusAndRetryAfter(t *testing.T) {
 			}
 			if ue.RetryAfter < lo || ue.RetryAfter > tc.retryAfter {
 				t.Errorf("RetryAfter %v; want %v", ue.RetryAfter, tc.retryAfter)
+			}
+		})
+	}
+}
+
+// TestShortRetryAfterKeepsOtherRounds: a provider that answered 429 with a
+// short Retry-After (up to retry_after_max_wait) asked for a pause. Only
+// the round it answered waited it out; every round started meanwhile sent
+// to the provider at once (SPEC 5: never more than a few attempts a second
+// on one provider). The provider now cools down for the Retry-After: a
+// round started during it takes the next target, a round with no other
+// target waits it out, and the round that got the 429 still retries the
+// same target after its wait, as SPEC 5 says.
+func TestShortRetryAfterKeepsOtherRounds(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		targets []string
+		// wantDuring answers the round started during the pause;
+		// wantAt is when that round reached a, from the start.
+		wantDuring string
+		wantAt     time.Duration
+	}{
+		{"another target: taken", []string{"a", "b"}, "b", 0},
+		{"a alone: waited out", []string{"a"}, "a", 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newFakeClock()
+			start := clock.Now()
+			limited := statusFn(429, errBody("rate_limit_error", "rate_limit_exceeded", "slow down"), "Retry-After: 2")
+			a := newFakeProvider(t, clock, failTimes(1, "a", limited))
+			b := newFakeProvider(t, clock, healthy("b"))
+			cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, tc.targets)
+			var r *Router
+			open := func(ctx context.Context) (string, int, error) {
+				resp, err := r.Open(ctx, &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
+				if err != nil {
+					return "", 0, err
+				}
+				defer resp.Close()
+				return resp.Provider, resp.Attempts, nil
+			}
+			var during string
+			var duringErr error
+			var aDuring []seen
+			nested := false
+			sleep := func(ctx context.Context, d time.Duration) error {
+				if !nested {
+					// The first round waits out a's Retry-After: a
+					// second round starts now.
+					nested = true
+					aBefore := len(a.hits())
+					during, _, duringErr = open(ctx)
+					aDuring = a.hits()[aBefore:]
+				}
+				return clock.Sleep(ctx, d)
+			}
+			var err error
+			r, err = New(cfg, Options{Now: clock.Now, Sleep: sleep, Jitter: func(d time.Duration) time.Duration { return d }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+
+			from, attempts, err := open(t.Context())
+			if err != nil || from != "a" || attempts != 2 {
+				t.Errorf("the round that got the 429: %q after %d attempts (err %v); want a's answer on its retry", from, attempts, err)
+			}
+			if duringErr != nil || during != tc.wantDuring {
+				t.Errorf("a round started during a's Retry-After: 2 answered by %q (err %v); want %s", during, duringErr, tc.wantDuring)
+			}
+			var at []time.Duration
+			for _, h := range aDuring {
+				at = append(at, h.at.Sub(start))
+			}
+			var want []time.Duration // none
+			if tc.wantAt > 0 {
+				want = []time.Duration{tc.wantAt}
+			}
+			if !slices.Equal(at, want) {
+				t.Errorf("that round sent to a at %v from the start; want %v (the Retry-After ends at 2s)", at, want)
 			}
 		})
 	}

@@ -218,10 +218,6 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			// asked: a retry here would leave one of them unasked, and a
 			// healthy later target is a better bet than a failing one.
 			d.next, d.wait = stepNext, 0
-			if d.retryAfter {
-				// The provider asked for the pause: other rounds keep it.
-				p.coolDown(r.opts.Now().Add(f.retryAfter), CauseRateLimited)
-			}
 		}
 		done(d.breaker)
 		if d.latencyPenalty {
@@ -334,10 +330,16 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 	case CauseRateLimited:
 		brk := rateLimitOutcome(f.httpStatus, f.status)
 		if f.hasRetry {
+			// The provider asked every round for the pause, not just this
+			// one: it cools down that long, short or long, and other
+			// rounds skip it meanwhile (or wait it out, when it is all
+			// they have) rather than each sending at its own pace. This
+			// round's own retry after the wait is not skipped for it:
+			// the cool-down check is only for a target's first attempt.
+			p.coolDown(now.Add(f.retryAfter), CauseRateLimited)
 			if f.retryAfter <= r.fo.RetryAfterMaxWait.D() && raWaits < maxRetryAfterWaits && fits(f.retryAfter) {
 				return decision{next: stepRetry, wait: f.retryAfter, retryAfter: true, breaker: brk}
 			}
-			p.coolDown(now.Add(f.retryAfter), CauseRateLimited)
 			return decision{next: stepNext, breaker: brk}
 		}
 		w := r.backOff(p, now)
@@ -581,9 +583,8 @@ func allRateLimited(rd *round) bool {
 // the shortest wait among the round's providers, since a retry that soon
 // finds one of them willing again, and none sooner. A provider's wait is
 // the longer of its cool-down left and its open breaker's cool-down left;
-// a Retry-After it sent is in its cool-down (decide, or the retry guard in
-// tryTarget, puts every Retry-After a round ends on there), as is a
-// back-off. It used to be the last provider's Retry-After whenever it sent
+// a Retry-After it sent is in its cool-down (decide puts every
+// Retry-After there), as is a back-off. It used to be the last provider's Retry-After whenever it sent
 // one: a asking for 10 s and b, asked last, for an hour told the client an
 // hour. At least a second, the least a Retry-After says in whole seconds.
 //
