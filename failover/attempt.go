@@ -157,6 +157,17 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			limit = r.opts.MaxJSONResponseBytes // an embeddings batch, which cannot be streamed instead
 		}
 		data, err := a.readBody(limit)
+		if err != nil && errors.Is(err, io.ErrUnexpectedEOF) && wholeAnswer(req.Path, data) {
+			// The framing was cut (a chunked body's last chunk, bytes
+			// short of its Content-Length) after the whole answer had
+			// come: take it, as a stream cut after its finish reason is
+			// complete. Asked again, the provider would generate and
+			// bill it again, and so would the next. The connection is
+			// not reused (release closes a body not read to its end).
+			r.log.Warn("upstream answer complete, its framing cut: accepted", "provider", p.name, "model", t.model,
+				"bytes", len(data), "err", err)
+			err = nil
+		}
 		if err != nil {
 			f := a.failFromErr(err, true)
 			a.release()
@@ -318,6 +329,7 @@ var errBodyTooLarge = errors.New("response body too large")
 // readBody reads a whole non-stream body, each read bounded by the idle
 // timeout and all of it by the total timeout. A body with a
 // Content-Encoding is decoded (decoder), limit bounding what it decodes to.
+// A read error comes with what was read before it (wholeAnswer).
 func (a *Response) readBody(limit int64) ([]byte, error) {
 	n := 4 << 10
 	if cl := a.length; cl > 0 && cl <= limit {
@@ -353,9 +365,21 @@ func (a *Response) readBody(limit int64) ([]byte, error) {
 			return buf, nil
 		}
 		if err != nil {
-			return nil, err
+			return buf, err
 		}
 	}
+}
+
+// wholeAnswer reports whether data, the body of a non-stream answer to
+// path whose connection ended early, is the whole answer all the same: one
+// valid JSON object, which nothing may follow but white space, and for a
+// chat completion one with its choices. Truncated JSON is never valid, so
+// a body cut inside the answer still fails over.
+func wholeAnswer(path string, data []byte) bool {
+	if !isJSONObject(data) {
+		return false
+	}
+	return !isChatPath(path) || gjson.GetBytes(data, "choices.#").Int() > 0
 }
 
 // wantsJSONObject reports whether a non-stream 2xx answer to req is an

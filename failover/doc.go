@@ -67,7 +67,12 @@
 // a file's or a batch's object) is read whole, up to
 // Options.MaxJSONResponseBytes, as a chat completion is: an error object, an
 // empty body or a CDN's page sent with a 2xx still fails over, and the
-// proxy drops a forged "paygate" member from the whole object.
+// proxy drops a forged "paygate" member from the whole object. A body read
+// whole whose connection ends before its framing does (the last chunk
+// missing, bytes short of the Content-Length) is complete when what came
+// is one valid JSON object, a chat completion's with its choices, as a
+// stream cut after its finish reason is; cut inside the JSON, it is a lost
+// connection.
 //
 // Every attempt, retries included, counts toward failover.max_attempts. A
 // same-target retry is skipped (the next target at once) when the attempts

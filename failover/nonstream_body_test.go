@@ -1,6 +1,9 @@
 package failover
 
 import (
+	"fmt"
+	"io"
+	"strings"
 	"testing"
 )
 
@@ -56,6 +59,67 @@ func TestNonStreamAnswerMustBeAJSONObject(t *testing.T) {
 				wantHits = [2]int{2, 1} // a malformed answer: a once more, then b
 			} else if got.body != tc.body {
 				t.Errorf("body %q; want a's as sent, %q", got.body, tc.body)
+			}
+			if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != wantHits {
+				t.Errorf("providers saw a=%d b=%d; want a=%d b=%d", h[0], h[1], wantHits[0], wantHits[1])
+			}
+		})
+	}
+}
+
+// TestNonStreamWholeAnswerWithCutFraming: a non-stream answer whose whole
+// JSON arrived but whose framing was then cut (a chunked body without its
+// last chunk, fewer bytes than its Content-Length) was failed as a lost
+// connection: a asked again, then b, each generating and billing the
+// answer anew. As a stream that ends after its finish reason is complete,
+// such an answer is now taken when the bytes read are one valid JSON
+// object (a chat completion's with its choices). A body cut inside the
+// JSON still fails over.
+func TestNonStreamWholeAnswerWithCutFraming(t *testing.T) {
+	t.Parallel()
+	const completion = `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"from a"},"finish_reason":"stop"}],"usage":{"total_tokens":5}}`
+	const embeddings = `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1]}],"model":"from a"}`
+	chunkedCut := func(body string) func(*fconn) {
+		return func(c *fconn) {
+			_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+			c.chunk(body)
+			c.cut()
+		}
+	}
+	shortCut := func(body string) func(*fconn) {
+		return func(c *fconn) {
+			fmt.Fprintf(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body)+2, body)
+			c.cut()
+		}
+	}
+	tests := []struct {
+		name, path string
+		a          func(*fconn)
+		wantFrom   string
+	}{
+		{"chat: whole, no last chunk", "/chat/completions", chunkedCut(completion), "a"},
+		{"chat: whole, then white space, no last chunk", "/chat/completions", chunkedCut(completion + "\n"), "a"},
+		{"chat: whole, short of its Content-Length", "/chat/completions", shortCut(completion), "a"},
+		{"chat: cut inside the JSON", "/chat/completions", chunkedCut(completion[:len(completion)-1]), "b"},
+		{"chat: an object without choices", "/chat/completions", chunkedCut(`{"id":"c1","object":"chat.completion"}`), "b"},
+		{"chat: an error object", "/chat/completions", chunkedCut(errBody("server_error", "", "boom")), "b"},
+		{"embeddings: whole, no last chunk", "/embeddings", chunkedCut(embeddings), "a"},
+		{"embeddings: cut inside the JSON", "/embeddings", chunkedCut(embeddings[:40]), "b"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(*fconn, int){"a": always(tc.a)}, []string{"a", "b"}, nil)
+			got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "POST", Path: tc.path, Body: chatBody(false),
+				ContentType: "application/json"})
+			if got.openErr != nil || got.provider != tc.wantFrom {
+				t.Fatalf("answered by %q (err %v) after %d attempts; want %s", got.provider, got.openErr, got.attempts, tc.wantFrom)
+			}
+			wantHits := [2]int{1, 0}
+			if tc.wantFrom == "b" {
+				wantHits = [2]int{2, 1} // a lost connection or a malformed answer: a once more, then b
+			} else if !strings.Contains(got.body, "from a") {
+				t.Errorf("body %q; want a's answer", got.body)
 			}
 			if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != wantHits {
 				t.Errorf("providers saw a=%d b=%d; want a=%d b=%d", h[0], h[1], wantHits[0], wantHits[1])
