@@ -161,7 +161,8 @@ type Timeouts struct {
 	Connect Duration `yaml:"connect"`
 	// FirstByte bounds a stream's wait for the response headers; a
 	// non-streamed request waits for them up to total, since many providers
-	// send them only with the whole answer. Default 30s.
+	// send them only with the whole answer (but, while another target could
+	// answer it, only its share of failover.max_round_time). Default 30s.
 	FirstByte Duration `yaml:"first_byte"`
 	// FirstToken bounds the wait for the first streamed token. Default 30s.
 	FirstToken Duration `yaml:"first_token"`
@@ -211,7 +212,14 @@ type Failover struct {
 	// MaxRoundTime bounds the time spent on one round's attempts, each until
 	// its answer is there: a stream's first token, a non-streamed answer's
 	// response headers (its body is then bounded by the provider's
-	// timeouts). Default 60s.
+	// timeouts). A non-streamed answer's headers often come only with the
+	// whole answer: while a later target could still be asked, an attempt
+	// waits for them at most an even share of the round's time left (30s of
+	// 60s with one fallback), then the next target is asked and the cut
+	// counts against the provider's breaker, so a silent provider is passed
+	// over; the round's last target waits up to its timeouts.total, so a
+	// long answer still comes. Raise it for a model whose non-streamed
+	// answers take longer than their share. Default 60s.
 	MaxRoundTime Duration `yaml:"max_round_time"`
 	Breaker      Breaker  `yaml:"breaker"`
 	Recovery     Recovery `yaml:"recovery"`

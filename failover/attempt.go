@@ -77,8 +77,10 @@ const (
 // attempt sends req to t once. On success the returned Response owns the
 // connection (stream) or the whole body (non-stream). roundLeft bounds the
 // wait for the answer by what is left of the round: for a stream until its
-// first token, for a non-stream answer until a 2xx head has arrived.
-func (r *Router) attempt(caller context.Context, t *target, req *Request, body []byte, roundLeft time.Duration) (*Response, *failure) {
+// first token, for a non-stream answer until a 2xx head has arrived (0:
+// unbounded). headWait, when above 0, bounds a non-stream answer's wait
+// for its head (Router.nonStreamWait).
+func (r *Router) attempt(caller context.Context, t *target, req *Request, body []byte, roundLeft, headWait time.Duration) (*Response, *failure) {
 	p := t.p
 	to := p.cfg.Timeouts
 	a := &Response{
@@ -93,10 +95,15 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 	if !req.Stream {
 		// A non-stream answer's head often comes only with the whole
 		// answer (OpenAI), after as long as the model takes to write it:
-		// the total timeout bounds the wait for it, not first_byte or
-		// first_token, which would cut every long answer, and then the
-		// next target's, each of them billed.
+		// the total timeout bounds the wait for it, or the attempt's
+		// share of the round's time when a later target could answer
+		// (nonStreamWait), not first_byte or first_token, which would
+		// cut every long answer, and then the next target's, each of
+		// them billed.
 		headerWait = to.Total.D()
+		if headWait > 0 {
+			headerWait = min(headerWait, headWait)
+		}
 	}
 	// The round's time and the total timeout share the attempt's one timer
 	// with the phases (deadlines).
@@ -115,6 +122,10 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 	resp, err := p.rt.RoundTrip(hreq)
 	if err != nil {
 		f := a.failFromErr(err, false)
+		if f.cause == CauseFirstByteTimeout && !req.Stream && headWait > 0 {
+			f.err = fmt.Errorf("%w (a non-stream answer's: its share of failover.max_round_time, %v, with another target to ask)",
+				ErrFirstByteTimeout, headerWait)
+		}
 		a.release()
 		return nil, f
 	}

@@ -36,8 +36,10 @@
 //     target left the client gets a 502 naming where it pointed. An
 //     unasked 101 is a malformed answer, and so is a chat completion's
 //     2xx without a JSON object (a 204 among them);
-//   - no headers before first_byte (a stream) or total (a non-stream
-//     request), no token before first_token: the next target at once;
+//   - no headers before first_byte (a stream), or (a non-stream request)
+//     before its share of the round's time while a later target could
+//     answer, else before total; no token before first_token: the next
+//     target at once;
 //   - 400 context length, 413 (the body's size), 404, a 400 that says the
 //     model does not exist (model_not_found and the like): the next
 //     target; other 4xx: the round ends and the provider's own error
@@ -85,8 +87,11 @@
 // token-bearing event, idle each gap between events (or body reads), total
 // the whole response. connect bounds dialing and the TLS handshake. A
 // non-stream answer's headers often come only with the whole answer, so
-// its wait for them is bounded by total alone. The round's time
-// (failover.max_round_time) bounds every attempt until the answer is
+// its wait for them is bounded by total, not first_byte, and, while a
+// later target could still be asked, by an even share of the round's time
+// left; the round's last chance is not bounded by the round's time
+// (Router.nonStreamWait says why). The round's time
+// (failover.max_round_time) bounds every other attempt until the answer is
 // there: a stream's first token, a non-stream answer's 2xx head; from then
 // on only the attempt's own timeouts do.
 //

@@ -20,7 +20,8 @@ import (
 // Now the wait for the head is bounded by total (and, until a 2xx head has
 // come, by the round's time), the body by total and by idle between reads,
 // which keep-alives reset. Streams keep first_byte, first_token and the
-// round's time until their first token.
+// round's time until their first token. (How the round's time bounds the
+// wait for the head: TestSilentProviderNonStream, TestLongNonStreamAnswer.)
 func TestNonStreamAnswerTimeouts(t *testing.T) {
 	t.Parallel()
 	const ms = time.Millisecond
@@ -94,10 +95,12 @@ func TestNonStreamAnswerTimeouts(t *testing.T) {
 			wantFrom: "b", wantHits: [2]int{1, 1}, minTook: tIdle, maxTook: tIdle + slack,
 		},
 		{
-			name:    "no head within the round's time: round timeout",
-			a:       always((*fconn).hang),
-			mutate:  roundTime(300 * ms),
-			wantErr: CauseRoundTime, wantHits: [2]int{1, 0}, minTook: 300 * ms, maxTook: 300*ms + slack,
+			// With b to fall back on, a's wait is its half of the
+			// round's time (TestSilentProviderNonStream).
+			name:     "no head within its share of the round's time: the next target",
+			a:        always((*fconn).hang),
+			mutate:   roundTime(300 * ms),
+			wantFrom: "b", wantHits: [2]int{1, 1}, minTook: 150 * ms, maxTook: 150*ms + slack,
 		},
 		{
 			name:   "stream: head at once, no token within the round's time: round timeout",
@@ -147,6 +150,81 @@ func TestNonStreamAnswerTimeouts(t *testing.T) {
 			}
 			if got.took < tc.minTook || tc.maxTook > 0 && got.took > tc.maxTook {
 				t.Errorf("round took %v; want %v to %v", got.took, tc.minTook, tc.maxTook)
+			}
+		})
+	}
+}
+
+// TestSilentProviderNonStream: a non-stream request to a silent provider
+// (no headers ever) waited for them until failover.max_round_time cut the
+// round, which ended it breaker-neutral: every request waited the round's
+// whole time (60 s by default) for a 504, the next target was never asked
+// and the breaker never opened. SPEC 5 wants the next target. An attempt
+// with a later target to ask now waits for its head at most an even share
+// of the round's time left (here 600ms/2), then the next target answers;
+// the cut is a first-byte timeout, a breaker failure, so after
+// breaker.failures (5) such rounds the provider is not asked at all. The
+// defaults scaled by 1/100: first_byte 30s, total 300s, max_round_time
+// 60s.
+func TestSilentProviderNonStream(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, map[string]func(*fconn, int){"a": always((*fconn).hang)}, []string{"a", "b"}, func(c *config.Config) {
+		for i := range c.Providers {
+			c.Providers[i].Timeouts.FirstByte = config.Duration(300 * time.Millisecond)
+			c.Providers[i].Timeouts.Total = config.Duration(3 * time.Second)
+		}
+		c.Failover.MaxRoundTime = config.Duration(600 * time.Millisecond)
+	})
+	for i := range 7 {
+		got := e.open(t.Context(), false)
+		if got.provider != "b" {
+			t.Fatalf("round %d: %v after %v, b saw %d requests, a's breaker %s; want b's answer",
+				i+1, got.openErr, got.took.Round(time.Millisecond), len(e.fakes["b"].hits()), statusOf(e.r, "a").Breaker)
+		}
+		if share := 300 * time.Millisecond; i == 0 && (got.took < share || got.took > share+slack) {
+			t.Errorf("round 1 took %v; want a's share of the round's time, %v", got.took, share)
+		}
+	}
+	if n, st := len(e.fakes["a"].hits()), statusOf(e.r, "a").Breaker; n != 5 || st != "open" {
+		t.Errorf("a asked %d times, its breaker %s; want 5 (breaker.failures), then open", n, st)
+	}
+}
+
+// TestLongNonStreamAnswer: "a non-streamed request waits for [its
+// headers] up to total, since many providers send them only with the
+// whole answer" (timeouts.first_byte). The round's time cut that wait
+// first: with the defaults, every non-stream answer taking over 60 s was a
+// 504 even from a model's only provider. The round's last chance (no later
+// target to ask) now waits up to total, whichever target it is. Scaled by
+// 1/100: total 300s, max_round_time 60s, an answer after 100s.
+func TestLongNonStreamAnswer(t *testing.T) {
+	t.Parallel()
+	long := always(func(c *fconn) {
+		c.pause(time.Second) // the model writes its answer; head and body come together
+		okJSON(c, "from the last")
+	})
+	for _, tc := range []struct {
+		name    string
+		scripts map[string]func(*fconn, int)
+		targets []string
+		want    string
+	}{
+		{"the only target", map[string]func(*fconn, int){"a": long}, []string{"a"}, "a"},
+		{"the last target after the others failed", map[string]func(*fconn, int){"a": always(statusFn(500, "")), "b": long},
+			[]string{"a", "b"}, "b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, tc.scripts, tc.targets, func(c *config.Config) {
+				for i := range c.Providers {
+					c.Providers[i].Timeouts.Total = config.Duration(3 * time.Second)
+				}
+				c.Failover.MaxRoundTime = config.Duration(600 * time.Millisecond)
+			})
+			got := e.open(t.Context(), false)
+			if got.provider != tc.want || !strings.Contains(got.body, "from the last") {
+				t.Errorf("answer due after 1s, total 3s: %q %v after %v; want %s's answer", got.provider, got.openErr,
+					got.took.Round(time.Millisecond), tc.want)
 			}
 		})
 	}

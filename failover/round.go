@@ -160,8 +160,12 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		// change it before this attempt's.)
 		probe := gobreaker.State(p.state.Load()) == gobreaker.StateHalfOpen
 		rd.attempts++
+		roundLeft, headWait := left, time.Duration(0)
+		if !rd.req.Stream {
+			roundLeft, headWait = r.nonStreamWait(rd, left, rest)
+		}
 		started := time.Now()
-		resp, f := r.attempt(rd.ctx, t, rd.req, send, left)
+		resp, f := r.attempt(rd.ctx, t, rd.req, send, roundLeft, headWait)
 		at := Attempt{Provider: p.name, Model: t.model, Duration: time.Since(started)}
 		if f == nil {
 			// A piped answer, like a stream, is not whole yet: the
@@ -247,6 +251,38 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			return nil, true
 		}
 	}
+}
+
+// nonStreamWait bounds a non-stream attempt's wait for its head, which
+// many providers send only with the whole answer (OpenAI), after as long
+// as the model takes to write it. It returns the round's time left to
+// bound the attempt by (0: none) and the attempt's own limit on its wait
+// for the head (0: none but timeouts.total).
+//
+// The round's last chance (no later target it could ask, or no attempt
+// left for one) waits up to timeouts.total, not bounded by the round's
+// time: there is nothing to fail over to, and a long answer, which the
+// round's time (60 s by default) would cut at every request, is then
+// still delivered. An attempt with a later target to fall back on waits
+// at most an even share of the round's time left among itself and the
+// targets the round could still ask (30 s of the default 60 s with one
+// fallback, as long as a stream's first_byte), so that a silent provider
+// (a black hole, a stuck load balancer) is failed over within the round
+// rather than costing every request the round's whole time and a 504.
+// Its end is a first-byte timeout: the next target at once and a failure
+// for the breaker, which opens after failover.breaker.failures such
+// rounds and spares the next ones the wait. It cuts an answer longer
+// than the share too, one that would have come: a model whose
+// non-streamed answers take longer with a fallback needs a longer
+// failover.max_round_time (or streaming, whose first token comes soon).
+// Its first_byte is not the bound (a stream's is): it would cut every
+// long answer, and then the fallback's, each billed.
+func (r *Router) nonStreamWait(rd *round, left time.Duration, rest []*target) (roundLeft, headWait time.Duration) {
+	later := min(r.untried(rest), r.fo.MaxAttempts-rd.attempts)
+	if later <= 0 {
+		return 0, 0
+	}
+	return left, left / time.Duration(later+1)
 }
 
 // untried counts the targets of rest that the round could still ask: not
