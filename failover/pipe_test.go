@@ -356,7 +356,15 @@ func TestLargestEmbeddingsBatchIsServed(t *testing.T) {
 	e := newEnv(t, map[string]func(*fconn, int){"a": func(c *fconn, _ int) {
 		_, _ = fmt.Fprintf(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(answer))
 		_, _ = c.c.Write(answer)
-	}}, []string{"a", "b"}, nil)
+	}}, []string{"a", "b"}, func(cfg *config.Config) {
+		// 33 MB under -race on two busy cores: a gap between two reads can
+		// pass the suite's 300 ms idle limit, and this test is about the
+		// size caps, not timeouts.
+		for i := range cfg.Providers {
+			cfg.Providers[i].Timeouts.Idle = config.Duration(30 * time.Second)
+			cfg.Providers[i].Timeouts.Total = config.Duration(60 * time.Second)
+		}
+	})
 	if int64(len(answer)) <= e.r.opts.MaxResponseBytes || int64(len(answer)) > e.r.opts.MaxJSONResponseBytes {
 		t.Fatalf("the answer's %d bytes are not between the default caps, %d and %d", len(answer), e.r.opts.MaxResponseBytes, e.r.opts.MaxJSONResponseBytes)
 	}
