@@ -504,9 +504,11 @@ webhooks: {url: "` + merchantURL + `", secret: ` + testWebhookSecret + `}
 }
 
 // TestWebhookResend: an operator asks for a paid order's state to be sent
-// again (the merchant's endpoint was down past the retry window, or it lost
-// what it got). The merchant receives a second order.paid with a new id, the
-// order's current data and a valid signature; an unknown order is 404, an
+// again. Its order.paid was acknowledged and nothing was given up, so the
+// plain resend is refused (409: a merchant deduplicating by id would deliver
+// the goods twice) and sends nothing; with force=true (the merchant lost
+// its records) the merchant receives a second order.paid with a new id, the
+// order's current data and a valid signature. An unknown order is 404, an
 // order awaiting payment 409, and the route needs the admin token and the
 // console's CSRF header.
 func TestWebhookResend(t *testing.T) {
@@ -561,8 +563,16 @@ func TestWebhookResend(t *testing.T) {
 	}
 
 	status, body := httpCall(t, http.MethodPost, resend(no), "Bearer "+testAdminToken, "")
+	if status != http.StatusConflict || !strings.Contains(body.Get("error").Str, "force=true") || !body.Get("can_force").Bool() {
+		t.Fatalf("resend of a delivered order: %d %s; want 409 naming force=true", status, body.Raw)
+	}
+	if n := len(m.arrivals()); n != 1 {
+		t.Fatalf("%d arrivals after the refused resend; want 1", n)
+	}
+
+	status, body = httpCall(t, http.MethodPost, resend(no)+"?force=true", "Bearer "+testAdminToken, "")
 	if status != http.StatusAccepted || body.Get("type").Str != webhook.TypeOrderPaid || !strings.HasPrefix(body.Get("event_id").Str, "evt_") {
-		t.Fatalf("resend: %d %s; want 202 with an order.paid event id", status, body.Raw)
+		t.Fatalf("forced resend: %d %s; want 202 with an order.paid event id", status, body.Raw)
 	}
 	again := m.await(t, "the resent order.paid", func(a hookArrival) bool { return a.env.ID == body.Get("event_id").Str })
 	if again.verifyErr != nil || again.env.Type != webhook.TypeOrderPaid || again.env.ID == first.env.ID {

@@ -191,9 +191,14 @@ func currency(c string) string {
 // happened. The body is rendered now and never again, so every retry sends
 // the same bytes.
 func NewEvent(typ string, o *store.Order, refund map[string]any, at time.Time) store.Event {
-	id := newEventID()
+	return encodeEvent(newEnvelope(typ, o, refund), newEventID(), o.OrderNo, at)
+}
+
+// newEnvelope is the body of a typ event about order o, without its id and
+// time (encodeEvent adds them).
+func newEnvelope(typ string, o *store.Order, refund map[string]any) Envelope {
 	env := Envelope{
-		ID: id, Type: typ, CreatedAt: at.UTC().Format(time.RFC3339),
+		Type: typ,
 		Data: Data{
 			Order: payments.OrderView(o), Refund: refund,
 			Client: o.Client, AppID: o.AppID, OpenID: o.User, TransactionID: o.TransactionID,
@@ -202,12 +207,18 @@ func NewEvent(typ string, o *store.Order, refund map[string]any, at time.Time) s
 	if o.Status == store.StatusNeedsReview {
 		env.Data.ReviewReason = o.ReviewReason
 	}
+	return env
+}
+
+// encodeEvent renders env with id and at as the outbox event on key.
+func encodeEvent(env Envelope, id, key string, at time.Time) store.Event {
+	env.ID, env.CreatedAt = id, at.UTC().Format(time.RFC3339)
 	body, err := json.Marshal(env)
 	if err != nil {
 		// Only strings, numbers, nil and nested maps of them are marshalled.
 		panic("webhook: marshal event: " + err.Error())
 	}
-	return store.Event{ID: id, Kind: Kind, Key: o.OrderNo, Payload: body, CreatedAt: at}
+	return store.Event{ID: id, Kind: Kind, Key: key, Payload: body, CreatedAt: at}
 }
 
 // ProposalEvent is the refund.proposed event of proposal p on order o: no

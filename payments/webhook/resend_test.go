@@ -3,11 +3,17 @@ package webhook_test
 import (
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/testdrivers"
 )
 
 func TestStateEvent(t *testing.T) {
@@ -55,6 +61,205 @@ func TestStateEvent(t *testing.T) {
 			}
 			if (tc.status == store.StatusNeedsReview) != (env.Data.ReviewReason != "") {
 				t.Errorf("review reason %q for %s", env.Data.ReviewReason, tc.status)
+			}
+		})
+	}
+}
+
+// resendAnswer is what POST /admin/api/orders/{order_no}/webhook answered.
+type resendAnswer struct {
+	code           int
+	EventID        string `json:"event_id"`
+	Type           string `json:"type"`
+	AlreadyPending bool   `json:"already_pending"`
+	Error          string `json:"error"`
+	CanForce       bool   `json:"can_force"`
+}
+
+// postResend calls r's resend route for order orderNo, with query (e.g.
+// "?force=true") appended, as the admin mux mounts it.
+func postResend(t testing.TB, r *webhook.Relay, orderNo, query string) resendAnswer {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle("POST /admin/api/orders/{order_no}/webhook", r.ResendHandler())
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/admin/api/orders/"+orderNo+"/webhook"+query, nil))
+	a := resendAnswer{code: rec.Code}
+	if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil {
+		t.Fatalf("resend %s%s: %d %q is not JSON: %v", orderNo, query, rec.Code, rec.Body, err)
+	}
+	return a
+}
+
+// queuedFor reports the ids of the events waiting at the head of order
+// orderNo's intake and delivery queues.
+func queuedFor(t testing.TB, st store.Store, orderNo string) []string {
+	t.Helper()
+	var ids []string
+	for _, key := range []string{orderNo, webhook.QueuePrefix + orderNo} {
+		if h, ok := head(t, st, key); ok {
+			ids = append(ids, h.ID)
+		}
+	}
+	return ids
+}
+
+// paidAndDelivered commits a paid order whose order.paid the receiver
+// acknowledged, and returns it with that event's id.
+func paidAndDelivered(t *testing.T, st store.Store, r *webhook.Relay, rc *receiver, no string) (*store.Order, string) {
+	t.Helper()
+	ob := orders{t, st}
+	o := ob.create(no, store.StatusAwaitingPayment)
+	ob.move(o, store.StatusPaid, "notification")
+	drain(t, r)
+	acc := rc.accepted()
+	if len(acc) != 1 || acc[0].typ != webhook.TypeOrderPaid || acc[0].orderNo != no {
+		t.Fatalf("accepted %+v; want the order.paid of %s", acc, no)
+	}
+	return o, acc[0].id
+}
+
+// TestResendDeliveredOrderRefused: the merchant acknowledged the order's
+// order.paid and nothing was given up, so a resend without force=true is
+// refused with 409 and a reason (the README's receiver would deliver the
+// goods again for a new id), enqueues nothing and sends nothing.
+func TestResendDeliveredOrderRefused(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc := newReceiver(t, clk.Now, nil)
+			st := testdrivers.Open(t, driver, nil)
+			r := newRelay(t, st, rc.URL, clk.Now, nil)
+			o, _ := paidAndDelivered(t, st, r, rc, "PGRESENDDONE"+driver)
+
+			for range 3 { // an operator who clicks again, a client's retry
+				a := postResend(t, r, o.OrderNo, "")
+				if a.code != http.StatusConflict || !strings.Contains(a.Error, "force=true") || !a.CanForce || a.EventID != "" {
+					t.Fatalf("resend of a delivered order: %+v; want 409 naming force=true", a)
+				}
+			}
+			if q := queuedFor(t, st, o.OrderNo); len(q) != 0 {
+				t.Fatalf("queued for %s after refused resends: %v; want nothing", o.OrderNo, q)
+			}
+			drain(t, r)
+			if n := len(rc.arrivals()); n != 1 {
+				t.Errorf("%d deliveries; want 1 (the original order.paid only)", n)
+			}
+		})
+	}
+}
+
+// TestConcurrentResendsCollapse: the order's order.paid was given up; two
+// operators, two console tabs and a client's retry resend it at once. One
+// event is queued; every caller is told its id (202 for the one that queued
+// it, 200 for the others); the merchant, back, receives it exactly once;
+// the dead letter is gone; and once it is delivered a further resend is
+// refused: nothing is lost any more.
+func TestConcurrentResendsCollapse(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			var up atomic.Bool
+			rc := newReceiver(t, clk.Now, func(arrival, int) int {
+				if up.Load() {
+					return http.StatusOK
+				}
+				return http.StatusBadGateway
+			})
+			st := testdrivers.Open(t, driver, nil)
+			ob := orders{t, st}
+			o := ob.create("PGRESENDRACE"+driver, store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
+			runFor(t, r, clk, 6*time.Second)
+			if v := getAdminView(t, r); len(v.DeadLetters) != 1 {
+				t.Fatalf("dead letters %+v; want the order.paid", v.DeadLetters)
+			}
+			before := len(rc.arrivals())
+
+			const n = 8
+			answers := make([]resendAnswer, n)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					answers[i] = postResend(t, r, o.OrderNo, "")
+				})
+			}
+			close(start)
+			wg.Wait()
+			queued := 0
+			for _, a := range answers {
+				switch {
+				case a.code == http.StatusAccepted && !a.AlreadyPending:
+					queued++
+				case a.code == http.StatusOK && a.AlreadyPending:
+				default:
+					t.Fatalf("answer %+v; want 202, or 200 naming the pending event", a)
+				}
+				if a.EventID != answers[0].EventID || a.Type != webhook.TypeOrderPaid {
+					t.Fatalf("answers %+v; want one order.paid event id for all", answers)
+				}
+			}
+			if queued != 1 {
+				t.Fatalf("%d of %d resends queued an event; want 1: %+v", queued, n, answers)
+			}
+			// Asked again while it waits: the same event, nothing queued.
+			if a := postResend(t, r, o.OrderNo, ""); a.code != http.StatusOK || a.EventID != answers[0].EventID {
+				t.Fatalf("resend while the resent event waits: %+v; want 200 with %s", a, answers[0].EventID)
+			}
+			if v := getAdminView(t, r); len(v.DeadLetters) != 0 {
+				t.Errorf("dead letters after the resend: %+v; want none", v.DeadLetters)
+			}
+
+			up.Store(true)
+			drain(t, r)
+			got := rc.arrivals()[before:]
+			if len(got) != 1 || got[0].id != answers[0].EventID || got[0].typ != webhook.TypeOrderPaid || got[0].status != http.StatusOK {
+				var ids []string
+				for _, x := range got {
+					ids = append(ids, x.typ+" "+x.id)
+				}
+				t.Fatalf("delivered after %d concurrent resends: %v; want %s once", n, ids, answers[0].EventID)
+			}
+			if a := postResend(t, r, o.OrderNo, ""); a.code != http.StatusConflict {
+				t.Errorf("resend after the resent event was delivered: %+v; want 409", a)
+			}
+		})
+	}
+}
+
+// TestResendForce: force=true is for a merchant that lost its own records:
+// a delivered order's state is queued again, each time as a new event with
+// a new id, which the merchant processes; a malformed force is a 400.
+func TestResendForce(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc := newReceiver(t, clk.Now, nil)
+			st := testdrivers.Open(t, driver, nil)
+			r := newRelay(t, st, rc.URL, clk.Now, nil)
+			o, first := paidAndDelivered(t, st, r, rc, "PGRESENDFORCE"+driver)
+
+			if a := postResend(t, r, o.OrderNo, "?force=maybe"); a.code != http.StatusBadRequest || a.Error == "" {
+				t.Errorf("force=maybe: %+v; want 400", a)
+			}
+			ids := map[string]bool{first: true}
+			for range 2 {
+				a := postResend(t, r, o.OrderNo, "?force=true")
+				if a.code != http.StatusAccepted || a.Type != webhook.TypeOrderPaid || ids[a.EventID] {
+					t.Fatalf("forced resend: %+v; want 202 with a new order.paid id (not one of %v)", a, ids)
+				}
+				ids[a.EventID] = true
+			}
+			drain(t, r)
+			var acc []string
+			for _, x := range rc.accepted() {
+				acc = append(acc, x.typ+" "+x.id)
+			}
+			if len(acc) != 3 {
+				t.Errorf("accepted %v; want the original and the two forced order.paid events", acc)
 			}
 		})
 	}
