@@ -445,18 +445,33 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.screenshot(t, "console-order-history.png")
 
 	// Send an order's state to the merchant again: refused for an order
-	// awaiting payment (no event describes it), queued and delivered for the
-	// rejected one.
+	// awaiting payment (no event describes it); for the rejected one, whose
+	// events the merchant acknowledged, refused with the reason (nothing was
+	// lost) and then, sent anyway with the button that refusal brings up,
+	// queued as a new event and delivered.
 	b.do(t, "resend refused", chromedp.Click(chromedp.CSS(`button[data-action="resend"][data-order-no="`+approveNo+`"]`)),
 		waitFor("the refusal", `document.querySelector("#resend-result")?.textContent.startsWith("Not sent:")`))
 	if s := b.text(t, "#resend-result"); !strings.Contains(s, "no merchant event describes") {
 		t.Errorf("resend of an order awaiting payment: %q; want the reason it was not sent", s)
 	}
+	if n := evalJS[int](t, b, `document.querySelectorAll('button[data-action="resend-force"]:not([hidden])').length`); n != 0 {
+		t.Errorf("%d send-anyway buttons after a refusal force cannot overcome; want none", n)
+	}
 	b.do(t, "search the rejected order", chromedp.SetValue(chromedp.ID("orders-search"), rejectNo), chromedp.Click(chromedp.ID("orders-apply")),
 		chromedp.WaitVisible(chromedp.CSS(row("orders", rejectNo))))
 	b.do(t, "open it", chromedp.Click(chromedp.CSS(row("orders", rejectNo))),
 		chromedp.WaitVisible(chromedp.CSS(`button[data-action="resend"][data-order-no="`+rejectNo+`"]`)))
-	b.do(t, "resend", chromedp.Click(chromedp.CSS(`button[data-action="resend"][data-order-no="`+rejectNo+`"]`)),
+	if n := evalJS[int](t, b, `document.querySelectorAll('button[data-action="resend-force"]:not([hidden])').length`); n != 0 {
+		t.Errorf("%d send-anyway buttons shown before any refusal; want none", n)
+	}
+	b.do(t, "resend refused: nothing lost", chromedp.Click(chromedp.CSS(`button[data-action="resend"][data-order-no="`+rejectNo+`"]`)),
+		waitFor("the refusal", `document.querySelector("#resend-result")?.textContent.startsWith("Not sent:")`),
+		chromedp.WaitVisible(chromedp.CSS(`button[data-action="resend-force"][data-order-no="`+rejectNo+`"]`)))
+	if s := b.text(t, "#resend-result"); !strings.Contains(s, "no event of the order was given up") {
+		t.Errorf("resend of a delivered order: %q; want the reason it was not sent", s)
+	}
+	b.screenshot(t, "console-order-resend-refused.png")
+	b.do(t, "send anyway", chromedp.Click(chromedp.CSS(`button[data-action="resend-force"][data-order-no="`+rejectNo+`"]`)),
 		waitFor("the queued event", `document.querySelector("#resend-result")?.textContent.startsWith("Queued order.closed as evt_")`))
 	resent := strings.Fields(strings.TrimPrefix(b.text(t, "#resend-result"), "Queued order.closed as "))[0]
 	resent = strings.TrimSuffix(resent, ";")

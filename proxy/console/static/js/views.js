@@ -183,27 +183,39 @@ async function showOrder(detail, o) {
 function kv(k, v) { return [h('dt', { text: k }), h('dd', {}, v)]; }
 
 // resendControl sends the order's current state to the merchant's webhook
-// endpoint again: for an endpoint that was down past the retry window, or a
-// merchant that lost what it got. One click: it moves no money and the
-// merchant deduplicates by event id.
+// endpoint again, for an event given up after the retry window. It moves no
+// money, but a merchant deduplicating by event id processes a new id again
+// (order.paid: delivers the goods again), so paygate refuses when nothing
+// was lost (409, with the reason shown here) and only then does the control
+// offer to send it anyway as a new event (force=true), for a merchant that
+// lost its records. Clicking again while a resend waits queues nothing:
+// paygate names the event already queued.
 function resendControl(o) {
   const result = h('span', { id: 'resend-result', class: 'legend' });
   const button = h('button', { type: 'button', class: 'small', dataset: { action: 'resend', orderNo: o.order_no } },
     'Send to the merchant again');
-  button.onclick = async () => {
-    button.disabled = true;
+  const force = h('button', { type: 'button', class: 'small ghost', hidden: true, dataset: { action: 'resend-force', orderNo: o.order_no },
+    title: 'The merchant processes it as a new event: for a merchant that lost its records' }, 'Send anyway, as a new event');
+  const send = async (forced) => {
+    button.disabled = force.disabled = true;
+    force.hidden = true;
     result.textContent = 'Sending…';
     try {
-      const d = await api(`/admin/api/orders/${encodeURIComponent(o.order_no)}/webhook`, { method: 'POST' });
-      result.textContent = `Queued ${d.type} as ${d.event_id}; it leaves after the order's pending events.`;
+      const d = await api(`/admin/api/orders/${encodeURIComponent(o.order_no)}/webhook${forced ? '?force=true' : ''}`, { method: 'POST' });
+      result.textContent = d.already_pending
+        ? `Already queued: ${d.type} as ${d.event_id} waits for delivery; not queued twice.`
+        : `Queued ${d.type} as ${d.event_id}; it leaves after the order's pending events.`;
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return;
       result.textContent = `Not sent: ${e.message}`;
+      force.hidden = forced || !(e instanceof ApiError && e.body && e.body.can_force);
     } finally {
-      button.disabled = false;
+      button.disabled = force.disabled = false;
     }
   };
-  return h('p', { class: 'actions' }, button, ' ', result);
+  button.onclick = () => send(false);
+  force.onclick = () => send(true);
+  return h('p', { class: 'actions' }, button, ' ', force, ' ', result);
 }
 
 // orderHistory walks the chain backwards from its head, a page at a time, and
@@ -313,7 +325,8 @@ export async function webhooks(panel) {
 // deadLetters lists the webhooks given up after the retry window: the store
 // keeps them until the order is sent again, because a lost order.paid means
 // goods never delivered. Each row has the order's resend button, which
-// queues the order's current state under a new id and clears its rows.
+// queues the order's current state (once, however often it is clicked) and
+// clears its rows.
 function deadLetters(panel, dead) {
   if (dead.length === 0) return;
   panel.append(
