@@ -65,6 +65,21 @@ func runFor(t testing.TB, r *webhook.Relay, clk *clock, d time.Duration) {
 	}
 }
 
+// paidAndGivenUp commits paid order no on st and runs a relay (shortWindow)
+// against rc, which must refuse it, until its order.paid is a dead letter.
+func paidAndGivenUp(t *testing.T, st store.Store, rc *receiver, clk *clock, no string) (*store.Order, *webhook.Relay) {
+	t.Helper()
+	ob := orders{t, st}
+	o := ob.create(no, store.StatusAwaitingPayment)
+	ob.move(o, store.StatusPaid, "notification")
+	r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
+	runFor(t, r, clk, 6*time.Second)
+	if v := getAdminView(t, r); len(v.DeadLetters) != 1 || v.DeadLetters[0].Type != webhook.TypeOrderPaid {
+		t.Fatalf("dead letters %+v; want the order.paid", v.DeadLetters)
+	}
+	return o, r
+}
+
 // TestGivenUpWebhookStaysListed: an order.paid the merchant never
 // acknowledged is the one event an operator must not miss (the goods were
 // never delivered). Once the relay gives up on it, the admin API names the
@@ -147,13 +162,7 @@ func TestResendClearsDeadLetters(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
 			clk := newClock()
-			var up atomic.Bool
-			rc := newReceiver(t, clk.Now, func(arrival, int) int {
-				if up.Load() {
-					return http.StatusOK
-				}
-				return http.StatusBadGateway
-			})
+			rc, up := downReceiver(t, clk.Now)
 			base := testdrivers.Open(t, driver, nil)
 			ob := orders{t, base}
 			a := ob.create("PGDEADA"+driver, store.StatusAwaitingPayment)
@@ -242,13 +251,7 @@ func TestDeadLettersHoldBackNoOne(t *testing.T) {
 			})
 			st := testdrivers.Open(t, driver, nil)
 			ob := orders{t, st}
-			o := ob.create("PGDEADNEXT"+driver, store.StatusAwaitingPayment)
-			ob.move(o, store.StatusPaid, "notification")
-			r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
-			runFor(t, r, clk, 6*time.Second)
-			if v := getAdminView(t, r); len(v.DeadLetters) != 1 {
-				t.Fatalf("dead letters %+v; want the order.paid", v.DeadLetters)
-			}
+			o, r := paidAndGivenUp(t, st, rc, clk, "PGDEADNEXT"+driver)
 
 			// The order moves on: its next webhook and an audit record, on the
 			// order's own key.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,6 +109,19 @@ func newReceiver(t testing.TB, now func() time.Time, status func(a arrival, nth 
 	}))
 	t.Cleanup(rc.Close)
 	return rc
+}
+
+// downReceiver is a merchant endpoint that answers 502 until up is set,
+// then 200: down past the retry window, then back.
+func downReceiver(t testing.TB, now func() time.Time) (rc *receiver, up *atomic.Bool) {
+	up = new(atomic.Bool)
+	rc = newReceiver(t, now, func(arrival, int) int {
+		if up.Load() {
+			return http.StatusOK
+		}
+		return http.StatusBadGateway
+	})
+	return rc, up
 }
 
 func (rc *receiver) arrivals() []arrival {

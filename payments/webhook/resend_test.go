@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,19 +103,33 @@ func queuedFor(t testing.TB, st store.Store, orderNo string) []string {
 	return ids
 }
 
-// paidAndDelivered commits a paid order whose order.paid the receiver
-// acknowledged, and returns it with that event's id.
-func paidAndDelivered(t *testing.T, st store.Store, r *webhook.Relay, rc *receiver, no string) (*store.Order, string) {
+// delivered is an order whose order.paid the merchant acknowledged, with
+// the store, relay and receiver that saw it through.
+type delivered struct {
+	st      store.Store
+	r       *webhook.Relay
+	rc      *receiver
+	o       *store.Order
+	firstID string // the order.paid's id
+}
+
+// paidAndDelivered commits paid order no on driver and has a receiver that
+// acknowledges everything receive its order.paid.
+func paidAndDelivered(t *testing.T, driver, no string) delivered {
 	t.Helper()
-	ob := orders{t, st}
-	o := ob.create(no, store.StatusAwaitingPayment)
-	ob.move(o, store.StatusPaid, "notification")
-	drain(t, r)
-	acc := rc.accepted()
+	clk := newClock()
+	d := delivered{rc: newReceiver(t, clk.Now, nil), st: testdrivers.Open(t, driver, nil)}
+	d.r = newRelay(t, d.st, d.rc.URL, clk.Now, nil)
+	ob := orders{t, d.st}
+	d.o = ob.create(no, store.StatusAwaitingPayment)
+	ob.move(d.o, store.StatusPaid, "notification")
+	drain(t, d.r)
+	acc := d.rc.accepted()
 	if len(acc) != 1 || acc[0].typ != webhook.TypeOrderPaid || acc[0].orderNo != no {
 		t.Fatalf("accepted %+v; want the order.paid of %s", acc, no)
 	}
-	return o, acc[0].id
+	d.firstID = acc[0].id
+	return d
 }
 
 // TestResendDeliveredOrderRefused: the merchant acknowledged the order's
@@ -126,11 +139,8 @@ func paidAndDelivered(t *testing.T, st store.Store, r *webhook.Relay, rc *receiv
 func TestResendDeliveredOrderRefused(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
-			clk := newClock()
-			rc := newReceiver(t, clk.Now, nil)
-			st := testdrivers.Open(t, driver, nil)
-			r := newRelay(t, st, rc.URL, clk.Now, nil)
-			o, _ := paidAndDelivered(t, st, r, rc, "PGRESENDDONE"+driver)
+			d := paidAndDelivered(t, driver, "PGRESENDDONE"+driver)
+			st, r, rc, o := d.st, d.r, d.rc, d.o
 
 			for range 3 { // an operator who clicks again, a client's retry
 				a := postResend(t, r, o.OrderNo, "")
@@ -159,22 +169,8 @@ func TestConcurrentResendsCollapse(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
 			clk := newClock()
-			var up atomic.Bool
-			rc := newReceiver(t, clk.Now, func(arrival, int) int {
-				if up.Load() {
-					return http.StatusOK
-				}
-				return http.StatusBadGateway
-			})
-			st := testdrivers.Open(t, driver, nil)
-			ob := orders{t, st}
-			o := ob.create("PGRESENDRACE"+driver, store.StatusAwaitingPayment)
-			ob.move(o, store.StatusPaid, "notification")
-			r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
-			runFor(t, r, clk, 6*time.Second)
-			if v := getAdminView(t, r); len(v.DeadLetters) != 1 {
-				t.Fatalf("dead letters %+v; want the order.paid", v.DeadLetters)
-			}
+			rc, up := downReceiver(t, clk.Now)
+			o, r := paidAndGivenUp(t, testdrivers.Open(t, driver, nil), rc, clk, "PGRESENDRACE"+driver)
 			before := len(rc.arrivals())
 
 			const n = 8
@@ -236,11 +232,8 @@ func TestConcurrentResendsCollapse(t *testing.T) {
 func TestResendForce(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
-			clk := newClock()
-			rc := newReceiver(t, clk.Now, nil)
-			st := testdrivers.Open(t, driver, nil)
-			r := newRelay(t, st, rc.URL, clk.Now, nil)
-			o, first := paidAndDelivered(t, st, r, rc, "PGRESENDFORCE"+driver)
+			d := paidAndDelivered(t, driver, "PGRESENDFORCE"+driver)
+			r, rc, o, first := d.r, d.rc, d.o, d.firstID
 
 			if a := postResend(t, r, o.OrderNo, "?force=maybe"); a.code != http.StatusBadRequest || a.Error == "" {
 				t.Errorf("force=maybe: %+v; want 400", a)
