@@ -32,7 +32,7 @@ var _ AdminPayments = (*payments.Service)(nil)
 // AdminAuth. Errors are {"error": "…"}; a method a known path does not
 // serve is a 405 with Allow, an unknown path a 404.
 func (s *Server) MountAdminAPI(mux *http.ServeMux) {
-	h := func(name string, f http.HandlerFunc) http.Handler { return s.route(name, s.AdminAuth(f).ServeHTTP) }
+	h := func(name string, f http.HandlerFunc) http.Handler { return s.AdminRoute(name, f) }
 	if s.adminPay != nil {
 		mux.Handle("GET /admin/api/orders", h("admin_orders", s.handleAdminOrders))
 		mux.Handle("GET /admin/api/approvals", h("admin_approvals", s.handleAdminApprovals))
@@ -73,6 +73,20 @@ func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
 	}
 	return allow
 }
+
+// AdminRoute is how every admin API route is served: behind AdminAuth, with
+// the request id (X-Request-Id) and counted in paygate_requests_total under
+// name (admin_orders, admin_audit, …), whoever mounts it.
+func (s *Server) AdminRoute(name string, h http.Handler) http.Handler {
+	return s.Route(name, s.AdminAuth(h))
+}
+
+// Route serves h with what every answer of the API carries: a request id
+// (X-Request-Id, and in the request's context for the logs), and a count
+// and duration in paygate_requests_total and
+// paygate_request_duration_seconds under name. It is for a handler mounted
+// outside this package, such as the admin listener's CSRF refusal.
+func (s *Server) Route(name string, h http.Handler) http.Handler { return s.route(name, h.ServeHTTP) }
 
 // AdminAuth lets a request through only with "Authorization: Bearer
 // <admin.token>", compared in constant time (of digests, so the length of the

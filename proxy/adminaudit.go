@@ -23,7 +23,7 @@ import (
 // Mount it before MountAdminAPI's catch-all, or on the same mux in any order
 // (the more specific patterns win).
 func (s *Server) MountAdminAudit(mux *http.ServeMux, st store.Audit) {
-	h := func(name string, f http.HandlerFunc) http.Handler { return s.route(name, s.AdminAuth(f).ServeHTTP) }
+	h := func(name string, f http.HandlerFunc) http.Handler { return s.AdminRoute(name, f) }
 	a := &adminAudit{s: s, st: st}
 	mux.Handle("GET /admin/api/audit/head", h("admin_audit", a.head))
 	mux.Handle("GET /admin/api/audit", h("admin_audit", a.list))

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -125,20 +124,11 @@ func TestAdminWrongMethod(t *testing.T) {
 		{"GET", "/admin/api/nothing", false, 401, ""},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
-			req, err := http.NewRequest(tc.method, adminURL+tc.path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			h := map[string]string{console.CSRFHeader: "1"}
 			if tc.token {
-				req.Header.Set("Authorization", "Bearer "+consoleToken)
+				h["Authorization"] = "Bearer " + consoleToken
 			}
-			req.Header.Set(console.CSRFHeader, "1")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, b := adminDo(t, tc.method, adminURL+tc.path, h)
 			if resp.StatusCode != tc.status || resp.Header.Get("Allow") != tc.allow {
 				t.Errorf("%d Allow=%q %s; want %d Allow=%q", resp.StatusCode, resp.Header.Get("Allow"), strings.TrimSpace(string(b)), tc.status, tc.allow)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -585,17 +586,9 @@ func TestConsoleRefusesWrongTokenAndCrossSite(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tt.method, adminURL+tt.path, nil)
-			req.Header.Set("Authorization", "Bearer "+tt.token)
-			for k, v := range tt.headers {
-				req.Header.Set(k, v)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			h := map[string]string{"Authorization": "Bearer " + tt.token}
+			maps.Copy(h, tt.headers)
+			resp, body := adminDo(t, tt.method, adminURL+tt.path, h)
 			if resp.StatusCode != tt.want || gjson.GetBytes(body, "error").Str == "" {
 				t.Errorf("%s %s: %d %s; want %d with an error", tt.method, tt.path, resp.StatusCode, body, tt.want)
 			}

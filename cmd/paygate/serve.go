@@ -448,17 +448,20 @@ var notifyReadTimeout = 30 * time.Second
 // adminHandler serves the operator endpoints on the admin listener: the
 // admin API, the web console at / over it, and the operators' health and
 // metrics. Every state-changing request passes console.Guard (CSRF header,
-// same origin) before the admin token is checked.
+// same origin) before the admin token is checked. Every admin API route is
+// served through Server.AdminRoute, so each answer carries X-Request-Id and
+// is counted under its route label.
 func (a *app) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.server.MountAdminAPI(mux)
 	a.server.MountAdminAudit(mux, a.store)
 	a.server.MountStats(mux)
-	mux.Handle("GET /admin/api/webhooks", a.server.AdminAuth(a.webhooks.handler()))
-	mux.Handle("POST /admin/api/orders/{order_no}/webhook", a.server.AdminAuth(a.webhooks.resendHandler()))
+	route := a.server.AdminRoute
+	mux.Handle("GET /admin/api/webhooks", route("admin_webhooks", a.webhooks.handler()))
+	mux.Handle("POST /admin/api/orders/{order_no}/webhook", route("admin_webhooks", a.webhooks.resendHandler()))
 	if a.sim != nil {
-		mux.Handle("POST /admin/api/simulator/orders/{order_no}/pay", a.server.AdminAuth(a.simPayHandler()))
-		mux.Handle("POST /admin/api/simulator/refunds/{out_refund_no}/complete", a.server.AdminAuth(a.simRefundHandler()))
+		mux.Handle("POST /admin/api/simulator/orders/{order_no}/pay", route("admin_simulator", a.simPayHandler()))
+		mux.Handle("POST /admin/api/simulator/refunds/{out_refund_no}/complete", route("admin_simulator", a.simRefundHandler()))
 	}
 	ui := console.Handler()
 	mux.Handle("GET /{$}", ui)
@@ -476,7 +479,9 @@ func (a *app) adminHandler() http.Handler {
 		mux.Handle("/debug/pprof/symbol", auth(http.HandlerFunc(pprof.Symbol)))
 		mux.Handle("/debug/pprof/trace", auth(http.HandlerFunc(pprof.Trace)))
 	}
-	return console.Guard(mux)
+	// The guard's refusals are admin API answers too: a request id, and
+	// counted under admin_csrf.
+	return console.Guard(mux, func(h http.Handler) http.Handler { return a.server.Route("admin_csrf", h) })
 }
 
 // paymentRules maps payments.rules onto the payments service (defaults are

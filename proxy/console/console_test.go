@@ -49,7 +49,7 @@ func TestGuard(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reached := false
-			h := Guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached = true }))
+			h := Guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached = true }), nil)
 			r := httptest.NewRequest(tt.method, "http://admin.test:8081/admin/api/approvals/PG1/approve", nil)
 			if tt.tls {
 				r.TLS = &tls.ConnectionState{}

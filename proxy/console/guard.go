@@ -22,7 +22,16 @@ const CSRFHeader = "X-Paygate-CSRF"
 // adds on its own, so the token alone already defeats classic CSRF; the guard
 // is the second lock, for a console left signed in while its operator browses
 // elsewhere.
-func Guard(h http.Handler) http.Handler {
+//
+// refused, when not nil, wraps the handlers that answer the 403s: the admin
+// listener gives them the request id and the count every admin API answer
+// has.
+func Guard(h http.Handler, refused func(http.Handler) http.Handler) http.Handler {
+	if refused == nil {
+		refused = func(h http.Handler) http.Handler { return h }
+	}
+	noHeader := refused(deny("state-changing admin requests need the " + CSRFHeader + " header"))
+	crossOrigin := refused(deny("cross-origin request refused"))
 	cop := http.NewCrossOriginProtection()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
@@ -30,19 +39,14 @@ func Guard(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		if r.Header.Get(CSRFHeader) == "" {
-			deny(w, "state-changing admin requests need the "+CSRFHeader+" header")
-			return
+		switch {
+		case r.Header.Get(CSRFHeader) == "":
+			noHeader.ServeHTTP(w, r)
+		case cop.Check(r) != nil, r.Header.Get("Origin") != "" && !sameOrigin(r.Header.Get("Origin"), r):
+			crossOrigin.ServeHTTP(w, r)
+		default:
+			h.ServeHTTP(w, r)
 		}
-		if err := cop.Check(r); err != nil {
-			deny(w, "cross-origin request refused")
-			return
-		}
-		if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r) {
-			deny(w, "cross-origin request refused")
-			return
-		}
-		h.ServeHTTP(w, r)
 	})
 }
 
@@ -60,10 +64,14 @@ func sameOrigin(origin string, r *http.Request) bool {
 	return (u.Scheme == "http" || u.Scheme == "https") && u.Host == r.Host
 }
 
-func deny(w http.ResponseWriter, msg string) {
+// deny answers 403 with msg as the admin API's JSON error.
+func deny(msg string) http.Handler {
 	b, _ := json.Marshal(map[string]string{"error": msg})
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusForbidden)
-	_, _ = w.Write(append(b, '\n'))
+	b = append(b, '\n')
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write(b)
+	})
 }

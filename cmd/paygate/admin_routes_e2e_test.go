@@ -1,0 +1,109 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/paygate/paygate/proxy/console"
+)
+
+// TestEveryAdminAnswerHasARequestID: every route of the admin API, whoever
+// mounts it (proxy, the webhooks, the simulator), and the CSRF guard's
+// refusal in front of them all answer with an X-Request-Id and are counted
+// in paygate_requests_total under their route label, refused or not.
+func TestEveryAdminAnswerHasARequestID(t *testing.T) {
+	_, adminURL, a, _ := consoleApp(t)
+	if a.sim == nil {
+		t.Fatal("the console app runs no simulator; the simulator routes would go untested")
+	}
+	id := regexp.MustCompile(`^req_[0-9a-f]{24}$`)
+	for _, tc := range []struct {
+		method, path string
+		label        string
+		noToken      bool   // without the admin token: a 401
+		noCSRF       bool   // without the CSRF header: the guard's 403
+		origin       string // an Origin header
+	}{
+		{method: "GET", path: "/admin/api/orders", label: "admin_orders"},
+		{method: "GET", path: "/admin/api/approvals", label: "admin_approvals"},
+		{method: "POST", path: "/admin/api/approvals/PGNONE/approve", label: "admin_approvals"},
+		{method: "POST", path: "/admin/api/approvals/PGNONE/reject", label: "admin_approvals"},
+		{method: "GET", path: "/admin/api/refunds", label: "admin_refunds"},
+		{method: "GET", path: "/admin/api/audit/head", label: "admin_audit"},
+		{method: "GET", path: "/admin/api/audit", label: "admin_audit"},
+		{method: "DELETE", path: "/admin/api/audit/texts/oNobody", label: "admin_audit"},
+		{method: "GET", path: "/admin/api/stats", label: "admin_stats"},
+		{method: "GET", path: "/admin/api/webhooks", label: "admin_webhooks"},
+		{method: "GET", path: "/admin/api/webhooks", label: "admin_webhooks", noToken: true},
+		{method: "POST", path: "/admin/api/orders/PGNONE/webhook", label: "admin_webhooks"},
+		{method: "POST", path: "/admin/api/simulator/orders/PGNONE/pay", label: "admin_simulator"},
+		{method: "POST", path: "/admin/api/simulator/refunds/RFNONE/complete", label: "admin_simulator"},
+		{method: "POST", path: "/admin/api/simulator/orders/PGNONE/pay", label: "admin_simulator", noToken: true},
+		{method: "GET", path: "/admin/api/nothing", label: "admin"},
+		{method: "POST", path: "/admin/api/orders", label: "admin"},
+		{method: "POST", path: "/admin/api/approvals/PGNONE/approve", label: "admin_csrf", noCSRF: true},
+		{method: "POST", path: "/admin/api/simulator/orders/PGNONE/pay", label: "admin_csrf", origin: "https://evil.example"},
+	} {
+		name := tc.method + " " + tc.path
+		if tc.noToken {
+			name += " without the token"
+		}
+		if tc.noCSRF || tc.origin != "" {
+			name += " refused by the guard"
+		}
+		t.Run(name, func(t *testing.T) {
+			h := map[string]string{"Authorization": "Bearer " + consoleToken, console.CSRFHeader: "1", "Origin": tc.origin}
+			if tc.noToken {
+				h["Authorization"] = ""
+			}
+			if tc.noCSRF {
+				h[console.CSRFHeader] = ""
+			}
+			before := scrape(t, adminURL)
+			resp, b := adminDo(t, tc.method, adminURL+tc.path, h)
+			if got := resp.Header.Get("X-Request-Id"); !id.MatchString(got) {
+				t.Errorf("%d %s: X-Request-Id %q; want req_ and 24 hex digits", resp.StatusCode, b, got)
+			}
+			switch {
+			case tc.noCSRF || tc.origin != "":
+				if resp.StatusCode != http.StatusForbidden {
+					t.Errorf("%d %s; want the guard's 403", resp.StatusCode, b)
+				}
+			case tc.noToken:
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Errorf("%d %s; want 401", resp.StatusCode, b)
+				}
+			}
+			labels := map[string]string{"route": tc.label, "status": strconv.Itoa(resp.StatusCode)}
+			after := scrape(t, adminURL)
+			if d := metricSum(t, after, "paygate_requests_total", labels) - metricSum(t, before, "paygate_requests_total", labels); d != 1 {
+				t.Errorf("paygate_requests_total%v went up by %v; want 1", labels, d)
+			}
+		})
+	}
+}
+
+// adminDo sends method u with the headers of h that are not empty, and
+// returns the answer with its body read.
+func adminDo(t *testing.T, method, u string, h map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, b
+}
