@@ -18,11 +18,13 @@ type Action struct {
 	// Time is when the action happened (the order's UpdatedAt), UTC.
 	Time time.Time `json:"time"`
 	// Name is what happened: order.created, order.approved, order.rejected,
-	// order.paid, order.closed, order.expired, order.needs_review,
-	// payment.orphan, refund.proposed, refund.cancelled, refund.confirmed,
-	// refund.reserved, refund.succeeded, refund.failed, refund.aborted,
-	// order.updated, order.<status>. (Records written before refund.reserved
-	// existed name the reservation refund.confirmed, with cause "refund".)
+	// order.awaiting_payment, order.paid, order.closed, order.expired,
+	// order.needs_review, payment.orphan, refund.proposed, refund.cancelled,
+	// refund.confirmed, refund.reserved, refund.succeeded, refund.failed,
+	// refund.aborted, order.updated (the README lists the same, checked by
+	// TestREADMEListsEveryAuditAction). (Records written before
+	// refund.reserved existed name the reservation refund.confirmed, with
+	// cause "refund".)
 	Name string `json:"action"`
 	// Cause is why (payments.Transition.Cause: create, prepay, notification,
 	// query, sweep, close, expire, approve, reject, refund, …).
