@@ -194,6 +194,8 @@ func TestDecodeErrorsNameTheKey(t *testing.T) {
 		}},
 		{"same bad duration twice on one line",
 			"providers:\n  - {name: p, base_url: \"http://x\", timeouts: {connect: 5 s, idle: 5 s, total: 1m}}\n", []string{
+				// Validation goes on past values that do not parse.
+				"c.yaml:1: models: none: the bots ask for a model by name, and no name leads to these providers (add models, each with targets)",
 				`c.yaml:2: providers[0].timeouts.connect: "5 s" is not a duration (use e.g. "500ms", "30s", "10m")`,
 				`c.yaml:2: providers[0].timeouts.idle: "5 s" is not a duration (use e.g. "500ms", "30s", "10m")`,
 			}},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
@@ -110,28 +111,85 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 		// The walk reports unknown keys and values of the wrong type
 		// together, each at its key: one load names every problem.
 		l.checkKeys(doc, reflect.TypeOf(*cfg), "")
-		if len(l.errs) > 0 {
-			return nil, l.errs
+		if len(l.errs) > l.badValues {
+			// Not only values that do not parse: an unknown key, a key
+			// written twice, a bad ${…}… The file does not say what was
+			// meant, so nothing is checked against it.
+			return nil, l.sorted()
 		}
 		if err := doc.Decode(cfg); err != nil {
-			l.errs = append(l.errs, l.yamlErrors(err)...)
-			return nil, l.errs
+			var te *yaml.TypeError
+			switch {
+			case l.badValues == 0:
+				l.errs = append(l.errs, l.yamlErrors(err)...)
+				return nil, l.sorted()
+			case !errors.As(err, &te):
+				// yaml.v3 stopped at a value the walk reported (a tag
+				// that does not fit): what it decoded is not all there
+				// is to validate.
+				return nil, l.sorted()
+			}
+			// The walk reported each value that does not decode at its
+			// key, which yaml.v3's errors name by line only; it decoded
+			// the rest, and validation goes on with it.
 		}
+		before := len(l.errs)
 		l.readSecretFiles(reflect.ValueOf(cfg).Elem(), "")
-		if len(l.errs) > 0 {
-			return nil, l.errs
+		if len(l.errs) > before {
+			return nil, l.sorted()
 		}
 	}
+	// Validation adds the problems of the values the file holds, but none
+	// that follows from a value that does not parse (left zero, it would be
+	// "required" or "at least 1").
+	read := len(l.errs)
 	l.fromEnv = defaultProvider(cfg, env)
 	written := l.writtenZeros(cfg)
 	cfg.SetDefaults()
 	l.keepZeros(cfg, written)
 	l.validate(cfg)
+	l.errs = append(l.errs[:read], unrelated(l.errs[:read], l.errs[read:])...)
 	if len(l.errs) > 0 {
-		return nil, l.errs
+		return nil, l.sorted()
 	}
 	cfg.Warnings = l.warnings
 	return cfg, nil
+}
+
+// sorted is the errors in the file's order, the first to fix first; those
+// of one line keep the order they were found in, and one with no line (a
+// value from the environment) comes after the file's.
+func (l *loader) sorted() Errors {
+	line := func(e *Error) int {
+		if e.Line == 0 {
+			return math.MaxInt
+		}
+		return e.Line
+	}
+	sort.SliceStable(l.errs, func(i, j int) bool { return line(l.errs[i]) < line(l.errs[j]) })
+	return l.errs
+}
+
+// unrelated is errs (validation's) without those at, above or below the
+// key of a value that does not parse (known): decoded as zero, or filled
+// with its default, it would be reported again as "required" or "at least
+// 1".
+func unrelated(known, errs []*Error) []*Error {
+	var out []*Error
+next:
+	for _, e := range errs {
+		for _, k := range known {
+			a, b := k.Path, e.Path
+			if len(a) > len(b) {
+				a, b = b, a
+			}
+			if a == "" || a == b || strings.HasPrefix(b, a) && (b[len(a)] == '.' || b[len(a)] == '[') {
+				continue next
+			}
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // zeroKeys are keys whose 0, written in the file, is a choice and not
@@ -255,13 +313,16 @@ func fieldAt(v reflect.Value, path string) (reflect.Value, bool) {
 }
 
 type loader struct {
-	file     string
-	env      LookupEnv
-	lines    map[string]int  // key path → line of the key
-	nulls    map[string]bool // key paths with no value: "key:", "key: ~", "key: ${EMPTY}"
-	errs     Errors
-	warnings []string
-	fromEnv  map[string]string // key path → the variable its value came from (defaultProvider)
+	file  string
+	env   LookupEnv
+	lines map[string]int  // key path → line of the key
+	nulls map[string]bool // key paths with no value: "key:", "key: ~", "key: ${EMPTY}"
+	errs  Errors
+	// badValues counts the errors of errs that are values which do not
+	// parse (checkValue): with only those, the rest is still validated.
+	badValues int
+	warnings  []string
+	fromEnv   map[string]string // key path → the variable its value came from (defaultProvider)
 
 	// expand's walk through aliases and merge keys.
 	visited     map[*yaml.Node]bool // nodes expand has been to (an alias leads to one again)
@@ -506,6 +567,7 @@ func (l *loader) checkValue(n *yaml.Node, t reflect.Type, path string) {
 		}
 		e.Path = path
 		l.errs = append(l.errs, e)
+		l.badValues++
 	}
 }
 

@@ -36,8 +36,8 @@ func TestErrorsNeverPrintSecrets(t *testing.T) {
 				"    apiv3_key: \"0123456789abcdef0123456789abcdef\"\n    notify_url: \"https://pay.example.com/n\"\n" +
 				"    public_key_id: P\n    public_key_file: /nonexistent/pub.pem\n    mch_private_key_file: ${WECHATPAY_KEY}\n",
 			"SECRETSECRET",
-			"c.yaml:11: payments.wechatpay.mch_private_key_file: cannot read the file it names: no such file or directory (the value is PEM text, not a file name)\n" +
-				"c.yaml:10: payments.wechatpay.public_key_file: cannot read the file it names: no such file or directory"}, // a path: no hint
+			"c.yaml:10: payments.wechatpay.public_key_file: cannot read the file it names: no such file or directory\n" + // a path: no hint
+				"c.yaml:11: payments.wechatpay.mch_private_key_file: cannot read the file it names: no such file or directory (the value is PEM text, not a file name)"},
 		{"a literal secret with ${", "store:\n  driver: redis\n  redis:\n    password: \"Zq8${k!pR2-SECRET-pw\"\n", "SECRET-pw",
 			"c.yaml:4: store.redis.password: unterminated ${ at character 4 of the value (not shown: a secret; write $$ for a literal $)"},
 		{"a literal secret with a bad ${name}", "admin:\n  token: \"tök${k!SECRET}-x\"\n", "SECRET",
