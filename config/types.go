@@ -76,8 +76,9 @@ type Client struct {
 
 // Admin protects the admin listener.
 type Admin struct {
-	// Token is the admin API bearer token. Default "": the admin API answers 401
-	// to everything (the listener still serves /healthz, /readyz, /metrics).
+	// Token is the admin API bearer token. Default "": the admin API is off
+	// and answers 503 with the code admin_disabled to everything, which the
+	// console shows (the listener still serves /healthz, /readyz, /metrics).
 	Token     string `yaml:"token" secret:"true"`
 	TokenFile string `yaml:"token_file"`
 }

@@ -88,17 +88,28 @@ func (s *Server) AdminRoute(name string, h http.Handler) http.Handler {
 // outside this package, such as the admin listener's CSRF refusal.
 func (s *Server) Route(name string, h http.Handler) http.Handler { return s.route(name, h.ServeHTTP) }
 
+// AdminDisabled is the code of the admin API's answer while admin.token is
+// empty: 503 {"error": "the admin API is off: …", "code": "admin_disabled"},
+// whatever the request carries, so the console (and a script) can tell an
+// operator to set the token rather than that theirs was refused.
+const AdminDisabled = "admin_disabled"
+
 // AdminAuth lets a request through only with "Authorization: Bearer
 // <admin.token>", compared in constant time (of digests, so the length of the
-// token leaks nothing either). An empty admin.token refuses every request:
-// the admin API is off until an operator sets one.
+// token leaks nothing either). An empty admin.token refuses every request
+// with AdminDisabled: the admin API is off until an operator sets one.
 func (s *Server) AdminAuth(h http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(s.cfg.Admin.Token))
-	enabled := s.cfg.Admin.Token != ""
+	if s.cfg.Admin.Token == "" {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"code": AdminDisabled,
+				"error": "the admin API is off: set admin.token (config.yaml reads it from PAYGATE_ADMIN_TOKEN) and restart paygate"})
+		})
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := bearerToken(r.Header.Get("Authorization"))
 		got := sha256.Sum256([]byte(tok))
-		if !enabled || !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="paygate admin"`)
 			adminError(w, http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer <admin.token>)")
 			return

@@ -1,13 +1,22 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/proxy"
 	"github.com/paygate/paygate/proxy/console"
+	"github.com/paygate/paygate/store"
 )
 
 // TestEveryAdminAnswerHasARequestID: every route of the admin API, whoever
@@ -86,6 +95,48 @@ func TestEveryAdminAnswerHasARequestID(t *testing.T) {
 	}
 }
 
+// TestAdminOffSaysSo: with no admin token configured the admin API is off,
+// and every route of it says so, whatever the request carries: 503 with the
+// code admin_disabled and how to turn it on (the console shows it instead of
+// "That token was refused"), never the route's work: an order waiting for
+// a manager stays waiting, and the simulator pays nothing.
+func TestAdminOffSaysSo(t *testing.T) {
+	up := newScriptedProvider(t, purchaseScript)
+	_, a := paymentApp(t, up.URL, "  rules: {approval_above: \"1.00\"}\n")
+	if a.cfg.Admin.Token != "" {
+		t.Fatal("the app has an admin token")
+	}
+	ctx := context.Background()
+	res, err := a.payments.CreateOrder(ctx, payments.CreateRequest{Client: "bot", User: testOpenID, SKU: "premium-monthly"})
+	if err != nil || res.Order.Status != store.StatusApprovalRequired {
+		t.Fatalf("order: %+v %v; want one waiting for approval", res, err)
+	}
+	no := res.Order.OrderNo
+	admin := httptest.NewServer(a.adminHandler())
+	t.Cleanup(admin.Close)
+	for _, route := range []string{
+		"GET /admin/api/audit/head", "GET /admin/api/orders", "GET /admin/api/stats", "GET /admin/api/webhooks",
+		"GET /admin/api/nothing", "POST /admin/api/approvals/" + no + "/approve",
+		"POST /admin/api/simulator/orders/" + no + "/pay", "DELETE /admin/api/audit/texts/" + testOpenID,
+	} {
+		for _, auth := range []string{"", "Bearer ", "Bearer " + testAdminToken} {
+			method, path, _ := strings.Cut(route, " ")
+			t.Run(route+" "+auth, func(t *testing.T) {
+				resp, b := adminDo(t, method, admin.URL+path, map[string]string{"Authorization": auth, console.CSRFHeader: "1"})
+				body := gjson.ParseBytes(b)
+				if resp.StatusCode != http.StatusServiceUnavailable || body.Get("code").Str != proxy.AdminDisabled ||
+					!strings.Contains(body.Get("error").Str, "admin.token") || resp.Header.Get("X-Request-Id") == "" {
+					t.Errorf("%d %s (X-Request-Id %q); want 503 with the code %s naming admin.token, and a request id",
+						resp.StatusCode, b, resp.Header.Get("X-Request-Id"), proxy.AdminDisabled)
+				}
+			})
+		}
+	}
+	if o, err := a.store.GetOrder(ctx, no); err != nil || o.Status != store.StatusApprovalRequired {
+		t.Errorf("order after the calls: %+v %v; want it still waiting for approval", o, err)
+	}
+}
+
 // adminDo sends method u with the headers of h that are not empty, and
 // returns the answer with its body read.
 func adminDo(t *testing.T, method, u string, h map[string]string) (*http.Response, []byte) {
@@ -106,4 +157,26 @@ func adminDo(t *testing.T, method, u string, h map[string]string) (*http.Respons
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	return resp, b
+}
+
+// TestConsoleSaysAdminIsOff: with no admin token configured, the console's
+// sign-in page says that the admin API is off and how to turn it on, with the
+// form disabled, instead of refusing every token typed into it.
+func TestConsoleSaysAdminIsOff(t *testing.T) {
+	b := newBrowser(t)
+	up := newScriptedProvider(t, purchaseScript)
+	_, a := paymentApp(t, up.URL, "")
+	admin := httptest.NewServer(a.adminHandler())
+	t.Cleanup(admin.Close)
+	b.do(t, "open the console", chromedp.Navigate(admin.URL+"/"),
+		waitFor("the notice", `document.getElementById("signin-error").textContent.includes("admin API is off")`))
+	if got := b.text(t, "#signin-error"); !strings.Contains(got, "admin.token") || !strings.Contains(got, "PAYGATE_ADMIN_TOKEN") {
+		t.Errorf("notice %q; want it to name admin.token and PAYGATE_ADMIN_TOKEN", got)
+	}
+	if got := evalJS[string](t, b, `JSON.stringify([document.getElementById("token").disabled, document.getElementById("signin-submit").disabled, document.getElementById("app").hidden])`); got != `[true,true,true]` {
+		t.Errorf("[input disabled, button disabled, app hidden] = %s; want all true", got)
+	}
+	if f := b.pageFaults(); len(f) > 0 {
+		t.Errorf("page faults: %v", f)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/proxy"
 	"github.com/paygate/paygate/proxy/console"
 	"github.com/paygate/paygate/store"
 )
@@ -190,8 +191,8 @@ func TestAdminAPIRefusesBadTokens(t *testing.T) {
 		{name: "not bearer", base: adminURL, auth: "Basic " + testAdminToken, want: http.StatusUnauthorized},
 		{name: "a client key", base: adminURL, auth: "Bearer " + e2eClientKey, want: http.StatusUnauthorized},
 		{name: "right token", base: adminURL, auth: "Bearer " + testAdminToken, want: http.StatusOK},
-		{name: "no token configured: empty bearer", base: offURL.URL, auth: "Bearer ", want: http.StatusUnauthorized},
-		{name: "no token configured: any token", base: offURL.URL, auth: "Bearer " + testAdminToken, want: http.StatusUnauthorized},
+		{name: "no token configured: empty bearer", base: offURL.URL, auth: "Bearer ", want: http.StatusServiceUnavailable},
+		{name: "no token configured: any token", base: offURL.URL, auth: "Bearer " + testAdminToken, want: http.StatusServiceUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,6 +208,9 @@ func TestAdminAPIRefusesBadTokens(t *testing.T) {
 				}
 				if status == http.StatusUnauthorized && body.Get("error").Str == "" {
 					t.Errorf("%s: 401 body %s; want {\"error\": …}", p, body.Raw)
+				}
+				if status == http.StatusServiceUnavailable && body.Get("code").Str != proxy.AdminDisabled {
+					t.Errorf("%s: 503 body %s; want the code %s", p, body.Raw, proxy.AdminDisabled)
 				}
 			}
 		})

@@ -21,7 +21,10 @@ export const session = {
 
 let unauthorized = () => {};
 
-/** f runs when the stored token is refused (rotated, or never valid). */
+/**
+ * f runs, with the error, when the stored token is refused (rotated, or never
+ * valid) or the admin API is off (paygate restarted without a token).
+ */
 export function onUnauthorized(f) { unauthorized = f; }
 
 /**
@@ -43,10 +46,19 @@ export async function api(path, { method = 'GET', token = session.token() } = {}
     const e = body && body.error;
     const msg = (typeof e === 'string' ? e : e && e.message) || ('HTTP ' + res.status);
     const err = new ApiError(res.status, msg, body);
-    if (res.status === 401 && token === session.token()) unauthorized(err);
+    const refused = res.status === 401 || adminDisabled(err);
+    if (refused && token && token === session.token()) unauthorized(err);
     throw err;
   }
   return body;
+}
+
+/** The code of the admin API's answer while paygate has no admin token. */
+export const ADMIN_DISABLED = 'admin_disabled';
+
+/** adminDisabled reports an answer that says the admin API is off. */
+export function adminDisabled(err) {
+  return err instanceof ApiError && err.body !== null && typeof err.body === 'object' && err.body.code === ADMIN_DISABLED;
 }
 
 /** qs builds a query string from the non-empty values of params. */

@@ -1,6 +1,6 @@
 // The console shell: sign in and out, tabs, the summary and the chain head.
 
-import { api, session, onUnauthorized, ApiError } from './api.js';
+import { api, session, onUnauthorized, ApiError, adminDisabled } from './api.js';
 import { h, clear, card, short } from './dom.js';
 import * as views from './views.js';
 
@@ -34,6 +34,15 @@ function showSignin(message = '') {
   $('signin-error').textContent = message;
   $('token').value = '';
   $('token').focus();
+}
+
+// showDisabled says, in the API's words, that the admin API is off
+// (paygate has no admin token), so no token typed here can work, and how to
+// turn it on.
+function showDisabled(err) {
+  $('signin-error').textContent = err.message.charAt(0).toUpperCase() + err.message.slice(1) + '.';
+  $('token').disabled = true;
+  $('signin-submit').disabled = true;
 }
 
 function showApp() {
@@ -93,6 +102,10 @@ async function signin(ev) {
     await api('/admin/api/audit/head', { token });
   } catch (e) {
     btn.disabled = false;
+    if (adminDisabled(e)) {
+      showDisabled(e);
+      return;
+    }
     if (e instanceof ApiError && e.status === 401) {
       $('signin-error').textContent = 'That token was refused.';
       input.focus();
@@ -110,8 +123,14 @@ async function signin(ev) {
 }
 
 function start() {
-  onUnauthorized(() => {
+  onUnauthorized((e) => {
     session.clear();
+    if (adminDisabled(e)) {
+      // paygate restarted without a token: the tab's token opens nothing.
+      showSignin();
+      showDisabled(e);
+      return;
+    }
     showSignin('The admin token was refused (it may have been changed); sign in again.');
   });
   $('signin-form').addEventListener('submit', signin);
@@ -119,7 +138,11 @@ function start() {
   $('refresh').addEventListener('click', () => { select(tab); summary(); });
   for (const b of document.querySelectorAll('#tabs [data-tab]')) b.addEventListener('click', () => select(b.dataset.tab));
   if (session.token()) showApp();
-  else showSignin();
+  else {
+    showSignin();
+    // Asked without a token, the API tells a refusal (401) from "off".
+    api('/admin/api/audit/head', { token: '' }).catch((e) => { if (adminDisabled(e)) showDisabled(e); });
+  }
 }
 
 start();
