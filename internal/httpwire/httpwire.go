@@ -328,12 +328,19 @@ var pathChar = func() (t [256]bool) {
 // ignored. It matches a line that starts with "host:" in any case, as
 // net/textproto would read it (CRLF or bare LF line ends); a head
 // net/textproto refuses is refused whatever it says.
+//
+// It also keeps the first Host line's value (Value): for an absolute-form
+// target http.ReadRequest sets req.Host from the target and drops the
+// header unchecked, while RFC 9112 3.2 (and net/http's server) refuse a
+// malformed Host header whatever the target says.
 type HostLine struct {
-	n     int  // bytes of the current line seen, up to len("host:")+1
-	cr    bool // the current line so far is a lone CR
-	other bool // the current line does not start with "host:"
-	found bool
-	done  bool // the empty line that ends the head was seen
+	n       int  // bytes of the current line seen, up to len("host:")+1
+	cr      bool // the current line so far is a lone CR
+	other   bool // the current line does not start with "host:"
+	found   bool
+	done    bool   // the empty line that ends the head was seen
+	inValue bool   // in the first Host line, after its colon
+	value   []byte // that line's rest, as sent
 }
 
 // Write scans p; it never fails.
@@ -343,13 +350,18 @@ func (h *HostLine) Write(p []byte) (int, error) {
 		c := p[i]
 		if c == '\n' {
 			h.done = h.n == 0 || h.n == 1 && h.cr
-			h.n, h.cr, h.other = 0, false, false
+			h.n, h.cr, h.other, h.inValue = 0, false, false, false
+			continue
+		}
+		if h.inValue {
+			h.value = append(h.value, c)
 			continue
 		}
 		if h.n < len(name) && !h.other {
 			if want := name[h.n]; c != want && (want == ':' || c|0x20 != want) {
 				h.other = true
 			} else if h.n == len(name)-1 {
+				h.inValue = !h.found
 				h.found = true
 			}
 		}
@@ -363,6 +375,12 @@ func (h *HostLine) Write(p []byte) (int, error) {
 
 // Found reports whether a Host line was seen before the head's end.
 func (h *HostLine) Found() bool { return h.found }
+
+// Value is the first Host line's value, as net/textproto reads it (its
+// surrounding blanks and the line's CR trimmed); "" when none was found.
+func (h *HostLine) Value() string {
+	return strings.Trim(string(h.value), " \t\r")
+}
 
 // request and response hold a message and the parts it points to, so that
 // reading one allocates them at once.

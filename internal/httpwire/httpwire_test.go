@@ -312,6 +312,8 @@ func TestDeclinedChunkedRequestAllocatesNothing(t *testing.T) {
 func TestHostLine(t *testing.T) {
 	for _, head := range []string{
 		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http://a.test/ HTTP/1.1\r\nHost: \t a b \r\n\r\n",
+		"GET http://a.test/ HTTP/1.1\r\nHost: example.com:8080\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost:\r\n\r\n",
 		"GET / HTTP/1.1\r\nhOsT:  \r\n\r\n",
 		"GET / HTTP/1.1\r\nX-A: b\r\nHost: x\r\nX-B: c\r\n\r\n",
@@ -331,7 +333,7 @@ func TestHostLine(t *testing.T) {
 		tp := textproto.NewReader(bufio.NewReader(strings.NewReader(head)))
 		tp.ReadLine()
 		mh, _ := tp.ReadMIMEHeader()
-		_, want := mh["Host"]
+		hosts, want := mh["Host"]
 		for _, size := range []int{1, 2, 3, 7, len(head)} {
 			var h HostLine
 			for s := head; len(s) > 0; {
@@ -341,6 +343,9 @@ func TestHostLine(t *testing.T) {
 			}
 			if h.Found() != want {
 				t.Errorf("%q in pieces of %d: Found %v; net/http read a Host: %v", head, size, h.Found(), want)
+			}
+			if want && h.Value() != hosts[0] {
+				t.Errorf("%q in pieces of %d: Value %q; net/http read %q", head, size, h.Value(), hosts[0])
 			}
 		}
 	}

@@ -877,6 +877,22 @@ func conformanceCases() []conformanceCase {
 			wantStatus: []int{400}, wantState: "closed",
 		},
 		{
+			// An absolute-form target's authority is the request's host,
+			// but a malformed Host header is refused all the same.
+			name:       "malformed_host_header_absolute_form",
+			handler:    dumpRequest,
+			steps:      oneRequest("GET http://a.test/ HTTP/1.1\r\nHost: a b\r\n\r\n"),
+			ignore:     serverGenerated,
+			wantStatus: []int{400}, wantState: "closed",
+		},
+		{
+			name:       "obs_text_host_header_absolute_form",
+			handler:    dumpRequest,
+			steps:      oneRequest("GET http://a.test/ HTTP/1.1\r\nHost: \xff\r\n\r\n"),
+			ignore:     serverGenerated,
+			wantStatus: []int{400}, wantState: "closed",
+		},
+		{
 			name:       "obs_fold_continuation_line",
 			handler:    dumpRequest,
 			steps:      oneRequest("GET / HTTP/1.1\r\nHost: x\r\nX-Folded: first\r\n second\r\n\r\n"),
@@ -1133,6 +1149,20 @@ func conformanceCases() []conformanceCase {
 			},
 			steps:      oneRequest("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello"),
 			wantStatus: []int{202}, wantState: "closed",
+		},
+
+		{
+			// RFC 9110 10.1.1: an HTTP/1.0 request's 100-continue is
+			// ignored, not refused.
+			name:    "expect_100_continue_http10",
+			handler: echoBody, ignore: serverGenerated,
+			steps: oneRequest("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc"),
+		},
+		{
+			// 100-continue in a list of expectations is met.
+			name:    "expect_100_continue_in_list",
+			handler: echoBody, ignore: serverGenerated,
+			steps: []rawStep{{send: "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue, x-foo\r\nContent-Length: 3\r\n\r\nabc", read: 2}},
 		},
 
 		// 13. Unknown expectation.

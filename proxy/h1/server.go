@@ -96,10 +96,10 @@ func Supported() bool { return watchSupported }
 type Server struct {
 	Handler http.Handler
 	// ReadHeaderTimeout bounds reading a request's head from its first byte
-	// on. Default 10 s.
+	// on, and a new connection's wait for its first request. Default 10 s.
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout bounds the wait for the next request on a kept-alive
-	// connection. Default 120 s.
+	// connection after its first. Default 120 s.
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request's head. Default
 	// http.DefaultMaxHeaderBytes.
@@ -424,6 +424,12 @@ func (c *conn) serve() {
 	if c.wstall <= 0 {
 		c.wstall = 60 * time.Second
 	}
+	// A new connection's first request gets the header timeout from the
+	// accept on, as with net/http, not the idle timeout: a client that
+	// connects and sends nothing (on the listener WeChat Pay's
+	// notifications also reach, an internet-facing one) holds a socket
+	// and a goroutine for 10 s, not 120.
+	wait := min(idle, headerWait)
 	for {
 		// A connection the client is gone from (c.gone) is read on all the
 		// same: when it shut only its side for writing, the requests it
@@ -438,7 +444,7 @@ func (c *conn) serve() {
 		c.lr.n = int64(maxHeader) + 4096 // as net/http: room for the request line
 		c.lr.wait = 0                    // reading a head: the header and idle timeouts apply
 		if c.br.Buffered() == 0 {
-			if !c.awaitRequest(idle) {
+			if !c.awaitRequest(wait) {
 				return
 			}
 		} else {
@@ -460,6 +466,7 @@ func (c *conn) serve() {
 		// net/http's to read, within the header timeout.
 		req, plain := httpwire.ReadRequest(c.br, maxHeader+4096)
 		hasHost := plain // httpwire reads only a head with a Host line
+		hostHeader := "" // the Host line's value, where req.Host may not be it
 		if !plain {
 			c.setReadDeadline(time.Now().Add(headerWait))
 			// http.ReadRequest removes the Host header: whether there was
@@ -477,6 +484,9 @@ func (c *conn) serve() {
 				return
 			}
 			hasHost = c.host.Found()
+			if req.URL.Host != "" {
+				hostHeader = c.host.Value() // absolute-form: req.Host is the target's
+			}
 		}
 		c.lr.n = 1<<63 - 1
 		// The body may take as long as the client keeps sending it (an
@@ -490,7 +500,7 @@ func (c *conn) serve() {
 		// deadline the head left in place matter, since the next request
 		// sets its own.
 		c.lr.wait = bodyWait
-		if msg := checkRequest(req, hasHost); msg != "" {
+		if msg := checkRequest(req, hasHost, hostHeader); msg != "" {
 			status := http.StatusBadRequest
 			if req.ProtoMajor != 1 {
 				status = http.StatusHTTPVersionNotSupported
@@ -502,6 +512,7 @@ func (c *conn) serve() {
 		if !c.serveRequest(req) {
 			return
 		}
+		wait = idle
 	}
 }
 
@@ -513,14 +524,18 @@ func (c *conn) serve() {
 // missing one is refused, as by net/http. Header values need no second look
 // (net/textproto refuses control bytes while it reads them); names do, as it
 // lets a space through.
-func checkRequest(req *http.Request, hasHost bool) string {
+//
+// hostHeader is the Host line's value when req.Host is not (an
+// absolute-form target's authority wins, RFC 9112 3.2.2, but a malformed
+// Host header is refused all the same, as by net/http).
+func checkRequest(req *http.Request, hasHost bool, hostHeader string) string {
 	switch {
 	case req.ProtoMajor != 1:
 		return "unsupported protocol version"
 	case req.ProtoAtLeast(1, 1) && !hasHost && req.Method != http.MethodConnect:
 		// CONNECT names its authority in the target, as net/http allows.
 		return "missing required Host header"
-	case !httpguts.ValidHostHeader(req.Host):
+	case !httpguts.ValidHostHeader(req.Host), !httpguts.ValidHostHeader(hostHeader):
 		return "malformed Host header"
 	}
 	for k := range req.Header {
@@ -664,13 +679,16 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	w.reqBody.eof = body == http.NoBody
 	req.Body = &w.reqBody
 	if expect := req.Header.Get("Expect"); expect != "" {
-		if !strings.EqualFold(expect, "100-continue") || !req.ProtoAtLeast(1, 1) {
+		// As net/http: 100-continue among the expectations is met (and
+		// ignored in an HTTP/1.0 request, RFC 9110 10.1.1); any other
+		// expectation alone fails.
+		if !httpguts.HeaderValuesContainsToken([]string{expect}, "100-continue") {
 			w.Header().Set("Connection", "close")
 			w.WriteHeader(http.StatusExpectationFailed)
 			w.finish()
 			return c.lingerFor(&w.reqBody) // the client may send the body all the same
 		}
-		w.reqBody.expect = req.ContentLength != 0
+		w.reqBody.expect = req.ProtoAtLeast(1, 1) && req.ContentLength != 0
 	}
 	if !c.runHandler(w, req) {
 		return false

@@ -285,6 +285,22 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
+// TestSilentConnectionGetsTheHeaderTimeout: a connection that never sends a
+// byte is closed after ReadHeaderTimeout, as by net/http, not after
+// IdleTimeout: on the listener WeChat Pay's notifications reach, sockets
+// that send nothing must be cheap to drop.
+func TestSilentConnectionGetsTheHeaderTimeout(t *testing.T) {
+	const header, idle = 200 * time.Millisecond, time.Minute
+	c := serveOne(t, &Server{ReadHeaderTimeout: header, IdleTimeout: idle,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})})
+	// The read ends when the server closes; the deadline only keeps a
+	// failing run from waiting the whole idle minute.
+	c.SetReadDeadline(time.Now().Add(idle / 2))
+	if n, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("a silent connection: read %d bytes, %v; want it closed (EOF) after the header timeout, well before the idle timeout", n, err)
+	}
+}
+
 // serveOne serves s on a loopback listener for the test's duration and
 // returns a raw client connection to it, with a generous deadline.
 func serveOne(t testing.TB, s *Server) net.Conn {
