@@ -490,6 +490,13 @@ func tokenBearing(s string) bool {
 				return false
 			}
 		}
+		// Content parts: Mistral's reasoning models stream their thinking
+		// as "content":[{"type":"thinking",…}], which counts as reasoning
+		// does (SPEC 5).
+		if v := d.Get("content"); v.IsArray() && len(v.Array()) > 0 {
+			found = true
+			return false
+		}
 		if tc := d.Get("tool_calls"); tc.IsArray() && len(tc.Array()) > 0 {
 			found = true
 			return false

@@ -147,6 +147,8 @@ func TestTokenBearing(t *testing.T) {
 		{"finish", finishChunk(), true},
 		{"second choice content", `{"choices":[{"delta":{}},{"delta":{"content":"x"}}]}`, true},
 		{"legacy text", `{"choices":[{"text":"x"}]}`, true},
+		{"content parts (Mistral thinking)", `{"choices":[{"delta":{"content":[{"type":"thinking","thinking":[{"type":"text","text":"hm"}]}]}}]}`, true},
+		{"empty content parts", `{"choices":[{"delta":{"content":[]}}]}`, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
