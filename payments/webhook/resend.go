@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/store"
 )
@@ -20,13 +23,15 @@ import (
 var ErrNothingToResend = errors.New("no merchant event describes the order's current state")
 
 // ErrNothingLost: a resend without force found nothing the merchant lost:
-// no event of the order was given up, and no resend of it waits. Its
-// events were acknowledged (or are still being delivered), and a merchant
-// deduplicating by id would process a new one again (order.paid: deliver
-// the goods twice).
-var ErrNothingLost = errors.New("nothing to resend: no event of the order was given up; " +
-	"its events were delivered (or are still being delivered); " +
-	"add ?force=true if the merchant lost them (a new event with a new id, which a merchant that still has the order processes again)")
+// no event announcing the order's current state was given up, and no
+// resend of it waits. That announcement was acknowledged (or is still being
+// delivered), and a merchant deduplicating by id would process a new one
+// again (order.paid: deliver the goods twice). Events of an earlier state
+// that were given up (a refund.failed, an order.approval_required) are not
+// made up for by announcing the current state again.
+var ErrNothingLost = errors.New("nothing to resend: the event announcing the order's current state was not given up; " +
+	"it was delivered (or is still being delivered); " +
+	"add ?force=true if the merchant lost it (a new event with a new id, which a merchant that still has the order processes again)")
 
 // StateEvent is a fresh event announcing order o's current state, as the
 // transition into it did: order.paid, order.approval_required,
@@ -104,8 +109,13 @@ type Resent struct {
 // on order.paid, so a resend under a new id that nothing needed makes them
 // deliver twice. Hence, without force:
 //
-//   - It is refused (ErrNothingLost) unless something was lost: the order
-//     has a dead letter, or a resend of it is still pending (next point).
+//   - It is refused (ErrNothingLost) unless the announcement of the
+//     current state was lost: the order has a dead letter of its type
+//     (order.paid for a paid order), or a resend of it is still pending
+//     (next point). A dead letter of another type (a refund.failed given up
+//     while the order.paid before it was delivered) does not count: the
+//     current state was announced, and announcing it again under a new id
+//     would have the merchant deliver twice.
 //   - Its id is resendID, derived from the state announced, not random:
 //     concurrent and repeated resends of one state are one event. It is
 //     queued with EnqueueEventOnce, which looks for the id and appends in
@@ -145,12 +155,16 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 	} else {
 		res.Event = encodeEvent(env, resendID(env), o.OrderNo, r.now())
 		var pending bool
-		dead, pending, err = r.lostOrPending(ctx, orderNo, res.Event.ID)
+		var others []string
+		dead, others, pending, err = r.lostOrPending(ctx, orderNo, res.Event.ID, env.Type)
 		switch {
 		case err != nil:
 			return Resent{}, err
 		case pending:
 			res.AlreadyPending = true
+		case dead == 0 && len(others) > 0:
+			return Resent{}, fmt.Errorf("order %s is %s and its %s was not given up (given up: %s): %w",
+				orderNo, o.Status, env.Type, strings.Join(others, ", "), ErrNothingLost)
 		case dead == 0:
 			return Resent{}, fmt.Errorf("order %s: %w", orderNo, ErrNothingLost)
 		default:
@@ -177,38 +191,44 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 	return res, nil
 }
 
-// lostOrPending reads the outbox for Resend: how many dead letters order
-// orderNo has, and whether event id waits at the head of the order's intake
-// or delivery queue. A Redis outbox is read as a list of keys, then their
+// lostOrPending reads the outbox for Resend: how many dead letters of type
+// typ order orderNo has, the types of its others, and whether event id
+// waits at the head of the order's intake or delivery queue. A Redis outbox is read as a list of keys, then their
 // heads, not in one step: a read made while a concurrent resend queued its
 // event (listing its key) and then cleared the dead letters can see neither.
 // So before it reports neither it reads once more: that read lists the keys
 // after the first one's heads were read, so it sees the event (or the
 // relay took it since). Were the event behind another on its queue, it is
 // not seen: the resend is refused rather than queued twice.
-func (r *Relay) lostOrPending(ctx context.Context, orderNo, id string) (dead int, pending bool, err error) {
+func (r *Relay) lostOrPending(ctx context.Context, orderNo, id, typ string) (dead int, others []string, pending bool, err error) {
 	for range 2 {
 		ob, err := r.store.OutboxStats(ctx)
 		if err != nil {
-			return 0, false, fmt.Errorf("read the outbox: %w", err)
+			return 0, nil, false, fmt.Errorf("read the outbox: %w", err)
 		}
+		others = others[:0]
 		for _, h := range ob.Heads {
 			if h.Kind != Kind {
 				continue
 			}
 			if no, ok := deadOrder(h.Key, h.ID); ok {
-				if no == orderNo {
+				if no != orderNo {
+					continue
+				}
+				if t := gjson.GetBytes(h.Payload, "type").Str; t == typ {
 					dead++
+				} else {
+					others = append(others, t)
 				}
 			} else if h.ID == id && (h.Key == orderNo || h.Key == QueuePrefix+orderNo) {
 				pending = true
 			}
 		}
 		if dead > 0 || pending {
-			return dead, pending, nil
+			return dead, others, pending, nil
 		}
 	}
-	return 0, false, nil
+	return 0, others, false, nil
 }
 
 // ResendHandler serves POST /admin/api/orders/{order_no}/webhook (behind

@@ -257,3 +257,46 @@ func TestResendForce(t *testing.T) {
 		})
 	}
 }
+
+// TestResendAfterAnotherDeadLetterRefused: the merchant acknowledged
+// order.paid (and delivered the goods); a later refund.failed was given up
+// while it was down. A resend without force must not announce the paid
+// order again under a new id (a merchant deduplicating by id would deliver
+// twice): what was lost is not the current state's announcement.
+func TestResendAfterAnotherDeadLetterRefused(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc, up := downReceiver(t, clk.Now)
+			up.Store(true)
+			st := testdrivers.Open(t, driver, nil)
+			r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
+			ob := orders{t, st}
+			o := ob.create("PGOTHERDEAD"+driver, store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			drain(t, r)
+			up.Store(false)
+			ob.move(o, store.StatusRefunding, "refund")
+			ob.move(o, store.StatusPaid, "refund")
+			runFor(t, r, clk, 8*time.Second)
+			v := getAdminView(t, r)
+			if len(v.DeadLetters) != 1 || v.DeadLetters[0].Type != webhook.TypeRefundFailed {
+				t.Fatalf("dead letters %+v; want the refund.failed", v.DeadLetters)
+			}
+			up.Store(true)
+			if a := postResend(t, r, o.OrderNo, ""); a.code != http.StatusConflict {
+				t.Errorf("resend without force: %+v; want 409 (order.paid was delivered)", a)
+			}
+			drain(t, r)
+			paid := 0
+			for _, acc := range rc.accepted() {
+				if acc.typ == webhook.TypeOrderPaid {
+					paid++
+				}
+			}
+			if paid != 1 {
+				t.Errorf("the merchant accepted %d order.paid events for one payment; want 1", paid)
+			}
+		})
+	}
+}
