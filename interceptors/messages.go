@@ -42,14 +42,40 @@ const (
 // next to tool calls). Each call's Extra members (Gemini's
 // extra_content.google.thought_signature, say) go back on the call exactly as
 // the provider sent them, because some providers refuse the next round
-// without them. Empty arguments, and arguments that are not JSON (a call
-// cut by max_tokens: `{"sku":"prem`), are sent as "{}": the provider parses
-// them, and vLLM and SGLang answer 400 to a message whose arguments do not
-// parse, which would end the turn instead of the clarification the call's
-// result asks for, and, in a kept exchange, fail every later request of the
-// conversation.
+// without them. Empty arguments are sent as "{}": the provider parses them
+// (and see ParsableArguments).
 func AssistantToolMessage(content string, calls []ToolCall) []byte {
 	return AssistantToolMessageWith(content, Reasoning{}, calls)
+}
+
+// ParsableArguments returns calls with the arguments that are not JSON (a
+// call cut by max_tokens: `{"sku":"prem`; a Python-style dict) replaced by
+// "{}", for the payment calls of an assistant message paygate sends a
+// provider back: vLLM and SGLang answer 400 to a history whose arguments do
+// not parse, which would end the turn instead of the clarification the
+// call's result asks for and, in a kept exchange, fail every later request
+// of the conversation. The bot's own calls are never passed through it:
+// they are what the model wrote, and the bot's history carries them so.
+// calls itself is returned when nothing needs replacing.
+func ParsableArguments(calls []ToolCall) []ToolCall {
+	var out []ToolCall
+	for i, c := range calls {
+		if c.Arguments == "" || gjson.Valid(c.Arguments) {
+			if out != nil {
+				out = append(out, c)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]ToolCall, 0, len(calls)), calls[:i]...)
+		}
+		c.Arguments = "{}"
+		out = append(out, c)
+	}
+	if out == nil {
+		return calls
+	}
+	return out
 }
 
 // AssistantToolMessageWith is AssistantToolMessage for a round that also
@@ -97,7 +123,7 @@ func AssistantToolMessageWith(content string, r Reasoning, calls []ToolCall) []b
 		out = jsonstr.Append(out, c.Name)
 		out = append(out, `,"arguments":`...)
 		args := c.Arguments
-		if args == "" || !gjson.Valid(args) {
+		if args == "" {
 			args = "{}"
 		}
 		out = jsonstr.Append(out, args)

@@ -40,17 +40,6 @@ func TestAssistantToolMessage(t *testing.T) {
 			},
 		},
 		{
-			// A call cut by max_tokens: vLLM and SGLang refuse a history whose
-			// arguments do not parse, so they go back as {}.
-			name: "arguments that are not JSON become {}",
-			calls: []ToolCall{{ID: "a", Name: "create_order", Arguments: `{"sku":"prem`},
-				{ID: "b", Name: "get_weather", Arguments: `{"city":"SH"}`}},
-			checks: map[string]string{
-				"tool_calls.0.function.arguments": `"{}"`,
-				"tool_calls.1.function.arguments": `"{\"city\":\"SH\"}"`,
-			},
-		},
-		{
 			name:    "text with quotes, newlines, control and non-ASCII characters",
 			content: "say \"hi\"\n\ttab \x01 中文 \u2028",
 			calls:   []ToolCall{{ID: "a", Name: "n", Arguments: "{\"q\":\"\\u4e2d\"}"}},
@@ -75,6 +64,28 @@ func TestAssistantToolMessage(t *testing.T) {
 				t.Errorf("content round trip = %q; want %q", got, tc.content)
 			}
 		})
+	}
+}
+
+// TestParsableArguments: a payment call cut by max_tokens goes back to the
+// provider with {} (vLLM and SGLang refuse a history whose arguments do not
+// parse); whole arguments, and a slice with none to replace, are untouched.
+func TestParsableArguments(t *testing.T) {
+	calls := []ToolCall{{ID: "a", Arguments: `{"sku":"x"}`}, {ID: "b", Arguments: `{"sku":"prem`},
+		{ID: "c"}, {ID: "d", Arguments: `{'sku': 'x'}`}}
+	got := ParsableArguments(calls)
+	want := []string{`{"sku":"x"}`, "{}", "", "{}"}
+	for i, c := range got {
+		if c.ID != calls[i].ID || c.Arguments != want[i] {
+			t.Errorf("call %d: %+v; want id %s, arguments %q", i, c, calls[i].ID, want[i])
+		}
+	}
+	if calls[1].Arguments != `{"sku":"prem` {
+		t.Errorf("the caller's slice was changed: %+v", calls[1])
+	}
+	whole := calls[:1]
+	if g := ParsableArguments(whole); &g[0] != &whole[0] {
+		t.Errorf("nothing to replace, yet a copy was made")
 	}
 }
 

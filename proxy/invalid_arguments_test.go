@@ -80,3 +80,29 @@ func TestInvalidPaymentArgumentsInAKeptExchange(t *testing.T) {
 		t.Errorf("bot's follow-up: %d %s", resp.StatusCode, body)
 	}
 }
+
+// The {} is for the provider only: the bot's own call in a non-stream mixed
+// round reaches the bot as the model wrote it, and the bot's echo of it
+// still restores the kept payment exchange.
+func TestBotCallArgumentsKeptInANonStreamMixedRound(t *testing.T) {
+	const botArgs = `{'city': 'SH'}`
+	r0 := `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[` +
+		`{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}},` +
+		`{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{'city': 'SH'}"}}]},"finish_reason":"tool_calls"}]}`
+	r1 := `{"id":"c2","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Sunny."},"finish_reason":"stop"}]}`
+	fp := newFakeProvider(t, scriptedAnswers(r0, r1))
+	url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+	hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+	body := readAll(t, post(t, url, "/v1/chat/completions", `{"model":"gpt-test",`+weatherTool+`"messages":[{"role":"user","content":"x"}]}`, hdr).Body)
+	if got := gjson.Get(body, "choices.0.message.tool_calls.0.function.arguments").Str; got != botArgs {
+		t.Errorf("the bot's own call reached it with arguments %q; want %q as the model wrote them\n%s", got, botArgs, body)
+	}
+	asst := gjson.Get(body, "choices.0.message").Raw
+	follow := `{"model":"gpt-test",` + weatherTool + `"messages":[{"role":"user","content":"x"},` + asst +
+		`,{"role":"tool","tool_call_id":"call_w","content":"sunny"}]}`
+	readAll(t, post(t, url, "/v1/chat/completions", follow, hdr).Body)
+	seen := fp.requests()
+	if last := string(seen[len(seen)-1].Body); !strings.Contains(last, "call_a") {
+		t.Errorf("the follow-up reached the provider without the kept payment exchange (call_a):\n%s", last)
+	}
+}

@@ -234,7 +234,7 @@ func (t *turn) stream() {
 			t.finishStream(nil, res.Model, callsFinish(res.FinishReason))
 			return
 		}
-		msgs := append([][]byte{interceptors.AssistantToolMessageWith(res.Content, roundReasoning(&res), res.PaymentCalls)}, results...)
+		msgs := append([][]byte{interceptors.AssistantToolMessageWith(res.Content, roundReasoning(&res), interceptors.ParsableArguments(res.PaymentCalls))}, results...)
 		if err := t.nextBody(msgs); err != nil {
 			endGap()
 			t.s.endStreamWithError(t.sw, t.r, err)
@@ -579,7 +579,7 @@ func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, pa
 	if t.s.state == nil || len(payment) == 0 && len(t.appended) == 0 {
 		return
 	}
-	all := append(append([]interceptors.ToolCall(nil), payment...), client...)
+	all := append(append([]interceptors.ToolCall(nil), interceptors.ParsableArguments(payment)...), client...)
 	slices.SortStableFunc(all, func(a, b interceptors.ToolCall) int { return a.Seq - b.Seq }) // as the model made them
 	// The reasoning goes back with the calls: the provider that wants it
 	// (DeepSeek's thinking mode) refuses the bot's next request without it.

@@ -64,7 +64,7 @@ func (t *turn) nonStream() {
 			thought.Content += ans.reasoning.Content
 			thought.Key = ans.reasoning.Key
 		}
-		msgs := append([][]byte{interceptors.AssistantToolMessageWith(ans.content, ans.reasoning, ans.payment)}, t.execute(ans.payment)...)
+		msgs := append([][]byte{interceptors.AssistantToolMessageWith(ans.content, ans.reasoning, interceptors.ParsableArguments(ans.payment))}, t.execute(ans.payment)...)
 		if err := t.nextBody(msgs); err != nil {
 			writeError(t.w, t.s.upstreamError(err))
 			return
