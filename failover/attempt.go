@@ -137,6 +137,19 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		a.setPhase(phaseIdle, to.Idle.D())
 		data := readErrorBody(resp.Body, resp.Header)
 		f := classifyHTTP(resp.StatusCode, resp.Header, data, r.opts.Now())
+		if f.redirect && !isChatPath(req.Path) {
+			// On a forwarded path the bot chose the path: a redirect
+			// there (a trailing slash a FastAPI server redirects, a
+			// file's content behind a signed URL) says nothing of the
+			// provider's base_url, and must not put the provider in
+			// cool-down for every bot. The round ends (another target
+			// would redirect the same path) with a 502 that says where
+			// it pointed; paygate follows no redirect.
+			f.redirect, f.cause, f.status = false, CauseClientError, http.StatusBadGateway
+			f.errType = "upstream_error"
+			f.errMsg = "provider " + p.name + " " + redirectMessage(resp.StatusCode, resp.Header.Get("Location")) +
+				": paygate follows no redirect; check the request's path"
+		}
 		a.release()
 		return nil, f
 	}

@@ -21,7 +21,7 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 		// A redirect's body is a page for browsers; what it says is where
 		// the provider's base_url should have pointed.
 		f.redirect = true
-		f.errMsg = redirectMessage(status, h.Get("Location"))
+		f.errMsg = redirectMessage(status, h.Get("Location")) + ": check its base_url (http or https, a trailing slash)"
 	} else {
 		readErrorFields(f, body)
 	}
@@ -30,10 +30,12 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 	return f
 }
 
-// redirectMessage says what a provider's redirect means for the operator:
-// its base_url is not the URL it serves at (http for https, a missing or
-// extra trailing slash or path part). The Location is shown without its
-// query and fragment, which may carry a signature or a key, and cut short.
+// redirectMessage says where a provider's redirect pointed: on the chat
+// path, which paygate builds, that its base_url is not the URL it serves at
+// (http for https, a missing or extra trailing slash or path part); on a
+// forwarded path, that the bot's path was redirected (attempt). The
+// Location is shown without its query and fragment, which may carry a
+// signature or a key, and cut short.
 func redirectMessage(status int, location string) string {
 	to := "another URL"
 	if location != "" {
@@ -41,7 +43,7 @@ func redirectMessage(status int, location string) string {
 		loc, _, _ = strings.Cut(loc, "#")
 		to = string(cutAtRune([]byte(loc), maxPlainErrorText))
 	}
-	return fmt.Sprintf("answered a redirect (HTTP %d) to %s: check its base_url (http or https, a trailing slash)", status, to)
+	return fmt.Sprintf("answered a redirect (HTTP %d) to %s", status, to)
 }
 
 // readErrorFields fills the OpenAI error fields from an error body, which

@@ -278,3 +278,29 @@ func TestProviderRedirectIsNotPassedOn(t *testing.T) {
 		t.Errorf("bot got %s; want upstream_error upstream_misconfigured saying %q", body, want)
 	}
 }
+
+// TestForwardedPathRedirectCoolsNothing: on a forwarded path the bot chose
+// the path; a FastAPI-based provider (vLLM, SGLang, LiteLLM) redirects a
+// trailing slash. The bot gets a 502 saying so, and the provider stays in
+// service for every other bot (a redirect on the chat path, which paygate
+// builds, is the base_url's fault and cools it down).
+func TestForwardedPathRedirectCoolsNothing(t *testing.T) {
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
+			w.Header().Set("Location", strings.TrimSuffix(p, "/"))
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return
+		}
+		jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`)(w, r)
+	})
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	resp := post(t, url, "/v1/embeddings/", `{"model":"gpt-test","input":"x"}`, nil)
+	body := readAll(t, resp.Body)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "redirect (HTTP 307) to /v1/embeddings") || !strings.Contains(body, "check the request's path") {
+		t.Errorf("the bot's POST /v1/embeddings/: %d %s; want a 502 naming the redirect", resp.StatusCode, body)
+	}
+	resp = post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
+	if body := readAll(t, resp.Body); resp.StatusCode != http.StatusOK {
+		t.Errorf("another bot's chat after it: %d %s; want 200 from the provider, not in cool-down", resp.StatusCode, body)
+	}
+}
