@@ -468,7 +468,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.do(t, "resend refused: nothing lost", chromedp.Click(chromedp.CSS(`button[data-action="resend"][data-order-no="`+rejectNo+`"]`)),
 		waitFor("the refusal", `document.querySelector("#resend-result")?.textContent.startsWith("Not sent:")`),
 		chromedp.WaitVisible(chromedp.CSS(`button[data-action="resend-force"][data-order-no="`+rejectNo+`"]`)))
-	if s := b.text(t, "#resend-result"); !strings.Contains(s, "no event of the order was given up") {
+	if s := b.text(t, "#resend-result"); !strings.Contains(s, "the event announcing the order's current state was not given up") {
 		t.Errorf("resend of a delivered order: %q; want the reason it was not sent", s)
 	}
 	b.screenshot(t, "console-order-resend-refused.png")
