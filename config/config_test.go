@@ -381,6 +381,28 @@ func TestSecretsIncludeProviderKeyHeaders(t *testing.T) {
 	}
 }
 
+// TestSecretsIncludeURLCredentials: a gateway's key in a provider's
+// base_url query, or a userinfo, is masked like an api_key (providers echo
+// their URL in error bodies); an api-version is not a secret.
+func TestSecretsIncludeURLCredentials(t *testing.T) {
+	src := "providers:\n  - name: gw\n    base_url: \"https://gwuser:GWPASSWORD-9876@gw.example/v1?key=GATEWAYKEY-123456&api-version=2024-10-21\"\n" +
+		"models: [{name: m, targets: [{provider: gw, model: x}]}]\n" +
+		"webhooks: {url: \"https://hooks.example/in?token=HOOKTOKEN-555\", secret: whsec-0123456789}\n"
+	cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Secrets()
+	for _, want := range []string{"GATEWAYKEY-123456", "GWPASSWORD-9876", "gwuser", "HOOKTOKEN-555"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("secrets %q lack %q", got, want)
+		}
+	}
+	if slices.Contains(got, "2024-10-21") {
+		t.Errorf("secrets %q hold the api-version", got)
+	}
+}
+
 // TestDevKeyOnAReachableAddress: the built-in development key on a listen
 // address other machines can reach is warned about (check-config prints
 // it, serve logs it); on loopback it is the quick start and says nothing.

@@ -525,6 +525,10 @@ func (c *Config) Secrets() []string {
 	}
 	for _, p := range c.Providers {
 		add(p.APIKey)
+		// A gateway's key in base_url's query (?key=, ?api_key=) or its
+		// userinfo: providers echo their URL in error bodies, which reach
+		// the log and the bot.
+		urlCredentials(p.BaseURL, add)
 		// Keys some providers take in a header of their own (Azure's
 		// api-key, x-api-key), set through providers[].headers.
 		for name, v := range p.Headers {
@@ -537,8 +541,32 @@ func (c *Config) Secrets() []string {
 	add(c.Store.Redis.Password)
 	add(c.Payments.WeChatPay.APIv3Key)
 	add(c.Webhooks.Secret)
+	urlCredentials(c.Webhooks.URL, add)
 	add(c.Privacy.HashKey)
 	return out
+}
+
+// urlCredentials hands add what in URL raw may be a credential: its
+// userinfo (user and password) and the values of query parameters whose
+// name says key, token, auth, secret, sig or pass (an api-version is not).
+func urlCredentials(raw string, add func(string)) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return
+	}
+	if u.User != nil {
+		add(u.User.Username())
+		if pw, ok := u.User.Password(); ok {
+			add(pw)
+		}
+	}
+	for name, vs := range u.Query() {
+		if n := strings.ToLower(name); credentialHeader(n) || strings.Contains(n, "sig") || strings.Contains(n, "pass") {
+			for _, v := range vs {
+				add(v)
+			}
+		}
+	}
 }
 
 // uniqueName reports a missing or repeated name of a list entry at path.
