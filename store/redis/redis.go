@@ -77,7 +77,8 @@ type Options struct {
 	EpochInterval time.Duration
 	// Now is the clock expiry is judged against; default time.Now.
 	Now func() time.Time
-	// Logger receives repair and index-sync warnings; default discards.
+	// Logger receives repair and index-sync warnings, and go-redis's own
+	// lines (clientlog.go); default discards.
 	Logger *slog.Logger
 }
 
@@ -157,6 +158,8 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	} else {
+		clientLog.Store(opts.Logger) // go-redis's own lines (clientlog.go)
 	}
 	if opts.WaitTimeout <= 0 {
 		opts.WaitTimeout = DefaultWaitTimeout

@@ -21,18 +21,6 @@ import (
 	"github.com/paygate/paygate/store/storetest"
 )
 
-// TestMain quiets go-redis's own dial-failure log lines, which the
-// unavailability tests provoke by the dozen; failures still reach the tests as
-// errors.
-func TestMain(m *testing.M) {
-	goredis.SetLogger(quietLogger{})
-	os.Exit(m.Run())
-}
-
-type quietLogger struct{}
-
-func (quietLogger) Printf(context.Context, string, ...any) {}
-
 // sharedAddr is the Redis every developer machine and CI runner provides.
 const sharedAddr = "127.0.0.1:6379"
 
