@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/payments/webhook"
@@ -168,7 +169,10 @@ func openAuditStore(path string, stderr io.Writer) (store.Store, *config.Config,
 		fmt.Fprintln(stderr, err)
 		return nil, nil, 1
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// The store's warnings (and go-redis's own lines) through the redactor,
+	// as serve's: a Redis error may carry a configured secret.
+	log := slog.New(logging.NewHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}),
+		logging.NewRedactor(cfg.Secrets())))
 	if cfg.Store.Driver != "embedded" {
 		st, err := openStore(cfg, log)
 		if err != nil {
