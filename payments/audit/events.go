@@ -206,12 +206,18 @@ func unmarshalExact(b []byte, v any) error {
 	return nil
 }
 
-// SamplingParams lists the chat request fields an audit record keeps as the
+// samplingParams lists the chat request fields an audit record keeps as the
 // turn's sampling parameters.
 var samplingParams = []string{
 	"temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "seed", "stop",
 	"presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
 	"response_format", "reasoning_effort", "tool_choice", "parallel_tool_calls",
+	// Those of the providers SPEC names beyond OpenAI's: OpenRouter's
+	// (top_k, min_p, top_a, repetition_penalty, reasoning), vLLM's and
+	// DashScope's (top_k, repetition_penalty, enable_thinking,
+	// thinking_budget), DeepSeek's and Kimi's (thinking).
+	"top_k", "min_p", "top_a", "repetition_penalty", "reasoning", "enable_thinking",
+	"thinking_budget", "thinking",
 }
 
 // TurnFromRequest builds the payments.Turn of a chat completions request body

@@ -168,6 +168,25 @@ func TestTurnParamsRecordedExactly(t *testing.T) {
 	}
 }
 
+// TestProvidersSamplingParamsRecorded: the sampling parameters of the
+// providers SPEC names beyond OpenAI (OpenRouter, vLLM, DashScope, DeepSeek)
+// are on the record too (SPEC 7: "temperature and the other sampling
+// parameters"); a member that samples nothing (a vendor's metadata) is not.
+func TestProvidersSamplingParamsRecorded(t *testing.T) {
+	body := []byte(`{"model":"m","messages":[{"role":"user","content":"buy"}],"temperature":0.2,"top_k":5,"min_p":0.1,` +
+		`"repetition_penalty":1.3,"top_a":0.5,"reasoning":{"effort":"high"},"enable_thinking":true,"thinking_budget":512,` +
+		`"thinking":{"type":"enabled"},"provider":{"order":["x"]}}`)
+	tr := TurnFromRequest("bot", "oUser", body, "p", "m")
+	for _, k := range []string{"temperature", "top_k", "min_p", "repetition_penalty", "top_a", "reasoning", "enable_thinking", "thinking_budget", "thinking"} {
+		if _, ok := tr.Params[k]; !ok {
+			t.Errorf("sampling parameter %q missing from the record's params %v", k, tr.Params)
+		}
+	}
+	if _, ok := tr.Params["provider"]; ok {
+		t.Errorf("the routing object is not a sampling parameter: %v", tr.Params)
+	}
+}
+
 // TestPendingEventOfEarlierVersionRecordsSameParams: an audit event enqueued
 // by an earlier version (its parameters already float64-encoded) and
 // appended after the upgrade records what the earlier version would have.
