@@ -434,8 +434,11 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 					return &CreateResult{Order: o, Existing: true}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
 				}
 				// Payable above the approval threshold: a manager approved
-				// it, and approved this purchase.
-				approved = approved || s.opts.Rules.needsApproval(o.AmountFen)
+				// it, and approved this purchase at that amount. The next
+				// order carries the approval only at the same amount: one
+				// priced anew (a changed price list, another replica's) is
+				// held again, since no manager saw that amount.
+				approved = approved || s.opts.Rules.needsApproval(o.AmountFen) && o.AmountFen == amount
 				continue
 			}
 			return s.payable(ctx, o, true)
