@@ -744,6 +744,7 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 		return out
 	default:
 		t.log.Warn("request_refund failed", "client", c.Client, "err", err)
+		out.Failed = true
 		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "failed", "error": "refunds are temporarily unavailable; nothing was changed"})
 		return out
 	}

@@ -532,8 +532,8 @@ func TestProposalEventsRideTheProposal(t *testing.T) {
 			ctx := context.Background()
 			fail.Store(true)
 			tc := call(t, newTools(e), caller(o.User), "request_refund", `{"order_no":"`+o.OrderNo+`","reason":"it broke"}`)
-			if tc.result["status"] != "failed" || tc.out.Action != nil {
-				t.Errorf("with the store down: %s, action %s; want a failed tool result and no action", tc.out.Result, tc.out.Action)
+			if tc.result["status"] != "failed" || tc.out.Action != nil || !tc.out.Failed {
+				t.Errorf("with the store down: %s, action %s, failed %v; want a failed tool result and no action", tc.out.Result, tc.out.Action, tc.out.Failed)
 			}
 			if n := proposed.Load(); n != 0 {
 				t.Errorf("Proposed called %d times for a proposal never stored", n)

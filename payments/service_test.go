@@ -339,6 +339,9 @@ func TestCreateOrderToolReportsPrepayOutcome(t *testing.T) {
 			if tc.out.Action != nil {
 				t.Errorf("action %s for an order that cannot be paid", tc.out.Action)
 			}
+			if !tc.out.Failed || !tc.out.Executed {
+				t.Errorf("outcome %+v; want executed and failed (the tool-call metric counts it as failed)", tc.out)
+			}
 		})
 	}
 }

@@ -44,6 +44,11 @@ type Outcome struct {
 	// Clarify: the arguments were incomplete or invalid; the model must ask
 	// the user, and the next round runs with tool_choice "none".
 	Clarify bool
+	// Failed: the call reached the payment service, which could not do it
+	// (WeChat Pay refused it or did not answer, the store failed); the
+	// result says so. Counted apart, so an outage does not look like
+	// success on the tool-call metric.
+	Failed bool
 }
 
 // Tools executes the payment tools the model calls. It validates arguments
@@ -173,6 +178,7 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 			return t.refusedByRule(t.names.CreateOrder, c, err)
 		}
 		t.log.Warn("create_order failed", "client", c.Client, "sku", item.SKU, "err", err)
+		out.Failed = true
 		out.Result = resultJSON(map[string]any{"status": "failed", "error": failureText(err)})
 		return out
 	}
@@ -210,6 +216,7 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	if status == "failed" {
 		r["error"] = failureText(err)
 	}
+	out.Failed = status == "failed" || status == "pending" && errors.Is(err, ErrPaymentUnavailable)
 	if o.Status == store.StatusApprovalRequired {
 		r["message"] = "orders above " + t.approvalLimit() + " need a manager's approval; tell the user the order is waiting for approval and that they will be able to pay as soon as it is approved"
 	}
@@ -227,7 +234,7 @@ func (t *Tools) queryOrder(ctx context.Context, c Caller, args string) Outcome {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrNotOwner) {
 			return Outcome{Executed: true, Result: resultJSON(map[string]any{"order_no": no.Str, "status": "not_found"})}
 		}
-		return Outcome{Executed: true, Result: resultJSON(map[string]any{"order_no": no.Str, "status": "unknown", "error": failureText(err)})}
+		return Outcome{Executed: true, Failed: true, Result: resultJSON(map[string]any{"order_no": no.Str, "status": "unknown", "error": failureText(err)})}
 	}
 	r := map[string]any{"order_no": o.OrderNo, "status": string(o.Status), "paid_at": nil}
 	if !o.PaidAt.IsZero() {

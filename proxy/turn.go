@@ -550,6 +550,8 @@ func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 			outcome = "clarify"
 		case !out.Executed:
 			outcome = "not_executed"
+		case out.Failed:
+			outcome = "failed"
 		}
 		tool := c.Name
 		if !t.s.tools.IsPayment(tool) {
