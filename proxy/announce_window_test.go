@@ -16,7 +16,6 @@ import (
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments/wechatpay"
-	"github.com/paygate/paygate/proxy/h1/h1test"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/storetest"
 	"github.com/paygate/paygate/store/testdrivers"
@@ -44,23 +43,9 @@ func announceTurns(t *testing.T, st store.Store, user, kind string) func() int {
 	t.Helper()
 	fp := newFakeProvider(t, jsonHandler(http.StatusOK,
 		`{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}]}`))
-	cfg := testConfig(t, fp.URL, nil)
-	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
-	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
-		HashKey: []byte(cfg.Privacy.HashKey), Tools: queryTools{}, State: st, Reconciler: payableReconciler{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := h1test.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
+	url := paymentProxy(t, fp.URL, nil, queryTools{}, st, payableReconciler{})
 	return func() int {
-		resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hello"}]}`,
+		resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hello"}]}`,
 			map[string]string{"X-WeChat-OpenID": user})
 		body := readAll(t, resp.Body)
 		resp.Body.Close()

@@ -3,20 +3,14 @@ package proxy
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 
-	"github.com/paygate/paygate/failover"
-	"github.com/paygate/paygate/logging"
-	"github.com/paygate/paygate/logging/logtest"
-	"github.com/paygate/paygate/proxy/h1/h1test"
 	"github.com/paygate/paygate/store"
 )
 
@@ -121,22 +115,7 @@ func (s *memState) IncrCounter(context.Context, string, time.Duration) (int64, e
 // tools of queryTools and exchanges kept in memory.
 func statefulProxy(t *testing.T, base string) string {
 	t.Helper()
-	cfg := testConfig(t, base, nil)
-	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
-	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
-		HashKey: []byte(cfg.Privacy.HashKey), Tools: queryTools{}, State: &memState{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := h1test.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	return srv.URL
+	return paymentProxy(t, base, nil, queryTools{}, &memState{}, nil)
 }
 
 // assistantToolMessage is the last assistant message with tool_calls an

@@ -50,7 +50,17 @@ func (x *recordingTools) executed() []string {
 	return append([]string(nil), x.calls...)
 }
 
+// toolsProxy serves a proxy for the provider at base (testConfig with
+// mutate) with tools and exchanges kept in memory; it returns its URL.
 func toolsProxy(t *testing.T, base string, tools *recordingTools, mutate func(*config.Config)) string {
+	t.Helper()
+	return paymentProxy(t, base, mutate, tools, &memState{}, nil)
+}
+
+// paymentProxy serves a proxy for the provider at base (testConfig with
+// mutate) with the payment tools tools over the state st, refreshed by rc
+// (nil: none); it returns its URL.
+func paymentProxy(t *testing.T, base string, mutate func(*config.Config), tools PaymentTools, st StateStore, rc Reconciler) string {
 	t.Helper()
 	cfg := testConfig(t, base, mutate)
 	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
@@ -61,7 +71,7 @@ func toolsProxy(t *testing.T, base string, tools *recordingTools, mutate func(*c
 	}
 	t.Cleanup(func() { _ = router.Close() })
 	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
-		HashKey: []byte(cfg.Privacy.HashKey), Tools: tools, State: &memState{}})
+		HashKey: []byte(cfg.Privacy.HashKey), Tools: tools, State: st, Reconciler: rc})
 	if err != nil {
 		t.Fatal(err)
 	}
