@@ -424,6 +424,12 @@ func TestDevKeyOnAReachableAddress(t *testing.T) {
 			if warned != tc.warn {
 				t.Errorf("warnings %q; want a development-key warning: %v", cfg.Warnings, tc.warn)
 			}
+			// The simulator (the default backend) on such an address takes
+			// orders no one can pay: said the same way.
+			simulated := slices.ContainsFunc(cfg.Warnings, func(w string) bool { return strings.Contains(w, "no real payment is made") })
+			if simulated != tc.warn {
+				t.Errorf("warnings %q; want a simulator warning: %v", cfg.Warnings, tc.warn)
+			}
 		})
 	}
 }

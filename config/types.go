@@ -299,7 +299,8 @@ type WeChatPay struct {
 	// PlatformCertFiles enable platform-certificate mode (both modes may be set
 	// at once during a migration): PEM certificates, read and checked at load.
 	PlatformCertFiles []string `yaml:"platform_cert_files"`
-	// NotifyURL is the public https URL of POST /wechatpay/notify.
+	// NotifyURL is the public https URL of POST /wechatpay/notify. Required
+	// with backend wechatpay.
 	NotifyURL string `yaml:"notify_url"`
 }
 

@@ -369,6 +369,13 @@ func (l *loader) validatePayments(c *Config) {
 	p := &c.Payments
 	switch p.Backend {
 	case "simulator":
+		if !loopbackListen(c.Server.Listen) {
+			// The default backend, and the container image's: on an
+			// address other machines reach, a deployment that forgot
+			// backend: wechatpay takes "orders" no one can pay.
+			l.warn("payments.backend", "simulator (the default), and server.listen %s takes connections from other machines: no real payment is made, and orders are paid only through the admin API (POST /admin/api/simulator/orders/{order_no}/pay) or payments.simulator.pay_after; set backend: wechatpay to take real money",
+				c.Server.Listen)
+		}
 		if c.Store.Driver == "redis" {
 			// Replicas share orders through Redis but each runs a simulator
 			// of its own: one closes or queries another's order at a
