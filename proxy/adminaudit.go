@@ -3,7 +3,9 @@ package proxy
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/store"
@@ -17,8 +19,9 @@ import (
 //	GET    /admin/api/audit?from=&limit=&text=1
 //	                                      records in order, bodies as hashed; without from, the
 //	                                      latest page; text=1 adds the kept conversation texts
-//	DELETE /admin/api/audit/texts/{user}  erase one user's conversation texts (the chain keeps
-//	                                      their hashes and still verifies)
+//	DELETE /admin/api/audit/texts/{user}?client=NAME
+//	                                      erase one user's conversation texts (the chain keeps
+//	                                      their hashes and still verifies); see eraseClients
 //
 // Mount it before MountAdminAPI's catch-all, or on the same mux in any order
 // (the more specific patterns win).
@@ -93,19 +96,58 @@ func (a *adminAudit) list(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// eraseClients resolves the client of an erasure. An OpenID is per app, so
+// the same user string under two clients is two people: an erasure names
+// its client (?client=NAME, a configured client). Without it, the one
+// configured client is meant when there is only one (as before clients
+// mattered); with several, the request is refused rather than guessed, and
+// ?client=* must be asked for explicitly to erase the user under every
+// configured client.
+func (a *adminAudit) eraseClients(r *http.Request) ([]string, string) {
+	var names []string
+	for _, c := range a.s.clients {
+		names = append(names, c.cfg.Name)
+	}
+	known := "the configured clients: " + strings.Join(names, ", ")
+	q := r.URL.Query()
+	switch c := q.Get("client"); {
+	case !q.Has("client") && len(names) == 1:
+		return names, ""
+	case !q.Has("client"):
+		return nil, "name the client: an OpenID is per app, and the same one under another client is another user; " +
+			"?client=NAME (" + known + "), or ?client=* for every client"
+	case c == "*":
+		return names, ""
+	case slices.Contains(names, c):
+		return []string{c}, ""
+	default:
+		return nil, "unknown client " + strconv.Quote(c) + "; " + known
+	}
+}
+
 func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 	user := r.PathValue("user")
 	if user == "" {
 		adminError(w, http.StatusBadRequest, "name the user")
 		return
 	}
-	n, err := a.st.EraseAuditText(r.Context(), user)
-	if err != nil {
-		a.failed(w, r, err)
+	clients, msg := a.eraseClients(r)
+	if msg != "" {
+		adminError(w, http.StatusBadRequest, msg)
 		return
 	}
-	a.s.log.Info("audit texts erased", "request_id", reqInfo(r).id, "texts", n)
-	writeJSON(w, http.StatusOK, map[string]any{"erased": n})
+	total, by := 0, map[string]int{}
+	for _, c := range clients {
+		n, err := a.st.EraseAuditText(r.Context(), c, user)
+		if err != nil {
+			a.failed(w, r, err)
+			return
+		}
+		total += n
+		by[c] = n
+		a.s.log.Info("audit texts erased", "request_id", reqInfo(r).id, "client", c, "texts", n)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"erased": total, "clients": by})
 }
 
 func (a *adminAudit) failed(w http.ResponseWriter, r *http.Request, err error) {

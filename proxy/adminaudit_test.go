@@ -28,9 +28,14 @@ const auditAdminToken = "adm-3f9c1e-audit-token"
 
 // auditAdmin serves the admin audit routes over an embedded store holding a
 // three-record chain (users oAlice, oBob, oAlice, each with a text).
-func auditAdmin(t *testing.T) (string, *embedded.DB, []store.AuditRecord) {
+func auditAdmin(t *testing.T, mods ...func(*config.Config)) (string, *embedded.DB, []store.AuditRecord) {
 	t.Helper()
-	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = auditAdminToken })
+	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) {
+		c.Admin.Token = auditAdminToken
+		for _, m := range mods {
+			m(c)
+		}
+	})
 	st, err := embedded.Open(filepath.Join(t.TempDir(), "p.db"), embedded.Options{SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -184,4 +189,47 @@ func TestAdminAudit(t *testing.T) {
 			t.Errorf("verify after erase: %+v %v", res, err)
 		}
 	})
+}
+
+// TestAdminAuditEraseNamesTheClient: with several clients an erasure must
+// name its client (an OpenID is per app: the same string under another
+// client is another user), erases that client's texts only, and erases
+// under every client only when asked with client=*.
+func TestAdminAuditEraseNamesTheClient(t *testing.T) {
+	base, st, _ := auditAdmin(t, func(c *config.Config) {
+		c.Clients = append(c.Clients, config.Client{Name: "shop-two", Key: "sk-shop-two-0123456789abcdef"})
+	})
+	kept := func() int {
+		n := 0
+		for seq := uint64(1); seq <= 3; seq++ {
+			if _, err := st.GetAuditText(context.Background(), seq); err == nil {
+				n++
+			}
+		}
+		return n
+	}
+	cases := []struct {
+		query  string
+		status int
+		erased float64
+		kept   int
+	}{
+		{"", 400, 0, 3},
+		{"?client=shop-nobody", 400, 0, 3},
+		{"?client=shop-two", 200, 0, 3},
+		{"?client=shop-bot", 200, 2, 1},
+		{"?client=*", 200, 0, 1},
+	}
+	for _, c := range cases {
+		status, out := auditAdminDo(t, "DELETE", base+"/admin/api/audit/texts/oAlice"+c.query, auditAdminToken)
+		if status != c.status || (status == 200 && out["erased"] != c.erased) {
+			t.Errorf("erase%s: %d %v; want %d, %v erased", c.query, status, out, c.status, c.erased)
+		}
+		if got := kept(); got != c.kept {
+			t.Errorf("after erase%s: %d texts kept; want %d", c.query, got, c.kept)
+		}
+	}
+	if status, out := auditAdminDo(t, "DELETE", base+"/admin/api/audit/texts/oBob?client=*", auditAdminToken); status != 200 || out["erased"] != float64(1) {
+		t.Errorf("erase oBob under every client: %d %v; want 1 erased", status, out)
+	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -463,7 +464,15 @@ type AuditRecord struct {
 }
 
 // Audit keeps the append-only, hash-linked audit chain and, beside it, the
-// conversation text that the chain covers only by hash, erasable per user.
+// conversation text that the chain covers only by hash, erasable per client
+// and user: an OpenID is per app, so one string under two clients is two
+// users, and erasing one must not touch the other's texts.
+//
+// Texts and erasure marks written by earlier versions are keyed by the user
+// alone. An erasure of (client, user) also erases such a text when the
+// chain record it belongs to names that client (AuditRecordClient); such a
+// mark keeps applying to every client of its user (AuditErasedAt,
+// PutAuditText), as it did when it was set.
 type Audit interface {
 	// AuditHead returns the current head.
 	AuditHead(ctx context.Context) (AuditHead, error)
@@ -473,25 +482,39 @@ type Audit interface {
 	AppendAudit(ctx context.Context, rec AuditRecord) error
 	// ReadAudit returns up to limit records from fromSeq on, in sequence order.
 	ReadAudit(ctx context.Context, fromSeq uint64, limit int) ([]AuditRecord, error)
-	// PutAuditText keeps the conversation text of record seq, said at said, for
-	// ttl; ErrExists if seq's text belongs to another user. A text said at or
-	// before the user's last EraseAuditText is not kept and nil is returned:
-	// the text waits in the outbox until its record is appended, so an erasure
-	// that ran meanwhile would otherwise be undone.
-	PutAuditText(ctx context.Context, seq uint64, user string, text []byte, said time.Time, ttl time.Duration) error
+	// PutAuditText keeps the conversation text of record seq, said at said
+	// by user of client, for ttl; ErrExists if seq's text belongs to another
+	// user. A text said at or before the last EraseAuditText of (client,
+	// user) (or an earlier version's erasure of user) is not kept and nil
+	// is returned: the text waits in the outbox until its record is
+	// appended, so an erasure that ran meanwhile would otherwise be undone.
+	PutAuditText(ctx context.Context, seq uint64, client, user string, text []byte, said time.Time, ttl time.Duration) error
 	// GetAuditText returns the text of record seq, or ErrNotFound when never
 	// kept, erased or expired.
 	GetAuditText(ctx context.Context, seq uint64) ([]byte, error)
-	// EraseAuditText deletes every text of user (the chain is untouched) and
-	// reports how many were erased. It also remembers the time of the erasure,
-	// without expiry, so texts said before it and written later are refused
-	// (see PutAuditText); the chain names the user anyway.
-	EraseAuditText(ctx context.Context, user string) (int, error)
-	// AuditErasedAt returns the time of user's last EraseAuditText (the mark
-	// it remembers), or the zero time when the user's texts were never
-	// erased. An auditor tells an erased text from one removed without an
-	// erasure with it.
-	AuditErasedAt(ctx context.Context, user string) (time.Time, error)
+	// EraseAuditText deletes every text of user under client (the chain is
+	// untouched; the same user string under another client keeps its
+	// texts) and reports how many were erased. It also remembers the time
+	// of the erasure, without expiry, so texts said before it and written
+	// later are refused (see PutAuditText).
+	EraseAuditText(ctx context.Context, client, user string) (int, error)
+	// AuditErasedAt returns the time of the last EraseAuditText of (client,
+	// user), or of an earlier version's erasure of user if later, or the
+	// zero time when neither happened.
+	AuditErasedAt(ctx context.Context, client, user string) (time.Time, error)
+}
+
+// AuditRecordClient is the client a stored record's body names (its
+// "client" field), "" when none or unreadable. The drivers use it only to
+// tell the client of a text an earlier version indexed by user alone.
+func AuditRecordClient(body []byte) string {
+	var b struct {
+		Client string `json:"client"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		return ""
+	}
+	return b.Client
 }
 
 // Store is every role together, for wiring in cmd/ and for the drivers.

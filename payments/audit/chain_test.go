@@ -197,7 +197,7 @@ func TestEraseTextKeepsChainVerifiable(t *testing.T) {
 			e := newEnv(t, driver)
 			ctx := context.Background()
 			recs := buildChain(t, e, 5) // oAlice: 1, 3, 5; oBob: 2, 4
-			n, err := e.store().EraseAuditText(ctx, "oAlice")
+			n, err := e.store().EraseAuditText(ctx, "shop-bot", "oAlice")
 			if err != nil || n != 3 {
 				t.Fatalf("erase: got %d %v; want 3", n, err)
 			}
@@ -243,7 +243,7 @@ func TestEraseReachesTextsStillInTheOutbox(t *testing.T) {
 			fresh := mustEvent(t, action("oDave", "PG0003", now), `[{"role":"user","content":"buy three"}]`)
 			enqueue(t, st, pending, stale, fresh)
 
-			if _, err := st.EraseAuditText(ctx, "oCarol"); err != nil {
+			if _, err := st.EraseAuditText(ctx, "shop-bot", "oCarol"); err != nil {
 				t.Fatalf("erase: %v", err)
 			}
 			w := newTestWorker(t, st, nil)
@@ -359,20 +359,20 @@ func TestVerifyTextRemovedWithoutErasure(t *testing.T) {
 			opts: VerifyOptions{RetainText: time.Hour}, broken: "text removed without erasure"},
 		{name: "deleted, user erased only before the record",
 			before: func(e *env) {
-				if _, err := e.store().EraseAuditText(ctx, "oBob"); err != nil {
+				if _, err := e.store().EraseAuditText(ctx, "shop-bot", "oBob"); err != nil {
 					t.Fatal(err)
 				}
 				time.Sleep(5 * time.Millisecond) // the records come a few ms later
 			},
 			after: func(e *env) { e.rawDeleteText(2) }, broken: "before the record, and audit.retain_text"},
 		{name: "another user erased", after: func(e *env) {
-			if _, err := e.store().EraseAuditText(ctx, "oAlice"); err != nil {
+			if _, err := e.store().EraseAuditText(ctx, "shop-bot", "oAlice"); err != nil {
 				t.Fatal(err)
 			}
 			e.rawDeleteText(2)
 		}, broken: "text removed without erasure"},
 		{name: "user erased after the record", after: func(e *env) {
-			if _, err := e.store().EraseAuditText(ctx, "oBob"); err != nil {
+			if _, err := e.store().EraseAuditText(ctx, "shop-bot", "oBob"); err != nil {
 				t.Fatal(err)
 			}
 		}, gone: 2},

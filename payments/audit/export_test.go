@@ -16,7 +16,7 @@ func TestExport(t *testing.T) {
 			e := newEnv(t, driver)
 			recs := buildChain(t, e, 4)
 			ctx := context.Background()
-			if _, err := e.store().EraseAuditText(ctx, "oBob"); err != nil { // records 2 and 4
+			if _, err := e.store().EraseAuditText(ctx, "shop-bot", "oBob"); err != nil { // records 2 and 4
 				t.Fatal(err)
 			}
 			cases := []struct {

@@ -196,7 +196,7 @@ func missingText(ctx context.Context, st store.Audit, r store.AuditRecord, body 
 		res.TextsGone++
 		return nil, nil
 	}
-	erased, err := st.AuditErasedAt(ctx, r.User)
+	erased, err := st.AuditErasedAt(ctx, body.Client, r.User)
 	if err != nil {
 		return nil, fmt.Errorf("read erasure of the user of audit record %d: %w", r.Seq, err)
 	}

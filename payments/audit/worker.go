@@ -265,7 +265,7 @@ func (w *Worker) keepText(ctx context.Context, seq uint64, said time.Time, p pay
 	if len(p.Text) == 0 || ttl <= 0 {
 		return nil
 	}
-	if err := w.st.PutAuditText(ctx, seq, p.Action.User, p.Text, said, ttl); err != nil {
+	if err := w.st.PutAuditText(ctx, seq, p.Action.Client, p.Action.User, p.Text, said, ttl); err != nil {
 		return fmt.Errorf("audit: keep text of record %d: %w", seq, err)
 	}
 	return nil

@@ -85,23 +85,39 @@ func (d *DB) ReadAudit(ctx context.Context, fromSeq uint64, limit int) ([]store.
 }
 
 type textRec struct {
-	User  string `json:"user"`
-	Text  []byte `json:"text"`
-	Until int64  `json:"until"`
+	Client string `json:"client,omitempty"` // absent in texts of earlier versions
+	User   string `json:"user"`
+	Text   []byte `json:"text"`
+	Until  int64  `json:"until"`
+}
+
+// erasedAt is the later of (client, user)'s erasure mark and an earlier
+// version's mark of user (unix nanos), 0 when neither.
+func erasedAt(tx *bolt.Tx, client, user string) int64 {
+	var at int64
+	for _, e := range [][]byte{
+		tx.Bucket(bAuditErasedC).Get(join(enc(client), enc(user))),
+		tx.Bucket(bAuditErased).Get(enc(user)),
+	} {
+		if len(e) == 8 {
+			at = max(at, int64(binary.BigEndian.Uint64(e)))
+		}
+	}
+	return at
 }
 
 // PutAuditText implements store.Audit.
-func (d *DB) PutAuditText(ctx context.Context, seq uint64, user string, text []byte, said time.Time, ttl time.Duration) error {
-	r := textRec{User: user, Text: text, Until: d.now().Add(ttl).UnixNano()}
+func (d *DB) PutAuditText(ctx context.Context, seq uint64, client, user string, text []byte, said time.Time, ttl time.Duration) error {
+	r := textRec{Client: client, User: user, Text: text, Until: d.now().Add(ttl).UnixNano()}
 	v, err := marshal(r)
 	if err != nil {
 		return err
 	}
 	return d.update(ctx, func(tx *bolt.Tx) error {
-		if e := tx.Bucket(bAuditErased).Get(enc(user)); len(e) == 8 && said.UnixNano() <= int64(binary.BigEndian.Uint64(e)) {
+		if at := erasedAt(tx, client, user); at != 0 && said.UnixNano() <= at {
 			return nil // erased after it was said
 		}
-		tb, ub := tx.Bucket(bAuditText), tx.Bucket(bAuditTextUsr)
+		tb := tx.Bucket(bAuditText)
 		if old := tb.Get(u64(seq)); old != nil {
 			var o textRec
 			if err := unmarshal(old, &o); err != nil {
@@ -114,7 +130,7 @@ func (d *DB) PutAuditText(ctx context.Context, seq uint64, user string, text []b
 		if err := tb.Put(u64(seq), v); err != nil {
 			return err
 		}
-		return ub.Put(join(enc(user), u64(seq)), nil)
+		return tx.Bucket(bAuditTextCU).Put(join(enc(client), enc(user), u64(seq)), nil)
 	})
 }
 
@@ -139,44 +155,77 @@ func (d *DB) GetAuditText(ctx context.Context, seq uint64) ([]byte, error) {
 	return out, err
 }
 
-// EraseAuditText implements store.Audit.
-func (d *DB) EraseAuditText(ctx context.Context, user string) (int, error) {
+// EraseAuditText implements store.Audit: the texts indexed under (client,
+// user), and those an earlier version indexed under user alone whose chain
+// record names client.
+func (d *DB) EraseAuditText(ctx context.Context, client, user string) (int, error) {
 	n := 0
 	err := d.update(ctx, func(tx *bolt.Tx) error {
-		tb, ub := tx.Bucket(bAuditText), tx.Bucket(bAuditTextUsr)
-		prefix := enc(user)
-		if err := tx.Bucket(bAuditErased).Put(prefix, u64(uint64(d.now().UnixNano()))); err != nil {
+		if err := tx.Bucket(bAuditErasedC).Put(join(enc(client), enc(user)), u64(uint64(d.now().UnixNano()))); err != nil {
 			return err
 		}
-		var keys [][]byte
-		c := ub.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			keys = append(keys, append([]byte(nil), k...))
+		k, err := eraseIndexed(tx, bAuditTextCU, join(enc(client), enc(user)), nil)
+		n += k
+		if err != nil {
+			return err
 		}
-		for _, k := range keys {
-			seq := k[len(prefix):]
-			if len(seq) != 8 {
-				continue
+		chain := tx.Bucket(bAudit)
+		k, err = eraseIndexed(tx, bAuditTextUsr, enc(user), func(seq []byte) (bool, error) {
+			v := chain.Get(seq)
+			if v == nil {
+				return false, nil
 			}
-			if err := tb.Delete(seq); err != nil {
-				return err
+			var r store.AuditRecord
+			if err := unmarshal(v, &r); err != nil {
+				return false, err
 			}
-			if err := ub.Delete(k); err != nil {
-				return err
-			}
-			n++
-		}
-		return nil
+			return store.AuditRecordClient(r.Body) == client, nil
+		})
+		n += k
+		return err
 	})
 	return n, err
 }
 
+// eraseIndexed deletes the texts that index bucket name lists under prefix
+// (only those keep accepts, when set) with their index entries, and
+// reports how many.
+func eraseIndexed(tx *bolt.Tx, name, prefix []byte, keep func(seq []byte) (bool, error)) (int, error) {
+	tb, ib := tx.Bucket(bAuditText), tx.Bucket(name)
+	var keys [][]byte
+	c := ib.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) != len(prefix)+8 {
+			continue
+		}
+		if keep != nil {
+			ok, err := keep(k[len(prefix):])
+			if err != nil {
+				return 0, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		if err := tb.Delete(k[len(prefix):]); err != nil {
+			return 0, err
+		}
+		if err := ib.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
+}
+
 // AuditErasedAt implements store.Audit.
-func (d *DB) AuditErasedAt(ctx context.Context, user string) (time.Time, error) {
+func (d *DB) AuditErasedAt(ctx context.Context, client, user string) (time.Time, error) {
 	var at time.Time
 	err := d.view(ctx, func(tx *bolt.Tx) error {
-		if e := tx.Bucket(bAuditErased).Get(enc(user)); len(e) == 8 {
-			at = time.Unix(0, int64(binary.BigEndian.Uint64(e)))
+		if n := erasedAt(tx, client, user); n != 0 {
+			at = time.Unix(0, n)
 		}
 		return nil
 	})

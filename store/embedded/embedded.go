@@ -63,15 +63,22 @@ var (
 	bOutbox       = []byte("outbox") // enc(key) seq -> event
 	bAudit        = []byte("audit")  // seq -> record
 	bAuditMeta    = []byte("audit_meta")
-	bAuditText    = []byte("audit_text")      // seq -> text record
-	bAuditTextUsr = []byte("audit_text_user") // enc(user) seq -> nil
-	bAuditErased  = []byte("audit_erased")    // enc(user) -> unix nanos of the last erasure
+	bAuditText    = []byte("audit_text") // seq -> text record
+	// Texts and erasure marks are per client and user (an OpenID is per
+	// app). The user-only buckets are those of earlier versions: their
+	// index entries are matched to a client through the chain record,
+	// their marks apply to every client of the user; nothing new is
+	// written there.
+	bAuditTextCU  = []byte("audit_text_client_user") // enc(client) enc(user) seq -> nil
+	bAuditErasedC = []byte("audit_erased_client")    // enc(client) enc(user) -> unix nanos of the last erasure
+	bAuditTextUsr = []byte("audit_text_user")        // enc(user) seq -> nil (earlier versions)
+	bAuditErased  = []byte("audit_erased")           // enc(user) -> unix nanos (earlier versions)
 )
 
 var allBuckets = [][]byte{
 	bOrders, bUserOrders, bUserUpdated, bStatusOrders, bAllOrders, bClaims, bClaimGens,
 	bNotes, bRefunds, bCounters, bExchanges, bSecrets, bOutbox, bAudit, bAuditMeta,
-	bAuditText, bAuditTextUsr, bAuditErased,
+	bAuditText, bAuditTextCU, bAuditErasedC, bAuditTextUsr, bAuditErased,
 }
 
 // DB is the bbolt store. It implements store.Store.
@@ -270,6 +277,9 @@ func (d *DB) sweep() (int, error) {
 			return err
 		}
 		if err := texts.Delete(k); err != nil {
+			return err
+		}
+		if err := texts.Tx().Bucket(bAuditTextCU).Delete(join(enc(r.Client), enc(r.User), k)); err != nil {
 			return err
 		}
 		return texts.Tx().Bucket(bAuditTextUsr).Delete(join(enc(r.User), k))

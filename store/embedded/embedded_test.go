@@ -122,7 +122,7 @@ func TestSweep(t *testing.T) {
 	must(err)
 	_, err = d.IncrCounter(ctx, "c1", time.Minute)
 	must(err)
-	must(d.PutAuditText(ctx, 1, "u1", []byte("text"), clock.Now(), time.Minute))
+	must(d.PutAuditText(ctx, 1, "c1", "u1", []byte("text"), clock.Now(), time.Minute))
 	must(d.PutRefundProposal(ctx, &store.RefundProposal{RefundID: "rf", User: "u1"}, time.Minute))
 
 	count := func(bucket []byte) int {
@@ -150,7 +150,7 @@ func TestSweep(t *testing.T) {
 		{"claim generations", bClaimGens, 1},
 		{"counters", bCounters, 0},
 		{"audit text", bAuditText, 0},
-		{"audit text index", bAuditTextUsr, 0},
+		{"audit text index", bAuditTextCU, 0},
 		{"refund tombstone", bRefunds, 1},
 	}
 	for _, tc := range cases {

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/paygate/paygate/store"
 )
 
@@ -75,9 +73,10 @@ func (s *Store) ReadAudit(ctx context.Context, fromSeq uint64, limit int) ([]sto
 }
 
 // PutAuditText implements store.Audit.
-func (s *Store) PutAuditText(ctx context.Context, seq uint64, user string, text []byte, said time.Time, ttl time.Duration) error {
-	v, err := s.run(ctx, "put audit text", s.sc.putText, []string{s.k.auditText(seq), s.k.auditUser(user), s.k.auditErased(user)},
-		strconv.FormatUint(seq, 10), user, text, s.now().Add(ttl).UnixMilli(), ms(ttl+expiryGrace), said.UnixMilli())
+func (s *Store) PutAuditText(ctx context.Context, seq uint64, client, user string, text []byte, said time.Time, ttl time.Duration) error {
+	v, err := s.run(ctx, "put audit text", s.sc.putText,
+		[]string{s.k.auditText(seq), s.k.auditClientUser(client, user), s.k.auditClientErased(client, user), s.k.auditErased(user)},
+		strconv.FormatUint(seq, 10), user, text, s.now().Add(ttl).UnixMilli(), ms(ttl+expiryGrace), said.UnixMilli(), client)
 	if err != nil {
 		return err
 	}
@@ -100,26 +99,41 @@ func (s *Store) GetAuditText(ctx context.Context, seq uint64) ([]byte, error) {
 	return []byte(x), nil
 }
 
-// EraseAuditText implements store.Audit: the user's set names their texts; a
-// script deletes them, repeated while texts keep arriving.
-func (s *Store) EraseAuditText(ctx context.Context, user string) (int, error) {
-	setKey := s.k.auditUser(user)
+// EraseAuditText implements store.Audit: (client, user)'s set names their
+// texts, and an earlier version's set of user names texts of any client,
+// matched to client through their chain records; a script deletes each
+// batch.
+func (s *Store) EraseAuditText(ctx context.Context, client, user string) (int, error) {
 	// The mark first: a text written after it is refused by putText; one
-	// written before it is in the set the loop empties.
-	if err := s.c.Set(ctx, s.k.auditErased(user), s.now().UnixMilli(), 0).Err(); err != nil {
+	// written before it is in the set scanned after.
+	if err := s.c.Set(ctx, s.k.auditClientErased(client, user), s.now().UnixMilli(), 0).Err(); err != nil {
 		return 0, mapErr("erase audit text", err)
 	}
+	n, err := s.eraseIndexed(ctx, s.k.auditClientUser(client, user), client, user, nil)
+	if err != nil {
+		return n, err
+	}
+	k, err := s.eraseIndexed(ctx, s.k.auditUser(user), client, user, s.recordsOfClient)
+	return n + k, err
+}
+
+// eraseIndexed erases the texts of (client, user) that set names (only the
+// seqs pick returns, when set) and reports how many.
+func (s *Store) eraseIndexed(ctx context.Context, set, client, user string, pick func(context.Context, string, []string) ([]string, error)) (int, error) {
 	total := 0
+	var cursor uint64
 	for {
-		seqs, err := s.c.SRandMemberN(ctx, setKey, 500).Result()
+		seqs, next, err := s.c.SScan(ctx, set, cursor, "", 500).Result()
 		if err != nil {
 			return total, mapErr("erase audit text", err)
 		}
-		if len(seqs) == 0 {
-			return total, nil
+		if pick != nil && len(seqs) > 0 {
+			if seqs, err = pick(ctx, client, seqs); err != nil {
+				return total, err
+			}
 		}
-		keys := []string{setKey}
-		args := []any{user}
+		keys := []string{set}
+		args := []any{user, client}
 		for _, q := range seqs {
 			n, err := strconv.ParseUint(q, 10, 64)
 			if err != nil {
@@ -128,28 +142,64 @@ func (s *Store) EraseAuditText(ctx context.Context, user string) (int, error) {
 			keys = append(keys, s.k.auditText(n))
 			args = append(args, q)
 		}
-		v, err := s.run(ctx, "erase audit text", s.sc.erase, keys, args...)
-		if err != nil {
-			return total, err
+		if len(keys) > 1 {
+			v, err := s.run(ctx, "erase audit text", s.sc.erase, keys, args...)
+			if err != nil {
+				return total, err
+			}
+			n, _ := v.(int64)
+			total += int(n)
 		}
-		n, _ := v.(int64)
-		total += int(n)
+		if cursor = next; cursor == 0 {
+			return total, nil
+		}
 	}
 }
 
-// AuditErasedAt implements store.Audit: the mark EraseAuditText sets (unix
-// ms, no expiry).
-func (s *Store) AuditErasedAt(ctx context.Context, user string) (time.Time, error) {
-	v, err := s.c.Get(ctx, s.k.auditErased(user)).Result()
-	if errors.Is(err, goredis.Nil) {
-		return time.Time{}, nil
+// recordsOfClient keeps the seqs whose chain record names client.
+func (s *Store) recordsOfClient(ctx context.Context, client string, seqs []string) ([]string, error) {
+	vals, err := s.c.HMGet(ctx, s.k.audit("rec"), seqs...).Result()
+	if err != nil {
+		return nil, mapErr("erase audit text", err)
 	}
+	var out []string
+	for i, q := range seqs {
+		j, ok := replyStr(vals, i)
+		if !ok {
+			continue
+		}
+		var r store.AuditRecord
+		if err := json.Unmarshal([]byte(j), &r); err != nil {
+			return nil, fmt.Errorf("redis: decode audit record %s: %w", q, err)
+		}
+		if store.AuditRecordClient(r.Body) == client {
+			out = append(out, q)
+		}
+	}
+	return out, nil
+}
+
+// AuditErasedAt implements store.Audit: the later of (client, user)'s mark
+// and an earlier version's mark of user (unix ms, no expiry).
+func (s *Store) AuditErasedAt(ctx context.Context, client, user string) (time.Time, error) {
+	vals, err := s.c.MGet(ctx, s.k.auditClientErased(client, user), s.k.auditErased(user)).Result()
 	if err != nil {
 		return time.Time{}, mapErr("audit erased at", err)
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("redis: audit erasure mark of a user: %q is not a time", v)
+	var at int64
+	for i := range vals {
+		v, ok := replyStr(vals, i)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("redis: audit erasure mark of a user: %q is not a time", v)
+		}
+		at = max(at, n)
 	}
-	return time.UnixMilli(n), nil
+	if at == 0 {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(at), nil
 }

@@ -638,9 +638,22 @@ func (k keys) audit(name string) string { return k.p + "{audit}:" + name }
 
 func (k keys) auditText(seq uint64) string { return k.audit("t:" + strconv.FormatUint(seq, 10)) }
 
+// auditClientUser is the set of the seqs of (client, user)'s texts.
+func (k keys) auditClientUser(client, user string) string {
+	return k.audit("tcu:" + esc(client) + ":" + esc(user))
+}
+
+// auditClientErased holds the time (unix ms) of (client, user)'s last
+// erasure, without expiry.
+func (k keys) auditClientErased(client, user string) string {
+	return k.audit("tce:" + esc(client) + ":" + esc(user))
+}
+
+// auditUser and auditErased are an earlier version's set of user's texts
+// (of any client) and mark of user's last erasure (applying to every
+// client). Nothing new is written there.
 func (k keys) auditUser(user string) string { return k.audit("tu:" + esc(user)) }
 
-// auditErased holds the time (unix ms) of user's last erasure, without expiry.
 func (k keys) auditErased(user string) string { return k.audit("te:" + esc(user)) }
 
 // ms is a duration in whole milliseconds, at least 1.

@@ -462,31 +462,37 @@ redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'hash', ARGV[3])
 return 1
 `
 
-// KEYS: text, user_set, erased. ARGV: seq, user, text, until_ms, physical_ms,
-// said_ms. 0 when the record's text belongs to another user; 2 when the user's
-// texts were erased at or after said_ms (the text is not kept).
+// KEYS: text, client_user_set, client_user_erased, user_erased (an earlier
+// version's mark). ARGV: seq, user, text, until_ms, physical_ms, said_ms,
+// client. 0 when the record's text belongs to another user; 2 when the
+// user's texts were erased at or after said_ms (the text is not kept).
 const luaPutText = `
-local e = redis.call('GET', KEYS[3])
-if e and tonumber(ARGV[6]) <= tonumber(e) then return 2 end
+for i = 3, 4 do
+  local e = redis.call('GET', KEYS[i])
+  if e and tonumber(ARGV[6]) <= tonumber(e) then return 2 end
+end
 local u = redis.call('HGET', KEYS[1], 'u')
 if u and u ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'u', ARGV[2], 'x', ARGV[3], 'until', ARGV[4])
+redis.call('HSET', KEYS[1], 'u', ARGV[2], 'c', ARGV[7], 'x', ARGV[3], 'until', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('SADD', KEYS[2], ARGV[1])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
 return 1
 `
 
-// KEYS: user_set, then text keys. ARGV: user, then the seqs of the text keys.
-// Returns how many texts were erased.
+// KEYS: index set, then text keys. ARGV: user, client, then the seqs of the
+// text keys. Deletes each text of user whose client is client (a text of an
+// earlier version names none: the caller matched it through its chain
+// record) and takes its seq off the set. Returns how many were erased.
 const luaEraseText = `
 local n = 0
 for i = 2, #KEYS do
-  if redis.call('HGET', KEYS[i], 'u') == ARGV[1] then
+  local t = redis.call('HMGET', KEYS[i], 'u', 'c')
+  if t[1] == ARGV[1] and (not t[2] or t[2] == ARGV[2]) then
     redis.call('DEL', KEYS[i])
     n = n + 1
   end
-  redis.call('SREM', KEYS[1], ARGV[i])
+  redis.call('SREM', KEYS[1], ARGV[i + 1])
 end
 return n
 `

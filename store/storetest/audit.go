@@ -128,11 +128,11 @@ func testAuditText(t *testing.T, open Opener) {
 			user = "u2"
 		}
 		mustNil(t, "append", appendWithRetry(ctx, st, user, fmt.Appendf(nil, `{"n":%d}`, i)))
-		mustNil(t, "PutAuditText", st.PutAuditText(ctx, uint64(i), user, fmt.Appendf(nil, "conversation %d", i), clock.Now(), 180*24*time.Hour))
+		mustNil(t, "PutAuditText", st.PutAuditText(ctx, uint64(i), "c1", user, fmt.Appendf(nil, "conversation %d", i), clock.Now(), 180*24*time.Hour))
 	}
-	mustNil(t, "PutAuditText", st.PutAuditText(ctx, 99, "u3", []byte("short-lived"), clock.Now(), time.Hour))
+	mustNil(t, "PutAuditText", st.PutAuditText(ctx, 99, "c1", "u3", []byte("short-lived"), clock.Now(), time.Hour))
 
-	n, err := st.EraseAuditText(ctx, "u1")
+	n, err := st.EraseAuditText(ctx, "c1", "u1")
 	mustNil(t, "EraseAuditText", err)
 	if n != 2 {
 		t.Errorf("erased: got %d; want 2", n)
@@ -164,7 +164,7 @@ func testAuditText(t *testing.T, open Opener) {
 		})
 	}
 	t.Run("the chain is untouched", func(t *testing.T) { verifyChain(t, ctx, st, 4) })
-	n, err = st.EraseAuditText(ctx, "u1")
+	n, err = st.EraseAuditText(ctx, "c1", "u1")
 	mustNil(t, "EraseAuditText", err)
 	if n != 0 {
 		t.Errorf("second erase: got %d; want 0", n)
@@ -177,22 +177,22 @@ func testAuditText(t *testing.T, open Opener) {
 	for i := 5; i <= 6; i++ {
 		mustNil(t, "append", appendWithRetry(ctx, st, "u1", fmt.Appendf(nil, `{"n":%d}`, i)))
 	}
-	mustNil(t, "PutAuditText said before the erasure", st.PutAuditText(ctx, 5, "u1", []byte("said before"), erasedAt.Add(-time.Second), time.Hour))
-	mustNil(t, "PutAuditText said after the erasure", st.PutAuditText(ctx, 6, "u1", []byte("said after"), erasedAt.Add(time.Second), time.Hour))
+	mustNil(t, "PutAuditText said before the erasure", st.PutAuditText(ctx, 5, "c1", "u1", []byte("said before"), erasedAt.Add(-time.Second), time.Hour))
+	mustNil(t, "PutAuditText said after the erasure", st.PutAuditText(ctx, 6, "c1", "u1", []byte("said after"), erasedAt.Add(time.Second), time.Hour))
 	if got, err := st.GetAuditText(ctx, 5); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("text said before the erasure: got %q %v; want ErrNotFound", got, err)
 	}
 	if got, err := st.GetAuditText(ctx, 6); err != nil || string(got) != "said after" {
 		t.Errorf("text said after the erasure: got %q %v; want %q", got, err, "said after")
 	}
-	n, err = st.EraseAuditText(ctx, "u1")
+	n, err = st.EraseAuditText(ctx, "c1", "u1")
 	mustNil(t, "EraseAuditText", err)
 	if n != 1 {
 		t.Errorf("third erase: got %d; want 1 (the text said after the second)", n)
 	}
 }
 
-// testAuditErasedAt: the erasure mark is readable per user, so an auditor
+// testAuditErasedAt: the erasure mark is readable per client and user, so an auditor
 // can tell an erased text from one deleted without an erasure. Times are
 // compared to the millisecond (the Redis mark's resolution).
 func testAuditErasedAt(t *testing.T, open Opener) {
@@ -201,21 +201,21 @@ func testAuditErasedAt(t *testing.T, open Opener) {
 	st := open(t, clock)
 	odd := "o:{x}%3A" // escaped in keys; must not meet another user's mark
 	for _, u := range []string{"u1", odd, "o"} {
-		at, err := st.AuditErasedAt(ctx, u)
+		at, err := st.AuditErasedAt(ctx, "c1", u)
 		mustNil(t, "AuditErasedAt", err)
 		if !at.IsZero() {
 			t.Errorf("%s never erased: got %v; want the zero time", u, at)
 		}
 	}
 	first := clock.Now()
-	_, err := st.EraseAuditText(ctx, "u1")
+	_, err := st.EraseAuditText(ctx, "c1", "u1")
 	mustNil(t, "EraseAuditText", err)
 	clock.Advance(time.Hour)
-	_, err = st.EraseAuditText(ctx, odd)
+	_, err = st.EraseAuditText(ctx, "c1", odd)
 	mustNil(t, "EraseAuditText", err)
 	want := map[string]time.Time{"u1": first, odd: first.Add(time.Hour), "o": {}, "u2": {}}
 	for u, w := range want {
-		at, err := st.AuditErasedAt(ctx, u)
+		at, err := st.AuditErasedAt(ctx, "c1", u)
 		mustNil(t, "AuditErasedAt", err)
 		if at.UnixMilli() != w.UnixMilli() || at.IsZero() != w.IsZero() {
 			t.Errorf("%s: erased at %v; want %v", u, at, w)
@@ -223,9 +223,121 @@ func testAuditErasedAt(t *testing.T, open Opener) {
 	}
 	// A later erasure moves the mark.
 	clock.Advance(time.Hour)
-	_, err = st.EraseAuditText(ctx, "u1")
+	_, err = st.EraseAuditText(ctx, "c1", "u1")
 	mustNil(t, "EraseAuditText", err)
-	if at, err := st.AuditErasedAt(ctx, "u1"); err != nil || at.UnixMilli() != first.Add(2*time.Hour).UnixMilli() {
+	if at, err := st.AuditErasedAt(ctx, "c1", "u1"); err != nil || at.UnixMilli() != first.Add(2*time.Hour).UnixMilli() {
 		t.Errorf("u1 erased again: got %v %v; want %v", at, err, first.Add(2*time.Hour))
+	}
+}
+
+// testAuditTextPerClient: an OpenID is per app, so the same user string
+// under two clients is two users: erasing one erases only its own texts,
+// sets only its own mark and refuses only its own late texts. Client and
+// user strings that would meet if joined naively stay apart.
+func testAuditTextPerClient(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	type owner struct{ client, user string }
+	owners := []owner{{"shop-a", "oShared"}, {"shop-b", "oShared"}, {"shop-a:oShared", ""}, {"shop-a", "oShared:x"}}
+	for i, o := range owners {
+		mustNil(t, "append", appendWithRetry(ctx, st, o.user, fmt.Appendf(nil, `{"client":%q,"n":%d}`, o.client, i+1)))
+		mustNil(t, "PutAuditText", st.PutAuditText(ctx, uint64(i+1), o.client, o.user, fmt.Appendf(nil, "said %d", i+1), clock.Now(), time.Hour))
+	}
+	erasedAt := clock.Now()
+	n, err := st.EraseAuditText(ctx, "shop-a", "oShared")
+	mustNil(t, "EraseAuditText", err)
+	if n != 1 {
+		t.Errorf("erased %d texts; want 1 (shop-a's oShared only)", n)
+	}
+	for i := range owners {
+		_, err := st.GetAuditText(ctx, uint64(i+1))
+		if i == 0 {
+			wantErr(t, "GetAuditText of the erased user", err, store.ErrNotFound)
+		} else if err != nil {
+			t.Errorf("text of %+v (another user): %v; want it kept", owners[i], err)
+		}
+	}
+	for i, o := range owners {
+		at, err := st.AuditErasedAt(ctx, o.client, o.user)
+		mustNil(t, "AuditErasedAt", err)
+		if (i == 0) != !at.IsZero() {
+			t.Errorf("erasure mark of %+v: %v", o, at)
+		}
+	}
+	// A text said before the erasure, written after it: refused for the
+	// erased user only.
+	for i, o := range owners[:2] {
+		mustNil(t, "append", appendWithRetry(ctx, st, o.user, []byte(`{}`)))
+		mustNil(t, "PutAuditText", st.PutAuditText(ctx, uint64(len(owners)+i+1), o.client, o.user, []byte("late"), erasedAt.Add(-time.Second), time.Hour))
+	}
+	if _, err := st.GetAuditText(ctx, uint64(len(owners)+1)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("late text of the erased user: %v; want ErrNotFound", err)
+	}
+	if _, err := st.GetAuditText(ctx, uint64(len(owners)+2)); err != nil {
+		t.Errorf("late text of the other app's user: %v; want it kept", err)
+	}
+}
+
+// Legacy writes what an earlier version of the driver kept: a text indexed
+// by user alone (no client) and a user's erasure mark.
+type Legacy struct {
+	Text func(t testing.TB, st store.Store, seq uint64, user string, text []byte, until time.Time)
+	Mark func(t testing.TB, st store.Store, user string, at time.Time)
+}
+
+// RunAuditLegacy checks that data of an earlier version, keyed by user
+// alone, is still honoured: an erasure of (client, user) erases the old
+// texts whose chain record names client and no others; an old mark still
+// refuses late texts and counts as an erasure for every client of its user.
+func RunAuditLegacy(t *testing.T, open Opener, old Legacy) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	for i, c := range []string{"shop-a", "shop-b", "shop-a"} {
+		mustNil(t, "append", appendWithRetry(ctx, st, "oShared", fmt.Appendf(nil, `{"client":%q,"n":%d}`, c, i+1)))
+		old.Text(t, st, uint64(i+1), "oShared", fmt.Appendf(nil, "old %d", i+1), clock.Now().Add(time.Hour))
+	}
+	n, err := st.EraseAuditText(ctx, "shop-a", "oShared")
+	mustNil(t, "EraseAuditText", err)
+	if n != 2 {
+		t.Errorf("erased %d old texts; want 2 (those of shop-a's records)", n)
+	}
+	for seq, kept := range map[uint64]bool{1: false, 2: true, 3: false} {
+		_, err := st.GetAuditText(ctx, seq)
+		if kept != (err == nil) {
+			t.Errorf("old text %d: %v; kept should be %v", seq, err, kept)
+		}
+	}
+	n, err = st.EraseAuditText(ctx, "shop-b", "oShared")
+	mustNil(t, "EraseAuditText", err)
+	if n != 1 {
+		t.Errorf("shop-b: erased %d old texts; want 1", n)
+	}
+
+	markAt := clock.Now()
+	old.Mark(t, st, "oOld", markAt)
+	clock.Advance(time.Hour)
+	for _, c := range []string{"shop-a", "shop-b"} {
+		at, err := st.AuditErasedAt(ctx, c, "oOld")
+		mustNil(t, "AuditErasedAt", err)
+		if at.UnixMilli() != markAt.UnixMilli() {
+			t.Errorf("%s: old mark read as %v; want %v", c, at, markAt)
+		}
+	}
+	mustNil(t, "append", appendWithRetry(ctx, st, "oOld", []byte(`{}`)))
+	seq := uint64(4)
+	mustNil(t, "PutAuditText", st.PutAuditText(ctx, seq, "shop-b", "oOld", []byte("said before the old mark"), markAt.Add(-time.Second), time.Hour))
+	if _, err := st.GetAuditText(ctx, seq); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("text said before an old mark: %v; want it refused", err)
+	}
+	// A newer per-client erasure moves that client's mark only.
+	_, err = st.EraseAuditText(ctx, "shop-a", "oOld")
+	mustNil(t, "EraseAuditText", err)
+	if at, _ := st.AuditErasedAt(ctx, "shop-a", "oOld"); at.UnixMilli() != clock.Now().UnixMilli() {
+		t.Errorf("shop-a after its own erasure: %v; want %v", at, clock.Now())
+	}
+	if at, _ := st.AuditErasedAt(ctx, "shop-b", "oOld"); at.UnixMilli() != markAt.UnixMilli() {
+		t.Errorf("shop-b after shop-a's erasure: %v; want the old mark %v", at, markAt)
 	}
 }
