@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -23,19 +24,22 @@ import (
 //	                                      erase one user's conversation texts (the chain keeps
 //	                                      their hashes and still verifies); see eraseClients
 //
-// Mount it before MountAdminAPI's catch-all, or on the same mux in any order
-// (the more specific patterns win).
-func (s *Server) MountAdminAudit(mux *http.ServeMux, st store.Audit) {
+// erase erases (client, user)'s texts and records the erasure in the chain
+// (audit.Worker.Erase), so the chain tells an erased text from a deleted
+// one. Mount it before MountAdminAPI's catch-all, or on the same mux in any
+// order (the more specific patterns win).
+func (s *Server) MountAdminAudit(mux *http.ServeMux, st store.Audit, erase func(ctx context.Context, client, user string) (int, error)) {
 	h := func(name string, f http.HandlerFunc) http.Handler { return s.AdminRoute(name, f) }
-	a := &adminAudit{s: s, st: st}
+	a := &adminAudit{s: s, st: st, eraseText: erase}
 	mux.Handle("GET /admin/api/audit/head", h("admin_audit", a.head))
 	mux.Handle("GET /admin/api/audit", h("admin_audit", a.list))
 	mux.Handle("DELETE /admin/api/audit/texts/{user}", h("admin_audit", a.erase))
 }
 
 type adminAudit struct {
-	s  *Server
-	st store.Audit
+	s         *Server
+	st        store.Audit
+	eraseText func(ctx context.Context, client, user string) (int, error)
 }
 
 func (a *adminAudit) head(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +142,7 @@ func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 	}
 	total, by := 0, map[string]int{}
 	for _, c := range clients {
-		n, err := a.st.EraseAuditText(r.Context(), c, user)
+		n, err := a.eraseText(r.Context(), c, user)
 		if err != nil {
 			a.failed(w, r, err)
 			return

@@ -25,14 +25,18 @@ import (
 )
 
 const auditUsage = `Usage:
-  paygate audit verify [-config FILE] [-head SEQ:HASH] [-text]
+  paygate audit verify [-config FILE] [-head SEQ:HASH] [-text [-trust-marks]]
       walk the audit chain; name the first changed, missing or moved record
       (exit 1). -head is a head published earlier (log line "audit head",
       metric paygate_audit_head_info{seq,hash}, GET /admin/api/audit/head):
       it catches records cut from the end.
       -text also checks every conversation text against its hash; a text
-      missing although its user was not erased after the record and
-      audit.retain_text has not run out is reported as removed (exit 1).
+      missing although no audit.text_erased record of its client and user
+      at or after its record's time is in the chain and audit.retain_text
+      has not run out is reported as removed (exit 1). -trust-marks also
+      accepts the store's erasure marks outside the chain (erasures by
+      versions that did not record them; anyone who can write the store
+      can set one).
   paygate audit export [-config FILE] [-from SEQ] [-text] [-o FILE]
       write the chain as JSON Lines (bodies exactly as hashed; -text adds
       the conversation texts still kept)
@@ -63,6 +67,7 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 	path := configFlag(fs)
 	headFlag := fs.String("head", "", "a published head SEQ:HASH the chain must reach")
 	texts := fs.Bool("text", false, "also check the kept conversation texts against their hashes")
+	marks := fs.Bool("trust-marks", false, "with -text, also accept texts erased by an erasure mark outside the chain (earlier versions)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -71,6 +76,7 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	var opts audit.VerifyOptions
 	opts.Texts = *texts
+	opts.TrustErasureMarks = *marks
 	if *headFlag != "" {
 		h, err := audit.ParseHead(*headFlag)
 		if err != nil {
@@ -105,6 +111,9 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	if opts.Texts {
 		fmt.Fprintf(stdout, "texts: %d match their hashes, %d erased or expired", res.TextsChecked, res.TextsGone)
+		if res.TextsGoneByMark > 0 {
+			fmt.Fprintf(stdout, " (%d of them on the store's erasure marks alone, outside the chain)", res.TextsGoneByMark)
+		}
 		if res.TextsPending > 0 {
 			fmt.Fprintf(stdout, ", %d not yet kept (their events wait in the outbox)", res.TextsPending)
 		}

@@ -61,6 +61,15 @@ func TestAuditEraseIsPerApp(t *testing.T) {
 	if after := texts(); after["shop-a"] != 0 || after["shop-b"] != before["shop-b"] {
 		t.Errorf("texts kept per client after erasing shop-a's %s: %v; want shop-a none, shop-b all %d", shared, after, before["shop-b"])
 	}
+	// The erasure is itself in the chain, and only that covers the texts.
+	h, _ := a.store.AuditHead(ctx)
+	last, err := a.store.ReadAudit(ctx, h.Seq, 1)
+	if err != nil || len(last) != 1 {
+		t.Fatalf("read the head record: %v", err)
+	}
+	if b, _ := audit.Decode(last[0].Body); b.Name != audit.ActionTextErased || b.Client != "shop-a" || b.User != shared || b.TextsErased != before["shop-a"] {
+		t.Errorf("head record after the erasure: %s; want shop-a's %s erased", last[0].Body, shared)
+	}
 	if _, err := audit.Verify(ctx, a.store, audit.VerifyOptions{Texts: true}); err != nil {
 		t.Errorf("verify after the erasure: %v", err)
 	}

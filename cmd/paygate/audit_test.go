@@ -333,7 +333,7 @@ func TestAuditVerifyTextRemovedWithoutErasure(t *testing.T) {
 		code        int
 		contains    string
 	}{
-		{name: "default retain_text", code: 1, contains: "broken at record 1: its conversation text is missing, though its user was never erased and audit.retain_text (4320h0m0s)"},
+		{name: "default retain_text", code: 1, contains: "broken at record 1: its conversation text is missing, though no erasure of its client's user is recorded in the chain and audit.retain_text (4320h0m0s)"},
 		{name: "retain_text from the config", audit: "audit: {retain_text: 2h}", code: 1, contains: "audit.retain_text (2h0m0s)"},
 		{name: "retain_text 0 kept none", audit: "audit: {retain_text: 0s}", code: 0, contains: "texts: 0 match their hashes, 1 erased or expired"},
 	}

@@ -454,7 +454,7 @@ var notifyReadTimeout = 30 * time.Second
 func (a *app) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.server.MountAdminAPI(mux)
-	a.server.MountAdminAudit(mux, a.store)
+	a.server.MountAdminAudit(mux, a.store, a.audit.worker.Erase)
 	a.server.MountStats(mux)
 	route := a.server.AdminRoute
 	mux.Handle("GET /admin/api/webhooks", route("admin_webhooks", a.webhooks.handler()))

@@ -197,7 +197,7 @@ func TestEraseTextKeepsChainVerifiable(t *testing.T) {
 			e := newEnv(t, driver)
 			ctx := context.Background()
 			recs := buildChain(t, e, 5) // oAlice: 1, 3, 5; oBob: 2, 4
-			n, err := e.store().EraseAuditText(ctx, "shop-bot", "oAlice")
+			n, err := newTestWorker(t, e.store(), nil).Erase(ctx, "shop-bot", "oAlice")
 			if err != nil || n != 3 {
 				t.Fatalf("erase: got %d %v; want 3", n, err)
 			}
@@ -206,8 +206,14 @@ func TestEraseTextKeepsChainVerifiable(t *testing.T) {
 			if err != nil {
 				t.Fatalf("verify after erase: %v", err)
 			}
-			if res.Records != 5 || res.TextsGone != 3 || res.TextsChecked != 2 {
-				t.Errorf("got %+v; want 5 records, 3 texts gone, 2 checked", res)
+			if res.Records != 6 || res.TextsGone != 3 || res.TextsChecked != 2 {
+				t.Errorf("got %+v; want 5 records and the erasure's, 3 texts gone, 2 checked", res)
+			}
+			// The erasure is in the chain: who, how many, no text.
+			all := readAll(t, e.store())
+			if er, _ := Decode(all[len(all)-1].Body); er.Name != ActionTextErased || er.Client != "shop-bot" || er.User != "oAlice" ||
+				er.TextsErased != 3 || er.TextSHA256 != "" {
+				t.Errorf("last record: %s; want the erasure of shop-bot's oAlice, 3 texts", all[len(all)-1].Body)
 			}
 			for _, seq := range []uint64{1, 3, 5} {
 				if _, err := e.store().GetAuditText(ctx, seq); !errors.Is(err, store.ErrNotFound) {
@@ -341,8 +347,9 @@ func TestRecordsSealedBeforeExactParamsStillVerify(t *testing.T) {
 // TestVerifyTextRemovedWithoutErasure: verify -text counted every missing
 // conversation text as "erased or expired", so the text behind a money
 // action could be deleted from the store silently. A missing text is now
-// broken unless its user was erased after the record, its retention ran
-// out, or its event still waits in the outbox (appended, text not kept yet).
+// broken unless the chain records an erasure of its client's user after the
+// record (a mark in the store alone does not do), its retention ran out, or
+// its event still waits in the outbox (appended, text not kept yet).
 func TestVerifyTextRemovedWithoutErasure(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
@@ -354,7 +361,7 @@ func TestVerifyTextRemovedWithoutErasure(t *testing.T) {
 		gone   int
 	}{
 		{name: "deleted, user never erased", after: func(e *env) { e.rawDeleteText(2) },
-			broken: "though its user was never erased and audit.retain_text (4320h0m0s) from the record's time"},
+			broken: "though no erasure of its client's user is recorded in the chain and audit.retain_text (4320h0m0s) from the record's time"},
 		{name: "deleted, retain_text given", after: func(e *env) { e.rawDeleteText(2) },
 			opts: VerifyOptions{RetainText: time.Hour}, broken: "text removed without erasure"},
 		{name: "deleted, user erased only before the record",
@@ -364,18 +371,38 @@ func TestVerifyTextRemovedWithoutErasure(t *testing.T) {
 				}
 				time.Sleep(5 * time.Millisecond) // the records come a few ms later
 			},
-			after: func(e *env) { e.rawDeleteText(2) }, broken: "before the record, and audit.retain_text"},
+			after: func(e *env) { e.rawDeleteText(2) }, opts: VerifyOptions{TrustErasureMarks: true}, broken: "text removed without erasure"},
 		{name: "another user erased", after: func(e *env) {
-			if _, err := e.store().EraseAuditText(ctx, "shop-bot", "oAlice"); err != nil {
+			if _, err := newTestWorker(t, e.store(), nil).Erase(ctx, "shop-bot", "oAlice"); err != nil {
+				t.Fatal(err)
+			}
+			e.rawDeleteText(2)
+		}, broken: "text removed without erasure"},
+		{name: "the same user of another client erased", after: func(e *env) {
+			if _, err := newTestWorker(t, e.store(), nil).Erase(ctx, "shop-other", "oBob"); err != nil {
 				t.Fatal(err)
 			}
 			e.rawDeleteText(2)
 		}, broken: "text removed without erasure"},
 		{name: "user erased after the record", after: func(e *env) {
-			if _, err := e.store().EraseAuditText(ctx, "shop-bot", "oBob"); err != nil {
+			if _, err := newTestWorker(t, e.store(), nil).Erase(ctx, "shop-bot", "oBob"); err != nil {
 				t.Fatal(err)
 			}
 		}, gone: 2},
+		// Someone who can write the store deletes texts and sets the
+		// erasure mark: without the erasure in the chain, that is caught;
+		// -trust-marks (for erasures by earlier versions) accepts it,
+		// counted apart.
+		{name: "texts and mark set in the store, no erasure record", after: func(e *env) {
+			if _, err := e.store().EraseAuditText(ctx, "shop-bot", "oBob"); err != nil {
+				t.Fatal(err)
+			}
+		}, broken: "outside the chain: an erasure by an earlier version is accepted with -trust-marks"},
+		{name: "mark only, trusted", after: func(e *env) {
+			if _, err := e.store().EraseAuditText(ctx, "shop-bot", "oBob"); err != nil {
+				t.Fatal(err)
+			}
+		}, opts: VerifyOptions{TrustErasureMarks: true}, gone: 2},
 		{name: "retention ran out", after: func(e *env) { e.rawDeleteText(2) }, opts: VerifyOptions{RetainText: time.Nanosecond}, gone: 1},
 		{name: "retain_text 0 kept none", after: func(e *env) { e.rawDeleteText(2) }, opts: VerifyOptions{RetainText: -1}, gone: 1},
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
@@ -17,7 +18,7 @@ import (
 // every transition the state machine (payments.CanTransition) allows, of
 // every creation and of a change of fields only, with each cause that
 // steers it and with and without money refunded; and ProposalEvent's name of
-// every proposal step.
+// every proposal step; and an erasure's.
 func emittableActions(t *testing.T) []string {
 	t.Helper()
 	seen := map[string]bool{}
@@ -52,6 +53,15 @@ func emittableActions(t *testing.T) []string {
 		}
 		seen[p.Action.Name] = true
 	}
+	ev, err := ErasureEvent("shop", "oUser", 1, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := decodePayload(ev.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen[p.Action.Name] = true
 	out := make([]string, 0, len(seen))
 	for n := range seen {
 		out = append(out, n)
@@ -80,7 +90,7 @@ func readmeActions(t *testing.T) []string {
 		s = s[:end]
 	}
 	var out []string
-	for _, m := range regexp.MustCompile("`((?:order|payment|refund)\\.[a-z_]+)`").FindAllStringSubmatch(s, -1) {
+	for _, m := range regexp.MustCompile("`((?:order|payment|refund|audit)\\.[a-z_]+)`").FindAllStringSubmatch(s, -1) {
 		if !slices.Contains(out, m[1]) {
 			out = append(out, m[1])
 		}

@@ -21,7 +21,8 @@ type Action struct {
 	// order.awaiting_payment, order.paid, order.closed, order.expired,
 	// order.needs_review, payment.orphan, refund.proposed, refund.cancelled,
 	// refund.confirmed, refund.reserved, refund.succeeded, refund.failed,
-	// refund.aborted, order.updated (the README lists the same, checked by
+	// refund.aborted, order.updated, audit.text_erased (ActionTextErased;
+	// the README lists the same, checked by
 	// TestREADMEListsEveryAuditAction). (Records written before
 	// refund.reserved existed name the reservation refund.confirmed, with
 	// cause "refund".)
@@ -47,6 +48,9 @@ type Action struct {
 	RefundedFen int64  `json:"refunded_fen,omitempty"`
 	Currency    string `json:"currency,omitempty"`
 	Reason      string `json:"reason,omitempty"`
+	// TextsErased is how many conversation texts an audit.text_erased
+	// record's erasure deleted.
+	TextsErased int `json:"texts_erased,omitempty"`
 	// The turn: which provider and upstream model made the call, with which
 	// sampling parameters. Empty for actions no turn caused. Params are kept
 	// exactly as the bot sent them: json.RawMessage from TurnFromRequest,

@@ -39,12 +39,20 @@ type VerifyOptions struct {
 	// a cut from the end.
 	Head *store.AuditHead
 	// Texts also checks every conversation text against the hash its record
-	// holds (one extra read per record). A text gone because its user's
-	// texts were erased after the record (store.Audit.AuditErasedAt) or
-	// because RetainText ran out is not an error; any other missing text is
-	// (removed without erasure), unless the record's event is still pending
-	// in the outbox (appended, its text not yet kept).
+	// holds (one extra read per record). A text gone because RetainText ran
+	// out, or erased by an erasure the chain records (an audit.text_erased
+	// record of the text's client and user, at or after the text's time) is
+	// not an error; any other missing text is (removed without erasure),
+	// unless the record's event is still pending in the outbox (appended,
+	// its text not yet kept).
 	Texts bool
+	// TrustErasureMarks also accepts a missing text that the store's
+	// erasure mark of its user covers (store.Audit.AuditErasedAt) without
+	// an erasure record in the chain: erasures made by versions that did
+	// not record them. The mark lies outside the chain, so anyone who can
+	// write the store can set one; such texts are counted apart
+	// (VerifyResult.TextsGoneByMark).
+	TrustErasureMarks bool
 	// RetainText is audit.retain_text, how long texts are kept from the
 	// record's time. Zero means DefaultRetainText (the config's default); a
 	// negative value means no text was kept (retain_text: 0). A retention
@@ -62,7 +70,10 @@ type VerifyResult struct {
 	StoreHead    store.AuditHead // the head the store reports
 	TextsChecked int             // texts present and matching
 	TextsGone    int             // records whose text was erased or expired
-	TextsPending int             // records whose text waits in the outbox
+	// TextsGoneByMark counts the texts of TextsGone accepted only on the
+	// store's erasure mark (TrustErasureMarks).
+	TextsGoneByMark int
+	TextsPending    int // records whose text waits in the outbox
 }
 
 // DefaultRetainText is the default of audit.retain_text (SPEC 7: 180 days).
@@ -82,6 +93,7 @@ func Verify(ctx context.Context, st store.Audit, o VerifyOptions) (VerifyResult,
 	}
 	var prev store.AuditHead
 	next := uint64(1)
+	var tx textCheck
 	for {
 		recs, err := st.ReadAudit(ctx, next, page)
 		if err != nil {
@@ -98,7 +110,7 @@ func Verify(ctx context.Context, st store.Audit, o VerifyOptions) (VerifyResult,
 				return res, broken(r.Seq, "its hash %.12s… differs from the published head's %.12s…", r.Hash, o.Head.Hash)
 			}
 			if o.Texts {
-				if err := checkText(ctx, st, r, o, &res); err != nil {
+				if err := tx.check(ctx, st, r, o, &res); err != nil {
 					return res, err
 				}
 			}
@@ -107,6 +119,9 @@ func Verify(ctx context.Context, st store.Audit, o VerifyOptions) (VerifyResult,
 			res.Head = prev
 			next++
 		}
+	}
+	if err := tx.settle(ctx, st, o, &res); err != nil {
+		return res, err
 	}
 	sh, err := st.AuditHead(ctx)
 	if err != nil {
@@ -158,14 +173,36 @@ func checkRecord(r store.AuditRecord, want uint64, prev store.AuditHead) error {
 	return nil
 }
 
-func checkText(ctx context.Context, st store.Audit, r store.AuditRecord, o VerifyOptions, res *VerifyResult) error {
+// textCheck checks the conversation texts along the walk. A missing text
+// may be covered by an erasure recorded anywhere in the chain (one said
+// before an erasure and appended after it was refused by the store's mark),
+// so it is settled after the walk, against the erasures the chain holds.
+type textCheck struct {
+	erased  map[[2]string]time.Time // (client, user) -> the latest recorded erasure
+	missing []Record                // texts missing, neither expired nor pending
+}
+
+func (c *textCheck) check(ctx context.Context, st store.Audit, r store.AuditRecord, o VerifyOptions, res *VerifyResult) error {
 	body, _ := Decode(r.Body) // checked before
+	if body.Name == ActionTextErased {
+		k := [2]string{body.Client, body.User}
+		if c.erased == nil {
+			c.erased = map[[2]string]time.Time{}
+		}
+		if body.Time.After(c.erased[k]) {
+			c.erased[k] = body.Time
+		}
+	}
 	if body.TextSHA256 == "" {
 		return nil
 	}
 	text, err := st.GetAuditText(ctx, r.Seq)
 	if errors.Is(err, store.ErrNotFound) {
-		if text, err = missingText(ctx, st, r, body, o, res); text == nil {
+		var unexplained bool
+		if text, unexplained, err = missingText(ctx, st, r, body, o, res); unexplained {
+			c.missing = append(c.missing, body)
+		}
+		if text == nil {
 			return err
 		}
 	}
@@ -179,57 +216,85 @@ func checkText(ctx context.Context, st store.Audit, r store.AuditRecord, o Verif
 	return nil
 }
 
+// settle decides about the missing texts: erased when the chain records an
+// erasure of their client and user at or after their time (to the
+// millisecond: the Redis mark's resolution; a text said at or before an
+// erasure is never kept), or, with TrustErasureMarks, when the store's mark
+// does; otherwise removed without erasure.
+func (c *textCheck) settle(ctx context.Context, st store.Audit, o VerifyOptions, res *VerifyResult) error {
+	covers := func(at time.Time, body Record) bool {
+		return !at.IsZero() && at.UnixMilli() >= body.Time.UnixMilli()
+	}
+	for _, body := range c.missing {
+		at, recorded := c.erased[[2]string{body.Client, body.User}]
+		if covers(at, body) {
+			res.TextsGone++
+			continue
+		}
+		mark, err := st.AuditErasedAt(ctx, body.Client, body.User)
+		if err != nil {
+			return fmt.Errorf("read erasure of the user of audit record %d: %w", body.Seq, err)
+		}
+		if o.TrustErasureMarks && covers(mark, body) {
+			res.TextsGone++
+			res.TextsGoneByMark++
+			continue
+		}
+		const ms = "2006-01-02T15:04:05.000Z07:00"
+		why := "no erasure of its client's user is recorded in the chain"
+		if recorded {
+			why = "its client's user was last erased at " + at.UTC().Format(ms) + ", before the record"
+		}
+		if covers(mark, body) {
+			why += " (the store holds an erasure mark of " + mark.UTC().Format(ms) +
+				" outside the chain: an erasure by an earlier version is accepted with -trust-marks)"
+		}
+		retain := o.RetainText
+		if retain == 0 {
+			retain = DefaultRetainText
+		}
+		return broken(body.Seq, "its conversation text is missing, though %s and audit.retain_text (%s) from the record's time %s has not run out: text removed without erasure",
+			why, retain, body.Time.UTC().Format(ms))
+	}
+	return nil
+}
+
 // missingText decides about the text of r that GetAuditText did not find.
 // It is gone legitimately when its retention ran out (RetainText from the
-// record's time) or when r's user was erased at or after the record's time
-// (to the millisecond: the Redis mark's resolution; a text said at or before
-// an erasure is never kept). It is pending when r's event is still at the
-// head of its outbox queue: appended, its text not yet kept (the worker
-// keeps it before acknowledging). Otherwise it was removed without erasure,
-// unless it turned up meanwhile: then it is returned for the hash check.
-func missingText(ctx context.Context, st store.Audit, r store.AuditRecord, body Record, o VerifyOptions, res *VerifyResult) ([]byte, error) {
+// record's time). It is pending when r's event is still at the head of its
+// outbox queue: appended, its text not yet kept (the worker keeps it before
+// acknowledging). If it turned up meanwhile it is returned for the hash
+// check. Otherwise it is unexplained: erased only if the chain records an
+// erasure that covers it (textCheck.settle).
+func missingText(ctx context.Context, st store.Audit, r store.AuditRecord, body Record, o VerifyOptions, res *VerifyResult) ([]byte, bool, error) {
 	retain := o.RetainText
 	if retain == 0 {
 		retain = DefaultRetainText
 	}
 	if retain < 0 || !time.Now().Before(body.Time.Add(retain)) {
 		res.TextsGone++
-		return nil, nil
-	}
-	erased, err := st.AuditErasedAt(ctx, body.Client, r.User)
-	if err != nil {
-		return nil, fmt.Errorf("read erasure of the user of audit record %d: %w", r.Seq, err)
-	}
-	if !erased.IsZero() && erased.UnixMilli() >= body.Time.UnixMilli() {
-		res.TextsGone++
-		return nil, nil
+		return nil, false, nil
 	}
 	if ob, ok := st.(store.Outbox); ok {
 		stats, err := ob.OutboxStats(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("read the outbox for audit record %d's event: %w", r.Seq, err)
+			return nil, false, fmt.Errorf("read the outbox for audit record %d's event: %w", r.Seq, err)
 		}
 		for _, e := range stats.Heads {
 			if e.ID == body.EventID && e.Kind == KindAudit {
 				res.TextsPending++
-				return nil, nil
+				return nil, false, nil
 			}
 		}
 		// Its event may have been finished (text kept, then acknowledged)
 		// since the text was read.
 		text, err := st.GetAuditText(ctx, r.Seq)
 		if err == nil {
-			return text, nil
+			return text, false, nil
 		}
 		if !errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("read audit text %d: %w", r.Seq, err)
+			return nil, false, fmt.Errorf("read audit text %d: %w", r.Seq, err)
 		}
 	}
-	const ms = "2006-01-02T15:04:05.000Z07:00"
-	why := "was never erased"
-	if !erased.IsZero() {
-		why = "was last erased at " + erased.UTC().Format(ms) + ", before the record,"
-	}
-	return nil, broken(r.Seq, "its conversation text is missing, though its user %s and audit.retain_text (%s) from the record's time %s has not run out: text removed without erasure",
-		why, retain, body.Time.UTC().Format(ms))
+	return nil, true, nil
 }

@@ -1,0 +1,47 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/paygate/paygate/store"
+)
+
+// ActionTextErased is the action of the record an erasure of conversation
+// texts appends: it names the client and user and how many texts went, and
+// holds no text. Verify accepts a missing text as erased only when such a
+// record covers it, so texts cannot vanish without a trace in the chain.
+const ActionTextErased = "audit.text_erased"
+
+// ErasureEvent is the outbox event of an erasure of n texts of user under
+// client at at.
+func ErasureEvent(client, user string, n int, at time.Time) (store.Event, error) {
+	return ActionEvent(Action{Time: at, Name: ActionTextErased, Cause: "erasure", Client: client, User: user, TextsErased: n}, nil)
+}
+
+// Erase erases the conversation texts of user under client
+// (store.Audit.EraseAuditText) and records the erasure in the chain through
+// the outbox, like any audit record, then appends it before returning
+// (a failed append leaves it in the outbox for Run). Its time is taken after
+// the erasure, so it is never before the store's mark: every text the
+// erasure removed or refuses was said at or before it. Should the process
+// stop between the erasure and the enqueue, Verify reports the texts as
+// removed without erasure; erasing again records it.
+func (w *Worker) Erase(ctx context.Context, client, user string) (int, error) {
+	n, err := w.st.EraseAuditText(ctx, client, user)
+	if err != nil {
+		return 0, err
+	}
+	ev, err := ErasureEvent(client, user, n, w.now())
+	if err == nil {
+		err = w.st.EnqueueEvents(ctx, ev)
+	}
+	if err != nil {
+		return n, fmt.Errorf("audit: record the erasure of %d texts: %w", n, err)
+	}
+	if _, err := w.Drain(ctx); err != nil {
+		w.log.WarnContext(ctx, "audit erasure recorded in the outbox, not yet in the chain; it will be appended", "err", err)
+	}
+	return n, nil
+}
