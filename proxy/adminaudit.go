@@ -106,7 +106,10 @@ func (a *adminAudit) list(w http.ResponseWriter, r *http.Request) {
 // configured client is meant when there is only one (as before clients
 // mattered); with several, the request is refused rather than guessed, and
 // ?client=* must be asked for explicitly to erase the user under every
-// configured client.
+// configured client. A client no longer configured (renamed, removed) is
+// named as it was: its users' texts stay erasable for as long as they are
+// kept, and the answer lists it as unconfigured (a misspelt name erases
+// nothing and says so).
 func (a *adminAudit) eraseClients(r *http.Request) ([]string, string) {
 	var names []string
 	for _, c := range a.s.clients {
@@ -122,10 +125,10 @@ func (a *adminAudit) eraseClients(r *http.Request) ([]string, string) {
 			"?client=NAME (" + known + "), or ?client=* for every client"
 	case c == "*":
 		return names, ""
-	case slices.Contains(names, c):
-		return []string{c}, ""
+	case c == "":
+		return nil, "name the client: ?client=NAME (" + known + "), or ?client=* for every client"
 	default:
-		return nil, "unknown client " + strconv.Quote(c) + "; " + known
+		return []string{c}, ""
 	}
 }
 
@@ -141,7 +144,11 @@ func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	total, by := 0, map[string]int{}
+	var unconfigured []string
 	for _, c := range clients {
+		if !slices.ContainsFunc(a.s.clients, func(k clientEntry) bool { return k.cfg.Name == c }) {
+			unconfigured = append(unconfigured, c)
+		}
 		n, err := a.eraseText(r.Context(), c, user)
 		if err != nil {
 			a.failed(w, r, err)
@@ -151,7 +158,11 @@ func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 		by[c] = n
 		a.s.log.Info("audit texts erased", "request_id", reqInfo(r).id, "client", c, "texts", n)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"erased": total, "clients": by})
+	out := map[string]any{"erased": total, "clients": by}
+	if unconfigured != nil {
+		out["unconfigured_clients"] = unconfigured
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *adminAudit) failed(w http.ResponseWriter, r *http.Request, err error) {

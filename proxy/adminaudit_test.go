@@ -216,7 +216,7 @@ func TestAdminAuditEraseNamesTheClient(t *testing.T) {
 		kept   int
 	}{
 		{"", 400, 0, 3},
-		{"?client=shop-nobody", 400, 0, 3},
+		{"?client=shop-nobody", 200, 0, 3}, // listed as unconfigured (below)
 		{"?client=shop-two", 200, 0, 3},
 		{"?client=shop-bot", 200, 2, 1},
 		{"?client=*", 200, 0, 1},
@@ -232,5 +232,30 @@ func TestAdminAuditEraseNamesTheClient(t *testing.T) {
 	}
 	if status, out := auditAdminDo(t, "DELETE", base+"/admin/api/audit/texts/oBob?client=*", auditAdminToken); status != 200 || out["erased"] != float64(1) {
 		t.Errorf("erase oBob under every client: %d %v; want 1 erased", status, out)
+	}
+	if _, out := auditAdminDo(t, "DELETE", base+"/admin/api/audit/texts/oAlice?client=shop-nobody", auditAdminToken); fmt.Sprint(out["unconfigured_clients"]) != "[shop-nobody]" {
+		t.Errorf("a misspelt client: %v; want it listed as unconfigured", out)
+	}
+}
+
+// TestAdminAuditEraseUnderARemovedClient: texts written under a client
+// since renamed or removed stay erasable by its old name for as long as
+// they are kept.
+func TestAdminAuditEraseUnderARemovedClient(t *testing.T) {
+	base, st, _ := auditAdmin(t, func(c *config.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].Name == "shop-bot" {
+				c.Clients[i].Name = "shop-bot-v2"
+			}
+		}
+	})
+	status, out := auditAdminDo(t, "DELETE", base+"/admin/api/audit/texts/oAlice?client=shop-bot", auditAdminToken)
+	if status != 200 || out["erased"] != float64(2) {
+		t.Errorf("erase under the old name: %d %v; want 2 erased", status, out)
+	}
+	for _, seq := range []uint64{1, 3} {
+		if txt, err := st.GetAuditText(context.Background(), seq); err == nil {
+			t.Errorf("oAlice's text %d is still kept: %s", seq, txt)
+		}
 	}
 }
