@@ -382,24 +382,28 @@ func TestSecretsIncludeProviderKeyHeaders(t *testing.T) {
 }
 
 // TestSecretsIncludeURLCredentials: a gateway's key in a provider's
-// base_url query, or a userinfo, is masked like an api_key (providers echo
-// their URL in error bodies); an api-version is not a secret.
+// base_url query, or a userinfo password, is masked like an api_key
+// (providers echo their URL in error bodies), as written and decoded; an
+// api-version, a design=beta or a user name is not a secret, since masking
+// it would mangle other log text (a user openai, every openai/gpt-4o).
 func TestSecretsIncludeURLCredentials(t *testing.T) {
-	src := "providers:\n  - name: gw\n    base_url: \"https://gwuser:GWPASSWORD-9876@gw.example/v1?key=GATEWAYKEY-123456&api-version=2024-10-21\"\n" +
+	src := "providers:\n  - name: gw\n    base_url: \"https://openai:GWPASSWORD-9876@gw.example/v1?key=GATEWAY%2BKEY%2F123456&api-version=2024-10-21\"\n" +
 		"models: [{name: m, targets: [{provider: gw, model: x}]}]\n" +
-		"webhooks: {url: \"https://hooks.example/in?token=HOOKTOKEN-555\", secret: whsec-0123456789}\n"
+		"webhooks: {url: \"https://hooks:HOOK%40PASS-555@hooks.example.com/in?design=beta&token=HOOKTOKEN-555\", secret: whsec-0123456789}\n"
 	cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := cfg.Secrets()
-	for _, want := range []string{"GATEWAYKEY-123456", "GWPASSWORD-9876", "gwuser", "HOOKTOKEN-555"} {
+	for _, want := range []string{"GATEWAY%2BKEY%2F123456", "GATEWAY+KEY/123456", "GWPASSWORD-9876", "HOOK%40PASS-555", "HOOK@PASS-555", "HOOKTOKEN-555"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("secrets %q lack %q", got, want)
 		}
 	}
-	if slices.Contains(got, "2024-10-21") {
-		t.Errorf("secrets %q hold the api-version", got)
+	for _, not := range []string{"2024-10-21", "beta", "openai", "hooks"} {
+		if slices.Contains(got, not) {
+			t.Errorf("secrets %q hold %q", got, not)
+		}
 	}
 }
 

@@ -554,24 +554,40 @@ func (c *Config) Secrets() []string {
 }
 
 // urlCredentials hands add what in URL raw may be a credential: its
-// userinfo (user and password) and the values of query parameters whose
-// name says key, token, auth, secret, sig or pass (an api-version is not).
+// userinfo password, and the values of query parameters whose name says
+// key, token, auth or secret (credentialHeader), or is sig, signature or a
+// password's (an api-version, a design=beta is not), each as written in the
+// URL and decoded: a provider that echoes its URL sends the written form.
+// A userinfo user name is not one: masked as a substring it would mangle
+// every log line that names the same word (a user openai, every
+// openai/gpt-4o), and the password is what grants access.
 func urlCredentials(raw string, add func(string)) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return
 	}
 	if u.User != nil {
-		add(u.User.Username())
 		if pw, ok := u.User.Password(); ok {
 			add(pw)
+			if _, written, ok := strings.Cut(u.User.String(), ":"); ok {
+				add(written)
+			}
 		}
 	}
-	for name, vs := range u.Query() {
-		if n := strings.ToLower(name); credentialHeader(n) || strings.Contains(n, "sig") || strings.Contains(n, "pass") {
-			for _, v := range vs {
-				add(v)
-			}
+	for _, pair := range strings.Split(u.RawQuery, "&") {
+		rawName, rawValue, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(rawName)
+		if err != nil {
+			name = rawName
+		}
+		switch n := strings.ToLower(name); {
+		case credentialHeader(n), n == "sig", n == "signature", strings.Contains(n, "password"), n == "pass", n == "passwd":
+		default:
+			continue
+		}
+		add(rawValue)
+		if v, err := url.QueryUnescape(rawValue); err == nil {
+			add(v)
 		}
 	}
 }
