@@ -103,12 +103,10 @@ func TestSameUpstreamModel(t *testing.T) {
 // TestConnectionRefused: a provider that is not listening costs one retry
 // and then the next target answers.
 func TestConnectionRefused(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "http://" + ln.Addr().String()
-	ln.Close()
+	// Port 1 (tcpmux) has no listener here. A port freed by closing a
+	// listener does not stay free: another test binary running alongside
+	// took one, and a answered.
+	const dead = "http://127.0.0.1:1"
 	e := newEnv(t, nil, []string{"a", "b"}, func(c *config.Config) { c.Providers[0].BaseURL = dead })
 	got := e.open(t.Context(), true)
 	if got.openErr != nil || got.provider != "b" || !got.complete() {
