@@ -210,11 +210,6 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			continue
 		}
 		rd.fails = append(rd.fails, f)
-		if f.redirect {
-			if n := "provider " + p.name + " " + f.errMsg; !slices.Contains(rd.notes, n) {
-				rd.notes = append(rd.notes, n)
-			}
-		}
 
 		d := r.decide(rd, t, f, retries, raWaits)
 		if d.next == stepRetry && r.fo.MaxAttempts-rd.attempts <= r.untried(rest) {
@@ -392,7 +387,10 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 		p.coolDown(now.Add(r.opts.MisconfiguredCooldown), CauseMisconfigured)
 		if f.redirect {
 			// Asked again, it redirects again until an operator fixes
-			// the base_url.
+			// the base_url. The client's error says where it pointed.
+			if n := "provider " + p.name + " " + f.errMsg; !slices.Contains(rd.notes, n) {
+				rd.notes = append(rd.notes, n)
+			}
 			r.log.Error("upstream answered a redirect: provider marked misconfigured",
 				"provider", p.name, "status", f.httpStatus, "message", f.errMsg, "cooldown", r.opts.MisconfiguredCooldown)
 			return decision{next: stepNext, breaker: errNeutral}

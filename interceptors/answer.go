@@ -207,11 +207,7 @@ func readUsageObject(s string, at int, u *Usage) int {
 		}
 		return end
 	})
-	if u.TotalTokens == 0 {
-		// Some providers leave it out; the stream's reader fills it in the
-		// same way, so both paths sum the same total over rounds.
-		u.TotalTokens = u.PromptTokens + u.CompletionTokens
-	}
+	u.fillTotal()
 	return end
 }
 

@@ -38,6 +38,15 @@ type Usage struct {
 	PromptTokens, CompletionTokens, TotalTokens int64
 }
 
+// fillTotal sets a total the provider left out (or sent as 0) to prompt
+// plus completion: the stream's and the non-stream answer's readers both
+// call it, so both paths sum the same total over rounds.
+func (u *Usage) fillTotal() {
+	if u.TotalTokens == 0 {
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	}
+}
+
 // SentRecord is what the client has received in a round (SPEC 3 step 5):
 // the text and the client's own tool calls, as they went out.
 type SentRecord struct {

@@ -457,9 +457,7 @@ func (c *Capture) readUsage(v gjson.Result) {
 		CompletionTokens: v.Get("completion_tokens").Int(),
 		TotalTokens:      v.Get("total_tokens").Int(),
 	}
-	if c.usage.TotalTokens == 0 {
-		c.usage.TotalTokens = c.usage.PromptTokens + c.usage.CompletionTokens
-	}
+	c.usage.fillTotal()
 }
 
 // replace records an edit replacing data[start:end] by repl.

@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -200,7 +199,7 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 		}
 		all = append(all, got...)
 	}
-	sort.SliceStable(all, func(i, j int) bool { return store.OrderListedBefore(all[i], all[j]) })
+	store.SortListed(all)
 	if len(all) > limit {
 		all = all[:limit]
 	}

@@ -90,8 +90,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		// Each choice could call a payment tool, and the turn continues one
 		// conversation: refused rather than executed for a choice the bot
 		// may not show, or passed to the bot raw.
-		writeError(w, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: "n",
-			Message: "paygate: n above 1 is not served with the payment tools offered to a signed-in user; send n: 1 or leave it out"})
+		writeError(w, paramError("n", "paygate: n above 1 is not served with the payment tools offered to a signed-in user; send n: 1 or leave it out"))
 		return
 	}
 	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget}

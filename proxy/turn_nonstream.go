@@ -36,17 +36,20 @@ func (t *turn) nonStream() {
 			setPaygateHeaders(t.w.Header(), resp)
 		}
 		t.endRound(round, resp, ans.id, ans.model, ans.usage, ans.usageJSON)
+		// The answer as the client gets it: the earlier rounds' text and
+		// reasoning before this round's.
+		whole := func() []byte { return withThought(withSpoken(ans.body, spoken, ans.content), thought, ans.reasoning) }
 		if len(ans.payment) == 0 {
 			if len(ans.client) > 0 {
 				t.keepExchange(ans.content, ans.reasoning, nil, ans.client, nil)
 			}
-			t.writeCompletion(resp.StatusCode, withThought(withSpoken(ans.body, spoken, ans.content), thought, ans.reasoning), first.id, ans.client, false)
+			t.writeCompletion(resp.StatusCode, whole(), first.id, ans.client, false)
 			return
 		}
 		if len(ans.client) > 0 {
 			results := t.execute(ans.payment)
 			t.keepExchange(ans.content, ans.reasoning, ans.payment, ans.client, results)
-			t.writeCompletion(resp.StatusCode, withThought(withSpoken(ans.body, spoken, ans.content), thought, ans.reasoning), first.id, ans.client, true)
+			t.writeCompletion(resp.StatusCode, whole(), first.id, ans.client, true)
 			return
 		}
 		if round+1 >= t.budget.MaxRounds {
@@ -240,10 +243,12 @@ func (t *turn) writeCompletion(status int, body []byte, id string, client []inte
 		}
 		arr = append(arr, ']')
 		out, _ = sjson.SetRawBytes(out, "choices.0.message.tool_calls", arr)
-		out, _ = sjson.SetBytes(out, "choices.0.finish_reason", callsFinish(gjson.GetBytes(out, "choices.0.finish_reason").Str))
-	} else if len(client) > 0 && stopForCalls(gjson.GetBytes(out, "choices.0.finish_reason").Str) {
+	}
+	if len(client) > 0 && stopForCalls(gjson.GetBytes(out, "choices.0.finish_reason").Str) {
 		// Gemini ends a tool round with "stop"; the client must hear
-		// "tool_calls" to run its tools, as a streaming client does.
+		// "tool_calls" to run its tools, as a streaming client does. A
+		// round cut by max_tokens keeps "length", mixed or not: the
+		// client's calls may be cut.
 		out, _ = sjson.SetBytes(out, "choices.0.finish_reason", "tool_calls")
 	}
 	if t.hasUse && len(t.rounds) > 1 {

@@ -79,6 +79,14 @@ type VerifyResult struct {
 // DefaultRetainText is the default of audit.retain_text (SPEC 7: 180 days).
 const DefaultRetainText = 180 * 24 * time.Hour
 
+// retain is RetainText with its default.
+func (o VerifyOptions) retain() time.Duration {
+	if o.RetainText == 0 {
+		return DefaultRetainText
+	}
+	return o.RetainText
+}
+
 // Verify walks the chain from record 1 and checks each record: it is at its
 // place (no gap, no other record's seq), it links to the hash of the record
 // before, its hash is the SHA-256 of its body, its body is canonical and names
@@ -249,10 +257,7 @@ func (c *textCheck) settle(ctx context.Context, st store.Audit, o VerifyOptions,
 			why += " (the store holds an erasure mark of " + mark.UTC().Format(ms) +
 				" outside the chain: an erasure by an earlier version is accepted with -trust-marks)"
 		}
-		retain := o.RetainText
-		if retain == 0 {
-			retain = DefaultRetainText
-		}
+		retain := o.retain()
 		return broken(body.Seq, "its conversation text is missing, though %s and audit.retain_text (%s) from the record's time %s has not run out: text removed without erasure",
 			why, retain, body.Time.UTC().Format(ms))
 	}
@@ -267,10 +272,7 @@ func (c *textCheck) settle(ctx context.Context, st store.Audit, o VerifyOptions,
 // check. Otherwise it is unexplained: erased only if the chain records an
 // erasure that covers it (textCheck.settle).
 func missingText(ctx context.Context, st store.Audit, r store.AuditRecord, body Record, o VerifyOptions, res *VerifyResult) ([]byte, bool, error) {
-	retain := o.RetainText
-	if retain == 0 {
-		retain = DefaultRetainText
-	}
+	retain := o.retain()
 	if retain < 0 || !time.Now().Before(body.Time.Add(retain)) {
 		res.TextsGone++
 		return nil, false, nil

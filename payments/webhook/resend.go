@@ -145,15 +145,17 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 	if err != nil {
 		return Resent{}, err
 	}
-	res := Resent{Type: env.Type}
+	id := resendID(env)
+	if force {
+		id = newEventID()
+	}
+	res := Resent{Type: env.Type, Event: encodeEvent(env, id, o.OrderNo, r.now())}
 	dead := 0
 	if force {
-		res.Event = encodeEvent(env, newEventID(), o.OrderNo, r.now())
 		if err := r.store.EnqueueEvents(ctx, res.Event); err != nil {
 			return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
 		}
 	} else {
-		res.Event = encodeEvent(env, resendID(env), o.OrderNo, r.now())
 		var pending bool
 		var others []string
 		dead, others, pending, err = r.lostOrPending(ctx, orderNo, res.Event.ID, env.Type)
