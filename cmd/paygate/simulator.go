@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -15,22 +16,8 @@ import (
 // order made on the defaults gets paid outside `paygate demo`. The answer
 // says whether paygate acknowledged the notification.
 func (a *app) simPayHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		no := r.PathValue("order_no")
-		d, err := a.sim.Pay(r.Context(), no)
-		switch {
-		case errors.Is(err, wxsim.ErrUnknownOrder):
-			simError(w, http.StatusNotFound, "order "+no+" is unknown to the simulator: not prepaid, or prepaid before this process started (the simulator keeps its orders in memory)")
-			return
-		case errors.Is(err, wxsim.ErrNotPayable):
-			simError(w, http.StatusConflict, err.Error())
-			return
-		case err != nil:
-			simError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		simDelivered(w, "order_no", no, d)
-	})
+	return simAction("order_no", "order", a.sim.Pay, wxsim.ErrUnknownOrder, wxsim.ErrNotPayable,
+		"is unknown to the simulator: not prepaid, or prepaid before this process started (the simulator keeps its orders in memory)")
 }
 
 // simRefundHandler is POST
@@ -41,21 +28,28 @@ func (a *app) simPayHandler() http.Handler {
 // how a confirmed refund completes outside `paygate demo`; the refund's
 // out_refund_no is in GET /admin/api/refunds.
 func (a *app) simRefundHandler() http.Handler {
+	return simAction("out_refund_no", "refund", a.sim.CompleteRefund, wxsim.ErrUnknownRefund, wxsim.ErrNotProcessing,
+		"is unknown to the simulator: not asked for, or asked for before this process started (the simulator keeps its refunds in memory)")
+}
+
+// simAction serves one simulator step on the number (of a noun) in path
+// parameter param: 404 when the simulator does not know it (unknown, with why), 409
+// when it is not in the state the step needs (conflict), else what the
+// notification the step sent did.
+func simAction(param, noun string, do func(context.Context, string) (*wxsim.Delivery, error), unknown, conflict error, why string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		no := r.PathValue("out_refund_no")
-		d, err := a.sim.CompleteRefund(r.Context(), no)
+		no := r.PathValue(param)
+		d, err := do(r.Context(), no)
 		switch {
-		case errors.Is(err, wxsim.ErrUnknownRefund):
-			simError(w, http.StatusNotFound, "refund "+no+" is unknown to the simulator: not asked for, or asked for before this process started (the simulator keeps its refunds in memory)")
-			return
-		case errors.Is(err, wxsim.ErrNotProcessing):
+		case errors.Is(err, unknown):
+			simError(w, http.StatusNotFound, noun+" "+no+" "+why)
+		case errors.Is(err, conflict):
 			simError(w, http.StatusConflict, err.Error())
-			return
 		case err != nil:
 			simError(w, http.StatusInternalServerError, err.Error())
-			return
+		default:
+			simDelivered(w, param, no, d)
 		}
-		simDelivered(w, "out_refund_no", no, d)
 	})
 }
 
