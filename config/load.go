@@ -179,11 +179,7 @@ func unrelated(known, errs []*Error) []*Error {
 next:
 	for _, e := range errs {
 		for _, k := range known {
-			a, b := k.Path, e.Path
-			if len(a) > len(b) {
-				a, b = b, a
-			}
-			if a == "" || a == b || strings.HasPrefix(b, a) && (b[len(a)] == '.' || b[len(a)] == '[') {
+			if k.Path == "" || e.Path == "" || under(e.Path, k.Path) || under(k.Path, e.Path) {
 				continue next
 			}
 		}
@@ -574,12 +570,18 @@ func (l *loader) checkValue(n *yaml.Node, t reflect.Type, path string) {
 // reported reports whether path or one of its ancestors has an error.
 func (l *loader) reported(path string) bool {
 	for _, e := range l.errs {
-		if e.Path == path || strings.HasPrefix(path, e.Path) && e.Path != "" &&
-			(path[len(e.Path)] == '.' || path[len(e.Path)] == '[') {
+		if under(path, e.Path) {
 			return true
 		}
 	}
 	return false
+}
+
+// under reports whether key path is anc or a key below it
+// ("providers[0].api_key" is under "providers" and "providers[0]").
+func under(path, anc string) bool {
+	return path == anc || anc != "" && strings.HasPrefix(path, anc) &&
+		(path[len(anc)] == '.' || path[len(anc)] == '[')
 }
 
 func childPath(parent, key string) string {
