@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -444,6 +445,23 @@ type Outbox interface {
 	RetryEvent(ctx context.Context, key, id string, nextAt time.Time, attempts int, lastErr string) error
 	// OutboxStats reports pending count, oldest event and last error.
 	OutboxStats(ctx context.Context) (OutboxStats, error)
+	// OutboxHeads returns the first pending event of every key that starts
+	// with one of prefixes, oldest first, however many there are: unlike
+	// OutboxStats.Heads, which stops at MaxListLimit, it is for a caller
+	// that must see every key of a family (one order's queues, every dead
+	// letter), whose prefix bounds the list.
+	OutboxHeads(ctx context.Context, prefixes ...string) ([]Event, error)
+}
+
+// HasAnyPrefix reports whether key starts with one of prefixes
+// (Outbox.OutboxHeads).
+func HasAnyPrefix(key string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // AuditHead is the end of the audit chain: published so a cut from the end is

@@ -246,6 +246,22 @@ func (d *DB) RetryEvent(ctx context.Context, key, id string, nextAt time.Time, a
 	})
 }
 
+// OutboxHeads implements store.Outbox. Keys are stored length first, so a
+// prefix is no range of the bucket: every head is read, as OutboxStats does.
+func (d *DB) OutboxHeads(ctx context.Context, prefixes ...string) ([]store.Event, error) {
+	var out []store.Event
+	err := d.view(ctx, func(tx *bolt.Tx) error {
+		return heads(tx, func(_ []byte, e store.Event, _ int) error {
+			if store.HasAnyPrefix(e.Key, prefixes) {
+				out = append(out, e)
+			}
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, err
+}
+
 // OutboxStats implements store.Outbox.
 func (d *DB) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
 	var st store.OutboxStats

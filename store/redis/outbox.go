@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -269,6 +270,31 @@ func (s *Store) RetryEvent(ctx context.Context, key, id string, nextAt time.Time
 	}
 	s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2))
 	return nil
+}
+
+// OutboxHeads implements store.Outbox: the keys are listed from {idx}:ob,
+// those with one of prefixes kept, and their heads read from their tags.
+func (s *Store) OutboxHeads(ctx context.Context, prefixes ...string) ([]store.Event, error) {
+	keys, err := s.c.ZRange(ctx, s.k.idx("ob"), 0, -1).Result()
+	if err != nil {
+		return nil, mapErr("outbox heads", err)
+	}
+	keys = slices.DeleteFunc(keys, func(k string) bool { return !store.HasAnyPrefix(k, prefixes) })
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	heads, err := s.readHeads(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Event, 0, len(heads))
+	for _, h := range heads {
+		if h.head != nil {
+			out = append(out, h.head.Ev)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, nil
 }
 
 // OutboxStats implements store.Outbox: the keys in {idx}:ob, their heads and

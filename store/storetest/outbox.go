@@ -217,6 +217,58 @@ func testOutbox(t *testing.T, open Opener) {
 	})
 }
 
+// testOutboxHeads: OutboxHeads returns the head of every key under the
+// prefixes asked for, oldest first, also beyond MaxListLimit, where
+// OutboxStats.Heads stops: the webhook relay finds an order's dead letters
+// with it after an outage that gave up more than that many orders.
+func testOutboxHeads(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	const dead = store.MaxListLimit + 3
+	// Keys that sort before, between and after the family asked for, with
+	// older heads than its own, so that neither key order nor age can
+	// decide what a capped list holds.
+	for _, k := range []string{"A-1", "dea:1", "dead", "deadX/1", "zz-1"} {
+		e := ev("other-"+k, "webhook")
+		e.Key = k
+		mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, e))
+		clock.Advance(time.Millisecond)
+	}
+	clock.Advance(time.Second)
+	batch := make([]store.Event, 0, 100)
+	for i := range dead {
+		e := ev(fmt.Sprintf("d%04d", i), "webhook")
+		e.Key = fmt.Sprintf("dead:PG%04d/d%04d", i, i)
+		e.CreatedAt = clock.Now().Add(time.Duration(i) * time.Millisecond)
+		batch = append(batch, e)
+		if len(batch) == cap(batch) || i == dead-1 {
+			mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, batch...))
+			batch = batch[:0]
+		}
+	}
+	second := ev("d0000-second", "webhook")
+	second.Key = "dead:PG0000/d0000"
+	mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, second))
+
+	got, err := st.OutboxHeads(ctx, "dead:")
+	mustNil(t, "OutboxHeads", err)
+	if len(got) != dead {
+		t.Fatalf("OutboxHeads(dead:): %d heads; want %d (one per key, none capped)", len(got), dead)
+	}
+	for i, e := range got {
+		if want := fmt.Sprintf("d%04d", i); e.ID != want {
+			t.Fatalf("head %d: %s; want %s (one head per key, oldest first)", i, e.ID, want)
+		}
+	}
+	got, err = st.OutboxHeads(ctx, "dead:PG0007/", "A-", "zz")
+	mustNil(t, "OutboxHeads", err)
+	sameIDs(t, "OutboxHeads of three prefixes", got, "other-A-1", "other-zz-1", "d0007")
+	got, err = st.OutboxHeads(ctx, "none:")
+	mustNil(t, "OutboxHeads", err)
+	sameIDs(t, "OutboxHeads of an unused prefix", got)
+}
+
 // testRefundProposalEvents: events passed with a refund proposal are
 // enqueued in the same atomic step, on the proposal's key
 // (store.ProposalEventKey), and that key is an outbox key like any other:
