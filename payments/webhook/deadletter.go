@@ -32,7 +32,10 @@ const DeadPrefix = "webhook-dead:"
 // exactly.
 var neverDue = time.Date(9999, time.January, 1, 0, 0, 0, 0, time.UTC)
 
-func deadKey(orderNo, eventID string) string { return DeadPrefix + orderNo + "/" + eventID }
+func deadKey(orderNo, eventID string) string { return deadKeys(orderNo) + eventID }
+
+// deadKeys is the prefix of order orderNo's dead-letter keys.
+func deadKeys(orderNo string) string { return DeadPrefix + orderNo + "/" }
 
 // deadOrder reports the order number of dead-letter key holding event id,
 // and whether key is a dead letter's at all.
@@ -107,13 +110,13 @@ const maxClearPasses = 4
 func (r *Relay) clearDead(ctx context.Context, orderNo string) (int, error) {
 	cleared := map[string]bool{}
 	for range maxClearPasses {
-		ob, err := r.store.OutboxStats(ctx)
+		heads, err := r.store.OutboxHeads(ctx, deadKeys(orderNo))
 		if err != nil {
 			return len(cleared), fmt.Errorf("read dead letters: %w", err)
 		}
 		found := 0
-		for _, h := range ob.Heads {
-			if no, ok := deadOrder(h.Key, h.ID); !ok || no != orderNo || h.Kind != Kind {
+		for _, h := range heads {
+			if h.Kind != Kind {
 				continue
 			}
 			if err := r.store.AckEvent(ctx, h.Key, h.ID); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -293,6 +294,50 @@ func TestDeadLettersHoldBackNoOne(t *testing.T) {
 			}
 			if v := getAdminView(t, r); len(v.DeadLetters) != 1 || v.DeadLetters[0].Type != webhook.TypeOrderPaid || v.PendingOrders != 0 {
 				t.Errorf("dead letters %+v, %d orders pending; want the order.paid still listed, nothing pending", v.DeadLetters, v.PendingOrders)
+			}
+		})
+	}
+}
+
+// TestDeadLettersBeyondListLimit: after an outage that gave up more orders'
+// webhooks than one outbox listing holds (store.MaxListLimit), every dead
+// letter is counted and each order can still be resent: the resend is told
+// by the order's own dead letter, not by whether it made a capped list (it
+// said "delivered" of a lost order.paid, and the operator did not resend).
+func TestDeadLettersBeyondListLimit(t *testing.T) {
+	const n = store.MaxListLimit + 5
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc, _ := downReceiver(t, clk.Now)
+			st := testdrivers.Open(t, driver, nil)
+			ob := orders{t, st}
+			for i := range n {
+				o := ob.create(fmt.Sprintf("PGCAP%s%05d", driver, i), store.StatusAwaitingPayment)
+				ob.move(o, store.StatusPaid, "notification")
+			}
+			// Given up at the second attempt, a second after the first.
+			r := newRelay(t, st, rc.URL, clk.Now, func(o *webhook.Options) {
+				shortWindow(o)
+				o.RetryFor, o.Concurrency, o.Batch = time.Nanosecond, 64, 4*n
+			})
+			runFor(t, r, clk, 2*time.Second)
+			if v := getAdminView(t, r); v.GivenUp != n || v.PendingOrders != 0 {
+				t.Fatalf("given_up %d, pending orders %d after %d POSTs; want every one of %d order.paid given up",
+					v.GivenUp, v.PendingOrders, len(rc.arrivals()), n)
+			}
+			mux := http.NewServeMux()
+			mux.Handle("POST /admin/api/orders/{order_no}/webhook", r.ResendHandler())
+			for _, i := range []int{0, n / 2, n - 1} {
+				no := fmt.Sprintf("PGCAP%s%05d", driver, i)
+				rec := httptest.NewRecorder()
+				mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/admin/api/orders/"+no+"/webhook", nil))
+				if rec.Code != http.StatusAccepted {
+					t.Errorf("resend of %s, whose order.paid was given up: %d %s; want 202", no, rec.Code, rec.Body)
+				}
+			}
+			if v := getAdminView(t, r); v.GivenUp != n-3 {
+				t.Errorf("given_up %d after three resends; want %d", v.GivenUp, n-3)
 			}
 		})
 	}

@@ -682,9 +682,10 @@ type Stats struct {
 	OutboxPending int `json:"outbox_pending_events"`
 	// Heads are the orders' first undelivered webhooks, oldest first.
 	Heads []Head `json:"heads"`
-	// DeadLetters are the webhooks given up, oldest first: the orders whose
-	// merchant may never have learnt of a change (an order.paid: goods not
-	// delivered). Resend clears an order's.
+	// DeadLetters are the webhooks given up, oldest first (the first
+	// store.MaxListLimit of GivenUp): the orders whose merchant may never
+	// have learnt of a change (an order.paid: goods not delivered). Resend
+	// clears an order's.
 	DeadLetters []DeadLetter `json:"dead_letters"`
 	// The retry schedule in force.
 	FirstRetry  string `json:"first_retry"`
@@ -708,15 +709,27 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 	r.mu.Lock()
 	st.Delivered, st.Failed, st.LastDeliveredAt = r.delivered, r.failed, r.lastDelivered
 	r.mu.Unlock()
-	orders := map[string]bool{}
-	for _, h := range ob.Heads {
+	// Every dead letter is read, not only those OutboxStats's capped list
+	// holds: after a long outage they can outnumber it, and each is an
+	// order whose merchant may not know it was paid.
+	dead, err := r.store.OutboxHeads(ctx, DeadPrefix)
+	if err != nil {
+		return Stats{}, fmt.Errorf("outbox dead letters: %w", err)
+	}
+	for _, h := range dead {
 		if h.Kind != Kind {
 			continue
 		}
-		if no, dead := deadOrder(h.Key, h.ID); dead {
+		st.GivenUp++
+		if no, _ := deadOrder(h.Key, h.ID); len(st.DeadLetters) < store.MaxListLimit {
 			dl := deadLetter(no, h)
 			dl.LastError = r.redactText(dl.LastError)
 			st.DeadLetters = append(st.DeadLetters, dl)
+		}
+	}
+	orders := map[string]bool{}
+	for _, h := range ob.Heads {
+		if _, isDead := deadOrder(h.Key, h.ID); isDead || h.Kind != Kind {
 			continue
 		}
 		no := strings.TrimPrefix(h.Key, QueuePrefix)
@@ -736,7 +749,6 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 		}
 	}
 	st.PendingOrders = len(orders)
-	st.GivenUp = int64(len(st.DeadLetters))
 	r.m.pending.Set(float64(st.PendingOrders))
 	r.m.dead.Set(float64(st.GivenUp))
 	r.m.retrying.Set(float64(st.Retrying))

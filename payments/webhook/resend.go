@@ -195,7 +195,9 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 
 // lostOrPending reads the outbox for Resend: how many dead letters of type
 // typ order orderNo has, the types of its others, and whether event id
-// waits at the head of the order's intake or delivery queue. A Redis outbox is read as a list of keys, then their
+// waits at the head of the order's intake or delivery queue. It reads the
+// order's own keys (Outbox.OutboxHeads), all of them, however many other
+// orders' events wait. A Redis outbox is read as a list of keys, then their
 // heads, not in one step: a read made while a concurrent resend queued its
 // event (listing its key) and then cleared the dead letters can see neither.
 // So before it reports neither it reads once more: that read lists the keys
@@ -204,19 +206,16 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 // not seen: the resend is refused rather than queued twice.
 func (r *Relay) lostOrPending(ctx context.Context, orderNo, id, typ string) (dead int, others []string, pending bool, err error) {
 	for range 2 {
-		ob, err := r.store.OutboxStats(ctx)
+		heads, err := r.store.OutboxHeads(ctx, deadKeys(orderNo), orderNo, QueuePrefix+orderNo)
 		if err != nil {
 			return 0, nil, false, fmt.Errorf("read the outbox: %w", err)
 		}
 		others = others[:0]
-		for _, h := range ob.Heads {
+		for _, h := range heads {
 			if h.Kind != Kind {
 				continue
 			}
-			if no, ok := deadOrder(h.Key, h.ID); ok {
-				if no != orderNo {
-					continue
-				}
+			if _, ok := deadOrder(h.Key, h.ID); ok {
 				if t := gjson.GetBytes(h.Payload, "type").Str; t == typ {
 					dead++
 				} else {
