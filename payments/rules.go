@@ -179,6 +179,7 @@ func (t *Tools) refusedByRule(name string, c Caller, err error) Outcome {
 	default:
 		t.log.Warn("payment rules could not be checked; call refused", "client", c.Client, "tool", name, "err", err)
 		out.Result = resultJSON(map[string]any{"status": "failed", "error": failureText(err)})
+		out.Failed = true // the store failed: an outage, not a refusal
 	}
 	return out
 }

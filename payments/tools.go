@@ -44,10 +44,11 @@ type Outcome struct {
 	// Clarify: the arguments were incomplete or invalid; the model must ask
 	// the user, and the next round runs with tool_choice "none".
 	Clarify bool
-	// Failed: the call reached the payment service, which could not do it
-	// (WeChat Pay refused it or did not answer, the store failed); the
-	// result says so. Counted apart, so an outage does not look like
-	// success on the tool-call metric.
+	// Failed: the payment service could not do the call (WeChat Pay
+	// refused it or did not answer, the store failed, also before anything
+	// was executed when the rules could not be read); the result says so.
+	// Counted apart, so an outage looks neither like success nor like a
+	// refusal on the tool-call metric.
 	Failed bool
 }
 

@@ -547,10 +547,10 @@ func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 			outcome = "refused"
 		case out.Clarify:
 			outcome = "clarify"
-		case !out.Executed:
-			outcome = "not_executed"
 		case out.Failed:
 			outcome = "failed"
+		case !out.Executed:
+			outcome = "not_executed"
 		}
 		tool := c.Name
 		if !t.s.tools.IsPayment(tool) {
