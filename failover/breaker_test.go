@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -394,6 +395,75 @@ func TestStreamProbeOutcome(t *testing.T) {
 			}
 			if got := breakerMoves(e, "a"); !slices.Equal(got, want) {
 				t.Errorf("breaker moves %v; want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestFailoverCountedWhenATargetIsSkipped: a round that leaves a target
+// without asking it (its breaker open, its provider cooling down) moves on
+// to the next target as much as one that left after a failed attempt, and
+// is counted on paygate_upstream_failovers_total: the counter went flat
+// during an outage just when all traffic had moved to the fallback.
+func TestFailoverCountedWhenATargetIsSkipped(t *testing.T) {
+	tests := []struct {
+		name     string
+		a        func(c *fconn, n int)
+		failures int
+		want     map[string]float64 // failovers from a by cause
+	}{
+		// The first failure opens the breaker: the retry a 502 earns is
+		// refused by it, so even the first round leaves a unasked.
+		{"breaker open", always(statusFn(502, "")), 1, map[string]float64{"breaker_open": 3}},
+		{"cooling down", always(statusFn(429, errBody("rate_limit_error", "", "later"), "Retry-After: 600")), 5,
+			map[string]float64{CauseRateLimited: 1, "cooling_down": 2}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			fa := newFakeProvider(t, nil, tc.a)
+			fb := newFakeProvider(t, nil, healthy("b"))
+			cfg := testConfig(map[string]string{"a": fa.url, "b": fb.url}, []string{"a", "b"})
+			cfg.Failover.Breaker.Failures = tc.failures
+			r, err := New(cfg, Options{Registerer: reg, Sleep: newFakeClock().Sleep})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			const rounds = 3
+			for range rounds {
+				resp, err := r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if resp.Provider != "b" {
+					t.Fatalf("answered by %q; want b", resp.Provider)
+				}
+				resp.Close()
+			}
+			if hits := len(fa.hits()); hits == 0 || hits >= rounds {
+				t.Fatalf("a was asked %d times in %d rounds; want it asked in the first round only", hits, rounds)
+			}
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]float64{}
+			for _, mf := range mfs {
+				if mf.GetName() == "paygate_upstream_failovers_total" {
+					for _, m := range mf.GetMetric() {
+						if matches(m, map[string]string{"model": "gpt", "provider": "a"}) {
+							for _, lp := range m.GetLabel() {
+								if lp.GetName() == "cause" {
+									got[lp.GetValue()] = m.Counter.GetValue()
+								}
+							}
+						}
+					}
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("failovers from a by cause: %v; want %v (every round left a for b)", got, tc.want)
 			}
 		})
 	}

@@ -18,6 +18,14 @@ type metrics struct {
 
 var latencyBuckets = []float64{.05, .1, .25, .5, 1, 2, 4, 8, 15, 30, 60}
 
+// The causes of a failover that left a target without asking it: during an
+// outage these are most rounds' failovers, once the breaker opens or the
+// provider cools down.
+const (
+	failoverBreaker = "breaker_open" // open, or half-open with its probe out
+	failoverCooling = "cooling_down"
+)
+
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -26,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"provider", "outcome"}),
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paygate_upstream_failovers_total",
-			Help: "Moves from one target to the next within a round, by model, the provider left and the cause.",
+			Help: "Moves from one target to the next within a round, by model, the provider left and the cause (a failed attempt's, or breaker_open / cooling_down for a target left unasked).",
 		}, []string{"model", "provider", "cause"}),
 		ttfb: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "paygate_upstream_time_to_first_byte_seconds",

@@ -143,6 +143,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		if retries == 0 && !waited {
 			if until, cause, cooling := p.cooling(now); cooling {
 				rd.skipped = append(rd.skipped, skip{t: t, until: until, cause: cause})
+				r.m.failovers.WithLabelValues(rd.model.name, p.name, failoverCooling).Inc()
 				return nil, false
 			}
 		}
@@ -153,6 +154,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				cause = "breaker probe in flight"
 			}
 			rd.skipped = append(rd.skipped, skip{t: t, cause: cause})
+			r.m.failovers.WithLabelValues(rd.model.name, p.name, failoverBreaker).Inc()
 			return nil, false
 		}
 		// Half-open, the breaker lets one attempt through: this one, its
