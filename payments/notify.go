@@ -186,17 +186,24 @@ func (h *notifyHandler) refund(ctx context.Context, note *wechatpay.Notification
 		s.log.ErrorContext(ctx, "ALERT: decrypted refund resource is not a refund", "alert", true, "id", note.ID, "err", err)
 		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: "bad_resource", msg: "bad resource"}
 	}
-	_, outcome, reason, err := s.applyRefund(ctx, refundFact{
+	fact := refundFact{
 		OutTradeNo: res.OutTradeNo, OutRefundNo: res.OutRefundNo, Status: res.RefundStatus, MchID: res.MchID,
 		RefundFen: res.Amount.Refund, TotalFen: res.Amount.Total, TransactionID: res.TransactionID,
-	}, "notification", note.ID)
+	}
+	_, outcome, reason, err := s.applyRefund(ctx, fact, "notification", note.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		s.log.ErrorContext(ctx, "ALERT: refund notification for an unknown order", "alert", true,
 			"id", note.ID, "out_trade_no", res.OutTradeNo, "out_refund_no", res.OutRefundNo, "refund_fen", res.Amount.Refund)
 		f := paymentFact{OutTradeNo: res.OutTradeNo, TransactionID: res.TransactionID, MchID: res.MchID, Total: res.Amount.Total}
-		if _, o, r, oerr := s.recordOrphan(ctx, f, "notification", note.ID); oerr != nil {
+		_, o, r, oerr := s.recordOrphan(ctx, f, "notification", note.ID)
+		if oerr != nil {
 			return verdict{status: http.StatusInternalServerError, outcome: "error", reason: storeReason(oerr), msg: "temporarily unable to record"}
-		} else {
+		}
+		// The refund itself goes onto the orphan's record, as a later
+		// refund's word would: acknowledged, it is never sent again, and
+		// the person reviewing must see the money that went back, not
+		// only the payment it implies.
+		if _, _, _, err = s.applyRefund(ctx, fact, "notification", note.ID); err == nil {
 			return verdict{status: http.StatusNoContent, outcome: o, reason: r}
 		}
 	}

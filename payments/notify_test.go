@@ -423,3 +423,45 @@ func TestNotifyRefund(t *testing.T) {
 		}
 	}
 }
+
+// TestRefundNotificationForAnUnknownOrderIsRecorded: a refund notification
+// for an order paygate does not know is acknowledged (WeChat Pay's word on
+// real money) and recorded as an orphan in review: with the refund it
+// reports, not only the payment it implies, whether it is the first such
+// word or a later one, and a copy notes nothing twice.
+func TestRefundNotificationForAnUnknownOrderIsRecorded(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	const no = "PGghostRefund00000001"
+	refund := func(outRefundNo string, fen int64) {
+		t.Helper()
+		res := wxsim.RefundResource{
+			MchID: e.sim.MchID(), TransactionID: "420000123477777777777777777777", OutTradeNo: no,
+			RefundID: "503000000000000000000000" + outRefundNo[len(outRefundNo)-5:], OutRefundNo: outRefundNo, RefundStatus: "SUCCESS",
+			SuccessTime: "2026-01-02T03:04:05+08:00", UserReceivedAccount: "支付用户零钱",
+		}
+		res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = 9998, fen, 9998, fen
+		n, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventRefundSuccess, Summary: "退款成功", OriginalType: "refund", Resource: res})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, body := e.post(n.Header, n.Body); status != http.StatusNoContent {
+			t.Fatalf("refund notification %s: %d %s; want 204", outRefundNo, status, body)
+		}
+	}
+	refund("RFghostFirst00001", 3000)
+	got := e.order(no)
+	if got.Status != store.StatusNeedsReview || !strings.Contains(got.ReviewReason, "RFghostFirst00001") || !strings.Contains(got.ReviewReason, "3000 fen") {
+		t.Fatalf("after the first refund word: %s, review reason %q; want needs_review naming RFghostFirst00001 of 3000 fen", got.Status, got.ReviewReason)
+	}
+	refund("RFghostFirst00001", 3000) // WeChat Pay's retry
+	if again := e.order(no); again.ReviewReason != got.ReviewReason {
+		t.Errorf("a copy changed the review reason:\n%q\nwas\n%q", again.ReviewReason, got.ReviewReason)
+	}
+	refund("RFghostSecond0002", 1000)
+	if got = e.order(no); !strings.Contains(got.ReviewReason, "RFghostFirst00001") || !strings.Contains(got.ReviewReason, "RFghostSecond0002") {
+		t.Errorf("after the second refund word: review reason %q; want both refunds named", got.ReviewReason)
+	}
+	if got.RefundedFen != 0 {
+		t.Errorf("refunded_fen %d; want 0 (refunds paygate never asked for are noted, not counted)", got.RefundedFen)
+	}
+}
