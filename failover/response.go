@@ -96,6 +96,7 @@ type Response struct {
 	held      [][]byte // non-token events read before the first token
 	heldNext  int
 	pending   bool      // cur (the first token event) not yet returned
+	peeked    bool      // cur is the next event, read by Buffered: [DONE] or valid JSON, not yet checked further
 	cur       sse.Event // aliases rd's buffer
 	finished  bool      // a finish_reason was seen (of every choice shown, with choices)
 	choices   *choiceSet
@@ -144,7 +145,8 @@ func (a *Response) reportBreaker(err error) {
 // ([DONE] or the connection's end before a finish_reason) is a
 // *StreamError. An error object in the stream, or a choice that finishes
 // with "error" (OpenRouter), ends it as a *StreamError classified as the
-// same error before the first byte would be (StreamError.Class). Event.Data is valid until the next call. For a non-stream
+// same error before the first byte would be (StreamError.Class). Event.Data is valid until the next call of Next or
+// Buffered. For a non-stream
 // Response, Next returns io.EOF.
 func (a *Response) Next() (sse.Event, error) {
 	if a.end != nil {
@@ -168,9 +170,13 @@ func (a *Response) Next() (sse.Event, error) {
 		// one.
 		var ev sse.Event
 		var err error
-		if a.rd.Buffered() {
+		peeked := a.peeked
+		switch {
+		case peeked:
+			ev, a.peeked = a.cur, false
+		case a.rd.Buffered():
 			ev, err = a.rd.Next()
-		} else {
+		default:
 			a.waitIdle()
 			ev, err = a.rd.Next()
 			a.endWait()
@@ -189,13 +195,9 @@ func (a *Response) Next() (sse.Event, error) {
 			}
 			return sse.Event{}, a.finish(io.EOF)
 		}
-		s := unsafeString(ev.Data)
-		if !gjson.Valid(s) {
-			a.malformed++
-			a.r.log.Warn("upstream malformed event skipped", "provider", a.Provider, "model", a.Model, "bytes", len(ev.Data))
-			if a.malformed >= maxMalformed {
-				return sse.Event{}, a.finish(&StreamError{Provider: a.Provider, Cause: CauseMalformed,
-					Err: fmt.Errorf("%d malformed events", a.malformed)})
+		if !peeked && a.skipMalformed(ev) {
+			if a.end != nil {
+				return sse.Event{}, a.end
 			}
 			continue
 		}
@@ -215,19 +217,52 @@ func (a *Response) Next() (sse.Event, error) {
 	}
 }
 
+// skipMalformed reports whether ev is malformed (neither [DONE] nor JSON),
+// to be skipped and logged (SPEC 5); the maxMalformed-th ends the stream
+// (a.end).
+func (a *Response) skipMalformed(ev sse.Event) bool {
+	if ev.IsDone() || gjson.Valid(unsafeString(ev.Data)) {
+		return false
+	}
+	a.malformed++
+	a.r.log.Warn("upstream malformed event skipped", "provider", a.Provider, "model", a.Model, "bytes", len(ev.Data))
+	if a.malformed >= maxMalformed {
+		a.finish(&StreamError{Provider: a.Provider, Cause: CauseMalformed, Err: fmt.Errorf("%d malformed events", a.malformed)})
+	}
+	return true
+}
+
 // Buffered reports whether Next can return without waiting for the
 // provider: a held event, or a whole event already read off the connection.
 // A relay flushes its client only when it is false, so a burst of events
 // read together reaches the client in one write, and an event is never held
-// back while paygate waits (SPEC 5 asks for events as they come).
+// back while paygate waits (SPEC 5 asks for events as they come). A
+// malformed event in the buffer is skipped here, not counted as the next
+// one: Next would skip it and wait, with the events queued before it
+// unflushed. The next event is read ahead for that (peeked), so the event
+// Next returned last is no longer valid after Buffered.
 func (a *Response) Buffered() bool {
 	switch {
 	case a.end != nil || a.rd == nil:
 		return true // Next returns at once: the stream is over or not a stream
-	case a.heldNext < len(a.held) || a.pending:
+	case a.heldNext < len(a.held) || a.pending || a.peeked:
 		return true
 	}
-	return a.rd.Buffered()
+	for a.rd.Buffered() {
+		ev, err := a.rd.Next()
+		if err != nil {
+			a.finish(a.streamEnd(err))
+			return true
+		}
+		if !a.skipMalformed(ev) {
+			a.cur, a.peeked = ev, true
+			return true
+		}
+		if a.end != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Holding reports whether Next still has events held from before the first

@@ -1,13 +1,17 @@
 package failover
 
 import (
+	"context"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
 )
@@ -250,5 +254,70 @@ func TestIsEventStream(t *testing.T) {
 		if got := isEventStream(http.Header{"Content-Type": {ct}}); got != want {
 			t.Errorf("isEventStream(%q) = %v; mime.ParseMediaType says %v", ct, got, want)
 		}
+	}
+}
+
+// TestBufferedSkipsAMalformedEvent: Buffered must not say the next event is
+// at hand when what is buffered is a malformed event Next would skip: the
+// relay then leaves the text before it unflushed while Next waits for the
+// provider (for as long as the model thinks, or until the idle timeout).
+// The provider here sends text chunks and a malformed event in one write
+// and then says nothing until the test sees Buffered report false.
+func TestBufferedSkipsAMalformedEvent(t *testing.T) {
+	release := make(chan struct{})
+	e := newEnv(t, map[string]func(c *fconn, n int){
+		"a": func(c *fconn, n int) {
+			c.sse()
+			c.chunk("data: " + roleChunk() + "\n\ndata: " + contentChunk("Hello") + "\n\ndata: " + contentChunk(" world") +
+				"\n\ndata: {\"truncated\":\n\n")
+			<-release
+			c.event(contentChunk("!"))
+			c.event(finishChunk())
+			c.done()
+		},
+	}, []string{"a"}, nil)
+	released := false
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce) // before the fake provider's own cleanup waits for the script
+	resp, err := e.r.Open(context.Background(), &Request{Model: "gpt", Method: "POST", Path: "/chat/completions",
+		Body: chatBody(true), Stream: true, ContentType: "application/json", Accept: "text/event-stream"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Close()
+	var text strings.Builder
+	for {
+		buffered := resp.Buffered()
+		if !buffered && !released {
+			releaseOnce()
+			released = true
+		}
+		type result struct {
+			content string
+			err     error
+		}
+		got := make(chan result, 1)
+		go func() {
+			ev, err := resp.Next()
+			got <- result{gjson.GetBytes(ev.Data, "choices.0.delta.content").Str, err}
+		}()
+		var r result
+		select {
+		case r = <-got:
+		case <-time.After(10 * time.Second):
+			releaseOnce() // let Next return before the test ends
+			<-got
+			t.Fatalf("Next after Buffered() = %v was still waiting for the provider after 10s (text so far %q)", buffered, text.String())
+		}
+		if errors.Is(r.err, io.EOF) {
+			break
+		}
+		if r.err != nil {
+			t.Fatalf("Next after Buffered() = %v: %v (text so far %q)", buffered, r.err, text.String())
+		}
+		text.WriteString(r.content)
+	}
+	if !released || text.String() != "Hello world!" {
+		t.Errorf("text %q, released %v; want \"Hello world!\" with the provider released only once Buffered said false", text.String(), released)
 	}
 }
