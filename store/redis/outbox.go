@@ -105,32 +105,26 @@ func (s *Store) evalEach(ctx context.Context, op string, sc *goredis.Script, n i
 }
 
 // ClaimEvents implements store.Outbox. {idx}:ob names the keys whose head is
-// due; each head is then checked and leased by one script on its own tag, so
-// of two claimers racing for a head exactly one leases it (the claim is
-// atomic per event, which is all that keys on different slots allow). The
-// index then follows the leased heads' new due times, and entries that
-// disagreed with their tag are corrected on the way.
+// due, but not the heads' kinds; each head is checked and leased by one
+// script on its own tag, so of two claimers racing for a head exactly one
+// leases it (the claim is atomic per event, which is all that keys on
+// different slots allow). The index then follows the leased heads' new due
+// times, and entries that disagreed with their tag are corrected on the way.
+// Heads of other kinds do not end the search: the index is read a window at
+// a time (dueScan) until limit events are leased or no due key is left.
 func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lease time.Duration, limit int) ([]store.Event, error) {
 	if limit <= 0 {
 		limit = store.DefaultListLimit
 	}
 	nowMs := now.UnixMilli()
-	// The index lists due heads of every kind, oldest first. Read a window
-	// wider than limit, so that older heads of another kind (audit records
-	// waiting for their worker) cannot crowd this kind out, and lease in
-	// chunks of what is still wanted, so no more than limit are leased.
-	keys, err := s.c.ZRangeByScore(ctx, s.k.idx("ob"), &goredis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(nowMs, 10), Count: int64(max(limit, claimWindow)),
-	}).Result()
-	if err != nil {
-		return nil, mapErr("claim events", err)
-	}
 	until := now.Add(lease)
 	tok := newID("lease_")
+	scan := s.scanDue(now, max(limit, scanWindow))
 	var out []store.Event
-	for len(keys) > 0 && len(out) < limit {
+	// claim leases what it can of the first keys, as many as are still
+	// wanted (never more), and returns the keys after them.
+	claim := func(keys []string) ([]string, error) {
 		chunk := keys[:min(len(keys), limit-len(out))]
-		keys = keys[len(chunk):]
 		cmds, err := s.evalEach(ctx, "claim events", s.sc.claimEvent, len(chunk),
 			func(i int) []string { return s.k.queueKeys(chunk[i]) },
 			func(int) []any {
@@ -139,6 +133,7 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 		if err != nil {
 			return nil, err // what was leased comes due again when its lease runs out
 		}
+		moved := 0
 		for i, cmd := range cmds {
 			r := replySlice(cmd.Val())
 			claimed, next := replyInt(r, 0) == 1, replyInt(r, 2)
@@ -153,13 +148,131 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 			if claimed || next < 0 || next > nowMs {
 				s.syncIndexOrWarn(ctx, nil, chunk[i], strconv.FormatInt(replyInt(r, 1), 10), next)
 			}
+			if next < 0 || next > nowMs {
+				moved++
+			}
+		}
+		scan.moved(moved)
+		return keys[len(chunk):], nil
+	}
+	for len(out) < limit {
+		keys, err := scan.next(ctx)
+		if err != nil {
+			return nil, mapErr("claim events", err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		// The window's first keys are claimed at once: usually the due
+		// heads are this kind's. When that leaves some wanted, the rest of
+		// the window is read first (one pipeline) and only the heads of
+		// this kind are claimed, so a window of other kinds costs a round
+		// trip or two, not one per key.
+		if keys, err = claim(keys); err != nil {
+			return nil, err
+		}
+		if len(keys) == 0 || len(out) == limit {
+			continue
+		}
+		keys, moved, err := s.dueOf(ctx, keys, now, kind)
+		if err != nil {
+			return nil, err
+		}
+		scan.moved(moved)
+		for len(keys) > 0 && len(out) < limit {
+			if keys, err = claim(keys); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return out, nil
 }
 
-// claimWindow is how many due index entries ClaimEvents reads at least.
-const claimWindow = 500
+// dueOf reads the heads of keys (one pipeline) and returns the keys whose
+// head is due at now and of one of kinds (any kind when none), healing the
+// index entries of the others that are not due, and how many of those
+// entries it moved out of the due range.
+func (s *Store) dueOf(ctx context.Context, keys []string, now time.Time, kinds ...string) ([]string, int, error) {
+	heads, err := s.readHeads(ctx, keys)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []string
+	moved := 0
+	for _, h := range heads {
+		if h.head != nil && !h.head.Ev.NextAt.After(now) {
+			if ofKind(h.head.Ev, kinds) {
+				out = append(out, h.key)
+			}
+			continue
+		}
+		s.syncIndexOrWarn(ctx, nil, h.key, strconv.FormatInt(h.obv, 10), h.next)
+		moved++
+	}
+	return out, moved, nil
+}
+
+// ofKind reports whether e is of one of kinds; every event is when kinds is
+// empty.
+func ofKind(e store.Event, kinds []string) bool {
+	return len(kinds) == 0 || slices.Contains(kinds, e.Kind)
+}
+
+// scanWindow is how many due index entries a read that skips heads of other
+// kinds (ClaimEvents, DueEvents of kinds) asks {idx}:ob for at once.
+const scanWindow = 500
+
+// dueScan pages through the keys {idx}:ob lists as due at a time, longest
+// due first, a window at a time, for a reader that skips heads (of other
+// kinds) and so must be able to look past any number of them. The reader
+// reports the entries it moved out of the due range (leased, healed): they
+// no longer take a place, so the next window starts right after the last
+// one. No key is handed out twice by one scan. The index changes meanwhile
+// (other replicas ack, lease, enqueue), so a scan is a best effort: an entry
+// that moves back past the scan's place is found by the next read, not this
+// one.
+type dueScan struct {
+	s      *Store
+	max    string
+	window int64
+	offset int64
+	end    bool
+	seen   map[string]bool
+}
+
+func (s *Store) scanDue(now time.Time, window int) *dueScan {
+	return &dueScan{s: s, max: strconv.FormatInt(now.UnixMilli(), 10), window: int64(window), seen: map[string]bool{}}
+}
+
+// next returns the keys of the next window not handed out before, or none
+// when no due entry is left. The error is go-redis's (mapErr it).
+func (d *dueScan) next(ctx context.Context) ([]string, error) {
+	for !d.end {
+		keys, err := d.s.c.ZRangeByScore(ctx, d.s.k.idx("ob"), &goredis.ZRangeBy{
+			Min: "-inf", Max: d.max, Offset: d.offset, Count: d.window,
+		}).Result()
+		if err != nil {
+			return nil, err
+		}
+		d.end = int64(len(keys)) < d.window
+		d.offset += int64(len(keys))
+		fresh := keys[:0]
+		for _, k := range keys {
+			if !d.seen[k] {
+				d.seen[k] = true
+				fresh = append(fresh, k)
+			}
+		}
+		if len(fresh) > 0 {
+			return fresh, nil
+		}
+	}
+	return nil, nil
+}
+
+// moved tells the scan that n of the keys it handed out are no longer in
+// the due range.
+func (d *dueScan) moved(n int) { d.offset = max(d.offset-int64(n), 0) }
 
 // headState is one key's outbox as read in one step.
 type headState struct {

@@ -83,6 +83,30 @@ func testOutboxClaims(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("more due heads of another kind than any read window do not crowd a claim out", func(t *testing.T) {
+		// Audit records pile up while their worker cannot append (a chain
+		// store down, a worker starved): more of them than a driver reads
+		// at once must not hide a webhook event due after them, nor be
+		// touched by the claim.
+		clock := NewClock()
+		st := open(t, clock)
+		now := clock.Now()
+		var evs []store.Event
+		for i := range store.MaxListLimit + 1 {
+			evs = append(evs, store.Event{ID: uniq("ca", i), Kind: "audit", Key: uniq("CO-MA", i), NextAt: now.Add(-2 * time.Minute)})
+		}
+		evs = append(evs, store.Event{ID: "w-late", Kind: "webhook", Key: "CO-MW", NextAt: now.Add(-time.Minute)})
+		mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, evs...))
+		got, err := st.ClaimEvents(ctx, "webhook", now, lease, 1)
+		mustNil(t, "ClaimEvents", err)
+		sameIDs(t, fmt.Sprintf("a claim of 1 behind %d due audit heads", store.MaxListLimit+1), got, "w-late")
+		due, err := st.DueEvents(ctx, now, store.MaxListLimit)
+		mustNil(t, "DueEvents", err)
+		if len(due) != store.MaxListLimit || due[0].Kind != "audit" || !due[0].NextAt.Equal(now.Add(-2*time.Minute)) {
+			t.Errorf("due after the claim: %d events, first %+v; want %d audit heads, untouched", len(due), due[0], store.MaxListLimit)
+		}
+	})
+
 	t.Run("an unsettled event comes due again after its lease", func(t *testing.T) {
 		clock := NewClock()
 		st := open(t, clock)
