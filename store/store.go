@@ -423,9 +423,13 @@ type Outbox interface {
 	// event from one key to another with it is idempotent by id.
 	EnqueueEventOnce(ctx context.Context, e Event) (bool, error)
 	// DueEvents returns at most limit events, at most the first pending event of
-	// each key, whose NextAt is not after now. An event stays pending (and is
-	// returned again) until AckEvent; the caller serialises delivery.
-	DueEvents(ctx context.Context, now time.Time, limit int) ([]Event, error)
+	// each key, whose NextAt is not after now, the longest due first. An event
+	// stays pending (and is returned again) until AckEvent; the caller
+	// serialises delivery. Given kinds, it returns heads of those kinds only,
+	// and heads of other kinds neither count against limit nor hide the
+	// wanted ones, however many of them are due before them: a consumer of
+	// one kind is never crowded out by due events nothing here consumes.
+	DueEvents(ctx context.Context, now time.Time, limit int, kinds ...string) ([]Event, error)
 	// ClaimEvents is DueEvents for a consumer that runs beside others (one per
 	// replica): it returns at most limit due events of kind kind, at most the
 	// first pending event of each key, and leases each one it returns in the

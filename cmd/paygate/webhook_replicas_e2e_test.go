@@ -155,9 +155,9 @@ func (s pollCountingStore) ClaimEvents(ctx context.Context, kind string, now tim
 	return c.ClaimEvents(ctx, kind, now, lease, limit)
 }
 
-func (s pollCountingStore) DueEvents(ctx context.Context, now time.Time, limit int) ([]store.Event, error) {
+func (s pollCountingStore) DueEvents(ctx context.Context, now time.Time, limit int, kinds ...string) ([]store.Event, error) {
 	defer s.polled()
-	return s.Store.DueEvents(ctx, now, limit)
+	return s.Store.DueEvents(ctx, now, limit, kinds...)
 }
 
 // awaitCondition polls cond until it holds, failing the test after d.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -108,15 +109,16 @@ func heads(tx *bolt.Tx, fn func(k []byte, e store.Event, pending int) error) err
 	return nil
 }
 
-// DueEvents implements store.Outbox.
-func (d *DB) DueEvents(ctx context.Context, now time.Time, limit int) ([]store.Event, error) {
+// DueEvents implements store.Outbox: every head is read, those due and of
+// kinds kept.
+func (d *DB) DueEvents(ctx context.Context, now time.Time, limit int, kinds ...string) ([]store.Event, error) {
 	if limit <= 0 {
 		limit = store.DefaultListLimit
 	}
 	var out []store.Event
 	err := d.view(ctx, func(tx *bolt.Tx) error {
 		return heads(tx, func(_ []byte, e store.Event, _ int) error {
-			if !e.NextAt.After(now) {
+			if !e.NextAt.After(now) && (len(kinds) == 0 || slices.Contains(kinds, e.Kind)) {
 				out = append(out, e)
 			}
 			return nil

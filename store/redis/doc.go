@@ -22,7 +22,9 @@
 //   - DueEvents and ClaimEvents find keys with pending events through {idx}:ob
 //     and read each head from its own tag, healing index entries that
 //     disagree; ClaimEvents leases each head in that tag's own script, so a
-//     claim is atomic per event, not per batch.
+//     claim is atomic per event, not per batch. The index does not know the
+//     heads' kinds, so a read of some kinds pages on through the due range
+//     past heads of others rather than stopping at one window.
 //
 // Once the epoch marker shows that Redis lost its data, or a generation
 // counter that every money write raises shows that it went back to an

@@ -174,11 +174,15 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 		if len(keys) == 0 || len(out) == limit {
 			continue
 		}
-		keys, moved, err := s.dueOf(ctx, keys, now, kind)
+		due, moved, err := s.dueOf(ctx, keys, now, kind)
 		if err != nil {
 			return nil, err
 		}
 		scan.moved(moved)
+		keys = keys[:0]
+		for _, h := range due {
+			keys = append(keys, h.key)
+		}
 		for len(keys) > 0 && len(out) < limit {
 			if keys, err = claim(keys); err != nil {
 				return nil, err
@@ -188,21 +192,21 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 	return out, nil
 }
 
-// dueOf reads the heads of keys (one pipeline) and returns the keys whose
-// head is due at now and of one of kinds (any kind when none), healing the
-// index entries of the others that are not due, and how many of those
-// entries it moved out of the due range.
-func (s *Store) dueOf(ctx context.Context, keys []string, now time.Time, kinds ...string) ([]string, int, error) {
+// dueOf reads the heads of keys (one pipeline) and returns those due at now
+// and of one of kinds (any kind when none), healing the index entries of the
+// keys whose head is not due, and how many entries it so moved out of the
+// due range.
+func (s *Store) dueOf(ctx context.Context, keys []string, now time.Time, kinds ...string) ([]headState, int, error) {
 	heads, err := s.readHeads(ctx, keys)
 	if err != nil {
 		return nil, 0, err
 	}
-	var out []string
+	out := heads[:0]
 	moved := 0
 	for _, h := range heads {
 		if h.head != nil && !h.head.Ev.NextAt.After(now) {
 			if ofKind(h.head.Ev, kinds) {
-				out = append(out, h.key)
+				out = append(out, h)
 			}
 			continue
 		}
@@ -310,33 +314,41 @@ func (s *Store) readHeads(ctx context.Context, keys []string) ([]headState, erro
 // DueEvents implements store.Outbox. {idx}:ob scores each key with pending
 // events by its head's due time; the heads are then read from their own tags.
 // An index entry that disagrees with its tag (left by an interrupted step) is
-// corrected on the way.
-func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int) ([]store.Event, error) {
+// corrected on the way. The index names keys, not kinds: given kinds, the due
+// range is read a window at a time (dueScan) until limit heads of kinds are
+// found or none is left. When few are due (the common pass) that is one
+// range read and one pipeline, as without kinds.
+func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int, kinds ...string) ([]store.Event, error) {
 	if limit <= 0 {
 		limit = store.DefaultListLimit
 	}
-	keys, err := s.c.ZRangeByScore(ctx, s.k.idx("ob"), &goredis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: int64(limit),
-	}).Result()
-	if err != nil {
-		return nil, mapErr("due events", err)
+	window := limit
+	if len(kinds) > 0 {
+		window = max(limit, scanWindow)
 	}
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	heads, err := s.readHeads(ctx, keys)
-	if err != nil {
-		return nil, err
-	}
+	scan := s.scanDue(now, window)
 	var out []store.Event
-	for _, h := range heads {
-		if h.head != nil && !h.head.Ev.NextAt.After(now) {
-			out = append(out, h.head.Ev)
-			continue
+	for len(out) < limit {
+		keys, err := scan.next(ctx)
+		if err != nil {
+			return nil, mapErr("due events", err)
 		}
-		s.syncIndexOrWarn(ctx, nil, h.key, strconv.FormatInt(h.obv, 10), h.next)
+		if len(keys) == 0 {
+			break
+		}
+		due, moved, err := s.dueOf(ctx, keys, now, kinds...)
+		if err != nil {
+			return nil, err
+		}
+		scan.moved(moved)
+		for _, h := range due {
+			out = append(out, h.head.Ev)
+		}
 	}
 	sortEvents(out)
+	if len(out) > limit {
+		out = out[:limit]
+	}
 	return out, nil
 }
 

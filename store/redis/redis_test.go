@@ -119,6 +119,34 @@ func testRoundTrips(t *testing.T, s *Store) {
 			}
 		})
 	}
+	// The audit worker's pass every poll interval: a due read, of its kind
+	// or of all, with a few events due is one range read and one pipeline.
+	if err := s.EnqueueEvents(ctx, store.Event{ID: "rt-a", Kind: "audit", Key: "RT-1"},
+		store.Event{ID: "rt-w", Kind: "webhook", Key: "webhook:RT-1"}); err != nil {
+		t.Fatalf("EnqueueEvents: %v", err)
+	}
+	for _, tc := range []struct {
+		name  string
+		kinds []string
+		due   int
+	}{
+		{"due read of a kind", []string{"audit"}, 1},
+		{"due read of every kind", nil, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := counter.n.Load()
+			evs, err := s.DueEvents(ctx, time.Now().Add(time.Second), store.MaxListLimit, tc.kinds...)
+			if err != nil {
+				t.Fatalf("DueEvents: %v", err)
+			}
+			if got := counter.n.Load() - before; got != 2 {
+				t.Errorf("round trips: got %d; want 2", got)
+			}
+			if len(evs) != tc.due {
+				t.Errorf("due: got %d; want %d", len(evs), tc.due)
+			}
+		})
+	}
 }
 
 func TestRepairSingle(t *testing.T) {

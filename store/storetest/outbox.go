@@ -269,6 +269,64 @@ func testOutboxHeads(t *testing.T, open Opener) {
 	sameIDs(t, "OutboxHeads of an unused prefix", got)
 }
 
+// testDueKinds: DueEvents of kinds returns due heads of those kinds only, the
+// longest due first, and heads of other kinds due before them neither count
+// against limit nor hide them, however many there are: more than MaxListLimit
+// here, more than any driver reads at once. (The audit worker reads its
+// events so; webhook delivery queues that no relay drains must not starve it.)
+func testDueKinds(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	now := clock.Now()
+	var evs []store.Event
+	for i := range store.MaxListLimit + 1 {
+		evs = append(evs, store.Event{ID: uniq("dw", i), Kind: "webhook", Key: uniq("webhook:DK", i), NextAt: now.Add(-2 * time.Minute)})
+	}
+	evs = append(evs,
+		store.Event{ID: "a-late", Kind: "audit", Key: "DK-A", NextAt: now.Add(-time.Minute)},
+		store.Event{ID: "a-later", Kind: "audit", Key: "DK-A2", NextAt: now.Add(-time.Second)},
+		store.Event{ID: "a-future", Kind: "audit", Key: "DK-F", NextAt: now.Add(time.Hour)},
+		// A key's head is its only due event: the audit event behind a
+		// webhook event is not handed out.
+		store.Event{ID: "w-head", Kind: "webhook", Key: "DK-B", NextAt: now.Add(-3 * time.Minute)},
+		store.Event{ID: "a-behind", Kind: "audit", Key: "DK-B"},
+	)
+	mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, evs...))
+	due := func(t *testing.T, limit int, kinds ...string) []store.Event {
+		t.Helper()
+		evs, err := st.DueEvents(ctx, now, limit, kinds...)
+		mustNil(t, "DueEvents", err)
+		return evs
+	}
+
+	t.Run("heads of other kinds due before do not crowd a kind out", func(t *testing.T) {
+		sameIDs(t, "DueEvents(audit), limit 1", due(t, 1, "audit"), "a-late")
+		got := due(t, store.MaxListLimit, "audit")
+		sameIDs(t, "DueEvents(audit)", got, "a-late", "a-later")
+		if e := got[0]; e.Key != "DK-A" || e.Kind != "audit" || !e.NextAt.Equal(now.Add(-time.Minute)) {
+			t.Errorf("event: got %+v; want a-late of DK-A as enqueued", e)
+		}
+	})
+	t.Run("a kind nothing is due of", func(t *testing.T) {
+		sameIDs(t, "DueEvents(refund)", due(t, 10, "refund"))
+	})
+	t.Run("several kinds, or none, share limit, the longest due first", func(t *testing.T) {
+		for _, kinds := range [][]string{nil, {"audit", "webhook"}} {
+			got := due(t, store.MaxListLimit, kinds...)
+			if len(got) != store.MaxListLimit || got[0].ID != "w-head" {
+				t.Fatalf("DueEvents(%v): %d events, first %v; want %d, w-head first", kinds, len(got), got[0].ID, store.MaxListLimit)
+			}
+			for _, e := range got[1:] {
+				if e.Kind != "webhook" || !e.NextAt.Equal(now.Add(-2*time.Minute)) {
+					t.Fatalf("DueEvents(%v): %s due %v among the first %d; want only the webhook heads due 2 minutes ago",
+						kinds, e.ID, e.NextAt, store.MaxListLimit)
+				}
+			}
+		}
+	})
+}
+
 // testRefundProposalEvents: events passed with a refund proposal are
 // enqueued in the same atomic step, on the proposal's key
 // (store.ProposalEventKey), and that key is an outbox key like any other:
