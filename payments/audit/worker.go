@@ -145,7 +145,7 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 	defer w.mu.Unlock()
 	total := 0
 	for {
-		due, err := w.st.DueEvents(ctx, w.now(), store.MaxListLimit)
+		due, err := w.due(ctx)
 		if err != nil {
 			return total, fmt.Errorf("audit: due events: %w", err)
 		}
@@ -182,6 +182,44 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 			return total, firstErr
 		}
 	}
+}
+
+// due reads the events of one pass. Without SetAside that is the due audit
+// events alone: heads of other kinds are their consumers', and however many
+// of them are due (a relay behind, delivery queues no relay drains) they
+// hide none of these. With SetAside every due head is read, so that each one
+// of another kind is offered to it; when that read is full and holds heads
+// of other kinds, more may be due beyond it, so the audit events are also
+// read on their own, lest heads SetAside leaves where they are keep them out
+// pass after pass. The common pass is one read either way.
+func (w *Worker) due(ctx context.Context) ([]store.Event, error) {
+	now := w.now()
+	if w.aside == nil {
+		return w.st.DueEvents(ctx, now, store.MaxListLimit, KindAudit)
+	}
+	due, err := w.st.DueEvents(ctx, now, store.MaxListLimit)
+	if err != nil || len(due) < store.MaxListLimit {
+		return due, err
+	}
+	read := map[string]bool{} // keys whose head is in due
+	others := false
+	for _, e := range due {
+		read[e.Key] = true
+		others = others || e.Kind != KindAudit
+	}
+	if !others {
+		return due, nil
+	}
+	audits, err := w.st.DueEvents(ctx, now, store.MaxListLimit, KindAudit)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range audits {
+		if !read[e.Key] {
+			due = append(due, e)
+		}
+	}
+	return due, nil
 }
 
 func cmp(a, b error) error {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
 )
 
@@ -405,5 +406,58 @@ func TestWorkerSetsAsideOtherKinds(t *testing.T) {
 				t.Errorf("offered %v; want PG1/evt_hook first", offered)
 			}
 		})
+	}
+}
+
+// TestWorkerNotStarvedByHeadsItSkips: webhooks were on, the merchant's
+// endpoint failed for a while, so store.MaxListLimit orders' delivery queues
+// hold a failed order.paid, due again, and nothing consumes them: webhooks
+// were turned off (SetAside is webhook.SetAside, as cmd/paygate wires it
+// with no relay, and leaves delivery queues alone), or the relay of another
+// replica is behind (no SetAside). An audit event that failed once is due
+// after all of them, and the order's next audit event waits behind it. Both
+// reach the chain, in order, however many heads of another kind are due
+// first; the webhook heads are left as they were.
+func TestWorkerNotStarvedByHeadsItSkips(t *testing.T) {
+	for _, driver := range drivers(t) {
+		for _, mode := range []string{"webhooks off", "relay elsewhere"} {
+			t.Run(driver+"/"+mode, func(t *testing.T) {
+				ctx := context.Background()
+				st := newEnv(t, driver).store()
+				now := time.Now()
+				var hooks []store.Event
+				for i := range store.MaxListLimit {
+					no := fmt.Sprintf("PG%04d", i)
+					hooks = append(hooks, store.Event{ID: "evt_hook_" + no, Kind: webhook.Kind, Key: webhook.QueuePrefix + no,
+						Payload: []byte(`{"type":"order.paid"}`), Attempts: 3, NextAt: now.Add(-2 * time.Minute)})
+				}
+				enqueue(t, st, hooks...)
+				first := mustEvent(t, Action{Name: "order.paid", OrderNo: "PGX", Client: "shop", User: "oA"}, "")
+				next := mustEvent(t, Action{Name: "refund.proposed", OrderNo: "PGX", Client: "shop", User: "oA"}, "")
+				first.ID, next.ID = "evt_first", "evt_next"
+				enqueue(t, st, first, next)
+				// The worker failed to append it once and rescheduled it:
+				// due again after the webhook heads.
+				if err := st.RetryEvent(ctx, "PGX", first.ID, now.Add(-time.Minute), 1, "transient"); err != nil {
+					t.Fatal(err)
+				}
+
+				w := newTestWorker(t, st, func(o *WorkerOptions) {
+					if mode == "webhooks off" {
+						o.SetAside = webhook.SetAside(st, webhook.DefaultAbandonedAfter, nil)
+					}
+				})
+				if got := drainAll(t, w); got != 2 {
+					t.Fatalf("drain: %d appended; want 2 (starved by %d due webhook heads it skips?)", got, store.MaxListLimit)
+				}
+				if _, recs := chainEvents(t, st); len(recs) != 2 || recs[0].Name != "order.paid" || recs[1].Name != "refund.proposed" {
+					t.Errorf("chain: %+v; want PGX's order.paid, then its refund.proposed", recs)
+				}
+				due, err := st.DueEvents(ctx, time.Now(), store.MaxListLimit, webhook.Kind)
+				if err != nil || len(due) != store.MaxListLimit || due[0].Attempts != 3 || !strings.HasPrefix(due[0].Key, webhook.QueuePrefix) {
+					t.Errorf("webhook heads after the drain: %d, %v; want all %d where they were", len(due), err, store.MaxListLimit)
+				}
+			})
+		}
 	}
 }
