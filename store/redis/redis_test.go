@@ -207,7 +207,7 @@ func testRepair(t *testing.T, clock *storetest.Clock, s *Store) {
 	if err != nil || n != 0 {
 		t.Fatalf("Repair within the grace period: got %d, %v; want 0 (the writer may still be running)", n, err)
 	}
-	clock.Advance(DefaultRepairGrace + time.Second)
+	ageNotes(t, s, DefaultRepairGrace+time.Second)
 	n, err = s.Repair(ctx)
 	if err != nil || n != 2 {
 		t.Fatalf("Repair: got %d, %v; want 2 intents replayed", n, err)

@@ -283,14 +283,34 @@ for i = 8, #ARGV do redis.call('ZREM', KEYS[5], ARGV[i]) end
 return 1
 `
 
-// KEYS: notes, seq. ARGV: member, now_ms. Records a write intent as a repair
-// note of its own, "member|token", and returns the token. A note per writer,
-// not per member: a writer that fails its compare-and-set must not be able
-// to remove the note of one that committed and died before its sync.
-const luaIntent = `
+// luaServerTime is shared by the scripts that read the server's clock: its
+// time in unix milliseconds. Redis 5 and later replicate a script by its
+// effects (the only way from Redis 7), so a script may read TIME and then
+// write.
+const luaServerTime = `
+local function servertime()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`
+
+// KEYS: notes, seq. ARGV: member. Records a write intent as a repair note of
+// its own, "member|token", scored with the time of the server holding
+// {idx}, and returns the token. A note per writer, not per member: a writer
+// that fails its compare-and-set must not be able to remove the note of one
+// that committed and died before its sync. The server's clock, not the
+// writer's: Repair judges a note's age by that same clock (luaIdxTime), so
+// the replicas' clocks do not matter.
+const luaIntent = luaServerTime + `
 local t = tostring(redis.call('INCR', KEYS[2]))
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1] .. '|' .. t)
+redis.call('ZADD', KEYS[1], servertime(), ARGV[1] .. '|' .. t)
 return t
+`
+
+// KEYS: a key on {idx}, so that a cluster runs it on the server whose clock
+// scored the notes. Returns that server's time in unix milliseconds.
+const luaIdxTime = luaServerTime + `
+return servertime()
 `
 
 // KEYS: dirty, dirtyat (the intent log of earlier versions, one token per
@@ -511,6 +531,7 @@ type scripts struct {
 	createOrder, updateOrder, enqueue, readTag, ack, retry *goredis.Script
 	enqueueOnce, claimEvent                                *goredis.Script
 	syncUser, loadUser, syncIndex, intent, dropLegacy      *goredis.Script
+	idxTime                                                *goredis.Script
 	claim, seen, counter, putExchange                      *goredis.Script
 	addTally, takeTally                                    *goredis.Script
 	putRefund, finishRefund, appendAudit, putText, erase   *goredis.Script
@@ -530,6 +551,7 @@ func newScripts() *scripts {
 		loadUser:     goredis.NewScript(luaLoadUser),
 		syncIndex:    goredis.NewScript(luaSyncIndex),
 		intent:       goredis.NewScript(luaIntent),
+		idxTime:      goredis.NewScript(luaIdxTime),
 		dropLegacy:   goredis.NewScript(luaDropLegacy),
 		claim:        goredis.NewScript(luaClaim),
 		seen:         goredis.NewScript(luaSeen),
@@ -548,7 +570,7 @@ func newScripts() *scripts {
 func (s *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
 		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnce, s.claimEvent, s.readTag, s.ack, s.retry,
-		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.dropLegacy, s.claim, s.seen, s.counter,
+		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.seen, s.counter,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
 	}
 }

@@ -19,7 +19,8 @@ import (
 // reads) and {idx} (listings and pending outboxes). It runs as:
 //
 //	1. intent:  {idx}:notes gets a repair note "member|token" of this writer's
-//	            own, the token fresh
+//	            own, the token fresh, scored with the time of the server
+//	            holding {idx}
 //	2. write:   the order script on {o:NO}, order and outbox together
 //	3. user:    the copy on {u:CLIENT:USER}, applied only if newer
 //	4. index:   {idx} indexes, applied only if newer; removes this writer's
@@ -27,7 +28,8 @@ import (
 //
 // Steps 3 and 4 are idempotent and version-guarded, so any replica may replay
 // them in any order. A crash between 1 and 4 leaves the note; Repair replays
-// 3 and 4 from the tag's current state for notes older than the grace period.
+// 3 and 4 from the tag's current state for notes older than the grace period
+// by the clock that scored them.
 //
 // A note is removed only once the member has been synced from state at least
 // as new as the write it stands for. Each writer has its own note, so
@@ -43,8 +45,7 @@ import (
 // its note.
 func (s *Store) intent(ctx context.Context, member string) (string, error) {
 	v, err := s.run(ctx, "write intent", s.sc.intent,
-		[]string{s.k.idx("notes"), s.k.idx("seq")},
-		member, s.now().UnixMilli())
+		[]string{s.k.idx("notes"), s.k.idx("seq")}, member)
 	if err != nil {
 		return "", err
 	}
@@ -157,9 +158,22 @@ func (s *Store) resync(ctx context.Context, member string, notes ...string) erro
 // Repair resyncs every member with a repair note older than the grace period
 // (left by a crash or a lost connection between the steps) and reports how
 // many notes it resolved. It runs at start-up and every RepairInterval; it is
-// exported for operators and tests.
+// exported for operators and tests. A note's age is judged by the clock that
+// scored it, that of the server holding {idx}: by this replica's own clock
+// (Options.Now), a replica running ahead of a writer would take the note of
+// a write that has not run yet for abandoned, resync the order from the
+// state before it and remove the note, and the write, once committed, would
+// have none if its writer then died before its sync.
 func (s *Store) Repair(ctx context.Context) (int, error) {
-	cutoff := strconv.FormatInt(s.now().Add(-s.grace).UnixMilli(), 10)
+	now, err := s.run(ctx, "repair", s.sc.idxTime, []string{s.k.idx("notes")})
+	if err != nil {
+		return 0, err
+	}
+	nowMs, ok := now.(int64)
+	if !ok {
+		return 0, fmt.Errorf("redis: repair: server time reply %T", now)
+	}
+	cutoff := strconv.FormatInt(nowMs-s.grace.Milliseconds(), 10)
 	n, err := s.repairNotes(ctx, cutoff)
 	if err != nil {
 		return n, err

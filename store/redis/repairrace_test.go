@@ -1,0 +1,233 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/storetest"
+)
+
+// writerHook plays, on a writer's client, what another replica and a crash
+// do around the writer's money step: just before that step first goes out,
+// before runs (another replica's Repair pass); once the step has run, every
+// sync script of the writer fails (the writer died, or its connection was
+// cut, right after the money step).
+type writerHook struct {
+	money  string   // the SHA of the money step's script
+	syncs  []string // the SHAs of the sync scripts
+	before func()
+	armed  atomic.Bool
+	dead   atomic.Bool
+}
+
+// runs reports whether cmd runs one of the scripts shas.
+func runs(cmd goredis.Cmder, shas ...string) bool {
+	a := cmd.Args()
+	if len(a) < 2 || cmd.Name() != "evalsha" {
+		return false
+	}
+	sha, _ := a[1].(string)
+	return slices.Contains(shas, sha)
+}
+
+func (h *writerHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h *writerHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		switch {
+		case h.dead.Load() && runs(cmd, h.syncs...):
+			err := errors.New("the writer died after its money step")
+			cmd.SetErr(err)
+			return err
+		case runs(cmd, h.money):
+			return h.moneyStep(func() error { return next(ctx, cmd) })
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *writerHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		if slices.ContainsFunc(cmds, func(c goredis.Cmder) bool { return runs(c, h.money) }) {
+			return h.moneyStep(func() error { return next(ctx, cmds) })
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h *writerHook) moneyStep(run func() error) error {
+	if h.armed.CompareAndSwap(true, false) {
+		h.before()
+	}
+	err := run()
+	h.dead.Store(true)
+	return err
+}
+
+// raceWrite is one kind of write that records an intent before its money
+// step.
+type raceWrite struct {
+	name  string
+	money func(*scripts) *goredis.Script
+	// setup runs before the hook is installed; write is the write under test,
+	// which carries the event evt-1.
+	setup func(ctx context.Context, s *Store, clock *storetest.Clock) error
+	write func(ctx context.Context, s *Store, clock *storetest.Clock) error
+	// paid: the write moves order RR-1 of user u1 to paid (created: creates
+	// it); the user copy and the status index must follow.
+	order store.OrderStatus
+}
+
+func raceWrites() []raceWrite {
+	evt := func(key string) store.Event {
+		return store.Event{ID: "evt-1", Kind: "webhook", Key: key, Payload: []byte(`{"type":"order.paid"}`)}
+	}
+	createOrder := func(ctx context.Context, s *Store, clock *storetest.Clock) error {
+		return s.CreateOrder(ctx, storetest.NewOrder("RR-1", "shop", "u1", clock.Now()))
+	}
+	proposal := func() *store.RefundProposal {
+		return &store.RefundProposal{RefundID: "rf-1", OrderNo: "RR-1", Client: "shop", User: "u1", AmountFen: 100, OutRefundNo: "RF1"}
+	}
+	return []raceWrite{
+		{name: "create order", money: func(sc *scripts) *goredis.Script { return sc.createOrder },
+			write: func(ctx context.Context, s *Store, clock *storetest.Clock) error {
+				return s.CreateOrder(ctx, storetest.NewOrder("RR-1", "shop", "u1", clock.Now()), evt(""))
+			},
+			order: store.StatusAwaitingPayment},
+		{name: "update order", money: func(sc *scripts) *goredis.Script { return sc.updateOrder },
+			setup: createOrder,
+			write: func(ctx context.Context, s *Store, clock *storetest.Clock) error {
+				o, err := s.GetOrder(ctx, "RR-1")
+				if err != nil {
+					return err
+				}
+				o.Status, o.TransactionID = store.StatusPaid, "wx-tx-1"
+				return s.UpdateOrder(ctx, o, store.StatusAwaitingPayment, evt(""))
+			},
+			order: store.StatusPaid},
+		{name: "enqueue events", money: func(sc *scripts) *goredis.Script { return sc.enqueue },
+			write: func(ctx context.Context, s *Store, clock *storetest.Clock) error {
+				return s.EnqueueEvents(ctx, evt("k-1"))
+			}},
+		{name: "enqueue event once", money: func(sc *scripts) *goredis.Script { return sc.enqueueOnce },
+			write: func(ctx context.Context, s *Store, clock *storetest.Clock) error {
+				_, err := s.EnqueueEventOnce(ctx, evt("k-1"))
+				return err
+			}},
+		{name: "put refund proposal", money: func(sc *scripts) *goredis.Script { return sc.putRefund },
+			write: func(ctx context.Context, s *Store, clock *storetest.Clock) error {
+				return s.PutRefundProposal(ctx, proposal(), time.Hour, evt(""))
+			}},
+		{name: "consume refund proposal", money: func(sc *scripts) *goredis.Script { return sc.finishRefund },
+			setup: func(ctx context.Context, s *Store, clock *storetest.Clock) error {
+				return s.PutRefundProposal(ctx, proposal(), time.Hour)
+			},
+			write: func(ctx context.Context, s *Store, clock *storetest.Clock) error {
+				_, err := s.ConsumeRefundProposal(ctx, "rf-1", "u1", evt(""))
+				return err
+			}},
+	}
+}
+
+// TestARepairBeforeTheMoneyStepKeepsTheWritersNote: another replica's Repair
+// pass runs between a writer's intent and its money step, then the money
+// step commits and the writer dies before its sync. The repair pass must not
+// have removed the writer's note, or nothing is left to repair the write:
+// its outbox event would never be due (a lost order.paid webhook, a lost
+// audit record), the user copy and the status index would stay stale.
+func TestARepairBeforeTheMoneyStepKeepsTheWritersNote(t *testing.T) {
+	requireSharedRedis(t)
+	testRepairBeforeTheMoneyStep(t, func(t testing.TB, clock *storetest.Clock, prefix string) *Store {
+		return openOn(t, clock, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+	})
+}
+
+func testRepairBeforeTheMoneyStep(t *testing.T, open func(t testing.TB, clock *storetest.Clock, prefix string) *Store) {
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		// ahead is how far the repairing replica's clock is ahead of the
+		// writer's.
+		ahead time.Duration
+	}{
+		{"the repairing replica's clock is ahead by more than the grace", DefaultRepairGrace + time.Second},
+	}
+	for _, tc := range cases {
+		for _, rw := range raceWrites() {
+			t.Run(tc.name+"/"+rw.name, func(t *testing.T) {
+				wClock, rClock := storetest.NewClock(), storetest.NewClock()
+				rClock.Advance(tc.ahead)
+				prefix := testPrefix()
+				w, r := open(t, wClock, prefix), open(t, rClock, prefix)
+				if rw.setup != nil {
+					if err := rw.setup(ctx, w, wClock); err != nil {
+						t.Fatalf("setup: %v", err)
+					}
+				}
+				h := &writerHook{
+					money: rw.money(w.sc).Hash(),
+					syncs: []string{w.sc.syncUser.Hash(), w.sc.syncIndex.Hash()},
+					before: func() {
+						n, err := r.Repair(ctx)
+						t.Logf("the other replica's repair pass before the money step: %d notes, %v", n, err)
+					},
+				}
+				h.armed.Store(true)
+				w.Client().AddHook(h)
+				if err := rw.write(ctx, w, wClock); err != nil {
+					t.Fatalf("write: %v", err) // sync failures are logged, not returned
+				}
+				if h.armed.Load() || !h.dead.Load() {
+					t.Fatal("the hook did not see the money step")
+				}
+
+				// Later: every replica's repair has run, long after the grace.
+				wClock.Advance(10 * time.Minute)
+				rClock.Advance(10 * time.Minute)
+				ageNotes(t, r, 10*time.Minute)
+				if _, err := r.Repair(ctx); err != nil {
+					t.Fatalf("Repair: %v", err)
+				}
+
+				due, err := r.DueEvents(ctx, rClock.Now(), 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Contains(ids(due), "evt-1") {
+					t.Errorf("the committed event is not due: DueEvents = %v (a lost webhook or audit record)", ids(due))
+				}
+				if left, err := r.c.ZCard(ctx, r.k.idx("notes")).Result(); err != nil || left != 0 {
+					t.Errorf("notes left after the repair: %d, %v; want 0", left, err)
+				}
+				if rw.order == "" {
+					return
+				}
+				rec, err := r.GetOrder(ctx, "RR-1")
+				if err != nil || rec.Status != rw.order {
+					t.Fatalf("record: %+v, %v; want %s", rec, err, rw.order)
+				}
+				us, err := r.LoadUserState(ctx, "shop", "u1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(us.Orders) != 1 || us.Orders[0].Status != rec.Status || us.Orders[0].Version != rec.Version {
+					t.Errorf("user copy: %v; want v%d %s, as the record", statuses(us.Orders), rec.Version, rec.Status)
+				}
+				list, err := r.ListOrders(ctx, store.OrderFilter{Status: rw.order})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(list) != 1 {
+					t.Errorf("ListOrders(status %s): %d orders; want RR-1", rw.order, len(list))
+				}
+			})
+		}
+	}
+}
