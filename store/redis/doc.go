@@ -39,11 +39,14 @@
 // writes pipeline WAIT behind their script on the owning primary and report
 // store.ErrUnavailable when not replicated in time, so callers fail closed.
 //
-// Limit: a writer stalled longer than RepairGrace between its intent and its
-// order script can have its index update cleared by Repair before it writes;
-// if it then also dies before its own index step, the order stays readable by
-// number but reaches listings, the user copy and the outbox's due events only with the next
-// write of that order. Keep store call deadlines well under RepairGrace.
+// Repair takes an intent for abandoned once it is RepairGrace old by the
+// clock of the Redis server holding {idx}, and the script of its write
+// refuses to write once the intent is RepairGrace/2 old by its own server's
+// clock, so a writer that stalls between the two (retrying through a
+// failover, a paused process) writes under a fresh intent instead of
+// committing behind a repair that already took its note. The replicas'
+// clocks play no part; the Redis servers' clocks must agree within
+// RepairGrace/2, and every replica must use the same RepairGrace.
 //
 // It imports only the store package of paygate.
 package redis

@@ -50,22 +50,20 @@ func (s *Store) CreateOrder(ctx context.Context, o *store.Order, events ...store
 	if err != nil {
 		return fmt.Errorf("redis: encode order: %w", err)
 	}
-	tok, err := s.intent(ctx, o.OrderNo)
-	if err != nil {
-		return err
-	}
 	rk, ob, obv := s.k.orderTag(o.OrderNo)
-	args := append([]any{j, string(rec.Status), rec.Client, rec.User, createdNS(&rec), tok, len(elems)}, elems...)
-	v, err := s.runMoney(ctx, "create order", s.sc.createOrder, []string{rk, ob, obv}, args...)
+	in, v, err := s.fenced(ctx, o.OrderNo, func(in writeIntent) (any, error) {
+		args := append([]any{j, string(rec.Status), rec.Client, rec.User, createdNS(&rec), in.tok, len(elems)}, elems...)
+		return s.runMoney(ctx, "create order", s.sc.createOrder, []string{rk, ob, obv}, append(args, in.fence())...)
+	})
 	if err != nil && v == nil {
 		return err
 	}
 	r := replySlice(v)
 	if replyInt(r, 0) == 0 {
-		s.dropIntent(ctx, o.OrderNo, tok)
+		s.dropIntent(ctx, o.OrderNo, in)
 		return fmt.Errorf("order %s: %w", o.OrderNo, store.ErrExists)
 	}
-	s.sync(ctx, &rec, replyInt(r, 2), replyInt(r, 3), tok)
+	s.sync(ctx, &rec, replyInt(r, 2), replyInt(r, 3), in)
 	o.Version, o.CreatedAt, o.UpdatedAt = 1, rec.CreatedAt, rec.UpdatedAt
 	return err // nil, or "applied but not replicated in time"
 }
@@ -86,34 +84,32 @@ func (s *Store) UpdateOrder(ctx context.Context, o *store.Order, expect store.Or
 	if err != nil {
 		return fmt.Errorf("redis: encode order: %w", err)
 	}
-	tok, err := s.intent(ctx, o.OrderNo)
-	if err != nil {
-		return err
-	}
 	rk, ob, obv := s.k.orderTag(o.OrderNo)
-	args := append([]any{j, string(rec.Status), string(expect), rec.Client, rec.User, createdNS(&rec), o.Version, tok, len(elems)}, elems...)
-	v, err := s.runMoney(ctx, "update order", s.sc.updateOrder, []string{rk, ob, obv}, args...)
+	in, v, err := s.fenced(ctx, o.OrderNo, func(in writeIntent) (any, error) {
+		args := append([]any{j, string(rec.Status), string(expect), rec.Client, rec.User, createdNS(&rec), o.Version, in.tok, len(elems)}, elems...)
+		return s.runMoney(ctx, "update order", s.sc.updateOrder, []string{rk, ob, obv}, append(args, in.fence())...)
+	})
 	if err != nil && v == nil {
 		return err
 	}
 	r := replySlice(v)
 	switch replyInt(r, 0) {
 	case -1:
-		s.dropIntent(ctx, o.OrderNo, tok)
+		s.dropIntent(ctx, o.OrderNo, in)
 		return fmt.Errorf("order %s: %w", o.OrderNo, store.ErrNotFound)
 	case -2:
-		s.dropIntent(ctx, o.OrderNo, tok)
+		s.dropIntent(ctx, o.OrderNo, in)
 		cur, _ := replyStr(r, 1)
 		if cur == string(expect) {
 			return fmt.Errorf("order %s is at version %d, not %d: %w", o.OrderNo, replyInt(r, 2), o.Version, store.ErrConflict)
 		}
 		return fmt.Errorf("order %s is %s, not %s: %w", o.OrderNo, cur, expect, store.ErrConflict)
 	case -3:
-		s.dropIntent(ctx, o.OrderNo, tok)
+		s.dropIntent(ctx, o.OrderNo, in)
 		return fmt.Errorf("redis: update order %s: %w", o.OrderNo, errImmutable)
 	}
 	rec.Version = replyInt(r, 1)
-	s.sync(ctx, &rec, replyInt(r, 2), replyInt(r, 3), tok)
+	s.sync(ctx, &rec, replyInt(r, 2), replyInt(r, 3), in)
 	o.Version, o.UpdatedAt = rec.Version, rec.UpdatedAt
 	return err
 }

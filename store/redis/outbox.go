@@ -39,17 +39,15 @@ func (s *Store) EnqueueEvents(ctx context.Context, events ...store.Event) error 
 		if err != nil {
 			return err
 		}
-		tok, err := s.intent(ctx, key)
-		if err != nil {
-			return err
-		}
-		args := append(append([]any{len(elems)}, elems...), queueHold(0))
-		v, err := s.run(ctx, "enqueue events", s.sc.enqueue, s.k.queueKeys(key), args...)
+		in, v, err := s.fenced(ctx, key, func(in writeIntent) (any, error) {
+			args := append(append([]any{len(elems)}, elems...), queueHold(0), in.fence())
+			return s.run(ctx, "enqueue events", s.sc.enqueue, s.k.queueKeys(key), args...)
+		})
 		if err != nil {
 			return err
 		}
 		r := replySlice(v)
-		s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 0), 10), replyInt(r, 1), noteOf(key, tok))
+		s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 0), 10), replyInt(r, 1), noteOf(key, in.tok))
 	}
 	return nil
 }
@@ -62,16 +60,14 @@ func (s *Store) EnqueueEventOnce(ctx context.Context, e store.Event) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	tok, err := s.intent(ctx, e.Key)
-	if err != nil {
-		return false, err
-	}
-	v, err := s.run(ctx, "enqueue event once", s.sc.enqueueOnce, s.k.queueKeys(e.Key), e.ID, elems[0], queueHold(0))
+	in, v, err := s.fenced(ctx, e.Key, func(in writeIntent) (any, error) {
+		return s.run(ctx, "enqueue event once", s.sc.enqueueOnce, s.k.queueKeys(e.Key), e.ID, elems[0], queueHold(0), in.fence())
+	})
 	if err != nil {
 		return false, err
 	}
 	r := replySlice(v)
-	s.syncIndexOrWarn(ctx, nil, e.Key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2), noteOf(e.Key, tok))
+	s.syncIndexOrWarn(ctx, nil, e.Key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2), noteOf(e.Key, in.tok))
 	return replyInt(r, 0) == 1, nil
 }
 

@@ -54,6 +54,7 @@ func TestCluster(t *testing.T) {
 		clock := storetest.NewClock()
 		testRepair(t, clock, open(t, clock, ""))
 	})
+	t.Run("RepairBeforeTheMoneyStep", func(t *testing.T) { testRepairBeforeTheMoneyStep(t, open) })
 	t.Run("SeedOnly", func(t *testing.T) {
 		s := openOn(t, nil, Options{Addrs: addrs[:1], Cluster: true})
 		if _, ok := s.Client().(*goredis.ClusterClient); !ok {
@@ -167,13 +168,14 @@ func testRepair(t *testing.T, clock *storetest.Clock, s *Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := s.intent(ctx, o.OrderNo)
+	in, err := s.intent(ctx, o.OrderNo)
 	if err != nil {
 		t.Fatal(err)
 	}
 	j := mustJSON(t, o)
 	rk, ob, obv := s.k.orderTag(o.OrderNo)
-	args := append([]any{j, string(o.Status), o.Client, o.User, createdNS(o), tok, len(elems)}, elems...)
+	args := append([]any{j, string(o.Status), o.Client, o.User, createdNS(o), in.tok, len(elems)}, elems...)
+	args = append(args, in.fence())
 	if _, err := s.run(ctx, "create order", s.sc.createOrder, []string{rk, ob, obv}, args...); err != nil {
 		t.Fatal(err)
 	}

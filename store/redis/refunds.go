@@ -44,27 +44,23 @@ func (s *Store) PutRefundProposal(ctx context.Context, p *store.RefundProposal, 
 	if err != nil {
 		return fmt.Errorf("redis: encode refund proposal: %w", err)
 	}
-	tok := ""
-	if len(elems) > 0 {
-		if tok, err = s.intent(ctx, key); err != nil {
-			return err
-		}
-	}
 	_, ob, obv := s.k.orderTag(key)
 	args := append([]any{j, rec.User, rec.ExpiresAt.UnixMilli(), ms(ttl + store.TombstoneTTL + expiryGrace), rand.Text(), len(elems)}, elems...)
-	v, err := s.runMoney(ctx, "put refund proposal", s.sc.putRefund, []string{s.k.one("r", p.RefundID), ob, obv}, args...)
+	in, v, err := s.proposalStep(ctx, key, len(elems) > 0, func(in writeIntent) (any, error) {
+		return s.runMoney(ctx, "put refund proposal", s.sc.putRefund, []string{s.k.one("r", p.RefundID), ob, obv}, append(args, in.fence())...)
+	})
 	if err != nil && v == nil {
 		return err // the intent's note stays for Repair
 	}
 	r := replySlice(v)
 	if replyInt(r, 0) != 1 {
-		if tok != "" {
-			s.dropIntent(ctx, key, tok)
+		if in.tok != "" {
+			s.dropIntent(ctx, key, in)
 		}
 		return fmt.Errorf("refund proposal %s: %w", p.RefundID, store.ErrExists)
 	}
-	if tok != "" {
-		s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2), noteOf(key, tok))
+	if in.tok != "" {
+		s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2), noteOf(key, in.tok))
 	}
 	if err != nil {
 		// Written on the primary but not replicated in time: fail closed.
@@ -118,31 +114,27 @@ func (s *Store) finishRefund(ctx context.Context, op, id, user, state string, ev
 	if err != nil {
 		return nil, err
 	}
-	tok := ""
-	if len(elems) > 0 {
-		if tok, err = s.intent(ctx, key); err != nil {
-			return nil, err
-		}
-	}
 	_, ob, obv := s.k.orderTag(key)
 	args := append([]any{user, state, s.now().UnixMilli(), ms(store.TombstoneTTL + expiryGrace), rand.Text(), len(elems)}, elems...)
-	v, err := s.runMoney(ctx, op, s.sc.finishRefund, []string{s.k.one("r", id), ob, obv}, args...)
+	in, v, err := s.proposalStep(ctx, key, len(elems) > 0, func(in writeIntent) (any, error) {
+		return s.runMoney(ctx, op, s.sc.finishRefund, []string{s.k.one("r", id), ob, obv}, append(args, in.fence())...)
+	})
 	if err != nil && v == nil {
 		return nil, err // the intent's note stays for Repair
 	}
 	r := replySlice(v)
 	switch replyInt(r, 0) {
 	case -1, -2:
-		if tok != "" {
-			s.dropIntent(ctx, key, tok)
+		if in.tok != "" {
+			s.dropIntent(ctx, key, in)
 		}
 		if replyInt(r, 0) == -1 {
 			return nil, fmt.Errorf("refund proposal %s: %w", id, store.ErrNotFound)
 		}
 		return nil, fmt.Errorf("refund proposal %s: %w", id, store.ErrGone)
 	}
-	if tok != "" {
-		s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 2), 10), replyInt(r, 3), noteOf(key, tok))
+	if in.tok != "" {
+		s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 2), 10), replyInt(r, 3), noteOf(key, in.tok))
 	}
 	j, _ := replyStr(r, 1)
 	p, derr := decodeProposal(j)
@@ -155,6 +147,17 @@ func (s *Store) finishRefund(ctx context.Context, op, id, user, state string, ev
 		return nil, err
 	}
 	return p, nil
+}
+
+// proposalStep runs the script of a refund proposal write: fenced behind an
+// intent when it carries events (noted), which touch the {idx} outbox
+// index; alone, with no intent and no fence, when it carries none.
+func (s *Store) proposalStep(ctx context.Context, key string, noted bool, step func(writeIntent) (any, error)) (writeIntent, any, error) {
+	if noted {
+		return s.fenced(ctx, key, step)
+	}
+	v, err := step(writeIntent{})
+	return writeIntent{}, v, err
 }
 
 // proposalEvents keys events passed with a write of refund proposal id by

@@ -18,19 +18,19 @@ import (
 // script, and dies before its sync steps: what a process killed between the
 // money step and the user copy leaves behind.
 type crashWriter struct {
-	t   *testing.T
-	s   *Store
-	no  string
-	tok string
+	t  *testing.T
+	s  *Store
+	no string
+	in writeIntent
 }
 
 func beginCrashWriter(t *testing.T, s *Store, no string) *crashWriter {
 	t.Helper()
-	tok, err := s.intent(context.Background(), no)
+	in, err := s.intent(context.Background(), no)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &crashWriter{t: t, s: s, no: no, tok: tok}
+	return &crashWriter{t: t, s: s, no: no, in: in}
 }
 
 // ageNotes moves every repair note, and every entry of the intent log of
@@ -66,7 +66,8 @@ func (w *crashWriter) create(o *store.Order, eventID string) bool {
 		w.t.Fatal(err)
 	}
 	rk, ob, obv := w.s.k.orderTag(o.OrderNo)
-	args := append([]any{mustJSON(w.t, o), string(o.Status), o.Client, o.User, createdNS(o), w.tok, len(elems)}, elems...)
+	args := append([]any{mustJSON(w.t, o), string(o.Status), o.Client, o.User, createdNS(o), w.in.tok, len(elems)}, elems...)
+	args = append(args, w.in.fence())
 	v, err := w.s.run(context.Background(), "create order", w.s.sc.createOrder, []string{rk, ob, obv}, args...)
 	if err != nil {
 		w.t.Fatal(err)
@@ -86,7 +87,8 @@ func (w *crashWriter) update(o *store.Order, expect, status store.OrderStatus, e
 	}
 	rk, ob, obv := w.s.k.orderTag(o.OrderNo)
 	args := append([]any{mustJSON(w.t, &next), string(next.Status), string(expect),
-		next.Client, next.User, createdNS(&next), o.Version, w.tok, len(elems)}, elems...)
+		next.Client, next.User, createdNS(&next), o.Version, w.in.tok, len(elems)}, elems...)
+	args = append(args, w.in.fence())
 	v, err := w.s.run(context.Background(), "update order", w.s.sc.updateOrder, []string{rk, ob, obv}, args...)
 	if err != nil {
 		w.t.Fatal(err)
@@ -172,7 +174,7 @@ func TestALosingWriterKeepsTheRepairOfACommittedOne(t *testing.T) {
 				if b.create(&dup, "evt-dup") {
 					t.Fatal("the second create applied")
 				}
-				s.dropIntent(ctx, no, b.tok)
+				s.dropIntent(ctx, no, b.in)
 				return store.StatusCreating, "evt-created"
 			}},
 		{"update changing an immutable field after the commit", true,
@@ -273,7 +275,7 @@ func TestCrashedWritersAreRepairedUnderRacingConflicts(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			no := read[i].OrderNo
-			tok, err := s.intent(ctx, no)
+			in, err := s.intent(ctx, no)
 			if err != nil {
 				t.Error(err)
 				return
@@ -287,7 +289,8 @@ func TestCrashedWritersAreRepairedUnderRacingConflicts(t *testing.T) {
 			}
 			rk, ob, obv := s.k.orderTag(no)
 			args := append([]any{mustJSON(t, &paid), string(paid.Status), string(store.StatusAwaitingPayment),
-				paid.Client, paid.User, createdNS(&paid), paid.Version, tok, len(elems)}, elems...)
+				paid.Client, paid.User, createdNS(&paid), paid.Version, in.tok, len(elems)}, elems...)
+			args = append(args, in.fence())
 			v, err := s.run(ctx, "update order", s.sc.updateOrder, []string{rk, ob, obv}, args...)
 			if err != nil {
 				t.Error(err)
@@ -392,6 +395,7 @@ func TestRepairDrainsTheIntentLogOfEarlierVersions(t *testing.T) {
 	}
 	rk, ob, obv := s.k.orderTag(o.OrderNo)
 	args := append([]any{mustJSON(t, o), string(o.Status), o.Client, o.User, createdNS(o), tok, len(elems)}, elems...)
+	args = append(args, writeIntent{}.fence()) // an earlier version's write has no deadline
 	if _, err := s.run(ctx, "create order", s.sc.createOrder, []string{rk, ob, obv}, args...); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,34 @@ local function obstate(ob, obv)
 end
 `
 
+// luaServerTime is shared by the scripts that read the server's clock: its
+// time in unix milliseconds. Redis 5 and later replicate a script by its
+// effects (the only way from Redis 7), so a script may read TIME and then
+// write.
+const luaServerTime = `
+local function servertime()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`
+
+// luaFence is shared by the scripts of a write that records an intent first
+// (sync.go): the order scripts, the refund proposal scripts and the enqueue
+// scripts. Their last ARGV is the intent's deadline (server time, unix ms;
+// empty for a write without an intent), and once it has passed on this
+// server's clock they refuse to write, with an error reply starting
+// STALEINTENT, so Repair, which takes a note for abandoned only well after
+// its deadline, never resyncs a member before a write its note stands for.
+// Each script checks it just before its first write: after the checks that
+// answer without writing, so a run re-sent after a lost reply still answers
+// as the run that wrote did.
+const luaFence = luaServerTime + `
+local stale_intent = 'STALEINTENT the write intent is past its deadline: record a new one'
+local function stale(deadline)
+  return deadline ~= '' and servertime() > tonumber(deadline)
+end
+`
+
 // luaHold is shared by the scripts that change a refund proposal's event
 // queue (store.ProposalEventKey: ob and obv on the proposal's tag {r:ID}).
 // Those keys are not kept like an order's: hold gives both an expiry of at
@@ -65,13 +93,15 @@ end
 // write that was applied as a taken number or a conflict.
 
 // KEYS: rec, ob, obv. ARGV: json, status, client, user, created_ns, token, n,
-// elems... Returns {1, version, obv, next} or {0} when the number is taken.
-const luaCreateOrder = luaObState + `
+// elems..., deadline_ms. Returns {1, version, obv, next} or {0} when the
+// number is taken.
+const luaCreateOrder = luaObState + luaFence + `
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], 'w') ~= ARGV[6] then return {0} end
   local v, nx = obstate(KEYS[2], KEYS[3])
   return {1, 1, v, nx}
 end
+if stale(ARGV[#ARGV]) then return redis.error_reply(stale_intent) end
 redis.call('HSET', KEYS[1], 'j', ARGV[1], 's', ARGV[2], 'c', ARGV[3], 'u', ARGV[4], 'ca', ARGV[5], 'v', 1, 'w', ARGV[6])
 local n = tonumber(ARGV[7])
 if n > 0 then
@@ -83,9 +113,10 @@ return {1, 1, v, nx}
 `
 
 // KEYS: rec, ob, obv. ARGV: json, status, expect, client, user, created_ns,
-// version read, token, n, elems... Returns {1, version, obv, next}, {-1} not
-// found, {-2, status, version} conflict, {-3} immutable field changed.
-const luaUpdateOrder = luaObState + `
+// version read, token, n, elems..., deadline_ms. Returns {1, version, obv,
+// next}, {-1} not found, {-2, status, version} conflict, {-3} immutable field
+// changed.
+const luaUpdateOrder = luaObState + luaFence + `
 local cur = redis.call('HMGET', KEYS[1], 's', 'v', 'c', 'u', 'ca', 'w')
 if not cur[1] then return {-1} end
 if cur[6] == ARGV[8] then
@@ -94,6 +125,7 @@ if cur[6] == ARGV[8] then
 end
 if cur[1] ~= ARGV[3] or tonumber(cur[2]) ~= tonumber(ARGV[7]) then return {-2, cur[1], tonumber(cur[2])} end
 if cur[3] ~= ARGV[4] or cur[4] ~= ARGV[5] or cur[5] ~= ARGV[6] then return {-3} end
+if stale(ARGV[#ARGV]) then return redis.error_reply(stale_intent) end
 local ver = tonumber(cur[2]) + 1
 redis.call('HSET', KEYS[1], 'j', ARGV[1], 's', ARGV[2], 'v', ver, 'w', ARGV[8])
 local n = tonumber(ARGV[9])
@@ -105,9 +137,10 @@ local v, nx = obstate(KEYS[2], KEYS[3])
 return {1, ver, v, nx}
 `
 
-// KEYS: ob, obv[, rec]. ARGV: n, elems..., hold_ms. Returns {obv, next}.
-// rec is given for a refund proposal's queue (see luaHold).
-const luaEnqueue = luaObState + luaHold + `
+// KEYS: ob, obv[, rec]. ARGV: n, elems..., hold_ms, deadline_ms. Returns
+// {obv, next}. rec is given for a refund proposal's queue (see luaHold).
+const luaEnqueue = luaObState + luaHold + luaFence + `
+if stale(ARGV[#ARGV]) then return redis.error_reply(stale_intent) end
 local n = tonumber(ARGV[1])
 for i = 1, n do redis.call('RPUSH', KEYS[1], ARGV[1 + i]) end
 redis.call('INCR', KEYS[2])
@@ -116,16 +149,17 @@ local v, nx = obstate(KEYS[1], KEYS[2])
 return {v, nx}
 `
 
-// KEYS: ob, obv[, rec]. ARGV: id, elem, hold_ms. Appends elem unless an event
-// with id is queued. Returns {1, obv, next} appended, {0, obv, next} already
-// queued.
-const luaEnqueueOnce = luaObState + luaHold + `
+// KEYS: ob, obv[, rec]. ARGV: id, elem, hold_ms, deadline_ms. Appends elem
+// unless an event with id is queued. Returns {1, obv, next} appended, {0,
+// obv, next} already queued.
+const luaEnqueueOnce = luaObState + luaHold + luaFence + `
 for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   if cjson.decode(raw).id == ARGV[1] then
     local v, nx = obstate(KEYS[1], KEYS[2])
     return {0, v, nx}
   end
 end
+if stale(ARGV[#ARGV]) then return redis.error_reply(stale_intent) end
 redis.call('RPUSH', KEYS[1], ARGV[2])
 redis.call('INCR', KEYS[2])
 hold(KEYS[1], KEYS[2], KEYS[3], ARGV[3])
@@ -283,28 +317,19 @@ for i = 8, #ARGV do redis.call('ZREM', KEYS[5], ARGV[i]) end
 return 1
 `
 
-// luaServerTime is shared by the scripts that read the server's clock: its
-// time in unix milliseconds. Redis 5 and later replicate a script by its
-// effects (the only way from Redis 7), so a script may read TIME and then
-// write.
-const luaServerTime = `
-local function servertime()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-`
-
-// KEYS: notes, seq. ARGV: member. Records a write intent as a repair note of
-// its own, "member|token", scored with the time of the server holding
-// {idx}, and returns the token. A note per writer, not per member: a writer
-// that fails its compare-and-set must not be able to remove the note of one
-// that committed and died before its sync. The server's clock, not the
-// writer's: Repair judges a note's age by that same clock (luaIdxTime), so
-// the replicas' clocks do not matter.
+// KEYS: notes, seq. ARGV: member, fence_ms. Records a write intent as a
+// repair note of its own, "member|token", scored with the time of the server
+// holding {idx}, and returns {token, deadline_ms}: that time plus fence_ms,
+// after which the write's script refuses to write (luaFence). A note per
+// writer, not per member: a writer that fails its compare-and-set must not
+// be able to remove the note of one that committed and died before its
+// sync. The server's clock, not the writer's: Repair judges a note's age by
+// that same clock (luaIdxTime), so the replicas' clocks do not matter.
 const luaIntent = luaServerTime + `
 local t = tostring(redis.call('INCR', KEYS[2]))
-redis.call('ZADD', KEYS[1], servertime(), ARGV[1] .. '|' .. t)
-return t
+local now = servertime()
+redis.call('ZADD', KEYS[1], now, ARGV[1] .. '|' .. t)
+return {t, now + tonumber(ARGV[2])}
 `
 
 // KEYS: a key on {idx}, so that a cluster runs it on the server whose clock
@@ -435,15 +460,16 @@ return 1
 `
 
 // KEYS: key, ob, obv (the proposal's event queue, on its tag). ARGV: json,
-// user, expires_ms, physical_ms, token, n, elems... Returns {1, obv, next},
-// also to the same call re-sent (its token is kept in w), or {0} when the id
-// is taken. The queue gets the record's expiry (luaHold).
-const luaPutRefund = luaObState + luaHold + luaPushHeld + `
+// user, expires_ms, physical_ms, token, n, elems..., deadline_ms. Returns
+// {1, obv, next}, also to the same call re-sent (its token is kept in w), or
+// {0} when the id is taken. The queue gets the record's expiry (luaHold).
+const luaPutRefund = luaObState + luaHold + luaPushHeld + luaFence + `
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], 'w') ~= ARGV[5] then return {0} end
   local v, nx = obstate(KEYS[2], KEYS[3])
   return {1, v, nx}
 end
+if stale(ARGV[#ARGV]) then return redis.error_reply(stale_intent) end
 redis.call('HSET', KEYS[1], 'j', ARGV[1], 'st', 'live', 'u', ARGV[2], 'exp', ARGV[3], 'w', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 pushheld(KEYS[2], KEYS[3], KEYS[1], ARGV[4], 6, tonumber(ARGV[6]))
@@ -452,12 +478,13 @@ return {1, v, nx}
 `
 
 // KEYS: key, ob, obv (the proposal's event queue, on its tag). ARGV: user,
-// new_state, now_ms, tombstone_ms, token, n, elems... Returns {1, json, obv,
-// next}, also to the same call re-sent (its token is kept in by; its events
-// are not pushed again), {-1} not found (or another user's), {-2} gone. Only
-// the call that ends the proposal pushes its events, in the same step as the
-// tombstone; the queue gets the tombstone's expiry (luaHold).
-const luaFinishRefund = luaObState + luaHold + luaPushHeld + `
+// new_state, now_ms, tombstone_ms, token, n, elems..., deadline_ms. Returns
+// {1, json, obv, next}, also to the same call re-sent (its token is kept in
+// by; its events are not pushed again), {-1} not found (or another user's),
+// {-2} gone. Only the call that ends the proposal pushes its events, in the
+// same step as the tombstone; the queue gets the tombstone's expiry
+// (luaHold).
+const luaFinishRefund = luaObState + luaHold + luaPushHeld + luaFence + `
 local r = redis.call('HMGET', KEYS[1], 'j', 'st', 'u', 'exp', 'by')
 if not r[1] or r[3] ~= ARGV[1] then return {-1} end
 if r[2] == ARGV[2] and r[5] == ARGV[5] then -- this call's own answer, re-sent
@@ -465,6 +492,7 @@ if r[2] == ARGV[2] and r[5] == ARGV[5] then -- this call's own answer, re-sent
   return {1, r[1], v, nx}
 end
 if r[2] ~= 'live' or tonumber(r[4]) <= tonumber(ARGV[3]) then return {-2} end
+if stale(ARGV[#ARGV]) then return redis.error_reply(stale_intent) end
 redis.call('HSET', KEYS[1], 'st', ARGV[2], 'by', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 pushheld(KEYS[2], KEYS[3], KEYS[1], ARGV[4], 6, tonumber(ARGV[6]))

@@ -21,7 +21,9 @@ import (
 //	1. intent:  {idx}:notes gets a repair note "member|token" of this writer's
 //	            own, the token fresh, scored with the time of the server
 //	            holding {idx}
-//	2. write:   the order script on {o:NO}, order and outbox together
+//	2. write:   the order script on {o:NO}, order and outbox together,
+//	            refused unless it runs within fence (RepairGrace/2) of the
+//	            intent by the clock of {o:NO}'s server
 //	3. user:    the copy on {u:CLIENT:USER}, applied only if newer
 //	4. index:   {idx} indexes, applied only if newer; removes this writer's
 //	            note
@@ -40,17 +42,72 @@ import (
 // which also covers a write that did apply but was reported as a conflict
 // because its reply was lost and the re-sent script found another writer's
 // token in the record.
+//
+// Repair takes a note for abandoned once it is RepairGrace old, and by then
+// its write has run or never will: step 2 refuses to write past the
+// intent's deadline, RepairGrace/2 after it (luaFence), so a writer stalled
+// between 1 and 2 (retrying through a failover, a paused process) cannot
+// commit behind a repair pass that resynced the member from the state
+// before its write and removed its note. Such a writer records a fresh
+// intent and runs its script again (fenced). Both ages are read on the
+// Redis servers' clocks, never on the replicas': this holds while the
+// server holding {idx} and the one holding the member agree within
+// RepairGrace/2, and while every replica uses the same RepairGrace.
 
-// intent is step 1. It returns this writer's token; noteOf(member, token) is
-// its note.
-func (s *Store) intent(ctx context.Context, member string) (string, error) {
-	v, err := s.run(ctx, "write intent", s.sc.intent,
-		[]string{s.k.idx("notes"), s.k.idx("seq")}, member)
-	if err != nil {
-		return "", err
+// writeIntent is a recorded intent: the writer's token (noteOf(member, tok)
+// is its note) and its deadline, the server time (unix ms) after which the
+// write's script refuses to write. The zero value stands for a write that
+// records no intent.
+type writeIntent struct {
+	tok      string
+	deadline int64
+}
+
+// fence is the last ARGV of a script that checks it (luaFence).
+func (in writeIntent) fence() any {
+	if in.tok == "" {
+		return ""
 	}
-	tok, _ := v.(string)
-	return tok, nil
+	return in.deadline
+}
+
+// staleTries is how many intents a write gets before a refusal as stale is
+// reported: once is a stall, three times in a row is a store that cannot be
+// written in time.
+const staleTries = 3
+
+// intent is step 1.
+func (s *Store) intent(ctx context.Context, member string) (writeIntent, error) {
+	v, err := s.run(ctx, "write intent", s.sc.intent,
+		[]string{s.k.idx("notes"), s.k.idx("seq")}, member, ms(s.grace/2))
+	if err != nil {
+		return writeIntent{}, err
+	}
+	r := replySlice(v)
+	tok, _ := replyStr(r, 0)
+	return writeIntent{tok: tok, deadline: replyInt(r, 1)}, nil
+}
+
+// fenced is steps 1 and 2: it records an intent for member and runs step,
+// the write's script, under it. A script refused as stale (its intent got
+// past its deadline before it ran) wrote nothing; fenced records a fresh
+// intent and runs it again. The refused intent's note is left to Repair,
+// which finds nothing of it to sync.
+func (s *Store) fenced(ctx context.Context, member string, step func(writeIntent) (any, error)) (writeIntent, any, error) {
+	for try := 1; ; try++ {
+		in, err := s.intent(ctx, member)
+		if err != nil {
+			return in, nil, err
+		}
+		v, err := step(in)
+		if !goredis.HasErrorPrefix(err, "STALEINTENT") {
+			return in, v, err
+		}
+		if try == staleTries {
+			return in, nil, fmt.Errorf("redis: %s written too late %d times: %w: %w", member, try, store.ErrUnavailable, err)
+		}
+		s.log.Warn("store write refused as stale, retried under a fresh intent", "member", member, "err", err)
+	}
 }
 
 // noteOf is the repair note of member's writer holding tok. Tokens are
@@ -70,8 +127,8 @@ func memberOf(note string) string {
 // only then removes its note. The resync is what makes a conflict answer to
 // a re-sent script safe (see above); it is cheap and on a failure path only.
 // Failure is logged: the note stays for Repair.
-func (s *Store) dropIntent(ctx context.Context, member, tok string) {
-	if err := s.resync(ctx, member, noteOf(member, tok)); err != nil {
+func (s *Store) dropIntent(ctx context.Context, member string, in writeIntent) {
+	if err := s.resync(ctx, member, noteOf(member, in.tok)); err != nil {
 		s.log.Warn("store sync after a lost write deferred to repair", "member", member, "err", err)
 	}
 }
@@ -79,12 +136,12 @@ func (s *Store) dropIntent(ctx context.Context, member, tok string) {
 // sync runs steps 3 and 4 after a successful write of o; obv and next are
 // the outbox state the write left. Failures are logged, not returned: the
 // money step is committed, and the note stays for Repair.
-func (s *Store) sync(ctx context.Context, o *store.Order, obv, next int64, tok string) {
+func (s *Store) sync(ctx context.Context, o *store.Order, obv, next int64, in writeIntent) {
 	if err := s.syncUser(ctx, o); err != nil {
 		s.log.Warn("store user copy sync deferred to repair", "order", o.OrderNo, "err", err)
 		return
 	}
-	s.syncIndexOrWarn(ctx, o, o.OrderNo, strconv.FormatInt(obv, 10), next, noteOf(o.OrderNo, tok))
+	s.syncIndexOrWarn(ctx, o, o.OrderNo, strconv.FormatInt(obv, 10), next, noteOf(o.OrderNo, in.tok))
 }
 
 // syncIndexOrWarn is syncIndex where a failure only delays the index: the
