@@ -103,8 +103,8 @@ type raceWrite struct {
 	// which carries the event evt-1.
 	setup func(ctx context.Context, s *Store, clock *storetest.Clock) error
 	write func(ctx context.Context, s *Store, clock *storetest.Clock) error
-	// paid: the write moves order RR-1 of user u1 to paid (created: creates
-	// it); the user copy and the status index must follow.
+	// order, for a write of order RR-1 (user u1), is the status the write
+	// leaves it in; its user copy and status index must follow.
 	order store.OrderStatus
 }
 

@@ -21,9 +21,9 @@ import (
 //	1. intent:  {idx}:notes gets a repair note "member|token" of this writer's
 //	            own, the token fresh, scored with the time of the server
 //	            holding {idx}
-//	2. write:   the order script on {o:NO}, order and outbox together,
-//	            refused unless it runs within fence (RepairGrace/2) of the
-//	            intent by the clock of {o:NO}'s server
+//	2. write:   the order script on {o:NO}, order and outbox together;
+//	            it refuses to write once RepairGrace/2 has passed since 1
+//	            on the clock of {o:NO}'s server (luaFence)
 //	3. user:    the copy on {u:CLIENT:USER}, applied only if newer
 //	4. index:   {idx} indexes, applied only if newer; removes this writer's
 //	            note
