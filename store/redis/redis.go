@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -26,6 +27,19 @@ const (
 	DefaultRepairInterval = time.Minute
 	DefaultRepairGrace    = 30 * time.Second
 	DefaultEpochInterval  = time.Second
+	// DefaultReadTimeout and DefaultWriteTimeout bound one socket read (a
+	// reply) or write when the caller's context has no earlier deadline.
+	// Every reply paygate waits for is one script, a short pipeline or a
+	// batch of at most 500 entries: milliseconds on a healthy Redis, so
+	// these are far above a fork or an fsync stall, and they are what holds
+	// a call on a Redis that accepts connections but does not answer (a
+	// paused process, a stalled host, a path that drops packets) when its
+	// context has no deadline or is only cancelled: go-redis puts a
+	// context's deadline on the socket (ContextTimeoutEnabled, set by Open)
+	// but not its cancellation. A read that times out is not retried (the
+	// command may have run) and its connection is discarded.
+	DefaultReadTimeout  = 3 * time.Second
+	DefaultWriteTimeout = 3 * time.Second
 	// expiryGrace is added to every physical PEXPIRE so a record is never
 	// deleted before its logical expiry, whatever the clock skew.
 	expiryGrace = time.Minute
@@ -56,9 +70,14 @@ type Options struct {
 	// reported as store.ErrUnavailable, so the caller fails closed.
 	WaitReplicas int
 	WaitTimeout  time.Duration
-	// Timeouts, retries and pool size; zero means go-redis defaults (dial 5s,
-	// read/write 3s, 3 retries). MaxRetries -1 disables retries, so a down
-	// Redis fails a turn's state load fast.
+	// Timeouts, retries and pool size. A zero ReadTimeout or WriteTimeout
+	// is DefaultReadTimeout or DefaultWriteTimeout (with WaitReplicas, the
+	// read timeout also covers WaitTimeout: WAIT answers only after it);
+	// the other zeros are go-redis defaults (dial 5s, 3 retries, a pool
+	// wait of the read timeout and a second). A context's deadline, when
+	// earlier, cuts a dial, a pool wait, a write or a read all the same.
+	// MaxRetries -1 disables retries, so a down Redis fails a turn's state
+	// load fast.
 	DialTimeout  time.Duration
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
@@ -133,10 +152,15 @@ func Open(opts Options) (*Store, error) {
 		MasterName:    opts.MasterName,
 		IsClusterMode: opts.Cluster,
 		DialTimeout:   opts.DialTimeout,
-		ReadTimeout:   opts.ReadTimeout,
-		WriteTimeout:  opts.WriteTimeout,
+		ReadTimeout:   readTimeout(opts),
+		WriteTimeout:  cmp.Or(opts.WriteTimeout, DefaultWriteTimeout),
 		MaxRetries:    opts.MaxRetries,
 		PoolSize:      opts.PoolSize,
+		// Without it go-redis gives the socket its own read and write
+		// timeouts only, whatever the caller's deadline: /readyz's 2s
+		// ping, a turn's state load and the workers' passes would each
+		// wait out the read timeout on a Redis that does not answer.
+		ContextTimeoutEnabled: true,
 	}
 	if opts.TLS {
 		name := opts.TLSServerName
@@ -150,6 +174,19 @@ func Open(opts Options) (*Store, error) {
 		uo.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: name}
 	}
 	return newStore(goredis.NewUniversalClient(uo), opts), nil
+}
+
+// readTimeout is opts.ReadTimeout, or DefaultReadTimeout; with
+// WaitReplicas, plus WaitTimeout, which a money write's WAIT may spend on
+// the server before its reply comes.
+func readTimeout(opts Options) time.Duration {
+	if opts.ReadTimeout != 0 {
+		return opts.ReadTimeout
+	}
+	if opts.WaitReplicas > 0 {
+		return DefaultReadTimeout + cmp.Or(max(opts.WaitTimeout, 0), DefaultWaitTimeout)
+	}
+	return DefaultReadTimeout
 }
 
 func newStore(c goredis.UniversalClient, opts Options) *Store {
@@ -433,13 +470,18 @@ func (s *Store) markLost(ctx context.Context, cause error, attrs ...any) {
 	})
 }
 
-// Close stops the background repair and closes the client.
+// Close stops the background repair and closes the client. The client is
+// closed before the background loops are waited for: closing it closes its
+// connections, in use or not, so every call still waiting on a Redis that
+// does not answer (the loops' own, a worker's, a request's) returns at once
+// with an error instead of at its deadline, which a cancellation alone does
+// not bring forward (DefaultReadTimeout).
 func (s *Store) Close() error {
 	var err error
 	s.once.Do(func() {
 		s.stop()
-		s.wg.Wait()
 		err = s.c.Close()
+		s.wg.Wait()
 	})
 	return err
 }
