@@ -49,6 +49,17 @@ const exchangeTTL = 24 * time.Hour
 // expires, so it alone cannot make an announcement once-ever.
 const announcedTTL = 30 * 24 * time.Hour
 
+// stateTimeout bounds, together, the store reads a turn makes before its
+// upstream call: the kept payment exchanges it restores and the user's
+// payment state. Each is one round trip, a millisecond or so on a healthy
+// store; a store that accepts connections but does not answer (a paused or
+// stalled Redis) would otherwise hold every chat turn for as long as the
+// request lasts, where chat without payment state must go on (SPEC 6). A
+// constant, not a setting: it only has to be far above a healthy round
+// trip and short beside a turn; the model hears no payment state for the
+// turn that runs past it, and payment tools still fail closed on their own.
+const stateTimeout = time.Second
+
 // markTimeout bounds markDelivered's store writes, made after the answer
 // left and whatever the client does.
 const markTimeout = 5 * time.Second
@@ -66,16 +77,19 @@ const markTimeout = 5 * time.Second
 // the reliable channels (README).
 const announceWindow = announcedTTL - 24*time.Hour
 
-// loadState reads the user's orders (one store round trip), refreshes the
-// pending ones under the reconciler's deadline, and returns them with the
-// store's time of the read (the clock its counters expire by; time.Now for
-// a store that does not say). A store that is down yields no state: chat
-// goes on, payment tools fail closed.
-func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller) ([]*store.Order, time.Time) {
+// loadState reads the user's orders (one store round trip, by storeBy: the
+// turn's stateTimeout), refreshes the pending ones under the reconciler's
+// deadline, and returns them with the store's time of the read (the clock
+// its counters expire by; time.Now for a store that does not say). A store
+// that is down or does not answer by then yields no state: chat goes on,
+// payment tools fail closed.
+func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller, storeBy time.Time) ([]*store.Order, time.Time) {
 	if s.state == nil {
 		return nil, time.Time{}
 	}
-	st, err := s.state.LoadUserState(ctx, c.Client, c.User)
+	lctx, cancel := context.WithDeadline(ctx, storeBy)
+	st, err := s.state.LoadUserState(lctx, c.Client, c.User)
+	cancel()
 	if err != nil {
 		s.metrics.stateUnavailable.Inc()
 		s.log.Warn("payment state unavailable; the turn goes on without it", "request_id", reqID, "err", err)

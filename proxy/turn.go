@@ -94,11 +94,15 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		return
 	}
 	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget}
+	// What the turn reads from the store before its upstream call, it reads
+	// by one deadline: a store that does not answer must not hold the chat.
+	storeBy := time.Now().Add(stateTimeout)
 	var err error
 	if s.state != nil && bytes.Contains(body, toolCallsKey) {
 		var n int
+		ectx, cancel := context.WithDeadline(ctx, storeBy)
 		body, n, err = interceptors.RestoreExchanges(body, func(id string) *interceptors.Exchange {
-			b, err := s.lookupExchange(ctx, caller, id)
+			b, err := s.lookupExchange(ectx, caller, id)
 			if err != nil {
 				return nil
 			}
@@ -108,6 +112,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 			}
 			return &ex
 		})
+		cancel()
 		if err != nil {
 			writeError(w, badRequest("paygate: "+err.Error()))
 			return
@@ -116,7 +121,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 			s.log.Debug("payment exchanges restored", "request_id", reqID, "count", n)
 		}
 	}
-	orders, now := s.loadState(ctx, reqID, caller)
+	orders, now := s.loadState(ctx, reqID, caller, storeBy)
 	if msg := stateMessage(orders, time.Now(), s.cfg.Payments.StateInjection.SettledAfter.D()); msg != "" {
 		if body, err = interceptors.InsertStateMessage(body, msg); err != nil {
 			writeError(w, badRequest("paygate: "+err.Error()))

@@ -1,0 +1,89 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/store"
+)
+
+// hungState is a store that takes every call and answers none, as the
+// Redis driver does on a Redis that accepts connections but does not
+// answer: a call returns when its context's deadline passes, and a call
+// without one waits for the driver's read timeout (here hungFor, far
+// longer than the turn may take).
+type hungState struct {
+	calls, unbounded atomic.Int32
+}
+
+const hungFor = 10 * time.Second
+
+func (h *hungState) wait(ctx context.Context) error {
+	h.calls.Add(1)
+	if _, ok := ctx.Deadline(); !ok {
+		h.unbounded.Add(1)
+	}
+	t := time.NewTimer(hungFor)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, ctx.Err())
+	case <-t.C:
+		return fmt.Errorf("%w: read timeout", store.ErrUnavailable)
+	}
+}
+
+func (h *hungState) LoadUserState(ctx context.Context, _, _ string) (*store.UserState, error) {
+	return nil, h.wait(ctx)
+}
+
+func (h *hungState) PutExchange(ctx context.Context, _ string, _ []byte, _ time.Duration) error {
+	return h.wait(ctx)
+}
+
+func (h *hungState) GetExchange(ctx context.Context, _ string) ([]byte, error) {
+	return nil, h.wait(ctx)
+}
+
+func (h *hungState) IncrCounter(ctx context.Context, _ string, _ time.Duration) (int64, error) {
+	return 0, h.wait(ctx)
+}
+
+// TestHungStoreTurnGoesOn: a turn whose store does not answer goes on
+// without payment state after stateTimeout, the restored exchanges and the
+// state load sharing that one deadline (SPEC 6: store down, chat without
+// payment state still works); it does not wait for the request's own end.
+func TestHungStoreTurnGoesOn(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Sunny it is."},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":3,"total_tokens":13}}`))
+	st := &hungState{}
+	url := paymentProxy(t, fp.URL, nil, queryTools{}, st, nil)
+	// The bot comes back with its own call's result: the turn looks for a
+	// kept exchange of that call first, then loads the payment state.
+	body := `{"model":"gpt-test",` + weatherTool + `"messages":[{"role":"user","content":"weather?"},` +
+		`{"role":"assistant","content":null,"tool_calls":[{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},` +
+		`{"role":"tool","tool_call_id":"call_w","content":"sunny"}]}`
+	start := time.Now()
+	resp := post(t, url, "/v1/chat/completions", body, map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	got := readAll(t, resp.Body)
+	took := time.Since(start)
+	t.Logf("turn on a hung store: %d after %v, %d store calls", resp.StatusCode, took.Round(time.Millisecond), st.calls.Load())
+	if resp.StatusCode != 200 || !strings.Contains(got, "Sunny it is.") {
+		t.Errorf("turn on a hung store: %d %s; want the model's answer", resp.StatusCode, got)
+	}
+	if took > stateTimeout+2*time.Second {
+		t.Errorf("turn on a hung store took %v; want about stateTimeout (%v)", took.Round(time.Millisecond), stateTimeout)
+	}
+	if st.calls.Load() < 2 {
+		t.Errorf("%d store calls; want the exchange lookup and the state load", st.calls.Load())
+	}
+	if n := st.unbounded.Load(); n > 0 {
+		t.Errorf("%d store calls before the upstream call had no deadline", n)
+	}
+	if len(fp.requests()) != 1 {
+		t.Errorf("%d upstream requests; want 1", len(fp.requests()))
+	}
+}
