@@ -126,7 +126,10 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 // close stops what writes first, then what drains: the sweeper and the
 // payments' background queries can still commit a transition (and enqueue
 // its audit and webhook events), so the audit worker and the webhook relay
-// stop after them, and the store last.
+// stop after them, and the store last. What drains stops all at once: the
+// audit worker, the webhook relay and the ledger's writer depend on each
+// other in nothing, and one after the other a store that answers slowly or
+// not at all would hold the shutdown once for each of them.
 func (a *app) close() {
 	if a.stop != nil {
 		a.stop()
@@ -134,21 +137,65 @@ func (a *app) close() {
 	if a.payments != nil {
 		_ = a.payments.Close()
 	}
+	var wg sync.WaitGroup
 	if a.audit != nil {
-		a.audit.stop()
+		wg.Go(a.audit.stop)
 	}
-	a.webhooks.stop()
+	wg.Go(a.webhooks.stop)
 	if a.sim != nil {
-		a.sim.Close()
+		wg.Go(func() { _ = a.sim.Close() })
 	}
 	if a.router != nil {
-		_ = a.router.Close()
+		wg.Go(func() { _ = a.router.Close() })
 	}
 	if a.ledger != nil {
-		a.ledger.Close() // its queued conversation costs go to the store first
+		wg.Go(a.ledger.Close) // its queued conversation costs go to the store first
 	}
+	wg.Wait()
 	if a.store != nil {
 		_ = a.store.Close()
+	}
+}
+
+// closeBy runs close, in its order, within a shutdown's deadline. When
+// close has not ended reserve before the deadline, something it waits for
+// is blocked on a store that stopped answering (a paused or stalled Redis
+// holds each call up to the driver's read timeout, and the ledger's queue
+// one call per entry): the store is closed under it, so every call still
+// waiting returns at once with an error (a money write among them as
+// unavailable: payments fail closed, an order left `creating` is the
+// reconciler's), and close has until the deadline to end. closeBy returns
+// by the deadline in any case.
+func (a *app) closeBy(deadline time.Time, reserve time.Duration) {
+	done := make(chan struct{})
+	go func() { defer close(done); a.close() }()
+	if waitUntil(done, deadline.Add(-reserve)) {
+		return
+	}
+	a.log.Warn("shutdown: background work still waiting on the store at the deadline; closing the store under it",
+		"left", max(time.Until(deadline), 0).Round(time.Millisecond).String())
+	if a.store != nil {
+		_ = a.store.Close()
+	}
+	if !waitUntil(done, deadline) {
+		a.log.Warn("shutdown: background work still running at the deadline; exiting without it")
+	}
+}
+
+// waitUntil reports whether done closed by t.
+func waitUntil(done <-chan struct{}, t time.Time) bool {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-done:
+		return true
+	case <-timer.C:
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
 	}
 }
 
@@ -325,7 +372,6 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan
 		}
 		return err
 	}
-	defer a.close()
 
 	var servers []httpServer
 	errc := make(chan error, len(ls))
@@ -383,6 +429,10 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan
 		}()
 	}
 	wg.Wait()
+	// The background workers and the store close within what is left of
+	// the same deadline: a store that stopped answering must not hold the
+	// exit past shutdown_timeout.
+	a.closeBy(start.Add(budget), cutReserve(budget))
 	return failed
 }
 
