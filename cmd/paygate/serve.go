@@ -213,7 +213,8 @@ func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
 			Addrs: r.Addrs, Username: r.Username, Password: r.Password, DB: r.DB,
 			MasterName: r.MasterName, TLS: r.TLS, KeyPrefix: r.KeyPrefix, WaitReplicas: r.WaitReplicas,
 			// One retry: a down Redis must fail a turn's state load fast so chat
-			// without payment state goes on.
+			// without payment state goes on. A hung one is bounded by the
+			// callers' deadlines and the driver's own read timeout.
 			MaxRetries: 1, DialTimeout: 2 * time.Second,
 			Logger: log,
 		})
