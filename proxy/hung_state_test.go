@@ -87,3 +87,54 @@ func TestHungStoreTurnGoesOn(t *testing.T) {
 		t.Errorf("%d upstream requests; want 1", len(fp.requests()))
 	}
 }
+
+// localState answers at once, as the embedded store does, and says it is a
+// LocalStore; it counts the reads that came with a deadline.
+type localState struct {
+	calls, bounded atomic.Int32
+}
+
+func (l *localState) Local() bool { return true }
+
+func (l *localState) note(ctx context.Context) {
+	l.calls.Add(1)
+	if _, ok := ctx.Deadline(); ok {
+		l.bounded.Add(1)
+	}
+}
+
+func (l *localState) LoadUserState(ctx context.Context, _, _ string) (*store.UserState, error) {
+	l.note(ctx)
+	return &store.UserState{}, nil
+}
+
+func (l *localState) PutExchange(context.Context, string, []byte, time.Duration) error { return nil }
+
+func (l *localState) GetExchange(ctx context.Context, _ string) ([]byte, error) {
+	l.note(ctx)
+	return nil, store.ErrNotFound
+}
+
+func (l *localState) IncrCounter(context.Context, string, time.Duration) (int64, error) {
+	return 1, nil
+}
+
+// TestLocalStoreReadWithoutDeadline: a store whose reads cannot hang on
+// another process (LocalStore: the embedded file) is read without the
+// turn's store deadline, which would cost every turn a timer and four
+// allocations for nothing.
+func TestLocalStoreReadWithoutDeadline(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Sunny it is."},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":3,"total_tokens":13}}`))
+	st := &localState{}
+	url := paymentProxy(t, fp.URL, nil, queryTools{}, st, nil)
+	body := `{"model":"gpt-test",` + weatherTool + `"messages":[{"role":"user","content":"weather?"},` +
+		`{"role":"assistant","content":null,"tool_calls":[{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},` +
+		`{"role":"tool","tool_call_id":"call_w","content":"sunny"}]}`
+	resp := post(t, url, "/v1/chat/completions", body, map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	if got := readAll(t, resp.Body); resp.StatusCode != 200 || !strings.Contains(got, "Sunny it is.") {
+		t.Fatalf("turn: %d %s; want the model's answer", resp.StatusCode, got)
+	}
+	if st.calls.Load() < 2 || st.bounded.Load() != 0 {
+		t.Errorf("%d store reads, %d with a deadline; want the exchange lookup and the state load, none bounded", st.calls.Load(), st.bounded.Load())
+	}
+}

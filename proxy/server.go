@@ -92,6 +92,7 @@ type Server struct {
 	ledger     *accounting.Ledger
 	tools      PaymentTools
 	state      StateStore
+	localState bool // state is a LocalStore: read without a deadline
 	reconciler Reconciler
 	userPay    UserPayments
 	adminPay   AdminPayments
@@ -144,6 +145,9 @@ func New(o Options) (*Server, error) {
 		userPay:    o.UserPayments,
 		adminPay:   o.AdminPayments,
 		dropFields: dropFields(o.Config),
+	}
+	if l, ok := o.State.(LocalStore); ok {
+		s.localState = l.Local()
 	}
 	if o.Tools != nil {
 		spec := toolSpec(o.Config)

@@ -60,6 +60,21 @@ const announcedTTL = 30 * 24 * time.Hour
 // turn that runs past it, and payment tools still fail closed on their own.
 const stateTimeout = time.Second
 
+// LocalStore is implemented by a StateStore whose reads never wait on
+// another process (the embedded bbolt file; bbolt readers do not wait for
+// writers): a turn reads it without stateTimeout's deadline, which would
+// cost a timer and four allocations on every turn and bound nothing.
+type LocalStore interface{ Local() bool }
+
+// stateCtx is ctx bounded by the turn's store deadline by, for a store that
+// could stop answering.
+func (s *Server) stateCtx(ctx context.Context, by time.Time) (context.Context, context.CancelFunc) {
+	if s.localState {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, by)
+}
+
 // markTimeout bounds markDelivered's store writes, made after the answer
 // left and whatever the client does.
 const markTimeout = 5 * time.Second
@@ -87,7 +102,7 @@ func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller,
 	if s.state == nil {
 		return nil, time.Time{}
 	}
-	lctx, cancel := context.WithDeadline(ctx, storeBy)
+	lctx, cancel := s.stateCtx(ctx, storeBy)
 	st, err := s.state.LoadUserState(lctx, c.Client, c.User)
 	cancel()
 	if err != nil {

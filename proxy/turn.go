@@ -100,7 +100,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	var err error
 	if s.state != nil && bytes.Contains(body, toolCallsKey) {
 		var n int
-		ectx, cancel := context.WithDeadline(ctx, storeBy)
+		ectx, cancel := s.stateCtx(ctx, storeBy)
 		body, n, err = interceptors.RestoreExchanges(body, func(id string) *interceptors.Exchange {
 			b, err := s.lookupExchange(ectx, caller, id)
 			if err != nil {

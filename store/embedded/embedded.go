@@ -204,6 +204,11 @@ func openFile(path string, lockTimeout time.Duration) (bdb *bolt.DB, users *user
 // Path is the file the store lives in.
 func (d *DB) Path() string { return d.db.Path() }
 
+// Local reports that d's reads never wait on another process: a bbolt
+// reader does not wait for writers (proxy.LocalStore reads it without a
+// deadline).
+func (d *DB) Local() bool { return true }
+
 // Ping reports whether the file is open.
 func (d *DB) Ping(ctx context.Context) error {
 	return d.view(ctx, func(*bolt.Tx) error { return nil })
