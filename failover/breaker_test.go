@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -466,5 +467,56 @@ func TestFailoverCountedWhenATargetIsSkipped(t *testing.T) {
 				t.Errorf("failovers from a by cause: %v; want %v (every round left a for b)", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestCoolingWaitedOutOnTheOnlyTargetIsNoFailover: a model with one
+// target, which a round finds cooling down after a short Retry-After and
+// waits out: the round is answered by the target it skipped, and no
+// failover is counted, since no round went to another target.
+func TestCoolingWaitedOutOnTheOnlyTargetIsNoFailover(t *testing.T) {
+	clock := newFakeClock()
+	reg := prometheus.NewRegistry()
+	limited := statusFn(429, errBody("rate_limit_error", "rate_limit_exceeded", "slow down"), "Retry-After: 2")
+	a := newFakeProvider(t, clock, failTimes(1, "a", limited))
+	cfg := testConfig(map[string]string{"a": a.url}, []string{"a"})
+	rounds := 0
+	// Round 1's own wait passes no time (a's answer to its retry comes at
+	// once); round 2's wait does.
+	sleep := func(ctx context.Context, d time.Duration) error {
+		if rounds == 1 {
+			return nil
+		}
+		return clock.Sleep(ctx, d)
+	}
+	r, err := New(cfg, Options{Registerer: reg, Now: clock.Now, Sleep: sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	open := func() string {
+		rounds++
+		resp, err := r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Close()
+		return resp.Provider
+	}
+	// Round 1: 429 Retry-After 2, waited out, a answers. a now cools down 2s.
+	if p := open(); p != "a" {
+		t.Fatalf("round 1 answered by %q", p)
+	}
+	// Round 2, started at once: a is cooling; skipped, waited out, a answers.
+	if p := open(); p != "a" {
+		t.Fatalf("round 2 answered by %q", p)
+	}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "paygate_upstream_failovers_total" {
+			for _, m := range mf.GetMetric() {
+				t.Errorf("failover counted %v = %v, though every round was answered by its only target a", m.GetLabel(), m.Counter.GetValue())
+			}
+		}
 	}
 }

@@ -143,7 +143,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		if retries == 0 && !waited {
 			if until, cause, cooling := p.cooling(now); cooling {
 				rd.skipped = append(rd.skipped, skip{t: t, until: until, cause: cause})
-				r.m.failovers.WithLabelValues(rd.model.name, p.name, failoverCooling).Inc()
+				r.skippedFor(rd, p, rest, failoverCooling)
 				return nil, false
 			}
 		}
@@ -154,7 +154,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				cause = "breaker probe in flight"
 			}
 			rd.skipped = append(rd.skipped, skip{t: t, cause: cause})
-			r.m.failovers.WithLabelValues(rd.model.name, p.name, failoverBreaker).Inc()
+			r.skippedFor(rd, p, rest, failoverBreaker)
 			return nil, false
 		}
 		// Half-open, the breaker lets one attempt through: this one, its
@@ -247,6 +247,15 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		default:
 			return nil, true
 		}
+	}
+}
+
+// skippedFor counts a failover from p, left unasked for cause, when the
+// round has a later target to go to: a model's only target, or its last,
+// skipped and then waited out (Open), is no move to another target.
+func (r *Router) skippedFor(rd *round, p *provider, rest []*target, cause string) {
+	if len(rest) > 0 {
+		r.m.failovers.WithLabelValues(rd.model.name, p.name, cause).Inc()
 	}
 }
 
