@@ -36,8 +36,12 @@ const (
 	// paused process, a stalled host, a path that drops packets) when its
 	// context has no deadline or is only cancelled: go-redis puts a
 	// context's deadline on the socket (ContextTimeoutEnabled, set by Open)
-	// but not its cancellation. A read that times out is not retried (the
-	// command may have run) and its connection is discarded.
+	// but not its cancellation. go-redis sends a command whose read timed
+	// out once more on a fresh connection (MaxRetries), so a call without a
+	// deadline waits about twice this; every script here is written to run
+	// twice, as a re-send after a lost reply would (its token tells the
+	// second run it applied), and a twice-enqueued event is delivered at
+	// least once with one id, as the outbox promises anyway.
 	DefaultReadTimeout  = 3 * time.Second
 	DefaultWriteTimeout = 3 * time.Second
 	// expiryGrace is added to every physical PEXPIRE so a record is never
