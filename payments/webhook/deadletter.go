@@ -116,7 +116,7 @@ func (r *Relay) clearDead(ctx context.Context, orderNo string) (int, error) {
 		}
 		found := 0
 		for _, h := range heads {
-			if h.Kind != Kind {
+			if no, _ := deadOrder(h.Key, h.ID); no != orderNo || h.Kind != Kind {
 				continue
 			}
 			if err := r.store.AckEvent(ctx, h.Key, h.ID); err != nil {

@@ -196,8 +196,9 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 // lostOrPending reads the outbox for Resend: how many dead letters of type
 // typ order orderNo has, the types of its others, and whether event id
 // waits at the head of the order's intake or delivery queue. It reads the
-// order's own keys (Outbox.OutboxHeads), all of them, however many other
-// orders' events wait. A Redis outbox is read as a list of keys, then their
+// keys starting with the order's number and queue and dead-letter prefixes
+// (Outbox.OutboxHeads: also those of longer numbers, told apart below), all
+// of them, however many other orders' events wait. A Redis outbox is read as a list of keys, then their
 // heads, not in one step: a read made while a concurrent resend queued its
 // event (listing its key) and then cleared the dead letters can see neither.
 // So before it reports neither it reads once more: that read lists the keys
@@ -215,7 +216,10 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo, id, typ string) (dea
 			if h.Kind != Kind {
 				continue
 			}
-			if _, ok := deadOrder(h.Key, h.ID); ok {
+			if no, ok := deadOrder(h.Key, h.ID); ok {
+				if no != orderNo {
+					continue
+				}
 				if t := gjson.GetBytes(h.Payload, "type").Str; t == typ {
 					dead++
 				} else {
