@@ -457,6 +457,12 @@ type Outbox interface {
 	OutboxHeads(ctx context.Context, prefixes ...string) ([]Event, error)
 }
 
+// OfKind reports whether e is of one of kinds; every event is when kinds is
+// empty (Outbox.DueEvents).
+func OfKind(e Event, kinds []string) bool {
+	return len(kinds) == 0 || slices.Contains(kinds, e.Kind)
+}
+
 // HasAnyPrefix reports whether key starts with one of prefixes
 // (Outbox.OutboxHeads).
 func HasAnyPrefix(key string, prefixes []string) bool {

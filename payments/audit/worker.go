@@ -152,10 +152,7 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 		done, moved := 0, 0
 		var firstErr error
 		for _, e := range due {
-			if e.Kind != KindAudit {
-				if w.aside == nil {
-					continue
-				}
+			if e.Kind != KindAudit { // read only with SetAside (due)
 				ok, err := w.aside(ctx, e)
 				if err != nil {
 					firstErr = cmp(firstErr, fmt.Errorf("audit: set aside %s event %s: %w", e.Kind, e.ID, err))

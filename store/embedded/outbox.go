@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"time"
 
@@ -118,7 +117,7 @@ func (d *DB) DueEvents(ctx context.Context, now time.Time, limit int, kinds ...s
 	var out []store.Event
 	err := d.view(ctx, func(tx *bolt.Tx) error {
 		return heads(tx, func(_ []byte, e store.Event, _ int) error {
-			if !e.NextAt.After(now) && (len(kinds) == 0 || slices.Contains(kinds, e.Kind)) {
+			if !e.NextAt.After(now) && store.OfKind(e, kinds) {
 				out = append(out, e)
 			}
 			return nil

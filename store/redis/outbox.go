@@ -201,7 +201,7 @@ func (s *Store) dueOf(ctx context.Context, keys []string, now time.Time, kinds .
 	moved := 0
 	for _, h := range heads {
 		if h.head != nil && !h.head.Ev.NextAt.After(now) {
-			if ofKind(h.head.Ev, kinds) {
+			if store.OfKind(h.head.Ev, kinds) {
 				out = append(out, h)
 			}
 			continue
@@ -210,12 +210,6 @@ func (s *Store) dueOf(ctx context.Context, keys []string, now time.Time, kinds .
 		moved++
 	}
 	return out, moved, nil
-}
-
-// ofKind reports whether e is of one of kinds; every event is when kinds is
-// empty.
-func ofKind(e store.Event, kinds []string) bool {
-	return len(kinds) == 0 || slices.Contains(kinds, e.Kind)
 }
 
 // scanWindow is how many due index entries a read that skips heads of other
