@@ -1,0 +1,306 @@
+// Package redistest starts private Redis processes for tests: servers on
+// free loopback ports in the test's temporary directory, and a Sentinel set
+// (a master, its replica and one sentinel), all killed and removed when the
+// test ends. It is for tests only.
+//
+// Without redis-server and redis-cli a test is skipped on a developer's
+// machine and fails when CI is set, as the store tests' own helpers do.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Bounds of the waits on the processes: generous, for a loaded CI machine.
+const (
+	upWithin       = 10 * time.Second
+	syncWithin     = 30 * time.Second
+	discoverWithin = 30 * time.Second
+	failoverWithin = 60 * time.Second
+	pollEvery      = 50 * time.Millisecond
+)
+
+// RequireBinaries skips the test when redis-server or redis-cli is missing,
+// and fails it when CI is set: there every dependency must be present.
+func RequireBinaries(t testing.TB) {
+	t.Helper()
+	for _, b := range []string{"redis-server", "redis-cli"} {
+		if _, err := exec.LookPath(b); err != nil {
+			msg := fmt.Sprintf("%s not installed: %v", b, err)
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s (CI is set: a missing dependency fails the run)", msg)
+			}
+			t.Skipf("%s (set CI=true to make this fatal)", msg)
+		}
+	}
+}
+
+// freePort is a loopback port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+var seq atomic.Int64
+
+// Server is a redis-server (or sentinel) process the test started.
+type Server struct {
+	t    testing.TB
+	Port int
+	Dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
+
+// Client is a client of this server alone, closed when the test ends.
+func (s *Server) Client() *goredis.Client {
+	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: time.Second})
+	s.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Kill stops the server abruptly and waits until it is gone.
+func (s *Server) Kill() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.cmd = nil
+}
+
+// StartServer runs redis-server without persistence (--save "" --appendonly
+// no), with extra arguments, and waits until it answers PING.
+func StartServer(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	return start(t, nil, extra)
+}
+
+// start runs redis-server with pre (a config file, for a sentinel) before
+// the common arguments and extra after them.
+func start(t testing.TB, pre, extra []string) *Server {
+	t.Helper()
+	RequireBinaries(t)
+	dir := filepath.Join(t.TempDir(), "redis-"+strconv.FormatInt(seq.Add(1), 10))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{t: t, Port: freePort(t), Dir: dir}
+	args := append(append([]string{}, pre...), "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--protected-mode", "no",
+		"--loglevel", "notice", "--logfile", filepath.Join(dir, "log"))
+	args = append(args, extra...)
+	s.cmd = exec.Command("redis-server", args...)
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("redis-server: %v", err)
+	}
+	s.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
+	t.Cleanup(s.Kill) // t.TempDir removes the directory after
+	s.waitUp()
+	return s
+}
+
+// Log is the server's log file, for a failure message.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "log"))
+	return string(b)
+}
+
+func (s *Server) waitUp() {
+	s.t.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer c.Close()
+	deadline := time.Now().Add(upWithin)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-s.done:
+			s.t.Fatalf("redis-server on %d exited: %s", s.Port, s.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redis-server on %d did not answer within %s: %v", s.Port, upWithin, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling an external process
+	}
+}
+
+// poll calls cond every pollEvery until it returns "" (done) or within
+// passes; then it fails the test with cond's last answer.
+func poll(t testing.TB, what string, within time.Duration, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		why := cond()
+		if why == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %s", what, within, why)
+		}
+		time.Sleep(pollEvery) // polling external processes
+	}
+}
+
+// WaitReplicas waits until the primary at addr has n replicas online.
+func WaitReplicas(t testing.TB, addr string, n int) {
+	t.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	poll(t, addr+" has "+strconv.Itoa(n)+" replicas online", syncWithin, func() string {
+		info, err := c.Info(context.Background(), "replication").Result()
+		if err != nil {
+			return err.Error()
+		}
+		if !strings.Contains(info, "role:master") {
+			return "not a master:\n" + info
+		}
+		if strings.Count(info, "state=online") != n || !strings.Contains(info, "connected_slaves:"+strconv.Itoa(n)) {
+			return info
+		}
+		return ""
+	})
+}
+
+// Sentinel is a Sentinel set: a master, its replica and one sentinel
+// monitoring them under Name (quorum 1).
+type Sentinel struct {
+	t        testing.TB
+	Name     string
+	Master   *Server // the master the sentinel was started with
+	Replica  *Server
+	Sentinel *Server
+}
+
+// Addrs are the sentinels' addresses: what store.redis.addrs lists in
+// sentinel mode.
+func (s *Sentinel) Addrs() []string { return []string{s.Sentinel.Addr()} }
+
+// StartSentinel starts a master, a replica of it and a sentinel, and waits
+// until the replica is in sync and the sentinel knows both.
+func StartSentinel(t testing.TB) *Sentinel {
+	t.Helper()
+	RequireBinaries(t)
+	s := &Sentinel{t: t, Name: "pgtest-" + strconv.FormatInt(seq.Add(1), 10)}
+	s.Master = StartServer(t, "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0")
+	s.Replica = StartServer(t, "--replicaof", "127.0.0.1", strconv.Itoa(s.Master.Port),
+		"--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0")
+	WaitReplicas(t, s.Master.Addr(), 1)
+	// Started once the replica is online, so the sentinel's first INFO of
+	// the master (sent at once, then every 10s) names it.
+	conf := filepath.Join(t.TempDir(), "sentinel.conf")
+	body := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d 1\n"+
+		"sentinel down-after-milliseconds %[1]s 1000\n"+
+		"sentinel failover-timeout %[1]s 10000\n", s.Name, s.Master.Port)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.Sentinel = start(t, []string{conf, "--sentinel"}, nil)
+	s.waitKnown(s.Master, s.Replica, discoverWithin)
+	return s
+}
+
+// sentinelClient is a client of the sentinel, closed when the test ends.
+func (s *Sentinel) sentinelClient() *goredis.SentinelClient {
+	c := goredis.NewSentinelClient(&goredis.Options{Addr: s.Sentinel.Addr(), MaxRetries: -1})
+	s.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// waitKnown waits until the sentinel names master as the master, with no
+// failover in progress, and replica as its replica, linked and up.
+func (s *Sentinel) waitKnown(master, replica *Server, within time.Duration) {
+	s.t.Helper()
+	sc := s.sentinelClient()
+	ctx := context.Background()
+	poll(s.t, "sentinel knows master "+master.Addr()+" and replica "+replica.Addr(), within, func() string {
+		m, err := sc.Master(ctx, s.Name).Result()
+		if err != nil {
+			return err.Error()
+		}
+		if net.JoinHostPort(m["ip"], m["port"]) != master.Addr() || m["flags"] != "master" || m["num-slaves"] != "1" {
+			return fmt.Sprintf("master: %v", m)
+		}
+		rs, err := sc.Replicas(ctx, s.Name).Result()
+		if err != nil {
+			return err.Error()
+		}
+		if len(rs) != 1 {
+			return fmt.Sprintf("replicas: %v", rs)
+		}
+		r := rs[0]
+		if net.JoinHostPort(r["ip"], r["port"]) != replica.Addr() || r["flags"] != "slave" || r["master-link-status"] != "ok" {
+			return fmt.Sprintf("replica: %v", r)
+		}
+		return ""
+	})
+}
+
+// MasterAddr is the master's address as the sentinel gives it to clients.
+func (s *Sentinel) MasterAddr() string {
+	s.t.Helper()
+	a, err := s.sentinelClient().GetMasterAddrByName(context.Background(), s.Name).Result()
+	if err != nil {
+		s.t.Fatalf("SENTINEL GET-MASTER-ADDR-BY-NAME: %v", err)
+	}
+	return net.JoinHostPort(a[0], a[1])
+}
+
+// Failover forces a failover (SENTINEL FAILOVER) and waits until the
+// sentinel names the replica as the master. It does not wait for the old
+// master to be turned into a replica (WaitFailedOver does); until then the
+// old master still answers as a master.
+func (s *Sentinel) Failover() {
+	s.t.Helper()
+	ctx := context.Background()
+	sc := s.sentinelClient()
+	if err := sc.Failover(ctx, s.Name).Err(); err != nil {
+		s.t.Fatalf("SENTINEL FAILOVER: %v", err)
+	}
+	poll(s.t, "sentinel names the new master "+s.Replica.Addr(), failoverWithin, func() string {
+		a, err := sc.GetMasterAddrByName(ctx, s.Name).Result()
+		if err != nil {
+			return err.Error()
+		}
+		if got := net.JoinHostPort(a[0], a[1]); got != s.Replica.Addr() {
+			return "master is " + got
+		}
+		return ""
+	})
+	s.Master, s.Replica = s.Replica, s.Master
+}
+
+// WaitFailedOver waits, after Failover, until the sentinel has turned the
+// old master into a replica of the new one and it is in sync, so the set is
+// a master with one replica again.
+func (s *Sentinel) WaitFailedOver() {
+	s.t.Helper()
+	s.waitKnown(s.Master, s.Replica, failoverWithin)
+	WaitReplicas(s.t, s.Master.Addr(), 1)
+}
