@@ -104,7 +104,9 @@ func openOn(t testing.TB, clock *storetest.Clock, opts Options) *Store {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() {
-		c := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: opts.Addrs, IsClusterMode: opts.Cluster})
+		// Built as Open builds the store's: with MasterName the addresses
+		// are sentinels, which answer no SCAN.
+		c := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: opts.Addrs, IsClusterMode: opts.Cluster, MasterName: opts.MasterName})
 		dropPrefix(t, c, opts.KeyPrefix)
 		_ = c.Close()
 		_ = s.Close()
