@@ -28,7 +28,7 @@ const (
 	upWithin       = 10 * time.Second
 	syncWithin     = 30 * time.Second
 	discoverWithin = 30 * time.Second
-	failoverWithin = 60 * time.Second
+	failoverWithin = 30 * time.Second
 	pollEvery      = 50 * time.Millisecond
 )
 
@@ -62,11 +62,12 @@ var seq atomic.Int64
 
 // Server is a redis-server (or sentinel) process the test started.
 type Server struct {
-	t    testing.TB
-	Port int
-	Dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	t        testing.TB
+	Port     int
+	Dir      string
+	Password string // requirepass; "" for none
+	cmd      *exec.Cmd
+	done     chan struct{}
 }
 
 // Addr is the server's host:port.
@@ -74,9 +75,13 @@ func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
 
 // Client is a client of this server alone, closed when the test ends.
 func (s *Server) Client() *goredis.Client {
-	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: time.Second})
+	c := s.client()
 	s.t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+func (s *Server) client() *goredis.Client {
+	return goredis.NewClient(&goredis.Options{Addr: s.Addr(), Password: s.Password, MaxRetries: -1, DialTimeout: time.Second})
 }
 
 // Kill stops the server abruptly and waits until it is gone.
@@ -93,22 +98,26 @@ func (s *Server) Kill() {
 // no), with extra arguments, and waits until it answers PING.
 func StartServer(t testing.TB, extra ...string) *Server {
 	t.Helper()
-	return start(t, nil, extra)
+	return start(t, nil, extra, "")
 }
 
 // start runs redis-server with pre (a config file, for a sentinel) before
-// the common arguments and extra after them.
-func start(t testing.TB, pre, extra []string) *Server {
+// the common arguments and extra after them; with a password, the server
+// requires it (and uses it with its master).
+func start(t testing.TB, pre, extra []string, password string) *Server {
 	t.Helper()
 	RequireBinaries(t)
 	dir := filepath.Join(t.TempDir(), "redis-"+strconv.FormatInt(seq.Add(1), 10))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{t: t, Port: freePort(t), Dir: dir}
+	s := &Server{t: t, Port: freePort(t), Dir: dir, Password: password}
 	args := append(append([]string{}, pre...), "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--dir", dir,
 		"--save", "", "--appendonly", "no", "--protected-mode", "no",
 		"--loglevel", "notice", "--logfile", filepath.Join(dir, "log"))
+	if password != "" {
+		args = append(args, "--requirepass", password, "--masterauth", password)
+	}
 	args = append(args, extra...)
 	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
@@ -129,7 +138,7 @@ func (s *Server) Log() string {
 
 func (s *Server) waitUp() {
 	s.t.Helper()
-	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), Password: s.Password, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer c.Close()
 	deadline := time.Now().Add(upWithin)
 	for {
@@ -168,12 +177,12 @@ func poll(t testing.TB, what string, within time.Duration, cond func() string) {
 	}
 }
 
-// WaitReplicas waits until the primary at addr has n replicas online.
-func WaitReplicas(t testing.TB, addr string, n int) {
-	t.Helper()
-	c := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1})
+// WaitReplicas waits until the server is a master with n replicas online.
+func (s *Server) WaitReplicas(n int) {
+	s.t.Helper()
+	c := s.client()
 	defer c.Close()
-	poll(t, addr+" has "+strconv.Itoa(n)+" replicas online", syncWithin, func() string {
+	poll(s.t, s.Addr()+" has "+strconv.Itoa(n)+" replicas online", syncWithin, func() string {
 		info, err := c.Info(context.Background(), "replication").Result()
 		if err != nil {
 			return err.Error()
@@ -189,12 +198,13 @@ func WaitReplicas(t testing.TB, addr string, n int) {
 }
 
 // Sentinel is a Sentinel set: a master, its replica and one sentinel
-// monitoring them under Name (quorum 1).
+// monitoring them under Name (quorum 1). The sentinel itself never requires
+// a password: paygate has no key for one.
 type Sentinel struct {
 	t        testing.TB
 	Name     string
-	Master   *Server // the master the sentinel was started with
-	Replica  *Server
+	Master   *Server // the master (after Failover, the promoted replica)
+	Replica  *Server // the other one
 	Sentinel *Server
 }
 
@@ -206,23 +216,38 @@ func (s *Sentinel) Addrs() []string { return []string{s.Sentinel.Addr()} }
 // until the replica is in sync and the sentinel knows both.
 func StartSentinel(t testing.TB) *Sentinel {
 	t.Helper()
+	return startSentinel(t, "")
+}
+
+// StartSentinelAuth is StartSentinel with a master and replica that require
+// password (the sentinel is given it to monitor them).
+func StartSentinelAuth(t testing.TB, password string) *Sentinel {
+	t.Helper()
+	return startSentinel(t, password)
+}
+
+func startSentinel(t testing.TB, password string) *Sentinel {
+	t.Helper()
 	RequireBinaries(t)
 	s := &Sentinel{t: t, Name: "pgtest-" + strconv.FormatInt(seq.Add(1), 10)}
-	s.Master = StartServer(t, "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0")
-	s.Replica = StartServer(t, "--replicaof", "127.0.0.1", strconv.Itoa(s.Master.Port),
-		"--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0")
-	WaitReplicas(t, s.Master.Addr(), 1)
+	fast := []string{"--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"}
+	s.Master = start(t, nil, fast, password)
+	s.Replica = start(t, nil, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(s.Master.Port)}, fast...), password)
+	s.Master.WaitReplicas(1)
 	// Started once the replica is online, so the sentinel's first INFO of
 	// the master (sent at once, then every 10s) names it.
 	conf := filepath.Join(t.TempDir(), "sentinel.conf")
 	body := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d 1\n"+
 		"sentinel down-after-milliseconds %[1]s 1000\n"+
 		"sentinel failover-timeout %[1]s 10000\n", s.Name, s.Master.Port)
+	if password != "" {
+		body += fmt.Sprintf("sentinel auth-pass %s %s\n", s.Name, password)
+	}
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.Sentinel = start(t, []string{conf, "--sentinel"}, nil)
-	s.waitKnown(s.Master, s.Replica, discoverWithin)
+	s.Sentinel = start(t, []string{conf, "--sentinel"}, nil, "")
+	s.waitKnown()
 	return s
 }
 
@@ -233,13 +258,14 @@ func (s *Sentinel) sentinelClient() *goredis.SentinelClient {
 	return c
 }
 
-// waitKnown waits until the sentinel names master as the master, with no
-// failover in progress, and replica as its replica, linked and up.
-func (s *Sentinel) waitKnown(master, replica *Server, within time.Duration) {
+// waitKnown waits until the sentinel names the master as the master, with
+// no failover in progress, and the replica as its replica, linked and up.
+func (s *Sentinel) waitKnown() {
 	s.t.Helper()
+	master, replica := s.Master, s.Replica
 	sc := s.sentinelClient()
 	ctx := context.Background()
-	poll(s.t, "sentinel knows master "+master.Addr()+" and replica "+replica.Addr(), within, func() string {
+	poll(s.t, "sentinel knows master "+master.Addr()+" and replica "+replica.Addr(), discoverWithin, func() string {
 		m, err := sc.Master(ctx, s.Name).Result()
 		if err != nil {
 			return err.Error()
@@ -262,20 +288,11 @@ func (s *Sentinel) waitKnown(master, replica *Server, within time.Duration) {
 	})
 }
 
-// MasterAddr is the master's address as the sentinel gives it to clients.
-func (s *Sentinel) MasterAddr() string {
-	s.t.Helper()
-	a, err := s.sentinelClient().GetMasterAddrByName(context.Background(), s.Name).Result()
-	if err != nil {
-		s.t.Fatalf("SENTINEL GET-MASTER-ADDR-BY-NAME: %v", err)
-	}
-	return net.JoinHostPort(a[0], a[1])
-}
-
 // Failover forces a failover (SENTINEL FAILOVER) and waits until the
-// sentinel names the replica as the master. It does not wait for the old
-// master to be turned into a replica (WaitFailedOver does); until then the
-// old master still answers as a master.
+// sentinel names the replica as the master; Master and Replica are swapped.
+// It does not wait for the sentinel to turn the old master into a replica
+// (it does so about 10s later); until then the old master still answers as
+// a master, and the new one has no replica.
 func (s *Sentinel) Failover() {
 	s.t.Helper()
 	ctx := context.Background()
@@ -294,13 +311,4 @@ func (s *Sentinel) Failover() {
 		return ""
 	})
 	s.Master, s.Replica = s.Replica, s.Master
-}
-
-// WaitFailedOver waits, after Failover, until the sentinel has turned the
-// old master into a replica of the new one and it is in sync, so the set is
-// a master with one replica again.
-func (s *Sentinel) WaitFailedOver() {
-	s.t.Helper()
-	s.waitKnown(s.Master, s.Replica, failoverWithin)
-	WaitReplicas(s.t, s.Master.Addr(), 1)
 }
