@@ -96,15 +96,22 @@ type Store struct {
 type Redis struct {
 	// Addrs lists the servers, each host:port, not a redis:// URL (the
 	// password has a key of its own). Default ["127.0.0.1:6379"]. Several
-	// addresses without MasterName mean a cluster.
+	// addresses without MasterName mean a cluster. With MasterName they are
+	// the sentinels (usually port 26379, so the default will not do), not
+	// the master: the sentinels are asked for the master's address, again
+	// after a failover; list several so that one down sentinel does not stop
+	// paygate.
 	Addrs []string `yaml:"addrs"`
-	// Username and Password authenticate (ACL). Default "".
+	// Username and Password authenticate (ACL). Default "". With MasterName
+	// they are sent to the master, not to the sentinels: sentinels that
+	// require a password (requirepass) are not supported.
 	Username     string `yaml:"username"`
 	Password     string `yaml:"password" secret:"true"`
 	PasswordFile string `yaml:"password_file"`
 	// DB selects the database (single node and sentinel only). Default 0.
 	DB int `yaml:"db"`
-	// MasterName enables sentinel mode. Default "".
+	// MasterName enables sentinel mode: the name the sentinels listed in
+	// Addrs monitor the master under (sentinel monitor NAME ...). Default "".
 	MasterName string `yaml:"master_name"`
 	// TLS connects with TLS. Default false.
 	TLS bool `yaml:"tls"`
