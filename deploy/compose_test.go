@@ -212,11 +212,15 @@ func checkCompose(c compose, img image) (ps problems, configFile string, env map
 		ps.add("bot: OPENAI_API_KEY is not the paygate client key")
 	}
 	grace, err := time.ParseDuration(pg.StopGracePeriod)
-	if err != nil || grace <= cfg.Server.ShutdownTimeout.D() {
-		ps.add("paygate: stop_grace_period %q does not cover server.shutdown_timeout %s", pg.StopGracePeriod, cfg.Server.ShutdownTimeout.D())
+	if err != nil || grace <= cfg.Server.ShutdownTimeout.D()+closeAfterDrain {
+		ps.add("paygate: stop_grace_period %q does not cover server.shutdown_timeout %s and closing after it (%s)", pg.StopGracePeriod, cfg.Server.ShutdownTimeout.D(), closeAfterDrain)
 	}
 	return ps, configFile, env
 }
+
+// closeAfterDrain is the most paygate may take after server.shutdown_timeout
+// to close its workers and store (cmd/paygate closeFloor: 2 s at most).
+const closeAfterDrain = 2 * time.Second
 
 func TestComposeFile(t *testing.T) {
 	c := readCompose(t)

@@ -591,8 +591,8 @@ func checkKubernetes(m manifest, img image, dir string) (ps problems, kc kubeCon
 	if d.Spec.Replicas > 1 && cfg.Store.Driver != "redis" {
 		ps.add("%d replicas with store.driver %q: only redis is shared", d.Spec.Replicas, cfg.Store.Driver)
 	}
-	if grace := pod.TerminationGracePeriodSeconds; float64(grace) <= cfg.Server.ShutdownTimeout.D().Seconds() {
-		ps.add("terminationGracePeriodSeconds %d does not cover server.shutdown_timeout %s", grace, cfg.Server.ShutdownTimeout.D())
+	if grace := pod.TerminationGracePeriodSeconds; float64(grace) <= (cfg.Server.ShutdownTimeout.D() + closeAfterDrain).Seconds() {
+		ps.add("terminationGracePeriodSeconds %d does not cover server.shutdown_timeout %s and closing after it (%s)", grace, cfg.Server.ShutdownTimeout.D(), closeAfterDrain)
 	}
 	return ps, kc
 }
