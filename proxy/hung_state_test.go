@@ -138,3 +138,58 @@ func TestLocalStoreReadWithoutDeadline(t *testing.T) {
 		t.Errorf("%d store reads, %d with a deadline; want the exchange lookup and the state load, none bounded", st.calls.Load(), st.bounded.Load())
 	}
 }
+
+// slowState answers every read after lat (a loaded but healthy store).
+type slowState struct {
+	lat      time.Duration
+	gets     atomic.Int32
+	stateErr atomic.Value
+}
+
+func (s *slowState) wait(ctx context.Context) error {
+	select {
+	case <-time.After(s.lat):
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, ctx.Err())
+	}
+}
+func (s *slowState) LoadUserState(ctx context.Context, _, _ string) (*store.UserState, error) {
+	if err := s.wait(ctx); err != nil {
+		s.stateErr.Store(err.Error())
+		return nil, err
+	}
+	return &store.UserState{}, nil
+}
+func (s *slowState) PutExchange(context.Context, string, []byte, time.Duration) error { return nil }
+func (s *slowState) GetExchange(ctx context.Context, _ string) ([]byte, error) {
+	s.gets.Add(1)
+	if err := s.wait(ctx); err != nil {
+		return nil, err
+	}
+	return nil, store.ErrNotFound
+}
+func (s *slowState) IncrCounter(context.Context, string, time.Duration) (int64, error) { return 1, nil }
+
+// TestManyToolRoundsLeaveTheStateLoadItsTime: a conversation with many
+// rounds of the bot's own tool calls makes one kept-exchange read each, in
+// sequence, on a loaded but healthy store (25 ms a read); the payment state
+// load after them has its own deadline and answers. It once shared theirs
+// and found it spent: no state message, nothing announced.
+func TestManyToolRoundsLeaveTheStateLoadItsTime(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":3,"total_tokens":13}}`))
+	st := &slowState{lat: 25 * time.Millisecond}
+	url := paymentProxy(t, fp.URL, nil, queryTools{}, st, nil)
+	var msgs []string
+	msgs = append(msgs, `{"role":"user","content":"go"}`)
+	for i := range 45 {
+		msgs = append(msgs, fmt.Sprintf(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_%d","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}`, i),
+			fmt.Sprintf(`{"role":"tool","tool_call_id":"call_%d","content":"sunny"}`, i))
+	}
+	body := `{"model":"gpt-test",` + weatherTool + `"messages":[` + strings.Join(msgs, ",") + `]}`
+	resp := post(t, url, "/v1/chat/completions", body, map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	_ = readAll(t, resp.Body)
+	if e := st.stateErr.Load(); e != nil {
+		t.Errorf("every read answered in 25ms, yet the payment state load failed: %v (%d exchange lookups before it)", e, st.gets.Load())
+	}
+}

@@ -49,9 +49,9 @@ const exchangeTTL = 24 * time.Hour
 // expires, so it alone cannot make an announcement once-ever.
 const announcedTTL = 30 * 24 * time.Hour
 
-// stateTimeout bounds, together, the store reads a turn makes before its
-// upstream call: the kept payment exchanges it restores and the user's
-// payment state. Each is one round trip, a millisecond or so on a healthy
+// stateTimeout bounds the store reads a turn makes before its upstream
+// call: once the kept payment exchanges it restores, together, and once the
+// user's payment state. Each read is one round trip, a millisecond or so on a healthy
 // store; a store that accepts connections but does not answer (a paused or
 // stalled Redis) would otherwise hold every chat turn for as long as the
 // request lasts, where chat without payment state must go on (SPEC 6). A
@@ -61,9 +61,11 @@ const announcedTTL = 30 * 24 * time.Hour
 const stateTimeout = time.Second
 
 // LocalStore is implemented by a StateStore whose reads never wait on
-// another process (the embedded bbolt file; bbolt readers do not wait for
-// writers): a turn reads it without stateTimeout's deadline, which would
-// cost a timer and four allocations on every turn and bound nothing.
+// another process (the embedded bbolt file: a reader waits at most for a
+// writer of this process growing the file, and the driver checks a
+// context only on entry, so a deadline could not cut a read anyway): a
+// turn reads it without stateTimeout's deadline, which would cost a timer
+// and four allocations on every turn and bound nothing.
 type LocalStore interface{ Local() bool }
 
 // stateCtx is ctx bounded by the turn's store deadline by, for a store that
@@ -92,9 +94,8 @@ const markTimeout = 5 * time.Second
 // the reliable channels (README).
 const announceWindow = announcedTTL - 24*time.Hour
 
-// loadState reads the user's orders (one store round trip, by storeBy: the
-// turn's stateTimeout), refreshes the pending ones under the reconciler's
-// deadline, and returns them with the store's time of the read (the clock
+// loadState reads the user's orders (one store round trip, by storeBy),
+// refreshes the pending ones under the reconciler's deadline, and returns them with the store's time of the read (the clock
 // its counters expire by; time.Now for a store that does not say). A store
 // that is down or does not answer by then yields no state: chat goes on,
 // payment tools fail closed.

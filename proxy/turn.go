@@ -95,15 +95,21 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	}
 	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget}
 	// What the turn reads from the store before its upstream call, it reads
-	// by one deadline: a store that does not answer must not hold the chat.
-	storeBy := time.Now().Add(stateTimeout)
+	// by deadlines (stateTimeout): a store that does not answer must not
+	// hold the chat. The kept exchanges, one read per tool-call round of
+	// the conversation, share one; the state load has its own, so a long
+	// agent conversation on a loaded store cannot spend it.
 	var err error
 	if s.state != nil && bytes.Contains(body, toolCallsKey) {
-		var n int
-		ectx, cancel := s.stateCtx(ctx, storeBy)
+		var n, failed int
+		var lookupErr error
+		ectx, cancel := s.stateCtx(ctx, time.Now().Add(stateTimeout))
 		body, n, err = interceptors.RestoreExchanges(body, func(id string) *interceptors.Exchange {
 			b, err := s.lookupExchange(ectx, caller, id)
 			if err != nil {
+				if !errors.Is(err, errNoExchange) {
+					failed, lookupErr = failed+1, err
+				}
 				return nil
 			}
 			var ex interceptors.Exchange
@@ -120,8 +126,12 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		if n > 0 {
 			s.log.Debug("payment exchanges restored", "request_id", reqID, "count", n)
 		}
+		if failed > 0 {
+			s.log.Warn("kept payment exchanges unreadable; the turn goes on without them", "request_id", reqID,
+				"failed", failed, "err", lookupErr)
+		}
 	}
-	orders, now := s.loadState(ctx, reqID, caller, storeBy)
+	orders, now := s.loadState(ctx, reqID, caller, time.Now().Add(stateTimeout))
 	if msg := stateMessage(orders, time.Now(), s.cfg.Payments.StateInjection.SettledAfter.D()); msg != "" {
 		if body, err = interceptors.InsertStateMessage(body, msg); err != nil {
 			writeError(w, badRequest("paygate: "+err.Error()))

@@ -80,7 +80,9 @@ payments:
 	}
 
 	// The purchase: its payment call waits on the store by the driver's
-	// read timeout (3s), once: a timed-out read is not retried.
+	// read timeout (3s); a blackhole that never completes the handshake
+	// fails the connection, which go-redis does not send the command on
+	// again (a reply that timed out on a live connection it does: README).
 	start = time.Now()
 	chatJSON(t, base, `{"model":"gpt-4o","messages":[{"role":"user","content":"I want premium"}]}`)
 	took = time.Since(start)

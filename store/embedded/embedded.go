@@ -205,8 +205,8 @@ func openFile(path string, lockTimeout time.Duration) (bdb *bolt.DB, users *user
 func (d *DB) Path() string { return d.db.Path() }
 
 // Local reports that d's reads never wait on another process: a bbolt
-// reader does not wait for writers (proxy.LocalStore reads it without a
-// deadline).
+// reader waits at most for a writer of this process growing the file
+// (proxy.LocalStore reads it without a deadline).
 func (d *DB) Local() bool { return true }
 
 // Ping reports whether the file is open.
