@@ -520,3 +520,60 @@ func TestCoolingWaitedOutOnTheOnlyTargetIsNoFailover(t *testing.T) {
 		}
 	}
 }
+
+// TestBothCoolingWaitedOutOnTheFirst: two targets, both cooling down when a
+// round starts; the round skips both, waits out a's shorter cool-down, and a
+// answers. A failover is counted from b, left for another target, and none
+// from a, which the round came back to.
+func TestBothCoolingWaitedOutOnTheFirst(t *testing.T) {
+	clock := newFakeClock()
+	reg := prometheus.NewRegistry()
+	a := newFakeProvider(t, clock, healthy("a"))
+	b := newFakeProvider(t, clock, healthy("b"))
+	cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, []string{"a", "b"})
+	r, err := New(cfg, Options{Registerer: reg, Now: clock.Now, Sleep: clock.Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, pr := range r.providers {
+		d := time.Second
+		if pr.name == "b" {
+			d = 3 * time.Second
+		}
+		pr.coolDown(clock.Now().Add(d), CauseRateLimited)
+	}
+	resp, err := r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Close()
+	if resp.Provider != "a" {
+		t.Fatalf("answered by %q; want a, once its cool-down was waited out", resp.Provider)
+	}
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "paygate_upstream_failovers_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var p, c string
+			for _, lp := range m.GetLabel() {
+				switch lp.GetName() {
+				case "provider":
+					p = lp.GetValue()
+				case "cause":
+					c = lp.GetValue()
+				}
+			}
+			got[p+"/"+c] = m.Counter.GetValue()
+		}
+	}
+	if want := map[string]float64{"b/cooling_down": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("failovers %v; want %v", got, want)
+	}
+}

@@ -47,9 +47,10 @@ type round struct {
 
 // skip is a target passed over without an attempt (cool-down or breaker).
 type skip struct {
-	t     *target
-	until time.Time // zero: breaker, end unknown
-	cause string
+	t        *target
+	until    time.Time // zero: breaker, end unknown
+	cause    string
+	failover string // its cause on the failover metric (countSkips)
 }
 
 // Open runs one round: it tries the model's targets by strategy and per
@@ -67,6 +68,13 @@ func (r *Router) Open(ctx context.Context, req *Request) (*Response, error) {
 	if len(req.ExcludeProviders) > 0 {
 		order = slices.DeleteFunc(order, func(t *target) bool { return slices.Contains(req.ExcludeProviders, t.p.name) })
 	}
+	resp, err := r.runRound(ctx, rd, order)
+	r.countSkips(rd, resp)
+	return resp, err
+}
+
+// runRound is Open's round over order.
+func (r *Router) runRound(ctx context.Context, rd *round, order []*target) (*Response, error) {
 	for i, t := range order {
 		resp, stop := r.tryTarget(rd, t, false, order[i+1:])
 		if resp != nil {
@@ -142,8 +150,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		}
 		if retries == 0 && !waited {
 			if until, cause, cooling := p.cooling(now); cooling {
-				rd.skipped = append(rd.skipped, skip{t: t, until: until, cause: cause})
-				r.skippedFor(rd, p, rest, failoverCooling)
+				rd.skipped = append(rd.skipped, skip{t: t, until: until, cause: cause, failover: failoverCooling})
 				return nil, false
 			}
 		}
@@ -153,8 +160,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			if errors.Is(err, gobreaker.ErrTooManyRequests) {
 				cause = "breaker probe in flight"
 			}
-			rd.skipped = append(rd.skipped, skip{t: t, cause: cause})
-			r.skippedFor(rd, p, rest, failoverBreaker)
+			rd.skipped = append(rd.skipped, skip{t: t, cause: cause, failover: failoverBreaker})
 			return nil, false
 		}
 		// Half-open, the breaker lets one attempt through: this one, its
@@ -250,12 +256,16 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 	}
 }
 
-// skippedFor counts a failover from p, left unasked for cause, when the
-// round has a later target to go to: a model's only target, or its last,
-// skipped and then waited out (Open), is no move to another target.
-func (r *Router) skippedFor(rd *round, p *provider, rest []*target, cause string) {
-	if len(rest) > 0 {
-		r.m.failovers.WithLabelValues(rd.model.name, p.name, cause).Inc()
+// countSkips counts a failover from each target the round left unasked
+// (its breaker open, its provider cooling down), once, unless the round
+// came back to it and it answered (resp): a cool-down the round waited out
+// on the target it skipped is no move to another target.
+func (r *Router) countSkips(rd *round, resp *Response) {
+	for i, s := range rd.skipped {
+		if resp != nil && s.t == resp.t || slices.ContainsFunc(rd.skipped[:i], func(o skip) bool { return o.t == s.t }) {
+			continue
+		}
+		r.m.failovers.WithLabelValues(rd.model.name, s.t.p.name, s.failover).Inc()
 	}
 }
 
