@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -185,38 +186,27 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 // events alone: heads of other kinds are their consumers', and however many
 // of them are due (a relay behind, delivery queues no relay drains) they
 // hide none of these. With SetAside every due head is read, so that each one
-// of another kind is offered to it; when that read is full and holds heads
-// of other kinds, more may be due beyond it, so the audit events are also
-// read on their own, lest heads SetAside leaves where they are keep them out
-// pass after pass. The common pass is one read either way.
+// of another kind is offered to it. When that read is full and holds heads
+// of other kinds, more may be due beyond it, and among them heads SetAside
+// would take (a webhook left on an order's own queue, with that order's
+// audit events behind it) of the same kind as those it leaves where they
+// are (delivery queues): no read by kind tells them apart, so every head is
+// read then (Outbox.OutboxHeads, uncapped), and the due ones kept. The
+// common pass is one read either way.
 func (w *Worker) due(ctx context.Context) ([]store.Event, error) {
 	now := w.now()
 	if w.aside == nil {
 		return w.st.DueEvents(ctx, now, store.MaxListLimit, KindAudit)
 	}
 	due, err := w.st.DueEvents(ctx, now, store.MaxListLimit)
-	if err != nil || len(due) < store.MaxListLimit {
+	if err != nil || len(due) < store.MaxListLimit || !slices.ContainsFunc(due, func(e store.Event) bool { return e.Kind != KindAudit }) {
 		return due, err
 	}
-	read := map[string]bool{} // keys whose head is in due
-	others := false
-	for _, e := range due {
-		read[e.Key] = true
-		others = others || e.Kind != KindAudit
-	}
-	if !others {
-		return due, nil
-	}
-	audits, err := w.st.DueEvents(ctx, now, store.MaxListLimit, KindAudit)
+	all, err := w.st.OutboxHeads(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range audits {
-		if !read[e.Key] {
-			due = append(due, e)
-		}
-	}
-	return due, nil
+	return slices.DeleteFunc(all, func(e store.Event) bool { return e.NextAt.After(now) }), nil
 }
 
 func cmp(a, b error) error {

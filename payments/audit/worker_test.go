@@ -461,3 +461,42 @@ func TestWorkerNotStarvedByHeadsItSkips(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerSetsAsideAnIntakeHeadBehindManyDeliveryHeads: with webhooks
+// off, an order's audit events wait behind a webhook event no relay took off
+// the order's own queue until the worker sets it aside. More due delivery
+// heads than one read holds (left by a run with webhooks on) must not hide
+// that intake head from it: they are of the same kind, so a read by kind
+// cannot tell them apart, and the order's audit records were never appended.
+func TestWorkerSetsAsideAnIntakeHeadBehindManyDeliveryHeads(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			st := newEnv(t, driver).store()
+			now := time.Now()
+			var hooks []store.Event
+			for i := range store.MaxListLimit {
+				no := fmt.Sprintf("PG%04d", i)
+				hooks = append(hooks, store.Event{ID: "evt_hook_" + no, Kind: webhook.Kind, Key: webhook.QueuePrefix + no,
+					Payload: []byte(`{"type":"order.paid"}`), Attempts: 3, NextAt: now.Add(-2 * time.Minute)})
+			}
+			enqueue(t, st, hooks...)
+			// PGY's order.paid, never taken off its intake by a relay (one
+			// ran and died), then its audit record behind it.
+			intake := store.Event{ID: "evt_hook_PGY", Kind: webhook.Kind, Key: "PGY", Payload: []byte(`{"type":"order.paid"}`),
+				CreatedAt: now.Add(-time.Hour), NextAt: now.Add(-time.Minute)}
+			rec := mustEvent(t, Action{Name: "order.paid", OrderNo: "PGY", Client: "shop", User: "oA"}, "")
+			rec.ID = "evt_rec"
+			enqueue(t, st, intake, rec)
+			w := newTestWorker(t, st, func(o *WorkerOptions) {
+				o.SetAside = webhook.SetAside(st, webhook.DefaultAbandonedAfter, nil)
+			})
+			if got := drainAll(t, w); got != 1 {
+				t.Fatalf("drain: %d appended; want PGY's record, once its abandoned intake head was set aside", got)
+			}
+			heads, err := st.OutboxHeads(context.Background(), webhook.QueuePrefix+"PGY")
+			if err != nil || len(heads) != 1 || heads[0].ID != intake.ID {
+				t.Errorf("PGY's delivery queue: %+v, %v; want the set-aside order.paid waiting for a relay", heads, err)
+			}
+		})
+	}
+}
