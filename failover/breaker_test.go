@@ -445,25 +445,7 @@ func TestFailoverCountedWhenATargetIsSkipped(t *testing.T) {
 			if hits := len(fa.hits()); hits == 0 || hits >= rounds {
 				t.Fatalf("a was asked %d times in %d rounds; want it asked in the first round only", hits, rounds)
 			}
-			mfs, err := reg.Gather()
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := map[string]float64{}
-			for _, mf := range mfs {
-				if mf.GetName() == "paygate_upstream_failovers_total" {
-					for _, m := range mf.GetMetric() {
-						if matches(m, map[string]string{"model": "gpt", "provider": "a"}) {
-							for _, lp := range m.GetLabel() {
-								if lp.GetName() == "cause" {
-									got[lp.GetValue()] = m.Counter.GetValue()
-								}
-							}
-						}
-					}
-				}
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			if got := failovers(t, reg, "a"); fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("failovers from a by cause: %v; want %v (every round left a for b)", got, tc.want)
 			}
 		})
@@ -511,13 +493,8 @@ func TestCoolingWaitedOutOnTheOnlyTargetIsNoFailover(t *testing.T) {
 	if p := open(); p != "a" {
 		t.Fatalf("round 2 answered by %q", p)
 	}
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == "paygate_upstream_failovers_total" {
-			for _, m := range mf.GetMetric() {
-				t.Errorf("failover counted %v = %v, though every round was answered by its only target a", m.GetLabel(), m.Counter.GetValue())
-			}
-		}
+	if got := failovers(t, reg, ""); len(got) != 0 {
+		t.Errorf("failovers %v, though every round was answered by its only target a", got)
 	}
 }
 
@@ -551,29 +528,61 @@ func TestBothCoolingWaitedOutOnTheFirst(t *testing.T) {
 	if resp.Provider != "a" {
 		t.Fatalf("answered by %q; want a, once its cool-down was waited out", resp.Provider)
 	}
-	got := map[string]float64{}
+	if got, want := failovers(t, reg, ""), map[string]float64{"b/cooling_down": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("failovers %v; want %v", got, want)
+	}
+}
+
+// TestOnlyTargetWithBreakerOpenIsNoFailover: a model's only target, its
+// breaker open, is skipped by every round, which then ends without an
+// answer: nothing moved to another target, so no failover is counted.
+func TestOnlyTargetWithBreakerOpenIsNoFailover(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	fa := newFakeProvider(t, nil, always(statusFn(502, "")))
+	cfg := testConfig(map[string]string{"a": fa.url}, []string{"a"})
+	cfg.Failover.Breaker.Failures = 1
+	r, err := New(cfg, Options{Registerer: reg, Sleep: newFakeClock().Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for range 3 {
+		if resp, err := r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false)}); err == nil {
+			resp.Close()
+			t.Fatal("answered; want every round to fail on a 502 and then an open breaker")
+		}
+	}
+	if got := failovers(t, reg, ""); len(got) != 0 {
+		t.Errorf("failovers %v; want none: the model has one target", got)
+	}
+}
+
+// failovers reads paygate_upstream_failovers_total of model gpt: by cause
+// for provider, or, with provider "", by "provider/cause".
+func failovers(t *testing.T, reg *prometheus.Registry, provider string) map[string]float64 {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := map[string]float64{}
 	for _, mf := range mfs {
 		if mf.GetName() != "paygate_upstream_failovers_total" {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			var p, c string
+			l := map[string]string{}
 			for _, lp := range m.GetLabel() {
-				switch lp.GetName() {
-				case "provider":
-					p = lp.GetValue()
-				case "cause":
-					c = lp.GetValue()
-				}
+				l[lp.GetName()] = lp.GetValue()
 			}
-			got[p+"/"+c] = m.Counter.GetValue()
+			switch {
+			case l["model"] != "gpt":
+			case provider == "":
+				got[l["provider"]+"/"+l["cause"]] = m.Counter.GetValue()
+			case l["provider"] == provider:
+				got[l["cause"]] = m.Counter.GetValue()
+			}
 		}
 	}
-	if want := map[string]float64{"b/cooling_down": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("failovers %v; want %v", got, want)
-	}
+	return got
 }

@@ -51,6 +51,7 @@ type skip struct {
 	until    time.Time // zero: breaker, end unknown
 	cause    string
 	failover string // its cause on the failover metric (countSkips)
+	next     bool   // a later target followed it in the round's order
 }
 
 // Open runs one round: it tries the model's targets by strategy and per
@@ -150,7 +151,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		}
 		if retries == 0 && !waited {
 			if until, cause, cooling := p.cooling(now); cooling {
-				rd.skipped = append(rd.skipped, skip{t: t, until: until, cause: cause, failover: failoverCooling})
+				rd.skipped = append(rd.skipped, skip{t: t, until: until, cause: cause, failover: failoverCooling, next: len(rest) > 0})
 				return nil, false
 			}
 		}
@@ -160,7 +161,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			if errors.Is(err, gobreaker.ErrTooManyRequests) {
 				cause = "breaker probe in flight"
 			}
-			rd.skipped = append(rd.skipped, skip{t: t, cause: cause, failover: failoverBreaker})
+			rd.skipped = append(rd.skipped, skip{t: t, cause: cause, failover: failoverBreaker, next: len(rest) > 0})
 			return nil, false
 		}
 		// Half-open, the breaker lets one attempt through: this one, its
@@ -257,12 +258,14 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 }
 
 // countSkips counts a failover from each target the round left unasked
-// (its breaker open, its provider cooling down), once, unless the round
-// came back to it and it answered (resp): a cool-down the round waited out
-// on the target it skipped is no move to another target.
+// (its breaker open, its provider cooling down), once, when the round moved
+// on from it: to a later target, or to another that answered (resp). A
+// cool-down the round waited out on the target it skipped, and a model's
+// only target skipped, are no move to another target.
 func (r *Router) countSkips(rd *round, resp *Response) {
 	for i, s := range rd.skipped {
-		if resp != nil && s.t == resp.t || slices.ContainsFunc(rd.skipped[:i], func(o skip) bool { return o.t == s.t }) {
+		if resp != nil && s.t == resp.t || !s.next && resp == nil ||
+			slices.ContainsFunc(rd.skipped[:i], func(o skip) bool { return o.t == s.t }) {
 			continue
 		}
 		r.m.failovers.WithLabelValues(rd.model.name, s.t.p.name, s.failover).Inc()
