@@ -261,10 +261,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			return nil, &failure{cause: CauseEmptyStream, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
 				err: errors.New("stream ended with [DONE] before the first token")}
 		}
-		s := unsafeString(ev.Data)
-		if !gjson.Valid(s) {
-			a.malformed++
-			r.log.Warn("upstream malformed event skipped", "provider", p.name, "model", t.model, "bytes", len(ev.Data))
+		if a.noteMalformed(ev) {
 			if a.malformed >= maxMalformed {
 				a.release()
 				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
@@ -277,6 +274,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			a.release()
 			return nil, f
 		}
+		s := unsafeString(ev.Data)
 		if tokenBearing(s) {
 			// The answer has begun: from here each wait for the provider
 			// is bounded by the idle timeout (Next).

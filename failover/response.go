@@ -217,15 +217,24 @@ func (a *Response) Next() (sse.Event, error) {
 	}
 }
 
-// skipMalformed reports whether ev is malformed (neither [DONE] nor JSON),
-// to be skipped and logged (SPEC 5); the maxMalformed-th ends the stream
-// (a.end).
-func (a *Response) skipMalformed(ev sse.Event) bool {
+// noteMalformed reports whether ev is malformed (neither [DONE] nor JSON),
+// to be skipped, and counts and logs it (SPEC 5); the caller ends the
+// stream at the maxMalformed-th.
+func (a *Response) noteMalformed(ev sse.Event) bool {
 	if ev.IsDone() || gjson.Valid(unsafeString(ev.Data)) {
 		return false
 	}
 	a.malformed++
 	a.r.log.Warn("upstream malformed event skipped", "provider", a.Provider, "model", a.Model, "bytes", len(ev.Data))
+	return true
+}
+
+// skipMalformed is noteMalformed after the first token: the maxMalformed-th
+// ends the stream (a.end).
+func (a *Response) skipMalformed(ev sse.Event) bool {
+	if !a.noteMalformed(ev) {
+		return false
+	}
 	if a.malformed >= maxMalformed {
 		a.finish(&StreamError{Provider: a.Provider, Cause: CauseMalformed, Err: fmt.Errorf("%d malformed events", a.malformed)})
 	}
