@@ -25,6 +25,7 @@ import (
 	"github.com/paygate/paygate/interceptors"
 	"github.com/paygate/paygate/internal/jsonstr"
 	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/store"
 )
 
 // Upstream is what the turn needs from failover: one round to a model's
@@ -92,7 +93,7 @@ type Server struct {
 	ledger     *accounting.Ledger
 	tools      PaymentTools
 	state      StateStore
-	localState bool // state is a LocalStore: read without a deadline
+	localState bool // state is store.Local: read without a deadline
 	reconciler Reconciler
 	userPay    UserPayments
 	adminPay   AdminPayments
@@ -146,7 +147,7 @@ func New(o Options) (*Server, error) {
 		adminPay:   o.AdminPayments,
 		dropFields: dropFields(o.Config),
 	}
-	if l, ok := o.State.(LocalStore); ok {
+	if l, ok := o.State.(store.Local); ok {
 		s.localState = l.Local()
 	}
 	if o.Tools != nil {

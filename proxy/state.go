@@ -60,21 +60,15 @@ const announcedTTL = 30 * 24 * time.Hour
 // turn that runs past it, and payment tools still fail closed on their own.
 const stateTimeout = time.Second
 
-// LocalStore is implemented by a StateStore whose reads never wait on
-// another process (the embedded bbolt file: a reader waits at most for a
-// writer of this process growing the file, and the driver checks a
-// context only on entry, so a deadline could not cut a read anyway): a
-// turn reads it without stateTimeout's deadline, which would cost a timer
-// and four allocations on every turn and bound nothing.
-type LocalStore interface{ Local() bool }
-
-// stateCtx is ctx bounded by the turn's store deadline by, for a store that
-// could stop answering.
-func (s *Server) stateCtx(ctx context.Context, by time.Time) (context.Context, context.CancelFunc) {
+// stateCtx is ctx bounded by stateTimeout, for a store that could stop
+// answering. A store.Local one (the embedded file) is read without it: the
+// deadline would cost a timer and four allocations on every turn and bound
+// nothing (its driver checks a context only on entry).
+func (s *Server) stateCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if s.localState {
 		return ctx, func() {}
 	}
-	return context.WithDeadline(ctx, by)
+	return context.WithTimeout(ctx, stateTimeout)
 }
 
 // markTimeout bounds markDelivered's store writes, made after the answer
@@ -94,16 +88,16 @@ const markTimeout = 5 * time.Second
 // the reliable channels (README).
 const announceWindow = announcedTTL - 24*time.Hour
 
-// loadState reads the user's orders (one store round trip, by storeBy),
+// loadState reads the user's orders (one store round trip, by stateTimeout),
 // refreshes the pending ones under the reconciler's deadline, and returns them with the store's time of the read (the clock
 // its counters expire by; time.Now for a store that does not say). A store
 // that is down or does not answer by then yields no state: chat goes on,
 // payment tools fail closed.
-func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller, storeBy time.Time) ([]*store.Order, time.Time) {
+func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller) ([]*store.Order, time.Time) {
 	if s.state == nil {
 		return nil, time.Time{}
 	}
-	lctx, cancel := s.stateCtx(ctx, storeBy)
+	lctx, cancel := s.stateCtx(ctx)
 	st, err := s.state.LoadUserState(lctx, c.Client, c.User)
 	cancel()
 	if err != nil {

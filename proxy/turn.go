@@ -103,7 +103,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	if s.state != nil && bytes.Contains(body, toolCallsKey) {
 		var n, failed int
 		var lookupErr error
-		ectx, cancel := s.stateCtx(ctx, time.Now().Add(stateTimeout))
+		ectx, cancel := s.stateCtx(ctx)
 		body, n, err = interceptors.RestoreExchanges(body, func(id string) *interceptors.Exchange {
 			b, err := s.lookupExchange(ectx, caller, id)
 			if err != nil {
@@ -131,7 +131,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 				"failed", failed, "err", lookupErr)
 		}
 	}
-	orders, now := s.loadState(ctx, reqID, caller, time.Now().Add(stateTimeout))
+	orders, now := s.loadState(ctx, reqID, caller)
 	if msg := stateMessage(orders, time.Now(), s.cfg.Payments.StateInjection.SettledAfter.D()); msg != "" {
 		if body, err = interceptors.InsertStateMessage(body, msg); err != nil {
 			writeError(w, badRequest("paygate: "+err.Error()))

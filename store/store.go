@@ -457,6 +457,12 @@ type Outbox interface {
 	OutboxHeads(ctx context.Context, prefixes ...string) ([]Event, error)
 }
 
+// Local is implemented by a store whose calls never wait on another
+// process (the embedded bbolt file), so that no deadline is needed to keep
+// a caller from hanging on it, and closing it under a write only fails the
+// write: a turn reads it without a deadline, and shutdown never cuts it.
+type Local interface{ Local() bool }
+
 // OfKind reports whether e is of one of kinds; every event is when kinds is
 // empty (Outbox.DueEvents).
 func OfKind(e Event, kinds []string) bool {

@@ -169,7 +169,7 @@ func (a *app) close() {
 func (a *app) closeBy(deadline time.Time, reserve time.Duration) {
 	done := make(chan struct{})
 	go func() { defer close(done); a.close() }()
-	if l, ok := a.store.(proxy.LocalStore); ok && l.Local() {
+	if l, ok := a.store.(store.Local); ok && l.Local() {
 		// The embedded file waits on no other process: nothing can hang
 		// on it, and closing it under a write only fails the write.
 		<-done

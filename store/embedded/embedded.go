@@ -204,9 +204,8 @@ func openFile(path string, lockTimeout time.Duration) (bdb *bolt.DB, users *user
 // Path is the file the store lives in.
 func (d *DB) Path() string { return d.db.Path() }
 
-// Local reports that d's reads never wait on another process: a bbolt
-// reader waits at most for a writer of this process growing the file
-// (proxy.LocalStore reads it without a deadline).
+// Local implements store.Local: a bbolt reader waits at most for a writer
+// of this process growing the file.
 func (d *DB) Local() bool { return true }
 
 // Ping reports whether the file is open.
