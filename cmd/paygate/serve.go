@@ -458,7 +458,9 @@ func closeFloor(budget time.Duration) time.Duration {
 }
 
 // cutReserve is the part of a drain of budget kept for the requests still
-// in flight to end on being cancelled: a quarter of it, at most 250 ms.
+// in flight to end on being cancelled: a quarter of it, at most 250 ms. It
+// is also how long before its deadline closeBy closes a store that holds
+// the close up, for the calls it cuts to return.
 // Ending one is a write and a return (a payment call in progress runs on
 // detached from the request, payments' detached, and may outlast it).
 func cutReserve(budget time.Duration) time.Duration {
