@@ -146,10 +146,10 @@ func (h *Handler) attr(a slog.Attr) slog.Attr {
 		return slog.Group(a.Key, red...)
 	case slog.KindAny:
 		if err, ok := v.Any().(error); ok {
-			return slog.String(a.Key, h.r.String(err.Error()))
+			return slog.String(a.Key, h.r.String(safeText(err, err.Error)))
 		}
 		if s, ok := v.Any().(interface{ String() string }); ok {
-			return slog.String(a.Key, h.r.String(s.String()))
+			return slog.String(a.Key, h.r.String(safeText(s, s.String)))
 		}
 		return slog.Attr{Key: a.Key, Value: h.any(v)}
 	}
@@ -320,3 +320,21 @@ var (
 	jsonMarshaler = reflect.TypeFor[json.Marshaler]()
 	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
 )
+
+// safeText is text(), the Error or String method of x, as slog's own
+// handlers call it: a method that panics on a nil pointer receiver gives
+// "<nil>", any other panic "!PANIC: …", never a panic in the code that
+// logged (a request's handler, or a background goroutine the process would
+// die of).
+func safeText(x any, text func() string) (s string) {
+	defer func() {
+		if r := recover(); r != nil {
+			if v := reflect.ValueOf(x); v.Kind() == reflect.Pointer && v.IsNil() {
+				s = "<nil>"
+				return
+			}
+			s = fmt.Sprintf("!PANIC: %v", r)
+		}
+	}()
+	return text()
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -169,5 +170,45 @@ func TestRedactorMinLength(t *testing.T) {
 		if got := tc.r.String(text); got != tc.want {
 			t.Errorf("%s: %q; want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+type nilErr struct{ msg string }
+
+func (e *nilErr) Error() string { return e.msg }
+
+type panicky struct{}
+
+func (panicky) String() string { panic("broken") }
+
+// TestValueWhoseMethodPanics: a nil pointer whose Error or String method
+// dereferences it, or a String that panics, is logged as slog's own JSON
+// handler logs it ("<nil>", "!PANIC: …"), where the redacting handler,
+// calling the method itself, panicked in the code that logged.
+func TestValueWhoseMethodPanics(t *testing.T) {
+	tests := []struct {
+		name string
+		v    any
+		want string
+	}{
+		{"typed nil error", (*nilErr)(nil), `"v":"<nil>"`},
+		{"nil *url.URL", (*url.URL)(nil), `"v":"<nil>"`},
+		{"String panics", panicky{}, `"v":"!PANIC: broken"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						t.Fatalf("logging %s panicked: %v", tc.name, p)
+					}
+				}()
+				New(&buf, slog.LevelInfo, []string{"sk-live-provider-1234"}).Info("x", "v", tc.v)
+			}()
+			if !strings.Contains(buf.String(), tc.want) {
+				t.Errorf("logged %s; want %s in it", strings.TrimSpace(buf.String()), tc.want)
+			}
+		})
 	}
 }
