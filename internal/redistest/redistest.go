@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,15 +48,30 @@ func RequireBinaries(t testing.TB) {
 	}
 }
 
-// freePort is a loopback port that was free a moment ago.
+// freePort finds a loopback port that is free, and whose cluster bus port
+// (port+10000) is free too: a cluster-enabled server listens on both, and
+// keeping the pair costs nothing to a server outside a cluster.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if p+10000 > 65535 {
+			continue
+		}
+		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
+		if err != nil {
+			continue
+		}
+		_ = bus.Close()
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port pair")
+	return 0
 }
 
 var seq atomic.Int64
@@ -66,6 +82,7 @@ type Server struct {
 	Port     int
 	Dir      string
 	Password string // requirepass; "" for none
+	args     []string
 	cmd      *exec.Cmd
 	done     chan struct{}
 }
@@ -94,6 +111,26 @@ func (s *Server) Kill() {
 	s.cmd = nil
 }
 
+// Shutdown stops the server gracefully (SIGTERM: it writes what it persists
+// and exits) and waits until it is gone.
+func (s *Server) Shutdown() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	<-s.done
+	s.cmd = nil
+}
+
+// Restart starts the server again, after killing it if it still runs, with
+// the same arguments, port and directory (so it loads what it persisted
+// there), and waits until it answers PING.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Kill()
+	s.run()
+}
+
 // StartServer runs redis-server without persistence (--save "" --appendonly
 // no), with extra arguments, and waits until it answers PING.
 func StartServer(t testing.TB, extra ...string) *Server {
@@ -118,16 +155,26 @@ func start(t testing.TB, pre, extra []string, password string) *Server {
 	if password != "" {
 		args = append(args, "--requirepass", password, "--masterauth", password)
 	}
-	args = append(args, extra...)
-	s.cmd = exec.Command("redis-server", args...)
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("redis-server: %v", err)
-	}
-	s.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
+	// After the common arguments: a later one overrides an earlier one
+	// (--appendonly yes turns persistence on).
+	s.args = append(args, extra...)
 	t.Cleanup(s.Kill) // t.TempDir removes the directory after
-	s.waitUp()
+	s.run()
 	return s
+}
+
+// run starts redis-server with the server's arguments and waits until it
+// answers PING.
+func (s *Server) run() {
+	s.t.Helper()
+	cmd := exec.Command("redis-server", s.args...)
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("redis-server: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.cmd, s.done = cmd, done
+	s.waitUp()
 }
 
 // Log is the server's log file, for a failure message.

@@ -2,9 +2,10 @@ package redis
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/paygate/paygate/internal/redistest"
 )
 
 // TestAOFRestartIsNoRollback: a Redis with appendfsync always that is
@@ -14,10 +15,10 @@ import (
 func TestAOFRestartIsNoRollback(t *testing.T) {
 	ctx := context.Background()
 	for _, graceful := range []bool{false, true} {
-		srv := startServer(t, "--appendonly", "yes", "--appendfsync", "always")
+		srv := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
 		prefix := testPrefix()
-		a := openOn(t, nil, Options{Addrs: []string{srv.addr()}, KeyPrefix: prefix, EpochInterval: 5 * time.Millisecond})
-		b := openOn(t, nil, Options{Addrs: []string{srv.addr()}, KeyPrefix: prefix, EpochInterval: -1})
+		a := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, KeyPrefix: prefix, EpochInterval: 5 * time.Millisecond})
+		b := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, KeyPrefix: prefix, EpochInterval: -1})
 		for _, s := range []*Store{a, b} {
 			if err := s.Ping(ctx); err != nil {
 				t.Fatal(err)
@@ -29,13 +30,11 @@ func TestAOFRestartIsNoRollback(t *testing.T) {
 			}
 		}
 		if graceful {
-			_ = srv.cmd.Process.Signal(syscall.SIGTERM)
-			<-srv.done
-			srv.cmd = nil
+			srv.Shutdown()
 		} else {
-			srv.kill()
+			srv.Kill()
 		}
-		srv.start()
+		srv.Restart()
 		for _, s := range []*Store{a, b} {
 			var err error
 			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); { // until it reconnects

@@ -11,6 +11,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/paygate/paygate/internal/redistest"
 	"github.com/paygate/paygate/store"
 )
 
@@ -26,8 +27,8 @@ func TestPingReportsLostData(t *testing.T) {
 		addr func(t *testing.T) (string, func())
 	}{
 		{"restart without persistence", func(t *testing.T) (string, func()) {
-			srv := startServer(t)
-			return srv.addr(), func() { srv.kill(); srv.start() }
+			srv := redistest.StartServer(t)
+			return srv.Addr(), func() { srv.Kill(); srv.Restart() }
 		}},
 		{"flushed", func(t *testing.T) (string, func()) {
 			return sharedAddr, nil // the flush is of this test's prefix only

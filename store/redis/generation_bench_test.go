@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/paygate/paygate/internal/redistest"
 )
 
 // BenchmarkEpochCheck is the background check, once per EpochInterval: the
@@ -25,7 +27,7 @@ func BenchmarkEpochCheck(b *testing.B) {
 		}
 	}
 	b.Run("single", func(b *testing.B) {
-		bench(b, openOn(b, nil, Options{Addrs: []string{startServer(b).addr()}, EpochInterval: -1}))
+		bench(b, openOn(b, nil, Options{Addrs: []string{redistest.StartServer(b).Addr()}, EpochInterval: -1}))
 	})
 	b.Run("cluster", func(b *testing.B) {
 		bench(b, openOn(b, nil, Options{Addrs: startCluster(b), EpochInterval: -1}))
@@ -45,7 +47,7 @@ func BenchmarkMoneyWrite(b *testing.B) {
 		}
 	}
 	b.Run("single", func(b *testing.B) {
-		bench(b, openOn(b, nil, Options{Addrs: []string{startServer(b).addr()}, EpochInterval: -1}))
+		bench(b, openOn(b, nil, Options{Addrs: []string{redistest.StartServer(b).Addr()}, EpochInterval: -1}))
 	})
 	b.Run("cluster", func(b *testing.B) {
 		bench(b, openOn(b, nil, Options{Addrs: startCluster(b), EpochInterval: -1}))

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/paygate/paygate/internal/redistest"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/storetest"
 )
@@ -249,14 +251,14 @@ func ids(evs []store.Event) []string {
 // store.ErrUnavailable (no panic, no hang), and the store recovers when the
 // server is back, with what it had committed.
 func TestUnavailable(t *testing.T) {
-	srv := startServer(t, "--appendonly", "yes", "--appendfsync", "always")
-	s := openOn(t, storetest.NewClock(), Options{Addrs: []string{srv.addr()}, DialTimeout: 200 * time.Millisecond, ReadTimeout: 500 * time.Millisecond})
+	srv := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
+	s := openOn(t, storetest.NewClock(), Options{Addrs: []string{srv.Addr()}, DialTimeout: 200 * time.Millisecond, ReadTimeout: 500 * time.Millisecond})
 	ctx := context.Background()
 	if err := s.CreateOrder(ctx, storetest.NewOrder("UN-1", "shop", "u1", time.Now())); err != nil {
 		t.Fatalf("CreateOrder: %v", err)
 	}
 
-	srv.kill()
+	srv.Kill()
 
 	calls := []struct {
 		name string
@@ -301,7 +303,7 @@ func TestUnavailable(t *testing.T) {
 		}
 	})
 
-	srv.start()
+	srv.Restart()
 
 	// go-redis backs off dialing after failures; the store must come back
 	// on its own within a few seconds.
@@ -333,29 +335,17 @@ func TestUnavailable(t *testing.T) {
 // has it; with the replica gone it is reported unavailable (fail closed),
 // although the primary applied it.
 func TestWaitReplicas(t *testing.T) {
-	primary := startServer(t, "--repl-diskless-sync-delay", "0")
-	replica := startServer(t, "--replicaof", "127.0.0.1", strings.TrimPrefix(primary.addr(), "127.0.0.1:"))
-	pc := goredis.NewClient(&goredis.Options{Addr: primary.addr()})
-	defer pc.Close()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		info, err := pc.Info(context.Background(), "replication").Result()
-		if err == nil && strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica never came online: %v %s", err, info)
-		}
-		time.Sleep(50 * time.Millisecond) // polling external processes
-	}
+	primary := redistest.StartServer(t, "--repl-diskless-sync-delay", "0")
+	replica := redistest.StartServer(t, "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port))
+	primary.WaitReplicas(1)
 	clock := storetest.NewClock()
-	s := openOn(t, clock, Options{Addrs: []string{primary.addr()}, WaitReplicas: 1, WaitTimeout: 2 * time.Second}) // generous: a loaded CI machine
+	s := openOn(t, clock, Options{Addrs: []string{primary.Addr()}, WaitReplicas: 1, WaitTimeout: 2 * time.Second}) // generous: a loaded CI machine
 	ctx := context.Background()
 	o := storetest.NewOrder("WR-1", "shop", "u1", clock.Now())
 	if err := s.CreateOrder(ctx, o); err != nil {
 		t.Fatalf("CreateOrder with a replica online: %v", err)
 	}
-	rc := goredis.NewClient(&goredis.Options{Addr: replica.addr()})
+	rc := goredis.NewClient(&goredis.Options{Addr: replica.Addr()})
 	defer rc.Close()
 	rk, _, _ := s.k.orderTag("WR-1")
 	if n, err := rc.Exists(ctx, rk).Result(); err != nil || n != 1 {
@@ -365,7 +355,7 @@ func TestWaitReplicas(t *testing.T) {
 		t.Errorf("ClaimPurchase with a replica online: %v", err)
 	}
 
-	replica.kill()
+	replica.Kill()
 	// The primary notices the lost replica only after a while; WAIT then sees
 	// 0 replicas for the new write either way.
 	o.Status = store.StatusPaid

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/paygate/paygate/internal/redistest"
 )
 
 // TestRefusedWriteNamesTheRollback: once a replica found Redis gone back to
@@ -15,12 +17,12 @@ import (
 // cause.
 func TestRefusedWriteNamesTheRollback(t *testing.T) {
 	ctx := context.Background()
-	srv := startServer(t)
-	a := openOn(t, nil, Options{Addrs: []string{srv.addr()}, EpochInterval: -1})
+	srv := redistest.StartServer(t)
+	a := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, EpochInterval: -1})
 	if err := a.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c := goredis.NewClient(&goredis.Options{Addr: srv.addr()})
+	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
 	defer c.Close()
 	if err := c.Save(ctx).Err(); err != nil {
 		t.Fatal(err)
@@ -28,8 +30,8 @@ func TestRefusedWriteNamesTheRollback(t *testing.T) {
 	if _, _, err := a.ClaimPurchase(ctx, "k1", "ORD-1", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	srv.kill()
-	srv.start()
+	srv.Kill()
+	srv.Restart()
 	_ = a.Ping(ctx) // finds the rollback
 	if p := a.Ping(ctx); !errors.Is(p, errRolledBack) {
 		t.Fatalf("Ping: %v; want errRolledBack", p)

@@ -9,6 +9,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/paygate/paygate/internal/redistest"
 	"github.com/paygate/paygate/store"
 )
 
@@ -60,16 +61,16 @@ func TestRolledBackRedisIsRefused(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startServer(t)
+			srv := redistest.StartServer(t)
 			prefix := testPrefix()
-			a := openOn(t, nil, Options{Addrs: []string{srv.addr()}, KeyPrefix: prefix, EpochInterval: tc.interval})
-			b := openOn(t, nil, Options{Addrs: []string{srv.addr()}, KeyPrefix: prefix, EpochInterval: -1})
+			a := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, KeyPrefix: prefix, EpochInterval: tc.interval})
+			b := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, KeyPrefix: prefix, EpochInterval: -1})
 			for _, s := range []*Store{a, b} {
 				if err := s.Ping(ctx); err != nil {
 					t.Fatal(err)
 				}
 			}
-			c := goredis.NewClient(&goredis.Options{Addr: srv.addr()})
+			c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
 			defer c.Close()
 			if err := c.Save(ctx).Err(); err != nil {
 				t.Fatal(err)
@@ -85,8 +86,8 @@ func TestRolledBackRedisIsRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			srv.kill()
-			srv.start() // from the snapshot: the marker is there, the claim and the order are not
+			srv.Kill()
+			srv.Restart() // from the snapshot: the marker is there, the claim and the order are not
 
 			tc.notice(t, a)
 			wantDataLost(t, "Ping after the rollback", a.Ping(ctx))
@@ -105,7 +106,7 @@ func TestRolledBackRedisIsRefused(t *testing.T) {
 			_, _, err = b.ClaimPurchase(ctx, "shop|u1|premium|1", "ORD-THIRD", time.Hour)
 			wantDataLost(t, "ClaimPurchase on another replica", err)
 
-			fresh := openOn(t, nil, Options{Addrs: []string{srv.addr()}, KeyPrefix: prefix, EpochInterval: -1})
+			fresh := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, KeyPrefix: prefix, EpochInterval: -1})
 			if err := fresh.Ping(ctx); err != nil {
 				t.Errorf("Ping of a replica started after the rollback: %v; want ok", err)
 			}
@@ -144,9 +145,9 @@ func TestRolledBackShardIsRefused(t *testing.T) {
 			node = n
 		}
 	}
-	var srv *server
+	var srv *redistest.Server
 	for _, s := range srvs {
-		if s.addr() == node.Options().Addr {
+		if s.Addr() == node.Options().Addr {
 			srv = s
 		}
 	}
@@ -156,8 +157,8 @@ func TestRolledBackShardIsRefused(t *testing.T) {
 	if _, created, err := a.ClaimPurchase(ctx, key, "ORD-FIRST", time.Hour); err != nil || !created {
 		t.Fatalf("first claim: %v %v", created, err)
 	}
-	srv.kill()
-	srv.start()
+	srv.Kill()
+	srv.Restart()
 	waitClusterOK(t, addrs)
 
 	wantDataLost(t, "Ping after a shard went back", a.Ping(ctx))
@@ -175,15 +176,15 @@ func TestRolledBackShardIsRefused(t *testing.T) {
 // while the marker is still the old replica's own).
 func TestLossFoundByAWriteSparesNewReplicas(t *testing.T) {
 	ctx := context.Background()
-	srv := startServer(t)
+	srv := redistest.StartServer(t)
 	prefix := testPrefix()
-	old := openOn(t, nil, Options{Addrs: []string{srv.addr()}, KeyPrefix: prefix, EpochInterval: -1})
+	old := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, KeyPrefix: prefix, EpochInterval: -1})
 	if _, _, err := old.ClaimPurchase(ctx, "before", "ORD-BEFORE", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	srv.kill()
-	srv.start()
-	fresh := openOn(t, nil, Options{Addrs: []string{srv.addr()}, KeyPrefix: prefix, EpochInterval: -1})
+	srv.Kill()
+	srv.Restart()
+	fresh := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, KeyPrefix: prefix, EpochInterval: -1})
 	if err := fresh.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -6,18 +6,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/paygate/paygate/internal/redistest"
 	"github.com/paygate/paygate/store/storetest"
 )
 
@@ -42,15 +40,6 @@ func requireSharedRedis(t testing.TB) {
 	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {
 		missing(t, "no Redis at %s: %v", sharedAddr, err)
-	}
-}
-
-func requireBinaries(t testing.TB) {
-	t.Helper()
-	for _, b := range []string{"redis-server", "redis-cli"} {
-		if _, err := exec.LookPath(b); err != nil {
-			missing(t, "%s not installed: %v", b, err)
-		}
 	}
 }
 
@@ -114,113 +103,6 @@ func openOn(t testing.TB, clock *storetest.Clock, opts Options) *Store {
 	return s
 }
 
-// freePort finds a loopback port that is free, and whose cluster bus port
-// (port+10000) is free too.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		if p+10000 > 65535 {
-			continue
-		}
-		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
-		if err != nil {
-			continue
-		}
-		_ = bus.Close()
-		return p
-	}
-	t.Fatal("no free port pair")
-	return 0
-}
-
-var serverSeq atomic.Int64
-
-// server is a redis-server the test started.
-type server struct {
-	t    testing.TB
-	port int
-	dir  string
-	args []string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func (s *server) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
-
-// startServer runs redis-server on a free loopback port in its own directory,
-// with extra arguments, and waits until it answers.
-func startServer(t testing.TB, extra ...string) *server {
-	t.Helper()
-	requireBinaries(t)
-	dir := filepath.Join(t.TempDir(), "redis-"+strconv.FormatInt(serverSeq.Add(1), 10))
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{t: t, port: freePort(t), dir: dir}
-	s.args = append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--protected-mode", "no", "--loglevel", "warning", "--logfile", filepath.Join(dir, "log")}, extra...)
-	s.start()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *server) start() {
-	s.t.Helper()
-	s.cmd = exec.Command("redis-server", s.args...)
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("redis-server: %v", err)
-	}
-	done := make(chan struct{})
-	s.done = done
-	go func() { _ = s.cmd.Wait(); close(done) }()
-	s.waitUp()
-}
-
-// waitUp polls the external process until it answers PING (the only place
-// these tests poll, with a deadline).
-func (s *server) waitUp() {
-	s.t.Helper()
-	c := goredis.NewClient(&goredis.Options{Addr: s.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		select {
-		case <-s.done:
-			log, _ := os.ReadFile(filepath.Join(s.dir, "log"))
-			s.t.Fatalf("redis-server on %d exited: %s", s.port, log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on %d did not answer: %v", s.port, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling an external process
-	}
-}
-
-// kill stops the server abruptly and waits for it to be gone.
-func (s *server) kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
-	s.cmd = nil
-}
-
-func (s *server) stop() { s.kill() }
-
 // startCluster starts three cluster-enabled servers, joins them with
 // redis-cli --cluster create and waits for cluster_state:ok on every node.
 func startCluster(t testing.TB) []string {
@@ -233,28 +115,24 @@ func startCluster(t testing.TB) []string {
 // online, so that WAIT 1 is answered.
 func startClusterWithReplicas(t testing.TB) []string {
 	t.Helper()
-	addrs := startClusterOf(t, 6, 1)
-	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs})
-	defer cc.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var online, primaries atomic.Int32
-		err := cc.ForEachMaster(context.Background(), func(ctx context.Context, n *goredis.Client) error {
-			primaries.Add(1)
-			info, err := n.Info(ctx, "replication").Result()
-			if err == nil && strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online") {
-				online.Add(1)
-			}
-			return err
-		})
-		if err == nil && primaries.Load() == 3 && online.Load() == 3 {
-			return addrs
+	srvs := startClusterServers(t, 6, 1)
+	var primaries []*redistest.Server
+	for _, s := range srvs {
+		info, err := s.Client().Info(context.Background(), "replication").Result()
+		if err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replicas not online: %d of %d primaries have one (%v)", online.Load(), primaries.Load(), err)
+		if strings.Contains(info, "role:master") {
+			primaries = append(primaries, s)
 		}
-		time.Sleep(50 * time.Millisecond) // polling external processes
 	}
+	if len(primaries) != 3 {
+		t.Fatalf("%d primaries of 6 servers; want 3", len(primaries))
+	}
+	for _, p := range primaries {
+		p.WaitReplicas(1)
+	}
+	return addrsOf(srvs)
 }
 
 // startClusterOf starts n cluster-enabled servers, joins them with
@@ -267,12 +145,11 @@ func startClusterOf(t testing.TB, n, replicas int) []string {
 
 // startClusterServers is startClusterOf returning the servers, for a test
 // that restarts one of them.
-func startClusterServers(t testing.TB, n, replicas int) []*server {
+func startClusterServers(t testing.TB, n, replicas int) []*redistest.Server {
 	t.Helper()
-	requireBinaries(t)
-	var srvs []*server
+	var srvs []*redistest.Server
 	for range n {
-		srvs = append(srvs, startServer(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000", "--appendonly", "no"))
+		srvs = append(srvs, redistest.StartServer(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"))
 	}
 	addrs := addrsOf(srvs)
 	args := append([]string{"--cluster", "create"}, addrs...)
@@ -306,10 +183,10 @@ func waitClusterOK(t testing.TB, addrs []string) {
 	}
 }
 
-func addrsOf(srvs []*server) []string {
+func addrsOf(srvs []*redistest.Server) []string {
 	addrs := make([]string, len(srvs))
 	for i, s := range srvs {
-		addrs[i] = s.addr()
+		addrs[i] = s.Addr()
 	}
 	return addrs
 }
