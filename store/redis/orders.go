@@ -30,6 +30,21 @@ func createdNS(o *store.Order) string { return strconv.FormatInt(o.CreatedAt.Uni
 // score orders the time indexes: microseconds fit a float64 exactly.
 func score(t time.Time) int64 { return t.UnixMicro() }
 
+// createOrderArgs is the create script's ARGV: the record's json, its
+// status, client, user and creation time, the write intent's token, the
+// events' count and elements, and last the intent's fence.
+func createOrderArgs(j []byte, o *store.Order, tok string, elems []any, fence any) []any {
+	args := append([]any{j, string(o.Status), o.Client, o.User, createdNS(o), tok, len(elems)}, elems...)
+	return append(args, fence)
+}
+
+// updateOrderArgs is the update script's ARGV: as createOrderArgs, with the
+// status and version expected before the write.
+func updateOrderArgs(j []byte, o *store.Order, expect store.OrderStatus, version int64, tok string, elems []any, fence any) []any {
+	args := append([]any{j, string(o.Status), string(expect), o.Client, o.User, createdNS(o), version, tok, len(elems)}, elems...)
+	return append(args, fence)
+}
+
 // CreateOrder implements store.Orders.
 func (s *Store) CreateOrder(ctx context.Context, o *store.Order, events ...store.Event) error {
 	if err := validOrder(o); err != nil {
@@ -52,8 +67,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *store.Order, events ...store
 	}
 	rk, ob, obv := s.k.orderTag(o.OrderNo)
 	in, v, err := s.fenced(ctx, o.OrderNo, func(in writeIntent) (any, error) {
-		args := append([]any{j, string(rec.Status), rec.Client, rec.User, createdNS(&rec), in.tok, len(elems)}, elems...)
-		return s.runMoney(ctx, "create order", s.sc.createOrder, []string{rk, ob, obv}, append(args, in.fence())...)
+		return s.runMoney(ctx, "create order", s.sc.createOrder, []string{rk, ob, obv}, createOrderArgs(j, &rec, in.tok, elems, in.fence())...)
 	})
 	if err != nil && v == nil {
 		return err
@@ -86,8 +100,8 @@ func (s *Store) UpdateOrder(ctx context.Context, o *store.Order, expect store.Or
 	}
 	rk, ob, obv := s.k.orderTag(o.OrderNo)
 	in, v, err := s.fenced(ctx, o.OrderNo, func(in writeIntent) (any, error) {
-		args := append([]any{j, string(rec.Status), string(expect), rec.Client, rec.User, createdNS(&rec), o.Version, in.tok, len(elems)}, elems...)
-		return s.runMoney(ctx, "update order", s.sc.updateOrder, []string{rk, ob, obv}, append(args, in.fence())...)
+		args := updateOrderArgs(j, &rec, expect, o.Version, in.tok, elems, in.fence())
+		return s.runMoney(ctx, "update order", s.sc.updateOrder, []string{rk, ob, obv}, args...)
 	})
 	if err != nil && v == nil {
 		return err

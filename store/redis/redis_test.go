@@ -176,8 +176,7 @@ func testRepair(t *testing.T, clock *storetest.Clock, s *Store) {
 	}
 	j := mustJSON(t, o)
 	rk, ob, obv := s.k.orderTag(o.OrderNo)
-	args := append([]any{j, string(o.Status), o.Client, o.User, createdNS(o), in.tok, len(elems)}, elems...)
-	args = append(args, in.fence())
+	args := createOrderArgs(j, o, in.tok, elems, in.fence())
 	if _, err := s.run(ctx, "create order", s.sc.createOrder, []string{rk, ob, obv}, args...); err != nil {
 		t.Fatal(err)
 	}

@@ -66,8 +66,7 @@ func (w *crashWriter) create(o *store.Order, eventID string) bool {
 		w.t.Fatal(err)
 	}
 	rk, ob, obv := w.s.k.orderTag(o.OrderNo)
-	args := append([]any{mustJSON(w.t, o), string(o.Status), o.Client, o.User, createdNS(o), w.in.tok, len(elems)}, elems...)
-	args = append(args, w.in.fence())
+	args := createOrderArgs(mustJSON(w.t, o), o, w.in.tok, elems, w.in.fence())
 	v, err := w.s.run(context.Background(), "create order", w.s.sc.createOrder, []string{rk, ob, obv}, args...)
 	if err != nil {
 		w.t.Fatal(err)
@@ -86,9 +85,7 @@ func (w *crashWriter) update(o *store.Order, expect, status store.OrderStatus, e
 		w.t.Fatal(err)
 	}
 	rk, ob, obv := w.s.k.orderTag(o.OrderNo)
-	args := append([]any{mustJSON(w.t, &next), string(next.Status), string(expect),
-		next.Client, next.User, createdNS(&next), o.Version, w.in.tok, len(elems)}, elems...)
-	args = append(args, w.in.fence())
+	args := updateOrderArgs(mustJSON(w.t, &next), &next, expect, o.Version, w.in.tok, elems, w.in.fence())
 	v, err := w.s.run(context.Background(), "update order", w.s.sc.updateOrder, []string{rk, ob, obv}, args...)
 	if err != nil {
 		w.t.Fatal(err)
@@ -288,9 +285,7 @@ func TestCrashedWritersAreRepairedUnderRacingConflicts(t *testing.T) {
 				return
 			}
 			rk, ob, obv := s.k.orderTag(no)
-			args := append([]any{mustJSON(t, &paid), string(paid.Status), string(store.StatusAwaitingPayment),
-				paid.Client, paid.User, createdNS(&paid), paid.Version, in.tok, len(elems)}, elems...)
-			args = append(args, in.fence())
+			args := updateOrderArgs(mustJSON(t, &paid), &paid, store.StatusAwaitingPayment, paid.Version, in.tok, elems, in.fence())
 			v, err := s.run(ctx, "update order", s.sc.updateOrder, []string{rk, ob, obv}, args...)
 			if err != nil {
 				t.Error(err)
@@ -394,8 +389,7 @@ func TestRepairDrainsTheIntentLogOfEarlierVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	rk, ob, obv := s.k.orderTag(o.OrderNo)
-	args := append([]any{mustJSON(t, o), string(o.Status), o.Client, o.User, createdNS(o), tok, len(elems)}, elems...)
-	args = append(args, writeIntent{}.fence()) // an earlier version's write has no deadline
+	args := createOrderArgs(mustJSON(t, o), o, tok, elems, writeIntent{}.fence()) // an earlier version's write has no deadline
 	if _, err := s.run(ctx, "create order", s.sc.createOrder, []string{rk, ob, obv}, args...); err != nil {
 		t.Fatal(err)
 	}

@@ -294,9 +294,8 @@ func TestAStaleIntentWritesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		args := append([]any{mustJSON(t, &paid), string(paid.Status), string(store.StatusAwaitingPayment),
-			paid.Client, paid.User, createdNS(&paid), read.Version, in.tok, len(elems)}, elems...)
-		return s.run(ctx, "update order", s.sc.updateOrder, []string{rk, ob, obv}, append(args, in.fence())...)
+		args := updateOrderArgs(mustJSON(t, &paid), &paid, store.StatusAwaitingPayment, read.Version, in.tok, elems, in.fence())
+		return s.run(ctx, "update order", s.sc.updateOrder, []string{rk, ob, obv}, args...)
 	}
 	late := func() writeIntent {
 		in, err := s.intent(ctx, "ST-1")
