@@ -148,6 +148,7 @@ func Open(opts Options) (*Store, error) {
 	if strings.ContainsAny(opts.KeyPrefix, "{}") {
 		return nil, fmt.Errorf("redis: key prefix %q must not contain braces (they are hash tags)", opts.KeyPrefix)
 	}
+	opts = withDefaults(opts)
 	uo := &goredis.UniversalOptions{
 		Addrs:         opts.Addrs,
 		Username:      opts.Username,
@@ -156,8 +157,8 @@ func Open(opts Options) (*Store, error) {
 		MasterName:    opts.MasterName,
 		IsClusterMode: opts.Cluster,
 		DialTimeout:   opts.DialTimeout,
-		ReadTimeout:   readTimeout(opts),
-		WriteTimeout:  cmp.Or(opts.WriteTimeout, DefaultWriteTimeout),
+		ReadTimeout:   opts.ReadTimeout,
+		WriteTimeout:  opts.WriteTimeout,
 		MaxRetries:    opts.MaxRetries,
 		PoolSize:      opts.PoolSize,
 		// Without it go-redis gives the socket its own read and write
@@ -180,31 +181,25 @@ func Open(opts Options) (*Store, error) {
 	return newStore(goredis.NewUniversalClient(uo), opts), nil
 }
 
-// readTimeout is opts.ReadTimeout, or DefaultReadTimeout; with
-// WaitReplicas, plus WaitTimeout, which a money write's WAIT may spend on
-// the server before its reply comes.
-func readTimeout(opts Options) time.Duration {
-	if opts.ReadTimeout != 0 {
-		return opts.ReadTimeout
-	}
-	if opts.WaitReplicas > 0 {
-		return DefaultReadTimeout + cmp.Or(max(opts.WaitTimeout, 0), DefaultWaitTimeout)
-	}
-	return DefaultReadTimeout
-}
-
-func newStore(c goredis.UniversalClient, opts Options) *Store {
+// withDefaults fills the options left unset (the logger is newStore's: a
+// caller's own also takes go-redis's lines). It is idempotent: Open fills
+// them for the client, newStore (also called by tests) for the Store.
+func withDefaults(opts Options) Options {
 	if opts.Now == nil {
 		opts.Now = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	} else {
-		clientLog.Store(opts.Logger) // go-redis's own lines (clientlog.go)
 	}
 	if opts.WaitTimeout <= 0 {
 		opts.WaitTimeout = DefaultWaitTimeout
 	}
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = DefaultReadTimeout
+		if opts.WaitReplicas > 0 {
+			// What a money write's WAIT may spend on the server before
+			// its reply comes.
+			opts.ReadTimeout += opts.WaitTimeout
+		}
+	}
+	opts.WriteTimeout = cmp.Or(opts.WriteTimeout, DefaultWriteTimeout)
 	if opts.RepairInterval == 0 {
 		opts.RepairInterval = DefaultRepairInterval
 	}
@@ -213,6 +208,20 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 	}
 	if opts.EpochInterval == 0 {
 		opts.EpochInterval = DefaultEpochInterval
+	}
+	return opts
+}
+
+// readTimeout is the client's read timeout for opts: opts.ReadTimeout, or
+// DefaultReadTimeout; with WaitReplicas, plus WaitTimeout (or its default).
+func readTimeout(opts Options) time.Duration { return withDefaults(opts).ReadTimeout }
+
+func newStore(c goredis.UniversalClient, opts Options) *Store {
+	opts = withDefaults(opts)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	} else {
+		clientLog.Store(opts.Logger) // go-redis's own lines (clientlog.go)
 	}
 	s := &Store{
 		c: c, k: keys{p: opts.KeyPrefix}, sc: newScripts(), now: opts.Now, log: opts.Logger,
