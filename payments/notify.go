@@ -176,9 +176,10 @@ func storeReason(err error) string {
 	return "store_error"
 }
 
-// refund applies REFUND.* notifications through applyRefund: only the refund
-// in flight of a `refunding` order moves it; late copies change nothing;
-// anything else that disagrees with the record goes to needs_review.
+// refund applies REFUND.* notifications through applyRefundNote: only the
+// refund in flight of a `refunding` order moves it; late copies change
+// nothing; anything else that disagrees with the record goes to
+// needs_review, and a refund of an unknown order to an orphan's record.
 func (h *notifyHandler) refund(ctx context.Context, note *wechatpay.Notification) verdict {
 	s := h.s
 	var res wechatpay.RefundResource
@@ -190,28 +191,14 @@ func (h *notifyHandler) refund(ctx context.Context, note *wechatpay.Notification
 		OutTradeNo: res.OutTradeNo, OutRefundNo: res.OutRefundNo, Status: res.RefundStatus, MchID: res.MchID,
 		RefundFen: res.Amount.Refund, TotalFen: res.Amount.Total, TransactionID: res.TransactionID,
 	}
-	_, outcome, reason, err := s.applyRefund(ctx, fact, "notification", note.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		s.log.ErrorContext(ctx, "ALERT: refund notification for an unknown order", "alert", true,
-			"id", note.ID, "out_trade_no", res.OutTradeNo, "out_refund_no", res.OutRefundNo, "refund_fen", res.Amount.Refund)
-		f := paymentFact{OutTradeNo: res.OutTradeNo, TransactionID: res.TransactionID, MchID: res.MchID, Total: res.Amount.Total}
-		_, o, r, oerr := s.recordOrphan(ctx, f, "notification", note.ID)
-		if oerr != nil {
-			return verdict{status: http.StatusInternalServerError, outcome: "error", reason: storeReason(oerr), msg: "temporarily unable to record"}
-		}
-		// The refund itself goes onto the orphan's record, as a later
-		// refund's word would: acknowledged, it is never sent again, and
-		// the person reviewing must see the money that went back, not
-		// only the payment it implies.
-		if _, _, _, err = s.applyRefund(ctx, fact, "notification", note.ID); err == nil {
-			return verdict{status: http.StatusNoContent, outcome: o, reason: r}
-		}
-	}
-	if err != nil {
+	outcome, reason, orphan, err := s.applyRefundNote(ctx, fact, note.ID)
+	switch {
+	case errors.Is(err, errOrphanNotRecorded):
+		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: storeReason(err), msg: "temporarily unable to record"}
+	case err != nil:
 		return h.notApplied(ctx, note, "refund notification not applied; WeChat Pay will retry", err, "order_no", res.OutTradeNo,
 			"out_refund_no", res.OutRefundNo, "refund_status", res.RefundStatus, "refund_fen", res.Amount.Refund)
-	}
-	if reason == "" {
+	case reason == "" && !orphan: // an orphan's reason is passed on as it is
 		reason = "ok"
 	}
 	return verdict{status: http.StatusNoContent, outcome: outcome, reason: reason}

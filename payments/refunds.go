@@ -542,6 +542,37 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 	return got, outcome, reason, nil
 }
 
+// errOrphanNotRecorded marks applyRefundNote's failure to record the orphan
+// a refund of an unknown order implies (the store's error is wrapped too).
+var errOrphanNotRecorded = errors.New("orphan not recorded")
+
+// applyRefundNote applies a refund notification's fact through applyRefund.
+// A refund of an order paygate does not know is WeChat Pay's word on real
+// money, as a payment for one is: the payment it implies is recorded as an
+// orphan in review (recordOrphan, as applyPayment does), and the refund
+// itself goes onto the orphan's record, as a later refund's word would:
+// acknowledged, it is never sent again, and the person reviewing must see
+// the money that went back, not only the payment it implies. It then answers
+// with the orphan's outcome and reason, and orphan true; an orphan that could
+// not be recorded is errOrphanNotRecorded.
+func (s *Service) applyRefundNote(ctx context.Context, f refundFact, noteID string) (outcome, reason string, orphan bool, err error) {
+	_, outcome, reason, err = s.applyRefund(ctx, f, "notification", noteID)
+	if !errors.Is(err, store.ErrNotFound) {
+		return outcome, reason, false, err
+	}
+	s.log.ErrorContext(ctx, "ALERT: refund notification for an unknown order", "alert", true,
+		"id", noteID, "out_trade_no", f.OutTradeNo, "out_refund_no", f.OutRefundNo, "refund_fen", f.RefundFen)
+	pf := paymentFact{OutTradeNo: f.OutTradeNo, TransactionID: f.TransactionID, MchID: f.MchID, Total: f.TotalFen}
+	_, outcome, reason, err = s.recordOrphan(ctx, pf, "notification", noteID)
+	if err != nil {
+		return "", "", false, fmt.Errorf("%w: %w", errOrphanNotRecorded, err)
+	}
+	if _, _, _, err = s.applyRefund(ctx, f, "notification", noteID); err != nil {
+		return "", "", true, err
+	}
+	return outcome, reason, true, nil
+}
+
 // noteRefundInReview records WeChat Pay's word about a refund on an order
 // already in needs_review, without moving it: a person decides, and must see
 // all WeChat Pay said since. A SUCCESS not yet counted is money that went
