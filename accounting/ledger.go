@@ -186,13 +186,21 @@ func (l *Ledger) Round(provider, model string, u Usage) Pico {
 	return c
 }
 
-func sessionKey(client, session string) string { return "cost:" + client + "\x00" + session }
+// sessionKey names a conversation's kept cost: the client's (bot's) user's
+// session. The session is the bot's name for one of that user's
+// conversations (X-Paygate-Session, such as "chat-1"; by default the user's
+// OpenID), so it names a conversation only together with the user: two
+// users' "chat-1" are two conversations.
+func sessionKey(client, user, session string) string {
+	return "cost:" + client + "\x00" + user + "\x00" + session
+}
 
-// Turn adds a finished turn's cost to its conversation. Accounting never
-// fails a turn: a store error is logged. The conversation's kept cost is
-// written by the Ledger's writer, so Turn does not wait for the store (the
-// context is not used for that write, which outlives the request).
-func (l *Ledger) Turn(_ context.Context, client, session string, cost Pico) {
+// Turn adds a finished turn's cost to its conversation: the client's
+// user's session. Accounting never fails a turn: a store error is logged.
+// The conversation's kept cost is written by the Ledger's writer, so Turn
+// does not wait for the store (the context is not used for that write,
+// which outlives the request).
+func (l *Ledger) Turn(_ context.Context, client, user, session string, cost Pico) {
 	l.mu.Lock()
 	b := l.hour(l.now())
 	b.turns++
@@ -206,7 +214,7 @@ func (l *Ledger) Turn(_ context.Context, client, session string, cost Pico) {
 		// request).
 		return
 	}
-	l.session(sessionOp{key: sessionKey(client, session), add: cost})
+	l.session(sessionOp{key: sessionKey(client, user, session), add: cost})
 }
 
 // Call adds the cost of an upstream call that is no turn (a forwarded
@@ -301,20 +309,21 @@ func (l *Ledger) Close() {
 	<-l.sessDone
 }
 
-// Paid attributes the conversation's cost so far to a paid order (a
+// Paid attributes the cost so far of the order's conversation (the
+// client's user's session, as Turn was given them) to the paid order (a
 // completed transaction) and starts the conversation's count again, once per
 // order. It does not wait: the payment's notification calls it (through
 // payments.Options.Committed) and must be answered quickly (SPEC 2.4), so the
 // writer carries it out after the turns handed to it before. Stats and the
 // metrics show it once the writer has (Flush waits for that).
-func (l *Ledger) Paid(_ context.Context, client, session, orderNo string) {
+func (l *Ledger) Paid(_ context.Context, client, user, session, orderNo string) {
 	if l.store == nil {
 		l.recordPaid(0)
 		return
 	}
 	op := sessionOp{paid: true, paidOrder: orderNo}
 	if session != "" {
-		op.key = sessionKey(client, session)
+		op.key = sessionKey(client, user, session)
 	}
 	l.session(op)
 }

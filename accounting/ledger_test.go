@@ -90,11 +90,11 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 
 	ctx := context.Background()
 	a := l.Round("p", "m", Usage{1000, 200})
-	l.Turn(ctx, "bot", "s1", a)
-	l.Turn(ctx, "bot", "s1", a)               // two turns of one conversation
-	l.Turn(ctx, "bot", "s2", a)               // another conversation, never paid
-	l.Paid(ctx, "bot", "s1", "ORD-1")         // s1 ends in a paid order
-	l.Paid(ctx, "bot", "no-session", "ORD-2") // a payment with no priced turns
+	l.Turn(ctx, "bot", "u", "s1", a)
+	l.Turn(ctx, "bot", "u", "s1", a)               // two turns of one conversation
+	l.Turn(ctx, "bot", "u", "s2", a)               // another conversation, never paid
+	l.Paid(ctx, "bot", "u", "s1", "ORD-1")         // s1 ends in a paid order
+	l.Paid(ctx, "bot", "u", "no-session", "ORD-2") // a payment with no priced turns
 	l.Flush()
 	s := l.Stats()
 	if s.PaidOrders != 2 || s.TransactionCost != "0.009000" || s.CostPerTransaction == nil || *s.CostPerTransaction != "0.004500" {
@@ -104,21 +104,48 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 		t.Errorf("turns %d series %d; want 3 turns in one hour", s.Turns, len(s.Series))
 	}
 	// Paying closes the conversation's count: the next purchase starts at 0.
-	if n, ok := st.kept(sessionKey("bot", "s1")); ok {
+	if n, ok := st.kept(sessionKey("bot", "u", "s1")); ok {
 		t.Errorf("s1 after payment: %d kept; want nothing", n)
 	}
-	if n, _ := st.kept(sessionKey("bot", "s2")); n != int64(a) {
+	if n, _ := st.kept(sessionKey("bot", "u", "s2")); n != int64(a) {
 		t.Errorf("s2's cost: %d kept; want %d", n, a)
 	}
 	// A turn without a user has no conversation to keep: it counts in the
 	// totals and writes nothing to the store.
 	writes := len(st.m)
-	l.Turn(ctx, "bot", "", a)
+	l.Turn(ctx, "bot", "", "", a)
 	if len(st.m) != writes {
 		t.Errorf("a session-less turn wrote to the store: %v", st.m)
 	}
 	if l.Stats().Turns != 4 {
 		t.Errorf("the session-less turn was not counted")
+	}
+}
+
+// TestConversationIsTheUsersSession: a session names a conversation of one
+// user (the bot's "chat-1", or by default the user's OpenID), so a payment
+// takes the buyer's own conversation's cost: not another user's conversation
+// of the same name, nor the default conversation of a user whose OpenID the
+// buyer's session is named like.
+func TestConversationIsTheUsersSession(t *testing.T) {
+	st := &memStore{m: map[string]int64{}}
+	l := testLedger(t, st)
+	defer l.Close()
+	ctx := context.Background()
+	a := l.Round("p", "m", Usage{1000, 200}) // 0.004500
+	l.Turn(ctx, "bot", "oA", "chat-1", a)
+	l.Turn(ctx, "bot", "oA", "oA", a) // A's default conversation
+	l.Turn(ctx, "bot", "oB", "chat-1", a)
+	l.Paid(ctx, "bot", "oB", "chat-1", "ORD-1")
+	l.Paid(ctx, "bot", "oB", "oA", "ORD-2")
+	l.Flush()
+	if s := l.Stats(); s.PaidOrders != 2 || s.TransactionCost != a.String() {
+		t.Errorf("%d paid orders costing %s; want 2 costing %s (B's one turn)", s.PaidOrders, s.TransactionCost, a)
+	}
+	for _, session := range []string{"chat-1", "oA"} {
+		if n, _ := st.kept(sessionKey("bot", "oA", session)); n != int64(a) {
+			t.Errorf("A's conversation %q keeps %d; want %d, its turn", session, n, a)
+		}
 	}
 }
 
@@ -153,11 +180,11 @@ func TestConcurrentTurnsOfOneConversation(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.Turn(context.Background(), "bot", "s", a)
+			l.Turn(context.Background(), "bot", "u", "s", a)
 		}()
 	}
 	wg.Wait()
-	l.Paid(context.Background(), "bot", "s", "ORD-1")
+	l.Paid(context.Background(), "bot", "u", "s", "ORD-1")
 	l.Flush()
 	if got, want := l.Stats().TransactionCost, (50 * a).String(); got != want {
 		t.Errorf("the paid conversation cost %s; want %s (50 turns)", got, want)
@@ -188,16 +215,16 @@ func TestConversationCostAcrossReplicas(t *testing.T) {
 				if i%2 == 1 {
 					l = lb
 				}
-				wg.Go(func() { l.Turn(context.Background(), "bot", "s", a) })
+				wg.Go(func() { l.Turn(context.Background(), "bot", "u", "s", a) })
 			}
 			wg.Wait()
-			lb.Close()                                         // b's turns are in the store
-			la.Paid(context.Background(), "bot", "s", "ORD-1") // after a's own turns
+			lb.Close()                                              // b's turns are in the store
+			la.Paid(context.Background(), "bot", "u", "s", "ORD-1") // after a's own turns
 			la.Flush()
 			if got, want := la.Stats().TransactionCost, (turns * a).String(); got != want {
 				t.Errorf("the paid conversation cost %s; want %s (%d turns on two replicas)", got, want, turns)
 			}
-			left, err := stB.TakeTally(context.Background(), sessionKey("bot", "s"))
+			left, err := stB.TakeTally(context.Background(), sessionKey("bot", "u", "s"))
 			if err != nil || left != 0 {
 				t.Errorf("after the payment %d is kept (%v); want 0", left, err)
 			}
@@ -215,7 +242,7 @@ func TestTurnDoesNotWaitForTheStore(t *testing.T) {
 	returned := make(chan struct{})
 	go func() {
 		for range 100 {
-			l.Turn(context.Background(), "bot", "s", a)
+			l.Turn(context.Background(), "bot", "u", "s", a)
 		}
 		close(returned)
 	}()
@@ -226,12 +253,12 @@ func TestTurnDoesNotWaitForTheStore(t *testing.T) {
 	}
 	close(st.release)
 	l.Close()
-	if n, _ := st.kept(sessionKey("bot", "s")); n != 450000000000 {
+	if n, _ := st.kept(sessionKey("bot", "u", "s")); n != 450000000000 {
 		t.Errorf("after Close: kept cost %d; want 450000000000 (100 turns)", n)
 	}
 	// After Close a turn is kept directly.
-	l.Turn(context.Background(), "bot", "s", a)
-	if n, _ := st.kept(sessionKey("bot", "s")); n != 454500000000 {
+	l.Turn(context.Background(), "bot", "u", "s", a)
+	if n, _ := st.kept(sessionKey("bot", "u", "s")); n != 454500000000 {
 		t.Errorf("a turn after Close: kept cost %d; want 454500000000", n)
 	}
 }
@@ -256,10 +283,10 @@ func TestPaidDoesNotWaitForTheStore(t *testing.T) {
 	st := &slowStore{memStore: memStore{m: map[string]int64{}}, release: make(chan struct{})}
 	l := testLedger(t, st)
 	a := l.Round("p", "m", Usage{1000, 200})
-	l.Turn(context.Background(), "bot", "s", a) // held by the store
+	l.Turn(context.Background(), "bot", "u", "s", a) // held by the store
 	returned := make(chan struct{})
 	go func() {
-		l.Paid(context.Background(), "bot", "s", "ORD-1")
+		l.Paid(context.Background(), "bot", "u", "s", "ORD-1")
 		close(returned)
 	}()
 	select {
@@ -293,13 +320,13 @@ func TestOrderPaidAgainCountedOnce(t *testing.T) {
 			defer lb.Close()
 			ctx := context.Background()
 			a := la.Round("p", "m", Usage{1000, 200})
-			la.Turn(ctx, "bot", "s", a)
-			la.Paid(ctx, "bot", "s", "ORD-1")
+			la.Turn(ctx, "bot", "u", "s", a)
+			la.Paid(ctx, "bot", "u", "s", "ORD-1")
 			la.Flush()
-			la.Turn(ctx, "bot", "s", a) // after the payment: the next purchase's
-			la.Paid(ctx, "bot", "s", "ORD-1")
+			la.Turn(ctx, "bot", "u", "s", a) // after the payment: the next purchase's
+			la.Paid(ctx, "bot", "u", "s", "ORD-1")
 			la.Flush()
-			lb.Paid(ctx, "bot", "s", "ORD-1")
+			lb.Paid(ctx, "bot", "u", "s", "ORD-1")
 			lb.Flush()
 			if s := la.Stats(); s.PaidOrders != 1 || s.TransactionCost != a.String() {
 				t.Errorf("replica a: %d paid orders costing %s; want 1 costing %s", s.PaidOrders, s.TransactionCost, a)
@@ -307,7 +334,7 @@ func TestOrderPaidAgainCountedOnce(t *testing.T) {
 			if s := lb.Stats(); s.PaidOrders != 0 {
 				t.Errorf("replica b counted %d paid orders for an order a counted", s.PaidOrders)
 			}
-			if n, err := stA.TakeTally(ctx, sessionKey("bot", "s")); err != nil || n != int64(a) {
+			if n, err := stA.TakeTally(ctx, sessionKey("bot", "u", "s")); err != nil || n != int64(a) {
 				t.Errorf("the conversation keeps %d (%v); want %d, the turn after the payment", n, err, a)
 			}
 		})

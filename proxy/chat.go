@@ -199,7 +199,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		s.streamRound(w, r, req, resp, !chat.WantsUsage, chat.Choices > 1, account)
 	}
 	if s.ledger != nil {
-		s.ledger.Turn(r.Context(), rc.client.Name, "", cost)
+		s.ledger.Turn(r.Context(), rc.client.Name, "", "", cost)
 	}
 }
 

@@ -157,7 +157,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		t.nonStream()
 	}
 	if s.ledger != nil {
-		s.ledger.Turn(ctx, caller.Client, caller.Session, t.cost)
+		s.ledger.Turn(ctx, caller.Client, caller.User, caller.Session, t.cost)
 	}
 }
 

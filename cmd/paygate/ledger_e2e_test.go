@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -129,7 +130,7 @@ payments:
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.ledger.Turn(context.Background(), "bot", "someone-else", accounting.Pico(1))
+	a.ledger.Turn(context.Background(), "bot", "someone-else", "someone-else", accounting.Pico(1))
 	defer close(held.release)
 	srv.Start(a.server.Handler())
 	t.Cleanup(srv.Close)
@@ -153,3 +154,85 @@ payments:
 // payments.budget.max_payment_calls (two create_order calls, budget 1) is a
 // budget exhaustion (SPEC 9: "budget exhaustions"), as a turn that spends
 // max_rounds is.
+
+// TestConversationCostIsPerUser: X-Paygate-Session is the bot's name for a
+// conversation of one user (a per-user thread number such as "chat-1"), and
+// without it the conversation is named after the user's OpenID. Two users'
+// conversations are two, however they are named: a user's paid order
+// carries that user's LLM cost, never that of another user who chatted
+// under the same session name, nor of one whose default session (their
+// OpenID) the buyer's session is named like.
+func TestConversationCostIsPerUser(t *testing.T) {
+	tests := []struct {
+		name                    string
+		chatter, chatterSession string // chats first: 1000 prompt tokens, 0.002500
+		buyer, buyerSession     string // then buys: two rounds, 0.000925
+	}{
+		{"one session name, two users", "oUserA", "chat-1", "oUserB", "chat-1"},
+		{"a session named like another user's OpenID", "oUserA", "", "oUserB", "oUserA"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			up := newScriptedProvider(t, func(body string) scriptRound {
+				last := gjson.Get(body, "messages.@reverse.0")
+				if last.Get("role").Str == "tool" || strings.Contains(last.Get("content").Str, "premium") {
+					return purchaseScript(body)
+				}
+				return scriptRound{whole: `{"id":"chatcmpl-A","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Noted."},"finish_reason":"stop"}],"usage":{"prompt_tokens":1000,"completion_tokens":0,"total_tokens":1000}}`}
+			})
+			src := `
+clients: [{name: bot, key: ` + e2eClientKey + `}]
+store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
+providers:
+  - {name: fake, base_url: "` + up.URL + `/v1", api_key: sk-upstream-secret, prices: {"openai/gpt-4o": {input: "2.50", output: "10.00"}}}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+payments:
+  catalog:
+    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
+`
+			url, a := serveConfig(t, src, io.Discard)
+			userChat(t, url, tc.chatter, tc.chatterSession, "hello")
+			ans := userChat(t, url, tc.buyer, tc.buyerSession, "I want premium")
+			orderNo := ans.Get(`paygate.actions.#(type=="order_created").order.order_no`).Str
+			if orderNo == "" {
+				t.Fatalf("no order: %s", ans.Raw)
+			}
+			if d, err := a.sim.Pay(context.Background(), orderNo); err != nil || !d.Acked {
+				t.Fatalf("payment notification: %+v %v", d, err)
+			}
+			a.ledger.Flush()
+			st := a.ledger.Stats()
+			if st.LLMCost != "0.003425" || st.PaidOrders != 1 {
+				t.Fatalf("LLM cost %s, %d paid orders; want 0.003425, 1", st.LLMCost, st.PaidOrders)
+			}
+			if st.TransactionCost != "0.000925" {
+				t.Errorf("%s's paid order carries %s of LLM cost; want 0.000925, the buyer's own turn (not %s's 0.002500 too)",
+					tc.buyer, st.TransactionCost, tc.chatter)
+			}
+		})
+	}
+}
+
+// userChat sends a non-stream chat turn for user in session (none: the
+// header is not sent) and returns the answer.
+func userChat(t *testing.T, url, user, session, content string) gjson.Result {
+	t.Helper()
+	body := `{"model":"gpt-4o","messages":[{"role":"user","content":` + strconv.Quote(content) + `}]}`
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+	req.Header.Set("X-WeChat-OpenID", user)
+	if session != "" {
+		req.Header.Set("X-Paygate-Session", session)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("chat: %d %s", resp.StatusCode, b)
+	}
+	return gjson.ParseBytes(b)
+}

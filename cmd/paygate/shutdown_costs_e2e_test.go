@@ -91,7 +91,9 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 			st := place.Open()
 			lost := 0
 			for i := range n {
-				if v, err := st.TakeTally(context.Background(), "cost:bot\x00"+fmt.Sprintf("o-user-%d", i)); err != nil || v == 0 {
+				// The user's default conversation: client, user, session (the user).
+				user := fmt.Sprintf("o-user-%d", i)
+				if v, err := st.TakeTally(context.Background(), "cost:bot\x00"+user+"\x00"+user); err != nil || v == 0 {
 					lost++
 				}
 			}
