@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,6 +74,13 @@ type Ledger struct {
 	completed  prometheus.Counter
 	txCost     prometheus.Counter
 	perTxGauge prometheus.Gauge
+	dropped    prometheus.Counter
+
+	// Turns dropped since the last log line about it, and when that line
+	// was (nanoseconds since born, monotonic; 0: none yet).
+	dropsUnlogged atomic.Int64
+	dropLoggedAt  atomic.Int64
+	born          time.Time
 
 	mu     sync.Mutex
 	totals bucket
@@ -83,12 +91,13 @@ type Ledger struct {
 	// turns and payments happen on this replica: a turn never waits for the
 	// store (its answer's end would, for SDKs that read to the end of the
 	// body), and a payment takes the turns accounted before it. Across
-	// replicas the store's atomic tally keeps every turn. Close drains the
-	// queue.
-	sessMu     sync.RWMutex // held for reading while sending; Close takes it
-	sessClosed bool
-	sessOps    chan sessionOp
-	sessDone   chan struct{}
+	// replicas the store's atomic tally keeps every turn. Nothing but Flush
+	// waits for room in the queue (see session). Close drains the queue.
+	sessMu      sync.RWMutex // held for reading while handing an op over; Close takes it
+	sessClosed  bool
+	sessOps     chan sessionOp
+	sessWaiting sync.WaitGroup // payments and flushes waiting for room in sessOps
+	sessDone    chan struct{}
 }
 
 // sessionOp is one change to a conversation's kept cost: add to it (a
@@ -105,6 +114,15 @@ type sessionOp struct {
 // sessionOpTimeout bounds one store operation of the writer, which runs
 // outside any request.
 const sessionOpTimeout = 10 * time.Second
+
+// sessionQueue is how many conversation-cost changes may wait for the
+// writer. A store that stopped answering (each write waits
+// sessionOpTimeout) fills it under load; see session for what happens then.
+const sessionQueue = 1024
+
+// dropLogEvery: the log tells of turns' costs dropped on a full queue once
+// for a burst, then at most once this often (the metric counts each).
+const dropLogEvery = time.Minute
 
 type bucket struct {
 	turns      int64
@@ -143,19 +161,23 @@ func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *sl
 		perTxGauge: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "paygate_cost_per_transaction", Help: "This replica's LLM cost per completed transaction so far.",
 		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "paygate_accounting_dropped_total", Help: "Turns whose cost was not added to their conversation because the queue of conversation-cost writes was full (the store not answering): a later paid order of the conversation does not carry it. The turn still counts in the LLM spend.",
+		}),
+		born: time.Now(),
 	}
 	for _, p := range cfg.Providers {
 		for model, pr := range p.Prices {
 			l.prices[modelKey{p.Name, model}] = price{inMicros: pr.Input.Micros, outMicros: pr.Output.Micros}
 		}
 	}
-	for _, c := range []prometheus.Collector{l.tokens, l.cost, l.completed, l.txCost, l.perTxGauge} {
+	for _, c := range []prometheus.Collector{l.tokens, l.cost, l.completed, l.txCost, l.perTxGauge, l.dropped} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering accounting metrics: %w", err)
 		}
 	}
 	if st != nil {
-		l.sessOps, l.sessDone = make(chan sessionOp, 1024), make(chan struct{})
+		l.sessOps, l.sessDone = make(chan sessionOp, sessionQueue), make(chan struct{})
 		go l.writeSessions()
 	}
 	return l, nil
@@ -199,7 +221,9 @@ func sessionKey(client, user, session string) string {
 // user's session. Accounting never fails a turn: a store error is logged.
 // The conversation's kept cost is written by the Ledger's writer, so Turn
 // does not wait for the store (the context is not used for that write,
-// which outlives the request).
+// which outlives the request), nor for room in the writer's queue: a cost
+// that finds it full is dropped from its conversation (counted and logged),
+// not from the LLM spend.
 func (l *Ledger) Turn(_ context.Context, client, user, session string, cost Pico) {
 	l.mu.Lock()
 	b := l.hour(l.now())
@@ -214,7 +238,25 @@ func (l *Ledger) Turn(_ context.Context, client, user, session string, cost Pico
 		// request).
 		return
 	}
-	l.session(sessionOp{key: sessionKey(client, user, session), add: cost})
+	if !l.session(sessionOp{key: sessionKey(client, user, session), add: cost}) {
+		l.dropTurn()
+	}
+}
+
+// dropTurn counts a turn's cost dropped on a full queue, and logs it once
+// for a burst, then at most every dropLogEvery with the count since: a
+// store that stopped answering under load drops a cost per turn.
+func (l *Ledger) dropTurn() {
+	l.dropped.Inc()
+	l.dropsUnlogged.Add(1)
+	now := int64(time.Since(l.born)) + 1
+	last := l.dropLoggedAt.Load()
+	if last != 0 && now-last < int64(dropLogEvery) || !l.dropLoggedAt.CompareAndSwap(last, now) {
+		return
+	}
+	l.log.Warn("accounting: the queue of conversation costs is full (the store is not answering); turns' costs are dropped from their conversations, "+
+		"whose next paid orders will not carry them (paygate_accounting_dropped_total counts them; logged at most once a minute)",
+		"dropped", l.dropsUnlogged.Swap(0))
 }
 
 // Call adds the cost of an upstream call that is no turn (a forwarded
@@ -231,16 +273,46 @@ func (l *Ledger) Call(cost Pico) {
 }
 
 // session hands op to the writer, or carries it out here once the Ledger
-// is closed.
-func (l *Ledger) session(op sessionOp) {
+// is closed. Only a Flush waits for room in the queue. With the queue full
+// (the store not answering: each write waits sessionOpTimeout), a turn's op
+// is dropped (session reports false), and a payment's, which counts a
+// completed transaction, is handed over by a goroutine of its own that
+// waits for room: a sender waiting on a full channel is served first as
+// room frees, so the payment still comes after the turns queued before it
+// and before any turn queued after its goroutine began waiting (those, in
+// the meantime, find the queue full). Close waits for these goroutines.
+func (l *Ledger) session(op sessionOp) bool {
 	l.sessMu.RLock()
-	if !l.sessClosed {
-		l.sessOps <- op
+	if l.sessClosed {
 		l.sessMu.RUnlock()
-		return
+		l.apply(op)
+		return true
 	}
+	select {
+	case l.sessOps <- op:
+		l.sessMu.RUnlock()
+		return true
+	default:
+	}
+	if !op.paid && op.done == nil {
+		l.sessMu.RUnlock()
+		return false
+	}
+	// Close does not close sessOps under a waiting sender: it waits for
+	// sessWaiting first, so the wait needs no lock held (a lock held would
+	// hold Close, and behind it every Turn, as long as the store).
+	l.sessWaiting.Add(1)
 	l.sessMu.RUnlock()
-	l.apply(op)
+	if op.done != nil {
+		defer l.sessWaiting.Done()
+		l.sessOps <- op // Flush waits in any case
+		return true
+	}
+	go func() {
+		defer l.sessWaiting.Done()
+		l.sessOps <- op
+	}()
+	return true
 }
 
 // writeSessions is the one writer of conversation costs.
@@ -293,28 +365,33 @@ func (l *Ledger) applyPaid(ctx context.Context, op sessionOp) {
 	l.recordPaid(Pico(cost))
 }
 
-// Close waits until every conversation cost handed to the writer is in the
-// store; later turns and payments write directly. Call it before closing
-// the store.
+// Close waits until every conversation cost and payment handed to the
+// writer (a payment waiting for room in its queue among them) is carried
+// out; later turns and payments write directly. Call it before closing the
+// store.
 func (l *Ledger) Close() {
 	if l.sessOps == nil {
 		return
 	}
 	l.sessMu.Lock()
-	if !l.sessClosed {
-		l.sessClosed = true
+	closing := !l.sessClosed
+	l.sessClosed = true
+	l.sessMu.Unlock()
+	if closing {
+		l.sessWaiting.Wait() // no sender is left to find sessOps closed
 		close(l.sessOps)
 	}
-	l.sessMu.Unlock()
 	<-l.sessDone
 }
 
 // Paid attributes the cost so far of the order's conversation (the
 // client's user's session, as Turn was given them) to the paid order (a
 // completed transaction) and starts the conversation's count again, once per
-// order. It does not wait: the payment's notification calls it (through
-// payments.Options.Committed) and must be answered quickly (SPEC 2.4), so the
-// writer carries it out after the turns handed to it before. Stats and the
+// order. It does not wait, not even for room in the writer's queue: the
+// payment's notification calls it (through payments.Options.Committed) and
+// must be answered quickly (SPEC 2.4), so the writer carries it out after
+// the turns handed to it before. A payment is never dropped (a full queue
+// drops a turn's cost): it counts a completed transaction. Stats and the
 // metrics show it once the writer has (Flush waits for that).
 func (l *Ledger) Paid(_ context.Context, client, user, session, orderNo string) {
 	if l.store == nil {
@@ -329,7 +406,7 @@ func (l *Ledger) Paid(_ context.Context, client, user, session, orderNo string) 
 }
 
 // Flush waits until every turn and payment handed to the writer before it
-// is carried out.
+// is carried out (with the queue full, for room in it first).
 func (l *Ledger) Flush() {
 	if l.store == nil {
 		return

@@ -1,9 +1,12 @@
 package accounting
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -151,6 +154,12 @@ func TestConversationIsTheUsersSession(t *testing.T) {
 
 func testLedger(t *testing.T, st SessionStore) *Ledger {
 	t.Helper()
+	return testLedgerOn(t, st, prometheus.NewRegistry(), io.Discard)
+}
+
+// testLedgerOn is testLedger with its metrics in reg and its log to logOut.
+func testLedgerOn(t *testing.T, st SessionStore, reg prometheus.Registerer, logOut io.Writer) *Ledger {
+	t.Helper()
 	cfg, err := config.Parse([]byte(`
 providers:
   - name: p
@@ -161,7 +170,7 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := New(cfg, st, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l, err := New(cfg, st, reg, slog.New(slog.NewTextHandler(logOut, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,13 +272,21 @@ func TestTurnDoesNotWaitForTheStore(t *testing.T) {
 	}
 }
 
-// slowStore holds every write until released.
+// slowStore holds every write until released. entered, when set, is told
+// of the first write held.
 type slowStore struct {
 	memStore
 	release chan struct{}
+	entered chan struct{}
 }
 
 func (s *slowStore) AddTally(ctx context.Context, k string, delta int64, ttl time.Duration) (int64, error) {
+	if s.entered != nil {
+		select {
+		case s.entered <- struct{}{}:
+		default:
+		}
+	}
 	<-s.release
 	return s.memStore.AddTally(ctx, k, delta, ttl)
 }
@@ -300,6 +317,113 @@ func TestPaidDoesNotWaitForTheStore(t *testing.T) {
 		t.Errorf("after the writer: %d paid orders costing %s; want 1 costing %s (the turn queued before it)", s.PaidOrders, s.TransactionCost, a)
 	}
 	l.Close()
+}
+
+// TestFullQueueHoldsNoTurnOrPayment: with the store not answering (a Redis
+// that times out: each write waits sessionOpTimeout), more turns arrive than
+// the writer's queue holds. Turn returns at once all the same (the chat
+// answer ends only when it does): a turn's cost that finds the queue full is
+// dropped, counted in paygate_accounting_dropped_total and logged once for
+// the burst, not once per turn. Paid returns at once too (the payment
+// notification's path) and is not dropped: once the store answers, the
+// payment is counted, with the turns queued before it, and Close waits for
+// it.
+func TestFullQueueHoldsNoTurnOrPayment(t *testing.T) {
+	st := &slowStore{memStore: memStore{m: map[string]int64{}}, release: make(chan struct{}), entered: make(chan struct{}, 1)}
+	reg := prometheus.NewRegistry()
+	var logged syncBuffer
+	l := testLedgerOn(t, st, reg, &logged)
+	released := false
+	defer func() {
+		if !released {
+			close(st.release)
+			l.Close()
+		}
+	}()
+	ctx := context.Background()
+	a := l.Round("p", "m", Usage{1000, 200})
+	l.Turn(ctx, "bot", "u", "s", a) // held in the store by the writer
+	<-st.entered
+	const queue, dropped = 1024, 76
+	returned := make(chan struct{})
+	go func() {
+		for range queue + dropped {
+			l.Turn(ctx, "bot", "u", "s", a)
+		}
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Turn waited for the store once the queue was full")
+	}
+	paid := make(chan struct{})
+	go func() { l.Paid(ctx, "bot", "u", "s", "ORD-1"); close(paid) }()
+	select {
+	case <-paid:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Paid (the payment notification's path) waited for the store")
+	}
+	l.Turn(ctx, "bot", "u", "s", a) // after the payment, the queue still full
+	if got := droppedCount(t, reg); got != dropped+1 {
+		t.Errorf("paygate_accounting_dropped_total = %v; want %d", got, dropped+1)
+	}
+	if n := strings.Count(logged.String(), "paygate_accounting_dropped_total"); n != 1 {
+		t.Errorf("%d log lines for one burst of dropped turns; want 1:\n%s", n, logged.String())
+	}
+	// A minute on, the next drop is logged with the count since the first.
+	l.dropLoggedAt.Add(-int64(dropLogEvery))
+	l.Turn(ctx, "bot", "u", "s", a)
+	if lines := strings.Split(strings.TrimSpace(logged.String()), "\n"); len(lines) != 2 || !strings.HasSuffix(lines[1], fmt.Sprintf("dropped=%d", dropped+1)) {
+		t.Errorf("a minute on, the log is:\n%s\nwant a second line with dropped=%d", logged.String(), dropped+1)
+	}
+
+	close(st.release) // the store answers again
+	released = true
+	l.Close()
+	s := l.Stats()
+	if s.Turns != 1+queue+dropped+2 {
+		t.Errorf("%d turns counted; want every turn, %d (a dropped cost still counts in the spend)", s.Turns, 1+queue+dropped+2)
+	}
+	if want := (1 + queue) * a; s.PaidOrders != 1 || s.TransactionCost != want.String() {
+		t.Errorf("after Close: %d paid orders costing %s; want 1 costing %s (the %d turns queued before it)",
+			s.PaidOrders, s.TransactionCost, want, 1+queue)
+	}
+	if n, ok := st.kept(sessionKey("bot", "u", "s")); ok {
+		t.Errorf("the conversation keeps %d after the payment; want nothing (the later turns were dropped)", n)
+	}
+}
+
+func droppedCount(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "paygate_accounting_dropped_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// syncBuffer is a bytes.Buffer the ledger's goroutines may log to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // TestOrderPaidAgainCountedOnce: an order that becomes paid again (a refund

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +70,78 @@ func TestAnswerBeforeAccounting(t *testing.T) {
 	case <-sessions.entered:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the turn's cost was never written")
+	}
+}
+
+// TestStreamAnswerEndsWhileTheLedgerQueueIsFull: a streamed answer ends
+// only when the handler returns, after Ledger.Turn. With the store hung
+// (every conversation-cost write waits out its timeout) and the ledger's
+// queue full of earlier turns of other users, the answer still ends: the
+// turn's cost is dropped rather than waited on.
+func TestStreamAnswerEndsWhileTheLedgerQueueIsFull(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		earlier int // turns queued before, behind the hung store
+	}{
+		{"queue free", 0},
+		{"queue full", 1 + 1024}, // one in the writer, 1024 queued
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, sseHandler(
+				`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"delta":{"role":"assistant","content":"hello"},"finish_reason":null}]}`+"\n\n",
+				`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n",
+				`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[],"usage":{"prompt_tokens":1000,"completion_tokens":200,"total_tokens":1200}}`+"\n\n",
+				"data: [DONE]\n\n"))
+			cfg := testConfig(t, fp.URL, func(c *config.Config) {
+				c.Providers[0].Prices = map[string]config.Price{"vendor/upstream-model": {
+					Input: config.Decimal{Micros: 2_500_000}, Output: config.Decimal{Micros: 10_000_000}}}
+			})
+			sessions := &blockedSessions{entered: make(chan struct{}, 1), release: make(chan struct{})}
+			s, ledger, reg := ledgerProxy(t, cfg, sessions, noTools{})
+			srv := h1test.NewServer(s.Handler())
+			defer srv.Close()
+			defer ledger.Close()
+			defer close(sessions.release) // first: srv.Close and ledger.Close wait for the writes
+			for i := range tc.earlier {
+				ledger.Turn(context.Background(), "bot", "o-other", "o-other-"+strconv.Itoa(i), accounting.Pico(1))
+				if i == 0 {
+					<-sessions.entered // the writer holds the first; the rest queue
+				}
+			}
+			answered := make(chan string, 1)
+			go func() {
+				req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions",
+					strings.NewReader(`{"model":"gpt-test","user":"o-user-1","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+				req.Header.Set("Authorization", "Bearer "+testClientKey)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					answered <- "error: " + err.Error()
+					return
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				if err != nil {
+					answered <- "error: " + err.Error()
+					return
+				}
+				answered <- string(b)
+			}()
+			select {
+			case got := <-answered:
+				if !strings.Contains(got, `"content":"hello"`) || !strings.Contains(got, "data: [DONE]") {
+					t.Errorf("answer %s", got)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the streamed answer did not end: the handler waits in Ledger.Turn for the store")
+			}
+			wantDropped := 0.0
+			if tc.earlier > 0 {
+				wantDropped = 1 // the answered turn's cost
+			}
+			if got := counterValue(t, reg, "paygate_accounting_dropped_total"); got != wantDropped {
+				t.Errorf("paygate_accounting_dropped_total = %v; want %v", got, wantDropped)
+			}
+		})
 	}
 }
 
@@ -137,6 +210,24 @@ func tokensCounted(t *testing.T, reg *prometheus.Registry, kind string) float64 
 				if l.GetName() == "kind" && l.GetValue() == kind {
 					sum += m.GetCounter().GetValue()
 				}
+			}
+		}
+	}
+	return sum
+}
+
+// counterValue is the sum of the counter name's series in reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,9 +97,10 @@ func (h *heldTallies) IncrCounter(context.Context, string, time.Duration) (int64
 }
 
 // TestNotifyDoesNotWaitForAccounting: the payment notification is answered
-// while the ledger's writer is stuck on another conversation's store write
-// (SPEC 2.4: nothing on the notify path waits on anything slow; WeChat Pay
-// times out and retries).
+// while the ledger's writer is stuck on another conversation's store write,
+// and its queue is full behind it (SPEC 2.4: nothing on the notify path
+// waits on anything slow; WeChat Pay times out and retries). The payment is
+// counted once the store answers.
 func TestNotifyDoesNotWaitForAccounting(t *testing.T) {
 	up := newScriptedProvider(t, moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` }))
 	src := `
@@ -123,15 +125,18 @@ payments:
 	}
 	t.Cleanup(a.close)
 	// The ledger's conversation writer is busy with another conversation's
-	// turn (one slow store write ahead in its queue).
+	// turn (a slow store write), and its queue full of more.
 	held := &heldTallies{release: make(chan struct{})}
 	a.ledger.Close()
 	a.ledger, err = accounting.New(cfg, held, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.ledger.Turn(context.Background(), "bot", "someone-else", "someone-else", accounting.Pico(1))
-	defer close(held.release)
+	for range 1 + 1024 {
+		a.ledger.Turn(context.Background(), "bot", "someone-else", "someone-else", accounting.Pico(1))
+	}
+	release := sync.OnceFunc(func() { close(held.release) })
+	defer release()
 	srv.Start(a.server.Handler())
 	t.Cleanup(srv.Close)
 
@@ -147,6 +152,11 @@ payments:
 	d, err := a.sim.Pay(ctx, no)
 	if err != nil || !d.Acked {
 		t.Fatalf("payment notification not acknowledged within 3 s (took %s): %+v %v", time.Since(start).Round(time.Millisecond), d, err)
+	}
+	release()
+	a.ledger.Flush()
+	if n := a.ledger.Stats().PaidOrders; n != 1 {
+		t.Errorf("%d paid orders once the store answered; want 1", n)
 	}
 }
 
