@@ -84,7 +84,7 @@ type Ledger struct {
 
 	mu     sync.Mutex
 	totals bucket
-	hours  map[int64]*bucket // unix hour → bucket, last 48 kept
+	hours  map[int64]*bucket // unix hour → bucket, the last hoursKept kept
 	models map[modelKey]*modelTotals
 
 	// Conversation costs are kept in the store by one writer, in the order
@@ -432,19 +432,29 @@ func (l *Ledger) recordPaid(cost Pico) {
 	l.mu.Unlock()
 }
 
-// hour returns the bucket of t's hour, dropping buckets older than 48 h.
-// l.mu must be held.
+// hoursKept is the hourly series' span: the current hour and the 47
+// before.
+const hoursKept = 48
+
+// hour returns the bucket of t's hour, dropping buckets older than
+// hoursKept. l.mu must be held.
 func (l *Ledger) hour(t time.Time) *bucket {
 	h := t.Unix() / 3600
 	b := l.hours[h]
 	if b == nil {
 		b = &bucket{}
 		l.hours[h] = b
-		for k := range l.hours {
-			if k < h-47 {
-				delete(l.hours, k)
-			}
-		}
+		l.dropHoursBefore(h)
 	}
 	return b
+}
+
+// dropHoursBefore drops the buckets older than hoursKept as of unix hour h.
+// l.mu must be held.
+func (l *Ledger) dropHoursBefore(h int64) {
+	for k := range l.hours {
+		if k <= h-hoursKept {
+			delete(l.hours, k)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -462,5 +463,46 @@ func TestOrderPaidAgainCountedOnce(t *testing.T) {
 				t.Errorf("the conversation keeps %d (%v); want %d, the turn after the payment", n, err, a)
 			}
 		})
+	}
+}
+
+// TestSeriesKeepsOnlyTheLast48Hours: GET /admin/api/stats's series is the
+// last 48 hours (this hour and the 47 before). A replica that saw a paid
+// order days ago and nothing since must not show that hour: the console
+// draws the series as the recent cost per transaction.
+func TestSeriesKeepsOnlyTheLast48Hours(t *testing.T) {
+	l := testLedger(t, &memStore{m: map[string]int64{}})
+	defer l.Close()
+	t0 := time.Date(2025, 3, 1, 10, 30, 0, 0, time.UTC)
+	at := func(d time.Duration) { l.now = func() time.Time { return t0.Add(d) } }
+	ctx := context.Background()
+	a := l.Round("p", "m", Usage{1000, 200})
+	at(0)
+	l.Turn(ctx, "bot", "u", "s", a)
+	l.Paid(ctx, "bot", "u", "s", "ORD-1")
+	l.Flush()
+	at(24 * time.Hour)
+	l.Turn(ctx, "bot", "u", "s", a)
+	tests := []struct {
+		after time.Duration
+		want  []string
+	}{
+		{47 * time.Hour, []string{"2025-03-01T10:00:00Z", "2025-03-02T10:00:00Z"}},
+		{48 * time.Hour, []string{"2025-03-02T10:00:00Z"}},
+		{72 * time.Hour, nil},
+	}
+	for _, tc := range tests {
+		at(tc.after)
+		s := l.Stats()
+		var got []string
+		for _, h := range s.Series {
+			got = append(got, h.Hour)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s on: series %+v; want the hours %v", tc.after, s.Series, tc.want)
+		}
+		if s.Turns != 2 || s.PaidOrders != 1 {
+			t.Errorf("%s on: %d turns, %d paid orders in total; want 2, 1 (the totals keep every hour)", tc.after, s.Turns, s.PaidOrders)
+		}
 	}
 }

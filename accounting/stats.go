@@ -6,8 +6,8 @@ import (
 )
 
 // Stats is GET /admin/api/stats: this replica's LLM spend, paid orders and
-// cost per completed transaction, in total, per hour (last 48 h) and per
-// model. Amounts are decimal strings in the providers' billing currency.
+// cost per completed transaction, in total, per hour (last 48 h: the
+// current hour and the 47 before) and per model. Amounts are decimal strings in the providers' billing currency.
 type Stats struct {
 	Turns              int64        `json:"turns"`
 	PaidOrders         int64        `json:"paid_orders"`
@@ -44,10 +44,13 @@ func perTx(cost Pico, n int64) *string {
 	return &s
 }
 
-// Stats returns the ledger's figures.
+// Stats returns the ledger's figures. The series leaves out hours older than
+// 48 h even when no bucket has been made since (a quiet replica: buckets
+// are otherwise dropped only as a new hour's is made).
 func (l *Ledger) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.dropHoursBefore(l.now().Unix() / 3600)
 	s := Stats{
 		Turns: l.totals.turns, PaidOrders: l.totals.paidOrders,
 		LLMCost: l.totals.cost.String(), TransactionCost: l.totals.txCost.String(),
