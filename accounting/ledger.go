@@ -308,6 +308,10 @@ func (l *Ledger) session(op sessionOp) bool {
 		l.sessOps <- op // Flush waits in any case
 		return true
 	}
+	// A payment waits for room on its own goroutine. Once it waits it is
+	// served before later senders, so it follows the turns queued before it;
+	// a turn that takes a freed slot in the moment before it waits (only with
+	// the queue full, a store write apart) is counted in this payment.
 	go func() {
 		defer l.sessWaiting.Done()
 		l.sessOps <- op

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -190,9 +191,9 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 // of other kinds, more may be due beyond it, and among them heads SetAside
 // would take (a webhook left on an order's own queue, with that order's
 // audit events behind it) of the same kind as those it leaves where they
-// are (delivery queues): no read by kind tells them apart, so every head is
-// read then (Outbox.OutboxHeads, uncapped), and the due ones kept. The
-// common pass is one read either way.
+// are (delivery queues): no read by kind tells them apart, so every due
+// head is read then, uncapped (never-due dead letters are not). The common
+// pass is one read either way.
 func (w *Worker) due(ctx context.Context) ([]store.Event, error) {
 	now := w.now()
 	if w.aside == nil {
@@ -202,11 +203,7 @@ func (w *Worker) due(ctx context.Context) ([]store.Event, error) {
 	if err != nil || len(due) < store.MaxListLimit || !slices.ContainsFunc(due, func(e store.Event) bool { return e.Kind != KindAudit }) {
 		return due, err
 	}
-	all, err := w.st.OutboxHeads(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	return slices.DeleteFunc(all, func(e store.Event) bool { return e.NextAt.After(now) }), nil
+	return w.st.DueEvents(ctx, now, math.MaxInt32)
 }
 
 func cmp(a, b error) error {
