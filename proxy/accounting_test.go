@@ -38,24 +38,7 @@ func TestAnswerBeforeAccounting(t *testing.T) {
 	defer ledger.Close()
 	defer close(sessions.release) // first: srv.Close and ledger.Close wait for the write
 
-	answered := make(chan string, 1)
-	go func() {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions",
-			strings.NewReader(`{"model":"gpt-test","user":"o-user-1","messages":[{"role":"user","content":"hi"}]}`))
-		req.Header.Set("Authorization", "Bearer "+testClientKey)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			answered <- "error: " + err.Error()
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			answered <- "error: " + err.Error()
-			return
-		}
-		answered <- string(b)
-	}()
+	answered := chatInBackground(srv.URL, `{"model":"gpt-test","user":"o-user-1","messages":[{"role":"user","content":"hi"}]}`)
 	// The cost write cannot finish before the test ends (release), so an
 	// answer that waited for it would never come.
 	select {
@@ -108,24 +91,7 @@ func TestStreamAnswerEndsWhileTheLedgerQueueIsFull(t *testing.T) {
 					<-sessions.entered // the writer holds the first; the rest queue
 				}
 			}
-			answered := make(chan string, 1)
-			go func() {
-				req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions",
-					strings.NewReader(`{"model":"gpt-test","user":"o-user-1","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-				req.Header.Set("Authorization", "Bearer "+testClientKey)
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					answered <- "error: " + err.Error()
-					return
-				}
-				defer resp.Body.Close()
-				b, err := io.ReadAll(resp.Body)
-				if err != nil {
-					answered <- "error: " + err.Error()
-					return
-				}
-				answered <- string(b)
-			}()
+			answered := chatInBackground(srv.URL, `{"model":"gpt-test","user":"o-user-1","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 			select {
 			case got := <-answered:
 				if !strings.Contains(got, `"content":"hello"`) || !strings.Contains(got, "data: [DONE]") {
@@ -317,4 +283,28 @@ func TestPassthroughUsageAccounted(t *testing.T) {
 	if st.LLMCost != "0.001270" || st.Turns != 0 {
 		t.Errorf("replica's LLM spend %s over %d turns; want 0.001270 over none (forwarded calls are no turns)", st.LLMCost, st.Turns)
 	}
+}
+
+// chatInBackground posts body to base's chat route with the test client key
+// and delivers the whole answer, or "error: …", on the channel it returns:
+// for a test that must not wait on an answer that may never come.
+func chatInBackground(base, body string) <-chan string {
+	answered := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testClientKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answered <- "error: " + err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			answered <- "error: " + err.Error()
+			return
+		}
+		answered <- string(b)
+	}()
+	return answered
 }

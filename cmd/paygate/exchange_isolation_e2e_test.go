@@ -14,10 +14,20 @@ import (
 // named session and returns the answer's body.
 func chatInSession(t *testing.T, url, session, body string) string {
 	t.Helper()
+	return string(userSessionChat(t, url, testOpenID, session, body))
+}
+
+// userSessionChat sends a chat request as user in the conversation named
+// session (none: the header is not sent) and returns the answer's body,
+// failing the test on anything but a 200.
+func userSessionChat(t *testing.T, url, user, session, body string) []byte {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
-	req.Header.Set("X-WeChat-OpenID", testOpenID)
-	req.Header.Set("X-Paygate-Session", session)
+	req.Header.Set("X-WeChat-OpenID", user)
+	if session != "" {
+		req.Header.Set("X-Paygate-Session", session)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +37,7 @@ func chatInSession(t *testing.T, url, session, body string) string {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("chat: %d %s", resp.StatusCode, b)
 	}
-	return string(b)
+	return b
 }
 
 // TestExchangeStaysInItsConversation: a kept payment exchange goes back only

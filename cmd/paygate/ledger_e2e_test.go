@@ -229,20 +229,5 @@ payments:
 func userChat(t *testing.T, url, user, session, content string) gjson.Result {
 	t.Helper()
 	body := `{"model":"gpt-4o","messages":[{"role":"user","content":` + strconv.Quote(content) + `}]}`
-	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
-	req.Header.Set("X-WeChat-OpenID", user)
-	if session != "" {
-		req.Header.Set("X-Paygate-Session", session)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("chat: %d %s", resp.StatusCode, b)
-	}
-	return gjson.ParseBytes(b)
+	return gjson.ParseBytes(userSessionChat(t, url, user, session, body))
 }

@@ -425,13 +425,7 @@ func TestWorkerNotStarvedByHeadsItSkips(t *testing.T) {
 				ctx := context.Background()
 				st := newEnv(t, driver).store()
 				now := time.Now()
-				var hooks []store.Event
-				for i := range store.MaxListLimit {
-					no := fmt.Sprintf("PG%04d", i)
-					hooks = append(hooks, store.Event{ID: "evt_hook_" + no, Kind: webhook.Kind, Key: webhook.QueuePrefix + no,
-						Payload: []byte(`{"type":"order.paid"}`), Attempts: 3, NextAt: now.Add(-2 * time.Minute)})
-				}
-				enqueue(t, st, hooks...)
+				stuckDeliveries(t, st, now)
 				first := mustEvent(t, Action{Name: "order.paid", OrderNo: "PGX", Client: "shop", User: "oA"}, "")
 				next := mustEvent(t, Action{Name: "refund.proposed", OrderNo: "PGX", Client: "shop", User: "oA"}, "")
 				first.ID, next.ID = "evt_first", "evt_next"
@@ -473,13 +467,7 @@ func TestWorkerSetsAsideAnIntakeHeadBehindManyDeliveryHeads(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			st := newEnv(t, driver).store()
 			now := time.Now()
-			var hooks []store.Event
-			for i := range store.MaxListLimit {
-				no := fmt.Sprintf("PG%04d", i)
-				hooks = append(hooks, store.Event{ID: "evt_hook_" + no, Kind: webhook.Kind, Key: webhook.QueuePrefix + no,
-					Payload: []byte(`{"type":"order.paid"}`), Attempts: 3, NextAt: now.Add(-2 * time.Minute)})
-			}
-			enqueue(t, st, hooks...)
+			stuckDeliveries(t, st, now)
 			// PGY's order.paid, never taken off its intake by a relay (one
 			// ran and died), then its audit record behind it.
 			intake := store.Event{ID: "evt_hook_PGY", Kind: webhook.Kind, Key: "PGY", Payload: []byte(`{"type":"order.paid"}`),
@@ -499,4 +487,19 @@ func TestWorkerSetsAsideAnIntakeHeadBehindManyDeliveryHeads(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stuckDeliveries queues a full read's worth (store.MaxListLimit) of
+// webhook delivery-queue heads, failed and due since two minutes before
+// now, that nothing here consumes: what a run with webhooks on leaves when
+// the merchant was down.
+func stuckDeliveries(t *testing.T, st store.Outbox, now time.Time) {
+	t.Helper()
+	hooks := make([]store.Event, 0, store.MaxListLimit)
+	for i := range store.MaxListLimit {
+		no := fmt.Sprintf("PG%04d", i)
+		hooks = append(hooks, store.Event{ID: "evt_hook_" + no, Kind: webhook.Kind, Key: webhook.QueuePrefix + no,
+			Payload: []byte(`{"type":"order.paid"}`), Attempts: 3, NextAt: now.Add(-2 * time.Minute)})
+	}
+	enqueue(t, st, hooks...)
 }
