@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/paygate/paygate/config"
 )
@@ -76,11 +77,10 @@ type Ledger struct {
 	perTxGauge prometheus.Gauge
 	dropped    prometheus.Counter
 
-	// Turns dropped since the last log line about it, and when that line
-	// was (nanoseconds since born, monotonic; 0: none yet).
+	// Turns dropped since the last log line about it, and that line's
+	// pace: the first drop, then at most once every dropLogEvery.
 	dropsUnlogged atomic.Int64
-	dropLoggedAt  atomic.Int64
-	born          time.Time
+	dropLog       rate.Sometimes
 
 	mu     sync.Mutex
 	totals bucket
@@ -164,7 +164,7 @@ func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *sl
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "paygate_accounting_dropped_total", Help: "Turns whose cost was not added to their conversation because the queue of conversation-cost writes was full (the store not answering): a later paid order of the conversation does not carry it. The turn still counts in the LLM spend.",
 		}),
-		born: time.Now(),
+		dropLog: rate.Sometimes{Interval: dropLogEvery},
 	}
 	for _, p := range cfg.Providers {
 		for model, pr := range p.Prices {
@@ -249,14 +249,11 @@ func (l *Ledger) Turn(_ context.Context, client, user, session string, cost Pico
 func (l *Ledger) dropTurn() {
 	l.dropped.Inc()
 	l.dropsUnlogged.Add(1)
-	now := int64(time.Since(l.born)) + 1
-	last := l.dropLoggedAt.Load()
-	if last != 0 && now-last < int64(dropLogEvery) || !l.dropLoggedAt.CompareAndSwap(last, now) {
-		return
-	}
-	l.log.Warn("accounting: the queue of conversation costs is full (the store is not answering); turns' costs are dropped from their conversations, "+
-		"whose next paid orders will not carry them (paygate_accounting_dropped_total counts them; logged at most once a minute)",
-		"dropped", l.dropsUnlogged.Swap(0))
+	l.dropLog.Do(func() {
+		l.log.Warn("accounting: the queue of conversation costs is full (the store is not answering); turns' costs are dropped from their conversations, "+
+			"whose next paid orders will not carry them (paygate_accounting_dropped_total counts them; logged at most once a minute)",
+			"dropped", l.dropsUnlogged.Swap(0))
+	})
 }
 
 // Call adds the cost of an upstream call that is no turn (a forwarded
