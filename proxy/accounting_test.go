@@ -18,6 +18,7 @@ import (
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/proxy/h1/h1test"
+	"github.com/paygate/paygate/store"
 )
 
 // TestAnswerBeforeAccounting: a priced non-stream turn's answer reaches the
@@ -128,6 +129,11 @@ func (b *blockedSessions) AddTally(ctx context.Context, _ string, delta int64, _
 	case <-ctx.Done():
 	}
 	return delta, nil
+}
+
+func (b *blockedSessions) AddTallies(ctx context.Context, _ []store.TallyAdd, _ time.Duration) error {
+	_, err := b.AddTally(ctx, "", 0, 0)
+	return err
 }
 
 func (b *blockedSessions) TakeTally(context.Context, string) (int64, error) { return 0, nil }

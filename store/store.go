@@ -356,10 +356,22 @@ type Tallies interface {
 	// AddTally adds delta to key's sum (zero when absent or expired) and
 	// returns the new sum. The sum expires ttl after its last add.
 	AddTally(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error)
+	// AddTallies makes each add as AddTally does, in one write of the
+	// backend (one transaction, one round trip), for a writer that keeps
+	// many sums at once: an embedded store's every write waits for the disk.
+	// Adds to one key add up. On an error none was made (embedded), or some
+	// (Redis: each add is atomic, the batch is not).
+	AddTallies(ctx context.Context, adds []TallyAdd, ttl time.Duration) error
 	// TakeTally returns key's sum (zero when absent or expired) and removes
 	// it in the same step: an add racing with it counts in the sum taken or
 	// in the next one, never in both and never in neither.
 	TakeTally(ctx context.Context, key string) (int64, error)
+}
+
+// TallyAdd is one add of Tallies.AddTallies.
+type TallyAdd struct {
+	Key   string
+	Delta int64
 }
 
 // Exchanges parks opaque blobs, such as a payment tool exchange keyed by the

@@ -154,22 +154,42 @@ func (d *DB) AddTally(ctx context.Context, key string, delta int64, ttl time.Dur
 	now := d.now().UnixNano()
 	var n int64
 	err := d.update(ctx, func(tx *bolt.Tx) error {
+		var err error
+		n, err = addTally(tx.Bucket(bCounters), key, delta, now, ttl)
+		return err
+	})
+	return n, err
+}
+
+// AddTallies implements store.Tallies: one transaction, so one wait for
+// the disk, for every add.
+func (d *DB) AddTallies(ctx context.Context, adds []store.TallyAdd, ttl time.Duration) error {
+	now := d.now().UnixNano()
+	return d.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bCounters)
-		var r counterRec
-		if v := b.Get([]byte(tallyPrefix + key)); v != nil {
-			if err := unmarshal(v, &r); err != nil {
+		for _, a := range adds {
+			if _, err := addTally(b, a.Key, a.Delta, now, ttl); err != nil {
 				return err
 			}
 		}
-		if now >= r.Until {
-			r.N = 0
-		}
-		r.N += delta
-		r.Until = now + int64(ttl)
-		n = r.N
-		return putJSON(b, tallyPrefix+key, r)
+		return nil
 	})
-	return n, err
+}
+
+// addTally adds delta to key's sum in b and returns the new sum.
+func addTally(b *bolt.Bucket, key string, delta, now int64, ttl time.Duration) (int64, error) {
+	var r counterRec
+	if v := b.Get([]byte(tallyPrefix + key)); v != nil {
+		if err := unmarshal(v, &r); err != nil {
+			return 0, err
+		}
+	}
+	if now >= r.Until {
+		r.N = 0
+	}
+	r.N += delta
+	r.Until = now + int64(ttl)
+	return r.N, putJSON(b, tallyPrefix+key, r)
 }
 
 // TakeTally implements store.Tallies.

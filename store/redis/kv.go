@@ -74,6 +74,42 @@ func (s *Store) AddTally(ctx context.Context, key string, delta int64, ttl time.
 	return tallyReply("add tally", key, v)
 }
 
+// AddTallies implements store.Tallies: the adds' scripts in one pipeline,
+// so one round trip (a cluster's client sends each node its part).
+func (s *Store) AddTallies(ctx context.Context, adds []store.TallyAdd, ttl time.Duration) error {
+	if len(adds) == 0 {
+		return nil
+	}
+	if err := s.refused("add tallies"); err != nil {
+		return err
+	}
+	now := s.now().UnixMilli()
+	tokens := make([]string, len(adds)) // a pipeline re-sent adds nothing twice
+	for i := range tokens {
+		tokens[i] = rand.Text()
+	}
+	exec := func() error {
+		_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, a := range adds {
+				s.sc.addTally.EvalSha(ctx, p, []string{s.k.one("t", a.Key)}, a.Delta, now, ms(ttl), ms(expiryGrace), tokens[i])
+			}
+			return nil
+		})
+		return err
+	}
+	err := exec()
+	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err := s.sc.addTally.Load(ctx, s.c).Err(); err != nil {
+			return mapErr("add tallies", err)
+		}
+		err = exec()
+	}
+	if err != nil {
+		return mapErr("add tallies", err) // the first add that failed
+	}
+	return nil
+}
+
 // TakeTally implements store.Tallies.
 func (s *Store) TakeTally(ctx context.Context, key string) (int64, error) {
 	v, err := s.run(ctx, "take tally", s.sc.takeTally, []string{s.k.one("t", key)}, s.now().UnixMilli(), rand.Text())

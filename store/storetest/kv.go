@@ -267,6 +267,53 @@ func testTallies(t *testing.T, open Opener) {
 	t.Run("concurrent adds and takes lose nothing", func(t *testing.T) {
 		tallyRace(t, ctx, []store.Store{st}, "cost:race", 50)
 	})
+	t.Run("batch", func(t *testing.T) { testAddTallies(t, open) })
+}
+
+// testAddTallies: a batch of adds does what the same AddTally calls do: a
+// key's adds in one batch add up, an expired sum starts again, an empty
+// batch writes nothing, and every sum expires ttl after its batch.
+func testAddTallies(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	const big = int64(1) << 60
+	if _, err := st.AddTally(ctx, "b:kept", 10, time.Hour); err != nil {
+		t.Fatalf("AddTally: %v", err)
+	}
+	if _, err := st.AddTally(ctx, "b:expired", 10, time.Minute); err != nil {
+		t.Fatalf("AddTally: %v", err)
+	}
+	clock.Advance(2 * time.Minute)
+	mustNil(t, "empty batch", st.AddTallies(ctx, nil, time.Hour))
+	adds := []store.TallyAdd{
+		{Key: "b:kept", Delta: 5},
+		{Key: "b:new", Delta: 3},
+		{Key: "b:expired", Delta: 2},
+		{Key: "b:new", Delta: 4},
+		{Key: "b:big", Delta: big},
+		{Key: "b:big", Delta: 1},
+	}
+	mustNil(t, "AddTallies", st.AddTallies(ctx, adds, time.Hour))
+	// The same batch once more, then a step short of its ttl: still kept.
+	mustNil(t, "AddTallies", st.AddTallies(ctx, adds[:1], time.Hour))
+	clock.Advance(59 * time.Minute)
+	for _, want := range []struct {
+		key string
+		sum int64
+	}{{"b:kept", 20}, {"b:new", 7}, {"b:expired", 2}, {"b:big", big + 1}} {
+		got, err := st.TakeTally(ctx, want.key)
+		mustNil(t, "TakeTally "+want.key, err)
+		if got != want.sum {
+			t.Errorf("%s: took %d; want %d", want.key, got, want.sum)
+		}
+	}
+	// A sum expires ttl after the batch that last added to it.
+	mustNil(t, "AddTallies", st.AddTallies(ctx, []store.TallyAdd{{Key: "b:late", Delta: 1}, {Key: "b:late2", Delta: 1}}, time.Minute))
+	clock.Advance(2 * time.Minute)
+	if got, err := st.TakeTally(ctx, "b:late"); err != nil || got != 0 {
+		t.Errorf("b:late after its ttl: took %d, %v; want 0", got, err)
+	}
 }
 
 // tallyRace adds 1..n to one tally from n goroutines over sts while

@@ -89,6 +89,9 @@ func testClosed(t *testing.T, open Opener) {
 		{"ClaimPurchase", func() error { _, _, err := st.ClaimPurchase(ctx, "k", "x", time.Minute); return err }},
 		{"AddTally", func() error { _, err := st.AddTally(ctx, "k", 1, time.Minute); return err }},
 		{"TakeTally", func() error { _, err := st.TakeTally(ctx, "k"); return err }},
+		{"AddTallies", func() error {
+			return st.AddTallies(ctx, []store.TallyAdd{{Key: "k", Delta: 1}, {Key: "l", Delta: 1}}, time.Minute)
+		}},
 		{"AppendAudit", func() error {
 			return st.AppendAudit(ctx, store.AuditRecord{Seq: 1, Hash: "h"})
 		}},
