@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -404,6 +405,46 @@ func TestSecretsIncludeURLCredentials(t *testing.T) {
 		if slices.Contains(got, not) {
 			t.Errorf("secrets %q hold %q", got, not)
 		}
+	}
+}
+
+// TestShortAdminTokenOnAReachableAddress: the admin token approves orders
+// above the approval threshold and settles reviews; on an admin listener
+// other machines can reach (the Kubernetes manifest binds 0.0.0.0), a short
+// token is guessed, and nothing slows a guesser down. It must be at least
+// 16 characters there; on loopback the README's quick start keeps its
+// short one.
+func TestShortAdminTokenOnAReachableAddress(t *testing.T) {
+	tests := []struct {
+		listen, token string
+		wantErr       bool
+	}{
+		{"127.0.0.1:8081", "adm-dev-1", false},
+		{"localhost:8081", "adm-dev-1", false},
+		{"0.0.0.0:8081", "adm-dev-1", true},
+		{":8081", "0123456789abcde", true},
+		{"10.0.0.5:8081", "0123456789abcdef", false},
+		{"0.0.0.0:8081", "", false}, // the admin API is off
+		{"off", "adm-dev-1", false}, // no admin listener
+	}
+	for _, tc := range tests {
+		t.Run(tc.listen+" "+tc.token, func(t *testing.T) {
+			src := "server: {admin_listen: \"" + tc.listen + "\"}\nadmin:\n  token: \"" + tc.token + "\"\n"
+			_, err := Parse([]byte(src), "c.yaml", envMap(nil))
+			if !tc.wantErr {
+				if err != nil {
+					t.Fatalf("got %v; want no error", err)
+				}
+				return
+			}
+			want := fmt.Sprintf("c.yaml:3: admin.token: %d characters, and server.admin_listen %s takes connections from other machines", len(tc.token), tc.listen)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("got %v; want an error containing %q", err, want)
+			}
+			if strings.Contains(err.Error(), tc.token) {
+				t.Errorf("the error %q shows the token", err)
+			}
+		})
 	}
 }
 

@@ -168,8 +168,19 @@ func (l *loader) validateClients(c *Config) {
 		l.at("admin.token", "the same as a client key: that bot could approve its own orders; give the admin API a token of its own")
 	case t == DefaultClientKey:
 		l.at("admin.token", "the built-in development client key %s, which the README publishes; set a token of your own", DefaultClientKey)
+	case len(t) < minAdminToken && c.Server.AdminListen != "off" && !loopbackListen(c.Server.AdminListen):
+		// Nothing slows a guesser down (the API answers every wrong token
+		// with a plain 401), so on an address other machines can reach
+		// the token's length is the only defence. On loopback the quick
+		// start's short token stays.
+		l.at("admin.token", "%d characters, and server.admin_listen %s takes connections from other machines: anyone who guesses it approves orders and settles reviews; use at least %d random characters (openssl rand -hex 16)",
+			len(t), c.Server.AdminListen, minAdminToken)
 	}
 }
+
+// minAdminToken is the shortest admin token an admin listener that other
+// machines can reach accepts.
+const minAdminToken = 16
 
 // loopbackListen reports whether a listen address takes connections from
 // this machine only.
