@@ -342,3 +342,45 @@ func TestDeadLettersBeyondListLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestPendingOrdersBeyondListLimit: during a merchant outage more orders
+// can wait for their webhook than the store's capped list of outbox heads
+// holds (store.MaxListLimit; bbolt takes the first in key order). The
+// admin view and the gauges an operator's alert reads count every one, and
+// the oldest is the oldest of all, not of the first thousand: here the
+// first order paid has the last order number in key order.
+func TestPendingOrdersBeyondListLimit(t *testing.T) {
+	const n = store.MaxListLimit + 5
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc, _ := downReceiver(t, clk.Now)
+			st := testdrivers.Open(t, driver, nil)
+			ob := orders{t, st}
+			first := ob.create("PGPENDzzzz", store.StatusAwaitingPayment)
+			ob.move(first, store.StatusPaid, "notification")
+			for i := range n - 1 {
+				o := ob.create(fmt.Sprintf("PGPEND%05d", i), store.StatusAwaitingPayment)
+				ob.move(o, store.StatusPaid, "notification")
+			}
+			r := newRelay(t, st, rc.URL, clk.Now, func(o *webhook.Options) { o.Registerer = prometheus.NewRegistry() })
+			st0, err := r.Stats(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st0.PendingOrders != n {
+				t.Errorf("pending_orders %d; want every order waiting for its webhook, %d", st0.PendingOrders, n)
+			}
+			if len(st0.Heads) > store.MaxListLimit {
+				t.Errorf("%d heads listed; want at most %d", len(st0.Heads), store.MaxListLimit)
+			}
+			oldest, err := st.OutboxHeads(context.Background(), first.OrderNo)
+			if err != nil || len(oldest) != 1 {
+				t.Fatalf("the first order's head: %v, %v", oldest, err)
+			}
+			if !st0.Oldest.Equal(oldest[0].CreatedAt) {
+				t.Errorf("oldest_pending_at %v; want the first order's %v", st0.Oldest, oldest[0].CreatedAt)
+			}
+		})
+	}
+}

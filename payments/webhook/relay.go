@@ -680,7 +680,8 @@ type Stats struct {
 	// OutboxPending counts every event the store's outbox keeps, of any kind
 	// (webhooks, dead letters and audit records).
 	OutboxPending int `json:"outbox_pending_events"`
-	// Heads are the orders' first undelivered webhooks, oldest first.
+	// Heads are the orders' first undelivered webhooks, oldest first (the
+	// first store.MaxListLimit of PendingOrders).
 	Heads []Head `json:"heads"`
 	// DeadLetters are the webhooks given up, oldest first (the first
 	// store.MaxListLimit of GivenUp): the orders whose merchant may never
@@ -727,8 +728,17 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 			st.DeadLetters = append(st.DeadLetters, dl)
 		}
 	}
+	// OutboxStats lists at most store.MaxListLimit heads: past that (a
+	// merchant outage of more than a thousand orders) every head is read, so
+	// that the count and the oldest an operator's alert reads are of all.
+	heads := ob.Heads
+	if len(heads) >= store.MaxListLimit {
+		if heads, err = r.store.OutboxHeads(ctx, ""); err != nil {
+			return Stats{}, fmt.Errorf("outbox heads: %w", err)
+		}
+	}
 	orders := map[string]bool{}
-	for _, h := range ob.Heads {
+	for _, h := range heads {
 		if _, isDead := deadOrder(h.Key, h.ID); isDead || h.Kind != Kind {
 			continue
 		}
@@ -737,10 +747,12 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 			continue // an intake head behind a delivery queue of the same order
 		}
 		orders[no] = true
-		st.Heads = append(st.Heads, Head{
-			EventID: h.ID, Type: gjson.GetBytes(h.Payload, "type").Str, OrderNo: no, Attempts: h.Attempts,
-			CreatedAt: h.CreatedAt, NextAt: h.NextAt, LastError: r.redactText(h.LastError), FailedAt: h.FailedAt,
-		})
+		if len(st.Heads) < store.MaxListLimit {
+			st.Heads = append(st.Heads, Head{
+				EventID: h.ID, Type: gjson.GetBytes(h.Payload, "type").Str, OrderNo: no, Attempts: h.Attempts,
+				CreatedAt: h.CreatedAt, NextAt: h.NextAt, LastError: r.redactText(h.LastError), FailedAt: h.FailedAt,
+			})
+		}
 		if h.Attempts > 0 {
 			st.Retrying++
 		}
