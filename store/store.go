@@ -313,6 +313,23 @@ func KeyEvents(events []Event, key, what string) ([]Event, error) {
 	return out, nil
 }
 
+// ProposalState is what became of a refund proposal
+// (RefundProposals.RefundProposalState).
+type ProposalState string
+
+// Proposal states.
+const (
+	// ProposalOpen: neither used nor cancelled. Before its ExpiresAt it can
+	// still be confirmed or cancelled; after it, never.
+	ProposalOpen ProposalState = "open"
+	// ProposalUsed: ConsumeRefundProposal took it; the user's confirmation
+	// was taken (its events were enqueued).
+	ProposalUsed ProposalState = "used"
+	// ProposalCancelled: CancelRefundProposal ended it; it never will be
+	// used.
+	ProposalCancelled ProposalState = "cancelled"
+)
+
 // RefundProposals keeps refund proposals with a TTL, single-use consumption and
 // tombstones.
 type RefundProposals interface {
@@ -326,6 +343,15 @@ type RefundProposals interface {
 	// GetRefundProposal returns a live proposal; ErrGone for a tombstone,
 	// ErrNotFound for an unknown id.
 	GetRefundProposal(ctx context.Context, id string) (*RefundProposal, error)
+	// RefundProposalState returns proposal id, live or a tombstone, and
+	// what became of it: used, cancelled, or still open (its ExpiresAt then
+	// says whether it can still be taken, judged by the caller, whose clock
+	// may differ from the one that takes it). ErrGone cannot tell a used
+	// proposal from an ended one; this can, for the reconciler that must
+	// know whether a user's confirmation was taken. It checks no owner: the
+	// caller holds the id from its own record (the order it reserved).
+	// ErrNotFound for an unknown id, or a tombstone past TombstoneTTL.
+	RefundProposalState(ctx context.Context, id string) (*RefundProposal, ProposalState, error)
 	// ConsumeRefundProposal takes the proposal for confirmation: exactly one of
 	// any number of concurrent callers gets it, the proposal becomes a tombstone.
 	// ErrGone when used, cancelled or expired; ErrNotFound for an unknown id or

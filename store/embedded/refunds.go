@@ -91,6 +91,37 @@ func (d *DB) GetRefundProposal(ctx context.Context, id string) (*store.RefundPro
 	return out, err
 }
 
+// RefundProposalState implements store.RefundProposals.
+func (d *DB) RefundProposalState(ctx context.Context, id string) (*store.RefundProposal, store.ProposalState, error) {
+	var r *refundRec
+	err := d.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		r, err = getRefund(tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := proposalState(r.State)
+	if err != nil {
+		return nil, "", fmt.Errorf("refund proposal %s: %w", id, err)
+	}
+	return &r.P, st, nil
+}
+
+// proposalState maps a record's state to store.ProposalState.
+func proposalState(s string) (store.ProposalState, error) {
+	switch s {
+	case refundLive:
+		return store.ProposalOpen, nil
+	case refundUsed:
+		return store.ProposalUsed, nil
+	case refundCancelled:
+		return store.ProposalCancelled, nil
+	}
+	return "", fmt.Errorf("embedded: unknown refund proposal state %q", s)
+}
+
 // ConsumeRefundProposal implements store.RefundProposals: the tombstone and
 // its events are one transaction.
 func (d *DB) ConsumeRefundProposal(ctx context.Context, id, user string, events ...store.Event) (*store.RefundProposal, error) {

@@ -86,6 +86,34 @@ func (s *Store) GetRefundProposal(ctx context.Context, id string) (*store.Refund
 	return decodeProposal(j)
 }
 
+// RefundProposalState implements store.RefundProposals.
+func (s *Store) RefundProposalState(ctx context.Context, id string) (*store.RefundProposal, store.ProposalState, error) {
+	vals, err := s.c.HMGet(ctx, s.k.one("r", id), "j", "st").Result()
+	if err != nil {
+		return nil, "", mapErr("get refund proposal state", err)
+	}
+	j, ok := replyStr(vals, 0)
+	if !ok {
+		return nil, "", fmt.Errorf("refund proposal %s: %w", id, store.ErrNotFound)
+	}
+	var st store.ProposalState
+	switch v, _ := replyStr(vals, 1); v {
+	case refundLive:
+		st = store.ProposalOpen
+	case refundUsed:
+		st = store.ProposalUsed
+	case refundCancelled:
+		st = store.ProposalCancelled
+	default:
+		return nil, "", fmt.Errorf("redis: refund proposal %s has unknown state %q", id, v)
+	}
+	p, err := decodeProposal(j)
+	if err != nil {
+		return nil, "", err
+	}
+	return p, st, nil
+}
+
 func decodeProposal(j string) (*store.RefundProposal, error) {
 	var p store.RefundProposal
 	if err := json.Unmarshal([]byte(j), &p); err != nil {

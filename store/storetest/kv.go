@@ -187,6 +187,33 @@ func testRefunds(t *testing.T, open Opener) {
 			}
 		})
 	}
+
+	// What became of each, which ErrGone does not tell: the reconciler
+	// must know a taken confirmation from a proposal that ended unused. An
+	// open one's ExpiresAt says whether it still can be taken.
+	mustNil(t, "PutRefundProposal", st.PutRefundProposal(ctx, newProposal("rf4", "u1"), ttl))
+	for _, tc := range []struct {
+		id      string
+		want    store.ProposalState
+		expired bool
+	}{
+		{id: "rf1", want: store.ProposalUsed},
+		{id: "rf2", want: store.ProposalCancelled},
+		{id: "rf3", want: store.ProposalOpen, expired: true},
+		{id: "rf4", want: store.ProposalOpen},
+	} {
+		p, state, err := st.RefundProposalState(ctx, tc.id)
+		mustNil(t, "RefundProposalState "+tc.id, err)
+		if state != tc.want || p == nil || p.RefundID != tc.id || p.User != "u1" || p.AmountFen != 4999 || p.OutRefundNo != "R-"+tc.id {
+			t.Errorf("RefundProposalState %s: %+v %q; want the proposal, %q", tc.id, p, state, tc.want)
+			continue
+		}
+		if expired := !clock.Now().Before(p.ExpiresAt); state == store.ProposalOpen && expired != tc.expired {
+			t.Errorf("RefundProposalState %s: expires at %v, now %v; want expired %v", tc.id, p.ExpiresAt, clock.Now(), tc.expired)
+		}
+	}
+	_, _, err = st.RefundProposalState(ctx, "rf-none")
+	wantErr(t, "RefundProposalState of an unknown id", err, store.ErrNotFound)
 }
 
 func testCounters(t *testing.T, open Opener) {
