@@ -62,6 +62,11 @@ const (
 	refundQueryAfter = time.Minute
 	// maxRefundReason is WeChat Pay's limit on the reason, in characters.
 	maxRefundReason = 80
+	// proposalSkew bounds how far a replica's clock may be behind another's.
+	// The store judges a proposal's expiry by the clock of the replica that
+	// asks, so one past its ExpiresAt by less than this may still be taken
+	// by a replica whose clock is behind.
+	proposalSkew = time.Minute
 )
 
 // RefundRequest is a request_refund call: the order and amount to propose.
@@ -234,6 +239,14 @@ func (s *Service) CancelRefund(ctx context.Context, client, user, id string) (*s
 // proposal usable until it expires, as ErrRefundInProgress tells the user;
 // consuming first spent it for nothing when two proposals of one order were
 // confirmed at once.
+//
+// The reservation holds the order for the proposal, not for the request
+// that made it: a confirmation that finds the order reserved for its own
+// proposal goes on under that reservation, and the proposal's single use
+// decides which one sends the refund. A replica that died after reserving
+// and before spending the user's word (the proposal still live, nothing
+// sent) would otherwise leave the user's next tap told "already used", with
+// nothing refunded.
 func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*RefundResult, error) {
 	p, err := s.proposal(ctx, client, user, id)
 	if err != nil {
@@ -246,14 +259,19 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 	if err != nil {
 		return nil, fmt.Errorf("read order %s: %w", p.OrderNo, err)
 	}
-	if err := checkRefund(o, p); err != nil {
-		return s.notStarted(ctx, client, user, p, o, err)
+	if !reservedFor(o, p) {
+		if err := checkRefund(o, p); err != nil {
+			return s.notStarted(ctx, client, user, p, o, err)
+		}
 	}
 	// From the reservation on, finish (or undo) even if the caller leaves.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundCallTimeout)
 	defer cancel()
 	rctx := withRefund(ctx, p)
-	got, _, err := s.update(rctx, p.OrderNo, "refund", "", func(c *store.Order) (*store.Order, error) {
+	got, reserved, err := s.update(rctx, p.OrderNo, "refund", "", func(c *store.Order) (*store.Order, error) {
+		if reservedFor(c, p) {
+			return nil, nil // held for p already: go on under it
+		}
 		if err := checkRefund(c, p); err != nil {
 			return nil, err
 		}
@@ -268,18 +286,17 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 		return s.notStarted(ctx, client, user, p, got, err)
 	}
 	rec := inFlight{Proposal: *p, OrderVersion: got.Version, ConfirmedAt: s.now()}
-	// Now spend the user's word. It can be gone only if it was cancelled or
-	// expired since it was read: nothing went to WeChat Pay, so undo. The
-	// confirmation's record (ProposalConfirmed) rides the consumption, not
-	// the reservation: a confirmation that lost to a cancel records none.
+	// Now spend the user's word. The confirmation's record
+	// (ProposalConfirmed) rides the consumption, not the reservation: a
+	// confirmation that lost to a cancel records none.
 	if _, err := s.store.ConsumeRefundProposal(ctx, id, user, s.proposalEvents(ctx, ProposalConfirmed, p)...); err != nil {
-		if errors.Is(err, store.ErrGone) {
-			s.mm.refunds.WithLabelValues("gone").Inc()
-		}
-		back, _ := s.revertRefund(rctx, rec, CauseRefundAborted)
-		return &RefundResult{Proposal: p, Order: back}, fmt.Errorf("refund proposal %s: %w", id, err)
+		return s.notConsumed(rctx, p, got, rec, err)
 	}
 	s.mm.refunds.WithLabelValues("confirmed").Inc()
+	if !reserved {
+		s.log.InfoContext(ctx, "refund confirmed under the reservation an earlier confirmation of it left", "refund_id", id,
+			"order_no", p.OrderNo, "order_version", got.Version, "reserved_at", got.UpdatedAt)
+	}
 	if err := s.putInFlight(ctx, &rec); err != nil {
 		// Nothing went to WeChat Pay: undo, so the order is not stuck.
 		back, _ := s.revertRefund(rctx, rec, CauseRefundAborted)
@@ -291,20 +308,91 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 }
 
 // notStarted answers a confirmation that could not reserve its order: a
-// confirmation of this same proposal that won the race has reserved it (or
-// already spent the proposal), which is "already used" (410), not "another
-// refund in progress"; otherwise the proposal is untouched and err stands.
+// confirmation of this same proposal that won the race and spent it since
+// this one read it makes it "already used" (410), not "another refund in
+// progress"; otherwise the proposal is untouched and err stands.
 func (s *Service) notStarted(ctx context.Context, client, user string, p *store.RefundProposal, o *store.Order, err error) (*RefundResult, error) {
-	if errors.Is(err, ErrRefundInProgress) && o.Status == store.StatusRefunding && o.RefundReservedBy == p.RefundID {
-		s.mm.refunds.WithLabelValues("gone").Inc()
-		return nil, fmt.Errorf("refund proposal %s: %w", p.RefundID, store.ErrGone)
-	}
 	if _, perr := s.proposal(ctx, client, user, p.RefundID); errors.Is(perr, store.ErrGone) {
 		s.mm.refunds.WithLabelValues("gone").Inc()
 		return nil, perr
 	}
 	s.log.InfoContext(ctx, "confirmed refund not started", "refund_id", p.RefundID, "order_no", p.OrderNo, "err", err)
 	return &RefundResult{Proposal: p, Order: o}, err
+}
+
+// notConsumed answers a confirmation that holds o's reservation for p (rec
+// at its version) and could not spend p. The reservation is undone only
+// when p was never taken and never will be (cancelled, expired, unknown):
+// then nothing goes to WeChat Pay under it. Taken by another confirmation
+// of p, which goes on under the same reservation and sends the refund, it
+// is "already used" and the order is left to that confirmation. Otherwise
+// (the store did not answer, or p expired only by this replica's clock) it
+// is left to the sweep (reconcileUnrecorded), which waits for p's fate.
+func (s *Service) notConsumed(ctx context.Context, p *store.RefundProposal, o *store.Order, rec inFlight, err error) (*RefundResult, error) {
+	err = fmt.Errorf("refund proposal %s: %w", p.RefundID, err)
+	if errors.Is(err, store.ErrGone) {
+		s.mm.refunds.WithLabelValues("gone").Inc()
+	}
+	res := &RefundResult{Proposal: p, Order: o}
+	if !errors.Is(err, store.ErrGone) && !errors.Is(err, store.ErrNotFound) {
+		s.log.WarnContext(ctx, "refund confirmation not taken; the reservation is left to the sweep", "refund_id", p.RefundID, "order_no", p.OrderNo, "err", err)
+		return res, err
+	}
+	fate, _, ferr := s.proposalFate(ctx, p.RefundID)
+	switch {
+	case ferr != nil:
+		s.log.WarnContext(ctx, "refund confirmation not taken; the reservation is left to the sweep", "refund_id", p.RefundID, "order_no", p.OrderNo, "err", err, "state_err", ferr)
+	case fate == fateEnded:
+		if back, _ := s.revertRefund(ctx, rec, CauseRefundAborted); back != nil {
+			res.Order = back
+		}
+	case fate == fateTaken:
+		s.log.InfoContext(ctx, "refund confirmation taken by a concurrent confirmation of it", "refund_id", p.RefundID, "order_no", p.OrderNo)
+	}
+	return res, err
+}
+
+// proposalFate is what became of a refund proposal, for a reservation made
+// for it that has no refund recorded.
+type proposalFate int
+
+const (
+	// fateOpen: it may still be taken (confirmed) or cancelled.
+	fateOpen proposalFate = iota
+	// fateTaken: a confirmation took it; that confirmation sends the
+	// refund, after recording it.
+	fateTaken
+	// fateEnded: it was not taken and never will be: cancelled, expired
+	// (by more than proposalSkew), or unknown to the store.
+	fateEnded
+)
+
+// proposalFate reads what became of proposal id. An unknown id is
+// fateEnded and p nil: no confirmation can take it.
+func (s *Service) proposalFate(ctx context.Context, id string) (proposalFate, *store.RefundProposal, error) {
+	p, state, err := s.store.RefundProposalState(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fateEnded, nil, nil
+	case err != nil:
+		return fateOpen, nil, err
+	}
+	switch state {
+	case store.ProposalUsed:
+		return fateTaken, p, nil
+	case store.ProposalCancelled:
+		return fateEnded, p, nil
+	}
+	if !s.now().Before(p.ExpiresAt.Add(proposalSkew)) {
+		return fateEnded, p, nil
+	}
+	return fateOpen, p, nil
+}
+
+// reservedFor reports whether o is refunding, held for proposal p.
+func reservedFor(o *store.Order, p *store.RefundProposal) bool {
+	return o.Status == store.StatusRefunding && o.RefundReservedBy == p.RefundID &&
+		o.Client == p.Client && o.User == p.User
 }
 
 // checkRefund reports whether proposal p can run on order o now.

@@ -116,9 +116,11 @@ type Order struct {
 	ReviewReason  string   `json:"review_reason,omitempty"`
 	// RefundReservedBy is the refund proposal whose confirmation moved the
 	// order to refunding; it means something only while the order is
-	// refunding. A confirmation of the same proposal that lost the race is
-	// told "already used", one of another proposal "another refund in
-	// progress" (its proposal is still usable).
+	// refunding. Another confirmation of the same proposal goes on under
+	// the reservation (the proposal's single use decides which one sends
+	// the refund; the others are told "already used"); one of another
+	// proposal is told "another refund in progress" (its proposal is still
+	// usable).
 	RefundReservedBy string `json:"refund_reserved_by,omitempty"`
 	// Version is set by the store: 1 on create, incremented by every write. It
 	// orders copies of the record (the Redis user copy) and tells readers which

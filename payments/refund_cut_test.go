@@ -1,0 +1,297 @@
+package payments_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/audit"
+	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/store"
+)
+
+// cutStore is a replica's store as seen by a process that dies in the
+// middle of a refund confirmation: at cutBeforeConsume it dies as it is
+// about to spend the user's confirmation, at cutBeforeRecord once it has
+// spent it and before the refund is recorded. From then on nothing it asks
+// of the store gets done, as nothing a dead process asks does.
+type cutStore struct {
+	payments.Store
+	at   cutPoint
+	dead atomic.Bool
+}
+
+type cutPoint int
+
+const (
+	cutBeforeConsume cutPoint = iota
+	cutBeforeRecord
+)
+
+var errCut = fmt.Errorf("the replica died: %w", store.ErrUnavailable)
+
+func (c *cutStore) ConsumeRefundProposal(ctx context.Context, id, user string, events ...store.Event) (*store.RefundProposal, error) {
+	if c.at == cutBeforeConsume {
+		c.dead.Store(true)
+	}
+	if c.dead.Load() {
+		return nil, errCut
+	}
+	return c.Store.ConsumeRefundProposal(ctx, id, user, events...)
+}
+
+func (c *cutStore) PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error {
+	if c.at == cutBeforeRecord {
+		c.dead.Store(true)
+	}
+	if c.dead.Load() {
+		return errCut
+	}
+	return c.Store.PutExchange(ctx, key, data, ttl)
+}
+
+func (c *cutStore) GetOrder(ctx context.Context, no string) (*store.Order, error) {
+	if c.dead.Load() {
+		return nil, errCut
+	}
+	return c.Store.GetOrder(ctx, no)
+}
+
+func (c *cutStore) UpdateOrder(ctx context.Context, o *store.Order, expect store.OrderStatus, events ...store.Event) error {
+	if c.dead.Load() {
+		return errCut
+	}
+	return c.Store.UpdateOrder(ctx, o, expect, events...)
+}
+
+// TestReservationLeftByACutConfirmation: replica A reserves a paid order for
+// the user's confirmed refund (refunding, held by the proposal) and dies
+// before it records the refund, the record it always writes before asking
+// WeChat Pay, so nothing was sent. What becomes of the order is what
+// becomes of the proposal, on the surviving replica B:
+//   - cut before the confirmation was spent, the user taps again: B goes on
+//     under A's reservation and sends the refund, once however many taps
+//     race (they were told "already used" while the proposal was live).
+func TestReservationLeftByACutConfirmation(t *testing.T) {
+	cases := []struct {
+		name string
+		cut  cutPoint
+		// settledFirst is a refund (fen) settled before the proposal.
+		settledFirst int64
+		// answer is the user's next step on B: "confirm" (taps, several at
+		// once), "cancel", or "" (none; the proposal expires).
+		answer string
+		// wantTap is what the taps on B get: nil (one goes through, the
+		// rest are told "already used") or store.ErrGone (every one).
+		wantTap error
+		// refunded is whether the refund reaches WeChat Pay; otherwise the
+		// order goes back to released.
+		refunded bool
+		released store.OrderStatus
+		// audit is the refund's records, sorted (a proposal's queue and its
+		// order's interleave either way).
+		audit []string
+	}{
+		{
+			name: "cut before the confirmation was spent, the user taps again", cut: cutBeforeConsume,
+			answer: "confirm", refunded: true,
+			audit: []string{"refund.confirmed/confirm", "refund.proposed/request_refund", "refund.reserved/refund", "refund.succeeded/notification"},
+		},
+	}
+	for _, driver := range drivers(t) {
+		for _, tc := range cases {
+			t.Run(driver+"/"+tc.name, func(t *testing.T) {
+				var tmu sync.Mutex
+				var trans []payments.Transition
+				hooks := func(o *payments.Options) {
+					// The merchant's webhooks are judged from the transitions
+					// (webhook.Events is pure): in the outbox they would hold
+					// back the order's audit events until a relay took them.
+					o.Events = audit.TransitionEvents
+					o.ProposalEvents = audit.ProposalEvents
+					o.Committed = func(tr payments.Transition) {
+						tmu.Lock()
+						trans = append(trans, tr)
+						tmu.Unlock()
+					}
+				}
+				e := newEnv(t, envOptions{driver: driver, storeClock: true, service: hooks})
+				ctx := context.Background()
+				cut := &cutStore{Store: e.st, at: tc.cut}
+				aOpts := payments.Options{
+					Store: cut, Backend: e.client, Notify: e.client.NotifyVerifier(), Catalog: e.catalog,
+					MchID: e.sim.MchID(), AppID: e.sim.AppID(), Registerer: prometheus.NewRegistry(),
+					Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: e.clock.Now,
+				}
+				hooks(&aOpts)
+				a, err := payments.New(aOpts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = a.Close() })
+				b := e.svc
+
+				o := paidOrder(t, e, "oUser-cut", 1) // 49.99
+				if tc.settledFirst > 0 {
+					first := propose(t, e, o, tc.settledFirst)
+					if _, err := b.ConfirmRefund(ctx, "shop-bot", o.User, first.RefundID); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := e.sim.CompleteRefund(ctx, first.OutRefundNo); err != nil {
+						t.Fatal(err)
+					}
+				}
+				before := e.order(o.OrderNo)
+				p := propose(t, e, o, 0)
+
+				if _, err := a.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
+					t.Fatalf("confirmation on A: %v; want it cut short", err)
+				}
+				if got := e.order(o.OrderNo); got.Status != store.StatusRefunding || got.RefundReservedBy != p.RefundID {
+					t.Fatalf("after A died: order %s reserved by %q; want refunding, reserved by %s", got.Status, got.RefundReservedBy, p.RefundID)
+				}
+				if _, found := e.sim.Refund(p.OutRefundNo); found {
+					t.Fatal("A asked WeChat Pay for the refund before it died; the test means it not to")
+				}
+
+				switch tc.answer {
+				case "confirm":
+					const taps = 6
+					errs := make([]error, taps)
+					res := make([]*payments.RefundResult, taps)
+					var wg sync.WaitGroup
+					start := make(chan struct{})
+					for i := range taps {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							<-start
+							res[i], errs[i] = b.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
+						}()
+					}
+					close(start)
+					wg.Wait()
+					ok, gone := 0, 0
+					for i, err := range errs {
+						switch {
+						case err == nil && res[i].Status == payments.RefundProcessing:
+							ok++
+						case errors.Is(err, store.ErrGone):
+							gone++
+						default:
+							t.Errorf("tap %d on B: %+v, %v", i, res[i], err)
+						}
+					}
+					if wantOK := map[bool]int{true: 1, false: 0}[tc.wantTap == nil]; ok != wantOK || gone != taps-wantOK {
+						t.Errorf("taps on B: %d went through, %d told \"already used\"; want %d and %d", ok, gone, wantOK, taps-wantOK)
+					}
+				case "cancel":
+					if _, err := b.CancelRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
+						t.Errorf("cancel on B: %v", err)
+					}
+				}
+
+				// B's sweep, once the reservation is old enough to be looked at.
+				e.clock.Advance(2 * time.Minute)
+				if _, err := b.Sweep(ctx); err != nil {
+					t.Errorf("sweep: %v", err)
+				}
+				if tc.answer == "" {
+					// The proposal is still live: a tap could still take it,
+					// so the order is held for it, not put in review.
+					if got := e.order(o.OrderNo); got.Status != store.StatusRefunding {
+						t.Errorf("sweep while the proposal is live: order %s (%s); want refunding, held for it", got.Status, got.ReviewReason)
+					}
+					e.clock.Advance(p.ExpiresAt.Sub(e.clock.Now()) + 2*time.Minute)
+					if _, err := b.Sweep(ctx); err != nil {
+						t.Errorf("sweep after the expiry: %v", err)
+					}
+				}
+
+				got := e.order(o.OrderNo)
+				if tc.refunded {
+					if n := e.sim.RefundCount(o.OrderNo); n != 1 {
+						t.Fatalf("refunds at WeChat Pay %d; want 1 (order %s: %s)", n, got.Status, got.ReviewReason)
+					}
+					rf, _ := e.sim.Refund(p.OutRefundNo)
+					if rf.Amount.Refund != 4999 {
+						t.Errorf("refund under %s: %+v; want 4999 fen", p.OutRefundNo, rf)
+					}
+					if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
+						t.Fatalf("refund notification: %+v %v", d, err)
+					}
+					if got = e.order(o.OrderNo); got.Status != store.StatusRefunded || got.RefundedFen != 4999 {
+						t.Errorf("order %s refunded %d (%s); want refunded 4999", got.Status, got.RefundedFen, got.ReviewReason)
+					}
+				} else {
+					if _, found := e.sim.Refund(p.OutRefundNo); found {
+						t.Errorf("the refund reached WeChat Pay; want nothing sent")
+					}
+					if got.Status != tc.released || got.RefundedFen != before.RefundedFen {
+						t.Errorf("order %s refunded %d (%s); want %s with %d refunded, as before the reservation",
+							got.Status, got.RefundedFen, got.ReviewReason, tc.released, before.RefundedFen)
+					}
+					if _, err := b.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrGone) {
+						t.Errorf("a tap after the proposal ended: %v; want store.ErrGone", err)
+					}
+				}
+
+				w, err := audit.NewWorker(audit.WorkerOptions{Store: e.st.(audit.Store)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := w.Drain(ctx); err != nil {
+					t.Fatalf("audit drain: %v", err)
+				}
+				var records []string
+				for seq := uint64(1); ; {
+					recs, err := e.st.(audit.Store).ReadAudit(ctx, seq, 100)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(recs) == 0 {
+						break
+					}
+					for _, r := range recs {
+						d, err := audit.Decode(r.Body)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if d.RefundID == p.RefundID {
+							records = append(records, d.Name+"/"+d.Cause)
+						}
+						seq = r.Seq + 1
+					}
+				}
+				slices.Sort(records)
+				if !slices.Equal(records, tc.audit) {
+					t.Errorf("audit of the refund %v; want %v", records, tc.audit)
+				}
+				tmu.Lock()
+				defer tmu.Unlock()
+				for _, tr := range trans {
+					for _, ev := range webhook.Events(tr) {
+						var env webhook.Envelope
+						if err := json.Unmarshal(ev.Payload, &env); err != nil {
+							t.Fatal(err)
+						}
+						if env.Type == webhook.TypeRefundFailed || env.Type == webhook.TypeOrderNeedsReview {
+							t.Errorf("merchant told %s (%s -> %s, cause %s); nothing failed at WeChat Pay", env.Type, tr.Before.Status, tr.After.Status, tr.Cause)
+						}
+					}
+				}
+			})
+		}
+	}
+}
