@@ -82,7 +82,15 @@ func (c *cutStore) UpdateOrder(ctx context.Context, o *store.Order, expect store
 // becomes of the proposal, on the surviving replica B:
 //   - cut before the confirmation was spent, the user taps again: B goes on
 //     under A's reservation and sends the refund, once however many taps
-//     race (they were told "already used" while the proposal was live).
+//     race (they were told "already used" while the proposal was live);
+//   - cut before it was spent, the user cancels, or lets it expire: B's
+//     sweep puts the order back where it was (paid, or partially_refunded
+//     after an earlier refund), audited refund.aborted, no webhook, once the
+//     proposal has ended (while it is live a tap could still take it, and
+//     the order stays held for it); it was needs_review in both;
+//   - cut after it was spent: the user's confirmation was taken (its
+//     refund.confirmed is recorded), so B's sweep sends that refund under
+//     its one out_refund_no, and a tap again is rightly "already used".
 func TestReservationLeftByACutConfirmation(t *testing.T) {
 	cases := []struct {
 		name string
@@ -106,6 +114,21 @@ func TestReservationLeftByACutConfirmation(t *testing.T) {
 		{
 			name: "cut before the confirmation was spent, the user taps again", cut: cutBeforeConsume,
 			answer: "confirm", refunded: true,
+			audit: []string{"refund.confirmed/confirm", "refund.proposed/request_refund", "refund.reserved/refund", "refund.succeeded/notification"},
+		},
+		{
+			name: "cut before the confirmation was spent, the user cancels", cut: cutBeforeConsume,
+			settledFirst: 1000, answer: "cancel", released: store.StatusPartiallyRefunded,
+			audit: []string{"refund.aborted/refund_aborted", "refund.cancelled/cancel", "refund.proposed/request_refund", "refund.reserved/refund"},
+		},
+		{
+			name: "cut before the confirmation was spent, the proposal expires", cut: cutBeforeConsume,
+			released: store.StatusPaid,
+			audit:    []string{"refund.aborted/refund_aborted", "refund.proposed/request_refund", "refund.reserved/refund"},
+		},
+		{
+			name: "cut after the confirmation was spent, before the refund was recorded", cut: cutBeforeRecord,
+			answer: "confirm", wantTap: store.ErrGone, refunded: true,
 			audit: []string{"refund.confirmed/confirm", "refund.proposed/request_refund", "refund.reserved/refund", "refund.succeeded/notification"},
 		},
 	}

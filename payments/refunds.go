@@ -735,7 +735,8 @@ func (s *Service) alertRefundReview(ctx context.Context, orderNo, outRefundNo, r
 // arrived: refunding orders untouched for refundQueryAfter. A refund WeChat
 // Pay does not know (the confirmation's call never reached it) is sent again
 // under the same out_refund_no; the user confirmed it, and the number makes
-// it the same refund.
+// it the same refund. An order whose confirmation stopped before recording
+// its refund goes where its proposal says (reconcileUnrecorded).
 func (s *Service) sweepRefunds(ctx context.Context, st *SweepStats) error {
 	return s.eachOrder(ctx, store.StatusRefunding, func(o *store.Order) {
 		if s.now().Sub(o.UpdatedAt) < refundQueryAfter {
@@ -763,18 +764,10 @@ func (s *Service) reconcileRefund(ctx context.Context, o *store.Order) (*store.O
 		return o, err
 	}
 	if rec == nil || rec.OrderVersion != o.Version {
-		// Refunding without its record: a crash between the two writes of a
-		// confirmation. Whether WeChat Pay was asked cannot be known here.
-		s.log.ErrorContext(ctx, "ALERT: refunding order has no refund record; order needs review", "alert", true, "order_no", o.OrderNo)
-		got, _, err := s.update(ctx, o.OrderNo, "sweep", "", func(c *store.Order) (*store.Order, error) {
-			if c.Status != store.StatusRefunding || c.Version != o.Version {
-				return nil, nil
-			}
-			c.Status = store.StatusNeedsReview
-			c.ReviewReason = "refund_record_missing: refunding without a recorded refund; check the merchant platform"
-			return c, nil
-		})
-		return got, err
+		rec, o, err = s.reconcileUnrecorded(ctx, o)
+		if rec == nil || err != nil {
+			return o, err
+		}
 	}
 	rctx := withRefund(ctx, &rec.Proposal)
 	r, err := s.backend.QueryRefund(ctx, rec.Proposal.OutRefundNo)
@@ -793,6 +786,89 @@ func (s *Service) reconcileRefund(ctx context.Context, o *store.Order) (*store.O
 	s.m.reconcile.WithLabelValues("refund", strings.ToLower(r.Status)).Inc()
 	res, err := s.applyAnswer(rctx, &RefundResult{Proposal: &rec.Proposal, Order: o}, r, "sweep")
 	return res.Order, err
+}
+
+// reconcileUnrecorded resolves a refunding order with no refund recorded at
+// its version: a confirmation reserved it and stopped (a crash) before it
+// recorded its refund. A refund is always recorded before WeChat Pay is
+// asked for it (ConfirmRefund, and the resend here), so nothing was sent
+// under this reservation, and what happens next is its proposal's
+// (RefundReservedBy):
+//   - taken: the user's confirmation was spent (its refund.confirmed is
+//     recorded, and a tap again is told "already used"), so the refund the
+//     user confirmed goes out: it is recorded now and returned, for the
+//     caller to ask WeChat Pay about and send under its one out_refund_no,
+//     as for any refund in flight;
+//   - ended unused (cancelled, expired): no confirmation will ever take it,
+//     so none will send under the reservation: it is undone, the order back
+//     to paid or partially_refunded (refund.aborted; the merchant hears
+//     nothing, as of the reservation);
+//   - open: a confirmation of it may be taking it now, on any replica, and
+//     would send under this reservation: the order stays held for it until
+//     it is taken or ends (confirm_ttl at most), and is looked at again.
+//
+// Only a reservation that names no proposal (made by an earlier version) or
+// one the store no longer knows goes to needs_review: whether the user's
+// confirmation was taken cannot be told.
+func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*inFlight, *store.Order, error) {
+	var p *store.RefundProposal
+	fate := fateEnded
+	if o.RefundReservedBy != "" {
+		var err error
+		fate, p, err = s.proposalFate(ctx, o.RefundReservedBy)
+		if err != nil {
+			return nil, o, err
+		}
+	}
+	if p != nil && (p.OrderNo != o.OrderNo || p.Client != o.Client || p.User != o.User ||
+		p.AmountFen <= 0 || p.AmountFen > o.AmountFen-o.RefundedFen) {
+		p = nil // not a refund of this order as it stands: for a person
+	}
+	if p == nil {
+		s.log.ErrorContext(ctx, "ALERT: refunding order has no refund record; order needs review", "alert", true,
+			"order_no", o.OrderNo, "refund_id", o.RefundReservedBy)
+		got, _, err := s.update(ctx, o.OrderNo, "sweep", "", func(c *store.Order) (*store.Order, error) {
+			if c.Status != store.StatusRefunding || c.Version != o.Version {
+				return nil, nil
+			}
+			c.Status = store.StatusNeedsReview
+			c.ReviewReason = "refund_record_missing: refunding without a recorded refund; check the merchant platform"
+			return c, nil
+		})
+		return nil, got, err
+	}
+	switch fate {
+	case fateOpen:
+		s.m.reconcile.WithLabelValues("refund", "awaiting_confirmation").Inc()
+		return nil, o, nil
+	case fateEnded:
+		rec := inFlight{Proposal: *p, OrderVersion: o.Version}
+		got, err := s.revertRefund(withRefund(ctx, p), rec, CauseRefundAborted)
+		if err != nil {
+			return nil, o, err
+		}
+		s.m.reconcile.WithLabelValues("refund", "released").Inc()
+		s.log.InfoContext(ctx, "sweep: refund reservation undone; its proposal ended unconfirmed and nothing was sent",
+			"order_no", o.OrderNo, "refund_id", p.RefundID, "status", got.Status)
+		return nil, got, nil
+	}
+	// Taken. Record it only on the order as read: the refund record is one
+	// per order, and a later refund's must not be overwritten.
+	cur, err := s.store.GetOrder(ctx, o.OrderNo)
+	if err != nil {
+		return nil, o, fmt.Errorf("read order %s: %w", o.OrderNo, err)
+	}
+	if cur.Status != store.StatusRefunding || cur.Version != o.Version {
+		return nil, cur, nil
+	}
+	rec := inFlight{Proposal: *p, OrderVersion: o.Version, ConfirmedAt: s.now()}
+	if err := s.putInFlight(ctx, &rec); err != nil {
+		return nil, o, err
+	}
+	s.m.reconcile.WithLabelValues("refund", "resumed").Inc()
+	s.log.WarnContext(ctx, "sweep: the user's confirmed refund was not recorded by the confirmation that took it; recorded, asking wechat pay",
+		"order_no", o.OrderNo, "refund_id", p.RefundID, "out_refund_no", p.OutRefundNo, "amount_fen", p.AmountFen)
+	return &rec, o, nil
 }
 
 type refundKey struct{}

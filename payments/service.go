@@ -175,8 +175,10 @@ const (
 
 // CauseRefundAborted is the Transition.Cause of a refund reservation undone
 // before the refund went to WeChat Pay (the user cancelled as the
-// confirmation ran, or the refund could not be recorded): the audit names
-// it refund.aborted, and the merchant hears nothing, as of the reservation.
+// confirmation ran, or the refund could not be recorded, or the sweep found
+// the reservation of a confirmation that stopped before taking the user's
+// word, whose proposal then ended unconfirmed): the audit names it
+// refund.aborted, and the merchant hears nothing, as of the reservation.
 const CauseRefundAborted = "refund_aborted"
 
 // Transition is one committed order change, handed to Options.Events.

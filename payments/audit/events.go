@@ -75,8 +75,10 @@ func TransitionAction(t payments.Transition) Action {
 // taken), refund.succeeded or refund.failed when the refund ends,
 // refund.aborted when a reservation is undone before anything went to
 // WeChat Pay (the proposal was cancelled or expired in between, or the
-// refund could not be recorded), order.<status> for any other status
-// change, order.updated when only fields changed (the cause says why).
+// refund could not be recorded, or the confirmation stopped before taking
+// the user's word and the proposal ended unconfirmed), order.<status> for
+// any other status change, order.updated when only fields changed (the
+// cause says why).
 func actionName(t payments.Transition) string {
 	b, a := t.Before, t.After
 	switch {
