@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
 )
 
 // vllmLike validates history as vLLM's chat_utils._postprocess_messages
@@ -104,5 +106,65 @@ func TestBotCallArgumentsKeptInANonStreamMixedRound(t *testing.T) {
 	seen := fp.requests()
 	if last := string(seen[len(seen)-1].Body); !strings.Contains(last, "call_a") {
 		t.Errorf("the follow-up reached the provider without the kept payment exchange (call_a):\n%s", last)
+	}
+}
+
+// TestNoMoneyMovedAfterAClarification: once a payment call got the
+// clarification (SPEC 3: invalid arguments, nothing executed, ask the
+// user), no money-moving call of the turn runs, stream or not. The next
+// round's tool_choice "none" is a request many OpenAI-compatible providers
+// ignore: a create_order the model guessed there (quantity 12), or at a
+// later index of the same round, gets the refusal that asks the user, also
+// while the turn's max_payment_calls has room (the cut call did not count).
+func TestNoMoneyMovedAfterAClarification(t *testing.T) {
+	const (
+		cut   = `{"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium"}}`
+		guess = `{"id":"call_2","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\",\"quantity\":12}"}}`
+	)
+	tests := []struct {
+		name     string
+		rounds   []string // each tool round's calls; a round of words follows
+		maxCalls int      // max_payment_calls; 0 the default
+	}{
+		{"the next round ignores tool_choice none", []string{"[" + cut + "]", "[" + guess + "]"}, 0},
+		{"the next round, max_payment_calls 2", []string{"[" + cut + "]", "[" + guess + "]"}, 2},
+		{"a later call of the same round", []string{"[" + cut + "," + guess + "]"}, 0},
+	}
+	for _, tc := range tests {
+		for _, stream := range []bool{true, false} {
+			t.Run(tc.name+map[bool]string{true: "/stream", false: "/non-stream"}[stream], func(t *testing.T) {
+				var hs []http.HandlerFunc
+				for _, calls := range tc.rounds {
+					hs = append(hs, callsRound(stream, calls))
+				}
+				hs = append(hs, textRound(stream, "Which plan would you like?"))
+				fp := newFakeProvider(t, roundByRound(hs...))
+				tools := &recordingTools{}
+				url := toolsProxy(t, fp.URL, tools, func(c *config.Config) {
+					if tc.maxCalls > 0 {
+						c.Payments.Budget.MaxPaymentCalls = tc.maxCalls
+					}
+				})
+				body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
+				if got := tools.executed(); len(got) != 1 || got[0] != `create_order {"sku":"premium` {
+					t.Errorf("executed %q; want only the cut create_order (its result asks for clarification)", got)
+				}
+				reqs := fp.requests()
+				if len(reqs) != len(hs) {
+					t.Fatalf("%d upstream rounds; want %d", len(reqs), len(hs))
+				}
+				last := reqs[len(reqs)-1].Body
+				if got := gjson.GetBytes(last, "tool_choice").Str; got != "none" {
+					t.Errorf("the last round's tool_choice %q; want \"none\"", got)
+				}
+				res := gjson.GetBytes(last, `messages.#(tool_call_id=="call_2").content`).Str
+				if !strings.Contains(res, "not_executed") {
+					t.Errorf("the guessed create_order's result %q; want the refusal that asks the user", res)
+				}
+				if strings.Contains(body, "order_created") || !strings.Contains(body, "Which plan would you like?") {
+					t.Errorf("the user should be asked, with no order created; got:\n%s", body)
+				}
+			})
+		}
 	}
 }

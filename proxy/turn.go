@@ -48,7 +48,7 @@ type turn struct {
 	budget       config.Budget
 	moneyCalls   int  // money-moving calls executed
 	callsSpent   bool // a money-moving call was refused for max_payment_calls
-	clarify      bool // the next round runs with tool_choice "none"
+	clarify      bool // the next round runs with tool_choice "none"; no money moves after it
 	afterPayment bool // a payment result is in the conversation: followup_model may answer
 
 	turnID  string
@@ -550,6 +550,15 @@ func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 				t.callsSpent = true
 				t.s.metrics.callsExhausted.Inc()
 			}
+		case t.clarify && t.moneyMoving(c.Name):
+			// The turn already told the model to ask the user (SPEC 3), and
+			// the next round's tool_choice "none" is a request many
+			// OpenAI-compatible providers ignore: a money-moving call after
+			// the clarification, in that round or later in this one, is the
+			// model's guess at what the user did not say. Refused whatever
+			// max_payment_calls has left: the refusal asks the user again.
+			out = t.s.tools.Refused(c.Name)
+			t.s.log.Info("payment call after a clarification not executed", "request_id", reqInfo(t.r).id, "tool", c.Name)
 		default:
 			out = t.s.tools.Execute(ctx, t.caller, c.Name, c.Arguments)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/internal/jsonstr"
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments"
@@ -94,3 +96,70 @@ const weatherTool = `"tools":[{"type":"function","function":{"name":"get_weather
 
 // roundChunk begins a streamed chunk; the choices array follows.
 const roundChunk = `data: {"id":"c0","object":"chat.completion.chunk","created":1,"model":"m0","choices":`
+
+// callsRound answers one round with the tool calls calls (a raw JSON array
+// of tool_calls entries): streamed as one delta, or as a chat.completion's
+// message. The same model output reaches either path.
+func callsRound(stream bool, calls string) http.HandlerFunc {
+	if stream {
+		return sseHandler(
+			roundChunk+`[{"index":0,"delta":{"role":"assistant","tool_calls":`+calls+`},"finish_reason":null}]}`+"\n\n",
+			roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n")
+	}
+	return jsonHandler(200, `{"id":"c0","object":"chat.completion","created":1,"model":"m0","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":`+calls+`},"finish_reason":"tool_calls"}]}`)
+}
+
+// textRound answers one round with text, streamed or not.
+func textRound(stream bool, text string) http.HandlerFunc {
+	q := string(jsonstr.Append(nil, text))
+	if stream {
+		return sseHandler(
+			roundChunk+`[{"index":0,"delta":{"role":"assistant","content":`+q+`},"finish_reason":null}]}`+"\n\n",
+			roundChunk+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n", "data: [DONE]\n\n")
+	}
+	return jsonHandler(200, `{"id":"c0","object":"chat.completion","created":1,"model":"m0","choices":[{"index":0,"message":{"role":"assistant","content":`+q+`},"finish_reason":"stop"}]}`)
+}
+
+// chatBody is a signed-in chat request with the given members (each with
+// its trailing comma), streamed or not.
+func chatBody(stream bool, members string) string {
+	if stream {
+		members = `"stream":true,` + members
+	}
+	return `{"model":"gpt-test",` + members + `"messages":[{"role":"user","content":"buy premium"}]}`
+}
+
+// botCalls is the tool calls the bot received in an answer, stream or not,
+// each as "name arguments"; a streamed call's deltas are joined by index.
+func botCalls(stream bool, body string) []string {
+	var out []string
+	if !stream {
+		gjson.Get(body, "choices.0.message.tool_calls").ForEach(func(_, c gjson.Result) bool {
+			out = append(out, c.Get("function.name").Str+" "+c.Get("function.arguments").Str)
+			return true
+		})
+		return out
+	}
+	var names, args []string
+	for _, line := range strings.Split(body, "\n") {
+		d, ok := strings.CutPrefix(line, "data: ")
+		if !ok || d == "[DONE]" {
+			continue
+		}
+		gjson.Get(d, "choices.0.delta.tool_calls").ForEach(func(_, e gjson.Result) bool {
+			i := int(e.Get("index").Int())
+			for len(names) <= i {
+				names, args = append(names, ""), append(args, "")
+			}
+			if names[i] == "" {
+				names[i] = e.Get("function.name").Str
+			}
+			args[i] += e.Get("function.arguments").Str
+			return true
+		})
+	}
+	for i := range names {
+		out = append(out, names[i]+" "+args[i])
+	}
+	return out
+}
