@@ -92,6 +92,19 @@ func TestCaptureCases(t *testing.T) {
 			client: []ToolCall{{Index: 0, Name: "get_weather", Arguments: `{"city":1}`}},
 		},
 		{
+			name: "no index and one id for two calls: a new name is a new call, a nameless delta continues the last",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"id":"c0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"x\"}"}},{"id":"c0","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"id":"c0","function":{"arguments":"\"SH\"}"}}]}}]}`,
+			}},
+			want: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c0","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c0","function":{"arguments":"\"SH\"}"}}]}}]}`,
+			}},
+			payment: []ToolCall{{Index: 0, ID: "c0", Name: "create_order", Arguments: `{"sku":"x"}`}},
+			client:  []ToolCall{{Index: 0, ID: "c0", Name: "get_weather", Arguments: `{"city":"SH"}`}},
+		},
+		{
 			name: "a call named late is held, then replayed whole to the client",
 			rounds: [][]string{{
 				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"arguments":"{\"ci"}}]}}]}`,

@@ -365,8 +365,10 @@ func appendSynthetic(out []byte, sl *slot) []byte {
 // Under one index, a different id with a name, or a different name, is a
 // new call: some providers send index 0 for every call, some of them with no
 // id, and merging there would stream a payment call's arguments to the bot
-// as part of its own call. The same name again is the same call: Qwen
-// repeats it in every delta.
+// as part of its own call. Under one id without an index, a different name
+// is a new call for the same reason (providers that repeat an id across
+// calls), and an entry continues the latest call of its id. The same name
+// again is the same call: Qwen repeats it in every delta.
 func (c *Capture) slotFor(choice int, en *entry) *slot {
 	if en.hasIdx {
 		for i := len(c.slots) - 1; i >= 0; i-- {
@@ -383,10 +385,15 @@ func (c *Capture) slotFor(choice int, en *entry) *slot {
 		return c.newSlot(choice, en.idx, true)
 	}
 	if en.id != "" {
-		for i := range c.slots {
-			if sl := &c.slots[i]; sl.choice == choice && sl.id == en.id {
-				return sl
+		for i := len(c.slots) - 1; i >= 0; i-- {
+			sl := &c.slots[i]
+			if sl.choice != choice || sl.id != en.id {
+				continue
 			}
+			if en.name != "" && sl.name != "" && en.name != sl.name {
+				break
+			}
+			return sl
 		}
 		return c.newSlot(choice, len(c.slots), false)
 	}

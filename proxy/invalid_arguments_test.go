@@ -168,3 +168,40 @@ func TestNoMoneyMovedAfterAClarification(t *testing.T) {
 		}
 	}
 }
+
+// TestToolCallsReadAlikeStreamOrNot: the same model output gets the same
+// outcome stream or not: the same payment calls executed, the same calls
+// handed to the bot. A call paygate cannot tell for the bot's own is
+// refused as a payment call, never executed and never shown to the bot.
+func TestToolCallsReadAlikeStreamOrNot(t *testing.T) {
+	tests := []struct {
+		name     string
+		calls    string   // the first round's tool_calls; a round of words follows
+		executed []string // by the payment tools
+		bot      []string // the calls the bot gets
+	}{
+		{"no index and one id for a payment call and the bot's",
+			`[{"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}},` +
+				`{"id":"call_0","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]`,
+			[]string{`create_order {"sku":"premium-monthly"}`}, []string{`get_weather {"city":"SH"}`}},
+	}
+	for _, tc := range tests {
+		for _, stream := range []bool{true, false} {
+			t.Run(tc.name+map[bool]string{true: "/stream", false: "/non-stream"}[stream], func(t *testing.T) {
+				fp := newFakeProvider(t, roundByRound(callsRound(stream, tc.calls), textRound(stream, "Which plan would you like?")))
+				tools := &recordingTools{}
+				url := toolsProxy(t, fp.URL, tools, nil)
+				body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(stream, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
+				if got := tools.executed(); strings.Join(got, "\n") != strings.Join(tc.executed, "\n") {
+					t.Errorf("executed %q; want %q", got, tc.executed)
+				}
+				if got := botCalls(stream, body); strings.Join(got, "\n") != strings.Join(tc.bot, "\n") {
+					t.Errorf("the bot got calls %q; want %q\n%s", got, tc.bot, body)
+				}
+				if len(tc.bot) == 0 && !strings.Contains(body, "Which plan would you like?") {
+					t.Errorf("the user should be asked; got:\n%s", body)
+				}
+			})
+		}
+	}
+}
