@@ -184,6 +184,13 @@ func TestToolCallsReadAlikeStreamOrNot(t *testing.T) {
 			`[{"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}},` +
 				`{"id":"call_0","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]`,
 			[]string{`create_order {"sku":"premium-monthly"}`}, []string{`get_weather {"city":"SH"}`}},
+		{"a call without a name",
+			`[{"id":"call_x","type":"function","function":{"arguments":"{\"sku\":\"premium-monthly\"}"}}]`,
+			nil, nil},
+		{"a call without a name beside the bot's",
+			`[{"id":"call_x","type":"function","function":{"arguments":"{\"sku\":\"premium-monthly\"}"}},` +
+				`{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]`,
+			nil, []string{`get_weather {"city":"SH"}`}},
 	}
 	for _, tc := range tests {
 		for _, stream := range []bool{true, false} {

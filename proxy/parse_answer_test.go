@@ -71,3 +71,35 @@ func TestParseAnswerArgumentsAsJSONValue(t *testing.T) {
 		})
 	}
 }
+
+// TestParseAnswerCallsWithoutAName: a call whose name paygate cannot read
+// is a payment call without a name, for the turn to refuse, as the stream
+// capture reports it: handed to the bot, it would carry a call the bot
+// never defined, and paygate could not tell whether it was its own.
+func TestParseAnswerCallsWithoutAName(t *testing.T) {
+	tests := []struct {
+		name, function string
+	}{
+		{"no name", `{"arguments":"{}"}`},
+		{"empty name", `{"name":"","arguments":"{}"}`},
+		{"null name", `{"name":null,"arguments":"{}"}`},
+		{"no function", ``},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			call := `{"id":"x","type":"function"`
+			if tc.function != "" {
+				call += `,"function":` + tc.function
+			}
+			body := []byte(`{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[` +
+				call + `},{"id":"w","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`)
+			a := parseAnswer(body, func(n string) bool { return n == "create_order" })
+			if len(a.payment) != 1 || a.payment[0].ID != "x" || a.payment[0].Name != "" || a.payment[0].Index != 0 {
+				t.Errorf("payment calls = %+v; want the call x without a name", a.payment)
+			}
+			if len(a.client) != 1 || a.client[0].ID != "w" || a.client[0].Index != 0 {
+				t.Errorf("client calls = %+v; want get_weather alone, at index 0", a.client)
+			}
+		})
+	}
+}

@@ -172,7 +172,10 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 			Arguments: arguments(call.Get("function.arguments")),
 			Extra:     extraMembers(call),
 		}
-		if isPayment(tc.Name) {
+		// A call without a name is not the bot's to get, as the stream
+		// capture holds one back: it goes with the payment calls, where
+		// the turn refuses it.
+		if tc.Name == "" || isPayment(tc.Name) {
 			tc.Index = i
 			a.payment = append(a.payment, tc)
 		} else {
