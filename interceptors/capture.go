@@ -167,6 +167,7 @@ type slot struct {
 	clientIdx int
 	held      bool // deltas were held back before the name was known
 	replay    bool // emit a synthetic entry with everything so far
+	twice     bool // named twice (parseEntry): a payment call without a name
 }
 
 type callKind uint8

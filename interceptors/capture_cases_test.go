@@ -128,6 +128,39 @@ func TestCaptureCases(t *testing.T) {
 			finish:  "tool_calls",
 		},
 		{
+			name: "a call named twice is never shown and is reported as a payment call without name, whatever comes after",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"get_weather","name":"create_order","arguments":"{\"sku\""}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"get_weather","arguments":":\"x\"}"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"c2","type":"function","function":{"name":"create_order","name":"get_weather","arguments":"{}"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"id":"c3","type":"function","function":{"name":"get_weather","Name":"create_order","arguments":"{}"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"type":"function","function":{"name":"get_weather","arguments":"{}"},"Function":{"name":"create_order"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":9,"id":"c5","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}]}`,
+			}},
+			want: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c5","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}]}`,
+			}},
+			payment: []ToolCall{
+				{Index: 0, ID: "c1", Arguments: `{"sku":"x"}`},
+				{Index: 1, ID: "c2", Arguments: "{}"},
+				{Index: 2, ID: "c3", Arguments: "{}"},
+				{Index: 3, Arguments: "{}", Extra: []byte(`{"Function":{"name":"create_order"}}`)},
+			},
+			client: []ToolCall{{Index: 0, ID: "c5", Name: "get_weather", Arguments: "{}"}},
+		},
+		{
+			name: "a call named twice after the bot's call under its index is a new call",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"type":"function","function":{"name":"get_weather","name":"create_order","arguments":"{}"}}]}}]}`,
+			}},
+			want: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}]}`,
+			}},
+			payment: []ToolCall{{Index: 0, Arguments: "{}"}},
+			client:  []ToolCall{{Index: 0, ID: "c1", Name: "get_weather", Arguments: "{}"}},
+		},
+		{
 			name: "client indexes keep counting across rounds; role removed and id rewritten after round 0",
 			rounds: [][]string{{
 				`{"id":"r0","choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"p","type":"function","function":{"name":"create_order","arguments":"{}"}},{"index":1,"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}]}`,

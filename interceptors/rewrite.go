@@ -216,23 +216,40 @@ type entry struct {
 	hasIdx       bool
 	idxAt, idxTo int // the "index" value, -1 if absent
 	id, name     string
-	args         string // raw JSON string fragment
-	argsJSON     bool   // args is a raw JSON value, not a string
-	extra        []member
+	// twice: the entry names its call twice (see parseEntry); name is
+	// then "".
+	twice    bool
+	args     string // raw JSON string fragment
+	argsJSON bool   // args is a raw JSON value, not a string
+	extra    []member
 }
 
+// names reports an entry that names its call, once or twice.
+func (en *entry) names() bool { return en.name != "" || en.twice }
+
 // parseEntry reads a tool-call entry; extra is reused for its members other
-// than index, id, type and function.
+// than index, id, type and function. An entry with a repeated "function"
+// member, or a repeated "name" in its function, names its call twice, also
+// where a copy is spelled in another case: parsers keep different copies
+// (most the last, gjson the first, Go's encoding/json any case), so the bot
+// could read a payment call where paygate read the bot's own, or the other
+// way round. Such a call is refused as a payment call without a name, as
+// parseAnswer refuses it in a non-stream answer and checkToolNames refuses
+// a client tool named twice.
 func parseEntry(s string, start, end int, extra []member) entry {
 	en := entry{start: start, end: end, idxAt: -1, extra: extra[:0]}
+	functions, names := 0, 0
 	for i := start + 1; ; {
 		m, ok := nextMember(s, i, true)
 		if !ok {
+			if functions > 1 || names > 1 {
+				en.twice, en.name = true, ""
+			}
 			return en
 		}
 		i = m.end
 		v := s[m.at:m.end]
-		switch keyName(m.key) {
+		switch k := keyName(m.key); k {
 		case "index":
 			en.idxAt, en.idxTo = m.at, m.end
 			if n, err := strconv.Atoi(v); err == nil {
@@ -242,6 +259,7 @@ func parseEntry(s string, start, end int, extra []member) entry {
 			en.id = stringValue(v)
 		case "type":
 		case "function":
+			functions++
 			if v[0] != '{' {
 				continue
 			}
@@ -252,8 +270,9 @@ func parseEntry(s string, start, end int, extra []member) entry {
 				}
 				j = f.end
 				fv := s[f.at:f.end]
-				switch keyName(f.key) {
+				switch fk := keyName(f.key); fk {
 				case "name":
+					names++
 					en.name = stringValue(fv)
 				case "arguments":
 					switch fv[0] {
@@ -262,9 +281,16 @@ func parseEntry(s string, start, end int, extra []member) entry {
 					case '{', '[':
 						en.args, en.argsJSON = fv, true
 					}
+				default:
+					if strings.EqualFold(fk, "name") {
+						names++
+					}
 				}
 			}
 		default:
+			if strings.EqualFold(k, "function") {
+				functions++
+			}
 			if v[0] != 'n' {
 				en.extra = append(en.extra, m)
 			}
@@ -368,7 +394,9 @@ func appendSynthetic(out []byte, sl *slot) []byte {
 // as part of its own call. Under one id without an index, a different name
 // is a new call for the same reason (providers that repeat an id across
 // calls), and an entry continues the latest call of its id. The same name
-// again is the same call: Qwen repeats it in every delta.
+// again is the same call: Qwen repeats it in every delta. An entry that
+// names its call twice names none that has a name, so it never continues a
+// call of the bot's; a call named twice keeps whatever continues it.
 func (c *Capture) slotFor(choice int, en *entry) *slot {
 	if en.hasIdx {
 		for i := len(c.slots) - 1; i >= 0; i-- {
@@ -376,7 +404,7 @@ func (c *Capture) slotFor(choice int, en *entry) *slot {
 			if sl.choice != choice || !sl.hasIdx || sl.upIdx != en.idx {
 				continue
 			}
-			if en.name != "" && (en.id != "" && sl.id != "" && en.id != sl.id ||
+			if en.names() && (en.id != "" && sl.id != "" && en.id != sl.id ||
 				sl.name != "" && en.name != sl.name) {
 				break
 			}
@@ -390,14 +418,14 @@ func (c *Capture) slotFor(choice int, en *entry) *slot {
 			if sl.choice != choice || sl.id != en.id {
 				continue
 			}
-			if en.name != "" && sl.name != "" && en.name != sl.name {
+			if en.names() && sl.name != "" && en.name != sl.name {
 				break
 			}
 			return sl
 		}
 		return c.newSlot(choice, len(c.slots), false)
 	}
-	if en.name == "" {
+	if !en.names() {
 		for i := len(c.slots) - 1; i >= 0; i-- {
 			if sl := &c.slots[i]; sl.choice == choice {
 				return sl
@@ -428,7 +456,12 @@ func (c *Capture) absorb(s string, sl *slot, en *entry) {
 	if sl.id == "" && en.id != "" {
 		sl.id = strings.Clone(en.id)
 	}
-	if sl.name == "" && en.name != "" {
+	if en.twice && !sl.twice {
+		// slotFor gives such an entry only a call without a name, which
+		// nothing of was shown: refused, and no later name changes that.
+		sl.twice, sl.kind = true, kindPayment
+	}
+	if sl.name == "" && en.name != "" && !sl.twice {
 		sl.name = strings.Clone(en.name)
 		if c.isPayment(sl.name) {
 			sl.kind = kindPayment

@@ -191,6 +191,16 @@ func TestToolCallsReadAlikeStreamOrNot(t *testing.T) {
 			`[{"id":"call_x","type":"function","function":{"arguments":"{\"sku\":\"premium-monthly\"}"}},` +
 				`{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]`,
 			nil, []string{`get_weather {"city":"SH"}`}},
+		{"a name twice",
+			`[{"id":"call_x","type":"function","function":{"name":"get_weather","name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`,
+			nil, nil},
+		{"a name twice, the payment tool's first",
+			`[{"id":"call_x","type":"function","function":{"name":"create_order","name":"get_weather","arguments":"{\"sku\":\"premium-monthly\"}"}}]`,
+			nil, nil},
+		{"a function twice",
+			`[{"id":"call_x","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},` +
+				`"function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]`,
+			nil, nil},
 	}
 	for _, tc := range tests {
 		for _, stream := range []bool{true, false} {

@@ -75,24 +75,29 @@ func TestParseAnswerArgumentsAsJSONValue(t *testing.T) {
 // TestParseAnswerCallsWithoutAName: a call whose name paygate cannot read
 // is a payment call without a name, for the turn to refuse, as the stream
 // capture reports it: handed to the bot, it would carry a call the bot
-// never defined, and paygate could not tell whether it was its own.
+// never defined, and paygate could not tell whether it was its own. A call
+// named twice (a repeated "name" or "function" member, also in another
+// case) is one: parsers differ on which copy they keep, so the bot could
+// read a payment call where paygate read the bot's, or the other way round.
 func TestParseAnswerCallsWithoutAName(t *testing.T) {
 	tests := []struct {
-		name, function string
+		name, members string // the call's members after its id and type
 	}{
-		{"no name", `{"arguments":"{}"}`},
-		{"empty name", `{"name":"","arguments":"{}"}`},
-		{"null name", `{"name":null,"arguments":"{}"}`},
+		{"no name", `,"function":{"arguments":"{}"}`},
+		{"empty name", `,"function":{"name":"","arguments":"{}"}`},
+		{"null name", `,"function":{"name":null,"arguments":"{}"}`},
 		{"no function", ``},
+		{"name twice", `,"function":{"name":"get_weather","name":"create_order","arguments":"{}"}`},
+		{"name twice, the payment tool's first", `,"function":{"name":"create_order","name":"get_weather","arguments":"{}"}`},
+		{"name twice, the same", `,"function":{"name":"create_order","name":"create_order","arguments":"{}"}`},
+		{"name and Name", `,"function":{"name":"get_weather","Name":"create_order","arguments":"{}"}`},
+		{"function twice", `,"function":{"name":"get_weather","arguments":"{}"},"function":{"name":"create_order","arguments":"{}"}`},
+		{"function and Function", `,"function":{"name":"get_weather","arguments":"{}"},"Function":{"name":"create_order","arguments":"{}"}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			call := `{"id":"x","type":"function"`
-			if tc.function != "" {
-				call += `,"function":` + tc.function
-			}
 			body := []byte(`{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[` +
-				call + `},{"id":"w","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`)
+				`{"id":"x","type":"function"` + tc.members + `},{"id":"w","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`)
 			a := parseAnswer(body, func(n string) bool { return n == "create_order" })
 			if len(a.payment) != 1 || a.payment[0].ID != "x" || a.payment[0].Name != "" || a.payment[0].Index != 0 {
 				t.Errorf("payment calls = %+v; want the call x without a name", a.payment)

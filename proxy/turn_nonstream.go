@@ -168,7 +168,7 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 		tc := interceptors.ToolCall{
 			Seq:       i,
 			ID:        call.Get("id").Str,
-			Name:      call.Get("function.name").Str,
+			Name:      callName(call),
 			Arguments: arguments(call.Get("function.arguments")),
 			Extra:     extraMembers(call),
 		}
@@ -186,6 +186,37 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 		return true
 	})
 	return a
+}
+
+// callName is a tool call's function name as the stream capture reads it:
+// "" when the call names itself twice, a "function" member repeated or a
+// "name" repeated in it, also spelled in another case. Parsers keep
+// different copies (gjson the first, most the last, Go's encoding/json any
+// case), so paygate could run a payment call the bot reads as its own, or
+// hand the bot a payment call: without a name, the turn refuses it.
+func callName(call gjson.Result) string {
+	var name string
+	functions, names := 0, 0
+	call.ForEach(func(k, fn gjson.Result) bool {
+		if !strings.EqualFold(k.Str, "function") {
+			return true
+		}
+		functions++
+		fn.ForEach(func(fk, v gjson.Result) bool {
+			if strings.EqualFold(fk.Str, "name") {
+				names++
+				if fk.Str == "name" && k.Str == "function" {
+					name = v.Str
+				}
+			}
+			return true
+		})
+		return true
+	})
+	if functions > 1 || names > 1 {
+		return ""
+	}
+	return name
 }
 
 // arguments is a tool call's arguments as the JSON text the payment tools
