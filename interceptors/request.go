@@ -32,6 +32,9 @@ type Chat struct {
 	// HasTools: the body has a "tools" member (AddTools then merges with
 	// it; without one it appends the member).
 	HasTools bool
+	// HasFunctions: the body has a legacy "functions" member, whose names
+	// may clash with the payment tools' (CheckFunctions).
+	HasFunctions bool
 	// Choices is the body's "n" (0 when absent or null): how many choices
 	// the client asks for.
 	Choices int
@@ -102,6 +105,7 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 		}
 	}
 	c.HasTools = f[chatTools].end != 0
+	c.HasFunctions = f[chatFunctions].end != 0
 	if c.Choices, err = choicesValue(raw(chatN)); err != nil {
 		return Chat{}, err
 	}
@@ -110,7 +114,9 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 }
 
 // The members ReadChat reads, by their index in chatMembers. tool_choice is
-// only watched: the clarification round sets it (SetToolChoiceNone). The
+// only watched: the clarification round sets it (SetToolChoiceNone).
+// functions, like tools, is checked for names that clash with the payment
+// tools': a second copy would reach the provider unchecked. The
 // first ones, up to chatMetadata, are those ReadPassthrough reads too:
 // routing and the end user's identity (identity.go).
 const (
@@ -125,11 +131,12 @@ const (
 	chatTools
 	chatToolChoice
 	chatN
+	chatFunctions
 )
 
 var (
 	chatMembers = [...]string{"model", "stream", "user", "safety_identifier", "prompt_cache_key", "metadata",
-		"stream_options", "messages", "tools", "tool_choice", "n"}
+		"stream_options", "messages", "tools", "tool_choice", "n", "functions"}
 	includeUsageName = [...]string{"include_usage"}
 )
 

@@ -20,6 +20,7 @@ func TestReadChat(t *testing.T) {
 			want: Chat{Model: "m", Stream: true, User: "u1", WantsUsage: true}},
 		{name: "client tools", body: `{"model":"m","messages":[],"tools":[]}`, want: Chat{Model: "m", HasTools: true}},
 		{name: "null tools count as a member", body: `{"model":"m","messages":[],"tools":null}`, want: Chat{Model: "m", HasTools: true}},
+		{name: "legacy functions", body: `{"model":"m","messages":[],"functions":[]}`, want: Chat{Model: "m", HasFunctions: true}},
 		{name: "null stream and n", body: `{"model":"m","messages":[],"stream":null,"n":null}`, want: Chat{Model: "m"}},
 		{name: "null include_usage", body: `{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":null}}`, want: Chat{Model: "m", Stream: true}},
 		// stream, include_usage and n take the JSON types of OpenAI's API
@@ -65,6 +66,7 @@ func TestReadChat(t *testing.T) {
 		{name: "repeated messages", body: `{"model":"m","messages":[],"messages":[{"role":"user","content":"x"}]}`, wantErr: `member "messages" appears`},
 		{name: "repeated tools", body: `{"model":"m","messages":[],"tools":[],"tools":null}`, wantErr: `member "tools" appears`},
 		{name: "repeated tool_choice", body: `{"model":"m","messages":[],"tool_choice":"none","tool_choice":"auto"}`, wantErr: `member "tool_choice" appears`},
+		{name: "repeated functions", body: `{"model":"m","messages":[],"functions":[],"functions":[{"name":"create_order"}]}`, wantErr: `member "functions" appears`},
 		// The members that name the end user beside "user" are rewritten
 		// too (identity.go): a second one would reach the provider as sent.
 		{name: "repeated safety_identifier", body: `{"model":"m","safety_identifier":"a","messages":[],"safety_identifier":"oWx-openid-123"}`,
@@ -90,6 +92,7 @@ func TestReadChat(t *testing.T) {
 		{name: "Messages", body: `{"model":"m","messages":[],"Messages":[]}`, wantErr: `member "Messages" is "messages"`},
 		{name: "TOOLS", body: `{"model":"m","messages":[],"TOOLS":[]}`, wantErr: `member "TOOLS" is "tools"`},
 		{name: "Tool_Choice", body: `{"model":"m","messages":[],"Tool_Choice":"none"}`, wantErr: `member "Tool_Choice" is "tool_choice"`},
+		{name: "Functions", body: `{"model":"m","messages":[],"Functions":[{"name":"create_order"}]}`, wantErr: `member "Functions" is "functions"`},
 		{name: "Safety_Identifier", body: `{"model":"m","messages":[],"Safety_Identifier":"oWx"}`, wantErr: `member "Safety_Identifier" is "safety_identifier"`},
 		{name: "PROMPT_CACHE_KEY", body: `{"model":"m","messages":[],"PROMPT_CACHE_KEY":"oWx"}`, wantErr: `member "PROMPT_CACHE_KEY" is "prompt_cache_key"`},
 		{name: "Metadata", body: `{"model":"m","messages":[],"Metadata":{"openid":"oWx"}}`, wantErr: `member "Metadata" is "metadata"`},

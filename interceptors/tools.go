@@ -296,19 +296,57 @@ func checkToolNames(arr string, names []string) error {
 			if k := keyName(m.key); !strings.EqualFold(k, "function") && !strings.EqualFold(k, "custom") {
 				continue
 			}
-			for l := m.at + 1; ; {
-				f, ok := nextMember(arr, l, true)
-				if !ok {
-					break
-				}
-				l = f.end
-				if !strings.EqualFold(keyName(f.key), "name") {
-					continue
-				}
-				if n := stringValue(arr[f.at:f.end]); n != "" && slices.Contains(names, n) {
-					return fmt.Errorf("%w: the tool name %q is reserved by paygate for payments; rename your tool", ErrBadRequest, n)
-				}
+			if err := reservedName(arr, m.at, names, "tool"); err != nil {
+				return err
 			}
+		}
+	}
+}
+
+// CheckFunctions refuses a body whose legacy "functions" array (function
+// calling before "tools") names a function like one of names: the model
+// would see two definitions of one name, and a call of it would be run as
+// a payment or handed to the bot. Every copy of an entry's "name" counts,
+// in any case, as in checkToolNames; ReadChat has refused a second
+// "functions" member. The error wraps ErrBadRequest.
+func CheckFunctions(body []byte, names []string) error {
+	fs := gjson.GetBytes(body, "functions")
+	switch {
+	case !fs.Exists() || fs.Type == gjson.Null:
+		return nil
+	case !fs.IsArray():
+		return fmt.Errorf("%w: 'functions' must be an array", ErrBadRequest)
+	}
+	for i := 1; ; {
+		e, ok := nextMember(fs.Raw, i, false)
+		if !ok {
+			return nil
+		}
+		i = e.end
+		if fs.Raw[e.at] != '{' {
+			continue
+		}
+		if err := reservedName(fs.Raw, e.at, names, "function"); err != nil {
+			return err
+		}
+	}
+}
+
+// reservedName refuses the object whose '{' is s[at] when one of its
+// "name" members, its key in any case, is one of names; what names the
+// thing the client must rename ("tool", "function").
+func reservedName(s string, at int, names []string, what string) error {
+	for l := at + 1; ; {
+		f, ok := nextMember(s, l, true)
+		if !ok {
+			return nil
+		}
+		l = f.end
+		if !strings.EqualFold(keyName(f.key), "name") {
+			continue
+		}
+		if n := stringValue(s[f.at:f.end]); n != "" && slices.Contains(names, n) {
+			return fmt.Errorf("%w: the %s name %q is reserved by paygate for payments; rename your %s", ErrBadRequest, what, n, what)
 		}
 	}
 }

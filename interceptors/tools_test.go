@@ -226,6 +226,43 @@ func TestAddTools(t *testing.T) {
 	}
 }
 
+// TestCheckFunctions: a legacy "functions" entry named like a payment tool
+// is the name clash AddTools refuses in "tools" (SPEC 3: a 400), read by
+// the same rules: every copy of the name, in any case of its key.
+func TestCheckFunctions(t *testing.T) {
+	names := testSpec.Names()
+	tests := []struct {
+		name, body string
+		wantErr    string // in the error; "" for none
+	}{
+		{"no functions", `{"model":"m","messages":[]}`, ""},
+		{"null functions", `{"model":"m","functions":null}`, ""},
+		{"the client's own functions", `{"functions":[{"name":"get_weather","parameters":{"type":"object"}},{"name":"lookup"}]}`, ""},
+		{"two names that are both the client's own", `{"functions":[{"name":"lookup","name":"get_weather"}]}`, ""},
+		{"a function named like a payment tool", `{"functions":[{"name":"get_weather"},{"name":"query_order","parameters":{"type":"object"}}]}`, `"query_order" is reserved`},
+		{"a payment name in the last of two names", `{"functions":[{"name":"lookup","name":"create_order"}]}`, `"create_order" is reserved`},
+		{"a payment name under a case-variant name key", `{"functions":[{"name":"lookup","NAME":"request_refund"}]}`, `"request_refund" is reserved`},
+		{"a payment name under an escaped name key", `{"functions":[{"name":"lookup","n\u0061me":"create_order"}]}`, `"create_order" is reserved`},
+		{"a payment name spelled with escapes", `{"functions":[{"name":"create\u005forder"}]}`, `"create_order" is reserved`},
+		{"an escaped functions key", `{"function\u0073":[{"name":"create_order"}]}`, `"create_order" is reserved`},
+		{"functions not an array", `{"functions":{"name":"create_order"}}`, "'functions' must be an array"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckFunctions([]byte(tc.body), names)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("err = %v; want none", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v; want ErrBadRequest with %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
 func TestSetToolChoiceNone(t *testing.T) {
 	tests := []struct {
 		name, body, want string

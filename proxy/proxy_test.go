@@ -324,6 +324,40 @@ func TestClientErrors(t *testing.T) {
 	}
 }
 
+// TestPaymentToolNameClash: a signed-in user's request that names one of
+// its own tools like a payment tool is a 400 in OpenAI's error JSON (SPEC
+// 3), stream or not, and reaches no provider: the model could not tell the
+// two apart, and a call of it would be executed as a payment. The legacy
+// "functions" field clashes as "tools" does.
+func TestPaymentToolNameClash(t *testing.T) {
+	tests := []struct{ name, members string }{
+		{"tools", `"tools":[{"type":"function","function":{"name":"create_order","parameters":{"type":"object"}}}],`},
+		{"functions", `"functions":[{"name":"query_order","parameters":{"type":"object"}}],`},
+		{"functions, beside the client's tools", weatherTool + `"functions":[{"name":"get_weather"},{"name":"request_refund"}],`},
+		{"functions, a name repeated in another case", `"functions":[{"name":"lookup","Name":"create_order"}],`},
+	}
+	for _, tc := range tests {
+		for _, stream := range []bool{true, false} {
+			t.Run(tc.name+map[bool]string{true: "/stream", false: "/non-stream"}[stream], func(t *testing.T) {
+				fp := newFakeProvider(t, textRound(stream, "hi"))
+				url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, tc.members), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				body := readAll(t, resp.Body)
+				if resp.StatusCode != http.StatusBadRequest {
+					t.Errorf("status %d; want 400 (%s)", resp.StatusCode, body)
+				}
+				if msg := gjson.Get(body, "error.message").Str; !strings.Contains(msg, "reserved") ||
+					gjson.Get(body, "error.type").Str != "invalid_request_error" {
+					t.Errorf("body %s is not OpenAI error JSON naming the clash", body)
+				}
+				if n := len(fp.requests()); n != 0 {
+					t.Errorf("the provider saw %d requests", n)
+				}
+			})
+		}
+	}
+}
+
 func TestUpstreamFailureStatus(t *testing.T) {
 	tests := []struct {
 		name     string

@@ -146,6 +146,11 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	} else {
 		body, err = interceptors.AppendTools(body, defs)
 	}
+	if err == nil && chat.HasFunctions {
+		// The legacy "functions" offer the model tools too: a clash there
+		// is a clash (SPEC 3).
+		err = interceptors.CheckFunctions(body, s.toolNames)
+	}
 	if err != nil {
 		writeError(w, badRequest(err.Error()))
 		return
