@@ -79,10 +79,13 @@ func (t *Tools) IsMoneyMoving(name string) bool {
 // Names returns the tool names.
 func (t *Tools) Names() ToolNames { return t.names }
 
-// Refused is the outcome of a money-moving call beyond the turn's budget.
-func (t *Tools) Refused(name string) Outcome {
+// Refused is the outcome of a payment call the turn does not execute: why
+// tells the model the reason (beyond the turn's budget, after it asked the
+// user to clarify, a call without one name), and the model is told to ask
+// the user either way.
+func (t *Tools) Refused(name, why string) Outcome {
 	return Outcome{
-		Result:      resultJSON(map[string]any{"status": "not_executed", "error": "only one payment action is allowed per message; ask the user to confirm what they want before trying again"}),
+		Result:      resultJSON(map[string]any{"status": "not_executed", "error": why + "; ask the user to confirm what they want before trying again"}),
 		MoneyMoving: true,
 		Clarify:     true,
 	}

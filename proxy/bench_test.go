@@ -50,7 +50,7 @@ func (noTools) IsPayment(name string) bool { return name == "create_order" }
 func (noTools) Execute(context.Context, payments.Caller, string, string) payments.Outcome {
 	panic("no payment call in this benchmark")
 }
-func (noTools) Refused(string) payments.Outcome { panic("no payment call in this benchmark") }
+func (noTools) Refused(string, string) payments.Outcome { panic("no payment call in this benchmark") }
 
 // benchHandler serves a proxy whose one upstream answers every request with
 // body; with capture, payment tools are offered and the user's state is

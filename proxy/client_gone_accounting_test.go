@@ -42,7 +42,7 @@ func (c *countingTools) Execute(context.Context, payments.Caller, string, string
 	c.executed.Add(1)
 	return payments.Outcome{Result: []byte(`{"order_no":"X1"}`), MoneyMoving: true, Executed: true}
 }
-func (*countingTools) Refused(string) payments.Outcome {
+func (*countingTools) Refused(string, string) payments.Outcome {
 	return payments.Outcome{Result: []byte(`{"error":"ask the user"}`), Clarify: true}
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -158,8 +159,8 @@ func TestNoMoneyMovedAfterAClarification(t *testing.T) {
 					t.Errorf("the last round's tool_choice %q; want \"none\"", got)
 				}
 				res := gjson.GetBytes(last, `messages.#(tool_call_id=="call_2").content`).Str
-				if !strings.Contains(res, "not_executed") {
-					t.Errorf("the guessed create_order's result %q; want the refusal that asks the user", res)
+				if !strings.Contains(res, "not_executed") || !strings.Contains(res, "was asked to clarify") {
+					t.Errorf("the guessed create_order's result %q; want the refusal that says the user was asked to clarify", res)
 				}
 				if strings.Contains(body, "order_created") || !strings.Contains(body, "Which plan would you like?") {
 					t.Errorf("the user should be asked, with no order created; got:\n%s", body)
@@ -220,5 +221,38 @@ func TestToolCallsReadAlikeStreamOrNot(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRefusalSaysWhy: a payment call the turn does not execute gets a
+// result that tells the model why, so that what it asks the user fits:
+// the turn's budget (with its number), or a call without one name.
+func TestRefusalSaysWhy(t *testing.T) {
+	const (
+		buy      = `{"id":"call_%d","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}`
+		nameless = `{"id":"call_9","type":"function","function":{"arguments":"{\"sku\":\"premium-monthly\"}"}}`
+	)
+	tests := []struct {
+		name     string
+		calls    string
+		maxCalls int
+		refused  string // the refused call's id
+		want     string
+	}{
+		{"beyond a budget of one", "[" + fmt.Sprintf(buy, 1) + "," + fmt.Sprintf(buy, 2) + "]", 1, "call_2", "only one payment action is allowed per message"},
+		{"beyond a budget of two", "[" + fmt.Sprintf(buy, 1) + "," + fmt.Sprintf(buy, 2) + "," + fmt.Sprintf(buy, 3) + "]", 2, "call_3", "only 2 payment actions are allowed per message"},
+		{"a call without a name", "[" + nameless + "]", 1, "call_9", "no single name"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, roundByRound(callsRound(true, tc.calls), textRound(true, "Shall I?")))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, func(c *config.Config) { c.Payments.Budget.MaxPaymentCalls = tc.maxCalls })
+			readAll(t, post(t, url, "/v1/chat/completions", chatBody(true, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
+			reqs := fp.requests()
+			res := gjson.GetBytes(reqs[len(reqs)-1].Body, `messages.#(tool_call_id=="`+tc.refused+`").content`).Str
+			if !strings.Contains(res, "not_executed") || !strings.Contains(res, tc.want) {
+				t.Errorf("the refused call's result %q; want not_executed saying %q", res, tc.want)
+			}
+		})
 	}
 }

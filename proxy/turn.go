@@ -29,7 +29,7 @@ import (
 type PaymentTools interface {
 	IsPayment(name string) bool
 	Execute(ctx context.Context, c payments.Caller, name, args string) payments.Outcome
-	Refused(name string) payments.Outcome
+	Refused(name, why string) payments.Outcome
 }
 
 var _ PaymentTools = (*payments.Tools)(nil)
@@ -545,9 +545,9 @@ func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 		var out payments.Outcome
 		switch {
 		case c.Name == "":
-			out = t.s.tools.Refused(c.Name)
+			out = t.s.tools.Refused(c.Name, "the tool call has no single name")
 		case t.moneyMoving(c.Name) && t.moneyCalls >= t.budget.MaxPaymentCalls:
-			out = t.s.tools.Refused(c.Name)
+			out = t.s.tools.Refused(c.Name, spentWhy(t.budget.MaxPaymentCalls))
 			t.s.log.Info("payment call beyond the turn's budget not executed", "request_id", reqInfo(t.r).id, "tool", c.Name)
 			if !t.callsSpent {
 				// A budget exhaustion (SPEC 9), once per turn however many
@@ -562,7 +562,7 @@ func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 			// the clarification, in that round or later in this one, is the
 			// model's guess at what the user did not say. Refused whatever
 			// max_payment_calls has left: the refusal asks the user again.
-			out = t.s.tools.Refused(c.Name)
+			out = t.s.tools.Refused(c.Name, "the user was asked to clarify this message's payment; no payment action runs before they answer")
 			t.s.log.Info("payment call after a clarification not executed", "request_id", reqInfo(t.r).id, "tool", c.Name)
 		default:
 			out = t.s.tools.Execute(ctx, t.caller, c.Name, c.Arguments)
@@ -634,6 +634,15 @@ func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, pa
 			t.s.log.Warn("keeping a payment exchange failed", "request_id", reqInfo(t.r).id, "err", err)
 		}
 	}
+}
+
+// spentWhy is the refusal's reason for a money-moving call beyond
+// budget.max_payment_calls.
+func spentWhy(max int) string {
+	if max == 1 {
+		return "only one payment action is allowed per message"
+	}
+	return "only " + strconv.Itoa(max) + " payment actions are allowed per message"
 }
 
 func (t *turn) moneyMoving(name string) bool {

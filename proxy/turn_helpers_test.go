@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -43,8 +44,9 @@ func (x *recordingTools) Execute(_ context.Context, _ payments.Caller, name, arg
 	}
 	return payments.Outcome{Result: []byte(`{"order_no":"X1","status":"paid"}`), Executed: true}
 }
-func (*recordingTools) Refused(string) payments.Outcome {
-	return payments.Outcome{Result: []byte(`{"status":"not_executed"}`), MoneyMoving: true, Clarify: true}
+func (*recordingTools) Refused(_, why string) payments.Outcome {
+	b, _ := json.Marshal(map[string]string{"status": "not_executed", "error": why})
+	return payments.Outcome{Result: b, MoneyMoving: true, Clarify: true}
 }
 func (x *recordingTools) executed() []string {
 	x.mu.Lock()

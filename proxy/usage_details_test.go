@@ -146,6 +146,6 @@ func (queryTools) IsPayment(name string) bool { return name == "query_order" || 
 func (queryTools) Execute(context.Context, payments.Caller, string, string) payments.Outcome {
 	return payments.Outcome{Result: []byte(`{"order_no":"X1","status":"paid"}`), Executed: true}
 }
-func (queryTools) Refused(string) payments.Outcome {
+func (queryTools) Refused(string, string) payments.Outcome {
 	return payments.Outcome{Result: []byte(`{"error":"ask the user"}`), Clarify: true}
 }
