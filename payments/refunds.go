@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -91,7 +90,8 @@ type RefundResult struct {
 // inFlight is the refund of a refunding order that went (or is about to go)
 // to WeChat Pay, kept in store.Exchanges under the order number. It counts
 // only while the order is refunding at OrderVersion: a record left from an
-// earlier refund never matches the order's current version.
+// earlier refund never matches the order's current version. An order that
+// went to needs_review with it open still names it (refundInReview).
 type inFlight struct {
 	Proposal     store.RefundProposal `json:"proposal"`
 	OrderVersion int64                `json:"order_version"`
@@ -502,6 +502,7 @@ func (s *Service) revertRefund(ctx context.Context, rec inFlight, cause string) 
 			return nil, nil
 		}
 		c.Status = settledRefundStatus(c)
+		c.RefundReservedBy = ""
 		return c, nil
 	})
 	return got, err
@@ -603,10 +604,12 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 			c.RefundedFen = total
 			c.RefundNos = append(c.RefundNos, f.OutRefundNo)
 			c.Status = settledRefundStatus(c)
+			c.RefundReservedBy = ""
 			return c, nil
 		case wechatpay.RefundClosed:
 			outcome = OutcomeApplied
 			c.Status = settledRefundStatus(c)
+			c.RefundReservedBy = ""
 			return c, nil
 		case wechatpay.RefundProcessing:
 			return nil, nil
@@ -671,9 +674,12 @@ func (s *Service) applyRefundNote(ctx context.Context, f refundFact, noteID stri
 // once acknowledged and dropped as a duplicate. A CLOSED or ABNORMAL refund,
 // and a SUCCESS that contradicts the record (merchant, order total, more
 // than is left), go into the review reason without counting. Either is
-// reported as review with its reason. A fact already noted (its refund
-// number and status are in the reason, or a SUCCESS is in refund_nos)
-// changes nothing (nil), so copies stay duplicates and nothing counts twice.
+// reported as review with its reason. The refund paygate had in flight when
+// the order went to review ends its reservation (RefundReservedBy) once
+// counted or CLOSED, so the admin's refunds list no longer shows it in
+// flight. A fact already noted (its refund number and status are in the
+// reason, or a SUCCESS is in refund_nos) changes nothing (nil), so copies
+// stay duplicates and nothing counts twice.
 func (s *Service) noteRefundInReview(c *store.Order, f refundFact, inFlight bool) (*store.Order, string) {
 	if f.Status == wechatpay.RefundSuccess && slices.Contains(c.RefundNos, f.OutRefundNo) ||
 		strings.Contains(c.ReviewReason, f.fact()) {
@@ -690,6 +696,9 @@ func (s *Service) noteRefundInReview(c *store.Order, f refundFact, inFlight bool
 		reason = "amount_mismatch"
 	case f.Status == wechatpay.RefundClosed:
 		reason = "refund_closed"
+		if inFlight {
+			c.RefundReservedBy = "" // the refund paygate sent is over
+		}
 	case f.Status != wechatpay.RefundSuccess:
 		reason = "refund_abnormal"
 	case f.RefundFen <= 0 || c.RefundedFen+f.RefundFen > c.AmountFen:
@@ -707,6 +716,7 @@ func (s *Service) noteRefundInReview(c *store.Order, f refundFact, inFlight bool
 		reason = "refunded_while_in_review"
 		c.RefundedFen += f.RefundFen
 		c.RefundNos = append(c.RefundNos, f.OutRefundNo)
+		c.RefundReservedBy = ""
 	}
 	c.ReviewReason += "; " + reason + ": " + said
 	return c, reason
@@ -975,20 +985,25 @@ func ProposalView(p *store.RefundProposal, currency string) map[string]any {
 // RefundEntry is an order with money going or gone back, for the admin API.
 type RefundEntry struct {
 	Order *store.Order
-	// InFlight is the confirmed refund with WeChat Pay while the order is
-	// refunding; nil otherwise.
+	// InFlight is the confirmed refund paygate sent to WeChat Pay and has
+	// not settled: while the order is refunding, and when it went to
+	// needs_review with that refund still open (refundInReview); nil
+	// otherwise.
 	InFlight    *store.RefundProposal
 	ConfirmedAt time.Time
 }
 
 // Refunds lists orders that are refunding, partially refunded or refunded,
-// newest first, at most limit (0: store.DefaultListLimit), each refunding one
-// with the refund in flight. Proposals not yet confirmed are not listed: they
-// live only until confirm_ttl and moved no money.
+// and those in needs_review with money refunded or a refund of paygate's
+// still open (hasRefund), newest first (store.SortListed), at most limit
+// (0: store.DefaultListLimit), each with the refund in flight, if any.
+// Proposals not yet confirmed are not listed: they live only until
+// confirm_ttl and moved no money.
 func (s *Service) Refunds(ctx context.Context, limit int) ([]RefundEntry, error) {
 	if limit <= 0 {
 		limit = store.DefaultListLimit
 	}
+	limit = min(limit, store.MaxListLimit)
 	var all []*store.Order
 	for _, st := range []store.OrderStatus{store.StatusRefunding, store.StatusPartiallyRefunded, store.StatusRefunded} {
 		page, err := s.ListOrders(ctx, store.OrderFilter{Status: st, Limit: limit})
@@ -997,19 +1012,24 @@ func (s *Service) Refunds(ctx context.Context, limit int) ([]RefundEntry, error)
 		}
 		all = append(all, page...)
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].CreatedAt.After(all[j].CreatedAt) })
+	review, err := s.refundsInReview(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	all = append(all, review...)
+	store.SortListed(all)
 	if len(all) > limit {
 		all = all[:limit]
 	}
 	out := make([]RefundEntry, 0, len(all))
 	for _, o := range all {
 		e := RefundEntry{Order: o}
-		if o.Status == store.StatusRefunding {
+		if o.Status == store.StatusRefunding || o.Status == store.StatusNeedsReview && o.RefundReservedBy != "" {
 			rec, err := s.loadInFlight(ctx, o.OrderNo)
 			if err != nil {
 				return nil, err
 			}
-			if rec != nil && rec.OrderVersion == o.Version {
+			if rec != nil && (o.Status == store.StatusRefunding && rec.OrderVersion == o.Version || refundInReview(o, rec)) {
 				p := rec.Proposal
 				e.InFlight, e.ConfirmedAt = &p, rec.ConfirmedAt
 			}
@@ -1017,4 +1037,48 @@ func (s *Service) Refunds(ctx context.Context, limit int) ([]RefundEntry, error)
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// refundsInReview is the newest limit orders in needs_review that
+// hasRefund, read a page of the status at a time: orders in review without
+// one (orphan payments, money on a dead order) take no place in the list.
+func (s *Service) refundsInReview(ctx context.Context, limit int) ([]*store.Order, error) {
+	var out []*store.Order
+	f := store.OrderFilter{Status: store.StatusNeedsReview, Limit: limit}
+	for {
+		page, err := s.ListOrders(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range page {
+			if hasRefund(o) {
+				out = append(out, o)
+			}
+			if len(out) == limit {
+				return out, nil
+			}
+		}
+		if len(page) < limit {
+			return out, nil
+		}
+		last := page[len(page)-1]
+		f.Before, f.BeforeOrderNo = last.CreatedAt, last.OrderNo
+	}
+}
+
+// hasRefund reports whether an order in needs_review belongs in the refunds
+// list: money went back that its record counts, or it went to review while
+// a refund of paygate's was reserved (RefundReservedBy is cleared when a
+// refund ends).
+func hasRefund(o *store.Order) bool {
+	return o.RefundedFen > 0 || o.RefundReservedBy != ""
+}
+
+// refundInReview reports whether rec is the refund an order in
+// needs_review went there with, still open as far as its record knows: the
+// reservation it made, not counted in refund_nos (WeChat Pay's SUCCESS of
+// it, noted in review, counts it; its CLOSED clears the reservation).
+func refundInReview(o *store.Order, rec *inFlight) bool {
+	return o.Status == store.StatusNeedsReview && o.RefundReservedBy == rec.Proposal.RefundID &&
+		!slices.Contains(o.RefundNos, rec.Proposal.OutRefundNo)
 }

@@ -3,6 +3,7 @@ package payments_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
 )
@@ -700,6 +702,103 @@ func TestLosingConfirmKeepsItsProposal(t *testing.T) {
 			}
 			if burned > 0 {
 				t.Errorf("%d of %d proposals told \"another refund in progress\" were consumed: retrying them after that refund settled is ErrGone (410)", burned, len(losers))
+			}
+		})
+	}
+}
+
+// TestRefundsListOrdersInReviewWithTheirRefund: an order that goes to
+// needs_review while its refund is with WeChat Pay (a refund paygate did not
+// ask for is reported meanwhile) stays in the admin's refunds list, with the
+// refund in flight; so does one in review with money refunded before. An
+// order in review with no refund of paygate's (an orphan payment; an order
+// whose refund WeChat Pay closed before it went to review) is not listed,
+// and does not take a place in a page: the limit counts listed orders.
+func TestRefundsListOrdersInReviewWithTheirRefund(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			ctx := context.Background()
+			confirm := func(o *store.Order, fen int64) *store.RefundProposal {
+				t.Helper()
+				p := propose(t, e, o, fen)
+				if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
+					t.Fatalf("confirm: %v", err)
+				}
+				return p
+			}
+			unasked := func(o *store.Order, outRefundNo string) {
+				t.Helper()
+				if status, body := e.postRefund(o, o.TransactionID, refundWord{outRefundNo: outRefundNo, status: wechatpay.RefundSuccess, fen: 500}); status != http.StatusNoContent {
+					t.Fatalf("unasked refund: %d %s", status, body)
+				}
+				if got := e.order(o.OrderNo); got.Status != store.StatusNeedsReview {
+					t.Fatalf("after the unasked refund: %s; want needs_review", got.Status)
+				}
+			}
+
+			// In review with its refund in flight.
+			flying := paidOrder(t, e, "oUser-list-flying", 2)
+			p := confirm(flying, 1000)
+			unasked(flying, "RFunaskedList0001")
+			e.clock.Advance(time.Second)
+
+			// In review with 10.00 refunded before, nothing in flight.
+			settled := paidOrder(t, e, "oUser-list-settled", 2)
+			q := confirm(settled, 1000)
+			if d, err := e.sim.CompleteRefund(ctx, q.OutRefundNo); err != nil || !d.Acked {
+				t.Fatalf("complete: %+v %v", d, err)
+			}
+			unasked(settled, "RFunaskedList0002")
+			e.clock.Advance(time.Second)
+
+			// In review after a refund WeChat Pay closed: none of paygate's.
+			closed := paidOrder(t, e, "oUser-list-closed", 1)
+			c := confirm(closed, 0)
+			if status, body := e.postRefund(closed, closed.TransactionID, refundWord{outRefundNo: c.OutRefundNo, status: wechatpay.RefundClosed, fen: closed.AmountFen}); status != http.StatusNoContent {
+				t.Fatalf("closed refund: %d %s", status, body)
+			}
+			if got := e.order(closed.OrderNo); got.Status != store.StatusPaid {
+				t.Fatalf("after the closed refund: %s; want paid", got.Status)
+			}
+			unasked(closed, "RFunaskedList0003")
+			e.clock.Advance(time.Second)
+
+			// An orphan payment, the newest order.
+			ghost := &store.Order{OrderNo: "PGghostList000000001", AppID: e.sim.AppID(), User: "oGhost-list", AmountFen: 777}
+			n := e.buildPayment(e.paidTx(ghost), nil)
+			if status, _ := e.post(n.Header, n.Body); status != http.StatusNoContent {
+				t.Fatalf("orphan: %d", status)
+			}
+
+			list := func(limit int) string {
+				t.Helper()
+				entries, err := e.svc.Refunds(ctx, limit)
+				if err != nil {
+					t.Fatalf("refunds: %v", err)
+				}
+				var s []string
+				for _, en := range entries {
+					flight := "-"
+					if en.InFlight != nil {
+						flight = en.InFlight.OutRefundNo
+						if en.ConfirmedAt.IsZero() {
+							t.Errorf("%s: in flight without its confirmation time", en.Order.OrderNo)
+						}
+					}
+					s = append(s, en.Order.OrderNo+" "+string(en.Order.Status)+" "+flight)
+				}
+				return strings.Join(s, "\n")
+			}
+			want := strings.Join([]string{
+				settled.OrderNo + " needs_review -",
+				flying.OrderNo + " needs_review " + p.OutRefundNo,
+			}, "\n")
+			if got := list(0); got != want {
+				t.Errorf("refunds:\n%s\nwant\n%s", got, want)
+			}
+			if got, want := list(1), settled.OrderNo+" needs_review -"; got != want {
+				t.Errorf("refunds, limit 1:\n%s\nwant\n%s", got, want)
 			}
 		})
 	}

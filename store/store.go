@@ -115,12 +115,15 @@ type Order struct {
 	TransactionID string   `json:"transaction_id,omitempty"`
 	ReviewReason  string   `json:"review_reason,omitempty"`
 	// RefundReservedBy is the refund proposal whose confirmation moved the
-	// order to refunding; it means something only while the order is
-	// refunding. Another confirmation of the same proposal goes on under
-	// the reservation (the proposal's single use decides which one sends
-	// the refund; the others are told "already used"); one of another
+	// order to refunding. Another confirmation of the same proposal goes on
+	// under the reservation (the proposal's single use decides which one
+	// sends the refund; the others are told "already used"); one of another
 	// proposal is told "another refund in progress" (its proposal is still
-	// usable).
+	// usable). It is cleared when that refund ends (settled, closed, refused
+	// or undone); an order that went to needs_review while refunding keeps
+	// it, naming the refund still open for the person reviewing (the
+	// admin's refunds list). Records written before it was cleared may keep
+	// an ended refund's.
 	RefundReservedBy string `json:"refund_reserved_by,omitempty"`
 	// Version is set by the store: 1 on create, incremented by every write. It
 	// orders copies of the record (the Redis user copy) and tells readers which
