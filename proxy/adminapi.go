@@ -155,11 +155,12 @@ func adminLimit(r *http.Request) (int, bool) {
 
 // handleAdminOrders lists orders, newest first (orders of one instant by
 // number, descending). Filters: status, user (with client, or across every
-// configured client), client, limit, and before: the next_before of the
-// previous page, or an RFC 3339 time. created_at is shown to the second, so
-// paging by it would skip the rest of that second's orders; next_before
-// names the last order exactly (its creation time to the nanosecond and its
-// number) and is null when the page was not full.
+// configured client and the orders recorded without one: orphan payments,
+// kept under the payer's OpenID), client, limit, and before: the
+// next_before of the previous page, or an RFC 3339 time. created_at is
+// shown to the second, so paging by it would skip the rest of that second's
+// orders; next_before names the last order exactly (its creation time to
+// the nanosecond and its number) and is null when the page was not full.
 func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit, ok := adminLimit(r)
@@ -180,18 +181,23 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Before, f.BeforeOrderNo = t, no
 	}
-	clients := []string{f.Client}
+	filters := []store.OrderFilter{f}
 	if f.User != "" && f.Client == "" {
-		// A user's orders are indexed per client: ask each one.
-		clients = clients[:0]
+		// A user's orders are indexed per client: ask each one, and for the
+		// payments WeChat Pay reported for orders paygate did not know
+		// (recorded with no client, under the payer's OpenID).
+		filters = filters[:0]
 		for _, c := range s.cfg.Clients {
-			clients = append(clients, c.Name)
+			g := f
+			g.Client = c.Name
+			filters = append(filters, g)
 		}
+		g := f
+		g.NoClient = true
+		filters = append(filters, g)
 	}
 	var all []*store.Order
-	for _, c := range clients {
-		g := f
-		g.Client = c
+	for _, g := range filters {
 		got, err := s.adminPay.ListOrders(r.Context(), g)
 		if err != nil {
 			s.adminFailed(w, r, err)

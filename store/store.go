@@ -137,8 +137,13 @@ type Order struct {
 // exact cursor for the next page.
 type OrderFilter struct {
 	Client string
-	User   string // requires Client
-	Status OrderStatus
+	User   string // requires Client or NoClient
+	// NoClient selects the orders recorded without a client (Client
+	// empty): payments WeChat Pay reported for an order paygate did not
+	// know (payments' orphans), kept under the payer's OpenID as User. With
+	// User, that user's such orders. It cannot be set with Client.
+	NoClient bool
+	Status   OrderStatus
 	// Before, when set, returns only orders created strictly before it, or,
 	// with BeforeOrderNo, orders listed after (Before, BeforeOrderNo): pass
 	// the previous page's last CreatedAt and OrderNo. A time alone skips the
@@ -149,6 +154,28 @@ type OrderFilter struct {
 	// Limit caps the result; 0 means DefaultListLimit, and it is capped at
 	// MaxListLimit.
 	Limit int
+}
+
+// Check reports a filter ListOrders refuses: a user without a client or
+// NoClient (a user's orders are indexed per client), or NoClient with a
+// client.
+func (f OrderFilter) Check() error {
+	switch {
+	case f.NoClient && f.Client != "":
+		return errors.New("a filter on orders without a client names no client")
+	case f.User != "" && f.Client == "" && !f.NoClient:
+		return errors.New("a user filter needs a client")
+	}
+	return nil
+}
+
+// ClientMatches reports whether o is of the client f selects: any (no
+// Client), Client's, or none (NoClient).
+func (f OrderFilter) ClientMatches(o *Order) bool {
+	if f.NoClient {
+		return o.Client == ""
+	}
+	return f.Client == "" || o.Client == f.Client
 }
 
 // OrderListedBefore reports whether ListOrders lists a before b: a was

@@ -11,6 +11,8 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/proxy/console"
 	"github.com/paygate/paygate/store"
 )
@@ -90,6 +92,67 @@ func TestAdminOrdersPaging(t *testing.T) {
 	}
 	if st, body := httpCall(t, http.MethodGet, adminURL+"/admin/api/orders?before=yesterday", "Bearer "+consoleToken, ""); st != http.StatusBadRequest || body.Get("error").Str == "" {
 		t.Errorf("before=yesterday: %d %s; want 400 with an error", st, body.Raw)
+	}
+}
+
+// TestAdminOrdersByUserFindsOrphanPayments: a payment WeChat Pay reports for
+// an order paygate does not know is recorded as an orphan with no client,
+// under the payer's OpenID. The admin's user search across clients (the
+// console's "user (OpenID)" box) finds it beside the user's orders of a
+// client, newest first and paged as any other; naming a client or a status
+// narrows as it does for those.
+func TestAdminOrdersByUserFindsOrphanPayments(t *testing.T) {
+	mainURL, adminURL, a, _ := consoleApp(t)
+	ctx := context.Background()
+	const ghost, payer = "PGghostByUser0000001", "oUser-orphan-payer"
+	res, err := a.payments.CreateOrder(ctx, payments.CreateRequest{Client: "bot", User: payer, SKU: "premium-monthly", Quantity: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := res.Order.OrderNo
+	tx := wxsim.Transaction{AppID: a.sim.AppID(), MchID: a.sim.MchID(), OutTradeNo: ghost, TransactionID: "4200001234" + strings.Repeat("6", 18),
+		TradeType: "JSAPI", TradeState: "SUCCESS", TradeStateDesc: "支付成功", BankType: "OTHERS",
+		SuccessTime: time.Now().Format(time.RFC3339), Payer: &wxsim.Payer{OpenID: payer},
+		Amount: wxsim.Amount{Total: 777, PayerTotal: 777, Currency: "CNY", PayerCurrency: "CNY"}}
+	n, err := a.sim.BuildNotification(wxsim.NotificationSpec{EventType: "TRANSACTION.SUCCESS", Summary: "支付成功", OriginalType: "transaction", Resource: tx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := a.sim.Deliver(ctx, mainURL+"/wechatpay/notify", n); err != nil || code/100 != 2 {
+		t.Fatalf("deliver: %d %v", code, err)
+	}
+	if o, err := a.store.GetOrder(ctx, ghost); err != nil || o.Status != store.StatusNeedsReview || o.Client != "" || o.User != payer {
+		t.Fatalf("orphan %+v %v; want needs_review with no client, user %s", o, err, payer)
+	}
+
+	u := adminURL + "/admin/api/orders?user=" + payer
+	if got, want := adminOK(t, u).Get("orders.#.order_no").String(), fmt.Sprintf("[%q,%q]", ghost, mine); got != want {
+		t.Errorf("by user: %s; want %s (the orphan, then the bot's order)", got, want)
+	}
+	var seen []string
+	for before := ""; ; {
+		q := u + "&limit=1"
+		if before != "" {
+			q += "&before=" + url.QueryEscape(before)
+		}
+		body := adminOK(t, q)
+		for _, o := range body.Get("orders").Array() {
+			seen = append(seen, o.Get("order_no").Str)
+		}
+		next := body.Get("next_before")
+		if next.Type == gjson.Null || len(seen) > 2 {
+			break
+		}
+		before = next.Str
+	}
+	if got, want := fmt.Sprint(seen), fmt.Sprint([]string{ghost, mine}); got != want {
+		t.Errorf("by user, one per page: %s; want %s", got, want)
+	}
+	if got, want := adminOK(t, u+"&client=bot").Get("orders.#.order_no").String(), fmt.Sprintf("[%q]", mine); got != want {
+		t.Errorf("by user of client bot: %s; want %s", got, want)
+	}
+	if got, want := adminOK(t, u+"&status=needs_review").Get("orders.#.order_no").String(), fmt.Sprintf("[%q]", ghost); got != want {
+		t.Errorf("by user in needs_review: %s; want %s", got, want)
 	}
 }
 

@@ -221,8 +221,8 @@ func (d *DB) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Orde
 		limit = store.DefaultListLimit
 	}
 	limit = min(limit, store.MaxListLimit)
-	if f.User != "" && f.Client == "" {
-		return nil, errors.New("embedded: list orders: a user filter needs a client")
+	if err := f.Check(); err != nil {
+		return nil, fmt.Errorf("embedded: list orders: %w", err)
 	}
 	var out []*store.Order
 	err := d.view(ctx, func(tx *bolt.Tx) error {
@@ -240,7 +240,7 @@ func (d *DB) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Orde
 			if err != nil {
 				return false, err
 			}
-			if (f.Client == "" || o.Client == f.Client) && (f.Status == "" || o.Status == f.Status) {
+			if f.ClientMatches(o) && (f.Status == "" || o.Status == f.Status) {
 				out = append(out, o)
 			}
 			return len(out) < limit, nil

@@ -170,8 +170,8 @@ func (s *Store) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.O
 		limit = store.DefaultListLimit
 	}
 	limit = min(limit, store.MaxListLimit)
-	if f.User != "" && f.Client == "" {
-		return nil, errors.New("redis: list orders: a user filter needs a client")
+	if err := f.Check(); err != nil {
+		return nil, fmt.Errorf("redis: list orders: %w", err)
 	}
 	var index string
 	switch {
@@ -224,7 +224,7 @@ scan:
 			if err != nil {
 				return nil, err
 			}
-			if (f.Client == "" || o.Client == f.Client) && (f.User == "" || o.User == f.User) &&
+			if f.ClientMatches(o) && (f.User == "" || o.User == f.User) &&
 				(f.Status == "" || o.Status == f.Status) && f.PastCursor(o) {
 				out = append(out, o)
 				if !full && len(out) == limit {

@@ -208,6 +208,57 @@ func testListOrders(t *testing.T, open Opener) {
 	}
 }
 
+// testListOrdersWithoutClient: orders recorded without a client (payments'
+// orphans, under the payer's OpenID) are found by their user with NoClient,
+// apart from the same OpenID's orders of a client, which a client's filter
+// keeps out; a user filter with neither, or NoClient with a client, is
+// refused.
+func testListOrdersWithoutClient(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	base := clock.Now()
+	specs := []struct{ no, client, user string }{
+		{"O1", "", "u1"}, {"A1", "shop", "u1"}, {"O2", "", "u2"}, {"O3", "", "u1"}, {"A2", "shop", "u1"},
+	}
+	for i, s := range specs {
+		o := NewOrder(s.no, s.client, s.user, base.Add(time.Duration(i)*time.Minute))
+		if s.client == "" {
+			o.ClaimKey, o.Status = "", store.StatusNeedsReview
+		}
+		mustNil(t, "CreateOrder", st.CreateOrder(ctx, o))
+	}
+	cases := []struct {
+		name   string
+		filter store.OrderFilter
+		want   string
+	}{
+		{"by user", store.OrderFilter{NoClient: true, User: "u1"}, "[O3 O1]"},
+		{"by user, paged", store.OrderFilter{NoClient: true, User: "u1", Before: base.Add(3 * time.Minute), BeforeOrderNo: "O3"}, "[O1]"},
+		{"by user and status", store.OrderFilter{NoClient: true, User: "u1", Status: store.StatusNeedsReview, Limit: 1}, "[O3]"},
+		{"all of them", store.OrderFilter{NoClient: true}, "[O3 O2 O1]"},
+		{"a client's user has none of them", store.OrderFilter{Client: "shop", User: "u1"}, "[A2 A1]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := st.ListOrders(ctx, tc.filter)
+			mustNil(t, "ListOrders", err)
+			var nos []string
+			for _, o := range got {
+				nos = append(nos, o.OrderNo)
+			}
+			if fmt.Sprint(nos) != tc.want {
+				t.Errorf("got %v; want %s", nos, tc.want)
+			}
+		})
+	}
+	for _, f := range []store.OrderFilter{{User: "u1"}, {NoClient: true, Client: "shop", User: "u1"}, {NoClient: true, Client: "shop"}} {
+		if got, err := st.ListOrders(ctx, f); err == nil {
+			t.Errorf("ListOrders(%+v) = %d orders; want an error", f, len(got))
+		}
+	}
+}
+
 // testListOrdersCursor pages with the (CreatedAt, OrderNo) cursor of each
 // page's last order through orders that share a creation time, to the
 // nanosecond or only to the microsecond (the Redis index's resolution): every

@@ -46,6 +46,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Orders", func(t *testing.T) { testOrders(t, open) })
 	t.Run("ListOrders", func(t *testing.T) { testListOrders(t, open) })
 	t.Run("ListOrdersCursor", func(t *testing.T) { testListOrdersCursor(t, open) })
+	t.Run("ListOrdersWithoutClient", func(t *testing.T) { testListOrdersWithoutClient(t, open) })
 	t.Run("UserState", func(t *testing.T) { testUserState(t, open) })
 	t.Run("Claims", func(t *testing.T) { testClaims(t, open) })
 	t.Run("Notifications", func(t *testing.T) { testNotifications(t, open) })
