@@ -19,7 +19,9 @@ import (
 //	                                      the outside record `paygate audit verify --head` takes
 //	GET    /admin/api/audit?from=&limit=&text=1
 //	                                      records in order, bodies as hashed; without from, the
-//	                                      latest page; text=1 adds the kept conversation texts
+//	                                      latest page; text=1 adds the kept conversation texts;
+//	                                      next_from (with limit) is the newer page, prev_from and
+//	                                      prev_limit the older one, which ends just before from
 //	DELETE /admin/api/audit/texts/{user}?client=NAME
 //	                                      erase one user's conversation texts (the chain keeps
 //	                                      their hashes and still verifies); see eraseClients
@@ -70,6 +72,12 @@ func (a *adminAudit) list(w http.ResponseWriter, r *http.Request) {
 			adminError(w, http.StatusBadRequest, "from must be a record number from 1")
 			return
 		}
+		if from-1 > h.Seq {
+			// Past the head's next record: read as that one, an empty page
+			// whose older page is the newest records, as for a chain read to
+			// its end. The head in the answer says where it ends.
+			from = h.Seq + 1
+		}
 	} else {
 		from = 1
 		if h.Seq > uint64(limit) {
@@ -95,7 +103,11 @@ func (a *adminAudit) list(w http.ResponseWriter, r *http.Request) {
 		out["next_from"] = recs[n-1].Seq + 1
 	}
 	if from > 1 {
-		out["prev_from"] = max(1, int64(from)-int64(limit))
+		// The older page ends just before from: prev_limit is smaller than
+		// limit when fewer records than that are left before it, so the
+		// page never repeats one of this page's.
+		n := min(uint64(limit), from-1)
+		out["prev_from"], out["prev_limit"] = from-n, n
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -190,6 +191,69 @@ func TestAdminAudit(t *testing.T) {
 			t.Errorf("verify after erase: %+v %v", res, err)
 		}
 	})
+}
+
+// TestAdminAuditOlderPageEndsBeforeFrom: prev_from and prev_limit name the
+// page just before a page's first record, so walking back from any page,
+// at any page size, shows every older record once, never one of the page
+// it came from. A from past the head is read as the head's next record (an
+// empty page whose older page is the newest records), whatever its size.
+func TestAdminAuditOlderPageEndsBeforeFrom(t *testing.T) {
+	base, _, _ := auditAdmin(t) // records 1..3
+	get := func(t *testing.T, q string) map[string]any {
+		t.Helper()
+		status, out := auditAdminDo(t, "GET", base+"/admin/api/audit?"+q, auditAdminToken)
+		if status != http.StatusOK {
+			t.Fatalf("%s: %d %v", q, status, out)
+		}
+		return out
+	}
+	for _, limit := range []int{1, 2, 3, 5} {
+		for _, from := range []string{"", "1", "2", "3", "4", "10", "9223372036854775808", "18446744073709551615"} {
+			t.Run(fmt.Sprintf("from %q limit %d", from, limit), func(t *testing.T) {
+				q := fmt.Sprintf("limit=%d", limit)
+				if from != "" {
+					q += "&from=" + from
+				}
+				out := get(t, q)
+				seen := auditSeqs(out)
+				for page := 0; out["prev_from"] != nil; page++ {
+					if page > 3 {
+						t.Fatalf("no end after %d older pages: %v", page, seen)
+					}
+					pf, pl := out["prev_from"].(float64), out["prev_limit"]
+					first := 4.0 // the head's next, for an empty page
+					if len(seen) > 0 {
+						first = float64(seen[0])
+					}
+					if pl == nil || pf+pl.(float64) != first || pl.(float64) > float64(limit) {
+						t.Fatalf("before %v: prev_from %v prev_limit %v; want a page of at most %d ending at %v", seen, pf, pl, limit, first-1)
+					}
+					out = get(t, fmt.Sprintf("from=%d&limit=%d", int(pf), int(pl.(float64))))
+					seen = append(auditSeqs(out), seen...)
+				}
+				if _, ok := out["prev_limit"]; ok {
+					t.Errorf("prev_limit without prev_from: %v", out)
+				}
+				end := 3 // the latest page, and an empty one past the head, end at the head
+				if n, err := strconv.Atoi(from); err == nil && n <= 3 {
+					end = min(n-1+limit, 3) // from on, up to limit
+				}
+				if got, want := fmt.Sprint(seen), fmt.Sprint(seqsTo(end)); got != want {
+					t.Errorf("walked back to %s; want %s", got, want)
+				}
+			})
+		}
+	}
+}
+
+// seqsTo is 1..n.
+func seqsTo(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i + 1
+	}
+	return s
 }
 
 // TestAdminAuditEraseNamesTheClient: with several clients an erasure must

@@ -223,9 +223,10 @@ function resendControl(o) {
 async function orderHistory(orderNo, maxPages = 10) {
   const found = new Map();
   let from;
+  let limit = 1000;
   let scanned = 0;
   for (let i = 0; i < maxPages; i++) {
-    const page = await api('/admin/api/audit' + qs({ limit: 1000, from }));
+    const page = await api('/admin/api/audit' + qs({ limit, from }));
     for (const r of page.records) {
       scanned++;
       const b = body(r);
@@ -234,7 +235,10 @@ async function orderHistory(orderNo, maxPages = 10) {
     if (!page.prev_from || page.records.length === 0 || page.records[0].seq <= 1) {
       return { records: [...found.values()].sort((a, b) => a.seq - b.seq), scanned, complete: true };
     }
+    // The older page ends just before this one (prev_limit), so no
+    // record is read twice.
     from = page.prev_from;
+    limit = page.prev_limit;
   }
   return { records: [...found.values()].sort((a, b) => a.seq - b.seq), scanned, complete: false };
 }
@@ -353,13 +357,16 @@ function resendInRow(orderNo) {
 
 // -------------------------------------------------------------------- audit
 
-export async function audit(panel, ctx, from) {
+// audit shows a page of the chain: the latest, or limit records (default 50)
+// from record from on. Older asks for the page the API names as ending just
+// before this one (prev_from, prev_limit), Newer for the next 50.
+export async function audit(panel, ctx, from, limit = 50) {
   loading(panel);
   let head;
   let page;
   try {
     head = await api('/admin/api/audit/head');
-    page = await api('/admin/api/audit' + qs({ limit: 50, from }));
+    page = await api('/admin/api/audit' + qs({ limit, from }));
   } catch (e) { return failed(panel, e); }
   const recs = page.records || [];
   let broken = null;
@@ -381,7 +388,7 @@ export async function audit(panel, ctx, from) {
     : `The ${recs.length} records shown link up (each names the previous one's hash).` }));
   panel.append(auditTable(recs.slice().reverse()));
   const nav = h('p', { class: 'tools' });
-  if (page.prev_from) nav.append(h('button', { type: 'button', class: 'ghost', onclick: () => audit(panel, ctx, page.prev_from) }, 'Older'));
+  if (page.prev_from) nav.append(h('button', { type: 'button', class: 'ghost', onclick: () => audit(panel, ctx, page.prev_from, page.prev_limit) }, 'Older'));
   if (page.next_from) nav.append(h('button', { type: 'button', class: 'ghost', onclick: () => audit(panel, ctx, page.next_from) }, 'Newer'));
   panel.append(nav);
 }
