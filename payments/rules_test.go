@@ -164,6 +164,53 @@ func TestMaxOrdersPerUserPerDay(t *testing.T) {
 	}
 }
 
+// TestPayMethodSwitchAtTheDailyLimit: paying an open order another way (a
+// QR code on a desktop after a JSAPI order) closes it at WeChat Pay and
+// opens its replacement: the same purchase, not a new order, so the daily
+// limit does not refuse it. Refused, the user was left with no payable
+// order (the first closed, its replacement refused), and a manager's
+// approval with it.
+func TestPayMethodSwitchAtTheDailyLimit(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+				o.Rules.MaxOrdersPerUserPerDay = 1
+				o.Rules.ApprovalAboveFen = payments.FenPtr(50000)
+			}})
+			tools := newTools(e)
+			u := caller("oUser-switch-limit")
+			first := call(t, tools, u, "create_order", `{"sku":"premium-monthly","pay_method":"jsapi"}`)
+			if first.result["status"] != "awaiting_payment" {
+				t.Fatalf("first order: %s", first.out.Result)
+			}
+			sw := call(t, tools, u, "create_order", `{"sku":"premium-monthly","pay_method":"native"}`)
+			if sw.result["status"] != "awaiting_payment" || sw.result["order_no"] == first.result["order_no"] {
+				t.Fatalf("the switch to native at the limit: %s; want its replacement, payable", sw.out.Result)
+			}
+			if o := e.order(first.result["order_no"].(string)); o.Status != store.StatusClosed {
+				t.Errorf("the JSAPI order is %s; want closed (replaced)", o.Status)
+			}
+			if tc := call(t, tools, u, "create_order", `{"sku":"premium-monthly","quantity":2}`); tc.result["status"] != "refused" {
+				t.Errorf("another purchase after the switch: %s; want refused (the limit still holds)", tc.out.Result)
+			}
+
+			// Approved by a manager, then paid another way: the approval
+			// carries over, and the limit does not take the order away.
+			v := caller("oUser-switch-approved")
+			held := call(t, tools, v, "create_order", `{"sku":"premium-monthly","quantity":12}`) // 599.88
+			if held.result["status"] != "approval_required" {
+				t.Fatalf("held: %s", held.out.Result)
+			}
+			if _, err := e.svc.Approve(context.Background(), held.result["order_no"].(string)); err != nil {
+				t.Fatal(err)
+			}
+			if tc := call(t, tools, v, "create_order", `{"sku":"premium-monthly","quantity":12,"pay_method":"native"}`); tc.result["status"] != "awaiting_payment" {
+				t.Errorf("the approved order paid another way: %s; want its replacement, payable", tc.out.Result)
+			}
+		})
+	}
+}
+
 func TestMaxPaymentCallsPerMinute(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {

@@ -341,6 +341,10 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 	// approved by a manager; the same purchase's next order is not held
 	// for a second approval.
 	approved := false
+	// replacing: the next order replaces one closed for a switch of pay
+	// method; the same purchase, so it is no new order for the daily limit
+	// (refused there, the user would be left with no payable order).
+	replacing := false
 	for round := 0; round < 6; round++ {
 		if created {
 			// A new generation: the claim lapsed (it lives dedupe_window
@@ -362,7 +366,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				created = false
 				continue
 			}
-			res, next, err := s.createFresh(ctx, req, item, amount, key, claim, approved)
+			res, next, err := s.createFresh(ctx, req, item, amount, key, claim, approved, replacing)
 			if next == nil {
 				return res, err
 			}
@@ -441,6 +445,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				// priced anew (a changed price list, another replica's) is
 				// held again, since no manager saw that amount.
 				approved = approved || s.opts.Rules.needsApproval(o.AmountFen) && o.AmountFen == amount
+				replacing = true
 				continue
 			}
 			return s.payable(ctx, o, true)
@@ -597,10 +602,14 @@ func samePurchase(o *store.Order, req CreateRequest) bool {
 // over meanwhile: the caller follows that claim instead. approved: a manager
 // already approved this purchase (its previous order, closed for a switch
 // of pay method), so an amount above the threshold is not held again.
-func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item, amount int64, key string, claim store.Claim, approved bool) (*CreateResult, *store.Claim, error) {
-	if err := s.countOrder(ctx, req.Client, req.User); err != nil {
-		s.releaseClaim(ctx, key, claim)
-		return nil, nil, err
+// replacing: it replaces that closed order, so it is not counted against
+// the daily limit again.
+func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item, amount int64, key string, claim store.Claim, approved, replacing bool) (*CreateResult, *store.Claim, error) {
+	if !replacing {
+		if err := s.countOrder(ctx, req.Client, req.User); err != nil {
+			s.releaseClaim(ctx, key, claim)
+			return nil, nil, err
+		}
 	}
 	now := s.now()
 	o := claimedOrder(req, item, amount, key, claim, store.StatusCreating, now)
