@@ -18,6 +18,7 @@ import (
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
 )
 
@@ -89,8 +90,11 @@ func (c *cutStore) UpdateOrder(ctx context.Context, o *store.Order, expect store
 //     proposal has ended (while it is live a tap could still take it, and
 //     the order stays held for it); it was needs_review in both;
 //   - cut after it was spent: the user's confirmation was taken (its
-//     refund.confirmed is recorded), so B's sweep sends that refund under
-//     its one out_refund_no, and a tap again is rightly "already used".
+//     refund.confirmed is recorded, and a tap again is rightly "already
+//     used"), and whether the confirmation that took it is still on its way
+//     to WeChat Pay cannot be told: B's sweep sends the order to review,
+//     nothing sent (it sending the refund itself raced a later refund's
+//     record, which is one per order).
 func TestReservationLeftByACutConfirmation(t *testing.T) {
 	cases := []struct {
 		name string
@@ -107,6 +111,8 @@ func TestReservationLeftByACutConfirmation(t *testing.T) {
 		// order goes back to released.
 		refunded bool
 		released store.OrderStatus
+		// review: the order goes to needs_review (the merchant is told).
+		review bool
 		// audit is the refund's records, sorted (a proposal's queue and its
 		// order's interleave either way).
 		audit []string
@@ -128,8 +134,8 @@ func TestReservationLeftByACutConfirmation(t *testing.T) {
 		},
 		{
 			name: "cut after the confirmation was spent, before the refund was recorded", cut: cutBeforeRecord,
-			answer: "confirm", wantTap: store.ErrGone, refunded: true,
-			audit: []string{"refund.confirmed/confirm", "refund.proposed/request_refund", "refund.reserved/refund", "refund.succeeded/notification"},
+			answer: "confirm", wantTap: store.ErrGone, released: store.StatusNeedsReview, review: true,
+			audit: []string{"refund.confirmed/confirm", "refund.proposed/request_refund", "refund.reserved/refund"},
 		},
 	}
 	for _, driver := range drivers(t) {
@@ -309,10 +315,98 @@ func TestReservationLeftByACutConfirmation(t *testing.T) {
 						if err := json.Unmarshal(ev.Payload, &env); err != nil {
 							t.Fatal(err)
 						}
-						if env.Type == webhook.TypeRefundFailed || env.Type == webhook.TypeOrderNeedsReview {
+						if env.Type == webhook.TypeRefundFailed || env.Type == webhook.TypeOrderNeedsReview && !tc.review {
 							t.Errorf("merchant told %s (%s -> %s, cause %s); nothing failed at WeChat Pay", env.Type, tr.Before.Status, tr.After.Status, tr.Cause)
 						}
 					}
+				}
+			})
+		}
+	}
+}
+
+// onceGetOrder runs hook before the first order read through it: what
+// another replica does between a confirmation's read of its proposal and
+// its read of the order.
+type onceGetOrder struct {
+	payments.Store
+	once sync.Once
+	hook func()
+}
+
+func (s *onceGetOrder) GetOrder(ctx context.Context, no string) (*store.Order, error) {
+	s.once.Do(s.hook)
+	return s.Store.GetOrder(ctx, no)
+}
+
+// TestLateTapAfterItsRefundEnded: the user double-taps confirm. Tap B reads
+// the proposal while it is live; tap A takes it, and its refund goes out and
+// ends (settled, or refused by WeChat Pay) before B reads the order. B must
+// not hold the order for that refund again: with nobody to send under B's
+// reservation, the sweep counted the settled refund a second time
+// (2000 fen refunded of one 1000 refund), or would have sent again a refund
+// the user was told had failed. B is told "already used", and the order
+// stays where A's refund left it.
+func TestLateTapAfterItsRefundEnded(t *testing.T) {
+	cases := []struct {
+		name     string
+		refused  bool
+		status   store.OrderStatus
+		refunded int64
+	}{
+		{name: "settled", status: store.StatusPartiallyRefunded, refunded: 1000},
+		{name: "refused by WeChat Pay", refused: true, status: store.StatusPaid},
+	}
+	for _, driver := range drivers(t) {
+		for _, tc := range cases {
+			t.Run(driver+"/"+tc.name, func(t *testing.T) {
+				e := newEnv(t, envOptions{driver: driver, storeClock: true})
+				ctx := context.Background()
+				o := paidOrder(t, e, "oUser-late", 1) // 49.99
+				p := propose(t, e, o, 1000)
+				late := &onceGetOrder{Store: e.st, hook: func() {
+					if tc.refused {
+						e.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultOrderPaid})
+					}
+					_, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
+					if tc.refused {
+						if !errors.Is(err, payments.ErrRefundFailed) {
+							t.Errorf("tap A: %v; want the refund refused", err)
+						}
+						return
+					}
+					if err != nil {
+						t.Errorf("tap A: %v", err)
+					}
+					if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
+						t.Errorf("refund notification: %+v %v", d, err)
+					}
+				}}
+				b, err := payments.New(payments.Options{
+					Store: late, Backend: e.client, Notify: e.client.NotifyVerifier(), Catalog: e.catalog,
+					MchID: e.sim.MchID(), AppID: e.sim.AppID(), Registerer: prometheus.NewRegistry(),
+					Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: e.clock.Now,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = b.Close() })
+				if _, err := b.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrGone) {
+					t.Errorf("tap B: %v; want store.ErrGone (already used)", err)
+				}
+				if got := e.order(o.OrderNo); got.Status != tc.status {
+					t.Errorf("after tap B: order %s reserved by %q; want %s", got.Status, got.RefundReservedBy, tc.status)
+				}
+				e.clock.Advance(2 * time.Minute)
+				if _, err := e.svc.Sweep(ctx); err != nil {
+					t.Errorf("sweep: %v", err)
+				}
+				got := e.order(o.OrderNo)
+				if got.Status != tc.status || got.RefundedFen != tc.refunded {
+					t.Errorf("after the sweep: order %s refunded %d %v (%s); want %s with %d", got.Status, got.RefundedFen, got.RefundNos, got.ReviewReason, tc.status, tc.refunded)
+				}
+				if n, want := e.sim.RefundCount(o.OrderNo), map[bool]int{true: 0, false: 1}[tc.refused]; n != want {
+					t.Errorf("refunds at WeChat Pay %d; want %d", n, want)
 				}
 			})
 		}

@@ -347,7 +347,22 @@ func (s *Service) notConsumed(ctx context.Context, p *store.RefundProposal, o *s
 			res.Order = back
 		}
 	case fate == fateTaken:
-		s.log.InfoContext(ctx, "refund confirmation taken by a concurrent confirmation of it", "refund_id", p.RefundID, "order_no", p.OrderNo)
+		// Taken by a confirmation that goes on under this reservation,
+		// or, before it was made, under an earlier one (this tap read the
+		// proposal live, and its refund went out and settled before it
+		// reserved the order again): then nothing will be sent under this
+		// one, which is undone.
+		before, terr := s.takenBefore(ctx, p, rec.OrderVersion)
+		switch {
+		case terr != nil:
+			s.log.WarnContext(ctx, "refund confirmation not taken; the reservation is left to the sweep", "refund_id", p.RefundID, "order_no", p.OrderNo, "err", err, "record_err", terr)
+		case before:
+			if back, _ := s.revertRefund(ctx, rec, CauseRefundAborted); back != nil {
+				res.Order = back
+			}
+		default:
+			s.log.InfoContext(ctx, "refund confirmation taken by a concurrent confirmation of it", "refund_id", p.RefundID, "order_no", p.OrderNo)
+		}
 	}
 	return res, err
 }
@@ -395,10 +410,15 @@ func reservedFor(o *store.Order, p *store.RefundProposal) bool {
 		o.Client == p.Client && o.User == p.User
 }
 
-// checkRefund reports whether proposal p can run on order o now.
+// checkRefund reports whether proposal p can run on order o now. A
+// proposal whose refund the order already counts was used: a late tap
+// that read it live must not reserve the order for it again.
 func checkRefund(o *store.Order, p *store.RefundProposal) error {
 	if o.Client != p.Client || o.User != p.User {
 		return fmt.Errorf("%w: order %s", ErrNotOwner, o.OrderNo)
+	}
+	if slices.Contains(o.RefundNos, p.OutRefundNo) {
+		return fmt.Errorf("refund %s already applied to order %s: %w", p.OutRefundNo, o.OrderNo, store.ErrGone)
 	}
 	left, err := refundable(o)
 	if err != nil {
@@ -600,6 +620,11 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 			if f.RefundFen != rec.Proposal.AmountFen || total > c.AmountFen {
 				return review("refund_amount_mismatch")
 			}
+			if slices.Contains(c.RefundNos, f.OutRefundNo) {
+				// Counted already, and in flight again: the order was
+				// reserved twice for one refund. Never counted twice.
+				return review("refund_counted_twice")
+			}
 			outcome = OutcomeApplied
 			c.RefundedFen = total
 			c.RefundNos = append(c.RefundNos, f.OutRefundNo)
@@ -774,10 +799,7 @@ func (s *Service) reconcileRefund(ctx context.Context, o *store.Order) (*store.O
 		return o, err
 	}
 	if rec == nil || rec.OrderVersion != o.Version {
-		rec, o, err = s.reconcileUnrecorded(ctx, o)
-		if rec == nil || err != nil {
-			return o, err
-		}
+		return s.reconcileUnrecorded(ctx, o)
 	}
 	rctx := withRefund(ctx, &rec.Proposal)
 	r, err := s.backend.QueryRefund(ctx, rec.Proposal.OutRefundNo)
@@ -799,42 +821,54 @@ func (s *Service) reconcileRefund(ctx context.Context, o *store.Order) (*store.O
 }
 
 // reconcileUnrecorded resolves a refunding order with no refund recorded at
-// its version: a confirmation reserved it and stopped (a crash) before it
-// recorded its refund. A refund is always recorded before WeChat Pay is
-// asked for it (ConfirmRefund, and the resend here), so nothing was sent
-// under this reservation, and what happens next is its proposal's
+// its version: a confirmation reserved it and has not recorded its refund
+// (it stopped, or is still on its way). A refund is always recorded before
+// WeChat Pay is asked for it, so what happens next is its proposal's
 // (RefundReservedBy):
-//   - taken: the user's confirmation was spent (its refund.confirmed is
-//     recorded, and a tap again is told "already used"), so the refund the
-//     user confirmed goes out: it is recorded now and returned, for the
-//     caller to ask WeChat Pay about and send under its one out_refund_no,
-//     as for any refund in flight;
 //   - ended unused (cancelled, expired): no confirmation will ever take it,
 //     so none will send under the reservation: it is undone, the order back
 //     to paid or partially_refunded (refund.aborted; the merchant hears
 //     nothing, as of the reservation);
 //   - open: a confirmation of it may be taking it now, on any replica, and
 //     would send under this reservation: the order stays held for it until
-//     it is taken or ends (confirm_ttl at most), and is looked at again.
+//     it is taken or ends (confirm_ttl at most), and is looked at again;
+//   - taken under an earlier reservation (the refund record names it at an
+//     earlier version: a late tap reserved the order again for a refund
+//     already sent and settled): nothing will be sent under this one, which
+//     is undone;
+//   - taken, and not recorded: the confirmation that took it stopped
+//     before recording it, or is late doing so. Whether its refund is on
+//     its way cannot be told here, and the sweep writing the record itself
+//     could overwrite a later refund's (the record is one per order, and
+//     its write is not conditional on the order's version): a person
+//     decides (needs_review).
 //
-// Only a reservation that names no proposal (made by an earlier version) or
-// one the store no longer knows goes to needs_review: whether the user's
-// confirmation was taken cannot be told.
-func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*inFlight, *store.Order, error) {
+// A reservation that names no proposal (made by an earlier version) or one
+// the store no longer knows goes to needs_review too.
+func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*store.Order, error) {
 	var p *store.RefundProposal
 	fate := fateEnded
 	if o.RefundReservedBy != "" {
 		var err error
 		fate, p, err = s.proposalFate(ctx, o.RefundReservedBy)
 		if err != nil {
-			return nil, o, err
+			return o, err
 		}
 	}
 	if p != nil && (p.OrderNo != o.OrderNo || p.Client != o.Client || p.User != o.User ||
 		p.AmountFen <= 0 || p.AmountFen > o.AmountFen-o.RefundedFen) {
 		p = nil // not a refund of this order as it stands: for a person
 	}
-	if p == nil {
+	if p != nil && fate == fateTaken {
+		before, err := s.takenBefore(ctx, p, o.Version)
+		if err != nil {
+			return o, err
+		}
+		if before {
+			fate = fateEnded // nothing will be sent under this reservation
+		}
+	}
+	if p == nil || fate == fateTaken {
 		s.log.ErrorContext(ctx, "ALERT: refunding order has no refund record; order needs review", "alert", true,
 			"order_no", o.OrderNo, "refund_id", o.RefundReservedBy)
 		got, _, err := s.update(ctx, o.OrderNo, "sweep", "", func(c *store.Order) (*store.Order, error) {
@@ -845,40 +879,33 @@ func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*inF
 			c.ReviewReason = "refund_record_missing: refunding without a recorded refund; check the merchant platform"
 			return c, nil
 		})
-		return nil, got, err
+		return got, err
 	}
-	switch fate {
-	case fateOpen:
+	if fate == fateOpen {
 		s.m.reconcile.WithLabelValues("refund", "awaiting_confirmation").Inc()
-		return nil, o, nil
-	case fateEnded:
-		rec := inFlight{Proposal: *p, OrderVersion: o.Version}
-		got, err := s.revertRefund(withRefund(ctx, p), rec, CauseRefundAborted)
-		if err != nil {
-			return nil, o, err
-		}
-		s.m.reconcile.WithLabelValues("refund", "released").Inc()
-		s.log.InfoContext(ctx, "sweep: refund reservation undone; its proposal ended unconfirmed and nothing was sent",
-			"order_no", o.OrderNo, "refund_id", p.RefundID, "status", got.Status)
-		return nil, got, nil
+		return o, nil
 	}
-	// Taken. Record it only on the order as read: the refund record is one
-	// per order, and a later refund's must not be overwritten.
-	cur, err := s.store.GetOrder(ctx, o.OrderNo)
+	rec := inFlight{Proposal: *p, OrderVersion: o.Version}
+	got, err := s.revertRefund(withRefund(ctx, p), rec, CauseRefundAborted)
 	if err != nil {
-		return nil, o, fmt.Errorf("read order %s: %w", o.OrderNo, err)
+		return o, err
 	}
-	if cur.Status != store.StatusRefunding || cur.Version != o.Version {
-		return nil, cur, nil
+	s.m.reconcile.WithLabelValues("refund", "released").Inc()
+	s.log.InfoContext(ctx, "sweep: refund reservation undone; nothing was sent under it",
+		"order_no", o.OrderNo, "refund_id", p.RefundID, "status", got.Status)
+	return got, nil
+}
+
+// takenBefore reports whether proposal p, taken, was taken under a
+// reservation before the one at version: the order's refund record names
+// it at an earlier version. A confirmation that takes p under the
+// reservation at version records it at that version (or has not yet).
+func (s *Service) takenBefore(ctx context.Context, p *store.RefundProposal, version int64) (bool, error) {
+	rec, err := s.loadInFlight(ctx, p.OrderNo)
+	if err != nil {
+		return false, err
 	}
-	rec := inFlight{Proposal: *p, OrderVersion: o.Version, ConfirmedAt: s.now()}
-	if err := s.putInFlight(ctx, &rec); err != nil {
-		return nil, o, err
-	}
-	s.m.reconcile.WithLabelValues("refund", "resumed").Inc()
-	s.log.WarnContext(ctx, "sweep: the user's confirmed refund was not recorded by the confirmation that took it; recorded, asking wechat pay",
-		"order_no", o.OrderNo, "refund_id", p.RefundID, "out_refund_no", p.OutRefundNo, "amount_fen", p.AmountFen)
-	return &rec, o, nil
+	return rec != nil && rec.Proposal.RefundID == p.RefundID && rec.OrderVersion < version, nil
 }
 
 type refundKey struct{}

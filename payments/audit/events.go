@@ -76,7 +76,8 @@ func TransitionAction(t payments.Transition) Action {
 // refund.aborted when a reservation is undone before anything went to
 // WeChat Pay (the proposal was cancelled or expired in between, or the
 // refund could not be recorded, or the confirmation stopped before taking
-// the user's word and the proposal ended unconfirmed), order.<status> for
+// the user's word and the proposal ended unconfirmed, or a late second tap
+// held the order again for a refund already sent), order.<status> for
 // any other status change, order.updated when only fields changed (the
 // cause says why).
 func actionName(t payments.Transition) string {
