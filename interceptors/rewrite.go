@@ -258,10 +258,17 @@ func parseEntry(s string, start, end int, extra []member) entry {
 		case "id":
 			en.id = stringValue(v)
 		case "type":
-		case "function":
+		case "function", "custom":
+			// A custom tool's call (OpenAI's freeform tools) names itself
+			// in "custom", its text in "input": the bot's call like a
+			// function's; a call with both names itself twice.
 			functions++
 			if v[0] != '{' {
 				continue
+			}
+			argsKey := "arguments"
+			if k == "custom" {
+				argsKey = "input"
 			}
 			for j := m.at + 1; ; {
 				f, ok := nextMember(s, j, true)
@@ -274,7 +281,7 @@ func parseEntry(s string, start, end int, extra []member) entry {
 				case "name":
 					names++
 					en.name = stringValue(fv)
-				case "arguments":
+				case argsKey:
 					switch fv[0] {
 					case '"':
 						en.args = fv[1 : len(fv)-1]
@@ -288,7 +295,7 @@ func parseEntry(s string, start, end int, extra []member) entry {
 				}
 			}
 		default:
-			if strings.EqualFold(k, "function") {
+			if strings.EqualFold(k, "function") || strings.EqualFold(k, "custom") {
 				functions++
 			}
 			if v[0] != 'n' {

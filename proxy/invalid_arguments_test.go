@@ -198,6 +198,13 @@ func TestToolCallsReadAlikeStreamOrNot(t *testing.T) {
 		{"a name twice, the payment tool's first",
 			`[{"id":"call_x","type":"function","function":{"name":"create_order","name":"get_weather","arguments":"{\"sku\":\"premium-monthly\"}"}}]`,
 			nil, nil},
+		{"a custom tool call of the bot's (no function member)",
+			`[{"id":"call_c","type":"custom","custom":{"name":"run_sql","input":"select 1"}}]`,
+			nil, []string{`run_sql select 1`}},
+		{"a function and a custom member",
+			`[{"id":"call_x","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},` +
+				`"custom":{"name":"run_sql","input":"select 1"}}]`,
+			nil, nil},
 		{"a function twice",
 			`[{"id":"call_x","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},` +
 				`"function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]`,

@@ -137,7 +137,7 @@ func botCalls(stream bool, body string) []string {
 	var out []string
 	if !stream {
 		gjson.Get(body, "choices.0.message.tool_calls").ForEach(func(_, c gjson.Result) bool {
-			out = append(out, c.Get("function.name").Str+" "+c.Get("function.arguments").Str)
+			out = append(out, c.Get("function.name").Str+c.Get("custom.name").Str+" "+c.Get("function.arguments").Str+c.Get("custom.input").Str)
 			return true
 		})
 		return out
@@ -154,9 +154,9 @@ func botCalls(stream bool, body string) []string {
 				names, args = append(names, ""), append(args, "")
 			}
 			if names[i] == "" {
-				names[i] = e.Get("function.name").Str
+				names[i] = e.Get("function.name").Str + e.Get("custom.name").Str
 			}
-			args[i] += e.Get("function.arguments").Str
+			args[i] += e.Get("function.arguments").Str + e.Get("custom.input").Str
 			return true
 		})
 	}

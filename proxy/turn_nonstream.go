@@ -188,9 +188,10 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 	return a
 }
 
-// callName is a tool call's function name as the stream capture reads it:
-// "" when the call names itself twice, a "function" member repeated or a
-// "name" repeated in it, also spelled in another case. Parsers keep
+// callName is a tool call's function name as the stream capture reads it
+// (a custom tool's call names itself in "custom"): "" when the call names
+// itself twice, a "function" or "custom" member repeated or a "name"
+// repeated in it, also spelled in another case. Parsers keep
 // different copies (gjson the first, most the last, Go's encoding/json any
 // case), so paygate could run a payment call the bot reads as its own, or
 // hand the bot a payment call: without a name, the turn refuses it.
@@ -198,14 +199,14 @@ func callName(call gjson.Result) string {
 	var name string
 	functions, names := 0, 0
 	call.ForEach(func(k, fn gjson.Result) bool {
-		if !strings.EqualFold(k.Str, "function") {
+		if !strings.EqualFold(k.Str, "function") && !strings.EqualFold(k.Str, "custom") {
 			return true
 		}
 		functions++
 		fn.ForEach(func(fk, v gjson.Result) bool {
 			if strings.EqualFold(fk.Str, "name") {
 				names++
-				if fk.Str == "name" && k.Str == "function" {
+				if fk.Str == "name" && (k.Str == "function" || k.Str == "custom") {
 					name = v.Str
 				}
 			}
