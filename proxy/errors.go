@@ -22,7 +22,20 @@ type apiError struct {
 	// RetryAfter, when positive, is sent as a Retry-After header: every
 	// target is rate limited or cooling down for about that long.
 	RetryAfter time.Duration
+	// NoRetry: a retry of the same request cannot mend it (a refund WeChat
+	// Pay refused: the retry finds the confirmation used, and the bot is
+	// told "already used" instead of why). Sent as x-should-retry: false,
+	// which the OpenAI SDKs obey.
+	NoRetry bool
 }
+
+// maxSDKWait is the longest Retry-After an SDK is left to wait out inside
+// the bot's request. Longer, the answer also says x-should-retry: false:
+// the OpenAI Node SDK (v6) sleeps out any Retry-After, so a provider
+// cooling down 30 minutes (out of quota) kept the bot's user waiting an
+// hour, over two retries that could not succeed; the Python SDK ignores a
+// Retry-After over 60 s. The header stays, for a client that schedules.
+const maxSDKWait = time.Minute
 
 func (e *apiError) Error() string { return e.Message }
 
@@ -63,6 +76,9 @@ func writeError(w http.ResponseWriter, e *apiError) {
 		// A 429 or 503 always says when to come back (whole seconds, at
 		// least 1): SDKs back off by it.
 		h.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(e.RetryAfter.Seconds())))))
+	}
+	if e.NoRetry || e.RetryAfter > maxSDKWait {
+		h.Set("X-Should-Retry", "false")
 	}
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(errorJSON(e))

@@ -110,6 +110,10 @@ func TestProviderRateLimitReachesBotAs429(t *testing.T) {
 			503, "upstream_rate_limited", "20"},
 		{"503 overloaded without Retry-After", 503, "", `{"error":{"message":"overloaded","type":"server_error"}}`,
 			503, "upstream_rate_limited", ""},
+		// Out of quota: the provider cools down 30 minutes, too long for an
+		// SDK to wait out in the bot's request (x-should-retry: false).
+		{"429 out of quota", 429, "", `{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}`,
+			503, "upstream_insufficient_quota", "1800"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,8 +131,12 @@ func TestProviderRateLimitReachesBotAs429(t *testing.T) {
 				t.Errorf("got %d %s; want %d with code %s", resp.StatusCode, b, tc.wantStatus, tc.wantCode)
 			}
 			ra := resp.Header.Get("Retry-After")
-			if n, err := strconv.Atoi(ra); err != nil || n < 1 || (tc.wantRetryAfter != "" && ra != tc.wantRetryAfter) {
+			n, err := strconv.Atoi(ra)
+			if err != nil || n < 1 || (tc.wantRetryAfter != "" && ra != tc.wantRetryAfter) {
 				t.Errorf("Retry-After %q; want %s", ra, cmp.Or(tc.wantRetryAfter, "whole seconds, at least 1"))
+			}
+			if got, want := resp.Header.Get("X-Should-Retry"), map[bool]string{true: "false"}[n > 60]; got != want {
+				t.Errorf("x-should-retry %q with Retry-After %q; want %q", got, ra, want)
 			}
 		})
 	}
@@ -136,26 +144,39 @@ func TestProviderRateLimitReachesBotAs429(t *testing.T) {
 
 // TestWriteErrorRetryAfter: a 429 or 503 always tells the client when to
 // come back, in whole seconds rounded up and at least 1, whether or not the
-// error knows how long; other statuses carry it only when it does.
+// error knows how long; other statuses carry it only when it does. A wait
+// longer than a minute (a provider out of quota cools down 30 minutes), or
+// an error a retry cannot mend, also says "x-should-retry: false": the
+// OpenAI Node SDK sleeps out any Retry-After inside the bot's request, so
+// the user heard nothing for an hour (two retries of 30 minutes).
 func TestWriteErrorRetryAfter(t *testing.T) {
 	tests := []struct {
-		status     int
-		retryAfter time.Duration
-		want       string
+		status      int
+		retryAfter  time.Duration
+		noRetry     bool
+		want        string
+		shouldRetry string
 	}{
-		{429, 0, "1"},
-		{503, 0, "1"},
-		{429, 300 * time.Millisecond, "1"},
-		{503, 1500 * time.Millisecond, "2"},
-		{429, 20 * time.Second, "20"},
-		{502, 0, ""},
-		{400, 0, ""},
+		{429, 0, false, "1", ""},
+		{503, 0, false, "1", ""},
+		{429, 300 * time.Millisecond, false, "1", ""},
+		{503, 1500 * time.Millisecond, false, "2", ""},
+		{429, 20 * time.Second, false, "20", ""},
+		{429, 60 * time.Second, false, "60", ""},
+		{503, 61 * time.Second, false, "61", "false"},
+		{503, 30 * time.Minute, false, "1800", "false"},
+		{502, 0, false, "", ""},
+		{502, 0, true, "", "false"},
+		{400, 0, false, "", ""},
 	}
 	for _, tc := range tests {
 		w := httptest.NewRecorder()
-		writeError(w, &apiError{Status: tc.status, Type: "upstream_error", Message: "x", RetryAfter: tc.retryAfter})
+		writeError(w, &apiError{Status: tc.status, Type: "upstream_error", Message: "x", RetryAfter: tc.retryAfter, NoRetry: tc.noRetry})
 		if got := w.Header().Get("Retry-After"); got != tc.want || w.Code != tc.status {
 			t.Errorf("%d with RetryAfter %v: status %d, Retry-After %q; want %q", tc.status, tc.retryAfter, w.Code, got, tc.want)
+		}
+		if got := w.Header().Get("X-Should-Retry"); got != tc.shouldRetry {
+			t.Errorf("%d with RetryAfter %v, NoRetry %v: x-should-retry %q; want %q", tc.status, tc.retryAfter, tc.noRetry, got, tc.shouldRetry)
 		}
 	}
 }

@@ -221,6 +221,7 @@ func (s *Server) paymentsError(r *http.Request, err error, what string) *apiErro
 		e.Status, e.Code, e.Message = http.StatusConflict, "refund_not_possible", "paygate: "+err.Error()
 	case errors.Is(err, payments.ErrRefundFailed):
 		e.Status, e.Type, e.Code, e.Message = http.StatusBadGateway, "payment_error", "refund_failed", "paygate: WeChat Pay refused the refund; nothing was refunded"
+		e.NoRetry = true // the confirmation is used: a retry is told "already used"
 	case errors.Is(err, payments.ErrUserRequired):
 		e.Status, e.Code, e.Message = http.StatusBadRequest, "user_required", "paygate: name the end user with the "+headerOpenID+" header"
 	case errors.Is(err, store.ErrUnavailable):

@@ -13,6 +13,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/proxy"
 	"github.com/paygate/paygate/proxy/console"
 	"github.com/paygate/paygate/store"
@@ -475,5 +476,46 @@ func TestApprovalReachesTheNextTurn(t *testing.T) {
 				t.Errorf("a rejected order got payment parameters: %s", created.Raw)
 			}
 		})
+	}
+}
+
+// TestRefusedRefundIsNotRetried: WeChat Pay refuses a confirmed refund. The
+// bot hears why (502 refund_failed) and is told not to retry
+// (x-should-retry: false): the confirmation is used, and the OpenAI Node
+// SDK's automatic retry got 410 "already used" and handed the bot that
+// instead of the refusal.
+func TestRefusedRefundIsNotRetried(t *testing.T) {
+	var orderNo string
+	up := newScriptedProvider(t, func(body string) scriptRound {
+		if strings.Contains(gjson.Get(body, "messages.@reverse.0.content").Str, "refund") ||
+			(gjson.Get(body, "messages.@reverse.0.role").Str == "tool" && strings.Contains(body, "refund_id")) {
+			return moneyScript("request_refund", func() string {
+				return `{"order_no":"` + orderNo + `","reason":"it does not work for me"}`
+			})(body)
+		}
+		return moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` })(body)
+	})
+	url, _, a := moneyApp(t, up.URL, "")
+	const user = "oUser-refund-refused"
+	orderNo = paidByChat(t, url, a, user)
+	act := chatAs(t, url, user, "I want a refund").Get(`paygate.actions.#(type=="refund_proposed")`)
+	a.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultOrderPaid}) // a refusal
+	req, _ := http.NewRequest(http.MethodPost, url+act.Get("refund.confirm_url").Str, nil)
+	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+	req.Header.Set("X-WeChat-OpenID", user)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || gjson.GetBytes(b, "error.code").Str != "refund_failed" {
+		t.Fatalf("confirm: %d %s; want 502 refund_failed", resp.StatusCode, b)
+	}
+	if got := resp.Header.Get("X-Should-Retry"); got != "false" {
+		t.Errorf("x-should-retry %q; want false (a retry finds the confirmation used)", got)
+	}
+	if n := a.sim.RefundCount(orderNo); n != 0 {
+		t.Errorf("%d refunds at WeChat Pay; want 0", n)
 	}
 }
