@@ -45,9 +45,10 @@ type Server struct {
 	// Like Listen and AdminListen, it is host:port with a numeric port, and
 	// no two listeners may share one address (port 0 picks a free one).
 	NotifyListen string `yaml:"notify_listen"`
-	// SSEKeepalive sends ": keep-alive" comments to streaming clients at this
-	// interval while paygate works between upstream rounds. Default 0: never;
-	// else at least 1s.
+	// SSEKeepalive sends a keep-alive (a blank line, which SSE readers ignore;
+	// not a ": keep-alive" comment, which go-openai reads as error text) to
+	// streaming clients at this interval while paygate works between upstream
+	// rounds. Default 0: never; else at least 1s.
 	SSEKeepalive Duration `yaml:"sse_keepalive"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight streams.
 	// Default 30s. A written 0 is refused: it would cut every stream at once.

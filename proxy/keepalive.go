@@ -7,13 +7,14 @@ import (
 	"github.com/paygate/paygate/sse"
 )
 
-// keepAlive sends SSE comment lines on sw every interval until the returned
-// stop is called, so a client (or a proxy in front of it) does not time out
+// keepAlive sends a keep-alive on sw every interval until the returned stop
+// is called, so a client (or a proxy in front of it) does not time out
 // while paygate executes payment calls and waits for the next round's first
-// token. Comments are ignored by SSE clients; paygate only sends them when
-// server.sse_keepalive is set, because some SDKs (go-openai) mistake comment
-// lines for error text. stop waits for the sender to finish, so the caller
-// may write to sw again as soon as stop returns; calling it again is harmless.
+// token. It is a blank line (sse.Writer.KeepAlive), which every SSE client
+// ignores, not the comment SPEC 5 names: go-openai reads comment lines as
+// error text. paygate sends them only when server.sse_keepalive is set.
+// stop waits for the sender to finish, so the caller may write to sw again
+// as soon as stop returns; calling it again is harmless.
 func keepAlive(sw *sse.Writer, interval time.Duration) (stop func()) {
 	if interval <= 0 {
 		return func() {}
@@ -28,7 +29,7 @@ func keepAlive(sw *sse.Writer, interval time.Duration) (stop func()) {
 			case <-quit:
 				return
 			case <-t.C:
-				if sw.Comment("keep-alive") != nil {
+				if sw.KeepAlive() != nil {
 					return
 				}
 			}

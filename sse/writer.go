@@ -104,13 +104,20 @@ func (w *Writer) End() error {
 	return err
 }
 
-// Comment writes a comment line (a keep-alive) and flushes.
-func (w *Writer) Comment(text string) error {
-	if _, err := io.WriteString(w.w, ": "+text+"\n\n"); err != nil {
+// KeepAlive writes a blank line and flushes: bytes on an idle stream, so
+// that the client (or a proxy in front of it) does not time out. Between
+// events a blank line dispatches nothing in any SSE reader. It is not a
+// comment (": keep-alive"): go-openai gathers every line that is not data
+// into the text it parses when an error event comes, so a comment before
+// an error event turned that error into a JSON syntax error.
+func (w *Writer) KeepAlive() error {
+	if _, err := w.w.Write(blankLine); err != nil {
 		return err
 	}
 	return w.Flush()
 }
+
+var blankLine = []byte("\n")
 
 // Flush pushes buffered bytes to the client.
 func (w *Writer) Flush() error {
