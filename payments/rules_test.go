@@ -166,10 +166,10 @@ func TestMaxOrdersPerUserPerDay(t *testing.T) {
 
 // TestPayMethodSwitchAtTheDailyLimit: paying an open order another way (a
 // QR code on a desktop after a JSAPI order) closes it at WeChat Pay and
-// opens its replacement: the same purchase, not a new order, so the daily
-// limit does not refuse it. Refused, the user was left with no payable
-// order (the first closed, its replacement refused), and a manager's
-// approval with it.
+// opens a new order there, which the daily limit counts, before the close:
+// at the limit the switch is refused and the user keeps the order they can
+// pay, a manager's approval with it (closing first left them none); and
+// switching back and forth opens no more orders than the limit allows.
 func TestPayMethodSwitchAtTheDailyLimit(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
@@ -183,19 +183,19 @@ func TestPayMethodSwitchAtTheDailyLimit(t *testing.T) {
 			if first.result["status"] != "awaiting_payment" {
 				t.Fatalf("first order: %s", first.out.Result)
 			}
-			sw := call(t, tools, u, "create_order", `{"sku":"premium-monthly","pay_method":"native"}`)
-			if sw.result["status"] != "awaiting_payment" || sw.result["order_no"] == first.result["order_no"] {
-				t.Fatalf("the switch to native at the limit: %s; want its replacement, payable", sw.out.Result)
+			if sw := call(t, tools, u, "create_order", `{"sku":"premium-monthly","pay_method":"native"}`); sw.result["status"] != "refused" {
+				t.Errorf("the switch to native at the limit: %s; want refused", sw.out.Result)
 			}
-			if o := e.order(first.result["order_no"].(string)); o.Status != store.StatusClosed {
-				t.Errorf("the JSAPI order is %s; want closed (replaced)", o.Status)
+			no := first.result["order_no"].(string)
+			if o := e.order(no); o.Status != store.StatusAwaitingPayment {
+				t.Errorf("the JSAPI order is %s; want awaiting_payment (the user keeps it)", o.Status)
 			}
-			if tc := call(t, tools, u, "create_order", `{"sku":"premium-monthly","quantity":2}`); tc.result["status"] != "refused" {
-				t.Errorf("another purchase after the switch: %s; want refused (the limit still holds)", tc.out.Result)
+			if tx, _ := e.sim.Order(no); tx.TradeState != "NOTPAY" {
+				t.Errorf("the JSAPI order at WeChat Pay is %s; want NOTPAY (payable)", tx.TradeState)
 			}
 
-			// Approved by a manager, then paid another way: the approval
-			// carries over, and the limit does not take the order away.
+			// Approved by a manager, then asked another way at the limit:
+			// the approved order stays payable.
 			v := caller("oUser-switch-approved")
 			held := call(t, tools, v, "create_order", `{"sku":"premium-monthly","quantity":12}`) // 599.88
 			if held.result["status"] != "approval_required" {
@@ -204,11 +204,25 @@ func TestPayMethodSwitchAtTheDailyLimit(t *testing.T) {
 			if _, err := e.svc.Approve(context.Background(), held.result["order_no"].(string)); err != nil {
 				t.Fatal(err)
 			}
-			if tc := call(t, tools, v, "create_order", `{"sku":"premium-monthly","quantity":12,"pay_method":"native"}`); tc.result["status"] != "awaiting_payment" {
-				t.Errorf("the approved order paid another way: %s; want its replacement, payable", tc.out.Result)
+			call(t, tools, v, "create_order", `{"sku":"premium-monthly","quantity":12,"pay_method":"native"}`)
+			if o := e.order(held.result["order_no"].(string)); o.Status != store.StatusAwaitingPayment {
+				t.Errorf("the approved order is %s after a switch at the limit; want awaiting_payment", o.Status)
 			}
 		})
 	}
+	t.Run("back and forth", func(t *testing.T) {
+		e := newEnv(t, envOptions{driver: "embedded", service: func(o *payments.Options) {
+			o.Rules.MaxOrdersPerUserPerDay = 3
+		}})
+		tools := newTools(e)
+		u := caller("oUser-flipflop")
+		for i := range 10 {
+			call(t, tools, u, "create_order", `{"sku":"premium-monthly","pay_method":"`+[]string{"jsapi", "native"}[i%2]+`"}`)
+		}
+		if n := e.sim.OrderCount(); n != 3 {
+			t.Errorf("WeChat Pay orders after 10 switches under a daily limit of 3: %d; want 3", n)
+		}
+	})
 }
 
 func TestMaxPaymentCallsPerMinute(t *testing.T) {

@@ -342,8 +342,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 	// for a second approval.
 	approved := false
 	// replacing: the next order replaces one closed for a switch of pay
-	// method; the same purchase, so it is no new order for the daily limit
-	// (refused there, the user would be left with no payable order).
+	// method, and was counted against the daily limit before that close.
 	replacing := false
 	for round := 0; round < 6; round++ {
 		if created {
@@ -436,6 +435,15 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				// method. Paid meanwhile (ORDERPAID), it is read again and
 				// answered as paid: never two payable orders of one
 				// purchase.
+				// The replacement is a new order at WeChat Pay, counted
+				// against the daily limit before the open one is closed:
+				// refused there, the user keeps the order they can pay
+				// (closing first left them none, and a manager's approval
+				// went with it); not counted, switching back and forth
+				// opened any number of orders.
+				if err := s.countOrder(ctx, req.Client, req.User); err != nil {
+					return nil, err // the open order stays as it is
+				}
 				if _, err := s.closeAt(ctx, o, store.StatusClosed, "switch_method"); err != nil {
 					return &CreateResult{Order: o, Existing: true}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
 				}
@@ -602,8 +610,8 @@ func samePurchase(o *store.Order, req CreateRequest) bool {
 // over meanwhile: the caller follows that claim instead. approved: a manager
 // already approved this purchase (its previous order, closed for a switch
 // of pay method), so an amount above the threshold is not held again.
-// replacing: it replaces that closed order, so it is not counted against
-// the daily limit again.
+// replacing: it replaces that closed order, and the switch counted it
+// against the daily limit already.
 func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item, amount int64, key string, claim store.Claim, approved, replacing bool) (*CreateResult, *store.Claim, error) {
 	if !replacing {
 		if err := s.countOrder(ctx, req.Client, req.User); err != nil {
