@@ -92,9 +92,10 @@ func (c *cutStore) UpdateOrder(ctx context.Context, o *store.Order, expect store
 //   - cut after it was spent: the user's confirmation was taken (its
 //     refund.confirmed is recorded, and a tap again is rightly "already
 //     used"), and whether the confirmation that took it is still on its way
-//     to WeChat Pay cannot be told: B's sweep sends the order to review,
-//     nothing sent (it sending the refund itself raced a later refund's
-//     record, which is one per order).
+//     to WeChat Pay cannot be told: B's sweep leaves it to that
+//     confirmation for a while, then sends the order to review, nothing
+//     sent (it sending the refund itself raced a later refund's record,
+//     which is one per order).
 func TestReservationLeftByACutConfirmation(t *testing.T) {
 	cases := []struct {
 		name string
@@ -235,6 +236,18 @@ func TestReservationLeftByACutConfirmation(t *testing.T) {
 				e.clock.Advance(2 * time.Minute)
 				if _, err := b.Sweep(ctx); err != nil {
 					t.Errorf("sweep: %v", err)
+				}
+				if tc.review {
+					// The first sweep that sees the refund taken and not
+					// recorded leaves it to the tap that took it for a
+					// while; a later one asks a person.
+					if got := e.order(o.OrderNo); got.Status != store.StatusRefunding {
+						t.Errorf("the first sweep: order %s (%s); want refunding, left to the tap that took it", got.Status, got.ReviewReason)
+					}
+					e.clock.Advance(2 * time.Minute)
+					if _, err := b.Sweep(ctx); err != nil {
+						t.Errorf("second sweep: %v", err)
+					}
 				}
 				if tc.answer == "" {
 					// The proposal is still live: a tap could still take it,
@@ -410,5 +423,72 @@ func TestLateTapAfterItsRefundEnded(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// afterConsume runs hook once, right after a proposal is taken through it:
+// a sweep on another replica between the two writes of the confirmation
+// that took it.
+type afterConsume struct {
+	payments.Store
+	once sync.Once
+	hook func()
+}
+
+func (s *afterConsume) ConsumeRefundProposal(ctx context.Context, id, user string, events ...store.Event) (*store.RefundProposal, error) {
+	p, err := s.Store.ConsumeRefundProposal(ctx, id, user, events...)
+	if err == nil {
+		s.once.Do(s.hook)
+	}
+	return p, err
+}
+
+// TestSweepWaitsForTheTapThatTookTheRefund: replica A reserved the order and
+// died before taking the user's word; minutes later the user taps again, and
+// the tap goes on under A's reservation, whose time says nothing of the tap's.
+// A sweep that runs between the tap's taking the proposal and its recording
+// the refund must not send the order to review (needs_review is final: the
+// merchant is told, and no further refund can be made), and the refund the
+// user confirmed goes out and settles.
+func TestSweepWaitsForTheTapThatTookTheRefund(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, storeClock: true})
+			ctx := context.Background()
+			o := paidOrder(t, e, "oUser-race", 1)
+			p := propose(t, e, o, 1000)
+			cur := e.order(o.OrderNo) // A's reservation; A died before taking the proposal
+			cur.Status, cur.RefundReservedBy = store.StatusRefunding, p.RefundID
+			if err := e.st.UpdateOrder(ctx, cur, store.StatusPaid); err != nil {
+				t.Fatal(err)
+			}
+			e.clock.Advance(2 * time.Minute)
+			hooked := &afterConsume{Store: e.st, hook: func() {
+				if _, err := e.svc.Sweep(ctx); err != nil {
+					t.Errorf("sweep: %v", err)
+				}
+				if got := e.order(o.OrderNo); got.Status != store.StatusRefunding {
+					t.Errorf("a sweep between the tap's two writes: order %s (%s); want refunding", got.Status, got.ReviewReason)
+				}
+			}}
+			b, err := payments.New(payments.Options{
+				Store: hooked, Backend: e.client, Notify: e.client.NotifyVerifier(), Catalog: e.catalog,
+				MchID: e.sim.MchID(), AppID: e.sim.AppID(), Registerer: prometheus.NewRegistry(),
+				Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: e.clock.Now,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = b.Close() })
+			if _, err := b.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
+				t.Fatalf("the tap: %v", err)
+			}
+			if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
+				t.Fatalf("refund notification: %+v %v", d, err)
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusPartiallyRefunded || got.RefundedFen != 1000 {
+				t.Errorf("order %s refunded %d (%s); want partially_refunded with 1000", got.Status, got.RefundedFen, got.ReviewReason)
+			}
+		})
 	}
 }

@@ -836,9 +836,10 @@ func (s *Service) reconcileRefund(ctx context.Context, o *store.Order) (*store.O
 //     earlier version: a late tap reserved the order again for a refund
 //     already sent and settled): nothing will be sent under this one, which
 //     is undone;
-//   - taken, and not recorded: the confirmation that took it stopped
-//     before recording it, or is late doing so. Whether its refund is on
-//     its way cannot be told here, and the sweep writing the record itself
+//   - taken, and not recorded: the confirmation that took it is between
+//     its two writes, or stopped there. It is given takenGrace from the
+//     first sweep that saw it so; past that, whether its refund is on its
+//     way cannot be told here, and the sweep writing the record itself
 //     could overwrite a later refund's (the record is one per order, and
 //     its write is not conditional on the order's version): a person
 //     decides (needs_review).
@@ -868,6 +869,17 @@ func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*sto
 			fate = fateEnded // nothing will be sent under this reservation
 		}
 	}
+	if p != nil && fate == fateTaken {
+		// The tap that took it may be between its two writes (it goes on
+		// under a reservation whose UpdatedAt says nothing of when it came,
+		// so refundQueryAfter does not cover it): the order is given
+		// takenGrace from the sweep that first saw it so, past any
+		// confirmation's refundCallTimeout, before a person is asked.
+		waited, err := s.waitedFor(ctx, o)
+		if err != nil || !waited {
+			return o, err
+		}
+	}
 	if p == nil || fate == fateTaken {
 		s.log.ErrorContext(ctx, "ALERT: refunding order has no refund record; order needs review", "alert", true,
 			"order_no", o.OrderNo, "refund_id", o.RefundReservedBy)
@@ -894,6 +906,37 @@ func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*sto
 	s.log.InfoContext(ctx, "sweep: refund reservation undone; nothing was sent under it",
 		"order_no", o.OrderNo, "refund_id", p.RefundID, "status", got.Status)
 	return got, nil
+}
+
+// takenGrace is how long a refunding order whose proposal was taken and
+// whose refund is not recorded is left to the confirmation that took it,
+// from the sweep that first saw it so: longer than refundCallTimeout, which
+// bounds that confirmation's writes, with proposalSkew for clocks.
+const takenGrace = refundCallTimeout + proposalSkew
+
+// waitedFor reports whether takenGrace has passed since a sweep first saw
+// order o (at its version) taken and unrecorded; the first sight is kept in
+// the store, so any replica's later sweep judges it.
+func (s *Service) waitedFor(ctx context.Context, o *store.Order) (bool, error) {
+	key := fmt.Sprintf("refund-unrecorded:%s:%d", o.OrderNo, o.Version)
+	b, err := s.store.GetExchange(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		now := s.now()
+		if err := s.store.PutExchange(ctx, key, []byte(now.UTC().Format(time.RFC3339Nano)), 24*time.Hour); err != nil {
+			return false, fmt.Errorf("mark order %s taken and unrecorded: %w", o.OrderNo, err)
+		}
+		s.m.reconcile.WithLabelValues("refund", "awaiting_record").Inc()
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read order %s taken and unrecorded: %w", o.OrderNo, err)
+	}
+	first, err := time.Parse(time.RFC3339Nano, string(b))
+	if err != nil || s.now().Sub(first) >= takenGrace {
+		return true, nil
+	}
+	s.m.reconcile.WithLabelValues("refund", "awaiting_record").Inc()
+	return false, nil
 }
 
 // takenBefore reports whether proposal p, taken, was taken under a
