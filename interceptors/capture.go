@@ -31,6 +31,13 @@ type ToolCall struct {
 	// JSON object, nil when there are none. They must go back with the
 	// assistant message; AssistantToolMessage puts them there.
 	Extra []byte
+	// Custom: the call is to a custom tool (OpenAI's freeform tools): it
+	// names itself in "custom", with its text in "input" (held in
+	// Arguments), not in "function". It goes back to the bot and to the
+	// provider so (AssistantToolMessage), and a kept exchange matches only
+	// the bot's echo of a custom call: an SDK reads only the member of the
+	// call's type.
+	Custom bool
 }
 
 // Usage is a round's token usage as the provider reported it.
@@ -168,6 +175,7 @@ type slot struct {
 	held      bool // deltas were held back before the name was known
 	replay    bool // emit a synthetic entry with everything so far
 	twice     bool // named twice (parseEntry): a payment call without a name
+	custom    bool // named in "custom" (ToolCall.Custom)
 }
 
 type callKind uint8
@@ -242,7 +250,7 @@ func (c *Capture) StartRound(round int, turnID string) {
 func (c *Capture) ContinueCalls(calls []ToolCall) {
 	for _, tc := range calls {
 		sl := c.newSlot(0, tc.Index, true)
-		sl.id, sl.name, sl.kind, sl.clientIdx = tc.ID, tc.Name, kindClient, tc.Index
+		sl.id, sl.name, sl.kind, sl.clientIdx, sl.custom = tc.ID, tc.Name, kindClient, tc.Index, tc.Custom
 		q := jsonstr.Append(nil, tc.Arguments)
 		sl.args = append(sl.args[:0], q[1:len(q)-1]...)
 		if len(tc.Extra) > 0 {
@@ -353,7 +361,7 @@ func (c *Capture) EndRound() RoundResult {
 		return a.order - b.order
 	})
 	for seq, sl := range order {
-		tc := ToolCall{Index: sl.upIdx, Seq: seq, ID: sl.id, Name: sl.name, Arguments: decodeRaw(sl.args), Extra: extraObject(sl)}
+		tc := ToolCall{Index: sl.upIdx, Seq: seq, ID: sl.id, Name: sl.name, Arguments: decodeRaw(sl.args), Extra: extraObject(sl), Custom: sl.custom}
 		if sl.kind == kindClient {
 			tc.Index = sl.clientIdx
 			r.ClientCalls = append(r.ClientCalls, tc)

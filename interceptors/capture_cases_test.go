@@ -118,6 +118,32 @@ func TestCaptureCases(t *testing.T) {
 			client: []ToolCall{{Index: 0, ID: "c1", Name: "get_weather", Arguments: `{"city":1}`}},
 		},
 		{
+			name: "a custom tool's call of the bot's passes as the model wrote it and is reported custom",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"query_order","arguments":"{}"}},{"index":1,"id":"c2","type":"custom","custom":{"name":"run_sql","input":"sel"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"custom":{"input":"ect 1"}}]}}]}`,
+			}},
+			want: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c2","type":"custom","custom":{"name":"run_sql","input":"sel"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"custom":{"input":"ect 1"}}]}}]}`,
+			}},
+			payment: []ToolCall{{Index: 0, ID: "c1", Name: "query_order", Arguments: "{}"}},
+			client:  []ToolCall{{Index: 0, ID: "c2", Name: "run_sql", Arguments: "select 1", Custom: true}},
+		},
+		{
+			name: "a custom tool's call named late is replayed whole as a custom call",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"custom","custom":{"input":"sel"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"custom":{"name":"run_sql","input":"ect \"1\""}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"custom":{"input":";"}}]}}]}`,
+			}},
+			want: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"custom","custom":{"name":"run_sql","input":"select \"1\""}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"custom":{"input":";"}}]}}]}`,
+			}},
+			client: []ToolCall{{Index: 0, ID: "c1", Name: "run_sql", Arguments: `select "1";`, Custom: true}},
+		},
+		{
 			name: "a call whose name never comes is never shown and is reported as a payment call without name",
 			rounds: [][]string{{
 				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"arguments":"{}"}}]}}]}`,

@@ -462,9 +462,9 @@ func checkCalls(t *testing.T, what string, got, want []ToolCall) {
 	}
 	for i := range got {
 		g, w := got[i], want[i]
-		if g.Index != w.Index || g.ID != w.ID || g.Name != w.Name || g.Arguments != w.Arguments || !bytes.Equal(g.Extra, w.Extra) {
-			t.Errorf("%s[%d]: got {%d %q %q %q %s}; want {%d %q %q %q %s}", what, i,
-				g.Index, g.ID, g.Name, g.Arguments, g.Extra, w.Index, w.ID, w.Name, w.Arguments, w.Extra)
+		if g.Index != w.Index || g.ID != w.ID || g.Name != w.Name || g.Arguments != w.Arguments || !bytes.Equal(g.Extra, w.Extra) || g.Custom != w.Custom {
+			t.Errorf("%s[%d]: got {%d %q %q %q %s custom=%v}; want {%d %q %q %q %s custom=%v}", what, i,
+				g.Index, g.ID, g.Name, g.Arguments, g.Extra, g.Custom, w.Index, w.ID, w.Name, w.Arguments, w.Extra, w.Custom)
 		}
 	}
 }

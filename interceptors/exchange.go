@@ -36,6 +36,10 @@ type ExchangeCall struct {
 	ID        string `json:"id"`
 	Name      string `json:"name"`
 	Arguments string `json:"arguments"`
+	// Custom: a call to a custom tool (ToolCall.Custom), Arguments its
+	// input. Omitted for a function call, as exchanges were kept before
+	// calls had a kind: those read as function calls.
+	Custom bool `json:"custom,omitempty"`
 }
 
 // RestoreExchanges replaces every assistant message whose first tool call
@@ -124,15 +128,29 @@ func (ex *Exchange) clientCalls() []ExchangeCall {
 	var out []ExchangeCall
 	gjson.GetBytes(ex.Assistant, "tool_calls").ForEach(func(_, c gjson.Result) bool {
 		if id := c.Get("id").Str; !answered[id] {
-			out = append(out, ExchangeCall{ID: id, Name: c.Get("function.name").Str, Arguments: arguments(c.Get("function.arguments"))})
+			out = append(out, readCall(c))
 		}
 		return true
 	})
 	return out
 }
 
+// readCall reads a tool call of a message: a custom tool's call (a
+// "custom" member and no "function") names itself and carries its input in
+// "custom", any other call in "function".
+func readCall(c gjson.Result) ExchangeCall {
+	if !c.Get("function").Exists() {
+		if cu := c.Get("custom"); cu.IsObject() {
+			return ExchangeCall{ID: c.Get("id").Str, Name: cu.Get("name").Str, Arguments: arguments(cu.Get("input")), Custom: true}
+		}
+	}
+	return ExchangeCall{ID: c.Get("id").Str, Name: c.Get("function.name").Str, Arguments: arguments(c.Get("function.arguments"))}
+}
+
 // sameCalls reports whether the tool calls of a bot's assistant message are
-// the kept calls, in any order: the same ids, names and arguments.
+// the kept calls, in any order: the same ids, kinds, names and arguments. A
+// custom call's input is text, compared as such; function arguments are
+// compared as JSON values (sameArguments).
 func sameCalls(got gjson.Result, want []ExchangeCall) bool {
 	calls := got.Array()
 	if len(want) == 0 || len(calls) != len(want) {
@@ -141,9 +159,12 @@ func sameCalls(got gjson.Result, want []ExchangeCall) bool {
 	used := make([]bool, len(want))
 next:
 	for _, c := range calls {
-		id, name, args := c.Get("id").Str, c.Get("function.name").Str, arguments(c.Get("function.arguments"))
+		g := readCall(c)
 		for i, w := range want {
-			if !used[i] && w.ID == id && w.Name == name && sameArguments(w.Arguments, args) {
+			if used[i] || w.ID != g.ID || w.Custom != g.Custom || w.Name != g.Name {
+				continue
+			}
+			if w.Custom && w.Arguments == g.Arguments || !w.Custom && sameArguments(w.Arguments, g.Arguments) {
 				used[i] = true
 				continue next
 			}

@@ -145,3 +145,62 @@ func TestRestoreExchangesTwoMatchesBesideAnother(t *testing.T) {
 		t.Errorf("restored %d:\ngot  %s\nwant %s", n, got, want)
 	}
 }
+
+// TestRestoreExchangesCustomCalls: a kept exchange whose client call is to a
+// custom tool (its name and input in "custom") goes back into the bot's
+// echo of that call, kept with the calls or read from the assistant message
+// of an exchange kept without them, and only into a custom call with the
+// same input as text: a function call of the same name is another call.
+// An exchange kept before calls had a kind is of function calls.
+func TestRestoreExchangesCustomCalls(t *testing.T) {
+	asst := json.RawMessage(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{}"}},{"id":"call_c","type":"custom","custom":{"name":"run_sql","input":"{\"q\":1}"}}]}`)
+	results := []json.RawMessage{json.RawMessage(`{"role":"tool","tool_call_id":"call_a","content":"ok"}`)}
+	withCalls := &Exchange{Assistant: asst, Results: results,
+		Calls: []ExchangeCall{{ID: "call_c", Name: "run_sql", Arguments: `{"q":1}`, Custom: true}}}
+	withoutCalls := &Exchange{Assistant: asst, Results: results}
+	var stored Exchange // as the version before call kinds kept it
+	if err := json.Unmarshal([]byte(`{"assistant":{"role":"assistant","content":null,"tool_calls":[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{}"}},{"id":"call_c","type":"function","function":{"name":"run_sql","arguments":"{\"q\":1}"}}]},"results":[{"role":"tool","tool_call_id":"call_a","content":"ok"}],"calls":[{"id":"call_c","name":"run_sql","arguments":"{\"q\":1}"}]}`), &stored); err != nil {
+		t.Fatal(err)
+	}
+	custom := `{"id":"call_c","type":"custom","custom":{"name":"run_sql","input":"{\"q\":1}"}}`
+	function := `{"id":"call_c","type":"function","function":{"name":"run_sql","arguments":"{\"q\":1}"}}`
+	tests := []struct {
+		name     string
+		ex       *Exchange
+		call     string // the bot's echo
+		restored bool
+	}{
+		{"the custom call echoed", withCalls, custom, true},
+		{"the custom call echoed, exchange kept without calls", withoutCalls, custom, true},
+		{"echoed as a function call", withCalls, function, false},
+		{"echoed as a function call, exchange kept without calls", withoutCalls, function, false},
+		{"another input", withCalls, `{"id":"call_c","type":"custom","custom":{"name":"run_sql","input":"{\"q\":2}"}}`, false},
+		{"the input re-spaced: other text", withCalls, `{"id":"call_c","type":"custom","custom":{"name":"run_sql","input":"{\"q\": 1}"}}`, false},
+		{"another name", withCalls, `{"id":"call_c","type":"custom","custom":{"name":"run_py","input":"{\"q\":1}"}}`, false},
+		{"a stored exchange without kinds: a function call", &stored, function, true},
+		{"a stored exchange without kinds: not a custom call", &stored, custom, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := `{"role":"assistant","content":null,"tool_calls":[` + tc.call + `]}`
+			result := `{"role":"tool","tool_call_id":"call_c","content":"1"}`
+			body := `{"messages":[{"role":"user","content":"a"},` + msg + `,` + result + `]}`
+			got, n, err := RestoreExchanges([]byte(body), func(id string) *Exchange {
+				if id == "call_c" {
+					return tc.ex
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := body
+			if tc.restored {
+				want = `{"messages":[{"role":"user","content":"a"},` + string(tc.ex.Assistant) + `,` + string(tc.ex.Results[0]) + `,` + result + `]}`
+			}
+			if string(got) != want || (n == 1) != tc.restored {
+				t.Errorf("restored %d:\ngot  %s\nwant %s", n, got, want)
+			}
+		})
+	}
+}

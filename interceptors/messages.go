@@ -38,12 +38,17 @@ const (
 //
 //	{"role":"assistant","content":…,"tool_calls":[{"id","type":"function","function":{"name","arguments"}, …Extra}]}
 //
+// A custom tool's call (ToolCall.Custom) is rendered as one,
+// {"id","type":"custom","custom":{"name","input"}, …Extra}: as the model
+// made it, for the provider's history and for the bot, whose SDK reads the
+// call only from the member of its type.
 // Empty content is sent as null (some providers reject an empty text part
 // next to tool calls). Each call's Extra members (Gemini's
 // extra_content.google.thought_signature, say) go back on the call exactly as
 // the provider sent them, because some providers refuse the next round
 // without them. Empty arguments are sent as "{}": the provider parses them
-// (and see ParsableArguments).
+// (and see ParsableArguments); a custom call's input is text, and goes back
+// as it came, empty or not.
 func AssistantToolMessage(content string, calls []ToolCall) []byte {
 	return AssistantToolMessageWith(content, Reasoning{}, calls)
 }
@@ -56,11 +61,12 @@ func AssistantToolMessage(content string, calls []ToolCall) []byte {
 // call's result asks for and, in a kept exchange, fail every later request
 // of the conversation. The bot's own calls are never passed through it:
 // they are what the model wrote, and the bot's history carries them so.
+// Nor is a custom call's input, which is text no provider parses.
 // calls itself is returned when nothing needs replacing.
 func ParsableArguments(calls []ToolCall) []ToolCall {
 	var out []ToolCall
 	for i, c := range calls {
-		if c.Arguments == "" || gjson.Valid(c.Arguments) {
+		if c.Custom || c.Arguments == "" || gjson.Valid(c.Arguments) {
 			if out != nil {
 				out = append(out, c)
 			}
@@ -119,14 +125,21 @@ func AssistantToolMessageWith(content string, r Reasoning, calls []ToolCall) []b
 		}
 		out = append(out, `{"id":`...)
 		out = jsonstr.Append(out, c.ID)
-		out = append(out, `,"type":"function","function":{"name":`...)
-		out = jsonstr.Append(out, c.Name)
-		out = append(out, `,"arguments":`...)
-		args := c.Arguments
-		if args == "" {
-			args = "{}"
+		if c.Custom {
+			out = append(out, `,"type":"custom","custom":{"name":`...)
+			out = jsonstr.Append(out, c.Name)
+			out = append(out, `,"input":`...)
+			out = jsonstr.Append(out, c.Arguments)
+		} else {
+			out = append(out, `,"type":"function","function":{"name":`...)
+			out = jsonstr.Append(out, c.Name)
+			out = append(out, `,"arguments":`...)
+			args := c.Arguments
+			if args == "" {
+				args = "{}"
+			}
+			out = jsonstr.Append(out, args)
 		}
-		out = jsonstr.Append(out, args)
 		out = append(out, '}')
 		if inner := objectInner(c.Extra); len(inner) > 0 {
 			out = append(out, ',')

@@ -40,6 +40,18 @@ func TestAssistantToolMessage(t *testing.T) {
 			},
 		},
 		{
+			name: "a custom tool's call goes back as one, its input as written (empty stays empty)",
+			calls: []ToolCall{{ID: "c", Name: "run_sql", Arguments: "select 'a'", Custom: true,
+				Extra: []byte(`{"extra_content":{"k":1}}`)}, {ID: "d", Name: "noop", Custom: true}},
+			checks: map[string]string{
+				"tool_calls.0":          `{"id":"c","type":"custom","custom":{"name":"run_sql","input":"select 'a'"},"extra_content":{"k":1}}`,
+				"tool_calls.1":          `{"id":"d","type":"custom","custom":{"name":"noop","input":""}}`,
+				"tool_calls.#":          "2",
+				"content":               "null",
+				"tool_calls.0.function": "",
+			},
+		},
+		{
 			name:    "text with quotes, newlines, control and non-ASCII characters",
 			content: "say \"hi\"\n\ttab \x01 中文 \u2028",
 			calls:   []ToolCall{{ID: "a", Name: "n", Arguments: "{\"q\":\"\\u4e2d\"}"}},
@@ -82,6 +94,12 @@ func TestParsableArguments(t *testing.T) {
 	}
 	if calls[1].Arguments != `{"sku":"prem` {
 		t.Errorf("the caller's slice was changed: %+v", calls[1])
+	}
+	// A custom tool's input is text, which no provider parses: it goes
+	// back as the model wrote it.
+	custom := []ToolCall{{ID: "e", Arguments: "select 1", Custom: true}}
+	if g := ParsableArguments(custom); g[0].Arguments != "select 1" {
+		t.Errorf("a custom call's input became %q", g[0].Arguments)
 	}
 	whole := calls[:1]
 	if g := ParsableArguments(whole); &g[0] != &whole[0] {

@@ -221,7 +221,10 @@ type entry struct {
 	twice    bool
 	args     string // raw JSON string fragment
 	argsJSON bool   // args is a raw JSON value, not a string
-	extra    []member
+	// custom: the entry's name and text came in "custom" (a custom
+	// tool's call), not in "function".
+	custom bool
+	extra  []member
 }
 
 // names reports an entry that names its call, once or twice.
@@ -268,7 +271,7 @@ func parseEntry(s string, start, end int, extra []member) entry {
 			}
 			argsKey := "arguments"
 			if k == "custom" {
-				argsKey = "input"
+				argsKey, en.custom = "input", true
 			}
 			for j := m.at + 1; ; {
 				f, ok := nextMember(s, j, true)
@@ -376,7 +379,9 @@ func (c *Capture) toolCalls(data []byte, s string, tc member, choice int) {
 }
 
 // appendSynthetic renders a client call whose first deltas were held back
-// (its name came late) with everything received so far.
+// (its name came late) with everything received so far, as the kind of
+// call it is: the bot's SDK reads a custom tool's call only from "custom",
+// and its later deltas carry their text there.
 func appendSynthetic(out []byte, sl *slot) []byte {
 	out = append(out, `{"index":`...)
 	out = strconv.AppendInt(out, int64(sl.clientIdx), 10)
@@ -384,9 +389,15 @@ func appendSynthetic(out []byte, sl *slot) []byte {
 		out = append(out, `,"id":`...)
 		out = jsonstr.Append(out, sl.id)
 	}
-	out = append(out, `,"type":"function","function":{"name":`...)
-	out = jsonstr.Append(out, sl.name)
-	out = append(out, `,"arguments":"`...)
+	if sl.custom {
+		out = append(out, `,"type":"custom","custom":{"name":`...)
+		out = jsonstr.Append(out, sl.name)
+		out = append(out, `,"input":"`...)
+	} else {
+		out = append(out, `,"type":"function","function":{"name":`...)
+		out = jsonstr.Append(out, sl.name)
+		out = append(out, `,"arguments":"`...)
+	}
 	out = append(out, sl.args...)
 	return append(out, `"}}`...)
 }
@@ -469,7 +480,9 @@ func (c *Capture) absorb(s string, sl *slot, en *entry) {
 		sl.twice, sl.kind = true, kindPayment
 	}
 	if sl.name == "" && en.name != "" && !sl.twice {
-		sl.name = strings.Clone(en.name)
+		// The kind goes with the name: the call is what the entry that
+		// named it says, and a replay or the round's result renders it so.
+		sl.name, sl.custom = strings.Clone(en.name), en.custom
 		if c.isPayment(sl.name) {
 			sl.kind = kindPayment
 		} else {

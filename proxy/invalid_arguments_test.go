@@ -110,6 +110,54 @@ func TestBotCallArgumentsKeptInANonStreamMixedRound(t *testing.T) {
 	}
 }
 
+// A custom tool's call of the bot's in a mixed round reaches the bot as the
+// model wrote it (type custom, its name and input in "custom"), stream or
+// not, and the bot's echo of it restores the kept payment exchange with the
+// call as the provider made it.
+func TestBotCustomCallInAMixedRound(t *testing.T) {
+	const (
+		sqlTool = `"tools":[{"type":"custom","custom":{"name":"run_sql"}}],`
+		custom  = `{"id":"call_c","type":"custom","custom":{"name":"run_sql","input":"select 1"}}`
+		calls   = `[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}},` + custom + `]`
+	)
+	for _, stream := range []bool{true, false} {
+		t.Run(map[bool]string{true: "stream", false: "non-stream"}[stream], func(t *testing.T) {
+			fp := newFakeProvider(t, roundByRound(callsRound(stream, calls), textRound(stream, "Done.")))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+			body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(stream, sqlTool), hdr).Body)
+			if stream {
+				var entries []string
+				for _, line := range strings.Split(body, "\n") {
+					if d, ok := strings.CutPrefix(line, "data: "); ok {
+						gjson.Get(d, "choices.0.delta.tool_calls").ForEach(func(_, e gjson.Result) bool {
+							entries = append(entries, e.Raw)
+							return true
+						})
+					}
+				}
+				if want := `{"index":0,"id":"call_c","type":"custom","custom":{"name":"run_sql","input":"select 1"}}`; strings.Join(entries, "\n") != want {
+					t.Errorf("the bot got tool-call entries\n%s\nwant\n%s", strings.Join(entries, "\n"), want)
+				}
+			} else if got := gjson.Get(body, "choices.0.message.tool_calls").Raw; got != "["+custom+"]" {
+				t.Errorf("the bot got tool_calls %s; want [%s] as the model wrote it", got, custom)
+			}
+			follow := `{"model":"gpt-test",` + map[bool]string{true: `"stream":true,`}[stream] + sqlTool +
+				`"messages":[{"role":"user","content":"buy premium"},` +
+				`{"role":"assistant","content":null,"tool_calls":[` + custom + `]},` +
+				`{"role":"tool","tool_call_id":"call_c","content":"1"}]}`
+			readAll(t, post(t, url, "/v1/chat/completions", follow, hdr).Body)
+			seen := fp.requests()
+			last := seen[len(seen)-1].Body
+			restored := gjson.GetBytes(last, "messages.1.tool_calls").Raw
+			want := `[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}},` + custom + `]`
+			if restored != want || gjson.GetBytes(last, "messages.2.tool_call_id").Str != "call_a" {
+				t.Errorf("the follow-up reached the provider without the kept payment exchange as the model made it:\n%s\nwant messages.1.tool_calls %s", last, want)
+			}
+		})
+	}
+}
+
 // TestNoMoneyMovedAfterAClarification: once a payment call got the
 // clarification (SPEC 3: invalid arguments, nothing executed, ask the
 // user), no money-moving call of the turn runs, stream or not. The next
@@ -205,6 +253,10 @@ func TestToolCallsReadAlikeStreamOrNot(t *testing.T) {
 			`[{"id":"call_x","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},` +
 				`"custom":{"name":"run_sql","input":"select 1"}}]`,
 			nil, nil},
+		{"a custom call of the bot's beside a payment call",
+			`[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}},` +
+				`{"id":"call_c","type":"custom","custom":{"name":"run_sql","input":"select 1"}}]`,
+			[]string{`query_order {"order_no":"X1"}`}, []string{`run_sql select 1`}},
 		{"a function twice",
 			`[{"id":"call_x","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},` +
 				`"function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]`,

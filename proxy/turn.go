@@ -617,7 +617,7 @@ func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, pa
 	for _, c := range client {
 		// The calls as the client got them: the exchange comes back only
 		// into the assistant message that carries exactly these.
-		ex.Calls = append(ex.Calls, interceptors.ExchangeCall{ID: c.ID, Name: c.Name, Arguments: c.Arguments})
+		ex.Calls = append(ex.Calls, interceptors.ExchangeCall{ID: c.ID, Name: c.Name, Arguments: c.Arguments, Custom: c.Custom})
 	}
 	for _, m := range t.appended {
 		ex.Before = append(ex.Before, m)

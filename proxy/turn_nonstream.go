@@ -165,12 +165,18 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 	}
 	i := 0
 	gjson.Parse(ra.ToolCalls).ForEach(func(_, call gjson.Result) bool {
+		name, custom := callName(call)
 		tc := interceptors.ToolCall{
-			Seq:       i,
-			ID:        call.Get("id").Str,
-			Name:      callName(call),
-			Arguments: arguments(call.Get("function.arguments")),
-			Extra:     extraMembers(call),
+			Seq:    i,
+			ID:     call.Get("id").Str,
+			Name:   name,
+			Extra:  extraMembers(call),
+			Custom: custom,
+		}
+		if custom {
+			tc.Arguments = arguments(call.Get("custom.input"))
+		} else {
+			tc.Arguments = arguments(call.Get("function.arguments"))
 		}
 		// A call without a name is not the bot's to get, as the stream
 		// capture holds one back: it goes with the payment calls, where
@@ -188,15 +194,15 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 	return a
 }
 
-// callName is a tool call's function name as the stream capture reads it
-// (a custom tool's call names itself in "custom"): "" when the call names
+// callName is a tool call's function name as the stream capture reads it,
+// and whether the call named itself in "custom" (a custom tool's call, whose
+// text is then "custom.input"): "" when the call names
 // itself twice, a "function" or "custom" member repeated or a "name"
 // repeated in it, also spelled in another case. Parsers keep
 // different copies (gjson the first, most the last, Go's encoding/json any
 // case), so paygate could run a payment call the bot reads as its own, or
 // hand the bot a payment call: without a name, the turn refuses it.
-func callName(call gjson.Result) string {
-	var name string
+func callName(call gjson.Result) (name string, custom bool) {
 	functions, names := 0, 0
 	call.ForEach(func(k, fn gjson.Result) bool {
 		if !strings.EqualFold(k.Str, "function") && !strings.EqualFold(k.Str, "custom") {
@@ -207,7 +213,7 @@ func callName(call gjson.Result) string {
 			if strings.EqualFold(fk.Str, "name") {
 				names++
 				if fk.Str == "name" && (k.Str == "function" || k.Str == "custom") {
-					name = v.Str
+					name, custom = v.Str, k.Str == "custom"
 				}
 			}
 			return true
@@ -215,9 +221,9 @@ func callName(call gjson.Result) string {
 		return true
 	})
 	if functions > 1 || names > 1 {
-		return ""
+		return "", false
 	}
-	return name
+	return name, custom
 }
 
 // arguments is a tool call's arguments as the JSON text the payment tools
@@ -232,13 +238,16 @@ func arguments(v gjson.Result) string {
 	return v.Str
 }
 
-// extraMembers collects a tool call's members other than id, type, index
-// and function (a thought signature, say) as a raw JSON object.
+// extraMembers collects a tool call's members other than id, type, index,
+// function and custom (a thought signature, say) as a raw JSON object. The
+// call is rendered from its kind (ToolCall.Custom) with its name and text in
+// the one member of that kind; a call with both is refused (callName), so
+// neither is ever an extra that would give the bot a second copy.
 func extraMembers(call gjson.Result) []byte {
 	var out []byte
 	call.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
-		case "id", "type", "index", "function":
+		case "id", "type", "index", "function", "custom":
 			return true
 		}
 		if out == nil {
