@@ -36,7 +36,8 @@ type ToolCall struct {
 	// Arguments), not in "function". It goes back to the bot and to the
 	// provider so (AssistantToolMessage), and a kept exchange matches only
 	// the bot's echo of a custom call: an SDK reads only the member of the
-	// call's type.
+	// call's type. Payment tools are offered only as functions: a payment
+	// call marked Custom is refused, never executed.
 	Custom bool
 }
 

@@ -144,6 +144,16 @@ func TestCaptureCases(t *testing.T) {
 			client: []ToolCall{{Index: 0, ID: "c1", Name: "run_sql", Arguments: `select "1";`, Custom: true}},
 		},
 		{
+			name: "a custom tool's call named like a payment tool is held and reported custom, for the turn to refuse",
+			rounds: [][]string{{
+				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"custom","custom":{"name":"create_order","input":"{\"sku\":\"x\"}"}}]}}]}`,
+				`{"id":"a","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`,
+			}},
+			want:    [][]string{nil},
+			payment: []ToolCall{{Index: 0, ID: "c1", Name: "create_order", Arguments: `{"sku":"x"}`, Custom: true}},
+			finish:  "tool_calls",
+		},
+		{
 			name: "a call whose name never comes is never shown and is reported as a payment call without name",
 			rounds: [][]string{{
 				`{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"arguments":"{}"}}]}}]}`,

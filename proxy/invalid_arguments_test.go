@@ -253,6 +253,13 @@ func TestToolCallsReadAlikeStreamOrNot(t *testing.T) {
 			`[{"id":"call_x","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},` +
 				`"custom":{"name":"run_sql","input":"select 1"}}]`,
 			nil, nil},
+		{"a custom call named like a payment tool",
+			`[{"id":"call_x","type":"custom","custom":{"name":"create_order","input":"{\"sku\":\"premium-monthly\"}"}}]`,
+			nil, nil},
+		{"a custom call named like a payment tool beside the bot's",
+			`[{"id":"call_x","type":"custom","custom":{"name":"create_order","input":"{\"sku\":\"premium-monthly\"}"}},` +
+				`{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]`,
+			nil, []string{`get_weather {"city":"SH"}`}},
 		{"a custom call of the bot's beside a payment call",
 			`[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}},` +
 				`{"id":"call_c","type":"custom","custom":{"name":"run_sql","input":"select 1"}}]`,
@@ -301,6 +308,7 @@ func TestRefusalSaysWhy(t *testing.T) {
 		{"beyond a budget of one", "[" + fmt.Sprintf(buy, 1) + "," + fmt.Sprintf(buy, 2) + "]", 1, "call_2", "only one payment action is allowed per message"},
 		{"beyond a budget of two", "[" + fmt.Sprintf(buy, 1) + "," + fmt.Sprintf(buy, 2) + "," + fmt.Sprintf(buy, 3) + "]", 2, "call_3", "only 2 payment actions are allowed per message"},
 		{"a call without a name", "[" + nameless + "]", 1, "call_9", "no single name"},
+		{"a custom call named like a payment tool", `[{"id":"call_8","type":"custom","custom":{"name":"create_order","input":"{\"sku\":\"premium-monthly\"}"}}]`, 1, "call_8", "function tool"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -546,6 +546,15 @@ func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 		switch {
 		case c.Name == "":
 			out = t.s.tools.Refused(c.Name, "the tool call has no single name")
+		case c.Custom:
+			// Payment tools are offered only as function tools, whose
+			// arguments the tool validates against its schema; a custom
+			// call's input is free text no schema was given for. The stream
+			// capture and the non-stream parser both read one the same way,
+			// so both paths refuse it here, never executed, as a call
+			// without a name is; the model learns how to call the tool.
+			out = t.s.tools.Refused(c.Name, c.Name+" is a function tool: call it as a function, not as a custom tool")
+			t.s.log.Info("custom call to a payment tool not executed", "request_id", reqInfo(t.r).id, "tool", c.Name)
 		case t.moneyMoving(c.Name) && t.moneyCalls >= t.budget.MaxPaymentCalls:
 			out = t.s.tools.Refused(c.Name, spentWhy(t.budget.MaxPaymentCalls))
 			t.s.log.Info("payment call beyond the turn's budget not executed", "request_id", reqInfo(t.r).id, "tool", c.Name)
