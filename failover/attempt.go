@@ -170,7 +170,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			// A passthrough answer that is not JSON (a file's content,
 			// speech, JSON Lines) goes to the caller as it arrives,
 			// whatever its size. A JSON one is read whole, as a chat
-			// completion is: an error object sent with a 2xx still fails
+			// completion is: an error envelope sent with a 2xx still fails
 			// over, and the proxy drops an upstream's forged "paygate"
 			// member from it (interceptors.DropPaygate), which it can
 			// only do to a whole object.
@@ -197,7 +197,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			a.release()
 			return nil, f
 		}
-		if f := errorObject(data); f != nil {
+		if f := answerError(req.Path, data); f != nil {
 			f.httpStatus = resp.StatusCode
 			a.release()
 			return nil, f

@@ -136,6 +136,30 @@ func errorObject(data []byte) *failure {
 	return f
 }
 
+// answerError reports a failure when data, the whole body of a 2xx JSON
+// answer to a request on path, is an error rather than the answer. On the
+// chat path that is any error object (errorObject). On a forwarded path an
+// "error" member is often part of what the answer describes: OpenAI's
+// failed background Response ("object":"response", "status":"failed",
+// "error":{code, message}) and failed fine-tuning job come with 200 when a
+// bot polls them, and taking them for the provider's failure retried each
+// poll, answered 502 and counted it against the provider's breaker for
+// every bot. There the body is an error only as an error envelope: an
+// "error" (not null) and no "object" or "id" naming a resource, as
+// OpenRouter sends one with 200 once the model has started
+// ({"error":{code, message}, "user_id"}); a resource is the answer, its
+// choices' errors aside (choiceError: OpenRouter's legacy completions).
+func answerError(path string, data []byte) *failure {
+	if isChatPath(path) || !bytes.Contains(data, keyErrorTail) {
+		return errorObject(data)
+	}
+	s := unsafeString(data)
+	if r := gjson.GetMany(s, "object", "id"); r[0].Exists() || r[1].Exists() {
+		return choiceError(s)
+	}
+	return errorObject(data)
+}
+
 // objectStatus is the HTTP status an error object stands for: its numeric
 // code or status (OpenRouter), else by its code or type (statusOfCode).
 func objectStatus(e gjson.Result, f *failure) int {

@@ -67,9 +67,10 @@
 // without a size cap; a body cut after the head is the caller's to end,
 // not another attempt. A JSON answer (application/json, +json: embeddings,
 // a file's or a batch's object) is read whole, up to
-// Options.MaxJSONResponseBytes, as a chat completion is: an error object, an
-// empty body or a CDN's page sent with a 2xx still fails over, and the
-// proxy drops a forged "paygate" member from the whole object. A body read
+// Options.MaxJSONResponseBytes, as a chat completion is: an error envelope
+// (not a resource whose "error" member says why it failed), an empty body
+// or a CDN's page sent with a 2xx still fails over, and the proxy drops a
+// forged "paygate" member from the whole object. A body read
 // whole whose connection ends before its framing does (the last chunk
 // missing, bytes short of the Content-Length) is complete when what came
 // is one valid JSON object, a chat completion's with its choices, as a

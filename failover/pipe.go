@@ -13,8 +13,8 @@ import (
 // here on the round has its answer: a body cut short is the caller's to
 // report (Read), never another attempt, as for a stream after its first
 // token. A JSON answer is never piped (attempt): it is read whole, up to
-// Options.MaxJSONResponseBytes, so that a 2xx error object still fails over
-// and the proxy can drop a forged "paygate" member from it.
+// Options.MaxJSONResponseBytes, so that a 2xx error envelope still fails
+// over (answerError) and the proxy can drop a forged "paygate" member from it.
 //
 // The total timeout, which bounded the wait for the head, ends here: the
 // body goes at the pace of the caller's client (a long download to a slow

@@ -99,6 +99,72 @@ func TestPassthroughAnswerIsPiped(t *testing.T) {
 	}
 }
 
+// TestForwardedObjectWithErrorIsAnAnswer: OpenAI answers 200 with objects
+// that carry an "error" member as part of what they describe: a failed
+// background Response (GET /v1/responses/{id}: "object":"response",
+// "status":"failed", "error":{code, message}), a failed fine-tuning job.
+// paygate took each for a provider failure: it asked again and the next
+// target, answered 502, and counted every poll against the provider's
+// breaker, so that three polls opened it and every bot's chat completions
+// on that provider got 503. On a forwarded path a 2xx body is an error
+// only when it is an error envelope: an "error" and no "object" or "id"
+// naming a resource (OpenRouter's {"error":{code, message}, "user_id"},
+// sent with 200 once the model has started). A chat completion's body is
+// read as before.
+func TestForwardedObjectWithErrorIsAnAnswer(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		path     string
+		body     string
+		wantFrom string // "b": a's answer was taken for an error
+	}{
+		{"a failed background response", "/responses/resp_1",
+			`{"id":"resp_1","object":"response","status":"failed","background":true,"error":{"code":"server_error","message":"The model failed to generate a response."},"output":[],"usage":null}`, "a"},
+		{"a failed fine-tuning job", "/fine_tuning/jobs/ftjob-1",
+			`{"object":"fine_tuning.job","id":"ftjob-1","model":"gpt-4o-mini","status":"failed","error":{"code":"invalid_training_file","message":"The file is not valid JSONL.","param":"training_file"}}`, "a"},
+		{"a resource named by its id alone", "/things/t1", `{"id":"t1","status":"failed","error":{"message":"x"}}`, "a"},
+		{"a null error", "/responses/resp_1", `{"id":"resp_1","object":"response","status":"completed","error":null}`, "a"},
+		{"an error envelope", "/embeddings", `{"error":{"code":502,"message":"upstream failed"}}`, "b"},
+		{"OpenRouter's envelope", "/completions", `{"error":{"code":502,"message":"Provider returned error","metadata":{"provider_name":"x"}},"user_id":"user_1"}`, "b"},
+		{"an error as text", "/embeddings", `{"error":"upstream failed"}`, "b"},
+		{"a choice's error in a completion", "/completions",
+			`{"id":"cmpl-1","object":"text_completion","choices":[{"index":0,"text":"","finish_reason":"error","error":{"code":502,"message":"Upstream melted"}}]}`, "b"},
+		{"a chat completion, as before", "/chat/completions",
+			`{"id":"c1","object":"chat.completion","error":{"code":502,"message":"upstream failed"},"choices":[]}`, "b"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(*fconn, int){
+				"a": always(statusFn(200, tc.body)),
+				"b": always(statusFn(200, `{"id":"b1","object":"chat.completion","model":"from b","choices":[{"index":0,"message":{"role":"assistant","content":"b"},"finish_reason":"stop"}]}`)),
+			}, []string{"a", "b"}, nil)
+			req := &Request{Model: "gpt", Method: "GET", Path: tc.path}
+			if tc.path == "/chat/completions" {
+				req.Method, req.Body = "POST", chatBody(false)
+			}
+			resp, err := e.r.Open(t.Context(), req)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer resp.Close()
+			if resp.Provider != tc.wantFrom {
+				t.Fatalf("answered by %s; want %s", resp.Provider, tc.wantFrom)
+			}
+			if tc.wantFrom != "a" {
+				return
+			}
+			if string(resp.Body) != tc.body {
+				t.Errorf("body %s; want a's as sent", resp.Body)
+			}
+			if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != [2]int{1, 0} {
+				t.Errorf("providers saw a=%d b=%d; want a once, b never", h[0], h[1])
+			}
+		})
+	}
+}
+
 // TestPipedBodyArrivesAsSent: a piped body reaches the caller as the
 // provider sends it (speech played while it is spoken), not when it ends.
 // The provider sends the rest only once the caller has read the first part.

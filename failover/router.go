@@ -61,7 +61,7 @@ type Options struct {
 	// MaxJSONResponseBytes caps the body of a JSON answer on a forwarded
 	// path (anything but chat completions: embeddings, a file's or a
 	// batch's object), read whole before Open returns so that a 2xx error
-	// object still fails over and the proxy can drop a forged "paygate"
+	// envelope still fails over and the proxy can drop a forged "paygate"
 	// member from it. Default 128 MiB, not MaxResponseBytes: such an
 	// answer cannot be streamed instead, and one over the cap is a 502
 	// for an answer the provider has already billed. The largest

@@ -276,3 +276,42 @@ func TestPassthroughRefusesJSONPaygateCannotRead(t *testing.T) {
 		}
 	}
 }
+
+// TestPollingFailedObjectsKeepsTheProvider: a bot polls a background
+// Response or a fine-tuning job that failed, and OpenAI answers 200 with
+// the object, whose "error" member says why it failed. paygate took that
+// for the provider's error: each poll was asked twice, answered 502, and
+// counted against the provider's breaker, so that three polls opened it
+// and every bot's chat completions on that provider got 503. The object
+// now reaches the bot as sent, once per poll, and the provider stays
+// healthy.
+func TestPollingFailedObjectsKeepsTheProvider(t *testing.T) {
+	objects := map[string]string{
+		"/v1/responses/resp_1":         `{"id":"resp_1","object":"response","status":"failed","background":true,"error":{"code":"server_error","message":"The model failed to generate a response."},"output":[],"usage":null}`,
+		"/v1/fine_tuning/jobs/ftjob-1": `{"object":"fine_tuning.job","id":"ftjob-1","model":"gpt-4o-mini","status":"failed","error":{"code":"invalid_training_file","message":"The file is not valid JSONL.","param":"training_file"}}`,
+	}
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		if obj, ok := objects[r.URL.Path]; ok {
+			jsonHandler(200, obj)(w, r)
+			return
+		}
+		jsonHandler(200, `{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`)(w, r)
+	})
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	const polls = 3
+	for path, obj := range objects {
+		for i := range polls {
+			resp := clientReq(t, http.MethodGet, url+path, nil, nil)
+			if b := readAll(t, resp.Body); resp.StatusCode != 200 || b != obj {
+				t.Errorf("poll %d of %s: %d %s; want 200 with the object as sent", i, path, resp.StatusCode, b)
+			}
+		}
+	}
+	if n := len(fp.requests()); n != polls*len(objects) {
+		t.Errorf("provider saw %d requests for %d polls; want one each", n, polls*len(objects))
+	}
+	resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
+	if b := readAll(t, resp.Body); resp.StatusCode != 200 {
+		t.Errorf("a chat completion after the polls: %d %s", resp.StatusCode, b)
+	}
+}
