@@ -9,20 +9,29 @@ import (
 	"github.com/tidwall/sjson"
 )
 
-// patch returns the body to send to t: "model" set to t's upstream name and
-// t's provider's drop_fields removed, as raw JSON patches so every other byte
-// stays as the client sent it. body itself is never modified (the next
+// patch returns the body to send to t: its "model" set to t's upstream name
+// and t's provider's drop_fields removed, as raw JSON patches so every other
+// byte stays as the client sent it. body itself is never modified (the next
 // target needs it intact); when nothing changes, body itself is returned,
 // and callers treat the result as read-only. A body that is not a JSON object (empty, a
 // multipart upload on a passthrough path) is sent as is.
+//
+// A body without "model" gets none: a chat completion always names one
+// (the proxy refuses it otherwise), and a forwarded call that names none
+// (a batch, a vector store, an upload, a moderation left to the
+// provider's default) is routed to the first model's targets but must
+// reach them as the bot sent it (SPEC 2.2). An added model, a chat
+// model's name, was refused by strict servers as an unknown member and
+// obeyed by lenient ones.
 func (t *target) patch(body []byte) ([]byte, error) {
 	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
 		return body, nil
 	}
-	var out []byte
+	out := body
 	// gjson.Get on a view of body: GetBytes would copy the result's strings,
 	// and r is only compared and measured here.
-	if r := gjson.Get(unsafeString(body), "model"); r.Exists() && r.Index > 0 && r.Index+len(r.Raw) <= len(body) {
+	switch r := gjson.Get(unsafeString(body), "model"); {
+	case r.Exists() && r.Index > 0 && r.Index+len(r.Raw) <= len(body):
 		// The usual case, spliced in one copy: sjson would find the same
 		// bytes and then rebuild the body around them.
 		q := t.modelJSON
@@ -38,7 +47,7 @@ func (t *target) patch(body []byte) ([]byte, error) {
 		out = append(out, body[:r.Index]...)
 		out = append(out, q...)
 		out = append(out, body[r.Index+len(r.Raw):]...)
-	} else {
+	case r.Exists():
 		var err error
 		if out, err = sjson.SetBytesOptions(body, "model", t.model, &sjson.Options{Optimistic: true}); err != nil {
 			return nil, fmt.Errorf("setting model: %w", err)

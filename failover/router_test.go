@@ -292,7 +292,8 @@ func TestPatch(t *testing.T) {
 		{"model of another type replaced", `{"n":1,"model":null}`, `{"n":1,"model":"up/m-1"}`},
 		{"only the top-level model", `{"messages":[{"model":"keep"}],"model":"x"}`, `{"messages":[{"model":"keep"}],"model":"up/m-1"}`},
 		{"escaped value replaced whole", `{"model":"a\"b\u00e9"}`, `{"model":"up/m-1"}`},
-		{"model added when absent", `{"input":"x"}`, `{"input":"x","model":"up/m-1"}`},
+		{"no model: none added", `{"input":"x"}`, `{"input":"x"}`},
+		{"no model, drop fields removed", `{"input":"x","store":true}`, `{"input":"x"}`},
 		{"drop fields, dotted names literal", `{"model":"x","store":true,"a.b":2,"a":{"b":3}}`, `{"model":"up/m-1","a":{"b":3}}`},
 		{"unicode escapes and spacing kept", "{ \"model\" : \"x\",\n \"s\":\"\\u00e9\" }", "{ \"model\" : \"up/m-1\",\n \"s\":\"\\u00e9\" }"},
 		{"not JSON: sent as is", "--boundary\r\nContent-Disposition: form-data", "--boundary\r\nContent-Disposition: form-data"},
@@ -313,16 +314,16 @@ func TestPatch(t *testing.T) {
 			}
 		})
 	}
-	// Without drop fields, a body that already names the upstream model is
-	// sent as it is, not copied; any other is copied.
+	// Without drop fields, a body that already names the upstream model, or
+	// names none, is sent as it is, not copied; any other is copied.
 	plain := &target{p: &provider{}, model: "up/m-1"}
-	for _, in := range []string{`{"model":"up/m-1","n":1}`, `{ "model" : "up/m-1" }`, `{"model":"up/m-2"}`, `{"model":"up\/m-1"}`} {
+	for _, in := range []string{`{"model":"up/m-1","n":1}`, `{ "model" : "up/m-1" }`, `{"model":"up/m-2"}`, `{"model":"up\/m-1"}`, `{"input":"x"}`} {
 		b := []byte(in)
 		got, err := plain.patch(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		same := gjson.Get(in, "model").Raw == `"up/m-1"`
+		same := gjson.Get(in, "model").Raw == `"up/m-1"` || !gjson.Get(in, "model").Exists()
 		if shared := &got[0] == &b[0]; shared != same {
 			t.Errorf("patch(%s): body shared %v; want %v", in, shared, same)
 		}

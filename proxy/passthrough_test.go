@@ -315,3 +315,33 @@ func TestPollingFailedObjectsKeepsTheProvider(t *testing.T) {
 		t.Errorf("a chat completion after the polls: %d %s", resp.StatusCode, b)
 	}
 }
+
+// TestForwardedBodyWithoutModelUntouched: many forwarded calls name no
+// model (a batch, a vector store, an upload, a moderation or an image
+// left to the provider's default). paygate added "model" to each, the
+// upstream name of the config's first model, a chat model's: a strict
+// server refuses the unknown member, a lenient one moderates or draws
+// with the model named. SPEC 2.2 leaves nothing touched but the model and
+// the user, so such a body reaches the provider byte for byte.
+func TestForwardedBodyWithoutModelUntouched(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{"id":"x1","object":"thing"}`))
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	for _, c := range []struct{ path, body string }{
+		{"/v1/batches", `{"input_file_id":"file-1","endpoint":"/v1/chat/completions","completion_window":"24h"}`},
+		{"/v1/vector_stores", `{"name":"docs", "file_ids":["file-1"]}`},
+		{"/v1/uploads", `{"purpose":"batch","filename":"a.jsonl","bytes":3,"mime_type":"text/jsonl"}`},
+		{"/v1/moderations", `{"input":"hello"}`},
+		{"/v1/images/generations", "{\n  \"prompt\": \"a cat\",\n  \"n\": 1\n}"},
+	} {
+		before := len(fp.requests())
+		resp := post(t, url, c.path, c.body, nil)
+		b := readAll(t, resp.Body)
+		seen := fp.requests()[before:]
+		if resp.StatusCode != 200 || len(seen) != 1 {
+			t.Fatalf("%s: %d %s, %d upstream requests", c.path, resp.StatusCode, b, len(seen))
+		}
+		if string(seen[0].Body) != c.body {
+			t.Errorf("%s: provider got\n%s\nwant the bot's\n%s", c.path, seen[0].Body, c.body)
+		}
+	}
+}
