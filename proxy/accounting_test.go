@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -313,4 +314,62 @@ func chatInBackground(base, body string) <-chan string {
 		answered <- string(b)
 	}()
 	return answered
+}
+
+// TestStoredObjectNotBilledAgain: a forwarded answer's usage was accounted
+// whatever the call, and a stored object carries the usage of the call
+// that made it: each GET /v1/responses/{id} of one 1000-token generation
+// counted another 1000 prompt tokens and their cost. Only a POST whose
+// body names a model is a generation paygate accounts; a retrieval, a
+// deletion, a cancellation (POST …/cancel, no body) or an update of a
+// stored object's metadata (POST /v1/chat/completions/{id}) is not, though
+// each answers the object with its usage.
+func TestStoredObjectNotBilledAgain(t *testing.T) {
+	const obj = `{"id":"resp_1","object":"response","status":"completed","model":"vendor/upstream-model","output":[],"error":null,"usage":{"input_tokens":1000,"output_tokens":500,"total_tokens":1500}}`
+	fp := newFakeProvider(t, jsonHandler(200, obj))
+	cfg := testConfig(t, fp.URL, func(c *config.Config) {
+		c.Providers[0].Prices = map[string]config.Price{
+			"vendor/upstream-model": {Input: config.Decimal{Micros: 2_500_000}, Output: config.Decimal{Micros: 10_000_000}},
+		}
+	})
+	s, ledger, reg := ledgerProxy(t, cfg, nil, nil)
+	t.Cleanup(ledger.Close)
+	// Accounting follows the answer: each handler is waited for before the
+	// counts are read.
+	var handled sync.WaitGroup
+	h := s.Handler()
+	srv := h1test.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handled.Add(1)
+		defer handled.Done()
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodPost, "/v1/responses", `{"model":"gpt-test","input":"hi"}`},
+		{http.MethodGet, "/v1/responses/resp_1", ""},
+		{http.MethodGet, "/v1/responses/resp_1", ""},
+		{http.MethodGet, "/v1/responses/resp_1", ""},
+		{http.MethodPost, "/v1/responses/resp_1/cancel", ""},
+		{http.MethodPost, "/v1/chat/completions/chatcmpl-1", `{"metadata":{"topic":"billing"}}`},
+		{http.MethodDelete, "/v1/responses/resp_1", ""},
+	} {
+		var hdr map[string]string
+		if c.body != "" {
+			hdr = map[string]string{"Content-Type": "application/json"}
+		}
+		resp := clientReq(t, c.method, srv.URL+c.path, strings.NewReader(c.body), hdr)
+		if b := readAll(t, resp.Body); resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d %s", c.method, c.path, resp.StatusCode, b)
+		}
+	}
+	handled.Wait()
+	for kind, want := range map[string]float64{"prompt": 1000, "completion": 500} {
+		if got := tokensCounted(t, reg, kind); got != want {
+			t.Errorf("%s tokens: %v after one generation and its retrievals; want %v", kind, got, want)
+		}
+	}
+	// 1000 × 2.5 / 1e6 + 500 × 10 / 1e6 = 0.0075
+	if st := ledger.Stats(); st.LLMCost != "0.007500" {
+		t.Errorf("replica's LLM spend %s; want 0.007500, the generation's alone", st.LLMCost)
+	}
 }

@@ -114,18 +114,37 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeUpstreamBody(w, resp)
-	s.accountPassthrough(resp)
+	if generation(r, model) {
+		s.accountPassthrough(resp)
+	}
 }
 
-// accountPassthrough accounts the usage of a forwarded answer, after it
-// left, as a chat round's (SPEC 9: tokens and cost by provider and model):
-// an embeddings call is billed like one. Only a 2xx answer is read, an
-// error's usage being no bill; an answer not piped is a JSON object, read
-// whole (failover pipes every other), so "usage" is found in it with one
-// scan. Its counts come under the chat names (prompt_tokens,
-// completion_tokens: embeddings, completions) or the Responses API's
-// (input_tokens, output_tokens), priced by the target's upstream model.
-// The call is added to the replica's LLM spend but is no turn.
+// generation reports whether a forwarded call is one the provider bills by
+// the usage its answer carries: a POST whose body (JSON or form) names a
+// model, as every generation does (embeddings, completions, the Responses
+// API, transcriptions). A stored object carries the usage of the call that
+// made it, and its retrieval (GET /v1/responses/{id}), deletion,
+// cancellation (POST …/cancel, without a body) or metadata update (POST
+// /v1/chat/completions/{id}) answers the object again: counted, each poll
+// billed the generation once more. A call without a model is not
+// accounted either: nothing in it says which model's price its usage
+// would be (it goes to the first model's targets); the one generation
+// that may name none, a Responses call taking its model from a stored
+// prompt, is left out rather than priced as another model.
+func generation(r *http.Request, model string) bool {
+	return r.Method == http.MethodPost && model != ""
+}
+
+// accountPassthrough accounts the usage of a forwarded generation
+// (generation), after its answer left, as a chat round's (SPEC 9: tokens
+// and cost by provider and model): an embeddings call is billed like one.
+// Only a 2xx answer is read, an error's usage being no bill; an answer not
+// piped is a JSON object, read whole (failover pipes every other), so
+// "usage" is found in it with one scan. Its counts come under the chat
+// names (prompt_tokens, completion_tokens: embeddings, completions) or the
+// Responses API's (input_tokens, output_tokens), priced by the target's
+// upstream model. The call is added to the replica's LLM spend but is no
+// turn.
 func (s *Server) accountPassthrough(resp *failover.Response) {
 	if s.ledger == nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return
