@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"slices"
 	"strings"
 )
 
@@ -46,15 +45,6 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 	for i, p := range parts {
 		var at *int
 		switch p.name {
-		case "stream":
-			// As for a JSON body: the answer is read whole before it is
-			// relayed, so a stream would arrive at once, or be cut by the
-			// attempt's deadline. Any value a form parser may read as true
-			// is refused (pydantic takes true, 1, yes, on, t, y, any case).
-			if formTrue(body[p.content:p.end]) {
-				return nil, "", badRequest("paygate: streaming is served on /v1/chat/completions only; the form field \"stream\" must be false or absent")
-			}
-			continue
 		case "model":
 			at = &modelAt
 		case "user":
@@ -162,17 +152,6 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 // into a form.
 func metadataField(name string) bool {
 	return name == "metadata" || strings.HasPrefix(name, "metadata[")
-}
-
-// formFalse are the values of a form's boolean field that no parser reads
-// as true.
-var formFalse = []string{"", "false", "0", "no", "off", "f", "n"}
-
-// formTrue is whether a form field's value may be read as true by the
-// provider: anything but a spelling of false.
-func formTrue(v []byte) bool {
-	t := strings.ToLower(strings.TrimSpace(string(v)))
-	return !slices.Contains(formFalse, t)
 }
 
 // upstreamModel is the name the targets of a public model ("" for the

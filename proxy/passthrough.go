@@ -77,11 +77,10 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			writeError(w, badRequest("paygate: "+err.Error()))
 			return
 		}
+		// "stream": true (the Responses API, legacy completions) is the
+		// provider's to read: its event stream is piped as any answer
+		// that is not JSON (failover.Response.Piped).
 		model = pt.Model
-		if pt.Stream {
-			writeError(w, badRequest("paygate: streaming is served on /v1/chat/completions only"))
-			return
-		}
 		// The end user's OpenID never reaches a provider (SPEC 2.2), on
 		// any path: "user", "safety_identifier", "prompt_cache_key" and a
 		// metadata value naming the user are the members paygate rewrites
@@ -110,7 +109,10 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	defer resp.Close()
 	setPaygateHeaders(w.Header(), resp)
 	if resp.Piped() {
-		s.pipeUpstreamBody(w, r, resp) // not JSON: no usage to read
+		// Not JSON: no usage is read, an event stream's included (its
+		// usage is in an event that only a parse of every event would
+		// find, on the bytes' way to the bot).
+		s.pipeUpstreamBody(w, r, resp)
 		return
 	}
 	writeUpstreamBody(w, resp)
@@ -166,7 +168,8 @@ var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 
 // pipeUpstreamBody relays a passthrough answer that failover handed over at
 // its head (failover.Response.Piped): a file's content, speech audio, a
-// JSON Lines file. Each read reaches the client as it comes, through one
+// JSON Lines file, an event stream (a streamed Responses API call, legacy
+// completion or transcription). Each read reaches the client as it comes, through one
 // buffer, whatever the body's size, with the provider's Content-Type,
 // Content-Encoding and Content-Length: the bytes are not touched. Once the
 // head is sent nothing fails over any more; a body the provider cuts short

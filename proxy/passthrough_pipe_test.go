@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -358,4 +360,138 @@ func shutdownCut(h http.Handler) (_ http.Handler, cut func()) {
 		defer context.AfterFunc(base, func() { stop(context.Cause(base)) })()
 		h.ServeHTTP(w, r.WithContext(ctx))
 	}), func() { cancel(ErrShuttingDown) }
+}
+
+// readEvent reads one event of an event stream, its lines with their
+// newlines and the blank line that ends it, as sent.
+func readEvent(t *testing.T, br *bufio.Reader) string {
+	t.Helper()
+	var ev strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		ev.WriteString(line)
+		if err != nil {
+			t.Fatalf("reading an event: %v after %q", err, ev.String())
+		}
+		if line == "\n" {
+			return ev.String()
+		}
+	}
+}
+
+// TestForwardedStreamArrivesAsSent: a stream asked for on a forwarded path
+// (the Responses API, legacy completions, a transcription with the form
+// field stream) was refused with 400 "streaming is served on
+// /v1/chat/completions only", though SPEC 2.2 forwards every other /v1
+// path. The event stream is now piped as any other answer on those paths:
+// each event reaches the bot as the provider sent it, byte for byte,
+// before the provider sends the next. The provider sends the next event
+// only once the bot has read the last.
+func TestForwardedStreamArrivesAsSent(t *testing.T) {
+	tests := []struct {
+		name, path, contentType, body string
+		events                        []string
+	}{
+		{"responses", "/v1/responses", "application/json", `{"model":"gpt-test","input":"hi","stream":true}`, []string{
+			"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0}\n\n",
+			"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\",\"sequence_number\":1}\n\n",
+			"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":1,\"output_tokens\":1}},\"sequence_number\":2}\n\n",
+		}},
+		{"legacy completions", "/v1/completions", "application/json", `{"model":"gpt-test","prompt":"hi","stream":true}`, []string{
+			"data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"Hi\",\"finish_reason\":null}]}\n\n",
+			"data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"stop\"}]}\n\n",
+			"data: [DONE]\n\n",
+		}},
+		{"transcription", "/v1/audio/transcriptions", "multipart/form-data; boundary=" + formBoundaryTest,
+			form(t, field{name: "model", value: "gpt-test"}, field{name: "stream", value: "true"}, field{name: "file", filename: "a.mp3", value: "ID3"}), []string{
+				"data: {\"type\":\"transcript.text.delta\",\"delta\":\"Hi\"}\n\n",
+				"data: {\"type\":\"transcript.text.done\",\"text\":\"Hi\"}\n\n",
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			read := make(chan struct{})
+			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				for _, ev := range tc.events {
+					_, _ = io.WriteString(w, ev)
+					w.(http.Flusher).Flush()
+					select {
+					case <-read:
+					case <-r.Context().Done():
+						return
+					}
+				}
+			})
+			url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+			resp := post(t, url, tc.path, tc.body, map[string]string{"Content-Type": tc.contentType})
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+				t.Fatalf("%d %q %s; want 200 with the event stream", resp.StatusCode, resp.Header.Get("Content-Type"), readAll(t, resp.Body))
+			}
+			br := bufio.NewReader(resp.Body)
+			for i, want := range tc.events {
+				if got := readEvent(t, br); got != want {
+					t.Errorf("event %d: %q; want %q as sent", i, got, want)
+				}
+				read <- struct{}{}
+			}
+			if rest := readAll(t, br); rest != "" {
+				t.Errorf("after the events: %q", rest)
+			}
+			if n := len(fp.requests()); n != 1 {
+				t.Errorf("provider saw %d requests; want 1", n)
+			}
+		})
+	}
+}
+
+// TestForwardedStreamEndsWithTheBot: a bot that leaves a forwarded stream
+// while the provider is between events (a model thinking) ends the
+// provider's request too, not the provider's next bytes or its idle
+// timeout: the model stops generating for no one.
+func TestForwardedStreamEndsWithTheBot(t *testing.T) {
+	upstreamDone := make(chan struct{})
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		defer close(upstreamDone)
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "event: response.created\ndata: {\"type\":\"response.created\"}\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) {
+		c.Providers[0].Timeouts.Idle = config.Duration(time.Hour) // only the bot's leaving ends it
+	}))
+	resp := post(t, url, "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`, nil)
+	readEvent(t, bufio.NewReader(resp.Body))
+	_ = resp.Body.Close()
+	select {
+	case <-upstreamDone:
+	case <-time.After(10 * time.Second): // a guard, not a measure
+		t.Fatal("the provider's request is still open after the bot left")
+	}
+}
+
+// TestForwardedStreamFailsOverBeforeItsHead: a forwarded stream fails over
+// as any forwarded answer does until its head: an error answer is asked
+// again, and the bot gets the stream that followed, whole.
+func TestForwardedStreamFailsOverBeforeItsHead(t *testing.T) {
+	const stream = "event: response.created\ndata: {\"type\":\"response.created\"}\n\n" +
+		"event: response.completed\ndata: {\"type\":\"response.completed\"}\n\n"
+	var calls atomic.Int32
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			jsonHandler(500, `{"error":{"message":"The server had an error","type":"server_error"}}`)(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, stream)
+	})
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	resp := post(t, url, "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`, nil)
+	if b := readAll(t, resp.Body); resp.StatusCode != 200 || b != stream {
+		t.Errorf("%d %q; want 200 with the second answer's stream", resp.StatusCode, b)
+	}
+	if n := len(fp.requests()); n != 2 {
+		t.Errorf("provider saw %d requests; want 2", n)
+	}
 }
