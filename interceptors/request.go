@@ -1,6 +1,7 @@
 package interceptors
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -64,8 +65,8 @@ type chatRead struct {
 // hide the user by one value and be served by another, so it is an
 // ErrBadRequest naming the member.
 func ReadChat(body []byte, watch ...string) (Chat, error) {
-	if !gjson.ValidBytes(body) {
-		return Chat{}, fmt.Errorf("%w: the body is not valid JSON", ErrBadRequest)
+	if err := validJSON(body); err != nil {
+		return Chat{}, err
 	}
 	s := unsafeString(body)
 	i := skipSpace(s, 0)
@@ -239,8 +240,8 @@ type Passthrough struct {
 // body that repeats one of them, or a member named in watch, at the top
 // level is an ErrBadRequest.
 func ReadPassthrough(body []byte, watch ...string) (Passthrough, error) {
-	if !gjson.ValidBytes(body) {
-		return Passthrough{}, fmt.Errorf("%w: the body is not valid JSON", ErrBadRequest)
+	if err := validJSON(body); err != nil {
+		return Passthrough{}, err
 	}
 	s := unsafeString(body)
 	i := skipSpace(s, 0)
@@ -412,4 +413,17 @@ func RewriteChat(body []byte, c Chat, u Upstream) ([]byte, error) {
 		out = append([]byte(nil), body...)
 	}
 	return out, nil
+}
+
+// validJSON is the ErrBadRequest of a body that is not JSON. A UTF-8
+// byte-order mark, which some Windows tools write first, is named: JSON
+// allows none (RFC 8259), and "not valid JSON" hides the one byte at fault.
+func validJSON(body []byte) error {
+	if gjson.ValidBytes(body) {
+		return nil
+	}
+	if bytes.HasPrefix(body, []byte("\xef\xbb\xbf")) {
+		return fmt.Errorf("%w: the body starts with a UTF-8 byte-order mark, which JSON does not allow: send it without one", ErrBadRequest)
+	}
+	return fmt.Errorf("%w: the body is not valid JSON", ErrBadRequest)
 }

@@ -102,7 +102,7 @@ func (s *Server) AdminAuth(h http.Handler) http.Handler {
 	if s.cfg.Admin.Token == "" {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"code": AdminDisabled,
-				"error": "the admin API is off: set admin.token (config.yaml reads it from PAYGATE_ADMIN_TOKEN) and restart paygate"})
+				"error": "the admin API is off: set admin.token in the config paygate was started with and restart it (the repository's config.yaml reads it from PAYGATE_ADMIN_TOKEN; the built-in default, an empty config, has none)"})
 		})
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
