@@ -76,6 +76,26 @@ func (c *cutStore) UpdateOrder(ctx context.Context, o *store.Order, expect store
 	return c.Store.UpdateOrder(ctx, o, expect, events...)
 }
 
+// replicaOn is another replica of e's service, on st (e's store as that
+// replica's process sees it), with hooks applied to its options.
+func replicaOn(t *testing.T, e *env, st payments.Store, hooks ...func(*payments.Options)) *payments.Service {
+	t.Helper()
+	opts := payments.Options{
+		Store: st, Backend: e.client, Notify: e.client.NotifyVerifier(), Catalog: e.catalog,
+		MchID: e.sim.MchID(), AppID: e.sim.AppID(), Registerer: prometheus.NewRegistry(),
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: e.clock.Now,
+	}
+	for _, h := range hooks {
+		h(&opts)
+	}
+	svc, err := payments.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	return svc
+}
+
 // TestReservationLeftByACutConfirmation: replica A reserves a paid order for
 // the user's confirmed refund (refunding, held by the proposal) and dies
 // before it records the refund, the record it always writes before asking
@@ -159,17 +179,7 @@ func TestReservationLeftByACutConfirmation(t *testing.T) {
 				e := newEnv(t, envOptions{driver: driver, storeClock: true, service: hooks})
 				ctx := context.Background()
 				cut := &cutStore{Store: e.st, at: tc.cut}
-				aOpts := payments.Options{
-					Store: cut, Backend: e.client, Notify: e.client.NotifyVerifier(), Catalog: e.catalog,
-					MchID: e.sim.MchID(), AppID: e.sim.AppID(), Registerer: prometheus.NewRegistry(),
-					Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: e.clock.Now,
-				}
-				hooks(&aOpts)
-				a, err := payments.New(aOpts)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = a.Close() })
+				a := replicaOn(t, e, cut, hooks)
 				b := e.svc
 
 				o := paidOrder(t, e, "oUser-cut", 1) // 49.99
@@ -395,15 +405,7 @@ func TestLateTapAfterItsRefundEnded(t *testing.T) {
 						t.Errorf("refund notification: %+v %v", d, err)
 					}
 				}}
-				b, err := payments.New(payments.Options{
-					Store: late, Backend: e.client, Notify: e.client.NotifyVerifier(), Catalog: e.catalog,
-					MchID: e.sim.MchID(), AppID: e.sim.AppID(), Registerer: prometheus.NewRegistry(),
-					Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: e.clock.Now,
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = b.Close() })
+				b := replicaOn(t, e, late)
 				if _, err := b.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrGone) {
 					t.Errorf("tap B: %v; want store.ErrGone (already used)", err)
 				}
@@ -471,15 +473,7 @@ func TestSweepWaitsForTheTapThatTookTheRefund(t *testing.T) {
 					t.Errorf("a sweep between the tap's two writes: order %s (%s); want refunding", got.Status, got.ReviewReason)
 				}
 			}}
-			b, err := payments.New(payments.Options{
-				Store: hooked, Backend: e.client, Notify: e.client.NotifyVerifier(), Catalog: e.catalog,
-				MchID: e.sim.MchID(), AppID: e.sim.AppID(), Registerer: prometheus.NewRegistry(),
-				Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: e.clock.Now,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = b.Close() })
+			b := replicaOn(t, e, hooked)
 			if _, err := b.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
 				t.Fatalf("the tap: %v", err)
 			}

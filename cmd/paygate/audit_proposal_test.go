@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/payments"
@@ -91,15 +90,7 @@ func TestRefundProposalAuditedThroughServe(t *testing.T) {
 	for _, driver := range testdrivers.Names(t) {
 		t.Run(driver, func(t *testing.T) {
 			var orderNo string
-			up := newScriptedProvider(t, func(body string) scriptRound {
-				if strings.Contains(gjson.Get(body, "messages.@reverse.0.content").Str, "refund") ||
-					(gjson.Get(body, "messages.@reverse.0.role").Str == "tool" && strings.Contains(body, "refund_id")) {
-					return moneyScript("request_refund", func() string {
-						return `{"order_no":"` + orderNo + `","reason":"it does not work for me"}`
-					})(body)
-				}
-				return moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` })(body)
-			})
+			up := refundProvider(t, &orderNo, "it does not work for me")
 			p := testdrivers.NewPlace(t, driver, nil)
 			storeYAML := `store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}`
 			if driver == "redis" {

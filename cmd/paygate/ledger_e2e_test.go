@@ -31,15 +31,7 @@ import (
 // a second completed transaction (SPEC 9's cost per completed transaction).
 func TestClosedRefundIsNotASecondTransaction(t *testing.T) {
 	var orderNo string
-	up := newScriptedProvider(t, func(body string) scriptRound {
-		if strings.Contains(gjson.Get(body, "messages.@reverse.0.content").Str, "refund") ||
-			(gjson.Get(body, "messages.@reverse.0.role").Str == "tool" && strings.Contains(body, "refund_id")) {
-			return moneyScript("request_refund", func() string {
-				return `{"order_no":"` + orderNo + `","reason":"changed my mind"}`
-			})(body)
-		}
-		return moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` })(body)
-	})
+	up := refundProvider(t, &orderNo, "changed my mind")
 	url, _, a := moneyApp(t, up.URL, "")
 	const user = "oUser-rev-acct-refund"
 	orderNo = paidByChat(t, url, a, user)

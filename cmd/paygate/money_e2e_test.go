@@ -233,17 +233,25 @@ func paidByChat(t *testing.T, url string, a *app, user string) string {
 	return no
 }
 
-func TestRefundThroughHTTP(t *testing.T) {
-	var orderNo string
-	up := newScriptedProvider(t, func(body string) scriptRound {
+// refundProvider is a scripted model that buys premium-monthly, and asks
+// for a refund of *orderNo with reason when the user's last message says
+// "refund" (and after that call's result).
+func refundProvider(t *testing.T, orderNo *string, reason string) *scriptedProvider {
+	t.Helper()
+	return newScriptedProvider(t, func(body string) scriptRound {
 		if strings.Contains(gjson.Get(body, "messages.@reverse.0.content").Str, "refund") ||
 			(gjson.Get(body, "messages.@reverse.0.role").Str == "tool" && strings.Contains(body, "refund_id")) {
 			return moneyScript("request_refund", func() string {
-				return `{"order_no":"` + orderNo + `","reason":"it does not work for me"}`
+				return `{"order_no":"` + *orderNo + `","reason":"` + reason + `"}`
 			})(body)
 		}
 		return moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` })(body)
 	})
+}
+
+func TestRefundThroughHTTP(t *testing.T) {
+	var orderNo string
+	up := refundProvider(t, &orderNo, "it does not work for me")
 	url, adminURL, a := moneyApp(t, up.URL, "")
 	const user = "oUser-refund-e2e"
 	orderNo = paidByChat(t, url, a, user)
@@ -486,15 +494,7 @@ func TestApprovalReachesTheNextTurn(t *testing.T) {
 // instead of the refusal.
 func TestRefusedRefundIsNotRetried(t *testing.T) {
 	var orderNo string
-	up := newScriptedProvider(t, func(body string) scriptRound {
-		if strings.Contains(gjson.Get(body, "messages.@reverse.0.content").Str, "refund") ||
-			(gjson.Get(body, "messages.@reverse.0.role").Str == "tool" && strings.Contains(body, "refund_id")) {
-			return moneyScript("request_refund", func() string {
-				return `{"order_no":"` + orderNo + `","reason":"it does not work for me"}`
-			})(body)
-		}
-		return moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` })(body)
-	})
+	up := refundProvider(t, &orderNo, "it does not work for me")
 	url, _, a := moneyApp(t, up.URL, "")
 	const user = "oUser-refund-refused"
 	orderNo = paidByChat(t, url, a, user)

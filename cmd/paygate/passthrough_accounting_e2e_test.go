@@ -20,18 +20,7 @@ func TestEmbeddingsTokensAccounted(t *testing.T) {
 	}))
 	defer up.Close()
 	url := e2eApp(t, up.URL)
-	req, _ := http.NewRequest(http.MethodPost, url+"/v1/embeddings", strings.NewReader(`{"model":"gpt-4o","input":"hello"}`))
-	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%d %s", resp.StatusCode, b)
-	}
+	botCall(t, url, http.MethodPost, "/v1/embeddings", `{"model":"gpt-4o","input":"hello"}`)
 	m := scrape(t, url)
 	if got := metricSum(t, m, "paygate_llm_tokens_total", map[string]string{"provider": "fake", "model": "openai/gpt-4o", "kind": "prompt"}); got != 4242 {
 		t.Errorf("paygate_llm_tokens_total{kind=prompt} for the embeddings call = %v; want 4242", got)
@@ -55,31 +44,34 @@ func TestStoredResponseRetrievalNotBilled(t *testing.T) {
 	}))
 	defer up.Close()
 	url := e2eApp(t, up.URL)
-	do := func(method, path, body string) {
-		t.Helper()
-		req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+e2eClientKey)
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
-		}
-	}
-	do(http.MethodPost, "/v1/responses", `{"model":"gpt-4o","input":"hi"}`)
+	botCall(t, url, http.MethodPost, "/v1/responses", `{"model":"gpt-4o","input":"hi"}`)
 	for range 3 {
-		do(http.MethodGet, "/v1/responses/resp_1", "")
+		botCall(t, url, http.MethodGet, "/v1/responses/resp_1", "")
 	}
 	m := scrape(t, url)
 	for kind, want := range map[string]float64{"prompt": 1000, "completion": 500} {
 		if got := metricSum(t, m, "paygate_llm_tokens_total", map[string]string{"provider": "fake", "model": "openai/gpt-4o", "kind": kind}); got != want {
 			t.Errorf("paygate_llm_tokens_total{kind=%s} = %v after one generation and three retrievals; want %v", kind, got, want)
 		}
+	}
+}
+
+// botCall sends a bot's request with the client key (a JSON body when body
+// is not empty) and fails the test unless it is answered 200.
+func botCall(t *testing.T, url, method, path, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
 	}
 }

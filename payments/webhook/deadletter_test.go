@@ -311,11 +311,7 @@ func TestDeadLettersBeyondListLimit(t *testing.T) {
 			clk := newClock()
 			rc, _ := downReceiver(t, clk.Now)
 			st := testdrivers.Open(t, driver, nil)
-			ob := orders{t, st}
-			for i := range n {
-				o := ob.create(fmt.Sprintf("PGCAP%s%05d", driver, i), store.StatusAwaitingPayment)
-				ob.move(o, store.StatusPaid, "notification")
-			}
+			paidOrders(t, st, "PGCAP"+driver, n)
 			// Given up at the second attempt, a second after the first.
 			r := newRelay(t, st, rc.URL, clk.Now, func(o *webhook.Options) {
 				shortWindow(o)
@@ -343,6 +339,17 @@ func TestDeadLettersBeyondListLimit(t *testing.T) {
 	}
 }
 
+// paidOrders commits n orders numbered prefix00000… as paid on st, each
+// with its order.paid webhook queued, in that order.
+func paidOrders(t *testing.T, st store.Store, prefix string, n int) {
+	t.Helper()
+	ob := orders{t, st}
+	for i := range n {
+		o := ob.create(fmt.Sprintf("%s%05d", prefix, i), store.StatusAwaitingPayment)
+		ob.move(o, store.StatusPaid, "notification")
+	}
+}
+
 // TestPendingOrdersBeyondListLimit: during a merchant outage more orders
 // can wait for their webhook than the store's capped list of outbox heads
 // holds (store.MaxListLimit; bbolt takes the first in key order). The
@@ -359,10 +366,7 @@ func TestPendingOrdersBeyondListLimit(t *testing.T) {
 			ob := orders{t, st}
 			first := ob.create("PGPENDzzzz", store.StatusAwaitingPayment)
 			ob.move(first, store.StatusPaid, "notification")
-			for i := range n - 1 {
-				o := ob.create(fmt.Sprintf("PGPEND%05d", i), store.StatusAwaitingPayment)
-				ob.move(o, store.StatusPaid, "notification")
-			}
+			paidOrders(t, st, "PGPEND", n-1)
 			r := newRelay(t, st, rc.URL, clk.Now, func(o *webhook.Options) { o.Registerer = prometheus.NewRegistry() })
 			st0, err := r.Stats(context.Background())
 			if err != nil {

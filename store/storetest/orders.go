@@ -192,10 +192,7 @@ func testListOrders(t *testing.T, open Opener) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := st.ListOrders(ctx, tc.filter)
 			mustNil(t, "ListOrders", err)
-			var nos []string
-			for _, o := range got {
-				nos = append(nos, o.OrderNo)
-			}
+			nos := orderNos(got)
 			if len(nos) != len(tc.want) {
 				t.Fatalf("got %v; want %v", nos, tc.want)
 			}
@@ -243,10 +240,7 @@ func testListOrdersWithoutClient(t *testing.T, open Opener) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := st.ListOrders(ctx, tc.filter)
 			mustNil(t, "ListOrders", err)
-			var nos []string
-			for _, o := range got {
-				nos = append(nos, o.OrderNo)
-			}
+			nos := orderNos(got)
 			if fmt.Sprint(nos) != tc.want {
 				t.Errorf("got %v; want %s", nos, tc.want)
 			}
@@ -329,10 +323,7 @@ func testListOrdersCursor(t *testing.T, open Opener) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := st.ListOrders(ctx, tc.filter)
 			mustNil(t, "ListOrders", err)
-			var nos []string
-			for _, o := range got {
-				nos = append(nos, o.OrderNo)
-			}
+			nos := orderNos(got)
 			if fmt.Sprint(nos) != fmt.Sprint(tc.want) {
 				t.Errorf("got %v; want %v", nos, tc.want)
 			}
@@ -459,6 +450,7 @@ func payOrder(t testing.TB, st store.Store, clock *Clock, no string) *store.Orde
 	return o
 }
 
+// orderNos are the order numbers of orders, in their order.
 func orderNos(orders []*store.Order) []string {
 	var nos []string
 	for _, o := range orders {
