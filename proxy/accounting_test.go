@@ -373,3 +373,101 @@ func TestStoredObjectNotBilledAgain(t *testing.T) {
 		t.Errorf("replica's LLM spend %s; want 0.007500, the generation's alone", st.LLMCost)
 	}
 }
+
+// TestForwardedStreamUsageCounted: a generation streamed on a forwarded
+// path (a Responses API stream, a legacy completion with
+// stream_options.include_usage, a streaming transcription) is piped to the
+// bot untouched, and its usage, which comes in its last event, is counted
+// once the stream has ended: a bot that streamed its Responses calls spent
+// money the LLM spend never showed. Earlier events' "usage":null count for
+// nothing, and a stream the provider cut before its usage counts nothing.
+func TestForwardedStreamUsageCounted(t *testing.T) {
+	long := strings.Repeat(`x`, 40<<10) // a long answer ahead of the usage
+	tests := []struct {
+		name, path, body string
+		events           []string
+		prompt, compl    float64
+	}{
+		{"Responses API", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`, []string{
+			"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"usage\":null}}\n\n",
+			"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"" + long + " \\\"usage\\\": {\\\"input_tokens\\\": 9}\"}\n\n",
+			"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[],\"usage\":{\"input_tokens\":1000,\"output_tokens\":500,\"total_tokens\":1500},\"user\":null}}\n\n",
+		}, 1000, 500},
+		{"legacy completion", "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true,"stream_options":{"include_usage":true}}`, []string{
+			"data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[{\"text\":\"hi\",\"index\":0}],\"usage\":null}\n\n",
+			"data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":7,\"total_tokens\":37}}\n\n",
+			"data: [DONE]\n\n",
+		}, 30, 7},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				for _, ev := range tc.events {
+					_, _ = io.WriteString(w, ev)
+					w.(http.Flusher).Flush()
+				}
+			})
+			s, ledger, reg := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
+			t.Cleanup(ledger.Close)
+			var handled sync.WaitGroup
+			h := s.Handler()
+			srv := h1test.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				handled.Add(1)
+				defer handled.Done()
+				h.ServeHTTP(w, r)
+			}))
+			t.Cleanup(srv.Close)
+			resp := clientReq(t, http.MethodPost, srv.URL+tc.path, strings.NewReader(tc.body), map[string]string{"Content-Type": "application/json"})
+			if b := readAll(t, resp.Body); resp.StatusCode != 200 || b != strings.Join(tc.events, "") {
+				t.Fatalf("%d; the bot got %d bytes, want the %d the provider sent, untouched", resp.StatusCode, len(b), len(strings.Join(tc.events, "")))
+			}
+			handled.Wait()
+			for kind, want := range map[string]float64{"prompt": tc.prompt, "completion": tc.compl} {
+				if got := tokensCounted(t, reg, kind); got != want {
+					t.Errorf("%s tokens: %v; want %v, the stream's last usage", kind, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestUsageTail: the tail finds the stream's last usage object however the
+// stream was read (a byte at a time, in reads larger than the tail), and
+// nothing where the stream carried none or only text that mentions it.
+func TestUsageTail(t *testing.T) {
+	last := `data: {"choices":[],"usage":{"prompt_tokens":30,"completion_tokens":7}}` + "\n\n" + "data: [DONE]\n\n"
+	text := `data: {"delta":"` + strings.Repeat("y", usageTailSize) + ` \"usage\":{\"prompt_tokens\":1}"}` + "\n\n"
+	tests := []struct {
+		name, stream string
+		reads        []int // read sizes, repeated; 0: all at once
+		want         string
+	}{
+		{"all at once", `data: {"usage":null}` + "\n\n" + last, []int{0}, `{"prompt_tokens":30,"completion_tokens":7}`},
+		{"a byte at a time", `data: {"usage":null}` + "\n\n" + last, []int{1}, `{"prompt_tokens":30,"completion_tokens":7}`},
+		{"after more than the tail holds", text + last, []int{4096, 1, 77}, `{"prompt_tokens":30,"completion_tokens":7}`},
+		{"reads larger than the tail", text + last, []int{3 * usageTailSize}, `{"prompt_tokens":30,"completion_tokens":7}`},
+		{"only text that mentions it", text, []int{1000}, ""},
+		{"only null", `data: {"usage":null}` + "\n\n", []int{0}, "null"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tail := &usageTail{b: make([]byte, 0, usageTailSize)}
+			s := []byte(tc.stream)
+			for i := 0; len(s) > 0; i++ {
+				n := tc.reads[i%len(tc.reads)]
+				if n == 0 || n > len(s) {
+					n = len(s)
+				}
+				tail.add(s[:n])
+				s = s[n:]
+				if len(tail.b) > usageTailSize {
+					t.Fatalf("the tail holds %d bytes; want at most %d", len(tail.b), usageTailSize)
+				}
+			}
+			if got := tail.usage().Raw; got != tc.want {
+				t.Errorf("usage %q; want %q", got, tc.want)
+			}
+		})
+	}
+}

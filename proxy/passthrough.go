@@ -109,16 +109,68 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	defer resp.Close()
 	setPaygateHeaders(w.Header(), resp)
 	if resp.Piped() {
-		// Not JSON: no usage is read, an event stream's included (its
-		// usage is in an event that only a parse of every event would
-		// find, on the bytes' way to the bot).
-		s.pipeUpstreamBody(w, r, resp)
+		// Not JSON. A generation streamed as events (a Responses API
+		// stream, a legacy completion, a transcription) has its usage in
+		// its last event: the relay keeps the stream's tail, and the
+		// usage found there is counted once the stream has ended whole.
+		var tail *usageTail
+		if generation(r, model) && s.ledger != nil && isEventStream(resp.Header.Get("Content-Type")) {
+			tail = tailBufs.Get().(*usageTail)
+			defer tailBufs.Put(tail)
+			tail.b = tail.b[:0]
+		}
+		if s.pipeUpstreamBody(w, r, resp, tail) && tail != nil {
+			s.accountUsage(resp, tail.usage())
+		}
 		return
 	}
 	writeUpstreamBody(w, resp)
 	if generation(r, model) {
-		s.accountPassthrough(resp)
+		s.accountUsage(resp, gjson.GetBytes(resp.Body, "usage"))
 	}
+}
+
+// usageTailSize is how much of a streamed generation's end is kept to find
+// its usage in: the usage comes in the last event (a Responses stream's
+// response.completed names it near the end of the response object, after
+// its output), and an event is read whole by the time the stream ends.
+const usageTailSize = 16 << 10
+
+// usageTail keeps the last usageTailSize bytes relayed.
+type usageTail struct{ b []byte }
+
+var tailBufs = sync.Pool{New: func() any { return &usageTail{b: make([]byte, 0, usageTailSize)} }}
+
+func (t *usageTail) add(p []byte) {
+	if len(p) >= usageTailSize {
+		t.b = append(t.b[:0], p[len(p)-usageTailSize:]...)
+		return
+	}
+	if over := len(t.b) + len(p) - usageTailSize; over > 0 {
+		t.b = t.b[:copy(t.b, t.b[over:])]
+	}
+	t.b = append(t.b, p...)
+}
+
+// usage is the value of the last "usage" member in the tail. The key is
+// found as written, quotes and colon: inside a JSON string its quotes are
+// escaped, so no text the model wrote is taken for it; the earlier events'
+// "usage":null come before the last and are not it.
+func (t *usageTail) usage() gjson.Result {
+	const key = `"usage":`
+	i := bytes.LastIndex(t.b, []byte(key))
+	if i < 0 {
+		return gjson.Result{}
+	}
+	// As a member of an object of its own, gjson reads exactly the value
+	// (its Parse would keep the rest of the tail in Raw).
+	return gjson.GetBytes(append([]byte{'{'}, t.b[i:]...), "usage")
+}
+
+// isEventStream reports whether a Content-Type is text/event-stream.
+func isEventStream(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
 }
 
 // generation reports whether a forwarded call is one the provider bills by
@@ -137,21 +189,20 @@ func generation(r *http.Request, model string) bool {
 	return r.Method == http.MethodPost && model != ""
 }
 
-// accountPassthrough accounts the usage of a forwarded generation
-// (generation), after its answer left, as a chat round's (SPEC 9: tokens
-// and cost by provider and model): an embeddings call is billed like one.
-// Only a 2xx answer is read, an error's usage being no bill; an answer not
-// piped is a JSON object, read whole (failover pipes every other), so
-// "usage" is found in it with one scan. Its counts come under the chat
-// names (prompt_tokens, completion_tokens: embeddings, completions) or the
-// Responses API's (input_tokens, output_tokens), priced by the target's
-// upstream model. The call is added to the replica's LLM spend but is no
-// turn.
-func (s *Server) accountPassthrough(resp *failover.Response) {
+// accountUsage accounts the usage of a forwarded generation (generation),
+// after its answer left, as a chat round's (SPEC 9: tokens and cost by
+// provider and model): an embeddings call is billed like one. Only a 2xx
+// answer counts, an error's usage being no bill; usage is the "usage"
+// member of a JSON answer (read whole: failover pipes every other answer),
+// or of a streamed one's last event (usageTail). Its counts come under the
+// chat names (prompt_tokens, completion_tokens: embeddings, completions)
+// or the Responses API's (input_tokens, output_tokens), priced by the
+// target's upstream model. The call is added to the replica's LLM spend
+// but is no turn.
+func (s *Server) accountUsage(resp *failover.Response, usage gjson.Result) {
 	if s.ledger == nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return
 	}
-	usage := gjson.GetBytes(resp.Body, "usage")
 	if !usage.IsObject() {
 		return
 	}
@@ -176,7 +227,10 @@ var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // ends the connection without the body's proper end (a short
 // Content-Length, no last chunk), so that the client sees an incomplete
 // answer, never one that looks whole.
-func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response) {
+//
+// It reports whether the body went to the client whole; tail, when not
+// nil, is given every byte relayed.
+func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *failover.Response, tail *usageTail) bool {
 	h := w.Header()
 	ct := resp.Header.Get("Content-Type")
 	if ct == "" {
@@ -198,6 +252,9 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 	defer pipeBufs.Put(buf)
 	for {
 		n, err := resp.Read(*buf)
+		if n > 0 && tail != nil {
+			tail.add((*buf)[:n])
+		}
 		if n > 0 {
 			// A bot that stops reading must not hold the provider's
 			// connection and this goroutine: each write gets as long as
@@ -214,17 +271,17 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 					s.log.Warn("passthrough answer ended: the client read nothing for the idle timeout",
 						"request_id", reqInfo(r).id, "provider", resp.Provider, "idle", idle)
 				}
-				return // the client left, or stopped reading
+				return false // the client left, or stopped reading
 			}
 		}
 		if err == io.EOF {
 			// The connection may serve the bot's next request.
 			_ = rc.SetWriteDeadline(time.Time{})
-			return
+			return true
 		}
 		if err != nil {
 			if r.Context().Err() != nil && !shutDown(r) {
-				return // the client left
+				return false // the client left
 			}
 			// The provider cut the body, or the drain deadline did: the
 			// client is still reading and must see an incomplete answer.
