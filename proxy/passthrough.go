@@ -167,6 +167,43 @@ func (t *usageTail) usage() gjson.Result {
 	return gjson.GetBytes(append([]byte{'{'}, t.b[i:]...), "usage")
 }
 
+// sseComments drops the comment lines (a line that starts with ':') of an
+// event stream relayed read by read: a line may span reads, and ends at LF,
+// CR or CRLF (the SSE spec's three). Every other byte is kept as it came;
+// the blank line that followed a comment stays, and dispatches nothing.
+type sseComments struct {
+	lineStart bool // the next byte starts a line
+	inComment bool // within a comment line, before its end
+	skipLF    bool // a comment line ended at CR: an LF next is its end too
+}
+
+// drop removes the comment lines' bytes from p, in place, and returns what
+// is left.
+func (f *sseComments) drop(p []byte) []byte {
+	out := p[:0]
+	for _, c := range p {
+		if f.skipLF {
+			f.skipLF = false
+			if c == '\n' {
+				continue
+			}
+		}
+		switch {
+		case f.inComment:
+			if c == '\n' || c == '\r' {
+				f.inComment, f.lineStart, f.skipLF = false, true, c == '\r'
+			}
+			continue
+		case f.lineStart && c == ':':
+			f.inComment, f.lineStart = true, false
+			continue
+		}
+		out = append(out, c)
+		f.lineStart = c == '\n' || c == '\r'
+	}
+	return out
+}
+
 // isEventStream reports whether a Content-Type is text/event-stream.
 func isEventStream(ct string) bool {
 	mt, _, _ := strings.Cut(ct, ";")
@@ -242,7 +279,14 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 		// content): without their coding they are a corrupt file.
 		h["Content-Encoding"] = ce
 	}
-	if n := resp.ContentLength(); n >= 0 && resp.StatusCode != http.StatusNoContent {
+	// An event stream's comment lines are dropped on the way (SPEC 5:
+	// go-openai reads them as error text), so its length is not the
+	// provider's.
+	var comments *sseComments
+	if isEventStream(ct) {
+		comments = &sseComments{lineStart: true}
+	}
+	if n := resp.ContentLength(); n >= 0 && resp.StatusCode != http.StatusNoContent && comments == nil {
 		h.Set("Content-Length", strconv.FormatInt(n, 10))
 	}
 	w.WriteHeader(resp.StatusCode)
@@ -252,6 +296,9 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 	defer pipeBufs.Put(buf)
 	for {
 		n, err := resp.Read(*buf)
+		if n > 0 && comments != nil {
+			n = len(comments.drop((*buf)[:n]))
+		}
 		if n > 0 && tail != nil {
 			tail.add((*buf)[:n])
 		}

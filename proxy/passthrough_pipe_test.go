@@ -495,3 +495,28 @@ func TestForwardedStreamFailsOverBeforeItsHead(t *testing.T) {
 		t.Errorf("provider saw %d requests; want 2", n)
 	}
 }
+
+// TestForwardedStreamDropsProviderComments: SPEC 5 passes no provider SSE
+// comment line (": OPENROUTER PROCESSING", keep-alives) to the bot, as
+// go-openai reads them as error text; a stream piped on a forwarded path
+// (a legacy completion, which go-openai streams) is no exception. Comment
+// lines are dropped wherever a read splits them, with LF or CRLF endings,
+// and every other byte reaches the bot as sent.
+func TestForwardedStreamDropsProviderComments(t *testing.T) {
+	const ev1 = "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"Hi\"}]}\n\n"
+	const ev2 = "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"!\",\"finish_reason\":\"stop\"}]}\r\n\r\n"
+	sent := []string{": OPENROUTER PROCESSING\n\n", ev1, ": keep-", "alive\r\n", "\r\n", ev2, ":\n", "data: [DONE]\n\n"}
+	want := "\n" + ev1 + "\r\n" + ev2 + "data: [DONE]\n\n"
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, s := range sent {
+			_, _ = io.WriteString(w, s)
+			w.(http.Flusher).Flush()
+		}
+	})
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	resp := post(t, url, "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true}`, map[string]string{"Content-Type": "application/json"})
+	if b := readAll(t, resp.Body); b != want {
+		t.Errorf("the bot got %q; want %q (the provider's comment lines dropped, nothing else)", b, want)
+	}
+}
