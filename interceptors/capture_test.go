@@ -468,3 +468,43 @@ func checkCalls(t *testing.T, what string, got, want []ToolCall) {
 		}
 	}
 }
+
+// TestCallOfTwoKindsIsRefused: a streamed payment call named in "function"
+// whose text then comes in "custom" (or the other way round) has no single
+// kind: the non-stream parser refuses a call with both members, and the
+// stream capture must not run it as a function call with the custom text.
+func TestCallOfTwoKindsIsRefused(t *testing.T) {
+	tests := []struct {
+		name   string
+		deltas []string
+	}{
+		{"named in function, text in custom", []string{
+			`{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":""}}`,
+			`{"index":0,"custom":{"input":"{\"sku\":\"premium-monthly\"}"}}`,
+		}},
+		{"named in custom, text in function", []string{
+			`{"index":0,"id":"call_1","type":"custom","custom":{"name":"create_order","input":""}}`,
+			`{"index":0,"function":{"arguments":"{\"sku\":\"premium-monthly\"}"}}`,
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCapture(isPaymentName)
+			c.StartRound(0, "t")
+			for _, d := range tc.deltas {
+				if _, err := c.Process([]byte(callChunk(d))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := c.EndRound()
+			if len(r.ClientCalls) != 0 {
+				t.Errorf("the bot got %+v", r.ClientCalls)
+			}
+			for _, pc := range r.PaymentCalls {
+				if pc.Name != "" && !pc.Custom {
+					t.Errorf("payment call %s(%s) would run as a function call; want it refused (no single kind)", pc.Name, pc.Arguments)
+				}
+			}
+		})
+	}
+}

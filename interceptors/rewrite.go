@@ -222,9 +222,9 @@ type entry struct {
 	args     string // raw JSON string fragment
 	argsJSON bool   // args is a raw JSON value, not a string
 	// custom: the entry's name and text came in "custom" (a custom
-	// tool's call), not in "function".
-	custom bool
-	extra  []member
+	// tool's call), not in "function"; function: it has a "function".
+	custom, function bool
+	extra            []member
 }
 
 // names reports an entry that names its call, once or twice.
@@ -272,6 +272,8 @@ func parseEntry(s string, start, end int, extra []member) entry {
 			argsKey := "arguments"
 			if k == "custom" {
 				argsKey, en.custom = "input", true
+			} else {
+				en.function = true
 			}
 			for j := m.at + 1; ; {
 				f, ok := nextMember(s, j, true)
@@ -478,6 +480,13 @@ func (c *Capture) absorb(s string, sl *slot, en *entry) {
 		// slotFor gives such an entry only a call without a name, which
 		// nothing of was shown: refused, and no later name changes that.
 		sl.twice, sl.kind = true, kindPayment
+	}
+	if sl.kind == kindPayment && sl.name != "" && (en.custom && !sl.custom || en.function && sl.custom) {
+		// A payment call of two kinds (named in "function", its text in
+		// "custom", or the other way round) is refused as one named
+		// twice, as the non-stream parser refuses both members in one
+		// entry: it must not run as a function call with a custom text.
+		sl.twice, sl.name = true, ""
 	}
 	if sl.name == "" && en.name != "" && !sl.twice {
 		// The kind goes with the name: the call is what the entry that
