@@ -104,6 +104,31 @@ func (s *Service) countOrder(ctx context.Context, client, user string) error {
 	return nil
 }
 
+// countReplacement counts, against MaxOrdersPerUserPerDay, the order that
+// replaces open for a switch of pay method, once per open order: a switch
+// whose close failed at WeChat Pay leaves open as it was, and its retry
+// replaces the same order, which must not cost the user a second of the
+// day's orders. The mark lives as long as the day's counter.
+func (s *Service) countReplacement(ctx context.Context, req CreateRequest, open *store.Order) error {
+	if s.opts.Rules.MaxOrdersPerUserPerDay <= 0 {
+		return nil
+	}
+	mark := "switch-counted:" + open.OrderNo
+	switch _, err := s.store.GetExchange(ctx, mark); {
+	case err == nil:
+		return nil
+	case !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("count orders: %w", err)
+	}
+	if err := s.countOrder(ctx, req.Client, req.User); err != nil {
+		return err
+	}
+	if err := s.store.PutExchange(ctx, mark, []byte{'1'}, dailyCounterTTL); err != nil {
+		return fmt.Errorf("count orders: %w", err)
+	}
+	return nil
+}
+
 // releasedPrefix marks a claim let go by releaseClaim; it is not a valid
 // out_trade_no, so it can never name an order.
 const releasedPrefix = "released:"

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
 )
 
@@ -210,6 +211,24 @@ func TestPayMethodSwitchAtTheDailyLimit(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a switch retried after its close failed", func(t *testing.T) {
+		// WeChat Pay failed the close: the open order stays, the switch
+		// fails, and its retry replaces the same order, which is counted
+		// once, not once per try.
+		e := newEnv(t, envOptions{driver: "embedded", service: func(o *payments.Options) {
+			o.Rules.MaxOrdersPerUserPerDay = 2
+		}})
+		tools := newTools(e)
+		u := caller("oUser-switch-closefail")
+		if first := call(t, tools, u, "create_order", `{"sku":"premium-monthly","pay_method":"jsapi"}`); first.result["status"] != "awaiting_payment" {
+			t.Fatalf("first: %s", first.out.Result)
+		}
+		e.sim.InjectFault(wxsim.Fault{Op: "close", Kind: wxsim.FaultSystemError, Times: 3})
+		call(t, tools, u, "create_order", `{"sku":"premium-monthly","pay_method":"native"}`)
+		if sw := call(t, tools, u, "create_order", `{"sku":"premium-monthly","pay_method":"native"}`); sw.result["status"] != "awaiting_payment" {
+			t.Errorf("the switch retried with WeChat Pay healthy: %s; want awaiting_payment (one order replaced, 2 of 2)", sw.out.Result)
+		}
+	})
 	t.Run("back and forth", func(t *testing.T) {
 		e := newEnv(t, envOptions{driver: "embedded", service: func(o *payments.Options) {
 			o.Rules.MaxOrdersPerUserPerDay = 3

@@ -441,7 +441,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				// (closing first left them none, and a manager's approval
 				// went with it); not counted, switching back and forth
 				// opened any number of orders.
-				if err := s.countOrder(ctx, req.Client, req.User); err != nil {
+				if err := s.countReplacement(ctx, req, o); err != nil {
 					return nil, err // the open order stays as it is
 				}
 				if _, err := s.closeAt(ctx, o, store.StatusClosed, "switch_method"); err != nil {
