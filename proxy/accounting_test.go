@@ -316,6 +316,21 @@ func chatInBackground(base, body string) <-chan string {
 	return answered
 }
 
+// waitedServer serves h and counts its handlers in flight: accounting
+// follows an answer, so a test waits for the handlers before it reads the
+// counts.
+func waitedServer(t *testing.T, h http.Handler) (*h1test.Server, *sync.WaitGroup) {
+	t.Helper()
+	var handled sync.WaitGroup
+	srv := h1test.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handled.Add(1)
+		defer handled.Done()
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &handled
+}
+
 // TestStoredObjectNotBilledAgain: a forwarded answer's usage was accounted
 // whatever the call, and a stored object carries the usage of the call
 // that made it: each GET /v1/responses/{id} of one 1000-token generation
@@ -334,16 +349,7 @@ func TestStoredObjectNotBilledAgain(t *testing.T) {
 	})
 	s, ledger, reg := ledgerProxy(t, cfg, nil, nil)
 	t.Cleanup(ledger.Close)
-	// Accounting follows the answer: each handler is waited for before the
-	// counts are read.
-	var handled sync.WaitGroup
-	h := s.Handler()
-	srv := h1test.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		handled.Add(1)
-		defer handled.Done()
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+	srv, handled := waitedServer(t, s.Handler())
 	for _, c := range []struct{ method, path, body string }{
 		{http.MethodPost, "/v1/responses", `{"model":"gpt-test","input":"hi"}`},
 		{http.MethodGet, "/v1/responses/resp_1", ""},
@@ -410,14 +416,7 @@ func TestForwardedStreamUsageCounted(t *testing.T) {
 			})
 			s, ledger, reg := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
 			t.Cleanup(ledger.Close)
-			var handled sync.WaitGroup
-			h := s.Handler()
-			srv := h1test.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				handled.Add(1)
-				defer handled.Done()
-				h.ServeHTTP(w, r)
-			}))
-			t.Cleanup(srv.Close)
+			srv, handled := waitedServer(t, s.Handler())
 			resp := clientReq(t, http.MethodPost, srv.URL+tc.path, strings.NewReader(tc.body), map[string]string{"Content-Type": "application/json"})
 			if b := readAll(t, resp.Body); resp.StatusCode != 200 || b != strings.Join(tc.events, "") {
 				t.Fatalf("%d; the bot got %d bytes, want the %d the provider sent, untouched", resp.StatusCode, len(b), len(strings.Join(tc.events, "")))
