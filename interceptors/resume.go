@@ -60,6 +60,16 @@ type freshCall struct {
 	out    int    // the index the client sees it under
 	raw    []byte // its raw argument fragments while they are matched
 	done   bool   // its arguments have passed the sent ones
+	custom bool   // a custom tool's call: its name and text in "custom"
+}
+
+// entryName is a tool-call entry's name and kind: a custom tool's call
+// names itself in "custom", a function call in "function".
+func entryName(e gjson.Result) (name string, custom bool) {
+	if c := e.Get("custom"); c.Exists() {
+		return c.Get("name").String(), true
+	}
+	return e.Get("function.name").String(), false
 }
 
 // NewResume starts filtering a stream that takes over one whose client
@@ -279,18 +289,19 @@ func (r *Resume) filterCalls(arr gjson.Result) ([]byte, int, error) {
 // freshFor finds or starts the fresh call an entry belongs to, as Capture's
 // slotFor does: by index, by id without one, else the last call.
 func (r *Resume) freshFor(e gjson.Result) (*freshCall, error) {
-	idx, id, name := e.Get("index"), e.Get("id").String(), e.Get("function.name").String()
+	idx, id := e.Get("index"), e.Get("id").String()
+	name, custom := entryName(e)
 	if fc := r.lookup(idx, id, name); fc != nil {
 		return fc, nil
 	}
 	if r.cur != nil && !r.cur.done {
 		return nil, ErrDiverged // the call being repeated ended before its sent arguments
 	}
-	fc := &freshCall{upIdx: int(idx.Int()), hasIdx: idx.Type == gjson.Number, id: id, sent: -1}
+	fc := &freshCall{upIdx: int(idx.Int()), hasIdx: idx.Type == gjson.Number, id: id, sent: -1, custom: custom}
 	switch {
 	case name != "" && r.isPayment != nil && r.isPayment(name):
 	case r.next < len(r.calls):
-		if name == "" || name != r.calls[r.next].Name {
+		if name == "" || name != r.calls[r.next].Name || custom != r.calls[r.next].Custom {
 			return nil, ErrDiverged // another tool, or one not named yet: nothing to match
 		}
 		fc.sent, fc.out = r.next, r.calls[r.next].Index
@@ -338,7 +349,11 @@ func (r *Resume) lookup(idx gjson.Result, id, name string) *freshCall {
 // sent ones), nil when there is nothing beyond them yet.
 func (r *Resume) continueCall(fc *freshCall, e gjson.Result) ([]byte, error) {
 	var frag string
-	switch a := e.Get("function.arguments"); {
+	argsPath := "function.arguments"
+	if fc.custom {
+		argsPath = "custom.input"
+	}
+	switch a := e.Get(argsPath); {
 	case a.Type == gjson.String:
 		frag = a.Raw[1 : len(a.Raw)-1]
 	case a.IsObject() || a.IsArray():
@@ -367,7 +382,11 @@ func (r *Resume) continueCall(fc *freshCall, e gjson.Result) ([]byte, error) {
 	}
 	out := []byte(`{"index":`)
 	out = strconv.AppendInt(out, int64(fc.out), 10)
-	out = append(out, `,"function":{"arguments":"`...)
+	if fc.custom {
+		out = append(out, `,"custom":{"input":"`...)
+	} else {
+		out = append(out, `,"function":{"arguments":"`...)
+	}
 	out = append(out, frag...)
 	return append(out, `"}}`...), nil
 }

@@ -412,3 +412,45 @@ func checkResume(t *testing.T, r *Resume, in, want []string, wantErrAt int) {
 		t.Errorf("still matching after the stream")
 	}
 }
+
+// TestCaptureContinueCustomCall: a stream cut after the bot received part
+// of a call to one of its custom tools is resumed as a function call is:
+// the fresh answer's repeat of the call is matched by its custom name, and
+// the rest of its input reaches the bot under the sent index, in "custom".
+// It gave up as diverged, ending the bot's stream with an error.
+func TestCaptureContinueCustomCall(t *testing.T) {
+	c := NewCapture(isPaymentName)
+	if _, err := c.Process([]byte(callChunk(`{"index":0,"id":"call_a","type":"custom","custom":{"name":"run_sql","input":"SELECT"}}`))); err != nil {
+		t.Fatal(err)
+	}
+	cut := c.EndRound()
+	c.StartRound(1, "chatcmpl-turn")
+	c.ContinueCalls(cut.Sent.Calls)
+	r := NewResume("", cut.Sent.Text, "", true).WithCalls(cut.Sent.Calls, isPaymentName)
+	var got []string
+	for _, ch := range []string{
+		callChunk(`{"index":0,"id":"call_b","type":"custom","custom":{"name":"run_sql","input":"SELECT 1"}}`),
+		rchunk(`{}`, "tool_calls"),
+	} {
+		data, err := r.Filter([]byte(ch))
+		if err != nil {
+			t.Fatalf("the fresh answer repeating the custom call: %v; want it resumed", err)
+		}
+		if data == nil {
+			continue
+		}
+		out, err := c.Process(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out != nil {
+			got = append(got, string(out))
+		}
+	}
+	want := strings.Replace(callChunk(`{"index":0,"custom":{"input":" 1"}}`), "chatcmpl-new", "chatcmpl-turn", 1)
+	if len(got) == 0 || got[0] != want {
+		t.Errorf("client got\n%s\nwant first\n%s", strings.Join(got, "\n"), want)
+	}
+	res := c.EndRound()
+	checkCalls(t, "client calls", res.ClientCalls, []ToolCall{{Index: 0, ID: "call_a", Name: "run_sql", Arguments: "SELECT 1", Custom: true}})
+}

@@ -460,6 +460,7 @@ type sentCall struct {
 	index    int
 	id, name string
 	args     []byte // raw JSON string fragments, escapes kept
+	custom   bool   // a custom tool's call: name and text in "custom"
 }
 
 // readSent reads the logged events back; the tool-call entries are added to
@@ -508,10 +509,17 @@ func readSent(log []byte, calls *[]sentCall) sentSoFar {
 			if c.id == "" {
 				c.id = e.Get("id").String()
 			}
-			if c.name == "" {
+			argsPath := "function.arguments"
+			if cu := e.Get("custom"); cu.Exists() {
+				// A custom tool's call: its name and text in "custom".
+				c.custom, argsPath = true, "custom.input"
+				if c.name == "" {
+					c.name = cu.Get("name").String()
+				}
+			} else if c.name == "" {
 				c.name = e.Get("function.name").String()
 			}
-			if a := e.Get("function.arguments"); a.Type == gjson.String {
+			if a := e.Get(argsPath); a.Type == gjson.String {
 				c.args = append(c.args, a.Raw[1:len(a.Raw)-1]...)
 			} else if a.IsObject() || a.IsArray() {
 				q, _ := json.Marshal(a.Raw)
@@ -548,7 +556,7 @@ func decodeFragments(raw []byte) string {
 func toolCalls(calls []sentCall) []interceptors.ToolCall {
 	out := make([]interceptors.ToolCall, 0, len(calls))
 	for _, c := range calls {
-		out = append(out, interceptors.ToolCall{Index: c.index, ID: c.id, Name: c.name, Arguments: decodeFragments(c.args)})
+		out = append(out, interceptors.ToolCall{Index: c.index, ID: c.id, Name: c.name, Arguments: decodeFragments(c.args), Custom: c.custom})
 	}
 	slices.SortFunc(out, func(a, b interceptors.ToolCall) int { return a.Index - b.Index })
 	return out

@@ -111,6 +111,14 @@ func TestReadSent(t *testing.T) {
 	if len(tcs) != 1 || tcs[0].Index != 1 || tcs[0].ID != "call_a" || tcs[0].Name != "f" || tcs[0].Arguments != `{"q":"😀"}` {
 		t.Errorf("got calls %+v; want one call 1 call_a f with the emoji whole", tcs)
 	}
+	// A call to one of the bot's custom tools: its name and text come in
+	// "custom", and it stays one.
+	var custom []sentCall
+	readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_c","type":"custom","custom":{"name":"run_sql","input":"SELECT"}}]}}]}`+"\x00"+
+		`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"custom":{"input":" 1"}}]}}]}`+"\x00"), &custom)
+	if tcs := toolCalls(custom); len(tcs) != 1 || tcs[0].Name != "run_sql" || tcs[0].Arguments != "SELECT 1" || !tcs[0].Custom {
+		t.Errorf("got calls %+v; want the custom call run_sql with SELECT 1", tcs)
+	}
 	got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"function":{"arguments":"{"}}]}}]}`), &calls)
 	if !got.unmatchable {
 		t.Errorf("a tool-call delta without an index was not reported unmatchable")
