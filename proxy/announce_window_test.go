@@ -3,9 +3,11 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,9 +43,15 @@ func (payableReconciler) PayableParams(_ context.Context, o *store.Order) (*wech
 // turn of user and counts the actions of type kind in its answer.
 func announceTurns(t *testing.T, st store.Store, user, kind string) func() int {
 	t.Helper()
+	return announceTurnsWith(t, st, payableReconciler{}, user, kind)
+}
+
+// announceTurnsWith is announceTurns with payment parameters from rc.
+func announceTurnsWith(t *testing.T, st store.Store, rc Reconciler, user, kind string) func() int {
+	t.Helper()
 	fp := newFakeProvider(t, jsonHandler(http.StatusOK,
 		`{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}]}`))
-	url := paymentProxy(t, fp.URL, nil, queryTools{}, st, payableReconciler{})
+	url := paymentProxy(t, fp.URL, nil, queryTools{}, st, rc)
 	return func() int {
 		resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hello"}]}`,
 			map[string]string{"X-WeChat-OpenID": user})
@@ -151,6 +159,49 @@ func TestPayableAnnouncedOnce(t *testing.T) {
 				if n := turn(); n != 0 {
 					t.Fatalf("day %d after the approval: order APPROVED-1 announced as payable again (%d); want once ever", day, n)
 				}
+			}
+		})
+	}
+}
+
+// flakyParams fails its first PayableParams, as WeChat Pay or the store
+// may once.
+type flakyParams struct {
+	payableReconciler
+	calls atomic.Int32
+}
+
+func (f *flakyParams) PayableParams(ctx context.Context, o *store.Order) (*wechatpay.RequestPayment, string, error) {
+	if f.calls.Add(1) == 1 {
+		return nil, "", errors.New("wechat pay: timeout")
+	}
+	return f.payableReconciler.PayableParams(ctx, o)
+}
+
+// TestPayableSurvivesAFailedParamsRead: an approved order's payment
+// parameters are announced by the next turn when a turn could not get them:
+// the order's one announcement was used up before they were read, and the
+// user never got them.
+func TestPayableSurvivesAFailedParamsRead(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			clock := storetest.NewClock()
+			st := testdrivers.Open(t, driver, clock.Now)
+			const user = "o-approved-flaky"
+			o := storetest.NewOrder("APPROVED-F", "shop-bot", user, clock.Now())
+			if err := st.CreateOrder(context.Background(), o); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(time.Minute)
+			turn := announceTurnsWith(t, st, &flakyParams{}, user, "order_created")
+			if n := turn(); n != 0 {
+				t.Fatalf("the turn whose parameters read failed: %d order_created; want 0", n)
+			}
+			if n := turn(); n != 1 {
+				t.Errorf("the next turn: %d order_created; want 1 (the failed read used nothing up)", n)
+			}
+			if n := turn(); n != 0 {
+				t.Errorf("a third turn: %d order_created; want 0 (announced once)", n)
 			}
 		})
 	}

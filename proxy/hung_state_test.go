@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/storetest"
 )
 
 // hungState is a store that takes every call and answers none, as the
@@ -194,3 +195,54 @@ func TestManyToolRoundsLeaveTheStateLoadItsTime(t *testing.T) {
 		t.Errorf("every read answered in 25ms, yet the payment state load failed: %v (%d exchange lookups before it)", e, st.gets.Load())
 	}
 }
+
+// paidThenHung answers the state load with a paid order the user has not
+// heard of, then hangs like hungState: a Redis that stops answering
+// between a turn's start and its end.
+type paidThenHung struct{ hungState }
+
+func (p *paidThenHung) LoadUserState(_ context.Context, client, user string) (*store.UserState, error) {
+	o := storetest.NewOrder("PAID-HUNG-1", client, user, time.Now().Add(-time.Minute))
+	o.Status, o.PaidAt = store.StatusPaid, time.Now().Add(-30*time.Second)
+	o.UpdatedAt = o.PaidAt
+	return &store.UserState{Client: client, User: user, Orders: []*store.Order{o}, Now: time.Now()}, nil
+}
+
+// TestHungStoreHoldsNoAnswer: every store call a turn makes before its
+// answer leaves has a deadline, also those after the state load: claiming
+// an announcement (payment_confirmed for an order paid since) and keeping
+// a mixed round's payment exchange. Without one, a Redis that stopped
+// answering mid-turn held the finished answer for the driver's timeouts
+// (10 s here).
+func TestHungStoreHoldsNoAnswer(t *testing.T) {
+	tests := []struct {
+		name  string
+		st    interface{ unboundedCalls() int32 }
+		up    string // the model's answer
+		body  string
+		wants string
+	}{
+		{"an announcement to claim", &paidThenHung{},
+			`{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}]}`,
+			`{"model":"gpt-test","messages":[{"role":"user","content":"hello"}]}`, "Hi."},
+		{"a mixed round's exchange to keep", &hungState{},
+			`{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[` +
+				`{"id":"call_q","type":"function","function":{"name":"query_order","arguments":"{}"}},{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`,
+			`{"model":"gpt-test",` + weatherTool + `"messages":[{"role":"user","content":"weather and my order?"}]}`, "get_weather"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, tc.up))
+			url := paymentProxy(t, fp.URL, nil, queryTools{}, tc.st.(StateStore), nil)
+			got := readAll(t, post(t, url, "/v1/chat/completions", tc.body, map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
+			if !strings.Contains(got, tc.wants) {
+				t.Errorf("the bot got %s; want the model's answer", got)
+			}
+			if n := tc.st.unboundedCalls(); n != 0 {
+				t.Errorf("%d store calls without a deadline; want none", n)
+			}
+		})
+	}
+}
+
+func (h *hungState) unboundedCalls() int32 { return h.unbounded.Load() }

@@ -233,16 +233,19 @@ func (s *Server) claim(ctx context.Context, pending []announcement, own []json.R
 		if p.kind == "payable:" && handsPayment(own, o.OrderNo) {
 			continue
 		}
-		if !s.firstTime(ctx, p.kind, o.OrderNo) {
-			continue
-		}
 		if p.kind == "announced:" {
+			if !s.firstTime(ctx, p.kind, o.OrderNo) {
+				continue
+			}
 			b, _ := json.Marshal(map[string]any{"type": "payment_confirmed", "order": payments.OrderView(o)})
 			out = append(out, b)
 			continue
 		}
+		// The payment parameters first, then the claim: claimed first, a
+		// failure to get them (WeChat Pay slow, the store) used the order's
+		// one announcement up, and the user never got them.
 		rp, codeURL, err := s.reconciler.PayableParams(ctx, o)
-		if err != nil || (rp == nil && codeURL == "") {
+		if err != nil || (rp == nil && codeURL == "") || !s.firstTime(ctx, p.kind, o.OrderNo) {
 			continue
 		}
 		a := map[string]any{"type": "order_created", "order": payments.OrderView(o)}

@@ -638,8 +638,13 @@ func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, pa
 	if err != nil {
 		return
 	}
+	// Before the answer leaves, as every store call of the turn: bounded,
+	// or a store that stopped answering holds the answer for its driver's
+	// timeouts. One deadline for all the bot's calls.
+	ctx, cancel := t.s.stateCtx(t.r.Context())
+	defer cancel()
 	for _, c := range client {
-		if err := t.s.state.PutExchange(t.r.Context(), exchangeKey(t.caller, c.ID), b, exchangeTTL); err != nil {
+		if err := t.s.state.PutExchange(ctx, exchangeKey(t.caller, c.ID), b, exchangeTTL); err != nil {
 			t.s.log.Warn("keeping a payment exchange failed", "request_id", reqInfo(t.r).id, "err", err)
 		}
 	}
@@ -684,7 +689,11 @@ func (t *turn) nextBody(msgs [][]byte) error {
 // carries no paygate object, as SDKs hand their callers only its "error".
 func (t *turn) claimAnnouncements() {
 	if len(t.pending) > 0 && t.r.Context().Err() == nil {
-		t.announced = t.s.claim(t.r.Context(), t.pending, t.actions)
+		// Bounded as the state load is: a store that stopped answering
+		// since holds no answer; what it did not claim, a later turn does.
+		ctx, cancel := t.s.stateCtx(t.r.Context())
+		t.announced = t.s.claim(ctx, t.pending, t.actions)
+		cancel()
 	}
 	t.pending = nil
 }
