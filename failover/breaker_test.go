@@ -518,7 +518,7 @@ func TestBothCoolingWaitedOutOnTheFirst(t *testing.T) {
 		if pr.name == "b" {
 			d = 3 * time.Second
 		}
-		pr.coolDown(clock.Now().Add(d), CauseRateLimited)
+		pr.coolDown(clock.Now().Add(d), coolReason{cause: CauseRateLimited})
 	}
 	resp, err := r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
 	if err != nil {

@@ -56,7 +56,7 @@ func TestNotFoundOnEveryTarget(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, map[string]func(*fconn, int){"a": tc.a, "b": tc.b}, []string{"a", "b"}, nil)
 			if tc.coolB {
-				providerOf(t, e.r, "b").coolDown(e.clock.Now().Add(time.Hour), CauseRateLimited)
+				providerOf(t, e.r, "b").coolDown(e.clock.Now().Add(time.Hour), coolReason{cause: CauseRateLimited})
 			}
 			req := &Request{Model: "gpt", Method: "GET", Path: tc.path}
 			if tc.path == "/chat/completions" {

@@ -321,8 +321,10 @@ func TestPolicyBeforeFirstByte(t *testing.T) {
 			after: func(t *testing.T, e *env) {
 				got := e.open(t.Context(), true)
 				var ue *UpstreamError
-				if !errors.As(got.openErr, &ue) || ue.Status != 503 || ue.Attempts != 0 || ue.RetryAfter != 20*time.Second {
-					t.Errorf("while both cool down: got %v; want 503 without attempts, RetryAfter 20s", got.openErr)
+				// Still the rate limit the round before answered with a
+				// 429: a 429 again, not a 503 (TestRateLimitStaysA429WhileCoolingDown).
+				if !errors.As(got.openErr, &ue) || ue.Status != 429 || ue.Code != CodeRateLimitExceeded || ue.Attempts != 0 || ue.RetryAfter != 20*time.Second {
+					t.Errorf("while both cool down: got %v; want 429 without attempts, RetryAfter 20s", got.openErr)
 				}
 			},
 		},

@@ -43,7 +43,7 @@ type provider struct {
 	// coolUntil is the Router-clock instant (unix ns) before which the
 	// provider is not tried; 0: never set.
 	coolUntil atomic.Int64
-	coolCause atomic.Pointer[string]
+	coolWhy   atomic.Pointer[coolReason]
 	// throttles counts consecutive rate limits without Retry-After, so the
 	// back-off grows while the provider keeps refusing.
 	throttles atomic.Int32
@@ -134,22 +134,29 @@ func escapePath(f string) string {
 	return b.String()
 }
 
+// coolReason is why a provider cools down: the cause, and for a rate
+// limit whether it was a 429 (an overload, 503 or 529, shares the cause).
+type coolReason struct {
+	cause   string
+	limited bool // a 429: the round that finds it cooling is a 429 too
+}
+
 // cooling reports until when the provider is in cool-down, and why.
-func (p *provider) cooling(now time.Time) (time.Time, string, bool) {
+func (p *provider) cooling(now time.Time) (time.Time, coolReason, bool) {
 	u := p.coolUntil.Load()
 	if u == 0 || now.UnixNano() >= u {
-		return time.Time{}, "", false
+		return time.Time{}, coolReason{}, false
 	}
-	cause := CauseUnavailable
-	if c := p.coolCause.Load(); c != nil {
-		cause = *c
+	why := coolReason{cause: CauseUnavailable}
+	if c := p.coolWhy.Load(); c != nil {
+		why = *c
 	}
-	return time.Unix(0, u), cause, true
+	return time.Unix(0, u), why, true
 }
 
 // coolDown keeps the provider out of rounds until until; a longer cool-down
 // already in place wins.
-func (p *provider) coolDown(until time.Time, cause string) {
+func (p *provider) coolDown(until time.Time, why coolReason) {
 	n := until.UnixNano()
 	for {
 		old := p.coolUntil.Load()
@@ -157,7 +164,7 @@ func (p *provider) coolDown(until time.Time, cause string) {
 			return
 		}
 		if p.coolUntil.CompareAndSwap(old, n) {
-			p.coolCause.Store(&cause)
+			p.coolWhy.Store(&why)
 			return
 		}
 	}

@@ -318,7 +318,7 @@ func (a *Response) finish(err error) error {
 			// away meanwhile, as before the first byte (round.decide);
 			// only an overload (503, 529) counts against the breaker.
 			breaker = rateLimitOutcome(0, se.Status)
-			w := a.r.backOff(a.t.p, a.r.opts.Now())
+			w := a.r.backOff(a.t.p, a.r.opts.Now(), se.Status == http.StatusTooManyRequests)
 			a.r.log.Warn("upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause,
 				"backoff", w, "err", se.Err)
 		case se.Cause != CauseCanceled:

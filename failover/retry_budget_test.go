@@ -54,7 +54,7 @@ func TestRetriesLeaveRoomForUntriedTargets(t *testing.T) {
 			name: "a target cooling down is not counted: the retry is kept",
 			a:    failTimes(1, "a", statusFn(502, "")), maxAttempts: 3,
 			setup: func(t *testing.T, e *env) {
-				providerOf(t, e.r, "b").coolDown(e.clock.Now().Add(time.Hour), CauseRateLimited)
+				providerOf(t, e.r, "b").coolDown(e.clock.Now().Add(time.Hour), coolReason{cause: CauseRateLimited})
 			},
 			wantFrom: "a", wantHits: [3]int{2, 0, 0}, wantSleeps: []time.Duration{serverErrorPause},
 		},

@@ -51,6 +51,7 @@ type skip struct {
 	until    time.Time // zero: breaker, end unknown
 	cause    string
 	failover string // its cause on the failover metric (countSkips)
+	limited  bool   // cooling down after a 429 (allRateLimited)
 	next     bool   // a later target followed it in the round's order
 }
 
@@ -150,8 +151,8 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			return nil, true
 		}
 		if retries == 0 && !waited {
-			if until, cause, cooling := p.cooling(now); cooling {
-				rd.skipped = append(rd.skipped, skip{t: t, until: until, cause: cause, failover: failoverCooling, next: len(rest) > 0})
+			if until, why, cooling := p.cooling(now); cooling {
+				rd.skipped = append(rd.skipped, skip{t: t, until: until, cause: why.cause, limited: why.limited, failover: failoverCooling, next: len(rest) > 0})
 				return nil, false
 			}
 		}
@@ -391,13 +392,13 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 			// they have) rather than each sending at its own pace. This
 			// round's own retry after the wait is not skipped for it:
 			// the cool-down check is only for a target's first attempt.
-			p.coolDown(now.Add(f.retryAfter), CauseRateLimited)
+			p.coolDown(now.Add(f.retryAfter), coolReason{CauseRateLimited, f.status == http.StatusTooManyRequests})
 			if f.retryAfter <= r.fo.RetryAfterMaxWait.D() && raWaits < maxRetryAfterWaits && fits(f.retryAfter) {
 				return decision{next: stepRetry, wait: f.retryAfter, retryAfter: true, breaker: brk}
 			}
 			return decision{next: stepNext, breaker: brk}
 		}
-		w := r.backOff(p, now)
+		w := r.backOff(p, now, f.status == http.StatusTooManyRequests)
 		if retries == 0 && fits(w) {
 			return decision{next: stepRetry, wait: w, breaker: brk}
 		}
@@ -408,7 +409,7 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 		return decision{next: stepNext, breaker: errNeutral}
 
 	case CauseMisconfigured:
-		p.coolDown(now.Add(r.opts.MisconfiguredCooldown), CauseMisconfigured)
+		p.coolDown(now.Add(r.opts.MisconfiguredCooldown), coolReason{cause: CauseMisconfigured})
 		if f.redirect {
 			// Asked again, it redirects again until an operator fixes
 			// the base_url. The client's error says where it pointed.
@@ -463,19 +464,19 @@ func rateLimitOutcome(httpStatus, status int) error {
 // throttleBase doubled per consecutive one up to
 // failover.retry_after_max_wait, jittered, so other rounds leave the
 // provider alone meanwhile. It returns the back-off.
-func (r *Router) backOff(p *provider, now time.Time) time.Duration {
+func (r *Router) backOff(p *provider, now time.Time, limited bool) time.Duration {
 	n := p.throttles.Add(1)
 	backoff := throttleBase << min(n-1, 10)
 	backoff = min(backoff, r.fo.RetryAfterMaxWait.D())
 	w := r.opts.Jitter(backoff)
-	p.coolDown(now.Add(w), CauseRateLimited)
+	p.coolDown(now.Add(w), coolReason{CauseRateLimited, limited})
 	return w
 }
 
 // outOfQuota puts p out of service for Options.QuotaCooldown (or until an
 // operator resets it): its account is out of money.
 func (r *Router) outOfQuota(p *provider, now time.Time, msg string) {
-	p.coolDown(now.Add(r.opts.QuotaCooldown), CauseInsufficientQuota)
+	p.coolDown(now.Add(r.opts.QuotaCooldown), coolReason{cause: CauseInsufficientQuota})
 	r.log.Error("upstream out of quota: provider out of service until reset or cool-down end",
 		"provider", p.name, "cooldown", r.opts.QuotaCooldown, "message", msg)
 }
@@ -590,6 +591,11 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 		return ue
 	case last == nil:
 		ue.Status, ue.Code = http.StatusServiceUnavailable, CauseUnavailable
+		if allCoolingFromRateLimits(rd) {
+			// The same rate limit the round before answered as a 429:
+			// still one, while the provider cools down for it.
+			ue.Status, ue.Code = http.StatusTooManyRequests, CodeRateLimitExceeded
+		}
 		ue.RetryAfter = r.clientRetryAfter(rd)
 	default:
 		ue.Code = last.cause
@@ -631,6 +637,20 @@ func allRateLimited(rd *round) bool {
 	}
 	for _, f := range rd.fails {
 		if f.cause != CauseRateLimited || f.status != http.StatusTooManyRequests {
+			return false
+		}
+	}
+	return true
+}
+
+// allCoolingFromRateLimits reports a round that asked no one because every
+// target was cooling down after a 429.
+func allCoolingFromRateLimits(rd *round) bool {
+	if len(rd.skipped) == 0 {
+		return false
+	}
+	for _, s := range rd.skipped {
+		if !s.limited {
 			return false
 		}
 	}

@@ -375,8 +375,8 @@ func (r *Router) Status() []ProviderStatus {
 	out := make([]ProviderStatus, 0, len(r.providers))
 	for _, p := range r.providers {
 		st := ProviderStatus{Name: p.name, Breaker: p.breaker.State().String()}
-		if until, cause, ok := p.cooling(now); ok {
-			st.CoolingUntil, st.CoolingCause = until, cause
+		if until, why, ok := p.cooling(now); ok {
+			st.CoolingUntil, st.CoolingCause = until, why.cause
 		}
 		out = append(out, st)
 	}

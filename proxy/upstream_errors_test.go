@@ -325,3 +325,40 @@ func TestForwardedPathRedirectCoolsNothing(t *testing.T) {
 		t.Errorf("another bot's chat after it: %d %s; want 200 from the provider, not in cool-down", resp.StatusCode, body)
 	}
 }
+
+// TestRateLimitStaysA429WhileCoolingDown: a provider's 429 with a long
+// Retry-After reaches the bot as 429 rate_limit_exceeded, and so does the
+// next request, which finds the provider cooling down for it and asks no
+// one: the same rate limit was a 429 first and a 503 upstream_unavailable
+// after, which the SDKs type as two different errors (RateLimitError,
+// then InternalServerError). A cool-down for an overload stays a 503.
+func TestRateLimitStaysA429WhileCoolingDown(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   int
+	}{
+		{"rate limited", 429, `{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`, 429},
+		{"overloaded", 503, `{"error":{"message":"overloaded","type":"server_error"}}`, 503},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Retry-After", "600")
+				jsonHandler(tc.status, tc.body)(w, r)
+			})
+			url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+			for i := range 2 {
+				resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
+				b := readAll(t, resp.Body)
+				if resp.StatusCode != tc.want {
+					t.Errorf("request %d: %d %s; want %d", i+1, resp.StatusCode, b, tc.want)
+				}
+			}
+			if n := len(fp.requests()); n != 1 {
+				t.Errorf("the provider was asked %d times; want once (then cooling down)", n)
+			}
+		})
+	}
+}
