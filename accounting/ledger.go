@@ -381,18 +381,14 @@ func (w *batchWriter) add(key string, delta int64) {
 
 // writeAdds keeps the gathered costs in one store write and empties w.
 func (l *Ledger) writeAdds(w *batchWriter) {
-	switch len(w.adds) {
-	case 0:
+	if len(w.adds) == 0 {
 		return
-	case 1:
-		l.apply(sessionOp{key: w.adds[0].Key, add: Pico(w.adds[0].Delta)})
-	default:
-		ctx, cancel := context.WithTimeout(context.Background(), sessionOpTimeout)
-		if err := l.store.AddTallies(ctx, w.adds, sessionTTL); err != nil {
-			l.log.Warn("accounting: keeping the conversations' costs", "conversations", len(w.adds), "err", err)
-		}
-		cancel()
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), sessionOpTimeout)
+	if err := l.store.AddTallies(ctx, w.adds, sessionTTL); err != nil {
+		l.log.Warn("accounting: keeping the conversations' costs", "conversations", len(w.adds), "err", err)
+	}
+	cancel()
 	w.adds = w.adds[:0]
 	clear(w.at)
 }

@@ -354,23 +354,7 @@ func TestCaptureContinueCalls(t *testing.T) {
 		callChunk(`{"index":1,"id":"call_c","type":"function","function":{"name":"get_time","arguments":"{}"}}`),
 		rchunk(`{}`, "tool_calls"),
 	}
-	var got []string
-	for _, ch := range fresh {
-		data, err := r.Filter([]byte(ch))
-		if err != nil {
-			t.Fatalf("filter: %v", err)
-		}
-		if data == nil {
-			continue
-		}
-		out, err := c.Process(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if out != nil {
-			got = append(got, string(out))
-		}
-	}
+	got := resumeThrough(t, r, c, fresh)
 	want := []string{
 		strings.Replace(callChunk(`{"index":0,"function":{"arguments":"\"Paris\"}"}}`), "chatcmpl-new", "chatcmpl-turn", 1),
 		strings.Replace(callChunk(`{"index":1,"id":"call_c","type":"function","function":{"name":"get_time","arguments":"{}"}}`), "chatcmpl-new", "chatcmpl-turn", 1),
@@ -384,6 +368,31 @@ func TestCaptureContinueCalls(t *testing.T) {
 		{Index: 1, ID: "call_c", Name: "get_time", Arguments: "{}"},
 	}
 	checkCalls(t, "client calls", res.ClientCalls, wantCalls)
+}
+
+// resumeThrough feeds a recovery attempt's chunks through r and then c, as
+// a turn does, and returns what reaches the client; a chunk r finds
+// diverging fails the test.
+func resumeThrough(t *testing.T, r *Resume, c *Capture, chunks []string) []string {
+	t.Helper()
+	var got []string
+	for _, ch := range chunks {
+		data, err := r.Filter([]byte(ch))
+		if err != nil {
+			t.Fatalf("filter %s: %v; want it resumed", ch, err)
+		}
+		if data == nil {
+			continue
+		}
+		out, err := c.Process(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out != nil {
+			got = append(got, string(out))
+		}
+	}
+	return got
 }
 
 // checkResume feeds the chunks in through r: each output must be the
@@ -427,26 +436,10 @@ func TestCaptureContinueCustomCall(t *testing.T) {
 	c.StartRound(1, "chatcmpl-turn")
 	c.ContinueCalls(cut.Sent.Calls)
 	r := NewResume("", cut.Sent.Text, "", true).WithCalls(cut.Sent.Calls, isPaymentName)
-	var got []string
-	for _, ch := range []string{
+	got := resumeThrough(t, r, c, []string{
 		callChunk(`{"index":0,"id":"call_b","type":"custom","custom":{"name":"run_sql","input":"SELECT 1"}}`),
 		rchunk(`{}`, "tool_calls"),
-	} {
-		data, err := r.Filter([]byte(ch))
-		if err != nil {
-			t.Fatalf("the fresh answer repeating the custom call: %v; want it resumed", err)
-		}
-		if data == nil {
-			continue
-		}
-		out, err := c.Process(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if out != nil {
-			got = append(got, string(out))
-		}
-	}
+	})
 	want := strings.Replace(callChunk(`{"index":0,"custom":{"input":" 1"}}`), "chatcmpl-new", "chatcmpl-turn", 1)
 	if len(got) == 0 || got[0] != want {
 		t.Errorf("client got\n%s\nwant first\n%s", strings.Join(got, "\n"), want)

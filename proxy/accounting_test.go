@@ -22,6 +22,16 @@ import (
 	"github.com/paygate/paygate/store"
 )
 
+// pricedConfig is testConfig with the upstream model priced at 2.50 input
+// and 10.00 output per million tokens.
+func pricedConfig(t *testing.T, base string) *config.Config {
+	t.Helper()
+	return testConfig(t, base, func(c *config.Config) {
+		c.Providers[0].Prices = map[string]config.Price{"vendor/upstream-model": {
+			Input: config.Decimal{Micros: 2_500_000}, Output: config.Decimal{Micros: 10_000_000}}}
+	})
+}
+
 // TestAnswerBeforeAccounting: a priced non-stream turn's answer reaches the
 // client while the turn's cost is still being written to the store (with
 // the embedded store that write is an fsync), not after it.
@@ -29,10 +39,7 @@ func TestAnswerBeforeAccounting(t *testing.T) {
 	fp := newFakeProvider(t, jsonHandler(http.StatusOK, `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model",`+
 		`"choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],`+
 		`"usage":{"prompt_tokens":1000,"completion_tokens":200,"total_tokens":1200}}`))
-	cfg := testConfig(t, fp.URL, func(c *config.Config) {
-		c.Providers[0].Prices = map[string]config.Price{"vendor/upstream-model": {
-			Input: config.Decimal{Micros: 2_500_000}, Output: config.Decimal{Micros: 10_000_000}}}
-	})
+	cfg := pricedConfig(t, fp.URL)
 	sessions := &blockedSessions{entered: make(chan struct{}, 1), release: make(chan struct{})}
 	s, ledger, _ := ledgerProxy(t, cfg, sessions, noTools{})
 	srv := h1test.NewServer(s.Handler())
@@ -77,10 +84,7 @@ func TestStreamAnswerEndsWhileTheLedgerQueueIsFull(t *testing.T) {
 				`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n",
 				`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[],"usage":{"prompt_tokens":1000,"completion_tokens":200,"total_tokens":1200}}`+"\n\n",
 				"data: [DONE]\n\n"))
-			cfg := testConfig(t, fp.URL, func(c *config.Config) {
-				c.Providers[0].Prices = map[string]config.Price{"vendor/upstream-model": {
-					Input: config.Decimal{Micros: 2_500_000}, Output: config.Decimal{Micros: 10_000_000}}}
-			})
+			cfg := pricedConfig(t, fp.URL)
 			sessions := &blockedSessions{entered: make(chan struct{}, 1), release: make(chan struct{})}
 			s, ledger, reg := ledgerProxy(t, cfg, sessions, noTools{})
 			srv := h1test.NewServer(s.Handler())
@@ -342,12 +346,7 @@ func waitedServer(t *testing.T, h http.Handler) (*h1test.Server, *sync.WaitGroup
 func TestStoredObjectNotBilledAgain(t *testing.T) {
 	const obj = `{"id":"resp_1","object":"response","status":"completed","model":"vendor/upstream-model","output":[],"error":null,"usage":{"input_tokens":1000,"output_tokens":500,"total_tokens":1500}}`
 	fp := newFakeProvider(t, jsonHandler(200, obj))
-	cfg := testConfig(t, fp.URL, func(c *config.Config) {
-		c.Providers[0].Prices = map[string]config.Price{
-			"vendor/upstream-model": {Input: config.Decimal{Micros: 2_500_000}, Output: config.Decimal{Micros: 10_000_000}},
-		}
-	})
-	s, ledger, reg := ledgerProxy(t, cfg, nil, nil)
+	s, ledger, reg := ledgerProxy(t, pricedConfig(t, fp.URL), nil, nil)
 	t.Cleanup(ledger.Close)
 	srv, handled := waitedServer(t, s.Handler())
 	for _, c := range []struct{ method, path, body string }{

@@ -101,17 +101,7 @@ func (h *heldTallies) IncrCounter(context.Context, string, time.Duration) (int64
 // counted once the store answers.
 func TestNotifyDoesNotWaitForAccounting(t *testing.T) {
 	up := newScriptedProvider(t, moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` }))
-	src := `
-clients: [{name: bot, key: ` + e2eClientKey + `}]
-store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
-providers:
-  - {name: fake, base_url: "` + up.URL + `/v1", api_key: sk-upstream-secret, prices: {"openai/gpt-4o": {input: "2.50", output: "10.00"}}}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-payments:
-  catalog:
-    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
-`
+	src := pricedAppConfig(t, up.URL)
 	srv := h1test.NewUnstartedServer()
 	cfg, err := config.Parse([]byte(src), "test.yaml", func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -188,17 +178,7 @@ func TestConversationCostIsPerUser(t *testing.T) {
 				}
 				return scriptRound{whole: `{"id":"chatcmpl-A","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Noted."},"finish_reason":"stop"}],"usage":{"prompt_tokens":1000,"completion_tokens":0,"total_tokens":1000}}`}
 			})
-			src := `
-clients: [{name: bot, key: ` + e2eClientKey + `}]
-store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
-providers:
-  - {name: fake, base_url: "` + up.URL + `/v1", api_key: sk-upstream-secret, prices: {"openai/gpt-4o": {input: "2.50", output: "10.00"}}}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-payments:
-  catalog:
-    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
-`
+			src := pricedAppConfig(t, up.URL)
 			url, a := serveConfig(t, src, io.Discard)
 			userChat(t, url, tc.chatter, tc.chatterSession, "hello")
 			ans := userChat(t, url, tc.buyer, tc.buyerSession, "I want premium")
@@ -228,4 +208,22 @@ func userChat(t *testing.T, url, user, session, content string) gjson.Result {
 	t.Helper()
 	body := `{"model":"gpt-4o","messages":[{"role":"user","content":` + strconv.Quote(content) + `}]}`
 	return gjson.ParseBytes(userSessionChat(t, url, user, session, body))
+}
+
+// pricedAppConfig is a one-client config on an embedded store of the
+// test's own, with provider's gpt-4o priced at 2.50 input and 10.00 output
+// per million tokens and premium-monthly in the catalog.
+func pricedAppConfig(t *testing.T, providerURL string) string {
+	t.Helper()
+	return `
+clients: [{name: bot, key: ` + e2eClientKey + `}]
+store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
+providers:
+  - {name: fake, base_url: "` + providerURL + `/v1", api_key: sk-upstream-secret, prices: {"openai/gpt-4o": {input: "2.50", output: "10.00"}}}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+payments:
+  catalog:
+    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
+`
 }
