@@ -867,17 +867,16 @@ func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*sto
 		}
 		if before {
 			fate = fateEnded // nothing will be sent under this reservation
-		}
-	}
-	if p != nil && fate == fateTaken {
-		// The tap that took it may be between its two writes (it goes on
-		// under a reservation whose UpdatedAt says nothing of when it came,
-		// so refundQueryAfter does not cover it): the order is given
-		// takenGrace from the sweep that first saw it so, past any
-		// confirmation's refundCallTimeout, before a person is asked.
-		waited, err := s.waitedFor(ctx, o)
-		if err != nil || !waited {
-			return o, err
+		} else {
+			// The tap that took it may be between its two writes (it goes
+			// on under a reservation whose UpdatedAt says nothing of when
+			// it came, so refundQueryAfter does not cover it): the order
+			// is given takenGrace from the sweep that first saw it so,
+			// past any confirmation's refundCallTimeout, before a person
+			// is asked.
+			if waited, err := s.waitedFor(ctx, o); err != nil || !waited {
+				return o, err
+			}
 		}
 	}
 	if p == nil || fate == fateTaken {
