@@ -84,16 +84,16 @@ func (s *Service) CheckCall(ctx context.Context, client, user string) error {
 	return nil
 }
 
-// countOrder counts a new order of the caller against MaxOrdersPerUserPerDay.
-// It runs only when an order is about to be recorded, so repeats of a live
-// purchase (which return its order) never count.
-func (s *Service) countOrder(ctx context.Context, client, user string) error {
+// countOrder counts a new order of the caller, to be created at at, against
+// MaxOrdersPerUserPerDay. It runs only when an order is about to be recorded,
+// so repeats of a live purchase (which return its order) never count. The
+// day is at's, the order's CreatedAt, so giveBackOrder finds the counter.
+func (s *Service) countOrder(ctx context.Context, client, user string, at time.Time) error {
 	limit := s.opts.Rules.MaxOrdersPerUserPerDay
 	if limit <= 0 {
 		return nil
 	}
-	day := s.now().In(chinaTime).Format("2006-01-02")
-	n, err := s.store.IncrCounter(ctx, "orders:"+day+":"+scopeKey(client, user), dailyCounterTTL)
+	n, err := s.store.IncrCounter(ctx, dayCounter(client, user, at), dailyCounterTTL)
 	if err != nil {
 		return fmt.Errorf("count orders: %w", err)
 	}
@@ -104,29 +104,71 @@ func (s *Service) countOrder(ctx context.Context, client, user string) error {
 	return nil
 }
 
+// dayCounter is the key of client's user's order count on at's day in China
+// Standard Time.
+func dayCounter(client, user string, at time.Time) string {
+	return "orders:" + at.In(chinaTime).Format("2006-01-02") + ":" + scopeKey(client, user)
+}
+
+// dayCount is one count of the daily order limit: its day's counter and the
+// token that gives it back at most once.
+type dayCount struct{ key, token string }
+
+// giveBack returns a count of the daily limit whose order WeChat Pay never
+// opened (it refused the prepay, or the order was paid before its
+// replacement was made), so a merchant's misconfiguration does not lock the
+// user out for the rest of the day. The token makes a second give-back of the
+// same count (another caller, a re-sent call) take nothing. Best effort:
+// the count stays taken if the store fails, as before.
+func (s *Service) giveBack(ctx context.Context, c dayCount) {
+	if c.key == "" || s.opts.Rules.MaxOrdersPerUserPerDay <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.store.DecrCounter(ctx, c.key, c.token); err != nil {
+		s.log.WarnContext(ctx, "daily order count not given back", "err", err)
+	}
+}
+
+// giveBackOrder gives back the count of o, an order WeChat Pay refused or
+// that was closed before its prepay. A fresh order was counted on its
+// CreatedAt's day; a switch's replacement on the day of the switch, a moment
+// earlier (the rare switch across midnight gives back to the next day).
+func (s *Service) giveBackOrder(ctx context.Context, o *store.Order) {
+	s.giveBack(ctx, dayCount{key: dayCounter(o.Client, o.User, o.CreatedAt), token: "order:" + o.OrderNo})
+}
+
 // countReplacement counts, against MaxOrdersPerUserPerDay, the order that
 // replaces open for a switch of pay method, once per open order: a switch
 // whose close failed at WeChat Pay leaves open as it was, and its retry
 // replaces the same order, which must not cost the user a second of the
-// day's orders. The mark lives as long as the day's counter.
-func (s *Service) countReplacement(ctx context.Context, req CreateRequest, open *store.Order) error {
+// day's orders. The mark lives as long as the day's counter and holds the
+// counter's key, so a switch that finds open paid gives the count back.
+func (s *Service) countReplacement(ctx context.Context, req CreateRequest, open *store.Order) (dayCount, error) {
 	if s.opts.Rules.MaxOrdersPerUserPerDay <= 0 {
-		return nil
+		return dayCount{}, nil
 	}
 	mark := "switch-counted:" + open.OrderNo
-	switch _, err := s.store.GetExchange(ctx, mark); {
+	c := dayCount{token: "switch:" + open.OrderNo}
+	switch v, err := s.store.GetExchange(ctx, mark); {
 	case err == nil:
-		return nil
+		if k := string(v); strings.HasPrefix(k, "orders:") {
+			c.key = k // a mark of before keys were kept ("1") gives nothing back
+		}
+		return c, nil
 	case !errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("count orders: %w", err)
+		return dayCount{}, fmt.Errorf("count orders: %w", err)
 	}
-	if err := s.countOrder(ctx, req.Client, req.User); err != nil {
-		return err
+	now := s.now()
+	if err := s.countOrder(ctx, req.Client, req.User, now); err != nil {
+		return dayCount{}, err
 	}
-	if err := s.store.PutExchange(ctx, mark, []byte{'1'}, dailyCounterTTL); err != nil {
-		return fmt.Errorf("count orders: %w", err)
+	c.key = dayCounter(req.Client, req.User, now)
+	if err := s.store.PutExchange(ctx, mark, []byte(c.key), dailyCounterTTL); err != nil {
+		return dayCount{}, fmt.Errorf("count orders: %w", err)
 	}
-	return nil
+	return c, nil
 }
 
 // releasedPrefix marks a claim let go by releaseClaim; it is not a valid

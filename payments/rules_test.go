@@ -3,6 +3,7 @@ package payments_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -242,6 +243,80 @@ func TestPayMethodSwitchAtTheDailyLimit(t *testing.T) {
 			t.Errorf("WeChat Pay orders after 10 switches under a daily limit of 3: %d; want 3", n)
 		}
 	})
+}
+
+// TestDailyLimitCountsOnlyOrdersMade: the daily order limit counts an order
+// before WeChat Pay is asked, and gives the count back when no order came of
+// it: a prepay WeChat Pay refused (a merchant's misconfiguration, here an app
+// ID the merchant account is not bound to), at once or after a manager's
+// approval, or a switch of pay method whose open order turned out paid.
+// Counted, the user was locked out for the rest of the day by orders that
+// never existed.
+func TestDailyLimitCountsOnlyOrdersMade(t *testing.T) {
+	const bound = "wx-bound-app-only"
+	ctx := context.Background()
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			t.Run("a refused prepay", func(t *testing.T) {
+				e := newEnv(t, envOptions{driver: driver, sim: wxsim.Options{AppIDs: []string{bound}}, service: func(o *payments.Options) {
+					o.Rules.MaxOrdersPerUserPerDay = 1
+				}})
+				req := payments.CreateRequest{Client: "shop-bot", User: "oUser-refused-limit", SKU: "premium-monthly"}
+				if _, err := e.svc.CreateOrder(ctx, req); !errors.Is(err, payments.ErrPrepayRejected) {
+					t.Fatalf("first order: %v; want ErrPrepayRejected", err)
+				}
+				req.AppID = bound // the merchant fixed the binding
+				res, err := e.svc.CreateOrder(ctx, req)
+				if err != nil {
+					t.Fatalf("the order once WeChat Pay accepts it: %v; want it made (the refused one was never an order)", err)
+				}
+				if res.Order.Status != store.StatusAwaitingPayment {
+					t.Errorf("status %s; want awaiting_payment", res.Order.Status)
+				}
+				if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: req.User, SKU: "premium-monthly", Quantity: 2, AppID: bound}); !errors.Is(err, payments.ErrDailyLimit) {
+					t.Errorf("a second order made: %v; want ErrDailyLimit (the limit still counts real orders)", err)
+				}
+			})
+			t.Run("a refused prepay after approval", func(t *testing.T) {
+				e := newEnv(t, envOptions{driver: driver, sim: wxsim.Options{AppIDs: []string{bound}}, service: func(o *payments.Options) {
+					o.Rules.MaxOrdersPerUserPerDay = 1
+					o.Rules.ApprovalAboveFen = payments.FenPtr(50000)
+				}})
+				req := payments.CreateRequest{Client: "shop-bot", User: "oUser-approved-refused", SKU: "premium-monthly", Quantity: 12}
+				held, err := e.svc.CreateOrder(ctx, req)
+				if err != nil || held.Order.Status != store.StatusApprovalRequired {
+					t.Fatalf("held order: %+v, %v", held, err)
+				}
+				if _, err := e.svc.Approve(ctx, held.Order.OrderNo); !errors.Is(err, payments.ErrPrepayRejected) {
+					t.Fatalf("approval: %v; want ErrPrepayRejected", err)
+				}
+				if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: req.User, SKU: "premium-monthly", AppID: bound}); err != nil {
+					t.Errorf("an order after the refused one: %v; want it made", err)
+				}
+			})
+			t.Run("a switch that found the order paid", func(t *testing.T) {
+				e := newEnv(t, envOptions{driver: driver, notifyTo: "sink", service: func(o *payments.Options) {
+					o.Rules.MaxOrdersPerUserPerDay = 2
+				}})
+				jsapi := payments.CreateRequest{Client: "shop-bot", User: "oUser-switch-paid-limit", SKU: "premium-monthly"}
+				a, err := e.svc.CreateOrder(ctx, jsapi)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := e.sim.Pay(ctx, a.Order.OrderNo); err != nil {
+					t.Fatal(err)
+				}
+				native := jsapi
+				native.PayMethod = "native"
+				if b, err := e.svc.CreateOrder(ctx, native); err != nil || b.Order.Status != store.StatusPaid {
+					t.Fatalf("the switch: %+v, %v; want the paid order", b, err)
+				}
+				if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: jsapi.User, SKU: "premium-monthly", Quantity: 2}); err != nil {
+					t.Errorf("a second purchase: %v; want it made (one order today, the replacement never made)", err)
+				}
+			})
+		})
+	}
 }
 
 func TestMaxPaymentCallsPerMinute(t *testing.T) {

@@ -441,11 +441,18 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				// (closing first left them none, and a manager's approval
 				// went with it); not counted, switching back and forth
 				// opened any number of orders.
-				if err := s.countReplacement(ctx, req, o); err != nil {
+				counted, err := s.countReplacement(ctx, req, o)
+				if err != nil {
 					return nil, err // the open order stays as it is
 				}
-				if _, err := s.closeAt(ctx, o, store.StatusClosed, "switch_method"); err != nil {
+				closed, err := s.closeAt(ctx, o, store.StatusClosed, "switch_method")
+				if err != nil {
 					return &CreateResult{Order: o, Existing: true}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
+				}
+				if closed.Status != store.StatusClosed && closed.Status != store.StatusExpired {
+					// Paid meanwhile: no replacement will be made, so its
+					// count goes back (the next round answers the payment).
+					s.giveBack(ctx, counted)
 				}
 				// Payable above the approval threshold: a manager approved
 				// it, and approved this purchase at that amount. The next
@@ -613,13 +620,13 @@ func samePurchase(o *store.Order, req CreateRequest) bool {
 // replacing: it replaces that closed order, and the switch counted it
 // against the daily limit already.
 func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item, amount int64, key string, claim store.Claim, approved, replacing bool) (*CreateResult, *store.Claim, error) {
+	now := s.now()
 	if !replacing {
-		if err := s.countOrder(ctx, req.Client, req.User); err != nil {
+		if err := s.countOrder(ctx, req.Client, req.User, now); err != nil {
 			s.releaseClaim(ctx, key, claim)
 			return nil, nil, err
 		}
 	}
-	now := s.now()
 	o := claimedOrder(req, item, amount, key, claim, store.StatusCreating, now)
 	o.ExpiresAt = now.Add(s.opts.OrderTTL).Truncate(time.Second)
 	approval := s.opts.Rules.needsApproval(amount) && !approved
@@ -632,6 +639,11 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 	if err := s.store.CreateOrder(ctx, o, s.events(created)...); errors.Is(err, store.ErrExists) {
 		// Another caller gave up waiting for this record and recorded the
 		// number as abandoned (abandon): follow the claim it moves on to.
+		// This order is never made; a replacement's count stays for the
+		// next one this call makes.
+		if !replacing {
+			s.giveBackOrder(ctx, o)
+		}
 		cur, _, err := s.store.ClaimPurchase(ctx, key, o.OrderNo, s.opts.DedupeWindow)
 		if err != nil {
 			return nil, nil, fmt.Errorf("re-check claim: %w", err)
@@ -660,6 +672,9 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 			}
 			return c, nil
 		})
+		if !replacing {
+			s.giveBackOrder(ctx, o) // closed before its prepay
+		}
 		return nil, &cur, nil
 	}
 	if approval {
@@ -756,6 +771,7 @@ func (s *Service) prepay(ctx context.Context, o *store.Order, cause string) (*Cr
 	case errors.Is(err, wechatpay.ErrOrderClosed), errors.Is(err, wechatpay.ErrRejected),
 		errors.Is(err, wechatpay.ErrNumberUsed), errors.Is(err, wechatpay.ErrInvalidNumber):
 		s.log.ErrorContext(ctx, "prepay refused; order closed", "order_no", o.OrderNo, "err", err)
+		s.giveBackOrder(cctx, o) // no order at WeChat Pay: not one of the user's orders today
 		got, _, uerr := s.update(cctx, o.OrderNo, cause, "", func(c *store.Order) (*store.Order, error) {
 			if c.Status != store.StatusCreating {
 				return nil, nil

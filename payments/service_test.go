@@ -267,6 +267,7 @@ func TestCreateOrderStalledClaimerTakenOver(t *testing.T) {
 				h = &stallStore{fullStore: o.Store.(fullStore), aClaimed: make(chan struct{}),
 					bTakesOver: make(chan struct{}), aRechecked: make(chan struct{})}
 				o.Store = h
+				o.Rules.MaxOrdersPerUserPerDay = 2
 			}})
 			h.clock = e.clock
 			req := payments.CreateRequest{Client: "shop-bot", User: "oUser-stall", SKU: "premium-monthly"}
@@ -297,6 +298,11 @@ func TestCreateOrderStalledClaimerTakenOver(t *testing.T) {
 			}
 			if got := e.sim.OrderCount(); got != 1 {
 				t.Errorf("orders at the simulator: got %d; want 1", got)
+			}
+			// One order was made, so one of the day's two is left: the
+			// stalled claimer's count went back with its number.
+			if _, err := e.svc.CreateOrder(context.Background(), payments.CreateRequest{Client: "shop-bot", User: req.User, SKU: "premium-monthly", Quantity: 2}); err != nil {
+				t.Errorf("the user's second order of the day: %v; want it made", err)
 			}
 		})
 	}

@@ -404,6 +404,13 @@ type Counters interface {
 	// IncrCounter adds one to key and returns the new value. The first increment
 	// of a window starts a window of ttl; after it the count starts again at 1.
 	IncrCounter(ctx context.Context, key string, ttl time.Duration) (int64, error)
+	// DecrCounter gives back one count of key's current window, for an event
+	// counted before it was tried that then did not happen (an order WeChat
+	// Pay refused). It never takes the count below zero, never creates key,
+	// and does nothing once the window is over. token names the give-back:
+	// a second call with the same token in the window (a call re-sent after
+	// a lost reply, or two callers giving back one count) takes nothing.
+	DecrCounter(ctx context.Context, key, token string) error
 }
 
 // Tallies keep running sums that every replica adds to, such as a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -120,6 +121,8 @@ func (d *DB) SeenNotification(ctx context.Context, id string, ttl time.Duration)
 type counterRec struct {
 	N     int64 `json:"n"`
 	Until int64 `json:"until"`
+	// Back holds the tokens of the window's give-backs (DecrCounter).
+	Back []string `json:"back,omitempty"`
 }
 
 // IncrCounter implements store.Counters.
@@ -142,6 +145,28 @@ func (d *DB) IncrCounter(ctx context.Context, key string, ttl time.Duration) (in
 		return putJSON(b, key, r)
 	})
 	return n, err
+}
+
+// DecrCounter implements store.Counters.
+func (d *DB) DecrCounter(ctx context.Context, key, token string) error {
+	now := d.now().UnixNano()
+	return d.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bCounters)
+		v := b.Get([]byte(key))
+		if v == nil {
+			return nil
+		}
+		var r counterRec
+		if err := unmarshal(v, &r); err != nil {
+			return err
+		}
+		if now >= r.Until || r.N <= 0 || slices.Contains(r.Back, token) {
+			return nil
+		}
+		r.N--
+		r.Back = append(r.Back, token)
+		return putJSON(b, key, r)
+	})
 }
 
 // Tallies share the counters' bucket (and its sweep) under their own

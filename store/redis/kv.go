@@ -64,6 +64,12 @@ func (s *Store) IncrCounter(ctx context.Context, key string, ttl time.Duration) 
 	return n, nil
 }
 
+// DecrCounter implements store.Counters.
+func (s *Store) DecrCounter(ctx context.Context, key, token string) error {
+	_, err := s.run(ctx, "give back a count", s.sc.uncount, []string{s.k.one("k", key)}, s.now().UnixMilli(), token)
+	return err
+}
+
 // AddTally implements store.Tallies.
 func (s *Store) AddTally(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
 	v, err := s.run(ctx, "add tally", s.sc.addTally, []string{s.k.one("t", key)},

@@ -159,6 +159,22 @@ func TestMoneyWriteWithALostReply(t *testing.T) {
 					t.Errorf("the next call: got %d, %v; want 2", n, err)
 				}
 			}},
+		{"give back a count", func(sc *scripts) *goredis.Script { return sc.uncount },
+			func(t *testing.T, s *Store) {
+				for range 2 {
+					if _, err := s.IncrCounter(ctx, "orders:LR-day", time.Hour); err != nil {
+						t.Fatal(err)
+					}
+				}
+			},
+			func(t *testing.T, s *Store) {
+				if err := s.DecrCounter(ctx, "orders:LR-day", "LR-8"); err != nil {
+					t.Fatalf("DecrCounter: %v", err)
+				}
+				if n, err := s.IncrCounter(ctx, "orders:LR-day", time.Hour); err != nil || n != 2 {
+					t.Errorf("the next count: got %d, %v; want 2 (one of two given back, once)", n, err)
+				}
+			}},
 		{"add tally", func(sc *scripts) *goredis.Script { return sc.addTally },
 			func(t *testing.T, s *Store) {
 				if _, err := s.AddTally(ctx, "cost-lr", 5, time.Hour); err != nil {

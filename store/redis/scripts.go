@@ -411,6 +411,19 @@ redis.call('HSET', KEYS[1], w, n)
 return n
 `
 
+// KEYS: key. ARGV: now_ms, token. Gives back one count of the live window,
+// never below zero; the token is kept (field "d:token"), so a give-back sent
+// twice takes one. Returns 1 when it took one back, else 0.
+const luaUncount = `
+local d = 'd:' .. ARGV[2]
+local r = redis.call('HMGET', KEYS[1], 'n', 'until', d)
+if not r[2] or tonumber(r[2]) <= tonumber(ARGV[1]) or r[3] then return 0 end
+if not r[1] or tonumber(r[1]) <= 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'n', -1)
+redis.call('HSET', KEYS[1], d, 1)
+return 1
+`
+
 // KEYS: key. ARGV: delta, now_ms, ttl_ms, grace_ms, token. Returns the new sum
 // as a string. HINCRBY keeps the sum an exact 64-bit integer; its reply, a Lua
 // number (a double), would not be, so the stored string is returned. A call
@@ -560,7 +573,7 @@ type scripts struct {
 	enqueueOnce, claimEvent                                *goredis.Script
 	syncUser, loadUser, syncIndex, intent, dropLegacy      *goredis.Script
 	idxTime                                                *goredis.Script
-	claim, seen, counter, putExchange                      *goredis.Script
+	claim, seen, counter, uncount, putExchange             *goredis.Script
 	addTally, takeTally                                    *goredis.Script
 	putRefund, finishRefund, appendAudit, putText, erase   *goredis.Script
 }
@@ -584,6 +597,7 @@ func newScripts() *scripts {
 		claim:        goredis.NewScript(luaClaim),
 		seen:         goredis.NewScript(luaSeen),
 		counter:      goredis.NewScript(luaCounter),
+		uncount:      goredis.NewScript(luaUncount),
 		addTally:     goredis.NewScript(luaAddTally),
 		takeTally:    goredis.NewScript(luaTakeTally),
 		putExchange:  goredis.NewScript(luaPutExchange),
@@ -598,7 +612,7 @@ func newScripts() *scripts {
 func (s *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
 		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnce, s.claimEvent, s.readTag, s.ack, s.retry,
-		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.seen, s.counter,
+		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.seen, s.counter, s.uncount,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
 	}
 }

@@ -245,6 +245,55 @@ func testCounters(t *testing.T, open Opener) {
 	}
 }
 
+// testCounterGiveBack: DecrCounter takes one count back from the live
+// window, once per token, never below zero, and never makes a counter of its
+// own: the daily order limit gives back the count of an order WeChat Pay
+// refused, and a give-back sent twice must not give the user an extra order.
+func testCounterGiveBack(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	const key = "orders:shop:u1:day"
+	incr := func() int64 {
+		t.Helper()
+		n, err := st.IncrCounter(ctx, key, 24*time.Hour)
+		mustNil(t, "IncrCounter", err)
+		return n
+	}
+	back := func(key, token string) {
+		t.Helper()
+		mustNil(t, "DecrCounter", st.DecrCounter(ctx, key, token))
+	}
+	steps := []struct {
+		name    string
+		do      func()
+		advance time.Duration
+		want    int64 // the next IncrCounter's count
+	}{
+		{"no counter: nothing made", func() { back(key, "t0") }, 0, 1},
+		{"two counted, one given back", func() { incr(); back(key, "t1") }, 0, 2},
+		{"the same token again takes nothing", func() { back(key, "t1") }, 0, 3},
+		{"another token takes one", func() { back(key, "t2") }, time.Hour, 3},
+		{"never below zero", func() {
+			for i := range 5 {
+				back(key, "z"+string(rune('a'+i)))
+			}
+		}, 0, 1},
+		{"other keys untouched", func() { back("orders:shop:u2:day", "t3") }, 0, 2},
+		{"window over: nothing given back", func() { clock.Advance(24 * time.Hour); back(key, "t4") }, 0, 1},
+		{"a new window's tokens start afresh", func() { incr(); back(key, "t1") }, 0, 2},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			s.do()
+			clock.Advance(s.advance)
+			if got := incr(); got != s.want {
+				t.Errorf("next count %d; want %d", got, s.want)
+			}
+		})
+	}
+}
+
 func testTallies(t *testing.T, open Opener) {
 	ctx := context.Background()
 	clock := NewClock()
