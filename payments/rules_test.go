@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -315,6 +316,80 @@ func TestDailyLimitCountsOnlyOrdersMade(t *testing.T) {
 					t.Errorf("a second purchase: %v; want it made (one order today, the replacement never made)", err)
 				}
 			})
+		})
+	}
+}
+
+// steppedClock is a clock that moves only when told to.
+type steppedClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *steppedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *steppedClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// slowCounters is a store whose daily order count takes 2 ms of the clock,
+// a Redis round trip: China's midnight may pass during it.
+type slowCounters struct {
+	payments.Store
+	clk *steppedClock
+}
+
+func (s slowCounters) IncrCounter(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	n, err := s.Store.IncrCounter(ctx, key, ttl)
+	if strings.HasPrefix(key, "orders:") {
+		s.clk.Advance(2 * time.Millisecond)
+	}
+	return n, err
+}
+
+// TestDailyLimitDayIsTheOrdersDay: an order is counted on the day of its
+// created_at. Its count taken at 23:59:59.999 China time and its record
+// made just after midnight counted it on the day before, so the new day held
+// one order more than the limit.
+func TestDailyLimitDayIsTheOrdersDay(t *testing.T) {
+	cst := time.FixedZone("CST", 8*3600)
+	y, m, d := time.Now().In(cst).Date()
+	midnight := time.Date(y, m, d+1, 0, 0, 0, 0, cst) // ahead, so orders do not expire at WeChat Pay
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := &steppedClock{t: midnight.Add(-time.Millisecond)}
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+				o.Rules.MaxOrdersPerUserPerDay = 2
+				o.Now = clk.Now
+				o.Store = slowCounters{Store: o.Store, clk: clk}
+			}})
+			ctx := context.Background()
+			const user = "oUser-midnight"
+			for qty := 1; qty <= 3; qty++ {
+				if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: qty}); err != nil && !errors.Is(err, payments.ErrDailyLimit) {
+					t.Fatalf("order of %d: %v", qty, err)
+				}
+				clk.Advance(time.Second)
+			}
+			mine, err := e.st.ListOrders(ctx, store.OrderFilter{Client: "shop-bot", User: user})
+			if err != nil {
+				t.Fatal(err)
+			}
+			perDay := map[string]int{}
+			for _, o := range mine {
+				perDay[o.CreatedAt.In(cst).Format("2006-01-02")]++
+			}
+			for day, n := range perDay {
+				if n > 2 {
+					t.Errorf("%d orders created on %s (China time); the limit is 2 a day", n, day)
+				}
+			}
 		})
 	}
 }
