@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -290,5 +291,36 @@ func TestDeliveredMarkOutlivesTheClient(t *testing.T) {
 				t.Errorf("the order handed in an answer whose client then hung up was not marked delivered: the next turn announces it again")
 			}
 		})
+	}
+}
+
+// TestSettledOrdersJudgedByTheStoresClock: one turn judges "settled long
+// ago" (payments.state_injection.settled_after) by the clock that judges its
+// announcements, the store's. The wall clock kept an order closed 48 hours
+// ago by the store's clock in front of the model.
+func TestSettledOrdersJudgedByTheStoresClock(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	st := testdrivers.Open(t, "embedded", clock.Now)
+	const user = "o-settled"
+	o := storetest.NewOrder("CLOSED-OLD", "shop-bot", user, clock.Now())
+	o.Status = store.StatusClosed
+	if err := st.CreateOrder(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(48 * time.Hour)
+	fp := newFakeProvider(t, jsonHandler(http.StatusOK,
+		`{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}]}`))
+	url := paymentProxy(t, fp.URL, nil, queryTools{}, st, payableReconciler{})
+	resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hello"}]}`,
+		map[string]string{"X-WeChat-OpenID": user})
+	readAll(t, resp.Body)
+	resp.Body.Close()
+	reqs := fp.requests()
+	if len(reqs) == 0 {
+		t.Fatal("no upstream request")
+	}
+	if body := string(reqs[0].Body); strings.Contains(body, "CLOSED-OLD") {
+		t.Errorf("an order closed 48 h ago by the store's clock is in the state message sent upstream: %s", body)
 	}
 }

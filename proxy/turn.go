@@ -132,7 +132,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		}
 	}
 	orders, now := s.loadState(ctx, reqID, caller)
-	if msg := stateMessage(orders, time.Now(), s.cfg.Payments.StateInjection.SettledAfter.D()); msg != "" {
+	if msg := stateMessage(orders, now, s.cfg.Payments.StateInjection.SettledAfter.D()); msg != "" {
 		if body, err = interceptors.InsertStateMessage(body, msg); err != nil {
 			writeError(w, badRequest("paygate: "+err.Error()))
 			return
