@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 )
 
 // The WeChat Pay backend reads its key files when serve starts; these
@@ -83,6 +84,19 @@ func (l *loader) checkCertificateFile(path, file string) {
 	}
 	if err != nil {
 		l.at(path, "%v", err)
+		return
+	}
+	// A warning, not an error: an expired certificate beside its successor
+	// is the normal state of a rotation. Alone, it verifies nothing WeChat
+	// Pay sends (it signs with the current certificate's serial), so every
+	// notification would be refused for the day WeChat Pay retries it.
+	switch now := time.Now(); {
+	case now.After(c.NotAfter):
+		l.warn(path, "the certificate (serial %X) expired on %s: WeChat Pay no longer signs with it; add the current platform certificate",
+			c.SerialNumber, c.NotAfter.UTC().Format(time.DateOnly))
+	case now.Before(c.NotBefore):
+		l.warn(path, "the certificate (serial %X) is valid only from %s",
+			c.SerialNumber, c.NotBefore.UTC().Format(time.DateOnly))
 	}
 }
 

@@ -154,3 +154,60 @@ func TestSimulatorIgnoresKeyFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPlatformCertificateValidity: check-config warns, at the key's line,
+// about a platform certificate outside its validity period. Alone it
+// verifies no notification (WeChat Pay signs with its current certificate),
+// and loading it silently left every payment notification refused.
+func TestPlatformCertificateValidity(t *testing.T) {
+	f := wechatpayKeys(t)
+	dir := t.TempDir()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	year := 365 * 24 * time.Hour
+	for _, tc := range []struct {
+		name     string
+		from, to time.Duration // from now
+		want     string        // in the warning; "" for none
+	}{
+		{"valid", -year, year, ""},
+		{"expired a year ago", -6 * year, -year, "expired on"},
+		{"valid only from next year", year, 5 * year, "valid only from"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmpl := &x509.Certificate{SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "wechatpay"},
+				NotBefore: time.Now().Add(tc.from), NotAfter: time.Now().Add(tc.to)}
+			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".pem")
+			if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			src := "payments:\n  backend: wechatpay\n  wechatpay:\n" +
+				"    mch_id: \"1900000001\"\n    app_id: wx1\n    mch_cert_serial: S\n" +
+				"    apiv3_key: \"0123456789abcdef0123456789abcdef\"\n    notify_url: \"https://pay.example.com/n\"\n" +
+				"    mch_private_key_file: " + f["key.pem"] + "\n" +
+				"    platform_cert_files:\n      - " + p + "\n"
+			cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			var got []string
+			for _, w := range cfg.Warnings {
+				if strings.Contains(w, "platform_cert_files[0]") {
+					got = append(got, w)
+				}
+			}
+			switch {
+			case tc.want == "" && len(got) > 0:
+				t.Errorf("warnings %q; want none", got)
+			case tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want) || !strings.Contains(got[0], "c.yaml:")):
+				t.Errorf("warnings %q; want one at c.yaml:LINE saying %q", got, tc.want)
+			}
+		})
+	}
+}
