@@ -182,12 +182,6 @@ func (s *Service) setStatus(ctx context.Context, o *store.Order, status store.Or
 	return got, err
 }
 
-// expire closes an awaiting_payment order past its ExpiresAt at WeChat Pay and
-// locally (or finds it paid).
-func (s *Service) expire(ctx context.Context, o *store.Order, cause string) (*store.Order, error) {
-	return s.closeAt(ctx, o, store.StatusExpired, cause)
-}
-
 // queryAndApply asks WeChat Pay for o and applies the answer (after ORDERPAID).
 func (s *Service) queryAndApply(ctx context.Context, o *store.Order, cause string) (*store.Order, error) {
 	tx, err := s.backend.QueryOrder(ctx, o.OrderNo)

@@ -3,6 +3,7 @@ package payments_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,6 +226,66 @@ func TestSweepMeetsAnotherExpiry(t *testing.T) {
 	}
 	if s := e.order(early.OrderNo).Status; s != store.StatusClosed {
 		t.Errorf("closed at WeChat Pay before its deadline: got %s; want closed", s)
+	}
+}
+
+// payingBackend is the simulator with the payer entering their password:
+// a query of an unpaid order answers USERPAYING, and closes are counted.
+type payingBackend struct {
+	*wechatpay.Client
+	paying atomic.Bool
+	closes atomic.Int32
+}
+
+func (b *payingBackend) QueryOrder(ctx context.Context, no string) (*wechatpay.Transaction, error) {
+	tx, err := b.Client.QueryOrder(ctx, no)
+	if err == nil && b.paying.Load() && tx.TradeState == wechatpay.TradeNotPay {
+		tx.TradeState = wechatpay.TradeUserPaying
+	}
+	return tx, err
+}
+
+func (b *payingBackend) CloseOrder(ctx context.Context, no string) error {
+	b.closes.Add(1)
+	return b.Client.CloseOrder(ctx, no)
+}
+
+// TestExpiryNeverClosesUnderAPayingUser: an order past its deadline whose
+// payer is entering their password (USERPAYING) is closed neither by the
+// sweep nor by the same purchase asked again, which closed it at WeChat Pay
+// without asking and opened a new one under the paying user.
+func TestExpiryNeverClosesUnderAPayingUser(t *testing.T) {
+	var b *payingBackend
+	e := newEnv(t, envOptions{service: func(o *payments.Options) {
+		b = &payingBackend{Client: o.Backend.(*wechatpay.Client)}
+		o.Backend = b
+	}})
+	ctx := context.Background()
+	o := e.create("oUser-paying", 1)
+	b.paying.Store(true)
+	e.clock.Advance(payments.DefaultOrderTTL + time.Second)
+	if _, err := e.svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.order(o.OrderNo); got.Status != store.StatusAwaitingPayment || b.closes.Load() != 0 {
+		t.Fatalf("sweep: status %s, closes %d; want awaiting_payment, 0", got.Status, b.closes.Load())
+	}
+	res, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: "oUser-paying", SKU: "premium-monthly", Quantity: 1})
+	if err != nil {
+		t.Fatalf("the purchase asked again: %v", err)
+	}
+	if got := e.order(o.OrderNo); b.closes.Load() != 0 || got.Status != store.StatusAwaitingPayment || res.Order.OrderNo != o.OrderNo {
+		t.Errorf("the purchase asked again while its payer pays: order %s is %s after %d close(s); answered %s (%s); want the paying order, open",
+			o.OrderNo, got.Status, b.closes.Load(), res.Order.OrderNo, res.Order.Status)
+	}
+	// Once the payer gave up, the expired order is closed and replaced.
+	b.paying.Store(false)
+	res, err = e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: "oUser-paying", SKU: "premium-monthly", Quantity: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.order(o.OrderNo); got.Status != store.StatusExpired || res.Order.OrderNo == o.OrderNo {
+		t.Errorf("after the payer gave up: old order %s, answered %s; want it expired and a new order", got.Status, res.Order.OrderNo)
 	}
 }
 

@@ -415,8 +415,11 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				return &CreateResult{Order: o, Existing: true}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
 			}
 		}
-		if o.Status == store.StatusAwaitingPayment && !o.ExpiresAt.IsZero() && !s.now().Before(o.ExpiresAt) {
-			if o, err = s.expire(ctx, o, "expire"); err != nil {
+		if o.Status == store.StatusAwaitingPayment && s.expired(o) {
+			// Asked first, as the sweep does: a payer entering their
+			// password (USERPAYING) keeps the order, which is returned;
+			// closing it under them opened a second one.
+			if o, err = s.reconcile(ctx, o, "expire"); err != nil {
 				return &CreateResult{Order: o, Existing: true}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
 			}
 		}
