@@ -307,7 +307,8 @@ type WeChatPay struct {
 	PublicKeyID   string `yaml:"public_key_id"`
 	PublicKeyFile string `yaml:"public_key_file"`
 	// PlatformCertFiles enable platform-certificate mode (both modes may be set
-	// at once during a migration): PEM certificates, read and checked at load.
+	// at once during a migration): PEM certificates, read and checked at load;
+	// one outside its validity period is a warning.
 	PlatformCertFiles []string `yaml:"platform_cert_files"`
 	// NotifyURL is the public https URL of POST /wechatpay/notify. Required
 	// with backend wechatpay.
@@ -347,7 +348,8 @@ type Rules struct {
 	ApprovalAbove Decimal `yaml:"approval_above"`
 	// MaxOrdersPerUserPerDay bounds the orders one user may create in a day
 	// (a calendar day in China Standard Time, UTC+8, as WeChat Pay's users
-	// live it). Default 20; at least 1.
+	// live it); an order WeChat Pay refused does not count. Default 20; at
+	// least 1.
 	MaxOrdersPerUserPerDay int `yaml:"max_orders_per_user_per_day"`
 	// MaxPaymentCallsPerMinute limits payment tool calls per user. Default
 	// 10; at least 1.
