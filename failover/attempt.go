@@ -150,6 +150,9 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			f.errMsg = "provider " + p.name + " " + redirectMessage(resp.StatusCode, resp.Header.Get("Location")) +
 				": paygate follows no redirect; check the request's path"
 		}
+		if f.plain {
+			f.errMsg = r.errText.cut(f.errMsg, maxPlainErrorText)
+		}
 		a.release()
 		return nil, f
 	}

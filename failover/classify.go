@@ -66,7 +66,9 @@ func readErrorFields(f *failure, body []byte) {
 		if m := gjson.Get(s, "message"); m.Type == gjson.String {
 			f.errMsg = m.String()
 		} else if len(body) > 0 && !gjson.Valid(unsafeString(body)) {
-			f.errMsg = strings.TrimSpace(string(cutAtRune(body, maxPlainErrorText)))
+			// Whole (at most maxErrorBody): the attempt cuts it to
+			// maxPlainErrorText once its secrets are masked (errorText).
+			f.errMsg = string(body)
 			f.plain = true
 		}
 	}
@@ -93,7 +95,8 @@ func readErrorValue(f *failure, e gjson.Result) {
 }
 
 // maxPlainErrorText caps how much of a non-JSON error body (an HTML error
-// page, a proxy's text) is kept as the client's error message.
+// page, a proxy's text) is kept as the client's error message, its secrets
+// masked before the cut (errorText).
 const maxPlainErrorText = 512
 
 // cutAtRune returns at most n bytes of b, moved back to a rune boundary so a

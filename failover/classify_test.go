@@ -8,6 +8,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/logging"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -225,11 +228,56 @@ func TestPlainErrorTextCut(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := classifyHTTP(502, http.Header{}, []byte(tc.body), time.Now())
-			if f.errMsg != tc.want {
-				t.Errorf("got %q (%d bytes); want %q (%d bytes)", f.errMsg, len(f.errMsg), tc.want, len(tc.want))
+			got := errorText{}.cut(f.errMsg, maxPlainErrorText) // as the attempt cuts it
+			if !f.plain || got != tc.want {
+				t.Errorf("got %q (%d bytes, plain %v); want %q (%d bytes)", got, len(got), f.plain, tc.want, len(tc.want))
 			}
-			if utf8.ValidString(tc.body) && !utf8.ValidString(f.errMsg) {
-				t.Errorf("got %q: a valid UTF-8 body was cut into invalid UTF-8", f.errMsg)
+			if utf8.ValidString(tc.body) && !utf8.ValidString(got) {
+				t.Errorf("got %q: a valid UTF-8 body was cut into invalid UTF-8", got)
+			}
+		})
+	}
+}
+
+// TestPlainErrorTextMaskedBeforeCut: a provider or the WAF in front of it
+// may quote the request's key anywhere in a non-JSON error page. The page
+// used to be cut to 512 bytes first and masked after, by the proxy and the
+// log, which replace whole secrets only: a key straddling the cut reached
+// the bot and the log as its first bytes. Secrets are masked on the whole
+// text, then it is cut; and the cut never splits a secret too short for
+// the client's masking (a placeholder key, which the log still masks).
+func TestPlainErrorTextMaskedBeforeCut(t *testing.T) {
+	const key = "sk-proj-REVIEWabcdefghijklmnopqrstuvwxyz0123456789ABCDEF" // 55 bytes
+	const short = "pw-short9"                                              // 9 bytes: the log's, not the client's
+	x := func(n int) string { return strings.Repeat("x", n) }
+	cfg := &config.Config{Providers: []config.Provider{{Name: "p", APIKey: key}}}
+	cfg.Store.Redis.Password = short
+	et := newErrorText(cfg)
+	tests := []struct {
+		name, page, want string
+	}{
+		{"key straddling the cut", x(460) + " x-api-key: " + key + " rejected",
+			x(460) + " x-api-key: " + logging.Mask + " rejected"},
+		{"key starting right before the cut", x(500) + key, x(500) + logging.Mask},
+		{"key starting at the cut", x(512) + key, x(512)},
+		{"key past the cut", x(600) + key, x(512)},
+		{"mask across the cut", x(505) + key + " tail", x(505) + logging.Mask[:7]},
+		{"short secret straddling the cut", x(508) + short + " tail", x(508)},
+		{"short secret before the cut kept for the log", x(10) + short + x(600), x(10) + short + x(512-10-len(short))},
+		{"bearer credential straddling the cut", x(480) + " Authorization: Bearer " + "unknown-token-0123456789",
+			x(480) + " Authorization: Bearer " + logging.Mask[:512-480-len(" Authorization: Bearer ")]},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := classifyHTTP(400, http.Header{}, []byte(tc.page), time.Now())
+			got := et.cut(f.errMsg, maxPlainErrorText)
+			if got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+			for _, s := range []string{key[:8], short[:3], "unknown-tok"} {
+				if strings.Contains(got, s) && !strings.Contains(tc.want, s) {
+					t.Errorf("got %q: holds %q, the beginning of a secret", got, s)
+				}
 			}
 		})
 	}

@@ -86,6 +86,7 @@ type Router struct {
 	names     []string
 	m         *metrics
 	owned     []idleCloser // transports New created, closed by Close
+	errText   errorText    // masks, then cuts, a non-JSON error body's text
 }
 
 type model struct {
@@ -195,6 +196,7 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 		byName: map[string]*model{},
 		m:      m,
 	}
+	r.errText = newErrorText(cfg)
 	byProvider := map[string]*provider{}
 	for i := range cfg.Providers {
 		pc := cfg.Providers[i]

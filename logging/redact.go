@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"bytes"
 	"context"
 	"encoding"
 	"encoding/base64"
@@ -32,7 +33,17 @@ var bearer = regexp.MustCompile(`(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+`)
 // Redactor masks known secret values and credential-shaped text.
 type Redactor struct {
 	secrets *strings.Replacer
+	values  []string // the secrets masked, longest first
 }
+
+// ClientMinSecret is the length from which a configured secret is masked
+// in text a client reads (upstream error text, a forwarded stream's error
+// events). A real provider key, client key or token is longer; the
+// placeholders configs carry for a local provider that takes any key
+// (none, EMPTY, ollama) are not secrets, and masking them as substrings
+// mangles the provider's message. The log masks from 4 bytes
+// (NewRedactor): it is not read by a bot.
+const ClientMinSecret = 12
 
 // NewRedactor masks each of secrets wherever it appears. Empty and very short
 // values (under 4 bytes) are ignored: masking "a" would mangle every line.
@@ -51,12 +62,13 @@ func NewRedactorMin(secrets []string, minLen int) *Redactor {
 	secrets = slices.Clone(secrets)
 	slices.SortStableFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 	var pairs []string
+	r := &Redactor{}
 	for _, s := range secrets {
 		if len(s) >= max(minLen, 1) {
 			pairs = append(pairs, s, Mask)
+			r.values = append(r.values, s)
 		}
 	}
-	r := &Redactor{}
 	if len(pairs) > 0 {
 		r.secrets = strings.NewReplacer(pairs...)
 	}
@@ -72,6 +84,61 @@ func (r *Redactor) String(s string) string {
 		s = bearer.ReplaceAllString(s, "${1}"+Mask)
 	}
 	return s
+}
+
+// Values returns s with the secret values masked, without the "Bearer"
+// rule of String: for text that is not an error, where a quoted
+// Authorization header is content (an answer that shows a curl command).
+func (r *Redactor) Values(s string) string {
+	if r.secrets == nil {
+		return s
+	}
+	return r.secrets.Replace(s)
+}
+
+// Has reports whether b holds one of the secret values: the check that
+// spares text without one the copy of masking it.
+func (r *Redactor) Has(b []byte) bool {
+	for _, v := range r.values {
+		if bytes.Contains(b, []byte(v)) { // no allocation: the conversion is only read
+			return true
+		}
+	}
+	return false
+}
+
+// Longest is the length of the longest secret value; 0 with none. Text
+// cut short may end in the first bytes of a secret that follows: a cut
+// that leaves the last Longest()-1 bytes for later sees that secret whole.
+func (r *Redactor) Longest() int {
+	if len(r.values) == 0 {
+		return 0
+	}
+	return len(r.values[0])
+}
+
+// Cut returns the largest i <= n at which b can be cut without splitting
+// a secret value in b: masking replaces whole values only, so text that
+// is cut and then masked would keep the part of a value before the cut
+// unmasked. Mask first, then cut here: values that run past the end of b
+// are not seen.
+func (r *Redactor) Cut(b []byte, n int) int {
+	n = min(max(n, 0), len(b))
+	for moved := true; moved; {
+		moved = false
+		for _, v := range r.values {
+			// A value that spans n starts within len(v)-1 bytes before it
+			// and ends within len(v)-1 bytes after it.
+			lo, hi := max(0, n-len(v)+1), min(len(b), n+len(v)-1)
+			if lo >= hi {
+				continue
+			}
+			if i := bytes.Index(b[lo:hi], []byte(v)); i >= 0 {
+				n, moved = lo+i, true // the value's start: n only moves back
+			}
+		}
+	}
+	return n
 }
 
 // Handler wraps another slog.Handler and masks secrets in the message and in

@@ -212,3 +212,53 @@ func TestValueWhoseMethodPanics(t *testing.T) {
 		})
 	}
 }
+
+// TestRedactorCut: text masked and then cut short must not end in the
+// first bytes of a secret, which masking (whole values only) no longer
+// sees: Cut moves a cut back to the start of any secret it would split,
+// again while the new cut splits another.
+func TestRedactorCut(t *testing.T) {
+	r := NewRedactor([]string{"secret-one", "abcd-efgh", "efgh-ijkl-mnop"})
+	tests := []struct {
+		name string
+		text string
+		n    int
+		want int
+	}{
+		{"no secret", "plain text here", 5, 5},
+		{"inside a secret", "xx secret-one yy", 6, 3},
+		{"at a secret's start", "xx secret-one yy", 3, 3},
+		{"at a secret's end", "xx secret-one yy", 13, 13},
+		{"overlapping secrets, moved twice", "xxabcd-efgh-ijkl-mnopyy", 15, 2},
+		{"a secret that runs past the text is not seen", "xx secret-o", 6, 6},
+		{"past the end", "short", 99, 5},
+		{"negative", "short", -1, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := r.Cut([]byte(tc.text), tc.n); got != tc.want {
+				t.Errorf("Cut(%q, %d) = %d; want %d", tc.text, tc.n, got, tc.want)
+			}
+		})
+	}
+	if NewRedactor(nil).Cut([]byte("text"), 2) != 2 {
+		t.Error("a redactor without secrets moved a cut")
+	}
+}
+
+// TestRedactorValues: Values masks the configured secrets only; a quoted
+// Authorization header is content there, not an error's credential.
+func TestRedactorValues(t *testing.T) {
+	r := NewRedactorMin([]string{"sk-live-provider-1234", "none"}, 12)
+	in := "curl -H 'Authorization: Bearer $KEY' (key sk-live-provider-1234, none)"
+	want := "curl -H 'Authorization: Bearer $KEY' (key " + Mask + ", none)"
+	if got := r.Values(in); got != want {
+		t.Errorf("Values: got %q; want %q", got, want)
+	}
+	if !r.Has([]byte(in)) || r.Has([]byte("none of it")) {
+		t.Error("Has: wrong about which text holds a secret of 12 bytes or more")
+	}
+	if r.Longest() != len("sk-live-provider-1234") || NewRedactor(nil).Longest() != 0 {
+		t.Errorf("Longest = %d", r.Longest())
+	}
+}

@@ -114,7 +114,8 @@ func (s *Server) upstreamError(err error) *apiError {
 // the config's (provider keys and key headers, client keys, tokens;
 // config.Secrets) and anything a "Bearer" precedes, by the log's redactor.
 // An error paygate passes on carries upstream text (a provider's error
-// message, type and code, up to 512 bytes of a non-JSON error body, an
+// message, type and code, up to 512 bytes of a non-JSON error body (its
+// secrets masked before that cut: failover.errorText), an
 // in-stream error object, Go's error text of a failed attempt), and
 // providers, their proxies and aggregators quote the request's
 // Authorization header or key in it: that text must not hand the bot the

@@ -286,6 +286,37 @@ func TestProviderKeyNeverReachesBot(t *testing.T) {
 	}
 }
 
+// TestErrorPageKeyMaskedBeforeCut: a non-JSON error page (a WAF's, a
+// proxy's debug page) quoting the provider's key near byte 512, where
+// paygate cuts such a page for the bot's message. It was cut first and
+// masked after, and masking replaces whole keys only: the bot and the log
+// line of the failed turn got the key's first 40 bytes. The page is masked
+// whole, then cut.
+func TestErrorPageKeyMaskedBeforeCut(t *testing.T) {
+	const key = "sk-proj-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJK"
+	page := strings.Repeat("x", 460) + " x-api-key: " + key + " rejected"
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(400)
+		_, _ = w.Write([]byte(page))
+	})
+	url, logs := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) {
+		c.Providers[0].APIKey = key
+		c.Failover.MaxAttempts = 1
+	}))
+	resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
+	body := readAll(t, resp.Body)
+	msg, _, _, _ := decodeErrorBody(t, []byte(body))
+	if want := strings.Repeat("x", 460) + " x-api-key: " + logging.Mask + " rejected"; resp.StatusCode != 400 || msg != want {
+		t.Errorf("got %d message %q; want 400 with the page's text, its key masked", resp.StatusCode, msg)
+	}
+	for _, out := range []struct{ name, text string }{{"the bot", body}, {"the log", logs.String()}} {
+		if strings.Contains(out.text, key[:12]) {
+			t.Errorf("%s got the beginning of the provider key: %s", out.name, out.text)
+		}
+	}
+}
+
 func derefOr(s *string) string {
 	if s == nil {
 		return ""

@@ -114,14 +114,6 @@ type clientEntry struct {
 	cfg    *config.Client
 }
 
-// clientMinSecret is the length from which a configured secret is masked
-// in upstream text a client reads (redacted). A real provider key, client
-// key or token is longer; the placeholders configs carry for a local
-// provider that takes any key (none, EMPTY, ollama) are not secrets, and
-// masking them as substrings mangles the provider's message. The log keeps
-// masking from 4 bytes (logging.NewRedactor): it is not read by a bot.
-const clientMinSecret = 12
-
 // New builds a Server.
 func New(o Options) (*Server, error) {
 	reg := o.Registry
@@ -137,8 +129,9 @@ func New(o Options) (*Server, error) {
 		notify:  o.Notify,
 		privacy: interceptors.NewPrivacy(o.Config.Privacy.ForwardUser, o.HashKey),
 		// The config's secrets, and the user hash key when the store made
-		// it; only those long enough to be secrets (clientMinSecret).
-		redact:     logging.NewRedactorMin(append(o.Config.Secrets(), string(o.HashKey)), clientMinSecret),
+		// it; only those long enough to be secrets
+		// (logging.ClientMinSecret).
+		redact:     logging.NewRedactorMin(append(o.Config.Secrets(), string(o.HashKey)), logging.ClientMinSecret),
 		tools:      o.Tools,
 		ledger:     o.Ledger,
 		state:      o.State,
