@@ -272,7 +272,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			}
 			continue
 		}
-		if f := errorObject(ev.Data); f != nil {
+		if f := eventError(ev); f != nil {
 			f.httpStatus = resp.StatusCode
 			a.release()
 			return nil, f

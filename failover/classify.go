@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/sse"
 )
 
 // classifyHTTP turns a non-2xx upstream answer into a failure: the cause
@@ -119,22 +121,64 @@ func cutAtRune(b []byte, n int) []byte {
 
 // errorObject reports a failure when data (a JSON body or SSE event) carries
 // an error object: a top-level one, whose status comes from its code, else
-// its type, else 500 (SPEC 5); or, with none, a choice-level one (see
-// choiceError).
+// its type, else 500 (SPEC 5); an object that is itself the error
+// (topLevelError); or, with neither, a choice-level one (see choiceError).
 func errorObject(data []byte) *failure {
-	// `rror"` also ends the value "error" of finish_reason: one scan
-	// rules out both kinds for the common chunk.
+	// `rror"` also ends the value "error" of finish_reason, "type" and
+	// "object": one scan rules out every kind for the common chunk.
 	if !bytes.Contains(data, keyErrorTail) {
 		return nil
 	}
 	s := unsafeString(data)
 	e := gjson.Get(s, "error")
 	if !e.Exists() || e.Type == gjson.Null || e.Type == gjson.False {
+		if r := gjson.GetMany(s, "type", "object"); r[0].Str == "error" || r[1].Str == "error" {
+			return topLevelError(s)
+		}
 		return choiceError(s)
 	}
 	f := &failure{}
 	readErrorFields(f, data)
 	f.status = objectStatus(e, f)
+	f.cause = causeOf(f)
+	return f
+}
+
+// eventError is errorObject for a stream's event: an event named "error"
+// is an error whatever its data holds (topLevelError when it has no error
+// object). Without the name, a provider's error event with its fields at
+// the top level ({"message": …} after "event: error") was relayed to the
+// bot as a chunk, unmasked, and the stream then ended as a lost
+// connection.
+func eventError(ev sse.Event) *failure {
+	if string(ev.Name) != "error" {
+		return errorObject(ev.Data)
+	}
+	if f := errorObject(ev.Data); f != nil {
+		return f
+	}
+	return topLevelError(unsafeString(ev.Data))
+}
+
+// topLevelError is the failure of an object that is itself the error, its
+// message, type and code at the top level rather than in an "error"
+// member: vLLM's and other OpenAI-compatible servers' {"object": "error",
+// "message", "type", "code": 400} (sent with 200 by some relays, and as a
+// stream's event), an event {"type": "error", "message", "code"}, or the
+// data of an event named "error". A type "error" names no kind of error
+// and is not kept; the status is the code's, or what the code or type
+// stand for (objectStatus).
+func topLevelError(s string) *failure {
+	top := gjson.Parse(s)
+	f := &failure{}
+	readErrorValue(f, top)
+	if f.errType == "error" {
+		f.errType = ""
+	}
+	if f.errMsg == "" {
+		f.errMsg = "the provider sent an error without a message"
+	}
+	f.status = objectStatus(top, f)
 	f.cause = causeOf(f)
 	return f
 }
@@ -148,7 +192,8 @@ func errorObject(data []byte) *failure {
 // bot polls them, and taking them for the provider's failure retried each
 // poll, answered 502 and counted it against the provider's breaker for
 // every bot. There the body is an error only as an error envelope: an
-// "error" (not null) and no "object" or "id" naming a resource, as
+// "error" (not null) and no "object" or "id" naming a resource (an
+// "object" "error" names none: vLLM's error, topLevelError), as
 // OpenRouter sends one with 200 once the model has started
 // ({"error":{code, message}, "user_id"}); a resource is the answer, its
 // choices' errors aside (choiceError: OpenRouter's legacy completions).
@@ -157,7 +202,7 @@ func answerError(path string, data []byte) *failure {
 		return errorObject(data)
 	}
 	s := unsafeString(data)
-	if r := gjson.GetMany(s, "object", "id"); r[0].Exists() || r[1].Exists() {
+	if r := gjson.GetMany(s, "object", "id"); r[0].Exists() && r[0].Str != "error" || r[1].Exists() {
 		return choiceError(s)
 	}
 	return errorObject(data)

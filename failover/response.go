@@ -143,8 +143,9 @@ func (a *Response) reportBreaker(err error) {
 // not [DONE]) is skipped and logged. Next returns io.EOF after an event with
 // a finish_reason, at [DONE] or when the connection ends; any other end
 // ([DONE] or the connection's end before a finish_reason) is a
-// *StreamError. An error object in the stream, or a choice that finishes
-// with "error" (OpenRouter), ends it as a *StreamError classified as the
+// *StreamError. An error object in the stream (an event named "error"
+// too: eventError), or a choice that finishes with "error" (OpenRouter),
+// ends it as a *StreamError classified as the
 // same error before the first byte would be (StreamError.Class). Event.Data is valid until the next call of Next or
 // Buffered. For a non-stream
 // Response, Next returns io.EOF.
@@ -201,7 +202,7 @@ func (a *Response) Next() (sse.Event, error) {
 			}
 			continue
 		}
-		if f := errorObject(ev.Data); f != nil {
+		if f := eventError(ev); f != nil {
 			// Classified as before the first byte: the caller must not ask
 			// another provider to finish what a content filter stopped.
 			return sse.Event{}, a.finish(&StreamError{Provider: a.Provider, Cause: CauseStreamError,

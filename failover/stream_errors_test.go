@@ -2,7 +2,10 @@ package failover
 
 import (
 	"errors"
+	"strings"
 	"testing"
+
+	"github.com/paygate/paygate/sse"
 )
 
 // TestChoiceLevelErrors: OpenRouter puts a provider's failure on the choice
@@ -115,4 +118,109 @@ func TestInStreamErrorClassified(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestErrorsWithoutAnErrorMember: providers that send an error's fields at
+// the top level, with no "error" member: vLLM's and other OpenAI-compatible
+// servers' {"object":"error",…}, an event {"type":"error",…}, and an event
+// named "error" whatever its data holds. They were read as an answer: a
+// non-stream 200 went to the bot as a success, and a stream event was
+// relayed as a chunk, its text unmasked, before the stream ended as a lost
+// connection. They are errors, with the message, code and type read from
+// the top level.
+func TestErrorsWithoutAnErrorMember(t *testing.T) {
+	tests := []struct {
+		name       string
+		ev         sse.Event
+		wantStatus int // 0: no error
+		wantCause  string
+		wantMsg    string
+		wantType   string
+		wantCode   string
+	}{
+		{"vLLM error object", sse.Event{Data: []byte(`{"object":"error","message":"bad key","type":"BadRequestError","param":null,"code":400}`)},
+			400, CauseClientError, "bad key", "BadRequestError", "400"},
+		{"type error event", sse.Event{Data: []byte(`{"type":"error","code":"invalid_api_key","message":"auth failed"}`)},
+			401, CauseMisconfigured, "auth failed", "", "invalid_api_key"},
+		{"type error without a message", sse.Event{Data: []byte(`{"type":"error"}`)},
+			500, CauseServerError, "the provider sent an error without a message", "", ""},
+		{"named error event, message only", sse.Event{Name: []byte("error"), Data: []byte(`{"message":"auth failed"}`)},
+			500, CauseServerError, "auth failed", "", ""},
+		{"named error event with an error object", sse.Event{Name: []byte("error"), Data: []byte(`{"error":{"code":"rate_limit_exceeded","message":"slow"}}`)},
+			429, CauseRateLimited, "slow", "", "rate_limit_exceeded"},
+		{"named error event, a string", sse.Event{Name: []byte("error"), Data: []byte(`"overloaded"`)},
+			500, CauseServerError, "overloaded", "", ""},
+		{"top-level message without the name", sse.Event{Data: []byte(`{"message":"hello"}`)}, 0, "", "", "", ""},
+		{"a chunk under another name", sse.Event{Name: []byte("message"), Data: []byte(contentChunk("an error"))}, 0, "", "", "", ""},
+		{"a tool named error", sse.Event{Data: []byte(`{"type":"function","name":"error"}`)}, 0, "", "", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := eventError(tc.ev)
+			switch {
+			case tc.wantStatus == 0:
+				if f != nil {
+					t.Errorf("got %+v; want no error", f)
+				}
+			case f == nil:
+				t.Errorf("got no error; want status %d", tc.wantStatus)
+			case f.status != tc.wantStatus || f.cause != tc.wantCause || f.errMsg != tc.wantMsg || f.errType != tc.wantType || f.errCode != tc.wantCode:
+				t.Errorf("got status %d cause %s message %q type %q code %q; want %d %s %q %q %q",
+					f.status, f.cause, f.errMsg, f.errType, f.errCode, tc.wantStatus, tc.wantCause, tc.wantMsg, tc.wantType, tc.wantCode)
+			}
+		})
+	}
+}
+
+// TestErrorEventsWithoutAnErrorMemberInRounds: the same errors through a
+// round. Before the first token they fail over as any error does; after
+// it they end the stream as a *StreamError carrying the provider's
+// message (which the proxy masks) instead of reaching the caller as a
+// chunk; a non-stream 200 {"object":"error"} is the provider's refusal,
+// not an answer.
+func TestErrorEventsWithoutAnErrorMemberInRounds(t *testing.T) {
+	const named = "event: error\ndata: {\"message\":\"auth failed for key k\"}\n\n"
+	const typed = "data: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"auth failed for key k\"}\n\n"
+	for _, ev := range []struct{ name, raw string }{{"named", named}, {"typed", typed}} {
+		t.Run(ev.name+" before the first token", func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": always(func(c *fconn) {
+				c.sse()
+				c.event(roleChunk())
+				c.chunk(ev.raw)
+				c.done()
+			})}, []string{"a", "b"}, nil)
+			got := e.open(t.Context(), true)
+			if got.provider != "b" || !got.complete() {
+				t.Errorf("served by %q, ended %v (open error %v); want a's error failed over to b", got.provider, got.end, got.openErr)
+			}
+		})
+		t.Run(ev.name+" after the first token", func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": always(func(c *fconn) {
+				c.sse()
+				c.event(contentChunk("Hel"))
+				c.chunk(ev.raw)
+				c.done()
+			})}, []string{"a", "b"}, nil)
+			got := e.open(t.Context(), true)
+			var se *StreamError
+			if !errors.As(got.end, &se) || se.Cause != CauseStreamError || se.Message != "auth failed for key k" {
+				t.Fatalf("stream ended %v (%+v); want a stream error with the provider's message", got.end, se)
+			}
+			for _, d := range got.events {
+				if strings.Contains(d, "auth failed") {
+					t.Errorf("the error reached the caller as an event: %s", d)
+				}
+			}
+		})
+	}
+	t.Run("non-stream 200 error object", func(t *testing.T) {
+		e := newEnv(t, map[string]func(c *fconn, n int){
+			"a": always(statusFn(200, `{"object":"error","message":"auth failed for key k","type":"BadRequestError","param":null,"code":400}`)),
+		}, []string{"a", "b"}, nil)
+		got := e.open(t.Context(), false)
+		var ue *UpstreamError
+		if !errors.As(got.openErr, &ue) || ue.Status != 400 || ue.Message != "auth failed for key k" || ue.Type != "BadRequestError" {
+			t.Errorf("got body %q, error %v; want the provider's 400 refusal with its message", got.body, got.openErr)
+		}
+	})
 }

@@ -251,6 +251,24 @@ func TestProviderKeyNeverReachesBot(t *testing.T) {
 		{"stream: a refusal after the first byte",
 			sseHandler(first, `data: {"error":{"message":"flagged; key `+testProviderKey+`","type":"invalid_request_error","code":"content_filter"}}`+"\n\n"),
 			"/v1/chat/completions", stream, 200, []string{testProviderKey}, "flagged; key "},
+		// Errors with no "error" member: the fields at the top level, or
+		// only the event's name saying it is one. They were relayed as
+		// chunks, unmasked, or (a 200 body) passed on as the answer.
+		{"stream: an error event with its fields at the top level",
+			sseHandler(first, `data: {"type":"error","message":"auth failed for key `+testProviderKey+`"}`+"\n\n"),
+			"/v1/chat/completions", stream, 200, []string{testProviderKey}, "auth failed for key "},
+		{"stream: an event named error",
+			sseHandler(first, "event: error\n"+`data: {"message":"auth failed for key `+testProviderKey+`"}`+"\n\n"),
+			"/v1/chat/completions", stream, 200, []string{testProviderKey}, "auth failed for key "},
+		{"stream: an error finish with the provider's reason",
+			sseHandler(first, `data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"error","native_finish_reason":"key `+testProviderKey+` revoked"}]}`+"\n\n"),
+			"/v1/chat/completions", stream, 200, []string{testProviderKey}, " revoked"},
+		{"stream: a first event that is a vLLM error object",
+			sseHandler(`data: {"object":"error","message":"auth failed for key `+testProviderKey+`","type":"BadRequestError","param":null,"code":400}`+"\n\n"),
+			"/v1/chat/completions", stream, 400, []string{testProviderKey}, "auth failed for key "},
+		{"chat: a vLLM error object with 200",
+			jsonHandler(200, `{"object":"error","message":"auth failed for key `+testProviderKey+`","type":"BadRequestError","param":null,"code":400}`),
+			"/v1/chat/completions", chat, 400, []string{testProviderKey}, "auth failed for key "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fp := newFakeProvider(t, tc.upstream)
