@@ -264,7 +264,7 @@ func TestProviderKeyNeverReachesBot(t *testing.T) {
 			sseHandler(first, `data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"error","native_finish_reason":"key `+testProviderKey+` revoked"}]}`+"\n\n"),
 			"/v1/chat/completions", stream, 200, []string{testProviderKey}, " revoked"},
 		{"stream: a first event that is a vLLM error object",
-			sseHandler(`data: {"object":"error","message":"auth failed for key `+testProviderKey+`","type":"BadRequestError","param":null,"code":400}`+"\n\n"),
+			sseHandler(`data: {"object":"error","message":"auth failed for key ` + testProviderKey + `","type":"BadRequestError","param":null,"code":400}` + "\n\n"),
 			"/v1/chat/completions", stream, 400, []string{testProviderKey}, "auth failed for key "},
 		{"chat: a vLLM error object with 200",
 			jsonHandler(200, `{"object":"error","message":"auth failed for key `+testProviderKey+`","type":"BadRequestError","param":null,"code":400}`),
@@ -370,6 +370,38 @@ func TestProviderAnswerNotRedacted(t *testing.T) {
 				t.Errorf("status %d, body\n%s\nwant it to hold\n%s", resp.StatusCode, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestFailedResponseErrorMasked: a failed background Response (200,
+// "status":"failed", "error":{code, message}) is the answer a bot polls
+// for, passed on as such (failover.answerError), but its error text is the
+// provider's and reached the bot with the key it quoted. The "error"
+// member is masked as an error's text is; the rest of the answer, a secret
+// a user typed in it included, is untouched.
+func TestFailedResponseErrorMasked(t *testing.T) {
+	answer := `{"id":"resp_1","object":"response","status":"failed","error":{"code":"server_error","message":"upstream auth failed for x-api-key ` + testProviderKey + `"},"instructions":"you typed ` + testProviderKey + `","output":[]}`
+	fp := newFakeProvider(t, jsonHandler(200, answer))
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	for _, tc := range []struct{ method, path, body string }{
+		{http.MethodPost, "/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
+		{http.MethodGet, "/v1/responses/resp_1", ""},
+	} {
+		req, err := http.NewRequest(tc.method, url+tc.path, strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+testClientKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(t, resp.Body)
+		want := strings.Replace(answer, "x-api-key "+testProviderKey, "x-api-key "+logging.Mask, 1)
+		if resp.StatusCode != 200 || body != want {
+			t.Errorf("%s %s: %d\n%s\nwant\n%s", tc.method, tc.path, resp.StatusCode, body, want)
+		}
 	}
 }
 

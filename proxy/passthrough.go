@@ -124,6 +124,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	resp.Body = s.maskAnswerError(resp.Body)
 	writeUpstreamBody(w, resp)
 	if generation(r, model) {
 		s.accountUsage(resp, gjson.GetBytes(resp.Body, "usage"))
@@ -259,7 +260,9 @@ var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // JSON Lines file, an event stream (a streamed Responses API call, legacy
 // completion or transcription). Each read reaches the client as it comes, through one
 // buffer, whatever the body's size, with the provider's Content-Type,
-// Content-Encoding and Content-Length: the bytes are not touched. Once the
+// Content-Encoding and Content-Length: the bytes are not touched, but for
+// an event stream's comment lines (dropped) and error events (their
+// secrets masked, a line held until its end: sseErrorMask). Once the
 // head is sent nothing fails over any more; a body the provider cuts short
 // ends the connection without the body's proper end (a short
 // Content-Length, no last chunk), so that the client sees an incomplete
@@ -280,11 +283,15 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 		h["Content-Encoding"] = ce
 	}
 	// An event stream's comment lines are dropped on the way (SPEC 5:
-	// go-openai reads them as error text), so its length is not the
-	// provider's.
-	var comments *sseComments
+	// go-openai reads them as error text) and its error events have their
+	// secrets masked (sseErrorMask), so its length is not the provider's.
+	var (
+		comments *sseComments
+		errMask  *sseErrorMask
+	)
 	if isEventStream(ct) {
 		comments = &sseComments{lineStart: true}
+		errMask = &sseErrorMask{redact: s.redact}
 	}
 	if n := resp.ContentLength(); n >= 0 && resp.StatusCode != http.StatusNoContent && comments == nil {
 		h.Set("Content-Length", strconv.FormatInt(n, 10))
@@ -294,34 +301,46 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 	idle := resp.IdleTimeout()
 	buf := pipeBufs.Get().(*[]byte)
 	defer pipeBufs.Put(buf)
+	// send relays p; false when the client left or stopped reading.
+	send := func(p []byte) bool {
+		if len(p) == 0 {
+			return true
+		}
+		if tail != nil {
+			tail.add(p)
+		}
+		// A bot that stops reading must not hold the provider's
+		// connection and this goroutine: each write gets as long as the
+		// provider gets for its next bytes. On a timeout the relay ends;
+		// the caller's resp.Close closes the provider's connection, its
+		// body unread.
+		_ = rc.SetWriteDeadline(time.Now().Add(idle))
+		_, werr := w.Write(p)
+		if werr == nil {
+			werr = rc.Flush()
+		}
+		if werr != nil {
+			if errors.Is(werr, os.ErrDeadlineExceeded) {
+				s.log.Warn("passthrough answer ended: the client read nothing for the idle timeout",
+					"request_id", reqInfo(r).id, "provider", resp.Provider, "idle", idle)
+			}
+			return false
+		}
+		return true
+	}
 	for {
 		n, err := resp.Read(*buf)
-		if n > 0 && comments != nil {
-			n = len(comments.drop((*buf)[:n]))
+		p := (*buf)[:n]
+		if comments != nil {
+			p = errMask.next(comments.drop(p))
 		}
-		if n > 0 && tail != nil {
-			tail.add((*buf)[:n])
-		}
-		if n > 0 {
-			// A bot that stops reading must not hold the provider's
-			// connection and this goroutine: each write gets as long as
-			// the provider gets for its next bytes. On a timeout the
-			// relay ends; the caller's resp.Close closes the provider's
-			// connection, its body unread.
-			_ = rc.SetWriteDeadline(time.Now().Add(idle))
-			_, werr := w.Write((*buf)[:n])
-			if werr == nil {
-				werr = rc.Flush()
-			}
-			if werr != nil {
-				if errors.Is(werr, os.ErrDeadlineExceeded) {
-					s.log.Warn("passthrough answer ended: the client read nothing for the idle timeout",
-						"request_id", reqInfo(r).id, "provider", resp.Provider, "idle", idle)
-				}
-				return false // the client left, or stopped reading
-			}
+		if !send(p) {
+			return false // the client left, or stopped reading
 		}
 		if err == io.EOF {
+			if errMask != nil && !send(errMask.end()) {
+				return false
+			}
 			// The connection may serve the bot's next request.
 			_ = rc.SetWriteDeadline(time.Time{})
 			return true

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
@@ -518,5 +519,35 @@ func TestForwardedStreamDropsProviderComments(t *testing.T) {
 	resp := post(t, url, "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true}`, map[string]string{"Content-Type": "application/json"})
 	if b := readAll(t, resp.Body); b != want {
 		t.Errorf("the bot got %q; want %q (the provider's comment lines dropped, nothing else)", b, want)
+	}
+}
+
+// TestForwardedStreamErrorEventsMasked: a forwarded stream is piped, not
+// read as events, and its error events reached the bot byte for byte: a
+// Responses stream's "event: error" quoting the provider's key, where a
+// chat stream's error event is masked. Error events now have their
+// secrets masked, a key split over two of the provider's writes too; the
+// answer's own events pass as sent.
+func TestForwardedStreamErrorEventsMasked(t *testing.T) {
+	const created = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"error\":null}}\n\n"
+	const delta = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"you typed " + testProviderKey + "\"}\n\n"
+	errEvent := "event: error\ndata: {\"type\":\"error\",\"code\":\"upstream_auth\",\"message\":\"upstream auth failed for key " + testProviderKey + "\"}\n\n"
+	split := strings.Index(errEvent, testProviderKey) + 7
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, s := range []string{created, delta, errEvent[:split], errEvent[split:]} {
+			_, _ = io.WriteString(w, s)
+			w.(http.Flusher).Flush()
+		}
+	})
+	url, logs := newTestProxy(t, testConfig(t, fp.URL, nil))
+	resp := post(t, url, "/v1/responses", `{"model":"gpt-test","stream":true,"input":"hi"}`, nil)
+	body := readAll(t, resp.Body)
+	want := created + delta + strings.ReplaceAll(errEvent, testProviderKey, logging.Mask)
+	if resp.StatusCode != 200 || body != want {
+		t.Errorf("%d, the bot got\n%s\nwant\n%s", resp.StatusCode, body, want)
+	}
+	if strings.Contains(logs.String(), testProviderKey) {
+		t.Error("the log holds the provider key")
 	}
 }

@@ -1,0 +1,197 @@
+package proxy
+
+import (
+	"bytes"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/logging"
+)
+
+// sseErrorMask masks the secrets in the error events of an event stream
+// relayed read by read: a forwarded stream (a streamed Responses API call,
+// a legacy completion), which failover pipes without reading its events.
+// OpenAI's Responses stream reports a failure as "event: error" with
+// {"type":"error","code","message"}, or as response.failed with the
+// Response's "error"; providers quote the request's key in such text, and
+// it reached the bot byte for byte where a chat stream's error event is
+// masked (Server.redacted). An error event's lines are masked as an
+// error's text is (the configured secrets and any Bearer credential);
+// every other line, the answer itself, goes on untouched, as a chat
+// answer does.
+//
+// The stream is read per line, a line held until its end (LF, CR or CRLF)
+// has arrived, so that a secret split across two reads is seen whole: a
+// client parses an event only at its blank line, so holding a line back
+// delays nothing it could use. A line over maxMaskedLine (an image in an
+// event, a long Response's completed event) is not held whole: it is
+// relayed as it comes, its configured secrets masked, each part cut where
+// it splits no secret (logging.Redactor.Cut).
+type sseErrorMask struct {
+	redact     *logging.Redactor
+	line       []byte // the current line's bytes not relayed yet
+	out        []byte // what next returns: reused
+	errorEvent bool   // the current event is named "error"
+	long       bool   // the current line outgrew maxMaskedLine
+	skipLF     bool   // the last line ended at CR: an LF next is its end too
+}
+
+// maxMaskedLine bounds a line held whole: an error event is far smaller.
+const maxMaskedLine = 1 << 20
+
+// next returns what of p can be relayed now, error events masked; the
+// bytes of a line not ended yet are kept for the next call (or end). The
+// result is valid until the next call.
+func (m *sseErrorMask) next(p []byte) []byte {
+	m.out = m.out[:0]
+	for len(p) > 0 {
+		if m.skipLF {
+			m.skipLF = false
+			if p[0] == '\n' {
+				m.out = append(m.out, '\n')
+				p = p[1:]
+				continue
+			}
+		}
+		i := lineEnd(p)
+		if i < 0 {
+			m.line = append(m.line, p...)
+			if m.long || len(m.line) > maxMaskedLine {
+				m.relayLong()
+			}
+			break
+		}
+		line := p[:i]
+		if len(m.line) > 0 || m.long {
+			m.line = append(m.line, line...)
+			line = m.line
+		}
+		m.endLine(line)
+		m.out = append(m.out, p[i])
+		m.skipLF = p[i] == '\r'
+		p = p[i+1:]
+	}
+	return m.out
+}
+
+// end returns the last line of a stream that ended without its line end.
+func (m *sseErrorMask) end() []byte {
+	m.out = m.out[:0]
+	if len(m.line) > 0 || m.long {
+		m.endLine(m.line)
+	}
+	return m.out
+}
+
+// endLine appends a whole line (its end not included) to m.out, masked
+// when it belongs to an error event, and notes the event's name.
+func (m *sseErrorMask) endLine(line []byte) {
+	switch {
+	case m.long:
+		m.out = append(m.out, m.values(line)...)
+		m.long = false
+	case len(line) == 0:
+		m.errorEvent = false // the event ends
+	case isField(line, "event"):
+		m.errorEvent = string(fieldValue(line)) == "error"
+		m.out = append(m.out, line...)
+	case m.errorEvent || isField(line, "data") && errorShaped(fieldValue(line)):
+		m.out = append(m.out, m.redact.String(string(line))...)
+	default:
+		m.out = append(m.out, line...)
+	}
+	m.line = m.line[:0]
+}
+
+// relayLong relays the held line but its last bytes, which may begin a
+// secret the next read completes, its configured secrets masked: once a
+// line is over maxMaskedLine, at each read.
+func (m *sseErrorMask) relayLong() {
+	m.long = true
+	cut := m.redact.Cut(m.line, len(m.line)-max(m.redact.Longest()-1, 0))
+	m.out = append(m.out, m.values(m.line[:cut])...)
+	m.line = m.line[:copy(m.line, m.line[cut:])]
+}
+
+// values is b with the configured secrets masked; b itself without one.
+func (m *sseErrorMask) values(b []byte) []byte {
+	if !m.redact.Has(b) {
+		return b
+	}
+	return []byte(m.redact.Values(string(b)))
+}
+
+// lineEnd is the index of p's first LF or CR; -1 with neither.
+func lineEnd(p []byte) int {
+	i := bytes.IndexByte(p, '\n')
+	head := p
+	if i >= 0 {
+		head = p[:i]
+	}
+	if j := bytes.IndexByte(head, '\r'); j >= 0 {
+		return j
+	}
+	return i
+}
+
+// isField reports whether an event stream line is the field name's.
+func isField(line []byte, name string) bool {
+	return len(line) >= len(name) && string(line[:len(name)]) == name &&
+		(len(line) == len(name) || line[len(name)] == ':')
+}
+
+// fieldValue is a field line's value: after the colon and one space.
+func fieldValue(line []byte) []byte {
+	i := bytes.IndexByte(line, ':')
+	if i < 0 {
+		return nil
+	}
+	v := line[i+1:]
+	if len(v) > 0 && v[0] == ' ' {
+		v = v[1:]
+	}
+	return v
+}
+
+// errorShaped reports an event's data that is an error: an object of
+// "type" or "object" "error", or one with an "error" member that is set,
+// at the top level or in its "response" (the Responses API's
+// response.failed). The byte check first spares the answer's events any
+// lookup: each of those ends in `rror"`.
+func errorShaped(data []byte) bool {
+	if !bytes.Contains(data, []byte(`rror"`)) {
+		return false
+	}
+	r := gjson.GetManyBytes(data, "type", "object", "error", "response.error")
+	return r[0].Str == "error" || r[1].Str == "error" || isSet(r[2]) || isSet(r[3])
+}
+
+// isSet reports a member that is present and neither null nor false.
+func isSet(r gjson.Result) bool {
+	return r.Exists() && r.Type != gjson.Null && r.Type != gjson.False
+}
+
+// maskAnswerError masks the secrets in the "error" member of a forwarded
+// JSON answer: a failed background Response ("status": "failed", "error":
+// {code, message}) or fine-tuning job comes with 200 and is the answer
+// (failover.answerError), and its error text is a provider's, which may
+// quote the key. Only that member is masked, as an error's text is; the
+// rest of the answer goes on untouched. A body without `"error"` costs one
+// byte scan.
+func (s *Server) maskAnswerError(body []byte) []byte {
+	if !bytes.Contains(body, []byte(`"error"`)) {
+		return body
+	}
+	e := gjson.GetBytes(body, "error")
+	if !isSet(e) || e.Index <= 0 {
+		return body
+	}
+	masked := s.redact.String(e.Raw)
+	if masked == e.Raw {
+		return body
+	}
+	out := make([]byte, 0, len(body)-len(e.Raw)+len(masked))
+	out = append(out, body[:e.Index]...)
+	out = append(out, masked...)
+	return append(out, body[e.Index+len(e.Raw):]...)
+}

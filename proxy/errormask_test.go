@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/paygate/paygate/logging"
+)
+
+// TestSSEErrorMask: a forwarded stream's error events have their secrets
+// masked, wherever the reads split the stream; every other event, the
+// answer, goes on byte for byte, a secret it quotes included (a model may
+// repeat what a user typed).
+func TestSSEErrorMask(t *testing.T) {
+	const key = "sk-provider-secret-key-123"
+	const m = logging.Mask
+	tests := []struct {
+		name, in, want string
+	}{
+		{"Responses error event",
+			"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"error\":null}}\n\n" +
+				"event: error\ndata: {\"type\":\"error\",\"code\":\"upstream_auth\",\"message\":\"auth failed for key " + key + "\"}\n\n",
+			"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"error\":null}}\n\n" +
+				"event: error\ndata: {\"type\":\"error\",\"code\":\"upstream_auth\",\"message\":\"auth failed for key " + m + "\"}\n\n"},
+		{"type error without the event name",
+			"data: {\"type\":\"error\",\"message\":\"key " + key + "\"}\n\n",
+			"data: {\"type\":\"error\",\"message\":\"key " + m + "\"}\n\n"},
+		{"an event named error, whatever its data",
+			"event:error\ndata: {\"message\":\"key " + key + "\"}\n\ndata: {\"text\":\"" + key + "\"}\n\n",
+			"event:error\ndata: {\"message\":\"key " + m + "\"}\n\ndata: {\"text\":\"" + key + "\"}\n\n"},
+		{"response.failed",
+			"event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"status\":\"failed\",\"error\":{\"code\":\"server_error\",\"message\":\"key " + key + "\"}}}\n\n",
+			"event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"status\":\"failed\",\"error\":{\"code\":\"server_error\",\"message\":\"key " + m + "\"}}}\n\n"},
+		{"legacy completion's error object",
+			"data: {\"error\":{\"message\":\"Authorization: Bearer sk-unknown-aggregator-key\"}}\n\n",
+			"data: {\"error\":{\"message\":\"Authorization: Bearer " + m + "\"}}\n\n"},
+		{"CRLF line ends",
+			"event: error\r\ndata: {\"message\":\"key " + key + "\"}\r\n\r\ndata: {\"text\":\"" + key + "\"}\r\n\r\n",
+			"event: error\r\ndata: {\"message\":\"key " + m + "\"}\r\n\r\ndata: {\"text\":\"" + key + "\"}\r\n\r\n"},
+		{"CR line ends",
+			"event: error\rdata: {\"message\":\"key " + key + "\"}\r\rdata: {\"text\":\"" + key + "\"}\r\r",
+			"event: error\rdata: {\"message\":\"key " + m + "\"}\r\rdata: {\"text\":\"" + key + "\"}\r\r"},
+		{"the answer quoting a secret",
+			"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"you typed " + key + " error\"}\n\n",
+			"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"you typed " + key + " error\"}\n\n"},
+		{"a function named error",
+			"data: {\"type\":\"response.output_item.added\",\"item\":{\"type\":\"function_call\",\"name\":\"error\",\"arguments\":\"" + key + "\"}}\n\n",
+			"data: {\"type\":\"response.output_item.added\",\"item\":{\"type\":\"function_call\",\"name\":\"error\",\"arguments\":\"" + key + "\"}}\n\n"},
+		{"a last line without its end",
+			"data: {\"type\":\"error\",\"message\":\"key " + key + "\"}",
+			"data: {\"type\":\"error\",\"message\":\"key " + m + "\"}"},
+	}
+	redact := logging.NewRedactorMin([]string{key}, logging.ClientMinSecret)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Split in two reads at every offset, and one byte a read.
+			for i := 0; i <= len(tc.in); i++ {
+				if got := maskReads(redact, []string{tc.in[:i], tc.in[i:]}); got != tc.want {
+					t.Fatalf("split at %d: got\n%q\nwant\n%q", i, got, tc.want)
+				}
+			}
+			if got := maskReads(redact, strings.Split(tc.in, "")); got != tc.want {
+				t.Fatalf("a byte a read: got\n%q\nwant\n%q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSSEErrorMaskLongLine: a line over maxMaskedLine (an image in an
+// event) is relayed as it comes rather than held whole, its configured
+// secrets masked wherever the reads split them, and never split by a part
+// relayed: reads here end inside a secret, and right after one.
+func TestSSEErrorMaskLongLine(t *testing.T) {
+	const key = "sk-provider-secret-key-123"
+	redact := logging.NewRedactorMin([]string{key}, logging.ClientMinSecret)
+	reads := []string{`data: {"type":"response.image_generation_call.partial_image","partial_image_b64":"` + strings.Repeat("A", maxMaskedLine)}
+	rest := ""
+	for j := range 3 * len(key) {
+		cut := j % len(key)
+		reads = append(reads, rest+strings.Repeat("A", 40)+key+strings.Repeat("A", j%(2*len(key)))+key[:cut])
+		rest = key[cut:]
+	}
+	reads = append(reads, rest+"\"}\n\n")
+	in := strings.Join(reads, "")
+	want := strings.ReplaceAll(in, key, logging.Mask)
+	got := maskReads(redact, reads)
+	if got != want {
+		t.Errorf("%d bytes out, %d secrets left; want %d bytes, none", len(got), strings.Count(got, key), len(want))
+	}
+	m := &sseErrorMask{redact: redact}
+	if out := m.next([]byte(reads[0])); len(out) == 0 {
+		t.Error("a line over maxMaskedLine was held back whole")
+	}
+}
+
+// maskReads relays reads through an sseErrorMask as pipeUpstreamBody does.
+func maskReads(redact *logging.Redactor, reads []string) string {
+	m := &sseErrorMask{redact: redact}
+	var out bytes.Buffer
+	for _, r := range reads {
+		out.Write(m.next([]byte(r)))
+	}
+	out.Write(m.end())
+	return out.String()
+}
