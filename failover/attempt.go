@@ -218,6 +218,20 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				err: fmt.Errorf("%d answer of %d bytes (content type %q) is not a JSON object",
 					resp.StatusCode, len(data), resp.Header.Get("Content-Type"))}
 		}
+		if isChatPath(req.Path) && req.Method != http.MethodHead && !hasChoices(data) {
+			// A JSON object without choices is no chat completion: a
+			// provider's error in a 200 in a shape of its own (Baidu
+			// Qianfan's {"error_code":18,"error_msg":"Open api qps
+			// request limit reached"}, a relay's {"code":50001,"msg":…},
+			// an empty {}). Handed on, the bot took it for an answer
+			// with nothing in it; it is a malformed answer, as a cut
+			// one is (wholeAnswer), so the target is asked once more,
+			// then the next.
+			a.release()
+			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+				err: fmt.Errorf("%d answer of %d bytes is no chat completion (no choices)%s",
+					resp.StatusCode, len(data), ownErrorText(data))}
+		}
 		a.Body = data
 		t.observe(r.opts.Now(), time.Since(a.start))
 		a.release()
@@ -404,7 +418,27 @@ func wholeAnswer(path string, data []byte) bool {
 	if !isJSONObject(data) {
 		return false
 	}
-	return !isChatPath(path) || gjson.GetBytes(data, "choices.#").Int() > 0
+	return !isChatPath(path) || hasChoices(data)
+}
+
+// hasChoices reports whether data, a JSON object, holds a non-empty
+// choices array: what makes it a chat completion.
+func hasChoices(data []byte) bool {
+	return gjson.GetBytes(data, "choices.#").Int() > 0
+}
+
+// ownErrorText is what a provider's error in a shape of its own says, for
+// the attempt's error (and so the log, which masks secrets): the first
+// string among the members such bodies use (Qianfan's error_msg, msg,
+// message, error), cut short, as ": provider says %q"; "" when there is
+// none. The body itself is never logged.
+func ownErrorText(data []byte) string {
+	for _, r := range gjson.GetManyBytes(data, "error_msg", "msg", "message", "error", "error.message") {
+		if r.Type == gjson.String && r.Str != "" {
+			return fmt.Sprintf(": provider says %q", cutAtRune([]byte(r.Str), maxPlainErrorText))
+		}
+	}
+	return ""
 }
 
 // wantsJSONObject reports whether a non-stream 2xx answer to req is an

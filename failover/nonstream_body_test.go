@@ -14,7 +14,10 @@ import (
 // is now an answer only as a JSON object; anything else is a malformed
 // answer (the same target once more, then the next), while the binary
 // answers of passthrough paths (speech, a file's content) go through as
-// they are.
+// they are. A chat completion must hold its choices too: a JSON object
+// without them (Baidu Qianfan's {"error_code":18,"error_msg":"Open api qps
+// request limit reached"} with 200, an empty {}) reached the bot as a
+// successful, empty answer.
 func TestNonStreamAnswerMustBeAJSONObject(t *testing.T) {
 	t.Parallel()
 	const completion = `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"from a"},"finish_reason":"stop"}]}`
@@ -31,6 +34,11 @@ func TestNonStreamAnswerMustBeAJSONObject(t *testing.T) {
 		{"chat: an HTML page sent as JSON", "/chat/completions", "application/json", "<html><body>502</body></html>", "b"},
 		{"chat: a JSON array", "/chat/completions", "application/json", `[` + completion + `]`, "b"},
 		{"chat: a JSON string", "/chat/completions", "application/json", `"from a"`, "b"},
+		{"chat: a provider's error in a 200 (Qianfan)", "/chat/completions", "application/json", `{"error_code":18,"error_msg":"Open api qps request limit reached"}`, "b"},
+		{"chat: a relay's busy code in a 200", "/chat/completions", "application/json", `{"code":50001,"msg":"system busy, please retry"}`, "b"},
+		{"chat: an empty object", "/chat/completions", "application/json", `{}`, "b"},
+		{"chat: empty choices", "/chat/completions", "application/json", `{"id":"c1","object":"chat.completion","choices":[]}`, "b"},
+		{"chat: choices not an array", "/chat/completions", "application/json", `{"id":"c1","object":"chat.completion","choices":{}}`, "b"},
 		{"chat: a completion after keep-alive whitespace", "/chat/completions", "application/json", "\n\n " + completion, "a"},
 		{"chat with a query: empty body", "/chat/completions?api-version=2024-06-01", "application/json", "", "b"},
 		{"passthrough JSON: truncated", "/embeddings", "application/json; charset=utf-8", `{"object":"list","data":[{"embedd`, "b"},

@@ -33,7 +33,7 @@ func TestEarlyRefusalReachesUploadingBot(t *testing.T) {
 		{"unknown key", 0, "sk-revoked", chat(2 << 20), http.StatusUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fp := newFakeProvider(t, jsonHandler(200, `{"id":"x","object":"chat.completion","choices":[]}`))
+			fp := newFakeProvider(t, jsonHandler(200, okCompletion))
 			url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) {
 				if tc.maxBody > 0 {
 					c.Server.MaxBodyBytes = tc.maxBody

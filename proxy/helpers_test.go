@@ -23,6 +23,11 @@ const (
 	testClientKey   = "sk-paygate-test-client-key"
 	testProviderKey = "sk-provider-secret-key-123"
 	testHashKey     = "test-hash-key-0123456789"
+
+	// okCompletion is the least non-stream chat completion a provider
+	// answers: one choice (a 200 without choices is no answer, and fails
+	// over).
+	okCompletion = `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`
 )
 
 // seenRequest is what a fake provider received.

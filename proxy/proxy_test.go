@@ -56,7 +56,7 @@ func TestLosslessRequest(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var h http.HandlerFunc = jsonHandler(200, `{"id":"c1","object":"chat.completion","choices":[]}`)
+			var h http.HandlerFunc = jsonHandler(200, okCompletion)
 			if tc.stream {
 				h = sseHandler("data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\n", "data: [DONE]\n\n")
 			}
@@ -141,7 +141,7 @@ func TestLosslessResponse(t *testing.T) {
 }
 
 func TestHeaderHygiene(t *testing.T) {
-	fp := newFakeProvider(t, jsonHandler(200, `{"id":"c","object":"chat.completion","choices":[]}`))
+	fp := newFakeProvider(t, jsonHandler(200, okCompletion))
 	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
 	const openID = "oWx-secret-openid-777"
 	resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}],"user":"`+openID+`"}`, map[string]string{
@@ -203,7 +203,7 @@ func TestHeaderHygiene(t *testing.T) {
 }
 
 func TestOpenIDFromHeaderHashesBodyUser(t *testing.T) {
-	fp := newFakeProvider(t, jsonHandler(200, `{"id":"c","choices":[]}`))
+	fp := newFakeProvider(t, jsonHandler(200, okCompletion))
 	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
 	readAll(t, post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[],"user":"bot-label"}`,
 		map[string]string{"X-WeChat-OpenID": "oHEADER"}).Body)
@@ -223,7 +223,7 @@ func TestPrivacyModes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.mode, func(t *testing.T) {
-			fp := newFakeProvider(t, jsonHandler(200, `{"choices":[]}`))
+			fp := newFakeProvider(t, jsonHandler(200, okCompletion))
 			url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.mode }))
 			readAll(t, post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[],"user":"oU"}`, nil).Body)
 			if got := string(fp.requests()[0].Body); got != tc.want {
@@ -264,7 +264,7 @@ func TestEndUserIdentifiersNeverReachProvider(t *testing.T) {
 			`{"model":"vendor/upstream-model","input":"hi","prompt_cache_key":"` + ho + `","metadata":{"u":"` + ho + `"}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fp := newFakeProvider(t, jsonHandler(200, `{"id":"c","object":"chat.completion","choices":[]}`))
+			fp := newFakeProvider(t, jsonHandler(200, okCompletion))
 			url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.mode }))
 			resp := post(t, url, tc.path, tc.body, map[string]string{"X-WeChat-OpenID": openID})
 			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
@@ -367,6 +367,9 @@ func TestUpstreamFailureStatus(t *testing.T) {
 	}{
 		{"provider 400 content filter passed on", jsonHandler(400, `{"error":{"message":"flagged by content filter","type":"invalid_request_error","code":"content_filter"}}`), 400, "content filter"},
 		{"provider keeps failing with 500", jsonHandler(500, `{"error":{"message":"boom"}}`), 502, "fake"},
+		// A 200 without choices is no chat completion (Baidu Qianfan's
+		// rate limit): it used to reach the bot as a 200.
+		{"provider's error in a 200", jsonHandler(200, `{"error_code":18,"error_msg":"Open api qps request limit reached"}`), 502, "upstream_malformed_response"},
 		{"provider rate limited for long", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "3600")
 			jsonHandler(429, `{"error":{"message":"slow down","type":"rate_limit_error"}}`)(w, r)

@@ -60,7 +60,7 @@ func TestBearerScheme(t *testing.T) {
 // JSON (a misleading "not valid JSON") or forwarded to a provider without
 // its header; "identity" is no encoding.
 func TestCompressedBodyIsRefused(t *testing.T) {
-	fp := newFakeProvider(t, jsonHandler(200, `{"id":"c1","object":"chat.completion","choices":[]}`))
+	fp := newFakeProvider(t, jsonHandler(200, okCompletion))
 	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
 	const plain = `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`
 	var zb bytes.Buffer
