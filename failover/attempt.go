@@ -50,6 +50,7 @@ type failure struct {
 	errParam   string // the request parameter the error names; "": none (null)
 	plain      bool   // errMsg is the text of a body that is not JSON (an HTML error page)
 	flagged    bool   // the error names flagged input (OpenRouter's moderation metadata)
+	badKey     bool   // the error's details name an invalid API key (Gemini's API_KEY_INVALID)
 	redirect   bool   // a 3xx answer; errMsg says where it pointed (redirectMessage)
 	err        error
 	canceled   bool // the caller's context ended: not the provider's fault

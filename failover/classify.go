@@ -94,6 +94,11 @@ func readErrorValue(f *failure, e gjson.Result) {
 	if md := e.Get("metadata"); md.IsObject() {
 		f.flagged = md.Get("reasons").Exists() || md.Get("flagged_input").Exists()
 	}
+	e.Get("details").ForEach(func(_, d gjson.Result) bool {
+		// Google's google.rpc.ErrorInfo names why in reason.
+		f.badKey = d.Get("reason").Str == "API_KEY_INVALID"
+		return !f.badKey
+	})
 }
 
 // maxPlainErrorText caps how much of a non-JSON error body (an HTML error
@@ -327,6 +332,13 @@ func causeOf(f *failure) string {
 		return CauseServerError
 	case status == http.StatusUnauthorized, status == http.StatusForbidden:
 		return CauseMisconfigured
+	case status == http.StatusBadRequest && isBadKey(f):
+		// Gemini's OpenAI-compatible endpoint refuses a bad key with a
+		// 400 INVALID_ARGUMENT, reason API_KEY_INVALID, not a 401. The
+		// key is paygate's, never the bot's: as after a 401, the provider
+		// is misconfigured and the next target answers, and the bot is
+		// not told about a key it never sent.
+		return CauseMisconfigured
 	case status == http.StatusNotFound:
 		return CauseModelNotFound
 	case strings.Contains(lc, "context_length"),
@@ -374,6 +386,29 @@ func isModelNotFound(f *failure) bool {
 	}
 	i := strings.Index(m, "model")
 	return i >= 0 && strings.Contains(m[i:], "not exist")
+}
+
+// isBadKey reports an error that says the provider's API key is not
+// valid: Google's details reason API_KEY_INVALID (readErrorValue), a code
+// or type invalid_api_key (or api_key_invalid) however separated, or a
+// message that says so ("API key not valid", "Invalid API key",
+// "Incorrect API key provided").
+func isBadKey(f *failure) bool {
+	if f.badKey {
+		return true
+	}
+	for _, s := range [...]string{f.errCode, f.errType} {
+		if s == "" {
+			continue
+		}
+		s = strings.ToLower(wordSeparators.Replace(s))
+		if strings.Contains(s, "invalidapikey") || strings.Contains(s, "apikeyinvalid") {
+			return true
+		}
+	}
+	m := strings.ToLower(f.errMsg)
+	return strings.Contains(m, "api key not valid") || strings.Contains(m, "invalid api key") ||
+		strings.Contains(m, "incorrect api key")
 }
 
 // wordSeparators removes what separates the words of a code or type, so

@@ -88,6 +88,48 @@ func TestOtherForbiddenStaysMisconfigured(t *testing.T) {
 	}
 }
 
+// geminiBadKey is Gemini's OpenAI-compatible answer to a bad API key: HTTP
+// 400 INVALID_ARGUMENT, reason API_KEY_INVALID, wrapped in an array.
+const geminiBadKey = `[{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com"}}]}}]`
+
+// TestBadKeyIn400IsMisconfigured: a provider that refuses paygate's key
+// with a 400 instead of a 401 (Gemini's API_KEY_INVALID) ended the round
+// as the bot's bad request, with the provider's words about a key the bot
+// never sent. It is a misconfigured provider, as after a 401: the next
+// target answers and the provider cools down; with no other target the
+// bot gets a 502 that does not quote the provider's message.
+func TestBadKeyIn400IsMisconfigured(t *testing.T) {
+	tests := []struct {
+		name string
+		fail func(c *fconn)
+	}{
+		{"gemini 400 API_KEY_INVALID", statusFn(400, geminiBadKey)},
+		{"gemini's error object unwrapped", statusFn(400, geminiBadKey[1:len(geminiBadKey)-1])},
+		{"400 with an invalid_api_key code", statusFn(400, errBody("invalid_request_error", "invalid_api_key", "Incorrect API key provided: sk-abc***"))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": always(tc.fail)}, []string{"a", "b"}, nil)
+			if got := e.open(t.Context(), true); got.provider != "b" {
+				t.Errorf("served by %q (err %v); want b", got.provider, got.openErr)
+			}
+			if st := statusOf(e.r, "a"); st.CoolingCause != CauseMisconfigured {
+				t.Errorf("a cooling cause %q; want %q", st.CoolingCause, CauseMisconfigured)
+			}
+
+			only := newEnv(t, map[string]func(c *fconn, n int){"a": always(tc.fail)}, []string{"a"}, nil)
+			got := only.open(t.Context(), true)
+			var ue *UpstreamError
+			if !errors.As(got.openErr, &ue) || ue.Status != http.StatusBadGateway || ue.Code != CauseMisconfigured {
+				t.Fatalf("a alone: err %v; want a 502 %s", got.openErr, CauseMisconfigured)
+			}
+			if strings.Contains(strings.ToLower(ue.Message), "api key") {
+				t.Errorf("the bot is told %q: the provider's words about paygate's key", ue.Message)
+			}
+		})
+	}
+}
+
 // TestBillingFailsOverAndCoolsDown: the provider account out of money
 // (DashScope's 400 Arrearage, an insufficient_balance code as the first
 // event) is billing whatever the status: the next target at once and the
@@ -166,6 +208,11 @@ func TestClassifyProviderQuirks(t *testing.T) {
 		{"403 plain", 403, `{"error":{"message":"Forbidden"}}`, CauseMisconfigured},
 		{"403 metadata without a flag", 403, `{"error":{"code":403,"message":"no","metadata":{"provider_name":"x"}}}`, CauseMisconfigured},
 		{"401 bad key", 401, errBody("", "invalid_api_key", "x"), CauseMisconfigured},
+		{"gemini 400 API_KEY_INVALID", 400, geminiBadKey, CauseMisconfigured},
+		{"400 API key not valid, no details", 400, `{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}`, CauseMisconfigured},
+		{"400 Invalid API key", 400, `{"error":{"message":"Invalid API key","type":"invalid_request_error"}}`, CauseMisconfigured},
+		{"400 about an api_key parameter", 400, errBody("invalid_request_error", "unknown_parameter", "Unrecognized request argument supplied: api_key"), CauseClientError},
+		{"400 other details reason", 400, `[{"error":{"code":400,"message":"Invalid value at 'contents'","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.BadRequest","reason":"INVALID_FIELD"}]}}]`, CauseClientError},
 		{"dashscope DataInspectionFailed", 400, dashScopeInspection400, CauseClientError},
 		{"dashscope Arrearage", 400, dashScopeArrearage, CauseInsufficientQuota},
 		{"400 billing_hard_limit_reached", 400, errBody("invalid_request_error", "billing_hard_limit_reached", "x"), CauseInsufficientQuota},
