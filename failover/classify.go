@@ -578,8 +578,9 @@ var (
 )
 
 // tokenBearing reports whether a chunk carries something the client must see
-// as progress: content, reasoning, a refusal, a tool call or a finish. A
-// role-only first chunk does not.
+// as progress: content, reasoning, a refusal, a tool call, audio or a
+// finish. A role-only first chunk does not. It is asked of the events
+// before the first token only, not of every chunk.
 func tokenBearing(s string) bool {
 	choices := gjson.Get(s, "choices")
 	found := false
@@ -613,6 +614,20 @@ func tokenBearing(s string) bool {
 		if fc := d.Get("function_call"); fc.IsObject() {
 			found = true
 			return false
+		}
+		// Audio output (modalities ["text","audio"]: gpt-4o-audio-preview)
+		// streams the answer in delta.audio, its transcript and its data,
+		// with content null: it is the answer begun, or the stream was
+		// held and failed over as having no first token.
+		if au := d.Get("audio"); au.IsObject() {
+			if r := au.Get("transcript"); r.Type == gjson.String && r.Str != "" {
+				found = true
+				return false
+			}
+			if r := au.Get("data"); r.Type == gjson.String && r.Str != "" {
+				found = true
+				return false
+			}
 		}
 		return true
 	})

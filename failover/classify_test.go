@@ -152,6 +152,11 @@ func TestTokenBearing(t *testing.T) {
 		{"legacy text", `{"choices":[{"text":"x"}]}`, true},
 		{"content parts (Mistral thinking)", `{"choices":[{"delta":{"content":[{"type":"thinking","thinking":[{"type":"text","text":"hm"}]}]}}]}`, true},
 		{"empty content parts", `{"choices":[{"delta":{"content":[]}}]}`, false},
+		// Audio output (modalities ["text","audio"]) streams in delta.audio.
+		{"audio transcript", `{"choices":[{"index":0,"delta":{"content":null,"audio":{"id":"audio_1","transcript":"word "}}}]}`, true},
+		{"audio data", `{"choices":[{"index":0,"delta":{"audio":{"id":"audio_1","data":"UklGRiQAAABXQVZF"}}}]}`, true},
+		{"audio id only", `{"choices":[{"index":0,"delta":{"audio":{"id":"audio_1","transcript":"","data":""}}}]}`, false},
+		{"audio null", `{"choices":[{"index":0,"delta":{"content":null,"audio":null}}]}`, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -321,3 +321,51 @@ func TestBufferedSkipsAMalformedEvent(t *testing.T) {
 		t.Errorf("text %q, released %v; want \"Hello world!\" with the provider released only once Buffered said false", text.String(), released)
 	}
 }
+
+// audioChunk is a delta of a chat stream with audio output (modalities
+// ["text","audio"]: gpt-4o-audio-preview), which carries the answer in
+// delta.audio, never in delta.content.
+func audioChunk(transcript, data string) string {
+	return `{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":null,"audio":{"id":"audio_1","transcript":"` +
+		transcript + `","data":"` + data + `"}},"finish_reason":null}]}`
+}
+
+// TestAudioOutputStreamIsTokens: an audio-output stream's delta.audio
+// events were not taken for tokens, so the stream was held until its
+// finish reason, and one that spoke longer than first_token was failed
+// over as having no first token: the provider's steady answer thrown away
+// (and billed), the next target asked. Its transcript and audio are the
+// answer begun. The provider here paces its audio chunks below the idle
+// timeout and finishes only after first_token.
+func TestAudioOutputStreamIsTokens(t *testing.T) {
+	t.Parallel()
+	const chunks = 4
+	e := newEnv(t, map[string]func(*fconn, int){
+		"a": always(func(c *fconn) {
+			c.sse()
+			c.event(`{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":null,"refusal":null},"finish_reason":null}]}`)
+			for range chunks { // each gap well within idle, all of them longer than first_token
+				c.event(audioChunk("word ", "UklGRiQAAABXQVZF"))
+				if c.pause(tFirstToken / 3); c.dead {
+					return
+				}
+			}
+			c.event(finishChunk())
+			c.done()
+		}),
+	}, []string{"a", "b"}, nil)
+	got := e.open(t.Context(), true)
+	if got.openErr != nil || got.provider != "a" || !got.complete() {
+		t.Fatalf("answered by %q, err %v, end %v; want a's whole audio stream", got.provider, got.openErr, got.end)
+	}
+	var transcript string
+	for _, ev := range got.events {
+		transcript += gjson.Get(ev, "choices.0.delta.audio.transcript").Str
+	}
+	if want := strings.Repeat("word ", chunks); transcript != want {
+		t.Errorf("transcript %q; want %q", transcript, want)
+	}
+	if n := len(e.fakes["b"].hits()); n != 0 {
+		t.Errorf("b saw %d requests; want none", n)
+	}
+}
