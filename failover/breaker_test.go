@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/paygate/paygate/config"
 )
@@ -585,4 +586,96 @@ func failovers(t *testing.T, reg *prometheus.Registry, provider string) map[stri
 		}
 	}
 	return got
+}
+
+// TestCooledDownFallbackCountsAsAskable: a fallback whose breaker's
+// cool-down has passed while no round asked it still read "open" (the
+// state mirror moves only when the breaker is asked), and the round
+// counted it out: a silent primary's non-stream attempt waited
+// timeouts.total instead of its share of the round, and a failing
+// primary was retried with the round's last attempt instead of the
+// recovered fallback being probed (a 502). Once its open period is over
+// the fallback counts as a target the round can ask.
+func TestCooledDownFallbackCountsAsAskable(t *testing.T) {
+	t.Parallel()
+	const cooldown = 50 * time.Millisecond
+	tests := []struct {
+		name   string
+		a      func(c *fconn, n int)
+		mutate func(c *config.Config)
+		check  func(t *testing.T, e *env, got answer)
+	}{
+		{
+			name: "a silent primary waits its share of the round",
+			a: func(c *fconn, n int) {
+				c.hang()
+			},
+			mutate: func(c *config.Config) { c.Failover.MaxRoundTime = config.Duration(time.Second) },
+			check: func(t *testing.T, e *env, got answer) {
+				// Its share: 1s / 2 targets. Counted out, b left a
+				// waiting timeouts.total (5s).
+				if got.took > tTotal/2 {
+					t.Errorf("the round took %v; want about 500ms, a's share of the 1s round", got.took)
+				}
+			},
+		},
+		{
+			name: "a failing primary leaves the last attempt to the fallback",
+			a:    always(statusFn(500, errBody("server_error", "", "boom"))),
+			mutate: func(c *config.Config) {
+				c.Failover.MaxAttempts = 2
+			},
+			check: func(t *testing.T, e *env, got answer) {
+				if n := len(e.fakes["a"].hits()); n != 1 {
+					t.Errorf("a saw %d requests; want 1, the other attempt b's probe", n)
+				}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var bDown atomic.Bool
+			bDown.Store(true)
+			e := newEnv(t, map[string]func(*fconn, int){
+				"a": tc.a,
+				"b": func(c *fconn, n int) {
+					if bDown.Load() {
+						c.status(500, errBody("server_error", "", "down"))
+						return
+					}
+					okJSON(c, "from b")
+				},
+			}, []string{"a", "b"}, func(c *config.Config) {
+				c.Failover.Breaker = config.Breaker{Failures: 2, Cooldown: config.Duration(cooldown)}
+				// A model served by b alone opens b's breaker.
+				c.Models = append(c.Models, config.Model{Name: "only-b", Strategy: "priority",
+					Targets: []config.Target{{Provider: "b", Model: "up-b", Weight: 1}}})
+				tc.mutate(c)
+			})
+			if got := e.openReq(t.Context(), &Request{Model: "only-b", Method: "POST", Path: "/chat/completions",
+				Body: chatBody(false), ContentType: "application/json"}); got.openErr == nil {
+				t.Fatal("b answered while down")
+			}
+			bDown.Store(false)
+			b := e.r.providers[slices.IndexFunc(e.r.providers, func(p *provider) bool { return p.name == "b" })]
+			// The open period passes on the wall clock (gobreaker's);
+			// polled without asking the breaker, which would move it.
+			deadline := time.Now().Add(5 * time.Second)
+			for b.breakerLeft() > 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("b's breaker still open after 5s (cool-down %v)", cooldown)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if st := gobreaker.State(b.state.Load()); st != gobreaker.StateOpen {
+				t.Fatalf("b's breaker reads %s; want open still, no one having asked it", st)
+			}
+			got := e.open(t.Context(), false)
+			if got.openErr != nil || got.provider != "b" {
+				t.Fatalf("answered by %q (%v); want b, its cool-down over", got.provider, got.openErr)
+			}
+			tc.check(t, e, got)
+		})
+	}
 }

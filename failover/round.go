@@ -306,12 +306,19 @@ func (r *Router) nonStreamWait(rd *round, left time.Duration, rest []*target) (r
 }
 
 // untried counts the targets of rest that the round could still ask: not
-// cooling down and without an open breaker.
+// cooling down and without a breaker still in its open period. The
+// mirrored breaker state moves from open to half-open only when someone
+// asks the breaker, so a fallback whose cool-down has passed while no
+// round touched it still reads open: counted out by that, a silent
+// primary's non-stream attempt waited timeouts.total instead of its share
+// of the round (nonStreamWait), and a failing primary's retry spent the
+// last attempt before the recovered fallback's probe. breakerLeft says
+// whether the open period is over, without the breaker's lock.
 func (r *Router) untried(rest []*target) int {
 	n := 0
 	now := r.opts.Now()
 	for _, t := range rest {
-		if _, _, cooling := t.p.cooling(now); cooling || gobreaker.State(t.p.state.Load()) == gobreaker.StateOpen {
+		if _, _, cooling := t.p.cooling(now); cooling || t.p.breakerLeft() > 0 {
 			continue
 		}
 		n++
