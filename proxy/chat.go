@@ -205,6 +205,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 
 // failTurn answers a turn that got no upstream answer at all.
 func (s *Server) failTurn(w http.ResponseWriter, r *http.Request, err error) {
+	setFailedRoundHeaders(w.Header(), err)
 	if shutDown(r) {
 		s.log.Warn("request ended by the drain deadline before its answer began",
 			"request_id", reqInfo(r).id)
@@ -225,11 +226,34 @@ func (s *Server) failTurn(w http.ResponseWriter, r *http.Request, err error) {
 
 func setPaygateHeaders(h http.Header, resp *failover.Response) {
 	h["X-Paygate-Provider"] = []string{resp.Provider}
-	if resp.Attempts > 0 && resp.Attempts < len(attemptValues) {
-		h["X-Paygate-Attempts"] = attemptValues[resp.Attempts]
-	} else {
-		h["X-Paygate-Attempts"] = []string{strconv.Itoa(resp.Attempts)}
+	h["X-Paygate-Attempts"] = attemptsValue(resp.Attempts)
+}
+
+// setFailedRoundHeaders puts paygate's headers on the error answer of a
+// round no target answered (SPEC 5: provider and attempts on every
+// answer): the attempts it made, and the provider it asked last. Without
+// them an operator or a bot's log could tell a round that tried three
+// providers from one that tried none only by parsing the message. An
+// answer whose headers an earlier round of the turn already set keeps
+// those (the turn's first round, as on success); an error that is no
+// round's (a canceled or refused request) sets none.
+func setFailedRoundHeaders(h http.Header, err error) {
+	var ue *failover.UpstreamError
+	if !errors.As(err, &ue) || h["X-Paygate-Attempts"] != nil {
+		return
 	}
+	if n := len(ue.Tried); n > 0 {
+		h["X-Paygate-Provider"] = []string{ue.Tried[n-1].Provider}
+	}
+	h["X-Paygate-Attempts"] = attemptsValue(ue.Attempts)
+}
+
+// attemptsValue is the X-Paygate-Attempts value for n attempts.
+func attemptsValue(n int) []string {
+	if n >= 0 && n < len(attemptValues) {
+		return attemptValues[n]
+	}
+	return []string{strconv.Itoa(n)}
 }
 
 // Header values every answer carries, built once. net/http only reads a

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/paygate/paygate/config"
 )
 
 // wireError is an OpenAI error body as an SDK reads it: param and code may
@@ -358,6 +360,51 @@ func TestRateLimitStaysA429WhileCoolingDown(t *testing.T) {
 			}
 			if n := len(fp.requests()); n != 1 {
 				t.Errorf("the provider was asked %d times; want once (then cooling down)", n)
+			}
+		})
+	}
+}
+
+// TestFailedRoundNamesItsAttempts: the error answer of a round no target
+// answered carried no X-Paygate-Attempts nor X-Paygate-Provider (SPEC 5:
+// on every answer), on chat completions, a signed-in user's turn and a
+// forwarded path alike: "x2" was in the message text only. It now names
+// the attempts made and the provider asked last, for a provider's error
+// passed on as it came too.
+func TestFailedRoundNamesItsAttempts(t *testing.T) {
+	const chat = `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`
+	const chatStream = `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	const filtered = `{"error":{"message":"flagged by content filter","type":"invalid_request_error","code":"content_filter"}}`
+	tests := []struct {
+		name, path, body, user string
+		provider               http.HandlerFunc
+		wantStatus             int
+	}{
+		{"chat", "/v1/chat/completions", chat, "", jsonHandler(500, `{"error":{"message":"boom"}}`), 502},
+		{"chat stream", "/v1/chat/completions", chatStream, "", jsonHandler(500, `{"error":{"message":"boom"}}`), 502},
+		{"signed-in turn", "/v1/chat/completions", chat, "o-user-1", jsonHandler(500, `{"error":{"message":"boom"}}`), 502},
+		{"signed-in stream turn", "/v1/chat/completions", chatStream, "o-user-1", jsonHandler(500, `{"error":{"message":"boom"}}`), 502},
+		{"forwarded path", "/v1/embeddings", `{"model":"embed-test","input":"hi"}`, "", jsonHandler(500, `{"error":{"message":"boom"}}`), 502},
+		{"the provider's refusal passed on", "/v1/chat/completions", chat, "", jsonHandler(400, filtered), 400},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, tc.provider)
+			url := toolsProxy(t, fp.URL, &recordingTools{}, func(c *config.Config) { c.Failover.MaxAttempts = 2 })
+			hdr := map[string]string{}
+			if tc.user != "" {
+				hdr["X-WeChat-OpenID"] = tc.user
+			}
+			resp := post(t, url, tc.path, tc.body, hdr)
+			body := readAll(t, resp.Body)
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status %d %s; want %d", resp.StatusCode, body, tc.wantStatus)
+			}
+			if got, want := resp.Header.Get("X-Paygate-Attempts"), strconv.Itoa(len(fp.requests())); got != want {
+				t.Errorf("X-Paygate-Attempts %q; want %s, the attempts made", got, want)
+			}
+			if got := resp.Header.Get("X-Paygate-Provider"); got != "fake" {
+				t.Errorf("X-Paygate-Provider %q; want fake, the provider asked last", got)
 			}
 		})
 	}
