@@ -216,7 +216,9 @@ type Failover struct {
 	// RetryAfterMaxWait: a Retry-After up to this long is waited out on the same
 	// target; a longer one moves the request on to the next target. Either
 	// way the provider cools down that long: other requests skip it
-	// meanwhile, or wait when it is their only target. Default 5s. A
+	// meanwhile, or wait when it is their only target, each for its own
+	// turn after the cool-down (four a second on one provider; one whose
+	// turn would come later than this ends with a 429). Default 5s. A
 	// written 0 is refused: failover reads 0 as the default, so it cannot
 	// mean "never wait".
 	RetryAfterMaxWait Duration `yaml:"retry_after_max_wait"`

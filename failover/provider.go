@@ -47,6 +47,10 @@ type provider struct {
 	// throttles counts consecutive rate limits without Retry-After, so the
 	// back-off grows while the provider keeps refusing.
 	throttles atomic.Int32
+	// lastSend is the latest send turn handed to a round waiting for the
+	// provider after a rate limit (claimSend), Router-clock unix ns; 0:
+	// none yet.
+	lastSend atomic.Int64
 	// state mirrors the breaker's state without taking its lock.
 	state atomic.Int32
 	// openedAt is when the breaker last opened (unix ns, on the real clock
@@ -166,6 +170,27 @@ func (p *provider) coolDown(until time.Time, why coolReason) {
 		if p.coolUntil.CompareAndSwap(old, n) {
 			p.coolWhy.Store(&why)
 			return
+		}
+	}
+}
+
+// claimSend hands a round waiting for the provider after a rate limit its
+// turn to send: at from at the earliest, and sendSpacing after the turn
+// handed out before it, so that the waiting rounds reach the provider a
+// few a second, not all at once. A turn after limit is not handed out
+// (ok false) and takes no place in the line.
+func (p *provider) claimSend(from, limit time.Time) (time.Time, bool) {
+	for {
+		last := p.lastSend.Load()
+		slot := from.UnixNano()
+		if last != 0 {
+			slot = max(slot, last+int64(sendSpacing))
+		}
+		if slot > limit.UnixNano() {
+			return time.Time{}, false
+		}
+		if p.lastSend.CompareAndSwap(last, slot) {
+			return time.Unix(0, slot), true
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -174,8 +175,9 @@ func TestRoundErrorStatusAndRetryAfter(t *testing.T) {
 // to the provider at once (SPEC 5: never more than a few attempts a second
 // on one provider). The provider now cools down for the Retry-After: a
 // round started during it takes the next target, a round with no other
-// target waits it out, and the round that got the 429 still retries the
-// same target after its wait, as SPEC 5 says.
+// target waits it out (its turn spaced after the retry's, claimSend), and
+// the round that got the 429 still retries the same target after its wait,
+// as SPEC 5 says.
 func TestShortRetryAfterKeepsOtherRounds(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -186,7 +188,9 @@ func TestShortRetryAfterKeepsOtherRounds(t *testing.T) {
 		wantAt     time.Duration
 	}{
 		{"another target: taken", []string{"a", "b"}, "b", 0},
-		{"a alone: waited out", []string{"a"}, "a", 2 * time.Second},
+		// The round that got the 429 has the first turn after the
+		// Retry-After; the one waiting it out the next, sendSpacing on.
+		{"a alone: waited out", []string{"a"}, "a", 2*time.Second + sendSpacing},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := newFakeClock()
@@ -242,7 +246,160 @@ func TestShortRetryAfterKeepsOtherRounds(t *testing.T) {
 				want = []time.Duration{tc.wantAt}
 			}
 			if !slices.Equal(at, want) {
-				t.Errorf("that round sent to a at %v from the start; want %v (the Retry-After ends at 2s)", at, want)
+				t.Errorf("that round sent to a at %v from the start; want %v (the Retry-After ends at 2s; the turn after it is the 429's round's)", at, want)
+			}
+		})
+	}
+}
+
+// stepClock is a Router clock whose Sleep blocks until the test moves the
+// clock to the sleeper's wake-up: rounds waiting at once are held, and
+// released one instant at a time. Each Sleep announces its wake-up on
+// asleep as it begins.
+type stepClock struct {
+	mu       sync.Mutex
+	now      time.Time
+	sleepers map[chan struct{}]time.Time
+	asleep   chan time.Time
+}
+
+func newStepClock() *stepClock {
+	return &stepClock{now: newFakeClock().Now(), sleepers: map[chan struct{}]time.Time{}, asleep: make(chan time.Time, 64)}
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepClock) Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	wake := make(chan struct{})
+	c.mu.Lock()
+	at := c.now.Add(d)
+	c.sleepers[wake] = at
+	c.mu.Unlock()
+	c.asleep <- at
+	select {
+	case <-wake:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// advanceTo sets the clock to at and wakes the sleepers due by then.
+func (c *stepClock) advanceTo(at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = at
+	for wake, due := range c.sleepers {
+		if !due.After(at) {
+			delete(c.sleepers, wake)
+			close(wake)
+		}
+	}
+}
+
+// TestCoolingWaitersSendSpacedOut: rounds that found a provider cooling
+// down after a rate limit each slept until the cool-down's end and then
+// sent at once, without looking again: 31 requests within 50 ms on a
+// provider that had just said "too many requests" (SPEC 5: never more than
+// a few attempts a second on one provider), even when it had said it again
+// meanwhile. The round that got the 429 retries first; each waiting round
+// gets its own turn, sendSpacing after the one before; a round whose turn
+// would come after failover.retry_after_max_wait ends at once with the
+// 429; and a round that wakes to a new cool-down (another 429 while it
+// waited) sends nothing.
+func TestCoolingWaitersSendSpacedOut(t *testing.T) {
+	const waiters = 6
+	limited := statusFn(429, errBody("rate_limit_error", "rate_limit_exceeded", "slow down"))
+	for _, tc := range []struct {
+		name string
+		// limitedAgain: a refuses the retry of the round that got the
+		// 429 too, cooling down anew while the others wait.
+		limitedAgain bool
+		wantAt       []time.Duration // a's requests, from the start
+	}{
+		{"the rate limit is over", false, []time.Duration{0, throttleBase, throttleBase + sendSpacing, throttleBase + 2*sendSpacing}},
+		{"a limits again meanwhile", true, []time.Duration{0, throttleBase}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newStepClock()
+			start := clock.Now()
+			var mu sync.Mutex
+			var at []time.Duration
+			a := newFakeProvider(t, nil, func(c *fconn, n int) {
+				mu.Lock()
+				at = append(at, clock.Now().Sub(start))
+				mu.Unlock()
+				if n == 0 || n == 1 && tc.limitedAgain {
+					limited(c) // no Retry-After: a backs off throttleBase, then twice that
+					return
+				}
+				okJSON(c, "from a")
+			})
+			cfg := testConfig(map[string]string{"a": a.url}, []string{"a"})
+			// Turns up to 1s away: the cool-down's end (500ms) and two after it.
+			cfg.Failover.RetryAfterMaxWait = config.Duration(2 * throttleBase)
+			r, err := New(cfg, Options{Now: clock.Now, Sleep: clock.Sleep, Jitter: func(d time.Duration) time.Duration { return d }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			results := make(chan error, waiters+1)
+			open := func() {
+				resp, err := r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
+				if err == nil {
+					resp.Close()
+				}
+				results <- err
+			}
+
+			go open() // a's 429; the round backs off, to retry at the cool-down's end
+			if got := (<-clock.asleep).Sub(start); got != throttleBase {
+				t.Fatalf("the 429's round sleeps until %v; want %v", got, throttleBase)
+			}
+			for range waiters {
+				go open()
+			}
+			var wakes []time.Duration
+			var ended []error
+			for len(wakes)+len(ended) < waiters {
+				select {
+				case w := <-clock.asleep:
+					wakes = append(wakes, w.Sub(start))
+				case err := <-results:
+					ended = append(ended, err)
+				}
+			}
+			slices.Sort(wakes)
+			if want := []time.Duration{throttleBase + sendSpacing, throttleBase + 2*sendSpacing}; !slices.Equal(wakes, want) {
+				t.Fatalf("the rounds started during a's cool-down sleep until %v; want %v, a turn each, spaced", wakes, want)
+			}
+			for _, err := range ended {
+				if ue := (*UpstreamError)(nil); !errors.As(err, &ue) || ue.Status != 429 {
+					t.Errorf("a round with no turn in time: %v; want the 429 of a provider cooling down after one", err)
+				}
+			}
+			for _, w := range []time.Duration{throttleBase, throttleBase + sendSpacing, throttleBase + 2*sendSpacing} {
+				clock.advanceTo(start.Add(w))
+				err := <-results
+				if tc.limitedAgain {
+					if ue := (*UpstreamError)(nil); !errors.As(err, &ue) || ue.Status != 429 {
+						t.Errorf("at %v: %v; want a 429, a limiting again", w, err)
+					}
+				} else if err != nil {
+					t.Errorf("at %v: %v; want a's answer", w, err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(at, tc.wantAt) {
+				t.Errorf("a saw requests at %v from the start; want %v", at, tc.wantAt)
 			}
 		})
 	}

@@ -25,6 +25,11 @@ const (
 	throttleBase = 500 * time.Millisecond
 	// maxRetryAfterWaits bounds same-target retries after short Retry-Afters.
 	maxRetryAfterWaits = 2
+	// sendSpacing is the least time between two sends to a provider that
+	// rounds waited for after its rate-limit cool-down (provider.claimSend):
+	// at most four a second, where every round waiting the cool-down out
+	// used to send at the instant it ended.
+	sendSpacing = 250 * time.Millisecond
 )
 
 // round is the state of one Open call.
@@ -94,13 +99,13 @@ func (r *Router) runRound(ctx context.Context, rd *round, order []*target) (*Res
 		if s.until.IsZero() {
 			continue
 		}
-		wait := s.until.Sub(r.opts.Now())
-		if wait > r.fo.RetryAfterMaxWait.D() || wait >= rd.end.Sub(r.opts.Now()) {
-			break
-		}
-		if err := r.opts.Sleep(ctx, wait); err != nil {
+		ok, err := r.waitOut(rd, s.t.p)
+		if err != nil {
 			rd.fails = append(rd.fails, &failure{cause: CauseCanceled, canceled: true, err: err})
 			return nil, r.roundError(rd)
+		}
+		if !ok {
+			continue
 		}
 		resp, stop := r.tryTarget(rd, s.t, true, nil)
 		if resp != nil {
@@ -111,6 +116,58 @@ func (r *Router) runRound(ctx context.Context, rd *round, order []*target) (*Res
 		}
 	}
 	return nil, r.roundError(rd)
+}
+
+// waitOut waits until rd may send to p, cooling down after a rate limit:
+// until the cool-down's end, and then its turn among the rounds waiting
+// for the same provider (provider.claimSend), so that they send spaced
+// sendSpacing apart rather than all at the instant the cool-down ends,
+// against a provider that has just said "too many requests". After the
+// wait the cool-down is checked again: another round's new 429 meanwhile
+// began a new one, and the round waits for that, or gives up. It reports
+// false, having sent nothing, when its turn would come after
+// failover.retry_after_max_wait from now or past the round's time: the
+// round then ends with the 429 a cooling provider stands for.
+func (r *Router) waitOut(rd *round, p *provider) (bool, error) {
+	now := r.opts.Now()
+	limit := r.sendLimit(rd, now)
+	for {
+		until, _, cooling := p.cooling(now)
+		if !cooling {
+			until = now
+		}
+		slot, ok := p.claimSend(until, limit)
+		if !ok {
+			return false, nil
+		}
+		if err := r.opts.Sleep(rd.ctx, slot.Sub(now)); err != nil {
+			return false, err
+		}
+		now = r.opts.Now()
+		if _, _, cooling := p.cooling(now); !cooling {
+			return true, nil
+		}
+	}
+}
+
+// spacedRetry is the wait of a round's retry of p after a rate limit:
+// wait, or longer when other rounds have already been given the turns
+// after it (provider.claimSend). ok is false when the turn would come after
+// failover.retry_after_max_wait or past the round's time.
+func (r *Router) spacedRetry(rd *round, p *provider, wait time.Duration) (time.Duration, bool) {
+	now := r.opts.Now()
+	slot, ok := p.claimSend(now.Add(wait), r.sendLimit(rd, now))
+	return slot.Sub(now), ok
+}
+
+// sendLimit is the latest send turn a round waits for from now:
+// failover.retry_after_max_wait on, and before the round's time ends.
+func (r *Router) sendLimit(rd *round, now time.Time) time.Time {
+	limit := now.Add(r.fo.RetryAfterMaxWait.D())
+	if end := rd.end.Add(-1); end.Before(limit) {
+		limit = end
+	}
+	return limit
 }
 
 // tryTarget makes the attempts the policy allows on t; rest are the round's
@@ -227,6 +284,16 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			// asked: a retry here would leave one of them unasked, and a
 			// healthy later target is a better bet than a failing one.
 			d.next, d.wait = stepNext, 0
+		}
+		if d.next == stepRetry && f.cause == CauseRateLimited {
+			// The retry takes its turn among the rounds waiting for the
+			// provider's cool-down to end (waitOut); with none left in
+			// time, the next target.
+			if w, ok := r.spacedRetry(rd, p, d.wait); ok {
+				d.wait = w
+			} else {
+				d.next, d.wait = stepNext, 0
+			}
 		}
 		done(d.breaker)
 		if d.latencyPenalty {
