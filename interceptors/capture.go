@@ -70,7 +70,9 @@ type SentRecord struct {
 // RoundResult is what one upstream round produced, for the turn loop to
 // decide whether the turn continues.
 type RoundResult struct {
-	// ID and Model are the upstream chunk id and model of this round.
+	// ID and Model are the upstream chunk id and model of this round; in
+	// round 0, ID is StartRound's turnID when the round's chunks went out
+	// under it (the provider sent none).
 	ID, Model string
 	// Content is the round's assistant text; Reasoning its reasoning text
 	// (reasoning_content or reasoning deltas).
@@ -127,7 +129,14 @@ type Capture struct {
 	nextClient int // client tool-call indexes handed out this turn
 
 	round   int
+	turnID  string
 	turnIDq []byte // turnID as a JSON string
+	// stampID: the round's chunks go out under the turn's id (turnIDq),
+	// replaced or, where a chunk has none, added. Every round after the
+	// first; the first when the first chunk the client gets from it has
+	// no id (idSettled says whether that is decided yet).
+	stampID   bool
+	idSettled bool
 
 	// Per round.
 	id, model   string
@@ -216,10 +225,17 @@ func NewCapture(isPayment func(name string) bool) *Capture {
 // StartRound resets the per-round state. Round 0 is the first upstream
 // round; for round > 0 every chunk's "id" is rewritten to turnID and the
 // role delta is removed, so the client sees one id and one role delta per
-// turn. Client tool-call indexes keep counting across rounds.
+// turn. In round 0, turnID ("" for none) is the id its chunks go out under
+// when the first chunk the client gets from it has none: a provider that
+// sends no id would otherwise leave the whole turn without one, and the
+// Node SDK's stream helper takes a chunk's top-level members (the paygate
+// object of the last) only from a chunk with an id. Client tool-call
+// indexes keep counting across rounds.
 func (c *Capture) StartRound(round int, turnID string) {
 	c.round = round
+	c.turnID = turnID
 	c.turnIDq = jsonstr.Append(c.turnIDq[:0], turnID)
+	c.stampID, c.idSettled = round > 0, round > 0
 	c.id, c.model = "", ""
 	c.content = c.content[:0]
 	c.reasoning = c.reasoning[:0]
@@ -300,7 +316,9 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 		}
 	}
 	s := unsafe.String(unsafe.SliceData(data), len(data))
-	if c.id != "" || c.slowSeen > 2 { // the first chunks name the round's id and model
+	// The first chunks name the round's id and model; a round whose chunks
+	// have none takes this path once it is settled what id they go out under.
+	if c.id != "" || c.slowSeen > 2 && c.idSettled {
 		var tc textChunk
 		ok, known := false, len(c.prefix) > 0 && bytes.HasPrefix(data, c.prefix)
 		if known {
@@ -317,6 +335,9 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 			switch {
 			case c.round == 0:
 				c.role = c.role || tc.role
+				if c.stampID {
+					return c.rewriteID(data, s, tc.deltaEnd), nil
+				}
 				return data, nil
 			case !tc.role:
 				return c.rewriteID(data, s, tc.deltaEnd), nil
@@ -339,8 +360,12 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 // EndRound returns what the round produced. The Capture is ready for the
 // next StartRound; the result shares no memory with it.
 func (c *Capture) EndRound() RoundResult {
+	id := c.id
+	if c.round == 0 && c.stampID {
+		id = c.turnID
+	}
 	r := RoundResult{
-		ID:           c.id,
+		ID:           id,
 		Model:        c.model,
 		Content:      decodeRaw(c.content),
 		Reasoning:    decodeRaw(c.reasoning),

@@ -14,7 +14,15 @@ import (
 // returns the returned chunks of every round and each round's result.
 func run(t *testing.T, rounds ...[]string) ([][]string, []RoundResult) {
 	t.Helper()
+	return runAs(t, "", rounds...)
+}
+
+// runAs is run with round 0 started under the fallback id fallback (see
+// StartRound); the later rounds run under "turn-1".
+func runAs(t *testing.T, fallback string, rounds ...[]string) ([][]string, []RoundResult) {
+	t.Helper()
 	c := NewCapture(isPaymentName)
+	c.StartRound(0, fallback)
 	var outs [][]string
 	var results []RoundResult
 	for i, chunks := range rounds {
@@ -370,6 +378,80 @@ func TestCaptureCases(t *testing.T) {
 			}
 			if (last.Usage == nil) != (tc.usage == nil) || (last.Usage != nil && *last.Usage != *tc.usage) {
 				t.Errorf("usage = %+v; want %+v", last.Usage, tc.usage)
+			}
+		})
+	}
+}
+
+// TestCaptureRoundWithoutID: a first round whose chunks name no id (or
+// an empty one) goes out under the fallback id StartRound gave it, every
+// chunk the client gets, the kept finish chunk and the round's ID alike, and
+// a later round's chunks get the turn's id also where they have none: the
+// Node SDK's stream helper takes a chunk's top-level members, the paygate
+// object among them, only from a chunk with an id. A first round that names
+// itself keeps its id, also after Azure's nameless first chunk.
+func TestCaptureRoundWithoutID(t *testing.T) {
+	const head = `{"object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":`
+	tests := []struct {
+		name        string
+		rounds      [][]string
+		wantIDs     []string // of round 0's result, then of the ids every chunk of each round went out under
+		wantFinish0 string   // the id of round 0's kept finish chunk
+	}{
+		{
+			name: "no id member",
+			rounds: [][]string{{
+				head + `{"role":"assistant","content":"Checking"},"finish_reason":null}]}`,
+				head + `{"content":" your"},"finish_reason":null}]}`,
+				head + `{"content":" order"},"finish_reason":null}]}`,
+				head + `{"content":" now."},"finish_reason":null}]}`, // past the slow path's first chunks
+				head + `{"content":" Done"},"finish_reason":"tool_calls"}]}`,
+			}, {
+				`{"id":"chatcmpl-2",` + head[1:] + `{"role":"assistant","content":"Paid"},"finish_reason":null}]}`,
+				head + `{"content":"."},"finish_reason":null}]}`,
+			}},
+			wantIDs:     []string{"chatcmpl-paygate-r1", "chatcmpl-paygate-r1", "turn-1"},
+			wantFinish0: "chatcmpl-paygate-r1",
+		},
+		{
+			name: "an empty id",
+			rounds: [][]string{{
+				`{"id":"",` + head[1:] + `{"role":"assistant","content":"Checking"},"finish_reason":null}]}`,
+				`{"id":"",` + head[1:] + `{"content":" now"},"finish_reason":null}]}`,
+				`{"id":"",` + head[1:] + `{"content":"."},"finish_reason":null}]}`,
+				`{"id":"",` + head[1:] + `{"content":" Done"},"finish_reason":null}]}`,
+				`{"id":"",` + head[1:] + `{},"finish_reason":"stop"}]}`,
+			}},
+			wantIDs:     []string{"chatcmpl-paygate-r1", "chatcmpl-paygate-r1"},
+			wantFinish0: "chatcmpl-paygate-r1",
+		},
+		{
+			name: "Azure's nameless first chunk, then ids",
+			rounds: [][]string{{
+				`{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[]}`,
+				`{"choices":[{"delta":{"role":"assistant","content":"Hi"},"index":0}],"created":5,"id":"chatcmpl-Az","model":"m"}`,
+				`{"choices":[{"delta":{"content":" there"},"index":0}],"created":5,"id":"chatcmpl-Az","model":"m"}`,
+				`{"choices":[{"delta":{},"finish_reason":"stop","index":0}],"created":5,"id":"chatcmpl-Az","model":"m"}`,
+			}},
+			wantIDs:     []string{"chatcmpl-Az", "chatcmpl-Az"},
+			wantFinish0: "chatcmpl-Az",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			outs, results := runAs(t, "chatcmpl-paygate-r1", tc.rounds...)
+			if results[0].ID != tc.wantIDs[0] {
+				t.Errorf("round 0's ID %q; want %q", results[0].ID, tc.wantIDs[0])
+			}
+			for r, chunks := range outs {
+				for _, out := range chunks {
+					if n := strings.Count(out, `"id":`); gjson.Get(out, "id").Str != tc.wantIDs[r+1] || n != 1 {
+						t.Errorf("round %d: chunk %s has %d ids; want one, %q", r, out, n, tc.wantIDs[r+1])
+					}
+				}
+			}
+			if got := gjson.GetBytes(results[0].FinishChunk, "id"); got.Str != tc.wantFinish0 {
+				t.Errorf("round 0's finish chunk %s; want id %q", results[0].FinishChunk, tc.wantFinish0)
 			}
 		})
 	}

@@ -21,15 +21,10 @@ func (c *Capture) slow(data []byte, s string) []byte {
 	gjson.Parse(s).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "id":
-			if v.Type == gjson.String {
-				if c.id == "" && v.Str != "" {
-					c.id = strings.Clone(v.Str)
-				}
-				st.idStart, st.idEnd = v.Index, v.Index+len(v.Raw)
-				if c.round > 0 {
-					c.replace(v.Index, v.Index+len(v.Raw), c.turnIDq)
-				}
+			if v.Type == gjson.String && c.id == "" && v.Str != "" {
+				c.id = strings.Clone(v.Str)
 			}
+			st.idStart, st.idEnd = v.Index, v.Index+len(v.Raw)
 		case "model":
 			if v.Type == gjson.String && c.model == "" && v.Str != "" {
 				c.model = strings.Clone(v.Str)
@@ -63,13 +58,29 @@ func (c *Capture) slow(data []byte, s string) []byte {
 			c.edits = append(c.edits, edit{d[0], d[1], 0, 0})
 		}
 	}
-	if st.finish != "" || st.hasError {
+	keep := st.finish != "" || st.hasError
+	send := st.choices > 0 && !st.hasError && st.meaningful
+	if !c.idSettled && (keep || send) {
+		// The first chunk the client gets (now or as the finish chunk)
+		// decides: a round that names itself keeps its id, one that does
+		// not goes out under the turn's (see StartRound).
+		c.idSettled = true
+		c.stampID = c.id == "" && c.turnID != ""
+	}
+	if keep {
 		c.hasFinish = true
 		c.finish = internFinish(st.finish, st.hasError)
 		c.keepFinishChunk(data)
 	}
-	if st.choices == 0 || st.hasError || !st.meaningful {
+	if !send {
 		return nil
+	}
+	if c.stampID {
+		if st.idStart >= 0 {
+			c.replace(st.idStart, st.idEnd, c.turnIDq)
+		} else {
+			c.insertID()
+		}
 	}
 	if st.text[0] >= 0 {
 		c.content = append(c.content, data[st.text[0]:st.text[1]]...)
@@ -536,6 +547,23 @@ func (c *Capture) replace(start, end int, repl []byte) {
 	c.edits = append(c.edits, edit{start, end, rs, len(c.scratch)})
 }
 
+// insertID records the addition of the turn's id as the chunk's first
+// member, for a chunk that has no id (the slow path and Process have checked
+// that it is an object with members).
+func (c *Capture) insertID() {
+	rs := len(c.scratch)
+	c.scratch = append(c.scratch, `"id":`...)
+	c.scratch = append(c.scratch, c.turnIDq...)
+	c.scratch = append(c.scratch, ',')
+	c.edits = append(c.edits, edit{1, 1, rs, len(c.scratch)})
+}
+
+// idMember is the member insertID adds, for the finish chunk kept aside.
+func idMember(idq []byte) []byte {
+	b := append([]byte(`"id":`), idq...)
+	return append(b, ',')
+}
+
 // deleteMember records the removal of an object member (key at keyAt, value
 // ending at end) with one adjacent comma.
 func (c *Capture) deleteMember(data []byte, keyAt, end int) {
@@ -582,7 +610,7 @@ func (c *Capture) apply(data []byte) []byte {
 }
 
 // keepFinishChunk keeps the finish chunk with its deltas emptied and, after
-// round 0, the turn's id.
+// round 0 (or in a round 0 without ids), the turn's id.
 func (c *Capture) keepFinishChunk(data []byte) {
 	st := &c.st
 	type cut struct {
@@ -590,8 +618,12 @@ func (c *Capture) keepFinishChunk(data []byte) {
 		repl       []byte
 	}
 	cuts := make([]cut, 0, len(st.deltas)+1)
-	if c.round > 0 && st.idStart >= 0 {
+	switch {
+	case !c.stampID:
+	case st.idStart >= 0:
 		cuts = append(cuts, cut{st.idStart, st.idEnd, c.turnIDq})
+	default:
+		cuts = append(cuts, cut{1, 1, idMember(c.turnIDq)})
 	}
 	for _, d := range st.deltas {
 		cuts = append(cuts, cut{d[0], d[1], []byte("{}")})

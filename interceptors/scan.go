@@ -491,23 +491,33 @@ func (c *Capture) learnPrefix(data []byte, s string, delta, deltaEnd int) {
 	}
 }
 
-// rewriteID returns data with its top-level id replaced by the turn's id.
-// The id is where the learnt prefix has it, or else after the delta (which
-// ends at deltaEnd), where Gemini and Azure put it.
+// rewriteID returns data with its top-level id replaced by the turn's id,
+// or given it as its first member when it has none. The id is where the
+// learnt prefix has it, or else after the delta (which ends at deltaEnd),
+// where Gemini and Azure put it.
 func (c *Capture) rewriteID(data []byte, s string, deltaEnd int) []byte {
-	start, end := -1, -1
-	if c.prefixID[0] >= 0 && bytes.HasPrefix(data, c.prefix) {
-		start, end = c.prefixID[0], c.prefixID[1]
-	} else {
-		start, end = topID(s, deltaEnd)
-	}
+	start, end := c.idRange(data, s, deltaEnd)
+	c.out = c.out[:0]
 	if start < 0 {
-		return data
+		c.out = append(c.out, '{')
+		c.out = append(c.out, `"id":`...)
+		c.out = append(c.out, c.turnIDq...)
+		c.out = append(c.out, ',')
+		return append(c.out, data[1:]...)
 	}
-	c.out = append(c.out[:0], data[:start]...)
+	c.out = append(c.out, data[:start]...)
 	c.out = append(c.out, c.turnIDq...)
 	c.out = append(c.out, data[end:]...)
 	return c.out
+}
+
+// idRange is where a text chunk's top-level id value is (see rewriteID),
+// or -1, -1.
+func (c *Capture) idRange(data []byte, s string, deltaEnd int) (int, int) {
+	if c.prefixID[0] >= 0 && bytes.HasPrefix(data, c.prefix) {
+		return c.prefixID[0], c.prefixID[1]
+	}
+	return topID(s, deltaEnd)
 }
 
 // rewriteLater returns a text chunk of a later round with the turn's id and
@@ -515,21 +525,18 @@ func (c *Capture) rewriteID(data []byte, s string, deltaEnd int) []byte {
 func (c *Capture) rewriteLater(data []byte, s string, tc *textChunk) []byte {
 	c.edits = c.edits[:0]
 	c.scratch = c.scratch[:0]
-	start, end := -1, -1
-	if c.prefixID[0] >= 0 && bytes.HasPrefix(data, c.prefix) {
-		start, end = c.prefixID[0], c.prefixID[1]
-	} else {
-		start, end = topID(s, tc.deltaEnd)
-	}
-	if start >= 0 {
+	if start, end := c.idRange(data, s, tc.deltaEnd); start >= 0 {
 		c.replace(start, end, c.turnIDq)
+	} else {
+		c.insertID()
 	}
 	c.deleteMember(data, tc.roleAt, tc.roleEnd)
 	return c.apply(data)
 }
 
 // topID returns the byte range of the top-level "id" value (quotes
-// included), or -1. Most providers put it first; others after the choices,
+// included; a null or other non-string id too, which the turn's id
+// replaces), or -1. Most providers put it first; others after the choices,
 // so a plain `"id":"` after the delta (from) is the top-level one: nothing
 // after a delta but the rest of its choice and the top level can hold it.
 func topID(s string, from int) (int, int) {
@@ -548,7 +555,7 @@ func topID(s string, from int) (int, int) {
 		}
 	}
 	r := gjson.Get(s, "id")
-	if r.Type != gjson.String {
+	if !r.Exists() {
 		return -1, -1
 	}
 	return r.Index, r.Index + len(r.Raw)

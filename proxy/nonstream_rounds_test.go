@@ -140,3 +140,33 @@ func TestStreamKeepsLengthOnTheBotsCall(t *testing.T) {
 		})
 	}
 }
+
+// TestNonStreamTurnIdentity: the one chat.completion of a multi-round turn
+// goes out under the first round's id, and under paygate's fallback id
+// when the first round had none: it went out as "" before, an id that SDKs
+// read as none.
+func TestNonStreamTurnIdentity(t *testing.T) {
+	const call = `"tool_calls":[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":"tool_calls"}]}`
+	const last = `{"id":"c2","object":"chat.completion","created":1700000009,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"It is paid."},"finish_reason":"stop"}]}`
+	tests := []struct {
+		name, first string
+		wantID      func(string) bool
+	}{
+		{"the first round's id", `{"id":"c1","object":"chat.completion","created":1700000000,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Checking. ",` + call,
+			func(id string) bool { return id == "c1" }},
+		{"no id in the first round", `{"object":"chat.completion","created":1700000000,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Checking. ",` + call,
+			func(id string) bool { return strings.HasPrefix(id, "chatcmpl-paygate-req_") }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, scriptedAnswers(tc.first, last))
+			url := statefulProxy(t, fp.URL)
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"is X1 paid?"}]}`,
+				map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			if id := gjson.Get(body, "id").Str; !tc.wantID(id) {
+				t.Errorf("id %q: %s", id, body)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -216,7 +217,9 @@ func (t *turn) stream() {
 			t.w.WriteHeader(http.StatusOK)
 			t.sw = sse.NewWriter(t.w)
 		}
-		capture.StartRound(round, t.turnID)
+		// Round 0's chunks keep the provider's id, or get the fallback
+		// when they have none; the later rounds' get the turn's.
+		capture.StartRound(round, cmp.Or(t.turnID, t.fallbackID()))
 		res, resp, ok := t.relayRound(round, resp, capture, rec)
 		if !ok {
 			return
@@ -332,10 +335,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 			first = se
 		}
 		if round == 0 && t.turnID == "" {
-			t.turnID, t.created = partial.ID, time.Now().Unix()
-			if t.turnID == "" {
-				t.turnID = "chatcmpl-paygate-" + reqInfo(t.r).id
-			}
+			t.turnID, t.created = cmp.Or(partial.ID, t.fallbackID()), time.Now().Unix()
 		}
 		sentText += partial.Sent.Text
 		sentReasoning += partial.Sent.Reasoning
@@ -499,11 +499,16 @@ func (t *turn) accountAttempt(resp *failover.Response, u *interceptors.Usage) {
 	}
 }
 
+// fallbackID is the turn's id when its first round has none: an empty id
+// reads as none to the Node SDK's stream helper, which then drops every
+// later chunk's top-level members, the paygate object included.
+func (t *turn) fallbackID() string { return "chatcmpl-paygate-" + reqInfo(t.r).id }
+
 // endRound accounts a finished round; obj is its usage object as the
 // provider sent it (nil: u's counts are all there is).
 func (t *turn) endRound(round int, resp *failover.Response, id, model string, u *interceptors.Usage, obj []byte) {
 	if round == 0 && t.turnID == "" {
-		t.turnID = id
+		t.turnID = cmp.Or(id, t.fallbackID())
 		t.created = time.Now().Unix()
 	}
 	if model == "" {

@@ -43,13 +43,13 @@ func (t *turn) nonStream() {
 			if len(ans.client) > 0 {
 				t.keepExchange(ans.content, ans.reasoning, nil, ans.client, nil)
 			}
-			t.writeCompletion(resp.StatusCode, whole(), first.id, ans.client, false)
+			t.writeCompletion(resp.StatusCode, whole(), ans.client, false)
 			return
 		}
 		if len(ans.client) > 0 {
 			results := t.execute(ans.payment)
 			t.keepExchange(ans.content, ans.reasoning, ans.payment, ans.client, results)
-			t.writeCompletion(resp.StatusCode, whole(), first.id, ans.client, true)
+			t.writeCompletion(resp.StatusCode, whole(), ans.client, true)
 			return
 		}
 		if round+1 >= t.budget.MaxRounds {
@@ -59,7 +59,7 @@ func (t *turn) nonStream() {
 			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", spoken+ans.content+t.budget.Clarification)
 			b, _ = sjson.DeleteBytes(b, "choices.0.message.tool_calls")
 			b, _ = sjson.SetBytes(b, "choices.0.finish_reason", "stop")
-			t.writeCompletion(resp.StatusCode, withThought(b, thought, ans.reasoning), first.id, nil, false)
+			t.writeCompletion(resp.StatusCode, withThought(b, thought, ans.reasoning), nil, false)
 			return
 		}
 		spoken += ans.content
@@ -269,12 +269,13 @@ func extraMembers(call gjson.Result) []byte {
 // writeCompletion sends the turn's answer: body is the last round's
 // chat.completion; its tool_calls are reduced to the client's own when the
 // round mixed payment and client calls.
-func (t *turn) writeCompletion(status int, body []byte, id string, client []interceptors.ToolCall, mixed bool) {
+func (t *turn) writeCompletion(status int, body []byte, client []interceptors.ToolCall, mixed bool) {
 	// The upstream's own "paygate" member goes before paygate adds its own:
 	// sjson would replace only the first, and bots trust it (SPEC 2.3).
 	out := interceptors.DropPaygate(body)
 	if len(t.rounds) > 1 {
-		out, _ = sjson.SetBytes(out, "id", id)
+		// The turn's id: the first round's, or the fallback when it had none.
+		out, _ = sjson.SetBytes(out, "id", t.turnID)
 	}
 	if mixed {
 		arr := []byte{'['}

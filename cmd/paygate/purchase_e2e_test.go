@@ -285,9 +285,10 @@ func TestPurchaseNonStreamExtension(t *testing.T) {
 	}
 }
 
-// TestPurchaseNodeSDK: the Node openai SDK streams a purchase and reads the
-// paygate extension from the final chunk.
-func TestPurchaseNodeSDK(t *testing.T) {
+// nodeChat runs test/node/chat.mjs in mode against the application at url
+// as the signed-in testOpenID, and returns what it printed.
+func nodeChat(t *testing.T, url, mode string) []byte {
+	t.Helper()
 	dir, _ := filepath.Abs("../../test/node")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai")); err != nil {
 		if os.Getenv("CI") != "" {
@@ -295,15 +296,22 @@ func TestPurchaseNodeSDK(t *testing.T) {
 		}
 		t.Skip("Node openai package not installed")
 	}
-	up := newScriptedProvider(t, purchaseScript)
-	url, _ := paymentApp(t, up.URL, "")
-	cmd := exec.Command("node", "chat.mjs", "stream")
+	cmd := exec.Command("node", "chat.mjs", mode)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PAYGATE_URL="+url+"/v1", "PAYGATE_KEY="+e2eClientKey, "PAYGATE_MODEL=gpt-4o", "PAYGATE_OPENID="+testOpenID)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("node: %v %s", err, out)
 	}
+	return out
+}
+
+// TestPurchaseNodeSDK: the Node openai SDK streams a purchase and reads the
+// paygate extension from the final chunk.
+func TestPurchaseNodeSDK(t *testing.T) {
+	up := newScriptedProvider(t, purchaseScript)
+	url, _ := paymentApp(t, up.URL, "")
+	out := nodeChat(t, url, "stream")
 	var res struct {
 		Content string `json:"content"`
 		Finish  string `json:"finish"`
@@ -323,6 +331,51 @@ func TestPurchaseNodeSDK(t *testing.T) {
 	}
 	if len(res.Paygate.Actions) != 1 || res.Paygate.Actions[0].Type != "order_created" || res.Paygate.Actions[0].Order["status"] != "awaiting_payment" {
 		t.Errorf("node read paygate %+v", res.Paygate)
+	}
+}
+
+// TestNodeStreamHelperWithoutProviderIDs: a purchase whose first round's
+// chunks carry no id reaches the Node SDK's stream helper under one id, the
+// paygate object on the completion it assembles. The helper takes a chunk's
+// top-level members only from a chunk with an id, and the turn had none: the
+// first round's chunks went out as they came and the later rounds' were
+// given its empty id, so finalChatCompletion() had no paygate object.
+func TestNodeStreamHelperWithoutProviderIDs(t *testing.T) {
+	up := newScriptedProvider(t, func(body string) scriptRound {
+		head := `{"object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[`
+		if !strings.Contains(body, `"role":"tool"`) {
+			return scriptRound{chunks: []string{
+				head + `{"index":0,"delta":{"role":"assistant","content":"Checking. "},"finish_reason":null}]}`,
+				head + `{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]},"finish_reason":null}]}`,
+				head + `{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`,
+			}}
+		}
+		withID := `{"id":"chatcmpl-2",` + head[1:]
+		return scriptRound{chunks: []string{
+			withID + `{"index":0,"delta":{"role":"assistant","content":"Done."},"finish_reason":null}]}`,
+			withID + `{"index":0,"delta":{},"finish_reason":"stop"}]}`,
+		}}
+	})
+	url, _ := paymentApp(t, up.URL, "")
+	var res struct {
+		ID       string   `json:"id"`
+		ChunkIDs []string `json:"chunkIds"`
+		Content  string   `json:"content"`
+		Paygate  struct {
+			Actions []struct {
+				Type string `json:"type"`
+			} `json:"actions"`
+		} `json:"paygate"`
+	}
+	out := nodeChat(t, url, "stream-final")
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+	if !strings.HasPrefix(res.ID, "chatcmpl-paygate-") || len(res.ChunkIDs) != 1 || res.ChunkIDs[0] != res.ID {
+		t.Errorf("completion id %q, chunk ids %q; want one id, paygate's fallback", res.ID, res.ChunkIDs)
+	}
+	if len(res.Paygate.Actions) != 1 || res.Paygate.Actions[0].Type != "order_created" {
+		t.Errorf("finalChatCompletion() paygate %+v; want the order_created action: %s", res.Paygate, out)
 	}
 }
 

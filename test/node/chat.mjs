@@ -35,6 +35,15 @@ async function main() {
     }
     return { ids: [...ids], content, finish, paygate, chunks, roles, toolCalls };
   }
+  if (mode === "stream-final") {
+    // The SDK's stream helper, which assembles the completion from the
+    // chunks; it takes a chunk's top-level members only from one with an id.
+    const stream = client.chat.completions.stream({ model: process.env.PAYGATE_MODEL, messages, stream: true }, { headers });
+    const ids = new Set();
+    stream.on("chunk", (c) => ids.add(c.id));
+    const r = await stream.finalChatCompletion();
+    return { id: r.id, chunkIds: [...ids], content: r.choices[0].message.content, paygate: r.paygate ?? null };
+  }
   throw new Error("unknown mode " + mode);
 }
 
