@@ -11,6 +11,9 @@ import (
 // strings are copies: the caller may patch the body afterwards.
 type Answer struct {
 	ID, Model string
+	// Created is the answer's "created" (0 when it has none): a turn of
+	// several rounds answers with its first round's.
+	Created int64
 	// Content is choices[0].message.content, decoded; "" when it is not a
 	// string (null with tool calls).
 	Content string
@@ -63,10 +66,14 @@ func ReadAnswer(body []byte) Answer {
 		default:
 			seen |= bit
 			end := skipValue(s, m.at)
-			if end > 0 && bit == seenID {
+			switch {
+			case end < 0:
+			case bit == seenID:
 				a.ID = stringValue(s[m.at:end])
-			} else if end > 0 && bit == seenModel {
+			case bit == seenModel:
 				a.Model = stringValue(s[m.at:end])
+			case bit == seenCreated:
+				a.Created = intValue(s[m.at:end])
 			}
 			return end
 		}
@@ -81,6 +88,7 @@ const (
 	seenModel
 	seenChoices
 	seenUsage
+	seenCreated
 )
 
 func answerField(key string) uint8 {
@@ -93,6 +101,8 @@ func answerField(key string) uint8 {
 		return seenChoices
 	case "usage":
 		return seenUsage
+	case "created":
+		return seenCreated
 	}
 	return 0
 }

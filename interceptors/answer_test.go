@@ -27,6 +27,7 @@ func answerByPath(body string) Answer {
 	}
 	a.ID = first(root, "id").Str
 	a.Model = first(root, "model").Str
+	a.Created = first(root, "created").Int()
 	if ch := first(root, "choices"); ch.IsArray() {
 		var c0 gjson.Result
 		ch.ForEach(func(_, v gjson.Result) bool { c0 = v; return false })
@@ -58,9 +59,9 @@ var answerCases = []struct {
 	want       Answer
 }{
 	{"plain", `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-x","choices":[{"index":0,"message":{"role":"assistant","content":"Hi there","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`,
-		Answer{ID: "chatcmpl-1", Model: "gpt-x", Content: "Hi there", HasUsage: true, Usage: Usage{3, 4, 7}}},
+		Answer{ID: "chatcmpl-1", Model: "gpt-x", Created: 1, Content: "Hi there", HasUsage: true, Usage: Usage{3, 4, 7}}},
 	{"keys sorted, usage first", `{"choices":[{"finish_reason":"stop","index":0,"message":{"content":"a","role":"assistant"}}],"created":1,"id":"x","model":"m","usage":{"total_tokens":2,"prompt_tokens":1,"completion_tokens":1}}`,
-		Answer{ID: "x", Model: "m", Content: "a", HasUsage: true, Usage: Usage{1, 1, 2}}},
+		Answer{ID: "x", Model: "m", Created: 1, Content: "a", HasUsage: true, Usage: Usage{1, 1, 2}}},
 	{"escapes decoded", `{"id":"a\"b","model":"m","choices":[{"message":{"content":"caf\u00e9 \"ok\"\n"}}]}`,
 		Answer{ID: `a"b`, Model: "m", Content: "café \"ok\"\n"}},
 	{"repeated keys: the first counts", `{"id":"one","id":"two","choices":[{"message":{"content":"c1","content":"c2"}}],"choices":[{"message":{"content":"later"}}]}`,

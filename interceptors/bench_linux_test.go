@@ -47,7 +47,7 @@ func benchVs(b *testing.B, round int) {
 	defer cr.Release()
 	w := sse.NewWriter(io.Discard)
 	c := NewCapture(isPaymentName)
-	c.StartRound(round, "chatcmpl-paygate-turn")
+	c.StartRound(round, "chatcmpl-paygate-turn", benchCreated)
 	const batch = benchRound * 5
 	var pass, capt int64
 	b.ReportAllocs()
@@ -77,7 +77,7 @@ func benchVs(b *testing.B, round int) {
 			}
 			if (i+1)%benchRound == 0 {
 				c.EndRound()
-				c.StartRound(round, "chatcmpl-paygate-turn")
+				c.StartRound(round, "chatcmpl-paygate-turn", benchCreated)
 			}
 		}
 		t2 := threadCPU()

@@ -24,6 +24,10 @@ const (
 	benchClientStart  = `{"id":"chatcmpl-BrT4pX0m3kWq8Yz1LvN2","object":"chat.completion.chunk","created":1752019200,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_W8kLmQ2xYv","type":"function","function":{"name":"get_weather","arguments":""}}]},"logprobs":null,"finish_reason":null}]}`
 )
 
+// benchCreated is the turn's "created" a later round's chunks get (their
+// own is 1752019200).
+const benchCreated = 1752019300
+
 // benchRound is the number of events after which a benchmark ends the round
 // and starts the next, so EndRound's cost is in the per-event figure.
 const benchRound = 200
@@ -81,7 +85,7 @@ func BenchmarkCaptureToolRound(b *testing.B) {
 	w := sse.NewWriter(io.Discard)
 	c := NewCapture(isPaymentName)
 	start := func() {
-		c.StartRound(0, "")
+		c.StartRound(0, "", 0)
 		for _, s := range []string{benchPaymentStart, benchClientStart} {
 			if _, err := c.Process([]byte(s)); err != nil {
 				b.Fatal(err)
@@ -118,7 +122,7 @@ func benchCaptureStream(b *testing.B, round int) {
 	defer r.Release()
 	w := sse.NewWriter(io.Discard)
 	c := NewCapture(isPaymentName)
-	c.StartRound(round, "chatcmpl-paygate-turn")
+	c.StartRound(round, "chatcmpl-paygate-turn", benchCreated)
 	n := 0
 	b.ReportAllocs()
 	for b.Loop() {
@@ -135,7 +139,7 @@ func benchCaptureStream(b *testing.B, round int) {
 		}
 		if n++; n == benchRound {
 			c.EndRound()
-			c.StartRound(round, "chatcmpl-paygate-turn")
+			c.StartRound(round, "chatcmpl-paygate-turn", benchCreated)
 			n = 0
 		}
 	}
@@ -166,7 +170,7 @@ func benchProcess(b *testing.B, chunk, chunk2 string, prelude ...string) {
 		data[1] = []byte(chunk2)
 	}
 	warm := func() {
-		c.StartRound(0, "")
+		c.StartRound(0, "", 0)
 		for _, p := range append(prelude, benchTextChunk) {
 			if _, err := c.Process([]byte(p)); err != nil {
 				b.Fatal(err)
@@ -203,7 +207,7 @@ func TestProcessAllocs(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := NewCapture(isPaymentName)
-			c.StartRound(tc.round, "chatcmpl-paygate-turn")
+			c.StartRound(tc.round, "chatcmpl-paygate-turn", benchCreated)
 			for _, p := range append(tc.prelude, benchTextChunk) {
 				if _, err := c.Process([]byte(p)); err != nil {
 					t.Fatal(err)

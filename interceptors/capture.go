@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"strconv"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -74,6 +75,9 @@ type RoundResult struct {
 	// round 0, ID is StartRound's turnID when the round's chunks went out
 	// under it (the provider sent none).
 	ID, Model string
+	// Created is the first non-zero "created" of the round's chunks (Azure's
+	// first chunk says 0), as the provider sent it; 0 when none had one.
+	Created int64
 	// Content is the round's assistant text; Reasoning its reasoning text
 	// (reasoning_content or reasoning deltas).
 	Content, Reasoning string
@@ -137,9 +141,13 @@ type Capture struct {
 	// no id (idSettled says whether that is decided yet).
 	stampID   bool
 	idSettled bool
+	// createdq is the turn's "created" as JSON, which a later round's
+	// chunks get; empty in round 0, whose chunks keep theirs.
+	createdq []byte
 
 	// Per round.
 	id, model   string
+	created     int64  // the first non-zero "created" of the round's chunks
 	content     []byte // raw JSON string fragments, escapes kept
 	reasoning   []byte
 	reasonKey   string        // the member the reasoning text came in
@@ -155,11 +163,12 @@ type Capture struct {
 	errRaw      []byte
 
 	// The bytes before the delta of this round's text chunks (see
-	// scanTextAfter) and where the id is in them.
-	prefix   []byte
-	tail     template
-	prefixID [2]int
-	slowSeen int // chunks of this round that took the slow path
+	// scanTextAfter) and where the id and created are in them.
+	prefix        []byte
+	tail          template
+	prefixID      [2]int
+	prefixCreated [2]int
+	slowSeen      int // chunks of this round that took the slow path
 
 	// Per chunk scratch, reused.
 	out     []byte
@@ -208,6 +217,7 @@ type chunkState struct {
 	paygate    bool // a top-level "paygate" member: an upstream's forgery
 	idStart    int
 	idEnd      int
+	created    [2]int // the top-level "created" number, in data
 	text       [2]int // raw content of choice 0, in data
 	reason     [2]int
 	reasonKey  string // the member reason came from
@@ -218,7 +228,7 @@ type chunkState struct {
 // tools' names from the client's own.
 func NewCapture(isPayment func(name string) bool) *Capture {
 	c := &Capture{isPayment: isPayment}
-	c.StartRound(0, "")
+	c.StartRound(0, "", 0)
 	return c
 }
 
@@ -230,13 +240,21 @@ func NewCapture(isPayment func(name string) bool) *Capture {
 // sends no id would otherwise leave the whole turn without one, and the
 // Node SDK's stream helper takes a chunk's top-level members (the paygate
 // object of the last) only from a chunk with an id. Client tool-call
-// indexes keep counting across rounds.
-func (c *Capture) StartRound(round int, turnID string) {
+// indexes keep counting across rounds. For round > 0, a non-zero created
+// (the turn's: round 0's, RoundResult.Created) replaces every chunk's
+// "created" the same way, as OpenAI gives every chunk of a stream the same
+// timestamp; round 0 ignores it.
+func (c *Capture) StartRound(round int, turnID string, created int64) {
 	c.round = round
 	c.turnID = turnID
 	c.turnIDq = jsonstr.Append(c.turnIDq[:0], turnID)
 	c.stampID, c.idSettled = round > 0, round > 0
+	c.createdq = c.createdq[:0]
+	if round > 0 && created != 0 {
+		c.createdq = strconv.AppendInt(c.createdq, created, 10)
+	}
 	c.id, c.model = "", ""
+	c.created = 0
 	c.content = c.content[:0]
 	c.reasoning = c.reasoning[:0]
 	c.reasonKey = ""
@@ -367,6 +385,7 @@ func (c *Capture) EndRound() RoundResult {
 	r := RoundResult{
 		ID:           id,
 		Model:        c.model,
+		Created:      c.created,
 		Content:      decodeRaw(c.content),
 		Reasoning:    decodeRaw(c.reasoning),
 		ReasoningKey: c.reasonKey,

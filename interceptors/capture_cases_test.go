@@ -14,20 +14,20 @@ import (
 // returns the returned chunks of every round and each round's result.
 func run(t *testing.T, rounds ...[]string) ([][]string, []RoundResult) {
 	t.Helper()
-	return runAs(t, "", rounds...)
+	return runTurn(t, "", 0, rounds...)
 }
 
-// runAs is run with round 0 started under the fallback id fallback (see
-// StartRound); the later rounds run under "turn-1".
-func runAs(t *testing.T, fallback string, rounds ...[]string) ([][]string, []RoundResult) {
+// runTurn is run with round 0 started under the fallback id fallback and
+// the later rounds under "turn-1" and the turn's created (see StartRound).
+func runTurn(t *testing.T, fallback string, created int64, rounds ...[]string) ([][]string, []RoundResult) {
 	t.Helper()
 	c := NewCapture(isPaymentName)
-	c.StartRound(0, fallback)
+	c.StartRound(0, fallback, 0)
 	var outs [][]string
 	var results []RoundResult
 	for i, chunks := range rounds {
 		if i > 0 {
-			c.StartRound(i, "turn-1")
+			c.StartRound(i, "turn-1", created)
 		}
 		var got []string
 		for _, ch := range chunks {
@@ -439,7 +439,7 @@ func TestCaptureRoundWithoutID(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			outs, results := runAs(t, "chatcmpl-paygate-r1", tc.rounds...)
+			outs, results := runTurn(t, "chatcmpl-paygate-r1", 0, tc.rounds...)
 			if results[0].ID != tc.wantIDs[0] {
 				t.Errorf("round 0's ID %q; want %q", results[0].ID, tc.wantIDs[0])
 			}
@@ -455,6 +455,67 @@ func TestCaptureRoundWithoutID(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCaptureLaterRoundsTakeTheTurnsCreated: every chunk of a later round
+// goes out with the turn's "created" (round 0's, which its result reports,
+// past Azure's first chunk and its 0), wherever the provider puts it, on
+// the fast path and the slow one and in the kept finish chunk: a stitched
+// stream carried each round's timestamp, where OpenAI gives every chunk
+// of a stream the same one.
+func TestCaptureLaterRoundsTakeTheTurnsCreated(t *testing.T) {
+	const openai = `{"id":"r2","object":"chat.completion.chunk","created":1700000005,"model":"m","choices":[{"index":0,"delta":`
+	gemini := func(delta, finish string) string {
+		return `{"choices":[{"delta":` + delta + finish + `,"index":0}],"created":1700000005,"id":"r2","model":"m","object":"chat.completion.chunk"}`
+	}
+	round0 := []string{
+		`{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[]}`,
+		`{"id":"r1","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Sure. "},"finish_reason":null}]}`,
+	}
+	tests := []struct {
+		name   string
+		round1 []string
+	}{
+		{"created before the delta", []string{
+			openai + `{"role":"assistant","content":"Your"},"finish_reason":null}]}`,
+			openai + `{"content":" order"},"finish_reason":null}]}`,
+			openai + `{"content":" is"},"finish_reason":null}]}`,
+			openai + `{"content":" ready."},"finish_reason":null}]}`,
+			openai + `{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},"finish_reason":null}]}`,
+			openai + `{},"finish_reason":"stop"}]}`,
+		}},
+		{"created after the delta, the role in every delta", []string{
+			gemini(`{"role":"assistant","content":"Your"}`, ""),
+			gemini(`{"role":"assistant","content":" order"}`, ""),
+			gemini(`{"content":" is"}`, ""),
+			gemini(`{"content":" ready."}`, ""),
+			gemini(`{}`, `,"finish_reason":"stop"`),
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			outs, results := runTurn(t, "", 1700000000, round0, tc.round1)
+			if results[0].Created != 1700000000 {
+				t.Errorf("round 0's Created %d; want 1700000000", results[0].Created)
+			}
+			for _, out := range append(outs[1], string(results[1].FinishChunk)) {
+				if got := gjson.Get(out, "created").Int(); got != 1700000000 || strings.Count(out, `"created":`) != 1 {
+					t.Errorf("chunk %s; want one created, 1700000000", out)
+				}
+			}
+			if len(outs[1]) < 4 {
+				t.Errorf("round 1 returned %d chunks; want its text and calls: %q", len(outs[1]), outs[1])
+			}
+		})
+	}
+	t.Run("none given: the chunks keep theirs", func(t *testing.T) {
+		outs, _ := runTurn(t, "", 0, round0, tests[0].round1)
+		for _, out := range outs[1] {
+			if got := gjson.Get(out, "created").Int(); got != 1700000005 {
+				t.Errorf("chunk %s; want its own created", out)
+			}
+		}
+	})
 }
 
 func TestCaptureMalformed(t *testing.T) {

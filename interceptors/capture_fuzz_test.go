@@ -104,7 +104,7 @@ func FuzzCaptureArbitraryChunks(f *testing.F) {
 		for i, line := range bytes.Split(in, []byte("\n")) {
 			line = bytes.TrimPrefix(line, []byte("data: "))
 			if i == 2 {
-				c.StartRound(1, "turn-1")
+				c.StartRound(1, "turn-1", 0)
 			}
 			out, err := c.Process(line)
 			if err != nil || out == nil {

@@ -334,7 +334,7 @@ func TestCaptureFixtures(t *testing.T) {
 			roles := 0
 			for round, want := range tc.rounds {
 				if round > 0 {
-					c.StartRound(round, turnID)
+					c.StartRound(round, turnID, 0)
 				}
 				pairs := replayPairs(t, c, bytes.NewReader(readFixture(t, want.file)))
 				res := c.EndRound()
@@ -490,7 +490,7 @@ func TestCallOfTwoKindsIsRefused(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := NewCapture(isPaymentName)
-			c.StartRound(0, "t")
+			c.StartRound(0, "t", 0)
 			for _, d := range tc.deltas {
 				if _, err := c.Process([]byte(callChunk(d))); err != nil {
 					t.Fatal(err)

@@ -146,7 +146,7 @@ func TestReasoningKeepsTheProvidersName(t *testing.T) {
 		} {
 			t.Run(key+"/stream/"+path.name, func(t *testing.T) {
 				c := NewCapture(isPaymentName)
-				c.StartRound(0, "t")
+				c.StartRound(0, "t", 0)
 				for _, ch := range append(path.chunks,
 					p+`{"tool_calls":[{"index":0,"id":"call_abc","type":"function","function":{"name":"query_order","arguments":"{}"}}]},"finish_reason":null}]}`,
 					p+`{},"finish_reason":"tool_calls"}]}`) {
@@ -159,7 +159,7 @@ func TestReasoningKeepsTheProvidersName(t *testing.T) {
 					t.Fatalf("Reasoning %q", res.Reasoning)
 				}
 				check(t, Reasoning{Content: res.Reasoning, Key: res.ReasoningKey})
-				c.StartRound(1, "t")
+				c.StartRound(1, "t", 0)
 				if r := c.EndRound(); r.ReasoningKey != "" {
 					t.Errorf("a round without reasoning has ReasoningKey %q", r.ReasoningKey)
 				}
@@ -209,7 +209,7 @@ func TestStreamedReasoningDetailsAreMerged(t *testing.T) {
 		t.Fatalf("calls %v, reasoning %q", res.PaymentCalls, res.Reasoning)
 	}
 	// The next round starts empty.
-	c.StartRound(1, "turn-1")
+	c.StartRound(1, "turn-1", 0)
 	if _, err := c.Process([]byte(head + `{"content":"done"},"finish_reason":"stop"}]}`)); err != nil {
 		t.Fatal(err)
 	}

@@ -345,7 +345,7 @@ func TestCaptureContinueCalls(t *testing.T) {
 	if len(cut.Sent.Calls) != 1 || cut.Sent.Calls[0].Arguments != `{"city":` {
 		t.Fatalf("sent calls %+v; want get_weather with {\"city\":", cut.Sent.Calls)
 	}
-	c.StartRound(1, "chatcmpl-turn")
+	c.StartRound(1, "chatcmpl-turn", 0)
 	c.ContinueCalls(cut.Sent.Calls)
 	r := NewResume("", cut.Sent.Text, "", true).WithCalls(cut.Sent.Calls, isPaymentName)
 	fresh := []string{
@@ -433,7 +433,7 @@ func TestCaptureContinueCustomCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	cut := c.EndRound()
-	c.StartRound(1, "chatcmpl-turn")
+	c.StartRound(1, "chatcmpl-turn", 0)
 	c.ContinueCalls(cut.Sent.Calls)
 	r := NewResume("", cut.Sent.Text, "", true).WithCalls(cut.Sent.Calls, isPaymentName)
 	got := resumeThrough(t, r, c, []string{

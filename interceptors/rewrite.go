@@ -17,7 +17,7 @@ func (c *Capture) slow(data []byte, s string) []byte {
 	c.edits = c.edits[:0]
 	c.scratch = c.scratch[:0]
 	st := &c.st
-	*st = chunkState{idStart: -1, text: [2]int{-1, -1}, reason: [2]int{-1, -1}, deltas: st.deltas[:0]}
+	*st = chunkState{idStart: -1, created: [2]int{-1, -1}, text: [2]int{-1, -1}, reason: [2]int{-1, -1}, deltas: st.deltas[:0]}
 	gjson.Parse(s).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "id":
@@ -25,6 +25,13 @@ func (c *Capture) slow(data []byte, s string) []byte {
 				c.id = strings.Clone(v.Str)
 			}
 			st.idStart, st.idEnd = v.Index, v.Index+len(v.Raw)
+		case "created":
+			if v.Type == gjson.Number {
+				if c.created == 0 {
+					c.created = v.Int()
+				}
+				st.created = [2]int{v.Index, v.Index + len(v.Raw)}
+			}
 		case "model":
 			if v.Type == gjson.String && c.model == "" && v.Str != "" {
 				c.model = strings.Clone(v.Str)
@@ -81,6 +88,9 @@ func (c *Capture) slow(data []byte, s string) []byte {
 		} else {
 			c.insertID()
 		}
+	}
+	if len(c.createdq) > 0 && st.created[0] >= 0 {
+		c.replace(st.created[0], st.created[1], c.createdq)
 	}
 	if st.text[0] >= 0 {
 		c.content = append(c.content, data[st.text[0]:st.text[1]]...)
@@ -610,7 +620,7 @@ func (c *Capture) apply(data []byte) []byte {
 }
 
 // keepFinishChunk keeps the finish chunk with its deltas emptied and, after
-// round 0 (or in a round 0 without ids), the turn's id.
+// round 0 (or in a round 0 without ids), the turn's id and created.
 func (c *Capture) keepFinishChunk(data []byte) {
 	st := &c.st
 	type cut struct {
@@ -624,6 +634,9 @@ func (c *Capture) keepFinishChunk(data []byte) {
 		cuts = append(cuts, cut{st.idStart, st.idEnd, c.turnIDq})
 	default:
 		cuts = append(cuts, cut{1, 1, idMember(c.turnIDq)})
+	}
+	if len(c.createdq) > 0 && st.created[0] >= 0 {
+		cuts = append(cuts, cut{st.created[0], st.created[1], c.createdq})
 	}
 	for _, d := range st.deltas {
 		cuts = append(cuts, cut{d[0], d[1], []byte("{}")})

@@ -485,39 +485,54 @@ func hasNonNull(s, key string, exact bool) bool {
 func (c *Capture) learnPrefix(data []byte, s string, delta, deltaEnd int) {
 	c.prefix = append(c.prefix[:0], data[:delta]...)
 	c.tail.learn(s[deltaEnd:])
-	c.prefixID = [2]int{-1, -1}
+	c.prefixID, c.prefixCreated = [2]int{-1, -1}, [2]int{-1, -1}
 	if st, en := topID(s, 0); st >= 0 && en <= delta {
 		c.prefixID = [2]int{st, en}
+	}
+	if st, en := topCreated(s, 0); st >= 0 && en <= delta {
+		c.prefixCreated = [2]int{st, en}
 	}
 }
 
 // rewriteID returns data with its top-level id replaced by the turn's id,
-// or given it as its first member when it has none. The id is where the
-// learnt prefix has it, or else after the delta (which ends at deltaEnd),
-// where Gemini and Azure put it.
+// or given it as its first member when it has none, and its "created" by
+// the turn's when StartRound gave one. Each is where the learnt prefix has
+// it, or else after the delta (which ends at deltaEnd), where Gemini, Qwen
+// and Azure put them. Two copies at most, no edit list: the text chunks of
+// a later round all come this way.
 func (c *Capture) rewriteID(data []byte, s string, deltaEnd int) []byte {
-	start, end := c.idRange(data, s, deltaEnd)
-	c.out = c.out[:0]
-	if start < 0 {
-		c.out = append(c.out, '{')
-		c.out = append(c.out, `"id":`...)
-		c.out = append(c.out, c.turnIDq...)
-		c.out = append(c.out, ',')
-		return append(c.out, data[1:]...)
+	known := bytes.HasPrefix(data, c.prefix)
+	idAt, idEnd := c.prefixID[0], c.prefixID[1]
+	if idAt < 0 || !known {
+		idAt, idEnd = topID(s, deltaEnd)
 	}
-	c.out = append(c.out, data[:start]...)
-	c.out = append(c.out, c.turnIDq...)
-	c.out = append(c.out, data[end:]...)
+	crAt, crEnd := -1, -1
+	if len(c.createdq) > 0 {
+		if crAt, crEnd = c.prefixCreated[0], c.prefixCreated[1]; crAt < 0 || !known {
+			crAt, crEnd = topCreated(s, deltaEnd)
+		}
+	}
+	out, pos := c.out[:0], 0
+	if idAt < 0 { // no id: the turn's goes first
+		out = append(out, '{')
+		out = append(out, `"id":`...)
+		out = append(out, c.turnIDq...)
+		out, pos = append(out, ','), 1
+	}
+	if crAt >= 0 && idAt > crAt {
+		out = append(append(out, data[pos:crAt]...), c.createdq...)
+		pos, crAt = crEnd, -1
+	}
+	if idAt >= 0 {
+		out = append(append(out, data[pos:idAt]...), c.turnIDq...)
+		pos = idEnd
+	}
+	if crAt >= 0 {
+		out = append(append(out, data[pos:crAt]...), c.createdq...)
+		pos = crEnd
+	}
+	c.out = append(out, data[pos:]...)
 	return c.out
-}
-
-// idRange is where a text chunk's top-level id value is (see rewriteID),
-// or -1, -1.
-func (c *Capture) idRange(data []byte, s string, deltaEnd int) (int, int) {
-	if c.prefixID[0] >= 0 && bytes.HasPrefix(data, c.prefix) {
-		return c.prefixID[0], c.prefixID[1]
-	}
-	return topID(s, deltaEnd)
 }
 
 // rewriteLater returns a text chunk of a later round with the turn's id and
@@ -525,10 +540,24 @@ func (c *Capture) idRange(data []byte, s string, deltaEnd int) (int, int) {
 func (c *Capture) rewriteLater(data []byte, s string, tc *textChunk) []byte {
 	c.edits = c.edits[:0]
 	c.scratch = c.scratch[:0]
-	if start, end := c.idRange(data, s, tc.deltaEnd); start >= 0 {
+	known := bytes.HasPrefix(data, c.prefix)
+	start, end := c.prefixID[0], c.prefixID[1]
+	if start < 0 || !known {
+		start, end = topID(s, tc.deltaEnd)
+	}
+	if start >= 0 {
 		c.replace(start, end, c.turnIDq)
 	} else {
 		c.insertID()
+	}
+	if len(c.createdq) > 0 {
+		start, end = c.prefixCreated[0], c.prefixCreated[1]
+		if start < 0 || !known {
+			start, end = topCreated(s, tc.deltaEnd)
+		}
+		if start >= 0 {
+			c.replace(start, end, c.createdq)
+		}
 	}
 	c.deleteMember(data, tc.roleAt, tc.roleEnd)
 	return c.apply(data)
@@ -559,4 +588,25 @@ func topID(s string, from int) (int, int) {
 		return -1, -1
 	}
 	return r.Index, r.Index + len(r.Raw)
+}
+
+// topCreated returns the byte range of the top-level "created" number after
+// from, or -1. A plain search is enough where topID's is: the key cannot
+// occur inside a string (its quotes would be escaped), and nothing after a
+// delta but the top level has a member of that name, nor before it.
+func topCreated(s string, from int) (int, int) {
+	const key = `"created":`
+	i := strings.Index(s[from:], key)
+	if i < 0 {
+		return -1, -1
+	}
+	v := skipSpace(s, from+i+len(key))
+	if v >= len(s) || (s[v] < '0' || s[v] > '9') && s[v] != '-' {
+		return -1, -1
+	}
+	e := skipValue(s, v)
+	if e < 0 {
+		return -1, -1
+	}
+	return v, e
 }

@@ -51,7 +51,7 @@ func TestAppendUsage(t *testing.T) {
 func TestCaptureKeepsUsageObject(t *testing.T) {
 	const u = `{"prompt_tokens":1000,"completion_tokens":200,"total_tokens":1200,"prompt_tokens_details":{"cached_tokens":768},"completion_tokens_details":{"reasoning_tokens":128}}`
 	c := NewCapture(func(string) bool { return false })
-	c.StartRound(0, "")
+	c.StartRound(0, "", 0)
 	for _, ch := range []string{
 		`{"id":"c1","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":null}]}`,
 		`{"id":"c1","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`,

@@ -142,9 +142,10 @@ func TestStreamKeepsLengthOnTheBotsCall(t *testing.T) {
 }
 
 // TestNonStreamTurnIdentity: the one chat.completion of a multi-round turn
-// goes out under the first round's id, and under paygate's fallback id
-// when the first round had none: it went out as "" before, an id that SDKs
-// read as none.
+// goes out under the first round's id and created, as a streaming client
+// reads them, and under paygate's fallback id when the first round had
+// none: it went out as "" before, an id that SDKs read as none, and with
+// the last round's created.
 func TestNonStreamTurnIdentity(t *testing.T) {
 	const call = `"tool_calls":[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":"tool_calls"}]}`
 	const last = `{"id":"c2","object":"chat.completion","created":1700000009,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"It is paid."},"finish_reason":"stop"}]}`
@@ -166,6 +167,9 @@ func TestNonStreamTurnIdentity(t *testing.T) {
 			body := readAll(t, resp.Body)
 			if id := gjson.Get(body, "id").Str; !tc.wantID(id) {
 				t.Errorf("id %q: %s", id, body)
+			}
+			if created := gjson.Get(body, "created").Int(); created != 1700000000 {
+				t.Errorf("created %d; want the first round's, 1700000000", created)
 			}
 		})
 	}

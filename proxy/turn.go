@@ -218,13 +218,14 @@ func (t *turn) stream() {
 			t.sw = sse.NewWriter(t.w)
 		}
 		// Round 0's chunks keep the provider's id, or get the fallback
-		// when they have none; the later rounds' get the turn's.
-		capture.StartRound(round, cmp.Or(t.turnID, t.fallbackID()))
+		// when they have none; the later rounds' get the turn's id and
+		// created.
+		capture.StartRound(round, cmp.Or(t.turnID, t.fallbackID()), t.created)
 		res, resp, ok := t.relayRound(round, resp, capture, rec)
 		if !ok {
 			return
 		}
-		t.endRound(round, resp, res.ID, res.Model, res.Usage, res.UsageJSON)
+		t.endRound(round, resp, res.ID, res.Model, res.Created, res.Usage, res.UsageJSON)
 		if len(res.PaymentCalls) == 0 {
 			fc := res.FinishChunk
 			if len(res.ClientCalls) > 0 && stopForCalls(res.FinishReason) && fc != nil {
@@ -335,7 +336,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 			first = se
 		}
 		if round == 0 && t.turnID == "" {
-			t.turnID, t.created = cmp.Or(partial.ID, t.fallbackID()), time.Now().Unix()
+			t.turnID, t.created = cmp.Or(partial.ID, t.fallbackID()), cmp.Or(partial.Created, time.Now().Unix())
 		}
 		sentText += partial.Sent.Text
 		sentReasoning += partial.Sent.Reasoning
@@ -374,7 +375,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		t.s.log.Info("stream recovery", "request_id", reqInfo(t.r).id, "round", round, "cause", se.Cause,
 			"from", se.Provider, "to", next.Provider, "continued", next.Continued, "sent_bytes", len(sentText))
 		resp = next
-		capture.StartRound(max(round, 1), t.turnID)
+		capture.StartRound(max(round, 1), t.turnID, t.created)
 		resume = interceptors.NewResume("", sentText, sentReasoning, !next.Continued)
 		if len(sentCalls) > 0 {
 			capture.ContinueCalls(sentCalls)
@@ -505,11 +506,14 @@ func (t *turn) accountAttempt(resp *failover.Response, u *interceptors.Usage) {
 func (t *turn) fallbackID() string { return "chatcmpl-paygate-" + reqInfo(t.r).id }
 
 // endRound accounts a finished round; obj is its usage object as the
-// provider sent it (nil: u's counts are all there is).
-func (t *turn) endRound(round int, resp *failover.Response, id, model string, u *interceptors.Usage, obj []byte) {
+// provider sent it (nil: u's counts are all there is). Round 0 names the
+// turn: its id and created (paygate's clock when it had none) go on every
+// later round's chunks and on the chunks paygate writes, as OpenAI gives
+// every chunk of a stream the same id and timestamp.
+func (t *turn) endRound(round int, resp *failover.Response, id, model string, created int64, u *interceptors.Usage, obj []byte) {
 	if round == 0 && t.turnID == "" {
 		t.turnID = cmp.Or(id, t.fallbackID())
-		t.created = time.Now().Unix()
+		t.created = cmp.Or(created, time.Now().Unix())
 	}
 	if model == "" {
 		model = resp.Model

@@ -35,7 +35,7 @@ func (t *turn) nonStream() {
 			first = ans
 			setPaygateHeaders(t.w.Header(), resp)
 		}
-		t.endRound(round, resp, ans.id, ans.model, ans.usage, ans.usageJSON)
+		t.endRound(round, resp, ans.id, ans.model, ans.created, ans.usage, ans.usageJSON)
 		// The answer as the client gets it: the earlier rounds' text and
 		// reasoning before this round's.
 		whole := func() []byte { return withThought(withSpoken(ans.body, spoken, ans.content), thought, ans.reasoning) }
@@ -132,6 +132,7 @@ func withThought(body []byte, thought, own interceptors.Reasoning) []byte {
 type roundAnswer struct {
 	body      []byte
 	id, model string
+	created   int64 // 0: the answer had none
 	content   string
 	reasoning interceptors.Reasoning // goes back on the assistant message of a tool round
 	usage     *interceptors.Usage    // nil: the answer had no usage object
@@ -146,7 +147,7 @@ type roundAnswer struct {
 // may be patched later.
 func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 	ra := interceptors.ReadAnswer(body)
-	a := &roundAnswer{body: body, id: ra.ID, model: ra.Model, content: ra.Content,
+	a := &roundAnswer{body: body, id: ra.ID, model: ra.Model, created: ra.Created, content: ra.Content,
 		reasoning: interceptors.Reasoning{Content: ra.Reasoning, Key: ra.ReasoningKey}}
 	if ra.ReasoningDetails != "" {
 		a.reasoning.Details = []byte(ra.ReasoningDetails)
@@ -274,8 +275,10 @@ func (t *turn) writeCompletion(status int, body []byte, client []interceptors.To
 	// sjson would replace only the first, and bots trust it (SPEC 2.3).
 	out := interceptors.DropPaygate(body)
 	if len(t.rounds) > 1 {
-		// The turn's id: the first round's, or the fallback when it had none.
+		// The turn's id and created: the first round's, or the fallbacks
+		// when it had none.
 		out, _ = sjson.SetBytes(out, "id", t.turnID)
+		out, _ = sjson.SetBytes(out, "created", t.created)
 	}
 	if mixed {
 		arr := []byte{'['}

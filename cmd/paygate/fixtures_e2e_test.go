@@ -65,7 +65,7 @@ func TestProviderFixturesThroughBinary(t *testing.T) {
 			r1, r2 := fixtureEvents(t, tc.round1), fixtureEvents(t, tc.round2)
 			// What the client must see of round 1: the capture's view of it.
 			capture := interceptors.NewCapture(func(n string) bool { return paymentTool[n] })
-			capture.StartRound(0, "")
+			capture.StartRound(0, "", 0)
 			var wantText strings.Builder // as an SDK decodes the returned chunks one by one
 			for _, e := range r1 {
 				out, _ := capture.Process([]byte(e))
