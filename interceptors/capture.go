@@ -222,6 +222,7 @@ type chunkState struct {
 	reason     [2]int
 	reasonKey  string // the member reason came from
 	deltas     [][2]int
+	logprobs   [][2]int // the choices' "logprobs" values
 }
 
 // NewCapture starts a turn, ready for round 0. isPayment tells the payment

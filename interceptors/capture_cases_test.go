@@ -3,6 +3,7 @@ package interceptors
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -516,6 +517,54 @@ func TestCaptureLaterRoundsTakeTheTurnsCreated(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestFinishChunkLogprobsOnce: a finish chunk that carries the last token
+// (its text and logprobs with finish_reason, as vLLM and TGI send it) goes
+// out as that text now and as the finish chunk at the turn's end, and only
+// the first carries the token's logprobs: SDKs append every chunk's
+// logprobs, and the token was counted twice. A finish chunk whose delta is
+// empty keeps whatever logprobs it has.
+func TestFinishChunkLogprobsOnce(t *testing.T) {
+	lp := func(tok string) string {
+		return `{"content":[{"token":"` + tok + `","logprob":-0.5,"bytes":null,"top_logprobs":[]}],"refusal":null}`
+	}
+	const head = `{"id":"r","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":`
+	tests := []struct {
+		name   string
+		chunks []string
+		want   string // the tokens of every chunk's logprobs, the kept finish chunk's last
+	}{
+		{"the last token in the finish chunk", []string{
+			head + `{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`,
+			head + `{"content":"Hello"},"logprobs":` + lp("Hello") + `,"finish_reason":null}]}`,
+			head + `{"content":" there."},"logprobs":` + lp(" there.") + `,"finish_reason":"stop"}]}`,
+		}, "Hello| there."},
+		{"an empty finish delta keeps its logprobs", []string{
+			head + `{"role":"assistant","content":"Hello"},"logprobs":` + lp("Hello") + `,"finish_reason":null}]}`,
+			head + `{},"logprobs":` + lp("<eos>") + `,"finish_reason":"stop"}]}`,
+		}, "Hello|<eos>"},
+	}
+	for _, tc := range tests {
+		for round := range 2 {
+			t.Run(fmt.Sprintf("%s, round %d", tc.name, round), func(t *testing.T) {
+				rounds := [][]string{tc.chunks}
+				if round > 0 {
+					rounds = [][]string{{head + `{"content":"x"},"finish_reason":"tool_calls"}]}`}, tc.chunks}
+				}
+				outs, results := run(t, rounds...)
+				var toks []string
+				for _, c := range append(outs[round], string(results[round].FinishChunk)) {
+					for _, tok := range gjson.Get(c, "choices.0.logprobs.content.#.token").Array() {
+						toks = append(toks, tok.Str)
+					}
+				}
+				if got := strings.Join(toks, "|"); got != tc.want {
+					t.Errorf("logprob tokens the client gets %q; want %q", got, tc.want)
+				}
+			})
+		}
+	}
 }
 
 func TestCaptureMalformed(t *testing.T) {

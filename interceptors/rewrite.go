@@ -17,7 +17,7 @@ func (c *Capture) slow(data []byte, s string) []byte {
 	c.edits = c.edits[:0]
 	c.scratch = c.scratch[:0]
 	st := &c.st
-	*st = chunkState{idStart: -1, created: [2]int{-1, -1}, text: [2]int{-1, -1}, reason: [2]int{-1, -1}, deltas: st.deltas[:0]}
+	*st = chunkState{idStart: -1, created: [2]int{-1, -1}, text: [2]int{-1, -1}, reason: [2]int{-1, -1}, deltas: st.deltas[:0], logprobs: st.logprobs[:0]}
 	gjson.Parse(s).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "id":
@@ -77,7 +77,7 @@ func (c *Capture) slow(data []byte, s string) []byte {
 	if keep {
 		c.hasFinish = true
 		c.finish = internFinish(st.finish, st.hasError)
-		c.keepFinishChunk(data)
+		c.keepFinishChunk(data, send)
 	}
 	if !send {
 		return nil
@@ -124,6 +124,10 @@ func (c *Capture) choice(data []byte, s string, ch gjson.Result) {
 			if v.IsObject() {
 				st.deltas = append(st.deltas, [2]int{v.Index, v.Index + len(v.Raw)})
 				c.delta(data, s, v.Index, idx)
+			}
+		case "logprobs":
+			if v.Type != gjson.Null {
+				st.logprobs = append(st.logprobs, [2]int{v.Index, v.Index + len(v.Raw)})
 			}
 		case "finish_reason":
 			if v.Type == gjson.String && v.Str != "" {
@@ -620,14 +624,18 @@ func (c *Capture) apply(data []byte) []byte {
 }
 
 // keepFinishChunk keeps the finish chunk with its deltas emptied and, after
-// round 0 (or in a round 0 without ids), the turn's id and created.
-func (c *Capture) keepFinishChunk(data []byte) {
+// round 0 (or in a round 0 without ids), the turn's id and created. When
+// the chunk also goes out now (sent: the text or calls its deltas carried,
+// with finish_reason null), that copy carries its logprobs, and the kept one
+// carries none: vLLM and TGI put the last token in the finish chunk, and an
+// SDK that appends every chunk's logprobs counted that token twice.
+func (c *Capture) keepFinishChunk(data []byte, sent bool) {
 	st := &c.st
 	type cut struct {
 		start, end int
 		repl       []byte
 	}
-	cuts := make([]cut, 0, len(st.deltas)+1)
+	cuts := make([]cut, 0, len(st.deltas)+len(st.logprobs)+2)
 	switch {
 	case !c.stampID:
 	case st.idStart >= 0:
@@ -640,6 +648,11 @@ func (c *Capture) keepFinishChunk(data []byte) {
 	}
 	for _, d := range st.deltas {
 		cuts = append(cuts, cut{d[0], d[1], []byte("{}")})
+	}
+	if sent {
+		for _, l := range st.logprobs {
+			cuts = append(cuts, cut{l[0], l[1], nullBytes})
+		}
 	}
 	if st.paygate {
 		for _, d := range c.drops {
