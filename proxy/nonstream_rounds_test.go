@@ -174,3 +174,74 @@ func TestNonStreamTurnIdentity(t *testing.T) {
 		})
 	}
 }
+
+// TestNonStreamAnswerCarriesEveryRoundsArrays: the one chat.completion of a
+// multi-round turn carries the logprobs and reasoning_details of every
+// round, the earlier rounds' first, as a streaming client reads them (its
+// SDK appends each chunk's): it joined every round's text and reasoning but
+// kept the last round's arrays, so its logprobs no longer spelled its
+// content.
+func TestNonStreamAnswerCarriesEveryRoundsArrays(t *testing.T) {
+	lp := func(toks ...string) string {
+		var es []string
+		for _, tok := range toks {
+			es = append(es, `{"token":"`+tok+`","logprob":-0.5,"bytes":null,"top_logprobs":[]}`)
+		}
+		return `[` + strings.Join(es, ",") + `]`
+	}
+	details := func(text string) string { return `[{"type":"reasoning.text","text":"` + text + `","index":0}]` }
+	round0 := func(logprobs, message string) string {
+		return `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Let me check. "` + message +
+			`,"tool_calls":[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"logprobs":` + logprobs + `,"finish_reason":"tool_calls"}]}`
+	}
+	last := func(logprobs, message string) string {
+		return `{"id":"c2","object":"chat.completion","created":2,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"It is paid."` + message + `},"logprobs":` + logprobs + `,"finish_reason":"stop"}]}`
+	}
+	tests := []struct {
+		name, r0, last      string
+		wantTokens, refusal string
+		wantDetails         string
+	}{
+		{"logprobs of both rounds",
+			round0(`{"content":`+lp("Let", " me", " check. ")+`,"refusal":null}`, ""),
+			last(`{"content":`+lp("It", " is", " paid.")+`,"refusal":null}`, ""),
+			"Let| me| check. |It| is| paid.", "", ""},
+		{"the last round without logprobs",
+			round0(`{"content":`+lp("Let", " me", " check. ")+`,"refusal":null}`, ""),
+			last(`null`, ""),
+			"Let| me| check. ", "", ""},
+		{"a refusal after words",
+			round0(`{"content":`+lp("Let", " me", " check. ")+`,"refusal":null}`, ""),
+			last(`{"content":null,"refusal":`+lp("I", " can't.")+`}`, ""),
+			"Let| me| check. ", "I| can't.", ""},
+		{"reasoning_details of both rounds",
+			round0(`null`, `,"reasoning":"Buy it. ","reasoning_details":`+details("Buy it. ")),
+			last(`null`, `,"reasoning":"Tell them.","reasoning_details":`+details("Tell them.")),
+			"", "", "Buy it. |Tell them."},
+	}
+	join := func(r gjson.Result) string {
+		var s []string
+		for _, v := range r.Array() {
+			s = append(s, v.Str)
+		}
+		return strings.Join(s, "|")
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, scriptedAnswers(tc.r0, tc.last))
+			url := statefulProxy(t, fp.URL)
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","logprobs":true,"messages":[{"role":"user","content":"is X1 paid?"}]}`,
+				map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			if got := join(gjson.Get(body, "choices.0.logprobs.content.#.token")); got != tc.wantTokens {
+				t.Errorf("logprobs.content tokens %q; want %q: %s", got, tc.wantTokens, body)
+			}
+			if got := join(gjson.Get(body, "choices.0.logprobs.refusal.#.token")); got != tc.refusal {
+				t.Errorf("logprobs.refusal tokens %q; want %q", got, tc.refusal)
+			}
+			if got := join(gjson.Get(body, "choices.0.message.reasoning_details.#.text")); got != tc.wantDetails {
+				t.Errorf("reasoning_details texts %q; want %q", got, tc.wantDetails)
+			}
+		})
+	}
+}

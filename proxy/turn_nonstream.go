@@ -23,6 +23,9 @@ func (t *turn) nonStream() {
 	// thought is their reasoning, for the same reason.
 	var spoken string
 	var thought interceptors.Reasoning
+	// past are their logprobs and reasoning_details, which a streaming
+	// client also reads in full.
+	var past roundArrays
 	for round := 0; ; round++ {
 		resp, err := t.open()
 		if err != nil {
@@ -38,7 +41,9 @@ func (t *turn) nonStream() {
 		t.endRound(round, resp, ans.id, ans.model, ans.created, ans.usage, ans.usageJSON)
 		// The answer as the client gets it: the earlier rounds' text and
 		// reasoning before this round's.
-		whole := func() []byte { return withThought(withSpoken(ans.body, spoken, ans.content), thought, ans.reasoning) }
+		whole := func() []byte {
+			return past.onto(withThought(withSpoken(ans.body, spoken, ans.content), thought, ans.reasoning))
+		}
 		if len(ans.payment) == 0 {
 			if len(ans.client) > 0 {
 				t.keepExchange(ans.content, ans.reasoning, nil, ans.client, nil)
@@ -59,10 +64,11 @@ func (t *turn) nonStream() {
 			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", spoken+ans.content+t.budget.Clarification)
 			b, _ = sjson.DeleteBytes(b, "choices.0.message.tool_calls")
 			b, _ = sjson.SetBytes(b, "choices.0.finish_reason", "stop")
-			t.writeCompletion(resp.StatusCode, withThought(b, thought, ans.reasoning), nil, false)
+			t.writeCompletion(resp.StatusCode, past.onto(withThought(b, thought, ans.reasoning)), nil, false)
 			return
 		}
 		spoken += ans.content
+		past.add(ans.body)
 		if ans.reasoning.Content != "" {
 			thought.Content += ans.reasoning.Content
 			thought.Key = ans.reasoning.Key
@@ -126,6 +132,68 @@ func withThought(body []byte, thought, own interceptors.Reasoning) []byte {
 		return body
 	}
 	return out
+}
+
+// roundArrays holds the arrays of a turn's earlier answers that the one
+// answer carries before the last round's own, as a streaming client reads
+// every round's (its SDK appends each chunk's): choices[0].logprobs.content
+// and .refusal, and choices[0].message.reasoning_details, each at the index
+// of its path in arrayPaths, as comma-separated elements. The answer joined
+// every round's text and reasoning but kept the last round's arrays only,
+// so its logprobs no longer spelled its content.
+type roundArrays [3][]byte
+
+var arrayPaths = [...]string{"choices.0.logprobs.content", "choices.0.logprobs.refusal", "choices.0.message.reasoning_details"}
+
+// add keeps the arrays of an earlier round's answer. Once per payment
+// round: one gjson walk of an answer that is not the hot path's.
+func (a *roundArrays) add(body []byte) {
+	for i, v := range gjson.GetManyBytes(body, arrayPaths[:]...) {
+		if v.IsArray() {
+			a[i] = appendElements(a[i], v.Raw)
+		}
+	}
+}
+
+// onto returns the last round's answer with the earlier rounds' elements
+// before its own in each array; body as it is when they had none. An
+// answer without logprobs gets an object for them.
+func (a *roundArrays) onto(body []byte) []byte {
+	for i, path := range arrayPaths {
+		if len(a[i]) == 0 {
+			continue
+		}
+		arr := append([]byte{'['}, a[i]...)
+		if own := gjson.GetBytes(body, path); own.IsArray() {
+			arr = appendElements(arr, own.Raw)
+		}
+		arr = append(arr, ']')
+		out := body
+		var err error
+		if i < 2 && !gjson.GetBytes(out, "choices.0.logprobs").IsObject() {
+			out, err = sjson.SetRawBytes(out, "choices.0.logprobs", []byte(`{"content":null,"refusal":null}`))
+		}
+		if err == nil {
+			out, err = sjson.SetRawBytes(out, path, arr)
+		}
+		if err == nil {
+			body = out
+		}
+	}
+	return body
+}
+
+// appendElements appends the elements of the raw JSON array arr to list,
+// comma-separated.
+func appendElements(list []byte, arr string) []byte {
+	inner := strings.TrimSpace(arr[1 : len(arr)-1])
+	if inner == "" {
+		return list
+	}
+	if len(list) > 0 && list[len(list)-1] != '[' {
+		list = append(list, ',')
+	}
+	return append(list, inner...)
 }
 
 // roundAnswer is what the turn needs from one non-stream answer.
