@@ -5,6 +5,8 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"unicode"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -144,6 +146,11 @@ type Capture struct {
 	// createdq is the turn's "created" as JSON, which a later round's
 	// chunks get; empty in round 0, whose chunks keep theirs.
 	createdq []byte
+	// breakPending: the next text the client gets this turn starts a new
+	// paragraph (BreakBeforeText); brk: the chunk just returned is that
+	// text, and Break has a chunk to send before it, built in sep.
+	breakPending, brk bool
+	sep               []byte
 
 	// Per round.
 	id, model   string
@@ -346,6 +353,9 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 			c.learnPrefix(data, s, tc.delta, tc.deltaEnd)
 		}
 		if ok {
+			if c.breakPending && tc.content != "" {
+				c.textStarts(tc.content)
+			}
 			c.content = append(c.content, tc.content...)
 			c.reasoning = append(c.reasoning, tc.reasoning...)
 			if tc.reasoning != "" {
@@ -374,6 +384,64 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 		return nil, ErrMalformedChunk
 	}
 	return c.slow(data, s), nil
+}
+
+// BreakBeforeText asks for a paragraph break before the next text the
+// client gets this turn, unless that text starts with white space: the
+// turn loop calls it for a new round when the text the client has so far
+// ends in a word, so that "…for you." and "Your order…" of two rounds do
+// not run together. It holds until a round returns text (a recovery
+// attempt's StartRound keeps it); Break then hands the break's chunk.
+func (c *Capture) BreakBeforeText() { c.breakPending = true }
+
+// Break returns the chunk to send before the one Process just returned,
+// or nil: a content delta "\n\n" under the turn's id, created and the
+// round's model, with no logprobs (the break is paygate's, no token of the
+// model's). The slice is valid until the next Break.
+func (c *Capture) Break() []byte {
+	if !c.brk {
+		return nil
+	}
+	c.brk = false
+	b := append(c.sep[:0], `{"id":`...)
+	b = append(b, c.turnIDq...)
+	b = append(b, `,"object":"chat.completion.chunk"`...)
+	if len(c.createdq) > 0 {
+		b = append(append(b, `,"created":`...), c.createdq...)
+	}
+	if c.model != "" {
+		b = jsonstr.Append(append(b, `,"model":`...), c.model)
+	}
+	b = append(b, `,"choices":[{"index":0,"delta":{"content":"\n\n"},"logprobs":null,"finish_reason":null}]}`...)
+	c.sep = b
+	return b
+}
+
+// textStarts notes the first text (raw, escapes kept) returned after
+// BreakBeforeText: the break goes before it unless it starts with white
+// space.
+func (c *Capture) textStarts(raw string) {
+	c.breakPending = false
+	c.brk = !startsWithSpace(raw)
+}
+
+// startsWithSpace reports whether the raw JSON string content raw starts
+// with white space, an escaped one included.
+func startsWithSpace(raw string) bool {
+	if len(raw) > 1 && raw[0] == '\\' {
+		switch raw[1] {
+		case 'n', 't', 'r', 'f':
+			return true
+		case 'u':
+			if len(raw) >= 6 {
+				n, err := strconv.ParseUint(raw[2:6], 16, 32)
+				return err == nil && unicode.IsSpace(rune(n))
+			}
+		}
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(raw)
+	return unicode.IsSpace(r)
 }
 
 // EndRound returns what the round produced. The Capture is ready for the

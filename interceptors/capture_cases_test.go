@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -564,6 +565,60 @@ func TestFinishChunkLogprobsOnce(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCaptureBreakBeforeText: after BreakBeforeText, the first text the
+// client gets (on the slow path or the fast one, however many rounds
+// later) has a paragraph break's chunk before it, unless it starts with
+// white space; only the first.
+func TestCaptureBreakBeforeText(t *testing.T) {
+	const head = `{"id":"r2","object":"chat.completion.chunk","created":5,"model":"m2","choices":[{"index":0,"delta":`
+	tests := []struct {
+		name   string
+		chunks []string
+		want   []bool // a break before each returned chunk
+	}{
+		{"text in the first chunk", []string{head + `{"role":"assistant","content":"Your"},"finish_reason":null}]}`, head + `{"content":" order"},"finish_reason":null}]}`}, []bool{true, false}},
+		{"text after a role chunk", []string{head + `{"role":"assistant","content":""},"finish_reason":null}]}`, head + `{"content":"Your"},"finish_reason":null}]}`, head + `{"content":" order"},"finish_reason":null}]}`}, []bool{true, false}},
+		{"a space first", []string{head + `{"role":"assistant","content":" Your"},"finish_reason":null}]}`}, []bool{false}},
+		{"an escaped line break first", []string{head + `{"role":"assistant","content":"\nYour"},"finish_reason":null}]}`}, []bool{false}},
+		{"an escaped no-break space first", []string{head + `{"role":"assistant","content":"\u00a0Your"},"finish_reason":null}]}`}, []bool{false}},
+		{"Chinese", []string{head + `{"role":"assistant","content":"订单已创建。"},"finish_reason":null}]}`}, []bool{true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCapture(isPaymentName)
+			c.Process([]byte(`{"id":"r1","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Sure."},"finish_reason":"tool_calls"}]}`))
+			c.EndRound()
+			// A round without text: the break waits for the next one's.
+			c.StartRound(1, "turn-1", 1)
+			c.BreakBeforeText()
+			c.Process([]byte(`{"id":"r2","created":3,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"create_order","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`))
+			c.EndRound()
+			c.StartRound(2, "turn-1", 1)
+			var got []bool
+			for _, ch := range tc.chunks {
+				out, err := c.Process([]byte(ch))
+				if err != nil || out == nil {
+					continue
+				}
+				brk := c.Break()
+				got = append(got, brk != nil)
+				if brk != nil {
+					want := `{"id":"turn-1","object":"chat.completion.chunk","created":1,"model":"m2","choices":[{"index":0,"delta":{"content":"\n\n"},"logprobs":null,"finish_reason":null}]}`
+					if string(brk) != want {
+						t.Errorf("break %s; want %s", brk, want)
+					}
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("breaks before the returned chunks %v; want %v", got, tc.want)
+			}
+			if r := c.EndRound(); strings.Contains(r.Content, "\n\n") {
+				t.Errorf("the round's content %q has the break: it is paygate's, not the model's", r.Content)
+			}
+		})
 	}
 }
 

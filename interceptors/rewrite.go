@@ -93,6 +93,9 @@ func (c *Capture) slow(data []byte, s string) []byte {
 		c.replace(st.created[0], st.created[1], c.createdq)
 	}
 	if st.text[0] >= 0 {
+		if c.breakPending && st.text[1] > st.text[0] {
+			c.textStarts(s[st.text[0]:st.text[1]])
+		}
 		c.content = append(c.content, data[st.text[0]:st.text[1]]...)
 	}
 	if st.reason[0] >= 0 {

@@ -97,3 +97,106 @@ func TestStreamTurnCreated(t *testing.T) {
 		})
 	}
 }
+
+// wordsRound answers one round with text and tool calls (createOrderCall's
+// shape, "" for none), streamed as openaiRound does or as a
+// chat.completion.
+func wordsRound(stream bool, text, calls, finish string) http.HandlerFunc {
+	if stream {
+		return openaiRound("r", 1700000000, []string{text}, calls, finish)
+	}
+	msg := `{"role":"assistant","content":` + string(jsonstr.Append(nil, text))
+	if calls != "" {
+		msg += `,"tool_calls":` + calls
+	}
+	return jsonHandler(200, `{"id":"r","object":"chat.completion","created":1700000000,"model":"m","choices":[{"index":0,"message":`+msg+`}`+
+		`,"logprobs":null,"finish_reason":"`+finish+`"}]}`)
+}
+
+// answerText is the text the bot reads in an answer, streamed or not.
+func answerText(stream bool, body string) string {
+	if stream {
+		return streamText(body)
+	}
+	return gjson.Get(body, "choices.0.message.content").Str
+}
+
+// TestRoundsTextSeparated: the text of a turn's rounds reaches the bot as
+// paragraphs, streamed or not: a model ends a round's text with a sentence
+// and no trailing space, and starts the next round's with one, and the bot
+// read "…for you.Your order is ready.". Where white space already separates
+// them nothing is added. Each of the rounds that end in the clarification
+// said "On it." (the provider was asked three times): each is relayed once,
+// now with the clarification as paragraphs of their own.
+func TestRoundsTextSeparated(t *testing.T) {
+	tests := []struct {
+		name     string
+		rounds   func(stream bool) []http.HandlerFunc
+		want     string
+		upstream int
+	}{
+		{"two rounds", func(stream bool) []http.HandlerFunc {
+			return []http.HandlerFunc{wordsRound(stream, "Let me set that up for you.", createOrderCall, "tool_calls"), wordsRound(stream, "Your order is ready.", "", "stop")}
+		}, "Let me set that up for you.\n\nYour order is ready.", 2},
+		{"a space between them already", func(stream bool) []http.HandlerFunc {
+			return []http.HandlerFunc{wordsRound(stream, "Let me set that up. ", createOrderCall, "tool_calls"), wordsRound(stream, "Your order is ready.", "", "stop")}
+		}, "Let me set that up. Your order is ready.", 2},
+		{"the clarification", func(stream bool) []http.HandlerFunc {
+			return []http.HandlerFunc{wordsRound(stream, "On it.", createOrderCall, "tool_calls")}
+		}, "On it.\n\nOn it.\n\nOn it.\n\n" + config.DefaultClarification, 3},
+	}
+	for _, tc := range tests {
+		for _, stream := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s, stream %v", tc.name, stream), func(t *testing.T) {
+				fp := newFakeProvider(t, roundByRound(tc.rounds(stream)...))
+				url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				if got := answerText(stream, readAll(t, resp.Body)); got != tc.want {
+					t.Errorf("the bot read %q; want %q", got, tc.want)
+				}
+				if n := len(fp.requests()); n != tc.upstream {
+					t.Errorf("%d upstream rounds; want %d", n, tc.upstream)
+				}
+			})
+		}
+	}
+}
+
+// TestRoundsTextSeparatedNotInTheExchange: the paragraph break between two
+// rounds' text is the bot's to read only: when the bot's next request
+// carries the assistant message it got (break included) with its tool
+// results, the kept exchange put back in its place gives the provider each
+// round's text as the model wrote it.
+func TestRoundsTextSeparatedNotInTheExchange(t *testing.T) {
+	const weatherCall = `[{"index":0,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]`
+	for _, stream := range []bool{true, false} {
+		t.Run(fmt.Sprintf("stream %v", stream), func(t *testing.T) {
+			fp := newFakeProvider(t, roundByRound(
+				wordsRound(stream, "Let me order it.", createOrderCall, "tool_calls"),
+				wordsRound(stream, "And the weather:", weatherCall, "tool_calls"),
+				wordsRound(stream, "Sunny.", "", "stop")))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+			got := answerText(stream, readAll(t, post(t, url, "/v1/chat/completions", chatBody(stream, weatherTool), hdr).Body))
+			if got != "Let me order it.\n\nAnd the weather:" {
+				t.Fatalf("the bot read %q", got)
+			}
+			follow := `{"model":"gpt-test","stream":` + fmt.Sprint(stream) + `,` + weatherTool + `"messages":[{"role":"user","content":"buy premium"},` +
+				`{"role":"assistant","content":` + string(jsonstr.Append(nil, got)) + `,"tool_calls":[{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]},` +
+				`{"role":"tool","tool_call_id":"call_w","content":"sunny"}]}`
+			readAll(t, post(t, url, "/v1/chat/completions", follow, hdr).Body)
+			reqs := fp.requests()
+			if len(reqs) != 3 {
+				t.Fatalf("%d upstream requests; want 3", len(reqs))
+			}
+			var texts []string
+			gjson.GetBytes(reqs[2].Body, `messages.#(role=="assistant")#.content`).ForEach(func(_, c gjson.Result) bool {
+				texts = append(texts, c.Str)
+				return true
+			})
+			if strings.Join(texts, "|") != "Let me order it.|And the weather:" {
+				t.Errorf("the provider got the assistant messages %q; want each round's own text", texts)
+			}
+		})
+	}
+}

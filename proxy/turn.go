@@ -54,6 +54,9 @@ type turn struct {
 
 	turnID  string
 	created int64
+	// inWord: the text the client has so far ends in a word, so the next
+	// round's text starts a new paragraph (paragraphBreak).
+	inWord  bool
 	actions []json.RawMessage // the turn's own, from its payment calls
 	rounds  []roundInfo
 	usage   interceptors.Usage // summed over the rounds that reported usage
@@ -221,9 +224,15 @@ func (t *turn) stream() {
 		// when they have none; the later rounds' get the turn's id and
 		// created.
 		capture.StartRound(round, cmp.Or(t.turnID, t.fallbackID()), t.created)
+		if t.inWord {
+			capture.BreakBeforeText()
+		}
 		res, resp, ok := t.relayRound(round, resp, capture, rec)
 		if !ok {
 			return
+		}
+		if res.Content != "" {
+			t.inWord = !endsWithSpace(res.Content)
 		}
 		t.endRound(round, resp, res.ID, res.Model, res.Created, res.Usage, res.UsageJSON)
 		if len(res.PaymentCalls) == 0 {
@@ -475,6 +484,11 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 			continue
 		}
 		if out != nil {
+			if brk := capture.Break(); brk != nil {
+				if err := t.sw.Queue(brk); err != nil {
+					return errClientGone
+				}
+			}
 			if err := t.sw.Queue(out); err != nil {
 				return errClientGone
 			}
@@ -771,7 +785,12 @@ func (t *turn) finishStream(finish []byte, model, reason string) {
 func (t *turn) streamClarification(model string) {
 	c := chunkHead(t.turnID, model, t.created)
 	c = append(c, `,"choices":[{"index":0,"delta":{"content":`...)
-	c = jsonstr.Append(c, t.budget.Clarification)
+	text := t.budget.Clarification
+	if t.inWord && !startsWithSpace(text) {
+		// The rounds' text ends in a word (see joinText).
+		text = "\n\n" + text
+	}
+	c = jsonstr.Append(c, text)
 	c = append(c, `},"finish_reason":null}]}`...)
 	if err := t.sw.Data(c); err != nil {
 		return

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -61,13 +63,13 @@ func (t *turn) nonStream() {
 			// No round is left to tell the user what a payment call did, so
 			// none runs: the turn ends with the clarification (SPEC 3).
 			t.s.metrics.roundsExhausted.Inc()
-			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", spoken+ans.content+t.budget.Clarification)
+			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", joinText(joinText(spoken, ans.content), t.budget.Clarification))
 			b, _ = sjson.DeleteBytes(b, "choices.0.message.tool_calls")
 			b, _ = sjson.SetBytes(b, "choices.0.finish_reason", "stop")
 			t.writeCompletion(resp.StatusCode, past.onto(withThought(b, thought, ans.reasoning)), nil, false)
 			return
 		}
-		spoken += ans.content
+		spoken = joinText(spoken, ans.content)
 		past.add(ans.body)
 		if ans.reasoning.Content != "" {
 			thought.Content += ans.reasoning.Content
@@ -94,6 +96,9 @@ func withSpoken(body []byte, spoken, content string) []byte {
 	var err error
 	switch c := gjson.GetBytes(body, "choices.0.message.content"); {
 	case c.IsArray():
+		if first := c.Get("0"); first.Get("type").Str == "text" {
+			spoken += paragraphBreak(spoken, first.Get("text").Str)
+		}
 		part := jsonstr.Append([]byte(`[{"type":"text","text":`), spoken)
 		part = append(part, '}')
 		if inner := strings.TrimSpace(c.Raw[1 : len(c.Raw)-1]); inner != "" {
@@ -101,7 +106,7 @@ func withSpoken(body []byte, spoken, content string) []byte {
 		}
 		out, err = sjson.SetRawBytes(body, "choices.0.message.content", append(part, ']'))
 	case c.Type == gjson.String || c.Type == gjson.Null || !c.Exists():
-		out, err = sjson.SetBytes(body, "choices.0.message.content", spoken+content)
+		out, err = sjson.SetBytes(body, "choices.0.message.content", joinText(spoken, content))
 	default:
 		return body
 	}
@@ -109,6 +114,40 @@ func withSpoken(body []byte, spoken, content string) []byte {
 		return body
 	}
 	return out
+}
+
+// joinText joins the text of two rounds (or a round's and the
+// clarification) as the client reads them: with a paragraph break between
+// them when the first ends in a word and the second starts with one, as
+// models end a round's text ("Let me set that up for you.") and start the
+// next one's ("Your order is ready.") without the space that would
+// separate them.
+func joinText(before, after string) string {
+	return before + paragraphBreak(before, after) + after
+}
+
+// paragraphBreak is what goes between the text before and the text after
+// (see joinText): "\n\n", or "" when either is empty or white space already
+// separates them. The break is paygate's: no logprobs entry goes with it,
+// and the assistant messages kept for the provider carry each round's own
+// text, without it.
+func paragraphBreak(before, after string) string {
+	if before == "" || after == "" || endsWithSpace(before) || startsWithSpace(after) {
+		return ""
+	}
+	return "\n\n"
+}
+
+// endsWithSpace reports whether s ends with white space.
+func endsWithSpace(s string) bool {
+	r, _ := utf8.DecodeLastRuneInString(s)
+	return unicode.IsSpace(r)
+}
+
+// startsWithSpace reports whether s starts with white space.
+func startsWithSpace(s string) bool {
+	r, _ := utf8.DecodeRuneInString(s)
+	return unicode.IsSpace(r)
 }
 
 // withThought returns the last round's answer with the earlier rounds'
