@@ -101,10 +101,13 @@ func FuzzCaptureArbitraryChunks(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c := NewCapture(isPaymentName)
+		// A fallback id and a turn's created, so that chunks without an
+		// id and later rounds' timestamps are rewritten too.
+		c.StartRound(0, "chatcmpl-paygate-f", 0)
 		for i, line := range bytes.Split(in, []byte("\n")) {
 			line = bytes.TrimPrefix(line, []byte("data: "))
 			if i == 2 {
-				c.StartRound(1, "turn-1", 0)
+				c.StartRound(1, "turn-1", 1700000000)
 			}
 			out, err := c.Process(line)
 			if err != nil || out == nil {

@@ -511,6 +511,9 @@ func (c *Capture) rewriteID(data []byte, s string, deltaEnd int) []byte {
 		if crAt, crEnd = c.prefixCreated[0], c.prefixCreated[1]; crAt < 0 || !known {
 			crAt, crEnd = topCreated(s, deltaEnd)
 		}
+		if crAt >= 0 && idAt >= 0 && crAt < idEnd && idAt < crEnd {
+			crAt = -1 // a malformed chunk's: the id goes in, nothing more
+		}
 	}
 	out, pos := c.out[:0], 0
 	if idAt < 0 { // no id: the turn's goes first
@@ -601,11 +604,11 @@ func topCreated(s string, from int) (int, int) {
 		return -1, -1
 	}
 	v := skipSpace(s, from+i+len(key))
-	if v >= len(s) || (s[v] < '0' || s[v] > '9') && s[v] != '-' {
-		return -1, -1
+	e := v
+	for e < len(s) && strings.IndexByte("0123456789-+.eE", s[e]) >= 0 {
+		e++
 	}
-	e := skipValue(s, v)
-	if e < 0 {
+	if e == v {
 		return -1, -1
 	}
 	return v, e
