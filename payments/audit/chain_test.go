@@ -465,3 +465,42 @@ func TestVerifyTextPendingInOutbox(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyTextPendingBehindManyOutboxKeys: verify -text looked for a
+// pending text's event among OutboxStats.Heads, which stops at
+// store.MaxListLimit keys, so with that many other keys pending (webhook
+// deliveries left while the merchant was down, other orders' audit events
+// waiting for a retry) an honest pending text was reported as removed
+// without erasure. The event is now looked up on its own queue.
+func TestVerifyTextPendingBehindManyOutboxKeys(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			st := e.store()
+			ctx := context.Background()
+			now := time.Now()
+			stuckDeliveries(t, st, now)
+			if driver == "embedded" {
+				// The embedded outbox lists heads in key order (length
+				// first): these keys come before the record's.
+				evs := make([]store.Event, 0, store.MaxListLimit)
+				for i := range store.MaxListLimit {
+					ev := mustEvent(t, Action{Name: "order.created", Client: "shop-bot", User: "oX", OrderNo: fmt.Sprintf("PA%04d", i), AmountFen: 1}, "")
+					ev.NextAt = now.Add(time.Hour)
+					evs = append(evs, ev)
+				}
+				enqueue(t, st, evs...)
+			}
+			enqueue(t, st, mustEvent(t, Action{Name: "order.created", Client: "shop-bot", User: "oAlice", OrderNo: "PG-pending", AmountFen: 4999}, `[{"role":"user","content":"buy"}]`))
+			w := newTestWorker(t, st, nil)
+			w.afterAppend = func(store.Event, uint64) error { return errors.New("stopped before keeping the text") }
+			if _, err := w.Drain(ctx); err == nil {
+				t.Fatal("drain: want the stop")
+			}
+			res, err := Verify(ctx, st, VerifyOptions{Texts: true})
+			if err != nil || res.TextsPending != 1 {
+				t.Fatalf("verify -text: %+v %v; want ok, 1 text pending (its event still waits in the outbox)", res, err)
+			}
+		})
+	}
+}

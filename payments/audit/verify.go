@@ -278,11 +278,14 @@ func missingText(ctx context.Context, st store.Audit, r store.AuditRecord, body 
 		return nil, false, nil
 	}
 	if ob, ok := st.(store.Outbox); ok {
-		stats, err := ob.OutboxStats(ctx)
+		// Read on its own keys: OutboxStats.Heads stops at MaxListLimit, so
+		// behind that many other keys (webhook deliveries waiting for a
+		// merchant that is down) an honest pending text would look removed.
+		heads, err := ob.OutboxHeads(ctx, eventKeys(body)...)
 		if err != nil {
 			return nil, false, fmt.Errorf("read the outbox for audit record %d's event: %w", r.Seq, err)
 		}
-		for _, e := range stats.Heads {
+		for _, e := range heads {
 			if e.ID == body.EventID && e.Kind == KindAudit {
 				res.TextsPending++
 				return nil, false, nil
@@ -299,4 +302,23 @@ func missingText(ctx context.Context, st store.Audit, r store.AuditRecord, body 
 		}
 	}
 	return nil, true, nil
+}
+
+// eventKeys are the outbox keys the event of a record may be queued on: its
+// order's (ActionEvent, an order transition's), its refund proposal's
+// (ProposalEvent, store.ProposalEventKey), or the default key of an event
+// that names neither. They are prefixes to Outbox.OutboxHeads, so other keys
+// they start may be listed too; the event id tells the record's apart.
+func eventKeys(body Record) []string {
+	var keys []string
+	if body.OrderNo != "" {
+		keys = append(keys, body.OrderNo)
+	}
+	if body.RefundID != "" {
+		keys = append(keys, store.ProposalEventKey(body.RefundID))
+	}
+	if len(keys) == 0 {
+		keys = append(keys, store.DefaultEventKey)
+	}
+	return keys
 }
