@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -500,6 +501,77 @@ func TestVerifyTextPendingBehindManyOutboxKeys(t *testing.T) {
 			res, err := Verify(ctx, st, VerifyOptions{Texts: true})
 			if err != nil || res.TextsPending != 1 {
 				t.Fatalf("verify -text: %+v %v; want ok, 1 text pending (its event still waits in the outbox)", res, err)
+			}
+		})
+	}
+}
+
+// countingOutbox counts the outbox reads Verify makes.
+type countingOutbox struct {
+	testStore
+	stats, heads atomic.Int64
+}
+
+func (c *countingOutbox) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
+	c.stats.Add(1)
+	return c.testStore.OutboxStats(ctx)
+}
+
+func (c *countingOutbox) OutboxHeads(ctx context.Context, prefixes ...string) ([]store.Event, error) {
+	c.heads.Add(1)
+	return c.testStore.OutboxHeads(ctx, prefixes...)
+}
+
+// TestVerifyTextsReadTheOutboxOnce: verify -text read the whole outbox
+// (OutboxStats) once per missing text to see whether its event was pending,
+// so after one user's 2000 texts were erased, with 1000 webhook deliveries
+// stuck, it took minutes on Redis. Texts a recorded erasure covers now need
+// no outbox read, and the others are looked up together in one.
+func TestVerifyTextsReadTheOutboxOnce(t *testing.T) {
+	const n = 20
+	cases := []struct {
+		name          string
+		afterAppend   func(store.Event, uint64) error
+		after         func(t *testing.T, w *Worker)
+		gone, pending int
+		reads         int64
+	}{
+		{name: "one user's texts erased", after: func(t *testing.T, w *Worker) {
+			if _, err := w.Erase(context.Background(), "shop-bot", "oHeavy"); err != nil {
+				t.Fatal(err)
+			}
+		}, gone: n},
+		{name: "texts pending on many orders",
+			afterAppend: func(store.Event, uint64) error { return errors.New("stopped before keeping the text") },
+			pending:     n, reads: 1},
+	}
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					e := newEnv(t, driver)
+					st := &countingOutbox{testStore: e.store()}
+					evs := make([]store.Event, 0, n)
+					for i := range n {
+						evs = append(evs, mustEvent(t, Action{Time: time.Now(), Name: "order.created", Client: "shop-bot", User: "oHeavy",
+							OrderNo: fmt.Sprintf("PGH%05d", i), AmountFen: 1}, `[{"role":"user","content":"buy"}]`))
+					}
+					enqueue(t, st, evs...)
+					w := newTestWorker(t, st.testStore, nil)
+					w.afterAppend = c.afterAppend
+					_, _ = w.Drain(context.Background()) // stopped by afterAppend, if set
+					if c.after != nil {
+						c.after(t, w)
+					}
+					res, err := Verify(context.Background(), st, VerifyOptions{Texts: true})
+					if err != nil || res.TextsGone != c.gone || res.TextsPending != c.pending {
+						t.Fatalf("verify -text: %+v %v; want ok, %d texts gone, %d pending", res, err, c.gone, c.pending)
+					}
+					if reads := st.stats.Load() + st.heads.Load(); reads != c.reads {
+						t.Errorf("verify -text over %d missing texts read the outbox %d times (OutboxStats %d, OutboxHeads %d); want %d",
+							n, reads, st.stats.Load(), st.heads.Load(), c.reads)
+					}
+				})
 			}
 		})
 	}

@@ -185,9 +185,12 @@ func checkRecord(r store.AuditRecord, want uint64, prev store.AuditHead) error {
 // may be covered by an erasure recorded anywhere in the chain (one said
 // before an erasure and appended after it was refused by the store's mark),
 // so it is settled after the walk, against the erasures the chain holds.
+// Only the texts no erasure covers are looked for in the outbox, all in one
+// read: after a user's texts are erased, verify -text costs no outbox scan
+// per text, however many there were and however full the outbox is.
 type textCheck struct {
 	erased  map[[2]string]time.Time // (client, user) -> the latest recorded erasure
-	missing []Record                // texts missing, neither expired nor pending
+	missing []Record                // texts missing and not expired
 }
 
 func (c *textCheck) check(ctx context.Context, st store.Audit, r store.AuditRecord, o VerifyOptions, res *VerifyResult) error {
@@ -206,102 +209,156 @@ func (c *textCheck) check(ctx context.Context, st store.Audit, r store.AuditReco
 	}
 	text, err := st.GetAuditText(ctx, r.Seq)
 	if errors.Is(err, store.ErrNotFound) {
-		var unexplained bool
-		if text, unexplained, err = missingText(ctx, st, r, body, o, res); unexplained {
-			c.missing = append(c.missing, body)
+		retain := o.retain()
+		if retain < 0 || !time.Now().Before(body.Time.Add(retain)) {
+			res.TextsGone++ // its retention ran out
+			return nil
 		}
-		if text == nil {
-			return err
-		}
+		c.missing = append(c.missing, body)
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("read audit text %d: %w", r.Seq, err)
 	}
+	return checkText(r.Seq, text, body, res)
+}
+
+// checkText checks a text against the hash its record holds.
+func checkText(seq uint64, text []byte, body Record, res *VerifyResult) error {
 	if TextHash(text) != body.TextSHA256 {
-		return broken(r.Seq, "its conversation text does not match the hash in the record (the text was changed)")
+		return broken(seq, "its conversation text does not match the hash in the record (the text was changed)")
 	}
 	res.TextsChecked++
 	return nil
 }
 
-// settle decides about the missing texts: erased when the chain records an
-// erasure of their client and user at or after their time (to the
-// millisecond: the Redis mark's resolution; a text said at or before an
-// erasure is never kept), or, with TrustErasureMarks, when the store's mark
-// does; otherwise removed without erasure.
+// settle decides about the missing texts. A text is erased when the chain
+// records an erasure of its client and user that covers it
+// (erasureCovers), or, with TrustErasureMarks, when the store's mark
+// does. Otherwise it is pending when its record's event is still at the
+// head of its outbox queue: appended, its text not yet kept (the worker
+// keeps it before acknowledging); if the event is gone, the text may have
+// been kept meanwhile and is read again for the hash check. Any other is
+// removed without erasure.
 func (c *textCheck) settle(ctx context.Context, st store.Audit, o VerifyOptions, res *VerifyResult) error {
-	covers := func(at time.Time, body Record) bool {
-		return !at.IsZero() && at.UnixMilli() >= body.Time.UnixMilli()
+	marks := map[[2]string]time.Time{}
+	mark := func(body Record) (time.Time, error) {
+		k := [2]string{body.Client, body.User}
+		if at, ok := marks[k]; ok {
+			return at, nil
+		}
+		at, err := st.AuditErasedAt(ctx, body.Client, body.User)
+		if err != nil {
+			return at, fmt.Errorf("read erasure of the user of audit record %d: %w", body.Seq, err)
+		}
+		marks[k] = at
+		return at, nil
 	}
+	var left []Record
 	for _, body := range c.missing {
-		at, recorded := c.erased[[2]string{body.Client, body.User}]
-		if covers(at, body) {
+		if erasureCovers(c.erased[[2]string{body.Client, body.User}], body) {
 			res.TextsGone++
 			continue
 		}
-		mark, err := st.AuditErasedAt(ctx, body.Client, body.User)
-		if err != nil {
-			return fmt.Errorf("read erasure of the user of audit record %d: %w", body.Seq, err)
-		}
-		if o.TrustErasureMarks && covers(mark, body) {
-			res.TextsGone++
-			res.TextsGoneByMark++
-			continue
-		}
-		const ms = "2006-01-02T15:04:05.000Z07:00"
-		why := "no erasure of its client's user is recorded in the chain"
-		if recorded {
-			why = "its client's user was last erased at " + at.UTC().Format(ms) + ", before the record"
-		}
-		if covers(mark, body) {
-			why += " (the store holds an erasure mark of " + mark.UTC().Format(ms) +
-				" outside the chain: an erasure by an earlier version is accepted with -trust-marks)"
-		}
-		retain := o.retain()
-		return broken(body.Seq, "its conversation text is missing, though %s and audit.retain_text (%s) from the record's time %s has not run out: text removed without erasure",
-			why, retain, body.Time.UTC().Format(ms))
-	}
-	return nil
-}
-
-// missingText decides about the text of r that GetAuditText did not find.
-// It is gone legitimately when its retention ran out (RetainText from the
-// record's time). It is pending when r's event is still at the head of its
-// outbox queue: appended, its text not yet kept (the worker keeps it before
-// acknowledging). If it turned up meanwhile it is returned for the hash
-// check. Otherwise it is unexplained: erased only if the chain records an
-// erasure that covers it (textCheck.settle).
-func missingText(ctx context.Context, st store.Audit, r store.AuditRecord, body Record, o VerifyOptions, res *VerifyResult) ([]byte, bool, error) {
-	retain := o.retain()
-	if retain < 0 || !time.Now().Before(body.Time.Add(retain)) {
-		res.TextsGone++
-		return nil, false, nil
-	}
-	if ob, ok := st.(store.Outbox); ok {
-		// Read on its own keys: OutboxStats.Heads stops at MaxListLimit, so
-		// behind that many other keys (webhook deliveries waiting for a
-		// merchant that is down) an honest pending text would look removed.
-		heads, err := ob.OutboxHeads(ctx, eventKeys(body)...)
-		if err != nil {
-			return nil, false, fmt.Errorf("read the outbox for audit record %d's event: %w", r.Seq, err)
-		}
-		for _, e := range heads {
-			if e.ID == body.EventID && e.Kind == KindAudit {
-				res.TextsPending++
-				return nil, false, nil
+		if o.TrustErasureMarks {
+			at, err := mark(body)
+			if err != nil {
+				return err
 			}
+			if erasureCovers(at, body) {
+				res.TextsGone++
+				res.TextsGoneByMark++
+				continue
+			}
+		}
+		left = append(left, body)
+	}
+	ob, ok := st.(store.Outbox)
+	if len(left) == 0 || !ok {
+		return c.removed(left, o, mark)
+	}
+	pending, err := pendingEvents(ctx, ob, left)
+	if err != nil {
+		return err
+	}
+	var removed []Record
+	for _, body := range left {
+		if pending[body.EventID] {
+			res.TextsPending++
+			continue
 		}
 		// Its event may have been finished (text kept, then acknowledged)
 		// since the text was read.
-		text, err := st.GetAuditText(ctx, r.Seq)
-		if err == nil {
-			return text, false, nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return nil, false, fmt.Errorf("read audit text %d: %w", r.Seq, err)
+		text, err := st.GetAuditText(ctx, body.Seq)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			removed = append(removed, body)
+		case err != nil:
+			return fmt.Errorf("read audit text %d: %w", body.Seq, err)
+		default:
+			if err := checkText(body.Seq, text, body, res); err != nil {
+				return err
+			}
 		}
 	}
-	return nil, true, nil
+	return c.removed(removed, o, mark)
+}
+
+// erasureCovers reports whether an erasure at at covers the text of body:
+// at or after its time, to the millisecond (the Redis mark's resolution; a
+// text said at or before an erasure is never kept).
+func erasureCovers(at time.Time, body Record) bool {
+	return !at.IsZero() && at.UnixMilli() >= body.Time.UnixMilli()
+}
+
+// removed reports the first of texts, missing with nothing to explain it,
+// as removed without erasure, saying what erasure there is of its user.
+func (c *textCheck) removed(texts []Record, o VerifyOptions, mark func(Record) (time.Time, error)) error {
+	if len(texts) == 0 {
+		return nil
+	}
+	body := texts[0]
+	const ms = "2006-01-02T15:04:05.000Z07:00"
+	why := "no erasure of its client's user is recorded in the chain"
+	if at, recorded := c.erased[[2]string{body.Client, body.User}]; recorded {
+		why = "its client's user was last erased at " + at.UTC().Format(ms) + ", before the record"
+	}
+	m, err := mark(body)
+	if err != nil {
+		return err
+	}
+	if erasureCovers(m, body) {
+		why += " (the store holds an erasure mark of " + m.UTC().Format(ms) +
+			" outside the chain: an erasure by an earlier version is accepted with -trust-marks)"
+	}
+	return broken(body.Seq, "its conversation text is missing, though %s and audit.retain_text (%s) from the record's time %s has not run out: text removed without erasure",
+		why, o.retain(), body.Time.UTC().Format(ms))
+}
+
+// pendingEvents reads, in one outbox read, which of the events of texts are
+// still pending: at the head of their queue.
+func pendingEvents(ctx context.Context, ob store.Outbox, texts []Record) (map[string]bool, error) {
+	var keys []string
+	seen := map[string]bool{}
+	for _, body := range texts {
+		for _, k := range eventKeys(body) {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	heads, err := ob.OutboxHeads(ctx, keys...)
+	if err != nil {
+		return nil, fmt.Errorf("read the outbox for the events of audit records whose text is missing (first %d): %w", texts[0].Seq, err)
+	}
+	pending := map[string]bool{}
+	for _, e := range heads {
+		if e.Kind == KindAudit {
+			pending[e.ID] = true
+		}
+	}
+	return pending, nil
 }
 
 // eventKeys are the outbox keys the event of a record may be queued on: its
