@@ -133,6 +133,15 @@ func TestVerifyFindsTampering(t *testing.T) {
 			e.rawSetHead(store.AuditHead{Seq: recs[n-3].Seq, Hash: recs[n-3].Hash})
 			return pub
 		}},
+		{name: "record added beyond the head", seq: n + 1, reason: "beyond the store's head", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
+			forged, err := Seal(store.AuditHead{Seq: recs[n-1].Seq, Hash: recs[n-1].Hash}, Record{EventID: "evt_forged", AppendedAt: time.Now(),
+				Action: Action{Time: time.Now(), Name: "order.created", User: "oBob", AmountFen: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.rawPut(n+1, forged)
+			return nil
+		}},
 		{name: "end replaced by a new record, published head given", seq: n, reason: "published head", tamper: func(e *env, recs []store.AuditRecord) *store.AuditHead {
 			pub := published(recs)
 			e.rawDelete(n)
@@ -188,6 +197,67 @@ func TestVerifyCutWithoutPublishedHead(t *testing.T) {
 			}
 			_, err = Verify(context.Background(), e.store(), VerifyOptions{Head: &store.AuditHead{Seq: 4, Hash: recs[3].Hash}})
 			wantBroken(t, err, 4, "cut from the end")
+		})
+	}
+}
+
+// appendingStore appends a record through the Worker, as another replica
+// would, inside the first ReadAudit that when picks, after its read.
+type appendingStore struct {
+	testStore
+	t        *testing.T
+	w        *Worker
+	when     func(from uint64, got int) bool
+	appended bool
+}
+
+func (a *appendingStore) ReadAudit(ctx context.Context, from uint64, limit int) ([]store.AuditRecord, error) {
+	recs, err := a.testStore.ReadAudit(ctx, from, limit)
+	if err == nil && !a.appended && a.when(from, len(recs)) {
+		a.appended = true
+		enqueue(a.t, a.testStore, mustEvent(a.t, Action{Time: time.Now(), Name: "order.created", Client: "shop-bot", User: "oLive",
+			OrderNo: "PGLIVE", AmountFen: 100}, `[{"role":"user","content":"buy"}]`))
+		if got := drainAll(a.t, a.w); got != 1 {
+			a.t.Fatalf("appended %d records during the verification; want 1", got)
+		}
+	}
+	return recs, err
+}
+
+// TestVerifyWhileAppending: on Redis, paygate audit verify runs against the
+// live store. It read the store's head after walking, so a record another
+// replica appended after the walk's last read was reported as "missing: the
+// chain ends at record 50 but the store's head is record 51". The walk now
+// goes up to the head read before it; a record appended at any point of
+// the verification is the next one's.
+func TestVerifyWhileAppending(t *testing.T) {
+	const n = 50
+	cases := []struct {
+		name string
+		when func(from uint64, got int) bool
+	}{
+		{name: "after the walk's last read", when: func(_ uint64, got int) bool { return got == 0 }},
+		{name: "during the walk", when: func(from uint64, _ int) bool { return from == 1 }},
+	}
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					e := newEnv(t, driver)
+					recs := buildChain(t, e, n)
+					st := &appendingStore{testStore: e.store(), t: t, w: newTestWorker(t, e.store(), nil), when: c.when}
+					res, err := Verify(context.Background(), st, VerifyOptions{PageSize: 7, Texts: true})
+					if err != nil || !st.appended {
+						t.Fatalf("verify of an untouched chain with a record appended %s: %v (appended: %v)", c.name, err, st.appended)
+					}
+					if last := recs[n-1]; res.Records != n || res.Head != (store.AuditHead{Seq: last.Seq, Hash: last.Hash}) || res.Head != res.StoreHead {
+						t.Errorf("result: %+v; want the %d records there were when it started", res, n)
+					}
+					if res, err := Verify(context.Background(), e.store(), VerifyOptions{}); err != nil || res.Records != n+1 {
+						t.Errorf("next verification: %+v %v; want %d records", res, err, n+1)
+					}
+				})
+			}
 		})
 	}
 }

@@ -90,20 +90,29 @@ func (o VerifyOptions) retain() time.Duration {
 // Verify walks the chain from record 1 and checks each record: it is at its
 // place (no gap, no other record's seq), it links to the hash of the record
 // before, its hash is the SHA-256 of its body, its body is canonical and names
-// the same seq, previous hash and user. Then the store's head must be the
-// last record, and the published head, if given, must be on the chain. The
-// first failure is returned as a *BrokenError; other errors are read errors.
+// the same seq, previous hash and user. The walk goes up to the store's head
+// as read before it, and the last record must be that head: on a live store
+// (Redis, other replicas appending) records appended during the walk are
+// the next verification's, not missing ones. No record may lie beyond the
+// store's head, and the published head, if given, must be on the chain.
+// The first failure is returned as a *BrokenError; other errors are read
+// errors.
 func Verify(ctx context.Context, st store.Audit, o VerifyOptions) (VerifyResult, error) {
 	var res VerifyResult
 	page := o.PageSize
 	if page <= 0 {
 		page = readPage
 	}
+	sh, err := st.AuditHead(ctx)
+	if err != nil {
+		return res, fmt.Errorf("read audit head: %w", err)
+	}
+	res.StoreHead = sh
 	var prev store.AuditHead
 	next := uint64(1)
 	var tx textCheck
-	for {
-		recs, err := st.ReadAudit(ctx, next, page)
+	for next <= sh.Seq {
+		recs, err := st.ReadAudit(ctx, next, int(min(uint64(page), sh.Seq-next+1)))
 		if err != nil {
 			return res, fmt.Errorf("read audit records from %d: %w", next, err)
 		}
@@ -131,23 +140,42 @@ func Verify(ctx context.Context, st store.Audit, o VerifyOptions) (VerifyResult,
 	if err := tx.settle(ctx, st, o, &res); err != nil {
 		return res, err
 	}
-	sh, err := st.AuditHead(ctx)
-	if err != nil {
-		return res, fmt.Errorf("read audit head: %w", err)
-	}
-	res.StoreHead = sh
 	switch {
 	case sh.Seq > prev.Seq:
 		return res, broken(prev.Seq+1, "missing: the chain ends at record %d but the store's head is record %d", prev.Seq, sh.Seq)
-	case sh.Seq < prev.Seq:
-		return res, broken(sh.Seq+1, "beyond the store's head (record %d): records were added outside the chain's append", sh.Seq)
 	case sh.Hash != prev.Hash:
 		return res, broken(prev.Seq, "its hash differs from the store's head hash")
+	}
+	if err := beyondHead(ctx, st, sh); err != nil {
+		return res, err
 	}
 	if o.Head != nil && o.Head.Seq > prev.Seq {
 		return res, broken(prev.Seq+1, "missing: the chain ends at record %d but the published head is record %d (cut from the end)", prev.Seq, o.Head.Seq)
 	}
 	return res, nil
+}
+
+// beyondHead looks for a record stored after sh, the head the walk ended
+// at, that the store's head has not reached: one added outside the chain's
+// append, which moves the head with the record in one step. The record is
+// read before the head is read again, so an append in between moves the
+// head past it and is not taken for one.
+func beyondHead(ctx context.Context, st store.Audit, sh store.AuditHead) error {
+	recs, err := st.ReadAudit(ctx, sh.Seq+1, 1)
+	if err != nil {
+		return fmt.Errorf("read audit records from %d: %w", sh.Seq+1, err)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	now, err := st.AuditHead(ctx)
+	if err != nil {
+		return fmt.Errorf("read audit head: %w", err)
+	}
+	if recs[0].Seq > now.Seq {
+		return broken(recs[0].Seq, "beyond the store's head (record %d): records were added outside the chain's append", now.Seq)
+	}
+	return nil
 }
 
 // checkRecord checks r, read where record want should be, after prev.
