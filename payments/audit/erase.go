@@ -23,7 +23,8 @@ func ErasureEvent(client, user string, n int, at time.Time) (store.Event, error)
 // Erase erases the conversation texts of user under client
 // (store.Audit.EraseAuditText) and records the erasure in the chain through
 // the outbox, like any audit record, then appends it before returning
-// (a failed append leaves it in the outbox for Run). Its time is taken after
+// where it can within eraseAppendWait (a failed or late append leaves it in
+// the outbox for Run). Its time is taken after
 // the erasure, so it is never before the store's mark: every text the
 // erasure removed or refuses was said at or before it. Should the process
 // stop between the erasure and the enqueue, Verify reports the texts as
@@ -41,12 +42,14 @@ func (w *Worker) Erase(ctx context.Context, client, user string) (int, error) {
 		return n, fmt.Errorf("audit: record the erasure of %d texts: %w", n, err)
 	}
 	// Appended before the answer where it can be, but not waited for
-	// longer than eraseAppendWait: Drain returns only once a pass finds
-	// nothing due, which steady audit traffic can put off for as long as
-	// it lasts. Left in the outbox, the record is appended by Run.
+	// longer than eraseAppendWait, counting the wait for the pass Run may
+	// be running: Drain returns only once a pass finds nothing due, which
+	// steady audit traffic can put off for as long as it lasts. Left in
+	// the outbox, the record is appended by Run's next pass.
 	dctx, cancel := context.WithTimeout(ctx, eraseAppendWait)
 	defer cancel()
 	if _, err := w.Drain(dctx); err != nil {
+		w.Wake()
 		w.log.WarnContext(ctx, "audit erasure recorded in the outbox, not yet in the chain; it will be appended", "err", err)
 	}
 	return n, nil

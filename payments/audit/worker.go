@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/paygate/paygate/store"
@@ -72,7 +71,12 @@ type Worker struct {
 	wake   chan struct{}
 	aside  func(context.Context, store.Event) (bool, error)
 
-	mu   sync.Mutex // one drain at a time; guards seen
+	// pass is held by the one Drain running (a 1-slot semaphore) and
+	// guards seen. A channel rather than a mutex, so that a Drain waiting
+	// for the running one gives up when its context ends: Run's Drain
+	// holds it for as long as audit traffic keeps its passes busy, and an
+	// erasure must still answer (Erase).
+	pass chan struct{}
 	seen seenIndex
 
 	// afterAppend, when set (tests), runs after a record is appended and
@@ -89,6 +93,7 @@ func NewWorker(o WorkerOptions) (*Worker, error) {
 	w := &Worker{
 		st: o.Store, retain: o.RetainText, poll: o.PollInterval, skew: o.ClockSkew,
 		m: o.Metrics, log: o.Logger, now: o.Now, wake: make(chan struct{}, 1), aside: o.SetAside,
+		pass: make(chan struct{}, 1),
 	}
 	if w.poll <= 0 {
 		w.poll = DefaultPollInterval
@@ -141,10 +146,14 @@ func (w *Worker) Run(ctx context.Context) {
 // Drain appends every due audit event and reports how many it appended or
 // found already appended. It returns when a pass finds nothing more to do.
 // An event that fails is rescheduled with backoff and does not stop the
-// others.
+// others. One Drain runs at a time; another waits for it until ctx ends.
 func (w *Worker) Drain(ctx context.Context) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	select {
+	case w.pass <- struct{}{}:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("audit: wait for the running pass: %w", ctx.Err())
+	}
+	defer func() { <-w.pass }()
 	total := 0
 	for {
 		due, err := w.due(ctx)
