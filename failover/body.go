@@ -63,6 +63,17 @@ func (t *target) patch(body []byte) ([]byte, error) {
 	return out, nil
 }
 
+// DroppedFields are the top-level request fields the answering target's
+// provider lists in drop_fields: patch removed them from the body it was
+// sent, so its model never received them, whatever Request.Body holds. The
+// audit records a payment's sampling parameters without them. Read-only.
+func (a *Response) DroppedFields() []string {
+	if a == nil || a.t == nil {
+		return nil
+	}
+	return a.t.p.cfg.DropFields
+}
+
 // Continuation modes (config providers[].continuation).
 const (
 	ContinuationNone       = "none"

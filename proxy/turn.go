@@ -84,6 +84,10 @@ type turn struct {
 type roundInfo struct {
 	Provider string `json:"provider"`
 	Model    string `json:"model"`
+	// dropped are the request fields the provider's drop_fields kept from
+	// it (failover.Response.DroppedFields), left out of the audit's record
+	// of the round's sampling parameters.
+	dropped []string
 }
 
 // runTurn serves a chat request whose user is known: the payment tools are
@@ -532,7 +536,7 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, cr
 	if model == "" {
 		model = resp.Model
 	}
-	t.rounds = append(t.rounds, roundInfo{Provider: resp.Provider, Model: model})
+	t.rounds = append(t.rounds, roundInfo{Provider: resp.Provider, Model: model, dropped: resp.DroppedFields()})
 	if u != nil && t.s.ledger != nil {
 		// Priced by the target's configured upstream model (the price table's key).
 		t.cost += t.s.ledger.Round(resp.Provider, resp.Model, accounting.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens})
@@ -560,9 +564,14 @@ func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 	}
 	t.afterPayment = true
 	// The audit record of each money action carries what the model saw this
-	// round (messages and sampling parameters) and who answered.
+	// round (messages and sampling parameters) and who answered: not the
+	// parameters its provider's drop_fields removed before the call.
 	last := t.rounds[len(t.rounds)-1]
-	ctx := payments.WithTurn(t.r.Context(), audit.TurnFromRequest(t.caller.Client, t.caller.User, t.body, last.Provider, last.Model))
+	turn := audit.TurnFromRequest(t.caller.Client, t.caller.User, t.body, last.Provider, last.Model)
+	for _, f := range last.dropped {
+		delete(turn.Params, f)
+	}
+	ctx := payments.WithTurn(t.r.Context(), turn)
 	var msgs [][]byte
 	for _, c := range calls {
 		var out payments.Outcome
