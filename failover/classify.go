@@ -389,10 +389,9 @@ func isModelNotFound(f *failure) bool {
 }
 
 // isBadKey reports an error that says the provider's API key is not
-// valid: Google's details reason API_KEY_INVALID (readErrorValue), a code
-// or type invalid_api_key (or api_key_invalid) however separated, or a
-// message that says so ("API key not valid", "Invalid API key",
-// "Incorrect API key provided").
+// valid, by its structured members only: Google's details reason
+// API_KEY_INVALID (readErrorValue), or a code or type invalid_api_key (or
+// api_key_invalid) however separated.
 func isBadKey(f *failure) bool {
 	if f.badKey {
 		return true
@@ -406,9 +405,10 @@ func isBadKey(f *failure) bool {
 			return true
 		}
 	}
-	m := strings.ToLower(f.errMsg)
-	return strings.Contains(m, "api key not valid") || strings.Contains(m, "invalid api key") ||
-		strings.Contains(m, "incorrect api key")
+	// Never the message: a 400's message may quote the bot's own input
+	// ("Invalid value: 'Invalid API key'" for a role so named), and a bot
+	// could then cool every provider down for every bot.
+	return false
 }
 
 // wordSeparators removes what separates the words of a code or type, so

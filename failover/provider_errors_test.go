@@ -209,8 +209,10 @@ func TestClassifyProviderQuirks(t *testing.T) {
 		{"403 metadata without a flag", 403, `{"error":{"code":403,"message":"no","metadata":{"provider_name":"x"}}}`, CauseMisconfigured},
 		{"401 bad key", 401, errBody("", "invalid_api_key", "x"), CauseMisconfigured},
 		{"gemini 400 API_KEY_INVALID", 400, geminiBadKey, CauseMisconfigured},
-		{"400 API key not valid, no details", 400, `{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}`, CauseMisconfigured},
-		{"400 Invalid API key", 400, `{"error":{"message":"Invalid API key","type":"invalid_request_error"}}`, CauseMisconfigured},
+		// A message is not trusted: it may quote the bot's own input.
+		{"400 API key not valid, no details", 400, `{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}`, CauseClientError},
+		{"400 Invalid API key", 400, `{"error":{"message":"Invalid API key","type":"invalid_request_error"}}`, CauseClientError},
+		{"400 quoting a bot's value", 400, errBody("invalid_request_error", "invalid_value", "Invalid value: 'Invalid API key'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'."), CauseClientError},
 		{"400 about an api_key parameter", 400, errBody("invalid_request_error", "unknown_parameter", "Unrecognized request argument supplied: api_key"), CauseClientError},
 		{"400 other details reason", 400, `[{"error":{"code":400,"message":"Invalid value at 'contents'","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.BadRequest","reason":"INVALID_FIELD"}]}}]`, CauseClientError},
 		{"dashscope DataInspectionFailed", 400, dashScopeInspection400, CauseClientError},
