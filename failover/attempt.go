@@ -219,7 +219,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				err: fmt.Errorf("%d answer of %d bytes (content type %q) is not a JSON object",
 					resp.StatusCode, len(data), resp.Header.Get("Content-Type"))}
 		}
-		if isChatPath(req.Path) && req.Method != http.MethodHead && !hasChoices(data) {
+		if isChatPath(req.Path) && req.Method == http.MethodPost && !hasChoices(data) {
 			// A JSON object without choices is no chat completion: a
 			// provider's error in a 200 in a shape of its own (Baidu
 			// Qianfan's {"error_code":18,"error_msg":"Open api qps
@@ -231,7 +231,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			a.release()
 			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
 				err: fmt.Errorf("%d answer of %d bytes is no chat completion (no choices)%s",
-					resp.StatusCode, len(data), ownErrorText(data))}
+					resp.StatusCode, len(data), r.ownErrorText(data))}
 		}
 		a.Body = data
 		t.observe(r.opts.Now(), time.Since(a.start))
@@ -429,14 +429,15 @@ func hasChoices(data []byte) bool {
 }
 
 // ownErrorText is what a provider's error in a shape of its own says, for
-// the attempt's error (and so the log, which masks secrets): the first
-// string among the members such bodies use (Qianfan's error_msg, msg,
-// message, error), cut short, as ": provider says %q"; "" when there is
-// none. The body itself is never logged.
-func ownErrorText(data []byte) string {
-	for _, r := range gjson.GetManyBytes(data, "error_msg", "msg", "message", "error", "error.message") {
-		if r.Type == gjson.String && r.Str != "" {
-			return fmt.Sprintf(": provider says %q", cutAtRune([]byte(r.Str), maxPlainErrorText))
+// the attempt's error (and so the log): the first string among the members
+// such bodies use (Qianfan's error_msg, msg, message, error), masked and
+// then cut short (errText: a key cut first would reach the log as its first
+// bytes, which the log's masking no longer knows), as ": provider says %q";
+// "" when there is none. The body itself is never logged.
+func (r *Router) ownErrorText(data []byte) string {
+	for _, v := range gjson.GetManyBytes(data, "error_msg", "msg", "message", "error", "error.message") {
+		if v.Type == gjson.String && v.Str != "" {
+			return fmt.Sprintf(": provider says %q", r.errText.cut(v.Str, maxPlainErrorText))
 		}
 	}
 	return ""

@@ -3,8 +3,13 @@ package failover
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
 )
 
 // TestNonStreamAnswerMustBeAJSONObject: a 2xx non-stream answer whose body
@@ -133,5 +138,53 @@ func TestNonStreamWholeAnswerWithCutFraming(t *testing.T) {
 				t.Errorf("providers saw a=%d b=%d; want a=%d b=%d", h[0], h[1], wantHits[0], wantHits[1])
 			}
 		})
+	}
+}
+
+// TestStoredCompletionsListIsAnAnswer: GET /v1/chat/completions lists the
+// stored chat completions (OpenAI's "List Chat Completions"), an object
+// without choices. Only a POST there is a chat completion: the list was
+// thrown away as malformed, asked again, and the bot got a 502.
+func TestStoredCompletionsListIsAnAnswer(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{
+		`{"object":"list","data":[{"object":"chat.completion","id":"chatcmpl-1","model":"gpt-4o","created":1738960610,"choices":[{"index":0,"message":{"content":"hi","role":"assistant"},"finish_reason":"stop","logprobs":null}]}],"first_id":"chatcmpl-1","last_id":"chatcmpl-1","has_more":false}`,
+		`{"object":"list","data":[],"first_id":null,"last_id":null,"has_more":false}`,
+	} {
+		e := newEnv(t, map[string]func(c *fconn, n int){"a": always(statusFn(200, body))}, []string{"a"}, nil)
+		got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "GET", Path: "/chat/completions?limit=10", SameUpstreamModel: true})
+		if got.openErr != nil || got.body != body {
+			t.Errorf("GET /chat/completions: err %v, body %q; want the provider's list (asked %d times)", got.openErr, got.body, len(e.fakes["a"].hits()))
+		}
+	}
+}
+
+// TestOwnErrorTextMaskedBeforeCut: the text of a provider's error in a 200
+// of its own shape (Qianfan's error_msg) goes into the attempt's error and
+// so the log; cut at 512 bytes before masking, a key across the cut reached
+// the log as its first bytes, which the log's masking does not know.
+func TestOwnErrorTextMaskedBeforeCut(t *testing.T) {
+	const key = "sk-proj-OWNTEXTabcdefghijklmnopqrstuvwxyz0123456789ABCDE" // 55 bytes
+	body := `{"error_code":17,"error_msg":"` + strings.Repeat("x", 480) + ` key ` + key + ` is over its qps"}`
+	logs := &logtest.Buffer{}
+	a := newFakeProvider(t, nil, always(statusFn(200, body)))
+	cfg := testConfig(map[string]string{"a": a.url}, []string{"a"})
+	cfg.Providers[0].APIKey = key
+	clock := newFakeClock()
+	r, err := New(cfg, Options{Logger: logging.New(logs, slog.LevelDebug, cfg.Secrets()),
+		Now: clock.Now, Sleep: clock.Sleep, Jitter: func(d time.Duration) time.Duration { return d }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if resp, err := r.Open(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"}); err == nil {
+		resp.Close()
+		t.Fatal("a 200 without choices was taken for an answer")
+	}
+	if !strings.Contains(logs.String(), "provider says") {
+		t.Fatalf("no attempt's error in the log: %s", logs.String())
+	}
+	if i := strings.Index(logs.String(), key[:12]); i >= 0 {
+		t.Errorf("the log holds the first bytes of the provider key: …%s", logs.String()[max(0, i-20):min(len(logs.String()), i+60)])
 	}
 }
