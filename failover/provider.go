@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,10 +48,9 @@ type provider struct {
 	// throttles counts consecutive rate limits without Retry-After, so the
 	// back-off grows while the provider keeps refusing.
 	throttles atomic.Int32
-	// lastSend is the latest send turn handed to a round waiting for the
-	// provider after a rate limit (claimSend), Router-clock unix ns; 0:
-	// none yet.
-	lastSend atomic.Int64
+	// turns are the send turns handed to rounds waiting for the provider
+	// after a rate limit (claimSend).
+	turns sendTurns
 	// state mirrors the breaker's state without taking its lock.
 	state atomic.Int32
 	// openedAt is when the breaker last opened (unix ns, on the real clock
@@ -174,24 +174,60 @@ func (p *provider) coolDown(until time.Time, why coolReason) {
 	}
 }
 
+// sendTurns are the send turns handed out for one provider, Router-clock
+// unix ns, sorted; a turn leaves when it is past or given back. They are
+// as many as the rounds waiting at once.
+type sendTurns struct {
+	mu    sync.Mutex
+	taken []int64
+}
+
 // claimSend hands a round waiting for the provider after a rate limit its
-// turn to send: at from at the earliest, and sendSpacing after the turn
-// handed out before it, so that the waiting rounds reach the provider a
-// few a second, not all at once. A turn after limit is not handed out
-// (ok false) and takes no place in the line.
-func (p *provider) claimSend(from, limit time.Time) (time.Time, bool) {
-	for {
-		last := p.lastSend.Load()
-		slot := from.UnixNano()
-		if last != 0 {
-			slot = max(slot, last+int64(sendSpacing))
+// turn to send: at from at the earliest, and sendSpacing away from every
+// other turn handed out, so that the waiting rounds reach the provider a
+// few a second, not all at once. A turn a round gave back (its bot left)
+// is free again. A turn after limit is not handed out (ok false) and takes
+// no place in the line.
+func (p *provider) claimSend(now, from, limit time.Time) (time.Time, bool) {
+	ts := &p.turns
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	spacing := int64(sendSpacing)
+	past := now.UnixNano() - spacing // can no longer space a turn from now on
+	keep := ts.taken[:0]
+	for _, x := range ts.taken {
+		if x > past {
+			keep = append(keep, x)
 		}
-		if slot > limit.UnixNano() {
-			return time.Time{}, false
+	}
+	ts.taken = keep
+	slot, at := from.UnixNano(), len(ts.taken)
+	for i, x := range ts.taken {
+		if x+spacing <= slot {
+			continue // well before
 		}
-		if p.lastSend.CompareAndSwap(last, slot) {
-			return time.Unix(0, slot), true
+		if x-spacing >= slot {
+			at = i // fits in the gap before x
+			break
 		}
+		slot = x + spacing
+	}
+	if slot > limit.UnixNano() {
+		return time.Time{}, false
+	}
+	ts.taken = slices.Insert(ts.taken, at, slot)
+	return time.Unix(0, slot), true
+}
+
+// releaseSend gives back a turn claimSend handed out whose round will not
+// send (its caller left while it waited), so that it does not push the
+// rounds after it back, or out past their limit.
+func (p *provider) releaseSend(slot time.Time) {
+	ts := &p.turns
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if i := slices.Index(ts.taken, slot.UnixNano()); i >= 0 {
+		ts.taken = slices.Delete(ts.taken, i, i+1)
 	}
 }
 

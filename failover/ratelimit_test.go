@@ -404,3 +404,66 @@ func TestCoolingWaitersSendSpacedOut(t *testing.T) {
 		})
 	}
 }
+
+// TestLeftWaitersGiveTheirTurnsBack: a round waiting out a provider's
+// rate-limit cool-down holds a send turn; when its bot leaves, the turn is
+// free again. Kept, turns nobody would use pushed later rounds back, and
+// once they filled failover.retry_after_max_wait a round was refused with a
+// 429 at once. The turn given back is in the middle of the line here (the
+// round behind it still waits), and the next round takes it.
+func TestLeftWaitersGiveTheirTurnsBack(t *testing.T) {
+	clock := newStepClock()
+	start := clock.Now()
+	a := newFakeProvider(t, nil, func(c *fconn, n int) {
+		if n == 0 {
+			statusFn(429, errBody("rate_limit_error", "rate_limit_exceeded", "slow down"))(c)
+			return
+		}
+		okJSON(c, "from a")
+	})
+	cfg := testConfig(map[string]string{"a": a.url}, []string{"a"})
+	cfg.Failover.RetryAfterMaxWait = config.Duration(2 * throttleBase) // 1s: turns at 500, 750, 1000 ms
+	r, err := New(cfg, Options{Now: clock.Now, Sleep: clock.Sleep, Jitter: func(d time.Duration) time.Duration { return d }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	open := func(ctx context.Context, res chan<- error) {
+		resp, err := r.Open(ctx, &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
+		if err == nil {
+			resp.Close()
+		}
+		res <- err
+	}
+	first, leaving, staying, late := make(chan error, 1), make(chan error, 1), make(chan error, 1), make(chan error, 1)
+	go open(t.Context(), first) // the 429; its retry takes the 500 ms turn
+	if at := <-clock.asleep; at.Sub(start) != throttleBase {
+		t.Fatalf("the rate-limited round's retry at %v; want %v", at.Sub(start), throttleBase)
+	}
+	ctx, leave := context.WithCancel(t.Context())
+	go open(ctx, leaving) // the 750 ms turn
+	if at := <-clock.asleep; at.Sub(start) != throttleBase+sendSpacing {
+		t.Fatalf("the second round's turn at %v; want %v", at.Sub(start), throttleBase+sendSpacing)
+	}
+	go open(t.Context(), staying) // the 1000 ms turn
+	<-clock.asleep
+	leave()
+	if err := <-leaving; err == nil {
+		t.Fatal("the round whose bot left was answered")
+	}
+	go open(t.Context(), late)
+	select {
+	case at := <-clock.asleep:
+		if got := at.Sub(start); got != throttleBase+sendSpacing {
+			t.Errorf("the late round's turn at %v; want %v, the turn given back", got, throttleBase+sendSpacing)
+		}
+	case err := <-late:
+		t.Fatalf("the late round was refused at once (%v) behind a turn whose bot left", err)
+	}
+	clock.advanceTo(start.Add(time.Second))
+	for name, ch := range map[string]chan error{"first": first, "staying": staying, "late": late} {
+		if err := <-ch; err != nil {
+			t.Errorf("%s round: %v", name, err)
+		}
+	}
+}

@@ -136,11 +136,12 @@ func (r *Router) waitOut(rd *round, p *provider) (bool, error) {
 		if !cooling {
 			until = now
 		}
-		slot, ok := p.claimSend(until, limit)
+		slot, ok := p.claimSend(now, until, limit)
 		if !ok {
 			return false, nil
 		}
 		if err := r.opts.Sleep(rd.ctx, slot.Sub(now)); err != nil {
+			p.releaseSend(slot)
 			return false, err
 		}
 		now = r.opts.Now()
@@ -152,12 +153,13 @@ func (r *Router) waitOut(rd *round, p *provider) (bool, error) {
 
 // spacedRetry is the wait of a round's retry of p after a rate limit:
 // wait, or longer when other rounds have already been given the turns
-// after it (provider.claimSend). ok is false when the turn would come after
+// after it (provider.claimSend), and the turn, to give back if the round
+// stops waiting. ok is false when the turn would come after
 // failover.retry_after_max_wait or past the round's time.
-func (r *Router) spacedRetry(rd *round, p *provider, wait time.Duration) (time.Duration, bool) {
+func (r *Router) spacedRetry(rd *round, p *provider, wait time.Duration) (time.Duration, time.Time, bool) {
 	now := r.opts.Now()
-	slot, ok := p.claimSend(now.Add(wait), r.sendLimit(rd, now))
-	return slot.Sub(now), ok
+	slot, ok := p.claimSend(now, now.Add(wait), r.sendLimit(rd, now))
+	return slot.Sub(now), slot, ok
 }
 
 // sendLimit is the latest send turn a round waits for from now:
@@ -279,6 +281,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		rd.fails = append(rd.fails, f)
 
 		d := r.decide(rd, t, f, retries, raWaits)
+		var turn time.Time // the retry's send turn after a rate limit, if it took one
 		if d.next == stepRetry && r.fo.MaxAttempts-rd.attempts <= r.untried(rest) {
 			// The attempts left are no more than the targets not yet
 			// asked: a retry here would leave one of them unasked, and a
@@ -289,8 +292,8 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			// The retry takes its turn among the rounds waiting for the
 			// provider's cool-down to end (waitOut); with none left in
 			// time, the next target.
-			if w, ok := r.spacedRetry(rd, p, d.wait); ok {
-				d.wait = w
+			if w, slot, ok := r.spacedRetry(rd, p, d.wait); ok {
+				d.wait, turn = w, slot
 			} else {
 				d.next, d.wait = stepNext, 0
 			}
@@ -308,6 +311,9 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		case stepRetry:
 			if d.wait > 0 {
 				if err := r.opts.Sleep(rd.ctx, d.wait); err != nil {
+					if !turn.IsZero() {
+						p.releaseSend(turn)
+					}
 					rd.fails = append(rd.fails, &failure{cause: CauseCanceled, canceled: true, err: err})
 					return nil, true
 				}
