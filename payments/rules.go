@@ -87,7 +87,7 @@ func (s *Service) CheckCall(ctx context.Context, client, user string) error {
 // countOrder counts a new order of the caller, to be created at at, against
 // MaxOrdersPerUserPerDay. It runs only when an order is about to be recorded,
 // so repeats of a live purchase (which return its order) never count. The
-// day is at's, the order's CreatedAt, so giveBackOrder finds the counter.
+// day is at's, the order's CreatedAt, so orderCount names the counter.
 func (s *Service) countOrder(ctx context.Context, client, user string, at time.Time) error {
 	limit := s.opts.Rules.MaxOrdersPerUserPerDay
 	if limit <= 0 {
@@ -131,12 +131,20 @@ func (s *Service) giveBack(ctx context.Context, c dayCount) {
 	}
 }
 
-// giveBackOrder gives back the count of o, an order WeChat Pay refused or
-// that was closed before its prepay. A fresh order was counted on its
-// CreatedAt's day; a switch's replacement on the day of the switch, a moment
-// earlier (the rare switch across midnight gives back to the next day).
-func (s *Service) giveBackOrder(ctx context.Context, o *store.Order) {
-	s.giveBack(ctx, dayCount{key: dayCounter(o.Client, o.User, o.CreatedAt), token: "order:" + o.OrderNo})
+// orderCount is the count of the daily order limit that a fresh order no
+// of client's user, created at at, took (countOrder): its day's counter, and
+// a token of its own.
+func (s *Service) orderCount(client, user, no string, at time.Time) dayCount {
+	return dayCount{key: dayCounter(client, user, at), token: "order:" + no}
+}
+
+// heldCount is the count of o, an order held for approval or left creating,
+// for prepay: a held order is always a fresh one, counted on its
+// created_at's day. An order left creating may be a switch's replacement,
+// counted on the switch's day a moment before: the rare one WeChat Pay
+// refuses after a switch across midnight gives back to the next day.
+func (s *Service) heldCount(o *store.Order) dayCount {
+	return s.orderCount(o.Client, o.User, o.OrderNo, o.CreatedAt)
 }
 
 // countReplacement counts, against MaxOrdersPerUserPerDay, the order that

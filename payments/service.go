@@ -342,8 +342,10 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 	// for a second approval.
 	approved := false
 	// replacing: the next order replaces one closed for a switch of pay
-	// method, and was counted against the daily limit before that close.
+	// method, and was counted against the daily limit before that close
+	// (repl: that count, given back if WeChat Pay refuses the replacement).
 	replacing := false
+	var repl dayCount
 	for round := 0; round < 6; round++ {
 		if created {
 			// A new generation: the claim lapsed (it lives dedupe_window
@@ -365,7 +367,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				created = false
 				continue
 			}
-			res, next, err := s.createFresh(ctx, req, item, amount, key, claim, approved, replacing)
+			res, next, err := s.createFresh(ctx, req, item, amount, key, claim, approved, replacing, repl)
 			if next == nil {
 				return res, err
 			}
@@ -463,7 +465,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				// priced anew (a changed price list, another replica's) is
 				// held again, since no manager saw that amount.
 				approved = approved || s.opts.Rules.needsApproval(o.AmountFen) && o.AmountFen == amount
-				replacing = true
+				replacing, repl = true, counted
 				continue
 			}
 			return s.payable(ctx, o, true)
@@ -621,14 +623,17 @@ func samePurchase(o *store.Order, req CreateRequest) bool {
 // already approved this purchase (its previous order, closed for a switch
 // of pay method), so an amount above the threshold is not held again.
 // replacing: it replaces that closed order, and the switch counted it
-// against the daily limit already.
-func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item, amount int64, key string, claim store.Claim, approved, replacing bool) (*CreateResult, *store.Claim, error) {
+// against the daily limit already, as repl (a count of the switch's day,
+// given back if WeChat Pay refuses the replacement).
+func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item, amount int64, key string, claim store.Claim, approved, replacing bool, repl dayCount) (*CreateResult, *store.Claim, error) {
 	now := s.now()
+	count := repl
 	if !replacing {
 		if err := s.countOrder(ctx, req.Client, req.User, now); err != nil {
 			s.releaseClaim(ctx, key, claim)
 			return nil, nil, err
 		}
+		count = s.orderCount(req.Client, req.User, claim.OrderNo, now)
 	}
 	o := claimedOrder(req, item, amount, key, claim, store.StatusCreating, now)
 	o.ExpiresAt = now.Add(s.opts.OrderTTL).Truncate(time.Second)
@@ -645,7 +650,7 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 		// This order is never made; a replacement's count stays for the
 		// next one this call makes.
 		if !replacing {
-			s.giveBackOrder(ctx, o)
+			s.giveBack(ctx, count)
 		}
 		cur, _, err := s.store.ClaimPurchase(ctx, key, o.OrderNo, s.opts.DedupeWindow)
 		if err != nil {
@@ -664,7 +669,7 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 		return nil, nil, fmt.Errorf("re-check claim: %w", err)
 	}
 	if cur.OrderNo != o.OrderNo {
-		_, _, _ = s.update(ctx, o.OrderNo, "superseded", "", func(c *store.Order) (*store.Order, error) {
+		_, closed, _ := s.update(ctx, o.OrderNo, "superseded", "", func(c *store.Order) (*store.Order, error) {
 			switch c.Status {
 			case store.StatusCreating:
 				c.Status = store.StatusClosed
@@ -675,8 +680,8 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 			}
 			return c, nil
 		})
-		if !replacing {
-			s.giveBackOrder(ctx, o) // closed before its prepay
+		if closed && !replacing {
+			s.giveBack(ctx, count) // closed here, before its prepay
 		}
 		return nil, &cur, nil
 	}
@@ -685,7 +690,7 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 		s.log.InfoContext(ctx, "order held for a manager's approval", "order_no", o.OrderNo, "amount_fen", o.AmountFen)
 		return &CreateResult{Order: o}, nil, nil
 	}
-	res, err := s.prepay(detached(ctx), o, "prepay")
+	res, err := s.prepay(detached(ctx), o, "prepay", count)
 	return res, nil, err
 }
 
@@ -736,8 +741,11 @@ func describe(item Item, quantity int) string {
 
 // prepay opens o at WeChat Pay with o's own fields (so a retry or a
 // reconciler's repeat sends identical parameters under the same number) and
-// commits the outcome.
-func (s *Service) prepay(ctx context.Context, o *store.Order, cause string) (*CreateResult, error) {
+// commits the outcome. count is o's count of the daily order limit: given
+// back when WeChat Pay refuses the order's parameters (no order exists
+// under its number) and this call closes it, so that no count is given back
+// for an order another caller opened or closed meanwhile.
+func (s *Service) prepay(ctx context.Context, o *store.Order, cause string, count dayCount) (*CreateResult, error) {
 	pctx, cancel := context.WithTimeout(ctx, s.opts.PrepayTimeout)
 	res, err := s.backend.Prepay(pctx, wechatpay.PrepayRequest{
 		Method: wechatpay.PayMethod(o.PayMethod), OutTradeNo: o.OrderNo, Description: o.Description,
@@ -774,14 +782,18 @@ func (s *Service) prepay(ctx context.Context, o *store.Order, cause string) (*Cr
 	case errors.Is(err, wechatpay.ErrOrderClosed), errors.Is(err, wechatpay.ErrRejected),
 		errors.Is(err, wechatpay.ErrNumberUsed), errors.Is(err, wechatpay.ErrInvalidNumber):
 		s.log.ErrorContext(ctx, "prepay refused; order closed", "order_no", o.OrderNo, "err", err)
-		s.giveBackOrder(cctx, o) // no order at WeChat Pay: not one of the user's orders today
-		got, _, uerr := s.update(cctx, o.OrderNo, cause, "", func(c *store.Order) (*store.Order, error) {
+		got, closed, uerr := s.update(cctx, o.OrderNo, cause, "", func(c *store.Order) (*store.Order, error) {
 			if c.Status != store.StatusCreating {
 				return nil, nil
 			}
 			c.Status = store.StatusClosed
 			return c, nil
 		})
+		// ORDER_CLOSED and a number used before say an order exists or
+		// existed under it: still one of the user's orders today.
+		if closed && (errors.Is(err, wechatpay.ErrRejected) || errors.Is(err, wechatpay.ErrInvalidNumber)) {
+			s.giveBack(cctx, count)
+		}
 		if uerr != nil {
 			return nil, fmt.Errorf("%w: %w (closing: %v)", ErrPrepayRejected, err, uerr)
 		}
