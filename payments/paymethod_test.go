@@ -68,28 +68,37 @@ func TestSwitchingPayMethod(t *testing.T) {
 // but its notification has not come when the QR code is asked for: closing
 // it at WeChat Pay answers ORDERPAID, and the purchase is answered as paid.
 func TestSwitchingPayMethodAfterPayingUnnoticed(t *testing.T) {
-	ctx := context.Background()
 	e := newEnv(t, envOptions{notifyTo: "sink"}) // notifications go nowhere
-	jsapi := payments.CreateRequest{Client: "shop-bot", User: "oUser-switch-paid", SKU: "premium-monthly"}
-	a, err := e.svc.CreateOrder(ctx, jsapi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.sim.Pay(ctx, a.Order.OrderNo); err != nil {
-		t.Fatal(err)
-	}
-	native := jsapi
-	native.PayMethod = "native"
-	b, err := e.svc.CreateOrder(ctx, native)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := switchAfterUnnoticedPayment(t, e, "oUser-switch-paid")
 	if b.Order.OrderNo != a.Order.OrderNo || b.Order.Status != store.StatusPaid || b.CodeURL != "" {
 		t.Fatalf("native after an unnoticed payment: %+v; want the paid jsapi order", b.Order)
 	}
 	if n := e.sim.OrderCount(); n != 1 {
 		t.Errorf("%d orders at WeChat Pay; want 1", n)
 	}
+}
+
+// switchAfterUnnoticedPayment makes user's JSAPI order of premium-monthly,
+// pays it at WeChat Pay (e's notifications must go nowhere: notifyTo
+// "sink"), and asks for the same purchase to be paid by Native: the order
+// and the switch's answer.
+func switchAfterUnnoticedPayment(t *testing.T, e *env, user string) (order, switched *payments.CreateResult) {
+	t.Helper()
+	ctx := context.Background()
+	jsapi := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"}
+	order, err := e.svc.CreateOrder(ctx, jsapi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sim.Pay(ctx, order.Order.OrderNo); err != nil {
+		t.Fatal(err)
+	}
+	native := jsapi
+	native.PayMethod = "native"
+	if switched, err = e.svc.CreateOrder(ctx, native); err != nil {
+		t.Fatalf("the switch: %v", err)
+	}
+	return order, switched
 }
 
 // TestSwitchingPayMethodOfALargeOrder: an order held for a manager has

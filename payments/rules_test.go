@@ -7,13 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/storetest"
 )
 
 var toolNames = payments.ToolNames{CreateOrder: "create_order", QueryOrder: "query_order", RequestRefund: "request_refund"}
@@ -299,20 +299,11 @@ func TestDailyLimitCountsOnlyOrdersMade(t *testing.T) {
 				e := newEnv(t, envOptions{driver: driver, notifyTo: "sink", service: func(o *payments.Options) {
 					o.Rules.MaxOrdersPerUserPerDay = 2
 				}})
-				jsapi := payments.CreateRequest{Client: "shop-bot", User: "oUser-switch-paid-limit", SKU: "premium-monthly"}
-				a, err := e.svc.CreateOrder(ctx, jsapi)
-				if err != nil {
-					t.Fatal(err)
+				const user = "oUser-switch-paid-limit"
+				if _, b := switchAfterUnnoticedPayment(t, e, user); b.Order.Status != store.StatusPaid {
+					t.Fatalf("the switch: %+v; want the paid order", b.Order)
 				}
-				if _, err := e.sim.Pay(ctx, a.Order.OrderNo); err != nil {
-					t.Fatal(err)
-				}
-				native := jsapi
-				native.PayMethod = "native"
-				if b, err := e.svc.CreateOrder(ctx, native); err != nil || b.Order.Status != store.StatusPaid {
-					t.Fatalf("the switch: %+v, %v; want the paid order", b, err)
-				}
-				if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: jsapi.User, SKU: "premium-monthly", Quantity: 2}); err != nil {
+				if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 2}); err != nil {
 					t.Errorf("a second purchase: %v; want it made (one order today, the replacement never made)", err)
 				}
 			})
@@ -320,29 +311,11 @@ func TestDailyLimitCountsOnlyOrdersMade(t *testing.T) {
 	}
 }
 
-// steppedClock is a clock that moves only when told to.
-type steppedClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *steppedClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *steppedClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // slowCounters is a store whose daily order count takes 2 ms of the clock,
 // a Redis round trip: China's midnight may pass during it.
 type slowCounters struct {
 	payments.Store
-	clk *steppedClock
+	clk *storetest.Clock
 }
 
 func (s slowCounters) IncrCounter(ctx context.Context, key string, ttl time.Duration) (int64, error) {
@@ -363,7 +336,8 @@ func TestDailyLimitDayIsTheOrdersDay(t *testing.T) {
 	midnight := time.Date(y, m, d+1, 0, 0, 0, 0, cst) // ahead, so orders do not expire at WeChat Pay
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
-			clk := &steppedClock{t: midnight.Add(-time.Millisecond)}
+			clk := storetest.NewClock()
+			clk.Advance(midnight.Add(-time.Millisecond).Sub(clk.Now()))
 			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
 				o.Rules.MaxOrdersPerUserPerDay = 2
 				o.Now = clk.Now

@@ -132,17 +132,7 @@ func TestErrorBodiesAreValidJSON(t *testing.T) {
 				c.Failover.MaxAttempts = 1
 				c.Failover.Recovery.MaxAttempts = -1
 			}))
-			req, err := http.NewRequest(tc.method, url+tc.path, strings.NewReader(tc.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header.Set("Authorization", "Bearer "+testClientKey)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
+			resp := send(t, tc.method, url, tc.path, tc.body, nil)
 			body := readAll(t, resp.Body)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d; want %d (%q)", resp.StatusCode, tc.status, body)
@@ -387,16 +377,7 @@ func TestFailedResponseErrorMasked(t *testing.T) {
 		{http.MethodPost, "/v1/responses", `{"model":"gpt-test","input":"hi","background":true}`},
 		{http.MethodGet, "/v1/responses/resp_1", ""},
 	} {
-		req, err := http.NewRequest(tc.method, url+tc.path, strings.NewReader(tc.body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+testClientKey)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := send(t, tc.method, url, tc.path, tc.body, nil)
 		body := readAll(t, resp.Body)
 		want := strings.Replace(answer, "x-api-key "+testProviderKey, "x-api-key "+logging.Mask, 1)
 		if resp.StatusCode != 200 || body != want {

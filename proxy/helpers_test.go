@@ -120,7 +120,14 @@ func newTestProxy(t *testing.T, cfg *config.Config) (string, *logtest.Buffer) {
 // post sends a client request to the proxy.
 func post(t *testing.T, url, path, body string, hdr map[string]string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url+path, bytes.NewBufferString(body))
+	return send(t, http.MethodPost, url, path, body, hdr)
+}
+
+// send sends a client request of method to the proxy; the body is closed at
+// the test's end.
+func send(t *testing.T, method, url, path, body string, hdr map[string]string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url+path, bytes.NewBufferString(body))
 	if err != nil {
 		t.Fatal(err)
 	}
