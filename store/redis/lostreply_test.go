@@ -222,8 +222,8 @@ func TestMoneyWriteWithALostReply(t *testing.T) {
 			prefix := testPrefix()
 			s := newStore(c, Options{KeyPrefix: prefix, RepairInterval: -1})
 			t.Cleanup(func() {
-				dropPrefix(t, c, prefix)
 				_ = s.Close()
+				dropShared(t, prefix)
 			})
 			sc := tc.script(s.sc)
 			if err := sc.Load(ctx, c).Err(); err != nil {

@@ -30,8 +30,8 @@ func TestClaimWithALostReply(t *testing.T) {
 	prefix := testPrefix()
 	s := newStore(c, Options{KeyPrefix: prefix, RepairInterval: -1})
 	t.Cleanup(func() {
-		dropPrefix(t, c, prefix)
 		_ = s.Close()
+		dropShared(t, prefix)
 	})
 	if err := s.sc.claimEvent.Load(ctx, c).Err(); err != nil {
 		t.Fatal(err)

@@ -76,6 +76,17 @@ func dropPrefix(t testing.TB, c goredis.UniversalClient, prefix string) {
 	}
 }
 
+// dropShared removes prefix's keys from the shared server through a client
+// of its own: the store's client refuses every command once its guard finds
+// the epoch marker gone, which the removal itself may make it find (a slow
+// SCAN over a crowded server, the marker deleted before the rest).
+func dropShared(t testing.TB, prefix string) {
+	t.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr})
+	defer c.Close()
+	dropPrefix(t, c, prefix)
+}
+
 // openOn opens a store on addrs under a fresh prefix, removed at cleanup.
 func openOn(t testing.TB, clock *storetest.Clock, opts Options) *Store {
 	t.Helper()
