@@ -51,6 +51,7 @@ type failure struct {
 	plain      bool   // errMsg is the text of a body that is not JSON (an HTML error page)
 	flagged    bool   // the error names flagged input (OpenRouter's moderation metadata)
 	badKey     bool   // the error's details name an invalid API key (Gemini's API_KEY_INVALID)
+	keyInWords bool   // misconfigured by its message alone (badKeyMessage): this round only
 	redirect   bool   // a 3xx answer; errMsg says where it pointed (redirectMessage)
 	err        error
 	canceled   bool // the caller's context ended: not the provider's fault
@@ -219,7 +220,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				err: fmt.Errorf("%d answer of %d bytes (content type %q) is not a JSON object",
 					resp.StatusCode, len(data), resp.Header.Get("Content-Type"))}
 		}
-		if isChatPath(req.Path) && req.Method == http.MethodPost && !hasChoices(data) {
+		if isChatPath(req.Path) && (req.Method == "" || req.Method == http.MethodPost) && !hasChoices(data) {
 			// A JSON object without choices is no chat completion: a
 			// provider's error in a 200 in a shape of its own (Baidu
 			// Qianfan's {"error_code":18,"error_msg":"Open api qps

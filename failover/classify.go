@@ -339,6 +339,14 @@ func causeOf(f *failure) string {
 		// is misconfigured and the next target answers, and the bot is
 		// not told about a key it never sent.
 		return CauseMisconfigured
+	case status == http.StatusBadRequest && badKeyMessage(f.errMsg):
+		// xAI says a bad key only in words ({"code":"Client specified an
+		// invalid argument","error":"Incorrect API key provided: xa***yz.
+		// …"}). Words may be the bot's own, quoted back, so they move
+		// this round on without cooling the provider down for every bot
+		// (decide), and the bot is not told about a key it never sent.
+		f.keyInWords = true
+		return CauseMisconfigured
 	case status == http.StatusNotFound:
 		return CauseModelNotFound
 	case strings.Contains(lc, "context_length"),
@@ -408,6 +416,21 @@ func isBadKey(f *failure) bool {
 	// Never the message: a 400's message may quote the bot's own input
 	// ("Invalid value: 'Invalid API key'" for a role so named), and a bot
 	// could then cool every provider down for every bot.
+	return false
+}
+
+// badKeyMessage reports an error message that begins by saying the API key
+// is wrong, as OpenAI's, xAI's and Google's do ("Incorrect API key
+// provided: …", "Invalid API key…", "API key not valid…"). Only the start
+// counts: a message that quotes a bot's value ("Invalid value: 'Invalid API
+// key'") is about the bot's request.
+func badKeyMessage(msg string) bool {
+	m := strings.ToLower(strings.TrimSpace(msg))
+	for _, p := range [...]string{"incorrect api key", "invalid api key", "api key not valid"} {
+		if strings.HasPrefix(m, p) {
+			return true
+		}
+	}
 	return false
 }
 

@@ -159,6 +159,19 @@ func TestStoredCompletionsListIsAnAnswer(t *testing.T) {
 	}
 }
 
+// TestDefaultMethodChatMustHoldChoices: Request.Method "" is a POST, and
+// its chat answer must hold choices as a POST's does.
+func TestDefaultMethodChatMustHoldChoices(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, map[string]func(c *fconn, n int){
+		"a": always(statusFn(200, `{"error_code":18,"error_msg":"Open api qps request limit reached"}`)),
+	}, []string{"a", "b"}, nil)
+	got := e.openReq(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
+	if got.openErr != nil || got.provider != "b" {
+		t.Errorf("Method \"\" (POST): answered by %q with %q (err %v); want b, a's 200 without choices malformed", got.provider, got.body, got.openErr)
+	}
+}
+
 // TestOwnErrorTextMaskedBeforeCut: the text of a provider's error in a 200
 // of its own shape (Qianfan's error_msg) goes into the attempt's error and
 // so the log; cut at 512 bytes before masking, a key across the cut reached

@@ -92,6 +92,34 @@ func TestOtherForbiddenStaysMisconfigured(t *testing.T) {
 // 400 INVALID_ARGUMENT, reason API_KEY_INVALID, wrapped in an array.
 const geminiBadKey = `[{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com"}}]}}]`
 
+// xaiBadKey is xAI's (api.x.ai, OpenAI-compatible) answer to a bad API key:
+// a 400 whose error is a plain string, no code naming the key (as its users
+// report it: {'code': 'Client specified an invalid argument', 'error':
+// 'Incorrect API key provided: ba***na. …'}).
+const xaiBadKey = `{"code":"Client specified an invalid argument","error":"Incorrect API key provided: xa***yz. You can obtain an API key from https://console.x.ai."}`
+
+// TestBadKeyInWords: a 400 that says the key is wrong only in words (xAI)
+// moves the round to the next target, and the bot is not told about a key
+// it never sent; but words may be a bot's own quoted back, so the provider
+// is not cooled down for every bot: the next round asks it again.
+func TestBadKeyInWords(t *testing.T) {
+	e := newEnv(t, map[string]func(c *fconn, n int){"a": always(statusFn(400, xaiBadKey))}, []string{"a", "b"}, nil)
+	for round := range 2 {
+		got := e.open(t.Context(), false)
+		if got.openErr != nil || got.provider != "b" {
+			t.Fatalf("round %d: served by %q (err %v); want b, a's key refused", round, got.provider, got.openErr)
+		}
+		if n := len(e.fakes["a"].hits()); n != round+1 {
+			t.Errorf("after round %d, a was asked %d times; want %d (not cooled down)", round, n, round+1)
+		}
+	}
+	e = newEnv(t, map[string]func(c *fconn, n int){"a": always(statusFn(400, xaiBadKey))}, []string{"a"}, nil)
+	var ue *UpstreamError
+	if got := e.open(t.Context(), false); !errors.As(got.openErr, &ue) || strings.Contains(strings.ToLower(ue.Message), "api key") {
+		t.Errorf("a's key refused, no other target: %v; want an upstream error that does not quote the provider", got.openErr)
+	}
+}
+
 // TestBadKeyIn400IsMisconfigured: a provider that refuses paygate's key
 // with a 400 instead of a 401 (Gemini's API_KEY_INVALID) ended the round
 // as the bot's bad request, with the provider's words about a key the bot
@@ -209,9 +237,11 @@ func TestClassifyProviderQuirks(t *testing.T) {
 		{"403 metadata without a flag", 403, `{"error":{"code":403,"message":"no","metadata":{"provider_name":"x"}}}`, CauseMisconfigured},
 		{"401 bad key", 401, errBody("", "invalid_api_key", "x"), CauseMisconfigured},
 		{"gemini 400 API_KEY_INVALID", 400, geminiBadKey, CauseMisconfigured},
-		// A message is not trusted: it may quote the bot's own input.
-		{"400 API key not valid, no details", 400, `{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}`, CauseClientError},
-		{"400 Invalid API key", 400, `{"error":{"message":"Invalid API key","type":"invalid_request_error"}}`, CauseClientError},
+		// A message that begins by saying so: this round only (TestBadKeyInWords).
+		{"400 API key not valid, no details", 400, `{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}`, CauseMisconfigured},
+		{"400 Invalid API key", 400, `{"error":{"message":"Invalid API key","type":"invalid_request_error"}}`, CauseMisconfigured},
+		{"400 xAI's bad key", 400, xaiBadKey, CauseMisconfigured},
+		// A message that quotes the bot's value is about the bot's request.
 		{"400 quoting a bot's value", 400, errBody("invalid_request_error", "invalid_value", "Invalid value: 'Invalid API key'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'."), CauseClientError},
 		{"400 about an api_key parameter", 400, errBody("invalid_request_error", "unknown_parameter", "Unrecognized request argument supplied: api_key"), CauseClientError},
 		{"400 other details reason", 400, `[{"error":{"code":400,"message":"Invalid value at 'contents'","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.BadRequest","reason":"INVALID_FIELD"}]}}]`, CauseClientError},

@@ -489,6 +489,13 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 		return decision{next: stepNext, breaker: errNeutral}
 
 	case CauseMisconfigured:
+		if f.keyInWords {
+			// Said in words only, which may be the bot's own: the next
+			// target, and nothing held against the provider.
+			r.log.Warn("upstream said in words that the provider key is wrong: next target, no cool-down",
+				"provider", p.name, "status", f.httpStatus)
+			return decision{next: stepNext, breaker: errNeutral}
+		}
 		p.coolDown(now.Add(r.opts.MisconfiguredCooldown), coolReason{cause: CauseMisconfigured})
 		if f.redirect {
 			// Asked again, it redirects again until an operator fixes
