@@ -154,3 +154,127 @@ func TestRefusedReplacementGivesBackTheSwitchsCount(t *testing.T) {
 		t.Errorf("a third order on day 2 after the refused replacement: %v (order %v); %d payable orders created on day 2; want ErrDailyLimit (the replacement was counted on day 1)", err, res != nil && res.Order != nil, day2)
 	}
 }
+
+// lostThenRefusedNative: the merchant's account takes no Native orders. The
+// first Native prepay never reaches WeChat Pay (a transport failure, outcome
+// unknown to the caller); every later one is refused NO_AUTH. The first
+// close fails for the moment.
+type lostThenRefusedNative struct {
+	*wechatpay.Client
+	natives atomic.Int32
+	closes  atomic.Int32
+}
+
+func (b *lostThenRefusedNative) Prepay(ctx context.Context, req wechatpay.PrepayRequest) (*wechatpay.PrepayResult, error) {
+	if req.Method == wechatpay.MethodNative {
+		if b.natives.Add(1) == 1 {
+			return nil, fmt.Errorf("connection reset: %w", wechatpay.ErrTemporary)
+		}
+		return nil, fmt.Errorf("NO_AUTH: %w", wechatpay.ErrRejected)
+	}
+	return b.Client.Prepay(ctx, req)
+}
+
+func (b *lostThenRefusedNative) CloseOrder(ctx context.Context, no string) error {
+	if b.closes.Add(1) == 1 {
+		return fmt.Errorf("close: %w", wechatpay.ErrTemporary)
+	}
+	return b.Client.CloseOrder(ctx, no)
+}
+
+// TestSweptReplacementGivesBackItsOwnDaysCount: as
+// TestRefusedReplacementGivesBackTheSwitchsCount, but the replacement's
+// first prepay outcome is unknown (left creating) and the sweep's re-prepay
+// is the one WeChat Pay refuses. The sweep gave back to the replacement's
+// created_at day, which had never counted it, and the user got a third
+// order on day 2 under a limit of two: a replacement's count now moves to
+// its own day when it is made.
+func TestSweptReplacementGivesBackItsOwnDaysCount(t *testing.T) {
+	cst := time.FixedZone("CST", 8*3600)
+	e := newEnv(t, envOptions{storeClock: true, service: func(o *payments.Options) {
+		o.Backend = &lostThenRefusedNative{Client: o.Backend.(*wechatpay.Client)}
+		o.Rules.MaxOrdersPerUserPerDay = 2
+	}})
+	now := time.Now()
+	y, m, d := now.In(cst).Date()
+	midnight := time.Date(y, m, d+1, 0, 0, 0, 0, cst)
+	e.clock.Advance(midnight.Add(-10 * time.Minute).Sub(now)) // 23:50 China time
+	ctx := context.Background()
+	const user = "oUser-switch-midnight-sweep"
+	a, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"})
+	if err != nil || a.Order.Status != store.StatusAwaitingPayment {
+		t.Fatalf("A: %+v, %v", a, err)
+	}
+	native := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", PayMethod: "native"}
+	if _, err := e.svc.CreateOrder(ctx, native); !errors.Is(err, payments.ErrPaymentUnavailable) {
+		t.Fatalf("the switch on day 1: %v; want ErrPaymentUnavailable (close failed)", err)
+	}
+	e.clock.Advance(15 * time.Minute) // 00:05 on day 2
+	for qty := 2; qty <= 3; qty++ {
+		if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: qty}); err != nil {
+			t.Fatalf("day 2 order of %d: %v", qty, err)
+		}
+	}
+	e.clock.Advance(time.Minute)
+	r, err := e.svc.CreateOrder(ctx, native)
+	if !errors.Is(err, payments.ErrPaymentUnavailable) || r == nil || r.Order == nil || r.Order.Status != store.StatusCreating {
+		t.Fatalf("the switch retried on day 2: %+v, %v; want the replacement left creating", r, err)
+	}
+	e.clock.Advance(payments.DefaultCreatingGrace + time.Second)
+	if _, err := e.svc.Sweep(ctx); err != nil {
+		t.Fatalf("sweep: %v", err)
+	}
+	if got := e.order(r.Order.OrderNo); got.Status != store.StatusClosed {
+		t.Fatalf("replacement %s after the sweep; want closed (refused)", got.Status)
+	}
+	res, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "tip"})
+	if !errors.Is(err, payments.ErrDailyLimit) {
+		t.Errorf("a third order on day 2 after the sweep's refused replacement: err %v (order made: %v); want ErrDailyLimit (the replacement was counted on day 1)", err, res != nil && res.Order != nil)
+	}
+}
+
+// closeFailsOnce: the first close at WeChat Pay fails for the moment.
+type closeFailsOnce struct {
+	*wechatpay.Client
+	closes atomic.Int32
+}
+
+func (b *closeFailsOnce) CloseOrder(ctx context.Context, no string) error {
+	if b.closes.Add(1) == 1 {
+		return fmt.Errorf("close: %w", wechatpay.ErrTemporary)
+	}
+	return b.Client.CloseOrder(ctx, no)
+}
+
+// TestFailedSwitchThenPaidGivesBackItsCount: a switch of pay method counts
+// its replacement before closing the open order; the close fails, the user
+// pays the open order instead, and no replacement is ever made. Its count
+// was never given back, so on a day limited to two the user, with one
+// order made, was refused a second; the purchase found paid gives it back.
+func TestFailedSwitchThenPaidGivesBackItsCount(t *testing.T) {
+	e := newEnv(t, envOptions{service: func(o *payments.Options) {
+		o.Backend = &closeFailsOnce{Client: o.Backend.(*wechatpay.Client)}
+		o.Rules.MaxOrdersPerUserPerDay = 2
+	}})
+	ctx := context.Background()
+	const user = "oUser-failed-switch-paid"
+	a, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"})
+	if err != nil || a.Order.Status != store.StatusAwaitingPayment {
+		t.Fatalf("A: %+v, %v", a, err)
+	}
+	native := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", PayMethod: "native"}
+	if _, err := e.svc.CreateOrder(ctx, native); !errors.Is(err, payments.ErrPaymentUnavailable) {
+		t.Fatalf("the switch: %v; want ErrPaymentUnavailable (close failed)", err)
+	}
+	if _, err := e.sim.Pay(ctx, a.Order.OrderNo); err != nil {
+		t.Fatalf("pay A: %v", err)
+	}
+	// The switch asked again finds A paid: answered as paid.
+	if r, err := e.svc.CreateOrder(ctx, native); err != nil || r.Order.OrderNo != a.Order.OrderNo || r.Order.Status != store.StatusPaid {
+		t.Fatalf("the switch asked again: %+v, %v; want A, paid", r, err)
+	}
+	res, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "tip"})
+	if err != nil {
+		t.Errorf("a second order on a day limited to two, one order made (A, paid): %v (result %+v); want it made", err, res)
+	}
+}

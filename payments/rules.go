@@ -139,12 +139,31 @@ func (s *Service) orderCount(client, user, no string, at time.Time) dayCount {
 }
 
 // heldCount is the count of o, an order held for approval or left creating,
-// for prepay: a held order is always a fresh one, counted on its
-// created_at's day. An order left creating may be a switch's replacement,
-// counted on the switch's day a moment before: the rare one WeChat Pay
-// refuses after a switch across midnight gives back to the next day.
+// for prepay: every order's count is on its created_at's day (createFresh
+// moves a switch's count there).
 func (s *Service) heldCount(o *store.Order) dayCount {
 	return s.orderCount(o.Client, o.User, o.OrderNo, o.CreatedAt)
+}
+
+// giveBackSwitch gives back the count a switch of pay method took for the
+// replacement of o, now found paid, settled or under review: no
+// replacement of it will be made. A switch that made one moved the
+// purchase on to it, so o is not found again; the token makes this and the
+// switch's own give-back (a close that found o paid) one.
+func (s *Service) giveBackSwitch(ctx context.Context, o *store.Order) {
+	if s.opts.Rules.MaxOrdersPerUserPerDay <= 0 {
+		return
+	}
+	v, err := s.store.GetExchange(ctx, "switch-counted:"+o.OrderNo)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.WarnContext(ctx, "a switch's daily order count not given back", "order_no", o.OrderNo, "err", err)
+		}
+		return
+	}
+	if k := string(v); strings.HasPrefix(k, "orders:") {
+		s.giveBack(ctx, dayCount{key: k, token: "switch:" + o.OrderNo})
+	}
 }
 
 // countReplacement counts, against MaxOrdersPerUserPerDay, the order that

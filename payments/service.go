@@ -497,6 +497,9 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 		case store.StatusCreating:
 			return &CreateResult{Order: o, Existing: true}, ErrInProgress
 		default: // paid, refunding, partially_refunded, needs_review
+			// A switch of pay method counted a replacement that will
+			// never be made now (its close failed, then the user paid).
+			s.giveBackSwitch(ctx, o)
 			return &CreateResult{Order: o, Existing: true}, nil
 		}
 	}
@@ -627,13 +630,26 @@ func samePurchase(o *store.Order, req CreateRequest) bool {
 // given back if WeChat Pay refuses the replacement).
 func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item, amount int64, key string, claim store.Claim, approved, replacing bool, repl dayCount) (*CreateResult, *store.Claim, error) {
 	now := s.now()
-	count := repl
-	if !replacing {
+	// Every order's count lives on its created_at's day under a token of
+	// its own (orderCount), so that whoever gives it back later (prepay,
+	// approval, the sweep) finds it.
+	count := s.orderCount(req.Client, req.User, claim.OrderNo, now)
+	switch {
+	case !replacing:
 		if err := s.countOrder(ctx, req.Client, req.User, now); err != nil {
 			s.releaseClaim(ctx, key, claim)
 			return nil, nil, err
 		}
-		count = s.orderCount(req.Client, req.User, claim.OrderNo, now)
+	case repl.key == "":
+		count = dayCount{} // counted before counts were kept: nothing to give back
+	case repl.key != count.key:
+		// The switch counted it on an earlier day (its close failed and
+		// was retried past midnight): the count moves to this order's
+		// day, not checked against the limit there, as the switch was.
+		s.giveBack(ctx, repl)
+		if _, err := s.store.IncrCounter(ctx, count.key, dailyCounterTTL); err != nil {
+			s.log.WarnContext(ctx, "daily order count not moved to the replacement's day", "order_no", claim.OrderNo, "err", err)
+		}
 	}
 	o := claimedOrder(req, item, amount, key, claim, store.StatusCreating, now)
 	o.ExpiresAt = now.Add(s.opts.OrderTTL).Truncate(time.Second)
