@@ -289,6 +289,30 @@ func TestExpiryNeverClosesUnderAPayingUser(t *testing.T) {
 	}
 }
 
+// TestSwitchNeverClosesUnderAPayingUser: asked for another pay method while
+// the payer is entering their password for the open order (USERPAYING), the
+// switch closed that order at WeChat Pay under them and opened another; the
+// open order is returned as it is.
+func TestSwitchNeverClosesUnderAPayingUser(t *testing.T) {
+	var b *payingBackend
+	e := newEnv(t, envOptions{service: func(o *payments.Options) {
+		b = &payingBackend{Client: o.Backend.(*wechatpay.Client)}
+		o.Backend = b
+	}})
+	o := e.create("oUser-paying-switch", 1)
+	b.paying.Store(true)
+	res, err := e.svc.CreateOrder(context.Background(), payments.CreateRequest{Client: "shop-bot", User: "oUser-paying-switch", SKU: "premium-monthly", Quantity: 1, PayMethod: "native"})
+	if err != nil {
+		t.Fatalf("the switch: %v", err)
+	}
+	if got := e.order(o.OrderNo); b.closes.Load() != 0 || got.Status != store.StatusAwaitingPayment || res.Order.OrderNo != o.OrderNo {
+		t.Errorf("a switch while the payer pays: order %s is %s after %d close(s); answered %s; want the paying order, open", o.OrderNo, got.Status, b.closes.Load(), res.Order.OrderNo)
+	}
+	if n := e.sim.OrderCount(); n != 1 {
+		t.Errorf("%d orders at WeChat Pay; want 1", n)
+	}
+}
+
 func TestCloseFindsPaid(t *testing.T) {
 	e := newEnv(t, envOptions{notifyTo: "sink"})
 	o := e.create("oUser-close-paid", 1)

@@ -446,6 +446,14 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				// (closing first left them none, and a manager's approval
 				// went with it); not counted, switching back and forth
 				// opened any number of orders.
+				// The payer may be entering their password for the open
+				// order right now (USERPAYING): never closed under them,
+				// as the sweep never does; they are answered with it. A
+				// query that fails leaves the switch to the close.
+				if tx, qerr := s.backend.QueryOrder(ctx, o.OrderNo); qerr == nil && tx.TradeState == wechatpay.TradeUserPaying {
+					s.m.reconcile.WithLabelValues("switch_method", "user_paying").Inc()
+					return s.payable(ctx, o, true)
+				}
 				counted, err := s.countReplacement(ctx, req, o)
 				if err != nil {
 					return nil, err // the open order stays as it is
