@@ -378,7 +378,7 @@ const (
 	// refund, after recording it.
 	fateTaken
 	// fateEnded: it was not taken and never will be: cancelled, expired
-	// (by more than proposalSkew), or unknown to the store.
+	// (by more than Service.skew), or unknown to the store.
 	fateEnded
 )
 
@@ -398,7 +398,7 @@ func (s *Service) proposalFate(ctx context.Context, id string) (proposalFate, *s
 	case store.ProposalCancelled:
 		return fateEnded, p, nil
 	}
-	if !s.now().Before(p.ExpiresAt.Add(proposalSkew)) {
+	if !s.now().Before(p.ExpiresAt.Add(s.skew)) {
 		return fateEnded, p, nil
 	}
 	return fateOpen, p, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/storetest"
 )
 
 // paidOrder creates and pays an order of qty premium-monthly for user.
@@ -801,5 +802,62 @@ func TestRefundsListOrdersInReviewWithTheirRefund(t *testing.T) {
 				t.Errorf("refunds, limit 1:\n%s\nwant\n%s", got, want)
 			}
 		})
+	}
+}
+
+// slowReserve is a local store whose write reserving an order for a refund
+// takes 2 ms of the clock: a proposal tapped just before its expiry lapses
+// while the order is reserved.
+type slowReserve struct {
+	fullStore
+	clk *storetest.Clock
+}
+
+func (s slowReserve) Local() bool { return true }
+
+func (s slowReserve) UpdateOrder(ctx context.Context, o *store.Order, expect store.OrderStatus, events ...store.Event) error {
+	err := s.fullStore.UpdateOrder(ctx, o, expect, events...)
+	if err == nil && o.Status == store.StatusRefunding {
+		s.clk.Advance(2 * time.Millisecond)
+	}
+	return err
+}
+
+// TestConfirmAtTheTTLEdgeOnOneReplica: a confirmation tapped 1 ms before the
+// proposal's expiry, which lapsed while the order was being reserved, is told
+// the proposal is gone; the order stayed refunding for a minute (the
+// allowance for another replica's slower clock), its other refunds refused
+// as "in progress". On a store only this process uses, no other replica can
+// take the proposal: the reservation is undone at once.
+func TestConfirmAtTheTTLEdgeOnOneReplica(t *testing.T) {
+	clk := storetest.NewClock()
+	clk.Advance(time.Now().Sub(clk.Now())) // the simulator signs with the real time
+	st := openStoreAt(t, "embedded", clk.Now)
+	e := newEnv(t, envOptions{service: func(o *payments.Options) {
+		o.Now = clk.Now
+		o.Store = slowReserve{fullStore: st, clk: clk}
+	}})
+	ctx := context.Background()
+	const user = "oUser-edge-refund"
+	res, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := e.sim.Pay(ctx, res.Order.OrderNo); err != nil || !d.Acked {
+		t.Fatalf("pay: %+v %v", d, err)
+	}
+	p, _, err := e.svc.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: user, OrderNo: res.Order.OrderNo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(p.ExpiresAt.Add(-time.Millisecond).Sub(clk.Now()))
+	if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", user, p.RefundID); !errors.Is(err, store.ErrGone) {
+		t.Fatalf("the tap 1 ms before expiry: %v; want gone (the proposal lapsed during the reservation)", err)
+	}
+	if got, _ := st.GetOrder(ctx, res.Order.OrderNo); got.Status != store.StatusPaid {
+		t.Errorf("told the proposal is gone, the order is %s; want paid", got.Status)
+	}
+	if _, _, err := e.svc.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: user, OrderNo: res.Order.OrderNo}); err != nil {
+		t.Errorf("a new refund request: %v; want a proposal", err)
 	}
 }
