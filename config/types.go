@@ -353,8 +353,9 @@ type Rules struct {
 	// live it); an order WeChat Pay refused does not count. Default 20; at
 	// least 1.
 	MaxOrdersPerUserPerDay int `yaml:"max_orders_per_user_per_day"`
-	// MaxPaymentCallsPerMinute limits payment tool calls per user. Default
-	// 10; at least 1.
+	// MaxPaymentCallsPerMinute limits payment tool calls per user in any
+	// minute (a sliding window; a refused call is not counted). Default 10;
+	// at least 1.
 	MaxPaymentCallsPerMinute int `yaml:"max_payment_calls_per_minute"`
 	// ApprovalTTL is how long an order above approval_above waits for a
 	// manager; after it the order expires and cannot be approved, so a stale

@@ -2,6 +2,7 @@ package payments
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strconv"
@@ -38,8 +39,10 @@ type Rules struct {
 	// return its order and do not count. 0: no cap.
 	MaxOrdersPerUserPerDay int
 	// MaxPaymentCallsPerMinute caps one user's payment tool calls (every
-	// payment tool, query_order included) in a sliding-start one-minute
-	// window, so a looping model cannot hammer WeChat Pay. 0: no cap.
+	// payment tool, query_order included) in any minute (a sliding window:
+	// one started by the first call let twice the cap through around its
+	// end), so a looping model cannot hammer WeChat Pay. A refused call is
+	// not counted. 0: no cap.
 	MaxPaymentCallsPerMinute int
 	// ApprovalTTL is how long an order held for a manager waits for the
 	// decision (payments.rules.approval_ttl; 0: DefaultApprovalTTL). A yes
@@ -73,11 +76,11 @@ func (s *Service) CheckCall(ctx context.Context, client, user string) error {
 	if limit <= 0 {
 		return nil
 	}
-	n, err := s.store.IncrCounter(ctx, "paycalls:"+scopeKey(client, user), time.Minute)
+	ok, err := s.store.AllowWindow(ctx, "paycalls:"+scopeKey(client, user), limit, time.Minute, rand.Text())
 	if err != nil {
 		return fmt.Errorf("count payment calls: %w", err)
 	}
-	if n > int64(limit) {
+	if !ok {
 		s.mm.refusals.WithLabelValues("rate_limit").Inc()
 		return fmt.Errorf("%w: %d per minute", ErrRateLimited, limit)
 	}

@@ -408,6 +408,49 @@ func TestMaxPaymentCallsPerMinute(t *testing.T) {
 	}
 }
 
+// TestPaymentCallsPerMinuteInAnyMinute: the cap holds in any minute. A
+// window started by the first call let a call at its start, two at its
+// end and three at the next one's start through: five calls within half a
+// second under a cap of three.
+func TestPaymentCallsPerMinuteInAnyMinute(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, storeClock: true, service: func(o *payments.Options) {
+				o.Rules.MaxPaymentCallsPerMinute = 3
+			}})
+			ctx := context.Background()
+			var accepted []time.Time
+			try := func() {
+				if err := e.svc.CheckCall(ctx, "shop-bot", "oUser-edge"); err == nil {
+					accepted = append(accepted, e.clock.Now())
+				} else if !errors.Is(err, payments.ErrRateLimited) {
+					t.Fatal(err)
+				}
+			}
+			try()
+			e.clock.Advance(59500 * time.Millisecond)
+			try()
+			try()
+			e.clock.Advance(500 * time.Millisecond)
+			try()
+			try()
+			try()
+			for i := range accepted {
+				n := 0
+				for j := i; j < len(accepted) && accepted[j].Sub(accepted[i]) < time.Minute; j++ {
+					n++
+				}
+				if n > 3 {
+					t.Fatalf("%d calls accepted within a minute of %v (accepted at %v); the cap is 3", n, accepted[i], accepted)
+				}
+			}
+			if len(accepted) != 4 {
+				t.Errorf("%d calls accepted; want 4 (three, then one more once the first is a minute old)", len(accepted))
+			}
+		})
+	}
+}
+
 func TestSKUQuantityAndAllowList(t *testing.T) {
 	e := newEnv(t, envOptions{service: func(o *payments.Options) { o.Catalog = boundaryCatalog(t) }})
 	tools := newTools(e)

@@ -411,6 +411,13 @@ type Counters interface {
 	// a second call with the same token in the window (a call re-sent after
 	// a lost reply, or two callers giving back one count) takes nothing.
 	DecrCounter(ctx context.Context, key, token string) error
+	// AllowWindow admits one event of key when fewer than limit events were
+	// admitted in the window that ends now (a sliding window: any window
+	// of that length holds at most limit), and records it; a refused event
+	// is not recorded, so a caller refused now is admitted once the oldest
+	// admitted event is a window old. token names the event: a call re-sent
+	// with the same token after a lost reply is admitted again, not twice.
+	AllowWindow(ctx context.Context, key string, limit int, window time.Duration, token string) (bool, error)
 }
 
 // Tallies keep running sums that every replica adds to, such as a

@@ -169,6 +169,50 @@ func (d *DB) DecrCounter(ctx context.Context, key, token string) error {
 	})
 }
 
+// Windows share the counters' bucket (and its sweep) under their own
+// prefix.
+const windowPrefix = "window\x00"
+
+// windowRec is a sliding window's admitted events, oldest first; Until, a
+// window after the newest, lets the sweep remove a quiet one.
+type windowRec struct {
+	At     []int64  `json:"at"`
+	Tokens []string `json:"tokens"`
+	Until  int64    `json:"until"`
+}
+
+// AllowWindow implements store.Counters.
+func (d *DB) AllowWindow(ctx context.Context, key string, limit int, window time.Duration, token string) (bool, error) {
+	now := d.now().UnixNano()
+	var ok bool
+	err := d.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bCounters)
+		k := windowPrefix + key
+		var r windowRec
+		if v := b.Get([]byte(k)); v != nil {
+			if err := unmarshal(v, &r); err != nil {
+				return err
+			}
+		}
+		if slices.Contains(r.Tokens, token) {
+			ok = true
+			return nil
+		}
+		i := 0
+		for i < len(r.At) && r.At[i] <= now-int64(window) {
+			i++
+		}
+		r.At, r.Tokens = r.At[i:], r.Tokens[i:]
+		if len(r.At) >= limit {
+			return nil
+		}
+		ok = true
+		r.At, r.Tokens, r.Until = append(r.At, now), append(r.Tokens, token), now+int64(window)
+		return putJSON(b, k, r)
+	})
+	return ok, err
+}
+
 // Tallies share the counters' bucket (and its sweep) under their own
 // prefix.
 const tallyPrefix = "tally\x00"

@@ -70,6 +70,17 @@ func (s *Store) DecrCounter(ctx context.Context, key, token string) error {
 	return err
 }
 
+// AllowWindow implements store.Counters.
+func (s *Store) AllowWindow(ctx context.Context, key string, limit int, window time.Duration, token string) (bool, error) {
+	v, err := s.run(ctx, "allow in window", s.sc.window, []string{s.k.one("w", key)},
+		s.now().UnixMilli(), ms(window), limit, token, ms(expiryGrace))
+	if err != nil {
+		return false, err
+	}
+	n, _ := v.(int64)
+	return n == 1, nil
+}
+
 // AddTally implements store.Tallies.
 func (s *Store) AddTally(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
 	v, err := s.run(ctx, "add tally", s.sc.addTally, []string{s.k.one("t", key)},

@@ -159,6 +159,15 @@ func TestMoneyWriteWithALostReply(t *testing.T) {
 					t.Errorf("the next call: got %d, %v; want 2", n, err)
 				}
 			}},
+		{"allow in window", func(sc *scripts) *goredis.Script { return sc.window }, nil,
+			func(t *testing.T, s *Store) {
+				if ok, err := s.AllowWindow(ctx, "paycalls:LR", 2, time.Minute, "LR-9"); err != nil || !ok {
+					t.Fatalf("AllowWindow: %v, %v; want admitted", ok, err)
+				}
+				if ok, err := s.AllowWindow(ctx, "paycalls:LR", 2, time.Minute, "LR-10"); err != nil || !ok {
+					t.Errorf("the second call: %v, %v; want admitted (the re-sent one counted once)", ok, err)
+				}
+			}},
 		{"give back a count", func(sc *scripts) *goredis.Script { return sc.uncount },
 			func(t *testing.T, s *Store) {
 				for range 2 {

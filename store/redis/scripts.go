@@ -424,6 +424,19 @@ redis.call('HSET', KEYS[1], d, 1)
 return 1
 `
 
+// KEYS: key (a sorted set of admitted events, scored by time). ARGV: now_ms,
+// window_ms, limit, token, grace_ms. Returns 1 when the event is admitted
+// (or was, under the same token), else 0.
+const luaWindow = `
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) then return 1 end
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[5]))
+return 1
+`
+
 // KEYS: key. ARGV: delta, now_ms, ttl_ms, grace_ms, token. Returns the new sum
 // as a string. HINCRBY keeps the sum an exact 64-bit integer; its reply, a Lua
 // number (a double), would not be, so the stored string is returned. A call
@@ -573,7 +586,7 @@ type scripts struct {
 	enqueueOnce, claimEvent                                *goredis.Script
 	syncUser, loadUser, syncIndex, intent, dropLegacy      *goredis.Script
 	idxTime                                                *goredis.Script
-	claim, seen, counter, uncount, putExchange             *goredis.Script
+	claim, seen, counter, uncount, window, putExchange     *goredis.Script
 	addTally, takeTally                                    *goredis.Script
 	putRefund, finishRefund, appendAudit, putText, erase   *goredis.Script
 }
@@ -598,6 +611,7 @@ func newScripts() *scripts {
 		seen:         goredis.NewScript(luaSeen),
 		counter:      goredis.NewScript(luaCounter),
 		uncount:      goredis.NewScript(luaUncount),
+		window:       goredis.NewScript(luaWindow),
 		addTally:     goredis.NewScript(luaAddTally),
 		takeTally:    goredis.NewScript(luaTakeTally),
 		putExchange:  goredis.NewScript(luaPutExchange),
@@ -612,7 +626,7 @@ func newScripts() *scripts {
 func (s *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
 		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnce, s.claimEvent, s.readTag, s.ack, s.retry,
-		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.seen, s.counter, s.uncount,
+		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.seen, s.counter, s.uncount, s.window,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -289,6 +290,52 @@ func testCounterGiveBack(t *testing.T, open Opener) {
 			clock.Advance(s.advance)
 			if got := incr(); got != s.want {
 				t.Errorf("next count %d; want %d", got, s.want)
+			}
+		})
+	}
+}
+
+// testWindow: AllowWindow admits at most limit events in any window of
+// its length (a window started by the first call let twice the limit
+// through around its end), records only what it admits, and admits a call
+// re-sent under its token again without counting it twice.
+func testWindow(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	const key = "paycalls:shop:u1"
+	n := 0
+	steps := []struct {
+		name    string
+		advance time.Duration
+		key     string
+		token   string // "": a new one
+		want    bool
+	}{
+		{"first", 0, key, "", true},
+		{"second, near the window's end", 59500 * time.Millisecond, key, "", true},
+		{"third (the limit)", 0, key, "t-third", true},
+		{"fourth refused", 0, key, "", false},
+		{"the first is a window old: one more", 500 * time.Millisecond, key, "", true},
+		{"still three in the last minute", 0, key, "", false},
+		{"the third, re-sent: admitted, not counted again", 0, key, "t-third", true},
+		{"another key", 0, "paycalls:shop:u2", "", true},
+		{"the second and third a window old: two more", 59500 * time.Millisecond, key, "", true},
+		{"the fifth (of this window)", 0, key, "", true},
+		{"refused again", 0, key, "", false},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			clock.Advance(s.advance)
+			tok := s.token
+			if tok == "" {
+				n++
+				tok = fmt.Sprintf("t%d", n)
+			}
+			got, err := st.AllowWindow(ctx, s.key, 3, time.Minute, tok)
+			mustNil(t, "AllowWindow", err)
+			if got != s.want {
+				t.Errorf("admitted %v; want %v", got, s.want)
 			}
 		})
 	}

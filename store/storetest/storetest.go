@@ -53,6 +53,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("RefundProposals", func(t *testing.T) { testRefunds(t, open) })
 	t.Run("Counters", func(t *testing.T) { testCounters(t, open) })
 	t.Run("CounterGiveBack", func(t *testing.T) { testCounterGiveBack(t, open) })
+	t.Run("Window", func(t *testing.T) { testWindow(t, open) })
 	t.Run("Tallies", func(t *testing.T) { testTallies(t, open) })
 	t.Run("Exchanges", func(t *testing.T) { testExchanges(t, open) })
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, open) })
