@@ -107,15 +107,16 @@ func (b *nativeRefusedBackend) CloseOrder(ctx context.Context, no string) error 
 	return b.Client.CloseOrder(ctx, no)
 }
 
-// TestRefusedReplacementGivesBackTheSwitchsCount: a switch of pay method
-// counted its replacement on day 1 (its close failed, so the replacement
-// is made on the retry, on day 2). The replacement refused, its count went
-// back to day 2, which never counted it, and the user made three orders on
-// day 2 under a limit of two; it goes back to the switch's day.
-func TestRefusedReplacementGivesBackTheSwitchsCount(t *testing.T) {
+// switchFailedBeforeMidnight sets a user's day up for the switch tests
+// across China's midnight, under a daily limit of two: at 23:50 the user has
+// an open JSAPI order A and asks to pay it by Native; the close of A fails
+// (backend's first close), so the switch counted its replacement on day 1
+// and A stays. The clock is then at 00:05 on day 2.
+func switchFailedBeforeMidnight(t *testing.T, backend func(*wechatpay.Client) payments.Backend, user string) (*env, *store.Order, payments.CreateRequest) {
+	t.Helper()
 	cst := time.FixedZone("CST", 8*3600)
 	e := newEnv(t, envOptions{storeClock: true, service: func(o *payments.Options) {
-		o.Backend = &nativeRefusedBackend{Client: o.Backend.(*wechatpay.Client)}
+		o.Backend = backend(o.Backend.(*wechatpay.Client))
 		o.Rules.MaxOrdersPerUserPerDay = 2
 	}})
 	now := time.Now()
@@ -123,7 +124,6 @@ func TestRefusedReplacementGivesBackTheSwitchsCount(t *testing.T) {
 	midnight := time.Date(y, m, d+1, 0, 0, 0, 0, cst)
 	e.clock.Advance(midnight.Add(-10 * time.Minute).Sub(now)) // 23:50 China time
 	ctx := context.Background()
-	const user = "oUser-switch-midnight"
 	a, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"})
 	if err != nil || a.Order.Status != store.StatusAwaitingPayment {
 		t.Fatalf("A: %+v, %v", a, err)
@@ -133,26 +133,88 @@ func TestRefusedReplacementGivesBackTheSwitchsCount(t *testing.T) {
 		t.Fatalf("the switch on day 1: %v; want ErrPaymentUnavailable (close failed)", err)
 	}
 	e.clock.Advance(15 * time.Minute) // 00:05 on day 2
-	for qty := 2; qty <= 3; qty++ {
-		if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: qty}); err != nil {
-			t.Fatalf("day 2 order of %d: %v", qty, err)
+	return e, a.Order, native
+}
+
+// dayOrders makes the user's orders of quantities qty (a SKU of their own
+// each), failing the test if one is not made.
+func dayOrders(t *testing.T, e *env, user string, qty ...int) {
+	t.Helper()
+	for _, q := range qty {
+		if _, err := e.svc.CreateOrder(context.Background(), payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: q}); err != nil {
+			t.Fatalf("order of %d: %v", q, err)
 		}
 	}
+}
+
+// oneMoreOrder asserts that exactly one more order of the user is made today.
+func oneMoreOrder(t *testing.T, e *env, user string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 7}); err != nil {
+		t.Errorf("an order with one of the day's two left: %v; want it made", err)
+	}
+	if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 8}); !errors.Is(err, payments.ErrDailyLimit) {
+		t.Errorf("an order past the day's two: %v; want ErrDailyLimit", err)
+	}
+}
+
+// openedPerDay counts the user's orders WeChat Pay opened (a prepay id or
+// code URL) per China-time created_at day.
+func openedPerDay(t *testing.T, e *env, user string) map[string][]string {
+	t.Helper()
+	cst := time.FixedZone("CST", 8*3600)
+	mine, err := e.st.ListOrders(context.Background(), store.OrderFilter{Client: "shop-bot", User: user, Limit: store.MaxListLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, o := range mine {
+		if o.PrepayID != "" || o.CodeURL != "" {
+			d := o.CreatedAt.In(cst).Format(time.DateOnly)
+			out[d] = append(out[d], o.OrderNo+"/"+string(o.Status)+"/"+o.PayMethod)
+		}
+	}
+	return out
+}
+
+// TestSwitchRetriedOnANewDayCountsThere: a switch whose close failed at
+// 23:50 and is retried at 00:06 makes its replacement on day 2, so it is
+// checked against day 2's limit. Reusing day 1's count, it opened a third
+// order on a day 2 limited to two; at the limit it is refused and the user
+// keeps A.
+func TestSwitchRetriedOnANewDayCountsThere(t *testing.T) {
+	const user = "oUser-switch-next-day"
+	e, a, native := switchFailedBeforeMidnight(t, func(c *wechatpay.Client) payments.Backend { return &closeFailsOnce{Client: c} }, user)
+	dayOrders(t, e, user, 2, 3)
 	e.clock.Advance(time.Minute)
-	if _, err := e.svc.CreateOrder(ctx, native); !errors.Is(err, payments.ErrPrepayRejected) {
+	if _, err := e.svc.CreateOrder(context.Background(), native); !errors.Is(err, payments.ErrDailyLimit) {
+		t.Errorf("the switch retried on a full day 2: %v; want ErrDailyLimit", err)
+	}
+	if got := e.order(a.OrderNo); got.Status != store.StatusAwaitingPayment {
+		t.Errorf("A is %s; want awaiting_payment (the user keeps it)", got.Status)
+	}
+	for day, os := range openedPerDay(t, e, user) {
+		if len(os) > 2 {
+			t.Errorf("%d orders WeChat Pay opened on %s under a limit of two: %v", len(os), day, os)
+		}
+	}
+}
+
+// TestRefusedReplacementGivesBackTheSwitchsCount: a switch's replacement,
+// counted on day 2 where it is made, is refused by WeChat Pay: its count
+// goes back to day 2. It used to go back to the day the switch was first
+// counted on, or to a day that never counted it, leaving a day one order
+// short or one over.
+func TestRefusedReplacementGivesBackTheSwitchsCount(t *testing.T) {
+	const user = "oUser-switch-midnight"
+	e, _, native := switchFailedBeforeMidnight(t, func(c *wechatpay.Client) payments.Backend { return &nativeRefusedBackend{Client: c} }, user)
+	dayOrders(t, e, user, 2)
+	e.clock.Advance(time.Minute)
+	if _, err := e.svc.CreateOrder(context.Background(), native); !errors.Is(err, payments.ErrPrepayRejected) {
 		t.Fatalf("the switch retried on day 2: %v; want ErrPrepayRejected", err)
 	}
-	res, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "tip"})
-	if !errors.Is(err, payments.ErrDailyLimit) {
-		mine, _ := e.st.ListOrders(ctx, store.OrderFilter{Client: "shop-bot", User: user})
-		day2 := 0
-		for _, o := range mine {
-			if o.CreatedAt.In(cst).Day() == midnight.Day() && o.Status == store.StatusAwaitingPayment {
-				day2++
-			}
-		}
-		t.Errorf("a third order on day 2 after the refused replacement: %v (order %v); %d payable orders created on day 2; want ErrDailyLimit (the replacement was counted on day 1)", err, res != nil && res.Order != nil, day2)
-	}
+	oneMoreOrder(t, e, user)
 }
 
 // lostThenRefusedNative: the merchant's account takes no Native orders. The
@@ -185,36 +247,13 @@ func (b *lostThenRefusedNative) CloseOrder(ctx context.Context, no string) error
 // TestSweptReplacementGivesBackItsOwnDaysCount: as
 // TestRefusedReplacementGivesBackTheSwitchsCount, but the replacement's
 // first prepay outcome is unknown (left creating) and the sweep's re-prepay
-// is the one WeChat Pay refuses. The sweep gave back to the replacement's
-// created_at day, which had never counted it, and the user got a third
-// order on day 2 under a limit of two: a replacement's count now moves to
-// its own day when it is made.
+// is the one WeChat Pay refuses: the sweep gives back to the replacement's
+// own day, where its count is.
 func TestSweptReplacementGivesBackItsOwnDaysCount(t *testing.T) {
-	cst := time.FixedZone("CST", 8*3600)
-	e := newEnv(t, envOptions{storeClock: true, service: func(o *payments.Options) {
-		o.Backend = &lostThenRefusedNative{Client: o.Backend.(*wechatpay.Client)}
-		o.Rules.MaxOrdersPerUserPerDay = 2
-	}})
-	now := time.Now()
-	y, m, d := now.In(cst).Date()
-	midnight := time.Date(y, m, d+1, 0, 0, 0, 0, cst)
-	e.clock.Advance(midnight.Add(-10 * time.Minute).Sub(now)) // 23:50 China time
-	ctx := context.Background()
 	const user = "oUser-switch-midnight-sweep"
-	a, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"})
-	if err != nil || a.Order.Status != store.StatusAwaitingPayment {
-		t.Fatalf("A: %+v, %v", a, err)
-	}
-	native := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", PayMethod: "native"}
-	if _, err := e.svc.CreateOrder(ctx, native); !errors.Is(err, payments.ErrPaymentUnavailable) {
-		t.Fatalf("the switch on day 1: %v; want ErrPaymentUnavailable (close failed)", err)
-	}
-	e.clock.Advance(15 * time.Minute) // 00:05 on day 2
-	for qty := 2; qty <= 3; qty++ {
-		if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: qty}); err != nil {
-			t.Fatalf("day 2 order of %d: %v", qty, err)
-		}
-	}
+	e, _, native := switchFailedBeforeMidnight(t, func(c *wechatpay.Client) payments.Backend { return &lostThenRefusedNative{Client: c} }, user)
+	ctx := context.Background()
+	dayOrders(t, e, user, 2)
 	e.clock.Advance(time.Minute)
 	r, err := e.svc.CreateOrder(ctx, native)
 	if !errors.Is(err, payments.ErrPaymentUnavailable) || r == nil || r.Order == nil || r.Order.Status != store.StatusCreating {
@@ -227,10 +266,7 @@ func TestSweptReplacementGivesBackItsOwnDaysCount(t *testing.T) {
 	if got := e.order(r.Order.OrderNo); got.Status != store.StatusClosed {
 		t.Fatalf("replacement %s after the sweep; want closed (refused)", got.Status)
 	}
-	res, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "tip"})
-	if !errors.Is(err, payments.ErrDailyLimit) {
-		t.Errorf("a third order on day 2 after the sweep's refused replacement: err %v (order made: %v); want ErrDailyLimit (the replacement was counted on day 1)", err, res != nil && res.Order != nil)
-	}
+	oneMoreOrder(t, e, user)
 }
 
 // closeFailsOnce: the first close at WeChat Pay fails for the moment.
@@ -276,5 +312,128 @@ func TestFailedSwitchThenPaidGivesBackItsCount(t *testing.T) {
 	res, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "tip"})
 	if err != nil {
 		t.Errorf("a second order on a day limited to two, one order made (A, paid): %v (result %+v); want it made", err, res)
+	}
+}
+
+// closeAnswersPaidOnce: WeChat Pay answers the first close ORDERPAID while
+// its queries still say the order is unpaid (a payer mid-payment, a lagging
+// query); later closes go through.
+type closeAnswersPaidOnce struct {
+	*wechatpay.Client
+	closes atomic.Int32
+}
+
+func (b *closeAnswersPaidOnce) CloseOrder(ctx context.Context, no string) error {
+	if b.closes.Add(1) == 1 {
+		return fmt.Errorf("close: ORDERPAID: %w", wechatpay.ErrOrderPaid)
+	}
+	return b.Client.CloseOrder(ctx, no)
+}
+
+// TestSwitchKeepsItsCountWhileTheOrderIsOpen: a switch whose close answered
+// ORDERPAID, though the order stayed unpaid, gave the replacement's count
+// back as if the order had been paid; the switch then made its replacement
+// on the mark with no count, and the user got a third order on a day limited
+// to two. The count goes back only once the order has left pending.
+func TestSwitchKeepsItsCountWhileTheOrderIsOpen(t *testing.T) {
+	e := newEnv(t, envOptions{service: func(o *payments.Options) {
+		o.Backend = &closeAnswersPaidOnce{Client: o.Backend.(*wechatpay.Client)}
+		o.Rules.MaxOrdersPerUserPerDay = 2
+	}})
+	ctx := context.Background()
+	const user = "oUser-switch-paid-answer"
+	if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"}); err != nil {
+		t.Fatal(err)
+	}
+	native := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", PayMethod: "native"}
+	if r, err := e.svc.CreateOrder(ctx, native); err != nil || r.Order.PayMethod != "native" || r.Order.Status != store.StatusAwaitingPayment {
+		t.Fatalf("the switch: %+v, %v; want the native replacement", r, err)
+	}
+	if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 2}); !errors.Is(err, payments.ErrDailyLimit) {
+		t.Errorf("a third order: %v; want ErrDailyLimit (two opened: A and its replacement)", err)
+	}
+	for day, os := range openedPerDay(t, e, user) {
+		if len(os) > 2 {
+			t.Errorf("%d orders WeChat Pay opened on %s under a limit of two: %v", len(os), day, os)
+		}
+	}
+}
+
+// gatedClose: the close of order `target` by the second caller to close it
+// blocks until released (a slow WeChat Pay close); the first caller's close
+// waits until the second has entered its own.
+type gatedClose struct {
+	*wechatpay.Client
+	target       atomic.Value // string
+	calls        atomic.Int32
+	secondIn     chan struct{}
+	releaseFirst chan struct{}
+	release      chan struct{}
+}
+
+func (b *gatedClose) CloseOrder(ctx context.Context, no string) error {
+	if t, _ := b.target.Load().(string); t == no {
+		switch b.calls.Add(1) {
+		case 1:
+			close(b.releaseFirst) // first is in
+			<-b.secondIn
+		case 2:
+			close(b.secondIn)
+			<-b.release
+		}
+	}
+	return b.Client.CloseOrder(ctx, no)
+}
+
+// TestConcurrentSwitchesMakeOneReplacementOnItsCount: two switches of one
+// open order A at once (a bot retrying its tool call) share one count. The
+// first makes the replacement B, which the user then closes; the second,
+// slow in its own close of A, went on as a replacement, found B closed and
+// made C on the same count: A, B and C opened on a day limited to two. An
+// order after another caller's replacement is a new one, counted.
+func TestConcurrentSwitchesMakeOneReplacementOnItsCount(t *testing.T) {
+	var b *gatedClose
+	e := newEnv(t, envOptions{service: func(o *payments.Options) {
+		b = &gatedClose{Client: o.Backend.(*wechatpay.Client), secondIn: make(chan struct{}), releaseFirst: make(chan struct{}), release: make(chan struct{})}
+		o.Backend = b
+		o.Rules.MaxOrdersPerUserPerDay = 2
+	}})
+	ctx := context.Background()
+	const user = "oUser-concurrent-switch"
+	a, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"})
+	if err != nil || a.Order.Status != store.StatusAwaitingPayment {
+		t.Fatalf("A: %+v, %v", a, err)
+	}
+	b.target.Store(a.Order.OrderNo)
+	native := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", PayMethod: "native"}
+	type out struct {
+		r   *payments.CreateResult
+		err error
+	}
+	r1, r2 := make(chan out, 1), make(chan out, 1)
+	go func() { r, err := e.svc.CreateOrder(ctx, native); r1 <- out{r, err} }()
+	<-b.releaseFirst // R1 counted, marked and is closing A
+	go func() { r, err := e.svc.CreateOrder(ctx, native); r2 <- out{r, err} }()
+	var first out
+	select {
+	case first = <-r1:
+	case o := <-r2:
+		t.Fatalf("R2 returned early: %+v %v", o.r, o.err)
+	}
+	second := r2
+	if first.err != nil || first.r.Order.Status != store.StatusAwaitingPayment {
+		t.Fatalf("first switch: %+v, %v", first.r, first.err)
+	}
+	bNo := first.r.Order.OrderNo
+	if got, err := e.svc.CloseOrder(ctx, bNo); err != nil || got.Status != store.StatusClosed {
+		t.Fatalf("the user closes B: %+v, %v", got, err)
+	}
+	close(b.release)
+	<-second
+	_, _ = e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 2})
+	for day, os := range openedPerDay(t, e, user) {
+		if len(os) > 2 {
+			t.Errorf("%d orders WeChat Pay opened on %s under a limit of 2: %v", len(os), day, os)
+		}
 	}
 }

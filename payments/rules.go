@@ -157,7 +157,7 @@ func (s *Service) giveBackSwitch(ctx context.Context, o *store.Order) {
 	if s.opts.Rules.MaxOrdersPerUserPerDay <= 0 {
 		return
 	}
-	v, err := s.store.GetExchange(ctx, "switch-counted:"+o.OrderNo)
+	v, err := s.store.GetExchange(ctx, switchMark(o.OrderNo))
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.log.WarnContext(ctx, "a switch's daily order count not given back", "order_no", o.OrderNo, "err", err)
@@ -165,40 +165,57 @@ func (s *Service) giveBackSwitch(ctx context.Context, o *store.Order) {
 		return
 	}
 	if k := string(v); strings.HasPrefix(k, "orders:") {
-		s.giveBack(ctx, dayCount{key: k, token: "switch:" + o.OrderNo})
+		s.giveBack(ctx, switchCount(o.OrderNo, k))
 	}
 }
 
+// switchMark is the mark of a switch's count for the replacement of the
+// order no; it holds the day's counter the count went to.
+func switchMark(no string) string { return "switch-counted:" + no }
+
+// switchCount is the count a switch of pay method took on the day's counter
+// key for the replacement of the order no, with a token of that day's.
+func switchCount(no, key string) dayCount {
+	return dayCount{key: key, token: "switch:" + no + "@" + key}
+}
+
 // countReplacement counts, against MaxOrdersPerUserPerDay, the order that
-// replaces open for a switch of pay method, once per open order: a switch
-// whose close failed at WeChat Pay leaves open as it was, and its retry
-// replaces the same order, which must not cost the user a second of the
-// day's orders. The mark lives as long as the day's counter and holds the
-// counter's key, so a switch that finds open paid gives the count back.
+// replaces open for a switch of pay method, once per open order and day: a
+// switch whose close failed at WeChat Pay leaves open as it was, and its
+// retry replaces the same order, which must not cost the user a second of
+// the day's orders. A retry on a later day counts on that day, against its
+// limit (the replacement will be made that day), and gives the earlier
+// day's count back. The mark lives as long as the day's counter and holds
+// the counter's key, so a switch that finds open paid gives the count back.
 func (s *Service) countReplacement(ctx context.Context, req CreateRequest, open *store.Order) (dayCount, error) {
 	if s.opts.Rules.MaxOrdersPerUserPerDay <= 0 {
 		return dayCount{}, nil
 	}
-	mark := "switch-counted:" + open.OrderNo
-	c := dayCount{token: "switch:" + open.OrderNo}
+	mark := switchMark(open.OrderNo)
+	now := s.now()
+	today := dayCounter(req.Client, req.User, now)
+	var earlier dayCount
 	switch v, err := s.store.GetExchange(ctx, mark); {
 	case err == nil:
-		if k := string(v); strings.HasPrefix(k, "orders:") {
-			c.key = k // a mark of before keys were kept ("1") gives nothing back
+		k := string(v)
+		if !strings.HasPrefix(k, "orders:") {
+			return dayCount{}, nil // counted before keys were kept ("1"): nothing to give back
 		}
-		return c, nil
+		if k == today {
+			return switchCount(open.OrderNo, k), nil
+		}
+		earlier = switchCount(open.OrderNo, k)
 	case !errors.Is(err, store.ErrNotFound):
 		return dayCount{}, fmt.Errorf("count orders: %w", err)
 	}
-	now := s.now()
 	if err := s.countOrder(ctx, req.Client, req.User, now); err != nil {
 		return dayCount{}, err
 	}
-	c.key = dayCounter(req.Client, req.User, now)
-	if err := s.store.PutExchange(ctx, mark, []byte(c.key), dailyCounterTTL); err != nil {
+	if err := s.store.PutExchange(ctx, mark, []byte(today), dailyCounterTTL); err != nil {
 		return dayCount{}, fmt.Errorf("count orders: %w", err)
 	}
-	return c, nil
+	s.giveBack(ctx, earlier)
+	return switchCount(open.OrderNo, today), nil
 }
 
 // releasedPrefix marks a claim let go by releaseClaim; it is not a valid

@@ -354,6 +354,11 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 	// (repl: that count, given back if WeChat Pay refuses the replacement).
 	replacing := false
 	var repl dayCount
+	// replFrom is the order the switch closed: only its claim's next
+	// generation is its replacement. Another caller's switch of the same
+	// order may have made one meanwhile, which the purchase then moved on
+	// to; an order made after that is a new one, counted as such.
+	var replFrom string
 	for round := 0; round < 6; round++ {
 		if created {
 			// A new generation: the claim lapsed (it lives dedupe_window
@@ -470,9 +475,11 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				if err != nil {
 					return &CreateResult{Order: o, Existing: true}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
 				}
-				if closed.Status != store.StatusClosed && closed.Status != store.StatusExpired {
+				if !Pending(closed.Status) && closed.Status != store.StatusClosed && closed.Status != store.StatusExpired {
 					// Paid meanwhile: no replacement will be made, so its
 					// count goes back (the next round answers the payment).
+					// Still open (a close answered ORDERPAID that a query
+					// does not bear out), the mark keeps the count.
 					s.giveBack(ctx, counted)
 				}
 				// Payable above the approval threshold: a manager approved
@@ -481,7 +488,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				// priced anew (a changed price list, another replica's) is
 				// held again, since no manager saw that amount.
 				approved = approved || s.opts.Rules.needsApproval(o.AmountFen) && o.AmountFen == amount
-				replacing, repl = true, counted
+				replacing, repl, replFrom = true, counted, o.OrderNo
 				continue
 			}
 			return s.payable(ctx, o, true)
@@ -505,6 +512,12 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 		case store.StatusClosed, store.StatusExpired, store.StatusRejected, store.StatusRefunded:
 			// Settled with no money kept: a refunded purchase is bought
 			// again like a closed one, never answered "already paid".
+			if replacing && o.OrderNo != replFrom {
+				// Not the order this call's switch closed (another
+				// caller's replacement of it, since closed): the next
+				// order is a new purchase, counted and judged afresh.
+				replacing, repl, replFrom, approved = false, dayCount{}, "", false
+			}
 			claim, created, err = s.store.AdvanceClaim(ctx, key, claim.Generation, s.newNo(s.now()), s.opts.DedupeWindow)
 			if err != nil {
 				return nil, fmt.Errorf("advance claim: %w", err)
