@@ -85,26 +85,34 @@ func TestStaleRePrepayKeepsAMadeOrdersCount(t *testing.T) {
 	}
 }
 
+// firstCloseFails is WeChat Pay whose first close answers err (nil: a
+// temporary failure); later closes go through.
+type firstCloseFails struct {
+	*wechatpay.Client
+	err    error
+	closes atomic.Int32
+}
+
+func (b *firstCloseFails) CloseOrder(ctx context.Context, no string) error {
+	if b.closes.Add(1) == 1 {
+		if b.err != nil {
+			return b.err
+		}
+		return fmt.Errorf("close: %w", wechatpay.ErrTemporary)
+	}
+	return b.Client.CloseOrder(ctx, no)
+}
+
 // nativeRefusedBackend: the merchant's account takes no Native orders
 // (WeChat Pay refuses their prepay for good), and the first close fails
 // for the moment.
-type nativeRefusedBackend struct {
-	*wechatpay.Client
-	closes atomic.Int32
-}
+type nativeRefusedBackend struct{ firstCloseFails }
 
 func (b *nativeRefusedBackend) Prepay(ctx context.Context, req wechatpay.PrepayRequest) (*wechatpay.PrepayResult, error) {
 	if req.Method == wechatpay.MethodNative {
 		return nil, fmt.Errorf("NO_AUTH: %w", wechatpay.ErrRejected)
 	}
 	return b.Client.Prepay(ctx, req)
-}
-
-func (b *nativeRefusedBackend) CloseOrder(ctx context.Context, no string) error {
-	if b.closes.Add(1) == 1 {
-		return fmt.Errorf("close: %w", wechatpay.ErrTemporary)
-	}
-	return b.Client.CloseOrder(ctx, no)
 }
 
 // switchFailedBeforeMidnight sets a user's day up for the switch tests
@@ -185,7 +193,7 @@ func openedPerDay(t *testing.T, e *env, user string) map[string][]string {
 // keeps A.
 func TestSwitchRetriedOnANewDayCountsThere(t *testing.T) {
 	const user = "oUser-switch-next-day"
-	e, a, native := switchFailedBeforeMidnight(t, func(c *wechatpay.Client) payments.Backend { return &closeFailsOnce{Client: c} }, user)
+	e, a, native := switchFailedBeforeMidnight(t, func(c *wechatpay.Client) payments.Backend { return &firstCloseFails{Client: c} }, user)
 	dayOrders(t, e, user, 2, 3)
 	e.clock.Advance(time.Minute)
 	if _, err := e.svc.CreateOrder(context.Background(), native); !errors.Is(err, payments.ErrDailyLimit) {
@@ -208,7 +216,7 @@ func TestSwitchRetriedOnANewDayCountsThere(t *testing.T) {
 // short or one over.
 func TestRefusedReplacementGivesBackTheSwitchsCount(t *testing.T) {
 	const user = "oUser-switch-midnight"
-	e, _, native := switchFailedBeforeMidnight(t, func(c *wechatpay.Client) payments.Backend { return &nativeRefusedBackend{Client: c} }, user)
+	e, _, native := switchFailedBeforeMidnight(t, func(c *wechatpay.Client) payments.Backend { return &nativeRefusedBackend{firstCloseFails{Client: c}} }, user)
 	dayOrders(t, e, user, 2)
 	e.clock.Advance(time.Minute)
 	if _, err := e.svc.CreateOrder(context.Background(), native); !errors.Is(err, payments.ErrPrepayRejected) {
@@ -222,9 +230,8 @@ func TestRefusedReplacementGivesBackTheSwitchsCount(t *testing.T) {
 // unknown to the caller); every later one is refused NO_AUTH. The first
 // close fails for the moment.
 type lostThenRefusedNative struct {
-	*wechatpay.Client
+	firstCloseFails
 	natives atomic.Int32
-	closes  atomic.Int32
 }
 
 func (b *lostThenRefusedNative) Prepay(ctx context.Context, req wechatpay.PrepayRequest) (*wechatpay.PrepayResult, error) {
@@ -237,13 +244,6 @@ func (b *lostThenRefusedNative) Prepay(ctx context.Context, req wechatpay.Prepay
 	return b.Client.Prepay(ctx, req)
 }
 
-func (b *lostThenRefusedNative) CloseOrder(ctx context.Context, no string) error {
-	if b.closes.Add(1) == 1 {
-		return fmt.Errorf("close: %w", wechatpay.ErrTemporary)
-	}
-	return b.Client.CloseOrder(ctx, no)
-}
-
 // TestSweptReplacementGivesBackItsOwnDaysCount: as
 // TestRefusedReplacementGivesBackTheSwitchsCount, but the replacement's
 // first prepay outcome is unknown (left creating) and the sweep's re-prepay
@@ -251,7 +251,9 @@ func (b *lostThenRefusedNative) CloseOrder(ctx context.Context, no string) error
 // own day, where its count is.
 func TestSweptReplacementGivesBackItsOwnDaysCount(t *testing.T) {
 	const user = "oUser-switch-midnight-sweep"
-	e, _, native := switchFailedBeforeMidnight(t, func(c *wechatpay.Client) payments.Backend { return &lostThenRefusedNative{Client: c} }, user)
+	e, _, native := switchFailedBeforeMidnight(t, func(c *wechatpay.Client) payments.Backend {
+		return &lostThenRefusedNative{firstCloseFails: firstCloseFails{Client: c}}
+	}, user)
 	ctx := context.Background()
 	dayOrders(t, e, user, 2)
 	e.clock.Advance(time.Minute)
@@ -269,19 +271,6 @@ func TestSweptReplacementGivesBackItsOwnDaysCount(t *testing.T) {
 	oneMoreOrder(t, e, user)
 }
 
-// closeFailsOnce: the first close at WeChat Pay fails for the moment.
-type closeFailsOnce struct {
-	*wechatpay.Client
-	closes atomic.Int32
-}
-
-func (b *closeFailsOnce) CloseOrder(ctx context.Context, no string) error {
-	if b.closes.Add(1) == 1 {
-		return fmt.Errorf("close: %w", wechatpay.ErrTemporary)
-	}
-	return b.Client.CloseOrder(ctx, no)
-}
-
 // TestFailedSwitchThenPaidGivesBackItsCount: a switch of pay method counts
 // its replacement before closing the open order; the close fails, the user
 // pays the open order instead, and no replacement is ever made. Its count
@@ -289,7 +278,7 @@ func (b *closeFailsOnce) CloseOrder(ctx context.Context, no string) error {
 // order made, was refused a second; the purchase found paid gives it back.
 func TestFailedSwitchThenPaidGivesBackItsCount(t *testing.T) {
 	e := newEnv(t, envOptions{service: func(o *payments.Options) {
-		o.Backend = &closeFailsOnce{Client: o.Backend.(*wechatpay.Client)}
+		o.Backend = &firstCloseFails{Client: o.Backend.(*wechatpay.Client)}
 		o.Rules.MaxOrdersPerUserPerDay = 2
 	}})
 	ctx := context.Background()
@@ -315,21 +304,6 @@ func TestFailedSwitchThenPaidGivesBackItsCount(t *testing.T) {
 	}
 }
 
-// closeAnswersPaidOnce: WeChat Pay answers the first close ORDERPAID while
-// its queries still say the order is unpaid (a payer mid-payment, a lagging
-// query); later closes go through.
-type closeAnswersPaidOnce struct {
-	*wechatpay.Client
-	closes atomic.Int32
-}
-
-func (b *closeAnswersPaidOnce) CloseOrder(ctx context.Context, no string) error {
-	if b.closes.Add(1) == 1 {
-		return fmt.Errorf("close: ORDERPAID: %w", wechatpay.ErrOrderPaid)
-	}
-	return b.Client.CloseOrder(ctx, no)
-}
-
 // TestSwitchKeepsItsCountWhileTheOrderIsOpen: a switch whose close answered
 // ORDERPAID, though the order stayed unpaid, gave the replacement's count
 // back as if the order had been paid; the switch then made its replacement
@@ -337,7 +311,9 @@ func (b *closeAnswersPaidOnce) CloseOrder(ctx context.Context, no string) error 
 // to two. The count goes back only once the order has left pending.
 func TestSwitchKeepsItsCountWhileTheOrderIsOpen(t *testing.T) {
 	e := newEnv(t, envOptions{service: func(o *payments.Options) {
-		o.Backend = &closeAnswersPaidOnce{Client: o.Backend.(*wechatpay.Client)}
+		// The first close answers ORDERPAID while queries still say the
+		// order is unpaid (a payer mid-payment, a lagging query).
+		o.Backend = &firstCloseFails{Client: o.Backend.(*wechatpay.Client), err: fmt.Errorf("close: ORDERPAID: %w", wechatpay.ErrOrderPaid)}
 		o.Rules.MaxOrdersPerUserPerDay = 2
 	}})
 	ctx := context.Background()
