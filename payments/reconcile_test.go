@@ -291,25 +291,32 @@ func TestExpiryNeverClosesUnderAPayingUser(t *testing.T) {
 
 // TestSwitchNeverClosesUnderAPayingUser: asked for another pay method while
 // the payer is entering their password for the open order (USERPAYING), the
-// switch closed that order at WeChat Pay under them and opened another; the
-// open order is returned as it is.
+// switch closed that order at WeChat Pay under them and opened another. The
+// open order is returned as it is, with ErrPayerPaying; the model is told
+// so, and the bot gets no payment to open again (answered as a made order,
+// the model spoke of a QR code that was never made).
 func TestSwitchNeverClosesUnderAPayingUser(t *testing.T) {
 	var b *payingBackend
 	e := newEnv(t, envOptions{service: func(o *payments.Options) {
 		b = &payingBackend{Client: o.Backend.(*wechatpay.Client)}
 		o.Backend = b
 	}})
-	o := e.create("oUser-paying-switch", 1)
+	const user = "oUser-paying-switch"
+	o := e.create(user, 1)
 	b.paying.Store(true)
-	res, err := e.svc.CreateOrder(context.Background(), payments.CreateRequest{Client: "shop-bot", User: "oUser-paying-switch", SKU: "premium-monthly", Quantity: 1, PayMethod: "native"})
-	if err != nil {
-		t.Fatalf("the switch: %v", err)
+	res, err := e.svc.CreateOrder(context.Background(), payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 1, PayMethod: "native"})
+	if !errors.Is(err, payments.ErrPayerPaying) || res == nil || res.Order.OrderNo != o.OrderNo || res.Payment != nil || res.CodeURL != "" {
+		t.Fatalf("the switch while the payer pays: %+v, %v; want the paying order, no payment, ErrPayerPaying", res, err)
 	}
-	if got := e.order(o.OrderNo); b.closes.Load() != 0 || got.Status != store.StatusAwaitingPayment || res.Order.OrderNo != o.OrderNo {
-		t.Errorf("a switch while the payer pays: order %s is %s after %d close(s); answered %s; want the paying order, open", o.OrderNo, got.Status, b.closes.Load(), res.Order.OrderNo)
+	if got := e.order(o.OrderNo); b.closes.Load() != 0 || got.Status != store.StatusAwaitingPayment {
+		t.Errorf("order %s is %s after %d close(s); want it open, never closed", o.OrderNo, got.Status, b.closes.Load())
 	}
 	if n := e.sim.OrderCount(); n != 1 {
 		t.Errorf("%d orders at WeChat Pay; want 1", n)
+	}
+	sw := call(t, newTools(e), caller(user), "create_order", `{"sku":"premium-monthly","pay_method":"native"}`)
+	if sw.result["status"] != "user_paying" || sw.result["message"] == nil || sw.out.Action != nil {
+		t.Errorf("the tool: result %s, action %s; want status user_paying with a message, and no action", sw.out.Result, sw.out.Action)
 	}
 }
 

@@ -47,6 +47,10 @@ var (
 	// ErrInProgress: another request is creating this purchase's order right
 	// now; asking again shortly returns it.
 	ErrInProgress = errors.New("order is being created")
+	// ErrPayerPaying: asked for another pay method, the purchase's open
+	// order is being paid right now (WeChat Pay says USERPAYING): it is
+	// returned as it is, no order of the other method is made.
+	ErrPayerPaying = errors.New("the user is paying this order right now")
 	// ErrPaymentUnavailable: WeChat Pay could not be reached or answered with a
 	// temporary error. The order is kept in `creating` and the reconciler
 	// resolves it; no second order is made.
@@ -461,11 +465,12 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				// opened any number of orders.
 				// The payer may be entering their password for the open
 				// order right now (USERPAYING): never closed under them,
-				// as the sweep never does; they are answered with it. A
+				// as the sweep never does; the caller is told so
+				// (ErrPayerPaying), with the order and no new payment. A
 				// query that fails leaves the switch to the close.
 				if tx, qerr := s.backend.QueryOrder(ctx, o.OrderNo); qerr == nil && tx.TradeState == wechatpay.TradeUserPaying {
 					s.m.reconcile.WithLabelValues("switch_method", "user_paying").Inc()
-					return s.payable(ctx, o, true)
+					return &CreateResult{Order: o, Existing: true}, ErrPayerPaying
 				}
 				counted, err := s.countReplacement(ctx, req, o)
 				if err != nil {

@@ -189,6 +189,10 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	o := cr.Order
 	status := string(o.Status)
 	switch {
+	case errors.Is(err, ErrPayerPaying):
+		// No new payment: the bot must not open the payment sheet again,
+		// nor the model speak of a QR code that was never made.
+		status = "user_paying"
 	case o.Status == store.StatusAwaitingPayment:
 		action := map[string]any{"type": "order_created", "order": OrderView(o)}
 		if cr.Payment != nil {
@@ -221,6 +225,9 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 		r["error"] = failureText(err)
 	}
 	out.Failed = status == "failed" || status == "pending" && errors.Is(err, ErrPaymentUnavailable)
+	if status == "user_paying" {
+		r["message"] = "the user is paying this order in WeChat right now, so no payment of another kind was started; ask them to finish paying, or, if they gave up, to ask again in a minute"
+	}
 	if o.Status == store.StatusApprovalRequired {
 		r["message"] = "orders above " + t.approvalLimit() + " need a manager's approval; tell the user the order is waiting for approval and that they will be able to pay as soon as it is approved"
 	}
