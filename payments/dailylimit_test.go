@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -412,4 +414,87 @@ func TestConcurrentSwitchesMakeOneReplacementOnItsCount(t *testing.T) {
 			t.Errorf("%d orders WeChat Pay opened on %s under a limit of 2: %v", len(os), day, os)
 		}
 	}
+}
+
+// markGate holds the first two reads of a switch mark until both have read
+// it: two switches of one order at once (a bot re-sending its tool call).
+type markGate struct {
+	fullStore
+	on      atomic.Bool
+	n       atomic.Int32
+	both    chan struct{}
+	bothOne sync.Once
+}
+
+func (g *markGate) GetExchange(ctx context.Context, key string) ([]byte, error) {
+	v, err := g.fullStore.GetExchange(ctx, key)
+	if g.on.Load() && strings.HasPrefix(key, "switch-counted:") {
+		if g.n.Add(1) == 2 {
+			g.bothOne.Do(func() { close(g.both) })
+		}
+		select {
+		case <-g.both:
+		case <-time.After(3 * time.Second):
+		}
+	}
+	return v, err
+}
+
+// TestConcurrentSwitchesOnANewDayCountOnce: the switch of A failed at 23:50
+// on day 1 (counted there); at 00:06 on day 2 the bot sends the switch twice
+// at once. Both saw day 1's mark and each counted on day 2: one replacement
+// cost the user two of day 2's orders. One caller counts; the other shares
+// that count, or is told the switch is in progress.
+func TestConcurrentSwitchesOnANewDayCountOnce(t *testing.T) {
+	const user = "oUser-day2-race"
+	cst := time.FixedZone("CST", 8*3600)
+	var g *markGate
+	e := newEnv(t, envOptions{storeClock: true, service: func(o *payments.Options) {
+		o.Backend = &firstCloseFails{Client: o.Backend.(*wechatpay.Client)}
+		o.Rules.MaxOrdersPerUserPerDay = 2
+		g = &markGate{fullStore: o.Store.(fullStore), both: make(chan struct{})}
+		o.Store = g
+	}})
+	now := time.Now()
+	y, m, d := now.In(cst).Date()
+	midnight := time.Date(y, m, d+1, 0, 0, 0, 0, cst)
+	e.clock.Advance(midnight.Add(-10 * time.Minute).Sub(now))
+	ctx := context.Background()
+	a, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	native := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", PayMethod: "native"}
+	if _, err := e.svc.CreateOrder(ctx, native); !errors.Is(err, payments.ErrPaymentUnavailable) {
+		t.Fatalf("switch on day 1: %v", err)
+	}
+	e.clock.Advance(16 * time.Minute) // 00:06 day 2
+	g.on.Store(true)
+	var wg sync.WaitGroup
+	res := make([]*payments.CreateResult, 2)
+	errs := make([]error, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() { defer wg.Done(); res[i], errs[i] = e.svc.CreateOrder(ctx, native) }()
+	}
+	wg.Wait()
+	g.on.Store(false)
+	made := 0
+	for i := range 2 {
+		switch {
+		case errs[i] == nil && res[i].Order.PayMethod == "native":
+			made++
+		case !errors.Is(errs[i], payments.ErrInProgress):
+			t.Fatalf("switch %d on day 2: %+v, %v; want the native replacement, or in progress", i, res[i], errs[i])
+		}
+	}
+	if made == 0 {
+		t.Fatal("neither switch made the replacement")
+	}
+	if got := e.order(a.Order.OrderNo); got.Status != store.StatusClosed {
+		t.Fatalf("A is %s; want closed, replaced", got.Status)
+	}
+	// Day 2 holds one order (the replacement): one more must be made, the
+	// one after refused.
+	oneMoreOrder(t, e, user)
 }

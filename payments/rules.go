@@ -208,7 +208,25 @@ func (s *Service) countReplacement(ctx context.Context, req CreateRequest, open 
 	case !errors.Is(err, store.ErrNotFound):
 		return dayCount{}, fmt.Errorf("count orders: %w", err)
 	}
+	// One caller counts a switch of open per day: two at once (a bot
+	// retrying its tool call) both found no mark of today's, and each
+	// counted, one replacement costing two of the day's orders. The first
+	// to raise the guard counts; one that finds it raised takes its raise
+	// back and shares the count once the mark says it was made.
+	guard := "switch-guard:" + open.OrderNo + "@" + today
+	n, err := s.store.IncrCounter(ctx, guard, dailyCounterTTL)
+	if err != nil {
+		return dayCount{}, fmt.Errorf("count orders: %w", err)
+	}
+	if n > 1 {
+		s.giveBack(ctx, dayCount{key: guard, token: rand.Text()})
+		if v, err := s.store.GetExchange(ctx, mark); err == nil && string(v) == today {
+			return switchCount(open.OrderNo, today), nil
+		}
+		return dayCount{}, fmt.Errorf("%w: another request is switching order %s", ErrInProgress, open.OrderNo)
+	}
 	if err := s.countOrder(ctx, req.Client, req.User, now); err != nil {
+		s.giveBack(ctx, dayCount{key: guard, token: rand.Text()}) // the next caller counts afresh
 		return dayCount{}, err
 	}
 	if err := s.store.PutExchange(ctx, mark, []byte(today), dailyCounterTTL); err != nil {
