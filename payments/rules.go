@@ -230,6 +230,10 @@ func (s *Service) countReplacement(ctx context.Context, req CreateRequest, open 
 		return dayCount{}, err
 	}
 	if err := s.store.PutExchange(ctx, mark, []byte(today), dailyCounterTTL); err != nil {
+		// Unmarked, the next caller counts again (this count stays taken,
+		// as a store failure leaves it); a raised guard would hold the
+		// switch "in progress" for the rest of the day.
+		s.giveBack(ctx, dayCount{key: guard, token: rand.Text()})
 		return dayCount{}, fmt.Errorf("count orders: %w", err)
 	}
 	s.giveBack(ctx, earlier)
