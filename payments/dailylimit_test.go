@@ -498,3 +498,38 @@ func TestConcurrentSwitchesOnANewDayCountOnce(t *testing.T) {
 	// one after refused.
 	oneMoreOrder(t, e, user)
 }
+
+// failMarkOnce is a store whose first write of a switch mark fails.
+type failMarkOnce struct {
+	fullStore
+	failed atomic.Bool
+}
+
+func (s *failMarkOnce) PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error {
+	if strings.HasPrefix(key, "switch-counted:") && s.failed.CompareAndSwap(false, true) {
+		return fmt.Errorf("put %s: %w", key, store.ErrUnavailable)
+	}
+	return s.fullStore.PutExchange(ctx, key, data, ttl)
+}
+
+// TestSwitchAfterAnUnmarkedCountGoesOn: a switch whose count could not be
+// marked (the store failed) fails; the next switch of the order goes on,
+// where a guard left raised would answer it "in progress" all day.
+func TestSwitchAfterAnUnmarkedCountGoesOn(t *testing.T) {
+	e := newEnv(t, envOptions{service: func(o *payments.Options) {
+		o.Store = &failMarkOnce{fullStore: o.Store.(fullStore)}
+		o.Rules.MaxOrdersPerUserPerDay = 5
+	}})
+	ctx := context.Background()
+	const user = "oUser-unmarked-switch"
+	if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"}); err != nil {
+		t.Fatal(err)
+	}
+	native := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", PayMethod: "native"}
+	if _, err := e.svc.CreateOrder(ctx, native); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("the switch with the mark's write failing: %v; want store.ErrUnavailable", err)
+	}
+	if r, err := e.svc.CreateOrder(ctx, native); err != nil || r.Order.PayMethod != "native" {
+		t.Errorf("the switch asked again: %+v, %v; want the native replacement", r, err)
+	}
+}
