@@ -121,13 +121,17 @@ func (b *nativeRefusedBackend) Prepay(ctx context.Context, req wechatpay.PrepayR
 // across China's midnight, under a daily limit of two: at 23:50 the user has
 // an open JSAPI order A and asks to pay it by Native; the close of A fails
 // (backend's first close), so the switch counted its replacement on day 1
-// and A stays. The clock is then at 00:05 on day 2.
-func switchFailedBeforeMidnight(t *testing.T, backend func(*wechatpay.Client) payments.Backend, user string) (*env, *store.Order, payments.CreateRequest) {
+// and A stays. The clock is then at 00:05 on day 2. tweak, if set, changes
+// the service's options further (a store wrapper).
+func switchFailedBeforeMidnight(t *testing.T, user string, backend func(*wechatpay.Client) payments.Backend, tweak func(*payments.Options)) (*env, *store.Order, payments.CreateRequest) {
 	t.Helper()
 	cst := time.FixedZone("CST", 8*3600)
 	e := newEnv(t, envOptions{storeClock: true, service: func(o *payments.Options) {
 		o.Backend = backend(o.Backend.(*wechatpay.Client))
 		o.Rules.MaxOrdersPerUserPerDay = 2
+		if tweak != nil {
+			tweak(o)
+		}
 	}})
 	now := time.Now()
 	y, m, d := now.In(cst).Date()
@@ -195,7 +199,7 @@ func openedPerDay(t *testing.T, e *env, user string) map[string][]string {
 // keeps A.
 func TestSwitchRetriedOnANewDayCountsThere(t *testing.T) {
 	const user = "oUser-switch-next-day"
-	e, a, native := switchFailedBeforeMidnight(t, func(c *wechatpay.Client) payments.Backend { return &firstCloseFails{Client: c} }, user)
+	e, a, native := switchFailedBeforeMidnight(t, user, func(c *wechatpay.Client) payments.Backend { return &firstCloseFails{Client: c} }, nil)
 	dayOrders(t, e, user, 2, 3)
 	e.clock.Advance(time.Minute)
 	if _, err := e.svc.CreateOrder(context.Background(), native); !errors.Is(err, payments.ErrDailyLimit) {
@@ -218,7 +222,7 @@ func TestSwitchRetriedOnANewDayCountsThere(t *testing.T) {
 // short or one over.
 func TestRefusedReplacementGivesBackTheSwitchsCount(t *testing.T) {
 	const user = "oUser-switch-midnight"
-	e, _, native := switchFailedBeforeMidnight(t, func(c *wechatpay.Client) payments.Backend { return &nativeRefusedBackend{firstCloseFails{Client: c}} }, user)
+	e, _, native := switchFailedBeforeMidnight(t, user, func(c *wechatpay.Client) payments.Backend { return &nativeRefusedBackend{firstCloseFails{Client: c}} }, nil)
 	dayOrders(t, e, user, 2)
 	e.clock.Advance(time.Minute)
 	if _, err := e.svc.CreateOrder(context.Background(), native); !errors.Is(err, payments.ErrPrepayRejected) {
@@ -253,9 +257,9 @@ func (b *lostThenRefusedNative) Prepay(ctx context.Context, req wechatpay.Prepay
 // own day, where its count is.
 func TestSweptReplacementGivesBackItsOwnDaysCount(t *testing.T) {
 	const user = "oUser-switch-midnight-sweep"
-	e, _, native := switchFailedBeforeMidnight(t, func(c *wechatpay.Client) payments.Backend {
+	e, _, native := switchFailedBeforeMidnight(t, user, func(c *wechatpay.Client) payments.Backend {
 		return &lostThenRefusedNative{firstCloseFails: firstCloseFails{Client: c}}
-	}, user)
+	}, nil)
 	ctx := context.Background()
 	dayOrders(t, e, user, 2)
 	e.clock.Advance(time.Minute)
@@ -447,28 +451,15 @@ func (g *markGate) GetExchange(ctx context.Context, key string) ([]byte, error) 
 // that count, or is told the switch is in progress.
 func TestConcurrentSwitchesOnANewDayCountOnce(t *testing.T) {
 	const user = "oUser-day2-race"
-	cst := time.FixedZone("CST", 8*3600)
 	var g *markGate
-	e := newEnv(t, envOptions{storeClock: true, service: func(o *payments.Options) {
-		o.Backend = &firstCloseFails{Client: o.Backend.(*wechatpay.Client)}
-		o.Rules.MaxOrdersPerUserPerDay = 2
-		g = &markGate{fullStore: o.Store.(fullStore), both: make(chan struct{})}
-		o.Store = g
-	}})
-	now := time.Now()
-	y, m, d := now.In(cst).Date()
-	midnight := time.Date(y, m, d+1, 0, 0, 0, 0, cst)
-	e.clock.Advance(midnight.Add(-10 * time.Minute).Sub(now))
+	e, a, native := switchFailedBeforeMidnight(t, user,
+		func(c *wechatpay.Client) payments.Backend { return &firstCloseFails{Client: c} },
+		func(o *payments.Options) {
+			g = &markGate{fullStore: o.Store.(fullStore), both: make(chan struct{})}
+			o.Store = g
+		})
 	ctx := context.Background()
-	a, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	native := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", PayMethod: "native"}
-	if _, err := e.svc.CreateOrder(ctx, native); !errors.Is(err, payments.ErrPaymentUnavailable) {
-		t.Fatalf("switch on day 1: %v", err)
-	}
-	e.clock.Advance(16 * time.Minute) // 00:06 day 2
+	e.clock.Advance(time.Minute) // 00:06 on day 2
 	g.on.Store(true)
 	var wg sync.WaitGroup
 	res := make([]*payments.CreateResult, 2)
@@ -491,7 +482,7 @@ func TestConcurrentSwitchesOnANewDayCountOnce(t *testing.T) {
 	if made == 0 {
 		t.Fatal("neither switch made the replacement")
 	}
-	if got := e.order(a.Order.OrderNo); got.Status != store.StatusClosed {
+	if got := e.order(a.OrderNo); got.Status != store.StatusClosed {
 		t.Fatalf("A is %s; want closed, replaced", got.Status)
 	}
 	// Day 2 holds one order (the replacement): one more must be made, the
