@@ -501,20 +501,7 @@ func (c *Capture) learnPrefix(data []byte, s string, delta, deltaEnd int) {
 // and Azure put them. Two copies at most, no edit list: the text chunks of
 // a later round all come this way.
 func (c *Capture) rewriteID(data []byte, s string, deltaEnd int) []byte {
-	known := bytes.HasPrefix(data, c.prefix)
-	idAt, idEnd := c.prefixID[0], c.prefixID[1]
-	if idAt < 0 || !known {
-		idAt, idEnd = topID(s, deltaEnd)
-	}
-	crAt, crEnd := -1, -1
-	if len(c.createdq) > 0 {
-		if crAt, crEnd = c.prefixCreated[0], c.prefixCreated[1]; crAt < 0 || !known {
-			crAt, crEnd = topCreated(s, deltaEnd)
-		}
-		if crAt >= 0 && idAt >= 0 && crAt < idEnd && idAt < crEnd {
-			crAt = -1 // a malformed chunk's: the id goes in, nothing more
-		}
-	}
+	idAt, idEnd, crAt, crEnd := c.stampAt(data, s, deltaEnd)
 	out, pos := c.out[:0], 0
 	if idAt < 0 { // no id: the turn's goes first
 		out = append(out, '{')
@@ -538,29 +525,42 @@ func (c *Capture) rewriteID(data []byte, s string, deltaEnd int) []byte {
 	return c.out
 }
 
+// stampAt finds, in a text chunk whose delta ends at deltaEnd, the byte
+// ranges of its top-level id and, when the turn's created replaces it, its
+// created (-1 for one it lacks): where the learnt prefix has them, or else
+// after the delta. A created that overlaps the id (a malformed chunk's) is
+// left alone.
+func (c *Capture) stampAt(data []byte, s string, deltaEnd int) (idAt, idEnd, crAt, crEnd int) {
+	known := bytes.HasPrefix(data, c.prefix)
+	idAt, idEnd = c.prefixID[0], c.prefixID[1]
+	if idAt < 0 || !known {
+		idAt, idEnd = topID(s, deltaEnd)
+	}
+	crAt, crEnd = -1, -1
+	if len(c.createdq) > 0 {
+		if crAt, crEnd = c.prefixCreated[0], c.prefixCreated[1]; crAt < 0 || !known {
+			crAt, crEnd = topCreated(s, deltaEnd)
+		}
+		if crAt >= 0 && idAt >= 0 && crAt < idEnd && idAt < crEnd {
+			crAt = -1
+		}
+	}
+	return idAt, idEnd, crAt, crEnd
+}
+
 // rewriteLater returns a text chunk of a later round with the turn's id and
 // without its role member.
 func (c *Capture) rewriteLater(data []byte, s string, tc *textChunk) []byte {
 	c.edits = c.edits[:0]
 	c.scratch = c.scratch[:0]
-	known := bytes.HasPrefix(data, c.prefix)
-	start, end := c.prefixID[0], c.prefixID[1]
-	if start < 0 || !known {
-		start, end = topID(s, tc.deltaEnd)
-	}
-	if start >= 0 {
-		c.replace(start, end, c.turnIDq)
+	idAt, idEnd, crAt, crEnd := c.stampAt(data, s, tc.deltaEnd)
+	if idAt >= 0 {
+		c.replace(idAt, idEnd, c.turnIDq)
 	} else {
 		c.insertID()
 	}
-	if len(c.createdq) > 0 {
-		start, end = c.prefixCreated[0], c.prefixCreated[1]
-		if start < 0 || !known {
-			start, end = topCreated(s, tc.deltaEnd)
-		}
-		if start >= 0 {
-			c.replace(start, end, c.createdq)
-		}
+	if crAt >= 0 {
+		c.replace(crAt, crEnd, c.createdq)
 	}
 	c.deleteMember(data, tc.roleAt, tc.roleEnd)
 	return c.apply(data)
