@@ -152,9 +152,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			f.errMsg = "provider " + p.name + " " + redirectMessage(resp.StatusCode, resp.Header.Get("Location")) +
 				": paygate follows no redirect; check the request's path"
 		}
-		if f.plain {
-			f.errMsg = r.errText.cut(f.errMsg, maxPlainErrorText)
-		}
+		r.cutPlain(f)
 		a.release()
 		return nil, f
 	}
@@ -204,6 +202,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		}
 		if f := answerError(req.Path, data); f != nil {
 			f.httpStatus = resp.StatusCode
+			r.cutPlain(f)
 			a.release()
 			return nil, f
 		}
@@ -421,6 +420,15 @@ func wholeAnswer(path string, data []byte) bool {
 		return false
 	}
 	return !isChatPath(path) || hasChoices(data)
+}
+
+// cutPlain bounds the text of a failure read from a body that is no error
+// JSON (readErrorFields keeps it whole): masked, then cut to
+// maxPlainErrorText, so that a key across the cut is never half shown.
+func (r *Router) cutPlain(f *failure) {
+	if f.plain {
+		f.errMsg = r.errText.cut(f.errMsg, maxPlainErrorText)
+	}
 }
 
 // hasChoices reports whether data, a JSON object, holds a non-empty

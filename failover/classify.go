@@ -203,8 +203,11 @@ func topLevelError(s string) *failure {
 // ({"error":{code, message}, "user_id"}); a resource is the answer, its
 // choices' errors aside (choiceError: OpenRouter's legacy completions).
 func answerError(path string, data []byte) *failure {
-	if isChatPath(path) || !bytes.Contains(data, keyErrorTail) {
+	if isChatPath(path) {
 		return errorObject(data)
+	}
+	if !bytes.Contains(data, keyErrorTail) {
+		return nil // errorObject's own first test: the body once, not twice
 	}
 	s := unsafeString(data)
 	if r := gjson.GetMany(s, "object", "id"); r[0].Exists() && r[0].Str != "error" || r[1].Exists() {

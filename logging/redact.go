@@ -77,9 +77,7 @@ func NewRedactorMin(secrets []string, minLen int) *Redactor {
 
 // String returns s with secrets masked.
 func (r *Redactor) String(s string) string {
-	if r.secrets != nil {
-		s = r.secrets.Replace(s)
-	}
+	s = r.Values(s)
 	if strings.Contains(s, "earer") || strings.Contains(s, "EARER") {
 		s = bearer.ReplaceAllString(s, "${1}"+Mask)
 	}
