@@ -112,7 +112,7 @@ func (s *Service) Approve(ctx context.Context, orderNo string) (*CreateResult, e
 	}
 	s.mm.approvals.WithLabelValues("approved").Inc()
 	s.log.InfoContext(ctx, "order approved by a manager; prepaying", "order_no", got.OrderNo, "amount_fen", got.AmountFen)
-	res, err := s.prepay(detached(ctx), got, "approve", s.heldCount(got))
+	res, err := s.prepay(detached(ctx), got, "approve", heldCount(got))
 	if err != nil && res == nil {
 		return &CreateResult{Order: got}, err
 	}

@@ -214,7 +214,7 @@ func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause str
 		s.m.reconcile.WithLabelValues("resolve_creating", "error").Inc()
 		return o, fmt.Errorf("query %s: %w", o.OrderNo, err)
 	}
-	res, err := s.prepay(ctx, o, cause, s.heldCount(o))
+	res, err := s.prepay(ctx, o, cause, heldCount(o))
 	if err != nil {
 		s.m.reconcile.WithLabelValues("resolve_creating", "error").Inc()
 		if res != nil && res.Order != nil {

@@ -339,6 +339,17 @@ func (s *Service) notConsumed(ctx context.Context, p *store.RefundProposal, o *s
 		return res, err
 	}
 	fate, _, ferr := s.proposalFate(ctx, p.RefundID)
+	if ferr == nil && fate == fateTaken {
+		// Taken by a confirmation that goes on under this reservation,
+		// or, before it was made, under an earlier one (this tap read the
+		// proposal live, and its refund went out and settled before it
+		// reserved the order again): then nothing will be sent under this
+		// one, which is undone as for an ended proposal.
+		var before bool
+		if before, ferr = s.takenBefore(ctx, p, rec.OrderVersion); before {
+			fate = fateEnded
+		}
+	}
 	switch {
 	case ferr != nil:
 		s.log.WarnContext(ctx, "refund confirmation not taken; the reservation is left to the sweep", "refund_id", p.RefundID, "order_no", p.OrderNo, "err", err, "state_err", ferr)
@@ -347,22 +358,7 @@ func (s *Service) notConsumed(ctx context.Context, p *store.RefundProposal, o *s
 			res.Order = back
 		}
 	case fate == fateTaken:
-		// Taken by a confirmation that goes on under this reservation,
-		// or, before it was made, under an earlier one (this tap read the
-		// proposal live, and its refund went out and settled before it
-		// reserved the order again): then nothing will be sent under this
-		// one, which is undone.
-		before, terr := s.takenBefore(ctx, p, rec.OrderVersion)
-		switch {
-		case terr != nil:
-			s.log.WarnContext(ctx, "refund confirmation not taken; the reservation is left to the sweep", "refund_id", p.RefundID, "order_no", p.OrderNo, "err", err, "record_err", terr)
-		case before:
-			if back, _ := s.revertRefund(ctx, rec, CauseRefundAborted); back != nil {
-				res.Order = back
-			}
-		default:
-			s.log.InfoContext(ctx, "refund confirmation taken by a concurrent confirmation of it", "refund_id", p.RefundID, "order_no", p.OrderNo)
-		}
+		s.log.InfoContext(ctx, "refund confirmation taken by a concurrent confirmation of it", "refund_id", p.RefundID, "order_no", p.OrderNo)
 	}
 	return res, err
 }
@@ -521,11 +517,18 @@ func (s *Service) revertRefund(ctx context.Context, rec inFlight, cause string) 
 		if c.Status != store.StatusRefunding || c.Version != rec.OrderVersion {
 			return nil, nil
 		}
-		c.Status = settledRefundStatus(c)
-		c.RefundReservedBy = ""
+		endRefund(c)
 		return c, nil
 	})
 	return got, err
+}
+
+// endRefund ends c's refund: its status is what it has refunded, and the
+// reservation (RefundReservedBy) is cleared, as every way out of refunding
+// but review must.
+func endRefund(c *store.Order) {
+	c.Status = settledRefundStatus(c)
+	c.RefundReservedBy = ""
 }
 
 // settledRefundStatus is a paid order's status for what it has refunded.
@@ -628,13 +631,11 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 			outcome = OutcomeApplied
 			c.RefundedFen = total
 			c.RefundNos = append(c.RefundNos, f.OutRefundNo)
-			c.Status = settledRefundStatus(c)
-			c.RefundReservedBy = ""
+			endRefund(c)
 			return c, nil
 		case wechatpay.RefundClosed:
 			outcome = OutcomeApplied
-			c.Status = settledRefundStatus(c)
-			c.RefundReservedBy = ""
+			endRefund(c)
 			return c, nil
 		case wechatpay.RefundProcessing:
 			return nil, nil

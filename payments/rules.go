@@ -87,16 +87,16 @@ func (s *Service) CheckCall(ctx context.Context, client, user string) error {
 	return nil
 }
 
-// countOrder counts a new order of the caller, to be created at at, against
-// MaxOrdersPerUserPerDay. It runs only when an order is about to be recorded,
-// so repeats of a live purchase (which return its order) never count. The
-// day is at's, the order's CreatedAt, so orderCount names the counter.
-func (s *Service) countOrder(ctx context.Context, client, user string, at time.Time) error {
+// countOrder counts a new order against MaxOrdersPerUserPerDay on key, its
+// user's counter of the order's created_at day (dayCounter). It runs only
+// when an order is about to be recorded, so repeats of a live purchase
+// (which return its order) never count.
+func (s *Service) countOrder(ctx context.Context, key string) error {
 	limit := s.opts.Rules.MaxOrdersPerUserPerDay
 	if limit <= 0 {
 		return nil
 	}
-	n, err := s.store.IncrCounter(ctx, dayCounter(client, user, at), dailyCounterTTL)
+	n, err := s.store.IncrCounter(ctx, key, dailyCounterTTL)
 	if err != nil {
 		return fmt.Errorf("count orders: %w", err)
 	}
@@ -137,15 +137,15 @@ func (s *Service) giveBack(ctx context.Context, c dayCount) {
 // orderCount is the count of the daily order limit that a fresh order no
 // of client's user, created at at, took (countOrder): its day's counter, and
 // a token of its own.
-func (s *Service) orderCount(client, user, no string, at time.Time) dayCount {
+func orderCount(client, user, no string, at time.Time) dayCount {
 	return dayCount{key: dayCounter(client, user, at), token: "order:" + no}
 }
 
 // heldCount is the count of o, an order held for approval or left creating,
 // for prepay: every order's count is on its created_at's day (createFresh
 // moves a switch's count there).
-func (s *Service) heldCount(o *store.Order) dayCount {
-	return s.orderCount(o.Client, o.User, o.OrderNo, o.CreatedAt)
+func heldCount(o *store.Order) dayCount {
+	return orderCount(o.Client, o.User, o.OrderNo, o.CreatedAt)
 }
 
 // giveBackSwitch gives back the count a switch of pay method took for the
@@ -225,7 +225,7 @@ func (s *Service) countReplacement(ctx context.Context, req CreateRequest, open 
 		}
 		return dayCount{}, fmt.Errorf("%w: another request is switching order %s", ErrInProgress, open.OrderNo)
 	}
-	if err := s.countOrder(ctx, req.Client, req.User, now); err != nil {
+	if err := s.countOrder(ctx, today); err != nil {
 		s.giveBack(ctx, dayCount{key: guard, token: rand.Text()}) // the next caller counts afresh
 		return dayCount{}, err
 	}

@@ -353,16 +353,15 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 	// approved by a manager; the same purchase's next order is not held
 	// for a second approval.
 	approved := false
-	// replacing: the next order replaces one closed for a switch of pay
-	// method, and was counted against the daily limit before that close
-	// (repl: that count, given back if WeChat Pay refuses the replacement).
-	replacing := false
-	var repl dayCount
-	// replFrom is the order the switch closed: only its claim's next
-	// generation is its replacement. Another caller's switch of the same
-	// order may have made one meanwhile, which the purchase then moved on
-	// to; an order made after that is a new one, counted as such.
+	// replFrom is the order a switch of pay method closed (""; none): the
+	// next order replaces it, and was counted against the daily limit
+	// before that close (repl: that count, given back if WeChat Pay
+	// refuses the replacement). Only its claim's next generation is its
+	// replacement: another caller's switch of the same order may have made
+	// one meanwhile, which the purchase then moved on to; an order made
+	// after that is a new one, counted as such.
 	var replFrom string
+	var repl dayCount
 	for round := 0; round < 6; round++ {
 		if created {
 			// A new generation: the claim lapsed (it lives dedupe_window
@@ -384,7 +383,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				created = false
 				continue
 			}
-			res, next, err := s.createFresh(ctx, req, item, amount, key, claim, approved, replacing, repl)
+			res, next, err := s.createFresh(ctx, req, item, amount, key, claim, approved, replFrom != "", repl)
 			if next == nil {
 				return res, err
 			}
@@ -493,7 +492,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				// priced anew (a changed price list, another replica's) is
 				// held again, since no manager saw that amount.
 				approved = approved || s.opts.Rules.needsApproval(o.AmountFen) && o.AmountFen == amount
-				replacing, repl, replFrom = true, counted, o.OrderNo
+				repl, replFrom = counted, o.OrderNo
 				continue
 			}
 			return s.payable(ctx, o, true)
@@ -517,11 +516,11 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 		case store.StatusClosed, store.StatusExpired, store.StatusRejected, store.StatusRefunded:
 			// Settled with no money kept: a refunded purchase is bought
 			// again like a closed one, never answered "already paid".
-			if replacing && o.OrderNo != replFrom {
+			if replFrom != "" && o.OrderNo != replFrom {
 				// Not the order this call's switch closed (another
 				// caller's replacement of it, since closed): the next
 				// order is a new purchase, counted and judged afresh.
-				replacing, repl, replFrom, approved = false, dayCount{}, "", false
+				repl, replFrom, approved = dayCount{}, "", false
 			}
 			claim, created, err = s.store.AdvanceClaim(ctx, key, claim.Generation, s.newNo(s.now()), s.opts.DedupeWindow)
 			if err != nil {
@@ -667,10 +666,10 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 	// Every order's count lives on its created_at's day under a token of
 	// its own (orderCount), so that whoever gives it back later (prepay,
 	// approval, the sweep) finds it.
-	count := s.orderCount(req.Client, req.User, claim.OrderNo, now)
+	count := orderCount(req.Client, req.User, claim.OrderNo, now)
 	switch {
 	case !replacing:
-		if err := s.countOrder(ctx, req.Client, req.User, now); err != nil {
+		if err := s.countOrder(ctx, count.key); err != nil {
 			s.releaseClaim(ctx, key, claim)
 			return nil, nil, err
 		}
