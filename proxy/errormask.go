@@ -9,8 +9,12 @@ import (
 )
 
 // sseErrorMask masks the secrets in the error events of an event stream
-// relayed read by read: a forwarded stream (a streamed Responses API call,
-// a legacy completion), which failover pipes without reading its events.
+// relayed read by read, and drops its comment lines: a forwarded stream (a
+// streamed Responses API call, a legacy completion), which failover pipes
+// without reading its events. Comment lines (": OPENROUTER PROCESSING",
+// keep-alives) go nowhere (SPEC 5: go-openai reads them as error text),
+// each with its line end; the blank line after one stays, and dispatches
+// nothing. Both are done in the one pass over each line.
 // OpenAI's Responses stream reports a failure as "event: error" with
 // {"type":"error","code","message"}, or as response.failed with the
 // Response's "error"; providers quote the request's key in such text, and
@@ -33,7 +37,9 @@ type sseErrorMask struct {
 	out        []byte // what next returns: reused
 	errorEvent bool   // the current event is named "error"
 	long       bool   // the current line outgrew maxMaskedLine
+	comment    bool   // the current line is a comment: dropped to its end
 	skipLF     bool   // the last line ended at CR: an LF next is its end too
+	dropLF     bool   // that line was a comment: its LF is dropped too
 }
 
 // maxMaskedLine bounds a line held whole: an error event is far smaller.
@@ -48,12 +54,28 @@ func (m *sseErrorMask) next(p []byte) []byte {
 		if m.skipLF {
 			m.skipLF = false
 			if p[0] == '\n' {
-				m.out = append(m.out, '\n')
+				if !m.dropLF {
+					m.out = append(m.out, '\n')
+				}
 				p = p[1:]
 				continue
 			}
 		}
+		// A line starts a comment with its first byte: nothing of the
+		// line is held or relayed yet.
+		if !m.comment && !m.long && len(m.line) == 0 && p[0] == ':' {
+			m.comment = true
+		}
 		i := lineEnd(p)
+		if m.comment {
+			if i < 0 {
+				break // the rest of the read is the comment's
+			}
+			m.comment = false
+			m.skipLF, m.dropLF = p[i] == '\r', true
+			p = p[i+1:]
+			continue
+		}
 		if i < 0 {
 			m.line = append(m.line, p...)
 			if m.long || len(m.line) > maxMaskedLine {
@@ -68,7 +90,7 @@ func (m *sseErrorMask) next(p []byte) []byte {
 		}
 		m.endLine(line)
 		m.out = append(m.out, p[i])
-		m.skipLF = p[i] == '\r'
+		m.skipLF, m.dropLF = p[i] == '\r', false
 		p = p[i+1:]
 	}
 	return m.out

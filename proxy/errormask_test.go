@@ -9,9 +9,9 @@ import (
 )
 
 // TestSSEErrorMask: a forwarded stream's error events have their secrets
-// masked, wherever the reads split the stream; every other event, the
-// answer, goes on byte for byte, a secret it quotes included (a model may
-// repeat what a user typed).
+// masked and its comment lines are dropped, wherever the reads split the
+// stream; every other event, the answer, goes on byte for byte, a secret
+// it quotes included (a model may repeat what a user typed).
 func TestSSEErrorMask(t *testing.T) {
 	const key = "sk-provider-secret-key-123"
 	const m = logging.Mask
@@ -47,6 +47,15 @@ func TestSSEErrorMask(t *testing.T) {
 		{"a function named error",
 			"data: {\"type\":\"response.output_item.added\",\"item\":{\"type\":\"function_call\",\"name\":\"error\",\"arguments\":\"" + key + "\"}}\n\n",
 			"data: {\"type\":\"response.output_item.added\",\"item\":{\"type\":\"function_call\",\"name\":\"error\",\"arguments\":\"" + key + "\"}}\n\n"},
+		{"comment lines dropped with their ends",
+			": OPENROUTER PROCESSING\n\ndata: {\"text\":\"a: b\"}\n\n:\r\n\r\n: keep-alive\r\rdata: x\n\n",
+			"\ndata: {\"text\":\"a: b\"}\n\n\r\n\rdata: x\n\n"},
+		{"a comment within an error event",
+			"event: error\n: note " + key + "\ndata: {\"message\":\"key " + key + "\"}\n\n",
+			"event: error\ndata: {\"message\":\"key " + m + "\"}\n\n"},
+		{"a last comment without its end",
+			"data: x\n\n: bye",
+			"data: x\n\n"},
 		{"a last line without its end",
 			"data: {\"type\":\"error\",\"message\":\"key " + key + "\"}",
 			"data: {\"type\":\"error\",\"message\":\"key " + m + "\"}"},

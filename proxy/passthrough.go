@@ -168,43 +168,6 @@ func (t *usageTail) usage() gjson.Result {
 	return gjson.GetBytes(append([]byte{'{'}, t.b[i:]...), "usage")
 }
 
-// sseComments drops the comment lines (a line that starts with ':') of an
-// event stream relayed read by read: a line may span reads, and ends at LF,
-// CR or CRLF (the SSE spec's three). Every other byte is kept as it came;
-// the blank line that followed a comment stays, and dispatches nothing.
-type sseComments struct {
-	lineStart bool // the next byte starts a line
-	inComment bool // within a comment line, before its end
-	skipLF    bool // a comment line ended at CR: an LF next is its end too
-}
-
-// drop removes the comment lines' bytes from p, in place, and returns what
-// is left.
-func (f *sseComments) drop(p []byte) []byte {
-	out := p[:0]
-	for _, c := range p {
-		if f.skipLF {
-			f.skipLF = false
-			if c == '\n' {
-				continue
-			}
-		}
-		switch {
-		case f.inComment:
-			if c == '\n' || c == '\r' {
-				f.inComment, f.lineStart, f.skipLF = false, true, c == '\r'
-			}
-			continue
-		case f.lineStart && c == ':':
-			f.inComment, f.lineStart = true, false
-			continue
-		}
-		out = append(out, c)
-		f.lineStart = c == '\n' || c == '\r'
-	}
-	return out
-}
-
 // isEventStream reports whether a Content-Type is text/event-stream.
 func isEventStream(ct string) bool {
 	mt, _, _ := strings.Cut(ct, ";")
@@ -282,18 +245,14 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 		// content): without their coding they are a corrupt file.
 		h["Content-Encoding"] = ce
 	}
-	// An event stream's comment lines are dropped on the way (SPEC 5:
-	// go-openai reads them as error text) and its error events have their
-	// secrets masked (sseErrorMask), so its length is not the provider's.
-	var (
-		comments *sseComments
-		errMask  *sseErrorMask
-	)
+	// An event stream's comment lines are dropped on the way and its error
+	// events have their secrets masked (sseErrorMask), so its length is
+	// not the provider's.
+	var errMask *sseErrorMask
 	if isEventStream(ct) {
-		comments = &sseComments{lineStart: true}
 		errMask = &sseErrorMask{redact: s.redact}
 	}
-	if n := resp.ContentLength(); n >= 0 && resp.StatusCode != http.StatusNoContent && comments == nil {
+	if n := resp.ContentLength(); n >= 0 && resp.StatusCode != http.StatusNoContent && errMask == nil {
 		h.Set("Content-Length", strconv.FormatInt(n, 10))
 	}
 	w.WriteHeader(resp.StatusCode)
@@ -331,8 +290,8 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 	for {
 		n, err := resp.Read(*buf)
 		p := (*buf)[:n]
-		if comments != nil {
-			p = errMask.next(comments.drop(p))
+		if errMask != nil {
+			p = errMask.next(p)
 		}
 		if !send(p) {
 			return false // the client left, or stopped reading
