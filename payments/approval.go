@@ -94,6 +94,7 @@ func (s *Service) Approve(ctx context.Context, orderNo string) (*CreateResult, e
 			return nil, errHeldPastDeadline
 		}
 		c.Status = store.StatusCreating
+		c.ApprovedFen = c.AmountFen // what a switch of pay method may carry
 		// The payment window starts now, not when the user asked.
 		c.ExpiresAt = s.now().Add(s.opts.OrderTTL).Truncate(time.Second)
 		return c, nil

@@ -59,3 +59,97 @@ func TestApprovalNotCarriedToANewAmount(t *testing.T) {
 		})
 	}
 }
+
+// TestSwitchCarriesOnlyARecordedApproval: switching the pay method of a
+// payable order above approval_above opens its replacement at once only when
+// a manager approved that order at that amount (recorded on it); an approval
+// is never inferred from the threshold. An order opened while approval was
+// off or its threshold higher (a config change, another replica's rules mid
+// deploy) was never seen by a manager, and neither was one approved before
+// approvals were recorded (the safe side: held again). A carried approval is
+// recorded on the replacement, so switching back works too.
+func TestSwitchCarriesOnlyARecordedApproval(t *testing.T) {
+	held := payments.Rules{ApprovalAboveFen: payments.FenPtr(5000)} // 99.98 waits for a manager
+	cases := []struct {
+		name    string
+		opened  payments.Rules // the rules the first order was made under
+		approve bool           // a manager approves the first order
+		// unrecorded strips the recorded approval, as on an order approved
+		// before approvals were recorded.
+		unrecorded bool
+		wantHeld   bool // the replacement waits for a manager
+	}{
+		{name: "opened with approval off", opened: payments.Rules{}, wantHeld: true},
+		{name: "opened under a higher threshold", opened: payments.Rules{ApprovalAboveFen: payments.FenPtr(50000)}, wantHeld: true},
+		{name: "approved before approvals were recorded", opened: held, approve: true, unrecorded: true, wantHeld: true},
+		{name: "approved", opened: held, approve: true, wantHeld: false},
+	}
+	for _, driver := range drivers(t) {
+		for _, tc := range cases {
+			t.Run(driver+"/"+tc.name, func(t *testing.T) {
+				e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) { o.Rules = tc.opened }})
+				ctx := context.Background()
+				jsapi := payments.CreateRequest{Client: "shop-bot", User: "oUser-carry", SKU: "premium-monthly", Quantity: 2}
+				native := jsapi
+				native.PayMethod = "native"
+				a, err := e.svc.CreateOrder(ctx, jsapi)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.approve {
+					if _, err := e.svc.Approve(ctx, a.Order.OrderNo); err != nil {
+						t.Fatal(err)
+					}
+				}
+				first := e.order(a.Order.OrderNo)
+				if first.Status != store.StatusAwaitingPayment {
+					t.Fatalf("first order %s; want awaiting_payment", first.Status)
+				}
+				if want := map[bool]int64{true: first.AmountFen}[tc.approve]; first.ApprovedFen != want {
+					t.Errorf("first order approved_fen %d; want %d", first.ApprovedFen, want)
+				}
+				if tc.unrecorded {
+					first.ApprovedFen = 0
+					if err := e.st.UpdateOrder(ctx, first, first.Status); err != nil {
+						t.Fatal(err)
+					}
+				}
+				other, err := payments.New(payments.Options{
+					Store: e.st, Backend: e.client, Notify: e.client.NotifyVerifier(), Catalog: e.catalog,
+					MchID: e.sim.MchID(), AppID: e.sim.AppID(), Registerer: prometheus.NewRegistry(),
+					Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: e.clock.Now, Rules: held,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = other.Close() })
+				b, err := other.CreateOrder(ctx, native)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b.Order.OrderNo == a.Order.OrderNo {
+					t.Fatalf("switch kept order %s; want a replacement", a.Order.OrderNo)
+				}
+				if isHeld := b.Order.Status == store.StatusApprovalRequired; isHeld != tc.wantHeld || isHeld != (e.sim.Prepays(b.Order.OrderNo) == 0) {
+					t.Fatalf("replacement %s of %d fen: %s, %d prepay(s); want held %v (approved_fen of the first: %d)",
+						b.Order.OrderNo, b.Order.AmountFen, b.Order.Status, e.sim.Prepays(b.Order.OrderNo), tc.wantHeld, first.ApprovedFen)
+				}
+				if tc.wantHeld {
+					return
+				}
+				if got := e.order(b.Order.OrderNo).ApprovedFen; got != b.Order.AmountFen {
+					t.Errorf("replacement approved_fen %d; want the carried approval, %d", got, b.Order.AmountFen)
+				}
+				// Back to JSAPI: the carried approval carries again.
+				c, err := other.CreateOrder(ctx, jsapi)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Order.OrderNo == b.Order.OrderNo || c.Order.Status != store.StatusAwaitingPayment || e.sim.Prepays(c.Order.OrderNo) != 1 {
+					t.Errorf("second switch: %s %s, %d prepay(s); want a new payable order, not held again",
+						c.Order.OrderNo, c.Order.Status, e.sim.Prepays(c.Order.OrderNo))
+				}
+			})
+		}
+	}
+}

@@ -350,8 +350,9 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 		return nil, fmt.Errorf("claim purchase: %w", err)
 	}
 	// approved: the order closed for a switch of pay method had been
-	// approved by a manager; the same purchase's next order is not held
-	// for a second approval.
+	// approved by a manager at the amount the purchase costs now (its
+	// ApprovedFen); the same purchase's next order is not held for a
+	// second approval.
 	approved := false
 	// replFrom is the order a switch of pay method closed (""; none): the
 	// next order replaces it, and was counted against the daily limit
@@ -486,12 +487,16 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 					// does not bear out), the mark keeps the count.
 					s.giveBack(ctx, counted)
 				}
-				// Payable above the approval threshold: a manager approved
-				// it, and approved this purchase at that amount. The next
-				// order carries the approval only at the same amount: one
-				// priced anew (a changed price list, another replica's) is
-				// held again, since no manager saw that amount.
-				approved = approved || s.opts.Rules.needsApproval(o.AmountFen) && o.AmountFen == amount
+				// The next order carries a manager's approval only if one
+				// was recorded on this order (ApprovedFen), at the amount
+				// the purchase costs now: one priced anew (a changed price
+				// list, another replica's) is held again, since no manager
+				// saw that amount. It is never inferred from the threshold:
+				// an order opened while approval was off, or under a higher
+				// threshold (a config change, another replica mid-deploy),
+				// was never approved. Orders approved before ApprovedFen
+				// was recorded carry none and are held again: the safe side.
+				approved = o.ApprovedFen != 0 && o.ApprovedFen == amount
 				repl, replFrom = counted, o.OrderNo
 				continue
 			}
@@ -656,8 +661,9 @@ func samePurchase(o *store.Order, req CreateRequest) bool {
 // createFresh records the order as `creating`, re-checks that the claim is
 // still its own, and prepays. next is set when another caller took the claim
 // over meanwhile: the caller follows that claim instead. approved: a manager
-// already approved this purchase (its previous order, closed for a switch
-// of pay method), so an amount above the threshold is not held again.
+// already approved this purchase at amount (its previous order, closed for a
+// switch of pay method), so an amount above the threshold is not held again;
+// the approval is recorded on the new order too, for its own switch.
 // replacing: it replaces that closed order, and the switch counted it
 // against the daily limit already, as repl (a count of the switch's day,
 // given back if WeChat Pay refuses the replacement).
@@ -686,6 +692,9 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 	}
 	o := claimedOrder(req, item, amount, key, claim, store.StatusCreating, now)
 	o.ExpiresAt = now.Add(s.opts.OrderTTL).Truncate(time.Second)
+	if approved {
+		o.ApprovedFen = amount
+	}
 	approval := s.opts.Rules.needsApproval(amount) && !approved
 	if approval {
 		// Held for a manager: no prepay; the deadline is the manager's

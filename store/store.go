@@ -114,6 +114,12 @@ type Order struct {
 	CodeURL       string   `json:"code_url,omitempty"`
 	TransactionID string   `json:"transaction_id,omitempty"`
 	ReviewReason  string   `json:"review_reason,omitempty"`
+	// ApprovedFen is the amount a manager approved this order at (0: none
+	// did). A switch of pay method carries the approval to the replacement
+	// only at that same amount, and records it there too; it is never
+	// inferred from the approval threshold, which another replica or an
+	// older config may have judged differently.
+	ApprovedFen int64 `json:"approved_fen,omitempty"`
 	// RefundReservedBy is the refund proposal whose confirmation moved the
 	// order to refunding. Another confirmation of the same proposal goes on
 	// under the reservation (the proposal's single use decides which one
