@@ -191,11 +191,17 @@ func (s *Service) proposalEvents(ctx context.Context, step ProposalStep, p *stor
 func (s *Service) proposal(ctx context.Context, client, user, id string) (*store.RefundProposal, error) {
 	p, err := s.store.GetRefundProposal(ctx, id)
 	if errors.Is(err, store.ErrGone) {
-		// A tombstone is read without its owner; the consume step checks the
-		// owner before the state, so another user's tombstone is not found.
-		// A tombstone never becomes live again, so this consumes nothing.
-		if _, cerr := s.store.ConsumeRefundProposal(ctx, id, user); cerr != nil {
-			return nil, fmt.Errorf("refund proposal %s: %w", id, cerr)
+		// A tombstone is read without its owner: its record is read to
+		// check both the client and the user, so that another client's or
+		// user's tap is not found, as before the proposal ended; "gone"
+		// would tell them the id exists. (The consume step checked only
+		// the user.) Past TombstoneTTL meanwhile, it is not found.
+		t, _, serr := s.store.RefundProposalState(ctx, id)
+		if serr != nil {
+			return nil, fmt.Errorf("refund proposal %s: read its tombstone: %w", id, serr)
+		}
+		if t.Client != client || t.User != user {
+			return nil, fmt.Errorf("refund proposal %s: %w", id, store.ErrNotFound)
 		}
 		return nil, fmt.Errorf("refund proposal %s: %w", id, store.ErrGone)
 	}

@@ -242,6 +242,63 @@ func TestRefundProposalExpiresAndCancels(t *testing.T) {
 	}
 }
 
+// TestEndedProposalOfAnotherOwnerIsNotFound: a proposal id held by another
+// client or user is not found (404), before and after it is used, cancelled
+// or expired; "gone" (410) would tell them the id exists. Only its owner is
+// told it is gone.
+func TestEndedProposalOfAnotherOwnerIsNotFound(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, storeClock: true})
+			ctx := context.Background()
+			o := paidOrder(t, e, "oUser-ended", 2)
+			used, cancelled, expired := propose(t, e, o, 1000), propose(t, e, o, 1000), propose(t, e, o, 1000)
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, used.RefundID); err != nil {
+				t.Fatalf("confirm: %v", err)
+			}
+			if _, err := e.svc.CancelRefund(ctx, "shop-bot", o.User, cancelled.RefundID); err != nil {
+				t.Fatalf("cancel: %v", err)
+			}
+			e.clock.Advance(payments.DefaultRefundConfirmTTL + time.Second)
+			ops := map[string]func(client, user, id string) error{
+				"confirm": func(client, user, id string) error {
+					_, err := e.svc.ConfirmRefund(ctx, client, user, id)
+					return err
+				},
+				"cancel": func(client, user, id string) error {
+					_, err := e.svc.CancelRefund(ctx, client, user, id)
+					return err
+				},
+			}
+			for _, tc := range []struct {
+				state        string
+				id           string
+				client, user string
+				want         error
+			}{
+				{"used", used.RefundID, "other-bot", o.User, store.ErrNotFound},
+				{"used", used.RefundID, "shop-bot", "oUser-intruder", store.ErrNotFound},
+				{"used", used.RefundID, "shop-bot", o.User, store.ErrGone},
+				{"cancelled", cancelled.RefundID, "other-bot", o.User, store.ErrNotFound},
+				{"cancelled", cancelled.RefundID, "shop-bot", "oUser-intruder", store.ErrNotFound},
+				{"cancelled", cancelled.RefundID, "shop-bot", o.User, store.ErrGone},
+				{"expired", expired.RefundID, "other-bot", o.User, store.ErrNotFound},
+				{"expired", expired.RefundID, "shop-bot", "oUser-intruder", store.ErrNotFound},
+				{"expired", expired.RefundID, "shop-bot", o.User, store.ErrGone},
+			} {
+				for name, op := range ops {
+					if err := op(tc.client, tc.user, tc.id); !errors.Is(err, tc.want) {
+						t.Errorf("%s of the %s proposal by %s/%s: %v; want %v", name, tc.state, tc.client, tc.user, err, tc.want)
+					}
+				}
+			}
+			if n := e.sim.RefundCount(""); n != 1 {
+				t.Errorf("simulator refunds %d; want 1, the owner's confirmation", n)
+			}
+		})
+	}
+}
+
 func TestPartialRefundsNeverExceedThePayment(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
