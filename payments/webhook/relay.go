@@ -779,21 +779,24 @@ func (r *Relay) refresh(ctx context.Context) {
 }
 
 // Handler serves the delivery state as JSON (GET /admin/api/webhooks). It
-// does no authentication: mount it behind the admin token check.
+// does no authentication: mount it behind the admin token check. Failures
+// answer in the admin API's error shape, {"error":"…"}, as its other routes
+// do, so the console and an operator's scripts read them alike.
 func (r *Relay) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
 		st, err := r.Stats(req.Context())
 		if err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, `{"error":{"message":"the store's outbox cannot be read"}}`+"\n")
+			r.log.WarnContext(req.Context(), "webhook delivery state not served: the outbox cannot be read", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the store's outbox cannot be read; try again"})
 			return
 		}
 		b, err := json.Marshal(st)
 		if err != nil {
-			w.WriteHeader(http.StatusInternalServerError)
+			r.log.ErrorContext(req.Context(), "webhook delivery state not served: it cannot be encoded", "err", err)
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "the webhook delivery state cannot be encoded"})
 			return
 		}
+		w.Header().Set("Content-Type", "application/json")
 		b = append(b, '\n')
 		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 		_, _ = w.Write(b)

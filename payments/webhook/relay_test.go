@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -562,6 +563,57 @@ func TestStatsAndHandler(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(gauge(t, reg, "paygate_webhook_oldest_pending_seconds")); got < 9 {
 		t.Errorf("oldest gauge %v; want about 10 (the clock moved 10s)", got)
+	}
+}
+
+// brokenStats is a store whose outbox stats fail, or come back with a head
+// no JSON can hold (a year past 9999), so the relay's answer cannot be
+// encoded.
+type brokenStats struct {
+	store.Store
+	unencodable bool
+}
+
+func (s brokenStats) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
+	if !s.unencodable {
+		return store.OutboxStats{}, errors.New("outbox unreachable")
+	}
+	ob, err := s.Store.OutboxStats(ctx)
+	for i := range ob.Heads {
+		ob.Heads[i].CreatedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	return ob, err
+}
+
+// TestHandlerFailuresInTheAdminShape: GET /admin/api/webhooks is an admin
+// API route, so a failure answers as the admin API does everywhere,
+// {"error":"…"} (not the chat API's {"error":{"message":…}}, not an empty
+// body), with a status that says whose fault it is.
+func TestHandlerFailuresInTheAdminShape(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		unencodable bool
+		status      int
+	}{
+		{"store fails", false, http.StatusServiceUnavailable},
+		{"answer cannot be encoded", true, http.StatusInternalServerError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := testdrivers.Open(t, "embedded", nil)
+			orders{t, st}.create("PSTATSBROKEN", store.StatusApprovalRequired)
+			r := newRelay(t, brokenStats{Store: st, unencodable: tc.unencodable}, "http://127.0.0.1:1/hook", time.Now, nil)
+			rec := httptest.NewRecorder()
+			r.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/admin/api/webhooks", nil))
+			var body struct {
+				Error string `json:"error"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error == "" {
+				t.Errorf("body %q (%v); want {\"error\":\"…\"}", rec.Body, err)
+			}
+			if rec.Code != tc.status || rec.Header().Get("Content-Type") != "application/json" {
+				t.Errorf("status %d, %s; want %d, application/json", rec.Code, rec.Header().Get("Content-Type"), tc.status)
+			}
+		})
 	}
 }
 
