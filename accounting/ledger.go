@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,18 @@ type Usage struct {
 }
 
 type price struct{ inMicros, outMicros int64 } // per million tokens
+
+// maxRoundTokens bounds a round's count of prompt or completion tokens: a
+// count above it is no measure of one call (the largest context windows
+// hold a few million tokens) but a provider's or relay's bug, and is
+// refused (counted as 0) rather than priced.
+const maxRoundTokens = 10_000_000_000
+
+// maxRoundCost caps one round's cost: ten thousand units, a hundred times
+// the dearest real round (some hundred thousand tokens at the dearest
+// prices), and far enough below int64's end that the ledger's sums of many
+// rounds do not overflow. Only a price set absurdly high reaches it.
+const maxRoundCost Pico = 10_000 * picoPerUnit
 
 // SessionStore keeps a conversation's running cost where every replica sees
 // it, as a tally every replica adds to in one atomic step: two replicas
@@ -146,6 +159,9 @@ type modelTotals struct {
 	// The pair's metric series, resolved once (a label lookup per round
 	// hashes the labels and takes the vector's lock).
 	promptC, completionC, costC prometheus.Counter
+
+	// warned: the kinds of usage Round logged about for the pair.
+	warned roundWarnings
 }
 
 // New builds a Ledger from the providers' price tables.
@@ -192,10 +208,25 @@ func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *sl
 
 // Round records one upstream round's tokens and returns its cost. A model
 // with no configured price costs 0 (its tokens are still counted).
+//
+// The counts are the provider's, and a provider's bug must not cost the
+// answer it came with: a negative count (Prometheus panics on a counter
+// that would decrease) is taken as 0, and so is a count above
+// maxRoundTokens; a cost past maxRoundCost (an int64 overflow made it
+// negative) is capped there. Each is logged once per provider and model.
 func (l *Ledger) Round(provider, model string, u Usage) Pico {
 	key := modelKey{provider, model} // a struct key: no string built per round
 	p := l.prices[key]
-	c := Pico(u.PromptTokens*p.inMicros + u.CompletionTokens*p.outMicros)
+	in, inOK := tokenCount(u.PromptTokens)
+	out, outOK := tokenCount(u.CompletionTokens)
+	c, exact := roundCost(in, p.inMicros, out, p.outMicros)
+	var warn roundWarnings
+	if !inOK || !outOK {
+		warn |= warnCounts
+	}
+	if !exact {
+		warn |= warnCost
+	}
 	l.mu.Lock()
 	m := l.models[key]
 	if m == nil {
@@ -205,14 +236,62 @@ func (l *Ledger) Round(provider, model string, u Usage) Pico {
 			costC:       l.cost.WithLabelValues(provider, model)}
 		l.models[key] = m
 	}
-	m.PromptTokens += u.PromptTokens
-	m.Completion += u.CompletionTokens
+	m.PromptTokens += in
+	m.Completion += out
 	m.Cost += c
+	warn &^= m.warned // each kind once per provider and model
+	m.warned |= warn
 	l.mu.Unlock()
-	m.promptC.Add(float64(u.PromptTokens))
-	m.completionC.Add(float64(u.CompletionTokens))
+	m.promptC.Add(float64(in))
+	m.completionC.Add(float64(out))
 	m.costC.Add(c.Units())
+	if warn != 0 {
+		l.warnRound(provider, model, u, warn)
+	}
 	return c
+}
+
+// roundWarnings are the kinds of a provider's usage Round logs about, once
+// per provider and model (modelTotals.warned).
+type roundWarnings uint8
+
+const (
+	warnCounts roundWarnings = 1 << iota // a count negative or above maxRoundTokens
+	warnCost                             // a cost capped at maxRoundCost
+)
+
+func (l *Ledger) warnRound(provider, model string, u Usage, warn roundWarnings) {
+	if warn&warnCounts != 0 {
+		l.log.Warn(fmt.Sprintf("accounting: the provider's usage has a token count that is negative or more than %d; counted as 0 (logged once for this provider and model)", maxRoundTokens),
+			"provider", provider, "model", model, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens)
+	}
+	if warn&warnCost != 0 {
+		l.log.Warn("accounting: a round's cost at the configured prices is past "+maxRoundCost.String()+" and is capped there; check providers[].prices (logged once for this provider and model)",
+			"provider", provider, "model", model, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens)
+	}
+}
+
+// tokenCount is a provider's count as Round takes it, and whether it was
+// taken as sent: a negative count, or one above maxRoundTokens, is 0.
+func tokenCount(n int64) (int64, bool) {
+	if n < 0 || n > maxRoundTokens {
+		return 0, false
+	}
+	return n, true
+}
+
+// roundCost is in tokens at inMicros plus out tokens at outMicros (per
+// million tokens: a token at a micro-unit per million is a pico-unit), and
+// whether it is exact: a cost past maxRoundCost, int64 overflow included,
+// is maxRoundCost. The counts and prices are not negative.
+func roundCost(in, inMicros, out, outMicros int64) (Pico, bool) {
+	hiIn, loIn := bits.Mul64(uint64(in), uint64(inMicros))
+	hiOut, loOut := bits.Mul64(uint64(out), uint64(outMicros))
+	sum, carry := bits.Add64(loIn, loOut, 0)
+	if hiIn != 0 || hiOut != 0 || carry != 0 || sum > uint64(maxRoundCost) {
+		return maxRoundCost, false
+	}
+	return Pico(sum), true
 }
 
 // sessionKey names a conversation's kept cost: the client's (bot's) user's

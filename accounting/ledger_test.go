@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/time/rate"
 
 	"github.com/paygate/paygate/config"
@@ -144,6 +145,77 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 	}
 	if l.Stats().Turns != 4 {
 		t.Errorf("the session-less turn was not counted")
+	}
+}
+
+// TestRoundUsageOutOfRange: a provider's usage is not trusted to be sane.
+// A negative count made Round call Counter.Add with a negative value,
+// which panics ("counter cannot decrease"), and so did a count whose cost
+// overflowed int64 (4e12 tokens at 2.50 per million): the panic ended the
+// request whose answer the provider had already produced, after a payment
+// tool had run on the chat path. A negative count is taken as 0, a count
+// no call can use (above maxRoundTokens) is refused (taken as 0), a cost
+// past maxRoundCost is capped there; each is logged once per provider and
+// model, however many rounds bring it.
+func TestRoundUsageOutOfRange(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+providers:
+  - name: p
+    base_url: http://x
+    prices: {m: {input: "2.50", output: "10.00"}, steep: {input: "10000"}, dear: {input: "999999999999", output: "999999999999"}}
+models: [{name: m, targets: [{provider: p, model: m}, {provider: p, model: steep}, {provider: p, model: dear}]}]
+`), "t", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name               string
+		model              string
+		u                  Usage
+		prompt, completion float64 // tokens counted per round
+		cost               string  // per round
+		log                string
+	}{
+		{"negative prompt tokens", "m", Usage{-5, 200}, 0, 200, "0.002000", "negative"},
+		{"negative completion tokens", "m", Usage{1000, -1}, 1000, 0, "0.002500", "negative"},
+		{"more tokens than any call uses", "m", Usage{4_000_000_000_000, 200}, 0, 200, "0.002000", "more than"},
+		{"a cost past the cap", "steep", Usage{2_000_000, 0}, 2_000_000, 0, maxRoundCost.String(), "capped"},
+		{"a cost past int64", "dear", Usage{10_000_000, 10_000_000}, 10_000_000, 10_000_000, maxRoundCost.String(), "capped"},
+		{"the largest count at the dearest price", "dear", Usage{10_000_000_000, 0}, 10_000_000_000, 0, maxRoundCost.String(), "capped"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs syncBuffer
+			reg := prometheus.NewRegistry()
+			l, err := New(cfg, nil, reg, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			const rounds = 3
+			for range rounds {
+				func() {
+					defer func() {
+						if p := recover(); p != nil {
+							t.Fatalf("Round(%+v) panicked: %v", tc.u, p)
+						}
+					}()
+					if got := l.Round("p", tc.model, tc.u); got.String() != tc.cost {
+						t.Errorf("Round(%+v) = %s; want %s", tc.u, got, tc.cost)
+					}
+				}()
+			}
+			for kind, want := range map[string]float64{"prompt": tc.prompt, "completion": tc.completion} {
+				if got := testutil.ToFloat64(l.tokens.WithLabelValues("p", tc.model, kind)); got != rounds*want {
+					t.Errorf("%s tokens counted %v; want %v", kind, got, rounds*want)
+				}
+			}
+			if c := l.Stats().ByModel[0].LLMCost; strings.HasPrefix(c, "-") {
+				t.Errorf("the model's cost %s is negative", c)
+			}
+			if n := strings.Count(logs.String(), "level=WARN"); n != 1 || !strings.Contains(logs.String(), tc.log) {
+				t.Errorf("%d warnings over %d rounds; want one that says %q:\n%s", n, rounds, tc.log, logs.String())
+			}
+		})
 	}
 }
 

@@ -65,6 +65,72 @@ func TestAnswerBeforeAccounting(t *testing.T) {
 	}
 }
 
+// TestUsageOutOfRangeKeepsTheAnswer: a provider's usage with a negative
+// count, or one so large its cost overflowed int64, made the ledger panic
+// (Prometheus refuses a counter that would decrease) once the answer was
+// written: the server closed the connection and the bot lost an answer
+// the provider had produced and billed, on a forwarded path and on chat
+// completions alike. The bot now gets the whole answer, and the spend
+// stays non-negative.
+func TestUsageOutOfRangeKeepsTheAnswer(t *testing.T) {
+	chat := func(usage string) http.HandlerFunc {
+		return jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model",`+
+			`"choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":`+usage+`}`)
+	}
+	embeddings := func(usage string) http.HandlerFunc {
+		return jsonHandler(200, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1]}],"model":"vendor/upstream-model","usage":`+usage+`}`)
+	}
+	responsesStream := func(usage string) http.HandlerFunc {
+		return sseHandler("event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[],\"usage\":" + usage + "}}\n\n")
+	}
+	tests := []struct {
+		name, path, body string
+		provider         http.HandlerFunc
+		want             string // in the bot's answer
+	}{
+		{"chat, a negative count", "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`,
+			chat(`{"prompt_tokens":-5,"completion_tokens":2,"total_tokens":-3}`), `"content":"hello"`},
+		{"chat, a count whose cost overflows", "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`,
+			chat(`{"prompt_tokens":4000000000000,"completion_tokens":2,"total_tokens":4000000000002}`), `"content":"hello"`},
+		{"embeddings, a negative count", "/v1/embeddings", `{"model":"gpt-test","input":"hi"}`,
+			embeddings(`{"prompt_tokens":-5,"total_tokens":-5}`), `"embedding"`},
+		{"embeddings, a count whose cost overflows", "/v1/embeddings", `{"model":"gpt-test","input":"hi"}`,
+			embeddings(`{"prompt_tokens":4000000000000,"total_tokens":4000000000000}`), `"embedding"`},
+		{"a Responses stream, a negative count", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`,
+			responsesStream(`{"input_tokens":-5,"output_tokens":2}`), `response.completed`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, tc.provider)
+			s, ledger, reg := ledgerProxy(t, pricedConfig(t, fp.URL), nil, nil)
+			t.Cleanup(ledger.Close)
+			srv, handled := waitedServer(t, s.Handler())
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer "+testClientKey)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("the bot got no answer: %v", err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 || !strings.Contains(string(b), tc.want) {
+				t.Fatalf("the bot got %d %q, %v; want the provider's answer whole", resp.StatusCode, b, err)
+			}
+			handled.Wait()
+			if c := ledger.Stats().LLMCost; strings.HasPrefix(c, "-") {
+				t.Errorf("LLM spend %s is negative", c)
+			}
+			if n := tokensCounted(t, reg, "prompt"); n != 0 {
+				t.Errorf("prompt tokens counted %v; want 0 for a count out of range", n)
+			}
+			if n := tokensCounted(t, reg, "completion"); n != 2 && tc.path != "/v1/embeddings" {
+				t.Errorf("completion tokens counted %v; want the 2 in range", n)
+			}
+		})
+	}
+}
+
 // TestStreamAnswerEndsWhileTheLedgerQueueIsFull: a streamed answer ends
 // only when the handler returns, after Ledger.Turn. With the store hung
 // (every conversation-cost write waits out its timeout) and the ledger's
