@@ -243,6 +243,46 @@ func TestWarnings(t *testing.T) {
 	}
 }
 
+// TestUnusedPriceWarns: a price under a model name no target of its
+// provider uses (a typo: "gpt-4o-mini " for "gpt-4o-mini", or the price
+// under the wrong provider) prices nothing, and the model the operator
+// meant costs 0 in every figure without a word. check-config and serve now
+// warn at the price's line.
+func TestUnusedPriceWarns(t *testing.T) {
+	const providers = "providers:\n" +
+		"  - name: a\n    base_url: https://a.example/v1\n    api_key: sk-a-0123\n    prices:\n      %s: {input: \"1\"}\n" +
+		"  - name: b\n    base_url: https://b.example/v1\n    api_key: sk-b-0123\n" +
+		"models:\n  - {name: m, targets: [{provider: a, model: x/m}, {provider: b, model: x/n}]}\n"
+	tests := []struct {
+		name, price string
+		want        string // "" for no warning about prices
+	}{
+		{"the target's model", "x/m", ""},
+		{"a typo", "x/mm", `c.yaml:6: providers[0].prices.x/mm: no target of provider "a" has the model "x/mm": the price is used for nothing`},
+		{"another provider's model", "x/n", `c.yaml:6: providers[0].prices.x/n: no target of provider "a" has the model "x/n": the price is used for nothing`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse(fmt.Appendf(nil, providers, tc.price), "c.yaml", envMap(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range cfg.Warnings {
+				if strings.Contains(w, ".prices") {
+					got = append(got, w)
+				}
+			}
+			switch {
+			case tc.want == "" && len(got) > 0:
+				t.Errorf("warnings %q; want none about prices", got)
+			case tc.want != "" && (len(got) != 1 || !strings.HasPrefix(got[0], tc.want)):
+				t.Errorf("warnings %q; want one that starts %q", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestSimulatorWithRedisWarns: replicas sharing a Redis store each run a
 // simulator of their own, which do not see each other's orders.
 func TestSimulatorWithRedisWarns(t *testing.T) {

@@ -152,7 +152,8 @@ type Provider struct {
 	// first_token 30s, idle 30s, total 300s.
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Prices maps an upstream model name to its price per million tokens, for
-	// cost accounting. Default {}: cost 0.
+	// cost accounting. A name no target of this provider has is a warning.
+	// Default {}: cost 0.
 	Prices map[string]Price `yaml:"prices"`
 }
 

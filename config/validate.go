@@ -44,6 +44,7 @@ func (l *loader) validate(c *Config) {
 	l.validateStore(c)
 	providers := l.validateProviders(c)
 	l.validateModels(c, providers)
+	l.validatePrices(c)
 	l.validateFailover(c)
 	l.validatePayments(c)
 	l.validateMisc(c)
@@ -361,6 +362,30 @@ func (l *loader) validateModels(c *Config, providers map[string]bool) {
 	}
 	if fm := c.Payments.FollowupModel; fm != "" && !seen[fm] {
 		l.at("payments.followup_model", "%q is not a model of models", fm)
+	}
+}
+
+// validatePrices warns of a price under a model name no target of its
+// provider names: accounting prices a round by its provider and upstream
+// model exactly, so such a price (a typo, the price put under the wrong
+// provider) is used for nothing, and the model it was meant for costs 0 in
+// every figure. A warning, not an error: the prices serve the figures
+// alone, and a price kept for a target taken out for a while is harmless.
+func (l *loader) validatePrices(c *Config) {
+	used := map[[2]string]bool{} // provider, upstream model
+	for _, m := range c.Models {
+		for _, t := range m.Targets {
+			used[[2]string{t.Provider, t.Model}] = true
+		}
+	}
+	for i, p := range c.Providers {
+		for _, model := range slices.Sorted(maps.Keys(p.Prices)) {
+			if !used[[2]string{p.Name, model}] {
+				l.warn(fmt.Sprintf("providers[%d].prices.%s", i, model),
+					"no target of provider %q has the model %q: the price is used for nothing, and the model it was meant for costs 0 (check it against models[].targets[].model)",
+					p.Name, model)
+			}
+		}
 	}
 }
 
