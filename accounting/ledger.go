@@ -207,7 +207,10 @@ func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *sl
 }
 
 // Round records one upstream round's tokens and returns its cost. A model
-// with no configured price costs 0 (its tokens are still counted).
+// with no configured price costs 0 (its tokens are still counted); the
+// first round with tokens of each such provider and model is logged, since
+// a price missing or misspelt (config warns of a price no target uses)
+// otherwise leaves the spend short without a word.
 //
 // The counts are the provider's, and a provider's bug must not cost the
 // answer it came with: a negative count (Prometheus panics on a counter
@@ -216,7 +219,7 @@ func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *sl
 // negative) is capped there. Each is logged once per provider and model.
 func (l *Ledger) Round(provider, model string, u Usage) Pico {
 	key := modelKey{provider, model} // a struct key: no string built per round
-	p := l.prices[key]
+	p, priced := l.prices[key]
 	in, inOK := tokenCount(u.PromptTokens)
 	out, outOK := tokenCount(u.CompletionTokens)
 	c, exact := roundCost(in, p.inMicros, out, p.outMicros)
@@ -226,6 +229,9 @@ func (l *Ledger) Round(provider, model string, u Usage) Pico {
 	}
 	if !exact {
 		warn |= warnCost
+	}
+	if !priced && in+out > 0 {
+		warn |= warnUnpriced
 	}
 	l.mu.Lock()
 	m := l.models[key]
@@ -256,11 +262,16 @@ func (l *Ledger) Round(provider, model string, u Usage) Pico {
 type roundWarnings uint8
 
 const (
-	warnCounts roundWarnings = 1 << iota // a count negative or above maxRoundTokens
-	warnCost                             // a cost capped at maxRoundCost
+	warnCounts   roundWarnings = 1 << iota // a count negative or above maxRoundTokens
+	warnCost                               // a cost capped at maxRoundCost
+	warnUnpriced                           // tokens of a model without a price
 )
 
 func (l *Ledger) warnRound(provider, model string, u Usage, warn roundWarnings) {
+	if warn&warnUnpriced != 0 {
+		l.log.Warn("accounting: the provider's model has no price, so its tokens cost 0; add it to the provider's prices (logged once for this provider and model)",
+			"provider", provider, "model", model)
+	}
 	if warn&warnCounts != 0 {
 		l.log.Warn(fmt.Sprintf("accounting: the provider's usage has a token count that is negative or more than %d; counted as 0 (logged once for this provider and model)", maxRoundTokens),
 			"provider", provider, "model", model, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens)

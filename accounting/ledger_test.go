@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -218,6 +219,61 @@ models: [{name: m, targets: [{provider: p, model: m}, {provider: p, model: steep
 		})
 	}
 }
+
+// TestUnpricedUsageWarnsOnce: a round of a provider and model with no
+// price costs 0, which a missing or misspelt price made silent: the spend
+// figures were short and nothing said why. The first round with tokens of
+// each such pair is logged, no later one; a priced pair, and a round
+// without tokens, never are.
+func TestUnpricedUsageWarnsOnce(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+providers:
+  - name: p
+    base_url: http://x
+    prices: {m: {input: "2.50", output: "10.00"}}
+models: [{name: m, targets: [{provider: p, model: m}]}]
+`), "t", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	l, err := New(cfg, nil, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rounds := []struct {
+		provider, model string
+		u               Usage
+	}{
+		{"p", "m", Usage{10, 10}},
+		{"p", "free", Usage{0, 0}}, // no tokens: no cost missed
+		{"p", "other", Usage{10, 10}},
+		{"p", "other", Usage{10, 10}},
+		{"q", "m", Usage{0, 5}}, // the priced model's name under another provider
+		{"q", "m", Usage{5, 0}},
+		{"p", "m", Usage{10, 10}},
+	}
+	for _, r := range rounds {
+		l.Round(r.provider, r.model, r.u)
+	}
+	var warned []string
+	for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
+		if strings.Contains(line, "level=WARN") {
+			if !strings.Contains(line, "no price") {
+				t.Errorf("warning %q; want it to say the model has no price", line)
+			}
+			if m := pairAttrs.FindStringSubmatch(line); m != nil {
+				warned = append(warned, m[1])
+			}
+		}
+	}
+	if want := []string{"provider=p model=other", "provider=q model=m"}; !slices.Equal(warned, want) {
+		t.Errorf("warned of %q; want %q, once each:\n%s", warned, want, logs.String())
+	}
+}
+
+// pairAttrs finds the provider and model a log line names.
+var pairAttrs = regexp.MustCompile(`(provider=\S+ model=\S+)`)
 
 // TestConversationIsTheUsersSession: a session names a conversation of one
 // user (the bot's "chat-1", or by default the user's OpenID), so a payment
