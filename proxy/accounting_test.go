@@ -464,6 +464,13 @@ func TestForwardedStreamUsageCounted(t *testing.T) {
 			"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"" + long + " \\\"usage\\\": {\\\"input_tokens\\\": 9}\"}\n\n",
 			"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[],\"usage\":{\"input_tokens\":1000,\"output_tokens\":500,\"total_tokens\":1500},\"user\":null}}\n\n",
 		}, 1000, 500},
+		{"Responses API, the bot's metadata echoed after the usage", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true,"metadata":{"usage":"x"}}`, []string{
+			"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"usage\":null,\"metadata\":{\"usage\":\"x\"}}}\n\n",
+			"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[],\"usage\":{\"input_tokens\":1000,\"output_tokens\":500,\"total_tokens\":1500},\"user\":null,\"metadata\":{\"usage\":\"x\"}}}\n\n",
+		}, 1000, 500},
+		{"Responses API, response.completed longer than the tail", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`, []string{
+			"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"" + long + "\"}]}],\"usage\":{\"input_tokens\":1000,\"output_tokens\":500,\"total_tokens\":1500},\"metadata\":{}}}\n\n",
+		}, 1000, 500},
 		{"legacy completion", "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true,"stream_options":{"include_usage":true}}`, []string{
 			"data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[{\"text\":\"hi\",\"index\":0}],\"usage\":null}\n\n",
 			"data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":7,\"total_tokens\":37}}\n\n",
@@ -498,7 +505,10 @@ func TestForwardedStreamUsageCounted(t *testing.T) {
 
 // TestUsageTail: the tail finds the stream's last usage object however the
 // stream was read (a byte at a time, in reads larger than the tail), and
-// nothing where the stream carried none or only text that mentions it.
+// nothing where the stream carried none or only text that mentions it. The
+// usage is the member of the event's object or of its "response", not a
+// deeper one: the last "usage" written used to be taken, and a Responses
+// event echoes the bot's metadata, which may have a key "usage", after it.
 func TestUsageTail(t *testing.T) {
 	last := `data: {"choices":[],"usage":{"prompt_tokens":30,"completion_tokens":7}}` + "\n\n" + "data: [DONE]\n\n"
 	text := `data: {"delta":"` + strings.Repeat("y", usageTailSize) + ` \"usage\":{\"prompt_tokens\":1}"}` + "\n\n"
@@ -511,6 +521,17 @@ func TestUsageTail(t *testing.T) {
 		{"a byte at a time", `data: {"usage":null}` + "\n\n" + last, []int{1}, `{"prompt_tokens":30,"completion_tokens":7}`},
 		{"after more than the tail holds", text + last, []int{4096, 1, 77}, `{"prompt_tokens":30,"completion_tokens":7}`},
 		{"reads larger than the tail", text + last, []int{3 * usageTailSize}, `{"prompt_tokens":30,"completion_tokens":7}`},
+		{"metadata after the usage", `data: {"type":"response.completed","response":{"usage":{"input_tokens":9,"output_tokens":2},"metadata":{"usage":"x","n":"{\"usage\":1}"}}}` + "\n\n",
+			[]int{0}, `{"input_tokens":9,"output_tokens":2}`},
+		{"an object named usage deeper down", `data: {"type":"response.completed","response":{"usage":{"input_tokens":9},"metadata":{"usage":{"input_tokens":1}}}}` + "\n\n",
+			[]int{0}, `{"input_tokens":9}`},
+		{"the last event longer than the tail", `data: {"type":"response.completed","response":{"output":[{"text":"` + strings.Repeat("y", 2*usageTailSize) +
+			`"}],"usage":{"input_tokens":9,"output_tokens":2},"metadata":{"usage":"x"}}}` + "\n\n", []int{4096}, `{"input_tokens":9,"output_tokens":2}`},
+		{"an event without usage after the last with it", last + `data: {"choices":[],"prompt_filter_results":[{"usage":1}]}` + "\n\n", []int{0},
+			`{"prompt_tokens":30,"completion_tokens":7}`},
+		{"escaped quotes and backslashes after it", `data: {"usage":{"prompt_tokens":4},"delta":"\"usage\":{\"prompt_tokens\":1} \\"}` + "\n\n", []int{0}, `{"prompt_tokens":4}`},
+		{"a key that ends in an escaped quote and usage", `data: {"usage":{"prompt_tokens":4},"x\"usage":{"prompt_tokens":1}}` + "\n\n", []int{0}, `{"prompt_tokens":4}`},
+		{"data on two lines, CRLF", "data: {\"choices\":[],\r\ndata: \"usage\":{\"prompt_tokens\":3}}\r\n\r\n", []int{0}, `{"prompt_tokens":3}`},
 		{"only text that mentions it", text, []int{1000}, ""},
 		{"only null", `data: {"usage":null}` + "\n\n", []int{0}, "null"},
 	}

@@ -117,7 +117,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		if generation(r, model) && s.ledger != nil && isEventStream(resp.Header.Get("Content-Type")) {
 			tail = tailBufs.Get().(*usageTail)
 			defer tailBufs.Put(tail)
-			tail.b = tail.b[:0]
+			tail.reset()
 		}
 		if s.pipeUpstreamBody(w, r, resp, tail) && tail != nil {
 			s.accountUsage(resp, tail.usage())
@@ -134,38 +134,181 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 // usageTailSize is how much of a streamed generation's end is kept to find
 // its usage in: the usage comes in the last event (a Responses stream's
 // response.completed names it near the end of the response object, after
-// its output), and an event is read whole by the time the stream ends.
+// its output), and the end of an event is read by the time the stream ends.
 const usageTailSize = 16 << 10
 
-// usageTail keeps the last usageTailSize bytes relayed.
-type usageTail struct{ b []byte }
+// usageTail keeps the last usageTailSize bytes relayed; cut says bytes
+// before them were dropped, so that the first line held may be the end of
+// a longer one.
+type usageTail struct {
+	b    []byte
+	cut  bool
+	data []byte // an event's data, joined (usage)
+}
 
 var tailBufs = sync.Pool{New: func() any { return &usageTail{b: make([]byte, 0, usageTailSize)} }}
 
+// reset readies a pooled tail for a stream.
+func (t *usageTail) reset() { t.b, t.cut = t.b[:0], false }
+
 func (t *usageTail) add(p []byte) {
 	if len(p) >= usageTailSize {
+		t.cut = t.cut || len(t.b) > 0 || len(p) > usageTailSize
 		t.b = append(t.b[:0], p[len(p)-usageTailSize:]...)
 		return
 	}
 	if over := len(t.b) + len(p) - usageTailSize; over > 0 {
+		t.cut = true
 		t.b = t.b[:copy(t.b, t.b[over:])]
 	}
 	t.b = append(t.b, p...)
 }
 
-// usage is the value of the last "usage" member in the tail. The key is
-// found as written, quotes and colon: inside a JSON string its quotes are
-// escaped, so no text the model wrote is taken for it; the earlier events'
-// "usage":null come before the last and are not it.
+// usage is the usage of the stream's last event that reports one: the
+// "usage" member of its data's top-level object (legacy completions,
+// transcriptions), or else of an object that is a member of it (the
+// Responses API's response.completed, .incomplete and .failed carry it in
+// "response"). It is found by its place in the JSON, not by its name
+// alone: a Responses event echoes the bot's metadata after the usage, and
+// a metadata key "usage" (deeper down) hid the call's spend when the last
+// "usage" written was taken; text the model wrote is inside a string. An
+// event after the last with a usage (a provider's trailing filter results)
+// does not hide it. The last event may be longer than the tail
+// (response.completed repeats the whole output ahead of its usage): its
+// data is read from its end (dataUsage), which the tail holds.
 func (t *usageTail) usage() gjson.Result {
-	const key = `"usage":`
-	i := bytes.LastIndex(t.b, []byte(key))
-	if i < 0 {
-		return gjson.Result{}
+	lines := sseLines(t.b)
+	for end := len(lines); end > 0; {
+		if len(lines[end-1]) == 0 {
+			end-- // the blank line that ends an event
+			continue
+		}
+		start := end - 1
+		for start > 0 && len(lines[start-1]) > 0 {
+			start--
+		}
+		t.data = eventData(t.data[:0], lines[start:end], start == 0 && t.cut)
+		if u, ok := dataUsage(t.data); ok {
+			return u
+		}
+		end = start
 	}
-	// As a member of an object of its own, gjson reads exactly the value
-	// (its Parse would keep the rest of the tail in Raw).
-	return gjson.GetBytes(append([]byte{'{'}, t.b[i:]...), "usage")
+	return gjson.Result{}
+}
+
+// sseLines splits an event stream's bytes at its line ends (CRLF, LF or
+// CR), the ends left out.
+func sseLines(b []byte) [][]byte {
+	var lines [][]byte
+	for len(b) > 0 {
+		i := bytes.IndexAny(b, "\r\n")
+		if i < 0 {
+			return append(lines, b)
+		}
+		lines = append(lines, b[:i])
+		if b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n' {
+			i++
+		}
+		b = b[i+1:]
+	}
+	return lines
+}
+
+// eventData appends to dst the data of an event's lines, its data lines'
+// values joined by line feeds. A first line that is the end of a longer
+// one (cut, the tail having dropped its start) is taken as data: the one
+// line longer than the tail is a long event's data.
+func eventData(dst []byte, lines [][]byte, cut bool) []byte {
+	n := 0
+	for i, l := range lines {
+		v, ok := bytes.CutPrefix(l, []byte("data:"))
+		if i == 0 && cut {
+			v, ok = l, true
+		}
+		if !ok {
+			continue
+		}
+		if n > 0 {
+			dst = append(dst, '\n')
+		}
+		n++
+		dst = append(dst, bytes.TrimPrefix(v, []byte(" "))...)
+	}
+	return dst
+}
+
+// dataUsage finds the "usage" member of an event's JSON data, d, that is
+// a member of the top-level object or, failing one, of an object one level
+// down; ok reports one found. d is read backwards from its end, so that it
+// may lack its start (an event longer than the tail): a quote is a
+// string's end or start unless an odd number of backslashes comes before
+// it, inside a string or out, so strings are skipped whole and their text
+// is never taken for a key; each closing bracket is a level down. A string
+// followed by a colon is a key. The reading ends at the top-level object's
+// opening brace, or at the start of d.
+func dataUsage(d []byte) (u gjson.Result, ok bool) {
+	var nested gjson.Result // a usage one level down, the one last in d
+	depth, colon := 0, -1   // colon: the ':' after the string read next, if only spaces are between
+	for i := len(d) - 1; i >= 0; i-- {
+		c := d[i]
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case ':':
+			colon = i
+			continue
+		}
+		key := colon
+		colon = -1
+		switch c {
+		case '}', ']':
+			depth++
+		case '{', '[':
+			if depth--; depth <= 0 {
+				return nested, nested.Exists()
+			}
+		case '"':
+			j := stringStart(d, i)
+			if j < 0 {
+				return nested, nested.Exists() // d starts inside this string
+			}
+			if key >= 0 && string(d[j+1:i]) == "usage" {
+				switch {
+				case depth == 1:
+					return memberValue(d[key+1:]), true
+				case depth == 2 && !nested.Exists():
+					nested = memberValue(d[key+1:])
+				}
+			}
+			i = j
+		}
+	}
+	return nested, nested.Exists()
+}
+
+// stringStart is the index of the quote that opens the JSON string whose
+// closing quote is d[end], or -1 when d starts inside the string.
+func stringStart(d []byte, end int) int {
+	for j := end - 1; j >= 0; j-- {
+		if d[j] != '"' {
+			continue
+		}
+		k := j
+		for k > 0 && d[k-1] == '\\' {
+			k--
+		}
+		if (j-k)%2 == 0 {
+			return j
+		}
+	}
+	return -1
+}
+
+// memberValue is the JSON value at the start of rest, a member's value
+// and what follows it. As a member of an object of its own, gjson reads
+// exactly the value (its Parse would keep the rest in Raw).
+func memberValue(rest []byte) gjson.Result {
+	return gjson.GetBytes(append([]byte(`{"v":`), rest...), "v")
 }
 
 // isEventStream reports whether a Content-Type is text/event-stream.
