@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"compress/zlib"
 	"context"
 	"errors"
 	"io"
@@ -519,6 +520,85 @@ func TestForwardedStreamDropsProviderComments(t *testing.T) {
 	resp := post(t, url, "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true}`, map[string]string{"Content-Type": "application/json"})
 	if b := readAll(t, resp.Body); b != want {
 		t.Errorf("the bot got %q; want %q (the provider's comment lines dropped, nothing else)", b, want)
+	}
+}
+
+// TestForwardedCodedEventStreamDecoded: a server or CDN that compresses
+// unasked compresses event streams too. On a forwarded path such a stream
+// was piped with its Content-Encoding while the comment filter and the
+// usage tail read its compressed bytes as text: the filter cut "lines" of
+// them (the bot's decoder then failed) and no usage was ever found (the
+// call's spend never counted). It is now decoded as the chat path decodes
+// one: the bot gets the events, their comment lines dropped, without the
+// coding, and the usage is counted. A coding paygate does not decode is a
+// 502 that names it, never bytes the filter could corrupt.
+func TestForwardedCodedEventStreamDecoded(t *testing.T) {
+	const delta = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n"
+	const completed = "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[],\"usage\":{\"input_tokens\":1000,\"output_tokens\":500}}}\n\n"
+	sent := []string{": keep-alive\n\n", delta, completed}
+	want := "\n" + delta + completed
+	tests := []struct {
+		coding string
+		writer func(io.Writer) io.WriteCloser
+		status int
+	}{
+		{"gzip", func(w io.Writer) io.WriteCloser { return gzip.NewWriter(w) }, 200},
+		{"x-gzip", func(w io.Writer) io.WriteCloser { return gzip.NewWriter(w) }, 200},
+		{"deflate", func(w io.Writer) io.WriteCloser { return zlib.NewWriter(w) }, 200},
+		{"br", nil, http.StatusBadGateway},
+	}
+	for _, tc := range tests {
+		t.Run(tc.coding, func(t *testing.T) {
+			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				w.Header().Set("Content-Encoding", tc.coding)
+				if tc.writer == nil {
+					_, _ = io.WriteString(w, "\x1b\x00\x00\x00 not a stream paygate decodes")
+					return
+				}
+				zw := tc.writer(w)
+				for _, s := range sent {
+					_, _ = io.WriteString(zw, s)
+					_ = zw.(interface{ Flush() error }).Flush() // a compressed stream is still incremental
+					w.(http.Flusher).Flush()
+				}
+				_ = zw.Close()
+			})
+			s, ledger, reg := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
+			t.Cleanup(ledger.Close)
+			srv, handled := waitedServer(t, s.Handler())
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/responses", strings.NewReader(`{"model":"gpt-test","input":"hi","stream":true}`))
+			req.Header.Set("Authorization", "Bearer "+testClientKey)
+			req.Header.Set("Content-Type", "application/json")
+			tr := &http.Transport{DisableCompression: true} // the bytes as sent
+			t.Cleanup(tr.CloseIdleConnections)
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readAll(t, resp.Body)
+			handled.Wait()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("%d %q; want %d", resp.StatusCode, body, tc.status)
+			}
+			if ce := resp.Header.Get("Content-Encoding"); ce != "" {
+				t.Errorf("Content-Encoding %q; want none: the bot gets the events decoded", ce)
+			}
+			if tc.status != 200 {
+				if !strings.Contains(body, `\"br\"`) {
+					t.Errorf("the bot got %q; want the coding named", body)
+				}
+				return
+			}
+			if body != want {
+				t.Errorf("the bot got %q; want %q (decoded, the comment line dropped)", body, want)
+			}
+			for kind, n := range map[string]float64{"prompt": 1000, "completion": 500} {
+				if got := tokensCounted(t, reg, kind); got != n {
+					t.Errorf("%s tokens counted %v; want %v", kind, got, n)
+				}
+			}
+		})
 	}
 }
 
