@@ -59,6 +59,10 @@ type failure struct {
 	// the answer (h1.ErrReusedConnLost), a race with the server's idle
 	// close rather than a fault of the provider's.
 	reusedLost bool
+	// unsent: the attempt failed before any of its request was sent (a
+	// dial error, a body never read: unsent), so the provider cannot
+	// have acted on it (mayHaveRun).
+	unsent bool
 }
 
 // Phases of an attempt; a spent wait's cause follows its phase (deadlines).
@@ -121,9 +125,15 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		return nil, &failure{cause: CauseClientError, status: http.StatusBadRequest, errMsg: "invalid upstream request", err: err}
 	}
 
+	var sent *sentBody
+	if req.AtMostOnce && hreq.Body != nil && hreq.Body != http.NoBody {
+		sent = &sentBody{ReadCloser: hreq.Body}
+		hreq.Body = sent
+	}
 	resp, err := p.rt.RoundTrip(hreq)
 	if err != nil {
 		f := a.failFromErr(err, false)
+		f.unsent = unsent(err, sent)
 		if f.cause == CauseFirstByteTimeout && !req.Stream && headWait > 0 {
 			f.err = fmt.Errorf("%w (a non-stream answer's: its share of failover.max_round_time, %v, with another target to ask)",
 				ErrFirstByteTimeout, headerWait)

@@ -35,6 +35,27 @@ type Request struct {
 	// upstream model as the model's first target (embeddings: vectors of two
 	// models never mix).
 	SameUpstreamModel bool
+	// AtMostOnce marks a request that no provider may get twice once one
+	// may have acted on it: a forwarded POST that creates something (a
+	// file, an upload, a batch, a fine-tuning job, an assistant, a thread,
+	// a vector store, a background Response). Replayable says which
+	// forwarded calls may be sent again; the zero value keeps SPEC 5's
+	// failover, which every generation (chat completions above all) gets.
+	//
+	// Such a request moves on, to the same target again or the next, only
+	// after a failure that shows the provider did not act on it: nothing
+	// of it was sent (a dial or TLS error), or the provider refused it (a
+	// 4xx such as 429, or 503 or 529). A 5xx other than those, a 2xx that
+	// is no answer, a timeout or a connection lost once it was written
+	// ends the round with that cause (502 or 504), its message saying
+	// that nothing else was tried; and its wait for a head is not cut at
+	// a share of the round's time (Router.nonStreamWait). This departs
+	// from SPEC 5, which gives forwarded paths the chat path's failover:
+	// sent again, a creation the provider had performed before its
+	// gateway failed was made twice, on one account or two, each billed,
+	// and the bot knew of one. An error the bot can check for is the
+	// lesser harm.
+	AtMostOnce bool
 	// ExcludeProviders names providers the round must not try: a stream
 	// recovery never goes back to the provider that just broke it.
 	ExcludeProviders []string

@@ -281,6 +281,18 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		rd.fails = append(rd.fails, f)
 
 		d := r.decide(rd, t, f, retries, raWaits)
+		if rd.req.AtMostOnce && d.next != stepStop && f.mayHaveRun() {
+			// Sent again, here or to the next target, the request
+			// would be acted on twice (Request.AtMostOnce): the round
+			// ends with this failure, and the client is told why
+			// nothing else was tried. This departs from SPEC 5's
+			// "same failover" for forwarded paths: a duplicate batch
+			// or fine-tuning job, billed on two accounts, is worse
+			// than an error the bot can check and act on.
+			d.next, d.wait = stepStop, 0
+			rd.notes = append(rd.notes, fmt.Sprintf("%s %s is sent at most once: provider %s may have acted on it, "+
+				"so it was not sent again; check before sending it again", methodOf(rd.req), pathOnly(rd.req.Path), p.name))
+		}
 		var turn time.Time // the retry's send turn after a rate limit, if it took one
 		if d.next == stepRetry && r.fo.MaxAttempts-rd.attempts <= r.untried(rest) {
 			// The attempts left are no more than the targets not yet
@@ -372,7 +384,12 @@ func (r *Router) countSkips(rd *round, resp *Response) {
 // long answer, and then the fallback's, each billed.
 func (r *Router) nonStreamWait(rd *round, left time.Duration, rest []*target) (roundLeft, headWait time.Duration) {
 	later := min(r.untried(rest), r.fo.MaxAttempts-rd.attempts)
-	if later <= 0 {
+	if later <= 0 || rd.req.AtMostOnce {
+		// An AtMostOnce request is never sent again once written, so
+		// whatever targets follow, this attempt is its last chance:
+		// cut at a share of the round, a slow creation went on at the
+		// provider while the client got a 504 (and, before AtMostOnce,
+		// the next target made a second one).
 		return 0, 0
 	}
 	return left, left / time.Duration(later+1)

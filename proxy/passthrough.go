@@ -102,6 +102,9 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		ContentType:       ct,
 		Accept:            r.Header.Get("Accept"),
 		SameUpstreamModel: true,
+		// A call that creates something is not sent twice (a batch or a
+		// job made on two accounts, each billed): see failover.Replayable.
+		AtMostOnce: !failover.Replayable(r.Method, path, body),
 	})
 	if err != nil {
 		s.failTurn(w, r, err)

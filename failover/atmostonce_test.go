@@ -1,0 +1,176 @@
+package failover
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/config"
+)
+
+// TestReplayable: a forwarded call is sent again after a failure the
+// provider may have acted on only when a second send does no harm: a
+// generation, which at worst is billed twice for one answer, or a method
+// that changes nothing twice (GET, HEAD, DELETE, OPTIONS). A POST that
+// creates something (a batch, a file, a fine-tuning job, a background
+// Response) is sent at most once.
+func TestReplayable(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		method, path, body string
+		want               bool
+	}{
+		{"POST", "/chat/completions", `{"model":"m"}`, true},
+		{"", "/chat/completions", `{"model":"m"}`, true}, // "" is POST
+		{"POST", "/completions", `{"model":"m"}`, true},
+		{"POST", "/embeddings", `{"model":"m"}`, true},
+		{"POST", "/embeddings?api-version=1", `{"model":"m"}`, true},
+		{"POST", "/moderations", `{"input":"x"}`, true},
+		{"POST", "/responses", `{"model":"m","input":"hi"}`, true},
+		{"POST", "/responses", `{"model":"m","input":"hi","background":false}`, true},
+		{"POST", "/responses", `{"model":"m","input":"hi","background":null}`, true},
+		{"POST", "/responses", `{"model":"m","input":"hi","background":true}`, false},
+		{"POST", "/responses", `{"background":false,"model":"m","background":true}`, false}, // a provider reads the last
+		{"POST", "/responses", `{"model":"m","metadata":{"background":true}}`, true},
+		{"POST", "/audio/speech", `{"model":"m","input":"hi"}`, true},
+		{"POST", "/audio/transcriptions", "--b\r\n", true},
+		{"POST", "/audio/translations", "--b\r\n", true},
+		{"POST", "/images/generations", `{"model":"m"}`, true},
+		{"POST", "/images/edits", "--b\r\n", true},
+		{"POST", "/images/variations", "--b\r\n", true},
+		{"GET", "/files/file-1", "", true},
+		{"HEAD", "/files/file-1", "", true},
+		{"DELETE", "/files/file-1", "", true},
+		{"OPTIONS", "/files", "", true},
+		{"POST", "/files", "--b\r\n", false},
+		{"POST", "/uploads", `{"filename":"x"}`, false},
+		{"POST", "/uploads/upload_1/parts", "--b\r\n", false},
+		{"POST", "/batches", `{"input_file_id":"file-1"}`, false},
+		{"POST", "/fine_tuning/jobs", `{"model":"m"}`, false},
+		{"POST", "/assistants", `{"model":"m"}`, false},
+		{"POST", "/threads", `{}`, false},
+		{"POST", "/threads/thread_1/runs", `{"assistant_id":"a"}`, false},
+		{"POST", "/vector_stores", `{}`, false},
+		{"POST", "/responses/resp_1/cancel", "", false},
+		{"POST", "/chat/completions/chatcmpl-1", `{"metadata":{}}`, false},
+		{"POST", "/embeddings/", `{"model":"m"}`, false},
+		{"PUT", "/embeddings", `{"model":"m"}`, false},
+		{"PATCH", "/files/file-1", `{}`, false},
+	}
+	for _, tc := range tests {
+		if got := Replayable(tc.method, tc.path, []byte(tc.body)); got != tc.want {
+			t.Errorf("Replayable(%s %s %s) = %v; want %v", tc.method, tc.path, tc.body, got, tc.want)
+		}
+	}
+}
+
+// closedURL is a base_url nothing listens at: a dial there fails before
+// any byte of a request is written.
+func closedURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "http://" + ln.Addr().String() + "/v1"
+	_ = ln.Close()
+	return u
+}
+
+// TestAtMostOnceRequest: a forwarded POST that creates something (a batch
+// here) used to go through chat's retry rules: after a 5xx, a head
+// timeout or a connection lost once the request was written it was sent
+// again, to the same provider or the next, and each provider that had
+// acted on it created (and billed) its own batch. Such a request
+// (Request.AtMostOnce) still moves on when the provider surely did not
+// act on it: nothing of it was written (a dial error), or the provider
+// refused it (429, 503, 529, another 4xx). Otherwise the round ends with
+// the cause and a note that the request is sent at most once; its wait
+// for a head is not cut at a share of the round's time, since no other
+// target would be asked after it.
+func TestAtMostOnceRequest(t *testing.T) {
+	t.Parallel()
+	created := func(c *fconn) { c.status(200, `{"id":"batch_1","object":"batch","status":"validating"}`) }
+	tests := []struct {
+		name       string
+		a          func(c *fconn, n int)
+		closedA    bool          // a's base_url refuses connections
+		roundTime  time.Duration // failover.max_round_time; 0: the test default
+		replayable bool          // the request is not AtMostOnce: the old rules apply
+
+		wantFrom   string // "" when Open fails
+		wantStatus int
+		wantCode   string
+		wantHits   [2]int
+	}{
+		{name: "500: the round ends, nothing sent again", a: always(statusFn(500, errBody("server_error", "", "boom"))),
+			wantStatus: 502, wantCode: CauseServerError, wantHits: [2]int{1, 0}},
+		{name: "502: the round ends", a: always(statusFn(502, "bad gateway")),
+			wantStatus: 502, wantCode: CauseServerError, wantHits: [2]int{1, 0}},
+		{name: "504: the round ends", a: always(statusFn(504, "")),
+			wantStatus: 502, wantCode: CauseServerError, wantHits: [2]int{1, 0}},
+		{name: "connection reset once the request was written: the round ends", a: always((*fconn).reset),
+			wantStatus: 502, wantCode: CauseConnect, wantHits: [2]int{1, 0}},
+		{name: "connection cut after the head: the round ends", a: always(func(c *fconn) {
+			_, _ = c.c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":"))
+			c.cut()
+		}), wantStatus: 502, wantCode: CauseConnectionLost, wantHits: [2]int{1, 0}},
+		{name: "a slow creation is waited for past its share of the round", roundTime: 600 * time.Millisecond,
+			a: always(func(c *fconn) { c.pause(900 * time.Millisecond); created(c) }), wantFrom: "a", wantHits: [2]int{1, 0}},
+		{name: "a 2xx error envelope: the round ends", a: always(statusFn(200, `{"error":{"code":502,"message":"upstream failed"}}`)),
+			wantStatus: 502, wantCode: CauseServerError, wantHits: [2]int{1, 0}},
+		{name: "dial refused: nothing was sent, the next target", closedA: true, wantFrom: "b", wantHits: [2]int{0, 1}},
+		{name: "503 overloaded: not acted on, back-off then the next target", a: always(statusFn(503, "overloaded")),
+			wantFrom: "b", wantHits: [2]int{2, 1}},
+		{name: "529 overloaded: the next target", a: always(statusFn(529, errBody("overloaded_error", "", "overloaded"))),
+			wantFrom: "b", wantHits: [2]int{2, 1}},
+		{name: "429 rate limited: the next target", a: always(statusFn(429, errBody("rate_limit_error", "rate_limit_exceeded", "slow"))),
+			wantFrom: "b", wantHits: [2]int{2, 1}},
+		{name: "401: the next target", a: always(statusFn(401, errBody("invalid_request_error", "invalid_api_key", "bad key"))),
+			wantFrom: "b", wantHits: [2]int{1, 1}},
+		{name: "404: the next target", a: always(statusFn(404, errBody("invalid_request_error", "", "no such file"))),
+			wantFrom: "b", wantHits: [2]int{1, 1}},
+		{name: "a replayable call still fails over after a 502", replayable: true, a: always(statusFn(502, "bad gateway")),
+			wantFrom: "b", wantHits: [2]int{2, 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(*fconn, int){
+				"a": tc.a,
+				"b": always(statusFn(200, `{"id":"batch_b","object":"batch","status":"validating"}`)),
+			}, []string{"a", "b"}, func(c *config.Config) {
+				if tc.closedA {
+					c.Providers[0].BaseURL = closedURL(t)
+				}
+				if tc.roundTime > 0 {
+					c.Failover.MaxRoundTime = config.Duration(tc.roundTime)
+				}
+			})
+			got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/batches",
+				Body:        []byte(`{"input_file_id":"file-1","endpoint":"/v1/chat/completions","completion_window":"24h"}`),
+				ContentType: "application/json", AtMostOnce: !tc.replayable})
+			if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != tc.wantHits {
+				t.Errorf("providers saw a=%d b=%d; want %v", h[0], h[1], tc.wantHits)
+			}
+			if tc.wantFrom != "" {
+				if got.openErr != nil || got.provider != tc.wantFrom {
+					t.Fatalf("answered by %q (%v); want %s", got.provider, got.openErr, tc.wantFrom)
+				}
+				return
+			}
+			var ue *UpstreamError
+			if !errors.As(got.openErr, &ue) {
+				t.Fatalf("Open: %v (answered by %q); want an *UpstreamError", got.openErr, got.provider)
+			}
+			if ue.Status != tc.wantStatus || ue.Code != tc.wantCode {
+				t.Errorf("client gets %d %s; want %d %s", ue.Status, ue.Code, tc.wantStatus, tc.wantCode)
+			}
+			if !strings.Contains(ue.Message, "POST /batches is sent at most once") || !strings.Contains(ue.Message, "provider a may have acted on it") {
+				t.Errorf("message %q does not say why nothing was sent again", ue.Message)
+			}
+		})
+	}
+}

@@ -1,0 +1,126 @@
+package failover
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/tidwall/gjson"
+)
+
+// Replayable reports whether a forwarded call (method, path below the
+// base_url with its query, body as sent) may be sent again, to the same
+// provider or another, after an attempt the provider may have acted on:
+// the proxy sets Request.AtMostOnce for every other call.
+//
+// A generation may: sent twice it is at worst generated and billed twice
+// for the one answer the client gets, and its failover is what SPEC 5 is
+// for. Those are a POST to chat/completions, completions, embeddings,
+// moderations, responses (unless "background": true), audio/speech,
+// audio/transcriptions, audio/translations and images/generations, edits
+// and variations. So may GET, HEAD, DELETE and OPTIONS, which change
+// nothing more when sent twice. Any other call creates or changes
+// something: a file, an upload or its part, a batch, a fine-tuning job, an
+// assistant, a thread or its run, a vector store, a background Response,
+// a cancellation. Sent again after a 5xx or a lost connection it made a
+// second job on the same account or on another provider's, each billed,
+// and the client knew of one. A path is matched exactly: a trailing slash
+// or another spelling is no generation, and is sent at most once.
+func Replayable(method, path string, body []byte) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions:
+		return true
+	case "", http.MethodPost:
+	default:
+		return false
+	}
+	p, _, _ := strings.Cut(path, "?")
+	switch p {
+	case "/chat/completions", "/completions", "/embeddings", "/moderations",
+		"/audio/speech", "/audio/transcriptions", "/audio/translations",
+		"/images/generations", "/images/edits", "/images/variations":
+		return true
+	case "/responses":
+		return !background(body)
+	}
+	return false
+}
+
+// background reports whether a Responses request body asks for a
+// background response (any top-level "background" not false or null): the
+// provider stores it and runs it on its own, a job like a batch. Every
+// occurrence counts, as a provider's JSON parser may keep the last.
+func background(body []byte) bool {
+	if !strings.Contains(unsafeString(body), `"background"`) {
+		return false
+	}
+	bg := false
+	gjson.Parse(unsafeString(body)).ForEach(func(k, v gjson.Result) bool {
+		if k.Str == "background" && v.Type != gjson.False && v.Type != gjson.Null {
+			bg = true
+			return false
+		}
+		return true
+	})
+	return bg
+}
+
+// mayHaveRun reports whether the provider may have acted on the request
+// that failed with f: anything but a failure before any byte of the
+// request left paygate (unsent) or an answer that refuses it: a 4xx, or a
+// 503 or 529, which say the provider is too busy to take it. A 5xx other
+// than those, a 2xx that is no answer (an error envelope, an error event,
+// a cut body), a timeout or a connection lost once the request was written
+// may come after the provider did what it was asked.
+func (f *failure) mayHaveRun() bool {
+	switch s := f.httpStatus; {
+	case f.unsent:
+		return false
+	case s >= 400 && s < 500, s == http.StatusServiceUnavailable, s == 529:
+		return false
+	}
+	return true
+}
+
+// sentBody is the body of an AtMostOnce request, marked read at its
+// transport's first read: a body never read was never sent, so the
+// request failed before the provider could have had it whole.
+type sentBody struct {
+	io.ReadCloser
+	read atomic.Bool // the transport may read and close it on a goroutine of its own
+}
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	b.read.Store(true)
+	return b.ReadCloser.Read(p)
+}
+
+// unsent reports whether an attempt whose transport failed with err before
+// any head wrote none of its request: a dial that failed (no connection,
+// so nothing sent), or a body the transport never read (sentBody; a
+// request is not whole without it, so no server acts on it).
+func unsent(err error, body *sentBody) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return body != nil && !body.read.Load()
+}
+
+// methodOf is req's method, POST when unset.
+func methodOf(req *Request) string {
+	if req.Method == "" {
+		return http.MethodPost
+	}
+	return req.Method
+}
+
+// pathOnly is path without its query: an error message names the
+// endpoint, not the call's parameters.
+func pathOnly(path string) string {
+	p, _, _ := strings.Cut(path, "?")
+	return p
+}
