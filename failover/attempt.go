@@ -63,6 +63,9 @@ type failure struct {
 	// dial error, a body never read: unsent), so the provider cannot
 	// have acted on it (mayHaveRun).
 	unsent bool
+	// previousNotFound: a 400 saying the provider does not hold the
+	// Responses request's previous_response_id (isPreviousResponseNotFound).
+	previousNotFound bool
 }
 
 // Phases of an attempt; a spent wait's cause follows its phase (deadlines).

@@ -364,6 +364,13 @@ func causeOf(f *failure) string {
 		// The target's upstream model name is wrong (a typo, a retired
 		// slug): the next target may serve the model, as after a 404.
 		return CauseModelNotFound
+	case status == http.StatusBadRequest && isPreviousResponseNotFound(f):
+		// A stored Responses conversation lives on the provider that
+		// answered its last turn, which failover may have made any
+		// target: this one does not have it, the next may. Not the
+		// bot's error until every target was asked (allNotFound).
+		f.previousNotFound = true
+		return CauseModelNotFound
 	default:
 		return CauseClientError
 	}
@@ -397,6 +404,16 @@ func isModelNotFound(f *failure) bool {
 	}
 	i := strings.Index(m, "model")
 	return i >= 0 && strings.Contains(m[i:], "not exist")
+}
+
+// isPreviousResponseNotFound reports OpenAI's refusal of a Responses
+// request whose previous_response_id the provider does not hold: code
+// previous_response_not_found, or, without it, an error on the param
+// previous_response_id that says "not found" ("Previous response with id
+// 'resp_…' not found."). An id refused as malformed is the bot's error.
+func isPreviousResponseNotFound(f *failure) bool {
+	return f.errCode == "previous_response_not_found" ||
+		f.errParam == "previous_response_id" && strings.Contains(strings.ToLower(f.errMsg), "not found")
 }
 
 // isBadKey reports an error that says the provider's API key is not

@@ -122,3 +122,66 @@ func TestNotFoundNeedsEveryTargetAsked(t *testing.T) {
 		})
 	}
 }
+
+// TestPreviousResponseOnAnotherTarget: a stored Responses conversation
+// lives on the provider that answered its last turn, which failover may
+// have made any target. Asked for the next turn, another provider answers
+// OpenAI's 400 previous_response_not_found, which ended the round as the
+// bot's own error: the target that holds the response was never asked.
+// Such a 400 is a not-found, as a 404 model is: the next target, no
+// cool-down, nothing against the breaker; when every target was asked
+// and none has it, the client gets the provider's own 400.
+func TestPreviousResponseOnAnotherTarget(t *testing.T) {
+	t.Parallel()
+	const (
+		byCode  = `{"error":{"message":"Previous response with id 'resp_b1' not found.","type":"invalid_request_error","param":"previous_response_id","code":"previous_response_not_found"}}`
+		byParam = `{"error":{"message":"Previous response with id 'resp_b1' not found.","type":"invalid_request_error","param":"previous_response_id","code":null}}`
+		badID   = `{"error":{"message":"Invalid 'previous_response_id': 'x'. Expected an ID that begins with 'resp'.","type":"invalid_request_error","param":"previous_response_id","code":"invalid_value"}}`
+		found   = `{"id":"resp_b2","object":"response","status":"completed","output":[]}`
+	)
+	tests := []struct {
+		name       string
+		a, b       string // bodies of 400s; "" for b: found
+		wantFrom   string
+		wantStatus int
+		wantCode   string
+		wantHits   [2]int
+	}{
+		{name: "by its code", a: byCode, wantFrom: "b", wantHits: [2]int{1, 1}},
+		{name: "by its param and message", a: byParam, wantFrom: "b", wantHits: [2]int{1, 1}},
+		{name: "on every target", a: byCode, b: byCode, wantStatus: 400, wantCode: "previous_response_not_found", wantHits: [2]int{1, 1}},
+		{name: "a bad id is the bot's error", a: badID, wantStatus: 400, wantCode: "invalid_value", wantHits: [2]int{1, 0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			bScript := always(statusFn(200, found))
+			if tc.b != "" {
+				bScript = always(statusFn(400, tc.b))
+			}
+			e := newEnv(t, map[string]func(*fconn, int){"a": always(statusFn(400, tc.a)), "b": bScript}, []string{"a", "b"}, nil)
+			got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/responses", ContentType: "application/json",
+				Body: []byte(`{"model":"gpt","input":"and then?","previous_response_id":"resp_b1"}`)})
+			if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != tc.wantHits {
+				t.Errorf("providers saw a=%d b=%d; want %v", h[0], h[1], tc.wantHits)
+			}
+			if st := statusOf(e.r, "a"); st.CoolingCause != "" || st.Breaker != "closed" {
+				t.Errorf("a cooling for %q, breaker %s; want neither", st.CoolingCause, st.Breaker)
+			}
+			if tc.wantFrom != "" {
+				if got.openErr != nil || got.provider != tc.wantFrom {
+					t.Fatalf("answered by %q (%v); want %s", got.provider, got.openErr, tc.wantFrom)
+				}
+				return
+			}
+			var ue *UpstreamError
+			if !errors.As(got.openErr, &ue) {
+				t.Fatalf("Open: %v (answered by %q); want an *UpstreamError", got.openErr, got.provider)
+			}
+			if ue.Status != tc.wantStatus || ue.Code != tc.wantCode || ue.Type != "invalid_request_error" || ue.Param != "previous_response_id" {
+				t.Errorf("got %d type %q code %q param %q (%s); want %d invalid_request_error %q previous_response_id",
+					ue.Status, ue.Type, ue.Code, ue.Param, ue.Message, tc.wantStatus, tc.wantCode)
+			}
+		})
+	}
+}

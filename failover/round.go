@@ -672,6 +672,11 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 		// client gets the 404 its SDK raises as NotFoundError and does
 		// not retry, with the provider's reason, as for a client error.
 		ue.Status = http.StatusNotFound
+		if last.previousNotFound {
+			// OpenAI's own status for it, which the SDKs raise as
+			// BadRequestError.
+			ue.Status = http.StatusBadRequest
+		}
 		ue.Type, ue.Code, ue.Message, ue.Param = last.errType, last.errCode, last.errMsg, last.errParam
 		if ue.Type == "" {
 			ue.Type = "invalid_request_error"
@@ -805,7 +810,8 @@ func (r *Router) clientRetryAfter(rd *round) time.Duration {
 }
 
 // allNotFound reports a round whose every attempt was answered 404 (or an
-// error object that stands for one) and that asked every target: a target
+// error object that stands for one, or a 400 previous_response_not_found)
+// and that asked every target: a target
 // cooling down or with its breaker open, or one the round's budget ran out
 // before (failover.max_attempts; the round's time leaves its own failure),
 // might have had what the others had not, so such a round is no proof
@@ -815,7 +821,7 @@ func allNotFound(rd *round) bool {
 		return false
 	}
 	for _, f := range rd.fails {
-		if f.cause != CauseModelNotFound || f.status != http.StatusNotFound {
+		if f.cause != CauseModelNotFound || f.status != http.StatusNotFound && !f.previousNotFound {
 			return false
 		}
 	}
