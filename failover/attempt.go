@@ -190,6 +190,15 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			// over, and the proxy drops an upstream's forged "paygate"
 			// member from it (interceptors.DropPaygate), which it can
 			// only do to a whole object.
+			if ct := resp.Header.Get("Content-Type"); isHTMLType(ct) {
+				// No OpenAI endpoint answers HTML: a 2xx page is a
+				// CDN's browser challenge or a web site where the
+				// base_url points, never the answer. Piped, the bot
+				// took it for one and the breaker counted a success.
+				a.release()
+				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+					err: fmt.Errorf("%d answer is an HTML page (content type %q), which no API answers", resp.StatusCode, ct)}
+			}
 			return r.pipe(a, t)
 		}
 		limit := r.opts.MaxResponseBytes
@@ -499,6 +508,12 @@ func isJSONType(ct string) bool {
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// isHTMLType reports an HTML media type: text/html or application/xhtml+xml.
+func isHTMLType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "text/html" || mt == "application/xhtml+xml")
 }
 
 // isJSONObject reports whether data is one valid JSON value, an object.

@@ -165,6 +165,44 @@ func TestForwardedObjectWithErrorIsAnAnswer(t *testing.T) {
 	}
 }
 
+// TestHTMLPageIsNoAnswer: a 2xx text/html answer (a CDN's browser
+// challenge, a web app's index.html where the base_url points at a
+// site) was piped to the bot as the answer on a forwarded path, and the
+// provider's breaker counted it a success. No OpenAI endpoint answers
+// HTML: on every path such a page is a malformed answer, asked once more
+// and then the next target, as it already was for a chat completion.
+func TestHTMLPageIsNoAnswer(t *testing.T) {
+	t.Parallel()
+	const page = "<!doctype html><html><body>Checking your browser\u2026</body></html>"
+	tests := []struct {
+		name, method, path, body, contentType string
+	}{
+		{"embeddings", "POST", "/embeddings", `{"model":"gpt","input":"hi"}`, "text/html; charset=utf-8"},
+		{"a file's content", "GET", "/files/f1/content", "", "text/html"},
+		{"speech", "POST", "/audio/speech", `{"model":"gpt","input":"hi"}`, "TEXT/HTML"},
+		{"a chat completion, as before", "POST", "/chat/completions", string(chatBody(false)), "text/html"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(*fconn, int){
+				"a": always(statusFn(200, page, "Content-Type: "+tc.contentType)),
+			}, []string{"a", "b"}, nil)
+			resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Method: tc.method, Path: tc.path, Body: []byte(tc.body)})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer resp.Close()
+			if resp.Provider != "b" {
+				t.Fatalf("answered by %s; want b", resp.Provider)
+			}
+			if len(resp.Tried) != 3 || resp.Tried[0].Cause != CauseMalformed || resp.Tried[1].Cause != CauseMalformed {
+				t.Errorf("attempts %+v; want a's page malformed twice, then b", resp.Tried)
+			}
+		})
+	}
+}
+
 // TestPipedBodyArrivesAsSent: a piped body reaches the caller as the
 // provider sends it (speech played while it is spoken), not when it ends.
 // The provider sends the rest only once the caller has read the first part.
