@@ -170,6 +170,9 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		return nil, f
 	}
 
+	if !req.Stream && !isChatPath(req.Path) && heldStream(req, resp) {
+		return r.pipeEvents(a, t, resp)
+	}
 	if !req.Stream || !isEventStream(resp.Header) {
 		if !req.Stream {
 			// The answer is coming: from its head on, its body is

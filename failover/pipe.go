@@ -1,9 +1,16 @@
 package failover
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/sse"
 )
 
 // pipe makes the answer of a 2xx head on a passthrough path (anything but
@@ -15,6 +22,8 @@ import (
 // token. A JSON answer is never piped (attempt): it is read whole, up to
 // Options.MaxJSONResponseBytes, so that a 2xx error envelope still fails
 // over (answerError) and the proxy can drop a forged "paygate" member from it.
+// An event stream comes here once its first event was read and is no error
+// (pipeEvents).
 //
 // The total timeout, which bounded the wait for the head, ends here: the
 // body goes at the pace of the caller's client (a long download to a slow
@@ -28,6 +37,145 @@ func (r *Router) pipe(a *Response, t *target) (*Response, *failure) {
 	t.observe(r.opts.Now(), time.Since(a.start))
 	return a, nil
 }
+
+// heldStream reports a 2xx answer to a forwarded call that pipeEvents
+// holds until its first event: an event stream with a body (not the
+// answer to a HEAD, nor a 204 or 205).
+func heldStream(req *Request, resp *http.Response) bool {
+	return req.Method != http.MethodHead && resp.StatusCode != http.StatusNoContent &&
+		resp.StatusCode != http.StatusResetContent && isEventStream(resp.Header)
+}
+
+// pipeEvents makes the answer of a 2xx event stream on a forwarded path (a
+// streamed Responses call, a legacy completion, a transcription): as a
+// chat stream is (SPEC 5), it is held until its first data event, which
+// must come within the first_token timeout (counted from the attempt's
+// start) and the round's time, and which fails the attempt, before any
+// byte reached the caller, when it is an error (forwardedEventError), or
+// [DONE]. Piped at its head, such a stream's rate limit or failed response
+// reached the bot as a 200 and counted as the provider's success.
+//
+// Then the stream is piped as any other answer: Read delivers the bytes
+// held, exactly as they came (comment lines, event names and line ends
+// included: the proxy's relay filters them as before), then the rest. A
+// stream whose first event is larger than maxHeld is piped unread when
+// that much has come: no error object is that large. A stream sent with a
+// Content-Encoding is decoded, as a chat stream is, and its header
+// dropped: the events are read here, and the caller gets what they say.
+func (r *Router) pipeEvents(a *Response, t *target, resp *http.Response) (*Response, *failure) {
+	a.setPhaseAt(phaseFirstToken, t.p.cfg.Timeouts.FirstToken.D())
+	var src io.Reader = resp.Body
+	if ce := resp.Header["Content-Encoding"]; len(ce) > 0 {
+		d, err := decoder(resp.Body, ce) // reads the coding's header: within first_token
+		if err != nil {
+			f := a.failFromErr(err, true)
+			a.release()
+			return nil, f
+		}
+		if d != nil {
+			src = streamDecoder{d.(decodeReader)}
+			resp.Header.Del("Content-Encoding")
+			a.length = -1 // the declared length is of the coded bytes
+		}
+	}
+	h := &holdReader{r: src}
+	rd := sse.NewReader(h)
+	ev, err := rd.Next()
+	var f *failure
+	switch {
+	case errors.Is(err, errHoldFull):
+		// Too large to be an error: the answer.
+	case err != nil:
+		f = a.failFromErr(err, true)
+		if f.cause == CauseConnectionLost && errors.Is(err, io.EOF) {
+			f.err = fmt.Errorf("stream ended before its first event: %w", ErrConnectionLost)
+		}
+	case ev.IsDone():
+		f = &failure{cause: CauseEmptyStream, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+			err: errors.New("stream ended with [DONE] before its first event")}
+	default:
+		if f = forwardedEventError(ev); f != nil {
+			f.httpStatus = resp.StatusCode
+		}
+	}
+	rd.Release()
+	if f != nil {
+		a.release()
+		return nil, f
+	}
+	a.body = &heldBody{held: h.buf, r: src, c: resp.Body}
+	a.roundAt.Store(0) // the round has its answer
+	return r.pipe(a, t)
+}
+
+// forwardedEventError is eventError for the first event of a forwarded
+// stream, which also knows the Responses API's response.failed: a failed
+// response's error is in response.error ({code, message}), its status
+// what the code stands for, and 500 without one.
+func forwardedEventError(ev sse.Event) *failure {
+	if f := eventError(ev); f != nil {
+		return f
+	}
+	if !bytes.Contains(ev.Data, responseFailed) {
+		return nil
+	}
+	s := unsafeString(ev.Data)
+	if gjson.Get(s, "type").Str != "response.failed" {
+		return nil
+	}
+	f := &failure{status: http.StatusInternalServerError}
+	if e := gjson.Get(s, "response.error"); e.IsObject() {
+		readErrorValue(f, e)
+		f.status = objectStatus(e, f)
+	}
+	if f.errMsg == "" {
+		f.errMsg = "the provider's response failed"
+	}
+	f.cause = causeOf(f)
+	return f
+}
+
+var responseFailed = []byte(`response.failed`)
+
+// errHoldFull ends the reading of a forwarded stream's first event at
+// maxHeld bytes (holdReader).
+var errHoldFull = errors.New("first event larger than what is held")
+
+// holdReader keeps every byte read through it, up to maxHeld: what
+// pipeEvents read of a stream to find its first event, which the caller
+// must still get.
+type holdReader struct {
+	r   io.Reader
+	buf []byte
+}
+
+func (h *holdReader) Read(p []byte) (int, error) {
+	if len(h.buf) >= maxHeld {
+		return 0, errHoldFull
+	}
+	n, err := h.r.Read(p)
+	h.buf = append(h.buf, p[:n]...)
+	return n, err
+}
+
+// heldBody is a held stream's body (pipeEvents): the bytes read to find
+// its first event, then the rest of the stream.
+type heldBody struct {
+	held []byte
+	r    io.Reader // the stream after held: the connection's body, or its decoder
+	c    io.Closer // the connection's body
+}
+
+func (b *heldBody) Read(p []byte) (int, error) {
+	if len(b.held) > 0 {
+		n := copy(p, b.held)
+		b.held = b.held[n:]
+		return n, nil
+	}
+	return b.r.Read(p)
+}
+
+func (b *heldBody) Close() error { return b.c.Close() }
 
 // Piped reports an answer that Open returned at its head, a passthrough
 // path's: Body is nil and Read delivers the body.

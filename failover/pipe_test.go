@@ -203,6 +203,114 @@ func TestHTMLPageIsNoAnswer(t *testing.T) {
 	}
 }
 
+// TestForwardedStreamFirstEvent: a forwarded call's event stream (a
+// streamed Responses call, a legacy completion) was piped at its head, so
+// an error as its first event (a rate limit, a Responses "error" event or
+// response.failed) reached the bot as a 200 stream instead of failing
+// over as SPEC 5 says, and first_token did not bound the wait for it.
+// Such a stream is now held until its first data event, classified as a
+// chat stream's first event is, and only then piped: the bytes held (its
+// comments, names and line ends too) and the rest, exactly as they came.
+func TestForwardedStreamFirstEvent(t *testing.T) {
+	t.Parallel()
+	const (
+		created   = `{"type":"response.created","sequence_number":0,"response":{"id":"resp_1","object":"response","status":"in_progress","error":null,"usage":null}}`
+		completed = `{"type":"response.completed","sequence_number":1,"response":{"id":"resp_1","object":"response","status":"completed","error":null,"usage":{"input_tokens":3,"output_tokens":2}}}`
+	)
+	// raw is a healthy stream as a provider may write it: a comment, event
+	// names, CRLF line ends, the first event split across writes.
+	raw := []string{": OPENROUTER PROCESSING\r\n\r\n", "event: response.created\r\ndata: " + created[:40], created[40:] + "\r\n\r\n",
+		"event: response.completed\r\ndata: " + completed + "\r\n\r\n"}
+	bigEvent := "data: {\"type\":\"image_generation.partial_image\",\"b64_json\":\"" + strings.Repeat("A", maxHeld+1) + "\"}\n\n"
+	events := func(evs ...string) func(c *fconn) {
+		return func(c *fconn) {
+			c.sse()
+			for _, ev := range evs {
+				c.chunk(ev)
+			}
+			c.end()
+		}
+	}
+	tests := []struct {
+		name      string
+		a         func(c *fconn)
+		wantFrom  string
+		wantBody  string // a's answer as the caller reads it
+		wantCause string // a's first attempt's
+		wantHitsA int
+		minTook   time.Duration
+	}{
+		{name: "an error object as the first event: a rate limit",
+			a:        events(`data: {"error":{"message":"Rate limit reached","type":"rate_limit_error","code":"rate_limit_exceeded"}}` + "\n\n"),
+			wantFrom: "b", wantCause: CauseRateLimited, wantHitsA: 2},
+		{name: "a Responses error event",
+			a:        events("event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"The server had an error\",\"param\":null,\"sequence_number\":0}\n\n"),
+			wantFrom: "b", wantCause: CauseServerError, wantHitsA: 2},
+		{name: "response.failed as the first event",
+			a:        events("event: response.failed\ndata: {\"type\":\"response.failed\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"status\":\"failed\",\"error\":{\"code\":\"rate_limit_exceeded\",\"message\":\"slow down\"}}}\n\n"),
+			wantFrom: "b", wantCause: CauseRateLimited, wantHitsA: 2},
+		{name: "response.failed without a code",
+			a:        events("event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"id\":\"resp_1\",\"status\":\"failed\",\"error\":null}}\n\n"),
+			wantFrom: "b", wantCause: CauseServerError, wantHitsA: 2},
+		{name: "[DONE] as the first event", a: events("data: [DONE]\n\n"), wantFrom: "b", wantCause: CauseEmptyStream, wantHitsA: 2},
+		{name: "the stream ends before any event", a: events(": keep-alive\n\n"), wantFrom: "b", wantCause: CauseConnectionLost, wantHitsA: 2},
+		{name: "no first event before first_token", a: func(c *fconn) {
+			c.sse()
+			c.comment("OPENROUTER PROCESSING")
+			c.pause(10 * tFirstToken)
+			c.chunk("data: " + created + "\n\n")
+			c.end()
+		}, wantFrom: "b", wantCause: CauseFirstTokenTimeout, wantHitsA: 1, minTook: tFirstToken},
+		{name: "a healthy stream, its bytes exact", a: events(raw...), wantFrom: "a", wantBody: strings.Join(raw, "")},
+		{name: "a gzip-coded stream, decoded", a: func(c *fconn) {
+			c.sse("Content-Encoding: gzip")
+			c.chunk(encode(t, "gzip", strings.Join(raw, "")))
+			c.end()
+		}, wantFrom: "a", wantBody: strings.Join(raw, "")},
+		{name: "a first event larger than what is held is piped unread", a: events(bigEvent, "data: "+completed+"\n\n"),
+			wantFrom: "a", wantBody: bigEvent + "data: " + completed + "\n\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(*fconn, int){"a": always(tc.a)}, []string{"a", "b"}, nil)
+			start := time.Now()
+			resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/responses", ContentType: "application/json",
+				Body: []byte(`{"model":"gpt","input":"hi","stream":true}`)})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer resp.Close()
+			took := time.Since(start)
+			if resp.Provider != tc.wantFrom || !resp.Piped() {
+				t.Fatalf("answered by %s, piped %v; want %s, piped", resp.Provider, resp.Piped(), tc.wantFrom)
+			}
+			if n := len(e.fakes["a"].hits()); n != tc.wantHitsA && tc.wantFrom == "b" {
+				t.Errorf("a saw %d requests; want %d", n, tc.wantHitsA)
+			}
+			if tc.wantCause != "" && resp.Tried[0].Cause != tc.wantCause {
+				t.Errorf("a's attempt failed with %q; want %q", resp.Tried[0].Cause, tc.wantCause)
+			}
+			if took < tc.minTook || tc.minTook > 0 && took > tc.minTook+slack {
+				t.Errorf("the round took %v; want about %v", took, tc.minTook)
+			}
+			body, err := io.ReadAll(resp)
+			if err != nil {
+				t.Fatalf("reading the body: %v", err)
+			}
+			if tc.wantFrom != "a" {
+				return
+			}
+			if string(body) != tc.wantBody {
+				t.Errorf("body %d bytes %.200q; want %d bytes %.200q", len(body), body, len(tc.wantBody), tc.wantBody)
+			}
+			if ce := resp.Header.Get("Content-Encoding"); ce != "" {
+				t.Errorf("Content-Encoding %q on a decoded body", ce)
+			}
+		})
+	}
+}
+
 // TestPipedBodyArrivesAsSent: a piped body reaches the caller as the
 // provider sends it (speech played while it is spoken), not when it ends.
 // The provider sends the rest only once the caller has read the first part.
