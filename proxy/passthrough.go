@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -372,16 +371,11 @@ var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // buffer, whatever the body's size, with the provider's Content-Type,
 // Content-Encoding and Content-Length: the bytes are not touched, but for
 // an event stream's comment lines (dropped) and error events (their
-// secrets masked, a line held until its end: sseErrorMask). An event
-// stream is read as events, so one the provider compressed (a server or
-// CDN that compresses unasked) is decoded as the chat path decodes one and
-// goes on without its Content-Encoding: read as text, its compressed bytes
-// were cut where they looked like comment lines and its usage never found;
-// a coding paygate does not decode fails the request with a 502 before the
-// head. Once the head is sent nothing fails over any more; a body the
-// provider cuts short ends the connection without the body's proper end
-// (a short Content-Length, no last chunk), so that the client sees an
-// incomplete answer, never one that looks whole.
+// secrets masked, a line held until its end: sseErrorMask). Once the
+// head is sent nothing fails over any more; a body the provider cuts short
+// ends the connection without the body's proper end (a short
+// Content-Length, no last chunk), so that the client sees an incomplete
+// answer, never one that looks whole.
 //
 // It reports whether the body went to the client whole; tail, when not
 // nil, is given every byte relayed.
@@ -391,7 +385,12 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	var src io.Reader = resp
+	h.Set("Content-Type", ct)
+	if ce := resp.Header["Content-Encoding"]; len(ce) > 0 {
+		// The bytes go on as they came (a CDN's gzip of a file's
+		// content): without their coding they are a corrupt file.
+		h["Content-Encoding"] = ce
+	}
 	// An event stream's comment lines are dropped on the way and its error
 	// events have their secrets masked (sseErrorMask), so its length is
 	// not the provider's.
@@ -399,25 +398,6 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 	if isEventStream(ct) {
 		errMask = &sseErrorMask{redact: s.redact}
 	}
-	bodiless := r.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent
-	switch ce := resp.Header["Content-Encoding"]; {
-	case len(ce) == 0:
-	case errMask != nil && !bodiless:
-		// The events are read as text: they are decoded.
-		d, err := failover.DecodeStream(resp, ce)
-		if err != nil {
-			s.failTurn(w, r, fmt.Errorf("provider %s's event stream: %w", resp.Provider, err))
-			return false
-		}
-		if d != nil {
-			src = d
-		}
-	default:
-		// The bytes go on as they came (a CDN's gzip of a file's
-		// content): without their coding they are a corrupt file.
-		h["Content-Encoding"] = ce
-	}
-	h.Set("Content-Type", ct)
 	if n := resp.ContentLength(); n >= 0 && resp.StatusCode != http.StatusNoContent && errMask == nil {
 		h.Set("Content-Length", strconv.FormatInt(n, 10))
 	}
@@ -454,7 +434,7 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 		return true
 	}
 	for {
-		n, err := src.Read(*buf)
+		n, err := resp.Read(*buf)
 		p := (*buf)[:n]
 		if errMask != nil {
 			p = errMask.next(p)

@@ -528,10 +528,11 @@ func TestForwardedStreamDropsProviderComments(t *testing.T) {
 // was piped with its Content-Encoding while the comment filter and the
 // usage tail read its compressed bytes as text: the filter cut "lines" of
 // them (the bot's decoder then failed) and no usage was ever found (the
-// call's spend never counted). It is now decoded as the chat path decodes
-// one: the bot gets the events, their comment lines dropped, without the
-// coding, and the usage is counted. A coding paygate does not decode is a
-// 502 that names it, never bytes the filter could corrupt.
+// call's spend never counted). failover now decodes it as the chat path
+// decodes one: the bot gets the events, their comment lines dropped,
+// without the coding, and the usage is counted. A coding paygate does not
+// decode is a malformed answer (the next target, then a 502), never bytes
+// the filter could corrupt.
 func TestForwardedCodedEventStreamDecoded(t *testing.T) {
 	const delta = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n"
 	const completed = "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[],\"usage\":{\"input_tokens\":1000,\"output_tokens\":500}}}\n\n"
@@ -585,8 +586,8 @@ func TestForwardedCodedEventStreamDecoded(t *testing.T) {
 				t.Errorf("Content-Encoding %q; want none: the bot gets the events decoded", ce)
 			}
 			if tc.status != 200 {
-				if !strings.Contains(body, `\"br\"`) {
-					t.Errorf("the bot got %q; want the coding named", body)
+				if !strings.Contains(body, "upstream_malformed_response") {
+					t.Errorf("the bot got %q; want the answer named malformed", body)
 				}
 				return
 			}
