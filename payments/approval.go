@@ -61,10 +61,34 @@ func (s *Service) expireHeld(ctx context.Context, no string) (*store.Order, erro
 	return got, nil
 }
 
+// Page is one page of an admin list (the approval queue, the refunds), in
+// ListOrders' order (newest first, store.OrderListedBefore): at most Limit
+// orders (0: store.DefaultListLimit), those listed after the cursor
+// (Before, BeforeOrderNo: the previous page's last order's CreatedAt and
+// OrderNo; zero for the first page). A list is capped, so without the
+// cursor its oldest orders could never be reached.
+type Page struct {
+	Limit         int
+	Before        time.Time
+	BeforeOrderNo string
+}
+
+// filter is p as a store filter on status st.
+func (p Page) filter(st store.OrderStatus) store.OrderFilter {
+	return store.OrderFilter{Status: st, Limit: p.Limit, Before: p.Before, BeforeOrderNo: p.BeforeOrderNo}
+}
+
 // Approvals lists orders waiting for a manager (approval_required), newest
-// first, at most limit (0: store.DefaultListLimit).
+// first, at most limit (0: store.DefaultListLimit): the first page of
+// ApprovalsPage.
 func (s *Service) Approvals(ctx context.Context, limit int) ([]*store.Order, error) {
-	return s.ListOrders(ctx, store.OrderFilter{Status: store.StatusApprovalRequired, Limit: limit})
+	return s.ApprovalsPage(ctx, Page{Limit: limit})
+}
+
+// ApprovalsPage lists a page of the orders waiting for a manager
+// (approval_required), newest first.
+func (s *Service) ApprovalsPage(ctx context.Context, p Page) ([]*store.Order, error) {
+	return s.ListOrders(ctx, p.filter(store.StatusApprovalRequired))
 }
 
 // ListOrders lists orders for the admin API.

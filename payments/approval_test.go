@@ -3,6 +3,7 @@ package payments_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -236,6 +237,71 @@ func TestHeldOrderExpires(t *testing.T) {
 				expired(t, e, legacy.OrderNo)
 				refused(t, e, legacy.OrderNo)
 			})
+		})
+	}
+}
+
+// walkPages lists every page of an admin list, limit orders a page, each
+// page asked after the last order of the one before (as the admin API's
+// next_before does), until a page is not full; it returns the order
+// numbers in the order listed.
+func walkPages(t *testing.T, limit int, list func(payments.Page) ([]*store.Order, error)) []string {
+	t.Helper()
+	var seen []string
+	p := payments.Page{Limit: limit}
+	for range 20 {
+		got, err := list(p)
+		if err != nil {
+			t.Fatalf("list after %v: %v", seen, err)
+		}
+		for _, o := range got {
+			seen = append(seen, o.OrderNo)
+		}
+		if len(got) < limit {
+			return seen
+		}
+		last := got[len(got)-1]
+		p.Before, p.BeforeOrderNo = last.CreatedAt, last.OrderNo
+	}
+	t.Fatalf("no end after 20 pages: %v", seen)
+	return nil
+}
+
+// TestApprovalsPage: the approval queue is listed newest first and capped,
+// so its oldest orders, the nearest their approval deadline, are reached
+// only by paging on: every page size shows every held order once, those of
+// one instant told apart by number, and nothing else.
+func TestApprovalsPage(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := approvalEnv(t, driver)
+			ctx := context.Background()
+			base := testNow().Add(-time.Hour).Truncate(time.Second)
+			for _, o := range []struct {
+				no string
+				st store.OrderStatus
+				at time.Duration
+			}{
+				{"PGHELDPAGE0000", store.StatusApprovalRequired, 100 * time.Millisecond},
+				{"PGHELDPAGE0001", store.StatusApprovalRequired, 500 * time.Millisecond},
+				{"PGHELDPAGE0002", store.StatusApprovalRequired, 500 * time.Millisecond},
+				{"PGHELDPAGE0003", store.StatusApprovalRequired, 500 * time.Millisecond},
+				{"PGHELDPAGE0004", store.StatusRejected, 700 * time.Millisecond}, // decided: not listed
+				{"PGHELDPAGE0005", store.StatusApprovalRequired, 1500 * time.Millisecond},
+			} {
+				if err := e.st.CreateOrder(ctx, &store.Order{OrderNo: o.no, Client: "shop-bot", User: "oUser-" + o.no, SKU: "premium-monthly",
+					Quantity: 2, AmountFen: 9998, Currency: "CNY", PayMethod: "jsapi", Status: o.st, ClaimKey: "k" + o.no, Generation: 1,
+					CreatedAt: base.Add(o.at), ExpiresAt: base.Add(72 * time.Hour)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := "[PGHELDPAGE0005 PGHELDPAGE0003 PGHELDPAGE0002 PGHELDPAGE0001 PGHELDPAGE0000]"
+			for _, limit := range []int{1, 2, 3, 5, 6} {
+				got := walkPages(t, limit, func(p payments.Page) ([]*store.Order, error) { return e.svc.ApprovalsPage(ctx, p) })
+				if fmt.Sprint(got) != want {
+					t.Errorf("limit %d: paged through %v; want %s", limit, got, want)
+				}
+			}
 		})
 	}
 }

@@ -1072,23 +1072,32 @@ type RefundEntry struct {
 // Refunds lists orders that are refunding, partially refunded or refunded,
 // and those in needs_review with money refunded or a refund of paygate's
 // still open (hasRefund), newest first (store.SortListed), at most limit
-// (0: store.DefaultListLimit), each with the refund in flight, if any.
-// Proposals not yet confirmed are not listed: they live only until
-// confirm_ttl and moved no money.
+// (0: store.DefaultListLimit), each with the refund in flight, if any: the
+// first page of RefundsPage.
 func (s *Service) Refunds(ctx context.Context, limit int) ([]RefundEntry, error) {
-	if limit <= 0 {
-		limit = store.DefaultListLimit
+	return s.RefundsPage(ctx, Page{Limit: limit})
+}
+
+// RefundsPage lists a page of what Refunds lists. Each status is read from
+// the cursor on, a page's worth each, and the merge cut to the page: the
+// orders listed next among all of them are among those. Proposals not yet
+// confirmed are not listed: they live only until confirm_ttl and moved no
+// money.
+func (s *Service) RefundsPage(ctx context.Context, p Page) ([]RefundEntry, error) {
+	if p.Limit <= 0 {
+		p.Limit = store.DefaultListLimit
 	}
-	limit = min(limit, store.MaxListLimit)
+	p.Limit = min(p.Limit, store.MaxListLimit)
+	limit := p.Limit
 	var all []*store.Order
 	for _, st := range []store.OrderStatus{store.StatusRefunding, store.StatusPartiallyRefunded, store.StatusRefunded} {
-		page, err := s.ListOrders(ctx, store.OrderFilter{Status: st, Limit: limit})
+		page, err := s.ListOrders(ctx, p.filter(st))
 		if err != nil {
 			return nil, err
 		}
 		all = append(all, page...)
 	}
-	review, err := s.refundsInReview(ctx, limit)
+	review, err := s.refundsInReview(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -1115,12 +1124,14 @@ func (s *Service) Refunds(ctx context.Context, limit int) ([]RefundEntry, error)
 	return out, nil
 }
 
-// refundsInReview is the newest limit orders in needs_review that
-// hasRefund, read a page of the status at a time: orders in review without
-// one (orphan payments, money on a dead order) take no place in the list.
-func (s *Service) refundsInReview(ctx context.Context, limit int) ([]*store.Order, error) {
+// refundsInReview is the first p.Limit orders in needs_review past p's
+// cursor that hasRefund, read a page of the status at a time: orders in
+// review without one (orphan payments, money on a dead order) take no place
+// in the list.
+func (s *Service) refundsInReview(ctx context.Context, p Page) ([]*store.Order, error) {
 	var out []*store.Order
-	f := store.OrderFilter{Status: store.StatusNeedsReview, Limit: limit}
+	limit := p.Limit
+	f := p.filter(store.StatusNeedsReview)
 	for {
 		page, err := s.ListOrders(ctx, f)
 		if err != nil {

@@ -3,6 +3,7 @@ package payments_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -857,6 +858,70 @@ func TestRefundsListOrdersInReviewWithTheirRefund(t *testing.T) {
 			}
 			if got, want := list(1), settled.OrderNo+" needs_review -"; got != want {
 				t.Errorf("refunds, limit 1:\n%s\nwant\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestRefundsPage: the refunds list is newest first and capped, so a refund
+// still in flight behind newer finished ones is reached only by paging on:
+// every page size shows every listed order once, in order, the one in
+// flight with its refund, and orders in review with no refund take no place
+// in a page (the scan of needs_review goes on past them, from the cursor).
+func TestRefundsPage(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			ctx := context.Background()
+			// The oldest: paid, its refund confirmed and in flight.
+			flying := paidOrder(t, e, "oUser-page-flying", 1)
+			p := propose(t, e, flying, 0)
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", flying.User, p.RefundID); err != nil {
+				t.Fatalf("confirm: %v", err)
+			}
+			base := e.clock.Now().Add(time.Minute).Truncate(time.Second)
+			for _, o := range []struct {
+				no       string
+				st       store.OrderStatus
+				at       time.Duration
+				refunded int64
+			}{
+				{"PGRFNDPAGE0001", store.StatusRefunded, 500 * time.Millisecond, 4999},
+				{"PGRFNDPAGE0002", store.StatusPartiallyRefunded, 500 * time.Millisecond, 1000},
+				{"PGRFNDPAGE0003", store.StatusNeedsReview, 500 * time.Millisecond, 500},
+				{"PGRFNDPAGE0004", store.StatusNeedsReview, 900 * time.Millisecond, 0}, // no refund: not listed
+				{"PGRFNDPAGE0005", store.StatusNeedsReview, 910 * time.Millisecond, 0},
+				{"PGRFNDPAGE0006", store.StatusNeedsReview, 920 * time.Millisecond, 0},
+				{"PGRFNDPAGE0007", store.StatusPaid, 1000 * time.Millisecond, 0}, // no refund: not listed
+				{"PGRFNDPAGE0008", store.StatusNeedsReview, 1200 * time.Millisecond, 700},
+				{"PGRFNDPAGE0009", store.StatusRefunded, 1500 * time.Millisecond, 4999},
+			} {
+				if err := e.st.CreateOrder(ctx, &store.Order{OrderNo: o.no, Client: "shop-bot", User: "oUser-" + o.no, SKU: "premium-monthly",
+					Quantity: 1, AmountFen: 4999, Currency: "CNY", PayMethod: "jsapi", Status: o.st, RefundedFen: o.refunded,
+					ClaimKey: "k" + o.no, Generation: 1, CreatedAt: base.Add(o.at), ExpiresAt: base.Add(2 * time.Hour)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := fmt.Sprint([]string{"PGRFNDPAGE0009", "PGRFNDPAGE0008", "PGRFNDPAGE0003", "PGRFNDPAGE0002", "PGRFNDPAGE0001", flying.OrderNo})
+			for _, limit := range []int{1, 2, 3, 6, 7} {
+				var inFlight string
+				got := walkPages(t, limit, func(pg payments.Page) ([]*store.Order, error) {
+					entries, err := e.svc.RefundsPage(ctx, pg)
+					out := make([]*store.Order, 0, len(entries))
+					for _, en := range entries {
+						out = append(out, en.Order)
+						if en.InFlight != nil {
+							inFlight += en.Order.OrderNo + " " + en.InFlight.OutRefundNo
+						}
+					}
+					return out, err
+				})
+				if fmt.Sprint(got) != want {
+					t.Errorf("limit %d: paged through %v; want %s", limit, got, want)
+				}
+				if w := flying.OrderNo + " " + p.OutRefundNo; inFlight != w {
+					t.Errorf("limit %d: in flight %q; want %q", limit, inFlight, w)
+				}
 			}
 		})
 	}
