@@ -18,10 +18,10 @@ import (
 // *payments.Service implements it.
 type AdminPayments interface {
 	ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Order, error)
-	Approvals(ctx context.Context, limit int) ([]*store.Order, error)
+	ApprovalsPage(ctx context.Context, p payments.Page) ([]*store.Order, error)
 	Approve(ctx context.Context, orderNo string) (*payments.CreateResult, error)
 	Reject(ctx context.Context, orderNo string) (*store.Order, error)
-	Refunds(ctx context.Context, limit int) ([]payments.RefundEntry, error)
+	RefundsPage(ctx context.Context, p payments.Page) ([]payments.RefundEntry, error)
 }
 
 var _ AdminPayments = (*payments.Service)(nil)
@@ -234,18 +234,51 @@ func parseOrderCursor(s string) (time.Time, string, error) {
 	return t, no, nil
 }
 
-func (s *Server) handleAdminApprovals(w http.ResponseWriter, r *http.Request) {
+// adminPage reads the ?limit= and ?before= of a paged admin list other than
+// the orders (the approval queue, the refunds), as handleAdminOrders reads
+// them; false after answering 400.
+func adminPage(w http.ResponseWriter, r *http.Request) (payments.Page, bool) {
 	limit, ok := adminLimit(r)
 	if !ok {
 		adminError(w, http.StatusBadRequest, "limit must be a whole number from 1 to "+strconv.Itoa(store.MaxListLimit))
+		return payments.Page{}, false
+	}
+	p := payments.Page{Limit: limit}
+	if b := r.URL.Query().Get("before"); b != "" {
+		t, no, err := parseOrderCursor(b)
+		if err != nil {
+			adminError(w, http.StatusBadRequest, "before must be a next_before cursor or an RFC 3339 time")
+			return payments.Page{}, false
+		}
+		p.Before, p.BeforeOrderNo = t, no
+	}
+	return p, true
+}
+
+// nextBefore is a page's next_before, the order list's cursor (orderCursor)
+// after its last order, or null (nil) when the page was not full: there is
+// no more.
+func nextBefore(page []*store.Order, limit int) any {
+	if len(page) == 0 || len(page) < limit {
+		return nil
+	}
+	return orderCursor(page[len(page)-1])
+}
+
+// handleAdminApprovals lists the orders waiting for a manager, newest first,
+// paged as the orders are (limit, before, next_before): the oldest, the
+// nearest their approval deadline, are on the last page.
+func (s *Server) handleAdminApprovals(w http.ResponseWriter, r *http.Request) {
+	p, ok := adminPage(w, r)
+	if !ok {
 		return
 	}
-	orders, err := s.adminPay.Approvals(r.Context(), limit)
+	orders, err := s.adminPay.ApprovalsPage(r.Context(), p)
 	if err != nil {
 		s.adminFailed(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"approvals": adminOrders(orders)})
+	writeJSON(w, http.StatusOK, map[string]any{"approvals": adminOrders(orders), "next_before": nextBefore(orders, p.Limit)})
 }
 
 // handleAdminDecision approves (prepaying at once) or rejects an order
@@ -282,19 +315,24 @@ func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
 	}
 }
 
+// handleAdminRefunds lists the orders with a refund, newest first, each with
+// its refund in flight, paged as the orders are (limit, before,
+// next_before): a refund still in flight behind newer finished ones is on a
+// later page.
 func (s *Server) handleAdminRefunds(w http.ResponseWriter, r *http.Request) {
-	limit, ok := adminLimit(r)
+	p, ok := adminPage(w, r)
 	if !ok {
-		adminError(w, http.StatusBadRequest, "limit must be a whole number from 1 to "+strconv.Itoa(store.MaxListLimit))
 		return
 	}
-	entries, err := s.adminPay.Refunds(r.Context(), limit)
+	entries, err := s.adminPay.RefundsPage(r.Context(), p)
 	if err != nil {
 		s.adminFailed(w, r, err)
 		return
 	}
 	out := make([]map[string]any, 0, len(entries))
+	orders := make([]*store.Order, 0, len(entries))
 	for _, e := range entries {
+		orders = append(orders, e.Order)
 		v := map[string]any{"order": adminOrder(e.Order), "in_flight": nil}
 		if p := e.InFlight; p != nil {
 			v["in_flight"] = map[string]any{
@@ -304,7 +342,7 @@ func (s *Server) handleAdminRefunds(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, v)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"refunds": out})
+	writeJSON(w, http.StatusOK, map[string]any{"refunds": out, "next_before": nextBefore(orders, p.Limit)})
 }
 
 // adminFailed maps a payments error to an admin JSON error.

@@ -95,6 +95,86 @@ func TestAdminOrdersPaging(t *testing.T) {
 	}
 }
 
+// TestAdminApprovalsAndRefundsPaging pages GET /admin/api/approvals and GET
+// /admin/api/refunds with the next_before they hand out, as the order list
+// pages: each list is newest first and capped, so without a cursor the
+// oldest held orders (the nearest their approval deadline) and a refund
+// still in flight behind newer finished ones could not be reached. Every
+// page size must show every listed order once, in order, the last page
+// must say there is no more, and orders that are not listed (a paid order
+// among the refunds, an order in review with no refund) take no place.
+func TestAdminApprovalsAndRefundsPaging(t *testing.T) {
+	_, adminURL, a, _ := consoleApp(t)
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	mk := func(no string, st store.OrderStatus, d time.Duration, refunded int64) {
+		t.Helper()
+		o := &store.Order{OrderNo: no, Client: "bot", User: "oUser-" + no, SKU: "premium-yearly", Description: "Premium tier, 1 year",
+			Quantity: 2, AmountFen: 99800, Currency: "CNY", PayMethod: "jsapi", Status: st, RefundedFen: refunded,
+			ClaimKey: "k" + no, Generation: 1, CreatedAt: base.Add(d), ExpiresAt: base.Add(48 * time.Hour)}
+		if err := a.store.CreateOrder(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Held orders: the oldest first to reach its deadline; three share one
+	// instant (told apart by number).
+	mk("PGHELD0000", store.StatusApprovalRequired, 100*time.Millisecond, 0)
+	mk("PGHELD0001", store.StatusApprovalRequired, 500*time.Millisecond, 0)
+	mk("PGHELD0002", store.StatusApprovalRequired, 500*time.Millisecond, 0)
+	mk("PGHELD0003", store.StatusApprovalRequired, 500*time.Millisecond, 0)
+	mk("PGHELD0004", store.StatusApprovalRequired, 1500*time.Millisecond, 0)
+	// Refunds: the one still in flight is the oldest.
+	mk("PGRFND0000", store.StatusRefunding, 100*time.Millisecond, 0)
+	mk("PGRFND0001", store.StatusRefunded, 500*time.Millisecond, 99800)
+	mk("PGRFND0002", store.StatusPartiallyRefunded, 500*time.Millisecond, 1000)
+	mk("PGRFND0003", store.StatusNeedsReview, 500*time.Millisecond, 500) // money went back, then review
+	mk("PGRFND0004", store.StatusNeedsReview, 900*time.Millisecond, 0)   // in review, no refund: not listed
+	mk("PGRFND0005", store.StatusPaid, 1000*time.Millisecond, 0)         // no refund: not listed
+	mk("PGRFND0006", store.StatusRefunded, 1500*time.Millisecond, 99800)
+
+	for _, list := range []struct {
+		path, numbers string
+		want          string
+	}{
+		{"/admin/api/approvals", "approvals.#.order_no", "[PGHELD0004 PGHELD0003 PGHELD0002 PGHELD0001 PGHELD0000]"},
+		{"/admin/api/refunds", "refunds.#.order.order_no", "[PGRFND0006 PGRFND0003 PGRFND0002 PGRFND0001 PGRFND0000]"},
+	} {
+		for _, limit := range []int{1, 2, 3, 5, 6} {
+			t.Run(fmt.Sprintf("%s limit=%d", list.path, limit), func(t *testing.T) {
+				var seen []string
+				before := ""
+				for page := 0; ; page++ {
+					if page > 6 {
+						t.Fatalf("no end after %d pages: %v", page, seen)
+					}
+					q := fmt.Sprintf("?limit=%d", limit)
+					if before != "" {
+						q += "&before=" + url.QueryEscape(before)
+					}
+					body := adminOK(t, adminURL+list.path+q)
+					for _, no := range body.Get(list.numbers).Array() {
+						seen = append(seen, no.Str)
+					}
+					next := body.Get("next_before")
+					if !next.Exists() {
+						t.Fatalf("page %d has no next_before: %s", page, body.Raw)
+					}
+					if next.Type == gjson.Null {
+						break
+					}
+					before = next.Str
+				}
+				if got := fmt.Sprint(seen); got != list.want {
+					t.Errorf("paged through %s; want %s", got, list.want)
+				}
+			})
+		}
+		if st, body := httpCall(t, http.MethodGet, adminURL+list.path+"?before=yesterday", "Bearer "+consoleToken, ""); st != http.StatusBadRequest || body.Get("error").Str == "" {
+			t.Errorf("%s?before=yesterday: %d %s; want 400 with an error", list.path, st, body.Raw)
+		}
+	}
+}
+
 // TestAdminOrdersByUserFindsOrphanPayments: a payment WeChat Pay reports for
 // an order paygate does not know is recorded as an orphan with no client,
 // under the payer's OpenID. The admin's user search across clients (the
