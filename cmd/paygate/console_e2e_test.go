@@ -554,6 +554,63 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 }
 
+// TestConsoleReadsEveryPage: the approval queue and the refunds are paged
+// (next_before). The console counts and lists every held order, past the
+// first page of 1000, the oldest (the nearest its deadline) included, and
+// offers the refunds behind the first page of 200, where a refund still in
+// flight behind newer finished ones lies.
+func TestConsoleReadsEveryPage(t *testing.T) {
+	b := newBrowser(t)
+	_, adminURL, a, _ := consoleApp(t)
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	mk := func(no string, st store.OrderStatus, at time.Time, refunded int64) {
+		o := &store.Order{OrderNo: no, Client: "bot", User: "oUser-" + no, SKU: "premium-yearly", Description: "Premium tier, 1 year",
+			Quantity: 2, AmountFen: 99800, Currency: "CNY", PayMethod: "jsapi", Status: st, RefundedFen: refunded,
+			ClaimKey: "k" + no, Generation: 1, CreatedAt: at, ExpiresAt: base.Add(48 * time.Hour)}
+		if err := a.store.CreateOrder(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const held, refunded = 1001, 201
+	for i := range held {
+		mk(fmt.Sprintf("PGHELDMANY%04d", i), store.StatusApprovalRequired, base.Add(time.Duration(i)*time.Millisecond), 0)
+	}
+	mk("PGRFNDMANYFLY", store.StatusRefunding, base, 0) // the oldest
+	for i := range refunded - 1 {
+		mk(fmt.Sprintf("PGRFNDMANY%04d", i), store.StatusRefunded, base.Add(time.Duration(i+1)*time.Millisecond), 99800)
+	}
+	oldest := "PGHELDMANY0000"
+
+	b.do(t, "sign in", chromedp.Navigate(adminURL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS(row("approvals", oldest))),
+		waitFor("the summary", `document.querySelector("#sum-approvals .v")?.textContent === "`+fmt.Sprint(held)+`"`))
+	if n := evalJS[int](t, b, `document.querySelectorAll("#panel-approvals tbody tr").length`); n != held {
+		t.Errorf("%d held orders listed; want all %d", n, held)
+	}
+	if s := b.text(t, "#approvals-count"); s != fmt.Sprint(held) {
+		t.Errorf("approvals badge %q; want %d", s, held)
+	}
+
+	b.do(t, "refunds", chromedp.Click(chromedp.CSS(`#tabs [data-tab="refunds"]`)),
+		chromedp.WaitVisible(chromedp.CSS(row("refunds", "PGRFNDMANY0199"))), chromedp.WaitVisible(chromedp.ID("refunds-older")))
+	if n := evalJS[int](t, b, `document.querySelectorAll("#panel-refunds tbody tr").length`); n != 200 {
+		t.Errorf("%d refunds on the first page; want 200", n)
+	}
+	b.do(t, "older refunds", chromedp.Click(chromedp.ID("refunds-older")),
+		chromedp.WaitVisible(chromedp.CSS(row("refunds", "PGRFNDMANYFLY"))), chromedp.WaitNotPresent(chromedp.ID("refunds-older")))
+	if n := evalJS[int](t, b, `document.querySelectorAll("#panel-refunds tbody tr").length`); n != refunded {
+		t.Errorf("%d refunds after loading the older ones; want all %d", n, refunded)
+	}
+	if s := b.text(t, row("refunds", "PGRFNDMANYFLY")); !strings.Contains(s, "refunding") {
+		t.Errorf("the refund in flight: %q; want it refunding", s)
+	}
+	if f := b.pageFaults(); len(f) > 0 {
+		t.Errorf("the page logged faults: %v", f)
+	}
+}
+
 func jsString(s string) string { return fmt.Sprintf("%q", s) }
 
 // TestConsoleRefusesWrongTokenAndCrossSite: through the admin listener, a

@@ -70,3 +70,20 @@ export function qs(params) {
   const s = u.toString();
   return s ? '?' + s : '';
 }
+
+/**
+ * allPages reads every page of a paged admin list (path, with params, the
+ * list under key), following next_before until it is null, and returns the
+ * whole list: a list is capped per page, and the last pages hold its oldest
+ * entries (the held orders nearest their deadline).
+ */
+export async function allPages(path, params, key) {
+  let all = [];
+  let before = '';
+  for (;;) {
+    const page = await api(path + qs({ ...params, before }));
+    all = all.concat(page[key]);
+    if (!page.next_before) return all;
+    before = page.next_before;
+  }
+}

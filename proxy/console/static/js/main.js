@@ -1,6 +1,6 @@
 // The console shell: sign in and out, tabs, the summary and the chain head.
 
-import { api, session, onUnauthorized, ApiError, adminDisabled } from './api.js';
+import { api, allPages, session, onUnauthorized, ApiError, adminDisabled } from './api.js';
 import { h, clear, card, short } from './dom.js';
 import * as views from './views.js';
 
@@ -67,13 +67,14 @@ function select(name) {
 async function summary() {
   const settle = (p) => p.then((v) => ({ v }), (e) => ({ e }));
   const [ap, rev, head, stats] = await Promise.all([
-    settle(api('/admin/api/approvals?limit=1000')),
+    // Every page: a count that stopped at the first would say "1000" of more.
+    settle(allPages('/admin/api/approvals', { limit: 1000 }, 'approvals')),
     settle(api('/admin/api/orders?status=needs_review&limit=1000')),
     settle(api('/admin/api/audit/head')),
     settle(views.fetchStats()),
   ]);
   if (!session.token()) return;
-  const n = ap.v ? ap.v.approvals.length : null;
+  const n = ap.v ? ap.v.length : null;
   const r = rev.v ? rev.v.orders.length : null;
   $('approvals-count').textContent = n ? String(n) : '';
   const cpt = stats.v ? (stats.v.cost_per_transaction ?? '—') : 'no data yet';

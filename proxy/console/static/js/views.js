@@ -2,7 +2,7 @@
 // admin API and draws it; ctx.notice(text, kind) reports an outcome and
 // ctx.changed() refreshes the summary after a decision.
 
-import { api, qs, ApiError } from './api.js';
+import { api, qs, allPages, ApiError } from './api.js';
 import { h, clear, money, when, whenCell, status, short, table, card, empty } from './dom.js';
 import { lineChart } from './chart.js';
 
@@ -23,7 +23,8 @@ export async function approvals(panel, ctx) {
   loading(panel);
   let list;
   try {
-    list = (await api('/admin/api/approvals' + qs({ limit: 200 }))).approvals;
+    // Every page: the oldest held orders, the nearest their deadline, come last.
+    list = await allPages('/admin/api/approvals', { limit: 1000 }, 'approvals');
   } catch (e) { return failed(panel, e); }
   clear(panel).append(
     h('h2', { text: 'Waiting for a manager' }),
@@ -264,27 +265,42 @@ function auditTable(records) {
 
 export async function refunds(panel) {
   loading(panel);
-  let list;
-  try {
-    list = (await api('/admin/api/refunds' + qs({ limit: 200 }))).refunds;
-  } catch (e) { return failed(panel, e); }
-  clear(panel).append(h('h2', { text: 'Refunds' }),
-    h('p', { class: 'hint', text: 'Orders with a refund, and the refund in flight (confirmed by the user, not yet settled by WeChat Pay).' }));
-  if (list.length === 0) return panel.append(empty('No refunds.'));
-  panel.append(table([
-    { th: 'Order', td: (e) => h('span', { class: 'mono', text: e.order.order_no }) },
-    { th: 'Status', td: (e) => status(e.order.status) },
-    { th: 'User', td: (e) => e.order.user },
-    { th: 'Paid', class: 'num', td: (e) => money(e.order.amount_fen, e.order.currency) },
-    { th: 'Refunded', class: 'num', td: (e) => money(e.order.refunded_fen || 0, e.order.currency) },
-    { th: 'In flight', td: (e) => (e.in_flight
-      ? h('span', {}, h('strong', { text: money(e.in_flight.amount_fen, e.order.currency) }), ' ',
-        h('span', { class: 'mono', text: e.in_flight.out_refund_no || e.in_flight.refund_id }),
-        e.in_flight.reason ? ` — ${e.in_flight.reason}` : '', h('br'),
-        h('small', { class: 'hint', text: 'confirmed ' + when(e.in_flight.confirmed_at) }))
-      : '—') },
-    { th: 'Updated', class: 'time', td: (e) => whenCell(e.order.updated_at) },
-  ], list, (e) => ({ dataset: { orderNo: e.order.order_no }, class: e.order.status === 'needs_review' ? 'needs-review' : '' })));
+  let rows = [];
+  let before = '';
+  // load reads the next page (newest first); a refund still in flight
+  // behind newer finished ones is on a later page, behind "Load older".
+  async function load() {
+    let page;
+    try {
+      page = await api('/admin/api/refunds' + qs({ limit: 200, before }));
+    } catch (e) { return failed(panel, e); }
+    rows = rows.concat(page.refunds);
+    before = page.next_before || '';
+    draw();
+  }
+  function draw() {
+    clear(panel).append(h('h2', { text: 'Refunds' }),
+      h('p', { class: 'hint', text: 'Orders with a refund, and the refund in flight (confirmed by the user, not yet settled by WeChat Pay).' }));
+    if (rows.length === 0) panel.append(empty('No refunds.'));
+    else {
+      panel.append(table([
+        { th: 'Order', td: (e) => h('span', { class: 'mono', text: e.order.order_no }) },
+        { th: 'Status', td: (e) => status(e.order.status) },
+        { th: 'User', td: (e) => e.order.user },
+        { th: 'Paid', class: 'num', td: (e) => money(e.order.amount_fen, e.order.currency) },
+        { th: 'Refunded', class: 'num', td: (e) => money(e.order.refunded_fen || 0, e.order.currency) },
+        { th: 'In flight', td: (e) => (e.in_flight
+          ? h('span', {}, h('strong', { text: money(e.in_flight.amount_fen, e.order.currency) }), ' ',
+            h('span', { class: 'mono', text: e.in_flight.out_refund_no || e.in_flight.refund_id }),
+            e.in_flight.reason ? ` — ${e.in_flight.reason}` : '', h('br'),
+            h('small', { class: 'hint', text: 'confirmed ' + when(e.in_flight.confirmed_at) }))
+          : '—') },
+        { th: 'Updated', class: 'time', td: (e) => whenCell(e.order.updated_at) },
+      ], rows, (e) => ({ dataset: { orderNo: e.order.order_no }, class: e.order.status === 'needs_review' ? 'needs-review' : '' })));
+    }
+    if (before !== '') panel.append(h('p', {}, h('button', { type: 'button', class: 'ghost', id: 'refunds-older', onclick: load }, 'Load older refunds')));
+  }
+  await load();
 }
 
 // ----------------------------------------------------------------- webhooks
