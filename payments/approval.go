@@ -61,6 +61,39 @@ func (s *Service) expireHeld(ctx context.Context, no string) (*store.Order, erro
 	return got, nil
 }
 
+// ActorAdmin is Actor.Kind of an operator acting through the admin API.
+const ActorAdmin = "admin"
+
+// Actor is who made a change by hand and why, for the audit: an operator
+// approving or rejecting a held order through the admin API. Without it a
+// manager's decision, the one money step a person takes, is recorded with no
+// trace of the person. The admin API puts it on the context of the call
+// (WithActor); every transition committed under that context carries it in
+// Transition.Actor (the decision, and for an approval the prepay and any
+// expiry it makes at once), so the Options.Events hook records it with the
+// transition, atomically.
+type Actor struct {
+	Kind       string // ActorAdmin
+	RequestID  string // the admin request's id (X-Request-Id), which its log line has too
+	RemoteAddr string // the address the request came from
+	Operator   string // the operator's name as they gave it; optional
+	Reason     string // why, as the operator gave it; optional
+}
+
+type actorKey struct{}
+
+// WithActor returns ctx carrying a, for a change an operator makes.
+func WithActor(ctx context.Context, a *Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// ActorFrom returns the actor carried by ctx, or nil (a turn, a
+// notification, a sweep).
+func ActorFrom(ctx context.Context) *Actor {
+	a, _ := ctx.Value(actorKey{}).(*Actor)
+	return a
+}
+
 // Page is one page of an admin list (the approval queue, the refunds), in
 // ListOrders' order (newest first, store.OrderListedBefore): at most Limit
 // orders (0: store.DefaultListLimit), those listed after the cursor

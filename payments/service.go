@@ -194,6 +194,9 @@ type Transition struct {
 	// Turn is the conversation turn whose payment call caused the change (see
 	// WithTurn); nil for notifications, sweeps and admin actions.
 	Turn *Turn
+	// Actor is the operator whose admin request caused the change (see
+	// WithActor); nil otherwise.
+	Actor *Actor
 	// Refund is the user-confirmed refund behind a refund transition (to
 	// refunding, and from it to refunded, partially_refunded or back); nil
 	// otherwise.
@@ -961,7 +964,7 @@ func (s *Service) update(ctx context.Context, no, cause, noteID string, decide f
 			return &before, false, fmt.Errorf("order %s: %w: %s -> %s", no, ErrTransition, before.Status, next.Status)
 		}
 		next.UpdatedAt = s.now()
-		tr := Transition{Before: before, After: *next, Cause: cause, NotificationID: noteID, Turn: TurnFrom(ctx), Refund: refundFrom(ctx)}
+		tr := Transition{Before: before, After: *next, Cause: cause, NotificationID: noteID, Turn: TurnFrom(ctx), Actor: ActorFrom(ctx), Refund: refundFrom(ctx)}
 		err = s.store.UpdateOrder(ctx, next, before.Status, s.events(tr)...)
 		if errors.Is(err, store.ErrConflict) {
 			continue

@@ -61,6 +61,9 @@ func TransitionAction(t payments.Transition) Action {
 			a.Reason = r.Reason
 		}
 	}
+	if x := t.Actor; x != nil {
+		a.Actor = &Actor{Kind: x.Kind, RequestID: x.RequestID, RemoteAddr: x.RemoteAddr, Operator: x.Operator, Reason: x.Reason}
+	}
 	if a.Time.IsZero() {
 		a.Time = o.CreatedAt
 	}

@@ -89,6 +89,80 @@ func TestTransitionsReachTheChain(t *testing.T) {
 	}
 }
 
+// TestOperatorDecisionsReachTheChain: a manager's approval and rejection
+// made under payments.WithActor (the admin API's) are recorded with who and
+// why, in the record's hashed body, on the decision and on what the
+// approval did at once (the prepay); what the user's turn did carries none.
+// The chain verifies, records sealed before actors were recorded included.
+func TestOperatorDecisionsReachTheChain(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			st := e.store()
+			ctx := context.Background()
+			for _, raw := range sealedBeforeExactParams {
+				var r store.AuditRecord
+				if err := json.Unmarshal([]byte(raw), &r); err != nil {
+					t.Fatal(err)
+				}
+				if err := st.AppendAudit(ctx, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w := newTestWorker(t, st, nil)
+			svc, sim := simService(t, st, w, payments.Options{Events: TransitionEvents,
+				Rules: payments.Rules{ApprovalAboveFen: payments.FenPtr(1000)}})
+			hold := func(user string) string {
+				t.Helper()
+				res, err := svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"})
+				if err != nil || res.Order.Status != store.StatusApprovalRequired {
+					t.Fatalf("create: %+v %v; want approval_required", res, err)
+				}
+				return res.Order.OrderNo
+			}
+			yes, no := hold("oAlice"), hold("oBob")
+			alice := &payments.Actor{Kind: payments.ActorAdmin, RequestID: "req_1", RemoteAddr: "10.0.0.7:51234", Operator: "alice", Reason: "customer verified by phone"}
+			if _, err := svc.Approve(payments.WithActor(ctx, alice), yes); err != nil || sim.Prepays(yes) != 1 {
+				t.Fatalf("approve: %v, %d prepays", err, sim.Prepays(yes))
+			}
+			bob := &payments.Actor{Kind: payments.ActorAdmin, RequestID: "req_2", RemoteAddr: "10.0.0.8:40000"}
+			if _, err := svc.Reject(payments.WithActor(ctx, bob), no); err != nil {
+				t.Fatalf("reject: %v", err)
+			}
+			drainAll(t, w)
+			want := map[string]string{
+				yes + " order.created":          "",
+				no + " order.created":           "",
+				yes + " order.approved":         `{"kind":"admin","operator":"alice","reason":"customer verified by phone","remote_addr":"10.0.0.7:51234","request_id":"req_1"}`,
+				yes + " order.awaiting_payment": `{"kind":"admin","operator":"alice","reason":"customer verified by phone","remote_addr":"10.0.0.7:51234","request_id":"req_1"}`,
+				no + " order.rejected":          `{"kind":"admin","remote_addr":"10.0.0.8:40000","request_id":"req_2"}`,
+			}
+			recs := readAll(t, st)
+			if len(recs) != len(sealedBeforeExactParams)+len(want) {
+				t.Fatalf("%d records; want the %d earlier ones and %d new", len(recs), len(sealedBeforeExactParams), len(want))
+			}
+			for _, r := range recs[len(sealedBeforeExactParams):] {
+				// The hashed bytes themselves, not a decoding of them.
+				var body struct {
+					OrderNo string          `json:"order_no"`
+					Action  string          `json:"action"`
+					Actor   json.RawMessage `json:"actor"`
+				}
+				if err := json.Unmarshal(r.Body, &body); err != nil || Hash(r.Body) != r.Hash {
+					t.Fatalf("record %d: %v, hash %s of %s", r.Seq, err, r.Hash, r.Body)
+				}
+				k := body.OrderNo + " " + body.Action
+				if w, ok := want[k]; !ok || string(body.Actor) != w {
+					t.Errorf("record %d (%s): actor %s; want %q", r.Seq, k, body.Actor, w)
+				}
+			}
+			if res, err := Verify(ctx, st, VerifyOptions{}); err != nil || res.Records != uint64(len(recs)) {
+				t.Errorf("verify: %+v %v; want all %d records", res, err, len(recs))
+			}
+		})
+	}
+}
+
 // simService is a payments.Service over st, paying through the WeChat Pay
 // simulator with the official client, its notifications posted to the
 // service's own notify handler, with one catalog item (premium-monthly,

@@ -59,6 +59,23 @@ type Action struct {
 	Provider string         `json:"provider,omitempty"`
 	Model    string         `json:"model,omitempty"`
 	Params   map[string]any `json:"params,omitempty"`
+	// Actor is who made the change by hand, and why: an operator's approval
+	// or rejection through the admin API (payments.Actor). Absent for what a
+	// turn, WeChat Pay or paygate itself did, and in records written before
+	// it was recorded, which verify as they were sealed (the hash covers the
+	// body's bytes).
+	Actor *Actor `json:"actor,omitempty"`
+}
+
+// Actor is an Action's actor as recorded: kind "admin", the admin request's
+// id (the key to its log line) and remote address, and the operator's name
+// and reason when they gave them.
+type Actor struct {
+	Kind       string `json:"kind"`
+	RequestID  string `json:"request_id,omitempty"`
+	RemoteAddr string `json:"remote_addr,omitempty"`
+	Operator   string `json:"operator,omitempty"`
+	Reason     string `json:"reason,omitempty"`
 }
 
 // Record is the body of one chain link, as hashed. The chain fields (V, Seq,
