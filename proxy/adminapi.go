@@ -1,14 +1,20 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
@@ -281,23 +287,88 @@ func (s *Server) handleAdminApprovals(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"approvals": adminOrders(orders), "next_before": nextBefore(orders, p.Limit)})
 }
 
+// Bounds of a decision's optional body: the operator's name and the reason,
+// in characters, and the body itself (room for both, escaped).
+const (
+	maxOperatorLen  = 128
+	maxReasonLen    = 1000
+	maxDecisionBody = 16 << 10
+)
+
+// decision is the optional JSON body of a decision: who decided and why.
+type decision struct {
+	Operator string `json:"operator"`
+	Reason   string `json:"reason"`
+}
+
+// readDecision reads a decision's optional body: none (or only white
+// space), or one JSON object with at most "operator" and "reason", strings
+// (null: not given) within their bounds, the operator's name on one line.
+// An unknown member is refused rather than ignored, so a misspelt "reason"
+// is not recorded as no reason.
+func readDecision(w http.ResponseWriter, r *http.Request) (decision, error) {
+	var d decision
+	b, err := readLimited(w, r, maxDecisionBody)
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return d, fmt.Errorf("the body is larger than %d bytes", maxDecisionBody)
+		}
+		return d, fmt.Errorf("read the body: %w", err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return d, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	err = dec.Decode(&d)
+	if err == nil {
+		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
+			err = errors.New("data after the object")
+		}
+	}
+	switch {
+	case err != nil:
+		return d, fmt.Errorf(`the body must be a JSON object {"operator": "…", "reason": "…"}, both optional strings: %w`, err)
+	case utf8.RuneCountInString(d.Operator) > maxOperatorLen:
+		return d, fmt.Errorf("operator is longer than %d characters", maxOperatorLen)
+	case strings.ContainsFunc(d.Operator, unicode.IsControl):
+		return d, errors.New("operator must be one line without control characters")
+	case utf8.RuneCountInString(d.Reason) > maxReasonLen:
+		return d, fmt.Errorf("reason is longer than %d characters", maxReasonLen)
+	case strings.ContainsFunc(d.Reason, func(c rune) bool { return unicode.IsControl(c) && c != '\n' && c != '\t' }):
+		return d, errors.New("reason must not contain control characters other than line breaks and tabs")
+	}
+	return d, nil
+}
+
 // handleAdminDecision approves (prepaying at once) or rejects an order
-// waiting for a manager.
+// waiting for a manager. The decision is audited with who made it and why
+// (payments.Actor): the request's id and remote address, and the operator's
+// name and reason from the optional body (readDecision), masked of the
+// config's secrets as the log is, since the chain keeps them for good.
 func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		no := r.PathValue("order_no")
+		d, err := readDecision(w, r)
+		if err != nil {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		actor := &payments.Actor{Kind: payments.ActorAdmin, RequestID: reqInfo(r).id, RemoteAddr: r.RemoteAddr,
+			Operator: s.redact.String(d.Operator), Reason: s.redact.String(d.Reason)}
+		ctx := payments.WithActor(r.Context(), actor)
 		var o *store.Order
-		var err error
 		if approve {
 			var res *payments.CreateResult
-			res, err = s.adminPay.Approve(r.Context(), no)
+			res, err = s.adminPay.Approve(ctx, no)
 			if res != nil {
 				o = res.Order
 			}
 		} else {
-			o, err = s.adminPay.Reject(r.Context(), no)
+			o, err = s.adminPay.Reject(ctx, no)
 		}
-		s.log.Info("admin decision", "request_id", reqInfo(r).id, "order_no", no, "approve", approve, "ok", err == nil)
+		s.log.Info("admin decision", "request_id", actor.RequestID, "order_no", no, "approve", approve, "ok", err == nil,
+			"remote_addr", actor.RemoteAddr, "operator", actor.Operator, "reason", actor.Reason)
 		switch {
 		case err == nil:
 			writeJSON(w, http.StatusOK, map[string]any{"order": adminOrder(o)})

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/audit"
+	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/proxy/console"
 	"github.com/paygate/paygate/store"
@@ -171,6 +174,147 @@ func TestAdminApprovalsAndRefundsPaging(t *testing.T) {
 		}
 		if st, body := httpCall(t, http.MethodGet, adminURL+list.path+"?before=yesterday", "Bearer "+consoleToken, ""); st != http.StatusBadRequest || body.Get("error").Str == "" {
 			t.Errorf("%s?before=yesterday: %d %s; want 400 with an error", list.path, st, body.Raw)
+		}
+	}
+}
+
+// TestAdminDecisionRecordsWhoAndWhy: an operator's approval or rejection is
+// audited with who made it and why: actor kind "admin", the admin request's
+// id (its X-Request-Id, the key to its log line) and remote address, and
+// the operator's name and reason when the optional JSON body gives them.
+// They are in the record's hashed body, and the chain verifies. A body that
+// is not such an object, or whose values are too long or of the wrong
+// kind, is a 400 in the admin API's error format, and nothing is decided.
+func TestAdminDecisionRecordsWhoAndWhy(t *testing.T) {
+	_, adminURL, a, outcomes := consoleApp(t)
+	ctx := context.Background()
+	hold := func(user string) string {
+		t.Helper()
+		res, err := a.payments.CreateOrder(ctx, payments.CreateRequest{Client: "bot", User: user, SKU: "premium-yearly", Quantity: 2})
+		if err != nil || res.Order.Status != store.StatusApprovalRequired {
+			t.Fatalf("create: %+v %v; want approval_required", res, err)
+		}
+		return res.Order.OrderNo
+	}
+	decide := func(no, verb, body string) (*http.Response, gjson.Result) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, adminURL+"/admin/api/approvals/"+no+"/"+verb, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+consoleToken)
+		req.Header.Set(console.CSRFHeader, "1")
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, gjson.ParseBytes(b)
+	}
+	reason := strings.Repeat("理", 1000) // the longest reason, 3000 bytes
+	for _, tc := range []struct {
+		name, verb, body string
+		action           string
+		operator, reason string
+	}{
+		{name: "reject with who and why", verb: "reject", body: `{"operator":"alice","reason":"suspected fraud"}`,
+			action: "order.rejected", operator: "alice", reason: "suspected fraud"},
+		{name: "approve without a body", verb: "approve", action: "order.approved"},
+		{name: "approve with an empty object", verb: "approve", body: ` {} `, action: "order.approved"},
+		{name: "approve with the longest reason", verb: "approve", body: `{"reason":"` + reason + `","operator":null}`,
+			action: "order.approved", reason: reason},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			no := hold("oUser-decision-" + strings.ReplaceAll(tc.name, " ", "-"))
+			resp, body := decide(no, tc.verb, tc.body)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s: %d %s", tc.verb, resp.StatusCode, body.Raw)
+			}
+			id := resp.Header.Get("X-Request-Id")
+			rec := auditRecord(t, a, outcomes, no, tc.action)
+			if !rec.Exists() {
+				t.Fatalf("no %s record of %s", tc.action, no)
+			}
+			act := rec.Get("actor")
+			if act.Get("kind").Str != "admin" || act.Get("request_id").Str != id || id == "" ||
+				!strings.HasPrefix(act.Get("remote_addr").Str, "127.0.0.1:") {
+				t.Errorf("actor %s; want kind admin, request id %s, a remote address", act.Raw, id)
+			}
+			if act.Get("operator").Str != tc.operator || act.Get("reason").Str != tc.reason {
+				t.Errorf("actor operator %q reason %q; want %q and %q", act.Get("operator").Str, act.Get("reason").Str, tc.operator, tc.reason)
+			}
+			for _, k := range []string{"operator", "reason"} {
+				if v := act.Get(k); v.Exists() && v.Str == "" {
+					t.Errorf("actor %s: an empty %s is written; want it left out", act.Raw, k)
+				}
+			}
+		})
+	}
+
+	no := hold("oUser-decision-refused")
+	for _, tc := range []struct{ name, body string }{
+		{"not JSON", `{"reason":`},
+		{"not an object", `["suspected fraud"]`},
+		{"two values", `{} {}`},
+		{"an unknown member", `{"reasn":"suspected fraud"}`},
+		{"a reason that is not a string", `{"reason":5}`},
+		{"an operator that is not a string", `{"operator":{"name":"alice"}}`},
+		{"a reason too long", `{"reason":"` + reason + `x"}`},
+		{"an operator too long", `{"operator":"` + strings.Repeat("a", 129) + `"}`},
+		{"an operator with a line break", `{"operator":"alice\nroot"}`},
+		{"a body too large", `{"reason":"` + strings.Repeat(" ", 64<<10) + `"}`},
+	} {
+		t.Run("refused: "+tc.name, func(t *testing.T) {
+			resp, body := decide(no, "reject", tc.body)
+			if resp.StatusCode != http.StatusBadRequest || body.Get("error").Type != gjson.String || body.Get("error").Str == "" ||
+				resp.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("%d %s %s; want 400 with the admin API's {\"error\": \"…\"}", resp.StatusCode, resp.Header.Get("Content-Type"), body.Raw)
+			}
+		})
+	}
+	if o, err := a.store.GetOrder(ctx, no); err != nil || o.Status != store.StatusApprovalRequired {
+		t.Errorf("after refused decisions: %+v %v; want still approval_required", o, err)
+	}
+	if rec := auditRecord(t, a, outcomes, no, "order.rejected"); rec.Exists() {
+		t.Errorf("a refused decision was recorded: %s", rec.Raw)
+	}
+	if _, err := audit.Verify(ctx, a.store, audit.VerifyOptions{Texts: true}); err != nil {
+		t.Errorf("verify: %v", err)
+	}
+}
+
+// auditRecord is the hashed body of the chain's record of action on order
+// no, once the audit worker has appended it (none when the outbox empties
+// without it): an order's audit events wait in its queue behind its
+// merchant webhooks, so each delivery (an outcome) may let the next one
+// through.
+func auditRecord(t *testing.T, a *app, outcomes <-chan webhook.Result, no, action string) gjson.Result {
+	t.Helper()
+	ctx := context.Background()
+	for {
+		if _, err := a.audit.worker.Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := a.store.ReadAudit(ctx, 1, store.MaxListLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if b := gjson.ParseBytes(r.Body); b.Get("order_no").Str == no && b.Get("action").Str == action {
+				return b
+			}
+		}
+		if st, err := a.store.OutboxStats(ctx); err != nil || st.Pending == 0 {
+			return gjson.Result{}
+		}
+		select {
+		case <-outcomes:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no %s record of %s, and no webhook delivered for 15 s", action, no)
 		}
 	}
 }
