@@ -286,9 +286,10 @@ func row(panel, no string) string {
 // cannot approve, a wrong token is refused, the right one signs in; the
 // console lists the two orders waiting for approval, approves one (the
 // simulator receives its prepay and the order awaits payment) and rejects the
-// other (no prepay); the order list highlights the order that needs review,
-// finds an order by number and shows its history from the audit chain; the
-// chain head and the cost chart are there; the token is never in the page.
+// other with a reason (no prepay; the chain records the reason); the order
+// list highlights the order that needs review, finds an order by number and
+// shows its history from the audit chain, with who decided; the chain head
+// and the cost chart are there; the token is never in the page.
 func TestConsoleInBrowser(t *testing.T) {
 	b := newBrowser(t)
 	url, adminURL, a, outcomes := consoleApp(t)
@@ -398,8 +399,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("approved order %+v %v; want awaiting_payment", o, err)
 	}
 
-	// Reject the other: no prepay.
+	// Reject the other, with a reason: no prepay, and the reason is audited.
+	const why = "bought twice by mistake"
 	b.do(t, "reject", chromedp.Click(chromedp.CSS(`button[data-action="reject"][data-order-no="`+rejectNo+`"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[data-reason-for="`+rejectNo+`"]`), why),
 		chromedp.Click(chromedp.CSS(`button[data-action="confirm"][data-order-no="`+rejectNo+`"]`)),
 		waitFor("the rejection notice", `document.querySelector("#notice.ok")?.textContent.includes(`+jsString(rejectNo)+` + ": the order is now rejected")`),
 		chromedp.WaitNotPresent(chromedp.CSS(row("approvals", rejectNo))),
@@ -412,6 +415,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if _, err := a.audit.worker.Drain(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if act := auditRecord(t, a, outcomes, rejectNo, "order.rejected").Get("actor"); act.Get("kind").Str != "admin" || act.Get("reason").Str != why {
+		t.Errorf("the rejection's audit actor %s; want kind admin with the reason typed", act.Raw)
 	}
 
 	// Orders: the states as they now are, needs_review highlighted.
@@ -435,7 +441,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(row("orders", approveNo))),
 		waitFor("the history", `document.querySelector("#order-history")?.textContent.includes("Searched the whole chain")`))
 	hist := b.text(t, "#order-history")
-	for _, want := range []string{"order.created", "order.approved", "approval_required →", "awaiting_payment"} {
+	for _, want := range []string{"order.created", "order.approved", "approval_required →", "awaiting_payment", "admin req_"} {
 		if !strings.Contains(hist, want) {
 			t.Errorf("history %q lacks %q", hist, want)
 		}

@@ -29,28 +29,34 @@ export function onUnauthorized(f) { unauthorized = f; }
 
 /**
  * api calls an admin endpoint and returns its JSON. State-changing methods
- * carry the CSRF header the admin listener requires.
+ * carry the CSRF header the admin listener requires; body, when given, is
+ * sent as JSON.
  */
-export async function api(path, { method = 'GET', token = session.token() } = {}) {
+export async function api(path, { method = 'GET', token = session.token(), body } = {}) {
   const headers = { Accept: 'application/json', Authorization: 'Bearer ' + token };
   if (method !== 'GET' && method !== 'HEAD') headers['X-Paygate-CSRF'] = '1';
+  const init = { method, headers, credentials: 'omit', cache: 'no-store', redirect: 'error' };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
   let res;
   try {
-    res = await fetch(path, { method, headers, credentials: 'omit', cache: 'no-store', redirect: 'error' });
+    res = await fetch(path, init);
   } catch (e) {
     throw new ApiError(0, 'paygate did not answer (' + e.message + ')', null);
   }
-  let body = null;
-  try { body = await res.json(); } catch { /* not JSON: the status says enough */ }
+  let answer = null;
+  try { answer = await res.json(); } catch { /* not JSON: the status says enough */ }
   if (!res.ok) {
-    const e = body && body.error;
+    const e = answer && answer.error;
     const msg = (typeof e === 'string' ? e : e && e.message) || ('HTTP ' + res.status);
-    const err = new ApiError(res.status, msg, body);
+    const err = new ApiError(res.status, msg, answer);
     const refused = res.status === 401 || adminDisabled(err);
     if (refused && token && token === session.token()) unauthorized(err);
     throw err;
   }
-  return body;
+  return answer;
 }
 
 /** The code of the admin API's answer while paygate has no admin token. */

@@ -48,26 +48,33 @@ export async function approvals(panel, ctx) {
   panel.append(t);
 
   // ask shows a confirmation row under the order; a decision takes two clicks.
+  // A rejection asks for an optional reason, which the audit chain records
+  // with the decision.
   function ask(ev, o, approve) {
     const tr = ev.target.closest('tr');
     t.querySelectorAll('tr.confirm').forEach((r) => r.remove());
     const verb = approve ? 'Approve' : 'Reject';
+    const reason = approve ? null : h('input', { type: 'text', class: 'reason', placeholder: 'reason (optional, audited)', maxlength: 1000, size: 32,
+      'aria-label': 'Reason for the rejection', dataset: { reasonFor: o.order_no } });
     const row = h('tr', { class: 'confirm', dataset: { confirmFor: o.order_no } },
       h('td', { colspan: cols.length },
         h('span', {}, `${verb} ${o.order_no} for ${money(o.amount_fen, o.currency)} (${o.user})? `,
           approve ? 'WeChat Pay opens the order now. ' : 'The order is closed for good. '),
+        reason, reason ? ' ' : null,
         h('span', { class: 'actions' },
           h('button', { type: 'button', class: 'small' + (approve ? '' : ' danger'), dataset: { action: 'confirm', orderNo: o.order_no },
-            onclick: (e) => decide(e, o, approve) }, `Confirm ${verb.toLowerCase()}`),
+            onclick: (e) => decide(e, o, approve, reason ? reason.value.trim() : '') }, `Confirm ${verb.toLowerCase()}`),
           h('button', { type: 'button', class: 'small ghost', dataset: { action: 'cancel' }, onclick: () => row.remove() }, 'Cancel'))));
     tr.after(row);
+    if (reason) reason.focus();
   }
 
-  async function decide(ev, o, approve) {
+  async function decide(ev, o, approve, reason) {
     t.querySelectorAll('button').forEach((b) => { b.disabled = true; });
     const verb = approve ? 'approve' : 'reject';
     try {
-      const d = await api(`/admin/api/approvals/${encodeURIComponent(o.order_no)}/${verb}`, { method: 'POST' });
+      const d = await api(`/admin/api/approvals/${encodeURIComponent(o.order_no)}/${verb}`,
+        { method: 'POST', body: reason ? { reason } : undefined });
       ctx.notice(`${approve ? 'Approved' : 'Rejected'} ${o.order_no}: the order is now ${d.order.status.replace(/_/g, ' ')}.`, 'ok');
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return;
@@ -248,6 +255,11 @@ function body(r) {
   return typeof r.body === 'object' && r.body !== null ? r.body : {};
 }
 
+function actor(r) {
+  const a = body(r).actor;
+  return typeof a === 'object' && a !== null ? a : {};
+}
+
 function auditTable(records) {
   return table([
     { th: 'Seq', class: 'num', td: (r) => String(r.seq) },
@@ -255,8 +267,13 @@ function auditTable(records) {
     { th: 'Action', td: (r) => h('code', { text: body(r).action || '?' }) },
     { th: 'Order', td: (r) => h('span', { class: 'mono', text: body(r).order_no || '' }) },
     { th: 'Status', td: (r) => (body(r).status_before ? `${body(r).status_before} → ${body(r).status || ''}` : body(r).status || '') },
-    { th: 'Cause', td: (r) => [body(r).cause || '', body(r).reason ? ` (${body(r).reason})` : ''].join('') },
-    { th: 'By', td: (r) => [body(r).provider, body(r).model].filter(Boolean).join(' / ') },
+    { th: 'Cause', td: (r) => [body(r).cause || '', body(r).reason ? ` (${body(r).reason})` : '',
+      actor(r).reason ? ` — ${actor(r).reason}` : ''].join('') },
+    // An operator's decision names the operator (or the admin request);
+    // a turn's action, the provider and model.
+    { th: 'By', td: (r) => (actor(r).kind
+      ? [actor(r).kind, actor(r).operator || actor(r).request_id].filter(Boolean).join(' ')
+      : [body(r).provider, body(r).model].filter(Boolean).join(' / ')) },
     { th: 'Hash', td: (r) => h('span', { class: 'mono', title: r.hash, text: short(r.hash) }) },
   ], records, (r) => ({ dataset: { seq: r.seq } }));
 }
