@@ -1448,6 +1448,61 @@ func TestConformsToNetHTTP(t *testing.T) {
 	}
 }
 
+// TestRefusalsQuoteNothingOfTheRequest: a head the server refuses is
+// answered with fixed text, as net/http answers it ("400 Bad Request", or
+// one of its own fixed reasons), never with the parser's error, which
+// quotes the client's bytes: a browser led to post such a head would
+// render them (reflected script). The answer says nosniff too, as
+// http.Error's do.
+func TestRefusalsQuoteNothingOfTheRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name, head string
+		status     int
+		body       string
+	}{
+		{"line without colon", "GET / HTTP/1.1\r\nHost: x\r\n<script>alert(1)</script>\r\n\r\n", 400, "400 Bad Request"},
+		{"bad content length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: <script>\r\n\r\n", 400, "400 Bad Request"},
+		{"bad method", "<script> / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "400 Bad Request"},
+		{"bad version", "GET / HTTP/<script>\r\nHost: x\r\n\r\n", 400, "400 Bad Request"},
+		{"bad transfer coding", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: <script>\r\n\r\n", 501, "Unsupported transfer encoding"},
+		// The server's own checks give net/http's fixed reasons.
+		{"no host", "GET / HTTP/1.1\r\n\r\n", 400, "400 Bad Request: missing required Host header"},
+		{"bad host", "GET / HTTP/1.1\r\nHost: <script>\r\n\r\n", 400, "400 Bad Request: malformed Host header"},
+		{"head too large", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("<script>", 2*testMaxHeaderBytes/8) + "\r\n\r\n", 431, "431 Request Header Fields Too Large"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+			c, err := net.Dial("tcp", s.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(exchangeTimeout))
+			go io.WriteString(c, tc.head)
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.status || string(b) != tc.body {
+				t.Errorf("answered %d %q; want %d %q", resp.StatusCode, b, tc.status, tc.body)
+			}
+			if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+				t.Errorf("X-Content-Type-Options: %q; want nosniff", got)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+				t.Errorf("Content-Type: %q; want text/plain; charset=utf-8", ct)
+			}
+			if !resp.Close {
+				t.Errorf("the refusal does not say Connection: close")
+			}
+		})
+	}
+}
+
 // ---- non-differential tests ----
 
 // TestDisconnectCancelsContext checks that a handler blocked on its

@@ -75,6 +75,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -505,7 +506,7 @@ func (c *conn) serve() {
 			if req.ProtoMajor != 1 {
 				status = http.StatusHTTPVersionNotSupported
 			}
-			c.reject(status, msg)
+			c.reject(status, strconv.Itoa(status)+" "+http.StatusText(status)+": "+msg)
 			return
 		}
 		c.lastPost = req.Method == http.MethodPost
@@ -562,15 +563,19 @@ func (c *conn) rejectBadRequest(err error) {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return // as net/http: a timed-out head gets no answer
 	}
+	// The answers' texts are net/http's, fixed: the parser's error quotes
+	// the client's bytes (a header line, a method), and echoed in the
+	// answer they would be a page a browser led to post such a head
+	// renders.
 	if c.lr.n <= 0 {
-		c.reject(http.StatusRequestHeaderFieldsTooLarge, "Request Header Fields Too Large")
+		c.reject(http.StatusRequestHeaderFieldsTooLarge, "431 Request Header Fields Too Large")
 		return
 	}
 	if isUnsupportedTE(err) {
 		c.reject(http.StatusNotImplemented, "Unsupported transfer encoding")
 		return
 	}
-	c.reject(http.StatusBadRequest, err.Error())
+	c.reject(http.StatusBadRequest, "400 Bad Request")
 }
 
 // isUnsupportedTE reports net/http's unsupportedTEError, which its server
@@ -584,15 +589,16 @@ func isUnsupportedTE(err error) bool {
 	return strings.Contains(msg, "unsupported transfer encoding") || strings.Contains(msg, "too many transfer encodings")
 }
 
-// reject answers a request that will not reach the handler and closes the
-// connection, as net/http does for a request it cannot parse. The rest of
-// the request (a head too large, a body) may still be coming: the
-// connection lingers.
-func (c *conn) reject(status int, msg string) {
+// reject answers a request that will not reach the handler with status and
+// body, a fixed text that quotes nothing of the request, and closes the
+// connection, as net/http does for a request it cannot parse. The answer
+// says nosniff, as http.Error's do, so that no browser takes the text for
+// anything else. The rest of the request (a head too large, a body) may
+// still be coming: the connection lingers.
+func (c *conn) reject(status int, body string) {
 	c.wfixed = true
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	body := fmt.Sprintf("%d %s: %s", status, http.StatusText(status), msg)
-	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
 		status, http.StatusText(status), len(body), body)
 	c.linger = c.bw.Flush() == nil
 }
