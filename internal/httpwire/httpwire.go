@@ -333,11 +333,17 @@ var pathChar = func() (t [256]bool) {
 // target http.ReadRequest sets req.Host from the target and drops the
 // header unchecked, while RFC 9112 3.2 (and net/http's server) refuse a
 // malformed Host header whatever the target says.
+//
+// And it notes a Content-Length line the same way (ContentLength):
+// http.ReadRequest drops the header of a chunked request, whose connection
+// RFC 9112 6.1 has the server close when the head had both.
 type HostLine struct {
-	n       int  // bytes of the current line seen, up to len("host:")+1
+	n       int  // bytes of the current line seen, up to len("content-length:")+1
 	cr      bool // the current line so far is a lone CR
 	other   bool // the current line does not start with "host:"
+	notCL   bool // the current line does not start with "content-length:"
 	found   bool
+	cl      bool   // a Content-Length line was seen
 	done    bool   // the empty line that ends the head was seen
 	inValue bool   // in the first Host line, after its colon
 	value   []byte // that line's rest, as sent
@@ -345,12 +351,12 @@ type HostLine struct {
 
 // Write scans p; it never fails.
 func (h *HostLine) Write(p []byte) (int, error) {
-	const name = "host:"
+	const name, clName = "host:", "content-length:"
 	for i := 0; i < len(p) && !h.done; i++ {
 		c := p[i]
 		if c == '\n' {
 			h.done = h.n == 0 || h.n == 1 && h.cr
-			h.n, h.cr, h.other, h.inValue = 0, false, false, false
+			h.n, h.cr, h.other, h.notCL, h.inValue = 0, false, false, false, false
 			continue
 		}
 		if h.inValue {
@@ -358,20 +364,36 @@ func (h *HostLine) Write(p []byte) (int, error) {
 			continue
 		}
 		if h.n < len(name) && !h.other {
-			if want := name[h.n]; c != want && (want == ':' || c|0x20 != want) {
+			if !matchFold(c, name[h.n]) {
 				h.other = true
 			} else if h.n == len(name)-1 {
 				h.inValue = !h.found
 				h.found = true
 			}
 		}
+		if h.n < len(clName) && !h.notCL {
+			if !matchFold(c, clName[h.n]) {
+				h.notCL = true
+			} else if h.n == len(clName)-1 {
+				h.cl = true
+			}
+		}
 		h.cr = h.n == 0 && c == '\r'
-		if h.n <= len(name) {
+		if h.n <= len(clName) {
 			h.n++
 		}
 	}
 	return len(p), nil
 }
+
+// matchFold reports whether c is want, a lower-case letter in either case.
+func matchFold(c, want byte) bool {
+	return c == want || 'a' <= want && want <= 'z' && c|0x20 == want
+}
+
+// ContentLength reports whether a Content-Length line was seen before the
+// head's end.
+func (h *HostLine) ContentLength() bool { return h.cl }
 
 // Found reports whether a Host line was seen before the head's end.
 func (h *HostLine) Found() bool { return h.found }

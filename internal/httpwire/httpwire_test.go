@@ -306,9 +306,9 @@ func TestDeclinedChunkedRequestAllocatesNothing(t *testing.T) {
 	}
 }
 
-// TestHostLine: HostLine finds a Host line exactly when net/http's parser
-// reads one, whatever pieces the head's bytes come in, and looks no
-// further than the head.
+// TestHostLine: HostLine finds a Host line, and a Content-Length line,
+// exactly when net/http's parser reads one, whatever pieces the head's
+// bytes come in, and looks no further than the head.
 func TestHostLine(t *testing.T) {
 	for _, head := range []string{
 		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -324,6 +324,12 @@ func TestHostLine(t *testing.T) {
 		"GET / HTTP/1.1\r\nX-A: b\r\n\r\nHost: in the body\r\n",
 		"GET / HTTP/1.1\nX-A: b\n\nHost: in the body\n",
 		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhost:\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\ncOnTeNt-lEnGtH: 3\r\n\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\nHost: x\ncontent-length:3\n\nabc",
+		"POST / HTTP/1.1\r\nX-Content-Length: 3\r\nContent-Lengths: 3\r\nContent-Lengt: 3\r\n\r\n",
+		"POST / HTTP/1.1\r\nX-A: b\r\n content-length: folded\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n12\r\nContent-Length: 3\r\n0\r\n\r\n",
 	} {
 		if _, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head))); err != nil {
 			t.Fatalf("%q: %v", head, err)
@@ -334,6 +340,7 @@ func TestHostLine(t *testing.T) {
 		tp.ReadLine()
 		mh, _ := tp.ReadMIMEHeader()
 		hosts, want := mh["Host"]
+		_, wantCL := mh["Content-Length"]
 		for _, size := range []int{1, 2, 3, 7, len(head)} {
 			var h HostLine
 			for s := head; len(s) > 0; {
@@ -346,6 +353,9 @@ func TestHostLine(t *testing.T) {
 			}
 			if want && h.Value() != hosts[0] {
 				t.Errorf("%q in pieces of %d: Value %q; net/http read %q", head, size, h.Value(), hosts[0])
+			}
+			if h.ContentLength() != wantCL {
+				t.Errorf("%q in pieces of %d: ContentLength %v; net/http read a Content-Length: %v", head, size, h.ContentLength(), wantCL)
 			}
 		}
 	}

@@ -628,23 +628,9 @@ func conformanceCases() []conformanceCase {
 			wantStatus: []int{400}, wantState: "closed",
 		},
 
-		// 4. Request smuggling attempts.
-		{
-			// net/http accepts this: Transfer-Encoding wins and
-			// Content-Length is dropped (RFC 9112 §6.3), so the bytes
-			// after the empty chunked body are a second request.
-			name:    "smuggle_cl_and_te_chunked",
-			handler: dumpRequest,
-			steps: oneRequest("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 41\r\nTransfer-Encoding: chunked\r\n\r\n" +
-				"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"),
-			wantStatus: []int{200, 200}, wantState: "open",
-		},
-		{
-			name:       "smuggle_te_chunked_then_cl",
-			handler:    echoBody,
-			steps:      oneRequest("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
-			wantStatus: []int{200}, wantState: "open",
-		},
+		// 4. Request smuggling attempts. A request with both
+		// Transfer-Encoding and Content-Length closes the connection on h1
+		// and not on net/http: TestStricterThanNetHTTP.
 		{
 			name:       "smuggle_two_different_content_lengths",
 			handler:    echoBody,
@@ -1443,6 +1429,78 @@ func TestConformsToNetHTTP(t *testing.T) {
 
 			if diffs := compareExchanges(&c, refEx, gotEx); len(diffs) > 0 {
 				t.Errorf("h1 differs from net/http:\n  - %s\n%s", strings.Join(diffs, "\n  - "), both)
+			}
+		})
+	}
+}
+
+// TestStricterThanNetHTTP holds h1 to the RFCs' MUSTs where net/http
+// misses them, so TestConformsToNetHTTP cannot: each case checks what
+// net/http does (the premise, so a Go release that changes it shows here)
+// and what h1 must do instead.
+func TestStricterThanNetHTTP(t *testing.T) {
+	type outcome struct {
+		statuses []int
+		state    string
+		calls    int64
+	}
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+		steps   []rawStep
+		netHTTP outcome
+		h1      outcome
+		// h1Close: h1's final answer says "Connection: close" (the client
+		// must not send another request on it).
+		h1Close bool
+	}{
+		{
+			// RFC 9112 6.1: "a server MAY reject a request that contains
+			// both Content-Length and Transfer-Encoding or process such a
+			// request in accordance with the Transfer-Encoding alone.
+			// Regardless, the server MUST close the connection after
+			// responding to such a request". net/http processes it and
+			// keeps the connection, so the bytes after the empty chunked
+			// body (which a front proxy framing by Content-Length took for
+			// this request's) are served as a request of their own.
+			name:    "cl_then_te_chunked",
+			handler: dumpRequest,
+			steps: oneRequest("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 41\r\nTransfer-Encoding: chunked\r\n\r\n" +
+				"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"),
+			netHTTP: outcome{[]int{200, 200}, "open", 2},
+			h1:      outcome{[]int{200}, "closed", 1},
+			h1Close: true,
+		},
+		{
+			name:    "te_chunked_then_cl",
+			handler: echoBody,
+			steps:   oneRequest("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+			netHTTP: outcome{[]int{200}, "open", 1},
+			h1:      outcome{[]int{200}, "closed", 1},
+			h1Close: true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := conformanceCase{name: tc.name, handler: tc.handler, steps: tc.steps}
+			for _, srv := range []struct {
+				start func(*testing.T, http.Handler) *confServer
+				want  outcome
+			}{{startNetHTTP, tc.netHTTP}, {startH1, tc.h1}} {
+				s := srv.start(t, tc.handler)
+				ex := runExchange(t, s.addr, &c)
+				ex.calls = s.calls.Load()
+				got := outcome{ex.statuses(), ex.state, ex.calls}
+				if fmt.Sprint(got) != fmt.Sprint(srv.want) {
+					what := "h1 answered"
+					if s.name == "net/http" {
+						what = "test premise wrong: net/http answered"
+					}
+					t.Errorf("%s statuses %v, connection %s, handler calls %d; want %v, %s, %d\n%s",
+						what, got.statuses, got.state, got.calls, srv.want.statuses, srv.want.state, srv.want.calls, ex)
+				}
+				if s.name == "h1" && tc.h1Close && len(ex.resps) > 0 && !ex.resps[len(ex.resps)-1].signalClose {
+					t.Errorf("h1's answer does not say Connection: close:\n%s", ex)
+				}
 			}
 		})
 	}

@@ -485,6 +485,16 @@ func (c *conn) serve() {
 				return
 			}
 			hasHost = c.host.Found()
+			if len(req.TransferEncoding) > 0 && c.host.ContentLength() {
+				// Both framings (http.ReadRequest keeps Transfer-Encoding
+				// and drops the Content-Length): a proxy in front that
+				// framed the body by Content-Length reads a different
+				// request boundary, the shape of request smuggling. RFC
+				// 9112 6.1: the server may serve it by Transfer-Encoding
+				// but MUST close the connection after responding, so no
+				// bytes after the body are taken for a request.
+				req.Close = true
+			}
 			if req.URL.Host != "" {
 				hostHeader = c.host.Value() // absolute-form: req.Host is the target's
 			}
