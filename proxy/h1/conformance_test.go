@@ -1479,6 +1479,20 @@ func TestStricterThanNetHTTP(t *testing.T) {
 			h1:      outcome{[]int{200}, "closed", 1},
 			h1Close: true,
 		},
+		{
+			// RFC 9110 15.2: "A server MUST NOT send a 1xx response to an
+			// HTTP/1.0 client." net/http sends the handler's 103 all the
+			// same; the client reads it as the final answer.
+			name: "early_hints_to_http10",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Link", "</a>; rel=preload")
+				w.WriteHeader(http.StatusEarlyHints)
+				io.WriteString(w, "x")
+			},
+			steps:   oneRequest("GET / HTTP/1.0\r\n\r\n"),
+			netHTTP: outcome{[]int{103, 200}, "closed", 1},
+			h1:      outcome{[]int{200}, "closed", 1},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := conformanceCase{name: tc.name, handler: tc.handler, steps: tc.steps}

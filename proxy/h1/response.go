@@ -65,8 +65,10 @@ func (w *response) WriteHeader(code int) {
 	}
 	if code < 200 {
 		// An interim answer (103 Early Hints); 100 Continue is the
-		// server's to send.
-		if code != http.StatusContinue && code != http.StatusSwitchingProtocols {
+		// server's to send. None goes to an HTTP/1.0 client (RFC 9110
+		// 15.2: a server MUST NOT send it one), which would take it for
+		// the final answer.
+		if code != http.StatusContinue && code != http.StatusSwitchingProtocols && w.req.ProtoAtLeast(1, 1) {
 			w.c.bw.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + http.StatusText(code) + "\r\n")
 			writeHeaders(w.c.bw, w.header)
 			w.c.bw.WriteString("\r\n")
