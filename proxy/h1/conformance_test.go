@@ -574,6 +574,22 @@ func conformanceCases() []conformanceCase {
 			wantStatus: []int{201}, wantState: "open",
 		},
 		{
+			// What the handler sets after WriteHeader is not sent, though
+			// the head goes out only with the body.
+			name: "handler_headers_after_writeheader",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Early", "1")
+				w.WriteHeader(http.StatusAccepted)
+				w.Header().Set("X-Late", "1")
+				w.Header().Set("X-Early", "changed")
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, "x")
+			},
+			steps:      oneRequest(rawGet("/")),
+			headers:    []string{"X-Early", "X-Late"},
+			wantStatus: []int{202}, wantState: "open",
+		},
+		{
 			name:       "request_as_seen_by_handler",
 			handler:    dumpRequest,
 			steps:      oneRequest("GET /p/a%20th?q=1&r=%2F HTTP/1.1\r\nHost: example.test:8080\r\nUser-Agent: raw\r\nX-Dup: a\r\nX-Dup: b\r\nAccept: */*\r\n\r\n"),

@@ -49,12 +49,27 @@ type response struct {
 func newResponse(c *conn, req *http.Request) *response {
 	w := &response{c: c, req: req, header: make(http.Header, 4), cl: -1, noBody: req.Method == http.MethodHead}
 	w.reqBody.c = c
+	c.head = nil
 	return w
 }
 
 var errFinished = errors.New("h1: write after the handler returned")
 
-func (w *response) Header() http.Header { return w.header }
+// Header returns the header map the handler sets. As with net/http, what
+// it changes after WriteHeader is not sent; but the head goes out later
+// (with the first bytes of the body, to send a Content-Length), so the map
+// as it stood is copied when the handler asks for it after WriteHeader
+// and before the head is sent (kept in the conn, which serves one request
+// at a time): a copy per answer at WriteHeader, as net/http makes, would
+// cost every answer allocations. (A handler that
+// kept the map from before WriteHeader and changes it after, without
+// calling Header again, still changes the head.)
+func (w *response) Header() http.Header {
+	if w.status != 0 && !w.sent && w.c.head == nil {
+		w.c.head = w.header.Clone()
+	}
+	return w.header
+}
 
 func (w *response) WriteHeader(code int) {
 	if w.status != 0 || w.done {
@@ -176,6 +191,9 @@ func (w *response) writeChunk(p []byte) {
 func (w *response) sendHead(final bool, next []byte) {
 	w.sent = true
 	h := w.header
+	if w.c.head != nil {
+		h = w.c.head // as it stood at WriteHeader
+	}
 	is11 := w.req.ProtoAtLeast(1, 1)
 	head := w.req.Method == http.MethodHead
 	if w.req.Close || !is11 || httpguts.HeaderValuesContainsToken(h["Connection"], "close") || w.reqBody.err != nil || w.c.s.closing.Load() {

@@ -336,6 +336,7 @@ type conn struct {
 	wfixed   bool              // a write deadline not checkWriter's is in place (reject's, the handler's): leave it
 	host     httpwire.HostLine // whether a head net/http reads has a Host line
 	hold     []byte            // a response's body before its head; reused across requests
+	head     http.Header       // the response's header as it stood at WriteHeader, once the handler asked for it after (response.Header)
 }
 
 // setReadDeadline sets the connection's read deadline and remembers it.
