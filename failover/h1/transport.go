@@ -221,7 +221,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // outgoing is the body of a request as this transport sends it. The
 // caller's request is never modified (an http.RoundTripper must not): a
 // body of unknown length is read once into memory, so the upstream gets a
-// Content-Length; a resend takes a fresh copy from GetBody.
+// Content-Length (a ContentLength of 0 with a Body is unknown, as
+// net/http's contract has it); a resend takes a fresh copy from GetBody.
 type outgoing struct {
 	req    *http.Request
 	r      io.Reader
@@ -237,7 +238,10 @@ func outgoingBody(req *http.Request) (outgoing, error) {
 		return o, nil
 	}
 	o.r, o.c, o.length = req.Body, req.Body, req.ContentLength
-	if o.length < 0 {
+	// A ContentLength of 0 with a body (neither nil nor http.NoBody) means
+	// the length is unknown, as -1 does (http.Request's contract for
+	// clients): sent as 0, the body would be dropped.
+	if o.length <= 0 {
 		b, err := io.ReadAll(req.Body)
 		req.Body.Close()
 		if err != nil {

@@ -613,6 +613,46 @@ func TestRequestIsNotModified(t *testing.T) {
 	}
 }
 
+// TestBodyOfUnknownLengthIsSent: a request's ContentLength of 0 with a Body
+// other than nil or http.NoBody means "unknown" (http.Request's contract,
+// which net/http's Transport honours): the body is read and sent with its
+// length, as one of length -1 is, never dropped behind a Content-Length: 0.
+func TestBodyOfUnknownLengthIsSent(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%d:%s", r.ContentLength, b)
+	}))
+	defer srv.Close()
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	for _, tc := range []struct {
+		name   string
+		body   io.Reader
+		length int64
+		want   string
+	}{
+		{"length 0, a body", io.MultiReader(strings.NewReader(`{"model":"m"}`)), 0, `13:{"model":"m"}`},
+		{"length 0, an empty body", io.MultiReader(), 0, "0:"},
+		{"length -1, a body", io.MultiReader(strings.NewReader(`{"n":1}`)), -1, `7:{"n":1}`},
+		{"no body", nil, 0, "0:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, srv.URL, tc.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.ContentLength = tc.length
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readAll(t, resp); got != tc.want {
+				t.Errorf("upstream got length:body %q; want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestWriteBody holds the body copy to its Content-Length whichever way it
 // goes: straight from a reader in memory when that holds exactly the length,
 // through io.CopyN otherwise.
