@@ -8,7 +8,9 @@
 // Transport does the whole exchange on the caller's goroutine: it writes the
 // request, reads the response head (a plain one with internal/httpwire,
 // any other with net/http's own parser, http.ReadResponse), and returns a
-// body that reads straight from the connection.
+// body that reads straight from the connection. Only a request body over
+// 64 KiB (asyncBody) is written on a goroutine of its own, while the answer
+// is awaited: a server may answer such an upload before it reads it.
 //
 // Cancellation needs no watcher goroutine either: a hook registered with the
 // request's context (context.AfterFunc, or the context's own AfterFunc
@@ -33,6 +35,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -112,6 +115,9 @@ type conn struct {
 	abort  func()                // abortIO, bound once per connection rather than per request
 	peek   func(fd uintptr) bool // alive's peek (peekFn), bound once too
 	peekOK bool                  // what the last peek found
+	// writer writes the body of the exchange in flight on a goroutine of
+	// its own, for a body over asyncBody (writeRequest); nil otherwise.
+	writer *bodyWriter
 }
 
 // aLongTimeAgo is a deadline in the past: setting it fails pending and
@@ -651,6 +657,7 @@ var defaultDialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.S
 // caller closes c.
 func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) (*http.Response, error) {
 	stop := afterFunc(ctx, c.abort)
+	c.writer = nil
 	if err := c.writeRequest(req, out); err != nil {
 		stop()
 		return nil, fmt.Errorf("h1: write request: %w: %w", errNotSent, err)
@@ -666,7 +673,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 		if err == io.EOF || errors.Is(err, syscall.ECONNRESET) {
 			err = fmt.Errorf("%w: %w", errNothingRead, err)
 		}
-		return nil, fmt.Errorf("h1: read response: %w", err)
+		return nil, c.endWriter(fmt.Errorf("h1: read response: %w", err))
 	}
 	for interim := 0; ; interim++ {
 		resp, plain := httpwire.ReadResponse(c.br, req, maxPlainHead)
@@ -676,15 +683,26 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 		}
 		if err != nil {
 			stop()
-			return nil, fmt.Errorf("h1: read response: %w", err)
+			return nil, c.endWriter(fmt.Errorf("h1: read response: %w", err))
 		}
 		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 			// An interim answer (100 Continue, 103 Early Hints).
 			if interim == max1xx {
 				stop()
-				return nil, fmt.Errorf("h1: read response: more than %d interim (1xx) answers", max1xx)
+				return nil, c.endWriter(fmt.Errorf("h1: read response: more than %d interim (1xx) answers", max1xx))
 			}
 			continue
+		}
+		if w := c.writer; w != nil && !w.finished() && (resp.StatusCode >= 300 || resp.Close) {
+			// The answer came while the body was still going out, and it
+			// is no acceptance of it (a 413, a 429, a 401 sent before
+			// the body was read) or the server is closing: as HTTP/1.1
+			// has a client do (RFC 9112, connection management: cease
+			// transmitting the body), the rest of it is not sent. The
+			// write in progress fails at once and the writer ends; the
+			// answer is read on, and the connection is not reused
+			// (bodySent).
+			c.nc.SetWriteDeadline(aLongTimeAgo)
 		}
 		c.rd.left = -1 // before b may hand the connection back to the pool
 		// After a 101 the connection speaks another protocol: it is never
@@ -722,8 +740,19 @@ func afterFunc(ctx context.Context, f func()) (stop func() bool) {
 // later read or write fail: how a cancelled request ends its exchange.
 func (c *conn) abortIO() { c.nc.SetDeadline(aLongTimeAgo) }
 
+// asyncBody is the body length above which the body is written on a
+// goroutine of its own (bodyWriter) while the answer is awaited. A server
+// may answer a large upload before reading it (413, 429, 401) and close
+// the connection; written first, the body fails with a broken pipe and the
+// caller gets a write error (to failover, a connect failure, retried)
+// where the server's answer was waiting. Smaller bodies fit the socket's
+// buffers, so their write does not wait on the server and they keep the
+// single goroutine (and no allocation more), as a chat request's body does.
+const asyncBody = 64 << 10
+
 // writeRequest writes the request line, the headers and the body, then
-// flushes: one write for a request that fits the buffer.
+// flushes: one write for a request that fits the buffer. A body over
+// asyncBody is handed to a bodyWriter (c.writer) once the head is out.
 func (c *conn) writeRequest(req *http.Request, out *outgoing) error {
 	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(c.nc)
@@ -780,12 +809,121 @@ func (c *conn) writeRequest(req *http.Request, out *outgoing) error {
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("\r\n")
+	if length > asyncBody {
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		c.startBody(out, length)
+		return nil
+	}
 	if length > 0 {
 		if err := writeBody(bw, out.r, length); err != nil {
 			return err
 		}
 	}
 	return bw.Flush()
+}
+
+// bodyWriter writes a request's body on a goroutine of its own while the
+// caller reads the answer (asyncBody). It owns the body from the start:
+// it closes it when it ends, as an http.RoundTripper may close a request's
+// body after RoundTrip returned. It ends when the body is written or a
+// write fails: the connection closed, or its write deadline moved into
+// the past (an early answer, a cancellation, a failed exchange).
+type bodyWriter struct {
+	nc     net.Conn
+	r      io.Reader
+	c      io.Closer
+	length int64
+	err    error         // set before done is closed
+	done   chan struct{} // closed when the writer has ended
+}
+
+// startBody starts writing out's body, length bytes, on a bodyWriter; the
+// body's closing passes to it.
+func (c *conn) startBody(out *outgoing, length int64) {
+	w := &bodyWriter{nc: c.nc, r: out.r, c: out.c, length: length, done: make(chan struct{})}
+	out.c = nil
+	c.writer = w
+	go w.run()
+}
+
+func (w *bodyWriter) run() {
+	defer close(w.done)
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(w.nc)
+	err := writeBody(bw, w.r, w.length)
+	if err == nil {
+		err = bw.Flush()
+	}
+	bw.Reset(nil)
+	writers.Put(bw)
+	if w.c != nil {
+		w.c.Close()
+	}
+	w.err = err
+}
+
+// finished reports whether the writer has ended.
+func (w *bodyWriter) finished() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// bodySent reports whether the exchange's request went out whole: no
+// bodyWriter, or one that has ended without an error. A connection whose
+// body is still going out, or was cut, cannot carry another request. A
+// server that read the whole body before it answered has it from the
+// writer's last write, which may not have seen its goroutine end yet: the
+// writer is given up to maxWriterWait to, as net/http's Transport gives
+// its own (maxWriteWaitBeforeConnReuse) before it reuses a connection.
+func (c *conn) bodySent() bool {
+	w := c.writer
+	if w == nil {
+		return true
+	}
+	if !w.finished() {
+		t := time.NewTimer(maxWriterWait)
+		defer t.Stop()
+		select {
+		case <-w.done:
+		case <-t.C:
+			return false
+		}
+	}
+	return w.err == nil
+}
+
+// maxWriterWait bounds bodySent's wait for a writer to end.
+const maxWriterWait = 50 * time.Millisecond
+
+// endWriter is the error of an exchange that failed before its final
+// answer, err, once its bodyWriter (if any) has ended: the connection's
+// I/O is cut, so that the writer stops, and it is waited for, since the
+// caller may resend the body or close it. A body that did not go out whole
+// marks the error errNotSent: the server cannot have acted on the request.
+// A writer that failed on its own (the server closed the connection) tells
+// more than the read that followed; one cut here, the read's error does.
+func (c *conn) endWriter(err error) error {
+	w := c.writer
+	if w == nil {
+		return err
+	}
+	c.writer = nil
+	c.abortIO()
+	<-w.done
+	switch {
+	case w.err == nil:
+		return err
+	case errors.Is(w.err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("%w (%w)", err, errNotSent)
+	default:
+		return fmt.Errorf("h1: write request: %w: %w", errNotSent, w.err)
+	}
 }
 
 // writeBody copies the request body, length bytes of it. A body in memory
@@ -859,7 +997,7 @@ func (b *body) finish(eof bool) {
 	}
 	// stop reports false when the cancellation already poisoned the
 	// connection's deadline.
-	if eof && b.stop() && b.keep {
+	if eof && b.stop() && b.keep && b.c.bodySent() {
 		b.c.t.putIdle(b.c)
 		return
 	}

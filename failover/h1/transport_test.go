@@ -371,6 +371,149 @@ func TestEarlyCloseDropsTheConnection(t *testing.T) {
 	}
 }
 
+// closeRecorder is a request body in memory that reports its Close.
+type closeRecorder struct {
+	*bytes.Reader
+	closed chan struct{}
+}
+
+func (c *closeRecorder) Close() error { close(c.closed); return nil }
+
+// waitClosed fails the test unless ch is closed within 10 s: a writer
+// goroutine that never ends, a body never closed.
+func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: not within 10 s", what)
+	}
+}
+
+// TestEarlyAnswerToLargeUpload: a provider may answer a large upload
+// before it reads it (413, 429, 401) and close the connection, or keep it
+// and read nothing more. The caller gets that answer, as net/http's
+// Transport gives it (SPEC 5: a 4xx other than 429 is not retried, and the
+// provider's reason reaches the client; a 429's Retry-After counts), not
+// the broken pipe the body's write ends with; the rest of the body is not
+// sent, the goroutine that wrote it ends, the caller's body is closed, and
+// the connection is not reused. A body the server reads whole first keeps
+// the connection.
+func TestEarlyAnswerToLargeUpload(t *testing.T) {
+	const size = 8 << 20 // server.max_body_bytes' default
+	payload := bytes.Repeat([]byte("a"), size)
+	refuse := func(t *testing.T, status int, extra string) string {
+		u, _ := rawServer(t, func(n int, c net.Conn) {
+			if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+				return
+			}
+			fmt.Fprintf(c, "HTTP/1.1 %d %s\r\n%sContent-Length: 2\r\n\r\n{}", status, http.StatusText(status), extra)
+			// Neither read nor closed until the test ends: the body's
+			// write would block on full socket buffers for ever.
+			<-t.Context().Done()
+		})
+		return u
+	}
+	for _, tc := range []struct {
+		name       string
+		server     func(t *testing.T) string
+		requests   int
+		wantStatus int
+		wantHeader string // "Name: value"
+		wantBody   string
+		wantConns  int32
+		wantErr    error
+	}{
+		{
+			// net/http's server (nginx's too) answers, closes its side,
+			// and reads on a while before the reset.
+			name: "413 before reading, then closed",
+			server: func(t *testing.T) string {
+				srv, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					http.Error(w, `{"error":{"message":"too large"}}`, http.StatusRequestEntityTooLarge)
+				}))
+				return srv.URL
+			},
+			requests: 1, wantStatus: 413, wantBody: `{"error":{"message":"too large"}}` + "\n",
+		},
+		{
+			name:     "429 before reading, connection held",
+			server:   func(t *testing.T) string { return refuse(t, 429, "Retry-After: 7\r\n") },
+			requests: 1, wantStatus: 429, wantHeader: "Retry-After: 7", wantBody: "{}",
+		},
+		{
+			name:     "401 before reading, Connection: close",
+			server:   func(t *testing.T) string { return refuse(t, 401, "Connection: close\r\n") },
+			requests: 1, wantStatus: 401, wantBody: "{}",
+		},
+		{
+			name: "read whole, then answered",
+			server: func(t *testing.T) string {
+				srv, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					n, _ := io.Copy(io.Discard, r.Body)
+					fmt.Fprint(w, n)
+				}))
+				t.Cleanup(func() {
+					if n := conns.Load(); n != 1 {
+						t.Errorf("%d connections; want 1 (a body written whole keeps its connection)", n)
+					}
+				})
+				return srv.URL
+			},
+			requests: 2, wantStatus: 200, wantBody: fmt.Sprint(size),
+		},
+		{
+			name: "closed unanswered",
+			server: func(t *testing.T) string {
+				u, _ := rawServer(t, func(n int, c net.Conn) { http.ReadRequest(bufio.NewReader(c)) })
+				return u
+			},
+			requests: 1, wantErr: errNotSent,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := tc.server(t)
+			tr := &Transport{}
+			defer tr.CloseIdleConnections()
+			for i := range tc.requests {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				upload := &closeRecorder{bytes.NewReader(payload), make(chan struct{})}
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+"/v1/files", upload)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.ContentLength = size
+				resp, err := tr.RoundTrip(req)
+				if tc.wantErr != nil {
+					if !errors.Is(err, tc.wantErr) {
+						t.Fatalf("request %d: err %v; want %v", i, err, tc.wantErr)
+					}
+					waitClosed(t, upload.closed, "the request's body closed")
+					continue
+				}
+				if err != nil {
+					t.Fatalf("request %d: %v; want the upstream's %d", i, err, tc.wantStatus)
+				}
+				w := resp.Body.(*body).c.writer
+				if tc.wantStatus != 200 {
+					// Before the answer's body is closed: the rest of the
+					// upload was given up, not left blocked until then.
+					waitClosed(t, w.done, "the body's writer ended")
+				}
+				if k, v, _ := strings.Cut(tc.wantHeader, ": "); k != "" && resp.Header.Get(k) != v {
+					t.Errorf("request %d: %s: %q; want %q", i, k, resp.Header.Get(k), v)
+				}
+				if got := readAll(t, resp); resp.StatusCode != tc.wantStatus || got != tc.wantBody {
+					t.Errorf("request %d: %d %q; want %d %q", i, resp.StatusCode, got, tc.wantStatus, tc.wantBody)
+				}
+				waitClosed(t, w.done, "the body's writer ended")
+				waitClosed(t, upload.closed, "the request's body closed")
+			}
+		})
+	}
+}
+
 func TestInterimAnswersAreSkipped(t *testing.T) {
 	u, _ := rawServer(t, func(n int, c net.Conn) {
 		if _, err := readRequest(bufio.NewReader(c)); err != nil {
