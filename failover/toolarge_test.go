@@ -2,7 +2,11 @@ package failover
 
 import (
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -65,5 +69,47 @@ func TestRequestTooLargeIsNotContextLength(t *testing.T) {
 					tc.wantStatus, tc.wantType, tc.wantCode, tc.wantMsg)
 			}
 		})
+	}
+}
+
+// TestEarlyRefusalOfLargeUploadReachesClient: a provider (or the proxy in
+// front of it) that refuses a large body with its answer before it reads it,
+// then closes, as net/http's server and nginx do, is a provider's 413, not a
+// connection that failed: the client gets the provider's own error, and no
+// attempt is spent on a retry of the same target (h1's transport used to
+// write the whole body first and fail with a broken pipe, which failover
+// took for a connect failure and the bot got as a 502).
+func TestEarlyRefusalOfLargeUploadReachesClient(t *testing.T) {
+	t.Parallel()
+	urls := map[string]string{}
+	var hits [2]atomic.Int32
+	for i, name := range []string{"a", "b"} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits[i].Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			io.WriteString(w, `{"error":{"type":"request_too_large","message":"Request exceeds the maximum allowed number of bytes."}}`)
+		}))
+		t.Cleanup(srv.Close)
+		urls[name] = srv.URL
+	}
+	r, err := New(testConfig(urls, []string{"a", "b"}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	// server.max_body_bytes' default: more than the sockets' buffers hold.
+	content := strings.Repeat("a", 8<<20)
+	body := []byte(`{"model":"gpt","messages":[{"role":"user","content":"` + content + `"}]}`)
+	_, err = r.Open(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/chat/completions", Body: body, ContentType: "application/json"})
+	var ue *UpstreamError
+	if !errors.As(err, &ue) {
+		t.Fatalf("Open: %v; want the providers' 413 as an *UpstreamError", err)
+	}
+	if ue.Status != 413 || ue.Code != CodeRequestTooLarge || ue.Message != "Request exceeds the maximum allowed number of bytes." {
+		t.Errorf("got %d code %q %q; want the provider's 413 and its message", ue.Status, ue.Code, ue.Message)
+	}
+	if a, b := hits[0].Load(), hits[1].Load(); a != 1 || b != 1 {
+		t.Errorf("providers saw a=%d b=%d; want one attempt each", a, b)
 	}
 }
