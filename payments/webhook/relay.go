@@ -494,8 +494,13 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 	start := time.Now()
 	status, perr := r.post(ctx, ev, typ)
 	r.m.duration.Observe(time.Since(start).Seconds())
-	if ctx.Err() != nil {
-		return // stopping: the attempt does not count; the event stays pending
+	if perr != nil && ctx.Err() != nil {
+		// Stopping: a failure may be the stop's own doing (the POST cut
+		// short), so the attempt does not count; the event stays pending
+		// and is sent again once its lease runs out. A 2xx is recorded
+		// below all the same (settle): the merchant processed the event,
+		// and sending it again after the restart would be a duplicate.
+		return
 	}
 	sctx, cancel := settle(ctx)
 	defer cancel()

@@ -397,6 +397,64 @@ func TestShutdownMidDelivery(t *testing.T) {
 	}
 }
 
+// stopOnAnswer is a transport that stops the relay (cancels its context)
+// as soon as the merchant's answer came back: a SIGTERM that lands between
+// the POST's answer and the relay's record of it.
+type stopOnAnswer struct{ stop context.CancelFunc }
+
+func (s stopOnAnswer) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	s.stop()
+	return resp, err
+}
+
+// TestShutdownAfterAnswerRecordsIt: the relay is stopped just after the
+// merchant answered. A 2xx is recorded all the same (settle's writes
+// outlive the stop): the merchant processed the event and must not get it
+// again after the restart. A failed answer cut short by the stop does not
+// count as an attempt, as a POST cut mid-way does not
+// (TestShutdownMidDelivery): the event stays pending, leased.
+func TestShutdownAfterAnswerRecordsIt(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		status      int
+		wantPending bool
+	}{
+		{"acknowledged", http.StatusOK, false},
+		{"failed", http.StatusBadGateway, true},
+	} {
+		for _, driver := range drivers(t) {
+			t.Run(tc.name+"/"+driver, func(t *testing.T) {
+				clk := newClock()
+				rc := newReceiver(t, clk.Now, func(arrival, int) int { return tc.status })
+				st := testdrivers.Open(t, driver, nil)
+				ob := orders{t, st}
+				o := ob.create("PSTOPANSWER"+tc.name+driver, store.StatusAwaitingPayment)
+				ob.move(o, store.StatusPaid, "notification")
+				ctx, stop := context.WithCancel(context.Background())
+				defer stop()
+				r := newRelay(t, st, rc.URL, clk.Now, func(o *webhook.Options) {
+					o.HTTPClient = &http.Client{Transport: stopOnAnswer{stop}}
+				})
+				r.RunOnce(context.Background()) // intake -> delivery queue
+				r.RunOnce(ctx)                  // POSTed, answered, then stopped
+				if n := len(rc.arrivals()); n != 1 {
+					t.Fatalf("%d POSTs; want 1", n)
+				}
+				h, pending := head(t, st, webhook.QueuePrefix+o.OrderNo)
+				switch {
+				case pending != tc.wantPending:
+					t.Fatalf("after a %d answered as the relay stopped: pending %v (event %s, %d attempts); want %v",
+						tc.status, pending, h.ID, h.Attempts, tc.wantPending)
+				case pending && (h.Attempts != 0 || h.LastError != ""):
+					t.Errorf("a failed POST cut short by the stop was counted: %d attempts, last error %q; want none recorded",
+						h.Attempts, h.LastError)
+				}
+			})
+		}
+	}
+}
+
 // TestDeliveryOutcomes: only a 2xx acknowledges.
 func TestDeliveryOutcomes(t *testing.T) {
 	slow := make(chan struct{})
