@@ -416,6 +416,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	if _, err := a.audit.worker.Drain(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The merchant acknowledged the rejection's order.closed, and the relay
+	// recorded it (until then a resend finds it pending, below).
+	for closed := false; !closed; {
+		select {
+		case r := <-outcomes:
+			closed = r.OrderNo == rejectNo && r.Type == webhook.TypeOrderClosed && r.Outcome == webhook.OutcomeDelivered
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no delivered order.closed for %s", rejectNo)
+		}
+	}
 	if act := auditRecord(t, a, outcomes, rejectNo, "order.rejected").Get("actor"); act.Get("kind").Str != "admin" || act.Get("reason").Str != why {
 		t.Errorf("the rejection's audit actor %s; want kind admin with the reason typed", act.Raw)
 	}

@@ -242,7 +242,12 @@ func TestWebhookApprovalBeforePaid(t *testing.T) {
 			})
 			up := newScriptedProvider(t, moneyScript("create_order", func() string { return `{"sku":"premium-yearly","quantity":2}` }))
 			results := make(chan webhook.Result, 1024)
-			url, a, _ := hookApp(t, webhookStoreYAML(t, driver), up.URL, m.URL, "", func(r webhook.Result) { results <- r })
+			url, a, _ := hookApp(t, webhookStoreYAML(t, driver), up.URL, m.URL, "", func(r webhook.Result) {
+				select {
+				case results <- r:
+				default: // Observe must not block; only the first results are awaited
+				}
+			})
 			admin := httptest.NewServer(a.adminHandler())
 			t.Cleanup(admin.Close)
 
@@ -504,8 +509,9 @@ webhooks: {url: "` + merchantURL + `", secret: ` + testWebhookSecret + `}
 }
 
 // TestWebhookResend: an operator asks for a paid order's state to be sent
-// again. Its order.paid was acknowledged and nothing was given up, so the
-// plain resend is refused (409: a merchant deduplicating by id would deliver
+// again. Its order.paid was acknowledged (and the relay recorded it: until
+// then the event still waits, and a resend names it as already pending)
+// and nothing was given up, so the plain resend is refused (409: a merchant deduplicating by id would deliver
 // the goods twice) and sends nothing; with force=true (the merchant lost
 // its records) the merchant receives a second order.paid with a new id, the
 // order's current data and a valid signature. An unknown order is 404, an
@@ -514,7 +520,8 @@ webhooks: {url: "` + merchantURL + `", secret: ` + testWebhookSecret + `}
 func TestWebhookResend(t *testing.T) {
 	m := newMerchant(t, func(hookArrival, int) bool { return false })
 	up := newScriptedProvider(t, purchaseScript)
-	url, a, _ := hookApp(t, webhookStoreYAML(t, "embedded"), up.URL, m.URL, "", nil)
+	results := make(chan webhook.Result, 64)
+	url, a, _ := hookApp(t, webhookStoreYAML(t, "embedded"), up.URL, m.URL, "", func(r webhook.Result) { results <- r })
 	admin := httptest.NewServer(a.adminHandler())
 	t.Cleanup(admin.Close)
 	resend := func(no string) string { return admin.URL + "/admin/api/orders/" + no + "/webhook" }
@@ -529,6 +536,14 @@ func TestWebhookResend(t *testing.T) {
 		t.Fatalf("pay: %+v %v", d, err)
 	}
 	first := m.await(t, "order.paid", func(a hookArrival) bool { return a.env.Type == webhook.TypeOrderPaid })
+	for recorded := false; !recorded; {
+		select {
+		case r := <-results:
+			recorded = r.EventID == first.env.ID && r.Outcome == webhook.OutcomeDelivered
+		case <-time.After(20 * time.Second):
+			t.Fatal("the order.paid's delivery was not recorded")
+		}
+	}
 
 	for _, tc := range []struct {
 		name, auth string

@@ -103,7 +103,7 @@ func (r *Relay) bury(ctx context.Context, ev store.Event, orderNo string, attemp
 // (crash-made copies are rare; a few passes clear them all).
 const maxClearPasses = 4
 
-// clearDead removes order orderNo's dead letters, once a fresh event
+// clearDead removes order orderNo's dead letters, once an event
 // announcing its state is queued: the operator has dealt with them. A copy
 // sits behind its twin on the same key and is only a head once the twin is
 // gone, hence the passes. It reports the dead letters (event ids) cleared.

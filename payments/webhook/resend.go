@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,14 +24,15 @@ import (
 var ErrNothingToResend = errors.New("no merchant event describes the order's current state")
 
 // ErrNothingLost: a resend without force found nothing the merchant lost:
-// no event announcing the order's current state was given up, and no
-// resend of it waits. That announcement was acknowledged (or is still being
-// delivered), and a merchant deduplicating by id would process a new one
-// again (order.paid: deliver the goods twice). Events of an earlier state
-// that were given up (a refund.failed, an order.approval_required) are not
-// made up for by announcing the current state again.
+// no event announcing the order's current state was given up, and none
+// waits at the head of the order's queue. That announcement was
+// acknowledged (or waits behind the order's other pending events), and a
+// merchant deduplicating by id would process a new one again (order.paid:
+// deliver the goods twice). Events of an earlier state that were given up
+// (a refund.failed, an order.approval_required) are not made up for by
+// announcing the current state again.
 var ErrNothingLost = errors.New("nothing to resend: the event announcing the order's current state was not given up; " +
-	"it was delivered (or is still being delivered); " +
+	"it was delivered (or waits behind the order's other pending events); " +
 	"add ?force=true if the merchant lost it (a new event with a new id, which a merchant that still has the order processes again)")
 
 // StateEvent is a fresh event announcing order o's current state, as the
@@ -38,7 +40,8 @@ var ErrNothingLost = errors.New("nothing to resend: the event announcing the ord
 // order.closed, order.needs_review, or refund.succeeded for a refunded
 // order (its refund object covers all the money refunded so far). It has a
 // new id: it is a new notice, and a receiver that deduplicates by id still
-// processes it. (Resend without force gives it resendID instead.)
+// processes it. (Resend without force gives it the id of the given-up event
+// that announced this state, or resendID.)
 func StateEvent(o *store.Order, at time.Time) (store.Event, error) {
 	env, err := stateEnvelope(o)
 	if err != nil {
@@ -72,12 +75,13 @@ func stateEnvelope(o *store.Order) (Envelope, error) {
 	return newEnvelope(typ, o, refund), nil
 }
 
-// resendID is the id of a resend without force of env: derived from what
-// env announces (its type and data; not its id or time), so every such
-// resend of one state of an order carries one id, however many operators,
-// tabs or retries ask at once. A copy that slips through (see Resend) then
-// reaches the merchant under an id it has already seen. json.Marshal sorts
-// map keys, so one state always gives the same bytes.
+// resendID is the id of a resend without force of env when no given-up
+// event announced env's state (see Resend): derived from what env
+// announces (its type and data; not its id or time), so every such resend
+// of one state of an order carries one id, however many operators, tabs or
+// retries ask at once. A copy that slips through (see Resend) then reaches
+// the merchant under an id it has already seen. json.Marshal sorts map
+// keys, so one state always gives the same bytes.
 func resendID(env Envelope) string {
 	env.ID, env.CreatedAt = "", ""
 	b, err := json.Marshal(env)
@@ -88,14 +92,36 @@ func resendID(env Envelope) string {
 	return "evt_" + hex.EncodeToString(sum[:12])
 }
 
+// stateOf is what an event body announces: its JSON without "id" and
+// "created_at" (a retry, a resend and the original differ there at most),
+// keys sorted and numbers as written, so that bodies rendered at different
+// times, or by an earlier version, compare equal when they announce the
+// same type and data. ok is false for a body that does not decode.
+func stateOf(body []byte) (state string, ok bool) {
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil || m == nil {
+		return "", false
+	}
+	delete(m, "id")
+	delete(m, "created_at")
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
+}
+
 // Resent is what Resend did.
 type Resent struct {
 	// Event announces the order's state: queued by this call or, when
-	// AlreadyPending, an identical one queued before and still undelivered.
+	// AlreadyPending, one announcing the same state (type and data) queued
+	// before and still undelivered.
 	Event store.Event
 	Type  string
-	// AlreadyPending: an identical resend waited in the order's queue;
-	// nothing was queued.
+	// AlreadyPending: an event announcing the same state waited at the
+	// head of the order's queue; nothing was queued.
 	AlreadyPending bool
 }
 
@@ -111,22 +137,33 @@ type Resent struct {
 //
 //   - It is refused (ErrNothingLost) unless the announcement of the
 //     current state was lost: the order has a dead letter of its type
-//     (order.paid for a paid order), or a resend of it is still pending
-//     (next point). A dead letter of another type (a refund.failed given up
-//     while the order.paid before it was delivered) does not count: the
-//     current state was announced, and announcing it again under a new id
-//     would have the merchant deliver twice.
-//   - Its id is resendID, derived from the state announced, not random:
-//     concurrent and repeated resends of one state are one event. It is
-//     queued with EnqueueEventOnce, which looks for the id and appends in
-//     one atomic step in both drivers (one bbolt transaction, one Lua
-//     script), and the relay moves it to the delivery queue the same way
-//     (move), so while it waits undelivered no second copy is queued, and
-//     a resend that finds it waiting at the head of the order's intake or
-//     delivery queue queues nothing and returns it (AlreadyPending). The
-//     one copy that can still go out is queued by a resend that read the
-//     dead letter before a concurrent one's event was delivered; it
-//     carries the same id, which the merchant discards.
+//     (order.paid for a paid order), or an event announcing the state waits
+//     at the head of the order's intake or delivery queue (a resend, or the
+//     original still being retried: AlreadyPending, nothing queued). A dead
+//     letter of another type (a refund.failed given up while the order.paid
+//     before it was delivered) does not count: the current state was
+//     announced, and announcing it again under a new id would have the
+//     merchant deliver twice.
+//   - A dead letter that announces the current state (same type and data)
+//     is queued again as it was, under its own id: "given up" means no 2xx
+//     came back, not that the merchant did not process it (it answered
+//     after the timeout, or a proxy in front of it answered 502), and a
+//     merchant that did discards it by id. Of several such dead letters the
+//     oldest is taken, so concurrent resends pick the same. Only when none
+//     announces the current state (the dead letter of its type was of an
+//     earlier version of it) does the event get resendID, derived from the
+//     state announced.
+//   - Either way the id is one for every resend of one state, not random:
+//     concurrent and repeated resends are one event. It is queued with
+//     EnqueueEventOnce, which looks for the id and appends in one atomic
+//     step in both drivers (one bbolt transaction, one Lua script), and the
+//     relay moves it to the delivery queue the same way (move), so while it
+//     waits undelivered no second copy is queued, and a resend that finds
+//     it (or any event announcing the state) waiting at the head of the
+//     order's intake or delivery queue queues nothing and returns it
+//     (AlreadyPending). The one copy that can still go out is queued by a
+//     resend that read the dead letter before a concurrent one's event was
+//     delivered; it carries the same id, which the merchant discards.
 //
 // With force the event has a fresh id, like any new event, and is always
 // queued: the merchant processes it whatever it processed before. Forced
@@ -135,7 +172,7 @@ type Resent struct {
 // Once the event is queued (or found waiting), the order's dead letters are
 // cleared: the event supersedes them (and is kept as one in turn, should it
 // be given up too; resending that dead letter queues it again under its own
-// id, so a merchant that processed it without answering 2xx discards it).
+// id).
 func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent, error) {
 	o, err := r.store.GetOrder(ctx, orderNo)
 	if err != nil {
@@ -145,31 +182,35 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 	if err != nil {
 		return Resent{}, err
 	}
-	id := resendID(env)
-	if force {
-		id = newEventID()
-	}
-	res := Resent{Type: env.Type, Event: encodeEvent(env, id, o.OrderNo, r.now())}
+	res := Resent{Type: env.Type}
 	dead := 0
 	if force {
+		res.Event = encodeEvent(env, newEventID(), o.OrderNo, r.now())
 		if err := r.store.EnqueueEvents(ctx, res.Event); err != nil {
 			return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
 		}
 	} else {
-		var pending bool
-		var others []string
-		dead, others, pending, err = r.lostOrPending(ctx, orderNo, res.Event.ID, env.Type)
+		found, err := r.lostOrPending(ctx, orderNo, env)
+		dead = found.dead
 		switch {
 		case err != nil:
 			return Resent{}, err
-		case pending:
-			res.AlreadyPending = true
-		case dead == 0 && len(others) > 0:
+		case found.pending != nil:
+			res.Event, res.AlreadyPending = *found.pending, true
+		case dead == 0 && len(found.others) > 0:
 			return Resent{}, fmt.Errorf("order %s is %s and its %s was not given up (given up: %s): %w",
-				orderNo, o.Status, env.Type, strings.Join(others, ", "), ErrNothingLost)
+				orderNo, o.Status, env.Type, strings.Join(found.others, ", "), ErrNothingLost)
 		case dead == 0:
 			return Resent{}, fmt.Errorf("order %s: %w", orderNo, ErrNothingLost)
 		default:
+			if dl := found.same; dl != nil {
+				// The given-up event itself, id and body (every attempt
+				// sends the same bytes); CreatedAt is when it is queued
+				// again, which the backlog's age is judged from.
+				res.Event = store.Event{ID: dl.ID, Kind: Kind, Key: o.OrderNo, Payload: dl.Payload, CreatedAt: r.now()}
+			} else {
+				res.Event = encodeEvent(env, resendID(env), o.OrderNo, r.now())
+			}
 			added, err := r.store.EnqueueEventOnce(ctx, res.Event)
 			if err != nil {
 				return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
@@ -193,47 +234,68 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 	return res, nil
 }
 
-// lostOrPending reads the outbox for Resend: how many dead letters of type
-// typ order orderNo has, the types of its others, and whether event id
-// waits at the head of the order's intake or delivery queue. It reads the
-// keys starting with the order's number and queue and dead-letter prefixes
-// (Outbox.OutboxHeads: also those of longer numbers, told apart below), all
-// of them, however many other orders' events wait. A Redis outbox is read as a list of keys, then their
+// lost is what lostOrPending found of an order's lost or pending
+// announcements.
+type lost struct {
+	dead    int          // dead letters of the current state's type
+	same    *store.Event // the oldest of them announcing the current state (type and data)
+	others  []string     // the types of the order's other dead letters
+	pending *store.Event // an event announcing the current state at the head of the intake or delivery queue
+}
+
+// lostOrPending reads the outbox for Resend: order orderNo's dead letters
+// (of env's type, the oldest announcing env's state, the types of the
+// others), and an event announcing env's state waiting at the head of the
+// order's intake or delivery queue. It reads the keys starting with the
+// order's number and queue and dead-letter prefixes (Outbox.OutboxHeads:
+// also those of longer numbers, told apart below), all of them, however
+// many other orders' events wait. A Redis outbox is read as a list of keys, then their
 // heads, not in one step: a read made while a concurrent resend queued its
 // event (listing its key) and then cleared the dead letters can see neither.
 // So before it reports neither it reads once more: that read lists the keys
 // after the first one's heads were read, so it sees the event (or the
 // relay took it since). Were the event behind another on its queue, it is
 // not seen: the resend is refused rather than queued twice.
-func (r *Relay) lostOrPending(ctx context.Context, orderNo, id, typ string) (dead int, others []string, pending bool, err error) {
+func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope) (lost, error) {
+	want, ok := stateOf(encodeEvent(env, "", orderNo, time.Time{}).Payload)
+	if !ok {
+		return lost{}, fmt.Errorf("order %s: the %s event does not decode", orderNo, env.Type)
+	}
+	var l lost
 	for range 2 {
 		heads, err := r.store.OutboxHeads(ctx, deadKeys(orderNo), orderNo, QueuePrefix+orderNo)
 		if err != nil {
-			return 0, nil, false, fmt.Errorf("read the outbox: %w", err)
+			return lost{}, fmt.Errorf("read the outbox: %w", err)
 		}
-		others = others[:0]
-		for _, h := range heads {
+		l = lost{}
+		for i := range heads {
+			h := &heads[i]
 			if h.Kind != Kind {
 				continue
 			}
+			state, _ := stateOf(h.Payload)
 			if no, ok := deadOrder(h.Key, h.ID); ok {
 				if no != orderNo {
 					continue
 				}
-				if t := gjson.GetBytes(h.Payload, "type").Str; t == typ {
-					dead++
-				} else {
-					others = append(others, t)
+				if t := gjson.GetBytes(h.Payload, "type").Str; t != env.Type {
+					l.others = append(l.others, t)
+					continue
 				}
-			} else if h.ID == id && (h.Key == orderNo || h.Key == QueuePrefix+orderNo) {
-				pending = true
+				l.dead++
+				if state == want && (l.same == nil || h.CreatedAt.Before(l.same.CreatedAt) ||
+					h.CreatedAt.Equal(l.same.CreatedAt) && h.ID < l.same.ID) {
+					l.same = h
+				}
+			} else if state == want && (h.Key == orderNo || h.Key == QueuePrefix+orderNo) {
+				l.pending = h
 			}
 		}
-		if dead > 0 || pending {
-			return dead, others, pending, nil
+		if l.dead > 0 || l.pending != nil {
+			return l, nil
 		}
 	}
-	return 0, others, false, nil
+	return l, nil
 }
 
 // ResendHandler serves POST /admin/api/orders/{order_no}/webhook (behind

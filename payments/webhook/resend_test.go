@@ -1,15 +1,19 @@
 package webhook_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
@@ -296,6 +300,134 @@ func TestResendAfterAnotherDeadLetterRefused(t *testing.T) {
 			}
 			if paid != 1 {
 				t.Errorf("the merchant accepted %d order.paid events for one payment; want 1", paid)
+			}
+		})
+	}
+}
+
+// TestResendReusesTheGivenUpEventsID: "given up" means no 2xx came back,
+// not that the merchant did not act: one that processes each event id
+// once (as the README asks) but whose answer is lost (a proxy in front
+// answers 502, or it answers after the timeout) already acted on the event
+// the relay gave up. A resend without force queues that dead letter again,
+// under its own id and with its own body, so the merchant discards it
+// rather than act twice (order.paid: deliver the goods twice). Of several
+// dead letters of the type, the one announcing the current state is taken.
+func TestResendReusesTheGivenUpEventsID(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		typ   string
+		setup func(t *testing.T, ob orders, no string) *store.Order
+		runs  time.Duration // of the test clock, until every event is given up
+		dead  int           // dead letters then
+	}{
+		{"order.paid", webhook.TypeOrderPaid, func(t *testing.T, ob orders, no string) *store.Order {
+			o := ob.create(no, store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			return o
+		}, 6 * time.Second, 1},
+		{"the latest of two order.needs_review", webhook.TypeOrderNeedsReview, func(t *testing.T, ob orders, no string) *store.Order {
+			o := ob.create(no, store.StatusAwaitingPayment)
+			o.ReviewReason = "amount"
+			ob.move(o, store.StatusNeedsReview, "notification")
+			// WeChat Pay's word on the order in review: announced again.
+			before := *o
+			o.TransactionID, o.UpdatedAt = "4200"+no, time.Now()
+			tr := payments.Transition{Before: before, After: *o, Cause: "notification"}
+			if err := ob.st.UpdateOrder(context.Background(), o, before.Status, webhook.Events(tr)...); err != nil {
+				t.Fatal(err)
+			}
+			return o
+		}, 14 * time.Second, 2},
+	} {
+		for _, driver := range drivers(t) {
+			t.Run(tc.name+"/"+driver, func(t *testing.T) {
+				clk := newClock()
+				var up atomic.Bool
+				acted := map[string]int{} // event type -> ids the merchant acted on (under rc's lock)
+				rc := newReceiver(t, clk.Now, func(a arrival, nth int) int {
+					if nth == 0 {
+						acted[a.typ]++ // the first sighting of an id: the merchant acts
+					}
+					if up.Load() {
+						return http.StatusOK
+					}
+					return http.StatusBadGateway // its answer is lost on the way back
+				})
+				st := testdrivers.Open(t, driver, nil)
+				o := tc.setup(t, orders{t, st}, "PGRESENDSAME"+strings.ReplaceAll(tc.name, " ", "")+driver)
+				r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
+				runFor(t, r, clk, tc.runs)
+				v := getAdminView(t, r)
+				if len(v.DeadLetters) != tc.dead {
+					t.Fatalf("dead letters %+v; want %d", v.DeadLetters, tc.dead)
+				}
+				var lost arrival // the last event POSTed: the one announcing the current state
+				for _, a := range rc.arrivals() {
+					if a.typ == tc.typ {
+						lost = a
+					}
+				}
+
+				up.Store(true)
+				a := postResend(t, r, o.OrderNo, "")
+				if a.code != http.StatusAccepted || a.EventID != lost.id || a.Type != tc.typ {
+					t.Fatalf("resend: %+v; want 202 naming the given-up %s %s", a, tc.typ, lost.id)
+				}
+				if a := postResend(t, r, o.OrderNo, ""); a.code != http.StatusOK || !a.AlreadyPending || a.EventID != lost.id {
+					t.Fatalf("resend while it waits: %+v; want 200 naming %s", a, lost.id)
+				}
+				before := len(rc.arrivals())
+				runFor(t, r, clk, 2*time.Second)
+				got := rc.arrivals()[before:]
+				if len(got) != 1 || got[0].id != lost.id || got[0].status != http.StatusOK || !bytes.Equal(got[0].body, lost.body) {
+					t.Fatalf("after the resend: %d POSTs (first %+v); want the given-up event %s once, body unchanged", len(got), got, lost.id)
+				}
+				if acted[tc.typ] != tc.dead {
+					t.Errorf("the merchant acted on %d %s ids; want %d (the resend is one of them)", acted[tc.typ], tc.typ, tc.dead)
+				}
+				if a := postResend(t, r, o.OrderNo, ""); a.code != http.StatusConflict {
+					t.Errorf("resend once it was acknowledged: %+v; want 409", a)
+				}
+			})
+		}
+	}
+}
+
+// TestResendWhileTheEventIsRetried: the order.paid is still being retried
+// (not given up) when an operator resends: that event is the announcement,
+// so the answer names it (200, already pending), nothing is queued, and no
+// force is offered that would make the merchant act on a second id once it
+// is back.
+func TestResendWhileTheEventIsRetried(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc, up := downReceiver(t, clk.Now)
+			st := testdrivers.Open(t, driver, nil)
+			ob := orders{t, st}
+			o := ob.create("PGRESENDRETRIED"+driver, store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			r := newRelay(t, st, rc.URL, clk.Now, nil)
+			runFor(t, r, clk, 2*time.Second)
+			retried := rc.arrivals()
+			if len(retried) == 0 {
+				t.Fatal("the order.paid was not tried")
+			}
+			for range 2 {
+				a := postResend(t, r, o.OrderNo, "")
+				if a.code != http.StatusOK || !a.AlreadyPending || a.EventID != retried[0].id || a.CanForce {
+					t.Fatalf("resend while the order.paid is retried: %+v; want 200 naming %s", a, retried[0].id)
+				}
+			}
+			if q := queuedFor(t, st, o.OrderNo); len(q) != 1 || q[0] != retried[0].id {
+				t.Fatalf("queued for %s: %v; want only the retried %s", o.OrderNo, q, retried[0].id)
+			}
+			up.Store(true)
+			clk.Advance(time.Minute)
+			drain(t, r)
+			if acc := rc.accepted(); len(acc) != 1 || acc[0].id != retried[0].id {
+				t.Errorf("accepted %+v; want the order.paid %s once", acc, retried[0].id)
 			}
 		})
 	}
