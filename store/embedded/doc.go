@@ -16,5 +16,13 @@
 // moves in its own transaction; a file from a version without that index
 // gets it whole, from the orders, at its first Open.
 //
+// The outbox keeps, beside its queues, a due index (outbox_due): one entry
+// per queue for its head, by kind and due time, moved by every write that
+// changes a head. ClaimEvents, a write transaction every relay poll makes,
+// reads the entries of its kind that are due and no other, so heads that
+// are not due (a merchant outage's backoff, dead letters) do not hold up
+// the writes behind it. The index is checked against the queues at every
+// Open and rebuilt when they disagree (a file from a version without it).
+//
 // It imports only the store package of paygate.
 package embedded

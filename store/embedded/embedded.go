@@ -77,7 +77,7 @@ var (
 
 var allBuckets = [][]byte{
 	bOrders, bUserOrders, bUserUpdated, bStatusOrders, bAllOrders, bClaims, bClaimGens,
-	bNotes, bRefunds, bCounters, bExchanges, bSecrets, bOutbox, bAudit, bAuditMeta,
+	bNotes, bRefunds, bCounters, bExchanges, bSecrets, bOutbox, bOutboxDue, bOutboxDueOf, bAudit, bAuditMeta,
 	bAuditText, bAuditTextCU, bAuditErasedC, bAuditTextUsr, bAuditErased,
 }
 
@@ -185,9 +185,11 @@ func openFile(path string, lockTimeout time.Duration) (bdb *bolt.DB, users *user
 			}
 		}
 		if backfill {
-			return indexUserUpdated(tx)
+			if err := indexUserUpdated(tx); err != nil {
+				return err
+			}
 		}
-		return nil
+		return indexDue(tx)
 	})
 	if err != nil {
 		_ = bdb.Close()

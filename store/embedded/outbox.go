@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sort"
 	"time"
@@ -45,6 +46,7 @@ func (d *DB) fillEvent(e store.Event) store.Event {
 
 func appendEvents(tx *bolt.Tx, events []store.Event) error {
 	b := tx.Bucket(bOutbox)
+	keys := map[string]bool{}
 	for _, e := range events {
 		seq, err := b.NextSequence()
 		if err != nil {
@@ -57,8 +59,206 @@ func appendEvents(tx *bolt.Tx, events []store.Event) error {
 		if err := b.Put(join(enc(e.Key), u64(seq)), v); err != nil {
 			return err
 		}
+		keys[e.Key] = true
+	}
+	for key := range keys {
+		if err := syncDue(tx, enc(key)); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// The due index. Claims come every poll interval (and on every Wake,
+// after each order transition), each one a write transaction, and bbolt
+// has one writer: every order write waits behind a claim. A claim used to
+// read the head of every key to find the due ones, and the outbox holds
+// heads that are not due for a long time (webhooks backing off during a
+// merchant outage; dead letters, kept until an operator resends their
+// order, never): with ten thousand of them each claim held the writer for
+// 70-220 ms and order writes (the notify path's included) waited as long.
+// Now outbox_due holds one entry per key, for its head, keyed by kind,
+// then due time, then creation time, then key: a claim reads the entries
+// of its kind that are due, in the order they are handed out, and no
+// other; a write's cost no longer grows with the backlog, only with what
+// it claims. outbox_due_of finds a key's entry when its head changes.
+//
+// Every write that changes a key's head (append, ack, retry, claim) calls
+// syncDue in the same transaction. A file written by a version without
+// the index, or opened by one since (a downgrade, then an upgrade), may
+// lack entries or hold stale ones, so indexDue checks the index against
+// the outbox at every Open (one pass, as every claim used to make) and
+// rebuilds it if they disagree. Readers re-check the head an entry names.
+
+// The due index's buckets.
+var (
+	bOutboxDue   = []byte("outbox_due")    // enc(kind) stamp(next_at) stamp(created_at) enc(key) -> nil
+	bOutboxDueOf = []byte("outbox_due_of") // enc(key) -> its outbox_due key
+)
+
+// stampLen is the length of stamp's encoding.
+const stampLen = 12
+
+// stamp encodes t so that byte order is time order, for any time (the zero
+// time of a fresh event, the year 9999 of a dead letter): Unix seconds
+// with the sign bit flipped, then nanoseconds.
+func stamp(t time.Time) []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, stampLen), uint64(t.Unix())^(1<<63))
+	return binary.BigEndian.AppendUint32(b, uint32(t.Nanosecond()))
+}
+
+// dueEntry is the outbox_due key of e, the head of the key encoded as
+// encKey.
+func dueEntry(e store.Event, encKey []byte) []byte {
+	return join(enc(e.Kind), stamp(e.NextAt), stamp(e.CreatedAt), encKey)
+}
+
+// keyHead returns the bucket key and event of the first pending event of
+// the key encoded as encKey; k is nil when it has none, or when it does not
+// decode (see dueIndexAgrees).
+func keyHead(tx *bolt.Tx, encKey []byte) (k []byte, e store.Event) {
+	k, v := tx.Bucket(bOutbox).Cursor().Seek(encKey)
+	if k == nil || !bytes.HasPrefix(k, encKey) || len(k) != len(encKey)+8 || unmarshal(v, &e) != nil {
+		return nil, store.Event{}
+	}
+	return bytes.Clone(k), e
+}
+
+// syncDue makes the due index agree with the head of the key encoded as
+// encKey (encKey must not be bbolt's memory: it is stored).
+func syncDue(tx *bolt.Tx, encKey []byte) error {
+	var want []byte
+	if k, e := keyHead(tx, encKey); k != nil {
+		want = dueEntry(e, encKey)
+	}
+	due, of := tx.Bucket(bOutboxDue), tx.Bucket(bOutboxDueOf)
+	if old := of.Get(encKey); old != nil {
+		if bytes.Equal(old, want) {
+			return nil
+		}
+		if err := due.Delete(bytes.Clone(old)); err != nil {
+			return err
+		}
+	}
+	if want == nil {
+		return of.Delete(encKey)
+	}
+	if err := due.Put(want, nil); err != nil {
+		return err
+	}
+	return of.Put(encKey, want)
+}
+
+// indexDue checks the due index against the outbox's heads and rebuilds it
+// when they disagree (see the due index above).
+func indexDue(tx *bolt.Tx) error {
+	want, agrees := dueIndexAgrees(tx)
+	if agrees {
+		return nil
+	}
+	for _, name := range [][]byte{bOutboxDue, bOutboxDueOf} {
+		if err := tx.DeleteBucket(name); err != nil {
+			return fmt.Errorf("rebuild the outbox's due index: %w", err)
+		}
+		if _, err := tx.CreateBucket(name); err != nil {
+			return fmt.Errorf("rebuild the outbox's due index: %w", err)
+		}
+	}
+	due, of := tx.Bucket(bOutboxDue), tx.Bucket(bOutboxDueOf)
+	for encKey, entry := range want {
+		if err := due.Put(entry, nil); err != nil {
+			return fmt.Errorf("rebuild the outbox's due index: %w", err)
+		}
+		if err := of.Put([]byte(encKey), entry); err != nil {
+			return fmt.Errorf("rebuild the outbox's due index: %w", err)
+		}
+	}
+	return nil
+}
+
+// dueIndexAgrees returns the due index the outbox's heads call for (enc(key)
+// to entry), and whether the index is exactly that. A head that does not
+// decode gets no entry: it is never handed out, as it could not be before,
+// when every claim failed on it (holding back every other key too), and
+// OutboxStats, which still reads every head, reports it.
+func dueIndexAgrees(tx *bolt.Tx) (want map[string][]byte, agrees bool) {
+	want = map[string][]byte{}
+	c := tx.Bucket(bOutbox).Cursor()
+	for k, v := c.First(); k != nil; {
+		if len(k) <= 8 {
+			k, v = c.Next() // not a key appendEvents writes
+			continue
+		}
+		encKey := bytes.Clone(k[:len(k)-8])
+		var e store.Event
+		if unmarshal(v, &e) == nil {
+			want[string(encKey)] = dueEntry(e, encKey)
+		}
+		end := prefixEnd(encKey)
+		if end == nil {
+			break
+		}
+		k, v = c.Seek(end)
+	}
+	entries := make(map[string]bool, len(want))
+	for _, entry := range want {
+		entries[string(entry)] = true
+	}
+	agrees = true
+	n, m := 0, 0
+	_ = tx.Bucket(bOutboxDueOf).ForEach(func(k, v []byte) error {
+		n++
+		agrees = agrees && bytes.Equal(want[string(k)], v)
+		return nil
+	})
+	_ = tx.Bucket(bOutboxDue).ForEach(func(k, _ []byte) error {
+		m++
+		agrees = agrees && entries[string(k)]
+		return nil
+	})
+	return want, agrees && n == len(want) && m == len(want)
+}
+
+// dueKeys returns the keys (encoded) whose head is of kind and due at now,
+// at most limit, in the order they are handed out: the longest due first,
+// then the oldest. It reads the due index only, and of it only kind's
+// entries due by now.
+func dueKeys(tx *bolt.Tx, kind string, now time.Time, limit int) [][]byte {
+	kp, at := enc(kind), stamp(now)
+	var out [][]byte
+	c := tx.Bucket(bOutboxDue).Cursor()
+	for k, _ := c.Seek(kp); k != nil && bytes.HasPrefix(k, kp) && len(out) < limit; k, _ = c.Next() {
+		rest := k[len(kp):]
+		if len(rest) <= 2*stampLen {
+			continue // not an entry syncDue writes
+		}
+		if bytes.Compare(rest[:stampLen], at) > 0 {
+			break
+		}
+		out = append(out, bytes.Clone(rest))
+	}
+	return out
+}
+
+// indexedKinds lists the kinds the due index has entries of: one seek per
+// kind.
+func indexedKinds(tx *bolt.Tx) []string {
+	var kinds []string
+	c := tx.Bucket(bOutboxDue).Cursor()
+	for k, _ := c.First(); k != nil; {
+		n, w := binary.Uvarint(k)
+		if w <= 0 || uint64(len(k)-w) < n {
+			break
+		}
+		kp := k[:w+int(n)]
+		kinds = append(kinds, string(k[w:w+int(n)]))
+		end := prefixEnd(kp)
+		if end == nil {
+			break
+		}
+		k, _ = c.Seek(end)
+	}
+	return kinds
 }
 
 // EnqueueEvents implements store.Outbox.
@@ -108,72 +308,34 @@ func heads(tx *bolt.Tx, fn func(k []byte, e store.Event, pending int) error) err
 	return nil
 }
 
-// DueEvents implements store.Outbox: every head is read, those due and of
-// kinds kept.
+// DueEvents implements store.Outbox: the due index names the due heads
+// of each kind wanted (of every kind in it when none is), up to limit
+// each; of them the limit handed out first are read.
 func (d *DB) DueEvents(ctx context.Context, now time.Time, limit int, kinds ...string) ([]store.Event, error) {
 	if limit <= 0 {
 		limit = store.DefaultListLimit
 	}
 	var out []store.Event
 	err := d.view(ctx, func(tx *bolt.Tx) error {
-		return heads(tx, func(_ []byte, e store.Event, _ int) error {
-			if !e.NextAt.After(now) && store.OfKind(e, kinds) {
+		if len(kinds) == 0 {
+			kinds = indexedKinds(tx)
+		}
+		var due [][]byte // stamp(next_at) stamp(created_at) enc(key)
+		seen := map[string]bool{}
+		for _, kind := range kinds {
+			if !seen[kind] {
+				seen[kind] = true
+				due = append(due, dueKeys(tx, kind, now, limit)...)
+			}
+		}
+		sort.Slice(due, func(i, j int) bool { return bytes.Compare(due[i], due[j]) < 0 })
+		if len(due) > limit {
+			due = due[:limit]
+		}
+		for _, entry := range due {
+			if k, e := keyHead(tx, entry[2*stampLen:]); k != nil && !e.NextAt.After(now) && store.OfKind(e, kinds) {
 				out = append(out, e)
 			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	sortEvents(out)
-	if len(out) > limit {
-		out = out[:limit]
-	}
-	return out, nil
-}
-
-// ClaimEvents implements store.Outbox: the heads are read and leased in one
-// transaction, so concurrent claims (which bbolt serialises) never share an
-// event.
-func (d *DB) ClaimEvents(ctx context.Context, kind string, now time.Time, lease time.Duration, limit int) ([]store.Event, error) {
-	if limit <= 0 {
-		limit = store.DefaultListLimit
-	}
-	var out []store.Event
-	err := d.update(ctx, func(tx *bolt.Tx) error {
-		var keys [][]byte
-		var due []store.Event
-		err := heads(tx, func(k []byte, e store.Event, _ int) error {
-			if e.Kind == kind && !e.NextAt.After(now) {
-				keys, due = append(keys, k), append(due, e)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		idx := make([]int, len(due))
-		for i := range idx {
-			idx[i] = i
-		}
-		sort.SliceStable(idx, func(i, j int) bool { return eventBefore(due[idx[i]], due[idx[j]]) })
-		if len(idx) > limit {
-			idx = idx[:limit]
-		}
-		until := now.Add(lease)
-		b := tx.Bucket(bOutbox)
-		for _, i := range idx {
-			e := due[i]
-			e.NextAt = until
-			v, err := marshal(e)
-			if err != nil {
-				return err
-			}
-			if err := b.Put(keys[i], v); err != nil {
-				return err
-			}
-			out = append(out, e)
 		}
 		return nil
 	})
@@ -183,16 +345,45 @@ func (d *DB) ClaimEvents(ctx context.Context, kind string, now time.Time, lease 
 	return out, nil
 }
 
-// eventBefore orders due events: the longest due first, then the oldest.
-func eventBefore(a, b store.Event) bool {
-	if !a.NextAt.Equal(b.NextAt) {
-		return a.NextAt.Before(b.NextAt)
+// ClaimEvents implements store.Outbox: the due heads are found and leased
+// in one transaction, so concurrent claims (which bbolt serialises) never
+// share an event. The transaction reads the due index's entries of kind
+// that are due, at most limit, and their heads: however many heads are not
+// due (backing off, leased, dead letters), it holds bbolt's one writer for
+// as long as its claim takes, and no longer.
+func (d *DB) ClaimEvents(ctx context.Context, kind string, now time.Time, lease time.Duration, limit int) ([]store.Event, error) {
+	if limit <= 0 {
+		limit = store.DefaultListLimit
 	}
-	return a.CreatedAt.Before(b.CreatedAt)
-}
-
-func sortEvents(evs []store.Event) {
-	sort.SliceStable(evs, func(i, j int) bool { return eventBefore(evs[i], evs[j]) })
+	var out []store.Event
+	err := d.update(ctx, func(tx *bolt.Tx) error {
+		until := now.Add(lease)
+		b := tx.Bucket(bOutbox)
+		for _, entry := range dueKeys(tx, kind, now, limit) {
+			encKey := entry[2*stampLen:]
+			if k, e := keyHead(tx, encKey); k != nil && e.Kind == kind && !e.NextAt.After(now) {
+				e.NextAt = until
+				v, err := marshal(e)
+				if err != nil {
+					return err
+				}
+				if err := b.Put(k, v); err != nil {
+					return err
+				}
+				out = append(out, e)
+			}
+			// The head's new due time, or an entry that disagreed with
+			// its head corrected.
+			if err := syncDue(tx, encKey); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // findEvent returns the bucket key of event id in key's queue, or nil.
@@ -221,7 +412,10 @@ func (d *DB) AckEvent(ctx context.Context, key, id string) error {
 		if err != nil || k == nil {
 			return err
 		}
-		return tx.Bucket(bOutbox).Delete(k)
+		if err := tx.Bucket(bOutbox).Delete(k); err != nil {
+			return err
+		}
+		return syncDue(tx, enc(key))
 	})
 }
 
@@ -243,7 +437,10 @@ func (d *DB) RetryEvent(ctx context.Context, key, id string, nextAt time.Time, a
 		if err != nil {
 			return err
 		}
-		return tx.Bucket(bOutbox).Put(k, v)
+		if err := tx.Bucket(bOutbox).Put(k, v); err != nil {
+			return err
+		}
+		return syncDue(tx, enc(key))
 	})
 }
 
