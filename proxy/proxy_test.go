@@ -452,6 +452,37 @@ func TestModelRetrieve(t *testing.T) {
 	}
 }
 
+// TestModelsReadOnly: the models routes serve GET from the config and
+// nothing else. Forwarded, DELETE /v1/models/{id} (models.delete in the
+// SDKs) deleted a fine-tuned model of the operator's provider account for
+// any bot's key; now every other method is a 405 in OpenAI's error shape,
+// and the provider is not asked.
+func TestModelsReadOnly(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{"id":"ft:gpt-4o:acme::abc","object":"model","deleted":true}`))
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodDelete, "/v1/models/ft:gpt-4o:acme::abc"},
+		{http.MethodDelete, "/v1/models/gpt-test"},
+		{http.MethodPost, "/v1/models"},
+		{http.MethodPut, "/v1/models/gpt-test"},
+	} {
+		req, _ := http.NewRequest(tc.method, url+tc.path, strings.NewReader(`{"model":"gpt-test"}`))
+		req.Header.Set("Authorization", "Bearer "+testClientKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(t, resp.Body)
+		if resp.StatusCode != http.StatusMethodNotAllowed || gjson.Get(body, "error.code").Str != "method_not_allowed" || resp.Header.Get("Allow") != "GET" {
+			t.Errorf("%s %s: %d %s (Allow %q); want 405 method_not_allowed, Allow GET", tc.method, tc.path, resp.StatusCode, body, resp.Header.Get("Allow"))
+		}
+	}
+	if n := len(fp.requests()); n != 0 {
+		t.Errorf("the provider was asked %d times; want 0", n)
+	}
+}
+
 func TestPassthroughEmbeddings(t *testing.T) {
 	fp := newFakeProvider(t, jsonHandler(200, `{"object":"list","data":[{"embedding":[0.1,0.2]}],"model":"vendor/embed"}`))
 	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))

@@ -188,6 +188,11 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/chat/completions", s.route("chat", s.authed(s.handleChat)))
 	mux.Handle("GET /v1/models", s.route("models", s.authed(s.handleModels)))
 	mux.Handle("GET /v1/models/{id...}", s.route("models", s.authed(s.handleModel)))
+	// The models are the config's: nothing changes them through the client
+	// API. Forwarded, a DELETE /v1/models/{id} deleted a fine-tuned model
+	// of the operator's provider account for any bot's key.
+	mux.Handle("/v1/models", s.route("models", s.authed(s.modelsReadOnly)))
+	mux.Handle("/v1/models/", s.route("models", s.authed(s.modelsReadOnly)))
 	mux.Handle("/v1/", s.route("passthrough", s.authed(s.handlePassthrough)))
 	s.mountUserAPI(mux)
 	s.operatorRoutes(mux)
@@ -417,6 +422,14 @@ func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(b)
+}
+
+// modelsReadOnly answers any method but GET on the models routes: 405,
+// naming GET, in OpenAI's error shape.
+func (s *Server) modelsReadOnly(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "GET")
+	writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed",
+		Message: "paygate: " + r.Method + " " + r.URL.Path + " is not served: the models are paygate's config, read with GET"})
 }
 
 // modelList renders GET /v1/models: the public names of the config, in
