@@ -176,7 +176,7 @@ func TestDecodeErrorsNameTheKey(t *testing.T) {
 		{"bool", "store:\n  redis:\n    tls: maybe\n",
 			[]string{"c.yaml:3: store.redis.tls: cannot unmarshal !!str `maybe` into bool"}},
 		{"list given a word", "providers: foo\n",
-			[]string{"c.yaml:1: providers: cannot unmarshal !!str `foo` into []config.Provider"}},
+			[]string{"c.yaml:1: providers: want a list, not a single value (value not shown: it may be a secret)"}},
 		{"bare number duration", "server:\n  sse_keepalive: 30\n",
 			[]string{`c.yaml:2: server.sse_keepalive: "30" is not a duration (use e.g. "500ms", "30s", "10m")`}},
 		{"duration given a list", "server:\n  sse_keepalive: [1s]\n",
@@ -201,8 +201,8 @@ func TestDecodeErrorsNameTheKey(t *testing.T) {
 				`c.yaml:2: providers[0].timeouts.idle: "5 s" is not a duration (use e.g. "500ms", "30s", "10m")`,
 			}},
 		{"same bad value twice on one line", "models: [{name: a, targets: x}, {name: b, targets: x}]\n", []string{
-			"c.yaml:1: models[0].targets: cannot unmarshal !!str `x` into []config.Target",
-			"c.yaml:1: models[1].targets: cannot unmarshal !!str `x` into []config.Target",
+			"c.yaml:1: models[0].targets: want a list, not a single value (value not shown: it may be a secret)",
+			"c.yaml:1: models[1].targets: want a list, not a single value (value not shown: it may be a secret)",
 		}},
 		{"unknown key and bad values in one load", "serverr: 1\nfailover:\n  max_attempts: x\naudit:\n  retain_text: 180d\n", []string{
 			`c.yaml:1: serverr: unknown key (did you mean "server"?)`,

@@ -548,6 +548,16 @@ func (l *loader) checkValue(n *yaml.Node, t reflect.Type, path string) {
 	if err == nil || l.reported(path) {
 		return
 	}
+	if k := t.Kind(); k == reflect.Slice || k == reflect.Map {
+		// checkKeys checks a list's or a mapping's entries itself: here the
+		// value is of the wrong shape, which yaml reports quoting its first
+		// bytes. It is never quoted, whatever the key: a single value where
+		// a list or a mapping belongs is most often a ${VAR} meant for a
+		// secret's key inside it (clients: ${PAYGATE_CLIENT_KEY}).
+		l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: shapeError(n, k)})
+		l.badValues++
+		return
+	}
 	msgs := []string{err.Error()}
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
@@ -565,6 +575,22 @@ func (l *loader) checkValue(n *yaml.Node, t reflect.Type, path string) {
 		l.errs = append(l.errs, e)
 		l.badValues++
 	}
+}
+
+// shapeError says what a list's or a mapping's key (kind) wants and what n
+// is instead, never n's value.
+func shapeError(n *yaml.Node, kind reflect.Kind) string {
+	want := "a list"
+	if kind == reflect.Map {
+		want = "a mapping of keys"
+	}
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "want " + want + ", not a list"
+	case yaml.MappingNode:
+		return "want " + want + ", not a mapping"
+	}
+	return "want " + want + ", not a single value (value not shown: it may be a secret)"
 }
 
 // reported reports whether path or one of its ancestors has an error.

@@ -148,3 +148,45 @@ func TestSecretKeyCoversTaggedFields(t *testing.T) {
 	}
 	walk(reflect.TypeOf(Config{}), "")
 }
+
+// TestShapeErrorsNeverPrintTheValue: a single value where a list or a
+// mapping belongs is most often a ${VAR} meant for a key inside it
+// (clients: ${PAYGATE_CLIENT_KEY}, headers: ${API_KEY}). yaml's error for it
+// quoted the value's first bytes ("cannot unmarshal !!str `sk-live...`"),
+// a whole short secret, at a key that is no secret's own. No shape error
+// prints the value, whatever the key.
+func TestShapeErrorsNeverPrintTheValue(t *testing.T) {
+	const secret = "sk-live-Zq9"
+	env := envMap(map[string]string{"K": secret})
+	const models = "models:\n  - name: m\n    targets: [{provider: p, model: x}]\n"
+	provider := func(kv string) string {
+		return "providers:\n  - name: p\n    base_url: http://x/v1\n    " + kv + "\n" + models
+	}
+	const hidden = " (value not shown: it may be a secret)"
+	tests := []struct{ name, src, want string }{
+		{"clients", "clients: ${K}\n", "c.yaml:1: clients: want a list, not a single value" + hidden},
+		{"clients, a short value", "clients: sk-1\n", "c.yaml:1: clients: want a list, not a single value" + hidden},
+		{"a provider's headers", provider("headers: ${K}"), "c.yaml:4: providers[0].headers: want a mapping of keys, not a single value" + hidden},
+		{"a provider's prices", provider("prices: ${K}"), "c.yaml:4: providers[0].prices: want a mapping of keys, not a single value" + hidden},
+		{"a provider's drop_fields", provider("drop_fields: ${K}"), "c.yaml:4: providers[0].drop_fields: want a list, not a single value" + hidden},
+		{"a client's allowed_skus", "clients:\n  - {name: b, key: k-0123, allowed_skus: \"${K}\"}\n",
+			"c.yaml:2: clients[0].allowed_skus: want a list, not a single value" + hidden},
+		{"store.redis.addrs", "store:\n  redis:\n    addrs: ${K}\n", "c.yaml:3: store.redis.addrs: want a list, not a single value" + hidden},
+		{"a list for a mapping", provider("headers: [a, b]"), "c.yaml:4: providers[0].headers: want a mapping of keys, not a list"},
+		{"a mapping for a list", "clients: {a: b}\n", "c.yaml:1: clients: want a list, not a mapping"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.src), "c.yaml", env)
+			if err == nil {
+				t.Fatal("got no error")
+			}
+			if strings.Contains(err.Error(), "sk-") {
+				t.Errorf("the error prints the value: %v", err)
+			}
+			if err.Error() != tc.want {
+				t.Errorf("got:\n%v\nwant:\n%s", err, tc.want)
+			}
+		})
+	}
+}
