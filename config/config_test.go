@@ -505,7 +505,7 @@ func TestDevKeyOnAReachableAddress(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			warned := slices.ContainsFunc(cfg.Warnings, func(w string) bool { return strings.Contains(w, "built-in development key") })
+			warned := slices.ContainsFunc(cfg.Warnings, func(w string) bool { return strings.Contains(w, "built-in development client") })
 			if warned != tc.warn {
 				t.Errorf("warnings %q; want a development-key warning: %v", cfg.Warnings, tc.warn)
 			}
@@ -514,6 +514,64 @@ func TestDevKeyOnAReachableAddress(t *testing.T) {
 			simulated := slices.ContainsFunc(cfg.Warnings, func(w string) bool { return strings.Contains(w, "no real payment is made") })
 			if simulated != tc.warn {
 				t.Errorf("warnings %q; want a simulator warning: %v", cfg.Warnings, tc.warn)
+			}
+		})
+	}
+}
+
+// TestWrittenEmptyClientList: the built-in development client (its key,
+// sk-paygate-dev, is in the README) stands in for a clients key the file
+// leaves unset only. A written empty list said "no bot" and brought the
+// public key back, on any listen address; it is an error at its line. A
+// key with no value ("clients:", a ${VAR} that expands to empty) is unset,
+// as everywhere.
+func TestWrittenEmptyClientList(t *testing.T) {
+	const listen = "server: {listen: \"0.0.0.0:8080\"}\n"
+	tests := []struct {
+		name, src string
+		want      string // the error; "" when it loads
+		warning   string // with want "": a warning that starts so; "" for none about the clients
+	}{
+		{"an empty list on every interface", listen + "clients: []\n",
+			"c.yaml:2: clients: an empty list: no client could call paygate; list the bots, each with a name and a key", ""},
+		{"an empty list on loopback", "clients: []\n",
+			"c.yaml:1: clients: an empty list: no client could call paygate; list the bots, each with a name and a key", ""},
+		{"an empty block list", "clients:\n  []\n",
+			"c.yaml:1: clients: an empty list: no client could call paygate; list the bots, each with a name and a key", ""},
+		{"no clients key on every interface", listen, "",
+			"c.yaml: clients: not set: the built-in development client \"default\" with the key sk-paygate-dev, and server.listen 0.0.0.0:8080 takes connections from other machines"},
+		{"clients with no value on every interface", listen + "clients:\n", "",
+			"c.yaml:2: clients: not set: the built-in development client \"default\" with the key sk-paygate-dev, and server.listen 0.0.0.0:8080 takes connections from other machines"},
+		{"clients from an empty variable", listen + "clients: ${EMPTY}\n", "",
+			"c.yaml:2: clients: not set: the built-in development client \"default\" with the key sk-paygate-dev"},
+		{"the development key written on every interface", listen + "clients: [{name: bot, key: sk-paygate-dev}]\n", "",
+			"c.yaml:2: clients[0].key: the built-in development key sk-paygate-dev, and server.listen 0.0.0.0:8080 takes connections from other machines"},
+		{"no clients key on loopback", "log: {level: info}\n", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
+			switch {
+			case tc.want != "" && err == nil:
+				t.Fatalf("loaded with clients %+v (warnings %q); want %s", cfg.Clients, cfg.Warnings, tc.want)
+			case tc.want != "" && err.Error() != tc.want:
+				t.Fatalf("got %v; want %s", err, tc.want)
+			case tc.want != "":
+				return
+			case err != nil:
+				t.Fatalf("got %v; want it to load", err)
+			}
+			var clientWarnings []string
+			for _, w := range cfg.Warnings {
+				if strings.Contains(w, "clients") {
+					clientWarnings = append(clientWarnings, w)
+				}
+			}
+			switch {
+			case tc.warning == "" && len(clientWarnings) > 0:
+				t.Errorf("warnings %q; want none about the clients", clientWarnings)
+			case tc.warning != "" && (len(clientWarnings) != 1 || !strings.HasPrefix(clientWarnings[0], tc.warning)):
+				t.Errorf("warnings %q; want one that starts with %q", clientWarnings, tc.warning)
 			}
 		})
 	}

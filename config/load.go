@@ -145,6 +145,7 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 	read := len(l.errs)
 	l.fromEnv = defaultProvider(cfg, env)
 	written := l.writtenZeros(cfg)
+	l.checkClientList(cfg)
 	cfg.SetDefaults()
 	l.keepZeros(cfg, written)
 	l.validate(cfg)
@@ -186,6 +187,22 @@ next:
 		out = append(out, e)
 	}
 	return out
+}
+
+// checkClientList notes, before defaults, whether the built-in development
+// client will stand in for the clients key (defaultClient), which it does
+// only for a key the file leaves unset. A written empty list ("clients:
+// []") is refused: read as unset, it brought back the development key the
+// README publishes, when it said that no bot may call.
+func (l *loader) checkClientList(c *Config) {
+	if len(c.Clients) > 0 {
+		return
+	}
+	if _, written := l.lines["clients"]; written && !l.nulls["clients"] {
+		l.at("clients", "an empty list: no client could call paygate; list the bots, each with a name and a key")
+		return
+	}
+	l.defaultClient = true
 }
 
 // zeroKeys are keys whose 0, written in the file, is a choice and not
@@ -319,6 +336,9 @@ type loader struct {
 	badValues int
 	warnings  []string
 	fromEnv   map[string]string // key path → the variable its value came from (defaultProvider)
+	// defaultClient: the file sets no clients, and the built-in development
+	// client stands in (checkClientList).
+	defaultClient bool
 
 	// expand's walk through aliases and merge keys.
 	visited     map[*yaml.Node]bool // nodes expand has been to (an alias leads to one again)

@@ -4,8 +4,9 @@ package config
 // the README's config reference is generated from these types.
 type Config struct {
 	Server Server `yaml:"server"`
-	// Clients are the bots allowed to call paygate. Default: one client
-	// "default" with key "sk-paygate-dev", for local use only.
+	// Clients are the bots allowed to call paygate. Default (the key unset):
+	// one client "default" with key "sk-paygate-dev", for local use only. A
+	// written empty list is an error: no client could call paygate.
 	Clients []Client `yaml:"clients"`
 	Admin   Admin    `yaml:"admin"`
 	Store   Store    `yaml:"store"`

@@ -146,7 +146,14 @@ func (l *loader) validateClients(c *Config) {
 		}
 		keys[cl.Key] = true
 		l.credential(p+".key", cl.Key)
-		if cl.Key == DefaultClientKey && !loopbackListen(c.Server.Listen) {
+		switch {
+		case cl.Key != DefaultClientKey || loopbackListen(c.Server.Listen):
+		case l.defaultClient:
+			// The file has no clients[0].key to point at: the key is
+			// the one the file leaves unset.
+			l.warn("clients", "not set: the built-in development client %q with the key %s, and server.listen %s takes connections from other machines: anyone who can reach it can use your providers and create orders; list your bots under clients, each with a key of its own",
+				cl.Name, DefaultClientKey, c.Server.Listen)
+		default:
 			// Printed by check-config and logged at start: the README and
 			// the sample configs name this key, so on a reachable address
 			// anyone can spend the provider keys and create orders.
