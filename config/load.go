@@ -564,6 +564,11 @@ func (l *loader) yamlErrors(err error) []*Error {
 // its line only. A path that already has an error (a ${VAR} that did not
 // expand) gets no second one.
 func (l *loader) checkValue(n *yaml.Node, t reflect.Type, path string) {
+	if msg := fraction(n, t); msg != "" && !l.reported(path) {
+		l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: msg})
+		l.badValues++
+		return
+	}
 	err := n.Decode(reflect.New(t).Interface())
 	if err == nil || l.reported(path) {
 		return
@@ -595,6 +600,28 @@ func (l *loader) checkValue(n *yaml.Node, t reflect.Type, path string) {
 		l.errs = append(l.errs, e)
 		l.badValues++
 	}
+}
+
+// fraction is the error for a number with a fraction (or NaN) written for
+// an integer key t, or "". yaml decodes 0.5 into an int as 0, cutting the
+// fraction without a word: max_payment_calls: 0.5 turned every money tool
+// off. A whole number written as a float (2.0, 1e3) is that number; one
+// too large for t is yaml's own error.
+func fraction(n *yaml.Node, t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+	default:
+		return ""
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
+		return "" // a Duration reads its own text
+	}
+	var f float64
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!float" || n.Decode(&f) != nil || f == math.Trunc(f) {
+		return ""
+	}
+	return "want a whole number, not " + n.Value
 }
 
 // shapeError says what a list's or a mapping's key (kind) wants and what n

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -43,5 +44,57 @@ log:
 	}
 	if got := err.Error(); got != strings.Join(want, "\n") {
 		t.Errorf("got:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+}
+
+// TestFractionalWholeNumbers: yaml decodes a fractional number into an
+// integer key by cutting the fraction, so the config ran with a value the
+// file does not say (max_payment_calls: 0.5 ran 0: every money tool off).
+// A number with a fraction, for a key that counts, is an error at its
+// line; a whole number written as a float (2.0, 1e3) is that number.
+func TestFractionalWholeNumbers(t *testing.T) {
+	const models = "models:\n  - name: m\n    targets: [{provider: p, model: x, weight: %s}]\n"
+	tests := []struct {
+		name, src string
+		want      string // the error; "" when it loads
+		check     func(*Config) bool
+	}{
+		{"max_attempts", "failover:\n  max_attempts: 1.5\n", "c.yaml:2: failover.max_attempts: want a whole number, not 1.5", nil},
+		{"max_payment_calls", "payments:\n  budget:\n    max_payment_calls: 0.5\n",
+			"c.yaml:3: payments.budget.max_payment_calls: want a whole number, not 0.5", nil},
+		{"max_orders_per_user_per_day", "payments:\n  rules:\n    max_orders_per_user_per_day: 2.9\n",
+			"c.yaml:3: payments.rules.max_orders_per_user_per_day: want a whole number, not 2.9", nil},
+		{"max_body_bytes", "server:\n  max_body_bytes: 1048576.9\n", "c.yaml:2: server.max_body_bytes: want a whole number, not 1048576.9", nil},
+		{"max_quantity", "payments:\n  catalog:\n    - {sku: a, name: A, price: \"10.00\", max_quantity: 3.7}\n",
+			"c.yaml:3: payments.catalog[0].max_quantity: want a whole number, not 3.7", nil},
+		{"negative recovery attempts", "failover:\n  recovery: {max_attempts: -1.5}\n",
+			"c.yaml:2: failover.recovery.max_attempts: want a whole number, not -1.5", nil},
+		{"from a variable", "failover:\n  breaker:\n    failures: ${N}\n", "c.yaml:3: failover.breaker.failures: want a whole number, not 2.5", nil},
+		{"not a number", "failover:\n  max_attempts: .nan\n", "c.yaml:2: failover.max_attempts: want a whole number, not .nan", nil},
+		{"the next errors too", "failover:\n  max_attempts: 1.5\nstore:\n  redis: {db: 0.5}\n",
+			"c.yaml:2: failover.max_attempts: want a whole number, not 1.5\nc.yaml:4: store.redis.db: want a whole number, not 0.5", nil},
+		{"a whole float", "failover:\n  max_attempts: 2.0\n", "",
+			func(c *Config) bool { return c.Failover.MaxAttempts == 2 }},
+		{"an exponent", "server:\n  max_body_bytes: 1e6\n", "",
+			func(c *Config) bool { return c.Server.MaxBodyBytes == 1_000_000 }},
+		{"a weight", "providers: [{name: p, base_url: \"http://x/v1\"}]\n" + fmt.Sprintf(models, "1.5"),
+			"c.yaml:4: models[0].targets[0].weight: want a whole number, not 1.5", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.src), "c.yaml", envMap(map[string]string{"N": "2.5"}))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v; want it to load", err)
+			case tc.want == "" && !tc.check(cfg):
+				t.Errorf("loaded max_attempts %d, max_body_bytes %d", cfg.Failover.MaxAttempts, cfg.Server.MaxBodyBytes)
+			case tc.want != "" && err == nil:
+				t.Fatalf("loaded: max_attempts %d, max_payment_calls %d, max_orders %d, max_body %d, catalog %+v; want %s",
+					cfg.Failover.MaxAttempts, cfg.Payments.Budget.MaxPaymentCalls, cfg.Payments.Rules.MaxOrdersPerUserPerDay,
+					cfg.Server.MaxBodyBytes, cfg.Payments.Catalog, tc.want)
+			case tc.want != "" && err.Error() != tc.want:
+				t.Errorf("got:\n%v\nwant:\n%s", err, tc.want)
+			}
+		})
 	}
 }
