@@ -50,3 +50,44 @@ func TestRedisAddrs(t *testing.T) {
 		})
 	}
 }
+
+// TestRedisStoreOptions: store.redis values that serve's Redis driver
+// refuses, or go-redis ignores, are refused at their line by check-config
+// too. A key prefix with a brace passed check-config, and serve then exited
+// with an error naming no line (store/redis.Open: the keys' own hash tags
+// pick their cluster slots, and a brace in the prefix would change them).
+// go-redis sends no SELECT for a negative db (database 0 in effect) and
+// none in cluster mode (several addresses without master_name: a cluster
+// has database 0 only), so a db written there was quietly not the one used.
+func TestRedisStoreOptions(t *testing.T) {
+	const cluster = "2, and store.redis.addrs lists 2 servers with no master_name: a Redis Cluster, which has database 0 only (one address, or sentinels with master_name, select a database)"
+	tests := []struct {
+		name, redis string // the store.redis mapping's keys, one a line
+		want        string // the error; "" when it loads
+	}{
+		{"a prefix with a hash tag", `key_prefix: "pg:{tenant}:"`,
+			"c.yaml:4: store.redis.key_prefix: must not contain { or }: paygate's keys carry hash tags of their own, which pick their Redis Cluster slots"},
+		{"a prefix with a closing brace", `key_prefix: "pg}"`,
+			"c.yaml:4: store.redis.key_prefix: must not contain { or }: paygate's keys carry hash tags of their own, which pick their Redis Cluster slots"},
+		{"a prefix of its own", `key_prefix: "pg:tenant1:"`, ""},
+		{"a negative db", "db: -1", "c.yaml:4: store.redis.db: must not be negative"},
+		{"db on a single server", "db: 2", ""},
+		{"db in cluster mode", "addrs: [\"a:6379\", \"b:6379\"]\n    db: 2", "c.yaml:5: store.redis.db: " + cluster},
+		{"db 0 in cluster mode", "addrs: [\"a:6379\", \"b:6379\"]\n    db: 0", ""},
+		{"db with sentinels", "addrs: [\"a:26379\", \"b:26379\"]\n    master_name: mymaster\n    db: 2", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "store:\n  driver: redis\n  redis:\n    " + tc.redis + "\n"
+			cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v; want it to load", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("loaded (key_prefix %q, db %d, addrs %q); want %s", cfg.Store.Redis.KeyPrefix, cfg.Store.Redis.DB, cfg.Store.Redis.Addrs, tc.want)
+			case tc.want != "" && err.Error() != tc.want:
+				t.Errorf("got:\n%v\nwant:\n%s", err, tc.want)
+			}
+		})
+	}
+}

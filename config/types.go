@@ -112,14 +112,17 @@ type Redis struct {
 	Username     string `yaml:"username"`
 	Password     string `yaml:"password" secret:"true"`
 	PasswordFile string `yaml:"password_file"`
-	// DB selects the database (single node and sentinel only). Default 0.
+	// DB selects the database (single node and sentinel only: with several
+	// addresses and no MasterName, a cluster, only 0 is taken). Default 0.
 	DB int `yaml:"db"`
 	// MasterName enables sentinel mode: the name the sentinels listed in
 	// Addrs monitor the master under (sentinel monitor NAME ...). Default "".
 	MasterName string `yaml:"master_name"`
 	// TLS connects with TLS. Default false.
 	TLS bool `yaml:"tls"`
-	// KeyPrefix is put before every key. Default "paygate:".
+	// KeyPrefix is put before every key, so several deployments can share
+	// one Redis. Default "paygate:". It must not contain '{' or '}': the
+	// keys carry hash tags of their own, which pick their cluster slots.
 	KeyPrefix string `yaml:"key_prefix"`
 	// WaitReplicas makes money writes wait for this many replicas. Default 0.
 	WaitReplicas int `yaml:"wait_replicas"`

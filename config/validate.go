@@ -229,6 +229,22 @@ func (l *loader) validateStore(c *Config) {
 		if c.Store.Redis.WaitReplicas < 0 {
 			l.at("store.redis.wait_replicas", "must not be negative")
 		}
+		r := c.Store.Redis
+		if strings.ContainsAny(r.KeyPrefix, "{}") {
+			// store/redis.Open refuses it, with no line to point at.
+			l.at("store.redis.key_prefix", "must not contain { or }: paygate's keys carry hash tags of their own, which pick their Redis Cluster slots")
+		}
+		// go-redis sends no SELECT for a db below 1, and none to a cluster
+		// (several addresses without master_name: go-redis's
+		// UniversalClient, as serve opens it): a db written there would
+		// quietly not be the one used.
+		switch {
+		case r.DB < 0:
+			l.at("store.redis.db", "must not be negative")
+		case r.DB != 0 && len(r.Addrs) > 1 && r.MasterName == "":
+			l.at("store.redis.db", "%d, and store.redis.addrs lists %d servers with no master_name: a Redis Cluster, which has database 0 only (one address, or sentinels with master_name, select a database)",
+				r.DB, len(r.Addrs))
+		}
 	default:
 		l.at("store.driver", "%q: want embedded or redis", c.Store.Driver)
 	}
