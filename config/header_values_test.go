@@ -52,6 +52,17 @@ func TestHeaderValues(t *testing.T) {
 			"c.yaml:4: providers[0].headers.X Bad: not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)", nil},
 		{"header name with a colon", provider("headers:\n      \"X-Bad:\": v"),
 			"c.yaml:5: providers[0].headers.X-Bad:: not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)", nil},
+		// HTTP header names ignore case: the provider got one of the two
+		// values, picked by map order at each start.
+		{"one header written twice in two cases", provider("headers: {X-Api-Key: sk-up-one, x-api-key: sk-up-two}"),
+			`c.yaml:4: providers[0].headers.x-api-key: written twice, as "X-Api-Key" (line 4) and "x-api-key": HTTP header names ignore case; keep one`, nil},
+		{"one header written twice on two lines", provider("headers:\n      x-title: shop\n      X-TITLE: shop"),
+			`c.yaml:6: providers[0].headers.X-TITLE: written twice, as "x-title" (line 5) and "X-TITLE": HTTP header names ignore case; keep one`, nil},
+		{"one header written three times", provider("headers:\n      X-Title: a\n      x-title: b\n      X-TITLE: c"),
+			`c.yaml:6: providers[0].headers.x-title: written twice, as "X-Title" (line 5) and "x-title": HTTP header names ignore case; keep one` + "\n" +
+				`c.yaml:7: providers[0].headers.X-TITLE: written twice, as "X-Title" (line 5) and "X-TITLE": HTTP header names ignore case; keep one`, nil},
+		{"two headers", provider("headers: {X-Title: shop, X-Api-Key: sk-up-one}"), "",
+			func(c *Config) bool { return len(c.Providers[0].Headers) == 2 }},
 		{"the default provider's key from the environment", "log: {level: info}\n", "", nil},
 	}
 	for _, tc := range tests {

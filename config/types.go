@@ -142,6 +142,8 @@ type Provider struct {
 	APIKey     string `yaml:"api_key" secret:"true"`
 	APIKeyFile string `yaml:"api_key_file"`
 	// Headers are extra headers sent to this provider only. Default {}.
+	// Names ignore case, as in HTTP: one written twice in two cases is an
+	// error.
 	Headers map[string]string `yaml:"headers"`
 	// DropFields are top-level request fields removed before sending, for strict
 	// providers that answer 422 to fields they do not know. Default [].

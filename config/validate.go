@@ -341,11 +341,32 @@ func (l *loader) validateProviders(c *Config) map[string]bool {
 				l.at(hp, "%s", notInAHeader)
 			}
 		}
+		l.headerCases(path, p.Headers)
 		if p.Timeouts.Connect == 0 || p.Timeouts.Total == 0 {
 			l.at(path+".timeouts", "connect and total must be positive")
 		}
 	}
 	return seen
+}
+
+// headerCases reports a header of providers[].headers (at path) written
+// twice in two cases ("X-Api-Key" and "x-api-key"): HTTP header names
+// ignore case, so the provider would get one of the two values, picked by
+// map order, perhaps another at each start. Each one after the first in
+// the file is reported; no value is printed (it may be a key).
+func (l *loader) headerCases(path string, headers map[string]string) {
+	byName := map[string][]string{}
+	for _, h := range slices.Sorted(maps.Keys(headers)) {
+		byName[strings.ToLower(h)] = append(byName[strings.ToLower(h)], h)
+	}
+	for _, lower := range slices.Sorted(maps.Keys(byName)) {
+		names := byName[lower]
+		line := func(h string) int { return l.line(path + ".headers." + h) }
+		slices.SortStableFunc(names, func(a, b string) int { return line(a) - line(b) })
+		for _, h := range names[1:] {
+			l.at(path+".headers."+h, "written twice, as %q (line %d) and %q: HTTP header names ignore case; keep one", names[0], line(names[0]), h)
+		}
+	}
 }
 
 func (l *loader) validateModels(c *Config, providers map[string]bool) {
