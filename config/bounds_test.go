@@ -47,3 +47,38 @@ func TestValuesBelowTheirFloor(t *testing.T) {
 		})
 	}
 }
+
+// TestDurationsAboveTheirCeiling: a duration near time.Duration's largest
+// (2562047h) loaded, and the store's expiries, a TTL plus a grace, wrapped
+// round to a negative sum: the Redis driver then set a 1 ms expiry, and an
+// order or a claim vanished at once. No duration paygate reads needs more
+// than 10 years; a longer one is an error at its line.
+func TestDurationsAboveTheirCeiling(t *testing.T) {
+	const above = `is above the longest duration paygate takes, 87600h (10 years)`
+	tests := []struct {
+		name, src string
+		want      string // the error; "" when it loads
+	}{
+		{"the largest duration", "payments:\n  order_ttl: 2562047h\n", `c.yaml:2: payments.order_ttl: "2562047h" ` + above},
+		{"just above 10 years", "payments: {dedupe_window: 87600h1ns}\n", `c.yaml:1: payments.dedupe_window: "87600h1ns" ` + above},
+		{"a provider's timeout", "providers:\n  - name: p\n    base_url: http://x/v1\n    timeouts: {idle: 100000h}\n" +
+			"models: [{name: m, targets: [{provider: p, model: x}]}]\n", `c.yaml:4: providers[0].timeouts.idle: "100000h" ` + above},
+		{"from a variable", "audit:\n  retain_text: ${KEEP}\n", `c.yaml:2: audit.retain_text: "2000000h" ` + above},
+		{"10 years", "audit: {retain_text: 87600h}\n", ""},
+		{"7 years of text", "audit: {retain_text: 61320h}\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.src), "c.yaml", envMap(map[string]string{"KEEP": "2000000h"}))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v; want it to load", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("loaded (order_ttl %v, dedupe_window %v, retain_text %v); want %s",
+					cfg.Payments.OrderTTL.D(), cfg.Payments.DedupeWindow.D(), cfg.Audit.RetainText.D(), tc.want)
+			case tc.want != "" && err.Error() != tc.want:
+				t.Errorf("got:\n%v\nwant:\n%s", err, tc.want)
+			}
+		})
+	}
+}

@@ -336,13 +336,16 @@ func TestParseDecimal(t *testing.T) {
 }
 
 func FuzzParseDuration(f *testing.F) {
-	for _, s := range []string{"0", "500ms", "4320h", "1h2m3s", "-1s", "30"} {
+	for _, s := range []string{"0", "500ms", "4320h", "1h2m3s", "-1s", "30", "87600h", "2562047h"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		d, err := ParseDuration(s)
 		if err == nil && d < 0 {
 			t.Errorf("ParseDuration(%q) = %v; negative accepted", s, d)
+		}
+		if err == nil && d > MaxDuration {
+			t.Errorf("ParseDuration(%q) = %v; above MaxDuration accepted", s, d)
 		}
 	})
 }

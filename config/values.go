@@ -43,7 +43,16 @@ func typeError(n *yaml.Node, msg string) error {
 // MarshalYAML writes the duration as text.
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
-// ParseDuration parses Go duration text, accepting a bare "0".
+// MaxDuration is the longest duration a config may give: 10 years, far
+// above any TTL, timeout or retention paygate reads, and far below
+// time.Duration's largest (about 292 years), so a deadline or an expiry
+// made of one plus a margin (the Redis store's TTL plus its grace) cannot
+// wrap round to a negative sum: near the largest it did, and an order's
+// or a claim's key expired at once.
+const MaxDuration = 10 * 365 * 24 * time.Hour
+
+// ParseDuration parses Go duration text, accepting a bare "0"; a negative
+// duration, or one above MaxDuration, is an error.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if s == "0" || s == "" {
@@ -55,6 +64,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	if v < 0 {
 		return 0, fmt.Errorf("duration %q is negative", s)
+	}
+	if v > MaxDuration {
+		return 0, fmt.Errorf("%q is above the longest duration paygate takes, %s (10 years)", s, strings.TrimSuffix(MaxDuration.String(), "0m0s"))
 	}
 	return v, nil
 }
