@@ -19,7 +19,9 @@
 # recipe cannot rot. It understands FROM, ARG, ENV, WORKDIR, COPY and RUN in
 # the build stage and fails on anything else; keep it that way.
 
-FROM golang:1.26 AS build
+# go.mod's Go exactly: the golang image sets GOTOOLCHAIN=local, so a cached
+# older golang:1.26 would refuse go.mod's "go 1.26.8" rather than fetch it.
+FROM golang:1.26.8 AS build
 WORKDIR /src
 # Modules first, so a source change does not download them again.
 COPY go.mod go.sum ./
@@ -47,8 +49,12 @@ ENV PAYGATE_LISTEN=0.0.0.0:8080 \
     PAYGATE_STORE_PATH=/var/lib/paygate/paygate.db
 VOLUME ["/var/lib/paygate"]
 EXPOSE 8080
-# distroless has no shell or curl: the binary checks itself.
+# distroless has no shell or curl: the binary checks itself, on the
+# server.listen of the config serve runs with (read with the container's
+# environment, so PAYGATE_LISTEN or a mounted config moving the port moves the
+# check too). Run serve with another config file, and give the health check
+# that file as well.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
-  CMD ["/usr/local/bin/paygate", "healthcheck", "-url", "http://127.0.0.1:8080/healthz"]
+  CMD ["/usr/local/bin/paygate", "healthcheck", "-config", "/etc/paygate/config.yaml"]
 ENTRYPOINT ["/usr/local/bin/paygate"]
 CMD ["serve", "-config", "/etc/paygate/config.yaml"]

@@ -15,8 +15,13 @@
 #     directory) is copied in owned by that user and declared a VOLUME, the
 #     listen port is exposed, and ENTRYPOINT+CMD are run with the stage's ENV
 #     (listeners moved to free loopback ports) until the HEALTHCHECK command,
-#     run as written but for the port, answers healthy; then SIGTERM must end
-#     it cleanly.
+#     which must read the config serve runs with (-config, not a fixed -url),
+#     answers healthy, run as written with serve's ENV and PAYGATE_LISTEN set
+#     to the address serve got; then SIGTERM must end it cleanly.
+#
+# The build stage's golang:<version> must be go.mod's Go (its toolchain line,
+# else its go line) exactly: the golang image sets GOTOOLCHAIN=local, so a
+# cached older image of the same minor version would refuse to build.
 #
 # Any instruction or flag it does not understand is an error, never skipped.
 # Environment: DOCKERFILE (default ./Dockerfile), DOCKERIGNORE (default
@@ -187,7 +192,11 @@ read -r -a w <<<"${instructions[$build_from]}"
 [ "${#w[@]}" -eq 4 ] && [[ ${w[2]^^} = AS ]] || die "build stage: want 'FROM image AS name', got: ${instructions[$build_from]}"
 image=${w[1]}
 [[ $image =~ ^(docker\.io/(library/)?)?golang:([0-9]+\.[0-9]+(\.[0-9]+)?)(-.*)?$ ]] || die "build stage image $image is not golang:<version>"
-want_go=go${BASH_REMATCH[3]}
+image_go=${BASH_REMATCH[3]}
+want_go=go$image_go
+mod_go=$(awk '$1 == "toolchain" { sub(/^go/, "", $2); t = $2 } $1 == "go" { g = $2 } END { print (t != "" ? t : g) }' "$repo/go.mod")
+[ -n "$mod_go" ] || die "go.mod names no Go version"
+[ "$image_go" = "$mod_go" ] || die "build stage image $image is not go.mod's Go $mod_go: write golang:$mod_go (the image sets GOTOOLCHAIN=local, so a cached older golang:${image_go%.*}… cannot build go.mod's $mod_go)"
 have_go=$(go env GOVERSION)
 [[ $have_go = "$want_go" || $have_go = "$want_go".* ]] || die "the Dockerfile builds with $image but the local toolchain is $have_go"
 build_stage=${w[3]}
@@ -375,11 +384,28 @@ port=${BASH_REMATCH[1]:-8080}
 [[ " ${exposed[*]} " = *" $port "* || " ${exposed[*]} " = *" $port/tcp "* ]] || bad "port $port is not EXPOSEd"
 [ "${#health[@]}" -ge 2 ] || die "no HEALTHCHECK CMD"
 [ "${health[0]}" = "$bin_path" ] || bad "HEALTHCHECK runs ${health[0]}; want the binary $bin_path"
-hurl=""
-for ((j = 2; j < ${#health[@]}; j++)); do
-  if [ "${health[$j - 1]}" = -url ]; then hurl=${health[$j]}; fi
-done
-[[ $hurl =~ ^http://127\.0\.0\.1:$port/ ]] || bad "HEALTHCHECK url '$hurl' is not the main listener (127.0.0.1:$port)"
+# The health check reads server.listen from the config serve runs with (a
+# fixed -url misses a PAYGATE_LISTEN or a mounted config that moves the port).
+flag_value() { # flag_value FLAG ARG...: the value after the last FLAG
+  local f=$1 v="" j
+  shift
+  local a=("$@")
+  for ((j = 1; j < ${#a[@]}; j++)); do
+    if [ "${a[$j - 1]}" = "$f" ]; then v=${a[$j]}; fi
+  done
+  printf '%s' "$v"
+}
+hconfig=$(flag_value -config "${health[@]}")
+sconfig=$(flag_value -config "${entrypoint[@]:1}" "${cmdline[@]}")
+if [ -n "$(flag_value -url "${health[@]}")" ]; then
+  bad "HEALTHCHECK asks a fixed -url: a PAYGATE_LISTEN or a mounted config that moves the port would fail it; give -config $sconfig"
+elif [ -z "$hconfig" ]; then
+  bad "HEALTHCHECK gives no -config: it would ask 127.0.0.1:8080 whatever server.listen says"
+elif [ "$hconfig" != "$sconfig" ]; then
+  bad "HEALTHCHECK reads $hconfig, but serve runs with -config ${sconfig:-(none)}"
+elif ! rhost "$hconfig" >/dev/null; then
+  bad "HEALTHCHECK reads $hconfig, which no COPY puts in the image"
+fi
 [ "$fail" = 0 ] || exit 1
 
 # ---- run it ------------------------------------------------------------------
@@ -412,13 +438,15 @@ while [ -z "$addr" ]; do
   [ "$SECONDS" -lt "$deadline" ] || { cat "$log" >&2; die "paygate serve did not listen within 30s"; }
   sleep 0.1
 done
-hc=("${health[@]}")
-for ((j = 1; j < ${#hc[@]}; j++)); do
-  if [ "${hc[$j - 1]}" = -url ]; then hc[$j]=${hc[$j]/127.0.0.1:$port/$addr}; fi
+# The HEALTHCHECK as written, image paths replaced by their COPY sources, in
+# serve's directory and environment, with PAYGATE_LISTEN the address serve
+# got (in the container both read the image's ENV, and serve listens on it).
+hc=("$bin")
+for a in "${health[@]:1}"; do
+  if [[ $a = /* ]] && m=$(rhost "$a"); then hc+=("$m"); else hc+=("$a"); fi
 done
-hc[0]=$bin
-say "HEALTHCHECK ${health[*]:1} (port moved to ${addr##*:})"
-"${hc[@]}" || { cat "$log" >&2; die "the HEALTHCHECK command failed against the running server"; }
+say "HEALTHCHECK ${health[*]:1} (PAYGATE_LISTEN=$addr)"
+(cd "$data" && exec env "${runenv[@]}" "PAYGATE_LISTEN=$addr" "${hc[@]}") || { cat "$log" >&2; die "the HEALTHCHECK command failed against the running server"; }
 [ -f "$data/$(basename "$store")" ] || die "the store was not created in the data directory"
 kill -TERM "$server_pid"
 rc=0

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -29,7 +30,9 @@ Usage:
   paygate demo                       play a purchase offline (scripted model, WeChat Pay simulator)
   paygate version                    print the version
   paygate audit verify|export [-config FILE] check the audit chain; JSONL export
-  paygate healthcheck [-url URL]     exit 0 when /healthz answers (for container health checks)
+  paygate healthcheck [-config FILE | -url URL]
+                                     exit 0 when /healthz answers, on the config's server.listen
+                                     or at URL (default 127.0.0.1:8080); for container health checks
 
 The default config file is ./config.yaml.
 `
@@ -142,16 +145,46 @@ func cmdServe(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// cmdHealthcheck lets a distroless image (no curl) check itself.
+// defaultHealthURL is what healthcheck asks with neither -url nor -config:
+// the default server.listen's /healthz.
+const defaultHealthURL = "http://" + config.DefaultListen + "/healthz"
+
+// cmdHealthcheck lets a distroless image (no curl) check itself: GET
+// /healthz at -url, or, with -config, on the server.listen of that config
+// as serve reads it. A container's HEALTHCHECK runs with serve's
+// environment, so a PAYGATE_LISTEN, or a mounted config, that moves the
+// port moves the check with it; a fixed URL made a healthy container
+// unhealthy (and a service waiting for it never start).
 func cmdHealthcheck(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("url", "http://127.0.0.1:8080/healthz", "health URL")
+	url := fs.String("url", "", "health URL (default "+defaultHealthURL+")")
+	path := fs.String("config", "", "config file: check /healthz on its server.listen")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if !noArguments(fs, stderr) {
+		return 2
+	}
+	target := *url
+	switch {
+	case *url != "" && *path != "":
+		fmt.Fprintln(stderr, "paygate healthcheck: give -config or -url, not both")
+		return 2
+	case *path != "":
+		cfg, err := loadConfig(*path)
+		if err == nil {
+			target, err = healthURL(cfg.Server.Listen)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "unhealthy:", err)
+			return 1
+		}
+	case target == "":
+		target = defaultHealthURL
+	}
 	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get(*url)
+	resp, err := c.Get(target)
 	if err != nil {
 		fmt.Fprintln(stderr, "unhealthy:", err)
 		return 1
@@ -162,4 +195,21 @@ func cmdHealthcheck(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// healthURL is the /healthz URL of a server.listen address, as a local
+// process reaches it: a listener on every interface (0.0.0.0, "::" or no
+// host, which Go opens for IPv4 too) on 127.0.0.1.
+func healthURL(listen string) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("server.listen %q: %w", listen, err)
+	}
+	if port == "" || port == "0" {
+		return "", fmt.Errorf("server.listen %q picks a free port at start: give -url", listen)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/healthz", nil
 }
