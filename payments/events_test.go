@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/payments"
-	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
 )
@@ -62,11 +61,7 @@ func TestEventsCommitWithTransitions(t *testing.T) {
 // TestNotifyDuringKeyMigration: with the public key and the platform
 // certificate both configured, notifications signed with either are applied.
 func TestNotifyDuringKeyMigration(t *testing.T) {
-	keys, err := testKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, envOptions{client: func(c *wechatpay.Config) { c.PlatformCerts = append(c.PlatformCerts, keys.PlatformCert) }})
+	e := newEnv(t, envOptions{}) // ClientConfig configures both keys
 	ctx := context.Background()
 	a := e.create("oUser-migrate-a", 1)
 	b := e.create("oUser-migrate-b", 1)

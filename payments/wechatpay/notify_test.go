@@ -107,7 +107,7 @@ func TestOfficialNotifyHandlerAcceptsSimulator(t *testing.T) {
 // TestNotifyVerifier checks each way a notification can be wrong, in the
 // order an attacker or a misconfiguration would produce them.
 func TestNotifyVerifier(t *testing.T) {
-	r := newRig(t, wxsim.Options{}, "", func(c *wechatpay.Config) { c.PlatformCerts = []*x509Cert{mustKeys(t).PlatformCert} })
+	r := newRig(t, wxsim.Options{}, "", nil) // ClientConfig configures both keys
 	sim := r.sim
 	tx := wxsim.Transaction{AppID: sim.AppID(), MchID: sim.MchID(), OutTradeNo: "PGverify00001", TradeState: "SUCCESS", Amount: wxsim.Amount{Total: 1}}
 	build := func(spec wxsim.NotificationSpec) *wxsim.Notification {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -167,7 +168,10 @@ func (s *Server) SetSigningMode(m SigningMode) {
 // ClientConfig is a wechatpay.Config that drives this simulator at apiBase
 // (as returned by Start, or an httptest server's URL) and receives its
 // notifications at notifyURL. Verification covers the public key and the
-// platform certificate, so either signing mode verifies.
+// platform certificate (both configured at once, as during WeChat Pay's key
+// migration), so whatever SetSigningMode says, a response or notification
+// verifies: with the certificate left out, every notification signed with it
+// was refused as an unknown serial.
 func (s *Server) ClientConfig(apiBase, notifyURL string) wechatpay.Config {
 	return wechatpay.Config{
 		APIBase:       apiBase,
@@ -178,7 +182,7 @@ func (s *Server) ClientConfig(apiBase, notifyURL string) wechatpay.Config {
 		APIv3Key:      s.apiv3Key,
 		PublicKeyID:   s.keys.PublicKeyID,
 		PublicKey:     &s.keys.PayKey.PublicKey,
-		PlatformCerts: nil,
+		PlatformCerts: []*x509.Certificate{s.keys.PlatformCert},
 		NotifyURL:     notifyURL,
 	}
 }

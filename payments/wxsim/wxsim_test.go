@@ -188,3 +188,39 @@ func TestCloseStopsPendingTimers(t *testing.T) {
 		t.Errorf("order: got %s; want NOTPAY (never paid)", tx.TradeState)
 	}
 }
+
+// TestClientConfigVerifiesEitherSigningMode: ClientConfig says a client
+// built from it verifies what the simulator signs in either mode; with the
+// platform certificate left out, every response and notification signed
+// after SetSigningMode(SignCertificate) failed as an unknown serial.
+func TestClientConfigVerifiesEitherSigningMode(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mode wxsim.SigningMode
+	}{
+		{"public key", wxsim.SignPublicKey},
+		{"platform certificate", wxsim.SignCertificate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, api := newSim(t, wxsim.Options{})
+			s.SetSigningMode(tc.mode)
+			c, err := wechatpay.New(context.Background(), s.ClientConfig(api.URL, "https://x.example/n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A response the SDK verifies.
+			if _, err := c.Prepay(context.Background(), wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGmode0000001", Description: "d", Total: 5}); err != nil {
+				t.Fatalf("Prepay, a response signed in this mode: %v", err)
+			}
+			// A notification the notify route verifies.
+			n, err := s.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventTransactionSuccess, OriginalType: "transaction",
+				Summary: "支付成功", Resource: wxsim.Transaction{AppID: s.AppID(), MchID: s.MchID(), OutTradeNo: "PGmode0000001", TradeState: "SUCCESS", Amount: wxsim.Amount{Total: 5}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.NotifyVerifier().Verify(context.Background(), n.Header, n.Body, time.Now()); err != nil {
+				t.Errorf("a notification signed in this mode (serial %s): %v; want verified", n.Header.Get("Wechatpay-Serial"), err)
+			}
+		})
+	}
+}
