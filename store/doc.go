@@ -1,7 +1,8 @@
 // Package store keeps paygate's durable state: orders, purchase claims, seen
-// notification ids, refund proposals, per-user counters, running tallies (a
-// conversation's LLM cost), parked tool exchanges, shared secrets, the outbox
-// of events that must leave the process, and the audit chain.
+// notification ids, the announcements a turn made of an order, refund
+// proposals, per-user counters, running tallies (a conversation's LLM cost),
+// parked tool exchanges, shared secrets, the outbox of events that must leave
+// the process, and the audit chain.
 //
 // The package defines the contract (small role interfaces, the record types and
 // the sentinel errors); the drivers live in sub-packages: store/embedded (bbolt,
@@ -42,7 +43,8 @@
 //	PREFIX{o:NO}:*        an order record and its own outbox list (the outbox key
 //	                      of events not tied to an order uses the same scheme)
 //	PREFIX{u:CLIENT:USER}:* the user's copies of their orders, their index by
-//	                      creation and that of the newest by last update
+//	                      creation and that of the newest by last update, and
+//	                      the announcements made of them (Announcements)
 //	PREFIX{c:KEY}:*       a purchase claim and its generation counter
 //	PREFIX{r:ID}          a refund proposal or its tombstone
 //	PREFIX{n:ID}, {k:KEY}, {t:KEY}, {x:KEY}, {s:NAME}  notifications, counters,

@@ -267,6 +267,18 @@ type UserState struct {
 	// counters' expiries are judged by, so a caller that must act before a
 	// counter it set expires (announcements) measures with it.
 	Now time.Time
+	// Announced are the announcements recorded (Announcements) of the
+	// orders in Orders and live at Now, read in the same round trip as
+	// the orders: a turn knows from them, with no write and no other read,
+	// which orders it must not announce again. Nil when there are none.
+	Announced map[Announcement]bool
+}
+
+// Announcement names one announcement of one order (Announcements): its
+// kind, as the caller names it, and the order's number.
+type Announcement struct {
+	Kind    string
+	OrderNo string
 }
 
 // UserStates loads a user's payment state for a turn.
@@ -275,6 +287,42 @@ type UserStates interface {
 	// Redis, one read transaction on bbolt), also for a user with no state, for
 	// whom it returns an empty UserState and no error.
 	LoadUserState(ctx context.Context, client, user string) (*UserState, error)
+}
+
+// Announcements records what a turn told a user of an order on its own
+// (SPEC 2.3: payment_confirmed for an order paid since, the payment
+// parameters of one that became payable outside a turn), once per order
+// and kind, so that no later turn on any replica tells it again: bots
+// deliver goods on payment_confirmed, so a second one can deliver twice.
+//
+// The record is kept beside the user's orders, not on the order: so that
+// LoadUserState returns it in its one round trip, and so that recording
+// it writes no order. An order write raises the order's Version and
+// UpdatedAt, which payments reads (a refund in flight counts only while
+// its order is at the version its reservation wrote; the refund sweep
+// waits on UpdatedAt; a transition committing at the same time would lose
+// its compare-and-set), and a turn must not move either to note what it
+// said.
+type Announcements interface {
+	// ClaimAnnouncement records that kind was announced of order orderNo
+	// of (client, user), for ttl, and reports whether this call recorded
+	// it first: of any number of concurrent callers, on any replica,
+	// exactly one gets true while the record lives. LoadUserState returns
+	// the record (UserState.Announced) while it lives.
+	//
+	// It is a money write, as durable as an order write: on Redis it is
+	// replicated per Options.WaitReplicas and raises the generation
+	// counter, so that once a Redis that went back to an earlier state (a
+	// restart from an older snapshot, a failover to a lagging replica) is
+	// found, the claim is refused (ErrUnavailable) rather than granted a
+	// second time. On an error the caller must not announce: the record
+	// may be in place.
+	//
+	// Earlier versions claimed with the counter kind+orderNo
+	// (Counters.IncrCounter). A live count there is an earlier claim: the
+	// record is written and false returned, so an order announced before
+	// an upgrade is not announced again after it.
+	ClaimAnnouncement(ctx context.Context, client, user, kind, orderNo string, ttl time.Duration) (first bool, err error)
 }
 
 // Claim is the order a purchase is currently bound to (SPEC 4 idempotency).
@@ -646,6 +694,7 @@ func AuditRecordClient(body []byte) string {
 type Store interface {
 	Orders
 	UserStates
+	Announcements
 	Claims
 	Notifications
 	RefundProposals

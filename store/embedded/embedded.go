@@ -58,6 +58,7 @@ var (
 	bNotes        = []byte("notifications")
 	bRefunds      = []byte("refunds")
 	bCounters     = []byte("counters")
+	bAnnounced    = []byte("announced") // enc(client) enc(user) enc(no) kind -> expiring
 	bExchanges    = []byte("exchanges")
 	bSecrets      = []byte("secrets")
 	bOutbox       = []byte("outbox") // enc(key) seq -> event
@@ -78,7 +79,7 @@ var (
 var allBuckets = [][]byte{
 	bOrders, bUserOrders, bUserUpdated, bStatusOrders, bAllOrders, bClaims, bClaimGens,
 	bNotes, bRefunds, bCounters, bExchanges, bSecrets, bOutbox, bOutboxDue, bOutboxDueOf, bAudit, bAuditMeta,
-	bAuditText, bAuditTextCU, bAuditErasedC, bAuditTextUsr, bAuditErased,
+	bAuditText, bAuditTextCU, bAuditErasedC, bAuditTextUsr, bAuditErased, bAnnounced,
 }
 
 // DB is the bbolt store. It implements store.Store.
@@ -243,9 +244,9 @@ func (d *DB) sweepLoop(every time.Duration) {
 }
 
 // Sweep deletes records whose retention has passed (expired claims, seen
-// notification ids, counters, exchanges, audit texts; refund tombstones after
-// store.TombstoneTTL) and reports how many. It runs in the background; it is
-// exported for operators and tests.
+// notification ids, counters, announcement marks, exchanges, audit texts;
+// refund tombstones after store.TombstoneTTL) and reports how many. It runs
+// in the background; it is exported for operators and tests.
 func (d *DB) Sweep(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -270,7 +271,7 @@ const (
 func (d *DB) sweep() (int, error) {
 	now := d.now().UnixNano()
 	n := 0
-	for _, name := range [][]byte{bClaims, bClaimGens, bNotes, bRefunds, bCounters, bExchanges} {
+	for _, name := range [][]byte{bClaims, bClaimGens, bNotes, bRefunds, bCounters, bExchanges, bAnnounced} {
 		k, err := d.sweepBucket(name, now, func(b *bolt.Bucket, k, _ []byte) error { return b.Delete(k) })
 		n += k
 		if err != nil {

@@ -122,6 +122,8 @@ func TestSweep(t *testing.T) {
 	must(err)
 	_, err = d.IncrCounter(ctx, "c1", time.Minute)
 	must(err)
+	_, err = d.ClaimAnnouncement(ctx, "c1", "u1", "announced:", "O1", time.Minute)
+	must(err)
 	must(d.PutAuditText(ctx, 1, "c1", "u1", []byte("text"), clock.Now(), time.Minute))
 	must(d.PutRefundProposal(ctx, &store.RefundProposal{RefundID: "rf", User: "u1"}, time.Minute))
 
@@ -131,13 +133,13 @@ func TestSweep(t *testing.T) {
 		return n
 	}
 	clock.Advance(2 * time.Minute)
-	// Dead now: short exchange, notification, claim, counter, audit text (and its
-	// user index). The claim generation, the long exchange and the refund
-	// tombstone stay.
+	// Dead now: short exchange, notification, claim, counter, announcement
+	// mark, audit text (and its user index). The claim generation, the long
+	// exchange and the refund tombstone stay.
 	n, err := d.Sweep(ctx)
 	must(err)
-	if n != 5 {
-		t.Errorf("swept %d records; want 5", n)
+	if n != 6 {
+		t.Errorf("swept %d records; want 6", n)
 	}
 	cases := []struct {
 		name   string
@@ -149,6 +151,7 @@ func TestSweep(t *testing.T) {
 		{"claims", bClaims, 0},
 		{"claim generations", bClaimGens, 1},
 		{"counters", bCounters, 0},
+		{"announcement marks", bAnnounced, 0},
 		{"audit text", bAuditText, 0},
 		{"audit text index", bAuditTextCU, 0},
 		{"refund tombstone", bRefunds, 1},

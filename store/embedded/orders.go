@@ -284,7 +284,8 @@ func scanNewest(b *bolt.Bucket, prefix []byte, before time.Time, beforeNo string
 // none for a user who never ordered (userFilter: every order is in
 // bUserOrders, so a user with one in bUserUpdated is in the filter). It
 // reads the newest created orders (bUserOrders), then the newest updated
-// (bUserUpdated) that are not among them.
+// (bUserUpdated) that are not among them, then those orders' announcement
+// marks (bAnnounced).
 func (d *DB) LoadUserState(ctx context.Context, client, user string) (*store.UserState, error) {
 	st := &store.UserState{Client: client, User: user, Now: d.now()}
 	// The filter's look-up builds the key on the stack: most users never
@@ -315,7 +316,7 @@ func (d *DB) LoadUserState(ctx context.Context, client, user string) (*store.Use
 			return err
 		}
 		created, updated := len(st.Orders), 0
-		return scanNewest(tx.Bucket(bUserUpdated), prefix, time.Time{}, "", func(at, no []byte) (bool, error) {
+		err = scanNewest(tx.Bucket(bUserUpdated), prefix, time.Time{}, "", func(at, no []byte) (bool, error) {
 			i := indexOrder(st.Orders[:created], no)
 			var o *store.Order
 			if i >= 0 {
@@ -338,6 +339,10 @@ func (d *DB) LoadUserState(ctx context.Context, client, user string) (*store.Use
 			updated++
 			return updated < store.UserStateOrders, nil
 		})
+		if err != nil {
+			return err
+		}
+		return announcedIn(tx, prefix, st)
 	})
 	if err != nil {
 		return nil, err

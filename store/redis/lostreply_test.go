@@ -150,6 +150,15 @@ func TestMoneyWriteWithALostReply(t *testing.T) {
 					t.Errorf("a second claim: %+v created %v, %v; want LR-5, not created", c2, created, err)
 				}
 			}},
+		{"claim announcement", func(sc *scripts) *goredis.Script { return sc.announce }, nil,
+			func(t *testing.T, s *Store) {
+				if first, err := s.ClaimAnnouncement(ctx, "bot", "u1", "announced:", "LR-11", time.Hour); err != nil || !first {
+					t.Fatalf("ClaimAnnouncement: %v, %v; want first (the re-sent run is the same claim)", first, err)
+				}
+				if again, err := s.ClaimAnnouncement(ctx, "bot", "u1", "announced:", "LR-11", time.Hour); err != nil || again {
+					t.Errorf("the next claim: %v, %v; want not first", again, err)
+				}
+			}},
 		{"incr counter", func(sc *scripts) *goredis.Script { return sc.counter }, nil,
 			func(t *testing.T, s *Store) {
 				if n, err := s.IncrCounter(ctx, "announced:LR-7", time.Hour); err != nil || n != 1 {

@@ -245,19 +245,25 @@ scan:
 
 // LoadUserState implements store.UserStates: one script on the user's tag,
 // which reads the copies of the user's newest created orders and of their
-// newest updated. The index of the newest updated is written with each
-// copy, so it holds the orders written since this version: a user whose
-// orders were all last written by an earlier one (or, during a rolling
-// upgrade, by a replica still running it) gets the newest created only, as
-// before.
+// newest updated, and their announcement marks (ClaimAnnouncement). The
+// index of the newest updated is written with each copy, so it holds the
+// orders written since this version: a user whose orders were all last
+// written by an earlier one (or, during a rolling upgrade, by a replica
+// still running it) gets the newest created only, as before.
 func (s *Store) LoadUserState(ctx context.Context, client, user string) (*store.UserState, error) {
 	uo, _, ur, uu := s.k.userTag(client, user)
-	v, err := s.run(ctx, "load user state", s.sc.loadUser, []string{uo, ur, uu}, store.UserStateOrders)
+	ua := s.k.userAnnounced(client, user)
+	v, err := s.run(ctx, "load user state", s.sc.loadUser, []string{uo, ur, uu, ua}, store.UserStateOrders)
 	if err != nil {
 		return nil, err
 	}
 	st := &store.UserState{Client: client, User: user, Now: s.now()}
-	for _, x := range replySlice(v) {
+	r := replySlice(v)
+	var copies, marks []any
+	if len(r) == 2 {
+		copies, marks = replySlice(r[0]), replySlice(r[1])
+	}
+	for i, x := range copies {
 		j, ok := x.(string)
 		if !ok {
 			continue
@@ -267,7 +273,39 @@ func (s *Store) LoadUserState(ctx context.Context, client, user string) (*store.
 			return nil, fmt.Errorf("redis: decode order copy: %w", err)
 		}
 		st.Orders = append(st.Orders, &o)
+		if m, ok := replyStr(marks, i); ok {
+			if err := addMarks(st, o.OrderNo, m); err != nil {
+				return nil, err
+			}
+		}
 	}
 	store.SortListed(st.Orders)
 	return st, nil
+}
+
+// announceMark is one kind's mark in an order's field of the user's
+// announcement marks (luaAnnounce): live until U (unix ms), set by the call
+// whose token is T.
+type announceMark struct {
+	U string `json:"u"`
+	T string `json:"t"`
+}
+
+// addMarks adds the live marks of order no, its field j of the user's
+// announcement marks, to st.Announced.
+func addMarks(st *store.UserState, no, j string) error {
+	var m map[string]announceMark
+	if err := json.Unmarshal([]byte(j), &m); err != nil {
+		return fmt.Errorf("redis: decode announcement marks of order %s: %w", no, err)
+	}
+	now := st.Now.UnixMilli()
+	for kind, e := range m {
+		if until, err := strconv.ParseInt(e.U, 10, 64); err == nil && until > now {
+			if st.Announced == nil {
+				st.Announced = make(map[store.Announcement]bool)
+			}
+			st.Announced[store.Announcement{Kind: kind, OrderNo: no}] = true
+		}
+	}
+	return nil
 }

@@ -68,8 +68,9 @@ type Options struct {
 	// deployments can share one Redis. It must not contain '{' or '}'.
 	KeyPrefix string
 	// WaitReplicas > 0 makes every money write (orders, claims, refund
-	// consumption, notifications, audit) wait, with WAIT, until that many
-	// replicas have it, for at most WaitTimeout (default DefaultWaitTimeout).
+	// consumption, notifications, announcement claims, audit) wait, with
+	// WAIT, until that many replicas have it, for at most WaitTimeout
+	// (default DefaultWaitTimeout).
 	// A write that is not replicated in time is applied on the primary but
 	// reported as store.ErrUnavailable, so the caller fails closed.
 	WaitReplicas int
@@ -689,6 +690,13 @@ func queueHold(after time.Duration) int64 {
 func (k keys) userTag(client, user string) (uo, uv, ur, uu string) {
 	t := k.p + "{u:" + esc(client) + ":" + esc(user) + "}"
 	return t + ":o", t + ":v", t + ":r", t + ":u"
+}
+
+// userAnnounced is the user's announcement marks (ClaimAnnouncement), on
+// the user's tag, so that LoadUserState's script reads them with the
+// order copies.
+func (k keys) userAnnounced(client, user string) string {
+	return k.p + "{u:" + esc(client) + ":" + esc(user) + "}:a"
 }
 
 func (k keys) idx(name string) string { return k.p + "{idx}:" + name }

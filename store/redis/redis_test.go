@@ -97,15 +97,23 @@ func testRoundTrips(t *testing.T, s *Store) {
 	if err := s.CreateOrder(ctx, storetest.NewOrder("RT-1", "shop", "has-orders", time.Now())); err != nil {
 		t.Fatalf("CreateOrder: %v", err)
 	}
+	if err := s.CreateOrder(ctx, storetest.NewOrder("RT-2", "shop", "announced", time.Now())); err != nil {
+		t.Fatalf("CreateOrder: %v", err)
+	}
+	if _, err := s.ClaimAnnouncement(ctx, "shop", "announced", "payable:", "RT-2", time.Hour); err != nil {
+		t.Fatalf("ClaimAnnouncement: %v", err)
+	}
 	counter := &roundTrips{}
 	s.Client().AddHook(counter)
 	cases := []struct {
-		name   string
-		user   string
-		orders int
+		name      string
+		user      string
+		orders    int
+		announced int
 	}{
-		{"user with no payment state", "nobody", 0},
-		{"user with an order", "has-orders", 1},
+		{"user with no payment state", "nobody", 0, 0},
+		{"user with an order", "has-orders", 1, 0},
+		{"user with an announced order", "announced", 1, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,6 +127,9 @@ func testRoundTrips(t *testing.T, s *Store) {
 			}
 			if len(us.Orders) != tc.orders {
 				t.Errorf("orders: got %d; want %d", len(us.Orders), tc.orders)
+			}
+			if len(us.Announced) != tc.announced {
+				t.Errorf("announced: got %v; want %d", us.Announced, tc.announced)
 			}
 		})
 	}
@@ -353,6 +364,12 @@ func TestWaitReplicas(t *testing.T) {
 	if _, _, err := s.ClaimPurchase(ctx, "wr-claim", "WR-1", time.Minute); err != nil {
 		t.Errorf("ClaimPurchase with a replica online: %v", err)
 	}
+	if first, err := s.ClaimAnnouncement(ctx, "shop", "u1", "announced:", "WR-1", time.Hour); err != nil || !first {
+		t.Errorf("ClaimAnnouncement with a replica online: %v, %v; want first", first, err)
+	}
+	if n, err := rc.Exists(ctx, s.k.userAnnounced("shop", "u1")).Result(); err != nil || n != 1 {
+		t.Errorf("the replica does not have the acknowledged announcement claim: %d, %v", n, err)
+	}
 
 	replica.Kill()
 	// The primary notices the lost replica only after a while; WAIT then sees
@@ -369,6 +386,12 @@ func TestWaitReplicas(t *testing.T) {
 	_, _, err = s.ClaimPurchase(ctx, "wr-claim-2", "WR-2", time.Minute)
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("ClaimPurchase without a replica: got %v; want ErrUnavailable", err)
+	}
+	// An announcement claim a failover could lose is not reported first:
+	// the replica promoted would grant it again.
+	first, err := s.ClaimAnnouncement(ctx, "shop", "u1", "announced:", "WR-2", time.Hour)
+	if !errors.Is(err, store.ErrUnavailable) || first {
+		t.Errorf("ClaimAnnouncement without a replica: got %v, %v; want ErrUnavailable, not first", first, err)
 	}
 }
 

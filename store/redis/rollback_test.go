@@ -145,6 +145,58 @@ func TestOneLostWriteFoundByTheNextWrite(t *testing.T) {
 	wantDataLost(t, "the first money write after a rollback that lost one", err)
 }
 
+// TestAnnouncementClaimSurvivesRollback: a payment_confirmed announcement
+// claimed after Redis's last snapshot is lost with everything written since
+// when Redis restarts from it (or fails over to a replica that lagged), and
+// bots deliver goods on payment_confirmed: the claim must be refused then,
+// never granted a second time. The counter it was claimed with before
+// (IncrCounter, without the generation raise) was granted again with Ping
+// reporting nothing.
+func TestAnnouncementClaimSurvivesRollback(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		notice func(t *testing.T, s *Store)
+	}{
+		{"found by Ping", func(t *testing.T, s *Store) {
+			wantDataLost(t, "Ping after Redis lost the claim", s.Ping(ctx))
+		}},
+		{"found by the claim itself", func(*testing.T, *Store) {}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.StartServer(t)
+			a := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, EpochInterval: -1})
+			if err := a.Ping(ctx); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			o := &store.Order{OrderNo: "ORD-PAID", Client: "shop", User: "u1", SKU: "premium", Quantity: 1,
+				AmountFen: 4999, Currency: "CNY", Status: store.StatusPaid, CreatedAt: now, PaidAt: now}
+			if err := a.CreateOrder(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+			c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+			defer c.Close()
+			if err := c.Save(ctx).Err(); err != nil { // the paid order is in the snapshot
+				t.Fatal(err)
+			}
+			if first, err := a.ClaimAnnouncement(ctx, "shop", "u1", "announced:", "ORD-PAID", 30*24*time.Hour); err != nil || !first {
+				t.Fatalf("first announcement claim: %v %v", first, err)
+			}
+			srv.Kill()
+			srv.Restart() // from the snapshot: the paid order is there, the claim is not
+
+			tc.notice(t, a)
+			first, err := a.ClaimAnnouncement(ctx, "shop", "u1", "announced:", "ORD-PAID", 30*24*time.Hour)
+			if err == nil && first {
+				t.Errorf("after Redis went back to before the announcement, its claim was granted again: payment_confirmed announced twice")
+			}
+			wantDataLost(t, "ClaimAnnouncement after the rollback", err)
+		})
+	}
+}
+
 // TestRolledBackShardIsRefused: in a cluster each primary has its own
 // counter, so a shard that went back is found although the marker, on
 // another shard, is intact.

@@ -266,8 +266,10 @@ redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -tonumber(ARGV[6]) - 1)
 return 1
 `
 
-// KEYS: uo, ur, uu. ARGV: n. The copies of the user's n newest created
-// orders and of their n newest updated, each once: one round trip.
+// KEYS: uo, ur, uu, ua. ARGV: n. The copies of the user's n newest created
+// orders and of their n newest updated, each once, and the announcement
+// marks of the same orders (luaAnnounce), in the same order: one round
+// trip. Returns {copies, marks}, each element false where there is none.
 const luaLoadUser = `
 local n = tonumber(ARGV[1])
 local nos = redis.call('ZREVRANGE', KEYS[2], 0, n - 1)
@@ -279,8 +281,41 @@ for _, no in ipairs(redis.call('ZREVRANGE', KEYS[3], 0, n - 1)) do
     nos[#nos + 1] = no
   end
 end
-if #nos == 0 then return {} end
-return redis.call('HMGET', KEYS[1], unpack(nos))
+if #nos == 0 then return {{}, {}} end
+return {redis.call('HMGET', KEYS[1], unpack(nos)), redis.call('HMGET', KEYS[4], unpack(nos))}
+`
+
+// KEYS: ua (the user's announcement marks: order number -> JSON object of
+// kind -> {u = until_ms, t = token}). ARGV: order_no, kind, now_ms,
+// until_ms, physical_ms, token. Records the mark of kind on order_no unless
+// a live one is there; returns 1 when it did, also to the same call re-sent
+// after a lost reply (its token is kept in the mark), else 0. Marks past
+// their until are dropped as it goes, so the hash holds no more than the
+// user's marks of the last ttl; the hash outlives its newest mark.
+const luaAnnounce = `
+local now = tonumber(ARGV[3])
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local m = {}
+if raw then m = cjson.decode(raw) end
+local e = m[ARGV[2]]
+if e and e.t == ARGV[6] then return 1 end
+if e and tonumber(e.u) > now then return 0 end
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if f ~= ARGV[1] then
+    local live = false
+    for _, v in pairs(cjson.decode(redis.call('HGET', KEYS[1], f))) do
+      if tonumber(v.u) > now then live = true end
+    end
+    if not live then redis.call('HDEL', KEYS[1], f) end
+  end
+end
+for k, v in pairs(m) do
+  if tonumber(v.u) <= now then m[k] = nil end
+end
+m[ARGV[2]] = {u = ARGV[4], t = ARGV[6]}
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(m))
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+return 1
 `
 
 // idxFixedKeys is the number of KEYS of luaSyncIndex before the status sets.
@@ -587,6 +622,7 @@ type scripts struct {
 	syncUser, loadUser, syncIndex, intent, dropLegacy      *goredis.Script
 	idxTime                                                *goredis.Script
 	claim, seen, counter, uncount, window, putExchange     *goredis.Script
+	announce                                               *goredis.Script
 	addTally, takeTally                                    *goredis.Script
 	putRefund, finishRefund, appendAudit, putText, erase   *goredis.Script
 }
@@ -608,6 +644,7 @@ func newScripts() *scripts {
 		idxTime:      goredis.NewScript(luaIdxTime),
 		dropLegacy:   goredis.NewScript(luaDropLegacy),
 		claim:        goredis.NewScript(luaClaim),
+		announce:     goredis.NewScript(luaAnnounce),
 		seen:         goredis.NewScript(luaSeen),
 		counter:      goredis.NewScript(luaCounter),
 		uncount:      goredis.NewScript(luaUncount),
@@ -626,7 +663,7 @@ func newScripts() *scripts {
 func (s *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
 		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnce, s.claimEvent, s.readTag, s.ack, s.retry,
-		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.seen, s.counter, s.uncount, s.window,
+		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
 	}
 }

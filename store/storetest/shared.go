@@ -90,6 +90,11 @@ func RunShared(t *testing.T, open PairOpener) {
 		claimRace(t, ctx, []store.Store{a, b}, "shared-claim", 100)
 	})
 
+	t.Run("announcement claims are shared", func(t *testing.T) {
+		a, b := open(t, NewClock())
+		announceRace(t, ctx, []store.Store{a, b}, "shared-announce", 50)
+	})
+
 	t.Run("transitions race across replicas", func(t *testing.T) {
 		clock := NewClock()
 		a, b := open(t, clock)

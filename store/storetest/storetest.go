@@ -48,6 +48,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("ListOrdersCursor", func(t *testing.T) { testListOrdersCursor(t, open) })
 	t.Run("ListOrdersWithoutClient", func(t *testing.T) { testListOrdersWithoutClient(t, open) })
 	t.Run("UserState", func(t *testing.T) { testUserState(t, open) })
+	t.Run("Announcements", func(t *testing.T) { testAnnouncements(t, open) })
 	t.Run("Claims", func(t *testing.T) { testClaims(t, open) })
 	t.Run("Notifications", func(t *testing.T) { testNotifications(t, open) })
 	t.Run("RefundProposals", func(t *testing.T) { testRefunds(t, open) })
@@ -90,6 +91,7 @@ func testClosed(t *testing.T, open Opener) {
 		{"CreateOrder", func() error { return st.CreateOrder(ctx, NewOrder("x", "c", "u", time.Now())) }},
 		{"LoadUserState", func() error { _, err := st.LoadUserState(ctx, "c", "u"); return err }},
 		{"ClaimPurchase", func() error { _, _, err := st.ClaimPurchase(ctx, "k", "x", time.Minute); return err }},
+		{"ClaimAnnouncement", func() error { _, err := st.ClaimAnnouncement(ctx, "c", "u", "k:", "x", time.Minute); return err }},
 		{"AddTally", func() error { _, err := st.AddTally(ctx, "k", 1, time.Minute); return err }},
 		{"TakeTally", func() error { _, err := st.TakeTally(ctx, "k"); return err }},
 		{"AddTallies", func() error {
