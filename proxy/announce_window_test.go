@@ -18,6 +18,7 @@ import (
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/storetest"
@@ -62,7 +63,7 @@ func announceTurnsWith(t *testing.T, st store.Store, rc Reconciler, user, kind s
 	}
 }
 
-// TestPaymentConfirmedAnnouncedOnceEver: the "announced:" counter
+// TestPaymentConfirmedAnnouncedOnceEver: the "announced:" claim
 // lives 30 days from the first announcement; an order paid long ago and
 // still among the user's recent orders must not be announced again once it
 // expires. Each order is announced at most once, ever.
@@ -133,7 +134,7 @@ func TestPaymentConfirmedOnLateReturn(t *testing.T) {
 
 // TestPayableAnnouncedOnce: an order that became payable outside a turn (a
 // manager's approval) is announced with its payment parameters once, and
-// not again once the "payable:" counter expires, however long the order
+// not again once the "payable:" claim expires, however long the order
 // stays awaiting payment (an order_ttl of weeks).
 func TestPayableAnnouncedOnce(t *testing.T) {
 	for _, driver := range testdrivers.Names(t) {
@@ -286,8 +287,9 @@ func TestDeliveredMarkOutlivesTheClient(t *testing.T) {
 			}
 			gone, cancel := context.WithCancel(context.Background())
 			cancel() // the client hung up as the answer left
-			s.markDelivered(gone, []json.RawMessage{json.RawMessage(`{"type":"order_created","order":{"order_no":"PG-HANDED"}}`)})
-			if s.firstTime(context.Background(), "payable:", "PG-HANDED") {
+			c := payments.Caller{Client: "shop-bot", User: "o-handed"}
+			s.markDelivered(gone, c, []json.RawMessage{json.RawMessage(`{"type":"order_created","order":{"order_no":"PG-HANDED"}}`)})
+			if s.firstTime(context.Background(), c, kindPayable, "PG-HANDED") {
 				t.Errorf("the order handed in an answer whose client then hung up was not marked delivered: the next turn announces it again")
 			}
 		})
@@ -322,5 +324,142 @@ func TestSettledOrdersJudgedByTheStoresClock(t *testing.T) {
 	}
 	if body := string(reqs[0].Body); strings.Contains(body, "CLOSED-OLD") {
 		t.Errorf("an order closed 48 h ago by the store's clock is in the state message sent upstream: %s", body)
+	}
+}
+
+// writeCountingStore counts the store writes a turn makes to tell what
+// was announced: announcement claims and counters.
+type writeCountingStore struct {
+	store.Store
+	writes atomic.Int64
+}
+
+func (c *writeCountingStore) IncrCounter(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	c.writes.Add(1)
+	return c.Store.IncrCounter(ctx, key, ttl)
+}
+
+func (c *writeCountingStore) ClaimAnnouncement(ctx context.Context, client, user, kind, orderNo string, ttl time.Duration) (bool, error) {
+	c.writes.Add(1)
+	return c.Store.ClaimAnnouncement(ctx, client, user, kind, orderNo, ttl)
+}
+
+// TestAnnouncedOrdersCostNoWrite: once an order's payment_confirmed was
+// announced, the turns after it know so from the state they load (SPEC 3
+// step 2: one round trip) and write nothing for it. Each turn of a user
+// with orders paid within the announcement window wrote once per such
+// order (an fsync each on the embedded store), between the answer's last
+// text and its finish chunk.
+func TestAnnouncedOrdersCostNoWrite(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storetest.NewClock()
+			st := &writeCountingStore{Store: testdrivers.Open(t, driver, clock.Now)}
+			const user = "o-subscriber"
+			for i, no := range []string{"PAID-A", "PAID-B", "PAID-C"} {
+				o := storetest.NewOrder(no, "shop-bot", user, clock.Now().Add(time.Duration(i)*time.Second))
+				o.Status = store.StatusPaid
+				o.PaidAt = clock.Now()
+				if err := st.CreateOrder(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			turn := announceTurns(t, st, user, "payment_confirmed")
+			if n := turn(); n != 3 {
+				t.Fatalf("first turn: %d payment_confirmed; want 3", n)
+			}
+			before := st.writes.Load()
+			for range 10 {
+				if n := turn(); n != 0 {
+					t.Fatalf("a later turn: %d payment_confirmed; want 0", n)
+				}
+			}
+			if extra := st.writes.Load() - before; extra != 0 {
+				t.Errorf("10 turns after the announcements made %d store writes for them; want 0", extra)
+			}
+		})
+	}
+}
+
+// countingParams counts PayableParams calls: a store read and an RSA
+// signature each.
+type countingParams struct {
+	payableReconciler
+	n atomic.Int64
+}
+
+func (c *countingParams) PayableParams(ctx context.Context, o *store.Order) (*wechatpay.RequestPayment, string, error) {
+	c.n.Add(1)
+	return c.payableReconciler.PayableParams(ctx, o)
+}
+
+// TestAnnouncedPayableNotSignedAgain: once an order that became payable
+// outside a turn was announced with its payment parameters, later turns
+// neither sign them again nor write. Every turn signed them (PayableParams:
+// a store read and an RSA signature) only to find the announcement used.
+func TestAnnouncedPayableNotSignedAgain(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storetest.NewClock()
+			st := &writeCountingStore{Store: testdrivers.Open(t, driver, clock.Now)}
+			const user = "o-approved-once"
+			if err := st.CreateOrder(ctx, storetest.NewOrder("AWAIT-A", "shop-bot", user, clock.Now())); err != nil {
+				t.Fatal(err)
+			}
+			rc := &countingParams{}
+			turn := announceTurnsWith(t, st, rc, user, "order_created")
+			if n := turn(); n != 1 {
+				t.Fatalf("first turn: %d order_created; want 1", n)
+			}
+			signed, wrote := rc.n.Load(), st.writes.Load()
+			for range 10 {
+				if n := turn(); n != 0 {
+					t.Fatalf("a later turn: %d order_created; want 0", n)
+				}
+			}
+			if extra := rc.n.Load() - signed; extra != 0 {
+				t.Errorf("10 turns after the announcement signed payment parameters %d more times; want 0", extra)
+			}
+			if extra := st.writes.Load() - wrote; extra != 0 {
+				t.Errorf("10 turns after the announcement made %d store writes for it; want 0", extra)
+			}
+		})
+	}
+}
+
+// TestAnnouncedBeforeUpgradeNotAgain: an order announced by an earlier
+// version, which claimed with the counter "announced:"+order (payable:
+// likewise), is not announced again by this one.
+func TestAnnouncedBeforeUpgradeNotAgain(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storetest.NewClock()
+			st := testdrivers.Open(t, driver, clock.Now)
+			paid := storetest.NewOrder("OLD-PAID", "shop-bot", "o-old-paid", clock.Now())
+			paid.Status, paid.PaidAt = store.StatusPaid, clock.Now()
+			payable := storetest.NewOrder("OLD-PAYABLE", "shop-bot", "o-old-payable", clock.Now())
+			for _, o := range []*store.Order{paid, payable} {
+				if err := st.CreateOrder(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, key := range []string{"announced:OLD-PAID", "payable:OLD-PAYABLE"} {
+				if _, err := st.IncrCounter(ctx, key, announcedTTL); err != nil {
+					t.Fatal(err)
+				}
+			}
+			clock.Advance(time.Hour)
+			for _, tc := range []struct{ user, kind string }{{"o-old-paid", "payment_confirmed"}, {"o-old-payable", "order_created"}} {
+				turn := announceTurns(t, st, tc.user, tc.kind)
+				for i := range 2 {
+					if n := turn(); n != 0 {
+						t.Errorf("%s, turn %d after the upgrade: %d %s; want 0 (announced before it)", tc.user, i+1, n, tc.kind)
+					}
+				}
+			}
+		})
 	}
 }

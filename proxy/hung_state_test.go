@@ -50,8 +50,8 @@ func (h *hungState) GetExchange(ctx context.Context, _ string) ([]byte, error) {
 	return nil, h.wait(ctx)
 }
 
-func (h *hungState) IncrCounter(ctx context.Context, _ string, _ time.Duration) (int64, error) {
-	return 0, h.wait(ctx)
+func (h *hungState) ClaimAnnouncement(ctx context.Context, _, _, _, _ string, _ time.Duration) (bool, error) {
+	return false, h.wait(ctx)
 }
 
 // TestHungStoreTurnGoesOn: a turn whose store does not answer goes on
@@ -117,8 +117,8 @@ func (l *localState) GetExchange(ctx context.Context, _ string) ([]byte, error) 
 	return nil, store.ErrNotFound
 }
 
-func (l *localState) IncrCounter(context.Context, string, time.Duration) (int64, error) {
-	return 1, nil
+func (l *localState) ClaimAnnouncement(context.Context, string, string, string, string, time.Duration) (bool, error) {
+	return true, nil
 }
 
 // TestLocalStoreReadWithoutDeadline: a store whose reads cannot hang on
@@ -171,7 +171,9 @@ func (s *slowState) GetExchange(ctx context.Context, _ string) ([]byte, error) {
 	}
 	return nil, store.ErrNotFound
 }
-func (s *slowState) IncrCounter(context.Context, string, time.Duration) (int64, error) { return 1, nil }
+func (s *slowState) ClaimAnnouncement(context.Context, string, string, string, string, time.Duration) (bool, error) {
+	return true, nil
+}
 
 // TestManyToolRoundsLeaveTheStateLoadItsTime: a conversation with many
 // rounds of the bot's own tool calls makes one kept-exchange read each, in

@@ -109,7 +109,9 @@ func (s *memState) GetExchange(_ context.Context, key string) ([]byte, error) {
 	return nil, store.ErrNotFound
 }
 
-func (s *memState) IncrCounter(context.Context, string, time.Duration) (int64, error) { return 1, nil }
+func (s *memState) ClaimAnnouncement(context.Context, string, string, string, string, time.Duration) (bool, error) {
+	return true, nil
+}
 
 // statefulProxy serves a proxy for the provider at base with the payment
 // tools of queryTools and exchanges kept in memory.

@@ -16,14 +16,15 @@ import (
 )
 
 // StateStore is what a turn needs from the store: the user's payment state
-// in one round trip, the kept payment exchanges of mixed rounds (SPEC 3.7)
-// and a counter that makes each announcement (payment confirmed, payment
-// parameters) made once.
+// in one round trip (with the announcements already made of its orders),
+// the kept payment exchanges of mixed rounds (SPEC 3.7) and the claim that
+// makes each announcement (payment confirmed, payment parameters) made
+// once.
 type StateStore interface {
 	LoadUserState(ctx context.Context, client, user string) (*store.UserState, error)
 	PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error
 	GetExchange(ctx context.Context, key string) ([]byte, error)
-	IncrCounter(ctx context.Context, key string, ttl time.Duration) (int64, error)
+	ClaimAnnouncement(ctx context.Context, client, user, kind, orderNo string, ttl time.Duration) (bool, error)
 }
 
 // Reconciler queries pending orders on the user's next message, under a short
@@ -44,10 +45,21 @@ var (
 // bot's next request.
 const exchangeTTL = 24 * time.Hour
 
-// announcedTTL is how long the "announced:" and "payable:" counters live,
-// from their first increment: the store restarts a counter at 1 once it
-// expires, so it alone cannot make an announcement once-ever.
+// announcedTTL is how long the claim of an announcement ("announced:" or
+// "payable:", store.Announcements) lives, from when it was made: once it
+// expires the same announcement can be claimed again, so it alone cannot
+// make an announcement once-ever (announceWindow does).
 const announcedTTL = 30 * 24 * time.Hour
+
+// Announcement kinds (store.Announcements): payment_confirmed for an order
+// paid since, and order_created with fresh payment parameters for an order
+// that became payable outside a turn. They are the prefixes of the counters
+// earlier versions claimed with (kind+order number), which the store still
+// counts as claims.
+const (
+	kindConfirmed = "announced:"
+	kindPayable   = "payable:"
+)
 
 // stateTimeout bounds the store reads a turn makes before its upstream
 // call: once the kept payment exchanges it restores, together, and once the
@@ -78,24 +90,26 @@ const markTimeout = 5 * time.Second
 // announceWindow is how long after the event that makes an order
 // announceable (its payment, PaidAt; its becoming payable, UpdatedAt of an
 // awaiting_payment order) a turn may still announce it. It is shorter than
-// announcedTTL by a day, and the first announcement (the counter's first
-// increment) comes at or after that event, so the counter outlives the
-// order's eligibility: each order is announced at most once, ever, however
-// long it stays among the user's recent orders (a monthly subscriber's
-// paid orders do). The day of margin covers clock skew between replicas and
-// WeChat Pay's success_time. A user whose first turn comes after the window
-// hears nothing: the order list and the merchant's order.paid webhook are
-// the reliable channels (README).
+// announcedTTL by a day, and the first announcement (its claim) comes at or
+// after that event, so the claim outlives the order's eligibility: each
+// order is announced at most once, ever, however long it stays among the
+// user's recent orders (a monthly subscriber's paid orders do). The day of
+// margin covers clock skew between replicas and WeChat Pay's success_time.
+// A user whose first turn comes after the window hears nothing: the order
+// list and the merchant's order.paid webhook are the reliable channels
+// (README).
 const announceWindow = announcedTTL - 24*time.Hour
 
-// loadState reads the user's orders (one store round trip, by stateTimeout),
-// refreshes the pending ones under the reconciler's deadline, and returns them with the store's time of the read (the clock
-// its counters expire by; time.Now for a store that does not say). A store
-// that is down or does not answer by then yields no state: chat goes on,
-// payment tools fail closed.
-func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller) ([]*store.Order, time.Time) {
+// loadState reads the user's orders and the announcements already made of
+// them (one store round trip, by stateTimeout), refreshes the pending
+// orders under the reconciler's deadline, and returns the state with the
+// refreshed orders and the store's time of the read in Now (the clock its
+// claims expire by; time.Now for a store that does not say). A store that
+// is down or does not answer by then yields nil: chat goes on, payment
+// tools fail closed.
+func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller) *store.UserState {
 	if s.state == nil {
-		return nil, time.Time{}
+		return nil
 	}
 	lctx, cancel := s.stateCtx(ctx)
 	st, err := s.state.LoadUserState(lctx, c.Client, c.User)
@@ -103,17 +117,15 @@ func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller)
 	if err != nil {
 		s.metrics.stateUnavailable.Inc()
 		s.log.Warn("payment state unavailable; the turn goes on without it", "request_id", reqID, "err", err)
-		return nil, time.Time{}
+		return nil
 	}
-	now := st.Now
-	if now.IsZero() {
-		now = time.Now()
+	if st.Now.IsZero() {
+		st.Now = time.Now()
 	}
-	orders := st.Orders
-	if s.reconciler != nil && len(orders) > 0 {
-		orders = s.reconciler.RefreshPending(ctx, orders)
+	if s.reconciler != nil && len(st.Orders) > 0 {
+		st.Orders = s.reconciler.RefreshPending(ctx, st.Orders)
 	}
-	return orders, now
+	return st
 }
 
 // plainStatus names an order's state in the words the model reads.
@@ -180,22 +192,26 @@ func stateMessage(orders []*store.Order, now time.Time, settledAfter time.Durati
 }
 
 // announcement is something a turn tells the user once (SPEC 2.3):
-// payment_confirmed for an order paid since ("announced:" counter), or
+// payment_confirmed for an order paid since (kindConfirmed), or
 // order_created with fresh payment parameters for an order that became
-// payable outside a turn, a manager having approved it ("payable:").
+// payable outside a turn, a manager having approved it (kindPayable).
 type announcement struct {
-	kind  string // the counter's prefix
+	kind  string
 	order *store.Order
 }
 
-// pendingAnnouncements lists what the user may not have heard of yet: the
-// orders within announceWindow of their payment or of becoming payable, as
-// of now (the store's clock). It writes nothing: a turn claims them (claim)
-// only when its answer is about to leave, so a turn that fails before tells
-// nothing and uses nothing up, and the next turn announces them.
-func (s *Server) pendingAnnouncements(orders []*store.Order, now time.Time) []announcement {
+// pendingAnnouncements lists what the user has not heard of yet: the orders
+// within announceWindow of their payment or of becoming payable, as of
+// st.Now (the store's clock), less those st says were announced. Those cost
+// nothing more: the state load read their claims with the orders, so a
+// turn of a user with many recently paid orders makes no write and signs
+// no payment parameters for what was told before. It writes nothing: a
+// turn claims them (claim) only when its answer is about to leave, so a
+// turn that fails before tells nothing and uses nothing up, and the next
+// turn announces them.
+func (s *Server) pendingAnnouncements(st *store.UserState) []announcement {
 	var out []announcement
-	for _, o := range orders {
+	for _, o := range st.Orders {
 		switch {
 		case payments.PaidOrLater(o.Status) && o.Status != store.StatusNeedsReview:
 			// PaidAt never moves once set. A record without one (older
@@ -205,15 +221,15 @@ func (s *Server) pendingAnnouncements(orders []*store.Order, now time.Time) []an
 			if paid.IsZero() {
 				paid = o.CreatedAt
 			}
-			if now.Sub(paid) < announceWindow {
-				out = append(out, announcement{"announced:", o})
+			if st.Now.Sub(paid) < announceWindow && !st.Announced[store.Announcement{Kind: kindConfirmed, OrderNo: o.OrderNo}] {
+				out = append(out, announcement{kindConfirmed, o})
 			}
 		case o.Status == store.StatusAwaitingPayment && s.reconciler != nil:
 			// An awaiting_payment order is never rewritten in that state
 			// (its next write moves it on), so its UpdatedAt is when it
 			// became payable.
-			if now.Sub(o.UpdatedAt) < announceWindow {
-				out = append(out, announcement{"payable:", o})
+			if st.Now.Sub(o.UpdatedAt) < announceWindow && !st.Announced[store.Announcement{Kind: kindPayable, OrderNo: o.OrderNo}] {
+				out = append(out, announcement{kindPayable, o})
 			}
 		}
 	}
@@ -221,20 +237,21 @@ func (s *Server) pendingAnnouncements(orders []*store.Order, now time.Time) []an
 }
 
 // claim returns the actions for the pending announcements this turn is the
-// first to make, each marked announced by a store counter as it is
-// claimed: of two turns of one user that race, only one announces. own are
-// the turn's own actions; an order they hand payment parameters for is not
-// announced again (markDelivered marks it). Called right before the answer
-// is written: what a turn claimed, it delivers.
-func (s *Server) claim(ctx context.Context, pending []announcement, own []json.RawMessage) []json.RawMessage {
+// first to make, each claimed in the store as it is made
+// (store.Announcements): of two turns of one user that race, on any
+// replicas, only one announces. own are the turn's own actions; an order
+// they hand payment parameters for is not announced again (markDelivered
+// claims it). Called right before the answer is written: what a turn
+// claimed, it delivers.
+func (s *Server) claim(ctx context.Context, c payments.Caller, pending []announcement, own []json.RawMessage) []json.RawMessage {
 	var out []json.RawMessage
 	for _, p := range pending {
 		o := p.order
-		if p.kind == "payable:" && handsPayment(own, o.OrderNo) {
+		if p.kind == kindPayable && handsPayment(own, o.OrderNo) {
 			continue
 		}
-		if p.kind == "announced:" {
-			if !s.firstTime(ctx, p.kind, o.OrderNo) {
+		if p.kind == kindConfirmed {
+			if !s.firstTime(ctx, c, p.kind, o.OrderNo) {
 				continue
 			}
 			b, _ := json.Marshal(map[string]any{"type": "payment_confirmed", "order": payments.OrderView(o)})
@@ -245,7 +262,7 @@ func (s *Server) claim(ctx context.Context, pending []announcement, own []json.R
 		// failure to get them (WeChat Pay slow, the store) used the order's
 		// one announcement up, and the user never got them.
 		rp, codeURL, err := s.reconciler.PayableParams(ctx, o)
-		if err != nil || (rp == nil && codeURL == "") || !s.firstTime(ctx, p.kind, o.OrderNo) {
+		if err != nil || (rp == nil && codeURL == "") || !s.firstTime(ctx, c, p.kind, o.OrderNo) {
 			continue
 		}
 		a := map[string]any{"type": "order_created", "order": payments.OrderView(o)}
@@ -274,11 +291,15 @@ func handsPayment(actions []json.RawMessage, orderNo string) bool {
 }
 
 // firstTime reports whether this is the first time kind was announced for
-// an order. A store error counts as "not first": announcing twice is worse
-// than announcing late (the order list has it anyway).
-func (s *Server) firstTime(ctx context.Context, kind, orderNo string) bool {
-	n, err := s.state.IncrCounter(ctx, kind+orderNo, announcedTTL)
-	return err == nil && n == 1
+// an order of c's user, claiming it if so. The claim is a money write of
+// the store: one a Redis that went back to an earlier state lost is refused
+// once that is found, not granted again, and bots deliver goods on
+// payment_confirmed. A store error counts as "not first": announcing twice
+// is worse than announcing late (the order list has it anyway, and the
+// merchant's order.paid webhook).
+func (s *Server) firstTime(ctx context.Context, c payments.Caller, kind, orderNo string) bool {
+	first, err := s.state.ClaimAnnouncement(ctx, c.Client, c.User, kind, orderNo, announcedTTL)
+	return err == nil && first
 }
 
 // markDelivered records, once the answer carrying them left, that a turn
@@ -289,7 +310,7 @@ func (s *Server) firstTime(ctx context.Context, kind, orderNo string) bool {
 // at [DONE]), which cancels the request's context: the marks are written
 // without it, within markTimeout, or the next turn handed the same order
 // again.
-func (s *Server) markDelivered(ctx context.Context, actions []json.RawMessage) {
+func (s *Server) markDelivered(ctx context.Context, c payments.Caller, actions []json.RawMessage) {
 	if s.state == nil {
 		return
 	}
@@ -300,7 +321,7 @@ func (s *Server) markDelivered(ctx context.Context, actions []json.RawMessage) {
 			continue
 		}
 		if no := gjson.GetBytes(a, "order.order_no").Str; no != "" {
-			s.firstTime(ctx, "payable:", no)
+			s.firstTime(ctx, c, kindPayable, no)
 		}
 	}
 }

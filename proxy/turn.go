@@ -139,15 +139,14 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 				"failed", failed, "err", lookupErr)
 		}
 	}
-	orders, now := s.loadState(ctx, reqID, caller)
-	if msg := stateMessage(orders, now, s.cfg.Payments.StateInjection.SettledAfter.D()); msg != "" {
-		if body, err = interceptors.InsertStateMessage(body, msg); err != nil {
-			writeError(w, badRequest("paygate: "+err.Error()))
-			return
+	if st := s.loadState(ctx, reqID, caller); st != nil && len(st.Orders) > 0 {
+		if msg := stateMessage(st.Orders, st.Now, s.cfg.Payments.StateInjection.SettledAfter.D()); msg != "" {
+			if body, err = interceptors.InsertStateMessage(body, msg); err != nil {
+				writeError(w, badRequest("paygate: "+err.Error()))
+				return
+			}
 		}
-	}
-	if len(orders) > 0 {
-		t.pending = s.pendingAnnouncements(orders, now)
+		t.pending = s.pendingAnnouncements(st)
 	}
 	if defs := s.toolDefsFor(caller.Client); chat.HasTools {
 		body, err = interceptors.AddTools(body, defs, s.toolNames)
@@ -724,7 +723,7 @@ func (t *turn) claimAnnouncements() {
 		// Bounded as the state load is: a store that stopped answering
 		// since holds no answer; what it did not claim, a later turn does.
 		ctx, cancel := t.s.stateCtx(t.r.Context())
-		t.announced = t.s.claim(ctx, t.pending, t.actions)
+		t.announced = t.s.claim(ctx, t.caller, t.pending, t.actions)
 		cancel()
 	}
 	t.pending = nil
@@ -785,7 +784,7 @@ func (t *turn) finishStream(finish []byte, model, reason string) {
 	// A turn that handed payment parameters flushes them now, to mark them
 	// delivered once they left.
 	if handsPayment(t.actions, "") && t.sw.Flush() == nil {
-		t.s.markDelivered(t.r.Context(), t.actions)
+		t.s.markDelivered(t.r.Context(), t.caller, t.actions)
 	}
 }
 
