@@ -18,6 +18,7 @@ type metrics struct {
 	// The two series of budgetExhausted, resolved once.
 	roundsExhausted, callsExhausted prometheus.Counter
 	stateUnavailable                prometheus.Counter
+	hashKeyPending                  prometheus.Counter
 	toolCalls                       *prometheus.CounterVec
 	recoveries                      *prometheus.CounterVec
 }
@@ -45,6 +46,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "paygate_state_unavailable_total",
 		Help: "Turns served without payment state because the store did not answer.",
 	})
+	m.hashKeyPending = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "paygate_user_hash_key_pending_total",
+		Help: "Requests forwarded under privacy.forward_user hash before the user hash key was loaded from the store (it did not answer at startup): the end user's identifiers were dropped, not hashed.",
+	})
 	m.toolCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "paygate_tool_calls_total",
 		Help: "Payment tool calls the model made, by tool and outcome (executed, failed: WeChat Pay or the store could not do it, refused: over the turn's budget or a rule, or after a clarification, clarify: arguments incomplete or invalid, not_executed).",
@@ -53,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "paygate_stream_recoveries_total",
 		Help: "Streams that broke after their first byte, by the cause of the first break and outcome (recovered, diverged, partial_tool_call, budget_spent, off, no_provider, several_choices, refused, client_gone).",
 	}, []string{"cause", "outcome"})
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.budgetExhausted, m.stateUnavailable, m.toolCalls, m.recoveries} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.budgetExhausted, m.stateUnavailable, m.hashKeyPending, m.toolCalls, m.recoveries} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering proxy metrics: %w", err)
 		}

@@ -92,9 +92,10 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		bodyUser = string(body[p.content:p.end])
 	}
 	user := endUser(r.Header, bodyUser)
+	privacy := s.forwardPrivacy()
 	if userAt >= 0 {
 		changed = true
-		if v, ok := s.privacy.Forward(client, user); ok && user != "" {
+		if v, ok := privacy.Forward(client, user); ok && user != "" {
 			repl[userAt] = []byte(v)
 		} else {
 			drop[userAt] = true
@@ -102,7 +103,7 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 	}
 	// identifier rewrites part i, whose value is value, as Identifier says.
 	identifier := func(i int, value string) {
-		v, ok := s.privacy.Identifier(client, value)
+		v, ok := privacy.Identifier(client, value)
 		switch {
 		case !ok:
 			drop[i], changed = true, true

@@ -86,7 +86,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		// metadata value naming the user are the members paygate rewrites
 		// here (interceptors/identity.go).
 		body = interceptors.RewritePassthrough(body, pt, interceptors.Upstream{
-			Client: reqInfo(r).client.Name, EndUser: endUser(r.Header, pt.User), Privacy: s.privacy,
+			Client: reqInfo(r).client.Name, EndUser: endUser(r.Header, pt.User), Privacy: s.forwardPrivacy(),
 		})
 		if model != "" && !s.up.HasModel(model) {
 			writeError(w, modelNotFound(model))

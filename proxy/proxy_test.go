@@ -16,11 +16,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
 // expectedUserHash recomputes the privacy hash independently of the code
@@ -275,6 +277,81 @@ func TestEndUserIdentifiersNeverReachProvider(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHashKeyPending: under forward_user hash without the key yet (the
+// store that keeps it did not answer at startup), a provider gets none of
+// the end user's identifiers on any path, neither the OpenID nor a hash
+// under some other key, and each such request is counted; from SetHashKey
+// on, the keyed hash. A key once set stays, and reading it costs a request
+// no allocation.
+func TestHashKeyPending(t *testing.T) {
+	const openID = "oWx-openid-4242"
+	ho := expectedUserHash("shop-bot", openID)
+	fp := newFakeProvider(t, jsonHandler(200, okCompletion))
+	cfg := testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.HashKey = "" })
+	log, reg := logging.New(io.Discard, slog.LevelInfo, nil), prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h1test.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	formCT := map[string]string{"Content-Type": "multipart/form-data; boundary=" + formBoundaryTest, "X-WeChat-OpenID": openID}
+	header := map[string]string{"X-WeChat-OpenID": openID}
+	cases := []struct {
+		name, path, body string
+		hdr              map[string]string
+		pending, withKey string
+	}{
+		{"chat", "/v1/chat/completions",
+			`{"model":"gpt-test","messages":[],"user":"` + openID + `","safety_identifier":"` + openID + `","metadata":{"openid":"` + openID + `","shop":"s1"}}`, header,
+			`{"model":"vendor/upstream-model","messages":[],"metadata":{"shop":"s1"}}`,
+			`{"model":"vendor/upstream-model","messages":[],"user":"` + ho + `","safety_identifier":"` + ho + `","metadata":{"openid":"` + ho + `","shop":"s1"}}`},
+		{"embeddings", "/v1/embeddings",
+			`{"model":"embed-test","input":"hi","user":"` + openID + `","prompt_cache_key":"` + openID + `"}`, header,
+			`{"model":"vendor/embed","input":"hi"}`,
+			`{"model":"vendor/embed","input":"hi","user":"` + ho + `","prompt_cache_key":"` + ho + `"}`},
+		{"form", "/v1/images/edits",
+			form(t, field{"user", "", openID}, field{"safety_identifier", "", openID}, field{"metadata[openid]", "", openID}), formCT,
+			"--" + formBoundaryTest + "--\r\n",
+			form(t, field{"user", "", ho}, field{"safety_identifier", "", ho}, field{"metadata[openid]", "", ho})},
+	}
+	// check sends each case and compares what the provider got with want's
+	// choice, and how much the pending count rose with pendingRise.
+	check := func(phase string, want func(i int) string, pendingRise float64) {
+		t.Helper()
+		for i, tc := range cases {
+			before := testutil.ToFloat64(s.metrics.hashKeyPending)
+			n := len(fp.requests())
+			resp := post(t, srv.URL, tc.path, tc.body, tc.hdr)
+			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
+				t.Fatalf("%s, %s: status %d %s", tc.name, phase, resp.StatusCode, body)
+			}
+			if got := string(fp.requests()[n].Body); got != want(i) {
+				t.Errorf("%s, %s: provider got\n%q\nwant\n%q", tc.name, phase, got, want(i))
+			}
+			if rise := testutil.ToFloat64(s.metrics.hashKeyPending) - before; rise != pendingRise {
+				t.Errorf("%s, %s: paygate_user_hash_key_pending_total rose by %v; want %v", tc.name, phase, rise, pendingRise)
+			}
+		}
+	}
+	check("the key pending", func(i int) string { return cases[i].pending }, 1)
+	if n := testing.AllocsPerRun(100, func() { _ = s.forwardPrivacy() }); n != 0 {
+		t.Errorf("reading forward_user allocates %v times a request; want 0", n)
+	}
+	if !s.SetHashKey([]byte(testHashKey)) {
+		t.Fatal("SetHashKey refused the key of a server waiting for it")
+	}
+	if s.SetHashKey([]byte("another-key-entirely")) {
+		t.Error("SetHashKey replaced a key already set")
+	}
+	check("the key set", func(i int) string { return cases[i].withKey }, 0)
 }
 
 func TestClientErrors(t *testing.T) {

@@ -53,7 +53,10 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Store is pinged by /readyz; nil means no store to check.
 	Store Pinger
-	// HashKey keys the user hash toward providers (privacy.forward_user: hash).
+	// HashKey keys the user hash toward providers (privacy.forward_user:
+	// hash). Empty under hash, it is still to come from the store
+	// (SetHashKey), and requests go without the end user's identifiers
+	// until it does.
 	HashKey []byte
 	// Notify serves POST /wechatpay/notify; nil leaves the route unmounted.
 	Notify http.Handler
@@ -75,13 +78,12 @@ type Options struct {
 
 // Server holds the HTTP surfaces.
 type Server struct {
-	cfg     *config.Config
-	up      Upstream
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	store   Pinger
-	notify  http.Handler
-	privacy interceptors.Privacy
+	cfg    *config.Config
+	up     Upstream
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	store  Pinger
+	notify http.Handler
 	// redact masks the known secrets in upstream text before it reaches a
 	// client (redacted).
 	redact   *logging.Redactor
@@ -107,6 +109,9 @@ type Server struct {
 	// repeats one is refused, as it repeats a member paygate rewrites.
 	dropFields []string
 	draining   atomic.Bool // Drain was called: /readyz answers 503
+	// privacy is forward_user as it applies now: swapped once, by
+	// SetHashKey, when the hash key arrives after New.
+	privacy atomic.Pointer[userPrivacy]
 }
 
 type clientEntry struct {
@@ -121,13 +126,12 @@ func New(o Options) (*Server, error) {
 		reg = prometheus.NewRegistry()
 	}
 	s := &Server{
-		cfg:     o.Config,
-		up:      o.Upstream,
-		log:     o.Logger,
-		reg:     reg,
-		store:   o.Store,
-		notify:  o.Notify,
-		privacy: interceptors.NewPrivacy(o.Config.Privacy.ForwardUser, o.HashKey),
+		cfg:    o.Config,
+		up:     o.Upstream,
+		log:    o.Logger,
+		reg:    reg,
+		store:  o.Store,
+		notify: o.Notify,
 		// The config's secrets, and the user hash key when the store made
 		// it; only those long enough to be secrets
 		// (logging.ClientMinSecret).
@@ -140,6 +144,7 @@ func New(o Options) (*Server, error) {
 		adminPay:   o.AdminPayments,
 		dropFields: dropFields(o.Config),
 	}
+	s.privacy.Store(newUserPrivacy(o.Config.Privacy.ForwardUser, o.HashKey))
 	if l, ok := o.State.(store.Local); ok {
 		s.localState = l.Local()
 	}

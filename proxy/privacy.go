@@ -1,0 +1,48 @@
+package proxy
+
+import "github.com/paygate/paygate/interceptors"
+
+// userPrivacy is privacy.forward_user as it applies to requests now.
+type userPrivacy struct {
+	interceptors.Privacy
+	// keyPending: forward_user is hash, but the key the store keeps for it
+	// is not loaded yet (the store did not answer at startup). Meanwhile
+	// Privacy is drop: a provider gets none of the end user's identifiers,
+	// neither the OpenID nor a hash under a key of this replica's own,
+	// which other replicas and a later restart would not share.
+	keyPending bool
+}
+
+// newUserPrivacy is forward_user mode with key; under hash an empty key is
+// one still to come (SetHashKey).
+func newUserPrivacy(mode string, key []byte) *userPrivacy {
+	if mode == "hash" && len(key) == 0 {
+		return &userPrivacy{Privacy: interceptors.NewPrivacy("drop", nil), keyPending: true}
+	}
+	return &userPrivacy{Privacy: interceptors.NewPrivacy(mode, key)}
+}
+
+// forwardPrivacy is the Privacy a request's rewrite uses, read once per
+// request: one atomic load, no allocation. A request made while the hash
+// key is pending is counted (paygate_user_hash_key_pending_total).
+func (s *Server) forwardPrivacy() interceptors.Privacy {
+	p := s.privacy.Load()
+	if p.keyPending {
+		s.metrics.hashKeyPending.Inc()
+	}
+	return p.Privacy
+}
+
+// SetHashKey gives a Server built under privacy.forward_user: hash without
+// its key (Options.HashKey empty: the store that keeps it did not answer
+// at startup) the key, and reports whether it took it. Requests from then
+// on carry the keyed hash instead of no identifier. A Server that has its
+// key keeps it: every replica must hash with the one key the store holds,
+// so that a user's hash stays the same across them.
+func (s *Server) SetHashKey(key []byte) bool {
+	cur := s.privacy.Load()
+	if !cur.keyPending || len(key) == 0 {
+		return false
+	}
+	return s.privacy.CompareAndSwap(cur, &userPrivacy{Privacy: interceptors.NewPrivacy("hash", key)})
+}
