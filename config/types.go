@@ -434,7 +434,11 @@ type Privacy struct {
 	// identifiers, so the OpenID hashes alike everywhere); "drop": none of
 	// them; "keep": as sent. Default "hash".
 	ForwardUser string `yaml:"forward_user"`
-	// HashKey keys the hash. Default "": generated once and kept in the store.
+	// HashKey keys the hash. Default "": generated once and kept in the
+	// store. A replica that starts while the store is unreachable starts
+	// anyway and sends providers none of the end user's identifiers
+	// (counted in paygate_user_hash_key_pending_total) until it has loaded
+	// that key, which it retries in the background.
 	HashKey     string `yaml:"hash_key" secret:"true"`
 	HashKeyFile string `yaml:"hash_key_file"`
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -48,6 +49,9 @@ type app struct {
 	audit    *auditing          // the audit chain's worker and head publisher
 	webhooks *webhooks          // the merchant webhook relay; nil when webhooks.url is empty
 	ledger   *accounting.Ledger // LLM cost per round, conversation and transaction
+	// stopHashKey stops the background load of the user hash key and waits
+	// for it; nil when none runs (loadHashKey).
+	stopHashKey func()
 }
 
 // newApp builds the application from a loaded config. logOut receives the
@@ -71,11 +75,7 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 	}
 	a.store = st
 
-	hashKey, err := userHashKey(cfg, st)
-	if err != nil {
-		a.close()
-		return nil, err
-	}
+	hashKey, keyPending := a.userHashKey()
 	a.router, err = failover.New(cfg, failover.Options{Logger: a.log, Registerer: a.reg})
 	if err != nil {
 		a.close()
@@ -120,6 +120,9 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 		a.close()
 		return nil, fmt.Errorf("building proxy: %w", err)
 	}
+	if keyPending {
+		a.loadHashKey(cmp.Or(ao.hashKeyRetry, hashKeyRetry))
+	}
 	return a, nil
 }
 
@@ -131,6 +134,9 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 // other in nothing, and one after the other a store that answers slowly or
 // not at all would hold the shutdown once for each of them.
 func (a *app) close() {
+	if a.stopHashKey != nil {
+		a.stopHashKey()
+	}
 	if a.stop != nil {
 		a.stop()
 	}
@@ -315,15 +321,37 @@ func (a *app) buildPayments(notifyURL string, transport http.RoundTripper) error
 	return nil
 }
 
-// userHashKey returns privacy.hash_key, or the key generated once and kept in
-// the store so every replica and every restart hashes a user the same way.
-func userHashKey(cfg *config.Config, st store.Store) ([]byte, error) {
-	if cfg.Privacy.HashKey != "" {
-		return []byte(cfg.Privacy.HashKey), nil
+// storedHashKeyName is the store's secret the user hash key is kept under
+// when privacy.hash_key is empty.
+const storedHashKeyName = "privacy.hash_key"
+
+// userHashKey returns the key the proxy hashes users with toward providers:
+// privacy.hash_key, or the key generated once and kept in the store so every
+// replica and every restart hashes a user the same way. The store's key is
+// looked for only under forward_user hash, the one mode that uses it. When
+// the store does not answer, paygate starts anyway (SPEC 6: chat works with
+// the store down, and a replica restarting during an outage must come back):
+// pending reports that, the key is nil, and the proxy drops the end user's
+// identifiers until loadHashKey gets the key.
+func (a *app) userHashKey() (key []byte, pending bool) {
+	p := a.cfg.Privacy
+	if p.HashKey != "" || p.ForwardUser != "hash" {
+		return []byte(p.HashKey), false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	key, err := storedHashKey(context.Background(), a.store)
+	if err != nil {
+		a.log.Warn("user hash key unavailable: the store did not answer; provider requests go without the end user's identifiers until it does",
+			"err", err)
+		return nil, true
+	}
+	return key, false
+}
+
+// storedHashKey reads the user hash key from the store, or makes it there.
+func storedHashKey(ctx context.Context, st store.Store) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	key, err := st.GetOrCreateSecret(ctx, "privacy.hash_key", func() ([]byte, error) {
+	key, err := st.GetOrCreateSecret(ctx, storedHashKeyName, func() ([]byte, error) {
 		b := make([]byte, 32)
 		_, err := rand.Read(b)
 		return b, err
@@ -332,6 +360,51 @@ func userHashKey(cfg *config.Config, st store.Store) ([]byte, error) {
 		return nil, fmt.Errorf("loading the user hash key from the store: %w", err)
 	}
 	return key, nil
+}
+
+// backoff is a retry schedule: the first wait, doubled after each failure
+// up to max.
+type backoff struct{ first, max time.Duration }
+
+// hashKeyRetry is how often loadHashKey asks a store that did not answer:
+// soon after startup, then no more than twice a minute (each failure is a
+// log line).
+var hashKeyRetry = backoff{first: time.Second, max: 30 * time.Second}
+
+// loadHashKey asks the store for the user hash key in the background, on
+// retry's schedule, until it answers or the app closes, and gives the key
+// to the proxy. Every replica gets the one key the store holds: none
+// hashes under a key of its own meanwhile.
+func (a *app) loadHashKey(retry backoff) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	a.stopHashKey = func() { cancel(); <-done }
+	go func() {
+		defer close(done)
+		wait := retry.first
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+			key, err := storedHashKey(ctx, a.store)
+			if err == nil {
+				a.server.SetHashKey(key)
+				a.log.Info("user hash key loaded from the store; provider requests carry the end user's hash again")
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			wait = min(2*wait, retry.max)
+			a.log.Warn("user hash key still unavailable; provider requests go without the end user's identifiers",
+				"err", err, "retry_in", wait.String())
+			timer.Reset(wait)
+		}
+	}()
 }
 
 // serve runs the listeners until ctx ends, then drains in-flight requests up

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -22,11 +23,20 @@ type appOptions struct {
 	// wechatpayTransport carries the requests to WeChat Pay (tests record
 	// them); nil: the default transport.
 	wechatpayTransport http.RoundTripper
+	// hashKeyRetry replaces hashKeyRetry, the schedule of the user hash
+	// key's background load; zero: hashKeyRetry.
+	hashKeyRetry backoff
 }
 
 // withWeChatPayTransport routes the WeChat Pay client's requests through rt.
 func withWeChatPayTransport(rt http.RoundTripper) appOption {
 	return func(o *appOptions) { o.wechatpayTransport = rt }
+}
+
+// withHashKeyRetry makes the user hash key's background load ask the store
+// first after first, then up to every max.
+func withHashKeyRetry(first, max time.Duration) appOption {
+	return func(o *appOptions) { o.hashKeyRetry = backoff{first, max} }
 }
 
 // withWebhookOptions lets a test change the relay's options (retry base,
