@@ -59,6 +59,8 @@ func TestRedisAddrs(t *testing.T) {
 // go-redis sends no SELECT for a negative db (database 0 in effect) and
 // none in cluster mode (several addresses without master_name: a cluster
 // has database 0 only), so a db written there was quietly not the one used.
+// cluster forces cluster mode with one seed address; with master_name go-redis
+// would quietly take sentinels, and with a db quietly database 0.
 func TestRedisStoreOptions(t *testing.T) {
 	const cluster = "2, and store.redis.addrs lists 2 servers with no master_name: a Redis Cluster, which has database 0 only (one address, or sentinels with master_name, select a database)"
 	tests := []struct {
@@ -75,6 +77,13 @@ func TestRedisStoreOptions(t *testing.T) {
 		{"db in cluster mode", "addrs: [\"a:6379\", \"b:6379\"]\n    db: 2", "c.yaml:5: store.redis.db: " + cluster},
 		{"db 0 in cluster mode", "addrs: [\"a:6379\", \"b:6379\"]\n    db: 0", ""},
 		{"db with sentinels", "addrs: [\"a:26379\", \"b:26379\"]\n    master_name: mymaster\n    db: 2", ""},
+		// A managed cluster reached through one endpoint: one address is a
+		// single server unless cluster says otherwise.
+		{"cluster through one seed", "cluster: true", ""},
+		{"cluster with sentinels", "addrs: [\"a:26379\"]\n    master_name: mymaster\n    cluster: true",
+			"c.yaml:6: store.redis.cluster: true, and store.redis.master_name is set: sentinels serve one master, not a cluster; set one of the two"},
+		{"db in forced cluster mode", "cluster: true\n    db: 2",
+			"c.yaml:5: store.redis.db: 2, and store.redis.cluster is true: a Redis Cluster, which has database 0 only"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

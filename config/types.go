@@ -100,7 +100,8 @@ type Store struct {
 type Redis struct {
 	// Addrs lists the servers, each host:port, not a redis:// URL (the
 	// password has a key of its own). Default ["127.0.0.1:6379"]. Several
-	// addresses without MasterName mean a cluster. With MasterName they are
+	// addresses without MasterName mean a cluster, and so does one with
+	// Cluster (a seed the others are learnt from). With MasterName they are
 	// the sentinels (usually port 26379, so the default will not do), not
 	// the master: the sentinels are asked for the master's address, again
 	// after a failover; list several so that one down sentinel does not stop
@@ -113,11 +114,18 @@ type Redis struct {
 	Password     string `yaml:"password" secret:"true"`
 	PasswordFile string `yaml:"password_file"`
 	// DB selects the database (single node and sentinel only: with several
-	// addresses and no MasterName, a cluster, only 0 is taken). Default 0.
+	// addresses and no MasterName, or Cluster, a cluster, only 0 is taken).
+	// Default 0.
 	DB int `yaml:"db"`
 	// MasterName enables sentinel mode: the name the sentinels listed in
 	// Addrs monitor the master under (sentinel monitor NAME ...). Default "".
 	MasterName string `yaml:"master_name"`
+	// Cluster forces cluster mode with one seed address, as a managed Redis
+	// Cluster reached through a single endpoint needs: one address is
+	// otherwise a single server, and writes to the slots of the other nodes
+	// fail (MOVED). Several addresses without MasterName are a cluster
+	// already. Refused with MasterName. Default false.
+	Cluster bool `yaml:"cluster"`
 	// TLS connects with TLS. Default false.
 	TLS bool `yaml:"tls"`
 	// KeyPrefix is put before every key, so several deployments can share

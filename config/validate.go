@@ -234,13 +234,20 @@ func (l *loader) validateStore(c *Config) {
 			// store/redis.Open refuses it, with no line to point at.
 			l.at("store.redis.key_prefix", "must not contain { or }: paygate's keys carry hash tags of their own, which pick their Redis Cluster slots")
 		}
+		if r.Cluster && r.MasterName != "" {
+			// go-redis's UniversalClient takes master_name first: the
+			// cluster would quietly be sentinels.
+			l.at("store.redis.cluster", "true, and store.redis.master_name is set: sentinels serve one master, not a cluster; set one of the two")
+		}
 		// go-redis sends no SELECT for a db below 1, and none to a cluster
-		// (several addresses without master_name: go-redis's
+		// (several addresses without master_name, or cluster: go-redis's
 		// UniversalClient, as serve opens it): a db written there would
 		// quietly not be the one used.
 		switch {
 		case r.DB < 0:
 			l.at("store.redis.db", "must not be negative")
+		case r.DB != 0 && r.Cluster && r.MasterName == "":
+			l.at("store.redis.db", "%d, and store.redis.cluster is true: a Redis Cluster, which has database 0 only", r.DB)
 		case r.DB != 0 && len(r.Addrs) > 1 && r.MasterName == "":
 			l.at("store.redis.db", "%d, and store.redis.addrs lists %d servers with no master_name: a Redis Cluster, which has database 0 only (one address, or sentinels with master_name, select a database)",
 				r.DB, len(r.Addrs))
