@@ -359,3 +359,34 @@ func (s *Sentinel) Failover() {
 	})
 	s.Master, s.Replica = s.Replica, s.Master
 }
+
+// StartCluster starts n cluster-enabled servers (no replicas; n is at least
+// 3, as redis-cli wants), joins them with redis-cli --cluster create and
+// waits until every node reports cluster_state:ok.
+func StartCluster(t testing.TB, n int) []*Server {
+	t.Helper()
+	var srvs []*Server
+	var addrs []string
+	for range n {
+		s := StartServer(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
+		srvs, addrs = append(srvs, s), append(addrs, s.Addr())
+	}
+	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, s := range srvs {
+		c := s.Client()
+		poll(t, s.Addr()+" reports cluster_state:ok", syncWithin, func() string {
+			info, err := c.ClusterInfo(context.Background()).Result()
+			switch {
+			case err != nil:
+				return err.Error()
+			case !strings.Contains(info, "cluster_state:ok"):
+				return info
+			}
+			return ""
+		})
+	}
+	return srvs
+}
