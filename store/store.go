@@ -338,14 +338,18 @@ type Claims interface {
 	// there is none, binds key to candidateOrderNo with the next generation
 	// (1 for a key never seen within GenerationRetention) and reports created.
 	// Exactly one of any number of concurrent callers gets created == true; the
-	// others get the winner's claim.
+	// others get the winner's claim. created says that this call bound the
+	// key, not that the claim names candidateOrderNo: a call that finds the
+	// claim live gets false also when the claim is bound to its candidate
+	// (callers pass order numbers already bound).
 	ClaimPurchase(ctx context.Context, key, candidateOrderNo string, ttl time.Duration) (c Claim, created bool, err error)
 	// AdvanceClaim moves key from generation fromGeneration to a new generation
 	// bound to newOrderNo, for a caller who found the claimed order closed or
 	// expired. It is a compare-and-set: when the claim is no longer at
 	// fromGeneration (another caller advanced it) the current claim is returned
-	// with advanced == false and its TTL slid. A key whose claim expired is
-	// claimed afresh (advanced == true).
+	// with advanced == false and its TTL slid, also when it is bound to
+	// newOrderNo. A key whose claim expired is claimed afresh (advanced ==
+	// true).
 	AdvanceClaim(ctx context.Context, key string, fromGeneration int, newOrderNo string, ttl time.Duration) (c Claim, advanced bool, err error)
 }
 

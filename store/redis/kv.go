@@ -28,17 +28,18 @@ func (s *Store) claim(ctx context.Context, op, key string, from int, orderNo str
 		return store.Claim{}, false, errors.New("redis: claim needs a key, an order number and a ttl")
 	}
 	ck, gk := s.k.claim(key)
+	// The token is this call's: a run go-redis re-sends after losing the
+	// first one's reply finds the claim bound with it and answers created,
+	// as the first run did (luaClaim). The candidate cannot tell: payments
+	// passes numbers already bound.
 	v, err := s.runMoney(ctx, op, s.sc.claim, []string{ck, gk},
-		orderNo, ms(ttl), s.now().UnixMilli(), from, ms(store.GenerationRetention), ms(expiryGrace))
+		orderNo, ms(ttl), s.now().UnixMilli(), from, ms(store.GenerationRetention), ms(expiryGrace), rand.Text())
 	if err != nil {
 		return store.Claim{}, false, err
 	}
 	r := replySlice(v)
 	no, _ := replyStr(r, 0)
-	// A candidate number is new to every claim, so finding it bound is this
-	// call's own doing, also when go-redis re-sent the call after losing the
-	// first reply and the second run found the claim live.
-	return store.Claim{OrderNo: no, Generation: int(replyInt(r, 1))}, replyInt(r, 2) == 1 || no == orderNo, nil
+	return store.Claim{OrderNo: no, Generation: int(replyInt(r, 1))}, replyInt(r, 2) == 1, nil
 }
 
 // SeenNotification implements store.Notifications.

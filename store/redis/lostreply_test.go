@@ -150,6 +150,24 @@ func TestMoneyWriteWithALostReply(t *testing.T) {
 					t.Errorf("a second claim: %+v created %v, %v; want LR-5, not created", c2, created, err)
 				}
 			}},
+		{"advance claim", func(sc *scripts) *goredis.Script { return sc.claim },
+			func(t *testing.T, s *Store) {
+				if _, _, err := s.ClaimPurchase(ctx, "claim-lr-adv", "LR-12", time.Minute); err != nil {
+					t.Fatal(err)
+				}
+			},
+			func(t *testing.T, s *Store) {
+				// To a number already in use, as payments binds a claim to
+				// an open order: the token, not the number, tells the
+				// re-sent run it is the call that advanced.
+				c, advanced, err := s.AdvanceClaim(ctx, "claim-lr-adv", 1, "LR-12", time.Minute)
+				if err != nil || !advanced || c.OrderNo != "LR-12" || c.Generation != 2 {
+					t.Fatalf("AdvanceClaim: %+v advanced %v, %v; want {LR-12 2} advanced", c, advanced, err)
+				}
+				if c2, advanced, err := s.AdvanceClaim(ctx, "claim-lr-adv", 1, "LR-12", time.Minute); err != nil || advanced || c2.Generation != 2 {
+					t.Errorf("a stale advance: %+v advanced %v, %v; want {LR-12 2}, not advanced", c2, advanced, err)
+				}
+			}},
 		{"claim announcement", func(sc *scripts) *goredis.Script { return sc.announce }, nil,
 			func(t *testing.T, s *Store) {
 				if first, err := s.ClaimAnnouncement(ctx, "bot", "u1", "announced:", "LR-11", time.Hour); err != nil || !first {

@@ -386,12 +386,24 @@ return 1
 `
 
 // KEYS: claim, gen. ARGV: candidate, ttl_ms, now_ms, from (-1: a plain claim),
-// retention_ms, grace_ms. Returns {order_no, generation, created}.
+// retention_ms, grace_ms, token. Returns {order_no, generation, created}.
+// The call that binds the claim keeps its token in it (field tok), so the
+// same call re-sent after a lost reply answers created as its first run
+// did; every other call that finds the claim live gets created 0, also
+// when the claim names its candidate (payments passes existing order
+// numbers). A claim an earlier version rebound may keep a stale tok; only
+// a re-sent run of the call that wrote it could match it, and only with
+// the number it bound.
 const luaClaim = `
 local now, ttl, from = tonumber(ARGV[3]), tonumber(ARGV[2]), tonumber(ARGV[4])
 local grace = tonumber(ARGV[6])
-local c = redis.call('HMGET', KEYS[1], 'no', 'gen', 'until')
+local c = redis.call('HMGET', KEYS[1], 'no', 'gen', 'until', 'tok')
 local live = c[1] and tonumber(c[3]) > now
+if live and c[4] == ARGV[7] and c[1] == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'until', now + ttl)
+  redis.call('PEXPIRE', KEYS[1], ttl + grace)
+  return {c[1], tonumber(c[2]), 1}
+end
 if live and (from < 0 or tonumber(c[2]) ~= from) then
   redis.call('HSET', KEYS[1], 'until', now + ttl)
   redis.call('PEXPIRE', KEYS[1], ttl + grace)
@@ -403,7 +415,7 @@ if g[1] and tonumber(g[2]) > now then prev = tonumber(g[1]) end
 local cg = 0
 if live then cg = tonumber(c[2]) end
 local nxt = math.max(prev, cg, from) + 1
-redis.call('HSET', KEYS[1], 'no', ARGV[1], 'gen', nxt, 'until', now + ttl)
+redis.call('HSET', KEYS[1], 'no', ARGV[1], 'gen', nxt, 'until', now + ttl, 'tok', ARGV[7])
 redis.call('PEXPIRE', KEYS[1], ttl + grace)
 local ret = tonumber(ARGV[5])
 redis.call('HSET', KEYS[2], 'gen', nxt, 'until', now + ttl + ret)

@@ -20,6 +20,10 @@ func testConcurrency(t *testing.T, open Opener) {
 		claimRace(t, ctx, []store.Store{st}, "race-claim", 100)
 	})
 
+	t.Run("100 concurrent claims of one candidate: one creator", func(t *testing.T) {
+		claimRaceOf(t, ctx, []store.Store{st}, "race-claim-same", 100, func(int) string { return "SAME-1" })
+	})
+
 	t.Run("50 transitions from one state: one wins", func(t *testing.T) {
 		transitionRace(t, ctx, []store.Store{st}, clock, "race-order", 50)
 	})
@@ -64,9 +68,18 @@ func testConcurrency(t *testing.T, open Opener) {
 	})
 }
 
-// claimRace: n goroutines spread over the stores claim one key; exactly one
-// creates, everyone sees the same order.
+// claimRace: n goroutines spread over the stores claim one key, each with a
+// candidate of its own; exactly one creates, everyone sees the same order.
 func claimRace(t *testing.T, ctx context.Context, sts []store.Store, key string, n int) {
+	t.Helper()
+	claimRaceOf(t, ctx, sts, key, n, func(i int) string { return uniq("cand", i) })
+}
+
+// claimRaceOf is claimRace with the candidates cand gives. When they are
+// all one number, exactly one caller still creates: created says that this
+// call bound the claim, not that the claim names its candidate (payments
+// passes existing order numbers as candidates).
+func claimRaceOf(t *testing.T, ctx context.Context, sts []store.Store, key string, n int, cand func(i int) string) {
 	t.Helper()
 	type res struct {
 		c       store.Claim
@@ -78,7 +91,7 @@ func claimRace(t *testing.T, ctx context.Context, sts []store.Store, key string,
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			c, created, err := sts[i%len(sts)].ClaimPurchase(ctx, key, uniq("cand", i), 10*time.Minute)
+			c, created, err := sts[i%len(sts)].ClaimPurchase(ctx, key, cand(i), 10*time.Minute)
 			if err != nil {
 				t.Errorf("ClaimPurchase: %v", err)
 			}
@@ -91,7 +104,7 @@ func claimRace(t *testing.T, ctx context.Context, sts []store.Store, key string,
 	for i, r := range out {
 		if r.created {
 			created++
-			winner = uniq("cand", i)
+			winner = cand(i)
 		}
 	}
 	if created != 1 {

@@ -56,6 +56,43 @@ func testClaims(t *testing.T, open Opener) {
 		})
 	}
 
+	// payments passes order numbers that already exist as the candidate
+	// (the open order a repeated purchase is bound to, the order it just
+	// recorded, checked against the claim), so a candidate is not always
+	// new: created and advanced say whether this call bound the claim, not
+	// whether the claim names the candidate.
+	t.Run("a candidate already bound is not bound again", func(t *testing.T) {
+		steps := []struct {
+			name        string
+			advanceFrom int // >0: AdvanceClaim from this generation; 0: ClaimPurchase
+			candidate   string
+			wantNo      string
+			wantGen     int
+			wantCreated bool
+		}{
+			{name: "first claim", candidate: "X", wantNo: "X", wantGen: 1, wantCreated: true},
+			{name: "the same candidate again", candidate: "X", wantNo: "X", wantGen: 1},
+			{name: "advance to an open order", advanceFrom: 1, candidate: "OPEN", wantNo: "OPEN", wantGen: 2, wantCreated: true},
+			{name: "a stale advance to the same order", advanceFrom: 1, candidate: "OPEN", wantNo: "OPEN", wantGen: 2},
+			{name: "an advance from the current generation to the order it names", advanceFrom: 2, candidate: "OPEN", wantNo: "OPEN", wantGen: 3, wantCreated: true},
+			{name: "a claim naming the bound order", candidate: "OPEN", wantNo: "OPEN", wantGen: 3},
+		}
+		for _, s := range steps {
+			var c store.Claim
+			var created bool
+			var err error
+			if s.advanceFrom > 0 {
+				c, created, err = st.AdvanceClaim(ctx, "purchase-same", s.advanceFrom, s.candidate, ttl)
+			} else {
+				c, created, err = st.ClaimPurchase(ctx, "purchase-same", s.candidate, ttl)
+			}
+			mustNil(t, s.name, err)
+			if c.OrderNo != s.wantNo || c.Generation != s.wantGen || created != s.wantCreated {
+				t.Errorf("%s: got %+v created=%v; want {%s %d} created=%v", s.name, c, created, s.wantNo, s.wantGen, s.wantCreated)
+			}
+		}
+	})
+
 	t.Run("keys are independent", func(t *testing.T) {
 		c, created, err := st.ClaimPurchase(ctx, "purchase-2", "P1", ttl)
 		mustNil(t, "ClaimPurchase", err)

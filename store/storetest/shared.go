@@ -88,6 +88,7 @@ func RunShared(t *testing.T, open PairOpener) {
 	t.Run("claims are shared", func(t *testing.T) {
 		a, b := open(t, NewClock())
 		claimRace(t, ctx, []store.Store{a, b}, "shared-claim", 100)
+		claimRaceOf(t, ctx, []store.Store{a, b}, "shared-claim-same", 100, func(int) string { return "SAME-1" })
 	})
 
 	t.Run("announcement claims are shared", func(t *testing.T) {
