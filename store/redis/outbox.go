@@ -141,10 +141,10 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 				}
 				out = append(out, e.Ev)
 			}
-			if claimed || next < 0 || next > nowMs {
+			if claimed || next == noHead || next > nowMs {
 				s.syncIndexOrWarn(ctx, nil, chunk[i], strconv.FormatInt(replyInt(r, 1), 10), next)
 			}
-			if next < 0 || next > nowMs {
+			if next == noHead || next > nowMs {
 				moved++
 			}
 		}
@@ -302,7 +302,11 @@ func (s *Store) readHeads(ctx context.Context, keys []string) ([]headState, erro
 }
 
 // DueEvents implements store.Outbox. {idx}:ob scores each key with pending
-// events by its head's due time; the heads are then read from their own tags.
+// events by its head's due time, fresh heads (due at once) first and by
+// their creation (luaObState), in milliseconds: of the heads of one
+// millisecond, the index lists the first by key name first, so a read
+// window that ends among them takes those, not the oldest. The heads are
+// then read from their own tags.
 // An index entry that disagrees with its tag (left by an interrupted step) is
 // corrected on the way. The index names keys, not kinds: given kinds, the due
 // range is read a window at a time (dueScan) until limit heads of kinds are

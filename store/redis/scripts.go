@@ -6,15 +6,40 @@ import goredis "github.com/redis/go-redis/v9"
 // of one hash tag, so each is one atomic step on one cluster slot.
 
 // luaObState is shared by the scripts that change an outbox: it returns the
-// outbox version and the head's next_ms (-1 when empty).
+// outbox version and the head's score in {idx}:ob (noHead, -1, when empty).
+// A head given a due time (a retry, a lease, an event enqueued for later)
+// scores its next_ms. A fresh one (next_ms 0: due at once) scores its
+// created_ms less freshBase: below every due time, so fresh heads come first
+// as on every driver, oldest first, and due by any replica's clock. Scored
+// 0, as earlier versions did, fresh heads came out by key name: with more
+// due than one read takes, a proposal's queue or the default key waited
+// behind every order's newer event. An element of an earlier version has
+// no created_ms and scores as the oldest.
 const luaObState = `
+local fresh_base = ` + freshBaseLua + `
 local function obstate(ob, obv)
   local v = tonumber(redis.call('GET', obv) or '0')
   local h = redis.call('LINDEX', ob, 0)
   if not h then return v, -1 end
-  return v, cjson.decode(h).next_ms
+  local e = cjson.decode(h)
+  local n = tonumber(e.next_ms)
+  if n ~= 0 then return v, n end
+  local c = math.min(math.max(tonumber(e.created_ms) or 0, 0), fresh_base - 2)
+  return v, c - fresh_base
 end
 `
+
+// freshBase is what a fresh head's creation time (unix ms) is scored less
+// (luaObState): 2^50 ms is some 35,000 years, so every creation time scores
+// below zero and above -2^53, where float64 scores are exact, and none
+// scores noHead.
+const (
+	freshBase    = 1 << 50
+	freshBaseLua = "1125899906842624"
+)
+
+// noHead is the head score of an empty outbox (luaObState).
+const noHead = -1
 
 // luaServerTime is shared by the scripts that read the server's clock: its
 // time in unix milliseconds. Redis 5 and later replicate a script by its
@@ -324,7 +349,8 @@ const idxFixedKeys = 5
 // KEYS: v, all, ob, obv, notes, then one sorted set per status in
 // store.Statuses() order.
 // ARGV: no, version (empty skips the order part), status index (1-based),
-// created_us, obkey, obv (empty skips the outbox part), next_ms, then the
+// created_us, obkey, obv (empty skips the outbox part), the head's score
+// (luaObState; noHead removes the key), then the
 // repair notes this sync stands for (removed from notes; none keeps all).
 const luaSyncIndex = `
 if ARGV[2] ~= '' then
@@ -339,7 +365,7 @@ end
 if ARGV[6] ~= '' then
   local cur = tonumber(redis.call('HGET', KEYS[4], ARGV[5]) or '-1')
   if tonumber(ARGV[6]) > cur then
-    if tonumber(ARGV[7]) < 0 then
+    if tonumber(ARGV[7]) == -1 then
       redis.call('ZREM', KEYS[3], ARGV[5])
       redis.call('HDEL', KEYS[4], ARGV[5])
     else

@@ -314,10 +314,13 @@ func (s *Store) repairLegacy(ctx context.Context, cutoff string) (int, error) {
 }
 
 // outbox list elements: the event with the fields the scripts read.
+// CreatedMs scores a fresh head in {idx}:ob (luaObState); elements of
+// earlier versions lack it.
 type obElem struct {
-	ID     string      `json:"id"`
-	NextMs int64       `json:"next_ms"`
-	Ev     store.Event `json:"ev"`
+	ID        string      `json:"id"`
+	NextMs    int64       `json:"next_ms"`
+	CreatedMs int64       `json:"created_ms"`
+	Ev        store.Event `json:"ev"`
 }
 
 func (s *Store) fillEvent(e store.Event) store.Event {
@@ -336,7 +339,7 @@ func (s *Store) fillEvent(e store.Event) store.Event {
 func encodeEvents(evs []store.Event) ([]any, error) {
 	out := make([]any, len(evs))
 	for i, e := range evs {
-		b, err := json.Marshal(obElem{ID: e.ID, NextMs: nextMs(e.NextAt), Ev: e})
+		b, err := json.Marshal(obElem{ID: e.ID, NextMs: nextMs(e.NextAt), CreatedMs: e.CreatedAt.UnixMilli(), Ev: e})
 		if err != nil {
 			return nil, fmt.Errorf("redis: encode event: %w", err)
 		}

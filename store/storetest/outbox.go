@@ -327,6 +327,45 @@ func testDueKinds(t *testing.T, open Opener) {
 	})
 }
 
+// testDueTies: heads due at once (fresh events: NextAt zero) are handed out
+// oldest first, however their keys sort, and before heads given a due time:
+// with more due heads than a read takes, a proposal's queue or the default
+// key, created first, does not wait behind every order's newer event. A
+// head given a due time is due from then, so of two such the earlier goes
+// first.
+func testDueTies(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	now := clock.Now()
+	// Oldest first; the key names sort the other way ("PG" < "_" < "refund:").
+	for _, e := range []store.Event{
+		{ID: "t-late", Kind: "audit", Key: "A-TIMED", NextAt: now.Add(-time.Minute)},
+		{ID: "t-early", Kind: "audit", Key: "B-TIMED", NextAt: now.Add(-time.Hour)},
+		{ID: "f-refund", Kind: "audit", Key: store.ProposalEventKey("rf_tie")},
+		{ID: "f-default", Kind: "audit"},
+		{ID: "f-pg2", Kind: "audit", Key: "PG0002"},
+		{ID: "f-pg1", Kind: "audit", Key: "PG0001"},
+	} {
+		mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, e))
+		clock.Advance(time.Second)
+	}
+	now = clock.Now()
+	order := []string{"f-refund", "f-default", "f-pg2", "f-pg1", "t-early", "t-late"}
+	for limit := 1; limit <= len(order); limit++ {
+		for _, kinds := range [][]string{nil, {"audit"}} {
+			evs, err := st.DueEvents(ctx, now, limit, kinds...)
+			mustNil(t, "DueEvents", err)
+			sameIDs(t, fmt.Sprintf("DueEvents(%v), limit %d", kinds, limit), evs, order[:limit]...)
+		}
+	}
+	for i, want := range order {
+		evs, err := st.ClaimEvents(ctx, "audit", now, time.Hour, 1)
+		mustNil(t, "ClaimEvents", err)
+		sameIDs(t, fmt.Sprintf("claim %d of 1", i+1), evs, want)
+	}
+}
+
 // testRefundProposalEvents: events passed with a refund proposal are
 // enqueued in the same atomic step, on the proposal's key
 // (store.ProposalEventKey), and that key is an outbox key like any other:
