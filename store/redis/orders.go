@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -250,6 +252,11 @@ scan:
 // orders written since this version: a user whose orders were all last
 // written by an earlier one (or, during a rolling upgrade, by a replica
 // still running it) gets the newest created only, as before.
+//
+// The indexes score microseconds: the script reads each set to the end of
+// its last order's microsecond, and each set is cut here by the exact
+// times, as ListOrders cuts a page, so two orders of one microsecond at a
+// cut are kept or dropped as on every driver, not by their numbers.
 func (s *Store) LoadUserState(ctx context.Context, client, user string) (*store.UserState, error) {
 	uo, _, ur, uu := s.k.userTag(client, user)
 	ua := s.k.userAnnounced(client, user)
@@ -259,21 +266,47 @@ func (s *Store) LoadUserState(ctx context.Context, client, user string) (*store.
 	}
 	st := &store.UserState{Client: client, User: user, Now: s.now()}
 	r := replySlice(v)
-	var copies, marks []any
-	if len(r) == 2 {
-		copies, marks = replySlice(r[0]), replySlice(r[1])
+	var copies, marks, sets []any
+	if len(r) == 3 {
+		copies, marks, sets = replySlice(r[0]), replySlice(r[1]), replySlice(r[2])
 	}
+	var created, updated []*store.Order
+	mark := map[*store.Order]string{}
 	for i, x := range copies {
 		j, ok := x.(string)
 		if !ok {
 			continue
 		}
-		var o store.Order
-		if err := json.Unmarshal([]byte(j), &o); err != nil {
+		o := new(store.Order)
+		if err := json.Unmarshal([]byte(j), o); err != nil {
 			return nil, fmt.Errorf("redis: decode order copy: %w", err)
 		}
-		st.Orders = append(st.Orders, &o)
+		set := replyInt(sets, i)
+		if set&1 != 0 {
+			created = append(created, o)
+		}
+		if set&2 != 0 {
+			updated = append(updated, o)
+		}
 		if m, ok := replyStr(marks, i); ok {
+			mark[o] = m
+		}
+	}
+	store.SortListed(created)
+	slices.SortStableFunc(updated, func(a, b *store.Order) int {
+		if c := b.UpdatedAt.Compare(a.UpdatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.OrderNo, a.OrderNo)
+	})
+	st.Orders = slices.Clip(created[:min(len(created), store.UserStateOrders)])
+	for _, o := range updated[:min(len(updated), store.UserStateOrders)] {
+		if !slices.Contains(st.Orders, o) {
+			st.Orders = append(st.Orders, o)
+		}
+	}
+	for _, o := range st.Orders {
+		if m, ok := mark[o]; ok {
 			if err := addMarks(st, o.OrderNo, m); err != nil {
 				return nil, err
 			}

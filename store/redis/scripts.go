@@ -279,7 +279,9 @@ return {0}
 
 // KEYS: uo (no -> json), uv (no -> version), ur (no -> created µs), uu
 // (no -> updated µs, only the newest keep). ARGV: no, version, json,
-// created_us, updated_us, keep. Applies only a newer version.
+// created_us, updated_us, keep. Applies only a newer version. uu keeps the
+// orders of the keep-th's microsecond too: which of them are the newest
+// only their exact times tell (luaLoadUser).
 const luaSyncUser = `
 local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if tonumber(ARGV[2]) <= cur then return 0 end
@@ -287,27 +289,47 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
-redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -tonumber(ARGV[6]) - 1)
+local keep = tonumber(ARGV[6])
+local cut = redis.call('ZREVRANGE', KEYS[4], keep - 1, keep - 1, 'WITHSCORES')
+if cut[2] then redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. cut[2]) end
 return 1
 `
 
 // KEYS: uo, ur, uu, ua. ARGV: n. The copies of the user's n newest created
 // orders and of their n newest updated, each once, and the announcement
 // marks of the same orders (luaAnnounce), in the same order: one round
-// trip. Returns {copies, marks}, each element false where there is none.
+// trip. The indexes score microseconds, and orders of one microsecond come
+// out of them by number, not by time: so each set is read to the end of
+// its n-th order's microsecond, and LoadUserState cuts it by the exact
+// times. Returns {copies, marks, sets}, copies and marks false where there
+// is none, sets 1 for an order of the newest created, 2 of the newest
+// updated, 3 of both.
 const luaLoadUser = `
 local n = tonumber(ARGV[1])
-local nos = redis.call('ZREVRANGE', KEYS[2], 0, n - 1)
-local seen = {}
-for _, no in ipairs(nos) do seen[no] = true end
-for _, no in ipairs(redis.call('ZREVRANGE', KEYS[3], 0, n - 1)) do
-  if not seen[no] then
-    seen[no] = true
-    nos[#nos + 1] = no
+local nos, sets, at = {}, {}, {}
+local function newest(key, bit)
+  local top = redis.call('ZREVRANGE', key, n - 1, n - 1, 'WITHSCORES')
+  local found
+  if top[2] then
+    found = redis.call('ZREVRANGEBYSCORE', key, '+inf', top[2])
+  else
+    found = redis.call('ZREVRANGE', key, 0, -1)
+  end
+  for _, no in ipairs(found) do
+    local i = at[no]
+    if i then
+      sets[i] = sets[i] + bit
+    else
+      nos[#nos + 1] = no
+      sets[#nos] = bit
+      at[no] = #nos
+    end
   end
 end
-if #nos == 0 then return {{}, {}} end
-return {redis.call('HMGET', KEYS[1], unpack(nos)), redis.call('HMGET', KEYS[4], unpack(nos))}
+newest(KEYS[2], 1)
+newest(KEYS[3], 2)
+if #nos == 0 then return {{}, {}, {}} end
+return {redis.call('HMGET', KEYS[1], unpack(nos)), redis.call('HMGET', KEYS[4], unpack(nos)), sets}
 `
 
 // KEYS: ua (the user's announcement marks: order number -> JSON object of

@@ -36,6 +36,34 @@ func TestUserUpdatedIndex(t *testing.T) {
 		}
 	})
 
+	// The index scores microseconds: the orders of the cut's microsecond
+	// are kept whole, for LoadUserState to tell apart by their exact times.
+	t.Run("the cut's microsecond kept whole", func(t *testing.T) {
+		_, _, _, uu2 := s.k.userTag("shop", "u2")
+		mk := func(no string) {
+			t.Helper()
+			if err := s.CreateOrder(ctx, storetest.NewOrder(no, "shop", "u2", clock.Now())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clock.Advance(time.Second)
+		mk("T-early")
+		clock.Advance(500 * time.Nanosecond)
+		mk("T-late")
+		for i := range store.UserStateOrders - 1 {
+			clock.Advance(time.Second)
+			mk(fmt.Sprintf("T-%03d", i))
+		}
+		if got, err := s.c.ZCard(ctx, uu2).Result(); err != nil || got != store.UserStateOrders+1 {
+			t.Fatalf("the index holds %d orders (%v); want %d: T-early shares the cut's microsecond", got, err, store.UserStateOrders+1)
+		}
+		clock.Advance(time.Second)
+		mk("T-next")
+		if got, err := s.c.ZCard(ctx, uu2).Result(); err != nil || got != store.UserStateOrders {
+			t.Fatalf("the index holds %d orders (%v); want %d once the cut moved past them", got, err, store.UserStateOrders)
+		}
+	})
+
 	t.Run("missing", func(t *testing.T) {
 		if err := s.c.Del(ctx, uu).Err(); err != nil {
 			t.Fatal(err)

@@ -435,6 +435,74 @@ func testUserState(t *testing.T, open Opener) {
 			t.Errorf("%s: got %s; want its latest write, paid", us.Orders[0].OrderNo, us.Orders[0].Status)
 		}
 	})
+
+	// The cuts are by the exact times, as ListOrders orders: two orders
+	// created (or updated) less than a microsecond apart at the cut are
+	// told apart by their times, not by their numbers, whatever
+	// resolution a driver indexes them at.
+	t.Run("the cut by creation falls between orders of one microsecond", func(t *testing.T) {
+		at := base.Add(time.Hour)
+		mk := func(no string, created time.Time) {
+			t.Helper()
+			mustNil(t, "CreateOrder", st.CreateOrder(ctx, NewOrder(no, "shop", "tie-created", created)))
+			clock.Advance(time.Second)
+		}
+		// Created in one microsecond, the later first, so that it is also
+		// the one updated longest ago: only the creation cut keeps it.
+		mk("A-later", at.Add(500*time.Nanosecond))
+		mk("Z-earlier", at)
+		var want []string
+		for i := range store.UserStateOrders - 1 {
+			mk(uniq("TC", i), at.Add(time.Duration(i+1)*time.Minute))
+			want = append([]string{uniq("TC", i)}, want...)
+		}
+		// The newest created: the TCs and A-later; the newest updated: the
+		// TCs and Z-earlier.
+		want = append(want, "A-later", "Z-earlier")
+		us, err := st.LoadUserState(ctx, "shop", "tie-created")
+		mustNil(t, "LoadUserState", err)
+		if got := orderNos(us.Orders); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("got %d orders %v;\nwant %d %v", len(got), got, len(want), want)
+		}
+	})
+
+	t.Run("the cut by update falls between orders of one microsecond", func(t *testing.T) {
+		at := base.Add(2 * time.Hour)
+		mk := func(no string, created time.Time) {
+			t.Helper()
+			mustNil(t, "CreateOrder", st.CreateOrder(ctx, NewOrder(no, "shop", "tie-updated", created)))
+		}
+		// Z-early and A-late are the oldest created, so only the update
+		// cut can keep them; they are updated 500ns apart, Z-early first.
+		mk("Z-early", at)
+		mk("A-late", at.Add(time.Second))
+		var want []string
+		for i := range store.UserStateOrders + 5 {
+			mk(uniq("TU", i), at.Add(time.Duration(i+2)*time.Second))
+			if i >= 5 {
+				want = append([]string{uniq("TU", i)}, want...)
+			}
+		}
+		clock.Advance(time.Second)
+		payOrder(t, st, clock, "Z-early")
+		clock.Advance(500 * time.Nanosecond)
+		payOrder(t, st, clock, "A-late")
+		// The newest updated: A-late and the oldest UserStateOrders-1 TCs,
+		// of which TU-000..TU-004 are not among the newest created.
+		for i := range store.UserStateOrders - 1 {
+			clock.Advance(time.Second)
+			payOrder(t, st, clock, uniq("TU", i))
+		}
+		for i := 4; i >= 0; i-- {
+			want = append(want, uniq("TU", i))
+		}
+		want = append(want, "A-late")
+		us, err := st.LoadUserState(ctx, "shop", "tie-updated")
+		mustNil(t, "LoadUserState", err)
+		if got := orderNos(us.Orders); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("got %d orders %v;\nwant %d %v", len(got), got, len(want), want)
+		}
+	})
 }
 
 // payOrder moves the awaiting_payment order no to paid at clock's time
