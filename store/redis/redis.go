@@ -242,6 +242,7 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 	lctx, lcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	s.loadScripts(lctx)
 	_ = s.checkEpoch(lctx) // Ping retries while Redis is down
+	s.warnIfEvicting(lctx)
 	lcancel()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
@@ -352,6 +353,44 @@ func (s *Store) loadScripts(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// warnIfEvicting logs a warning for each server (each primary of a
+// cluster) whose maxmemory-policy evicts keys: under memory pressure it
+// drops keys without telling anyone, and the store's keys are not a cache.
+// A volatile-* policy drops the keys with an expiry: purchase claims,
+// refund proposals and their tombstones, refund proposal queues, seen
+// notifications, announcement marks; an allkeys-* one any key, orders
+// and order outboxes too. A dropped claim starts a second order for one
+// purchase, a dropped tombstone or mark lets a refund or an announcement
+// happen twice, a dropped queue loses its audit records. It only warns: the
+// policy is the operator's (a Redis shared with a cache may need it), and
+// managed Redis often refuses CONFIG, whose error is then ignored (nothing
+// can be told).
+func (s *Store) warnIfEvicting(ctx context.Context) {
+	check := func(ctx context.Context, c goredis.Cmdable, addr string) error {
+		m, err := c.ConfigGet(ctx, "maxmemory-policy").Result()
+		if err != nil {
+			return nil
+		}
+		if p := m["maxmemory-policy"]; p != "" && p != "noeviction" {
+			s.log.Warn("Redis evicts keys under memory pressure (maxmemory-policy "+p+"): claims, refund tombstones, "+
+				"announcement marks and outbox queues can vanish silently, letting an order, a refund or an announcement "+
+				"happen twice; set maxmemory-policy noeviction", "addr", addr, "maxmemory_policy", p)
+		}
+		return nil
+	}
+	if cc, ok := s.c.(*goredis.ClusterClient); ok {
+		_ = cc.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error {
+			return check(ctx, n, n.Options().Addr)
+		})
+		return
+	}
+	addr := ""
+	if c, ok := s.c.(*goredis.Client); ok {
+		addr = c.Options().Addr
+	}
+	_ = check(ctx, s.c, addr)
 }
 
 // Ping reports whether Redis answers and still holds the data this Store
