@@ -2,8 +2,12 @@ package redis
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/paygate/paygate/store/storetest"
 )
@@ -68,5 +72,93 @@ func TestAnnouncementClaimSeenByEarlierVersions(t *testing.T) {
 	}
 	if n, err := s.IncrCounter(ctx, "announced:UP-1", time.Hour); err != nil || n != 2 {
 		t.Errorf("an earlier version's claim (IncrCounter) after this one's: %d, %v; want 2 (not the first)", n, err)
+	}
+}
+
+// TestAnnouncementClaimRacesAnEarlierVersion: an earlier version's replica
+// claims with IncrCounter(kind+orderNo) alone, and its claim may land at
+// any point of this version's: before it, after any of its commands (the
+// mark script, its WAIT and generation raise, the counter raise). Exactly
+// one of the two is first, wherever it lands. The claim read the counter
+// before writing its mark, so an earlier claim landing between the read and
+// the mark (or during the mark's WAIT) made both first: the order
+// announced twice.
+func TestAnnouncementClaimRacesAnEarlierVersion(t *testing.T) {
+	requireSharedRedis(t)
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	prefix := testPrefix()
+	newer := openOn(t, clock, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+	older := openOn(t, clock, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix}) // stands for the earlier version
+	const ttl = 30 * 24 * time.Hour
+	hook := &afterCommands{}
+	newer.Client().AddHook(hook)
+
+	// How many commands (or pipelines) one claim sends.
+	hook.arm(-1, nil)
+	if first, err := newer.ClaimAnnouncement(ctx, "shop", "u1", "announced:", "RACE-COUNT", ttl); err != nil || !first {
+		t.Fatalf("claim: %v, %v; want first", first, err)
+	}
+	sent := int(hook.seen.Load())
+	if sent == 0 {
+		t.Fatal("the claim sent no command the hook saw")
+	}
+	for at := 0; at <= sent; at++ {
+		no := fmt.Sprintf("RACE-%d", at)
+		var olderFirst bool
+		earlier := func() {
+			n, err := older.IncrCounter(ctx, "announced:"+no, ttl)
+			if err != nil {
+				t.Errorf("the earlier version's claim: %v", err)
+			}
+			olderFirst = n == 1
+		}
+		if at == 0 {
+			earlier()
+		} else {
+			hook.arm(at, earlier)
+		}
+		first, err := newer.ClaimAnnouncement(ctx, "shop", "u1", "announced:", no, ttl)
+		if err != nil {
+			t.Fatalf("claim with the earlier one after command %d: %v", at, err)
+		}
+		if first == olderFirst {
+			t.Errorf("the earlier version's claim after command %d of %d: this one first %v, the earlier first %v; want exactly one",
+				at, sent, first, olderFirst)
+		}
+	}
+}
+
+// afterCommands is a go-redis hook that runs f once, right after the
+// client's at-th command or pipeline since arm, and counts them.
+type afterCommands struct {
+	seen atomic.Int64
+	at   int64
+	f    func()
+}
+
+func (h *afterCommands) arm(at int, f func()) { h.seen.Store(0); h.at, h.f = int64(at), f }
+
+func (h *afterCommands) done() {
+	if n := h.seen.Add(1); n == h.at && h.f != nil {
+		h.f()
+	}
+}
+
+func (h *afterCommands) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h *afterCommands) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		err := next(ctx, cmd)
+		h.done()
+		return err
+	}
+}
+
+func (h *afterCommands) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		err := next(ctx, cmds)
+		h.done()
+		return err
 	}
 }
