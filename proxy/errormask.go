@@ -40,6 +40,7 @@ type sseErrorMask struct {
 	comment    bool   // the current line is a comment: dropped to its end
 	skipLF     bool   // the last line ended at CR: an LF next is its end too
 	dropLF     bool   // that line was a comment: its LF is dropped too
+	lastCR     bool   // the last byte an earlier call relayed is a bare CR
 }
 
 // maxMaskedLine bounds a line held whole: an error event is far smaller.
@@ -56,6 +57,10 @@ func (m *sseErrorMask) next(p []byte) []byte {
 			if p[0] == '\n' {
 				if !m.dropLF {
 					m.out = append(m.out, '\n')
+				} else {
+					// The dropped comment's LF: the client may still
+					// sit right after a CR (see below).
+					m.skipLF, m.dropLF = m.afterCR(), false
 				}
 				p = p[1:]
 				continue
@@ -72,7 +77,16 @@ func (m *sseErrorMask) next(p []byte) []byte {
 				break // the rest of the read is the comment's
 			}
 			m.comment = false
-			m.skipLF, m.dropLF = p[i] == '\r', true
+			// A comment dropped after a line that ended at a bare CR
+			// leaves the client right after that CR: an LF next is,
+			// to the client, that CR's LF, not a blank line, so it is
+			// relayed as one and ends no event (read as a blank line,
+			// the event went on for the client with its next data
+			// line unmasked).
+			m.skipLF, m.dropLF = true, p[i] == '\r'
+			if !m.dropLF {
+				m.skipLF = m.afterCR()
+			}
 			p = p[i+1:]
 			continue
 		}
@@ -93,7 +107,19 @@ func (m *sseErrorMask) next(p []byte) []byte {
 		m.skipLF, m.dropLF = p[i] == '\r', false
 		p = p[i+1:]
 	}
+	if len(m.out) > 0 {
+		m.lastCR = m.out[len(m.out)-1] == '\r'
+	}
 	return m.out
+}
+
+// afterCR reports whether the last byte relayed is a line end at a bare
+// CR (a line's bytes never hold a CR: it ends the line).
+func (m *sseErrorMask) afterCR() bool {
+	if len(m.out) > 0 {
+		return m.out[len(m.out)-1] == '\r'
+	}
+	return m.lastCR
 }
 
 // end returns the last line of a stream that ended without its line end.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -53,6 +54,15 @@ func TestSSEErrorMask(t *testing.T) {
 		{"a comment within an error event",
 			"event: error\n: note " + key + "\ndata: {\"message\":\"key " + key + "\"}\n\n",
 			"event: error\ndata: {\"message\":\"key " + m + "\"}\n\n"},
+		{"a comment after a bare CR, then LF",
+			"event: error\r: x\n\ndata: {\"message\":\"bad key " + key + "\"}\n\n",
+			"event: error\r\ndata: {\"message\":\"bad key " + m + "\"}\n\n"},
+		{"comments after a bare CR, ended at CRLF and LF",
+			"event: error\r: x\r\n: y\n\ndata: {\"message\":\"bad key " + key + "\"}\n\n",
+			"event: error\r\ndata: {\"message\":\"bad key " + m + "\"}\n\n"},
+		{"a comment after a bare CR, ended at CRLF, then LF",
+			"event: error\r: x\r\n\ndata: {\"message\":\"bad key " + key + "\"}\n\n",
+			"event: error\r\ndata: {\"message\":\"bad key " + m + "\"}\n\n"},
 		{"a last comment without its end",
 			"data: x\n\n: bye",
 			"data: x\n\n"},
@@ -112,4 +122,75 @@ func maskReads(redact *logging.Redactor, reads []string) string {
 	}
 	out.Write(m.end())
 	return out.String()
+}
+
+// TestSSEErrorMaskAsClientsParse: whatever the mix of line ends, comment
+// lines and events, the relayed stream, parsed as a client parses one (a
+// line ends at CR, LF or CRLF; a blank line ends the event), holds no
+// comment line and no secret in an error-shaped data line or in a line
+// after "event: error" in its event, before another "event:" line (the
+// mask reads a stream forwards: a data line before the event's name is
+// relayed as it is). Random streams of such pieces, each split over random reads.
+func TestSSEErrorMaskAsClientsParse(t *testing.T) {
+	const key = "sk-provider-secret-key-123"
+	redact := logging.NewRedactorMin([]string{key}, logging.ClientMinSecret)
+	ends := []string{"\n", "\r", "\r\n"}
+	lines := []string{"event: error", "event: message", ": keep-alive", ":", "data: {\"message\":\"key " + key + "\"}",
+		"data: {\"type\":\"error\",\"message\":\"" + key + "\"}", "data: {\"text\":\"hi\"}", ""}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := range 20000 {
+		var in strings.Builder
+		for range 1 + rng.IntN(8) {
+			in.WriteString(lines[rng.IntN(len(lines))])
+			in.WriteString(ends[rng.IntN(len(ends))])
+		}
+		src := in.String()
+		var reads []string
+		for rest := src; rest != ""; {
+			k := 1 + rng.IntN(len(rest))
+			reads, rest = append(reads, rest[:k]), rest[k:]
+		}
+		out := maskReads(redact, reads)
+		for _, ev := range clientEvents(out) {
+			for _, l := range ev {
+				if strings.HasPrefix(l, ":") {
+					t.Fatalf("stream %d %q: relayed %q holds the comment line %q", n, src, out, l)
+				}
+			}
+			named := false // the event's last "event:" line so far names error
+			for _, l := range ev {
+				if strings.HasPrefix(l, "event:") {
+					named = l == "event: error"
+				}
+				if strings.Contains(l, key) && (named || strings.Contains(l, `"type":"error"`)) {
+					t.Fatalf("stream %d %q: relayed %q: the client reads an error event whose line %q holds the secret", n, src, out, l)
+				}
+			}
+		}
+	}
+}
+
+// clientEvents parses an event stream as a client does: lines end at CR,
+// LF or CRLF, and a blank line ends an event. An event is its lines.
+func clientEvents(s string) [][]string {
+	var evs [][]string
+	var cur []string
+	for s != "" {
+		i := strings.IndexAny(s, "\r\n")
+		if i < 0 {
+			cur = append(cur, s)
+			break
+		}
+		line := s[:i]
+		if s[i] == '\r' && i+1 < len(s) && s[i+1] == '\n' {
+			i++
+		}
+		s = s[i+1:]
+		if line == "" {
+			evs, cur = append(evs, cur), nil
+			continue
+		}
+		cur = append(cur, line)
+	}
+	return append(evs, cur)
 }
