@@ -61,7 +61,9 @@ func (u *Usage) fillTotal() {
 // SentRecord is what the client has received in a round (SPEC 3 step 5):
 // the text and the client's own tool calls, as they went out.
 type SentRecord struct {
-	// Role: a chunk with a role delta was returned (round 0 only).
+	// Role: a chunk with a role delta was returned this round: the turn's
+	// one role delta (Capture.RoleSent), in round 0 or, when round 0 sent
+	// none, in the first later round that had one.
 	Role bool
 	// Text and Reasoning: the content and reasoning text returned.
 	Text, Reasoning string
@@ -133,6 +135,13 @@ func (r *RoundResult) ToolRound() bool {
 type Capture struct {
 	isPayment  func(string) bool
 	nextClient int // client tool-call indexes handed out this turn
+	// roleSent: a chunk returned this turn carried a role delta (or
+	// ClaimRole gave paygate's own chunk one). A later round drops its
+	// role member only then: a provider may send no role in round 0 (its
+	// tool-call chunks all held back, or none at all), and the client must
+	// get exactly one (SPEC 3.6); the Node SDK's stream helper fails the
+	// whole answer, its paygate object included, without one.
+	roleSent bool
 
 	round   int
 	turnID  string
@@ -242,8 +251,8 @@ func NewCapture(isPayment func(name string) bool) *Capture {
 
 // StartRound resets the per-round state. Round 0 is the first upstream
 // round; for round > 0 every chunk's "id" is rewritten to turnID and the
-// role delta is removed, so the client sees one id and one role delta per
-// turn. In round 0, turnID ("" for none) is the id its chunks go out under
+// role delta is removed once one went out this turn (RoleSent), so the
+// client sees one id and one role delta per turn. In round 0, turnID ("" for none) is the id its chunks go out under
 // when the first chunk the client gets from it has none: a provider that
 // sends no id would otherwise leave the whole turn without one, and the
 // Node SDK's stream helper takes a chunk's top-level members (the paygate
@@ -364,11 +373,16 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 			switch {
 			case c.round == 0:
 				c.role = c.role || tc.role
+				c.roleSent = c.roleSent || tc.role
 				if c.stampID {
 					return c.rewriteID(data, s, tc.deltaEnd), nil
 				}
 				return data, nil
 			case !tc.role:
+				return c.rewriteID(data, s, tc.deltaEnd), nil
+			case !c.roleSent:
+				// The turn's first role (round 0 sent none) goes out.
+				c.role, c.roleSent = true, true
 				return c.rewriteID(data, s, tc.deltaEnd), nil
 			case tc.content == "" && tc.reasoning == "" && !tc.other:
 				return nil, nil // a role and nothing else
@@ -384,6 +398,21 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 		return nil, ErrMalformedChunk
 	}
 	return c.slow(data, s), nil
+}
+
+// RoleSent reports whether a role delta went out this turn.
+func (c *Capture) RoleSent() bool { return c.roleSent }
+
+// ClaimRole is for a chunk of paygate's own about to go out (a
+// clarification, a synthesized finish chunk): it reports whether that chunk
+// must carry the turn's role delta, none having gone out yet, and from then
+// on counts it as sent, so no later chunk carries another.
+func (c *Capture) ClaimRole() bool {
+	if c.roleSent {
+		return false
+	}
+	c.roleSent = true
+	return true
 }
 
 // BreakBeforeText asks for a paragraph break before the next text the

@@ -284,14 +284,14 @@ func TestCaptureCases(t *testing.T) {
 		{
 			name: "role as the last, first and only member of a delta after round 0",
 			rounds: [][]string{{
-				`{"id":"r0","choices":[{"index":0,"delta":{"content":"x"}}]}`,
+				`{"id":"r0","choices":[{"index":0,"delta":{"role":"assistant","content":"x"}}]}`,
 			}, {
 				`{"id":"r1","choices":[{"index":0,"delta":{"content":"a" , "role" : "assistant"}}]}`,
 				`{"id":"r1","choices":[{"index":0,"delta":{ "role":"assistant", "content":"b"}}]}`,
 				`{"id":"r1","choices":[{"index":0,"delta":{"role":"assistant"}}]}`,
 			}},
 			want: [][]string{{
-				`{"id":"r0","choices":[{"index":0,"delta":{"content":"x"}}]}`,
+				`{"id":"r0","choices":[{"index":0,"delta":{"role":"assistant","content":"x"}}]}`,
 			}, {
 				`{"id":"turn-1","choices":[{"index":0,"delta":{"content":"a"}}]}`,
 				`{"id":"turn-1","choices":[{"index":0,"delta":{ "content":"b"}}]}`,
@@ -589,7 +589,7 @@ func TestCaptureBreakBeforeText(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := NewCapture(isPaymentName)
-			c.Process([]byte(`{"id":"r1","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Sure."},"finish_reason":"tool_calls"}]}`))
+			c.Process([]byte(`{"id":"r1","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Sure."},"finish_reason":"tool_calls"}]}`))
 			c.EndRound()
 			// A round without text: the break waits for the next one's.
 			c.StartRound(1, "turn-1", 1)
@@ -652,7 +652,7 @@ func TestCaptureChunksDecodeWithGoOpenAI(t *testing.T) {
 			c := NewCapture(isPaymentName)
 			outs := replay(t, c, strings.NewReader(string(readFixture(t, f))))
 			res := c.EndRound()
-			outs = append(outs, FinalChunk("turn-1", res.Model, 1752019200, "tool_calls", []byte(`{"actions":[]}`), res.Usage))
+			outs = append(outs, FinalChunk("turn-1", res.Model, 1752019200, "", "tool_calls", []byte(`{"actions":[]}`), res.Usage))
 			for _, o := range outs {
 				var v openai.ChatCompletionStreamResponse
 				if err := json.Unmarshal(o, &v); err != nil {
@@ -671,4 +671,97 @@ func TestCaptureChunksDecodeWithGoOpenAI(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCaptureOneRoleDeltaPerTurn: the client gets exactly one role delta
+// per turn (SPEC 3.6), in the first returned chunk that has one, whatever
+// round that is. A provider that sends no role with the tool-call chunks of
+// round 0 (held back: payment calls) left the client with none at all, as
+// every later round's role was removed, and the Node SDK's stream helper
+// failed the answer ("missing role for choice 0"), its paygate object
+// with it.
+func TestCaptureOneRoleDeltaPerTurn(t *testing.T) {
+	const head = `{"id":"r","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":`
+	text := func(delta string) string { return head + delta + `,"finish_reason":null}]}` }
+	payCall := text(`{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"x\"}"}}]}`)
+	finish := func(reason string) string { return head + `{},"finish_reason":"` + reason + `"}]}` }
+	tests := []struct {
+		name      string
+		rounds    [][]string
+		roleRound int // the round whose returned chunks carry the role
+		roleChunk int // the returned chunk of that round that carries it
+	}{
+		{
+			name:   "round 0 sends one: later rounds' are removed",
+			rounds: [][]string{{text(`{"role":"assistant","content":"Sure. "}`), payCall, finish("tool_calls")}, {text(`{"role":"assistant","content":"Pay now."}`), text(`{"role":"assistant","content":" Bye"}`), finish("stop")}},
+		},
+		{
+			name:      "round 0's payment call without a role: round 1's goes out, once",
+			rounds:    [][]string{{payCall, finish("tool_calls")}, {text(`{"role":"assistant","content":"Pay now."}`), text(`{"role":"assistant","content":" Bye"}`), finish("stop")}},
+			roleRound: 1,
+		},
+		{
+			name:      "a role-only chunk of round 1, then text with the role repeated",
+			rounds:    [][]string{{payCall, finish("tool_calls")}, {text(`{"content":""}`), text(`{"role":"assistant"}`), text(`{"role":"assistant","content":"Pay"}`), text(`{"role":"assistant","content":" now."}`), finish("stop")}},
+			roleRound: 1, roleChunk: 0,
+		},
+		{
+			name:      "round 1's role on the fast path, after a text chunk without one",
+			rounds:    [][]string{{payCall, finish("tool_calls")}, {text(`{"content":"Pay"}`), text(`{"role":"assistant","content":" now"}`), text(`{"role":"assistant","content":"."}`), finish("stop")}},
+			roleRound: 1, roleChunk: 1,
+		},
+		{
+			name:      "a role with a client call in round 1",
+			rounds:    [][]string{{payCall, finish("tool_calls")}, {text(`{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"k1","type":"function","function":{"name":"send_receipt","arguments":"{}"}}]}`), finish("tool_calls")}},
+			roleRound: 1,
+		},
+		{
+			name:      "no role before round 2",
+			rounds:    [][]string{{payCall, finish("tool_calls")}, {payCall, finish("tool_calls")}, {text(`{"role":"assistant","content":"Done."}`), text(`{"role":"assistant","content":" Bye"}`), finish("stop")}},
+			roleRound: 2,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			outs, results := runTurn(t, "", 1, tc.rounds...)
+			roles := 0
+			for r, chunks := range outs {
+				for i, out := range chunks {
+					if !gjson.Get(out, "choices.0.delta.role").Exists() {
+						continue
+					}
+					roles++
+					if r != tc.roleRound || i != tc.roleChunk {
+						t.Errorf("round %d chunk %d carries a role: %s; want it in round %d chunk %d only", r, i, out, tc.roleRound, tc.roleChunk)
+					}
+				}
+				if got, want := results[r].Sent.Role, r == tc.roleRound; got != want {
+					t.Errorf("round %d: Sent.Role %v; want %v", r, got, want)
+				}
+				if fc := results[r].FinishChunk; gjson.GetBytes(fc, "choices.0.delta.role").Exists() {
+					t.Errorf("round %d: the kept finish chunk carries a role: %s", r, fc)
+				}
+			}
+			if roles != 1 {
+				t.Errorf("%d role deltas returned over the turn; want 1: %q", roles, outs)
+			}
+		})
+	}
+	t.Run("paygate's own chunk carries it when none went out", func(t *testing.T) {
+		c := NewCapture(isPaymentName)
+		for _, ch := range []string{payCall, finish("tool_calls")} {
+			if out, err := c.Process([]byte(ch)); err != nil || out != nil {
+				t.Fatalf("Process(%s) = %s, %v; want it held", ch, out, err)
+			}
+		}
+		c.EndRound()
+		if c.RoleSent() || !c.ClaimRole() || !c.RoleSent() || c.ClaimRole() {
+			t.Errorf("ClaimRole: want true once, while no role went out, and false after")
+		}
+		c.StartRound(1, "turn-1", 1)
+		out, _ := c.Process([]byte(text(`{"role":"assistant","content":"Hi"}`)))
+		if gjson.GetBytes(out, "choices.0.delta.role").Exists() {
+			t.Errorf("a role after paygate's own: %s", out)
+		}
+	})
 }

@@ -165,7 +165,10 @@ func ToolResultMessage(callID string, result []byte) []byte {
 // empty delta with the turn's finish_reason, plus the top-level "paygate"
 // extension (SPEC 2.3) when paygate is non-nil and the summed "usage" when
 // usage is non-nil. Clients that read choices[0] of every chunk keep working.
-func FinalChunk(turnID string, model string, created int64, finish string, paygate []byte, usage *Usage) []byte {
+// A non-empty role goes in the delta: the turn's one role delta, when no
+// chunk before carried it (Capture.ClaimRole), for the Node SDK's stream
+// helper fails an answer without one.
+func FinalChunk(turnID string, model string, created int64, role, finish string, paygate []byte, usage *Usage) []byte {
 	out := make([]byte, 0, 192+len(paygate))
 	out = append(out, `{"id":`...)
 	out = jsonstr.Append(out, turnID)
@@ -173,7 +176,11 @@ func FinalChunk(turnID string, model string, created int64, finish string, payga
 	out = strconv.AppendInt(out, created, 10)
 	out = append(out, `,"model":`...)
 	out = jsonstr.Append(out, model)
-	out = append(out, `,"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":`...)
+	out = append(out, `,"choices":[{"index":0,"delta":{`...)
+	if role != "" {
+		out = jsonstr.Append(append(out, `"role":`...), role)
+	}
+	out = append(out, `},"logprobs":null,"finish_reason":`...)
 	if finish == "" {
 		out = append(out, "null"...)
 	} else {

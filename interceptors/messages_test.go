@@ -126,6 +126,7 @@ func TestToolResultMessage(t *testing.T) {
 func TestFinalChunk(t *testing.T) {
 	tests := []struct {
 		name    string
+		role    string
 		paygate []byte
 		usage   *Usage
 		checks  map[string]string
@@ -145,10 +146,15 @@ func TestFinalChunk(t *testing.T) {
 			name:   "neither",
 			checks: map[string]string{"choices.0.finish_reason": `"stop"`, "paygate": "", "usage": ""},
 		},
+		{
+			name:   "the turn's role, none having gone out before",
+			role:   "assistant",
+			checks: map[string]string{"choices.0.delta": `{"role":"assistant"}`, "choices.0.finish_reason": `"stop"`},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ch := FinalChunk("turn-1", "gpt-4o", 1700000000, "stop", tc.paygate, tc.usage)
+			ch := FinalChunk("turn-1", "gpt-4o", 1700000000, tc.role, "stop", tc.paygate, tc.usage)
 			if !gjson.ValidBytes(ch) || strings.Contains(string(ch), "\n") {
 				t.Fatalf("not one line of JSON: %s", ch)
 			}

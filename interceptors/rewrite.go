@@ -105,7 +105,7 @@ func (c *Capture) slow(data []byte, s string) []byte {
 		}
 	}
 	if st.role {
-		c.role = true
+		c.role, c.roleSent = true, true
 	}
 	if len(c.edits) == 0 {
 		return data
@@ -162,7 +162,8 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 		switch keyName(m.key) {
 		case "role":
 			if v[0] == '"' && len(v) > 2 {
-				if c.round > 0 {
+				if c.round > 0 && c.roleSent {
+					// The turn's role went out already (StartRound).
 					c.deleteMember(data, m.keyAt, m.end)
 				} else {
 					st.meaningful, st.role = true, true

@@ -66,6 +66,10 @@ type turn struct {
 	usageObjs [][]byte
 	cost      accounting.Pico
 	sw        *sse.Writer
+	// capture watches a streaming turn's rounds (nil for a non-stream
+	// turn); the chunks paygate writes itself ask it whether they carry
+	// the turn's role delta (ClaimRole).
+	capture *interceptors.Capture
 
 	// pending are the announcements the turn may make (payment confirmed,
 	// payment parameters of an approved order), claimed into announced
@@ -201,6 +205,7 @@ func (t *turn) request() *failover.Request {
 // stream runs the rounds of a streaming turn.
 func (t *turn) stream() {
 	capture := interceptors.NewCapture(t.s.tools.IsPayment)
+	t.capture = capture
 	rec := &recoveries{limit: t.s.cfg.Failover.Recovery}
 	// Between rounds (payment calls executing, the next round's first token)
 	// the client hears nothing; server.sse_keepalive fills that gap.
@@ -768,7 +773,7 @@ func (t *turn) finishStream(finish []byte, model, reason string) {
 		}
 	}
 	if chunk == nil {
-		chunk = interceptors.FinalChunk(t.turnID, model, t.created, reason, ext, nil)
+		chunk = interceptors.FinalChunk(t.turnID, model, t.created, t.ownRole(), reason, ext, nil)
 	}
 	// The last events leave in one write, with [DONE].
 	if err := t.sw.Queue(chunk); err != nil {
@@ -792,7 +797,12 @@ func (t *turn) finishStream(finish []byte, model, reason string) {
 // clarification text: a turn never loops.
 func (t *turn) streamClarification(model string) {
 	c := chunkHead(t.turnID, model, t.created)
-	c = append(c, `,"choices":[{"index":0,"delta":{"content":`...)
+	c = append(c, `,"choices":[{"index":0,"delta":{`...)
+	if role := t.ownRole(); role != "" {
+		c = jsonstr.Append(append(c, `"role":`...), role)
+		c = append(c, ',')
+	}
+	c = append(c, `"content":`...)
 	text := t.budget.Clarification
 	if t.inWord && !startsWithSpace(text) {
 		// The rounds' text ends in a word (see joinText).
@@ -805,6 +815,17 @@ func (t *turn) streamClarification(model string) {
 	}
 	t.s.metrics.roundsExhausted.Inc()
 	t.finishStream(nil, model, "stop")
+}
+
+// ownRole is the role for a chunk of paygate's own about to go out on the
+// stream: "assistant" when no chunk before carried one (the rounds' chunks
+// may have had none: a provider that sends no role with its tool calls),
+// so that the client gets exactly one role delta (SPEC 3.6); "" otherwise.
+func (t *turn) ownRole() string {
+	if t.capture != nil && t.capture.ClaimRole() {
+		return "assistant"
+	}
+	return ""
 }
 
 // usageChunk renders the turn's usage chunk: u summed over the rounds whose

@@ -379,6 +379,113 @@ func TestNodeStreamHelperWithoutProviderIDs(t *testing.T) {
 	}
 }
 
+// TestStreamRoleWhenRoundZeroHasNone: a provider that sends no role with
+// the tool-call chunks of a payment round (all held back) leaves the client
+// its role delta to get from a later round or from paygate's own chunk:
+// exactly one (SPEC 3.6). Every later round's role was removed, so the
+// client got none, and the Node SDK's stream helper failed the answer
+// ("missing role for choice 0"), its paygate object with it.
+func TestStreamRoleWhenRoundZeroHasNone(t *testing.T) {
+	const head = `{"id":"chatcmpl-Q","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[`
+	call := func(i int, id, name, args string) string {
+		return head + fmt.Sprintf(`{"index":0,"delta":{"tool_calls":[{"index":%d,"id":%q,"type":"function","function":{"name":%q,"arguments":%q}}]},"finish_reason":null}]}`, i, id, name, args)
+	}
+	toolsEnd := head + `{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`
+	tests := []struct {
+		name       string
+		script     func(body string) scriptRound
+		wantText   string
+		wantAction string // the type of paygate.actions[0], "" for none
+	}{
+		{
+			name: "round 1 has one",
+			script: func(body string) scriptRound {
+				if !strings.Contains(body, `"role":"tool"`) {
+					return scriptRound{chunks: []string{call(0, "call_1", "create_order", `{"sku":"premium-monthly"}`), toolsEnd}}
+				}
+				return scriptRound{chunks: []string{
+					head + `{"index":0,"delta":{"role":"assistant","content":"Tap pay."},"finish_reason":null}]}`,
+					head + `{"index":0,"delta":{},"finish_reason":"stop"}]}`,
+				}}
+			},
+			wantText: "Tap pay.", wantAction: "order_created",
+		},
+		{
+			name: "no round has one: the clarification carries it",
+			script: func(body string) scriptRound {
+				return scriptRound{chunks: []string{call(0, "call_q", "query_order", `{"order_no":"PG-unknown"}`), toolsEnd}}
+			},
+			wantText: "Could you tell me exactly which plan and how many you want?",
+		},
+		{
+			name: "a mixed round: paygate's finish chunk carries it",
+			script: func(body string) scriptRound {
+				return scriptRound{chunks: []string{
+					call(0, "call_p", "create_order", `{"sku":"premium-monthly"}`),
+					call(1, "call_c", "send_receipt", `{}`),
+					toolsEnd,
+				}}
+			},
+			wantAction: "order_created",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			up := newScriptedProvider(t, tc.script)
+			url, _ := paymentApp(t, up.URL, "")
+			stream, err := userClient(url).CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
+				Model: "gpt-4o", Stream: true,
+				Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "buy"}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var text strings.Builder
+			roles := 0
+			for {
+				c, err := stream.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("Recv: %v", err)
+				}
+				if len(c.Choices) > 0 {
+					if c.Choices[0].Delta.Role != "" {
+						roles++
+					}
+					text.WriteString(c.Choices[0].Delta.Content)
+				}
+			}
+			stream.Close()
+			if roles != 1 || text.String() != tc.wantText {
+				t.Errorf("go-openai: %d role deltas, text %q; want 1 and %q", roles, text.String(), tc.wantText)
+			}
+			// The Node SDK's stream helper assembles the answer; without a
+			// role it throws, and nodeChat fails the test with its error.
+			out := nodeChat(t, url, "stream-final")
+			var res struct {
+				Content *string `json:"content"`
+				Paygate struct {
+					Actions []struct {
+						Type string `json:"type"`
+					} `json:"actions"`
+				} `json:"paygate"`
+			}
+			if err := json.Unmarshal(out, &res); err != nil {
+				t.Fatalf("%s: %v", out, err)
+			}
+			got := ""
+			if len(res.Paygate.Actions) > 0 {
+				got = res.Paygate.Actions[0].Type
+			}
+			if got != tc.wantAction || tc.wantText != "" && (res.Content == nil || *res.Content != tc.wantText) {
+				t.Errorf("finalChatCompletion(): %s; want content %q and action %q", out, tc.wantText, tc.wantAction)
+			}
+		})
+	}
+}
+
 // TestSeveralChoicesWithPaymentTools: a request for more than one choice is
 // refused when the payment tools would be offered, so a payment call in a
 // choice the bot may not show is neither executed nor handed to the bot raw.
