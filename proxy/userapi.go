@@ -217,8 +217,14 @@ func (s *Server) paymentsError(r *http.Request, err error, what string) *apiErro
 		e.Status, e.Code, e.Message = http.StatusGone, "refund_gone", "paygate: this refund proposal was already used, cancelled or has expired; ask again in the chat"
 	case errors.Is(err, payments.ErrRefundInProgress):
 		e.Status, e.Code, e.Message = http.StatusConflict, "refund_in_progress", "paygate: another refund of this order is in progress; try again when it is done"
+		// The OpenAI SDKs retry a 409 on their own: the retry would confirm
+		// again seconds later, after the bot told the user to try later,
+		// and run a refund the user was told had not started. The user
+		// decides when to tap again.
+		e.NoRetry = true
 	case errors.Is(err, payments.ErrNotRefundable), errors.Is(err, payments.ErrRefundAmount):
 		e.Status, e.Code, e.Message = http.StatusConflict, "refund_not_possible", "paygate: "+err.Error()
+		e.NoRetry = true // a 409 the SDKs would retry, and no retry can mend
 	case errors.Is(err, payments.ErrRefundFailed):
 		e.Status, e.Type, e.Code, e.Message = http.StatusBadGateway, "payment_error", "refund_failed", "paygate: WeChat Pay refused the refund; nothing was refunded"
 		e.NoRetry = true // the confirmation is used: a retry is told "already used"

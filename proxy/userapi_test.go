@@ -263,3 +263,61 @@ func TestUserOrdersCursorIsTheUsers(t *testing.T) {
 		})
 	}
 }
+
+// TestRefundConfirmConflictsAreNotRetried: a confirmation answered 409
+// (another refund of the order in flight, or none possible) says
+// x-should-retry: false. The OpenAI SDKs retry a 409 on their own (the
+// Node SDK's shouldRetry), so the confirmation ran again seconds later,
+// after the bot had told the user to try again, behind the user's back.
+func TestRefundConfirmConflictsAreNotRetried(t *testing.T) {
+	ctx := context.Background()
+	st := testdrivers.Open(t, "embedded", nil)
+	now := time.Now().Add(-time.Hour).Truncate(time.Second)
+	order := func(no string, change func(*store.Order)) {
+		o := storetest.NewOrder(no, "shop-bot", "o-conflict", now)
+		o.Status, o.PaidAt = store.StatusPaid, now
+		change(o)
+		if err := st.CreateOrder(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	propose := func(id, no string, fen int64) {
+		p := &store.RefundProposal{RefundID: id, OrderNo: no, Client: "shop-bot", User: "o-conflict", AmountFen: fen, OutRefundNo: payments.OutRefundNo(id)}
+		if err := st.PutRefundProposal(ctx, p, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	order("PGC-busy", func(o *store.Order) { o.Status, o.RefundReservedBy = store.StatusRefunding, "rf_other" })
+	order("PGC-closed", func(o *store.Order) { o.Status, o.PaidAt = store.StatusClosed, time.Time{} })
+	order("PGC-part", func(o *store.Order) { o.Status, o.RefundedFen = store.StatusPartiallyRefunded, 4000 })
+	propose("rf_busy", "PGC-busy", 4999)
+	propose("rf_closed", "PGC-closed", 4999)
+	propose("rf_toomuch", "PGC-part", 4999)
+	srv := userAPIServer(t, st)
+	for _, tc := range []struct{ id, code string }{
+		{"rf_busy", "refund_in_progress"},
+		{"rf_closed", "refund_not_possible"},
+		{"rf_toomuch", "refund_not_possible"},
+	} {
+		t.Run(tc.code+" "+tc.id, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, srv+"/v1/paygate/refunds/"+tc.id+"/confirm", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+testClientKey)
+			req.Header.Set(headerOpenID, "o-conflict")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readAll(t, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusConflict || gjson.Get(body, "error.code").Str != tc.code {
+				t.Fatalf("confirm: %d %s; want 409 %s", resp.StatusCode, body, tc.code)
+			}
+			if got := resp.Header.Get("X-Should-Retry"); got != "false" {
+				t.Errorf("x-should-retry %q; want false: an SDK's retry would confirm again behind the user's back", got)
+			}
+		})
+	}
+}
