@@ -82,3 +82,34 @@ func TestDurationsAboveTheirCeiling(t *testing.T) {
 		})
 	}
 }
+
+// TestOrderTTLWithinPrepayValidity: payments.order_ttl above 2h is refused
+// at its line. WeChat Pay's prepay_id (JSAPI) and code_url (Native) are
+// valid for 2 hours whatever time_expire says, and an order is paid with
+// the parameters of its one prepay, re-signed: an order still "payable"
+// after 2 hours handed the bot parameters wx.requestPayment refuses.
+func TestOrderTTLWithinPrepayValidity(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      string // the error's start; "" when it loads
+	}{
+		{"the default", "payments: {}\n", ""},
+		{"30m", "payments: {order_ttl: 30m}\n", ""},
+		{"2h", "payments:\n  order_ttl: 2h\n", ""},
+		{"2h and a second", "payments:\n  order_ttl: 2h0m1s\n", "c.yaml:2: payments.order_ttl: 2h0m1s is above 2h"},
+		{"a day", "payments: {order_ttl: 24h}\n", "c.yaml:1: payments.order_ttl: 24h0m0s is above 2h"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v; want it to load", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("loaded (order_ttl %v); want %s", cfg.Payments.OrderTTL.D(), tc.want)
+			case tc.want != "" && !strings.HasPrefix(err.Error(), tc.want):
+				t.Fatalf("got %q; want it to start with %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -282,7 +282,10 @@ type Payments struct {
 	// for; an order of the purchase still payable or awaiting approval is
 	// returned after it too. Default 10m.
 	DedupeWindow Duration `yaml:"dedupe_window"`
-	// OrderTTL is how long an order stays payable before it expires. Default 2h.
+	// OrderTTL is how long an order stays payable before it expires. Default
+	// 2h, the most: WeChat Pay's prepay_id (JSAPI) and code_url (Native) are
+	// valid for 2 hours, and an order is paid with the parameters of its one
+	// prepay, so a longer one could not be paid when it is older.
 	OrderTTL  Duration  `yaml:"order_ttl"`
 	WeChatPay WeChatPay `yaml:"wechatpay"`
 	Simulator Simulator `yaml:"simulator"`

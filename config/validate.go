@@ -36,6 +36,10 @@ var periodFloors = []struct {
 	{"audit.head_every", time.Second, "each period logs the chain head"},
 }
 
+// maxOrderTTL is the longest payments.order_ttl: the validity of WeChat
+// Pay's prepay_id and code_url (JSAPI and Native prepay).
+const maxOrderTTL = 2 * time.Hour
+
 // validate checks every rule a running paygate depends on. It reports all
 // problems, each at the line of the key it concerns.
 func (l *loader) validate(c *Config) {
@@ -556,6 +560,12 @@ func (l *loader) validatePayments(c *Config) {
 	}
 	if _, exact := p.Rules.ApprovalAbove.Fen(); !exact {
 		l.at("payments.rules.approval_above", "%q has more than two decimals", p.Rules.ApprovalAbove.Text)
+	}
+	if d := p.OrderTTL.D(); d > maxOrderTTL {
+		// WeChat Pay's prepay_id (JSAPI) and code_url (Native) live 2 hours,
+		// whatever time_expire says, and an order is paid with its one
+		// prepay, re-signed: past 2 hours wx.requestPayment refuses it.
+		l.at("payments.order_ttl", "%v is above %v: WeChat Pay's prepay_id and code_url are valid for 2 hours, so an older order could not be paid", d, maxOrderTTL)
 	}
 	if p.Budget.MaxRounds < 1 {
 		l.at("payments.budget.max_rounds", "at least 1")
