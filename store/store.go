@@ -455,6 +455,14 @@ type RefundProposals interface {
 	// CancelRefundProposal is ConsumeRefundProposal for the user's "no"; its
 	// events (the refund.cancelled audit record) likewise ride the tombstone.
 	CancelRefundProposal(ctx context.Context, id, user string, events ...Event) (*RefundProposal, error)
+	// OpenRefundProposals returns client's user's proposals that can still
+	// be confirmed (neither used nor cancelled, not expired), oldest first,
+	// from an index of the user's proposals: one read for all of them, so
+	// that the user's order list (SPEC 2.3: what a bot whose SDK drops the
+	// paygate object learns of a proposal) costs no read per order. The
+	// index is kept by PutRefundProposal; a proposal an earlier version
+	// put is not listed (it can still be confirmed until it expires).
+	OpenRefundProposals(ctx context.Context, client, user string) ([]*RefundProposal, error)
 }
 
 // Counters counts events per window (orders per user per day, rate limits).

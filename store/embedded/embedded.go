@@ -57,6 +57,7 @@ var (
 	bClaimGens    = []byte("claim_gens")
 	bNotes        = []byte("notifications")
 	bRefunds      = []byte("refunds")
+	bUserRefunds  = []byte("user_refunds") // enc(client) enc(user) id -> expiring (the proposal's ExpiresAt)
 	bCounters     = []byte("counters")
 	bAnnounced    = []byte("announced") // enc(client) enc(user) enc(no) kind -> expiring
 	bExchanges    = []byte("exchanges")
@@ -79,7 +80,7 @@ var (
 var allBuckets = [][]byte{
 	bOrders, bUserOrders, bUserUpdated, bStatusOrders, bAllOrders, bClaims, bClaimGens,
 	bNotes, bRefunds, bCounters, bExchanges, bSecrets, bOutbox, bOutboxDue, bOutboxDueOf, bAudit, bAuditMeta,
-	bAuditText, bAuditTextCU, bAuditErasedC, bAuditTextUsr, bAuditErased, bAnnounced,
+	bAuditText, bAuditTextCU, bAuditErasedC, bAuditTextUsr, bAuditErased, bAnnounced, bUserRefunds,
 }
 
 // DB is the bbolt store. It implements store.Store.
@@ -244,8 +245,9 @@ func (d *DB) sweepLoop(every time.Duration) {
 }
 
 // Sweep deletes records whose retention has passed (expired claims, seen
-// notification ids, counters, announcement marks, exchanges, audit texts;
-// refund tombstones after store.TombstoneTTL) and reports how many. It runs
+// notification ids, counters, announcement marks, exchanges, audit texts,
+// expired proposals' entries in the user's index; refund tombstones after
+// store.TombstoneTTL) and reports how many. It runs
 // in the background; it is exported for operators and tests.
 func (d *DB) Sweep(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
@@ -271,7 +273,7 @@ const (
 func (d *DB) sweep() (int, error) {
 	now := d.now().UnixNano()
 	n := 0
-	for _, name := range [][]byte{bClaims, bClaimGens, bNotes, bRefunds, bCounters, bExchanges, bAnnounced} {
+	for _, name := range [][]byte{bClaims, bClaimGens, bNotes, bRefunds, bUserRefunds, bCounters, bExchanges, bAnnounced} {
 		k, err := d.sweepBucket(name, now, func(b *bolt.Bucket, k, _ []byte) error { return b.Delete(k) })
 		n += k
 		if err != nil {

@@ -134,12 +134,13 @@ func TestSweep(t *testing.T) {
 	}
 	clock.Advance(2 * time.Minute)
 	// Dead now: short exchange, notification, claim, counter, announcement
-	// mark, audit text (and its user index). The claim generation, the long
-	// exchange and the refund tombstone stay.
+	// mark, audit text (and its user index), the expired proposal's entry
+	// in its user's index. The claim generation, the long exchange and the
+	// refund tombstone stay.
 	n, err := d.Sweep(ctx)
 	must(err)
-	if n != 6 {
-		t.Errorf("swept %d records; want 6", n)
+	if n != 7 {
+		t.Errorf("swept %d records; want 7", n)
 	}
 	cases := []struct {
 		name   string
@@ -155,6 +156,7 @@ func TestSweep(t *testing.T) {
 		{"audit text", bAuditText, 0},
 		{"audit text index", bAuditTextCU, 0},
 		{"refund tombstone", bRefunds, 1},
+		{"user's proposal index", bUserRefunds, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,9 +1,11 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -27,8 +29,14 @@ type refundRec struct {
 	Until int64                `json:"until"`
 }
 
-// PutRefundProposal implements store.RefundProposals: the proposal and its
-// events are one transaction.
+// userRefundKey is a proposal's entry in bUserRefunds, the user's index
+// that OpenRefundProposals reads: the user's prefix, then the id.
+func userRefundKey(client, user, id string) []byte {
+	return append(userPrefix(client, user), id...)
+}
+
+// PutRefundProposal implements store.RefundProposals: the proposal, its
+// entry in the user's index and its events are one transaction.
 func (d *DB) PutRefundProposal(ctx context.Context, p *store.RefundProposal, ttl time.Duration, events ...store.Event) error {
 	if p == nil || p.RefundID == "" || ttl <= 0 {
 		return errors.New("embedded: refund proposal needs an id and a ttl")
@@ -50,6 +58,12 @@ func (d *DB) PutRefundProposal(ctx context.Context, p *store.RefundProposal, ttl
 			return fmt.Errorf("refund proposal %s: %w", p.RefundID, store.ErrExists)
 		}
 		if err := putJSON(b, p.RefundID, rec); err != nil {
+			return err
+		}
+		// The entry lives while the proposal can be confirmed; the
+		// sweep removes it after.
+		idx := expiring{Until: rec.P.ExpiresAt.UnixNano()}
+		if err := putJSON(tx.Bucket(bUserRefunds), string(userRefundKey(p.Client, p.User, p.RefundID)), idx); err != nil {
 			return err
 		}
 		return appendEvents(tx, evs)
@@ -158,9 +172,41 @@ func (d *DB) finishRefund(ctx context.Context, id, user, state string, events []
 		if err := putJSON(tx.Bucket(bRefunds), id, r); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bUserRefunds).Delete(userRefundKey(r.P.Client, r.P.User, id)); err != nil {
+			return err
+		}
 		return appendEvents(tx, evs)
 	})
 	return out, err
+}
+
+// OpenRefundProposals implements store.RefundProposals: the user's index
+// and the proposals it names, read in one transaction.
+func (d *DB) OpenRefundProposals(ctx context.Context, client, user string) ([]*store.RefundProposal, error) {
+	now := d.now()
+	var out []*store.RefundProposal
+	err := d.view(ctx, func(tx *bolt.Tx) error {
+		prefix := userPrefix(client, user)
+		c := tx.Bucket(bUserRefunds).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			r, err := getRefund(tx, string(k[len(prefix):]))
+			if errors.Is(err, store.ErrNotFound) {
+				continue // swept meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			if r.State == refundLive && now.Before(r.P.ExpiresAt) && r.P.Client == client && r.P.User == user {
+				out = append(out, &r.P)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(out, func(a, b *store.RefundProposal) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, nil
 }
 
 // proposalEvents keys events passed with a write of refund proposal id by

@@ -738,6 +738,13 @@ func (k keys) userAnnounced(client, user string) string {
 	return k.p + "{u:" + esc(client) + ":" + esc(user) + "}:a"
 }
 
+// userRefunds is the user's index of refund proposals
+// (OpenRefundProposals): a sorted set of proposal ids scored by their
+// expiry (unix ms), on the user's tag.
+func (k keys) userRefunds(client, user string) string {
+	return k.p + "{u:" + esc(client) + ":" + esc(user) + "}:rp"
+}
+
 func (k keys) idx(name string) string { return k.p + "{idx}:" + name }
 
 func (k keys) status(st store.OrderStatus) string { return k.idx("st:" + string(st)) }

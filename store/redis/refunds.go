@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/paygate/paygate/store"
 )
@@ -67,7 +70,68 @@ func (s *Store) PutRefundProposal(ctx context.Context, p *store.RefundProposal, 
 		return err
 	}
 	p.CreatedAt, p.ExpiresAt = rec.CreatedAt, rec.ExpiresAt
+	s.indexRefund(ctx, &rec, ttl)
 	return nil
+}
+
+// indexRefund adds proposal p, just put for ttl, to its user's index
+// (OpenRefundProposals), in a step of its own: the index is on the user's
+// tag, the proposal on its own, and a Redis Cluster runs no script over
+// two. A failure leaves the proposal unlisted in the user's order list, not
+// unusable (the turn's answer carries it): it is logged, not returned.
+func (s *Store) indexRefund(ctx context.Context, p *store.RefundProposal, ttl time.Duration) {
+	_, err := s.run(ctx, "index refund proposal", s.sc.indexRefund, []string{s.k.userRefunds(p.Client, p.User)},
+		p.RefundID, p.ExpiresAt.UnixMilli(), s.now().UnixMilli(), ms(ttl+expiryGrace))
+	if err != nil {
+		s.log.Warn("store: a refund proposal is not listed in its user's orders", "refund_id", p.RefundID, "err", err)
+	}
+}
+
+// OpenRefundProposals implements store.RefundProposals: the ids of the
+// user's index that have not expired, then their records (one pipeline),
+// of which those still live are returned. It costs one round trip for a
+// user with no proposal open, two otherwise. A used or cancelled proposal
+// stays in the index until it expires and is left out by its record.
+func (s *Store) OpenRefundProposals(ctx context.Context, client, user string) ([]*store.RefundProposal, error) {
+	now := s.now().UnixMilli()
+	ids, err := s.c.ZRangeByScore(ctx, s.k.userRefunds(client, user),
+		&goredis.ZRangeBy{Min: "(" + strconv.FormatInt(now, 10), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, mapErr("list refund proposals", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*goredis.SliceCmd, len(ids))
+	_, err = s.c.Pipelined(ctx, func(pl goredis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = pl.HMGet(ctx, s.k.one("r", id), "j", "st", "exp")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, mapErr("read refund proposals", err)
+	}
+	var out []*store.RefundProposal
+	for _, c := range cmds {
+		vals := c.Val()
+		j, ok := replyStr(vals, 0)
+		if !ok {
+			continue // gone past its tombstone
+		}
+		if st, _ := replyStr(vals, 1); st != refundLive || replyInt(vals, 2) <= now {
+			continue
+		}
+		p, err := decodeProposal(j)
+		if err != nil {
+			return nil, err
+		}
+		if p.Client == client && p.User == user {
+			out = append(out, p)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *store.RefundProposal) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, nil
 }
 
 // GetRefundProposal implements store.RefundProposals.

@@ -675,6 +675,17 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 `
 
+// KEYS: the user's proposal index (keys.userRefunds). ARGV: id,
+// expires_ms, now_ms, keep_ms. Adds id scored by its expiry, drops the ids
+// expired by now, and keeps the set at least keep_ms, as long as its newest
+// proposal can be confirmed.
+const luaIndexRefund = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+return 1
+`
+
 // scripts are created per Store (no package-level mutable state).
 type scripts struct {
 	createOrder, updateOrder, enqueue, readTag, ack, retry *goredis.Script
@@ -685,6 +696,7 @@ type scripts struct {
 	announce                                               *goredis.Script
 	addTally, takeTally                                    *goredis.Script
 	putRefund, finishRefund, appendAudit, putText, erase   *goredis.Script
+	indexRefund                                            *goredis.Script
 }
 
 func newScripts() *scripts {
@@ -714,6 +726,7 @@ func newScripts() *scripts {
 		putExchange:  goredis.NewScript(luaPutExchange),
 		putRefund:    goredis.NewScript(luaPutRefund),
 		finishRefund: goredis.NewScript(luaFinishRefund),
+		indexRefund:  goredis.NewScript(luaIndexRefund),
 		appendAudit:  goredis.NewScript(luaAppendAudit),
 		putText:      goredis.NewScript(luaPutText),
 		erase:        goredis.NewScript(luaEraseText),
@@ -725,5 +738,6 @@ func (s *scripts) all() []*goredis.Script {
 		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnce, s.claimEvent, s.readTag, s.ack, s.retry,
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
+		s.indexRefund,
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -252,6 +253,64 @@ func testRefunds(t *testing.T, open Opener) {
 	}
 	_, _, err = st.RefundProposalState(ctx, "rf-none")
 	wantErr(t, "RefundProposalState of an unknown id", err, store.ErrNotFound)
+}
+
+// testOpenRefunds: OpenRefundProposals lists the proposals of one client's
+// user that can still be confirmed, oldest first: not another user's or
+// another client's, not a used, cancelled or expired one. The user's
+// order list shows them (SPEC 2.3: a bot whose SDK drops the paygate
+// object learns of a proposal there).
+func testOpenRefunds(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	ids := func(ps []*store.RefundProposal) []string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.RefundID)
+		}
+		return out
+	}
+	list := func(client, user string, want ...string) {
+		t.Helper()
+		got, err := st.OpenRefundProposals(ctx, client, user)
+		mustNil(t, "OpenRefundProposals", err)
+		if !slices.Equal(ids(got), want) {
+			t.Errorf("OpenRefundProposals(%s, %s): %q; want %q", client, user, ids(got), want)
+		}
+		for _, p := range got {
+			if p.Client != client || p.User != user || p.AmountFen != 4999 || p.OrderNo != "PG-"+p.RefundID || !p.ExpiresAt.After(clock.Now()) {
+				t.Errorf("OpenRefundProposals(%s, %s): %+v", client, user, p)
+			}
+		}
+	}
+	list("shop", "u1")
+	put := func(p *store.RefundProposal, ttl time.Duration) {
+		t.Helper()
+		mustNil(t, "PutRefundProposal "+p.RefundID, st.PutRefundProposal(ctx, p, ttl))
+		clock.Advance(time.Second)
+	}
+	put(newProposal("rf-short", "u1"), 10*time.Minute)
+	put(newProposal("rf-long", "u1"), time.Hour)
+	put(newProposal("rf-used", "u1"), time.Hour)
+	put(newProposal("rf-cancelled", "u1"), time.Hour)
+	put(newProposal("rf-other-user", "u2"), time.Hour)
+	other := newProposal("rf-other-client", "u1")
+	other.Client = "other-shop"
+	put(other, time.Hour)
+	_, err := st.ConsumeRefundProposal(ctx, "rf-used", "u1")
+	mustNil(t, "ConsumeRefundProposal", err)
+	_, err = st.CancelRefundProposal(ctx, "rf-cancelled", "u1")
+	mustNil(t, "CancelRefundProposal", err)
+
+	list("shop", "u1", "rf-short", "rf-long")
+	list("shop", "u2", "rf-other-user")
+	list("other-shop", "u1", "rf-other-client")
+	list("shop", "u-none")
+	clock.Advance(10 * time.Minute)
+	list("shop", "u1", "rf-long")
+	clock.Advance(time.Hour)
+	list("shop", "u1")
 }
 
 func testCounters(t *testing.T, open Opener) {
