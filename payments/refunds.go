@@ -1040,6 +1040,21 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 	return out
 }
 
+// OpenRefunds returns the user's refund proposals that can still be
+// confirmed, oldest first, in one store read for all of the user's orders
+// (store.RefundProposals.OpenRefundProposals): the order list shows each
+// on its order, for a bot whose SDK drops the paygate object.
+func (s *Service) OpenRefunds(ctx context.Context, client, user string) ([]*store.RefundProposal, error) {
+	if client == "" || user == "" {
+		return nil, ErrUserRequired
+	}
+	ps, err := s.store.OpenRefundProposals(ctx, client, user)
+	if err != nil {
+		return nil, fmt.Errorf("list open refund proposals: %w", err)
+	}
+	return ps, nil
+}
+
 // RefundLabel is the confirm button's text: "Confirm refund of 49.99 CNY".
 func RefundLabel(fen int64, currency string) string {
 	return "Confirm refund of " + FormatAmount(fen, currency)

@@ -24,6 +24,7 @@ type UserPayments interface {
 	PayableParams(ctx context.Context, o *store.Order) (*wechatpay.RequestPayment, string, error)
 	ConfirmRefund(ctx context.Context, client, user, refundID string) (*payments.RefundResult, error)
 	CancelRefund(ctx context.Context, client, user, refundID string) (*store.RefundProposal, error)
+	OpenRefunds(ctx context.Context, client, user string) ([]*store.RefundProposal, error)
 }
 
 var _ UserPayments = (*payments.Service)(nil)
@@ -74,9 +75,23 @@ func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, e
 }
 
 // orderJSON is an order object of SPEC 2.3 with, while it can be paid, the
-// JSAPI parameters (request_payment) or the Native code_url.
-func (s *Server) orderJSON(ctx context.Context, o *store.Order) map[string]any {
+// JSAPI parameters (request_payment) or the Native code_url, and, while
+// refunds of it are proposed and open, refunds_proposed: each proposal as
+// the refund object of its refund_proposed action. A bot whose SDK drops
+// the paygate object (go-openai) learns of a proposal, its confirm_url
+// included, only here (SPEC 2.3). open is the user's open proposals, of
+// any of their orders.
+func (s *Server) orderJSON(ctx context.Context, o *store.Order, open []*store.RefundProposal) map[string]any {
 	v := payments.OrderView(o)
+	var proposed []map[string]any
+	for _, p := range open {
+		if p.OrderNo == o.OrderNo {
+			proposed = append(proposed, payments.ProposalView(p, o.Currency))
+		}
+	}
+	if len(proposed) > 0 {
+		v["refunds_proposed"] = proposed
+	}
 	p, code, err := s.userPay.PayableParams(ctx, o)
 	if err != nil {
 		s.log.Warn("payment parameters unavailable", "order_no", o.OrderNo, "err", err)
@@ -136,9 +151,10 @@ func (s *Server) handleOrders(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.paymentsError(r, err, "orders"))
 		return
 	}
+	open := s.openRefunds(r, user)
 	data := make([]map[string]any, 0, len(orders))
 	for _, o := range orders {
-		data = append(data, s.orderJSON(r.Context(), o))
+		data = append(data, s.orderJSON(r.Context(), o, open))
 	}
 	list := map[string]any{"object": "list", "data": data, "first_id": nil, "last_id": nil, "has_more": more}
 	if len(orders) > 0 {
@@ -163,7 +179,19 @@ func (s *Server) handleOrder(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.paymentsError(r, err, "order"))
 		return
 	}
-	writeJSON(w, http.StatusOK, s.orderJSON(r.Context(), o))
+	writeJSON(w, http.StatusOK, s.orderJSON(r.Context(), o, s.openRefunds(r, user)))
+}
+
+// openRefunds is the user's open refund proposals, for orderJSON: one read
+// for every order of the answer. A failed read leaves them out, as a
+// failed signing leaves out request_payment: the orders are still the
+// answer, and the turn's answer carried each proposal.
+func (s *Server) openRefunds(r *http.Request, user string) []*store.RefundProposal {
+	open, err := s.userPay.OpenRefunds(r.Context(), reqInfo(r).client.Name, user)
+	if err != nil {
+		s.log.Warn("open refund proposals unavailable", "request_id", reqInfo(r).id, "err", err)
+	}
+	return open
 }
 
 // handleRefundAnswer serves the user's confirm (or cancel) of a refund

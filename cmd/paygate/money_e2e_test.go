@@ -487,6 +487,67 @@ func TestApprovalReachesTheNextTurn(t *testing.T) {
 	}
 }
 
+// TestRefundProposalInOrdersAPI: an open refund proposal is listed on its
+// order in GET /v1/paygate/orders and /orders/{order_no}, as the same
+// refund object as the refund_proposed action, until it is answered. SPEC
+// 2.3 sends a bot whose SDK drops the paygate object (go-openai) there for
+// the same facts, and the proposal's refund_id and confirm_url appeared
+// nowhere in it: such a bot could not show the user the confirm button.
+func TestRefundProposalInOrdersAPI(t *testing.T) {
+	var orderNo string
+	up := refundProvider(t, &orderNo, "broken")
+	url, _, a := moneyApp(t, up.URL, "")
+	const user = "oUser-refund-orders-api"
+	orderNo = paidByChat(t, url, a, user)
+	bearer := "Bearer " + e2eClientKey
+	proposals := func() (one, listed gjson.Result) {
+		t.Helper()
+		st, o := httpCall(t, http.MethodGet, url+"/v1/paygate/orders/"+orderNo, bearer, user)
+		if st != http.StatusOK {
+			t.Fatalf("GET order: %d %s", st, o.Raw)
+		}
+		st, l := httpCall(t, http.MethodGet, url+"/v1/paygate/orders", bearer, user)
+		if st != http.StatusOK {
+			t.Fatalf("GET orders: %d %s", st, l.Raw)
+		}
+		return o.Get("refunds_proposed"), l.Get(`data.#(order_no=="` + orderNo + `").refunds_proposed`)
+	}
+	if one, listed := proposals(); one.Exists() || listed.Exists() {
+		t.Errorf("refunds_proposed before any proposal: %s, %s", one.Raw, listed.Raw)
+	}
+	var ids []string
+	var actions []string
+	for range 2 { // two open proposals of one order: both are listed, oldest first
+		act := chatAs(t, url, user, "I want a refund").Get(`paygate.actions.#(type=="refund_proposed").refund`)
+		if act.Get("refund_id").Str == "" {
+			t.Fatalf("no refund_proposed action: %s", act.Raw)
+		}
+		ids, actions = append(ids, act.Get("refund_id").Str), append(actions, act.Raw)
+	}
+	one, listed := proposals()
+	for name, got := range map[string]gjson.Result{"GET /v1/paygate/orders/{order_no}": one, "GET /v1/paygate/orders": listed} {
+		if n := len(got.Array()); n != 2 || got.Get("0").Raw != actions[0] || got.Get("1").Raw != actions[1] {
+			t.Errorf("%s: refunds_proposed %s; want the two refund_proposed objects %s", name, got.Raw, actions)
+		}
+	}
+	// Answered, a proposal is no longer open.
+	if st, b := httpCall(t, http.MethodPost, url+"/v1/paygate/refunds/"+ids[0]+"/cancel", bearer, user); st != http.StatusOK {
+		t.Fatalf("cancel: %d %s", st, b.Raw)
+	}
+	one, listed = proposals()
+	for name, got := range map[string]gjson.Result{"GET /v1/paygate/orders/{order_no}": one, "GET /v1/paygate/orders": listed} {
+		if n := len(got.Array()); n != 1 || got.Get("0.refund_id").Str != ids[1] {
+			t.Errorf("%s after a cancel: refunds_proposed %s; want only %s", name, got.Raw, ids[1])
+		}
+	}
+	if st, b := httpCall(t, http.MethodPost, url+"/v1/paygate/refunds/"+ids[1]+"/confirm", bearer, user); st != http.StatusOK {
+		t.Fatalf("confirm: %d %s", st, b.Raw)
+	}
+	if one, listed := proposals(); one.Exists() || listed.Exists() {
+		t.Errorf("refunds_proposed after the last was confirmed: %s, %s", one.Raw, listed.Raw)
+	}
+}
+
 // TestRefusedRefundIsNotRetried: WeChat Pay refuses a confirmed refund. The
 // bot hears why (502 refund_failed) and is told not to retry
 // (x-should-retry: false): the confirmation is used, and the OpenAI Node
