@@ -25,6 +25,7 @@ func scriptedAnswers(bodies ...string) http.HandlerFunc {
 // its parts, after a text part with the earlier text); and with the bot's
 // own tool call, finish_reason "tool_calls" when the provider (Gemini) ends
 // the round with "stop", but "length" as it came: the call may be cut.
+// Its paygate object holds "actions" even when empty.
 func TestNonStreamAnswerCarriesEveryRoundsText(t *testing.T) {
 	const r0 = `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Let me check order X1. ","tool_calls":[{"id":"call_a","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":"tool_calls"}]}`
 	tests := []struct {
@@ -47,6 +48,11 @@ func TestNonStreamAnswerCarriesEveryRoundsText(t *testing.T) {
 			}
 			if got := gjson.Get(body, "choices.0.finish_reason").Str; got != tc.wantFinish {
 				t.Errorf("finish_reason %q; want %q", got, tc.wantFinish)
+			}
+			// Two rounds and no payment action: paygate names the rounds,
+			// and its actions are there, empty, for a bot that walks them.
+			if got := gjson.Get(body, "paygate.actions").Raw; got != "[]" || gjson.Get(body, "paygate.rounds.#").Int() != 2 {
+				t.Errorf("paygate %s; want actions [] and 2 rounds", gjson.Get(body, "paygate").Raw)
 			}
 		})
 	}

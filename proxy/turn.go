@@ -735,15 +735,19 @@ func (t *turn) claimAnnouncements() {
 }
 
 // extension renders the paygate object (SPEC 2.3), or nil when the turn did
-// nothing paygate must report.
+// nothing paygate must report. Its "actions" is always there, empty in a
+// turn that only took several rounds (a query_order, a refused call): a bot
+// that walks paygate.actions whenever paygate is present (a JavaScript
+// for…of) would throw on a missing one.
 func (t *turn) extension() []byte {
 	if len(t.announced) == 0 && len(t.actions) == 0 && len(t.rounds) < 2 {
 		return nil
 	}
-	ext := map[string]any{}
-	if len(t.announced)+len(t.actions) > 0 {
-		ext["actions"] = append(t.announced[:len(t.announced):len(t.announced)], t.actions...)
+	actions := append(t.announced[:len(t.announced):len(t.announced)], t.actions...)
+	if actions == nil {
+		actions = []json.RawMessage{}
 	}
+	ext := map[string]any{"actions": actions}
 	if len(t.rounds) > 1 {
 		ext["rounds"] = t.rounds
 	}
