@@ -91,7 +91,9 @@
 // its wait for them is bounded by total, not first_byte, and, while a
 // later target could still be asked, by an even share of the round's time
 // left; the round's last chance is not bounded by the round's time
-// (Router.nonStreamWait says why). The round's time
+// (Router.nonStreamWait says why). A forwarded call's event stream, whose
+// head is awaited so, waits first_token for its first event from its
+// head on. The round's time
 // (failover.max_round_time) bounds every other attempt until the answer is
 // there: a stream's first token, a non-stream answer's 2xx head; from then
 // on only the attempt's own timeouts do.

@@ -49,8 +49,8 @@ func heldStream(req *Request, resp *http.Response) bool {
 // pipeEvents makes the answer of a 2xx event stream on a forwarded path (a
 // streamed Responses call, a legacy completion, a transcription): as a
 // chat stream is (SPEC 5), it is held until its first data event, which
-// must come within the first_token timeout (counted from the attempt's
-// start) and the round's time, and which fails the attempt, before any
+// must come within the first_token timeout (counted from the head's
+// arrival) and the round's time, and which fails the attempt, before any
 // byte reached the caller, when it is an error (forwardedEventError), or
 // [DONE]. Piped at its head, such a stream's rate limit or failed response
 // reached the bot as a 200 and counted as the provider's success.
@@ -63,7 +63,12 @@ func heldStream(req *Request, resp *http.Response) bool {
 // Content-Encoding is decoded, as a chat stream is, and its header
 // dropped: the events are read here, and the caller gets what they say.
 func (r *Router) pipeEvents(a *Response, t *target, resp *http.Response) (*Response, *failure) {
-	a.setPhaseAt(phaseFirstToken, t.p.cfg.Timeouts.FirstToken.D())
+	// From the head, not the attempt's start as for a chat stream, whose
+	// head waits only first_byte: a forwarded call's head waits up to the
+	// total timeout or its share of the round (nonStreamWait), its upload
+	// included, and a head later than first_token was failed at once,
+	// its generation sent to the next target and billed twice.
+	a.setPhase(phaseFirstToken, t.p.cfg.Timeouts.FirstToken.D())
 	var src io.Reader = resp.Body
 	if ce := resp.Header["Content-Encoding"]; len(ce) > 0 {
 		d, err := decoder(resp.Body, ce) // reads the coding's header: within first_token

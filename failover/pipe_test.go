@@ -211,6 +211,10 @@ func TestHTMLPageIsNoAnswer(t *testing.T) {
 // Such a stream is now held until its first data event, classified as a
 // chat stream's first event is, and only then piped: the bytes held (its
 // comments, names and line ends too) and the rest, exactly as they came.
+// The first event's wait counts from the head, not the attempt's start:
+// a head that came after first_token (its wait is the total timeout) was
+// failed at once as a first-token timeout, and the call sent to the next
+// target, billed twice.
 func TestForwardedStreamFirstEvent(t *testing.T) {
 	t.Parallel()
 	const (
@@ -263,6 +267,18 @@ func TestForwardedStreamFirstEvent(t *testing.T) {
 			c.end()
 		}, wantFrom: "b", wantCause: CauseFirstTokenTimeout, wantHitsA: 1, minTook: tFirstToken},
 		{name: "a healthy stream, its bytes exact", a: events(raw...), wantFrom: "a", wantBody: strings.Join(raw, "")},
+		// A forwarded call's head may come late (a large upload, a queue:
+		// its wait is timeouts.total): first_token counts from the head.
+		{name: "a head after first_token, its first event soon after", a: func(c *fconn) {
+			c.pause(2 * tFirstToken)
+			events(raw...)(c)
+		}, wantFrom: "a", wantBody: strings.Join(raw, "")},
+		{name: "a late head, then no first event within first_token of it", a: func(c *fconn) {
+			c.pause(2 * tFirstToken)
+			c.sse()
+			c.pause(10 * tFirstToken)
+			c.end()
+		}, wantFrom: "b", wantCause: CauseFirstTokenTimeout, wantHitsA: 1, minTook: 3 * tFirstToken},
 		{name: "a gzip-coded stream, decoded", a: func(c *fconn) {
 			c.sse("Content-Encoding: gzip")
 			c.chunk(encode(t, "gzip", strings.Join(raw, "")))
