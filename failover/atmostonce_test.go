@@ -15,7 +15,9 @@ import (
 // generation, which at worst is billed twice for one answer, or a method
 // that changes nothing twice (GET, HEAD, DELETE, OPTIONS). A POST that
 // creates something (a batch, a file, a fine-tuning job, a background
-// Response) is sent at most once.
+// Response) is sent at most once, however its JSON spells "background".
+// A rerank or score call (vLLM, Jina, SiliconFlow, Cohere-compatible) is a
+// generation too.
 func TestReplayable(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -34,12 +36,18 @@ func TestReplayable(t *testing.T) {
 		{"POST", "/responses", `{"model":"m","input":"hi","background":true}`, false},
 		{"POST", "/responses", `{"background":false,"model":"m","background":true}`, false}, // a provider reads the last
 		{"POST", "/responses", `{"model":"m","metadata":{"background":true}}`, true},
+		{"POST", "/responses", `{"model":"m","input":"x","backgr\u006fund":true}`, false}, // a JSON parser reads the key unescaped
+		{"POST", "/responses", `{"model":"m","input":"x","\u0062ackground":1}`, false},
+		{"POST", "/responses", `{"model":"m","input":"x","backgr\u006fund":false}`, true},
 		{"POST", "/audio/speech", `{"model":"m","input":"hi"}`, true},
 		{"POST", "/audio/transcriptions", "--b\r\n", true},
 		{"POST", "/audio/translations", "--b\r\n", true},
 		{"POST", "/images/generations", `{"model":"m"}`, true},
 		{"POST", "/images/edits", "--b\r\n", true},
 		{"POST", "/images/variations", "--b\r\n", true},
+		{"POST", "/rerank", `{"model":"m","query":"q","documents":["a"]}`, true}, // vLLM, Jina, SiliconFlow, Cohere's shape
+		{"POST", "/score", `{"model":"m","text_1":"a","text_2":"b"}`, true},     // vLLM
+		{"POST", "/rerank/", `{"model":"m"}`, false},
 		{"GET", "/files/file-1", "", true},
 		{"HEAD", "/files/file-1", "", true},
 		{"DELETE", "/files/file-1", "", true},

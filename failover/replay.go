@@ -20,8 +20,11 @@ import (
 // for the one answer the client gets, and its failover is what SPEC 5 is
 // for. Those are a POST to chat/completions, completions, embeddings,
 // moderations, responses (unless "background": true), audio/speech,
-// audio/transcriptions, audio/translations and images/generations, edits
-// and variations. So may GET, HEAD, DELETE and OPTIONS, which change
+// audio/transcriptions, audio/translations, images/generations, edits
+// and variations, and rerank and score (vLLM's, Jina's, SiliconFlow's and
+// Cohere-compatible servers' reranking, which creates nothing: sent at
+// most once, a 502 ended the round where another target would have
+// answered). So may GET, HEAD, DELETE and OPTIONS, which change
 // nothing more when sent twice. Any other call creates or changes
 // something: a file, an upload or its part, a batch, a fine-tuning job, an
 // assistant, a thread or its run, a vector store, a background Response,
@@ -41,7 +44,8 @@ func Replayable(method, path string, body []byte) bool {
 	switch p {
 	case "/chat/completions", "/completions", "/embeddings", "/moderations",
 		"/audio/speech", "/audio/transcriptions", "/audio/translations",
-		"/images/generations", "/images/edits", "/images/variations":
+		"/images/generations", "/images/edits", "/images/variations",
+		"/rerank", "/score":
 		return true
 	case "/responses":
 		return !background(body)
@@ -52,11 +56,11 @@ func Replayable(method, path string, body []byte) bool {
 // background reports whether a Responses request body asks for a
 // background response (any top-level "background" not false or null): the
 // provider stores it and runs it on its own, a job like a batch. Every
-// occurrence counts, as a provider's JSON parser may keep the last.
+// occurrence counts, as a provider's JSON parser may keep the last. Keys
+// are read unescaped, as any JSON parser reads them: a byte search for
+// "background" first let `"backgr\u006fund": true` through as a
+// generation, sent again after a 5xx and run twice in the background.
 func background(body []byte) bool {
-	if !strings.Contains(unsafeString(body), `"background"`) {
-		return false
-	}
 	bg := false
 	gjson.Parse(unsafeString(body)).ForEach(func(k, v gjson.Result) bool {
 		if k.Str == "background" && v.Type != gjson.False && v.Type != gjson.Null {
