@@ -1,8 +1,11 @@
 package failover
 
 import (
+	"bufio"
+	"cmp"
 	"errors"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +49,7 @@ func TestReplayable(t *testing.T) {
 		{"POST", "/images/edits", "--b\r\n", true},
 		{"POST", "/images/variations", "--b\r\n", true},
 		{"POST", "/rerank", `{"model":"m","query":"q","documents":["a"]}`, true}, // vLLM, Jina, SiliconFlow, Cohere's shape
-		{"POST", "/score", `{"model":"m","text_1":"a","text_2":"b"}`, true},     // vLLM
+		{"POST", "/score", `{"model":"m","text_1":"a","text_2":"b"}`, true},      // vLLM
 		{"POST", "/rerank/", `{"model":"m"}`, false},
 		{"GET", "/files/file-1", "", true},
 		{"HEAD", "/files/file-1", "", true},
@@ -74,6 +77,38 @@ func TestReplayable(t *testing.T) {
 	}
 }
 
+// tlsToPlain is fake's base_url as https: the fake speaks plain HTTP, so
+// the TLS handshake fails before any byte of a request is written.
+func tlsToPlain(t *testing.T, fake string) string {
+	return strings.Replace(fake, "http://", "https://", 1)
+}
+
+// resetAfterHead is the base_url of a server that reads a request's head
+// and resets the connection (a provider's front refusing an upload
+// mid-body): the request is not sent whole.
+func resetAfterHead(t *testing.T, _ string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_, _ = http.ReadRequest(bufio.NewReader(c))
+				_ = c.(*net.TCPConn).SetLinger(0)
+				_ = c.Close()
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String() + "/v1"
+}
+
 // closedURL is a base_url nothing listens at: a dial there fails before
 // any byte of a request is written.
 func closedURL(t *testing.T) string {
@@ -93,20 +128,23 @@ func closedURL(t *testing.T) string {
 // again, to the same provider or the next, and each provider that had
 // acted on it created (and billed) its own batch. Such a request
 // (Request.AtMostOnce) still moves on when the provider surely did not
-// act on it: nothing of it was written (a dial error), or the provider
-// refused it (429, 503, 529, another 4xx). Otherwise the round ends with
-// the cause and a note that the request is sent at most once; its wait
-// for a head is not cut at a share of the round's time, since no other
-// target would be asked after it.
+// act on it: nothing of it was written (a dial error, a TLS handshake
+// that failed), not all of it (a body cut mid-way: h1.ErrNotSent), or the
+// provider refused it (429, 503, 529, another 4xx). Otherwise the round
+// ends with the cause and a note that the request is sent at most once;
+// its wait for a head is not cut at a share of the round's time, since no
+// other target would be asked after it.
 func TestAtMostOnceRequest(t *testing.T) {
 	t.Parallel()
 	created := func(c *fconn) { c.status(200, `{"id":"batch_1","object":"batch","status":"validating"}`) }
 	tests := []struct {
 		name       string
 		a          func(c *fconn, n int)
-		closedA    bool          // a's base_url refuses connections
-		roundTime  time.Duration // failover.max_round_time; 0: the test default
-		replayable bool          // the request is not AtMostOnce: the old rules apply
+		closedA    bool                                   // a's base_url refuses connections
+		aURL       func(t *testing.T, fake string) string // a's base_url, given its fake's; nil: the fake's
+		path, body string                                 // the request's; "": a batch's creation
+		roundTime  time.Duration                          // failover.max_round_time; 0: the test default
+		replayable bool                                   // the request is not AtMostOnce: the old rules apply
 
 		wantFrom   string // "" when Open fails
 		wantStatus int
@@ -134,6 +172,10 @@ func TestAtMostOnceRequest(t *testing.T) {
 		{name: "no first event before first_token: the round ends", a: always(func(c *fconn) { c.sse(); c.pause(10 * tFirstToken) }),
 			wantStatus: 504, wantCode: CauseFirstTokenTimeout, wantHits: [2]int{1, 0}},
 		{name: "dial refused: nothing was sent, the next target", closedA: true, wantFrom: "b", wantHits: [2]int{0, 1}},
+		{name: "TLS handshake failed: nothing was sent, the next target", aURL: tlsToPlain,
+			path: "/responses/resp_1/cancel", body: "-", wantFrom: "b", wantHits: [2]int{0, 1}},
+		{name: "an upload reset mid-body: not sent whole, the next target", aURL: resetAfterHead,
+			path: "/files", body: strings.Repeat("x", 16<<20), wantFrom: "b", wantHits: [2]int{0, 1}},
 		{name: "503 overloaded: not acted on, back-off then the next target", a: always(statusFn(503, "overloaded")),
 			wantFrom: "b", wantHits: [2]int{2, 1}},
 		{name: "529 overloaded: the next target", a: always(statusFn(529, errBody("overloaded_error", "", "overloaded"))),
@@ -157,13 +199,20 @@ func TestAtMostOnceRequest(t *testing.T) {
 				if tc.closedA {
 					c.Providers[0].BaseURL = closedURL(t)
 				}
+				if tc.aURL != nil {
+					c.Providers[0].BaseURL = tc.aURL(t, c.Providers[0].BaseURL)
+				}
 				if tc.roundTime > 0 {
 					c.Failover.MaxRoundTime = config.Duration(tc.roundTime)
 				}
 			})
-			got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/batches",
-				Body:        []byte(`{"input_file_id":"file-1","endpoint":"/v1/chat/completions","completion_window":"24h"}`),
-				ContentType: "application/json", AtMostOnce: !tc.replayable})
+			path, body := cmp.Or(tc.path, "/batches"),
+				[]byte(cmp.Or(tc.body, `{"input_file_id":"file-1","endpoint":"/v1/chat/completions","completion_window":"24h"}`))
+			if tc.body == "-" {
+				body = []byte{} // bodyless
+			}
+			got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "POST", Path: path,
+				Body: body, ContentType: "application/json", AtMostOnce: !tc.replayable})
 			if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != tc.wantHits {
 				t.Errorf("providers saw a=%d b=%d; want %v", h[0], h[1], tc.wantHits)
 			}

@@ -59,9 +59,10 @@ type failure struct {
 	// the answer (h1.ErrReusedConnLost), a race with the server's idle
 	// close rather than a fault of the provider's.
 	reusedLost bool
-	// unsent: the attempt failed before any of its request was sent (a
-	// dial error, a body never read: unsent), so the provider cannot
-	// have acted on it (mayHaveRun).
+	// unsent: the attempt failed before its request was sent whole (a
+	// dial error, a failed TLS handshake, a write cut mid-request, a body
+	// never read: unsent), so the provider cannot have acted on it
+	// (mayHaveRun).
 	unsent bool
 	// previousNotFound: a 400 saying the provider does not hold the
 	// Responses request's previous_response_id (isPreviousResponseNotFound).

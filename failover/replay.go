@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/failover/h1"
 )
 
 // Replayable reports whether a forwarded call (method, path below the
@@ -73,8 +75,8 @@ func background(body []byte) bool {
 }
 
 // mayHaveRun reports whether the provider may have acted on the request
-// that failed with f: anything but a failure before any byte of the
-// request left paygate (unsent) or an answer that refuses it: a 4xx, or a
+// that failed with f: anything but a failure before the whole request
+// left paygate (unsent) or an answer that refuses it: a 4xx, or a
 // 503 or 529, which say the provider is too busy to take it. A 5xx other
 // than those, a 2xx that is no answer (an error envelope, an error event,
 // a cut body), a timeout or a connection lost once the request was written
@@ -103,12 +105,18 @@ func (b *sentBody) Read(p []byte) (int, error) {
 }
 
 // unsent reports whether an attempt whose transport failed with err before
-// any head wrote none of its request: a dial that failed (no connection,
-// so nothing sent), or a body the transport never read (sentBody; a
-// request is not whole without it, so no server acts on it).
+// any head sent none of its request, or not all of it, so that no server
+// can have acted on it: a dial that failed (no connection, so nothing
+// sent), a failure h1 reports as h1.ErrNotSent (a TLS handshake that
+// failed, a write cut mid-request: a request short of its Content-Length
+// is none), or a body the transport never read (sentBody; a request is
+// not whole without it). Counted as sent, an upload its provider's front
+// reset mid-body, or a cancellation whose handshake failed, ended the
+// round with "the provider may have acted on it" where the next target
+// would have taken it.
 func unsent(err error, body *sentBody) bool {
 	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
+	if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, h1.ErrNotSent) {
 		return true
 	}
 	return body != nil && !body.read.Load()

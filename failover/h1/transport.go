@@ -299,12 +299,20 @@ func (o *outgoing) close() {
 // the caller's decision, since the server may have read it.
 var ErrReusedConnLost = errors.New("h1: reused keep-alive connection closed before the response")
 
+// ErrNotSent is in the error of a request that failed before all of it
+// was written: a write that failed mid-request, or a TLS handshake that
+// failed before any of it. A request is framed by its Content-Length, so
+// one cut short is no request to a server, which cannot have acted on it:
+// a caller may send it elsewhere even when it must not run twice (an
+// upload, a batch, a cancellation).
+var ErrNotSent = errors.New("request not sent whole")
+
 // errNothingRead marks a failure before the first byte of the answer;
-// errNotSent one before the whole request was written (also errNothingRead),
-// which a server cannot have acted on.
+// errNotSent one before the whole request was written (also
+// errNothingRead, and ErrNotSent).
 var (
 	errNothingRead = errors.New("connection closed before the response")
-	errNotSent     = fmt.Errorf("%w: request not sent whole", errNothingRead)
+	errNotSent     = fmt.Errorf("%w: %w", errNothingRead, ErrNotSent)
 )
 
 // replayable reports whether a server may get req twice without harm, as
@@ -619,7 +627,8 @@ func (t *Transport) dial(ctx context.Context, key connKey, host string) (*conn, 
 		cancel()
 		if err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("h1: TLS handshake with %s: %w", key.addr, err)
+			// Nothing of the request has been written (ErrNotSent).
+			return nil, fmt.Errorf("h1: TLS handshake with %s: %w (%w)", key.addr, err, ErrNotSent)
 		}
 		c.nc = tc
 	}

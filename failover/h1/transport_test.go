@@ -468,7 +468,7 @@ func TestEarlyAnswerToLargeUpload(t *testing.T) {
 				u, _ := rawServer(t, func(n int, c net.Conn) { http.ReadRequest(bufio.NewReader(c)) })
 				return u
 			},
-			requests: 1, wantErr: errNotSent,
+			requests: 1, wantErr: ErrNotSent,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -568,9 +568,15 @@ func TestTLSSpeaksHTTP11(t *testing.T) {
 			t.Fatalf("server saw %q", b)
 		}
 	}
-	// An untrusted certificate is refused.
-	if _, err := post(t, &Transport{}, context.Background(), srv.URL, "{}"); err == nil {
+	// An untrusted certificate is refused, before any of the request is
+	// written: ErrNotSent says so, for a caller that must not send a
+	// request twice (failover's uploads and cancellations).
+	_, err := post(t, &Transport{}, context.Background(), srv.URL, "{}")
+	if err == nil {
 		t.Fatal("an unknown certificate was accepted")
+	}
+	if !errors.Is(err, ErrNotSent) {
+		t.Errorf("a failed handshake: %v; want ErrNotSent in it", err)
 	}
 }
 
