@@ -118,6 +118,10 @@ type conn struct {
 	// writer writes the body of the exchange in flight on a goroutine of
 	// its own, for a body over asyncBody (writeRequest); nil otherwise.
 	writer *bodyWriter
+	// cutWrite: the exchange's answer moved the write deadline into the
+	// past to stop the writer (roundTrip); bodySent clears it again when
+	// the writer had written everything all the same.
+	cutWrite bool
 }
 
 // aLongTimeAgo is a deadline in the past: setting it fails pending and
@@ -666,7 +670,7 @@ var defaultDialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.S
 // caller closes c.
 func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) (*http.Response, error) {
 	stop := afterFunc(ctx, c.abort)
-	c.writer = nil
+	c.writer, c.cutWrite = nil, false
 	if err := c.writeRequest(req, out); err != nil {
 		stop()
 		return nil, fmt.Errorf("h1: write request: %w: %w", errNotSent, err)
@@ -710,8 +714,9 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 			// transmitting the body), the rest of it is not sent. The
 			// write in progress fails at once and the writer ends; the
 			// answer is read on, and the connection is not reused
-			// (bodySent).
+			// (bodySent) unless the writer had written it all.
 			c.nc.SetWriteDeadline(aLongTimeAgo)
+			c.cutWrite = true
 		}
 		c.rd.left = -1 // before b may hand the connection back to the pool
 		// After a 101 the connection speaks another protocol: it is never
@@ -890,6 +895,13 @@ func (w *bodyWriter) finished() bool {
 // writer's last write, which may not have seen its goroutine end yet: the
 // writer is given up to maxWriterWait to, as net/http's Transport gives
 // its own (maxWriteWaitBeforeConnReuse) before it reuses a connection.
+//
+// A writer the answer cut (cutWrite) that had written everything before
+// the cut ended without an error: the request went out whole, and the
+// connection is reused, once its write deadline, still in the past, is
+// cleared. Pooled with it, the next request's write failed at once: sent
+// again on a new connection (a dial and a TLS handshake more) or, with a
+// body that cannot be had again, failed as ErrReusedConnLost.
 func (c *conn) bodySent() bool {
 	w := c.writer
 	if w == nil {
@@ -904,7 +916,16 @@ func (c *conn) bodySent() bool {
 			return false
 		}
 	}
-	return w.err == nil
+	if w.err != nil {
+		return false
+	}
+	if c.cutWrite {
+		if c.nc.SetWriteDeadline(time.Time{}) != nil {
+			return false
+		}
+		c.cutWrite = false
+	}
+	return true
 }
 
 // maxWriterWait bounds bodySent's wait for a writer to end.

@@ -514,6 +514,61 @@ func TestEarlyAnswerToLargeUpload(t *testing.T) {
 	}
 }
 
+// heldClose is a request body in memory whose Close waits for release:
+// its writer has written it all, and has not yet ended.
+type heldClose struct {
+	*bytes.Reader
+	release chan struct{}
+}
+
+func (h *heldClose) Close() error { <-h.release; return nil }
+
+// TestRefusalRacingTheWriterKeepsTheConnection: a server that reads a
+// large body whole and then refuses it (a 400 context_length_exceeded, a
+// 429) on a kept connection may answer before the body's writer has
+// ended. Taken for an early answer, the writer was cut by a write
+// deadline in the past; having written everything, it ended without an
+// error, and the connection was pooled with that deadline: the next
+// request's write failed at once, sent again on a new connection or, with
+// a body that cannot be had again, failed. The connection now serves the
+// next request.
+func TestRefusalRacingTheWriterKeepsTheConnection(t *testing.T) {
+	const size = 100 << 10 // over asyncBody
+	payload := bytes.Repeat([]byte("a"), size)
+	srv, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":{"code":"context_length_exceeded"}}`)
+	}))
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	first := &heldClose{bytes.NewReader(payload), make(chan struct{})}
+	for i, upload := range []io.ReadCloser{first, io.NopCloser(bytes.NewReader(payload))} {
+		// No GetBody: a failed write on a reused connection is not sent again.
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", upload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = size
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if i == 0 {
+			// The answer came while the writer was closing the body.
+			w := resp.Body.(*body).c.writer
+			close(first.release)
+			waitClosed(t, w.done, "the body's writer ended")
+		}
+		if got := readAll(t, resp); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, got)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections; want 1 (a body written whole keeps its connection, whatever the answer)", n)
+	}
+}
+
 func TestInterimAnswersAreSkipped(t *testing.T) {
 	u, _ := rawServer(t, func(n int, c net.Conn) {
 		if _, err := readRequest(bufio.NewReader(c)); err != nil {
