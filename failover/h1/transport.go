@@ -714,9 +714,12 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 			// transmitting the body), the rest of it is not sent. The
 			// write in progress fails at once and the writer ends; the
 			// answer is read on, and the connection is not reused
-			// (bodySent) unless the writer had written it all.
+			// (bodySent) unless the writer had written it all. The
+			// body is closed too: a writer waiting in its Read (a
+			// client's upload still coming) no deadline wakes.
 			c.nc.SetWriteDeadline(aLongTimeAgo)
 			c.cutWrite = true
+			w.closeBody()
 		}
 		c.rd.left = -1 // before b may hand the connection back to the pool
 		// After a 101 the connection speaks another protocol: it is never
@@ -842,13 +845,15 @@ func (c *conn) writeRequest(req *http.Request, out *outgoing) error {
 // caller reads the answer (asyncBody). It owns the body from the start:
 // it closes it when it ends, as an http.RoundTripper may close a request's
 // body after RoundTrip returned. It ends when the body is written or a
-// write fails: the connection closed, or its write deadline moved into
-// the past (an early answer, a cancellation, a failed exchange).
+// write or a read of the body fails: the connection closed, or its write
+// deadline moved into the past and the body closed (an early answer, a
+// cancellation, a failed exchange: closeBody).
 type bodyWriter struct {
 	nc     net.Conn
 	r      io.Reader
 	c      io.Closer
 	length int64
+	closed atomic.Bool   // the body was closed (closeBody)
 	err    error         // set before done is closed
 	done   chan struct{} // closed when the writer has ended
 }
@@ -872,10 +877,23 @@ func (w *bodyWriter) run() {
 	}
 	bw.Reset(nil)
 	writers.Put(bw)
-	if w.c != nil {
-		w.c.Close()
-	}
+	w.closeBody()
 	w.err = err
+}
+
+// closeBody closes the caller's body, once, and reports whether this call
+// did. The writer does when it ends; an exchange that gives the body up
+// does at once: a writer waiting in the body's Read (a client's upload
+// still coming) is woken by no deadline on the connection, and was left
+// so for ever, RoundTrip with it when it waited for the writer
+// (endWriter). http.Request's contract has a Close unblock a Read
+// waiting for input, as net/http's Transport relies on.
+func (w *bodyWriter) closeBody() bool {
+	if w.c == nil || !w.closed.CompareAndSwap(false, true) {
+		return false
+	}
+	w.c.Close()
+	return true
 }
 
 // finished reports whether the writer has ended.
@@ -937,7 +955,8 @@ const maxWriterWait = 50 * time.Millisecond
 // caller may resend the body or close it. A body that did not go out whole
 // marks the error errNotSent: the server cannot have acted on the request.
 // A writer that failed on its own (the server closed the connection) tells
-// more than the read that followed; one cut here, the read's error does.
+// more than the read that followed; one cut here (the deadline, or its
+// body closed while it waited in its Read), the read's error does.
 func (c *conn) endWriter(err error) error {
 	w := c.writer
 	if w == nil {
@@ -945,11 +964,12 @@ func (c *conn) endWriter(err error) error {
 	}
 	c.writer = nil
 	c.abortIO()
+	cut := !w.finished() && w.closeBody()
 	<-w.done
 	switch {
 	case w.err == nil:
 		return err
-	case errors.Is(w.err, os.ErrDeadlineExceeded):
+	case cut, errors.Is(w.err, os.ErrDeadlineExceeded):
 		return fmt.Errorf("%w (%w)", err, errNotSent)
 	default:
 		return fmt.Errorf("h1: write request: %w: %w", errNotSent, w.err)
@@ -1032,5 +1052,8 @@ func (b *body) finish(eof bool) {
 		return
 	}
 	b.stop()
+	if w := b.c.writer; w != nil {
+		w.closeBody() // a writer still waiting in its Read ends with the connection
+	}
 	b.c.nc.Close()
 }

@@ -186,6 +186,108 @@ func TestCancellation(t *testing.T) {
 	}
 }
 
+// stalledUpload is a large request body whose first Read gives 1 KiB and
+// whose next waits until it is closed: a client's upload still coming.
+type stalledUpload struct {
+	served              bool          // the first Read was served (the writer's goroutine only)
+	waiting, closed     chan struct{} // a Read waits; Close was called
+	waitOnce, closeOnce sync.Once
+}
+
+func newStalledUpload() *stalledUpload {
+	return &stalledUpload{waiting: make(chan struct{}), closed: make(chan struct{})}
+}
+
+func (u *stalledUpload) Read(p []byte) (int, error) {
+	if !u.served {
+		u.served = true
+		return copy(p, bytes.Repeat([]byte("a"), 1024)), nil
+	}
+	u.waitOnce.Do(func() { close(u.waiting) })
+	<-u.closed
+	return 0, io.ErrClosedPipe
+}
+
+func (u *stalledUpload) Close() error {
+	u.closeOnce.Do(func() { close(u.closed) })
+	return nil
+}
+
+// TestStalledUploadIsClosed: a large body is written on a goroutine of its
+// own, which may wait in the body's Read, where no deadline on the
+// connection reaches it. Cancelled then, RoundTrip waited for that writer
+// for ever; answered early (a 413), it returned, and the writer and the
+// body were left for ever. The body is now closed, as net/http's
+// Transport closes it (http.Request's contract has a Close unblock such a
+// Read): RoundTrip returns, the writer ends.
+func TestStalledUploadIsClosed(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer string // what the server answers once it has the head; "": nothing
+		cancel bool   // the request is cancelled while the writer waits
+	}{
+		{name: "cancelled", cancel: true},
+		{name: "answered early", answer: "HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"},
+		{name: "answered early, connection held", answer: "HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 2\r\n\r\n{}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, _ := rawServer(t, func(n int, c net.Conn) {
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				io.WriteString(c, tc.answer)
+				io.Copy(io.Discard, br) // until the client closes the connection
+			})
+			tr := &Transport{}
+			defer tr.CloseIdleConnections()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			upload := newStalledUpload()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+"/v1/files", upload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.ContentLength = 1 << 20 // over asyncBody
+			type result struct {
+				resp *http.Response
+				err  error
+			}
+			done := make(chan result, 1)
+			go func() {
+				resp, err := tr.RoundTrip(req)
+				done <- result{resp, err}
+			}()
+			if tc.cancel {
+				<-upload.waiting
+				cancel()
+			}
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("RoundTrip did not return within 10 s")
+			}
+			if tc.cancel {
+				if !errors.Is(r.err, context.Canceled) {
+					t.Errorf("error %v; want the context's", r.err)
+				}
+			} else {
+				if r.err != nil {
+					t.Fatalf("RoundTrip: %v; want the 413", r.err)
+				}
+				w := r.resp.Body.(*body).c.writer
+				waitClosed(t, upload.closed, "the request's body closed at the early answer")
+				if got := readAll(t, r.resp); r.resp.StatusCode != http.StatusRequestEntityTooLarge || got != "{}" {
+					t.Errorf("%d %q; want the 413", r.resp.StatusCode, got)
+				}
+				waitClosed(t, w.done, "the body's writer ended")
+			}
+			waitClosed(t, upload.closed, "the request's body closed")
+		})
+	}
+}
+
 // rawServer answers each connection with fn, over a plain TCP listener, so a
 // test can close connections where net/http would not.
 func rawServer(t *testing.T, fn func(n int, c net.Conn)) (string, *atomic.Int32) {
