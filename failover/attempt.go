@@ -194,11 +194,13 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			// over, and the proxy drops an upstream's forged "paygate"
 			// member from it (interceptors.DropPaygate), which it can
 			// only do to a whole object.
-			if ct := resp.Header.Get("Content-Type"); isHTMLType(ct) {
+			if ct := resp.Header.Get("Content-Type"); isHTMLType(ct) && !fileContent(req) {
 				// No OpenAI endpoint answers HTML: a 2xx page is a
 				// CDN's browser challenge or a web site where the
 				// base_url points, never the answer. Piped, the bot
 				// took it for one and the breaker counted a success.
+				// A stored file's content is the exception: it is
+				// what was stored, an HTML file too.
 				a.release()
 				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
 					err: fmt.Errorf("%d answer is an HTML page (content type %q), which no API answers", resp.StatusCode, ct)}
@@ -512,6 +514,17 @@ func isJSONType(ct string) bool {
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// fileContent reports a download of a stored file's bytes, a GET of a
+// path ending in /content (/files/{id}/content, a code interpreter
+// container's /containers/{id}/files/{id}/content, /videos/{id}/content):
+// the answer is whatever was stored, and an HTML file its provider labels
+// text/html is the answer, not a CDN's page. Refused, such a file could
+// never be downloaded, and each try counted against the provider's
+// breaker, which opened for every bot's chat.
+func fileContent(req *Request) bool {
+	return req.Method == http.MethodGet && strings.HasSuffix(pathOnly(req.Path), "/content")
 }
 
 // isHTMLType reports an HTML media type: text/html or application/xhtml+xml.

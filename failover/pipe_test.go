@@ -170,17 +170,24 @@ func TestForwardedObjectWithErrorIsAnAnswer(t *testing.T) {
 // site) was piped to the bot as the answer on a forwarded path, and the
 // provider's breaker counted it a success. No OpenAI endpoint answers
 // HTML: on every path such a page is a malformed answer, asked once more
-// and then the next target, as it already was for a chat completion.
+// and then the next target, as it already was for a chat completion. But
+// a stored file's content (GET …/content: a file, a code interpreter
+// container's output) is whatever was stored, an HTML file too, which its
+// provider may well label text/html: refused, it could never be
+// downloaded, and each try counted against the provider's breaker.
 func TestHTMLPageIsNoAnswer(t *testing.T) {
 	t.Parallel()
 	const page = "<!doctype html><html><body>Checking your browser\u2026</body></html>"
 	tests := []struct {
 		name, method, path, body, contentType string
+		download                              bool // the page is the answer: a's, piped as sent
 	}{
-		{"embeddings", "POST", "/embeddings", `{"model":"gpt","input":"hi"}`, "text/html; charset=utf-8"},
-		{"a file's content", "GET", "/files/f1/content", "", "text/html"},
-		{"speech", "POST", "/audio/speech", `{"model":"gpt","input":"hi"}`, "TEXT/HTML"},
-		{"a chat completion, as before", "POST", "/chat/completions", string(chatBody(false)), "text/html"},
+		{name: "embeddings", method: "POST", path: "/embeddings", body: `{"model":"gpt","input":"hi"}`, contentType: "text/html; charset=utf-8"},
+		{name: "a file's object", method: "GET", path: "/files/f1", contentType: "text/html"},
+		{name: "speech", method: "POST", path: "/audio/speech", body: `{"model":"gpt","input":"hi"}`, contentType: "TEXT/HTML"},
+		{name: "a chat completion, as before", method: "POST", path: "/chat/completions", body: string(chatBody(false)), contentType: "text/html"},
+		{name: "a file's content", method: "GET", path: "/files/f1/content", contentType: "text/html", download: true},
+		{name: "a container file's content", method: "GET", path: "/containers/cntr_1/files/cfile_1/content?x=1", contentType: "text/html; charset=utf-8", download: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,6 +200,13 @@ func TestHTMLPageIsNoAnswer(t *testing.T) {
 				t.Fatalf("Open: %v", err)
 			}
 			defer resp.Close()
+			if tc.download {
+				body, err := io.ReadAll(resp)
+				if resp.Provider != "a" || len(resp.Tried) != 1 || err != nil || string(body) != page {
+					t.Errorf("answered by %s after %+v: %q (%v); want a's file as sent", resp.Provider, resp.Tried, body, err)
+				}
+				return
+			}
 			if resp.Provider != "b" {
 				t.Fatalf("answered by %s; want b", resp.Provider)
 			}
