@@ -273,22 +273,9 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		a.choices = newChoiceSet(req.Choices)
 	}
 	a.setPhaseAt(phaseFirstToken, to.FirstToken.D()) // counted from the attempt's start
-	var src io.Reader = resp.Body
-	if ce := resp.Header["Content-Encoding"]; len(ce) > 0 {
-		// A server or CDN that compresses unasked compresses streams too
-		// (gzip's flushes keep it incremental): read raw, every attempt
-		// failed as a lost connection. The decoder reads its header now,
-		// within the first-token timeout.
-		d, err := decoder(resp.Body, ce)
-		if err != nil {
-			f := a.failFromErr(err, true)
-			a.release()
-			return nil, f
-		}
-		if d != nil {
-			src = streamDecoder{d.(decodeReader)}
-			resp.Header.Del("Content-Encoding") // the events are the decoded content
-		}
+	src, f := a.decodedStream(resp)
+	if f != nil {
+		return nil, f
 	}
 	a.rd = sse.NewReader(src)
 	held := 0
@@ -691,4 +678,30 @@ func decodeErr(err error) error {
 		return fmt.Errorf("%w: %w", errBadEncoding, err)
 	}
 	return err
+}
+
+// decodedStream is an event stream's body to read events from: decoded
+// when it came with a Content-Encoding (a server or CDN that compresses
+// unasked compresses streams too, gzip's flushes keeping it incremental;
+// read raw, every attempt failed as a lost connection), its header then
+// dropped, since the events are the decoded content. The decoder reads the
+// coding's header now, within the first-token timeout; a coding it cannot
+// read fails the attempt (released).
+func (a *Response) decodedStream(resp *http.Response) (io.Reader, *failure) {
+	ce := resp.Header["Content-Encoding"]
+	if len(ce) == 0 {
+		return resp.Body, nil
+	}
+	d, err := decoder(resp.Body, ce)
+	if err != nil {
+		f := a.failFromErr(err, true)
+		a.release()
+		return nil, f
+	}
+	if d == nil {
+		return resp.Body, nil
+	}
+	resp.Header.Del("Content-Encoding")
+	a.length = -1 // the declared length is of the coded bytes
+	return streamDecoder{d.(decodeReader)}, nil
 }

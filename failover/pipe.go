@@ -69,24 +69,13 @@ func (r *Router) pipeEvents(a *Response, t *target, resp *http.Response) (*Respo
 	// included, and a head later than first_token was failed at once,
 	// its generation sent to the next target and billed twice.
 	a.setPhase(phaseFirstToken, t.p.cfg.Timeouts.FirstToken.D())
-	var src io.Reader = resp.Body
-	if ce := resp.Header["Content-Encoding"]; len(ce) > 0 {
-		d, err := decoder(resp.Body, ce) // reads the coding's header: within first_token
-		if err != nil {
-			f := a.failFromErr(err, true)
-			a.release()
-			return nil, f
-		}
-		if d != nil {
-			src = streamDecoder{d.(decodeReader)}
-			resp.Header.Del("Content-Encoding")
-			a.length = -1 // the declared length is of the coded bytes
-		}
+	src, f := a.decodedStream(resp)
+	if f != nil {
+		return nil, f
 	}
 	h := &holdReader{r: src}
 	rd := sse.NewReader(h)
 	ev, err := rd.Next()
-	var f *failure
 	switch {
 	case errors.Is(err, errHoldFull):
 		// Too large to be an error: the answer.
