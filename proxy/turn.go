@@ -775,6 +775,17 @@ func (t *turn) finishStream(finish []byte, model, reason string) {
 			// asked for it.
 			chunk, _ = sjson.DeleteBytes(chunk, "usage")
 		}
+		if chunk != nil {
+			// A provider that sends no role with tool calls ends a turn of
+			// the bot's own calls with its finish chunk and no role gone
+			// out: the Node SDK's stream helper throws on a choice without
+			// one, and the bot lost the answer, paygate object and all.
+			if role := t.ownRole(); role != "" {
+				if c, err := sjson.SetBytes(chunk, "choices.0.delta.role", role); err == nil {
+					chunk = c
+				}
+			}
+		}
 	}
 	if chunk == nil {
 		chunk = interceptors.FinalChunk(t.turnID, model, t.created, t.ownRole(), reason, ext, nil)

@@ -428,6 +428,22 @@ func TestStreamRoleWhenRoundZeroHasNone(t *testing.T) {
 			},
 			wantAction: "order_created",
 		},
+		{
+			name: "round 1 the bot's own call: the provider's finish chunk carries it",
+			script: func(body string) scriptRound {
+				if !strings.Contains(body, `"role":"tool"`) {
+					return scriptRound{chunks: []string{call(0, "call_1", "create_order", `{"sku":"premium-monthly"}`), toolsEnd}}
+				}
+				return scriptRound{chunks: []string{call(0, "call_c", "send_receipt", `{}`), toolsEnd}}
+			},
+			wantAction: "order_created",
+		},
+		{
+			name: "one round of the bot's own call",
+			script: func(body string) scriptRound {
+				return scriptRound{chunks: []string{call(0, "call_c", "send_receipt", `{}`), toolsEnd}}
+			},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
