@@ -1063,6 +1063,16 @@ func RefundLabel(fen int64, currency string) string {
 // ConfirmPath is where the user's client confirms proposal id.
 func ConfirmPath(id string) string { return "/v1/paygate/refunds/" + id + "/confirm" }
 
+// Confirmable reports whether a confirmation of open proposal p of order o
+// could be carried out as the order stands: o is refundable (paid or
+// partially refunded, no refund in flight) and p asks no more than is
+// left. A proposal that is not is still open (another refund may be
+// undone), but its confirmation would answer 409.
+func Confirmable(o *store.Order, p *store.RefundProposal) bool {
+	left, err := refundable(o)
+	return err == nil && p.AmountFen <= left
+}
+
 // ProposalView is the refund object of SPEC 2.3's refund_proposed action.
 func ProposalView(p *store.RefundProposal, currency string) map[string]any {
 	return map[string]any{

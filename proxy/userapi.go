@@ -80,12 +80,14 @@ func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, e
 // the refund object of its refund_proposed action. A bot whose SDK drops
 // the paygate object (go-openai) learns of a proposal, its confirm_url
 // included, only here (SPEC 2.3). open is the user's open proposals, of
-// any of their orders.
+// any of their orders; one the order can no longer honour (refunded by
+// another proposal, a refund in flight, less left than it asks) is not
+// listed: its button would only answer 409.
 func (s *Server) orderJSON(ctx context.Context, o *store.Order, open []*store.RefundProposal) map[string]any {
 	v := payments.OrderView(o)
 	var proposed []map[string]any
 	for _, p := range open {
-		if p.OrderNo == o.OrderNo {
+		if p.OrderNo == o.OrderNo && payments.Confirmable(o, p) {
 			proposed = append(proposed, payments.ProposalView(p, o.Currency))
 		}
 	}

@@ -540,11 +540,16 @@ func TestRefundProposalInOrdersAPI(t *testing.T) {
 			t.Errorf("%s after a cancel: refunds_proposed %s; want only %s", name, got.Raw, ids[1])
 		}
 	}
+	// Confirmed, one proposal refunds the order in full: another, still
+	// open, is not listed, as its confirmation could only answer 409.
+	if act := chatAs(t, url, user, "I want a refund").Get(`paygate.actions.#(type=="refund_proposed").refund`); act.Get("refund_id").Str == "" {
+		t.Fatalf("no third refund_proposed action: %s", act.Raw)
+	}
 	if st, b := httpCall(t, http.MethodPost, url+"/v1/paygate/refunds/"+ids[1]+"/confirm", bearer, user); st != http.StatusOK {
 		t.Fatalf("confirm: %d %s", st, b.Raw)
 	}
 	if one, listed := proposals(); one.Exists() || listed.Exists() {
-		t.Errorf("refunds_proposed after the last was confirmed: %s, %s", one.Raw, listed.Raw)
+		t.Errorf("refunds_proposed after a proposal refunded the order: %s, %s", one.Raw, listed.Raw)
 	}
 }
 
