@@ -153,7 +153,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	user := endUser(r.Header, chat.User)
 	out, err := interceptors.RewriteChat(body, chat, interceptors.Upstream{
-		Client: rc.client.Name, EndUser: user, Privacy: s.forwardPrivacy(), ForceUsage: true,
+		Client: rc.client.Name, EndUser: user, Privacy: s.forwardPrivacy(user), ForceUsage: true,
 	})
 	if err != nil {
 		writeError(w, badRequest(err.Error()))

@@ -92,7 +92,7 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		bodyUser = string(body[p.content:p.end])
 	}
 	user := endUser(r.Header, bodyUser)
-	privacy := s.forwardPrivacy()
+	privacy := s.forwardPrivacy(user)
 	if userAt >= 0 {
 		changed = true
 		if v, ok := privacy.Forward(client, user); ok && user != "" {

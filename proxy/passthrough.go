@@ -85,8 +85,9 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		// any path: "user", "safety_identifier", "prompt_cache_key" and a
 		// metadata value naming the user are the members paygate rewrites
 		// here (interceptors/identity.go).
+		user := endUser(r.Header, pt.User)
 		body = interceptors.RewritePassthrough(body, pt, interceptors.Upstream{
-			Client: reqInfo(r).client.Name, EndUser: endUser(r.Header, pt.User), Privacy: s.forwardPrivacy(),
+			Client: reqInfo(r).client.Name, EndUser: user, Privacy: s.forwardPrivacy(user),
 		})
 		if model != "" && !s.up.HasModel(model) {
 			writeError(w, modelNotFound(model))

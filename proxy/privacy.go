@@ -22,12 +22,14 @@ func newUserPrivacy(mode string, key []byte) *userPrivacy {
 	return &userPrivacy{Privacy: interceptors.NewPrivacy(mode, key)}
 }
 
-// forwardPrivacy is the Privacy a request's rewrite uses, read once per
-// request: one atomic load, no allocation. A request made while the hash
-// key is pending is counted (paygate_user_hash_key_pending_total).
-func (s *Server) forwardPrivacy() interceptors.Privacy {
+// forwardPrivacy is the Privacy the rewrite of a request naming endUser
+// ("" for none) uses, read once per request: one atomic load, no
+// allocation. A request naming an end user while the hash key is pending
+// is counted (paygate_user_hash_key_pending_total): it goes without the
+// user's hash. One naming none loses nothing and is not counted.
+func (s *Server) forwardPrivacy(endUser string) interceptors.Privacy {
 	p := s.privacy.Load()
-	if p.keyPending {
+	if p.keyPending && endUser != "" {
 		s.metrics.hashKeyPending.Inc()
 	}
 	return p.Privacy

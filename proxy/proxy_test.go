@@ -282,7 +282,8 @@ func TestEndUserIdentifiersNeverReachProvider(t *testing.T) {
 // TestHashKeyPending: under forward_user hash without the key yet (the
 // store that keeps it did not answer at startup), a provider gets none of
 // the end user's identifiers on any path, neither the OpenID nor a hash
-// under some other key, and each such request is counted; from SetHashKey
+// under some other key, and each such request naming an end user is
+// counted (one naming none loses nothing); from SetHashKey
 // on, the keyed hash. A key once set stays, and reading it costs a request
 // no allocation.
 func TestHashKeyPending(t *testing.T) {
@@ -321,6 +322,9 @@ func TestHashKeyPending(t *testing.T) {
 			form(t, field{"user", "", openID}, field{"safety_identifier", "", openID}, field{"metadata[openid]", "", openID}), formCT,
 			"--" + formBoundaryTest + "--\r\n",
 			form(t, field{"user", "", ho}, field{"safety_identifier", "", ho}, field{"metadata[openid]", "", ho})},
+		// No end user: nothing to drop, and not counted.
+		{"chat naming nobody", "/v1/chat/completions", `{"model":"gpt-test","messages":[]}`, nil,
+			`{"model":"vendor/upstream-model","messages":[]}`, `{"model":"vendor/upstream-model","messages":[]}`},
 	}
 	// check sends each case and compares what the provider got with want's
 	// choice, and how much the pending count rose with pendingRise.
@@ -336,13 +340,17 @@ func TestHashKeyPending(t *testing.T) {
 			if got := string(fp.requests()[n].Body); got != want(i) {
 				t.Errorf("%s, %s: provider got\n%q\nwant\n%q", tc.name, phase, got, want(i))
 			}
-			if rise := testutil.ToFloat64(s.metrics.hashKeyPending) - before; rise != pendingRise {
-				t.Errorf("%s, %s: paygate_user_hash_key_pending_total rose by %v; want %v", tc.name, phase, rise, pendingRise)
+			wantRise := pendingRise
+			if tc.hdr == nil {
+				wantRise = 0 // names no end user
+			}
+			if rise := testutil.ToFloat64(s.metrics.hashKeyPending) - before; rise != wantRise {
+				t.Errorf("%s, %s: paygate_user_hash_key_pending_total rose by %v; want %v", tc.name, phase, rise, wantRise)
 			}
 		}
 	}
 	check("the key pending", func(i int) string { return cases[i].pending }, 1)
-	if n := testing.AllocsPerRun(100, func() { _ = s.forwardPrivacy() }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { _ = s.forwardPrivacy(openID) }); n != 0 {
 		t.Errorf("reading forward_user allocates %v times a request; want 0", n)
 	}
 	if !s.SetHashKey([]byte(testHashKey)) {
