@@ -251,3 +251,44 @@ func TestNonStreamAnswerCarriesEveryRoundsArrays(t *testing.T) {
 		})
 	}
 }
+
+// TestPaymentCallIDsMadeUnique: a model that gives two payment calls of
+// one round the same id got two tool results of one tool_call_id in the
+// next round's request, which strict providers refuse (400), ending the
+// turn after its payment steps ran; one that gives none got an assistant
+// message naming "" while the results named paygate's ids (a non-stream
+// round built the message before the ids were given). Each call's id is
+// unique in the round, the same in the assistant message and its result.
+func TestPaymentCallIDsMadeUnique(t *testing.T) {
+	call := func(id, no string) string {
+		return `{"id":"` + id + `","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"` + no + `\"}"}}`
+	}
+	const r1 = `{"id":"c2","object":"chat.completion","created":2,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Both checked."},"finish_reason":"stop"}]}`
+	for _, tc := range []struct{ name, a, b string }{
+		{"one id twice", "call_same", "call_same"},
+		{"no ids", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r0 := `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[` +
+				call(tc.a, "X1") + `,` + call(tc.b, "X2") + `]},"finish_reason":"tool_calls"}]}`
+			fp := newFakeProvider(t, scriptedAnswers(r0, r1))
+			url := statefulProxy(t, fp.URL)
+			resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"are X1 and X2 paid?"}]}`,
+				map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			if body := readAll(t, resp.Body); gjson.Get(body, "choices.0.message.content").Str != "Both checked." {
+				t.Fatalf("answer %s", body)
+			}
+			reqs := fp.requests()
+			if len(reqs) != 2 {
+				t.Fatalf("%d upstream requests; want 2", len(reqs))
+			}
+			next := reqs[1].Body
+			var called, answered []string
+			gjson.Get(assistantToolMessage(next), "tool_calls.#.id").ForEach(func(_, v gjson.Result) bool { called = append(called, v.Str); return true })
+			gjson.GetBytes(next, `messages.#(role=="tool")#.tool_call_id`).ForEach(func(_, v gjson.Result) bool { answered = append(answered, v.Str); return true })
+			if len(called) != 2 || called[0] == "" || called[0] == called[1] || strings.Join(called, ",") != strings.Join(answered, ",") {
+				t.Errorf("the next round's calls %q and tool results %q; want two distinct ids, each answered once in order", called, answered)
+			}
+		})
+	}
+}

@@ -558,11 +558,14 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, cr
 }
 
 // execute runs a round's payment calls, lowest index first, under the turn's
-// budget, and returns one tool result message per call. Calls without an id
-// get one, so the assistant message built after can name them.
+// budget, and returns one tool result message per call. Calls without an id,
+// or with one an earlier call of the round has, get one of their own, so
+// that the assistant message built after names each once: two tool results
+// of one tool_call_id are a 400 at strict providers, which ended the turn
+// after its payment steps ran.
 func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
 	for i := range calls {
-		if calls[i].ID == "" {
+		if calls[i].ID == "" || slices.ContainsFunc(calls[:i], func(c interceptors.ToolCall) bool { return c.ID == calls[i].ID }) {
 			calls[i].ID = "call_pg_" + strconv.Itoa(len(t.rounds)) + "_" + strconv.Itoa(i)
 		}
 	}

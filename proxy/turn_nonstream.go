@@ -75,7 +75,10 @@ func (t *turn) nonStream() {
 			thought.Content += ans.reasoning.Content
 			thought.Key = ans.reasoning.Key
 		}
-		msgs := append([][]byte{interceptors.AssistantToolMessageWith(ans.content, ans.reasoning, interceptors.ParsableArguments(ans.payment))}, t.execute(ans.payment)...)
+		// Executed first: execute gives calls their ids (none, or one
+		// repeated), which the assistant message must name as the results do.
+		results := t.execute(ans.payment)
+		msgs := append([][]byte{interceptors.AssistantToolMessageWith(ans.content, ans.reasoning, interceptors.ParsableArguments(ans.payment))}, results...)
 		if err := t.nextBody(msgs); err != nil {
 			writeError(t.w, t.s.upstreamError(err))
 			return
