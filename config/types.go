@@ -74,6 +74,19 @@ type Client struct {
 	// AllowedSKUs restricts which catalog SKUs this client may sell.
 	// Default []: every SKU.
 	AllowedSKUs []string `yaml:"allowed_skus"`
+	// Forward restricts which forwarded /v1/* paths (SPEC 2.2: every path
+	// but chat completions, GET /v1/models and /v1/paygate/*, which it
+	// never affects) this client may call: each pattern "METHOD /v1/path"
+	// (METHOD one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS; HEAD is
+	// not GET) or "/v1/path" for any method, a trailing "*" a prefix
+	// wildcard, e.g. ["POST /v1/embeddings", "POST /v1/responses",
+	// "GET /v1/responses/*"]. A request that matches none is a 403
+	// path_not_allowed and reaches no provider: without it, any bot's key
+	// lists and reads the provider accounts' files, stored completions,
+	// batches and fine-tuning jobs. Unset (the default), every path is
+	// forwarded, as SPEC 2.2 says; a written empty list (forward: [])
+	// forwards none.
+	Forward []string `yaml:"forward"`
 }
 
 // Admin protects the admin listener.

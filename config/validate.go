@@ -169,6 +169,16 @@ func (l *loader) validateClients(c *Config) {
 				l.at(fmt.Sprintf("%s.allowed_skus[%d]", p, j), "SKU %q is not in payments.catalog", sku)
 			}
 		}
+		for j, f := range cl.Forward {
+			if _, err := ParseForward(f); err != nil {
+				l.at(fmt.Sprintf("%s.forward[%d]", p, j), "%q: %v", f, err)
+			}
+		}
+		// A written "forward: []" forwards nothing; the decoder may leave
+		// it nil, which would read as unset (every path): keep it non-nil.
+		if _, written := l.lines[p+".forward"]; written && !l.nulls[p+".forward"] && cl.Forward == nil {
+			c.Clients[i].Forward = []string{}
+		}
 	}
 	// The admin token approves orders above payments.rules.approval_above; a
 	// bot holding it could approve its own (one ${VAR} used for both is an
