@@ -34,6 +34,10 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			" is not forwarded: it has a '.' or '..' segment, an escaped slash or a backslash"))
 		return
 	}
+	if aerr := s.forwardAllowed(reqInfo(r).client, r.Method, r.URL.Path); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
 	body, aerr := s.readBody(w, r)
 	if aerr != nil {
 		writeError(w, aerr)

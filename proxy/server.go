@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -86,8 +87,12 @@ type Server struct {
 	notify http.Handler
 	// redact masks the known secrets in upstream text before it reaches a
 	// client (redacted).
-	redact   *logging.Redactor
-	clients  []clientEntry
+	redact  *logging.Redactor
+	clients []clientEntry
+	// forward holds the compiled clients[].forward of the clients that set
+	// it, by the pointer authenticate returns; a client absent here may
+	// call every forwarded path (SPEC 2.2).
+	forward  map[*config.Client]forwardRules
 	modelsJS []byte
 	modelJS  map[string][]byte // GET /v1/models/{id}, by public name
 	metrics  *metrics
@@ -172,6 +177,17 @@ func New(o Options) (*Server, error) {
 	for i := range o.Config.Clients {
 		c := &o.Config.Clients[i]
 		s.clients = append(s.clients, clientEntry{digest: sha256.Sum256([]byte(c.Key)), cfg: c})
+		if c.Forward == nil {
+			continue
+		}
+		fr, err := compileForward(c.Forward, "clients["+strconv.Itoa(i)+"].forward")
+		if err != nil {
+			return nil, fmt.Errorf("client %q: %w", c.Name, err)
+		}
+		if s.forward == nil {
+			s.forward = map[*config.Client]forwardRules{}
+		}
+		s.forward[c] = fr
 	}
 	now := time.Now()
 	s.modelsJS = modelList(o.Upstream.Models(), now)
