@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -648,6 +649,7 @@ func (c *Config) Secrets() []string {
 		for name, v := range p.Headers {
 			if credentialHeader(name) {
 				add(v)
+				schemeCredentials(v, add)
 			}
 		}
 	}
@@ -658,6 +660,52 @@ func (c *Config) Secrets() []string {
 	urlCredentials(c.Webhooks.URL, add)
 	add(c.Privacy.HashKey)
 	return out
+}
+
+// schemeCredentials hands add the credential of a header value written
+// with an auth scheme ("Bearer cfut_…", "Token …", "Basic <base64>"): the
+// value after the scheme, and for Basic the user:pass it decodes to and
+// the password. A provider or gateway that rejects it echoes the bare
+// token ("invalid token cfut_…"), never the header's whole value, so
+// masking the whole value alone let the token reach the log and the bot.
+// The user name alone is not added, as in urlCredentials. add drops what
+// is too short to mask.
+func schemeCredentials(v string, add func(string)) {
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(v), " ")
+	cred = strings.TrimSpace(cred)
+	if !ok || cred == "" || !authScheme(scheme) {
+		return
+	}
+	add(cred)
+	if !strings.EqualFold(scheme, "basic") {
+		return
+	}
+	dec, err := base64.StdEncoding.DecodeString(cred)
+	if err != nil {
+		if dec, err = base64.RawStdEncoding.DecodeString(cred); err != nil {
+			return
+		}
+	}
+	add(string(dec))
+	if _, pass, ok := strings.Cut(string(dec), ":"); ok {
+		add(pass)
+	}
+}
+
+// authScheme reports whether s is an HTTP auth scheme: a token (RFC 9110
+// tchar) of letters, digits and the few marks a scheme name may carry.
+func authScheme(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', strings.ContainsRune("!#$%&'*+-.^_`|~", c):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // urlCredentials hands add what in URL raw may be a credential: its
