@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Mask replaces every redacted value.
@@ -54,25 +56,61 @@ func NewRedactor(secrets []string) *Redactor { return NewRedactorMin(secrets, 4)
 // bound than the log: a local provider's placeholder key ("none", "EMPTY",
 // "ollama") is no secret, and masking it as a substring mangles the very
 // words of the provider's message ('nonexistent' became
-// '[REDACTED]xistent').
+// '[REDACTED]xistent'). Each secret is masked in its encoded forms too
+// (encodedForms): a provider echoes a key percent-encoded or JSON-escaped
+// as often as it echoes it plain.
 func NewRedactorMin(secrets []string, minLen int) *Redactor {
 	// strings.Replacer tries its old strings in argument order, so a secret
 	// that begins with another (sk-dev, sk-dev-admin) would keep its tail:
 	// the longest go first.
-	secrets = slices.Clone(secrets)
-	slices.SortStableFunc(secrets, func(a, b string) int { return len(b) - len(a) })
-	var pairs []string
-	r := &Redactor{}
+	var all []string
+	seen := map[string]bool{}
 	for _, s := range secrets {
-		if len(s) >= max(minLen, 1) {
-			pairs = append(pairs, s, Mask)
-			r.values = append(r.values, s)
+		if len(s) < max(minLen, 1) {
+			continue
 		}
+		for _, f := range append([]string{s}, encodedForms(s)...) {
+			if !seen[f] {
+				seen[f] = true
+				all = append(all, f)
+			}
+		}
+	}
+	slices.SortStableFunc(all, func(a, b string) int { return len(b) - len(a) })
+	var pairs []string
+	r := &Redactor{values: all}
+	for _, s := range all {
+		pairs = append(pairs, s, Mask)
 	}
 	if len(pairs) > 0 {
 		r.secrets = strings.NewReplacer(pairs...)
 	}
 	return r
+}
+
+// encodedForms are the forms other than s itself in which a provider or
+// gateway may echo secret s: percent-encoded, as a URL's query or form
+// (url.QueryEscape) or its path (url.PathEscape) writes it, and JSON-escaped,
+// with "/" written "\/" (PHP's json_encode, many gateways) or not, HTML
+// characters escaped (\u0026) or not. Each is exact, so masking stays one
+// pass of the replacer; a secret no encoding changes (sk-…, most keys) adds
+// none. JSON forms are skipped for a secret that is not UTF-8 (a binary
+// hash key): the encoder would write a replacement character, not it.
+func encodedForms(s string) []string {
+	forms := []string{url.QueryEscape(s), url.PathEscape(s)}
+	if utf8.ValidString(s) {
+		for _, html := range []bool{false, true} {
+			var b strings.Builder
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(html)
+			if enc.Encode(s) != nil {
+				continue
+			}
+			j := strings.TrimSuffix(strings.TrimSuffix(b.String(), "\n"), `"`)[1:]
+			forms = append(forms, j, strings.ReplaceAll(j, "/", `\/`))
+		}
+	}
+	return slices.DeleteFunc(forms, func(f string) bool { return f == s })
 }
 
 // String returns s with secrets masked.

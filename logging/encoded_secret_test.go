@@ -1,0 +1,51 @@
+package logging
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// TestEncodedSecretEchoLogged: a provider or gateway that echoes a
+// configured secret encoded, percent-encoded (quoting the request URL or
+// form: url.QueryEscape, url.PathEscape) or JSON-escaped with "\/" for "/"
+// (PHP's json_encode, many gateways), must not put it in the log or in text
+// a client reads.
+func TestEncodedSecretEchoLogged(t *testing.T) {
+	key := "Zk9+a2V5/with/slash+plus== x&y"
+	jsonForm, _ := json.Marshal(key)
+	echoes := map[string]string{
+		"json-slash":  strings.ReplaceAll(key, "/", `\/`),
+		"query":       url.QueryEscape(key),
+		"path":        url.PathEscape(key),
+		"json-escape": strings.ReplaceAll(strings.Trim(string(jsonForm), `"`), "/", `\/`),
+	}
+	for name, echo := range echoes {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			New(&buf, slog.LevelInfo, []string{key}).Warn("upstream attempt failed", "err", errors.New(`401 {"error":"bad key `+echo+`"}`))
+			var line map[string]any
+			if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+				t.Fatal(err)
+			}
+			if got := line["err"].(string); strings.Contains(got, echo) || !strings.Contains(got, Mask) {
+				t.Errorf("log: encoded key %q not masked: %q", echo, got)
+			}
+			r := NewRedactorMin([]string{key}, ClientMinSecret)
+			if got := r.String("bad key " + echo); got != "bad key "+Mask {
+				t.Errorf("client: %q", got)
+			}
+			if !r.Has([]byte("x" + echo + "y")) {
+				t.Error("Has does not see the encoded key")
+			}
+		})
+	}
+	// A secret that no encoding changes is masked once, as before.
+	if got := NewRedactor([]string{"plain-secret-123"}).String("a plain-secret-123 b"); got != "a "+Mask+" b" {
+		t.Errorf("plain secret: %q", got)
+	}
+}
