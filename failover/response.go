@@ -247,7 +247,7 @@ func (a *Response) noteMalformed(ev sse.Event) bool {
 		return false
 	}
 	a.malformed++
-	a.r.log.Warn("upstream malformed event skipped", "provider", a.Provider, "model", a.Model, "bytes", len(ev.Data))
+	a.r.log.WarnContext(&a.ctx, "upstream malformed event skipped", "provider", a.Provider, "model", a.Model, "bytes", len(ev.Data))
 	return true
 }
 
@@ -329,23 +329,23 @@ func (a *Response) finish(err error) error {
 			// A content filter doing its work: the provider is healthy,
 			// as a refusal before the first byte counts (round.decide).
 			breaker = nil
-			a.r.log.Info("upstream refused the stream", "provider", a.Provider, "model", a.Model, "code", se.Code)
+			a.r.log.InfoContext(&a.ctx, "upstream refused the stream", "provider", a.Provider, "model", a.Model, "code", se.Code)
 		case se.Class == CauseInsufficientQuota:
 			// The account is out of money: out of service, as before
 			// the first byte (round.decide), not a breaker failure.
 			a.r.outOfQuota(a.t.p, a.r.opts.Now(), se.Message)
-			a.r.log.Warn("upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "err", se.Err)
+			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "err", se.Err)
 		case se.Class == CauseRateLimited:
 			// Too fast or overloaded: the back-off keeps other rounds
 			// away meanwhile, as before the first byte (round.decide);
 			// only an overload (503, 529) counts against the breaker.
 			breaker = rateLimitOutcome(0, se.Status)
 			w := a.r.backOff(a.t.p, a.r.opts.Now(), se.Status == http.StatusTooManyRequests)
-			a.r.log.Warn("upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause,
+			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause,
 				"backoff", w, "err", se.Err)
 		case se.Cause != CauseCanceled:
 			breaker = errProviderFailure
-			a.r.log.Warn("upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "err", se.Err)
+			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "err", se.Err)
 		}
 	}
 	a.reportBreaker(breaker)

@@ -273,7 +273,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			// refuse again (SPEC 5: retried nowhere), so it ends the round
 			// below with the provider's reason.
 			done(errNeutral)
-			r.log.Warn("upstream refused the continuation request: asking for a fresh answer", "model", rd.model.name,
+			r.log.WarnContext(rd.ctx, "upstream refused the continuation request: asking for a fresh answer", "model", rd.model.name,
 				"provider", p.name, "target", t.model, "status", f.httpStatus, "code", f.errCode)
 			send, continued = body, false
 			continue
@@ -315,7 +315,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			t.observe(r.opts.Now(), 2*at.Duration)
 		}
 		if !f.canceled {
-			r.log.Warn("upstream attempt failed", "model", rd.model.name, "provider", p.name, "target", t.model,
+			r.log.WarnContext(rd.ctx, "upstream attempt failed", "model", rd.model.name, "provider", p.name, "target", t.model,
 				"attempt", rd.attempts, "cause", f.cause, "status", f.httpStatus, "code", f.errCode,
 				"duration", at.Duration, "next", d.next.String(), "err", f.err)
 		}

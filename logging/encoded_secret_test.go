@@ -2,6 +2,7 @@ package logging
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -47,5 +48,30 @@ func TestEncodedSecretEchoLogged(t *testing.T) {
 	// A secret that no encoding changes is masked once, as before.
 	if got := NewRedactor([]string{"plain-secret-123"}).String("a plain-secret-123 b"); got != "a "+Mask+" b" {
 		t.Errorf("plain secret: %q", got)
+	}
+}
+
+// TestHandlerAddsRequestIDFromContext: a line logged with a request's
+// context gets its id; one that names its own request_id keeps it, and
+// one without a context gets none.
+func TestHandlerAddsRequestIDFromContext(t *testing.T) {
+	var buf bytes.Buffer
+	log := New(&buf, slog.LevelInfo, nil)
+	ctx := WithRequestID(context.Background(), "req_abc")
+	log.WarnContext(ctx, "from ctx")
+	log.WarnContext(ctx, "own id", "request_id", "req_own")
+	log.Warn("no ctx")
+	want := []any{"req_abc", "req_own", nil}
+	for i, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec["request_id"] != want[i] {
+			t.Errorf("line %d: request_id %v; want %v: %s", i, rec["request_id"], want[i], line)
+		}
+		if strings.Count(line, "request_id") > 1 {
+			t.Errorf("line %d: request_id twice: %s", i, line)
+		}
 	}
 }

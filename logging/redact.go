@@ -208,14 +208,49 @@ func ParseLevel(s string) slog.Level {
 // Enabled implements slog.Handler.
 func (h *Handler) Enabled(ctx context.Context, l slog.Level) bool { return h.inner.Enabled(ctx, l) }
 
-// Handle implements slog.Handler.
+// Handle implements slog.Handler. A record logged with a request's
+// context (the *Context methods) that names no request_id itself gets the
+// id the context carries (WithRequestID): a line written deep in failover
+// or the payment tools, which know no request, is then found by the
+// X-Request-Id the client was answered with.
 func (h *Handler) Handle(ctx context.Context, rec slog.Record) error {
 	out := slog.NewRecord(rec.Time, rec.Level, h.r.String(rec.Message), rec.PC)
+	hasID := false
 	rec.Attrs(func(a slog.Attr) bool {
+		hasID = hasID || a.Key == requestIDAttr
 		out.AddAttrs(h.attr(a))
 		return true
 	})
+	if !hasID {
+		if id := RequestID(ctx); id != "" {
+			out.AddAttrs(slog.String(requestIDAttr, id))
+		}
+	}
 	return h.inner.Handle(ctx, out)
+}
+
+// requestIDAttr is the attribute key of a request's id in a log line.
+const requestIDAttr = "request_id"
+
+// RequestIDKey is the context key under which a request's id (a string)
+// is carried. WithRequestID sets it; a context type of its own (the
+// proxy's per-request one, which spares an allocation per request) may
+// answer it in its Value method instead.
+type RequestIDKey struct{}
+
+// WithRequestID returns ctx carrying request id id, which the log's
+// Handler adds to each line logged with it.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, RequestIDKey{}, id)
+}
+
+// RequestID is the request id ctx carries; "" with none (or a nil ctx).
+func RequestID(ctx context.Context) string {
+	if ctx == nil {
+		return ""
+	}
+	id, _ := ctx.Value(RequestIDKey{}).(string)
+	return id
 }
 
 // WithAttrs implements slog.Handler.

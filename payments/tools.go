@@ -112,20 +112,20 @@ func (t *Tools) Execute(ctx context.Context, c Caller, name, args string) Outcom
 	}
 	switch name {
 	case t.names.CreateOrder:
-		t.ignoreExtra(name, args, createArgs)
+		t.ignoreExtra(ctx, name, args, createArgs)
 		return t.createOrder(ctx, c, args)
 	case t.names.QueryOrder:
-		t.ignoreExtra(name, args, queryArgs)
+		t.ignoreExtra(ctx, name, args, queryArgs)
 		return t.queryOrder(ctx, c, args)
 	case t.names.RequestRefund:
-		t.ignoreExtra(name, args, refundArgs)
+		t.ignoreExtra(ctx, name, args, refundArgs)
 		return t.requestRefund(ctx, c, args)
 	}
 	return Outcome{Result: resultJSON(map[string]any{"error": "unknown tool " + name})}
 }
 
 // ignoreExtra logs arguments outside the schema; they are never obeyed.
-func (t *Tools) ignoreExtra(name, args string, allowed map[string]bool) {
+func (t *Tools) ignoreExtra(ctx context.Context, name, args string, allowed map[string]bool) {
 	var extra []string
 	gjson.Parse(args).ForEach(func(k, _ gjson.Result) bool {
 		if !allowed[k.String()] {
@@ -134,7 +134,7 @@ func (t *Tools) ignoreExtra(name, args string, allowed map[string]bool) {
 		return true
 	})
 	if len(extra) > 0 {
-		t.log.Warn("payment tool arguments outside the schema ignored", "tool", name, "fields", strings.Join(extra, ","))
+		t.log.WarnContext(ctx, "payment tool arguments outside the schema ignored", "tool", name, "fields", strings.Join(extra, ","))
 	}
 }
 
@@ -181,7 +181,7 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 		if errors.Is(err, ErrDailyLimit) {
 			return t.refusedByRule(t.names.CreateOrder, c, err)
 		}
-		t.log.Warn("create_order failed", "client", c.Client, "sku", item.SKU, "err", err)
+		t.log.WarnContext(ctx, "create_order failed", "client", c.Client, "sku", item.SKU, "err", err)
 		out.Failed = true
 		out.Result = resultJSON(map[string]any{"status": "failed", "error": failureText(err)})
 		return out

@@ -379,13 +379,19 @@ type routed struct {
 	idHeader        [1]string
 }
 
-// Value carries the request's requestCtx under ctxKey, as a
-// context.WithValue would; every other key is the server context's, so
-// context's own lookups (its cancelCtx, for AfterFunc and WithCancel on
-// top of this one) find what they would without it.
+// Value carries the request's requestCtx under ctxKey and its id under
+// logging.RequestIDKey, as context.WithValue would; every other key is the
+// server context's, so context's own lookups (its cancelCtx, for AfterFunc
+// and WithCancel on top of this one) find what they would without it.
 func (m *routed) Value(key any) any {
-	if key == (ctxKey{}) {
+	switch key.(type) {
+	case ctxKey:
 		return &m.rc
+	case logging.RequestIDKey:
+		// The id for the log lines of code that knows no request
+		// (failover, the payment tools), as logging.WithRequestID would
+		// carry it without a context of its own.
+		return m.rc.id
 	}
 	return m.Context.Value(key)
 }
