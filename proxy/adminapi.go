@@ -169,23 +169,16 @@ func adminLimit(r *http.Request) (int, bool) {
 // the nanosecond and its number) and is null when the page was not full.
 func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit, ok := adminLimit(r)
+	p, ok := adminPage(w, r)
 	if !ok {
-		adminError(w, http.StatusBadRequest, "limit must be a whole number from 1 to "+strconv.Itoa(store.MaxListLimit))
 		return
 	}
-	f := store.OrderFilter{Client: q.Get("client"), User: q.Get("user"), Status: store.OrderStatus(q.Get("status")), Limit: limit}
+	limit := p.Limit
+	f := store.OrderFilter{Client: q.Get("client"), User: q.Get("user"), Status: store.OrderStatus(q.Get("status")),
+		Limit: limit, Before: p.Before, BeforeOrderNo: p.BeforeOrderNo}
 	if f.Status != "" && !f.Status.Valid() {
 		adminError(w, http.StatusBadRequest, "unknown status "+strconv.Quote(string(f.Status)))
 		return
-	}
-	if b := q.Get("before"); b != "" {
-		t, no, err := parseOrderCursor(b)
-		if err != nil {
-			adminError(w, http.StatusBadRequest, "before must be a next_before cursor or an RFC 3339 time")
-			return
-		}
-		f.Before, f.BeforeOrderNo = t, no
 	}
 	filters := []store.OrderFilter{f}
 	if f.User != "" && f.Client == "" {
@@ -215,11 +208,7 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 	if len(all) > limit {
 		all = all[:limit]
 	}
-	var next any // null: no more pages
-	if len(all) == limit {
-		next = orderCursor(all[len(all)-1])
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"orders": adminOrders(all), "next_before": next})
+	writeJSON(w, http.StatusOK, map[string]any{"orders": adminOrders(all), "next_before": nextBefore(all, limit)})
 }
 
 // orderCursor is the admin order list's next_before after o: its creation
