@@ -129,10 +129,10 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		return nil, &failure{cause: CauseClientError, status: http.StatusBadRequest, errMsg: "invalid upstream request", err: err}
 	}
 
-	var sent *sentBody
+	var sent *sentMark
 	if req.AtMostOnce && hreq.Body != nil && hreq.Body != http.NoBody {
-		sent = &sentBody{ReadCloser: hreq.Body}
-		hreq.Body = sent
+		sent = new(sentMark)
+		sent.wrap(hreq)
 	}
 	resp, err := p.rt.RoundTrip(hreq)
 	if err != nil {

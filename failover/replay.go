@@ -91,16 +91,41 @@ func (f *failure) mayHaveRun() bool {
 	return true
 }
 
-// sentBody is the body of an AtMostOnce request, marked read at its
-// transport's first read: a body never read was never sent, so the
-// request failed before the provider could have had it whole.
+// sentMark is whether a transport read any copy of an AtMostOnce request's
+// body: its Body, or one GetBody handed out for a resend (h1 rewinds a
+// request whose write failed on a reused connection and sends it whole on
+// a new one). A body no copy of which was read was never sent, so the
+// request failed before the provider could have had it whole; marking
+// only the first copy read, a resend sent whole from GetBody and then
+// lost before its answer counted as unsent and went out again.
+type sentMark struct {
+	read atomic.Bool // the transport may read and close a copy on a goroutine of its own
+}
+
+// wrap has every copy of req's body, Body and GetBody's alike, mark m
+// when read.
+func (m *sentMark) wrap(req *http.Request) {
+	req.Body = &sentBody{ReadCloser: req.Body, mark: m}
+	if get := req.GetBody; get != nil {
+		req.GetBody = func() (io.ReadCloser, error) {
+			b, err := get()
+			if err != nil || b == nil || b == http.NoBody {
+				return b, err
+			}
+			return &sentBody{ReadCloser: b, mark: m}, nil
+		}
+	}
+}
+
+// sentBody is a copy of an AtMostOnce request's body, marking its
+// sentMark at its transport's first read.
 type sentBody struct {
 	io.ReadCloser
-	read atomic.Bool // the transport may read and close it on a goroutine of its own
+	mark *sentMark
 }
 
 func (b *sentBody) Read(p []byte) (int, error) {
-	b.read.Store(true)
+	b.mark.read.Store(true)
 	return b.ReadCloser.Read(p)
 }
 
@@ -109,12 +134,12 @@ func (b *sentBody) Read(p []byte) (int, error) {
 // can have acted on it: a dial that failed (no connection, so nothing
 // sent), a failure h1 reports as h1.ErrNotSent (a TLS handshake that
 // failed, a write cut mid-request: a request short of its Content-Length
-// is none), or a body the transport never read (sentBody; a request is
-// not whole without it). Counted as sent, an upload its provider's front
-// reset mid-body, or a cancellation whose handshake failed, ended the
-// round with "the provider may have acted on it" where the next target
-// would have taken it.
-func unsent(err error, body *sentBody) bool {
+// is none), or a body no copy of which the transport read (sentMark; a
+// request is not whole without it). Counted as sent, an upload its
+// provider's front reset mid-body, or a cancellation whose handshake
+// failed, ended the round with "the provider may have acted on it" where
+// the next target would have taken it.
+func unsent(err error, body *sentMark) bool {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, h1.ErrNotSent) {
 		return true
