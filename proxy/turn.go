@@ -265,7 +265,7 @@ func (t *turn) stream() {
 			return
 		}
 		endGap = keepAlive(t.sw, t.s.cfg.Server.SSEKeepalive.D())
-		results := t.execute(res.PaymentCalls)
+		results := t.execute(res.PaymentCalls, res.ClientCalls)
 		if len(res.ClientCalls) > 0 {
 			endGap()
 			// A mixed round: the client gets its own calls and the turn ends
@@ -559,13 +559,19 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, cr
 
 // execute runs a round's payment calls, lowest index first, under the turn's
 // budget, and returns one tool result message per call. Calls without an id,
-// or with one an earlier call of the round has, get one of their own, so
-// that the assistant message built after names each once: two tool results
-// of one tool_call_id are a 400 at strict providers, which ended the turn
-// after its payment steps ran.
-func (t *turn) execute(calls []interceptors.ToolCall) [][]byte {
+// or with one an earlier call of the round has, or one of client (the
+// round's calls of the bot's own, in a mixed round), get one of their own,
+// so that the assistant message built after, or kept with the bot's calls
+// for its next request, names each once: two tool results of one
+// tool_call_id are a 400 at strict providers, which ended the turn after its
+// payment steps ran, or failed every retry of the bot's next request. The
+// bot's calls keep their ids: the bot holds them.
+func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
+	same := func(id string) func(interceptors.ToolCall) bool {
+		return func(c interceptors.ToolCall) bool { return c.ID == id }
+	}
 	for i := range calls {
-		if calls[i].ID == "" || slices.ContainsFunc(calls[:i], func(c interceptors.ToolCall) bool { return c.ID == calls[i].ID }) {
+		if id := calls[i].ID; id == "" || slices.ContainsFunc(calls[:i], same(id)) || slices.ContainsFunc(client, same(id)) {
 			calls[i].ID = "call_pg_" + strconv.Itoa(len(t.rounds)) + "_" + strconv.Itoa(i)
 		}
 	}

@@ -54,7 +54,7 @@ func (t *turn) nonStream() {
 			return
 		}
 		if len(ans.client) > 0 {
-			results := t.execute(ans.payment)
+			results := t.execute(ans.payment, ans.client)
 			t.keepExchange(ans.content, ans.reasoning, ans.payment, ans.client, results)
 			t.writeCompletion(resp.StatusCode, whole(), ans.client, true)
 			return
@@ -77,7 +77,7 @@ func (t *turn) nonStream() {
 		}
 		// Executed first: execute gives calls their ids (none, or one
 		// repeated), which the assistant message must name as the results do.
-		results := t.execute(ans.payment)
+		results := t.execute(ans.payment, nil)
 		msgs := append([][]byte{interceptors.AssistantToolMessageWith(ans.content, ans.reasoning, interceptors.ParsableArguments(ans.payment))}, results...)
 		if err := t.nextBody(msgs); err != nil {
 			writeError(t.w, t.s.upstreamError(err))

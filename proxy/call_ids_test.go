@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// queryCall is a raw tool_calls entry: query_order of order no, under id
+// (none when ""), at index i of its round.
+func queryCall(i int, id, no string) string {
+	return `{"index":` + strconv.Itoa(i) + `,"id":"` + id + `","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"` + no + `\"}"}}`
+}
+
+// weatherCall is the bot's own get_weather call under id at index i.
+func weatherCall(i int, id string) string {
+	return `{"index":` + strconv.Itoa(i) + `,"id":"` + id + `","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}`
+}
+
+// botCallIDs is the ids of the tool calls the bot received, stream or not.
+func botCallIDs(stream bool, body string) []string {
+	var out []string
+	if !stream {
+		gjson.Get(body, "choices.0.message.tool_calls.#.id").ForEach(func(_, v gjson.Result) bool { out = append(out, v.Str); return true })
+		return out
+	}
+	for _, c := range streamChunks(body) {
+		gjson.Get(c, "choices.0.delta.tool_calls.#.id").ForEach(func(_, v gjson.Result) bool {
+			if v.Str != "" {
+				out = append(out, v.Str)
+			}
+			return true
+		})
+	}
+	return out
+}
+
+// checkToolIDs fails t unless every assistant message with tool_calls of
+// the upstream request body names ids no other call of the request names,
+// and is followed by one tool result per call, in its order.
+func checkToolIDs(t *testing.T, body []byte) {
+	t.Helper()
+	seen := map[string]bool{}
+	var pending []string
+	ok := true
+	gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
+		switch m.Get("role").Str {
+		case "assistant":
+			if len(pending) > 0 {
+				ok = false
+			}
+			pending = nil
+			m.Get("tool_calls.#.id").ForEach(func(_, v gjson.Result) bool {
+				if v.Str == "" || seen[v.Str] {
+					ok = false
+				}
+				seen[v.Str] = true
+				pending = append(pending, v.Str)
+				return true
+			})
+		case "tool":
+			if len(pending) == 0 || m.Get("tool_call_id").Str != pending[0] {
+				ok = false
+			} else {
+				pending = pending[1:]
+			}
+		}
+		return true
+	})
+	if !ok || len(pending) > 0 {
+		t.Errorf("upstream messages %s; want each call named once in the request and answered once, in order", gjson.GetBytes(body, "messages").Raw)
+	}
+}
+
+// TestMixedRoundPaymentCallIDsOwnTheirs: in a mixed round the model named
+// its payment call and the bot's own call alike ("call_1"); the exchange
+// kept for the bot's next request merged them, so that request carried one
+// id twice, which a strict provider refuses (400), and every retry restored
+// the same exchange. The payment call gets an id of its own; the bot's
+// calls keep theirs, which the bot holds.
+func TestMixedRoundPaymentCallIDsOwnTheirs(t *testing.T) {
+	for _, tc := range []struct {
+		name, pay, bot string
+	}{
+		{"one id for both", "call_1", "call_1"},
+	} {
+		for _, stream := range []bool{false, true} {
+			t.Run(tc.name+map[bool]string{false: "/non-stream", true: "/stream"}[stream], func(t *testing.T) {
+				fp := newFakeProvider(t, roundByRound(
+					callsRound(stream, `[`+queryCall(0, tc.pay, "X1")+`,`+weatherCall(1, tc.bot)+`]`),
+					textRound(stream, "It is paid, and sunny.")))
+				url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+				hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+				const user = `{"role":"user","content":"X1 paid? weather?"}`
+				resp := post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, user), hdr)
+				body := readAll(t, resp.Body)
+				if got := botCallIDs(stream, body); !slices.Equal(got, []string{tc.bot}) {
+					t.Fatalf("the bot got calls %q; want its own, %q (%d %s)", got, tc.bot, resp.StatusCode, body)
+				}
+				next := chatBodyWith(stream, weatherTool, user,
+					`{"role":"assistant","content":null,"tool_calls":[{"id":"`+tc.bot+`","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]}`,
+					`{"role":"tool","tool_call_id":"`+tc.bot+`","content":"sunny"}`)
+				resp = post(t, url, "/v1/chat/completions", next, hdr)
+				body = readAll(t, resp.Body)
+				reqs := fp.requests()
+				if len(reqs) != 2 {
+					t.Fatalf("%d upstream requests; want 2 (the bot got %d %s)", len(reqs), resp.StatusCode, body)
+				}
+				up := reqs[1].Body
+				checkToolIDs(t, up)
+				if got := gjson.Get(assistantToolMessage(up), "tool_calls.#.id").Array(); len(got) != 2 || got[1].Str != tc.bot {
+					t.Errorf("the restored assistant message names %s; want the payment call's id, then the bot's %q", got, tc.bot)
+				}
+			})
+		}
+	}
+}
+
+// chatBodyWith is a chat request with the given members (each with its
+// trailing comma) and messages, streamed or not.
+func chatBodyWith(stream bool, members string, messages ...string) string {
+	if stream {
+		members = `"stream":true,` + members
+	}
+	return `{"model":"gpt-test",` + members + `"messages":[` + strings.Join(messages, ",") + `]}`
+}
