@@ -80,12 +80,14 @@ func checkToolIDs(t *testing.T, body []byte) {
 // kept for the bot's next request merged them, so that request carried one
 // id twice, which a strict provider refuses (400), and every retry restored
 // the same exchange. The payment call gets an id of its own; the bot's
-// calls keep theirs, which the bot holds.
+// calls keep theirs, which the bot holds. So too when the id paygate makes
+// for a payment call without one is the bot's.
 func TestMixedRoundPaymentCallIDsOwnTheirs(t *testing.T) {
 	for _, tc := range []struct {
 		name, pay, bot string
 	}{
 		{"one id for both", "call_1", "call_1"},
+		{"the made id is the bot's", "", "call_pg_1_0"},
 	} {
 		for _, stream := range []bool{false, true} {
 			t.Run(tc.name+map[bool]string{false: "/non-stream", true: "/stream"}[stream], func(t *testing.T) {
@@ -113,6 +115,67 @@ func TestMixedRoundPaymentCallIDsOwnTheirs(t *testing.T) {
 				checkToolIDs(t, up)
 				if got := gjson.Get(assistantToolMessage(up), "tool_calls.#.id").Array(); len(got) != 2 || got[1].Str != tc.bot {
 					t.Errorf("the restored assistant message names %s; want the payment call's id, then the bot's %q", got, tc.bot)
+				}
+			})
+		}
+	}
+}
+
+// TestMadePaymentCallIDNotTaken: the id paygate makes for a payment call
+// without one ("call_pg_<round>_<i>") was checked against the round's
+// earlier calls only: the model's ids "call_pg_1_1" and "" gave both calls
+// call_pg_1_1.
+func TestMadePaymentCallIDNotTaken(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "non-stream", true: "stream"}[stream], func(t *testing.T) {
+			fp := newFakeProvider(t, roundByRound(
+				callsRound(stream, `[`+queryCall(0, "call_pg_1_1", "X1")+`,`+queryCall(1, "", "X2")+`]`),
+				textRound(stream, "Both checked.")))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			resp := post(t, url, "/v1/chat/completions", chatBodyWith(stream, "", `{"role":"user","content":"X1, X2?"}`),
+				map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			reqs := fp.requests()
+			if len(reqs) != 2 {
+				t.Fatalf("%d upstream requests; want 2 (the bot got %d %s)", len(reqs), resp.StatusCode, body)
+			}
+			checkToolIDs(t, reqs[1].Body)
+			if got := gjson.Get(assistantToolMessage(reqs[1].Body), "tool_calls.0.id").Str; got != "call_pg_1_1" {
+				t.Errorf("the first call's id %q; want the model's, call_pg_1_1", got)
+			}
+		})
+	}
+}
+
+// TestPaymentCallIDsUniqueInTurn: a model that names a later round's
+// payment call as an earlier round's ("call_1" twice), or as a call of the
+// conversation the bot sent, gave one upstream request two assistant
+// messages calling one id, which strict providers refuse.
+func TestPaymentCallIDsUniqueInTurn(t *testing.T) {
+	const history = `{"role":"user","content":"weather?"},` +
+		`{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]},` +
+		`{"role":"tool","tool_call_id":"call_1","content":"sunny"},{"role":"assistant","content":"Sunny."},`
+	for _, tc := range []struct {
+		name, history string
+	}{{"across rounds", ""}, {"and the conversation's", history}} {
+		for _, stream := range []bool{false, true} {
+			t.Run(tc.name+map[bool]string{false: "/non-stream", true: "/stream"}[stream], func(t *testing.T) {
+				fp := newFakeProvider(t, roundByRound(
+					callsRound(stream, `[`+queryCall(0, "call_1", "X1")+`]`),
+					callsRound(stream, `[`+queryCall(0, "call_1", "X2")+`]`),
+					textRound(stream, "Both checked.")))
+				url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+				resp := post(t, url, "/v1/chat/completions", chatBodyWith(stream, "", tc.history+`{"role":"user","content":"X1, X2?"}`),
+					map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				body := readAll(t, resp.Body)
+				reqs := fp.requests()
+				if len(reqs) != 3 {
+					t.Fatalf("%d upstream requests; want 3 (the bot got %d %s)", len(reqs), resp.StatusCode, body)
+				}
+				checkToolIDs(t, reqs[1].Body)
+				checkToolIDs(t, reqs[2].Body)
+				if !strings.Contains(answerText(stream, body), "Both checked.") {
+					t.Errorf("the bot got %d %s", resp.StatusCode, body)
 				}
 			})
 		}

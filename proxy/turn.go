@@ -558,23 +558,10 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, cr
 }
 
 // execute runs a round's payment calls, lowest index first, under the turn's
-// budget, and returns one tool result message per call. Calls without an id,
-// or with one an earlier call of the round has, or one of client (the
-// round's calls of the bot's own, in a mixed round), get one of their own,
-// so that the assistant message built after, or kept with the bot's calls
-// for its next request, names each once: two tool results of one
-// tool_call_id are a 400 at strict providers, which ended the turn after its
-// payment steps ran, or failed every retry of the bot's next request. The
-// bot's calls keep their ids: the bot holds them.
+// budget, and returns one tool result message per call, after
+// uniqueCallIDs gave each call an id no other call names.
 func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
-	same := func(id string) func(interceptors.ToolCall) bool {
-		return func(c interceptors.ToolCall) bool { return c.ID == id }
-	}
-	for i := range calls {
-		if id := calls[i].ID; id == "" || slices.ContainsFunc(calls[:i], same(id)) || slices.ContainsFunc(client, same(id)) {
-			calls[i].ID = "call_pg_" + strconv.Itoa(len(t.rounds)) + "_" + strconv.Itoa(i)
-		}
-	}
+	t.uniqueCallIDs(calls, client)
 	t.afterPayment = true
 	// The audit record of each money action carries what the model saw this
 	// round (messages and sampling parameters) and who answered: not the
@@ -651,6 +638,50 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 		msgs = append(msgs, interceptors.ToolResultMessage(c.ID, out.Result))
 	}
 	return msgs
+}
+
+// uniqueCallIDs gives each of a round's payment calls that has no id, or
+// one already taken, an id of its own. Taken are the ids the conversation
+// names (the bot's messages and the turn's earlier rounds: a model reuses
+// ids across rounds and turns), those of client (the round's calls of the
+// bot's own, in a mixed round) and those of the round's earlier payment
+// calls; a made id, "call_pg_<round>_<i>" suffixed until free, is none of
+// these nor any of the round's. The assistant message built after, or kept
+// with the bot's calls for its next request, then names each call once in
+// the request: one id twice is a 400 at strict providers, which ended the
+// turn after its payment steps ran, or failed every retry of the bot's next
+// request. The bot's calls keep their ids: the bot holds them.
+func (t *turn) uniqueCallIDs(calls, client []interceptors.ToolCall) {
+	taken := make(map[string]bool)
+	gjson.GetBytes(t.body, "messages").ForEach(func(_, m gjson.Result) bool {
+		m.Get("tool_calls.#.id").ForEach(func(_, id gjson.Result) bool {
+			taken[id.Str] = true
+			return true
+		})
+		if id := m.Get("tool_call_id"); id.Exists() {
+			taken[id.Str] = true
+		}
+		return true
+	})
+	for _, c := range client {
+		taken[c.ID] = true
+	}
+	var rename []int
+	for i, c := range calls {
+		if c.ID == "" || taken[c.ID] {
+			rename = append(rename, i)
+		}
+		taken[c.ID] = true
+	}
+	for _, i := range rename {
+		base := "call_pg_" + strconv.Itoa(len(t.rounds)) + "_" + strconv.Itoa(i)
+		id := base
+		for n := 2; taken[id]; n++ {
+			id = base + "_" + strconv.Itoa(n)
+		}
+		taken[id] = true
+		calls[i].ID = id
+	}
 }
 
 // keepExchange stores, under each of the client's call ids in the turn's

@@ -76,7 +76,7 @@ func (t *turn) nonStream() {
 			thought.Key = ans.reasoning.Key
 		}
 		// Executed first: execute gives calls their ids (none, or one
-		// repeated), which the assistant message must name as the results do.
+		// taken), which the assistant message must name as the results do.
 		results := t.execute(ans.payment, nil)
 		msgs := append([][]byte{interceptors.AssistantToolMessageWith(ans.content, ans.reasoning, interceptors.ParsableArguments(ans.payment))}, results...)
 		if err := t.nextBody(msgs); err != nil {
