@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -48,6 +49,38 @@ func TestEncodedSecretEchoLogged(t *testing.T) {
 	// A secret that no encoding changes is masked once, as before.
 	if got := NewRedactor([]string{"plain-secret-123"}).String("a plain-secret-123 b"); got != "a "+Mask+" b" {
 		t.Errorf("plain secret: %q", got)
+	}
+}
+
+// TestEncodedSecretEchoLowerHex: a gateway that percent-encodes with
+// lower-case hex (%2b, %2f: RFC 3986 says the two are equivalent, and many
+// encoders and proxies write it) echoes the key in a form url.QueryEscape
+// and url.PathEscape do not write; it must not reach the log or a client.
+func TestEncodedSecretEchoLowerHex(t *testing.T) {
+	key := "Zk9+a2V5/with/slash+plus== x&y"
+	lower := regexp.MustCompile(`%[0-9A-F]{2}`)
+	echoes := map[string]string{
+		"query": lower.ReplaceAllStringFunc(url.QueryEscape(key), strings.ToLower),
+		"path":  lower.ReplaceAllStringFunc(url.PathEscape(key), strings.ToLower),
+	}
+	for name, echo := range echoes {
+		t.Run(name, func(t *testing.T) {
+			if !strings.Contains(echo, "%2f") {
+				t.Fatalf("echo %q has no lower-case hex", echo)
+			}
+			var buf bytes.Buffer
+			New(&buf, slog.LevelInfo, []string{key}).Warn("upstream attempt failed", "err", errors.New(`401 {"error":"bad key `+echo+`"}`))
+			if strings.Contains(buf.String(), echo) || !strings.Contains(buf.String(), Mask) {
+				t.Errorf("log: lower-case-hex key %q not masked: %s", echo, buf.String())
+			}
+			r := NewRedactorMin([]string{key}, ClientMinSecret)
+			if got := r.String("bad key " + echo); got != "bad key "+Mask {
+				t.Errorf("client: %q", got)
+			}
+			if !r.Has([]byte("x" + echo + "y")) {
+				t.Error("Has does not see the lower-case-hex key")
+			}
+		})
 	}
 }
 

@@ -90,14 +90,17 @@ func NewRedactorMin(secrets []string, minLen int) *Redactor {
 
 // encodedForms are the forms other than s itself in which a provider or
 // gateway may echo secret s: percent-encoded, as a URL's query or form
-// (url.QueryEscape) or its path (url.PathEscape) writes it, and JSON-escaped,
+// (url.QueryEscape) or its path (url.PathEscape) writes it, each with its
+// hex in upper case and in lower case (%2F or %2f: RFC 3986 holds them
+// equal, and many encoders and proxies write the latter), and JSON-escaped,
 // with "/" written "\/" (PHP's json_encode, many gateways) or not, HTML
 // characters escaped (\u0026) or not. Each is exact, so masking stays one
 // pass of the replacer; a secret no encoding changes (sk-…, most keys) adds
 // none. JSON forms are skipped for a secret that is not UTF-8 (a binary
 // hash key): the encoder would write a replacement character, not it.
 func encodedForms(s string) []string {
-	forms := []string{url.QueryEscape(s), url.PathEscape(s)}
+	q, p := url.QueryEscape(s), url.PathEscape(s)
+	forms := []string{q, p, lowerHex(q), lowerHex(p)}
 	if utf8.ValidString(s) {
 		for _, html := range []bool{false, true} {
 			var b strings.Builder
@@ -111,6 +114,28 @@ func encodedForms(s string) []string {
 		}
 	}
 	return slices.DeleteFunc(forms, func(f string) bool { return f == s })
+}
+
+// lowerHex is e, text percent-encoded by url.QueryEscape or PathEscape,
+// with the hex digits of its escapes in lower case. Every "%" in e begins
+// an escape (the escapers write a "%" of the text as %25); the rest of e
+// is left as it is.
+func lowerHex(e string) string {
+	if !strings.Contains(e, "%") {
+		return e
+	}
+	b := []byte(e)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			for j := i + 1; j <= i+2; j++ {
+				if 'A' <= b[j] && b[j] <= 'F' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			i += 2
+		}
+	}
+	return string(b)
 }
 
 // String returns s with secrets masked.
