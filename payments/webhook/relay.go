@@ -14,10 +14,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/store"
 )
 
@@ -127,6 +129,7 @@ type Relay struct {
 	store       Store
 	client      *http.Client
 	log         *slog.Logger
+	red         *logging.Redactor // the URL's credentials and the secret (urlSecrets)
 	now         func() time.Time
 	m           *metrics
 	maxAttempts int
@@ -188,6 +191,7 @@ func New(opts Options) (*Relay, error) {
 	}
 	r := &Relay{
 		opts: opts, store: opts.Store, client: opts.HTTPClient, log: opts.Logger, now: opts.Now, m: m,
+		red:  logging.NewRedactor(append(urlSecrets(opts.URL), opts.Secret)),
 		wake: make(chan struct{}, 1), done: make(chan struct{}, 1), sem: make(chan struct{}, opts.Concurrency),
 		inflight: map[string]string{},
 		next:     map[string]store.Event{},
@@ -582,12 +586,46 @@ func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (int, erro
 		return 0, fmt.Errorf("post: %w", withoutURL(err))
 	}
 	defer resp.Body.Close()
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.StatusCode, fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(snippet)))
+		snippet := r.answerText(resp.Body)
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return resp.StatusCode, fmt.Errorf("status %d: %s", resp.StatusCode, snippet)
 	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return resp.StatusCode, nil
+}
+
+// answerMax bounds the part of a refusing merchant's answer kept in its
+// error.
+const answerMax = 256
+
+// answerText is the start of a refusing merchant's answer as its error
+// keeps it (logged, last_error, GET /admin/api/webhooks): its secrets
+// masked (redactText), then cut to answerMax bytes, at a rune boundary
+// and before any secret. A merchant's page may quote the request's URL
+// (a framework's debug 404, a gateway's "no route for …"), token and
+// all; masking replaces whole values only, so an answer cut first and
+// masked after kept the part of a token before the cut, and the whole
+// token in last_error, which the log's redactor never sees. More than
+// answerMax bytes are read, so that masking shortens the text before it
+// is cut; a read cut short is cut again before any secret it splits.
+func (r *Relay) answerText(body io.Reader) string {
+	limit := 4*answerMax + r.red.Longest()
+	raw, _ := io.ReadAll(io.LimitReader(body, int64(limit)))
+	if len(raw) == limit {
+		// More may follow: a secret that runs past the read is split,
+		// and masking would not see it. Cut reads the last Longest()-1
+		// bytes to find one starting before them.
+		raw = raw[:r.red.Cut(raw, len(raw)-max(r.red.Longest()-1, 0))]
+	}
+	b := []byte(r.redactText(string(raw)))
+	n := answerMax
+	if n < len(b) {
+		for n > 0 && !utf8.RuneStart(b[n]) {
+			n--
+		}
+	}
+	return strings.TrimSpace(string(b[:r.red.Cut(b, n)]))
 }
 
 // withoutURL is err without the URL net/http names in it: a *url.Error's
@@ -642,13 +680,60 @@ func redactURL(raw string) string {
 	return u.String()
 }
 
-// redactText replaces the webhook URL in s with its redacted form: the
-// last_error of an event recorded before errors left the URL out.
+// redactText is s with the webhook URL in its redacted form (the
+// last_error of an event recorded before errors left the URL out), then
+// the URL's credentials (urlSecrets) and the webhook secret masked
+// wherever they appear, encoded too (logging.Redactor): a merchant's
+// answer that quotes the request URL, or its query alone, and a
+// last_error recorded before the answer was masked.
 func (r *Relay) redactText(s string) string {
-	if s == "" || !strings.Contains(s, r.opts.URL) {
+	if s == "" {
 		return s
 	}
-	return strings.ReplaceAll(s, r.opts.URL, redactURL(r.opts.URL))
+	if strings.Contains(s, r.opts.URL) {
+		s = strings.ReplaceAll(s, r.opts.URL, redactURL(r.opts.URL))
+	}
+	return r.red.String(s)
+}
+
+// urlSecrets are the parts of webhook URL raw that redactURL hides, as
+// written in the URL and decoded: its query values (a part without "="
+// whole), its password, or its user name when it has none. Every query
+// value is one, not only those named like a credential (config's
+// urlCredentials, for providers' URLs): a merchant's endpoint names its
+// token as it likes (Azure Functions' code=). The logging.Redactor that
+// masks them ignores values too short to mask.
+func urlSecrets(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	add := func(written string, decode func(string) (string, error)) {
+		out = append(out, written)
+		if v, err := decode(written); err == nil && v != written {
+			out = append(out, v)
+		}
+	}
+	if u.User != nil {
+		written := u.User.String() // user[:password], escaped
+		name, pw, _ := strings.Cut(written, ":")
+		if pw != "" {
+			add(pw, url.PathUnescape)
+		} else if name != "" {
+			add(name, url.PathUnescape)
+		}
+	}
+	for _, p := range strings.Split(u.RawQuery, "&") {
+		if k, v, ok := strings.Cut(p, "="); ok {
+			if v != "" {
+				add(v, url.QueryUnescape)
+			}
+		} else if k != "" {
+			add(k, url.QueryUnescape)
+		}
+	}
+	return out
 }
 
 // Head is the first undelivered webhook of one order.

@@ -194,3 +194,94 @@ func TestNewRefusesURLWithoutPrintingItsSecrets(t *testing.T) {
 		t.Errorf("got %v; want the URL redacted", err)
 	}
 }
+
+// TestMerchantEchoOfURLTokenMasked: a merchant endpoint that refuses a
+// delivery and quotes the request URL in its answer (a framework's debug
+// 404, a gateway's "no route for …") echoes the URL's token. The answer
+// kept as the error (logged, last_error, GET /admin/api/webhooks) is
+// masked before it is cut to its 256 bytes: neither the token nor the
+// first bytes of one straddling the cut appear anywhere. The log is
+// serve's, whose redactor knows the token (cfg.Secrets()): it cannot mask
+// a token already cut.
+func TestMerchantEchoOfURLTokenMasked(t *testing.T) {
+	const prefix = "GET /paygate-hook?token="
+	tests := []struct {
+		name string
+		page func(r *http.Request) string
+	}{
+		{"whole within the answer", func(r *http.Request) string { return "Page not found: " + r.URL.RequestURI() }},
+		{"straddling the cut", func(*http.Request) string {
+			// The token's first 12 bytes end the first 256.
+			return strings.Repeat("p", 256-len(prefix)-12) + prefix + urlToken + " not found"
+		}},
+		{"the password, from the user info", func(r *http.Request) string {
+			user, pw, _ := r.BasicAuth()
+			return "no such login " + user + ":" + pw + " for " + r.URL.RequestURI()
+		}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusNotFound)
+				_, _ = w.Write([]byte(tc.page(r)))
+			}))
+			t.Cleanup(srv.Close)
+			st := testdrivers.Open(t, "embedded", nil)
+			ob := orders{t, st}
+			ob.move(ob.create("PURLECHO"+string(rune('1'+i)), store.StatusAwaitingPayment), store.StatusPaid, "notification")
+			logs := &logtest.Buffer{}
+			raw := strings.Replace(srv.URL, "//", "//merchant:"+urlPassword+"@", 1) + "/paygate-hook?token=" + urlToken
+			r := newRelay(t, st, raw, newClock().Now, func(o *webhook.Options) {
+				o.Logger = logging.New(logs, slog.LevelDebug, []string{testSecret, urlToken, urlPassword})
+			})
+			drain(t, r)
+			part := urlToken[:12]
+			for _, secret := range []string{part, urlPassword[:12]} {
+				if strings.Contains(logs.String(), secret) {
+					t.Errorf("the log holds a URL's secret (its first bytes %q):\n%s", secret, logs.String())
+				}
+			}
+			v := getAdminView(t, r)
+			if len(v.Heads) != 1 {
+				t.Fatalf("heads %+v; want the failed event", v.Heads)
+			}
+			got := v.Heads[0].LastError
+			if strings.Contains(got, part) || strings.Contains(got, urlPassword[:12]) {
+				t.Errorf("GET /admin/api/webhooks last_error holds the URL's token: %q", got)
+			}
+			if !strings.HasPrefix(got, "status 404: ") || !strings.Contains(got, "token="+logging.Mask) {
+				t.Errorf("last_error %q; want the merchant's answer, the token masked", got)
+			}
+			if len(got) > len("status 404: ")+256 {
+				t.Errorf("last_error is %d bytes; want the answer cut to 256", len(got))
+			}
+		})
+	}
+}
+
+// TestMerchantEchoRepeatedPastTheRead: the relay reads more of a refusing
+// answer than it keeps, masks it and then cuts it; an answer that echoes a
+// long URL secret many times shrinks so much under the mask that the part
+// of one split by the end of the read would come within the kept bytes.
+// The read is cut before that secret, so none of it is kept.
+func TestMerchantEchoRepeatedPastTheRead(t *testing.T) {
+	sig := "sigv-" + strings.Repeat("0123456789", 6) // 65 bytes
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte(strings.Repeat(r.URL.Query().Get("sig"), 40)))
+	}))
+	t.Cleanup(srv.Close)
+	st := testdrivers.Open(t, "embedded", nil)
+	ob := orders{t, st}
+	ob.move(ob.create("PURLECHO9", store.StatusAwaitingPayment), store.StatusPaid, "notification")
+	r := newRelay(t, st, srv.URL+"/paygate-hook?sig="+sig, newClock().Now, nil)
+	drain(t, r)
+	v := getAdminView(t, r)
+	if len(v.Heads) != 1 {
+		t.Fatalf("heads %+v; want the failed event", v.Heads)
+	}
+	got := v.Heads[0].LastError
+	if strings.Contains(got, sig[:4]) || !strings.HasPrefix(got, "status 403: "+logging.Mask) {
+		t.Errorf("last_error %q; want the answer's echoes masked, none in part", got)
+	}
+}
