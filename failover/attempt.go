@@ -219,7 +219,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			// complete. Asked again, the provider would generate and
 			// bill it again, and so would the next. The connection is
 			// not reused (release closes a body not read to its end).
-			r.log.Warn("upstream answer complete, its framing cut: accepted", "provider", p.name, "model", t.model,
+			r.log.WarnContext(caller, "upstream answer complete, its framing cut: accepted", "provider", p.name, "model", t.model,
 				"bytes", len(data), "err", err)
 			err = nil
 		}

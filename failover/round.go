@@ -502,14 +502,14 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 		return decision{next: stepNext, breaker: brk}
 
 	case CauseInsufficientQuota:
-		r.outOfQuota(p, now, f.errMsg)
+		r.outOfQuota(rd.ctx, p, now, f.errMsg)
 		return decision{next: stepNext, breaker: errNeutral}
 
 	case CauseMisconfigured:
 		if f.keyInWords {
 			// Said in words only, which may be the bot's own: the next
 			// target, and nothing held against the provider.
-			r.log.Warn("upstream said in words that the provider key is wrong: next target, no cool-down",
+			r.log.WarnContext(rd.ctx, "upstream said in words that the provider key is wrong: next target, no cool-down",
 				"provider", p.name, "status", f.httpStatus)
 			return decision{next: stepNext, breaker: errNeutral}
 		}
@@ -520,12 +520,12 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 			if n := "provider " + p.name + " " + f.errMsg; !slices.Contains(rd.notes, n) {
 				rd.notes = append(rd.notes, n)
 			}
-			r.log.Error("upstream answered a redirect: provider marked misconfigured",
+			r.log.ErrorContext(rd.ctx, "upstream answered a redirect: provider marked misconfigured",
 				"provider", p.name, "status", f.httpStatus, "message", f.errMsg, "cooldown", r.opts.MisconfiguredCooldown)
 			return decision{next: stepNext, breaker: errNeutral}
 		}
 		// The provider's message is not logged: some echo part of the key.
-		r.log.Error("upstream refused the provider key: provider marked misconfigured",
+		r.log.ErrorContext(rd.ctx, "upstream refused the provider key: provider marked misconfigured",
 			"provider", p.name, "status", f.httpStatus, "code", f.errCode, "cooldown", r.opts.MisconfiguredCooldown)
 		return decision{next: stepNext, breaker: errNeutral}
 
@@ -578,10 +578,11 @@ func (r *Router) backOff(p *provider, now time.Time, limited bool) time.Duration
 }
 
 // outOfQuota puts p out of service for Options.QuotaCooldown (or until an
-// operator resets it): its account is out of money.
-func (r *Router) outOfQuota(p *provider, now time.Time, msg string) {
+// operator resets it): its account is out of money. The line is logged with
+// ctx, the round's, so that it carries the request's id.
+func (r *Router) outOfQuota(ctx context.Context, p *provider, now time.Time, msg string) {
 	p.coolDown(now.Add(r.opts.QuotaCooldown), coolReason{cause: CauseInsufficientQuota})
-	r.log.Error("upstream out of quota: provider out of service until reset or cool-down end",
+	r.log.ErrorContext(ctx, "upstream out of quota: provider out of service until reset or cool-down end",
 		"provider", p.name, "cooldown", r.opts.QuotaCooldown, "message", msg)
 }
 

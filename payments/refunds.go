@@ -1024,7 +1024,7 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 			"error": "this order cannot be refunded in its current state (" + string(o.Status) + ")"})
 		return out
 	default:
-		t.log.Warn("request_refund failed", "client", c.Client, "err", err)
+		t.log.WarnContext(ctx, "request_refund failed", "client", c.Client, "err", err)
 		out.Failed = true
 		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "failed", "error": "refunds are temporarily unavailable; nothing was changed"})
 		return out

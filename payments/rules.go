@@ -301,19 +301,19 @@ func newMoneyMetrics(reg prometheus.Registerer) (*moneyMetrics, error) {
 // refusedByRule is the tool result of a call a rule refused. Nothing reached
 // WeChat Pay. A rate-limited call runs the next round without tools, so a
 // looping model has to talk to the user instead.
-func (t *Tools) refusedByRule(name string, c Caller, err error) Outcome {
+func (t *Tools) refusedByRule(ctx context.Context, name string, c Caller, err error) Outcome {
 	out := Outcome{MoneyMoving: t.IsMoneyMoving(name)}
 	switch {
 	case errors.Is(err, ErrRateLimited):
-		t.log.Warn("payment tool call rate limited", "client", c.Client, "tool", name)
+		t.log.WarnContext(ctx, "payment tool call rate limited", "client", c.Client, "tool", name)
 		out.Result = resultJSON(map[string]any{"status": "rate_limited", "error": failureText(err)})
 		out.Clarify = true
 	case errors.Is(err, ErrDailyLimit):
-		t.log.Warn("order refused: daily limit", "client", c.Client, "tool", name)
+		t.log.WarnContext(ctx, "order refused: daily limit", "client", c.Client, "tool", name)
 		out.Result = resultJSON(map[string]any{"status": "refused", "error": failureText(err)})
 		out.Executed = true
 	default:
-		t.log.Warn("payment rules could not be checked; call refused", "client", c.Client, "tool", name, "err", err)
+		t.log.WarnContext(ctx, "payment rules could not be checked; call refused", "client", c.Client, "tool", name, "err", err)
 		out.Result = resultJSON(map[string]any{"status": "failed", "error": failureText(err)})
 		out.Failed = true // the store failed: an outage, not a refusal
 	}
