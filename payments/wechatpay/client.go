@@ -395,7 +395,10 @@ func (c *Client) CloseOrder(ctx context.Context, outTradeNo string) error {
 // CreateRefund asks WeChat Pay to refund. A create that times out or answers
 // 429/5xx is followed by a query of the same out_refund_no and, only if WeChat
 // has no such refund, sent again with the same number: never a new one. The
-// result's Status tells the progress.
+// result's Status tells the progress. Once a create's outcome is unknown,
+// the error stays ErrTemporary whatever fails after (the query refused, the
+// create sent again refused): only a refusal of the first create, which
+// WeChat Pay surely did not carry out, is ErrRejected.
 func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (*Refund, error) {
 	if err := ValidOutRefundNo(req.OutRefundNo); err != nil {
 		return nil, err
@@ -433,6 +436,11 @@ func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (*Refund, 
 		if err == nil {
 			return refundFrom(out), nil
 		}
+		if lastErr != nil && !errors.Is(err, ErrTemporary) {
+			// An earlier round's refund may be with WeChat Pay: this
+			// round's refusal says nothing of it.
+			return nil, stillUnknown("refund", req.OutRefundNo, fmt.Sprintf("an earlier create's outcome is unknown (%v); sent again", lastErr), err)
+		}
 		if !errors.Is(err, ErrTemporary) || ctx.Err() != nil {
 			return nil, err
 		}
@@ -443,7 +451,9 @@ func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (*Refund, 
 			return got, nil
 		}
 		if !errors.Is(qerr, ErrNotFound) && !errors.Is(qerr, ErrTemporary) {
-			return nil, fmt.Errorf("wechatpay refund %s: query after %v: %w", req.OutRefundNo, err, qerr)
+			// A query refused (NO_AUTH, an unverifiable answer) cannot
+			// tell whether the create took effect.
+			return nil, stillUnknown("refund", req.OutRefundNo, fmt.Sprintf("the create's outcome is unknown (%v); the query", err), qerr)
 		}
 		t := time.NewTimer(pause)
 		select {
@@ -455,6 +465,17 @@ func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (*Refund, 
 		pause *= 2
 	}
 	return nil, lastErr
+}
+
+// stillUnknown is the error of a create (op, under merchant number no) that
+// WeChat Pay may have carried out (an attempt's outcome was unknown, or it
+// answered ORDERPAID) when what came after, the request why names, failed
+// with err and could not tell. It wraps ErrTemporary alone: the caller asks
+// again by the same number before acting. err's ErrRejected would tell it
+// WeChat Pay did nothing, and it would undo the order or the refund while
+// WeChat Pay holds it.
+func stillUnknown(op, no, why string, err error) error {
+	return fmt.Errorf("wechatpay %s %s: %w: %s: %v", op, no, ErrTemporary, why, err)
 }
 
 // QueryRefund asks WeChat Pay for a refund's progress by out_refund_no.

@@ -7,7 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"io"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -276,6 +279,88 @@ func TestRefundRetryReusesNumber(t *testing.T) {
 				if l.Op == "refund" && l.OutRefundNo != "RFrefund00001" {
 					t.Errorf("a retry used out_refund_no %q", l.OutRefundNo)
 				}
+			}
+		})
+	}
+}
+
+// refusingTransport answers the requests refuse picks with WeChat Pay's
+// 403 NO_AUTH and passes every other to the simulator.
+type refusingTransport struct {
+	mu     sync.Mutex
+	seen   map[string]int // "METHOD path-prefix" → requests so far
+	refuse func(method, path string, nth int) bool
+}
+
+func (r *refusingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	key := req.Method + " " + req.URL.Path
+	r.mu.Lock()
+	if r.seen == nil {
+		r.seen = map[string]int{}
+	}
+	r.seen[key]++
+	nth := r.seen[key]
+	r.mu.Unlock()
+	if r.refuse(req.Method, req.URL.Path, nth) {
+		body := `{"code":"NO_AUTH","message":"商户无权限"}`
+		return &http.Response{StatusCode: http.StatusForbidden, Status: "403 Forbidden", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)),
+			ContentLength: int64(len(body)), Request: req}, nil
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestRefundOutcomeStaysUnknownAfterARefusal: once a refund create's outcome
+// is unknown (it timed out, or answered 5xx), a later refusal (the query by
+// the same out_refund_no, or the create sent again under it) cannot tell
+// whether WeChat Pay holds the refund: the error is ErrTemporary (query
+// before acting), never ErrRejected, which the caller takes as "nothing was
+// refunded".
+func TestRefundOutcomeStaysUnknownAfterARefusal(t *testing.T) {
+	const queryPath, createPath = "/v3/refund/domestic/refunds/", "/v3/refund/domestic/refunds"
+	tests := []struct {
+		name   string
+		fault  wxsim.Fault
+		refuse func(method, path string, nth int) bool
+		held   int // refunds the simulator holds after
+	}{
+		{
+			name:  "timed out, then the query is refused",
+			fault: wxsim.Fault{Op: "refund", Kind: wxsim.FaultTimeout},
+			refuse: func(method, path string, nth int) bool {
+				return method == http.MethodGet && strings.HasPrefix(path, queryPath)
+			},
+			held: 1,
+		},
+		{
+			name:  "SYSTEM_ERROR, not found, then the create again is refused",
+			fault: wxsim.Fault{Op: "refund", Kind: wxsim.FaultSystemError},
+			refuse: func(method, path string, nth int) bool {
+				return method == http.MethodPost && path == createPath && nth == 2
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt := &refusingTransport{refuse: tt.refuse}
+			r := newRig(t, wxsim.Options{}, "", func(c *wechatpay.Config) {
+				c.AttemptTimeout = 300 * time.Millisecond
+				c.Transport = rt
+			})
+			ctx := context.Background()
+			if _, err := r.client.Prepay(ctx, wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGunknown0001", Description: "d", Total: 300}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.sim.Pay(ctx, "PGunknown0001"); err != nil {
+				t.Fatal(err)
+			}
+			r.sim.InjectFault(tt.fault)
+			rf, err := r.client.CreateRefund(ctx, wechatpay.RefundRequest{OutTradeNo: "PGunknown0001", OutRefundNo: "RFunknown0001", Refund: 300, Total: 300})
+			if !errors.Is(err, wechatpay.ErrTemporary) || errors.Is(err, wechatpay.ErrRejected) {
+				t.Errorf("refund: %+v, %v; want ErrTemporary (outcome unknown), not ErrRejected", rf, err)
+			}
+			if got := r.sim.RefundCount("PGunknown0001"); got != tt.held {
+				t.Errorf("refunds at simulator: got %d; want %d", got, tt.held)
 			}
 		})
 	}
