@@ -248,7 +248,10 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 
 // Prepay opens the order at WeChat Pay. A retry after a timeout reuses
 // req.OutTradeNo, which WeChat treats as the same order. ORDERPAID is resolved
-// by a query: the result's Paid is set when the order is paid.
+// by a query: the result's Paid is set when the order is paid. An order
+// WeChat Pay may hold is never ErrRejected: a refusal of the retry after an
+// attempt whose outcome is unknown, or of the query after ORDERPAID, is
+// ErrTemporary.
 func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (*PrepayResult, error) {
 	if err := ValidOutTradeNo(req.OutTradeNo); err != nil {
 		return nil, err
@@ -271,6 +274,7 @@ func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (*PrepayResult, 
 	}
 	out := &PrepayResult{}
 	var err error
+	tries := 0 // attempts sent
 	switch req.Method {
 	case MethodJSAPI, "":
 		if req.PayerOpenID == "" {
@@ -284,6 +288,7 @@ func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (*PrepayResult, 
 			Payer:  &jsapi.Payer{Openid: core.String(req.PayerOpenID)},
 		}
 		err = c.do(ctx, "prepay", req.OutTradeNo, func(ctx context.Context) (*core.APIResult, error) {
+			tries++
 			resp, res, err := c.jsapi.PrepayWithRequestPayment(ctx, r)
 			if err != nil {
 				return res, err
@@ -303,6 +308,7 @@ func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (*PrepayResult, 
 			Amount: &native.Amount{Total: core.Int64(req.Total), Currency: core.String("CNY")},
 		}
 		err = c.do(ctx, "prepay", req.OutTradeNo, func(ctx context.Context) (*core.APIResult, error) {
+			tries++
 			resp, res, err := c.native.Prepay(ctx, r)
 			if err != nil {
 				return res, err
@@ -316,13 +322,19 @@ func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (*PrepayResult, 
 	if errors.Is(err, ErrOrderPaid) {
 		tx, qerr := c.QueryOrder(ctx, req.OutTradeNo)
 		if qerr != nil {
-			return nil, fmt.Errorf("wechatpay prepay %s answered ORDERPAID; query: %w", req.OutTradeNo, qerr)
+			// The order exists and may be paid: never "refused".
+			return nil, stillUnknown("prepay", req.OutTradeNo, "answered ORDERPAID; the query", qerr)
 		}
 		if tx.TradeState != TradeSuccess && tx.TradeState != TradeRefund {
 			return nil, fmt.Errorf("wechatpay prepay %s answered ORDERPAID but the order is %s: %w", req.OutTradeNo, tx.TradeState, err)
 		}
 		c.log.InfoContext(ctx, "wechatpay prepay found the order already paid", "out_trade_no", req.OutTradeNo)
 		return &PrepayResult{Paid: tx}, nil
+	}
+	if tries > 1 && errors.Is(err, ErrRejected) {
+		// do retries only an attempt whose outcome is unknown: that one
+		// may have opened the order, whatever the last one was told.
+		return nil, stillUnknown("prepay", req.OutTradeNo, fmt.Sprintf("an earlier attempt's outcome is unknown; attempt %d", tries), err)
 	}
 	if err != nil {
 		return nil, err

@@ -365,3 +365,50 @@ func TestRefundOutcomeStaysUnknownAfterARefusal(t *testing.T) {
 		})
 	}
 }
+
+// TestPrepayOutcomeStaysUnknownAfterARefusal: a prepay whose outcome is known
+// to be "paid" (ORDERPAID) or unknown (an attempt timed out) is never
+// answered ErrRejected, which the caller takes as "no order at WeChat Pay"
+// and closes the order, because a later request was refused: the query that
+// was to confirm ORDERPAID, or the prepay sent again under the same number.
+func TestPrepayOutcomeStaysUnknownAfterARefusal(t *testing.T) {
+	tests := []struct {
+		name   string
+		fault  wxsim.Fault
+		refuse func(method, path string, nth int) bool
+	}{
+		{
+			name:  "ORDERPAID, then the query is refused",
+			fault: wxsim.Fault{Op: "prepay", Kind: wxsim.FaultOrderPaid},
+			refuse: func(method, path string, nth int) bool {
+				return method == http.MethodGet && strings.HasPrefix(path, "/v3/pay/transactions/out-trade-no/")
+			},
+		},
+		{
+			name:  "timed out, then the prepay again is refused",
+			fault: wxsim.Fault{Op: "prepay", Kind: wxsim.FaultTimeout},
+			refuse: func(method, path string, nth int) bool {
+				return method == http.MethodPost && path == "/v3/pay/transactions/jsapi" && nth == 2
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt := &refusingTransport{refuse: tt.refuse}
+			r := newRig(t, wxsim.Options{}, "", func(c *wechatpay.Config) {
+				c.AttemptTimeout = 300 * time.Millisecond
+				c.Transport = rt
+			})
+			r.sim.InjectFault(tt.fault)
+			res, err := r.client.Prepay(context.Background(), wechatpay.PrepayRequest{
+				Method: wechatpay.MethodJSAPI, OutTradeNo: "PGunknown0002", Description: "d", Total: 4999, PayerOpenID: "o1",
+			})
+			if !errors.Is(err, wechatpay.ErrTemporary) || errors.Is(err, wechatpay.ErrRejected) {
+				t.Errorf("prepay: %+v, %v; want ErrTemporary (WeChat Pay holds the order), not ErrRejected", res, err)
+			}
+			if got := r.sim.OrderCount(); got != 1 {
+				t.Errorf("orders at simulator: got %d; want 1", got)
+			}
+		})
+	}
+}
