@@ -3,10 +3,12 @@ package payments_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,5 +98,87 @@ func TestRefundTimedOutThenQueryRefusedStaysPending(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// revertFails is a store whose first write taking an order from refunding
+// back to paid fails: before writing (nothing changed) or, with lostReply,
+// after writing it (the reply was lost).
+type revertFails struct {
+	fullStore
+	lostReply bool
+	failed    atomic.Bool
+}
+
+func (s *revertFails) UpdateOrder(ctx context.Context, o *store.Order, expect store.OrderStatus, events ...store.Event) error {
+	if expect != store.StatusRefunding || o.Status != store.StatusPaid || s.failed.Swap(true) {
+		return s.fullStore.UpdateOrder(ctx, o, expect, events...)
+	}
+	if s.lostReply {
+		if err := s.fullStore.UpdateOrder(ctx, o, expect, events...); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("the write's reply was lost: %w", store.ErrUnavailable)
+}
+
+// TestRefusedRefundIsFailedOnlyOnceRestored: WeChat Pay refuses the refund
+// (403) and putting the order back to paid fails. The order is still
+// refunding with its refund recorded, so the sweep will ask WeChat Pay and
+// send it again under the same out_refund_no: the user, told "refused,
+// nothing was refunded" (502 refund_failed), would see it refunded after
+// all. The confirmation is pending instead, and what the sweep does next is
+// what the user hears of. Told refused only once the order is paid again
+// (the write's reply was lost, but it was made), nothing is sent again.
+func TestRefusedRefundIsFailedOnlyOnceRestored(t *testing.T) {
+	for _, driver := range drivers(t) {
+		for _, lost := range []bool{false, true} {
+			name := driver + "/revert not written"
+			if lost {
+				name = driver + "/revert written, its reply lost"
+			}
+			t.Run(name, func(t *testing.T) {
+				rt := &refusingRT{refuse: func(method, path string, nth int) bool {
+					return method == http.MethodPost && path == "/v3/refund/domestic/refunds" && nth == 1
+				}}
+				var st *revertFails
+				e := newEnv(t, envOptions{driver: driver, storeClock: true,
+					client: func(c *wechatpay.Config) { c.Transport = rt },
+					service: func(o *payments.Options) {
+						st = &revertFails{fullStore: o.Store.(fullStore), lostReply: lost}
+						o.Store = st
+					}})
+				ctx := context.Background()
+				o := paidOrder(t, e, "oUser-refused-stuck", 1)
+				p := propose(t, e, o, 0)
+				res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
+				if !st.failed.Load() {
+					t.Fatalf("confirm: %+v, %v; the order was never put back (the test means the refund refused)", res, err)
+				}
+				told := errors.Is(err, payments.ErrRefundFailed)
+				switch {
+				case lost && (!told || res.Order.Status != store.StatusPaid):
+					t.Errorf("confirm: %+v, %v; want ErrRefundFailed with the order paid again", res, err)
+				case !lost && (err != nil || res.Status != payments.RefundPending):
+					t.Errorf("confirm: %+v, %v; want pending, the order still refunding (the sweep sends it again)", res, err)
+				}
+				e.clock.Advance(2 * time.Minute)
+				if _, err := e.svc.Sweep(ctx); err != nil {
+					t.Fatal(err)
+				}
+				sent := e.sim.RefundCount(o.OrderNo)
+				if told && sent != 0 {
+					t.Errorf("the user was told nothing was refunded, and the sweep sent the refund: %d at WeChat Pay", sent)
+				}
+				if !told && sent != 1 {
+					t.Errorf("pending: refunds at WeChat Pay after the sweep %d; want 1, under the same number", sent)
+				}
+				for _, l := range e.sim.Requests() {
+					if l.Op == "refund" && l.OutRefundNo != p.OutRefundNo {
+						t.Errorf("a refund request under another number: %s", l.OutRefundNo)
+					}
+				}
+			})
+		}
 	}
 }

@@ -31,7 +31,9 @@ var (
 	// one refund at a time keeps the sum of refunds within what was paid.
 	ErrRefundInProgress = errors.New("another refund of this order is in progress")
 	// ErrRefundFailed: WeChat Pay refused the refund for good; the order is
-	// back to its state before the confirmation.
+	// back to its state before the confirmation (a refused refund whose
+	// order could not be put back is RefundPending: the sweep sends it
+	// again).
 	ErrRefundFailed = errors.New("wechat pay refused the refund")
 )
 
@@ -42,8 +44,9 @@ const (
 	RefundProcessing = "processing"
 	// RefundSucceeded: WeChat Pay reported the money returned.
 	RefundSucceeded = "succeeded"
-	// RefundPending: WeChat Pay did not answer; the order stays refunding and
-	// the sweep asks again and resends under the same out_refund_no.
+	// RefundPending: WeChat Pay did not answer (or refused, and the order
+	// could not be put back); the order stays refunding and the sweep asks
+	// again and resends under the same out_refund_no.
 	RefundPending = "pending"
 	// RefundClosed: WeChat Pay closed the refund; no money moved.
 	RefundClosed = "closed"
@@ -452,17 +455,42 @@ func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, 
 		res.Status = RefundPending
 		return res, nil
 	default:
-		s.mm.refunds.WithLabelValues("failed").Inc()
-		s.log.ErrorContext(ctx, "wechat pay refused the refund; order restored", "order_no", o.OrderNo, "out_refund_no", p.OutRefundNo, "err", err)
 		back, rerr := s.revertRefund(ctx, rec, "refund_failed")
+		if rerr != nil {
+			cur, held := s.stillHeld(ctx, rec)
+			if held {
+				// Not put back: the order is refunding with its refund
+				// recorded, which the sweep asks WeChat Pay about and,
+				// not found there, sends again under the same number.
+				// "Refused, nothing was refunded" would be false if that
+				// goes through: it is pending, as an unknown outcome is.
+				s.mm.refunds.WithLabelValues("pending").Inc()
+				s.log.ErrorContext(ctx, "wechat pay refused the refund and the order could not be restored; the sweep will ask wechat pay again and resend",
+					"order_no", o.OrderNo, "out_refund_no", p.OutRefundNo, "err", err, "restore_err", rerr)
+				res.Status = RefundPending
+				return res, nil
+			}
+			back = cur // put back after all (the write's reply was lost), or moved on
+		}
 		if back != nil {
 			res.Order = back
 		}
-		if rerr != nil {
-			return res, fmt.Errorf("%w: %w (restoring the order: %v)", ErrRefundFailed, err, rerr)
-		}
+		s.mm.refunds.WithLabelValues("failed").Inc()
+		s.log.ErrorContext(ctx, "wechat pay refused the refund; order restored", "order_no", o.OrderNo, "out_refund_no", p.OutRefundNo, "err", err)
 		return res, fmt.Errorf("%w: %w", ErrRefundFailed, err)
 	}
+}
+
+// stillHeld reports whether the order of refund rec may still be refunding
+// for it at rec's version, where the sweep would ask WeChat Pay about it and
+// send it again: yes unless a read shows otherwise. It returns the order
+// read.
+func (s *Service) stillHeld(ctx context.Context, rec inFlight) (*store.Order, bool) {
+	cur, err := s.store.GetOrder(ctx, rec.Proposal.OrderNo)
+	if err != nil {
+		return nil, true
+	}
+	return cur, cur.Status == store.StatusRefunding && cur.Version == rec.OrderVersion
 }
 
 // applyAnswer applies a refund's status as WeChat Pay's API reported it.
