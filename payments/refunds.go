@@ -64,10 +64,11 @@ const (
 	refundQueryAfter = time.Minute
 	// maxRefundReason is WeChat Pay's limit on the reason, in characters.
 	maxRefundReason = 80
-	// proposalSkew bounds how far a replica's clock may be behind another's.
-	// The store judges a proposal's expiry by the clock of the replica that
-	// asks, so one past its ExpiresAt by less than this may still be taken
-	// by a replica whose clock is behind.
+	// proposalSkew bounds how far a replica's clock may be behind another's
+	// (takenGrace allows for it). The store judges a proposal's expiry by
+	// the clock of the replica that asks: one lapsed by this replica's
+	// clock is ended in the store (proposalFate) before anything is undone
+	// for it, so that none whose clock is behind can take it after.
 	proposalSkew = time.Minute
 )
 
@@ -331,12 +332,14 @@ func (s *Service) notStarted(ctx context.Context, client, user string, p *store.
 
 // notConsumed answers a confirmation that holds o's reservation for p (rec
 // at its version) and could not spend p. The reservation is undone only
-// when p was never taken and never will be (cancelled, expired, unknown):
-// then nothing goes to WeChat Pay under it. Taken by another confirmation
-// of p, which goes on under the same reservation and sends the refund, it
-// is "already used" and the order is left to that confirmation. Otherwise
-// (the store did not answer, or p expired only by this replica's clock) it
-// is left to the sweep (reconcileUnrecorded), which waits for p's fate.
+// when p was never taken and never will be (cancelled, unknown, or expired:
+// lapsed by this replica's clock, it is ended in the store for every
+// replica first, proposalFate): then nothing goes to WeChat Pay under it,
+// and the order is refundable again at once, as the 410 the tap gets
+// says. Taken by another confirmation of p, which goes on under the same
+// reservation and sends the refund, it is "already used" and the order is
+// left to that confirmation. Otherwise (the store did not answer) it is
+// left to the sweep (reconcileUnrecorded), which waits for p's fate.
 func (s *Service) notConsumed(ctx context.Context, p *store.RefundProposal, o *store.Order, rec inFlight, err error) (*RefundResult, error) {
 	err = fmt.Errorf("refund proposal %s: %w", p.RefundID, err)
 	if errors.Is(err, store.ErrGone) {
@@ -383,14 +386,22 @@ const (
 	// refund, after recording it.
 	fateTaken
 	// fateEnded: it was not taken and never will be: cancelled, expired
-	// (by more than Service.skew), or unknown to the store.
+	// (ended in the store: store.ProposalExpired), or unknown to the store.
 	fateEnded
 )
 
 // proposalFate reads what became of proposal id. An unknown id is
-// fateEnded and p nil: no confirmation can take it.
+// fateEnded and p nil: no confirmation can take it. One still open past its
+// ExpiresAt by this replica's clock is ended in the store
+// (ExpireRefundProposal) before it is called ended: the store judges expiry
+// by each caller's clock, and a replica whose clock is behind could
+// otherwise still take it, and send its refund under a reservation undone
+// meanwhile. Taken first, it is fateTaken.
 func (s *Service) proposalFate(ctx context.Context, id string) (proposalFate, *store.RefundProposal, error) {
 	p, state, err := s.store.RefundProposalState(ctx, id)
+	if err == nil && state == store.ProposalOpen && !s.now().Before(p.ExpiresAt) {
+		p, state, err = s.store.ExpireRefundProposal(ctx, id)
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return fateEnded, nil, nil
@@ -400,10 +411,7 @@ func (s *Service) proposalFate(ctx context.Context, id string) (proposalFate, *s
 	switch state {
 	case store.ProposalUsed:
 		return fateTaken, p, nil
-	case store.ProposalCancelled:
-		return fateEnded, p, nil
-	}
-	if !s.now().Before(p.ExpiresAt.Add(s.skew)) {
+	case store.ProposalCancelled, store.ProposalExpired:
 		return fateEnded, p, nil
 	}
 	return fateOpen, p, nil

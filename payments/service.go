@@ -219,10 +219,6 @@ type Service struct {
 	// sweepPage is how many orders a sweep reads at a time (tests make it
 	// small to page through ties).
 	sweepPage int
-	// skew is how long past its ExpiresAt a refund proposal may still be
-	// taken by another replica whose clock is behind (proposalSkew); 0 on a
-	// store only this process uses (store.Local), whose clock alone judges.
-	skew time.Duration
 
 	mu       sync.Mutex
 	inflight map[string]*refresh // background queries by order number
@@ -276,10 +272,6 @@ func New(opts Options) (*Service, error) {
 	}
 	if s.newNo == nil {
 		s.newNo = NewOrderNo
-	}
-	s.skew = proposalSkew
-	if l, ok := opts.Store.(store.Local); ok && l.Local() {
-		s.skew = 0
 	}
 	s.notify = &notifyHandler{s: s}
 	return s, nil

@@ -418,6 +418,10 @@ const (
 	// ProposalCancelled: CancelRefundProposal ended it; it never will be
 	// used.
 	ProposalCancelled ProposalState = "cancelled"
+	// ProposalExpired: ExpireRefundProposal ended it, past its ExpiresAt
+	// by the clock of the caller that asked; it never will be used, by a
+	// caller whose clock is behind either.
+	ProposalExpired ProposalState = "expired"
 )
 
 // RefundProposals keeps refund proposals with a TTL, single-use consumption and
@@ -442,6 +446,19 @@ type RefundProposals interface {
 	// caller holds the id from its own record (the order it reserved).
 	// ErrNotFound for an unknown id, or a tombstone past TombstoneTTL.
 	RefundProposalState(ctx context.Context, id string) (*RefundProposal, ProposalState, error)
+	// ExpireRefundProposal ends proposal id if it is open and past its
+	// ExpiresAt by the caller's clock, in one atomic step against the
+	// proposal's consumption: the store judges expiry by each caller's
+	// clock, so a proposal lapsed for one replica could otherwise still be
+	// taken (or cancelled) by another whose clock is behind. After it, no
+	// caller can. It returns the proposal and what became of it, as
+	// RefundProposalState does: ProposalExpired (ended now, or before),
+	// ProposalUsed or ProposalCancelled (ended before; left as it is), or
+	// ProposalOpen when it has not expired by the caller's clock (left as
+	// it is). It checks no owner, as RefundProposalState, and enqueues
+	// nothing: an expiry is no answer of the user's. ErrNotFound for an
+	// unknown id.
+	ExpireRefundProposal(ctx context.Context, id string) (*RefundProposal, ProposalState, error)
 	// ConsumeRefundProposal takes the proposal for confirmation: exactly one of
 	// any number of concurrent callers gets it, the proposal becomes a tombstone.
 	// ErrGone when used, cancelled or expired; ErrNotFound for an unknown id or

@@ -18,6 +18,7 @@ const (
 	refundLive      = "live"
 	refundUsed      = "used"
 	refundCancelled = "cancelled"
+	refundExpired   = "expired"
 )
 
 // refundRec is a proposal or, once State is not live, its tombstone. Until is
@@ -132,8 +133,39 @@ func proposalState(s string) (store.ProposalState, error) {
 		return store.ProposalUsed, nil
 	case refundCancelled:
 		return store.ProposalCancelled, nil
+	case refundExpired:
+		return store.ProposalExpired, nil
 	}
 	return "", fmt.Errorf("embedded: unknown refund proposal state %q", s)
+}
+
+// ExpireRefundProposal implements store.RefundProposals: read and, when
+// lapsed by the store's clock, tombstoned in one transaction.
+func (d *DB) ExpireRefundProposal(ctx context.Context, id string) (*store.RefundProposal, store.ProposalState, error) {
+	now := d.now()
+	var r *refundRec
+	err := d.update(ctx, func(tx *bolt.Tx) error {
+		var err error
+		if r, err = getRefund(tx, id); err != nil {
+			return err
+		}
+		if r.State != refundLive || now.Before(r.P.ExpiresAt) {
+			return nil
+		}
+		r.State = refundExpired
+		if err := putJSON(tx.Bucket(bRefunds), id, r); err != nil {
+			return err
+		}
+		return tx.Bucket(bUserRefunds).Delete(userRefundKey(r.P.Client, r.P.User, id))
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := proposalState(r.State)
+	if err != nil {
+		return nil, "", fmt.Errorf("refund proposal %s: %w", id, err)
+	}
+	return &r.P, st, nil
 }
 
 // ConsumeRefundProposal implements store.RefundProposals: the tombstone and

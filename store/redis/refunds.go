@@ -20,6 +20,7 @@ const (
 	refundLive      = "live"
 	refundUsed      = "used"
 	refundCancelled = "cancelled"
+	refundExpired   = "expired"
 )
 
 // PutRefundProposal implements store.RefundProposals. The record lives
@@ -160,22 +161,50 @@ func (s *Store) RefundProposalState(ctx context.Context, id string) (*store.Refu
 	if !ok {
 		return nil, "", fmt.Errorf("refund proposal %s: %w", id, store.ErrNotFound)
 	}
-	var st store.ProposalState
-	switch v, _ := replyStr(vals, 1); v {
+	st, _ := replyStr(vals, 1)
+	return proposalState(id, j, st)
+}
+
+// proposalState decodes a proposal's record j and maps its state st to
+// store.ProposalState.
+func proposalState(id, j, st string) (*store.RefundProposal, store.ProposalState, error) {
+	var state store.ProposalState
+	switch st {
 	case refundLive:
-		st = store.ProposalOpen
+		state = store.ProposalOpen
 	case refundUsed:
-		st = store.ProposalUsed
+		state = store.ProposalUsed
 	case refundCancelled:
-		st = store.ProposalCancelled
+		state = store.ProposalCancelled
+	case refundExpired:
+		state = store.ProposalExpired
 	default:
-		return nil, "", fmt.Errorf("redis: refund proposal %s has unknown state %q", id, v)
+		return nil, "", fmt.Errorf("redis: refund proposal %s has unknown state %q", id, st)
 	}
 	p, err := decodeProposal(j)
 	if err != nil {
 		return nil, "", err
 	}
-	return p, st, nil
+	return p, state, nil
+}
+
+// ExpireRefundProposal implements store.RefundProposals: one script on the
+// proposal's tag reads it and, lapsed by this store's clock, tombstones it,
+// so no consumption comes between; a money write (runMoney), since it
+// decides that no replica can take the proposal. The record keeps the
+// expiry PutRefundProposal gave it, TombstoneTTL past ExpiresAt.
+func (s *Store) ExpireRefundProposal(ctx context.Context, id string) (*store.RefundProposal, store.ProposalState, error) {
+	v, err := s.runMoney(ctx, "expire refund proposal", s.sc.expireRefund, []string{s.k.one("r", id)}, s.now().UnixMilli())
+	if err != nil {
+		return nil, "", err
+	}
+	r := replySlice(v)
+	if replyInt(r, 0) != 1 {
+		return nil, "", fmt.Errorf("refund proposal %s: %w", id, store.ErrNotFound)
+	}
+	j, _ := replyStr(r, 1)
+	st, _ := replyStr(r, 2)
+	return proposalState(id, j, st)
 }
 
 func decodeProposal(j string) (*store.RefundProposal, error) {

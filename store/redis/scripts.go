@@ -598,6 +598,19 @@ local v, nx = obstate(KEYS[2], KEYS[3])
 return {1, v, nx}
 `
 
+// KEYS: key (a refund proposal). ARGV: now_ms. A live proposal whose exp
+// is at or before now_ms becomes 'expired'. Returns {1, json, state after},
+// {-1} not found.
+const luaExpireRefund = `
+local r = redis.call('HMGET', KEYS[1], 'j', 'st', 'exp')
+if not r[1] then return {-1} end
+if r[2] == 'live' and tonumber(r[3]) <= tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'st', 'expired')
+  r[2] = 'expired'
+end
+return {1, r[1], r[2]}
+`
+
 // KEYS: key, ob, obv (the proposal's event queue, on its tag). ARGV: user,
 // new_state, now_ms, tombstone_ms, token, n, elems..., deadline_ms. Returns
 // {1, json, obv, next}, also to the same call re-sent (its token is kept in
@@ -696,7 +709,7 @@ type scripts struct {
 	announce                                               *goredis.Script
 	addTally, takeTally                                    *goredis.Script
 	putRefund, finishRefund, appendAudit, putText, erase   *goredis.Script
-	indexRefund                                            *goredis.Script
+	indexRefund, expireRefund                              *goredis.Script
 }
 
 func newScripts() *scripts {
@@ -727,6 +740,7 @@ func newScripts() *scripts {
 		putRefund:    goredis.NewScript(luaPutRefund),
 		finishRefund: goredis.NewScript(luaFinishRefund),
 		indexRefund:  goredis.NewScript(luaIndexRefund),
+		expireRefund: goredis.NewScript(luaExpireRefund),
 		appendAudit:  goredis.NewScript(luaAppendAudit),
 		putText:      goredis.NewScript(luaPutText),
 		erase:        goredis.NewScript(luaEraseText),
@@ -738,6 +752,6 @@ func (s *scripts) all() []*goredis.Script {
 		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnce, s.claimEvent, s.readTag, s.ack, s.retry,
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
-		s.indexRefund,
+		s.indexRefund, s.expireRefund,
 	}
 }

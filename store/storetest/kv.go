@@ -255,6 +255,70 @@ func testRefunds(t *testing.T, open Opener) {
 	wantErr(t, "RefundProposalState of an unknown id", err, store.ErrNotFound)
 }
 
+// testExpireRefund: ExpireRefundProposal ends a proposal lapsed by the
+// caller's clock for every caller: one whose clock is behind (the clock
+// moved back here) can no longer take, cancel or list it. A proposal not
+// lapsed, used or cancelled is left as it is.
+func testExpireRefund(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	const ttl = 15 * time.Minute
+	for _, id := range []string{"rf-lapse", "rf-live", "rf-used", "rf-cancelled"} {
+		mustNil(t, "PutRefundProposal "+id, st.PutRefundProposal(ctx, newProposal(id, "u1"), ttl))
+	}
+	_, err := st.ConsumeRefundProposal(ctx, "rf-used", "u1")
+	mustNil(t, "ConsumeRefundProposal", err)
+	_, err = st.CancelRefundProposal(ctx, "rf-cancelled", "u1")
+	mustNil(t, "CancelRefundProposal", err)
+
+	expire := func(id string, want store.ProposalState) {
+		t.Helper()
+		p, state, err := st.ExpireRefundProposal(ctx, id)
+		mustNil(t, "ExpireRefundProposal "+id, err)
+		if state != want || p == nil || p.RefundID != id || p.User != "u1" || p.OutRefundNo != "R-"+id {
+			t.Errorf("ExpireRefundProposal %s: %+v %q; want the proposal, %q", id, p, state, want)
+		}
+	}
+	expire("rf-lapse", store.ProposalOpen) // not lapsed yet: left open
+	if _, err := st.GetRefundProposal(ctx, "rf-lapse"); err != nil {
+		t.Errorf("a proposal not lapsed, after ExpireRefundProposal: %v; want it live", err)
+	}
+	clock.Advance(ttl)
+	expire("rf-lapse", store.ProposalExpired)
+	expire("rf-lapse", store.ProposalExpired) // asked again: the same
+	expire("rf-used", store.ProposalUsed)
+	expire("rf-cancelled", store.ProposalCancelled)
+	_, _, err = st.ExpireRefundProposal(ctx, "rf-none")
+	wantErr(t, "ExpireRefundProposal of an unknown id", err, store.ErrNotFound)
+
+	// A caller whose clock is a minute behind: the proposal would be live
+	// for it, but it ended.
+	clock.Advance(-time.Minute)
+	_, err = st.ConsumeRefundProposal(ctx, "rf-lapse", "u1")
+	wantErr(t, "ConsumeRefundProposal of an expired proposal, clock behind", err, store.ErrGone)
+	_, err = st.CancelRefundProposal(ctx, "rf-lapse", "u1")
+	wantErr(t, "CancelRefundProposal of an expired proposal, clock behind", err, store.ErrGone)
+	_, err = st.GetRefundProposal(ctx, "rf-lapse")
+	wantErr(t, "GetRefundProposal of an expired proposal, clock behind", err, store.ErrGone)
+	listed, err := st.OpenRefundProposals(ctx, "shop", "u1")
+	mustNil(t, "OpenRefundProposals", err)
+	for _, p := range listed {
+		if p.RefundID == "rf-lapse" {
+			t.Errorf("OpenRefundProposals, clock behind, lists the expired proposal")
+		}
+	}
+	if _, state, err := st.RefundProposalState(ctx, "rf-lapse"); err != nil || state != store.ProposalExpired {
+		t.Errorf("RefundProposalState of the expired proposal: %q, %v; want %q", state, err, store.ProposalExpired)
+	}
+	// rf-live (put with the others) lapsed too by now; ended by a caller
+	// whose clock is behind, it is not.
+	expire("rf-live", store.ProposalOpen)
+	if _, err := st.ConsumeRefundProposal(ctx, "rf-live", "u1"); err != nil {
+		t.Errorf("ConsumeRefundProposal of a proposal open by the caller's clock: %v", err)
+	}
+}
+
 // testOpenRefunds: OpenRefundProposals lists the proposals of one client's
 // user that can still be confirmed, oldest first: not another user's or
 // another client's, not a used, cancelled or expired one. The user's

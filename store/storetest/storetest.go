@@ -53,6 +53,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Notifications", func(t *testing.T) { testNotifications(t, open) })
 	t.Run("RefundProposals", func(t *testing.T) { testRefunds(t, open) })
 	t.Run("OpenRefundProposals", func(t *testing.T) { testOpenRefunds(t, open) })
+	t.Run("ExpireRefundProposal", func(t *testing.T) { testExpireRefund(t, open) })
 	t.Run("Counters", func(t *testing.T) { testCounters(t, open) })
 	t.Run("CounterGiveBack", func(t *testing.T) { testCounterGiveBack(t, open) })
 	t.Run("Window", func(t *testing.T) { testWindow(t, open) })
