@@ -389,8 +389,9 @@ type Rules struct {
 	// at least 1.
 	MaxPaymentCallsPerMinute int `yaml:"max_payment_calls_per_minute"`
 	// ApprovalTTL is how long an order above approval_above waits for a
-	// manager; after it the order expires and cannot be approved, so a stale
-	// request is never opened for payment. Default 72h.
+	// manager; after it the order expires and can be neither approved nor
+	// rejected (a decision then is a 409, and the order is expired), so a
+	// stale request is never opened for payment. Default 72h.
 	ApprovalTTL Duration `yaml:"approval_ttl"`
 }
 

@@ -16,8 +16,8 @@ var ErrNotAwaitingApproval = errors.New("order is not awaiting approval")
 
 // ErrApprovalExpired: the held order's approval deadline (Rules.ApprovalTTL)
 // passed before a manager decided; it is expired and can no longer be
-// approved. It is an ErrNotAwaitingApproval, so callers that map that (the
-// admin API: 409) need nothing more.
+// approved or rejected. It is an ErrNotAwaitingApproval, so callers that map
+// that (the admin API: 409) need nothing more.
 var ErrApprovalExpired = fmt.Errorf("%w: its approval deadline passed and it expired", ErrNotAwaitingApproval)
 
 // errHeldPastDeadline makes Approve's update stop without writing, so the
@@ -59,6 +59,18 @@ func (s *Service) expireHeld(ctx context.Context, no string) (*store.Order, erro
 		s.log.InfoContext(ctx, "held order expired without a manager's decision", "order_no", no, "amount_fen", got.AmountFen)
 	}
 	return got, nil
+}
+
+// expiredDecision answers a manager's decision on a held order found past its
+// approval deadline: too late for a yes or a no, it is expired now rather
+// than left for the sweep, so the queue and the user's state say so at once.
+// The order as expired is returned with ErrApprovalExpired.
+func (s *Service) expiredDecision(ctx context.Context, orderNo string) (*store.Order, error) {
+	o, err := s.expireHeld(ctx, orderNo)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s (%v)", ErrApprovalExpired, orderNo, err)
+	}
+	return o, fmt.Errorf("%w: %s at %s", ErrApprovalExpired, orderNo, s.heldDeadline(o).UTC().Format(time.RFC3339))
 }
 
 // ActorAdmin is Actor.Kind of an operator acting through the admin API.
@@ -157,13 +169,11 @@ func (s *Service) Approve(ctx context.Context, orderNo string) (*CreateResult, e
 		return c, nil
 	})
 	if errors.Is(err, errHeldPastDeadline) {
-		// Too late for a yes: expire it now rather than wait for the sweep,
-		// so the queue and the user's state say so at once.
-		o, xerr := s.expireHeld(ctx, orderNo)
-		if xerr != nil {
-			return nil, fmt.Errorf("%w: %s (%v)", ErrApprovalExpired, orderNo, xerr)
+		o, err := s.expiredDecision(ctx, orderNo)
+		if o == nil {
+			return nil, err
 		}
-		return &CreateResult{Order: o}, fmt.Errorf("%w: %s at %s", ErrApprovalExpired, orderNo, s.heldDeadline(o).UTC().Format(time.RFC3339))
+		return &CreateResult{Order: o}, err
 	}
 	if err != nil {
 		return nil, err
@@ -179,14 +189,23 @@ func (s *Service) Approve(ctx context.Context, orderNo string) (*CreateResult, e
 
 // Reject is a manager's no: the order becomes rejected (no WeChat Pay call was
 // ever made for it). The user's next turn is told through the payment state.
+// Past the approval deadline it is too late for a decision either way, as
+// for Approve: the order is expired (what the sweep records) and returned
+// with ErrApprovalExpired.
 func (s *Service) Reject(ctx context.Context, orderNo string) (*store.Order, error) {
 	got, _, err := s.update(ctx, orderNo, "reject", "", func(c *store.Order) (*store.Order, error) {
 		if c.Status != store.StatusApprovalRequired {
 			return nil, fmt.Errorf("%w: %s is %s", ErrNotAwaitingApproval, c.OrderNo, c.Status)
 		}
+		if s.heldExpired(c) {
+			return nil, errHeldPastDeadline
+		}
 		c.Status = store.StatusRejected
 		return c, nil
 	})
+	if errors.Is(err, errHeldPastDeadline) {
+		return s.expiredDecision(ctx, orderNo)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -168,11 +168,21 @@ func TestHeldOrderExpires(t *testing.T) {
 			t.Errorf("prepays %d; want none", n)
 		}
 	}
+	// A manager's decision on a held order: either is refused past the
+	// deadline, and the order is expired, as the sweep would have it.
+	decisions := []struct {
+		name, past string
+		decide     func(e *env, no string) error
+	}{
+		{"approve", "approved", func(e *env, no string) error { _, err := e.svc.Approve(context.Background(), no); return err }},
+		{"reject", "rejected", func(e *env, no string) error { _, err := e.svc.Reject(context.Background(), no); return err }},
+	}
 	refused := func(t *testing.T, e *env, no string) {
 		t.Helper()
-		_, err := e.svc.Approve(context.Background(), no)
-		if !errors.Is(err, payments.ErrNotAwaitingApproval) || !strings.Contains(err.Error(), "expired") {
-			t.Errorf("approve past the deadline: %v; want ErrNotAwaitingApproval saying it expired", err)
+		for _, d := range decisions {
+			if err := d.decide(e, no); !errors.Is(err, payments.ErrNotAwaitingApproval) || !strings.Contains(err.Error(), "expired") {
+				t.Errorf("%s past the deadline: %v; want ErrNotAwaitingApproval saying it expired", d.name, err)
+			}
 		}
 	}
 	for _, driver := range drivers(t) {
@@ -203,13 +213,19 @@ func TestHeldOrderExpires(t *testing.T) {
 					t.Errorf("held order within its deadline: %s after the sweep; want approval_required", got)
 				}
 			})
-			t.Run("approved past the deadline before a sweep", func(t *testing.T) {
-				e := approvalEnv(t, driver)
-				o := hold(t, e, "oUser-held-late")
-				e.clock.Advance(ttl + time.Minute)
-				refused(t, e, o.OrderNo)
-				expired(t, e, o.OrderNo)
-			})
+			for _, d := range decisions {
+				t.Run(d.past+" past the deadline before a sweep", func(t *testing.T) {
+					e := approvalEnv(t, driver)
+					o := hold(t, e, "oUser-held-late-"+d.name)
+					e.clock.Advance(ttl + time.Minute)
+					err := d.decide(e, o.OrderNo)
+					if !errors.Is(err, payments.ErrApprovalExpired) {
+						t.Errorf("%s past the deadline: %v; want ErrApprovalExpired", d.name, err)
+					}
+					expired(t, e, o.OrderNo)
+					refused(t, e, o.OrderNo)
+				})
+			}
 			t.Run("asked again past the deadline", func(t *testing.T) {
 				e := approvalEnv(t, driver)
 				o := hold(t, e, "oUser-held-again")
