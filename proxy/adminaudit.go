@@ -109,7 +109,9 @@ func (a *adminAudit) list(w http.ResponseWriter, r *http.Request) {
 		n := min(uint64(limit), from-1)
 		out["prev_from"], out["prev_limit"] = from-n, n
 	}
-	writeJSON(w, http.StatusOK, out)
+	// The bodies as hashed: writeJSON's HTML escaping would rewrite a '&',
+	// '<' or '>' in them, and sha256 of a body served would not be its hash.
+	writeJSONAsIs(w, http.StatusOK, out)
 }
 
 // eraseClients resolves the client of an erasure. An OpenID is per app, so

@@ -31,6 +31,25 @@ const auditAdminToken = "adm-3f9c1e-audit-token"
 // three-record chain (users oAlice, oBob, oAlice, each with a text).
 func auditAdmin(t *testing.T, mods ...func(*config.Config)) (string, *embedded.DB, []store.AuditRecord) {
 	t.Helper()
+	var acts []auditAct
+	for i, user := range []string{"oAlice", "oBob", "oAlice"} {
+		acts = append(acts, auditAct{audit.Action{Name: "order.created", Client: "shop-bot", User: user, OrderNo: fmt.Sprintf("PG%d", i+1), AmountFen: 4999},
+			&payments.Turn{Messages: []byte(fmt.Sprintf(`[{"role":"user","content":"buy %d"}]`, i+1)), Provider: "fake", Model: "vendor/upstream-model"}})
+	}
+	return auditAdminOf(t, acts, mods...)
+}
+
+// auditAct is one action of a chain auditAdminOf records, with the turn
+// whose text it keeps (nil: none).
+type auditAct struct {
+	action audit.Action
+	turn   *payments.Turn
+}
+
+// auditAdminOf serves the admin audit routes over an embedded store holding
+// a chain of acts, one record each.
+func auditAdminOf(t *testing.T, acts []auditAct, mods ...func(*config.Config)) (string, *embedded.DB, []store.AuditRecord) {
+	t.Helper()
 	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) {
 		c.Admin.Token = auditAdminToken
 		for _, m := range mods {
@@ -43,9 +62,8 @@ func auditAdmin(t *testing.T, mods ...func(*config.Config)) (string, *embedded.D
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	ctx := context.Background()
-	for i, user := range []string{"oAlice", "oBob", "oAlice"} {
-		ev, err := audit.ActionEvent(audit.Action{Name: "order.created", Client: "shop-bot", User: user, OrderNo: fmt.Sprintf("PG%d", i+1), AmountFen: 4999},
-			&payments.Turn{Messages: []byte(fmt.Sprintf(`[{"role":"user","content":"buy %d"}]`, i+1)), Provider: "fake", Model: "vendor/upstream-model"})
+	for _, a := range acts {
+		ev, err := audit.ActionEvent(a.action, a.turn)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +75,7 @@ func auditAdmin(t *testing.T, mods ...func(*config.Config)) (string, *embedded.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := w.Drain(ctx); err != nil || n != 3 {
+	if n, err := w.Drain(ctx); err != nil || n != len(acts) {
 		t.Fatalf("drain: %d %v", n, err)
 	}
 	recs, err := st.ReadAudit(ctx, 1, 10)
@@ -320,6 +338,64 @@ func TestAdminAuditEraseUnderARemovedClient(t *testing.T) {
 	for _, seq := range []uint64{1, 3} {
 		if txt, err := st.GetAuditText(context.Background(), seq); err == nil {
 			t.Errorf("oAlice's text %d is still kept: %s", seq, txt)
+		}
+	}
+}
+
+// TestAdminAuditBodiesAsHashed: GET /admin/api/audit serves the records'
+// bodies as hashed, so that sha256 of each body as served is its hash (an
+// auditor checks the chain from the API's answer), also when a value in it
+// holds a character an HTML-escaping JSON encoder rewrites ('&', '<', '>'
+// in an operator's reason) and with the conversation texts.
+func TestAdminAuditBodiesAsHashed(t *testing.T) {
+	cases := []struct {
+		name, reason string
+	}{
+		{"plain", "over budget"},
+		{"ampersand", "R&D budget"},
+		{"angle brackets", "budget <frozen>"},
+		{"all three", "R&D budget <frozen> -> ask again"},
+		{"not ASCII", "预算冻结 & <暂停>"},
+	}
+	var acts []auditAct
+	for i, tc := range cases {
+		acts = append(acts, auditAct{audit.Action{Time: time.Now(), Name: "order.rejected", Cause: "reject", Client: "shop-bot", User: "oAlice",
+			OrderNo: fmt.Sprintf("PG%d", i+1), AmountFen: 99800, Reason: tc.reason},
+			&payments.Turn{Messages: []byte(`[{"role":"user","content":"R&D <plan>"}]`), Provider: "fake", Model: "vendor/upstream-model"}})
+	}
+	base, _, _ := auditAdminOf(t, acts)
+	for _, query := range []string{"", "?text=1"} {
+		req, err := http.NewRequest("GET", base+"/admin/api/audit"+query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+auditAdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			Records []struct {
+				Seq  uint64          `json:"seq"`
+				Hash string          `json:"hash"`
+				Body json.RawMessage `json:"body"`
+			} `json:"records"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Records) != len(cases) {
+			t.Fatalf("GET /admin/api/audit%s: %d records; want %d", query, len(out.Records), len(cases))
+		}
+		for i, tc := range cases {
+			t.Run(tc.name+query, func(t *testing.T) {
+				r := out.Records[i]
+				if got := audit.Hash(r.Body); got != r.Hash {
+					t.Errorf("record %d: sha256 of the body as served %s; its hash %s; body served: %s", r.Seq, got, r.Hash, r.Body)
+				}
+			})
 		}
 	}
 }

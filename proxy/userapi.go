@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -273,6 +274,22 @@ func (s *Server) paymentsError(r *http.Request, err error, what string) *apiErro
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
+	writeJSONBytes(w, status, b, err)
+}
+
+// writeJSONAsIs is writeJSON without HTML escaping: '&', '<' and '>' are
+// written as themselves, not as \u0026, \u003c, \u003e, so a compact
+// json.RawMessage in v is written byte for byte, for an answer whose raw
+// values are hashed, such as the audit records' bodies.
+func writeJSONAsIs(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(v)
+	writeJSONBytes(w, status, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), err)
+}
+
+func writeJSONBytes(w http.ResponseWriter, status int, b []byte, err error) {
 	if err != nil {
 		writeError(w, &apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: "paygate: encoding the answer failed"})
 		return
