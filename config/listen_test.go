@@ -43,3 +43,38 @@ func TestListenAddresses(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminHosts: server.admin_hosts lists host names, each without port
+// or scheme (the admin listener answers a listed name on any port), so a
+// written "https://…" or "name:8081", which would never match a Host, is
+// refused at its line rather than leaving the operator's console refused
+// with 421.
+func TestAdminHosts(t *testing.T) {
+	tests := []struct {
+		name    string
+		hosts   string
+		wantErr string // "" when it loads
+	}{
+		{"a name", `["paygate-admin.example.com"]`, ""},
+		{"several, one ending in a dot", `["paygate-admin.example.com", "admin.internal.", "Console_1.Example.COM"]`, ""},
+		{"a single label", `["paygate"]`, ""},
+		{"none", `[]`, ""},
+		{"with a port", `["paygate-admin.example.com:8081"]`, `c.yaml:2: server.admin_hosts[0]: "paygate-admin.example.com:8081": a host name without port or scheme`},
+		{"with a scheme", `["ok.example.com", "https://paygate-admin.example.com"]`, `c.yaml:2: server.admin_hosts[1]: "https://paygate-admin.example.com": a host name`},
+		{"a wildcard", `["*.example.com"]`, `server.admin_hosts[0]: "*.example.com": a host name`},
+		{"empty", `[""]`, `server.admin_hosts[0]: "": a host name`},
+		{"a space", `["paygate admin"]`, `server.admin_hosts[0]: "paygate admin": a host name`},
+		{"an empty label", `["admin..example.com"]`, `server.admin_hosts[0]: "admin..example.com": a host name`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte("server:\n  admin_hosts: "+tc.hosts+"\n"), "c.yaml", envMap(nil))
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("got %v; want it to load", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("got %v; want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -40,6 +40,16 @@ type Server struct {
 	// AdminListen is the admin API and console address. Default "127.0.0.1:8081";
 	// "off" disables it.
 	AdminListen string `yaml:"admin_listen"`
+	// AdminHosts are the host names the admin listener answers to besides
+	// those it always answers: any IP literal, its AdminListen name, and
+	// localhost when it listens on loopback or every interface. List the
+	// name an operator's browser or Prometheus reaches it by, e.g.
+	// ["paygate-admin.example.com"] behind an ingress that passes the Host
+	// header through. A request for any other Host is a 421, whatever its
+	// path, so that a web page whose name is re-pointed at the listener (DNS
+	// rebinding) can neither read it nor use a token it guessed. Each is a
+	// name without port (any port is answered) or scheme. Default [].
+	AdminHosts []string `yaml:"admin_hosts"`
 	// NotifyListen serves POST /wechatpay/notify alone, so only that route is
 	// exposed to the internet. Default "": the notify route is on Listen
 	// (there is no "off": WeChat Pay's notifications always need a route).

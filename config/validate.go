@@ -103,6 +103,32 @@ func (l *loader) validateServer(c *Config) {
 	if c.Server.MaxBodyBytes < 0 {
 		l.at("server.max_body_bytes", "must be positive")
 	}
+	for i, h := range c.Server.AdminHosts {
+		if !hostName(h) {
+			l.at(fmt.Sprintf("server.admin_hosts[%d]", i), "%q: a host name without port or scheme, such as paygate-admin.example.com (the admin listener answers it on any port)", h)
+		}
+	}
+}
+
+// hostName reports whether h is a host name as a Host header carries it
+// without its port: dot-separated labels of letters, digits, '-' and '_',
+// with an optional final dot.
+func hostName(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // listenAddr checks a listen address as net.Listen("tcp", addr) will take

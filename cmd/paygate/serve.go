@@ -593,10 +593,11 @@ var notifyReadTimeout = 30 * time.Second
 
 // adminHandler serves the operator endpoints on the admin listener: the
 // admin API, the web console at / over it, and the operators' health and
-// metrics. Every state-changing request passes console.Guard (CSRF header,
-// same origin) before the admin token is checked. Every admin API route is
-// served through Server.AdminRoute, so each answer carries X-Request-Id and
-// is counted under its route label.
+// metrics. Every request passes console.OnlyHosts first (a Host the listener
+// is reached by, not a name re-pointed at it), and every state-changing one
+// console.Guard (CSRF header, same origin) before the admin token is
+// checked. Every admin API route is served through Server.AdminRoute, so
+// each answer carries X-Request-Id and is counted under its route label.
 func (a *app) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.server.MountAdminAPI(mux)
@@ -625,9 +626,11 @@ func (a *app) adminHandler() http.Handler {
 		mux.Handle("/debug/pprof/symbol", auth(http.HandlerFunc(pprof.Symbol)))
 		mux.Handle("/debug/pprof/trace", auth(http.HandlerFunc(pprof.Trace)))
 	}
-	// The guard's refusals are admin API answers too: a request id, and
-	// counted under admin_csrf.
-	return console.Guard(mux, func(h http.Handler) http.Handler { return a.server.Route("admin_csrf", h) })
+	// The guards' refusals are admin API answers too: a request id, and
+	// counted under admin_csrf and admin_host.
+	h := console.Guard(mux, func(h http.Handler) http.Handler { return a.server.Route("admin_csrf", h) })
+	hosts := console.NewHosts(a.cfg.Server.AdminListen, a.cfg.Server.AdminHosts)
+	return console.OnlyHosts(h, hosts, func(h http.Handler) http.Handler { return a.server.Route("admin_host", h) })
 }
 
 // paymentRules maps payments.rules onto the payments service (defaults are

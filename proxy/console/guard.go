@@ -30,8 +30,8 @@ func Guard(h http.Handler, refused func(http.Handler) http.Handler) http.Handler
 	if refused == nil {
 		refused = func(h http.Handler) http.Handler { return h }
 	}
-	noHeader := refused(deny("state-changing admin requests need the " + CSRFHeader + " header"))
-	crossOrigin := refused(deny("cross-origin request refused"))
+	noHeader := refused(deny(http.StatusForbidden, "state-changing admin requests need the "+CSRFHeader+" header"))
+	crossOrigin := refused(deny(http.StatusForbidden, "cross-origin request refused"))
 	cop := http.NewCrossOriginProtection()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
@@ -64,14 +64,14 @@ func sameOrigin(origin string, r *http.Request) bool {
 	return (u.Scheme == "http" || u.Scheme == "https") && u.Host == r.Host
 }
 
-// deny answers 403 with msg as the admin API's JSON error.
-func deny(msg string) http.Handler {
+// deny answers status with msg as the admin API's JSON error.
+func deny(status int, msg string) http.Handler {
 	b, _ := json.Marshal(map[string]string{"error": msg})
 	b = append(b, '\n')
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.WriteHeader(http.StatusForbidden)
+		w.WriteHeader(status)
 		_, _ = w.Write(b)
 	})
 }
