@@ -630,7 +630,23 @@ func (a *app) adminHandler() http.Handler {
 	// counted under admin_csrf and admin_host.
 	h := console.Guard(mux, func(h http.Handler) http.Handler { return a.server.Route("admin_csrf", h) })
 	hosts := console.NewHosts(a.cfg.Server.AdminListen, a.cfg.Server.AdminHosts)
-	return console.OnlyHosts(h, hosts, func(h http.Handler) http.Handler { return a.server.Route("admin_host", h) })
+	return adminHeaders(console.OnlyHosts(h, hosts, func(h http.Handler) http.Handler { return a.server.Route("admin_host", h) }))
+}
+
+// adminHeaders puts on every answer of the admin listener, whichever
+// handler writes it (the admin API's JSON, the webhook relay's, a refusal,
+// the metrics), Cache-Control: no-store, so that no browser or proxy keeps
+// a copy of orders, OpenIDs or the audit, and X-Content-Type-Options:
+// nosniff, so that no browser reads one as anything but its Content-Type.
+// A handler may set its own Cache-Control over it: the console's static
+// page and assets, which hold no data, are revalidated (no-cache).
+func adminHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Cache-Control", "no-store")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // paymentRules maps payments.rules onto the payments service (defaults are
