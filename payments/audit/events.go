@@ -29,14 +29,20 @@ type payload struct {
 // TransitionEvents is payments.Options.Events for the audit: every committed
 // order transition becomes one audit event, keyed by the order, enqueued
 // atomically with the transition. It never fails: an action that cannot be
-// encoded (it cannot happen with payments' types) is recorded without its
-// sampling parameters.
+// encoded, or whose event the Worker could not read back and seal
+// (ActionEvent), is recorded with its sampling parameters replaced by
+// {"unencodable": why}; only they are free-form.
 func TransitionEvents(t payments.Transition) []store.Event {
 	a := TransitionAction(t)
 	ev, err := ActionEvent(a, t.Turn)
 	if err != nil {
-		a.Params = map[string]any{"unencodable": err.Error()}
-		ev, _ = ActionEvent(a, t.Turn)
+		// The turn's params, not a's: ActionEvent takes a turn's over a's.
+		turn := payments.Turn{Client: a.Client, User: a.User}
+		if t.Turn != nil {
+			turn = *t.Turn
+		}
+		turn.Params = map[string]any{"unencodable": err.Error()}
+		ev, _ = ActionEvent(a, &turn)
 	}
 	return []store.Event{ev}
 }
@@ -113,8 +119,8 @@ func actionName(t payments.Transition) string {
 // refund.proposed record and the turn that led to it, and the user's answer
 // is recorded exactly when it ends the proposal: refund.cancelled for a
 // "no", refund.confirmed for a confirmation taken for the refund. It never
-// fails: a proposal that cannot be encoded (it cannot happen with
-// payments' types) is recorded without its sampling parameters.
+// fails: a proposal that cannot be encoded, or whose event the Worker could
+// not read back and seal, is recorded without its sampling parameters.
 func ProposalEvents(ctx context.Context, step payments.ProposalStep, p store.RefundProposal) []store.Event {
 	ev, err := ProposalEvent(ctx, step, p)
 	if err != nil {
@@ -163,7 +169,10 @@ func ProposalEvent(ctx context.Context, step payments.ProposalStep, p store.Refu
 // transition (a refund proposal, a confirmation), for code that enqueues it
 // itself with store.Outbox.EnqueueEvents or an order write. turn may be nil.
 // The event is keyed by the action's order, so it is appended in order with
-// that order's other records.
+// that order's other records. An error also says that the Worker could not
+// read the event back (decodePayload) or seal its record (Seal): such an
+// event would be retried for ever at the head of its key's queue, holding
+// back the order's later records and its webhooks, so it is never returned.
 func ActionEvent(a Action, turn *payments.Turn) (store.Event, error) {
 	p := payload{Action: a}
 	p.Action.Time = p.Action.Time.UTC()
@@ -184,7 +193,29 @@ func ActionEvent(a Action, turn *payments.Turn) (store.Event, error) {
 	if err != nil {
 		return store.Event{}, fmt.Errorf("encode audit event: %w", err)
 	}
+	if err := sealable(p.Action); err != nil {
+		return store.Event{}, fmt.Errorf("encode audit event: %w", err)
+	}
 	return store.Event{Kind: KindAudit, Key: a.OrderNo, Payload: b}, nil
+}
+
+// sealable checks that the Worker can read back the payload of action a
+// and seal its record: encoding/json reads no value nested deeper than
+// 10000 levels (gjson, which the proxy validates requests with, has no
+// limit), and the canonical form carries no number out of float64's range.
+// Only the action is read back, at its place in the payload: the text is a
+// string, which reads back whatever it holds.
+func sealable(a Action) error {
+	b, err := json.Marshal(payload{Action: a})
+	if err != nil {
+		return err
+	}
+	p, err := decodePayload(b)
+	if err != nil {
+		return err
+	}
+	_, err = Seal(store.AuditHead{}, Record{Action: p.Action})
+	return err
 }
 
 // decodePayload reads an audit event's payload. Numbers in the sampling
@@ -247,18 +278,18 @@ func TurnFromRequest(client, user string, body []byte, provider, model string) *
 			t.Params = map[string]any{}
 		}
 		raw := []byte(v.Raw)
-		switch _, err := CanonicalizeJSON(raw); {
-		case err == nil:
+		if _, err := CanonicalizeJSON(raw); err == nil {
 			t.Params[name] = json.RawMessage(raw)
-		case json.Valid(raw):
-			// Valid JSON the canonical form cannot carry (a number out of
-			// float64's range, 1e400): recorded as the text the bot sent,
-			// else the record could never be sealed and the order's queue
-			// would stall behind it.
-			t.Params[name] = v.Raw
-		default:
-			t.Params[name] = v.Value() // not JSON as sent: gjson's reading of it
+			continue
 		}
+		// JSON the canonical form cannot carry (a number out of float64's
+		// range, 1e400), or that encoding/json does not read at all (nested
+		// deeper than its 10000 levels, which gjson accepts): recorded as
+		// the text the bot sent, a JSON string. Kept as JSON, or as gjson's
+		// reading of it, the record could never be sealed, or its event
+		// never decoded, and the order's queue (its webhooks too) would
+		// stall behind it.
+		t.Params[name] = v.Raw
 	}
 	return t
 }
