@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
@@ -41,7 +42,7 @@ func TransitionEvents(t payments.Transition) []store.Event {
 		if t.Turn != nil {
 			turn = *t.Turn
 		}
-		turn.Params = map[string]any{"unencodable": err.Error()}
+		turn.Params = unencodable(err)
 		ev, _ = ActionEvent(a, &turn)
 	}
 	return []store.Event{ev}
@@ -128,7 +129,7 @@ func ProposalEvents(ctx context.Context, step payments.ProposalStep, p store.Ref
 		if t := payments.TurnFrom(ctx); t != nil {
 			turn = *t
 		}
-		turn.Params = map[string]any{"unencodable": err.Error()}
+		turn.Params = unencodable(err)
 		ev, _ = ProposalEvent(payments.WithTurn(ctx, &turn), step, p)
 	}
 	return []store.Event{ev}
@@ -228,6 +229,33 @@ func decodePayload(b []byte) (payload, error) {
 	}
 	return p, nil
 }
+
+// withoutParams reads payload b, which decodePayload refused with err,
+// without its sampling parameters, and gives it params {"unencodable": err}
+// instead, as TransitionEvents and ProposalEvents record an action whose
+// params the worker could not read back. Earlier versions enqueued such
+// events (a parameter nested deeper than encoding/json reads, which gjson,
+// the proxy's validator, accepts): retried, one would hold its order's later
+// records and webhooks back for ever. The params are the only free-form
+// part of a payload; one that does not decode without them returns err.
+func withoutParams(b []byte, err error) (payload, error) {
+	if !gjson.GetBytes(b, "action.params").Exists() {
+		return payload{}, err
+	}
+	rest, derr := sjson.DeleteBytes(b, "action.params")
+	if derr != nil {
+		return payload{}, err
+	}
+	p, derr := decodePayload(rest)
+	if derr != nil {
+		return payload{}, err
+	}
+	p.Action.Params = unencodable(err)
+	return p, nil
+}
+
+// unencodable is the params of an action recorded without its own: why.
+func unencodable(why error) map[string]any { return map[string]any{"unencodable": why.Error()} }
 
 // unmarshalExact is json.Unmarshal with numbers in untyped places (the
 // sampling parameters) kept as json.Number.

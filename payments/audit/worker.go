@@ -223,7 +223,13 @@ func cmp(a, b error) error {
 }
 
 // process appends e (unless the chain already has it), keeps its text and
-// acknowledges it. A failure reschedules e.
+// acknowledges it. A failure reschedules e. An event whose sampling
+// parameters cannot be read back or sealed is recorded without them
+// (withoutParams). One that still cannot be read is no payload paygate wrote
+// (the params are a payload's only free-form part): it is not set aside,
+// which would leave a money action without its record, but kept at the head
+// of its queue, retried with backoff, its error in the outbox's last_error
+// and the audit worker's log.
 func (w *Worker) process(ctx context.Context, e store.Event) error {
 	seq, err := w.apply(ctx, e)
 	if err != nil {
@@ -242,7 +248,11 @@ func (w *Worker) process(ctx context.Context, e store.Event) error {
 func (w *Worker) apply(ctx context.Context, e store.Event) (uint64, error) {
 	p, err := decodePayload(e.Payload)
 	if err != nil {
-		return 0, err
+		if p, err = withoutParams(e.Payload, err); err != nil {
+			return 0, err
+		}
+		w.log.WarnContext(ctx, "audit event's sampling parameters unreadable; recorded without them", "event_id", e.ID,
+			"order_no", e.Key, "params", p.Action.Params["unencodable"])
 	}
 	for range maxConflicts {
 		head, err := w.st.AuditHead(ctx)
@@ -262,6 +272,15 @@ func (w *Worker) apply(ctx context.Context, e store.Event) (uint64, error) {
 			r.TextSHA256, r.TextBytes = TextHash(p.Text), len(p.Text)
 		}
 		rec, err := Seal(head, r)
+		if err != nil && p.Action.Params != nil {
+			// A number the canonical form cannot carry (seed 1e400), as
+			// earlier versions enqueued it: recorded without the params.
+			w.log.WarnContext(ctx, "audit event's sampling parameters unsealable; recorded without them", "event_id", e.ID,
+				"order_no", e.Key, "err", err)
+			p.Action.Params = unencodable(err)
+			r.Action = p.Action
+			rec, err = Seal(head, r)
+		}
 		if err != nil {
 			return 0, err
 		}
