@@ -115,7 +115,7 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, " (%d of them on the store's erasure marks alone, outside the chain)", res.TextsGoneByMark)
 		}
 		if res.TextsPending > 0 {
-			fmt.Fprintf(stdout, ", %d not yet kept (their events wait in the outbox)", res.TextsPending)
+			fmt.Fprintf(stdout, ", %d pending (their events, or their users' erasures' records, wait in the outbox)", res.TextsPending)
 		}
 		fmt.Fprintln(stdout)
 	}

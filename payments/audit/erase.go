@@ -14,10 +14,21 @@ import (
 // record covers it, so texts cannot vanish without a trace in the chain.
 const ActionTextErased = "audit.text_erased"
 
+// ErasureKeyPrefix starts the outbox key of an erasure's record:
+// "audit-erasure:<client>/<user>", a queue per client and user, so that
+// Verify finds a pending erasure of a user at the head of a queue of its
+// own, however many other erasures wait. (Earlier versions queued them all
+// on store.DefaultEventKey, where only the first is a head.)
+const ErasureKeyPrefix = "audit-erasure:"
+
+func erasureKey(client, user string) string { return ErasureKeyPrefix + client + "/" + user }
+
 // ErasureEvent is the outbox event of an erasure of n texts of user under
-// client at at.
+// client at at, keyed by them (ErasureKeyPrefix).
 func ErasureEvent(client, user string, n int, at time.Time) (store.Event, error) {
-	return ActionEvent(Action{Time: at, Name: ActionTextErased, Cause: "erasure", Client: client, User: user, TextsErased: n}, nil)
+	ev, err := ActionEvent(Action{Time: at, Name: ActionTextErased, Cause: "erasure", Client: client, User: user, TextsErased: n}, nil)
+	ev.Key = erasureKey(client, user)
+	return ev, err
 }
 
 // Erase erases the conversation texts of user under client

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/paygate/paygate/store"
@@ -41,10 +42,12 @@ type VerifyOptions struct {
 	// Texts also checks every conversation text against the hash its record
 	// holds (one extra read per record). A text gone because RetainText ran
 	// out, or erased by an erasure the chain records (an audit.text_erased
-	// record of the text's client and user, at or after the text's time) is
-	// not an error; any other missing text is (removed without erasure),
-	// unless the record's event is still pending in the outbox (appended,
-	// its text not yet kept).
+	// record of the text's client and user, at or after the text's time,
+	// also one appended after the head the walk read, as an erasure made
+	// during it is) is not an error; any other missing text is (removed
+	// without erasure), unless the record's event is still pending in the
+	// outbox (appended, its text not yet kept) or an erasure's record of
+	// its client and user is (counted in TextsPending).
 	Texts bool
 	// TrustErasureMarks also accepts a missing text that the store's
 	// erasure mark of its user covers (store.Audit.AuditErasedAt) without
@@ -73,7 +76,9 @@ type VerifyResult struct {
 	// TextsGoneByMark counts the texts of TextsGone accepted only on the
 	// store's erasure mark (TrustErasureMarks).
 	TextsGoneByMark int
-	TextsPending    int // records whose text waits in the outbox
+	// TextsPending counts the records whose text waits in the outbox, or
+	// whose user's erasure's record does.
+	TextsPending int
 }
 
 // DefaultRetainText is the default of audit.retain_text (SPEC 7: 180 days).
@@ -137,7 +142,7 @@ func Verify(ctx context.Context, st store.Audit, o VerifyOptions) (VerifyResult,
 			next++
 		}
 	}
-	if err := tx.settle(ctx, st, o, &res); err != nil {
+	if err := tx.settle(ctx, st, prev, o, &res); err != nil {
 		return res, err
 	}
 	switch {
@@ -214,8 +219,9 @@ func checkRecord(r store.AuditRecord, want uint64, prev store.AuditHead) error {
 // before an erasure and appended after it was refused by the store's mark),
 // so it is settled after the walk, against the erasures the chain holds.
 // Only the texts no erasure covers are looked for in the outbox, all in one
-// read: after a user's texts are erased, verify -text costs no outbox scan
-// per text, however many there were and however full the outbox is.
+// read, and only then are the records appended since the walk's head read:
+// after a user's texts are erased, verify -text costs no outbox scan per
+// text, however many there were and however full the outbox is.
 type textCheck struct {
 	erased  map[[2]string]time.Time // (client, user) -> the latest recorded erasure
 	missing []Record                // texts missing and not expired
@@ -223,15 +229,7 @@ type textCheck struct {
 
 func (c *textCheck) check(ctx context.Context, st store.Audit, r store.AuditRecord, o VerifyOptions, res *VerifyResult) error {
 	body, _ := Decode(r.Body) // checked before
-	if body.Name == ActionTextErased {
-		k := [2]string{body.Client, body.User}
-		if c.erased == nil {
-			c.erased = map[[2]string]time.Time{}
-		}
-		if body.Time.After(c.erased[k]) {
-			c.erased[k] = body.Time
-		}
-	}
+	c.note(body)
 	if body.TextSHA256 == "" {
 		return nil
 	}
@@ -251,6 +249,20 @@ func (c *textCheck) check(ctx context.Context, st store.Audit, r store.AuditReco
 	return checkText(r.Seq, text, body, res)
 }
 
+// note keeps the erasure body records, if it is one.
+func (c *textCheck) note(body Record) {
+	if body.Name != ActionTextErased {
+		return
+	}
+	k := [2]string{body.Client, body.User}
+	if c.erased == nil {
+		c.erased = map[[2]string]time.Time{}
+	}
+	if body.Time.After(c.erased[k]) {
+		c.erased[k] = body.Time
+	}
+}
+
 // checkText checks a text against the hash its record holds.
 func checkText(seq uint64, text []byte, body Record, res *VerifyResult) error {
 	if TextHash(text) != body.TextSHA256 {
@@ -264,11 +276,18 @@ func checkText(seq uint64, text []byte, body Record, res *VerifyResult) error {
 // records an erasure of its client and user that covers it
 // (erasureCovers), or, with TrustErasureMarks, when the store's mark
 // does. Otherwise it is pending when its record's event is still at the
-// head of its outbox queue: appended, its text not yet kept (the worker
-// keeps it before acknowledging); if the event is gone, the text may have
-// been kept meanwhile and is read again for the hash check. Any other is
-// removed without erasure.
-func (c *textCheck) settle(ctx context.Context, st store.Audit, o VerifyOptions, res *VerifyResult) error {
+// head of its outbox queue (appended, its text not yet kept: the worker
+// keeps it before acknowledging), or when an erasure of its client and user
+// is (Worker.Erase answers with its record left in the outbox when the
+// worker is busy, and shutdown may leave it there too). Then the records
+// appended after walked, the head the walk ended at, are read for erasures:
+// on a live store (Redis) an erasure made during the walk has its record
+// beyond that head. The outbox is read first, so an erasure's record that
+// leaves it between the two reads (appended, then acknowledged) is in the
+// chain by the second. A text still unexplained is read again for the hash
+// check (its event may have been finished since), and if it is still
+// missing, it was removed without erasure.
+func (c *textCheck) settle(ctx context.Context, st store.Audit, walked store.AuditHead, o VerifyOptions, res *VerifyResult) error {
 	marks := map[[2]string]time.Time{}
 	mark := func(body Record) (time.Time, error) {
 		k := [2]string{body.Client, body.User}
@@ -282,36 +301,26 @@ func (c *textCheck) settle(ctx context.Context, st store.Audit, o VerifyOptions,
 		marks[k] = at
 		return at, nil
 	}
-	var left []Record
-	for _, body := range c.missing {
-		if erasureCovers(c.erased[[2]string{body.Client, body.User}], body) {
-			res.TextsGone++
-			continue
-		}
-		if o.TrustErasureMarks {
-			at, err := mark(body)
-			if err != nil {
-				return err
-			}
-			if erasureCovers(at, body) {
-				res.TextsGone++
-				res.TextsGoneByMark++
-				continue
-			}
-		}
-		left = append(left, body)
+	left, err := c.uncovered(c.missing, o, mark, res)
+	if err != nil || len(left) == 0 {
+		return err
 	}
-	ob, ok := st.(store.Outbox)
-	if len(left) == 0 || !ok {
-		return c.removed(left, o, mark)
+	var pending map[string]bool
+	var erasing map[[2]string]bool
+	if ob, ok := st.(store.Outbox); ok {
+		if pending, erasing, err = pendingEvents(ctx, ob, left); err != nil {
+			return err
+		}
 	}
-	pending, err := pendingEvents(ctx, ob, left)
-	if err != nil {
+	if err := c.erasuresAfter(ctx, st, walked, o); err != nil {
+		return err
+	}
+	if left, err = c.uncovered(left, o, mark, res); err != nil {
 		return err
 	}
 	var removed []Record
 	for _, body := range left {
-		if pending[body.EventID] {
+		if pending[body.EventID] || erasing[[2]string{body.Client, body.User}] {
 			res.TextsPending++
 			continue
 		}
@@ -330,6 +339,61 @@ func (c *textCheck) settle(ctx context.Context, st store.Audit, o VerifyOptions,
 		}
 	}
 	return c.removed(removed, o, mark)
+}
+
+// uncovered counts in res the texts of missing that an erasure the chain
+// records (or, with TrustErasureMarks, the store's mark) covers and
+// returns the others.
+func (c *textCheck) uncovered(missing []Record, o VerifyOptions, mark func(Record) (time.Time, error), res *VerifyResult) ([]Record, error) {
+	var left []Record
+	for _, body := range missing {
+		if erasureCovers(c.erased[[2]string{body.Client, body.User}], body) {
+			res.TextsGone++
+			continue
+		}
+		if o.TrustErasureMarks {
+			at, err := mark(body)
+			if err != nil {
+				return nil, err
+			}
+			if erasureCovers(at, body) {
+				res.TextsGone++
+				res.TextsGoneByMark++
+				continue
+			}
+		}
+		left = append(left, body)
+	}
+	return left, nil
+}
+
+// erasuresAfter notes the erasures recorded after walked, the head the
+// walk ended at, in records appended since. Only records that link on from
+// walked count; the first that does not (a break, the next verification's
+// to report) ends the read.
+func (c *textCheck) erasuresAfter(ctx context.Context, st store.Audit, walked store.AuditHead, o VerifyOptions) error {
+	page := o.PageSize
+	if page <= 0 {
+		page = readPage
+	}
+	prev := walked
+	for {
+		recs, err := st.ReadAudit(ctx, prev.Seq+1, page)
+		if err != nil {
+			return fmt.Errorf("read audit records from %d: %w", prev.Seq+1, err)
+		}
+		for _, r := range recs {
+			if checkRecord(r, prev.Seq+1, prev) != nil {
+				return nil
+			}
+			body, _ := Decode(r.Body) // checked
+			c.note(body)
+			prev = store.AuditHead{Seq: r.Seq, Hash: r.Hash}
+		}
+		if len(recs) < page {
+			return nil
+		}
+	}
 }
 
 // erasureCovers reports whether an erasure at at covers the text of body:
@@ -364,12 +428,15 @@ func (c *textCheck) removed(texts []Record, o VerifyOptions, mark func(Record) (
 }
 
 // pendingEvents reads, in one outbox read, which of the events of texts are
-// still pending: at the head of their queue.
-func pendingEvents(ctx context.Context, ob store.Outbox, texts []Record) (map[string]bool, error) {
-	var keys []string
-	seen := map[string]bool{}
+// still pending (at the head of their queue), and of which of their
+// clients' users an erasure's record is: at the head of the user's erasure
+// queue (ErasureEvent), or of store.DefaultEventKey's, where earlier
+// versions queued every erasure's.
+func pendingEvents(ctx context.Context, ob store.Outbox, texts []Record) (map[string]bool, map[[2]string]bool, error) {
+	keys := []string{store.DefaultEventKey}
+	seen := map[string]bool{store.DefaultEventKey: true}
 	for _, body := range texts {
-		for _, k := range eventKeys(body) {
+		for _, k := range append(eventKeys(body), erasureKey(body.Client, body.User)) {
 			if !seen[k] {
 				seen[k] = true
 				keys = append(keys, k)
@@ -378,15 +445,23 @@ func pendingEvents(ctx context.Context, ob store.Outbox, texts []Record) (map[st
 	}
 	heads, err := ob.OutboxHeads(ctx, keys...)
 	if err != nil {
-		return nil, fmt.Errorf("read the outbox for the events of audit records whose text is missing (first %d): %w", texts[0].Seq, err)
+		return nil, nil, fmt.Errorf("read the outbox for the events of audit records whose text is missing (first %d): %w", texts[0].Seq, err)
 	}
 	pending := map[string]bool{}
+	erasing := map[[2]string]bool{}
 	for _, e := range heads {
-		if e.Kind == KindAudit {
-			pending[e.ID] = true
+		if e.Kind != KindAudit {
+			continue
+		}
+		pending[e.ID] = true
+		if e.Key != store.DefaultEventKey && !strings.HasPrefix(e.Key, ErasureKeyPrefix) {
+			continue
+		}
+		if p, err := decodePayload(e.Payload); err == nil && p.Action.Name == ActionTextErased {
+			erasing[[2]string{p.Action.Client, p.Action.User}] = true
 		}
 	}
-	return pending, nil
+	return pending, erasing, nil
 }
 
 // eventKeys are the outbox keys the event of a record may be queued on: its
