@@ -689,6 +689,8 @@ type Audit interface {
 	// user) (or an earlier version's erasure of user) is not kept and nil
 	// is returned: the text waits in the outbox until its record is
 	// appended, so an erasure that ran meanwhile would otherwise be undone.
+	// said and the erasure's time come from two replicas' clocks; the
+	// audit worker passes the earliest said may be on the eraser's.
 	PutAuditText(ctx context.Context, seq uint64, client, user string, text []byte, said time.Time, ttl time.Duration) error
 	// GetAuditText returns the text of record seq, or ErrNotFound when never
 	// kept, erased or expired.

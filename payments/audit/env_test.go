@@ -13,6 +13,7 @@ import (
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/embedded"
 	redisstore "github.com/paygate/paygate/store/redis"
 	"github.com/paygate/paygate/store/testdrivers"
 )
@@ -154,6 +155,36 @@ func (e *env) rawDeleteText(seq uint64) {
 		if err := e.redis().Client().Del(context.Background(), e.prefix+"{audit}:t:"+strconv.FormatUint(seq, 10)).Err(); err != nil {
 			e.t.Fatal(err)
 		}
+	}
+}
+
+// eraseAt erases the texts of (client, user) with the store's clock at at,
+// as a replica whose clock reads at would.
+func (e *env) eraseAt(at time.Time, client, user string) {
+	e.t.Helper()
+	now := func() time.Time { return at }
+	var st store.Store
+	var err error
+	switch e.driver {
+	case "embedded":
+		if err := e.store().Close(); err != nil {
+			e.t.Fatalf("close: %v", err)
+		}
+		st, err = embedded.Open(e.path, embedded.Options{SweepInterval: -1, Now: now})
+	case "redis":
+		st, err = redisstore.Open(redisstore.Options{Addrs: []string{testdrivers.RedisAddr()}, KeyPrefix: e.prefix, RepairInterval: -1, Now: now})
+	}
+	if err != nil {
+		e.t.Fatalf("open the erasing store: %v", err)
+	}
+	if _, err := st.EraseAuditText(context.Background(), client, user); err != nil {
+		e.t.Fatalf("erase: %v", err)
+	}
+	if err := st.Close(); err != nil {
+		e.t.Fatalf("close the erasing store: %v", err)
+	}
+	if e.driver == "embedded" {
+		e.open()
 	}
 }
 

@@ -56,6 +56,11 @@ type VerifyOptions struct {
 	// write the store can set one; such texts are counted apart
 	// (VerifyResult.TextsGoneByMark).
 	TrustErasureMarks bool
+	// ClockSkew is the Worker's (WorkerOptions.ClockSkew): a text said up
+	// to this long after an erasure of its user is not kept, so an erasure
+	// covers the texts up to this long after its time. Zero means
+	// DefaultClockSkew.
+	ClockSkew time.Duration
 	// RetainText is audit.retain_text, how long texts are kept from the
 	// record's time. Zero means DefaultRetainText (the config's default); a
 	// negative value means no text was kept (retain_text: 0). A retention
@@ -83,6 +88,14 @@ type VerifyResult struct {
 
 // DefaultRetainText is the default of audit.retain_text (SPEC 7: 180 days).
 const DefaultRetainText = 180 * 24 * time.Hour
+
+// skew is ClockSkew with its default.
+func (o VerifyOptions) skew() time.Duration {
+	if o.ClockSkew <= 0 {
+		return DefaultClockSkew
+	}
+	return o.ClockSkew
+}
 
 // retain is RetainText with its default.
 func (o VerifyOptions) retain() time.Duration {
@@ -347,7 +360,7 @@ func (c *textCheck) settle(ctx context.Context, st store.Audit, walked store.Aud
 func (c *textCheck) uncovered(missing []Record, o VerifyOptions, mark func(Record) (time.Time, error), res *VerifyResult) ([]Record, error) {
 	var left []Record
 	for _, body := range missing {
-		if erasureCovers(c.erased[[2]string{body.Client, body.User}], body) {
+		if erasureCovers(c.erased[[2]string{body.Client, body.User}], body, o.skew()) {
 			res.TextsGone++
 			continue
 		}
@@ -356,7 +369,7 @@ func (c *textCheck) uncovered(missing []Record, o VerifyOptions, mark func(Recor
 			if err != nil {
 				return nil, err
 			}
-			if erasureCovers(at, body) {
+			if erasureCovers(at, body, o.skew()) {
 				res.TextsGone++
 				res.TextsGoneByMark++
 				continue
@@ -397,10 +410,12 @@ func (c *textCheck) erasuresAfter(ctx context.Context, st store.Audit, walked st
 }
 
 // erasureCovers reports whether an erasure at at covers the text of body:
-// at or after its time, to the millisecond (the Redis mark's resolution; a
-// text said at or before an erasure is never kept).
-func erasureCovers(at time.Time, body Record) bool {
-	return !at.IsZero() && at.UnixMilli() >= body.Time.UnixMilli()
+// one of its time at most skew after at, to the millisecond (the Redis
+// mark's resolution): the Worker keeps no text said at or before an
+// erasure, and, since replicas' clocks differ by up to skew, none said up
+// to skew after it either (Worker.keepText).
+func erasureCovers(at time.Time, body Record, skew time.Duration) bool {
+	return !at.IsZero() && at.Add(skew).UnixMilli() >= body.Time.UnixMilli()
 }
 
 // removed reports the first of texts, missing with nothing to explain it,
@@ -413,13 +428,13 @@ func (c *textCheck) removed(texts []Record, o VerifyOptions, mark func(Record) (
 	const ms = "2006-01-02T15:04:05.000Z07:00"
 	why := "no erasure of its client's user is recorded in the chain"
 	if at, recorded := c.erased[[2]string{body.Client, body.User}]; recorded {
-		why = "its client's user was last erased at " + at.UTC().Format(ms) + ", before the record"
+		why = "its client's user was last erased at " + at.UTC().Format(ms) + ", more than the clock skew (" + o.skew().String() + ") before the record"
 	}
 	m, err := mark(body)
 	if err != nil {
 		return err
 	}
-	if erasureCovers(m, body) {
+	if erasureCovers(m, body, o.skew()) {
 		why += " (the store holds an erasure mark of " + m.UTC().Format(ms) +
 			" outside the chain: an erasure by an earlier version is accepted with -trust-marks)"
 	}

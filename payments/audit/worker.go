@@ -41,7 +41,9 @@ type WorkerOptions struct {
 	// replicas enqueued; Wake makes a pass at once. Default 1s.
 	PollInterval time.Duration
 	// ClockSkew bounds the clock difference between replicas; the duplicate
-	// check looks this much further back in the chain. Default 1m.
+	// check looks this much further back in the chain, and a text said up
+	// to this long after an erasure of its user is not kept (keepText).
+	// Default 1m.
 	ClockSkew time.Duration
 	Metrics   *Metrics         // nil: unregistered
 	Logger    *slog.Logger     // nil: discard
@@ -310,12 +312,23 @@ func (w *Worker) apply(ctx context.Context, e store.Event) (uint64, error) {
 // keepText stores p's text for what is left of audit.retain_text, counted
 // from when it was said (the event's creation), not from when the record was
 // appended: an event that waited in the outbox does not extend its text's life.
+//
+// The store refuses a text said at or before the last erasure of its user,
+// judged on the erasing replica's clock, but said is on the enqueuing
+// replica's, which may run up to ClockSkew ahead: a text said there just
+// before an erasure would look said after it and survive it. The store is
+// therefore told the earliest the text may have been said on the erasing
+// replica's clock, said less ClockSkew. A text said within ClockSkew after
+// an erasure of its user is refused too: the safe side for privacy, a text
+// lost rather than one kept against an erasure; Verify accepts it as erased
+// (VerifyOptions.ClockSkew). The embedded store has one clock, but is
+// judged alike, so that the drivers keep the same texts.
 func (w *Worker) keepText(ctx context.Context, seq uint64, said time.Time, p payload) error {
 	ttl := w.retain - w.now().Sub(said)
 	if len(p.Text) == 0 || ttl <= 0 {
 		return nil
 	}
-	if err := w.st.PutAuditText(ctx, seq, p.Action.Client, p.Action.User, p.Text, said, ttl); err != nil {
+	if err := w.st.PutAuditText(ctx, seq, p.Action.Client, p.Action.User, p.Text, said.Add(-w.skew), ttl); err != nil {
 		return fmt.Errorf("audit: keep text of record %d: %w", seq, err)
 	}
 	return nil
