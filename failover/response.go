@@ -167,7 +167,9 @@ func (a *Response) reportBreaker(err error) {
 // *StreamError. An error object in the stream (an event named "error"
 // too: eventError), or a choice that finishes with "error" (OpenRouter),
 // ends it as a *StreamError classified as the
-// same error before the first byte would be (StreamError.Class). Event.Data is valid until the next call of Next or
+// same error before the first byte would be (StreamError.Class); after the
+// answer's finish (whole) it is logged and the stream ends as io.EOF, as
+// it does at the maxMalformed-th malformed event. Event.Data is valid until the next call of Next or
 // Buffered. For a non-stream
 // Response, Next returns io.EOF.
 func (a *Response) Next() (sse.Event, error) {
@@ -224,6 +226,15 @@ func (a *Response) Next() (sse.Event, error) {
 			continue
 		}
 		if f := eventError(ev); f != nil {
+			if a.whole() {
+				// The answer had finished: an error after it (a relay's
+				// hiccup) takes nothing from it. Ended as a cut, it was
+				// recovered from another provider (a second answer,
+				// billed) or reported to the bot after its answer.
+				a.r.log.WarnContext(&a.ctx, "upstream error event after the stream's finish ignored", "provider", a.Provider, "model", a.Model,
+					"status", f.status, "code", f.errCode, "message", f.errMsg)
+				return sse.Event{}, a.finish(io.EOF)
+			}
 			// Classified as before the first byte: the caller must not ask
 			// another provider to finish what a content filter stopped.
 			return sse.Event{}, a.finish(&StreamError{Provider: a.Provider, Cause: CauseStreamError,
@@ -252,13 +263,18 @@ func (a *Response) noteMalformed(ev sse.Event) bool {
 }
 
 // skipMalformed is noteMalformed after the first token: the maxMalformed-th
-// ends the stream (a.end).
+// ends the stream (a.end), as complete once the answer had finished
+// (whole).
 func (a *Response) skipMalformed(ev sse.Event) bool {
 	if !a.noteMalformed(ev) {
 		return false
 	}
 	if a.malformed >= maxMalformed {
-		a.finish(&StreamError{Provider: a.Provider, Cause: CauseMalformed, Err: fmt.Errorf("%d malformed events", a.malformed)})
+		if a.whole() {
+			a.finish(io.EOF)
+		} else {
+			a.finish(&StreamError{Provider: a.Provider, Cause: CauseMalformed, Err: fmt.Errorf("%d malformed events", a.malformed)})
+		}
 	}
 	return true
 }
@@ -300,11 +316,17 @@ func (a *Response) Buffered() bool {
 // token to return, the first token included.
 func (a *Response) Holding() bool { return a.heldNext < len(a.held) || a.pending }
 
+// whole reports whether the answer has finished: its finish_reason came
+// (every choice asked for shown and finished, with choices). Whatever ends
+// the stream after that (a missing [DONE], a cut, an idle connection, an
+// error event, malformed events) changes nothing: the stream is complete.
+func (a *Response) whole() bool {
+	return a.finished && (a.choices == nil || a.choices.allShown())
+}
+
 // streamEnd names how a stream that stopped delivering events ended.
 func (a *Response) streamEnd(err error) error {
-	if a.finished && (a.choices == nil || a.choices.allShown()) {
-		// Complete: the finish reason came; a missing [DONE], a cut or an
-		// idle connection after it changes nothing.
+	if a.whole() {
 		return io.EOF
 	}
 	f := a.failFromErr(err, true)

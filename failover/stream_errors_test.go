@@ -2,9 +2,15 @@ package failover
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/sse"
 )
 
@@ -223,4 +229,93 @@ func TestErrorEventsWithoutAnErrorMemberInRounds(t *testing.T) {
 			t.Errorf("got body %q, error %v; want the provider's 400 refusal with its message", got.body, got.openErr)
 		}
 	})
+}
+
+// TestLateErrorAfterFinishIsComplete: a stream whose finish_reason came is
+// complete (SPEC 5), whatever follows it before the connection ends. A
+// provider's error event, or malformed events, after the finish must end
+// it as io.EOF: a *StreamError made the proxy recover a whole answer from
+// another provider (a second answer and finish, billed again) or send the
+// bot an error event after its answer, and counted against the breaker a
+// provider that had answered. Read with Buffered too, which skips
+// malformed events itself.
+func TestLateErrorAfterFinishIsComplete(t *testing.T) {
+	tails := map[string]func(c *fconn){
+		"error event":       func(c *fconn) { c.event(errBody("", "server_error", "late hiccup")); c.done() },
+		"named error event": func(c *fconn) { c.chunk("event: error\ndata: {\"message\":\"late hiccup\"}\n\n"); c.done() },
+		"3 malformed":       func(c *fconn) { c.event("{bad"); c.event("{bad"); c.event("{bad"); c.done() },
+	}
+	for name, tail := range tails {
+		for _, buffered := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, buffered %v", name, buffered), func(t *testing.T) {
+				e := newEnv(t, map[string]func(c *fconn, n int){
+					"a": func(c *fconn, n int) {
+						if n > 1 {
+							okStream(c, "again from a")
+							return
+						}
+						c.sse()
+						c.event(roleChunk())
+						c.event(contentChunk("whole answer"))
+						c.event(finishChunk())
+						tail(c)
+					},
+				}, []string{"a", "b"}, func(c *config.Config) {
+					c.Failover.Breaker = config.Breaker{Failures: 1, Cooldown: config.Duration(time.Hour)}
+				})
+				resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/chat/completions",
+					Body: chatBody(true), Stream: true, ContentType: "application/json", Accept: "text/event-stream"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var text string
+				for {
+					if buffered {
+						resp.Buffered()
+					}
+					ev, err := resp.Next()
+					if err != nil {
+						if !errors.Is(err, io.EOF) {
+							t.Errorf("stream with its finish_reason ended with %v; want io.EOF (complete)", err)
+						}
+						break
+					}
+					text += gjson.GetBytes(ev.Data, "choices.0.delta.content").String()
+				}
+				resp.Close()
+				if text != "whole answer" {
+					t.Errorf("text %q; want the whole answer once", text)
+				}
+				// The breaker trips at one failure: a provider that answered
+				// whole must still be asked first.
+				if got := e.open(t.Context(), true); got.provider != "a" || !got.complete() {
+					t.Errorf("the next round was served by %q (%v); want a, whose breaker counted no failure", got.provider, got.end)
+				}
+			})
+		}
+	}
+}
+
+// TestLateErrorBeforeEveryChoiceFinished: with n=2, an error event after
+// the first choice's finish but before the second choice was shown is a
+// cut, as the connection's end there is (streamEnd): the stream is whole
+// only once every choice asked for was shown and finished.
+func TestLateErrorBeforeEveryChoiceFinished(t *testing.T) {
+	e := newEnv(t, map[string]func(c *fconn, n int){
+		"a": always(func(c *fconn) {
+			c.sse()
+			c.event(roleChunk())
+			c.event(contentChunk("first choice"))
+			c.event(finishChunk())
+			c.event(errBody("", "server_error", "second choice failed"))
+			c.done()
+		}),
+	}, []string{"a"}, nil)
+	got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/chat/completions",
+		Body:   []byte(`{"model":"gpt","stream":true,"n":2,"messages":[{"role":"user","content":"hi"}]}`),
+		Stream: true, Choices: 2, ContentType: "application/json", Accept: "text/event-stream"})
+	var se *StreamError
+	if !errors.As(got.end, &se) || se.Cause != CauseStreamError {
+		t.Errorf("stream ended %v; want a stream error (choice 1 never shown)", got.end)
+	}
 }
