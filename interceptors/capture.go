@@ -67,6 +67,14 @@ type SentRecord struct {
 	Role bool
 	// Text and Reasoning: the content and reasoning text returned.
 	Text, Reasoning string
+	// Refusal: the refusal text returned (delta.refusal), which a fresh
+	// answer must repeat like the text (Resume.WithRefusal).
+	Refusal string
+	// Opaque: a delta no fresh answer can be matched against went out:
+	// content given as parts (Mistral's thinking,
+	// "content":[{"type":"thinking",…}]) or audio. A cut after it cannot
+	// be recovered without sending them twice.
+	Opaque bool
 	// Calls: the client's tool calls returned, with their client indexes
 	// (the same slice as RoundResult.ClientCalls).
 	Calls []ToolCall
@@ -166,6 +174,8 @@ type Capture struct {
 	created     int64  // the first non-zero "created" of the round's chunks
 	content     []byte // raw JSON string fragments, escapes kept
 	reasoning   []byte
+	refusal     []byte        // raw JSON string fragments of delta.refusal
+	opaque      bool          // content parts or audio went out (SentRecord.Opaque)
 	reasonKey   string        // the member the reasoning text came in
 	details     detailsMerger // the reasoning_details deltas, merged
 	role        bool
@@ -237,6 +247,8 @@ type chunkState struct {
 	text       [2]int // raw content of choice 0, in data
 	reason     [2]int
 	reasonKey  string // the member reason came from
+	refusal    [2]int // raw refusal of choice 0, in data
+	opaque     bool   // content parts or audio (SentRecord.Opaque)
 	deltas     [][2]int
 	logprobs   [][2]int // the choices' "logprobs" values
 }
@@ -274,6 +286,8 @@ func (c *Capture) StartRound(round int, turnID string, created int64) {
 	c.created = 0
 	c.content = c.content[:0]
 	c.reasoning = c.reasoning[:0]
+	c.refusal = c.refusal[:0]
+	c.opaque = false
 	c.reasonKey = ""
 	c.details.reset()
 	c.role = false
@@ -367,6 +381,7 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 			}
 			c.content = append(c.content, tc.content...)
 			c.reasoning = append(c.reasoning, tc.reasoning...)
+			c.refusal = append(c.refusal, tc.refusal...)
 			if tc.reasoning != "" {
 				c.reasonKey = tc.reasonKey
 			}
@@ -524,7 +539,7 @@ func (c *Capture) EndRound() RoundResult {
 	if c.errRaw != nil {
 		r.Error = append([]byte(nil), c.errRaw...)
 	}
-	r.Sent = SentRecord{Role: c.role, Text: r.Content, Reasoning: r.Reasoning, Calls: r.ClientCalls}
+	r.Sent = SentRecord{Role: c.role, Text: r.Content, Reasoning: r.Reasoning, Refusal: decodeRaw(c.refusal), Opaque: c.opaque, Calls: r.ClientCalls}
 	return r
 }
 

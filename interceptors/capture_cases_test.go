@@ -765,3 +765,50 @@ func TestCaptureOneRoleDeltaPerTurn(t *testing.T) {
 		}
 	})
 }
+
+// TestCaptureSentRefusalAndOpaque: a round's record of what the client got
+// holds its refusal text, read on the fast path (a refusal beside nothing
+// else) and the slow one (with a role, past the first chunks) alike, and
+// notes content given as parts and audio, which no recovery can match: a
+// recovery repeated them to the client (SPEC 5: nothing sent twice).
+func TestCaptureSentRefusalAndOpaque(t *testing.T) {
+	const head = `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":`
+	tests := []struct {
+		name        string
+		chunks      []string
+		wantRefusal string
+		wantOpaque  bool
+	}{
+		{"refusal", []string{
+			head + `{"role":"assistant","refusal":"I can"},"finish_reason":null}]}`,
+			head + `{"refusal":"'t"},"finish_reason":null}]}`,
+			head + `{"refusal":" do"},"finish_reason":null}]}`,
+			head + `{"refusal":" that \u2014 sorry."},"finish_reason":null}]}`,
+		}, "I can't do that — sorry.", false},
+		{"thinking parts", []string{
+			head + `{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"hm"}]}]},"finish_reason":null}]}`,
+			head + `{"content":"Hi"},"finish_reason":null}]}`,
+		}, "", true},
+		{"audio", []string{
+			head + `{"role":"assistant","content":null,"audio":{"id":"audio_1","transcript":"Hi","data":"AAAA"}},"finish_reason":null}]}`,
+		}, "", true},
+		{"empty parts", []string{
+			head + `{"role":"assistant","content":[]},"finish_reason":null}]}`,
+			head + `{"content":"Hi"},"finish_reason":null}]}`,
+		}, "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCapture(func(string) bool { return false })
+			for _, ch := range tc.chunks {
+				if _, err := c.Process([]byte(ch)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sent := c.EndRound().Sent
+			if sent.Refusal != tc.wantRefusal || sent.Opaque != tc.wantOpaque {
+				t.Errorf("sent refusal %q, opaque %v; want %q, %v", sent.Refusal, sent.Opaque, tc.wantRefusal, tc.wantOpaque)
+			}
+		})
+	}
+}

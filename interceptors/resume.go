@@ -30,6 +30,9 @@ var ErrDiverged = errors.New("interceptors: the new answer diverges from what th
 //     each; when the second member's text differs, or reasoning_details has
 //     a shape whose cut is not plain (see trimDetails), the chunk is
 //     ErrDiverged rather than repeat reasoning to the client.
+//   - a refusal the client received (WithRefusal) is matched the same way,
+//     in delta.refusal: text of either kind beyond what was sent while the
+//     other's sent prefix is not yet matched is ErrDiverged.
 //   - with id set, every chunk's "id" becomes id (the client keeps the id it
 //     first saw) and role deltas are removed (the client had its role).
 //
@@ -38,7 +41,9 @@ var ErrDiverged = errors.New("interceptors: the new answer diverges from what th
 type Resume struct {
 	id              string
 	text, reasoning string
+	refusal         string
 	tpos, rpos      int
+	fpos            int // into refusal
 	skip            bool
 
 	// The client's tool calls already (partly) received (see WithCalls).
@@ -100,6 +105,15 @@ func (r *Resume) WithCalls(calls []ToolCall, isPayment func(string) bool) *Resum
 	return r
 }
 
+// WithRefusal adds the refusal text (delta.refusal) the client already
+// received to a fresh answer's filter (skip): the fresh answer must repeat
+// it, as it repeats the text; a refusal cannot be prefilled, so a stream
+// that sent one is recovered with a fresh answer.
+func (r *Resume) WithRefusal(text string) *Resume {
+	r.refusal = text
+	return r
+}
+
 // Matching reports whether part of the sent prefix is still to be matched.
 func (r *Resume) Matching() bool {
 	if !r.skip {
@@ -115,7 +129,7 @@ func (r *Resume) Active() bool {
 }
 
 func (r *Resume) textPending() bool {
-	return r.skip && (r.tpos < len(r.text) || r.rpos < len(r.reasoning))
+	return r.skip && (r.tpos < len(r.text) || r.rpos < len(r.reasoning) || r.fpos < len(r.refusal))
 }
 
 // Skipped returns how much of the sent text and reasoning the new stream has
@@ -201,15 +215,31 @@ func (r *Resume) Filter(data []byte) ([]byte, error) {
 				return nil, ErrDiverged // the answer began before the sent reasoning ended
 			}
 			rest, ok := consume(&r.tpos, r.text, cv.String())
-			if !ok || (rest != "" && r.next < len(r.calls)) {
+			if !ok || (rest != "" && (r.next < len(r.calls) || r.fpos < len(r.refusal))) {
 				// Other text, or more text where the client's answer
-				// turned to the tool calls it received.
+				// turned to the tool calls or the refusal it received.
 				return nil, ErrDiverged
 			}
 			if rest == "" {
 				del("choices.0.delta.content")
 			} else if rest != cv.String() {
 				set("choices.0.delta.content", rest)
+			}
+		}
+		if fv := d.Get("refusal"); fv.Type == gjson.String && fv.String() != "" {
+			if r.rpos < len(r.reasoning) {
+				return nil, ErrDiverged // the refusal began before the sent reasoning ended
+			}
+			rest, ok := consume(&r.fpos, r.refusal, fv.String())
+			if !ok || (rest != "" && (r.tpos < len(r.text) || r.next < len(r.calls))) {
+				// Another refusal, or more of it where the client's answer
+				// went on with text or tool calls.
+				return nil, ErrDiverged
+			}
+			if rest == "" {
+				del("choices.0.delta.refusal")
+			} else if rest != fv.String() {
+				set("choices.0.delta.refusal", rest)
 			}
 		}
 		if r.textPending() && (d.Get("tool_calls").Exists() || d.Get("function_call").Exists() || finished) {

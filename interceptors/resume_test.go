@@ -447,3 +447,67 @@ func TestCaptureContinueCustomCall(t *testing.T) {
 	res := c.EndRound()
 	checkCalls(t, "client calls", res.ClientCalls, []ToolCall{{Index: 0, ID: "call_a", Name: "run_sql", Arguments: "SELECT 1", Custom: true}})
 }
+
+// TestResumeRefusal: a refusal the client already received (delta.refusal)
+// is matched as the text is: its repeat is dropped, a chunk straddling its
+// end is cut to the rest, and another refusal, or text beyond the sent text
+// while the sent refusal is not yet repeated (and the other way round),
+// diverges: the client never reads its refusal twice.
+func TestResumeRefusal(t *testing.T) {
+	tests := []struct {
+		name      string
+		text      string
+		in        []string
+		want      []string // "" : dropped
+		wantErrAt int
+	}{
+		{
+			name: "refusal repeated, the rest passed",
+			in: []string{
+				rchunk(`{"refusal":"I can"}`, ""),
+				rchunk(`{"refusal":"'t do that. Sorry."}`, ""),
+				rchunk(`{}`, "stop"),
+			},
+			want:      []string{"", rchunk(`{"refusal":" Sorry."}`, ""), rchunk(`{}`, "stop")},
+			wantErrAt: -1,
+		},
+		{
+			name: "text then refusal",
+			text: "Well. ",
+			in: []string{
+				rchunk(`{"content":"Well. "}`, ""),
+				rchunk(`{"refusal":"I can't do that. No."}`, ""),
+			},
+			want:      []string{"", rchunk(`{"refusal":" No."}`, "")},
+			wantErrAt: -1,
+		},
+		{
+			name:      "another refusal",
+			in:        []string{rchunk(`{"refusal":"I won't"}`, "")},
+			wantErrAt: 0,
+		},
+		{
+			name:      "an answer where the client has a refusal",
+			in:        []string{rchunk(`{"content":"Sure!"}`, "")},
+			wantErrAt: 0,
+		},
+		{
+			name:      "finished before repeating the refusal",
+			in:        []string{rchunk(`{"refusal":"I can"}`, ""), rchunk(`{}`, "stop")},
+			want:      []string{""},
+			wantErrAt: 1,
+		},
+		{
+			name:      "more refusal before the sent text",
+			text:      "Well. ",
+			in:        []string{rchunk(`{"refusal":"I can't do that. No."}`, "")},
+			wantErrAt: 0,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewResume("", tc.text, "", true).WithRefusal("I can't do that.")
+			checkResume(t, r, tc.in, tc.want, tc.wantErrAt)
+		})
+	}
+}

@@ -17,7 +17,8 @@ func (c *Capture) slow(data []byte, s string) []byte {
 	c.edits = c.edits[:0]
 	c.scratch = c.scratch[:0]
 	st := &c.st
-	*st = chunkState{idStart: -1, created: [2]int{-1, -1}, text: [2]int{-1, -1}, reason: [2]int{-1, -1}, deltas: st.deltas[:0], logprobs: st.logprobs[:0]}
+	*st = chunkState{idStart: -1, created: [2]int{-1, -1}, text: [2]int{-1, -1}, reason: [2]int{-1, -1}, refusal: [2]int{-1, -1},
+		deltas: st.deltas[:0], logprobs: st.logprobs[:0]}
 	gjson.Parse(s).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "id":
@@ -104,6 +105,10 @@ func (c *Capture) slow(data []byte, s string) []byte {
 			c.reasonKey = st.reasonKey
 		}
 	}
+	if st.refusal[0] >= 0 {
+		c.refusal = append(c.refusal, data[st.refusal[0]:st.refusal[1]]...)
+	}
+	c.opaque = c.opaque || st.opaque
 	if st.role {
 		c.role, c.roleSent = true, true
 	}
@@ -180,8 +185,20 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 			} else if notEmpty(v) {
 				// Content parts: Mistral's reasoning models stream their
 				// thinking as "content":[{"type":"thinking",…}]. Not text
-				// the turn keeps, but the bot must see it.
+				// the turn keeps, but the bot must see it; no fresh answer
+				// can be matched against it (SentRecord.Opaque).
+				st.meaningful, st.opaque = true, true
+			}
+		case "refusal":
+			if v[0] == '"' && choice == 0 {
+				st.refusal = [2]int{m.at + 1, m.end - 1}
+			}
+			if notEmpty(v) {
 				st.meaningful = true
+			}
+		case "audio":
+			if notEmpty(v) {
+				st.meaningful, st.opaque = true, true
 			}
 		case "reasoning_content":
 			if v[0] == '"' && !gotReason {

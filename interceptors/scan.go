@@ -15,8 +15,9 @@ type textChunk struct {
 	content, reasoning string
 	reasonKey          string // the member reasoning came from (a constant)
 	role               bool
-	roleAt, roleEnd    int  // the role member, when role
-	other              bool // another member with text (a refusal, say)
+	roleAt, roleEnd    int    // the role member, when role
+	refusal            string // the raw refusal text
+	other              bool   // another member with text (a refusal, say)
 	delta, deltaEnd    int
 }
 
@@ -256,6 +257,9 @@ func parseDelta(s string, d int, tc *textChunk) int {
 			}
 		case "tool_calls", "function_call":
 			return -1
+		case "refusal":
+			tc.refusal = raw
+			tc.other = tc.other || raw != ""
 		default:
 			tc.other = tc.other || raw != ""
 		}

@@ -317,6 +317,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		first                   *failover.StreamError
 		excluded                []string
 		id, sentText, sentReasn string
+		sentRefusal             string
 		calls                   []sentCall // the client's tool calls, as received
 	)
 	rec := &recoveries{limit: s.cfg.Failover.Recovery}
@@ -365,6 +366,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		*sent = (*sent)[:0]
 		sentText += got.text
 		sentReasn += got.reasoning
+		sentRefusal += got.refusal
 		if id == "" {
 			if id = got.id; id == "" {
 				id = "chatcmpl-paygate-" + reqInfo(r).id
@@ -374,6 +376,10 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 			s.endUnrecovered(sw, r, first, recoveryPartialCall, "the client already received part of a tool call")
 			return
 		}
+		if got.opaque {
+			s.endUnrecovered(sw, r, first, recoveryOpaque, opaqueWhy)
+			return
+		}
 		if why, outcome := rec.take(time.Now()); why != "" {
 			s.endUnrecovered(sw, r, first, outcome, why)
 			return
@@ -381,9 +387,9 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		excluded = append(excluded, se.Provider)
 		next := *req
 		next.ExcludeProviders = excluded
-		if len(calls) == 0 {
+		if len(calls) == 0 && sentRefusal == "" {
 			next.Continuation = &failover.Continuation{Text: sentText}
-		} // else a tool call cannot be prefilled: the fresh answer is matched
+		} // else a tool call or a refusal cannot be prefilled: the fresh answer is matched
 		nr, err := s.up.Open(r.Context(), &next)
 		if err != nil && s.recoveryAbandoned(r, first, err) {
 			return
@@ -400,7 +406,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		s.log.Info("stream recovery", "request_id", reqInfo(r).id, "cause", se.Cause,
 			"from", se.Provider, "to", nr.Provider, "continued", nr.Continued, "sent_bytes", len(sentText))
 		resp = nr
-		resume = interceptors.NewResume(id, sentText, sentReasn, !nr.Continued)
+		resume = interceptors.NewResume(id, sentText, sentReasn, !nr.Continued).WithRefusal(sentRefusal)
 		if len(calls) > 0 {
 			resume.WithCalls(toolCalls(calls), nil)
 		}
@@ -474,9 +480,14 @@ const maxPooledLog = 1 << 20
 // log of sent events.
 type sentSoFar struct {
 	id, text, reasoning string
+	refusal             string // delta.refusal, matched like the text
 	// unmatchable: a legacy function_call or a tool-call entry without an
 	// index was sent; a fresh answer cannot be matched against it.
 	unmatchable bool
+	// opaque: content given as parts (Mistral's thinking,
+	// "content":[{"type":"thinking",…}]) or audio was sent; no fresh
+	// answer can be matched against it either.
+	opaque bool
 }
 
 // sentCall is a tool call the client received (part of), by its index.
@@ -494,7 +505,7 @@ func readSent(log []byte, calls *[]sentCall) sentSoFar {
 	// Raw string fragments, escapes kept, decoded once at the end: a
 	// surrogate pair a provider wrote as \u escapes split between two
 	// deltas is one character, and each half decoded alone is U+FFFD.
-	var text, reasoning []byte
+	var text, reasoning, refusal []byte
 	for len(log) > 0 {
 		i := bytes.IndexByte(log, 0)
 		if i < 0 {
@@ -503,11 +514,16 @@ func readSent(log []byte, calls *[]sentCall) sentSoFar {
 		ev := log[:i]
 		log = log[min(i+1, len(log)):]
 		res := gjson.GetManyBytes(ev, "id", "choices.0.delta.content", "choices.0.delta.reasoning_content",
-			"choices.0.delta.reasoning", "choices.0.delta.tool_calls", "choices.0.delta.function_call")
+			"choices.0.delta.reasoning", "choices.0.delta.tool_calls", "choices.0.delta.function_call",
+			"choices.0.delta.refusal", "choices.0.delta.audio")
 		if out.id == "" {
 			out.id = res[0].String()
 		}
 		text = appendFragment(text, res[1])
+		refusal = appendFragment(refusal, res[6])
+		if nonEmptyValue(res[1]) || nonEmptyValue(res[7]) {
+			out.opaque = true
+		}
 		if res[2].Type == gjson.String && len(res[2].Raw) > 2 {
 			// reasoning_content when it has text, else reasoning (the
 			// same text when both come): Resume's choice.
@@ -552,8 +568,14 @@ func readSent(log []byte, calls *[]sentCall) sentSoFar {
 			return true
 		})
 	}
-	out.text, out.reasoning = decodeFragments(text), decodeFragments(reasoning)
+	out.text, out.reasoning, out.refusal = decodeFragments(text), decodeFragments(reasoning), decodeFragments(refusal)
 	return out
+}
+
+// nonEmptyValue reports an object or array with members: content given as
+// parts, an audio delta.
+func nonEmptyValue(v gjson.Result) bool {
+	return (v.IsObject() || v.IsArray()) && len(strings.TrimSpace(v.Raw[1:len(v.Raw)-1])) > 0
 }
 
 // appendFragment appends the raw bytes of the JSON string s, escapes kept

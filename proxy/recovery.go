@@ -14,15 +14,21 @@ import (
 // Outcomes of a stream that broke after its first byte, the outcome label
 // of paygate_stream_recoveries_total.
 const (
-	recoveryRecovered   = "recovered"         // the client got the whole answer
-	recoveryDiverged    = "diverged"          // the new answer did not match what was sent
-	recoveryPartialCall = "partial_tool_call" // the client had part of a call no answer repeats
-	recoveryBudget      = "budget_spent"      // failover.recovery.max_attempts or window
-	recoveryOff         = "off"               // failover.recovery.max_attempts: -1
-	recoveryNoProvider  = "no_provider"       // no other provider could take the round
-	recoveryChoices     = "several_choices"   // n above 1: the choices' texts cannot be told apart
-	recoveryClientGone  = "client_gone"       // the client hung up while the break was being recovered
+	recoveryRecovered   = "recovered"           // the client got the whole answer
+	recoveryDiverged    = "diverged"            // the new answer did not match what was sent
+	recoveryPartialCall = "partial_tool_call"   // the client had part of a call no answer repeats
+	recoveryOpaque      = "unmatchable_content" // the client had content parts or audio no answer can be matched against
+	recoveryBudget      = "budget_spent"        // failover.recovery.max_attempts or window
+	recoveryOff         = "off"                 // failover.recovery.max_attempts: -1
+	recoveryNoProvider  = "no_provider"         // no other provider could take the round
+	recoveryChoices     = "several_choices"     // n above 1: the choices' texts cannot be told apart
+	recoveryClientGone  = "client_gone"         // the client hung up while the break was being recovered
 )
+
+// opaqueWhy says why a stream whose client received content parts or audio
+// is not recovered: a fresh answer would send them again (SPEC 5), and
+// paygate cannot tell which of its parts the client already has.
+const opaqueWhy = "the client already received content parts or audio, which no new answer can be matched against"
 
 // recoveries counts a turn's stream recoveries against failover.recovery
 // (SPEC 5, after the first byte): a flapping provider cannot stretch a turn

@@ -123,4 +123,22 @@ func TestReadSent(t *testing.T) {
 	if !got.unmatchable {
 		t.Errorf("a tool-call delta without an index was not reported unmatchable")
 	}
+	// A refusal is read as text; content given as parts and audio, which
+	// no fresh answer can be matched against, are noted (opaque).
+	got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"role":"assistant","refusal":"I can"}}]}`+"\x00"+
+		`{"id":"c1","choices":[{"index":0,"delta":{"refusal":"'t \u2014 no."}}]}`+"\x00"), &calls)
+	if got.refusal != "I can't — no." || got.opaque {
+		t.Errorf("got refusal %q, opaque %v; want %q, not opaque", got.refusal, got.opaque, "I can't — no.")
+	}
+	for _, ev := range []string{
+		`{"id":"c1","choices":[{"index":0,"delta":{"content":[{"type":"thinking","thinking":[{"type":"text","text":"hm"}]}]}}]}`,
+		`{"id":"c1","choices":[{"index":0,"delta":{"content":null,"audio":{"id":"audio_1","transcript":"Hi"}}}]}`,
+	} {
+		if got = readSent([]byte(ev+"\x00"), &calls); !got.opaque {
+			t.Errorf("%s was not reported opaque", ev)
+		}
+	}
+	if got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"content":[],"audio":null}}]}`+"\x00"), &calls); got.opaque {
+		t.Errorf("empty content parts and a null audio were reported opaque")
+	}
 }

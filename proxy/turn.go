@@ -299,6 +299,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		resume        *interceptors.Resume
 		sentText      string // text the client got this round from broken attempts
 		sentReasoning string
+		sentRefusal   string
 		reasoningKey  string                // the name a broken attempt's reasoning came under
 		first         *failover.StreamError // the cut being recovered
 		excluded      []string
@@ -316,6 +317,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 					res.ReasoningKey = reasoningKey
 				}
 				res.Sent.Text, res.Sent.Reasoning = res.Content, res.Reasoning
+				res.Sent.Refusal = sentRefusal + res.Sent.Refusal
 			}
 			return res, resp, true
 		}
@@ -357,21 +359,27 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		}
 		sentText += partial.Sent.Text
 		sentReasoning += partial.Sent.Reasoning
+		sentRefusal += partial.Sent.Refusal
 		if partial.ReasoningKey != "" {
 			reasoningKey = partial.ReasoningKey
 		}
 		// The client's calls sent so far: this attempt's, which include
 		// those a recovery attempt repeated (ContinueCalls).
 		sentCalls := partial.Sent.Calls
+		if partial.Sent.Opaque {
+			t.s.endUnrecovered(t.sw, t.r, first, recoveryOpaque, opaqueWhy)
+			return partial, resp, false
+		}
 		if why, outcome := rec.take(time.Now()); why != "" {
 			t.s.endUnrecovered(t.sw, t.r, first, outcome, why)
 			return partial, resp, false
 		}
 		excluded = append(excluded, se.Provider)
 		cont := sentText
-		if len(sentCalls) > 0 {
-			// A tool call cannot be prefilled: the fresh answer is matched
-			// against the text and the calls the client has.
+		if len(sentCalls) > 0 || sentRefusal != "" {
+			// A tool call or a refusal cannot be prefilled: the fresh
+			// answer is matched against the text, the refusal and the
+			// calls the client has.
 			cont = ""
 		}
 		next, err := t.openRecovery(excluded, cont)
@@ -393,7 +401,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 			"from", se.Provider, "to", next.Provider, "continued", next.Continued, "sent_bytes", len(sentText))
 		resp = next
 		capture.StartRound(max(round, 1), t.turnID, t.created)
-		resume = interceptors.NewResume("", sentText, sentReasoning, !next.Continued)
+		resume = interceptors.NewResume("", sentText, sentReasoning, !next.Continued).WithRefusal(sentRefusal)
 		if len(sentCalls) > 0 {
 			capture.ContinueCalls(sentCalls)
 			resume.WithCalls(sentCalls, t.s.tools.IsPayment)
