@@ -89,6 +89,41 @@ func (e *StreamError) Error() string {
 
 func (e *StreamError) Unwrap() error { return e.Err }
 
+// Reason says in fixed words why the stream ended, for the client: never
+// Err's text, which for a lost connection is Go's read error naming
+// paygate's and the provider's IP addresses and ports (Error, for the
+// log, keeps it). An error object the provider sent is quoted (Status,
+// Code, Message), as the provider's own reason.
+func (e *StreamError) Reason() string {
+	switch e.Cause {
+	case CauseConnectionLost:
+		if errors.Is(e.Err, errDoneBeforeFinish) {
+			return "the provider ended the stream ([DONE]) before its finish_reason"
+		}
+		return "the connection to the provider was lost"
+	case CauseStreamError:
+		if e.Message == "" {
+			return fmt.Sprintf("the provider sent an error (status %d, code %q)", e.Status, e.Code)
+		}
+		return fmt.Sprintf("the provider sent an error (status %d, code %q): %s", e.Status, e.Code, e.Message)
+	case CauseIdleTimeout:
+		return "the provider sent nothing within the idle timeout"
+	case CauseTotalTimeout:
+		return "the answer was not complete within the total timeout"
+	case CauseRoundTime:
+		return "the round's time (failover.max_round_time) was spent"
+	case CauseFirstByteTimeout, CauseFirstTokenTimeout:
+		return "the provider did not answer in time"
+	case CauseMalformed:
+		return "the provider's stream was malformed"
+	case CauseResponseTooLarge:
+		return "the provider's answer was too large"
+	case CauseCanceled:
+		return "the request was canceled"
+	}
+	return "the stream failed"
+}
+
 // UpstreamError is Open's error when no target answered acceptably. Its fields
 // are what the client gets as OpenAI error JSON.
 type UpstreamError struct {

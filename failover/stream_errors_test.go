@@ -319,3 +319,25 @@ func TestLateErrorBeforeEveryChoiceFinished(t *testing.T) {
 		t.Errorf("stream ended %v; want a stream error (choice 1 never shown)", got.end)
 	}
 }
+
+// TestStreamErrorReasonHidesErr: the client's words for a stream's end name
+// its cause, never the underlying error's text (Go's read error names both
+// ends' addresses); the provider's own error object is quoted.
+func TestStreamErrorReasonHidesErr(t *testing.T) {
+	raw := errors.New("read tcp 10.0.0.1:51234->10.0.0.2:443: read: connection reset by peer")
+	for _, cause := range []string{CauseConnectionLost, CauseIdleTimeout, CauseTotalTimeout, CauseRoundTime, CauseMalformed,
+		CauseResponseTooLarge, CauseCanceled, CauseStreamError, "something_new"} {
+		se := &StreamError{Provider: "a", Cause: cause, Err: raw}
+		if r := se.Reason(); r == "" || strings.Contains(r, "10.0.0") {
+			t.Errorf("%s: reason %q; want fixed words without the error's text", cause, r)
+		}
+	}
+	se := &StreamError{Provider: "a", Cause: CauseStreamError, Err: raw, Status: 500, Code: "server_error", Message: "Provider disconnected"}
+	if r := se.Reason(); !strings.Contains(r, "Provider disconnected") || !strings.Contains(r, "server_error") {
+		t.Errorf("reason %q; want the provider's error object quoted", r)
+	}
+	se = &StreamError{Provider: "a", Cause: CauseConnectionLost, Err: errDoneBeforeFinish}
+	if r := se.Reason(); !strings.Contains(r, "[DONE]") {
+		t.Errorf("reason %q; want it to say the stream ended with [DONE] before its finish", r)
+	}
+}

@@ -628,7 +628,15 @@ func (s *Server) endStreamWithError(sw *sse.Writer, r *http.Request, err error) 
 	var ue *failover.UpstreamError
 	switch {
 	case errors.As(err, &se):
+		// Fixed words (StreamError.Reason): the error's own text, for a
+		// lost connection, names paygate's and the provider's IP
+		// addresses and ports; the log line below keeps it.
 		ae.Code, ae.Param = se.Cause, se.Param
+		ae.Message = "paygate: provider " + se.Provider + ": " + se.Cause + ": " + se.Reason()
+		var ur *unrecoveredError
+		if errors.As(err, &ur) {
+			ae.Message += "; not recovered: " + ur.why
+		}
 	case errors.As(err, &ue):
 		// A later round (after a payment call) that no provider answered:
 		// the same code the bot gets before the first byte.
@@ -638,7 +646,7 @@ func (s *Server) endStreamWithError(sw *sse.Writer, r *http.Request, err error) 
 	}
 	s.log.Warn("stream ended by an upstream failure after the first byte",
 		"request_id", reqInfo(r).id, "err", err)
-	// The error's text quotes the provider's in-stream error object.
+	// The message may quote the provider's in-stream error object.
 	_ = sw.Data(errorJSON(s.redacted(ae)))
 }
 

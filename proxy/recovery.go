@@ -103,12 +103,19 @@ func unrecovered(first *failover.StreamError, why string) error {
 	if first == nil {
 		return fmt.Errorf("stream not recovered: %s", why)
 	}
-	err := fmt.Errorf("not recovered: %s", why)
-	if first.Err != nil {
-		err = fmt.Errorf("%w; not recovered: %s", first.Err, why)
-	}
-	return &failover.StreamError{Provider: first.Provider, Cause: first.Cause, Err: err, Param: first.Param}
+	return &unrecoveredError{first: first, why: why}
 }
+
+// unrecoveredError is unrecovered's error: the first cut (errors.As finds
+// it) and why it was not recovered, which the client is told
+// (endStreamWithError) beside the cut's fixed reason.
+type unrecoveredError struct {
+	first *failover.StreamError
+	why   string
+}
+
+func (e *unrecoveredError) Error() string { return e.first.Error() + "; not recovered: " + e.why }
+func (e *unrecoveredError) Unwrap() error { return e.first }
 
 // refusedRecovery is a failed recovery round as a refused stream, when the
 // provider asked to finish the answer refused the request itself (a content
