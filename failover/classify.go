@@ -136,7 +136,7 @@ func errorObject(data []byte) *failure {
 	}
 	s := unsafeString(data)
 	e := gjson.Get(s, "error")
-	if !e.Exists() || e.Type == gjson.Null || e.Type == gjson.False {
+	if !e.Exists() || e.Type == gjson.Null || e.Type == gjson.False || emptyError(e) && gjson.Get(s, "choices.#").Int() > 0 {
 		if r := gjson.GetMany(s, "type", "object"); r[0].Str == "error" || r[1].Str == "error" {
 			return topLevelError(s)
 		}
@@ -147,6 +147,19 @@ func errorObject(data []byte) *failure {
 	f.status = objectStatus(e, f)
 	f.cause = causeOf(f)
 	return f
+}
+
+// emptyError reports an "error" member that says nothing: {}, "" or [].
+// Beside a chunk's or an answer's choices it is no error (some relays put
+// one on every answer); alone it still is one.
+func emptyError(e gjson.Result) bool {
+	switch {
+	case e.Type == gjson.String:
+		return e.Str == ""
+	case e.IsObject() || e.IsArray():
+		return strings.TrimSpace(e.Raw[1:len(e.Raw)-1]) == ""
+	}
+	return false
 }
 
 // eventError is errorObject for a stream's event: an event named "error"

@@ -341,3 +341,41 @@ func TestStreamErrorReasonHidesErr(t *testing.T) {
 		t.Errorf("reason %q; want it to say the stream ended with [DONE] before its finish", r)
 	}
 }
+
+// TestEmptyErrorBesideChoicesIsNoError: a chat completion with valid
+// choices and an empty "error" member ({}, "", [] or null, as some relays
+// put one on every answer) is the answer: it was classified a 500, thrown
+// away and generated (and billed) again elsewhere. An empty error with no
+// choices beside it stays what it was.
+func TestEmptyErrorBesideChoicesIsNoError(t *testing.T) {
+	for _, empty := range []string{`{}`, `""`, `[]`, `null`, `{ }`} {
+		t.Run("non-stream "+empty, func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){
+				"a": always(statusFn(200, `{"id":"c1","object":"chat.completion","error":`+empty+`,"choices":[{"index":0,"message":{"role":"assistant","content":"from a"},"finish_reason":"stop"}]}`)),
+			}, []string{"a", "b"}, nil)
+			got := e.open(t.Context(), false)
+			if got.openErr != nil || got.provider != "a" || !strings.Contains(got.body, "from a") {
+				t.Errorf("served by %q (%v): %s; want a's answer", got.provider, got.openErr, got.body)
+			}
+		})
+		t.Run("stream "+empty, func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){
+				"a": always(func(c *fconn) {
+					c.sse()
+					c.event(`{"id":"c1","object":"chat.completion.chunk","error":` + empty + `,"choices":[{"index":0,"delta":{"role":"assistant","content":"from a"},"finish_reason":null}]}`)
+					c.event(`{"id":"c1","object":"chat.completion.chunk","error":` + empty + `,"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`)
+					c.done()
+				}),
+			}, []string{"a", "b"}, nil)
+			got := e.open(t.Context(), true)
+			if got.openErr != nil || got.provider != "a" || !got.complete() || got.text != "from a" {
+				t.Errorf("served by %q (%v), ended %v, text %q; want a's whole answer", got.provider, got.openErr, got.end, got.text)
+			}
+		})
+	}
+	for _, f := range []string{`{"error":{}}`, `{"error":{},"choices":[]}`} {
+		if errorObject([]byte(f)) == nil {
+			t.Errorf("%s: no error; want the error it was (no choices beside it)", f)
+		}
+	}
+}

@@ -440,8 +440,9 @@ func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resum
 		if ev.IsDone() {
 			return u, nil
 		}
-		// An upstream's own "paygate" member would pass for paygate's.
-		data := interceptors.DropPaygate(ev.Data)
+		// An upstream's own "paygate" member would pass for paygate's; an
+		// empty "error" beside the choices would pass for an error.
+		data := interceptors.DropEmptyError(interceptors.DropPaygate(ev.Data))
 		if resume != nil {
 			if data, err = resume.Filter(data); err != nil {
 				return u, err

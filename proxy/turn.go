@@ -482,7 +482,9 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 		if err != nil {
 			return err
 		}
-		data := ev.Data
+		// An empty "error" beside the choices would pass for an error
+		// (Capture holds a chunk with an error back).
+		data := interceptors.DropEmptyError(ev.Data)
 		if resume != nil {
 			if data, err = resume.Filter(data); err != nil {
 				return err

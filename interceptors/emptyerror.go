@@ -1,0 +1,58 @@
+package interceptors
+
+import (
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// DropEmptyError returns data, an upstream chunk, without its top-level
+// "error" members that say nothing ({}, "" or []): some relays put one on
+// every chunk beside its choices, which failover does not take for an
+// error, and which the Node SDK, testing the member's truth, raises as one
+// ({} and [] are true in JavaScript). It returns data itself when there is
+// none, which one byte search tells for almost every chunk; otherwise a new
+// slice. Data that is not a JSON object is returned as is.
+func DropEmptyError(data []byte) []byte {
+	s := unsafeString(data)
+	if !strings.Contains(s, `"error"`) {
+		return data
+	}
+	i := skipSpace(s, 0)
+	if i >= len(s) || s[i] != '{' || !gjson.Valid(s) {
+		return data
+	}
+	d := memberDropper{open: -1}
+	drop := false
+	for j := i + 1; ; {
+		m, ok := nextMember(s, j, true)
+		if !ok {
+			break
+		}
+		j = m.end
+		empty := keyName(m.key) == "error" && saysNothing(s[m.at:m.end])
+		drop = drop || empty
+		d.member(m.keyAt, m.end, empty)
+	}
+	if !drop {
+		return data
+	}
+	out := make([]byte, 0, len(data))
+	pos := 0
+	for _, sp := range d.finish() {
+		out = append(out, data[pos:sp[0]]...)
+		pos = sp[1]
+	}
+	return append(out, data[pos:]...)
+}
+
+// saysNothing: a raw value that is "", {} or [] (blanks inside allowed).
+func saysNothing(v string) bool {
+	switch v[0] {
+	case '"':
+		return len(v) == 2
+	case '{', '[':
+		return strings.TrimSpace(v[1:len(v)-1]) == ""
+	}
+	return false
+}
