@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strconv"
 
 	"github.com/tidwall/gjson"
 )
@@ -61,19 +60,22 @@ func RestoreExchanges(body []byte, lookup func(callID string) *Exchange) ([]byte
 		exchange   string // the exchange's assistant message: equal for one exchange
 	}
 	var splices []splice
-	n := int(msgs.Get("#").Int())
-	for i := 0; i < n; i++ {
-		m := gjson.GetBytes(body, "messages."+strconv.Itoa(i))
+	// One pass over the array: reading message i as "messages.<i>" walks
+	// the body from its start each time, quadratic in a long conversation.
+	var err error
+	i := -1
+	msgs.ForEach(func(_, m gjson.Result) bool {
+		i++
 		if m.Get("role").Str != "assistant" {
-			continue
+			return true
 		}
 		id := m.Get("tool_calls.0.id").Str
 		if id == "" {
-			continue
+			return true
 		}
 		ex := lookup(id)
 		if ex == nil || !sameCalls(m.Get("tool_calls"), ex.clientCalls()) {
-			continue
+			return true
 		}
 		var repl []byte
 		for _, b := range ex.Before {
@@ -85,10 +87,15 @@ func RestoreExchanges(body []byte, lookup func(callID string) *Exchange) ([]byte
 			repl = append(repl, ',')
 			repl = append(repl, r...)
 		}
-		if m.Index <= 0 || m.Index+len(m.Raw) > len(body) {
-			return nil, 0, fmt.Errorf("locating message %d", i)
+		if m.Index <= 0 || m.Index+len(m.Raw) > len(body) || string(body[m.Index:m.Index+len(m.Raw)]) != m.Raw {
+			err = fmt.Errorf("locating message %d", i)
+			return false
 		}
 		splices = append(splices, splice{m.Index, m.Index + len(m.Raw), repl, string(ex.Assistant)})
+		return true
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	// Counted before any is deleted: DeleteFunc moves the kept ones down
 	// while it runs, so counting inside it miscounts.

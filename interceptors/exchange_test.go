@@ -204,3 +204,47 @@ func TestRestoreExchangesCustomCalls(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkRestoreExchangesLongConversation restores one kept exchange at
+// the end of conversations of growing length: the pass over the messages
+// must grow linearly with the body (ns/op per message about constant across
+// the sizes), as it runs before the turn's first upstream call for every
+// signed-in request that mentions "tool_calls".
+func BenchmarkRestoreExchangesLongConversation(b *testing.B) {
+	ex := &Exchange{
+		Assistant: json.RawMessage(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_pay","type":"function","function":{"name":"create_order","arguments":"{}"}},{"id":"call_client","type":"function","function":{"name":"lookup","arguments":"{}"}}]}`),
+		Results:   []json.RawMessage{json.RawMessage(`{"role":"tool","tool_call_id":"call_pay","content":"ok"}`)},
+	}
+	for _, n := range []int{2500, 5000, 10000, 20000} {
+		var sb strings.Builder
+		sb.WriteString(`{"model":"m","messages":[`)
+		for i := range n {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			if i%10 == 9 {
+				// An assistant message with a call of the bot's own that no
+				// exchange knows: looked up, not restored.
+				sb.WriteString(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_` + strconv.Itoa(i) + `","type":"function","function":{"name":"lookup","arguments":"{}"}}]}`)
+				continue
+			}
+			sb.WriteString(`{"role":"user","content":"hello there"}`)
+		}
+		sb.WriteString(`,{"role":"assistant","content":null,"tool_calls":[{"id":"call_client","type":"function","function":{"name":"lookup","arguments":"{}"}}]},{"role":"tool","tool_call_id":"call_client","content":"42"}]}`)
+		body := []byte(sb.String())
+		lookup := func(id string) *Exchange {
+			if id == "call_client" {
+				return ex
+			}
+			return nil
+		}
+		b.Run(strconv.Itoa(n)+"msgs", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, k, err := RestoreExchanges(body, lookup); err != nil || k != 1 {
+					b.Fatalf("restored %d: %v", k, err)
+				}
+			}
+		})
+	}
+}

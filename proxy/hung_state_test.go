@@ -3,13 +3,20 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/storetest"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // hungState is a store that takes every call and answers none, as the
@@ -248,3 +255,57 @@ func TestHungStoreHoldsNoAnswer(t *testing.T) {
 }
 
 func (h *hungState) unboundedCalls() int32 { return h.unbounded.Load() }
+
+// leavingState is the embedded store (LocalStore: its reads carry the
+// request's own context) of a turn whose client leaves during the first
+// kept-exchange lookup: that lookup cancels the request and answers with
+// its context's error.
+type leavingState struct {
+	localState
+	leave context.CancelFunc
+}
+
+func (l *leavingState) GetExchange(ctx context.Context, _ string) ([]byte, error) {
+	l.note(ctx)
+	l.leave()
+	<-ctx.Done()
+	return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, ctx.Err())
+}
+
+// TestRestoreStopsWhenClientLeaves: a long conversation of the bot's own
+// tool-call rounds is looked up one kept exchange at a time; once the
+// client has left, the rest are not read.
+func TestRestoreStopsWhenClientLeaves(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}`))
+	cfg := testConfig(t, fp.URL, nil)
+	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
+	reg := prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := &leavingState{leave: cancel}
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
+		HashKey: []byte(cfg.Privacy.HashKey), Tools: queryTools{}, State: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := []string{`{"role":"user","content":"go"}`}
+	for i := range 45 {
+		msgs = append(msgs, fmt.Sprintf(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_%d","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}`, i),
+			fmt.Sprintf(`{"role":"tool","tool_call_id":"call_%d","content":"sunny"}`, i))
+	}
+	body := `{"model":"gpt-test",` + weatherTool + `"messages":[` + strings.Join(msgs, ",") + `]}`
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
+	req.Header.Set("X-WeChat-OpenID", "o-user-1")
+	s.Handler().ServeHTTP(httptest.NewRecorder(), req)
+	// The state load after the lookups is a read too: one lookup and it.
+	if n := st.calls.Load(); n > 2 {
+		t.Errorf("%d store reads after the client left during the first of 45 lookups; want the rest not read", n)
+	}
+}

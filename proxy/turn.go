@@ -117,6 +117,12 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		var lookupErr error
 		ectx, cancel := s.stateCtx(ctx)
 		body, n, err = interceptors.RestoreExchanges(body, func(id string) *interceptors.Exchange {
+			if err := ectx.Err(); err != nil {
+				// Past the reads' deadline, or the client left: the rest
+				// of a long conversation is not read one lookup at a time.
+				failed, lookupErr = failed+1, err
+				return nil
+			}
 			b, err := s.lookupExchange(ectx, caller, id)
 			if err != nil {
 				if !errors.Is(err, errNoExchange) {
