@@ -418,17 +418,17 @@ func SetToolChoiceNone(body []byte) ([]byte, error) {
 
 // RelaxToolChoice returns body for a round that follows a payment round,
 // with a tool_choice that forced a tool call relaxed to "auto": the bot's
-// "required" (or {"type":"allowed_tools","mode":"required"}) was met by the
-// payment call, and a choice naming a payment tool by name was obeyed;
-// forced again, the model would call a tool in every round and never give
-// the user its answer. A choice naming one of the client's own functions
+// "required" (Mistral's "any", or {"type":"allowed_tools","mode":"required"})
+// was met by the payment call, and a choice naming a payment tool by name
+// was obeyed; forced again, the model would call a tool in every round and
+// never give the user its answer. A choice naming one of the client's own functions
 // stays (that call has not been made yet). The result shares no memory with
 // body; body itself is returned when nothing changes.
 func RelaxToolChoice(body []byte, isPayment func(name string) bool) ([]byte, error) {
 	tc := gjson.GetBytes(body, "tool_choice")
 	path, value := "", ""
 	switch {
-	case tc.Type == gjson.String && tc.Str == "required":
+	case tc.Type == gjson.String && (tc.Str == "required" || tc.Str == "any"):
 		path, value = "tool_choice", "auto"
 	case tc.IsObject() && tc.Get("type").Str == "function" && isPayment(tc.Get("function.name").Str):
 		path, value = "tool_choice", "auto"

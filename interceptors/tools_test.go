@@ -400,6 +400,7 @@ func TestRelaxToolChoice(t *testing.T) {
 		name, in, want string // want: tool_choice's raw value after; "" for absent
 	}{
 		{"required", `{"tool_choice":"required",` + msgs + `}`, `"auto"`},
+		{"any, Mistral's required", `{"tool_choice":"any",` + msgs + `}`, `"auto"`},
 		{"auto stays", `{"tool_choice":"auto",` + msgs + `}`, `"auto"`},
 		{"none stays", `{"tool_choice":"none",` + msgs + `}`, `"none"`},
 		{"absent stays absent", `{` + msgs + `}`, ``},

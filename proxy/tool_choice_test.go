@@ -72,3 +72,25 @@ func TestRequiredToolChoiceIsMetByThePaymentCall(t *testing.T) {
 		})
 	}
 }
+
+// TestAnyToolChoiceIsMetByThePaymentCall: Mistral spells "required" as
+// "any"; met by the payment call like "required", the next round goes with
+// "auto".
+func TestAnyToolChoiceIsMetByThePaymentCall(t *testing.T) {
+	for _, stream := range []bool{true, false} {
+		up := newFakeProvider(t, roundByRound(
+			callsRound(stream, `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`),
+			textRound(stream, "Done."),
+		))
+		url := toolsProxy(t, up.URL, &recordingTools{}, nil)
+		resp := post(t, url, "/v1/chat/completions", chatBody(stream, weatherTool+`"tool_choice":"any",`), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+		_ = readAll(t, resp.Body)
+		reqs := up.requests()
+		if len(reqs) != 2 {
+			t.Fatalf("stream %v: %d upstream rounds; want 2", stream, len(reqs))
+		}
+		if got := gjson.GetBytes(reqs[1].Body, "tool_choice").Raw; got != `"auto"` {
+			t.Errorf("stream %v: round 2 tool_choice %s; want \"auto\" as for \"required\"", stream, got)
+		}
+	}
+}
