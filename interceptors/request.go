@@ -39,6 +39,10 @@ type Chat struct {
 	// Choices is the body's "n" (0 when absent or null): how many choices
 	// the client asks for.
 	Choices int
+	// ToolChoice is the body's "tool_choice" as sent, raw JSON ("" when
+	// absent): what it lets the model call of the payment tools is
+	// ReadPaymentChoice's.
+	ToolChoice string
 
 	// What ReadChat saw of the body it read, so that RewriteChat of the
 	// same body does not search again.
@@ -110,12 +114,14 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 	if c.Choices, err = choicesValue(raw(chatN)); err != nil {
 		return Chat{}, err
 	}
-	cloneStrings(&c.Model, &c.User) // views of body until now
+	c.ToolChoice = raw(chatToolChoice)
+	cloneStrings(&c.Model, &c.User, &c.ToolChoice) // views of body until now
 	return c, nil
 }
 
 // The members ReadChat reads, by their index in chatMembers. tool_choice is
-// only watched: the clarification round sets it (SetToolChoiceNone).
+// read as it is (Chat.ToolChoice) and watched: the clarification round sets
+// it (SetToolChoiceNone).
 // functions, like tools, is checked for names that clash with the payment
 // tools': a second copy would reach the provider unchecked. The
 // first ones, up to chatMetadata, are those ReadPassthrough reads too:

@@ -416,6 +416,82 @@ func SetToolChoiceNone(body []byte) ([]byte, error) {
 	return out, nil
 }
 
+// PaymentChoice is what the bot's tool_choice lets the model call of the
+// payment tools: every one (the zero value: no tool_choice, "auto",
+// "required" and its spellings), none ("none", a forced function or custom
+// tool of the bot's own, allowed_tools listing only the bot's), or those it
+// names (a payment tool forced by name, allowed_tools listing some).
+type PaymentChoice struct {
+	restricted bool
+	names      []string
+}
+
+// None reports whether the bot's tool_choice leaves every payment tool out:
+// they are not offered, and a call to one is refused.
+func (p PaymentChoice) None() bool { return p.restricted && len(p.names) == 0 }
+
+// Allows reports whether the bot's tool_choice lets the model call the
+// payment tool name.
+func (p PaymentChoice) Allows(name string) bool {
+	return !p.restricted || slices.Contains(p.names, name)
+}
+
+// ReadPaymentChoice reads a tool_choice value (Chat.ToolChoice, raw JSON;
+// "" for none) as a PaymentChoice. Besides OpenAI's shapes it reads the
+// flat ones other APIs use ({"type":"tool","name":…}, allowed_tools with
+// "tools" beside "type", {"type":"none"}); a choice it does not know
+// restricts nothing, as "auto".
+func ReadPaymentChoice(toolChoice string, isPayment func(name string) bool) PaymentChoice {
+	if toolChoice == "" {
+		return PaymentChoice{}
+	}
+	tc := gjson.Parse(toolChoice)
+	if tc.Type == gjson.String {
+		if tc.Str == "none" {
+			return PaymentChoice{restricted: true}
+		}
+		return PaymentChoice{}
+	}
+	if !tc.IsObject() {
+		return PaymentChoice{}
+	}
+	// toolName is the name a forced choice or an allowed_tools entry gives
+	// its tool: {"function":{"name":…}}, {"custom":{"name":…}} or a flat
+	// "name".
+	toolName := func(t gjson.Result) string {
+		if n := t.Get("function.name"); n.Type == gjson.String {
+			return n.Str
+		}
+		if n := t.Get("custom.name"); n.Type == gjson.String {
+			return n.Str
+		}
+		return t.Get("name").Str
+	}
+	switch tc.Get("type").Str {
+	case "none":
+		return PaymentChoice{restricted: true}
+	case "function", "custom", "tool":
+		if n := toolName(tc); isPayment(n) {
+			return PaymentChoice{restricted: true, names: []string{n}}
+		}
+		return PaymentChoice{restricted: true}
+	case "allowed_tools":
+		tools := tc.Get("allowed_tools.tools")
+		if !tools.Exists() {
+			tools = tc.Get("tools")
+		}
+		p := PaymentChoice{restricted: true}
+		tools.ForEach(func(_, t gjson.Result) bool {
+			if n := toolName(t); isPayment(n) && !slices.Contains(p.names, n) {
+				p.names = append(p.names, n)
+			}
+			return true
+		})
+		return p
+	}
+	return PaymentChoice{}
+}
+
 // RelaxToolChoice returns body for a round that follows a payment round,
 // with a tool_choice that forced a tool call relaxed to "auto": the bot's
 // "required" (Mistral's "any", or {"type":"allowed_tools","mode":"required"})

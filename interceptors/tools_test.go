@@ -3,6 +3,7 @@ package interceptors
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -421,6 +422,45 @@ func TestRelaxToolChoice(t *testing.T) {
 			}
 			if got := gjson.GetBytes(out, "messages").Raw; got != gjson.Get(tc.in, "messages").Raw {
 				t.Errorf("messages changed: %s", got)
+			}
+		})
+	}
+}
+
+// TestReadPaymentChoice: what a bot's tool_choice lets the model call of
+// the payment tools.
+func TestReadPaymentChoice(t *testing.T) {
+	isPayment := func(n string) bool { return n == "create_order" || n == "query_order" }
+	tests := []struct {
+		name, choice string
+		none         bool
+		allows       []string // of create_order, query_order
+	}{
+		{"absent", ``, false, []string{"create_order", "query_order"}},
+		{"auto", `"auto"`, false, []string{"create_order", "query_order"}},
+		{"required", `"required"`, false, []string{"create_order", "query_order"}},
+		{"any", `"any"`, false, []string{"create_order", "query_order"}},
+		{"none", `"none"`, true, nil},
+		{"flat none", `{"type":"none"}`, true, nil},
+		{"forced own function", `{"type":"function","function":{"name":"get_weather"}}`, true, nil},
+		{"forced own custom tool", `{"type":"custom","custom":{"name":"grammar"}}`, true, nil},
+		{"forced own tool, flat", `{"type":"tool","name":"get_weather"}`, true, nil},
+		{"forced payment function", `{"type":"function","function":{"name":"query_order"}}`, false, []string{"query_order"}},
+		{"allowed_tools own only", `{"type":"allowed_tools","allowed_tools":{"mode":"auto","tools":[{"type":"function","function":{"name":"get_weather"}}]}}`, true, nil},
+		{"allowed_tools with query_order", `{"type":"allowed_tools","allowed_tools":{"mode":"required","tools":[{"type":"function","function":{"name":"get_weather"}},{"type":"function","function":{"name":"query_order"}}]}}`, false, []string{"query_order"}},
+		{"allowed_tools, flat", `{"type":"allowed_tools","mode":"auto","tools":[{"type":"function","name":"create_order"}]}`, false, []string{"create_order"}},
+		{"unknown object restricts nothing", `{"type":"validated"}`, false, []string{"create_order", "query_order"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := ReadPaymentChoice(tc.choice, isPayment)
+			if p.None() != tc.none {
+				t.Errorf("None() %v; want %v", p.None(), tc.none)
+			}
+			for _, n := range []string{"create_order", "query_order"} {
+				if got, want := p.Allows(n), slices.Contains(tc.allows, n); got != want {
+					t.Errorf("Allows(%s) %v; want %v", n, got, want)
+				}
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -91,6 +92,57 @@ func TestAnyToolChoiceIsMetByThePaymentCall(t *testing.T) {
 		}
 		if got := gjson.GetBytes(reqs[1].Body, "tool_choice").Raw; got != `"auto"` {
 			t.Errorf("stream %v: round 2 tool_choice %s; want \"auto\" as for \"required\"", stream, got)
+		}
+	}
+}
+
+// TestToolChoiceExcludingPaymentToolsIsObeyed: a bot whose tool_choice
+// leaves the payment tools out (none, a forced function or custom tool of
+// its own, allowed_tools listing only its own) is not offered them, and a
+// provider that ignores tool_choice and calls create_order anyway has the
+// call refused, never executed. allowed_tools that lists query_order only
+// gets the tools offered, and a create_order call refused all the same.
+func TestToolChoiceExcludingPaymentToolsIsObeyed(t *testing.T) {
+	for _, tc := range []struct {
+		name, choice string
+		offered      bool
+	}{
+		{"none", `"tool_choice":"none",`, false},
+		{"forced own function", `"tool_choice":{"type":"function","function":{"name":"get_weather"}},`, false},
+		{"forced own custom tool", `"tool_choice":{"type":"custom","custom":{"name":"get_weather"}},`, false},
+		{"allowed_tools own only", `"tool_choice":{"type":"allowed_tools","allowed_tools":{"mode":"auto","tools":[{"type":"function","function":{"name":"get_weather"}}]}},`, false},
+		{"allowed_tools own and query_order", `"tool_choice":{"type":"allowed_tools","allowed_tools":{"mode":"required","tools":[{"type":"function","function":{"name":"get_weather"}},{"type":"function","function":{"name":"query_order"}}]}},`, true},
+	} {
+		for _, stream := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s stream %v", tc.name, stream), func(t *testing.T) {
+				tools := &recordingTools{}
+				up := newFakeProvider(t, roundByRound(
+					callsRound(stream, `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`),
+					textRound(stream, "Which plan would you like?"),
+				))
+				url := toolsProxy(t, up.URL, tools, nil)
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, weatherTool+tc.choice), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				body := readAll(t, resp.Body)
+				if ex := tools.executed(); len(ex) != 0 {
+					t.Errorf("the bot's tool_choice excluded create_order, yet paygate executed %q", ex)
+				}
+				reqs := up.requests()
+				if len(reqs) == 0 {
+					t.Fatalf("no upstream request: %d %s", resp.StatusCode, body)
+				}
+				if got := gjson.GetBytes(reqs[0].Body, `tools.#(function.name=="query_order")`).Exists(); got != tc.offered {
+					t.Errorf("payment tools offered: %v; want %v (tools %s)", got, tc.offered, gjson.GetBytes(reqs[0].Body, "tools").Raw)
+				}
+				if got := gjson.GetBytes(reqs[0].Body, "tool_choice").Raw; got != strings.TrimSuffix(strings.TrimPrefix(tc.choice, `"tool_choice":`), ",") {
+					t.Errorf("round 1 tool_choice %s; want the bot's own", got)
+				}
+				if resp.StatusCode != 200 || !strings.Contains(body, "Which plan would you like?") {
+					t.Errorf("the bot got %d %s; want the model's answer", resp.StatusCode, body)
+				}
+				if strings.Contains(body, "create_order") {
+					t.Errorf("the refused payment call reached the bot: %s", body)
+				}
+			})
 		}
 	}
 }

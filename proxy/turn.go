@@ -51,6 +51,10 @@ type turn struct {
 	callsSpent   bool // a money-moving call was refused for max_payment_calls
 	clarify      bool // the next round runs with tool_choice "none"; no money moves after it
 	afterPayment bool // a payment result is in the conversation: followup_model may answer
+	// payChoice is what the bot's tool_choice lets the model call of the
+	// payment tools, read once from the bot's request: paygate's own
+	// changes to tool_choice in later rounds do not widen it.
+	payChoice interceptors.PaymentChoice
 
 	turnID  string
 	created int64
@@ -105,7 +109,8 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		writeError(w, paramError("n", "paygate: n above 1 is not served with the payment tools offered to a signed-in user; send n: 1 or leave it out"))
 		return
 	}
-	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget}
+	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget,
+		payChoice: interceptors.ReadPaymentChoice(chat.ToolChoice, s.tools.IsPayment)}
 	// What the turn reads from the store before its upstream call, it reads
 	// by deadlines (stateTimeout): a store that does not answer must not
 	// hold the chat. The kept exchanges, one read per tool-call round of
@@ -158,7 +163,14 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		}
 		t.pending = s.pendingAnnouncements(st)
 	}
-	if defs := s.toolDefsFor(caller.Client); chat.HasTools {
+	defs := s.toolDefsFor(caller.Client)
+	if t.payChoice.None() {
+		// The bot's tool_choice leaves the payment tools out: not offered
+		// (a call that comes anyway is refused, execute). The bot's own
+		// tools are still checked for names that clash with them.
+		defs = nil
+	}
+	if chat.HasTools {
 		body, err = interceptors.AddTools(body, defs, s.toolNames)
 	} else {
 		body, err = interceptors.AppendTools(body, defs)
@@ -603,6 +615,12 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 			// without a name is; the model learns how to call the tool.
 			out = t.s.tools.Refused(c.Name, c.Name+" is a function tool: call it as a function, not as a custom tool")
 			t.s.log.Info("custom call to a payment tool not executed", "request_id", reqInfo(t.r).id, "tool", c.Name)
+		case !t.payChoice.Allows(c.Name):
+			// The bot's tool_choice left this tool out ("none", a forced
+			// tool of its own, allowed_tools without it), and a provider
+			// that ignores tool_choice called it anyway: never run.
+			out = t.s.tools.Refused(c.Name, c.Name+" is not available in this conversation turn")
+			t.s.log.Info("payment call the bot's tool_choice excludes not executed", "request_id", reqInfo(t.r).id, "tool", c.Name)
 		case t.moneyMoving(c.Name) && t.moneyCalls >= t.budget.MaxPaymentCalls:
 			out = t.s.tools.Refused(c.Name, spentWhy(t.budget.MaxPaymentCalls))
 			t.s.log.Info("payment call beyond the turn's budget not executed", "request_id", reqInfo(t.r).id, "tool", c.Name)
