@@ -892,7 +892,7 @@ func (t *turn) streamClarification(model string) {
 		c = append(c, ',')
 	}
 	c = append(c, `"content":`...)
-	text := t.budget.Clarification
+	text := t.clarification()
 	if t.inWord && !startsWithSpace(text) {
 		// The rounds' text ends in a word (see joinText).
 		text = "\n\n" + text

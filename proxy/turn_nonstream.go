@@ -63,7 +63,7 @@ func (t *turn) nonStream() {
 			// No round is left to tell the user what a payment call did, so
 			// none runs: the turn ends with the clarification (SPEC 3).
 			t.s.metrics.roundsExhausted.Inc()
-			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", joinText(joinText(spoken, ans.content), t.budget.Clarification))
+			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", joinText(joinText(spoken, ans.content), t.clarification()))
 			b, _ = sjson.DeleteBytes(b, "choices.0.message.tool_calls")
 			b, _ = sjson.SetBytes(b, "choices.0.finish_reason", "stop")
 			t.writeCompletion(resp.StatusCode, past.onto(withThought(b, thought, ans.reasoning)), nil, false)
@@ -117,6 +117,21 @@ func withSpoken(body []byte, spoken, content string) []byte {
 		return body
 	}
 	return out
+}
+
+// clarification is the configured clarification as the bot reads it at
+// the end of a turn whose rounds are spent: for a bot that asked for a JSON
+// answer (response_format json_object or json_schema) a JSON object,
+// {"clarification": "<text>"}, so that the answer's content parses (it is
+// the whole content unless the rounds said something before it, which a
+// streaming bot already read); the plain text otherwise.
+func (t *turn) clarification() string {
+	switch gjson.GetBytes(t.body, "response_format.type").Str {
+	case "json_object", "json_schema":
+		b := jsonstr.Append([]byte(`{"clarification":`), t.budget.Clarification)
+		return string(append(b, '}'))
+	}
+	return t.budget.Clarification
 }
 
 // joinText joins the text of two rounds (or a round's and the
