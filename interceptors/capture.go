@@ -113,9 +113,11 @@ type RoundResult struct {
 	// FinishChunk is the held finish chunk made ready to forward if the turn
 	// ends with this round: its delta emptied (what it carried was returned
 	// by Process or was a payment call), its id rewritten after round 0, its
-	// finish_reason and usage as the provider sent them. Nil if none came.
+	// finish_reason and top-level usage as the provider sent them (a usage
+	// in its choice is taken out). Nil if none came.
 	FinishChunk []byte
-	// Usage comes from the usage chunk or the finish chunk; nil if none.
+	// Usage comes from the usage chunk or the finish chunk, else from the
+	// finish chunk's choice (Moonshot puts it there); nil if none.
 	Usage *Usage
 	// UsageJSON is that usage object as the provider sent it, with its
 	// token details (cached prompt tokens, reasoning tokens) and whatever
@@ -186,7 +188,12 @@ type Capture struct {
 	usage       Usage
 	usageRaw    []byte // the usage object as sent
 	hasUsage    bool
-	errRaw      []byte
+	// choiceUsage is the usage Moonshot (Kimi) streams in choices[0].usage
+	// of its finish chunk: the round's when it sent no top-level usage.
+	choiceUsage    Usage
+	choiceUsageRaw []byte
+	hasChoiceUsage bool
+	errRaw         []byte
 
 	// The bytes before the delta of this round's text chunks (see
 	// scanTextAfter) and where the id and created are in them.
@@ -251,6 +258,9 @@ type chunkState struct {
 	opaque     bool   // content parts or audio (SentRecord.Opaque)
 	deltas     [][2]int
 	logprobs   [][2]int // the choices' "logprobs" values
+	// choiceUsage is choice 0's "usage" member (Moonshot's place for it),
+	// from its key to the end of its value, in data; end 0 for none.
+	choiceUsage [2]int
 }
 
 // NewCapture starts a turn, ready for round 0. isPayment tells the payment
@@ -301,6 +311,9 @@ func (c *Capture) StartRound(round int, turnID string, created int64) {
 	c.usage = Usage{}
 	c.usageRaw = c.usageRaw[:0]
 	c.hasUsage = false
+	c.choiceUsage = Usage{}
+	c.choiceUsageRaw = c.choiceUsageRaw[:0]
+	c.hasChoiceUsage = false
 	c.errRaw = nil
 	c.prefix = c.prefix[:0]
 	c.tail.learn("")
@@ -535,6 +548,10 @@ func (c *Capture) EndRound() RoundResult {
 		u := c.usage
 		r.Usage = &u
 		r.UsageJSON = append([]byte(nil), c.usageRaw...)
+	} else if c.hasChoiceUsage {
+		u := c.choiceUsage
+		r.Usage = &u
+		r.UsageJSON = append([]byte(nil), c.choiceUsageRaw...)
 	}
 	if c.errRaw != nil {
 		r.Error = append([]byte(nil), c.errRaw...)

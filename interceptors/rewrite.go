@@ -66,6 +66,9 @@ func (c *Capture) slow(data []byte, s string) []byte {
 			c.edits = append(c.edits, edit{d[0], d[1], 0, 0})
 		}
 	}
+	if u := st.choiceUsage; u[1] != 0 {
+		c.deleteMember(data, u[0], u[1])
+	}
 	keep := st.finish != "" || st.hasError
 	send := st.choices > 0 && !st.hasError && st.meaningful
 	if !c.idSettled && (keep || send) {
@@ -145,6 +148,17 @@ func (c *Capture) choice(data []byte, s string, ch gjson.Result) {
 		case "native_finish_reason":
 			if v.Type == gjson.String && v.Str != "" {
 				c.replace(v.Index, v.Index+len(v.Raw), nullBytes)
+			}
+		case "usage":
+			// Moonshot (Kimi) streams its usage here, in the finish
+			// chunk's choice, and none at the top level. Read as the
+			// round's unless a top-level one comes (EndRound), and removed
+			// from the chunk as that one is: the bot gets the turn's sum.
+			if v.IsObject() && idx == 0 && st.choiceUsage[1] == 0 {
+				st.choiceUsage = [2]int{k.Index, v.Index + len(v.Raw)}
+				c.hasChoiceUsage = true
+				c.choiceUsageRaw = append(c.choiceUsageRaw[:0], v.Raw...) // a copy: v points into the chunk
+				c.choiceUsage = readUsage(v)
 			}
 		}
 		return true
@@ -567,12 +581,18 @@ func (c *Capture) absorb(s string, sl *slot, en *entry) {
 func (c *Capture) readUsage(v gjson.Result) {
 	c.hasUsage = true
 	c.usageRaw = append(c.usageRaw[:0], v.Raw...) // a copy: v points into the chunk
-	c.usage = Usage{
+	c.usage = readUsage(v)
+}
+
+// readUsage reads the counts of a usage object.
+func readUsage(v gjson.Result) Usage {
+	u := Usage{
 		PromptTokens:     v.Get("prompt_tokens").Int(),
 		CompletionTokens: v.Get("completion_tokens").Int(),
 		TotalTokens:      v.Get("total_tokens").Int(),
 	}
-	c.usage.fillTotal()
+	u.fillTotal()
+	return u
 }
 
 // replace records an edit replacing data[start:end] by repl.
@@ -602,6 +622,14 @@ func idMember(idq []byte) []byte {
 // deleteMember records the removal of an object member (key at keyAt, value
 // ending at end) with one adjacent comma.
 func (c *Capture) deleteMember(data []byte, keyAt, end int) {
+	i, j := memberSpan(data, keyAt, end)
+	c.edits = append(c.edits, edit{i, j, 0, 0})
+}
+
+// memberSpan is what deleting the member from keyAt to end takes out of
+// data: the member with the comma after it, or, for a last member, the
+// comma before it.
+func memberSpan(data []byte, keyAt, end int) (int, int) {
 	j := end
 	for j < len(data) && isSpace(data[j]) {
 		j++
@@ -611,8 +639,7 @@ func (c *Capture) deleteMember(data []byte, keyAt, end int) {
 		for j < len(data) && isSpace(data[j]) {
 			j++
 		}
-		c.edits = append(c.edits, edit{keyAt, j, 0, 0})
-		return
+		return keyAt, j
 	}
 	i := keyAt
 	for i > 0 && isSpace(data[i-1]) {
@@ -624,7 +651,7 @@ func (c *Capture) deleteMember(data []byte, keyAt, end int) {
 			i--
 		}
 	}
-	c.edits = append(c.edits, edit{i, end, 0, 0})
+	return i, end
 }
 
 // apply builds the returned chunk from data and the recorded edits.
@@ -679,6 +706,10 @@ func (c *Capture) keepFinishChunk(data []byte, sent bool) {
 		for _, d := range c.drops {
 			cuts = append(cuts, cut{d[0], d[1], nil})
 		}
+	}
+	if u := st.choiceUsage; u[1] != 0 {
+		i, j := memberSpan(data, u[0], u[1])
+		cuts = append(cuts, cut{i, j, nil})
 	}
 	slices.SortFunc(cuts, func(a, b cut) int { return a.start - b.start })
 	out := c.finishChunk[:0]

@@ -3,6 +3,8 @@ package interceptors
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 // TestAppendUsage: one round's usage object goes to the bot byte for byte;
@@ -67,5 +69,60 @@ func TestCaptureKeepsUsageObject(t *testing.T) {
 	}
 	if r.Usage == nil || *r.Usage != (Usage{1000, 200, 1200}) {
 		t.Errorf("Usage = %+v", r.Usage)
+	}
+}
+
+// TestCaptureChoiceLevelUsage: Moonshot (Kimi) streams its usage in
+// choices[0].usage of the finish chunk. With no top-level usage in the
+// round, it is the round's usage; the member leaves the chunks (the one
+// sent now and the finish chunk kept), as a top-level one does, so the bot
+// sees no per-round figure inside a choice. A top-level usage, in the same
+// chunk or a later one, is the round's all the same.
+func TestCaptureChoiceLevelUsage(t *testing.T) {
+	const cu = `{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}`
+	const top = `{"prompt_tokens":11,"completion_tokens":6,"total_tokens":17}`
+	for _, tc := range []struct {
+		name   string
+		chunks []string
+		want   string
+	}{
+		{"the finish chunk's choice", []string{
+			`{"id":"c1","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":null}]}`,
+			`{"id":"c1","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop","usage":` + cu + `}]}`,
+		}, cu},
+		{"text in the finish chunk, usage first in the choice", []string{
+			`{"id":"c1","model":"m","choices":[{"index":0,"usage":` + cu + `, "delta":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`,
+		}, cu},
+		{"a top-level usage after it wins", []string{
+			`{"id":"c1","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":"stop","usage":` + cu + `}]}`,
+			`{"id":"c1","model":"m","choices":[],"usage":` + top + `}`,
+		}, top},
+		{"a top-level usage beside it wins", []string{
+			`{"id":"c1","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":"stop","usage":` + cu + `}],"usage":` + top + `}`,
+		}, top},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCapture(func(string) bool { return false })
+			c.StartRound(0, "", 0)
+			for _, ch := range tc.chunks {
+				out, err := c.Process([]byte(ch))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if out != nil && (!json.Valid(out) || gjson.GetBytes(out, "choices.0.usage").Exists()) {
+					t.Errorf("sent %s; want valid JSON without the choice's usage", out)
+				}
+			}
+			r := c.EndRound()
+			if string(r.UsageJSON) != tc.want {
+				t.Errorf("UsageJSON = %s; want %s", r.UsageJSON, tc.want)
+			}
+			if r.FinishChunk == nil || !json.Valid(r.FinishChunk) || gjson.GetBytes(r.FinishChunk, "choices.0.usage").Exists() {
+				t.Errorf("finish chunk %s; want valid JSON without the choice's usage", r.FinishChunk)
+			}
+			if r.Content != "hi" {
+				t.Errorf("content %q", r.Content)
+			}
+		})
 	}
 }

@@ -426,6 +426,7 @@ func (s *Server) relayPlain(sw *sse.Writer, resp *failover.Response, resume *int
 // relayPlainEvents is relayPlain's loop; events go out queued (see
 // flushBeforeWait).
 func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (u accounting.Usage, _ error) {
+	topUsage := false // u came from a top-level usage
 	for {
 		if flushBeforeWait(sw, resp) != nil {
 			return u, errClientGone
@@ -451,12 +452,15 @@ func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resum
 				continue
 			}
 		}
-		if got, only, ok := usageIn(data); ok {
+		if got, only, inChoice, ok := usageIn(data); ok {
 			// Read for accounting wherever the provider puts it: a chunk of
-			// its own (include_usage), or the finish chunk (Mistral,
-			// Gemini's compatible endpoint). Only a chunk of its own is
-			// withheld from a client that did not ask.
-			u = got
+			// its own (include_usage), the finish chunk (Mistral, Gemini's
+			// compatible endpoint), or that chunk's choice (Moonshot),
+			// which a top-level usage read before outranks. Only a chunk
+			// of its own is withheld from a client that did not ask.
+			if !inChoice || !topUsage {
+				u, topUsage = got, !inChoice
+			}
 			if only && withholdUsage {
 				continue
 			}
@@ -684,17 +688,28 @@ var usageKey = []byte(`"usage"`)
 
 // usageIn reads a chunk's usage object, if it has one (ok), and reports
 // whether the chunk is nothing but usage (only: empty choices, the last
-// chunk of a stream with include_usage). The bytes.Contains pre-check keeps
-// the common chunk free of any JSON scan.
-func usageIn(data []byte) (u accounting.Usage, only, ok bool) {
+// chunk of a stream with include_usage). A chunk without a top-level usage
+// gives its first choice's (inChoice): Moonshot (Kimi) streams its usage
+// there, in the finish chunk. The bytes.Contains pre-check keeps the common
+// chunk free of any JSON scan.
+func usageIn(data []byte) (u accounting.Usage, only, inChoice, ok bool) {
 	if !bytes.Contains(data, usageKey) {
-		return u, false, false
+		return u, false, false, false
 	}
 	s := unsafe.String(unsafe.SliceData(data), len(data))
 	res := gjson.GetMany(s, "choices.#", "usage")
-	if !res[1].IsObject() {
-		return u, false, false
+	obj := res[1]
+	if !obj.IsObject() {
+		// OpenAI's chunks carry "usage":null: looked for in the choice
+		// only when the key is somewhere else too.
+		if obj.Exists() && bytes.Count(data, usageKey) < 2 {
+			return u, false, false, false
+		}
+		if obj = gjson.Get(s, "choices.0.usage"); !obj.IsObject() {
+			return u, false, false, false
+		}
+		inChoice = true
 	}
-	u = accounting.Usage{PromptTokens: res[1].Get("prompt_tokens").Int(), CompletionTokens: res[1].Get("completion_tokens").Int()}
-	return u, res[0].Int() == 0, true
+	u = accounting.Usage{PromptTokens: obj.Get("prompt_tokens").Int(), CompletionTokens: obj.Get("completion_tokens").Int()}
+	return u, res[0].Int() == 0, inChoice, true
 }
