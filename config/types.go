@@ -303,7 +303,8 @@ type Payments struct {
 	Backend string `yaml:"backend"`
 	// DedupeWindow is how long a purchase claim lives after it was last asked
 	// for; an order of the purchase still payable or awaiting approval is
-	// returned after it too. Default 10m.
+	// returned after it too, and one paid less than this long ago is answered
+	// already_paid however long the user took to pay. Default 10m.
 	DedupeWindow Duration `yaml:"dedupe_window"`
 	// OrderTTL is how long an order stays payable before it expires. Default
 	// 2h, the most: WeChat Pay's prepay_id (JSAPI) and code_url (Native) are

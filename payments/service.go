@@ -97,7 +97,9 @@ type Options struct {
 
 	// DedupeWindow is how long a purchase claim lives after it was last asked
 	// for (payments.dedupe_window, default 10m). A purchase whose order is
-	// still open when its claim lapses gets that order back all the same.
+	// still open when its claim lapses gets that order back all the same,
+	// and one whose order was paid less than DedupeWindow ago gets it back
+	// as paid (already_paid).
 	DedupeWindow time.Duration
 	// OrderTTL is how long an order awaits payment before it expires and is
 	// closed (default 30m); sent to WeChat Pay as time_expire.
@@ -363,18 +365,21 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 			// A new generation: the claim lapsed (it lives dedupe_window
 			// from the last ask, an order order_ttl or approval_ttl) or its
 			// order settled. An order of the purchase still open must be
-			// returned, not joined by a second payable one: bind the claim
-			// to it. Only this caller holds the new generation, so no other
-			// can start an order meanwhile.
-			open, err := s.openOrderOf(ctx, req, claim.OrderNo)
+			// returned, not joined by a second payable one, and one paid
+			// within dedupe_window answered as paid (SPEC 4: a user who has
+			// just paid gets already_paid, also one who took longer than
+			// the window to pay): bind the claim to it. Only this caller
+			// holds the new generation, so no other can start an order
+			// meanwhile.
+			open, err := s.boundOrderOf(ctx, req, claim.OrderNo)
 			if err != nil {
 				s.releaseClaim(ctx, key, claim)
 				return nil, err
 			}
 			if open != nil {
-				s.log.InfoContext(ctx, "purchase asked again past its claim; its open order returned", "order_no", open.OrderNo, "status", open.Status)
+				s.log.InfoContext(ctx, "purchase asked again past its claim; its open or just paid order returned", "order_no", open.OrderNo, "status", open.Status)
 				if claim, _, err = s.store.AdvanceClaim(ctx, key, claim.Generation, open.OrderNo, s.opts.DedupeWindow); err != nil {
-					return nil, fmt.Errorf("bind claim to open order %s: %w", open.OrderNo, err)
+					return nil, fmt.Errorf("bind claim to order %s: %w", open.OrderNo, err)
 				}
 				created = false
 				continue
@@ -590,10 +595,11 @@ func (s *Service) awaitClaimed(ctx context.Context, key string, claim store.Clai
 	}
 }
 
-// openOrderHorizon bounds how far back openOrderOf looks: an order is open at
-// most until its deadline, which is at most ApprovalTTL (held) plus OrderTTL
-// (approved at the last moment) after it was made. Twice that covers orders
-// whose deadlines were set under a config with up to twice these durations.
+// openOrderHorizon bounds how far back boundOrderOf looks: an order is open
+// at most until its deadline, which is at most ApprovalTTL (held) plus
+// OrderTTL (approved at the last moment) after it was made, and is paid by
+// then (PaidAt is WeChat Pay's success_time). Twice that covers orders whose
+// deadlines were set under a config with up to twice these durations.
 func (s *Service) openOrderHorizon() time.Duration {
 	return 2 * (s.opts.Rules.ApprovalTTL + s.opts.OrderTTL)
 }
@@ -605,14 +611,31 @@ func holdsPurchase(st store.OrderStatus) bool {
 	return Pending(st) || st == store.StatusApprovalRequired
 }
 
-// openOrderOf returns the newest order of req's purchase, other than
-// except, that still holds the purchase, or nil. It reads the user's orders
-// newest first back to openOrderHorizon. No order that it passes over as
-// settled can become open again; one recorded after it looked by a claimer
-// of an earlier generation that stalled finds the claim moved on when it
-// re-checks (createFresh) and is closed before any prepay.
-func (s *Service) openOrderOf(ctx context.Context, req CreateRequest, except string) (*store.Order, error) {
-	horizon := s.now().Add(-s.openOrderHorizon())
+// justPaid reports whether o was paid within the dedupe window before now
+// and its money is still kept (paid, refunding, partially_refunded, or
+// under review, as CreateOrder answers a claimed order): a repeated ask for
+// its purchase is answered already_paid, however long the user took to pay.
+// A purchase refunded in full is bought again like a closed one.
+func (s *Service) justPaid(o *store.Order, now time.Time) bool {
+	switch o.Status {
+	case store.StatusPaid, store.StatusRefunding, store.StatusPartiallyRefunded, store.StatusNeedsReview:
+	default:
+		return false
+	}
+	return !o.PaidAt.IsZero() && now.Sub(o.PaidAt) < s.opts.DedupeWindow
+}
+
+// boundOrderOf returns the newest order of req's purchase, other than
+// except, that still binds it: one that holds the purchase (open), or one
+// paid within the dedupe window (justPaid); nil if none. It reads the
+// user's orders newest first back to openOrderHorizon. No order that it
+// passes over as settled can become open again; one recorded after it
+// looked by a claimer of an earlier generation that stalled finds the claim
+// moved on when it re-checks (createFresh) and is closed before any prepay.
+// An order paid after it looked was open when it looked, so was returned.
+func (s *Service) boundOrderOf(ctx context.Context, req CreateRequest, except string) (*store.Order, error) {
+	now := s.now()
+	horizon := now.Add(-s.openOrderHorizon())
 	f := store.OrderFilter{Client: req.Client, User: req.User, Limit: store.MaxListLimit}
 	for {
 		page, err := s.store.ListOrders(ctx, f)
@@ -623,7 +646,7 @@ func (s *Service) openOrderOf(ctx context.Context, req CreateRequest, except str
 			if o.CreatedAt.Before(horizon) {
 				return nil, nil
 			}
-			if samePurchase(o, req) && o.OrderNo != except && holdsPurchase(o.Status) {
+			if samePurchase(o, req) && o.OrderNo != except && (holdsPurchase(o.Status) || s.justPaid(o, now)) {
 				return o, nil
 			}
 		}
