@@ -2,6 +2,7 @@ package payments
 
 import (
 	"testing"
+	"time"
 
 	"github.com/paygate/paygate/store"
 )
@@ -9,6 +10,10 @@ import (
 // SetSweepPage makes s's sweeps read n orders at a time, so a test can page
 // through orders created at one instant without making hundreds of them.
 func SetSweepPage(s *Service, n int) { s.sweepPage = n }
+
+// SetSwitchWait sets how long a switch of pay method waits for another
+// caller's count of the same switch (countReplacement).
+func SetSwitchWait(s *Service, d time.Duration) { s.switchWait = d }
 
 // DropTransition takes the edge from → to out of the state machine until
 // the test ends, to reach what a complete state machine never does. Call it

@@ -63,6 +63,11 @@ var chinaTime = time.FixedZone("CST", 8*3600)
 // early; the date in its key starts the next day afresh.
 const dailyCounterTTL = 48 * time.Hour
 
+// defaultSwitchWait is Service.switchWait: a switch's count is two quick
+// store writes, so a waiter that sees none for this long finds its counter
+// stalled or gone.
+const defaultSwitchWait = 3 * time.Second
+
 // needsApproval reports whether an order of amount waits for a manager.
 func (r Rules) needsApproval(amountFen int64) bool {
 	return r.ApprovalAboveFen != nil && amountFen > *r.ApprovalAboveFen
@@ -212,18 +217,44 @@ func (s *Service) countReplacement(ctx context.Context, req CreateRequest, open 
 	// retrying its tool call) both found no mark of today's, and each
 	// counted, one replacement costing two of the day's orders. The first
 	// to raise the guard counts; one that finds it raised takes its raise
-	// back and shares the count once the mark says it was made.
+	// back and shares the count once the mark says it was made. Until then
+	// it waits (up to switchWait), as a request for a purchase being
+	// created waits for its order (awaitClaimed): told "in progress" at
+	// once, a bot's second copy of the request got no QR code although the
+	// first was making it. A counter that gives up (the daily limit, a
+	// store failure) takes its guard back, and a waiter that raises it
+	// first then counts itself.
 	guard := "switch-guard:" + open.OrderNo + "@" + today
-	n, err := s.store.IncrCounter(ctx, guard, dailyCounterTTL)
-	if err != nil {
-		return dayCount{}, fmt.Errorf("count orders: %w", err)
-	}
-	if n > 1 {
-		s.giveBack(ctx, dayCount{key: guard, token: rand.Text()})
-		if v, err := s.store.GetExchange(ctx, mark); err == nil && string(v) == today {
-			return switchCount(open.OrderNo, today), nil
+	pause, waited := 5*time.Millisecond, time.Duration(0)
+	for {
+		n, err := s.store.IncrCounter(ctx, guard, dailyCounterTTL)
+		if err != nil {
+			return dayCount{}, fmt.Errorf("count orders: %w", err)
 		}
-		return dayCount{}, fmt.Errorf("%w: another request is switching order %s", ErrInProgress, open.OrderNo)
+		if n == 1 {
+			break
+		}
+		s.giveBack(ctx, dayCount{key: guard, token: rand.Text()})
+		switch v, err := s.store.GetExchange(ctx, mark); {
+		case err == nil && string(v) == today:
+			return switchCount(open.OrderNo, today), nil
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return dayCount{}, fmt.Errorf("count orders: %w", err)
+		}
+		if waited >= s.switchWait {
+			return dayCount{}, fmt.Errorf("%w: another request is switching order %s", ErrInProgress, open.OrderNo)
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return dayCount{}, ctx.Err()
+		case <-t.C:
+		}
+		waited += pause
+		if pause < 100*time.Millisecond {
+			pause *= 2
+		}
 	}
 	if err := s.countOrder(ctx, today); err != nil {
 		s.giveBack(ctx, dayCount{key: guard, token: rand.Text()}) // the next caller counts afresh

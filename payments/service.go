@@ -221,6 +221,10 @@ type Service struct {
 	// sweepPage is how many orders a sweep reads at a time (tests make it
 	// small to page through ties).
 	sweepPage int
+	// switchWait is how long a switch of pay method that finds another
+	// caller counting the same switch waits for its count
+	// (countReplacement) before it answers ErrInProgress.
+	switchWait time.Duration
 
 	mu       sync.Mutex
 	inflight map[string]*refresh // background queries by order number
@@ -265,6 +269,7 @@ func New(opts Options) (*Service, error) {
 		opts: opts, store: opts.Store, backend: opts.Backend, catalog: opts.Catalog,
 		log: opts.Logger, now: opts.Now, newNo: opts.NewOrderNo, m: m, mm: mm,
 		inflight: map[string]*refresh{}, stop: make(chan struct{}), sweepPage: defaultSweepPage,
+		switchWait: defaultSwitchWait,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -473,6 +478,12 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 					return &CreateResult{Order: o, Existing: true}, ErrPayerPaying
 				}
 				counted, err := s.countReplacement(ctx, req, o)
+				if errors.Is(err, ErrInProgress) {
+					// Another request's switch of it is still counting:
+					// the open order, as it is, and "in progress", so the
+					// bot asks again rather than hearing of a failure.
+					return &CreateResult{Order: o, Existing: true}, err
+				}
 				if err != nil {
 					return nil, err // the open order stays as it is
 				}

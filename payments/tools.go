@@ -193,6 +193,11 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 		// No new payment: the bot must not open the payment sheet again,
 		// nor the model speak of a QR code that was never made.
 		status = "user_paying"
+	case errors.Is(err, ErrInProgress) && o.Status == store.StatusAwaitingPayment:
+		// Another request is switching this open order to the other pay
+		// method: no payment of either method comes with it, so no
+		// order_created action; asked again, the replacement is returned.
+		status = "pending"
 	case o.Status == store.StatusAwaitingPayment:
 		action := map[string]any{"type": "order_created", "order": OrderView(o)}
 		if cr.Payment != nil {
