@@ -108,7 +108,8 @@ func TestTwoReplicasTwoProposalsNeverExceedThePayment(t *testing.T) {
 	ctx := context.Background()
 	for i := range 10 {
 		o := paidOrder(t, e, "oUser-sum-"+string(rune('a'+i)), 1) // 4999
-		p1, p2 := propose(t, e, o, 3000), propose(t, e, o, 3000)
+		// Two amounts: an identical request returns the open proposal.
+		p1, p2 := propose(t, e, o, 3000), propose(t, e, o, 3001)
 		var wg sync.WaitGroup
 		var e1, e2 error
 		wg.Go(func() { _, e1 = e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p1.RefundID) })
@@ -125,7 +126,7 @@ func TestTwoReplicasTwoProposalsNeverExceedThePayment(t *testing.T) {
 		rf, _ := e.sim.Refund(winner.OutRefundNo)
 		res := wxsim.RefundResource{MchID: e.sim.MchID(), TransactionID: rf.TransactionID, OutTradeNo: rf.OutTradeNo,
 			RefundID: rf.RefundID, OutRefundNo: rf.OutRefundNo, RefundStatus: "SUCCESS"}
-		res.Amount.Total, res.Amount.Refund = o.AmountFen, 3000
+		res.Amount.Total, res.Amount.Refund = o.AmountFen, winner.AmountFen
 		n, _ := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventRefundSuccess, OriginalType: "refund", Resource: res})
 		var codes []int
 		var mu sync.Mutex
@@ -142,8 +143,8 @@ func TestTwoReplicasTwoProposalsNeverExceedThePayment(t *testing.T) {
 			t.Errorf("copies answered %v; want 204 each", codes)
 		}
 		got := e.order(o.OrderNo)
-		if got.Status != store.StatusPartiallyRefunded || got.RefundedFen != 3000 {
-			t.Errorf("order %d: %s %d; want partially_refunded 3000", i, got.Status, got.RefundedFen)
+		if got.Status != store.StatusPartiallyRefunded || got.RefundedFen != winner.AmountFen {
+			t.Errorf("order %d: %s %d; want partially_refunded %d", i, got.Status, got.RefundedFen, winner.AmountFen)
 		}
 		loser := p2
 		if winner == p2 {

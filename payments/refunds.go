@@ -3,10 +3,13 @@ package payments
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -141,7 +144,9 @@ func refundable(o *store.Order) (int64, error) {
 // ProposeRefund records a refund proposal for the user's paid order: bound to
 // the client, the user, the order and the amount, live for RefundConfirmTTL.
 // No money moves: only ConfirmRefund, called on the user's own request,
-// sends it to WeChat Pay. Another user's order is ErrNotOwner.
+// sends it to WeChat Pay. Another user's order is ErrNotOwner. While a
+// proposal of the same amount of the order is open, that one is returned
+// (with no second Proposed call or ProposalMade events).
 func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.RefundProposal, *store.Order, error) {
 	if req.Client == "" || req.User == "" {
 		return nil, nil, ErrUserRequired
@@ -161,24 +166,110 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 	if amount < 0 || amount > left {
 		return nil, o, fmt.Errorf("%w: %s asked, %s refundable", ErrRefundAmount, FormatAmount(amount, o.Currency), FormatAmount(left, o.Currency))
 	}
-	id := newRefundID()
-	p := &store.RefundProposal{
-		RefundID: id, OrderNo: o.OrderNo, Client: req.Client, User: req.User,
-		AmountFen: amount, Reason: clip(req.Reason, maxRefundReason), OutRefundNo: OutRefundNo(id),
+	// One open proposal per (client, user, order, amount): a turn re-sent
+	// (an SDK's retry after a timeout, a second replica) is answered with
+	// the proposal its first run made, not a second one the user could
+	// confirm as well (two taps refunded twice what was asked), with its
+	// own refund.proposed webhook and audit record. A claim binds the
+	// request to one refund id; whoever holds it writes that id's proposal,
+	// which the store takes once (ErrExists for the others, who read it):
+	// so a claimer that stalls or dies before writing leaves the next
+	// caller nothing to wait for. Once the proposal is answered or expired
+	// the claim moves on to a new id.
+	key := proposalClaimKey(req.Client, req.User, o.OrderNo, amount)
+	ttl := s.proposalClaimTTL()
+	claim, _, err := s.store.ClaimPurchase(ctx, key, newRefundID(), ttl)
+	if err != nil {
+		return nil, o, fmt.Errorf("claim refund proposal: %w", err)
 	}
-	// The audit record of the proposal (and the turn that led to it) is
-	// written with it in one atomic step: a proposal the user can confirm
-	// never lacks it, and when the step fails, the model hears so.
-	if err := s.store.PutRefundProposal(ctx, p, s.opts.RefundConfirmTTL, s.proposalEvents(ctx, ProposalMade, p)...); err != nil {
-		return nil, o, fmt.Errorf("record refund proposal: %w", err)
+	for range 6 {
+		p := &store.RefundProposal{
+			RefundID: claim.OrderNo, OrderNo: o.OrderNo, Client: req.Client, User: req.User,
+			AmountFen: amount, Reason: clip(req.Reason, maxRefundReason), OutRefundNo: OutRefundNo(claim.OrderNo),
+		}
+		// The audit record of the proposal (and the turn that led to it) is
+		// written with it in one atomic step: a proposal the user can confirm
+		// never lacks it, and when the step fails, the model hears so.
+		err := s.store.PutRefundProposal(ctx, p, s.opts.RefundConfirmTTL, s.proposalEvents(ctx, ProposalMade, p)...)
+		if err == nil {
+			s.mm.refunds.WithLabelValues("proposed").Inc()
+			s.log.InfoContext(ctx, "refund proposed; waiting for the user's confirmation", "refund_id", p.RefundID, "order_no", o.OrderNo,
+				"amount_fen", amount, "expires_at", p.ExpiresAt)
+			if s.opts.Proposed != nil {
+				s.opts.Proposed(ctx, *p)
+			}
+			return p, o, nil
+		}
+		if !errors.Is(err, store.ErrExists) {
+			return nil, o, fmt.Errorf("record refund proposal: %w", err)
+		}
+		open, err := s.openProposal(ctx, claim.OrderNo, req, o.OrderNo, amount)
+		if err != nil {
+			return nil, o, err
+		}
+		if open != nil {
+			s.log.InfoContext(ctx, "refund proposed again while its proposal is open; the open one returned", "refund_id", open.RefundID,
+				"order_no", o.OrderNo, "amount_fen", amount, "expires_at", open.ExpiresAt)
+			return open, o, nil
+		}
+		if claim, _, err = s.store.AdvanceClaim(ctx, key, claim.Generation, newRefundID(), ttl); err != nil {
+			return nil, o, fmt.Errorf("claim refund proposal: %w", err)
+		}
 	}
-	s.mm.refunds.WithLabelValues("proposed").Inc()
-	s.log.InfoContext(ctx, "refund proposed; waiting for the user's confirmation", "refund_id", id, "order_no", o.OrderNo,
-		"amount_fen", amount, "expires_at", p.ExpiresAt)
-	if s.opts.Proposed != nil {
-		s.opts.Proposed(ctx, *p)
+	return nil, o, fmt.Errorf("record refund proposal: %w: its claim keeps moving", store.ErrConflict)
+}
+
+// proposalClaimKey is the claim key (store.Claims) of a refund proposal of
+// amount of client's user's order: one open proposal per key. The "refund:"
+// prefix keeps it apart from purchase claims (ClaimKey).
+func proposalClaimKey(client, user, orderNo string, amount int64) string {
+	h := sha256.New()
+	for _, p := range []string{client, user, orderNo, strconv.FormatInt(amount, 10)} {
+		h.Write([]byte(strconv.Itoa(len(p))))
+		h.Write([]byte{':'})
+		h.Write([]byte(p))
 	}
-	return p, o, nil
+	return "refund:" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// proposalClaimTTL is how long a refund proposal's claim lives after it was
+// last asked for: past its proposal's life (RefundConfirmTTL from a write
+// that follows the claim, judged by clocks up to proposalSkew apart), so a
+// proposal never outlives its claim and a retry never finds it unclaimed.
+// It stays well inside TombstoneTTL, so that a claim never names an id
+// whose proposal ended and was forgotten: written again, that id would be
+// a second proposal under a used out_refund_no.
+func (s *Service) proposalClaimTTL() time.Duration {
+	return min(s.opts.RefundConfirmTTL+proposalSkew, store.TombstoneTTL/2)
+}
+
+// openProposal returns proposal id, found taken when this call went to
+// write it, if it is open (not answered, not expired by this replica's
+// clock) and is the one asked for; nil when it is not. One lapsed by this
+// replica's clock is ended in the store first (ExpireRefundProposal), so
+// no replica whose clock is behind confirms it besides the new one.
+func (s *Service) openProposal(ctx context.Context, id string, req RefundRequest, orderNo string, amount int64) (*store.RefundProposal, error) {
+	p, err := s.store.GetRefundProposal(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrGone), errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read refund proposal %s: %w", id, err)
+	}
+	if p.Client != req.Client || p.User != req.User || p.OrderNo != orderNo || p.AmountFen != amount {
+		return nil, nil // never: the claim's key is these
+	}
+	if s.now().Before(p.ExpiresAt) {
+		return p, nil
+	}
+	got, state, err := s.store.ExpireRefundProposal(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("end lapsed refund proposal %s: %w", id, err)
+	}
+	if state == store.ProposalOpen {
+		return got, nil // open by the store's clock after all
+	}
+	return nil, nil
 }
 
 // proposalEvents are Options.ProposalEvents' events for step of p.

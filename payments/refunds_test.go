@@ -253,7 +253,8 @@ func TestEndedProposalOfAnotherOwnerIsNotFound(t *testing.T) {
 			e := newEnv(t, envOptions{driver: driver, storeClock: true})
 			ctx := context.Background()
 			o := paidOrder(t, e, "oUser-ended", 2)
-			used, cancelled, expired := propose(t, e, o, 1000), propose(t, e, o, 1000), propose(t, e, o, 1000)
+			// Three amounts: an identical request returns the open proposal.
+			used, cancelled, expired := propose(t, e, o, 1000), propose(t, e, o, 1001), propose(t, e, o, 1002)
 			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, used.RefundID); err != nil {
 				t.Fatalf("confirm: %v", err)
 			}
@@ -710,7 +711,9 @@ func TestLosingConfirmKeepsItsProposal(t *testing.T) {
 			const n = 8
 			var ps []*store.RefundProposal
 			for i := 0; i < n; i++ {
-				ps = append(ps, propose(t, e, o, 500))
+				// Each its own amount: an identical request returns the
+				// open proposal.
+				ps = append(ps, propose(t, e, o, 500+int64(i)))
 			}
 			var wg sync.WaitGroup
 			start := make(chan struct{})

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -495,10 +496,26 @@ func TestApprovalReachesTheNextTurn(t *testing.T) {
 // nowhere in it: such a bot could not show the user the confirm button.
 func TestRefundProposalInOrdersAPI(t *testing.T) {
 	var orderNo string
-	up := refundProvider(t, &orderNo, "broken")
+	// Each proposal of its own amount: the same request while its
+	// proposal is open returns that one.
+	var amount atomic.Pointer[string]
+	up := newScriptedProvider(t, func(body string) scriptRound {
+		if strings.Contains(gjson.Get(body, "messages.@reverse.0.content").Str, "refund") ||
+			(gjson.Get(body, "messages.@reverse.0.role").Str == "tool" && strings.Contains(body, "refund_id")) {
+			return moneyScript("request_refund", func() string {
+				return `{"order_no":"` + orderNo + `","reason":"broken","amount":"` + *amount.Load() + `"}`
+			})(body)
+		}
+		return moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` })(body)
+	})
 	url, _, a := moneyApp(t, up.URL, "")
 	const user = "oUser-refund-orders-api"
 	orderNo = paidByChat(t, url, a, user)
+	ask := func(amt string) gjson.Result {
+		t.Helper()
+		amount.Store(&amt)
+		return chatAs(t, url, user, "I want a refund").Get(`paygate.actions.#(type=="refund_proposed").refund`)
+	}
 	bearer := "Bearer " + e2eClientKey
 	proposals := func() (one, listed gjson.Result) {
 		t.Helper()
@@ -517,8 +534,8 @@ func TestRefundProposalInOrdersAPI(t *testing.T) {
 	}
 	var ids []string
 	var actions []string
-	for range 2 { // two open proposals of one order: both are listed, oldest first
-		act := chatAs(t, url, user, "I want a refund").Get(`paygate.actions.#(type=="refund_proposed").refund`)
+	for _, amt := range []string{"40.00", "49.99"} { // two open proposals of one order: both are listed, oldest first
+		act := ask(amt)
 		if act.Get("refund_id").Str == "" {
 			t.Fatalf("no refund_proposed action: %s", act.Raw)
 		}
@@ -542,7 +559,7 @@ func TestRefundProposalInOrdersAPI(t *testing.T) {
 	}
 	// Confirmed, one proposal refunds the order in full: another, still
 	// open, is not listed, as its confirmation could only answer 409.
-	if act := chatAs(t, url, user, "I want a refund").Get(`paygate.actions.#(type=="refund_proposed").refund`); act.Get("refund_id").Str == "" {
+	if act := ask("30.00"); act.Get("refund_id").Str == "" {
 		t.Fatalf("no third refund_proposed action: %s", act.Raw)
 	}
 	if st, b := httpCall(t, http.MethodPost, url+"/v1/paygate/refunds/"+ids[1]+"/confirm", bearer, user); st != http.StatusOK {
