@@ -136,7 +136,7 @@ func errorObject(data []byte) *failure {
 	}
 	s := unsafeString(data)
 	e := gjson.Get(s, "error")
-	if !e.Exists() || e.Type == gjson.Null || e.Type == gjson.False || emptyError(e) && gjson.Get(s, "choices.#").Int() > 0 {
+	if !e.Exists() || e.Type == gjson.Null || e.Type == gjson.False || emptyError(e) && answerMembers(s) {
 		if r := gjson.GetMany(s, "type", "object"); r[0].Str == "error" || r[1].Str == "error" {
 			return topLevelError(s)
 		}
@@ -150,8 +150,9 @@ func errorObject(data []byte) *failure {
 }
 
 // emptyError reports an "error" member that says nothing: {}, "" or [].
-// Beside a chunk's or an answer's choices it is no error (some relays put
-// one on every answer); alone it still is one.
+// Beside a member that makes the object an answer (answerMembers) it is no
+// error (some relays put one on every answer and chunk); alone it still is
+// one.
 func emptyError(e gjson.Result) bool {
 	switch {
 	case e.Type == gjson.String:
@@ -160,6 +161,18 @@ func emptyError(e gjson.Result) bool {
 		return strings.TrimSpace(e.Raw[1:len(e.Raw)-1]) == ""
 	}
 	return false
+}
+
+// answerMembers reports an object with a member that makes it a chat
+// completion or chunk: its choices (even empty: the include_usage chunk
+// after the finish, Azure's first chunk), its usage, Azure's
+// prompt_filter_results, its id, or an object that is not "error". A relay
+// that puts "error":{} on every chunk puts it on those too, and taking them
+// for errors ended a stream at its usage chunk (the bot's usage and the
+// ledger's tokens lost) or refused Azure's answer before its first byte.
+func answerMembers(s string) bool {
+	r := gjson.GetMany(s, "choices", "usage", "prompt_filter_results", "id", "object")
+	return r[0].Exists() || r[1].Exists() || r[2].Exists() || r[3].Exists() || r[4].Exists() && r[4].Str != "error"
 }
 
 // eventError is errorObject for a stream's event: an event named "error"

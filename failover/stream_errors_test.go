@@ -373,9 +373,60 @@ func TestEmptyErrorBesideChoicesIsNoError(t *testing.T) {
 			}
 		})
 	}
-	for _, f := range []string{`{"error":{}}`, `{"error":{},"choices":[]}`} {
+	for _, f := range []string{`{"error":{}}`, `{"error":""}`, `{ "error" : [ ] }`, `{"error":{},"message":"boom"}`} {
 		if errorObject([]byte(f)) == nil {
-			t.Errorf("%s: no error; want the error it was (no choices beside it)", f)
+			t.Errorf("%s: no error; want the error it was (nothing beside it makes it an answer)", f)
 		}
+	}
+}
+
+// TestEmptyErrorBesideAnswerMembersIsNoError: an empty "error" member is no
+// error beside any member that makes the object an answer, not only
+// non-empty choices: the include_usage chunk after the finish ("choices":[]
+// and the usage) and Azure's first chunk ("choices":[] and
+// prompt_filter_results) of a relay that puts "error":{} on every chunk.
+// The usage chunk ended the stream as an "error event after the finish"
+// (the bot got no usage, the ledger priced 0 tokens), Azure's first chunk
+// was a 500 before the first byte (every provider asked, then a 502). An
+// error that says something is one whatever is beside it.
+func TestEmptyErrorBesideAnswerMembersIsNoError(t *testing.T) {
+	for _, f := range []string{
+		`{"error":{},"choices":[]}`,
+		`{"id":"c1","object":"chat.completion.chunk","error":{},"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`,
+		`{"error":"","usage":{"prompt_tokens":1}}`,
+		`{"id":"","object":"","error":[],"choices":[],"prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}`,
+		`{"error":{},"prompt_filter_results":[]}`,
+		`{"error":{},"id":"c1"}`,
+		`{"error":{},"object":"chat.completion.chunk"}`,
+	} {
+		if got := errorObject([]byte(f)); got != nil {
+			t.Errorf("%s: an error (status %d); want the answer it is", f, got.status)
+		}
+		if got := answerError("/chat/completions", []byte(f)); got != nil {
+			t.Errorf("%s: an error answer (status %d); want the answer it is", f, got.status)
+		}
+	}
+	for _, f := range []string{`{"id":"c1","error":{"message":"boom"},"choices":[]}`, `{"error":"boom","usage":{}}`, `{"object":"error","error":{}}`} {
+		if errorObject([]byte(f)) == nil {
+			t.Errorf("%s: no error; want the error it says", f)
+		}
+	}
+	const c = `{"id":"c1","object":"chat.completion.chunk","error":{},"choices":`
+	e := newEnv(t, map[string]func(c *fconn, n int){
+		"a": always(func(fc *fconn) {
+			fc.sse()
+			fc.event(`{"id":"","object":"","created":0,"model":"","error":{},"choices":[],"prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}`)
+			fc.event(c + `[{"index":0,"delta":{"role":"assistant","content":"from a"},"finish_reason":null}]}`)
+			fc.event(c + `[{"index":0,"delta":{},"finish_reason":"stop"}]}`)
+			fc.event(c + `[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`)
+			fc.done()
+		}),
+	}, []string{"a", "b"}, nil)
+	got := e.open(t.Context(), true)
+	if got.openErr != nil || got.provider != "a" || !got.complete() || got.text != "from a" {
+		t.Fatalf("served by %q (%v), ended %v, text %q; want a's whole answer", got.provider, got.openErr, got.end, got.text)
+	}
+	if last := got.events[len(got.events)-1]; gjson.Get(last, "usage.total_tokens").Int() != 15 {
+		t.Errorf("last event %s; want the usage chunk", last)
 	}
 }

@@ -8,8 +8,8 @@ import (
 
 // DropEmptyError returns data, an upstream chunk, without its top-level
 // "error" members that say nothing ({}, "" or []): some relays put one on
-// every chunk beside its choices, which failover does not take for an
-// error, and which the Node SDK, testing the member's truth, raises as one
+// every chunk (beside its choices, even empty ones, its usage, Azure's
+// prompt_filter_results), which failover does not take for an error, and which the Node SDK, testing the member's truth, raises as one
 // ({} and [] are true in JavaScript). It returns data itself when there is
 // none, which one byte search tells for almost every chunk; otherwise a new
 // slice. Data that is not a JSON object is returned as is.

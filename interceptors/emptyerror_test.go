@@ -13,6 +13,9 @@ func TestDropEmptyError(t *testing.T) {
 		{`{"error": { } ,"id":"c",` + ch + `}`, `{"id":"c",` + ch + `}`},
 		{`{"id":"c",` + ch + `,"error":""}`, `{"id":"c",` + ch + `}`},
 		{`{"id":"c",` + ch + `,"error":[]}`, `{"id":"c",` + ch + `}`},
+		// The include_usage chunk and Azure's first chunk: empty choices.
+		{`{"id":"c","error":{},"choices":[],"usage":{"prompt_tokens":1}}`, `{"id":"c","choices":[],"usage":{"prompt_tokens":1}}`},
+		{`{"id":"","error":{},"choices":[],"prompt_filter_results":[]}`, `{"id":"","choices":[],"prompt_filter_results":[]}`},
 		{`{"id":"c","error":{"message":"boom"},` + ch + `}`, ""},
 		{`{"id":"c","error":null,` + ch + `}`, ""},
 		{`{"id":"c","choices":[{"index":0,"delta":{},"error":{}}]}`, ""},
