@@ -11,6 +11,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
@@ -43,6 +44,10 @@ type Chat struct {
 	// absent): what it lets the model call of the payment tools is
 	// ReadPaymentChoice's.
 	ToolChoice string
+	// FunctionCall is the body's legacy "function_call" as sent, raw JSON
+	// ("" when absent): it says of the legacy functions what tool_choice
+	// says of tools (ReadPaymentChoice reads both).
+	FunctionCall string
 
 	// What ReadChat saw of the body it read, so that RewriteChat of the
 	// same body does not search again.
@@ -115,7 +120,13 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 		return Chat{}, err
 	}
 	c.ToolChoice = raw(chatToolChoice)
-	cloneStrings(&c.Model, &c.User, &c.ToolChoice) // views of body until now
+	c.FunctionCall = raw(chatFunctionCall)
+	for _, j := range [...]int{chatToolChoice, chatFunctionCall} {
+		if err := checkChoiceKeys(chatMembers[j], raw(j)); err != nil {
+			return Chat{}, err
+		}
+	}
+	cloneStrings(&c.Model, &c.User, &c.ToolChoice, &c.FunctionCall) // views of body until now
 	return c, nil
 }
 
@@ -123,7 +134,8 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 // read as it is (Chat.ToolChoice) and watched: the clarification round sets
 // it (SetToolChoiceNone).
 // functions, like tools, is checked for names that clash with the payment
-// tools': a second copy would reach the provider unchecked. The
+// tools': a second copy would reach the provider unchecked. function_call
+// is read as tool_choice is (Chat.FunctionCall). The
 // first ones, up to chatMetadata, are those ReadPassthrough reads too:
 // routing and the end user's identity (identity.go).
 const (
@@ -139,13 +151,92 @@ const (
 	chatToolChoice
 	chatN
 	chatFunctions
+	chatFunctionCall
 )
 
 var (
 	chatMembers = [...]string{"model", "stream", "user", "safety_identifier", "prompt_cache_key", "metadata",
-		"stream_options", "messages", "tools", "tool_choice", "n", "functions"}
+		"stream_options", "messages", "tools", "tool_choice", "n", "functions", "function_call"}
 	includeUsageName = [...]string{"include_usage"}
+	// choiceKeys are the keys ReadPaymentChoice reads in a tool_choice or
+	// function_call.
+	choiceKeys = [...]string{"type", "function", "custom", "name", "allowed_tools", "tools", "mode"}
 )
+
+// checkChoiceKeys refuses a tool_choice or function_call (member, its raw
+// value v in valid JSON) that repeats a key within one of its objects, at
+// any depth, or spells a key paygate reads there (choiceKeys) in another
+// case: ReadPaymentChoice, as every gjson path, reads the first of a
+// repeated key and the key as spelled, while most JSON parsers keep the
+// last and Go's match names case-insensitively. {"type":"function",
+// "function":{"name":"create_order"},"function":{"name":"get_weather"}}
+// read two ways let the payment tools be offered and their calls run
+// against what the provider was told. Keys of one object that are the
+// same but for case are a repeat to Go's parsers too. The walk keeps its
+// own stack (no recursion however deep the nesting) and a map per object
+// (no quadratic search however many its keys).
+func checkChoiceKeys(member, v string) error {
+	if v == "" || v[0] != '{' && v[0] != '[' {
+		return nil
+	}
+	type level struct {
+		object bool
+		keys   map[string]string // folded key → the key as sent
+	}
+	var stack []level
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '{', '[':
+			stack = append(stack, level{object: v[i] == '{'})
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+		case '"':
+			e := stringEnd(v, i+1)
+			if e < 0 {
+				return nil // not reached: the body is valid JSON
+			}
+			top := len(stack) - 1
+			if j := skipSpace(v, e+1); j < len(v) && v[j] == ':' && top >= 0 && stack[top].object {
+				k := keyName(v[i+1 : e])
+				f := foldKey(k)
+				if prev, ok := stack[top].keys[f]; ok {
+					if prev == k {
+						return fmt.Errorf("%w: the member %q appears more than once in %s; send it once", ErrBadRequest, k, member)
+					}
+					return fmt.Errorf("%w: the member %q is %q in %s to some providers (their JSON parsers ignore case); send it once", ErrBadRequest, k, prev, member)
+				}
+				if foldable(k) {
+					for _, name := range choiceKeys {
+						if strings.EqualFold(k, name) {
+							return fmt.Errorf("%w: the member %q is %q in %s to some providers (their JSON parsers ignore case); spell it %q", ErrBadRequest, k, name, member, name)
+						}
+					}
+				}
+				if stack[top].keys == nil {
+					stack[top].keys = make(map[string]string)
+				}
+				stack[top].keys[f] = k
+			}
+			i = e
+		}
+	}
+	return nil
+}
+
+// foldKey is k with each rune replaced by the least of its case-folding
+// orbit (unicode.SimpleFold): two keys strings.EqualFold calls equal have
+// the same foldKey.
+func foldKey(k string) string {
+	b := make([]rune, 0, len(k))
+	for _, r := range k {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		b = append(b, m)
+	}
+	return string(b)
+}
 
 // readMembers walks the members of the object whose '{' is s[i], in valid
 // JSON, and sets f[j] to the member named names[j] (f[j].end stays 0 when

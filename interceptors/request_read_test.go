@@ -68,6 +68,31 @@ func TestReadChat(t *testing.T) {
 		{name: "repeated tools", body: `{"model":"m","messages":[],"tools":[],"tools":null}`, wantErr: `member "tools" appears`},
 		{name: "repeated tool_choice", body: `{"model":"m","messages":[],"tool_choice":"none","tool_choice":"auto"}`, wantErr: `member "tool_choice" appears`},
 		{name: "repeated functions", body: `{"model":"m","messages":[],"functions":[],"functions":[{"name":"create_order"}]}`, wantErr: `member "functions" appears`},
+		{name: "legacy function_call", body: `{"model":"m","messages":[],"functions":[],"function_call":{"name":"get_weather"}}`,
+			want: Chat{Model: "m", HasFunctions: true, FunctionCall: `{"name":"get_weather"}`}},
+		{name: "repeated function_call", body: `{"model":"m","messages":[],"function_call":"none","function_call":"auto"}`, wantErr: `member "function_call" appears`},
+		{name: "Function_Call", body: `{"model":"m","messages":[],"Function_Call":"auto"}`, wantErr: `member "Function_Call" is "function_call"`},
+		// A key repeated inside tool_choice (or function_call), at any
+		// depth: paygate reads the first copy, the provider's parser keeps
+		// the last, and the bot's instruction would be read two ways.
+		{name: "tool_choice", body: `{"model":"m","messages":[],"tool_choice":{"type":"function","function":{"name":"get_weather"}}}`,
+			want: Chat{Model: "m", ToolChoice: `{"type":"function","function":{"name":"get_weather"}}`}},
+		{name: "repeated function in tool_choice", body: `{"model":"m","messages":[],"tool_choice":{"type":"function","function":{"name":"create_order"},"function":{"name":"get_weather"}}}`,
+			wantErr: `member "function" appears more than once in tool_choice`},
+		{name: "repeated type in tool_choice", body: `{"model":"m","messages":[],"tool_choice":{"type":"auto","type":"function","function":{"name":"get_weather"}}}`,
+			wantErr: `member "type" appears more than once in tool_choice`},
+		{name: "repeated name deep in tool_choice", body: `{"model":"m","messages":[],"tool_choice":{"type":"allowed_tools","allowed_tools":{"mode":"auto","tools":[{"type":"function","function":{"name":"create_order","name":"get_weather"}}]}}}`,
+			wantErr: `member "name" appears more than once in tool_choice`},
+		{name: "repeated key escaped in tool_choice", body: `{"model":"m","messages":[],"tool_choice":{"type":"auto","typ\u0065":"none"}}`,
+			wantErr: `member "type" appears more than once in tool_choice`},
+		{name: "repeated key in another case in tool_choice", body: `{"model":"m","messages":[],"tool_choice":{"type":"auto","Type":"function","function":{"name":"get_weather"}}}`,
+			wantErr: `member "Type" is "type" in tool_choice`},
+		{name: "key in another case in tool_choice", body: `{"model":"m","messages":[],"tool_choice":{"TYPE":"function","Function":{"name":"get_weather"}}}`,
+			wantErr: `member "TYPE" is "type" in tool_choice`},
+		{name: "repeated name in function_call", body: `{"model":"m","messages":[],"function_call":{"name":"create_order","name":"get_weather"}}`,
+			wantErr: `member "name" appears more than once in function_call`},
+		{name: "same keys in sibling objects of tool_choice", body: `{"model":"m","messages":[],"tool_choice":{"type":"allowed_tools","allowed_tools":{"mode":"auto","tools":[{"type":"function","function":{"name":"a"}},{"type":"function","function":{"name":"b"}}]}}}`,
+			want: Chat{Model: "m", ToolChoice: `{"type":"allowed_tools","allowed_tools":{"mode":"auto","tools":[{"type":"function","function":{"name":"a"}},{"type":"function","function":{"name":"b"}}]}}`}},
 		// The members that name the end user beside "user" are rewritten
 		// too (identity.go): a second one would reach the provider as sent.
 		{name: "repeated safety_identifier", body: `{"model":"m","safety_identifier":"a","messages":[],"safety_identifier":"oWx-openid-123"}`,

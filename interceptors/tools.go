@@ -436,12 +436,58 @@ func (p PaymentChoice) Allows(name string) bool {
 	return !p.restricted || slices.Contains(p.names, name)
 }
 
-// ReadPaymentChoice reads a tool_choice value (Chat.ToolChoice, raw JSON;
-// "" for none) as a PaymentChoice. Besides OpenAI's shapes it reads the
-// flat ones other APIs use ({"type":"tool","name":…}, allowed_tools with
-// "tools" beside "type", {"type":"none"}); a choice it does not know
-// restricts nothing, as "auto".
-func ReadPaymentChoice(toolChoice string, isPayment func(name string) bool) PaymentChoice {
+// ReadPaymentChoice reads a tool_choice value and a legacy function_call
+// value (Chat.ToolChoice and Chat.FunctionCall, raw JSON; "" for none) as
+// a PaymentChoice: a payment tool is allowed when both allow it. OpenAI
+// deprecated function_call in favour of tool_choice but says nothing of a
+// request with both, and providers differ: a payment call runs only if no
+// reading of the bot's instruction left it out.
+func ReadPaymentChoice(toolChoice, functionCall string, isPayment func(name string) bool) PaymentChoice {
+	return readToolChoice(toolChoice, isPayment).and(readFunctionCall(functionCall, isPayment))
+}
+
+// readFunctionCall reads a legacy function_call: "none" allows no payment
+// tool, {"name": …} only the function it forces (none when that is the
+// bot's own), "auto" (and a value it does not know) every one.
+func readFunctionCall(functionCall string, isPayment func(name string) bool) PaymentChoice {
+	if functionCall == "" {
+		return PaymentChoice{}
+	}
+	fc := gjson.Parse(functionCall)
+	switch {
+	case fc.Type == gjson.String && fc.Str == "none":
+		return PaymentChoice{restricted: true}
+	case fc.IsObject():
+		if n := fc.Get("name").Str; isPayment(n) {
+			return PaymentChoice{restricted: true, names: []string{n}}
+		}
+		return PaymentChoice{restricted: true}
+	}
+	return PaymentChoice{}
+}
+
+// and is what both p and q allow.
+func (p PaymentChoice) and(q PaymentChoice) PaymentChoice {
+	switch {
+	case !q.restricted:
+		return p
+	case !p.restricted:
+		return q
+	}
+	r := PaymentChoice{restricted: true}
+	for _, n := range p.names {
+		if slices.Contains(q.names, n) {
+			r.names = append(r.names, n)
+		}
+	}
+	return r
+}
+
+// readToolChoice reads a tool_choice value as a PaymentChoice. Besides
+// OpenAI's shapes it reads the flat ones other APIs use
+// ({"type":"tool","name":…}, allowed_tools with "tools" beside "type",
+// {"type":"none"}); a choice it does not know restricts nothing, as "auto".
+func readToolChoice(toolChoice string, isPayment func(name string) bool) PaymentChoice {
 	if toolChoice == "" {
 		return PaymentChoice{}
 	}

@@ -435,25 +435,38 @@ func TestReadPaymentChoice(t *testing.T) {
 		name, choice string
 		none         bool
 		allows       []string // of create_order, query_order
+		functionCall string   // the legacy function_call beside it
 	}{
-		{"absent", ``, false, []string{"create_order", "query_order"}},
-		{"auto", `"auto"`, false, []string{"create_order", "query_order"}},
-		{"required", `"required"`, false, []string{"create_order", "query_order"}},
-		{"any", `"any"`, false, []string{"create_order", "query_order"}},
-		{"none", `"none"`, true, nil},
-		{"flat none", `{"type":"none"}`, true, nil},
-		{"forced own function", `{"type":"function","function":{"name":"get_weather"}}`, true, nil},
-		{"forced own custom tool", `{"type":"custom","custom":{"name":"grammar"}}`, true, nil},
-		{"forced own tool, flat", `{"type":"tool","name":"get_weather"}`, true, nil},
-		{"forced payment function", `{"type":"function","function":{"name":"query_order"}}`, false, []string{"query_order"}},
-		{"allowed_tools own only", `{"type":"allowed_tools","allowed_tools":{"mode":"auto","tools":[{"type":"function","function":{"name":"get_weather"}}]}}`, true, nil},
-		{"allowed_tools with query_order", `{"type":"allowed_tools","allowed_tools":{"mode":"required","tools":[{"type":"function","function":{"name":"get_weather"}},{"type":"function","function":{"name":"query_order"}}]}}`, false, []string{"query_order"}},
-		{"allowed_tools, flat", `{"type":"allowed_tools","mode":"auto","tools":[{"type":"function","name":"create_order"}]}`, false, []string{"create_order"}},
-		{"unknown object restricts nothing", `{"type":"validated"}`, false, []string{"create_order", "query_order"}},
+		{"absent", ``, false, []string{"create_order", "query_order"}, ""},
+		{"auto", `"auto"`, false, []string{"create_order", "query_order"}, ""},
+		{"required", `"required"`, false, []string{"create_order", "query_order"}, ""},
+		{"any", `"any"`, false, []string{"create_order", "query_order"}, ""},
+		{"none", `"none"`, true, nil, ""},
+		{"flat none", `{"type":"none"}`, true, nil, ""},
+		{"forced own function", `{"type":"function","function":{"name":"get_weather"}}`, true, nil, ""},
+		{"forced own custom tool", `{"type":"custom","custom":{"name":"grammar"}}`, true, nil, ""},
+		{"forced own tool, flat", `{"type":"tool","name":"get_weather"}`, true, nil, ""},
+		{"forced payment function", `{"type":"function","function":{"name":"query_order"}}`, false, []string{"query_order"}, ""},
+		{"allowed_tools own only", `{"type":"allowed_tools","allowed_tools":{"mode":"auto","tools":[{"type":"function","function":{"name":"get_weather"}}]}}`, true, nil, ""},
+		{"allowed_tools with query_order", `{"type":"allowed_tools","allowed_tools":{"mode":"required","tools":[{"type":"function","function":{"name":"get_weather"}},{"type":"function","function":{"name":"query_order"}}]}}`, false, []string{"query_order"}, ""},
+		{"allowed_tools, flat", `{"type":"allowed_tools","mode":"auto","tools":[{"type":"function","name":"create_order"}]}`, false, []string{"create_order"}, ""},
+		{"unknown object restricts nothing", `{"type":"validated"}`, false, []string{"create_order", "query_order"}, ""},
+		// The legacy function_call, with the same meaning; beside a
+		// tool_choice, a payment tool is allowed only if both allow it.
+		{"function_call none", ``, true, nil, `"none"`},
+		{"function_call auto", ``, false, []string{"create_order", "query_order"}, `"auto"`},
+		{"function_call forced own", ``, true, nil, `{"name":"get_weather"}`},
+		{"function_call forced payment", ``, false, []string{"query_order"}, `{"name":"query_order"}`},
+		{"function_call without a name", ``, true, nil, `{}`},
+		{"auto and function_call none", `"auto"`, true, nil, `"none"`},
+		{"none and function_call auto", `"none"`, true, nil, `"auto"`},
+		{"allowed_tools and function_call forced payment", `{"type":"allowed_tools","allowed_tools":{"mode":"auto","tools":[{"type":"function","function":{"name":"query_order"}},{"type":"function","function":{"name":"create_order"}}]}}`,
+			false, []string{"create_order"}, `{"name":"create_order"}`},
+		{"forced payment and function_call forced another", `{"type":"function","function":{"name":"query_order"}}`, true, nil, `{"name":"create_order"}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := ReadPaymentChoice(tc.choice, isPayment)
+			p := ReadPaymentChoice(tc.choice, tc.functionCall, isPayment)
 			if p.None() != tc.none {
 				t.Errorf("None() %v; want %v", p.None(), tc.none)
 			}

@@ -146,3 +146,89 @@ func TestToolChoiceExcludingPaymentToolsIsObeyed(t *testing.T) {
 		}
 	}
 }
+
+// TestLegacyFunctionCallExcludingPaymentToolsIsObeyed: the legacy
+// function_call says what tool_choice says: "none", or a function of the
+// bot's own forced by name (with the legacy functions), leaves the payment
+// tools out. They are not offered, and a provider that ignores it and calls
+// create_order has the call refused, never executed. It was not read: the
+// payment tools were offered and the call executed.
+func TestLegacyFunctionCallExcludingPaymentToolsIsObeyed(t *testing.T) {
+	const functions = `"functions":[{"name":"get_weather","parameters":{"type":"object"}}],`
+	for _, tc := range []struct{ name, members string }{
+		{"none", functions + `"function_call":"none",`},
+		{"forced own", functions + `"function_call":{"name":"get_weather"},`},
+		{"none beside tool_choice auto", weatherTool + `"tool_choice":"auto",` + functions + `"function_call":"none",`},
+	} {
+		for _, stream := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s stream %v", tc.name, stream), func(t *testing.T) {
+				tools := &recordingTools{}
+				up := newFakeProvider(t, roundByRound(
+					callsRound(stream, `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`),
+					textRound(stream, "Which plan would you like?"),
+				))
+				url := toolsProxy(t, up.URL, tools, nil)
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, tc.members), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				body := readAll(t, resp.Body)
+				if ex := tools.executed(); len(ex) != 0 {
+					t.Errorf("the bot's function_call excluded create_order, yet paygate executed %q", ex)
+				}
+				reqs := up.requests()
+				if len(reqs) == 0 {
+					t.Fatalf("no upstream request: %d %s", resp.StatusCode, body)
+				}
+				if got := gjson.GetBytes(reqs[0].Body, `tools.#(function.name=="create_order")`); got.Exists() {
+					t.Errorf("payment tools offered: %s", gjson.GetBytes(reqs[0].Body, "tools").Raw)
+				}
+				if resp.StatusCode != 200 || !strings.Contains(body, "Which plan would you like?") {
+					t.Errorf("the bot got %d %s; want the model's answer", resp.StatusCode, body)
+				}
+				if strings.Contains(body, "create_order") {
+					t.Errorf("the refused payment call reached the bot: %s", body)
+				}
+			})
+		}
+	}
+}
+
+// TestToolChoiceWithRepeatedKeyIsRefused: a key repeated inside tool_choice
+// (or function_call), at any depth, is read by paygate in its first copy
+// and by the provider's parser in its last, which here forces the bot's own
+// get_weather: paygate took create_order for allowed and executed the call.
+// The request is refused with a 400 in OpenAI's error JSON, asked of no
+// provider, on a payment turn and on the plain path.
+func TestToolChoiceWithRepeatedKeyIsRefused(t *testing.T) {
+	for _, tc := range []struct{ name, members, key string }{
+		{"repeated function", weatherTool + `"tool_choice":{"type":"function","function":{"name":"create_order"},"function":{"name":"get_weather"}},`, "function"},
+		{"repeated type", weatherTool + `"tool_choice":{"type":"auto","type":"function","function":{"name":"get_weather"}},`, "type"},
+		{"repeated name, deep", weatherTool + `"tool_choice":{"type":"allowed_tools","allowed_tools":{"mode":"auto","tools":[{"type":"function","function":{"name":"create_order","name":"get_weather"}}]}},`, "name"},
+		{"repeated name in function_call", `"functions":[{"name":"get_weather","parameters":{"type":"object"}}],"function_call":{"name":"create_order","name":"get_weather"},`, "name"},
+	} {
+		for _, signedIn := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s signed in %v", tc.name, signedIn), func(t *testing.T) {
+				tools := &recordingTools{}
+				up := newFakeProvider(t, roundByRound(
+					callsRound(false, `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`),
+					textRound(false, "Which plan would you like?"),
+				))
+				url := toolsProxy(t, up.URL, tools, nil)
+				var hdr map[string]string
+				if signedIn {
+					hdr = map[string]string{"X-WeChat-OpenID": "o-user-1"}
+				}
+				resp := post(t, url, "/v1/chat/completions", chatBody(false, tc.members), hdr)
+				body := readAll(t, resp.Body)
+				if resp.StatusCode != 400 || gjson.Get(body, "error.type").Str != "invalid_request_error" ||
+					!strings.Contains(gjson.Get(body, "error.message").Str, `"`+tc.key+`" appears more than once`) {
+					t.Errorf("the bot got %d %s; want a 400 naming the repeated %q", resp.StatusCode, body, tc.key)
+				}
+				if ex := tools.executed(); len(ex) != 0 {
+					t.Errorf("paygate executed %q", ex)
+				}
+				if n := len(up.requests()); n != 0 {
+					t.Errorf("the provider was asked %d times", n)
+				}
+			})
+		}
+	}
+}

@@ -110,7 +110,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		return
 	}
 	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget,
-		payChoice: interceptors.ReadPaymentChoice(chat.ToolChoice, s.tools.IsPayment)}
+		payChoice: interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, s.tools.IsPayment)}
 	// What the turn reads from the store before its upstream call, it reads
 	// by deadlines (stateTimeout): a store that does not answer must not
 	// hold the chat. The kept exchanges, one read per tool-call round of
