@@ -291,8 +291,10 @@ func checkText(seq uint64, text []byte, body Record, res *VerifyResult) error {
 // does. Otherwise it is pending when its record's event is still at the
 // head of its outbox queue (appended, its text not yet kept: the worker
 // keeps it before acknowledging), or when an erasure of its client and user
-// is (Worker.Erase answers with its record left in the outbox when the
-// worker is busy, and shutdown may leave it there too). Then the records
+// is and can cover it (Worker.Erase answers with its record left in the
+// outbox when the worker is busy, and shutdown may leave it there too): a
+// text said by ClockSkew after that erasure, or after the store's mark of a
+// later one queued behind it, never one said later. Then the records
 // appended after walked, the head the walk ended at, are read for erasures:
 // on a live store (Redis) an erasure made during the walk has its record
 // beyond that head. The outbox is read first, so an erasure's record that
@@ -319,7 +321,7 @@ func (c *textCheck) settle(ctx context.Context, st store.Audit, walked store.Aud
 		return err
 	}
 	var pending map[string]bool
-	var erasing map[[2]string]bool
+	var erasing map[[2]string]time.Time
 	if ob, ok := st.(store.Outbox); ok {
 		if pending, erasing, err = pendingEvents(ctx, ob, left); err != nil {
 			return err
@@ -333,9 +335,25 @@ func (c *textCheck) settle(ctx context.Context, st store.Audit, walked store.Aud
 	}
 	var removed []Record
 	for _, body := range left {
-		if pending[body.EventID] || erasing[[2]string{body.Client, body.User}] {
+		if pending[body.EventID] {
 			res.TextsPending++
 			continue
+		}
+		if at, ok := erasing[[2]string{body.Client, body.User}]; ok {
+			// A pending erasure covers the texts said before it, not
+			// after. Erasures of the user queued behind the one at the
+			// head, which the outbox does not show, are bounded by the
+			// store's mark of the last one: every text said before it was
+			// erased by it, whether its record waits or was lost (then
+			// reported once the head's record is appended).
+			m, err := mark(body)
+			if err != nil {
+				return err
+			}
+			if erasureCovers(latest(at, m), body, o.skew()) {
+				res.TextsPending++
+				continue
+			}
 		}
 		// Its event may have been finished (text kept, then acknowledged)
 		// since the text was read.
@@ -442,12 +460,20 @@ func (c *textCheck) removed(texts []Record, o VerifyOptions, mark func(Record) (
 		why, o.retain(), body.Time.UTC().Format(ms))
 }
 
+// latest is the later of a and b.
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 // pendingEvents reads, in one outbox read, which of the events of texts are
 // still pending (at the head of their queue), and of which of their
-// clients' users an erasure's record is: at the head of the user's erasure
-// queue (ErasureEvent), or of store.DefaultEventKey's, where earlier
-// versions queued every erasure's.
-func pendingEvents(ctx context.Context, ob store.Outbox, texts []Record) (map[string]bool, map[[2]string]bool, error) {
+// clients' users an erasure's record is, with the latest such erasure's
+// time: at the head of the user's erasure queue (ErasureEvent), or of
+// store.DefaultEventKey's, where earlier versions queued every erasure's.
+func pendingEvents(ctx context.Context, ob store.Outbox, texts []Record) (map[string]bool, map[[2]string]time.Time, error) {
 	keys := []string{store.DefaultEventKey}
 	seen := map[string]bool{store.DefaultEventKey: true}
 	for _, body := range texts {
@@ -463,7 +489,7 @@ func pendingEvents(ctx context.Context, ob store.Outbox, texts []Record) (map[st
 		return nil, nil, fmt.Errorf("read the outbox for the events of audit records whose text is missing (first %d): %w", texts[0].Seq, err)
 	}
 	pending := map[string]bool{}
-	erasing := map[[2]string]bool{}
+	erasing := map[[2]string]time.Time{}
 	for _, e := range heads {
 		if e.Kind != KindAudit {
 			continue
@@ -473,7 +499,10 @@ func pendingEvents(ctx context.Context, ob store.Outbox, texts []Record) (map[st
 			continue
 		}
 		if p, err := decodePayload(e.Payload); err == nil && p.Action.Name == ActionTextErased {
-			erasing[[2]string{p.Action.Client, p.Action.User}] = true
+			k := [2]string{p.Action.Client, p.Action.User}
+			if at, ok := erasing[k]; !ok || p.Action.Time.After(at) {
+				erasing[k] = p.Action.Time
+			}
 		}
 	}
 	return pending, erasing, nil

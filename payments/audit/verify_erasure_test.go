@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/testdrivers"
 )
 
 // eraseDuring is the store `paygate audit verify -text` reads while the
@@ -127,6 +128,91 @@ func TestVerifyTextsRemovedBesideAPendingErasure(t *testing.T) {
 			st := &eraseDuring{Store: e.store(), erase: func() { drainAll(t, w) }} // appended during the walk
 			_, err = Verify(context.Background(), st, VerifyOptions{Texts: true, RetainText: time.Hour})
 			wantBroken(t, err, 2, "removed without erasure")
+		})
+	}
+}
+
+// pendingErasure erases user's texts on e's store and leaves the erasure's
+// audit.text_erased record, of time at, waiting in the outbox (its append
+// failed, retried in an hour), as Erase leaves it when the worker is busy.
+func pendingErasure(t *testing.T, e *env, user string, at time.Time) {
+	t.Helper()
+	if _, err := e.store().EraseAuditText(context.Background(), "shop-bot", user); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := ErasureEvent("shop-bot", user, 1, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.NextAt = at.Add(time.Hour)
+	enqueue(t, e.store(), ev)
+}
+
+// TestVerifyTextSaidAfterAPendingErasure: while an erasure's record of a
+// user waits in the outbox, every missing text of that user counted as
+// pending, one said after the erasure too, which the erasure cannot have
+// removed: such a text removed without erasure went unreported for as long
+// as the record waited. Only a text the pending erasure covers (said up to
+// ClockSkew after it) is pending now; a later one's removal is reported.
+func TestVerifyTextSaidAfterAPendingErasure(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clock := &fakeClock{at: time.Now()}
+			e := &env{t: t, driver: driver, place: testdrivers.NewPlace(t, driver, clock.Now)}
+			e.path, e.prefix = e.place.Path, e.place.Prefix
+			e.open()
+			ctx := context.Background()
+			say := func(user, orderNo string) {
+				enqueue(t, e.store(), mustEvent(t, Action{Time: clock.Now(), Name: "order.created", Client: "shop-bot", User: user,
+					OrderNo: orderNo, AmountFen: 4999}, `[{"role":"user","content":"buy"}]`))
+			}
+			w := newTestWorker(t, e.store(), func(o *WorkerOptions) { o.Now = clock.Now })
+			say("oAlice", "PG0001")
+			say("oBob", "PG0002")
+			drainAll(t, w) // records 1 and 2
+			clock.Add(time.Second)
+			pendingErasure(t, e, "oAlice", clock.Now())
+			clock.Add(2 * DefaultClockSkew)
+			say("oAlice", "PG0003") // after the erasure and its skew: kept
+			drainAll(t, w)          // record 3; the erasure's record still waits
+			res, err := Verify(ctx, e.store(), VerifyOptions{Texts: true, RetainText: time.Hour})
+			if err != nil || res.TextsPending != 1 || res.TextsChecked != 2 {
+				t.Fatalf("verify -text: %+v %v; want PG0001's text pending, PG0002's and PG0003's checked", res, err)
+			}
+			e.rawDeleteText(3)
+			_, err = Verify(ctx, e.store(), VerifyOptions{Texts: true, RetainText: time.Hour})
+			wantBroken(t, err, 3, "removed without erasure")
+		})
+	}
+}
+
+// TestVerifyTextErasedByAnErasureQueuedBehindAPendingOne: a second erasure
+// of the user, whose record waits behind the first's in the user's
+// erasure queue (the outbox shows a queue's head only), covers the texts
+// said between the two: they are pending, not removed without erasure.
+func TestVerifyTextErasedByAnErasureQueuedBehindAPendingOne(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clock := &fakeClock{at: time.Now()}
+			e := &env{t: t, driver: driver, place: testdrivers.NewPlace(t, driver, clock.Now)}
+			e.path, e.prefix = e.place.Path, e.place.Prefix
+			e.open()
+			w := newTestWorker(t, e.store(), func(o *WorkerOptions) { o.Now = clock.Now })
+			enqueue(t, e.store(), mustEvent(t, Action{Time: clock.Now(), Name: "order.created", Client: "shop-bot", User: "oAlice",
+				OrderNo: "PG0001", AmountFen: 4999}, `[{"role":"user","content":"buy"}]`))
+			drainAll(t, w)
+			clock.Add(time.Second)
+			pendingErasure(t, e, "oAlice", clock.Now())
+			clock.Add(2 * DefaultClockSkew)
+			enqueue(t, e.store(), mustEvent(t, Action{Time: clock.Now(), Name: "order.created", Client: "shop-bot", User: "oAlice",
+				OrderNo: "PG0002", AmountFen: 4999}, `[{"role":"user","content":"buy again"}]`))
+			drainAll(t, w) // record 2, its text kept
+			clock.Add(time.Second)
+			pendingErasure(t, e, "oAlice", clock.Now()) // queued behind the first
+			res, err := Verify(context.Background(), e.store(), VerifyOptions{Texts: true, RetainText: time.Hour})
+			if err != nil || res.TextsPending != 2 {
+				t.Fatalf("verify -text: %+v %v; want both texts pending", res, err)
+			}
 		})
 	}
 }
