@@ -745,15 +745,17 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 		}
 		return nil, &cur, nil
 	} else if err != nil {
-		return nil, nil, fmt.Errorf("record order: %w", err)
+		return s.recordFailed(ctx, o, err)
 	}
 	s.committed(created)
 	s.m.transitions.WithLabelValues("", string(o.Status), "create").Inc()
 	s.log.InfoContext(ctx, "order created", "order_no", o.OrderNo, "client", o.Client, "sku", o.SKU, "quantity", o.Quantity, "amount_fen", o.AmountFen)
+	// From here on the order exists: every failure answers it (pending,
+	// the sweep finishes it), never "no order".
 	// A claimer that stalled before recording may have been taken over.
 	cur, _, err := s.store.ClaimPurchase(ctx, key, o.OrderNo, s.opts.DedupeWindow)
 	if err != nil {
-		return nil, nil, fmt.Errorf("re-check claim: %w", err)
+		return &CreateResult{Order: o}, nil, fmt.Errorf("re-check claim: %w", err)
 	}
 	if cur.OrderNo != o.OrderNo {
 		_, closed, _ := s.update(ctx, o.OrderNo, "superseded", "", func(c *store.Order) (*store.Order, error) {
@@ -780,6 +782,46 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 	res, err := s.prepay(detached(ctx), o, "prepay", count)
 	return res, nil, err
 }
+
+// ErrOrderUnconfirmed: the order's record was written and the store did
+// not confirm it (no answer, or not replicated in time), nor could it be
+// read back: the order may exist, as creating, and nothing was sent to
+// WeChat Pay. Asking for the purchase again returns it if it does.
+var ErrOrderUnconfirmed = errors.New("the order may have been recorded")
+
+// mayHaveApplied reports whether a store write that failed with err may
+// have been applied all the same: the store did not answer (a lost reply,
+// a timeout), answered that the write was not replicated in time (both
+// store.ErrUnavailable), or the caller's context ended with the write on
+// its way.
+func mayHaveApplied(err error) bool {
+	return errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// recordFailed answers a create whose record of o failed with err. A write
+// that may have applied is looked up: found as written, the order exists,
+// and it is answered (pending, with the error) but not prepaid, since the
+// store did not confirm its record; the sweep finishes it. Not found, or
+// not readable, it may still exist: ErrOrderUnconfirmed.
+func (s *Service) recordFailed(ctx context.Context, o *store.Order, err error) (*CreateResult, *store.Claim, error) {
+	if !mayHaveApplied(err) {
+		return nil, nil, fmt.Errorf("record order: %w", err)
+	}
+	lctx, cancel := context.WithTimeout(detached(ctx), finishTimeout)
+	defer cancel()
+	got, gerr := s.store.GetOrder(lctx, o.OrderNo)
+	if gerr == nil && got.Status == o.Status && got.Generation == o.Generation && got.ClaimKey == o.ClaimKey {
+		s.log.WarnContext(ctx, "order recorded, unconfirmed by the store; left for the sweep", "order_no", o.OrderNo, "err", err)
+		return &CreateResult{Order: got}, nil, fmt.Errorf("record order: %w", err)
+	}
+	s.log.WarnContext(ctx, "order record unconfirmed; it may exist", "order_no", o.OrderNo, "err", err, "lookup_err", gerr)
+	return nil, nil, fmt.Errorf("%w: record order %s: %w", ErrOrderUnconfirmed, o.OrderNo, err)
+}
+
+// finishTimeout bounds the store steps of an order a caller asked for
+// that run on after the caller left (detached): its lookup, its claim's
+// re-check, the record of its prepay.
+const finishTimeout = 5 * time.Second
 
 // abandonedCause is the cause of an abandoned number's record (abandon).
 const abandonedCause = "abandoned"
@@ -840,13 +882,13 @@ func (s *Service) prepay(ctx context.Context, o *store.Order, cause string, coun
 	})
 	cancel()
 	// The outcome is committed even if the caller went away meanwhile.
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer ccancel()
 	switch {
 	case err == nil && res.Paid != nil:
 		got, _, _, aerr := s.applyPayment(cctx, o.OrderNo, factFromTx(res.Paid), cause, "")
 		if aerr != nil {
-			return nil, aerr
+			return &CreateResult{Order: o}, fmt.Errorf("record payment: %w", aerr)
 		}
 		return &CreateResult{Order: got}, nil
 	case err == nil:
@@ -859,7 +901,11 @@ func (s *Service) prepay(ctx context.Context, o *store.Order, cause string, coun
 			return c, nil
 		})
 		if uerr != nil {
-			return nil, fmt.Errorf("record prepay: %w", uerr)
+			// WeChat Pay holds the order open and the store has it as
+			// creating: it is the user's order, pending (the sweep
+			// records the prepay), never "no order".
+			s.log.WarnContext(ctx, "prepay made, not recorded; order left for the reconciler", "order_no", o.OrderNo, "err", uerr)
+			return &CreateResult{Order: o}, fmt.Errorf("record prepay: %w", uerr)
 		}
 		out := &CreateResult{Order: got, Payment: res.Payment, CodeURL: res.CodeURL}
 		if got.Status != store.StatusAwaitingPayment {

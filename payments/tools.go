@@ -216,8 +216,9 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 		// model must not tell the user the order is on its way.
 		status = "failed"
 	case err != nil:
-		// No answer yet (ErrPaymentUnavailable, ErrInProgress): the order
-		// stands and is checked again.
+		// No answer yet (ErrPaymentUnavailable, ErrInProgress), or the
+		// store failed after the order was recorded: the order stands and
+		// is checked again.
 		status = "pending"
 	}
 	r := map[string]any{
@@ -229,7 +230,10 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	if status == "failed" {
 		r["error"] = failureText(err)
 	}
-	out.Failed = status == "failed" || status == "pending" && errors.Is(err, ErrPaymentUnavailable)
+	out.Failed = status == "failed" || status == "pending" && err != nil && !errors.Is(err, ErrInProgress)
+	if status == "pending" && errors.Is(err, store.ErrUnavailable) {
+		r["message"] = "the order was created, but payments are temporarily unavailable, so it cannot be paid yet; it will be checked again, and asking for it again in a minute returns it"
+	}
 	if status == "user_paying" {
 		r["message"] = "the user is paying this order in WeChat right now, so no payment of another kind was started; ask them to finish paying, or, if they gave up, to ask again in a minute"
 	}
@@ -250,7 +254,11 @@ func (t *Tools) queryOrder(ctx context.Context, c Caller, args string) Outcome {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrNotOwner) {
 			return Outcome{Executed: true, Result: resultJSON(map[string]any{"order_no": no.Str, "status": "not_found"})}
 		}
-		return Outcome{Executed: true, Failed: true, Result: resultJSON(map[string]any{"order_no": no.Str, "status": "unknown", "error": failureText(err)})}
+		why := failureText(err)
+		if errors.Is(err, store.ErrUnavailable) {
+			why = "payments are temporarily unavailable; the order's status could not be read"
+		}
+		return Outcome{Executed: true, Failed: true, Result: resultJSON(map[string]any{"order_no": no.Str, "status": "unknown", "error": why})}
 	}
 	r := map[string]any{"order_no": o.OrderNo, "status": string(o.Status), "paid_at": nil}
 	if !o.PaidAt.IsZero() {
@@ -263,6 +271,8 @@ func (t *Tools) queryOrder(ctx context.Context, c Caller, args string) Outcome {
 // without internals.
 func failureText(err error) string {
 	switch {
+	case errors.Is(err, ErrOrderUnconfirmed):
+		return "payments are temporarily unavailable and the order could not be confirmed: it may have been created; nothing was charged, and asking for it again in a moment returns it if it was"
 	case errors.Is(err, store.ErrUnavailable):
 		return "payments are temporarily unavailable; no order was created"
 	case errors.Is(err, ErrPaymentUnavailable):
