@@ -215,3 +215,50 @@ func TestQueryOrderStoreDownSaysStatusUnknown(t *testing.T) {
 		t.Errorf("tool result %s (failed %v); want status unknown: temporarily unavailable, the status could not be read", tc.out.Result, tc.out.Failed)
 	}
 }
+
+// hangUpAfterRecord cancels the caller's context right after the order is
+// recorded: the bot hung up, or the shutdown's cut ended the request, at
+// that moment.
+type hangUpAfterRecord struct {
+	fullStore
+	mu     sync.Mutex
+	cancel context.CancelFunc
+}
+
+func (h *hangUpAfterRecord) CreateOrder(ctx context.Context, o *store.Order, ev ...store.Event) error {
+	err := h.fullStore.CreateOrder(ctx, o, ev...)
+	h.mu.Lock()
+	if h.cancel != nil {
+		h.cancel()
+		h.cancel = nil
+	}
+	h.mu.Unlock()
+	return err
+}
+
+// TestCreateOrderCallerGoneAfterRecordFinishes: a caller that goes away
+// once its order is recorded does not leave the order creating with no
+// prepay made: the claim's re-check and the prepay run on, so the bot's
+// immediate retry gets the payable order instead of waiting out
+// PrepayTimeout for ErrInProgress.
+func TestCreateOrderCallerGoneAfterRecordFinishes(t *testing.T) {
+	h := &hangUpAfterRecord{}
+	e := newEnv(t, envOptions{service: func(o *payments.Options) {
+		h.fullStore = o.Store.(fullStore)
+		o.Store = h
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	req := payments.CreateRequest{Client: "shop-bot", User: "oUser-gone-after-record", SKU: "premium-monthly"}
+	res, err := e.svc.CreateOrder(ctx, req)
+	if err != nil || res == nil || res.Order.Status != store.StatusAwaitingPayment {
+		t.Fatalf("the call whose caller left: %+v, %v; want the order awaiting payment", res, err)
+	}
+	if n := e.sim.OrderCount(); n != 1 {
+		t.Errorf("orders at WeChat Pay: %d; want 1", n)
+	}
+	again, err := e.svc.CreateOrder(context.Background(), req) // the bot's retry
+	if err != nil || again.Order.OrderNo != res.Order.OrderNo || again.Order.Status != store.StatusAwaitingPayment || again.Payment == nil {
+		t.Errorf("the retry: %+v, %v; want the same order awaiting payment, with payment parameters", again, err)
+	}
+}

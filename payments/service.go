@@ -670,9 +670,10 @@ func (s *Service) boundOrderOf(ctx context.Context, req CreateRequest, except st
 }
 
 // detached is ctx without its cancellation, for the prepay of an order a
-// caller asked for (a turn's create_order, a manager's approval): it runs to
-// its end (PrepayTimeout) even if the caller goes away, a bot whose HTTP
-// client gave up on the turn say. Cut short, WeChat Pay may have opened the
+// caller asked for (a turn's create_order from its record on, the claim's
+// re-check included; a manager's approval): it runs to its end
+// (PrepayTimeout) even if the caller goes away, a bot whose HTTP client
+// gave up on the turn say. Cut short, WeChat Pay may have opened the
 // order while it stays `creating` here, and the bot's retry would wait out
 // PrepayTimeout for a prepay nobody is making, then get no payment
 // parameters until CreatingGrace passes. Background prepays (the sweep,
@@ -751,14 +752,21 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 	s.m.transitions.WithLabelValues("", string(o.Status), "create").Inc()
 	s.log.InfoContext(ctx, "order created", "order_no", o.OrderNo, "client", o.Client, "sku", o.SKU, "quantity", o.Quantity, "amount_fen", o.AmountFen)
 	// From here on the order exists: every failure answers it (pending,
-	// the sweep finishes it), never "no order".
+	// the sweep finishes it), never "no order". And it is finished (the
+	// claim's re-check, then the prepay) even if the caller goes away, as
+	// the prepay alone was: cut between the record and the prepay, it
+	// stayed creating with no prepay made, and the bot's retry waited out
+	// PrepayTimeout for ErrInProgress.
+	fctx := detached(ctx)
+	rctx, cancel := context.WithTimeout(fctx, finishTimeout)
+	defer cancel()
 	// A claimer that stalled before recording may have been taken over.
-	cur, _, err := s.store.ClaimPurchase(ctx, key, o.OrderNo, s.opts.DedupeWindow)
+	cur, _, err := s.store.ClaimPurchase(rctx, key, o.OrderNo, s.opts.DedupeWindow)
 	if err != nil {
 		return &CreateResult{Order: o}, nil, fmt.Errorf("re-check claim: %w", err)
 	}
 	if cur.OrderNo != o.OrderNo {
-		_, closed, _ := s.update(ctx, o.OrderNo, "superseded", "", func(c *store.Order) (*store.Order, error) {
+		_, closed, _ := s.update(rctx, o.OrderNo, "superseded", "", func(c *store.Order) (*store.Order, error) {
 			switch c.Status {
 			case store.StatusCreating:
 				c.Status = store.StatusClosed
@@ -774,12 +782,13 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 		}
 		return nil, &cur, nil
 	}
+	cancel()
 	if approval {
 		s.mm.refusals.WithLabelValues("approval_required").Inc()
 		s.log.InfoContext(ctx, "order held for a manager's approval", "order_no", o.OrderNo, "amount_fen", o.AmountFen)
 		return &CreateResult{Order: o}, nil, nil
 	}
-	res, err := s.prepay(detached(ctx), o, "prepay", count)
+	res, err := s.prepay(fctx, o, "prepay", count) // bounded by PrepayTimeout
 	return res, nil, err
 }
 
