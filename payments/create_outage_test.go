@@ -2,6 +2,7 @@ package payments_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -260,5 +261,68 @@ func TestCreateOrderCallerGoneAfterRecordFinishes(t *testing.T) {
 	again, err := e.svc.CreateOrder(context.Background(), req) // the bot's retry
 	if err != nil || again.Order.OrderNo != res.Order.OrderNo || again.Order.Status != store.StatusAwaitingPayment || again.Payment == nil {
 		t.Errorf("the retry: %+v, %v; want the same order awaiting payment, with payment parameters", again, err)
+	}
+}
+
+// recordRefused fails the first record of a creating order with an error
+// that cannot have applied it (the embedded store's disk full), and
+// remembers its number.
+type recordRefused struct {
+	fullStore
+	mu     sync.Mutex
+	failed string
+}
+
+func (r *recordRefused) CreateOrder(ctx context.Context, o *store.Order, ev ...store.Event) error {
+	r.mu.Lock()
+	first := r.failed == "" && o.Status == store.StatusCreating
+	if first {
+		r.failed = o.OrderNo
+	}
+	r.mu.Unlock()
+	if first {
+		return fmt.Errorf("write %s: no space left on device", o.OrderNo)
+	}
+	return r.fullStore.CreateOrder(ctx, o, ev...)
+}
+
+// TestCreateOrderRecordRefusedGivesBack: an order whose record failed for
+// sure was never made: its count of the day's orders goes back and its
+// claim is let go, so the user's next ask makes the order at once (no
+// wait for the claimer, no abandoned number) within the daily limit.
+func TestCreateOrderRecordRefusedGivesBack(t *testing.T) {
+	r := &recordRefused{}
+	e := newEnv(t, envOptions{service: func(o *payments.Options) {
+		r.fullStore = o.Store.(fullStore)
+		o.Store = r
+		o.Rules.MaxOrdersPerUserPerDay = 1
+	}})
+	req := payments.CreateRequest{Client: "shop-bot", User: "oUser-record-refused", SKU: "premium-monthly"}
+	if _, err := e.svc.CreateOrder(context.Background(), req); err == nil || r.failed == "" {
+		t.Fatalf("the first ask: %v; want its record to fail", err)
+	}
+	res, err := e.svc.CreateOrder(context.Background(), req)
+	if err != nil || res.Order.Status != store.StatusAwaitingPayment {
+		t.Fatalf("the next ask: %+v, %v; want an order awaiting payment (the failed one was not counted)", res, err)
+	}
+	if _, err := e.st.GetOrder(context.Background(), r.failed); err == nil {
+		t.Errorf("the failed number %s was recorded (abandoned); want its claim let go instead", r.failed)
+	}
+}
+
+// TestCreateOrderRecordUnackedKeepsCount: an order whose record may have
+// applied keeps its count of the day's orders: here it did, so with a
+// limit of one, the user's next purchase that day is refused.
+func TestCreateOrderRecordUnackedKeepsCount(t *testing.T) {
+	e := newEnv(t, envOptions{service: func(o *payments.Options) {
+		o.Store = &recordUnacked{fullStore: o.Store.(fullStore), apply: true}
+		o.Rules.MaxOrdersPerUserPerDay = 1
+	}})
+	res, err := e.svc.CreateOrder(context.Background(), payments.CreateRequest{Client: "shop-bot", User: "oUser-unacked-count", SKU: "premium-monthly"})
+	if err == nil || res == nil || res.Order == nil {
+		t.Fatalf("the first ask: %+v, %v; want the recorded order with the store's error", res, err)
+	}
+	if _, err := e.svc.CreateOrder(context.Background(), payments.CreateRequest{Client: "shop-bot", User: "oUser-unacked-count", SKU: "tip"}); !errors.Is(err, payments.ErrDailyLimit) {
+		t.Errorf("a second purchase the same day: %v; want ErrDailyLimit (the recorded order counts)", err)
 	}
 }

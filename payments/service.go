@@ -746,7 +746,7 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 		}
 		return nil, &cur, nil
 	} else if err != nil {
-		return s.recordFailed(ctx, o, err)
+		return s.recordFailed(ctx, key, claim, o, count, err)
 	}
 	s.committed(created)
 	s.m.transitions.WithLabelValues("", string(o.Status), "create").Inc()
@@ -807,13 +807,21 @@ func mayHaveApplied(err error) bool {
 	return errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// recordFailed answers a create whose record of o failed with err. A write
-// that may have applied is looked up: found as written, the order exists,
-// and it is answered (pending, with the error) but not prepaid, since the
-// store did not confirm its record; the sweep finishes it. Not found, or
-// not readable, it may still exist: ErrOrderUnconfirmed.
-func (s *Service) recordFailed(ctx context.Context, o *store.Order, err error) (*CreateResult, *store.Claim, error) {
+// recordFailed answers a create whose record of o, claim's order, failed
+// with err. A write that cannot have applied made no order: its count of
+// the day's orders (count; a replacement's too, as a refused prepay gives
+// it back) goes back and the claim is let go, as for a refusal, so the
+// next ask is judged afresh at once instead of waiting for a number that
+// will never be recorded. A write that may have applied keeps both (the
+// order may exist, and a claimer that takes the purchase over records the
+// number abandoned first) and is looked up: found as written, the order
+// exists, and it is answered (pending, with the error) but not prepaid,
+// since the store did not confirm its record; the sweep finishes it. Not
+// found, or not readable, it may still exist: ErrOrderUnconfirmed.
+func (s *Service) recordFailed(ctx context.Context, key string, claim store.Claim, o *store.Order, count dayCount, err error) (*CreateResult, *store.Claim, error) {
 	if !mayHaveApplied(err) {
+		s.giveBack(ctx, count)
+		s.releaseClaim(ctx, key, claim)
 		return nil, nil, fmt.Errorf("record order: %w", err)
 	}
 	lctx, cancel := context.WithTimeout(detached(ctx), finishTimeout)
