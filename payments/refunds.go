@@ -391,7 +391,11 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 	// (ProposalConfirmed) rides the consumption, not the reservation: a
 	// confirmation that lost to a cancel records none.
 	if _, err := s.store.ConsumeRefundProposal(ctx, id, user, s.proposalEvents(ctx, ProposalConfirmed, p)...); err != nil {
-		return s.notConsumed(rctx, p, got, rec, err)
+		if !s.consumedAfterAll(ctx, p, rec, err) {
+			return s.notConsumed(rctx, p, got, rec, err)
+		}
+		s.log.WarnContext(ctx, "refund confirmation taken though the store did not confirm it; going on under the reservation",
+			"refund_id", id, "order_no", p.OrderNo, "err", err)
 	}
 	s.mm.refunds.WithLabelValues("confirmed").Inc()
 	if !reserved {
@@ -399,13 +403,58 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 			"order_no", p.OrderNo, "order_version", got.Version, "reserved_at", got.UpdatedAt)
 	}
 	if err := s.putInFlight(ctx, &rec); err != nil {
-		// Nothing went to WeChat Pay: undo, so the order is not stuck.
-		back, _ := s.revertRefund(rctx, rec, CauseRefundAborted)
-		return &RefundResult{Proposal: p, Order: back}, err
+		if !s.recordedAfterAll(ctx, rec, err) {
+			// Nothing went to WeChat Pay: undo, so the order is not stuck.
+			back, _ := s.revertRefund(rctx, rec, CauseRefundAborted)
+			return &RefundResult{Proposal: p, Order: back}, err
+		}
+		s.log.WarnContext(ctx, "refund recorded though the store did not confirm it; asking wechat pay",
+			"refund_id", id, "order_no", p.OrderNo, "err", err)
 	}
 	s.log.InfoContext(ctx, "refund confirmed by the user; asking wechat pay", "refund_id", id, "order_no", p.OrderNo,
 		"out_refund_no", p.OutRefundNo, "amount_fen", p.AmountFen)
 	return s.sendRefund(rctx, got, rec, "refund")
+}
+
+// consumedAfterAll reports whether the consumption of p under the
+// reservation rec, which failed with err, took p all the same: the store
+// did not confirm it (a lost reply, a write not replicated in time:
+// mayHaveApplied), and read back, p is used while the order is still
+// reserved for it at rec's version, and no refund of p was recorded under
+// an earlier reservation (takenBefore). The confirmation then goes on
+// under the reservation and sends the refund: left to the sweep, the
+// user's word was spent with nothing sent, their retry told "already
+// used", and the order went to needs_review. Whether this confirmation or
+// a concurrent one of p took it, both send the same refund (out_refund_no
+// derives from p), which WeChat Pay makes once. Any read that fails says
+// no: the reservation is left to the sweep, as before.
+func (s *Service) consumedAfterAll(ctx context.Context, p *store.RefundProposal, rec inFlight, err error) bool {
+	if !mayHaveApplied(err) {
+		return false
+	}
+	if _, state, serr := s.store.RefundProposalState(ctx, p.RefundID); serr != nil || state != store.ProposalUsed {
+		return false
+	}
+	cur, gerr := s.store.GetOrder(ctx, p.OrderNo)
+	if gerr != nil || !reservedFor(cur, p) || cur.Version != rec.OrderVersion {
+		return false
+	}
+	before, terr := s.takenBefore(ctx, p, rec.OrderVersion)
+	return terr == nil && !before
+}
+
+// recordedAfterAll reports whether the record of refund rec, whose write
+// failed with err, was written all the same: the store did not confirm it
+// (mayHaveApplied), and read back, the order's refund in flight is rec's
+// proposal at rec's version (this confirmation's record, or a concurrent
+// one's of the same refund). The refund then goes to WeChat Pay: undoing
+// the reservation spent the user's word for nothing.
+func (s *Service) recordedAfterAll(ctx context.Context, rec inFlight, err error) bool {
+	if !mayHaveApplied(err) {
+		return false
+	}
+	got, lerr := s.loadInFlight(ctx, rec.Proposal.OrderNo)
+	return lerr == nil && got != nil && got.Proposal.RefundID == rec.Proposal.RefundID && got.OrderVersion == rec.OrderVersion
 }
 
 // notStarted answers a confirmation that could not reserve its order: a
