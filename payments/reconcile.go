@@ -237,9 +237,12 @@ type SweepStats struct {
 // CreatingGrace, awaiting_payment ones older than ActiveQueryAfter (paid,
 // closed or expired at WeChat Pay become so here; expired ones are closed),
 // orders held for a manager past their approval deadline (sweepHeld), and
-// refunding ones whose refund notification is late (sweepRefunds).
+// refunding ones whose refund notification is late (sweepRefunds). First
+// it reads the orders of this replica's writes the store did not confirm
+// (sweepUnacked), announcing those found applied.
 func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
+	s.sweepUnacked(ctx)
 	for _, status := range []store.OrderStatus{store.StatusCreating, store.StatusAwaitingPayment} {
 		err := s.eachOrder(ctx, status, func(o *store.Order) {
 			age := s.now().Sub(o.CreatedAt)

@@ -136,7 +136,10 @@ type Options struct {
 	// not block: it runs inside the notify path.
 	Events func(Transition) []store.Event
 	// Committed is called after each committed transition (also creations),
-	// e.g. to wake an outbox deliverer; nil: nothing. It must not block.
+	// e.g. to wake an outbox deliverer; nil: nothing. It must not block. A
+	// write the store reported unavailable that applied all the same is
+	// announced when a later read on this replica finds it (WeChat Pay's
+	// retry, the sweep), once (unacked.go).
 	Committed func(Transition)
 	// ProposalEvents returns the events (audit records) to enqueue
 	// atomically with a write of refund proposal p, keyed by the proposal
@@ -228,6 +231,9 @@ type Service struct {
 
 	mu       sync.Mutex
 	inflight map[string]*refresh // background queries by order number
+	// unacked are this replica's order writes that the store reported
+	// unavailable and that may have applied, by order number (unacked.go).
+	unacked  map[string]unackedWrite
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -268,7 +274,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		opts: opts, store: opts.Store, backend: opts.Backend, catalog: opts.Catalog,
 		log: opts.Logger, now: opts.Now, newNo: opts.NewOrderNo, m: m, mm: mm,
-		inflight: map[string]*refresh{}, stop: make(chan struct{}), sweepPage: defaultSweepPage,
+		inflight: map[string]*refresh{}, unacked: map[string]unackedWrite{}, stop: make(chan struct{}), sweepPage: defaultSweepPage,
 		switchWait: defaultSwitchWait,
 	}
 	if s.log == nil {
@@ -732,6 +738,7 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 		o.Status, o.ExpiresAt = store.StatusApprovalRequired, now.Add(s.opts.Rules.ApprovalTTL).Truncate(time.Second)
 	}
 	created := Transition{After: *o, Cause: "create", Turn: TurnFrom(ctx)}
+	sent := s.now()
 	if err := s.store.CreateOrder(ctx, o, s.events(created)...); errors.Is(err, store.ErrExists) {
 		// Another caller gave up waiting for this record and recorded the
 		// number as abandoned (abandon): follow the claim it moves on to.
@@ -746,7 +753,7 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 		}
 		return nil, &cur, nil
 	} else if err != nil {
-		return s.recordFailed(ctx, key, claim, o, count, err)
+		return s.recordFailed(ctx, key, claim, o, created, sent, count, err)
 	}
 	s.committed(created)
 	s.m.transitions.WithLabelValues("", string(o.Status), "create").Inc()
@@ -818,15 +825,19 @@ func mayHaveApplied(err error) bool {
 // exists, and it is answered (pending, with the error) but not prepaid,
 // since the store did not confirm its record; the sweep finishes it. Not
 // found, or not readable, it may still exist: ErrOrderUnconfirmed.
-func (s *Service) recordFailed(ctx context.Context, key string, claim store.Claim, o *store.Order, count dayCount, err error) (*CreateResult, *store.Claim, error) {
+func (s *Service) recordFailed(ctx context.Context, key string, claim store.Claim, o *store.Order, created Transition, sent time.Time, count dayCount, err error) (*CreateResult, *store.Claim, error) {
 	if !mayHaveApplied(err) {
 		s.giveBack(ctx, count)
 		s.releaseClaim(ctx, key, claim)
 		return nil, nil, fmt.Errorf("record order: %w", err)
 	}
+	s.noteUnacked(created, o, 1, sent)
 	lctx, cancel := context.WithTimeout(detached(ctx), finishTimeout)
 	defer cancel()
 	got, gerr := s.store.GetOrder(lctx, o.OrderNo)
+	if gerr == nil {
+		s.settleUnacked(ctx, got) // found as written: the creation is announced now
+	}
 	if gerr == nil && got.Status == o.Status && got.Generation == o.Generation && got.ClaimKey == o.ClaimKey {
 		s.log.WarnContext(ctx, "order recorded, unconfirmed by the store; left for the sweep", "order_no", o.OrderNo, "err", err)
 		return &CreateResult{Order: got}, nil, fmt.Errorf("record order: %w", err)
@@ -1041,6 +1052,7 @@ func (s *Service) update(ctx context.Context, no, cause, noteID string, decide f
 		if err != nil {
 			return nil, false, fmt.Errorf("read order %s: %w", no, err)
 		}
+		s.settleUnacked(ctx, cur)
 		before := *cur
 		next, err := decide(cur)
 		if err != nil {
@@ -1054,13 +1066,18 @@ func (s *Service) update(ctx context.Context, no, cause, noteID string, decide f
 		}
 		next.UpdatedAt = s.now()
 		tr := Transition{Before: before, After: *next, Cause: cause, NotificationID: noteID, Turn: TurnFrom(ctx), Actor: ActorFrom(ctx), Refund: refundFrom(ctx)}
+		sent := s.now()
 		err = s.store.UpdateOrder(ctx, next, before.Status, s.events(tr)...)
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
+			if mayHaveApplied(err) {
+				s.noteUnacked(tr, next, before.Version+1, sent)
+			}
 			return &before, false, fmt.Errorf("write order %s: %w", no, err)
 		}
+		s.forgetUnacked(no)
 		s.m.transitions.WithLabelValues(string(before.Status), string(next.Status), cause).Inc()
 		s.log.InfoContext(ctx, "order transition", "order_no", no, "from", before.Status, "to", next.Status, "cause", cause)
 		s.committed(tr)
