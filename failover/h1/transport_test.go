@@ -617,13 +617,21 @@ func TestEarlyAnswerToLargeUpload(t *testing.T) {
 }
 
 // heldClose is a request body in memory whose Close waits for release:
-// its writer has written it all, and has not yet ended.
+// its writer has written it all, and has not yet ended. entered, when not
+// nil, is closed as Close begins.
 type heldClose struct {
 	*bytes.Reader
 	release chan struct{}
+	entered chan struct{}
 }
 
-func (h *heldClose) Close() error { <-h.release; return nil }
+func (h *heldClose) Close() error {
+	if h.entered != nil {
+		close(h.entered)
+	}
+	<-h.release
+	return nil
+}
 
 // TestRefusalRacingTheWriterKeepsTheConnection: a server that reads a
 // large body whole and then refuses it (a 400 context_length_exceeded, a
@@ -637,14 +645,22 @@ func (h *heldClose) Close() error { <-h.release; return nil }
 func TestRefusalRacingTheWriterKeepsTheConnection(t *testing.T) {
 	const size = 100 << 10 // over asyncBody
 	payload := bytes.Repeat([]byte("a"), size)
+	first := &heldClose{bytes.NewReader(payload), make(chan struct{}), make(chan struct{})}
+	var answered atomic.Int32
 	srv, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
+		if answered.Add(1) == 1 {
+			// The first answer waits for the writer to be in its
+			// body's Close: had it come before, the exchange, not the
+			// writer, would close the body, and wait in Close for the
+			// release that comes after RoundTrip returned.
+			<-first.entered
+		}
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprint(w, `{"error":{"code":"context_length_exceeded"}}`)
 	}))
 	tr := &Transport{}
 	defer tr.CloseIdleConnections()
-	first := &heldClose{bytes.NewReader(payload), make(chan struct{})}
 	for i, upload := range []io.ReadCloser{first, io.NopCloser(bytes.NewReader(payload))} {
 		// No GetBody: a failed write on a reused connection is not sent again.
 		req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", upload)
