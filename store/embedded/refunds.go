@@ -117,6 +117,11 @@ func (d *DB) RefundProposalState(ctx context.Context, id string) (*store.RefundP
 	if err != nil {
 		return nil, "", err
 	}
+	return recordState(id, r)
+}
+
+// recordState is r's proposal and its store.ProposalState.
+func recordState(id string, r *refundRec) (*store.RefundProposal, store.ProposalState, error) {
 	st, err := proposalState(r.State)
 	if err != nil {
 		return nil, "", fmt.Errorf("refund proposal %s: %w", id, err)
@@ -161,11 +166,7 @@ func (d *DB) ExpireRefundProposal(ctx context.Context, id string) (*store.Refund
 	if err != nil {
 		return nil, "", err
 	}
-	st, err := proposalState(r.State)
-	if err != nil {
-		return nil, "", fmt.Errorf("refund proposal %s: %w", id, err)
-	}
-	return &r.P, st, nil
+	return recordState(id, r)
 }
 
 // ConsumeRefundProposal implements store.RefundProposals: the tombstone and
