@@ -209,38 +209,35 @@ func (r *Resume) Filter(data []byte) ([]byte, error) {
 				}
 			}
 		}
-		cv := d.Get("content")
-		if cv.Type == gjson.String && cv.String() != "" {
-			if r.rpos < len(r.reasoning) {
-				return nil, ErrDiverged // the answer began before the sent reasoning ended
+		// The delta's content and refusal each repeat what the client got
+		// of them, after the sent reasoning and before any more of the
+		// other parts it got (another of them, its tool calls).
+		trim := func(key string, pos *int, sent string, othersPending bool) error {
+			v := d.Get(key)
+			if v.Type != gjson.String || v.String() == "" {
+				return nil
 			}
-			rest, ok := consume(&r.tpos, r.text, cv.String())
-			if !ok || (rest != "" && (r.next < len(r.calls) || r.fpos < len(r.refusal))) {
-				// Other text, or more text where the client's answer
-				// turned to the tool calls or the refusal it received.
-				return nil, ErrDiverged
+			if r.rpos < len(r.reasoning) {
+				return ErrDiverged // the answer began before the sent reasoning ended
+			}
+			rest, ok := consume(pos, sent, v.String())
+			if !ok || (rest != "" && othersPending) {
+				// Other text, or more of it where the client's answer
+				// went on with another part.
+				return ErrDiverged
 			}
 			if rest == "" {
-				del("choices.0.delta.content")
-			} else if rest != cv.String() {
-				set("choices.0.delta.content", rest)
+				del("choices.0.delta." + key)
+			} else if rest != v.String() {
+				set("choices.0.delta."+key, rest)
 			}
+			return nil
 		}
-		if fv := d.Get("refusal"); fv.Type == gjson.String && fv.String() != "" {
-			if r.rpos < len(r.reasoning) {
-				return nil, ErrDiverged // the refusal began before the sent reasoning ended
-			}
-			rest, ok := consume(&r.fpos, r.refusal, fv.String())
-			if !ok || (rest != "" && (r.tpos < len(r.text) || r.next < len(r.calls))) {
-				// Another refusal, or more of it where the client's answer
-				// went on with text or tool calls.
-				return nil, ErrDiverged
-			}
-			if rest == "" {
-				del("choices.0.delta.refusal")
-			} else if rest != fv.String() {
-				set("choices.0.delta.refusal", rest)
-			}
+		if err := trim("content", &r.tpos, r.text, r.next < len(r.calls) || r.fpos < len(r.refusal)); err != nil {
+			return nil, err
+		}
+		if err := trim("refusal", &r.fpos, r.refusal, r.tpos < len(r.text) || r.next < len(r.calls)); err != nil {
+			return nil, err
 		}
 		if r.textPending() && (d.Get("tool_calls").Exists() || d.Get("function_call").Exists() || finished) {
 			return nil, ErrDiverged // the answer ended or turned to tools before repeating the prefix
