@@ -115,6 +115,8 @@ type conn struct {
 	abort  func()                // abortIO, bound once per connection rather than per request
 	peek   func(fd uintptr) bool // alive's peek (peekFn), bound once too
 	peekOK bool                  // what the last peek found
+	aw     armedWriter           // where writeRequest writes (armed_unix.go)
+	arm    func(fd uintptr) bool // the armed write's function (armFn), bound once
 	// writer writes the body of the exchange in flight on a goroutine of
 	// its own, for a body over asyncBody (writeRequest); nil otherwise.
 	writer *bodyWriter
@@ -603,6 +605,7 @@ func (t *Transport) dial(ctx context.Context, key connKey, host string) (*conn, 
 	}
 	c := &conn{t: t, key: key, nc: nc}
 	c.abort = c.abortIO
+	c.aw.c = c
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}
@@ -772,8 +775,9 @@ const asyncBody = 64 << 10
 // asyncBody is handed to a bodyWriter (c.writer) once the head is out.
 func (c *conn) writeRequest(req *http.Request, out *outgoing) error {
 	bw := writers.Get().(*bufio.Writer)
-	bw.Reset(c.nc)
+	bw.Reset(&c.aw)
 	defer func() {
+		c.aw.final = false
 		bw.Reset(nil)
 		writers.Put(bw)
 	}()
@@ -838,6 +842,7 @@ func (c *conn) writeRequest(req *http.Request, out *outgoing) error {
 			return err
 		}
 	}
+	c.aw.final = true // the flush writes what is left, and waits for the answer
 	return bw.Flush()
 }
 

@@ -1,0 +1,15 @@
+//go:build !unix
+
+package h1
+
+// armedWriter passes every write to the connection here: the armed write
+// (armed_unix.go) needs the socket's own write call.
+type armedWriter struct {
+	c     *conn
+	final bool
+}
+
+func (w *armedWriter) Write(p []byte) (int, error) {
+	w.final = false
+	return w.c.nc.Write(p)
+}

@@ -1,0 +1,111 @@
+//go:build unix
+
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestArmedWriteFindsTheSocketFull: a request that fits the write buffer
+// goes out in one armed write (armed_unix.go). When the socket cannot take
+// all of it (a server not reading yet, small socket buffers), the rest goes
+// out the usual way, waiting until it can, and the server gets every byte of
+// every request on the kept-alive connection.
+func TestArmedWriteFindsTheSocketFull(t *testing.T) {
+	small := func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
+			if serr == nil {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 2048)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}
+	ln, err := (&net.ListenConfig{Control: small}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+
+	release := make(chan struct{})
+	var once sync.Once
+	armedShortHook = func() { once.Do(func() { close(release) }) }
+	defer func() { armedShortHook = nil }()
+
+	got := make(chan []byte, 2)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		<-release // reads nothing until the client found the socket full
+		br := bufio.NewReader(c)
+		for range 2 {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			b, err := io.ReadAll(req.Body)
+			if err != nil {
+				return
+			}
+			got <- b
+			if _, err := io.WriteString(c, okAnswer); err != nil {
+				return
+			}
+		}
+	}()
+
+	tr := &Transport{DialContext: (&net.Dialer{Control: small}).DialContext}
+	defer tr.CloseIdleConnections()
+	body := make([]byte, 14<<10) // fits the transport's 16 KiB buffer, not the sockets'
+	for i := range body {
+		body[i] = byte('a' + i%26)
+	}
+	// A bound rather than a hang should a request go out short: the
+	// server would wait for the rest of its body, the client for the answer.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 2 {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+ln.Addr().String()+"/v1/chat/completions", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		ans, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(ans) != "ok" {
+			t.Fatalf("request %d: answer %q, %v", i, ans, err)
+		}
+		if b := <-got; !bytes.Equal(b, body) {
+			t.Fatalf("request %d: the server got %d bytes, not the %d sent", i, len(b), len(body))
+		}
+		if i == 0 {
+			select {
+			case <-release:
+			default:
+				t.Fatal("the first request's armed write never found the socket full: the test shows nothing")
+			}
+		}
+	}
+	<-served
+}
