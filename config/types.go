@@ -354,8 +354,8 @@ type WeChatPay struct {
 	// at once during a migration): PEM certificates, read and checked at load;
 	// one outside its validity period is a warning.
 	PlatformCertFiles []string `yaml:"platform_cert_files"`
-	// NotifyURL is the public https URL of POST /wechatpay/notify. Required
-	// with backend wechatpay.
+	// NotifyURL is the public https URL of POST /wechatpay/notify, without a
+	// query (WeChat Pay refuses one). Required with backend wechatpay.
 	NotifyURL string `yaml:"notify_url"`
 }
 

@@ -547,7 +547,15 @@ func (l *loader) validatePayments(c *Config) {
 		}
 	}
 	if w.NotifyURL != "" {
-		if u := l.httpURL("payments.wechatpay.notify_url", w.NotifyURL); u != nil && u.Scheme == "http" {
+		u := l.httpURL("payments.wechatpay.notify_url", w.NotifyURL)
+		switch {
+		case u == nil:
+		case u.RawQuery != "":
+			// WeChat Pay refuses a notify_url with parameters (PARAM_ERROR),
+			// and it goes into every prepay and refund: each purchase would
+			// be refused at run time. The query may hold a token: not shown.
+			l.at("payments.wechatpay.notify_url", "WeChat Pay takes no parameters in it: no query (value not shown)")
+		case u.Scheme == "http":
 			l.warn("payments.wechatpay.notify_url", "http:// accepted for tests; WeChat Pay only calls https")
 		}
 	}
