@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -56,6 +57,7 @@ func (h *notifyHandler) handle(r *http.Request) verdict {
 	s := h.s
 	ctx := r.Context()
 	if r.Method != http.MethodPost {
+		h.refusedEarly(r, "method", nil)
 		return verdict{status: http.StatusMethodNotAllowed, event: "", outcome: "rejected", reason: "method", msg: "POST only"}
 	}
 	if s.opts.Notify == nil {
@@ -64,9 +66,11 @@ func (h *notifyHandler) handle(r *http.Request) verdict {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxNotifyBody+1))
 	if err != nil {
+		h.refusedEarly(r, "read_body", err)
 		return verdict{status: http.StatusBadRequest, outcome: "rejected", reason: "read_body", msg: "cannot read body"}
 	}
 	if len(body) > maxNotifyBody {
+		h.refusedEarly(r, "too_large", fmt.Errorf("body above %d bytes", maxNotifyBody))
 		return verdict{status: http.StatusRequestEntityTooLarge, outcome: "rejected", reason: "too_large", msg: "body too large"}
 	}
 	note, err := s.opts.Notify.Verify(ctx, r.Header, body, s.now())
@@ -96,6 +100,18 @@ func (h *notifyHandler) handle(r *http.Request) verdict {
 		v.reason = "replay"
 	}
 	return v
+}
+
+// refusedEarly logs a notification refused before its signature was
+// checked (reason, as the metric's label; err may be nil), as rejected
+// does a verification's refusal: every refusal has its log line, so an
+// operator can tell why WeChat Pay's notifications are refused.
+func (h *notifyHandler) refusedEarly(r *http.Request, reason string, err error) {
+	attrs := []any{"reason", reason, "method", r.Method, "serial", r.Header.Get(wechatpay.HeaderSerial), "remote", r.RemoteAddr}
+	if err != nil {
+		attrs = append(attrs, "err", err)
+	}
+	h.s.log.WarnContext(r.Context(), "notification rejected", attrs...)
 }
 
 func (h *notifyHandler) rejected(ctx context.Context, r *http.Request, note *wechatpay.Notification, err error) verdict {
