@@ -212,6 +212,10 @@ func toReview(c *store.Order, reason string, f paymentFact) *store.Order {
 // recordOrphan keeps a payment for an order paygate does not know, as a
 // needs_review record under WeChat's number, so a person can match or refund
 // it. A concurrent copy of the same notification finds it already recorded.
+// A record the store did not confirm is kept for its announcement
+// (noteUnacked), as an order's creation is: WeChat Pay's retry finds it
+// written, a duplicate, and announces it then (settleUnacked), with its
+// alert; otherwise an orphan so recorded was never raised.
 func (s *Service) recordOrphan(ctx context.Context, f paymentFact, cause, noteID string) (*store.Order, string, string, error) {
 	now := s.now()
 	o := &store.Order{
@@ -225,12 +229,14 @@ func (s *Service) recordOrphan(ctx context.Context, f paymentFact, cause, noteID
 		o.Currency = "CNY"
 	}
 	tr := Transition{After: *o, Cause: "orphan", NotificationID: noteID, Turn: TurnFrom(ctx)}
+	sent := s.now()
 	err := s.store.CreateOrder(ctx, o, s.events(tr)...)
 	if errors.Is(err, store.ErrExists) {
 		got, gerr := s.store.GetOrder(ctx, f.OutTradeNo)
 		if gerr != nil {
 			return nil, "", "", fmt.Errorf("read orphan %s: %w", f.OutTradeNo, gerr)
 		}
+		s.settleUnacked(ctx, got)
 		if got.TransactionID == f.TransactionID {
 			return got, OutcomeDuplicate, "", nil
 		}
@@ -238,6 +244,9 @@ func (s *Service) recordOrphan(ctx context.Context, f paymentFact, cause, noteID
 		return s.applyPayment(ctx, f.OutTradeNo, f, cause, noteID)
 	}
 	if err != nil {
+		if mayHaveApplied(err) {
+			s.noteUnacked(tr, o, 1, sent)
+		}
 		return nil, "", "", fmt.Errorf("record orphan %s: %w", f.OutTradeNo, err)
 	}
 	s.m.transitions.WithLabelValues("", string(store.StatusNeedsReview), "orphan").Inc()

@@ -96,7 +96,10 @@ func (s *Service) forgetUnacked(no string) {
 // settleUnacked announces the kept write of cur's order if cur is it
 // (Options.Committed, the transitions metric, a log line), once. cur at
 // an earlier version keeps it (the write did not apply, or not yet); at a
-// later version or another record, it is forgotten.
+// later version or another record, it is forgotten. A write that put
+// WeChat Pay's disagreeing word on the order (into needs_review, or a new
+// fact noted there) also raises the alert its caller never logged, having
+// returned the store's error: the retry that finds it is a duplicate.
 func (s *Service) settleUnacked(ctx context.Context, cur *store.Order) {
 	s.mu.Lock()
 	u, ok := s.unacked[cur.OrderNo]
@@ -114,6 +117,11 @@ func (s *Service) settleUnacked(ctx context.Context, cur *store.Order) {
 	s.m.transitions.WithLabelValues(string(tr.Before.Status), string(tr.After.Status), tr.Cause).Inc()
 	s.log.InfoContext(ctx, "order transition found applied after the store did not confirm it", "order_no", cur.OrderNo,
 		"from", tr.Before.Status, "to", tr.After.Status, "cause", tr.Cause, "version", cur.Version)
+	if tr.After.Status == store.StatusNeedsReview && tr.After.ReviewReason != tr.Before.ReviewReason {
+		s.log.ErrorContext(ctx, "ALERT: wechat pay disagrees with the order record; order needs review (its write was found applied after the store did not confirm it)",
+			"alert", true, "order_no", cur.OrderNo, "cause", tr.Cause, "notification_id", tr.NotificationID,
+			"transaction_id", cur.TransactionID, "review_reason", cur.ReviewReason)
+	}
 	s.committed(tr)
 }
 
