@@ -426,6 +426,10 @@ type PaymentChoice struct {
 	names      []string
 }
 
+// NoPaymentTools is the PaymentChoice of a turn whose payment tools cannot
+// be offered at all: None, and every payment call refused.
+func NoPaymentTools() PaymentChoice { return PaymentChoice{restricted: true} }
+
 // None reports whether the bot's tool_choice leaves every payment tool out:
 // they are not offered, and a call to one is refused.
 func (p PaymentChoice) None() bool { return p.restricted && len(p.names) == 0 }

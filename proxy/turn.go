@@ -111,6 +111,19 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	}
 	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget,
 		payChoice: interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, s.tools.IsPayment)}
+	if chat.HasFunctions && gjson.GetBytes(body, "functions").Type != gjson.Null {
+		// The bot offers its model the legacy "functions": the payment
+		// tools, which are tools, cannot go beside them. OpenAI refuses a
+		// request with both ("'functions' and 'tools' cannot both be
+		// provided"), so every turn of such a bot's signed-in users failed
+		// with a 400 about tools it never sent, where OpenAI serves its
+		// request as it is. The turn runs without them (the payment state
+		// still reaches the model), and a payment call that comes anyway is
+		// refused.
+		t.payChoice = interceptors.NoPaymentTools()
+		s.log.Info("payment tools not offered: the request uses the legacy functions, which providers refuse beside tools",
+			"request_id", reqID)
+	}
 	// What the turn reads from the store before its upstream call, it reads
 	// by deadlines (stateTimeout): a store that does not answer must not
 	// hold the chat. The kept exchanges, one read per tool-call round of

@@ -1,0 +1,80 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// functionsOrTools is a provider that validates as OpenAI does: a request
+// with both the legacy "functions" and "tools" is a 400 ("Invalid request:
+// 'functions' and 'tools' cannot both be provided. 'functions' are
+// deprecated; use the 'tools' parameter instead.", as reported in
+// microsoft/autogen#3285); any other is answered in words.
+func functionsOrTools(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	if f := gjson.GetBytes(b, "functions"); f.Exists() && f.Type != gjson.Null && gjson.GetBytes(b, "tools").Exists() {
+		jsonHandler(400, `{"error":{"message":"Invalid request: 'functions' and 'tools' cannot both be provided. 'functions' are deprecated; use the 'tools' parameter instead.","type":"invalid_request_error","param":null,"code":null}}`)(w, r)
+		return
+	}
+	textRound(gjson.GetBytes(b, "stream").Bool(), "It is sunny.")(w, r)
+}
+
+// TestLegacyFunctionsServedWithoutPaymentTools: a bot that offers its
+// model the legacy "functions" (and no tools) keeps working for a signed-in
+// user: paygate does not add a "tools" member beside them, which OpenAI
+// refuses with a 400 for every such request, so the bot, whose request
+// OpenAI serves as it is, got an error about tools it never sent. The
+// payment tools are not offered in such a turn, and a payment call that
+// comes anyway is refused, never executed.
+func TestLegacyFunctionsServedWithoutPaymentTools(t *testing.T) {
+	const functions = `"functions":[{"name":"get_weather","parameters":{"type":"object"}}],`
+	for _, tc := range []struct{ name, members string }{
+		{"functions", functions},
+		{"functions, function_call auto", functions + `"function_call":"auto",`},
+	} {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s stream %v", tc.name, stream), func(t *testing.T) {
+				tools := &recordingTools{}
+				up := newFakeProvider(t, functionsOrTools)
+				url := toolsProxy(t, up.URL, tools, nil)
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, tc.members), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				body := readAll(t, resp.Body)
+				if resp.StatusCode != 200 || !strings.Contains(body, "It is sunny.") {
+					t.Errorf("the bot got %d %s; want the model's answer", resp.StatusCode, body)
+				}
+				for _, r := range up.requests() {
+					if gjson.GetBytes(r.Body, "tools").Exists() {
+						t.Errorf("the provider got tools beside the bot's functions: %s", r.Body)
+					}
+					if !gjson.GetBytes(r.Body, `functions.#(name=="get_weather")`).Exists() {
+						t.Errorf("the bot's functions did not reach the provider: %s", r.Body)
+					}
+				}
+			})
+		}
+	}
+	// A provider that calls a payment tool it was not offered: refused.
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("payment call anyway stream %v", stream), func(t *testing.T) {
+			tools := &recordingTools{}
+			up := newFakeProvider(t, roundByRound(
+				callsRound(stream, `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`),
+				textRound(stream, "Which plan would you like?"),
+			))
+			url := toolsProxy(t, up.URL, tools, nil)
+			resp := post(t, url, "/v1/chat/completions", chatBody(stream, functions), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			if ex := tools.executed(); len(ex) != 0 {
+				t.Errorf("payment tools were not offered, yet paygate executed %q", ex)
+			}
+			if resp.StatusCode != 200 || strings.Contains(body, "create_order") {
+				t.Errorf("the bot got %d %s; want the model's answer without the refused call", resp.StatusCode, body)
+			}
+		})
+	}
+}
