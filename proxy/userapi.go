@@ -46,11 +46,33 @@ func (s *Server) mountUserAPI(mux *http.ServeMux) {
 		mux.Handle("GET /v1/paygate/orders/{order_no}", s.route("orders", s.authed(s.handleOrder)))
 		mux.Handle("POST /v1/paygate/refunds/{refund_id}/confirm", s.route("refunds", s.authed(s.handleRefundAnswer(true))))
 		mux.Handle("POST /v1/paygate/refunds/{refund_id}/cancel", s.route("refunds", s.authed(s.handleRefundAnswer(false))))
+		// The same paths with another method: a 405 naming the one served,
+		// not the catch-all's "unknown endpoint", which sent a bot's
+		// developer looking for a path that exists.
+		for _, p := range []struct{ route, path, allow string }{
+			{"orders", "/v1/paygate/orders", "GET"},
+			{"orders", "/v1/paygate/orders/{order_no}", "GET"},
+			{"refunds", "/v1/paygate/refunds/{refund_id}/confirm", "POST"},
+			{"refunds", "/v1/paygate/refunds/{refund_id}/cancel", "POST"},
+		} {
+			mux.Handle(p.path, s.route(p.route, s.authed(methodNotAllowed(p.allow))))
+		}
 	}
 	mux.Handle("/v1/paygate/", s.route("paygate", s.authed(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
 			Message: "paygate: unknown endpoint " + r.Method + " " + r.URL.Path})
 	})))
+}
+
+// methodNotAllowed answers a request to a user API path with a method the
+// path does not serve: 405, naming the one it does (allow), in OpenAI's
+// error shape.
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed",
+			Message: "paygate: " + r.Method + " " + r.URL.Path + " is not served; use " + allow})
+	}
 }
 
 // endUser is the OpenID the bot vouches for: the X-WeChat-OpenID header,
