@@ -52,6 +52,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	model := ""
+	user := openID(r.Header) // the end user; a JSON body's "user" may name one
 	ct := r.Header.Get("Content-Type")
 	if len(body) > 0 && urlEncodedForm(ct) {
 		// No OpenAI endpoint takes one, and a provider's framework would
@@ -89,7 +90,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		// any path: "user", "safety_identifier", "prompt_cache_key" and a
 		// metadata value naming the user are the members paygate rewrites
 		// here (interceptors/identity.go).
-		user := endUser(r.Header, pt.User)
+		user = endUser(r.Header, pt.User)
 		body = interceptors.RewritePassthrough(body, pt, interceptors.Upstream{
 			Client: reqInfo(r).client.Name, EndUser: user, Privacy: s.forwardPrivacy(user),
 		})
@@ -98,6 +99,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	path = s.queryWithoutUser(path, reqInfo(r).client.Name, user)
 	resp, err := s.up.Open(r.Context(), &failover.Request{
 		Model:             model,
 		Method:            r.Method,
@@ -472,6 +474,43 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 func modelNotFound(model string) *apiError {
 	return &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found", Param: "model",
 		Message: "The model `" + model + "` does not exist on this paygate. GET /v1/models lists the configured models."}
+}
+
+// queryWithoutUser returns path (upstreamPath's) with each query parameter
+// whose value is the end user rewritten as a body's metadata member naming
+// the user is (interceptors/identity.go): under hash its value becomes the
+// user's hash, under drop the parameter is left out, under keep nothing
+// changes. A bot lists the stored completions of a user by the metadata it
+// tagged them with (GET /v1/chat/completions?metadata[openid]=…): sent as
+// it came, the OpenID reached the provider in the URL (SPEC 2.2), and the
+// filter matched nothing, the provider having stored the hash. Every other
+// parameter, and the query's order, stay as the bot escaped them.
+func (s *Server) queryWithoutUser(path, client, user string) string {
+	p, q, ok := strings.Cut(path, "?")
+	pv := s.privacy.Load().Privacy
+	if !ok || q == "" || user == "" || pv.Mode == "keep" {
+		return path
+	}
+	var out []string
+	changed := false
+	for _, pair := range strings.Split(q, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		if dv, err := url.QueryUnescape(v); err != nil || dv != user {
+			out = append(out, pair)
+			continue
+		}
+		changed = true
+		if h, send := pv.Identifier(client, user); send {
+			out = append(out, k+"="+url.QueryEscape(h))
+		}
+	}
+	if !changed {
+		return path
+	}
+	if len(out) == 0 {
+		return p
+	}
+	return p + "?" + strings.Join(out, "&")
 }
 
 // upstreamPath is the client's path below /v1, escaped as the client sent

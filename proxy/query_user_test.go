@@ -1,0 +1,53 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/paygate/paygate/config"
+)
+
+// TestQueryNamingTheUserIsRewritten: a forwarded request's query that names
+// the end user (OpenAI's stored completions list filters by
+// metadata[key]=value, and a bot lists a user's completions by the OpenID it
+// tagged them with) gets the value the body's metadata member would: the
+// user's hash under hash (which is what the provider stored, so the filter
+// finds them), the parameter left out under drop. The query reached the
+// provider as sent, the OpenID in the URL, where SPEC 2.2 says it never
+// goes. Every other parameter stays as the bot escaped it.
+func TestQueryNamingTheUserIsRewritten(t *testing.T) {
+	const openID = "oWx-openid-4242"
+	ho := expectedUserHash("shop-bot", openID)
+	for _, tc := range []struct {
+		name, mode, query, want string
+	}{
+		{"hash, brackets escaped", "hash", "limit=2&metadata%5Bopenid%5D=" + openID + "&after=c%2F1",
+			"limit=2&metadata%5Bopenid%5D=" + ho + "&after=c%2F1"},
+		{"hash, brackets raw", "hash", "metadata[openid]=" + openID, "metadata[openid]=" + ho},
+		{"hash, value escaped", "hash", "metadata[u]=oWx%2Dopenid%2D4242&order=asc", "metadata[u]=" + ho + "&order=asc"},
+		{"hash, user", "hash", "user=" + openID, "user=" + ho},
+		{"drop", "drop", "limit=2&metadata%5Bopenid%5D=" + openID + "&order=asc", "limit=2&order=asc"},
+		{"drop, the only parameter", "drop", "metadata[openid]=" + openID, ""},
+		{"another value stays", "hash", "metadata[openid]=o-someone-else&model=gpt-test", "metadata[openid]=o-someone-else&model=gpt-test"},
+		{"keep", "keep", "metadata[openid]=" + openID, "metadata[openid]=" + openID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, `{"object":"list","data":[]}`))
+			base, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.mode }))
+			resp := send(t, http.MethodGet, base, "/v1/chat/completions?"+tc.query, "", map[string]string{"X-WeChat-OpenID": openID})
+			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
+				t.Fatalf("status %d %s", resp.StatusCode, body)
+			}
+			got := fp.requests()[0].Path
+			_, q, _ := strings.Cut(got, "?")
+			if q != tc.want {
+				t.Errorf("provider got the query %q; want %q", q, tc.want)
+			}
+			if dq, _ := url.QueryUnescape(got); tc.mode != "keep" && strings.Contains(dq, openID) {
+				t.Errorf("the OpenID reached the provider in the URL %s", got)
+			}
+		})
+	}
+}
