@@ -37,6 +37,9 @@ type Chat struct {
 	// HasFunctions: the body has a legacy "functions" member, whose names
 	// may clash with the payment tools' (CheckFunctions).
 	HasFunctions bool
+	// HasPrediction: the body asks for Predicted Outputs (a "prediction"
+	// that is not null), which providers refuse beside tools.
+	HasPrediction bool
 	// Choices is the body's "n" (0 when absent or null): how many choices
 	// the client asks for.
 	Choices int
@@ -116,6 +119,7 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 	}
 	c.HasTools = f[chatTools].end != 0
 	c.HasFunctions = f[chatFunctions].end != 0
+	c.HasPrediction = f[chatPrediction].end != 0 && raw(chatPrediction) != "null"
 	if c.Choices, err = choicesValue(raw(chatN)); err != nil {
 		return Chat{}, err
 	}
@@ -152,11 +156,12 @@ const (
 	chatN
 	chatFunctions
 	chatFunctionCall
+	chatPrediction
 )
 
 var (
 	chatMembers = [...]string{"model", "stream", "user", "safety_identifier", "prompt_cache_key", "metadata",
-		"stream_options", "messages", "tools", "tool_choice", "n", "functions", "function_call"}
+		"stream_options", "messages", "tools", "tool_choice", "n", "functions", "function_call", "prediction"}
 	includeUsageName = [...]string{"include_usage"}
 	// choiceKeys are the keys ReadPaymentChoice reads in a tool_choice or
 	// function_call.

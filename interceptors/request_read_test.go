@@ -21,6 +21,8 @@ func TestReadChat(t *testing.T) {
 		{name: "client tools", body: `{"model":"m","messages":[],"tools":[]}`, want: Chat{Model: "m", HasTools: true}},
 		{name: "null tools count as a member", body: `{"model":"m","messages":[],"tools":null}`, want: Chat{Model: "m", HasTools: true}},
 		{name: "legacy functions", body: `{"model":"m","messages":[],"functions":[]}`, want: Chat{Model: "m", HasFunctions: true}},
+		{name: "predicted outputs", body: `{"model":"m","messages":[],"prediction":{"type":"content","content":"x"}}`, want: Chat{Model: "m", HasPrediction: true}},
+		{name: "null prediction", body: `{"model":"m","messages":[],"prediction":null}`, want: Chat{Model: "m"}},
 		{name: "null stream and n", body: `{"model":"m","messages":[],"stream":null,"n":null}`, want: Chat{Model: "m"}},
 		{name: "null include_usage", body: `{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":null}}`, want: Chat{Model: "m", Stream: true}},
 		// stream, include_usage and n take the JSON types of OpenAI's API
@@ -70,6 +72,7 @@ func TestReadChat(t *testing.T) {
 		{name: "repeated functions", body: `{"model":"m","messages":[],"functions":[],"functions":[{"name":"create_order"}]}`, wantErr: `member "functions" appears`},
 		{name: "legacy function_call", body: `{"model":"m","messages":[],"functions":[],"function_call":{"name":"get_weather"}}`,
 			want: Chat{Model: "m", HasFunctions: true, FunctionCall: `{"name":"get_weather"}`}},
+		{name: "repeated prediction", body: `{"model":"m","messages":[],"prediction":null,"prediction":{"type":"content","content":"x"}}`, wantErr: `member "prediction" appears`},
 		{name: "repeated function_call", body: `{"model":"m","messages":[],"function_call":"none","function_call":"auto"}`, wantErr: `member "function_call" appears`},
 		{name: "Function_Call", body: `{"model":"m","messages":[],"Function_Call":"auto"}`, wantErr: `member "Function_Call" is "function_call"`},
 		// A key repeated inside tool_choice (or function_call), at any

@@ -78,3 +78,41 @@ func TestLegacyFunctionsServedWithoutPaymentTools(t *testing.T) {
 		})
 	}
 }
+
+// predictionOrTools is a provider that validates as OpenAI and Azure OpenAI
+// do: Predicted Outputs ("prediction") cannot be used with tools (Azure
+// OpenAI's "Predicted outputs" page, Unsupported features: "Tools/Function
+// calling"; the 400's wording here is the fake's own); any other request
+// is answered in words.
+func predictionOrTools(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	if p := gjson.GetBytes(b, "prediction"); p.Exists() && p.Type != gjson.Null && gjson.GetBytes(b, "tools").Exists() {
+		jsonHandler(400, `{"error":{"message":"Invalid 'tools': tools are not supported with predicted outputs.","type":"invalid_request_error","param":"tools","code":null}}`)(w, r)
+		return
+	}
+	textRound(gjson.GetBytes(b, "stream").Bool(), "Here is the edited text.")(w, r)
+}
+
+// TestPredictedOutputsServedWithoutPaymentTools: a bot that asks for
+// Predicted Outputs keeps working for a signed-in user, as with the legacy
+// functions: the payment tools, which providers refuse beside a
+// "prediction", are not offered in that turn.
+func TestPredictedOutputsServedWithoutPaymentTools(t *testing.T) {
+	const prediction = `"prediction":{"type":"content","content":"Dear customer, your order ships today."},`
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream %v", stream), func(t *testing.T) {
+			up := newFakeProvider(t, predictionOrTools)
+			url := toolsProxy(t, up.URL, &recordingTools{}, nil)
+			resp := post(t, url, "/v1/chat/completions", chatBody(stream, prediction), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			if resp.StatusCode != 200 || !strings.Contains(body, "Here is the edited text.") {
+				t.Errorf("the bot got %d %s; want the model's answer", resp.StatusCode, body)
+			}
+			for _, r := range up.requests() {
+				if gjson.GetBytes(r.Body, "tools").Exists() {
+					t.Errorf("the provider got tools beside the bot's prediction: %s", r.Body)
+				}
+			}
+		})
+	}
+}

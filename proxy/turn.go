@@ -111,17 +111,15 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	}
 	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget,
 		payChoice: interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, s.tools.IsPayment)}
-	if chat.HasFunctions && gjson.GetBytes(body, "functions").Type != gjson.Null {
-		// The bot offers its model the legacy "functions": the payment
-		// tools, which are tools, cannot go beside them. OpenAI refuses a
-		// request with both ("'functions' and 'tools' cannot both be
-		// provided"), so every turn of such a bot's signed-in users failed
-		// with a 400 about tools it never sent, where OpenAI serves its
-		// request as it is. The turn runs without them (the payment state
-		// still reaches the model), and a payment call that comes anyway is
-		// refused.
+	if why := toolsRuledOut(chat, body); why != "" {
+		// The payment tools, which are tools, cannot go beside what the
+		// bot asked for: every turn of such a bot's signed-in users failed
+		// with a 400 about tools it never sent, where the provider serves
+		// its request as it is. The turn runs without them (the payment
+		// state still reaches the model), and a payment call that comes
+		// anyway is refused.
 		t.payChoice = interceptors.NoPaymentTools()
-		s.log.Info("payment tools not offered: the request uses the legacy functions, which providers refuse beside tools",
+		s.log.Info("payment tools not offered: the request uses "+why+", which providers refuse beside tools",
 			"request_id", reqID)
 	}
 	// What the turn reads from the store before its upstream call, it reads
@@ -209,6 +207,20 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 }
 
 var toolCallsKey = []byte(`"tool_calls"`)
+
+// toolsRuledOut names what in a chat request rules out tools at the
+// providers, "" when nothing does: the legacy "functions" (OpenAI: "'functions'
+// and 'tools' cannot both be provided") or Predicted Outputs ("prediction":
+// function calling is not supported with it).
+func toolsRuledOut(chat interceptors.Chat, body []byte) string {
+	switch {
+	case chat.HasFunctions && gjson.GetBytes(body, "functions").Type != gjson.Null:
+		return "the legacy functions"
+	case chat.HasPrediction:
+		return "Predicted Outputs (prediction)"
+	}
+	return ""
+}
 
 func (t *turn) open() (*failover.Response, error) {
 	return t.s.up.Open(t.r.Context(), t.request())
