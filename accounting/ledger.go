@@ -35,9 +35,12 @@ func (p Pico) String() string {
 // Units returns the amount as a float, for Prometheus only.
 func (p Pico) Units() float64 { return float64(p) / picoPerUnit }
 
-// Usage is one round's token counts.
+// Usage is one round's token counts, as the provider's usage names them.
+// TotalTokens, when the provider sent it, may exceed the other two: xAI
+// (Grok) and Gemini's OpenAI-compatible API count a reasoning model's
+// thinking there and not in completion_tokens, and bill it as output.
 type Usage struct {
-	PromptTokens, CompletionTokens int64
+	PromptTokens, CompletionTokens, TotalTokens int64
 }
 
 type price struct{ inMicros, outMicros int64 } // per million tokens
@@ -206,11 +209,12 @@ func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *sl
 	return l, nil
 }
 
-// Round records one upstream round's tokens and returns its cost. A model
-// with no configured price costs 0 (its tokens are still counted); the
-// first round with tokens of each such provider and model is logged, since
-// a price missing or misspelt (config warns of a price no target uses)
-// otherwise leaves the spend short without a word.
+// Round records one upstream round's tokens and returns its cost. Tokens
+// of the total beyond prompt and completion are completion tokens (see
+// Usage). A model with no configured price costs 0 (its tokens are still
+// counted); the first round with tokens of each such provider and model is
+// logged, since a price missing or misspelt (config warns of a price no
+// target uses) otherwise leaves the spend short without a word.
 //
 // The counts are the provider's, and a provider's bug must not cost the
 // answer it came with: a negative count (Prometheus panics on a counter
@@ -222,6 +226,13 @@ func (l *Ledger) Round(provider, model string, u Usage) Pico {
 	p, priced := l.prices[key]
 	in, inOK := tokenCount(u.PromptTokens)
 	out, outOK := tokenCount(u.CompletionTokens)
+	if total, ok := tokenCount(u.TotalTokens); ok && inOK && outOK && in > 0 && total > in+out {
+		// Output counted only in the total (thinking, see Usage) is
+		// output: priced at nothing, it left a reasoning model's spend
+		// several times short. A total alone (an embeddings answer that
+		// names nothing else) says nothing of output.
+		out = total - in
+	}
 	c, exact := roundCost(in, p.inMicros, out, p.outMicros)
 	var warn roundWarnings
 	if !inOK || !outOK {

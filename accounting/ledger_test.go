@@ -103,9 +103,14 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 		u        Usage
 		want     string
 	}{
-		{"priced model", "p", "m", Usage{1000, 200}, "0.004500"},           // 1000×2.50/M + 200×10/M
-		{"sub-cent prices", "p", "cheap", Usage{1_000_000, 0}, "0.075000"}, // a million tokens at 0.075
-		{"unpriced model costs nothing", "p", "other", Usage{500, 500}, "0.000000"},
+		{"priced model", "p", "m", Usage{1000, 200, 0}, "0.004500"},           // 1000×2.50/M + 200×10/M
+		{"sub-cent prices", "p", "cheap", Usage{1_000_000, 0, 0}, "0.075000"}, // a million tokens at 0.075
+		{"unpriced model costs nothing", "p", "other", Usage{500, 500, 0}, "0.000000"},
+		// xAI's and Gemini's reasoning, counted only in the total, is output.
+		{"output counted only in the total", "p", "m", Usage{1000, 200, 1500}, "0.007500"}, // 1000×2.50/M + 500×10/M
+		{"a total short of the sum changes nothing", "p", "m", Usage{1000, 200, 1100}, "0.004500"},
+		{"a total out of range changes nothing", "p", "m", Usage{1000, 200, 4_000_000_000_000}, "0.004500"},
+		{"a total alone is no output", "p", "m", Usage{0, 0, 1000}, "0.000000"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,7 +121,7 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 	}
 
 	ctx := context.Background()
-	a := l.Round("p", "m", Usage{1000, 200})
+	a := l.Round("p", "m", Usage{1000, 200, 0})
 	l.Turn(ctx, "bot", "u", "s1", a)
 	l.Turn(ctx, "bot", "u", "s1", a)               // two turns of one conversation
 	l.Turn(ctx, "bot", "u", "s2", a)               // another conversation, never paid
@@ -177,12 +182,12 @@ models: [{name: m, targets: [{provider: p, model: m}, {provider: p, model: steep
 		cost               string  // per round
 		log                string
 	}{
-		{"negative prompt tokens", "m", Usage{-5, 200}, 0, 200, "0.002000", "negative"},
-		{"negative completion tokens", "m", Usage{1000, -1}, 1000, 0, "0.002500", "negative"},
-		{"more tokens than any call uses", "m", Usage{4_000_000_000_000, 200}, 0, 200, "0.002000", "more than"},
-		{"a cost past the cap", "steep", Usage{2_000_000, 0}, 2_000_000, 0, maxRoundCost.String(), "capped"},
-		{"a cost past int64", "dear", Usage{10_000_000, 10_000_000}, 10_000_000, 10_000_000, maxRoundCost.String(), "capped"},
-		{"the largest count at the dearest price", "dear", Usage{10_000_000_000, 0}, 10_000_000_000, 0, maxRoundCost.String(), "capped"},
+		{"negative prompt tokens", "m", Usage{-5, 200, 0}, 0, 200, "0.002000", "negative"},
+		{"negative completion tokens", "m", Usage{1000, -1, 0}, 1000, 0, "0.002500", "negative"},
+		{"more tokens than any call uses", "m", Usage{4_000_000_000_000, 200, 0}, 0, 200, "0.002000", "more than"},
+		{"a cost past the cap", "steep", Usage{2_000_000, 0, 0}, 2_000_000, 0, maxRoundCost.String(), "capped"},
+		{"a cost past int64", "dear", Usage{10_000_000, 10_000_000, 0}, 10_000_000, 10_000_000, maxRoundCost.String(), "capped"},
+		{"the largest count at the dearest price", "dear", Usage{10_000_000_000, 0, 0}, 10_000_000_000, 0, maxRoundCost.String(), "capped"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -245,13 +250,13 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 		provider, model string
 		u               Usage
 	}{
-		{"p", "m", Usage{10, 10}},
-		{"p", "free", Usage{0, 0}}, // no tokens: no cost missed
-		{"p", "other", Usage{10, 10}},
-		{"p", "other", Usage{10, 10}},
-		{"q", "m", Usage{0, 5}}, // the priced model's name under another provider
-		{"q", "m", Usage{5, 0}},
-		{"p", "m", Usage{10, 10}},
+		{"p", "m", Usage{10, 10, 0}},
+		{"p", "free", Usage{0, 0, 0}}, // no tokens: no cost missed
+		{"p", "other", Usage{10, 10, 0}},
+		{"p", "other", Usage{10, 10, 0}},
+		{"q", "m", Usage{0, 5, 0}}, // the priced model's name under another provider
+		{"q", "m", Usage{5, 0, 0}},
+		{"p", "m", Usage{10, 10, 0}},
 	}
 	for _, r := range rounds {
 		l.Round(r.provider, r.model, r.u)
@@ -285,7 +290,7 @@ func TestConversationIsTheUsersSession(t *testing.T) {
 	l := testLedger(t, st)
 	defer l.Close()
 	ctx := context.Background()
-	a := l.Round("p", "m", Usage{1000, 200}) // 0.004500
+	a := l.Round("p", "m", Usage{1000, 200, 0}) // 0.004500
 	l.Turn(ctx, "bot", "oA", "chat-1", a)
 	l.Turn(ctx, "bot", "oA", "oA", a) // A's default conversation
 	l.Turn(ctx, "bot", "oB", "chat-1", a)
@@ -333,7 +338,7 @@ func TestConcurrentTurnsOfOneConversation(t *testing.T) {
 	st := &memStore{m: map[string]int64{}}
 	l := testLedger(t, st)
 	defer l.Close()
-	a := l.Round("p", "m", Usage{1000, 200}) // 0.004500
+	a := l.Round("p", "m", Usage{1000, 200, 0}) // 0.004500
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Add(1)
@@ -366,7 +371,7 @@ func TestConversationCostAcrossReplicas(t *testing.T) {
 			}
 			la, lb := testLedger(t, stA), testLedger(t, stB)
 			defer la.Close()
-			a := la.Round("p", "m", Usage{1000, 200}) // 0.004500
+			a := la.Round("p", "m", Usage{1000, 200, 0}) // 0.004500
 			const turns = 100
 			var wg sync.WaitGroup
 			for i := range turns {
@@ -397,7 +402,7 @@ func TestConversationCostAcrossReplicas(t *testing.T) {
 func TestTurnDoesNotWaitForTheStore(t *testing.T) {
 	st := &slowStore{memStore: memStore{m: map[string]int64{}}, release: make(chan struct{})}
 	l := testLedger(t, st)
-	a := l.Round("p", "m", Usage{1000, 200}) // 4,500,000,000 pico
+	a := l.Round("p", "m", Usage{1000, 200, 0}) // 4,500,000,000 pico
 	returned := make(chan struct{})
 	go func() {
 		for range 100 {
@@ -432,7 +437,7 @@ func TestQueuedTurnsWrittenTogether(t *testing.T) {
 	st := &slowStore{memStore: memStore{m: map[string]int64{}}, release: make(chan struct{}), entered: make(chan struct{}, 1)}
 	l := testLedger(t, st)
 	ctx := context.Background()
-	a := l.Round("p", "m", Usage{1000, 200})
+	a := l.Round("p", "m", Usage{1000, 200, 0})
 	l.Turn(ctx, "bot", "u0", "s", a) // held in the store by the writer
 	<-st.entered
 	const users = 300
@@ -505,7 +510,7 @@ func (s *slowStore) AddTallies(ctx context.Context, adds []store.TallyAdd, ttl t
 func TestPaidDoesNotWaitForTheStore(t *testing.T) {
 	st := &slowStore{memStore: memStore{m: map[string]int64{}}, release: make(chan struct{})}
 	l := testLedger(t, st)
-	a := l.Round("p", "m", Usage{1000, 200})
+	a := l.Round("p", "m", Usage{1000, 200, 0})
 	l.Turn(context.Background(), "bot", "u", "s", a) // held by the store
 	returned := make(chan struct{})
 	go func() {
@@ -547,7 +552,7 @@ func TestFullQueueHoldsNoTurnOrPayment(t *testing.T) {
 		}
 	}()
 	ctx := context.Background()
-	a := l.Round("p", "m", Usage{1000, 200})
+	a := l.Round("p", "m", Usage{1000, 200, 0})
 	l.Turn(ctx, "bot", "u", "s", a) // held in the store by the writer
 	<-st.entered
 	const queue, dropped = 1024, 76
@@ -650,7 +655,7 @@ func TestOrderPaidAgainCountedOnce(t *testing.T) {
 			defer la.Close()
 			defer lb.Close()
 			ctx := context.Background()
-			a := la.Round("p", "m", Usage{1000, 200})
+			a := la.Round("p", "m", Usage{1000, 200, 0})
 			la.Turn(ctx, "bot", "u", "s", a)
 			la.Paid(ctx, "bot", "u", "s", "ORD-1")
 			la.Flush()
@@ -682,7 +687,7 @@ func TestSeriesKeepsOnlyTheLast48Hours(t *testing.T) {
 	t0 := time.Date(2025, 3, 1, 10, 30, 0, 0, time.UTC)
 	at := func(d time.Duration) { l.now = func() time.Time { return t0.Add(d) } }
 	ctx := context.Background()
-	a := l.Round("p", "m", Usage{1000, 200})
+	a := l.Round("p", "m", Usage{1000, 200, 0})
 	at(0)
 	l.Turn(ctx, "bot", "u", "s", a)
 	l.Paid(ctx, "bot", "u", "s", "ORD-1")

@@ -193,8 +193,8 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	if !chat.Stream {
 		writeUpstreamBody(w, resp)
-		res := gjson.GetManyBytes(resp.Body, "usage.prompt_tokens", "usage.completion_tokens")
-		account(resp, accounting.Usage{PromptTokens: res[0].Int(), CompletionTokens: res[1].Int()})
+		res := gjson.GetManyBytes(resp.Body, "usage.prompt_tokens", "usage.completion_tokens", "usage.total_tokens")
+		account(resp, accounting.Usage{PromptTokens: res[0].Int(), CompletionTokens: res[1].Int(), TotalTokens: res[2].Int()})
 	} else {
 		s.streamRound(w, r, req, resp, !chat.WantsUsage, chat.Choices > 1, account)
 	}
@@ -710,6 +710,7 @@ func usageIn(data []byte) (u accounting.Usage, only, inChoice, ok bool) {
 		}
 		inChoice = true
 	}
-	u = accounting.Usage{PromptTokens: obj.Get("prompt_tokens").Int(), CompletionTokens: obj.Get("completion_tokens").Int()}
+	u = accounting.Usage{PromptTokens: obj.Get("prompt_tokens").Int(), CompletionTokens: obj.Get("completion_tokens").Int(),
+		TotalTokens: obj.Get("total_tokens").Int()}
 	return u, res[0].Int() == 0, inChoice, true
 }

@@ -350,8 +350,9 @@ func generation(r *http.Request, model string) bool {
 // member of a JSON answer (read whole: failover pipes every other answer),
 // or of a streamed one's last event (usageTail). Its counts come under the
 // chat names (prompt_tokens, completion_tokens: embeddings, completions)
-// or the Responses API's (input_tokens, output_tokens), priced by the
-// target's upstream model. The call is added to the replica's LLM spend
+// or the Responses API's (input_tokens, output_tokens), with total_tokens
+// (output some providers count only there: accounting.Usage), priced by
+// the target's upstream model. The call is added to the replica's LLM spend
 // but is no turn.
 func (s *Server) accountUsage(resp *failover.Response, usage gjson.Result) {
 	if s.ledger == nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -360,10 +361,10 @@ func (s *Server) accountUsage(resp *failover.Response, usage gjson.Result) {
 	if !usage.IsObject() {
 		return
 	}
-	res := gjson.GetMany(usage.Raw, "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")
-	u := accounting.Usage{PromptTokens: res[0].Int(), CompletionTokens: res[1].Int()}
+	res := gjson.GetMany(usage.Raw, "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens", "total_tokens")
+	u := accounting.Usage{PromptTokens: res[0].Int(), CompletionTokens: res[1].Int(), TotalTokens: res[4].Int()}
 	if !res[0].Exists() && !res[1].Exists() {
-		u = accounting.Usage{PromptTokens: res[2].Int(), CompletionTokens: res[3].Int()}
+		u = accounting.Usage{PromptTokens: res[2].Int(), CompletionTokens: res[3].Int(), TotalTokens: res[4].Int()}
 	}
 	s.ledger.Call(s.ledger.Round(resp.Provider, resp.Model, u))
 }
