@@ -76,6 +76,7 @@ func TestReadmeNodeVerifier(t *testing.T) {
 		{Name: "no v1", Secret: secret, Header: good[:strings.Index(good, ",")], Body: body},
 		{Name: "short v1", Secret: secret, Header: good[:len(good)-2], Body: body},
 		{Name: "empty", Secret: secret, Header: "", Body: body},
+		{Name: "empty secret", Secret: "", Header: webhook.Sign("", now, []byte(body)), Body: body},
 	}
 	cases, _ := json.Marshal(tests)
 	harness := `import { verifyPaygate } from "./verify.mjs";

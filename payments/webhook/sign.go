@@ -29,7 +29,8 @@ var (
 	// ErrTimestamp: the signed timestamp is outside the tolerance (a replay
 	// of an old delivery, or a clock far off).
 	ErrTimestamp = errors.New("webhook signature timestamp outside tolerance")
-	// ErrSignature: no v1 signature matches the body under the secret.
+	// ErrSignature: no v1 signature matches the body under the secret, or
+	// the secret is empty.
 	ErrSignature = errors.New("webhook signature does not match")
 )
 
@@ -53,8 +54,13 @@ func mac(secret, ts string, body []byte) []byte {
 // HMAC-SHA256(secret, "<t>.<body>"), compared in constant time. Several v1
 // parts are accepted so a sender may sign with an old and a new secret while
 // the secret is rotated. Pass the body exactly as received: re-encoded JSON
-// does not verify.
+// does not verify. An empty secret verifies nothing (ErrSignature): anyone
+// can sign under it, so a receiver whose secret did not load would take a
+// forged order.paid, and paygate never signs with one.
 func Verify(secret, header string, body []byte, now time.Time, tolerance time.Duration) error {
+	if secret == "" {
+		return fmt.Errorf("%w: the secret is empty (webhooks.secret not loaded?); no signature can be trusted", ErrSignature)
+	}
 	if tolerance <= 0 {
 		tolerance = DefaultTolerance
 	}

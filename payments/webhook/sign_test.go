@@ -50,6 +50,11 @@ func TestVerify(t *testing.T) {
 		{name: "v1 not hex", secret: secret, header: "t=1800000000,v1=zz", body: body, now: now, want: webhook.ErrNoSignature},
 		{name: "bad timestamp", secret: secret, header: "t=soon" + good[len("t=1800000000"):], body: body, now: now, want: webhook.ErrNoSignature},
 		{name: "v0 scheme ignored", secret: secret, header: "t=1800000000,v0=" + good[len("t=1800000000,v1="):], body: body, now: now, want: webhook.ErrNoSignature},
+		// A receiver whose secret did not load (an unset environment
+		// variable) verifies against "": anyone can sign under it, and a
+		// forged order.paid would have the goods delivered unpaid.
+		// paygate never signs with an empty secret (config refuses one).
+		{name: "empty secret", secret: "", header: webhook.Sign("", now, body), body: body, now: now, want: webhook.ErrSignature},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
