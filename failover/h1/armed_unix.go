@@ -45,7 +45,7 @@ func (w *armedWriter) Write(p []byte) (int, error) {
 // read, without reading it: the answer's first read finds it there.
 func (c *conn) writeArmed(p []byte) (int, error) {
 	w := &c.aw
-	if c.raw == nil || c.key.tls {
+	if c.raw == nil || !c.armable {
 		return c.nc.Write(p)
 	}
 	if c.arm == nil {

@@ -6,10 +6,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -108,4 +111,65 @@ func TestArmedWriteFindsTheSocketFull(t *testing.T) {
 		}
 	}
 	<-served
+}
+
+// countingConn embeds a TCP connection, so it has its SyscallConn, and
+// counts what goes out through its Write.
+type countingConn struct {
+	*net.TCPConn
+	written *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	n, err := c.TCPConn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+// TestArmedWriteKeepsAWrappedConnsWrite: a dialer's connection that wraps
+// (embeds) a TCP connection gets every byte through its own Write: the
+// armed write, which writes to the socket itself, is only for the net
+// package's own TCP connections.
+func TestArmedWriteKeepsAWrappedConnsWrite(t *testing.T) {
+	u, _ := rawServer(t, func(_ int, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := readRequest(br); err != nil {
+				return
+			}
+			if _, err := io.WriteString(c, okAnswer); err != nil {
+				return
+			}
+		}
+	})
+	var written atomic.Int64
+	d := &net.Dialer{}
+	tr := &Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{nc.(*net.TCPConn), &written}, nil
+	}}
+	defer tr.CloseIdleConnections()
+	var sent int64
+	for range 3 {
+		req, err := http.NewRequest(http.MethodPost, u+"/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var head bytes.Buffer
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		// What went out: the head as writeRequest frames it, and the body.
+		fmt.Fprintf(&head, "POST /v1/chat/completions HTTP/1.1\r\nHost: %s\r\nContent-Length: 13\r\n\r\n", strings.TrimPrefix(u, "http://"))
+		sent += int64(head.Len()) + 13
+	}
+	if got := written.Load(); got != sent {
+		t.Fatalf("the wrapping connection's Write saw %d bytes of the %d sent", got, sent)
+	}
 }

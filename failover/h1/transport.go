@@ -116,7 +116,9 @@ type conn struct {
 	peek   func(fd uintptr) bool // alive's peek (peekFn), bound once too
 	peekOK bool                  // what the last peek found
 	aw     armedWriter           // where writeRequest writes (armed_unix.go)
-	arm    func(fd uintptr) bool // the armed write's function (armFn), bound once
+	// armable: nc is a plain *net.TCPConn, written armed (armed_unix.go).
+	armable bool
+	arm     func(fd uintptr) bool // the armed write's function (armFn), bound once
 	// writer writes the body of the exchange in flight on a goroutine of
 	// its own, for a body over asyncBody (writeRequest); nil otherwise.
 	writer *bodyWriter
@@ -609,6 +611,10 @@ func (t *Transport) dial(ctx context.Context, key connKey, host string) (*conn, 
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}
+	// The armed write goes round nc's Write: only a plain TCP connection
+	// of the net package's own, never a type that wraps or embeds one (its
+	// Write may count, limit or fail on purpose), nor TLS (set below).
+	_, c.armable = nc.(*net.TCPConn)
 	if key.tls {
 		cfg := &tls.Config{}
 		if t.TLSClientConfig != nil {
@@ -638,6 +644,7 @@ func (t *Transport) dial(ctx context.Context, key connKey, host string) (*conn, 
 			return nil, fmt.Errorf("h1: TLS handshake with %s: %w (%w)", key.addr, err, ErrNotSent)
 		}
 		c.nc = tc
+		c.armable = false
 	}
 	c.rd = headLimiter{c: c, left: -1}
 	c.br = bufio.NewReaderSize(&c.rd, 8<<10)
