@@ -251,7 +251,8 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 // by a query: the result's Paid is set when the order is paid. An order
 // WeChat Pay may hold is never ErrRejected: a refusal of the retry after an
 // attempt whose outcome is unknown, or of the query after ORDERPAID, is
-// ErrTemporary.
+// ErrTemporary; so is a 200 without the prepay_id (JSAPI) or code_url
+// (Native), and a failure to sign the JSAPI payment parameters after it.
 func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (*PrepayResult, error) {
 	if err := ValidOutTradeNo(req.OutTradeNo); err != nil {
 		return nil, err
@@ -287,19 +288,31 @@ func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (*PrepayResult, 
 			Amount: &jsapi.Amount{Total: core.Int64(req.Total), Currency: core.String("CNY")},
 			Payer:  &jsapi.Payer{Openid: core.String(req.PayerOpenID)},
 		}
+		// Prepay, not the SDK's PrepayWithRequestPayment: that one
+		// dereferences a missing prepay_id (a panic on the caller's
+		// goroutine) and answers a signing failure after WeChat Pay opened
+		// the order with no APIResult, which do reads as never sent.
 		err = c.do(ctx, "prepay", req.OutTradeNo, func(ctx context.Context) (*core.APIResult, error) {
 			tries++
-			resp, res, err := c.jsapi.PrepayWithRequestPayment(ctx, r)
+			resp, res, err := c.jsapi.Prepay(ctx, r)
 			if err != nil {
 				return res, err
 			}
-			out.PrepayID = deref(resp.PrepayId)
-			out.Payment = &RequestPayment{
-				AppID: deref(resp.Appid), TimeStamp: deref(resp.TimeStamp), NonceStr: deref(resp.NonceStr),
-				Package: deref(resp.Package), SignType: deref(resp.SignType), PaySign: deref(resp.PaySign),
+			if resp != nil {
+				out.PrepayID = deref(resp.PrepayId)
 			}
 			return res, nil
 		})
+		if err == nil && out.PrepayID == "" {
+			return nil, stillUnknown("prepay", req.OutTradeNo, "answered 200", errors.New("without a prepay_id"))
+		}
+		if err == nil {
+			p, perr := c.RequestPayment(ctx, appID, out.PrepayID)
+			if perr != nil {
+				return nil, stillUnknown("prepay", req.OutTradeNo, "opened the order; signing its payment parameters", perr)
+			}
+			out.Payment = p
+		}
 	case MethodNative:
 		r := native.PrepayRequest{
 			Appid: core.String(appID), Mchid: core.String(c.mchID),
@@ -313,9 +326,16 @@ func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (*PrepayResult, 
 			if err != nil {
 				return res, err
 			}
-			out.CodeURL = deref(resp.CodeUrl)
+			if resp != nil {
+				out.CodeURL = deref(resp.CodeUrl)
+			}
 			return res, nil
 		})
+		if err == nil && out.CodeURL == "" {
+			// The order may be open and the payer has no QR code to pay
+			// it: not a payable order, and not a refusal either.
+			return nil, stillUnknown("prepay", req.OutTradeNo, "answered 200", errors.New("without a code_url"))
+		}
 	default:
 		return nil, fmt.Errorf("wechatpay prepay %s: %w: pay method %q", req.OutTradeNo, ErrRejected, req.Method)
 	}
