@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/paygate/paygate/payments/wechatpay"
@@ -89,7 +90,7 @@ func (s *Service) startRefresh(ctx context.Context, o *store.Order) *refresh {
 			case <-bctx.Done():
 			}
 		}()
-		got, err := s.reconcile(bctx, o, "query")
+		got, err := s.reconcileSafely(bctx, o, "query")
 		if err != nil {
 			s.log.WarnContext(bctx, "active query failed", "order_no", o.OrderNo, "err", err)
 		}
@@ -100,6 +101,21 @@ func (s *Service) startRefresh(ctx context.Context, o *store.Order) *refresh {
 		close(r.done)
 	}()
 	return r
+}
+
+// reconcileSafely is reconcile on a goroutine of its own: a panic (in the
+// SDK, or here) is logged and returned as an error, as sweepSafely does for
+// the sweep. Unrecovered, it took the whole process down, every bot with it,
+// and the refresh's waiters and later turns with a dead query in inflight.
+func (s *Service) reconcileSafely(ctx context.Context, o *store.Order, cause string) (got *store.Order, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.ErrorContext(ctx, "active query panicked", "order_no", o.OrderNo, "panic", p, "stack", string(debug.Stack()))
+			s.m.reconcile.WithLabelValues(cause, "error").Inc()
+			got, err = o, fmt.Errorf("query %s: panic: %v", o.OrderNo, p)
+		}
+	}()
+	return s.reconcile(ctx, o, cause)
 }
 
 // reconcile brings a pending order in line with WeChat Pay.
