@@ -119,15 +119,24 @@ func (h *notifyHandler) rejected(ctx context.Context, r *http.Request, note *wec
 	attrs := []any{"serial", r.Header.Get(wechatpay.HeaderSerial), "timestamp", r.Header.Get(wechatpay.HeaderTimestamp), "remote", r.RemoteAddr, "err", err}
 	switch {
 	case errors.Is(err, wechatpay.ErrDecrypt):
-		// Signed by WeChat Pay but our APIv3 key does not open it: the key is
-		// wrong. 500 makes WeChat retry while an operator fixes it.
+		// Signed by WeChat Pay but not readable: WeChat Pay's word about
+		// money, never acknowledged unread. 500 makes WeChat retry while an
+		// operator acts, and the alert names the cause: only a resource the
+		// key does not open points at the APIv3 key, not an algorithm
+		// paygate does not support or a resource not well formed.
 		event, id := "", ""
 		if note != nil {
 			event, id = note.EventType, note.ID
 		}
-		s.log.ErrorContext(ctx, "ALERT: signed notification does not decrypt; check payments.wechatpay.apiv3_key",
-			append(attrs, "alert", true, "id", id, "event", event)...)
-		return verdict{status: http.StatusInternalServerError, event: event, outcome: "error", reason: "decrypt_failed", msg: "cannot decrypt resource"}
+		msg, reason := "ALERT: signed notification does not decrypt; check payments.wechatpay.apiv3_key", "decrypt_failed"
+		switch {
+		case errors.Is(err, wechatpay.ErrDecryptAlgorithm):
+			msg, reason = "ALERT: signed notification's resource uses an algorithm paygate does not support", "unsupported_algorithm"
+		case errors.Is(err, wechatpay.ErrDecryptFormat):
+			msg, reason = "ALERT: signed notification's resource is not well formed (nonce or ciphertext)", "malformed_resource"
+		}
+		s.log.ErrorContext(ctx, msg, append(attrs, "alert", true, "reason", reason, "id", id, "event", event)...)
+		return verdict{status: http.StatusInternalServerError, event: event, outcome: "error", reason: reason, msg: "cannot decrypt resource"}
 	case errors.Is(err, wechatpay.ErrMalformed):
 		s.log.ErrorContext(ctx, "signed notification is malformed", attrs...)
 		return verdict{status: http.StatusBadRequest, outcome: "rejected", reason: "malformed", msg: "malformed notification"}

@@ -52,6 +52,15 @@ var (
 	ErrStaleTimestamp = errors.New("wechatpay timestamp outside the 5 minute window")
 	ErrMalformed      = errors.New("malformed notification")
 	ErrDecrypt        = errors.New("notification resource does not decrypt")
+	// Why a resource did not decrypt; each comes wrapped with ErrDecrypt.
+	// ErrDecryptAlgorithm: an algorithm other than AEAD_AES_256_GCM.
+	// ErrDecryptFormat: a nonce of the wrong size or a ciphertext that is
+	// not base64. ErrDecryptKey: the APIv3 key does not open it (the
+	// signature covers nonce, associated data and ciphertext, so the key
+	// is what is wrong). Only ErrDecryptKey points at the key.
+	ErrDecryptAlgorithm = errors.New("unsupported resource algorithm")
+	ErrDecryptFormat    = errors.New("resource not well formed")
+	ErrDecryptKey       = errors.New("resource does not open with the apiv3 key")
 )
 
 // APIError is WeChat Pay's error answer, kept whole for logs and classified by

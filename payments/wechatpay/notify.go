@@ -176,21 +176,23 @@ func (n *NotifyVerifier) Verify(ctx context.Context, header http.Header, body []
 	return note, nil
 }
 
-// Decrypt opens an AEAD_AES_256_GCM resource with the APIv3 key.
+// Decrypt opens an AEAD_AES_256_GCM resource with the APIv3 key. Its errors
+// wrap ErrDecrypt and the cause: ErrDecryptAlgorithm, ErrDecryptFormat or
+// ErrDecryptKey.
 func (n *NotifyVerifier) Decrypt(r EncryptedResource) ([]byte, error) {
 	if r.Algorithm != AlgorithmAESGCM {
-		return nil, fmt.Errorf("%w: algorithm %q", ErrDecrypt, r.Algorithm)
+		return nil, fmt.Errorf("%w: %w: algorithm %q", ErrDecrypt, ErrDecryptAlgorithm, r.Algorithm)
 	}
 	if len(r.Nonce) != n.aead.NonceSize() {
-		return nil, fmt.Errorf("%w: nonce of %d bytes", ErrDecrypt, len(r.Nonce))
+		return nil, fmt.Errorf("%w: %w: nonce of %d bytes", ErrDecrypt, ErrDecryptFormat, len(r.Nonce))
 	}
 	ct, err := base64.StdEncoding.DecodeString(r.Ciphertext)
 	if err != nil {
-		return nil, fmt.Errorf("%w: ciphertext: %v", ErrDecrypt, err)
+		return nil, fmt.Errorf("%w: %w: ciphertext: %v", ErrDecrypt, ErrDecryptFormat, err)
 	}
 	pt, err := n.aead.Open(nil, []byte(r.Nonce), ct, []byte(r.AssociatedData))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
+		return nil, fmt.Errorf("%w: %w: %v", ErrDecrypt, ErrDecryptKey, err)
 	}
 	return pt, nil
 }
