@@ -779,9 +779,17 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 		// keep treating such word as a late copy.
 		unasked := f.Status == wechatpay.RefundSuccess && !slices.Contains(c.RefundNos, f.OutRefundNo) &&
 			(c.RefundedFen == 0 || len(c.RefundNos) > 0)
+		// unknown: a CLOSED or ABNORMAL refund paygate never made, neither
+		// counted nor the one it last sent for the order: a refund started
+		// elsewhere (the merchant platform), as unasked's SUCCESS is, and
+		// raised the same way; ABNORMAL money left the merchant and reached
+		// no one. It was acknowledged as a late copy, unseen.
+		unknown := (f.Status == wechatpay.RefundClosed || f.Status == wechatpay.RefundAbnormal) &&
+			!slices.Contains(c.RefundNos, f.OutRefundNo) && (rec == nil || rec.Proposal.OutRefundNo != f.OutRefundNo) &&
+			(c.RefundedFen == 0 || len(c.RefundNos) > 0)
 		switch c.Status {
 		case store.StatusRefunding:
-			if unasked && (rec == nil || rec.Proposal.OutRefundNo != f.OutRefundNo) {
+			if unknown || unasked && (rec == nil || rec.Proposal.OutRefundNo != f.OutRefundNo) {
 				// Not the refund in flight, or none is (a confirmation
 				// reserved the order and stopped before recording its
 				// refund, so nothing went to WeChat Pay): money went
@@ -792,7 +800,7 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 				return nil, nil // another refund's late word; not the one in flight
 			}
 		case store.StatusRefunded, store.StatusPartiallyRefunded, store.StatusPaid:
-			if unasked {
+			if unasked || unknown {
 				return review("refund_not_requested")
 			}
 			return nil, nil // a late copy of an applied refund
