@@ -174,7 +174,8 @@ func (s *Server) record(d Delivery) {
 	}
 }
 
-// markPaid makes an unpaid order paid, without notifying.
+// markPaid makes an unpaid order paid, without notifying. An order past its
+// time_expire cannot be paid.
 func (s *Server) markPaid(no string) (Transaction, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -186,6 +187,11 @@ func (s *Server) markPaid(no string) (Transaction, error) {
 		return o.tx, fmt.Errorf("%w: %s is %s", ErrNotPayable, no, o.tx.TradeState)
 	}
 	now := s.now()
+	if !o.expire.IsZero() && !now.Before(o.expire) {
+		// As at WeChat Pay: past time_expire the payer cannot pay; the
+		// order stays NOTPAY until the merchant closes it.
+		return o.tx, fmt.Errorf("%w: %s expired at %s", ErrNotPayable, no, o.expire.Format(time.RFC3339))
+	}
 	o.tx.TradeState, o.tx.TradeStateDesc = "SUCCESS", "支付成功"
 	o.tx.TransactionID = "4200" + now.In(cst).Format("20060102") + randomDigits(16)
 	o.tx.BankType = "OTHERS"
@@ -201,7 +207,8 @@ func (s *Server) markPaid(no string) (Transaction, error) {
 
 // Pay pays an unpaid order, as a payer would, and delivers its signed
 // TRANSACTION.SUCCESS notification to the order's notify_url (retrying until
-// acknowledged or out of attempts). It returns the delivery record.
+// acknowledged or out of attempts). It returns the delivery record. An order
+// past its time_expire is ErrNotPayable, as the real service refuses the payer.
 func (s *Server) Pay(ctx context.Context, outTradeNo string) (*Delivery, error) {
 	tx, err := s.markPaid(outTradeNo)
 	if err != nil {

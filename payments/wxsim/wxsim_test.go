@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -222,5 +223,48 @@ func TestClientConfigVerifiesEitherSigningMode(t *testing.T) {
 				t.Errorf("a notification signed in this mode (serial %s): %v; want verified", n.Header.Get("Wechatpay-Serial"), err)
 			}
 		})
+	}
+}
+
+// TestExpiredOrderCannotBePaid: past its time_expire an order cannot be
+// paid at WeChat Pay; the simulator took the payment all the same, so tests
+// of paygate's expiry could not meet a payer refused.
+func TestExpiredOrderCannotBePaid(t *testing.T) {
+	var mu sync.Mutex
+	var off time.Duration
+	now := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Now().Add(off)
+	}
+	s, api := newSim(t, wxsim.Options{Now: now})
+	ack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(ack.Close)
+	c, err := wechatpay.New(context.Background(), s.ClientConfig(api.URL, ack.URL+"/wechatpay/notify"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, no := range []string{"PGexpire00000001", "PGexpire00000002"} {
+		if _, err := c.Prepay(ctx, wechatpay.PrepayRequest{
+			Method: wechatpay.MethodNative, OutTradeNo: no, Description: "Premium", Total: 100, ExpireAt: time.Now().Add(time.Minute),
+		}); err != nil {
+			t.Fatalf("prepay %s: %v", no, err)
+		}
+	}
+	if _, err := s.Pay(ctx, "PGexpire00000001"); err != nil {
+		t.Fatalf("pay before time_expire: %v", err)
+	}
+	mu.Lock()
+	off = 2 * time.Minute
+	mu.Unlock()
+	if d, err := s.Pay(ctx, "PGexpire00000002"); !errors.Is(err, wxsim.ErrNotPayable) {
+		t.Errorf("pay after time_expire: got %+v, %v; want ErrNotPayable", d, err)
+	}
+	if tx, _ := s.Order("PGexpire00000002"); tx.TradeState != "NOTPAY" || tx.TransactionID != "" {
+		t.Errorf("expired order at the simulator: got %s %q; want NOTPAY without a transaction", tx.TradeState, tx.TransactionID)
+	}
+	if tx, _ := s.Order("PGexpire00000001"); tx.TradeState != "SUCCESS" {
+		t.Errorf("order paid in time: got %s; want SUCCESS", tx.TradeState)
 	}
 }
