@@ -343,10 +343,14 @@ type HostLine struct {
 	other   bool // the current line does not start with "host:"
 	notCL   bool // the current line does not start with "content-length:"
 	found   bool
-	cl      bool   // a Content-Length line was seen
-	done    bool   // the empty line that ends the head was seen
-	inValue bool   // in the first Host line, after its colon
-	value   []byte // that line's rest, as sent
+	cl      bool // a Content-Length line was seen
+	done    bool // the empty line that ends the head was seen
+	inValue bool // in the first Host line, after its colon, or in a line that continues it
+	// folds: the line that just ended was the first Host line or one
+	// continuing it, so a line starting with a blank continues it in turn
+	// (obs-fold, which net/textproto joins to the value).
+	folds bool
+	value []byte // that line's rest and its continuation lines, as sent, each after a LF
 }
 
 // Write scans p; it never fails.
@@ -356,9 +360,18 @@ func (h *HostLine) Write(p []byte) (int, error) {
 		c := p[i]
 		if c == '\n' {
 			h.done = h.n == 0 || h.n == 1 && h.cr
+			h.folds = h.inValue
+			if h.inValue {
+				h.value = append(h.value, '\n')
+			}
 			h.n, h.cr, h.other, h.notCL, h.inValue = 0, false, false, false, false
 			continue
 		}
+		if h.n == 0 && h.folds && (c == ' ' || c == '\t') {
+			// A continuation of the Host line: its bytes are the value's.
+			h.n, h.other, h.notCL, h.inValue = 1, true, true, true
+		}
+		h.folds = false
 		if h.inValue {
 			h.value = append(h.value, c)
 			continue
@@ -398,10 +411,17 @@ func (h *HostLine) ContentLength() bool { return h.cl }
 // Found reports whether a Host line was seen before the head's end.
 func (h *HostLine) Found() bool { return h.found }
 
-// Value is the first Host line's value, as net/textproto reads it (its
-// surrounding blanks and the line's CR trimmed); "" when none was found.
+// Value is the first Host line's value, as net/textproto reads it: its
+// surrounding blanks and the line's CR trimmed, and each continuation line
+// (obs-fold), trimmed too, joined to it with a space; "" when none was
+// found. A folded value has a blank in it, which no valid host has.
 func (h *HostLine) Value() string {
-	return strings.Trim(string(h.value), " \t\r")
+	lines := strings.Split(strings.TrimSuffix(string(h.value), "\n"), "\n")
+	v := strings.Trim(lines[0], " \t\r")
+	for _, l := range lines[1:] {
+		v += " " + strings.Trim(l, " \t\r")
+	}
+	return strings.TrimLeft(v, " \t")
 }
 
 // request and response hold a message and the parts it points to, so that

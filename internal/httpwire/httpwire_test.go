@@ -330,6 +330,12 @@ func TestHostLine(t *testing.T) {
 		"POST / HTTP/1.1\r\nX-Content-Length: 3\r\nContent-Lengths: 3\r\nContent-Lengt: 3\r\n\r\n",
 		"POST / HTTP/1.1\r\nX-A: b\r\n content-length: folded\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n12\r\nContent-Length: 3\r\n0\r\n\r\n",
+		// Folded (obs-fold) Host lines: the continuations are the value's.
+		"GET http://a.test/ HTTP/1.1\r\nHost: a\r\n b\r\n\r\n",
+		"GET http://a.test/ HTTP/1.1\r\nHost:\r\n\tb \r\n  c\t\r\nX-A: y\r\n\r\n",
+		"GET http://a.test/ HTTP/1.1\r\nHost: a\r\n \r\n\r\n",
+		"GET http://a.test/ HTTP/1.1\nHost: a\n b\nX-A: y\n z\n\n",
+		"GET http://a.test/ HTTP/1.1\r\nX-A: y\r\n host: z\r\nHost: a\r\n\r\n",
 	} {
 		if _, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head))); err != nil {
 			t.Fatalf("%q: %v", head, err)

@@ -888,6 +888,14 @@ func conformanceCases() []conformanceCase {
 			wantStatus: []int{400}, wantState: "closed",
 		},
 		{
+			// A folded Host line is one value with a space in it.
+			name:       "folded_host_header_absolute_form",
+			handler:    dumpRequest,
+			steps:      oneRequest("GET http://a.test/ HTTP/1.1\r\nHost: a\r\n b\r\n\r\n"),
+			ignore:     serverGenerated,
+			wantStatus: []int{400}, wantState: "closed",
+		},
+		{
 			name:       "obs_text_host_header_absolute_form",
 			handler:    dumpRequest,
 			steps:      oneRequest("GET http://a.test/ HTTP/1.1\r\nHost: \xff\r\n\r\n"),
