@@ -710,6 +710,17 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	if !c.runHandler(w, req) {
 		return false
 	}
+	if c.wfixed {
+		// The handler's write deadline stood in for WriteStallTimeout
+		// only while it ran. The answer's end (a stream's last chunk, an
+		// answer held whole) is the server's to write, under the
+		// server's bound again: left to the handler's deadline, one it
+		// cleared (paygate's passthrough does once its provider's body
+		// has ended) had that write wait for as long as a client that
+		// stopped reading stayed connected.
+		c.wfixed = false
+		c.wset = time.Time{}
+	}
 	// A "100 Continue" still owed closes the connection: sendHead decides.
 	w.finish()
 	if w.closeAfter || c.werr != nil {
