@@ -39,16 +39,21 @@ func (p Pico) Units() float64 { return float64(p) / picoPerUnit }
 // TotalTokens, when the provider sent it, may exceed the other two: xAI
 // (Grok) and Gemini's OpenAI-compatible API count a reasoning model's
 // thinking there and not in completion_tokens, and bill it as output.
+// CachedTokens are the prompt tokens the provider served from its prompt
+// cache: a part of PromptTokens, priced at the model's cached_input price.
 type Usage struct {
-	PromptTokens, CompletionTokens, TotalTokens int64
+	PromptTokens, CompletionTokens, TotalTokens, CachedTokens int64
 }
 
-type price struct{ inMicros, outMicros int64 } // per million tokens
+// price is a model's price per million tokens: prompt tokens (in), those
+// of them served from the provider's prompt cache (cached: cached_input,
+// else the input price) and completion tokens (out).
+type price struct{ inMicros, cachedMicros, outMicros int64 }
 
-// maxRoundTokens bounds a round's count of prompt or completion tokens: a
-// count above it is no measure of one call (the largest context windows
-// hold a few million tokens) but a provider's or relay's bug, and is
-// refused (counted as 0) rather than priced.
+// maxRoundTokens bounds a round's count of prompt, cached or completion
+// tokens: a count above it is no measure of one call (the largest context
+// windows hold a few million tokens) but a provider's or relay's bug, and
+// is refused (counted as 0) rather than priced.
 const maxRoundTokens = 10_000_000_000
 
 // maxRoundCost caps one round's cost: ten thousand units, a hundred times
@@ -155,13 +160,13 @@ type bucket struct {
 }
 
 type modelTotals struct {
-	Provider, Model          string
-	PromptTokens, Completion int64
-	Cost                     Pico
+	Provider, Model                        string
+	PromptTokens, Completion, CachedPrompt int64
+	Cost                                   Pico
 
 	// The pair's metric series, resolved once (a label lookup per round
 	// hashes the labels and takes the vector's lock).
-	promptC, completionC, costC prometheus.Counter
+	promptC, completionC, cachedC, costC prometheus.Counter
 
 	// warned: the kinds of usage Round logged about for the pair.
 	warned roundWarnings
@@ -173,7 +178,7 @@ func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *sl
 		prices: map[modelKey]price{}, store: st, log: log, now: time.Now,
 		hours: map[int64]*bucket{}, models: map[modelKey]*modelTotals{},
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "paygate_llm_tokens_total", Help: "Tokens used by upstream rounds, by provider, upstream model and kind (prompt, completion).",
+			Name: "paygate_llm_tokens_total", Help: "Tokens used by upstream rounds, by provider, upstream model and kind (prompt, completion; cached_prompt: the prompt tokens, counted in prompt too, that the provider served from its prompt cache).",
 		}, []string{"provider", "model", "kind"}),
 		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paygate_llm_cost_total", Help: "LLM spend of upstream rounds in the providers' billing currency, by provider and upstream model (providers[].prices).",
@@ -194,7 +199,11 @@ func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *sl
 	}
 	for _, p := range cfg.Providers {
 		for model, pr := range p.Prices {
-			l.prices[modelKey{p.Name, model}] = price{inMicros: pr.Input.Micros, outMicros: pr.Output.Micros}
+			cached := pr.CachedInput.Micros
+			if pr.CachedInput.IsZero() {
+				cached = pr.Input.Micros // unset: the input price, as before cached_input
+			}
+			l.prices[modelKey{p.Name, model}] = price{inMicros: pr.Input.Micros, cachedMicros: cached, outMicros: pr.Output.Micros}
 		}
 	}
 	for _, c := range []prometheus.Collector{l.tokens, l.cost, l.completed, l.txCost, l.perTxGauge, l.dropped} {
@@ -210,17 +219,21 @@ func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *sl
 }
 
 // Round records one upstream round's tokens and returns its cost. Tokens
-// of the total beyond prompt and completion are completion tokens (see
-// Usage). A model with no configured price costs 0 (its tokens are still
-// counted); the first round with tokens of each such provider and model is
-// logged, since a price missing or misspelt (config warns of a price no
-// target uses) otherwise leaves the spend short without a word.
+// of the total beyond prompt and completion are completion tokens, and the
+// cached prompt tokens are priced at the model's cached_input price, the
+// other prompt tokens at its input price (see Usage). A model with no
+// configured price costs 0 (its tokens are still counted); the first round
+// with tokens of each such provider and model is logged, since a price
+// missing or misspelt (config warns of a price no target uses) otherwise
+// leaves the spend short without a word.
 //
 // The counts are the provider's, and a provider's bug must not cost the
 // answer it came with: a negative count (Prometheus panics on a counter
 // that would decrease) is taken as 0, and so is a count above
-// maxRoundTokens; a cost past maxRoundCost (an int64 overflow made it
-// negative) is capped there. Each is logged once per provider and model.
+// maxRoundTokens; more cached tokens than prompt tokens are as many as the
+// prompt tokens (none is priced twice); a cost past maxRoundCost (an int64
+// overflow made it negative) is capped there. Each is logged once per
+// provider and model.
 func (l *Ledger) Round(provider, model string, u Usage) Pico {
 	key := modelKey{provider, model} // a struct key: no string built per round
 	p, priced := l.prices[key]
@@ -233,9 +246,16 @@ func (l *Ledger) Round(provider, model string, u Usage) Pico {
 		// names nothing else) says nothing of output.
 		out = total - in
 	}
-	c, exact := roundCost(in, p.inMicros, out, p.outMicros)
+	cached, cachedOK := tokenCount(u.CachedTokens)
 	var warn roundWarnings
-	if !inOK || !outOK {
+	if cached > in {
+		// Cached tokens are a part of the prompt tokens at every provider
+		// paygate reads them from; more is a bug of the provider's counts.
+		cached = in
+		warn |= warnCached
+	}
+	c, exact := roundCost(in-cached, p.inMicros, cached, p.cachedMicros, out, p.outMicros)
+	if !inOK || !outOK || !cachedOK {
 		warn |= warnCounts
 	}
 	if !exact {
@@ -250,17 +270,20 @@ func (l *Ledger) Round(provider, model string, u Usage) Pico {
 		m = &modelTotals{Provider: provider, Model: model,
 			promptC:     l.tokens.WithLabelValues(provider, model, "prompt"),
 			completionC: l.tokens.WithLabelValues(provider, model, "completion"),
+			cachedC:     l.tokens.WithLabelValues(provider, model, "cached_prompt"),
 			costC:       l.cost.WithLabelValues(provider, model)}
 		l.models[key] = m
 	}
 	m.PromptTokens += in
 	m.Completion += out
+	m.CachedPrompt += cached
 	m.Cost += c
 	warn &^= m.warned // each kind once per provider and model
 	m.warned |= warn
 	l.mu.Unlock()
 	m.promptC.Add(float64(in))
 	m.completionC.Add(float64(out))
+	m.cachedC.Add(float64(cached))
 	m.costC.Add(c.Units())
 	if warn != 0 {
 		l.warnRound(provider, model, u, warn)
@@ -276,6 +299,7 @@ const (
 	warnCounts   roundWarnings = 1 << iota // a count negative or above maxRoundTokens
 	warnCost                               // a cost capped at maxRoundCost
 	warnUnpriced                           // tokens of a model without a price
+	warnCached                             // more cached prompt tokens than prompt tokens
 )
 
 func (l *Ledger) warnRound(provider, model string, u Usage, warn roundWarnings) {
@@ -285,7 +309,11 @@ func (l *Ledger) warnRound(provider, model string, u Usage, warn roundWarnings) 
 	}
 	if warn&warnCounts != 0 {
 		l.log.Warn(fmt.Sprintf("accounting: the provider's usage has a token count that is negative or more than %d; counted as 0 (logged once for this provider and model)", maxRoundTokens),
-			"provider", provider, "model", model, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens)
+			"provider", provider, "model", model, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens, "cached_tokens", u.CachedTokens)
+	}
+	if warn&warnCached != 0 {
+		l.log.Warn("accounting: the provider's usage has more cached prompt tokens than prompt tokens; every prompt token is priced as cached (logged once for this provider and model)",
+			"provider", provider, "model", model, "prompt_tokens", u.PromptTokens, "cached_tokens", u.CachedTokens)
 	}
 	if warn&warnCost != 0 {
 		l.log.Warn("accounting: a round's cost at the configured prices is past "+maxRoundCost.String()+" and is capped there; check providers[].prices (logged once for this provider and model)",
@@ -302,16 +330,20 @@ func tokenCount(n int64) (int64, bool) {
 	return n, true
 }
 
-// roundCost is in tokens at inMicros plus out tokens at outMicros (per
-// million tokens: a token at a micro-unit per million is a pico-unit), and
-// whether it is exact: a cost past maxRoundCost, int64 overflow included,
-// is maxRoundCost. The counts and prices are not negative.
-func roundCost(in, inMicros, out, outMicros int64) (Pico, bool) {
-	hiIn, loIn := bits.Mul64(uint64(in), uint64(inMicros))
-	hiOut, loOut := bits.Mul64(uint64(out), uint64(outMicros))
-	sum, carry := bits.Add64(loIn, loOut, 0)
-	if hiIn != 0 || hiOut != 0 || carry != 0 || sum > uint64(maxRoundCost) {
-		return maxRoundCost, false
+// roundCost is in tokens at inMicros plus cached tokens at cachedMicros
+// plus out tokens at outMicros (per million tokens: a token at a micro-unit
+// per million is a pico-unit), and whether it is exact: a cost past
+// maxRoundCost, int64 overflow included, is maxRoundCost. The counts and
+// prices are not negative.
+func roundCost(in, inMicros, cached, cachedMicros, out, outMicros int64) (Pico, bool) {
+	var sum uint64
+	for _, t := range [3][2]int64{{in, inMicros}, {cached, cachedMicros}, {out, outMicros}} {
+		hi, lo := bits.Mul64(uint64(t[0]), uint64(t[1]))
+		var carry uint64
+		sum, carry = bits.Add64(sum, lo, 0)
+		if hi != 0 || carry != 0 || sum > uint64(maxRoundCost) {
+			return maxRoundCost, false
+		}
 	}
 	return Pico(sum), true
 }

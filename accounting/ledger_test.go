@@ -103,14 +103,14 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 		u        Usage
 		want     string
 	}{
-		{"priced model", "p", "m", Usage{1000, 200, 0}, "0.004500"},           // 1000×2.50/M + 200×10/M
-		{"sub-cent prices", "p", "cheap", Usage{1_000_000, 0, 0}, "0.075000"}, // a million tokens at 0.075
-		{"unpriced model costs nothing", "p", "other", Usage{500, 500, 0}, "0.000000"},
+		{"priced model", "p", "m", Usage{1000, 200, 0, 0}, "0.004500"},           // 1000×2.50/M + 200×10/M
+		{"sub-cent prices", "p", "cheap", Usage{1_000_000, 0, 0, 0}, "0.075000"}, // a million tokens at 0.075
+		{"unpriced model costs nothing", "p", "other", Usage{500, 500, 0, 0}, "0.000000"},
 		// xAI's and Gemini's reasoning, counted only in the total, is output.
-		{"output counted only in the total", "p", "m", Usage{1000, 200, 1500}, "0.007500"}, // 1000×2.50/M + 500×10/M
-		{"a total short of the sum changes nothing", "p", "m", Usage{1000, 200, 1100}, "0.004500"},
-		{"a total out of range changes nothing", "p", "m", Usage{1000, 200, 4_000_000_000_000}, "0.004500"},
-		{"a total alone is no output", "p", "m", Usage{0, 0, 1000}, "0.000000"},
+		{"output counted only in the total", "p", "m", Usage{1000, 200, 1500, 0}, "0.007500"}, // 1000×2.50/M + 500×10/M
+		{"a total short of the sum changes nothing", "p", "m", Usage{1000, 200, 1100, 0}, "0.004500"},
+		{"a total out of range changes nothing", "p", "m", Usage{1000, 200, 4_000_000_000_000, 0}, "0.004500"},
+		{"a total alone is no output", "p", "m", Usage{0, 0, 1000, 0}, "0.000000"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,7 +121,7 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 	}
 
 	ctx := context.Background()
-	a := l.Round("p", "m", Usage{1000, 200, 0})
+	a := l.Round("p", "m", Usage{1000, 200, 0, 0})
 	l.Turn(ctx, "bot", "u", "s1", a)
 	l.Turn(ctx, "bot", "u", "s1", a)               // two turns of one conversation
 	l.Turn(ctx, "bot", "u", "s2", a)               // another conversation, never paid
@@ -182,12 +182,13 @@ models: [{name: m, targets: [{provider: p, model: m}, {provider: p, model: steep
 		cost               string  // per round
 		log                string
 	}{
-		{"negative prompt tokens", "m", Usage{-5, 200, 0}, 0, 200, "0.002000", "negative"},
-		{"negative completion tokens", "m", Usage{1000, -1, 0}, 1000, 0, "0.002500", "negative"},
-		{"more tokens than any call uses", "m", Usage{4_000_000_000_000, 200, 0}, 0, 200, "0.002000", "more than"},
-		{"a cost past the cap", "steep", Usage{2_000_000, 0, 0}, 2_000_000, 0, maxRoundCost.String(), "capped"},
-		{"a cost past int64", "dear", Usage{10_000_000, 10_000_000, 0}, 10_000_000, 10_000_000, maxRoundCost.String(), "capped"},
-		{"the largest count at the dearest price", "dear", Usage{10_000_000_000, 0, 0}, 10_000_000_000, 0, maxRoundCost.String(), "capped"},
+		{"negative prompt tokens", "m", Usage{-5, 200, 0, 0}, 0, 200, "0.002000", "negative"},
+		{"negative completion tokens", "m", Usage{1000, -1, 0, 0}, 1000, 0, "0.002500", "negative"},
+		{"more tokens than any call uses", "m", Usage{4_000_000_000_000, 200, 0, 0}, 0, 200, "0.002000", "more than"},
+		{"a cost past the cap", "steep", Usage{2_000_000, 0, 0, 0}, 2_000_000, 0, maxRoundCost.String(), "capped"},
+		{"a cost past int64", "dear", Usage{10_000_000, 10_000_000, 0, 0}, 10_000_000, 10_000_000, maxRoundCost.String(), "capped"},
+		{"the largest count at the dearest price", "dear", Usage{10_000_000_000, 0, 0, 0}, 10_000_000_000, 0, maxRoundCost.String(), "capped"},
+		{"the largest count, half of it cached, at the dearest price", "dear", Usage{10_000_000_000, 0, 0, 5_000_000_000}, 10_000_000_000, 0, maxRoundCost.String(), "capped"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,6 +226,87 @@ models: [{name: m, targets: [{provider: p, model: m}, {provider: p, model: steep
 	}
 }
 
+// TestCachedPromptTokensPriced: providers bill the prompt tokens they serve
+// from their prompt cache, which paygate keeps hitting (SPEC 3), at a
+// fraction of the input price, and the ledger priced them at the full one:
+// gpt-4o-mini, 10,000 prompt tokens of which 9,000 cached, cost 0.001500
+// in every figure (the LLM spend, paygate_llm_cost_total, the cost per
+// completed transaction) instead of 0.000825. The cached tokens are a part
+// of the prompt tokens, priced at cached_input, which defaults to input.
+func TestCachedPromptTokensPriced(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+providers:
+  - name: p
+    base_url: http://x
+    prices:
+      mini: {input: "0.15", cached_input: "0.075", output: "0.60"}
+      m: {input: "2.50", cached_input: "1.25", output: "10.00"}
+      nocache: {input: "2.50", output: "10.00"}
+      free: {input: "2.50", cached_input: "0", output: "10.00"}
+models: [{name: m, targets: [{provider: p, model: mini}, {provider: p, model: m}, {provider: p, model: nocache}, {provider: p, model: free}]}]
+`), "t", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		model  string
+		u      Usage
+		cost   string
+		cached float64 // cached prompt tokens counted
+		warn   string  // a warning logged, "" none
+	}{
+		{"the reviewer's figures", "mini", Usage{10_000, 0, 0, 9_000}, "0.000825", 9_000, ""}, // 1,000×0.15/M + 9,000×0.075/M
+		{"with output", "m", Usage{1000, 200, 1200, 800}, "0.003500", 800, ""},                // 200×2.50 + 800×1.25 + 200×10, per million
+		{"with output counted only in the total", "m", Usage{1000, 200, 1500, 800}, "0.006500", 800, ""},
+		{"nothing cached", "m", Usage{1000, 200, 1200, 0}, "0.004500", 0, ""},
+		{"no cached_input: the input price", "nocache", Usage{10_000, 0, 0, 9_000}, "0.025000", 9_000, ""},
+		{"cached_input 0: cached tokens free", "free", Usage{10_000, 0, 0, 9_000}, "0.002500", 9_000, ""},
+		{"all of the prompt cached", "mini", Usage{10_000, 0, 0, 10_000}, "0.000750", 10_000, ""},
+		// A provider's bug: more cached than prompt tokens. The prompt
+		// tokens are taken as cached; none is priced twice.
+		{"more cached than prompt tokens", "mini", Usage{1_000, 0, 0, 5_000}, "0.000075", 1_000, "more cached"},
+		{"negative cached tokens", "mini", Usage{10_000, 0, 0, -5}, "0.001500", 0, "negative"},
+		{"cached tokens past any call", "mini", Usage{10_000, 0, 0, 4_000_000_000_000}, "0.001500", 0, "more than"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs syncBuffer
+			reg := prometheus.NewRegistry()
+			l, err := New(cfg, nil, reg, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := l.Round("p", tc.model, tc.u)
+			if c.String() != tc.cost {
+				t.Errorf("Round(%+v) = %s; want %s", tc.u, c, tc.cost)
+			}
+			l.Call(c)
+			if got := l.Stats().LLMCost; got != tc.cost {
+				t.Errorf("LLM spend %s; want %s", got, tc.cost)
+			}
+			if got := testutil.ToFloat64(l.cost.WithLabelValues("p", tc.model)); fmt.Sprintf("%.6f", got) != tc.cost {
+				t.Errorf("paygate_llm_cost_total %.6f; want %s", got, tc.cost)
+			}
+			if got := testutil.ToFloat64(l.tokens.WithLabelValues("p", tc.model, "cached_prompt")); got != tc.cached {
+				t.Errorf("cached prompt tokens counted %v; want %v", got, tc.cached)
+			}
+			if got := l.Stats().ByModel[0].CachedPromptTokens; float64(got) != tc.cached {
+				t.Errorf("stats: cached prompt tokens %d; want %v", got, tc.cached)
+			}
+			if got := testutil.ToFloat64(l.tokens.WithLabelValues("p", tc.model, "prompt")); got != float64(tc.u.PromptTokens) {
+				t.Errorf("prompt tokens counted %v; want %v (cached ones included)", got, tc.u.PromptTokens)
+			}
+			switch logged := logs.String(); {
+			case tc.warn == "" && logged != "":
+				t.Errorf("logged %s", logged)
+			case tc.warn != "" && !strings.Contains(logged, tc.warn):
+				t.Errorf("logged %q; want a warning that says %q", logged, tc.warn)
+			}
+		})
+	}
+}
+
 // TestUnpricedUsageWarnsOnce: a round of a provider and model with no
 // price costs 0, which a missing or misspelt price made silent: the spend
 // figures were short and nothing said why. The first round with tokens of
@@ -250,13 +332,13 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 		provider, model string
 		u               Usage
 	}{
-		{"p", "m", Usage{10, 10, 0}},
-		{"p", "free", Usage{0, 0, 0}}, // no tokens: no cost missed
-		{"p", "other", Usage{10, 10, 0}},
-		{"p", "other", Usage{10, 10, 0}},
-		{"q", "m", Usage{0, 5, 0}}, // the priced model's name under another provider
-		{"q", "m", Usage{5, 0, 0}},
-		{"p", "m", Usage{10, 10, 0}},
+		{"p", "m", Usage{10, 10, 0, 0}},
+		{"p", "free", Usage{0, 0, 0, 0}}, // no tokens: no cost missed
+		{"p", "other", Usage{10, 10, 0, 0}},
+		{"p", "other", Usage{10, 10, 0, 0}},
+		{"q", "m", Usage{0, 5, 0, 0}}, // the priced model's name under another provider
+		{"q", "m", Usage{5, 0, 0, 0}},
+		{"p", "m", Usage{10, 10, 0, 0}},
 	}
 	for _, r := range rounds {
 		l.Round(r.provider, r.model, r.u)
@@ -290,7 +372,7 @@ func TestConversationIsTheUsersSession(t *testing.T) {
 	l := testLedger(t, st)
 	defer l.Close()
 	ctx := context.Background()
-	a := l.Round("p", "m", Usage{1000, 200, 0}) // 0.004500
+	a := l.Round("p", "m", Usage{1000, 200, 0, 0}) // 0.004500
 	l.Turn(ctx, "bot", "oA", "chat-1", a)
 	l.Turn(ctx, "bot", "oA", "oA", a) // A's default conversation
 	l.Turn(ctx, "bot", "oB", "chat-1", a)
@@ -338,7 +420,7 @@ func TestConcurrentTurnsOfOneConversation(t *testing.T) {
 	st := &memStore{m: map[string]int64{}}
 	l := testLedger(t, st)
 	defer l.Close()
-	a := l.Round("p", "m", Usage{1000, 200, 0}) // 0.004500
+	a := l.Round("p", "m", Usage{1000, 200, 0, 0}) // 0.004500
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Add(1)
@@ -371,7 +453,7 @@ func TestConversationCostAcrossReplicas(t *testing.T) {
 			}
 			la, lb := testLedger(t, stA), testLedger(t, stB)
 			defer la.Close()
-			a := la.Round("p", "m", Usage{1000, 200, 0}) // 0.004500
+			a := la.Round("p", "m", Usage{1000, 200, 0, 0}) // 0.004500
 			const turns = 100
 			var wg sync.WaitGroup
 			for i := range turns {
@@ -402,7 +484,7 @@ func TestConversationCostAcrossReplicas(t *testing.T) {
 func TestTurnDoesNotWaitForTheStore(t *testing.T) {
 	st := &slowStore{memStore: memStore{m: map[string]int64{}}, release: make(chan struct{})}
 	l := testLedger(t, st)
-	a := l.Round("p", "m", Usage{1000, 200, 0}) // 4,500,000,000 pico
+	a := l.Round("p", "m", Usage{1000, 200, 0, 0}) // 4,500,000,000 pico
 	returned := make(chan struct{})
 	go func() {
 		for range 100 {
@@ -437,7 +519,7 @@ func TestQueuedTurnsWrittenTogether(t *testing.T) {
 	st := &slowStore{memStore: memStore{m: map[string]int64{}}, release: make(chan struct{}), entered: make(chan struct{}, 1)}
 	l := testLedger(t, st)
 	ctx := context.Background()
-	a := l.Round("p", "m", Usage{1000, 200, 0})
+	a := l.Round("p", "m", Usage{1000, 200, 0, 0})
 	l.Turn(ctx, "bot", "u0", "s", a) // held in the store by the writer
 	<-st.entered
 	const users = 300
@@ -510,7 +592,7 @@ func (s *slowStore) AddTallies(ctx context.Context, adds []store.TallyAdd, ttl t
 func TestPaidDoesNotWaitForTheStore(t *testing.T) {
 	st := &slowStore{memStore: memStore{m: map[string]int64{}}, release: make(chan struct{})}
 	l := testLedger(t, st)
-	a := l.Round("p", "m", Usage{1000, 200, 0})
+	a := l.Round("p", "m", Usage{1000, 200, 0, 0})
 	l.Turn(context.Background(), "bot", "u", "s", a) // held by the store
 	returned := make(chan struct{})
 	go func() {
@@ -552,7 +634,7 @@ func TestFullQueueHoldsNoTurnOrPayment(t *testing.T) {
 		}
 	}()
 	ctx := context.Background()
-	a := l.Round("p", "m", Usage{1000, 200, 0})
+	a := l.Round("p", "m", Usage{1000, 200, 0, 0})
 	l.Turn(ctx, "bot", "u", "s", a) // held in the store by the writer
 	<-st.entered
 	const queue, dropped = 1024, 76
@@ -655,7 +737,7 @@ func TestOrderPaidAgainCountedOnce(t *testing.T) {
 			defer la.Close()
 			defer lb.Close()
 			ctx := context.Background()
-			a := la.Round("p", "m", Usage{1000, 200, 0})
+			a := la.Round("p", "m", Usage{1000, 200, 0, 0})
 			la.Turn(ctx, "bot", "u", "s", a)
 			la.Paid(ctx, "bot", "u", "s", "ORD-1")
 			la.Flush()
@@ -687,7 +769,7 @@ func TestSeriesKeepsOnlyTheLast48Hours(t *testing.T) {
 	t0 := time.Date(2025, 3, 1, 10, 30, 0, 0, time.UTC)
 	at := func(d time.Duration) { l.now = func() time.Time { return t0.Add(d) } }
 	ctx := context.Background()
-	a := l.Round("p", "m", Usage{1000, 200, 0})
+	a := l.Round("p", "m", Usage{1000, 200, 0, 0})
 	at(0)
 	l.Turn(ctx, "bot", "u", "s", a)
 	l.Paid(ctx, "bot", "u", "s", "ORD-1")

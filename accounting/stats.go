@@ -33,7 +33,10 @@ type ModelStats struct {
 	Model            string `json:"model"`
 	PromptTokens     int64  `json:"prompt_tokens"`
 	CompletionTokens int64  `json:"completion_tokens"`
-	LLMCost          string `json:"llm_cost"`
+	// CachedPromptTokens are the prompt tokens (among PromptTokens) the
+	// provider served from its prompt cache, priced at cached_input.
+	CachedPromptTokens int64  `json:"cached_prompt_tokens"`
+	LLMCost            string `json:"llm_cost"`
 }
 
 func perTx(cost Pico, n int64) *string {
@@ -70,7 +73,8 @@ func (l *Ledger) Stats() Stats {
 		})
 	}
 	for _, m := range l.models {
-		s.ByModel = append(s.ByModel, ModelStats{Provider: m.Provider, Model: m.Model, PromptTokens: m.PromptTokens, CompletionTokens: m.Completion, LLMCost: m.Cost.String()})
+		s.ByModel = append(s.ByModel, ModelStats{Provider: m.Provider, Model: m.Model, PromptTokens: m.PromptTokens, CompletionTokens: m.Completion,
+			CachedPromptTokens: m.CachedPrompt, LLMCost: m.Cost.String()})
 	}
 	sort.Slice(s.ByModel, func(i, j int) bool {
 		if s.ByModel[i].Provider != s.ByModel[j].Provider {

@@ -199,6 +199,15 @@ type Provider struct {
 type Price struct {
 	// Input is the price of a million prompt tokens.
 	Input Decimal `yaml:"input"`
+	// CachedInput is the price of a million prompt tokens the provider
+	// served from its prompt cache, which providers bill at a fraction of
+	// Input; paygate keeps the bots' prompt prefixes unchanged so that
+	// those caches keep hitting. They are read from the usage the provider
+	// reports: prompt_tokens_details.cached_tokens (OpenAI, OpenRouter,
+	// Qwen, xAI, Gemini), input_tokens_details.cached_tokens (the Responses
+	// API), prompt_cache_hit_tokens (DeepSeek) or cached_tokens (Moonshot).
+	// Default "": the Input price, so a config without it costs what it did.
+	CachedInput Decimal `yaml:"cached_input"`
 	// Output is the price of a million completion tokens.
 	Output Decimal `yaml:"output"`
 }

@@ -199,26 +199,103 @@ func readMessage(s string, at int, a *Answer) int {
 // u and returns the index after the object, or -1.
 func readUsageObject(s string, at int, u *Usage) int {
 	var seen uint8
+	var cached cachedCounts
 	end := walk(s, at, true, func(m member) int {
-		end := skipValue(s, m.at)
-		var dst *int64
-		var bit uint8
-		switch keyName(m.key) {
-		case "prompt_tokens":
-			dst, bit = &u.PromptTokens, 1
-		case "completion_tokens":
-			dst, bit = &u.CompletionTokens, 2
-		case "total_tokens":
-			dst, bit = &u.TotalTokens, 4
-		}
-		if end > 0 && bit != 0 && seen&bit == 0 {
+		bit := usageField(keyName(m.key))
+		if bit == usageDetails && seen&bit == 0 && s[m.at] == '{' {
 			seen |= bit
-			*dst = intValue(s[m.at:end])
+			return readCachedDetail(s, m.at, &cached.details)
+		}
+		end := skipValue(s, m.at)
+		if end < 0 || bit == 0 || seen&bit != 0 {
+			return end
+		}
+		seen |= bit
+		n := intValue(s[m.at:end])
+		switch bit {
+		case usagePrompt:
+			u.PromptTokens = n
+		case usageCompletion:
+			u.CompletionTokens = n
+		case usageTotal:
+			u.TotalTokens = n
+		case usageCacheHit:
+			cached.hit = n
+		case usageCachedTop:
+			cached.top = n
 		}
 		return end
 	})
+	u.CachedTokens = cached.count()
 	u.fillTotal()
 	return end
+}
+
+// readCachedDetail reads cached_tokens (its first) from the
+// prompt_tokens_details object at s[at] into *n and returns the index after
+// the object, or -1.
+func readCachedDetail(s string, at int, n *int64) int {
+	found := false
+	return walk(s, at, true, func(m member) int {
+		end := skipValue(s, m.at)
+		if end > 0 && !found && keyName(m.key) == "cached_tokens" {
+			found = true
+			*n = intValue(s[m.at:end])
+		}
+		return end
+	})
+}
+
+// The members of a usage object the readers take (readUsage,
+// readUsageObject), each the first time its key comes.
+const (
+	usagePrompt     uint8 = 1 << iota // prompt_tokens
+	usageCompletion                   // completion_tokens
+	usageTotal                        // total_tokens
+	usageDetails                      // prompt_tokens_details, with cached_tokens
+	usageCacheHit                     // prompt_cache_hit_tokens
+	usageCachedTop                    // cached_tokens
+)
+
+func usageField(key string) uint8 {
+	switch key {
+	case "prompt_tokens":
+		return usagePrompt
+	case "completion_tokens":
+		return usageCompletion
+	case "total_tokens":
+		return usageTotal
+	case "prompt_tokens_details":
+		return usageDetails
+	case "prompt_cache_hit_tokens":
+		return usageCacheHit
+	case "cached_tokens":
+		return usageCachedTop
+	}
+	return 0
+}
+
+// cachedCounts are the places a usage object may name the prompt tokens
+// the provider served from its prompt cache, each a part of prompt_tokens:
+// prompt_tokens_details.cached_tokens (OpenAI, OpenRouter, Qwen on
+// DashScope, xAI, Gemini's OpenAI-compatible API), prompt_cache_hit_tokens
+// (DeepSeek, https://api-docs.deepseek.com/api/create-chat-completion,
+// beside prompt_cache_miss_tokens: the two sum to prompt_tokens) and a
+// top-level cached_tokens (Moonshot's Kimi, https://platform.kimi.ai/docs/api/chat).
+type cachedCounts struct{ details, hit, top int64 }
+
+// count is the cached tokens: the first place that names some, in the order
+// above (a provider that fills two, DeepSeek's details beside its own
+// member, gives both the same count; one that leaves the details at 0
+// beside its own member has counted there).
+func (c cachedCounts) count() int64 {
+	switch {
+	case c.details != 0:
+		return c.details
+	case c.hit != 0:
+		return c.hit
+	}
+	return c.top
 }
 
 // intValue is a raw JSON value as an integer, as gjson's Result.Int reads

@@ -50,6 +50,17 @@ func answerByPath(body string) Answer {
 		if a.Usage.TotalTokens == 0 { // left out (or 0): the sum, as the stream's reader does
 			a.Usage.TotalTokens = a.Usage.PromptTokens + a.Usage.CompletionTokens
 		}
+		// The cached prompt tokens: the first of the places that names some.
+		var details int64
+		if d := first(u, "prompt_tokens_details"); d.IsObject() {
+			details = first(d, "cached_tokens").Int()
+		}
+		for _, n := range []int64{details, first(u, "prompt_cache_hit_tokens").Int(), first(u, "cached_tokens").Int()} {
+			if n != 0 {
+				a.Usage.CachedTokens = n
+				break
+			}
+		}
 	}
 	return a
 }
@@ -59,9 +70,9 @@ var answerCases = []struct {
 	want       Answer
 }{
 	{"plain", `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-x","choices":[{"index":0,"message":{"role":"assistant","content":"Hi there","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`,
-		Answer{ID: "chatcmpl-1", Model: "gpt-x", Created: 1, Content: "Hi there", HasUsage: true, Usage: Usage{3, 4, 7}}},
+		Answer{ID: "chatcmpl-1", Model: "gpt-x", Created: 1, Content: "Hi there", HasUsage: true, Usage: Usage{3, 4, 7, 0}}},
 	{"keys sorted, usage first", `{"choices":[{"finish_reason":"stop","index":0,"message":{"content":"a","role":"assistant"}}],"created":1,"id":"x","model":"m","usage":{"total_tokens":2,"prompt_tokens":1,"completion_tokens":1}}`,
-		Answer{ID: "x", Model: "m", Created: 1, Content: "a", HasUsage: true, Usage: Usage{1, 1, 2}}},
+		Answer{ID: "x", Model: "m", Created: 1, Content: "a", HasUsage: true, Usage: Usage{1, 1, 2, 0}}},
 	{"escapes decoded", `{"id":"a\"b","model":"m","choices":[{"message":{"content":"caf\u00e9 \"ok\"\n"}}]}`,
 		Answer{ID: `a"b`, Model: "m", Content: "café \"ok\"\n"}},
 	{"repeated keys: the first counts", `{"id":"one","id":"two","choices":[{"message":{"content":"c1","content":"c2"}}],"choices":[{"message":{"content":"later"}}]}`,
@@ -76,7 +87,15 @@ var answerCases = []struct {
 	{"usage null is no usage", `{"usage":null,"choices":[]}`, Answer{}},
 	{"the first choices counts, also when it is not an array", `{"choices":null,"usage":7,"choices":[{"message":{"content":"later"}}],"usage":{"total_tokens":1}}`, Answer{}},
 	{"usage with odd numbers", `{"usage":{"prompt_tokens":1e2,"completion_tokens":"7","total_tokens":-3}}`,
-		Answer{HasUsage: true, Usage: Usage{100, 7, -3}}},
+		Answer{HasUsage: true, Usage: Usage{100, 7, -3, 0}}},
+	{"cached prompt tokens", `{"usage":{"prompt_tokens":10,"prompt_tokens_details":{"audio_tokens":0,"cached_tokens":8},"completion_tokens":1}}`,
+		Answer{HasUsage: true, Usage: Usage{10, 1, 11, 8}}},
+	{"cached prompt tokens, DeepSeek", `{"usage":{"prompt_tokens":10,"completion_tokens":1,"total_tokens":11,"prompt_cache_hit_tokens":8,"prompt_cache_miss_tokens":2}}`,
+		Answer{HasUsage: true, Usage: Usage{10, 1, 11, 8}}},
+	{"cached prompt tokens, Moonshot", `{"usage":{"prompt_tokens":10,"completion_tokens":1,"total_tokens":11,"cached_tokens":8}}`,
+		Answer{HasUsage: true, Usage: Usage{10, 1, 11, 8}}},
+	{"cached prompt tokens: details first, not an object", `{"usage":{"prompt_tokens_details":7,"prompt_tokens_details":{"cached_tokens":8},"cached_tokens":"3"}}`,
+		Answer{HasUsage: true, Usage: Usage{0, 0, 0, 3}}},
 	{"tool_calls not an array", `{"choices":[{"message":{"content":"x","tool_calls":null}}]}`, Answer{Content: "x"}},
 	{"not an object", `[1,2]`, Answer{}},
 	{"empty", ``, Answer{}},

@@ -45,8 +45,10 @@ type ToolCall struct {
 }
 
 // Usage is a round's token usage as the provider reported it.
+// CachedTokens are the prompt tokens it served from its prompt cache, a
+// part of PromptTokens, wherever the provider names them (readUsage).
 type Usage struct {
-	PromptTokens, CompletionTokens, TotalTokens int64
+	PromptTokens, CompletionTokens, TotalTokens, CachedTokens int64
 }
 
 // fillTotal sets a total the provider left out (or sent as 0) to prompt

@@ -243,7 +243,7 @@ func TestCaptureFixtures(t *testing.T) {
 				reasoning: "The user wants the monthly plan.",
 				payment:   []ToolCall{{Index: 0, ID: "call_0_7d4c2b9e-1f3a-4e5d-8c6b-0a9f8e7d6c5b", Name: "create_order", Arguments: `{"sku":"premium-monthly"}`}},
 				finish:    "tool_calls", toolRound: true,
-				usage: &Usage{PromptTokens: 321, CompletionTokens: 88, TotalTokens: 409},
+				usage: &Usage{PromptTokens: 321, CompletionTokens: 88, TotalTokens: 409, CachedTokens: 256},
 			}},
 		},
 		{

@@ -158,7 +158,7 @@ func (c *Capture) choice(data []byte, s string, ch gjson.Result) {
 				st.choiceUsage = [2]int{k.Index, v.Index + len(v.Raw)}
 				c.hasChoiceUsage = true
 				c.choiceUsageRaw = append(c.choiceUsageRaw[:0], v.Raw...) // a copy: v points into the chunk
-				c.choiceUsage = readUsage(v)
+				c.choiceUsage = ReadUsage(v)
 			}
 		}
 		return true
@@ -581,16 +581,41 @@ func (c *Capture) absorb(s string, sl *slot, en *entry) {
 func (c *Capture) readUsage(v gjson.Result) {
 	c.hasUsage = true
 	c.usageRaw = append(c.usageRaw[:0], v.Raw...) // a copy: v points into the chunk
-	c.usage = readUsage(v)
+	c.usage = ReadUsage(v)
 }
 
-// readUsage reads the counts of a usage object.
-func readUsage(v gjson.Result) Usage {
-	u := Usage{
-		PromptTokens:     v.Get("prompt_tokens").Int(),
-		CompletionTokens: v.Get("completion_tokens").Int(),
-		TotalTokens:      v.Get("total_tokens").Int(),
-	}
+// ReadUsage reads the counts of a chat completion's usage object, the
+// cached prompt tokens wherever the provider names them (cachedCounts), in
+// one pass over its members (a path lookup per count scans the object again
+// for each: Gemini sends a usage with every chunk). A value that is no
+// object has none.
+func ReadUsage(v gjson.Result) Usage {
+	var u Usage
+	var seen uint8
+	var cached cachedCounts
+	v.ForEach(func(k, m gjson.Result) bool {
+		bit := usageField(k.Str)
+		if bit == 0 || seen&bit != 0 {
+			return true
+		}
+		seen |= bit
+		switch bit {
+		case usagePrompt:
+			u.PromptTokens = m.Int()
+		case usageCompletion:
+			u.CompletionTokens = m.Int()
+		case usageTotal:
+			u.TotalTokens = m.Int()
+		case usageDetails:
+			cached.details = m.Get("cached_tokens").Int()
+		case usageCacheHit:
+			cached.hit = m.Int()
+		case usageCachedTop:
+			cached.top = m.Int()
+		}
+		return true
+	})
+	u.CachedTokens = cached.count()
 	u.fillTotal()
 	return u
 }

@@ -17,55 +17,55 @@ func TestAppendUsageSumsEveryMember(t *testing.T) {
 		objs []string
 		want string
 	}{
-		{"deepseek cache hit and miss", Usage{30, 10, 40},
+		{"deepseek cache hit and miss", Usage{30, 10, 40, 0},
 			[]string{
 				`{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"prompt_cache_hit_tokens":8,"prompt_cache_miss_tokens":2}`,
 				`{"prompt_tokens":20,"completion_tokens":5,"total_tokens":25,"prompt_cache_hit_tokens":16,"prompt_cache_miss_tokens":4,"completion_tokens_details":{"reasoning_tokens":3}}`,
 			},
 			`{"prompt_tokens":30,"completion_tokens":10,"total_tokens":40,"prompt_cache_hit_tokens":24,"prompt_cache_miss_tokens":6,"completion_tokens_details":{"reasoning_tokens":3}}`},
-		{"openrouter cost, is_byok, cost_details", Usage{30, 10, 40},
+		{"openrouter cost, is_byok, cost_details", Usage{30, 10, 40, 0},
 			[]string{
 				`{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"cost":0.00014,"is_byok":false,"prompt_tokens_details":{"cached_tokens":0},"cost_details":{"upstream_inference_cost":null,"upstream_inference_prompt_cost":0.00004}}`,
 				`{"prompt_tokens":20,"completion_tokens":5,"total_tokens":25,"cost":0.00021,"is_byok":true,"prompt_tokens_details":{"cached_tokens":4},"cost_details":{"upstream_inference_cost":null,"upstream_inference_prompt_cost":0.00011}}`,
 			},
 			`{"prompt_tokens":30,"completion_tokens":10,"total_tokens":40,"cost":0.00035,"is_byok":true,"prompt_tokens_details":{"cached_tokens":4},"cost_details":{"upstream_inference_cost":null,"upstream_inference_prompt_cost":0.00015}}`},
-		{"a member only a later round sent, in its place", Usage{3, 3, 6},
+		{"a member only a later round sent, in its place", Usage{3, 3, 6, 0},
 			[]string{
 				`{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2,"a":1}`,
 				`{"prompt_tokens":2,"completion_tokens":2,"total_tokens":4,"b":"x","a":2}`,
 			},
 			`{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6,"a":3,"b":"x"}`},
-		{"null then a number: the number", Usage{3, 3, 6},
+		{"null then a number: the number", Usage{3, 3, 6, 0},
 			[]string{
 				`{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2,"cost":null}`,
 				`{"prompt_tokens":2,"completion_tokens":2,"total_tokens":4,"cost":0.1}`,
 			},
 			`{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6,"cost":0.1}`},
-		{"decimals keep their precision", Usage{3, 3, 6},
+		{"decimals keep their precision", Usage{3, 3, 6, 0},
 			[]string{
 				`{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2,"cost":0.1,"n":1}`,
 				`{"prompt_tokens":2,"completion_tokens":2,"total_tokens":4,"cost":0.2,"n":0.25}`,
 			},
 			`{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6,"cost":0.3,"n":1.25}`},
-		{"exponents", Usage{3, 3, 6},
+		{"exponents", Usage{3, 3, 6, 0},
 			[]string{
 				`{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2,"cost":1e-5}`,
 				`{"prompt_tokens":2,"completion_tokens":2,"total_tokens":4,"cost":2e-5}`,
 			},
 			`{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6,"cost":0.00003}`},
-		{"exponents and decimals", Usage{3, 3, 6},
+		{"exponents and decimals", Usage{3, 3, 6, 0},
 			[]string{
 				`{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2,"cost":1.5E+2,"tiny":1e-30}`,
 				`{"prompt_tokens":2,"completion_tokens":2,"total_tokens":4,"cost":0.25,"tiny":1e-30}`,
 			},
 			`{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6,"cost":150.25,"tiny":2e-30}`},
-		{"an object that is no details: the last", Usage{3, 3, 6},
+		{"an object that is no details: the last", Usage{3, 3, 6, 0},
 			[]string{
 				`{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2,"server_tool_use":{"web_search_requests":1}}`,
 				`{"prompt_tokens":2,"completion_tokens":2,"total_tokens":4,"server_tool_use":{"web_search_requests":2}}`,
 			},
 			`{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6,"server_tool_use":{"web_search_requests":2}}`},
-		{"a round without a usage object of its own", Usage{3, 3, 6},
+		{"a round without a usage object of its own", Usage{3, 3, 6, 0},
 			[]string{
 				`{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}`,
 				`{"prompt_tokens":2,"completion_tokens":2,"total_tokens":4,"prompt_cache_hit_tokens":2}`,

@@ -17,15 +17,15 @@ func TestAppendUsage(t *testing.T) {
 		objs []string
 		want string
 	}{
-		{"one round, as sent", Usage{10, 5, 15},
+		{"one round, as sent", Usage{10, 5, 15, 0},
 			[]string{`{ "prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "cost": 0.0001, "prompt_tokens_details": {"cached_tokens": 4} }`},
 			`{ "prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "cost": 0.0001, "prompt_tokens_details": {"cached_tokens": 4} }`},
-		{"no object: the counts", Usage{10, 5, 15}, nil,
+		{"no object: the counts", Usage{10, 5, 15, 0}, nil,
 			`{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}`},
-		{"two rounds without details: a number one round sent is kept", Usage{30, 7, 37},
+		{"two rounds without details: a number one round sent is kept", Usage{30, 7, 37, 0},
 			[]string{`{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}`, `{"prompt_tokens":20,"completion_tokens":2,"total_tokens":22,"cost":0.5}`},
 			`{"prompt_tokens":30,"completion_tokens":7,"total_tokens":37,"cost":0.5}`},
-		{"details summed per key", Usage{30, 7, 37},
+		{"details summed per key", Usage{30, 7, 37, 0},
 			[]string{
 				`{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":4,"audio_tokens":null},"completion_tokens_details":null}`,
 				`{"prompt_tokens":20,"completion_tokens":2,"total_tokens":22,"prompt_tokens_details":{"cached_tokens":8,"cache_write_tokens":1.5},"completion_tokens_details":{"reasoning_tokens":2}}`,
@@ -67,7 +67,7 @@ func TestCaptureKeepsUsageObject(t *testing.T) {
 	if string(r.UsageJSON) != u {
 		t.Errorf("UsageJSON = %s; want %s", r.UsageJSON, u)
 	}
-	if r.Usage == nil || *r.Usage != (Usage{1000, 200, 1200}) {
+	if r.Usage == nil || *r.Usage != (Usage{1000, 200, 1200, 768}) {
 		t.Errorf("Usage = %+v", r.Usage)
 	}
 }
@@ -122,6 +122,68 @@ func TestCaptureChoiceLevelUsage(t *testing.T) {
 			}
 			if r.Content != "hi" {
 				t.Errorf("content %q", r.Content)
+			}
+		})
+	}
+}
+
+// TestCachedTokensRead: the prompt tokens a provider served from its prompt
+// cache, which it bills at a fraction of the input price, are read wherever
+// the provider names them, from a streamed round's usage (top-level or in
+// the finish chunk's choice) and a non-stream answer's alike: OpenAI,
+// OpenRouter, Qwen (DashScope), xAI and Gemini's compatible API in
+// prompt_tokens_details.cached_tokens; DeepSeek in prompt_cache_hit_tokens;
+// Moonshot (Kimi) in cached_tokens. They were not read, and accounting
+// priced them as full-price prompt tokens.
+func TestCachedTokensRead(t *testing.T) {
+	const counts = `"prompt_tokens":10000,"completion_tokens":5,"total_tokens":10005`
+	for _, tc := range []struct {
+		name, usage string
+		want        int64
+	}{
+		{"openai", `{` + counts + `,"prompt_tokens_details":{"audio_tokens":0,"cached_tokens":9000},"completion_tokens_details":{"reasoning_tokens":0}}`, 9000},
+		{"deepseek", `{` + counts + `,"prompt_cache_hit_tokens":9000,"prompt_cache_miss_tokens":1000}`, 9000},
+		{"deepseek with the details too", `{` + counts + `,"prompt_tokens_details":{"cached_tokens":9000},"prompt_cache_hit_tokens":9000,"prompt_cache_miss_tokens":1000}`, 9000},
+		{"moonshot", `{` + counts + `,"cached_tokens":9000}`, 9000},
+		{"moonshot with empty details", `{` + counts + `,"prompt_tokens_details":{"cached_tokens":0},"cached_tokens":9000}`, 9000},
+		{"details null", `{` + counts + `,"prompt_tokens_details":null}`, 0},
+		{"nothing cached", `{` + counts + `}`, 0},
+		{"the first key counts", `{` + counts + `,"prompt_tokens_details":{"cached_tokens":9000,"cached_tokens":1},"prompt_tokens_details":{"cached_tokens":2}}`, 9000},
+	} {
+		want := Usage{10000, 5, 10005, tc.want}
+		t.Run(tc.name+", stream", func(t *testing.T) {
+			c := NewCapture(func(string) bool { return false })
+			c.StartRound(0, "", 0)
+			for _, ch := range []string{
+				`{"id":"c1","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`,
+				`{"id":"c1","model":"m","choices":[],"usage":` + tc.usage + `}`,
+			} {
+				if _, err := c.Process([]byte(ch)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if r := c.EndRound(); r.Usage == nil || *r.Usage != want {
+				t.Errorf("Usage = %+v; want %+v", r.Usage, want)
+			}
+		})
+		t.Run(tc.name+", stream, in the choice", func(t *testing.T) {
+			c := NewCapture(func(string) bool { return false })
+			c.StartRound(0, "", 0)
+			ch := `{"id":"c1","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":"stop","usage":` + tc.usage + `}]}`
+			if _, err := c.Process([]byte(ch)); err != nil {
+				t.Fatal(err)
+			}
+			if r := c.EndRound(); r.Usage == nil || *r.Usage != want {
+				t.Errorf("Usage = %+v; want %+v", r.Usage, want)
+			}
+		})
+		t.Run(tc.name+", non-stream", func(t *testing.T) {
+			body := `{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":` + tc.usage + `}`
+			if a := ReadAnswer([]byte(body)); !a.HasUsage || a.Usage != want {
+				t.Errorf("Usage = %+v; want %+v", a.Usage, want)
+			}
+			if a := answerByPath(body); a.Usage != want {
+				t.Errorf("path lookups: Usage = %+v; want %+v", a.Usage, want)
 			}
 		})
 	}

@@ -193,8 +193,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	if !chat.Stream {
 		writeUpstreamBody(w, resp)
-		res := gjson.GetManyBytes(resp.Body, "usage.prompt_tokens", "usage.completion_tokens", "usage.total_tokens")
-		account(resp, accounting.Usage{PromptTokens: res[0].Int(), CompletionTokens: res[1].Int(), TotalTokens: res[2].Int()})
+		account(resp, ledgerUsage(interceptors.ReadUsage(gjson.GetBytes(resp.Body, "usage"))))
 	} else {
 		s.streamRound(w, r, req, resp, !chat.WantsUsage, chat.Choices > 1, account)
 	}
@@ -710,7 +709,12 @@ func usageIn(data []byte) (u accounting.Usage, only, inChoice, ok bool) {
 		}
 		inChoice = true
 	}
-	u = accounting.Usage{PromptTokens: obj.Get("prompt_tokens").Int(), CompletionTokens: obj.Get("completion_tokens").Int(),
-		TotalTokens: obj.Get("total_tokens").Int()}
-	return u, res[0].Int() == 0, inChoice, true
+	return ledgerUsage(interceptors.ReadUsage(obj)), res[0].Int() == 0, inChoice, true
+}
+
+// ledgerUsage is a round's usage as the provider reported it (read by
+// interceptors.ReadUsage or the turn's capture), for the ledger.
+func ledgerUsage(u interceptors.Usage) accounting.Usage {
+	return accounting.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
+		TotalTokens: u.TotalTokens, CachedTokens: u.CachedTokens}
 }

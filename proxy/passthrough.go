@@ -349,8 +349,10 @@ func generation(r *http.Request, model string) bool {
 // answer counts, an error's usage being no bill; usage is the "usage"
 // member of a JSON answer (read whole: failover pipes every other answer),
 // or of a streamed one's last event (usageTail). Its counts come under the
-// chat names (prompt_tokens, completion_tokens: embeddings, completions)
-// or the Responses API's (input_tokens, output_tokens), with total_tokens
+// chat names (prompt_tokens, completion_tokens: embeddings, completions;
+// the cached prompt tokens wherever a chat usage names them:
+// interceptors.ReadUsage) or the Responses API's (input_tokens,
+// output_tokens, input_tokens_details.cached_tokens), with total_tokens
 // (output some providers count only there: accounting.Usage), priced by
 // the target's upstream model. The call is added to the replica's LLM spend
 // but is no turn.
@@ -361,10 +363,13 @@ func (s *Server) accountUsage(resp *failover.Response, usage gjson.Result) {
 	if !usage.IsObject() {
 		return
 	}
-	res := gjson.GetMany(usage.Raw, "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens", "total_tokens")
-	u := accounting.Usage{PromptTokens: res[0].Int(), CompletionTokens: res[1].Int(), TotalTokens: res[4].Int()}
-	if !res[0].Exists() && !res[1].Exists() {
-		u = accounting.Usage{PromptTokens: res[2].Int(), CompletionTokens: res[3].Int(), TotalTokens: res[4].Int()}
+	res := gjson.GetMany(usage.Raw, "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens", "total_tokens",
+		"input_tokens_details.cached_tokens")
+	var u accounting.Usage
+	if res[0].Exists() || res[1].Exists() {
+		u = ledgerUsage(interceptors.ReadUsage(usage))
+	} else {
+		u = accounting.Usage{PromptTokens: res[2].Int(), CompletionTokens: res[3].Int(), TotalTokens: res[4].Int(), CachedTokens: res[5].Int()}
 	}
 	s.ledger.Call(s.ledger.Round(resp.Provider, resp.Model, u))
 }

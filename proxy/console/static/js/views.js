@@ -473,6 +473,7 @@ export async function cost(panel) {
     { th: 'Provider', td: (m) => m.provider },
     { th: 'Model', td: (m) => h('code', { text: m.model }) },
     { th: 'Prompt tokens', class: 'num', td: (m) => String(m.prompt_tokens) },
+    { th: 'Of them cached', class: 'num', td: (m) => String(m.cached_prompt_tokens ?? 0) },
     { th: 'Completion tokens', class: 'num', td: (m) => String(m.completion_tokens) },
     { th: 'LLM cost', class: 'num', td: (m) => m.llm_cost },
   ], models));
