@@ -7,6 +7,7 @@ package h1
 type armedWriter struct {
 	c     *conn
 	final bool
+	sent  bool // unused here: every write goes to the connection
 }
 
 func (w *armedWriter) Write(p []byte) (int, error) {

@@ -21,12 +21,14 @@ import (
 // on a host where a system call is dear is worth having: nginx makes no
 // such read either. RawConn.Read clears the poller's readiness before it
 // calls the function (poll_runtime_pollReset), which is why this is safe
-// only here: nothing can arrive before the request that asks for it has
+// only here, and only for a request written whole in the armed write
+// (sent): nothing can arrive before the request that asks for it has
 // gone out, and what arrives after the write wakes the wait. Reading
 // elsewhere this way would lose an answer that came just before the reset.
 type armedWriter struct {
 	c     *conn
 	final bool   // the next write is the request's last: write it armed
+	sent  bool   // part of the request went out before its last write
 	p     []byte // what writeArmed's function is writing
 	n     int    // how much of p it has written
 	err   error  // the write's error, EAGAIN included
@@ -35,6 +37,7 @@ type armedWriter struct {
 
 func (w *armedWriter) Write(p []byte) (int, error) {
 	if !w.final {
+		w.sent = true
 		return w.c.nc.Write(p)
 	}
 	w.final = false
@@ -45,7 +48,12 @@ func (w *armedWriter) Write(p []byte) (int, error) {
 // read, without reading it: the answer's first read finds it there.
 func (c *conn) writeArmed(p []byte) (int, error) {
 	w := &c.aw
-	if c.raw == nil || !c.armable {
+	// A request that went out in more than one write may have its answer
+	// already (a server may answer once it has the head: a 401, a 413),
+	// and the readiness it raised is cleared before the armed write: the
+	// wait would last until the server sent more, which one that answered
+	// and then read the rest, keeping the connection, never does.
+	if c.raw == nil || !c.armable || w.sent {
 		return c.nc.Write(p)
 	}
 	if c.arm == nil {

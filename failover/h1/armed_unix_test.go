@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -171,5 +172,124 @@ func TestArmedWriteKeepsAWrappedConnsWrite(t *testing.T) {
 	}
 	if got := written.Load(); got != sent {
 		t.Fatalf("the wrapping connection's Write saw %d bytes of the %d sent", got, sent)
+	}
+}
+
+// gatedBody is a request body of known length whose last part is held back
+// until release is closed and, after that, until the client's socket has
+// bytes to read: the server's answer is already waiting when the request's
+// last write goes out.
+type gatedBody struct {
+	first, rest []byte
+	release     <-chan struct{}
+	conn        *atomic.Pointer[net.TCPConn]
+	t           *testing.T
+}
+
+func (b *gatedBody) Read(p []byte) (int, error) {
+	if len(b.first) > 0 {
+		n := copy(p, b.first)
+		b.first = b.first[n:]
+		return n, nil
+	}
+	if len(b.rest) == 0 {
+		return 0, io.EOF
+	}
+	if b.release != nil {
+		<-b.release
+		b.release = nil
+		waitReadable(b.t, b.conn.Load())
+	}
+	n := copy(p, b.rest)
+	b.rest = b.rest[n:]
+	return n, nil
+}
+
+// waitReadable waits (select(2), which leaves the poller's readiness as it
+// is) until c has bytes to read.
+func waitReadable(t *testing.T, c *net.TCPConn) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		for {
+			var r syscall.FdSet
+			r.Bits[fd/64] |= 1 << (fd % 64)
+			tv := syscall.Timeval{Sec: 10}
+			n, err := syscall.Select(int(fd)+1, &r, nil, nil, &tv)
+			if err == syscall.EINTR {
+				continue
+			}
+			if err == nil && n == 0 {
+				err = errors.New("nothing to read after 10 s")
+			}
+			serr = err
+			return
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+// TestArmedWriteAfterAnEarlyAnswer: a request larger than the write buffer
+// goes out in more than one write. A server may answer it before its last
+// part arrives (a 401 or a 413 sent once the head is read) and then read
+// the rest and wait for the next request, sending nothing more. The armed
+// write clears the poller's readiness before it writes, so the answer
+// already there must not be waited for: the exchange ends with it, at once.
+func TestArmedWriteAfterAnEarlyAnswer(t *testing.T) {
+	answered := make(chan struct{})
+	var once sync.Once
+	u, _ := rawServer(t, func(_ int, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if _, err := io.WriteString(c, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\n{}"); err != nil {
+				return
+			}
+			once.Do(func() { close(answered) })
+			if _, err := io.Copy(io.Discard, req.Body); err != nil {
+				return
+			}
+		}
+	})
+	var conn atomic.Pointer[net.TCPConn]
+	d := &net.Dialer{}
+	tr := &Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		conn.Store(nc.(*net.TCPConn))
+		return nc, nil
+	}}
+	defer tr.CloseIdleConnections()
+	// A bound rather than a hang: the test fails, it does not wait for ever.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	body := &gatedBody{first: bytes.Repeat([]byte("a"), 20<<10), rest: bytes.Repeat([]byte("b"), 4<<10), release: answered, conn: &conn, t: t}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+"/v1/chat/completions", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 24 << 10
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("the answer sent before the request's last write was never read: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || string(b) != "{}" || err != nil {
+		t.Fatalf("answer %d %q, %v; want 401 {}", resp.StatusCode, b, err)
 	}
 }

@@ -783,6 +783,7 @@ const asyncBody = 64 << 10
 func (c *conn) writeRequest(req *http.Request, out *outgoing) error {
 	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(&c.aw)
+	c.aw.sent = false
 	defer func() {
 		c.aw.final = false
 		bw.Reset(nil)
