@@ -219,7 +219,8 @@ func (s *Server) Handler() http.Handler {
 	s.operatorRoutes(mux)
 	if s.notify != nil && s.cfg.Server.NotifyListen == "" {
 		// Served directly: no middleware touches the notify body or headers.
-		mux.Handle("POST /wechatpay/notify", s.notify)
+		// Every method reaches it (notifyRoute).
+		mux.Handle(notifyRoute, s.notify)
 	}
 	// Anything else is outside the API. A bot whose base URL lacks /v1
 	// lands here, so it gets an error its SDK can read, saying so, rather
@@ -236,10 +237,18 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) NotifyHandler() http.Handler {
 	mux := http.NewServeMux()
 	if s.notify != nil {
-		mux.Handle("POST /wechatpay/notify", s.notify)
+		mux.Handle(notifyRoute, s.notify)
 	}
 	return mux
 }
+
+// notifyRoute is the notify route's pattern, for every method: the notify
+// handler answers one that is not POST itself (405 in WeChat's FAIL shape,
+// its metric and a log line). A pattern naming POST left another method
+// (an operator checking that the notify_url reaches paygate) to the main
+// listener's catch-all, a 404 "unknown endpoint" that said the route was
+// not there, or to ServeMux's plain-text 405 on the notify listener.
+const notifyRoute = "/wechatpay/notify" // payments.NotifyPath
 
 func (s *Server) operatorRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
