@@ -33,15 +33,24 @@ type armedWriter struct {
 	n     int    // how much of p it has written
 	err   error  // the write's error, EAGAIN included
 	woken bool   // the function has written p and waited once
+	dead  bool   // the function's peek found the connection closed, or bytes waiting: nothing written
 }
 
 func (w *armedWriter) Write(p []byte) (int, error) {
+	c := w.c
 	if !w.final {
+		if c.unchecked {
+			// The deferred peek, before the first byte goes out.
+			c.unchecked = false
+			if !c.alive() {
+				return 0, errIdleDead
+			}
+		}
 		w.sent = true
-		return w.c.nc.Write(p)
+		return c.nc.Write(p)
 	}
 	w.final = false
-	return w.c.writeArmed(p)
+	return c.writeArmed(p)
 }
 
 // writeArmed writes p, then waits until the connection has something to
@@ -53,17 +62,38 @@ func (c *conn) writeArmed(p []byte) (int, error) {
 	// and the readiness it raised is cleared before the armed write: the
 	// wait would last until the server sent more, which one that answered
 	// and then read the rest, keeping the connection, never does.
-	if c.raw == nil || !c.armable || w.sent {
+	//
+	// A pooled connection peeked at its checkout (its body cannot be had
+	// again, so getConn could not defer the peek) is not written armed
+	// either: a close that came after that peek, before the armed write's
+	// reset, would raise no readiness the wait could see, and a server
+	// that closed its half of the connection and read on (a lingering
+	// close) would have the exchange wait until its deadline. The armed
+	// write peeks itself, after the reset (armFn).
+	if c.raw == nil || !c.armable || w.sent || c.reused && !c.unchecked {
+		if c.unchecked {
+			c.unchecked = false
+			if !c.alive() {
+				return 0, errIdleDead
+			}
+		}
 		return c.nc.Write(p)
 	}
 	if c.arm == nil {
 		c.arm = c.armFn
 	}
-	w.p, w.n, w.err, w.woken = p, 0, nil, false
+	w.p, w.n, w.err, w.woken, w.dead = p, 0, nil, false, false
+	c.unchecked = false
 	err := c.raw.Read(c.arm)
 	n := w.n
 	w.p = nil
 	switch {
+	case w.dead && c.reused:
+		return 0, errIdleDead
+	case w.dead:
+		// A new connection closed (or spoke) before its first request:
+		// not one to send it on again.
+		return 0, errNewConnClosed
 	case n == len(p):
 		// Written whole. A wait that failed (the exchange was cancelled:
 		// its deadline is in the past) fails the answer's read too.
@@ -95,6 +125,17 @@ func (c *conn) armFn(fd uintptr) bool {
 	w := &c.aw
 	if w.woken {
 		return true
+	}
+	if w.n == 0 && w.err == nil {
+		// The connection's liveness peek, made after the reset: a close
+		// or bytes that came before it are seen here, and anything
+		// later wakes the wait. For a pooled connection it is getConn's
+		// (deferPeek); for a new one it costs a system call once.
+		c.peekFn(fd)
+		if !c.peekOK {
+			w.dead = true
+			return true
+		}
 	}
 	for w.n < len(w.p) {
 		n, err := syscall.Write(int(fd), w.p[w.n:])

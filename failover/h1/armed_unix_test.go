@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux
 
 package h1
 
@@ -291,5 +291,115 @@ func TestArmedWriteAfterAnEarlyAnswer(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized || string(b) != "{}" || err != nil {
 		t.Fatalf("answer %d %q, %v; want 401 {}", resp.StatusCode, b, err)
+	}
+}
+
+// TestPooledConnClosedAtCheckout: a server that closes its half of an idle
+// keep-alive connection and reads on (a lingering close) does so just as
+// the connection is taken for the next request. The close must not be
+// lost to the armed write's reset of the poller's readiness, after which
+// the exchange would wait for an answer until its deadline. With a body
+// that can be had again, the pooled connection's peek comes after that
+// reset, finds the close, and the request goes out on a new connection,
+// answered. One that cannot is not written armed: the close fails it at
+// once as ErrReusedConnLost, the caller's to decide on, as before the
+// armed write.
+func TestPooledConnClosedAtCheckout(t *testing.T) {
+	for _, resendable := range []bool{true, false} {
+		t.Run(map[bool]string{true: "GetBody", false: "no GetBody"}[resendable], func(t *testing.T) {
+			halfClose := make(chan struct{})
+			var got atomic.Int32 // requests the server read
+			u, conns := rawServer(t, func(n int, c net.Conn) {
+				br := bufio.NewReader(c)
+				if _, err := readRequest(br); err != nil {
+					return
+				}
+				got.Add(1)
+				if _, err := io.WriteString(c, okAnswer); err != nil {
+					return
+				}
+				if n == 1 {
+					<-halfClose
+					c.(*net.TCPConn).CloseWrite()
+					io.Copy(io.Discard, c) // reads on, answers nothing
+					return
+				}
+				for {
+					if _, err := readRequest(br); err != nil {
+						return
+					}
+					got.Add(1)
+					if _, err := io.WriteString(c, okAnswer); err != nil {
+						return
+					}
+				}
+			})
+			var first atomic.Pointer[net.TCPConn]
+			d := &net.Dialer{}
+			tr := &Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				nc, err := d.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				first.CompareAndSwap(nil, nc.(*net.TCPConn))
+				return nc, nil
+			}}
+			defer tr.CloseIdleConnections()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			send := func() error {
+				var body io.Reader = strings.NewReader(`{"model":"m"}`)
+				if !resendable {
+					body = io.NopCloser(body)
+				}
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+"/v1/chat/completions", body)
+				if err != nil {
+					return err
+				}
+				req.ContentLength = 13
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				if err == nil && string(b) != "ok" {
+					err = fmt.Errorf("answer %q", b)
+				}
+				return err
+			}
+			if err := send(); err != nil {
+				t.Fatal(err)
+			}
+			var once sync.Once
+			checkoutHook = func(c *conn) {
+				once.Do(func() {
+					// The server's FIN lands after the checkout, before
+					// the request is written.
+					close(halfClose)
+					waitReadable(t, first.Load())
+				})
+			}
+			defer func() { checkoutHook = nil }()
+			err := send()
+			if !resendable {
+				if !errors.Is(err, ErrReusedConnLost) {
+					t.Fatalf("the request after the pooled connection's close: %v; want ErrReusedConnLost", err)
+				}
+				if n := got.Load(); n != 1 {
+					t.Fatalf("the server read %d requests; want 1", n)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("the request after the pooled connection's close: %v", err)
+			}
+			if n := conns.Load(); n != 2 {
+				t.Fatalf("%d connections; want 2 (the closed one, then a new one)", n)
+			}
+			if n := got.Load(); n != 2 {
+				t.Fatalf("the server read %d requests; want 2 (none on the closed connection)", n)
+			}
+		})
 	}
 }

@@ -118,7 +118,10 @@ type conn struct {
 	aw     armedWriter           // where writeRequest writes (armed_unix.go)
 	// armable: nc is a plain *net.TCPConn, written armed (armed_unix.go).
 	armable bool
-	arm     func(fd uintptr) bool // the armed write's function (armFn), bound once
+	// unchecked: a pooled connection handed out without its liveness
+	// peek, which its request's first write makes (getConn's deferPeek).
+	unchecked bool
+	arm       func(fd uintptr) bool // the armed write's function (armFn), bound once
 	// writer writes the body of the exchange in flight on a goroutine of
 	// its own, for a body over asyncBody (writeRequest); nil otherwise.
 	writer *bodyWriter
@@ -192,15 +195,23 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	out.host = host
-	for retried := false; ; retried = true {
+	// A body that can be had again lets a pooled connection's liveness
+	// peek wait until the request's first write (deferPeek), where the
+	// armed write makes it after the poller's reset (armed_unix.go).
+	deferPeek := out.resendable()
+	retried := false // the request was sent again once, on a new connection
+	for {
 		if err := ctx.Err(); err != nil {
 			out.close()
 			return nil, context.Cause(ctx)
 		}
-		c, err := t.getConn(ctx, key, hostname(urlHost))
+		c, err := t.getConn(ctx, key, hostname(urlHost), deferPeek)
 		if err != nil {
 			out.close()
 			return nil, err
+		}
+		if checkoutHook != nil {
+			checkoutHook(c)
 		}
 		resp, err := c.roundTrip(ctx, req, &out)
 		if err == nil {
@@ -208,6 +219,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		c.nc.Close()
+		if errors.Is(err, errIdleDead) && out.rewind() {
+			// The deferred peek found the pooled connection closed or
+			// with bytes waiting, before any of the request went out:
+			// what getConn's peek would have found. The next
+			// connection is taken as getConn takes them; the resend
+			// below is not spent.
+			continue
+		}
 		// A reused connection the server closed while it sat idle fails
 		// before any of the answer arrives; the request is sent again once
 		// on a new connection, when the body can be had again and, as
@@ -219,6 +238,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// (the error wraps ErrReusedConnLost).
 		if !retried && c.reused && ctx.Err() == nil &&
 			(errors.Is(err, errNotSent) || errors.Is(err, errNothingRead) && replayable(req)) && out.rewind() {
+			retried = true
 			continue
 		}
 		out.close()
@@ -231,6 +251,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 }
+
+// checkoutHook, when set (by tests only), is called with each connection
+// RoundTrip takes, before its request is written.
+var checkoutHook func(*conn)
 
 // outgoing is the body of a request as this transport sends it. The
 // caller's request is never modified (an http.RoundTripper must not): a
@@ -321,6 +345,12 @@ var ErrNotSent = errors.New("request not sent whole")
 var (
 	errNothingRead = errors.New("connection closed before the response")
 	errNotSent     = fmt.Errorf("%w: %w", errNothingRead, ErrNotSent)
+	// errIdleDead: a pooled connection's deferred liveness peek found it
+	// closed or with bytes waiting, and none of the request was written.
+	errIdleDead = errors.New("pooled connection found closed at the request's first write")
+	// errNewConnClosed: the armed write's peek found a new connection
+	// closed, or bytes waiting, before any of its first request went out.
+	errNewConnClosed = errors.New("server closed the new connection before the request")
 )
 
 // replayable reports whether a server may get req twice without harm, as
@@ -451,14 +481,25 @@ func checkHeaders(h http.Header) error {
 // taken for the next request's answer they would be its answer, whatever
 // the request. A server that closed the connection is found out here
 // rather than by a failed exchange.
-func (t *Transport) getConn(ctx context.Context, key connKey, host string) (*conn, error) {
+//
+// With deferPeek (the request's body can be had again), a plain TCP
+// connection is handed out unpeeked (unchecked) and peeked at its
+// request's first write instead, the same one system call: the armed
+// write (armed_unix.go) clears the poller's readiness before it writes, so
+// a close that came between a checkout's peek and that reset would raise
+// no readiness the answer's wait could see, and a server that closed its
+// half of an idle connection and read on would have the exchange wait
+// until its deadline. A connection found dead then fails with
+// errIdleDead before any byte went out, and RoundTrip takes the next one.
+func (t *Transport) getConn(ctx context.Context, key connKey, host string, deferPeek bool) (*conn, error) {
 	for {
 		c := t.popIdle(key)
 		if c == nil {
 			break
 		}
-		if c.br.Buffered() == 0 && c.alive() {
+		if c.br.Buffered() == 0 && (deferPeek && c.armable || c.alive()) {
 			c.reused = true
+			c.unchecked = deferPeek && c.armable
 			return c, nil
 		}
 		c.nc.Close()
