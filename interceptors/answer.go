@@ -17,6 +17,10 @@ type Answer struct {
 	// Content is choices[0].message.content, decoded; "" when it is not a
 	// string (null with tool calls).
 	Content string
+	// ContentParts is choices[0].message.content when it is an array of
+	// parts (Mistral's reasoning models: a "thinking" block and "text"
+	// blocks), raw; "" otherwise.
+	ContentParts string
 	// Reasoning is choices[0].message.reasoning_content (else its
 	// reasoning, as OpenRouter names it), decoded: a thinking model's
 	// reasoning, which a tool round must send back (AssistantToolMessageWith).
@@ -79,7 +83,7 @@ func ReadAnswer(body []byte) Answer {
 		}
 	})
 	// The strings read so far are views of body, which may change later.
-	cloneStrings(&a.ID, &a.Model, &a.Content, &a.Reasoning, &a.ReasoningDetails)
+	cloneStrings(&a.ID, &a.Model, &a.Content, &a.ContentParts, &a.Reasoning, &a.ReasoningDetails)
 	return a
 }
 
@@ -162,7 +166,11 @@ func readMessage(s string, at int, a *Answer) int {
 		case "content":
 			if !content {
 				content = true
-				a.Content = stringValue(s[m.at:end])
+				if s[m.at] == '[' {
+					a.ContentParts = s[m.at:end] // cloned with the others
+				} else {
+					a.Content = stringValue(s[m.at:end])
+				}
 			}
 		case "tool_calls":
 			if !calls {

@@ -25,6 +25,12 @@ type Reasoning struct {
 	// Details is a message's reasoning_details array as the provider sent
 	// it (OpenRouter), nil when there is none.
 	Details []byte
+	// Parts is a message's content when the provider gave it as an array
+	// of parts (Mistral's reasoning models: a "thinking" block and "text"
+	// blocks), raw, nil otherwise. It goes back as the assistant message's
+	// content in place of the text: the model's thinking and words as it
+	// wrote them (https://docs.mistral.ai/resources/cookbooks/mistral-reasoning).
+	Parts []byte
 }
 
 // The two names providers give a message's reasoning text.
@@ -101,7 +107,9 @@ func ParsableArguments(calls []ToolCall) []ToolCall {
 func AssistantToolMessageWith(content string, r Reasoning, calls []ToolCall) []byte {
 	out := make([]byte, 0, 64+len(content)+len(r.Content)+len(r.Details)+128*len(calls))
 	out = append(out, `{"role":"assistant","content":`...)
-	if content == "" {
+	if p := trimSpace(r.Parts); len(p) > 2 && p[0] == '[' && p[len(p)-1] == ']' {
+		out = append(out, p...)
+	} else if content == "" {
 		out = append(out, "null"...)
 	} else {
 		out = jsonstr.Append(out, content)

@@ -86,6 +86,19 @@ func (t *turn) nonStream() {
 	}
 }
 
+// textOfParts is the text of a content given as parts: the text of its
+// "text" parts, joined.
+func textOfParts(parts string) string {
+	var b strings.Builder
+	gjson.Parse(parts).ForEach(func(_, p gjson.Result) bool {
+		if p.Get("type").Str == "text" {
+			b.WriteString(p.Get("text").Str)
+		}
+		return true
+	})
+	return b.String()
+}
+
 // withSpoken returns the last round's answer with the earlier rounds' text
 // before its own (content) as its message content; body as it is when the
 // earlier rounds said nothing. A content of parts (Mistral's reasoning
@@ -276,6 +289,12 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 		reasoning: interceptors.Reasoning{Content: ra.Reasoning, Key: ra.ReasoningKey}}
 	if ra.ReasoningDetails != "" {
 		a.reasoning.Details = []byte(ra.ReasoningDetails)
+	}
+	if ra.ContentParts != "" {
+		// Mistral's reasoning models: the round's text is in its "text"
+		// parts, for the bot; the parts go back to the provider whole.
+		a.content = textOfParts(ra.ContentParts)
+		a.reasoning.Parts = []byte(ra.ContentParts)
 	}
 	if ra.HasUsage {
 		u := ra.Usage

@@ -1,0 +1,40 @@
+package proxy
+
+import (
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// TestPaymentRoundContentPartsKept: Mistral's reasoning models (Magistral;
+// Mistral Small and Medium with reasoning_effort) answer a message whose
+// content is a list of blocks, a "thinking" block and "text" blocks,
+// beside the tool calls (https://docs.mistral.ai/resources/cookbooks/mistral-reasoning).
+// A non-stream payment round of such an answer lost both: the bot never
+// read the round's text ("Let me order that."), and the next round's
+// assistant message went to Mistral with content null, without the
+// model's own thinking and words, which Mistral takes back as the blocks
+// it sent.
+func TestPaymentRoundContentPartsKept(t *testing.T) {
+	const parts = `[{"type":"thinking","thinking":[{"type":"text","text":"The user wants premium."}]},{"type":"text","text":"Let me order that."}]`
+	fp := newFakeProvider(t, roundByRound(
+		jsonHandler(200, `{"id":"m1","object":"chat.completion","created":1,"model":"magistral-medium-2509","choices":[{"index":0,"message":{"role":"assistant","tool_calls":[{"id":"AbCdE1234","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},"index":0}],"content":`+parts+`},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`),
+		textRound(false, "Your order is ready.")))
+	tools := &recordingTools{}
+	url := toolsProxy(t, fp.URL, tools, nil)
+	body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(false, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
+	if got := gjson.Get(body, "choices.0.message.content").Str; got != "Let me order that.\n\nYour order is ready." {
+		t.Errorf("the bot read %q; want both rounds' text", got)
+	}
+	reqs := fp.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d upstream requests; want 2", len(reqs))
+	}
+	asst := gjson.GetBytes(reqs[1].Body, `messages.#(role=="assistant")`)
+	if got := asst.Get("content").Raw; got != parts {
+		t.Errorf("the next round's assistant message has content %s; want the blocks Mistral sent, %s", got, parts)
+	}
+	if got := asst.Get("tool_calls.0.id").Str; got != "AbCdE1234" {
+		t.Errorf("assistant message %s; want the call", asst.Raw)
+	}
+}
