@@ -102,6 +102,11 @@ type RoundResult struct {
 	// Details is the round's reasoning_details deltas merged into the array
 	// a non-stream answer carries (see detailsMerger); nil when none came.
 	Details []byte
+	// ContentParts is the round's content as the array of parts a
+	// non-stream answer carries, when any delta gave its content as parts
+	// (Mistral's thinking; see partsMerger), its text included; nil
+	// otherwise.
+	ContentParts []byte
 	// PaymentCalls are complete, ordered by upstream index. A call whose
 	// name never arrived was never shown to the client and is reported here
 	// with an empty Name, for the loop to refuse.
@@ -182,6 +187,7 @@ type Capture struct {
 	opaque      bool          // content parts or audio went out (SentRecord.Opaque)
 	reasonKey   string        // the member the reasoning text came in
 	details     detailsMerger // the reasoning_details deltas, merged
+	parts       partsMerger   // the content parts of choice 0, merged
 	role        bool
 	slots       []slot
 	finish      string
@@ -254,6 +260,7 @@ type chunkState struct {
 	idEnd      int
 	created    [2]int // the top-level "created" number, in data
 	text       [2]int // raw content of choice 0, in data
+	parts      [2]int // content parts of choice 0, in data
 	reason     [2]int
 	reasonKey  string // the member reason came from
 	refusal    [2]int // raw refusal of choice 0, in data
@@ -302,6 +309,7 @@ func (c *Capture) StartRound(round int, turnID string, created int64) {
 	c.opaque = false
 	c.reasonKey = ""
 	c.details.reset()
+	c.parts.reset()
 	c.role = false
 	for i := range c.slots {
 		c.slots[i] = slot{args: c.slots[i].args[:0]}
@@ -518,6 +526,7 @@ func (c *Capture) EndRound() RoundResult {
 		Reasoning:    decodeRaw(c.reasoning),
 		ReasoningKey: c.reasonKey,
 		Details:      c.details.json(),
+		ContentParts: c.parts.json(c.content),
 		FinishReason: c.finish,
 	}
 	order := make([]*slot, len(c.slots))

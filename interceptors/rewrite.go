@@ -17,7 +17,7 @@ func (c *Capture) slow(data []byte, s string) []byte {
 	c.edits = c.edits[:0]
 	c.scratch = c.scratch[:0]
 	st := &c.st
-	*st = chunkState{idStart: -1, created: [2]int{-1, -1}, text: [2]int{-1, -1}, reason: [2]int{-1, -1}, refusal: [2]int{-1, -1},
+	*st = chunkState{idStart: -1, created: [2]int{-1, -1}, text: [2]int{-1, -1}, parts: [2]int{-1, -1}, reason: [2]int{-1, -1}, refusal: [2]int{-1, -1},
 		deltas: st.deltas[:0], logprobs: st.logprobs[:0]}
 	gjson.Parse(s).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
@@ -101,6 +101,9 @@ func (c *Capture) slow(data []byte, s string) []byte {
 			c.textStarts(s[st.text[0]:st.text[1]])
 		}
 		c.content = append(c.content, data[st.text[0]:st.text[1]]...)
+	}
+	if st.parts[0] >= 0 {
+		c.parts.add(c.content, s[st.parts[0]:st.parts[1]])
 	}
 	if st.reason[0] >= 0 {
 		c.reasoning = append(c.reasoning, data[st.reason[0]:st.reason[1]]...)
@@ -200,8 +203,13 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 				// Content parts: Mistral's reasoning models stream their
 				// thinking as "content":[{"type":"thinking",…}]. Not text
 				// the turn keeps, but the bot must see it; no fresh answer
-				// can be matched against it (SentRecord.Opaque).
+				// can be matched against it (SentRecord.Opaque). They go
+				// back on a tool round's assistant message
+				// (RoundResult.ContentParts).
 				st.meaningful, st.opaque = true, true
+				if v[0] == '[' && choice == 0 {
+					st.parts = [2]int{m.at, m.end}
+				}
 			}
 		case "refusal":
 			if v[0] == '"' && choice == 0 {

@@ -38,3 +38,38 @@ func TestPaymentRoundContentPartsKept(t *testing.T) {
 		t.Errorf("assistant message %s; want the call", asst.Raw)
 	}
 }
+
+// TestStreamedPaymentRoundContentPartsKept: streamed, Mistral's reasoning
+// models send their thinking as content parts, a piece per delta, and
+// their words as text (https://github.com/BerriAI/litellm/issues/16272
+// shows magistral-medium-2509's stream). The next round's assistant
+// message went back with the words alone, the model's thinking dropped;
+// it now carries the round as Mistral's non-stream answer would: one
+// thinking block and the text.
+func TestStreamedPaymentRoundContentPartsKept(t *testing.T) {
+	head := `data: {"id":"c3c7","object":"chat.completion.chunk","created":1762355135,"model":"magistral-medium-2509","choices":[{"index":0,"delta":`
+	fp := newFakeProvider(t, roundByRound(
+		sseHandler(
+			head+`{"role":"assistant","content":""},"finish_reason":null}]}`+"\n\n",
+			head+`{"content":[{"type":"thinking","thinking":[{"type":"text","text":"The user wants "}]}]},"finish_reason":null}]}`+"\n\n",
+			head+`{"content":[{"type":"thinking","thinking":[{"type":"text","text":"premium."}]}]},"finish_reason":null}]}`+"\n\n",
+			head+`{"content":"Let me "},"finish_reason":null}]}`+"\n\n",
+			head+`{"content":"order that."},"finish_reason":null}]}`+"\n\n",
+			head+`{"tool_calls":[{"id":"AbCdE1234","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},"index":0}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"total_tokens":3,"completion_tokens":2}}`+"\n\n",
+			"data: [DONE]\n\n"),
+		textRound(true, "Your order is ready.")))
+	tools := &recordingTools{}
+	url := toolsProxy(t, fp.URL, tools, nil)
+	body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(true, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
+	if got := streamText(body); got != "Let me order that.\n\nYour order is ready." {
+		t.Errorf("the bot read %q", got)
+	}
+	reqs := fp.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d upstream requests; want 2", len(reqs))
+	}
+	const want = `[{"type":"thinking","thinking":[{"type":"text","text":"The user wants premium."}]},{"type":"text","text":"Let me order that."}]`
+	if got := gjson.GetBytes(reqs[1].Body, `messages.#(role=="assistant").content`).Raw; got != want {
+		t.Errorf("the next round's assistant message has content %s; want %s", got, want)
+	}
+}

@@ -472,10 +472,10 @@ func callsFinish(reason string) string {
 // roundReasoning is a streamed round's reasoning, for its assistant tool
 // message: the capture accumulates the reasoning deltas as it does the
 // text, and notes the name they came under, which the reasoning goes back
-// under, and merges the reasoning_details deltas (they also pass to the
-// client as they came).
+// under, and merges the reasoning_details deltas and the content parts of
+// Mistral's thinking (they also pass to the client as they came).
 func roundReasoning(res *interceptors.RoundResult) interceptors.Reasoning {
-	return interceptors.Reasoning{Content: res.Reasoning, Key: res.ReasoningKey, Details: res.Details}
+	return interceptors.Reasoning{Content: res.Reasoning, Key: res.ReasoningKey, Details: res.Details, Parts: res.ContentParts}
 }
 
 // errClientGone ends a relay whose client stopped reading.
