@@ -520,7 +520,15 @@ func RewriteChat(body []byte, c Chat, u Upstream) ([]byte, error) {
 // validJSON is the ErrBadRequest of a body that is not JSON. A UTF-8
 // byte-order mark, which some Windows tools write first, is named: JSON
 // allows none (RFC 8259), and "not valid JSON" hides the one byte at fault.
+// So is a body nested deeper than MaxNesting, before any parse: gjson's
+// validation recurses once per level, and a body of nothing but brackets
+// (8 MiB at the default server.max_body_bytes) held 512 MB of stack and
+// seconds of CPU per request, and past 1 GB of stack (a larger limit)
+// the whole process died of a fatal stack overflow.
 func validJSON(body []byte) error {
+	if nestedOver(unsafeString(body), MaxNesting) {
+		return fmt.Errorf("%w: the body is nested more than %d levels deep", ErrBadRequest, MaxNesting)
+	}
 	if gjson.ValidBytes(body) {
 		return nil
 	}
@@ -528,4 +536,35 @@ func validJSON(body []byte) error {
 		return fmt.Errorf("%w: the body starts with a UTF-8 byte-order mark, which JSON does not allow: send it without one", ErrBadRequest)
 	}
 	return fmt.Errorf("%w: the body is not valid JSON", ErrBadRequest)
+}
+
+// MaxNesting is how deeply a client body's arrays and objects may nest.
+// No chat request or tool schema comes near it, and the providers refuse
+// deeper bodies too (Python's json stops near 1000 levels), so a deeper
+// one is refused before it costs a parse.
+const MaxNesting = 1000
+
+// nestedOver reports whether s, walked as JSON, opens more than limit
+// arrays and objects at once; brackets in strings do not count. It keeps
+// one counter: no recursion and no allocation however deep s goes, and
+// a body that is not JSON is left to the parse to refuse.
+func nestedOver(s string, limit int) bool {
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '{', '[':
+			if depth++; depth > limit {
+				return true
+			}
+		case '}', ']':
+			depth--
+		case '"':
+			e := stringEnd(s, i+1)
+			if e < 0 {
+				return false
+			}
+			i = e
+		}
+	}
+	return false
 }

@@ -409,3 +409,34 @@ func repeats(obj gjson.Result, names []string) bool {
 	})
 	return dup
 }
+
+// TestReadChatNesting: a body nested up to MaxNesting levels reads; one
+// level more is an ErrBadRequest naming the nesting, decided before any
+// parse. Brackets inside strings, escaped quotes among them, are text.
+func TestReadChatNesting(t *testing.T) {
+	nest := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	chat := func(v string) string {
+		return `{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":` + v + `}`
+	}
+	for _, tc := range []struct {
+		name, body string
+		refused    bool
+	}{
+		{"at the limit", chat(nest(MaxNesting - 1)), false},
+		{"one past it", chat(nest(MaxNesting)), true},
+		{"brackets in a string", chat(`"` + strings.Repeat(`[{\"`, 2*MaxNesting) + `"`), false},
+		{"the top level alone", nest(MaxNesting + 1), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ReadChat([]byte(tc.body))
+			refused := err != nil && strings.Contains(err.Error(), "nested more than")
+			if refused != tc.refused || tc.refused && !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("ReadChat: %v; want refused for its nesting: %v", err, tc.refused)
+			}
+			_, err = ReadPassthrough([]byte(tc.body))
+			if refused := err != nil && strings.Contains(err.Error(), "nested more than"); refused != tc.refused {
+				t.Fatalf("ReadPassthrough: %v; want refused for its nesting: %v", err, tc.refused)
+			}
+		})
+	}
+}
