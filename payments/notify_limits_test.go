@@ -1,12 +1,14 @@
 package payments_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
 )
 
@@ -43,5 +45,56 @@ func TestNotifyOversizedBodyIsRefusedAndSaysWhy(t *testing.T) {
 	}
 	if !logged {
 		t.Errorf("no log line says the notification was refused as too large; log:\n%s", e.logs.String())
+	}
+}
+
+// TestNotifyRefusalLogIsBounded: the notify route is open to the internet
+// and every refusal is logged, so a refused notification's log line must
+// not grow with what the sender put in its headers. A 500 KB
+// Wechatpay-Serial (or timestamp, or signature type, or method) still
+// gets its refusal and its log line, which quotes the value's beginning
+// and its length: the line stays under 2 KB where it was 5.6 MB (the value
+// twice, JSON-escaped), ten times the bytes the sender spent.
+func TestNotifyRefusalLogIsBounded(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	body := []byte(`{"id":"x"}`)
+	long := strings.Repeat("\xff", 500<<10)
+	for _, tc := range []struct {
+		name, header, method, reason string
+		status                       int
+	}{
+		{"serial", "Wechatpay-Serial", http.MethodPost, "unknown_serial", http.StatusUnauthorized},
+		{"timestamp", "Wechatpay-Timestamp", http.MethodPost, "stale_timestamp", http.StatusUnauthorized},
+		{"signature type", "Wechatpay-Signature-Type", http.MethodPost, "bad_signature", http.StatusUnauthorized},
+		{"method", "", strings.Repeat("X", 500<<10), "method", http.StatusMethodNotAllowed},
+		{"serial, method refused", "Wechatpay-Serial", http.MethodPut, "method", http.StatusMethodNotAllowed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := e.sim.Sign(body, time.Now(), e.sim.Keys().PublicKeyID)
+			if tc.header != "" {
+				h.Set(tc.header, long)
+			}
+			before := len(e.logs.String())
+			req, err := http.NewRequest(tc.method, e.notify.URL+payments.NotifyPath, bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = h
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			logged := e.logs.String()[before:]
+			if resp.StatusCode != tc.status {
+				t.Errorf("status %d; want %d", resp.StatusCode, tc.status)
+			}
+			if !strings.Contains(logged, `"reason":"`+tc.reason+`"`) {
+				t.Errorf("no log line gives the reason %s: %.500s", tc.reason, logged)
+			}
+			if len(logged) > 2<<10 {
+				t.Errorf("the refusal logged %d bytes for a %d-byte header; want under 2 KiB", len(logged), len(long))
+			}
+		})
 	}
 }
