@@ -40,6 +40,11 @@ type verdict struct {
 func (h *notifyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	s := h.s
+	// The whole body within NotifyReadTimeout: a notification is sent at
+	// once, and a sender that trickles one must not hold its connection
+	// for as long as it keeps sending. The error (a server that cannot set
+	// deadlines) leaves the server's own bounds, as before.
+	_ = http.NewResponseController(w).SetReadDeadline(start.Add(s.opts.NotifyReadTimeout))
 	v := h.handle(r)
 	s.m.notifications.WithLabelValues(v.event, v.outcome, v.reason).Inc()
 	s.m.notifyDuration.Observe(time.Since(start).Seconds())

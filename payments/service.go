@@ -78,6 +78,7 @@ const (
 	DefaultSweepInterval          = 30 * time.Second
 	DefaultCreatingGrace          = 30 * time.Second
 	DefaultNotificationTTL        = 48 * time.Hour
+	DefaultNotifyReadTimeout      = 30 * time.Second
 	DefaultRefundConfirmTTL       = 15 * time.Minute
 	DefaultApprovalTTL            = 72 * time.Hour
 )
@@ -123,6 +124,13 @@ type Options struct {
 	// NotificationTTL is how long notification ids are remembered (default
 	// 48h; WeChat retries for about 24h).
 	NotificationTTL time.Duration
+	// NotifyReadTimeout bounds reading a notification's whole body, from
+	// the handler's start, wherever the route is mounted (default
+	// DefaultNotifyReadTimeout). The route faces the internet, and the bots'
+	// listener, which serves it unless server.notify_listen is set, bounds
+	// only each wait for body bytes: a client trickling a declared body a
+	// byte at a time held its connection and goroutine until the last byte.
+	NotifyReadTimeout time.Duration
 
 	// Rules are the limits checked before any WeChat Pay call (rules.go);
 	// the zero value checks nothing.
@@ -261,6 +269,7 @@ func New(opts Options) (*Service, error) {
 	def(&opts.SweepInterval, DefaultSweepInterval)
 	def(&opts.CreatingGrace, DefaultCreatingGrace)
 	def(&opts.NotificationTTL, DefaultNotificationTTL)
+	def(&opts.NotifyReadTimeout, DefaultNotifyReadTimeout)
 	def(&opts.RefundConfirmTTL, DefaultRefundConfirmTTL)
 	def(&opts.Rules.ApprovalTTL, DefaultApprovalTTL)
 	m, err := newMetrics(opts.Registerer)

@@ -163,3 +163,72 @@ func TestNotifyListenerBoundsAStalledBody(t *testing.T) {
 		})
 	}
 }
+
+// TestNotifyOnTheMainListenerBoundsATrickledBody: with no
+// server.notify_listen (the default) the notify route is on the bots'
+// listener, whose server bounds each wait for body bytes but not a whole
+// body. A client that trickles a declared notification body a byte at a
+// time, each within that bound, held its connection and goroutine until
+// the body was complete: 60000 bytes a second apart keep one for 16
+// hours, and the route is open to the internet. The notification's body
+// is read within notifyReadTimeout wherever the route is mounted: the
+// client is answered with a FAIL while it is still sending.
+func TestNotifyOnTheMainListenerBoundsATrickledBody(t *testing.T) {
+	old := notifyReadTimeout
+	notifyReadTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { notifyReadTimeout = old })
+	src := `
+server: {listen: "127.0.0.1:0", admin_listen: "off", shutdown_timeout: 5s}
+clients: [{name: bot, key: ` + e2eClientKey + `}]
+store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
+providers: [{name: fake, base_url: "http://127.0.0.1:1/v1", api_key: sk-upstream-secret}]
+models: [{name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}]
+`
+	cfg, err := config.Parse([]byte(src), "notify.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	ready := make(chan map[string]string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, io.Discard, ready) }()
+	addrs := <-ready
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	c, err := net.Dial("tcp", addrs["main"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /wechatpay/notify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{")
+	// The trickle: a byte every 50 ms, far inside any stall bound.
+	trickle := make(chan struct{})
+	defer close(trickle)
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-trickle:
+				return
+			case <-tick.C:
+				if _, err := c.Write([]byte(" ")); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second)) // a bound on a hang, not a timing
+	head := make([]byte, 64)
+	n, err := io.ReadAtLeast(c, head, len("HTTP/1.1 400"))
+	if err != nil {
+		t.Fatalf("no answer 10 s into a trickled notification body (%v); the route waits for all 60000 bytes", err)
+	}
+	if got := string(head[:n]); !strings.HasPrefix(got, "HTTP/1.1 4") {
+		t.Fatalf("answer %q; want a 4xx", got)
+	}
+}

@@ -297,6 +297,7 @@ func (a *app) buildPayments(notifyURL string, transport http.RoundTripper) error
 		MchID:               wcfg.MchID,
 		AppID:               wcfg.AppID,
 		DedupeWindow:        cfg.Payments.DedupeWindow.D(),
+		NotifyReadTimeout:   notifyReadTimeout,
 		OrderTTL:            cfg.Payments.OrderTTL.D(),
 		ActiveQueryAfter:    cfg.Payments.Reconcile.QueryAfter.D(),
 		ActiveQueryDeadline: cfg.Payments.Reconcile.QueryDeadline.D(),
@@ -588,7 +589,10 @@ func newHTTPServer(name string, h http.Handler, errLog *log.Logger) httpServer {
 }
 
 // notifyReadTimeout bounds reading a whole request on the notification
-// listener (newHTTPServer); a variable so a test need not wait it out.
+// listener (newHTTPServer), and a notification's body wherever its route is
+// served (payments.Options.NotifyReadTimeout: on the bots' listener too,
+// whose server bounds only each wait for body bytes); a variable so a test
+// need not wait it out.
 var notifyReadTimeout = 30 * time.Second
 
 // adminHandler serves the operator endpoints on the admin listener: the
