@@ -523,7 +523,39 @@ func isHTMLType(ct string) bool {
 // isJSONObject reports whether data is one valid JSON value, an object.
 func isJSONObject(data []byte) bool {
 	i := skipSpace(data, 0)
-	return i < len(data) && data[i] == '{' && gjson.Valid(unsafeString(data))
+	return i < len(data) && data[i] == '{' && validJSON(unsafeString(data))
+}
+
+// maxNesting is how deeply a provider's answer or event may nest its
+// arrays and objects and still be JSON to paygate. No answer comes near
+// it; a deeper one is malformed.
+const maxNesting = 1000
+
+// validJSON is gjson.Valid for a provider's bytes, refusing first, with
+// one counter, what nests deeper than maxNesting: gjson's validation
+// recurses once per level, so a 2 MB answer of brackets took 128 MB of
+// stack, and one of MaxResponseBytes (32 MiB) passed the runtime's 1 GB
+// stack limit, a fatal error that ended the process. Brackets in strings
+// do not count.
+func validJSON(s string) bool {
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '{', '[':
+			if depth++; depth > maxNesting {
+				return false
+			}
+		case '}', ']':
+			depth--
+		case '"':
+			for i++; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' {
+					i++ // the escaped byte is no delimiter
+				}
+			}
+		}
+	}
+	return gjson.Valid(s)
 }
 
 func readAtMost(r io.Reader, n int64) ([]byte, error) {

@@ -67,7 +67,7 @@ func readErrorFields(f *failure, body []byte) {
 	default:
 		if m := gjson.Get(s, "message"); m.Type == gjson.String {
 			f.errMsg = m.String()
-		} else if len(body) > 0 && !gjson.Valid(unsafeString(body)) {
+		} else if len(body) > 0 && !validJSON(unsafeString(body)) {
 			// Whole (at most maxErrorBody): the attempt cuts it to
 			// maxPlainErrorText once its secrets are masked (errorText).
 			f.errMsg = string(body)

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/tidwall/gjson"
-
 	"github.com/paygate/paygate/sse"
 )
 
@@ -254,7 +252,7 @@ func (a *Response) Next() (sse.Event, error) {
 // to be skipped, and counts and logs it (SPEC 5); the caller ends the
 // stream at the maxMalformed-th.
 func (a *Response) noteMalformed(ev sse.Event) bool {
-	if ev.IsDone() || gjson.Valid(unsafeString(ev.Data)) {
+	if ev.IsDone() || validJSON(unsafeString(ev.Data)) {
 		return false
 	}
 	a.malformed++
