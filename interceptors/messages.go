@@ -68,11 +68,15 @@ func AssistantToolMessage(content string, calls []ToolCall) []byte {
 // of the conversation. The bot's own calls are never passed through it:
 // they are what the model wrote, and the bot's history carries them so.
 // Nor is a custom call's input, which is text no provider parses.
+// Arguments nested deeper than MaxNesting are replaced unparsed: the model's
+// arguments come over any number of stream events, so no bound on an event
+// bounds them, and gjson's validation recurses once per level (16 M levels
+// passed the runtime's 1 GB stack limit and ended the process).
 // calls itself is returned when nothing needs replacing.
 func ParsableArguments(calls []ToolCall) []ToolCall {
 	var out []ToolCall
 	for i, c := range calls {
-		if c.Custom || c.Arguments == "" || gjson.Valid(c.Arguments) {
+		if c.Custom || c.Arguments == "" || !nestedOver(c.Arguments, MaxNesting) && gjson.Valid(c.Arguments) {
 			if out != nil {
 				out = append(out, c)
 			}

@@ -91,6 +91,13 @@ func (t *Tools) Refused(name, why string) Outcome {
 	}
 }
 
+// maxArgs bounds a payment call's arguments, a few short members: they
+// come from the model over any number of stream events, and their check
+// (gjson.Valid) recurses once per level of nesting, so 16 M brackets,
+// four events of a provider's stream, passed the runtime's 1 GB stack
+// limit and ended the process.
+const maxArgs = 16 << 10
+
 var createArgs = map[string]bool{"sku": true, "quantity": true, "pay_method": true}
 var queryArgs = map[string]bool{"order_no": true}
 var refundArgs = map[string]bool{"order_no": true, "reason": true, "amount": true}
@@ -101,6 +108,9 @@ var refundArgs = map[string]bool{"order_no": true, "reason": true, "amount": tru
 func (t *Tools) Execute(ctx context.Context, c Caller, name, args string) Outcome {
 	if args == "" {
 		args = "{}"
+	}
+	if len(args) > maxArgs {
+		return clarify("the arguments were longer than any this tool takes")
 	}
 	if !gjson.Valid(args) || !gjson.Parse(args).IsObject() {
 		return clarify("the arguments were not a JSON object")
