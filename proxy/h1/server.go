@@ -42,10 +42,11 @@
 //     of a request's body that has to wait for the connection must get
 //     bytes within BodyStallTimeout (the header timeout, by default), and
 //     each read of the drain of a body the handler left unread (up to
-//     256 KiB, as net/http's) within lingerTime; either failing closes the
-//     connection after the answer, the drain's with a lingering close, since
-//     that client only paused and may be sending yet. A body that came in
-//     the buffer with its head costs no deadline change.
+//     256 KiB, as net/http's) within lingerTime, and the whole drain
+//     within drainTime (10 s); either failing closes the connection after
+//     the answer, the drain's with a lingering close, since that client
+//     only paused and may be sending yet. A body that came in the buffer
+//     with its head costs no deadline change.
 //   - Nor by not reading an answer: the client must take some of each
 //     write within WriteStallTimeout (60 s by default), or the request's
 //     context is cancelled, as when the client leaves, and the connection
@@ -129,7 +130,8 @@ type Server struct {
 	// package's standard logger.
 	ErrorLog *log.Logger
 
-	maxLinger time.Duration // bounds a lingering close and each read of a drain; 0: lingerTime (tests change it)
+	maxLinger    time.Duration // bounds a lingering close and each read of a drain; 0: lingerTime (tests change it)
+	maxDrainTime time.Duration // bounds a drain as a whole; 0: drainTime (tests change it)
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -619,6 +621,22 @@ func (c *conn) reject(status int, body string) {
 // body the handler left unread (requestBody.discard) too.
 const lingerTime = 500 * time.Millisecond
 
+// drainTime bounds the drain of a body the handler left unread
+// (requestBody.discard) as a whole, as lingerTime bounds each of its waits:
+// a client that sent a byte just within each wait was drained for as long
+// as it kept on (maxDrain bytes a byte each 490 ms: 35 hours), and the
+// drain runs after a refusal, for a client with no key. Sent at any
+// usable pace, maxDrain bytes take far less.
+const drainTime = 10 * time.Second
+
+// drainBound is drainTime, or the bound a test set.
+func (s *Server) drainBound() time.Duration {
+	if s.maxDrainTime > 0 {
+		return s.maxDrainTime
+	}
+	return drainTime
+}
+
 // lingerBound is lingerTime, or the bound a test set.
 func (s *Server) lingerBound() time.Duration {
 	if s.maxLinger > 0 {
@@ -846,9 +864,10 @@ type limitReader struct {
 	// drains a body the handler left (requestBody.discard): each read must
 	// get bytes within it too, when it is the shorter. short records that
 	// drain, not wait, set the deadline of the last read.
-	wait  time.Duration
-	drain time.Duration
-	short bool
+	wait     time.Duration
+	drain    time.Duration
+	drainEnd time.Time // while drain > 0: when the drain as a whole ends (drainTime)
+	short    bool
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
@@ -882,8 +901,12 @@ func (c *conn) bodyDeadline() {
 	if c.lr.drain > 0 && (d <= 0 || c.lr.drain < d) {
 		d, short = c.lr.drain, true
 	}
+	end := time.Now().Add(d)
+	if c.lr.drain > 0 && end.After(c.lr.drainEnd) {
+		end, short = c.lr.drainEnd, true
+	}
 	c.lr.short = short
-	c.setReadDeadline(time.Now().Add(d))
+	c.setReadDeadline(end)
 }
 
 // requestBody is the body the handler reads. It sends "100 Continue" when
@@ -947,7 +970,9 @@ func (b *requestBody) unframed() bool {
 // client that declared more than it sends (a refused caller, as often as
 // not) must not hold the connection for it; but one that keeps sending is
 // read to the end, up to maxDrain, as net/http reads it, since closing on
-// it would reset it mid-upload and lose it the answer. When the drain
+// it would reset it mid-upload and lose it the answer, as long as the
+// drain as a whole ends within drainTime: one that trickles its bytes must
+// not hold the connection either. When the drain
 // fails, the connection closes after the answer.
 func (b *requestBody) discard() bool {
 	if !b.eof && b.left == 0 && !b.closed && !b.expect && b.err == nil {
@@ -961,6 +986,7 @@ func (b *requestBody) discard() bool {
 	}
 	c := b.c
 	c.lr.drain, c.lr.short = c.s.lingerBound(), false
+	c.lr.drainEnd = time.Now().Add(c.s.drainBound())
 	io.CopyN(io.Discard, b, maxDrain+1)
 	b.paused = c.lr.short && errors.Is(b.err, os.ErrDeadlineExceeded)
 	c.lr.drain = 0

@@ -603,3 +603,44 @@ func (l smallSendListener) Accept() (net.Conn, error) {
 	}
 	return c, err
 }
+
+// TestTrickledDrainIsBoundedInTotal: the drain of a body the handler left
+// (a 401 to a wrong key, the handler never reads it) bounds each wait at
+// lingerTime, so a client that sends a byte just within it was drained for
+// as long as it kept on: 256 KiB a byte each 490 ms held the connection
+// and its goroutine for 35 hours, and no key is needed. The drain as a
+// whole ends within maxDrainTime (set short here); the client has its
+// answer, then the connection closes, though it is still sending.
+func TestTrickledDrainIsBoundedInTotal(t *testing.T) {
+	s := &Server{BodyStallTimeout: time.Hour, maxLinger: time.Second, maxDrainTime: 200 * time.Millisecond,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "invalid key", http.StatusUnauthorized)
+		})}
+	c := serveOne(t, s) // its 10 s deadline fails a drain that does not end
+	if _, err := io.WriteString(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n{"); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond) // the client's pace, far inside each wait's bound
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := io.WriteString(c, " "); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	b, err := io.ReadAll(c)
+	if !strings.HasPrefix(string(b), "HTTP/1.1 401 ") {
+		t.Fatalf("read %q; want the 401", b)
+	}
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the connection is still open 10 s into a trickled drain (read %q): %v", b, err)
+	}
+}
