@@ -536,8 +536,13 @@ const maxNesting = 1000
 // recurses once per level, so a 2 MB answer of brackets took 128 MB of
 // stack, and one of MaxResponseBytes (32 MiB) passed the runtime's 1 GB
 // stack limit, a fatal error that ended the process. Brackets in strings
-// do not count.
+// do not count. Text of at most maxNesting bytes cannot nest deeper, and
+// is not counted: every stream event is validated, and almost every one is
+// shorter than that.
 func validJSON(s string) bool {
+	if len(s) <= maxNesting {
+		return gjson.Valid(s)
+	}
 	depth := 0
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
