@@ -48,6 +48,27 @@ func endUser(h http.Header, bodyUser string) string {
 	return bodyUser
 }
 
+// maxUserID bounds the end user's id and the session's, which name the
+// user's payment state in the store: an OpenID is 28 bytes, and other
+// ids (a UnionID, an account number, a UUID) are short too. Unbounded,
+// a bot's megabyte id became a megabyte key per request in Redis, and
+// one over 32 KiB failed every write of the embedded store.
+const maxUserID = 256
+
+// userIDError is the 400 of an end user's or a session's id over
+// maxUserID bytes, else nil.
+func userIDError(user, session string) *apiError {
+	what, n := "end user's id ("+headerOpenID+" or the body's user)", len(user)
+	if len(session) > maxUserID {
+		what, n = "X-Paygate-Session", len(session)
+	}
+	if n <= maxUserID {
+		return nil
+	}
+	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_id_too_long",
+		Message: "paygate: the " + what + " is " + strconv.Itoa(n) + " bytes; at most " + strconv.Itoa(maxUserID)}
+}
+
 // readBody reads the whole client body (failover may resend it) within the
 // configured limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
@@ -163,6 +184,10 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		session := r.Header.Get("X-Paygate-Session")
 		if session == "" {
 			session = user
+		}
+		if aerr := userIDError(user, session); aerr != nil {
+			writeError(w, aerr)
+			return
 		}
 		c := rc.client
 		s.runTurn(w, r, chat, out, payments.Caller{Client: c.Name, AppID: c.AppID, User: user, Session: session, AllowedSKUs: c.AllowedSKUs})

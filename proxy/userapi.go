@@ -79,13 +79,13 @@ func methodNotAllowed(allow string) http.HandlerFunc {
 // else (POST only) the body's "user".
 func (s *Server) endUser(w http.ResponseWriter, r *http.Request) (string, *apiError) {
 	if u := openID(r.Header); u != "" {
-		return u, nil
+		return u, userIDError(u, "")
 	}
 	if r.Method == http.MethodPost && r.Body != nil {
 		b, err := readLimited(w, r, maxUserBody)
 		if err == nil && gjson.ValidBytes(b) {
 			if u := gjson.GetBytes(b, "user"); u.Type == gjson.String && u.Str != "" {
-				return u.Str, nil
+				return u.Str, userIDError(u.Str, "")
 			}
 		}
 	}
