@@ -76,3 +76,52 @@ func TestUnknownRefundClosedOrAbnormalIsRaised(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnClosedRefundLateCopyAfterAnotherRefund: a copy of WeChat Pay's
+// REFUND.CLOSED of paygate's own refund that arrives after the user asked
+// again (a second refund confirmed, in flight or settled) is paygate's own
+// refund's word, a duplicate: the order is not put in review. WeChat Pay
+// sends a refund notification again until it is acknowledged (for up to a
+// day), and paygate may have learned of the close from its own query first,
+// so such a copy may come minutes after the close. It was taken for a refund
+// paygate never made (refund_not_requested): the order frozen in review and
+// an alert about money that never moved.
+func TestOwnClosedRefundLateCopyAfterAnotherRefund(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	for i, settled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("second refund settled %v", settled), func(t *testing.T) {
+			o := paidOrder(t, e, fmt.Sprintf("oUser-own-closed-late-%d", i), 2)
+			first := propose(t, e, o, 1000)
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, first.RefundID); err != nil {
+				t.Fatal(err)
+			}
+			txid := e.order(o.OrderNo).TransactionID
+			if status, body := e.postRefund(o, txid, refundWord{first.OutRefundNo, wechatpay.RefundClosed, 1000}); status != http.StatusNoContent {
+				t.Fatalf("own refund closed: %d %s", status, body)
+			}
+			second := propose(t, e, o, 1000)
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, second.RefundID); err != nil {
+				t.Fatal(err)
+			}
+			want := store.StatusRefunding
+			if settled {
+				if status, body := e.postRefund(o, txid, refundWord{second.OutRefundNo, wechatpay.RefundSuccess, 1000}); status != http.StatusNoContent {
+					t.Fatalf("second refund succeeded: %d %s", status, body)
+				}
+				want = store.StatusPartiallyRefunded
+			}
+			alerts := strings.Count(e.logs.String(), "ALERT")
+			// The late copy of the first refund's close.
+			if status, body := e.postRefund(o, txid, refundWord{first.OutRefundNo, wechatpay.RefundClosed, 1000}); status != http.StatusNoContent {
+				t.Fatalf("late copy of the close: %d %s", status, body)
+			}
+			if got := e.order(o.OrderNo); got.Status != want {
+				t.Errorf("after the late copy of paygate's own refund's close: %s %q; want %s", got.Status, got.ReviewReason, want)
+			}
+			if n := strings.Count(e.logs.String(), "ALERT"); n != alerts {
+				t.Errorf("alerts: %d more; want none", n-alerts)
+			}
+		})
+	}
+}

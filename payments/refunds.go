@@ -784,7 +784,12 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 		// elsewhere (the merchant platform), as unasked's SUCCESS is, and
 		// raised the same way; ABNORMAL money left the merchant and reached
 		// no one. It was acknowledged as a late copy, unseen.
-		unknown := (f.Status == wechatpay.RefundClosed || f.Status == wechatpay.RefundAbnormal) &&
+		// A CLOSED of one of paygate's own refunds that it applied
+		// (ClosedRefundNos) is a late copy, also once a later refund is
+		// the one in flight: WeChat Pay sends a notification again until
+		// it is acknowledged, and a query may have found the close first.
+		unknown := (f.Status == wechatpay.RefundClosed && !slices.Contains(c.ClosedRefundNos, f.OutRefundNo) ||
+			f.Status == wechatpay.RefundAbnormal) &&
 			!slices.Contains(c.RefundNos, f.OutRefundNo) && (rec == nil || rec.Proposal.OutRefundNo != f.OutRefundNo) &&
 			(c.RefundedFen == 0 || len(c.RefundNos) > 0)
 		switch c.Status {
@@ -825,6 +830,9 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 			return c, nil
 		case wechatpay.RefundClosed:
 			outcome = OutcomeApplied
+			if !slices.Contains(c.ClosedRefundNos, f.OutRefundNo) {
+				c.ClosedRefundNos = append(c.ClosedRefundNos, f.OutRefundNo)
+			}
 			endRefund(c)
 			return c, nil
 		case wechatpay.RefundProcessing:

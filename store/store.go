@@ -109,11 +109,16 @@ type Order struct {
 	// RefundNos are the out_refund_no of the refunds counted in
 	// RefundedFen, oldest first, so a refund WeChat Pay reports that paygate
 	// never asked for is told apart from a late copy of one it applied.
-	RefundNos     []string `json:"refund_nos,omitempty"`
-	PrepayID      string   `json:"prepay_id,omitempty"`
-	CodeURL       string   `json:"code_url,omitempty"`
-	TransactionID string   `json:"transaction_id,omitempty"`
-	ReviewReason  string   `json:"review_reason,omitempty"`
+	RefundNos []string `json:"refund_nos,omitempty"`
+	// ClosedRefundNos are the out_refund_no of paygate's own refunds of
+	// the order that WeChat Pay closed (no money moved), so a late copy of
+	// one's REFUND.CLOSED, after another refund replaced it in flight, is
+	// told apart from a refund paygate never made.
+	ClosedRefundNos []string `json:"closed_refund_nos,omitempty"`
+	PrepayID        string   `json:"prepay_id,omitempty"`
+	CodeURL         string   `json:"code_url,omitempty"`
+	TransactionID   string   `json:"transaction_id,omitempty"`
+	ReviewReason    string   `json:"review_reason,omitempty"`
 	// ApprovedFen is the amount a manager approved this order at (0: none
 	// did). A switch of pay method carries the approval to the replacement
 	// only at that same amount, and records it there too; it is never
