@@ -49,6 +49,11 @@ func (h *notifyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.m.notifications.WithLabelValues(v.event, v.outcome, v.reason).Inc()
 	s.m.notifyDuration.Observe(time.Since(start).Seconds())
 	if v.status >= 300 {
+		if v.status == http.StatusMethodNotAllowed {
+			// The route serves every method (the proxy mounts it so), so
+			// this 405 names the one it takes, as ServeMux's did.
+			w.Header().Set("Allow", http.MethodPost)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(v.status)
 		b, _ := json.Marshal(map[string]string{"code": "FAIL", "message": v.msg})

@@ -67,6 +67,11 @@ func TestNotifyRouteWrongMethod(t *testing.T) {
 				if resp.StatusCode != http.StatusMethodNotAllowed || gjson.Get(body, "code").Str != "FAIL" {
 					t.Errorf("%s %s: %d %s; want 405 {\"code\":\"FAIL\",…}", method, payments.NotifyPath, resp.StatusCode, body)
 				}
+				// A 405 names the methods the route serves (RFC 9110
+				// 15.5.6), as ServeMux's did and every other 405 here does.
+				if got := resp.Header.Get("Allow"); got != http.MethodPost {
+					t.Errorf("%s %s: Allow %q; want POST", method, payments.NotifyPath, got)
+				}
 			}
 		})
 	}
