@@ -60,6 +60,9 @@ func TestDefaults(t *testing.T) {
 	if cfg.Failover.MaxAttempts != 4 || cfg.Payments.Budget.MaxRounds != 3 || cfg.Payments.Budget.MaxPaymentCalls != 1 {
 		t.Errorf("budget/failover defaults wrong: %+v %+v", cfg.Failover, cfg.Payments.Budget)
 	}
+	if cfg.Providers[0].SystemMessages != SystemMessagesAnywhere {
+		t.Errorf("system_messages: got %q; want %q (SPEC 3's placement)", cfg.Providers[0].SystemMessages, SystemMessagesAnywhere)
+	}
 	if fen, _ := cfg.Payments.Rules.ApprovalAbove.Fen(); fen != 50000 {
 		t.Errorf("approval_above: got %d fen; want 50000", fen)
 	}
@@ -135,6 +138,7 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"admin token is the development key", "clients: [{name: bot, key: sk-bot-0123456789}]\nadmin:\n  token: sk-paygate-dev\n", []string{`c.yaml:3: admin.token: the built-in development client key`}},
 		{"duplicate tool names", "payments:\n  tools:\n    create_order: pay\n    query_order: pay\n", []string{`c.yaml:4: payments.tools.query_order: same name as create_order`}},
 		{"recovery attempts below -1", "failover:\n  recovery:\n    max_attempts: -2\n", []string{`c.yaml:3: failover.recovery.max_attempts: at least 1, or -1 for off`}},
+		{"bad system_messages", "providers:\n  - name: p\n    base_url: \"http://x\"\n    system_messages: first\n", []string{`c.yaml:4: providers[0].system_messages: "first": want anywhere or first_only`}},
 		{"several errors at once", "serverr: 1\nfailover:\n  max_attempts: 0\n  bogus: 1\n", []string{`c.yaml:1: serverr`, `c.yaml:4: failover.bogus`}},
 	}
 	for _, tc := range tests {

@@ -24,6 +24,16 @@ const (
 	DefaultWeChatPayAPI  = "https://api.mch.weixin.qq.com"
 )
 
+// Placements of a system message (providers[].system_messages).
+const (
+	// SystemMessagesAnywhere: the provider takes a system message at any
+	// index; the payment state goes just before the last user message.
+	SystemMessagesAnywhere = "anywhere"
+	// SystemMessagesFirstOnly: the provider refuses a system message
+	// anywhere but first; the payment state joins the leading one.
+	SystemMessagesFirstOnly = "first_only"
+)
+
 // Default returns the configuration paygate runs with when given no file:
 // embedded store, simulator backend and one provider from the environment.
 func Default(env LookupEnv) *Config {
@@ -120,6 +130,7 @@ func (c *Config) SetDefaults() {
 	for i := range c.Providers {
 		p := &c.Providers[i]
 		setString(&p.Continuation, "none")
+		setString(&p.SystemMessages, SystemMessagesAnywhere)
 		t := &p.Timeouts
 		setDuration(&t.Connect, 5*time.Second)
 		setDuration(&t.FirstByte, 30*time.Second)

@@ -185,6 +185,24 @@ type Provider struct {
 	// endpoint, Mistral) or "partial_flag" (with "partial": true: Qwen on
 	// DashScope, Kimi). Default "none".
 	Continuation string `yaml:"continuation"`
+	// SystemMessages says where this provider accepts a system message:
+	// "anywhere" (OpenAI and most hosted APIs) or "first_only" (strict chat
+	// templates: Qwen3.5/3.6 on vLLM or llama.cpp answer 400 "System
+	// message must be at the beginning.", Gemma 3 on vLLM "Conversation
+	// roles must alternate user/assistant/user/assistant/...", and MiniMax,
+	// Alibaba DashScope and Qwen Portal refuse a second system message).
+	// With "anywhere" the payment state is a system message just before the
+	// last user message (SPEC 3 step 3), so the bot's conversation prefix
+	// stays byte-identical and prompt caches keep hitting. With
+	// "first_only" it is appended as a paragraph to the conversation's
+	// leading system (or developer) message, or sent as a new system
+	// message at index 0 when there is none; every other message is sent as
+	// the bot sent it. This deliberately departs from SPEC 3's placement
+	// for such providers, whose every turn of a user with an order failed
+	// otherwise: the leading message, and the prompt cache behind it,
+	// changes whenever the payment state's text changes (an order made,
+	// paid, refunded), not on every turn. Default "anywhere".
+	SystemMessages string `yaml:"system_messages"`
 	// Timeouts bound each attempt. Defaults: connect 5s, first_byte 30s,
 	// first_token 30s, idle 30s, total 300s.
 	Timeouts Timeouts `yaml:"timeouts"`

@@ -373,6 +373,11 @@ func (l *loader) validateProviders(c *Config) map[string]bool {
 		default:
 			l.at(path+".continuation", "%q: want none, prefill, prefix_flag or partial_flag", p.Continuation)
 		}
+		switch p.SystemMessages {
+		case SystemMessagesAnywhere, SystemMessagesFirstOnly:
+		default:
+			l.at(path+".system_messages", "%q: want anywhere or first_only", p.SystemMessages)
+		}
 		for _, h := range slices.Sorted(maps.Keys(p.Headers)) {
 			hp := path + ".headers." + h
 			switch strings.ToLower(h) {

@@ -3,10 +3,13 @@ package failover
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+
+	"github.com/paygate/paygate/config"
 )
 
 // patch returns the body to send to t: its "model" set to t's upstream name
@@ -190,4 +193,119 @@ func hasCalls(v gjson.Result) bool {
 func appendQuoted(dst []byte, s string) []byte {
 	b, _ := json.Marshal(s)
 	return append(dst, b...)
+}
+
+// placeSystem returns body as t's provider takes sm: unchanged for a
+// provider that takes a system message anywhere (the default), and with sm
+// moved into the leading message for one whose chat template refuses a
+// system message anywhere but first (system_messages: first_only).
+// body itself is never modified.
+func (t *target) placeSystem(body []byte, sm *SystemMessage) ([]byte, error) {
+	if sm == nil || t.p.cfg.SystemMessages != config.SystemMessagesFirstOnly {
+		return body, nil
+	}
+	return moveSystemFirst(body, sm)
+}
+
+// moveSystemFirst returns body with the system message sm removed from
+// messages[sm.Index] and its text joined to the leading message: appended
+// as a paragraph to a leading system or developer message's string
+// content, as a text part to its content parts (the "\n\n" keeps it a
+// paragraph where a template joins the parts), as its content when it has
+// none, or else sent as a new system message at index 0. Strict chat
+// templates (Qwen3.5/3.6 on vLLM and llama.cpp: "System message must be at
+// the beginning."; Gemma 3: "Conversation roles must alternate
+// user/assistant/user/assistant/...") and DashScope, MiniMax and Qwen
+// Portal refuse a system message anywhere else, and a second system message
+// even right after the first. Both edits are splices: every other byte of
+// body, the bot's other messages above all, is sent as it came. body
+// itself is never modified.
+func moveSystemFirst(body []byte, sm *SystemMessage) ([]byte, error) {
+	type elem struct{ at, end int }
+	var msgs []elem
+	arr := gjson.Get(unsafeString(body), "messages")
+	if !arr.IsArray() || arr.Index <= 0 {
+		return nil, errors.New("moving the system message first: no messages array")
+	}
+	arr.ForEach(func(_, m gjson.Result) bool {
+		msgs = append(msgs, elem{m.Index, m.Index + len(m.Raw)})
+		return true
+	})
+	if sm.Index < 0 || sm.Index >= len(msgs) {
+		return nil, fmt.Errorf("moving the system message first: no message %d of %d", sm.Index, len(msgs))
+	}
+	m := msgs[sm.Index]
+	if m.at <= 0 || m.end > len(body) {
+		return nil, errors.New("moving the system message first: cannot locate it")
+	}
+	if placed := gjson.ParseBytes(body[m.at:m.end]); placed.Get("role").Str != "system" || placed.Get("content").Type != gjson.String ||
+		placed.Get("content").Str != sm.Text {
+		return nil, fmt.Errorf("moving the system message first: message %d is not the inserted system message", sm.Index)
+	}
+	if sm.Index == 0 {
+		return body, nil // already first: it is the conversation's only system message there
+	}
+	// The removed span: the message and the separator after it, or, for
+	// the last message, the separator before it. Either way, what is left
+	// is the array as it was before the message was inserted.
+	cut0, cut1 := m.at, m.end
+	if sm.Index+1 < len(msgs) {
+		cut1 = msgs[sm.Index+1].at
+	} else {
+		cut0 = msgs[sm.Index-1].end
+	}
+	// The edit of the leading message: body[e0:e1] becomes repl.
+	lead := msgs[0]
+	first := gjson.ParseBytes(body[lead.at:lead.end])
+	content := first.Get("content")
+	if content.Exists() && content.Index <= 0 {
+		return nil, errors.New("moving the system message first: cannot locate the leading message's content")
+	}
+	var e0, e1 int
+	var repl []byte
+	switch role := first.Get("role").Str; {
+	case role != "system" && role != "developer":
+		e0, e1 = lead.at, lead.at
+		repl = appendQuoted([]byte(`{"role":"system","content":`), sm.Text)
+		repl = append(repl, "},"...)
+	case content.Type == gjson.String:
+		e0, e1 = lead.at+content.Index, lead.at+content.Index+len(content.Raw)
+		repl = appendQuoted(nil, content.Str+"\n\n"+sm.Text)
+	case content.Type == gjson.Null && content.Exists():
+		e0, e1 = lead.at+content.Index, lead.at+content.Index+len(content.Raw)
+		repl = appendQuoted(nil, sm.Text)
+	case content.IsArray():
+		// Before the closing bracket, after the last part if any.
+		e0 = lead.at + content.Index + len(content.Raw) - 1
+		e1 = e0
+		if len(content.Array()) > 0 {
+			repl = append(repl, ',')
+		}
+		repl = append(repl, `{"type":"text","text":`...)
+		repl = appendQuoted(repl, "\n\n"+sm.Text)
+		repl = append(repl, '}')
+	case !content.Exists():
+		// Its first member becomes the content.
+		e0 = lead.at + 1
+		e1 = e0
+		repl = appendQuoted([]byte(`"content":`), sm.Text)
+		if len(bytes.TrimSpace(body[lead.at+1:lead.end-1])) > 0 {
+			repl = append(repl, ',')
+		}
+	default:
+		// A content no provider takes: left to the provider to judge,
+		// with the state before it.
+		e0, e1 = lead.at, lead.at
+		repl = appendQuoted([]byte(`{"role":"system","content":`), sm.Text)
+		repl = append(repl, "},"...)
+	}
+	if e0 < lead.at || e1 > lead.end || e1 > cut0 {
+		return nil, errors.New("moving the system message first: cannot locate the leading message's content")
+	}
+	out := make([]byte, 0, len(body)-(cut1-cut0)+len(repl)-(e1-e0))
+	out = append(out, body[:e0]...)
+	out = append(out, repl...)
+	out = append(out, body[e1:cut0]...)
+	out = append(out, body[cut1:]...)
+	return out, nil
 }

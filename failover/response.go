@@ -69,6 +69,21 @@ type Request struct {
 	// sends Body unchanged, and the caller must skip the fresh answer's
 	// already-sent beginning. Response.Continued tells which happened.
 	Continuation *Continuation
+	// System, when set, is a system message the caller inserted into the
+	// conversation (paygate's payment state, SPEC 3 step 3, just before
+	// the last user message). A target whose provider takes system
+	// messages only first (system_messages: first_only) gets it moved into
+	// the leading message (moveSystemFirst); every other target gets Body's
+	// placement. The caller keeps it where it is in every round: later
+	// rounds only append messages.
+	System *SystemMessage
+}
+
+// SystemMessage is the system message a Request's caller inserted:
+// messages[Index] of Body, {"role":"system","content":Text}.
+type SystemMessage struct {
+	Index int
+	Text  string
 }
 
 // Continuation is the text of an answer the client already received.

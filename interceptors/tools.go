@@ -573,31 +573,35 @@ func RelaxToolChoice(body []byte, isPayment func(name string) bool) ([]byte, err
 // InsertStateMessage inserts {"role":"system","content":text} just before the
 // last user message, so every byte of the conversation before it stays as the
 // client sent it and providers' prompt caches keep hitting (SPEC 3 step 3).
-// With no user message the system message goes at the end. The result shares
-// no memory with body.
-func InsertStateMessage(body []byte, text string) ([]byte, error) {
+// With no user message the system message goes at the end. index is the
+// message's index in the array: a provider that takes system messages only
+// first gets it moved there (failover.Request.System). The result shares no
+// memory with body.
+func InsertStateMessage(body []byte, text string) (out []byte, index int, err error) {
 	msgs := gjson.GetBytes(body, "messages")
 	if !msgs.IsArray() {
-		return nil, fmt.Errorf("%w: 'messages' must be an array", ErrBadRequest)
+		return nil, 0, fmt.Errorf("%w: 'messages' must be an array", ErrBadRequest)
 	}
-	at := -1
+	at, n := -1, 0
 	msgs.ForEach(func(_, m gjson.Result) bool {
 		if m.Get("role").String() == "user" {
-			at = m.Index
+			at, index = m.Index, n
 		}
+		n++
 		return true
 	})
 	msg := jsonstr.Append([]byte(`{"role":"system","content":`), text)
 	msg = append(msg, '}')
 	if at < 0 {
-		return AppendMessages(body, msg)
+		out, err = AppendMessages(body, msg)
+		return out, n, err
 	}
-	out := make([]byte, 0, len(body)+len(msg)+1)
+	out = make([]byte, 0, len(body)+len(msg)+1)
 	out = append(out, body[:at]...)
 	out = append(out, msg...)
 	out = append(out, ',')
 	out = append(out, body[at:]...)
-	return out, nil
+	return out, index, nil
 }
 
 // AppendMessages appends raw JSON messages to the body's "messages" array:

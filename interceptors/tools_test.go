@@ -313,7 +313,7 @@ func TestInsertStateMessage(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := InsertStateMessage([]byte(tc.body), text)
+			out, at, err := InsertStateMessage([]byte(tc.body), text)
 			if tc.wantErr {
 				if !errors.Is(err, ErrBadRequest) {
 					t.Errorf("err = %v; want ErrBadRequest", err)
@@ -332,6 +332,9 @@ func TestInsertStateMessage(t *testing.T) {
 			msgs := gjson.GetBytes(out, "messages").Array()
 			if len(msgs) != len(gjson.Get(tc.body, "messages").Array())+1 {
 				t.Fatalf("messages = %d", len(msgs))
+			}
+			if at != tc.wantAt {
+				t.Errorf("index %d; want %d", at, tc.wantAt)
 			}
 			m := msgs[tc.wantAt]
 			if m.Get("role").String() != "system" || m.Get("content").String() != text {

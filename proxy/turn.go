@@ -81,6 +81,11 @@ type turn struct {
 	pending   []announcement
 	announced []json.RawMessage
 
+	// system is the payment-state system message the turn inserted, nil
+	// when there is none: each round's request names it, so a target
+	// whose provider takes system messages only first gets it there.
+	system *failover.SystemMessage
+
 	// appended is what the turn added to the conversation: each payment
 	// round's assistant message and tool results, in order. A turn that
 	// ends with the client's calls keeps it for the bot's next request.
@@ -167,10 +172,15 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	}
 	if st := s.loadState(ctx, reqID, caller); st != nil && len(st.Orders) > 0 {
 		if msg := stateMessage(st.Orders, st.Now, s.cfg.Payments.StateInjection.SettledAfter.D()); msg != "" {
-			if body, err = interceptors.InsertStateMessage(body, msg); err != nil {
+			var at int
+			if body, at, err = interceptors.InsertStateMessage(body, msg); err != nil {
 				writeError(w, badRequest("paygate: "+err.Error()))
 				return
 			}
+			// Later rounds only append messages: it stays at index at,
+			// where a first_only provider's target finds it to move it
+			// first.
+			t.system = &failover.SystemMessage{Index: at, Text: msg}
 		}
 		t.pending = s.pendingAnnouncements(st)
 	}
@@ -242,6 +252,7 @@ func (t *turn) request() *failover.Request {
 		Stream:      t.chat.Stream,
 		ContentType: "application/json",
 		Accept:      t.r.Header.Get("Accept"),
+		System:      t.system,
 	}
 }
 
