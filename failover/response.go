@@ -20,9 +20,10 @@ type Request struct {
 	// Path follows the provider's base_url and includes the raw query, e.g.
 	// "/chat/completions".
 	Path string
-	// Body is sent with "model" set to each target's upstream name and the
-	// target provider's drop_fields deleted; nothing else changes. Open never
-	// modifies Body itself.
+	// Body is sent with "model" set to each target's upstream name, the
+	// target provider's drop_fields deleted and, for a first_only provider,
+	// System moved first; nothing else changes. Open never modifies Body
+	// itself.
 	Body []byte
 	// Stream marks a chat stream: Open returns only after the first
 	// token-bearing event was read and is not an error.
