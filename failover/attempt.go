@@ -20,6 +20,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/failover/h1"
+	"github.com/paygate/paygate/internal/jsonstr"
 	"github.com/paygate/paygate/sse"
 )
 
@@ -532,35 +533,14 @@ func isJSONObject(data []byte) bool {
 const maxNesting = 1000
 
 // validJSON is gjson.Valid for a provider's bytes, refusing first, with
-// one counter, what nests deeper than maxNesting: gjson's validation
-// recurses once per level, so a 2 MB answer of brackets took 128 MB of
-// stack, and one of MaxResponseBytes (32 MiB) passed the runtime's 1 GB
-// stack limit, a fatal error that ended the process. Brackets in strings
-// do not count. Text of at most maxNesting bytes cannot nest deeper, and
-// is not counted: every stream event is validated, and almost every one is
-// shorter than that.
+// jsonstr.NestedOver, what nests deeper than maxNesting: gjson's
+// validation recurses once per level, so a 2 MB answer of brackets took
+// 128 MB of stack, and one of MaxResponseBytes (32 MiB) passed the
+// runtime's 1 GB stack limit, a fatal error that ended the process. Every
+// stream event is validated; one of at most maxNesting bytes, almost
+// every one, costs no count.
 func validJSON(s string) bool {
-	if len(s) <= maxNesting {
-		return gjson.Valid(s)
-	}
-	depth := 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '{', '[':
-			if depth++; depth > maxNesting {
-				return false
-			}
-		case '}', ']':
-			depth--
-		case '"':
-			for i++; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' {
-					i++ // the escaped byte is no delimiter
-				}
-			}
-		}
-	}
-	return gjson.Valid(s)
+	return !jsonstr.NestedOver(s, maxNesting) && gjson.Valid(s)
 }
 
 func readAtMost(r io.Reader, n int64) ([]byte, error) {

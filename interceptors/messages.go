@@ -76,7 +76,7 @@ func AssistantToolMessage(content string, calls []ToolCall) []byte {
 func ParsableArguments(calls []ToolCall) []ToolCall {
 	var out []ToolCall
 	for i, c := range calls {
-		if c.Custom || c.Arguments == "" || !nestedOver(c.Arguments, MaxNesting) && gjson.Valid(c.Arguments) {
+		if c.Custom || c.Arguments == "" || !jsonstr.NestedOver(c.Arguments, MaxNesting) && gjson.Valid(c.Arguments) {
 			if out != nil {
 				out = append(out, c)
 			}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+
+	"github.com/paygate/paygate/internal/jsonstr"
 )
 
 // ErrBadRequest marks a client body paygate cannot forward; the proxy answers
@@ -526,7 +528,7 @@ func RewriteChat(body []byte, c Chat, u Upstream) ([]byte, error) {
 // seconds of CPU per request, and past 1 GB of stack (a larger limit)
 // the whole process died of a fatal stack overflow.
 func validJSON(body []byte) error {
-	if nestedOver(unsafeString(body), MaxNesting) {
+	if jsonstr.NestedOver(unsafeString(body), MaxNesting) {
 		return fmt.Errorf("%w: the body is nested more than %d levels deep", ErrBadRequest, MaxNesting)
 	}
 	if gjson.ValidBytes(body) {
@@ -543,28 +545,3 @@ func validJSON(body []byte) error {
 // deeper bodies too (Python's json stops near 1000 levels), so a deeper
 // one is refused before it costs a parse.
 const MaxNesting = 1000
-
-// nestedOver reports whether s, walked as JSON, opens more than limit
-// arrays and objects at once; brackets in strings do not count. It keeps
-// one counter: no recursion and no allocation however deep s goes, and
-// a body that is not JSON is left to the parse to refuse.
-func nestedOver(s string, limit int) bool {
-	depth := 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '{', '[':
-			if depth++; depth > limit {
-				return true
-			}
-		case '}', ']':
-			depth--
-		case '"':
-			e := stringEnd(s, i+1)
-			if e < 0 {
-				return false
-			}
-			i = e
-		}
-	}
-	return false
-}
