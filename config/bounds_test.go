@@ -113,3 +113,35 @@ func TestOrderTTLWithinPrepayValidity(t *testing.T) {
 		})
 	}
 }
+
+// TestConfirmTTLWithinItsClaim: payments.refunds.confirm_ttl above 72h is
+// refused at its line. A refund proposal's claim, which keeps it the only
+// open proposal of its amount, is kept at most 3.5 days (well inside the
+// store's tombstones); a proposal living longer outlived it, and the same
+// request_refund then made a second open proposal the user could confirm
+// too. Refused only by the payments service, it stopped the start with
+// no line to look at.
+func TestConfirmTTLWithinItsClaim(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      string // the error's start; "" when it loads
+	}{
+		{"the default", "payments: {}\n", ""},
+		{"72h", "payments:\n  refunds:\n    confirm_ttl: 72h\n", ""},
+		{"72h and a second", "payments:\n  refunds:\n    confirm_ttl: 72h0m1s\n", "c.yaml:3: payments.refunds.confirm_ttl: 72h0m1s is above 72h"},
+		{"a week", "payments: {refunds: {confirm_ttl: 168h}}\n", "c.yaml:1: payments.refunds.confirm_ttl: 168h0m0s is above 72h"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v; want it to load", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("loaded (confirm_ttl %v); want %s", cfg.Payments.Refunds.ConfirmTTL.D(), tc.want)
+			case tc.want != "" && !strings.HasPrefix(err.Error(), tc.want):
+				t.Fatalf("got %q; want it to start with %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -446,7 +446,8 @@ type Budget struct {
 
 // Refunds configures refund proposals.
 type Refunds struct {
-	// ConfirmTTL is how long a proposal may be confirmed. Default 15m.
+	// ConfirmTTL is how long a proposal may be confirmed. Default 15m, at
+	// most 72h.
 	ConfirmTTL Duration `yaml:"confirm_ttl"`
 }
 

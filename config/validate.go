@@ -41,6 +41,12 @@ var periodFloors = []struct {
 // Pay's prepay_id and code_url (JSAPI and Native prepay).
 const maxOrderTTL = 2 * time.Hour
 
+// maxConfirmTTL is the longest payments.refunds.confirm_ttl (the payments
+// service's MaxRefundConfirmTTL): a refund proposal must not outlive the
+// claim that keeps it the only open one of its amount, which is kept well
+// inside the store's tombstones.
+const maxConfirmTTL = 72 * time.Hour
+
 // validate checks every rule a running paygate depends on. It reports all
 // problems, each at the line of the key it concerns.
 func (l *loader) validate(c *Config) {
@@ -616,6 +622,9 @@ func (l *loader) validatePayments(c *Config) {
 		// whatever time_expire says, and an order is paid with its one
 		// prepay, re-signed: past 2 hours wx.requestPayment refuses it.
 		l.at("payments.order_ttl", "%v is above %v: WeChat Pay's prepay_id and code_url are valid for 2 hours, so an older order could not be paid", d, maxOrderTTL)
+	}
+	if d := p.Refunds.ConfirmTTL.D(); d > maxConfirmTTL {
+		l.at("payments.refunds.confirm_ttl", "%v is above %v: a proposal living longer could be proposed a second time while open, and both confirmed", d, maxConfirmTTL)
 	}
 	if p.Budget.MaxRounds < 1 {
 		l.at("payments.budget.max_rounds", "at least 1")

@@ -80,7 +80,14 @@ const (
 	DefaultNotificationTTL        = 48 * time.Hour
 	DefaultNotifyReadTimeout      = 30 * time.Second
 	DefaultRefundConfirmTTL       = 15 * time.Minute
-	DefaultApprovalTTL            = 72 * time.Hour
+	// MaxRefundConfirmTTL is the longest RefundConfirmTTL: a proposal's
+	// claim must outlive it (proposalClaimTTL), and the claim is kept well
+	// inside store.TombstoneTTL (half of it, 3.5 days). A longer one let the
+	// claim lapse while its proposal was open, and the same request then
+	// made a second open proposal of the same amount, which the user could
+	// confirm as well.
+	MaxRefundConfirmTTL = 72 * time.Hour
+	DefaultApprovalTTL  = 72 * time.Hour
 )
 
 // Options configures a Service. cmd/ maps config onto it.
@@ -271,6 +278,9 @@ func New(opts Options) (*Service, error) {
 	def(&opts.NotificationTTL, DefaultNotificationTTL)
 	def(&opts.NotifyReadTimeout, DefaultNotifyReadTimeout)
 	def(&opts.RefundConfirmTTL, DefaultRefundConfirmTTL)
+	if opts.RefundConfirmTTL > MaxRefundConfirmTTL {
+		return nil, fmt.Errorf("payments: refund confirm TTL %v is above %v: a proposal must not outlive the claim that keeps it the only open one of its amount", opts.RefundConfirmTTL, MaxRefundConfirmTTL)
+	}
 	def(&opts.Rules.ApprovalTTL, DefaultApprovalTTL)
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
