@@ -131,3 +131,47 @@ func TestCreateOrderJustPaidPastClaimConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// TestJustPaidOrderOlderThanTheOpenHorizonIsAlreadyPaid: with a window
+// longer than orders stay open (dedupe_window 24h, order_ttl 30m,
+// approval_ttl 1h: boundOrderOf looked back only 2×(1h+30m) = 3h), a user
+// who paid 29 minutes after asking, and asked again 23h45m after paying
+// (the claim, 24h from the ask, had lapsed), got a second payable order
+// for the purchase instead of already_paid: the paid order was created
+// before the look-back and never seen. SPEC 4: within the window, a user
+// who has just paid gets already_paid, not a second order.
+func TestJustPaidOrderOlderThanTheOpenHorizonIsAlreadyPaid(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var simClock atomic.Bool
+			var e *env
+			e = newEnv(t, envOptions{driver: driver, storeClock: true, sim: wxsim.Options{Now: func() time.Time {
+				if simClock.Load() {
+					return e.clock.Now()
+				}
+				return time.Now()
+			}}, service: func(o *payments.Options) {
+				o.DedupeWindow = 24 * time.Hour
+				o.OrderTTL = 30 * time.Minute
+				o.Rules.ApprovalTTL = time.Hour
+			}})
+			user := "oUser-paid-long-ago-" + driver
+			tc := call(t, newTools(e), caller(user), "create_order", `{"sku":"premium-monthly"}`)
+			no, _ := tc.result["order_no"].(string)
+			if tc.result["status"] != "awaiting_payment" {
+				t.Fatalf("first: %s", tc.out.Result)
+			}
+			e.clock.Advance(29 * time.Minute)
+			payAt(t, e, &simClock, e.order(no))
+			e.clock.Advance(24*time.Hour - 15*time.Minute)
+
+			again := call(t, newTools(e), caller(user), "create_order", `{"sku":"premium-monthly"}`)
+			if again.result["status"] != "already_paid" || again.result["order_no"] != no || again.out.Action != nil {
+				t.Errorf("asked again 23h45m after paying, within the 24h window: %s (action %v); want already_paid of %s", again.out.Result, again.out.Action != nil, no)
+			}
+			if n := e.sim.OrderCount(); n != 1 {
+				t.Errorf("orders at the simulator: %d; want 1", n)
+			}
+		})
+	}
+}

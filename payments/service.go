@@ -635,9 +635,13 @@ func (s *Service) awaitClaimed(ctx context.Context, key string, claim store.Clai
 // at most until its deadline, which is at most ApprovalTTL (held) plus
 // OrderTTL (approved at the last moment) after it was made, and is paid by
 // then (PaidAt is WeChat Pay's success_time). Twice that covers orders whose
-// deadlines were set under a config with up to twice these durations.
+// deadlines were set under a config with up to twice these durations. A
+// paid order binds its purchase for DedupeWindow after its payment
+// (justPaid), so the look-back covers that too: without it, a window
+// longer than orders stay open (24h against 3h) passed over an order paid
+// within it, and the purchase got a second payable order.
 func (s *Service) openOrderHorizon() time.Duration {
-	return 2 * (s.opts.Rules.ApprovalTTL + s.opts.OrderTTL)
+	return s.opts.DedupeWindow + 2*(s.opts.Rules.ApprovalTTL+s.opts.OrderTTL)
 }
 
 // holdsPurchase reports whether an order of this status still binds its
