@@ -19,7 +19,7 @@ type Answer struct {
 	Content string
 	// ContentParts is choices[0].message.content when it is an array of
 	// parts (Mistral's reasoning models: a "thinking" block and "text"
-	// blocks), raw; "" otherwise.
+	// blocks), raw; "" otherwise, an empty array included.
 	ContentParts string
 	// Reasoning is choices[0].message.reasoning_content (else its
 	// reasoning, as OpenRouter names it), decoded: a thinking model's
@@ -167,7 +167,11 @@ func readMessage(s string, at int, a *Answer) int {
 			if !content {
 				content = true
 				if s[m.at] == '[' {
-					a.ContentParts = s[m.at:end] // cloned with the others
+					// An empty list is no parts: sent back, "content": []
+					// is a message with nothing in it.
+					if i := skipSpace(s, m.at+1); i < end && s[i] != ']' {
+						a.ContentParts = s[m.at:end] // cloned with the others
+					}
 				} else {
 					a.Content = stringValue(s[m.at:end])
 				}

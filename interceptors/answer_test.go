@@ -33,7 +33,11 @@ func answerByPath(body string) Answer {
 		ch.ForEach(func(_, v gjson.Result) bool { c0 = v; return false })
 		if c0.IsObject() {
 			if msg := first(c0, "message"); msg.IsObject() {
-				a.Content = first(msg, "content").Str
+				c := first(msg, "content")
+				a.Content = c.Str
+				if c.IsArray() && len(c.Array()) > 0 {
+					a.ContentParts = c.Raw
+				}
 				if tc := first(msg, "tool_calls"); tc.IsArray() {
 					a.ToolCalls = tc.Raw
 				}
