@@ -277,13 +277,24 @@ func chatByPath(body []byte) (Chat, bool) {
 		return Chat{}, false
 	}
 	choices := int(n.Int())
+	// tool_choice and function_call as sent; a key repeated inside them is
+	// checkChoiceKeys' refusal (its own table tests in TestReadChat).
+	for _, j := range [...]int{chatToolChoice, chatFunctionCall} {
+		if checkChoiceKeys(chatMembers[j], f[j].Raw) != nil {
+			return Chat{}, false
+		}
+	}
 	return Chat{
-		Model:      f[chatModel].Str,
-		Stream:     f[chatStream].Bool(),
-		User:       f[chatUser].Str,
-		WantsUsage: f[chatStreamOptions].Get("include_usage").Bool(),
-		HasTools:   f[chatTools].Exists(),
-		Choices:    choices,
+		Model:         f[chatModel].Str,
+		Stream:        f[chatStream].Bool(),
+		User:          f[chatUser].Str,
+		WantsUsage:    f[chatStreamOptions].Get("include_usage").Bool(),
+		HasTools:      f[chatTools].Exists(),
+		HasFunctions:  f[chatFunctions].Exists(),
+		HasPrediction: f[chatPrediction].Exists() && f[chatPrediction].Type != gjson.Null,
+		Choices:       choices,
+		ToolChoice:    f[chatToolChoice].Raw,
+		FunctionCall:  f[chatFunctionCall].Raw,
 	}, true
 }
 
