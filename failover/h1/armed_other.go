@@ -12,12 +12,8 @@ type armedWriter struct {
 
 func (w *armedWriter) Write(p []byte) (int, error) {
 	w.final = false
-	if c := w.c; c.unchecked {
-		// getConn's deferred peek (alive cannot peek here: it says yes).
-		c.unchecked = false
-		if !c.alive() {
-			return 0, errIdleDead
-		}
+	if err := w.c.deferredPeek(); err != nil {
+		return 0, err
 	}
 	return w.c.nc.Write(p)
 }

@@ -39,12 +39,8 @@ type armedWriter struct {
 func (w *armedWriter) Write(p []byte) (int, error) {
 	c := w.c
 	if !w.final {
-		if c.unchecked {
-			// The deferred peek, before the first byte goes out.
-			c.unchecked = false
-			if !c.alive() {
-				return 0, errIdleDead
-			}
+		if err := c.deferredPeek(); err != nil {
+			return 0, err
 		}
 		w.sent = true
 		return c.nc.Write(p)
@@ -71,11 +67,8 @@ func (c *conn) writeArmed(p []byte) (int, error) {
 	// close) would have the exchange wait until its deadline. The armed
 	// write peeks itself, after the reset (armFn).
 	if c.raw == nil || !c.armable || w.sent || c.reused && !c.unchecked {
-		if c.unchecked {
-			c.unchecked = false
-			if !c.alive() {
-				return 0, errIdleDead
-			}
+		if err := c.deferredPeek(); err != nil {
+			return 0, err
 		}
 		return c.nc.Write(p)
 	}

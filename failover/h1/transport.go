@@ -507,6 +507,20 @@ func (t *Transport) getConn(ctx context.Context, key connKey, host string, defer
 	return t.dial(ctx, key, host)
 }
 
+// deferredPeek makes the liveness peek getConn deferred (unchecked), once,
+// before the request's first byte goes out the usual way: errIdleDead when
+// the connection is closed or has bytes waiting.
+func (c *conn) deferredPeek() error {
+	if !c.unchecked {
+		return nil
+	}
+	c.unchecked = false
+	if !c.alive() {
+		return errIdleDead
+	}
+	return nil
+}
+
 func (t *Transport) popIdle(key connKey) *conn {
 	t.mu.Lock()
 	defer t.mu.Unlock()
