@@ -257,6 +257,17 @@ func (s *Server) operatorRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	// Another method on these paths is a 405 naming the ones served: the
+	// catch-all's 404 "unknown endpoint … served under /v1" told an
+	// operator whose probe sent a POST that the health route did not exist.
+	notServed := s.route("operator", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed",
+			Message: "paygate: " + r.Method + " " + r.URL.Path + " is not served; use GET"})
+	})
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		mux.Handle(p, notServed)
+	}
 }
 
 // Drain marks the server as shutting down: /readyz answers 503 from now on,
