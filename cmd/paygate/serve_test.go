@@ -128,6 +128,9 @@ func TestRunCommands(t *testing.T) {
 		{"check-config refuses a file given without -config", []string{"check-config", bad}, 2,
 			`unexpected argument "` + bad + `": give the config file with -config FILE`},
 		{"serve refuses a file given without -config", []string{"serve", bad}, 2, "unexpected argument"},
+		// SPEC 2.1: serve is the default with no sub-command, flags and all.
+		{"no sub-command is serve", []string{"-config", bad}, 1, bad + ":3: server.lisen: unknown key"},
+		{"no sub-command refuses a stray argument as serve does", []string{"-config", bad, "x"}, 2, "paygate serve: unexpected argument"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
