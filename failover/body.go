@@ -19,14 +19,16 @@ import (
 // and callers treat the result as read-only. A body that is not a JSON object (empty, a
 // multipart upload on a passthrough path) is sent as is.
 //
-// A body without "model" gets none: a chat completion always names one
-// (the proxy refuses it otherwise), and a forwarded call that names none
-// (a batch, a vector store, an upload, a moderation left to the
-// provider's default) is routed to the first model's targets but must
-// reach them as the bot sent it (SPEC 2.2). An added model, a chat
-// model's name, was refused by strict servers as an unknown member and
-// obeyed by lenient ones.
-func (t *target) patch(body []byte) ([]byte, error) {
+// named says the request named its model (Request.Model): only then is
+// "model" set. A forwarded call that names none (a batch, a vector store,
+// an upload, a moderation left to the provider's default), whether
+// without "model" or with one that names no model ("", null, a number),
+// is routed to the first model's targets but must reach them as the bot
+// sent it (SPEC 2.2). An added model, a chat model's name, was refused by
+// strict servers as an unknown member and obeyed by lenient ones; a
+// replaced "" gave a bot whose model was unset the embeddings of a model
+// it never named.
+func (t *target) patch(body []byte, named bool) ([]byte, error) {
 	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
 		return body, nil
 	}
@@ -34,6 +36,7 @@ func (t *target) patch(body []byte) ([]byte, error) {
 	// gjson.Get on a view of body: GetBytes would copy the result's strings,
 	// and r is only compared and measured here.
 	switch r := gjson.Get(unsafeString(body), "model"); {
+	case !named:
 	case r.Exists() && r.Index > 0 && r.Index+len(r.Raw) <= len(body):
 		// The usual case, spliced in one copy: sjson would find the same
 		// bytes and then rebuild the body around them.

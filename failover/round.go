@@ -177,7 +177,7 @@ func (r *Router) sendLimit(rd *round, now time.Time) time.Time {
 // (a client error, the attempt or time budget spent, the caller gone).
 func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*Response, bool) {
 	p := t.p
-	body, err := t.patch(rd.req.Body)
+	body, err := t.patch(rd.req.Body, rd.req.Model != "")
 	if err != nil {
 		rd.fails = append(rd.fails, &failure{cause: CauseClientError, status: http.StatusBadRequest,
 			errType: "invalid_request_error", errMsg: "request body is not a JSON object", err: err})

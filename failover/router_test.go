@@ -87,7 +87,7 @@ func TestSameUpstreamModel(t *testing.T) {
 	e := newEnv(t, map[string]func(*fconn, int){"a": always(statusFn(502, ""))}, []string{"a", "b", "c"}, func(c *config.Config) {
 		c.Models[0].Targets[2].Model = "up-a"
 	})
-	req := &Request{Model: "", Path: "/embeddings", Body: []byte(`{"model":"emb","input":"x"}`), SameUpstreamModel: true, ContentType: "application/json"}
+	req := &Request{Model: "gpt", Path: "/embeddings", Body: []byte(`{"model":"gpt","input":"x"}`), SameUpstreamModel: true, ContentType: "application/json"}
 	got := e.openReq(t.Context(), req)
 	if got.openErr != nil || got.provider != "c" {
 		t.Fatalf("got %q, %v; want c (same upstream model as a)", got.provider, got.openErr)
@@ -302,7 +302,7 @@ func TestPatch(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			in := []byte(tc.in)
-			got, err := tg.patch(in)
+			got, err := tg.patch(in, true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -314,12 +314,23 @@ func TestPatch(t *testing.T) {
 			}
 		})
 	}
+	// A request that names no model (routed to the first model's targets)
+	// keeps its "model" member, whatever it holds; drop fields still go.
+	for in, want := range map[string]string{
+		`{"model":"","input":"x"}`:           `{"model":"","input":"x"}`,
+		`{"input":"x","model":null}`:         `{"input":"x","model":null}`,
+		`{"model":5,"store":true,"input":1}`: `{"model":5,"input":1}`,
+	} {
+		if got, err := tg.patch([]byte(in), false); err != nil || string(got) != want {
+			t.Errorf("patch(%s) naming no model = %s, %v; want %s", in, got, err, want)
+		}
+	}
 	// Without drop fields, a body that already names the upstream model, or
 	// names none, is sent as it is, not copied; any other is copied.
 	plain := &target{p: &provider{}, model: "up/m-1"}
 	for _, in := range []string{`{"model":"up/m-1","n":1}`, `{ "model" : "up/m-1" }`, `{"model":"up/m-2"}`, `{"model":"up\/m-1"}`, `{"input":"x"}`} {
 		b := []byte(in)
-		got, err := plain.patch(b)
+		got, err := plain.patch(b, true)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -316,6 +316,36 @@ func TestPollingFailedObjectsKeepsTheProvider(t *testing.T) {
 	}
 }
 
+// TestForwardedBodyNamingNoModelUntouched: a forwarded body whose "model"
+// names no model ("", null, a number: a bot's unset environment variable,
+// a client struct without omitempty) is routed to the first model's
+// targets, as one without "model" is, and reaches the provider as the bot
+// sent it, the provider's own refusal included. paygate overwrote the
+// member with the first model's upstream name, so a bot whose model was
+// empty got embeddings of a model it never named, mixed silently with its
+// other vectors, or a chat model's name on an embeddings call.
+func TestForwardedBodyNamingNoModelUntouched(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{"object":"list","data":[]}`))
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	for _, c := range []struct{ path, body string }{
+		{"/v1/embeddings", `{"model":"","input":"x"}`},
+		{"/v1/embeddings", `{"input":"x","model":null}`},
+		{"/v1/embeddings", `{"model":5,"input":"x"}`},
+		{"/v1/moderations", `{"model":{"name":"omni"},"input":"x"}`},
+	} {
+		before := len(fp.requests())
+		resp := post(t, url, c.path, c.body, nil)
+		b := readAll(t, resp.Body)
+		seen := fp.requests()[before:]
+		if resp.StatusCode != 200 || len(seen) != 1 {
+			t.Fatalf("%s %s: %d %s, %d upstream requests", c.path, c.body, resp.StatusCode, b, len(seen))
+		}
+		if string(seen[0].Body) != c.body {
+			t.Errorf("%s: provider got\n%s\nwant the bot's\n%s", c.path, seen[0].Body, c.body)
+		}
+	}
+}
+
 // TestForwardedBodyWithoutModelUntouched: many forwarded calls name no
 // model (a batch, a vector store, an upload, a moderation or an image
 // left to the provider's default). paygate added "model" to each, the
