@@ -1232,7 +1232,11 @@ func (l *loader) readSecretFiles(v reflect.Value, path string) {
 					l.at(p, "cannot read the file it names: %v%s", fileError(err), notAPath(fv.String()))
 					continue
 				}
-				secret := strings.TrimRight(string(data), "\r\n")
+				// A leading byte-order mark is the file's encoding
+				// (saved as "UTF-8 with BOM" on Windows), not the
+				// secret's first character, as its trailing line break
+				// is no part of it either.
+				secret := strings.TrimRight(strings.TrimPrefix(string(data), utf8BOM), "\r\n")
 				if secret == "" {
 					// Read as unset, it would switch the admin API
 					// off or fall back to a generated key in silence.
@@ -1250,6 +1254,10 @@ func (l *loader) readSecretFiles(v reflect.Value, path string) {
 		}
 	}
 }
+
+// utf8BOM is the byte-order mark an editor may put before a file's UTF-8
+// text (Windows PowerShell 5's Out-File and Set-Content -Encoding UTF8).
+const utf8BOM = "\xef\xbb\xbf"
 
 // fileError is why a file could not be read, without its name: an
 // *fs.PathError's text holds the path, which for a "*_file" key may be the

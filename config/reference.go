@@ -272,7 +272,7 @@ func describeField(f field, siblings []field, typeDoc string) string {
 		if base, ok := strings.CutSuffix(f.key, "_file"); ok {
 			for _, s := range siblings {
 				if s.key == base {
-					return fmt.Sprintf("Reads `%s` from this file instead (a mounted secret; a trailing line break is dropped, an empty file refused; a relative path is from the working directory, not the config's); set one of the two.", base)
+					return fmt.Sprintf("Reads `%s` from this file instead (a mounted secret; a trailing line break and a leading UTF-8 byte-order mark are dropped, an empty file refused; a relative path is from the working directory, not the config's); set one of the two.", base)
 				}
 			}
 		}

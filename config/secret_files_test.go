@@ -41,3 +41,48 @@ func TestEmptySecretFile(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretFileByteOrderMark: a secret file saved as "UTF-8 with BOM"
+// (Windows PowerShell 5's Out-File and Set-Content -Encoding UTF8, older
+// Notepad) begins with EF BB BF, an encoding mark and no part of the
+// secret. Kept, it became the secret's first character: a bot sending the
+// key it was given got 401 for ever, a provider got a key it never issued,
+// and every merchant webhook was signed under a secret the merchant does
+// not hold, all without a word at load. It is dropped as the file's
+// trailing line break is; a file holding only the mark is empty.
+func TestSecretFileByteOrderMark(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const bom = "\xef\xbb\xbf"
+	client := write("client", bom+"sk-client-from-file\r\n")
+	webhook := write("webhook", bom+"whsec-from-file\n")
+	inner := write("inner", "sk-"+bom+"x\n") // only a leading mark is an encoding's
+	src := "clients:\n  - name: a\n    key_file: " + client + "\n  - name: b\n    key_file: " + inner +
+		"\nwebhooks: {url: \"http://127.0.0.1:9/h\", secret_file: " + webhook + "}\n"
+	cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Clients[0].Key; got != "sk-client-from-file" {
+		t.Errorf("clients[0].key = %q; want %q", got, "sk-client-from-file")
+	}
+	if got := cfg.Webhooks.Secret; got != "whsec-from-file" {
+		t.Errorf("webhooks.secret = %q; want %q", got, "whsec-from-file")
+	}
+	if got := cfg.Clients[1].Key; got != "sk-"+bom+"x" {
+		t.Errorf("clients[1].key = %q; want the mark inside it kept", got)
+	}
+
+	only := write("only", bom+"\n")
+	_, err = Parse([]byte("admin:\n  token_file: "+only+"\n"), "c.yaml", envMap(nil))
+	const want = "c.yaml:2: admin.token_file: the file it names is empty (a secret mount that did not fill?)"
+	if err == nil || err.Error() != want {
+		t.Errorf("a file of a mark alone: got %v; want %q", err, want)
+	}
+}
