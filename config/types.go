@@ -156,6 +156,9 @@ type Redis struct {
 	// keys carry hash tags of their own, which pick their cluster slots.
 	KeyPrefix string `yaml:"key_prefix"`
 	// WaitReplicas makes money writes wait for this many replicas. Default 0.
+	// A write no replica acknowledges in time is refused (payments fail
+	// closed), so a primary with fewer replicas connected at start is
+	// warned of in the log.
 	WaitReplicas int `yaml:"wait_replicas"`
 }
 

@@ -243,6 +243,7 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 	s.loadScripts(lctx)
 	_ = s.checkEpoch(lctx) // Ping retries while Redis is down
 	s.warnIfEvicting(lctx)
+	s.warnIfFewReplicas(lctx)
 	lcancel()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
@@ -377,6 +378,50 @@ func (s *Store) warnIfEvicting(ctx context.Context) {
 			s.log.Warn("Redis evicts keys under memory pressure (maxmemory-policy "+p+"): claims, refund tombstones, "+
 				"announcement marks and outbox queues can vanish silently, letting an order, a refund or an announcement "+
 				"happen twice; set maxmemory-policy noeviction", "addr", addr, "maxmemory_policy", p)
+		}
+		return nil
+	}
+	if cc, ok := s.c.(*goredis.ClusterClient); ok {
+		_ = cc.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error {
+			return check(ctx, n, n.Options().Addr)
+		})
+		return
+	}
+	addr := ""
+	if c, ok := s.c.(*goredis.Client); ok {
+		addr = c.Options().Addr
+	}
+	_ = check(ctx, s.c, addr)
+}
+
+// warnIfFewReplicas logs a warning for each server (each primary of a
+// cluster) that has fewer replicas connected than WaitReplicas asks for:
+// every money write there waits WaitTimeout and is then refused (fail
+// closed), while /readyz answers ready and chat goes on, so without it an
+// operator learnt only from a log line per refused payment. It only warns:
+// replicas starting beside paygate may connect a moment later. A server
+// that refuses INFO says nothing.
+func (s *Store) warnIfFewReplicas(ctx context.Context) {
+	if s.waitN <= 0 {
+		return
+	}
+	check := func(ctx context.Context, c goredis.Cmdable, addr string) error {
+		info, err := c.Info(ctx, "replication").Result()
+		if err != nil {
+			return nil
+		}
+		n := -1
+		for line := range strings.SplitSeq(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+				if n, err = strconv.Atoi(v); err != nil {
+					return nil
+				}
+			}
+		}
+		if n >= 0 && n < s.waitN {
+			s.log.Warn("Redis has fewer replicas connected than store.redis.wait_replicas asks for: every money write "+
+				"(orders, claims, refunds) there is refused after waiting for them, so payments fail while chat goes on; "+
+				"add replicas or lower wait_replicas", "addr", addr, "connected_replicas", n, "wait_replicas", s.waitN)
 		}
 		return nil
 	}
