@@ -523,6 +523,8 @@ type Audit struct {
 
 // Log configures logging.
 type Log struct {
-	// Level is "debug", "info", "warn" or "error". Default "info".
+	// Level is "debug", "info", "warn" or "error". Default "info". The
+	// audit chain's head (audit.head_every) is logged at info whatever the
+	// level: it is an outside record of the chain, not chatter.
 	Level string `yaml:"level"`
 }

@@ -230,8 +230,32 @@ func ParseLevel(s string) slog.Level {
 	return slog.LevelInfo
 }
 
-// Enabled implements slog.Handler.
-func (h *Handler) Enabled(ctx context.Context, l slog.Level) bool { return h.inner.Enabled(ctx, l) }
+// Enabled implements slog.Handler. A line logged with an Always context
+// is enabled whatever log.level says.
+func (h *Handler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.inner.Enabled(ctx, l) || always(ctx)
+}
+
+// alwaysKey marks a context whose lines pass the level filter (Always).
+type alwaysKey struct{}
+
+// Always returns ctx marking the lines logged with it as records that
+// must reach the log whatever log.level is, at their own level: the audit
+// chain's head is an outside record that `paygate audit verify --head`
+// checks a cut from the end against, and an operator who quietens the log
+// with log.level: warn must not lose it. Only this package's Handler reads
+// the mark.
+func Always(ctx context.Context) context.Context {
+	return context.WithValue(ctx, alwaysKey{}, true)
+}
+
+func always(ctx context.Context) bool {
+	if ctx == nil {
+		return false
+	}
+	on, _ := ctx.Value(alwaysKey{}).(bool)
+	return on
+}
 
 // Handle implements slog.Handler. A record logged with a request's
 // context (the *Context methods) that names no request_id itself gets the

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/store"
 )
 
@@ -38,7 +39,9 @@ func PublishHead(ctx context.Context, st store.Audit, every time.Duration, m *Me
 			log.WarnContext(ctx, "audit head unavailable", "err", err)
 		case err == nil:
 			m.setHead(h)
-			log.InfoContext(ctx, "audit head", "seq", h.Seq, "hash", h.Hash, "head", FormatHead(h))
+			// At info, but whatever log.level: the line is an outside
+			// record of the head, not chatter (logging.Always).
+			log.InfoContext(logging.Always(ctx), "audit head", "seq", h.Seq, "hash", h.Hash, "head", FormatHead(h))
 		}
 		select {
 		case <-ctx.Done():

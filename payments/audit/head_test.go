@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/store"
 )
 
@@ -179,5 +180,36 @@ func TestHeadInfoMetricCarriesHash(t *testing.T) {
 	}
 	if got, want := info(), []string{"3:" + h.Hash + "=1"}; h.Seq != 3 || !slices.Equal(got, want) {
 		t.Errorf("after an append: %v; want only %v", got, want)
+	}
+}
+
+// TestPublishHeadAtAnyLogLevel: the head line is one of the outside records
+// `paygate audit verify --head` checks a cut from the end against (SPEC 7:
+// published in the log, a metric and the admin API), so log.level warn or
+// error, set to quieten the log, must not drop it: it was logged at info,
+// and an operator who set log.level: warn had no head in the log at all.
+func TestPublishHeadAtAnyLogLevel(t *testing.T) {
+	e := newEnv(t, "embedded")
+	recs := buildChain(t, e, 1)
+	for _, level := range []slog.Level{slog.LevelWarn, slog.LevelError} {
+		t.Run(level.String(), func(t *testing.T) {
+			lines := make(lineSink, 16)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				PublishHead(ctx, e.store(), time.Hour, nil, logging.New(lines, level, nil))
+			}()
+			defer func() { cancel(); <-done }()
+			select {
+			case s := <-lines:
+				want := FormatHead(store.AuditHead{Seq: 1, Hash: recs[0].Hash})
+				if !strings.Contains(s, `"msg":"audit head"`) || !strings.Contains(s, `"head":"`+want+`"`) {
+					t.Errorf("log line %q; want the audit head %s", s, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no head in the log at level %s", level)
+			}
+		})
 	}
 }
