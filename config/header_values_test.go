@@ -19,6 +19,8 @@ func TestHeaderValues(t *testing.T) {
 	env := envMap(map[string]string{
 		"K": "sk-upstream-123\n", "CRLF": "sk-upstream-123\r\n", "T": "line1\nline2", "INNER": "sk-up\nstream",
 		"SP": "sk-bot-key-123 ", "TAB": "sk-bot\tkey",
+		// A Kubernetes secret made from a file saved as "UTF-8 with BOM".
+		"BOM": "\xef\xbb\xbfsk-upstream-123\r\n",
 	})
 	const base = "providers:\n  - name: a\n    base_url: https://a.example/v1\n    api_key: sk-a-0123\n" +
 		"models: [{name: m, targets: [{provider: a, model: x}]}]\n"
@@ -34,6 +36,8 @@ func TestHeaderValues(t *testing.T) {
 		{"api_key with a trailing CRLF", provider("api_key: \"${CRLF}\""), "",
 			func(c *Config) bool { return c.Providers[0].APIKey == "sk-upstream-123" }},
 		{"client key with a trailing newline", base + "clients: [{name: bot, key: \"${K}\"}]\n", "",
+			func(c *Config) bool { return c.Clients[0].Key == "sk-upstream-123" }},
+		{"client key with a byte-order mark", base + "clients: [{name: bot, key: \"${BOM}\"}]\n", "",
 			func(c *Config) bool { return c.Clients[0].Key == "sk-upstream-123" }},
 		{"admin token with a trailing newline", base + "admin: {token: \"${CRLF}\"}\n", "",
 			func(c *Config) bool { return c.Admin.Token == "sk-upstream-123" }},

@@ -807,11 +807,13 @@ func (l *loader) expandMerge(m entry, path string) {
 // withoutTrailingLineBreak is env with each value's trailing CR and LF
 // dropped, as a "*_file" key drops its file's: a secret made with `echo`
 // (a Kubernetes secret exposed as an env var, say) ends in one, and no
-// secret does on purpose.
+// secret does on purpose. A leading UTF-8 byte-order mark goes too, as a
+// "*_file" key's does: a secret made from a file saved as "UTF-8 with BOM"
+// carries it.
 func withoutTrailingLineBreak(env LookupEnv) LookupEnv {
 	return func(name string) (string, bool) {
 		v, ok := env(name)
-		return strings.TrimRight(v, "\r\n"), ok
+		return strings.TrimRight(strings.TrimPrefix(v, utf8BOM), "\r\n"), ok
 	}
 }
 
