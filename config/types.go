@@ -181,6 +181,8 @@ type Provider struct {
 	Headers map[string]string `yaml:"headers"`
 	// DropFields are top-level request fields removed before sending, for strict
 	// providers that answer 422 to fields they do not know. Default [].
+	// "stream" and "messages" cannot be dropped: paygate's exchange with
+	// the provider needs them.
 	DropFields []string `yaml:"drop_fields"`
 	// Continuation says how a stream cut after its first byte may be resumed
 	// here: "none", "prefill" (a trailing assistant message the model

@@ -384,6 +384,19 @@ func (l *loader) validateProviders(c *Config) map[string]bool {
 		default:
 			l.at(path+".system_messages", "%q: want anywhere or first_only", p.SystemMessages)
 		}
+		for j, f := range p.DropFields {
+			// Any member may be dropped for a strict provider, but not
+			// those without which paygate's exchange with it breaks.
+			fp := fmt.Sprintf("%s.drop_fields[%d]", path, j)
+			switch f {
+			case "":
+				l.at(fp, "an empty name drops nothing")
+			case "stream":
+				l.at(fp, "%q cannot be dropped: paygate keeps the bot's stream mode upstream and reads the answer in it", f)
+			case "messages":
+				l.at(fp, "%q cannot be dropped: every chat turn would reach the provider without its conversation", f)
+			}
+		}
 		for _, h := range slices.Sorted(maps.Keys(p.Headers)) {
 			hp := path + ".headers." + h
 			switch strings.ToLower(h) {
