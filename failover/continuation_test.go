@@ -106,6 +106,32 @@ func TestExcludeAllProviders(t *testing.T) {
 	}
 }
 
+// TestExcludeTargets: a round skips the targets it is told to (a turn's
+// target that refused an earlier round for its context length), by
+// provider and upstream model; one that would be left with none asks them
+// all the same, so the client hears their own reason, not a 503 for no
+// target.
+func TestExcludeTargets(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		exclude []TargetName
+		want    string // the provider that answers
+	}{
+		{"the refusing target is skipped", []TargetName{{Provider: "a", Model: "up-a"}}, "b"},
+		{"a name of another model skips nothing", []TargetName{{Provider: "a", Model: "up-b"}}, "a"},
+		{"none would be left: all asked", []TargetName{{Provider: "a", Model: "up-a"}, {Provider: "b", Model: "up-b"}}, "a"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil, []string{"a", "b"}, nil)
+			got := e.openReq(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false), ExcludeTargets: tc.exclude})
+			if got.openErr != nil || got.provider != tc.want {
+				t.Fatalf("answered by %q (err %v); want %q", got.provider, got.openErr, tc.want)
+			}
+		})
+	}
+}
+
 // TestContinuationExtendsTheBotsPrefix: a bot that itself ends its messages
 // with an assistant message (chat prefix completion: DeepSeek beta, Mistral
 // with "prefix": true; or a plain prefill) has the text sent since added to

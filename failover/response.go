@@ -58,6 +58,14 @@ type Request struct {
 	// ExcludeProviders names providers the round must not try: a stream
 	// recovery never goes back to the provider that just broke it.
 	ExcludeProviders []string
+	// ExcludeTargets names targets the round must not try, by provider and
+	// upstream model: a turn's later rounds, whose conversation only
+	// grew, do not go back to a target that refused an earlier round's
+	// for its length (SPEC 5: context_length_exceeded, never the same
+	// target again). The round's other targets of that provider stay; a
+	// round that would have none left asks them anyway, so the client
+	// gets their own reason rather than a 503 for no target.
+	ExcludeTargets []TargetName
 	// Choices is the chat request's "n" when above 1: such a stream is
 	// whole only when every choice it showed has finished (choiceSet).
 	Choices int
@@ -78,6 +86,12 @@ type Request struct {
 	// placement. The caller keeps it where it is in every round: later
 	// rounds only append messages.
 	System *SystemMessage
+}
+
+// TargetName names one target of a model: its provider's config name and
+// its upstream model, as Attempt names them.
+type TargetName struct {
+	Provider, Model string
 }
 
 // SystemMessage is the system message a Request's caller inserted:

@@ -75,6 +75,16 @@ func (r *Router) Open(ctx context.Context, req *Request) (*Response, error) {
 	if len(req.ExcludeProviders) > 0 {
 		order = slices.DeleteFunc(order, func(t *target) bool { return slices.Contains(req.ExcludeProviders, t.p.name) })
 	}
+	if len(req.ExcludeTargets) > 0 {
+		kept := slices.DeleteFunc(slices.Clone(order), func(t *target) bool {
+			return slices.Contains(req.ExcludeTargets, TargetName{Provider: t.p.name, Model: t.model})
+		})
+		if len(kept) > 0 {
+			// With none left the round asks them all the same: the
+			// client gets their own reason, not a 503 for no target.
+			order = kept
+		}
+	}
 	resp, err := r.runRound(ctx, rd, order)
 	r.countSkips(rd, resp)
 	return resp, err

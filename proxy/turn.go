@@ -90,6 +90,11 @@ type turn struct {
 	// round's assistant message and tool results, in order. A turn that
 	// ends with the client's calls keeps it for the bot's next request.
 	appended [][]byte
+
+	// tooSmall are the targets that refused one of the turn's rounds for
+	// its length (context_length_exceeded, 413): the later rounds only
+	// add to the conversation, so none of them asks those again (SPEC 5).
+	tooSmall []failover.TargetName
 }
 
 // roundInfo is one entry of paygate.rounds: the provider's config name and
@@ -233,7 +238,23 @@ func toolsRuledOut(chat interceptors.Chat, body []byte) string {
 }
 
 func (t *turn) open() (*failover.Response, error) {
-	return t.s.up.Open(t.r.Context(), t.request())
+	return t.opened(t.s.up.Open(t.r.Context(), t.request()))
+}
+
+// opened notes the targets an answered round found too small for the
+// conversation (tooSmall), and returns Open's result as it is.
+func (t *turn) opened(resp *failover.Response, err error) (*failover.Response, error) {
+	if resp != nil {
+		for _, a := range resp.Tried {
+			if a.Cause != failover.CauseContextLength && a.Cause != failover.CauseRequestTooLarge {
+				continue
+			}
+			if n := (failover.TargetName{Provider: a.Provider, Model: a.Model}); !slices.Contains(t.tooSmall, n) {
+				t.tooSmall = append(t.tooSmall, n)
+			}
+		}
+	}
+	return resp, err
 }
 
 // request is the current round's upstream request.
@@ -253,6 +274,8 @@ func (t *turn) request() *failover.Request {
 		ContentType: "application/json",
 		Accept:      t.r.Header.Get("Accept"),
 		System:      t.system,
+
+		ExcludeTargets: t.tooSmall,
 	}
 }
 
@@ -574,7 +597,7 @@ func (t *turn) openRecovery(excluded []string, sent string) (*failover.Response,
 	req := t.request()
 	req.ExcludeProviders = excluded
 	req.Continuation = &failover.Continuation{Text: sent}
-	return t.s.up.Open(t.r.Context(), req)
+	return t.opened(t.s.up.Open(t.r.Context(), req))
 }
 
 // accountAttempt prices a broken attempt's usage, when it reported any, to
