@@ -441,7 +441,7 @@ type Rules struct {
 // Budget bounds one turn.
 type Budget struct {
 	// MaxPaymentCalls is money-moving tool calls executed per turn; 0 runs
-	// none (query_order still runs). Default 1.
+	// none and offers the model query_order only. Default 1.
 	MaxPaymentCalls int `yaml:"max_payment_calls"`
 	// MaxRounds is upstream rounds per turn. Default 3.
 	MaxRounds int `yaml:"max_rounds"`

@@ -155,8 +155,15 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Tools != nil {
 		spec := toolSpec(o.Config)
-		s.toolDefs = interceptors.PaymentTools(spec)
+		// Every name stays paygate's (a bot tool of that name clashes, a
+		// call is refused), but with max_payment_calls 0 the money-moving
+		// tools are not offered: each call of them could only be refused,
+		// and the model, offered them, kept trying and asking the user.
 		s.toolNames = spec.Names()
+		if o.Config.Payments.Budget.MaxPaymentCalls == 0 {
+			spec.CreateOrder, spec.RequestRefund = "", ""
+		}
+		s.toolDefs = interceptors.PaymentTools(spec)
 		for _, c := range o.Config.Clients {
 			if len(c.AllowedSKUs) == 0 {
 				continue

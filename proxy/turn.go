@@ -822,7 +822,11 @@ func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, pa
 // spentWhy is the refusal's reason for a money-moving call beyond
 // budget.max_payment_calls.
 func spentWhy(max int) string {
-	if max == 1 {
+	switch max {
+	case 0:
+		// max_payment_calls 0: not a count the user could wait out.
+		return "no order or refund can be made in this conversation"
+	case 1:
 		return "only one payment action is allowed per message"
 	}
 	return "only " + strconv.Itoa(max) + " payment actions are allowed per message"
