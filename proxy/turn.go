@@ -726,11 +726,35 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 		if out.Action != nil {
 			// Marked announced only once the answer carrying it left
 			// (markDelivered): a turn that fails after this hands nothing.
-			t.actions = append(t.actions, out.Action)
+			t.actions = addAction(t.actions, out.Action)
 		}
 		msgs = append(msgs, interceptors.ToolResultMessage(c.ID, out.Result))
 	}
 	return msgs
+}
+
+// addAction adds action a to a turn's actions, in place of an earlier one
+// of the same type about the same order or refund, which it supersedes: a
+// create_order asked again of an open order returns that order with its
+// payment parameters signed afresh (a request_refund asked again, the same
+// proposal), and a bot acts on every action it gets (the README's opens
+// wx.requestPayment for each order_created), so one order of a turn that
+// called create_order twice was put before the user to pay twice.
+func addAction(actions []json.RawMessage, a json.RawMessage) []json.RawMessage {
+	key := func(b []byte) [3]string {
+		r := gjson.GetManyBytes(b, "type", "order.order_no", "refund.refund_id")
+		return [3]string{r[0].Str, r[1].Str, r[2].Str}
+	}
+	k := key(a)
+	if k[1] != "" || k[2] != "" {
+		for i, old := range actions {
+			if key(old) == k {
+				actions[i] = a
+				return actions
+			}
+		}
+	}
+	return append(actions, a)
 }
 
 // uniqueCallIDs gives each of a round's payment calls that has no id, or
