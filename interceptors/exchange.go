@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 )
 
 // Exchange is what paygate added to a turn that ended with the client's own
@@ -56,7 +58,7 @@ func RestoreExchanges(body []byte, lookup func(callID string) *Exchange) ([]byte
 	}
 	type splice struct {
 		start, end int
-		repl       []byte
+		ex         *Exchange
 		exchange   string // the exchange's assistant message: equal for one exchange
 	}
 	var splices []splice
@@ -77,21 +79,11 @@ func RestoreExchanges(body []byte, lookup func(callID string) *Exchange) ([]byte
 		if ex == nil || !sameCalls(m.Get("tool_calls"), ex.clientCalls()) {
 			return true
 		}
-		var repl []byte
-		for _, b := range ex.Before {
-			repl = append(repl, b...)
-			repl = append(repl, ',')
-		}
-		repl = append(repl, ex.Assistant...)
-		for _, r := range ex.Results {
-			repl = append(repl, ',')
-			repl = append(repl, r...)
-		}
 		if m.Index <= 0 || m.Index+len(m.Raw) > len(body) || string(body[m.Index:m.Index+len(m.Raw)]) != m.Raw {
 			err = fmt.Errorf("locating message %d", i)
 			return false
 		}
-		splices = append(splices, splice{m.Index, m.Index + len(m.Raw), repl, string(ex.Assistant)})
+		splices = append(splices, splice{m.Index, m.Index + len(m.Raw), ex, string(ex.Assistant)})
 		return true
 	})
 	if err != nil {
@@ -107,11 +99,15 @@ func RestoreExchanges(body []byte, lookup func(callID string) *Exchange) ([]byte
 	if len(splices) == 0 {
 		return body, 0, nil
 	}
+	ids := newCallIDs(body)
+	for _, s := range splices {
+		s.ex.payment(func(id string) { ids.taken[id] = true })
+	}
 	out := make([]byte, 0, len(body)+256*len(splices))
 	prev := 0
 	for _, s := range splices {
 		out = append(out, body[prev:s.start]...)
-		out = append(out, s.repl...)
+		out = s.ex.appendRestored(out, ids)
 		prev = s.end
 	}
 	out = append(out, body[prev:]...)
@@ -119,6 +115,120 @@ func RestoreExchanges(body []byte, lookup func(callID string) *Exchange) ([]byte
 		return nil, 0, fmt.Errorf("restored body is not valid JSON")
 	}
 	return out, len(splices), nil
+}
+
+// callIDs are the tool-call ids a restored body names: the bot's
+// (outside, the ids its messages name: its calls and its results) and all
+// taken, for new ones.
+type callIDs struct {
+	outside, taken map[string]bool
+	n              int
+}
+
+// newCallIDs reads the ids the messages of body, the bot's request, name.
+func newCallIDs(body []byte) *callIDs {
+	c := &callIDs{outside: map[string]bool{}, taken: map[string]bool{}}
+	gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
+		m.Get("tool_calls.#.id").ForEach(func(_, id gjson.Result) bool {
+			c.outside[id.Str] = true
+			return true
+		})
+		if id := m.Get("tool_call_id"); id.Exists() {
+			c.outside[id.Str] = true
+		}
+		return true
+	})
+	for id := range c.outside {
+		c.taken[id] = true
+	}
+	return c
+}
+
+// fresh is a new id, "call_pg_r<n>" suffixed until it is taken by none.
+func (c *callIDs) fresh() string {
+	base := "call_pg_r" + strconv.Itoa(c.n)
+	c.n++
+	id := base
+	for k := 2; c.taken[id]; k++ {
+		id = base + "_" + strconv.Itoa(k)
+	}
+	c.taken[id] = true
+	return id
+}
+
+// payment calls f with each id of the exchange's payment side: its
+// earlier rounds' calls and results, the calls of its assistant message
+// that are not the bot's (isBotCall), and its results.
+func (ex *Exchange) payment(f func(id string)) {
+	for _, m := range ex.Before {
+		gjson.GetBytes(m, "tool_calls.#.id").ForEach(func(_, id gjson.Result) bool { f(id.Str); return true })
+		if id := gjson.GetBytes(m, "tool_call_id"); id.Exists() {
+			f(id.Str)
+		}
+	}
+	gjson.GetBytes(ex.Assistant, "tool_calls").ForEach(func(_, c gjson.Result) bool {
+		if !ex.isBotCall(c) {
+			f(c.Get("id").Str)
+		}
+		return true
+	})
+	for _, r := range ex.Results {
+		f(gjson.GetBytes(r, "tool_call_id").Str)
+	}
+}
+
+// isBotCall reports whether c, a call of the exchange's assistant message,
+// is one of the bot's own: one of its client calls by id and name.
+func (ex *Exchange) isBotCall(c gjson.Result) bool {
+	g := readCall(c)
+	return slices.ContainsFunc(ex.clientCalls(), func(w ExchangeCall) bool { return w.ID == g.ID && w.Name == g.Name })
+}
+
+// appendRestored appends the exchange's messages, comma-separated, to dst:
+// its earlier rounds' messages, its assistant message and its results. A
+// payment call whose id the bot's request also names (ids.outside) gets a
+// new one there and in its result: a provider that numbers ids per answer
+// gave the bot's call of a later round, or of a later turn, the id of a
+// kept payment call ("call_0" twice), and the request named it twice,
+// which strict providers refuse (400) on every retry of the bot's. The
+// bot's calls keep their ids, which it holds. Restored alike every time,
+// so the provider's prompt cache still matches.
+func (ex *Exchange) appendRestored(dst []byte, ids *callIDs) []byte {
+	renamed := map[string]string{}
+	ex.payment(func(id string) {
+		if ids.outside[id] && renamed[id] == "" {
+			renamed[id] = ids.fresh()
+		}
+	})
+	rename := func(m []byte, bot bool) []byte {
+		if len(renamed) == 0 {
+			return m
+		}
+		if id := gjson.GetBytes(m, "tool_call_id"); renamed[id.Str] != "" {
+			if b, err := sjson.SetBytes(m, "tool_call_id", renamed[id.Str]); err == nil {
+				m = b
+			}
+		}
+		gjson.GetBytes(m, "tool_calls").ForEach(func(k, c gjson.Result) bool {
+			if to := renamed[c.Get("id").Str]; to != "" && !(bot && ex.isBotCall(c)) {
+				if b, err := sjson.SetBytes(m, "tool_calls."+k.String()+".id", to); err == nil {
+					m = b
+				}
+			}
+			return true
+		})
+		return m
+	}
+	for _, b := range ex.Before {
+		dst = append(dst, rename(b, false)...)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, rename(ex.Assistant, true)...)
+	for _, r := range ex.Results {
+		dst = append(dst, ',')
+		dst = append(dst, rename(r, false)...)
+	}
+	return dst
 }
 
 // clientCalls are the exchange's client calls: Calls, or, for an exchange

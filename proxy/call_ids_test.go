@@ -190,3 +190,72 @@ func chatBodyWith(stream bool, members string, messages ...string) string {
 	}
 	return `{"model":"gpt-test",` + members + `"messages":[` + strings.Join(messages, ",") + `]}`
 }
+
+// TestKeptPaymentCallIDsAreNotTheBots: the bot's own call of a later round
+// named like a payment call of an earlier round of the turn ("call_0" in
+// round one for create_order, in round two for get_weather: providers
+// that number their ids per answer). The bot keeps its id, which it holds;
+// the exchange kept for its next request carried the payment call under
+// the same id, so that request named call_0 twice (two assistant calls,
+// two results), which strict providers refuse (400) on every retry of the
+// bot's. The kept payment call and its result get an id of their own.
+func TestKeptPaymentCallIDsAreNotTheBots(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "non-stream", true: "stream"}[stream], func(t *testing.T) {
+			pay := `[{"index":0,"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`
+			fp := newFakeProvider(t, roundByRound(callsRound(stream, pay), callsRound(stream, "["+weatherCall(0, "call_0")+"]"), textRound(stream, "Sunny.")))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+			body := readAll(t, post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, `{"role":"user","content":"buy"}`), hdr).Body)
+			if got := botCallIDs(stream, body); !slices.Equal(got, []string{"call_0"}) {
+				t.Fatalf("the bot got calls %q; want its own call_0 (%s)", got, body)
+			}
+			asst := `{"role":"assistant","content":null,"tool_calls":[{"id":"call_0","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]}`
+			follow := chatBodyWith(stream, weatherTool, `{"role":"user","content":"buy"}`, asst, `{"role":"tool","tool_call_id":"call_0","content":"sunny"}`)
+			readAll(t, post(t, url, "/v1/chat/completions", follow, hdr).Body)
+			reqs := fp.requests()
+			last := reqs[len(reqs)-1].Body
+			if !strings.Contains(string(last), "create_order") {
+				t.Fatalf("the follow-up carries no kept payment exchange: %s", last)
+			}
+			checkToolIDs(t, last)
+			if got := gjson.GetBytes(last, `messages.#(tool_call_id=="call_0").content`).Str; got != "sunny" {
+				t.Errorf("the bot's result for call_0 is %q; want its own, sunny", got)
+			}
+		})
+	}
+}
+
+// TestRestoredPaymentCallIDsAreNotTheBots: as above across turns. A mixed
+// round kept create_order as call_0 beside the bot's call_1; the bot's
+// next turn got its own call named call_0 (a new answer, numbered from 0),
+// and its request after that, restored, named call_0 twice.
+func TestRestoredPaymentCallIDsAreNotTheBots(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "non-stream", true: "stream"}[stream], func(t *testing.T) {
+			mixed := `[{"index":0,"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}},` + weatherCall(1, "call_1") + `]`
+			fp := newFakeProvider(t, roundByRound(callsRound(stream, mixed), callsRound(stream, "["+weatherCall(0, "call_0")+"]"), textRound(stream, "Sunny.")))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+			const w = `"type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]}`
+			msgs := []string{`{"role":"user","content":"buy"}`}
+			readAll(t, post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr).Body)
+			msgs = append(msgs, `{"role":"assistant","content":null,"tool_calls":[{"id":"call_1",`+w, `{"role":"tool","tool_call_id":"call_1","content":"sunny"}`)
+			body := readAll(t, post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr).Body)
+			if got := botCallIDs(stream, body); !slices.Equal(got, []string{"call_0"}) {
+				t.Fatalf("the bot's second turn got calls %q; want call_0 (%s)", got, body)
+			}
+			msgs = append(msgs, `{"role":"assistant","content":null,"tool_calls":[{"id":"call_0",`+w, `{"role":"tool","tool_call_id":"call_0","content":"still sunny"}`)
+			readAll(t, post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr).Body)
+			reqs := fp.requests()
+			last := reqs[len(reqs)-1].Body
+			if !strings.Contains(string(last), "create_order") {
+				t.Fatalf("the third request carries no kept payment exchange: %s", last)
+			}
+			checkToolIDs(t, last)
+			if got := gjson.GetBytes(last, `messages.#(tool_call_id=="call_0").content`).Str; got != "still sunny" {
+				t.Errorf("the result for call_0 is %q; want the bot's own, still sunny", got)
+			}
+		})
+	}
+}
