@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
 )
@@ -45,6 +46,10 @@ func (s *Server) MountAdminAPI(mux *http.ServeMux) {
 		mux.Handle("POST /admin/api/approvals/{order_no}/reject", h("admin_approvals", s.handleAdminDecision(false)))
 		mux.Handle("GET /admin/api/refunds", h("admin_refunds", s.handleAdminRefunds))
 	}
+	if pa, ok := s.up.(ProviderAdmin); ok {
+		mux.Handle("GET /admin/api/providers", h("admin_providers", s.handleAdminProviders(pa)))
+		mux.Handle("POST /admin/api/providers/{name}/reset", h("admin_providers", s.handleAdminProviderReset(pa)))
+	}
 	mux.Handle("/admin/api/", h("admin", func(w http.ResponseWriter, r *http.Request) {
 		// This catch-all matches every method, so ServeMux never answers
 		// its own 405 under /admin/api/: a wrong method on a known path
@@ -57,6 +62,66 @@ func (s *Server) MountAdminAPI(mux *http.ServeMux) {
 		}
 		adminError(w, http.StatusNotFound, "unknown admin endpoint "+r.Method+" "+r.URL.Path)
 	}))
+}
+
+// ProviderAdmin is what the admin API needs of the upstream router to show
+// each provider's live state and to end a cool-down: SPEC 5 puts a provider
+// whose account is out of money out of service "until an operator acts or
+// a long cool-down ends" (30 minutes), and an operator who fixed the
+// billing or the key had no way to act short of a restart. *failover.Router
+// implements it.
+type ProviderAdmin interface {
+	Status() []failover.ProviderStatus
+	ResetProvider(name string) error
+}
+
+var _ ProviderAdmin = (*failover.Router)(nil)
+
+// adminProvider is a provider's live state as the admin API shows it.
+func adminProvider(st failover.ProviderStatus) map[string]any {
+	v := map[string]any{"name": st.Name, "breaker": st.Breaker, "cooling_until": nil, "cooling_cause": nil}
+	if !st.CoolingUntil.IsZero() {
+		v["cooling_until"], v["cooling_cause"] = st.CoolingUntil.UTC().Format(time.RFC3339), st.CoolingCause
+	}
+	return v
+}
+
+// handleAdminProviders lists the providers in config order with their
+// breaker state and cool-down: {"providers": […]}.
+func (s *Server) handleAdminProviders(pa ProviderAdmin) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		out := []map[string]any{}
+		for _, st := range pa.Status() {
+			out = append(out, adminProvider(st))
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"providers": out})
+	}
+}
+
+// handleAdminProviderReset ends a provider's cool-down (out of quota, a
+// refused key, a rate limit) at once: {"provider": {…}} as it now stands;
+// 404 for a name the config has no provider of.
+func (s *Server) handleAdminProviderReset(pa ProviderAdmin) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		err := pa.ResetProvider(name)
+		s.log.Info("admin provider reset", "request_id", reqInfo(r).id, "provider", name, "ok", err == nil, "remote_addr", r.RemoteAddr)
+		if errors.Is(err, failover.ErrUnknownProvider) {
+			adminError(w, http.StatusNotFound, "no provider named "+strconv.Quote(name))
+			return
+		}
+		if err != nil {
+			adminError(w, http.StatusInternalServerError, "resetting provider "+strconv.Quote(name)+" failed")
+			return
+		}
+		for _, st := range pa.Status() {
+			if st.Name == name {
+				writeJSON(w, http.StatusOK, map[string]any{"provider": adminProvider(st)})
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"provider": map[string]any{"name": name}})
+	}
 }
 
 // probeMethods are the methods allowedMethods asks the mux about.

@@ -1,0 +1,91 @@
+package proxy
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/proxy/h1/h1test"
+)
+
+// TestAdminResetsAProviderOutOfQuota: SPEC 5 puts a provider whose account
+// is out of money (429 insufficient_quota) out of service "until an
+// operator acts or a long cool-down ends". The operator had no way to act:
+// the router's status and reset were wired to nothing, so after topping up
+// the account every bot request was a 503 for the 30 minutes of the
+// cool-down, or until paygate was restarted. GET /admin/api/providers shows
+// the cool-down and its cause; POST /admin/api/providers/{name}/reset ends
+// it, and the next request is served.
+func TestAdminResetsAProviderOutOfQuota(t *testing.T) {
+	var broke atomic.Bool
+	broke.Store(true)
+	quota := jsonHandler(429, `{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","code":"insufficient_quota"}}`)
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		if broke.Load() {
+			quota(w, r)
+			return
+		}
+		jsonHandler(200, okCompletion)(w, r)
+	})
+	cfg := testConfig(t, fp.URL, func(c *config.Config) { c.Admin.Token = auditAdminToken })
+	log := logging.New(&logtest.Buffer{}, slog.LevelInfo, cfg.Secrets())
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: prometheus.NewRegistry(), HashKey: []byte(cfg.Privacy.HashKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h1test.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	mux := http.NewServeMux()
+	s.MountAdminAPI(mux)
+	admin := func(method, path string) (int, gjson.Result) {
+		req := httptest.NewRequest(method, path, nil)
+		req.Header.Set("Authorization", "Bearer "+auditAdminToken)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return rec.Code, gjson.Parse(rec.Body.String())
+	}
+	chat := func() int {
+		resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
+		readAll(t, resp.Body)
+		return resp.StatusCode
+	}
+	if got := chat(); got != http.StatusServiceUnavailable {
+		t.Fatalf("chat while out of quota: %d; want 503", got)
+	}
+	broke.Store(false) // the operator topped the account up
+	if got := chat(); got != http.StatusServiceUnavailable {
+		t.Fatalf("chat during the cool-down: %d; want 503 (the provider is out of service)", got)
+	}
+	code, list := admin(http.MethodGet, "/admin/api/providers")
+	p := list.Get(`providers.#(name=="fake")`)
+	if code != http.StatusOK || p.Get("cooling_cause").Str != failover.CauseInsufficientQuota || p.Get("cooling_until").Str == "" {
+		t.Fatalf("GET /admin/api/providers: %d %s; want fake cooling down for its quota", code, list.Raw)
+	}
+	if code, body := admin(http.MethodPost, "/admin/api/providers/fake/reset"); code != http.StatusOK || body.Get("provider.cooling_until").Type != gjson.Null {
+		t.Fatalf("reset: %d %s; want 200 and no cool-down left", code, body.Raw)
+	}
+	if got := chat(); got != http.StatusOK {
+		t.Errorf("chat after the reset: %d; want 200", got)
+	}
+	if code, body := admin(http.MethodPost, "/admin/api/providers/nope/reset"); code != http.StatusNotFound || !strings.Contains(body.Get("error").Str, "nope") {
+		t.Errorf("reset of an unknown provider: %d %s; want a 404 naming it", code, body.Raw)
+	}
+	if code, _ := admin(http.MethodGet, "/admin/api/providers/fake/reset"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET of the reset: %d; want 405", code)
+	}
+}
