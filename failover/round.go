@@ -198,6 +198,11 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			errType: "invalid_request_error", errMsg: "request body's system message cannot be moved first", err: err})
 		return nil, true
 	}
+	if body, err = t.adaptMessages(body); err != nil {
+		rd.fails = append(rd.fails, &failure{cause: CauseClientError, status: http.StatusBadRequest,
+			errType: "invalid_request_error", errMsg: "request body's messages cannot be adapted to the provider", err: err})
+		return nil, true
+	}
 	send, err := t.continueBody(body, rd.req.Continuation)
 	if err != nil {
 		rd.fails = append(rd.fails, &failure{cause: CauseClientError, status: http.StatusBadRequest,

@@ -103,6 +103,9 @@ type target struct {
 	// modelJSON is model as a JSON string, spliced into every request.
 	modelJSON []byte
 	weight    int
+	// mistral: the target reaches a Mistral model (isMistral), which
+	// takes tool call ids of one shape only (adaptMessages).
+	mistral bool
 	// latency is an exponentially weighted average of time to first token
 	// (stream) or to the whole answer; 0: not measured yet.
 	latency atomicDuration
@@ -238,7 +241,8 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 			if w <= 0 {
 				w = 1
 			}
-			md.targets = append(md.targets, &target{p: p, model: tc.Model, modelJSON: appendQuoted(nil, tc.Model), weight: w})
+			md.targets = append(md.targets, &target{p: p, model: tc.Model, modelJSON: appendQuoted(nil, tc.Model), weight: w,
+				mistral: isMistral(p.cfg.BaseURL, tc.Model)})
 		}
 		r.models = append(r.models, md)
 		r.byName[md.name] = md

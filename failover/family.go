@@ -1,0 +1,179 @@
+package failover
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+)
+
+// mistralModels are the names Mistral's models go by, whoever serves them
+// (Mistral's API; OpenRouter's mistralai/…; Azure's Mistral-Large-2411; a
+// vLLM serving mistralai/Mistral-7B-Instruct-v0.3 with Mistral's tokenizer):
+// each of these checks the tool call ids of a conversation as Mistral's
+// API does.
+var mistralModels = []string{"mistral", "magistral", "ministral", "mixtral", "devstral", "codestral", "pixtral", "voxtral"}
+
+// isMistral reports whether a target of the provider at baseURL asking for
+// model reaches a Mistral model: Mistral's own API, or a model named as
+// Mistral names its models.
+func isMistral(baseURL, model string) bool {
+	if u, err := url.Parse(baseURL); err == nil {
+		if h := strings.ToLower(u.Hostname()); h == "mistral.ai" || strings.HasSuffix(h, ".mistral.ai") {
+			return true
+		}
+	}
+	m := strings.ToLower(model)
+	return slices.ContainsFunc(mistralModels, func(n string) bool { return strings.Contains(m, n) })
+}
+
+// adaptMessages returns body as t's model takes its conversation: for a
+// Mistral target, with every tool call id that is not Mistral's shape
+// mapped to one that is (mistralToolCallIDs). body itself is never
+// modified; when nothing changes, body itself is returned.
+func (t *target) adaptMessages(body []byte) ([]byte, error) {
+	if t.mistral {
+		return mistralToolCallIDs(body)
+	}
+	return body, nil
+}
+
+// validMistralID reports whether id is a tool call id Mistral takes:
+// exactly 9 characters of [a-zA-Z0-9].
+func validMistralID(id string) bool {
+	if len(id) != 9 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// mistralIDChars are the characters of the ids mistralID makes.
+const mistralIDChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+// mistralID maps id to a 9-character [a-zA-Z0-9] id, the same for the same
+// id and salt, so a call and its result, sent in different messages and
+// rounds, keep naming each other.
+func mistralID(id string, salt int) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%d\x00%s", salt, id)))
+	n := binary.BigEndian.Uint64(h[:8])
+	var b [9]byte
+	for i := range b {
+		b[i] = mistralIDChars[n%uint64(len(mistralIDChars))]
+		n /= uint64(len(mistralIDChars))
+	}
+	return string(b[:])
+}
+
+// edit is one JSON value of a body to replace: the value at path, whose
+// raw JSON old is body[at:end], by raw.
+type edit struct {
+	path    string
+	at, end int
+	old     string
+	raw     []byte
+}
+
+// splice returns body with each edit made: in place, every other byte as
+// it came, or with sjson when a value is not where gjson placed it. body
+// itself is never modified.
+func splice(body []byte, edits []edit) ([]byte, error) {
+	for _, e := range edits {
+		if e.at <= 0 || e.end > len(body) || unsafeString(body[e.at:e.end]) != e.old {
+			out := body
+			for _, e := range edits {
+				var err error
+				if out, err = sjson.SetRawBytes(out, e.path, e.raw); err != nil {
+					return nil, fmt.Errorf("setting %s: %w", e.path, err)
+				}
+			}
+			return out, nil
+		}
+	}
+	edits = slices.Clone(edits)
+	slices.SortFunc(edits, func(a, b edit) int { return a.at - b.at })
+	out := make([]byte, 0, len(body))
+	prev := 0
+	for _, e := range edits {
+		out = append(out, body[prev:e.at]...)
+		out = append(out, e.raw...)
+		prev = e.end
+	}
+	return append(out, body[prev:]...), nil
+}
+
+// mistralToolCallIDs returns body with every tool call id (an assistant
+// message's tool_calls[].id, a tool message's tool_call_id) that is not 9
+// characters of [a-zA-Z0-9] replaced by one that is: Mistral answers any
+// other 400 "Tool call id was call_… but must be a-z, A-Z, 0-9, with a
+// length of 9." An id is only a name pairing a call with its result, and
+// the conversation's ids come from everywhere: OpenAI's call_ ids of 24
+// characters in a round answered before a failover to Mistral, a bot's
+// history of calls another provider made, paygate's own call_pg_… for a
+// call that came without an id. The same id maps to the same id wherever
+// it appears, to none the request already names, and no two ids to one.
+// Each id is spliced in place: every other byte is sent as it came. The
+// ids Mistral answers with are its own, and reach the bot as it made them.
+func mistralToolCallIDs(body []byte) ([]byte, error) {
+	if !bytes.Contains(body, []byte("tool_call")) {
+		return body, nil
+	}
+	type idAt struct {
+		edit
+		id string
+	}
+	var ids []idAt
+	taken := map[string]bool{}
+	add := func(path string, v gjson.Result) {
+		if v.Type != gjson.String {
+			return
+		}
+		if validMistralID(v.Str) {
+			taken[v.Str] = true
+			return
+		}
+		ids = append(ids, idAt{edit{path: path, at: v.Index, end: v.Index + len(v.Raw), old: v.Raw}, v.Str})
+	}
+	i := 0
+	gjson.Get(unsafeString(body), "messages").ForEach(func(_, m gjson.Result) bool {
+		j := 0
+		m.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
+			add(fmt.Sprintf("messages.%d.tool_calls.%d.id", i, j), c.Get("id"))
+			j++
+			return true
+		})
+		add(fmt.Sprintf("messages.%d.tool_call_id", i), m.Get("tool_call_id"))
+		i++
+		return true
+	})
+	if len(ids) == 0 {
+		return body, nil
+	}
+	mapped := map[string]string{}
+	edits := make([]edit, 0, len(ids))
+	for _, e := range ids {
+		id, ok := mapped[e.id]
+		if !ok {
+			id = mistralID(e.id, 0)
+			for salt := 1; taken[id]; salt++ {
+				id = mistralID(e.id, salt)
+			}
+			taken[id] = true
+			mapped[e.id] = id
+		}
+		e.raw = appendQuoted(nil, id)
+		edits = append(edits, e.edit)
+	}
+	return splice(body, edits)
+}

@@ -1,0 +1,68 @@
+package failover
+
+import (
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+func TestIsMistral(t *testing.T) {
+	for _, tc := range []struct {
+		base, model string
+		want        bool
+	}{
+		{"https://api.mistral.ai/v1", "some-new-model", true},
+		{"https://openrouter.ai/api/v1", "mistralai/mistral-small-3.2-24b-instruct", true},
+		{"https://x.openai.azure.com/openai", "Mistral-Large-2411", true},
+		{"http://vllm:8000/v1", "mistralai/Devstral-Small-2507", true},
+		{"https://api.mistral.ai.evil.example/v1", "gpt-4o", false},
+		{"https://api.openai.com/v1", "gpt-4o-mini", false},
+		{"https://api.deepseek.com", "deepseek-chat", false},
+		{"https://dashscope.aliyuncs.com/compatible-mode/v1", "qwen-plus", false},
+	} {
+		if got := isMistral(tc.base, tc.model); got != tc.want {
+			t.Errorf("isMistral(%q, %q) = %v; want %v", tc.base, tc.model, got, tc.want)
+		}
+	}
+}
+
+// TestMistralToolCallIDs: every id not of Mistral's shape is mapped, the
+// same way in a call and its result, to none the request names; ids of
+// Mistral's shape and every other byte stay as they came.
+func TestMistralToolCallIDs(t *testing.T) {
+	taken := mistralID("call_x", 0) // the request already names the id call_x would map to
+	body := `{"model":"m", "messages":[{"role":"user","content":"call_x"},
+ {"role":"assistant","content":null,"tool_calls":[{"id":"call_x","type":"function","function":{"name":"a","arguments":"{}"}},{"id":"AbCdE1234","type":"function","function":{"name":"b","arguments":"{}"}},{"id":"call\u005fy","type":"function","function":{"name":"c","arguments":"{}"}}]},
+ {"role":"tool","tool_call_id":"call_x","content":"1"},{"role":"tool","tool_call_id":"AbCdE1234","content":"2"},{"role":"tool","tool_call_id":"call_y","content":"3"},
+ {"role":"assistant","content":null,"tool_calls":[{"id":"` + taken + `","type":"function","function":{"name":"d","arguments":"{}"}}]},
+ {"role":"tool","tool_call_id":"` + taken + `","content":"4"}]}`
+	out, err := mistralToolCallIDs([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := gjson.GetBytes(out, "messages")
+	x, y := m.Get("1.tool_calls.0.id").Str, m.Get("1.tool_calls.2.id").Str
+	for _, c := range []struct{ got, want string }{
+		{m.Get("0.content").Str, "call_x"},
+		{m.Get("1.tool_calls.1.id").Str, "AbCdE1234"},
+		{m.Get("2.tool_call_id").Str, x},
+		{m.Get("3.tool_call_id").Str, "AbCdE1234"},
+		{m.Get("4.tool_call_id").Str, y},
+		{m.Get("5.tool_calls.0.id").Str, taken},
+		{m.Get("6.tool_call_id").Str, taken},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q; want %q in %s", c.got, c.want, out)
+		}
+	}
+	if !validMistralID(x) || !validMistralID(y) || x == y || x == taken || y == taken {
+		t.Errorf("mapped call_x to %q, call_y to %q (%q taken); want distinct 9-character ids", x, y, taken)
+	}
+	if len(out) != len(body)-len("call_x")*2-len(`call\u005fy`)-len("call_y")+9*4 {
+		t.Errorf("body %s; want only the ids changed", out)
+	}
+	plain := []byte(`{"messages":[{"role":"assistant","tool_calls":[{"id":"AbCdE1234"}]},{"role":"tool","tool_call_id":"AbCdE1234"}]}`)
+	if got, _ := mistralToolCallIDs(plain); &got[0] != &plain[0] {
+		t.Errorf("a body of valid ids was copied: %s", got)
+	}
+}

@@ -1,0 +1,157 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
+)
+
+// familyProvider is one target of a familyTurn: a fake provider and the
+// upstream model name its target asks for.
+type familyProvider struct {
+	fp    *fakeProvider
+	model string
+}
+
+// familyProxy serves a proxy whose model gpt-test has provs as its
+// targets, in priority order, under the names pa, pb, …; it returns its
+// URL.
+func familyProxy(t *testing.T, tools *recordingTools, provs ...familyProvider) string {
+	t.Helper()
+	return toolsProxy(t, provs[0].fp.URL, tools, func(c *config.Config) {
+		base := c.Providers[0]
+		c.Providers = c.Providers[:0]
+		c.Models = c.Models[:1]
+		c.Models[0].Targets = c.Models[0].Targets[:0]
+		for i, p := range provs {
+			pc := base
+			pc.Name = "p" + string(rune('a'+i))
+			pc.BaseURL = p.fp.URL + "/v1"
+			c.Providers = append(c.Providers, pc)
+			c.Models[0].Targets = append(c.Models[0].Targets, config.Target{Provider: pc.Name, Model: p.model, Weight: 1})
+		}
+	})
+}
+
+// mistralID is the tool call id Mistral's API takes, in an assistant
+// message's tool_calls and a tool message's tool_call_id alike.
+var mistralID = regexp.MustCompile(`^[a-zA-Z0-9]{9}$`)
+
+// mistralStrict answers as Mistral's API does a request naming a tool call
+// id of any other shape (https://github.com/langchain-ai/langchain/pull/24668),
+// and passes every other request to next.
+func mistralStrict(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		bad := ""
+		gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
+			m.Get("tool_calls.#.id").ForEach(func(_, id gjson.Result) bool {
+				if !mistralID.MatchString(id.Str) && bad == "" {
+					bad = id.Str
+				}
+				return true
+			})
+			if id := m.Get("tool_call_id"); id.Exists() && !mistralID.MatchString(id.Str) && bad == "" {
+				bad = id.Str
+			}
+			return true
+		})
+		if bad != "" {
+			jsonHandler(400, `{"object":"error","message":"Tool call id was `+bad+` but must be a-z, A-Z, 0-9, with a length of 9.","type":"invalid_request_error","param":null,"code":null}`)(w, r)
+			return
+		}
+		next(w, r)
+	}
+}
+
+// callsRoundID answers one round with one create_order call under id
+// ("": none), streamed or not.
+func callsRoundID(stream bool, id string) http.HandlerFunc {
+	idm := ""
+	if id != "" {
+		idm = `"id":"` + id + `",`
+	}
+	return callsRound(stream, `[{"index":0,`+idm+`"type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`)
+}
+
+// unavailable is a provider's 503, which fails the round over.
+func unavailable() http.HandlerFunc {
+	return jsonHandler(503, `{"error":{"message":"overloaded","type":"server_error"}}`)
+}
+
+// turnText is the text the bot read, stream or not.
+func turnText(stream bool, body string) string {
+	if stream {
+		return streamText(body)
+	}
+	return gjson.Get(body, "choices.0.message.content").Str
+}
+
+// TestMistralToolCallIDsAfterFailover: Mistral's API refuses a request
+// whose tool call ids are not exactly 9 characters of [a-zA-Z0-9] ("Tool
+// call id was call_… but must be a-z, A-Z, 0-9, with a length of 9."),
+// in the assistant message's tool_calls and the tool message's
+// tool_call_id alike. A payment round answered by OpenAI (call_ ids of 24
+// characters), or by a provider that gave its call no id (paygate's own
+// call_pg_1_0), whose next round failed over to Mistral ended the turn
+// with Mistral's 400 after the order was made; so did a bot's history of
+// calls another provider answered. Mistral's targets get every other id
+// mapped to one it takes, the same in the call and its result.
+func TestMistralToolCallIDsAfterFailover(t *testing.T) {
+	hist := []string{
+		`{"role":"user","content":"weather?"}`,
+		`{"role":"assistant","content":null,"tool_calls":[{"id":"call_w3ath3rW3ath3rW3ath3r1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}`,
+		`{"role":"tool","tool_call_id":"call_w3ath3rW3ath3rW3ath3r1","content":"sunny"}`,
+		`{"role":"user","content":"buy premium"}`,
+	}
+	for _, tc := range []struct {
+		name  string
+		id    string // the first round's call id, as OpenAI (or a provider giving none) made it
+		model string // Mistral's target
+		msgs  []string
+	}{
+		{"openai id", "call_Ab12cD34eF56gH78iJ90kL12", "mistral-small-latest", nil},
+		{"no id", "", "mistral-small-latest", nil},
+		{"openrouter mistral", "call_Ab12cD34eF56gH78iJ90kL12", "mistralai/mistral-medium-3.1", nil},
+		{"bot history", "Xy9Zw8Vu7", "magistral-medium-2509", hist},
+	} {
+		for _, stream := range []bool{false, true} {
+			t.Run(tc.name+"/stream="+strconv.FormatBool(stream), func(t *testing.T) {
+				openai := newFakeProvider(t, roundByRound(callsRoundID(stream, tc.id), unavailable()))
+				mistral := newFakeProvider(t, mistralStrict(textRound(stream, "Your order is ready.")))
+				tools := &recordingTools{}
+				url := familyProxy(t, tools, familyProvider{openai, "gpt-4o-mini"}, familyProvider{mistral, tc.model})
+				body := chatBody(stream, "")
+				if tc.msgs != nil {
+					body = chatBodyWith(stream, "", tc.msgs...)
+				}
+				resp := post(t, url, "/v1/chat/completions", body, map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				out := readAll(t, resp.Body)
+				if resp.StatusCode != 200 || turnText(stream, out) != "Your order is ready." {
+					t.Fatalf("status %d, answer %s; want the turn answered after failover to Mistral", resp.StatusCode, out)
+				}
+				if got := tools.executed(); len(got) != 1 {
+					t.Errorf("executed %v; want one create_order", got)
+				}
+				reqs := mistral.requests()
+				if len(reqs) != 1 {
+					t.Fatalf("Mistral got %d requests; want 1", len(reqs))
+				}
+				checkToolIDs(t, reqs[0].Body)
+				// Every other byte as paygate sends it elsewhere: the bot's
+				// history reaches Mistral with only its ids mapped.
+				if got := gjson.GetBytes(reqs[0].Body, `messages.#(role=="tool")#.content`).Raw; tc.msgs != nil && !strings.Contains(got, `"sunny"`) {
+					t.Errorf("Mistral's tool results %s; want the bot's kept", got)
+				}
+			})
+		}
+	}
+}
