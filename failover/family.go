@@ -35,13 +35,67 @@ func isMistral(baseURL, model string) bool {
 
 // adaptMessages returns body as t's model takes its conversation: for a
 // Mistral target, with every tool call id that is not Mistral's shape
-// mapped to one that is (mistralToolCallIDs). body itself is never
-// modified; when nothing changes, body itself is returned.
+// mapped to one that is (mistralToolCallIDs); for any other, with
+// Mistral's thinking blocks left out of the assistant messages that carry
+// them (thinkingAsText). body itself is never modified; when nothing
+// changes, body itself is returned.
 func (t *target) adaptMessages(body []byte) ([]byte, error) {
 	if t.mistral {
 		return mistralToolCallIDs(body)
 	}
-	return body, nil
+	return thinkingAsText(body)
+}
+
+// thinkingAsText returns body with the content of each assistant message
+// whose content parts include a "thinking" block (Mistral's reasoning
+// models: [{"type":"thinking","thinking":[…]},{"type":"text","text":…}],
+// which paygate sends back on a payment round's assistant message, as
+// Mistral takes it) replaced by the text of its text parts, or null when
+// there is none beside tool calls. No provider but Mistral takes a
+// thinking block: OpenAI (and DashScope, which takes its schema) answer
+// 400 "Invalid value: 'thinking'. Supported values are: 'text' and
+// 'refusal'.", DeepSeek 400 "unknown variant `thinking`, expected
+// `text`", and deepseek-reasoner takes an assistant's content only as a
+// string; so a payment round of Magistral whose next round failed over
+// to one of them ended the turn after its payment ran. The thinking was
+// another model's, and is left out; every other message is sent as it
+// came.
+func thinkingAsText(body []byte) ([]byte, error) {
+	if !bytes.Contains(body, []byte(`"thinking"`)) {
+		return body, nil
+	}
+	var edits []edit
+	i := 0
+	gjson.Get(unsafeString(body), "messages").ForEach(func(_, m gjson.Result) bool {
+		defer func() { i++ }()
+		c := m.Get("content")
+		if !c.IsArray() || m.Get("role").Str != "assistant" {
+			return true
+		}
+		thinking, text := false, ""
+		c.ForEach(func(_, p gjson.Result) bool {
+			switch p.Get("type").Str {
+			case "thinking":
+				thinking = true
+			case "text":
+				text += p.Get("text").Str
+			}
+			return true
+		})
+		if !thinking {
+			return true
+		}
+		raw := appendQuoted(nil, text)
+		if text == "" && hasCalls(m.Get("tool_calls")) {
+			raw = []byte("null")
+		}
+		edits = append(edits, edit{path: fmt.Sprintf("messages.%d.content", i), at: c.Index, end: c.Index + len(c.Raw), old: c.Raw, raw: raw})
+		return true
+	})
+	if len(edits) == 0 {
+		return body, nil
+	}
+	return splice(body, edits)
 }
 
 // validMistralID reports whether id is a tool call id Mistral takes:

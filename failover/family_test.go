@@ -66,3 +66,28 @@ func TestMistralToolCallIDs(t *testing.T) {
 		t.Errorf("a body of valid ids was copied: %s", got)
 	}
 }
+
+// TestThinkingAsText: an assistant message's content with a thinking
+// block goes as its text (null beside tool calls when it has none); every
+// other message, parts of text alone included, stays as it came.
+func TestThinkingAsText(t *testing.T) {
+	const think = `{"type":"thinking","thinking":[{"type":"text","text":"hm"}]}`
+	for _, tc := range []struct{ in, want string }{
+		{`{"role":"assistant","content":[` + think + `,{"type":"text","text":"Let me "},{"type":"text","text":"order."}],"tool_calls":[{"id":"a"}]}`,
+			`{"role":"assistant","content":"Let me order.","tool_calls":[{"id":"a"}]}`},
+		{`{"role":"assistant","content": [` + think + `],"tool_calls":[{"id":"a"}]}`, `{"role":"assistant","content": null,"tool_calls":[{"id":"a"}]}`},
+		{`{"role":"assistant","content":[` + think + `]}`, `{"role":"assistant","content":""}`},
+		{`{"role":"assistant","content":[{"type":"text","text":"thinking"}]}`, `{"role":"assistant","content":[{"type":"text","text":"thinking"}]}`},
+		{`{"role":"user","content":[{"type":"text","text":"x"},` + think + `]}`, `{"role":"user","content":[{"type":"text","text":"x"},` + think + `]}`},
+		{`{"role":"assistant","content":"\"thinking\""}`, `{"role":"assistant","content":"\"thinking\""}`},
+	} {
+		body := `{"model":"m","messages":[{"role":"user","content":"hi"},` + tc.in + `]}`
+		got, err := thinkingAsText([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `{"model":"m","messages":[{"role":"user","content":"hi"},` + tc.want + `]}`; string(got) != want {
+			t.Errorf("thinkingAsText(%s)\n = %s\nwant %s", body, got, want)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
 )
 
 // TestPaymentRoundContentPartsKept: Mistral's reasoning models (Magistral;
@@ -21,7 +23,7 @@ func TestPaymentRoundContentPartsKept(t *testing.T) {
 		jsonHandler(200, `{"id":"m1","object":"chat.completion","created":1,"model":"magistral-medium-2509","choices":[{"index":0,"message":{"role":"assistant","tool_calls":[{"id":"AbCdE1234","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},"index":0}],"content":`+parts+`},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`),
 		textRound(false, "Your order is ready.")))
 	tools := &recordingTools{}
-	url := toolsProxy(t, fp.URL, tools, nil)
+	url := toolsProxy(t, fp.URL, tools, mistralTarget)
 	body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(false, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
 	if got := gjson.Get(body, "choices.0.message.content").Str; got != "Let me order that.\n\nYour order is ready." {
 		t.Errorf("the bot read %q; want both rounds' text", got)
@@ -59,7 +61,7 @@ func TestStreamedPaymentRoundContentPartsKept(t *testing.T) {
 			"data: [DONE]\n\n"),
 		textRound(true, "Your order is ready.")))
 	tools := &recordingTools{}
-	url := toolsProxy(t, fp.URL, tools, nil)
+	url := toolsProxy(t, fp.URL, tools, mistralTarget)
 	body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(true, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
 	if got := streamText(body); got != "Let me order that.\n\nYour order is ready." {
 		t.Errorf("the bot read %q", got)
@@ -73,3 +75,8 @@ func TestStreamedPaymentRoundContentPartsKept(t *testing.T) {
 		t.Errorf("the next round's assistant message has content %s; want %s", got, want)
 	}
 }
+
+// mistralTarget makes gpt-test's target one of Mistral's reasoning models,
+// which takes its thinking blocks back (other targets get the text alone:
+// TestMistralContentPartsAfterFailover).
+func mistralTarget(c *config.Config) { c.Models[0].Targets[0].Model = "magistral-medium-2509" }

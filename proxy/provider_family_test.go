@@ -155,3 +155,94 @@ func TestMistralToolCallIDsAfterFailover(t *testing.T) {
 		}
 	}
 }
+
+// textPartsOnly answers as OpenAI (OpenAI's API, and the many servers
+// that take its schema: Qwen's DashScope) and DeepSeek do an assistant
+// message whose content parts are not text (OpenAI also takes a refusal),
+// and passes every other request to next.
+func textPartsOnly(deepseek bool, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		i, bad := 0, ""
+		gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
+			if !m.Get("content").IsArray() {
+				i++
+				return true
+			}
+			m.Get("content").ForEach(func(j, p gjson.Result) bool {
+				if typ := p.Get("type").Str; typ != "text" && !(typ == "refusal" && !deepseek) && bad == "" {
+					if deepseek {
+						bad = `{"error":{"message":"Failed to deserialize the JSON body into the target type: messages[` + strconv.Itoa(i) + `].content: unknown variant ` + "`" + typ + "`" + `, expected ` + "`text`" + ` at line 1 column 150","type":"invalid_request_error","param":null,"code":"invalid_request_error"}}`
+					} else {
+						bad = `{"error":{"message":"Invalid value: '` + typ + `'. Supported values are: 'text' and 'refusal'.","type":"invalid_request_error","param":"messages[` + strconv.Itoa(i) + `].content[` + strconv.Itoa(int(j.Num)) + `].type","code":"invalid_value"}}`
+					}
+				}
+				return true
+			})
+			i++
+			return true
+		})
+		if bad != "" {
+			jsonHandler(400, bad)(w, r)
+			return
+		}
+		next(w, r)
+	}
+}
+
+// TestMistralContentPartsAfterFailover: a payment round answered by one of
+// Mistral's reasoning models (its content a "thinking" block and text)
+// went on to the next round with that content on its assistant message,
+// as Mistral takes it back; when that round failed over to OpenAI or
+// DeepSeek, they refused the thinking block with a 400 and the turn ended
+// after the order was made. A target that is not Mistral gets the round's
+// text as the message's content, the thinking left out.
+func TestMistralContentPartsAfterFailover(t *testing.T) {
+	head := `data: {"id":"c3c7","object":"chat.completion.chunk","created":1762355135,"model":"magistral-medium-2509","choices":[{"index":0,"delta":`
+	mistralRound := func(stream bool) http.HandlerFunc {
+		if stream {
+			return sseHandler(
+				head+`{"role":"assistant","content":""},"finish_reason":null}]}`+"\n\n",
+				head+`{"content":[{"type":"thinking","thinking":[{"type":"text","text":"The user wants premium."}]}]},"finish_reason":null}]}`+"\n\n",
+				head+`{"content":"Let me order that."},"finish_reason":null}]}`+"\n\n",
+				head+`{"tool_calls":[{"id":"AbCdE1234","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},"index":0}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"total_tokens":3,"completion_tokens":2}}`+"\n\n",
+				"data: [DONE]\n\n")
+		}
+		return jsonHandler(200, `{"id":"m1","object":"chat.completion","created":1,"model":"magistral-medium-2509","choices":[{"index":0,"message":{"role":"assistant","tool_calls":[{"id":"AbCdE1234","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},"index":0}],"content":[{"type":"thinking","thinking":[{"type":"text","text":"The user wants premium."}]},{"type":"text","text":"Let me order that."}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`)
+	}
+	for _, tc := range []struct {
+		name     string
+		model    string
+		deepseek bool
+	}{
+		{"openai", "gpt-4o-mini", false},
+		{"deepseek", "deepseek-chat", true},
+		{"qwen", "qwen-plus", false},
+	} {
+		for _, stream := range []bool{false, true} {
+			t.Run(tc.name+"/stream="+strconv.FormatBool(stream), func(t *testing.T) {
+				mistral := newFakeProvider(t, roundByRound(mistralRound(stream), unavailable()))
+				other := newFakeProvider(t, textPartsOnly(tc.deepseek, textRound(stream, "Your order is ready.")))
+				tools := &recordingTools{}
+				url := familyProxy(t, tools, familyProvider{mistral, "magistral-medium-2509"}, familyProvider{other, tc.model})
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				out := readAll(t, resp.Body)
+				if resp.StatusCode != 200 || turnText(stream, out) != "Let me order that.\n\nYour order is ready." {
+					t.Fatalf("status %d, answer %s; want the turn answered after failover", resp.StatusCode, out)
+				}
+				reqs := other.requests()
+				if len(reqs) != 1 {
+					t.Fatalf("%s got %d requests; want 1", tc.name, len(reqs))
+				}
+				asst := gjson.GetBytes(reqs[0].Body, `messages.#(role=="assistant")`)
+				if got := asst.Get("content").Raw; got != `"Let me order that."` {
+					t.Errorf("%s got the round's assistant message %s; want its text as content", tc.name, asst.Raw)
+				}
+				if got := asst.Get("tool_calls.0.id").Str; got != "AbCdE1234" {
+					t.Errorf("assistant message %s; want the call", asst.Raw)
+				}
+			})
+		}
+	}
+}
