@@ -35,15 +35,75 @@ func isMistral(baseURL, model string) bool {
 
 // adaptMessages returns body as t's model takes its conversation: for a
 // Mistral target, with every tool call id that is not Mistral's shape
-// mapped to one that is (mistralToolCallIDs); for any other, with
+// mapped to one that is (mistralToolCallIDs) and no other provider's
+// reasoning on an assistant message (withoutReasoning); for any other, with
 // Mistral's thinking blocks left out of the assistant messages that carry
 // them (thinkingAsText). body itself is never modified; when nothing
 // changes, body itself is returned.
 func (t *target) adaptMessages(body []byte) ([]byte, error) {
 	if t.mistral {
-		return mistralToolCallIDs(body)
+		out, err := withoutReasoning(body)
+		if err != nil {
+			return nil, err
+		}
+		return mistralToolCallIDs(out)
 	}
 	return thinkingAsText(body)
+}
+
+// reasoningMembers are the members other providers give an assistant
+// message's reasoning in, which paygate sends back on a payment round's
+// assistant message (DeepSeek, vLLM: reasoning_content; Groq, OpenRouter:
+// reasoning and OpenRouter's reasoning_details).
+var reasoningMembers = []string{"reasoning_content", "reasoning", "reasoning_details"}
+
+// withoutReasoning returns body with the reasoningMembers left out of every
+// assistant message: Mistral's API refuses a member of a message its
+// schema does not name, 422 extra_forbidden ("loc": ["body", "messages",
+// 3, "assistant", "reasoning_content"]), so a payment round of DeepSeek's
+// (or OpenRouter's) thinking model whose next round failed over to
+// Mistral ended the turn after its payment ran, and so did a bot's
+// history of DeepSeek's turns, which DeepSeek wants with their reasoning.
+// The reasoning was another model's; Mistral's own comes as content
+// parts. Only a message that carries one changes, rebuilt from its other
+// members as they came.
+func withoutReasoning(body []byte) ([]byte, error) {
+	if !bytes.Contains(body, []byte(`"reasoning`)) {
+		return body, nil
+	}
+	var edits []edit
+	i := 0
+	gjson.Get(unsafeString(body), "messages").ForEach(func(_, m gjson.Result) bool {
+		defer func() { i++ }()
+		if !m.IsObject() || m.Get("role").Str != "assistant" {
+			return true
+		}
+		drop := false
+		for _, k := range reasoningMembers {
+			drop = drop || m.Get(k).Exists()
+		}
+		if !drop {
+			return true
+		}
+		raw := []byte{'{'}
+		m.ForEach(func(k, v gjson.Result) bool {
+			if slices.Contains(reasoningMembers, k.Str) {
+				return true
+			}
+			if len(raw) > 1 {
+				raw = append(raw, ',')
+			}
+			raw = append(append(append(raw, k.Raw...), ':'), v.Raw...)
+			return true
+		})
+		raw = append(raw, '}')
+		edits = append(edits, edit{path: fmt.Sprintf("messages.%d", i), at: m.Index, end: m.Index + len(m.Raw), old: m.Raw, raw: raw})
+		return true
+	})
+	if len(edits) == 0 {
+		return body, nil
+	}
+	return splice(body, edits)
 }
 
 // thinkingAsText returns body with the content of each assistant message

@@ -246,3 +246,84 @@ func TestMistralContentPartsAfterFailover(t *testing.T) {
 		}
 	}
 }
+
+// mistralSchema answers as Mistral's API does an assistant message with a
+// member its schema does not name (https://github.com/charmbracelet/crush/issues/1590:
+// reasoning_content), and passes every other request to next.
+func mistralSchema(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		i, bad := 0, ""
+		gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
+			if m.Get("role").Str == "assistant" {
+				m.ForEach(func(k, v gjson.Result) bool {
+					switch k.Str {
+					case "role", "content", "tool_calls", "prefix":
+					default:
+						if bad == "" {
+							bad = `{"object":"error","message":{"detail":[{"type":"extra_forbidden","loc":["body","messages",` + strconv.Itoa(i) + `,"assistant",` + k.Raw + `],"msg":"Extra inputs are not permitted","input":` + v.Raw + `}]},"type":"invalid_request_error","param":null,"code":null}`
+						}
+					}
+					return true
+				})
+			}
+			i++
+			return true
+		})
+		if bad != "" {
+			jsonHandler(422, bad)(w, r)
+			return
+		}
+		next(w, r)
+	}
+}
+
+// TestReasoningLeftOutForMistral: a payment round of a thinking model
+// (DeepSeek's reasoning_content; OpenRouter's reasoning and
+// reasoning_details) goes to the next round with its reasoning on the
+// assistant message, as those providers want it back; when that round
+// failed over to Mistral, whose API refuses any member of an assistant
+// message it does not know (422 extra_forbidden), the turn ended after
+// the order was made. A Mistral target gets the message without them.
+func TestReasoningLeftOutForMistral(t *testing.T) {
+	for _, tc := range []struct {
+		name, model string
+		message     string // the first round's message members before tool_calls
+		delta       string // the same streamed
+	}{
+		{"deepseek", "deepseek-reasoner", `"content":"","reasoning_content":"The user wants premium."`, `"content":null,"reasoning_content":"The user wants premium."`},
+		{"openrouter", "deepseek/deepseek-r1", `"content":"","reasoning":"The user wants premium.","reasoning_details":[{"type":"reasoning.text","text":"The user wants premium.","format":"unknown","index":0}]`,
+			`"content":"","reasoning":"The user wants premium.","reasoning_details":[{"type":"reasoning.text","text":"The user wants premium.","format":"unknown","index":0}]`},
+	} {
+		for _, stream := range []bool{false, true} {
+			t.Run(tc.name+"/stream="+strconv.FormatBool(stream), func(t *testing.T) {
+				call := `[{"index":0,"id":"call_0_a1b2c3d4-e5f6","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`
+				first := jsonHandler(200, `{"id":"d1","object":"chat.completion","created":1,"model":"`+tc.model+`","choices":[{"index":0,"message":{"role":"assistant",`+tc.message+`,"tool_calls":`+call+`},"finish_reason":"tool_calls"}]}`)
+				if stream {
+					first = sseHandler(
+						roundChunk+`[{"index":0,"delta":{"role":"assistant",`+tc.delta+`},"finish_reason":null}]}`+"\n\n",
+						roundChunk+`[{"index":0,"delta":{"tool_calls":`+call+`},"finish_reason":null}]}`+"\n\n",
+						roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n")
+				}
+				thinker := newFakeProvider(t, roundByRound(first, unavailable()))
+				mistral := newFakeProvider(t, mistralSchema(mistralStrict(textRound(stream, "Your order is ready."))))
+				tools := &recordingTools{}
+				url := familyProxy(t, tools, familyProvider{thinker, tc.model}, familyProvider{mistral, "mistral-large-latest"})
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				out := readAll(t, resp.Body)
+				if resp.StatusCode != 200 || !strings.HasSuffix(turnText(stream, out), "Your order is ready.") {
+					t.Fatalf("status %d, answer %s; want the turn answered after failover to Mistral", resp.StatusCode, out)
+				}
+				if got := tools.executed(); len(got) != 1 {
+					t.Errorf("executed %v; want one create_order", got)
+				}
+				reqs := mistral.requests()
+				if len(reqs) != 1 {
+					t.Fatalf("Mistral got %d requests; want 1", len(reqs))
+				}
+				checkToolIDs(t, reqs[0].Body)
+			})
+		}
+	}
+}
