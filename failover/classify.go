@@ -67,6 +67,10 @@ func readErrorFields(f *failure, body []byte) {
 	default:
 		if m := gjson.Get(s, "message"); m.Type == gjson.String {
 			f.errMsg = m.String()
+		} else if d := m.Get("detail"); m.IsObject() && d.IsArray() {
+			f.errMsg = validationDetail(d) // Mistral's 422
+		} else if d := gjson.Get(s, "detail"); d.IsArray() {
+			f.errMsg = validationDetail(d) // FastAPI's (vLLM's 422)
 		} else if len(body) > 0 && !validJSON(unsafeString(body)) {
 			// Whole (at most maxErrorBody): the attempt cuts it to
 			// maxPlainErrorText once its secrets are masked (errorText).
@@ -74,6 +78,43 @@ func readErrorFields(f *failure, body []byte) {
 			f.plain = true
 		}
 	}
+}
+
+// maxValidationErrors caps how many of a validation error's entries
+// validationDetail names.
+const maxValidationErrors = 3
+
+// validationDetail renders pydantic's list of what a request's schema
+// refused, the "detail" of Mistral's 422 ({"object": "error", "message":
+// {"detail": [{"type": "extra_forbidden", "loc": ["body",
+// "max_completion_tokens"], "msg": "Extra inputs are not permitted"}]}})
+// and of a FastAPI server's (vLLM), as "max_completion_tokens: Extra
+// inputs are not permitted", entries joined by "; ", at most
+// maxValidationErrors of them. The bot got "refused the request (HTTP
+// 422)" and could not tell which member to drop (drop_fields) or fix. A
+// detail that is text (FastAPI's bare {"detail": "Not Found"}) says less
+// than paygate's own words, and is not read.
+func validationDetail(d gjson.Result) string {
+	var out []string
+	d.ForEach(func(_, e gjson.Result) bool {
+		var loc []string
+		e.Get("loc").ForEach(func(_, l gjson.Result) bool {
+			if len(loc) > 0 || l.String() != "body" {
+				loc = append(loc, l.String())
+			}
+			return true
+		})
+		msg := e.Get("msg").String()
+		if msg == "" {
+			return true
+		}
+		if len(loc) > 0 {
+			msg = strings.Join(loc, ".") + ": " + msg
+		}
+		out = append(out, msg)
+		return len(out) < maxValidationErrors
+	})
+	return strings.Join(out, "; ")
 }
 
 // readErrorValue fills the error fields from an error object. OpenRouter's

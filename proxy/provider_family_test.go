@@ -327,3 +327,29 @@ func TestReasoningLeftOutForMistral(t *testing.T) {
 		}
 	}
 }
+
+// TestValidationErrorDetailNamed: Mistral's API (and FastAPI servers,
+// vLLM's 422 among them) answer a request their schema refuses with
+// pydantic's list of what is wrong, under a "message" object or a
+// top-level "detail", not an OpenAI error object. The bot got "provider pa
+// refused the request (HTTP 422)", and neither it nor an operator could
+// tell that max_completion_tokens was the member to drop (drop_fields).
+func TestValidationErrorDetailNamed(t *testing.T) {
+	for _, tc := range []struct{ name, body, want string }{
+		{"mistral", `{"object":"error","message":{"detail":[{"type":"extra_forbidden","loc":["body","max_completion_tokens"],"msg":"Extra inputs are not permitted","input":32000}]},"type":"invalid_request_error","param":null,"code":null}`,
+			"max_completion_tokens: Extra inputs are not permitted"},
+		{"mistral two", `{"object":"error","message":{"detail":[{"type":"extra_forbidden","loc":["body","messages",0,"user","name"],"msg":"Extra inputs are not permitted","input":""},{"type":"extra_forbidden","loc":["body","messages",0,"user","tool_calls"],"msg":"Extra inputs are not permitted","input":null}]},"type":"invalid_request_error","param":null,"code":null}`,
+			"messages.0.user.name: Extra inputs are not permitted; messages.0.user.tool_calls: Extra inputs are not permitted"},
+		{"fastapi", `{"detail":[{"type":"missing","loc":["body","messages"],"msg":"Field required","input":{}}]}`, "messages: Field required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(422, tc.body))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			resp := post(t, url, "/v1/chat/completions", chatBody(false, `"max_completion_tokens":32000,`), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			out := readAll(t, resp.Body)
+			if got := gjson.Get(out, "error.message").Str; resp.StatusCode != 422 || !strings.Contains(got, tc.want) {
+				t.Errorf("status %d, error %s; want 422 naming %q", resp.StatusCode, out, tc.want)
+			}
+		})
+	}
+}
