@@ -48,7 +48,63 @@ func (t *target) adaptMessages(body []byte) ([]byte, error) {
 		}
 		return mistralToolCallIDs(out)
 	}
-	return thinkingAsText(body)
+	out, err := thinkingAsText(body)
+	if err != nil || !t.deepseek {
+		return out, err
+	}
+	return deepseekReasoning(out)
+}
+
+// isDeepSeek reports whether a target of the provider at baseURL asking
+// for model reaches DeepSeek's own API, whose thinking mode wants every
+// tool round's reasoning_content back: the provider on deepseek.com, or
+// one of the model names that API serves. DeepSeek's models elsewhere
+// (OpenRouter's deepseek/…, Groq's deepseek-r1-distill-…, which refuses
+// reasoning_content) take the conversation as it is.
+func isDeepSeek(baseURL, model string) bool {
+	if u, err := url.Parse(baseURL); err == nil {
+		if h := strings.ToLower(u.Hostname()); h == "deepseek.com" || strings.HasSuffix(h, ".deepseek.com") {
+			return true
+		}
+	}
+	m := strings.ToLower(model)
+	return m == "deepseek-chat" || m == "deepseek-reasoner" || strings.HasPrefix(m, "deepseek-v4")
+}
+
+// deepseekReasoning returns body with a reasoning_content on every
+// assistant message with tool calls that has none: the message's
+// "reasoning" (Groq's and OpenRouter's name for it) when it is text, else
+// "". DeepSeek's thinking mode answers 400 "Missing `reasoning_content`
+// field in the assistant message at message index 2" without it
+// (https://api-docs.deepseek.com/guides/thinking_mode#tool-calls), so a
+// payment round answered by OpenAI (or Mistral, or OpenRouter) whose next
+// round failed over to DeepSeek ended the turn after its payment ran.
+// The member goes first in the message, every other byte as it came.
+func deepseekReasoning(body []byte) ([]byte, error) {
+	if !bytes.Contains(body, []byte("tool_calls")) {
+		return body, nil
+	}
+	var edits []edit
+	i := 0
+	gjson.Get(unsafeString(body), "messages").ForEach(func(_, m gjson.Result) bool {
+		defer func() { i++ }()
+		if !m.IsObject() || m.Get("role").Str != "assistant" || !hasCalls(m.Get("tool_calls")) || m.Get("reasoning_content").Exists() {
+			return true
+		}
+		r := m.Get("reasoning")
+		raw := appendQuoted([]byte(`{"reasoning_content":`), r.Str)
+		if r.Type != gjson.String {
+			raw = []byte(`{"reasoning_content":""`)
+		}
+		// The message has tool_calls: a member follows.
+		raw = append(append(raw, ','), m.Raw[1:]...)
+		edits = append(edits, edit{path: fmt.Sprintf("messages.%d", i), at: m.Index, end: m.Index + len(m.Raw), old: m.Raw, raw: raw})
+		return true
+	})
+	if len(edits) == 0 {
+		return body, nil
+	}
+	return splice(body, edits)
 }
 
 // reasoningMembers are the members other providers give an assistant

@@ -112,3 +112,36 @@ func TestWithoutReasoning(t *testing.T) {
 		}
 	}
 }
+
+func TestDeepSeekReasoning(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"role":"assistant","content":null,"tool_calls":[{"id":"a"}]}`, `{"reasoning_content":"","role":"assistant","content":null,"tool_calls":[{"id":"a"}]}`},
+		{`{ "role":"assistant","reasoning":"hm","tool_calls":[{"id":"a"}]}`, `{"reasoning_content":"hm", "role":"assistant","reasoning":"hm","tool_calls":[{"id":"a"}]}`},
+		{`{"role":"assistant","reasoning_content":"x","tool_calls":[{"id":"a"}]}`, `{"role":"assistant","reasoning_content":"x","tool_calls":[{"id":"a"}]}`},
+		{`{"role":"assistant","content":"hi","tool_calls":[]}`, `{"role":"assistant","content":"hi","tool_calls":[]}`},
+		{`{"role":"assistant","content":"tool_calls"}`, `{"role":"assistant","content":"tool_calls"}`},
+	} {
+		body := `{"messages":[{"role":"user","content":"hi"},` + tc.in + `]}`
+		got, err := deepseekReasoning([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `{"messages":[{"role":"user","content":"hi"},` + tc.want + `]}`; string(got) != want {
+			t.Errorf("deepseekReasoning(%s)\n = %s\nwant %s", body, got, want)
+		}
+	}
+	for _, tc := range []struct {
+		base, model string
+		want        bool
+	}{
+		{"https://api.deepseek.com", "whatever", true},
+		{"http://fake/v1", "deepseek-reasoner", true},
+		{"http://fake/v1", "deepseek-v4-flash", true},
+		{"https://api.groq.com/openai/v1", "deepseek-r1-distill-llama-70b", false},
+		{"https://openrouter.ai/api/v1", "deepseek/deepseek-r1", false},
+	} {
+		if got := isDeepSeek(tc.base, tc.model); got != tc.want {
+			t.Errorf("isDeepSeek(%q, %q) = %v; want %v", tc.base, tc.model, got, tc.want)
+		}
+	}
+}

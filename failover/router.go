@@ -106,6 +106,9 @@ type target struct {
 	// mistral: the target reaches a Mistral model (isMistral), which
 	// takes tool call ids of one shape only (adaptMessages).
 	mistral bool
+	// deepseek: the target reaches DeepSeek's own API (isDeepSeek), whose
+	// thinking mode wants every tool round's reasoning back.
+	deepseek bool
 	// latency is an exponentially weighted average of time to first token
 	// (stream) or to the whole answer; 0: not measured yet.
 	latency atomicDuration
@@ -242,7 +245,7 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 				w = 1
 			}
 			md.targets = append(md.targets, &target{p: p, model: tc.Model, modelJSON: appendQuoted(nil, tc.Model), weight: w,
-				mistral: isMistral(p.cfg.BaseURL, tc.Model)})
+				mistral: isMistral(p.cfg.BaseURL, tc.Model), deepseek: isDeepSeek(p.cfg.BaseURL, tc.Model)})
 		}
 		r.models = append(r.models, md)
 		r.byName[md.name] = md

@@ -353,3 +353,75 @@ func TestValidationErrorDetailNamed(t *testing.T) {
 		})
 	}
 }
+
+// deepseekThinking answers as DeepSeek's thinking mode does an assistant
+// message with tool calls but no reasoning_content
+// (https://api-docs.deepseek.com/guides/thinking_mode#tool-calls), and
+// passes every other request to next.
+func deepseekThinking(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		i, bad := 0, -1
+		gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
+			if m.Get("role").Str == "assistant" && m.Get("tool_calls.#").Int() > 0 && m.Get("reasoning_content").Type != gjson.String && bad < 0 {
+				bad = i
+			}
+			i++
+			return true
+		})
+		if bad >= 0 {
+			jsonHandler(400, `{"error":{"message":"Missing `+"`reasoning_content`"+` field in the assistant message at message index `+strconv.Itoa(bad)+`. For more information, please refer to https://api-docs.deepseek.com/guides/thinking_mode#tool-calls","type":"invalid_request_error","param":null,"code":"invalid_request_error"}}`)(w, r)
+			return
+		}
+		next(w, r)
+	}
+}
+
+// TestDeepSeekReasoningAfterFailover: DeepSeek's thinking mode refuses a
+// conversation whose assistant message with tool calls has no
+// reasoning_content (400 "Missing `reasoning_content` field in the
+// assistant message at message index 2"). A payment round answered by
+// OpenAI (no reasoning) or by OpenRouter (its "reasoning") whose next round
+// failed over to DeepSeek ended the turn after the order was made. A
+// DeepSeek target gets the round's reasoning under DeepSeek's name, or
+// an empty one.
+func TestDeepSeekReasoningAfterFailover(t *testing.T) {
+	for _, tc := range []struct {
+		name, model string
+		members     string // the first round's message members before tool_calls
+		want        string // the reasoning_content DeepSeek gets
+	}{
+		{"openai", "gpt-4o-mini", `"content":null`, ""},
+		{"openrouter", "anthropic/claude-sonnet-4", `"content":"","reasoning":"The user wants premium."`, "The user wants premium."},
+	} {
+		for _, stream := range []bool{false, true} {
+			t.Run(tc.name+"/stream="+strconv.FormatBool(stream), func(t *testing.T) {
+				call := `[{"index":0,"id":"call_Ab12cD34eF56gH78iJ90kL12","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`
+				first := jsonHandler(200, `{"id":"o1","object":"chat.completion","created":1,"model":"`+tc.model+`","choices":[{"index":0,"message":{"role":"assistant",`+tc.members+`,"tool_calls":`+call+`},"finish_reason":"tool_calls"}]}`)
+				if stream {
+					first = sseHandler(
+						roundChunk+`[{"index":0,"delta":{"role":"assistant",`+tc.members+`},"finish_reason":null}]}`+"\n\n",
+						roundChunk+`[{"index":0,"delta":{"tool_calls":`+call+`},"finish_reason":null}]}`+"\n\n",
+						roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n")
+				}
+				other := newFakeProvider(t, roundByRound(first, unavailable()))
+				deepseek := newFakeProvider(t, deepseekThinking(textRound(stream, "Your order is ready.")))
+				tools := &recordingTools{}
+				url := familyProxy(t, tools, familyProvider{other, tc.model}, familyProvider{deepseek, "deepseek-reasoner"})
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				out := readAll(t, resp.Body)
+				if resp.StatusCode != 200 || !strings.HasSuffix(turnText(stream, out), "Your order is ready.") {
+					t.Fatalf("status %d, answer %s; want the turn answered after failover to DeepSeek", resp.StatusCode, out)
+				}
+				reqs := deepseek.requests()
+				if len(reqs) != 1 {
+					t.Fatalf("DeepSeek got %d requests; want 1", len(reqs))
+				}
+				if got := gjson.GetBytes(reqs[0].Body, `messages.#(role=="assistant").reasoning_content`); got.Type != gjson.String || got.Str != tc.want {
+					t.Errorf("DeepSeek's assistant message has reasoning_content %s; want %q", got.Raw, tc.want)
+				}
+			})
+		}
+	}
+}
