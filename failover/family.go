@@ -35,14 +35,15 @@ func isMistral(baseURL, model string) bool {
 
 // adaptMessages returns body as t's model takes its conversation: for a
 // Mistral target, with every tool call id that is not Mistral's shape
-// mapped to one that is (mistralToolCallIDs) and no other provider's
-// reasoning on an assistant message (withoutReasoning); for any other, with
+// mapped to one that is (mistralToolCallIDs) and no member on an assistant
+// message or a call that Mistral does not take (mistralAssistants); for
+// any other, with
 // Mistral's thinking blocks left out of the assistant messages that carry
 // them (thinkingAsText). body itself is never modified; when nothing
 // changes, body itself is returned.
 func (t *target) adaptMessages(body []byte) ([]byte, error) {
 	if t.mistral {
-		out, err := withoutReasoning(body)
+		out, err := mistralAssistants(body)
 		if err != nil {
 			return nil, err
 		}
@@ -107,24 +108,29 @@ func deepseekReasoning(body []byte) ([]byte, error) {
 	return splice(body, edits)
 }
 
-// reasoningMembers are the members other providers give an assistant
-// message's reasoning in, which paygate sends back on a payment round's
-// assistant message (DeepSeek, vLLM: reasoning_content; Groq, OpenRouter:
-// reasoning and OpenRouter's reasoning_details).
-var reasoningMembers = []string{"reasoning_content", "reasoning", "reasoning_details"}
+// mistralAssistantMembers are the members Mistral's API takes on an
+// assistant message, and mistralCallMembers those of one of its
+// tool_calls; it refuses any other (pydantic's extra_forbidden).
+var (
+	mistralAssistantMembers = []string{"role", "content", "tool_calls", "prefix"}
+	mistralCallMembers      = []string{"id", "type", "function", "index"}
+)
 
-// withoutReasoning returns body with the reasoningMembers left out of every
-// assistant message: Mistral's API refuses a member of a message its
-// schema does not name, 422 extra_forbidden ("loc": ["body", "messages",
-// 3, "assistant", "reasoning_content"]), so a payment round of DeepSeek's
-// (or OpenRouter's) thinking model whose next round failed over to
-// Mistral ended the turn after its payment ran, and so did a bot's
-// history of DeepSeek's turns, which DeepSeek wants with their reasoning.
-// The reasoning was another model's; Mistral's own comes as content
-// parts. Only a message that carries one changes, rebuilt from its other
-// members as they came.
-func withoutReasoning(body []byte) ([]byte, error) {
-	if !bytes.Contains(body, []byte(`"reasoning`)) {
+// mistralAssistants returns body with every assistant message holding only
+// the members Mistral's API takes, and each of its tool calls likewise.
+// Mistral answers any other 422 extra_forbidden ("loc": ["body",
+// "messages", 3, "assistant", "reasoning_content"], or ["body",
+// "messages", 2, "assistant", "tool_calls", 0, "name"]), and paygate
+// sends another provider's payment round back as that provider wants it:
+// DeepSeek's reasoning_content, OpenRouter's reasoning and
+// reasoning_details, Gemini's extra_content (its thought signature) on
+// each call. A payment round of one of them whose next round failed over
+// to Mistral ended the turn after its payment ran, and so did a bot's
+// history of their turns. What is left out was another model's; Mistral's
+// own reasoning comes as content parts. Only a message that carries such a
+// member changes, rebuilt from its other members as they came.
+func mistralAssistants(body []byte) ([]byte, error) {
+	if !bytes.Contains(body, []byte(`"assistant"`)) {
 		return body, nil
 	}
 	var edits []edit
@@ -134,32 +140,67 @@ func withoutReasoning(body []byte) ([]byte, error) {
 		if !m.IsObject() || m.Get("role").Str != "assistant" {
 			return true
 		}
-		drop := false
-		for _, k := range reasoningMembers {
-			drop = drop || m.Get(k).Exists()
-		}
-		if !drop {
-			return true
-		}
-		raw := []byte{'{'}
-		m.ForEach(func(k, v gjson.Result) bool {
-			if slices.Contains(reasoningMembers, k.Str) {
+		if raw, changed := keepMembers(m, mistralAssistantMembers, func(k string, v gjson.Result) []byte {
+			if k != "tool_calls" || !v.IsArray() {
+				return nil
+			}
+			calls, changed := []byte{'['}, false
+			v.ForEach(func(_, c gjson.Result) bool {
+				if len(calls) > 1 {
+					calls = append(calls, ',')
+				}
+				if kept, ch := keepMembers(c, mistralCallMembers, nil); ch {
+					calls, changed = append(calls, kept...), true
+				} else {
+					calls = append(calls, c.Raw...)
+				}
 				return true
+			})
+			if !changed {
+				return nil
 			}
-			if len(raw) > 1 {
-				raw = append(raw, ',')
-			}
-			raw = append(append(append(raw, k.Raw...), ':'), v.Raw...)
-			return true
-		})
-		raw = append(raw, '}')
-		edits = append(edits, edit{path: fmt.Sprintf("messages.%d", i), at: m.Index, end: m.Index + len(m.Raw), old: m.Raw, raw: raw})
+			return append(calls, ']')
+		}); changed {
+			edits = append(edits, edit{path: fmt.Sprintf("messages.%d", i), at: m.Index, end: m.Index + len(m.Raw), old: m.Raw, raw: raw})
+		}
 		return true
 	})
 	if len(edits) == 0 {
 		return body, nil
 	}
 	return splice(body, edits)
+}
+
+// keepMembers returns the object o with only the members named in keep,
+// each as it came but where inner (when not nil) returns a new value for
+// it, and whether anything changed; o itself when nothing did or when o is
+// no object.
+func keepMembers(o gjson.Result, keep []string, inner func(k string, v gjson.Result) []byte) ([]byte, bool) {
+	if !o.IsObject() {
+		return []byte(o.Raw), false
+	}
+	out, changed := []byte{'{'}, false
+	o.ForEach(func(k, v gjson.Result) bool {
+		if !slices.Contains(keep, k.Str) {
+			changed = true
+			return true
+		}
+		val := []byte(v.Raw)
+		if inner != nil {
+			if n := inner(k.Str, v); n != nil {
+				val, changed = n, true
+			}
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(append(append(out, k.Raw...), ':'), val...)
+		return true
+	})
+	if !changed {
+		return []byte(o.Raw), false
+	}
+	return append(out, '}'), true
 }
 
 // thinkingAsText returns body with the content of each assistant message

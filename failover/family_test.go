@@ -92,23 +92,27 @@ func TestThinkingAsText(t *testing.T) {
 	}
 }
 
-// TestWithoutReasoning: an assistant message loses the reasoning members
-// other providers name, its other members kept as they came; every other
-// message (a user's that says "reasoning" included) stays byte for byte.
-func TestWithoutReasoning(t *testing.T) {
+// TestMistralAssistants: an assistant message, and each of its calls,
+// keeps only the members Mistral takes, the others as they came; every
+// other message (a user's that says "reasoning" included) stays byte for
+// byte.
+func TestMistralAssistants(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{`{"role":"assistant","content":null,"reasoning_content":"hm","tool_calls":[{"id":"a"}]}`, `{"role":"assistant","content":null,"tool_calls":[{"id":"a"}]}`},
 		{`{"role": "assistant", "reasoning": "hm", "reasoning_details": [{"type":"reasoning.text"}], "content": "ok"}`, `{"role":"assistant","content":"ok"}`},
+		{`{"role":"assistant","content":null,"tool_calls":[{"id":"a","index":0,"type":"function","function":{"name":"f","arguments":"{}"},"extra_content":{"google":{"thought_signature":"x"}}}, {"id":"b","function":{}}]}`,
+			`{"role":"assistant","content":null,"tool_calls":[{"id":"a","index":0,"type":"function","function":{"name":"f","arguments":"{}"}},{"id":"b","function":{}}]}`},
+		{`{"role":"assistant","content":"hi", "prefix": true}`, `{"role":"assistant","content":"hi", "prefix": true}`},
 		{`{"role":"user","content":"reasoning","reasoning_content":"x"}`, `{"role":"user","content":"reasoning","reasoning_content":"x"}`},
 		{`{"role":"assistant","content":"\"reasoning\" is fine"}`, `{"role":"assistant","content":"\"reasoning\" is fine"}`},
 	} {
 		body := `{"messages":[{"role":"user","content":"hi"}, ` + tc.in + `]}`
-		got, err := withoutReasoning([]byte(body))
+		got, err := mistralAssistants([]byte(body))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if want := `{"messages":[{"role":"user","content":"hi"}, ` + tc.want + `]}`; string(got) != want {
-			t.Errorf("withoutReasoning(%s)\n = %s\nwant %s", body, got, want)
+			t.Errorf("mistralAssistants(%s)\n = %s\nwant %s", body, got, want)
 		}
 	}
 }

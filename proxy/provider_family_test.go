@@ -267,6 +267,19 @@ func mistralSchema(next http.HandlerFunc) http.HandlerFunc {
 					}
 					return true
 				})
+				m.Get("tool_calls").ForEach(func(j, c gjson.Result) bool {
+					c.ForEach(func(k, v gjson.Result) bool {
+						switch k.Str {
+						case "id", "type", "function", "index":
+						default:
+							if bad == "" {
+								bad = `{"detail":[{"type":"extra_forbidden","loc":["body","messages",` + strconv.Itoa(i) + `,"assistant","tool_calls",` + strconv.Itoa(int(j.Num)) + `,` + k.Raw + `],"msg":"Extra inputs are not permitted","input":` + v.Raw + `}]}`
+							}
+						}
+						return true
+					})
+					return true
+				})
 			}
 			i++
 			return true
@@ -281,11 +294,12 @@ func mistralSchema(next http.HandlerFunc) http.HandlerFunc {
 
 // TestReasoningLeftOutForMistral: a payment round of a thinking model
 // (DeepSeek's reasoning_content; OpenRouter's reasoning and
-// reasoning_details) goes to the next round with its reasoning on the
-// assistant message, as those providers want it back; when that round
-// failed over to Mistral, whose API refuses any member of an assistant
-// message it does not know (422 extra_forbidden), the turn ended after
-// the order was made. A Mistral target gets the message without them.
+// reasoning_details; Gemini's extra_content on the call) goes to the next
+// round with its reasoning on the assistant message, as those providers
+// want it back; when that round failed over to Mistral, whose API refuses
+// any member of an assistant message or a call it does not know (422
+// extra_forbidden), the turn ended after the order was made. A Mistral
+// target gets the message without them.
 func TestReasoningLeftOutForMistral(t *testing.T) {
 	for _, tc := range []struct {
 		name, model string
@@ -295,10 +309,15 @@ func TestReasoningLeftOutForMistral(t *testing.T) {
 		{"deepseek", "deepseek-reasoner", `"content":"","reasoning_content":"The user wants premium."`, `"content":null,"reasoning_content":"The user wants premium."`},
 		{"openrouter", "deepseek/deepseek-r1", `"content":"","reasoning":"The user wants premium.","reasoning_details":[{"type":"reasoning.text","text":"The user wants premium.","format":"unknown","index":0}]`,
 			`"content":"","reasoning":"The user wants premium.","reasoning_details":[{"type":"reasoning.text","text":"The user wants premium.","format":"unknown","index":0}]`},
+		{"gemini", "gemini-2.5-flash", `"content":null`, `"content":null`},
 	} {
 		for _, stream := range []bool{false, true} {
 			t.Run(tc.name+"/stream="+strconv.FormatBool(stream), func(t *testing.T) {
 				call := `[{"index":0,"id":"call_0_a1b2c3d4-e5f6","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`
+				if tc.name == "gemini" {
+					// Gemini's thought signature, which Gemini wants back on the call.
+					call = `[{"index":0,"id":"function-call-1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},"extra_content":{"google":{"thought_signature":"CiQB0e2Kb3"}}}]`
+				}
 				first := jsonHandler(200, `{"id":"d1","object":"chat.completion","created":1,"model":"`+tc.model+`","choices":[{"index":0,"message":{"role":"assistant",`+tc.message+`,"tool_calls":`+call+`},"finish_reason":"tool_calls"}]}`)
 				if stream {
 					first = sseHandler(
