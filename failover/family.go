@@ -24,19 +24,29 @@ var mistralModels = []string{"mistral", "magistral", "ministral", "mixtral", "de
 // model reaches a Mistral model: Mistral's own API, or a model named as
 // Mistral names its models.
 func isMistral(baseURL, model string) bool {
-	if u, err := url.Parse(baseURL); err == nil {
-		if h := strings.ToLower(u.Hostname()); h == "mistral.ai" || strings.HasSuffix(h, ".mistral.ai") {
-			return true
-		}
+	if isMistralAPI(baseURL) {
+		return true
 	}
 	m := strings.ToLower(model)
 	return slices.ContainsFunc(mistralModels, func(n string) bool { return strings.Contains(m, n) })
 }
 
+// isMistralAPI reports whether baseURL is Mistral's own API (on
+// mistral.ai).
+func isMistralAPI(baseURL string) bool {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return false
+	}
+	h := strings.ToLower(u.Hostname())
+	return h == "mistral.ai" || strings.HasSuffix(h, ".mistral.ai")
+}
+
 // adaptMessages returns body as t's model takes its conversation: for a
 // Mistral target, with every tool call id that is not Mistral's shape
 // mapped to one that is (mistralToolCallIDs) and no member on an assistant
-// message or a call that Mistral does not take (mistralAssistants); for
+// message or a call that Mistral does not take (mistralAssistants), and,
+// on Mistral's own API, without stream_options (withoutStreamOptions); for
 // any other, with
 // Mistral's thinking blocks left out of the assistant messages that carry
 // them (thinkingAsText). body itself is never modified; when nothing
@@ -46,6 +56,11 @@ func (t *target) adaptMessages(body []byte) ([]byte, error) {
 		out, err := mistralAssistants(body)
 		if err != nil {
 			return nil, err
+		}
+		if t.mistralAPI {
+			if out, err = withoutStreamOptions(out); err != nil {
+				return nil, err
+			}
 		}
 		return mistralToolCallIDs(out)
 	}
@@ -253,6 +268,24 @@ func thinkingAsText(body []byte) ([]byte, error) {
 		return body, nil
 	}
 	return splice(body, edits)
+}
+
+// withoutStreamOptions returns body without its stream_options: Mistral's
+// API answers a request carrying one 422 extra_forbidden ("loc": ["body",
+// "stream_options", "include_usage"]), and paygate sets include_usage on
+// every streamed chat request to count its usage, so every stream sent to
+// api.mistral.ai failed. Mistral puts the usage on a stream's finish chunk
+// unasked, where paygate reads it. A Mistral model served elsewhere (vLLM,
+// OpenRouter) takes stream_options, and vLLM counts usage only by it.
+func withoutStreamOptions(body []byte) ([]byte, error) {
+	if !bytes.Contains(body, []byte("stream_options")) || !gjson.Get(unsafeString(body), "stream_options").Exists() {
+		return body, nil
+	}
+	out, err := sjson.DeleteBytes(body, "stream_options")
+	if err != nil {
+		return nil, fmt.Errorf("leaving out stream_options: %w", err)
+	}
+	return out, nil
 }
 
 // validMistralID reports whether id is a tool call id Mistral takes:

@@ -1,9 +1,18 @@
 package failover
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/failover/h1"
 )
 
 func TestIsMistral(t *testing.T) {
@@ -147,5 +156,63 @@ func TestDeepSeekReasoning(t *testing.T) {
 		if got := isDeepSeek(tc.base, tc.model); got != tc.want {
 			t.Errorf("isDeepSeek(%q, %q) = %v; want %v", tc.base, tc.model, got, tc.want)
 		}
+	}
+}
+
+// TestMistralAPIStreamOptions: Mistral's API refuses stream_options (422
+// extra_forbidden, loc ["body","stream_options","include_usage"]), which
+// paygate adds to every streamed chat request to count its usage: every
+// stream of a provider on api.mistral.ai failed. Mistral sends the usage
+// on its finish chunk unasked; its targets get the request without
+// stream_options.
+func TestMistralAPIStreamOptions(t *testing.T) {
+	var got atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got.Store(string(b))
+		if gjson.GetBytes(b, "stream_options").Exists() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(422)
+			_, _ = io.WriteString(w, `{"object":"error","message":{"detail":[{"type":"extra_forbidden","loc":["body","stream_options","include_usage"],"msg":"Extra inputs are not permitted","input":true}]},"type":"invalid_request_error","param":null,"code":null}`)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, `data: {"id":"m","object":"chat.completion.chunk","created":1,"model":"mistral-small-latest","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":null}]}`+"\n\n"+
+			`data: {"id":"m","object":"chat.completion.chunk","created":1,"model":"mistral-small-latest","choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"total_tokens":6,"completion_tokens":1}}`+"\n\ndata: [DONE]\n\n")
+	}))
+	t.Cleanup(srv.Close)
+	d := &net.Dialer{}
+	tr := &h1.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, network, srv.Listener.Addr().String()) // api.mistral.ai, here
+	}}
+	for _, tc := range []struct {
+		base string
+		want bool // stream_options kept
+	}{
+		{"http://api.mistral.ai/v1", false},
+		{"http://vllm.internal/v1", true}, // a Mistral model served elsewhere counts its usage by it
+	} {
+		cfg := testConfig(map[string]string{"a": tc.base}, []string{"a"})
+		cfg.Models[0].Targets[0].Model = "mistral-small-latest"
+		r, err := New(cfg, Options{Transport: tr, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		body := []byte(`{"model":"gpt","stream":true,"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}`)
+		resp, err := r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: body, Stream: true})
+		if tc.want {
+			if err == nil {
+				resp.Close()
+			}
+			if !gjson.Get(got.Load().(string), "stream_options").Exists() {
+				t.Errorf("%s got %s; want stream_options kept", tc.base, got.Load())
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v; want the stream (sent %s)", tc.base, err, got.Load())
+		}
+		resp.Close()
 	}
 }

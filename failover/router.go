@@ -106,6 +106,9 @@ type target struct {
 	// mistral: the target reaches a Mistral model (isMistral), which
 	// takes tool call ids of one shape only (adaptMessages).
 	mistral bool
+	// mistralAPI: the target is on Mistral's own API (isMistralAPI), which
+	// also refuses stream_options.
+	mistralAPI bool
 	// deepseek: the target reaches DeepSeek's own API (isDeepSeek), whose
 	// thinking mode wants every tool round's reasoning back.
 	deepseek bool
@@ -245,7 +248,7 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 				w = 1
 			}
 			md.targets = append(md.targets, &target{p: p, model: tc.Model, modelJSON: appendQuoted(nil, tc.Model), weight: w,
-				mistral: isMistral(p.cfg.BaseURL, tc.Model), deepseek: isDeepSeek(p.cfg.BaseURL, tc.Model)})
+				mistral: isMistral(p.cfg.BaseURL, tc.Model), mistralAPI: isMistralAPI(p.cfg.BaseURL), deepseek: isDeepSeek(p.cfg.BaseURL, tc.Model)})
 		}
 		r.models = append(r.models, md)
 		r.byName[md.name] = md
