@@ -734,24 +734,34 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 }
 
 // addAction adds action a to a turn's actions, in place of an earlier one
-// of the same type about the same order or refund, which it supersedes: a
-// create_order asked again of an open order returns that order with its
+// of the same type about the same purchase or refund, which it supersedes:
+// a create_order asked again of an open order returns that order with its
 // payment parameters signed afresh (a request_refund asked again, the same
 // proposal), and a bot acts on every action it gets (the README's opens
 // wx.requestPayment for each order_created), so one order of a turn that
-// called create_order twice was put before the user to pay twice.
+// called create_order twice was put before the user to pay twice. An
+// order is the same by its number or by its purchase (sku and quantity:
+// the turn's client and user are one): asked again with the other pay method,
+// the service closes the open order and makes the purchase's new one, and
+// the closed order's payment parameters, handed too, opened a payment
+// sheet that WeChat Pay refused. A purchase has one open order at a time,
+// so the latest is the one to pay.
 func addAction(actions []json.RawMessage, a json.RawMessage) []json.RawMessage {
-	key := func(b []byte) [3]string {
-		r := gjson.GetManyBytes(b, "type", "order.order_no", "refund.refund_id")
-		return [3]string{r[0].Str, r[1].Str, r[2].Str}
+	type about struct{ typ, orderNo, sku, quantity, refundID string }
+	read := func(b []byte) about {
+		r := gjson.GetManyBytes(b, "type", "order.order_no", "order.sku", "order.quantity", "refund.refund_id")
+		return about{r[0].Str, r[1].Str, r[2].Str, r[3].Raw, r[4].Str}
 	}
-	k := key(a)
-	if k[1] != "" || k[2] != "" {
-		for i, old := range actions {
-			if key(old) == k {
-				actions[i] = a
-				return actions
-			}
+	k := read(a)
+	for i, old := range actions {
+		o := read(old)
+		if o.typ != k.typ {
+			continue
+		}
+		if (k.orderNo != "" && o.orderNo == k.orderNo) || (k.sku != "" && o.sku == k.sku && o.quantity == k.quantity) ||
+			(k.refundID != "" && o.refundID == k.refundID) {
+			actions[i] = a
+			return actions
 		}
 	}
 	return append(actions, a)
