@@ -100,7 +100,10 @@ func (s *Server) handleAdminProviders(pa ProviderAdmin) http.HandlerFunc {
 
 // handleAdminProviderReset ends a provider's cool-down (out of quota, a
 // refused key, a rate limit) at once: {"provider": {…}} as it now stands;
-// 404 for a name the config has no provider of.
+// 404 for a name the config has no provider of. Only this replica's: each
+// keeps its own cool-downs (failover.Router), which the README says, so an
+// operator of several replicas resets each rather than finding the model
+// still refused behind the load balancer.
 func (s *Server) handleAdminProviderReset(pa ProviderAdmin) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
