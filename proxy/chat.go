@@ -340,12 +340,14 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		resume                  *interceptors.Resume
 		first                   *failover.StreamError
 		excluded                []string
+		tooSmall                []failover.TargetName // addTooSmall: never asked again by a recovery
 		id, sentText, sentReasn string
 		sentRefusal             string
 		calls                   []sentCall // the client's tool calls, as received
 	)
 	rec := &recoveries{limit: s.cfg.Failover.Recovery}
 	for {
+		tooSmall = addTooSmall(tooSmall, resp)
 		u, err := s.relayPlain(sw, resp, resume, sent, withholdUsage)
 		resp.Close()
 		account(resp, u)
@@ -411,6 +413,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		excluded = append(excluded, se.Provider)
 		next := *req
 		next.ExcludeProviders = excluded
+		next.ExcludeTargets = tooSmall
 		if len(calls) == 0 && sentRefusal == "" {
 			next.Continuation = &failover.Continuation{Text: sentText}
 		} // else a tool call or a refusal cannot be prefilled: the fresh answer is matched

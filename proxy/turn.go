@@ -244,17 +244,28 @@ func (t *turn) open() (*failover.Response, error) {
 // opened notes the targets an answered round found too small for the
 // conversation (tooSmall), and returns Open's result as it is.
 func (t *turn) opened(resp *failover.Response, err error) (*failover.Response, error) {
-	if resp != nil {
-		for _, a := range resp.Tried {
-			if a.Cause != failover.CauseContextLength && a.Cause != failover.CauseRequestTooLarge {
-				continue
-			}
-			if n := (failover.TargetName{Provider: a.Provider, Model: a.Model}); !slices.Contains(t.tooSmall, n) {
-				t.tooSmall = append(t.tooSmall, n)
-			}
+	t.tooSmall = addTooSmall(t.tooSmall, resp)
+	return resp, err
+}
+
+// addTooSmall adds to names, once each, the targets that refused resp's
+// round for its length (context_length_exceeded, 413): a later round of the
+// conversation, or a recovery that continues the answer, only adds to it,
+// so none asks them again (SPEC 5: never the same target again). A nil
+// resp adds none.
+func addTooSmall(names []failover.TargetName, resp *failover.Response) []failover.TargetName {
+	if resp == nil {
+		return names
+	}
+	for _, a := range resp.Tried {
+		if a.Cause != failover.CauseContextLength && a.Cause != failover.CauseRequestTooLarge {
+			continue
+		}
+		if n := (failover.TargetName{Provider: a.Provider, Model: a.Model}); !slices.Contains(names, n) {
+			names = append(names, n)
 		}
 	}
-	return resp, err
+	return names
 }
 
 // request is the current round's upstream request.
