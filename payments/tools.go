@@ -91,6 +91,21 @@ func (t *Tools) Refused(name, why string) Outcome {
 	}
 }
 
+// Unavailable is the outcome of a money-moving call that nothing the user
+// could say would let run (payments.budget.max_payment_calls 0): not
+// executed, as Refused's, but without Refused's "ask the user to confirm
+// what they want before trying again": a user so asked confirmed and was
+// refused again, turn after turn. The model is told to say so instead; the
+// next round is offered no tool (Clarify), as after any refusal.
+func Unavailable(why string) Outcome {
+	return Outcome{
+		Result: resultJSON(map[string]any{"status": "not_executed", "error": why,
+			"instruction": "tell the user this cannot be done here; do not ask them to confirm: nothing they say changes it"}),
+		MoneyMoving: true,
+		Clarify:     true,
+	}
+}
+
 // maxArgs bounds a payment call's arguments, a few short members: they
 // come from the model over any number of stream events, and their check
 // (gjson.Valid) recurses once per level of nesting, so 16 M brackets,

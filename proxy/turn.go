@@ -692,7 +692,13 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 			out = t.s.tools.Refused(c.Name, c.Name+" is not available in this conversation turn")
 			t.s.log.Info("payment call the bot's tool_choice excludes not executed", "request_id", reqInfo(t.r).id, "tool", c.Name)
 		case t.moneyMoving(c.Name) && t.moneyCalls >= t.budget.MaxPaymentCalls:
-			out = t.s.tools.Refused(c.Name, spentWhy(t.budget.MaxPaymentCalls))
+			if t.budget.MaxPaymentCalls == 0 {
+				// None ever runs here: asking the user to confirm, as a
+				// refusal of a spent budget does, only asks them again.
+				out = payments.Unavailable(spentWhy(0))
+			} else {
+				out = t.s.tools.Refused(c.Name, spentWhy(t.budget.MaxPaymentCalls))
+			}
 			t.s.log.Info("payment call beyond the turn's budget not executed", "request_id", reqInfo(t.r).id, "tool", c.Name)
 			if !t.callsSpent {
 				// A budget exhaustion (SPEC 9), once per turn however many
