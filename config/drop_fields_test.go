@@ -21,6 +21,11 @@ func TestDropFieldsRefused(t *testing.T) {
 		{"user, messages", `c.yaml:4: providers[0].drop_fields[1]: "messages" cannot be dropped: every chat turn would reach the provider without its conversation`},
 		{`""`, `c.yaml:4: providers[0].drop_fields[0]: an empty name drops nothing`},
 		{"user, stream_options, parallel_tool_calls, safety_identifier", ""},
+		// The path a provider's 422 names (Mistral's loc ["body",
+		// "stream_options","include_usage"] reaches the bot as
+		// "stream_options.include_usage: Extra inputs are not permitted")
+		// is no top-level name: kept, it dropped nothing, and the 422 went on.
+		{"stream_options.include_usage", `c.yaml:4: providers[0].drop_fields[0]: "stream_options.include_usage" names a member inside "stream_options", and drop_fields removes top-level members only: it would drop nothing (name "stream_options" to drop it whole)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.fields, func(t *testing.T) {

@@ -182,7 +182,8 @@ type Provider struct {
 	// DropFields are top-level request fields removed before sending, for strict
 	// providers that answer 422 to fields they do not know. Default [].
 	// "stream" and "messages" cannot be dropped: paygate's exchange with
-	// the provider needs them.
+	// the provider needs them. A name is a top-level member, not a path:
+	// "stream_options.include_usage" is refused (name "stream_options").
 	DropFields []string `yaml:"drop_fields"`
 	// Continuation says how a stream cut after its first byte may be resumed
 	// here: "none", "prefill" (a trailing assistant message the model

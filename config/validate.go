@@ -395,6 +395,20 @@ func (l *loader) validateProviders(c *Config) map[string]bool {
 				l.at(fp, "%q cannot be dropped: paygate keeps the bot's stream mode upstream and reads the answer in it", f)
 			case "messages":
 				l.at(fp, "%q cannot be dropped: every chat turn would reach the provider without its conversation", f)
+			default:
+				// A provider's 422 names the member it refused by its
+				// path (Mistral: "stream_options.include_usage: Extra
+				// inputs are not permitted"), which an operator copies
+				// here; escaped as one literal name, it dropped nothing.
+				parent, _, nested := strings.Cut(f, ".")
+				if !nested || parent == "" {
+					break
+				}
+				whole := fmt.Sprintf(" (name %q to drop it whole)", parent)
+				if parent == "messages" {
+					whole = ""
+				}
+				l.at(fp, "%q names a member inside %q, and drop_fields removes top-level members only: it would drop nothing%s", f, parent, whole)
 			}
 		}
 		for _, h := range slices.Sorted(maps.Keys(p.Headers)) {
