@@ -89,3 +89,42 @@ func TestAdminResetsAProviderOutOfQuota(t *testing.T) {
 		t.Errorf("GET of the reset: %d; want 405", code)
 	}
 }
+
+// TestAdminProviderResetLoggedAtWarn: the reset of a provider's cool-down
+// reaches the log under log.level warn, as the cool-down it ends does (an
+// error line, "out of service until reset or cool-down end"): an operator
+// who quietened the log read that a provider went out of service and never
+// that anyone brought it back, nor who asked (the request id, the address).
+func TestAdminProviderResetLoggedAtWarn(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, okCompletion))
+	cfg := testConfig(t, fp.URL, func(c *config.Config) { c.Admin.Token = auditAdminToken })
+	var buf logtest.Buffer
+	log := logging.New(&buf, slog.LevelWarn, cfg.Secrets())
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: prometheus.NewRegistry(), HashKey: []byte(cfg.Privacy.HashKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	s.MountAdminAPI(mux)
+	req := httptest.NewRequest(http.MethodPost, "/admin/api/providers/fake/reset", nil)
+	req.Header.Set("Authorization", "Bearer "+auditAdminToken)
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("reset: %d %s", rec.Code, rec.Body)
+	}
+	var line gjson.Result
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if gjson.Get(l, "msg").Str == "admin provider reset" {
+			line = gjson.Parse(l)
+		}
+	}
+	if !line.Exists() || line.Get("provider").Str != "fake" || line.Get("request_id").Str != rec.Header().Get("X-Request-Id") {
+		t.Errorf("no line of the reset, naming the provider and the request, under log.level warn:\n%s", buf.String())
+	}
+}

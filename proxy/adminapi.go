@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -108,7 +109,15 @@ func (s *Server) handleAdminProviderReset(pa ProviderAdmin) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		err := pa.ResetProvider(name)
-		s.log.Info("admin provider reset", "request_id", reqInfo(r).id, "provider", name, "ok", err == nil, "remote_addr", r.RemoteAddr)
+		// At warn, as the breaker's transitions: the cool-down it ends was
+		// logged as an error ("out of service until reset or cool-down
+		// end"), and under log.level warn the log said the provider went
+		// out of service and never that an operator brought it back.
+		level := slog.LevelWarn
+		if err != nil {
+			level = slog.LevelInfo
+		}
+		s.log.Log(r.Context(), level, "admin provider reset", "request_id", reqInfo(r).id, "provider", name, "ok", err == nil, "remote_addr", r.RemoteAddr)
 		if errors.Is(err, failover.ErrUnknownProvider) {
 			adminError(w, http.StatusNotFound, "no provider named "+strconv.Quote(name))
 			return
