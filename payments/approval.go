@@ -155,6 +155,7 @@ func (s *Service) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store
 // is expired then if the sweep has not yet done it; store.ErrNotFound for an
 // unknown order.
 func (s *Service) Approve(ctx context.Context, orderNo string) (*CreateResult, error) {
+	defer s.work(orderNo)() // creating from the update until its prepay's outcome
 	got, _, err := s.update(ctx, orderNo, "approve", "", func(c *store.Order) (*store.Order, error) {
 		if c.Status != store.StatusApprovalRequired {
 			return nil, fmt.Errorf("%w: %s is %s", ErrNotAwaitingApproval, c.OrderNo, c.Status)

@@ -32,10 +32,13 @@ func (s *Service) RefreshPending(ctx context.Context, orders []*store.Order) []*
 	var waits []wait
 	now := s.now()
 	for i, o := range orders {
-		if o == nil || !Pending(o.Status) || now.Sub(o.CreatedAt) < s.opts.ActiveQueryAfter {
+		if o == nil || !Pending(o.Status) {
 			continue
 		}
-		if o.Status == store.StatusCreating && now.Sub(o.CreatedAt) < s.opts.CreatingGrace {
+		if o.Status == store.StatusCreating && s.orphaned(o.OrderNo) {
+			// Left by a process that died: nobody else will finish it.
+		} else if now.Sub(o.CreatedAt) < s.opts.ActiveQueryAfter ||
+			(o.Status == store.StatusCreating && now.Sub(o.CreatedAt) < s.opts.CreatingGrace) {
 			continue
 		}
 		if r := s.startRefresh(ctx, o); r != nil {
@@ -212,6 +215,7 @@ func (s *Service) queryAndApply(ctx context.Context, o *store.Order, cause strin
 // open or unknown there → prepay again with the same number and parameters
 // (WeChat treats it as the same order), unless it has expired, then close.
 func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause string) (*store.Order, error) {
+	defer s.work(o.OrderNo)()
 	tx, err := s.backend.QueryOrder(ctx, o.OrderNo)
 	switch {
 	case err == nil:
@@ -262,7 +266,8 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	for _, status := range []store.OrderStatus{store.StatusCreating, store.StatusAwaitingPayment} {
 		err := s.eachOrder(ctx, status, func(o *store.Order) {
 			age := s.now().Sub(o.CreatedAt)
-			if (status == store.StatusCreating && age < s.opts.CreatingGrace) || age < s.opts.ActiveQueryAfter {
+			orphan := status == store.StatusCreating && s.orphaned(o.OrderNo)
+			if !orphan && ((status == store.StatusCreating && age < s.opts.CreatingGrace) || age < s.opts.ActiveQueryAfter) {
 				return
 			}
 			st.Checked++

@@ -128,6 +128,16 @@ type Options struct {
 	// it (default 30s), so it never races a CreateOrder in flight.
 	SweepInterval time.Duration
 	CreatingGrace time.Duration
+	// SoleWriter: no other process writes the store (the embedded driver,
+	// whose file one process holds locked). A purchase's claimed number
+	// or a `creating` order that this process is not working on then
+	// belongs to a process that died (SIGKILL, OOM) between its claim or
+	// record and its prepay's outcome: it is resolved at once (the number
+	// taken over, the order queried and prepaid again under its number)
+	// rather than waited for as if its claimer were alive. With a shared
+	// store (Redis replicas) another replica may be working on it, and the
+	// waits and CreatingGrace apply.
+	SoleWriter bool
 	// NotificationTTL is how long notification ids are remembered (default
 	// 48h; WeChat retries for about 24h).
 	NotificationTTL time.Duration
@@ -246,6 +256,11 @@ type Service struct {
 
 	mu       sync.Mutex
 	inflight map[string]*refresh // background queries by order number
+	// working counts, by order number, this process's calls that hold a
+	// purchase's fresh claim or record or prepay an order (claimed,
+	// creating): with Options.SoleWriter, a number no call here works on
+	// was left by a process that died (orphaned).
+	working map[string]int
 	// unacked are this replica's order writes that the store reported
 	// unavailable and that may have applied, by order number (unacked.go).
 	unacked  map[string]unackedWrite
@@ -293,7 +308,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		opts: opts, store: opts.Store, backend: opts.Backend, catalog: opts.Catalog,
 		log: opts.Logger, now: opts.Now, newNo: opts.NewOrderNo, m: m, mm: mm,
-		inflight: map[string]*refresh{}, unacked: map[string]unackedWrite{}, stop: make(chan struct{}), sweepPage: defaultSweepPage,
+		inflight: map[string]*refresh{}, working: map[string]int{}, unacked: map[string]unackedWrite{}, stop: make(chan struct{}), sweepPage: defaultSweepPage,
 		switchWait: defaultSwitchWait,
 	}
 	if s.log == nil {
@@ -307,6 +322,37 @@ func New(opts Options) (*Service, error) {
 	}
 	s.notify = &notifyHandler{s: s}
 	return s, nil
+}
+
+// work marks order number no as worked on by this process until the
+// returned done is called.
+func (s *Service) work(no string) (done func()) {
+	s.mu.Lock()
+	s.working[no]++
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if s.working[no]--; s.working[no] <= 0 {
+				delete(s.working, no)
+			}
+			s.mu.Unlock()
+		})
+	}
+}
+
+// orphaned reports whether order number no (a claimed number not yet
+// recorded, or a `creating` order) was left by a process that died: the
+// store has no other writer (Options.SoleWriter) and no call of this
+// process works on it.
+func (s *Service) orphaned(no string) bool {
+	if !s.opts.SoleWriter {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.working[no] == 0
 }
 
 // Catalog is the Service's price list.
@@ -372,7 +418,19 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 		return nil, err
 	}
 	key := ClaimKey(req.Client, req.User, req.SKU, req.Quantity)
-	claim, created, err := s.store.ClaimPurchase(ctx, key, s.newNo(s.now()), s.opts.DedupeWindow)
+	// The numbers this call claims fresh are worked on here until it
+	// returns (orphaned): it records and prepays them before it does.
+	var dones []func()
+	defer func() {
+		for _, d := range dones {
+			d()
+		}
+	}()
+	claimed := func(no string) string {
+		dones = append(dones, s.work(no))
+		return no
+	}
+	claim, created, err := s.store.ClaimPurchase(ctx, key, claimed(s.newNo(s.now())), s.opts.DedupeWindow)
 	if err != nil {
 		return nil, fmt.Errorf("claim purchase: %w", err)
 	}
@@ -447,7 +505,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 					return nil, err
 				}
 			}
-			claim, created, err = s.store.AdvanceClaim(ctx, key, claim.Generation, s.newNo(s.now()), s.opts.DedupeWindow)
+			claim, created, err = s.store.AdvanceClaim(ctx, key, claim.Generation, claimed(s.newNo(s.now())), s.opts.DedupeWindow)
 			if err != nil {
 				return nil, fmt.Errorf("advance claim: %w", err)
 			}
@@ -457,7 +515,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 			return nil, err
 		}
 		if o.Status == store.StatusCreating {
-			if s.now().Sub(o.CreatedAt) < s.opts.CreatingGrace {
+			if s.now().Sub(o.CreatedAt) < s.opts.CreatingGrace && !s.orphaned(o.OrderNo) {
 				return &CreateResult{Order: o, Existing: true}, ErrInProgress
 			}
 			if o, err = s.resolveCreating(ctx, o, "query"); err != nil {
@@ -563,7 +621,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				// order is a new purchase, counted and judged afresh.
 				repl, replFrom, approved = dayCount{}, "", false
 			}
-			claim, created, err = s.store.AdvanceClaim(ctx, key, claim.Generation, s.newNo(s.now()), s.opts.DedupeWindow)
+			claim, created, err = s.store.AdvanceClaim(ctx, key, claim.Generation, claimed(s.newNo(s.now())), s.opts.DedupeWindow)
 			if err != nil {
 				return nil, fmt.Errorf("advance claim: %w", err)
 			}
@@ -612,9 +670,9 @@ func (s *Service) awaitClaimed(ctx context.Context, key string, claim store.Clai
 			}
 		}
 		switch {
-		case errors.Is(err, store.ErrNotFound) && waited < 3*time.Second:
+		case errors.Is(err, store.ErrNotFound) && waited < 3*time.Second && !s.orphaned(claim.OrderNo):
 		case err == nil && o.Status == store.StatusCreating && s.now().Sub(o.CreatedAt) < s.opts.CreatingGrace &&
-			waited < s.opts.PrepayTimeout+2*time.Second:
+			waited < s.opts.PrepayTimeout+2*time.Second && !s.orphaned(o.OrderNo):
 		default:
 			return o, nil, err
 		}

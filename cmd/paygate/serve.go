@@ -302,14 +302,17 @@ func (a *app) buildPayments(notifyURL string, transport http.RoundTripper) error
 		ActiveQueryAfter:    cfg.Payments.Reconcile.QueryAfter.D(),
 		ActiveQueryDeadline: cfg.Payments.Reconcile.QueryDeadline.D(),
 		SweepInterval:       cfg.Payments.Reconcile.SweepInterval.D(),
-		Rules:               paymentRules(cfg.Payments.Rules),
-		RefundConfirmTTL:    cfg.Payments.Refunds.ConfirmTTL.D(),
-		Events:              a.withWebhookEvents(audit.TransitionEvents), // audit records and webhooks ride each transition's outbox write
-		Committed:           a.withWebhookWake(a.withLedger(a.audit.wake)),
-		ProposalEvents:      audit.ProposalEvents, // refund.proposed, .cancelled, .confirmed ride the proposal's writes
-		Proposed:            a.withWebhookProposals(a.audit.proposed),
-		Registerer:          a.reg,
-		Logger:              a.log.With("component", "payments"),
+		// The embedded file is locked by one process: what it finds claimed
+		// or creating and is not working on was left by a crash.
+		SoleWriter:       cfg.Store.Driver == "embedded",
+		Rules:            paymentRules(cfg.Payments.Rules),
+		RefundConfirmTTL: cfg.Payments.Refunds.ConfirmTTL.D(),
+		Events:           a.withWebhookEvents(audit.TransitionEvents), // audit records and webhooks ride each transition's outbox write
+		Committed:        a.withWebhookWake(a.withLedger(a.audit.wake)),
+		ProposalEvents:   audit.ProposalEvents, // refund.proposed, .cancelled, .confirmed ride the proposal's writes
+		Proposed:         a.withWebhookProposals(a.audit.proposed),
+		Registerer:       a.reg,
+		Logger:           a.log.With("component", "payments"),
 	})
 	if err != nil {
 		return fmt.Errorf("building payments: %w", err)
