@@ -22,6 +22,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/store/testdrivers"
 )
 
 // crashSim is WeChat Pay for a paygate child process: the simulator on a
@@ -486,6 +487,108 @@ func TestCrashDuringPrepayRetryGetsTheOrder(t *testing.T) {
 			n.kill()
 			if code, out := n.auditVerify(); code != 0 {
 				t.Fatalf("audit verify: exit %d: %s", code, out)
+			}
+		})
+	}
+}
+
+// gatedMerchant is the merchant's endpoint behind a gate: while holding,
+// a POST waits (reported on arrived) until the gate opens or its sender
+// goes away; then it reaches the merchant.
+type gatedMerchant struct {
+	*merchant
+	URL     string
+	arrived chan string // event ids as they arrive at the gate
+	mu      sync.Mutex
+	open    chan struct{} // nil: not holding
+}
+
+func newGatedMerchant(t *testing.T) *gatedMerchant {
+	g := &gatedMerchant{merchant: newMerchant(t, nil), arrived: make(chan string, 64), open: make(chan struct{})}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		g.arrived <- gjson.GetBytes(b, "id").Str
+		g.mu.Lock()
+		gate := g.open
+		g.mu.Unlock()
+		if gate != nil {
+			select {
+			case <-gate:
+			case <-r.Context().Done():
+				return // cut: the merchant never saw it
+			}
+		}
+		req, _ := http.NewRequest(http.MethodPost, g.merchant.URL, strings.NewReader(string(b)))
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+	}))
+	t.Cleanup(func() {
+		g.pass()
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	g.URL = srv.URL
+	return g
+}
+
+// pass opens the gate for good.
+func (g *gatedMerchant) pass() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open != nil {
+		close(g.open)
+		g.open = nil
+	}
+}
+
+// TestTermDuringWebhookDeliversSoonAfterRestart: paygate is stopped
+// (SIGTERM, a routine deploy) while it POSTs order.paid to a slow merchant;
+// the next process delivers the event, same id, within the spec's first
+// retry (10 s), not after the cut POST's lease (30 s) runs out.
+func TestTermDuringWebhookDeliversSoonAfterRestart(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			cs := newCrashSim(t)
+			up := newScriptedProvider(t, buyScript())
+			g := newGatedMerchant(t)
+			n := newCrashNode(t, cs, webhookStoreYAML(t, driver), up.URL, g.URL, "")
+			n.start()
+			_, ans, err := n.chat("oUser-crash-hook", "premium please")
+			no := ans.Get("paygate.actions.0.order.order_no").Str
+			if err != nil || no == "" {
+				t.Fatalf("no order: %v %s", err, ans.Raw)
+			}
+			if d, err := cs.Pay(t.Context(), no); err != nil || !d.Acked {
+				t.Fatalf("pay: %+v %v", d, err)
+			}
+			var id string
+			select {
+			case id = <-g.arrived:
+			case <-time.After(15 * time.Second):
+				t.Fatal("order.paid never reached the merchant")
+			}
+			if err := n.signal(syscall.SIGTERM); err != nil {
+				t.Fatalf("SIGTERM: %v; want a clean exit", err)
+			}
+			g.pass()
+			n.start()
+			start := time.Now()
+			select {
+			case a := <-g.ch:
+				if a.env.ID != id || a.env.Type != "order.paid" || a.status/100 != 2 {
+					t.Fatalf("after the restart: %s %s (status %d); want order.paid %s delivered", a.env.Type, a.env.ID, a.status, id)
+				}
+				if took := time.Since(start); took > 10*time.Second {
+					t.Errorf("delivered %v after the restart; want within 10 s", took)
+				}
+			case <-time.After(12 * time.Second):
+				t.Fatalf("order.paid %s not delivered within 12 s of the restart", id)
 			}
 		})
 	}

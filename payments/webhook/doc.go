@@ -22,7 +22,8 @@
 // the store (store.Outbox.ClaimEvents) before a relay moves or POSTs it, so
 // no other relay takes it until the outcome is recorded or the lease runs
 // out: each event is POSTed once in all, and one whose replica died
-// mid-delivery is sent again after the lease.
+// mid-delivery is sent again after the lease (one whose relay was stopped
+// is given back, due at once).
 //
 // Receivers check X-Paygate-Signature with Verify (or the README's Node
 // snippet) and deduplicate by the event id, which is the same on every retry.

@@ -268,8 +268,9 @@ func (r *Relay) Proposed(ctx context.Context, p store.RefundProposal) {
 
 // Run delivers until ctx ends, then waits for the POSTs in flight to stop.
 // An event whose POST was cut by the shutdown stays pending, its attempt not
-// counted, and is sent again (by any replica, or after a restart) once its
-// lease runs out.
+// counted, and its lease is given back (unlease): any replica, or this one
+// after a restart, sends it again at once. Only a relay that dies without
+// stopping leaves its events to come due when their leases run out.
 func (r *Relay) Run(ctx context.Context) {
 	poll := time.NewTicker(r.opts.PollInterval)
 	defer poll.Stop()
@@ -358,6 +359,7 @@ func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
 			select {
 			case r.sem <- struct{}{}:
 			case <-ctx.Done():
+				r.unlease(ctx, ev)
 				r.release(ev.Key)
 				return n
 			}
@@ -369,8 +371,9 @@ func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
 			defer func() { <-r.sem }()
 			for ok := true; ok; ev, ok = r.handled(ev.Key) {
 				if ctx.Err() != nil {
+					r.unlease(ctx, ev)
 					r.release(ev.Key)
-					return // the lease runs out; the event is sent again then
+					return
 				}
 				r.handle(ctx, ev)
 			}
@@ -449,6 +452,21 @@ func (r *Relay) release(key string) {
 	r.signalDone()
 }
 
+// unlease gives back the lease of ev, claimed and not settled by a relay
+// that is stopping: it is due again now, its attempts and last error as
+// they were, so that another replica, or the next process after a restart
+// (a deploy's SIGTERM), sends it at once. Left leased, it waited out its
+// lease (Timeout + 20 s: 30 s by default), past the first retry the
+// merchant is promised within 10 s. Not found: it was settled meanwhile.
+func (r *Relay) unlease(ctx context.Context, ev store.Event) {
+	sctx, cancel := settle(ctx)
+	defer cancel()
+	if err := r.store.RetryEvent(sctx, ev.Key, ev.ID, r.now(), ev.Attempts, ev.LastError); err != nil && !errors.Is(err, store.ErrNotFound) {
+		r.log.WarnContext(ctx, "webhook event's lease not given back at stop; it is sent again once the lease runs out",
+			"event_id", ev.ID, "order_no", strings.TrimPrefix(ev.Key, QueuePrefix), "err", err)
+	}
+}
+
 // signalDone makes Run claim again: a key was let go of.
 func (r *Relay) signalDone() {
 	select {
@@ -477,6 +495,8 @@ func (r *Relay) move(ctx context.Context, ev store.Event) {
 		if ctx.Err() == nil {
 			r.log.WarnContext(ctx, "webhook event not queued for delivery; retrying once its lease runs out",
 				"event_id", ev.ID, "order_no", ev.Key, "err", err)
+		} else {
+			r.unlease(ctx, ev) // stopping: moved at once by whoever runs next
 		}
 		return
 	}
@@ -500,10 +520,11 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 	r.m.duration.Observe(time.Since(start).Seconds())
 	if perr != nil && ctx.Err() != nil {
 		// Stopping: a failure may be the stop's own doing (the POST cut
-		// short), so the attempt does not count; the event stays pending
-		// and is sent again once its lease runs out. A 2xx is recorded
-		// below all the same (settle): the merchant processed the event,
-		// and sending it again after the restart would be a duplicate.
+		// short), so the attempt does not count; the event stays pending,
+		// due at once (unlease). A 2xx is recorded below all the same
+		// (settle): the merchant processed the event, and sending it
+		// again after the restart would be a duplicate.
+		r.unlease(ctx, ev)
 		return
 	}
 	sctx, cancel := settle(ctx)
