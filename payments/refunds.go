@@ -356,6 +356,9 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 		}
 		return nil, err
 	}
+	// The order is worked on here from its reservation to WeChat Pay's
+	// answer (orphaned: the sweep leaves it to this call).
+	defer s.work(p.OrderNo)()
 	o, err := s.store.GetOrder(ctx, p.OrderNo)
 	if err != nil {
 		return nil, fmt.Errorf("read order %s: %w", p.OrderNo, err)
@@ -973,7 +976,10 @@ func (s *Service) alertRefundReview(ctx context.Context, orderNo, outRefundNo, r
 // its refund goes where its proposal says (reconcileUnrecorded).
 func (s *Service) sweepRefunds(ctx context.Context, st *SweepStats) error {
 	return s.eachOrder(ctx, store.StatusRefunding, func(o *store.Order) {
-		if s.now().Sub(o.UpdatedAt) < refundQueryAfter {
+		// One no call here works on was left refunding by a process that
+		// died (Options.SoleWriter): its refund is asked about, and sent
+		// if WeChat Pay never got it, at once, not a minute on.
+		if s.now().Sub(o.UpdatedAt) < refundQueryAfter && !s.orphaned(o.OrderNo) {
 			return
 		}
 		st.Checked++

@@ -134,7 +134,9 @@ type Options struct {
 	// belongs to a process that died (SIGKILL, OOM) between its claim or
 	// record and its prepay's outcome: it is resolved at once (the number
 	// taken over, the order queried and prepaid again under its number)
-	// rather than waited for as if its claimer were alive. With a shared
+	// rather than waited for as if its claimer were alive; so is a
+	// `refunding` one left by a confirmation that died (the sweep asks
+	// WeChat Pay about its refund at once). With a shared
 	// store (Redis replicas) another replica may be working on it, and the
 	// waits and CreatingGrace apply.
 	SoleWriter bool
@@ -258,8 +260,9 @@ type Service struct {
 	inflight map[string]*refresh // background queries by order number
 	// working counts, by order number, this process's calls that hold a
 	// purchase's fresh claim or record or prepay an order (claimed,
-	// creating): with Options.SoleWriter, a number no call here works on
-	// was left by a process that died (orphaned).
+	// creating), or confirm a refund of it (refunding): with
+	// Options.SoleWriter, a number no call here works on was left by a
+	// process that died (orphaned).
 	working map[string]int
 	// unacked are this replica's order writes that the store reported
 	// unavailable and that may have applied, by order number (unacked.go).
@@ -343,7 +346,7 @@ func (s *Service) work(no string) (done func()) {
 }
 
 // orphaned reports whether order number no (a claimed number not yet
-// recorded, or a `creating` order) was left by a process that died: the
+// recorded, a `creating` or `refunding` order) was left by a process that died: the
 // store has no other writer (Options.SoleWriter) and no call of this
 // process works on it.
 func (s *Service) orphaned(no string) bool {

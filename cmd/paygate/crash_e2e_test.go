@@ -21,6 +21,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store/testdrivers"
 )
@@ -589,6 +590,93 @@ func TestTermDuringWebhookDeliversSoonAfterRestart(t *testing.T) {
 				}
 			case <-time.After(12 * time.Second):
 				t.Fatalf("order.paid %s not delivered within 12 s of the restart", id)
+			}
+		})
+	}
+}
+
+// TestCrashDuringRefundConfirmation: paygate (embedded store) is killed
+// while a refund the user confirmed is on its way to WeChat Pay (which
+// never sees it) or at WeChat Pay (which took it). After the restart the
+// refund reaches WeChat Pay at once, under its one out_refund_no, never
+// twice; the order ends refunded, and the audit chain verifies.
+func TestCrashDuringRefundConfirmation(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		before bool
+	}{{"before WeChat Pay", true}, {"at WeChat Pay", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			cs := newCrashSim(t)
+			var orderNo string
+			up := refundProvider(t, &orderNo, "it does not work")
+			n := newCrashNode(t, cs, `store: {path: "`+filepath.Join(t.TempDir(), "p.db")+`"}`, up.URL, "", "")
+			n.start()
+			const user = "oUser-crash-refund"
+			_, ans, err := n.chat(user, "premium please")
+			if orderNo = ans.Get("paygate.actions.0.order.order_no").Str; err != nil || orderNo == "" {
+				t.Fatalf("no order: %v %s", err, ans.Raw)
+			}
+			if d, err := cs.Pay(t.Context(), orderNo); err != nil || !d.Acked {
+				t.Fatalf("pay: %+v %v", d, err)
+			}
+			_, ans, _ = n.chat(user, "I want a refund")
+			act := ans.Get(`paygate.actions.#(type=="refund_proposed")`)
+			if act.Get("refund.confirm_url").Str == "" {
+				t.Fatalf("no refund proposed: %s", ans.Raw)
+			}
+			cs.mu.Lock()
+			cs.before["refund"] = tt.before
+			cs.mu.Unlock()
+			release := cs.hold("refund")
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				_, _ = n.post(act.Get("refund.confirm_url").Str, user)
+			}()
+			cs.awaitHeld(t, "refund")
+			n.kill()
+			cs.awaitCut(t, "refund")
+			release()
+			<-done
+
+			// After the restart WeChat Pay is asked for the refund (it never
+			// got it) or about it (it took it): held until that is seen.
+			op := "refund-query"
+			if tt.before {
+				op = "refund"
+			}
+			cs.mu.Lock()
+			cs.before["refund"] = false
+			cs.mu.Unlock()
+			releaseAsk := cs.hold(op)
+			n.start()
+			start := time.Now()
+			select {
+			case got := <-cs.held:
+				if got != op {
+					t.Fatalf("held %s; want %s", got, op)
+				}
+			case <-time.After(8 * time.Second):
+				t.Fatalf("WeChat Pay not asked (%s) about the confirmed refund within 8 s of the restart", op)
+			}
+			t.Logf("%s %v after the restart", op, time.Since(start))
+			releaseAsk()
+			outRefundNo := payments.OutRefundNo(act.Get("refund.refund_id").Str)
+			if r, ok := cs.Refund(outRefundNo); !ok || r.Status != "PROCESSING" {
+				t.Fatalf("refund %s at WeChat Pay: %+v (found %v); want it processing", outRefundNo, r, ok)
+			}
+			if got := cs.RefundCount(orderNo); got != 1 {
+				t.Fatalf("WeChat Pay holds %d refunds of %s; want 1", got, orderNo)
+			}
+			if d, err := cs.CompleteRefund(t.Context(), outRefundNo); err != nil || !d.Acked {
+				t.Fatalf("refund notification: %+v %v", d, err)
+			}
+			if o := gjson.Get(n.adminGet("/admin/api/orders?limit=10"), `orders.#(order_no=="`+orderNo+`")`); o.Get("status").Str != "refunded" {
+				t.Errorf("order after the refund: %s; want refunded", o.Raw)
+			}
+			n.kill()
+			if code, out := n.auditVerify(); code != 0 {
+				t.Fatalf("audit verify: exit %d: %s", code, out)
 			}
 		})
 	}
