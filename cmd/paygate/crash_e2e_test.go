@@ -681,3 +681,48 @@ func TestCrashDuringRefundConfirmation(t *testing.T) {
 		})
 	}
 }
+
+// TestKillDuringWebhookDeliversSoonAfterRestart: paygate (embedded store)
+// is killed while it POSTs order.paid to a slow merchant; the next process
+// delivers the event, same id, within the spec's first retry (10 s), not
+// after the dead process's lease (30 s) runs out.
+func TestKillDuringWebhookDeliversSoonAfterRestart(t *testing.T) {
+	cs := newCrashSim(t)
+	up := newScriptedProvider(t, buyScript())
+	g := newGatedMerchant(t)
+	n := newCrashNode(t, cs, webhookStoreYAML(t, "embedded"), up.URL, g.URL, "")
+	n.start()
+	_, ans, err := n.chat("oUser-crash-hookkill", "premium please")
+	no := ans.Get("paygate.actions.0.order.order_no").Str
+	if err != nil || no == "" {
+		t.Fatalf("no order: %v %s", err, ans.Raw)
+	}
+	if d, err := cs.Pay(t.Context(), no); err != nil || !d.Acked {
+		t.Fatalf("pay: %+v %v", d, err)
+	}
+	var id string
+	select {
+	case id = <-g.arrived:
+	case <-time.After(15 * time.Second):
+		t.Fatal("order.paid never reached the merchant")
+	}
+	n.kill()
+	g.pass()
+	n.start()
+	start := time.Now()
+	select {
+	case a := <-g.ch:
+		if a.env.ID != id || a.env.Type != "order.paid" || a.status/100 != 2 {
+			t.Fatalf("after the restart: %s %s (status %d); want order.paid %s delivered", a.env.Type, a.env.ID, a.status, id)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("delivered %v after the restart; want within 10 s", took)
+		}
+	case <-time.After(12 * time.Second):
+		t.Fatalf("order.paid %s not delivered within 12 s of the restart", id)
+	}
+	n.kill()
+	if code, out := n.auditVerify(); code != 0 {
+		t.Fatalf("audit verify: exit %d: %s", code, out)
+	}
+}

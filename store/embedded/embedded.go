@@ -80,7 +80,7 @@ var (
 var allBuckets = [][]byte{
 	bOrders, bUserOrders, bUserUpdated, bStatusOrders, bAllOrders, bClaims, bClaimGens,
 	bNotes, bRefunds, bCounters, bExchanges, bSecrets, bOutbox, bOutboxDue, bOutboxDueOf, bAudit, bAuditMeta,
-	bAuditText, bAuditTextCU, bAuditErasedC, bAuditTextUsr, bAuditErased, bAnnounced, bUserRefunds,
+	bAuditText, bAuditTextCU, bAuditErasedC, bAuditTextUsr, bAuditErased, bAnnounced, bUserRefunds, bOutboxLeases,
 }
 
 // DB is the bbolt store. It implements store.Store.
@@ -191,7 +191,10 @@ func openFile(path string, lockTimeout time.Duration) (bdb *bolt.DB, users *user
 				return err
 			}
 		}
-		return indexDue(tx)
+		if err := indexDue(tx); err != nil {
+			return err
+		}
+		return releaseLeases(tx)
 	})
 	if err != nil {
 		_ = bdb.Close()

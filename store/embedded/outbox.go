@@ -94,7 +94,50 @@ func appendEvents(tx *bolt.Tx, events []store.Event) error {
 var (
 	bOutboxDue   = []byte("outbox_due")    // enc(kind) stamp(next_at) stamp(created_at) enc(key) -> nil
 	bOutboxDueOf = []byte("outbox_due_of") // enc(key) -> its outbox_due key
+	// bOutboxLeases holds the events ClaimEvents leased and nobody settled
+	// yet (AckEvent, RetryEvent): outbox key -> the event's NextAt before
+	// its first lease (time.MarshalBinary). The file is one process's at a
+	// time (its lock), so at Open every lease in it is a dead process's
+	// (releaseLeases).
+	bOutboxLeases = []byte("outbox_leases")
 )
+
+// releaseLeases makes the events leased by the process that held the file
+// before, and never settled (it was killed mid-delivery), due again as
+// they were before their lease: left leased, each one, and every event of
+// its key behind it, waited out the lease (a webhook's 30 s) after a
+// restart, though no process was handling it any more.
+func releaseLeases(tx *bolt.Tx) error {
+	leases, ob := tx.Bucket(bOutboxLeases), tx.Bucket(bOutbox)
+	var keys [][]byte
+	err := leases.ForEach(func(k, v []byte) error {
+		keys = append(keys, bytes.Clone(k))
+		var before time.Time
+		var e store.Event
+		raw := ob.Get(k)
+		if raw == nil || before.UnmarshalBinary(v) != nil || unmarshal(raw, &e) != nil || !e.NextAt.After(before) {
+			return nil // settled, or not leased past its due time
+		}
+		e.NextAt = before
+		nv, err := marshal(&e)
+		if err != nil {
+			return err
+		}
+		if err := ob.Put(bytes.Clone(k), nv); err != nil {
+			return err
+		}
+		return syncDue(tx, enc(e.Key))
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := leases.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // stampLen is the length of stamp's encoding.
 const stampLen = 12
@@ -362,6 +405,15 @@ func (d *DB) ClaimEvents(ctx context.Context, kind string, now time.Time, lease 
 		for _, entry := range dueKeys(tx, kind, now, limit) {
 			encKey := entry[2*stampLen:]
 			if k, e := keyHead(tx, encKey); k != nil && e.Kind == kind && !e.NextAt.After(now) {
+				if leases := tx.Bucket(bOutboxLeases); leases.Get(k) == nil {
+					before, err := e.NextAt.MarshalBinary()
+					if err != nil {
+						return err
+					}
+					if err := leases.Put(k, before); err != nil {
+						return err
+					}
+				}
 				e.NextAt = until
 				v, err := marshal(e)
 				if err != nil {
@@ -415,6 +467,9 @@ func (d *DB) AckEvent(ctx context.Context, key, id string) error {
 		if err := tx.Bucket(bOutbox).Delete(k); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bOutboxLeases).Delete(k); err != nil {
+			return err
+		}
 		return syncDue(tx, enc(key))
 	})
 }
@@ -438,6 +493,9 @@ func (d *DB) RetryEvent(ctx context.Context, key, id string, nextAt time.Time, a
 			return err
 		}
 		if err := tx.Bucket(bOutbox).Put(k, v); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bOutboxLeases).Delete(k); err != nil {
 			return err
 		}
 		return syncDue(tx, enc(key))
