@@ -198,10 +198,16 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			errType: "invalid_request_error", errMsg: "request body's system message cannot be moved first", err: err})
 		return nil, true
 	}
-	if body, err = t.adaptMessages(body); err != nil {
-		rd.fails = append(rd.fails, &failure{cause: CauseClientError, status: http.StatusBadRequest,
-			errType: "invalid_request_error", errMsg: "request body's messages cannot be adapted to the provider", err: err})
-		return nil, true
+	// Only the chat conversation paygate sends is adapted: a forwarded
+	// body (SPEC 2.2: nothing touched but its model and user) is read by
+	// gjson from its first brace, so a form uploading a fine-tuning file
+	// had the first example of its JSONL rewritten.
+	if isChatPath(rd.req.Path) {
+		if body, err = t.adaptMessages(body); err != nil {
+			rd.fails = append(rd.fails, &failure{cause: CauseClientError, status: http.StatusBadRequest,
+				errType: "invalid_request_error", errMsg: "request body's messages cannot be adapted to the provider", err: err})
+			return nil, true
+		}
 	}
 	send, err := t.continueBody(body, rd.req.Continuation)
 	if err != nil {

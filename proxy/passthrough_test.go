@@ -375,3 +375,39 @@ func TestForwardedBodyWithoutModelUntouched(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardedBodyNotAdaptedToTheTarget: what paygate adapts of a chat
+// conversation for a target's provider (Mistral's tool call ids and
+// assistant members, DeepSeek's reasoning_content, another model's
+// thinking blocks) is for the conversation paygate sends on
+// /chat/completions, never for a forwarded body, which SPEC 2.2 leaves
+// untouched but for its model and user. A fine-tuning file uploaded to
+// the first model's provider, a Mistral one, had the first example of its
+// JSONL (found by reading the form as JSON from its first brace) rewritten:
+// its assistant's "weight": 0 gone, so the model was trained on a reply
+// the file said to skip, and its call ids replaced.
+func TestForwardedBodyNotAdaptedToTheTarget(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{"id":"file-1","object":"file"}`))
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) {
+		c.Models[0].Targets[0].Model = "mistral-small-latest"
+	}))
+	example := `{"messages":[{"role":"user","content":"weather?"},` +
+		`{"role":"assistant","content":null,"tool_calls":[{"id":"call_0","type":"function","function":{"name":"w","arguments":"{}"}}],"weight":0},` +
+		`{"role":"tool","tool_call_id":"call_0","content":"sunny"},{"role":"assistant","content":"Sunny."}]}` + "\n"
+	upload := form(t, field{"purpose", "", "fine-tune"}, field{"file", "train.jsonl", example + example})
+	for _, c := range []struct{ path, ct, body string }{
+		{"/v1/files", "multipart/form-data; boundary=" + formBoundaryTest, upload},
+		{"/v1/threads", "application/json", `{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello","metadata":{"k":"v"}}]}`},
+	} {
+		before := len(fp.requests())
+		resp := post(t, url, c.path, c.body, map[string]string{"Content-Type": c.ct})
+		b := readAll(t, resp.Body)
+		seen := fp.requests()[before:]
+		if resp.StatusCode != 200 || len(seen) != 1 {
+			t.Fatalf("%s: %d %s, %d upstream requests", c.path, resp.StatusCode, b, len(seen))
+		}
+		if string(seen[0].Body) != c.body {
+			t.Errorf("%s: provider got\n%s\nwant the bot's\n%s", c.path, seen[0].Body, c.body)
+		}
+	}
+}
