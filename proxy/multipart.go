@@ -81,6 +81,9 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		if model != "" && !s.up.HasModel(model) {
 			return nil, "", modelNotFound(model)
 		}
+		// An empty model names none: routed to the first model's
+		// targets, it reaches them as sent, as a JSON body's does
+		// (failover's patch).
 		if up, ok := s.upstreamModel(model); ok {
 			repl[modelAt], changed = []byte(up), true
 		}
@@ -155,15 +158,14 @@ func metadataField(name string) bool {
 	return name == "metadata" || strings.HasPrefix(name, "metadata[")
 }
 
-// upstreamModel is the name the targets of a public model ("" for the
-// first model, as failover routes a body without one) know it by. A
+// upstreamModel is the name the targets of a public model know it by. A
 // passthrough request fails over only between targets that serve the
 // first target's upstream model (failover.Request.SameUpstreamModel), so
 // one name is right for every target; failover rewrites "model" in JSON
 // bodies only.
 func (s *Server) upstreamModel(name string) (string, bool) {
-	for i, m := range s.cfg.Models {
-		if (m.Name == name || name == "" && i == 0) && len(m.Targets) > 0 {
+	for _, m := range s.cfg.Models {
+		if m.Name == name && len(m.Targets) > 0 {
 			return m.Targets[0].Model, true
 		}
 	}

@@ -81,9 +81,13 @@ func TestPassthroughFormFieldsRewritten(t *testing.T) {
 		{"forward_user keep", "keep", openID,
 			[]field{{"user", "", openID}, png},
 			[]field{{"user", "", openID}, png}},
-		{"an empty model is the first model's", "", "",
+		// An empty model (a bot's unset environment variable) routes to
+		// the first model's targets as a missing one does, and reaches
+		// them as sent: a chat model's name put in its place was refused
+		// by an audio or image endpoint, or obeyed by a lenient one.
+		{"an empty model is sent as it came", "", "",
 			[]field{{"model", "", ""}, png},
-			[]field{{"model", "", "vendor/upstream-model"}, png}},
+			[]field{{"model", "", ""}, png}},
 		{"no model nor user: untouched", "", openID,
 			[]field{prompt, png},
 			[]field{prompt, png}},
