@@ -152,7 +152,7 @@ func mistralAssistants(body []byte) ([]byte, error) {
 	i := 0
 	gjson.Get(unsafeString(body), "messages").ForEach(func(_, m gjson.Result) bool {
 		defer func() { i++ }()
-		if !m.IsObject() || m.Get("role").Str != "assistant" {
+		if !m.IsObject() || m.Get("role").Str != "assistant" || !mistralExtra(m) {
 			return true
 		}
 		if raw, changed := keepMembers(m, mistralAssistantMembers, func(k string, v gjson.Result) []byte {
@@ -184,6 +184,31 @@ func mistralAssistants(body []byte) ([]byte, error) {
 		return body, nil
 	}
 	return splice(body, edits)
+}
+
+// mistralExtra reports whether the assistant message m, or one of its
+// tool calls, has a member Mistral does not take: the test, without
+// allocating, before keepMembers rebuilds it. Most assistant messages sent
+// to Mistral have none (its own answers, a bot's plain history).
+func mistralExtra(m gjson.Result) bool {
+	extra := false
+	m.ForEach(func(k, v gjson.Result) bool {
+		if !slices.Contains(mistralAssistantMembers, k.Str) {
+			extra = true
+		} else if k.Str == "tool_calls" && v.IsArray() {
+			v.ForEach(func(_, c gjson.Result) bool {
+				if c.IsObject() {
+					c.ForEach(func(ck, _ gjson.Result) bool {
+						extra = !slices.Contains(mistralCallMembers, ck.Str)
+						return !extra
+					})
+				}
+				return !extra
+			})
+		}
+		return !extra
+	})
+	return extra
 }
 
 // keepMembers returns the object o with only the members named in keep,
@@ -320,6 +345,24 @@ func mistralID(id string, salt int) string {
 	return string(b[:])
 }
 
+// toolCallIDs calls fn with each tool call id body's messages name: the
+// id of call j of message i's tool_calls, or (j is -1) the tool_call_id
+// of message i.
+func toolCallIDs(body []byte, fn func(i, j int, v gjson.Result)) {
+	i := 0
+	gjson.Get(unsafeString(body), "messages").ForEach(func(_, m gjson.Result) bool {
+		j := 0
+		m.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
+			fn(i, j, c.Get("id"))
+			j++
+			return true
+		})
+		fn(i, -1, m.Get("tool_call_id"))
+		i++
+		return true
+	})
+}
+
 // edit is one JSON value of a body to replace: the value at path, whose
 // raw JSON old is body[at:end], by raw.
 type edit struct {
@@ -377,33 +420,29 @@ func mistralToolCallIDs(body []byte) ([]byte, error) {
 		edit
 		id string
 	}
+	// The ids Mistral refuses: most conversations sent to Mistral have
+	// none (its own ids, their results), and cost no allocation.
 	var ids []idAt
-	taken := map[string]bool{}
-	add := func(path string, v gjson.Result) {
-		if v.Type != gjson.String {
+	toolCallIDs(body, func(i, j int, v gjson.Result) {
+		if v.Type != gjson.String || validMistralID(v.Str) {
 			return
 		}
-		if validMistralID(v.Str) {
-			taken[v.Str] = true
-			return
+		path := fmt.Sprintf("messages.%d.tool_call_id", i)
+		if j >= 0 {
+			path = fmt.Sprintf("messages.%d.tool_calls.%d.id", i, j)
 		}
 		ids = append(ids, idAt{edit{path: path, at: v.Index, end: v.Index + len(v.Raw), old: v.Raw}, v.Str})
-	}
-	i := 0
-	gjson.Get(unsafeString(body), "messages").ForEach(func(_, m gjson.Result) bool {
-		j := 0
-		m.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
-			add(fmt.Sprintf("messages.%d.tool_calls.%d.id", i, j), c.Get("id"))
-			j++
-			return true
-		})
-		add(fmt.Sprintf("messages.%d.tool_call_id", i), m.Get("tool_call_id"))
-		i++
-		return true
 	})
 	if len(ids) == 0 {
 		return body, nil
 	}
+	// The ids the request already names, which no mapped id may take.
+	taken := map[string]bool{}
+	toolCallIDs(body, func(_, _ int, v gjson.Result) {
+		if v.Type == gjson.String && validMistralID(v.Str) {
+			taken[v.Str] = true
+		}
+	})
 	mapped := map[string]string{}
 	edits := make([]edit, 0, len(ids))
 	for _, e := range ids {
