@@ -34,6 +34,36 @@ const (
 	SystemMessagesFirstOnly = "first_only"
 )
 
+// Families of a target's conversation (providers[].family,
+// models[].targets[].family): whose rules failover adapts a chat body to.
+const (
+	// FamilyAuto: guessed from the provider's base_url and the target's
+	// model name.
+	FamilyAuto = "auto"
+	// FamilyOpenAI: OpenAI's schema, which most providers take.
+	FamilyOpenAI = "openai"
+	// FamilyMistral: a Mistral model, wherever it is served.
+	FamilyMistral = "mistral"
+	// FamilyMistralAPI: Mistral's own API, which also refuses
+	// stream_options.
+	FamilyMistralAPI = "mistral_api"
+	// FamilyDeepSeekAPI: DeepSeek's own API, whose thinking mode wants
+	// every tool round's reasoning_content back.
+	FamilyDeepSeekAPI = "deepseek_api"
+)
+
+// familyValues are the families, as the errors list them.
+const familyValues = "auto, openai, mistral, mistral_api or deepseek_api"
+
+// ValidFamily reports whether f is one of the families.
+func ValidFamily(f string) bool {
+	switch f {
+	case FamilyAuto, FamilyOpenAI, FamilyMistral, FamilyMistralAPI, FamilyDeepSeekAPI:
+		return true
+	}
+	return false
+}
+
 // Default returns the configuration paygate runs with when given no file:
 // embedded store, simulator backend and one provider from the environment.
 func Default(env LookupEnv) *Config {
@@ -131,6 +161,7 @@ func (c *Config) SetDefaults() {
 		p := &c.Providers[i]
 		setString(&p.Continuation, "none")
 		setString(&p.SystemMessages, SystemMessagesAnywhere)
+		setString(&p.Family, FamilyAuto)
 		t := &p.Timeouts
 		setDuration(&t.Connect, 5*time.Second)
 		setDuration(&t.FirstByte, 30*time.Second)

@@ -209,6 +209,29 @@ type Provider struct {
 	// changes whenever the payment state's text changes (an order made,
 	// paid, refunded), not on every turn. Default "anywhere".
 	SystemMessages string `yaml:"system_messages"`
+	// Family says whose rules a chat conversation sent here must follow,
+	// so that one another provider answered (a payment round before a
+	// failover, a bot's history) is taken: "openai" (OpenAI and the
+	// servers that take its schema: the conversation as it is, but
+	// Mistral's thinking blocks sent as the text beside them, which they
+	// refuse), "mistral" (a Mistral model on any server, vLLM, Azure,
+	// OpenRouter: every tool call id that is not 9 characters of
+	// [a-zA-Z0-9] mapped to one that is, and an assistant message's
+	// members and its calls' only those Mistral takes), "mistral_api"
+	// (Mistral's own API, reached directly or through a gateway: the
+	// same, and no stream_options, which it refuses) or "deepseek_api"
+	// (DeepSeek's own API, directly or through a gateway: as openai, and
+	// a reasoning_content on each assistant message with tool calls,
+	// which its thinking mode requires). "auto" guesses per target:
+	// mistral_api for a base_url on mistral.ai, deepseek_api for one on
+	// deepseek.com or the model deepseek-chat, deepseek-reasoner or
+	// deepseek-v4-…, mistral for a model named as Mistral's are
+	// (mistral…, magistral…, devstral…, mistralai/…), else openai. The
+	// guess misses an Azure deployment or vLLM served-model name, a
+	// gateway's host and openrouter/auto, and takes a fine-tune named
+	// …mistral… for Mistral: name the family there (or on the target).
+	// Default "auto".
+	Family string `yaml:"family"`
 	// Timeouts bound each attempt. Defaults: connect 5s, first_byte 30s,
 	// first_token 30s, idle 30s, total 300s.
 	Timeouts Timeouts `yaml:"timeouts"`
@@ -278,6 +301,10 @@ type Target struct {
 	Model string `yaml:"model"`
 	// Weight is used by the weighted strategy. Default 1.
 	Weight int `yaml:"weight"`
+	// Family overrides the provider's family for this target alone, for
+	// a provider serving models of several families (OpenRouter, a
+	// gateway): the same values. Default "": the provider's.
+	Family string `yaml:"family"`
 }
 
 // Failover bounds retries.

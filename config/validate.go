@@ -384,6 +384,9 @@ func (l *loader) validateProviders(c *Config) map[string]bool {
 		default:
 			l.at(path+".system_messages", "%q: want anywhere or first_only", p.SystemMessages)
 		}
+		if !ValidFamily(p.Family) {
+			l.at(path+".family", "%q: want %s", p.Family, familyValues)
+		}
 		for j, f := range p.DropFields {
 			// Any member may be dropped for a strict provider, but not
 			// those without which paygate's exchange with it breaks.
@@ -487,6 +490,9 @@ func (l *loader) validateModels(c *Config, providers map[string]bool) {
 			}
 			if t.Weight < 0 {
 				l.at(tp+".weight", "must not be negative")
+			}
+			if t.Family != "" && !ValidFamily(t.Family) {
+				l.at(tp+".family", "%q: want %s (or leave it out for the provider's)", t.Family, familyValues)
 			}
 		}
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+
+	"github.com/paygate/paygate/config"
 )
 
 // mistralModels are the names Mistral's models go by, whoever serves them
@@ -20,9 +22,36 @@ import (
 // API does.
 var mistralModels = []string{"mistral", "magistral", "ministral", "mixtral", "devstral", "codestral", "pixtral", "voxtral"}
 
+// setFamily sets which of adaptMessages' rules t gets: those of family
+// (the target's in the config, else its provider's; config.Family*), or,
+// with none or "auto", those baseURL and t's model suggest (isMistral,
+// isMistralAPI, isDeepSeek). A guess is wrong both ways for real
+// deployments: an Azure deployment or a vLLM served-model name of a
+// Mistral model, a gateway before api.mistral.ai or DeepSeek's API, and
+// openrouter/auto are missed; an OpenAI fine-tune named …mistral… is
+// taken for Mistral and loses its assistants' audio, refusal and name. A
+// family written in the config is used as it is, without the guess. It
+// runs once per target, in New: a request pays nothing for it.
+func (t *target) setFamily(family, baseURL string) error {
+	switch family {
+	case "", config.FamilyAuto:
+		t.mistral, t.mistralAPI, t.deepseek = isMistral(baseURL, t.model), isMistralAPI(baseURL), isDeepSeek(baseURL, t.model)
+	case config.FamilyOpenAI:
+	case config.FamilyMistral:
+		t.mistral = true
+	case config.FamilyMistralAPI:
+		t.mistral, t.mistralAPI = true, true
+	case config.FamilyDeepSeekAPI:
+		t.deepseek = true
+	default:
+		return fmt.Errorf("unknown family %q", family)
+	}
+	return nil
+}
+
 // isMistral reports whether a target of the provider at baseURL asking for
 // model reaches a Mistral model: Mistral's own API, or a model named as
-// Mistral names its models.
+// Mistral names its models. It is the guess of family auto.
 func isMistral(baseURL, model string) bool {
 	if isMistralAPI(baseURL) {
 		return true
@@ -76,7 +105,8 @@ func (t *target) adaptMessages(body []byte) ([]byte, error) {
 // tool round's reasoning_content back: the provider on deepseek.com, or
 // one of the model names that API serves. DeepSeek's models elsewhere
 // (OpenRouter's deepseek/…, Groq's deepseek-r1-distill-…, which refuses
-// reasoning_content) take the conversation as it is.
+// reasoning_content) take the conversation as it is. It is the guess of
+// family auto.
 func isDeepSeek(baseURL, model string) bool {
 	if u, err := url.Parse(baseURL); err == nil {
 		if h := strings.ToLower(u.Hostname()); h == "deepseek.com" || strings.HasSuffix(h, ".deepseek.com") {

@@ -103,14 +103,16 @@ type target struct {
 	// modelJSON is model as a JSON string, spliced into every request.
 	modelJSON []byte
 	weight    int
-	// mistral: the target reaches a Mistral model (isMistral), which
-	// takes tool call ids of one shape only (adaptMessages).
+	// mistral: the target reaches a Mistral model (family mistral or
+	// mistral_api, or isMistral), which takes tool call ids of one shape
+	// only (adaptMessages).
 	mistral bool
-	// mistralAPI: the target is on Mistral's own API (isMistralAPI), which
-	// also refuses stream_options.
+	// mistralAPI: the target is on Mistral's own API (family mistral_api,
+	// or isMistralAPI), which also refuses stream_options.
 	mistralAPI bool
-	// deepseek: the target reaches DeepSeek's own API (isDeepSeek), whose
-	// thinking mode wants every tool round's reasoning back.
+	// deepseek: the target reaches DeepSeek's own API (family
+	// deepseek_api, or isDeepSeek), whose thinking mode wants every tool
+	// round's reasoning back.
 	deepseek bool
 	// latency is an exponentially weighted average of time to first token
 	// (stream) or to the whole answer; 0: not measured yet.
@@ -247,8 +249,15 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 			if w <= 0 {
 				w = 1
 			}
-			md.targets = append(md.targets, &target{p: p, model: tc.Model, modelJSON: appendQuoted(nil, tc.Model), weight: w,
-				mistral: isMistral(p.cfg.BaseURL, tc.Model), mistralAPI: isMistralAPI(p.cfg.BaseURL), deepseek: isDeepSeek(p.cfg.BaseURL, tc.Model)})
+			tg := &target{p: p, model: tc.Model, modelJSON: appendQuoted(nil, tc.Model), weight: w}
+			family := tc.Family
+			if family == "" {
+				family = p.cfg.Family
+			}
+			if err := tg.setFamily(family, p.cfg.BaseURL); err != nil {
+				return nil, fmt.Errorf("failover: model %q: target %q of provider %q: %w", mc.Name, tc.Model, tc.Provider, err)
+			}
+			md.targets = append(md.targets, tg)
 		}
 		r.models = append(r.models, md)
 		r.byName[md.name] = md

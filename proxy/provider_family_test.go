@@ -25,6 +25,13 @@ type familyProvider struct {
 // URL.
 func familyProxy(t *testing.T, tools *recordingTools, provs ...familyProvider) string {
 	t.Helper()
+	return familyProxyWith(t, tools, nil, provs...)
+}
+
+// familyProxyWith is familyProxy with edit (nil: none) run on its config
+// once the providers and targets are in place.
+func familyProxyWith(t *testing.T, tools *recordingTools, edit func(*config.Config), provs ...familyProvider) string {
+	t.Helper()
 	return toolsProxy(t, provs[0].fp.URL, tools, func(c *config.Config) {
 		base := c.Providers[0]
 		c.Providers = c.Providers[:0]
@@ -36,6 +43,9 @@ func familyProxy(t *testing.T, tools *recordingTools, provs ...familyProvider) s
 			pc.BaseURL = p.fp.URL + "/v1"
 			c.Providers = append(c.Providers, pc)
 			c.Models[0].Targets = append(c.Models[0].Targets, config.Target{Provider: pc.Name, Model: p.model, Weight: 1})
+		}
+		if edit != nil {
+			edit(c)
 		}
 	})
 }

@@ -1,0 +1,71 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestFamily: which wire adaptations a target's conversation gets
+// (Mistral's tool call ids and assistant members, no stream_options on
+// Mistral's API, DeepSeek's reasoning_content) was only ever guessed from
+// base_url and the model's name, wrong for an Azure deployment named
+// "prod-large", a gateway before api.mistral.ai and a fine-tune named
+// "ft:gpt-4o-mini:acme:mistral-distill" alike. providers[].family names it
+// (default auto: the guess), and a target's family overrides its
+// provider's; an unknown value is an error at its line.
+func TestFamily(t *testing.T) {
+	const models = "models:\n  - name: m\n    targets:\n      - {provider: p, model: x%s}\n"
+	tests := []struct {
+		name             string
+		provider, target string // "" leaves the key out; else its YAML text
+		wantProvider     string
+		wantTarget       string
+		wantErr          string
+	}{
+		{name: "default", wantProvider: FamilyAuto, wantTarget: ""},
+		{name: "provider openai", provider: "openai", wantProvider: FamilyOpenAI},
+		{name: "provider mistral", provider: "mistral", wantProvider: FamilyMistral},
+		{name: "provider mistral_api", provider: "mistral_api", wantProvider: FamilyMistralAPI},
+		{name: "provider deepseek_api", provider: "deepseek_api", wantProvider: FamilyDeepSeekAPI},
+		{name: "provider auto", provider: "auto", wantProvider: FamilyAuto},
+		{name: "target overrides", provider: "openai", target: "mistral", wantProvider: FamilyOpenAI, wantTarget: FamilyMistral},
+		{name: "target auto", provider: "mistral_api", target: "auto", wantProvider: FamilyMistralAPI, wantTarget: FamilyAuto},
+		{name: "provider unknown", provider: "Mistral",
+			wantErr: `c.yaml:4: providers[0].family: "Mistral": want auto, openai, mistral, mistral_api or deepseek_api`},
+		{name: "provider deepseek", provider: "deepseek",
+			wantErr: `c.yaml:4: providers[0].family: "deepseek": want auto, openai, mistral, mistral_api or deepseek_api`},
+		{name: "target unknown", target: "azure",
+			wantErr: `c.yaml:8: models[0].targets[0].family: "azure": want auto, openai, mistral, mistral_api or deepseek_api (or leave it out for the provider's)`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "providers:\n  - name: p\n    base_url: \"http://x\"\n"
+			if tc.provider != "" {
+				src += "    family: " + tc.provider + "\n"
+			} else {
+				src += "    api_key: k\n" // the same line count either way
+			}
+			tf := ""
+			if tc.target != "" {
+				tf = ", family: " + tc.target
+			}
+			src += strings.Replace(models, "%s", tf, 1)
+			cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v; want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Providers[0].Family; got != tc.wantProvider {
+				t.Errorf("providers[0].family = %q; want %q", got, tc.wantProvider)
+			}
+			if got := cfg.Models[0].Targets[0].Family; got != tc.wantTarget {
+				t.Errorf("models[0].targets[0].family = %q; want %q", got, tc.wantTarget)
+			}
+		})
+	}
+}
