@@ -979,8 +979,27 @@ func (s *Service) sweepRefunds(ctx context.Context, st *SweepStats) error {
 		// One no call here works on was left refunding by a process that
 		// died (Options.SoleWriter): its refund is asked about, and sent
 		// if WeChat Pay never got it, at once, not a minute on.
-		if s.now().Sub(o.UpdatedAt) < refundQueryAfter && !s.orphaned(o.OrderNo) {
-			return
+		if s.now().Sub(o.UpdatedAt) < refundQueryAfter {
+			// Orphaned as the page listed it is not enough: a
+			// confirmation working on it then may have ended since
+			// (WeChat Pay refused its refund, the order put back to
+			// paid), and its refund, asked about, is unknown there and
+			// would be sent again. The order is taken as this call's
+			// and read again, and left alone if it moved on.
+			done, ok := s.adopt(o.OrderNo)
+			if !ok {
+				return
+			}
+			defer done()
+			cur, err := s.store.GetOrder(ctx, o.OrderNo)
+			if err != nil {
+				st.Errors++
+				s.log.WarnContext(ctx, "sweep: refund not reconciled", "order_no", o.OrderNo, "err", err)
+				return
+			}
+			if cur.Status != store.StatusRefunding || cur.Version != o.Version {
+				return // moved on since it was listed
+			}
 		}
 		st.Checked++
 		octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)

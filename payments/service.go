@@ -358,6 +358,33 @@ func (s *Service) orphaned(no string) bool {
 	return s.working[no] == 0
 }
 
+// adopt marks order number no as worked on by this process, as work does,
+// if it is orphaned, in one step: a call that then reads the order knows no
+// other call of this process is changing it meanwhile, nor was when it
+// read. ok is false (done nil) when it is not orphaned.
+func (s *Service) adopt(no string) (done func(), ok bool) {
+	if !s.opts.SoleWriter {
+		return nil, false
+	}
+	s.mu.Lock()
+	if s.working[no] != 0 {
+		s.mu.Unlock()
+		return nil, false
+	}
+	s.working[no]++
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if s.working[no]--; s.working[no] <= 0 {
+				delete(s.working, no)
+			}
+			s.mu.Unlock()
+		})
+	}, true
+}
+
 // Catalog is the Service's price list.
 func (s *Service) Catalog() *Catalog { return s.catalog }
 
