@@ -347,7 +347,7 @@ func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
 		return 0
 	}
 	n := 0
-	for _, ev := range due {
+	for i, ev := range due {
 		// A dead letter is never due; were one handed out all the same (a
 		// clock years off), it still waits for an operator's resend.
 		if strings.HasPrefix(ev.Key, DeadPrefix) || !r.take(ev) {
@@ -359,8 +359,17 @@ func (r *Relay) dispatch(ctx context.Context, wg *sync.WaitGroup) int {
 			select {
 			case r.sem <- struct{}{}:
 			case <-ctx.Done():
+				// Stopping: this event and the rest of the claim,
+				// leased and handed to no worker, are given back, as a
+				// worker gives back its own.
 				r.unlease(ctx, ev)
 				r.release(ev.Key)
+				for _, rest := range due[i+1:] {
+					if !strings.HasPrefix(rest.Key, DeadPrefix) && r.take(rest) {
+						r.unlease(ctx, rest)
+						r.release(rest.Key)
+					}
+				}
 				return n
 			}
 		}
