@@ -71,6 +71,21 @@ func (h *heldRefund) CreateRefund(ctx context.Context, req wechatpay.RefundReque
 // a refund the user was told had failed, while the order is paid and can
 // be refunded again under another number.
 func TestSweepOfARefundingSnapshotSendsNoRefusedRefund(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		age  time.Duration // how long before the sweep the order was reserved
+	}{
+		{"reserved just now", 0},
+		// A tap that goes on under a reservation a dead process made
+		// (reservedFor) writes nothing to the order: it is as old as that
+		// reservation while the tap is at WeChat Pay.
+		{"reserved a while ago", 2 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) { sweepOfARefundingSnapshot(t, tc.age) })
+	}
+}
+
+func sweepOfARefundingSnapshot(t *testing.T, age time.Duration) {
 	rt := &refusingRT{refuse: func(method, path string, nth int) bool {
 		return method == http.MethodPost && path == "/v3/refund/domestic/refunds" && nth == 1
 	}}
@@ -96,6 +111,7 @@ func TestSweepOfARefundingSnapshotSendsNoRefusedRefund(t *testing.T) {
 		confirmed <- err
 	}()
 	<-be.at // refunding, its refund recorded, on its way to WeChat Pay
+	e.clock.Advance(age)
 	close(st.armed)
 	swept := make(chan error, 1)
 	go func() {

@@ -979,27 +979,33 @@ func (s *Service) sweepRefunds(ctx context.Context, st *SweepStats) error {
 		// One no call here works on was left refunding by a process that
 		// died (Options.SoleWriter): its refund is asked about, and sent
 		// if WeChat Pay never got it, at once, not a minute on.
-		if s.now().Sub(o.UpdatedAt) < refundQueryAfter {
-			// Orphaned as the page listed it is not enough: a
-			// confirmation working on it then may have ended since
-			// (WeChat Pay refused its refund, the order put back to
-			// paid), and its refund, asked about, is unknown there and
-			// would be sent again. The order is taken as this call's
-			// and read again, and left alone if it moved on.
+		//
+		// The order as the page listed it may be stale: a confirmation
+		// at WeChat Pay then may have ended since (its refund refused,
+		// the order put back to paid, the user told nothing was
+		// refunded), and its refund, asked about, is unknown there and
+		// would be sent again. It is read again, and left alone if it
+		// moved on. With the embedded store it is first taken as this
+		// call's (adopt), so no confirmation of this process is at it
+		// meanwhile either, however old its reservation (a tap going on
+		// under a dead process's writes nothing to the order).
+		if s.opts.SoleWriter {
 			done, ok := s.adopt(o.OrderNo)
 			if !ok {
-				return
+				return // a confirmation works on it
 			}
 			defer done()
-			cur, err := s.store.GetOrder(ctx, o.OrderNo)
-			if err != nil {
-				st.Errors++
-				s.log.WarnContext(ctx, "sweep: refund not reconciled", "order_no", o.OrderNo, "err", err)
-				return
-			}
-			if cur.Status != store.StatusRefunding || cur.Version != o.Version {
-				return // moved on since it was listed
-			}
+		} else if s.now().Sub(o.UpdatedAt) < refundQueryAfter {
+			return
+		}
+		cur, err := s.store.GetOrder(ctx, o.OrderNo)
+		if err != nil {
+			st.Errors++
+			s.log.WarnContext(ctx, "sweep: refund not reconciled", "order_no", o.OrderNo, "err", err)
+			return
+		}
+		if cur.Status != store.StatusRefunding || cur.Version != o.Version {
+			return // moved on since it was listed
 		}
 		st.Checked++
 		octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
