@@ -29,3 +29,7 @@ func DropTransition(t testing.TB, from, to store.OrderStatus) {
 	transitions[from] = kept
 	t.Cleanup(func() { transitions[from] = saved })
 }
+
+// Orphaned reports whether s takes order number no for one a process that
+// died left (orphaned).
+func Orphaned(s *Service, no string) bool { return s.orphaned(no) }

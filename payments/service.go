@@ -515,7 +515,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 			err = store.ErrNotFound // a refused purchase's claim: judge afresh
 		} else {
 			var moved *movedClaim
-			o, moved, err = s.awaitClaimed(ctx, key, claim)
+			o, moved, err = s.awaitClaimed(ctx, key, claim, claimed)
 			if moved != nil {
 				claim, created = moved.claim, moved.created
 				continue
@@ -681,8 +681,11 @@ type movedClaim struct {
 // order. While the number is unrecorded it also re-reads the claim: the
 // claimer may have bound it to an order still open from an earlier
 // generation instead (CreateOrder), and then never records the number; the
-// moved claim is returned to follow.
-func (s *Service) awaitClaimed(ctx context.Context, key string, claim store.Claim) (*store.Order, *movedClaim, error) {
+// moved claim is returned to follow. The number it offers that re-read
+// goes through claimed: held by the caller when the claim had lapsed, it
+// is the caller's to record and prepay, and worked on (orphaned) as the
+// caller's other fresh numbers are.
+func (s *Service) awaitClaimed(ctx context.Context, key string, claim store.Claim, claimed func(string) string) (*store.Order, *movedClaim, error) {
 	pause := 5 * time.Millisecond
 	start := s.now()
 	for miss := 0; ; {
@@ -690,7 +693,7 @@ func (s *Service) awaitClaimed(ctx context.Context, key string, claim store.Clai
 		waited := s.now().Sub(start)
 		if errors.Is(err, store.ErrNotFound) {
 			if miss++; miss > 1 {
-				c, created, cerr := s.store.ClaimPurchase(ctx, key, s.newNo(s.now()), s.opts.DedupeWindow)
+				c, created, cerr := s.store.ClaimPurchase(ctx, key, claimed(s.newNo(s.now())), s.opts.DedupeWindow)
 				if cerr != nil {
 					return nil, nil, fmt.Errorf("re-read claim: %w", cerr)
 				}
