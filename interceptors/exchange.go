@@ -1,6 +1,8 @@
 package interceptors
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -43,31 +45,60 @@ type ExchangeCall struct {
 	Custom bool `json:"custom,omitempty"`
 }
 
-// RestoreExchanges replaces every assistant message whose first tool call
-// lookup knows, and whose tool calls are exactly the exchange's client
-// calls, with the kept exchange: the earlier rounds' messages, the full
-// assistant message, then the payment tool results. An exchange that two
-// messages match is restored into neither: which turn it belongs to is
-// unknown, and putting a payment into the wrong place misleads the model
-// more than leaving it out. Everything else stays byte for byte. lookup
-// returns nil when the call id has no exchange.
+// RestoreExchanges is RestoreExchangesAt with the exchanges known by call
+// id alone, every one found as an exact match.
 func RestoreExchanges(body []byte, lookup func(callID string) *Exchange) ([]byte, int, error) {
+	return RestoreExchangesAt(body, func(at ExchangeAt) (*Exchange, []*Exchange) { return lookup(at.CallID), nil })
+}
+
+// ExchangeAt names the place of an assistant message of the bot's request
+// that may take a kept exchange: its first tool call's id, its calls'
+// fingerprint (CallsFingerprint) and the fingerprint of the message before
+// it (MessageFingerprint; "" for the first message). A call id alone does
+// not name a turn: a provider that numbers its ids per answer (vLLM, some
+// DashScope and Gemini-compatible endpoints) gives the bot's call of every
+// turn the same id, and the same call (a get_cart {} every turn) the same
+// calls too; the message before it tells the turns apart.
+type ExchangeAt struct {
+	CallID, Calls, Prev string
+}
+
+// RestoreExchangesAt replaces every assistant message with tool calls for
+// whose place lookup knows an exchange, and whose tool calls are exactly
+// the exchange's client calls, with the kept exchange: the earlier rounds'
+// messages, the full assistant message, then the payment tool results.
+// lookup returns the exchange kept for that very place (exact), else the
+// ones found by looser keys, best first (loose: by its calls or its id
+// only, for a bot that rewrote the message before, or an exchange kept
+// before exchanges had places). An exchange goes where it matches
+// exactly; a message without one takes its first loose exchange no
+// message matches exactly. An exchange that two messages would take, both
+// exactly or both loosely, is restored into neither: which turn it
+// belongs to is unknown, and putting a payment into the wrong place
+// misleads the model more than leaving it out. Everything else stays byte
+// for byte, and the same request is restored to the same bytes every time
+// (prompt caches).
+func RestoreExchangesAt(body []byte, lookup func(at ExchangeAt) (exact *Exchange, loose []*Exchange)) ([]byte, int, error) {
 	msgs := gjson.GetBytes(body, "messages")
 	if !msgs.IsArray() {
 		return body, 0, nil
 	}
 	type splice struct {
 		start, end int
-		ex         *Exchange
-		exchange   string // the exchange's assistant message: equal for one exchange
+		exact      *Exchange
+		loose      []*Exchange
+		ex         *Exchange // the one chosen
 	}
 	var splices []splice
 	// One pass over the array: reading message i as "messages.<i>" walks
 	// the body from its start each time, quadratic in a long conversation.
 	var err error
+	var last gjson.Result // the message before m
 	i := -1
 	msgs.ForEach(func(_, m gjson.Result) bool {
 		i++
+		before := last
+		last = m
 		if m.Get("role").Str != "assistant" {
 			return true
 		}
@@ -75,27 +106,64 @@ func RestoreExchanges(body []byte, lookup func(callID string) *Exchange) ([]byte
 		if id == "" {
 			return true
 		}
-		ex := lookup(id)
-		if ex == nil || !sameCalls(m.Get("tool_calls"), ex.clientCalls()) {
+		calls := m.Get("tool_calls")
+		var got []ExchangeCall
+		calls.ForEach(func(_, c gjson.Result) bool { got = append(got, readCall(c)); return true })
+		at := ExchangeAt{CallID: id, Calls: CallsFingerprint(got)}
+		if before.Exists() {
+			at.Prev = MessageFingerprint(before)
+		}
+		exact, loose := lookup(at)
+		if exact != nil && !sameCalls(calls, exact.clientCalls()) {
+			exact = nil
+		}
+		loose = slices.DeleteFunc(slices.Clone(loose), func(ex *Exchange) bool { return ex == nil || !sameCalls(calls, ex.clientCalls()) })
+		if exact == nil && len(loose) == 0 {
 			return true
 		}
 		if m.Index <= 0 || m.Index+len(m.Raw) > len(body) || string(body[m.Index:m.Index+len(m.Raw)]) != m.Raw {
 			err = fmt.Errorf("locating message %d", i)
 			return false
 		}
-		splices = append(splices, splice{m.Index, m.Index + len(m.Raw), ex, string(ex.Assistant)})
+		splices = append(splices, splice{start: m.Index, end: m.Index + len(m.Raw), exact: exact, loose: loose})
 		return true
 	})
 	if err != nil {
 		return nil, 0, err
 	}
-	// Counted before any is deleted: DeleteFunc moves the kept ones down
-	// while it runs, so counting inside it miscounts.
-	uses := map[string]int{}
+	// An exchange is named by its assistant message: equal for one
+	// exchange, read once per lookup. Counted before any is deleted:
+	// DeleteFunc moves the kept ones down while it runs, so counting
+	// inside it miscounts.
+	exactUses, looseUses := map[string]int{}, map[string]int{}
 	for _, s := range splices {
-		uses[s.exchange]++
+		if s.exact != nil {
+			exactUses[string(s.exact.Assistant)]++
+		}
 	}
-	splices = slices.DeleteFunc(splices, func(s splice) bool { return uses[s.exchange] > 1 })
+	for k := range splices {
+		s := &splices[k]
+		if s.exact != nil {
+			s.ex = s.exact
+			continue
+		}
+		for _, ex := range s.loose {
+			if exactUses[string(ex.Assistant)] == 0 {
+				s.ex = ex
+				looseUses[string(ex.Assistant)]++
+				break
+			}
+		}
+	}
+	splices = slices.DeleteFunc(splices, func(s splice) bool {
+		if s.ex == nil {
+			return true
+		}
+		if s.exact != nil {
+			return exactUses[string(s.ex.Assistant)] > 1
+		}
+		return looseUses[string(s.ex.Assistant)] > 1
+	})
 	if len(splices) == 0 {
 		return body, 0, nil
 	}
@@ -319,4 +387,62 @@ func sameArguments(a, b string) bool {
 		return false
 	}
 	return reflect.DeepEqual(va, vb)
+}
+
+// CallsFingerprint names a message's tool calls whatever their order and
+// however the bot encoded their arguments (sameCalls): a hash of each
+// call's id, kind, name and arguments (JSON arguments as their value).
+func CallsFingerprint(calls []ExchangeCall) string {
+	parts := make([]string, 0, len(calls))
+	for _, c := range calls {
+		args := c.Arguments
+		if !c.Custom {
+			if args == "" {
+				args = "{}"
+			}
+			var v any
+			if json.Unmarshal([]byte(args), &v) == nil {
+				if b, err := json.Marshal(v); err == nil {
+					args = string(b)
+				}
+			}
+		}
+		parts = append(parts, c.ID+"\x00"+c.Name+"\x00"+strconv.FormatBool(c.Custom)+"\x00"+args)
+	}
+	slices.Sort(parts)
+	return fingerprint(parts...)
+}
+
+// MessageFingerprint names a message by its role, the call its result
+// answers and its text (a string's, or its text parts' joined: the same
+// text either way), as a bot that re-encodes its history keeps them.
+func MessageFingerprint(m gjson.Result) string {
+	text := m.Get("content")
+	s := text.Str
+	if text.IsArray() {
+		s = ""
+		text.ForEach(func(_, p gjson.Result) bool { s += p.Get("text").Str; return true })
+	}
+	return fingerprint(m.Get("role").Str, m.Get("tool_call_id").Str, s)
+}
+
+// LastMessageFingerprint is the MessageFingerprint of the last message of a
+// chat request body, "" when it has none: the message before the
+// assistant message the bot's next request appends.
+func LastMessageFingerprint(body []byte) string {
+	n := gjson.GetBytes(body, "messages.#").Int()
+	if n == 0 {
+		return ""
+	}
+	return MessageFingerprint(gjson.GetBytes(body, "messages."+strconv.FormatInt(n-1, 10)))
+}
+
+func fingerprint(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(strconv.Itoa(len(p))))
+		h.Write([]byte{':'})
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }

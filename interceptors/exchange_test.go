@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 func TestRestoreExchanges(t *testing.T) {
@@ -246,5 +248,119 @@ func BenchmarkRestoreExchangesLongConversation(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestRestoreExchangesAtExactAndLoose: two turns' assistant messages carry
+// the same call (a provider that numbers ids per answer, the same lookup
+// each turn); what the store holds for each place decides. An exchange
+// kept for a place goes there; a loose one (kept for the calls alone, or
+// by an earlier paygate under the id alone) goes where no message matches
+// it exactly, the next loose one when the first is taken so; one that two
+// messages take alike goes nowhere.
+func TestRestoreExchangesAtExactAndLoose(t *testing.T) {
+	const call = `{"id":"call_1","type":"function","function":{"name":"lookup","arguments":"{}"}}`
+	exchange := func(pay string) *Exchange {
+		return &Exchange{
+			Assistant: json.RawMessage(`{"role":"assistant","content":null,"tool_calls":[{"id":"` + pay + `","type":"function","function":{"name":"create_order","arguments":"{}"}},` + call + `]}`),
+			Results:   []json.RawMessage{json.RawMessage(`{"role":"tool","tool_call_id":"` + pay + `","content":"ok"}`)},
+			Calls:     []ExchangeCall{{ID: "call_1", Name: "lookup", Arguments: "{}"}},
+		}
+	}
+	x, y := exchange("pay_x"), exchange("pay_y")
+	user := func(s string) string { return `{"role":"user","content":"` + s + `"}` }
+	asst := `{"role":"assistant","content":null,"tool_calls":[` + call + `]}`
+	result := `{"role":"tool","tool_call_id":"call_1","content":"r"}`
+	body := `{"messages":[` + strings.Join([]string{user("a"), asst, result, user("b"), asst, result}, ",") + `]}`
+	restored := func(ex *Exchange) string {
+		if ex == nil {
+			return asst
+		}
+		return string(ex.Assistant) + "," + string(ex.Results[0])
+	}
+	type found struct {
+		exact *Exchange
+		loose []*Exchange
+	}
+	tests := []struct {
+		name         string
+		atA, atB     found // the store's answers for the message after user a, after user b
+		wantA, wantB *Exchange
+	}{
+		{"each kept for its place", found{x, nil}, found{y, nil}, x, y},
+		{"a loose one another message matches exactly", found{nil, []*Exchange{y}}, found{y, nil}, nil, y},
+		{"the next loose one then (an earlier paygate's)", found{nil, []*Exchange{y, x}}, found{y, nil}, x, y},
+		{"a loose one alone", found{nil, []*Exchange{x}}, found{}, x, nil},
+		{"one loose one twice", found{nil, []*Exchange{y}}, found{nil, []*Exchange{y}}, nil, nil},
+		{"one exact one twice", found{x, nil}, found{x, nil}, nil, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			lookup := func(at ExchangeAt) (*Exchange, []*Exchange) {
+				if at.CallID != "call_1" || at.Calls != CallsFingerprint([]ExchangeCall{{ID: "call_1", Name: "lookup", Arguments: "{ }"}}) {
+					t.Fatalf("looked up %+v; want call_1's place", at)
+				}
+				switch at.Prev {
+				case MessageFingerprint(gjson.Parse(user("a"))):
+					return tc.atA.exact, tc.atA.loose
+				case MessageFingerprint(gjson.Parse(user("b"))):
+					return tc.atB.exact, tc.atB.loose
+				}
+				t.Fatalf("looked up a place after an unknown message: %+v", at)
+				return nil, nil
+			}
+			got, _, err := RestoreExchangesAt([]byte(body), lookup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := `{"messages":[` + strings.Join([]string{user("a"), restored(tc.wantA), result, user("b"), restored(tc.wantB), result}, ",") + `]}`
+			if string(got) != want {
+				t.Errorf("got  %s\nwant %s", got, want)
+			}
+			again, _, _ := RestoreExchangesAt([]byte(body), lookup)
+			if string(again) != string(got) {
+				t.Errorf("restored again to other bytes:\n%s\n%s", got, again)
+			}
+		})
+	}
+}
+
+// TestExchangeFingerprints: a place's fingerprints are the same however the
+// bot re-encodes its calls and the message before them, and differ for
+// another call or another message.
+func TestExchangeFingerprints(t *testing.T) {
+	calls := CallsFingerprint([]ExchangeCall{{ID: "a", Name: "f", Arguments: `{"x":1,"y":"é"}`}, {ID: "b", Name: "g", Arguments: ""}})
+	for _, tc := range []struct {
+		name  string
+		calls []ExchangeCall
+		same  bool
+	}{
+		{"re-encoded, reordered", []ExchangeCall{{ID: "b", Name: "g", Arguments: "{}"}, {ID: "a", Name: "f", Arguments: `{ "y": "\u00e9", "x": 1 }`}}, true},
+		{"other arguments", []ExchangeCall{{ID: "a", Name: "f", Arguments: `{"x":2,"y":"é"}`}, {ID: "b", Name: "g"}}, false},
+		{"other id", []ExchangeCall{{ID: "c", Name: "f", Arguments: `{"x":1,"y":"é"}`}, {ID: "b", Name: "g"}}, false},
+		{"a custom call", []ExchangeCall{{ID: "a", Name: "f", Arguments: `{"x":1,"y":"é"}`, Custom: true}, {ID: "b", Name: "g"}}, false},
+	} {
+		if got := CallsFingerprint(tc.calls) == calls; got != tc.same {
+			t.Errorf("%s: same fingerprint %v; want %v", tc.name, got, tc.same)
+		}
+	}
+	msg := MessageFingerprint(gjson.Parse(`{"role":"user","content":"hi there"}`))
+	for _, tc := range []struct {
+		name, m string
+		same    bool
+	}{
+		{"text parts", `{"content":[{"type":"text","text":"hi "},{"type":"text","text":"there"}],"role":"user"}`, true},
+		{"other text", `{"role":"user","content":"hi"}`, false},
+		{"other role", `{"role":"system","content":"hi there"}`, false},
+	} {
+		if got := MessageFingerprint(gjson.Parse(tc.m)) == msg; got != tc.same {
+			t.Errorf("%s: same fingerprint %v; want %v", tc.name, got, tc.same)
+		}
+	}
+	if got, want := LastMessageFingerprint([]byte(`{"messages":[{"role":"system","content":"s"},{"role":"user","content":"hi there"}]}`)), msg; got != want {
+		t.Errorf("LastMessageFingerprint %s; want the last message's, %s", got, want)
+	}
+	if got := LastMessageFingerprint([]byte(`{"messages":[]}`)); got != "" {
+		t.Errorf("LastMessageFingerprint of no messages %q; want empty", got)
 	}
 }

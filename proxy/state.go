@@ -10,6 +10,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/interceptors"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/store"
@@ -326,24 +327,58 @@ func (s *Server) markDelivered(ctx context.Context, c payments.Caller, actions [
 	}
 }
 
-// exchangeKey names a kept payment exchange: scoped to the client, user and
-// session, keyed by one of the client's own tool-call ids, so parallel
-// conversations of one user cannot mix even where a provider's call ids
-// repeat across conversations (Kimi K2's "functions.<name>:<n>").
+// exchangeKey names a payment exchange kept before exchanges had places
+// (exchangePlaceKey): scoped to the client, user and session, keyed by one
+// of the client's own tool-call ids. No longer written, as the next turn's
+// call of the same id replaced it; read for the exchanges a paygate
+// upgraded in place kept so, until they expire (exchangeTTL).
 func exchangeKey(c payments.Caller, callID string) string {
 	return "exchange:" + c.Client + "\x00" + c.User + "\x00" + c.Session + "\x00" + callID
 }
 
-var errNoExchange = errors.New("no kept exchange")
+// exchangePlaceKey names a kept payment exchange by where it belongs: in
+// the client, user and session, the bot's call id, its calls' fingerprint
+// and, exact, the fingerprint of the message before them. A provider that
+// numbers its ids per answer (call_0, call_1 in every answer) gives the
+// bot's calls of every turn the same ids, and one turn's exchange under
+// the id alone replaced the one before it; the calls, and the message
+// before them (the same get_cart {} every turn), tell the turns apart.
+func exchangePlaceKey(c payments.Caller, at interceptors.ExchangeAt, exact bool) string {
+	k := exchangeKey(c, at.CallID) + "\x00calls:" + at.Calls
+	if exact {
+		k += "\x00after:" + at.Prev
+	}
+	return k
+}
 
-// lookupExchange finds the kept exchange for a client tool-call id.
-func (s *Server) lookupExchange(ctx context.Context, c payments.Caller, callID string) ([]byte, error) {
+// lookupExchange finds the kept exchanges for the place at of the bot's
+// calls: the one kept for that very place (exact), else the loose ones,
+// best first: the last one kept for the same calls, and one kept under the
+// call id alone by an earlier paygate (exchangeKey); RestoreExchangesAt
+// takes a loose one only where no other message matches it exactly. An
+// exchange unreadable as JSON is none. A read that fails other than for a
+// missing key ends the lookup with its error: the store is failing, or the
+// reads' deadline passed, and the other keys are not read one by one.
+func (s *Server) lookupExchange(ctx context.Context, c payments.Caller, at interceptors.ExchangeAt) (exact *interceptors.Exchange, loose []*interceptors.Exchange, err error) {
 	if s.state == nil {
-		return nil, errNoExchange
+		return nil, nil, nil
 	}
-	b, err := s.state.GetExchange(ctx, exchangeKey(c, callID))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errNoExchange
+	for i, key := range []string{exchangePlaceKey(c, at, true), exchangePlaceKey(c, at, false), exchangeKey(c, at.CallID)} {
+		b, err := s.state.GetExchange(ctx, key)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, loose, err
+		}
+		ex := new(interceptors.Exchange)
+		if json.Unmarshal(b, ex) != nil {
+			continue
+		}
+		if i == 0 {
+			return ex, nil, nil
+		}
+		loose = append(loose, ex)
 	}
-	return b, err
+	return nil, loose, nil
 }

@@ -45,6 +45,10 @@ type turn struct {
 	chat   interceptors.Chat
 	body   []byte
 	caller payments.Caller
+	// lastMessage is the MessageFingerprint of the last message of the
+	// bot's request: the message its next request has before the assistant
+	// message of this turn's calls, half of where a kept exchange belongs.
+	lastMessage string
 
 	budget       config.Budget
 	moneyCalls   int  // money-moving calls executed
@@ -120,7 +124,8 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		return
 	}
 	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget,
-		payChoice: interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, s.tools.IsPayment)}
+		lastMessage: interceptors.LastMessageFingerprint(body),
+		payChoice:   interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, s.tools.IsPayment)}
 	if why := toolsRuledOut(chat, body); why != "" {
 		// The payment tools, which are tools, cannot go beside what the
 		// bot asked for: every turn of such a bot's signed-in users failed
@@ -134,33 +139,27 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	}
 	// What the turn reads from the store before its upstream call, it reads
 	// by deadlines (stateTimeout): a store that does not answer must not
-	// hold the chat. The kept exchanges, one read per tool-call round of
-	// the conversation, share one; the state load has its own, so a long
-	// agent conversation on a loaded store cannot spend it.
+	// hold the chat. The kept exchanges, one to three reads per tool-call
+	// round of the conversation (lookupExchange), share one; the state
+	// load has its own, so a long agent conversation on a loaded store
+	// cannot spend it.
 	var err error
 	if s.state != nil && bytes.Contains(body, toolCallsKey) {
 		var n, failed int
 		var lookupErr error
 		ectx, cancel := s.stateCtx(ctx)
-		body, n, err = interceptors.RestoreExchanges(body, func(id string) *interceptors.Exchange {
+		body, n, err = interceptors.RestoreExchangesAt(body, func(at interceptors.ExchangeAt) (*interceptors.Exchange, []*interceptors.Exchange) {
 			if err := ectx.Err(); err != nil {
 				// Past the reads' deadline, or the client left: the rest
 				// of a long conversation is not read one lookup at a time.
 				failed, lookupErr = failed+1, err
-				return nil
+				return nil, nil
 			}
-			b, err := s.lookupExchange(ectx, caller, id)
+			exact, loose, err := s.lookupExchange(ectx, caller, at)
 			if err != nil {
-				if !errors.Is(err, errNoExchange) {
-					failed, lookupErr = failed+1, err
-				}
-				return nil
+				failed, lookupErr = failed+1, err
 			}
-			var ex interceptors.Exchange
-			if json.Unmarshal(b, &ex) != nil {
-				return nil
-			}
-			return &ex
+			return exact, loose
 		})
 		cancel()
 		if err != nil {
@@ -863,9 +862,17 @@ func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, pa
 	// timeouts. One deadline for all the bot's calls.
 	ctx, cancel := t.s.stateCtx(t.r.Context())
 	defer cancel()
+	// Under the place of the bot's calls in its next request (exact), and
+	// under the calls alone for a bot that rewrites the message before
+	// them; no longer under the id alone, where the next turn's call of
+	// the same id replaced it (exchangePlaceKey).
+	at := interceptors.ExchangeAt{Calls: interceptors.CallsFingerprint(ex.Calls), Prev: t.lastMessage}
 	for _, c := range client {
-		if err := t.s.state.PutExchange(ctx, exchangeKey(t.caller, c.ID), b, exchangeTTL); err != nil {
-			t.s.log.Warn("keeping a payment exchange failed", "request_id", reqInfo(t.r).id, "err", err)
+		at.CallID = c.ID
+		for _, exact := range []bool{true, false} {
+			if err := t.s.state.PutExchange(ctx, exchangePlaceKey(t.caller, at, exact), b, exchangeTTL); err != nil {
+				t.s.log.Warn("keeping a payment exchange failed", "request_id", reqInfo(t.r).id, "err", err)
+			}
 		}
 	}
 }

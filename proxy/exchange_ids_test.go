@@ -1,0 +1,181 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+// messageShape is a conversation as "role:names" per message: an assistant
+// message's call names in order, a tool result's call id's name.
+func messageShape(body []byte) []string {
+	names := map[string]string{}
+	var out []string
+	gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
+		var ns []string
+		m.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
+			names[c.Get("id").Str] = c.Get("function.name").Str
+			ns = append(ns, c.Get("function.name").Str)
+			return true
+		})
+		if id := m.Get("tool_call_id"); id.Exists() {
+			ns = append(ns, names[id.Str])
+		}
+		out = append(out, m.Get("role").Str+":"+strings.Join(ns, ","))
+		return true
+	})
+	return out
+}
+
+// TestExchangesOfTurnsWithTheSameCallIDs: a provider that numbers its ids
+// per answer (vLLM, some DashScope and Gemini-compatible endpoints) gives
+// the bot's call of every turn the same id (call_1 beside a payment call
+// call_0). Each turn's payment exchange was kept under the bot's call id
+// alone, so the second turn's replaced the first's: the first turn's
+// create_order vanished from every later request (the bot's calls
+// differing), or both went (the same call twice: the one exchange matched
+// two messages, which restores it into neither). Both come back, each in
+// its own turn's place, the same bytes on every request; on both drivers.
+func TestExchangesOfTurnsWithTheSameCallIDs(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		for _, stream := range []bool{false, true} {
+			for _, city := range []string{"BJ", "SH"} {
+				name := driver + "/" + map[bool]string{false: "non-stream", true: "stream"}[stream] + "/second-city-" + city
+				t.Run(name, func(t *testing.T) {
+					st := &legacyWrites{StateStore: testdrivers.Open(t, driver, nil)}
+					runTwoMixedTurns(t, st, stream, city, nil)
+				})
+			}
+		}
+	}
+}
+
+// TestExchangeKeptByAnEarlierPaygateIsRestored: a paygate upgraded in place
+// finds the exchanges its earlier version kept under the bot's call id
+// alone, beside the ones it keeps by place, each in its own turn's place.
+func TestExchangeKeptByAnEarlierPaygateIsRestored(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		for _, city := range []string{"BJ", "SH"} {
+			t.Run(driver+"/second-city-"+city, func(t *testing.T) {
+				st := &legacyWrites{StateStore: testdrivers.Open(t, driver, nil), on: true}
+				runTwoMixedTurns(t, st, false, city, func() { st.on = false })
+				if st.legacy != 1 {
+					t.Fatalf("the first turn kept %d exchanges under the call id alone; want 1", st.legacy)
+				}
+			})
+		}
+	}
+}
+
+// legacyWrites is a StateStore that, while on, keeps exchanges under the
+// key paygate used before exchanges had places: the bot's call id alone.
+type legacyWrites struct {
+	StateStore
+	on     bool
+	legacy int
+}
+
+func (s *legacyWrites) PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error {
+	if s.on {
+		i := strings.Index(key, "\x00calls:")
+		if i < 0 {
+			return fmt.Errorf("exchange key %q names no calls", key)
+		}
+		if strings.Contains(key[i:], "\x00after:") {
+			return nil // the exact key: the earlier paygate wrote one key
+		}
+		key = key[:i]
+		s.legacy++
+	}
+	return s.StateStore.PutExchange(ctx, key, data, ttl)
+}
+
+// runTwoMixedTurns runs two turns whose upstream answers a payment call
+// call_0 beside the bot's get_weather call_1 (Shanghai's, then city's),
+// calling upgrade (when not nil) between them, then a third request
+// carrying both turns, twice: both go upstream with their exchanges in
+// their places, the same bytes both times.
+func runTwoMixedTurns(t *testing.T, st StateStore, stream bool, city string, upgrade func()) {
+	t.Helper()
+	weather := func(id, city string) string {
+		return `{"index":1,"id":"` + id + `","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"` + city + `\"}"}}`
+	}
+	first := `[{"index":0,"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}},` + weather("call_1", "SH") + `]`
+	second := `[{"index":0,"id":"call_0","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"O1\"}"}},` + weather("call_1", city) + `]`
+	fp := newFakeProvider(t, roundByRound(callsRound(stream, first), callsRound(stream, second), textRound(stream, "Done.")))
+	url := paymentProxy(t, fp.URL, nil, &recordingTools{}, st, nil)
+	hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+	asst := func(city string) string {
+		return `{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"` + city + `\"}"}}]}`
+	}
+	msgs := []string{`{"role":"user","content":"buy"}`}
+	readAll(t, post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr).Body)
+	if upgrade != nil {
+		upgrade()
+	}
+	msgs = append(msgs, asst("SH"), `{"role":"tool","tool_call_id":"call_1","content":"sunny"}`, `{"role":"user","content":"paid?"}`)
+	body := readAll(t, post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr).Body)
+	if got := botCallIDs(stream, body); len(got) != 1 || got[0] != "call_1" {
+		t.Fatalf("the bot's second turn got calls %q; want call_1 (%s)", got, body)
+	}
+	msgs = append(msgs, asst(city), `{"role":"tool","tool_call_id":"call_1","content":"rain"}`)
+	third := chatBodyWith(stream, weatherTool, msgs...)
+	readAll(t, post(t, url, "/v1/chat/completions", third, hdr).Body)
+	readAll(t, post(t, url, "/v1/chat/completions", third, hdr).Body)
+	reqs := fp.requests()
+	last := reqs[len(reqs)-1].Body
+	want := []string{"user:", "assistant:create_order,get_weather", "tool:create_order", "tool:get_weather", "user:",
+		"assistant:query_order,get_weather", "tool:query_order", "tool:get_weather"}
+	if got := messageShape(last); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("the third request's messages are\n%q\nwant\n%q\n(%s)", got, want, gjson.GetBytes(last, "messages").Raw)
+	}
+	checkPaymentIDs(t, last)
+	if prev := reqs[len(reqs)-2].Body; string(prev) != string(last) {
+		t.Errorf("the same request restored twice went upstream as two bodies:\n%s\n%s", prev, last)
+	}
+}
+
+// checkPaymentIDs fails t unless each payment call of the upstream request
+// body has an id no other call names, and every assistant message with
+// tool_calls is followed by one result per call, in its order. The bot's
+// own calls may share ids across its turns: its provider gave them so.
+func checkPaymentIDs(t *testing.T, body []byte) {
+	t.Helper()
+	count := map[string]int{}
+	gjson.GetBytes(body, "messages.#.tool_calls.#.id").ForEach(func(_, ids gjson.Result) bool {
+		ids.ForEach(func(_, id gjson.Result) bool { count[id.Str]++; return true })
+		return true
+	})
+	var pending []string
+	ok := true
+	gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
+		switch m.Get("role").Str {
+		case "assistant":
+			ok = ok && len(pending) == 0
+			pending = nil
+			m.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
+				if c.Get("function.name").Str != "get_weather" && count[c.Get("id").Str] != 1 {
+					ok = false
+				}
+				pending = append(pending, c.Get("id").Str)
+				return true
+			})
+		case "tool":
+			if len(pending) == 0 || m.Get("tool_call_id").Str != pending[0] {
+				ok = false
+			} else {
+				pending = pending[1:]
+			}
+		}
+		return true
+	})
+	if !ok || len(pending) > 0 {
+		t.Errorf("upstream messages %s; want each payment call named once in the request and every call answered once, in order", gjson.GetBytes(body, "messages").Raw)
+	}
+}
