@@ -254,13 +254,14 @@ func (ex *Exchange) isBotCall(c gjson.Result) bool {
 
 // appendRestored appends the exchange's messages, comma-separated, to dst:
 // its earlier rounds' messages, its assistant message and its results. A
-// payment call whose id the bot's request also names (ids.outside) gets a
-// new one there and in its result: a provider that numbers ids per answer
-// gave the bot's call of a later round, or of a later turn, the id of a
-// kept payment call ("call_0" twice), and the request named it twice,
-// which strict providers refuse (400) on every retry of the bot's. The
-// bot's calls keep their ids, which it holds. Restored alike every time,
-// so the provider's prompt cache still matches.
+// payment call whose id the bot's request, or an exchange restored before
+// this one, also names (ids.outside) gets a new one there and in its
+// result: a provider that numbers ids per answer gave the bot's call of a
+// later round, or of a later turn, the id of a kept payment call, or two
+// turns' payment calls one id ("call_0" twice), and the request named it
+// twice, which strict providers refuse (400) on every retry of the bot's.
+// The bot's calls keep their ids, which it holds. Restored alike every
+// time, so the provider's prompt cache still matches.
 func (ex *Exchange) appendRestored(dst []byte, ids *callIDs) []byte {
 	renamed := map[string]string{}
 	ex.payment(func(id string) {
@@ -296,6 +297,14 @@ func (ex *Exchange) appendRestored(dst []byte, ids *callIDs) []byte {
 		dst = append(dst, ',')
 		dst = append(dst, rename(r, false)...)
 	}
+	// The ids restored here are the request's now: a later exchange's
+	// payment call of the same id is renamed.
+	ex.payment(func(id string) {
+		if to := renamed[id]; to != "" {
+			id = to
+		}
+		ids.outside[id] = true
+	})
 	return dst
 }
 

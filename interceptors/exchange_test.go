@@ -2,6 +2,7 @@ package interceptors
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -363,4 +364,68 @@ func TestExchangeFingerprints(t *testing.T) {
 	if got := LastMessageFingerprint([]byte(`{"messages":[]}`)); got != "" {
 		t.Errorf("LastMessageFingerprint of no messages %q; want empty", got)
 	}
+}
+
+// TestRestoredExchangesNameTheirPaymentCallsApart: two turns' exchanges
+// whose payment calls the provider named alike (call_0 in every answer; the
+// second turn's request went upstream without the first's exchange, its
+// read having failed, so nothing renamed the second's) are restored with
+// ids of their own: the request named call_0 twice, which strict providers
+// refuse (400) on every retry of the bot's.
+func TestRestoredExchangesNameTheirPaymentCallsApart(t *testing.T) {
+	exchange := func(bot string) *Exchange {
+		call := `{"id":"` + bot + `","type":"function","function":{"name":"lookup","arguments":"{}"}}`
+		return &Exchange{
+			Before: []json.RawMessage{
+				json.RawMessage(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_9","type":"function","function":{"name":"query_order","arguments":"{}"}}]}`),
+				json.RawMessage(`{"role":"tool","tool_call_id":"call_9","content":"ok"}`),
+			},
+			Assistant: json.RawMessage(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{}"}},` + call + `]}`),
+			Results:   []json.RawMessage{json.RawMessage(`{"role":"tool","tool_call_id":"call_0","content":"ok"}`)},
+			Calls:     []ExchangeCall{{ID: bot, Name: "lookup", Arguments: "{}"}},
+		}
+	}
+	kept := map[string]*Exchange{"call_1": exchange("call_1"), "call_2": exchange("call_2")}
+	msg := func(id string) string {
+		return `{"role":"assistant","content":null,"tool_calls":[{"id":"` + id + `","type":"function","function":{"name":"lookup","arguments":"{}"}}]}`
+	}
+	result := func(id string) string { return `{"role":"tool","tool_call_id":"` + id + `","content":"r"}` }
+	body := `{"messages":[` + strings.Join([]string{`{"role":"user","content":"a"}`, msg("call_1"), result("call_1"), `{"role":"user","content":"b"}`, msg("call_2"), result("call_2")}, ",") + `]}`
+	lookup := func(id string) *Exchange { return kept[id] }
+	got, n, err := RestoreExchanges([]byte(body), lookup)
+	if err != nil || n != 2 {
+		t.Fatalf("restored %d, %v; want both", n, err)
+	}
+	seen := map[string]int{}
+	gjson.GetBytes(got, "messages.#.tool_calls.#.id").ForEach(func(_, ids gjson.Result) bool {
+		ids.ForEach(func(_, id gjson.Result) bool { seen[id.Str]++; return true })
+		return true
+	})
+	for id, k := range seen {
+		if k != 1 {
+			t.Errorf("call id %s named by %d calls; want 1 (%s)", id, k, got)
+		}
+	}
+	// Each result answers its own turn's call: the first exchange keeps
+	// its ids, the second's are renamed in its calls and its results alike.
+	if want := []string{"call_9", "call_9", "call_0", "call_1", "call_0", "call_1", "call_pg_r0", "call_pg_r0", "call_pg_r1", "call_2", "call_pg_r1", "call_2"}; !slices.Equal(callAndResultIDs(got), want) {
+		t.Errorf("ids in order %q; want %q", callAndResultIDs(got), want)
+	}
+	if again, _, _ := RestoreExchanges([]byte(body), lookup); string(again) != string(got) {
+		t.Errorf("restored again to other bytes:\n%s\n%s", got, again)
+	}
+}
+
+// callAndResultIDs lists, in message order, each call's id and each
+// result's tool_call_id.
+func callAndResultIDs(body []byte) []string {
+	var out []string
+	gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
+		m.Get("tool_calls.#.id").ForEach(func(_, id gjson.Result) bool { out = append(out, id.Str); return true })
+		if id := m.Get("tool_call_id"); id.Exists() {
+			out = append(out, id.Str)
+		}
+		return true
+	})
+	return out
 }

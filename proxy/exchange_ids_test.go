@@ -9,6 +9,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
 )
 
@@ -64,13 +65,41 @@ func TestExchangeKeptByAnEarlierPaygateIsRestored(t *testing.T) {
 		for _, city := range []string{"BJ", "SH"} {
 			t.Run(driver+"/second-city-"+city, func(t *testing.T) {
 				st := &legacyWrites{StateStore: testdrivers.Open(t, driver, nil), on: true}
-				runTwoMixedTurns(t, st, false, city, func() { st.on = false })
+				runTwoMixedTurns(t, st, false, city, func(turn int) { st.on = false })
 				if st.legacy != 1 {
 					t.Fatalf("the first turn kept %d exchanges under the call id alone; want 1", st.legacy)
 				}
 			})
 		}
 	}
+}
+
+// TestExchangesRestoredTogetherNameTheirPaymentCallsApart: the second
+// turn's request went upstream without the first's exchange (its read
+// failed: the store was briefly unavailable), so nothing made its payment
+// call's id differ from the first's, both call_0 as the provider numbers
+// them; the third request, both restored, named call_0 twice, which
+// strict providers refuse (400) on every retry of the bot's.
+func TestExchangesRestoredTogetherNameTheirPaymentCallsApart(t *testing.T) {
+	for _, city := range []string{"BJ", "SH"} {
+		t.Run("second-city-"+city, func(t *testing.T) {
+			st := &failingReads{StateStore: &memState{}}
+			runTwoMixedTurns(t, st, false, city, func(turn int) { st.fail = turn == 2 })
+		})
+	}
+}
+
+// failingReads is a StateStore whose exchange reads fail while fail is set.
+type failingReads struct {
+	StateStore
+	fail bool
+}
+
+func (s *failingReads) GetExchange(ctx context.Context, key string) ([]byte, error) {
+	if s.fail {
+		return nil, fmt.Errorf("%w: test", store.ErrUnavailable)
+	}
+	return s.StateStore.GetExchange(ctx, key)
 }
 
 // legacyWrites is a StateStore that, while on, keeps exchanges under the
@@ -98,10 +127,11 @@ func (s *legacyWrites) PutExchange(ctx context.Context, key string, data []byte,
 
 // runTwoMixedTurns runs two turns whose upstream answers a payment call
 // call_0 beside the bot's get_weather call_1 (Shanghai's, then city's),
-// calling upgrade (when not nil) between them, then a third request
-// carrying both turns, twice: both go upstream with their exchanges in
-// their places, the same bytes both times.
-func runTwoMixedTurns(t *testing.T, st StateStore, stream bool, city string, upgrade func()) {
+// then a third request carrying both turns, twice, calling before (when
+// not nil) with the number of the turn about to run, 2 and 3: both go
+// upstream with their exchanges in their places, the same bytes both
+// times.
+func runTwoMixedTurns(t *testing.T, st StateStore, stream bool, city string, before func(turn int)) {
 	t.Helper()
 	weather := func(id, city string) string {
 		return `{"index":1,"id":"` + id + `","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"` + city + `\"}"}}`
@@ -116,8 +146,8 @@ func runTwoMixedTurns(t *testing.T, st StateStore, stream bool, city string, upg
 	}
 	msgs := []string{`{"role":"user","content":"buy"}`}
 	readAll(t, post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr).Body)
-	if upgrade != nil {
-		upgrade()
+	if before != nil {
+		before(2)
 	}
 	msgs = append(msgs, asst("SH"), `{"role":"tool","tool_call_id":"call_1","content":"sunny"}`, `{"role":"user","content":"paid?"}`)
 	body := readAll(t, post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr).Body)
@@ -125,6 +155,9 @@ func runTwoMixedTurns(t *testing.T, st StateStore, stream bool, city string, upg
 		t.Fatalf("the bot's second turn got calls %q; want call_1 (%s)", got, body)
 	}
 	msgs = append(msgs, asst(city), `{"role":"tool","tool_call_id":"call_1","content":"rain"}`)
+	if before != nil {
+		before(3)
+	}
 	third := chatBodyWith(stream, weatherTool, msgs...)
 	readAll(t, post(t, url, "/v1/chat/completions", third, hdr).Body)
 	readAll(t, post(t, url, "/v1/chat/completions", third, hdr).Body)
