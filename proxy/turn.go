@@ -45,10 +45,12 @@ type turn struct {
 	chat   interceptors.Chat
 	body   []byte
 	caller payments.Caller
-	// lastMessage is the MessageFingerprint of the last message of the
-	// bot's request: the message its next request has before the assistant
-	// message of this turn's calls, half of where a kept exchange belongs.
-	lastMessage string
+	// reqBody is the bot's request as it came, before kept exchanges were
+	// restored into it: its last message is the one the bot's next request
+	// has before the assistant message of this turn's calls, half of where
+	// a kept exchange belongs. Fingerprinted only when an exchange is kept
+	// (keepExchange), not on every turn.
+	reqBody []byte
 
 	budget       config.Budget
 	moneyCalls   int  // money-moving calls executed
@@ -124,8 +126,8 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		return
 	}
 	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget,
-		lastMessage: interceptors.LastMessageFingerprint(body),
-		payChoice:   interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, s.tools.IsPayment)}
+		reqBody:   body,
+		payChoice: interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, s.tools.IsPayment)}
 	if why := toolsRuledOut(chat, body); why != "" {
 		// The payment tools, which are tools, cannot go beside what the
 		// bot asked for: every turn of such a bot's signed-in users failed
@@ -866,7 +868,7 @@ func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, pa
 	// under the calls alone for a bot that rewrites the message before
 	// them; no longer under the id alone, where the next turn's call of
 	// the same id replaced it (exchangePlaceKey).
-	at := interceptors.ExchangeAt{Calls: interceptors.CallsFingerprint(ex.Calls), Prev: t.lastMessage}
+	at := interceptors.ExchangeAt{Calls: interceptors.CallsFingerprint(ex.Calls), Prev: interceptors.LastMessageFingerprint(t.reqBody)}
 	for _, c := range client {
 		at.CallID = c.ID
 		for _, exact := range []bool{true, false} {
