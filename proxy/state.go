@@ -359,26 +359,52 @@ func exchangePlaceKey(c payments.Caller, at interceptors.ExchangeAt, exact bool)
 // exchange unreadable as JSON is none. A read that fails other than for a
 // missing key ends the lookup with its error: the store is failing, or the
 // reads' deadline passed, and the other keys are not read one by one.
+//
+// The calls' key is read first: keepExchange writes it before the exact
+// key, under the same TTL, and later writes only replace it, so where it
+// is missing the exact key is too. A round of the bot's own tools with no
+// exchange kept, most rounds of a long agent conversation, costs two
+// reads (the calls' key and the legacy key), not three: the reads of all
+// rounds are sequential under one deadline (stateTimeout).
 func (s *Server) lookupExchange(ctx context.Context, c payments.Caller, at interceptors.ExchangeAt) (exact *interceptors.Exchange, loose []*interceptors.Exchange, err error) {
 	if s.state == nil {
 		return nil, nil, nil
 	}
-	for i, key := range []string{exchangePlaceKey(c, at, true), exchangePlaceKey(c, at, false), exchangeKey(c, at.CallID)} {
+	read := func(key string) (ex *interceptors.Exchange, found bool, err error) {
 		b, err := s.state.GetExchange(ctx, key)
 		if errors.Is(err, store.ErrNotFound) {
-			continue
+			return nil, false, nil
 		}
 		if err != nil {
-			return nil, loose, err
+			return nil, false, err
 		}
-		ex := new(interceptors.Exchange)
+		ex = new(interceptors.Exchange)
 		if json.Unmarshal(b, ex) != nil {
-			continue
+			return nil, true, nil
 		}
-		if i == 0 {
-			return ex, nil, nil
+		return ex, true, nil
+	}
+	calls, found, err := read(exchangePlaceKey(c, at, false))
+	if err != nil {
+		return nil, nil, err
+	}
+	if found {
+		if exact, _, err = read(exchangePlaceKey(c, at, true)); err != nil {
+			return nil, nil, err
 		}
-		loose = append(loose, ex)
+		if exact != nil {
+			return exact, nil, nil
+		}
+		if calls != nil {
+			loose = append(loose, calls)
+		}
+	}
+	legacy, _, err := read(exchangeKey(c, at.CallID))
+	if err != nil {
+		return nil, loose, err
+	}
+	if legacy != nil {
+		loose = append(loose, legacy)
 	}
 	return nil, loose, nil
 }

@@ -867,11 +867,12 @@ func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, pa
 	// Under the place of the bot's calls in its next request (exact), and
 	// under the calls alone for a bot that rewrites the message before
 	// them; no longer under the id alone, where the next turn's call of
-	// the same id replaced it (exchangePlaceKey).
+	// the same id replaced it (exchangePlaceKey). The calls' key first:
+	// lookupExchange reads the exact key only where it finds that one.
 	at := interceptors.ExchangeAt{Calls: interceptors.CallsFingerprint(ex.Calls), Prev: interceptors.LastMessageFingerprint(t.reqBody)}
 	for _, c := range client {
 		at.CallID = c.ID
-		for _, exact := range []bool{true, false} {
+		for _, exact := range []bool{false, true} {
 			if err := t.s.state.PutExchange(ctx, exchangePlaceKey(t.caller, at, exact), b, exchangeTTL); err != nil {
 				t.s.log.Warn("keeping a payment exchange failed", "request_id", reqInfo(t.r).id, "err", err)
 			}
