@@ -131,14 +131,14 @@ func RestoreExchangesAt(body []byte, lookup func(at ExchangeAt) (exact *Exchange
 	if err != nil {
 		return nil, 0, err
 	}
-	// An exchange is named by its assistant message: equal for one
+	// An exchange is named by its messages (identity): equal for one
 	// exchange, read once per lookup. Counted before any is deleted:
 	// DeleteFunc moves the kept ones down while it runs, so counting
 	// inside it miscounts.
 	exactUses, looseUses := map[string]int{}, map[string]int{}
 	for _, s := range splices {
 		if s.exact != nil {
-			exactUses[string(s.exact.Assistant)]++
+			exactUses[s.exact.identity()]++
 		}
 	}
 	for k := range splices {
@@ -148,9 +148,9 @@ func RestoreExchangesAt(body []byte, lookup func(at ExchangeAt) (exact *Exchange
 			continue
 		}
 		for _, ex := range s.loose {
-			if exactUses[string(ex.Assistant)] == 0 {
+			if exactUses[ex.identity()] == 0 {
 				s.ex = ex
-				looseUses[string(ex.Assistant)]++
+				looseUses[ex.identity()]++
 				break
 			}
 		}
@@ -160,9 +160,9 @@ func RestoreExchangesAt(body []byte, lookup func(at ExchangeAt) (exact *Exchange
 			return true
 		}
 		if s.exact != nil {
-			return exactUses[string(s.ex.Assistant)] > 1
+			return exactUses[s.ex.identity()] > 1
 		}
-		return looseUses[string(s.ex.Assistant)] > 1
+		return looseUses[s.ex.identity()] > 1
 	})
 	if len(splices) == 0 {
 		return body, 0, nil
@@ -183,6 +183,24 @@ func RestoreExchangesAt(body []byte, lookup func(at ExchangeAt) (exact *Exchange
 		return nil, 0, fmt.Errorf("restored body is not valid JSON")
 	}
 	return out, len(splices), nil
+}
+
+// identity names the exchange by all its messages: its earlier rounds',
+// its assistant message and its results. The assistant message alone
+// does not: two turns that bought the same thing, their provider
+// numbering its ids per answer, have assistant messages alike to the byte
+// and their own orders in their results, two exchanges each kept for its
+// own place.
+func (ex *Exchange) identity() string {
+	parts := make([]string, 0, len(ex.Before)+1+len(ex.Results))
+	for _, m := range ex.Before {
+		parts = append(parts, string(m))
+	}
+	parts = append(parts, string(ex.Assistant))
+	for _, m := range ex.Results {
+		parts = append(parts, string(m))
+	}
+	return fingerprint(parts...)
 }
 
 // callIDs are the tool-call ids a restored body names: the bot's

@@ -429,3 +429,41 @@ func callAndResultIDs(body []byte) []string {
 	})
 	return out
 }
+
+// TestTwoExchangesWithOneAssistantMessageAreBothRestored: two turns that
+// bought the same thing (create_order {"sku":"coffee"} beside the bot's
+// lookup {}, the provider numbering its ids per answer) have assistant
+// messages alike to the byte and their own orders in their results. Each
+// is kept for its own place, yet both were taken for one exchange, named
+// by its assistant message, matched by two messages, and restored into
+// neither: every later request went upstream without either order.
+func TestTwoExchangesWithOneAssistantMessageAreBothRestored(t *testing.T) {
+	const call = `{"id":"call_1","type":"function","function":{"name":"lookup","arguments":"{}"}}`
+	exchange := func(order string) *Exchange {
+		return &Exchange{
+			Assistant: json.RawMessage(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"coffee\"}"}},` + call + `]}`),
+			Results:   []json.RawMessage{json.RawMessage(`{"role":"tool","tool_call_id":"call_0","content":"` + order + `"}`)},
+			Calls:     []ExchangeCall{{ID: "call_1", Name: "lookup", Arguments: "{}"}},
+		}
+	}
+	user := func(s string) string { return `{"role":"user","content":"` + s + `"}` }
+	asst := `{"role":"assistant","content":null,"tool_calls":[` + call + `]}`
+	result := `{"role":"tool","tool_call_id":"call_1","content":"r"}`
+	body := `{"messages":[` + strings.Join([]string{user("a coffee"), asst, result, user("another"), asst, result}, ",") + `]}`
+	byPrev := map[string]*Exchange{
+		MessageFingerprint(gjson.Parse(user("a coffee"))): exchange("order O1"),
+		MessageFingerprint(gjson.Parse(user("another"))):  exchange("order O2"),
+	}
+	got, n, err := RestoreExchangesAt([]byte(body), func(at ExchangeAt) (*Exchange, []*Exchange) { return byPrev[at.Prev], nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var results []string
+	gjson.GetBytes(got, `messages.#(content%"order*")#.content`).ForEach(func(_, v gjson.Result) bool {
+		results = append(results, v.Str)
+		return true
+	})
+	if n != 2 || strings.Join(results, ",") != "order O1,order O2" {
+		t.Fatalf("restored %d exchanges, results %q; want 2, order O1 then order O2 (%s)", n, results, got)
+	}
+}
