@@ -357,8 +357,13 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 		return nil, err
 	}
 	// The order is worked on here from its reservation to WeChat Pay's
-	// answer (orphaned: the sweep leaves it to this call).
-	defer s.work(p.OrderNo)()
+	// answer (orphaned: the sweep leaves it to this call), once a sweep
+	// that holds it as its own has let go (workRefund).
+	done, err := s.workRefund(ctx, p.OrderNo)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	o, err := s.store.GetOrder(ctx, p.OrderNo)
 	if err != nil {
 		return nil, fmt.Errorf("read order %s: %w", p.OrderNo, err)

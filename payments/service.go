@@ -264,6 +264,10 @@ type Service struct {
 	// Options.SoleWriter, a number no call here works on was left by a
 	// process that died (orphaned).
 	working map[string]int
+	// adopted are the order numbers the sweep holds as its own (adopt),
+	// each closed when it lets go: a refund confirmation waits for it
+	// (workRefund) rather than send beside it.
+	adopted map[string]chan struct{}
 	// unacked are this replica's order writes that the store reported
 	// unavailable and that may have applied, by order number (unacked.go).
 	unacked  map[string]unackedWrite
@@ -311,7 +315,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		opts: opts, store: opts.Store, backend: opts.Backend, catalog: opts.Catalog,
 		log: opts.Logger, now: opts.Now, newNo: opts.NewOrderNo, m: m, mm: mm,
-		inflight: map[string]*refresh{}, working: map[string]int{}, unacked: map[string]unackedWrite{}, stop: make(chan struct{}), sweepPage: defaultSweepPage,
+		inflight: map[string]*refresh{}, working: map[string]int{}, adopted: map[string]chan struct{}{}, unacked: map[string]unackedWrite{}, stop: make(chan struct{}), sweepPage: defaultSweepPage,
 		switchWait: defaultSwitchWait,
 	}
 	if s.log == nil {
@@ -361,7 +365,8 @@ func (s *Service) orphaned(no string) bool {
 // adopt marks order number no as worked on by this process, as work does,
 // if it is orphaned, in one step: a call that then reads the order knows no
 // other call of this process is changing it meanwhile, nor was when it
-// read. ok is false (done nil) when it is not orphaned.
+// read, and a refund confirmation that comes meanwhile waits until done
+// (workRefund). ok is false (done nil) when it is not orphaned.
 func (s *Service) adopt(no string) (done func(), ok bool) {
 	if !s.opts.SoleWriter {
 		return nil, false
@@ -372,6 +377,8 @@ func (s *Service) adopt(no string) (done func(), ok bool) {
 		return nil, false
 	}
 	s.working[no]++
+	let := make(chan struct{})
+	s.adopted[no] = let
 	s.mu.Unlock()
 	var once sync.Once
 	return func() {
@@ -380,9 +387,51 @@ func (s *Service) adopt(no string) (done func(), ok bool) {
 			if s.working[no]--; s.working[no] <= 0 {
 				delete(s.working, no)
 			}
+			delete(s.adopted, no)
+			close(let)
 			s.mu.Unlock()
 		})
 	}, true
+}
+
+// workRefund is work for a refund confirmation of order number no: when
+// the sweep holds the order as its own (adopt), it first waits until the
+// sweep lets go, or ctx ends. A confirmation that went on beside it (a tap
+// under the reservation a stopped one left) sent its refund while the
+// sweep, which had read the refund record, asked WeChat Pay about it,
+// found it unknown (the tap's call on its way) and sent it too: one
+// refused and the other taken, the sweep put back to paid an order whose
+// refund went through, or the tap told the user it failed.
+func (s *Service) workRefund(ctx context.Context, no string) (done func(), err error) {
+	logged := false
+	for {
+		s.mu.Lock()
+		let, held := s.adopted[no]
+		if !held {
+			s.working[no]++
+			s.mu.Unlock()
+			var once sync.Once
+			return func() {
+				once.Do(func() {
+					s.mu.Lock()
+					if s.working[no]--; s.working[no] <= 0 {
+						delete(s.working, no)
+					}
+					s.mu.Unlock()
+				})
+			}, nil
+		}
+		s.mu.Unlock()
+		if !logged {
+			logged = true
+			s.log.InfoContext(ctx, "refund confirmation waits for the sweep's reconciliation of its order", "order_no", no)
+		}
+		select {
+		case <-let:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for the sweep's reconciliation of order %s: %w", no, ctx.Err())
+		}
+	}
 }
 
 // Catalog is the Service's price list.
