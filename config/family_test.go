@@ -69,3 +69,55 @@ func TestFamily(t *testing.T) {
 		})
 	}
 }
+
+// TestFamilyOnMistralsAPIWarns: a family written for a provider on
+// mistral.ai is used as it is, and "mistral" (a Mistral model on any
+// server, the name a user reaches for first) keeps stream_options, which
+// Mistral's API refuses with a 422 on every stream; "openai" and
+// "deepseek_api" send it ids and members it refuses. check-config said ok.
+// It now warns at the family's line, naming mistral_api.
+func TestFamilyOnMistralsAPIWarns(t *testing.T) {
+	tests := []struct {
+		name             string
+		baseURL          string
+		provider, target string
+		want             string // "": no family warning
+	}{
+		{"mistral on api.mistral.ai", "https://api.mistral.ai/v1", "mistral", "",
+			`c.yaml:4: providers[0].family: "mistral" on Mistral's API (base_url https://api.mistral.ai/v1)`},
+		{"openai on api.mistral.ai", "https://api.mistral.ai/v1", "openai", "",
+			`c.yaml:4: providers[0].family: "openai" on Mistral's API`},
+		{"target deepseek_api on api.mistral.ai", "https://api.mistral.ai/v1", "auto", "deepseek_api",
+			`c.yaml:9: models[0].targets[0].family: "deepseek_api" on Mistral's API`},
+		{"mistral_api on api.mistral.ai", "https://api.mistral.ai/v1", "mistral_api", "", ""},
+		{"auto on api.mistral.ai", "https://api.mistral.ai/v1", "auto", "", ""},
+		{"target mistral_api over provider mistral", "https://api.mistral.ai/v1", "mistral", "mistral_api", ""},
+		{"mistral on vLLM", "http://vllm:8000/v1", "mistral", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "providers:\n  - name: p\n    base_url: \"" + tc.baseURL + "\"\n    family: " + tc.provider + "\n" +
+				"    api_key: k\nmodels:\n  - name: m\n    targets:\n      - {provider: p, model: x"
+			if tc.target != "" {
+				src += ", family: " + tc.target
+			}
+			src += "}\n"
+			cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range cfg.Warnings {
+				if strings.Contains(w, "family") {
+					got = append(got, w)
+				}
+			}
+			switch {
+			case tc.want == "" && len(got) != 0:
+				t.Errorf("warnings %q; want none", got)
+			case tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want) || !strings.Contains(got[0], "mistral_api")):
+				t.Errorf("warnings %q; want one with %q naming mistral_api", got, tc.want)
+			}
+		})
+	}
+}

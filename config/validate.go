@@ -469,6 +469,7 @@ func (l *loader) validateModels(c *Config, providers map[string]bool) {
 		l.errs = append(l.errs, e)
 	}
 	seen := map[string]bool{}
+	warned := map[string]bool{} // providers whose family was warned of
 	for i, m := range c.Models {
 		path := fmt.Sprintf("models[%d]", i)
 		l.uniqueName(seen, path, "model", m.Name)
@@ -494,6 +495,7 @@ func (l *loader) validateModels(c *Config, providers map[string]bool) {
 			if t.Family != "" && !ValidFamily(t.Family) {
 				l.at(tp+".family", "%q: want %s (or leave it out for the provider's)", t.Family, familyValues)
 			}
+			l.familyOnMistralAPI(c, tp, t, warned)
 		}
 	}
 	if fm := c.Payments.FollowupModel; fm != "" && !seen[fm] {
@@ -881,4 +883,43 @@ func (l *loader) httpURL(path, raw string) *url.URL {
 		return u
 	}
 	return nil
+}
+
+// familyOnMistralAPI warns of a family written for target t (at path tp)
+// whose provider is Mistral's own API (a base_url on mistral.ai) and that
+// is not mistral_api: the family is used as written, whatever the base_url
+// says, and "mistral" (the name one reaches for first) keeps
+// stream_options, which Mistral's API refuses with a 422 on every stream,
+// while "openai" and "deepseek_api" send it tool call ids and assistant
+// members it refuses. A family the target inherits is warned of at its
+// provider's line, once (warned).
+func (l *loader) familyOnMistralAPI(c *Config, tp string, t Target, warned map[string]bool) {
+	i := slices.IndexFunc(c.Providers, func(p Provider) bool { return p.Name == t.Provider })
+	if i < 0 {
+		return
+	}
+	p := c.Providers[i]
+	family, path := t.Family, tp+".family"
+	if family == "" {
+		if warned[p.Name] {
+			return
+		}
+		family, path = p.Family, fmt.Sprintf("providers[%d].family", i)
+	}
+	switch family {
+	case FamilyOpenAI, FamilyMistral, FamilyDeepSeekAPI:
+	default:
+		return
+	}
+	u, err := url.Parse(p.BaseURL)
+	if err != nil {
+		return
+	}
+	if h := strings.ToLower(u.Hostname()); h != "mistral.ai" && !strings.HasSuffix(h, ".mistral.ai") {
+		return
+	}
+	if t.Family == "" {
+		warned[p.Name] = true
+	}
+	l.warn(path, "%q on Mistral's API (base_url %s) is used as written: it keeps stream_options, which Mistral's API refuses with a 422 on every stream; use mistral_api", family, p.BaseURL)
 }
