@@ -337,12 +337,24 @@ func (s *Service) work(no string) (done func()) {
 	s.mu.Lock()
 	s.working[no]++
 	s.mu.Unlock()
+	return s.release(no, nil)
+}
+
+// release returns the done of a mark work, adopt or workRefund made on
+// order number no (its working count already raised, under s.mu): it
+// lowers the count once however often it is called and, for the sweep's
+// adoption (let not nil), lets a waiting confirmation go.
+func (s *Service) release(no string, let chan struct{}) (done func()) {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			s.mu.Lock()
 			if s.working[no]--; s.working[no] <= 0 {
 				delete(s.working, no)
+			}
+			if let != nil {
+				delete(s.adopted, no)
+				close(let)
 			}
 			s.mu.Unlock()
 		})
@@ -380,18 +392,7 @@ func (s *Service) adopt(no string) (done func(), ok bool) {
 	let := make(chan struct{})
 	s.adopted[no] = let
 	s.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.mu.Lock()
-			if s.working[no]--; s.working[no] <= 0 {
-				delete(s.working, no)
-			}
-			delete(s.adopted, no)
-			close(let)
-			s.mu.Unlock()
-		})
-	}, true
+	return s.release(no, let), true
 }
 
 // workRefund is work for a refund confirmation of order number no: when
@@ -410,16 +411,7 @@ func (s *Service) workRefund(ctx context.Context, no string) (done func(), err e
 		if !held {
 			s.working[no]++
 			s.mu.Unlock()
-			var once sync.Once
-			return func() {
-				once.Do(func() {
-					s.mu.Lock()
-					if s.working[no]--; s.working[no] <= 0 {
-						delete(s.working, no)
-					}
-					s.mu.Unlock()
-				})
-			}, nil
+			return s.release(no, nil), nil
 		}
 		s.mu.Unlock()
 		if !logged {
