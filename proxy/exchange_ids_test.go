@@ -212,3 +212,53 @@ func checkPaymentIDs(t *testing.T, body []byte) {
 		t.Errorf("upstream messages %s; want each payment call named once in the request and every call answered once, in order", gjson.GetBytes(body, "messages").Raw)
 	}
 }
+
+// TestExchangeKeptIsFoundByAnEarlierPaygate: in a rolling deploy on one
+// Redis (or a rollback of the embedded file), the bot's next request after
+// a turn this paygate served may reach a paygate of the earlier version,
+// which reads a kept exchange under the bot's call id alone
+// (exchangeKey). This one kept it by place only, so the earlier one sent
+// the request upstream without the turn's create_order and its result: the
+// model no longer saw the order it had made. It is kept under the id alone
+// as well, and read so, on both drivers.
+func TestExchangeKeptIsFoundByAnEarlierPaygate(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		for _, stream := range []bool{false, true} {
+			t.Run(driver+"/"+map[bool]string{false: "non-stream", true: "stream"}[stream], func(t *testing.T) {
+				st := &legacyReads{StateStore: testdrivers.Open(t, driver, nil)}
+				first := `[{"index":0,"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}},` +
+					`{"index":1,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]`
+				fp := newFakeProvider(t, roundByRound(callsRound(stream, first), textRound(stream, "Done.")))
+				url := paymentProxy(t, fp.URL, nil, &recordingTools{}, st, nil)
+				hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+				msgs := []string{`{"role":"user","content":"buy"}`}
+				readAll(t, post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr).Body)
+				st.on = true // the next request reaches the earlier paygate
+				msgs = append(msgs, `{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]}`,
+					`{"role":"tool","tool_call_id":"call_1","content":"sunny"}`)
+				readAll(t, post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr).Body)
+				reqs := fp.requests()
+				last := reqs[len(reqs)-1].Body
+				want := []string{"user:", "assistant:create_order,get_weather", "tool:create_order", "tool:get_weather"}
+				if got := messageShape(last); strings.Join(got, " ") != strings.Join(want, " ") {
+					t.Fatalf("the request an earlier paygate served went upstream with\n%q\nwant\n%q\n(%s)", got, want, gjson.GetBytes(last, "messages").Raw)
+				}
+			})
+		}
+	}
+}
+
+// legacyReads is a StateStore that, while on, reads exchanges as a paygate
+// of the version before exchanges had places did: under the bot's call id
+// alone, no other key found.
+type legacyReads struct {
+	StateStore
+	on bool
+}
+
+func (s *legacyReads) GetExchange(ctx context.Context, key string) ([]byte, error) {
+	if s.on && strings.Contains(key, "\x00calls:") {
+		return nil, store.ErrNotFound
+	}
+	return s.StateStore.GetExchange(ctx, key)
+}

@@ -329,9 +329,11 @@ func (s *Server) markDelivered(ctx context.Context, c payments.Caller, actions [
 
 // exchangeKey names a payment exchange kept before exchanges had places
 // (exchangePlaceKey): scoped to the client, user and session, keyed by one
-// of the client's own tool-call ids. No longer written, as the next turn's
-// call of the same id replaced it; read for the exchanges a paygate
-// upgraded in place kept so, until they expire (exchangeTTL).
+// of the client's own tool-call ids. Still written where the bot's request
+// names no call of that id, for a paygate of that version on the same
+// store (a rolling deploy, a rollback), which reads no other key; read as
+// a loose match only, as the next turn's call of the same id may replace
+// it, and for the exchanges a paygate upgraded in place kept so.
 func exchangeKey(c payments.Caller, callID string) string {
 	return "exchange:" + c.Client + "\x00" + c.User + "\x00" + c.Session + "\x00" + callID
 }

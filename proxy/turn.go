@@ -866,14 +866,31 @@ func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, pa
 	defer cancel()
 	// Under the place of the bot's calls in its next request (exact), and
 	// under the calls alone for a bot that rewrites the message before
-	// them; no longer under the id alone, where the next turn's call of
-	// the same id replaced it (exchangePlaceKey). The calls' key first:
-	// lookupExchange reads the exact key only where it finds that one.
+	// them (exchangePlaceKey). The calls' key first: lookupExchange reads
+	// the exact key only where it finds that one. Last, under the id alone
+	// (exchangeKey), the only key a paygate of the version before places
+	// reads: in a rolling deploy on one Redis, or after a rollback of the
+	// embedded file, the bot's next request may reach one, which sent it
+	// upstream without the turn's payment calls. Not where the bot's
+	// request already names the id (a provider that numbers its ids per
+	// answer): there it would replace an earlier turn's exchange, which an
+	// earlier paygate kept under that key alone, and the version before
+	// places could not tell such turns apart anyway. This version reads it
+	// only as a loose match, where no place matches exactly.
 	at := interceptors.ExchangeAt{Calls: interceptors.CallsFingerprint(ex.Calls), Prev: interceptors.LastMessageFingerprint(t.reqBody)}
+	named := map[string]bool{}
+	gjson.GetBytes(t.reqBody, "messages.#.tool_calls.#.id").ForEach(func(_, ids gjson.Result) bool {
+		ids.ForEach(func(_, id gjson.Result) bool { named[id.String()] = true; return true })
+		return true
+	})
 	for _, c := range client {
 		at.CallID = c.ID
-		for _, exact := range []bool{false, true} {
-			if err := t.s.state.PutExchange(ctx, exchangePlaceKey(t.caller, at, exact), b, exchangeTTL); err != nil {
+		keys := []string{exchangePlaceKey(t.caller, at, false), exchangePlaceKey(t.caller, at, true)}
+		if !named[c.ID] {
+			keys = append(keys, exchangeKey(t.caller, c.ID))
+		}
+		for _, key := range keys {
+			if err := t.s.state.PutExchange(ctx, key, b, exchangeTTL); err != nil {
 				t.s.log.Warn("keeping a payment exchange failed", "request_id", reqInfo(t.r).id, "err", err)
 			}
 		}
