@@ -181,6 +181,7 @@ func openFile(path string, lockTimeout time.Duration) (bdb *bolt.DB, users *user
 	}
 	err = bdb.Update(func(tx *bolt.Tx) error {
 		backfill := tx.Bucket(bUserUpdated) == nil
+		unrecorded := tx.Bucket(bOutboxLeases) == nil // written by a version that kept no record of leases
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -193,6 +194,11 @@ func openFile(path string, lockTimeout time.Duration) (bdb *bolt.DB, users *user
 		}
 		if err := indexDue(tx); err != nil {
 			return err
+		}
+		if unrecorded {
+			if err := releaseUnrecordedLeases(tx, time.Now()); err != nil {
+				return err
+			}
 		}
 		return releaseLeases(tx)
 	})

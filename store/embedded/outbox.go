@@ -139,6 +139,50 @@ func releaseLeases(tx *bolt.Tx) error {
 	return nil
 }
 
+// releaseUnrecordedLeases makes due again, at the first open of a file
+// written by a version that kept no record of leases (no outbox_leases
+// bucket), the events that version's process leased and never settled:
+// stopped mid-delivery to upgrade in place (its SIGTERM kept the lease),
+// order.paid reached the merchant a lease (30 s) after the upgraded
+// process started. With no record, a lease is known only where it cannot
+// be a retry: an event never attempted (RetryEvent counts every attempt)
+// not due until after now, which paygate's own events, enqueued due at
+// once, are only while leased. Its time before the lease is unknown; its
+// creation is as early as it can have been.
+func releaseUnrecordedLeases(tx *bolt.Tx, now time.Time) error {
+	ob := tx.Bucket(bOutbox)
+	type release struct {
+		k []byte
+		e store.Event
+	}
+	var rs []release
+	err := ob.ForEach(func(k, v []byte) error {
+		var e store.Event
+		if unmarshal(v, &e) != nil || e.Attempts != 0 || !e.NextAt.After(now) {
+			return nil
+		}
+		e.NextAt = e.CreatedAt
+		rs = append(rs, release{bytes.Clone(k), e})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		v, err := marshal(&r.e)
+		if err != nil {
+			return err
+		}
+		if err := ob.Put(r.k, v); err != nil {
+			return err
+		}
+		if err := syncDue(tx, enc(r.e.Key)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // stampLen is the length of stamp's encoding.
 const stampLen = 12
 
