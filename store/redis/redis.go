@@ -381,6 +381,13 @@ func (s *Store) warnIfEvicting(ctx context.Context) {
 		}
 		return nil
 	}
+	s.eachServer(ctx, check)
+}
+
+// eachServer runs check on the server paygate writes to, or on each primary
+// of a cluster, with its address for the log; the start-up warnings read
+// each server's own settings.
+func (s *Store) eachServer(ctx context.Context, check func(ctx context.Context, c goredis.Cmdable, addr string) error) {
 	if cc, ok := s.c.(*goredis.ClusterClient); ok {
 		_ = cc.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error {
 			return check(ctx, n, n.Options().Addr)
@@ -425,17 +432,7 @@ func (s *Store) warnIfFewReplicas(ctx context.Context) {
 		}
 		return nil
 	}
-	if cc, ok := s.c.(*goredis.ClusterClient); ok {
-		_ = cc.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error {
-			return check(ctx, n, n.Options().Addr)
-		})
-		return
-	}
-	addr := ""
-	if c, ok := s.c.(*goredis.Client); ok {
-		addr = c.Options().Addr
-	}
-	_ = check(ctx, s.c, addr)
+	s.eachServer(ctx, check)
 }
 
 // Ping reports whether Redis answers and still holds the data this Store
