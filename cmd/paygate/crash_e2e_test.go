@@ -548,6 +548,49 @@ func (g *gatedMerchant) pass() {
 	}
 }
 
+// paidOrderArrives buys for user on n, pays the order at the simulator and
+// waits until its order.paid reaches the gate (held there while the gate is
+// shut); it returns the event's id.
+func (g *gatedMerchant) paidOrderArrives(t *testing.T, n *crashNode, cs *crashSim, user string) string {
+	t.Helper()
+	_, ans, err := n.chat(user, "premium please")
+	no := ans.Get("paygate.actions.0.order.order_no").Str
+	if err != nil || no == "" {
+		t.Fatalf("no order: %v %s", err, ans.Raw)
+	}
+	if d, err := cs.Pay(t.Context(), no); err != nil || !d.Acked {
+		t.Fatalf("pay: %+v %v", d, err)
+	}
+	select {
+	case id := <-g.arrived:
+		return id
+	case <-time.After(15 * time.Second):
+		t.Fatal("order.paid never reached the merchant")
+		return ""
+	}
+}
+
+// deliveredAfterRestart opens the gate, starts n again (stopped or killed
+// by the caller) and asserts that order.paid id reaches the merchant
+// within the spec's first retry (10 s).
+func (g *gatedMerchant) deliveredAfterRestart(t *testing.T, n *crashNode, id string) {
+	t.Helper()
+	g.pass()
+	n.start()
+	start := time.Now()
+	select {
+	case a := <-g.ch:
+		if a.env.ID != id || a.env.Type != "order.paid" || a.status/100 != 2 {
+			t.Fatalf("after the restart: %s %s (status %d); want order.paid %s delivered", a.env.Type, a.env.ID, a.status, id)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("delivered %v after the restart; want within 10 s", took)
+		}
+	case <-time.After(12 * time.Second):
+		t.Fatalf("order.paid %s not delivered within 12 s of the restart", id)
+	}
+}
+
 // TestTermDuringWebhookDeliversSoonAfterRestart: paygate is stopped
 // (SIGTERM, a routine deploy) while it POSTs order.paid to a slow merchant;
 // the next process delivers the event, same id, within the spec's first
@@ -560,37 +603,11 @@ func TestTermDuringWebhookDeliversSoonAfterRestart(t *testing.T) {
 			g := newGatedMerchant(t)
 			n := newCrashNode(t, cs, webhookStoreYAML(t, driver), up.URL, g.URL, "")
 			n.start()
-			_, ans, err := n.chat("oUser-crash-hook", "premium please")
-			no := ans.Get("paygate.actions.0.order.order_no").Str
-			if err != nil || no == "" {
-				t.Fatalf("no order: %v %s", err, ans.Raw)
-			}
-			if d, err := cs.Pay(t.Context(), no); err != nil || !d.Acked {
-				t.Fatalf("pay: %+v %v", d, err)
-			}
-			var id string
-			select {
-			case id = <-g.arrived:
-			case <-time.After(15 * time.Second):
-				t.Fatal("order.paid never reached the merchant")
-			}
+			id := g.paidOrderArrives(t, n, cs, "oUser-crash-hook")
 			if err := n.signal(syscall.SIGTERM); err != nil {
 				t.Fatalf("SIGTERM: %v; want a clean exit", err)
 			}
-			g.pass()
-			n.start()
-			start := time.Now()
-			select {
-			case a := <-g.ch:
-				if a.env.ID != id || a.env.Type != "order.paid" || a.status/100 != 2 {
-					t.Fatalf("after the restart: %s %s (status %d); want order.paid %s delivered", a.env.Type, a.env.ID, a.status, id)
-				}
-				if took := time.Since(start); took > 10*time.Second {
-					t.Errorf("delivered %v after the restart; want within 10 s", took)
-				}
-			case <-time.After(12 * time.Second):
-				t.Fatalf("order.paid %s not delivered within 12 s of the restart", id)
-			}
+			g.deliveredAfterRestart(t, n, id)
 		})
 	}
 }
@@ -692,35 +709,9 @@ func TestKillDuringWebhookDeliversSoonAfterRestart(t *testing.T) {
 	g := newGatedMerchant(t)
 	n := newCrashNode(t, cs, webhookStoreYAML(t, "embedded"), up.URL, g.URL, "")
 	n.start()
-	_, ans, err := n.chat("oUser-crash-hookkill", "premium please")
-	no := ans.Get("paygate.actions.0.order.order_no").Str
-	if err != nil || no == "" {
-		t.Fatalf("no order: %v %s", err, ans.Raw)
-	}
-	if d, err := cs.Pay(t.Context(), no); err != nil || !d.Acked {
-		t.Fatalf("pay: %+v %v", d, err)
-	}
-	var id string
-	select {
-	case id = <-g.arrived:
-	case <-time.After(15 * time.Second):
-		t.Fatal("order.paid never reached the merchant")
-	}
+	id := g.paidOrderArrives(t, n, cs, "oUser-crash-hookkill")
 	n.kill()
-	g.pass()
-	n.start()
-	start := time.Now()
-	select {
-	case a := <-g.ch:
-		if a.env.ID != id || a.env.Type != "order.paid" || a.status/100 != 2 {
-			t.Fatalf("after the restart: %s %s (status %d); want order.paid %s delivered", a.env.Type, a.env.ID, a.status, id)
-		}
-		if took := time.Since(start); took > 10*time.Second {
-			t.Errorf("delivered %v after the restart; want within 10 s", took)
-		}
-	case <-time.After(12 * time.Second):
-		t.Fatalf("order.paid %s not delivered within 12 s of the restart", id)
-	}
+	g.deliveredAfterRestart(t, n, id)
 	n.kill()
 	if code, out := n.auditVerify(); code != 0 {
 		t.Fatalf("audit verify: exit %d: %s", code, out)
