@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -32,19 +33,29 @@ func TestValuesBelowTheirFloor(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("got %v; want it to load", err)
-			case tc.want != "" && err == nil:
+			loadsOrRefused(t, tc.src, tc.want, func(cfg *Config) string {
 				r := cfg.Payments.Rules
-				t.Fatalf("accepted (caps %d/day %d/min, head_every %v, sweep_interval %v, sse_keepalive %v); want %s",
+				return fmt.Sprintf("caps %d/day %d/min, head_every %v, sweep_interval %v, sse_keepalive %v",
 					r.MaxOrdersPerUserPerDay, r.MaxPaymentCallsPerMinute, cfg.Audit.HeadEvery.D(),
-					cfg.Payments.Reconcile.SweepInterval.D(), cfg.Server.SSEKeepalive.D(), tc.want)
-			case tc.want != "" && !strings.HasPrefix(err.Error(), tc.want):
-				t.Fatalf("got %q; want it to start with %q", err, tc.want)
-			}
+					cfg.Payments.Reconcile.SweepInterval.D(), cfg.Server.SSEKeepalive.D())
+			})
 		})
+	}
+}
+
+// loadsOrRefused parses src as c.yaml and asserts that it loads (want "")
+// or is refused with an error starting with want; seen describes what a
+// config that loaded when it should not have holds.
+func loadsOrRefused(t *testing.T, src, want string, seen func(*Config) string) {
+	t.Helper()
+	cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("got %v; want it to load", err)
+	case want != "" && err == nil:
+		t.Fatalf("loaded (%s); want %s", seen(cfg), want)
+	case want != "" && !strings.HasPrefix(err.Error(), want):
+		t.Fatalf("got %q; want it to start with %q", err, want)
 	}
 }
 
@@ -101,15 +112,7 @@ func TestOrderTTLWithinPrepayValidity(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("got %v; want it to load", err)
-			case tc.want != "" && err == nil:
-				t.Fatalf("loaded (order_ttl %v); want %s", cfg.Payments.OrderTTL.D(), tc.want)
-			case tc.want != "" && !strings.HasPrefix(err.Error(), tc.want):
-				t.Fatalf("got %q; want it to start with %q", err, tc.want)
-			}
+			loadsOrRefused(t, tc.src, tc.want, func(cfg *Config) string { return fmt.Sprintf("order_ttl %v", cfg.Payments.OrderTTL.D()) })
 		})
 	}
 }
@@ -133,15 +136,7 @@ func TestConfirmTTLWithinItsClaim(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("got %v; want it to load", err)
-			case tc.want != "" && err == nil:
-				t.Fatalf("loaded (confirm_ttl %v); want %s", cfg.Payments.Refunds.ConfirmTTL.D(), tc.want)
-			case tc.want != "" && !strings.HasPrefix(err.Error(), tc.want):
-				t.Fatalf("got %q; want it to start with %q", err, tc.want)
-			}
+			loadsOrRefused(t, tc.src, tc.want, func(cfg *Config) string { return fmt.Sprintf("confirm_ttl %v", cfg.Payments.Refunds.ConfirmTTL.D()) })
 		})
 	}
 }
