@@ -16,6 +16,15 @@ import (
 // while simClock is set, so that a payment can be made past the claim.
 func justPaidEnv(t *testing.T, driver string) (*env, *atomic.Bool) {
 	t.Helper()
+	return justPaidEnvWith(t, driver, func(o *payments.Options) {
+		o.DedupeWindow = 10 * time.Minute
+		o.OrderTTL = 2 * time.Hour
+	})
+}
+
+// justPaidEnvWith is justPaidEnv with the service's options set by opts.
+func justPaidEnvWith(t *testing.T, driver string, opts func(*payments.Options)) (*env, *atomic.Bool) {
+	t.Helper()
 	var simClock atomic.Bool
 	var e *env
 	e = newEnv(t, envOptions{driver: driver, storeClock: true, sim: wxsim.Options{Now: func() time.Time {
@@ -23,10 +32,7 @@ func justPaidEnv(t *testing.T, driver string) (*env, *atomic.Bool) {
 			return e.clock.Now()
 		}
 		return time.Now()
-	}}, service: func(o *payments.Options) {
-		o.DedupeWindow = 10 * time.Minute
-		o.OrderTTL = 2 * time.Hour
-	}})
+	}}, service: opts})
 	return e, &simClock
 }
 
@@ -143,18 +149,11 @@ func TestCreateOrderJustPaidPastClaimConcurrent(t *testing.T) {
 func TestJustPaidOrderOlderThanTheOpenHorizonIsAlreadyPaid(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
-			var simClock atomic.Bool
-			var e *env
-			e = newEnv(t, envOptions{driver: driver, storeClock: true, sim: wxsim.Options{Now: func() time.Time {
-				if simClock.Load() {
-					return e.clock.Now()
-				}
-				return time.Now()
-			}}, service: func(o *payments.Options) {
+			e, simClock := justPaidEnvWith(t, driver, func(o *payments.Options) {
 				o.DedupeWindow = 24 * time.Hour
 				o.OrderTTL = 30 * time.Minute
 				o.Rules.ApprovalTTL = time.Hour
-			}})
+			})
 			user := "oUser-paid-long-ago-" + driver
 			tc := call(t, newTools(e), caller(user), "create_order", `{"sku":"premium-monthly"}`)
 			no, _ := tc.result["order_no"].(string)
@@ -162,7 +161,7 @@ func TestJustPaidOrderOlderThanTheOpenHorizonIsAlreadyPaid(t *testing.T) {
 				t.Fatalf("first: %s", tc.out.Result)
 			}
 			e.clock.Advance(29 * time.Minute)
-			payAt(t, e, &simClock, e.order(no))
+			payAt(t, e, simClock, e.order(no))
 			e.clock.Advance(24*time.Hour - 15*time.Minute)
 
 			again := call(t, newTools(e), caller(user), "create_order", `{"sku":"premium-monthly"}`)
