@@ -74,6 +74,13 @@ func (h *notifyHandler) handle(r *http.Request) verdict {
 		s.log.ErrorContext(ctx, "ALERT: notification received but no notify verifier is configured", "alert", true)
 		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: "not_configured", msg: "notifications not configured"}
 	}
+	if r.ContentLength > maxNotifyBody {
+		// Declared too large: refused before a byte is read, as the bots'
+		// API refuses one, rather than held until the read deadline and
+		// then told the body could not be read.
+		h.refusedEarly(r, "too_large", fmt.Errorf("declared body of %d bytes above %d", r.ContentLength, maxNotifyBody))
+		return verdict{status: http.StatusRequestEntityTooLarge, outcome: "rejected", reason: "too_large", msg: "body too large"}
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxNotifyBody+1))
 	if err != nil {
 		h.refusedEarly(r, "read_body", err)

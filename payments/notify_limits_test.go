@@ -1,8 +1,11 @@
 package payments_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -96,5 +99,41 @@ func TestNotifyRefusalLogIsBounded(t *testing.T) {
 				t.Errorf("the refusal logged %d bytes for a %d-byte header; want under 2 KiB", len(logged), len(long))
 			}
 		})
+	}
+}
+
+// TestNotifyDeclaredOversizedBodyIsRefusedAtOnce: a notification whose
+// Content-Length already says it is above the limit is refused with 413
+// FAIL (reason too_large) before a byte of it is read, as the bots' API
+// refuses a declared oversized body. Read first, a sender that declared
+// 1 MiB and sent one byte held its connection until the read deadline and
+// was then told 400 "cannot read body", which says nothing of the size.
+func TestNotifyDeclaredOversizedBodyIsRefusedAtOnce(t *testing.T) {
+	e := newEnv(t, envOptions{service: func(o *payments.Options) {
+		// Short, so the old behaviour (wait for the body, then 400) shows
+		// as the wrong status rather than as a long test.
+		o.NotifyReadTimeout = 200 * time.Millisecond
+	}})
+	c, err := net.Dial("tcp", e.notify.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "POST "+payments.NotifyPath+" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n{"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second)) // a bound on a hang, not a timing
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer to a declared oversized notification: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var fail struct{ Code, Message string }
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || json.Unmarshal(b, &fail) != nil || fail.Code != "FAIL" || fail.Message == "" {
+		t.Errorf("answer %d %s; want 413 {\"code\":\"FAIL\",\"message\":…}", resp.StatusCode, b)
+	}
+	if n := e.counter("paygate_notifications_total", map[string]string{"outcome": "rejected", "reason": "too_large"}); n != 1 {
+		t.Errorf("metric with reason too_large: got %v; want 1", n)
 	}
 }
