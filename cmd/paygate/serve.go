@@ -637,7 +637,8 @@ func (a *app) adminHandler() http.Handler {
 	// counted under admin_csrf and admin_host.
 	h := console.Guard(mux, func(h http.Handler) http.Handler { return a.server.Route("admin_csrf", h) })
 	hosts := console.NewHosts(a.cfg.Server.AdminListen, a.cfg.Server.AdminHosts)
-	return adminHeaders(console.OnlyHosts(h, hosts, func(h http.Handler) http.Handler { return a.server.Route("admin_host", h) }))
+	return boundAdminBody(adminHeaders(console.OnlyHosts(h, hosts, func(h http.Handler) http.Handler { return a.server.Route("admin_host", h) })),
+		adminBodyTimeout)
 }
 
 // adminHeaders puts on every answer of the admin listener, whichever
@@ -680,4 +681,28 @@ func (a *app) withLedger(f func(payments.Transition)) func(payments.Transition) 
 			a.ledger.Paid(context.Background(), t.After.Client, t.After.User, t.After.Session, t.After.OrderNo)
 		}
 	}
+}
+
+// adminBodyTimeout bounds reading a request's body on the admin listener
+// (boundAdminBody); a variable so a test need not wait it out. Its bodies
+// are a decision's few hundred bytes.
+var adminBodyTimeout = 10 * time.Second
+
+// boundAdminBody gives a request with a body d to send all of it. The admin
+// listener's server has no ReadTimeout (newHTTPServer), and net/http reads
+// what a handler left of a small body before answering, with no deadline:
+// a client that declared a body and stopped sending held its connection
+// and goroutine, unanswered, for as long as it stayed connected, on any
+// route and without a token. Past d the read fails: a handler reading the
+// body gets the error, one that did not (a refusal) is answered and the
+// connection closed. A body read to its end lifts the deadline (net/http
+// clears it when it starts watching the connection for the client going
+// away), so a handler that outlasts d is not cut short.
+func boundAdminBody(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		}
+		h.ServeHTTP(w, r)
+	})
 }
