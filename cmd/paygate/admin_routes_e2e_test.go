@@ -180,3 +180,29 @@ func TestConsoleSaysAdminIsOff(t *testing.T) {
 		t.Errorf("page faults: %v", f)
 	}
 }
+
+// TestAdminOperatorRoutesRefuseOtherMethodsAsMain: /healthz, /readyz and
+// /metrics on the admin listener are "the same as on main" (README), a
+// wrong method included: a 405 method_not_allowed JSON error with
+// Allow: GET, HEAD, counted under route operator. The admin listener
+// mounted them for GET only, so another method got ServeMux's plain-text
+// "Method Not Allowed", which a probe's or a script's JSON parsing cannot
+// read and which named nothing.
+func TestAdminOperatorRoutesRefuseOtherMethodsAsMain(t *testing.T) {
+	mainURL, adminURL, _, _ := consoleApp(t)
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		for _, method := range []string{"POST", "PUT", "DELETE"} {
+			t.Run(method+" "+path, func(t *testing.T) {
+				h := map[string]string{console.CSRFHeader: "1"} // past the guard, to the route
+				want, wantBody := adminDo(t, method, mainURL+path, h)
+				got, gotBody := adminDo(t, method, adminURL+path, h)
+				if got.StatusCode != http.StatusMethodNotAllowed || got.Header.Get("Allow") != "GET, HEAD" ||
+					got.Header.Get("Content-Type") != "application/json" || gjson.GetBytes(gotBody, "error.code").Str != "method_not_allowed" {
+					t.Errorf("admin listener: %d Allow=%q (%s) %s; want main's %d Allow=%q (%s) %s", got.StatusCode, got.Header.Get("Allow"),
+						got.Header.Get("Content-Type"), strings.TrimSpace(string(gotBody)),
+						want.StatusCode, want.Header.Get("Allow"), want.Header.Get("Content-Type"), strings.TrimSpace(string(wantBody)))
+				}
+			})
+		}
+	}
+}

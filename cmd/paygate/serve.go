@@ -620,8 +620,11 @@ func (a *app) adminHandler() http.Handler {
 	ui := console.Handler()
 	mux.Handle("GET /{$}", ui)
 	mux.Handle("GET "+console.AssetPrefix, ui)
+	// Every method, so that another than GET gets main's own answer (its
+	// 405 method_not_allowed, counted under route operator), as on main,
+	// not ServeMux's plain-text one. main serves nothing else here.
 	main := a.server.Handler()
-	for _, p := range []string{"GET /healthz", "GET /readyz", "GET /metrics"} {
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
 		mux.Handle(p, main)
 	}
 	if a.cfg.Server.Pprof {
