@@ -314,7 +314,9 @@ func reqInfo(r *http.Request) *requestCtx {
 	return rc
 }
 
-// route wraps a handler with the request id, metrics and panic safety.
+// route wraps a handler with the request id and metrics. It recovers
+// nothing: a panic is the server's (proxy/h1, like net/http, logs it and
+// closes the connection without an answer).
 func (s *Server) route(name string, h http.HandlerFunc) http.Handler {
 	m := s.metrics.forRoute(name)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
