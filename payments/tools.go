@@ -130,6 +130,9 @@ func (t *Tools) Execute(ctx context.Context, c Caller, name, args string) Outcom
 	if !gjson.Valid(args) || !gjson.Parse(args).IsObject() {
 		return clarify("the arguments were not a JSON object")
 	}
+	if why := repeatedArg(args, t.schema(name)); why != "" {
+		return clarify(why)
+	}
 	if t.IsPayment(name) {
 		if err := t.svc.CheckCall(ctx, c.Client, c.User); err != nil {
 			return t.refusedByRule(ctx, name, c, err)
@@ -147,6 +150,47 @@ func (t *Tools) Execute(ctx context.Context, c Caller, name, args string) Outcom
 		return t.requestRefund(ctx, c, args)
 	}
 	return Outcome{Result: resultJSON(map[string]any{"error": "unknown tool " + name})}
+}
+
+// schema is the argument names of tool name (nil: not a payment tool).
+func (t *Tools) schema(name string) map[string]bool {
+	switch name {
+	case t.names.CreateOrder:
+		return createArgs
+	case t.names.QueryOrder:
+		return queryArgs
+	case t.names.RequestRefund:
+		return refundArgs
+	}
+	return nil
+}
+
+// repeatedArg names the first member of schema that the arguments object
+// args (valid JSON) names more than once, escaped or not, or "". Every
+// argument is read with gjson, which takes the first of a repeated key,
+// while the provider, the bot's logs and most JSON parsers (Python,
+// JavaScript, Go's encoding/json) take the last: {"quantity":1,
+// "quantity":12} was bought as one while the model's own history said
+// twelve. Which the model meant is unknown, so the call is not run.
+func repeatedArg(args string, schema map[string]bool) string {
+	var seen map[string]bool
+	why := ""
+	gjson.Parse(args).ForEach(func(k, _ gjson.Result) bool {
+		name := k.String()
+		if !schema[name] {
+			return true
+		}
+		if seen[name] {
+			why = fmt.Sprintf("the argument %q was given more than once; give each argument once", name)
+			return false
+		}
+		if seen == nil {
+			seen = make(map[string]bool, len(schema))
+		}
+		seen[name] = true
+		return true
+	})
+	return why
 }
 
 // ignoreExtra logs arguments outside the schema; they are never obeyed.

@@ -1,6 +1,7 @@
 package payments_test
 
 import (
+	"context"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -30,5 +31,45 @@ func TestToolArgumentsTooLargeAreRefusedCheaply(t *testing.T) {
 				t.Fatalf("outcome %+v, result %v; want a clarification, nothing executed", got.out, got.result)
 			}
 		})
+	}
+}
+
+// TestToolArgumentsNamedTwiceAreRefused: a payment call whose arguments
+// name one schema member twice ({"quantity":1,"quantity":12}) is read
+// one way by paygate (gjson: the first) and the other by the provider,
+// the bot's logs and most JSON parsers (Python, JavaScript, Go's
+// encoding/json: the last), so the model that wrote it, its history
+// and paygate disagreed on what was bought or refunded. Such a call is
+// a clarification: nothing executed, nothing recorded, whichever of the
+// two spellings of the key (escaped or not) it uses.
+func TestToolArgumentsNamedTwiceAreRefused(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tools := newTools(e)
+	paid := paidOrder(t, e, "oUser-args-twice", 2) // 99.98
+	u := caller(paid.User)
+	for _, tc := range []struct{ name, tool, args, member string }{
+		{"sku", "create_order", `{"sku":"tip","sku":"premium-monthly"}`, "sku"},
+		{"quantity", "create_order", `{"sku":"premium-monthly","quantity":1,"quantity":12}`, "quantity"},
+		{"escaped key", "create_order", `{"sku":"tip","s\u006bu":"premium-monthly"}`, "sku"},
+		{"pay method", "create_order", `{"sku":"premium-monthly","pay_method":"jsapi","pay_method":"native"}`, "pay_method"},
+		{"refund amount", "request_refund", `{"order_no":"` + paid.OrderNo + `","reason":"r","amount":"1.00","amount":"99.98"}`, "amount"},
+		{"order number", "query_order", `{"order_no":"PG-none","order_no":"` + paid.OrderNo + `"}`, "order_no"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			orders := e.sim.OrderCount()
+			got := call(t, tools, u, tc.tool, tc.args)
+			if !got.out.Clarify || got.out.Executed || got.result["status"] != "needs_clarification" || got.action != nil {
+				t.Fatalf("clarify %v executed %v, result %s; want a clarification, nothing executed", got.out.Clarify, got.out.Executed, got.out.Result)
+			}
+			if why, _ := got.result["error"].(string); !strings.Contains(why, `"`+tc.member+`"`) {
+				t.Errorf("error %q does not name the member %q", why, tc.member)
+			}
+			if n := e.sim.OrderCount(); n != orders {
+				t.Errorf("simulator orders %d after the call; want %d", n, orders)
+			}
+		})
+	}
+	if ps, err := e.svc.OpenRefunds(context.Background(), u.Client, u.User); err != nil || len(ps) != 0 {
+		t.Errorf("open refund proposals %d (%v); want none", len(ps), err)
 	}
 }
