@@ -130,7 +130,7 @@ func (t *Tools) Execute(ctx context.Context, c Caller, name, args string) Outcom
 	if !gjson.Valid(args) || !gjson.Parse(args).IsObject() {
 		return clarify("the arguments were not a JSON object")
 	}
-	if why := repeatedArg(args, t.schema(name)); why != "" {
+	if why := ambiguousArg(args, t.schema(name)); why != "" {
 		return clarify(why)
 	}
 	if t.IsPayment(name) {
@@ -165,23 +165,36 @@ func (t *Tools) schema(name string) map[string]bool {
 	return nil
 }
 
-// repeatedArg names the first member of schema that the arguments object
-// args (valid JSON) names more than once, escaped or not, or "". Every
-// argument is read with gjson, which takes the first of a repeated key,
-// while the provider, the bot's logs and most JSON parsers (Python,
+// ambiguousArg says why the arguments object args (valid JSON) cannot be
+// read one way for schema, or "": a member named more than once (escaped
+// or not), or a key that is a member but for case.
+//
+// Every argument is read with gjson, which takes the first of a repeated
+// key, while the provider, the bot's logs and most JSON parsers (Python,
 // JavaScript, Go's encoding/json) take the last: {"quantity":1,
 // "quantity":12} was bought as one while the model's own history said
-// twelve. Which the model meant is unknown, so the call is not run.
-func repeatedArg(args string, schema map[string]bool) string {
+// twelve. A key in another case ({"Amount":"10.00"}) was ignored as
+// outside the schema, so the call ran with the member's default (a
+// refund of everything left), while to the model, and to Go's parsers,
+// which match names ignoring case, it is the member. Which the model
+// meant is not paygate's to guess where money is concerned: the call is
+// not run.
+func ambiguousArg(args string, schema map[string]bool) string {
 	var seen map[string]bool
 	why := ""
 	gjson.Parse(args).ForEach(func(k, _ gjson.Result) bool {
 		name := k.String()
 		if !schema[name] {
+			for m := range schema {
+				if strings.EqualFold(name, m) {
+					why = fmt.Sprintf("the argument %q is not a name this tool takes (it takes %q), so nothing was done", name, m)
+					return false
+				}
+			}
 			return true
 		}
 		if seen[name] {
-			why = fmt.Sprintf("the argument %q was given more than once; give each argument once", name)
+			why = fmt.Sprintf("the argument %q was given more than once, so nothing was done", name)
 			return false
 		}
 		if seen == nil {

@@ -73,3 +73,49 @@ func TestToolArgumentsNamedTwiceAreRefused(t *testing.T) {
 		t.Errorf("open refund proposals %d (%v); want none", len(ps), err)
 	}
 }
+
+// TestToolArgumentsInAnotherCaseAreRefused: an argument that is a schema
+// member in another case ({"Quantity":5}, {"Amount":"10.00"}) was logged
+// as outside the schema and ignored, so the call ran with the member's
+// default: an order of one for a model that asked for five, a refund of
+// everything left for one that asked for 10.00. It is the member to the
+// model and to Go-based relays (encoding/json matches names ignoring
+// case); which the model meant is plain, but paygate does not guess at
+// money, so the model is told to call again with the name spelled as
+// the schema spells it, and nothing runs. An argument outside the schema
+// that is no member's variant (a price) is still ignored.
+func TestToolArgumentsInAnotherCaseAreRefused(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tools := newTools(e)
+	paid := paidOrder(t, e, "oUser-args-case", 2) // 99.98
+	u := caller(paid.User)
+	for _, tc := range []struct{ name, tool, args, spelled, member string }{
+		{"quantity", "create_order", `{"sku":"premium-monthly","Quantity":5}`, "Quantity", "quantity"},
+		{"sku", "create_order", `{"SKU":"premium-monthly"}`, "SKU", "sku"},
+		{"pay method", "create_order", `{"sku":"premium-monthly","Pay_Method":"native"}`, "Pay_Method", "pay_method"},
+		{"refund amount", "request_refund", `{"order_no":"` + paid.OrderNo + `","reason":"r","Amount":"10.00"}`, "Amount", "amount"},
+		{"order number", "query_order", `{"ORDER_NO":"` + paid.OrderNo + `"}`, "ORDER_NO", "order_no"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			orders := e.sim.OrderCount()
+			got := call(t, tools, u, tc.tool, tc.args)
+			if !got.out.Clarify || got.out.Executed || got.result["status"] != "needs_clarification" || got.action != nil {
+				t.Fatalf("clarify %v executed %v, result %s; want a clarification, nothing executed", got.out.Clarify, got.out.Executed, got.out.Result)
+			}
+			if why, _ := got.result["error"].(string); !strings.Contains(why, `"`+tc.spelled+`"`) || !strings.Contains(why, `"`+tc.member+`"`) {
+				t.Errorf("error %q does not name %q and %q", why, tc.spelled, tc.member)
+			}
+			if n := e.sim.OrderCount(); n != orders {
+				t.Errorf("simulator orders %d after the call; want %d", n, orders)
+			}
+		})
+	}
+	if ps, err := e.svc.OpenRefunds(context.Background(), u.Client, u.User); err != nil || len(ps) != 0 {
+		t.Errorf("open refund proposals %d (%v); want none", len(ps), err)
+	}
+	// Outside the schema and no member's variant: ignored, the call runs.
+	got := call(t, tools, caller("oUser-args-case-price"), "create_order", `{"sku":"premium-monthly","Price":"0.01","amount_fen":1}`)
+	if got.result["status"] != "awaiting_payment" || got.result["amount"] != "49.99 CNY" {
+		t.Errorf("result %s; want an order at the catalog price", got.out.Result)
+	}
+}
