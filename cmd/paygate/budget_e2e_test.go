@@ -101,6 +101,21 @@ func TestBudget(t *testing.T) {
 			wantOrders: 0, wantRounds: 2, wantText: "On it. At most 12.",
 		},
 		{
+			name: "an argument given twice: nothing executed, the next round asks the user",
+			script: func(n int, body string) scriptRound {
+				if n == 0 {
+					return toolRound("c1", [2]string{"create_order", `{"sku":"premium-monthly","quantity":1,"quantity":12}`})
+				}
+				return textRound("c2", "One month or twelve?")
+			},
+			wantOrders: 0, wantRounds: 2, wantText: "On it. One month or twelve?",
+			check: func(t *testing.T, bodies []string) {
+				if !strings.Contains(bodies[1], `needs_clarification`) || !strings.Contains(bodies[1], `"tool_choice":"none"`) {
+					t.Errorf("round 2 must carry the clarification result and tool_choice none: %s", bodies[1])
+				}
+			},
+		},
+		{
 			name: "a model that keeps calling tools ends within max_rounds with the clarification text",
 			script: func(n int, body string) scriptRound {
 				return toolRound(fmt.Sprintf("c%d", n), [2]string{"create_order", `{"sku":"nope"}`})
