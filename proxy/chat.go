@@ -48,6 +48,22 @@ func endUser(h http.Header, bodyUser string) string {
 	return bodyUser
 }
 
+// payingUser is the end user payments act for (the payment tools, the
+// payment state): the OpenID header when the request has one, else the
+// body's user. A header that is present decides, empty or not: a bot
+// that names its users there sends it empty for a visitor its OAuth did
+// not sign in, and forwards the body its client wrote, whose "user" the
+// visitor chose; taken then, as endUser takes it, it let a visitor act as
+// any OpenID, see that user's orders and propose and confirm refunds of
+// them. The body's user still names the end user toward providers
+// (endUser), so that privacy.forward_user hashes it.
+func payingUser(h http.Header, bodyUser string) string {
+	if v := h[openIDKey]; len(v) > 0 {
+		return v[0]
+	}
+	return bodyUser
+}
+
 // maxUserID bounds the end user's id and the session's, which name the
 // user's payment state in the store: an OpenID is 28 bytes, and other
 // ids (a UnionID, an account number, a UUID) are short too. Unbounded,
@@ -180,7 +196,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest(err.Error()))
 		return
 	}
-	if s.tools != nil && user != "" {
+	if user := payingUser(r.Header, chat.User); s.tools != nil && user != "" {
 		session := r.Header.Get("X-Paygate-Session")
 		if session == "" {
 			session = user

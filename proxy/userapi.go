@@ -76,12 +76,15 @@ func methodNotAllowed(allow string) http.HandlerFunc {
 }
 
 // endUser is the OpenID the bot vouches for: the X-WeChat-OpenID header,
-// else (POST only) the body's "user".
+// else (POST only) the body's "user". A header that is present decides,
+// empty or not (payingUser): empty, it names no user, and the body's
+// "user", which a visitor the bot did not sign in may have written, is
+// not read.
 func (s *Server) endUser(w http.ResponseWriter, r *http.Request) (string, *apiError) {
-	if u := openID(r.Header); u != "" {
-		return u, userIDError(u, "")
+	if v := r.Header[openIDKey]; len(v) > 0 && v[0] != "" {
+		return v[0], userIDError(v[0], "")
 	}
-	if r.Method == http.MethodPost && r.Body != nil {
+	if _, sent := r.Header[openIDKey]; !sent && r.Method == http.MethodPost && r.Body != nil {
 		b, err := readLimited(w, r, maxUserBody)
 		if err == nil && gjson.ValidBytes(b) {
 			if u := gjson.GetBytes(b, "user"); u.Type == gjson.String && u.Str != "" {
