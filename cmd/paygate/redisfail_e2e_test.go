@@ -288,3 +288,41 @@ func TestRedisRestartedEmptyThenPaid(t *testing.T) {
 		t.Fatalf("audit verify: exit %d: %s", code, out)
 	}
 }
+
+// TestRedisFullPaymentsUnavailable: a Redis at its maxmemory under
+// noeviction refuses every write (OOM): a purchase tells the model that
+// payments are temporarily unavailable and no order was created, not that
+// the payment "could not be started" for no reason it can pass on, and
+// once Redis has room again the user's next ask makes the order.
+func TestRedisFullPaymentsUnavailable(t *testing.T) {
+	srv := redistest.StartServer(t)
+	cs := newCrashSim(t)
+	up := newScriptedProvider(t, buyScript())
+	n := newCrashNode(t, cs, redisYAML(srv.Addr()), up.URL, "", "")
+	n.start()
+	const user = "oUser-redis-full"
+	admin := srv.Client()
+	if err := admin.ConfigSet(t.Context(), "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	st, ans, err := n.chat(user, "premium please")
+	reqs := up.requests()
+	result := gjson.Get(reqs[len(reqs)-1], `messages.#(role=="tool").content`).Str
+	if err != nil || st != http.StatusOK || gjson.Get(result, "status").Str != "failed" ||
+		!strings.Contains(gjson.Get(result, "error").Str, "temporarily unavailable") {
+		t.Errorf("purchase on a full Redis: %d %v %s, tool result %s; want it failed as temporarily unavailable", st, err, ans.Raw, result)
+	}
+	if cs.OrderCount() != 0 {
+		t.Errorf("WeChat Pay holds %d orders; want none", cs.OrderCount())
+	}
+	if err := admin.ConfigSet(t.Context(), "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, ans, err = n.chat(user, "premium please")
+	if act := ans.Get("paygate.actions.0"); err != nil || act.Get("order.status").Str != "awaiting_payment" {
+		t.Errorf("purchase once Redis has room: %v %s; want the order", err, ans.Raw)
+	}
+	if cs.OrderCount() != 1 {
+		t.Errorf("WeChat Pay holds %d orders; want 1", cs.OrderCount())
+	}
+}
