@@ -586,9 +586,11 @@ var errNotReplicated = errors.New("write not acknowledged by enough replicas")
 
 // unavailablePrefixes are server replies that mean "not now" rather than "bad
 // request". OOM is a Redis at its maxmemory under noeviction, the policy
-// paygate requires: it refuses every write, before the write applies, until
-// memory is freed, as NOREPLICAS refuses one until a replica is back.
-var unavailablePrefixes = []string{"LOADING", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "TRYAGAIN", "MOVED", "ASK", "NOREPLICAS", "BUSY", "OOM"}
+// paygate requires, and MISCONF one whose last RDB snapshot failed (a full
+// or read-only disk) under stop-writes-on-bgsave-error, the default: each
+// refuses every write, before the write applies, until an operator acts,
+// as NOREPLICAS refuses one until a replica is back.
+var unavailablePrefixes = []string{"LOADING", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "TRYAGAIN", "MOVED", "ASK", "NOREPLICAS", "BUSY", "OOM", "MISCONF"}
 
 // mapErr classifies a go-redis error: nil and redis.Nil pass through, the
 // caller's cancellation passes through, server "not now" replies and every
