@@ -27,6 +27,13 @@ var (
 	// closed store, Redis cluster down, a money write not replicated in time).
 	// Chat goes on without payment state; payment tools fail closed.
 	ErrUnavailable = errors.New("store: unavailable")
+	// ErrDataLost: the backend lost data this process saw written (a Redis
+	// restarted without persistence, flushed, or gone back to an earlier
+	// state), and every command is refused, with ErrUnavailable, until the
+	// process restarts. Its own error, so that /readyz can tell an operator
+	// to restart the replicas rather than look for a network fault: the
+	// backend answers.
+	ErrDataLost = errors.New("store: lost its data")
 )
 
 // TombstoneTTL is how long a used or expired refund proposal is remembered.

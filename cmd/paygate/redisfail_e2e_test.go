@@ -233,7 +233,8 @@ func TestRedisDownNotificationsAndAdmin(t *testing.T) {
 // restarts the replica, WeChat Pay's retry is acknowledged and the payment
 // recorded from WeChat's signed word as an orphan for review (the order,
 // its claim and its audit records are gone: nothing tells paygate what was
-// bought), announced to the merchant as order.needs_review.
+// bought), announced to the merchant as order.needs_review. /readyz says
+// why it is not ready and what to do.
 func TestRedisRestartedEmptyThenPaid(t *testing.T) {
 	srv := redistest.StartServer(t)
 	cs := newCrashSim(t)
@@ -252,6 +253,11 @@ func TestRedisRestartedEmptyThenPaid(t *testing.T) {
 		st, _ := n.get("/readyz", "")
 		return st == http.StatusServiceUnavailable
 	})
+	// Redis answers: "unreachable" would send the operator to the network,
+	// not to the restart the replica waits for.
+	if _, body := n.get("/readyz", ""); !strings.Contains(body, "lost its data") || !strings.Contains(body, "restart") {
+		t.Errorf("/readyz on the emptied Redis says %q; want the cause (Redis lost its data) and the remedy (restart the replicas)", body)
+	}
 	if _, err := cs.Pay(t.Context(), no); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -53,7 +52,7 @@ import (
 const genSearch = 1 << 16
 
 // errRolledBack is the cause once a generation counter went back.
-var errRolledBack = errors.New("Redis lost its data: it went back to an earlier state (a counter that every money write raises is lower than this replica saw it: a restart from an older RDB snapshot or from an AOF without its last writes, a failover to a replica that lagged); claims, orders, notification marks and audit records written since that state are gone, so a purchase could be claimed twice and audit sequence numbers reused: restart every paygate replica, then reconcile payments against WeChat Pay")
+var errRolledBack error = lostError("Redis lost its data: it went back to an earlier state (a counter that every money write raises is lower than this replica saw it: a restart from an older RDB snapshot or from an AOF without its last writes, a failover to a replica that lagged); claims, orders, notification marks and audit records written since that state are gone, so a purchase could be claimed twice and audit sequence numbers reused: restart every paygate replica, then reconcile payments against WeChat Pay")
 
 // gen is the i-th candidate for a primary's generation counter.
 func (k keys) gen(i int) string { return k.one("gen", strconv.Itoa(i)) }

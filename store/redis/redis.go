@@ -446,7 +446,16 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // errDataLost is the cause Ping reports once the epoch marker is gone or
 // changed (errRolledBack, in generation.go, once a counter went back).
-var errDataLost = errors.New("Redis lost its data since this replica first reached it (the epoch marker is gone or changed: a restart without persistence, a flush, a failover to an empty replica, or another replica found that Redis went back to an earlier state); orders, claims and the audit head it held are gone, and replicas started since hash users with a new key: restart every paygate replica, then reconcile payments against WeChat Pay")
+var errDataLost error = lostError("Redis lost its data since this replica first reached it (the epoch marker is gone or changed: a restart without persistence, a flush, a failover to an empty replica, or another replica found that Redis went back to an earlier state); orders, claims and the audit head it held are gone, and replicas started since hash users with a new key: restart every paygate replica, then reconcile payments against WeChat Pay")
+
+// lostError is a cause for which every command is refused (errDataLost,
+// errRolledBack): store.ErrDataLost to callers, in its own words.
+type lostError string
+
+func (e lostError) Error() string { return string(e) }
+
+// Is makes a lost Redis store.ErrDataLost to errors.Is.
+func (e lostError) Is(target error) bool { return target == store.ErrDataLost }
 
 // lostCause is why every command is refused: errDataLost or errRolledBack.
 func (s *Store) lostCause() error {
