@@ -180,6 +180,10 @@ func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *adminAudit) failed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, store.ErrDataLost) {
+		adminError(w, http.StatusServiceUnavailable, storeLostMessage)
+		return
+	}
 	if errors.Is(err, store.ErrUnavailable) {
 		adminError(w, http.StatusServiceUnavailable, "the store is unavailable")
 		return

@@ -296,9 +296,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		if err := s.store.Ping(ctx); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			if errors.Is(err, store.ErrDataLost) {
-				// The store answers: what it needs is a restart of every
-				// replica (the ALERT in the log says the rest).
-				_, _ = w.Write([]byte("store lost its data: restart every replica, then reconcile payments against WeChat Pay\n"))
+				_, _ = w.Write([]byte(storeLostMessage + "\n"))
 				return
 			}
 			_, _ = w.Write([]byte("store unreachable\n"))

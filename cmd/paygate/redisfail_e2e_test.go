@@ -258,6 +258,10 @@ func TestRedisRestartedEmptyThenPaid(t *testing.T) {
 	if _, body := n.get("/readyz", ""); !strings.Contains(body, "lost its data") || !strings.Contains(body, "restart") {
 		t.Errorf("/readyz on the emptied Redis says %q; want the cause (Redis lost its data) and the remedy (restart the replicas)", body)
 	}
+	// So does the admin API, where an operator looks for the orders.
+	if e := gjson.Get(n.adminGet("/admin/api/orders"), "error").Str; !strings.Contains(e, "lost its data") || !strings.Contains(e, "restart") {
+		t.Errorf("admin orders on the emptied Redis: error %q; want the cause and the remedy", e)
+	}
 	if _, err := cs.Pay(t.Context(), no); err != nil {
 		t.Fatal(err)
 	}
