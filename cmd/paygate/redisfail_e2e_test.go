@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +127,17 @@ func TestRedisDownDuringPrepay(t *testing.T) {
 				}
 				return false
 			})
+			// Nothing half-written: every transition of the order is in the
+			// audit chain, once, in order.
+			var actions []string
+			for _, r := range gjson.Get(n.adminGet("/admin/api/audit?limit=50"), "records").Array() {
+				if r.Get("body.order_no").Str == no {
+					actions = append(actions, r.Get("body.action").Str)
+				}
+			}
+			if want := []string{"order.created", "order.awaiting_payment", "order.paid"}; !slices.Equal(actions, want) {
+				t.Errorf("audit of %s: %v; want %v", no, actions, want)
+			}
 			n.kill()
 			if code, out := n.auditVerify(); code != 0 {
 				t.Fatalf("audit verify: exit %d: %s", code, out)
