@@ -571,7 +571,8 @@ type Event struct {
 	NextAt    time.Time `json:"next_at"` // not handed out before; zero: at once
 	CreatedAt time.Time `json:"created_at"`
 	LastError string    `json:"last_error,omitempty"`
-	// FailedAt is when RetryEvent last recorded a failure (set by the store).
+	// FailedAt is when RetryEvent last recorded a failure, one that raised
+	// Attempts (set by the store).
 	FailedAt time.Time `json:"failed_at,omitzero"`
 }
 
@@ -624,7 +625,10 @@ type Outbox interface {
 	// error (it was acknowledged before).
 	AckEvent(ctx context.Context, key, id string) error
 	// RetryEvent reschedules a failed event: its Attempts, NextAt and LastError
-	// are replaced and FailedAt stamped. ErrNotFound if it is no longer pending.
+	// are replaced, and FailedAt is stamped when attempts exceeds the stored
+	// count (a new failure). A call that keeps the count, such as a claimer
+	// giving its lease back on stop, keeps FailedAt: the operator's view
+	// shows no failure that never was. ErrNotFound if it is no longer pending.
 	RetryEvent(ctx context.Context, key, id string, nextAt time.Time, attempts int, lastErr string) error
 	// OutboxStats reports pending count, oldest event and last error.
 	OutboxStats(ctx context.Context) (OutboxStats, error)

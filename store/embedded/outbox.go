@@ -531,7 +531,10 @@ func (d *DB) RetryEvent(ctx context.Context, key, id string, nextAt time.Time, a
 		if k == nil {
 			return fmt.Errorf("event %s: %w", id, store.ErrNotFound)
 		}
-		e.NextAt, e.Attempts, e.LastError, e.FailedAt = nextAt, attempts, lastErr, d.now()
+		if attempts > e.Attempts {
+			e.FailedAt = d.now() // a new failure; a lease given back keeps the count
+		}
+		e.NextAt, e.Attempts, e.LastError = nextAt, attempts, lastErr
 		v, err := marshal(e)
 		if err != nil {
 			return err

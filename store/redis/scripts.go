@@ -255,7 +255,8 @@ return {1, v, nx}
 `
 
 // KEYS: ob, obv[, rec]. ARGV: id, next_ms, attempts, last_error, next_at,
-// failed_at, hold_ms (past next_at for a proposal's queue, so the event is
+// failed_at (stamped only when attempts grows: a lease given back is no
+// failure), hold_ms (past next_at for a proposal's queue, so the event is
 // still there when it is due). Returns {1, obv, next} or {0} when not queued.
 const luaRetry = luaObState + luaHold + `
 local all = redis.call('LRANGE', KEYS[1], 0, -1)
@@ -263,10 +264,10 @@ for i, raw in ipairs(all) do
   local e = cjson.decode(raw)
   if e.id == ARGV[1] then
     e.next_ms = tonumber(ARGV[2])
+    if tonumber(ARGV[3]) > (tonumber(e.ev.attempts) or 0) then e.ev.failed_at = ARGV[6] end
     e.ev.attempts = tonumber(ARGV[3])
     e.ev.last_error = ARGV[4]
     e.ev.next_at = ARGV[5]
-    e.ev.failed_at = ARGV[6]
     redis.call('LSET', KEYS[1], i - 1, cjson.encode(e))
     redis.call('INCR', KEYS[2])
     hold(KEYS[1], KEYS[2], KEYS[3], ARGV[7])

@@ -135,6 +135,46 @@ func testOutboxClaims(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("a lease given back is no failure", func(t *testing.T) {
+		// A relay that stops gives its leases back with RetryEvent and the
+		// event's own count and error: the operator's view (FailedAt,
+		// OutboxStats.LastErrorAt) must not show a failure that never was,
+		// nor move an earlier one's time.
+		clock := NewClock()
+		st := open(t, clock)
+		mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, store.Event{ID: "g1", Kind: "webhook", Key: "CL-7"}))
+		evs := claim(t, st, clock.Now())
+		sameIDs(t, "claim", evs, "g1")
+		clock.Advance(time.Second)
+		mustNil(t, "RetryEvent (give back)", st.RetryEvent(ctx, "CL-7", "g1", clock.Now(), evs[0].Attempts, evs[0].LastError))
+		head := func(t *testing.T) (store.Event, store.OutboxStats) {
+			t.Helper()
+			stats, err := st.OutboxStats(ctx)
+			mustNil(t, "OutboxStats", err)
+			for _, h := range stats.Heads {
+				if h.ID == "g1" {
+					return h, stats
+				}
+			}
+			t.Fatalf("g1 not among the heads %v", ids(stats.Heads))
+			return store.Event{}, stats
+		}
+		if h, stats := head(t); !h.FailedAt.IsZero() || !stats.LastErrorAt.IsZero() || h.Attempts != 0 {
+			t.Errorf("after a give-back: failed_at %v, last error at %v, attempts %d; want no failure recorded", h.FailedAt, stats.LastErrorAt, h.Attempts)
+		}
+		sameIDs(t, "claim after the give-back", claim(t, st, clock.Now()), "g1")
+		failed := clock.Now()
+		mustNil(t, "RetryEvent (failure)", st.RetryEvent(ctx, "CL-7", "g1", failed, 1, "502"))
+		clock.Advance(time.Minute)
+		evs = claim(t, st, clock.Now())
+		sameIDs(t, "claim of the retry", evs, "g1")
+		mustNil(t, "RetryEvent (give back)", st.RetryEvent(ctx, "CL-7", "g1", clock.Now(), evs[0].Attempts, evs[0].LastError))
+		if h, stats := head(t); !h.FailedAt.Equal(failed) || !stats.LastErrorAt.Equal(failed) || h.Attempts != 1 || h.LastError != "502" {
+			t.Errorf("after a failure then a give-back: failed_at %v, last error at %v, attempt %d %q; want the failure's %v, 1, 502",
+				h.FailedAt, stats.LastErrorAt, h.Attempts, h.LastError, failed)
+		}
+	})
+
 	t.Run("limit", func(t *testing.T) {
 		clock := NewClock()
 		st := open(t, clock)
