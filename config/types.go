@@ -165,7 +165,8 @@ type Redis struct {
 // Provider is one upstream LLM API (OpenAI-compatible).
 type Provider struct {
 	// Name is the provider's config name, used in targets, headers and metrics.
-	// Required, unique.
+	// Required, unique; not "." or "..", which the admin API's reset path
+	// cannot carry.
 	Name string `yaml:"name"`
 	// BaseURL is the API root, e.g. https://openrouter.ai/api/v1. Required.
 	// A query it carries (Azure OpenAI's ?api-version=…) is sent with every

@@ -369,6 +369,12 @@ func (l *loader) validateProviders(c *Config) map[string]bool {
 	for i, p := range c.Providers {
 		path := fmt.Sprintf("providers[%d]", i)
 		l.uniqueName(seen, path, "provider", p.Name)
+		if p.Name == "." || p.Name == ".." {
+			// The router cleans these out of /admin/api/providers/{name}/reset
+			// (a redirect elsewhere), so the provider's cool-down could be
+			// ended by no operator, only by a restart.
+			l.at(path+".name", `%q cannot be reached by POST /admin/api/providers/{name}/reset (the path is cleaned of "." and ".."); choose another name`, p.Name)
+		}
 		l.httpURL(path+".base_url", p.BaseURL)
 		if p.APIKey == "" {
 			l.warn(path+".api_key", "empty: provider %q will answer 401 until a key is set", p.Name)
