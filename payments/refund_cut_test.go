@@ -103,15 +103,16 @@ func replicaOn(t *testing.T, e *env, st payments.Store, hooks ...func(*payments.
 // becomes of the proposal, on the surviving replica B:
 //   - cut before the confirmation was spent, the user taps again: B goes on
 //     under A's reservation and sends the refund, once however many taps
-//     race (they were told "already used" while the proposal was live);
+//     race (they were told "already used" while the proposal was live; the
+//     others are now answered with the refund's state);
 //   - cut before it was spent, the user cancels, or lets it expire: B's
 //     sweep puts the order back where it was (paid, or partially_refunded
 //     after an earlier refund), audited refund.aborted, no webhook, once the
 //     proposal has ended (while it is live a tap could still take it, and
 //     the order stays held for it); it was needs_review in both;
 //   - cut after it was spent: the user's confirmation was taken (its
-//     refund.confirmed is recorded, and a tap again is rightly "already
-//     used"), and whether the confirmation that took it is still on its way
+//     refund.confirmed is recorded, and a tap again is a repeat, answered
+//     with its refund pending, never sent again), and whether the confirmation that took it is still on its way
 //     to WeChat Pay cannot be told: B's sweep leaves it to that
 //     confirmation for a while, then sends the order to review, nothing
 //     sent (it sending the refund itself raced a later refund's record,
@@ -125,9 +126,11 @@ func TestReservationLeftByACutConfirmation(t *testing.T) {
 		// answer is the user's next step on B: "confirm" (taps, several at
 		// once), "cancel", or "" (none; the proposal expires).
 		answer string
-		// wantTap is what the taps on B get: nil (one goes through, the
-		// rest are told "already used") or store.ErrGone (every one).
-		wantTap error
+		// taken is whether A spent the confirmation before it died: then
+		// every tap on B is a repeat of it, answered with its refund's
+		// state (pending: the order is held for it), and none sends;
+		// otherwise one tap goes through and the rest are repeats.
+		taken bool
 		// refunded is whether the refund reaches WeChat Pay; otherwise the
 		// order goes back to released.
 		refunded bool
@@ -155,7 +158,7 @@ func TestReservationLeftByACutConfirmation(t *testing.T) {
 		},
 		{
 			name: "cut after the confirmation was spent, before the refund was recorded", cut: cutBeforeRecord,
-			answer: "confirm", wantTap: store.ErrGone, released: store.StatusNeedsReview, review: true,
+			answer: "confirm", taken: true, released: store.StatusNeedsReview, review: true,
 			audit: []string{"refund.confirmed/confirm", "refund.proposed/request_refund", "refund.reserved/refund"},
 		},
 	}
@@ -222,19 +225,19 @@ func TestReservationLeftByACutConfirmation(t *testing.T) {
 					}
 					close(start)
 					wg.Wait()
-					ok, gone := 0, 0
+					ok, repeated := 0, 0
 					for i, err := range errs {
 						switch {
 						case err == nil && res[i].Status == payments.RefundProcessing:
 							ok++
-						case errors.Is(err, store.ErrGone):
-							gone++
+						case err == nil && res[i].Status == payments.RefundPending:
+							repeated++
 						default:
 							t.Errorf("tap %d on B: %+v, %v", i, res[i], err)
 						}
 					}
-					if wantOK := map[bool]int{true: 1, false: 0}[tc.wantTap == nil]; ok != wantOK || gone != taps-wantOK {
-						t.Errorf("taps on B: %d went through, %d told \"already used\"; want %d and %d", ok, gone, wantOK, taps-wantOK)
+					if wantOK := map[bool]int{false: 1, true: 0}[tc.taken]; ok != wantOK || repeated != taps-wantOK {
+						t.Errorf("taps on B: %d went through, %d answered as repeats; want %d and %d", ok, repeated, wantOK, taps-wantOK)
 					}
 				case "cancel":
 					if _, err := b.CancelRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
@@ -368,7 +371,8 @@ func (s *onceGetOrder) GetOrder(ctx context.Context, no string) (*store.Order, e
 // not hold the order for that refund again: with nobody to send under B's
 // reservation, the sweep counted the settled refund a second time
 // (2000 fen refunded of one 1000 refund), or would have sent again a refund
-// the user was told had failed. B is told "already used", and the order
+// the user was told had failed. B is a repeat of A: told what became of A's
+// refund (succeeded), or "already used" when it was refused, and the order
 // stays where A's refund left it.
 func TestLateTapAfterItsRefundEnded(t *testing.T) {
 	cases := []struct {
@@ -406,8 +410,12 @@ func TestLateTapAfterItsRefundEnded(t *testing.T) {
 					}
 				}}
 				b := replicaOn(t, e, late)
-				if _, err := b.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrGone) {
-					t.Errorf("tap B: %v; want store.ErrGone (already used)", err)
+				res, err := b.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
+				switch {
+				case tc.refused && !errors.Is(err, store.ErrGone):
+					t.Errorf("tap B: %+v, %v; want store.ErrGone (already used, its refund refused)", res, err)
+				case !tc.refused && (err != nil || res.Status != payments.RefundSucceeded):
+					t.Errorf("tap B: %+v, %v; want a repeat answered with A's refund succeeded", res, err)
 				}
 				if got := e.order(o.OrderNo); got.Status != tc.status {
 					t.Errorf("after tap B: order %s reserved by %q; want %s", got.Status, got.RefundReservedBy, tc.status)

@@ -153,14 +153,18 @@ func TestTapsAtTheTTLEdgeOnReplicasApart(t *testing.T) {
 		setTo(clk2, p.ExpiresAt.Add(-30*time.Second))
 		var wg sync.WaitGroup
 		var err1, err2 error
-		wg.Go(func() { _, err1 = e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID) })
-		wg.Go(func() { _, err2 = svc2.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID) })
+		var res1, res2 *payments.RefundResult
+		wg.Go(func() { res1, err1 = e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID) })
+		wg.Go(func() { res2, err2 = svc2.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID) })
 		wg.Wait()
 		sent := e.sim.RefundCount(o.OrderNo)
 		got := e.order(o.OrderNo)
 		ran := 0
-		for _, err := range []error{err1, err2} {
+		for k, err := range []error{err1, err2} {
+			res := []*payments.RefundResult{res1, res2}[k]
 			switch {
+			case err == nil && res.Status == payments.RefundPending:
+				// a repeat of the tap that ran, answered with its state
 			case err == nil:
 				ran++
 			case !errors.Is(err, store.ErrGone):

@@ -21,8 +21,9 @@ import (
 )
 
 // Refund errors. A proposal of another user (or client) is store.ErrNotFound,
-// a used, cancelled or expired one store.ErrGone; callers map those to 404 and
-// 410.
+// a cancelled or expired one (or a used one whose refund was refused or
+// undone: ConfirmRefund answers other repeats with the refund's state)
+// store.ErrGone; callers map those to 404 and 410.
 var (
 	// ErrNotRefundable: the order is in no state to refund (unpaid, already
 	// fully refunded, under review).
@@ -49,7 +50,9 @@ const (
 	RefundSucceeded = "succeeded"
 	// RefundPending: WeChat Pay did not answer (or refused, and the order
 	// could not be put back); the order stays refunding and the sweep asks
-	// again and resends under the same out_refund_no.
+	// again and resends under the same out_refund_no. A repeated
+	// confirmation of a refund the order is still refunding for is
+	// answered so too: on its way, its outcome still to come.
 	RefundPending = "pending"
 	// RefundClosed: WeChat Pay closed the refund; no money moved.
 	RefundClosed = "closed"
@@ -348,12 +351,63 @@ func (s *Service) CancelRefund(ctx context.Context, client, user, id string) (*s
 // and before spending the user's word (the proposal still live, nothing
 // sent) would otherwise leave the user's next tap told "already used", with
 // nothing refunded.
+//
+// A confirmation of a proposal this user already confirmed (a bot's retry
+// after a timeout, an SDK's automatic retry, a second tap) sends nothing:
+// it is answered with the state of the refund the first one started
+// (confirmedAnswer), so the bot tells the user what is true. Only a
+// proposal that was cancelled or expired, or whose refund never went out
+// (refused, undone), is store.ErrGone.
 func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*RefundResult, error) {
+	res, err := s.confirmRefund(ctx, client, user, id)
+	if !errors.Is(err, store.ErrGone) {
+		return res, err
+	}
+	if again, ok := s.confirmedAnswer(ctx, client, user, id); ok {
+		return again, nil
+	}
+	s.mm.refunds.WithLabelValues("gone").Inc()
+	return res, err
+}
+
+// confirmedAnswer is the answer to a repeated confirmation of proposal id,
+// which a confirmation of this client's user already took: the refund as
+// its order records it. Succeeded when the order counts its out_refund_no,
+// closed when WeChat Pay closed it, pending (on its way: WeChat Pay is
+// asked, or is asked again by the sweep) while the order is refunding for
+// it. ok is false otherwise (not used, another owner, its refund refused
+// or undone, a read that failed): the caller's ErrGone stands.
+func (s *Service) confirmedAnswer(ctx context.Context, client, user, id string) (*RefundResult, bool) {
+	p, state, err := s.store.RefundProposalState(ctx, id)
+	if err != nil || state != store.ProposalUsed || p.Client != client || p.User != user {
+		return nil, false
+	}
+	o, err := s.store.GetOrder(ctx, p.OrderNo)
+	if err != nil {
+		return nil, false
+	}
+	res := &RefundResult{Proposal: p, Order: o}
+	switch {
+	case slices.Contains(o.RefundNos, p.OutRefundNo):
+		res.Status = RefundSucceeded
+	case slices.Contains(o.ClosedRefundNos, p.OutRefundNo):
+		res.Status = RefundClosed
+	case o.Status == store.StatusRefunding && o.RefundReservedBy == p.RefundID:
+		res.Status = RefundPending
+	default:
+		return nil, false
+	}
+	s.mm.refunds.WithLabelValues("repeated").Inc()
+	s.log.InfoContext(ctx, "refund confirmed again; answered with the refund's state, nothing sent", "refund_id", id,
+		"order_no", p.OrderNo, "status", res.Status)
+	return res, true
+}
+
+// confirmRefund is ConfirmRefund's one confirmation; store.ErrGone when the
+// proposal is no longer live.
+func (s *Service) confirmRefund(ctx context.Context, client, user, id string) (*RefundResult, error) {
 	p, err := s.proposal(ctx, client, user, id)
 	if err != nil {
-		if errors.Is(err, store.ErrGone) {
-			s.mm.refunds.WithLabelValues("gone").Inc()
-		}
 		return nil, err
 	}
 	// The order is worked on here from its reservation to WeChat Pay's
@@ -471,7 +525,6 @@ func (s *Service) recordedAfterAll(ctx context.Context, rec inFlight, err error)
 // progress"; otherwise the proposal is untouched and err stands.
 func (s *Service) notStarted(ctx context.Context, client, user string, p *store.RefundProposal, o *store.Order, err error) (*RefundResult, error) {
 	if _, perr := s.proposal(ctx, client, user, p.RefundID); errors.Is(perr, store.ErrGone) {
-		s.mm.refunds.WithLabelValues("gone").Inc()
 		return nil, perr
 	}
 	s.log.InfoContext(ctx, "confirmed refund not started", "refund_id", p.RefundID, "order_no", p.OrderNo, "err", err)
@@ -490,9 +543,6 @@ func (s *Service) notStarted(ctx context.Context, client, user string, p *store.
 // left to the sweep (reconcileUnrecorded), which waits for p's fate.
 func (s *Service) notConsumed(ctx context.Context, p *store.RefundProposal, o *store.Order, rec inFlight, err error) (*RefundResult, error) {
 	err = fmt.Errorf("refund proposal %s: %w", p.RefundID, err)
-	if errors.Is(err, store.ErrGone) {
-		s.mm.refunds.WithLabelValues("gone").Inc()
-	}
 	res := &RefundResult{Proposal: p, Order: o}
 	if !errors.Is(err, store.ErrGone) && !errors.Is(err, store.ErrNotFound) {
 		s.log.WarnContext(ctx, "refund confirmation not taken; the reservation is left to the sweep", "refund_id", p.RefundID, "order_no", p.OrderNo, "err", err)

@@ -315,7 +315,7 @@ func newMoneyMetrics(reg prometheus.Registerer) (*moneyMetrics, error) {
 		}, []string{"decision"}),
 		refunds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paygate_refunds_total",
-			Help: "Refund proposals and their fate, by step (proposed, confirmed, cancelled, gone, sent, pending, failed).",
+			Help: "Refund proposals and their fate, by step (proposed, confirmed, cancelled, gone, repeated: a confirmation of a used proposal answered with its refund's state, sent, pending, failed).",
 		}, []string{"step"}),
 	}
 	if reg == nil {

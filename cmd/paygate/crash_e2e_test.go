@@ -685,8 +685,22 @@ func TestCrashDuringRefundConfirmation(t *testing.T) {
 			if got := cs.RefundCount(orderNo); got != 1 {
 				t.Fatalf("WeChat Pay holds %d refunds of %s; want 1", got, orderNo)
 			}
+			// The bot never got an answer to its confirm and sends it
+			// again: it is told the refund is on its way (202), not 410
+			// "ask again in the chat", and no second refund is made.
+			if code, b := n.post(act.Get("refund.confirm_url").Str, user); code != http.StatusAccepted ||
+				gjson.Get(b, "refund.status").Str != payments.RefundPending || gjson.Get(b, "order.status").Str != "refunding" {
+				t.Errorf("confirm again after the restart: %d %s; want 202, the refund pending", code, b)
+			}
 			if d, err := cs.CompleteRefund(t.Context(), outRefundNo); err != nil || !d.Acked {
 				t.Fatalf("refund notification: %+v %v", d, err)
+			}
+			if code, b := n.post(act.Get("refund.confirm_url").Str, user); code != http.StatusOK ||
+				gjson.Get(b, "refund.status").Str != payments.RefundSucceeded || gjson.Get(b, "order.status").Str != "refunded" {
+				t.Errorf("confirm again once refunded: %d %s; want 200, the refund succeeded", code, b)
+			}
+			if got := cs.RefundCount(orderNo); got != 1 {
+				t.Errorf("WeChat Pay holds %d refunds of %s after the retries; want 1", got, orderNo)
 			}
 			if o := gjson.Get(n.adminGet("/admin/api/orders?limit=10"), `orders.#(order_no=="`+orderNo+`")`); o.Get("status").Str != "refunded" {
 				t.Errorf("order after the refund: %s; want refunded", o.Raw)

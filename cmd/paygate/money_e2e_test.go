@@ -315,8 +315,11 @@ func TestRefundThroughHTTP(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	if codes[http.StatusOK] != 1 || codes[http.StatusGone] != n-1 {
-		t.Errorf("confirm status codes %v; want one 200 and %d 410", codes, n-1)
+	// One tap takes the confirmation and sends the refund (200, WeChat Pay
+	// took it); every other is a repeat of the user's own word, answered
+	// with the refund's state (202: on its way), never a second refund.
+	if codes[http.StatusOK] != 1 || codes[http.StatusAccepted] != n-1 {
+		t.Errorf("confirm status codes %v; want one 200 and %d 202", codes, n-1)
 	}
 	if got := a.sim.RefundCount(orderNo); got != 1 {
 		t.Fatalf("refunds at the simulator %d; want exactly 1", got)
@@ -339,8 +342,62 @@ func TestRefundThroughHTTP(t *testing.T) {
 		t.Errorf("order after the refund: %d %s; want refunded 4999", status, o.Raw)
 	}
 	status, g := httpCall(t, http.MethodPost, confirm, "Bearer "+e2eClientKey, user)
-	if status != http.StatusGone || g.Get("error.code").Str != "refund_gone" {
-		t.Errorf("late confirm: %d %s; want 410", status, g.Raw)
+	if status != http.StatusOK || g.Get("refund.status").Str != payments.RefundSucceeded || g.Get("refund.refund_id").Str != id ||
+		g.Get("order.status").Str != "refunded" {
+		t.Errorf("late confirm: %d %s; want 200 with the refund succeeded", status, g.Raw)
+	}
+	if got := a.sim.RefundCount(orderNo); got != 1 {
+		t.Errorf("refunds at the simulator after the late confirm %d; want exactly 1", got)
+	}
+}
+
+// TestConfirmRetryAnswersTheRefundState: a bot whose confirm timed out (or
+// whose SDK retried it) sends the same POST again. The confirmation is
+// single use, so no second refund is made; the retry is told what became
+// of the refund the user confirmed (as the first answer would have), not
+// 410 "already used, cancelled or expired; ask again in the chat", which
+// made the bot tell the user the refund had not happened.
+func TestConfirmRetryAnswersTheRefundState(t *testing.T) {
+	var orderNo string
+	up := refundProvider(t, &orderNo, "it does not work for me")
+	url, _, a := moneyApp(t, up.URL, "")
+	const user = "oUser-confirm-retry"
+	orderNo = paidByChat(t, url, a, user)
+	act := chatAs(t, url, user, "I want a refund").Get(`paygate.actions.#(type=="refund_proposed")`)
+	id := act.Get("refund.refund_id").Str
+	if id == "" {
+		t.Fatalf("no refund proposed: %s", act.Raw)
+	}
+	confirm := url + act.Get("refund.confirm_url").Str
+	bearer := "Bearer " + e2eClientKey
+	tests := []struct {
+		name       string
+		before     func()
+		wantStatus int
+		wantRefund string
+		wantOrder  string
+	}{
+		{"the first confirm", func() {}, http.StatusOK, payments.RefundProcessing, "refunding"},
+		{"a retry while WeChat Pay processes it", func() {}, http.StatusAccepted, payments.RefundPending, "refunding"},
+		{"a retry once it succeeded", func() {
+			if d, err := a.sim.CompleteRefund(context.Background(), payments.OutRefundNo(id)); err != nil || !d.Acked {
+				t.Fatalf("refund notification: %+v %v", d, err)
+			}
+		}, http.StatusOK, payments.RefundSucceeded, "refunded"},
+	}
+	for _, tt := range tests {
+		tt.before()
+		status, b := httpCall(t, http.MethodPost, confirm, bearer, user)
+		if status != tt.wantStatus || b.Get("refund.status").Str != tt.wantRefund || b.Get("refund.refund_id").Str != id ||
+			b.Get("refund.amount_fen").Int() != 4999 || b.Get("order.order_no").Str != orderNo || b.Get("order.status").Str != tt.wantOrder {
+			t.Errorf("%s: %d %s; want %d, refund %s, order %s", tt.name, status, b.Raw, tt.wantStatus, tt.wantRefund, tt.wantOrder)
+		}
+		if got := a.sim.RefundCount(orderNo); got != 1 {
+			t.Fatalf("%s: %d refunds at WeChat Pay; want exactly 1", tt.name, got)
+		}
+	}
+	if status, b := httpCall(t, http.MethodPost, confirm, bearer, "oUser-not-the-payer"); status != http.StatusNotFound {
+		t.Errorf("a used confirmation tapped by another user: %d %s; want 404 (the id is not theirs)", status, b.Raw)
 	}
 }
 
