@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/store"
 )
@@ -45,7 +47,11 @@ func (h *notifyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// for as long as it keeps sending. The error (a server that cannot set
 	// deadlines) leaves the server's own bounds, as before.
 	_ = http.NewResponseController(w).SetReadDeadline(start.Add(s.opts.NotifyReadTimeout))
-	v := h.handle(r)
+	// The route is served outside the proxy's middleware (nothing may touch
+	// its body or headers), so it makes its own request id: every line of
+	// one delivery, down to the order's transition, carries it, as every
+	// other request's lines do.
+	v := h.handle(r.WithContext(logging.WithRequestID(r.Context(), logging.NewRequestID())))
 	s.m.notifications.WithLabelValues(v.event, v.outcome, v.reason).Inc()
 	s.m.notifyDuration.Observe(time.Since(start).Seconds())
 	if v.status >= 300 {
@@ -91,6 +97,12 @@ func (h *notifyHandler) handle(r *http.Request) verdict {
 		return verdict{status: http.StatusRequestEntityTooLarge, outcome: "rejected", reason: "too_large", msg: "body too large"}
 	}
 	note, err := s.opts.Notify.Verify(ctx, r.Header, body, s.now())
+	if note != nil && note.ID != "" {
+		// WeChat Pay's id of the notification, which its audit record
+		// keeps (notification_id), on every line from here down, so an
+		// operator ties them to the order's audit.
+		ctx = logging.WithAttrs(ctx, slog.String("notification_id", note.ID))
+	}
 	if err != nil {
 		return h.rejected(ctx, r, note, err)
 	}
@@ -101,7 +113,7 @@ func (h *notifyHandler) handle(r *http.Request) verdict {
 	case wechatpay.EventRefundSuccess, wechatpay.EventRefundAbnormal, wechatpay.EventRefundClosed:
 		v = h.refund(ctx, note)
 	default:
-		s.log.WarnContext(ctx, "notification of an event paygate does not handle; acknowledged", "id", note.ID, "event", note.EventType)
+		s.log.WarnContext(ctx, "notification of an event paygate does not handle; acknowledged", "notification_id", note.ID, "event", note.EventType)
 		v = verdict{status: http.StatusNoContent, outcome: "ignored", reason: "event_type"}
 	}
 	v.event = note.EventType
@@ -112,7 +124,7 @@ func (h *notifyHandler) handle(r *http.Request) verdict {
 	// itself idempotent) means a crash in between cannot lose a payment.
 	first, serr := s.store.SeenNotification(ctx, note.ID, s.opts.NotificationTTL)
 	if serr != nil {
-		s.log.WarnContext(ctx, "notification applied but its id was not recorded", "id", note.ID, "err", serr)
+		s.log.WarnContext(ctx, "notification applied but its id was not recorded", "notification_id", note.ID, "err", serr)
 	} else if !first && v.outcome == OutcomeDuplicate {
 		v.reason = "replay"
 	}
@@ -152,7 +164,7 @@ func (h *notifyHandler) rejected(ctx context.Context, r *http.Request, note *wec
 		case errors.Is(err, wechatpay.ErrDecryptFormat):
 			msg, reason = "ALERT: signed notification's resource is not well formed (nonce or ciphertext)", "malformed_resource"
 		}
-		s.log.ErrorContext(ctx, msg, append(attrs, "alert", true, "reason", reason, "id", id, "event", event)...)
+		s.log.ErrorContext(ctx, msg, append(attrs, "alert", true, "reason", reason, "notification_id", id, "event", event)...)
 		return verdict{status: http.StatusInternalServerError, event: event, outcome: "error", reason: reason, msg: "cannot decrypt resource"}
 	case errors.Is(err, wechatpay.ErrMalformed):
 		s.log.ErrorContext(ctx, "signed notification is malformed", attrs...)
@@ -175,11 +187,11 @@ func (h *notifyHandler) payment(ctx context.Context, note *wechatpay.Notificatio
 	s := h.s
 	var res wechatpay.TransactionResource
 	if err := json.Unmarshal(note.Plaintext, &res); err != nil || res.OutTradeNo == "" {
-		s.log.ErrorContext(ctx, "ALERT: decrypted payment resource is not a transaction", "alert", true, "id", note.ID, "err", err)
+		s.log.ErrorContext(ctx, "ALERT: decrypted payment resource is not a transaction", "alert", true, "notification_id", note.ID, "err", err)
 		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: "bad_resource", msg: "bad resource"}
 	}
 	if res.TradeState != wechatpay.TradeSuccess {
-		s.log.WarnContext(ctx, "payment notification without SUCCESS; acknowledged", "id", note.ID, "out_trade_no", res.OutTradeNo, "trade_state", res.TradeState)
+		s.log.WarnContext(ctx, "payment notification without SUCCESS; acknowledged", "notification_id", note.ID, "out_trade_no", res.OutTradeNo, "trade_state", res.TradeState)
 		return verdict{status: http.StatusNoContent, outcome: "ignored", reason: "trade_state"}
 	}
 	_, outcome, reason, err := s.applyPayment(ctx, res.OutTradeNo, factFromResource(&res), "notification", note.ID)
@@ -201,7 +213,7 @@ func (h *notifyHandler) payment(ctx context.Context, note *wechatpay.Notificatio
 // raises an alert naming the order and the fact (attrs), for a person to
 // record it by hand.
 func (h *notifyHandler) notApplied(ctx context.Context, note *wechatpay.Notification, msg string, err error, attrs ...any) verdict {
-	attrs = append([]any{"id", note.ID, "event", note.EventType}, attrs...)
+	attrs = append([]any{"notification_id", note.ID, "event", note.EventType}, attrs...)
 	if errors.Is(err, ErrTransition) {
 		h.s.log.ErrorContext(ctx, "ALERT: verified notification not recorded: the order's state machine refuses it; record it by hand",
 			append(attrs, "alert", true, "err", err)...)
@@ -226,7 +238,7 @@ func (h *notifyHandler) refund(ctx context.Context, note *wechatpay.Notification
 	s := h.s
 	var res wechatpay.RefundResource
 	if err := json.Unmarshal(note.Plaintext, &res); err != nil || res.OutTradeNo == "" || res.OutRefundNo == "" {
-		s.log.ErrorContext(ctx, "ALERT: decrypted refund resource is not a refund", "alert", true, "id", note.ID, "err", err)
+		s.log.ErrorContext(ctx, "ALERT: decrypted refund resource is not a refund", "alert", true, "notification_id", note.ID, "err", err)
 		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: "bad_resource", msg: "bad resource"}
 	}
 	fact := refundFact{

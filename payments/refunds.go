@@ -934,7 +934,7 @@ func (s *Service) applyRefundNote(ctx context.Context, f refundFact, noteID stri
 		return outcome, reason, false, err
 	}
 	s.log.ErrorContext(ctx, "ALERT: refund notification for an unknown order", "alert", true,
-		"id", noteID, "out_trade_no", f.OutTradeNo, "out_refund_no", f.OutRefundNo, "refund_fen", f.RefundFen)
+		"notification_id", noteID, "out_trade_no", f.OutTradeNo, "out_refund_no", f.OutRefundNo, "refund_fen", f.RefundFen)
 	pf := paymentFact{OutTradeNo: f.OutTradeNo, TransactionID: f.TransactionID, MchID: f.MchID, Total: f.TotalFen}
 	_, outcome, reason, err = s.recordOrphan(ctx, pf, "notification", noteID)
 	if err != nil {

@@ -4,12 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
@@ -385,21 +382,6 @@ func bearerToken(header string) (string, bool) {
 	return tok, tok != ""
 }
 
-// requestIDLen is the length of a request id: "req_" and 24 hex digits.
-const requestIDLen = 4 + 24
-
-// fillRequestID writes a fresh id for a request's logs, audit records and
-// the X-Request-Id header. It correlates and protects nothing, so it comes
-// from the runtime's per-thread ChaCha8 (math/rand/v2, seeded by the system)
-// rather than crypto/rand, whose DRBG cost 2% of a non-stream request.
-func fillRequestID(b *[requestIDLen]byte) {
-	copy(b[:], "req_")
-	var raw [12]byte
-	binary.LittleEndian.PutUint64(raw[:8], rand.Uint64())
-	binary.LittleEndian.PutUint32(raw[8:], rand.Uint32())
-	hex.Encode(b[4:], raw[:])
-}
-
 // routed is what route keeps for one request, in one allocation where it
 // was six: the request's id and context value, the status recorder, the
 // X-Request-Id header's value, the context that carries the value and the
@@ -409,7 +391,7 @@ type routed struct {
 	req             http.Request
 	rc              requestCtx
 	sw              statusWriter
-	id              [requestIDLen]byte
+	id              [logging.RequestIDLen]byte
 	idHeader        [1]string
 }
 
@@ -433,7 +415,7 @@ func (m *routed) Value(key any) any {
 // newID fills m's id and returns it as a string that shares m's memory; it
 // is never written again.
 func (m *routed) newID() string {
-	fillRequestID(&m.id)
+	logging.FillRequestID(&m.id)
 	return unsafe.String(&m.id[0], len(m.id))
 }
 

@@ -1,0 +1,91 @@
+package payments_test
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/store"
+)
+
+// TestNotifyLinesCarryRequestAndNotificationIDs: the lines a WeChat Pay
+// notification writes, in the handler and deep in the order's transition,
+// carry a request_id, one per delivery, as every other request's lines do,
+// so an operator can gather them; and the lines of a verified notification
+// name WeChat Pay's notification id as notification_id, the key the audit
+// record and the other lines use, so they tie to the order's audit. They
+// carried no request id, and the notification's id under a bare "id".
+func TestNotifyLinesCarryRequestAndNotificationIDs(t *testing.T) {
+	logs := &logtest.Buffer{}
+	e := newEnv(t, envOptions{service: func(o *payments.Options) { o.Logger = logging.New(logs, slog.LevelDebug, nil) }})
+	tests := []struct {
+		name     string
+		make     func() (http.Header, []byte)
+		verified bool // the notification is WeChat Pay's: its id is named
+	}{
+		{"tampered body", func() (http.Header, []byte) {
+			n := e.buildPayment(e.paidTx(e.create("oUser-logid-tamper", 1)), nil)
+			return n.Header, []byte(strings.Replace(string(n.Body), `"summary":"`, `"summary":"x`, 1))
+		}, false},
+		{"amount mismatch", func() (http.Header, []byte) {
+			tx := e.paidTx(e.create("oUser-logid-review", 1))
+			tx.Amount.Total = 1
+			n := e.buildPayment(tx, nil)
+			return n.Header, n.Body
+		}, true},
+		{"unknown order", func() (http.Header, []byte) {
+			ghost := &store.Order{OrderNo: "PGghostlogid00000001", AppID: e.sim.AppID(), User: "oGhost", AmountFen: 777}
+			n := e.buildPayment(e.paidTx(ghost), func(*wxsim.NotificationSpec) {})
+			return n.Header, n.Body
+		}, true},
+	}
+	seen := map[string]string{} // request id -> case
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, body := tt.make()
+			var note struct{ ID string }
+			if err := json.Unmarshal(body, &note); err != nil || note.ID == "" {
+				t.Fatalf("notification without an id: %s", body)
+			}
+			before := len(logs.String())
+			e.post(h, body)
+			lines := strings.Split(strings.TrimSpace(logs.String()[before:]), "\n")
+			if len(lines) == 0 || lines[0] == "" {
+				t.Fatal("the notification wrote no line")
+			}
+			reqID, named := "", false
+			for _, line := range lines {
+				var rec map[string]any
+				if err := json.Unmarshal([]byte(line), &rec); err != nil {
+					t.Fatalf("not JSON: %s", line)
+				}
+				id, _ := rec["request_id"].(string)
+				switch {
+				case !strings.HasPrefix(id, "req_"):
+					t.Errorf("line without a request_id: %s", line)
+				case reqID == "":
+					reqID = id
+				case id != reqID:
+					t.Errorf("request_id %s; want %s, the delivery's one: %s", id, reqID, line)
+				}
+				if _, bare := rec["id"]; bare {
+					t.Errorf("line names an id without saying which: %s", line)
+				}
+				named = named || rec["notification_id"] == note.ID
+			}
+			if tt.verified && !named {
+				t.Errorf("no line names notification_id %s:\n%s", note.ID, strings.Join(lines, "\n"))
+			}
+			if other, dup := seen[reqID]; dup && reqID != "" {
+				t.Errorf("request_id %s also given to %s", reqID, other)
+			}
+			seen[reqID] = tt.name
+		})
+	}
+}
