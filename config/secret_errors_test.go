@@ -46,9 +46,9 @@ func TestErrorsNeverPrintSecrets(t *testing.T) {
 			"c.yaml:2: webhooks.secret_file: unterminated ${ at character 12 of the value (not shown: a secret; write $$ for a literal $)"},
 		{"a credential header", provider("headers: {X-Api-Key: \"ab${SECRET\"}"), "SECRET",
 			"c.yaml:4: providers[0].headers.X-Api-Key: unterminated ${ at character 3 of the value (not shown: a secret; write $$ for a literal $)"},
-		{"a webhook URL with a token, wrong scheme", "webhooks:\n  url: \"htps://hooks.example.com/x?token=SECRET\"\n  secret: s\n", "SECRET",
+		{"a webhook URL with a token, wrong scheme", "webhooks:\n  url: \"htps://hooks.example.com/x?token=SECRET\"\n  secret: s-long-enough-to-sign\n", "SECRET",
 			`c.yaml:2: webhooks.url: not an http(s) URL: scheme "htps"`},
-		{"a webhook URL with a token, unparsable", "webhooks:\n  url: \"https://hooks.example.com:port/x?token=SECRET\"\n  secret: s\n", "SECRET",
+		{"a webhook URL with a token, unparsable", "webhooks:\n  url: \"https://hooks.example.com:port/x?token=SECRET\"\n  secret: s-long-enough-to-sign\n", "SECRET",
 			`c.yaml:2: webhooks.url: not a URL: invalid port ":port" after host (value not shown: it may hold a token)`},
 		{"a misspelt secret key", "admin:\n  tokn: \"ab${SECRET\"\n", "SECRET",
 			"c.yaml:2: admin.tokn: unterminated ${ at character 3 of the value (not shown: a secret; write $$ for a literal $)\n" +

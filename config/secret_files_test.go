@@ -61,7 +61,7 @@ func TestSecretFileByteOrderMark(t *testing.T) {
 	}
 	const bom = "\xef\xbb\xbf"
 	client := write("client", bom+"sk-client-from-file\r\n")
-	webhook := write("webhook", bom+"whsec-from-file\n")
+	webhook := write("webhook", bom+"whsec-long-from-file\n")
 	inner := write("inner", "sk-"+bom+"x\n") // only a leading mark is an encoding's
 	src := "clients:\n  - name: a\n    key_file: " + client + "\n  - name: b\n    key_file: " + inner +
 		"\nwebhooks: {url: \"http://127.0.0.1:9/h\", secret_file: " + webhook + "}\n"
@@ -72,8 +72,8 @@ func TestSecretFileByteOrderMark(t *testing.T) {
 	if got := cfg.Clients[0].Key; got != "sk-client-from-file" {
 		t.Errorf("clients[0].key = %q; want %q", got, "sk-client-from-file")
 	}
-	if got := cfg.Webhooks.Secret; got != "whsec-from-file" {
-		t.Errorf("webhooks.secret = %q; want %q", got, "whsec-from-file")
+	if got := cfg.Webhooks.Secret; got != "whsec-long-from-file" {
+		t.Errorf("webhooks.secret = %q; want %q", got, "whsec-long-from-file")
 	}
 	if got := cfg.Clients[1].Key; got != "sk-"+bom+"x" {
 		t.Errorf("clients[1].key = %q; want the mark inside it kept", got)

@@ -518,7 +518,8 @@ type Webhooks struct {
 	// URL is the merchant backend's endpoint. Default "": off.
 	URL string `yaml:"url"`
 	// Secret signs every event so the receiver can verify it. Required when
-	// url is set.
+	// url is set, at least 16 characters (a short one, guessed offline from
+	// one signed event, signs order.paid for an order nobody paid).
 	Secret     string `yaml:"secret" secret:"true"`
 	SecretFile string `yaml:"secret_file"`
 }
@@ -533,7 +534,8 @@ type Privacy struct {
 	// them; "keep": as sent. Default "hash".
 	ForwardUser string `yaml:"forward_user"`
 	// HashKey keys the hash. Default "": generated once and kept in the
-	// store. A replica that starts while the store is unreachable starts
+	// store. One shorter than 16 characters is warned of (guessed offline
+	// from one user's known hash). A replica that starts while the store is unreachable starts
 	// anyway and sends providers none of the end user's identifiers
 	// (counted in paygate_user_hash_key_pending_total) until it has loaded
 	// that key, which it retries in the background.

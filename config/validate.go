@@ -237,6 +237,11 @@ func (l *loader) validateClients(c *Config) {
 // machines can reach accepts.
 const minAdminToken = 16
 
+// minSigningSecret is the shortest webhooks.secret accepted, and the
+// shortest privacy.hash_key taken without a warning: keys of an HMAC whose
+// outputs others see, guessed offline when short.
+const minSigningSecret = 16
+
 // loopbackListen reports whether a listen address takes connections from
 // this machine only.
 func loopbackListen(addr string) bool {
@@ -690,9 +695,21 @@ func (l *loader) validatePayments(c *Config) {
 func (l *loader) validateMisc(c *Config) {
 	if c.Webhooks.URL != "" {
 		l.httpURL("webhooks.url", c.Webhooks.URL)
-		if c.Webhooks.Secret == "" {
+		switch s := c.Webhooks.Secret; {
+		case s == "":
 			l.at("webhooks.secret", "required when webhooks.url is set (receivers verify the signature)")
+		case len(s) < minSigningSecret:
+			// The merchant delivers the goods on order.paid: a secret
+			// guessed offline from one signed event forges that.
+			l.at("webhooks.secret", "%d characters: anyone who guesses it from one signed event can sign order.paid for an order nobody paid; use at least %d random characters (openssl rand -hex 32)",
+				len(s), minSigningSecret)
 		}
+	}
+	if k := c.Privacy.HashKey; k != "" && len(k) < minSigningSecret && c.Privacy.ForwardUser == "hash" {
+		// Warned, not refused: a new key re-hashes every user, which a
+		// running deployment may not want forced on it at an upgrade.
+		l.warn("privacy.hash_key", "%d characters: guessed offline from one user's known hash, it ties the hashes providers see to OpenIDs; use at least %d random characters (openssl rand -hex 32), or leave it empty for one generated and kept in the store",
+			len(k), minSigningSecret)
 	}
 	switch c.Privacy.ForwardUser {
 	case "hash", "drop", "keep":

@@ -181,7 +181,7 @@ func newWebhooksOffReplicas(t *testing.T, driver string) *webhooksOffReplicas {
 	r := &webhooksOffReplicas{t: t, merchant: newMerchantEndpoint(t)}
 	r.on, r.off = sharedStores(t, driver)
 	var err error
-	r.relay, err = webhook.New(webhook.Options{Store: r.on, URL: r.merchant.URL, Secret: "whsec-test",
+	r.relay, err = webhook.New(webhook.Options{Store: r.on, URL: r.merchant.URL, Secret: "whsec-test-0123456789",
 		RetryBase: time.Millisecond, MaxDelay: time.Millisecond, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +192,7 @@ func newWebhooksOffReplicas(t *testing.T, driver string) *webhooksOffReplicas {
 		st   store.Store
 		au   **auditing
 	}{
-		{clients + "webhooks: {url: " + r.merchant.URL + ", secret: whsec-test}\n", r.on, &r.onAudit},
+		{clients + "webhooks: {url: " + r.merchant.URL + ", secret: whsec-test-0123456789}\n", r.on, &r.onAudit},
 		{clients, r.off, &r.offAudit},
 	} {
 		cfg, err := config.Parse([]byte(c.yaml), "replica.yaml", func(string) (string, bool) { return "", false })
