@@ -190,10 +190,11 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 			RefundID: claim.OrderNo, OrderNo: o.OrderNo, Client: req.Client, User: req.User,
 			AmountFen: amount, Reason: clip(req.Reason, maxRefundReason), OutRefundNo: OutRefundNo(claim.OrderNo),
 		}
-		// The audit record of the proposal (and the turn that led to it) is
-		// written with it in one atomic step: a proposal the user can confirm
-		// never lacks it, and when the step fails, the model hears so.
-		err := s.store.PutRefundProposal(ctx, p, s.opts.RefundConfirmTTL, s.proposalEvents(ctx, ProposalMade, p)...)
+		// The audit record of the proposal (and the turn that led to it)
+		// and its refund.proposed webhook are written with it in one atomic
+		// step: a proposal the user can confirm never lacks them, and when
+		// the step fails, the model hears so.
+		err := s.store.PutRefundProposal(ctx, p, s.opts.RefundConfirmTTL, s.proposalEvents(ctx, ProposalMade, p, o)...)
 		if err == nil {
 			s.mm.refunds.WithLabelValues("proposed").Inc()
 			s.log.InfoContext(ctx, "refund proposed; waiting for the user's confirmation", "refund_id", p.RefundID, "order_no", o.OrderNo,
@@ -276,11 +277,11 @@ func (s *Service) openProposal(ctx context.Context, id string, req RefundRequest
 }
 
 // proposalEvents are Options.ProposalEvents' events for step of p.
-func (s *Service) proposalEvents(ctx context.Context, step ProposalStep, p *store.RefundProposal) []store.Event {
+func (s *Service) proposalEvents(ctx context.Context, step ProposalStep, p *store.RefundProposal, o *store.Order) []store.Event {
 	if s.opts.ProposalEvents == nil {
 		return nil
 	}
-	return s.opts.ProposalEvents(ctx, step, *p)
+	return s.opts.ProposalEvents(ctx, step, *p, o)
 }
 
 // proposal returns the live proposal id of this client and user. Another
@@ -321,7 +322,7 @@ func (s *Service) CancelRefund(ctx context.Context, client, user, id string) (*s
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.store.CancelRefundProposal(ctx, id, user, s.proposalEvents(ctx, ProposalCancelled, live)...)
+	p, err := s.store.CancelRefundProposal(ctx, id, user, s.proposalEvents(ctx, ProposalCancelled, live, nil)...)
 	if err != nil {
 		return nil, fmt.Errorf("cancel refund proposal %s: %w", id, err)
 	}
@@ -452,7 +453,7 @@ func (s *Service) confirmRefund(ctx context.Context, client, user, id string) (*
 	// Now spend the user's word. The confirmation's record
 	// (ProposalConfirmed) rides the consumption, not the reservation: a
 	// confirmation that lost to a cancel records none.
-	if _, err := s.store.ConsumeRefundProposal(ctx, id, user, s.proposalEvents(ctx, ProposalConfirmed, p)...); err != nil {
+	if _, err := s.store.ConsumeRefundProposal(ctx, id, user, s.proposalEvents(ctx, ProposalConfirmed, p, got)...); err != nil {
 		if !s.consumedAfterAll(ctx, p, rec, err) {
 			return s.notConsumed(rctx, p, got, rec, err)
 		}

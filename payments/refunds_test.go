@@ -591,7 +591,7 @@ func TestProposalEventsRideTheProposal(t *testing.T) {
 			var proposed atomic.Int32
 			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
 				o.Store = failingPutStore{Store: o.Store, fail: &fail}
-				o.ProposalEvents = func(_ context.Context, step payments.ProposalStep, p store.RefundProposal) []store.Event {
+				o.ProposalEvents = func(_ context.Context, step payments.ProposalStep, p store.RefundProposal, _ *store.Order) []store.Event {
 					if step != payments.ProposalMade {
 						t.Errorf("ProposalEvents for %s; want only %s here", step, payments.ProposalMade)
 					}
@@ -645,7 +645,7 @@ func TestAnswerEventsRideTheTombstone(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
 			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
-				o.ProposalEvents = func(_ context.Context, step payments.ProposalStep, p store.RefundProposal) []store.Event {
+				o.ProposalEvents = func(_ context.Context, step payments.ProposalStep, p store.RefundProposal, _ *store.Order) []store.Event {
 					return []store.Event{{Kind: "answer-test", Payload: []byte(string(step))}}
 				}
 			}})

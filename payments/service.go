@@ -168,9 +168,10 @@ type Options struct {
 	// announced when a later read on this replica finds it (WeChat Pay's
 	// retry, the sweep), once (unacked.go).
 	Committed func(Transition)
-	// ProposalEvents returns the events (audit records) to enqueue
-	// atomically with a write of refund proposal p, keyed by the proposal
-	// (store.ProposalEventKey); nil enqueues none. No order changes in
+	// ProposalEvents returns the events (audit records, the refund.proposed
+	// webhook) to enqueue atomically with a write of refund proposal p,
+	// keyed by the proposal (store.ProposalEventKey); nil enqueues none. o
+	// is p's order as the step read it (nil for a cancel, which reads none). No order changes in
 	// these writes, so there is no Transition; step says which write it is:
 	// ProposalMade, the proposal itself (ctx carries the turn, TurnFrom; if
 	// the proposal cannot be written with its events, it fails: no live
@@ -179,10 +180,10 @@ type Options struct {
 	// enqueued exactly when the answer ends the proposal, so a proposal
 	// records at most one answer, and a confirmation that lost to a cancel
 	// records none. It must be fast and must not block.
-	ProposalEvents func(ctx context.Context, step ProposalStep, p store.RefundProposal) []store.Event
-	// Proposed is called after a refund proposal is recorded: for the
-	// refund.proposed webhook and to wake the outbox consumers. ctx carries
-	// the turn (TurnFrom). nil: nothing. It must not block.
+	ProposalEvents func(ctx context.Context, step ProposalStep, p store.RefundProposal, o *store.Order) []store.Event
+	// Proposed is called after a refund proposal is recorded, to wake the
+	// outbox consumers of the events it carried. ctx carries the turn
+	// (TurnFrom). nil: nothing. It must not block.
 	Proposed func(ctx context.Context, p store.RefundProposal)
 
 	Registerer prometheus.Registerer // nil: a private registry

@@ -57,7 +57,7 @@ func TestRefundProposalAuditSurvivesEnqueueBlip(t *testing.T) {
 			p := &store.RefundProposal{RefundID: "rf_blip1", OrderNo: "PG1", Client: "bot", User: "oAlice",
 				AmountFen: 4999, Reason: "changed my mind", OutRefundNo: payments.OutRefundNo("rf_blip1")}
 			// What payments.ProposeRefund does with the options serve wires.
-			if err := st.PutRefundProposal(tctx, p, 15*time.Minute, audit.ProposalEvents(tctx, payments.ProposalMade, *p)...); err != nil {
+			if err := st.PutRefundProposal(tctx, p, 15*time.Minute, audit.ProposalEvents(tctx, payments.ProposalMade, *p, nil)...); err != nil {
 				t.Fatal(err)
 			}
 			au.proposed(tctx, *p)

@@ -73,6 +73,9 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 	if err != nil {
 		return nil, err
 	}
+	if ao.wrapStore != nil {
+		st = ao.wrapStore(st)
+	}
 	a.store = st
 
 	hashKey, keyPending := a.userHashKey()
@@ -309,7 +312,7 @@ func (a *app) buildPayments(notifyURL string, transport http.RoundTripper) error
 		RefundConfirmTTL: cfg.Payments.Refunds.ConfirmTTL.D(),
 		Events:           a.withWebhookEvents(audit.TransitionEvents), // audit records and webhooks ride each transition's outbox write
 		Committed:        a.withWebhookWake(a.withLedger(a.audit.wake)),
-		ProposalEvents:   audit.ProposalEvents, // refund.proposed, .cancelled, .confirmed ride the proposal's writes
+		ProposalEvents:   a.withWebhookProposalEvents(audit.ProposalEvents), // audit refund.proposed, .cancelled, .confirmed and the refund.proposed webhook ride the proposal's writes
 		Proposed:         a.withWebhookProposals(a.audit.proposed),
 		Registerer:       a.reg,
 		Logger:           a.log.With("component", "payments"),

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/proxy/console"
 	"github.com/paygate/paygate/proxy/h1/h1test"
+	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
 )
 
@@ -124,7 +126,7 @@ func (m *merchant) await(t *testing.T, what string, cond func(hookArrival) bool)
 // hookApp serves the binary's application with payments on the simulator,
 // webhooks to merchantURL and a retry schedule in milliseconds. close ends
 // it (also at cleanup; closing twice is harmless).
-func hookApp(t *testing.T, storeYAML, providerURL, merchantURL, extra string, observe func(webhook.Result)) (url string, a *app, closeApp func()) {
+func hookApp(t *testing.T, storeYAML, providerURL, merchantURL, extra string, observe func(webhook.Result), opts ...appOption) (url string, a *app, closeApp func()) {
 	t.Helper()
 	srv := h1test.NewUnstartedServer()
 	src := `
@@ -146,10 +148,10 @@ admin: {token: ` + testAdminToken + `}
 		t.Fatal(err)
 	}
 	a, err = newApp(cfg, io.Discard, "http://"+srv.Listener.Addr().String()+"/wechatpay/notify",
-		withWebhookOptions(func(o *webhook.Options) {
+		append([]appOption{withWebhookOptions(func(o *webhook.Options) {
 			o.RetryBase, o.MaxDelay, o.PollInterval = 20*time.Millisecond, 80*time.Millisecond, 10*time.Millisecond
 			o.Observe = observe
-		}))
+		})}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -598,5 +600,57 @@ func TestWebhookResend(t *testing.T) {
 	}
 	if n := len(m.processed()); n != 2 {
 		t.Errorf("the merchant processed %d events; want 2 (the resend has its own id)", n)
+	}
+}
+
+// looseEnqueueFails is a store whose EnqueueEvents (a write of events tied
+// to no order or proposal write) fails while fail is set, as a Redis blip
+// or a crash between two writes would lose it.
+type looseEnqueueFails struct {
+	store.Store
+	fail *atomic.Bool
+}
+
+func (s looseEnqueueFails) EnqueueEvents(ctx context.Context, events ...store.Event) error {
+	if s.fail.Load() {
+		return fmt.Errorf("enqueue: %w", store.ErrUnavailable)
+	}
+	return s.Store.EnqueueEvents(ctx, events...)
+}
+
+// TestRefundProposedWebhookRidesTheProposal: the refund.proposed event is
+// written in the proposal's own atomic step, as the order events ride
+// their transitions (SPEC 2.6: a durable outbox, none lost). It was
+// enqueued by a second write after the proposal, so a store that failed
+// that write (or a crash between the two) left the merchant never told of
+// a refund the user could confirm, with only an alert in the log.
+func TestRefundProposedWebhookRidesTheProposal(t *testing.T) {
+	var orderNo string
+	up := refundProvider(t, &orderNo, "it broke")
+	m := newMerchant(t, nil)
+	var fail atomic.Bool
+	url, a, _ := hookApp(t, webhookStoreYAML(t, "embedded"), up.URL, m.URL, "", nil,
+		withStoreWrap(func(st store.Store) store.Store { return looseEnqueueFails{st, &fail} }))
+	const user = "oUser-hook-proposed"
+	orderNo = paidByChat(t, url, a, user)
+	m.await(t, "order.paid", func(h hookArrival) bool { return h.env.Type == webhook.TypeOrderPaid })
+	fail.Store(true)
+	act := chatAs(t, url, user, "I want a refund").Get(`paygate.actions.#(type=="refund_proposed")`)
+	fail.Store(false)
+	id := act.Get("refund.refund_id").Str
+	if id == "" {
+		t.Fatalf("no refund proposed: %s", act.Raw)
+	}
+	got := m.await(t, "refund.proposed", func(h hookArrival) bool { return h.env.Type == webhook.TypeRefundProposed })
+	if got.verifyErr != nil || got.env.Data.Refund["refund_id"] != id || got.env.Data.Order["order_no"] != orderNo {
+		t.Errorf("refund.proposed %s (verify: %v); want refund %s of order %s", got.body, got.verifyErr, id, orderNo)
+	}
+	// In order with the order's own events: order.paid came first.
+	types := []string{}
+	for _, h := range m.processed() {
+		types = append(types, h.env.Type)
+	}
+	if len(types) != 2 || types[0] != webhook.TypeOrderPaid || types[1] != webhook.TypeRefundProposed {
+		t.Errorf("merchant processed %v; want order.paid then refund.proposed", types)
 	}
 }

@@ -26,6 +26,14 @@ type appOptions struct {
 	// hashKeyRetry replaces hashKeyRetry, the schedule of the user hash
 	// key's background load; zero: hashKeyRetry.
 	hashKeyRetry backoff
+	// wrapStore, when set, stands between the application and the store
+	// the config opens (tests make single writes fail with it).
+	wrapStore func(store.Store) store.Store
+}
+
+// withStoreWrap puts f's store between the application and its store.
+func withStoreWrap(f func(store.Store) store.Store) appOption {
+	return func(o *appOptions) { o.wrapStore = f }
 }
 
 // withWeChatPayTransport routes the WeChat Pay client's requests through rt.
@@ -123,14 +131,27 @@ func (a *app) withWebhookWake(f func(payments.Transition)) func(payments.Transit
 	}
 }
 
+// withWebhookProposalEvents composes payments.Options.ProposalEvents: the
+// events of f (the audit record), then the refund.proposed webhook, all
+// written atomically with the proposal on its queue, f's first.
+func (a *app) withWebhookProposalEvents(f func(context.Context, payments.ProposalStep, store.RefundProposal, *store.Order) []store.Event) func(context.Context, payments.ProposalStep, store.RefundProposal, *store.Order) []store.Event {
+	if a.webhooks == nil {
+		return f
+	}
+	return func(ctx context.Context, step payments.ProposalStep, p store.RefundProposal, o *store.Order) []store.Event {
+		return append(f(ctx, step, p, o), webhook.ProposalEvents(ctx, step, p, o)...)
+	}
+}
+
 // withWebhookProposals composes payments.Options.Proposed: f (the audit
-// record), then the refund.proposed webhook.
+// worker's wake), then wake the relay for the refund.proposed the proposal
+// carried.
 func (a *app) withWebhookProposals(f func(context.Context, store.RefundProposal)) func(context.Context, store.RefundProposal) {
 	if a.webhooks == nil {
 		return f
 	}
 	return func(ctx context.Context, p store.RefundProposal) {
 		f(ctx, p)
-		a.webhooks.relay.Proposed(ctx, p)
+		a.webhooks.relay.Wake()
 	}
 }

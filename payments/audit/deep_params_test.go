@@ -128,7 +128,7 @@ func TestParamTooDeepForItsEventIsRecordedUnencodable(t *testing.T) {
 func TestProposalEventTooDeepIsRecordedUnencodable(t *testing.T) {
 	turn := TurnFromRequest("shop-bot", "oAlice", []byte(`{"messages":[{"role":"user","content":"refund"}],"logit_bias":`+nested(9999)+`}`), "p", "m")
 	evs := ProposalEvents(payments.WithTurn(context.Background(), turn), payments.ProposalMade,
-		store.RefundProposal{RefundID: "rf_1", OrderNo: "PG1", Client: "shop-bot", User: "oAlice", AmountFen: 100, CreatedAt: time.Now()})
+		store.RefundProposal{RefundID: "rf_1", OrderNo: "PG1", Client: "shop-bot", User: "oAlice", AmountFen: 100, CreatedAt: time.Now()}, nil)
 	if len(evs) != 1 || evs[0].Kind != KindAudit {
 		t.Fatalf("events: %+v", evs)
 	}

@@ -122,7 +122,7 @@ func actionName(t payments.Transition) string {
 // "no", refund.confirmed for a confirmation taken for the refund. It never
 // fails: a proposal that cannot be encoded, or whose event the Worker could
 // not read back and seal, is recorded without its sampling parameters.
-func ProposalEvents(ctx context.Context, step payments.ProposalStep, p store.RefundProposal) []store.Event {
+func ProposalEvents(ctx context.Context, step payments.ProposalStep, p store.RefundProposal, _ *store.Order) []store.Event {
 	ev, err := ProposalEvent(ctx, step, p)
 	if err != nil {
 		var turn payments.Turn // only a turn's params can fail to encode

@@ -107,7 +107,7 @@ func TestProposalAnswerEvents(t *testing.T) {
 	} {
 		t.Run(string(c.step), func(t *testing.T) {
 			before := time.Now()
-			evs := ProposalEvents(context.Background(), c.step, p)
+			evs := ProposalEvents(context.Background(), c.step, p, nil)
 			if len(evs) != 1 || evs[0].Kind != KindAudit || evs[0].Key != store.ProposalEventKey("rf_9") {
 				t.Fatalf("events %+v; want one audit event keyed by the proposal", evs)
 			}

@@ -5,10 +5,11 @@
 // An event is born inside the order transition that causes it: Events is the
 // payments.Options.Events hook, so the event is written to the store's
 // durable outbox in the same atomic step as the order change, and a crash
-// right after the commit loses nothing. The exception is refund.proposed,
-// which has no order transition: Relay.Proposed enqueues it after the
-// proposal is recorded, so a crash in between loses that notice (never
-// money). The Relay then drains the outbox.
+// right after the commit loses nothing. refund.proposed, which has no order
+// transition, rides the proposal's own write the same way (ProposalEvents,
+// the payments.Options.ProposalEvents hook), on the proposal's queue, and
+// the Relay moves it to its order's delivery queue. The Relay then drains
+// the outbox.
 //
 // The outbox is shared with other kinds (audit records) and keyed by order
 // number, one head at a time per key. So that a merchant endpoint that is down

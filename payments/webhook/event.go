@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -221,10 +222,27 @@ func encodeEvent(env Envelope, id, key string, at time.Time) store.Event {
 	return store.Event{ID: id, Kind: Kind, Key: key, Payload: body, CreatedAt: at}
 }
 
+// ProposalEvents is payments.Options.ProposalEvents for webhooks: the
+// refund.proposed event of a proposal made (payments.ProposalMade) of order
+// o, written in the proposal's own atomic step, keyed by the proposal
+// (store.ProposalEventKey), so a proposal the user can confirm never lacks
+// its notice, as an order's events ride its transitions. The Relay moves
+// it to its order's delivery queue (orderOf) like any intake event. The
+// user's answer adds none: what it does to the order reaches the merchant
+// through the order's own events.
+func ProposalEvents(_ context.Context, step payments.ProposalStep, p store.RefundProposal, o *store.Order) []store.Event {
+	if step != payments.ProposalMade || o == nil {
+		return nil
+	}
+	ev := ProposalEvent(p, o)
+	ev.Key = store.ProposalEventKey(p.RefundID)
+	return []store.Event{ev}
+}
+
 // ProposalEvent is the refund.proposed event of proposal p on order o: no
 // order changes when the model proposes a refund, so it is not born in a
-// transition but enqueued right after the proposal is recorded (see
-// Relay.Proposed). refund is SPEC 2.3's refund object (payments.ProposalView).
+// transition but in the proposal's write (ProposalEvents), keyed by the
+// order. refund is SPEC 2.3's refund object (payments.ProposalView).
 func ProposalEvent(p store.RefundProposal, o *store.Order) store.Event {
 	at := p.CreatedAt
 	if at.IsZero() {

@@ -243,29 +243,6 @@ func (r *Relay) Wake() {
 	}
 }
 
-// Proposed is payments.Options.Proposed for webhooks: it enqueues the
-// refund.proposed event of p on its order's queue (after the proposal was
-// recorded: a crash in between loses this notice, never money, as nothing
-// moves before the user confirms) and wakes the relay. It never blocks for
-// longer than one store write.
-func (r *Relay) Proposed(ctx context.Context, p store.RefundProposal) {
-	if p.CreatedAt.IsZero() {
-		p.CreatedAt = r.now()
-	}
-	sctx, cancel := settle(ctx)
-	defer cancel()
-	o, err := r.store.GetOrder(sctx, p.OrderNo)
-	if err == nil {
-		err = r.store.EnqueueEvents(sctx, ProposalEvent(p, o))
-	}
-	if err != nil {
-		r.log.ErrorContext(ctx, "ALERT: refund.proposed webhook not enqueued", "alert", true,
-			"refund_id", p.RefundID, "order_no", p.OrderNo, "err", err)
-		return
-	}
-	r.Wake()
-}
-
 // Run delivers until ctx ends, then waits for the POSTs in flight to stop.
 // An event whose POST was cut by the shutdown stays pending, its attempt not
 // counted, and its lease is given back (unlease): any replica, or this one
@@ -500,6 +477,9 @@ func (r *Relay) move(ctx context.Context, ev store.Event) {
 	cp := queued(ev)
 	qctx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
+	if r.behindItsOrder(qctx, ev) {
+		return
+	}
 	if _, err := r.store.EnqueueEventOnce(qctx, cp); err != nil {
 		if ctx.Err() == nil {
 			r.log.WarnContext(ctx, "webhook event not queued for delivery; retrying once its lease runs out",
@@ -515,6 +495,35 @@ func (r *Relay) move(ctx context.Context, ev store.Event) {
 		r.log.WarnContext(ctx, "webhook intake event not acknowledged; it is moved again once its lease runs out",
 			"event_id", ev.ID, "order_no", ev.Key, "err", err)
 	}
+}
+
+// behindItsOrder reports whether ev, a refund.proposed that rode its
+// proposal's write, must wait for its order's own intake queue: the two
+// are moved by different workers, and an event of the order made before
+// the proposal (its order.paid, left by a relay that was down) must reach
+// the delivery queue first, to keep the order's sequence. Then (or when
+// the order's queue could not be read) ev's lease is given back, due again
+// after a poll, as no failure. Any other event never waits.
+func (r *Relay) behindItsOrder(ctx context.Context, ev store.Event) bool {
+	if !strings.HasPrefix(ev.Key, store.ProposalEventKeyPrefix) {
+		return false
+	}
+	no := orderOf(ev)
+	heads, err := r.store.OutboxHeads(ctx, no)
+	wait := err != nil
+	for _, h := range heads {
+		wait = wait || h.Key == no && !h.CreatedAt.After(ev.CreatedAt)
+	}
+	if !wait {
+		return false
+	}
+	sctx, cancel := settle(ctx)
+	defer cancel()
+	if err := r.store.RetryEvent(sctx, ev.Key, ev.ID, r.now().Add(r.opts.PollInterval), ev.Attempts, ev.LastError); err != nil && !errors.Is(err, store.ErrNotFound) {
+		r.log.WarnContext(ctx, "refund.proposed waiting for its order's earlier events; its lease is kept until it runs out",
+			"event_id", ev.ID, "order_no", no, "err", err)
+	}
+	return true
 }
 
 // deliver POSTs the head of an order's delivery queue and records the
@@ -862,7 +871,7 @@ func (r *Relay) Stats(ctx context.Context) (Stats, error) {
 		if _, isDead := deadOrder(h.Key, h.ID); isDead || h.Kind != Kind {
 			continue
 		}
-		no := strings.TrimPrefix(h.Key, QueuePrefix)
+		no := orderOf(h)
 		if orders[no] {
 			continue // an intake head behind a delivery queue of the same order
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
@@ -768,8 +769,10 @@ func TestConcurrentOrders(t *testing.T) {
 	}
 }
 
-// TestProposed: a refund proposal becomes a refund.proposed delivered in the
-// order's sequence, after the order's earlier events.
+// TestProposed: a refund proposal's refund.proposed, written with the
+// proposal on its queue (ProposalEvents), is delivered in the order's
+// sequence, after the order's earlier events. No other step of a proposal
+// adds a webhook.
 func TestProposed(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
@@ -780,8 +783,24 @@ func TestProposed(t *testing.T) {
 			o := ob.create("PPROPOSE"+driver, store.StatusAwaitingPayment)
 			ob.move(o, store.StatusPaid, "notification")
 			r := newRelay(t, st, rc.URL, clk.Now, nil)
-			r.Proposed(context.Background(), store.RefundProposal{RefundID: "rf_p1", OrderNo: o.OrderNo, Client: o.Client, User: o.User,
-				AmountFen: 4999, ExpiresAt: clk.Now().Add(15 * time.Minute)})
+			p := &store.RefundProposal{RefundID: "rf_p1", OrderNo: o.OrderNo, Client: o.Client, User: o.User, AmountFen: 4999, OutRefundNo: "RFp1"}
+			cur, err := st.GetOrder(context.Background(), o.OrderNo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, step := range []payments.ProposalStep{payments.ProposalCancelled, payments.ProposalConfirmed} {
+				if evs := webhook.ProposalEvents(context.Background(), step, *p, cur); len(evs) != 0 {
+					t.Errorf("%s: %d events; want none", step, len(evs))
+				}
+			}
+			if err := st.PutRefundProposal(context.Background(), p, 15*time.Minute,
+				webhook.ProposalEvents(context.Background(), payments.ProposalMade, *p, cur)...); err != nil {
+				t.Fatal(err)
+			}
+			// Both queues are due at once (the relay was down since the
+			// payment): the proposal's waits for the order's earlier one.
+			drain(t, r)
+			clk.Advance(time.Minute)
 			drain(t, r)
 			acc := rc.accepted()
 			if len(acc) != 2 || acc[0].typ != webhook.TypeOrderPaid || acc[1].typ != webhook.TypeRefundProposed {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/paygate/paygate/store"
 )
 
@@ -50,7 +52,20 @@ func SetAside(st store.Outbox, after time.Duration, now func() time.Time) func(c
 // and payload, not yet attempted.
 func queued(ev store.Event) store.Event {
 	cp := ev
-	cp.Key = QueuePrefix + ev.Key
+	cp.Key = QueuePrefix + orderOf(ev)
 	cp.Attempts, cp.NextAt, cp.LastError, cp.FailedAt = 0, time.Time{}, "", time.Time{}
 	return cp
+}
+
+// orderOf is the order number of webhook event ev: its key, less the
+// delivery queue's prefix, or, for the refund.proposed that rode its
+// proposal's write (keyed by the proposal, store.ProposalEventKey), the
+// order its body names, so that it is delivered in its order's sequence.
+func orderOf(ev store.Event) string {
+	if strings.HasPrefix(ev.Key, store.ProposalEventKeyPrefix) {
+		if no := gjson.GetBytes(ev.Payload, "data.order.order_no").Str; no != "" {
+			return no
+		}
+	}
+	return strings.TrimPrefix(ev.Key, QueuePrefix)
 }
