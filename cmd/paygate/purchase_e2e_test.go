@@ -286,8 +286,9 @@ func TestPurchaseNonStreamExtension(t *testing.T) {
 }
 
 // nodeChat runs test/node/chat.mjs in mode against the application at url
-// as the signed-in testOpenID, and returns what it printed.
-func nodeChat(t *testing.T, url, mode string) []byte {
+// as the signed-in testOpenID, with env added to its environment, and
+// returns what it printed.
+func nodeChat(t *testing.T, url, mode string, env ...string) []byte {
 	t.Helper()
 	dir, _ := filepath.Abs("../../test/node")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai")); err != nil {
@@ -298,7 +299,7 @@ func nodeChat(t *testing.T, url, mode string) []byte {
 	}
 	cmd := exec.Command("node", "chat.mjs", mode)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PAYGATE_URL="+url+"/v1", "PAYGATE_KEY="+e2eClientKey, "PAYGATE_MODEL=gpt-4o", "PAYGATE_OPENID="+testOpenID)
+	cmd.Env = append(append(os.Environ(), "PAYGATE_URL="+url+"/v1", "PAYGATE_KEY="+e2eClientKey, "PAYGATE_MODEL=gpt-4o", "PAYGATE_OPENID="+testOpenID), env...)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("node: %v %s", err, out)

@@ -3,7 +3,9 @@
 // Prints one JSON object on stdout for the Go test to check.
 import OpenAI from "openai";
 
-const client = new OpenAI({ baseURL: process.env.PAYGATE_URL, apiKey: process.env.PAYGATE_KEY, maxRetries: 0 });
+// PAYGATE_RETRIES: the SDK's own retries of a 408/409/429/5xx or a lost
+// connection (0 unless set; the SDK's default is 2).
+const client = new OpenAI({ baseURL: process.env.PAYGATE_URL, apiKey: process.env.PAYGATE_KEY, maxRetries: Number(process.env.PAYGATE_RETRIES ?? 0) });
 const mode = process.argv[2];
 const messages = [{ role: "user", content: "Say hello" }];
 const headers = process.env.PAYGATE_OPENID ? { "X-WeChat-OpenID": process.env.PAYGATE_OPENID } : {};
@@ -43,6 +45,55 @@ async function main() {
     stream.on("chunk", (c) => ids.add(c.id));
     const r = await stream.finalChatCompletion();
     return { id: r.id, chunkIds: [...ids], content: r.choices[0].message.content, paygate: r.paygate ?? null };
+  }
+  if (mode === "stream-events" || mode === "stream-events-usage") {
+    // The stream helper's events, as a bot that shows text as it comes
+    // reads them, and the completion it assembles.
+    const params = { model: process.env.PAYGATE_MODEL, messages };
+    if (mode === "stream-events-usage") params.stream_options = { include_usage: true };
+    const stream = client.chat.completions.stream(params, { headers });
+    const deltas = [], ids = new Set();
+    let done = null;
+    stream.on("content.delta", (e) => deltas.push(e.delta));
+    stream.on("content.done", (e) => { done = e.content; });
+    stream.on("chunk", (c) => ids.add(c.id));
+    const r = await stream.finalChatCompletion();
+    return { deltas, done, chunkIds: [...ids], id: r.id, content: r.choices[0].message.content, finish: r.choices[0].finish_reason,
+      usage: r.usage ?? null, paygate: r.paygate ?? null };
+  }
+  if (mode === "run-tools" || mode === "run-tools-stream") {
+    // The SDK's tool loop with a function tool of the bot's own: the SDK
+    // runs every tool call it gets, so a payment call that reached it would
+    // fail the loop ("not a function tool" of its list).
+    const called = [];
+    const runner = client.chat.completions.runTools({
+      model: process.env.PAYGATE_MODEL, messages, stream: mode === "run-tools-stream",
+      tools: [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } },
+        parse: JSON.parse, function: (args) => { called.push(args); return { celsius: 21 }; } } }],
+    }, { headers });
+    const content = await runner.finalContent();
+    const calls = runner.messages.flatMap((m) => (m.tool_calls ?? []).map((c) => c.function.name));
+    return { content, called, calls };
+  }
+  if (mode === "abort") {
+    // A bot that stops reading: the AbortController cancels the request
+    // after the first text.
+    const ac = new AbortController();
+    const stream = await client.chat.completions.create({ model: process.env.PAYGATE_MODEL, messages, stream: true }, { headers, signal: ac.signal });
+    let content = "", error = null;
+    try {
+      for await (const c of stream) {
+        content += c.choices[0]?.delta?.content ?? "";
+        if (content) ac.abort(); // the SDK's iterator then ends, or throws
+      }
+    } catch (err) {
+      error = String(err);
+    }
+    return { content, aborted: ac.signal.aborted, error };
+  }
+  if (mode === "with-response") {
+    const { data: r, response } = await client.chat.completions.create({ model: process.env.PAYGATE_MODEL, messages }, { headers }).withResponse();
+    return { headers: Object.fromEntries(response.headers), content: r.choices[0].message.content, paygate: r.paygate ?? null };
   }
   throw new Error("unknown mode " + mode);
 }

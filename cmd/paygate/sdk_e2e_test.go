@@ -1,0 +1,268 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// What bots do with the Node openai SDK beyond reading a stream: its tool
+// loop, its stream helper's events, cancelling, its own retries and its
+// response headers, through the binary's application against a scripted
+// provider and the WeChat Pay simulator.
+
+// weatherScript: a purchase that goes on with the bot's own tool. The
+// user's message gets a create_order call, paygate's tool result a call to
+// the bot's get_weather, and the bot's result the answer. Every round
+// reports usage (11 tokens), streamed and not.
+func weatherScript(body string) scriptRound {
+	msgs := gjson.Get(body, "messages").Array()
+	last := msgs[len(msgs)-1]
+	round := func(id, content, call string) scriptRound {
+		head := `{"id":"` + id + `","object":"chat.completion.chunk","created":1700000001,"model":"m-` + id + `","choices":[`
+		usage := `"usage":{"prompt_tokens":10,"completion_tokens":1,"total_tokens":11}`
+		text, _ := json.Marshal(content)
+		r := scriptRound{chunks: []string{head + `{"index":0,"delta":{"role":"assistant","content":` + string(text) + `},"finish_reason":null}]}`}}
+		msg, finish := `{"role":"assistant","content":`+string(text)+`}`, "stop"
+		if call != "" {
+			r.chunks = append(r.chunks, head+`{"index":0,"delta":{"tool_calls":[{"index":0,`+call+`}]},"finish_reason":null}]}`)
+			msg, finish = `{"role":"assistant","content":`+string(text)+`,"tool_calls":[{`+call+`}]}`, "tool_calls"
+		}
+		r.chunks = append(r.chunks, head+`{"index":0,"delta":{},"finish_reason":"`+finish+`"}]}`,
+			`{"id":"`+id+`","object":"chat.completion.chunk","created":1700000001,"model":"m-`+id+`","choices":[],`+usage+`}`)
+		r.whole = `{"id":"` + id + `","object":"chat.completion","created":1700000001,"model":"m-` + id + `","choices":[{"index":0,"message":` + msg + `,"finish_reason":"` + finish + `"}],` + usage + `}`
+		return r
+	}
+	switch {
+	case last.Get("role").Str == "user":
+		return round("r1", "Ordering. ", `"id":"call_pay1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}`)
+	case last.Get("tool_call_id").Str == "call_pay1":
+		return round("r2", "Checking the weather. ", `"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}`)
+	}
+	return round("r3", "It is 21 degrees.", "")
+}
+
+// TestNodeRunToolsBesidePaymentTools: the SDK's runTools loop with a
+// function of the bot's own while paygate offers its payment tools. The
+// bot's call reaches the SDK, which runs it; paygate's create_order never
+// does (runTools would run or fail on any call it gets); the bot's next
+// request, carrying its result, gets the payment exchange back in place;
+// one order.
+func TestNodeRunToolsBesidePaymentTools(t *testing.T) {
+	for _, mode := range []string{"run-tools", "run-tools-stream"} {
+		t.Run(mode, func(t *testing.T) {
+			up := newScriptedProvider(t, weatherScript)
+			url, a := paymentApp(t, up.URL, "")
+			var res struct {
+				Content string           `json:"content"`
+				Called  []map[string]any `json:"called"`
+				Calls   []string         `json:"calls"`
+			}
+			out := nodeChat(t, url, mode)
+			if err := json.Unmarshal(out, &res); err != nil {
+				t.Fatalf("%s: %v", out, err)
+			}
+			if res.Content != "It is 21 degrees." || len(res.Called) != 1 || res.Called[0]["city"] != "Paris" {
+				t.Errorf("the SDK's loop ended with %q after running get_weather with %v; want the answer after one call for Paris", res.Content, res.Called)
+			}
+			if strings.Join(res.Calls, ",") != "get_weather" {
+				t.Errorf("tool calls in the SDK's conversation: %v; want the bot's get_weather alone", res.Calls)
+			}
+			reqs := up.requests()
+			if len(reqs) != 3 {
+				t.Fatalf("upstream saw %d requests; want 3 (purchase, weather, answer)", len(reqs))
+			}
+			var sigs []string
+			for _, m := range gjson.Get(reqs[2], "messages").Array() {
+				sigs = append(sigs, messageSignature(m))
+			}
+			if got, want := strings.Join(sigs, " "), "system user assistant:call_pay1 tool:call_pay1 assistant:call_w tool:call_w"; got != want {
+				t.Errorf("the bot's second request reached the provider as %q; want %q", got, want)
+			}
+			if a.sim.OrderCount() != 1 {
+				t.Errorf("WeChat Pay holds %d orders; want 1", a.sim.OrderCount())
+			}
+		})
+	}
+}
+
+// TestNodeStreamHelperEventsOfAContinuedTurn: the stream helper's
+// content.delta events of a purchase (two rounds) add up to the text the
+// completion it assembles holds, under one id, finished "stop" (never
+// "tool_calls" for paygate's own call), with the paygate object, and with
+// usage, the sum of both rounds, only when the bot asked for it.
+func TestNodeStreamHelperEventsOfAContinuedTurn(t *testing.T) {
+	for _, tc := range []struct {
+		mode      string
+		wantTotal float64 // 0: no usage
+	}{{"stream-events", 0}, {"stream-events-usage", 280}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			up := newScriptedProvider(t, purchaseScript)
+			url, _ := paymentApp(t, up.URL, "")
+			var res struct {
+				Deltas   []string `json:"deltas"`
+				Done     string   `json:"done"`
+				ChunkIDs []string `json:"chunkIds"`
+				ID       string   `json:"id"`
+				Content  string   `json:"content"`
+				Finish   string   `json:"finish"`
+				Usage    *struct {
+					Prompt     float64 `json:"prompt_tokens"`
+					Completion float64 `json:"completion_tokens"`
+					Total      float64 `json:"total_tokens"`
+				} `json:"usage"`
+				Paygate struct {
+					Actions []struct {
+						Type string `json:"type"`
+					} `json:"actions"`
+				} `json:"paygate"`
+			}
+			out := nodeChat(t, url, tc.mode)
+			if err := json.Unmarshal(out, &res); err != nil {
+				t.Fatalf("%s: %v", out, err)
+			}
+			const want = "Let me set that up. Your order is ready: tap Pay to finish."
+			if strings.Join(res.Deltas, "") != want || res.Done != want || res.Content != want {
+				t.Errorf("content.delta events %q, content.done %q, completion %q; want all %q", res.Deltas, res.Done, res.Content, want)
+			}
+			if res.ID != "chatcmpl-R1" || len(res.ChunkIDs) != 1 || res.Finish != "stop" {
+				t.Errorf("id %q over chunk ids %v, finish %q; want one id and stop", res.ID, res.ChunkIDs, res.Finish)
+			}
+			if len(res.Paygate.Actions) != 1 || res.Paygate.Actions[0].Type != "order_created" {
+				t.Errorf("paygate %+v; want the order_created action", res.Paygate)
+			}
+			switch {
+			case tc.wantTotal == 0 && res.Usage != nil:
+				t.Errorf("usage %+v reached a bot that did not ask for it", *res.Usage)
+			case tc.wantTotal != 0 && (res.Usage == nil || res.Usage.Total != tc.wantTotal || res.Usage.Prompt != 250 || res.Usage.Completion != 30):
+				t.Errorf("usage %+v; want 250+30=280, both rounds", res.Usage)
+			}
+		})
+	}
+}
+
+// TestNodeAbortCancelsUpstream: a bot that aborts a stream (AbortController)
+// after its first text ends paygate's upstream request, which would
+// otherwise go on generating, and billing, for nobody.
+func TestNodeAbortCancelsUpstream(t *testing.T) {
+	canceled := make(chan struct{})
+	var once sync.Once
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hello"},"finish_reason":null}]}`+"\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			once.Do(func() { close(canceled) })
+		case <-time.After(time.Minute):
+		}
+	}))
+	t.Cleanup(up.Close)
+	url, _ := paymentApp(t, up.URL, "")
+	var res struct {
+		Content string `json:"content"`
+		Aborted bool   `json:"aborted"`
+		Error   string `json:"error"`
+	}
+	out := nodeChat(t, url, "abort")
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+	if res.Content != "Hello" || !res.Aborted {
+		t.Errorf("the bot read %q, aborted %v (error %q); want the first text, then its abort", res.Content, res.Aborted, res.Error)
+	}
+	select {
+	case <-canceled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream request went on after the bot aborted")
+	}
+}
+
+// TestNodeRetriedPostMakesOneOrder: a non-stream purchase whose round after
+// the order fails at the provider is a 5xx to the bot, which the SDK sends
+// again on its own (maxRetries): the retry gets the order the first try
+// made, with its payment parameters, and WeChat Pay sees one order and one
+// prepay. The SDK's x-stainless-* headers, retry count included, reach no
+// provider, and the answer carries paygate's own headers.
+func TestNodeRetriedPostMakesOneOrder(t *testing.T) {
+	var mu sync.Mutex
+	var firsts int // round-1 requests: 2 once the SDK retried
+	var headers []http.Header
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		headers = append(headers, r.Header.Clone())
+		tool := strings.Contains(string(b), `"role":"tool"`)
+		if !tool {
+			firsts++
+		}
+		fail := tool && firsts < 2
+		mu.Unlock()
+		if fail {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, `{"error":{"message":"overloaded","type":"server_error"}}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, purchaseScript(string(b)).whole)
+	}))
+	t.Cleanup(up.Close)
+	url, a := paymentApp(t, up.URL, "")
+	var res struct {
+		Headers map[string]string `json:"headers"`
+		Content string            `json:"content"`
+		Paygate struct {
+			Actions []struct {
+				Type           string         `json:"type"`
+				Order          map[string]any `json:"order"`
+				RequestPayment map[string]any `json:"request_payment"`
+			} `json:"actions"`
+		} `json:"paygate"`
+	}
+	out := nodeChat(t, url, "with-response", "PAYGATE_RETRIES=2")
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+	mu.Lock()
+	retried := firsts
+	mu.Unlock()
+	if retried != 2 {
+		t.Fatalf("the provider saw %d first rounds; want 2, the SDK's retry of the failed turn", retried)
+	}
+	if a.sim.OrderCount() != 1 {
+		t.Errorf("WeChat Pay holds %d orders after the SDK's retry; want 1", a.sim.OrderCount())
+	}
+	var prepays int
+	for _, rl := range a.sim.Requests() {
+		if strings.HasPrefix(rl.Op, "prepay") {
+			prepays++
+		}
+	}
+	if prepays != 1 {
+		t.Errorf("%d prepays reached WeChat Pay; want 1", prepays)
+	}
+	if len(res.Paygate.Actions) != 1 || res.Paygate.Actions[0].Type != "order_created" || res.Paygate.Actions[0].RequestPayment["paySign"] == nil {
+		t.Errorf("the retried answer's paygate %+v; want the order with its payment parameters", res.Paygate)
+	}
+	if res.Headers["x-paygate-provider"] != "fake" || res.Headers["x-paygate-attempts"] == "" || res.Headers["x-request-id"] == "" {
+		t.Errorf("answer headers %v; want X-Paygate-Provider, X-Paygate-Attempts and X-Request-Id", res.Headers)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, h := range headers {
+		for k := range h {
+			if lk := strings.ToLower(k); strings.HasPrefix(lk, "x-stainless") || lk == "idempotency-key" || lk == "x-wechat-openid" {
+				t.Errorf("the bot's %s header reached the provider", k)
+			}
+		}
+	}
+}
