@@ -196,6 +196,9 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest(err.Error()))
 		return
 	}
+	// The conversation a plain turn's cost is counted to: none without a
+	// payment user, the user's session for one served plainly below.
+	var costUser, costSession string
 	if user := payingUser(r.Header, chat.User); s.tools != nil && user != "" {
 		session := r.Header.Get("X-Paygate-Session")
 		if session == "" {
@@ -205,9 +208,19 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			writeError(w, aerr)
 			return
 		}
-		c := rc.client
-		s.runTurn(w, r, chat, out, payments.Caller{Client: c.Name, AppID: c.AppID, User: user, Session: session, AllowedSKUs: c.AllowedSKUs})
-		return
+		if chat.Choices <= 1 || paymentToolsOffered(chat, out, s.tools.IsPayment) {
+			c := rc.client
+			s.runTurn(w, r, chat, out, payments.Caller{Client: c.Name, AppID: c.AppID, User: user, Session: session, AllowedSKUs: c.AllowedSKUs})
+			return
+		}
+		// Several choices, and the bot's tool_choice or legacy functions
+		// leave the payment tools out: no payment call can come, so the
+		// choices go to the bot as they would without a user. runTurn
+		// refuses n above 1 because it continues one conversation and a
+		// payment call in a choice the bot may not show would run or reach
+		// the bot raw; refused here too, a bot that turned tools off to get
+		// several phrasings got a 400 saying the payment tools were offered.
+		costUser, costSession = user, session
 	}
 	req := &failover.Request{
 		Model:       chat.Model,
@@ -239,7 +252,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		s.streamRound(w, r, req, resp, !chat.WantsUsage, chat.Choices > 1, account)
 	}
 	if s.ledger != nil {
-		s.ledger.Turn(r.Context(), rc.client.Name, "", "", cost)
+		s.ledger.Turn(r.Context(), rc.client.Name, costUser, costSession, cost)
 	}
 }
 

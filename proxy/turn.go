@@ -224,6 +224,14 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 
 var toolCallsKey = []byte(`"tool_calls"`)
 
+// paymentToolsOffered reports whether a signed-in user's chat request gets
+// the payment tools (runTurn): not when it uses what rules tools out
+// (toolsRuledOut), nor when its tool_choice or function_call leaves every
+// payment tool out (PaymentChoice.None).
+func paymentToolsOffered(chat interceptors.Chat, body []byte, isPayment func(name string) bool) bool {
+	return toolsRuledOut(chat, body) == "" && !interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, isPayment).None()
+}
+
 // toolsRuledOut names what in a chat request rules out tools at the
 // providers, "" when nothing does: the legacy "functions" (OpenAI: "'functions'
 // and 'tools' cannot both be provided") or Predicted Outputs ("prediction":

@@ -532,6 +532,62 @@ func TestSeveralChoicesWithPaymentTools(t *testing.T) {
 	}
 }
 
+// TestSeveralChoicesWithoutPaymentTools: a signed-in user's request for
+// several choices whose tool_choice (or legacy functions) leaves the payment
+// tools out is served, all choices to the bot, as without a user: no payment
+// tool is offered, so none can be called in a choice the bot may not show.
+// It was refused with a 400 saying the payment tools were offered.
+func TestSeveralChoicesWithoutPaymentTools(t *testing.T) {
+	const weather = `{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}`
+	up := newScriptedProvider(t, func(body string) scriptRound {
+		head := `{"id":"chatcmpl-N","object":"chat.completion.chunk","created":1,"model":"m","choices":[`
+		return scriptRound{
+			chunks: []string{
+				head + `{"index":0,"delta":{"role":"assistant","content":"One"},"finish_reason":null},{"index":1,"delta":{"role":"assistant","content":"Two"},"finish_reason":null}]}`,
+				head + `{"index":0,"delta":{},"finish_reason":"stop"},{"index":1,"delta":{},"finish_reason":"stop"}]}`,
+			},
+			whole: `{"id":"chatcmpl-N","object":"chat.completion","created":1,"model":"m","choices":[` +
+				`{"index":0,"message":{"role":"assistant","content":"One"},"finish_reason":"stop"},` +
+				`{"index":1,"message":{"role":"assistant","content":"Two"},"finish_reason":"stop"}]}`,
+		}
+	})
+	url, a := paymentApp(t, up.URL, "")
+	for _, tc := range []struct{ name, members string }{
+		{"tool_choice none", `"tool_choice":"none",`},
+		{"tool_choice none beside the bot's tools", `"tools":[` + weather + `],"tool_choice":"none",`},
+		{"the bot's own function forced", `"tools":[` + weather + `],"tool_choice":{"type":"function","function":{"name":"get_weather"}},`},
+		{"legacy functions", `"functions":[{"name":"get_weather","parameters":{"type":"object"}}],`},
+	} {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, stream %v", tc.name, stream), func(t *testing.T) {
+				before := len(up.requests())
+				body := fmt.Sprintf(`{"model":"gpt-4o","n":2,"stream":%v,%s"messages":[{"role":"user","content":"two greetings"}]}`, stream, tc.members)
+				resp := postAs(t, url, e2eClientKey, testOpenID, body)
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("got %d %s; want 200", resp.StatusCode, b)
+				}
+				for _, want := range []string{"One", "Two"} {
+					if !strings.Contains(string(b), `"content":"`+want+`"`) {
+						t.Errorf("the answer lacks the choice %q: %s", want, b)
+					}
+				}
+				reqs := up.requests()[before:]
+				if len(reqs) != 1 {
+					t.Fatalf("upstream requests: %d; want 1", len(reqs))
+				}
+				if strings.Contains(reqs[0], `"create_order"`) || strings.Contains(reqs[0], testOpenID) {
+					t.Errorf("the upstream request offers a payment tool or names the user: %s", reqs[0])
+				}
+			})
+		}
+	}
+	if n := a.sim.OrderCount(); n != 0 {
+		t.Errorf("orders at the simulator: %d; want none", n)
+	}
+}
+
 // TestClientCallsWithoutFinishChunk: a round that hands the bot its own tool
 // call and ends on [DONE] with no finish chunk was cut (one-api style relays
 // end a stream their upstream broke with [DONE]): the bot is told so with an
