@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	openai "github.com/sashabaranov/go-openai"
 	"github.com/tidwall/gjson"
 )
 
@@ -264,5 +267,91 @@ func TestNodeRetriedPostMakesOneOrder(t *testing.T) {
 				t.Errorf("the bot's %s header reached the provider", k)
 			}
 		}
+	}
+}
+
+// TestGoOpenAIContinuedStreamWithUsageAndLogprobs: go-openai reads a
+// purchase streamed over two rounds, each from another model build and
+// second, with logprobs asked and usage asked (stream_options): every chunk
+// decodes, under one id and one created; the text chunks of both rounds
+// carry their logprobs; one finish, "stop"; and the last chunk, after the
+// finish, is the usage of both rounds summed, token details included.
+func TestGoOpenAIContinuedStreamWithUsageAndLogprobs(t *testing.T) {
+	lp := func(tok string) string {
+		return `{"content":[{"token":"` + tok + `","logprob":-0.5,"bytes":[1],"top_logprobs":[]}],"refusal":null}`
+	}
+	up := newScriptedProvider(t, func(body string) scriptRound {
+		id, created, text, calls := "chatcmpl-L1", "1700000001", "Let me. ", true
+		usage := `{"prompt_tokens":100,"completion_tokens":20,"total_tokens":120,"prompt_tokens_details":{"cached_tokens":50},"completion_tokens_details":{"reasoning_tokens":5}}`
+		if strings.Contains(body, `"role":"tool"`) {
+			id, created, text, calls = "chatcmpl-L2", "1700000002", "Tap pay.", false
+			usage = `{"prompt_tokens":150,"completion_tokens":10,"total_tokens":160,"prompt_tokens_details":{"cached_tokens":100},"completion_tokens_details":{"reasoning_tokens":0}}`
+		}
+		head := `{"id":"` + id + `","object":"chat.completion.chunk","created":` + created + `,"model":"gpt-4o-` + id + `","system_fingerprint":"fp","choices":[`
+		r := scriptRound{chunks: []string{head + `{"index":0,"delta":{"role":"assistant","content":"` + text + `"},"logprobs":` + lp(text) + `,"finish_reason":null}]}`}}
+		finish := "stop"
+		if calls {
+			r.chunks = append(r.chunks, head+`{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]},"logprobs":null,"finish_reason":null}]}`)
+			finish = "tool_calls"
+		}
+		r.chunks = append(r.chunks, head+`{"index":0,"delta":{},"logprobs":null,"finish_reason":"`+finish+`"}]}`,
+			`{"id":"`+id+`","object":"chat.completion.chunk","created":`+created+`,"model":"gpt-4o-`+id+`","choices":[],"usage":`+usage+`}`)
+		return r
+	})
+	url, _ := paymentApp(t, up.URL, "")
+	stream, err := userClient(url).CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
+		Model: "gpt-4o", Stream: true, LogProbs: true,
+		StreamOptions: &openai.StreamOptions{IncludeUsage: true},
+		Messages:      []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "premium please"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	var chunks []openai.ChatCompletionStreamResponse
+	for {
+		c, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Recv after %d chunks: %v", len(chunks), err)
+		}
+		chunks = append(chunks, c)
+	}
+	var text strings.Builder
+	var tokens, finishes []string
+	ids, created := map[string]bool{}, map[int64]bool{}
+	for i, c := range chunks {
+		ids[c.ID], created[c.Created] = true, true
+		if c.Usage != nil && i != len(chunks)-1 {
+			t.Errorf("chunk %d of %d carries usage; want it on the last alone", i, len(chunks))
+		}
+		for _, ch := range c.Choices {
+			text.WriteString(ch.Delta.Content)
+			if ch.Logprobs != nil {
+				for _, l := range ch.Logprobs.Content {
+					tokens = append(tokens, l.Token)
+				}
+			}
+			if ch.FinishReason != "" {
+				finishes = append(finishes, string(ch.FinishReason))
+			}
+		}
+	}
+	if text.String() != "Let me. Tap pay." || strings.Join(tokens, "") != "Let me. Tap pay." {
+		t.Errorf("text %q with logprob tokens %q; want both rounds' text, each with its logprobs", text.String(), tokens)
+	}
+	if len(ids) != 1 || !ids["chatcmpl-L1"] || len(created) != 1 || !created[1700000001] {
+		t.Errorf("ids %v, created %v; want the first round's one id and one created", ids, created)
+	}
+	if strings.Join(finishes, ",") != "stop" {
+		t.Errorf("finish reasons %q; want one stop", finishes)
+	}
+	u := chunks[len(chunks)-1].Usage
+	if u == nil || u.PromptTokens != 250 || u.CompletionTokens != 30 || u.TotalTokens != 280 ||
+		u.PromptTokensDetails == nil || u.PromptTokensDetails.CachedTokens != 150 ||
+		u.CompletionTokensDetails == nil || u.CompletionTokensDetails.ReasoningTokens != 5 {
+		t.Errorf("usage %+v; want both rounds summed: 250+30=280, 150 cached, 5 reasoning", u)
 	}
 }
