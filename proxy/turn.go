@@ -191,10 +191,16 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		t.pending = s.pendingAnnouncements(st)
 	}
 	defs := s.toolDefsFor(caller.Client)
-	if t.payChoice.None() {
+	if t.payChoice.None() && !hasPaymentCalls(body, s.tools.IsPayment) {
 		// The bot's tool_choice leaves the payment tools out: not offered
 		// (a call that comes anyway is refused, execute). The bot's own
-		// tools are still checked for names that clash with them.
+		// tools are still checked for names that clash with them. A
+		// conversation that carries payment calls (a kept exchange restored
+		// above) keeps their definitions, under the bot's tool_choice,
+		// which still rules them out: Anthropic's models refuse tool calls
+		// and results of tools the request does not define ("Requests which
+		// include tool_use or tool_result blocks must define tools"), and a
+		// bot asks for the final answer after its own tools with "none".
 		defs = nil
 	}
 	if chat.HasTools {
@@ -223,6 +229,23 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 }
 
 var toolCallsKey = []byte(`"tool_calls"`)
+
+// hasPaymentCalls reports whether a chat request's messages carry a tool
+// call to one of the payment tools.
+func hasPaymentCalls(body []byte, isPayment func(name string) bool) bool {
+	if !bytes.Contains(body, toolCallsKey) {
+		return false
+	}
+	found := false
+	gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
+		m.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
+			found = isPayment(c.Get("function.name").Str)
+			return !found
+		})
+		return !found
+	})
+	return found
+}
 
 // paymentToolsOffered reports whether a signed-in user's chat request gets
 // the payment tools (runTurn): not when it uses what rules tools out

@@ -355,3 +355,61 @@ func TestGoOpenAIContinuedStreamWithUsageAndLogprobs(t *testing.T) {
 		t.Errorf("usage %+v; want both rounds summed: 250+30=280, 150 cached, 5 reasoning", u)
 	}
 }
+
+// TestToolChoiceNoneAfterAMixedRoundKeepsPaymentToolDefinitions: a bot runs
+// its own tool from a round that also made a payment call and asks for the
+// final answer with tool_choice "none", as agent loops do. The provider
+// gets the payment exchange back in the conversation, so it also gets the
+// payment tools' definitions, still with tool_choice "none": Anthropic's
+// models (also behind OpenRouter and LiteLLM) refuse a conversation with
+// tool calls and results whose tools are not defined ("Requests which
+// include tool_use or tool_result blocks must define tools"). Without a
+// payment call in the conversation, "none" still offers none.
+func TestToolChoiceNoneAfterAMixedRoundKeepsPaymentToolDefinitions(t *testing.T) {
+	const weather = `{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}`
+	up := newScriptedProvider(t, func(body string) scriptRound {
+		if !strings.Contains(body, `"role":"tool"`) {
+			return callRound("mx", [3]string{"call_pay", "create_order", `{"sku":"premium-monthly"}`}, [3]string{"call_w", "get_weather", `{"city":"Paris"}`})
+		}
+		return scriptRound{whole: `{"id":"fin","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Ordered; 21 degrees."},"finish_reason":"stop"}]}`}
+	})
+	url, a := paymentApp(t, up.URL, "")
+	first := chatBody(t, url, `{"model":"gpt-4o","tools":[`+weather+`],"messages":[{"role":"user","content":"premium, and the weather"}]}`)
+	if got := gjson.Get(first, "choices.0.message.tool_calls.#.function.name").Raw; got != `["get_weather"]` {
+		t.Fatalf("the bot got calls %s; want its get_weather alone: %s", got, first)
+	}
+	for _, tc := range []struct {
+		name     string
+		messages string
+		wantDefs bool
+	}{
+		{"after the mixed round", `{"role":"user","content":"premium, and the weather"},` +
+			`{"role":"assistant","content":null,"tool_calls":[{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},` +
+			`{"role":"tool","tool_call_id":"call_w","content":"21"}`, true},
+		{"a conversation without payment calls", `{"role":"user","content":"hello"}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(up.requests())
+			chatBody(t, url, `{"model":"gpt-4o","tool_choice":"none","tools":[`+weather+`],"messages":[`+tc.messages+`]}`)
+			reqs := up.requests()[before:]
+			if len(reqs) != 1 {
+				t.Fatalf("upstream requests %d; want 1", len(reqs))
+			}
+			req := reqs[0]
+			calls := gjson.Get(req, "messages.#.tool_calls.#.function.name").Raw
+			tools := gjson.Get(req, "tools.#.function.name").Raw
+			if tc.wantDefs != strings.Contains(calls, "create_order") {
+				t.Fatalf("payment calls in the conversation: %s; want them there: %v", calls, tc.wantDefs)
+			}
+			if got := strings.Contains(tools, "create_order"); got != tc.wantDefs {
+				t.Errorf("tools %s beside calls %s; want the payment tools defined: %v", tools, calls, tc.wantDefs)
+			}
+			if !strings.Contains(tools, "get_weather") || gjson.Get(req, "tool_choice").Str != "none" {
+				t.Errorf("tools %s, tool_choice %s; want the bot's tool and its \"none\"", tools, gjson.Get(req, "tool_choice").Raw)
+			}
+		})
+	}
+	if a.sim.OrderCount() != 1 {
+		t.Errorf("WeChat Pay holds %d orders; want 1", a.sim.OrderCount())
+	}
+}
