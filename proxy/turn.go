@@ -247,12 +247,18 @@ func hasPaymentCalls(body []byte, isPayment func(name string) bool) bool {
 	return found
 }
 
-// paymentToolsOffered reports whether a signed-in user's chat request gets
-// the payment tools (runTurn): not when it uses what rules tools out
+// paymentToolsOffered reports whether a signed-in user's chat request may
+// get the payment tools (runTurn): not when it uses what rules tools out
 // (toolsRuledOut), nor when its tool_choice or function_call leaves every
-// payment tool out (PaymentChoice.None).
+// payment tool out (PaymentChoice.None) and it carries no tool calls. One
+// that carries tool calls may get a kept payment exchange restored, and
+// with it the payment tools' definitions (hasPaymentCalls), which only the
+// turn does.
 func paymentToolsOffered(chat interceptors.Chat, body []byte, isPayment func(name string) bool) bool {
-	return toolsRuledOut(chat, body) == "" && !interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, isPayment).None()
+	if toolsRuledOut(chat, body) != "" {
+		return false
+	}
+	return !interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, isPayment).None() || bytes.Contains(body, toolCallsKey)
 }
 
 // toolsRuledOut names what in a chat request rules out tools at the
