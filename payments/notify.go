@@ -34,6 +34,12 @@ type verdict struct {
 	outcome string
 	reason  string
 	msg     string
+	// unread: refused before the body was read. The answer to a request
+	// with a body closes the connection: kept alive, net/http reads what a
+	// handler left of a body under 256 KiB before it answers, so a sender
+	// that declared 100 KB and stopped got its refusal only at the read
+	// deadline.
+	unread bool
 }
 
 // ServeHTTP verifies the raw bytes, decrypts, applies the transition exactly
@@ -55,6 +61,9 @@ func (h *notifyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.m.notifications.WithLabelValues(v.event, v.outcome, v.reason).Inc()
 	s.m.notifyDuration.Observe(time.Since(start).Seconds())
 	if v.status >= 300 {
+		if v.unread && r.ContentLength != 0 {
+			w.Header().Set("Connection", "close")
+		}
 		if v.status == http.StatusMethodNotAllowed {
 			// The route serves every method (the proxy mounts it so), so
 			// this 405 names the one it takes, as ServeMux's did.
@@ -74,18 +83,19 @@ func (h *notifyHandler) handle(r *http.Request) verdict {
 	ctx := r.Context()
 	if r.Method != http.MethodPost {
 		h.refusedEarly(r, "method", nil)
-		return verdict{status: http.StatusMethodNotAllowed, event: "", outcome: "rejected", reason: "method", msg: "POST only"}
+		return verdict{status: http.StatusMethodNotAllowed, event: "", outcome: "rejected", reason: "method", msg: "POST only", unread: true}
 	}
 	if s.opts.Notify == nil {
 		s.log.ErrorContext(ctx, "ALERT: notification received but no notify verifier is configured", "alert", true)
-		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: "not_configured", msg: "notifications not configured"}
+		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: "not_configured", msg: "notifications not configured", unread: true}
 	}
 	if r.ContentLength > maxNotifyBody {
 		// Declared too large: refused before a byte is read, as the bots'
 		// API refuses one, rather than held until the read deadline and
-		// then told the body could not be read.
+		// then told the body could not be read (unread: nor held by the
+		// server's own drain of it).
 		h.refusedEarly(r, "too_large", fmt.Errorf("declared body of %d bytes above %d", r.ContentLength, maxNotifyBody))
-		return verdict{status: http.StatusRequestEntityTooLarge, outcome: "rejected", reason: "too_large", msg: "body too large"}
+		return verdict{status: http.StatusRequestEntityTooLarge, outcome: "rejected", reason: "too_large", msg: "body too large", unread: true}
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxNotifyBody+1))
 	if err != nil {
