@@ -482,12 +482,6 @@ func (s *Server) handleAdminRefunds(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"refunds": out, "next_before": nextBefore(orders, p.Limit)})
 }
 
-// storeLostMessage is what /readyz and the admin API say of a store that
-// lost its data (store.ErrDataLost): it answers, so "unavailable" or
-// "unreachable" would send an operator to the network, and what it needs is
-// a restart of every replica.
-const storeLostMessage = "the store lost its data: restart every replica, then reconcile payments against WeChat Pay"
-
 // adminFailed maps a payments error to an admin JSON error.
 func (s *Server) adminFailed(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
@@ -496,7 +490,7 @@ func (s *Server) adminFailed(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, payments.ErrNotAwaitingApproval):
 		adminError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, store.ErrDataLost):
-		adminError(w, http.StatusServiceUnavailable, storeLostMessage)
+		adminError(w, http.StatusServiceUnavailable, store.DataLostAdvice)
 	case errors.Is(err, store.ErrUnavailable):
 		adminError(w, http.StatusServiceUnavailable, "the store is unavailable")
 	default:

@@ -181,7 +181,7 @@ func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 
 func (a *adminAudit) failed(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, store.ErrDataLost) {
-		adminError(w, http.StatusServiceUnavailable, storeLostMessage)
+		adminError(w, http.StatusServiceUnavailable, store.DataLostAdvice)
 		return
 	}
 	if errors.Is(err, store.ErrUnavailable) {

@@ -293,7 +293,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		if err := s.store.Ping(ctx); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			if errors.Is(err, store.ErrDataLost) {
-				_, _ = w.Write([]byte(storeLostMessage + "\n"))
+				_, _ = w.Write([]byte(store.DataLostAdvice + "\n"))
 				return
 			}
 			_, _ = w.Write([]byte("store unreachable\n"))

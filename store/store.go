@@ -36,6 +36,13 @@ var (
 	ErrDataLost = errors.New("store: lost its data")
 )
 
+// DataLostAdvice is what an operator is told of ErrDataLost, by /readyz
+// and by every admin API route that reads the store (orders, audit,
+// webhooks): the store answers, so "unavailable" or "try again" would send
+// them to the network or to retries the replica refuses until it is
+// restarted.
+const DataLostAdvice = "the store lost its data: restart every replica, then reconcile payments against WeChat Pay"
+
 // TombstoneTTL is how long a used or expired refund proposal is remembered.
 const TombstoneTTL = 7 * 24 * time.Hour
 

@@ -14,6 +14,7 @@ import (
 	"github.com/paygate/paygate/internal/redistest"
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/proxy/console"
 )
 
 // redisYAML is the store section for a private redis-server at addr.
@@ -273,6 +274,17 @@ func TestRedisRestartedEmptyThenPaid(t *testing.T) {
 	// So does the admin API, where an operator looks for the orders.
 	if e := gjson.Get(n.adminGet("/admin/api/orders"), "error").Str; !strings.Contains(e, "lost its data") || !strings.Contains(e, "restart") {
 		t.Errorf("admin orders on the emptied Redis: error %q; want the cause and the remedy", e)
+	}
+	// And the admin API's webhook routes, which the console reads too: "try
+	// again" would only be refused again until the restart.
+	for _, c := range []struct{ method, path string }{
+		{http.MethodGet, "/admin/api/webhooks"},
+		{http.MethodPost, "/admin/api/orders/" + no + "/webhook"},
+	} {
+		resp, b := adminDo(t, c.method, "http://"+n.admin+c.path, map[string]string{"Authorization": "Bearer " + testAdminToken, console.CSRFHeader: "1"})
+		if e := gjson.GetBytes(b, "error").Str; resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(e, "lost its data") || !strings.Contains(e, "restart") {
+			t.Errorf("%s %s on the emptied Redis: %d %s; want 503 with the cause and the remedy", c.method, c.path, resp.StatusCode, b)
+		}
 	}
 	if _, err := cs.Pay(t.Context(), no); err != nil {
 		t.Fatal(err)

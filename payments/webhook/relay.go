@@ -916,7 +916,7 @@ func (r *Relay) Handler() http.Handler {
 		st, err := r.Stats(req.Context())
 		if err != nil {
 			r.log.WarnContext(req.Context(), "webhook delivery state not served: the outbox cannot be read", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the store's outbox cannot be read; try again"})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": unavailableText(err, "the store's outbox cannot be read; try again")})
 			return
 		}
 		b, err := json.Marshal(st)
@@ -938,4 +938,15 @@ func DisabledHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"enabled":false}`+"\n")
 	})
+}
+
+// unavailableText is the admin API's words for a store that failed with
+// err: store.DataLostAdvice when it lost its data (it answers, and refuses
+// every command until the replicas restart, so "try again" would only be
+// refused again), else retry, the words of a passing failure.
+func unavailableText(err error, retry string) string {
+	if errors.Is(err, store.ErrDataLost) {
+		return store.DataLostAdvice
+	}
+	return retry
 }

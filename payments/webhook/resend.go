@@ -326,7 +326,7 @@ func (r *Relay) ResendHandler() http.Handler {
 			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
 		case err != nil:
 			r.log.ErrorContext(req.Context(), "webhook resend failed", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the store did not answer; try again"})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": unavailableText(err, "the store did not answer; try again")})
 		default:
 			status := http.StatusAccepted
 			if res.AlreadyPending {
