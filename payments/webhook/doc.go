@@ -8,8 +8,9 @@
 // right after the commit loses nothing. refund.proposed, which has no order
 // transition, rides the proposal's own write the same way (ProposalEvents,
 // the payments.Options.ProposalEvents hook), on the proposal's queue, and
-// the Relay moves it to its order's delivery queue. The Relay then drains
-// the outbox.
+// the Relay moves it to its order's delivery queue, after the order's
+// earlier events and before the outcome of the refund it proposed
+// (Relay.behindItsOrder). The Relay then drains the outbox.
 //
 // The outbox is shared with other kinds (audit records) and keyed by order
 // number, one head at a time per key. So that a merchant endpoint that is down

@@ -497,22 +497,44 @@ func (r *Relay) move(ctx context.Context, ev store.Event) {
 	}
 }
 
-// behindItsOrder reports whether ev, a refund.proposed that rode its
-// proposal's write, must wait for its order's own intake queue: the two
-// are moved by different workers, and an event of the order made before
-// the proposal (its order.paid, left by a relay that was down) must reach
-// the delivery queue first, to keep the order's sequence. Then (or when
-// the order's queue could not be read) ev's lease is given back, due again
-// after a poll, as no failure. Any other event never waits.
+// behindItsOrder reports whether intake event ev must wait for another
+// queue's events to keep its order's sequence: the two queues are moved by
+// different workers, and their events reach the delivery queue in the
+// order they are moved.
+//
+//   - A refund.proposed that rode its proposal's write waits for its
+//     order's own intake events made before the proposal (its order.paid,
+//     left by a relay that was down).
+//   - An event of the order about a refund it proposed (refund.succeeded,
+//     refund.failed: data.refund.refund_id) waits for that proposal's queue
+//     to hold nothing made before it, its refund.proposed included (held
+//     back there behind the proposal's audit record, or by the wait above),
+//     so the merchant never hears of a refund's outcome before its
+//     proposal. A refund.proposed on the order's own queue (enqueued there
+//     by an earlier version) is in its order's sequence already and waits
+//     for nothing.
+//
+// The first compares with "not after", the second with "before", so two
+// events never wait for each other, whatever the replicas' clocks. Then (or
+// when the other queue could not be read) ev's lease is given back, due
+// again after a poll, as no failure. Any other event never waits.
 func (r *Relay) behindItsOrder(ctx context.Context, ev store.Event) bool {
-	if !strings.HasPrefix(ev.Key, store.ProposalEventKeyPrefix) {
+	var other string
+	var earlier func(h store.Event) bool
+	if strings.HasPrefix(ev.Key, store.ProposalEventKeyPrefix) {
+		other = orderOf(ev)
+		earlier = func(h store.Event) bool { return !h.CreatedAt.After(ev.CreatedAt) }
+	} else if res := gjson.GetManyBytes(ev.Payload, "type", "data.refund.refund_id"); res[0].Str != TypeRefundProposed && res[1].Str != "" {
+		id := res[1].Str
+		other = store.ProposalEventKey(id)
+		earlier = func(h store.Event) bool { return h.CreatedAt.Before(ev.CreatedAt) }
+	} else {
 		return false
 	}
-	no := orderOf(ev)
-	heads, err := r.store.OutboxHeads(ctx, no)
+	heads, err := r.store.OutboxHeads(ctx, other)
 	wait := err != nil
 	for _, h := range heads {
-		wait = wait || h.Key == no && !h.CreatedAt.After(ev.CreatedAt)
+		wait = wait || h.Key == other && earlier(h)
 	}
 	if !wait {
 		return false
@@ -520,8 +542,8 @@ func (r *Relay) behindItsOrder(ctx context.Context, ev store.Event) bool {
 	sctx, cancel := settle(ctx)
 	defer cancel()
 	if err := r.store.RetryEvent(sctx, ev.Key, ev.ID, r.now().Add(r.opts.PollInterval), ev.Attempts, ev.LastError); err != nil && !errors.Is(err, store.ErrNotFound) {
-		r.log.WarnContext(ctx, "refund.proposed waiting for its order's earlier events; its lease is kept until it runs out",
-			"event_id", ev.ID, "order_no", no, "err", err)
+		r.log.WarnContext(ctx, "webhook event waiting for earlier events of its order; its lease is kept until it runs out",
+			"event_id", ev.ID, "order_no", orderOf(ev), "waits_for", other, "err", err)
 	}
 	return true
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -891,4 +892,90 @@ func (s *busyAck) AckEvent(ctx context.Context, key, id string) error {
 		}
 	}
 	return nil
+}
+
+// TestProposedBeforeItsRefund: a refund.proposed held back (its relay was
+// down, it waited a poll for the order's earlier events) still reaches the
+// merchant before what its confirmation did to the order: the
+// refund.succeeded of the refund it proposed, committed on the order's own
+// queue after the proposal, waits for the proposal's queue, so the order's
+// sequence is order.paid, refund.proposed, refund.succeeded.
+func TestProposedBeforeItsRefund(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc := newReceiver(t, clk.Now, nil)
+			st := testdrivers.Open(t, driver, nil)
+			ob := orders{t, st}
+			o := ob.create("PPROPREF"+driver, store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			p := &store.RefundProposal{RefundID: "rf_pr1", OrderNo: o.OrderNo, Client: o.Client, User: o.User, AmountFen: o.AmountFen, OutRefundNo: "RFpr1"}
+			if err := st.PutRefundProposal(context.Background(), p, 15*time.Minute,
+				webhook.ProposalEvents(context.Background(), payments.ProposalMade, *p, o)...); err != nil {
+				t.Fatal(err)
+			}
+			ob.move(o, store.StatusRefunding, "refund")
+			before := *o
+			o.Status, o.RefundedFen, o.UpdatedAt = store.StatusRefunded, p.AmountFen, time.Now()
+			tr := payments.Transition{Before: before, After: *o, Cause: "notification", Refund: p}
+			if err := st.UpdateOrder(context.Background(), o, before.Status, webhook.Events(tr)...); err != nil {
+				t.Fatal(err)
+			}
+			r := newRelay(t, st, rc.URL, clk.Now, nil)
+			for range 3 {
+				drain(t, r)
+				clk.Advance(time.Minute)
+			}
+			var got []string
+			for _, a := range rc.accepted() {
+				got = append(got, a.typ)
+			}
+			want := []string{webhook.TypeOrderPaid, webhook.TypeRefundProposed, webhook.TypeRefundSucceeded}
+			if !slices.Equal(got, want) {
+				t.Fatalf("accepted %v; want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestProposedByAnEarlierVersionStillDelivered: a refund.proposed that an
+// earlier version enqueued on its order's own queue, after the proposal
+// and its audit record were written, is still delivered after an upgrade,
+// in the order's sequence, though its proposal's queue holds that earlier
+// audit record (no audit worker drains it here): it waits for nothing.
+func TestProposedByAnEarlierVersionStillDelivered(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc := newReceiver(t, clk.Now, nil)
+			st := testdrivers.Open(t, driver, nil)
+			ob := orders{t, st}
+			o := ob.create("PUPGRADE"+driver, store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			rec := store.Event{ID: "aud_up1", Kind: "audit", Payload: []byte(`{}`), CreatedAt: time.Now()}
+			p := store.RefundProposal{RefundID: "rf_up1", OrderNo: o.OrderNo, Client: o.Client, User: o.User, AmountFen: 4999, OutRefundNo: "RFup1"}
+			if err := st.PutRefundProposal(context.Background(), &p, 15*time.Minute, rec); err != nil {
+				t.Fatal(err)
+			}
+			ev := webhook.ProposalEvent(p, o) // keyed by the order, as the earlier Relay.Proposed enqueued it
+			if ev.Key != o.OrderNo || !rec.CreatedAt.Before(ev.CreatedAt) {
+				t.Fatalf("event keyed %q at %v; want the order's queue, after the audit record at %v", ev.Key, ev.CreatedAt, rec.CreatedAt)
+			}
+			if err := st.EnqueueEvents(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+			r := newRelay(t, st, rc.URL, clk.Now, nil)
+			for range 3 {
+				drain(t, r)
+				clk.Advance(time.Minute)
+			}
+			var got []string
+			for _, a := range rc.accepted() {
+				got = append(got, a.typ)
+			}
+			if want := []string{webhook.TypeOrderPaid, webhook.TypeRefundProposed}; !slices.Equal(got, want) {
+				t.Fatalf("accepted %v; want %v", got, want)
+			}
+		})
+	}
 }
