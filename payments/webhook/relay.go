@@ -498,46 +498,15 @@ func (r *Relay) move(ctx context.Context, ev store.Event) {
 }
 
 // behindItsOrder reports whether intake event ev must wait for another
-// queue's events to keep its order's sequence: the two queues are moved by
-// different workers, and their events reach the delivery queue in the
-// order they are moved.
-//
-//   - A refund.proposed that rode its proposal's write waits for its
-//     order's own intake events made before the proposal (its order.paid,
-//     left by a relay that was down).
-//   - An event of the order about a refund it proposed (refund.succeeded,
-//     refund.failed: data.refund.refund_id) waits for that proposal's queue
-//     to hold nothing made before it, its refund.proposed included (held
-//     back there behind the proposal's audit record, or by the wait above),
-//     so the merchant never hears of a refund's outcome before its
-//     proposal. A refund.proposed on the order's own queue (enqueued there
-//     by an earlier version) is in its order's sequence already and waits
-//     for nothing.
-//
-// The first compares with "not after", the second with "before", so two
-// events never wait for each other, whatever the replicas' clocks. Then (or
-// when the other queue could not be read) ev's lease is given back, due
-// again after a poll, as no failure. Any other event never waits.
+// queue's events (mustFollow); then (or when the other queue could not be
+// read) ev's lease is given back, due again after a poll, as no failure.
 func (r *Relay) behindItsOrder(ctx context.Context, ev store.Event) bool {
-	var other string
-	var earlier func(h store.Event) bool
-	if strings.HasPrefix(ev.Key, store.ProposalEventKeyPrefix) {
-		other = orderOf(ev)
-		earlier = func(h store.Event) bool { return !h.CreatedAt.After(ev.CreatedAt) }
-	} else if res := gjson.GetManyBytes(ev.Payload, "type", "data.refund.refund_id"); res[0].Str != TypeRefundProposed && res[1].Str != "" {
-		id := res[1].Str
-		other = store.ProposalEventKey(id)
-		earlier = func(h store.Event) bool { return h.CreatedAt.Before(ev.CreatedAt) }
-	} else {
+	other, wait, err := mustFollow(ctx, r.store, ev)
+	if !wait && err == nil {
 		return false
 	}
-	heads, err := r.store.OutboxHeads(ctx, other)
-	wait := err != nil
-	for _, h := range heads {
-		wait = wait || h.Key == other && earlier(h)
-	}
-	if !wait {
-		return false
+	if err != nil && ctx.Err() == nil {
+		r.log.WarnContext(ctx, "webhook event held back: the events it must follow could not be read", "event_id", ev.ID, "err", err)
 	}
 	sctx, cancel := settle(ctx)
 	defer cancel()

@@ -979,3 +979,76 @@ func TestProposedByAnEarlierVersionStillDelivered(t *testing.T) {
 		})
 	}
 }
+
+// TestSetAsideKeepsTheOrdersSequence: a process with webhooks off sets
+// aside the webhook events no relay took off their queues (SetAside), in
+// the order its audit worker meets them as due heads, which need not be the
+// order they were made in (a relay that died held some leased, due after
+// others). Offered first, the proposal's refund.proposed reached the
+// order's delivery queue ahead of the order.paid made before it; offered
+// last, behind the refund.succeeded of its own refund; and a relay later
+// delivered them so. SetAside leaves such an event where it is until the
+// events it must follow have gone ahead, as the relay's move does.
+func TestSetAsideKeepsTheOrdersSequence(t *testing.T) {
+	tests := []struct {
+		name  string
+		order bool // offered the order's queue first; else the proposal's
+	}{
+		{"the proposal's event offered first", false},
+		{"the order's events offered first", true},
+	}
+	for _, driver := range drivers(t) {
+		for k, tt := range tests {
+			t.Run(driver+"/"+tt.name, func(t *testing.T) {
+				ctx := context.Background()
+				clk := newClock()
+				rc := newReceiver(t, clk.Now, nil)
+				st := testdrivers.Open(t, driver, nil)
+				ob := orders{t, st}
+				o := ob.create(fmt.Sprintf("PASIDE%d%s", k, driver), store.StatusAwaitingPayment)
+				ob.move(o, store.StatusPaid, "notification")
+				p := &store.RefundProposal{RefundID: fmt.Sprintf("rf_as%d", k), OrderNo: o.OrderNo, Client: o.Client, User: o.User, AmountFen: o.AmountFen, OutRefundNo: fmt.Sprintf("RFas%d", k)}
+				if err := st.PutRefundProposal(ctx, p, 15*time.Minute, webhook.ProposalEvents(ctx, payments.ProposalMade, *p, o)...); err != nil {
+					t.Fatal(err)
+				}
+				ob.move(o, store.StatusRefunding, "refund")
+				before := *o
+				o.Status, o.RefundedFen, o.UpdatedAt = store.StatusRefunded, p.AmountFen, time.Now()
+				if err := st.UpdateOrder(ctx, o, before.Status, webhook.Events(payments.Transition{Before: before, After: *o, Cause: "notification", Refund: p})...); err != nil {
+					t.Fatal(err)
+				}
+				// Every event is older than the wait: each one offered is
+				// set aside unless it must follow another.
+				aside := webhook.SetAside(st, 0, func() time.Time { return time.Now().Add(time.Hour) })
+				keys := []string{store.ProposalEventKey(p.RefundID), o.OrderNo, o.OrderNo}
+				if tt.order {
+					keys = []string{o.OrderNo, o.OrderNo, store.ProposalEventKey(p.RefundID)}
+				}
+				for range 3 { // the worker's passes
+					for _, key := range keys {
+						hs, err := st.OutboxHeads(ctx, key)
+						if err != nil {
+							t.Fatal(err)
+						}
+						for _, h := range hs {
+							if h.Key != key {
+								continue
+							}
+							if _, err := aside(ctx, h); err != nil {
+								t.Fatalf("set aside %s: %v", h.ID, err)
+							}
+						}
+					}
+				}
+				drain(t, newRelay(t, st, rc.URL, clk.Now, nil))
+				var got []string
+				for _, a := range rc.accepted() {
+					got = append(got, a.typ)
+				}
+				if want := []string{webhook.TypeOrderPaid, webhook.TypeRefundProposed, webhook.TypeRefundSucceeded}; !slices.Equal(got, want) {
+					t.Fatalf("accepted %v; want %v", got, want)
+				}
+			})
+		}
+	}
+}

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -26,7 +27,8 @@ const DefaultAbandonedAfter = 10 * time.Minute
 // order's later audit events for good. Only such an event is set aside: it
 // is moved to the order's delivery queue as a relay moves it (appended
 // there unless a copy is queued already, then acknowledged on the intake),
-// where it holds back no one and waits for a relay, now or once webhooks
+// once the events it must follow there have gone ahead (mustFollow), where
+// it holds back no one and waits for a relay, now or once webhooks
 // are on again. Delivery queues and dead letters are never touched, and no
 // event is dropped. now is the clock (nil: time.Now).
 func SetAside(st store.Outbox, after time.Duration, now func() time.Time) func(context.Context, store.Event) (bool, error) {
@@ -37,6 +39,11 @@ func SetAside(st store.Outbox, after time.Duration, now func() time.Time) func(c
 		if ev.Kind != Kind || strings.HasPrefix(ev.Key, QueuePrefix) || strings.HasPrefix(ev.Key, DeadPrefix) ||
 			now().Sub(ev.CreatedAt) < after {
 			return false, nil
+		}
+		// Moved ahead of the events it must follow (they are older, so
+		// set aside by a later pass), it would be delivered before them.
+		if _, wait, err := mustFollow(ctx, st, ev); wait || err != nil {
+			return false, err
 		}
 		if _, err := st.EnqueueEventOnce(ctx, queued(ev)); err != nil {
 			return false, err
@@ -68,4 +75,45 @@ func orderOf(ev store.Event) string {
 		}
 	}
 	return strings.TrimPrefix(ev.Key, QueuePrefix)
+}
+
+// mustFollow reports whether intake event ev must wait for another queue's
+// events (other) to keep its order's sequence: the two queues are moved
+// separately (by a relay's workers, or set aside), and their events reach
+// the order's delivery queue in the order they are moved.
+//
+//   - A refund.proposed that rode its proposal's write waits for its
+//     order's own intake events made before the proposal (its order.paid,
+//     left by a relay that was down).
+//   - An event of the order about a refund it proposed (refund.succeeded,
+//     refund.failed: data.refund.refund_id) waits for that proposal's queue
+//     to hold nothing made before it, its refund.proposed included (held
+//     back there behind the proposal's audit record, or by the wait above),
+//     so the merchant never hears of a refund's outcome before its
+//     proposal. A refund.proposed on the order's own queue (enqueued there
+//     by an earlier version) is in its order's sequence already and waits
+//     for nothing.
+//
+// The first compares with "not after", the second with "before", so two
+// events never wait for each other, whatever the replicas' clocks. Any
+// other event never waits. err: other could not be read.
+func mustFollow(ctx context.Context, st store.Outbox, ev store.Event) (other string, wait bool, err error) {
+	var earlier func(h store.Event) bool
+	if strings.HasPrefix(ev.Key, store.ProposalEventKeyPrefix) {
+		other = orderOf(ev)
+		earlier = func(h store.Event) bool { return !h.CreatedAt.After(ev.CreatedAt) }
+	} else if res := gjson.GetManyBytes(ev.Payload, "type", "data.refund.refund_id"); res[0].Str != TypeRefundProposed && res[1].Str != "" {
+		other = store.ProposalEventKey(res[1].Str)
+		earlier = func(h store.Event) bool { return h.CreatedAt.Before(ev.CreatedAt) }
+	} else {
+		return "", false, nil
+	}
+	heads, err := st.OutboxHeads(ctx, other)
+	if err != nil {
+		return other, false, fmt.Errorf("read the queue of %s: %w", other, err)
+	}
+	for _, h := range heads {
+		wait = wait || h.Key == other && earlier(h)
+	}
+	return other, wait, nil
 }
