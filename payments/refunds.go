@@ -194,7 +194,14 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 		// and its refund.proposed webhook are written with it in one atomic
 		// step: a proposal the user can confirm never lacks them, and when
 		// the step fails, the model hears so.
-		err := s.store.PutRefundProposal(ctx, p, s.opts.RefundConfirmTTL, s.proposalEvents(ctx, ProposalMade, p, o)...)
+		// The events are built before the store stamps the proposal's
+		// expiry, so they are given the one this replica's clock makes
+		// (the store's own, stamped a moment later, is no earlier): the
+		// merchant's refund.proposed names when the user's button lapses,
+		// not the zero time.
+		made := *p
+		made.ExpiresAt = s.now().Add(s.opts.RefundConfirmTTL)
+		err := s.store.PutRefundProposal(ctx, p, s.opts.RefundConfirmTTL, s.proposalEvents(ctx, ProposalMade, &made, o)...)
 		if err == nil {
 			s.mm.refunds.WithLabelValues("proposed").Inc()
 			s.log.InfoContext(ctx, "refund proposed; waiting for the user's confirmation", "refund_id", p.RefundID, "order_no", o.OrderNo,

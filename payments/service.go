@@ -171,7 +171,9 @@ type Options struct {
 	// ProposalEvents returns the events (audit records, the refund.proposed
 	// webhook) to enqueue atomically with a write of refund proposal p,
 	// keyed by the proposal (store.ProposalEventKey); nil enqueues none. o
-	// is p's order as the step read it (nil for a cancel, which reads none). No order changes in
+	// is p's order as the step read it (nil for a cancel, which reads none).
+	// For ProposalMade, p's ExpiresAt is this replica's now plus
+	// RefundConfirmTTL (the store stamps its own as it writes). No order changes in
 	// these writes, so there is no Transition; step says which write it is:
 	// ProposalMade, the proposal itself (ctx carries the turn, TurnFrom; if
 	// the proposal cannot be written with its events, it fails: no live
