@@ -585,10 +585,9 @@ func newHTTPServer(name string, h http.Handler, errLog *log.Logger) httpServer {
 		// whole request must be read within notifyReadTimeout: with
 		// ReadHeaderTimeout alone, a client that declares a body and stops
 		// sending holds its connection and goroutine for as long as it stays
-		// connected. (The admin listener bounds only request bodies, in its
-		// handler, boundAdminBody: a whole-request ReadTimeout there would
-		// also bound its long operator calls, such as a CPU profile. proxy/h1
-		// bounds each wait for body bytes on the bots' listener.)
+		// connected. (The admin listener bounds request bodies in its
+		// handler, boundAdminBody, which answers a stalled one itself;
+		// proxy/h1 bounds each wait for body bytes on the bots' listener.)
 		srv.ReadTimeout = notifyReadTimeout
 	}
 	return stdServer{srv, cancel}
