@@ -152,7 +152,7 @@ func TestRedisDownDuringPrepay(t *testing.T) {
 	}
 }
 
-// notifyOnce POSTs a signed TRANSACTION.SUCCESS notification of order no,
+// notifyPaid POSTs a signed TRANSACTION.SUCCESS notification of order no,
 // as WeChat Pay holds it now, to the node's notify route; it returns the
 // status and body. note is reused when given (WeChat Pay's retry of one
 // notification carries the same id and bytes).
