@@ -116,3 +116,48 @@ func TestPredictedOutputsServedWithoutPaymentTools(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoredExchangeAddsNoToolsBesideFunctionsOrPrediction: a kept
+// payment exchange restored into a request that uses the legacy
+// "functions" or Predicted Outputs brings no payment tool definitions with
+// it. The definitions go beside restored payment calls so that providers
+// that refuse calls of undefined tools take the conversation; beside
+// "functions" or a "prediction" they are what OpenAI refuses with a 400, so
+// such a turn, served before, failed for every follow-up of a conversation
+// that once had a mixed round.
+func TestRestoredExchangeAddsNoToolsBesideFunctionsOrPrediction(t *testing.T) {
+	for _, tc := range []struct {
+		name, members, answer string
+		validate              http.HandlerFunc
+	}{
+		{"legacy functions", `"functions":[{"name":"get_weather","parameters":{"type":"object"}}],`, "It is sunny.", functionsOrTools},
+		{"prediction", `"prediction":{"type":"content","content":"It is sunny."},`, "Here is the edited text.", predictionOrTools},
+	} {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s stream %v", tc.name, stream), func(t *testing.T) {
+				mixed := `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}},` + weatherCall(1, "call_w") + `]`
+				fp := newFakeProvider(t, roundByRound(callsRound(stream, mixed), tc.validate))
+				url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+				hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+				msgs := []string{`{"role":"user","content":"buy premium, and the weather"}`}
+				readAll(t, post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr).Body)
+				msgs = append(msgs,
+					`{"role":"assistant","content":null,"tool_calls":[{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]}`,
+					`{"role":"tool","tool_call_id":"call_w","content":"sunny"}`)
+				resp := post(t, url, "/v1/chat/completions", chatBodyWith(stream, tc.members, msgs...), hdr)
+				body := readAll(t, resp.Body)
+				reqs := fp.requests()
+				last := reqs[len(reqs)-1].Body
+				if !strings.Contains(string(last), `"create_order"`) {
+					t.Fatalf("the follow-up carries no restored payment exchange: %s", last)
+				}
+				if gjson.GetBytes(last, "tools").Exists() {
+					t.Errorf("the provider got tools beside the bot's %s: %s", tc.name, last)
+				}
+				if resp.StatusCode != http.StatusOK || !strings.Contains(body, tc.answer) {
+					t.Errorf("the bot got %d %s; want the model's answer", resp.StatusCode, body)
+				}
+			})
+		}
+	}
+}

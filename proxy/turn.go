@@ -128,7 +128,8 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget,
 		reqBody:   body,
 		payChoice: interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, s.tools.IsPayment)}
-	if why := toolsRuledOut(chat, body); why != "" {
+	ruledOut := toolsRuledOut(chat, body)
+	if ruledOut != "" {
 		// The payment tools, which are tools, cannot go beside what the
 		// bot asked for: every turn of such a bot's signed-in users failed
 		// with a 400 about tools it never sent, where the provider serves
@@ -136,7 +137,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		// state still reaches the model), and a payment call that comes
 		// anyway is refused.
 		t.payChoice = interceptors.NoPaymentTools()
-		s.log.Info("payment tools not offered: the request uses "+why+", which providers refuse beside tools",
+		s.log.Info("payment tools not offered: the request uses "+ruledOut+", which providers refuse beside tools",
 			"request_id", reqID)
 	}
 	// What the turn reads from the store before its upstream call, it reads
@@ -191,7 +192,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		t.pending = s.pendingAnnouncements(st)
 	}
 	defs := s.toolDefsFor(caller.Client)
-	if t.payChoice.None() && !hasPaymentCalls(body, s.tools.IsPayment) {
+	if t.payChoice.None() && (ruledOut != "" || !hasPaymentCalls(body, s.tools.IsPayment)) {
 		// The bot's tool_choice leaves the payment tools out: not offered
 		// (a call that comes anyway is refused, execute). The bot's own
 		// tools are still checked for names that clash with them. A
@@ -201,6 +202,8 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		// and results of tools the request does not define ("Requests which
 		// include tool_use or tool_result blocks must define tools"), and a
 		// bot asks for the final answer after its own tools with "none".
+		// Not beside what rules tools out (ruledOut): there the
+		// definitions are the 400 the turn avoids by offering none.
 		defs = nil
 	}
 	if chat.HasTools {
