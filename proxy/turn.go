@@ -253,15 +253,16 @@ func hasPaymentCalls(body []byte, isPayment func(name string) bool) bool {
 // paymentToolsOffered reports whether a signed-in user's chat request may
 // get the payment tools (runTurn): not when it uses what rules tools out
 // (toolsRuledOut), nor when its tool_choice or function_call leaves every
-// payment tool out (PaymentChoice.None) and it carries no tool calls. One
+// payment tool out (PaymentChoice.None), unless it carries tool calls. One
 // that carries tool calls may get a kept payment exchange restored, and
 // with it the payment tools' definitions (hasPaymentCalls), which only the
-// turn does.
+// turn does; the turn restores it beside what rules tools out too, so such
+// a request is the turn's whatever leaves the payment tools out.
 func paymentToolsOffered(chat interceptors.Chat, body []byte, isPayment func(name string) bool) bool {
-	if toolsRuledOut(chat, body) != "" {
-		return false
+	if bytes.Contains(body, toolCallsKey) {
+		return true
 	}
-	return !interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, isPayment).None() || bytes.Contains(body, toolCallsKey)
+	return toolsRuledOut(chat, body) == "" && !interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, isPayment).None()
 }
 
 // toolsRuledOut names what in a chat request rules out tools at the

@@ -584,14 +584,22 @@ func TestSeveralChoicesWithoutPaymentTools(t *testing.T) {
 		}
 	}
 	// A request that carries tool calls may need a kept payment exchange
-	// restored, which only the turn does: refused as with the payment tools.
-	resp := postAs(t, url, e2eClientKey, testOpenID, `{"model":"gpt-4o","n":2,"tool_choice":"none","tools":[`+weather+`],"messages":[`+
-		`{"role":"user","content":"weather"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},`+
-		`{"role":"tool","tool_call_id":"call_w","content":"21"}]}`)
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"param":"n"`) {
-		t.Errorf("several choices after tool calls: %d %s; want 400 naming n", resp.StatusCode, b)
+	// restored, which only the turn does: refused as with the payment
+	// tools, however it leaves them out (the legacy functions and a
+	// prediction too: the turn restores the exchange beside them).
+	for _, tc := range []struct{ name, members string }{
+		{"tool_choice none", `"tool_choice":"none","tools":[` + weather + `],`},
+		{"legacy functions", `"functions":[{"name":"get_weather","parameters":{"type":"object"}}],`},
+		{"prediction", `"prediction":{"type":"content","content":"21 degrees"},`},
+	} {
+		resp := postAs(t, url, e2eClientKey, testOpenID, `{"model":"gpt-4o","n":2,`+tc.members+`"messages":[`+
+			`{"role":"user","content":"weather"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},`+
+			`{"role":"tool","tool_call_id":"call_w","content":"21"}]}`)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"param":"n"`) {
+			t.Errorf("several choices after tool calls, %s: %d %s; want 400 naming n", tc.name, resp.StatusCode, b)
+		}
 	}
 	if n := a.sim.OrderCount(); n != 0 {
 		t.Errorf("orders at the simulator: %d; want none", n)
