@@ -121,8 +121,15 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	if chat.Choices > 1 {
 		// Each choice could call a payment tool, and the turn continues one
 		// conversation: refused rather than executed for a choice the bot
-		// may not show, or passed to the bot raw.
-		writeError(w, paramError("n", "paygate: n above 1 is not served with the payment tools offered to a signed-in user; send n: 1 or leave it out"))
+		// may not show, or passed to the bot raw. A request that leaves the
+		// payment tools out gets here only for its tool calls
+		// (paymentToolsOffered), and is told so: told the payment tools
+		// were offered, its bot would look for them in its tool_choice.
+		why := "with the payment tools offered to a signed-in user"
+		if toolsRuledOut(chat, body) != "" || interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, s.tools.IsPayment).None() {
+			why = "to a signed-in user whose messages carry tool calls (a kept payment exchange may be restored into them)"
+		}
+		writeError(w, paramError("n", "paygate: n above 1 is not served "+why+"; send n: 1 or leave it out"))
 		return
 	}
 	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget,

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	openai "github.com/sashabaranov/go-openai"
+	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/proxy/h1/h1test"
@@ -599,6 +600,10 @@ func TestSeveralChoicesWithoutPaymentTools(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"param":"n"`) {
 			t.Errorf("several choices after tool calls, %s: %d %s; want 400 naming n", tc.name, resp.StatusCode, b)
+		}
+		// It says why: the tool calls, not payment tools it left out.
+		if msg := gjson.GetBytes(b, "error.message").Str; strings.Contains(msg, "payment tools offered") || !strings.Contains(msg, "tool calls") {
+			t.Errorf("several choices after tool calls, %s: the 400 says %q; want the tool calls named as the reason", tc.name, msg)
 		}
 	}
 	if n := a.sim.OrderCount(); n != 0 {
