@@ -319,6 +319,9 @@ func TestGoOpenAIContinuedStreamWithUsageAndLogprobs(t *testing.T) {
 		}
 		chunks = append(chunks, c)
 	}
+	if len(chunks) == 0 {
+		t.Fatal("the stream ended with no chunk")
+	}
 	var text strings.Builder
 	var tokens, finishes []string
 	ids, created := map[string]bool{}, map[int64]bool{}
