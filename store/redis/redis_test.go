@@ -404,13 +404,16 @@ func TestOptions(t *testing.T) {
 		{"no address", Options{}, true},
 		{"brace in prefix", Options{Addrs: []string{sharedAddr}, KeyPrefix: "a{b}"}, true},
 		{"tls with a bad address", Options{Addrs: []string{"no-port"}, TLS: true}, true},
-		{"plain", Options{Addrs: []string{sharedAddr}, KeyPrefix: "paygate:", RepairInterval: -1}, false},
+		{"plain", Options{Addrs: []string{sharedAddr}, KeyPrefix: testPrefix(), RepairInterval: -1}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := Open(tc.opts)
 			if s != nil {
 				_ = s.Close()
+				c := goredis.NewClient(&goredis.Options{Addr: sharedAddr})
+				dropPrefix(t, c, tc.opts.KeyPrefix) // the epoch marker Open wrote
+				_ = c.Close()
 			}
 			if (err != nil) != tc.wantErr {
 				t.Errorf("got %v; want error=%v", err, tc.wantErr)
