@@ -388,10 +388,16 @@ func (n *crashNode) auditVerify() (int, string) {
 	return 0, string(out)
 }
 
-func (n *crashNode) post(path, user string) (int, string) {
-	req, _ := http.NewRequest(http.MethodPost, "http://"+n.addr+path, nil)
+func (n *crashNode) post(path, user string) (int, string) { return n.call(http.MethodPost, path, user) }
+
+// call makes a bodiless request on the node's main listener as the bot,
+// naming the user when one is given, and returns status and body.
+func (n *crashNode) call(method, path, user string) (int, string) {
+	req, _ := http.NewRequest(method, "http://"+n.addr+path, nil)
 	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
-	req.Header.Set("X-WeChat-OpenID", user)
+	if user != "" {
+		req.Header.Set("X-WeChat-OpenID", user)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err.Error()

@@ -24,20 +24,7 @@ func redisYAML(addr string) string {
 }
 
 // get makes a GET on the node's main listener and returns status and body.
-func (n *crashNode) get(path, user string) (int, string) {
-	req, _ := http.NewRequest(http.MethodGet, "http://"+n.addr+path, nil)
-	req.Header.Set("Authorization", "Bearer "+e2eClientKey)
-	if user != "" {
-		req.Header.Set("X-WeChat-OpenID", user)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+func (n *crashNode) get(path, user string) (int, string) { return n.call(http.MethodGet, path, user) }
 
 // TestRedisDownDuringPrepay: Redis (one that keeps every write: AOF with
 // appendfsync always) goes away while a turn's create_order is on its way
