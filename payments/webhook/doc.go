@@ -9,8 +9,8 @@
 // transition, rides the proposal's own write the same way (ProposalEvents,
 // the payments.Options.ProposalEvents hook), on the proposal's queue, and
 // the Relay moves it to its order's delivery queue, after the order's
-// earlier events and before the outcome of the refund it proposed
-// (Relay.behindItsOrder). The Relay then drains the outbox.
+// earlier events (its other proposals' included) and before every event of
+// the order made after it (mustFollow). The Relay then drains the outbox.
 //
 // The outbox is shared with other kinds (audit records) and keyed by order
 // number, one head at a time per key. So that a merchant endpoint that is down

@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/webhook"
@@ -1046,6 +1047,99 @@ func TestSetAsideKeepsTheOrdersSequence(t *testing.T) {
 					got = append(got, a.typ)
 				}
 				if want := []string{webhook.TypeOrderPaid, webhook.TypeRefundProposed, webhook.TypeRefundSucceeded}; !slices.Equal(got, want) {
+					t.Fatalf("accepted %v; want %v", got, want)
+				}
+			})
+		}
+	}
+}
+
+// TestProposalsKeepTheOrdersSequence: the order's events made after a
+// refund.proposed never reach the merchant before it, whichever of the
+// order's queues holds them: another proposal's refund.proposed (the first
+// expired or was cancelled, the user asked again and confirmed), the
+// outcome of that second refund, and an order event that names no refund
+// (order.needs_review). The first proposal's refund.proposed is held back
+// on its queue, here behind its audit record (an audit worker behind; a
+// relay that died holding its lease is the same), and the rule that orders
+// a refund's outcome after its own proposal ignored every other proposal
+// of the order: the merchant heard of the second refund, done, and of the
+// review before the first proposal, then of a refund offered on an order
+// already refunded or in review.
+func TestProposalsKeepTheOrdersSequence(t *testing.T) {
+	tests := []struct {
+		name string
+		// later commits the order's events after the first proposal, at
+		// base plus seconds, and returns the types the merchant must get
+		// after the first refund.proposed, in order.
+		later func(t *testing.T, st store.Store, ob orders, o *store.Order, base time.Time, k int) []string
+	}{
+		{"a second proposal confirmed and refunded", func(t *testing.T, st store.Store, ob orders, o *store.Order, base time.Time, k int) []string {
+			ctx := context.Background()
+			p2 := &store.RefundProposal{RefundID: fmt.Sprintf("rf_sq%d_2", k), OrderNo: o.OrderNo, Client: o.Client, User: o.User, AmountFen: o.AmountFen,
+				OutRefundNo: fmt.Sprintf("RFsq%d2", k), CreatedAt: base.Add(3 * time.Second)}
+			if err := st.PutRefundProposal(ctx, p2, 15*time.Minute, webhook.ProposalEvents(ctx, payments.ProposalMade, *p2, o)...); err != nil {
+				t.Fatal(err)
+			}
+			ob.move(o, store.StatusRefunding, "refund")
+			before := *o
+			o.Status, o.RefundedFen, o.UpdatedAt = store.StatusRefunded, p2.AmountFen, base.Add(4*time.Second)
+			if err := st.UpdateOrder(ctx, o, before.Status, webhook.Events(payments.Transition{Before: before, After: *o, Cause: "notification", Refund: p2})...); err != nil {
+				t.Fatal(err)
+			}
+			return []string{webhook.TypeRefundProposed + " " + p2.RefundID, webhook.TypeRefundSucceeded + " " + p2.RefundID}
+		}},
+		{"the order goes to review", func(t *testing.T, st store.Store, ob orders, o *store.Order, base time.Time, k int) []string {
+			before := *o
+			o.Status, o.ReviewReason, o.UpdatedAt = store.StatusNeedsReview, "amount_mismatch", base.Add(4*time.Second)
+			if err := st.UpdateOrder(context.Background(), o, before.Status, webhook.Events(payments.Transition{Before: before, After: *o, Cause: "notification"})...); err != nil {
+				t.Fatal(err)
+			}
+			return []string{webhook.TypeOrderNeedsReview}
+		}},
+	}
+	for _, driver := range drivers(t) {
+		for k, tt := range tests {
+			t.Run(driver+"/"+tt.name, func(t *testing.T) {
+				ctx := context.Background()
+				clk := newClock()
+				rc := newReceiver(t, clk.Now, nil)
+				st := testdrivers.Open(t, driver, nil)
+				ob := orders{t, st}
+				o := ob.create(fmt.Sprintf("PSEQ%d%s", k, driver), store.StatusAwaitingPayment)
+				ob.move(o, store.StatusPaid, "notification")
+				base := time.Now()
+				p1 := &store.RefundProposal{RefundID: fmt.Sprintf("rf_sq%d_1", k), OrderNo: o.OrderNo, Client: o.Client, User: o.User, AmountFen: o.AmountFen,
+					OutRefundNo: fmt.Sprintf("RFsq%d1", k), CreatedAt: base.Add(2 * time.Second)}
+				// The proposal's audit record rides ahead of its webhook, as
+				// serve composes them; no audit worker runs yet.
+				rec := store.Event{ID: fmt.Sprintf("aud_sq%d", k), Kind: "audit", CreatedAt: base.Add(time.Second),
+					Payload: []byte(`{"action":{"action":"refund.proposed","order_no":"` + o.OrderNo + `","refund_id":"` + p1.RefundID + `"}}`)}
+				if err := st.PutRefundProposal(ctx, p1, 15*time.Minute, append([]store.Event{rec}, webhook.ProposalEvents(ctx, payments.ProposalMade, *p1, o)...)...); err != nil {
+					t.Fatal(err)
+				}
+				want := append([]string{webhook.TypeOrderPaid, webhook.TypeRefundProposed + " " + p1.RefundID}, tt.later(t, st, ob, o, base, k)...)
+				r := newRelay(t, st, rc.URL, clk.Now, nil)
+				for range 3 {
+					drain(t, r)
+					clk.Advance(time.Minute)
+				}
+				// The audit worker catches up.
+				if err := st.AckEvent(ctx, store.ProposalEventKey(p1.RefundID), rec.ID); err != nil {
+					t.Fatal(err)
+				}
+				for range 4 {
+					drain(t, r)
+					clk.Advance(time.Minute)
+				}
+				var got []string
+				for _, a := range rc.accepted() {
+					if id := gjson.GetBytes(a.body, "data.refund.refund_id").Str; id != "" {
+						a.typ += " " + id
+					}
+					got = append(got, a.typ)
+				}
+				if !slices.Equal(got, want) {
 					t.Fatalf("accepted %v; want %v", got, want)
 				}
 			})

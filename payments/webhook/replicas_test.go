@@ -13,6 +13,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/internal/countwait"
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
@@ -23,7 +24,8 @@ import (
 // merchant holds the first POST of every event until both relays have
 // claimed from the outbox a few times since it arrived (or until a second
 // POST of the event arrives). Every event is POSTed exactly once, in order
-// per order: neither a move from the intake nor a delivery is done twice.
+// per order: neither a move from the intake (the order's queue, or a refund
+// proposal's) nor a delivery is done twice.
 func TestReplicasPostEachEventOnce(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
@@ -83,6 +85,15 @@ func TestReplicasPostEachEventOnce(t *testing.T) {
 					ob.move(o, store.StatusAwaitingPayment, "prepay")
 					ob.move(o, store.StatusPaid, "notification")
 					rs[(i+1)%relays].Wake()
+					// The refund.proposed rides its proposal's own queue,
+					// moved by either relay, yet in the order's sequence.
+					p := &store.RefundProposal{RefundID: fmt.Sprintf("rf_repl%s%03d", driver, i), OrderNo: o.OrderNo, Client: o.Client, User: o.User,
+						AmountFen: o.AmountFen, OutRefundNo: fmt.Sprintf("RFrepl%s%03d", driver, i)}
+					if err := st.PutRefundProposal(context.Background(), p, 15*time.Minute,
+						webhook.ProposalEvents(context.Background(), payments.ProposalMade, *p, o)...); err != nil {
+						t.Error(err)
+					}
+					rs[i%relays].Wake()
 					ob.move(o, store.StatusNeedsReview, "notification")
 					rs[i%relays].Wake()
 				})
@@ -95,11 +106,11 @@ func TestReplicasPostEachEventOnce(t *testing.T) {
 				mu.Lock()
 				n := len(posts)
 				mu.Unlock()
-				if err == nil && s.Pending == 0 && n == 3*nOrders {
+				if err == nil && s.Pending == 0 && n == 4*nOrders {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("after 60s: %d events POSTed, outbox %+v %v; want %d POSTed and the outbox empty", n, s, err, 3*nOrders)
+					t.Fatalf("after 60s: %d events POSTed, outbox %+v %v; want %d POSTed and the outbox empty", n, s, err, 4*nOrders)
 				}
 				claims.AwaitMore(context.Background(), nil, 1, time.Second)
 			}
@@ -114,7 +125,7 @@ func TestReplicasPostEachEventOnce(t *testing.T) {
 					t.Errorf("event %s POSTed %d times by %d relays; want once", id, n, relays)
 				}
 			}
-			rank := map[string]int{webhook.TypeOrderApprovalRequired: 1, webhook.TypeOrderPaid: 2, webhook.TypeOrderNeedsReview: 3}
+			rank := map[string]int{webhook.TypeOrderApprovalRequired: 1, webhook.TypeOrderPaid: 2, webhook.TypeRefundProposed: 3, webhook.TypeOrderNeedsReview: 4}
 			last := map[string]int{}
 			for _, a := range order {
 				if rank[a.typ] != last[a.orderNo]+1 {

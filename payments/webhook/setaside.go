@@ -77,43 +77,83 @@ func orderOf(ev store.Event) string {
 	return strings.TrimPrefix(ev.Key, QueuePrefix)
 }
 
-// mustFollow reports whether intake event ev must wait for another queue's
-// events (other) to keep its order's sequence: the two queues are moved
-// separately (by a relay's workers, or set aside), and their events reach
-// the order's delivery queue in the order they are moved.
+// mustFollow reports whether intake event ev must wait for other queues'
+// events (other names them) to keep its order's sequence: an order's events
+// are on its own queue and on the queues of its refund proposals (each
+// refund.proposed rides its proposal's write), moved separately (by a
+// relay's workers, or set aside), and they reach the order's delivery
+// queue in the order they are moved.
 //
 //   - A refund.proposed that rode its proposal's write waits for its
 //     order's own intake events made before the proposal (its order.paid,
-//     left by a relay that was down).
-//   - An event of the order about a refund it proposed (refund.succeeded,
-//     refund.failed: data.refund.refund_id) waits for that proposal's queue
-//     to hold nothing made before it, its refund.proposed included (held
-//     back there behind the proposal's audit record, or by the wait above),
-//     so the merchant never hears of a refund's outcome before its
-//     proposal. A refund.proposed on the order's own queue (enqueued there
-//     by an earlier version) is in its order's sequence already and waits
-//     for nothing.
+//     left by a relay that was down), and for the queues of the order's
+//     other proposals while they hold anything made before it (an earlier
+//     proposal's refund.proposed, held back behind its audit record or a
+//     dead relay's lease).
+//   - Any other event of the order waits for the queues of the order's
+//     proposals to hold nothing made before it: not only the outcome of a
+//     refund (refund.succeeded, refund.failed) for its own proposal, but
+//     that of a second proposal made after the first expired or was
+//     cancelled, and an order.needs_review, so that the merchant never
+//     hears of a refund's outcome or a review before a refund.proposed
+//     made ahead of it. A refund.proposed on the order's own queue (enqueued
+//     there by an earlier version) waits the same way. These are the types
+//     an order's queue holds next after a proposal was made: the order
+//     was paid then, and it leaves paid (or partially_refunded) only
+//     through a refund's outcome or a review, so an order.paid (after a
+//     review), order.closed or order.approval_required made after a
+//     proposal is queued behind one of them, and those read nothing: an
+//     outbox read per event of every order (OutboxHeads reads every
+//     queue's head) would make a backlog of paid orders quadratic to move.
 //
-// The first compares with "not after", the second with "before", so two
-// events never wait for each other, whatever the replicas' clocks. Any
-// other event never waits. err: other could not be read.
+// A wait on the order's own queue compares with "not after", one on a
+// proposal's queue with "before", so no events wait for each other in a
+// ring, whatever the replicas' clocks: a proposal's queue waits for nothing
+// of the order's queue made after it. A proposal queue's head is of the
+// order its body names (proposalQueueOrder). Any other event never waits.
+// err: the queues could not be read.
 func mustFollow(ctx context.Context, st store.Outbox, ev store.Event) (other string, wait bool, err error) {
-	var earlier func(h store.Event) bool
-	if strings.HasPrefix(ev.Key, store.ProposalEventKeyPrefix) {
-		other = orderOf(ev)
-		earlier = func(h store.Event) bool { return !h.CreatedAt.After(ev.CreatedAt) }
-	} else if res := gjson.GetManyBytes(ev.Payload, "type", "data.refund.refund_id"); res[0].Str != TypeRefundProposed && res[1].Str != "" {
-		other = store.ProposalEventKey(res[1].Str)
-		earlier = func(h store.Event) bool { return h.CreatedAt.Before(ev.CreatedAt) }
-	} else {
+	no := orderOf(ev)
+	onProposal := strings.HasPrefix(ev.Key, store.ProposalEventKeyPrefix)
+	if strings.HasPrefix(ev.Key, QueuePrefix) || strings.HasPrefix(ev.Key, DeadPrefix) || no == "" {
 		return "", false, nil
 	}
-	heads, err := st.OutboxHeads(ctx, other)
+	if !onProposal {
+		switch gjson.GetBytes(ev.Payload, "type").Str {
+		case TypeRefundSucceeded, TypeRefundFailed, TypeOrderNeedsReview, TypeRefundProposed:
+		default:
+			return "", false, nil
+		}
+	}
+	prefixes := []string{store.ProposalEventKeyPrefix}
+	other = "the queues of the refund proposals of order " + no
+	if onProposal {
+		prefixes = append(prefixes, no)
+		other = "order " + no + "'s queue and " + other
+	}
+	heads, err := st.OutboxHeads(ctx, prefixes...)
 	if err != nil {
-		return other, false, fmt.Errorf("read the queue of %s: %w", other, err)
+		return other, false, fmt.Errorf("read %s: %w", other, err)
 	}
 	for _, h := range heads {
-		wait = wait || h.Key == other && earlier(h)
+		switch {
+		case h.Key == ev.Key:
+		case h.Key == no:
+			wait = wait || onProposal && !h.CreatedAt.After(ev.CreatedAt)
+		case strings.HasPrefix(h.Key, store.ProposalEventKeyPrefix) && proposalQueueOrder(h) == no:
+			wait = wait || h.CreatedAt.Before(ev.CreatedAt)
+		}
 	}
 	return other, wait, nil
+}
+
+// proposalQueueOrder is the order whose refund proposal's queue holds event
+// h: a webhook (refund.proposed) names it in data.order.order_no, the
+// proposal's audit records (payments/audit) in action.order_no; "" when h
+// names none (it is then waited for by no order).
+func proposalQueueOrder(h store.Event) string {
+	if h.Kind == Kind {
+		return gjson.GetBytes(h.Payload, "data.order.order_no").Str
+	}
+	return gjson.GetBytes(h.Payload, "action.order_no").Str
 }
