@@ -1146,3 +1146,55 @@ func TestProposalsKeepTheOrdersSequence(t *testing.T) {
 		}
 	}
 }
+
+// TestProposalEndedUnconfirmedStillNotified: a refund.proposed is the
+// merchant's notice that the user was offered a refund, with its expires_at;
+// the offer's end adds no event (SPEC 2.6 has none). A proposal that
+// expired, or that the user cancelled, before a relay moved its event must
+// not take the event with it: the merchant still gets it, once, after the
+// order's earlier events.
+func TestProposalEndedUnconfirmedStillNotified(t *testing.T) {
+	for _, driver := range drivers(t) {
+		for k, end := range []string{"expired", "cancelled"} {
+			t.Run(driver+"/"+end, func(t *testing.T) {
+				ctx := context.Background()
+				clk := newClock()
+				rc := newReceiver(t, clk.Now, nil)
+				st := testdrivers.Open(t, driver, nil)
+				ob := orders{t, st}
+				o := ob.create(fmt.Sprintf("PENDED%d%s", k, driver), store.StatusAwaitingPayment)
+				ob.move(o, store.StatusPaid, "notification")
+				p := &store.RefundProposal{RefundID: fmt.Sprintf("rf_end%d", k), OrderNo: o.OrderNo, Client: o.Client, User: o.User, AmountFen: o.AmountFen, OutRefundNo: fmt.Sprintf("RFend%d", k)}
+				ttl := 15 * time.Minute
+				if end == "expired" {
+					ttl = time.Nanosecond // lapsed by the time it is ended
+				}
+				if err := st.PutRefundProposal(ctx, p, ttl, webhook.ProposalEvents(ctx, payments.ProposalMade, *p, o)...); err != nil {
+					t.Fatal(err)
+				}
+				if end == "expired" {
+					if _, state, err := st.ExpireRefundProposal(ctx, p.RefundID); err != nil || state != store.ProposalExpired {
+						t.Fatalf("expire: %v %v; want it expired", state, err)
+					}
+				} else if _, err := st.CancelRefundProposal(ctx, p.RefundID, p.User); err != nil {
+					t.Fatalf("cancel: %v", err)
+				}
+				r := newRelay(t, st, rc.URL, clk.Now, nil)
+				for range 3 {
+					drain(t, r)
+					clk.Advance(time.Minute)
+				}
+				var got []string
+				for _, a := range rc.accepted() {
+					got = append(got, a.typ)
+				}
+				if want := []string{webhook.TypeOrderPaid, webhook.TypeRefundProposed}; !slices.Equal(got, want) {
+					t.Fatalf("accepted %v; want %v", got, want)
+				}
+				if n := len(rc.arrivals()); n != 2 {
+					t.Errorf("%d POSTs; want 2, one per event", n)
+				}
+			})
+		}
+	}
+}
