@@ -210,6 +210,25 @@ func newRelay(t testing.TB, st store.Store, url string, now func() time.Time, tw
 	return r
 }
 
+// drainPasses drains the relay n times, the clock a minute on after each,
+// so events held back for a later pass (behind another queue) go out.
+func drainPasses(t testing.TB, r *webhook.Relay, clk *clock, n int) {
+	t.Helper()
+	for range n {
+		drain(t, r)
+		clk.Advance(time.Minute)
+	}
+}
+
+// acceptedTypes lists the types of the events rc accepted, in order.
+func (rc *receiver) acceptedTypes() []string {
+	var got []string
+	for _, a := range rc.accepted() {
+		got = append(got, a.typ)
+	}
+	return got
+}
+
 // drain runs the relay until a pass handles nothing.
 func drain(t testing.TB, r *webhook.Relay) {
 	t.Helper()

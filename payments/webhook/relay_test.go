@@ -923,14 +923,8 @@ func TestProposedBeforeItsRefund(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := newRelay(t, st, rc.URL, clk.Now, nil)
-			for range 3 {
-				drain(t, r)
-				clk.Advance(time.Minute)
-			}
-			var got []string
-			for _, a := range rc.accepted() {
-				got = append(got, a.typ)
-			}
+			drainPasses(t, r, clk, 3)
+			got := rc.acceptedTypes()
 			want := []string{webhook.TypeOrderPaid, webhook.TypeRefundProposed, webhook.TypeRefundSucceeded}
 			if !slices.Equal(got, want) {
 				t.Fatalf("accepted %v; want %v", got, want)
@@ -966,14 +960,8 @@ func TestProposedByAnEarlierVersionStillDelivered(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := newRelay(t, st, rc.URL, clk.Now, nil)
-			for range 3 {
-				drain(t, r)
-				clk.Advance(time.Minute)
-			}
-			var got []string
-			for _, a := range rc.accepted() {
-				got = append(got, a.typ)
-			}
+			drainPasses(t, r, clk, 3)
+			got := rc.acceptedTypes()
 			if want := []string{webhook.TypeOrderPaid, webhook.TypeRefundProposed}; !slices.Equal(got, want) {
 				t.Fatalf("accepted %v; want %v", got, want)
 			}
@@ -1042,10 +1030,7 @@ func TestSetAsideKeepsTheOrdersSequence(t *testing.T) {
 					}
 				}
 				drain(t, newRelay(t, st, rc.URL, clk.Now, nil))
-				var got []string
-				for _, a := range rc.accepted() {
-					got = append(got, a.typ)
-				}
+				got := rc.acceptedTypes()
 				if want := []string{webhook.TypeOrderPaid, webhook.TypeRefundProposed, webhook.TypeRefundSucceeded}; !slices.Equal(got, want) {
 					t.Fatalf("accepted %v; want %v", got, want)
 				}
@@ -1120,18 +1105,12 @@ func TestProposalsKeepTheOrdersSequence(t *testing.T) {
 				}
 				want := append([]string{webhook.TypeOrderPaid, webhook.TypeRefundProposed + " " + p1.RefundID}, tt.later(t, st, ob, o, base, k)...)
 				r := newRelay(t, st, rc.URL, clk.Now, nil)
-				for range 3 {
-					drain(t, r)
-					clk.Advance(time.Minute)
-				}
+				drainPasses(t, r, clk, 3)
 				// The audit worker catches up.
 				if err := st.AckEvent(ctx, store.ProposalEventKey(p1.RefundID), rec.ID); err != nil {
 					t.Fatal(err)
 				}
-				for range 4 {
-					drain(t, r)
-					clk.Advance(time.Minute)
-				}
+				drainPasses(t, r, clk, 4)
 				var got []string
 				for _, a := range rc.accepted() {
 					if id := gjson.GetBytes(a.body, "data.refund.refund_id").Str; id != "" {
@@ -1180,14 +1159,8 @@ func TestProposalEndedUnconfirmedStillNotified(t *testing.T) {
 					t.Fatalf("cancel: %v", err)
 				}
 				r := newRelay(t, st, rc.URL, clk.Now, nil)
-				for range 3 {
-					drain(t, r)
-					clk.Advance(time.Minute)
-				}
-				var got []string
-				for _, a := range rc.accepted() {
-					got = append(got, a.typ)
-				}
+				drainPasses(t, r, clk, 3)
+				got := rc.acceptedTypes()
 				if want := []string{webhook.TypeOrderPaid, webhook.TypeRefundProposed}; !slices.Equal(got, want) {
 					t.Fatalf("accepted %v; want %v", got, want)
 				}
