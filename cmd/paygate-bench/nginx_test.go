@@ -44,7 +44,7 @@ func TestRenderNginxConf(t *testing.T) {
 func TestNginxAcceptsConf(t *testing.T) {
 	bin, err := findNginx("")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
+		if os.Getenv("CI") != "" {
 			t.Fatalf("nginx is required in CI (apt-get install -y nginx-light): %v", err)
 		}
 		t.Skipf("nginx not installed: %v", err)

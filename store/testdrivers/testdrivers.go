@@ -30,7 +30,7 @@ func RedisAddr() string {
 }
 
 // Names lists the drivers to test: "embedded", and "redis" when RedisAddr
-// answers. Under CI=true Redis must answer: a missing Redis fails the test
+// answers. Under CI (set to any value) Redis must answer: a missing Redis fails the test
 // rather than leaving half the matrix untested.
 func Names(t testing.TB) []string {
 	t.Helper()
@@ -43,7 +43,7 @@ func Names(t testing.TB) []string {
 	cancel()
 	_ = c.Close()
 	if err != nil {
-		if os.Getenv("CI") == "true" {
+		if os.Getenv("CI") != "" {
 			t.Fatalf("redis at %s is required under CI: %v", RedisAddr(), err)
 		}
 		t.Logf("redis at %s not available, testing the embedded driver only: %v", RedisAddr(), err)
