@@ -58,14 +58,21 @@ func TestNonStreamAnswerTimeouts(t *testing.T) {
 			name: "head at once, whitespace keep-alives past the round's time",
 			a: always(func(c *fconn) {
 				chunkedHead(c)
-				for range 8 { // 800ms of thinking, a keep-alive every 100ms (idle is 300ms)
+				for range 8 { // 800ms of thinking, a keep-alive every 100ms (idle is 600ms)
 					c.chunk("\n")
 					c.pause(100 * ms)
 				}
 				c.chunk(answer)
 				c.end()
 			}),
-			mutate:   roundTime(300 * ms),
+			// Idle at 600ms, not 300ms: the thinking outlasts it, so
+			// only the keep-alives keep a alive, and a stall of up to
+			// 500ms (a loaded CI machine under -race) is not taken
+			// for silence.
+			mutate: func(c *config.Config) {
+				roundTime(300 * ms)(c)
+				c.Providers[0].Timeouts.Idle = config.Duration(600 * ms)
+			},
 			wantFrom: "a", wantHits: [2]int{1, 0}, minTook: 800 * ms,
 		},
 		{

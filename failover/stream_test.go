@@ -335,8 +335,10 @@ func audioChunk(transcript, data string) string {
 // finish reason, and one that spoke longer than first_token was failed
 // over as having no first token: the provider's steady answer thrown away
 // (and billed), the next target asked. Its transcript and audio are the
-// answer begun. The provider here paces its audio chunks below the idle
-// timeout and finishes only after first_token.
+// answer begun. The provider here paces its audio chunks far below the
+// idle timeout (raised to 2s, so a scheduling stall on a loaded CI machine
+// is not taken for silence: 300ms was once too little) and finishes only
+// after first_token.
 func TestAudioOutputStreamIsTokens(t *testing.T) {
 	t.Parallel()
 	const chunks = 4
@@ -344,16 +346,18 @@ func TestAudioOutputStreamIsTokens(t *testing.T) {
 		"a": always(func(c *fconn) {
 			c.sse()
 			c.event(`{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":null,"refusal":null},"finish_reason":null}]}`)
-			for range chunks { // each gap well within idle, all of them longer than first_token
+			for range chunks { // each gap well within idle, all of them together longer than first_token
 				c.event(audioChunk("word ", "UklGRiQAAABXQVZF"))
-				if c.pause(tFirstToken / 3); c.dead {
+				if c.pause(tFirstToken / 2); c.dead {
 					return
 				}
 			}
 			c.event(finishChunk())
 			c.done()
 		}),
-	}, []string{"a", "b"}, nil)
+	}, []string{"a", "b"}, func(cfg *config.Config) {
+		cfg.Providers[0].Timeouts.Idle = config.Duration(2 * time.Second)
+	})
 	got := e.open(t.Context(), true)
 	if got.openErr != nil || got.provider != "a" || !got.complete() {
 		t.Fatalf("answered by %q, err %v, end %v; want a's whole audio stream", got.provider, got.openErr, got.end)
