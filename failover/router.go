@@ -127,8 +127,18 @@ type target struct {
 // sample for the lowest-latency strategy.
 const latencyStale = time.Minute
 
+// observe folds a latency sample into the target's average. A stale
+// average (latencyStale) is replaced, not folded in: it already counts as
+// unmeasured for the order, and folded in, one slow outlier (10 s) still
+// weighed 7.5 s after the fast answer that measured the target again, so
+// the target went back behind the others for another minute, and so on
+// for a quarter hour of minutes.
 func (t *target) observe(now time.Time, d time.Duration) {
-	t.latency.observe(d)
+	if now.UnixNano()-t.measured.Load() > int64(latencyStale) {
+		t.latency.Store(d)
+	} else {
+		t.latency.observe(d)
+	}
 	t.measured.Store(now.UnixNano())
 }
 

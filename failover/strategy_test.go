@@ -56,3 +56,44 @@ func TestLowestLatency(t *testing.T) {
 		t.Errorf("with stale averages: served by %s; want a (config order, both re-measured)", p)
 	}
 }
+
+// TestLowestLatencyOutlierForgotten: a target measured once very slow (a
+// cold start, one long prompt) is tried again once its average is stale,
+// and what it answers then is its latency: a stale average is no longer
+// folded in. Folded in, a 10 s outlier still weighed 7.5 s after a fast
+// answer, and the target went back behind the others for another minute,
+// each minute's one fast sample taking off only a quarter.
+func TestLowestLatencyOutlierForgotten(t *testing.T) {
+	e := newEnv(t, nil, []string{"a", "b"}, func(c *config.Config) {
+		c.Models[0].Strategy = StrategyLowestLatency
+	})
+	m := e.r.models[0]
+	a, b := m.targets[0], m.targets[1]
+	names := func() []string {
+		var out []string
+		for _, tg := range e.r.order(m, false) {
+			out = append(out, tg.p.name)
+		}
+		return out
+	}
+	a.observe(e.clock.Now(), 10*time.Second) // the outlier
+	b.observe(e.clock.Now(), 200*time.Millisecond)
+	if got := names(); !slices.Equal(got, []string{"b", "a"}) {
+		t.Fatalf("after a's outlier: order %v; want [b a]", got)
+	}
+	e.clock.Advance(latencyStale + time.Second)
+	if got := names(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("with both averages stale: order %v; want [a b] (config order)", got)
+	}
+	a.observe(e.clock.Now(), 50*time.Millisecond) // a is fast again
+	b.observe(e.clock.Now(), 200*time.Millisecond)
+	if got := names(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("a measured again at 50ms, b at 200ms: order %v (a's average %v); want [a b]", got, a.latency.Load())
+	}
+	// A fresh average still smooths: one slow answer among fast ones
+	// does not send a target to the back at once.
+	a.observe(e.clock.Now(), 350*time.Millisecond)
+	if got := a.latency.Load(); got != 125*time.Millisecond {
+		t.Errorf("a's fresh average after 50ms then 350ms: %v; want 125ms (α = 1/4)", got)
+	}
+}
