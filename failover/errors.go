@@ -129,7 +129,7 @@ func (e *StreamError) Reason() string {
 type UpstreamError struct {
 	// Status is the HTTP status for the client: the provider's own 4xx for a
 	// client error no other target would answer differently (content filter,
-	// bad request, context length or 413 with no target left); 404 when every
+	// bad request, context length or 413 with no target left unasked); 404 when every
 	// target was asked and answered 404 (400 when none holds the Responses
 	// request's previous_response_id); 429 when every attempt was rate
 	// limited with a 429; 502, 503 or 504 otherwise.

@@ -666,6 +666,21 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 		ue.Status, ue.Type, ue.Code = 499, "canceled", CauseCanceled
 		ue.Message = "the request was canceled"
 		return ue
+	case last != nil && (last.cause == CauseContextLength || last.cause == CauseRequestTooLarge) && unaskedSkip(rd):
+		// The target that refused the length was not the round's last
+		// chance: a target it skipped (cooling down, breaker open), a
+		// larger context as often as not, was never asked. Its own 400
+		// told a bot its conversation is too long, and the bot cut it
+		// or gave up, where the model that fits it is only unavailable
+		// for a while: the client gets the skip's 429 or 503 and its
+		// Retry-After, as when the round asked no one.
+		ue.Type, ue.Status, ue.Code = "upstream_error", http.StatusServiceUnavailable, CauseUnavailable
+		if allCoolingFromRateLimits(rd) {
+			ue.Status, ue.Code = http.StatusTooManyRequests, CodeRateLimitExceeded
+		}
+		ue.RetryAfter = r.clientRetryAfter(rd)
+		ue.Message = describe(rd) + ". A target the round could not ask may take a request this long: send it again after the Retry-After"
+		return ue
 	case last != nil && (last.cause == CauseClientError || last.cause == CauseContextLength || last.cause == CauseRequestTooLarge):
 		// The provider's own reason reaches the client.
 		ue.Status = last.status
@@ -777,6 +792,17 @@ func allRateLimited(rd *round) bool {
 		}
 	}
 	return true
+}
+
+// unaskedSkip reports a target the round skipped (cooling down, breaker
+// open) and never asked, not even after waiting its cool-down out.
+func unaskedSkip(rd *round) bool {
+	for _, s := range rd.skipped {
+		if !slices.ContainsFunc(rd.tried, func(a Attempt) bool { return a.Provider == s.t.p.name && a.Model == s.t.model }) {
+			return true
+		}
+	}
+	return false
 }
 
 // allCoolingFromRateLimits reports a round that asked no one because every

@@ -1,0 +1,107 @@
+package failover
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/config"
+)
+
+// TestContextLengthWithTheFallbackUnasked: the primary refuses the
+// conversation as too long for its context and the fallback, which a
+// config puts there for its larger context, is cooling down or has its
+// breaker open, so the round never asks it. The client must not get the
+// primary's context_length_exceeded: a bot takes that 400 as "your prompt
+// is too long" and cuts its conversation (or gives up), where the model
+// that fits it is only unavailable for a while. It gets a 429 or 503 with
+// the Retry-After of the fallback's wait, naming both. A fallback the
+// round did ask (its short cool-down waited out) that refused the length
+// too is the provider's own 400 again.
+func TestContextLengthWithTheFallbackUnasked(t *testing.T) {
+	tooLong := errBody("invalid_request_error", "context_length_exceeded", "This model's maximum context length is 8192 tokens.")
+	tests := []struct {
+		name       string
+		bTooSmall  bool
+		prepare    func(e *env)
+		wantStatus int
+		wantCode   string
+		wantRetry  [2]time.Duration // bounds; zero: none wanted
+		wantBHits  int
+	}{
+		{
+			name: "fallback cooling after a long Retry-After",
+			prepare: func(e *env) {
+				e.r.providers[1].coolDown(e.clock.Now().Add(60*time.Second), coolReason{CauseRateLimited, true})
+			},
+			wantStatus: http.StatusTooManyRequests, wantCode: CodeRateLimitExceeded,
+			wantRetry: [2]time.Duration{60 * time.Second, 60 * time.Second},
+		},
+		{
+			name: "fallback out of quota",
+			prepare: func(e *env) {
+				e.r.providers[1].coolDown(e.clock.Now().Add(30*time.Minute), coolReason{cause: CauseInsufficientQuota})
+			},
+			wantStatus: http.StatusServiceUnavailable, wantCode: CauseUnavailable,
+			wantRetry: [2]time.Duration{30 * time.Minute, 30 * time.Minute},
+		},
+		{
+			name: "fallback breaker open",
+			prepare: func(e *env) {
+				done, err := e.r.providers[1].allow()
+				if err != nil {
+					t.Fatal(err)
+				}
+				done(errProviderFailure) // failures: 1
+			},
+			wantStatus: http.StatusServiceUnavailable, wantCode: CauseUnavailable,
+			wantRetry: [2]time.Duration{time.Second, 30 * time.Second},
+		},
+		{
+			name:      "fallback's short cool-down waited out, too small as well",
+			bTooSmall: true,
+			prepare: func(e *env) {
+				e.r.providers[1].coolDown(e.clock.Now().Add(2*time.Second), coolReason{CauseRateLimited, true})
+			},
+			wantStatus: http.StatusBadRequest, wantCode: CauseContextLength, wantBHits: 1,
+		},
+		{
+			name:       "fallback asked, too small as well",
+			bTooSmall:  true,
+			prepare:    func(*env) {},
+			wantStatus: http.StatusBadRequest, wantCode: CauseContextLength, wantBHits: 1,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			scripts := map[string]func(*fconn, int){"a": always(statusFn(400, tooLong))}
+			if tc.bTooSmall {
+				scripts["b"] = always(statusFn(400, tooLong))
+			}
+			e := newEnv(t, scripts, []string{"a", "b"}, func(c *config.Config) { c.Failover.Breaker.Failures = 1 })
+			tc.prepare(e)
+			got := e.open(t.Context(), true)
+			var ue *UpstreamError
+			if !errors.As(got.openErr, &ue) {
+				t.Fatalf("got %v (served by %q); want an UpstreamError", got.openErr, got.provider)
+			}
+			if ue.Status != tc.wantStatus || ue.Code != tc.wantCode {
+				t.Errorf("status %d code %q; want %d %q (message %q)", ue.Status, ue.Code, tc.wantStatus, tc.wantCode, ue.Message)
+			}
+			if tc.wantRetry != ([2]time.Duration{}) && (ue.RetryAfter < tc.wantRetry[0] || ue.RetryAfter > tc.wantRetry[1]) {
+				t.Errorf("Retry-After %v; want within %v", ue.RetryAfter, tc.wantRetry)
+			}
+			if tc.wantStatus != http.StatusBadRequest && (!strings.Contains(ue.Message, CauseContextLength) || !strings.Contains(ue.Message, "b: skipped")) {
+				t.Errorf("message %q; want a's context length and b's skip named", ue.Message)
+			}
+			if n := len(e.fakes["a"].hits()); n != 1 {
+				t.Errorf("a saw %d requests; want 1 (never the same target again)", n)
+			}
+			if n := len(e.fakes["b"].hits()); n != tc.wantBHits {
+				t.Errorf("b saw %d requests; want %d", n, tc.wantBHits)
+			}
+		})
+	}
+}
