@@ -263,7 +263,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 					resp.StatusCode, len(data), r.ownErrorText(data))}
 		}
 		a.Body = data
-		t.observe(r.opts.Now(), time.Since(a.start))
+		t.observe(r.opts.Now(), req.Stream, time.Since(a.start))
 		a.release()
 		return a, nil
 	}
@@ -323,7 +323,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			}
 			ttft := time.Since(a.start)
 			p.ttft.Observe(ttft.Seconds())
-			t.observe(r.opts.Now(), ttft)
+			t.observe(r.opts.Now(), true, ttft)
 			return a, nil
 		}
 		if a.choices != nil {

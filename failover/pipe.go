@@ -34,7 +34,7 @@ func (r *Router) pipe(a *Response, t *target) (*Response, *failure) {
 	a.endWait() // Read bounds each wait for the provider
 	a.noTotal()
 	a.piped = true
-	t.observe(r.opts.Now(), time.Since(a.start))
+	t.observe(r.opts.Now(), false, time.Since(a.start)) // piped: a non-stream request's answer
 	return a, nil
 }
 

@@ -71,7 +71,7 @@ func (r *Router) Open(ctx context.Context, req *Request) (*Response, error) {
 		return nil, err
 	}
 	rd := &round{ctx: ctx, req: req, model: m, end: r.opts.Now().Add(r.fo.MaxRoundTime.D())}
-	order := r.order(m, req.SameUpstreamModel)
+	order := r.order(m, req.SameUpstreamModel, req.Stream)
 	if len(req.ExcludeProviders) > 0 {
 		order = slices.DeleteFunc(order, func(t *target) bool { return slices.Contains(req.ExcludeProviders, t.p.name) })
 	}
@@ -338,7 +338,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		}
 		done(d.breaker)
 		if d.latencyPenalty {
-			t.observe(r.opts.Now(), 2*at.Duration)
+			t.observe(r.opts.Now(), rd.req.Stream, 2*at.Duration)
 		}
 		if !f.canceled {
 			r.log.WarnContext(rd.ctx, "upstream attempt failed", "model", rd.model.name, "provider", p.name, "target", t.model,
@@ -612,8 +612,9 @@ func (r *Router) outOfQuota(ctx context.Context, p *provider, now time.Time, msg
 		"provider", p.name, "cooldown", r.opts.QuotaCooldown, "message", msg)
 }
 
-// order returns the round's targets by the model's strategy.
-func (r *Router) order(m *model, sameUpstream bool) []*target {
+// order returns the round's targets by the model's strategy; stream says
+// which latency the lowest-latency strategy compares.
+func (r *Router) order(m *model, sameUpstream, stream bool) []*target {
 	ts := make([]*target, 0, len(m.targets))
 	for _, t := range m.targets {
 		if sameUpstream && t.model != m.targets[0].model {
@@ -627,7 +628,7 @@ func (r *Router) order(m *model, sameUpstream bool) []*target {
 	case StrategyLowestLatency:
 		now := r.opts.Now()
 		slices.SortStableFunc(ts, func(a, b *target) int {
-			return cmp.Compare(a.latencyKey(now), b.latencyKey(now))
+			return cmp.Compare(a.latencyKey(now, stream), b.latencyKey(now, stream))
 		})
 	}
 	return ts

@@ -114,13 +114,31 @@ type target struct {
 	// deepseek_api, or isDeepSeek), whose thinking mode wants every tool
 	// round's reasoning back.
 	deepseek bool
-	// latency is an exponentially weighted average of time to first token
-	// (stream) or to the whole answer; 0: not measured yet.
-	latency atomicDuration
-	// measured is when latency was last observed (Router clock, unix ns).
-	// A stale average counts as unmeasured, so a target that was slow once
-	// gets tried again instead of being shunned for ever.
-	measured atomic.Int64
+	// latency is, per request kind (kindStream, kindWhole), an
+	// exponentially weighted average of the time to first token (a
+	// stream) or to the answer (a non-stream request: the whole body, or a
+	// piped answer's head); 0: not measured yet. The kinds are apart: a
+	// non-stream answer takes as long as the model writes, and one average
+	// of both ordered streams by what each target had served last.
+	latency [2]atomicDuration
+	// measured is when each latency was last observed (Router clock, unix
+	// ns). A stale average counts as unmeasured, so a target that was slow
+	// once gets tried again instead of being shunned for ever.
+	measured [2]atomic.Int64
+}
+
+// Request kinds, the index of a target's latency averages.
+const (
+	kindStream = 0 // time to first token
+	kindWhole  = 1 // time to the answer of a non-stream request
+)
+
+// latencyKind is the index of the latency average of a stream or not.
+func latencyKind(stream bool) int {
+	if stream {
+		return kindStream
+	}
+	return kindWhole
 }
 
 // latencyStale is how long a latency average stays trusted without a new
@@ -133,21 +151,24 @@ const latencyStale = time.Minute
 // weighed 7.5 s after the fast answer that measured the target again, so
 // the target went back behind the others for another minute, and so on
 // for a quarter hour of minutes.
-func (t *target) observe(now time.Time, d time.Duration) {
-	if now.UnixNano()-t.measured.Load() > int64(latencyStale) {
-		t.latency.Store(d)
+func (t *target) observe(now time.Time, stream bool, d time.Duration) {
+	k := latencyKind(stream)
+	if now.UnixNano()-t.measured[k].Load() > int64(latencyStale) {
+		t.latency[k].Store(d)
 	} else {
-		t.latency.observe(d)
+		t.latency[k].observe(d)
 	}
-	t.measured.Store(now.UnixNano())
+	t.measured[k].Store(now.UnixNano())
 }
 
-// latencyKey is the lowest-latency sort key: 0 for unmeasured or stale.
-func (t *target) latencyKey(now time.Time) time.Duration {
-	if now.UnixNano()-t.measured.Load() > int64(latencyStale) {
+// latencyKey is the lowest-latency sort key of a stream or a non-stream
+// request: 0 for unmeasured or stale.
+func (t *target) latencyKey(now time.Time, stream bool) time.Duration {
+	k := latencyKind(stream)
+	if now.UnixNano()-t.measured[k].Load() > int64(latencyStale) {
 		return 0
 	}
-	return t.latency.Load()
+	return t.latency[k].Load()
 }
 
 // New builds a Router for cfg's providers and models. cfg must have been
@@ -283,7 +304,8 @@ const (
 	// StrategyWeighted draws the order at random, in proportion to weight.
 	StrategyWeighted = "weighted"
 	// StrategyLowestLatency tries the target with the lowest recent time to
-	// first token first; unmeasured targets come first so they get measured.
+	// first token first (for a non-stream request: to its answer);
+	// unmeasured targets come first so they get measured.
 	StrategyLowestLatency = "lowest-latency"
 )
 

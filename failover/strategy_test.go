@@ -71,13 +71,13 @@ func TestLowestLatencyOutlierForgotten(t *testing.T) {
 	a, b := m.targets[0], m.targets[1]
 	names := func() []string {
 		var out []string
-		for _, tg := range e.r.order(m, false) {
+		for _, tg := range e.r.order(m, false, true) {
 			out = append(out, tg.p.name)
 		}
 		return out
 	}
-	a.observe(e.clock.Now(), 10*time.Second) // the outlier
-	b.observe(e.clock.Now(), 200*time.Millisecond)
+	a.observe(e.clock.Now(), true, 10*time.Second) // the outlier
+	b.observe(e.clock.Now(), true, 200*time.Millisecond)
 	if got := names(); !slices.Equal(got, []string{"b", "a"}) {
 		t.Fatalf("after a's outlier: order %v; want [b a]", got)
 	}
@@ -85,15 +85,55 @@ func TestLowestLatencyOutlierForgotten(t *testing.T) {
 	if got := names(); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("with both averages stale: order %v; want [a b] (config order)", got)
 	}
-	a.observe(e.clock.Now(), 50*time.Millisecond) // a is fast again
-	b.observe(e.clock.Now(), 200*time.Millisecond)
+	a.observe(e.clock.Now(), true, 50*time.Millisecond) // a is fast again
+	b.observe(e.clock.Now(), true, 200*time.Millisecond)
 	if got := names(); !slices.Equal(got, []string{"a", "b"}) {
-		t.Errorf("a measured again at 50ms, b at 200ms: order %v (a's average %v); want [a b]", got, a.latency.Load())
+		t.Errorf("a measured again at 50ms, b at 200ms: order %v (a's average %v); want [a b]", got, a.latency[kindStream].Load())
 	}
 	// A fresh average still smooths: one slow answer among fast ones
 	// does not send a target to the back at once.
-	a.observe(e.clock.Now(), 350*time.Millisecond)
-	if got := a.latency.Load(); got != 125*time.Millisecond {
+	a.observe(e.clock.Now(), true, 350*time.Millisecond)
+	if got := a.latency[kindStream].Load(); got != 125*time.Millisecond {
 		t.Errorf("a's fresh average after 50ms then 350ms: %v; want 125ms (α = 1/4)", got)
+	}
+}
+
+// TestLowestLatencyByRequestKind: a stream is ordered by the targets' time
+// to first token, a non-stream request by their time to the whole answer,
+// each measured on its own kind. One average of both made whichever target
+// led take the slow whole-answer samples of the non-stream requests (an 8 s
+// tool round) and fall behind a target twice as slow to its first token:
+// with mixed traffic the lead changed hands by what each had served last,
+// not by speed.
+func TestLowestLatencyByRequestKind(t *testing.T) {
+	e := newEnv(t, nil, []string{"a", "b"}, func(c *config.Config) {
+		c.Models[0].Strategy = StrategyLowestLatency
+	})
+	m := e.r.models[0]
+	a, b := m.targets[0], m.targets[1]
+	names := func(stream bool) []string {
+		var out []string
+		for _, tg := range e.r.order(m, false, stream) {
+			out = append(out, tg.p.name)
+		}
+		return out
+	}
+	now := e.clock.Now()
+	a.observe(now, true, 200*time.Millisecond) // a: first token in 200ms
+	b.observe(now, true, 400*time.Millisecond) // b: in 400ms
+	a.observe(now, false, 8*time.Second)       // a served a long non-stream answer
+	b.observe(now, false, 10*time.Second)      // b a longer one
+	if got := names(true); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("a stream: order %v; want [a b] (200ms to the first token against 400ms)", got)
+	}
+	if got := names(false); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("a non-stream request: order %v; want [a b] (8s to the answer against 10s)", got)
+	}
+	a.observe(now, false, 20*time.Second) // a's next whole answer was long
+	if got := names(true); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("a stream after a's long non-stream answer: order %v; want [a b] still", got)
+	}
+	if got := names(false); !slices.Equal(got, []string{"b", "a"}) {
+		t.Errorf("a non-stream request after a's long answer: order %v; want [b a]", got)
 	}
 }
