@@ -53,9 +53,12 @@ type failure struct {
 	flagged    bool   // the error names flagged input (OpenRouter's moderation metadata)
 	badKey     bool   // the error's details name an invalid API key (Gemini's API_KEY_INVALID)
 	keyInWords bool   // misconfigured by its message alone (badKeyMessage): this round only
-	redirect   bool   // a 3xx answer; errMsg says where it pointed (redirectMessage)
-	err        error
-	canceled   bool // the caller's context ended: not the provider's fault
+	// billingInWords: out of credit by its message alone (billingMessage):
+	// this round only, as keyInWords.
+	billingInWords bool
+	redirect       bool // a 3xx answer; errMsg says where it pointed (redirectMessage)
+	err            error
+	canceled       bool // the caller's context ended: not the provider's fault
 	// reusedLost: a reused keep-alive connection ended before any byte of
 	// the answer (h1.ErrReusedConnLost), a race with the server's idle
 	// close rather than a fault of the provider's.

@@ -391,6 +391,15 @@ func causeOf(f *failure) string {
 		// 402 is how OpenRouter ("Insufficient credits") and DeepSeek
 		// ("Insufficient Balance") say the account is out of money.
 		return CauseInsufficientQuota
+	case status == http.StatusBadRequest && billingMessage(f.errMsg):
+		// Anthropic says an account out of credit only in words, with a
+		// 400 invalid_request_error: taken for the bot's bad request, it
+		// ended the round with the provider's billing text while the next
+		// target stood unasked. Words may be the bot's own, quoted back,
+		// so they move this round on without cooling the provider down
+		// for every bot (decide), as a bad key said in words does.
+		f.billingInWords = true
+		return CauseInsufficientQuota
 	case status >= 400 && status < 500 && f.contentFilter():
 		// A content filter refuses this input, whatever the status
 		// (OpenRouter's moderation is a 403): no other provider is asked
@@ -519,6 +528,16 @@ func badKeyMessage(msg string) bool {
 		}
 	}
 	return false
+}
+
+// billingMessage reports an error message that begins by saying the
+// provider account is out of credit, as Anthropic's 400 does ("Your credit
+// balance is too low to access the Anthropic API. Please go to Plans &
+// Billing to upgrade or purchase credits."). Only the start counts, as for
+// badKeyMessage: a message that quotes a bot's value is about the bot's
+// request.
+func billingMessage(msg string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(msg)), "your credit balance is too low")
 }
 
 // wordSeparators removes what separates the words of a code or type, so

@@ -528,6 +528,13 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 		return decision{next: stepNext, breaker: brk}
 
 	case CauseInsufficientQuota:
+		if f.billingInWords {
+			// Said in words only, which may be the bot's own: the next
+			// target, and nothing held against the provider.
+			r.log.WarnContext(rd.ctx, "upstream said in words that the provider account is out of credit: next target, no cool-down",
+				"provider", p.name, "status", f.httpStatus, "message", f.errMsg)
+			return decision{next: stepNext, breaker: errNeutral}
+		}
 		r.outOfQuota(rd.ctx, p, now, f.errMsg)
 		return decision{next: stepNext, breaker: errNeutral}
 
