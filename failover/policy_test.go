@@ -118,6 +118,37 @@ func TestPolicyBeforeFirstByte(t *testing.T) {
 			},
 		},
 		{
+			name:     "429 retry-after-ms (OpenAI's) waited out on the same target",
+			a:        failTimes(1, "a", statusFn(429, errBody("requests", "rate_limit_exceeded", "slow down"), "retry-after-ms: 1500")),
+			wantFrom: "a", wantHits: [2]int{2, 0}, wantGapsA: []time.Duration{1500 * ms},
+		},
+		{
+			name:     "503 fractional Retry-After 1.5 seconds",
+			a:        failTimes(1, "a", statusFn(503, "", "Retry-After: 1.5")),
+			wantFrom: "a", wantHits: [2]int{2, 0}, wantGapsA: []time.Duration{1500 * ms},
+		},
+		{
+			name:     "503 Retry-After as a date already past: retried at once",
+			a:        failTimes(1, "a", statusFn(503, "", "Retry-After: "+newFakeClock().Now().Add(-time.Hour).Format(http.TimeFormat))),
+			wantFrom: "a", wantHits: [2]int{2, 0}, wantGapsA: []time.Duration{0},
+		},
+		{
+			name: "503 malformed or negative Retry-After: as without one",
+			a:    always(statusFn(503, "", "Retry-After: -5")), wantFrom: "b", wantHits: [2]int{2, 1}, wantGapsA: []time.Duration{500 * ms},
+		},
+		{
+			// Retry-After is read on 429, 503 and 529 only (SPEC 5): a
+			// 500 keeps its own policy, and the provider no cool-down.
+			name:     "500 with Retry-After 30: the 500 policy",
+			a:        failTimes(1, "a", statusFn(500, errBody("server_error", "", "boom"), "Retry-After: 30")),
+			wantFrom: "a", wantHits: [2]int{2, 0}, wantGapsA: []time.Duration{250 * ms},
+			after: func(t *testing.T, e *env) {
+				if st := statusOf(e.r, "a"); !st.CoolingUntil.IsZero() {
+					t.Errorf("a cooling until %v (%s) after a 500 with Retry-After; want no cool-down", st.CoolingUntil, st.CoolingCause)
+				}
+			},
+		},
+		{
 			name: "503 without Retry-After: jittered back-off then next target",
 			a:    always(statusFn(503, "overloaded")), wantFrom: "b", wantHits: [2]int{2, 1}, wantGapsA: []time.Duration{500 * ms},
 		},
