@@ -82,7 +82,8 @@ type Client struct {
 	// Default "": payments.wechatpay.app_id.
 	AppID string `yaml:"app_id"`
 	// AllowedSKUs restricts which catalog SKUs this client may sell.
-	// Default []: every SKU.
+	// Default []: every SKU. A written empty list is an error: it reads as
+	// the key left out (every SKU), where "none" was more likely meant.
 	AllowedSKUs []string `yaml:"allowed_skus"`
 	// Forward restricts which forwarded /v1/* paths (SPEC 2.2: every path
 	// but chat completions, GET /v1/models and /v1/paygate/*, which it

@@ -197,6 +197,13 @@ func (l *loader) validateClients(c *Config) {
 			l.warn(p+".key", "the built-in development key %s, and server.listen %s takes connections from other machines: anyone who can reach it can use your providers and create orders; set a key of your own (PAYGATE_CLIENT_KEY)",
 				DefaultClientKey, c.Server.Listen)
 		}
+		// payments reads an empty allow-list as "every SKU", as it reads
+		// the key left out. A written empty list (what a template renders
+		// for a bot given no SKUs) more likely meant none: read as unset,
+		// it offered that bot the whole catalog.
+		if _, written := l.lines[p+".allowed_skus"]; written && !l.nulls[p+".allowed_skus"] && len(cl.AllowedSKUs) == 0 {
+			l.at(p+".allowed_skus", "an empty list, which would let this client sell every SKU (as leaving the key out does): list the SKUs it may sell, or leave the key out for every SKU")
+		}
 		for j, sku := range cl.AllowedSKUs {
 			if !c.hasSKU(sku) {
 				l.at(fmt.Sprintf("%s.allowed_skus[%d]", p, j), "SKU %q is not in payments.catalog", sku)
