@@ -520,7 +520,8 @@ type Webhooks struct {
 	URL string `yaml:"url"`
 	// Secret signs every event so the receiver can verify it. Required when
 	// url is set, at least 16 characters (a short one, guessed offline from
-	// one signed event, signs order.paid for an order nobody paid).
+	// one signed event, signs order.paid for an order nobody paid), and
+	// not one of the clients' keys (that bot could sign it).
 	Secret     string `yaml:"secret" secret:"true"`
 	SecretFile string `yaml:"secret_file"`
 }

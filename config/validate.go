@@ -702,9 +702,15 @@ func (l *loader) validatePayments(c *Config) {
 func (l *loader) validateMisc(c *Config) {
 	if c.Webhooks.URL != "" {
 		l.httpURL("webhooks.url", c.Webhooks.URL)
+		client := slices.IndexFunc(c.Clients, func(cl Client) bool { return cl.Key == c.Webhooks.Secret })
 		switch s := c.Webhooks.Secret; {
 		case s == "":
 			l.at("webhooks.secret", "required when webhooks.url is set (receivers verify the signature)")
+		case client >= 0:
+			// One ${VAR} used for both, as admin.token is refused for:
+			// the bot holding the key could sign events the merchant
+			// delivers goods on.
+			l.at("webhooks.secret", "the same as a client key (clients[%d].key): that bot could sign order.paid for an order nobody paid; give the webhooks a secret of its own", client)
 		case len(s) < minSigningSecret:
 			// The merchant delivers the goods on order.paid: a secret
 			// guessed offline from one signed event forges that.

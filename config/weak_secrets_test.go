@@ -63,3 +63,31 @@ func TestWeakHashKeyWarned(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhookSecretNotAClientKey: webhooks.secret signs order.paid, on
+// which the merchant delivers the goods. One ${VAR} used for a client's key
+// and for the secret (the slip admin.token is already refused for) handed
+// that bot the key to sign order.paid for an order nobody paid, and it
+// loaded silently. It is refused at the secret's line, without printing
+// either value; a secret of its own, or webhooks off, loads.
+func TestWebhookSecretNotAClientKey(t *testing.T) {
+	const shared = "sk-shared-0123456789"
+	const clients = "clients:\n  - {name: a, key: sk-a-0123456789abc}\n  - {name: b, key: " + shared + "}\n"
+	tests := []struct {
+		name, src string
+		want      string // the error; "" when it loads
+	}{
+		{"the same as a client key", clients + "webhooks:\n  url: https://m.example/hook\n  secret: " + shared + "\n",
+			"c.yaml:6: webhooks.secret: the same as a client key (clients[1].key): that bot could sign order.paid for an order nobody paid; give the webhooks a secret of its own"},
+		{"a secret of its own", clients + "webhooks:\n  url: https://m.example/hook\n  secret: whsec-0123456789abcdef\n", ""},
+		{"webhooks off", clients + "webhooks:\n  secret: " + shared + "\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			loadsOrRefused(t, tt.src, tt.want, func(c *Config) string { return "webhooks.secret " + c.Webhooks.Secret })
+			if _, err := Parse([]byte(tt.src), "c.yaml", envMap(nil)); err != nil && strings.Contains(err.Error(), shared) {
+				t.Errorf("the error prints the secret: %v", err)
+			}
+		})
+	}
+}
