@@ -100,3 +100,29 @@ func TestRedisStoreOptions(t *testing.T) {
 		})
 	}
 }
+
+// TestWrittenEmptyRedisAddrs: store.redis.addrs unset is 127.0.0.1:6379.
+// A written empty list (what a template renders when the addresses were not
+// filled in) read as unset too: with the redis driver each replica quietly
+// used a Redis on its own host, if one answered there, and replicas that
+// must share one store did not (the check "at least one address" came
+// after the default and never fired). It is an error at its line with the
+// redis driver; a key with no value is unset, as everywhere, and the
+// embedded driver does not read the key.
+func TestWrittenEmptyRedisAddrs(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      string // the error; "" when it loads
+	}{
+		{"an empty list", "store:\n  driver: redis\n  redis:\n    addrs: []\n", "c.yaml:4: store.redis.addrs: at least one address"},
+		{"an empty list, flow", "store: {driver: redis, redis: {addrs: []}}\n", "c.yaml:1: store.redis.addrs: at least one address"},
+		{"no value", "store:\n  driver: redis\n  redis:\n    addrs:\n", ""},
+		{"left out", "store:\n  driver: redis\n", ""},
+		{"embedded", "store:\n  driver: embedded\n  redis:\n    addrs: []\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			loadsOrRefused(t, tc.src, tc.want, func(c *Config) string { return "store.redis.addrs " + strings.Join(c.Store.Redis.Addrs, ",") })
+		})
+	}
+}

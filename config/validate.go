@@ -279,7 +279,13 @@ func (l *loader) validateStore(c *Config) {
 			l.at("store.path", "required for the embedded driver")
 		}
 	case "redis":
-		if len(c.Store.Redis.Addrs) == 0 {
+		// SetDefaults fills an empty list with the default address, as
+		// it fills the key left out; a written empty list (an address a
+		// template did not fill in) would quietly be a Redis on this host,
+		// which replicas meant to share one store do not share.
+		_, written := l.lines["store.redis.addrs"]
+		_, listed := l.lines["store.redis.addrs[0]"]
+		if len(c.Store.Redis.Addrs) == 0 || written && !l.nulls["store.redis.addrs"] && !listed {
 			l.at("store.redis.addrs", "at least one address")
 		}
 		for i, a := range c.Store.Redis.Addrs {
