@@ -142,6 +142,7 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 	// Validation adds the problems of the values the file holds, but none
 	// that follows from a value that does not parse (left zero, it would be
 	// "required" or "at least 1").
+	l.checkProviderList(cfg)
 	read := len(l.errs)
 	l.fromEnv = defaultProvider(cfg, env)
 	written := l.writtenZeros(cfg)
@@ -203,6 +204,18 @@ func (l *loader) checkClientList(c *Config) {
 		return
 	}
 	l.defaultClient = true
+}
+
+// checkProviderList refuses a written empty list ("providers: []"): read
+// as unset, it brought in the provider from the environment
+// (defaultProvider, openrouter.ai by default), which the file said
+// nothing of, and every chat went there. It is reported before
+// validation, so that no problem of that provider is reported as well;
+// a value that is not a list has its own error already.
+func (l *loader) checkProviderList(c *Config) {
+	if _, written := l.lines["providers"]; written && !l.nulls["providers"] && len(c.Providers) == 0 && !l.reported("providers") {
+		l.at("providers", "an empty list: no provider could answer; list the providers, each with a name and a base_url, or leave the key out for one from the environment (PAYGATE_PROVIDER_*)")
+	}
 }
 
 // zeroKeys are keys whose 0, written in the file, is a choice and not

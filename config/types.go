@@ -13,7 +13,8 @@ type Config struct {
 	// Providers are the upstream LLM APIs. Default: one provider from the
 	// environment: PAYGATE_PROVIDER_NAME (openrouter), PAYGATE_PROVIDER_BASE_URL
 	// (https://openrouter.ai/api/v1) and PAYGATE_PROVIDER_API_KEY or
-	// OPENROUTER_API_KEY.
+	// OPENROUTER_API_KEY. A written empty list is an error: the file names
+	// no provider, and the environment's would answer.
 	Providers []Provider `yaml:"providers"`
 	// Models are the public model names the bots may ask for. Default (with the
 	// default provider only): PAYGATE_MODEL (gpt-4o) served by
