@@ -140,3 +140,29 @@ func TestConfirmTTLWithinItsClaim(t *testing.T) {
 		})
 	}
 }
+
+// TestDedupeWindowFloor: payments.dedupe_window is how long after its
+// payment a purchase asked for again is answered already_paid rather than
+// with a second payable order (SPEC 4). A window of milliseconds (10ms
+// typed for 10m, 1ns) loaded silently and turned that protection off: the
+// model's create_order right after the payment made a second order the
+// user could pay as well. Below 1m it is refused at its line.
+func TestDedupeWindowFloor(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      string // the error's start; "" when it loads
+	}{
+		{"10ms", "payments:\n  dedupe_window: 10ms\n", "c.yaml:2: payments.dedupe_window: 10ms is below 1m0s: a user who has just paid and asks again"},
+		{"1ns", "payments: {dedupe_window: 1ns}\n", "c.yaml:1: payments.dedupe_window: 1ns is below 1m0s"},
+		{"59s", "payments: {dedupe_window: 59s}\n", "c.yaml:1: payments.dedupe_window: 59s is below 1m0s"},
+		{"1m", "payments: {dedupe_window: 1m}\n", ""},
+		{"the default", "log: {level: info}\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			loadsOrRefused(t, tc.src, tc.want, func(cfg *Config) string {
+				return fmt.Sprintf("dedupe_window %v", cfg.Payments.DedupeWindow.D())
+			})
+		})
+	}
+}

@@ -368,7 +368,8 @@ type Payments struct {
 	// DedupeWindow is how long a purchase claim lives after it was last asked
 	// for; an order of the purchase still payable or awaiting approval is
 	// returned after it too, and one paid less than this long ago is answered
-	// already_paid however long the user took to pay. Default 10m.
+	// already_paid however long the user took to pay. Default 10m; at
+	// least 1m.
 	DedupeWindow Duration `yaml:"dedupe_window"`
 	// OrderTTL is how long an order stays payable before it expires. Default
 	// 2h, the most: WeChat Pay's prepay_id (JSAPI) and code_url (Native) are

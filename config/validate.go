@@ -41,6 +41,12 @@ var periodFloors = []struct {
 // Pay's prepay_id and code_url (JSAPI and Native prepay).
 const maxOrderTTL = 2 * time.Hour
 
+// minDedupeWindow is the shortest payments.dedupe_window: within it a
+// purchase asked for again after its payment is answered already_paid
+// (SPEC 4), and a window of milliseconds (10ms typed for 10m) leaves no
+// time for the model's next create_order of the same purchase.
+const minDedupeWindow = time.Minute
+
 // maxConfirmTTL is the longest payments.refunds.confirm_ttl (the payments
 // service's MaxRefundConfirmTTL): a refund proposal must not outlive the
 // claim that keeps it the only open one of its amount, which is kept well
@@ -675,6 +681,9 @@ func (l *loader) validatePayments(c *Config) {
 	}
 	if _, exact := p.Rules.ApprovalAbove.Fen(); !exact {
 		l.at("payments.rules.approval_above", "%q has more than two decimals", p.Rules.ApprovalAbove.Text)
+	}
+	if d := p.DedupeWindow.D(); d > 0 && d < minDedupeWindow {
+		l.at("payments.dedupe_window", "%v is below %v: a user who has just paid and asks again past it gets a second payable order, not already_paid (10m is the default)", d, minDedupeWindow)
 	}
 	if d := p.OrderTTL.D(); d > maxOrderTTL {
 		// WeChat Pay's prepay_id (JSAPI) and code_url (Native) live 2 hours,
