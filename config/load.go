@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -577,7 +578,11 @@ func (l *loader) yamlErrors(err error) []*Error {
 // its line only. A path that already has an error (a ${VAR} that did not
 // expand) gets no second one.
 func (l *loader) checkValue(n *yaml.Node, t reflect.Type, path string) {
-	if msg := fraction(n, t); msg != "" && !l.reported(path) {
+	msg := fraction(n, t)
+	if msg == "" {
+		msg = leadingZero(n, t)
+	}
+	if msg != "" && !l.reported(path) {
 		l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: msg})
 		l.badValues++
 		return
@@ -621,20 +626,56 @@ func (l *loader) checkValue(n *yaml.Node, t reflect.Type, path string) {
 // off. A whole number written as a float (2.0, 1e3) is that number; one
 // too large for t is yaml's own error.
 func fraction(n *yaml.Node, t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-	default:
+	if !countingKey(t) {
 		return ""
-	}
-	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
-		return "" // a Duration reads its own text
 	}
 	var f float64
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!float" || n.Decode(&f) != nil || f == math.Trunc(f) {
 		return ""
 	}
 	return "want a whole number, not " + n.Value
+}
+
+// countingKey reports whether t, a key's type, is an integer yaml decodes
+// as a number (a Duration, an integer too, reads its own text).
+func countingKey(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+	default:
+		return false
+	}
+	return !reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]())
+}
+
+var leadingZeroNumber = regexp.MustCompile(`^[-+]?0[0-9]+$`)
+
+// leadingZero is the error for a whole number written with a leading zero
+// for an integer key t, or "". yaml reads one whose digits are all octal
+// as an octal number (max_quantity: 012 decoded as 10, 010 as 8), and
+// another (08) as decimal: a zero-padded cap silently became another
+// number. 0, 0x10 and YAML 1.2's 0o12 say what they mean.
+func leadingZero(n *yaml.Node, t reflect.Type) string {
+	if !countingKey(t) || n.Kind != yaml.ScalarNode || !leadingZeroNumber.MatchString(n.Value) {
+		return ""
+	}
+	if tag := n.ShortTag(); tag != "!!int" && tag != "!!float" {
+		return "" // quoted, or tagged !!str: text, which yaml refuses for a number
+	}
+	digits := strings.TrimPrefix(n.Value, "+")
+	sign := ""
+	if rest, ok := strings.CutPrefix(digits, "-"); ok {
+		sign, digits = "-", rest
+	}
+	decimal := sign + cmp.Or(strings.TrimLeft(digits, "0"), "0")
+	if decimal == "-0" {
+		decimal = "0"
+	}
+	var read int64
+	if n.Decode(&read) == nil && strconv.FormatInt(read, 10) != decimal {
+		return fmt.Sprintf("%s has a leading zero, which YAML reads as an octal number (%d): write %s", n.Value, read, decimal)
+	}
+	return fmt.Sprintf("%s has a leading zero: write %s", n.Value, decimal)
 }
 
 // shapeError says what a list's or a mapping's key (kind) wants and what n

@@ -98,3 +98,49 @@ func TestFractionalWholeNumbers(t *testing.T) {
 		})
 	}
 }
+
+// TestLeadingZeroNumbers: yaml reads a whole number written with a leading
+// zero as octal (max_quantity: 012 loaded as 10, 010 as 8), while 08,
+// which is no octal number, is 8: a zero-padded cap silently became
+// another number. A number with a leading zero, for a key that counts, is
+// an error at its line; 0, hexadecimal (0x10) and YAML 1.2's octal (0o12)
+// say what they mean and load.
+func TestLeadingZeroNumbers(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      string // the error; "" when it loads
+		check     func(*Config) bool
+	}{
+		{"max_quantity 012", "payments:\n  catalog:\n    - {sku: a, name: A, price: \"10.00\", max_quantity: 012}\n",
+			"c.yaml:3: payments.catalog[0].max_quantity: 012 has a leading zero, which YAML reads as an octal number (10): write 12", nil},
+		{"max_orders_per_user_per_day 010", "payments:\n  rules:\n    max_orders_per_user_per_day: 010\n",
+			"c.yaml:3: payments.rules.max_orders_per_user_per_day: 010 has a leading zero, which YAML reads as an octal number (8): write 10", nil},
+		{"08, not octal", "failover:\n  max_attempts: 08\n",
+			"c.yaml:2: failover.max_attempts: 08 has a leading zero: write 8", nil},
+		{"negative", "failover:\n  recovery: {max_attempts: -01}\n",
+			"c.yaml:2: failover.recovery.max_attempts: -01 has a leading zero: write -1", nil},
+		{"from a variable", "failover:\n  breaker:\n    failures: ${N}\n",
+			"c.yaml:3: failover.breaker.failures: 012 has a leading zero, which YAML reads as an octal number (10): write 12", nil},
+		{"0", "payments:\n  budget:\n    max_payment_calls: 0\n", "", func(c *Config) bool { return c.Payments.Budget.MaxPaymentCalls == 0 }},
+		{"hexadecimal", "failover:\n  max_attempts: 0x10\n", "", func(c *Config) bool { return c.Failover.MaxAttempts == 16 }},
+		{"YAML 1.2 octal", "failover:\n  max_attempts: 0o12\n", "", func(c *Config) bool { return c.Failover.MaxAttempts == 10 }},
+		{"quoted text for a string key", "payments:\n  wechatpay:\n    mch_id: 0123\n", "", func(c *Config) bool { return c.Payments.WeChatPay.MchID == "0123" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.src), "c.yaml", envMap(map[string]string{"N": "012"}))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v; want it to load", err)
+			case tc.want == "" && !tc.check(cfg):
+				t.Errorf("loaded max_attempts %d, max_payment_calls %d, mch_id %q", cfg.Failover.MaxAttempts, cfg.Payments.Budget.MaxPaymentCalls, cfg.Payments.WeChatPay.MchID)
+			case tc.want != "" && err == nil:
+				t.Fatalf("loaded: max_attempts %d, recovery %d, failures %d, max_orders %d, catalog %+v; want %s",
+					cfg.Failover.MaxAttempts, cfg.Failover.Recovery.MaxAttempts, cfg.Failover.Breaker.Failures,
+					cfg.Payments.Rules.MaxOrdersPerUserPerDay, cfg.Payments.Catalog, tc.want)
+			case tc.want != "" && err.Error() != tc.want:
+				t.Errorf("got:\n%v\nwant:\n%s", err, tc.want)
+			}
+		})
+	}
+}
