@@ -495,6 +495,41 @@ func TestShortAdminTokenOnAReachableAddress(t *testing.T) {
 	}
 }
 
+// TestShortAdminTokenBehindAProxy: server.admin_hosts names the host
+// names a browser or Prometheus reaches the admin listener by through a
+// proxy or an ingress, which on the same machine forwards to a loopback
+// admin_listen. The loopback address then says nothing of who can reach
+// the API: a short token (adm-dev-1) was taken, guessable by anyone the
+// proxy serves, and nothing slows a guesser down. With admin_hosts set it
+// must be at least 16 characters, as on an address others reach; without
+// them, loopback keeps the quick start's short one.
+func TestShortAdminTokenBehindAProxy(t *testing.T) {
+	tests := []struct {
+		name, server, token string
+		want                string // the error; "" when it loads
+	}{
+		{"loopback behind a proxy", `{admin_listen: "127.0.0.1:8081", admin_hosts: [paygate-admin.example.com]}`, "adm-dev-1",
+			`c.yaml:3: admin.token: 9 characters, and server.admin_hosts names paygate-admin.example.com, by which other machines reach server.admin_listen 127.0.0.1:8081 through a proxy: anyone who guesses it approves orders and settles reviews; use at least 16 random characters (openssl rand -hex 16)`},
+		{"a long token behind a proxy", `{admin_listen: "127.0.0.1:8081", admin_hosts: [paygate-admin.example.com]}`, "0123456789abcdef", ""},
+		{"loopback alone", `{admin_listen: "127.0.0.1:8081"}`, "adm-dev-1", ""},
+		{"no admin API", `{admin_listen: "127.0.0.1:8081", admin_hosts: [paygate-admin.example.com]}`, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "server: " + tc.server + "\nadmin:\n  token: \"" + tc.token + "\"\n"
+			cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v; want it to load", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("loaded with admin token %q; want %s", cfg.Admin.Token, tc.want)
+			case tc.want != "" && err.Error() != tc.want:
+				t.Errorf("got %q; want %q", err, tc.want)
+			}
+		})
+	}
+}
+
 // TestDevKeyOnAReachableAddress: the built-in development key on a listen
 // address other machines can reach is warned about (check-config prints
 // it, serve logs it); on loopback it is the quick start and says nothing.

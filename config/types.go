@@ -107,7 +107,8 @@ type Admin struct {
 	// and answers 503 with the code admin_disabled to everything, which the
 	// console shows (the listener still serves /healthz, /readyz, /metrics).
 	// At least 16 characters when server.admin_listen takes connections from
-	// other machines: nothing slows a guesser down.
+	// other machines, or server.admin_hosts names a host others reach it by
+	// through a proxy: nothing slows a guesser down.
 	Token     string `yaml:"token" secret:"true"`
 	TokenFile string `yaml:"token_file"`
 }

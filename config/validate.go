@@ -243,6 +243,12 @@ func (l *loader) validateClients(c *Config) {
 		// start's short token stays.
 		l.at("admin.token", "%d characters, and server.admin_listen %s takes connections from other machines: anyone who guesses it approves orders and settles reviews; use at least %d random characters (openssl rand -hex 16)",
 			len(t), c.Server.AdminListen, minAdminToken)
+	case len(t) < minAdminToken && c.Server.AdminListen != "off" && len(c.Server.AdminHosts) > 0:
+		// admin_hosts are the names others reach the listener by, through
+		// a proxy that forwards to it: on loopback too, the token is all
+		// that stands between them and the API.
+		l.at("admin.token", "%d characters, and server.admin_hosts names %s, by which other machines reach server.admin_listen %s through a proxy: anyone who guesses it approves orders and settles reviews; use at least %d random characters (openssl rand -hex 16)",
+			len(t), strings.Join(c.Server.AdminHosts, ", "), c.Server.AdminListen, minAdminToken)
 	}
 }
 
