@@ -592,7 +592,7 @@ func TestWrittenEmptyClientList(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
+			cfg, err := Parse([]byte(tc.src), "c.yaml", envMap(map[string]string{"EMPTY": ""}))
 			switch {
 			case tc.want != "" && err == nil:
 				t.Fatalf("loaded with clients %+v (warnings %q); want %s", cfg.Clients, cfg.Warnings, tc.want)

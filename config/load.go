@@ -782,7 +782,7 @@ func (l *loader) expand(n *yaml.Node, path string) {
 		if secretKey(path) {
 			env = withoutTrailingLineBreak(env)
 		}
-		v, err := expandVars(n.Value, env)
+		v, unset, err := expandVars(n.Value, env)
 		if err != nil {
 			msg := err.Error()
 			if secretKey(path) {
@@ -790,6 +790,13 @@ func (l *loader) expand(n *yaml.Node, path string) {
 			}
 			l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: msg})
 			return
+		}
+		for _, name := range unset {
+			// Read as empty, as a shell does; a key left with no value
+			// takes its default, which may not be what a variable was
+			// meant to set (approval_above: ${APPROVAL_ABOVE}, not
+			// exported, ran with 500.00). Named, never a value.
+			l.warn(path, "${%s} is not set and has no default (${%s:-…}): read as empty", name, name)
 		}
 		n.Value = v
 		if v == "" {
@@ -931,11 +938,13 @@ func (e *varError) withoutValue() string {
 }
 
 // expandVars expands ${NAME} and ${NAME:-default}; "$$" is a literal "$".
+// unset lists the names of variables without a default that are not set
+// (read as empty).
 // A "$" before a name ($NAME, shell style) is refused rather than kept as
 // text: it was meant as a variable, and a secret would otherwise be that
 // text. A default is text with "$$" for "$": a variable in it (nesting,
 // ${A:-${B}}) is refused too. Any other "$" is itself.
-func expandVars(s string, env LookupEnv) (string, *varError) {
+func expandVars(s string, env LookupEnv) (_ string, unset []string, _ *varError) {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -953,24 +962,24 @@ func expandVars(s string, env LookupEnv) (string, *varError) {
 			// text, the token became the guessable text "$ADMIN_TOKEN". A
 			// "$" before letters later in a value is text ("Prices in
 			// $USD", a generated password), as it always was.
-			return "", &varError{s: s, at: i, bare: true, name: leadingName(s[1:])}
+			return "", nil, &varError{s: s, at: i, bare: true, name: leadingName(s[1:])}
 		case s[i+1] != '{':
 			b.WriteByte(c)
 			continue
 		}
 		end := strings.IndexByte(s[i:], '}')
 		if end < 0 {
-			return "", &varError{s: s, at: i, unterminated: true}
+			return "", nil, &varError{s: s, at: i, unterminated: true}
 		}
 		expr := s[i+2 : i+end]
 		name, def, hasDef := strings.Cut(expr, ":-")
 		if !validEnvName(name) {
-			return "", &varError{s: s, at: i, name: name}
+			return "", nil, &varError{s: s, at: i, name: name}
 		}
 		if hasDef {
 			d, at := defaultText(def)
 			if at >= 0 {
-				return "", &varError{s: s, at: i + 2 + len(name) + 2 + at, inDefault: true}
+				return "", nil, &varError{s: s, at: i + 2 + len(name) + 2 + at, inDefault: true}
 			}
 			def = d
 		}
@@ -978,10 +987,13 @@ func expandVars(s string, env LookupEnv) (string, *varError) {
 		if (!ok || v == "") && hasDef {
 			v = def
 		}
+		if !ok && !hasDef {
+			unset = append(unset, name)
+		}
 		b.WriteString(v)
 		i += end
 	}
-	return b.String(), nil
+	return b.String(), unset, nil
 }
 
 // defaultText reads the default of a ${NAME:-default}: "$$" is a "$", and a
