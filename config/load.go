@@ -813,6 +813,12 @@ func (l *loader) expand(n *yaml.Node, path string) {
 				n.Tag = "!!str"
 			}
 		}
+		if v == "" {
+			// Quoted too: decoded as the quoted "" it would be a value,
+			// which a price, a number or a bool refuses, where the key
+			// is unset and takes its default.
+			n.Tag = "!!null"
+		}
 	}
 }
 

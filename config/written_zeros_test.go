@@ -181,3 +181,34 @@ func TestEmptyValueIsUnset(t *testing.T) {
 		}
 	}
 }
+
+// TestQuotedEmptyVariableIsUnset: a quoted ${VAR} that expands to nothing
+// is unset, as an unquoted one is (the README quotes ${…} in flow
+// mappings, where a bare "}" ends the mapping). Only a string or a
+// duration key took it so: a price, a number or a bool read the quoted ""
+// as a value and refused the file ("": not a decimal amount, cannot
+// unmarshal !!str into int).
+func TestQuotedEmptyVariableIsUnset(t *testing.T) {
+	tests := []struct {
+		name, src string
+		check     func(*Config) bool
+	}{
+		{"a decimal", "payments:\n  rules: {approval_above: \"${A:-}\"}\n", func(c *Config) bool { return c.Payments.Rules.ApprovalAbove.Text == "500.00" }},
+		{"a number", "failover: {max_attempts: \"${A:-}\"}\n", func(c *Config) bool { return c.Failover.MaxAttempts == 4 }},
+		{"a bool", "server: {pprof: '${A}'}\n", func(c *Config) bool { return !c.Server.Pprof }},
+		{"a duration", "failover: {retry_after_max_wait: \"${A:-}\"}\n", func(c *Config) bool { return c.Failover.RetryAfterMaxWait.D() == 5*time.Second }},
+		{"a string", "log: {level: \"${A:-}\"}\n", func(c *Config) bool { return c.Log.Level == "info" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.src), "c.yaml", envMap(map[string]string{"A": ""}))
+			if err != nil {
+				t.Fatalf("got %v; want it to load with the default", err)
+			}
+			if !tc.check(cfg) {
+				t.Errorf("loaded approval_above %q, max_attempts %d, pprof %v, retry_after_max_wait %v, log.level %q; want the defaults",
+					cfg.Payments.Rules.ApprovalAbove.Text, cfg.Failover.MaxAttempts, cfg.Server.Pprof, cfg.Failover.RetryAfterMaxWait.D(), cfg.Log.Level)
+			}
+		})
+	}
+}
