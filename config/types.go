@@ -172,7 +172,8 @@ type Provider struct {
 	// Required, unique; not "." or "..", which the admin API's reset path
 	// cannot carry.
 	Name string `yaml:"name"`
-	// BaseURL is the API root, e.g. https://openrouter.ai/api/v1. Required.
+	// BaseURL is the API root, e.g. https://openrouter.ai/api/v1. Required;
+	// not the endpoint (…/chat/completions), which paygate appends.
 	// A query it carries (Azure OpenAI's ?api-version=…) is sent with every
 	// request, before a forwarded path's own query; a parameter both name
 	// is the base_url's.

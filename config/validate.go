@@ -405,7 +405,11 @@ func (l *loader) validateProviders(c *Config) map[string]bool {
 			// ended by no operator, only by a restart.
 			l.at(path+".name", `%q cannot be reached by POST /admin/api/providers/{name}/reset (the path is cleaned of "." and ".."); choose another name`, p.Name)
 		}
-		l.httpURL(path+".base_url", p.BaseURL)
+		if u := l.httpURL(path+".base_url", p.BaseURL); u != nil && strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/chat/completions") {
+			// The endpoint as a provider's docs show it for curl: every
+			// chat went to …/chat/completions/chat/completions, a 404.
+			l.at(path+".base_url", "ends in /chat/completions, which paygate appends to it itself: give the API root (the part before /chat/completions, e.g. %s)", DefaultProviderURL)
+		}
 		if p.APIKey == "" {
 			l.warn(path+".api_key", "empty: provider %q will answer 401 until a key is set", p.Name)
 		}
