@@ -122,7 +122,7 @@ func (s *Server) orderJSON(ctx context.Context, o *store.Order, open []*store.Re
 	}
 	p, code, err := s.userPay.PayableParams(ctx, o)
 	if err != nil {
-		s.log.Warn("payment parameters unavailable", "order_no", o.OrderNo, "err", err)
+		s.log.WarnContext(ctx, "payment parameters unavailable", "order_no", o.OrderNo, "err", err)
 	}
 	if p != nil {
 		v["request_payment"] = p

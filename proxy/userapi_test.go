@@ -55,10 +55,18 @@ func (noWeChatPay) QueryRefund(context.Context, string) (*wechatpay.Refund, erro
 // (otherClientKey), and returns its URL.
 func userAPIServer(t *testing.T, st payments.Store) string {
 	t.Helper()
+	url, _ := userAPIServerLog(t, st)
+	return url
+}
+
+// userAPIServerLog is userAPIServer, with the log it writes.
+func userAPIServerLog(t *testing.T, st payments.Store) (string, *logtest.Buffer) {
+	t.Helper()
 	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) {
 		c.Clients = append(c.Clients, config.Client{Name: "other-bot", Key: otherClientKey})
 	})
-	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
+	logs := &logtest.Buffer{}
+	log := logging.New(logs, slog.LevelDebug, cfg.Secrets())
 	reg := prometheus.NewRegistry()
 	catalog, err := payments.NewCatalog([]payments.CatalogItem{{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99"}})
 	if err != nil {
@@ -81,7 +89,7 @@ func userAPIServer(t *testing.T, st payments.Store) string {
 	}
 	srv := h1test.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return srv.URL
+	return srv.URL, logs
 }
 
 // listOrders is GET /v1/paygate/orders?query as user of the client with key.
