@@ -68,6 +68,10 @@ payments:
 	if a.sim.OrderCount() != 0 {
 		t.Errorf("an order reached WeChat Pay with the store down")
 	}
+	// SPEC 6: a metric says so, once per turn served without the state.
+	if n := metricSum(t, scrape(t, base), "paygate_state_unavailable_total", nil); n != 2 {
+		t.Errorf("paygate_state_unavailable_total %v after two turns with the store down; want 2", n)
+	}
 }
 
 // TestStoreDownUserHashKey: with privacy.hash_key left to the store (the
