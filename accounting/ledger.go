@@ -235,6 +235,13 @@ func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *sl
 // overflow made it negative) is capped there. Each is logged once per
 // provider and model.
 func (l *Ledger) Round(provider, model string, u Usage) Pico {
+	return l.RoundContext(context.Background(), provider, model, u)
+}
+
+// RoundContext is Round for a round of a request: ctx is the request's,
+// whose id (logging.WithRequestID) the round's warnings carry, so that an
+// operator finds the answer whose counts the provider got wrong.
+func (l *Ledger) RoundContext(ctx context.Context, provider, model string, u Usage) Pico {
 	key := modelKey{provider, model} // a struct key: no string built per round
 	p, priced := l.prices[key]
 	in, inOK := tokenCount(u.PromptTokens)
@@ -286,7 +293,7 @@ func (l *Ledger) Round(provider, model string, u Usage) Pico {
 	m.cachedC.Add(float64(cached))
 	m.costC.Add(c.Units())
 	if warn != 0 {
-		l.warnRound(provider, model, u, warn)
+		l.warnRound(ctx, provider, model, u, warn)
 	}
 	return c
 }
@@ -302,21 +309,21 @@ const (
 	warnCached                             // more cached prompt tokens than prompt tokens
 )
 
-func (l *Ledger) warnRound(provider, model string, u Usage, warn roundWarnings) {
+func (l *Ledger) warnRound(ctx context.Context, provider, model string, u Usage, warn roundWarnings) {
 	if warn&warnUnpriced != 0 {
-		l.log.Warn("accounting: the provider's model has no price, so its tokens cost 0; add it to the provider's prices (logged once for this provider and model)",
+		l.log.WarnContext(ctx, "accounting: the provider's model has no price, so its tokens cost 0; add it to the provider's prices (logged once for this provider and model)",
 			"provider", provider, "model", model)
 	}
 	if warn&warnCounts != 0 {
-		l.log.Warn(fmt.Sprintf("accounting: the provider's usage has a token count that is negative or more than %d; counted as 0 (logged once for this provider and model)", maxRoundTokens),
+		l.log.WarnContext(ctx, fmt.Sprintf("accounting: the provider's usage has a token count that is negative or more than %d; counted as 0 (logged once for this provider and model)", maxRoundTokens),
 			"provider", provider, "model", model, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens, "cached_tokens", u.CachedTokens)
 	}
 	if warn&warnCached != 0 {
-		l.log.Warn("accounting: the provider's usage has more cached prompt tokens than prompt tokens; every prompt token is priced as cached (logged once for this provider and model)",
+		l.log.WarnContext(ctx, "accounting: the provider's usage has more cached prompt tokens than prompt tokens; every prompt token is priced as cached (logged once for this provider and model)",
 			"provider", provider, "model", model, "prompt_tokens", u.PromptTokens, "cached_tokens", u.CachedTokens)
 	}
 	if warn&warnCost != 0 {
-		l.log.Warn("accounting: a round's cost at the configured prices is past "+maxRoundCost.String()+" and is capped there; check providers[].prices (logged once for this provider and model)",
+		l.log.WarnContext(ctx, "accounting: a round's cost at the configured prices is past "+maxRoundCost.String()+" and is capped there; check providers[].prices (logged once for this provider and model)",
 			"provider", provider, "model", model, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens)
 	}
 }

@@ -102,7 +102,7 @@ func TestUsageOutOfRangeKeepsTheAnswer(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			fp := newFakeProvider(t, tc.provider)
-			s, ledger, reg := ledgerProxy(t, pricedConfig(t, fp.URL), nil, nil)
+			s, ledger, reg, logs := ledgerProxyLog(t, pricedConfig(t, fp.URL), nil, nil)
 			t.Cleanup(ledger.Close)
 			srv, handled := waitedServer(t, s.Handler())
 			req, _ := http.NewRequest(http.MethodPost, srv.URL+tc.path, strings.NewReader(tc.body))
@@ -126,6 +126,21 @@ func TestUsageOutOfRangeKeepsTheAnswer(t *testing.T) {
 			}
 			if n := tokensCounted(t, reg, "completion"); n != 2 && tc.path != "/v1/embeddings" {
 				t.Errorf("completion tokens counted %v; want the 2 in range", n)
+			}
+			// The warning about the provider's count is a line of the
+			// request: it carries the id the bot was answered with, so
+			// an operator finds the answer the provider miscounted.
+			id, warned := resp.Header.Get("X-Request-Id"), false
+			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				if strings.Contains(line, `"msg":"accounting: `) {
+					warned = true
+					if id == "" || !strings.Contains(line, `"request_id":"`+id+`"`) {
+						t.Errorf("accounting warning without the request id %q: %s", id, line)
+					}
+				}
+			}
+			if !warned {
+				t.Errorf("no accounting warning about the count: %s", logs.String())
 			}
 		})
 	}
@@ -281,7 +296,15 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // sessions (nil: none), with its registry. tools nil offers no payment tools.
 func ledgerProxy(t *testing.T, cfg *config.Config, sessions accounting.SessionStore, tools PaymentTools) (*Server, *accounting.Ledger, *prometheus.Registry) {
 	t.Helper()
-	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
+	s, ledger, reg, _ := ledgerProxyLog(t, cfg, sessions, tools)
+	return s, ledger, reg
+}
+
+// ledgerProxyLog is ledgerProxy, with the log it writes.
+func ledgerProxyLog(t *testing.T, cfg *config.Config, sessions accounting.SessionStore, tools PaymentTools) (*Server, *accounting.Ledger, *prometheus.Registry, *logtest.Buffer) {
+	t.Helper()
+	logs := &logtest.Buffer{}
+	log := logging.New(logs, slog.LevelDebug, cfg.Secrets())
 	reg := prometheus.NewRegistry()
 	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
 	if err != nil {
@@ -297,7 +320,7 @@ func ledgerProxy(t *testing.T, cfg *config.Config, sessions accounting.SessionSt
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, ledger, reg
+	return s, ledger, reg, logs
 }
 
 // TestPassthroughUsageAccounted: a forwarded JSON answer with a usage

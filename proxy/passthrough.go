@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"mime"
@@ -130,14 +131,14 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			tail.reset()
 		}
 		if s.pipeUpstreamBody(w, r, resp, tail) && tail != nil {
-			s.accountUsage(resp, tail.usage())
+			s.accountUsage(r.Context(), resp, tail.usage())
 		}
 		return
 	}
 	resp.Body = s.maskAnswerError(resp.Body)
 	writeUpstreamBody(w, resp)
 	if generation(r, model) {
-		s.accountUsage(resp, gjson.GetBytes(resp.Body, "usage"))
+		s.accountUsage(r.Context(), resp, gjson.GetBytes(resp.Body, "usage"))
 	}
 }
 
@@ -356,7 +357,7 @@ func generation(r *http.Request, model string) bool {
 // (output some providers count only there: accounting.Usage), priced by
 // the target's upstream model. The call is added to the replica's LLM spend
 // but is no turn.
-func (s *Server) accountUsage(resp *failover.Response, usage gjson.Result) {
+func (s *Server) accountUsage(ctx context.Context, resp *failover.Response, usage gjson.Result) {
 	if s.ledger == nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return
 	}
@@ -371,7 +372,7 @@ func (s *Server) accountUsage(resp *failover.Response, usage gjson.Result) {
 	} else {
 		u = accounting.Usage{PromptTokens: res[2].Int(), CompletionTokens: res[3].Int(), TotalTokens: res[4].Int(), CachedTokens: res[5].Int()}
 	}
-	s.ledger.Call(s.ledger.Round(resp.Provider, resp.Model, u))
+	s.ledger.Call(s.ledger.RoundContext(ctx, resp.Provider, resp.Model, u))
 }
 
 // pipeBufs are the buffers pipeUpstreamBody relays bodies through.
