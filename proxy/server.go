@@ -318,7 +318,8 @@ func reqInfo(r *http.Request) *requestCtx {
 
 // route wraps a handler with the request id and metrics. It recovers
 // nothing: a panic is the server's (proxy/h1, like net/http, logs it and
-// closes the connection without an answer).
+// closes the connection without an answer), and is counted as a 500 when
+// it came before the head.
 func (s *Server) route(name string, h http.HandlerFunc) http.Handler {
 	m := s.metrics.forRoute(name)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -329,12 +330,21 @@ func (s *Server) route(name string, h http.HandlerFunc) http.Handler {
 		sw.ResponseWriter = w
 		rt.idHeader[0] = rc.id
 		sw.Header()["X-Request-Id"] = rt.idHeader[:1:1]
+		returned := false
 		defer func() {
-			m.observe(sw.code, time.Since(start))
+			code := sw.code
+			if !returned && code == 0 {
+				// A panic before the head (a bug: the server closes
+				// the connection without an answer) is no 200, which
+				// an unset status otherwise means.
+				code = http.StatusInternalServerError
+			}
+			m.observe(code, time.Since(start))
 		}()
 		rt.Context = r.Context()
 		rt.req = *r.WithContext(rt) // the copy, inlined, stays on the stack
 		h(sw, &rt.req)
+		returned = true
 	})
 }
 
