@@ -262,3 +262,27 @@ func TestRedactorValues(t *testing.T) {
 		t.Errorf("Longest = %d", r.Longest())
 	}
 }
+
+// TestDigestUnmaskedOnlyWhenHex: a Digest of hex digits and colons (a hash,
+// the audit head's SEQ:HASH) is logged as it is, though a short secret
+// appears inside it; one holding anything else is masked as a string is,
+// so that a Digest given a secret by mistake does not carry it out whole.
+func TestDigestUnmaskedOnlyWhenHex(t *testing.T) {
+	tests := []struct{ value, want string }{
+		{"12:00cafe11", "12:00cafe11"},
+		{"00CAFE11", "00CAFE11"},
+		{"sk-cafe-key", "sk-" + Mask + "-key"},
+		{"", ""},
+	}
+	for _, tc := range tests {
+		var buf bytes.Buffer
+		New(&buf, slog.LevelInfo, []string{"cafe"}).Info("m", "hash", Digest(tc.value))
+		var rec map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec["hash"] != tc.want {
+			t.Errorf("Digest(%q) logged as %v; want %q", tc.value, rec["hash"], tc.want)
+		}
+	}
+}

@@ -41,7 +41,10 @@ func PublishHead(ctx context.Context, st store.Audit, every time.Duration, m *Me
 			m.setHead(h)
 			// At info, but whatever log.level: the line is an outside
 			// record of the head, not chatter (logging.Always).
-			log.InfoContext(logging.Always(ctx), "audit head", "seq", h.Seq, "hash", h.Hash, "head", FormatHead(h))
+			// Digests: a short configured secret of hex digits would
+			// otherwise be masked inside the hash (logging.Digest).
+			log.InfoContext(logging.Always(ctx), "audit head", "seq", h.Seq,
+				"hash", logging.Digest(h.Hash), "head", logging.Digest(FormatHead(h)))
 		}
 		select {
 		case <-ctx.Done():
