@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -68,5 +70,62 @@ func TestRoundBudgetExhaustionIsCountedUnderItsLimit(t *testing.T) {
 		if got := metricSum(t, m, "paygate_budget_exhausted_total", map[string]string{"limit": limit}); got != want {
 			t.Errorf(`paygate_budget_exhausted_total{limit=%q} = %v; want %v`, limit, got, want)
 		}
+	}
+}
+
+// wholeToolRound is toolRound as a chat.completion, for a non-stream turn.
+func wholeToolRound(id string, calls ...[2]string) scriptRound {
+	var tc []string
+	for i, c := range calls {
+		tc = append(tc, fmt.Sprintf(`{"id":"call_%d","type":"function","function":{"name":%q,"arguments":%q}}`, i, c[0], c[1]))
+	}
+	return scriptRound{whole: `{"id":"` + id + `","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"On it. ","tool_calls":[` +
+		strings.Join(tc, ",") + `]},"finish_reason":"tool_calls"}]}`}
+}
+
+// TestBudgetExhaustionCountedNonStream: the two budget exhaustions of the
+// tests above, in non-stream turns (their own code path), each counted once
+// under its limit.
+func TestBudgetExhaustionCountedNonStream(t *testing.T) {
+	tests := []struct {
+		name   string
+		script func(n int) scriptRound
+		want   map[string]float64
+	}{
+		{"max_payment_calls", func(n int) scriptRound {
+			if n == 0 {
+				return wholeToolRound("c1",
+					[2]string{"create_order", `{"sku":"premium-monthly"}`},
+					[2]string{"create_order", `{"sku":"premium-yearly"}`},
+					[2]string{"create_order", `{"sku":"premium-monthly","quantity":2}`})
+			}
+			return scriptRound{whole: `{"id":"c2","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Done."},"finish_reason":"stop"}]}`}
+		}, map[string]float64{"max_payment_calls": 1, "max_rounds": 0}},
+		{"max_rounds", func(n int) scriptRound {
+			return wholeToolRound("q"+strconv.Itoa(n), [2]string{"query_order", `{"order_no":"PG-unknown"}`})
+		}, map[string]float64{"max_payment_calls": 0, "max_rounds": 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			n := 0
+			up := newScriptedProvider(t, func(string) scriptRound {
+				mu.Lock()
+				defer func() { n++; mu.Unlock() }()
+				return tc.script(n)
+			})
+			url, _ := paymentApp(t, up.URL, "")
+			resp := postAs(t, url, e2eClientKey, testOpenID, `{"model":"gpt-4o","messages":[{"role":"user","content":"buy it all, and where is my order?"}]}`)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			m := scrape(t, url)
+			for limit, want := range tc.want {
+				if got := metricSum(t, m, "paygate_budget_exhausted_total", map[string]string{"limit": limit}); got != want {
+					t.Errorf(`paygate_budget_exhausted_total{limit=%q} = %v; want %v`, limit, got, want)
+				}
+			}
+		})
 	}
 }
