@@ -106,6 +106,13 @@ func (s *Service) countOrder(ctx context.Context, key string) error {
 		return fmt.Errorf("count orders: %w", err)
 	}
 	if n > int64(limit) {
+		// A refused order is no order: its count goes back at once. Left
+		// taken, it outlived an order that later came to nothing (a prepay
+		// refused at approval gives its count back), and the user, below
+		// the limit, was refused for the rest of the day. Refusers never
+		// let another past the limit: the counter is always at least the
+		// orders counted.
+		s.giveBack(ctx, dayCount{key: key, token: "refused:" + rand.Text()})
 		s.mm.refusals.WithLabelValues("daily_orders").Inc()
 		return fmt.Errorf("%w: %d orders per day", ErrDailyLimit, limit)
 	}
