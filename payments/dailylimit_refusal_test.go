@@ -3,7 +3,11 @@ package payments_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wxsim"
@@ -48,6 +52,92 @@ func TestDailyLimitRefusalTakesNoCount(t *testing.T) {
 			}
 			if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 2, AppID: bound}); !errors.Is(err, payments.ErrDailyLimit) {
 				t.Errorf("a second order made: %v; want ErrDailyLimit (the limit still counts real orders)", err)
+			}
+		})
+	}
+}
+
+// TestDailyLimitHoldsForConcurrentTurnsOnTwoReplicas: a user one order below
+// the limit (20 a day, 19 made) whose five turns ask at once, on two
+// replicas of one store, for five different SKUs gets one more order, not
+// five: the count is one atomic step of the store. The four refusals
+// take no count (TestDailyLimitRefusalTakesNoCount), so the day ends with
+// the limit's 20 orders and the 21st is still refused.
+func TestDailyLimitHoldsForConcurrentTurnsOnTwoReplicas(t *testing.T) {
+	const limit, made, asks = 20, 19, 5
+	ctx := context.Background()
+	items := make([]payments.CatalogItem, 0, limit+asks+1)
+	for i := range limit + asks + 1 {
+		items = append(items, payments.CatalogItem{SKU: fmt.Sprintf("sku-%02d", i), Name: fmt.Sprintf("Item %d", i), Price: "1.00"})
+	}
+	cat, err := payments.NewCatalog(items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var opts payments.Options
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+				o.Catalog = cat
+				o.Rules.MaxOrdersPerUserPerDay = limit
+				opts = *o
+			}})
+			opts.Registerer = prometheus.NewRegistry()
+			opts.Committed = nil
+			other, err := payments.New(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = other.Close() })
+			replicas := []*payments.Service{e.svc, other}
+			const user = "oUser-limit-concurrent"
+			req := func(i int) payments.CreateRequest {
+				return payments.CreateRequest{Client: "shop-bot", User: user, SKU: fmt.Sprintf("sku-%02d", i)}
+			}
+			for i := range made {
+				if _, err := replicas[i%2].CreateOrder(ctx, req(i)); err != nil {
+					t.Fatalf("order %d: %v", i, err)
+				}
+			}
+			errs := make([]error, asks)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range asks {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					_, errs[i] = replicas[i%2].CreateOrder(ctx, req(made+i))
+				}()
+			}
+			close(start)
+			wg.Wait()
+			ok, refused := 0, 0
+			for i, err := range errs {
+				switch {
+				case err == nil:
+					ok++
+				case errors.Is(err, payments.ErrDailyLimit):
+					refused++
+				default:
+					t.Errorf("ask %d: %v; want an order or ErrDailyLimit", i, err)
+				}
+			}
+			if ok != 1 || refused != asks-1 {
+				t.Errorf("%d orders made and %d refused of %d concurrent asks; want 1 and %d", ok, refused, asks, asks-1)
+			}
+			mine, err := e.st.ListOrders(ctx, store.OrderFilter{Client: "shop-bot", User: user})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(mine) != limit {
+				t.Errorf("%d stored orders; want the limit, %d", len(mine), limit)
+			}
+			if got := e.sim.OrderCount(); got != limit {
+				t.Errorf("%d orders at WeChat Pay; want %d", got, limit)
+			}
+			if _, err := other.CreateOrder(ctx, req(limit+asks)); !errors.Is(err, payments.ErrDailyLimit) {
+				t.Errorf("an order past the limit: %v; want ErrDailyLimit", err)
 			}
 		})
 	}
