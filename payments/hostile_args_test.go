@@ -1,0 +1,62 @@
+package payments_test
+
+import (
+	"testing"
+)
+
+// TestCreateOrderHostileArguments: whatever a model writes for quantity,
+// only a whole number in 1..max_quantity makes an order, and none of the
+// price, payee, user or notify URL it adds is obeyed: the order is the
+// catalog's price times the quantity, for the caller.
+func TestCreateOrderHostileArguments(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			tools := newTools(e)
+			tests := []struct {
+				name, args string
+				wantFen    float64 // 0: asked to clarify, no order
+			}{
+				{"quantity as a string", `{"sku":"premium-monthly","quantity":"2"}`, 0},
+				{"fractional quantity", `{"sku":"premium-monthly","quantity":2.5}`, 0},
+				{"zero", `{"sku":"premium-monthly","quantity":0}`, 0},
+				{"negative", `{"sku":"premium-monthly","quantity":-1}`, 0},
+				{"above max_quantity", `{"sku":"premium-monthly","quantity":13}`, 0},
+				{"beyond int64", `{"sku":"premium-monthly","quantity":9223372036854775808}`, 0},
+				{"huge exponent", `{"sku":"premium-monthly","quantity":1e300}`, 0},
+				{"a boolean", `{"sku":"premium-monthly","quantity":true}`, 0},
+				{"an object", `{"sku":"premium-monthly","quantity":{"n":2}}`, 0},
+				{"sku as an object", `{"sku":{"$ne":""}}`, 0},
+				{"pay_method in another case", `{"sku":"premium-monthly","pay_method":"NATIVE"}`, 0},
+				{"a whole number written with an exponent", `{"sku":"premium-monthly","quantity":3e0}`, 3 * 4999},
+				{"price, payee, user and notify URL ignored", `{"sku":"premium-monthly","quantity":2,"price":"0.01","amount_fen":1,"amount":"0.01","mchid":"1","user":"oSomeoneElse","openid":"oSomeoneElse","notify_url":"http://attacker.example/"}`, 2 * 4999},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					before := e.sim.OrderCount()
+					tc := call(t, tools, caller("oUser-hostile-args"), "create_order", tt.args)
+					if tt.wantFen == 0 {
+						if tc.result["status"] != "needs_clarification" || tc.action != nil || tc.out.Executed {
+							t.Fatalf("result %s, outcome %+v; want a clarification and nothing executed", tc.out.Result, tc.out)
+						}
+						if got := e.sim.OrderCount(); got != before {
+							t.Errorf("%d orders at WeChat Pay; want %d", got, before)
+						}
+						return
+					}
+					if tc.result["status"] != "awaiting_payment" {
+						t.Fatalf("result %s; want awaiting_payment", tc.out.Result)
+					}
+					order, _ := tc.action["order"].(map[string]any)
+					if order["amount_fen"] != tt.wantFen {
+						t.Errorf("amount_fen %v; want %v (the catalog's price)", order["amount_fen"], tt.wantFen)
+					}
+					o := e.order(order["order_no"].(string))
+					if o.User != "oUser-hostile-args" || o.AmountFen != int64(tt.wantFen) {
+						t.Errorf("stored order for %q at %d fen; want the caller at %v", o.User, o.AmountFen, tt.wantFen)
+					}
+				})
+			}
+		})
+	}
+}
