@@ -142,3 +142,70 @@ func TestDailyLimitHoldsForConcurrentTurnsOnTwoReplicas(t *testing.T) {
 		})
 	}
 }
+
+// TestDailyLimitConcurrentRefusalsLeaveTheCount: at 19 of 20, five asks at
+// once on two replicas whose orders WeChat Pay all refuses (the client's
+// app is not bound to the merchant) make no order, so the day still has
+// one order left: the four refused at the limit gave their counts back as
+// the refused prepay did. Kept, they locked the user out for the day.
+func TestDailyLimitConcurrentRefusalsLeaveTheCount(t *testing.T) {
+	const limit, made, asks = 20, 19, 5
+	const bound = "wx-bound-app-only"
+	ctx := context.Background()
+	items := make([]payments.CatalogItem, 0, limit+asks+1)
+	for i := range limit + asks + 1 {
+		items = append(items, payments.CatalogItem{SKU: fmt.Sprintf("sku-%02d", i), Name: fmt.Sprintf("Item %d", i), Price: "1.00"})
+	}
+	cat, err := payments.NewCatalog(items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var opts payments.Options
+			e := newEnv(t, envOptions{driver: driver, sim: wxsim.Options{AppIDs: []string{bound}}, service: func(o *payments.Options) {
+				o.Catalog = cat
+				o.Rules.MaxOrdersPerUserPerDay = limit
+				opts = *o
+			}})
+			opts.Registerer = prometheus.NewRegistry()
+			opts.Committed = nil
+			other, err := payments.New(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = other.Close() })
+			replicas := []*payments.Service{e.svc, other}
+			const user = "oUser-limit-concurrent-refused"
+			req := func(i int, app string) payments.CreateRequest {
+				return payments.CreateRequest{Client: "shop-bot", User: user, SKU: fmt.Sprintf("sku-%02d", i), AppID: app}
+			}
+			for i := range made {
+				if _, err := replicas[i%2].CreateOrder(ctx, req(i, bound)); err != nil {
+					t.Fatalf("order %d: %v", i, err)
+				}
+			}
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range asks {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					_, err := replicas[i%2].CreateOrder(ctx, req(made+i, "")) // the default app: refused by WeChat Pay
+					if !errors.Is(err, payments.ErrDailyLimit) && !errors.Is(err, payments.ErrPrepayRejected) {
+						t.Errorf("ask %d: %v; want ErrDailyLimit or ErrPrepayRejected", i, err)
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			if _, err := other.CreateOrder(ctx, req(limit+asks, bound)); err != nil {
+				t.Fatalf("the day's 20th order: %v; want it made (19 orders stand)", err)
+			}
+			if _, err := e.svc.CreateOrder(ctx, req(limit, bound)); !errors.Is(err, payments.ErrDailyLimit) {
+				t.Errorf("a 21st order: %v; want ErrDailyLimit", err)
+			}
+		})
+	}
+}
