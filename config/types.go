@@ -459,8 +459,8 @@ type Rules struct {
 	ApprovalAbove Decimal `yaml:"approval_above"`
 	// MaxOrdersPerUserPerDay bounds the orders one user may create in a day
 	// (a calendar day in China Standard Time, UTC+8, as WeChat Pay's users
-	// live it); an order WeChat Pay refused does not count. Default 20; at
-	// least 1.
+	// live it); an order WeChat Pay refused does not count, nor does an ask
+	// refused at the limit. Default 20; at least 1.
 	MaxOrdersPerUserPerDay int `yaml:"max_orders_per_user_per_day"`
 	// MaxPaymentCallsPerMinute limits payment tool calls per user in any
 	// minute (a sliding window; a refused call is not counted). Default 10;
