@@ -184,6 +184,12 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 				"failed", failed, "err", lookupErr)
 		}
 	}
+	// A clarification asked since the user's last message still stands
+	// when the request only continues that message (the bot's own tool
+	// results after a mixed round, 3.7): the user has not answered, so a
+	// money-moving call the model makes now is its guess, refused as it
+	// is in the rounds after a clarification within one request.
+	t.clarify = clarifiedSinceUser(body, s.tools.IsPayment)
 	if st := s.loadState(ctx, reqID, caller); st != nil && len(st.Orders) > 0 {
 		if msg := stateMessage(st.Orders, st.Now, s.cfg.Payments.StateInjection.SettledAfter.D()); msg != "" {
 			var at int
@@ -239,6 +245,48 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 }
 
 var toolCallsKey = []byte(`"tool_calls"`)
+
+// clarifyStatuses are the statuses of the payment tool results that asked
+// the model to have the user clarify (payments.Outcome.Clarify): invalid
+// arguments, a call refused (beyond the budget, after a clarification,
+// excluded by tool_choice), a rate limit.
+var clarifyStatuses = map[string]bool{"needs_clarification": true, "not_executed": true, "rate_limited": true}
+
+// clarifiedSinceUser reports whether a chat request's messages after its
+// last user message carry a payment tool result that asked the user to
+// clarify: the kept exchange of a mixed round restored into the bot's
+// follow-up. A bot that wrote such a result itself only holds its own
+// user's payments back.
+func clarifiedSinceUser(body []byte, isPayment func(name string) bool) bool {
+	if !bytes.Contains(body, toolCallsKey) {
+		return false
+	}
+	msgs := gjson.GetBytes(body, "messages").Array()
+	last := -1
+	for i, m := range msgs {
+		if m.Get("role").Str == "user" {
+			last = i
+		}
+	}
+	calls := map[string]bool{}
+	for _, m := range msgs[last+1:] {
+		switch m.Get("role").Str {
+		case "assistant":
+			m.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
+				if isPayment(c.Get("function.name").Str) {
+					calls[c.Get("id").Str] = true
+				}
+				return true
+			})
+		case "tool":
+			if c := m.Get("content"); calls[m.Get("tool_call_id").Str] && c.Type == gjson.String &&
+				clarifyStatuses[gjson.Get(c.Str, "status").Str] {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // hasPaymentCalls reports whether a chat request's messages carry a tool
 // call to one of the payment tools.
