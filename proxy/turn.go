@@ -184,12 +184,14 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 				"failed", failed, "err", lookupErr)
 		}
 	}
-	// A clarification asked since the user's last message still stands
-	// when the request only continues that message (the bot's own tool
-	// results after a mixed round, 3.7): the user has not answered, so a
-	// money-moving call the model makes now is its guess, refused as it
-	// is in the rounds after a clarification within one request.
-	t.clarify = clarifiedSinceUser(body, s.tools.IsPayment)
+	// A request that only continues the user's last message (the bot's own
+	// tool results after a mixed round, 3.7) goes on with what that message
+	// already did: a clarification asked since still stands (the user has
+	// not answered, so a money-moving call the model makes now is its
+	// guess), and the money-moving calls run since count against the
+	// budget, which bounds what one message of the user can set off,
+	// however many requests the bot's tools split it into.
+	t.clarify, t.moneyCalls = paymentsSinceUser(body, s.tools.IsPayment, t.moneyMoving)
 	if st := s.loadState(ctx, reqID, caller); st != nil && len(st.Orders) > 0 {
 		if msg := stateMessage(st.Orders, st.Now, s.cfg.Payments.StateInjection.SettledAfter.D()); msg != "" {
 			var at int
@@ -252,14 +254,16 @@ var toolCallsKey = []byte(`"tool_calls"`)
 // excluded by tool_choice), a rate limit.
 var clarifyStatuses = map[string]bool{"needs_clarification": true, "not_executed": true, "rate_limited": true}
 
-// clarifiedSinceUser reports whether a chat request's messages after its
-// last user message carry a payment tool result that asked the user to
-// clarify: the kept exchange of a mixed round restored into the bot's
-// follow-up. A bot that wrote such a result itself only holds its own
-// user's payments back.
-func clarifiedSinceUser(body []byte, isPayment func(name string) bool) bool {
+// paymentsSinceUser reads the payment tool results of a chat request's
+// messages after its last user message (the kept exchanges of mixed rounds
+// restored into the bot's follow-ups): whether one asked the user to
+// clarify, and how many money-moving calls ran (every result of one that
+// is not a clarification; an outage's "failed" too, on the safe side). A
+// bot that wrote such results itself only holds its own user's payments
+// back.
+func paymentsSinceUser(body []byte, isPayment, isMoneyMoving func(name string) bool) (clarify bool, moneyCalls int) {
 	if !bytes.Contains(body, toolCallsKey) {
-		return false
+		return false, 0
 	}
 	msgs := gjson.GetBytes(body, "messages").Array()
 	last := -1
@@ -268,24 +272,31 @@ func clarifiedSinceUser(body []byte, isPayment func(name string) bool) bool {
 			last = i
 		}
 	}
-	calls := map[string]bool{}
+	calls := map[string]string{} // payment call id -> tool name
 	for _, m := range msgs[last+1:] {
 		switch m.Get("role").Str {
 		case "assistant":
 			m.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
-				if isPayment(c.Get("function.name").Str) {
-					calls[c.Get("id").Str] = true
+				if name := c.Get("function.name").Str; isPayment(name) {
+					calls[c.Get("id").Str] = name
 				}
 				return true
 			})
 		case "tool":
-			if c := m.Get("content"); calls[m.Get("tool_call_id").Str] && c.Type == gjson.String &&
-				clarifyStatuses[gjson.Get(c.Str, "status").Str] {
-				return true
+			name, ok := calls[m.Get("tool_call_id").Str]
+			c := m.Get("content")
+			if !ok || c.Type != gjson.String {
+				continue
+			}
+			switch {
+			case clarifyStatuses[gjson.Get(c.Str, "status").Str]:
+				clarify = true
+			case isMoneyMoving(name):
+				moneyCalls++
 			}
 		}
 	}
-	return false
+	return clarify, moneyCalls
 }
 
 // hasPaymentCalls reports whether a chat request's messages carry a tool
