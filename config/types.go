@@ -475,8 +475,9 @@ type Rules struct {
 
 // Budget bounds one turn.
 type Budget struct {
-	// MaxPaymentCalls is money-moving tool calls executed per turn; 0 runs
-	// none and offers the model query_order only. Default 1.
+	// MaxPaymentCalls is money-moving tool calls executed per turn, and
+	// per user message across the bot's follow-ups with its own tools'
+	// results; 0 runs none and offers the model query_order only. Default 1.
 	MaxPaymentCalls int `yaml:"max_payment_calls"`
 	// MaxRounds is upstream rounds per turn. Default 3.
 	MaxRounds int `yaml:"max_rounds"`
