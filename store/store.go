@@ -687,6 +687,19 @@ type AuditRecord struct {
 	User     string `json:"user,omitempty"`
 }
 
+// CorruptAuditRecordError is ReadAudit's error for a stored record that
+// does not decode as an AuditRecord: Seq is the place it is stored at.
+type CorruptAuditRecordError struct {
+	Seq uint64
+	Err error
+}
+
+func (e *CorruptAuditRecordError) Error() string {
+	return fmt.Sprintf("audit record %d does not decode: %v", e.Seq, e.Err)
+}
+
+func (e *CorruptAuditRecordError) Unwrap() error { return e.Err }
+
 // Audit keeps the append-only, hash-linked audit chain and, beside it, the
 // conversation text that the chain covers only by hash, erasable per client
 // and user: an OpenID is per app, so one string under two clients is two
@@ -705,6 +718,10 @@ type Audit interface {
 	// the record and retries. The chain is therefore gap-free.
 	AppendAudit(ctx context.Context, rec AuditRecord) error
 	// ReadAudit returns up to limit records from fromSeq on, in sequence order.
+	// A stored record that does not decode (the file or the key edited by
+	// hand) ends the read: the records before it are returned with a
+	// *CorruptAuditRecordError naming its place, so a verification names it
+	// as the first bad record rather than failing the whole page's read.
 	ReadAudit(ctx context.Context, fromSeq uint64, limit int) ([]AuditRecord, error)
 	// PutAuditText keeps the conversation text of record seq, said at said
 	// by user of client, for ttl; ErrExists if seq's text belongs to another

@@ -72,10 +72,11 @@ func Export(ctx context.Context, st store.Audit, w io.Writer, o ExportOptions) (
 	next, n := max(o.From, 1), 0
 	for {
 		recs, err := st.ReadAudit(ctx, next, readPage)
-		if err != nil {
+		var corrupt *store.CorruptAuditRecordError
+		if err != nil && !errors.As(err, &corrupt) {
 			return n, fmt.Errorf("read audit records from %d: %w", next, err)
 		}
-		if len(recs) == 0 {
+		if len(recs) == 0 && corrupt == nil {
 			return n, nil
 		}
 		for _, r := range recs {
@@ -91,6 +92,11 @@ func Export(ctx context.Context, st store.Audit, w io.Writer, o ExportOptions) (
 			}
 			n++
 			next = r.Seq + 1
+		}
+		if corrupt != nil {
+			// The records before it are written; an auditor's copy ends
+			// at the first value that is not a record.
+			return n, fmt.Errorf("%w: %w (run paygate audit verify)", corrupt, ErrBroken)
 		}
 	}
 }

@@ -131,10 +131,11 @@ func Verify(ctx context.Context, st store.Audit, o VerifyOptions) (VerifyResult,
 	var tx textCheck
 	for next <= sh.Seq {
 		recs, err := st.ReadAudit(ctx, next, int(min(uint64(page), sh.Seq-next+1)))
-		if err != nil {
+		var corrupt *store.CorruptAuditRecordError
+		if err != nil && !errors.As(err, &corrupt) {
 			return res, fmt.Errorf("read audit records from %d: %w", next, err)
 		}
-		if len(recs) == 0 {
+		if len(recs) == 0 && corrupt == nil {
 			break
 		}
 		for _, r := range recs {
@@ -153,6 +154,9 @@ func Verify(ctx context.Context, st store.Audit, o VerifyOptions) (VerifyResult,
 			res.Records++
 			res.Head = prev
 			next++
+		}
+		if corrupt != nil {
+			return res, undecodable(corrupt, next)
 		}
 	}
 	if err := tx.settle(ctx, st, prev, o, &res); err != nil {
@@ -180,6 +184,11 @@ func Verify(ctx context.Context, st store.Audit, o VerifyOptions) (VerifyResult,
 // head past it and is not taken for one.
 func beyondHead(ctx context.Context, st store.Audit, sh store.AuditHead) error {
 	recs, err := st.ReadAudit(ctx, sh.Seq+1, 1)
+	var corrupt *store.CorruptAuditRecordError
+	if errors.As(err, &corrupt) {
+		// Something is stored there, record or not.
+		recs, err = []store.AuditRecord{{Seq: corrupt.Seq}}, nil
+	}
 	if err != nil {
 		return fmt.Errorf("read audit records from %d: %w", sh.Seq+1, err)
 	}
@@ -194,6 +203,15 @@ func beyondHead(ctx context.Context, st store.Audit, sh store.AuditHead) error {
 		return broken(recs[0].Seq, "beyond the store's head (record %d): records were added outside the chain's append", now.Seq)
 	}
 	return nil
+}
+
+// undecodable reports the stored record c names, read where record want
+// should be, as the first bad one: not a record at all (edited by hand).
+func undecodable(c *store.CorruptAuditRecordError, want uint64) error {
+	if c.Seq != want {
+		return broken(want, "missing or moved: a stored value that is not a record is in its place (at %d)", c.Seq)
+	}
+	return broken(want, "the value stored there is not a record (changed outside paygate): %v", c.Err)
 }
 
 // checkRecord checks r, read where record want should be, after prev.
@@ -410,7 +428,11 @@ func (c *textCheck) erasuresAfter(ctx context.Context, st store.Audit, walked st
 	prev := walked
 	for {
 		recs, err := st.ReadAudit(ctx, prev.Seq+1, page)
-		if err != nil {
+		// A stored value that is not a record ends the records that link
+		// on, as a break does.
+		var corrupt *store.CorruptAuditRecordError
+		ended := errors.As(err, &corrupt)
+		if err != nil && !ended {
 			return fmt.Errorf("read audit records from %d: %w", prev.Seq+1, err)
 		}
 		for _, r := range recs {
@@ -421,7 +443,7 @@ func (c *textCheck) erasuresAfter(ctx context.Context, st store.Audit, walked st
 			c.note(body)
 			prev = store.AuditHead{Seq: r.Seq, Hash: r.Hash}
 		}
-		if len(recs) < page {
+		if ended || len(recs) < page {
 			return nil
 		}
 	}

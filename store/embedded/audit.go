@@ -70,18 +70,27 @@ func (d *DB) ReadAudit(ctx context.Context, fromSeq uint64, limit int) ([]store.
 		limit = store.DefaultListLimit
 	}
 	var out []store.AuditRecord
+	var corrupt error
 	err := d.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bAudit).Cursor()
 		for k, v := c.Seek(u64(fromSeq)); k != nil && len(out) < limit; k, v = c.Next() {
 			var r store.AuditRecord
 			if err := unmarshal(v, &r); err != nil {
-				return err
+				at := fromSeq + uint64(len(out))
+				if len(k) == 8 {
+					at = binary.BigEndian.Uint64(k)
+				}
+				corrupt = &store.CorruptAuditRecordError{Seq: at, Err: err}
+				return nil
 			}
 			out = append(out, r)
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, corrupt
 }
 
 type textRec struct {

@@ -65,7 +65,7 @@ func (s *Store) ReadAudit(ctx context.Context, fromSeq uint64, limit int) ([]sto
 		}
 		var r store.AuditRecord
 		if err := json.Unmarshal([]byte(j), &r); err != nil {
-			return nil, fmt.Errorf("redis: decode audit record: %w", err)
+			return out, &store.CorruptAuditRecordError{Seq: fromSeq + uint64(i), Err: err}
 		}
 		out = append(out, r)
 	}

@@ -1,0 +1,80 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// rawPutBytes stores v, whatever it is, as the record at position pos.
+func (e *env) rawPutBytes(pos uint64, v []byte) {
+	e.t.Helper()
+	switch e.driver {
+	case "embedded":
+		e.boltEdit(func(tx *bolt.Tx) error { return tx.Bucket([]byte("audit")).Put(u64(pos), v) })
+	case "redis":
+		if err := e.redis().Client().HSet(context.Background(), e.prefix+"{audit}:rec", strconv.FormatUint(pos, 10), v).Err(); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// TestVerifyNamesAnUndecodableRecord: a stored record edited into
+// something that is not a record at all (not JSON, a field of the wrong
+// type, a huge value) is a changed record: verify names it, as it names a
+// record whose body was edited, rather than failing the read of the page
+// it is on with a decode error that names no record.
+func TestVerifyNamesAnUndecodableRecord(t *testing.T) {
+	cases := []struct {
+		name    string
+		v       []byte
+		decodes bool // a record, though not this one: export copies it
+	}{
+		{"not json", []byte("garbage{"), false},
+		{"truncated", []byte(`{"seq":3,"prev_hash":"ab`), false},
+		{"seq of the wrong type", []byte(`{"seq":"3","prev_hash":"","hash":"","body":""}`), false},
+		{"body of the wrong type", []byte(`{"seq":3,"prev_hash":"","hash":"","body":{"a":1}}`), false},
+		{"negative seq", []byte(`{"seq":-3}`), false},
+		{"huge", []byte(`{"seq":3,"body":"` + strings.Repeat("A", 4<<20) + `"}`), true},
+		{"json null", []byte(`null`), true},
+		{"empty", []byte{}, false},
+	}
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					for _, pos := range []uint64{3, 5} { // inside a page; first of the second
+						e := newEnv(t, driver)
+						buildChain(t, e, 5)
+						e.rawPutBytes(pos, c.v)
+						_, err := Verify(context.Background(), e.store(), VerifyOptions{PageSize: 4, Texts: true})
+						wantBroken(t, err, pos, "")
+						if c.decodes {
+							continue
+						}
+						var out bytes.Buffer
+						n, err := Export(context.Background(), e.store(), &out, ExportOptions{})
+						if !errors.Is(err, ErrBroken) || n != int(pos-1) || !strings.Contains(err.Error(), fmt.Sprintf("record %d", pos)) {
+							t.Errorf("export with record %d not a record: %d records, %v; want the %d before it and an error naming it", pos, n, err, pos-1)
+						}
+					}
+					if c.decodes {
+						return
+					}
+					// Beyond the head: stored outside the chain's append.
+					e := newEnv(t, driver)
+					buildChain(t, e, 5)
+					e.rawPutBytes(6, c.v)
+					_, err := Verify(context.Background(), e.store(), VerifyOptions{PageSize: 4, Texts: true})
+					wantBroken(t, err, 6, "beyond")
+				})
+			}
+		})
+	}
+}
