@@ -199,8 +199,13 @@ func beyondHead(ctx context.Context, st store.Audit, sh store.AuditHead) error {
 	if err != nil {
 		return fmt.Errorf("read audit head: %w", err)
 	}
-	if recs[0].Seq > now.Seq {
-		return broken(recs[0].Seq, "beyond the store's head (record %d): records were added outside the chain's append", now.Seq)
+	// It is stored after sh, whatever seq it claims: a record claiming one
+	// at or before sh (a copy of an earlier one) is never the next append.
+	if at := max(recs[0].Seq, sh.Seq+1); recs[0].Seq <= sh.Seq || at > now.Seq {
+		if recs[0].Seq != at {
+			return broken(at, "beyond the store's head (record %d), a record saying it is record %d: records were added outside the chain's append", sh.Seq, recs[0].Seq)
+		}
+		return broken(at, "beyond the store's head (record %d): records were added outside the chain's append", now.Seq)
 	}
 	return nil
 }
