@@ -63,7 +63,22 @@ func (w *Worker) Erase(ctx context.Context, client, user string) (int, error) {
 		w.Wake()
 		w.log.WarnContext(ctx, "audit erasure recorded in the outbox, not yet in the chain; it will be appended", "err", err)
 	}
+	// After the pass, which acknowledged the user's events still pending
+	// (their payloads carry the texts), so that these go too.
+	if wp, ok := w.st.(freePageWiper); ok {
+		if _, err := wp.WipeFreePages(ctx); err != nil {
+			w.log.WarnContext(ctx, "audit erasure: the store file's free pages could not be cleared; "+
+				"copies of the erased texts may remain in them until reused", "err", err)
+		}
+	}
 	return n, nil
+}
+
+// freePageWiper is a store whose file keeps deleted values in its free
+// pages until they are reused (embedded.DB.WipeFreePages): an erasure
+// clears them, or the erased texts would still be on the disk.
+type freePageWiper interface {
+	WipeFreePages(ctx context.Context) (int, error)
 }
 
 // eraseAppendWait bounds Erase's wait for its record to reach the chain.

@@ -93,6 +93,9 @@ type DB struct {
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
+	// wipe is held for reading by every read transaction, for writing by
+	// WipeFreePages, which must begin its write with none open.
+	wipe sync.RWMutex
 	// sweepHook, when set (by tests), is called before each of the sweep's
 	// write transactions, outside any transaction, with how many deletions
 	// that transaction will at most make.
@@ -324,6 +327,7 @@ func (d *DB) sweepBucket(name []byte, now int64, del func(b *bolt.Bucket, k, v [
 	for {
 		var dead [][]byte
 		done := false
+		d.wipe.RLock()
 		err := d.db.View(func(tx *bolt.Tx) error {
 			c := tx.Bucket(name).Cursor()
 			k, v := c.First()
@@ -351,6 +355,7 @@ func (d *DB) sweepBucket(name []byte, now int64, del func(b *bolt.Bucket, k, v [
 				}
 			}
 		})
+		d.wipe.RUnlock()
 		if err != nil {
 			return n, wrap(err)
 		}
@@ -399,6 +404,8 @@ func (d *DB) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
+	d.wipe.RLock()
+	defer d.wipe.RUnlock()
 	return wrap(d.db.View(fn))
 }
 

@@ -1,0 +1,79 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"testing"
+)
+
+// findEncoded finds s in raw as it is or base64-encoded once or twice (a
+// []byte in JSON, a payload in an event), at any alignment, and returns
+// its offset or -1.
+func findEncoded(raw []byte, s string) int {
+	// The base64 of s at each of the three alignments, without the
+	// characters that depend on the bytes around it.
+	enc := func(b []byte) [][]byte {
+		var out [][]byte
+		for pad := range 3 {
+			e := base64.StdEncoding.EncodeToString(append(make([]byte, pad), b...))
+			from, to := (pad*4+2)/3+1, len(e)-4
+			if to-from >= 8 {
+				out = append(out, []byte(e[from:to]))
+			}
+		}
+		return out
+	}
+	forms := [][]byte{[]byte(s)}
+	for _, once := range enc([]byte(s)) {
+		forms = append(forms, once)
+		forms = append(forms, enc(once)...)
+	}
+	for _, f := range forms {
+		if i := bytes.Index(raw, f); i >= 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestErasureLeavesNoTextInTheFile: an erasure on the embedded store must
+// remove the text from the file, not only from the tree: bbolt writes
+// copy-on-write and does not clear the pages it frees, so a deleted text
+// stays readable in the file (strings paygate.db) until the page is reused.
+func TestErasureLeavesNoTextInTheFile(t *testing.T) {
+	e := newEnv(t, "embedded")
+	buildChain(t, e, 200)
+	w := newTestWorker(t, e.store(), nil)
+	n, err := w.Erase(context.Background(), "shop-bot", "oAlice")
+	if err != nil || n != 100 {
+		t.Fatalf("erase: %d %v; want 100 texts", n, err)
+	}
+	if _, err := Verify(context.Background(), e.store(), VerifyOptions{Texts: true}); err != nil {
+		t.Fatalf("verify after erasure: %v", err)
+	}
+	if err := e.store().Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	said := func(i int) string { return fmt.Sprintf(`[{"role":"user","content":"buy plan %d"}]`, i) }
+	for i := 1; i <= 200; i += 2 {
+		text := said(i)
+		if i := findEncoded(raw, text); i >= 0 {
+			t.Errorf("the erased text %q is still in the file at offset %d", text, i)
+		}
+	}
+	if findEncoded(raw, said(2)) < 0 {
+		t.Errorf("oBob's text is not in the file: the check cannot see a text")
+	}
+	e.open()
+	res, err := Verify(context.Background(), e.store(), VerifyOptions{Texts: true})
+	if err != nil || res.TextsChecked != 100 || res.TextsGone != 100 {
+		t.Errorf("verify after the file's free pages were cleared: %+v %v; want oBob's 100 texts kept, oAlice's 100 erased", res, err)
+	}
+}

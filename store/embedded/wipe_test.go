@@ -1,0 +1,141 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/paygate/paygate/store/storetest"
+)
+
+// TestWipeFreePagesKeepsLiveData: clearing the free pages while readers
+// and writers run never clears a page a read transaction still reads or a
+// live value lives in (bbolt's pending pages), and removes the deleted
+// values from the file.
+func TestWipeFreePagesKeepsLiveData(t *testing.T) {
+	d := openTest(t, storetest.NewClock())
+	ctx := context.Background()
+	val := func(i, gen int) []byte {
+		return bytes.Repeat([]byte(fmt.Sprintf("value-%04d-gen-%d;", i, gen)), 200)
+	}
+	const keys = 40
+	for i := range keys {
+		if err := d.PutExchange(ctx, fmt.Sprint("k", i), val(i, 0), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	errs := make(chan error, 100)
+	for r := range 2 { // readers: every value read is one that was written
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// A long read: every value, twice, in one transaction,
+				// across the writer's commits (its pages are pending).
+				err := d.view(ctx, func(tx *bolt.Tx) error {
+					for pass := range 2 {
+						n := 0
+						for k, v := tx.Bucket(bExchanges).Cursor().First(); k != nil; k, v = tx.Bucket(bExchanges).Cursor().Seek(append(k, 0)) {
+							var rec struct {
+								Data []byte `json:"data"`
+							}
+							if err := json.Unmarshal(v, &rec); err != nil || !bytes.HasPrefix(rec.Data, []byte("value-")) {
+								return fmt.Errorf("reader %d pass %d: %s read as %.40q… (%d bytes)", r, pass, k, v, len(v))
+							}
+							n++
+						}
+						if n != keys {
+							return fmt.Errorf("reader %d pass %d: %d keys; want %d", r, pass, n, keys)
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+				_ = i
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { // a writer rewriting the values, freeing pages
+		defer wg.Done()
+		for gen := 1; ; gen++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			k := gen % keys
+			if err := d.PutExchange(ctx, fmt.Sprint("k", k), val(k, gen%10), time.Hour); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	for range 20 {
+		if _, err := d.WipeFreePages(ctx); err != nil {
+			t.Fatalf("wipe: %v", err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if err := d.db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("the file after wipes: %v", err)
+	}
+
+	// A deleted value is gone from the file once the free pages are cleared.
+	secret := bytes.Repeat([]byte("erase-me;"), 100)
+	if err := d.PutExchange(ctx, "secret", secret, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for i := range keys { // the secret's leaf page rewritten: copies freed
+		if err := d.PutExchange(ctx, fmt.Sprint("k", i), val(i, 1), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bExchanges).Delete([]byte("secret")) }); err != nil {
+		t.Fatal(err)
+	}
+	n, err := d.WipeFreePages(ctx)
+	if err != nil || n == 0 {
+		t.Fatalf("wipe: %d pages, %v; want some", n, err)
+	}
+	raw, err := os.ReadFile(d.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte("erase-me;erase-me;")) {
+		t.Errorf("a deleted value is still in the file after its free pages were cleared")
+	}
+	for i := range keys {
+		got, err := d.GetExchange(ctx, fmt.Sprint("k", i))
+		if err != nil || !bytes.Equal(got, val(i, 1)) {
+			t.Fatalf("key %d after the wipe: %.40q %v", i, got, err)
+		}
+	}
+}
