@@ -8,8 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/paygate/paygate/store"
 )
 
 // rawPutBytes stores v, whatever it is, as the record at position pos.
@@ -94,6 +97,28 @@ func TestVerifyFindsACopyBeyondTheHead(t *testing.T) {
 					wantBroken(t, err, 6, "beyond")
 				})
 			}
+		})
+	}
+}
+
+// TestVerifyFindsARecordAfterAGapBeyondTheHead: a record stored beyond the
+// head with an empty place before it is outside the chain's append as much
+// as one right after the head. The embedded store found it (its read seeks
+// the next key); Redis read only the place right after the head, and
+// verify passed.
+func TestVerifyFindsARecordAfterAGapBeyondTheHead(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			recs := buildChain(t, e, 5)
+			forged, err := Seal(store.AuditHead{Seq: 6, Hash: recs[4].Hash}, Record{EventID: "evt_forged", AppendedAt: time.Now(),
+				Action: Action{Time: time.Now(), Name: "order.created", User: "oBob", AmountFen: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.rawPut(7, forged)
+			_, err = Verify(context.Background(), e.store(), VerifyOptions{PageSize: 4})
+			wantBroken(t, err, 7, "beyond")
 		})
 	}
 }

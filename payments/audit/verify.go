@@ -171,6 +171,15 @@ func Verify(ctx context.Context, st store.Audit, o VerifyOptions) (VerifyResult,
 	if err := beyondHead(ctx, st, sh); err != nil {
 		return res, err
 	}
+	if sa, ok := st.(store.AuditStrays); ok {
+		at, err := sa.AuditStrayAfterHead(ctx)
+		if err != nil {
+			return res, fmt.Errorf("look for audit records beyond the head: %w", err)
+		}
+		if at != 0 {
+			return res, broken(at, "beyond the store's head, past an empty place: records were added outside the chain's append")
+		}
+	}
 	if o.Head != nil && o.Head.Seq > prev.Seq {
 		return res, broken(prev.Seq+1, "missing: the chain ends at record %d but the published head is record %d (cut from the end)", prev.Seq, o.Head.Seq)
 	}

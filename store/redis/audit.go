@@ -72,6 +72,22 @@ func (s *Store) ReadAudit(ctx context.Context, fromSeq uint64, limit int) ([]sto
 	return out, nil
 }
 
+// AuditStrayAfterHead implements store.AuditStrays: ReadAudit reads the
+// fields it is asked for, so a record stored after the head past an empty
+// field is found only by looking at the hash's fields.
+func (s *Store) AuditStrayAfterHead(ctx context.Context) (uint64, error) {
+	v, err := s.sc.strayAudit.Run(ctx, s.c, []string{s.k.audit("head"), s.k.audit("rec")}).Result()
+	if err != nil {
+		return 0, mapErr("audit strays", err)
+	}
+	f, _ := v.(string)
+	n, err := strconv.ParseUint(f, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("redis: audit strays: a record stored at %q, beyond the head", f)
+	}
+	return n, nil
+}
+
 // PutAuditText implements store.Audit.
 func (s *Store) PutAuditText(ctx context.Context, seq uint64, client, user string, text []byte, said time.Time, ttl time.Duration) error {
 	v, err := s.run(ctx, "put audit text", s.sc.putText,

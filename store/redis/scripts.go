@@ -645,6 +645,22 @@ redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'hash', ARGV[3])
 return 1
 `
 
+// KEYS: head, rec. The first place (a field of decimal digits) after the
+// head's seq holding a value, as a string; 0 when none. HLEN first: only a
+// chain with more fields than its head's seq is scanned.
+const luaStrayAudit = `
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') or 0
+if redis.call('HLEN', KEYS[2]) <= seq then return '0' end
+local first, firstN = '0', nil
+for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
+  if string.match(f, '^%d+$') then
+    local n = tonumber(f)
+    if n > seq and (firstN == nil or n < firstN) then first, firstN = f, n end
+  end
+end
+return first
+`
+
 // KEYS: text, client_user_set, client_user_erased, user_erased (an earlier
 // version's mark). ARGV: seq, user, text, until_ms, physical_ms, said_ms,
 // client. 0 when the record's text belongs to another user; 2 when the
@@ -710,6 +726,7 @@ type scripts struct {
 	announce                                               *goredis.Script
 	addTally, takeTally                                    *goredis.Script
 	putRefund, finishRefund, appendAudit, putText, erase   *goredis.Script
+	strayAudit                                             *goredis.Script
 	indexRefund, expireRefund                              *goredis.Script
 }
 
@@ -743,6 +760,7 @@ func newScripts() *scripts {
 		indexRefund:  goredis.NewScript(luaIndexRefund),
 		expireRefund: goredis.NewScript(luaExpireRefund),
 		appendAudit:  goredis.NewScript(luaAppendAudit),
+		strayAudit:   goredis.NewScript(luaStrayAudit),
 		putText:      goredis.NewScript(luaPutText),
 		erase:        goredis.NewScript(luaEraseText),
 	}
@@ -753,6 +771,6 @@ func (s *scripts) all() []*goredis.Script {
 		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnce, s.claimEvent, s.readTag, s.ack, s.retry,
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
-		s.indexRefund, s.expireRefund,
+		s.indexRefund, s.expireRefund, s.strayAudit,
 	}
 }
