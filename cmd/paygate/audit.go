@@ -168,8 +168,8 @@ func cmdAuditExport(args []string, stdout, stderr io.Writer) int {
 }
 
 // openAuditStore opens the configured store for reading the chain. The
-// embedded file is opened without its expiry sweeper (verify and export
-// change nothing) and must exist; while `paygate serve` holds it, the open
+// embedded file is opened read-only (verify and export change nothing, not
+// a byte of the file) and must exist; while `paygate serve` holds it, the open
 // fails after the lock timeout with a message saying so. It returns the
 // config too; on failure it returns a nil store and the exit code.
 func openAuditStore(path string, stderr io.Writer) (store.Store, *config.Config, int) {
@@ -200,7 +200,15 @@ func openEmbeddedForAudit(cfg *config.Config, log *slog.Logger, stderr io.Writer
 		fmt.Fprintf(stderr, "paygate audit: no store file at %s (store.path): %v\n", p, err)
 		return nil, 1
 	}
-	db, err := embedded.Open(p, embedded.Options{SweepInterval: -1, Logger: log})
+	// Read-only: verify and export leave the file as it was (an evidence
+	// copy keeps its checksum; a read-only copy can be read). A file of an
+	// earlier version lacks buckets only a writing open adds: it is opened
+	// for writing then, as before, and the command says so.
+	db, err := embedded.Open(p, embedded.Options{SweepInterval: -1, Logger: log, ReadOnly: true})
+	if errors.Is(err, embedded.ErrNeedsWrite) {
+		fmt.Fprintf(stderr, "paygate audit: %s was written by an earlier version; opening it for writing to add this version's buckets\n", p)
+		db, err = embedded.Open(p, embedded.Options{SweepInterval: -1, Logger: log})
+	}
 	if errors.Is(err, embedded.ErrLocked) {
 		fmt.Fprintf(stderr, "paygate audit: %s is in use by a running paygate (the embedded store allows one process).\n"+
 			"Stop it first, or check the live head with GET /admin/api/audit/head.\n", p)

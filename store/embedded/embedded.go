@@ -44,7 +44,19 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives sweeper failures; default discards.
 	Logger *slog.Logger
+	// ReadOnly opens the file for reading alone (`paygate audit verify`
+	// and `export`), leaving it byte for byte as it was: an auditor's
+	// evidence copy keeps its checksum, and a read-only copy can be read.
+	// No write is made, not even the open's own (buckets, indexes, outbox
+	// leases), so a file missing a bucket of this version is refused with
+	// ErrNeedsWrite; every write fails. The sweeper does not run.
+	ReadOnly bool
 }
+
+// ErrNeedsWrite is returned by a ReadOnly Open of a file written by an
+// earlier version, which lacks buckets this version adds on its first
+// (writing) open.
+var ErrNeedsWrite = errors.New("the file was written by an earlier version and must be opened for writing once")
 
 // Bucket names.
 var (
@@ -123,7 +135,7 @@ func Open(path string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("embedded: create directory: %w", err)
 		}
 	}
-	bdb, users, err := openFile(path, opts.LockTimeout)
+	bdb, users, err := openFile(path, opts.LockTimeout, opts.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +143,7 @@ func Open(path string, opts Options) (*DB, error) {
 		opts.Logger.Warn("embedded store: a user index key does not parse; every turn reads the user's orders")
 	}
 	d := &DB{db: bdb, users: users, now: opts.Now, log: opts.Logger, stop: make(chan struct{})}
-	if opts.SweepInterval > 0 {
+	if opts.SweepInterval > 0 && !opts.ReadOnly {
 		d.wg.Add(1)
 		go d.sweepLoop(opts.SweepInterval)
 	}
@@ -151,10 +163,11 @@ var ErrCorrupt = errors.New("database file is corrupt")
 // Options.OpenFile), so the restored file can be opened again in this
 // process. The read-only mapping of the damaged file is left to the
 // process's exit: bbolt gives no way to reach it.
-func openFile(path string, lockTimeout time.Duration) (bdb *bolt.DB, users *userFilter, err error) {
+func openFile(path string, lockTimeout time.Duration, readOnly bool) (bdb *bolt.DB, users *userFilter, err error) {
 	var file atomic.Pointer[os.File] // the first file bbolt opens: the store's own
 	bopts := &bolt.Options{
-		Timeout: lockTimeout,
+		Timeout:  lockTimeout,
+		ReadOnly: readOnly,
 		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
 			f, err := os.OpenFile(name, flag, perm)
 			if err == nil {
@@ -182,29 +195,22 @@ func openFile(path string, lockTimeout time.Duration) (bdb *bolt.DB, users *user
 	if err != nil {
 		return nil, nil, fmt.Errorf("embedded: open %s: %w", path, err)
 	}
-	err = bdb.Update(func(tx *bolt.Tx) error {
-		backfill := tx.Bucket(bUserUpdated) == nil
-		unrecorded := tx.Bucket(bOutboxLeases) == nil // written by a version that kept no record of leases
-		for _, b := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
+	if readOnly {
+		err = bdb.View(func(tx *bolt.Tx) error {
+			for _, b := range allBuckets {
+				if tx.Bucket(b) == nil {
+					return fmt.Errorf("embedded: open %s read-only: no bucket %q: %w", path, b, ErrNeedsWrite)
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			_ = bdb.Close()
+			return nil, nil, err
 		}
-		if backfill {
-			if err := indexUserUpdated(tx); err != nil {
-				return err
-			}
-		}
-		if err := indexDue(tx); err != nil {
-			return err
-		}
-		if unrecorded {
-			if err := releaseUnrecordedLeases(tx, time.Now()); err != nil {
-				return err
-			}
-		}
-		return releaseLeases(tx)
-	})
+	} else {
+		err = bdb.Update(initFile)
+	}
 	if err != nil {
 		_ = bdb.Close()
 		return nil, nil, fmt.Errorf("embedded: create buckets: %w", err)
@@ -215,6 +221,32 @@ func openFile(path string, lockTimeout time.Duration) (bdb *bolt.DB, users *user
 		return nil, nil, fmt.Errorf("embedded: read the user index: %w", err)
 	}
 	return bdb, users, nil
+}
+
+// initFile is the open's write: the buckets, the indexes of earlier
+// versions' files, the outbox leases of the process that last held it.
+func initFile(tx *bolt.Tx) error {
+	backfill := tx.Bucket(bUserUpdated) == nil
+	unrecorded := tx.Bucket(bOutboxLeases) == nil // written by a version that kept no record of leases
+	for _, b := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	if backfill {
+		if err := indexUserUpdated(tx); err != nil {
+			return err
+		}
+	}
+	if err := indexDue(tx); err != nil {
+		return err
+	}
+	if unrecorded {
+		if err := releaseUnrecordedLeases(tx, time.Now()); err != nil {
+			return err
+		}
+	}
+	return releaseLeases(tx)
 }
 
 // Path is the file the store lives in.
