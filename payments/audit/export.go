@@ -66,10 +66,18 @@ type ExportOptions struct {
 
 // Export writes the chain from o.From on as JSON Lines, one Entry per line,
 // and reports how many it wrote. Bodies are written byte for byte as hashed.
+// A record missing before the store's head ends it with an error wrapping
+// ErrBroken, after the records before it.
 func Export(ctx context.Context, st store.Audit, w io.Writer, o ExportOptions) (int, error) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // keep the hashed bytes exact
 	next, n := max(o.From, 1), 0
+	// The head read first: the export reaches at least it, or says which
+	// record is missing (a store's read stops at, or seeks past, a hole).
+	sh, err := st.AuditHead(ctx)
+	if err != nil {
+		return n, fmt.Errorf("read audit head: %w", err)
+	}
 	for {
 		recs, err := st.ReadAudit(ctx, next, readPage)
 		var corrupt *store.CorruptAuditRecordError
@@ -77,11 +85,18 @@ func Export(ctx context.Context, st store.Audit, w io.Writer, o ExportOptions) (
 			return n, fmt.Errorf("read audit records from %d: %w", next, err)
 		}
 		if len(recs) == 0 && corrupt == nil {
+			if next <= sh.Seq {
+				return n, fmt.Errorf("record %d is missing: the export ends at record %d, the store's head is record %d: %w (run paygate audit verify)",
+					next, next-1, sh.Seq, ErrBroken)
+			}
 			return n, nil
 		}
 		for _, r := range recs {
 			if r.Seq < next {
 				return n, fmt.Errorf("record %d is stored after record %d: %w (run paygate audit verify)", r.Seq, next-1, ErrBroken)
+			}
+			if r.Seq > next {
+				return n, fmt.Errorf("record %d is missing: record %d is stored after record %d: %w (run paygate audit verify)", next, r.Seq, next-1, ErrBroken)
 			}
 			e, err := NewEntry(ctx, st, r, o.Texts)
 			if err != nil {

@@ -122,3 +122,28 @@ func TestVerifyFindsARecordAfterAGapBeyondTheHead(t *testing.T) {
 		})
 	}
 }
+
+// TestExportStopsAtAMissingRecord: an export of a chain with a record
+// deleted from the middle, or cut from the end with the head left, ended
+// on Redis at the gap with success (its read stops at an empty place),
+// and on the embedded store skipped the gap: either way the auditor got
+// a chain with a hole and exit 0. It now writes the records before the
+// hole and fails naming the missing record.
+func TestExportStopsAtAMissingRecord(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			for _, missing := range []uint64{3, 6} {
+				t.Run(fmt.Sprint("record ", missing), func(t *testing.T) {
+					e := newEnv(t, driver)
+					buildChain(t, e, 6)
+					e.rawDelete(missing)
+					var out bytes.Buffer
+					n, err := Export(context.Background(), e.store(), &out, ExportOptions{})
+					if !errors.Is(err, ErrBroken) || !strings.Contains(fmt.Sprint(err), fmt.Sprintf("record %d", missing)) || n != int(missing-1) {
+						t.Errorf("export with record %d deleted: %d records, %v; want the %d before it and an error naming it", missing, n, err, missing-1)
+					}
+				})
+			}
+		})
+	}
+}
