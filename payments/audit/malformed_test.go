@@ -147,3 +147,30 @@ func TestExportStopsAtAMissingRecord(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifySaysTheHeadIsNotAHead: a head edited into something that is
+// not one (a seq that is no number; on the embedded store, a value that is
+// not JSON) is reported as the head's fault. Redis read such a seq as 0,
+// and verify said "broken at record 0: its hash differs from the store's
+// head hash", a record that does not exist.
+func TestVerifySaysTheHeadIsNotAHead(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			buildChain(t, e, 3)
+			switch driver {
+			case "embedded":
+				e.boltEdit(func(tx *bolt.Tx) error { return tx.Bucket([]byte("audit_meta")).Put([]byte("head"), []byte("{garbage")) })
+			case "redis":
+				if err := e.redis().Client().HSet(context.Background(), e.prefix+"{audit}:head", "seq", "3x").Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := Verify(context.Background(), e.store(), VerifyOptions{})
+			t.Logf("verify: %v", err)
+			if err == nil || !strings.Contains(err.Error(), "head") || strings.Contains(err.Error(), "record 0") {
+				t.Errorf("verify with a head that is not one: %v; want an error about the head", err)
+			}
+		})
+	}
+}

@@ -17,9 +17,17 @@ func (s *Store) AuditHead(ctx context.Context) (store.AuditHead, error) {
 	if err != nil {
 		return store.AuditHead{}, mapErr("audit head", err)
 	}
-	seq, _ := replyStr(vals, 0)
+	seq, ok := replyStr(vals, 0)
 	hash, _ := replyStr(vals, 1)
-	n, _ := strconv.ParseUint(seq, 10, 64)
+	if !ok {
+		return store.AuditHead{Hash: hash}, nil // the empty chain
+	}
+	// A seq that is no number is a head edited by hand: read as 0 it
+	// would be a chain of no record, and verify would blame record 0.
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if err != nil {
+		return store.AuditHead{}, fmt.Errorf("redis: audit head: its seq %q is not a record number", seq)
+	}
 	return store.AuditHead{Seq: n, Hash: hash}, nil
 }
 
