@@ -160,7 +160,9 @@ func TestVerifySaysTheHeadIsNotAHead(t *testing.T) {
 			buildChain(t, e, 3)
 			switch driver {
 			case "embedded":
-				e.boltEdit(func(tx *bolt.Tx) error { return tx.Bucket([]byte("audit_meta")).Put([]byte("head"), []byte("{garbage")) })
+				e.boltEdit(func(tx *bolt.Tx) error {
+					return tx.Bucket([]byte("audit_meta")).Put([]byte("head"), []byte("{garbage"))
+				})
 			case "redis":
 				if err := e.redis().Client().HSet(context.Background(), e.prefix+"{audit}:head", "seq", "3x").Err(); err != nil {
 					t.Fatal(err)
