@@ -96,7 +96,16 @@ func resendID(env Envelope) string {
 // "created_at" (a retry, a resend and the original differ there at most),
 // keys sorted and numbers as written, so that bodies rendered at different
 // times, or by an earlier version, compare equal when they announce the
-// same type and data. ok is false for a body that does not decode.
+// same type and data. A refund.succeeded is compared without its refund
+// object: the transition's names the refund (refund_id, reason, that
+// refund's amount), which stateEnvelope, knowing only the order, cannot
+// rebuild, and the order object (its refunded_fen grows with every refund)
+// already tells which refund brought the order to its state. Compared
+// whole, the given-up refund.succeeded never announced the current state,
+// so a resend sent a new id that a merchant who had handled the lost one
+// acted on again (revoking the goods twice), and one made while the
+// original was still retried was refused. ok is false for a body that
+// does not decode.
 func stateOf(body []byte) (state string, ok bool) {
 	d := json.NewDecoder(bytes.NewReader(body))
 	d.UseNumber()
@@ -106,6 +115,9 @@ func stateOf(body []byte) (state string, ok bool) {
 	}
 	delete(m, "id")
 	delete(m, "created_at")
+	if data, _ := m["data"].(map[string]any); data != nil && m["type"] == TypeRefundSucceeded {
+		delete(data, "refund")
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return "", false
