@@ -1,16 +1,31 @@
 package webhook_test
 
 import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/testdrivers"
 )
 
 // readmeBlock returns the first fenced block of lang after heading in the
@@ -128,6 +143,209 @@ func TestReadmeGoSnippet(t *testing.T) {
 	} {
 		if !strings.Contains(norm(snippet), norm(line)) || !strings.Contains(norm(string(src)), norm(line)) {
 			t.Errorf("README snippet and Example_receiver do not both contain %q", line)
+		}
+	}
+}
+
+// readmeReceiver is a merchant endpoint written from the README's
+// "Merchant webhooks" section alone, not from this package: the headers its
+// HTTP example names, v1 as the hex HMAC-SHA256 keyed with the secret of
+// "<t>.<raw body>", a timestamp within 5 minutes of the receiver's clock,
+// and dedupe by the body's id. It refuses the first delivery of each id
+// with a 503 (a retry must carry the same id and body), then answers 204.
+type readmeReceiver struct {
+	secret string
+	mu     sync.Mutex
+	got    []readmeArrival
+}
+
+type readmeArrival struct {
+	header http.Header
+	body   []byte
+	t      int64
+	status int
+	err    string
+}
+
+func (rr *readmeReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	a := readmeArrival{header: r.Header.Clone(), body: body, status: http.StatusNoContent}
+	fail := func(format string, args ...any) {
+		if a.err == "" {
+			a.err = fmt.Sprintf(format, args...)
+			a.status = http.StatusBadRequest
+		}
+	}
+	var ts string
+	var v1 []string
+	for part := range strings.SplitSeq(r.Header.Get("X-Paygate-Signature"), ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			v1 = append(v1, v)
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || len(v1) == 0 {
+		fail("X-Paygate-Signature %q is not t=<unix>,v1=<hex>", r.Header.Get("X-Paygate-Signature"))
+	}
+	a.t = sec
+	if d := time.Since(time.Unix(sec, 0)); d > 5*time.Minute || d < -5*time.Minute {
+		fail("timestamp %d is %s from the receiver's clock", sec, d)
+	}
+	m := hmac.New(sha256.New, []byte(rr.secret))
+	m.Write([]byte(ts + "."))
+	m.Write(body)
+	want := m.Sum(nil)
+	if !slices.ContainsFunc(v1, func(s string) bool {
+		b, err := hex.DecodeString(s)
+		return err == nil && hmac.Equal(b, want)
+	}) {
+		fail("no v1 in %q is HMAC-SHA256(secret, t.body)", v1)
+	}
+	var env struct {
+		ID   string `json:"id"`
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		fail("body is not JSON: %v", err)
+	}
+	if r.Header.Get("Content-Type") != "application/json" || r.Header.Get("X-Paygate-Event-Id") != env.ID ||
+		r.Header.Get("X-Paygate-Event-Type") != env.Type {
+		fail("headers %v do not name event %s (%s) as the README shows", r.Header, env.ID, env.Type)
+	}
+	rr.mu.Lock()
+	seen := slices.ContainsFunc(rr.got, func(p readmeArrival) bool { return strings.Contains(string(p.body), `"id":"`+env.ID+`"`) })
+	if !seen && a.err == "" {
+		a.status = http.StatusServiceUnavailable
+	}
+	rr.got = append(rr.got, a)
+	rr.mu.Unlock()
+	w.WriteHeader(a.status)
+}
+
+// TestReadmeReceiverVerifiesRealDeliveries: a receiver built from the
+// README's words alone verifies what a running relay POSTs, every attempt
+// of it: the headers of the README's example, the documented signature and
+// tolerance, the same id and body on the retry (only t new), and the body's
+// fields as the README lists them (the order object's keys, whose order it
+// is, data.refund on refund.* events). A mismatch between README and code
+// fails here.
+func TestReadmeReceiverVerifiesRealDeliveries(t *testing.T) {
+	readme := readmeBlock(t, "## Merchant webhooks", "http")
+	for _, h := range []string{"Content-Type: application/json", "X-Paygate-Signature: t=", "X-Paygate-Event-Id: evt_", "X-Paygate-Event-Type: order.paid"} {
+		if !strings.Contains(readme, h) {
+			t.Fatalf("README's example delivery no longer shows %q; update this receiver", h)
+		}
+	}
+	// The keys the README's example body names, at each level.
+	keysIn := func(s string) []string {
+		var out []string
+		for _, m := range regexp.MustCompile(`"([a-z_]+)":`).FindAllStringSubmatch(s, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	exampleOrder := readme[strings.Index(readme, `"order":{`)+len(`"order":{`):]
+	exampleOrder = exampleOrder[:strings.Index(exampleOrder, "}")]
+	orderKeys := keysIn(exampleOrder)
+	dataKeys := []string{"client", "app_id", "openid", "transaction_id"}
+	for _, k := range dataKeys {
+		if !slices.Contains(keysIn(readme), k) {
+			t.Fatalf("README's example no longer names data.%s", k)
+		}
+	}
+
+	const secret = "whsec_readme_receiver_0123456789"
+	rr := &readmeReceiver{secret: secret}
+	srv := httptest.NewServer(rr)
+	defer srv.Close()
+	st := testdrivers.Open(t, "embedded", nil)
+	ob := orders{t, st}
+	o := ob.create("PGREADME1", store.StatusAwaitingPayment)
+	ob.move(o, store.StatusPaid, "notification")
+	p := &store.RefundProposal{RefundID: "rf_readme1", OrderNo: o.OrderNo, AmountFen: 1000, Reason: "late"}
+	for _, to := range []store.OrderStatus{store.StatusRefunding, store.StatusPartiallyRefunded} {
+		before := *o
+		o.Status, o.UpdatedAt = to, time.Now()
+		if to == store.StatusPartiallyRefunded {
+			o.RefundedFen = p.AmountFen
+		}
+		tr := payments.Transition{Before: before, After: *o, Cause: "refund", Refund: p}
+		if err := st.UpdateOrder(context.Background(), o, before.Status, webhook.Events(tr)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk := newClock()
+	r, err := webhook.New(webhook.Options{Store: st, URL: srv.URL, Secret: secret, Now: clk.Now, RetryBase: time.Second, MaxDelay: time.Second, RetryFor: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 6 {
+		drain(t, r)
+		clk.Advance(2 * time.Second) // well within the receiver's 5 minutes
+	}
+
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	if len(rr.got) != 4 {
+		t.Fatalf("%d deliveries; want 4 (each of order.paid and refund.succeeded refused once, then accepted)", len(rr.got))
+	}
+	for i, a := range rr.got {
+		if a.err != "" {
+			t.Errorf("delivery %d does not verify as the README says: %s\n%s", i, a.err, a.body)
+		}
+	}
+	for i := 0; i < 4; i += 2 {
+		first, retry := rr.got[i], rr.got[i+1]
+		if !bytes.Equal(first.body, retry.body) || first.header.Get("X-Paygate-Event-Id") != retry.header.Get("X-Paygate-Event-Id") {
+			t.Errorf("retry %d: body %s id %s; want the first attempt's %s %s", i/2, retry.body, retry.header.Get("X-Paygate-Event-Id"), first.body, first.header.Get("X-Paygate-Event-Id"))
+		}
+		if retry.t <= first.t {
+			t.Errorf("retry %d signed at t=%d, not after the first attempt's t=%d", i/2, retry.t, first.t)
+		}
+	}
+	for i, want := range []string{webhook.TypeOrderPaid, webhook.TypeRefundSucceeded} {
+		var env struct {
+			ID        string                     `json:"id"`
+			Type      string                     `json:"type"`
+			CreatedAt string                     `json:"created_at"`
+			Data      map[string]json.RawMessage `json:"data"`
+		}
+		body := rr.got[2*i].body
+		if err := json.Unmarshal(body, &env); err != nil {
+			t.Fatal(err)
+		}
+		if env.Type != want || !strings.HasPrefix(env.ID, "evt_") {
+			t.Errorf("delivery %d: %s %s; want an evt_ id and %s", i, env.ID, env.Type, want)
+		}
+		if _, err := time.Parse(time.RFC3339, env.CreatedAt); err != nil {
+			t.Errorf("created_at %q is not RFC 3339: %v", env.CreatedAt, err)
+		}
+		var order map[string]any
+		_ = json.Unmarshal(env.Data["order"], &order)
+		var got []string
+		for k := range order {
+			got = append(got, k)
+		}
+		if slices.Sort(got); !slices.Equal(got, slices.Sorted(slices.Values(orderKeys))) {
+			t.Errorf("%s: data.order keys %v; the README lists %v", want, got, orderKeys)
+		}
+		for _, k := range dataKeys {
+			if env.Data[k] == nil {
+				t.Errorf("%s: no data.%s, which the README names: %s", want, k, body)
+			}
+		}
+		if want == webhook.TypeRefundSucceeded {
+			var refund map[string]any
+			_ = json.Unmarshal(env.Data["refund"], &refund)
+			for _, k := range []string{"refund_id", "order_no", "amount_fen"} {
+				if refund[k] == nil {
+					t.Errorf("refund.succeeded: data.refund has no %s, which the README names: %s", k, body)
+				}
+			}
 		}
 	}
 }

@@ -457,6 +457,11 @@ func TestShutdownAfterAnswerRecordsIt(t *testing.T) {
 func TestDeliveryOutcomes(t *testing.T) {
 	slow := make(chan struct{})
 	defer close(slow)
+	// elsewhere is another host a redirect names: it must never see the
+	// signed body.
+	var elsewhereHits atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhereHits.Add(1) }))
+	defer elsewhere.Close()
 	tests := []struct {
 		name      string
 		handler   http.HandlerFunc
@@ -469,7 +474,38 @@ func TestDeliveryOutcomes(t *testing.T) {
 		{name: "301 not followed", handler: func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/elsewhere", http.StatusMovedPermanently)
 		}, errPart: "status 301"},
+		{name: "307 to another host not followed", handler: func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, elsewhere.URL+"/hook", http.StatusTemporaryRedirect)
+		}, errPart: "status 307"},
 		{name: "400", handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad signature", 400) }, errPart: "status 400: bad signature"},
+		{name: "410 retried like any refusal", handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusGone) }, errPart: "status 410"},
+		{name: "200 with an endless body", handler: func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			chunk := bytes.Repeat([]byte("x"), 32<<10)
+			for r.Context().Err() == nil {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		}, delivered: true},
+		{name: "200 with a body that stalls", handler: func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, "ok, still thinking")
+			w.(http.Flusher).Flush()
+			select {
+			case <-slow:
+			case <-r.Context().Done():
+			}
+		}, delivered: true},
+		{name: "connection reset", handler: func(w http.ResponseWriter, r *http.Request) {
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				if tc, ok := c.(interface{ SetLinger(int) error }); ok {
+					_ = tc.SetLinger(0) // RST, not FIN
+				}
+				_ = c.Close()
+			}
+		}, errPart: "post: "},
 		{name: "500", handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }, errPart: "status 500"},
 		{name: "timeout", handler: func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body) // so the server notices the client leaving
@@ -503,6 +539,9 @@ func TestDeliveryOutcomes(t *testing.T) {
 			}
 			if !tc.delivered && (!pending || h.Attempts != 1 || !strings.Contains(h.LastError, tc.errPart)) {
 				t.Errorf("head %+v (pending %v); want one attempt with an error naming %q", h, pending, tc.errPart)
+			}
+			if n := elsewhereHits.Load(); n != 0 {
+				t.Errorf("the host a redirect named got %d POSTs; want none", n)
 			}
 		})
 	}
