@@ -608,6 +608,8 @@ func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (int, erro
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "paygate-webhook/1")
+	// The id and type headers are for the merchant's logs and proxies; only
+	// the body is signed, so receivers act on the body's (README).
 	req.Header.Set("X-Paygate-Event-Id", ev.ID)
 	req.Header.Set("X-Paygate-Event-Type", typ)
 	req.Header.Set(SignatureHeader, Sign(r.opts.Secret, r.now(), ev.Payload))
