@@ -52,8 +52,10 @@ func mac(secret, ts string, body []byte) []byte {
 // the timestamp must be within tolerance of now (DefaultTolerance when
 // tolerance <= 0) and one of the v1 signatures must equal
 // HMAC-SHA256(secret, "<t>.<body>"), compared in constant time. Several v1
-// parts are accepted so a sender may sign with an old and a new secret while
-// the secret is rotated. Pass the body exactly as received: re-encoded JSON
+// parts are accepted, as a sender may sign with more than one secret;
+// paygate signs with one (webhooks.secret), so while it is rotated a
+// receiver calls Verify with the old and the new secret in turn (README:
+// "Rotating the secret"). Pass the body exactly as received: re-encoded JSON
 // does not verify. An empty secret verifies nothing (ErrSignature): anyone
 // can sign under it, so a receiver whose secret did not load would take a
 // forged order.paid, and paygate never signs with one.
