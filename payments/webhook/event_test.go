@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,6 +209,14 @@ func TestRefundEventsNameTheRefund(t *testing.T) {
 			_ = json.Unmarshal(evs[0].Payload, &env)
 			if env.Type != tc.typ || env.Data.Refund["refund_id"] != "rf_abc" || env.Data.Refund["amount_fen"] != float64(2000) || env.Data.Refund["reason"] != "changed my mind" {
 				t.Errorf("got %s %v; want %s naming rf_abc for 2000 fen", env.Type, env.Data.Refund, tc.typ)
+			}
+			// The keys the README lists for a refund's outcome.
+			var keys []string
+			for k := range env.Data.Refund {
+				keys = append(keys, k)
+			}
+			if want := []string{"amount_fen", "currency", "order_no", "reason", "refund_id", "refunded_fen", "status"}; !slices.Equal(slices.Sorted(slices.Values(keys)), want) {
+				t.Errorf("data.refund keys %v; the README lists %v", slices.Sorted(slices.Values(keys)), want)
 			}
 		})
 	}
