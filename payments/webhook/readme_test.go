@@ -290,13 +290,13 @@ func TestReadmeReceiverVerifiesRealDeliveries(t *testing.T) {
 
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
-	if len(rr.got) != 4 {
-		t.Fatalf("%d deliveries; want 4 (each of order.paid and refund.succeeded refused once, then accepted)", len(rr.got))
-	}
 	for i, a := range rr.got {
 		if a.err != "" {
 			t.Errorf("delivery %d does not verify as the README says: %s\n%s", i, a.err, a.body)
 		}
+	}
+	if len(rr.got) != 4 {
+		t.Fatalf("%d deliveries; want 4 (each of order.paid and refund.succeeded refused once, then accepted)", len(rr.got))
 	}
 	for i := 0; i < 4; i += 2 {
 		first, retry := rr.got[i], rr.got[i+1]
