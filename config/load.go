@@ -148,6 +148,10 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 	l.fromEnv = defaultProvider(cfg, env)
 	written := l.writtenZeros(cfg)
 	l.checkClientList(cfg)
+	// SetDefaults fills an empty store.redis.addrs with the default
+	// address: whether the file's list decoded to none is known only
+	// before it (validateStore).
+	l.noRedisAddrs = len(cfg.Store.Redis.Addrs) == 0
 	cfg.SetDefaults()
 	l.keepZeros(cfg, written)
 	l.validate(cfg)
@@ -353,6 +357,9 @@ type loader struct {
 	// defaultClient: the file sets no clients, and the built-in development
 	// client stands in (checkClientList).
 	defaultClient bool
+	// noRedisAddrs: store.redis.addrs decoded to no address, before
+	// SetDefaults filled in the default one.
+	noRedisAddrs bool
 
 	// expand's walk through aliases and merge keys.
 	visited     map[*yaml.Node]bool // nodes expand has been to (an alias leads to one again)

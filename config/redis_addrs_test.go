@@ -126,3 +126,47 @@ func TestWrittenEmptyRedisAddrs(t *testing.T) {
 		})
 	}
 }
+
+// TestRedisAddrsOfEmptyValues: a store.redis.addrs element with no value
+// (a ${VAR} that expanded to empty, quoted or not) is dropped when the list
+// is decoded, so a list whose every element is empty ("addrs:
+// [\"${REDIS_ADDR}\"]", REDIS_ADDR set to "" or not exported) was empty,
+// and SetDefaults filled it with 127.0.0.1:6379: each replica used a Redis
+// on its own host instead of the one store they must share, as a written
+// "addrs: []" did. It is an error at the key's line; one element with a
+// value is enough.
+func TestRedisAddrsOfEmptyValues(t *testing.T) {
+	const want = "c.yaml:4: store.redis.addrs: at least one address: every element has no value (a ${VAR} that expanded to empty?)"
+	tests := []struct {
+		name, addrs string
+		want        string   // the error; "" when it loads
+		loaded      []string // with want "": the addresses
+	}{
+		{"a quoted variable set to empty", `["${EMPTY}"]`, want, nil},
+		{"a variable not set", `["${REDIS_ADDR}"]`, want, nil},
+		{"a block list of one", "\n      - ${EMPTY}", want, nil},
+		{"two, both empty", `["${EMPTY}", "${EMPTY:-}"]`, want, nil},
+		{"a null", `[~]`, want, nil},
+		{"one of two set", `["${EMPTY}", "redis-0:6379"]`, "", []string{"redis-0:6379"}},
+		{"a variable set", `["${ADDR}"]`, "", []string{"redis-0:6379"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "store:\n  driver: redis\n  redis:\n    addrs: " + tc.addrs + "\n"
+			cfg, err := Parse([]byte(src), "c.yaml", envMap(map[string]string{"EMPTY": "", "ADDR": "redis-0:6379"}))
+			switch {
+			case tc.want != "" && err == nil:
+				t.Fatalf("loaded with store.redis.addrs %q; want %s", cfg.Store.Redis.Addrs, tc.want)
+			case tc.want != "" && err.Error() != tc.want:
+				t.Fatalf("got:\n%v\nwant:\n%s", err, tc.want)
+			case tc.want != "":
+				return
+			case err != nil:
+				t.Fatalf("got %v; want it to load", err)
+			}
+			if got := strings.Join(cfg.Store.Redis.Addrs, ","); got != strings.Join(tc.loaded, ",") {
+				t.Errorf("store.redis.addrs %q; want %q", cfg.Store.Redis.Addrs, tc.loaded)
+			}
+		})
+	}
+}

@@ -126,7 +126,8 @@ type Store struct {
 type Redis struct {
 	// Addrs lists the servers, each host:port, not a redis:// URL (the
 	// password has a key of its own). Default ["127.0.0.1:6379"]; a written
-	// empty list is an error with the redis driver. Several
+	// empty list is an error with the redis driver, and so is one whose
+	// every element has no value (a ${VAR} that expanded to empty). Several
 	// addresses without MasterName mean a cluster, and so does one with
 	// Cluster (a seed the others are learnt from). With MasterName they are
 	// the sentinels (usually port 26379, so the default will not do), not

@@ -294,11 +294,16 @@ func (l *loader) validateStore(c *Config) {
 		// SetDefaults fills an empty list with the default address, as
 		// it fills the key left out; a written empty list (an address a
 		// template did not fill in) would quietly be a Redis on this host,
-		// which replicas meant to share one store do not share.
+		// which replicas meant to share one store do not share. So would
+		// a list of elements with no value ("${REDIS_ADDR}" expanded to
+		// empty), which decoding drops.
 		_, written := l.lines["store.redis.addrs"]
 		_, listed := l.lines["store.redis.addrs[0]"]
-		if len(c.Store.Redis.Addrs) == 0 || written && !l.nulls["store.redis.addrs"] && !listed {
+		switch {
+		case len(c.Store.Redis.Addrs) == 0, written && !l.nulls["store.redis.addrs"] && !listed:
 			l.at("store.redis.addrs", "at least one address")
+		case written && listed && l.noRedisAddrs:
+			l.at("store.redis.addrs", "at least one address: every element has no value (a ${VAR} that expanded to empty?)")
 		}
 		for i, a := range c.Store.Redis.Addrs {
 			l.redisAddr(fmt.Sprintf("store.redis.addrs[%d]", i), a)
