@@ -530,6 +530,38 @@ func TestShortAdminTokenBehindAProxy(t *testing.T) {
 	}
 }
 
+// TestShortAdminTokenLoopbackHostNames: admin_hosts that name only this
+// machine (localhost, a *.localhost name, a loopback address, which the
+// listener on loopback answers anyway) tell of no proxy that others reach
+// it through: a short token on a loopback admin_listen loads as it did
+// before such a list refused it, saying other machines reach the listener
+// by "localhost". Beside a name others use, the error names that one.
+func TestShortAdminTokenLoopbackHostNames(t *testing.T) {
+	tests := []struct {
+		name, hosts string
+		want        string // the error; "" when it loads
+	}{
+		{"localhost", "[localhost]", ""},
+		{"a .localhost name and a loopback address", "[admin.localhost, 127.0.0.1, LOCALHOST.]", ""},
+		{"localhost and a name others use", "[localhost, paygate-admin.example.com]",
+			`c.yaml:3: admin.token: 9 characters, and server.admin_hosts names paygate-admin.example.com, by which other machines reach server.admin_listen 127.0.0.1:8081 through a proxy: anyone who guesses it approves orders and settles reviews; use at least 16 random characters (openssl rand -hex 16)`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "server: {admin_listen: \"127.0.0.1:8081\", admin_hosts: " + tc.hosts + "}\nadmin:\n  token: \"adm-dev-1\"\n"
+			cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v; want it to load", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("loaded with admin_hosts %q; want %s", cfg.Server.AdminHosts, tc.want)
+			case tc.want != "" && err.Error() != tc.want:
+				t.Errorf("got %q; want %q", err, tc.want)
+			}
+		})
+	}
+}
+
 // TestDevKeyOnAReachableAddress: the built-in development key on a listen
 // address other machines can reach is warned about (check-config prints
 // it, serve logs it); on loopback it is the quick start and says nothing.

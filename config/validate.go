@@ -243,13 +243,29 @@ func (l *loader) validateClients(c *Config) {
 		// start's short token stays.
 		l.at("admin.token", "%d characters, and server.admin_listen %s takes connections from other machines: anyone who guesses it approves orders and settles reviews; use at least %d random characters (openssl rand -hex 16)",
 			len(t), c.Server.AdminListen, minAdminToken)
-	case len(t) < minAdminToken && c.Server.AdminListen != "off" && len(c.Server.AdminHosts) > 0:
+	case len(t) < minAdminToken && c.Server.AdminListen != "off" && len(othersHosts(c.Server.AdminHosts)) > 0:
 		// admin_hosts are the names others reach the listener by, through
 		// a proxy that forwards to it: on loopback too, the token is all
 		// that stands between them and the API.
 		l.at("admin.token", "%d characters, and server.admin_hosts names %s, by which other machines reach server.admin_listen %s through a proxy: anyone who guesses it approves orders and settles reviews; use at least %d random characters (openssl rand -hex 16)",
-			len(t), strings.Join(c.Server.AdminHosts, ", "), c.Server.AdminListen, minAdminToken)
+			len(t), strings.Join(othersHosts(c.Server.AdminHosts), ", "), c.Server.AdminListen, minAdminToken)
 	}
+}
+
+// othersHosts is hosts (server.admin_hosts) without the names of this
+// machine (localhost, a *.localhost name, a loopback address): listed
+// beside a loopback admin_listen, which answers them anyway, they tell of
+// no proxy that others reach the listener through.
+func othersHosts(hosts []string) []string {
+	var out []string
+	for _, h := range hosts {
+		n := strings.ToLower(strings.TrimSuffix(h, "."))
+		if ip := net.ParseIP(n); n == "localhost" || strings.HasSuffix(n, ".localhost") || ip != nil && ip.IsLoopback() {
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
 }
 
 // minAdminToken is the shortest admin token an admin listener that other
