@@ -661,15 +661,20 @@ var leadingZeroNumber = regexp.MustCompile(`^[-+]?0[0-9]+$`)
 // for an integer key t, or "". yaml reads one whose digits are all octal
 // as an octal number (max_quantity: 012 decoded as 10, 010 as 8), and
 // another (08) as decimal: a zero-padded cap silently became another
-// number. 0, 0x10 and YAML 1.2's 0o12 say what they mean.
+// number. 0, 0x10 and YAML 1.2's 0o12 say what they mean. yaml drops the
+// underscores of digit grouping before it reads a number: 0_12 is 012.
 func leadingZero(n *yaml.Node, t reflect.Type) string {
-	if !countingKey(t) || n.Kind != yaml.ScalarNode || !leadingZeroNumber.MatchString(n.Value) {
+	if !countingKey(t) || n.Kind != yaml.ScalarNode {
+		return ""
+	}
+	plain := strings.ReplaceAll(n.Value, "_", "")
+	if !leadingZeroNumber.MatchString(plain) {
 		return ""
 	}
 	if tag := n.ShortTag(); tag != "!!int" && tag != "!!float" {
 		return "" // quoted, or tagged !!str: text, which yaml refuses for a number
 	}
-	digits := strings.TrimPrefix(n.Value, "+")
+	digits := strings.TrimPrefix(plain, "+")
 	sign := ""
 	if rest, ok := strings.CutPrefix(digits, "-"); ok {
 		sign, digits = "-", rest

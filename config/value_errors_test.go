@@ -144,3 +144,35 @@ func TestLeadingZeroNumbers(t *testing.T) {
 		})
 	}
 }
+
+// TestLeadingZeroWithUnderscores: yaml drops the underscores of a number
+// (digit grouping, 1_000) before it reads it, so 0_12 and 010_000 are
+// octal as 012 is (10 and 4096), and 08_0 is 80: a leading zero is an
+// error at its line however the digits are grouped; 1_000 loads as 1000.
+func TestLeadingZeroWithUnderscores(t *testing.T) {
+	tests := []struct {
+		value string
+		want  string // the error; "" when it loads
+		n     int    // with want "": the loaded max_orders_per_user_per_day
+	}{
+		{"0_12", "c.yaml:1: payments.rules.max_orders_per_user_per_day: 0_12 has a leading zero, which YAML reads as an octal number (10): write 12", 0},
+		{"010_000", "c.yaml:1: payments.rules.max_orders_per_user_per_day: 010_000 has a leading zero, which YAML reads as an octal number (4096): write 10000", 0},
+		{"08_0", "c.yaml:1: payments.rules.max_orders_per_user_per_day: 08_0 has a leading zero: write 80", 0},
+		{"1_000", "", 1000},
+	}
+	for _, tc := range tests {
+		t.Run(tc.value, func(t *testing.T) {
+			cfg, err := Parse([]byte("payments: {rules: {max_orders_per_user_per_day: "+tc.value+"}}\n"), "c.yaml", envMap(nil))
+			switch {
+			case tc.want != "" && err == nil:
+				t.Fatalf("loaded max_orders_per_user_per_day %d; want %s", cfg.Payments.Rules.MaxOrdersPerUserPerDay, tc.want)
+			case tc.want != "" && err.Error() != tc.want:
+				t.Errorf("got:\n%v\nwant:\n%s", err, tc.want)
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v; want it to load", err)
+			case tc.want == "" && cfg.Payments.Rules.MaxOrdersPerUserPerDay != tc.n:
+				t.Errorf("loaded %d; want %d", cfg.Payments.Rules.MaxOrdersPerUserPerDay, tc.n)
+			}
+		})
+	}
+}
