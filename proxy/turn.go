@@ -154,6 +154,9 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	// load has its own, so a long agent conversation on a loaded store
 	// cannot spend it.
 	var err error
+	// unread are the first call ids of the assistant messages whose kept
+	// exchange could not be read (paymentsUnread).
+	var unread []string
 	if s.state != nil && bytes.Contains(body, toolCallsKey) {
 		var n, failed int
 		var lookupErr error
@@ -162,12 +165,12 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 			if err := ectx.Err(); err != nil {
 				// Past the reads' deadline, or the client left: the rest
 				// of a long conversation is not read one lookup at a time.
-				failed, lookupErr = failed+1, err
+				failed, lookupErr, unread = failed+1, err, append(unread, at.CallID)
 				return nil, nil
 			}
 			exact, loose, err := s.lookupExchange(ectx, caller, at)
 			if err != nil {
-				failed, lookupErr = failed+1, err
+				failed, lookupErr, unread = failed+1, err, append(unread, at.CallID)
 			}
 			return exact, loose
 		})
@@ -192,6 +195,17 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	// budget, which bounds what one message of the user can set off,
 	// however many requests the bot's tools split it into.
 	t.clarify, t.moneyCalls = paymentsSinceUser(body, s.tools.IsPayment, t.moneyMoving)
+	if len(unread) > 0 && !t.clarify && unreadSinceUser(t.reqBody, unread) {
+		// What the user's message already did is in an exchange that could
+		// not be read (a store blip; or the reads' one deadline, spent on
+		// the earlier rounds of a long conversation, which are read first):
+		// the model, without it, would take the request for a fresh turn,
+		// and the payment it already made or asked about for a second one.
+		// Held back, on the safe side, until the user's next message.
+		t.clarify = true
+		s.log.Warn("money-moving calls held until the user's next message: a kept payment exchange of their last message is unreadable",
+			"request_id", reqID)
+	}
 	if st := s.loadState(ctx, reqID, caller); st != nil && len(st.Orders) > 0 {
 		if msg := stateMessage(st.Orders, st.Now, s.cfg.Payments.StateInjection.SettledAfter.D()); msg != "" {
 			var at int
@@ -297,6 +311,27 @@ func paymentsSinceUser(body []byte, isPayment, isMoneyMoving func(name string) b
 		}
 	}
 	return clarify, moneyCalls
+}
+
+// unreadSinceUser reports whether one of the assistant messages after a chat
+// request's last user message has its first call id in unread: the ids of
+// those whose kept exchange could not be read. An id repeated across turns
+// (a provider that numbers its ids per answer) counts as unread in both,
+// on the safe side.
+func unreadSinceUser(body []byte, unread []string) bool {
+	found := false
+	gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
+		switch m.Get("role").Str {
+		case "user":
+			found = false
+		case "assistant":
+			if id := m.Get("tool_calls.0.id"); id.Exists() && slices.Contains(unread, id.Str) {
+				found = true
+			}
+		}
+		return true
+	})
+	return found
 }
 
 // hasPaymentCalls reports whether a chat request's messages carry a tool
