@@ -25,6 +25,7 @@ func TestContextLengthWithTheFallbackUnasked(t *testing.T) {
 	tests := []struct {
 		name       string
 		bTooSmall  bool
+		sameModel  bool // b serves a's upstream model (the same context)
 		prepare    func(e *env)
 		wantStatus int
 		wantCode   string
@@ -60,6 +61,26 @@ func TestContextLengthWithTheFallbackUnasked(t *testing.T) {
 			wantRetry: [2]time.Duration{time.Second, 30 * time.Second},
 		},
 		{
+			// The same upstream model on another provider (OpenAI's and
+			// Azure's gpt-4o, the commonest failover) has the same
+			// context: waiting for it only keeps the conversation from
+			// being cut, for as long as its provider is out.
+			name:      "fallback of the same upstream model out of quota",
+			sameModel: true,
+			prepare: func(e *env) {
+				e.r.providers[1].coolDown(e.clock.Now().Add(30*time.Minute), coolReason{cause: CauseInsufficientQuota})
+			},
+			wantStatus: http.StatusBadRequest, wantCode: CauseContextLength,
+		},
+		{
+			name:      "fallback of the same upstream model cooling after a long Retry-After",
+			sameModel: true,
+			prepare: func(e *env) {
+				e.r.providers[1].coolDown(e.clock.Now().Add(60*time.Second), coolReason{CauseRateLimited, true})
+			},
+			wantStatus: http.StatusBadRequest, wantCode: CauseContextLength,
+		},
+		{
 			name:      "fallback's short cool-down waited out, too small as well",
 			bTooSmall: true,
 			prepare: func(e *env) {
@@ -80,7 +101,12 @@ func TestContextLengthWithTheFallbackUnasked(t *testing.T) {
 			if tc.bTooSmall {
 				scripts["b"] = always(statusFn(400, tooLong))
 			}
-			e := newEnv(t, scripts, []string{"a", "b"}, func(c *config.Config) { c.Failover.Breaker.Failures = 1 })
+			e := newEnv(t, scripts, []string{"a", "b"}, func(c *config.Config) {
+				c.Failover.Breaker.Failures = 1
+				if tc.sameModel {
+					c.Models[0].Targets[1].Model = c.Models[0].Targets[0].Model
+				}
+			})
 			tc.prepare(e)
 			got := e.open(t.Context(), true)
 			var ue *UpstreamError

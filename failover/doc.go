@@ -47,7 +47,8 @@
 //     the client as the provider's own too (a 413 as request_too_large
 //     unless the provider named a code, never as context length), except
 //     when the round skipped a target it never asked (cooling down,
-//     breaker open): then a 429 or 503 with that wait's Retry-After. A 404
+//     breaker open) and whose upstream model did not refuse the context
+//     length itself: then a 429 or 503 with that wait's Retry-After. A 404
 //     moves on on every path, as the next provider may serve a model or a
 //     path this one does not; when every target was asked and answered
 //     404, the last one's 404 reaches the client (an unknown file, batch

@@ -129,10 +129,11 @@ func (e *StreamError) Reason() string {
 type UpstreamError struct {
 	// Status is the HTTP status for the client: the provider's own 4xx for a
 	// client error no other target would answer differently (content filter,
-	// bad request, context length or 413 with no target left unasked); 404 when every
-	// target was asked and answered 404 (400 when none holds the Responses
-	// request's previous_response_id); 429 when every attempt was rate
-	// limited with a 429; 502, 503 or 504 otherwise.
+	// bad request, context length or 413 with no target left unasked that
+	// might take it: unaskedSkip); 404 when every target was asked and
+	// answered 404 (400 when none holds the Responses request's
+	// previous_response_id); 429 when every attempt was rate limited with a
+	// 429; 502, 503 or 504 otherwise.
 	Status int
 	// Type, Code, Message and Param are the OpenAI error fields. For a
 	// provider's own 4xx they are the provider's; otherwise Code is a Cause,

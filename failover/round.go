@@ -803,10 +803,19 @@ func allRateLimited(rd *round) bool {
 }
 
 // unaskedSkip reports a target the round skipped (cooling down, breaker
-// open) and never asked, not even after waiting its cool-down out.
+// open) and never asked, not even after waiting its cool-down out, that
+// might take the length refused: not one whose upstream model refused the
+// round for its context length on another provider. The same model has
+// the same context wherever it is served (OpenAI's and Azure's gpt-4o, the
+// commonest failover), and counted, it turned every too-long conversation
+// into a 429 or 503 for as long as the fallback was out (half an hour out
+// of quota): the bot retried in vain and never cut it. A 413 is the
+// provider's body limit, not the model's: any unasked target counts.
 func unaskedSkip(rd *round) bool {
 	for _, s := range rd.skipped {
-		if !slices.ContainsFunc(rd.tried, func(a Attempt) bool { return a.Provider == s.t.p.name && a.Model == s.t.model }) {
+		if !slices.ContainsFunc(rd.tried, func(a Attempt) bool {
+			return a.Model == s.t.model && (a.Provider == s.t.p.name || a.Cause == CauseContextLength)
+		}) {
 			return true
 		}
 	}
