@@ -209,7 +209,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
 					err: fmt.Errorf("%d answer is an HTML page (content type %q), which no API answers", resp.StatusCode, ct)}
 			}
-			return r.pipe(a, t)
+			return r.pipe(a, t, false)
 		}
 		limit := r.opts.MaxResponseBytes
 		if !isChatPath(req.Path) {

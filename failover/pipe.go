@@ -29,12 +29,14 @@ import (
 // body goes at the pace of the caller's client (a long download to a slow
 // bot), and the total would cut it whatever the provider does. Each wait
 // for the provider stays bounded by the idle timeout (Read); the caller
-// bounds each write to its client by the same (IdleTimeout).
-func (r *Router) pipe(a *Response, t *target) (*Response, *failure) {
+// bounds each write to its client by the same (IdleTimeout). stream: the
+// answer is an event stream held to its first event (pipeEvents), whose
+// time the lowest-latency strategy keeps as a time to first token.
+func (r *Router) pipe(a *Response, t *target, stream bool) (*Response, *failure) {
 	a.endWait() // Read bounds each wait for the provider
 	a.noTotal()
 	a.piped = true
-	t.observe(r.opts.Now(), false, time.Since(a.start)) // piped: a non-stream request's answer
+	t.observe(r.opts.Now(), stream, time.Since(a.start))
 	return a, nil
 }
 
@@ -99,7 +101,8 @@ func (r *Router) pipeEvents(a *Response, t *target, resp *http.Response) (*Respo
 	}
 	a.body = &heldBody{held: h.buf, r: src, c: resp.Body}
 	a.roundAt.Store(0) // the round has its answer
-	return r.pipe(a, t)
+	// Its first event's time is a stream's, as a chat stream's first token.
+	return r.pipe(a, t, true)
 }
 
 // forwardedEventError is eventError for the first event of a forwarded

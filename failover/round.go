@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+	"github.com/tidwall/gjson"
 )
 
 // Pauses of the retry policy (SPEC 5). Each is jittered by Options.Jitter.
@@ -48,6 +49,9 @@ type round struct {
 	// notes are what the client's error must say beyond the causes: where
 	// a provider's redirect pointed.
 	notes []string
+	// stream: the lowest-latency strategy orders the round, and takes its
+	// attempts' timeout penalties, by time to first token (streamKind).
+	stream bool
 }
 
 // skip is a target passed over without an attempt (cool-down or breaker).
@@ -70,8 +74,8 @@ func (r *Router) Open(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	rd := &round{ctx: ctx, req: req, model: m, end: r.opts.Now().Add(r.fo.MaxRoundTime.D())}
-	order := r.order(m, req.SameUpstreamModel, req.Stream)
+	rd := &round{ctx: ctx, req: req, model: m, end: r.opts.Now().Add(r.fo.MaxRoundTime.D()), stream: streamKind(m, req)}
+	order := r.order(m, req.SameUpstreamModel, rd.stream)
 	if len(req.ExcludeProviders) > 0 {
 		order = slices.DeleteFunc(order, func(t *target) bool { return slices.Contains(req.ExcludeProviders, t.p.name) })
 	}
@@ -338,7 +342,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		}
 		done(d.breaker)
 		if d.latencyPenalty {
-			t.observe(r.opts.Now(), rd.req.Stream, 2*at.Duration)
+			t.observe(r.opts.Now(), rd.stream, 2*at.Duration)
 		}
 		if !f.canceled {
 			r.log.WarnContext(rd.ctx, "upstream attempt failed", "model", rd.model.name, "provider", p.name, "target", t.model,
@@ -617,6 +621,22 @@ func (r *Router) outOfQuota(ctx context.Context, p *provider, now time.Time, msg
 	p.coolDown(now.Add(r.opts.QuotaCooldown), coolReason{cause: CauseInsufficientQuota})
 	r.log.ErrorContext(ctx, "upstream out of quota: provider out of service until reset or cool-down end",
 		"provider", p.name, "cooldown", r.opts.QuotaCooldown, "message", msg)
+}
+
+// streamKind reports whether the lowest-latency strategy orders req by
+// the targets' time to first token: a chat stream, or a forwarded call
+// that asks for an event stream ("stream": true: the Responses API, a
+// legacy completion), whose first event is its first token (pipeEvents
+// measures it so). Ordered as a whole answer, such a call was measured
+// against the non-stream requests' answers of many seconds, and its first
+// event's milliseconds, folded in among them, changed the lead of both
+// kinds by what each target had served last. Only the lowest-latency
+// strategy reads a forwarded body for it.
+func streamKind(m *model, req *Request) bool {
+	if req.Stream || m.strategy != StrategyLowestLatency || isChatPath(req.Path) || !isJSONType(req.ContentType) {
+		return req.Stream
+	}
+	return gjson.GetBytes(req.Body, "stream").Type == gjson.True
 }
 
 // order returns the round's targets by the model's strategy; stream says

@@ -116,8 +116,9 @@ type target struct {
 	deepseek bool
 	// latency is, per request kind (kindStream, kindWhole), an
 	// exponentially weighted average of the time to first token (a
-	// stream) or to the answer (a non-stream request: the whole body, or a
-	// piped answer's head); 0: not measured yet. The kinds are apart: a
+	// stream, a forwarded event stream's first event included) or to the
+	// answer (a non-stream request: the whole body, or a piped answer's
+	// head); 0: not measured yet. The kinds are apart: a
 	// non-stream answer takes as long as the model writes, and one average
 	// of both ordered streams by what each target had served last.
 	latency [2]atomicDuration

@@ -137,3 +137,43 @@ func TestLowestLatencyByRequestKind(t *testing.T) {
 		t.Errorf("a non-stream request after a's long answer: order %v; want [b a]", got)
 	}
 }
+
+// TestLowestLatencyForwardedStream: a forwarded call that asks for an
+// event stream (a Responses API or legacy completion with "stream": true)
+// is a stream too: it is ordered by the targets' time to the first token
+// and its first event's time is that kind's sample. Ordered and measured
+// as a whole answer, it put its first event's few milliseconds into the
+// average of the non-stream requests' 8 s answers, and the lead of both
+// kinds changed hands by what each target had served last, as
+// TestLowestLatencyByRequestKind's one average did.
+func TestLowestLatencyForwardedStream(t *testing.T) {
+	e := newEnv(t, nil, []string{"a", "b"}, func(c *config.Config) {
+		c.Models[0].Strategy = StrategyLowestLatency
+		for i := range c.Models[0].Targets {
+			c.Models[0].Targets[i].Model = "up" // forwarded calls stay on one upstream model
+		}
+	})
+	m := e.r.models[0]
+	a, b := m.targets[0], m.targets[1]
+	now := e.clock.Now()
+	a.observe(now, true, 30*time.Second) // a: slower to its first token
+	b.observe(now, true, 10*time.Second)
+	a.observe(now, false, 8*time.Second) // a: the faster whole answers
+	b.observe(now, false, 10*time.Second)
+	fwd := func(body string) answer {
+		return e.openReq(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/responses", Body: []byte(body),
+			ContentType: "application/json", Accept: "text/event-stream", SameUpstreamModel: true})
+	}
+	if got := fwd(`{"model":"gpt","stream":true,"input":"hi"}`); got.provider != "b" || !got.complete() {
+		t.Fatalf("a forwarded stream: served by %q (%v %v); want b (10s to the first token against 30s)", got.provider, got.openErr, got.end)
+	}
+	if got := b.latency[kindWhole].Load(); got != 10*time.Second {
+		t.Errorf("b's whole-answer average after serving a forwarded stream: %v; want 10s still (its first event is a stream's sample)", got)
+	}
+	if got := b.latency[kindStream].Load(); got >= 10*time.Second {
+		t.Errorf("b's first-token average after a forwarded stream's first event in well under a second: %v; want below 10s", got)
+	}
+	if got := fwd(`{"model":"gpt","input":"hi"}`); got.provider != "a" {
+		t.Errorf("a forwarded non-stream call: served by %q (%v); want a (8s to the answer against 10s)", got.provider, got.openErr)
+	}
+}
