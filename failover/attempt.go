@@ -103,6 +103,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		r:        r,
 		t:        t,
 		caller:   caller,
+		measure:  generation(req),
 	}
 	a.ctx.init(caller)
 	headerWait := to.FirstByte.D()
@@ -209,7 +210,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
 					err: fmt.Errorf("%d answer is an HTML page (content type %q), which no API answers", resp.StatusCode, ct)}
 			}
-			return r.pipe(a, t, false)
+			return r.pipe(a, false)
 		}
 		limit := r.opts.MaxResponseBytes
 		if !isChatPath(req.Path) {
@@ -266,7 +267,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 					resp.StatusCode, len(data), r.ownErrorText(data))}
 		}
 		a.Body = data
-		t.observe(r.opts.Now(), req.Stream, time.Since(a.start))
+		a.sample(req.Stream, time.Since(a.start))
 		a.release()
 		return a, nil
 	}
@@ -326,7 +327,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			}
 			ttft := time.Since(a.start)
 			p.ttft.Observe(ttft.Seconds())
-			t.observe(r.opts.Now(), true, ttft)
+			a.sample(true, ttft)
 			return a, nil
 		}
 		if a.choices != nil {

@@ -32,11 +32,11 @@ import (
 // bounds each write to its client by the same (IdleTimeout). stream: the
 // answer is an event stream held to its first event (pipeEvents), whose
 // time the lowest-latency strategy keeps as a time to first token.
-func (r *Router) pipe(a *Response, t *target, stream bool) (*Response, *failure) {
+func (r *Router) pipe(a *Response, stream bool) (*Response, *failure) {
 	a.endWait() // Read bounds each wait for the provider
 	a.noTotal()
 	a.piped = true
-	t.observe(r.opts.Now(), stream, time.Since(a.start))
+	a.sample(stream, time.Since(a.start))
 	return a, nil
 }
 
@@ -102,7 +102,7 @@ func (r *Router) pipeEvents(a *Response, t *target, resp *http.Response) (*Respo
 	a.body = &heldBody{held: h.buf, r: src, c: resp.Body}
 	a.roundAt.Store(0) // the round has its answer
 	// Its first event's time is a stream's, as a chat stream's first token.
-	return r.pipe(a, t, true)
+	return r.pipe(a, true)
 }
 
 // forwardedEventError is eventError for the first event of a forwarded

@@ -152,6 +152,7 @@ type Response struct {
 	malformed int
 	end       error // sticky terminal result of Next (of Read, piped)
 	piped     bool  // a passthrough answer returned at its head (Read)
+	measure   bool  // the request is a generation: its times are latency samples (generation)
 	released  bool
 	closed    bool
 	// breakerDone reports a stream's outcome to its provider's breaker,

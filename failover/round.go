@@ -341,7 +341,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			}
 		}
 		done(d.breaker)
-		if d.latencyPenalty {
+		if d.latencyPenalty && generation(rd.req) {
 			t.observe(r.opts.Now(), rd.stream, 2*at.Duration)
 		}
 		if !f.canceled {

@@ -162,6 +162,26 @@ func (t *target) observe(now time.Time, stream bool, d time.Duration) {
 	t.measured[k].Store(now.UnixNano())
 }
 
+// generation reports a request whose answer's time is a latency sample of
+// its model: a chat completion, or a forwarded POST that names the model
+// (a Responses call, a legacy completion, embeddings). A call that names
+// no model (a file's or a batch's object, the model list) is routed by the
+// first model (lookup) but says nothing of its speed: taken for a sample,
+// a bot polling its batch on the one provider that holds it gave that
+// provider's average the poll's milliseconds, and it took the lead of the
+// model's non-stream requests from a target faster to answer them.
+func generation(req *Request) bool {
+	return (req.Method == "" || req.Method == http.MethodPost) && (req.Model != "" || isChatPath(req.Path))
+}
+
+// sample gives the attempt's target a latency sample d, of a stream or
+// not, when its request is a generation.
+func (a *Response) sample(stream bool, d time.Duration) {
+	if a.measure {
+		a.t.observe(a.r.opts.Now(), stream, d)
+	}
+}
+
 // latencyKey is the lowest-latency sort key of a stream or a non-stream
 // request: 0 for unmeasured or stale.
 func (t *target) latencyKey(now time.Time, stream bool) time.Duration {

@@ -177,3 +177,41 @@ func TestLowestLatencyForwardedStream(t *testing.T) {
 		t.Errorf("a forwarded non-stream call: served by %q (%v); want a (8s to the answer against 10s)", got.provider, got.openErr)
 	}
 }
+
+// TestLowestLatencyOnlyGenerationsMeasure: a forwarded call that names no
+// model (a file's or a batch's object, the model list: routed by the
+// first model, SameUpstreamModel) is no generation, and its answer's time
+// says nothing of the model's speed: it is no latency sample. Taken for
+// one, a bot polling its batch on the one provider that holds it gave
+// that provider's average the poll's milliseconds, and it took the lead
+// of the model's non-stream requests from a target faster to answer them.
+func TestLowestLatencyOnlyGenerationsMeasure(t *testing.T) {
+	bHealthy := healthy("b")
+	e := newEnv(t, map[string]func(*fconn, int){"b": func(c *fconn, n int) {
+		if n == 0 { // b does not hold the batch
+			c.status(404, errBody("invalid_request_error", "", "No batch found with id 'batch_1'."))
+			return
+		}
+		bHealthy(c, n)
+	}}, []string{"a", "b"}, func(c *config.Config) {
+		c.Models[0].Strategy = StrategyLowestLatency
+		for i := range c.Models[0].Targets {
+			c.Models[0].Targets[i].Model = "up"
+		}
+	})
+	m := e.r.models[0]
+	a, b := m.targets[0], m.targets[1]
+	now := e.clock.Now()
+	a.observe(now, false, 10*time.Second)
+	b.observe(now, false, 8*time.Second) // b: the faster answers
+	got := e.openReq(t.Context(), &Request{Method: "GET", Path: "/batches/batch_1", Accept: "application/json", SameUpstreamModel: true})
+	if got.openErr != nil || got.provider != "a" {
+		t.Fatalf("the batch poll: served by %q (%v); want a, which holds it", got.provider, got.openErr)
+	}
+	if got := a.latency[kindWhole].Load(); got != 10*time.Second {
+		t.Errorf("a's average after answering a batch poll: %v; want 10s still (no generation, no sample)", got)
+	}
+	if got := e.open(t.Context(), false); got.provider != "b" {
+		t.Errorf("a non-stream chat request after the poll: served by %q (%v); want b (8s to the answer against 10s)", got.provider, got.openErr)
+	}
+}
