@@ -29,9 +29,11 @@ func TestHalfOpenLetsOneProbeThrough(t *testing.T) {
 	}}, []string{"a", "b"}, func(c *config.Config) {
 		c.Failover.Breaker = config.Breaker{Failures: 1, Cooldown: config.Duration(100 * time.Millisecond)}
 		// The probe waits for the ten rounds: no timeout of its own
-		// may end it meanwhile on a loaded machine.
+		// may end it meanwhile on a loaded machine, the total (5 s in
+		// tests), which bounds the wait for the head too, included.
 		c.Providers[0].Timeouts.FirstByte = config.Duration(30 * time.Second)
 		c.Providers[0].Timeouts.FirstToken = config.Duration(30 * time.Second)
+		c.Providers[0].Timeouts.Total = config.Duration(30 * time.Second)
 	})
 	if got := e.open(t.Context(), true); got.provider != "b" {
 		t.Fatalf("primary failing: served by %q (%v); want b", got.provider, got.openErr)
