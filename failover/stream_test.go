@@ -168,8 +168,12 @@ func TestStreamAfterFirstByte(t *testing.T) {
 					c.pause(50 * time.Millisecond)
 				}
 			},
+			// Idle at 2s, not 300ms: the trickle's 50ms gaps are not
+			// what is tested, and a stall of 250ms on a loaded CI
+			// machine under -race ended the stream as idle instead.
 			mutate: func(cfg *config.Config) {
 				cfg.Providers[0].Timeouts.Total = config.Duration(400 * time.Millisecond)
+				cfg.Providers[0].Timeouts.Idle = config.Duration(2 * time.Second)
 			},
 			wantCause: CauseTotalTimeout, minTook: 400 * time.Millisecond, maxTook: 400*time.Millisecond + slack,
 		},
