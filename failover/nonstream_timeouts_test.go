@@ -90,7 +90,13 @@ func TestNonStreamAnswerTimeouts(t *testing.T) {
 					c.pause(100 * ms)
 				}
 			}),
-			mutate:   totalOfA(700 * ms),
+			// Idle at 2s, not 300ms: the keep-alives' 100ms gaps are
+			// not what is tested, and a stall of 200ms on a loaded CI
+			// machine under -race ended a's wait as idle, before total.
+			mutate: func(c *config.Config) {
+				totalOfA(700 * ms)(c)
+				c.Providers[0].Timeouts.Idle = config.Duration(2 * time.Second)
+			},
 			wantFrom: "b", wantHits: [2]int{1, 1}, minTook: 700 * ms, maxTook: 700*ms + slack,
 		},
 		{
