@@ -31,17 +31,24 @@ func TestWeightedOrder(t *testing.T) {
 
 // TestLowestLatency: unmeasured targets are tried first so they get
 // measured, then the fastest leads; a stale average is measured again.
+// a's first token comes a second late (its first_token and idle raised to
+// allow it), so that b, answering at once, stays the faster even when a
+// loaded CI machine under -race stalls b's answer for hundreds of ms: with
+// a 100ms lead, a stall of 100ms made b look the slower and sent the
+// third round to a.
 func TestLowestLatency(t *testing.T) {
 	slow := func(c *fconn, _ int) {
 		c.sse()
 		c.event(roleChunk())
-		c.pause(100 * time.Millisecond)
+		c.pause(time.Second)
 		c.event(contentChunk("from a"))
 		c.event(finishChunk())
 		c.done()
 	}
 	e := newEnv(t, map[string]func(*fconn, int){"a": slow}, []string{"a", "b"}, func(c *config.Config) {
 		c.Models[0].Strategy = StrategyLowestLatency
+		c.Providers[0].Timeouts.FirstToken = config.Duration(3 * time.Second)
+		c.Providers[0].Timeouts.Idle = config.Duration(3 * time.Second)
 	})
 	var got []string
 	for range 4 {
