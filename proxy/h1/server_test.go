@@ -252,7 +252,7 @@ func TestPipelinedHeadGetsTheHeaderTimeout(t *testing.T) {
 // first (the server does not move it for every request), and is closed
 // once it has been idle that long.
 func TestIdleTimeout(t *testing.T) {
-	const idle = 600 * time.Millisecond
+	const idle = 1500 * time.Millisecond
 	s := &Server{IdleTimeout: idle, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.URL.Path)
 	})}
@@ -271,13 +271,14 @@ func TestIdleTimeout(t *testing.T) {
 			t.Fatalf("%s: answer %q", path, b)
 		}
 	}
-	// The client is slow: its first request comes 2/3 of the idle time
-	// after it connected, its second half of it after the first answer,
-	// which is past the deadline the first wait set (the margin to this
-	// wait's own end is wide, for a loaded machine).
-	time.Sleep(idle * 2 / 3)
+	// The client is slow: each of its requests comes 3/5 of the idle
+	// time after the last answer (or its connecting), so the second is
+	// past the deadline the first wait set. Each wait leaves 600ms to its
+	// own end for a loaded CI machine under -race (with 600ms idle and
+	// waits of 400ms and 300ms, a stall of 200ms closed the connection).
+	time.Sleep(idle * 3 / 5)
 	ask("/first")
-	time.Sleep(idle / 2)
+	time.Sleep(idle * 3 / 5)
 	ask("/second")
 	// Then it stays silent: the server closes the connection.
 	if b, err := io.ReadAll(br); err != nil || len(b) > 0 {
