@@ -147,10 +147,12 @@ func TestStalledBodyAfterAnswerIsDropped(t *testing.T) {
 // the answer, the very case the lingering close exists for. It is drained
 // to its end (under maxDrain), gets the answer, and keeps the connection,
 // as with net/http. The client here never pauses for more than a quarter
-// of the bound, and sends for a few times its length.
+// of the bound, and sends for a few times its length. The bound is 800ms,
+// not 100ms: 25ms pauses left 75ms for a loaded CI machine under -race,
+// where a stall is hundreds of ms.
 func TestSteadyUploadAfterEarlyAnswerIsDrained(t *testing.T) {
 	const size = 120 << 10
-	s := &Server{BodyStallTimeout: time.Hour, maxLinger: 100 * time.Millisecond,
+	s := &Server{BodyStallTimeout: time.Hour, maxLinger: 800 * time.Millisecond,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "invalid key", http.StatusUnauthorized)
 		})}
@@ -163,7 +165,7 @@ func TestSteadyUploadAfterEarlyAnswerIsDrained(t *testing.T) {
 		if _, err := io.WriteString(c, piece); err != nil {
 			t.Fatalf("the upload failed after %d of %d bytes: %v; want it read", sent, size, err)
 		}
-		time.Sleep(25 * time.Millisecond) // the client's pace, not a synchronisation
+		time.Sleep(200 * time.Millisecond) // the client's pace, not a synchronisation
 	}
 	br := bufio.NewReader(c)
 	for _, path := range []string{"/v1/files", "/next"} {
