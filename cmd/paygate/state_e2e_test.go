@@ -164,9 +164,14 @@ func TestAlreadyPaid(t *testing.T) {
 	}
 }
 
+// TestDeferredConfirmation: a turn's active query finds the order paid
+// whose notification was lost. Its deadline is 3s, not 300ms: the query
+// (signed and verified by the official client under -race) had to beat
+// 300ms, and on a loaded CI machine the turn rightly went on without it.
+// How the deadline bounds a turn: TestSlowQueryDoesNotHoldTheTurn.
 func TestDeferredConfirmation(t *testing.T) {
 	up := newScriptedProvider(t, stateScript)
-	url, a := paymentApp(t, up.URL, "  reconcile: {query_after: 1ms, query_deadline: 300ms}\n")
+	url, a := paymentApp(t, up.URL, "  reconcile: {query_after: 1ms, query_deadline: 3s}\n")
 	chatJSON(t, url, `{"model":"gpt-4o","messages":[{"role":"user","content":"I want premium"}]}`)
 	orderNo := lastOrderNo(t, a.sim)
 
