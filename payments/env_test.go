@@ -92,6 +92,13 @@ type envOptions struct {
 // transitions returns a channel receiving every committed transition.
 func (e *env) transitions() <-chan payments.Transition { return e.trans }
 
+// faultAttemptTimeout is the attempt timeout of tests that make an attempt
+// time out (wxsim.FaultTimeout): shorter than newEnv's 2s, to keep them
+// fast, yet long enough that every other attempt (signed and verified
+// under -race) ends within it on a loaded CI machine, where 300ms was too
+// little: a spurious timeout is one more request than the test counts.
+const faultAttemptTimeout = time.Second
+
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	keys, err := testKeys()

@@ -59,7 +59,7 @@ func TestRefundTimedOutThenQueryRefusedStaysPending(t *testing.T) {
 			}}
 			e := newEnv(t, envOptions{driver: driver, storeClock: true, client: func(c *wechatpay.Config) {
 				c.Transport = rt
-				c.AttemptTimeout = 300 * time.Millisecond
+				c.AttemptTimeout = faultAttemptTimeout
 			}})
 			ctx := context.Background()
 			o := paidOrder(t, e, "oUser-timeout-refused", 1) // 49.99

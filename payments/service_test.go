@@ -150,7 +150,7 @@ func TestCreateOrderConcurrent(t *testing.T) {
 }
 
 func TestPrepayTimeoutRetryReusesNumber(t *testing.T) {
-	e := newEnv(t, envOptions{client: func(c *wechatpay.Config) { c.AttemptTimeout = 300 * time.Millisecond }})
+	e := newEnv(t, envOptions{client: func(c *wechatpay.Config) { c.AttemptTimeout = faultAttemptTimeout }})
 	e.sim.InjectFault(wxsim.Fault{Op: "prepay", Kind: wxsim.FaultTimeout})
 	res, err := e.svc.CreateOrder(context.Background(), payments.CreateRequest{Client: "shop-bot", User: "oUser-timeout", SKU: "premium-monthly"})
 	if err != nil {

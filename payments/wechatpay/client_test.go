@@ -193,7 +193,7 @@ func TestRetriesByMeaning(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRig(t, wxsim.Options{}, "", func(c *wechatpay.Config) { c.AttemptTimeout = 300 * time.Millisecond })
+			r := newRig(t, wxsim.Options{}, "", func(c *wechatpay.Config) { c.AttemptTimeout = faultAttemptTimeout })
 			for _, f := range tt.faults {
 				r.sim.InjectFault(f)
 			}
@@ -256,7 +256,7 @@ func TestRefundRetryReusesNumber(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRig(t, wxsim.Options{}, "", func(c *wechatpay.Config) { c.AttemptTimeout = 300 * time.Millisecond })
+			r := newRig(t, wxsim.Options{}, "", func(c *wechatpay.Config) { c.AttemptTimeout = faultAttemptTimeout })
 			ctx := context.Background()
 			if _, err := r.client.Prepay(ctx, wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGrefund00001", Description: "d", Total: 300}); err != nil {
 				t.Fatal(err)
@@ -344,7 +344,7 @@ func TestRefundOutcomeStaysUnknownAfterARefusal(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rt := &refusingTransport{refuse: tt.refuse}
 			r := newRig(t, wxsim.Options{}, "", func(c *wechatpay.Config) {
-				c.AttemptTimeout = 300 * time.Millisecond
+				c.AttemptTimeout = faultAttemptTimeout
 				c.Transport = rt
 			})
 			ctx := context.Background()
@@ -396,7 +396,7 @@ func TestPrepayOutcomeStaysUnknownAfterARefusal(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rt := &refusingTransport{refuse: tt.refuse}
 			r := newRig(t, wxsim.Options{}, "", func(c *wechatpay.Config) {
-				c.AttemptTimeout = 300 * time.Millisecond
+				c.AttemptTimeout = faultAttemptTimeout
 				c.Transport = rt
 			})
 			r.sim.InjectFault(tt.fault)

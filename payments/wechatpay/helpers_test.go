@@ -23,6 +23,13 @@ type rig struct {
 	cfg    wechatpay.Config
 }
 
+// faultAttemptTimeout is the attempt timeout of tests that make an attempt
+// time out (wxsim.FaultTimeout): shorter than the rig's 2s, to keep them
+// fast, yet long enough that every other attempt (signed and verified
+// under -race) ends within it on a loaded CI machine, where 300ms was too
+// little: a spurious timeout is one more request than the test counts.
+const faultAttemptTimeout = time.Second
+
 // newRig starts a simulator over real HTTP and a client driving it. edit may
 // change the client config before construction.
 func newRig(t *testing.T, opts wxsim.Options, notifyURL string, edit func(*wechatpay.Config)) *rig {
