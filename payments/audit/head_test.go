@@ -166,9 +166,23 @@ func TestHeadInfoMetricCarriesHash(t *testing.T) {
 	if got := info(); len(got) != 0 {
 		t.Errorf("before any publish: %v; want no series", got)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	PublishHead(ctx, e.store(), time.Hour, m, slog.New(slog.DiscardHandler))
+	// One publish, awaited by its log line: a 50ms context once bounded
+	// the publisher instead, and a stall of that long on a loaded CI
+	// machine ended the context before the head was read.
+	lines := make(lineSink, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		PublishHead(ctx, e.store(), time.Hour, m, slog.New(slog.NewJSONHandler(lines, nil)))
+	}()
+	select {
+	case <-lines:
+	case <-time.After(10 * time.Second): // a bound on a hang, not a timing
+		t.Fatal("no head published")
+	}
+	cancel()
+	<-done
 	if got, want := info(), []string{"2:" + recs[1].Hash + "=1"}; !slices.Equal(got, want) {
 		t.Errorf("after publishing: %v; want %v", got, want)
 	}
