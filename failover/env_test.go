@@ -17,10 +17,16 @@ import (
 )
 
 // Test timeouts: short enough to keep the suite fast, long enough for -race.
+// first_byte, first_token and idle are a second: every healthy fake's
+// answer (dial, request, head, first token, each next event) must come
+// within them, and at 300ms a loaded two-core CI machine under -race, whose
+// stalls reach hundreds of ms, had too little room (the timeouts under test
+// scale with them; the tests that pace a provider raise what they do not
+// test).
 const (
-	tFirstByte  = 300 * time.Millisecond
-	tFirstToken = 300 * time.Millisecond
-	tIdle       = 300 * time.Millisecond
+	tFirstByte  = time.Second
+	tFirstToken = time.Second
+	tIdle       = time.Second
 	tTotal      = 5 * time.Second
 	// slack bounds how much longer than a timeout an attempt may take. It
 	// tells the timeout under test from the next one that could end the
