@@ -189,7 +189,12 @@ func newRecoveryProvider(t *testing.T, id string, rounds func(body string) (int,
 }
 
 // recoveryApp serves the binary's handler: gpt-4o → primary, then fallback
-// with the given continuation mode; the primary's idle timeout is short.
+// with the given continuation mode; the primary's idle timeout is short,
+// for the stall cases, yet 1s: the primary's healthy events, written back
+// to back, had to reach paygate within 300ms, and on a loaded two-core CI
+// machine under -race a stall of that size took a healthy round for a
+// stalled one (another cause, a second recovery). Each stall case waits
+// it out, so it is no longer than that.
 func recoveryApp(t *testing.T, primary, fallback, continuation string) (string, *app) {
 	t.Helper()
 	if continuation == "refuse" || continuation == "diverge" {
@@ -199,7 +204,7 @@ func recoveryApp(t *testing.T, primary, fallback, continuation string) (string, 
 clients: [{name: bot, key: ` + e2eClientKey + `}]
 store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
 providers:
-  - {name: primary, base_url: "` + primary + `/v1", api_key: k1, timeouts: {connect: 1s, first_byte: 2s, first_token: 2s, idle: 300ms, total: 10s}}
+  - {name: primary, base_url: "` + primary + `/v1", api_key: k1, timeouts: {connect: 1s, first_byte: 2s, first_token: 2s, idle: 1s, total: 10s}}
   - {name: fallback, base_url: "` + fallback + `/v1", api_key: k2, continuation: ` + continuation + `}
 models:
   - {name: gpt-4o, targets: [{provider: primary, model: p-model}, {provider: fallback, model: f-model}]}
