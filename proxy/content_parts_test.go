@@ -39,6 +39,10 @@ func TestContentPartsReachTheBot(t *testing.T) {
 // first_token was failed over as having no first token: with one target
 // the bot got a 504 for an answer the provider was streaming steadily. It
 // reaches the bot as it comes, on the plain path and a signed-in user's.
+// first_token is 1s, not 300ms (the provider's 300ms gaps add up past it):
+// the first audio chunk, sent at once, had 300ms to arrive, too little on
+// a loaded CI machine under -race (failover's TestAudioOutputStreamIsTokens
+// failed so).
 func TestAudioOutputReachesTheBot(t *testing.T) {
 	const chunks = 4
 	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
@@ -51,13 +55,13 @@ func TestAudioOutputReachesTheBot(t *testing.T) {
 			select {
 			case <-r.Context().Done():
 				return
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(300 * time.Millisecond):
 			}
 		}
 		io.WriteString(w, roundChunk+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n")
 	})
 	url := toolsProxy(t, fp.URL, &recordingTools{}, func(c *config.Config) {
-		c.Providers[0].Timeouts.FirstToken = config.Duration(300 * time.Millisecond)
+		c.Providers[0].Timeouts.FirstToken = config.Duration(time.Second)
 	})
 	for _, user := range []string{"", "o-user-1"} {
 		hdr := map[string]string{}
