@@ -401,9 +401,13 @@ func TestConfirmRetryAnswersTheRefundState(t *testing.T) {
 	}
 }
 
+// TestRefundCancelAndExpiryThroughHTTP: a proposal cancelled, then one
+// expired, through the routes. confirm_ttl is 2s: the cancel steps must end
+// before the cancelled proposal would expire, and 1s left a loaded CI
+// machine under -race less room than its stalls can take.
 func TestRefundCancelAndExpiryThroughHTTP(t *testing.T) {
 	up := newScriptedProvider(t, moneyScript("create_order", func() string { return `{"sku":"premium-monthly"}` }))
-	url, _, a := moneyApp(t, up.URL, "  refunds: {confirm_ttl: 1s}\n")
+	url, _, a := moneyApp(t, up.URL, "  refunds: {confirm_ttl: 2s}\n")
 	const user = "oUser-refund-cancel"
 	no := paidByChat(t, url, a, user)
 	ctx := context.Background()
