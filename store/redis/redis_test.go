@@ -259,10 +259,14 @@ func ids(evs []store.Event) []string {
 
 // TestUnavailable stops a private Redis mid-test: every call fails with
 // store.ErrUnavailable (no panic, no hang), and the store recovers when the
-// server is back, with what it had committed.
+// server is back, with what it had committed. The dial and read timeouts
+// are 2s and 5s, not 200ms and 500ms: a killed server refuses at once
+// whatever they are, while the writes around the outage (each fsynced, the
+// AOF set to always) must beat them, which a loaded CI machine's disk and
+// scheduler did not promise within 500ms.
 func TestUnavailable(t *testing.T) {
 	srv := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
-	s := openOn(t, storetest.NewClock(), Options{Addrs: []string{srv.Addr()}, DialTimeout: 200 * time.Millisecond, ReadTimeout: 500 * time.Millisecond})
+	s := openOn(t, storetest.NewClock(), Options{Addrs: []string{srv.Addr()}, DialTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second})
 	ctx := context.Background()
 	if err := s.CreateOrder(ctx, storetest.NewOrder("UN-1", "shop", "u1", time.Now())); err != nil {
 		t.Fatalf("CreateOrder: %v", err)
