@@ -132,7 +132,12 @@ func (s *Service) applyPayment(ctx context.Context, no string, f paymentFact, ca
 // order ("" when consistent). The currency counts as much as the total: 4999
 // in another currency is not the 4999 fen asked for, and a fact that names
 // no currency does not confirm it. payer_total is not compared: coupons and
-// discounts make what the payer paid differ from the order's total.
+// discounts make what the payer paid differ from the order's total. The
+// payer of a JSAPI order is: it was prepaid for the order's user alone
+// (payer.openid), so another payer means the record is wrong, and marking
+// it paid would confirm to the user a payment someone else made. A native
+// order is paid by whoever scans its code, and a fact naming no payer
+// contradicts nothing.
 func (s *Service) disagreement(o *store.Order, f paymentFact) string {
 	switch {
 	case f.MchID != s.opts.MchID:
@@ -143,6 +148,9 @@ func (s *Service) disagreement(o *store.Order, f paymentFact) string {
 		return "amount_mismatch"
 	case f.Currency != orderCurrency(o):
 		return "currency_mismatch"
+	case f.PayerOpenID != "" && f.PayerOpenID != o.User && strings.EqualFold(f.TradeType, string(wechatpay.MethodJSAPI)) &&
+		o.PayMethod != string(wechatpay.MethodNative):
+		return "payer_mismatch"
 	}
 	return ""
 }
