@@ -1,11 +1,13 @@
 package failover
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/paygate/paygate/sse"
 )
@@ -217,6 +219,10 @@ func (a *Response) Next() (sse.Event, error) {
 		a.pending = false
 		return a.cur, nil
 	}
+	// idleAt is the idle wait a heartbeat (blankData) came in: like a
+	// comment, it does not end the wait, or a provider sending nothing
+	// else held the stream until the total timeout.
+	var idleAt int64
 	for {
 		// The idle timeout guards only a wait for the provider: an event
 		// already whole in the buffer (a burst read at once) comes without
@@ -230,7 +236,15 @@ func (a *Response) Next() (sse.Event, error) {
 		case a.rd.Buffered():
 			ev, err = a.rd.Next()
 		default:
-			a.waitIdle()
+			if idleAt > 0 {
+				// The last event was a heartbeat: the wait goes on, to
+				// the deadline it had (the timer, re-armed meanwhile,
+				// may be due later: setPhaseAt moves it back).
+				a.setPhaseAt(phaseIdle, time.Duration(idleAt))
+			} else {
+				a.waitIdle()
+			}
+			idleAt = a.waitAt.Load()
 			ev, err = a.rd.Next()
 			a.endWait()
 		}
@@ -252,8 +266,12 @@ func (a *Response) Next() (sse.Event, error) {
 			if a.end != nil {
 				return sse.Event{}, a.end
 			}
+			if !blankData(ev) {
+				idleAt = 0
+			}
 			continue
 		}
+		idleAt = 0
 		if f := eventError(ev); f != nil {
 			if a.whole() {
 				// The answer had finished: an error after it (a relay's
@@ -281,14 +299,27 @@ func (a *Response) Next() (sse.Event, error) {
 
 // noteMalformed reports whether ev is malformed (neither [DONE] nor JSON),
 // to be skipped, and counts and logs it (SPEC 5); the caller ends the
-// stream at the maxMalformed-th.
+// stream at the maxMalformed-th. An event whose data is empty or blank is
+// skipped too but neither counted nor logged: servers and relays send
+// "data:" with nothing as a keep-alive while the model thinks, as others
+// send comments, and counted, the third of them ended a healthy answer.
 func (a *Response) noteMalformed(ev sse.Event) bool {
 	if ev.IsDone() || validJSON(unsafeString(ev.Data)) {
 		return false
 	}
+	if blankData(ev) {
+		return true
+	}
 	a.malformed++
 	a.r.log.WarnContext(&a.ctx, "upstream malformed event skipped", "provider", a.Provider, "model", a.Model, "bytes", len(ev.Data))
 	return true
+}
+
+// blankData reports an event whose data is empty or only whitespace: a
+// keep-alive, never an answer's event. An event named "error" is none,
+// whatever its data: it stays a malformed event, counted.
+func blankData(ev sse.Event) bool {
+	return len(bytes.TrimSpace(ev.Data)) == 0 && string(ev.Name) != "error"
 }
 
 // skipMalformed is noteMalformed after the first token: the maxMalformed-th
