@@ -282,11 +282,17 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 	if f != nil {
 		return nil, f
 	}
-	a.rd = sse.NewReader(src)
+	pre := &prefixReader{r: src}
+	a.rd = sse.NewReader(pre)
 	held := 0
 	for {
 		ev, err := a.rd.Next()
 		if err != nil {
+			if f := bareError(pre, err, held, a.malformed); f != nil {
+				f.httpStatus = resp.StatusCode
+				a.release()
+				return nil, f
+			}
 			f := a.failFromErr(err, true)
 			if f.cause == CauseConnectionLost && errors.Is(err, io.EOF) {
 				f.err = fmt.Errorf("stream ended before the first token: %w", ErrConnectionLost)
@@ -314,6 +320,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		}
 		s := unsafeString(ev.Data)
 		if tokenBearing(s) {
+			pre.stop, pre.buf = true, nil
 			// The answer has begun: from here each wait for the provider
 			// is bounded by the idle timeout (Next).
 			a.endWait()
@@ -344,6 +351,41 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 }
 
 var errRoundTime = errors.New("round time spent")
+
+// prefixReader keeps the first maxErrorBody bytes of a stream until stop
+// (its first token), for bareError.
+type prefixReader struct {
+	r    io.Reader
+	buf  []byte
+	stop bool
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if !p.stop {
+		if k := min(n, maxErrorBody-len(p.buf)); k > 0 {
+			p.buf = append(p.buf, b[:k]...)
+		} else if n > 0 {
+			p.stop = true
+		}
+	}
+	return n, err
+}
+
+// bareError is the failure of an event stream whose body is an error
+// object written without "data:", as some servers do when the request
+// fails after they sent an event stream's head (go-openai reads such a
+// line as the error for this reason): the event reader skips it as no
+// field, and the stream ended without an event was taken for a lost
+// connection, retried and sent on, a content filter's refusal included,
+// the provider's reason lost. Only a stream that ended (err, io.EOF)
+// with no event at all, its bytes kept whole, is read so.
+func bareError(pre *prefixReader, err error, held, malformed int) *failure {
+	if !errors.Is(err, io.EOF) || held > 0 || malformed > 0 || pre.stop {
+		return nil
+	}
+	return errorObject(bytes.TrimSpace(pre.buf))
+}
 
 // failFromErr names the cause of a transport or read error from what ended
 // the attempt's context; afterHeaders tells a reset from a cut.

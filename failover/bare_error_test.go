@@ -1,0 +1,62 @@
+package failover
+
+import (
+	"errors"
+	"testing"
+)
+
+// TestBareErrorInAnEventStream: some servers set an event stream's head
+// before they know the request fails, and then write their error as a
+// plain JSON body, without "data:" (go-openai reads such a line as the
+// error for this reason). paygate's event reader ignores a line that is
+// no field, so the stream ended with no event, as a lost connection: the
+// target was asked again and the next one, a content filter's refusal
+// (retried nowhere, SPEC 5) went to every target, and the bot got a 502
+// instead of the provider's reason. The body is that error, classified as
+// the same error as the first event.
+func TestBareErrorInAnEventStream(t *testing.T) {
+	tests := []struct {
+		name       string
+		body       string
+		wantFrom   string // "" for no answer
+		wantStatus int
+		wantCode   string
+		wantHits   [2]int
+	}{
+		{"content filter: the reason, no retry", errBody("invalid_request_error", "content_filter", "The response was filtered"),
+			"", 400, "content_filter", [2]int{1, 0}},
+		{"context length: never the same target", errBody("invalid_request_error", "context_length_exceeded", "too long") + "\n",
+			"b", 0, "", [2]int{1, 1}},
+		{"pretty-printed over lines", "{\n  \"error\": {\n    \"code\": \"content_filter\",\n    \"message\": \"filtered\"\n  }\n}\n",
+			"", 400, "content_filter", [2]int{1, 0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){
+				"a": always(func(c *fconn) {
+					c.sse()
+					c.chunk(tc.body)
+					c.end()
+				}),
+			}, []string{"a", "b"}, nil)
+			got := e.open(t.Context(), true)
+			hits := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}
+			if hits != tc.wantHits {
+				t.Errorf("hits a, b = %v; want %v", hits, tc.wantHits)
+			}
+			if tc.wantFrom != "" {
+				if got.openErr != nil || got.provider != tc.wantFrom {
+					t.Fatalf("answer from %q (err %v); want from %q", got.provider, got.openErr, tc.wantFrom)
+				}
+				return
+			}
+			var ue *UpstreamError
+			if !errors.As(got.openErr, &ue) {
+				t.Fatalf("Open: %v; want an *UpstreamError", got.openErr)
+			}
+			if ue.Status != tc.wantStatus || ue.Code != tc.wantCode {
+				t.Errorf("status %d code %q; want %d %q (%v)", ue.Status, ue.Code, tc.wantStatus, tc.wantCode, ue)
+			}
+		})
+	}
+}
