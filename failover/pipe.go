@@ -78,6 +78,10 @@ func (r *Router) pipeEvents(a *Response, t *target, resp *http.Response) (*Respo
 	h := &holdReader{r: src}
 	rd := sse.NewReader(h)
 	ev, err := rd.Next()
+	for err == nil && blankData(ev) {
+		// A keep-alive, as a comment is: the first event is the next one.
+		ev, err = rd.Next()
+	}
 	switch {
 	case errors.Is(err, errHoldFull):
 		// Too large to be an error: the answer.

@@ -272,6 +272,11 @@ func TestForwardedStreamFirstEvent(t *testing.T) {
 			a:        events("event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"id\":\"resp_1\",\"status\":\"failed\",\"error\":null}}\n\n"),
 			wantFrom: "b", wantCause: CauseServerError, wantHitsA: 2},
 		{name: "[DONE] as the first event", a: events("data: [DONE]\n\n"), wantFrom: "b", wantCause: CauseEmptyStream, wantHitsA: 2},
+		// An event with empty data is a keep-alive, as a comment is: the
+		// first event is the one after it.
+		{name: "an error object after empty-data keep-alives",
+			a:        events("data:\n\n", "data: \n\n", `data: {"error":{"message":"Rate limit reached","type":"rate_limit_error","code":"rate_limit_exceeded"}}`+"\n\n"),
+			wantFrom: "b", wantCause: CauseRateLimited, wantHitsA: 2},
 		{name: "the stream ends before any event", a: events(": keep-alive\n\n"), wantFrom: "b", wantCause: CauseConnectionLost, wantHitsA: 2},
 		{name: "no first event before first_token", a: func(c *fconn) {
 			c.sse()
