@@ -384,8 +384,12 @@ func bareError(pre *prefixReader, err error, held, malformed int) *failure {
 	if !errors.Is(err, io.EOF) || held > 0 || malformed > 0 || pre.stop {
 		return nil
 	}
-	return errorObject(bytes.TrimSpace(pre.buf))
+	return bareErrorIn(pre.buf)
 }
+
+// bareErrorIn is the failure of a stream's bytes that are one error
+// object, whitespace around it; nil for anything else.
+func bareErrorIn(b []byte) *failure { return errorObject(bytes.TrimSpace(b)) }
 
 // failFromErr names the cause of a transport or read error from what ended
 // the attempt's context; afterHeaders tells a reset from a cut.

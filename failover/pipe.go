@@ -86,6 +86,13 @@ func (r *Router) pipeEvents(a *Response, t *target, resp *http.Response) (*Respo
 	case errors.Is(err, errHoldFull):
 		// Too large to be an error: the answer.
 	case err != nil:
+		if errors.Is(err, io.EOF) {
+			// An error object without "data:", the whole body (bareError).
+			if f = bareErrorIn(h.buf); f != nil {
+				f.httpStatus = resp.StatusCode
+				break
+			}
+		}
 		f = a.failFromErr(err, true)
 		if f.cause == CauseConnectionLost && errors.Is(err, io.EOF) {
 			f.err = fmt.Errorf("stream ended before its first event: %w", ErrConnectionLost)

@@ -272,6 +272,11 @@ func TestForwardedStreamFirstEvent(t *testing.T) {
 			a:        events("event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"id\":\"resp_1\",\"status\":\"failed\",\"error\":null}}\n\n"),
 			wantFrom: "b", wantCause: CauseServerError, wantHitsA: 2},
 		{name: "[DONE] as the first event", a: events("data: [DONE]\n\n"), wantFrom: "b", wantCause: CauseEmptyStream, wantHitsA: 2},
+		// An error written without "data:" after the event stream's head
+		// (see bareError).
+		{name: "a bare error object as the body",
+			a:        events(`{"error":{"message":"Rate limit reached","type":"rate_limit_error","code":"rate_limit_exceeded"}}` + "\n"),
+			wantFrom: "b", wantCause: CauseRateLimited, wantHitsA: 2},
 		// An event with empty data is a keep-alive, as a comment is: the
 		// first event is the one after it.
 		{name: "an error object after empty-data keep-alives",
