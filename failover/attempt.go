@@ -282,7 +282,8 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 	if f != nil {
 		return nil, f
 	}
-	pre := &prefixReader{r: src}
+	a.pre = prefixReader{r: src}
+	pre := &a.pre
 	a.rd = sse.NewReader(pre)
 	held := 0
 	for {
@@ -353,15 +354,27 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 var errRoundTime = errors.New("round time spent")
 
 // prefixReader keeps the first maxErrorBody bytes of a stream until stop
-// (its first token), for bareError.
+// (its first token), for bareError. It lives in the Response and keeps
+// nothing of a stream whose first byte other than white space is not "{"
+// (every framed stream: "data:", ":", "event:"), so the streams that end
+// well copy and allocate nothing for it.
 type prefixReader struct {
 	r    io.Reader
 	buf  []byte
 	stop bool
+	seen bool // a byte other than white space has been read
 }
 
 func (p *prefixReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
+	if !p.stop && !p.seen {
+		if t := bytes.TrimLeft(b[:n], " \t\r\n"); len(t) > 0 {
+			p.seen = true
+			if t[0] != '{' {
+				p.stop, p.buf = true, nil
+			}
+		}
+	}
 	if !p.stop {
 		if k := min(n, maxErrorBody-len(p.buf)); k > 0 {
 			p.buf = append(p.buf, b[:k]...)

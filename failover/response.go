@@ -143,6 +143,7 @@ type Response struct {
 	body      io.ReadCloser
 	length    int64 // Content-Length; -1 unknown
 	rd        *sse.Reader
+	pre       prefixReader // what rd reads before the first token, for bareError
 	stream    bool
 	held      [][]byte // non-token events read before the first token
 	heldNext  int
