@@ -105,9 +105,13 @@ type DB struct {
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
-	// wipe is held for reading by every read transaction, for writing by
-	// WipeFreePages, which must begin its write with none open.
+	// wipe is held for reading while a read transaction begins and runs,
+	// for writing by WipeFreePages while its write transaction begins,
+	// which must be with none open.
 	wipe sync.RWMutex
+	// wipeHook, when set (by tests), is called by WipeFreePages inside its
+	// write transaction, before it clears a page.
+	wipeHook func()
 	// sweepHook, when set (by tests), is called before each of the sweep's
 	// write transactions, outside any transaction, with how many deletions
 	// that transaction will at most make.

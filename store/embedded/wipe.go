@@ -23,62 +23,79 @@ const wipeRun = 256
 // A page freed by a write stays in use for the read transactions begun
 // before that write ("pending"), and bbolt does not say which free pages
 // are pending; so reads are held off (wipe) while the write transaction that
-// clears begins, which makes every free page released, and until it ends.
+// clears begins, which, with none open, releases every pending page. Reads
+// begun after it read the tree of the last commit, which holds no free
+// page, so they run again at once: on a large file the zeroing and its
+// fsync take a while, and every chat turn's read would wait for them
+// (writes wait regardless, behind the write transaction).
 func (d *DB) WipeFreePages(ctx context.Context) (int, error) {
 	if err := ctxErr(ctx); err != nil {
 		return 0, err
 	}
 	d.wipe.Lock()
-	defer d.wipe.Unlock()
-	n := 0
-	err := wrap(d.db.Update(func(tx *bolt.Tx) error {
-		f, err := os.OpenFile(d.db.Path(), os.O_WRONLY, 0)
-		if err != nil {
-			return fmt.Errorf("embedded: wipe free pages: %w", err)
-		}
-		defer f.Close()
-		size := d.db.Info().PageSize
-		zeros := make([]byte, wipeRun*size)
-		first, run := 0, 0
-		flush := func() error {
-			if run == 0 {
-				return nil
-			}
-			if _, err := f.WriteAt(zeros[:run*size], int64(first)*int64(size)); err != nil {
-				return fmt.Errorf("embedded: wipe free pages: %w", err)
-			}
-			n += run
-			run = 0
+	tx, err := d.db.Begin(true)
+	d.wipe.Unlock()
+	if err != nil {
+		return 0, wrap(err)
+	}
+	defer func() { _ = tx.Rollback() }() // after Commit: ErrTxClosed, nothing done
+	if d.wipeHook != nil {
+		d.wipeHook()
+	}
+	n, err := zeroFreePages(tx, d.db.Path(), d.db.Info().PageSize)
+	if err != nil {
+		return n, err
+	}
+	return n, wrap(tx.Commit())
+}
+
+// zeroFreePages writes zeros over the pages tx's freelist holds, through a
+// file of its own (bbolt's mapping is read-only), and syncs it.
+func zeroFreePages(tx *bolt.Tx, path string, size int) (int, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return 0, fmt.Errorf("embedded: wipe free pages: %w", err)
+	}
+	defer f.Close()
+	zeros := make([]byte, wipeRun*size)
+	n, first, run := 0, 0, 0
+	flush := func() error {
+		if run == 0 {
 			return nil
 		}
-		// Pages 0 and 1 are the meta pages, never free.
-		for id := 2; ; id++ {
-			p, err := tx.Page(id)
-			if err != nil {
-				return fmt.Errorf("embedded: wipe free pages: %w", err)
-			}
-			if p == nil { // past the file's last page in use
-				break
-			}
-			if p.Type != "free" || run == wipeRun || (run > 0 && first+run != id) {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-			if p.Type == "free" {
-				if run == 0 {
-					first = id
-				}
-				run++
-			}
-		}
-		if err := flush(); err != nil {
-			return err
-		}
-		if err := f.Sync(); err != nil {
+		if _, err := f.WriteAt(zeros[:run*size], int64(first)*int64(size)); err != nil {
 			return fmt.Errorf("embedded: wipe free pages: %w", err)
 		}
+		n += run
+		run = 0
 		return nil
-	}))
-	return n, err
+	}
+	// Pages 0 and 1 are the meta pages, never free.
+	for id := 2; ; id++ {
+		p, err := tx.Page(id)
+		if err != nil {
+			return n, fmt.Errorf("embedded: wipe free pages: %w", err)
+		}
+		if p == nil { // past the file's last page in use
+			break
+		}
+		if p.Type != "free" || run == wipeRun || (run > 0 && first+run != id) {
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+		if p.Type == "free" {
+			if run == 0 {
+				first = id
+			}
+			run++
+		}
+	}
+	if err := flush(); err != nil {
+		return n, err
+	}
+	if err := f.Sync(); err != nil {
+		return n, fmt.Errorf("embedded: wipe free pages: %w", err)
+	}
+	return n, nil
 }

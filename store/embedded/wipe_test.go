@@ -150,3 +150,62 @@ func TestWipeFreePagesKeepsLiveData(t *testing.T) {
 		}
 	}
 }
+
+// TestWipeFreePagesLetsReadsRun: reads are held off only while the wipe's
+// write transaction begins, not while it zeroes and syncs the free pages,
+// which on a large file takes long enough to stall every chat turn's read;
+// a read begun during the zeroing reads the live values, and the deleted
+// one is still gone afterwards.
+func TestWipeFreePagesLetsReadsRun(t *testing.T) {
+	d := openTest(t, storetest.NewClock())
+	ctx := context.Background()
+	live := bytes.Repeat([]byte("keep-me;"), 300)
+	if err := d.PutExchange(ctx, "live", live, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	secret := bytes.Repeat([]byte("erase-me;"), 300)
+	if err := d.PutExchange(ctx, "secret", secret, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bExchanges).Delete([]byte("secret")) }); err != nil {
+		t.Fatal(err)
+	}
+	if !inFile(t, d.Path(), secret) {
+		t.Fatalf("the deleted value is not in the file before the wipe: the check cannot see a value")
+	}
+	type read struct {
+		v   []byte
+		err error
+	}
+	done := make(chan read, 1)
+	hooked := false
+	d.wipeHook = func() {
+		hooked = true
+		go func() {
+			v, err := d.GetExchange(ctx, "live")
+			done <- read{v, err}
+		}()
+		// A watchdog, not a timing: the read needs no time from the wipe,
+		// and without it would wait for the wipe to end, i.e. forever here.
+		select {
+		case r := <-done:
+			if r.err != nil || !bytes.Equal(r.v, live) {
+				t.Errorf("read during the wipe: %.20q %v; want the live value", r.v, r.err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("a read begun during the wipe waited for it")
+			d.wipeHook = nil
+			go func() { <-done }()
+		}
+	}
+	n, err := d.WipeFreePages(ctx)
+	if err != nil || n == 0 || !hooked {
+		t.Fatalf("wipe: %d pages, %v (hook called: %v); want some", n, err, hooked)
+	}
+	if inFile(t, d.Path(), secret) {
+		t.Errorf("a deleted value is still in the file after its free pages were cleared")
+	}
+	if !inFile(t, d.Path(), live) {
+		t.Errorf("the live value is not in the file after the wipe")
+	}
+}
