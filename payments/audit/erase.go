@@ -57,20 +57,20 @@ func (w *Worker) Erase(ctx context.Context, client, user string) (int, error) {
 	// be running: Drain returns only once a pass finds nothing due, which
 	// steady audit traffic can put off for as long as it lasts. Left in
 	// the outbox, the record is appended by Run's next pass.
+	//
+	// The file's free pages are cleared after the pass, which acknowledged
+	// the user's events then due (their payloads carry the texts), so that
+	// these go too: by the pass itself as it ends (wipeOwed), or here when
+	// it did not run to its end. An event of the user still waiting is
+	// cleared by the pass that acknowledges it (keepText).
+	w.wipeOwed.Store(true)
 	dctx, cancel := context.WithTimeout(ctx, eraseAppendWait)
 	defer cancel()
 	if _, err := w.Drain(dctx); err != nil {
 		w.Wake()
 		w.log.WarnContext(ctx, "audit erasure recorded in the outbox, not yet in the chain; it will be appended", "err", err)
 	}
-	// After the pass, which acknowledged the user's events still pending
-	// (their payloads carry the texts), so that these go too.
-	if wp, ok := w.st.(freePageWiper); ok {
-		if _, err := wp.WipeFreePages(ctx); err != nil {
-			w.log.WarnContext(ctx, "audit erasure: the store file's free pages could not be cleared; "+
-				"copies of the erased texts may remain in them until reused", "err", err)
-		}
-	}
+	w.wipeIfOwed(ctx)
 	return n, nil
 }
 

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
+	"time"
+
+	"github.com/paygate/paygate/store"
 )
 
 // findEncoded finds s in raw as it is or base64-encoded once or twice (a
@@ -76,4 +80,56 @@ func TestErasureLeavesNoTextInTheFile(t *testing.T) {
 	if err != nil || res.TextsChecked != 100 || res.TextsGone != 100 {
 		t.Errorf("verify after the file's free pages were cleared: %+v %v; want oBob's 100 texts kept, oAlice's 100 erased", res, err)
 	}
+}
+
+// TestErasureClearsTextsAppendedAfterIt: a text of the erased user still
+// waiting in the outbox when the erasure runs (here behind its order's
+// webhook, whose relay is down; a retry's backoff or a pass longer than
+// the erasure's wait does the same) is refused by the store once its
+// record is appended, but the acknowledged event that carried it freed a
+// page with the text in it: that page is cleared too, by the pass that
+// acknowledged it.
+func TestErasureClearsTextsAppendedAfterIt(t *testing.T) {
+	e := newEnv(t, "embedded")
+	st := e.store()
+	ctx := context.Background()
+	said := `[{"role":"user","content":"buy the plan held behind a webhook"}]`
+	a := Action{Time: time.Now(), Name: "order.created", Client: "shop-bot", User: "oAlice",
+		OrderNo: "PG9001", SKU: "premium-monthly", Quantity: 1, AmountFen: 4999, Currency: "CNY"}
+	enqueue(t, st, store.Event{Kind: "webhook", Key: a.OrderNo, Payload: []byte(`{"event":"order.created"}`)}, mustEvent(t, a, said))
+	w := newTestWorker(t, st, nil)
+	if _, err := w.Erase(ctx, "shop-bot", "oAlice"); err != nil {
+		t.Fatalf("erase: %v", err)
+	}
+	raw, err := os.ReadFile(e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if findEncoded(raw, said) < 0 {
+		t.Fatalf("the waiting event's text is not in the file: the check cannot see a text")
+	}
+	// The relay delivers the webhook; the audit event is due and appended.
+	heads, err := st.OutboxHeads(ctx, a.OrderNo)
+	if err != nil || len(heads) != 1 || heads[0].Kind != "webhook" {
+		t.Fatalf("outbox heads: %+v %v; want the webhook", heads, err)
+	}
+	if err := st.AckEvent(ctx, heads[0].Key, heads[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := drainAll(t, w); n != 1 {
+		t.Fatalf("drained %d events; want the waiting one", n)
+	}
+	if _, err := st.GetAuditText(ctx, 2); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the erased user's text said before the erasure was kept: %v", err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if raw, err = os.ReadFile(e.path); err != nil {
+		t.Fatal(err)
+	}
+	if i := findEncoded(raw, said); i >= 0 {
+		t.Errorf("the erased text %q is still in the file at offset %d, in the page its acknowledged event freed", said, i)
+	}
+	e.open()
 }

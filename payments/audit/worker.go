@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/paygate/paygate/store"
@@ -80,6 +81,11 @@ type Worker struct {
 	// erasure must still answer (Erase).
 	pass chan struct{}
 	seen seenIndex
+	// wipeOwed is set when a pass acknowledges an event whose text the
+	// store refused for an erasure of its user (or by Erase): the event's
+	// freed pages still hold the text, and Drain clears the file's free
+	// pages (freePageWiper) as it ends.
+	wipeOwed atomic.Bool
 
 	// afterAppend, when set (tests), runs after a record is appended and
 	// before its text is stored and its event acknowledged; an error stops
@@ -156,6 +162,7 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("audit: wait for the running pass: %w", ctx.Err())
 	}
 	defer func() { <-w.pass }()
+	defer w.wipeIfOwed(ctx)
 	total := 0
 	for {
 		due, err := w.due(ctx)
@@ -331,7 +338,34 @@ func (w *Worker) keepText(ctx context.Context, seq uint64, said time.Time, p pay
 	if err := w.st.PutAuditText(ctx, seq, p.Action.Client, p.Action.User, p.Text, said.Add(-w.skew), ttl); err != nil {
 		return fmt.Errorf("audit: keep text of record %d: %w", seq, err)
 	}
+	if _, ok := w.st.(freePageWiper); ok {
+		// Refused for an erasure that ran while the event waited (behind
+		// its order's webhook, in a retry's backoff, or past Erase's
+		// wait): its acknowledgement frees a page holding the text, which
+		// the erasure's own clearing came too early for.
+		at, err := w.st.AuditErasedAt(ctx, p.Action.Client, p.Action.User)
+		if err != nil || (!at.IsZero() && !said.Add(-w.skew).After(at)) {
+			w.wipeOwed.Store(true)
+		}
+	}
 	return nil
+}
+
+// wipeIfOwed clears the store file's free pages when an erased text may be
+// left in them (wipeOwed), after the pass's acknowledgements.
+func (w *Worker) wipeIfOwed(ctx context.Context) {
+	wp, ok := w.st.(freePageWiper)
+	if !ok || !w.wipeOwed.Swap(false) {
+		return
+	}
+	if _, err := wp.WipeFreePages(ctx); err != nil {
+		w.wipeOwed.Store(true) // the next pass tries again
+		if ctx.Err() != nil {
+			return // stopping, or Erase's wait over: Erase clears them itself
+		}
+		w.log.WarnContext(ctx, "audit: the store file's free pages could not be cleared; "+
+			"copies of erased texts may remain in them until reused", "err", err)
+	}
 }
 
 // reschedule retries e later: 1s, doubling, at most a minute apart.
