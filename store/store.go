@@ -700,13 +700,15 @@ func (e *CorruptAuditRecordError) Error() string {
 
 func (e *CorruptAuditRecordError) Unwrap() error { return e.Err }
 
-// AuditStrays is implemented by a store whose ReadAudit reads a place only
-// when asked for it (Redis: one hash field per record), so that a record
-// stored after the head with an empty place before it is not seen by
-// reading on from the head (the embedded store's read seeks the next
-// record stored). AuditStrayAfterHead returns, read at once with the head,
-// the first place after the head that holds a value, 0 when none does:
-// a value there was stored outside the chain's append.
+// AuditStrays is implemented by a store that can say where a record stored
+// after the head lies. On Redis (one hash field per record) ReadAudit
+// reads a place only when asked for it, so a record stored after the head
+// with an empty place before it is not seen by reading on from the head;
+// the embedded store's read seeks the next record stored, but neither it
+// nor the record's seq (its own claim) says at which place.
+// AuditStrayAfterHead returns, read at once with the head, the first place
+// after the head that holds a value, 0 when none does: a value there was
+// stored outside the chain's append.
 type AuditStrays interface {
 	AuditStrayAfterHead(ctx context.Context) (uint64, error)
 }

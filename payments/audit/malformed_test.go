@@ -176,3 +176,33 @@ func TestVerifySaysTheHeadIsNotAHead(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyNamesWhereAStrayIsStored: a record stored beyond the head is
+// named by the place it is stored at, not by the seq it claims: an auditor
+// looking at the place named must find it. The embedded store's read seeks
+// past empty places, so a copy of record 3 stored at 8 was named as 6, an
+// empty place, where Redis named 8.
+func TestVerifyNamesWhereAStrayIsStored(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			for _, c := range []struct {
+				name       string
+				at, claims uint64
+			}{
+				{"a copy of record 3 past an empty place", 8, 3},
+				{"a record claiming a later place", 6, 9},
+				{"a record claiming a later place past an empty place", 7, 9},
+			} {
+				t.Run(c.name, func(t *testing.T) {
+					e := newEnv(t, driver)
+					recs := buildChain(t, e, 5)
+					r := recs[2]
+					r.Seq = c.claims
+					e.rawPut(c.at, r)
+					_, err := Verify(context.Background(), e.store(), VerifyOptions{PageSize: 4})
+					wantBroken(t, err, c.at, "beyond")
+				})
+			}
+		})
+	}
+}

@@ -211,6 +211,14 @@ func beyondHead(ctx context.Context, st store.Audit, sh store.AuditHead) error {
 	// It is stored after sh, whatever seq it claims: a record claiming one
 	// at or before sh (a copy of an earlier one) is never the next append.
 	if at := max(recs[0].Seq, sh.Seq+1); recs[0].Seq <= sh.Seq || at > now.Seq {
+		// Named by the place it is stored at, where the store can say: the
+		// seq is the record's own claim, and the embedded store's read
+		// seeks past empty places, so neither is where it lies.
+		if sa, ok := st.(store.AuditStrays); ok {
+			if p, err := sa.AuditStrayAfterHead(ctx); err == nil && p != 0 {
+				at = p
+			}
+		}
 		if recs[0].Seq != at {
 			return broken(at, "beyond the store's head (record %d), a record saying it is record %d: records were added outside the chain's append", sh.Seq, recs[0].Seq)
 		}

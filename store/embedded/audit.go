@@ -93,6 +93,30 @@ func (d *DB) ReadAudit(ctx context.Context, fromSeq uint64, limit int) ([]store.
 	return out, corrupt
 }
 
+// AuditStrayAfterHead implements store.AuditStrays: the first place after
+// the head's seq that holds a value, read with the head in one
+// transaction. ReadAudit seeks past empty places, and a record's seq is
+// its own claim, so neither says where a record stored beyond the head
+// lies; verify names that place.
+func (d *DB) AuditStrayAfterHead(ctx context.Context) (uint64, error) {
+	var at uint64
+	err := d.view(ctx, func(tx *bolt.Tx) error {
+		h, err := auditHead(tx)
+		if err != nil {
+			return err
+		}
+		c := tx.Bucket(bAudit).Cursor()
+		for k, _ := c.Seek(u64(h.Seq + 1)); k != nil; k, _ = c.Next() {
+			if len(k) == 8 {
+				at = binary.BigEndian.Uint64(k)
+				return nil
+			}
+		}
+		return nil
+	})
+	return at, err
+}
+
 type textRec struct {
 	Client string `json:"client,omitempty"` // absent in texts of earlier versions
 	User   string `json:"user"`
