@@ -66,8 +66,8 @@ type ExportOptions struct {
 
 // Export writes the chain from o.From on as JSON Lines, one Entry per line,
 // and reports how many it wrote. Bodies are written byte for byte as hashed.
-// A record missing before the store's head ends it with an error wrapping
-// ErrBroken, after the records before it.
+// A record missing before the store's head, or one stored beyond it, ends
+// it with an error wrapping ErrBroken, after the records before it.
 func Export(ctx context.Context, st store.Audit, w io.Writer, o ExportOptions) (int, error) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // keep the hashed bytes exact
@@ -97,6 +97,19 @@ func Export(ctx context.Context, st store.Audit, w io.Writer, o ExportOptions) (
 			}
 			if r.Seq > next {
 				return n, fmt.Errorf("record %d is missing: record %d is stored after record %d: %w (run paygate audit verify)", next, r.Seq, next-1, ErrBroken)
+			}
+			if r.Seq > sh.Seq {
+				// Past the head read first: an append since (Redis, live)
+				// moved the head with its record, so the head read now
+				// reaches it; one it does not reach is not in the chain,
+				// however well it links.
+				if sh, err = st.AuditHead(ctx); err != nil {
+					return n, fmt.Errorf("read audit head: %w", err)
+				}
+				if r.Seq > sh.Seq {
+					return n, fmt.Errorf("record %d is stored beyond the store's head (record %d), outside the chain's append: %w (run paygate audit verify)",
+						r.Seq, sh.Seq, ErrBroken)
+				}
 			}
 			e, err := NewEntry(ctx, st, r, o.Texts)
 			if err != nil {

@@ -206,3 +206,32 @@ func TestVerifyNamesWhereAStrayIsStored(t *testing.T) {
 		})
 	}
 }
+
+// TestExportStopsAtARecordBeyondTheHead: a record stored beyond the
+// store's head is not in the chain (an append moves the head with its
+// record), however well it links: one sealed onto the head and put after
+// it was exported as the chain's next record with success, and an auditor
+// checking the export's links found nothing wrong. It now ends the export,
+// after the chain, with an error naming it.
+func TestExportStopsAtARecordBeyondTheHead(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			recs := buildChain(t, e, 5)
+			forged, err := Seal(store.AuditHead{Seq: 5, Hash: recs[4].Hash}, Record{EventID: "evt_forged", AppendedAt: time.Now(),
+				Action: Action{Time: time.Now(), Name: "order.created", User: "oBob", AmountFen: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.rawPut(6, forged)
+			var out bytes.Buffer
+			n, err := Export(context.Background(), e.store(), &out, ExportOptions{})
+			if !errors.Is(err, ErrBroken) || !strings.Contains(fmt.Sprint(err), "record 6") || n != 5 {
+				t.Errorf("export with a record beyond the head: %d records, %v; want the chain's 5 and an error naming record 6", n, err)
+			}
+			if strings.Contains(out.String(), "evt_forged") {
+				t.Errorf("the record beyond the head was exported")
+			}
+		})
+	}
+}
