@@ -90,6 +90,18 @@ func TestErasureLeavesNoTextInTheFile(t *testing.T) {
 // page with the text in it: that page is cleared too, by the pass that
 // acknowledged it.
 func TestErasureClearsTextsAppendedAfterIt(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		retain time.Duration
+	}{
+		{"text within its retention", time.Hour},
+		{"retention run out while it waited", time.Nanosecond},
+	} {
+		t.Run(c.name, func(t *testing.T) { testErasureClearsTextsAppendedAfterIt(t, c.retain) })
+	}
+}
+
+func testErasureClearsTextsAppendedAfterIt(t *testing.T, retain time.Duration) {
 	e := newEnv(t, "embedded")
 	st := e.store()
 	ctx := context.Background()
@@ -97,7 +109,7 @@ func TestErasureClearsTextsAppendedAfterIt(t *testing.T) {
 	a := Action{Time: time.Now(), Name: "order.created", Client: "shop-bot", User: "oAlice",
 		OrderNo: "PG9001", SKU: "premium-monthly", Quantity: 1, AmountFen: 4999, Currency: "CNY"}
 	enqueue(t, st, store.Event{Kind: "webhook", Key: a.OrderNo, Payload: []byte(`{"event":"order.created"}`)}, mustEvent(t, a, said))
-	w := newTestWorker(t, st, nil)
+	w := newTestWorker(t, st, func(o *WorkerOptions) { o.RetainText = retain })
 	if _, err := w.Erase(ctx, "shop-bot", "oAlice"); err != nil {
 		t.Fatalf("erase: %v", err)
 	}

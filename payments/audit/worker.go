@@ -331,18 +331,20 @@ func (w *Worker) apply(ctx context.Context, e store.Event) (uint64, error) {
 // (VerifyOptions.ClockSkew). The embedded store has one clock, but is
 // judged alike, so that the drivers keep the same texts.
 func (w *Worker) keepText(ctx context.Context, seq uint64, said time.Time, p payload) error {
-	ttl := w.retain - w.now().Sub(said)
-	if len(p.Text) == 0 || ttl <= 0 {
+	if len(p.Text) == 0 {
 		return nil
 	}
-	if err := w.st.PutAuditText(ctx, seq, p.Action.Client, p.Action.User, p.Text, said.Add(-w.skew), ttl); err != nil {
-		return fmt.Errorf("audit: keep text of record %d: %w", seq, err)
+	if ttl := w.retain - w.now().Sub(said); ttl > 0 {
+		if err := w.st.PutAuditText(ctx, seq, p.Action.Client, p.Action.User, p.Text, said.Add(-w.skew), ttl); err != nil {
+			return fmt.Errorf("audit: keep text of record %d: %w", seq, err)
+		}
 	}
 	if _, ok := w.st.(freePageWiper); ok {
-		// Refused for an erasure that ran while the event waited (behind
-		// its order's webhook, in a retry's backoff, or past Erase's
-		// wait): its acknowledgement frees a page holding the text, which
-		// the erasure's own clearing came too early for.
+		// Refused (or past its retention) after an erasure that ran while
+		// the event waited (behind its order's webhook, in a retry's
+		// backoff, or past Erase's wait): its acknowledgement frees a page
+		// holding the text, which the erasure's own clearing came too
+		// early for.
 		at, err := w.st.AuditErasedAt(ctx, p.Action.Client, p.Action.User)
 		if err != nil || (!at.IsZero() && !said.Add(-w.skew).After(at)) {
 			w.wipeOwed.Store(true)
