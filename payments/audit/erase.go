@@ -58,11 +58,15 @@ func (w *Worker) Erase(ctx context.Context, client, user string) (int, error) {
 	// steady audit traffic can put off for as long as it lasts. Left in
 	// the outbox, the record is appended by Run's next pass.
 	//
+	//
 	// The file's free pages are cleared after the pass, which acknowledged
 	// the user's events then due (their payloads carry the texts), so that
 	// these go too: by the pass itself as it ends (wipeOwed), or here when
-	// it did not run to its end. An event of the user still waiting is
-	// cleared by the pass that acknowledges it (keepText).
+	// it did not clear them (it waited for Run's pass, or ran out of
+	// time). Here the flag is left set: Run's pass, which may be between
+	// an erased text's check and its acknowledgement, clears again as it
+	// ends. An event of the user still waiting is cleared by the pass that
+	// acknowledges it (keepText).
 	w.wipeOwed.Store(true)
 	dctx, cancel := context.WithTimeout(ctx, eraseAppendWait)
 	defer cancel()
@@ -70,7 +74,9 @@ func (w *Worker) Erase(ctx context.Context, client, user string) (int, error) {
 		w.Wake()
 		w.log.WarnContext(ctx, "audit erasure recorded in the outbox, not yet in the chain; it will be appended", "err", err)
 	}
-	w.wipeIfOwed(ctx)
+	if w.wipeOwed.Load() {
+		w.wipe(ctx)
+	}
 	return n, nil
 }
 

@@ -356,18 +356,29 @@ func (w *Worker) keepText(ctx context.Context, seq uint64, said time.Time, p pay
 // wipeIfOwed clears the store file's free pages when an erased text may be
 // left in them (wipeOwed), after the pass's acknowledgements.
 func (w *Worker) wipeIfOwed(ctx context.Context) {
-	wp, ok := w.st.(freePageWiper)
-	if !ok || !w.wipeOwed.Swap(false) {
+	if _, ok := w.st.(freePageWiper); !ok || !w.wipeOwed.Swap(false) {
 		return
 	}
-	if _, err := wp.WipeFreePages(ctx); err != nil {
+	if !w.wipe(ctx) {
 		w.wipeOwed.Store(true) // the next pass tries again
-		if ctx.Err() != nil {
-			return // stopping, or Erase's wait over: Erase clears them itself
-		}
-		w.log.WarnContext(ctx, "audit: the store file's free pages could not be cleared; "+
-			"copies of erased texts may remain in them until reused", "err", err)
 	}
+}
+
+// wipe clears the store file's free pages (freePageWiper) and reports
+// whether it did.
+func (w *Worker) wipe(ctx context.Context) bool {
+	wp, ok := w.st.(freePageWiper)
+	if !ok {
+		return true
+	}
+	if _, err := wp.WipeFreePages(ctx); err != nil {
+		if ctx.Err() == nil { // else stopping, or Erase's wait over: Erase clears them itself
+			w.log.WarnContext(ctx, "audit: the store file's free pages could not be cleared; "+
+				"copies of erased texts may remain in them until reused", "err", err)
+		}
+		return false
+	}
+	return true
 }
 
 // reschedule retries e later: 1s, doubling, at most a minute apart.
