@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -165,6 +167,13 @@ type Resent struct {
 //     announces the current state (the dead letter of its type was of an
 //     earlier version of it) does the event get resendID, derived from the
 //     state announced.
+//   - A refunded order's given-up refund.succeeded events are all queued
+//     again as they were, oldest first (also behind one still waiting):
+//     each tells of its own refund (data.refund.amount_fen is that
+//     refund's), which a later one, or one rebuilt from the order carrying
+//     the total, does not stand for. Announcing only the current state
+//     had a merchant that never got an earlier refund's event never revoke
+//     it, and one that got the later one revoke it again inside the total.
 //   - Either way the id is one for every resend of one state, not random:
 //     concurrent and repeated resends are one event. It is queued with
 //     EnqueueEventOnce, which looks for the id and appends in one atomic
@@ -209,25 +218,42 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 			return Resent{}, err
 		case found.pending != nil:
 			res.Event, res.AlreadyPending = *found.pending, true
+			// Earlier refunds' given-up events still go out: the one
+			// waiting tells of its own refund only.
+			for _, dl := range found.refunds {
+				if _, err := r.store.EnqueueEventOnce(ctx, requeued(dl, o.OrderNo, r.now())); err != nil {
+					return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
+				}
+			}
 		case dead == 0 && len(found.others) > 0:
 			return Resent{}, fmt.Errorf("order %s is %s and its %s was not given up (given up: %s): %w",
 				orderNo, o.Status, env.Type, strings.Join(found.others, ", "), ErrNothingLost)
 		case dead == 0:
 			return Resent{}, fmt.Errorf("order %s: %w", orderNo, ErrNothingLost)
 		default:
-			if dl := found.same; dl != nil {
-				// The given-up event itself, id and body (every attempt
-				// sends the same bytes); CreatedAt is when it is queued
-				// again, which the backlog's age is judged from.
-				res.Event = store.Event{ID: dl.ID, Kind: Kind, Key: o.OrderNo, Payload: dl.Payload, CreatedAt: r.now()}
-			} else {
-				res.Event = encodeEvent(env, resendID(env), o.OrderNo, r.now())
+			var queue []store.Event
+			switch {
+			case len(found.refunds) > 0:
+				// Every given-up refund.succeeded, oldest first, the
+				// last announcing the current state when it was given
+				// up too: each tells of its own refund, which a later
+				// one does not stand for.
+				for _, dl := range found.refunds {
+					queue = append(queue, requeued(dl, o.OrderNo, r.now()))
+				}
+			case found.same != nil:
+				queue = []store.Event{requeued(found.same, o.OrderNo, r.now())}
+			default:
+				queue = []store.Event{encodeEvent(env, resendID(env), o.OrderNo, r.now())}
 			}
-			added, err := r.store.EnqueueEventOnce(ctx, res.Event)
-			if err != nil {
-				return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
+			res.AlreadyPending = true
+			for _, ev := range queue {
+				added, err := r.store.EnqueueEventOnce(ctx, ev)
+				if err != nil {
+					return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
+				}
+				res.Event, res.AlreadyPending = ev, res.AlreadyPending && !added
 			}
-			res.AlreadyPending = !added
 		}
 	}
 	cleared := 0
@@ -246,11 +272,24 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 	return res, nil
 }
 
+// requeued is given-up event dl as Resend queues it again on order
+// orderNo: its id and body (every attempt sends the same bytes); CreatedAt
+// is now, when it is queued again, which the backlog's age is judged from.
+func requeued(dl *store.Event, orderNo string, now time.Time) store.Event {
+	return store.Event{ID: dl.ID, Kind: Kind, Key: orderNo, Payload: dl.Payload, CreatedAt: now}
+}
+
 // lost is what lostOrPending found of an order's lost or pending
 // announcements.
 type lost struct {
-	dead    int          // dead letters of the current state's type
-	same    *store.Event // the oldest of them announcing the current state (type and data)
+	dead int          // dead letters of the current state's type
+	same *store.Event // the oldest of them announcing the current state (type and data)
+	// refunds are the given-up refund.succeeded events, oldest first, when
+	// the current state is announced by one: each tells of its own refund
+	// (data.refund.amount_fen is that refund's), so a later one does not
+	// stand for an earlier one, as a later order.needs_review stands for
+	// an earlier version of the state.
+	refunds []*store.Event
 	others  []string     // the types of the order's other dead letters
 	pending *store.Event // an event announcing the current state at the head of the intake or delivery queue
 }
@@ -295,6 +334,9 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 					continue
 				}
 				l.dead++
+				if env.Type == TypeRefundSucceeded {
+					l.refunds = append(l.refunds, h)
+				}
 				if state == want && (l.same == nil || h.CreatedAt.Before(l.same.CreatedAt) ||
 					h.CreatedAt.Equal(l.same.CreatedAt) && h.ID < l.same.ID) {
 					l.same = h
@@ -303,6 +345,9 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 				l.pending = h
 			}
 		}
+		slices.SortFunc(l.refunds, func(a, b *store.Event) int {
+			return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+		})
 		if l.dead > 0 || l.pending != nil {
 			return l, nil
 		}

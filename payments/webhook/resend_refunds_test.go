@@ -1,0 +1,155 @@
+package webhook_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+// TestResendSendsEveryGivenUpRefund: a refund.succeeded tells of one
+// refund (data.refund.amount_fen is that refund's, README), so a later one
+// does not stand for an earlier one the merchant never got. A resend
+// without force queues every given-up refund.succeeded of the order again,
+// oldest first, each under its own id and with its own body: the merchant
+// revokes each refund once, what it handled before it discards by id.
+// Before, with two given up, only the one announcing the current state
+// went out and the earlier one was cleared (the merchant revoked 500 of
+// 1500 refunded); with the earlier one given up and the later one
+// delivered, a new id carrying the total went out (it revoked 1500 on top
+// of the 500 it had: 2000 of 1500).
+func TestResendSendsEveryGivenUpRefund(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// second is what became of the second refund's event: "given up"
+		// with the first, "delivered" (the endpoint was back), or
+		// "retried" (still waiting when the resend comes).
+		second string
+	}{
+		{"both given up", "given up"},
+		{"the first given up, the second delivered", "delivered"},
+		{"the first given up, the second still retried", "retried"},
+	} {
+		for _, driver := range drivers(t) {
+			t.Run(tc.name+"/"+driver, func(t *testing.T) {
+				clk := newClock()
+				rc, up := downReceiver(t, clk.Now)
+				st := testdrivers.Open(t, driver, nil)
+				ob := orders{t, st}
+				no := "PGRESENDREFUNDS" + strings.ReplaceAll(tc.second, " ", "") + driver
+				up.Store(true)
+				o := ob.create(no, store.StatusAwaitingPayment)
+				ob.move(o, store.StatusPaid, "notification")
+				r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
+				drain(t, r)
+				refund := func(id string, amount int64) {
+					p := &store.RefundProposal{RefundID: id, OrderNo: no, AmountFen: amount, Reason: "damaged"}
+					for _, to := range []store.OrderStatus{store.StatusRefunding, store.StatusPartiallyRefunded} {
+						before := *o
+						o.Status, o.UpdatedAt = to, time.Now()
+						if to == store.StatusPartiallyRefunded {
+							o.RefundedFen += amount
+						}
+						tr := payments.Transition{Before: before, After: *o, Cause: "refund", Refund: p}
+						if err := st.UpdateOrder(context.Background(), o, before.Status, webhook.Events(tr)...); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				up.Store(false)
+				refund("rf_first", 1000)
+				want := 2 // dead letters
+				switch tc.second {
+				case "given up":
+					refund("rf_second", 500)
+					runFor(t, r, clk, 14*time.Second)
+				case "delivered":
+					runFor(t, r, clk, 8*time.Second)
+					up.Store(true)
+					refund("rf_second", 500)
+					drain(t, r)
+					want = 1
+				case "retried":
+					runFor(t, r, clk, 8*time.Second)
+					refund("rf_second", 500)
+					drain(t, r) // refused once; retried in a second
+					want = 1
+				}
+				up.Store(true)
+				v := getAdminView(t, r)
+				if len(v.DeadLetters) != want {
+					t.Fatalf("dead letters %+v; want %d refund.succeeded", v.DeadLetters, want)
+				}
+				// The merchant's view: each refund id acted on once, with
+				// that refund's amount.
+				revoked := map[string]int64{}
+				act := func(as []arrival) {
+					for _, a := range as {
+						if a.typ != webhook.TypeRefundSucceeded || a.status != http.StatusOK {
+							continue
+						}
+						if _, ok := revoked[a.id]; !ok {
+							revoked[a.id] = gjson.GetBytes(a.body, "data.refund.amount_fen").Int()
+						}
+					}
+				}
+				act(rc.arrivals())
+				var dead []string
+				for _, d := range v.DeadLetters {
+					dead = append(dead, d.EventID)
+				}
+				givenUp := map[string][]byte{}
+				for _, a := range rc.arrivals() {
+					if a.typ == webhook.TypeRefundSucceeded && slices.Contains(dead, a.id) {
+						givenUp[a.id] = a.body
+					}
+				}
+
+				wantCode := http.StatusAccepted
+				if tc.second == "retried" {
+					wantCode = http.StatusOK // names the one waiting
+					for _, a := range rc.arrivals() {
+						if gjson.GetBytes(a.body, "data.refund.refund_id").Str == "rf_second" {
+							givenUp[a.id] = a.body // not given up, but sent once more
+						}
+					}
+				}
+				if a := postResend(t, r, no, ""); a.code != wantCode || a.Type != webhook.TypeRefundSucceeded {
+					t.Fatalf("resend: %+v; want %d with a refund.succeeded", a, wantCode)
+				}
+				before := len(rc.arrivals())
+				runFor(t, r, clk, 2*time.Second)
+				got := rc.arrivals()[before:]
+				if len(got) != len(givenUp) {
+					t.Errorf("after the resend: %d POSTs; want the %d given-up refund.succeeded", len(got), len(givenUp))
+				}
+				for _, a := range got {
+					if body, ok := givenUp[a.id]; !ok || !bytes.Equal(body, a.body) {
+						t.Errorf("resent %s %s; want only the given-up events, under their ids, bodies unchanged", a.id, a.body)
+					}
+				}
+				act(got)
+				var sum int64
+				for _, amt := range revoked {
+					sum += amt
+				}
+				if sum != 1500 || len(revoked) != 2 {
+					t.Errorf("the merchant revoked %v (%d fen); want the two refunds, 1000 and 500, once each", revoked, sum)
+				}
+				if v := getAdminView(t, r); len(v.DeadLetters) != 0 {
+					t.Errorf("dead letters after the resend: %+v; want none", v.DeadLetters)
+				}
+			})
+		}
+	}
+}
