@@ -357,7 +357,10 @@ var errRoundTime = errors.New("round time spent")
 // (its first token), for bareError. It lives in the Response and keeps
 // nothing of a stream whose first byte other than white space is not "{"
 // (every framed stream: "data:", ":", "event:"), so the streams that end
-// well copy and allocate nothing for it.
+// well copy and allocate nothing for it. A byte order mark before it is
+// no such byte: the event reader strips one at the stream's start, as the
+// standard says, and a server that writes one before its events writes
+// it before a bare error too.
 type prefixReader struct {
 	r    io.Reader
 	buf  []byte
@@ -368,7 +371,7 @@ type prefixReader struct {
 func (p *prefixReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	if !p.stop && !p.seen {
-		if t := bytes.TrimLeft(b[:n], " \t\r\n"); len(t) > 0 {
+		if t := bytes.TrimLeft(bytes.TrimPrefix(b[:n], utf8BOM), " \t\r\n"); len(t) > 0 {
 			p.seen = true
 			if t[0] != '{' {
 				p.stop, p.buf = true, nil
@@ -401,8 +404,14 @@ func bareError(pre *prefixReader, err error, held, malformed int) *failure {
 }
 
 // bareErrorIn is the failure of a stream's bytes that are one error
-// object, whitespace around it; nil for anything else.
-func bareErrorIn(b []byte) *failure { return errorObject(bytes.TrimSpace(b)) }
+// object, whitespace around it (a byte order mark before it); nil for
+// anything else.
+func bareErrorIn(b []byte) *failure {
+	return errorObject(bytes.TrimSpace(bytes.TrimPrefix(b, utf8BOM)))
+}
+
+// utf8BOM is the byte order mark a stream may start with (prefixReader).
+var utf8BOM = []byte("\ufeff")
 
 // failFromErr names the cause of a transport or read error from what ended
 // the attempt's context; afterHeaders tells a reset from a cut.

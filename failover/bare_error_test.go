@@ -29,6 +29,11 @@ func TestBareErrorInAnEventStream(t *testing.T) {
 			"b", 0, "", [2]int{1, 1}},
 		{"pretty-printed over lines", "{\n  \"error\": {\n    \"code\": \"content_filter\",\n    \"message\": \"filtered\"\n  }\n}\n",
 			"", 400, "content_filter", [2]int{1, 0}},
+		// The event reader strips a byte order mark at the stream's start,
+		// as the standard says and some servers write one: such a server
+		// writes it before its bare error too.
+		{"after a byte order mark", "\ufeff" + errBody("invalid_request_error", "content_filter", "The response was filtered"),
+			"", 400, "content_filter", [2]int{1, 0}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
