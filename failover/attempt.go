@@ -353,39 +353,85 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 
 var errRoundTime = errors.New("round time spent")
 
-// prefixReader keeps the first maxErrorBody bytes of a stream until stop
-// (its first token), for bareError. It lives in the Response and keeps
-// nothing of a stream whose first byte other than white space is not "{"
-// (every framed stream: "data:", ":", "event:"), so the streams that end
-// well copy and allocate nothing for it. A byte order mark before it is
-// no such byte: the event reader strips one at the stream's start, as the
-// standard says, and a server that writes one before its events writes
-// it before a bare error too.
+// prefixReader keeps, until stop (the stream's first token), what a
+// stream holds from its first line that opens with "{" on, at most
+// maxErrorBody bytes, for bareError. It lives in the Response. No line of
+// an event opens so ("data:", ":", "event:", "id:"), so the streams that
+// end well copy and allocate nothing for it, and look for such a line only
+// until their first token. Keep-alives may come before it: a server that
+// sends its head at once keeps the stream alive while the model works
+// (comments, empty-data events) and may fail after them; kept from the
+// stream's first byte on only when that was "{", such a server's refusal
+// was taken for a lost connection, asked again and of the next target. So
+// may a byte order mark, which the event reader strips at the stream's
+// start, as the standard says: a server that writes one before its events
+// writes it before a bare error too.
 type prefixReader struct {
-	r    io.Reader
-	buf  []byte
-	stop bool
-	seen bool // a byte other than white space has been read
+	r       io.Reader
+	buf     []byte
+	stop    bool
+	keep    bool // a line opening with "{" has come: buf holds it on
+	started bool // the stream's first bytes (a byte order mark) are read
+	midLine bool // the last byte read follows more than blanks on its line
 }
 
 func (p *prefixReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
-	if !p.stop && !p.seen {
-		if t := bytes.TrimLeft(bytes.TrimPrefix(b[:n], utf8BOM), " \t\r\n"); len(t) > 0 {
-			p.seen = true
-			if t[0] != '{' {
-				p.stop, p.buf = true, nil
-			}
-		}
+	if p.stop || n == 0 {
+		return n, err
 	}
-	if !p.stop {
-		if k := min(n, maxErrorBody-len(p.buf)); k > 0 {
-			p.buf = append(p.buf, b[:k]...)
-		} else if n > 0 {
-			p.stop = true
+	c := b[:n]
+	if !p.keep {
+		if !p.started {
+			p.started, c = true, bytes.TrimPrefix(c, utf8BOM)
 		}
+		i := objectLine(c, p.midLine)
+		if i < 0 {
+			p.midLine = endsMidLine(c, p.midLine)
+			return n, err
+		}
+		p.keep, c = true, c[i:]
+	}
+	if k := min(len(c), maxErrorBody-len(p.buf)); k > 0 {
+		p.buf = append(p.buf, c[:k]...)
+	} else {
+		p.stop, p.buf = true, nil
 	}
 	return n, err
+}
+
+// objectLine is the index in c of the first "{" that opens a line (blanks
+// before it), -1 when none does; mid tells that c[0] follows more than
+// blanks on its line.
+func objectLine(c []byte, mid bool) int {
+	for off := 0; ; {
+		j := bytes.IndexByte(c[off:], '{')
+		if j < 0 {
+			return -1
+		}
+		j += off
+		k := j - 1
+		for k >= 0 && (c[k] == ' ' || c[k] == '\t') {
+			k--
+		}
+		if k < 0 && !mid || k >= 0 && (c[k] == '\n' || c[k] == '\r') {
+			return j
+		}
+		off = j + 1
+	}
+}
+
+// endsMidLine reports whether the byte after c follows more than blanks on
+// its line; mid is that of c[0].
+func endsMidLine(c []byte, mid bool) bool {
+	k := len(c) - 1
+	for k >= 0 && (c[k] == ' ' || c[k] == '\t') {
+		k--
+	}
+	if k < 0 {
+		return mid
+	}
+	return c[k] != '\n' && c[k] != '\r'
 }
 
 // bareError is the failure of an event stream whose body is an error
@@ -395,7 +441,8 @@ func (p *prefixReader) Read(b []byte) (int, error) {
 // field, and the stream ended without an event was taken for a lost
 // connection, retried and sent on, a content filter's refusal included,
 // the provider's reason lost. Only a stream that ended (err, io.EOF)
-// with no event at all, its bytes kept whole, is read so.
+// with no event but keep-alives (prefixReader), its bytes from the
+// object's line on kept whole, is read so.
 func bareError(pre *prefixReader, err error, held, malformed int) *failure {
 	if !errors.Is(err, io.EOF) || held > 0 || malformed > 0 || pre.stop {
 		return nil

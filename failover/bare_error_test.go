@@ -2,7 +2,10 @@ package failover
 
 import (
 	"errors"
+	"io"
+	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // TestBareErrorInAnEventStream: some servers set an event stream's head
@@ -34,6 +37,15 @@ func TestBareErrorInAnEventStream(t *testing.T) {
 		// writes it before its bare error too.
 		{"after a byte order mark", "\ufeff" + errBody("invalid_request_error", "content_filter", "The response was filtered"),
 			"", 400, "content_filter", [2]int{1, 0}},
+		// A server that sends its head at once keeps the stream alive while
+		// the model works, with comments or empty-data events, and may
+		// fail after them.
+		{"after keep-alive comments", ": ping\n\n: ping\n\n" + errBody("invalid_request_error", "content_filter", "The response was filtered") + "\n",
+			"", 400, "content_filter", [2]int{1, 0}},
+		{"after empty-data keep-alives", "data:\n\ndata: \r\n\r\n" + errBody("invalid_request_error", "content_filter", "The response was filtered"),
+			"", 400, "content_filter", [2]int{1, 0}},
+		{"indented, after a keep-alive", ": ping\n\n  " + errBody("invalid_request_error", "content_filter", "The response was filtered"),
+			"", 400, "content_filter", [2]int{1, 0}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,5 +75,48 @@ func TestBareErrorInAnEventStream(t *testing.T) {
 				t.Errorf("status %d code %q; want %d %q (%v)", ue.Status, ue.Code, tc.wantStatus, tc.wantCode, ue)
 			}
 		})
+	}
+}
+
+// TestPrefixReaderKeepsFromTheObjectLine: prefixReader keeps a stream's
+// bytes from its first line that opens with "{" on, however the reads cut
+// the stream, and nothing of a stream whose lines are all an event's.
+func TestPrefixReaderKeepsFromTheObjectLine(t *testing.T) {
+	obj := `{"error":{"message":"m"}}` + "\n"
+	tests := []struct {
+		name, body, want string
+		wholeReads       bool // a byte order mark is stripped only whole in one read
+	}{
+		{name: "the body", body: obj, want: obj},
+		{name: "after blanks", body: "\n \n\t" + obj, want: obj},
+		{name: "after keep-alives", body: ": ping\n\ndata:\r\n\r\n  " + obj, want: obj},
+		{name: "after a byte order mark", body: "\ufeff" + obj, want: obj, wholeReads: true},
+		{name: "events", body: "data: {\"a\":{\"b\":1}}\n\nevent: x\ndata: {}\n\n", want: ""},
+		{name: "a brace inside a comment", body: ": {not a line of its own}\n\n", want: ""},
+		{name: "after an event", body: "data: {}\n\n" + obj, want: obj},
+	}
+	for _, tc := range tests {
+		for _, one := range []bool{false, true} {
+			if one && tc.wholeReads {
+				continue
+			}
+			name := tc.name
+			if one {
+				name += "/a byte a read"
+			}
+			t.Run(name, func(t *testing.T) {
+				var r io.Reader = strings.NewReader(tc.body)
+				if one {
+					r = iotest.OneByteReader(r)
+				}
+				p := &prefixReader{r: r}
+				if _, err := io.Copy(io.Discard, struct{ io.Reader }{p}); err != nil {
+					t.Fatal(err)
+				}
+				if string(p.buf) != tc.want {
+					t.Errorf("kept %q; want %q", p.buf, tc.want)
+				}
+			})
+		}
 	}
 }
