@@ -24,9 +24,11 @@ import (
 //     any other value a stable pseudonym: the provider's abuse tracking and
 //     cache routing work as before, on values it cannot read back. Removed
 //     under drop, sent as they are under keep.
-//   - "metadata": a member whose string value is the resolved end user is
-//     rewritten as Privacy.Identifier says (hash: the user's hash; drop: the
-//     member removed); its other members are the bot's business and stay.
+//   - "metadata": a member whose value holds the resolved end user (is it,
+//     or has it inside, as "wx:<openid>") has it replaced by the user's
+//     hash under hash (a value that is not a string is removed: there is
+//     nothing to hash it as), and is removed under drop; its other members
+//     are the bot's business and stay.
 //
 // Each change is a splice of the raw bytes: the rest of the body reaches
 // the provider byte for byte.
@@ -202,30 +204,39 @@ func (id *identity) rewriteAll(body []byte, u Upstream) []byte {
 }
 
 // metadataEdits appends the edits of the metadata object m: each member
-// whose string value is the end user gets the user's hash (hash), or goes
-// (drop). Most metadata objects hold no such value, which the byte searches
-// tell without a walk: a value that decodes to the end user is spelled
-// with it, or with an escape.
+// whose string value is the end user gets the user's hash, and one that
+// holds the end user inside ("wx:<openid>", a conversation id built from
+// it) has it replaced by the hash there (hash); a value that is not a
+// string and holds the end user anywhere has nothing to hash it as, and
+// is not sent; under drop every member naming the end user goes. A bot's
+// tag that holds the OpenID gives it to the provider as surely as one that
+// is the OpenID. Most metadata objects hold no such value, which the byte
+// searches tell without a walk: a value that decodes to text holding the
+// end user is spelled with it, or with an escape.
 func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func() string) []splice {
 	obj := s[m.at:m.end]
 	if !strings.Contains(obj, u.EndUser) && strings.IndexByte(obj, '\\') < 0 {
 		return edits
 	}
 	drop := u.Privacy.Mode == "drop"
-	d := memberDropper{open: -1} // under drop
+	d := memberDropper{open: -1}
 	for i := m.at + 1; ; {
 		mm, ok := nextMember(s, i, true)
 		if !ok {
 			break
 		}
 		i = mm.end
-		names := isString(s[mm.at:mm.end], u.EndUser)
+		raw := s[mm.at:mm.end]
+		gone := false
 		switch {
-		case drop:
-			d.member(mm.keyAt, mm.end, names)
-		case names:
-			edits = append(edits, splice{from: mm.at, to: mm.end, val: userHash(), set: true})
+		case !holds(raw, u.EndUser):
+		case drop || raw[0] != '"':
+			gone = true
+		default:
+			v := stringValue(raw)
+			edits = append(edits, splice{from: mm.at, to: mm.end, val: strings.ReplaceAll(v, u.EndUser, userHash()), set: true})
 		}
+		d.member(mm.keyAt, mm.end, gone)
 	}
 	for _, sp := range d.finish() {
 		edits = append(edits, splice{from: sp[0], to: sp[1]})
@@ -233,15 +244,22 @@ func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func()
 	return edits
 }
 
-// isString reports whether the raw JSON value v is the string text.
-func isString(v, text string) bool {
-	if len(v) < 2 || v[0] != '"' {
-		return false
-	}
+// holds reports whether the raw JSON value v holds text anywhere: in a
+// string, or in a key or string within an array or object, as decoded.
+func holds(v, text string) bool {
 	if strings.IndexByte(v, '\\') < 0 {
-		return v[1:len(v)-1] == text
+		return strings.Contains(v, text)
 	}
-	return stringValue(v) == text
+	r := gjson.Parse(v)
+	if r.Type == gjson.String {
+		return strings.Contains(r.Str, text)
+	}
+	found := false
+	r.ForEach(func(k, e gjson.Result) bool {
+		found = k.Type == gjson.String && strings.Contains(k.Str, text) || holds(e.Raw, text)
+		return !found
+	})
+	return found
 }
 
 // dropEdits appends the edits that remove the top-level identity members

@@ -28,8 +28,8 @@ import (
 // rewritten as privacy.forward_user says (interceptors/identity.go): a
 // "user" field becomes the end user's hash, "safety_identifier" and
 // "prompt_cache_key" fields the hash of their values, and a metadata field
-// ("metadata[key]", as SDKs write an object into a form) whose value is the
-// end user the user's hash; under drop they are removed. model, user,
+// ("metadata[key]", as SDKs write an object into a form) whose value holds
+// the end user the user's hash in its place; under drop they are removed. model, user,
 // safety_identifier or prompt_cache_key given twice is refused, since
 // paygate would act on the first and the provider may read the last, and so
 // is any of those fields with a Content-Transfer-Encoding, which paygate
@@ -120,8 +120,17 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		}
 	}
 	for _, i := range metadata {
-		if v := string(body[parts[i].content:parts[i].end]); user != "" && v == user {
-			identifier(i, v)
+		// A value holding the end user inside ("wx:<openid>") gives the
+		// OpenID away as surely as one that is it: the user's hash takes
+		// its place there, or the field goes under drop.
+		if v := string(body[parts[i].content:parts[i].end]); user != "" && strings.Contains(v, user) {
+			h, ok := privacy.Identifier(client, user)
+			switch hv := strings.ReplaceAll(v, user, h); {
+			case !ok:
+				drop[i], changed = true, true
+			case hv != v:
+				repl[i], changed = []byte(hv), true
+			}
 		}
 	}
 	if !changed {

@@ -101,6 +101,13 @@ func TestPassthroughFormFieldsRewritten(t *testing.T) {
 		{"identifiers dropped", "drop", openID,
 			[]field{{"safety_identifier", "", openID}, prompt, {"prompt_cache_key", "", "edits-v1"}, {"metadata[openid]", "", openID}, png},
 			[]field{prompt, png}},
+		// A tag holding the OpenID inside gives it away as surely.
+		{"the OpenID inside a metadata field: hashed in place", "", openID,
+			[]field{{"metadata[conv]", "", "wx:" + openID + ":1"}, png},
+			[]field{{"metadata[conv]", "", "wx:" + expectedUserHash("shop-bot", openID) + ":1"}, png}},
+		{"the OpenID inside a metadata field: dropped", "drop", openID,
+			[]field{{"metadata[conv]", "", "wx:" + openID}, prompt},
+			[]field{prompt}},
 		{"identifiers kept", "keep", openID,
 			[]field{{"safety_identifier", "", openID}, {"metadata[openid]", "", openID}, png},
 			[]field{{"safety_identifier", "", openID}, {"metadata[openid]", "", openID}, png}},

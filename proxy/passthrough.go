@@ -484,7 +484,7 @@ func modelNotFound(model string) *apiError {
 }
 
 // queryWithoutUser returns path (upstreamPath's) with each query parameter
-// whose value is the end user rewritten as a body's metadata member naming
+// whose value holds the end user (is it, or has it inside) rewritten as a body's metadata member naming
 // the user is (interceptors/identity.go): under hash its value becomes the
 // user's hash, under drop the parameter is left out, under keep nothing
 // changes. A bot lists the stored completions of a user by the metadata it
@@ -502,13 +502,16 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 	changed := false
 	for _, pair := range strings.Split(q, "&") {
 		k, v, _ := strings.Cut(pair, "=")
-		if dv, err := url.QueryUnescape(v); err != nil || dv != user {
+		dv, err := url.QueryUnescape(v)
+		if err != nil || !strings.Contains(dv, user) {
 			out = append(out, pair)
 			continue
 		}
 		changed = true
+		// A value holding the end user inside gives it away as surely as
+		// one that is it: the user's hash takes its place there.
 		if h, send := pv.Identifier(client, user); send {
-			out = append(out, k+"="+url.QueryEscape(h))
+			out = append(out, k+"="+url.QueryEscape(strings.ReplaceAll(dv, user, h)))
 		}
 	}
 	if !changed {

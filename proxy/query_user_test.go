@@ -31,6 +31,8 @@ func TestQueryNamingTheUserIsRewritten(t *testing.T) {
 		{"drop", "drop", "limit=2&metadata%5Bopenid%5D=" + openID + "&order=asc", "limit=2&order=asc"},
 		{"drop, the only parameter", "drop", "metadata[openid]=" + openID, ""},
 		{"another value stays", "hash", "metadata[openid]=o-someone-else&model=gpt-test", "metadata[openid]=o-someone-else&model=gpt-test"},
+		{"hash, the OpenID inside a value", "hash", "metadata[conv]=wx%3A" + openID + "%3A1&order=asc", "metadata[conv]=" + url.QueryEscape("wx:"+ho+":1") + "&order=asc"},
+		{"drop, the OpenID inside a value", "drop", "metadata[conv]=wx:" + openID + "&order=asc", "order=asc"},
 		{"keep", "keep", "metadata[openid]=" + openID, "metadata[openid]=" + openID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
