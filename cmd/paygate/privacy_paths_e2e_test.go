@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/logging/logtest"
 )
 
 // TestOpenIDOnNoUpstreamPath plays, under each privacy.forward_user mode, a
@@ -26,7 +28,7 @@ import (
 // OpenID and for the payment parameters the bot was handed (the model has
 // no use for the prepay id or the pay signature, and a provider that logs
 // prompts must not hold what opens the payment sheet), and checks what
-// "user" carried in each mode.
+// "user" carried in each mode, and that the debug log names no OpenID.
 func TestOpenIDOnNoUpstreamPath(t *testing.T) {
 	const (
 		openID  = "oPRIV-openid-5e6f7a8b9c"
@@ -77,6 +79,7 @@ func TestOpenIDOnNoUpstreamPath(t *testing.T) {
 			}))
 			defer up.Close()
 			src := `
+log: {level: debug}
 clients: [{name: bot, key: ` + e2eClientKey + `}]
 store: {path: "` + filepath.Join(t.TempDir(), "paygate.db") + `"}
 providers:
@@ -91,9 +94,10 @@ payments:
   catalog:
     - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
 `
-			base, _ := serveConfig(t, src, io.Discard)
+			logs := &logtest.Buffer{}
+			base, _ := serveConfig(t, src, logs)
 
-			ids := `"user":"` + openID + `","safety_identifier":"` + openID + `","prompt_cache_key":"` + openID + `","metadata":{"wechat_openid":"` + openID + `","bot":"b1"}`
+			ids := `"user":"` + openID + `","safety_identifier":"` + openID + `","prompt_cache_key":"` + openID + `","metadata":{"wechat_openid":"` + openID + `","conv":"wx:` + openID + `:1","bot":"b1"}`
 			var handed []string // the payment parameters the bot received
 			post := func(path, body string) string {
 				t.Helper()
@@ -134,6 +138,10 @@ payments:
 			post("/v1/responses", `{"model":"gpt-4o","input":"x",`+ids+`}`)
 			post("/v1/completions", `{"model":"gpt-4o","prompt":"x",`+ids+`}`)
 
+			// The log, at debug, names no user by the OpenID either.
+			if strings.Contains(logs.String(), openID) {
+				t.Errorf("the log carries the OpenID:\n%s", logs.String())
+			}
 			if len(handed) == 0 {
 				t.Fatal("the bot was handed no payment parameters: the purchase did not run")
 			}
