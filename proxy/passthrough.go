@@ -29,6 +29,12 @@ import (
 // never mix. The model and the end user's identifiers are read from a JSON
 // body or from a multipart/form-data one (image edits, audio), alike.
 func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
+	if !forwardedMethod(r.Method) {
+		w.Header().Set("Allow", forwardedMethods)
+		writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed",
+			Message: "paygate: " + r.Method + " is not forwarded; the OpenAI API is served with " + forwardedMethods})
+		return
+	}
 	path, ok := upstreamPath(r.URL)
 	if !ok {
 		writeError(w, badRequest("paygate: the path "+r.URL.EscapedPath()+
@@ -140,6 +146,25 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	if generation(r, model) {
 		s.accountUsage(r.Context(), resp, gjson.GetBytes(resp.Body, "usage"))
 	}
+}
+
+// forwardedMethods are the methods a passthrough request is forwarded
+// with: the OpenAI API's, and OPTIONS.
+const forwardedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+// forwardedMethod reports whether a passthrough request's method is one
+// of forwardedMethods. Any other goes with the operator's provider key to
+// a server that no OpenAI endpoint is on: TRACE (and IIS's TRACK), which a
+// server in front of a provider (Apache's TraceEnable) answers by echoing
+// the request it got, headers and all, handed any bot that key; WebDAV's
+// and made-up methods reach only what the provider's front serves besides
+// its API.
+func forwardedMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return true
+	}
+	return false
 }
 
 // usageTailSize is how much of a streamed generation's end is kept to find
