@@ -38,7 +38,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	path, ok := upstreamPath(r.URL)
 	if !ok {
 		writeError(w, badRequest("paygate: the path "+r.URL.EscapedPath()+
-			" is not forwarded: it has a '.' or '..' segment, an escaped slash or a backslash"))
+			" is not forwarded: it has a '.' or '..' segment (with or without ';' parameters), an escaped slash, a backslash or an escaped NUL"))
 		return
 	}
 	if aerr := s.forwardAllowed(reqInfo(r).client, r.Method, r.URL.Path); aerr != nil {
@@ -576,24 +576,35 @@ func upstreamPath(u *url.URL) (string, bool) {
 }
 
 // safeSegments reports whether no segment of the escaped path p is "." or
-// "..", raw or escaped, and none holds an escaped slash or a backslash.
+// "..", raw or escaped, and none holds an escaped slash, a backslash or an
+// escaped NUL. A segment's ";" parameters do not hide a dot segment:
+// Tomcat, Jetty and Spring drop them before resolving dot segments, so
+// that "..;" (or "..;x=1", "%2e%2e;", "..%3B") is ".." to a Java server
+// in front of a provider; and a server in C may end the path at a NUL.
 func safeSegments(p string) bool {
 	for seg := range strings.SplitSeq(p, "/") {
 		if strings.IndexByte(seg, '\\') >= 0 {
 			return false
 		}
 		if strings.IndexByte(seg, '%') < 0 {
-			if seg == "." || seg == ".." {
+			if dotSegment(seg) {
 				return false
 			}
 			continue
 		}
 		d, err := url.PathUnescape(seg)
-		if err != nil || d == "." || d == ".." || strings.ContainsAny(d, `/\`) {
+		if err != nil || dotSegment(d) || strings.ContainsAny(d, "/\\\x00") {
 			return false
 		}
 	}
 	return true
+}
+
+// dotSegment reports whether a decoded segment is "." or "..", with or
+// without ";" parameters after it.
+func dotSegment(seg string) bool {
+	seg, _, _ = strings.Cut(seg, ";")
+	return seg == "." || seg == ".."
 }
 
 // jsonBody reports whether a passthrough body is read as JSON: under a JSON

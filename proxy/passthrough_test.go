@@ -84,6 +84,15 @@ func TestPassthroughPath(t *testing.T) {
 		{"escaped slash, lower case", "/v1/files/a%2fb", ""},
 		{"escaped backslash", "/v1/files/..%5Cadmin", ""},
 		{"raw backslash", `/v1/files/..\admin`, ""},
+		// Tomcat, Jetty and Spring drop a segment's ";" parameters before
+		// resolving dot segments: "..;" is ".." to them.
+		{"dot-dot with a parameter", "/v1/files/..;/..;/admin/keys", ""},
+		{"dot-dot with a named parameter", "/v1/files/..;x=1/admin", ""},
+		{"escaped dot-dot with a parameter", "/v1/files/%2e%2e;/admin", ""},
+		{"dot with a parameter", "/v1/.;/files", ""},
+		{"dot-dot with an escaped semicolon", "/v1/files/..%3B/admin", ""},
+		{"a NUL byte", "/v1/files/..%00/admin", ""},
+		{"a semicolon in a name", "/v1/files/a;b", "/v1/files/a;b"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(fp.requests())
