@@ -71,6 +71,10 @@ type failure struct {
 	// previousNotFound: a 400 saying the provider does not hold the
 	// Responses request's previous_response_id (isPreviousResponseNotFound).
 	previousNotFound bool
+	// pathRefused: a 401 or 403 on a forwarded path (not chat
+	// completions), which may say only that the provider key lacks that
+	// endpoint's permission: this round only, as keyInWords.
+	pathRefused bool
 }
 
 // Phases of an attempt; a spent wait's cause follows its phase (deadlines).
@@ -170,6 +174,17 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			f.errType = "upstream_error"
 			f.errMsg = "provider " + p.name + " " + redirectMessage(resp.StatusCode, resp.Header.Get("Location")) +
 				": paygate follows no redirect; check the request's path"
+		}
+		if f.cause == CauseMisconfigured && !f.keyInWords && !isChatPath(req.Path) &&
+			(resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+			// On a forwarded path the bot chose the endpoint: a key
+			// restricted to some (OpenAI's project keys with scopes, an
+			// organization's admin paths) is refused there and serves
+			// chat completions still. Held against the provider, one
+			// bot's call took it out of service for every bot's chat for
+			// the misconfigured cool-down. A key that is wrong is refused
+			// on chat completions too, which cool the provider down.
+			f.pathRefused = true
 		}
 		r.cutPlain(f)
 		a.release()

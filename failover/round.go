@@ -543,6 +543,13 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 		return decision{next: stepNext, breaker: errNeutral}
 
 	case CauseMisconfigured:
+		if f.pathRefused {
+			// The key may lack only this endpoint's permission: the next
+			// target, and nothing held against the provider.
+			r.log.WarnContext(rd.ctx, "upstream refused the provider key on a forwarded path: next target, no cool-down",
+				"provider", p.name, "status", f.httpStatus, "path", rd.req.Path)
+			return decision{next: stepNext, breaker: errNeutral}
+		}
 		if f.keyInWords {
 			// Said in words only, which may be the bot's own: the next
 			// target, and nothing held against the provider.
@@ -736,6 +743,16 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 			ue.Message = fmt.Sprintf("provider %s refused the request (HTTP %d)", rd.tried[len(rd.tried)-1].Provider, last.status)
 		}
 		return ue
+	case last != nil && last.pathRefused:
+		// The provider refused its key on the bot's path, which may be
+		// a permission the key lacks: a 403 the SDKs raise as
+		// PermissionDeniedError (a 401 would tell the bot its own key is
+		// wrong). The provider's text is not passed on: a wrong key's
+		// echoes part of the key.
+		ue.Status, ue.Type, ue.Code = http.StatusForbidden, "invalid_request_error", CodeUpstreamForbidden
+		ue.Message = fmt.Sprintf("provider %s refused paygate's key for this path (HTTP %d): the key lacks the endpoint's "+
+			"permission, or is wrong; the operator can check the provider's key", rd.tried[len(rd.tried)-1].Provider, last.httpStatus)
+		return ue
 	case last != nil && allNotFound(rd):
 		// Every target was asked and none has it: the model, or the file,
 		// batch or other object the path names, does not exist. The
@@ -802,6 +819,10 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 // CodeRequestTooLarge is the code of the 413 a client gets when the last
 // provider refused the request's size without an error code of its own.
 const CodeRequestTooLarge = "request_too_large"
+
+// CodeUpstreamForbidden is the code of the 403 a client gets when the last
+// provider refused its key on a forwarded path (failure.pathRefused).
+const CodeUpstreamForbidden = "upstream_forbidden"
 
 // CodeRateLimitExceeded is the code of the 429 a client gets when every
 // attempt of the round was rate limited, as OpenAI's own 429 says it.
