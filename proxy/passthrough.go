@@ -41,6 +41,15 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			" is not forwarded: it has a '.' or '..' segment (with or without ';' parameters), an escaped slash, a backslash or an escaped NUL"))
 		return
 	}
+	if modelsVariant(r.URL.Path) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			s.modelsReadOnly(w, r)
+			return
+		}
+		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
+			Message: "paygate: " + r.URL.Path + " is not forwarded: the models are paygate's config, served at /v1/models"})
+		return
+	}
 	if aerr := s.forwardAllowed(reqInfo(r).client, r.Method, r.URL.Path); aerr != nil {
 		writeError(w, aerr)
 		return
@@ -146,6 +155,19 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	if generation(r, model) {
 		s.accountUsage(r.Context(), resp, gjson.GetBytes(resp.Body, "usage"))
 	}
+}
+
+// modelsVariant reports whether a decoded path that the models routes did
+// not take is one a provider's server may still read as under /v1/models:
+// its first segment below /v1 is "models" in another case (ASP.NET and
+// Azure route without regard to case) or with ";" parameters (Tomcat,
+// Jetty and Spring drop them). Forwarded, DELETE /v1/Models/{id} deleted a
+// fine-tuned model of the operator's account as DELETE /v1/models/{id}
+// did before the models routes took it (Handler).
+func modelsVariant(path string) bool {
+	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/v1/"), "/")
+	seg, _, _ = strings.Cut(seg, ";")
+	return strings.EqualFold(seg, "models")
 }
 
 // forwardedMethods are the methods a passthrough request is forwarded

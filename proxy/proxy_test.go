@@ -550,18 +550,26 @@ func TestModelsReadOnly(t *testing.T) {
 		{http.MethodDelete, "/v1/models/gpt-test"},
 		{http.MethodPost, "/v1/models"},
 		{http.MethodPut, "/v1/models/gpt-test"},
+		// Spelled so that the models routes miss it but a provider's
+		// server may read it as /v1/models: case-insensitive routing
+		// (ASP.NET, Azure), ";" parameters dropped (Tomcat, Jetty,
+		// Spring).
+		{http.MethodDelete, "/v1/Models/ft:gpt-4o:acme::abc"},
+		{http.MethodDelete, "/v1/MODELS/ft:gpt-4o:acme::abc"},
+		{http.MethodDelete, "/v1/models;x=1/ft:gpt-4o:acme::abc"},
+		{http.MethodDelete, "/v1/Models;/ft:gpt-4o:acme::abc"},
+		{http.MethodPost, "/v1/Models"},
+		{http.MethodDelete, "/v1/%6Dodels/ft:gpt-4o:acme::abc"},
 	} {
-		req, _ := http.NewRequest(tc.method, url+tc.path, strings.NewReader(`{"model":"gpt-test"}`))
-		req.Header.Set("Authorization", "Bearer "+testClientKey)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body := readAll(t, resp.Body)
+		resp, body := rawRequest(t, url, tc.method, tc.path, `{"model":"gpt-test"}`)
 		if resp.StatusCode != http.StatusMethodNotAllowed || gjson.Get(body, "error.code").Str != "method_not_allowed" || resp.Header.Get("Allow") != "GET" {
 			t.Errorf("%s %s: %d %s (Allow %q); want 405 method_not_allowed, Allow GET", tc.method, tc.path, resp.StatusCode, body, resp.Header.Get("Allow"))
 		}
+	}
+	// Read in another spelling, the provider's own list is not the
+	// config's.
+	if resp, body := rawRequest(t, url, http.MethodGet, "/v1/Models", ""); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /v1/Models: %d %s; want 404", resp.StatusCode, body)
 	}
 	if n := len(fp.requests()); n != 0 {
 		t.Errorf("the provider was asked %d times; want 0", n)
