@@ -175,11 +175,12 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			f.errMsg = "provider " + p.name + " " + redirectMessage(resp.StatusCode, resp.Header.Get("Location")) +
 				": paygate follows no redirect; check the request's path"
 		}
-		if f.cause == CauseMisconfigured && !f.keyInWords && !isChatPath(req.Path) &&
+		if f.cause == CauseMisconfigured && !f.keyInWords && !(isChatPath(req.Path) && method == http.MethodPost) &&
 			(resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
-			// On a forwarded path the bot chose the endpoint: a key
-			// restricted to some (OpenAI's project keys with scopes, an
-			// organization's admin paths) is refused there and serves
+			// On a forwarded path the bot chose the endpoint (listing
+			// stored chat completions with GET too): a key restricted to
+			// some (OpenAI's project keys with scopes, an organization's
+			// admin paths) is refused there and serves
 			// chat completions still. Held against the provider, one
 			// bot's call took it out of service for every bot's chat for
 			// the misconfigured cool-down. A key that is wrong is refused

@@ -15,12 +15,21 @@ import (
 // it), and chat completions on the same provider go on answering, where
 // the provider used to be cooled down as misconfigured for every bot.
 func TestForwardedPathRefusedKeepsTheProvider(t *testing.T) {
-	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden} {
-		t.Run(http.StatusText(status), func(t *testing.T) {
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{
+		{"/v1/files", http.StatusUnauthorized},
+		{"/v1/files", http.StatusForbidden},
+		// Listing stored chat completions is a forwarded call too.
+		{"/v1/chat/completions?limit=5", http.StatusUnauthorized},
+	} {
+		status := tc.status
+		t.Run(tc.path+" "+http.StatusText(status), func(t *testing.T) {
 			const reason = "You have insufficient permissions for this operation. Missing scopes: api.files.read."
 			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
-				if r.URL.Path == "/v1/chat/completions" {
+				if r.Method == http.MethodPost && r.URL.Path == "/v1/chat/completions" {
 					_, _ = io.WriteString(w, okCompletion)
 					return
 				}
@@ -28,13 +37,13 @@ func TestForwardedPathRefusedKeepsTheProvider(t *testing.T) {
 				_, _ = io.WriteString(w, `{"error":{"message":"`+reason+`","type":"invalid_request_error","param":null,"code":null}}`)
 			})
 			proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
-			resp := send(t, http.MethodGet, proxyURL, "/v1/files", "", nil)
+			resp := send(t, http.MethodGet, proxyURL, tc.path, "", nil)
 			body := readAll(t, resp.Body)
 			if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "upstream_forbidden") {
-				t.Errorf("GET /v1/files: %d %s; want 403 upstream_forbidden", resp.StatusCode, body)
+				t.Errorf("GET %s: %d %s; want 403 upstream_forbidden", tc.path, resp.StatusCode, body)
 			}
 			if strings.Contains(body, "Missing scopes") {
-				t.Errorf("GET /v1/files: the provider's text reached the bot: %s", body)
+				t.Errorf("GET %s: the provider's text reached the bot: %s", tc.path, body)
 			}
 			resp = post(t, proxyURL, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
 			body = readAll(t, resp.Body)
