@@ -150,7 +150,8 @@ func (s *Service) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store
 // awaiting_payment when Approve returns and the user's next request gets its
 // payment parameters. An unknown prepay outcome leaves it `creating` for the
 // reconciler (ErrPaymentUnavailable, with the order). ErrNotAwaitingApproval
-// when a manager already decided; ErrApprovalExpired (an
+// when a manager already decided, with the order as that decision left it,
+// so a double click or a retry after a lost answer learns the outcome; ErrApprovalExpired (an
 // ErrNotAwaitingApproval) when the approval deadline passed, and the order
 // is expired then if the sweep has not yet done it; store.ErrNotFound for an
 // unknown order.
@@ -176,6 +177,9 @@ func (s *Service) Approve(ctx context.Context, orderNo string) (*CreateResult, e
 		}
 		return &CreateResult{Order: o}, err
 	}
+	if errors.Is(err, ErrNotAwaitingApproval) && got != nil {
+		return &CreateResult{Order: got}, err
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +196,8 @@ func (s *Service) Approve(ctx context.Context, orderNo string) (*CreateResult, e
 // ever made for it). The user's next turn is told through the payment state.
 // Past the approval deadline it is too late for a decision either way, as
 // for Approve: the order is expired (what the sweep records) and returned
-// with ErrApprovalExpired.
+// with ErrApprovalExpired. An order already decided is returned as it stands
+// with ErrNotAwaitingApproval.
 func (s *Service) Reject(ctx context.Context, orderNo string) (*store.Order, error) {
 	got, _, err := s.update(ctx, orderNo, "reject", "", func(c *store.Order) (*store.Order, error) {
 		if c.Status != store.StatusApprovalRequired {
@@ -206,6 +211,9 @@ func (s *Service) Reject(ctx context.Context, orderNo string) (*store.Order, err
 	})
 	if errors.Is(err, errHeldPastDeadline) {
 		return s.expiredDecision(ctx, orderNo)
+	}
+	if errors.Is(err, ErrNotAwaitingApproval) && got != nil {
+		return got, err
 	}
 	if err != nil {
 		return nil, err

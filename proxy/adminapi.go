@@ -446,6 +446,12 @@ func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
 				body["order"] = adminOrder(o)
 			}
 			writeJSON(w, http.StatusBadGateway, body)
+		case errors.Is(err, payments.ErrNotAwaitingApproval) && o != nil:
+			// Decided already (a double click, a retry after a lost answer,
+			// another manager) or expired: 409 with the order as it now
+			// stands, so the caller learns the outcome rather than only
+			// that this attempt was refused.
+			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "order": adminOrder(o)})
 		default:
 			s.adminFailed(w, r, err)
 		}

@@ -129,9 +129,17 @@ func TestApprovalThroughHTTP(t *testing.T) {
 					t.Errorf("simulator order %+v; want 998.00 for %s", tx, tt.user)
 				}
 			}
-			// A second decision is refused.
-			if status, _ := httpCall(t, http.MethodPost, adminURL+"/admin/api/approvals/"+no+"/approve", admin, ""); status != http.StatusConflict {
-				t.Errorf("second decision: %d; want 409", status)
+			// A second decision (a double click, a retry after a lost
+			// answer, the other manager's) is refused, with the order as
+			// the first one left it, and moves no money.
+			for _, again := range []string{"approve", "reject"} {
+				status, d := httpCall(t, http.MethodPost, adminURL+"/admin/api/approvals/"+no+"/"+again, admin, "")
+				if status != http.StatusConflict || d.Get("error").Str == "" || d.Get("order.order_no").Str != no || d.Get("order.status").Str != tt.wantStatus {
+					t.Errorf("second decision (%s): %d %s; want 409 with the order %s", again, status, d.Raw, tt.wantStatus)
+				}
+			}
+			if n := a.sim.Prepays(no); n != tt.wantPrepay {
+				t.Errorf("prepays after a second decision: %d; want %d", n, tt.wantPrepay)
 			}
 
 			status, list := httpCall(t, http.MethodGet, url+"/v1/paygate/orders", "Bearer "+e2eClientKey, tt.user)
