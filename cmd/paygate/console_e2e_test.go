@@ -572,7 +572,8 @@ func TestConsoleInBrowser(t *testing.T) {
 
 // TestConsoleReadsEveryPage: the approval queue and the refunds are paged
 // (next_before). The console counts and lists every held order, past the
-// first page of 1000, the oldest (the nearest its deadline) included, and
+// first page of 1000, the oldest (the nearest its deadline) included, counts
+// every order in review past the first page too, and
 // offers the refunds behind the first page of 200, where a refund still in
 // flight behind newer finished ones lies.
 func TestConsoleReadsEveryPage(t *testing.T) {
@@ -596,12 +597,19 @@ func TestConsoleReadsEveryPage(t *testing.T) {
 	for i := range refunded - 1 {
 		mk(fmt.Sprintf("PGRFNDMANY%04d", i), store.StatusRefunded, base.Add(time.Duration(i+1)*time.Millisecond), 99800)
 	}
+	// As many orders in review, for the summary's count of them.
+	for i := range held {
+		mk(fmt.Sprintf("PGREVWMANY%04d", i), store.StatusNeedsReview, base.Add(time.Duration(i)*time.Millisecond), 0)
+	}
 	oldest := "PGHELDMANY0000"
 
 	b.do(t, "sign in", chromedp.Navigate(adminURL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
 		chromedp.WaitVisible(chromedp.CSS(row("approvals", oldest))),
 		waitFor("the summary", `document.querySelector("#sum-approvals .v")?.textContent === "`+fmt.Sprint(held)+`"`))
+	if s := b.text(t, "#sum-review .v"); s != fmt.Sprint(held) {
+		t.Errorf("needs review card %q; want %d", s, held)
+	}
 	if n := evalJS[int](t, b, `document.querySelectorAll("#panel-approvals tbody tr").length`); n != held {
 		t.Errorf("%d held orders listed; want all %d", n, held)
 	}

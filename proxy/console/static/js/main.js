@@ -69,13 +69,13 @@ async function summary() {
   const [ap, rev, head, stats] = await Promise.all([
     // Every page: a count that stopped at the first would say "1000" of more.
     settle(allPages('/admin/api/approvals', { limit: 1000 }, 'approvals')),
-    settle(api('/admin/api/orders?status=needs_review&limit=1000')),
+    settle(allPages('/admin/api/orders', { status: 'needs_review', limit: 1000 }, 'orders')),
     settle(api('/admin/api/audit/head')),
     settle(views.fetchStats()),
   ]);
   if (!session.token()) return;
   const n = ap.v ? ap.v.length : null;
-  const r = rev.v ? rev.v.orders.length : null;
+  const r = rev.v ? rev.v.length : null;
   $('approvals-count').textContent = n ? String(n) : '';
   const cpt = stats.v ? (stats.v.cost_per_transaction ?? '—') : 'no data yet';
   clear($('summary')).append(
