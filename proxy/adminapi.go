@@ -30,6 +30,7 @@ type AdminPayments interface {
 	Approve(ctx context.Context, orderNo string) (*payments.CreateResult, error)
 	Reject(ctx context.Context, orderNo string) (*store.Order, error)
 	RefundsPage(ctx context.Context, p payments.Page) ([]payments.RefundEntry, error)
+	Resolve(ctx context.Context, orderNo string, to store.OrderStatus) (*store.Order, error)
 }
 
 var _ AdminPayments = (*payments.Service)(nil)
@@ -46,6 +47,7 @@ func (s *Server) MountAdminAPI(mux *http.ServeMux) {
 		mux.Handle("POST /admin/api/approvals/{order_no}/approve", h("admin_approvals", s.handleAdminDecision(true)))
 		mux.Handle("POST /admin/api/approvals/{order_no}/reject", h("admin_approvals", s.handleAdminDecision(false)))
 		mux.Handle("GET /admin/api/refunds", h("admin_refunds", s.handleAdminRefunds))
+		mux.Handle("POST /admin/api/orders/{order_no}/resolve", h("admin_orders", s.handleAdminResolve))
 	}
 	if pa, ok := s.up.(ProviderAdmin); ok {
 		mux.Handle("GET /admin/api/providers", h("admin_providers", s.handleAdminProviders(pa)))
@@ -374,37 +376,99 @@ type decision struct {
 // is not recorded as no reason.
 func readDecision(w http.ResponseWriter, r *http.Request) (decision, error) {
 	var d decision
+	err := readAdminBody(w, r, &d, `{"operator": "…", "reason": "…"}, both optional strings`)
+	if err != nil {
+		return d, err
+	}
+	return d, d.check()
+}
+
+// readAdminBody reads an admin mutation's optional JSON body into v (left
+// as it is when the body is empty or only white space): one object with no
+// member v does not name (shape describes it in the error).
+func readAdminBody(w http.ResponseWriter, r *http.Request, v any, shape string) error {
 	b, err := readLimited(w, r, maxDecisionBody)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return d, fmt.Errorf("the body is larger than %d bytes", maxDecisionBody)
+			return fmt.Errorf("the body is larger than %d bytes", maxDecisionBody)
 		}
-		return d, fmt.Errorf("read the body: %w", err)
+		return fmt.Errorf("read the body: %w", err)
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
-		return d, nil
+		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	err = dec.Decode(&d)
+	err = dec.Decode(v)
 	if err == nil {
 		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
 			err = errors.New("data after the object")
 		}
 	}
-	switch {
-	case err != nil:
-		return d, fmt.Errorf(`the body must be a JSON object {"operator": "…", "reason": "…"}, both optional strings: %w`, err)
-	case utf8.RuneCountInString(d.Operator) > maxOperatorLen:
-		return d, fmt.Errorf("operator is longer than %d characters", maxOperatorLen)
-	case strings.ContainsFunc(d.Operator, unicode.IsControl):
-		return d, errors.New("operator must be one line without control characters")
-	case utf8.RuneCountInString(d.Reason) > maxReasonLen:
-		return d, fmt.Errorf("reason is longer than %d characters", maxReasonLen)
-	case strings.ContainsFunc(d.Reason, func(c rune) bool { return unicode.IsControl(c) && c != '\n' && c != '\t' }):
-		return d, errors.New("reason must not contain control characters other than line breaks and tabs")
+	if err != nil {
+		return fmt.Errorf("the body must be a JSON object %s: %w", shape, err)
 	}
-	return d, nil
+	return nil
+}
+
+// check refuses an operator's name or reason out of bounds.
+func (d decision) check() error {
+	switch {
+	case utf8.RuneCountInString(d.Operator) > maxOperatorLen:
+		return fmt.Errorf("operator is longer than %d characters", maxOperatorLen)
+	case strings.ContainsFunc(d.Operator, unicode.IsControl):
+		return errors.New("operator must be one line without control characters")
+	case utf8.RuneCountInString(d.Reason) > maxReasonLen:
+		return fmt.Errorf("reason is longer than %d characters", maxReasonLen)
+	case strings.ContainsFunc(d.Reason, func(c rune) bool { return unicode.IsControl(c) && c != '\n' && c != '\t' }):
+		return errors.New("reason must not contain control characters other than line breaks and tabs")
+	}
+	return nil
+}
+
+// resolution is the JSON body of a resolution of an order in review: what
+// it is settled as, who decided and why (required: the audit chain keeps
+// why a person overrode WeChat Pay's disagreement).
+type resolution struct {
+	Status string `json:"status"`
+	decision
+}
+
+// handleAdminResolve takes an order out of needs_review, which nothing else
+// leaves: {"status": "paid"|"closed", "reason": "…", "operator": "…"}
+// (payments.Resolve says when each is allowed). Answers {"order": {…}} as
+// it now is; 409 with the order as it stands when it is not in review (a
+// retry of a resolution made) or cannot be settled so.
+func (s *Server) handleAdminResolve(w http.ResponseWriter, r *http.Request) {
+	no := r.PathValue("order_no")
+	var res resolution
+	err := readAdminBody(w, r, &res, `{"status": "paid" or "closed", "reason": "…", "operator": "…"}`)
+	if err == nil {
+		err = res.check()
+	}
+	if err == nil && res.Status != string(store.StatusPaid) && res.Status != string(store.StatusClosed) {
+		err = errors.New(`status must be "paid" (WeChat Pay's payment is good: the merchant delivers) or "closed" (nothing to deliver)`)
+	}
+	if err == nil && strings.TrimSpace(res.Reason) == "" {
+		err = errors.New("reason is required: the audit records why the order left review")
+	}
+	if err != nil {
+		adminError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	actor := &payments.Actor{Kind: payments.ActorAdmin, RequestID: reqInfo(r).id, RemoteAddr: r.RemoteAddr,
+		Operator: s.redact.String(res.Operator), Reason: s.redact.String(res.Reason)}
+	o, err := s.adminPay.Resolve(payments.WithActor(r.Context(), actor), no, store.OrderStatus(res.Status))
+	s.log.Info("admin resolve", "request_id", actor.RequestID, "order_no", no, "status", res.Status, "ok", err == nil,
+		"remote_addr", actor.RemoteAddr, "operator", actor.Operator, "reason", actor.Reason)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, map[string]any{"order": adminOrder(o)})
+	case (errors.Is(err, payments.ErrNotInReview) || errors.Is(err, payments.ErrCannotResolve)) && o != nil:
+		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "order": adminOrder(o)})
+	default:
+		s.adminFailed(w, r, err)
+	}
 }
 
 // handleAdminDecision approves (prepaying at once) or rejects an order

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/proxy/console"
+	"github.com/paygate/paygate/store"
+)
+
+// TestAdminResolvesOrdersInReview: needs_review has no way out but a
+// person's (payments/state.go). Through the admin API an operator settles
+// an order whose payment WeChat Pay reported with another amount as paid
+// (the merchant hears order.paid; the audit records who and why) and closes
+// an orphan payment once refunded on the merchant platform (it cannot be
+// settled as paid: paygate has nothing to deliver). A retry or a second
+// operator gets 409 with the order as it stands; of two resolutions at once
+// (a double click) exactly one is made; a body that is not a resolution is a 400 that
+// changes nothing.
+func TestAdminResolvesOrdersInReview(t *testing.T) {
+	mainURL, adminURL, a, outcomes := consoleApp(t)
+	ctx := context.Background()
+	resolve := func(no, body string) (int, gjson.Result) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, adminURL+"/admin/api/orders/"+no+"/resolve", strings.NewReader(body))
+		if err != nil {
+			t.Error(err)
+			return 0, gjson.Result{}
+		}
+		req.Header.Set("Authorization", "Bearer "+consoleToken)
+		req.Header.Set(console.CSRFHeader, "1")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0, gjson.Result{}
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, gjson.ParseBytes(b)
+	}
+	// pay reports a payment of total fen for out_trade_no no by payer.
+	pay := func(no, payer, txid string, total int64) {
+		t.Helper()
+		tx := wxsim.Transaction{AppID: a.sim.AppID(), MchID: a.sim.MchID(), OutTradeNo: no, TransactionID: txid,
+			TradeType: "JSAPI", TradeState: "SUCCESS", TradeStateDesc: "支付成功", BankType: "OTHERS",
+			SuccessTime: time.Now().Format(time.RFC3339), Payer: &wxsim.Payer{OpenID: payer},
+			Amount: wxsim.Amount{Total: total, PayerTotal: total, Currency: "CNY", PayerCurrency: "CNY"}}
+		n, err := a.sim.BuildNotification(wxsim.NotificationSpec{EventType: "TRANSACTION.SUCCESS", Summary: "支付成功", OriginalType: "transaction", Resource: tx})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, err := a.sim.Deliver(ctx, mainURL+"/wechatpay/notify", n); err != nil || code/100 != 2 {
+			t.Fatalf("deliver: %d %v", code, err)
+		}
+		if o, err := a.store.GetOrder(ctx, no); err != nil || o.Status != store.StatusNeedsReview {
+			t.Fatalf("after the payment: %+v %v; want needs_review", o, err)
+		}
+	}
+	status := func(no string) store.OrderStatus {
+		t.Helper()
+		o, err := a.store.GetOrder(ctx, no)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.Status
+	}
+
+	// An order paid with another amount than its own.
+	const user = "oUser-resolve-mismatch"
+	res, err := a.payments.CreateOrder(ctx, payments.CreateRequest{Client: "bot", User: user, SKU: "premium-monthly", Quantity: 1})
+	if err != nil || res.Order.Status != store.StatusAwaitingPayment {
+		t.Fatalf("create: %+v %v", res, err)
+	}
+	no := res.Order.OrderNo
+	if st, body := resolve(no, `{"status":"paid","reason":"x"}`); st != http.StatusConflict || body.Get("order.status").Str != "awaiting_payment" {
+		t.Errorf("resolve an order not in review: %d %s; want 409 with it awaiting_payment", st, body.Raw)
+	}
+	pay(no, user, "4200001234"+strings.Repeat("7", 18), res.Order.AmountFen-1)
+	for _, tc := range []struct{ name, body string }{
+		{"no body", ``},
+		{"no reason", `{"status":"paid"}`},
+		{"a blank reason", `{"status":"paid","reason":"  "}`},
+		{"another status", `{"status":"refunded","reason":"refunded on the platform"}`},
+		{"no status", `{"reason":"ok"}`},
+		{"an unknown member", `{"status":"paid","reason":"ok","force":true}`},
+		{"not JSON", `{"status":`},
+	} {
+		if st, body := resolve(no, tc.body); st != http.StatusBadRequest || body.Get("error").Str == "" {
+			t.Errorf("%s: %d %s; want 400 with the reason", tc.name, st, body.Raw)
+		}
+	}
+	if got := status(no); got != store.StatusNeedsReview {
+		t.Fatalf("after refused resolutions: %s; want needs_review", got)
+	}
+	st, body := resolve(no, `{"status":"paid","operator":"alice","reason":"the customer paid 0.01 less by a coupon"}`)
+	if st != http.StatusOK || body.Get("order.status").Str != "paid" || body.Get("order.order_no").Str != no {
+		t.Fatalf("settle as paid: %d %s; want 200 with the order paid", st, body.Raw)
+	}
+	for _, again := range []string{"paid", "closed"} {
+		if st, body := resolve(no, `{"status":"`+again+`","reason":"again"}`); st != http.StatusConflict || body.Get("order.status").Str != "paid" {
+			t.Errorf("resolve again as %s: %d %s; want 409 with the order paid", again, st, body.Raw)
+		}
+	}
+	rec := auditRecord(t, a, outcomes, no, "order.paid")
+	if act := rec.Get("actor"); act.Get("kind").Str != "admin" || act.Get("operator").Str != "alice" || !strings.Contains(act.Get("reason").Str, "coupon") {
+		t.Errorf("audit of the settlement %s; want it with the admin actor alice and the reason", rec.Raw)
+	}
+
+	// An orphan payment: nothing to deliver, so not paid; closed once refunded.
+	const ghost, payer = "PGghostResolve000001", "oUser-resolve-orphan"
+	pay(ghost, payer, "4200001234"+strings.Repeat("8", 18), 777)
+	if st, body := resolve(ghost, `{"status":"paid","reason":"looks fine"}`); st != http.StatusConflict || body.Get("order.status").Str != "needs_review" {
+		t.Errorf("settle an orphan as paid: %d %s; want 409 with it in review", st, body.Raw)
+	}
+	// Two closes at once (a double click): one is made, the other is told
+	// the outcome.
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	finals := make([]string, 2)
+	for i := range 2 {
+		wg.Go(func() {
+			st, body := resolve(ghost, `{"status":"closed","reason":"refunded on the merchant platform"}`)
+			codes[i], finals[i] = st, body.Get("order.status").Str
+		})
+	}
+	wg.Wait()
+	if codes[0]+codes[1] != http.StatusOK+http.StatusConflict || finals[0] != "closed" || finals[1] != "closed" {
+		t.Errorf("two closes at once: %v %v; want one 200 and one 409, both showing it closed", codes, finals)
+	}
+	if got := status(ghost); got != store.StatusClosed {
+		t.Errorf("orphan after resolving: %s; want closed", got)
+	}
+	if st, _ := resolve("PGnosuchorder0000001", `{"status":"closed","reason":"x"}`); st != http.StatusNotFound {
+		t.Errorf("unknown order: %d; want 404", st)
+	}
+}

@@ -1,0 +1,63 @@
+package payments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/paygate/paygate/store"
+)
+
+// CauseResolve is Transition.Cause of an operator taking an order out of
+// needs_review (Resolve).
+const CauseResolve = "resolve"
+
+// ErrNotInReview: the order exists but is not in needs_review (a person
+// already resolved it, or it never needed review).
+var ErrNotInReview = errors.New("order is not in review")
+
+// ErrCannotResolve: the order is in review but cannot be settled the way
+// asked (a refund still in flight, no payment to settle as paid).
+var ErrCannotResolve = errors.New("order cannot be resolved so")
+
+// Resolve is an operator's way out of needs_review, which nothing else
+// leaves (state.go): the order is settled as paid (WeChat Pay reported a
+// payment for it and the person judged it good: the merchant hears
+// order.paid and delivers) or closed (nothing to deliver: the money, if
+// any, was returned on the merchant platform or is being). It is audited
+// with the actor on ctx. Refused with ErrCannotResolve while a confirmed
+// refund is in flight (its outcome is still to come), and as paid when
+// WeChat Pay reported no payment for it, when money was already refunded
+// on it, or for a payment paygate had no order of (no client, SKU or user
+// to deliver to). ErrNotInReview, with the order as it stands, when it is
+// not in review (a retry of a resolution made); store.ErrNotFound for an
+// unknown order.
+func (s *Service) Resolve(ctx context.Context, orderNo string, to store.OrderStatus) (*store.Order, error) {
+	if to != store.StatusPaid && to != store.StatusClosed {
+		return nil, fmt.Errorf("%w: an order in review is settled as paid or closed, not %s", ErrCannotResolve, to)
+	}
+	got, _, err := s.update(ctx, orderNo, CauseResolve, "", func(c *store.Order) (*store.Order, error) {
+		switch {
+		case c.Status != store.StatusNeedsReview:
+			return nil, fmt.Errorf("%w: %s is %s", ErrNotInReview, c.OrderNo, c.Status)
+		case c.RefundReservedBy != "":
+			return nil, fmt.Errorf("%w: refund %s is in flight on %s; wait for its outcome", ErrCannotResolve, c.RefundReservedBy, c.OrderNo)
+		case to == store.StatusPaid && c.TransactionID == "":
+			return nil, fmt.Errorf("%w: WeChat Pay reported no payment for %s, so it cannot be settled as paid", ErrCannotResolve, c.OrderNo)
+		case to == store.StatusPaid && c.RefundedFen > 0:
+			return nil, fmt.Errorf("%w: %d fen were refunded on %s, so it cannot be settled as paid", ErrCannotResolve, c.RefundedFen, c.OrderNo)
+		case to == store.StatusPaid && c.Client == "":
+			return nil, fmt.Errorf("%w: %s is a payment paygate had no order of; refund it on the merchant platform and close it", ErrCannotResolve, c.OrderNo)
+		}
+		c.Status = to
+		return c, nil
+	})
+	if errors.Is(err, ErrNotInReview) || errors.Is(err, ErrCannotResolve) {
+		return got, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "order in review resolved by an operator", "order_no", got.OrderNo, "status", got.Status, "amount_fen", got.AmountFen)
+	return got, nil
+}
