@@ -1,0 +1,68 @@
+package payments_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+// TestResolveGuardsMoney: an operator's way out of needs_review settles as
+// paid only an order WeChat Pay reported a payment for, with nothing
+// refunded on it, and nothing at all while a confirmed refund is in flight
+// (its outcome is still to come): each refusal is ErrCannotResolve with the
+// order unchanged and returned as it stands; a status other than paid or
+// closed is refused before anything is read.
+func TestResolveGuardsMoney(t *testing.T) {
+	const txid = "4200001234555555555555555555"
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			ctx := context.Background()
+			for _, tc := range []struct {
+				name     string
+				review   func(o *store.Order)
+				to       store.OrderStatus
+				want     store.OrderStatus // "" when refused
+				wantText string
+			}{
+				{"paid with a payment reported", func(o *store.Order) { o.TransactionID = txid }, store.StatusPaid, store.StatusPaid, ""},
+				{"paid without a payment", func(o *store.Order) {}, store.StatusPaid, "", "no payment"},
+				{"paid with money refunded", func(o *store.Order) { o.TransactionID, o.RefundedFen = txid, 100 }, store.StatusPaid, "", "refunded"},
+				{"closed with money refunded", func(o *store.Order) { o.TransactionID, o.RefundedFen = txid, o.AmountFen }, store.StatusClosed, store.StatusClosed, ""},
+				{"paid with a refund in flight", func(o *store.Order) { o.TransactionID, o.RefundReservedBy = txid, "rp_inflight" }, store.StatusPaid, "", "in flight"},
+				{"closed with a refund in flight", func(o *store.Order) { o.TransactionID, o.RefundReservedBy = txid, "rp_inflight" }, store.StatusClosed, "", "in flight"},
+				{"to refunded", func(o *store.Order) { o.TransactionID = txid }, store.StatusRefunded, "", "paid or closed"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					o := e.create("oUser-resolve-"+strings.ReplaceAll(tc.name, " ", "-"), 1)
+					before := o.Status
+					o.Status, o.ReviewReason = store.StatusNeedsReview, "amount_mismatch"
+					tc.review(o)
+					if err := e.st.UpdateOrder(ctx, o, before); err != nil {
+						t.Fatal(err)
+					}
+					got, err := e.svc.Resolve(ctx, o.OrderNo, tc.to)
+					if tc.want != "" {
+						if err != nil || got == nil || got.Status != tc.want {
+							t.Fatalf("resolve: %+v %v; want %s", got, err, tc.want)
+						}
+						if _, err := e.svc.Resolve(ctx, o.OrderNo, tc.to); !errors.Is(err, payments.ErrNotInReview) {
+							t.Errorf("resolve again: %v; want ErrNotInReview", err)
+						}
+						return
+					}
+					if !errors.Is(err, payments.ErrCannotResolve) || !strings.Contains(err.Error(), tc.wantText) {
+						t.Errorf("resolve: %v; want ErrCannotResolve saying %q", err, tc.wantText)
+					}
+					if now := e.order(o.OrderNo); now.Status != store.StatusNeedsReview {
+						t.Errorf("after a refused resolution: %s; want needs_review", now.Status)
+					}
+				})
+			}
+		})
+	}
+}
