@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/payments"
@@ -142,5 +143,60 @@ func TestAdminResolvesOrdersInReview(t *testing.T) {
 	}
 	if st, _ := resolve("PGnosuchorder0000001", `{"status":"closed","reason":"x"}`); st != http.StatusNotFound {
 		t.Errorf("unknown order: %d; want 404", st)
+	}
+}
+
+// TestConsoleResolvesOrdersInReview: in the console an operator opens an
+// orphan payment in review from the order list, is told why settling it as
+// paid is refused, and closes it with a reason; the detail and the list then
+// show it closed, as the API has it, and the audit records the reason.
+func TestConsoleResolvesOrdersInReview(t *testing.T) {
+	b := newBrowser(t)
+	mainURL, adminURL, a, outcomes := consoleApp(t)
+	ctx := context.Background()
+	const ghost, payer = "PGghostConsole000001", "oUser-console-orphan"
+	tx := wxsim.Transaction{AppID: a.sim.AppID(), MchID: a.sim.MchID(), OutTradeNo: ghost, TransactionID: "4200001234" + strings.Repeat("9", 18),
+		TradeType: "JSAPI", TradeState: "SUCCESS", TradeStateDesc: "支付成功", BankType: "OTHERS",
+		SuccessTime: time.Now().Format(time.RFC3339), Payer: &wxsim.Payer{OpenID: payer},
+		Amount: wxsim.Amount{Total: 777, PayerTotal: 777, Currency: "CNY", PayerCurrency: "CNY"}}
+	n, err := a.sim.BuildNotification(wxsim.NotificationSpec{EventType: "TRANSACTION.SUCCESS", Summary: "支付成功", OriginalType: "transaction", Resource: tx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := a.sim.Deliver(ctx, mainURL+"/wechatpay/notify", n); err != nil || code/100 != 2 {
+		t.Fatalf("deliver: %d %v", code, err)
+	}
+
+	b.do(t, "sign in", chromedp.Navigate(adminURL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
+		waitFor("the summary", `document.querySelector("#sum-review .v")?.textContent === "1"`))
+	b.do(t, "the order", chromedp.Click(chromedp.CSS(`#tabs [data-tab="orders"]`)),
+		chromedp.WaitVisible(chromedp.CSS(row("orders", ghost)+`[data-status="needs_review"]`)),
+		chromedp.Click(chromedp.CSS(row("orders", ghost))),
+		chromedp.WaitVisible(chromedp.CSS(`button[data-action="resolve"][data-order-no="`+ghost+`"]`)))
+	if v := evalJS[string](t, b, `document.querySelector("#resolve-status").value = "paid"`); v != "paid" {
+		t.Fatalf("select %q", v)
+	}
+	b.do(t, "settle as paid", chromedp.SendKeys(chromedp.ID("resolve-reason"), "looks fine"),
+		chromedp.Click(chromedp.CSS(`button[data-action="resolve"]`)),
+		waitFor("the refusal", `document.querySelector("#resolve-result")?.textContent.startsWith("Not resolved:")`))
+	if s := b.text(t, "#resolve-result"); !strings.Contains(s, "no order of") || !strings.Contains(s, "the order is needs review") {
+		t.Errorf("refusal %q; want why, with the order still in review", s)
+	}
+	evalJS[string](t, b, `document.querySelector("#resolve-status").value = "closed"`)
+	b.do(t, "close", chromedp.Click(chromedp.CSS(`button[data-action="resolve"]`)),
+		waitFor("the outcome", `document.querySelector("#resolve-done")?.textContent === "Resolved: the order is now closed."`),
+		chromedp.WaitVisible(chromedp.CSS(row("orders", ghost)+`[data-status="closed"]`)))
+	if n := evalJS[int](t, b, `document.querySelectorAll('button[data-action="resolve"]').length`); n != 0 {
+		t.Errorf("%d resolve controls on a closed order; want none", n)
+	}
+	if o, err := a.store.GetOrder(ctx, ghost); err != nil || o.Status != store.StatusClosed {
+		t.Errorf("stored %+v %v; want closed", o, err)
+	}
+	if rec := auditRecord(t, a, outcomes, ghost, "order.closed"); rec.Get("actor.reason").Str != "looks fine" {
+		t.Errorf("audit of the close %s; want the reason typed", rec.Raw)
+	}
+	if f := b.pageFaults(); len(f) > 0 {
+		t.Errorf("the page logged faults: %v", f)
 	}
 }

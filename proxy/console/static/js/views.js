@@ -151,7 +151,7 @@ export async function orders(panel, ctx) {
         onclick: (ev) => {
           list.querySelectorAll('tr.selected').forEach((r) => r.classList.remove('selected'));
           ev.currentTarget.classList.add('selected');
-          showOrder(detail, o);
+          showOrder(detail, o, () => load());
         },
       })));
     }
@@ -160,7 +160,9 @@ export async function orders(panel, ctx) {
   await load();
 }
 
-async function showOrder(detail, o) {
+// showOrder draws o's detail; resolved, when given, is called once the
+// order was taken out of review here, so the list shows its new state.
+async function showOrder(detail, o, resolved) {
   detail.hidden = false;
   const hist = h('div', { id: 'order-history' }, empty('Reading the audit chain…'));
   clear(detail).append(
@@ -175,6 +177,7 @@ async function showOrder(detail, o) {
       kv('WeChat Pay transaction', o.transaction_id || '—'),
       kv('Created', when(o.created_at)), kv('Expires', when(o.expires_at)), kv('Paid', when(o.paid_at)),
       kv('Updated', when(o.updated_at))),
+    o.status === 'needs_review' ? resolveControl(detail, o, resolved) : null,
     resendControl(o),
     h('h3', { text: 'History (audit chain)' }), hist);
   try {
@@ -189,6 +192,44 @@ async function showOrder(detail, o) {
 }
 
 function kv(k, v) { return [h('dt', { text: k }), h('dd', {}, v)]; }
+
+// resolveControl takes an order out of review, which nothing but a person
+// does: settled as paid (the merchant hears order.paid and delivers) or
+// closed (nothing to deliver; refund any money on the merchant platform
+// first). The reason is required and audited. paygate refuses what would
+// move money wrongly (409 with the reason shown here); on success the
+// detail is drawn again with the order as it now is.
+function resolveControl(detail, o, resolved) {
+  const result = h('span', { id: 'resolve-result', class: 'legend' });
+  const to = h('select', { id: 'resolve-status', 'aria-label': 'Resolve as' },
+    h('option', { value: 'closed', text: 'closed: nothing to deliver' }),
+    h('option', { value: 'paid', text: 'paid: the merchant delivers' }));
+  const reason = h('input', { id: 'resolve-reason', type: 'text', placeholder: 'reason (required, audited)', maxlength: 1000, size: 32,
+    'aria-label': 'Reason for the resolution' });
+  const button = h('button', { type: 'button', class: 'small danger', dataset: { action: 'resolve', orderNo: o.order_no } }, 'Resolve');
+  button.onclick = async () => {
+    if (!reason.value.trim()) {
+      result.textContent = 'Say why: the audit records the reason.';
+      reason.focus();
+      return;
+    }
+    button.disabled = true;
+    result.textContent = 'Resolving…';
+    try {
+      const d = await api(`/admin/api/orders/${encodeURIComponent(o.order_no)}/resolve`,
+        { method: 'POST', body: { status: to.value, reason: reason.value.trim() } });
+      showOrder(detail, d.order, resolved);
+      detail.querySelector('h3').after(h('p', { id: 'resolve-done', class: 'notice ok', text: `Resolved: the order is now ${d.order.status.replace(/_/g, ' ')}.` }));
+      if (resolved) resolved();
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) return;
+      const st = e.body && e.body.order ? ` (the order is ${e.body.order.status.replace(/_/g, ' ')})` : '';
+      result.textContent = `Not resolved: ${e.message}${st}`;
+      button.disabled = false;
+    }
+  };
+  return h('p', { class: 'actions' }, 'Resolve as ', to, ' ', reason, ' ', button, ' ', result);
+}
 
 // resendControl sends the order's current state to the merchant's webhook
 // endpoint again, for an event given up after the retry window. It moves no
