@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -248,7 +249,7 @@ func adminLimit(r *http.Request) (int, bool) {
 // the nanosecond and its number) and is null when the page was not full.
 func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	p, ok := adminPage(w, r)
+	p, ok := adminPage(w, r, "status", "user", "client")
 	if !ok {
 		return
 	}
@@ -308,10 +309,24 @@ func parseOrderCursor(s string) (time.Time, string, error) {
 	return t, no, nil
 }
 
-// adminPage reads the ?limit= and ?before= of a paged admin list other than
-// the orders (the approval queue, the refunds), as handleAdminOrders reads
-// them; false after answering 400.
-func adminPage(w http.ResponseWriter, r *http.Request) (payments.Page, bool) {
+// adminPage reads the ?limit= and ?before= of a paged admin list, the same
+// for each; false after answering 400. A parameter other than those and
+// filters (the list's own, which its handler reads), or one given twice, is
+// refused: a list that ignored a misspelt ?satus=needs_review, or read only
+// the first of two statuses, answered as if filtered, and an operator read
+// "nothing needs review" off every order there is.
+func adminPage(w http.ResponseWriter, r *http.Request, filters ...string) (payments.Page, bool) {
+	for k, vs := range r.URL.Query() {
+		switch {
+		case k != "limit" && k != "before" && !slices.Contains(filters, k):
+			takes := strings.Join(append([]string{"limit", "before"}, filters...), ", ")
+			adminError(w, http.StatusBadRequest, "unknown query parameter "+strconv.Quote(k)+"; "+r.URL.Path+" takes "+takes)
+			return payments.Page{}, false
+		case len(vs) > 1:
+			adminError(w, http.StatusBadRequest, strconv.Quote(k)+" is given more than once")
+			return payments.Page{}, false
+		}
+	}
 	limit, ok := adminLimit(r)
 	if !ok {
 		adminError(w, http.StatusBadRequest, "limit must be a whole number from 1 to "+strconv.Itoa(store.MaxListLimit))

@@ -200,3 +200,40 @@ func TestConsoleResolvesOrdersInReview(t *testing.T) {
 		t.Errorf("the page logged faults: %v", f)
 	}
 }
+
+// TestAdminListsRefuseWhatTheyDoNotRead: a list's query is read whole. A
+// parameter a list does not take (a misspelt "status", a filter another
+// list has), a parameter given twice and the bounds of limit and before are each a 400 saying what is wrong,
+// rather than a list that ignores the filter the operator believes applied
+// ("no order needs review" with ?satus=needs_review). (A client the config
+// no longer names is a filter still: its orders stay in the store.)
+func TestAdminListsRefuseWhatTheyDoNotRead(t *testing.T) {
+	_, adminURL, a, _ := consoleApp(t)
+	if _, err := a.payments.CreateOrder(context.Background(), payments.CreateRequest{Client: "bot", User: "oUser-lists", SKU: "premium-monthly", Quantity: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, query, want string }{
+		{"misspelt status", "/admin/api/orders?satus=needs_review", "satus"},
+		{"status twice", "/admin/api/orders?status=paid&status=needs_review", "status"},
+		{"unknown status", "/admin/api/orders?status=payed", "payed"},
+		{"limit 0", "/admin/api/orders?limit=0", "limit"},
+		{"limit not a number", "/admin/api/orders?limit=ten", "limit"},
+		{"before not a time", "/admin/api/orders?before=yesterday", "before"},
+		{"a filter the queue has not", "/admin/api/approvals?user=oUser-lists", "user"},
+		{"a filter the refunds have not", "/admin/api/refunds?status=refunded", "status"},
+		{"limit twice", "/admin/api/refunds?limit=1&limit=1000", "limit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, body := httpCall(t, http.MethodGet, adminURL+tc.query, "Bearer "+consoleToken, "")
+			if st != http.StatusBadRequest || !strings.Contains(body.Get("error").Str, tc.want) {
+				t.Errorf("%s: %d %s; want 400 naming %q", tc.query, st, body.Raw, tc.want)
+			}
+		})
+	}
+	for _, q := range []string{"/admin/api/orders?status=awaiting_payment&client=bot&user=oUser-lists&limit=5",
+		"/admin/api/approvals?limit=5", "/admin/api/refunds?limit=5&before=" + time.Now().UTC().Format(time.RFC3339)} {
+		if st, body := httpCall(t, http.MethodGet, adminURL+q, "Bearer "+consoleToken, ""); st != http.StatusOK {
+			t.Errorf("%s: %d %s; want 200", q, st, body.Raw)
+		}
+	}
+}
