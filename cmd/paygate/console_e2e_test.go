@@ -382,6 +382,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	if s := b.text(t, "#approvals-count"); s != "2" {
 		t.Errorf("approvals badge %q; want 2", s)
 	}
+	// The manager sees until when the order waits: its approval deadline,
+	// as the API has it (in the page's time zone, as every time shown).
+	_, held := httpCall(t, http.MethodGet, adminURL+"/admin/api/approvals", "Bearer "+consoleToken, "")
+	heldUntil := held.Get(`approvals.#(order_no=="` + approveNo + `").expires_at`).Str
+	want := evalJS[string](t, b, `(() => { const d = new Date(`+jsString(heldUntil)+`); const p = (x) => String(x).padStart(2, "0");
+		return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds()); })()`)
+	if s := evalJS[string](t, b, `document.querySelector(`+jsString(row("approvals", approveNo)+` [data-deadline]`)+`)?.textContent ?? ""`); heldUntil == "" || s != want {
+		t.Errorf("approval row deadline %q; want %q (expires_at %q)", s, want, heldUntil)
+	}
 	b.screenshot(t, "console-approvals.png")
 
 	// Approve: two clicks; WeChat Pay receives the prepay at once.

@@ -40,6 +40,9 @@ export async function approvals(panel, ctx) {
     { th: 'Item', td: (o) => h('span', {}, item(o), h('br'), h('small', { class: 'hint', text: o.description })) },
     { th: 'Amount', class: 'num', td: (o) => h('strong', { text: money(o.amount_fen, o.currency) }) },
     { th: 'Created', class: 'time', td: (o) => whenCell(o.created_at) },
+    // Past its deadline (payments.rules.approval_ttl) the order expires
+    // and can no longer be approved: the manager needs to see it coming.
+    { th: 'Deadline', class: 'time', td: (o) => h('span', { dataset: { deadline: o.expires_at || '' } }, whenCell(o.expires_at)) },
     { th: '', td: (o) => h('span', { class: 'actions' },
       h('button', { type: 'button', class: 'small', dataset: { action: 'approve', orderNo: o.order_no }, onclick: (ev) => ask(ev, o, true) }, 'Approve'),
       h('button', { type: 'button', class: 'small danger', dataset: { action: 'reject', orderNo: o.order_no }, onclick: (ev) => ask(ev, o, false) }, 'Reject')) },
