@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/paygate/paygate/store"
 )
@@ -27,7 +28,8 @@ var ErrCannotResolve = errors.New("order cannot be resolved so")
 // any, was returned on the merchant platform or is being). It is audited
 // with the actor on ctx. Refused with ErrCannotResolve while a confirmed
 // refund is in flight (its outcome is still to come), and as paid when
-// WeChat Pay reported no payment for it, when money was already refunded
+// WeChat Pay reported no payment for it, or not its price paid once to this
+// merchant (unpayableReview), when money was already refunded
 // on it, or for a payment paygate had no order of (no client, SKU or user
 // to deliver to). ErrNotInReview, with the order as it stands, when it is
 // not in review (a retry of a resolution made); store.ErrNotFound for an
@@ -46,6 +48,8 @@ func (s *Service) Resolve(ctx context.Context, orderNo string, to store.OrderSta
 			return nil, fmt.Errorf("%w: WeChat Pay reported no payment for %s, so it cannot be settled as paid", ErrCannotResolve, c.OrderNo)
 		case to == store.StatusPaid && c.RefundedFen > 0:
 			return nil, fmt.Errorf("%w: %d fen were refunded on %s, so it cannot be settled as paid", ErrCannotResolve, c.RefundedFen, c.OrderNo)
+		case to == store.StatusPaid && unpayableReview(c.ReviewReason) != "":
+			return nil, fmt.Errorf("%w: %s is in review for %s: WeChat Pay did not report this order's price paid once to this merchant; refund it on the merchant platform and close it", ErrCannotResolve, c.OrderNo, unpayableReview(c.ReviewReason))
 		case to == store.StatusPaid && c.Client == "":
 			return nil, fmt.Errorf("%w: %s is a payment paygate had no order of; refund it on the merchant platform and close it", ErrCannotResolve, c.OrderNo)
 		}
@@ -60,4 +64,20 @@ func (s *Service) Resolve(ctx context.Context, orderNo string, to store.OrderSta
 	}
 	s.log.InfoContext(ctx, "order in review resolved by an operator", "order_no", got.OrderNo, "status", got.Status, "amount_fen", got.AmountFen)
 	return got, nil
+}
+
+// unpayableReview is the first review reason of an order that rules out
+// settling it as paid, or "": another amount or currency (its amount_fen
+// would say a price was paid that was not, and a refund of it would be
+// wrong), another merchant (the money is not this merchant's), or a second
+// transaction (paid twice: one is to be returned). Another app id of this
+// merchant, or a payment that came after the order went to review, does
+// not.
+func unpayableReview(reason string) string {
+	for _, r := range []string{"amount_mismatch", "currency_mismatch", "mchid_mismatch", "transaction_mismatch"} {
+		if strings.Contains(reason, r) {
+			return r
+		}
+	}
+	return ""
 }

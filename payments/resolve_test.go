@@ -11,8 +11,8 @@ import (
 )
 
 // TestResolveGuardsMoney: an operator's way out of needs_review settles as
-// paid only an order WeChat Pay reported a payment for, with nothing
-// refunded on it, and nothing at all while a confirmed refund is in flight
+// paid only an order WeChat Pay reported a payment for, of its price, to
+// this merchant, once, with nothing refunded on it, and nothing at all while a confirmed refund is in flight
 // (its outcome is still to come): each refusal is ErrCannotResolve with the
 // order unchanged and returned as it stands; a status other than paid or
 // closed is refused before anything is read.
@@ -35,12 +35,24 @@ func TestResolveGuardsMoney(t *testing.T) {
 				{"closed with money refunded", func(o *store.Order) { o.TransactionID, o.RefundedFen = txid, o.AmountFen }, store.StatusClosed, store.StatusClosed, ""},
 				{"paid with a refund in flight", func(o *store.Order) { o.TransactionID, o.RefundReservedBy = txid, "rp_inflight" }, store.StatusPaid, "", "in flight"},
 				{"closed with a refund in flight", func(o *store.Order) { o.TransactionID, o.RefundReservedBy = txid, "rp_inflight" }, store.StatusClosed, "", "in flight"},
+				{"paid with another amount", func(o *store.Order) {
+					o.TransactionID, o.ReviewReason = txid, "amount_mismatch: wechat pay says paid 1 (currency CNY)"
+				}, store.StatusPaid, "", "amount_mismatch"},
+				{"paid twice", func(o *store.Order) {
+					o.TransactionID, o.ReviewReason = txid, "appid_mismatch: …; transaction_mismatch: wechat pay says paid …"
+				}, store.StatusPaid, "", "transaction_mismatch"},
+				{"paid to another merchant", func(o *store.Order) {
+					o.TransactionID, o.ReviewReason = txid, "mchid_mismatch: wechat pay says paid …"
+				}, store.StatusPaid, "", "mchid_mismatch"},
+				{"closed with another amount", func(o *store.Order) {
+					o.TransactionID, o.ReviewReason = txid, "amount_mismatch: wechat pay says paid 1 (currency CNY)"
+				}, store.StatusClosed, store.StatusClosed, ""},
 				{"to refunded", func(o *store.Order) { o.TransactionID = txid }, store.StatusRefunded, "", "paid or closed"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					o := e.create("oUser-resolve-"+strings.ReplaceAll(tc.name, " ", "-"), 1)
 					before := o.Status
-					o.Status, o.ReviewReason = store.StatusNeedsReview, "amount_mismatch"
+					o.Status, o.ReviewReason = store.StatusNeedsReview, "appid_mismatch: wechat pay says paid …"
 					tc.review(o)
 					if err := e.st.UpdateOrder(ctx, o, before); err != nil {
 						t.Fatal(err)

@@ -20,7 +20,8 @@ import (
 
 // TestAdminResolvesOrdersInReview: needs_review has no way out but a
 // person's (payments/state.go). Through the admin API an operator settles
-// an order whose payment WeChat Pay reported with another amount as paid
+// an order paid in full under another app id of the merchant as paid, not
+// one paid short,
 // (the merchant hears order.paid; the audit records who and why) and closes
 // an orphan payment once refunded on the merchant platform (it cannot be
 // settled as paid: paygate has nothing to deliver). A retry or a second
@@ -50,9 +51,9 @@ func TestAdminResolvesOrdersInReview(t *testing.T) {
 		return resp.StatusCode, gjson.ParseBytes(b)
 	}
 	// pay reports a payment of total fen for out_trade_no no by payer.
-	pay := func(no, payer, txid string, total int64) {
+	pay := func(no, payer, txid, appID string, total int64) {
 		t.Helper()
-		tx := wxsim.Transaction{AppID: a.sim.AppID(), MchID: a.sim.MchID(), OutTradeNo: no, TransactionID: txid,
+		tx := wxsim.Transaction{AppID: appID, MchID: a.sim.MchID(), OutTradeNo: no, TransactionID: txid,
 			TradeType: "JSAPI", TradeState: "SUCCESS", TradeStateDesc: "支付成功", BankType: "OTHERS",
 			SuccessTime: time.Now().Format(time.RFC3339), Payer: &wxsim.Payer{OpenID: payer},
 			Amount: wxsim.Amount{Total: total, PayerTotal: total, Currency: "CNY", PayerCurrency: "CNY"}}
@@ -76,17 +77,31 @@ func TestAdminResolvesOrdersInReview(t *testing.T) {
 		return o.Status
 	}
 
-	// An order paid with another amount than its own.
-	const user = "oUser-resolve-mismatch"
-	res, err := a.payments.CreateOrder(ctx, payments.CreateRequest{Client: "bot", User: user, SKU: "premium-monthly", Quantity: 1})
-	if err != nil || res.Order.Status != store.StatusAwaitingPayment {
-		t.Fatalf("create: %+v %v", res, err)
+	create := func(user string) *store.Order {
+		t.Helper()
+		res, err := a.payments.CreateOrder(ctx, payments.CreateRequest{Client: "bot", User: user, SKU: "premium-monthly", Quantity: 1})
+		if err != nil || res.Order.Status != store.StatusAwaitingPayment {
+			t.Fatalf("create: %+v %v", res, err)
+		}
+		return res.Order
 	}
-	no := res.Order.OrderNo
+
+	// Paid with another amount than its price: not to be settled as paid
+	// (its amount would say a price was paid that was not).
+	short := create("oUser-resolve-short")
+	pay(short.OrderNo, short.User, "4200001234"+strings.Repeat("6", 18), a.sim.AppID(), short.AmountFen-1)
+	if st, body := resolve(short.OrderNo, `{"status":"paid","reason":"close enough"}`); st != http.StatusConflict ||
+		!strings.Contains(body.Get("error").Str, "amount_mismatch") || body.Get("order.status").Str != "needs_review" {
+		t.Errorf("settle a short payment as paid: %d %s; want 409 naming amount_mismatch, the order in review", st, body.Raw)
+	}
+
+	// Paid in full, under another app id of this merchant.
+	o := create("oUser-resolve-appid")
+	no := o.OrderNo
 	if st, body := resolve(no, `{"status":"paid","reason":"x"}`); st != http.StatusConflict || body.Get("order.status").Str != "awaiting_payment" {
 		t.Errorf("resolve an order not in review: %d %s; want 409 with it awaiting_payment", st, body.Raw)
 	}
-	pay(no, user, "4200001234"+strings.Repeat("7", 18), res.Order.AmountFen-1)
+	pay(no, o.User, "4200001234"+strings.Repeat("7", 18), "wx0000000000other", o.AmountFen)
 	for _, tc := range []struct{ name, body string }{
 		{"no body", ``},
 		{"no reason", `{"status":"paid"}`},
@@ -103,7 +118,7 @@ func TestAdminResolvesOrdersInReview(t *testing.T) {
 	if got := status(no); got != store.StatusNeedsReview {
 		t.Fatalf("after refused resolutions: %s; want needs_review", got)
 	}
-	st, body := resolve(no, `{"status":"paid","operator":"alice","reason":"the customer paid 0.01 less by a coupon"}`)
+	st, body := resolve(no, `{"status":"paid","operator":"alice","reason":"our mini program's second app id"}`)
 	if st != http.StatusOK || body.Get("order.status").Str != "paid" || body.Get("order.order_no").Str != no {
 		t.Fatalf("settle as paid: %d %s; want 200 with the order paid", st, body.Raw)
 	}
@@ -113,13 +128,13 @@ func TestAdminResolvesOrdersInReview(t *testing.T) {
 		}
 	}
 	rec := auditRecord(t, a, outcomes, no, "order.paid")
-	if act := rec.Get("actor"); act.Get("kind").Str != "admin" || act.Get("operator").Str != "alice" || !strings.Contains(act.Get("reason").Str, "coupon") {
+	if act := rec.Get("actor"); act.Get("kind").Str != "admin" || act.Get("operator").Str != "alice" || !strings.Contains(act.Get("reason").Str, "second app id") {
 		t.Errorf("audit of the settlement %s; want it with the admin actor alice and the reason", rec.Raw)
 	}
 
 	// An orphan payment: nothing to deliver, so not paid; closed once refunded.
 	const ghost, payer = "PGghostResolve000001", "oUser-resolve-orphan"
-	pay(ghost, payer, "4200001234"+strings.Repeat("8", 18), 777)
+	pay(ghost, payer, "4200001234"+strings.Repeat("8", 18), a.sim.AppID(), 777)
 	if st, body := resolve(ghost, `{"status":"paid","reason":"looks fine"}`); st != http.StatusConflict || body.Get("order.status").Str != "needs_review" {
 		t.Errorf("settle an orphan as paid: %d %s; want 409 with it in review", st, body.Raw)
 	}
