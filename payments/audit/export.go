@@ -89,6 +89,20 @@ func Export(ctx context.Context, st store.Audit, w io.Writer, o ExportOptions) (
 				return n, fmt.Errorf("record %d is missing: the export ends at record %d, the store's head is record %d: %w (run paygate audit verify)",
 					next, next-1, sh.Seq, ErrBroken)
 			}
+			// Nothing at the place after the chain, but Redis reads a
+			// place only when asked for it: a record stored further on,
+			// past an empty place, is found only by asking the store
+			// (read with its head, so a record appended since is none).
+			if sa, ok := st.(store.AuditStrays); ok {
+				at, err := sa.AuditStrayAfterHead(ctx)
+				if err != nil {
+					return n, fmt.Errorf("look for audit records beyond the head: %w", err)
+				}
+				if at != 0 {
+					return n, fmt.Errorf("a record is stored at %d, beyond the store's head and past an empty place, outside the chain's append: %w (run paygate audit verify)",
+						at, ErrBroken)
+				}
+			}
 			return n, nil
 		}
 		for _, r := range recs {
