@@ -145,3 +145,74 @@ func testErasureClearsTextsAppendedAfterIt(t *testing.T, retain time.Duration) {
 	}
 	e.open()
 }
+
+// stopAtAck stops the worker (stop) once an event of key is acknowledged,
+// as paygate stopping right after that acknowledgement in the same pass.
+type stopAtAck struct {
+	testStore
+	key  string
+	stop func()
+}
+
+func (s *stopAtAck) AckEvent(ctx context.Context, key, id string) error {
+	err := s.testStore.AckEvent(ctx, key, id)
+	if key == s.key {
+		s.stop()
+	}
+	return err
+}
+
+func (s *stopAtAck) WipeFreePages(ctx context.Context) (int, error) {
+	return s.testStore.(freePageWiper).WipeFreePages(ctx)
+}
+
+// TestErasedTextClearedWhenStoppedInItsPass: paygate stopping in the pass
+// that acknowledged an event whose text an erasure refused still clears the
+// page the acknowledgement freed before the store closes. The pass's own
+// clearing runs with the stopped context and fails, and the flag that owes
+// it does not outlive the process: the erased text stayed in paygate.db.
+func TestErasedTextClearedWhenStoppedInItsPass(t *testing.T) {
+	e := newEnv(t, "embedded")
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	said := `[{"role":"user","content":"buy the plan the stop came after"}]`
+	a := Action{Time: time.Now(), Name: "order.created", Client: "shop-bot", User: "oAlice",
+		OrderNo: "PG9002", SKU: "premium-monthly", Quantity: 1, AmountFen: 4999, Currency: "CNY"}
+	st := &stopAtAck{testStore: e.store(), key: a.OrderNo, stop: stop}
+	enqueue(t, st, store.Event{Kind: "webhook", Key: a.OrderNo, Payload: []byte(`{"event":"order.created"}`)}, mustEvent(t, a, said))
+	w := newTestWorker(t, st, nil)
+	if _, err := w.Erase(context.Background(), "shop-bot", "oAlice"); err != nil {
+		t.Fatalf("erase: %v", err)
+	}
+	if raw, err := os.ReadFile(e.path); err != nil || findEncoded(raw, said) < 0 {
+		t.Fatalf("the waiting event's text is not in the file (%v): the check cannot see a text", err)
+	}
+	heads, err := st.OutboxHeads(context.Background(), a.OrderNo)
+	if err != nil || len(heads) != 1 || heads[0].Kind != "webhook" {
+		t.Fatalf("outbox heads: %+v %v; want the webhook", heads, err)
+	}
+	if err := st.testStore.AckEvent(context.Background(), heads[0].Key, heads[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second): // a watchdog: Run ends at the acknowledgement
+		t.Fatal("the worker did not stop after acknowledging the waiting event")
+	}
+	if heads, err := st.OutboxHeads(context.Background(), a.OrderNo); err != nil || len(heads) != 0 {
+		t.Fatalf("outbox heads: %+v %v; want the waiting event acknowledged", heads, err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := findEncoded(raw, said); i >= 0 {
+		t.Errorf("the erased text is still in the file at offset %d after a stop in the pass that acknowledged its event", i)
+	}
+	e.open()
+}

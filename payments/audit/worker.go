@@ -136,6 +136,12 @@ func (w *Worker) Wake() {
 func (w *Worker) Run(ctx context.Context) {
 	t := time.NewTicker(w.poll)
 	defer t.Stop()
+	// A pass the stop cut short owes the clearing of the pages its
+	// acknowledgements freed (wipeOwed) and could not do it with its
+	// context over; the flag does not outlive the process, so it is done
+	// here, before the store closes, or an erased text would stay in the
+	// file.
+	defer w.wipeIfOwed(context.WithoutCancel(ctx))
 	var warned time.Time // a store that stays down is logged once a minute
 	for {
 		if _, err := w.Drain(ctx); err != nil && ctx.Err() == nil && w.now().Sub(warned) >= time.Minute {
