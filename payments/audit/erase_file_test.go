@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,23 +147,27 @@ func testErasureClearsTextsAppendedAfterIt(t *testing.T, retain time.Duration) {
 	e.open()
 }
 
-// stopAtAck stops the worker (stop) once an event of key is acknowledged,
-// as paygate stopping right after that acknowledgement in the same pass.
-type stopAtAck struct {
+// hookAck runs before and after (when set) around the acknowledgement of
+// an event of key: paygate stopping right after it, an erasure running
+// while the pass is about to make it.
+type hookAck struct {
 	testStore
-	key  string
-	stop func()
+	key           string
+	before, after func()
 }
 
-func (s *stopAtAck) AckEvent(ctx context.Context, key, id string) error {
+func (s *hookAck) AckEvent(ctx context.Context, key, id string) error {
+	if key == s.key && s.before != nil {
+		s.before()
+	}
 	err := s.testStore.AckEvent(ctx, key, id)
-	if key == s.key {
-		s.stop()
+	if key == s.key && s.after != nil {
+		s.after()
 	}
 	return err
 }
 
-func (s *stopAtAck) WipeFreePages(ctx context.Context) (int, error) {
+func (s *hookAck) WipeFreePages(ctx context.Context) (int, error) {
 	return s.testStore.(freePageWiper).WipeFreePages(ctx)
 }
 
@@ -178,7 +183,7 @@ func TestErasedTextClearedWhenStoppedInItsPass(t *testing.T) {
 	said := `[{"role":"user","content":"buy the plan the stop came after"}]`
 	a := Action{Time: time.Now(), Name: "order.created", Client: "shop-bot", User: "oAlice",
 		OrderNo: "PG9002", SKU: "premium-monthly", Quantity: 1, AmountFen: 4999, Currency: "CNY"}
-	st := &stopAtAck{testStore: e.store(), key: a.OrderNo, stop: stop}
+	st := &hookAck{testStore: e.store(), key: a.OrderNo, after: stop}
 	enqueue(t, st, store.Event{Kind: "webhook", Key: a.OrderNo, Payload: []byte(`{"event":"order.created"}`)}, mustEvent(t, a, said))
 	w := newTestWorker(t, st, nil)
 	if _, err := w.Erase(context.Background(), "shop-bot", "oAlice"); err != nil {
@@ -213,6 +218,63 @@ func TestErasedTextClearedWhenStoppedInItsPass(t *testing.T) {
 	}
 	if i := findEncoded(raw, said); i >= 0 {
 		t.Errorf("the erased text is still in the file at offset %d after a stop in the pass that acknowledged its event", i)
+	}
+	e.open()
+}
+
+// TestErasureDuringAPassLeavesItsClearingOwed: an erasure answered while
+// Run's pass holds the worker, between its check of an erased user's text
+// and that event's acknowledgement, clears the free pages without taking
+// the clearing the pass owes: the pass still clears the page its
+// acknowledgement frees as it ends (4b21a0f; before it the erasure took the
+// flag and the text stayed in the file).
+func TestErasureDuringAPassLeavesItsClearingOwed(t *testing.T) {
+	e := newEnv(t, "embedded")
+	ctx := context.Background()
+	// Several pages of it, and any piece left counts: the writes after
+	// the acknowledgement reuse some of the pages it freed.
+	piece := strings.Repeat("buy the plan acknowledged after another erasure; ", 2)
+	said := `[{"role":"user","content":"` + strings.Repeat(piece, 100) + `"}]`
+	a := Action{Time: time.Now(), Name: "order.created", Client: "shop-bot", User: "oAlice",
+		OrderNo: "PG9003", SKU: "premium-monthly", Quantity: 1, AmountFen: 4999, Currency: "CNY"}
+	st := &hookAck{testStore: e.store(), key: a.OrderNo}
+	enqueue(t, st, store.Event{Kind: "webhook", Key: a.OrderNo, Payload: []byte(`{"event":"order.created"}`)}, mustEvent(t, a, said))
+	w := newTestWorker(t, st, nil)
+	if _, err := w.Erase(ctx, "shop-bot", "oAlice"); err != nil {
+		t.Fatalf("erase: %v", err)
+	}
+	if raw, err := os.ReadFile(e.path); err != nil || findEncoded(raw, said) < 0 {
+		t.Fatalf("the waiting event's text is not in the file (%v): the check cannot see a text", err)
+	}
+	heads, err := st.OutboxHeads(ctx, a.OrderNo)
+	if err != nil || len(heads) != 1 || heads[0].Kind != "webhook" {
+		t.Fatalf("outbox heads: %+v %v; want the webhook", heads, err)
+	}
+	if err := st.testStore.AckEvent(ctx, heads[0].Key, heads[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	erased := false
+	st.before = func() {
+		// Another erasure, answered while this pass holds the worker: its
+		// own pass waits for this one until eraseAppendWait runs out.
+		erased = true
+		if _, err := w.Erase(ctx, "shop-bot", "oBob"); err != nil {
+			t.Errorf("erase during the pass: %v", err)
+		}
+	}
+	drainAll(t, w)
+	if !erased {
+		t.Fatal("the waiting event was not acknowledged")
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := findEncoded(raw, piece); i >= 0 {
+		t.Errorf("the erased text is still in the file at offset %d: the erasure during the pass took its clearing", i)
 	}
 	e.open()
 }
