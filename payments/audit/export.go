@@ -99,31 +99,30 @@ func Export(ctx context.Context, st store.Audit, w io.Writer, o ExportOptions) (
 					return n, fmt.Errorf("look for audit records beyond the head: %w", err)
 				}
 				if at != 0 {
-					return n, fmt.Errorf("a record is stored at %d, beyond the store's head and past an empty place, outside the chain's append: %w (run paygate audit verify)",
+					return n, fmt.Errorf("record %d is stored beyond the store's head, past an empty place, outside the chain's append: %w (run paygate audit verify)",
 						at, ErrBroken)
 				}
 			}
 			return n, nil
 		}
 		for _, r := range recs {
+			if next > sh.Seq {
+				// Past the head read first: an append since (Redis, live)
+				// moved the head with its record, so the head read now
+				// reaches it; a record it does not reach is not in the
+				// chain, however well it links, whatever seq it claims.
+				if sh, err = st.AuditHead(ctx); err != nil {
+					return n, fmt.Errorf("read audit head: %w", err)
+				}
+				if next > sh.Seq {
+					return n, beyondHeadErr(ctx, st, sh, r.Seq)
+				}
+			}
 			if r.Seq < next {
 				return n, fmt.Errorf("record %d is stored after record %d: %w (run paygate audit verify)", r.Seq, next-1, ErrBroken)
 			}
 			if r.Seq > next {
 				return n, fmt.Errorf("record %d is missing: record %d is stored after record %d: %w (run paygate audit verify)", next, r.Seq, next-1, ErrBroken)
-			}
-			if r.Seq > sh.Seq {
-				// Past the head read first: an append since (Redis, live)
-				// moved the head with its record, so the head read now
-				// reaches it; one it does not reach is not in the chain,
-				// however well it links.
-				if sh, err = st.AuditHead(ctx); err != nil {
-					return n, fmt.Errorf("read audit head: %w", err)
-				}
-				if r.Seq > sh.Seq {
-					return n, fmt.Errorf("record %d is stored beyond the store's head (record %d), outside the chain's append: %w (run paygate audit verify)",
-						r.Seq, sh.Seq, ErrBroken)
-				}
 			}
 			e, err := NewEntry(ctx, st, r, o.Texts)
 			if err != nil {
@@ -141,4 +140,27 @@ func Export(ctx context.Context, st store.Audit, w io.Writer, o ExportOptions) (
 			return n, fmt.Errorf("%w: %w (run paygate audit verify)", corrupt, ErrBroken)
 		}
 	}
+}
+
+// beyondHeadErr is Export's error for a record read past head sh, claiming
+// seq claims: named by the place it is stored at where the store can say
+// (store.AuditStrays; the embedded store's read seeks past empty places,
+// and the seq is the record's own claim), else by its claim.
+func beyondHeadErr(ctx context.Context, st store.Audit, sh store.AuditHead, claims uint64) error {
+	at := claims
+	if sa, ok := st.(store.AuditStrays); ok {
+		p, err := sa.AuditStrayAfterHead(ctx)
+		if err != nil {
+			return fmt.Errorf("look for audit records beyond the head: %w", err)
+		}
+		if p != 0 {
+			at = p
+		}
+	}
+	if at != claims {
+		return fmt.Errorf("record %d is stored beyond the store's head (record %d), a record saying it is record %d, outside the chain's append: %w (run paygate audit verify)",
+			at, sh.Seq, claims, ErrBroken)
+	}
+	return fmt.Errorf("record %d is stored beyond the store's head (record %d), outside the chain's append: %w (run paygate audit verify)",
+		at, sh.Seq, ErrBroken)
 }
