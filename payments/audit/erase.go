@@ -58,7 +58,6 @@ func (w *Worker) Erase(ctx context.Context, client, user string) (int, error) {
 	// steady audit traffic can put off for as long as it lasts. Left in
 	// the outbox, the record is appended by Run's next pass.
 	//
-	//
 	// The file's free pages are cleared after the pass, which acknowledged
 	// the user's events then due (their payloads carry the texts), so that
 	// these go too: by the pass itself as it ends (wipeOwed), or here when
@@ -70,11 +69,17 @@ func (w *Worker) Erase(ctx context.Context, client, user string) (int, error) {
 	w.wipeOwed.Store(true)
 	dctx, cancel := context.WithTimeout(ctx, eraseAppendWait)
 	defer cancel()
-	if _, err := w.Drain(dctx); err != nil {
+	_, err = w.Drain(dctx)
+	if err != nil {
 		w.Wake()
 		w.log.WarnContext(ctx, "audit erasure recorded in the outbox, not yet in the chain; it will be appended", "err", err)
 	}
-	if w.wipeOwed.Load() {
+	// A Drain that ran ended after a clearing begun after the erasure (its
+	// own, or that of the pass it waited for, which took the flag). One
+	// that did not run cannot tell: the pass it waited for may have taken
+	// the flag and still be clearing (or fail to), so it clears itself
+	// rather than answer with the texts still in the file.
+	if err != nil || w.wipeOwed.Load() {
 		w.wipe(ctx)
 	}
 	return n, nil

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,6 +156,18 @@ type hookAck struct {
 	testStore
 	key           string
 	before, after func()
+	// enqueued, when set, runs after events are enqueued; wiping, before
+	// each clearing of the free pages.
+	enqueued func(evs []store.Event)
+	wiping   func()
+}
+
+func (s *hookAck) EnqueueEvents(ctx context.Context, evs ...store.Event) error {
+	err := s.testStore.EnqueueEvents(ctx, evs...)
+	if s.enqueued != nil {
+		s.enqueued(evs)
+	}
+	return err
 }
 
 func (s *hookAck) AckEvent(ctx context.Context, key, id string) error {
@@ -168,6 +182,9 @@ func (s *hookAck) AckEvent(ctx context.Context, key, id string) error {
 }
 
 func (s *hookAck) WipeFreePages(ctx context.Context) (int, error) {
+	if s.wiping != nil {
+		s.wiping()
+	}
 	return s.testStore.(freePageWiper).WipeFreePages(ctx)
 }
 
@@ -277,4 +294,68 @@ func TestErasureDuringAPassLeavesItsClearingOwed(t *testing.T) {
 		t.Errorf("the erased text is still in the file at offset %d: the erasure during the pass took its clearing", i)
 	}
 	e.open()
+}
+
+// TestErasureAnswersAfterItsClearing: an erasure whose wait for Run's pass
+// runs out clears the free pages itself, even when that pass took the
+// clearing the erasure asked for and is still at it: the erasure answered
+// (texts erased) while the texts were still in paygate.db, for as long as
+// the pass's clearing took, and for good were that clearing to fail.
+func TestErasureAnswersAfterItsClearing(t *testing.T) {
+	e := newEnv(t, "embedded")
+	ctx := context.Background()
+	piece := strings.Repeat("buy the plan erased while another pass cleared; ", 2)
+	said := `[{"role":"user","content":"` + strings.Repeat(piece, 100) + `"}]`
+	alice := Action{Time: time.Now(), Name: "order.created", Client: "shop-bot", User: "oAlice",
+		OrderNo: "PG9004", SKU: "premium-monthly", Quantity: 1, AmountFen: 4999, Currency: "CNY"}
+	bob := alice
+	bob.User, bob.OrderNo = "oBob", "PG9005"
+	st := &hookAck{testStore: e.store(), key: bob.OrderNo}
+	w := newTestWorker(t, st, nil)
+	enqueue(t, st, mustEvent(t, alice, said))
+	drainAll(t, w)
+	if raw, err := os.ReadFile(e.path); err != nil || findEncoded(raw, piece) < 0 {
+		t.Fatalf("oAlice's text is not in the file (%v): the check cannot see a text", err)
+	}
+	enqueue(t, st, mustEvent(t, bob, ""))
+
+	// The pass (Run's) acknowledges oBob's event once the erasure asked
+	// for its clearing, and takes that clearing as it ends; its clearing
+	// waits until the erasure has answered.
+	inPass, erasureQueued, release, passDone := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	st.enqueued = func(evs []store.Event) {
+		if len(evs) == 1 && strings.HasPrefix(evs[0].Key, ErasureKeyPrefix) {
+			close(erasureQueued)
+		}
+	}
+	st.before = func() {
+		close(inPass)
+		<-erasureQueued
+		for !w.wipeOwed.Load() { // set right after the enqueue
+			runtime.Gosched()
+		}
+	}
+	var held atomic.Bool
+	st.wiping = func() {
+		if held.CompareAndSwap(false, true) {
+			<-release
+		}
+	}
+	go func() { _, err := w.Drain(ctx); passDone <- err }()
+	<-inPass
+	n, err := w.Erase(ctx, "shop-bot", "oAlice")
+	if err != nil || n != 1 {
+		t.Fatalf("erase: %d %v; want 1 text", n, err)
+	}
+	raw, err := os.ReadFile(e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := findEncoded(raw, piece); i >= 0 {
+		t.Errorf("the erasure answered with the erased text still in the file at offset %d", i)
+	}
+	close(release)
+	if err := <-passDone; err != nil {
+		t.Fatalf("the pass: %v", err)
+	}
 }

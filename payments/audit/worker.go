@@ -140,8 +140,13 @@ func (w *Worker) Run(ctx context.Context) {
 	// acknowledgements freed (wipeOwed) and could not do it with its
 	// context over; the flag does not outlive the process, so it is done
 	// here, before the store closes, or an erased text would stay in the
-	// file.
-	defer w.wipeIfOwed(context.WithoutCancel(ctx))
+	// file. It holds the pass, as every clearing that takes the flag does,
+	// so that an erasure's Drain that runs ends after it (Erase).
+	defer func() {
+		w.pass <- struct{}{}
+		defer func() { <-w.pass }()
+		w.wipeIfOwed(context.WithoutCancel(ctx))
+	}()
 	var warned time.Time // a store that stays down is logged once a minute
 	for {
 		if _, err := w.Drain(ctx); err != nil && ctx.Err() == nil && w.now().Sub(warned) >= time.Minute {
