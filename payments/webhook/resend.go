@@ -284,7 +284,8 @@ func requeued(dl *store.Event, orderNo string, now time.Time) store.Event {
 type lost struct {
 	dead int          // dead letters of the current state's type
 	same *store.Event // the oldest of them announcing the current state (type and data)
-	// refunds are the given-up refund.succeeded events, oldest first, when
+	// refunds are the given-up refund.succeeded events, in the order of
+	// their refunds (the order's total refunded each tells of), when
 	// the current state is announced by one: each tells of its own refund
 	// (data.refund.amount_fen is that refund's), so a later one does not
 	// stand for an earlier one, as a later order.needs_review stands for
@@ -345,8 +346,14 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 				l.pending = h
 			}
 		}
+		// In the order of the refunds: the order's total refunded, which
+		// each refund raises, then when queued. The queue time alone is
+		// not: one queued again by an earlier resend carries that resend's
+		// time, later than a later refund's event it was queued behind.
 		slices.SortFunc(l.refunds, func(a, b *store.Event) int {
-			return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+			const total = "data.refund.refunded_fen"
+			return cmp.Or(cmp.Compare(gjson.GetBytes(a.Payload, total).Int(), gjson.GetBytes(b.Payload, total).Int()),
+				a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 		})
 		if l.dead > 0 || l.pending != nil {
 			return l, nil

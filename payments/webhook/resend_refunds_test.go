@@ -153,3 +153,66 @@ func TestResendSendsEveryGivenUpRefund(t *testing.T) {
 		}
 	}
 }
+
+// TestResendSendsGivenUpRefundsInTheirOrder: given-up refund.succeeded
+// events go out again in the order of their refunds, whenever each was
+// given up: one queued again by an earlier resend (its queue time is when
+// that resend queued it) behind the later refund's event still being
+// retried, then given up after it, went out after it once more, though it
+// tells of the earlier refund, and the merchant's last word on the order
+// was the earlier, smaller refunded total (1000, not 1500).
+func TestResendSendsGivenUpRefundsInTheirOrder(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc, up := downReceiver(t, clk.Now)
+			st := testdrivers.Open(t, driver, nil)
+			ob := orders{t, st}
+			no := "PGRESENDORDER" + driver
+			up.Store(true)
+			o := ob.create(no, store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
+			drain(t, r)
+			refund := func(id string, amount int64) {
+				p := &store.RefundProposal{RefundID: id, OrderNo: no, AmountFen: amount, Reason: "damaged"}
+				for _, to := range []store.OrderStatus{store.StatusRefunding, store.StatusPartiallyRefunded} {
+					before := *o
+					o.Status, o.UpdatedAt = to, time.Now()
+					if to == store.StatusPartiallyRefunded {
+						o.RefundedFen += amount
+					}
+					tr := payments.Transition{Before: before, After: *o, Cause: "refund", Refund: p}
+					if err := st.UpdateOrder(context.Background(), o, before.Status, webhook.Events(tr)...); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			up.Store(false)
+			refund("rf_first", 1000)
+			runFor(t, r, clk, 8*time.Second) // rf_first given up
+			refund("rf_second", 500)
+			drain(t, r) // refused once; retried
+			if a := postResend(t, r, no, ""); a.code != http.StatusOK {
+				t.Fatalf("resend while rf_second is retried: %+v; want 200 naming it", a)
+			}
+			runFor(t, r, clk, 20*time.Second) // both given up, rf_first queued behind rf_second
+			if v := getAdminView(t, r); len(v.DeadLetters) != 2 {
+				t.Fatalf("dead letters %+v; want both refund.succeeded", v.DeadLetters)
+			}
+			up.Store(true)
+			if a := postResend(t, r, no, ""); a.code != http.StatusAccepted {
+				t.Fatalf("resend: %+v; want 202", a)
+			}
+			before := len(rc.arrivals())
+			runFor(t, r, clk, 2*time.Second)
+			var got []string
+			for _, a := range rc.arrivals()[before:] {
+				got = append(got, gjson.GetBytes(a.body, "data.refund.refund_id").Str)
+			}
+			if !slices.Equal(got, []string{"rf_first", "rf_second"}) {
+				t.Errorf("resent refunds %v; want rf_first then rf_second, in the order of the refunds", got)
+			}
+		})
+	}
+}
