@@ -30,8 +30,13 @@ var ErrCannotResolve = errors.New("order cannot be resolved so")
 // refund is in flight (its outcome is still to come), and as paid when
 // WeChat Pay reported no payment for it, or not its price paid once to this
 // merchant (unpayableReview), when money was already refunded
-// on it, or for a payment paygate had no order of (no client, SKU or user
-// to deliver to). ErrNotInReview, with the order as it stands, when it is
+// on it or its review reason records WeChat Pay's word of a refund (one not
+// counted in refunded_fen: paid and refunded while notifications were lost,
+// a refund made on the merchant platform, one that came before the payment,
+// a refund closed or stuck; a person settles that money on the merchant
+// platform, and delivering would be for money the payer may have back), or
+// for a payment paygate had no order of (no client, SKU or user to deliver
+// to). ErrNotInReview, with the order as it stands, when it is
 // not in review (a retry of a resolution made); store.ErrNotFound for an
 // unknown order.
 func (s *Service) Resolve(ctx context.Context, orderNo string, to store.OrderStatus) (*store.Order, error) {
@@ -48,6 +53,8 @@ func (s *Service) Resolve(ctx context.Context, orderNo string, to store.OrderSta
 			return nil, fmt.Errorf("%w: WeChat Pay reported no payment for %s, so it cannot be settled as paid", ErrCannotResolve, c.OrderNo)
 		case to == store.StatusPaid && c.RefundedFen > 0:
 			return nil, fmt.Errorf("%w: %d fen were refunded on %s, so it cannot be settled as paid", ErrCannotResolve, c.RefundedFen, c.OrderNo)
+		case to == store.StatusPaid && strings.Contains(c.ReviewReason, "refund"):
+			return nil, fmt.Errorf("%w: %s is in review with WeChat Pay's word of a refund not counted on it (money that may be back with the payer); settle it on the merchant platform and close it", ErrCannotResolve, c.OrderNo)
 		case to == store.StatusPaid && unpayableReview(c.ReviewReason) != "":
 			return nil, fmt.Errorf("%w: %s is in review for %s: WeChat Pay did not report this order's price paid once to this merchant; refund it on the merchant platform and close it", ErrCannotResolve, c.OrderNo, unpayableReview(c.ReviewReason))
 		case to == store.StatusPaid && c.Client == "":

@@ -44,6 +44,29 @@ func TestResolveGuardsMoney(t *testing.T) {
 				{"paid to another merchant", func(o *store.Order) {
 					o.TransactionID, o.ReviewReason = txid, "mchid_mismatch: wechat pay says paid …"
 				}, store.StatusPaid, "", "mchid_mismatch"},
+				// WeChat Pay's word of money that went back, kept in the
+				// reason and not counted in refunded_fen (applyPayment's
+				// refund_not_requested, noteInReview's "refunded since",
+				// applyRefund's refund_on_…): settled as paid, the merchant
+				// delivers for money the payer has back.
+				{"paid and refunded while notifications were lost", func(o *store.Order) {
+					o.TransactionID, o.ReviewReason = txid, "refund_not_requested: wechat pay says paid 1 (currency CNY) and refunded since (trade_state REFUND), mchid m, appid a, transaction "+txid
+				}, store.StatusPaid, "", "refund"},
+				{"refunded before its payment was heard", func(o *store.Order) {
+					o.TransactionID, o.ReviewReason = txid, "refund_on_awaiting_payment: wechat pay refund rf_1 (SUCCESS) of 1 fen, order total 1 fen, mchid m; paid_while_in_review: wechat pay says paid 1 (currency CNY), mchid m, appid a, transaction "+txid
+				}, store.StatusPaid, "", "refund"},
+				{"refunded on the merchant platform", func(o *store.Order) {
+					o.TransactionID, o.ReviewReason = txid, "refund_not_requested: wechat pay refund rf_2 (SUCCESS) of 1 fen, order total 1 fen, mchid m"
+				}, store.StatusPaid, "", "refund"},
+				// One payment of its price to this merchant by another payer
+				// than the order's user (a friend's phone): the money is
+				// here, a person may judge it good.
+				{"paid once by another payer", func(o *store.Order) {
+					o.TransactionID, o.ReviewReason = txid, "payer_mismatch: wechat pay says paid 1 (currency CNY), mchid m, appid a, transaction "+txid
+				}, store.StatusPaid, store.StatusPaid, ""},
+				{"closed after its refund on the merchant platform", func(o *store.Order) {
+					o.TransactionID, o.ReviewReason = txid, "refund_not_requested: wechat pay refund rf_3 (SUCCESS) of 1 fen, order total 1 fen, mchid m"
+				}, store.StatusClosed, store.StatusClosed, ""},
 				{"closed with another amount", func(o *store.Order) {
 					o.TransactionID, o.ReviewReason = txid, "amount_mismatch: wechat pay says paid 1 (currency CNY)"
 				}, store.StatusClosed, store.StatusClosed, ""},
