@@ -29,7 +29,8 @@ var ErrCannotResolve = errors.New("order cannot be resolved so")
 // with the actor on ctx. Refused with ErrCannotResolve while a confirmed
 // refund is in flight (its outcome is still to come), and as paid when
 // WeChat Pay reported no payment for it, or not its price paid once to this
-// merchant (unpayableReview), when money was already refunded
+// merchant (unpayableReview) or with a second transaction named in its
+// review (otherTransaction), when money was already refunded
 // on it or its review reason records WeChat Pay's word of a refund (one not
 // counted in refunded_fen: paid and refunded while notifications were lost,
 // a refund made on the merchant platform, one that came before the payment,
@@ -55,6 +56,8 @@ func (s *Service) Resolve(ctx context.Context, orderNo string, to store.OrderSta
 			return nil, fmt.Errorf("%w: %d fen were refunded on %s, so it cannot be settled as paid", ErrCannotResolve, c.RefundedFen, c.OrderNo)
 		case to == store.StatusPaid && strings.Contains(c.ReviewReason, "refund"):
 			return nil, fmt.Errorf("%w: %s is in review with WeChat Pay's word of a refund not counted on it (money that may be back with the payer); settle it on the merchant platform and close it", ErrCannotResolve, c.OrderNo)
+		case to == store.StatusPaid && otherTransaction(c.ReviewReason, c.TransactionID) != "":
+			return nil, fmt.Errorf("%w: %s is in review with a second payment from WeChat Pay (transaction %s) besides %s; refund it on the merchant platform and close it", ErrCannotResolve, c.OrderNo, otherTransaction(c.ReviewReason, c.TransactionID), c.TransactionID)
 		case to == store.StatusPaid && unpayableReview(c.ReviewReason) != "":
 			return nil, fmt.Errorf("%w: %s is in review for %s: WeChat Pay did not report this order's price paid once to this merchant; refund it on the merchant platform and close it", ErrCannotResolve, c.OrderNo, unpayableReview(c.ReviewReason))
 		case to == store.StatusPaid && c.Client == "":
@@ -87,4 +90,29 @@ func unpayableReview(reason string) string {
 		}
 	}
 	return ""
+}
+
+// otherTransaction is the first WeChat Pay transaction a review reason
+// names other than txid, the one on record, or "". A second payment is
+// named transaction_mismatch only when no other disagreement comes first:
+// a paid order's second payment from another payer or app id of this
+// merchant goes to review as payer_mismatch or appid_mismatch, and settled
+// as paid it would be paid twice (order.paid again, the second payment
+// never returned).
+func otherTransaction(reason, txid string) string {
+	const word = "transaction "
+	for rest := reason; ; {
+		i := strings.Index(rest, word)
+		if i < 0 {
+			return ""
+		}
+		rest = rest[i+len(word):]
+		id := rest
+		if j := strings.IndexFunc(rest, func(r rune) bool { return r == ',' || r == ';' || r == ' ' || r == ')' }); j >= 0 {
+			id = rest[:j]
+		}
+		if id != "" && id != txid {
+			return id
+		}
+	}
 }

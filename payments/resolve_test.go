@@ -58,6 +58,13 @@ func TestResolveGuardsMoney(t *testing.T) {
 				{"refunded on the merchant platform", func(o *store.Order) {
 					o.TransactionID, o.ReviewReason = txid, "refund_not_requested: wechat pay refund rf_2 (SUCCESS) of 1 fen, order total 1 fen, mchid m"
 				}, store.StatusPaid, "", "refund"},
+				// A second transaction under a disagreement named before
+				// transaction_mismatch (another payer or app id on an order
+				// paid already): settled as paid, the merchant hears
+				// order.paid twice and the second payment is never returned.
+				{"paid again by another payer", func(o *store.Order) {
+					o.TransactionID, o.ReviewReason = txid, "payer_mismatch: wechat pay says paid 1 (currency CNY), mchid m, appid a, transaction 4200009999999999999999999999"
+				}, store.StatusPaid, "", "transaction"},
 				// One payment of its price to this merchant by another payer
 				// than the order's user (a friend's phone): the money is
 				// here, a person may judge it good.
