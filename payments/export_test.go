@@ -1,6 +1,7 @@
 package payments
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -33,3 +34,9 @@ func DropTransition(t testing.TB, from, to store.OrderStatus) {
 // Orphaned reports whether s takes order number no for one a process that
 // died left (orphaned).
 func Orphaned(s *Service, no string) bool { return s.orphaned(no) }
+
+// RecordInFlight writes the refund-in-flight record a confirmation writes
+// before calling WeChat Pay, for refund refundID of order orderNo.
+func RecordInFlight(ctx context.Context, s *Service, orderNo, refundID string) error {
+	return s.putInFlight(ctx, &inFlight{Proposal: store.RefundProposal{RefundID: refundID, OrderNo: orderNo}})
+}

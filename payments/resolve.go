@@ -21,13 +21,46 @@ var ErrNotInReview = errors.New("order is not in review")
 // asked (a refund still in flight, no payment to settle as paid).
 var ErrCannotResolve = errors.New("order cannot be resolved so")
 
+// unrecordedReservation is the refund reservation of orderNo, when it is
+// to be closed, that no refund is in flight under and none will be: no
+// refund record names it, and its proposal is taken (the sweep's
+// refund_record_missing, sent to review past takenGrace: whether money went
+// back is for the person to find on the merchant platform), ended or
+// unknown. Such a reservation never ends by itself (only a refund
+// paygate has in flight does, noteRefundInReview), so refusing it as in
+// flight kept the order in review for good. "" otherwise: a refund
+// recorded is still to be heard of, and an open proposal may still be
+// confirmed.
+func (s *Service) unrecordedReservation(ctx context.Context, orderNo string, to store.OrderStatus) (string, error) {
+	if to != store.StatusClosed {
+		return "", nil
+	}
+	o, err := s.store.GetOrder(ctx, orderNo)
+	if err != nil || o.Status != store.StatusNeedsReview || o.RefundReservedBy == "" {
+		return "", err
+	}
+	rec, err := s.loadInFlight(ctx, orderNo)
+	if err != nil {
+		return "", err
+	}
+	if rec != nil && rec.Proposal.RefundID == o.RefundReservedBy {
+		return "", nil
+	}
+	fate, _, err := s.proposalFate(ctx, o.RefundReservedBy)
+	if err != nil || fate == fateOpen {
+		return "", err
+	}
+	return o.RefundReservedBy, nil
+}
+
 // Resolve is an operator's way out of needs_review, which nothing else
 // leaves (state.go): the order is settled as paid (WeChat Pay reported a
 // payment for it and the person judged it good: the merchant hears
 // order.paid and delivers) or closed (nothing to deliver: the money, if
 // any, was returned on the merchant platform or is being). It is audited
 // with the actor on ctx. Refused with ErrCannotResolve while a confirmed
-// refund is in flight (its outcome is still to come), and as paid when
+// refund is in flight (its outcome is still to come; a reservation no
+// refund is in flight under is ended by closing, unrecordedReservation), and as paid when
 // WeChat Pay reported no payment for it, or not its price paid once to this
 // merchant (unpayableReview) or with a second transaction named in its
 // review (otherTransaction), when money was already refunded
@@ -44,10 +77,16 @@ func (s *Service) Resolve(ctx context.Context, orderNo string, to store.OrderSta
 	if to != store.StatusPaid && to != store.StatusClosed {
 		return nil, fmt.Errorf("%w: an order in review is settled as paid or closed, not %s", ErrCannotResolve, to)
 	}
+	unrecorded, err := s.unrecordedReservation(ctx, orderNo, to)
+	if err != nil {
+		return nil, err
+	}
 	got, _, err := s.update(ctx, orderNo, CauseResolve, "", func(c *store.Order) (*store.Order, error) {
 		switch {
 		case c.Status != store.StatusNeedsReview:
 			return nil, fmt.Errorf("%w: %s is %s", ErrNotInReview, c.OrderNo, c.Status)
+		case c.RefundReservedBy != "" && c.RefundReservedBy == unrecorded:
+			c.RefundReservedBy = "" // nothing is, or will be, sent under it
 		case c.RefundReservedBy != "":
 			return nil, fmt.Errorf("%w: refund %s is in flight on %s; wait for its outcome", ErrCannotResolve, c.RefundReservedBy, c.OrderNo)
 		case to == store.StatusPaid && c.TransactionID == "":

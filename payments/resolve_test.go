@@ -35,6 +35,17 @@ func TestResolveGuardsMoney(t *testing.T) {
 				{"closed with money refunded", func(o *store.Order) { o.TransactionID, o.RefundedFen = txid, o.AmountFen }, store.StatusClosed, store.StatusClosed, ""},
 				{"paid with a refund in flight", func(o *store.Order) { o.TransactionID, o.RefundReservedBy = txid, "rp_inflight" }, store.StatusPaid, "", "in flight"},
 				{"closed with a refund in flight", func(o *store.Order) { o.TransactionID, o.RefundReservedBy = txid, "rp_inflight" }, store.StatusClosed, "", "in flight"},
+				// The sweep's refund_record_missing: a reservation no refund
+				// record names and no confirmation can take; nothing ends
+				// it, so only closing takes the order out of review.
+				{"closed with a reservation nothing was recorded under", func(o *store.Order) {
+					o.TransactionID, o.RefundReservedBy = txid, "rp_unrecorded"
+					o.ReviewReason = "refund_record_missing: refunding without a recorded refund; check the merchant platform"
+				}, store.StatusClosed, store.StatusClosed, ""},
+				{"paid with a reservation nothing was recorded under", func(o *store.Order) {
+					o.TransactionID, o.RefundReservedBy = txid, "rp_unrecorded"
+					o.ReviewReason = "refund_record_missing: refunding without a recorded refund; check the merchant platform"
+				}, store.StatusPaid, "", "in flight"},
 				{"paid with another amount", func(o *store.Order) {
 					o.TransactionID, o.ReviewReason = txid, "amount_mismatch: wechat pay says paid 1 (currency CNY)"
 				}, store.StatusPaid, "", "amount_mismatch"},
@@ -84,6 +95,11 @@ func TestResolveGuardsMoney(t *testing.T) {
 					before := o.Status
 					o.Status, o.ReviewReason = store.StatusNeedsReview, "appid_mismatch: wechat pay says paid …"
 					tc.review(o)
+					if o.RefundReservedBy == "rp_inflight" {
+						if err := payments.RecordInFlight(ctx, e.svc, o.OrderNo, o.RefundReservedBy); err != nil {
+							t.Fatal(err)
+						}
+					}
 					if err := e.st.UpdateOrder(ctx, o, before); err != nil {
 						t.Fatal(err)
 					}
@@ -91,6 +107,9 @@ func TestResolveGuardsMoney(t *testing.T) {
 					if tc.want != "" {
 						if err != nil || got == nil || got.Status != tc.want {
 							t.Fatalf("resolve: %+v %v; want %s", got, err, tc.want)
+						}
+						if now := e.order(o.OrderNo); now.Status != tc.want || now.RefundReservedBy != "" {
+							t.Errorf("after the resolution: %s reserved by %q; want %s reserved by none", now.Status, now.RefundReservedBy, tc.want)
 						}
 						if _, err := e.svc.Resolve(ctx, o.OrderNo, tc.to); !errors.Is(err, payments.ErrNotInReview) {
 							t.Errorf("resolve again: %v; want ErrNotInReview", err)
