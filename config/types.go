@@ -537,7 +537,7 @@ type Webhooks struct {
 type Privacy struct {
 	// ForwardUser is what a provider gets where a request names the end
 	// user: "user", "safety_identifier", "prompt_cache_key", and a
-	// "metadata" value that is or holds the OpenID. "hash": a keyed hash (of the
+	// "metadata" value or key that is or holds the OpenID. "hash": a keyed hash (of the
 	// OpenID for user and metadata, of their own value for the
 	// identifiers, so the OpenID hashes alike everywhere); "drop": none of
 	// them; "keep": as sent. Default "hash".

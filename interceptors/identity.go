@@ -204,8 +204,8 @@ func (id *identity) rewriteAll(body []byte, u Upstream) []byte {
 }
 
 // metadataEdits appends the edits of the metadata object m: each member
-// whose string value is the end user gets the user's hash, and one that
-// holds the end user inside ("wx:<openid>", a conversation id built from
+// whose string value is the end user gets the user's hash, and one whose
+// key or string value holds the end user inside ("wx:<openid>", a conversation id built from
 // it) has it replaced by the hash there (hash); a value that is not a
 // string and holds the end user anywhere has nothing to hash it as, and
 // is not sent; under drop every member naming the end user goes. A bot's
@@ -227,14 +227,26 @@ func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func()
 		}
 		i = mm.end
 		raw := s[mm.at:mm.end]
+		// The key names the user as surely as the value: a bot's tag
+		// keyed by the OpenID ({"wx:<openid>": "1"}) gets the hash in
+		// the key's place, as stored completions are filtered by it
+		// (queryWithoutUser rewrites the filter's name alike).
+		keyAt, keyEnd := mm.keyAt, mm.keyAt+len(mm.key)+2
+		inKey, inValue := holds(s[keyAt:keyEnd], u.EndUser), holds(raw, u.EndUser)
 		gone := false
 		switch {
-		case !holds(raw, u.EndUser):
-		case drop || raw[0] != '"':
+		case !inKey && !inValue:
+		case drop || inValue && raw[0] != '"':
 			gone = true
 		default:
-			v := stringValue(raw)
-			edits = append(edits, splice{from: mm.at, to: mm.end, val: strings.ReplaceAll(v, u.EndUser, userHash()), set: true})
+			if inKey {
+				k := stringValue(s[keyAt:keyEnd])
+				edits = append(edits, splice{from: keyAt, to: keyEnd, val: strings.ReplaceAll(k, u.EndUser, userHash()), set: true})
+			}
+			if inValue {
+				v := stringValue(raw)
+				edits = append(edits, splice{from: mm.at, to: mm.end, val: strings.ReplaceAll(v, u.EndUser, userHash()), set: true})
+			}
 		}
 		d.member(mm.keyAt, mm.end, gone)
 	}

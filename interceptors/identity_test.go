@@ -73,6 +73,14 @@ func TestIdentityMembersRewritten(t *testing.T) {
 		{name: "drop: the OpenID inside metadata values, removed", mode: "drop", endUser: o,
 			in:   `{"model":"m","messages":[],"metadata":{"a":"` + o + `-x","s":"s1","d":{"nested":"` + o + `"}}}`,
 			want: `{"model":"m","messages":[],"metadata":{"s":"s1"}}`},
+		// A bot's tag keyed by the OpenID ({"wx:<openid>": "1"}) gives it
+		// away in the key as surely as in the value.
+		{name: "the OpenID inside a metadata key: hashed in place", mode: "hash", endUser: o,
+			in:   `{"model":"m","messages":[],"metadata":{"wx:` + o + `":"1","s":"s1","k\u003a` + o + `":"` + o + `"}}`,
+			want: `{"model":"m","messages":[],"metadata":{"wx:` + ho + `":"1","s":"s1","k:` + ho + `":"` + ho + `"}}`},
+		{name: "drop: the OpenID inside a metadata key, removed", mode: "drop", endUser: o,
+			in:   `{"model":"m","messages":[],"metadata":{"s":"s1","wx:` + o + `":"1"}}`,
+			want: `{"model":"m","messages":[],"metadata":{"s":"s1"}}`},
 		{name: "metadata that is not an object stays", mode: "hash", endUser: o,
 			in: `{"model":"m","messages":[],"metadata":"` + o + `"}`, want: `{"model":"m","messages":[],"metadata":"` + o + `"}`},
 		{name: "null and empty identifiers stay", mode: "hash", endUser: o,
@@ -222,7 +230,7 @@ func FuzzIdentityNeverForwarded(f *testing.F) {
 				}
 			}
 			gjson.GetBytes(out, "metadata").ForEach(func(k, v gjson.Result) bool {
-				if v.Type == gjson.String && strings.Contains(v.Str, "o1") {
+				if v.Type == gjson.String && strings.Contains(v.Str, "o1") || strings.Contains(k.Str, "o1") {
 					t.Fatalf("%s(%q) = %q: metadata %s is the end user", what, body, out, k.Str)
 				}
 				return true

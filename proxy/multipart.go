@@ -123,6 +123,15 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		// A value holding the end user inside ("wx:<openid>") gives the
 		// OpenID away as surely as one that is it: the user's hash takes
 		// its place there, or the field goes under drop.
+		if user != "" && strings.Contains(parts[i].name, user) {
+			// A field keyed by the OpenID (metadata[wx:<openid>]) names
+			// the user in its name, which is not rewritten: not sent,
+			// unless forward_user keeps the user.
+			if h, ok := privacy.Identifier(client, user); !ok || h != user {
+				drop[i], changed = true, true
+			}
+			continue
+		}
 		if v := string(body[parts[i].content:parts[i].end]); user != "" && strings.Contains(v, user) {
 			h, ok := privacy.Identifier(client, user)
 			switch hv := strings.ReplaceAll(v, user, h); {

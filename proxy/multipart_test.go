@@ -108,6 +108,14 @@ func TestPassthroughFormFieldsRewritten(t *testing.T) {
 		{"the OpenID inside a metadata field: dropped", "drop", openID,
 			[]field{{"metadata[conv]", "", "wx:" + openID}, prompt},
 			[]field{prompt}},
+		// A metadata field keyed by the OpenID names the user in its
+		// name, which paygate does not rewrite: the field is not sent.
+		{"the OpenID inside a metadata field's name: not sent", "", openID,
+			[]field{{"metadata[wx:" + openID + "]", "", "1"}, {"metadata[shop]", "", "s1"}, png},
+			[]field{{"metadata[shop]", "", "s1"}, png}},
+		{"the OpenID inside a metadata field's name: dropped", "drop", openID,
+			[]field{{"metadata[wx:" + openID + "]", "", "1"}, prompt},
+			[]field{prompt}},
 		{"identifiers kept", "keep", openID,
 			[]field{{"safety_identifier", "", openID}, {"metadata[openid]", "", openID}, png},
 			[]field{{"safety_identifier", "", openID}, {"metadata[openid]", "", openID}, png}},

@@ -549,16 +549,26 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 	changed := false
 	for _, pair := range strings.Split(q, "&") {
 		k, v, _ := strings.Cut(pair, "=")
+		dk, kerr := url.QueryUnescape(k)
 		dv, err := url.QueryUnescape(v)
-		if err != nil || !strings.Contains(dv, user) {
+		inKey := kerr == nil && strings.Contains(dk, user)
+		if !inKey && (err != nil || !strings.Contains(dv, user)) {
 			out = append(out, pair)
 			continue
 		}
 		changed = true
 		// A value holding the end user inside gives it away as surely as
-		// one that is it: the user's hash takes its place there.
+		// one that is it, and so does a name holding it (a filter keyed
+		// by the OpenID, metadata[wx:<openid>]): the user's hash takes
+		// its place there.
 		if h, send := pv.Identifier(client, user); send {
-			out = append(out, k+"="+url.QueryEscape(strings.ReplaceAll(dv, user, h)))
+			if inKey {
+				k = url.QueryEscape(strings.ReplaceAll(dk, user, h))
+			}
+			if err == nil && strings.Contains(dv, user) {
+				v = url.QueryEscape(strings.ReplaceAll(dv, user, h))
+			}
+			out = append(out, k+"="+v)
 		}
 	}
 	if !changed {

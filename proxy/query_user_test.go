@@ -33,6 +33,9 @@ func TestQueryNamingTheUserIsRewritten(t *testing.T) {
 		{"another value stays", "hash", "metadata[openid]=o-someone-else&model=gpt-test", "metadata[openid]=o-someone-else&model=gpt-test"},
 		{"hash, the OpenID inside a value", "hash", "metadata[conv]=wx%3A" + openID + "%3A1&order=asc", "metadata[conv]=" + url.QueryEscape("wx:"+ho+":1") + "&order=asc"},
 		{"drop, the OpenID inside a value", "drop", "metadata[conv]=wx:" + openID + "&order=asc", "order=asc"},
+		// A filter keyed by the OpenID names the user in its name.
+		{"hash, the OpenID inside a parameter's name", "hash", "metadata%5Bwx%3A" + openID + "%5D=1&order=asc", url.QueryEscape("metadata[wx:"+ho+"]") + "=1&order=asc"},
+		{"drop, the OpenID inside a parameter's name", "drop", "metadata[wx:" + openID + "]=1&order=asc", "order=asc"},
 		{"keep", "keep", "metadata[openid]=" + openID, "metadata[openid]=" + openID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
