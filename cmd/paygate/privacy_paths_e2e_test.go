@@ -97,7 +97,7 @@ payments:
 			logs := &logtest.Buffer{}
 			base, _ := serveConfig(t, src, logs)
 
-			ids := `"user":"` + openID + `","safety_identifier":"` + openID + `","prompt_cache_key":"` + openID + `","metadata":{"wechat_openid":"` + openID + `","conv":"wx:` + openID + `:1","bot":"b1"}`
+			ids := `"user":"` + openID + `","safety_identifier":"` + openID + `","prompt_cache_key":"` + openID + `","metadata":{"wechat_openid":"` + openID + `","conv":"wx:` + openID + `:1","wx:` + openID + `":"k","bot":"b1"}`
 			var handed []string // the payment parameters the bot received
 			post := func(path, body string) string {
 				t.Helper()
