@@ -38,7 +38,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 	path, ok := upstreamPath(r.URL)
 	if !ok {
 		writeError(w, badRequest("paygate: the path "+r.URL.EscapedPath()+
-			" is not forwarded: it has a '.' or '..' segment (with or without ';' parameters), an escaped slash, a backslash or an escaped NUL"))
+			" is not forwarded: it has a '.' or '..' segment (with or without ';' parameters), one of ';' parameters alone, an escaped slash, a backslash or an escaped NUL"))
 		return
 	}
 	if modelsVariant(r.URL.Path) {
@@ -633,10 +633,13 @@ func safeSegments(p string) bool {
 }
 
 // dotSegment reports whether a decoded segment is "." or "..", with or
-// without ";" parameters after it.
+// without ";" parameters after it, or is ";" parameters alone: an empty
+// segment to Tomcat, Jetty and Spring, whose "//" Tomcat merges, so that
+// "/v1/;/models/{id}" is /v1/models/{id} there, past the models routes
+// (modelsVariant reads the first segment as written).
 func dotSegment(seg string) bool {
-	seg, _, _ = strings.Cut(seg, ";")
-	return seg == "." || seg == ".."
+	seg, _, params := strings.Cut(seg, ";")
+	return seg == "." || seg == ".." || params && seg == ""
 }
 
 // jsonBody reports whether a passthrough body is read as JSON: under a JSON

@@ -93,6 +93,12 @@ func TestPassthroughPath(t *testing.T) {
 		{"dot-dot with an escaped semicolon", "/v1/files/..%3B/admin", ""},
 		{"a NUL byte", "/v1/files/..%00/admin", ""},
 		{"a semicolon in a name", "/v1/files/a;b", "/v1/files/a;b"},
+		// A segment of ";" parameters alone is an empty one to those
+		// servers, and Tomcat merges the "//" it leaves: "/v1/;/models"
+		// is /v1/models, which the models routes keep read-only.
+		{"an empty segment with a parameter before models", "/v1/;/models/ft:gpt-4o:acme::abc", ""},
+		{"an empty segment with a named parameter", "/v1/;x=1/Models/ft:gpt-4o:acme::abc", ""},
+		{"an empty segment with an escaped semicolon", "/v1/%3B/models/ft:gpt-4o:acme::abc", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(fp.requests())
