@@ -241,11 +241,11 @@ func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func()
 		default:
 			if inKey {
 				k := stringValue(s[keyAt:keyEnd])
-				edits = append(edits, splice{from: keyAt, to: keyEnd, val: strings.ReplaceAll(k, u.EndUser, userHash()), set: true})
+				edits = append(edits, splice{from: keyAt, to: keyEnd, val: ReplaceUser(k, u.EndUser, userHash()), set: true})
 			}
 			if inValue {
 				v := stringValue(raw)
-				edits = append(edits, splice{from: mm.at, to: mm.end, val: strings.ReplaceAll(v, u.EndUser, userHash()), set: true})
+				edits = append(edits, splice{from: mm.at, to: mm.end, val: ReplaceUser(v, u.EndUser, userHash()), set: true})
 			}
 		}
 		d.member(mm.keyAt, mm.end, gone)
@@ -256,19 +256,20 @@ func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func()
 	return edits
 }
 
-// holds reports whether the raw JSON value v holds text anywhere: in a
-// string, or in a key or string within an array or object, as decoded.
+// holds reports whether the raw JSON value v holds the end user text
+// (HoldsUser): in a string, or in a key or string within an array or
+// object, as decoded.
 func holds(v, text string) bool {
 	if strings.IndexByte(v, '\\') < 0 {
-		return strings.Contains(v, text)
+		return HoldsUser(v, text)
 	}
 	r := gjson.Parse(v)
 	if r.Type == gjson.String {
-		return strings.Contains(r.Str, text)
+		return HoldsUser(r.Str, text)
 	}
 	found := false
 	r.ForEach(func(k, e gjson.Result) bool {
-		found = k.Type == gjson.String && strings.Contains(k.Str, text) || holds(e.Raw, text)
+		found = k.Type == gjson.String && HoldsUser(k.Str, text) || holds(e.Raw, text)
 		return !found
 	})
 	return found
@@ -355,4 +356,63 @@ func RewritePassthrough(body []byte, p Passthrough, u Upstream) []byte {
 		id = findIdentity(body)
 	}
 	return id.rewrite(body, u)
+}
+
+// userInsideMin is the length from which an end user's id found anywhere
+// inside a value is taken for it: an OpenID (28), a UnionID, a UUID. A
+// shorter one (a bot that numbers its users sends "user":"7") names the
+// user only as a token of its own, next to no ASCII letter or digit:
+// "wx:7" and "conv-7-1" do, "2024-07-17" and "A7B" are the bot's own and
+// reach the provider as sent. Taken anywhere, a short id hashed or dropped
+// every date, order number and count that held its digits.
+const userInsideMin = 16
+
+// HoldsUser reports whether s holds the end user user: anywhere when the
+// id is userInsideMin long or more, else as a token of its own.
+func HoldsUser(s, user string) bool { return indexUser(s, user, 0) >= 0 }
+
+// ReplaceUser returns s with each place HoldsUser finds user at replaced
+// by h.
+func ReplaceUser(s, user, h string) string {
+	var b strings.Builder
+	last := 0
+	for i := indexUser(s, user, 0); i >= 0; i = indexUser(s, user, last) {
+		b.WriteString(s[last:i])
+		b.WriteString(h)
+		last = i + len(user)
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// indexUser is the index of the first place at or after from that
+// HoldsUser takes for user, or -1.
+func indexUser(s, user string, from int) int {
+	if user == "" {
+		return -1
+	}
+	for from <= len(s) {
+		i := strings.Index(s[from:], user)
+		if i < 0 {
+			return -1
+		}
+		i += from
+		if len(user) >= userInsideMin || !asciiAlnumAt(s, i-1) && !asciiAlnumAt(s, i+len(user)) {
+			return i
+		}
+		from = i + 1
+	}
+	return -1
+}
+
+// asciiAlnumAt reports whether s has an ASCII letter or digit at i.
+func asciiAlnumAt(s string, i int) bool {
+	if i < 0 || i >= len(s) {
+		return false
+	}
+	c := s[i]
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -97,6 +96,16 @@ func TestIdentityMembersRewritten(t *testing.T) {
 		{name: "keep: as sent", mode: "keep", endUser: o,
 			in:   `{"model":"m","messages":[],"safety_identifier":"` + o + `","prompt_cache_key":"k","metadata":{"openid":"` + o + `"}}`,
 			want: `{"model":"m","messages":[],"safety_identifier":"` + o + `","prompt_cache_key":"k","metadata":{"openid":"` + o + `"}}`},
+		// An end user is not always an OpenID: a bot that numbers its
+		// users sends "user":"7". Inside a value, a short id names the
+		// user only as a token of its own ("wx:7", "conv-7-1"): a date,
+		// an order number or a count holding the digit is the bot's own.
+		{name: "a short end user inside a value only as a token of its own", mode: "hash", endUser: "7",
+			in:   `{"model":"m","messages":[],"metadata":{"day":"2024-07-17","order":"A7B","n":17,"conv":"wx:7","c":"conv-7-1","u":"7"}}`,
+			want: `{"model":"m","messages":[],"metadata":{"day":"2024-07-17","order":"A7B","n":17,"conv":"wx:` + h("7") + `","c":"conv-` + h("7") + `-1","u":"` + h("7") + `"}}`},
+		{name: "drop: a short end user inside a value only as a token of its own", mode: "drop", endUser: "7",
+			in:   `{"model":"m","messages":[],"metadata":{"day":"2024-07-17","conv":"wx:7"}}`,
+			want: `{"model":"m","messages":[],"metadata":{"day":"2024-07-17"}}`},
 		{name: "nothing naming anyone: untouched", mode: "hash", endUser: o,
 			in: `{"model":"m","messages":[],"metadata":{"k":"v"}}`, want: `{"model":"m","messages":[],"metadata":{"k":"v"}}`},
 	}
@@ -230,7 +239,7 @@ func FuzzIdentityNeverForwarded(f *testing.F) {
 				}
 			}
 			gjson.GetBytes(out, "metadata").ForEach(func(k, v gjson.Result) bool {
-				if v.Type == gjson.String && strings.Contains(v.Str, "o1") || strings.Contains(k.Str, "o1") {
+				if v.Type == gjson.String && HoldsUser(v.Str, "o1") || HoldsUser(k.Str, "o1") {
 					t.Fatalf("%s(%q) = %q: metadata %s is the end user", what, body, out, k.Str)
 				}
 				return true

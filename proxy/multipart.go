@@ -7,6 +7,8 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/paygate/paygate/interceptors"
 )
 
 // A multipart/form-data body (OpenAI's images/edits, images/variations,
@@ -123,7 +125,7 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		// A value holding the end user inside ("wx:<openid>") gives the
 		// OpenID away as surely as one that is it: the user's hash takes
 		// its place there, or the field goes under drop.
-		if user != "" && strings.Contains(parts[i].name, user) {
+		if user != "" && interceptors.HoldsUser(parts[i].name, user) {
 			// A field keyed by the OpenID (metadata[wx:<openid>]) names
 			// the user in its name, which is not rewritten: not sent,
 			// unless forward_user keeps the user.
@@ -132,9 +134,9 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 			}
 			continue
 		}
-		if v := string(body[parts[i].content:parts[i].end]); user != "" && strings.Contains(v, user) {
+		if v := string(body[parts[i].content:parts[i].end]); user != "" && interceptors.HoldsUser(v, user) {
 			h, ok := privacy.Identifier(client, user)
-			switch hv := strings.ReplaceAll(v, user, h); {
+			switch hv := interceptors.ReplaceUser(v, user, h); {
 			case !ok:
 				drop[i], changed = true, true
 			case hv != v:

@@ -551,8 +551,9 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 		k, v, _ := strings.Cut(pair, "=")
 		dk, kerr := url.QueryUnescape(k)
 		dv, err := url.QueryUnescape(v)
-		inKey := kerr == nil && strings.Contains(dk, user)
-		if !inKey && (err != nil || !strings.Contains(dv, user)) {
+		inKey := kerr == nil && interceptors.HoldsUser(dk, user)
+		inValue := err == nil && interceptors.HoldsUser(dv, user)
+		if !inKey && !inValue {
 			out = append(out, pair)
 			continue
 		}
@@ -563,10 +564,10 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 		// its place there.
 		if h, send := pv.Identifier(client, user); send {
 			if inKey {
-				k = url.QueryEscape(strings.ReplaceAll(dk, user, h))
+				k = url.QueryEscape(interceptors.ReplaceUser(dk, user, h))
 			}
-			if err == nil && strings.Contains(dv, user) {
-				v = url.QueryEscape(strings.ReplaceAll(dv, user, h))
+			if inValue {
+				v = url.QueryEscape(interceptors.ReplaceUser(dv, user, h))
 			}
 			out = append(out, k+"="+v)
 		}
