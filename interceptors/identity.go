@@ -367,6 +367,11 @@ func RewritePassthrough(body []byte, p Passthrough, u Upstream) []byte {
 // every date, order number and count that held its digits.
 const userInsideMin = 16
 
+// UserTakenAnywhere reports whether the end user id user is taken for
+// the user wherever a value holds it (userInsideMin long or more): a
+// shorter one is taken only where a value names the user at all.
+func UserTakenAnywhere(user string) bool { return len(user) >= userInsideMin }
+
 // HoldsUser reports whether s holds the end user user: anywhere when the
 // id is userInsideMin long or more, else as a token of its own.
 func HoldsUser(s, user string) bool { return indexUser(s, user, 0) >= 0 }

@@ -538,7 +538,9 @@ func modelNotFound(model string) *apiError {
 // tagged them with (GET /v1/chat/completions?metadata[openid]=…): sent as
 // it came, the OpenID reached the provider in the URL (SPEC 2.2), and the
 // filter matched nothing, the provider having stored the hash. Every other
-// parameter, and the query's order, stay as the bot escaped them.
+// parameter, and the query's order, stay as the bot escaped them; an end
+// user id too short to be taken anywhere (interceptors.HoldsUser) is read
+// only in the parameters identityParam names.
 func (s *Server) queryWithoutUser(path, client, user string) string {
 	p, q, ok := strings.Cut(path, "?")
 	pv := s.privacy.Load().Privacy
@@ -551,6 +553,14 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 		k, v, _ := strings.Cut(pair, "=")
 		dk, kerr := url.QueryUnescape(k)
 		dv, err := url.QueryUnescape(v)
+		// A short id (a bot's "user":"7") is taken only in a parameter
+		// that names the user as a body's identity members do: in a count
+		// (limit=7) or a cursor (after=chatcmpl-7) it is the bot's own,
+		// and rewritten there the provider refused the limit.
+		if kerr == nil && !interceptors.UserTakenAnywhere(user) && !identityParam(dk) {
+			out = append(out, pair)
+			continue
+		}
 		inKey := kerr == nil && interceptors.HoldsUser(dk, user)
 		inValue := err == nil && interceptors.HoldsUser(dv, user)
 		if !inKey && !inValue {
@@ -579,6 +589,17 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 		return p
 	}
 	return p + "?" + strings.Join(out, "&")
+}
+
+// identityParam reports whether the query parameter named name stands
+// where a body names the end user: user, safety_identifier,
+// prompt_cache_key, or a metadata filter (metadata[key]).
+func identityParam(name string) bool {
+	switch name {
+	case "user", "safety_identifier", "prompt_cache_key", "metadata":
+		return true
+	}
+	return strings.HasPrefix(name, "metadata[")
 }
 
 // upstreamPath is the client's path below /v1, escaped as the client sent

@@ -56,3 +56,39 @@ func TestQueryNamingTheUserIsRewritten(t *testing.T) {
 		})
 	}
 }
+
+// TestQueryOfAShortUserIdKeepsTheBotsOwnParameters: a bot that numbers its
+// users ("user":"7", X-WeChat-OpenID: 20) lists their stored completions by
+// metadata[user]=20 with limit=20 or after=chatcmpl-20. Only the parameters
+// that name the user as a body's identity members do (metadata[…], user,
+// safety_identifier, prompt_cache_key) are the user's: the count and the
+// cursor are the bot's own and reach the provider as sent. Rewritten, the
+// provider refused the limit (400) and the cursor named no completion; under
+// drop they were left out and the list came back unpaged.
+func TestQueryOfAShortUserIdKeepsTheBotsOwnParameters(t *testing.T) {
+	const user = "20"
+	h := expectedUserHash("shop-bot", user)
+	for _, tc := range []struct {
+		name, mode, query, want string
+	}{
+		{"hash", "hash", "limit=20&after=chatcmpl-20&metadata[user]=20&order=asc",
+			"limit=20&after=chatcmpl-20&metadata[user]=" + h + "&order=asc"},
+		{"hash, escaped brackets and the user's name", "hash", "metadata%5Bconv%5D=wx%3A20&limit=20&user=20",
+			"metadata%5Bconv%5D=" + url.QueryEscape("wx:"+h) + "&limit=20&user=" + h},
+		{"hash, keyed by the user", "hash", "metadata[wx:20]=1&limit=20", url.QueryEscape("metadata[wx:"+h+"]") + "=1&limit=20"},
+		{"drop", "drop", "limit=20&metadata[user]=20&after=chatcmpl-20", "limit=20&after=chatcmpl-20"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, `{"object":"list","data":[]}`))
+			base, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.mode }))
+			resp := send(t, http.MethodGet, base, "/v1/chat/completions?"+tc.query, "", map[string]string{"X-WeChat-OpenID": user})
+			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
+				t.Fatalf("status %d %s", resp.StatusCode, body)
+			}
+			_, q, _ := strings.Cut(fp.requests()[0].Path, "?")
+			if q != tc.want {
+				t.Errorf("provider got the query %q; want %q", q, tc.want)
+			}
+		})
+	}
+}
