@@ -551,18 +551,19 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 	changed := false
 	for _, pair := range strings.Split(q, "&") {
 		k, v, _ := strings.Cut(pair, "=")
-		dk, kerr := url.QueryUnescape(k)
-		dv, err := url.QueryUnescape(v)
+		// Read as the provider's server reads them: an escape that does
+		// not decode stays as written, and the rest still decodes.
+		dk, dv := lenientUnescape(k), lenientUnescape(v)
 		// A short id (a bot's "user":"7") is taken only in a parameter
 		// that names the user as a body's identity members do: in a count
 		// (limit=7) or a cursor (after=chatcmpl-7) it is the bot's own,
 		// and rewritten there the provider refused the limit.
-		if kerr == nil && !interceptors.UserTakenAnywhere(user) && !identityParam(dk) {
+		if !interceptors.UserTakenAnywhere(user) && !identityParam(dk) {
 			out = append(out, pair)
 			continue
 		}
-		inKey := kerr == nil && interceptors.HoldsUser(dk, user)
-		inValue := err == nil && interceptors.HoldsUser(dv, user)
+		inKey := interceptors.HoldsUser(dk, user)
+		inValue := interceptors.HoldsUser(dv, user)
 		if !inKey && !inValue {
 			out = append(out, pair)
 			continue
@@ -589,6 +590,47 @@ func (s *Server) queryWithoutUser(path, client, user string) string {
 		return p
 	}
 	return p + "?" + strings.Join(out, "&")
+}
+
+// lenientUnescape decodes a query component as url.QueryUnescape does
+// ("+" a space, "%XX" its byte), but keeps a "%" that starts no valid
+// escape as written, where QueryUnescape fails: a provider's server
+// (Python's parse_qsl, many others) decodes such a component so, and the
+// end user in it reaches it readable.
+func lenientUnescape(s string) string {
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		return s
+	}
+	if d, err := url.QueryUnescape(s); err == nil {
+		return d
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
 }
 
 // identityParam reports whether the query parameter named name stands

@@ -92,3 +92,40 @@ func TestQueryOfAShortUserIdKeepsTheBotsOwnParameters(t *testing.T) {
 		})
 	}
 }
+
+// TestQueryWithABadEscapeNamingTheUser: a parameter with an escape that does
+// not decode (a stray "%") is still read for the end user, as a provider's
+// server reads it (Python's parse_qsl keeps "%ZZ" as written and decodes the
+// rest). Left as sent, the OpenID reached the provider in the URL under hash
+// and drop: the pair's decoding failed, and it was taken for one naming no
+// one.
+func TestQueryWithABadEscapeNamingTheUser(t *testing.T) {
+	const openID = "oWx-openid-4242"
+	ho := expectedUserHash("shop-bot", openID)
+	for _, tc := range []struct {
+		name, mode, query, want string
+	}{
+		{"hash, in the value", "hash", "metadata[u]=" + openID + "%ZZ&limit=2", "metadata[u]=" + url.QueryEscape(ho+"%ZZ") + "&limit=2"},
+		{"hash, escaped in the value", "hash", "metadata[u]=oWx%2Dopenid%2D4242%&limit=2", "metadata[u]=" + url.QueryEscape(ho+"%") + "&limit=2"},
+		{"hash, in the name", "hash", "metadata[wx:" + openID + "%ZZ]=1&limit=2", url.QueryEscape("metadata[wx:"+ho+"%ZZ]") + "=1&limit=2"},
+		{"drop", "drop", "metadata[u]=" + openID + "%ZZ&limit=2", "limit=2"},
+		{"another value stays as sent", "hash", "metadata[u]=someone%ZZ&limit=2", "metadata[u]=someone%ZZ&limit=2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, `{"object":"list","data":[]}`))
+			base, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.mode }))
+			resp := send(t, http.MethodGet, base, "/v1/chat/completions?"+tc.query, "", map[string]string{"X-WeChat-OpenID": openID})
+			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
+				t.Fatalf("status %d %s", resp.StatusCode, body)
+			}
+			got := fp.requests()[0].Path
+			_, q, _ := strings.Cut(got, "?")
+			if q != tc.want {
+				t.Errorf("provider got the query %q; want %q", q, tc.want)
+			}
+			if strings.Contains(lenientUnescape(got), openID) {
+				t.Errorf("the OpenID reached the provider in the URL %s", got)
+			}
+		})
+	}
+}
