@@ -57,6 +57,9 @@ func TestCluster(t *testing.T) {
 		testRepair(t, clock, open(t, clock, ""))
 	})
 	t.Run("RepairBeforeTheMoneyStep", func(t *testing.T) { testRepairBeforeTheMoneyStep(t, open) })
+	t.Run("AuditStrays", func(t *testing.T) {
+		testAuditStrays(t, func(t *testing.T) *Store { return open(t, storetest.NewClock(), "") })
+	})
 	t.Run("SeedOnly", func(t *testing.T) {
 		s := openOn(t, nil, Options{Addrs: addrs[:1], Cluster: true})
 		if _, ok := s.Client().(*goredis.ClusterClient); !ok {
