@@ -103,11 +103,30 @@ func (r *Relay) bury(ctx context.Context, ev store.Event, orderNo string, attemp
 // (crash-made copies are rare; a few passes clear them all).
 const maxClearPasses = 4
 
-// clearDead removes order orderNo's dead letters, once an event
-// announcing its state is queued: the operator has dealt with them. A copy
+// deadIDs reads the ids of order orderNo's dead letters.
+func (r *Relay) deadIDs(ctx context.Context, orderNo string) (map[string]bool, error) {
+	heads, err := r.store.OutboxHeads(ctx, deadKeys(orderNo))
+	if err != nil {
+		return nil, fmt.Errorf("read dead letters: %w", err)
+	}
+	ids := map[string]bool{}
+	for _, h := range heads {
+		if no, _ := deadOrder(h.Key, h.ID); no == orderNo && h.Kind == Kind {
+			ids[h.ID] = true
+		}
+	}
+	return ids, nil
+}
+
+// clearDead removes order orderNo's dead letters of the events seen, once
+// an event announcing its state is queued: the operator has dealt with
+// them. Only those seen, read before that event was queued: one given up
+// since (another replica's relay burying the event the resend found still
+// retried, or one behind it) is superseded by nothing queued, and cleared
+// it was never told to the merchant, with nothing listed to resend. A copy
 // sits behind its twin on the same key and is only a head once the twin is
 // gone, hence the passes. It reports the dead letters (event ids) cleared.
-func (r *Relay) clearDead(ctx context.Context, orderNo string) (int, error) {
+func (r *Relay) clearDead(ctx context.Context, orderNo string, seen map[string]bool) (int, error) {
 	cleared := map[string]bool{}
 	for range maxClearPasses {
 		heads, err := r.store.OutboxHeads(ctx, deadKeys(orderNo))
@@ -116,7 +135,7 @@ func (r *Relay) clearDead(ctx context.Context, orderNo string) (int, error) {
 		}
 		found := 0
 		for _, h := range heads {
-			if no, _ := deadOrder(h.Key, h.ID); no != orderNo || h.Kind != Kind {
+			if no, _ := deadOrder(h.Key, h.ID); no != orderNo || h.Kind != Kind || !seen[h.ID] {
 				continue
 			}
 			if err := r.store.AckEvent(ctx, h.Key, h.ID); err != nil {

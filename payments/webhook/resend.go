@@ -190,10 +190,11 @@ type Resent struct {
 // queued: the merchant processes it whatever it processed before. Forced
 // resends never collapse; each one is another delivery.
 //
-// Once the event is queued (or found waiting), the order's dead letters are
-// cleared: the event supersedes them (and is kept as one in turn, should it
-// be given up too; resending that dead letter queues it again under its own
-// id).
+// Once the event is queued (or found waiting), the order's dead letters
+// read before it was are cleared: the event supersedes them (and is kept as
+// one in turn, should it be given up too; resending that dead letter queues
+// it again under its own id). One given up since (on another replica) is
+// superseded by nothing queued, and stays listed.
 func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent, error) {
 	o, err := r.store.GetOrder(ctx, orderNo)
 	if err != nil {
@@ -205,14 +206,18 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 	}
 	res := Resent{Type: env.Type}
 	dead := 0
+	var seen map[string]bool // the dead letters read before anything was queued
 	if force {
+		if seen, err = r.deadIDs(ctx, orderNo); err != nil {
+			return Resent{}, err
+		}
 		res.Event = encodeEvent(env, newEventID(), o.OrderNo, r.now())
 		if err := r.store.EnqueueEvents(ctx, res.Event); err != nil {
 			return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
 		}
 	} else {
 		found, err := r.lostOrPending(ctx, orderNo, env)
-		dead = found.dead
+		dead, seen = found.dead, found.seen
 		switch {
 		case err != nil:
 			return Resent{}, err
@@ -261,7 +266,7 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 		// Cleared only after the enqueue: a failure between the two leaves
 		// the dead letter listed (the operator may resend again), never an
 		// order with neither a dead letter nor a fresh event.
-		if cleared, err = r.clearDead(ctx, orderNo); err != nil {
+		if cleared, err = r.clearDead(ctx, orderNo, seen); err != nil {
 			r.log.WarnContext(ctx, "webhook resent, but its dead letters are still listed; sending the order again clears them",
 				"event_id", res.Event.ID, "order_no", orderNo, "err", err)
 		}
@@ -291,8 +296,9 @@ type lost struct {
 	// stand for an earlier one, as a later order.needs_review stands for
 	// an earlier version of the state.
 	refunds []*store.Event
-	others  []string     // the types of the order's other dead letters
-	pending *store.Event // an event announcing the current state at the head of the intake or delivery queue
+	others  []string        // the types of the order's other dead letters
+	seen    map[string]bool // the ids of all the order's dead letters read
+	pending *store.Event    // an event announcing the current state at the head of the intake or delivery queue
 }
 
 // lostOrPending reads the outbox for Resend: order orderNo's dead letters
@@ -319,7 +325,7 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 		if err != nil {
 			return lost{}, fmt.Errorf("read the outbox: %w", err)
 		}
-		l = lost{}
+		l = lost{seen: map[string]bool{}}
 		for i := range heads {
 			h := &heads[i]
 			if h.Kind != Kind {
@@ -330,6 +336,7 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 				if no != orderNo {
 					continue
 				}
+				l.seen[h.ID] = true
 				if t := gjson.GetBytes(h.Payload, "type").Str; t != env.Type {
 					l.others = append(l.others, t)
 					continue
