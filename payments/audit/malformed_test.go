@@ -273,3 +273,32 @@ func TestExportStopsAtARecordBeyondTheHeadPastAnEmptyPlace(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifySaysAHeadWithoutItsSeqIsNotAHead: a head that names a hash but
+// no seq (its seq field deleted by hand from the Redis hash, or from the
+// embedded store's JSON) is not the empty chain's head. Read as seq 0 it
+// was, and verify, walking the records, blamed record 1 as stored beyond
+// the store's head (record 0), a record that is where it belongs.
+func TestVerifySaysAHeadWithoutItsSeqIsNotAHead(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			recs := buildChain(t, e, 3)
+			switch driver {
+			case "embedded":
+				e.boltEdit(func(tx *bolt.Tx) error {
+					return tx.Bucket([]byte("audit_meta")).Put([]byte("head"), []byte(`{"hash":"`+recs[2].Hash+`"}`))
+				})
+			case "redis":
+				if err := e.redis().Client().HDel(context.Background(), e.prefix+"{audit}:head", "seq").Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := Verify(context.Background(), e.store(), VerifyOptions{})
+			t.Logf("verify: %v", err)
+			if err == nil || !strings.Contains(err.Error(), "head") || strings.Contains(err.Error(), "record 0") || strings.Contains(err.Error(), "record 1") {
+				t.Errorf("verify with a head without its seq: %v; want an error about the head, blaming no record", err)
+			}
+		})
+	}
+}

@@ -16,13 +16,23 @@ import (
 var headKey = []byte("head")
 
 func auditHead(tx *bolt.Tx) (store.AuditHead, error) {
-	var h store.AuditHead
-	if v := tx.Bucket(bAuditMeta).Get(headKey); v != nil {
-		if err := unmarshal(v, &h); err != nil {
-			return h, err
-		}
+	v := tx.Bucket(bAuditMeta).Get(headKey)
+	if v == nil {
+		return store.AuditHead{}, nil // the empty chain
 	}
-	return h, nil
+	var h struct {
+		Seq  *uint64 `json:"seq"`
+		Hash string  `json:"hash"`
+	}
+	if err := unmarshal(v, &h); err != nil {
+		return store.AuditHead{}, err
+	}
+	// A head without its seq was edited by hand: read as seq 0 it would
+	// be a chain of no record, and verify would blame record 0.
+	if h.Seq == nil {
+		return store.AuditHead{}, fmt.Errorf("embedded: audit head: it names hash %q but no seq", h.Hash)
+	}
+	return store.AuditHead{Seq: *h.Seq, Hash: h.Hash}, nil
 }
 
 // AuditHead implements store.Audit.

@@ -20,7 +20,12 @@ func (s *Store) AuditHead(ctx context.Context) (store.AuditHead, error) {
 	seq, ok := replyStr(vals, 0)
 	hash, _ := replyStr(vals, 1)
 	if !ok {
-		return store.AuditHead{Hash: hash}, nil // the empty chain
+		// A hash without a seq is a head edited by hand, not the empty
+		// chain's (no head at all): read as seq 0, verify blamed record 0.
+		if hash != "" {
+			return store.AuditHead{}, fmt.Errorf("redis: audit head: it names hash %q but no seq", hash)
+		}
+		return store.AuditHead{}, nil // the empty chain
 	}
 	// A seq that is no number is a head edited by hand: read as 0 it
 	// would be a chain of no record, and verify would blame record 0.
