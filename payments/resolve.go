@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/store"
 )
 
@@ -26,11 +27,12 @@ var ErrCannotResolve = errors.New("order cannot be resolved so")
 // refund record names it, and its proposal is taken (the sweep's
 // refund_record_missing, sent to review past takenGrace: whether money went
 // back is for the person to find on the merchant platform), ended or
-// unknown. Such a reservation never ends by itself (only a refund
-// paygate has in flight does, noteRefundInReview), so refusing it as in
-// flight kept the order in review for good. "" otherwise: a refund
-// recorded is still to be heard of, and an open proposal may still be
-// confirmed.
+// unknown; or the refund recorded under it was heard of, its SUCCESS noted
+// in the review reason and not counted (refundHeard). Such a reservation
+// never ends by itself (only a refund paygate has in flight does,
+// noteRefundInReview), so refusing it as in flight kept the order in
+// review for good. "" otherwise: a refund recorded and not heard of is
+// still to come, and an open proposal may still be confirmed.
 func (s *Service) unrecordedReservation(ctx context.Context, orderNo string, to store.OrderStatus) (string, error) {
 	if to != store.StatusClosed {
 		return "", nil
@@ -44,13 +46,29 @@ func (s *Service) unrecordedReservation(ctx context.Context, orderNo string, to 
 		return "", err
 	}
 	if rec != nil && rec.Proposal.RefundID == o.RefundReservedBy {
-		return "", nil
+		if !refundHeard(o, rec) {
+			return "", nil
+		}
+		return o.RefundReservedBy, nil
 	}
 	fate, _, err := s.proposalFate(ctx, o.RefundReservedBy)
 	if err != nil || fate == fateOpen {
 		return "", err
 	}
 	return o.RefundReservedBy, nil
+}
+
+// refundHeard reports whether the review reason of o records WeChat Pay's
+// SUCCESS of rec's refund: its last word, which went to review instead of
+// being counted (another amount than the user confirmed, counted once
+// already) and kept the reservation; noteRefundInReview notes such a copy
+// and ends nothing. Nothing more comes of that refund, so its reservation
+// never ends by itself either, and the order would stay in review for
+// good. An ABNORMAL is not its last word: the merchant may re-handle it
+// under the same number, and the SUCCESS then counts.
+func refundHeard(o *store.Order, rec *inFlight) bool {
+	no := rec.Proposal.OutRefundNo
+	return no != "" && strings.Contains(o.ReviewReason, refundFact{OutRefundNo: no, Status: wechatpay.RefundSuccess}.fact())
 }
 
 // Resolve is an operator's way out of needs_review, which nothing else
