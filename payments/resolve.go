@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/store"
@@ -26,8 +27,8 @@ var ErrCannotResolve = errors.New("order cannot be resolved so")
 // to be closed, that no refund is in flight under and none will be: no
 // refund record names it, and its proposal is taken (the sweep's
 // refund_record_missing, sent to review past takenGrace: whether money went
-// back is for the person to find on the merchant platform), ended or
-// unknown; or the refund recorded under it was heard of, its SUCCESS noted
+// back is for the person to find on the merchant platform; else once
+// tapOver), ended or unknown; or the refund recorded under it was heard of, its SUCCESS noted
 // in the review reason and not counted (refundHeard). Such a reservation
 // never ends by itself (only a refund paygate has in flight does,
 // noteRefundInReview), so refusing it as in flight kept the order in
@@ -55,7 +56,23 @@ func (s *Service) unrecordedReservation(ctx context.Context, orderNo string, to 
 	if err != nil || fate == fateOpen {
 		return "", err
 	}
+	if fate == fateTaken && !tapOver(o, s.now()) {
+		return "", nil
+	}
 	return o.RefundReservedBy, nil
+}
+
+// tapOver reports whether no confirmation can still be between taking the
+// proposal o is reserved for and recording its refund: the sweep waited
+// takenGrace before its refund_record_missing, or takenGrace has passed
+// since the order last changed. A confirmation goes on only while the order
+// is refunding under its reservation, and within refundCallTimeout from
+// then, so it ended before the order went to review, and a close that
+// ended its reservation before it would be followed by its refund going
+// out on the closed order (an order sent to review meanwhile by WeChat
+// Pay's word of a refund made on the merchant platform, say).
+func tapOver(o *store.Order, now time.Time) bool {
+	return strings.HasPrefix(o.ReviewReason, "refund_record_missing:") || now.Sub(o.UpdatedAt) >= takenGrace
 }
 
 // refundHeard reports whether the review reason of o records WeChat Pay's
