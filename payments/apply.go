@@ -61,13 +61,18 @@ func factFromResource(r *wechatpay.TransactionResource) paymentFact {
 // dead order, a refund paygate never made) is still WeChat's word about real
 // money: the order goes to needs_review. A payment for an order already in
 // needs_review is recorded on it (noteInReview); only the transaction on
-// record is a duplicate. An unknown order gets an orphan record. It returns
-// the order after, the outcome and, for review/orphan, the reason.
+// record is a duplicate, also on an order closed with it (a person
+// resolved it out of review, Resolve: a copy of its payment is not money
+// on a dead order, and sent back to review as paid_after_closed under a
+// reason that lost what the person saw, a refund on the merchant platform
+// say, it could be settled as paid). An unknown order gets an orphan
+// record. It returns the order after, the outcome and, for review/orphan,
+// the reason.
 func (s *Service) applyPayment(ctx context.Context, no string, f paymentFact, cause, noteID string) (*store.Order, string, string, error) {
 	outcome, reason := OutcomeDuplicate, ""
 	got, changed, err := s.update(ctx, no, cause, noteID, func(c *store.Order) (*store.Order, error) {
 		outcome, reason = OutcomeDuplicate, ""
-		if c.TransactionID != "" && c.TransactionID == f.TransactionID && (PaidOrLater(c.Status) || c.Status == store.StatusNeedsReview) {
+		if c.TransactionID != "" && c.TransactionID == f.TransactionID && (PaidOrLater(c.Status) || c.Status == store.StatusNeedsReview || c.Status == store.StatusClosed) {
 			return nil, nil // already applied
 		}
 		if c.Status == store.StatusNeedsReview {
