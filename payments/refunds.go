@@ -827,6 +827,10 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 			}
 			return next, nil
 		}
+		if c.Status == store.StatusClosed && c.TransactionID != "" && refundNoted(c, f) {
+			// Resolved as closed (Resolve) with this word on it: a copy.
+			return nil, nil
+		}
 		review := func(r string) (*store.Order, error) {
 			outcome, reason = OutcomeReview, r
 			c.Status = store.StatusNeedsReview
@@ -971,8 +975,7 @@ func (s *Service) applyRefundNote(ctx context.Context, f refundFact, noteID stri
 // reason, or a SUCCESS is in refund_nos) changes nothing (nil), so copies
 // stay duplicates and nothing counts twice.
 func (s *Service) noteRefundInReview(c *store.Order, f refundFact, inFlight bool) (*store.Order, string) {
-	if f.Status == wechatpay.RefundSuccess && slices.Contains(c.RefundNos, f.OutRefundNo) ||
-		strings.Contains(c.ReviewReason, f.fact()) {
+	if refundNoted(c, f) {
 		return nil, ""
 	}
 	said := f.said()
@@ -1010,6 +1013,17 @@ func (s *Service) noteRefundInReview(c *store.Order, f refundFact, inFlight bool
 	}
 	c.ReviewReason += "; " + reason + ": " + said
 	return c, reason
+}
+
+// refundNoted reports whether WeChat Pay's word f is on order c already,
+// noted while c was in review: a SUCCESS counted in refund_nos, or the
+// refund and its status in the review reason. Its copies change nothing,
+// in review or once a person resolved the order as closed, which
+// otherwise took a copy as a refund on a dead order (refund_on_closed) and
+// sent the order back to review, the merchant told of it again.
+func refundNoted(c *store.Order, f refundFact) bool {
+	return f.Status == wechatpay.RefundSuccess && slices.Contains(c.RefundNos, f.OutRefundNo) ||
+		strings.Contains(c.ReviewReason, f.fact())
 }
 
 // fact names the refund and its status in a review reason: what tells a
