@@ -105,7 +105,8 @@ func refundHeard(o *store.Order, rec *inFlight) bool {
 // a refund closed or stuck; a person settles that money on the merchant
 // platform, and delivering would be for money the payer may have back), or
 // for a payment paygate had no order of (no client, SKU or user to deliver
-// to). ErrNotInReview, with the order as it stands, when it is
+// to), or in review for a reason not judged to leave its price paid
+// (unjudgedReview). ErrNotInReview, with the order as it stands, when it is
 // not in review (a retry of a resolution made); store.ErrNotFound for an
 // unknown order.
 func (s *Service) Resolve(ctx context.Context, orderNo string, to store.OrderStatus) (*store.Order, error) {
@@ -136,6 +137,8 @@ func (s *Service) Resolve(ctx context.Context, orderNo string, to store.OrderSta
 			return nil, fmt.Errorf("%w: %s is in review for %s: WeChat Pay did not report this order's price paid once to this merchant; refund it on the merchant platform and close it", ErrCannotResolve, c.OrderNo, unpayableReview(c.ReviewReason))
 		case to == store.StatusPaid && c.Client == "":
 			return nil, fmt.Errorf("%w: %s is a payment paygate had no order of; refund it on the merchant platform and close it", ErrCannotResolve, c.OrderNo)
+		case to == store.StatusPaid && unjudgedReview(c.ReviewReason) != "":
+			return nil, fmt.Errorf("%w: %s is in review for %s, which is not known to leave its price paid once to this merchant; settle it on the merchant platform and close it", ErrCannotResolve, c.OrderNo, unjudgedReview(c.ReviewReason))
 		}
 		c.Status = to
 		return c, nil
@@ -189,4 +192,36 @@ func otherTransaction(reason, txid string) string {
 			return id
 		}
 	}
+}
+
+// paidReviews are the review reasons that leave one payment of the
+// order's price with this merchant, which a person may settle as paid:
+// another app id of this merchant or another payer (once: a second
+// transaction is refused, otherTransaction), a payment on an order that
+// had gone to review, expired, closed, or been held or rejected.
+var paidReviews = map[string]bool{
+	"appid_mismatch": true, "payer_mismatch": true, "paid_while_in_review": true,
+	"paid_after_closed": true, "paid_after_expired": true, "paid_after_rejected": true,
+	"paid_after_approval_required": true,
+}
+
+// unjudgedReview is the first reason named in a review reason (each
+// "; "-separated note starts with its reasons, ", "-separated, before
+// ": ") that is not in paidReviews, or "". Settling as paid is allowed for
+// reasons judged to leave the price paid, not refused for those known not
+// to: a reason added later is refused until it is judged, where a list of
+// the refused ones let it through.
+func unjudgedReview(reason string) string {
+	for _, note := range strings.Split(reason, "; ") {
+		head, _, ok := strings.Cut(note, ": ")
+		if !ok {
+			continue // prose of the note before (refund_record_missing's)
+		}
+		for _, r := range strings.Split(head, ", ") {
+			if r != "" && strings.Trim(r, "abcdefghijklmnopqrstuvwxyz_") == "" && !paidReviews[r] {
+				return r
+			}
+		}
+	}
+	return ""
 }

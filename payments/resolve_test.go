@@ -85,6 +85,16 @@ func TestResolveGuardsMoney(t *testing.T) {
 				{"closed after its refund on the merchant platform", func(o *store.Order) {
 					o.TransactionID, o.ReviewReason = txid, "refund_not_requested: wechat pay refund rf_3 (SUCCESS) of 1 fen, order total 1 fen, mchid m"
 				}, store.StatusClosed, store.StatusClosed, ""},
+				// Settling as paid is allowed for the reasons known to
+				// leave one payment of its price with this merchant, not
+				// refused for those known not to: a reason added later is
+				// refused until it is judged.
+				{"paid for a reason not judged", func(o *store.Order) {
+					o.TransactionID, o.ReviewReason = txid, "appid_mismatch: wechat pay says paid …; later_disagreement: wechat pay says …"
+				}, store.StatusPaid, "", "later_disagreement"},
+				{"paid after it expired", func(o *store.Order) {
+					o.TransactionID, o.ReviewReason = txid, "paid_after_expired: wechat pay says paid 1 (currency CNY), mchid m, appid a, transaction "+txid
+				}, store.StatusPaid, store.StatusPaid, ""},
 				{"closed with another amount", func(o *store.Order) {
 					o.TransactionID, o.ReviewReason = txid, "amount_mismatch: wechat pay says paid 1 (currency CNY)"
 				}, store.StatusClosed, store.StatusClosed, ""},
