@@ -239,3 +239,21 @@ func drain(t testing.TB, r *webhook.Relay) {
 	}
 	t.Fatal("relay keeps finding work")
 }
+
+// refund records a refund of amount on ord as payments does, refunding and
+// then partially refunded, each transition with its webhook events.
+func (o orders) refund(ord *store.Order, id string, amount int64) {
+	o.t.Helper()
+	p := &store.RefundProposal{RefundID: id, OrderNo: ord.OrderNo, AmountFen: amount, Reason: "damaged"}
+	for _, to := range []store.OrderStatus{store.StatusRefunding, store.StatusPartiallyRefunded} {
+		before := *ord
+		ord.Status, ord.UpdatedAt = to, time.Now()
+		if to == store.StatusPartiallyRefunded {
+			ord.RefundedFen += amount
+		}
+		tr := payments.Transition{Before: before, After: *ord, Cause: "refund", Refund: p}
+		if err := o.st.UpdateOrder(context.Background(), ord, before.Status, webhook.Events(tr)...); err != nil {
+			o.t.Fatal(err)
+		}
+	}
+}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
@@ -58,20 +57,7 @@ func TestResendKeepsADeadLetterGivenUpMeanwhile(t *testing.T) {
 			r := newRelay(t, hooked, rc.URL, clk.Now, shortWindow)
 			other := newRelay(t, st, rc.URL, clk.Now, shortWindow) // another replica's
 			drain(t, r)
-			refund := func(id string, amount int64) {
-				p := &store.RefundProposal{RefundID: id, OrderNo: no, AmountFen: amount, Reason: "damaged"}
-				for _, to := range []store.OrderStatus{store.StatusRefunding, store.StatusPartiallyRefunded} {
-					before := *o
-					o.Status, o.UpdatedAt = to, time.Now()
-					if to == store.StatusPartiallyRefunded {
-						o.RefundedFen += amount
-					}
-					tr := payments.Transition{Before: before, After: *o, Cause: "refund", Refund: p}
-					if err := st.UpdateOrder(context.Background(), o, before.Status, webhook.Events(tr)...); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
+			refund := func(id string, amount int64) { ob.refund(o, id, amount) }
 			up.Store(false)
 			refund("rf_first", 1000)
 			runFor(t, r, clk, 8*time.Second) // rf_first given up

@@ -2,7 +2,6 @@ package webhook_test
 
 import (
 	"bytes"
-	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
@@ -52,20 +50,7 @@ func TestResendSendsEveryGivenUpRefund(t *testing.T) {
 				ob.move(o, store.StatusPaid, "notification")
 				r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
 				drain(t, r)
-				refund := func(id string, amount int64) {
-					p := &store.RefundProposal{RefundID: id, OrderNo: no, AmountFen: amount, Reason: "damaged"}
-					for _, to := range []store.OrderStatus{store.StatusRefunding, store.StatusPartiallyRefunded} {
-						before := *o
-						o.Status, o.UpdatedAt = to, time.Now()
-						if to == store.StatusPartiallyRefunded {
-							o.RefundedFen += amount
-						}
-						tr := payments.Transition{Before: before, After: *o, Cause: "refund", Refund: p}
-						if err := st.UpdateOrder(context.Background(), o, before.Status, webhook.Events(tr)...); err != nil {
-							t.Fatal(err)
-						}
-					}
-				}
+				refund := func(id string, amount int64) { ob.refund(o, id, amount) }
 				up.Store(false)
 				refund("rf_first", 1000)
 				want := 2 // dead letters
@@ -174,20 +159,7 @@ func TestResendSendsGivenUpRefundsInTheirOrder(t *testing.T) {
 			ob.move(o, store.StatusPaid, "notification")
 			r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
 			drain(t, r)
-			refund := func(id string, amount int64) {
-				p := &store.RefundProposal{RefundID: id, OrderNo: no, AmountFen: amount, Reason: "damaged"}
-				for _, to := range []store.OrderStatus{store.StatusRefunding, store.StatusPartiallyRefunded} {
-					before := *o
-					o.Status, o.UpdatedAt = to, time.Now()
-					if to == store.StatusPartiallyRefunded {
-						o.RefundedFen += amount
-					}
-					tr := payments.Transition{Before: before, After: *o, Cause: "refund", Refund: p}
-					if err := st.UpdateOrder(context.Background(), o, before.Status, webhook.Events(tr)...); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
+			refund := func(id string, amount int64) { ob.refund(o, id, amount) }
 			up.Store(false)
 			refund("rf_first", 1000)
 			runFor(t, r, clk, 8*time.Second) // rf_first given up
