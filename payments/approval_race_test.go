@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
 )
@@ -25,13 +23,7 @@ func TestApproveAndRejectAtOnceOnTwoReplicas(t *testing.T) {
 				o.Rules.ApprovalAboveFen = payments.FenPtr(5000)
 				opts = *o
 			}})
-			opts.Registerer = prometheus.NewRegistry()
-			opts.Committed = nil
-			other, err := payments.New(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = other.Close() })
+			other := otherReplica(t, opts)
 			ctx := context.Background()
 			for i := 1; i <= 6; i++ {
 				held, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: "oUser-decide-race", SKU: "premium-monthly", Quantity: i + 1})

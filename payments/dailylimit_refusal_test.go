@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
@@ -82,13 +80,7 @@ func TestDailyLimitHoldsForConcurrentTurnsOnTwoReplicas(t *testing.T) {
 				o.Rules.MaxOrdersPerUserPerDay = limit
 				opts = *o
 			}})
-			opts.Registerer = prometheus.NewRegistry()
-			opts.Committed = nil
-			other, err := payments.New(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = other.Close() })
+			other := otherReplica(t, opts)
 			replicas := []*payments.Service{e.svc, other}
 			const user = "oUser-limit-concurrent"
 			req := func(i int) payments.CreateRequest {
@@ -168,13 +160,7 @@ func TestDailyLimitConcurrentRefusalsLeaveTheCount(t *testing.T) {
 				o.Rules.MaxOrdersPerUserPerDay = limit
 				opts = *o
 			}})
-			opts.Registerer = prometheus.NewRegistry()
-			opts.Committed = nil
-			other, err := payments.New(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = other.Close() })
+			other := otherReplica(t, opts)
 			replicas := []*payments.Service{e.svc, other}
 			const user = "oUser-limit-concurrent-refused"
 			req := func(i int, app string) payments.CreateRequest {

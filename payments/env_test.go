@@ -302,3 +302,18 @@ func (e *env) post(h http.Header, body []byte) (int, string) {
 func testNow() time.Time { return time.Now() }
 
 func wechatpayValid(no string) error { return wechatpay.ValidOutTradeNo(no) }
+
+// otherReplica is a second Service on opts (as newEnv's service hook saw
+// them: the same store and WeChat Pay), another replica with its own
+// metrics registry and no commit hook, closed when the test ends.
+func otherReplica(t testing.TB, opts payments.Options) *payments.Service {
+	t.Helper()
+	opts.Registerer = prometheus.NewRegistry()
+	opts.Committed = nil
+	other, err := payments.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close() })
+	return other
+}

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
 )
@@ -22,13 +20,7 @@ func TestConcurrentPartialRefundsNeverSumAboveThePayment(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			var opts payments.Options
 			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) { opts = *o }})
-			opts.Registerer = prometheus.NewRegistry()
-			opts.Committed = nil
-			other, err := payments.New(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = other.Close() })
+			other := otherReplica(t, opts)
 			ctx := context.Background()
 			o := paidOrder(t, e, "oUser-partial-concurrent", 2) // 9998 fen
 			a := propose(t, e, o, 6000)
