@@ -233,15 +233,10 @@ func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *sl
 // maxRoundTokens; more cached tokens than prompt tokens are as many as the
 // prompt tokens (none is priced twice); a cost past maxRoundCost (an int64
 // overflow made it negative) is capped there. Each is logged once per
-// provider and model.
-func (l *Ledger) Round(provider, model string, u Usage) Pico {
-	return l.RoundContext(context.Background(), provider, model, u)
-}
-
-// RoundContext is Round for a round of a request: ctx is the request's,
-// whose id (logging.WithRequestID) the round's warnings carry, so that an
-// operator finds the answer whose counts the provider got wrong.
-func (l *Ledger) RoundContext(ctx context.Context, provider, model string, u Usage) Pico {
+// provider and model, with ctx, the request's: its id
+// (logging.WithRequestID) lets an operator find the answer whose counts
+// the provider got wrong.
+func (l *Ledger) Round(ctx context.Context, provider, model string, u Usage) Pico {
 	key := modelKey{provider, model} // a struct key: no string built per round
 	p, priced := l.prices[key]
 	in, inOK := tokenCount(u.PromptTokens)

@@ -114,14 +114,14 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := l.Round(tc.provider, tc.model, tc.u).String(); got != tc.want {
+			if got := l.Round(context.Background(), tc.provider, tc.model, tc.u).String(); got != tc.want {
 				t.Errorf("got %s; want %s", got, tc.want)
 			}
 		})
 	}
 
 	ctx := context.Background()
-	a := l.Round("p", "m", Usage{1000, 200, 0, 0})
+	a := l.Round(context.Background(), "p", "m", Usage{1000, 200, 0, 0})
 	l.Turn(ctx, "bot", "u", "s1", a)
 	l.Turn(ctx, "bot", "u", "s1", a)               // two turns of one conversation
 	l.Turn(ctx, "bot", "u", "s2", a)               // another conversation, never paid
@@ -206,7 +206,7 @@ models: [{name: m, targets: [{provider: p, model: m}, {provider: p, model: steep
 							t.Fatalf("Round(%+v) panicked: %v", tc.u, p)
 						}
 					}()
-					if got := l.Round("p", tc.model, tc.u); got.String() != tc.cost {
+					if got := l.Round(context.Background(), "p", tc.model, tc.u); got.String() != tc.cost {
 						t.Errorf("Round(%+v) = %s; want %s", tc.u, got, tc.cost)
 					}
 				}()
@@ -277,7 +277,7 @@ models: [{name: m, targets: [{provider: p, model: mini}, {provider: p, model: m}
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := l.Round("p", tc.model, tc.u)
+			c := l.Round(context.Background(), "p", tc.model, tc.u)
 			if c.String() != tc.cost {
 				t.Errorf("Round(%+v) = %s; want %s", tc.u, c, tc.cost)
 			}
@@ -341,7 +341,7 @@ models: [{name: m, targets: [{provider: p, model: m}]}]
 		{"p", "m", Usage{10, 10, 0, 0}},
 	}
 	for _, r := range rounds {
-		l.Round(r.provider, r.model, r.u)
+		l.Round(context.Background(), r.provider, r.model, r.u)
 	}
 	var warned []string
 	for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
@@ -372,7 +372,7 @@ func TestConversationIsTheUsersSession(t *testing.T) {
 	l := testLedger(t, st)
 	defer l.Close()
 	ctx := context.Background()
-	a := l.Round("p", "m", Usage{1000, 200, 0, 0}) // 0.004500
+	a := l.Round(context.Background(), "p", "m", Usage{1000, 200, 0, 0}) // 0.004500
 	l.Turn(ctx, "bot", "oA", "chat-1", a)
 	l.Turn(ctx, "bot", "oA", "oA", a) // A's default conversation
 	l.Turn(ctx, "bot", "oB", "chat-1", a)
@@ -420,7 +420,7 @@ func TestConcurrentTurnsOfOneConversation(t *testing.T) {
 	st := &memStore{m: map[string]int64{}}
 	l := testLedger(t, st)
 	defer l.Close()
-	a := l.Round("p", "m", Usage{1000, 200, 0, 0}) // 0.004500
+	a := l.Round(context.Background(), "p", "m", Usage{1000, 200, 0, 0}) // 0.004500
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Add(1)
@@ -453,7 +453,7 @@ func TestConversationCostAcrossReplicas(t *testing.T) {
 			}
 			la, lb := testLedger(t, stA), testLedger(t, stB)
 			defer la.Close()
-			a := la.Round("p", "m", Usage{1000, 200, 0, 0}) // 0.004500
+			a := la.Round(context.Background(), "p", "m", Usage{1000, 200, 0, 0}) // 0.004500
 			const turns = 100
 			var wg sync.WaitGroup
 			for i := range turns {
@@ -484,7 +484,7 @@ func TestConversationCostAcrossReplicas(t *testing.T) {
 func TestTurnDoesNotWaitForTheStore(t *testing.T) {
 	st := &slowStore{memStore: memStore{m: map[string]int64{}}, release: make(chan struct{})}
 	l := testLedger(t, st)
-	a := l.Round("p", "m", Usage{1000, 200, 0, 0}) // 4,500,000,000 pico
+	a := l.Round(context.Background(), "p", "m", Usage{1000, 200, 0, 0}) // 4,500,000,000 pico
 	returned := make(chan struct{})
 	go func() {
 		for range 100 {
@@ -519,7 +519,7 @@ func TestQueuedTurnsWrittenTogether(t *testing.T) {
 	st := &slowStore{memStore: memStore{m: map[string]int64{}}, release: make(chan struct{}), entered: make(chan struct{}, 1)}
 	l := testLedger(t, st)
 	ctx := context.Background()
-	a := l.Round("p", "m", Usage{1000, 200, 0, 0})
+	a := l.Round(context.Background(), "p", "m", Usage{1000, 200, 0, 0})
 	l.Turn(ctx, "bot", "u0", "s", a) // held in the store by the writer
 	<-st.entered
 	const users = 300
@@ -592,7 +592,7 @@ func (s *slowStore) AddTallies(ctx context.Context, adds []store.TallyAdd, ttl t
 func TestPaidDoesNotWaitForTheStore(t *testing.T) {
 	st := &slowStore{memStore: memStore{m: map[string]int64{}}, release: make(chan struct{})}
 	l := testLedger(t, st)
-	a := l.Round("p", "m", Usage{1000, 200, 0, 0})
+	a := l.Round(context.Background(), "p", "m", Usage{1000, 200, 0, 0})
 	l.Turn(context.Background(), "bot", "u", "s", a) // held by the store
 	returned := make(chan struct{})
 	go func() {
@@ -634,7 +634,7 @@ func TestFullQueueHoldsNoTurnOrPayment(t *testing.T) {
 		}
 	}()
 	ctx := context.Background()
-	a := l.Round("p", "m", Usage{1000, 200, 0, 0})
+	a := l.Round(context.Background(), "p", "m", Usage{1000, 200, 0, 0})
 	l.Turn(ctx, "bot", "u", "s", a) // held in the store by the writer
 	<-st.entered
 	const queue, dropped = 1024, 76
@@ -737,7 +737,7 @@ func TestOrderPaidAgainCountedOnce(t *testing.T) {
 			defer la.Close()
 			defer lb.Close()
 			ctx := context.Background()
-			a := la.Round("p", "m", Usage{1000, 200, 0, 0})
+			a := la.Round(context.Background(), "p", "m", Usage{1000, 200, 0, 0})
 			la.Turn(ctx, "bot", "u", "s", a)
 			la.Paid(ctx, "bot", "u", "s", "ORD-1")
 			la.Flush()
@@ -769,7 +769,7 @@ func TestSeriesKeepsOnlyTheLast48Hours(t *testing.T) {
 	t0 := time.Date(2025, 3, 1, 10, 30, 0, 0, time.UTC)
 	at := func(d time.Duration) { l.now = func() time.Time { return t0.Add(d) } }
 	ctx := context.Background()
-	a := l.Round("p", "m", Usage{1000, 200, 0, 0})
+	a := l.Round(context.Background(), "p", "m", Usage{1000, 200, 0, 0})
 	at(0)
 	l.Turn(ctx, "bot", "u", "s", a)
 	l.Paid(ctx, "bot", "u", "s", "ORD-1")

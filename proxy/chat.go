@@ -242,7 +242,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	var cost accounting.Pico
 	account := func(resp *failover.Response, u accounting.Usage) {
 		if s.ledger != nil {
-			cost += s.ledger.RoundContext(r.Context(), resp.Provider, resp.Model, u)
+			cost += s.ledger.Round(r.Context(), resp.Provider, resp.Model, u)
 		}
 	}
 	if !chat.Stream {

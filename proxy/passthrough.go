@@ -419,7 +419,7 @@ func (s *Server) accountUsage(ctx context.Context, resp *failover.Response, usag
 	} else {
 		u = accounting.Usage{PromptTokens: res[2].Int(), CompletionTokens: res[3].Int(), TotalTokens: res[4].Int(), CachedTokens: res[5].Int()}
 	}
-	s.ledger.Call(s.ledger.RoundContext(ctx, resp.Provider, resp.Model, u))
+	s.ledger.Call(s.ledger.Round(ctx, resp.Provider, resp.Model, u))
 }
 
 // pipeBufs are the buffers pipeUpstreamBody relays bodies through.

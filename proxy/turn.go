@@ -759,7 +759,7 @@ func (t *turn) openRecovery(excluded []string, sent string) (*failover.Response,
 // the client's usage is not charged for them.
 func (t *turn) accountAttempt(resp *failover.Response, u *interceptors.Usage) {
 	if u != nil && t.s.ledger != nil {
-		t.cost += t.s.ledger.RoundContext(t.r.Context(), resp.Provider, resp.Model, ledgerUsage(*u))
+		t.cost += t.s.ledger.Round(t.r.Context(), resp.Provider, resp.Model, ledgerUsage(*u))
 	}
 }
 
@@ -784,7 +784,7 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, cr
 	t.rounds = append(t.rounds, roundInfo{Provider: resp.Provider, Model: model, dropped: resp.DroppedFields()})
 	if u != nil && t.s.ledger != nil {
 		// Priced by the target's configured upstream model (the price table's key).
-		t.cost += t.s.ledger.RoundContext(t.r.Context(), resp.Provider, resp.Model, ledgerUsage(*u))
+		t.cost += t.s.ledger.Round(t.r.Context(), resp.Provider, resp.Model, ledgerUsage(*u))
 	}
 	if u != nil {
 		t.hasUse = true
