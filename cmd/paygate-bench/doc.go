@@ -14,6 +14,12 @@
 // command builds it with `go build -o tmp/paygate ./cmd/paygate` unless
 // -paygate-bin names a binary.
 //
+// -compare-rev REV adds a sixth column, paygate-b, built from REV and run with
+// the same config, so that a change is measured against its base in one run:
+// only figures inside one run compare on a shared machine. -pgo-out FILE
+// writes a CPU profile of paygate under non-stream and stream load, the
+// profile-guided optimisation input cmd/paygate/default.pgo is made from.
+//
 // The same binary re-executes itself with the hidden -child flag to run the fake
 // upstream and the two floors, so that each measured proxy is a process of its own
 // whose CPU time and peak memory can be read from /proc.

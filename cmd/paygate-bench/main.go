@@ -24,6 +24,8 @@ type options struct {
 	nginxPath    string
 	paygateBin   string
 	paygateRev   string
+	compareRev   string
+	pgoOut       string
 	streams      int
 	slowInterval time.Duration
 	slowChunks   int
@@ -64,6 +66,8 @@ func main() {
 	flag.StringVar(&o.nginxPath, "nginx", "", "nginx binary (default: nginx on PATH, else /usr/sbin/nginx)")
 	flag.StringVar(&o.paygateBin, "paygate-bin", "", "paygate binary (default: go build -o tmp/paygate ./cmd/paygate)")
 	flag.StringVar(&o.paygateRev, "paygate-rev", "", "build paygate from this git revision (git archive) rather than the working tree, e.g. HEAD")
+	flag.StringVar(&o.compareRev, "compare-rev", "", "also measure paygate built from this git revision, as the column "+tPaygateB+", for an A/B in one run")
+	flag.StringVar(&o.pgoOut, "pgo-out", "", "after the run, write a CPU profile of paygate under 32 non-stream and 32 stream clients, merged, to this file (for cmd/paygate/default.pgo)")
 	flag.IntVar(&o.streams, "streams", holdStreamsDefault, "concurrent slow streams for the peak-memory measurement")
 	flag.DurationVar(&o.slowInterval, "slow-interval", 50*time.Millisecond, "pause between the chunks of a slow stream")
 	flag.IntVar(&o.slowChunks, "slow-chunks", 40, "content chunks of a slow stream")
@@ -150,6 +154,17 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 	if pgBin, err = filepath.Abs(pgBin); err != nil {
 		return "", err
 	}
+	cmpBin, cmpFrom := "", ""
+	if o.compareRev != "" {
+		cmpBin = filepath.Join("tmp", "paygate-b")
+		logf("building %s from git revision %s: go build -o %s ./cmd/paygate", tPaygateB, o.compareRev, cmpBin)
+		if cmpFrom, err = buildPaygateRev(ctx, o.compareRev, filepath.Join(tmp, "src-b"), cmpBin); err != nil {
+			return "", err
+		}
+		if cmpBin, err = filepath.Abs(cmpBin); err != nil {
+			return "", err
+		}
+	}
 
 	var children []*child
 	defer func() {
@@ -199,31 +214,24 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 	}
 	children = append(children, ng)
 
-	pgAddr, err := freePort()
-	if err != nil {
-		return "", err
-	}
-	pgAdmin, err := freePort()
-	if err != nil {
-		return "", err
-	}
-	pgConf, err := renderPaygateConf(paygateParams{Listen: pgAddr, AdminListen: pgAdmin, UpstreamURL: "http://" + upAddr + "/v1", StorePath: filepath.Join(tmp, "paygate.db"), Pprof: o.profile != ""})
-	if err != nil {
-		return "", err
-	}
-	pgConfPath := filepath.Join(tmp, "paygate.yaml")
-	if err := os.WriteFile(pgConfPath, []byte(pgConf), 0o600); err != nil {
-		return "", err
-	}
 	var pgEnv []string
 	if len(o.paygateEnv) > 0 {
 		pgEnv = append(os.Environ(), o.paygateEnv...)
 	}
-	pg, err := startChild("paygate", filepath.Join(tmp, "paygate.log"), pgEnv, nil, pgBin, "serve", "-config", pgConfPath)
+	pprof := o.profile != "" || o.pgoOut != ""
+	pg, pgAddr, pgAdmin, err := startPaygate(tmp, "paygate", pgBin, "http://"+upAddr+"/v1", pprof, pgEnv)
 	if err != nil {
 		return "", err
 	}
 	children = append(children, pg)
+	var pgB *child
+	pgBAddr := ""
+	if cmpBin != "" {
+		if pgB, pgBAddr, _, err = startPaygate(tmp, tPaygateB, cmpBin, "http://"+upAddr+"/v1", false, pgEnv); err != nil {
+			return "", err
+		}
+		children = append(children, pgB)
+	}
 
 	l := newLoader(benchClientKey)
 	l.harness = func() []int { return []int{os.Getpid(), up.pid()} }
@@ -240,6 +248,13 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 		return "", err
 	}
 	procOf := map[string]*child{tDirect: up, tNginx: ng, tGoFloor: gf, tStackFloor: sf, tPaygate: pg}
+	if pgB != nil {
+		targets = append(targets, &target{name: tPaygateB, url: "http://" + pgBAddr + "/v1/chat/completions", proc: pgB, pids: single(pgB)})
+		procOf[tPaygateB] = pgB
+		if err := waitAny(ctx, pgB, l, []string{"http://" + pgBAddr + "/healthz"}, 60*time.Second); err != nil {
+			return "", err
+		}
+	}
 	for _, t := range targets {
 		if err := waitHTTP(ctx, procOf[t.name], l.client, "POST", t.url, benchClientKey, l.nonStream, 30*time.Second); err != nil {
 			return "", fmt.Errorf("%s: %w", t.name, err)
@@ -259,6 +274,9 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 	// own, over the measurement; on a shared machine it says how clean the run was.
 	ours := func() []int {
 		p := []int{os.Getpid(), up.pid(), gf.pid(), sf.pid(), pg.pid()}
+		if pgB != nil {
+			p = append(p, pgB.pid())
+		}
 		return append(p, processTree(ng.pid())...)
 	}
 	busy0, busyErr := systemBusy()
@@ -337,6 +355,16 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 		}
 	}
 
+	if o.pgoOut != "" {
+		logf("profiling paygate for %v under non-stream and stream load for %s", o.profileDur, o.pgoOut)
+		if err := pgoProfile(ctx, l, pgTarget, "http://"+pgAdmin, o.profileDur, filepath.Join(tmp, "pgo"), o.pgoOut); err != nil {
+			return "", fmt.Errorf("pgo profile: %w", err)
+		}
+		if err := alive(); err != nil {
+			return "", err
+		}
+	}
+
 	info := runInfo{
 		Date:       began,
 		Duration:   time.Since(began),
@@ -348,6 +376,7 @@ func run(ctx context.Context, o options, logw io.Writer) (string, error) {
 		GoVersion:  runtime.Version(),
 		Nginx:      nginxVer,
 		Commit:     pgFrom,
+		CompareB:   cmpFrom,
 		Reps:       o.reps,
 		CellDur:    o.cellDur,
 		Command:    o.command,

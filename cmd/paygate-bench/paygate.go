@@ -123,3 +123,30 @@ func buildPaygateRev(ctx context.Context, rev, src, out string) (string, error) 
 	}
 	return "commit " + strings.TrimSpace(string(hash)) + " (built from git archive, the working tree not used)", nil
 }
+
+// startPaygate writes a config for a paygate named name (its own ports and
+// store file in tmp) and starts bin with it. It returns the process, the
+// bots' address and the admin address.
+func startPaygate(tmp, name, bin, upstreamURL string, pprof bool, env []string) (*child, string, string, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, "", "", err
+	}
+	admin, err := freePort()
+	if err != nil {
+		return nil, "", "", err
+	}
+	conf, err := renderPaygateConf(paygateParams{Listen: addr, AdminListen: admin, UpstreamURL: upstreamURL, StorePath: filepath.Join(tmp, name+".db"), Pprof: pprof})
+	if err != nil {
+		return nil, "", "", err
+	}
+	confPath := filepath.Join(tmp, name+".yaml")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		return nil, "", "", err
+	}
+	c, err := startChild(name, filepath.Join(tmp, name+".log"), env, nil, bin, "serve", "-config", confPath)
+	if err != nil {
+		return nil, "", "", err
+	}
+	return c, addr, admin, nil
+}

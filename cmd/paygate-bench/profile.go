@@ -280,3 +280,36 @@ func trimLines(s string, n int) string {
 	}
 	return strings.Join(keep, "\n")
 }
+
+// pgoProfile takes one CPU profile of paygate from its /debug/pprof (base is
+// its admin listener) under 32 non-stream clients and one under 32 stream
+// clients, d each, and writes them merged to out: the profile `go build`
+// reads from cmd/paygate/default.pgo. Both loads are in it because a bot's
+// traffic is both, and a profile of one would leave the other's path
+// unoptimised.
+func pgoProfile(ctx context.Context, l *loader, t *target, base string, d time.Duration, tmpPrefix, out string) error {
+	if !servesPprof(ctx, base) {
+		return fmt.Errorf("paygate serves no /debug/pprof at %s", base)
+	}
+	secs := max(1, int(d/time.Second))
+	var parts []string
+	for _, spec := range []cellSpec{{Stream: false, Clients: 32}, {Stream: true, Clients: 32}} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			l.runCell(ctx, t.url, spec, d+2*time.Second, nil)
+		}()
+		part := fmt.Sprintf("%s-%s.pprof", tmpPrefix, spec)
+		err := fetchProfile(ctx, base+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), part)
+		<-done
+		if err != nil {
+			return err
+		}
+		parts = append(parts, part)
+	}
+	merged, err := exec.CommandContext(ctx, "go", append([]string{"tool", "pprof", "-proto"}, parts...)...).Output()
+	if err != nil {
+		return fmt.Errorf("go tool pprof -proto: %w", err)
+	}
+	return os.WriteFile(out, merged, 0o644)
+}

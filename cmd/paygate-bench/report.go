@@ -15,6 +15,7 @@ const (
 	tGoFloor    = "go-floor"
 	tStackFloor = "stack-floor"
 	tPaygate    = "paygate"
+	tPaygateB   = "paygate-b" // -compare-rev: another build of paygate, for an A/B in one run
 )
 
 // The issue's targets, as ratios of the same run.
@@ -199,6 +200,7 @@ type runInfo struct {
 	GoVersion  string
 	Nginx      string
 	Commit     string
+	CompareB   string // how -compare-rev's build is named; empty without it
 	Reps       int
 	CellDur    time.Duration
 	Command    string
@@ -219,6 +221,9 @@ func renderReport(info runInfo, targets []*targetSummary, profile string) string
 	p("Run on %s (UTC), %s wall time, with `%s`.\n\n", info.Date.UTC().Format("2006-01-02 15:04"), info.Duration.Round(time.Second), info.Command)
 	p("- Machine: %d CPUs (%s), Linux %s; load generator, fake upstream and proxy share these CPUs. Load average %s at the start; processes other than the benchmark's used %s of the CPU time while it measured.\n", info.NProc, info.CPUModel, info.Kernel, info.LoadAvg, info.Foreign)
 	p("- Software: %s, %s, paygate at %s", info.GoVersion, info.Nginx, info.Commit)
+	if info.CompareB != "" {
+		p("; %s at %s", tPaygateB, info.CompareB)
+	}
 	if info.PaygateEnv != "" {
 		p(", run with `%s`", info.PaygateEnv)
 	}
@@ -306,7 +311,11 @@ func renderReport(info runInfo, targets []*targetSummary, profile string) string
 	p("**nginx**: Debian's nginx as a plain reverse proxy (`proxy_buffering off`, `proxy_http_version 1.1`, upstream keep-alive pool, `access_log off`, one worker per CPU). ")
 	p("**go-floor**: a bare `httputil.ReverseProxy` (`FlushInterval: -1`, transport with a large idle pool, no compression) in its own process. ")
 	p("**stack-floor**: paygate's own HTTP stack doing none of paygate's work: proxy/h1's server (paygate's bots' listener) running a handler that reads the body, sends it through failover/h1's transport (paygate's upstream transport) and copies the answer back, flushing after every upstream read; what paygate costs above it is its per-request work. ")
-	p("**paygate**: `paygate serve`, built as the Software line says, one client key, the user hashed with a configured key (`privacy.forward_user: hash`). Requests carry `user` (an OpenID), so paygate does for them what it does for a bot's real traffic: offers the payment tools, loads the user's state from its embedded store and hashes the user.\n")
+	p("**paygate**: `paygate serve`, built as the Software line says, one client key, the user hashed with a configured key (`privacy.forward_user: hash`). Requests carry `user` (an OpenID), so paygate does for them what it does for a bot's real traffic: offers the payment tools, loads the user's state from its embedded store and hashes the user.")
+	if info.CompareB != "" {
+		p(" **%s**: the same, built from another revision (`-compare-rev`), so that two builds of paygate are compared in one run.", tPaygateB)
+	}
+	p("\n")
 	p("- The fake upstream (its own process) answers a chat.completion JSON of about 500 bytes, or an SSE stream of %d `chat.completion.chunk` events, a finish event and `data: [DONE]`, each flushed.\n", len(answerWords)+1)
 	p("- Clients are closed-loop goroutines sharing one keep-alive `http.Client`; request bodies are built once, answers read to the end and checked (status 200; streams must end with `data: [DONE]`).\n")
 	p("- Latency is from sending the request to the end of the answer; time to first chunk is from sending the request to the first `data:` line at the client (the fake upstream sends its role event and first content event back to back, so a proxy that holds events until the first token, as paygate does for failover, is not charged a model's think time). Added latency is the proxy's median minus direct's median.\n")
