@@ -309,6 +309,9 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			continue
 		}
 		rd.fails = append(rd.fails, f)
+		if generation(rd.req) && failedOwn(f) {
+			t.failed[latencyKind(rd.stream)].Store(r.opts.Now().UnixNano())
+		}
 
 		d := r.decide(rd, t, f, retries, raWaits)
 		if rd.req.AtMostOnce && d.next != stepStop && f.mayHaveRun() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -126,6 +127,10 @@ type target struct {
 	// ns). A stale average counts as unmeasured, so a target that was slow
 	// once gets tried again instead of being shunned for ever.
 	measured [2]atomic.Int64
+	// failed is when an attempt of each kind last failed for a reason of
+	// the target's own (Router clock, unix ns; see failedOwn). Newer than
+	// measured and not stale, it sorts the target behind every other.
+	failed [2]atomic.Int64
 }
 
 // Request kinds, the index of a target's latency averages.
@@ -186,10 +191,28 @@ func (a *Response) sample(stream bool, d time.Duration) {
 // request: 0 for unmeasured or stale.
 func (t *target) latencyKey(now time.Time, stream bool) time.Duration {
 	k := latencyKind(stream)
+	if f := t.failed[k].Load(); f > t.measured[k].Load() && now.UnixNano()-f <= int64(latencyStale) {
+		// Its last attempt failed: unmeasured it would sort first, and a
+		// target that only ever fails without cooling down (a 404 for a
+		// model it does not serve) cost every round its failed attempt.
+		// Like a stale average, a stale failure is tried again.
+		return math.MaxInt64
+	}
 	if now.UnixNano()-t.measured[k].Load() > int64(latencyStale) {
 		return 0
 	}
 	return t.latency[k].Load()
+}
+
+// failedOwn reports a failure that tells of the target rather than of the
+// request: not the client's error, a context or body too large for this
+// target alone, or a canceled request.
+func failedOwn(f *failure) bool {
+	switch f.cause {
+	case CauseClientError, CauseContextLength, CauseRequestTooLarge, CauseCanceled:
+		return false
+	}
+	return !f.canceled
 }
 
 // New builds a Router for cfg's providers and models. cfg must have been

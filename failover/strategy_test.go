@@ -222,3 +222,34 @@ func TestLowestLatencyOnlyGenerationsMeasure(t *testing.T) {
 		t.Errorf("a non-stream chat request after the poll: served by %q (%v); want b (8s to the answer against 10s)", got.provider, got.openErr)
 	}
 }
+
+// TestLowestLatencyFailingTargetLast: a target whose last attempt failed for
+// a reason of its own that does not cool it down (a 404 for a model it does
+// not serve, a malformed answer) goes behind the targets that answered,
+// until its failure is as stale as an average. Unmeasured, it sorted first
+// in every round: each request paid its failed attempt before the target
+// that answers, for as long as the configuration stood.
+func TestLowestLatencyFailingTargetLast(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "non-stream", true: "stream"}[stream], func(t *testing.T) {
+			e := newEnv(t, map[string]func(*fconn, int){
+				"a": always(statusFn(404, errBody("invalid_request_error", "model_not_found", "The model up-a does not exist"))),
+			}, []string{"a", "b"}, func(c *config.Config) {
+				c.Models[0].Strategy = StrategyLowestLatency
+			})
+			for i := range 3 {
+				if got := e.open(t.Context(), stream); got.provider != "b" {
+					t.Fatalf("request %d: served by %q (%v); want b", i+1, got.provider, got.openErr)
+				}
+			}
+			if n := len(e.fakes["a"].hits()); n != 1 {
+				t.Errorf("a, which answers 404 for the model, was asked %d times in 3 rounds; want 1 (then behind b)", n)
+			}
+			e.clock.Advance(latencyStale + time.Second)
+			e.open(t.Context(), stream)
+			if n := len(e.fakes["a"].hits()); n != 2 {
+				t.Errorf("after its failure went stale, a was asked %d times in all; want 2 (tried again, like a stale average)", n)
+			}
+		})
+	}
+}
