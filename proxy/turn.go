@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -57,6 +58,12 @@ type turn struct {
 	callsSpent   bool // a money-moving call was refused for max_payment_calls
 	clarify      bool // the next round runs with tool_choice "none"; no money moves after it
 	afterPayment bool // a payment result is in the conversation: followup_model may answer
+	// bound: a payment call of this turn was money-moving or asked the
+	// user to clarify (execute). The user's message's later requests (the
+	// bot's follow-ups with its own tools' results) are held to it only
+	// through the exchange the turn keeps (paymentsSinceUser), so an
+	// answer whose exchange could not be kept is withdrawn (keepExchange).
+	bound bool
 	// payChoice is what the bot's tool_choice lets the model call of the
 	// payment tools, read once from the bot's request: paygate's own
 	// changes to tool_choice in later rounds do not widen it.
@@ -483,7 +490,10 @@ func (t *turn) stream() {
 			}
 			reason := "stop"
 			if len(res.ClientCalls) > 0 {
-				t.keepExchange(res.Content, roundReasoning(&res), nil, res.ClientCalls, nil)
+				if err := t.keepExchange(res.Content, roundReasoning(&res), nil, res.ClientCalls, nil); err != nil {
+					t.withdraw(err)
+					return
+				}
 				reason = "tool_calls" // also when the round had no finish chunk
 			}
 			t.finishStream(fc, res.Model, reason)
@@ -501,7 +511,10 @@ func (t *turn) stream() {
 			endGap()
 			// A mixed round: the client gets its own calls and the turn ends
 			// here; the payment exchange waits for the bot's next request.
-			t.keepExchange(res.Content, roundReasoning(&res), res.PaymentCalls, res.ClientCalls, results)
+			if err := t.keepExchange(res.Content, roundReasoning(&res), res.PaymentCalls, res.ClientCalls, results); err != nil {
+				t.withdraw(err)
+				return
+			}
 			t.finishStream(nil, res.Model, callsFinish(res.FinishReason))
 			return
 		}
@@ -883,6 +896,11 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 		if out.Clarify {
 			t.clarify = true
 		}
+		if out.Clarify || t.moneyMoving(c.Name) {
+			// Every money-moving call's result counts, a failed one too
+			// (paymentsSinceUser): WeChat Pay may have taken it.
+			t.bound = true
+		}
 		if out.Action != nil {
 			// Marked announced only once the answer carrying it left
 			// (markDelivered): a turn that fails after this hands nothing.
@@ -977,9 +995,18 @@ func (t *turn) uniqueCallIDs(calls, client []interceptors.ToolCall) {
 // payment calls, none in a round of client calls only, and their results),
 // with the client's calls themselves, for RestoreExchanges on the bot's
 // next request. A turn that executed no payment call keeps nothing.
-func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, payment, client []interceptors.ToolCall, results [][]byte) {
+//
+// It returns an error (errRoundNotKept) when the exchange, of a turn whose
+// payment calls moved money or asked the user to clarify (bound), could not
+// be kept under every key: the bot's follow-up would then run as a fresh
+// message of the user's, with its budget whole and no clarification
+// pending, and the model's next create_order a second payment for one
+// message. The caller withdraws the answer (withdraw). An exchange of
+// query_order calls alone is only logged: losing it costs the model a
+// look it may take again, never money.
+func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, payment, client []interceptors.ToolCall, results [][]byte) error {
 	if t.s.state == nil || len(payment) == 0 && len(t.appended) == 0 {
-		return
+		return nil
 	}
 	all := append(append([]interceptors.ToolCall(nil), interceptors.ParsableArguments(payment)...), client...)
 	slices.SortStableFunc(all, func(a, b interceptors.ToolCall) int { return a.Seq - b.Seq }) // as the model made them
@@ -999,7 +1026,10 @@ func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, pa
 	}
 	b, err := json.Marshal(ex)
 	if err != nil {
-		return
+		if t.bound {
+			return fmt.Errorf("%w: %w", errRoundNotKept, err)
+		}
+		return nil
 	}
 	// Before the answer leaves, as every store call of the turn: bounded,
 	// or a store that stopped answering holds the answer for its driver's
@@ -1025,6 +1055,7 @@ func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, pa
 		ids.ForEach(func(_, id gjson.Result) bool { named[id.String()] = true; return true })
 		return true
 	})
+	var failed error
 	for _, c := range client {
 		at.CallID = c.ID
 		keys := []string{exchangePlaceKey(t.caller, at, false), exchangePlaceKey(t.caller, at, true)}
@@ -1034,9 +1065,46 @@ func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, pa
 		for _, key := range keys {
 			if err := t.s.state.PutExchange(ctx, key, b, exchangeTTL); err != nil {
 				t.s.log.Warn("keeping a payment exchange failed", "request_id", reqInfo(t.r).id, "err", err)
+				if failed == nil {
+					failed = err
+				}
 			}
 		}
 	}
+	if failed != nil && t.bound {
+		return fmt.Errorf("%w: %w", errRoundNotKept, failed)
+	}
+	return nil
+}
+
+// errRoundNotKept is keepExchange's error: the exchange that holds the
+// user's message to what its payment calls did could not be kept.
+var errRoundNotKept = errors.New("the payment exchange could not be kept for the bot's next request")
+
+// notRecorded is what the bot gets in place of an answer whose exchange
+// could not be kept (withdraw). Not retried by an SDK on its own
+// (NoRetry): the replay would be a fresh message of the user's too, with a
+// whole budget. The user sending it again is theirs to decide, and the
+// model then reads what was done in the payment state.
+var notRecorded = &apiError{Status: http.StatusInternalServerError, Type: "server_error", Code: "payment_round_not_recorded", NoRetry: true,
+	Message: "paygate: the payment step of this answer could not be recorded for the conversation's next request (the store did not answer), " +
+		"so the answer is withdrawn: do not run its tool calls. What the payment step did is in the user's orders (GET /v1/paygate/orders) " +
+		"and reaches the model with the user's next message"}
+
+// withdraw ends a turn whose exchange could not be kept (keepExchange's
+// err) with notRecorded in place of the bot's calls: a stream, whose
+// calls already went out, with an error event and no [DONE], which every
+// OpenAI SDK raises, so the bot runs no follow-up a fresh message of the
+// user's would serve. Nothing is claimed or marked delivered: the order
+// a payment call made is announced by the user's next turn.
+func (t *turn) withdraw(err error) {
+	t.s.log.Warn("answer withdrawn: its payment exchange could not be kept, and the bot's follow-up would run as a new message of the user's",
+		"request_id", reqInfo(t.r).id, "err", err)
+	if t.sw != nil {
+		_ = t.sw.Data(errorJSON(notRecorded))
+		return
+	}
+	writeError(t.w, notRecorded)
 }
 
 // spentWhy is the refusal's reason for a money-moving call beyond

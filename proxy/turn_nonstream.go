@@ -48,14 +48,20 @@ func (t *turn) nonStream() {
 		}
 		if len(ans.payment) == 0 {
 			if len(ans.client) > 0 {
-				t.keepExchange(ans.content, ans.reasoning, nil, ans.client, nil)
+				if err := t.keepExchange(ans.content, ans.reasoning, nil, ans.client, nil); err != nil {
+					t.withdraw(err)
+					return
+				}
 			}
 			t.writeCompletion(resp.StatusCode, whole(), ans.client, false)
 			return
 		}
 		if len(ans.client) > 0 {
 			results := t.execute(ans.payment, ans.client)
-			t.keepExchange(ans.content, ans.reasoning, ans.payment, ans.client, results)
+			if err := t.keepExchange(ans.content, ans.reasoning, ans.payment, ans.client, results); err != nil {
+				t.withdraw(err)
+				return
+			}
 			t.writeCompletion(resp.StatusCode, whole(), ans.client, true)
 			return
 		}

@@ -1,0 +1,112 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/store"
+)
+
+// failingWrites is a StateStore whose exchange writes fail while fail is
+// set; every other call reaches the store.
+type failingWrites struct {
+	StateStore
+	fail bool
+}
+
+func (s *failingWrites) PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error {
+	if s.fail {
+		return fmt.Errorf("%w: test", store.ErrUnavailable)
+	}
+	return s.StateStore.PutExchange(ctx, key, data, ttl)
+}
+
+// TestRoundWhoseExchangeCannotBeKeptIsWithdrawn: a turn that ran a
+// money-moving call and hands the bot its own calls keeps the payment
+// exchange for the bot's follow-up, whose budget (max_payment_calls) and
+// clarification hold are read from it. When that write failed (a store
+// blip), the bot got its calls as if all was well, and its follow-up ran
+// as a fresh message of the user's: the model's next create_order made a
+// second payment for one message. Such an answer is withdrawn with an
+// error that says why and asks no SDK to replay it; a turn whose lost
+// exchange held no money call (a query_order) answers as before.
+func TestRoundWhoseExchangeCannotBeKeptIsWithdrawn(t *testing.T) {
+	const (
+		buy     = `{"index":0,"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}`
+		query   = `{"index":0,"id":"call_0","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"O1\"}"}}`
+		weather = `{"index":1,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{}"}}`
+		alone   = `{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{}"}}`
+	)
+	tests := []struct {
+		name     string
+		rounds   func(stream bool) []http.HandlerFunc
+		withdraw bool
+	}{
+		{"order beside the bot's call", func(stream bool) []http.HandlerFunc {
+			return []http.HandlerFunc{callsRound(stream, `[`+buy+`,`+weather+`]`)}
+		}, true},
+		{"order, then the bot's call", func(stream bool) []http.HandlerFunc {
+			return []http.HandlerFunc{callsRound(stream, `[`+buy+`]`), callsRound(stream, `[`+alone+`]`)}
+		}, true},
+		{"query beside the bot's call", func(stream bool) []http.HandlerFunc {
+			return []http.HandlerFunc{callsRound(stream, `[`+query+`,`+weather+`]`)}
+		}, false},
+	}
+	for _, tc := range tests {
+		for _, stream := range []bool{false, true} {
+			name := tc.name + "/non-stream"
+			if stream {
+				name = tc.name + "/stream"
+			}
+			t.Run(name, func(t *testing.T) {
+				fp := newFakeProvider(t, roundByRound(tc.rounds(stream)...))
+				st := &failingWrites{StateStore: &memState{}, fail: true}
+				url := paymentProxy(t, fp.URL, nil, &recordingTools{}, st, nil)
+				msgs := `{"role":"user","content":"buy premium and tell me the weather"}`
+				resp := post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				body := readAll(t, resp.Body)
+				var errObj gjson.Result
+				if stream {
+					for _, c := range streamChunks(body) {
+						if e := gjson.Get(c, "error"); e.Exists() {
+							errObj = e
+						}
+					}
+				} else {
+					errObj = gjson.Get(body, "error")
+				}
+				if !tc.withdraw {
+					if errObj.Exists() || resp.StatusCode != http.StatusOK {
+						t.Fatalf("an answer whose lost exchange held no money call: %d %s; want the bot's calls", resp.StatusCode, body)
+					}
+					if got := botCallIDs(stream, body); len(got) != 1 || got[0] != "call_1" {
+						t.Errorf("the bot got calls %q; want its call_1 (%s)", got, body)
+					}
+					return
+				}
+				if code := errObj.Get("code").Str; code != "payment_round_not_recorded" {
+					t.Fatalf("error code %q; want payment_round_not_recorded, the answer withdrawn (%d %s)", code, resp.StatusCode, body)
+				}
+				if stream {
+					if strings.Contains(body, "[DONE]") || strings.Contains(body, `"finish_reason":"tool_calls"`) {
+						t.Errorf("the stream ends as a complete answer after its error: %s", body)
+					}
+					return
+				}
+				if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("X-Should-Retry") != "false" {
+					t.Errorf("status %d, x-should-retry %q; want 500 and false: an SDK must not replay the user's message on its own",
+						resp.StatusCode, resp.Header.Get("X-Should-Retry"))
+				}
+				if gjson.Get(body, "choices").Exists() {
+					t.Errorf("the withdrawn answer carries choices: %s", body)
+				}
+			})
+		}
+	}
+}
