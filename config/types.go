@@ -543,7 +543,10 @@ type Privacy struct {
 	// them; "keep": as sent. Default "hash".
 	ForwardUser string `yaml:"forward_user"`
 	// HashKey keys the hash. Default "": generated once and kept in the
-	// store. One shorter than 16 characters is warned of (guessed offline
+	// store (on Redis written as a money write is: with wait_replicas,
+	// used only once a replica has it; a replica that later finds it gone
+	// or replaced refuses the store until it is restarted, as for any data
+	// Redis lost). One shorter than 16 characters is warned of (guessed offline
 	// from one user's known hash). A replica that starts while the store is unreachable starts
 	// anyway and sends providers none of the end user's identifiers
 	// (counted in paygate_user_hash_key_pending_total) until it has loaded

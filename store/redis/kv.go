@@ -167,30 +167,50 @@ func (s *Store) GetExchange(ctx context.Context, key string) ([]byte, error) {
 	return []byte(d), nil
 }
 
-// GetOrCreateSecret implements store.Secrets: SET NX GET makes the first
-// writer win in one command.
+// GetOrCreateSecret implements store.Secrets. The secret (the user hash
+// key, privacy.hash_key left empty) is handed out only as a money write's
+// result is: one script (luaSecret) reads it, or sets it when there is
+// none, so the first writer wins, and runMoney puts the generation raise
+// and, with WaitReplicas, WAIT behind it, found or made: a key a failover
+// could lose is never used. Made and used without them, it was lost with
+// a failover to a replica that never had it, and a replica started after
+// made a second one, so one user got two hashes toward providers. A key
+// found on the primary is confirmed too (the raise is a write, so WAIT
+// covers the SET before it): another replica may have made it a moment
+// ago and not yet have heard back. gen runs only when a plain read finds
+// none. What it hands out, the Store reads back every EpochInterval and
+// in Ping (checkEpoch): found gone or replaced, Redis lost it, and every
+// command is refused until the replicas are restarted onto one key.
 func (s *Store) GetOrCreateSecret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error) {
 	key := s.k.one("s", name)
-	cur, err := s.c.Get(ctx, key).Bytes()
-	if err == nil {
-		return cur, nil
-	}
-	if !errors.Is(err, goredis.Nil) {
-		return nil, mapErr("get secret", err)
-	}
-	fresh, err := gen()
-	if err != nil {
-		return nil, fmt.Errorf("redis: generate secret %s: %w", name, err)
-	}
-	if len(fresh) == 0 {
-		return nil, fmt.Errorf("redis: generate secret %s: empty", name)
-	}
-	prev, err := s.c.SetArgs(ctx, key, fresh, goredis.SetArgs{Mode: "NX", Get: true}).Bytes()
+	var fresh []byte
+	_, err := s.c.Get(ctx, key).Bytes()
 	switch {
 	case errors.Is(err, goredis.Nil):
-		return fresh, nil
+		if fresh, err = gen(); err != nil {
+			return nil, fmt.Errorf("redis: generate secret %s: %w", name, err)
+		}
+		if len(fresh) == 0 {
+			return nil, fmt.Errorf("redis: generate secret %s: empty", name)
+		}
 	case err != nil:
-		return nil, mapErr("set secret", err)
+		return nil, mapErr("get secret", err)
 	}
-	return prev, nil
+	v, err := s.runMoney(ctx, "secret", s.sc.secret, []string{key}, fresh)
+	if err != nil {
+		return nil, fmt.Errorf("secret %s: %w", name, err)
+	}
+	cur, _ := v.(string)
+	if cur == "" {
+		// Read a moment ago, gone now: Redis lost it, which checkEpoch
+		// tells the replicas that hold it; none is handed out here.
+		return nil, fmt.Errorf("redis: secret %s: %w: gone since it was read", name, store.ErrUnavailable)
+	}
+	s.secretMu.Lock()
+	if s.secrets == nil {
+		s.secrets = make(map[string]string)
+	}
+	s.secrets[key] = cur
+	s.secretMu.Unlock()
+	return []byte(cur), nil
 }

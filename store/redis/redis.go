@@ -136,6 +136,12 @@ type Store struct {
 	// has seen (generation.go).
 	genMu   sync.Mutex
 	genSeen map[string]int64
+
+	// secrets are the secrets this Store handed out (GetOrCreateSecret),
+	// by key: checkEpoch reads them back, and one gone or replaced is
+	// data Redis lost (errSecretLost).
+	secretMu sync.Mutex
+	secrets  map[string]string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -448,6 +454,12 @@ func (s *Store) Ping(ctx context.Context) error {
 // changed (errRolledBack, in generation.go, once a counter went back).
 var errDataLost error = lostError("Redis lost its data since this replica first reached it (the epoch marker is gone or changed: a restart without persistence, a flush, a failover to an empty replica, or another replica found that Redis went back to an earlier state); orders, claims and the audit head it held are gone, and replicas started since hash users with a new key: restart every paygate replica, then reconcile payments against WeChat Pay")
 
+// errSecretLost is the cause once a secret this Store handed out is gone
+// from Redis or replaced (checkEpoch): the generated user hash key, which
+// the replica keeps hashing with, while replicas started since load the
+// other one.
+var errSecretLost error = lostError("Redis lost its data: a secret this replica loaded from it is gone or replaced (the user hash key, privacy.hash_key generated once and kept in the store: a failover to a replica that never had it, and a paygate started since made another), so replicas hash one user two ways toward providers, and other writes of that time may be gone too: restart every paygate replica, so that all hash with the key Redis now holds, then reconcile payments against WeChat Pay")
+
 // lostError is a cause for which every command is refused (errDataLost,
 // errRolledBack): store.ErrDataLost to callers, in its own words.
 type lostError string
@@ -473,7 +485,9 @@ func (s *Store) lostCause() error {
 // user gets two hashes across replicas. It also reads each primary's
 // generation counter: lower than this Store saw means Redis went back to an
 // earlier state, which the marker, written long before, survives (see
-// generation.go). Ping then fails (/readyz answers 503), an ALERT is logged
+// generation.go), and the secrets it handed out (GetOrCreateSecret): the
+// generated user hash key, gone or replaced, means this replica hashes
+// users apart from those started since. Ping then fails (/readyz answers 503), an ALERT is logged
 // once, and from then on every command is refused (lostGuard) until the
 // process is restarted. The marker is checked by Ping and every
 // EpochInterval (the counters also by every money write, in the write's own
@@ -513,12 +527,17 @@ func (s *Store) checkEpoch(ctx context.Context) error {
 		return mapErr("epoch", err)
 	}
 	before := s.gensSeen(gks)
+	sks, svals := s.secretsSeen()
 	var marker *goredis.StringCmd
 	gens := make([]*goredis.StringCmd, len(gks))
+	secs := make([]*goredis.StringCmd, len(sks))
 	_, err = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		marker = p.Get(ctx, key)
 		for i, gk := range gks {
 			gens[i] = p.Get(ctx, gk)
+		}
+		for i, sk := range sks {
+			secs[i] = p.Get(ctx, sk)
 		}
 		return nil
 	})
@@ -542,11 +561,33 @@ func (s *Store) checkEpoch(ctx context.Context) error {
 			return err
 		}
 	}
+	for i, sk := range sks {
+		cur, err := secs[i].Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return mapErr("epoch", err)
+		}
+		if cur != svals[i] {
+			s.markLost(ctx, errSecretLost, "key", sk)
+			return fmt.Errorf("redis: %w: %w", store.ErrUnavailable, s.lostCause())
+		}
+	}
 	return nil
 }
 
+// secretsSeen lists the secrets this Store handed out: their keys and
+// values, in one order.
+func (s *Store) secretsSeen() (ks, vs []string) {
+	s.secretMu.Lock()
+	defer s.secretMu.Unlock()
+	for k, v := range s.secrets {
+		ks, vs = append(ks, k), append(vs, v)
+	}
+	return ks, vs
+}
+
 // markLost makes this Store refuse every command from now on, for cause,
-// and logs the ALERT once. When a counter went back (errRolledBack) it first
+// and logs the ALERT once. When a counter went back (errRolledBack), or a
+// secret it handed out is gone or replaced (errSecretLost), it first
 // changes the epoch marker, so that every other replica stops at its next
 // check too: they may have seen none of the writes that were lost, and would
 // otherwise take the same purchase's claim again. It does so only while the
@@ -556,7 +597,7 @@ func (s *Store) checkEpoch(ctx context.Context) error {
 func (s *Store) markLost(ctx context.Context, cause error, attrs ...any) {
 	s.lostMu.Lock()
 	defer s.lostMu.Unlock()
-	if epoch := s.epoch.Load(); errors.Is(cause, errRolledBack) && epoch != nil && !s.lost.Load() {
+	if epoch := s.epoch.Load(); (errors.Is(cause, errRolledBack) || errors.Is(cause, errSecretLost)) && epoch != nil && !s.lost.Load() {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		n, err := s.c.Eval(pctx, luaReplaceMarker, []string{s.k.one("meta", "epoch")}, *epoch, "rolled-back:"+rand.Text()).Int()
 		cancel()

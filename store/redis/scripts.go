@@ -696,6 +696,18 @@ end
 return n
 `
 
+// KEYS: a secret (keys.one("s", name)). ARGV: fresh, or "" to only read.
+// Returns the secret Redis holds, setting it to fresh first when there is
+// none; "" when there is none and fresh is "". Run by runMoney, so the
+// generation raise and WAIT go behind it, found or made (GetOrCreateSecret).
+const luaSecret = `
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+if ARGV[1] == '' then return '' end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+`
+
 // KEYS: the epoch marker. ARGV: expected, replacement. Replaces the marker
 // only while it is the expected one; returns 1 if it did. Run once, by EVAL,
 // when a Store finds that Redis went back to an earlier state (markLost).
@@ -728,6 +740,7 @@ type scripts struct {
 	putRefund, finishRefund, appendAudit, putText, erase   *goredis.Script
 	strayAudit                                             *goredis.Script
 	indexRefund, expireRefund                              *goredis.Script
+	secret                                                 *goredis.Script
 }
 
 func newScripts() *scripts {
@@ -763,6 +776,7 @@ func newScripts() *scripts {
 		strayAudit:   goredis.NewScript(luaStrayAudit),
 		putText:      goredis.NewScript(luaPutText),
 		erase:        goredis.NewScript(luaEraseText),
+		secret:       goredis.NewScript(luaSecret),
 	}
 }
 
@@ -771,6 +785,6 @@ func (s *scripts) all() []*goredis.Script {
 		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnce, s.claimEvent, s.readTag, s.ack, s.retry,
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
-		s.indexRefund, s.expireRefund, s.strayAudit,
+		s.indexRefund, s.expireRefund, s.strayAudit, s.secret,
 	}
 }
