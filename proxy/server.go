@@ -115,6 +115,9 @@ type Server struct {
 	// privacy is forward_user as it applies now: swapped once, by
 	// SetHashKey, when the hash key arrives after New.
 	privacy atomic.Pointer[userPrivacy]
+	// unkept are the payment exchanges the store failed to take, held
+	// here for a follow-up that reaches this replica all the same.
+	unkept unkeptExchanges
 }
 
 type clientEntry struct {

@@ -374,11 +374,15 @@ func (s *Server) lookupExchange(ctx context.Context, c payments.Caller, at inter
 	}
 	read := func(key string) (ex *interceptors.Exchange, found bool, err error) {
 		b, err := s.state.GetExchange(ctx, key)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, false, nil
-		}
 		if err != nil {
-			return nil, false, err
+			// One the store failed to take may be held here (unkept):
+			// it is the exchange, whatever the store answers now.
+			if b = s.unkept.get(key, time.Now()); b == nil {
+				if errors.Is(err, store.ErrNotFound) {
+					return nil, false, nil
+				}
+				return nil, false, err
+			}
 		}
 		ex = new(interceptors.Exchange)
 		if json.Unmarshal(b, ex) != nil {

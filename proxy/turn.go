@@ -1062,12 +1062,19 @@ func (t *turn) keepExchange(content string, reasoning interceptors.Reasoning, pa
 		if !named[c.ID] {
 			keys = append(keys, exchangeKey(t.caller, c.ID))
 		}
+		var err error
 		for _, key := range keys {
-			if err := t.s.state.PutExchange(ctx, key, b, exchangeTTL); err != nil {
-				t.s.log.Warn("keeping a payment exchange failed", "request_id", reqInfo(t.r).id, "err", err)
-				if failed == nil {
-					failed = err
-				}
+			if e := t.s.state.PutExchange(ctx, key, b, exchangeTTL); e != nil {
+				t.s.log.Warn("keeping a payment exchange failed", "request_id", reqInfo(t.r).id, "err", e)
+				err = e
+			}
+		}
+		if err != nil {
+			// Held here too, under every key of the call: a follow-up
+			// that reaches this replica gets it back (lookupExchange).
+			t.s.unkept.put(keys, b, time.Now())
+			if failed == nil {
+				failed = err
 			}
 		}
 	}

@@ -110,3 +110,84 @@ func TestRoundWhoseExchangeCannotBeKeptIsWithdrawn(t *testing.T) {
 		}
 	}
 }
+
+// TestBotThatRunsAWithdrawnAnswersCallsGetsItsExchangeHere: a bot that
+// reads a stream's chunks for their choices alone runs its calls from an
+// answer paygate withdrew (the error event has none) and sends the
+// follow-up. On the replica that ran the round, the exchange the store
+// could not take is kept in memory for that follow-up: it comes back in
+// place, and the model's second create_order is refused for the message's
+// spent budget, not run as a fresh message's first.
+func TestBotThatRunsAWithdrawnAnswersCallsGetsItsExchangeHere(t *testing.T) {
+	const mixed = `[{"index":0,"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}},{"index":1,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]`
+	const yearly = `[{"index":0,"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-yearly\"}"}}]`
+	for _, stream := range []bool{false, true} {
+		name := "non-stream"
+		if stream {
+			name = "stream"
+		}
+		t.Run(name, func(t *testing.T) {
+			fp := newFakeProvider(t, roundByRound(callsRound(stream, mixed), callsRound(stream, yearly), textRound(stream, "Done.")))
+			tools := &recordingTools{}
+			st := &failingWrites{StateStore: &memState{}, fail: true}
+			url := paymentProxy(t, fp.URL, nil, tools, st, nil)
+			hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+			msgs := []string{`{"role":"user","content":"buy premium and tell me the weather"}`}
+			readAll(t, post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr).Body)
+
+			st.fail = false // the blip is over; the bot follows up anyway
+			msgs = append(msgs, `{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}`,
+				`{"role":"tool","tool_call_id":"call_1","content":"sunny"}`)
+			readAll(t, post(t, url, "/v1/chat/completions", chatBodyWith(stream, weatherTool, msgs...), hdr).Body)
+			n := 0
+			for _, c := range tools.executed() {
+				if strings.HasPrefix(c, "create_order ") {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Fatalf("%d create_order calls run for one message of the user's; want 1", n)
+			}
+			reqs := fp.requests()
+			if len(reqs) < 2 || !strings.Contains(string(reqs[1].Body), `premium-monthly`) {
+				t.Errorf("the follow-up went upstream without the round's payment exchange: %s", reqs[len(reqs)-1].Body)
+			}
+		})
+	}
+}
+
+// TestUnkeptExchangesBounded: the in-process record of exchanges the store
+// failed to take holds each for unkeptTTL and at most unkeptMax keys, the
+// oldest going first, so a store that fails every write cannot grow it
+// without end.
+func TestUnkeptExchangesBounded(t *testing.T) {
+	var u unkeptExchanges
+	now := time.Unix(1_700_000_000, 0)
+	u.put([]string{"first"}, []byte("a"), now)
+	u.put([]string{"first"}, []byte("b"), now) // put again: one key, the latest data
+	for i := range unkeptMax - 1 {
+		u.put([]string{fmt.Sprint("k", i)}, []byte("x"), now)
+	}
+	tests := []struct {
+		name string
+		key  string
+		at   time.Time
+		want string
+	}{
+		{"held", "first", now, "b"},
+		{"held until its ttl", "first", now.Add(unkeptTTL - time.Second), "b"},
+		{"gone after its ttl", "first", now.Add(unkeptTTL), ""},
+		{"never held", "other", now, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(u.get(tc.key, tc.at)); got != tc.want {
+				t.Errorf("get(%q) = %q; want %q", tc.key, got, tc.want)
+			}
+		})
+	}
+	u.put([]string{"one more"}, []byte("y"), now)
+	if got := u.get("first", now); got != nil || len(u.m) != unkeptMax || string(u.get("one more", now)) != "y" {
+		t.Errorf("over unkeptMax: the oldest held %q, %d keys; want it gone, %d keys, the newest held", got, len(u.m), unkeptMax)
+	}
+}
