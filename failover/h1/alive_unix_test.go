@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -164,5 +165,77 @@ func TestSweepClosesConnectionsTheServerClosed(t *testing.T) {
 	tr.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d pooled connections after the sweep; want 0 (the server closed its one)", n)
+	}
+}
+
+// TestTLSBytesPastTheBodyDropTheConnection: an upstream that sends more
+// than its Content-Length (a second answer nobody asked for, or the rest of
+// a miscounted body) in the TLS record that ends the body leaves those
+// bytes decrypted inside the TLS connection, where neither the reader's
+// buffer nor the socket's peek sees them. Pooled, the connection gave them
+// to the next request as its answer: another request's bytes, or forged
+// ones, to another bot. net/http's Transport, which reads ahead on an idle
+// connection, drops it ("Unsolicited response received on idle HTTP
+// channel"); so must this one.
+func TestTLSBytesPastTheBodyDropTheConnection(t *testing.T) {
+	ts := httptest.NewUnstartedServer(nil)
+	ts.StartTLS()
+	cert := ts.TLS.Certificates[0]
+	pool := ts.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	ts.Close()
+
+	// The body: a little in the head's record, the rest (over the reader's
+	// 8 KiB buffer, so read straight into the caller's slice) in one record
+	// with a forged answer after it.
+	const bodyLen = 12 << 10
+	body := strings.Repeat("a", bodyLen)
+	forged := "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"
+	u, conns := rawServer(t, func(n int, nc net.Conn) {
+		c := tls.Server(nc, &tls.Config{Certificates: []tls.Certificate{cert}, DynamicRecordSizingDisabled: true})
+		br := bufio.NewReader(c)
+		for i := 0; ; i++ {
+			req, err := readRequest(br)
+			if err != nil {
+				return
+			}
+			if n == 1 && i == 0 {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(bodyLen)+"\r\n\r\n"+body[:100])
+				io.WriteString(c, body[100:]+forged) // one record
+				continue
+			}
+			real := "real" + strings.TrimPrefix(req.URL.Path, "/")
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(real))+"\r\n\r\n"+real)
+		}
+	})
+	u = "https" + strings.TrimPrefix(u, "http")
+	tr := &Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	defer tr.CloseIdleConnections()
+
+	req, _ := http.NewRequest(http.MethodGet, u+"/1", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, buf := 0, make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		got += n
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("first body: %v after %d bytes", err, got)
+		}
+	}
+	if got != bodyLen {
+		t.Fatalf("first body %d bytes; want %d", got, bodyLen)
+	}
+	req, _ = http.NewRequest(http.MethodGet, u+"/2", nil)
+	_, b, err := roundTripBody(tr, req)
+	if err != nil || b != "real2" {
+		t.Fatalf("second: %q, %v; want \"real2\", on a new connection", b, err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections; want 2 (the one with bytes past its body dropped)", n)
 	}
 }

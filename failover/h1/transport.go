@@ -115,6 +115,7 @@ type conn struct {
 	abort  func()                // abortIO, bound once per connection rather than per request
 	peek   func(fd uintptr) bool // alive's peek (peekFn), bound once too
 	peekOK bool                  // what the last peek found
+	probe  [1]byte               // where drained reads a TLS connection's held bytes
 	aw     armedWriter           // where writeRequest writes (armed_unix.go)
 	// armable: nc is a plain *net.TCPConn, written armed (armed_unix.go).
 	armable bool
@@ -497,7 +498,7 @@ func (t *Transport) getConn(ctx context.Context, key connKey, host string, defer
 		if c == nil {
 			break
 		}
-		if c.br.Buffered() == 0 && (deferPeek && c.armable || c.alive()) {
+		if c.drained() && (deferPeek && c.armable || c.alive()) {
 			c.reused = true
 			c.unchecked = deferPeek && c.armable
 			return c, nil
@@ -505,6 +506,35 @@ func (t *Transport) getConn(ctx context.Context, key connKey, host string, defer
 		c.nc.Close()
 	}
 	return t.dial(ctx, key, host)
+}
+
+// drained reports whether none of an idle connection's input is held on
+// this side of the socket, where the liveness peek (alive) cannot see it:
+// not in the reader's buffer, nor, on TLS, decrypted or read from the
+// socket inside the TLS connection. A record may carry more than a body
+// read straight into the caller's slice took (an upstream that sent past
+// its Content-Length), and what it left there was the next request's
+// answer, whatever that request was. A read with the deadline in the past
+// returns what the TLS connection holds and never waits on the socket;
+// net/http's Transport reads ahead on every idle connection to the same
+// end. A post-handshake message it finds (a session ticket) is handled,
+// not taken for bytes.
+func (c *conn) drained() bool {
+	if c.br.Buffered() != 0 {
+		return false
+	}
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return true
+	}
+	if tc.SetReadDeadline(aLongTimeAgo) != nil {
+		return false
+	}
+	n, err := tc.Read(c.probe[:])
+	if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	return tc.SetReadDeadline(time.Time{}) == nil
 }
 
 // deferredPeek makes the liveness peek getConn deferred (unchecked), once,
@@ -594,7 +624,7 @@ func expire(list []*conn, now time.Time, idleFor time.Duration, stale []*conn) (
 func dropDead(list []*conn, stale []*conn) ([]*conn, []*conn) {
 	n := 0
 	for _, c := range list {
-		if c.br.Buffered() == 0 && c.alive() {
+		if c.drained() && c.alive() {
 			list[n] = c
 			n++
 		} else {
