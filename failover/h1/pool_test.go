@@ -130,6 +130,53 @@ func TestSwitchedConnectionIsNotPooled(t *testing.T) {
 	}
 }
 
+// TestAmbiguouslyFramedAnswerIsNotPooled: an answer whose head frames its
+// body two ways (a Transfer-Encoding beside a Content-Length; a
+// Transfer-Encoding on HTTP/1.0, which net/http ignores for the length)
+// is read as net/http reads it, but its connection is not used again (RFC
+// 9112 6.1 and 6.3: a sign of response splitting, whose framing "ought to
+// be handled as an error", and whose sender "might have retained a portion
+// of the message"). Whoever in front of the upstream read the other
+// framing ends the answer elsewhere, and what follows it on the
+// connection, taken for the next request's answer, may be the rest of
+// this one: another bot's completion.
+func TestAmbiguouslyFramedAnswerIsNotPooled(t *testing.T) {
+	for _, tc := range []struct{ name, answer, body string }{
+		{"chunked and Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "hello"},
+		{"Content-Length and chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\ncontent-length: 3\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "hello"},
+		{"HTTP/1.0 keep-alive, chunked and Content-Length", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello", "hello"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, conns := rawServer(t, func(n int, c net.Conn) {
+				br := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					if _, err := readRequest(br); err != nil {
+						return
+					}
+					if n == 1 && i == 0 {
+						io.WriteString(c, tc.answer)
+						continue
+					}
+					io.WriteString(c, okAnswer)
+				}
+			})
+			tr := &Transport{}
+			defer tr.CloseIdleConnections()
+			req, _ := http.NewRequest(http.MethodGet, u+"/first", nil)
+			if code, b, err := roundTripBody(tr, req); err != nil || code != 200 || b != tc.body {
+				t.Fatalf("first: %d %q, %v; want 200 %q", code, b, err, tc.body)
+			}
+			req, _ = http.NewRequest(http.MethodGet, u+"/next", nil)
+			if code, b, err := roundTripBody(tr, req); err != nil || code != 200 || b != "ok" {
+				t.Fatalf("next: %d %q, %v", code, b, err)
+			}
+			if n := conns.Load(); n != 2 {
+				t.Fatalf("%d connections; want 2 (a new one after the ambiguous answer)", n)
+			}
+		})
+	}
+}
+
 // TestRequestCloseIsHonoured: req.Close, or a "Connection: close" header,
 // asks for the connection to end after the exchange. As net/http, the
 // transport says so to the upstream (the header itself, hop-by-hop, is not

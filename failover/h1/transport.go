@@ -116,7 +116,10 @@ type conn struct {
 	peek   func(fd uintptr) bool // alive's peek (peekFn), bound once too
 	peekOK bool                  // what the last peek found
 	probe  [1]byte               // where drained reads a TLS connection's held bytes
-	aw     armedWriter           // where writeRequest writes (armed_unix.go)
+	// framing notes the framing headers of a head net/http reads
+	// (roundTrip), which it drops from the header it returns.
+	framing httpwire.HostLine
+	aw      armedWriter // where writeRequest writes (armed_unix.go)
 	// armable: nc is a plain *net.TCPConn, written armed (armed_unix.go).
 	armable bool
 	// unchecked: a pooled connection handed out without its liveness
@@ -742,6 +745,9 @@ func (t *Transport) dial(ctx context.Context, key connKey, host string) (*conn, 
 type headLimiter struct {
 	c    *conn
 	left int64 // -1: no bound (a body is being read)
+	// seen, while net/http reads a head, sees its bytes as they are read
+	// (roundTrip's framing check).
+	seen *httpwire.HostLine
 }
 
 func (r *headLimiter) Read(p []byte) (int, error) {
@@ -756,6 +762,9 @@ func (r *headLimiter) Read(p []byte) (int, error) {
 	}
 	n, err := r.c.nc.Read(p)
 	r.left -= int64(n)
+	if r.seen != nil {
+		r.seen.Write(p[:n])
+	}
 	return n, err
 }
 
@@ -787,7 +796,16 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 		resp, plain := httpwire.ReadResponse(c.br, req, maxPlainHead)
 		var err error
 		if !plain {
+			// http.ReadResponse drops a Transfer-Encoding (and the
+			// Content-Length beside one) from the head: whether it had
+			// them is read off the head's bytes as they pass, the
+			// buffered ones first. A plain head has one framing only.
+			c.framing = httpwire.HostLine{}
+			buffered, _ := c.br.Peek(c.br.Buffered())
+			c.framing.Write(buffered)
+			c.rd.seen = &c.framing
 			resp, err = http.ReadResponse(c.br, req)
+			c.rd.seen = nil
 		}
 		if err != nil {
 			stop()
@@ -820,7 +838,17 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 		// After a 101 the connection speaks another protocol: it is never
 		// pooled (as net/http, which hands it to the caller; this
 		// transport requests no upgrade and closes it).
-		keep := !resp.Close && !closing(req) && resp.StatusCode != http.StatusSwitchingProtocols
+		//
+		// Nor after an answer framed two ways: a Transfer-Encoding beside
+		// a Content-Length, or on HTTP/1.0, where net/http frames the
+		// body by the length and ignores the coding. RFC 9112 6.1 and 6.3:
+		// a sign of response splitting, to be handled as an error, after
+		// which the connection closes. Whoever in front of the upstream
+		// took the other framing ends this answer elsewhere, and what
+		// follows it on the connection, read as the next request's
+		// answer, may be the rest of this one: another bot's.
+		ambiguous := !plain && c.framing.TransferEncoding() && (c.framing.ContentLength() || !resp.ProtoAtLeast(1, 1))
+		keep := !resp.Close && !closing(req) && resp.StatusCode != http.StatusSwitchingProtocols && !ambiguous
 		b := &body{c: c, rc: resp.Body, ctx: ctx, stop: stop, keep: keep}
 		if resp.Body == http.NoBody {
 			b.eof.Store(true)

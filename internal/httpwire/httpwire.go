@@ -336,14 +336,20 @@ var pathChar = func() (t [256]bool) {
 //
 // And it notes a Content-Length line the same way (ContentLength):
 // http.ReadRequest drops the header of a chunked request, whose connection
-// RFC 9112 6.1 has the server close when the head had both.
+// RFC 9112 6.1 has the server close when the head had both. A
+// Transfer-Encoding line too (TransferEncoding), which http.ReadResponse
+// drops from any head, and ignores on HTTP/1.0: RFC 9112 6.1 has a
+// connection that carried such a message closed. Response heads are
+// scanned the same way (the status line is no header).
 type HostLine struct {
-	n       int  // bytes of the current line seen, up to len("content-length:")+1
+	n       int  // bytes of the current line seen, up to len("transfer-encoding:")+1
 	cr      bool // the current line so far is a lone CR
 	other   bool // the current line does not start with "host:"
 	notCL   bool // the current line does not start with "content-length:"
+	notTE   bool // the current line does not start with "transfer-encoding:"
 	found   bool
 	cl      bool // a Content-Length line was seen
+	te      bool // a Transfer-Encoding line was seen
 	done    bool // the empty line that ends the head was seen
 	inValue bool // in the first Host line, after its colon, or in a line that continues it
 	// folds: the line that just ended was the first Host line or one
@@ -355,7 +361,7 @@ type HostLine struct {
 
 // Write scans p; it never fails.
 func (h *HostLine) Write(p []byte) (int, error) {
-	const name, clName = "host:", "content-length:"
+	const name, clName, teName = "host:", "content-length:", "transfer-encoding:"
 	for i := 0; i < len(p) && !h.done; i++ {
 		c := p[i]
 		if c == '\n' {
@@ -364,12 +370,12 @@ func (h *HostLine) Write(p []byte) (int, error) {
 			if h.inValue {
 				h.value = append(h.value, '\n')
 			}
-			h.n, h.cr, h.other, h.notCL, h.inValue = 0, false, false, false, false
+			h.n, h.cr, h.other, h.notCL, h.notTE, h.inValue = 0, false, false, false, false, false
 			continue
 		}
 		if h.n == 0 && h.folds && (c == ' ' || c == '\t') {
 			// A continuation of the Host line: its bytes are the value's.
-			h.n, h.other, h.notCL, h.inValue = 1, true, true, true
+			h.n, h.other, h.notCL, h.notTE, h.inValue = 1, true, true, true, true
 		}
 		h.folds = false
 		if h.inValue {
@@ -391,8 +397,15 @@ func (h *HostLine) Write(p []byte) (int, error) {
 				h.cl = true
 			}
 		}
+		if h.n < len(teName) && !h.notTE {
+			if !matchFold(c, teName[h.n]) {
+				h.notTE = true
+			} else if h.n == len(teName)-1 {
+				h.te = true
+			}
+		}
 		h.cr = h.n == 0 && c == '\r'
-		if h.n <= len(clName) {
+		if h.n <= len(teName) {
 			h.n++
 		}
 	}
@@ -407,6 +420,10 @@ func matchFold(c, want byte) bool {
 // ContentLength reports whether a Content-Length line was seen before the
 // head's end.
 func (h *HostLine) ContentLength() bool { return h.cl }
+
+// TransferEncoding reports whether a Transfer-Encoding line was seen
+// before the head's end.
+func (h *HostLine) TransferEncoding() bool { return h.te }
 
 // Found reports whether a Host line was seen before the head's end.
 func (h *HostLine) Found() bool { return h.found }

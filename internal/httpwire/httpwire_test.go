@@ -331,6 +331,10 @@ func TestHostLine(t *testing.T) {
 		"POST / HTTP/1.1\r\nX-Content-Length: 3\r\nContent-Lengths: 3\r\nContent-Lengt: 3\r\n\r\n",
 		"POST / HTTP/1.1\r\nX-A: b\r\n content-length: folded\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n12\r\nContent-Length: 3\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\ntransfer-ENCODING:chunked\r\n\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nX-Transfer-Encoding: chunked\r\nTransfer-Encodin: x\r\nTransfer-Encodings: y\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n transfer-encoding: folded\r\n\r\n",
+		"POST / HTTP/1.0\nHost: x\ntransfer-encoding: chunked\ncontent-length: 3\n\nabc",
 		// Folded (obs-fold) Host lines: the continuations are the value's.
 		"GET http://a.test/ HTTP/1.1\r\nHost: a\r\n b\r\n\r\n",
 		"GET http://a.test/ HTTP/1.1\r\nHost:\r\n\tb \r\n  c\t\r\nX-A: y\r\n\r\n",
@@ -348,6 +352,7 @@ func TestHostLine(t *testing.T) {
 		mh, _ := tp.ReadMIMEHeader()
 		hosts, want := mh["Host"]
 		_, wantCL := mh["Content-Length"]
+		_, wantTE := mh["Transfer-Encoding"]
 		for _, size := range []int{1, 2, 3, 7, len(head)} {
 			var h HostLine
 			for s := head; len(s) > 0; {
@@ -363,6 +368,9 @@ func TestHostLine(t *testing.T) {
 			}
 			if h.ContentLength() != wantCL {
 				t.Errorf("%q in pieces of %d: ContentLength %v; net/http read a Content-Length: %v", head, size, h.ContentLength(), wantCL)
+			}
+			if h.TransferEncoding() != wantTE {
+				t.Errorf("%q in pieces of %d: TransferEncoding %v; net/http read a Transfer-Encoding: %v", head, size, h.TransferEncoding(), wantTE)
 			}
 		}
 	}
