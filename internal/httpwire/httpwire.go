@@ -341,6 +341,10 @@ var pathChar = func() (t [256]bool) {
 // drops from any head, and ignores on HTTP/1.0: RFC 9112 6.1 has a
 // connection that carried such a message closed. Response heads are
 // scanned the same way (the status line is no header).
+//
+// And it notes obs-fold (Folded): a header line that starts with a blank,
+// which net/textproto joins to the line before, where a proxy in front may
+// read a header of its own.
 type HostLine struct {
 	n       int  // bytes of the current line seen, up to len("transfer-encoding:")+1
 	cr      bool // the current line so far is a lone CR
@@ -350,6 +354,8 @@ type HostLine struct {
 	found   bool
 	cl      bool // a Content-Length line was seen
 	te      bool // a Transfer-Encoding line was seen
+	started bool // the start line has ended: each line from here is a header line
+	folded  bool // a header line started with a blank
 	done    bool // the empty line that ends the head was seen
 	inValue bool // in the first Host line, after its colon, or in a line that continues it
 	// folds: the line that just ended was the first Host line or one
@@ -371,7 +377,11 @@ func (h *HostLine) Write(p []byte) (int, error) {
 				h.value = append(h.value, '\n')
 			}
 			h.n, h.cr, h.other, h.notCL, h.notTE, h.inValue = 0, false, false, false, false, false
+			h.started = true
 			continue
+		}
+		if h.n == 0 && h.started && (c == ' ' || c == '\t') {
+			h.folded = true
 		}
 		if h.n == 0 && h.folds && (c == ' ' || c == '\t') {
 			// A continuation of the Host line: its bytes are the value's.
@@ -424,6 +434,10 @@ func (h *HostLine) ContentLength() bool { return h.cl }
 // TransferEncoding reports whether a Transfer-Encoding line was seen
 // before the head's end.
 func (h *HostLine) TransferEncoding() bool { return h.te }
+
+// Folded reports whether a header line before the head's end started with
+// a space or a tab (obs-fold, RFC 9112 5.2).
+func (h *HostLine) Folded() bool { return h.folded }
 
 // Found reports whether a Host line was seen before the head's end.
 func (h *HostLine) Found() bool { return h.found }

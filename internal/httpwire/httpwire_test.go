@@ -376,6 +376,39 @@ func TestHostLine(t *testing.T) {
 	}
 }
 
+// TestHostLineFolded: HostLine notes obs-fold, a header line that starts
+// with a blank, which net/textproto joins to the line before, whatever
+// pieces the head comes in; the request line and the body are no header
+// lines.
+func TestHostLineFolded(t *testing.T) {
+	for _, tc := range []struct {
+		head string
+		want bool
+	}{
+		{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", false},
+		{"GET / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n c\r\n\r\n", true},
+		{"GET / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n\tc\r\n\r\n", true},
+		{"GET / HTTP/1.1\nHost: x\nX-A: b\n c\n\n", true},
+		{"GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n", true},
+		{"GET / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n \r\n\r\n", true},
+		{"GET / HTTP/1.1\r\nHost: x\r\nX-A: b c\t\r\n\r\n", false},
+		{"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n a\r\n", false},
+		{"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n\r\n \r\n0\r\n\r\n", false},
+	} {
+		for _, size := range []int{1, 2, 5, len(tc.head)} {
+			var h HostLine
+			for s := tc.head; len(s) > 0; {
+				n := min(size, len(s))
+				h.Write([]byte(s[:n]))
+				s = s[n:]
+			}
+			if h.Folded() != tc.want {
+				t.Errorf("%q in pieces of %d: Folded %v; want %v", tc.head, size, h.Folded(), tc.want)
+			}
+		}
+	}
+}
+
 func TestFramedByTE(t *testing.T) {
 	for _, tc := range []struct {
 		head string

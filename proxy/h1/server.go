@@ -471,6 +471,7 @@ func (c *conn) serve() {
 		req, plain := httpwire.ReadRequest(c.br, maxHeader+4096)
 		hasHost := plain // httpwire reads only a head with a Host line
 		hostHeader := "" // the Host line's value, where req.Host may not be it
+		folded := false  // the head had obs-fold (httpwire reads none)
 		if !plain {
 			c.setReadDeadline(time.Now().Add(headerWait))
 			// http.ReadRequest removes the Host header: whether there was
@@ -488,6 +489,7 @@ func (c *conn) serve() {
 				return
 			}
 			hasHost = c.host.Found()
+			folded = c.host.Folded()
 			if len(req.TransferEncoding) > 0 && c.host.ContentLength() {
 				// Both framings (http.ReadRequest keeps Transfer-Encoding
 				// and drops the Content-Length): a proxy in front that
@@ -514,7 +516,7 @@ func (c *conn) serve() {
 		// deadline the head left in place matter, since the next request
 		// sets its own.
 		c.lr.wait = bodyWait
-		if msg := checkRequest(req, hasHost, hostHeader); msg != "" {
+		if msg := checkRequest(req, hasHost, hostHeader, folded); msg != "" {
 			status := http.StatusBadRequest
 			if req.ProtoMajor != 1 {
 				status = http.StatusHTTPVersionNotSupported
@@ -542,10 +544,21 @@ func (c *conn) serve() {
 // hostHeader is the Host line's value when req.Host is not (an
 // absolute-form target's authority wins, RFC 9112 3.2.2, but a malformed
 // Host header is refused all the same, as by net/http).
-func checkRequest(req *http.Request, hasHost bool, hostHeader string) string {
+//
+// folded: the head had obs-fold, a header line starting with a blank. RFC
+// 9112 5.2 has a server refuse it or join it to the line before; net/http
+// joins it, and a proxy in front (the TLS proxy the listener sits behind)
+// that reads it as a header of its own, or drops it, sees other headers
+// than the handler does: a folded " Transfer-Encoding: chunked" after
+// another header frames the body by its Content-Length here and as chunked
+// there, the shape of request smuggling. It is refused, as nginx refuses
+// it; no client of this API folds a header.
+func checkRequest(req *http.Request, hasHost bool, hostHeader string, folded bool) string {
 	switch {
 	case req.ProtoMajor != 1:
 		return "unsupported protocol version"
+	case folded:
+		return "obsolete line folding is not accepted"
 	case req.ProtoAtLeast(1, 1) && !hasHost && req.Method != http.MethodConnect:
 		// CONNECT names its authority in the target, as net/http allows.
 		return "missing required Host header"
