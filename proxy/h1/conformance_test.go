@@ -703,13 +703,6 @@ func conformanceCases() []conformanceCase {
 			ignore:     serverGenerated,
 			wantStatus: []int{501}, wantState: "closed",
 		},
-		{
-			// Transfer-Encoding is ignored on HTTP/1.0 (Go issue 12785).
-			name:       "smuggle_te_chunked_on_http10",
-			handler:    dumpRequest,
-			steps:      oneRequest("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
-			wantStatus: []int{200}, wantState: "closed",
-		},
 
 		// 5. Malformed requests.
 		{
@@ -1480,13 +1473,15 @@ func TestStricterThanNetHTTP(t *testing.T) {
 			// responding to such a request". net/http processes it and
 			// keeps the connection, so the bytes after the empty chunked
 			// body (which a front proxy framing by Content-Length took for
-			// this request's) are served as a request of their own.
+			// this request's) are served as a request of their own. h1
+			// refuses it, as nginx does: closing after the answer is not
+			// enough (chunked_body_swallows_next_request).
 			name:    "cl_then_te_chunked",
 			handler: dumpRequest,
 			steps: oneRequest("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 41\r\nTransfer-Encoding: chunked\r\n\r\n" +
 				"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"),
 			netHTTP: outcome{[]int{200, 200}, "open", 2},
-			h1:      outcome{[]int{200}, "closed", 1},
+			h1:      outcome{[]int{400}, "closed", 0},
 			h1Close: true,
 		},
 		{
@@ -1494,8 +1489,47 @@ func TestStricterThanNetHTTP(t *testing.T) {
 			handler: echoBody,
 			steps:   oneRequest("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
 			netHTTP: outcome{[]int{200}, "open", 1},
-			h1:      outcome{[]int{200}, "closed", 1},
+			h1:      outcome{[]int{400}, "closed", 0},
 			h1Close: true,
+		},
+		{
+			// The other way round: a front proxy that frames by the
+			// Content-Length forwards 4 bytes of body ("42\r\n"), then
+			// another client's request on the same connection. Read by the
+			// Transfer-Encoding, that request (its API key with it) is
+			// this one's body, and the handler's answer (an echo; a
+			// model's reply) goes to the first client. Closing the
+			// connection after the answer comes too late.
+			name:    "chunked_body_swallows_next_request",
+			handler: echoBody,
+			steps: oneRequest("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n42\r\n" +
+				"GET /victim HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-victim\r\n\r\n" + "\r\n0\r\n\r\n"),
+			netHTTP: outcome{[]int{200}, "open", 1},
+			h1:      outcome{[]int{400}, "closed", 0},
+			h1Close: true,
+		},
+		{
+			// RFC 9112 6.1: a server that receives an HTTP/1.0 message
+			// with a Transfer-Encoding "MUST treat the message as if the
+			// framing is faulty, even if a Content-Length is present".
+			// net/http ignores the coding (Go issue 12785) and reads the
+			// chunked bytes as a body framed by the length, or none; a
+			// proxy in front that honoured it read another body. h1
+			// refuses it, as nginx does.
+			name:    "te_chunked_on_http10",
+			handler: dumpRequest,
+			steps:   oneRequest("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+			netHTTP: outcome{[]int{200}, "closed", 1},
+			h1:      outcome{[]int{400}, "closed", 0},
+		},
+		{
+			name:    "te_chunked_and_cl_on_http10_keep_alive",
+			handler: echoBody,
+			steps:   oneRequest("POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 10\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+			// net/http reads 10 bytes of the chunked body as the body,
+			// keeps the connection and reads the rest as a request.
+			netHTTP: outcome{[]int{200, 400}, "closed", 1},
+			h1:      outcome{[]int{400}, "closed", 0},
 		},
 		{
 			// RFC 9112 5.2 lets a server either reject a request with
@@ -1590,6 +1624,8 @@ func TestRefusalsQuoteNothingOfTheRequest(t *testing.T) {
 		// The server's own checks give net/http's fixed reasons.
 		{"no host", "GET / HTTP/1.1\r\n\r\n", 400, "400 Bad Request: missing required Host header"},
 		{"bad host", "GET / HTTP/1.1\r\nHost: <script>\r\n\r\n", 400, "400 Bad Request: malformed Host header"},
+		{"two framings", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "400 Bad Request: both Content-Length and Transfer-Encoding"},
+		{"transfer coding on HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "400 Bad Request: Transfer-Encoding on HTTP/1.0"},
 		{"folded line", "GET / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n <script>\r\n\r\n", 400, "400 Bad Request: obsolete line folding is not accepted"},
 		{"head too large", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("<script>", 2*testMaxHeaderBytes/8) + "\r\n\r\n", 431, "431 Request Header Fields Too Large"},
 	} {

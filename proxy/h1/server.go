@@ -18,7 +18,9 @@
 //     with a third of the allocations; every other head is parsed by
 //     net/http's own parser (http.ReadRequest), so header validation,
 //     Content-Length and Transfer-Encoding rules (the request-smuggling
-//     defences) and chunked bodies are net/http's.
+//     defences) and chunked bodies are net/http's, but for the heads it
+//     serves that a proxy in front may frame otherwise (obs-fold, both
+//     framings, a coding on HTTP/1.0), which are refused, as by nginx.
 //   - The handler is an ordinary http.Handler; the ResponseWriter sends
 //     Content-Length for an answer that fits its buffer and chunked encoding
 //     for one that is flushed (a stream) or larger, and implements
@@ -472,6 +474,9 @@ func (c *conn) serve() {
 		hasHost := plain // httpwire reads only a head with a Host line
 		hostHeader := "" // the Host line's value, where req.Host may not be it
 		folded := false  // the head had obs-fold (httpwire reads none)
+		// framing is what is wrong with the head's framing headers, which
+		// http.ReadRequest drops (httpwire reads no Transfer-Encoding).
+		framing := ""
 		if !plain {
 			c.setReadDeadline(time.Now().Add(headerWait))
 			// http.ReadRequest removes the Host header: whether there was
@@ -490,15 +495,27 @@ func (c *conn) serve() {
 			}
 			hasHost = c.host.Found()
 			folded = c.host.Folded()
-			if len(req.TransferEncoding) > 0 && c.host.ContentLength() {
+			switch {
+			case len(req.TransferEncoding) > 0 && c.host.ContentLength():
 				// Both framings (http.ReadRequest keeps Transfer-Encoding
 				// and drops the Content-Length): a proxy in front that
 				// framed the body by Content-Length reads a different
 				// request boundary, the shape of request smuggling. RFC
-				// 9112 6.1: the server may serve it by Transfer-Encoding
-				// but MUST close the connection after responding, so no
-				// bytes after the body are taken for a request.
-				req.Close = true
+				// 9112 6.1 lets the server serve it by Transfer-Encoding
+				// if it closes the connection after, but closing comes
+				// too late: a chunked body that runs past the length
+				// takes the next request the proxy sends on the
+				// connection, another client's with its API key, for
+				// this one's body, and the answer goes to this client.
+				// It is refused, as nginx refuses it.
+				framing = "both Content-Length and Transfer-Encoding"
+			case !req.ProtoAtLeast(1, 1) && c.host.TransferEncoding():
+				// RFC 9112 6.1: an HTTP/1.0 message with a
+				// Transfer-Encoding has faulty framing, whatever its
+				// Content-Length says; http.ReadRequest ignores the coding
+				// and frames the body by the length, or none, where a
+				// proxy in front that honoured it read another body.
+				framing = "Transfer-Encoding on HTTP/1.0"
 			}
 			if req.URL.Host != "" {
 				hostHeader = c.host.Value() // absolute-form: req.Host is the target's
@@ -516,7 +533,11 @@ func (c *conn) serve() {
 		// deadline the head left in place matter, since the next request
 		// sets its own.
 		c.lr.wait = bodyWait
-		if msg := checkRequest(req, hasHost, hostHeader, folded); msg != "" {
+		msg := checkRequest(req, hasHost, hostHeader, folded)
+		if msg == "" {
+			msg = framing
+		}
+		if msg != "" {
 			status := http.StatusBadRequest
 			if req.ProtoMajor != 1 {
 				status = http.StatusHTTPVersionNotSupported
