@@ -156,6 +156,7 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 	l.keepZeros(cfg, written)
 	l.validate(cfg)
 	l.errs = append(l.errs[:read], unrelated(l.errs[:read], l.errs[read:])...)
+	l.errPaths, l.errsIndexed = nil, 0 // errs changed under reported's index
 	if len(l.errs) > 0 {
 		return nil, l.sorted()
 	}
@@ -181,18 +182,45 @@ func (l *loader) sorted() Errors {
 // key of a value that does not parse (known): decoded as zero, or filled
 // with its default, it would be reported again as "required" or "at least
 // 1".
+//
+// It looks paths up in sets rather than comparing every pair: a file with
+// thousands of bad values made the pairwise check take seconds.
 func unrelated(known, errs []*Error) []*Error {
+	if len(known) == 0 {
+		return errs
+	}
+	keys := make(map[string]bool, len(known))  // the known paths
+	above := make(map[string]bool, len(known)) // those and every key above them
+	for _, k := range known {
+		if k.Path == "" {
+			return nil
+		}
+		keys[k.Path] = true
+		ancestors(k.Path, func(a string) bool { above[a] = true; return false })
+	}
 	var out []*Error
-next:
 	for _, e := range errs {
-		for _, k := range known {
-			if k.Path == "" || e.Path == "" || under(e.Path, k.Path) || under(k.Path, e.Path) {
-				continue next
-			}
+		if e.Path == "" || above[e.Path] || ancestors(e.Path, func(a string) bool { return keys[a] }) {
+			continue
 		}
 		out = append(out, e)
 	}
 	return out
+}
+
+// ancestors calls f with path and each key path above it, nearest first
+// ("providers[0].api_key", "providers[0]", "providers"), until f returns
+// true; it reports whether one did.
+func ancestors(path string, f func(anc string) bool) bool {
+	if f(path) {
+		return true
+	}
+	for i := len(path) - 1; i > 0; i-- {
+		if (path[i] == '.' || path[i] == '[') && f(path[:i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkClientList notes, before defaults, whether the built-in development
@@ -352,8 +380,12 @@ type loader struct {
 	// badValues counts the errors of errs that are values which do not
 	// parse (checkValue): with only those, the rest is still validated.
 	badValues int
-	warnings  []string
-	fromEnv   map[string]string // key path → the variable its value came from (defaultProvider)
+	// errPaths is the set of the paths of errs[:errsIndexed] (reported);
+	// whatever removes or reorders errs resets both.
+	errPaths    map[string]bool
+	errsIndexed int
+	warnings    []string
+	fromEnv     map[string]string // key path → the variable its value came from (defaultProvider)
 	// defaultClient: the file sets no clients, and the built-in development
 	// client stands in (checkClientList).
 	defaultClient bool
@@ -706,21 +738,19 @@ func shapeError(n *yaml.Node, kind reflect.Kind) string {
 	return "want " + want + ", not a single value (value not shown: it may be a secret)"
 }
 
-// reported reports whether path or one of its ancestors has an error.
+// reported reports whether path or one of its ancestors has an error. It
+// looks the paths up in a set of the errors' paths, brought up to date
+// with the errors added since the last call: scanning every error for each
+// value made a file with thousands of bad values take seconds.
 func (l *loader) reported(path string) bool {
-	for _, e := range l.errs {
-		if under(path, e.Path) {
-			return true
-		}
+	if l.errPaths == nil {
+		l.errPaths = map[string]bool{}
 	}
-	return false
-}
-
-// under reports whether key path is anc or a key below it
-// ("providers[0].api_key" is under "providers" and "providers[0]").
-func under(path, anc string) bool {
-	return path == anc || anc != "" && strings.HasPrefix(path, anc) &&
-		(path[len(anc)] == '.' || path[len(anc)] == '[')
+	for _, e := range l.errs[l.errsIndexed:] {
+		l.errPaths[e.Path] = true
+	}
+	l.errsIndexed = len(l.errs)
+	return ancestors(path, func(a string) bool { return l.errPaths[a] })
 }
 
 func childPath(parent, key string) string {
