@@ -84,6 +84,9 @@ func TestRedisStoreOptions(t *testing.T) {
 			"c.yaml:6: store.redis.cluster: true, and store.redis.master_name is set: sentinels serve one master, not a cluster; set one of the two"},
 		{"db in forced cluster mode", "cluster: true\n    db: 2",
 			"c.yaml:5: store.redis.db: 2, and store.redis.cluster is true: a Redis Cluster, which has database 0 only"},
+		{"a TLS server name with tls", "tls: true\n    tls_server_name: redis.internal", ""},
+		{"a TLS server name without tls", "tls_server_name: redis.internal",
+			"c.yaml:4: store.redis.tls_server_name: set, and store.redis.tls is false: the connections are not TLS, and no certificate is verified; set tls: true"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -154,8 +154,16 @@ type Redis struct {
 	// fail (MOVED). Several addresses without MasterName are a cluster
 	// already. Refused with MasterName. Default false.
 	Cluster bool `yaml:"cluster"`
-	// TLS connects with TLS. Default false.
+	// TLS connects with TLS. Default false. Each server's certificate is
+	// verified against the host it is reached at: the sentinels and seeds
+	// as listed, a master or cluster node at the address the sentinels or
+	// the cluster give (often an IP address), unless TLSServerName is set.
 	TLS bool `yaml:"tls"`
+	// TLSServerName, with TLS, is the one name every server's certificate
+	// is verified against instead of its own host, for servers that share a
+	// certificate for a name they are not reached at. Default ""; refused
+	// without TLS.
+	TLSServerName string `yaml:"tls_server_name"`
 	// KeyPrefix is put before every key, so several deployments can share
 	// one Redis. Default "paygate:". It must not contain '{' or '}': the
 	// keys carry hash tags of their own, which pick their cluster slots.

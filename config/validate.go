@@ -332,6 +332,11 @@ func (l *loader) validateStore(c *Config) {
 			// store/redis.Open refuses it, with no line to point at.
 			l.at("store.redis.key_prefix", "must not contain { or }: paygate's keys carry hash tags of their own, which pick their Redis Cluster slots")
 		}
+		if r.TLSServerName != "" && !r.TLS {
+			// Without tls the connections are plain: the name meant
+			// verification that never happens.
+			l.at("store.redis.tls_server_name", "set, and store.redis.tls is false: the connections are not TLS, and no certificate is verified; set tls: true")
+		}
 		if r.Cluster && r.MasterName != "" {
 			// go-redis's UniversalClient takes master_name first: the
 			// cluster would quietly be sentinels.

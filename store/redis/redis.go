@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -60,10 +61,15 @@ type Options struct {
 	MasterName string // sentinel: the monitored master's name
 	// Cluster forces cluster mode with a single seed address.
 	Cluster bool
-	// TLS dials with TLS 1.2+; the server name is TLSServerName or the host of
-	// the first address.
+	// TLS dials with TLS 1.2+. Each connection verifies the certificate
+	// against TLSServerName when set, else against the host it dials: a
+	// sentinel's master, a cluster's nodes and every seed after the first
+	// are servers of their own, with certificates for their own names.
 	TLS           bool
 	TLSServerName string
+	// rootCAs, in tests, verifies the servers' certificates instead of the
+	// system's roots.
+	rootCAs *x509.CertPool
 	// KeyPrefix is put before every key (e.g. "paygate:"), so several
 	// deployments can share one Redis. It must not contain '{' or '}'.
 	KeyPrefix string
@@ -175,15 +181,16 @@ func Open(opts Options) (*Store, error) {
 		ContextTimeoutEnabled: true,
 	}
 	if opts.TLS {
-		name := opts.TLSServerName
-		if name == "" {
-			host, _, err := net.SplitHostPort(opts.Addrs[0])
-			if err != nil {
-				return nil, fmt.Errorf("redis: address %q: %w", opts.Addrs[0], err)
+		for _, a := range opts.Addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return nil, fmt.Errorf("redis: address %q: %w", a, err)
 			}
-			name = host
 		}
-		uo.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: name}
+		// An empty ServerName is the dialled address's host, for each
+		// connection (tls.DialWithDialer): one name for all, the first
+		// address's, refused every master, node or seed whose certificate
+		// names only itself.
+		uo.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: opts.TLSServerName, RootCAs: opts.rootCAs}
 	}
 	return newStore(goredis.NewUniversalClient(uo), opts), nil
 }
