@@ -453,6 +453,40 @@ func TestFailoverCountedWhenATargetIsSkipped(t *testing.T) {
 	}
 }
 
+// TestGeminiRetryDelayCoolsDown: Gemini answers a rate limit with the wait
+// in its body (google.rpc.RetryInfo's retryDelay) and no Retry-After. The
+// provider cools down that long, as for a Retry-After, and rounds within it
+// go to the next target: on paygate's own half-second back-off instead, a
+// round a minute later asked it again, into the quota it had said was
+// spent for ten minutes.
+func TestGeminiRetryDelayCoolsDown(t *testing.T) {
+	clock := newFakeClock()
+	a := newFakeProvider(t, clock, always(statusFn(429, geminiRateLimited("600s"))))
+	b := newFakeProvider(t, clock, healthy("b"))
+	cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, []string{"a", "b"})
+	r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i, after := range []time.Duration{0, time.Minute, 8 * time.Minute} {
+		if err := clock.Sleep(t.Context(), after); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if resp.Provider != "b" {
+			t.Fatalf("round %d answered by %q; want b", i, resp.Provider)
+		}
+		resp.Close()
+		if hits := len(a.hits()); hits != 1 {
+			t.Fatalf("round %d: a asked %d times; want once, in the first round (it asked for 600s)", i, hits)
+		}
+	}
+}
+
 // TestCoolingWaitedOutOnTheOnlyTargetIsNoFailover: a model with one
 // target, which a round finds cooling down after a short Retry-After and
 // waits out: the round is answered by the target it skipped, and no

@@ -27,7 +27,10 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 	} else {
 		readErrorFields(f, body)
 	}
-	f.retryAfter, f.hasRetry = parseRetryAfter(h, now)
+	// A header's delay wins over the body's (readErrorValue's RetryInfo).
+	if d, ok := parseRetryAfter(h, now); ok {
+		f.retryAfter, f.hasRetry = d, true
+	}
 	f.cause = causeOf(f)
 	return f
 }
@@ -136,10 +139,29 @@ func readErrorValue(f *failure, e gjson.Result) {
 		f.flagged = md.Get("reasons").Exists() || md.Get("flagged_input").Exists()
 	}
 	e.Get("details").ForEach(func(_, d gjson.Result) bool {
+		if d.Get(`@type`).Str == "type.googleapis.com/google.rpc.RetryInfo" {
+			// Gemini (its OpenAI-compatible endpoint too) says how long to
+			// wait here, sending no Retry-After: read like one, so the
+			// provider cools down as long as it asked rather than being
+			// retried on paygate's own back-off, too soon.
+			f.retryAfter, f.hasRetry = parseRetryDelay(d.Get("retryDelay").Str)
+			return true
+		}
 		// Google's google.rpc.ErrorInfo names why in reason.
 		f.badKey = d.Get("reason").Str == "API_KEY_INVALID"
 		return !f.badKey
 	})
+}
+
+// parseRetryDelay reads google.rpc.RetryInfo's retryDelay, a protobuf
+// Duration in JSON: decimal seconds with an "s" ("53s", "2.463586755s"),
+// capped at maxRetryAfter as Retry-After is; anything else is no answer.
+func parseRetryDelay(v string) (time.Duration, bool) {
+	n, ok := strings.CutSuffix(v, "s")
+	if !ok {
+		return 0, false
+	}
+	return delay(n, time.Second)
 }
 
 // maxPlainErrorText caps how much of a non-JSON error body (an HTML error
@@ -669,16 +691,6 @@ const maxRetryAfter = 24 * time.Hour
 // 10.2.3) or the retry-after-ms some providers send, capped at maxRetryAfter;
 // a negative or non-finite number is no answer.
 func parseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	delay := func(v string, unit time.Duration) (time.Duration, bool) {
-		n, err := strconv.ParseFloat(v, 64)
-		if err != nil || n < 0 || math.IsNaN(n) || math.IsInf(n, 0) {
-			return 0, false
-		}
-		if n >= float64(maxRetryAfter/unit) {
-			return maxRetryAfter, true
-		}
-		return time.Duration(n * float64(unit)), true
-	}
 	if v := h.Get("Retry-After-Ms"); v != "" {
 		if d, ok := delay(strings.TrimSpace(v), time.Millisecond); ok {
 			return d, true
@@ -695,6 +707,19 @@ func parseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 		return min(max(t.Sub(now), 0), maxRetryAfter), true
 	}
 	return 0, false
+}
+
+// delay reads a delay of v units, capped at maxRetryAfter; a
+// negative or non-finite number is no answer.
+func delay(v string, unit time.Duration) (time.Duration, bool) {
+	n, err := strconv.ParseFloat(v, 64)
+	if err != nil || n < 0 || math.IsNaN(n) || math.IsInf(n, 0) {
+		return 0, false
+	}
+	if n >= float64(maxRetryAfter/unit) {
+		return maxRetryAfter, true
+	}
+	return time.Duration(n * float64(unit)), true
 }
 
 // The per-event scans look for a key without its opening quote: a quote is

@@ -51,6 +51,55 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
+// geminiRateLimited is Gemini's 429 (its OpenAI-compatible endpoint wraps
+// it in an array), which gives the wait in a google.rpc.RetryInfo and sends
+// no Retry-After header.
+func geminiRateLimited(delay string) string {
+	return `[{"error":{"code":429,"message":"You exceeded your current quota. Please retry in ` + delay + `.",` +
+		`"status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure",` +
+		`"violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests"}]},` +
+		`{"@type":"type.googleapis.com/google.rpc.Help","links":[{"url":"https://ai.google.dev/gemini-api/docs/rate-limits"}]},` +
+		`{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"` + delay + `"}]}}]`
+}
+
+// TestRetryInfoIsARetryAfter: the delay of a google.rpc.RetryInfo in an
+// error body counts as a Retry-After; a header, when there is one, wins.
+func TestRetryInfoIsARetryAfter(t *testing.T) {
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name   string
+		header map[string]string
+		body   string
+		want   time.Duration
+		ok     bool
+	}{
+		{"whole seconds", nil, geminiRateLimited("7s"), 7 * time.Second, true},
+		{"fractional seconds", nil, geminiRateLimited("2.463586755s"), 2463586755 * time.Nanosecond, true},
+		{"not in an array", nil, strings.TrimSuffix(strings.TrimPrefix(geminiRateLimited("53s"), "["), "]"), 53 * time.Second, true},
+		{"header wins", map[string]string{"Retry-After": "2"}, geminiRateLimited("53s"), 2 * time.Second, true},
+		{"huge is capped", nil, geminiRateLimited("1e300s"), maxRetryAfter, true},
+		{"no unit", nil, geminiRateLimited("7"), 0, false},
+		{"negative", nil, geminiRateLimited("-7s"), 0, false},
+		{"no RetryInfo", nil, `{"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED"}}`, 0, false},
+		{"retryDelay outside a RetryInfo", nil, `{"error":{"code":429,"message":"m","details":[{"@type":"type.googleapis.com/google.rpc.Help","retryDelay":"7s"}]}}`, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			for k, v := range tc.header {
+				h.Set(k, v)
+			}
+			f := classifyHTTP(http.StatusTooManyRequests, h, []byte(tc.body), now)
+			if f.retryAfter != tc.want || f.hasRetry != tc.ok {
+				t.Errorf("got %v, %v; want %v, %v", f.retryAfter, f.hasRetry, tc.want, tc.ok)
+			}
+			if f.cause != CauseRateLimited {
+				t.Errorf("cause %q; want %q", f.cause, CauseRateLimited)
+			}
+		})
+	}
+}
+
 func TestClassifyHTTP(t *testing.T) {
 	tests := []struct {
 		name      string
