@@ -195,6 +195,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 	if !req.Stream && !isChatPath(req.Path) && heldStream(req, resp) {
 		return r.pipeEvents(a, t, resp)
 	}
+	whole := false // a whole completion is read as the stream asked for
 	if !req.Stream || !isEventStream(resp.Header) {
 		if !req.Stream {
 			// The answer is coming: from its head on, its body is
@@ -255,37 +256,53 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			a.release()
 			return nil, f
 		}
-		if req.Stream {
+		if !req.Stream {
+			if wantsJSONObject(req, resp) && !isJSONObject(data) {
+				// An empty body, a truncated one, a CDN's or WAF's HTML page
+				// with a 200: no answer, whatever the status says.
+				a.release()
+				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+					err: fmt.Errorf("%d answer of %d bytes (content type %q) is not a JSON object",
+						resp.StatusCode, len(data), resp.Header.Get("Content-Type"))}
+			}
+			if isChatPath(req.Path) && (req.Method == "" || req.Method == http.MethodPost) && !hasChoices(data) {
+				// A JSON object without choices is no chat completion: a
+				// provider's error in a 200 in a shape of its own (Baidu
+				// Qianfan's {"error_code":18,"error_msg":"Open api qps
+				// request limit reached"}, a relay's {"code":50001,"msg":…},
+				// an empty {}). Handed on, the bot took it for an answer
+				// with nothing in it; it is a malformed answer, as a cut
+				// one is (wholeAnswer), so the target is asked once more,
+				// then the next.
+				a.release()
+				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+					err: fmt.Errorf("%d answer of %d bytes is no chat completion (no choices)%s",
+						resp.StatusCode, len(data), r.ownErrorText(data))}
+			}
+			a.Body = data
+			a.sample(req.Stream, time.Since(a.start))
+			a.release()
+			return a, nil
+		}
+		// A provider that ignores "stream": true (some OpenAI-compatible
+		// servers and relays) answered with a whole chat completion: it
+		// goes to the client as the stream it asked for, its events read
+		// below as any provider's are, so a payment call in it is held
+		// and run as in a streamed answer. Failed over as malformed, a
+		// valid answer was billed by this provider, asked again and of
+		// the next target, and held against the provider's breaker.
+		events, ok := completionEvents(req.Path, data)
+		whole = ok
+		if !ok {
 			a.release()
 			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
-				err: fmt.Errorf("stream requested, got content type %q", resp.Header.Get("Content-Type"))}
+				err: fmt.Errorf("stream requested, got content type %q and no whole chat completion", resp.Header.Get("Content-Type"))}
 		}
-		if wantsJSONObject(req, resp) && !isJSONObject(data) {
-			// An empty body, a truncated one, a CDN's or WAF's HTML page
-			// with a 200: no answer, whatever the status says.
-			a.release()
-			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
-				err: fmt.Errorf("%d answer of %d bytes (content type %q) is not a JSON object",
-					resp.StatusCode, len(data), resp.Header.Get("Content-Type"))}
-		}
-		if isChatPath(req.Path) && (req.Method == "" || req.Method == http.MethodPost) && !hasChoices(data) {
-			// A JSON object without choices is no chat completion: a
-			// provider's error in a 200 in a shape of its own (Baidu
-			// Qianfan's {"error_code":18,"error_msg":"Open api qps
-			// request limit reached"}, a relay's {"code":50001,"msg":…},
-			// an empty {}). Handed on, the bot took it for an answer
-			// with nothing in it; it is a malformed answer, as a cut
-			// one is (wholeAnswer), so the target is asked once more,
-			// then the next.
-			a.release()
-			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
-				err: fmt.Errorf("%d answer of %d bytes is no chat completion (no choices)%s",
-					resp.StatusCode, len(data), r.ownErrorText(data))}
-		}
-		a.Body = data
-		a.sample(req.Stream, time.Since(a.start))
-		a.release()
-		return a, nil
+		_ = resp.Body.Close() // read to its end
+		resp.Body = io.NopCloser(bytes.NewReader(events))
+		a.body, a.length = resp.Body, -1
+		resp.Header.Set("Content-Type", "text/event-stream")
+		resp.Header.Del("Content-Length")
 	}
 
 	// A stream: hold everything up to the first token-bearing event.
@@ -293,7 +310,12 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 	if req.Choices > 1 {
 		a.choices = newChoiceSet(req.Choices)
 	}
-	a.setPhaseAt(phaseFirstToken, to.FirstToken.D()) // counted from the attempt's start
+	if !whole {
+		// Counted from the attempt's start. A whole completion's events
+		// are all here: its first token is not waited for (its body's
+		// reads were each bounded by the idle timeout).
+		a.setPhaseAt(phaseFirstToken, to.FirstToken.D())
+	}
 	src, f := a.decodedStream(resp)
 	if f != nil {
 		return nil, f

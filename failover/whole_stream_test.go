@@ -1,0 +1,81 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// wholeToolCall is a whole chat completion with text, a tool call and
+// usage: what a provider that ignores "stream": true answers.
+const wholeToolCall = `{"id":"chatcmpl-w","object":"chat.completion","created":1700000000,"model":"m-1","system_fingerprint":"fp",` +
+	`"choices":[{"index":0,"message":{"role":"assistant","content":"Ordering.","tool_calls":[{"id":"call_1","type":"function",` +
+	`"function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\",\"quantity\":1}"}}]},"finish_reason":"tool_calls"}],` +
+	`"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`
+
+// TestWholeCompletionToAStream: a stream request answered with a whole
+// chat completion (application/json) is the answer, from the provider that
+// gave it, in the events a stream of it would have had: the message as a
+// delta (its tool calls numbered), its finish, its usage, the end. Failed
+// over as malformed, the answer was asked for again, of this provider and
+// the next, each billed. A JSON body that is no whole completion still
+// fails over.
+func TestWholeCompletionToAStream(t *testing.T) {
+	tests := []struct {
+		name     string
+		body     string
+		provider string
+	}{
+		{"whole completion", wholeToolCall, "a"},
+		{"no finish_reason", `{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"}}]}`, "b"},
+		{"no choices", `{"id":"c","choices":[]}`, "b"},
+		{"not a completion", `{"code":50001,"msg":"busy"}`, "b"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){
+				"a": func(c *fconn, _ int) { c.status(200, tc.body) },
+			}, []string{"a", "b"}, nil)
+			got := e.open(context.Background(), true)
+			if got.openErr != nil {
+				t.Fatal(got.openErr)
+			}
+			if got.provider != tc.provider {
+				t.Fatalf("answered by %q after %d attempts; want %q", got.provider, got.attempts, tc.provider)
+			}
+			if !errors.Is(got.end, io.EOF) {
+				t.Fatalf("stream ended with %v; want io.EOF", got.end)
+			}
+			if tc.provider != "a" {
+				return
+			}
+			if got.attempts != 1 || len(e.fakes["b"].hits()) != 0 {
+				t.Errorf("%d attempts, b asked %d times; want the one attempt, of a", got.attempts, len(e.fakes["b"].hits()))
+			}
+			if len(got.events) != 3 {
+				t.Fatalf("events %q; want the message, its finish and the usage", got.events)
+			}
+			for i, ev := range got.events {
+				r := gjson.GetMany(ev, "object", "id", "model", "created", "system_fingerprint")
+				if r[0].Str != "chat.completion.chunk" || r[1].Str != "chatcmpl-w" || r[2].Str != "m-1" || r[3].Int() != 1700000000 || r[4].Str != "fp" {
+					t.Errorf("event %d %s: want a chunk with the completion's id, model, created and fingerprint", i, ev)
+				}
+			}
+			delta := gjson.Get(got.events[0], "choices.0.delta")
+			call := delta.Get("tool_calls.0")
+			if got.text != "Ordering." || delta.Get("role").Str != "assistant" || call.Get("index").Raw != "0" || call.Get("id").Str != "call_1" ||
+				call.Get("function.name").Str != "create_order" || call.Get("function.arguments").Str != `{"sku":"premium-monthly","quantity":1}` {
+				t.Errorf("first event %s: want the message as a delta, its tool call at index 0", got.events[0])
+			}
+			if fr := gjson.Get(got.events[1], "choices.0.finish_reason"); fr.Str != "tool_calls" {
+				t.Errorf("second event %s: want finish_reason tool_calls", got.events[1])
+			}
+			if u := gjson.Get(got.events[2], "usage.total_tokens"); u.Int() != 15 || gjson.Get(got.events[2], "choices.#").Int() != 0 {
+				t.Errorf("third event %s: want the usage alone", got.events[2])
+			}
+		})
+	}
+}

@@ -1,0 +1,97 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	openai "github.com/sashabaranov/go-openai"
+	"github.com/tidwall/gjson"
+)
+
+// withOpenID signs a go-openai client's requests in as a WeChat user.
+type withOpenID struct{ openID string }
+
+func (w withOpenID) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-WeChat-OpenID", w.openID)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestWholeCompletionAnswersAStream: a provider that ignores "stream": true
+// answers each round with a whole chat completion (application/json). The
+// bot, streaming with go-openai, gets the answer as a stream it parses to
+// its end ([DONE]); the payment call in the first round's completion is run
+// once, as in a streamed answer, and the bot hears the second round's text.
+// Failed over as malformed, the turn ended in an error, though the
+// provider had answered (and billed) every round.
+func TestWholeCompletionAnswersAStream(t *testing.T) {
+	const call = `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,` +
+		`"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"create_order",` +
+		`"arguments":"{\"sku\":\"premium-monthly\"}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`
+	const text = `{"id":"c2","object":"chat.completion","created":2,"model":"vendor/upstream-model","choices":[{"index":0,` +
+		`"message":{"role":"assistant","content":"Your order X1 is ready to pay."},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":8,"total_tokens":28}}`
+	var rounds atomic.Int32
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !gjson.GetBytes(body, "stream").Bool() {
+			t.Errorf("upstream request without stream: %s", body)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if rounds.Add(1) == 1 {
+			_, _ = io.WriteString(w, call)
+			return
+		}
+		_, _ = io.WriteString(w, text)
+	})
+	tools := &countingTools{}
+	s, ledger, _ := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, tools)
+	defer ledger.Close()
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	c := openai.DefaultConfig(testClientKey)
+	c.BaseURL = srv.URL + "/v1"
+	c.HTTPClient = &http.Client{Transport: withOpenID{"o-user-1"}}
+	stream, err := openai.NewClientWithConfig(c).CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
+		Model: "gpt-test", Stream: true,
+		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "buy premium"}},
+	})
+	if err != nil {
+		t.Fatalf("opening the stream: %v", err)
+	}
+	defer stream.Close()
+	var got strings.Builder
+	finish := openai.FinishReason("")
+	for {
+		chunk, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Recv after %q: %v", got.String(), err)
+		}
+		for _, ch := range chunk.Choices {
+			got.WriteString(ch.Delta.Content)
+			if len(ch.Delta.ToolCalls) > 0 {
+				t.Errorf("the bot was sent paygate's payment call: %+v", ch.Delta.ToolCalls)
+			}
+			if ch.FinishReason != "" {
+				finish = ch.FinishReason
+			}
+		}
+	}
+	if got.String() != "Your order X1 is ready to pay." || finish != openai.FinishReasonStop {
+		t.Errorf("the bot heard %q, finish %q; want the second round's text, finish stop", got.String(), finish)
+	}
+	if n := tools.executed.Load(); n != 1 {
+		t.Errorf("payment call run %d times; want once", n)
+	}
+	if n := rounds.Load(); n != 2 {
+		t.Errorf("provider asked %d times; want 2 (the call's round, the answer's)", n)
+	}
+}
