@@ -103,19 +103,34 @@ func (r *Relay) bury(ctx context.Context, ev store.Event, orderNo string, attemp
 // (crash-made copies are rare; a few passes clear them all).
 const maxClearPasses = 4
 
-// deadIDs reads the ids of order orderNo's dead letters.
-func (r *Relay) deadIDs(ctx context.Context, orderNo string) (map[string]bool, error) {
+// deadIDs reads the ids of order orderNo's dead letters, and the oldest
+// of them that is an order.paid (nil when none is).
+func (r *Relay) deadIDs(ctx context.Context, orderNo string) (map[string]bool, *store.Event, error) {
 	heads, err := r.store.OutboxHeads(ctx, deadKeys(orderNo))
 	if err != nil {
-		return nil, fmt.Errorf("read dead letters: %w", err)
+		return nil, nil, fmt.Errorf("read dead letters: %w", err)
 	}
 	ids := map[string]bool{}
-	for _, h := range heads {
+	var paid *store.Event
+	for i := range heads {
+		h := &heads[i]
 		if no, _ := deadOrder(h.Key, h.ID); no == orderNo && h.Kind == Kind {
 			ids[h.ID] = true
+			if gjson.GetBytes(h.Payload, "type").Str == TypeOrderPaid {
+				paid = older(paid, h)
+			}
 		}
 	}
-	return ids, nil
+	return ids, paid, nil
+}
+
+// older is the older of dead letters a (nil: none yet) and b, by when
+// they were queued, then by id, so that every reader picks the same.
+func older(a, b *store.Event) *store.Event {
+	if a == nil || b.CreatedAt.Before(a.CreatedAt) || b.CreatedAt.Equal(a.CreatedAt) && b.ID < a.ID {
+		return b
+	}
+	return a
 }
 
 // clearDead removes order orderNo's dead letters of the events seen, once

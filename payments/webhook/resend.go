@@ -174,6 +174,17 @@ type Resent struct {
 //     the total, does not stand for. Announcing only the current state
 //     had a merchant that never got an earlier refund's event never revoke
 //     it, and one that got the later one revoke it again inside the total.
+//   - A refunded order's given-up order.paid is queued again too, as it
+//     was and ahead of its refunds' events, when they go out again or
+//     with force: it is the merchant's only word that
+//     the order was paid (a refund.succeeded tells it to revoke, not to
+//     deliver), and is cleared only once queued. Cleared with the refunds'
+//     dead letters, the merchant never delivered what the payer still paid
+//     for. With the refunds' events delivered, a resend without force is
+//     refused and keeps it listed: alone, after them, it would have the
+//     merchant deliver the goods of an order refunded in full. While it
+//     waits at the head of the order's queue, a resend names it
+//     (AlreadyPending).
 //   - Either way the id is one for every resend of one state, not random:
 //     concurrent and repeated resends are one event. It is queued with
 //     EnqueueEventOnce, which looks for the id and appends in one atomic
@@ -208,8 +219,16 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 	dead := 0
 	var seen map[string]bool // the dead letters read before anything was queued
 	if force {
-		if seen, err = r.deadIDs(ctx, orderNo); err != nil {
+		var paid *store.Event
+		if seen, paid, err = r.deadIDs(ctx, orderNo); err != nil {
 			return Resent{}, err
+		}
+		if paid != nil && env.Type == TypeRefundSucceeded {
+			// Ahead of the new event: the order was paid before it was
+			// refunded, and nothing else tells the merchant so.
+			if _, err := r.store.EnqueueEventOnce(ctx, requeued(paid, o.OrderNo, r.now())); err != nil {
+				return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
+			}
 		}
 		res.Event = encodeEvent(env, newEventID(), o.OrderNo, r.now())
 		if err := r.store.EnqueueEvents(ctx, res.Event); err != nil {
@@ -218,13 +237,33 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 	} else {
 		found, err := r.lostOrPending(ctx, orderNo, env)
 		dead, seen = found.dead, found.seen
+		// A refunded order's given-up order.paid goes out ahead of its
+		// refunds' events, when they go out too. When they were
+		// delivered it is not sent alone (the resend is refused, and the
+		// dead letter kept): after them, the merchant would deliver the
+		// goods of an order refunded in full, its last word on the order
+		// being "paid, nothing refunded". A forced resend sends it ahead
+		// of the order's state.
+		var paid []store.Event
+		if found.paid != nil && len(found.refunds) > 0 {
+			paid = []store.Event{requeued(found.paid, o.OrderNo, r.now())}
+			dead++ // lost, and cleared once queued, as one of env's type
+		}
 		switch {
 		case err != nil:
 			return Resent{}, err
 		case found.pending != nil:
 			res.Event, res.AlreadyPending = *found.pending, true
+			res.Type = gjson.GetBytes(res.Event.Payload, "type").Str
 			// Earlier refunds' given-up events still go out: the one
-			// waiting tells of its own refund only.
+			// waiting tells of its own refund only. So does a given-up
+			// order.paid: the one waiting tells of a refund, not that
+			// the order was paid.
+			for _, ev := range paid {
+				if _, err := r.store.EnqueueEventOnce(ctx, ev); err != nil {
+					return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
+				}
+			}
 			for _, dl := range found.refunds {
 				if _, err := r.store.EnqueueEventOnce(ctx, requeued(dl, o.OrderNo, r.now())); err != nil {
 					return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
@@ -236,7 +275,7 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 		case dead == 0:
 			return Resent{}, fmt.Errorf("order %s: %w", orderNo, ErrNothingLost)
 		default:
-			var queue []store.Event
+			queue := paid
 			switch {
 			case len(found.refunds) > 0:
 				// Every given-up refund.succeeded, oldest first, the
@@ -247,9 +286,9 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 					queue = append(queue, requeued(dl, o.OrderNo, r.now()))
 				}
 			case found.same != nil:
-				queue = []store.Event{requeued(found.same, o.OrderNo, r.now())}
+				queue = append(queue, requeued(found.same, o.OrderNo, r.now()))
 			default:
-				queue = []store.Event{encodeEvent(env, resendID(env), o.OrderNo, r.now())}
+				queue = append(queue, encodeEvent(env, resendID(env), o.OrderNo, r.now()))
 			}
 			res.AlreadyPending = true
 			for _, ev := range queue {
@@ -296,6 +335,11 @@ type lost struct {
 	// stand for an earlier one, as a later order.needs_review stands for
 	// an earlier version of the state.
 	refunds []*store.Event
+	// paid is the oldest given-up order.paid of an order now refunded
+	// (partly or in full): it is the merchant's only word that the order
+	// was paid (a refund.succeeded tells it to revoke, not to deliver), so
+	// it is lost news of its own, queued again ahead of the refunds.
+	paid    *store.Event
 	others  []string        // the types of the order's other dead letters
 	seen    map[string]bool // the ids of all the order's dead letters read
 	pending *store.Event    // an event announcing the current state at the head of the intake or delivery queue
@@ -326,6 +370,7 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 			return lost{}, fmt.Errorf("read the outbox: %w", err)
 		}
 		l = lost{seen: map[string]bool{}}
+		var paidFirst *store.Event
 		for i := range heads {
 			h := &heads[i]
 			if h.Kind != Kind {
@@ -338,6 +383,9 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 				}
 				l.seen[h.ID] = true
 				if t := gjson.GetBytes(h.Payload, "type").Str; t != env.Type {
+					if t == TypeOrderPaid && env.Type == TypeRefundSucceeded {
+						l.paid = older(l.paid, h)
+					}
 					l.others = append(l.others, t)
 					continue
 				}
@@ -349,9 +397,21 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 					h.CreatedAt.Equal(l.same.CreatedAt) && h.ID < l.same.ID) {
 					l.same = h
 				}
-			} else if state == want && (h.Key == orderNo || h.Key == QueuePrefix+orderNo) {
-				l.pending = h
+			} else if h.Key == orderNo || h.Key == QueuePrefix+orderNo {
+				switch {
+				case state == want:
+					l.pending = h
+				case paidFirst == nil && env.Type == TypeRefundSucceeded && gjson.GetBytes(h.Payload, "type").Str == TypeOrderPaid:
+					// A refunded order's order.paid waiting (queued
+					// again by a resend, or still retried) goes
+					// ahead of its refunds' events: they are
+					// queued behind it, or were delivered.
+					paidFirst = h
+				}
 			}
+		}
+		if l.pending == nil {
+			l.pending = paidFirst
 		}
 		// In the order of the refunds: the order's total refunded, which
 		// each refund raises, then when queued. The queue time alone is
