@@ -103,10 +103,11 @@ func (r *Relay) bury(ctx context.Context, ev store.Event, orderNo string, attemp
 // (crash-made copies are rare; a few passes clear them all).
 const maxClearPasses = 4
 
-// deadIDs reads the ids of order orderNo's dead letters, and the oldest
-// of them that is an order.paid (nil when none is).
+// deadIDs reads the ids of order orderNo's dead letters that a resend may
+// clear (see stillQueued), and the oldest of them that is an order.paid
+// (nil when none is).
 func (r *Relay) deadIDs(ctx context.Context, orderNo string) (map[string]bool, *store.Event, error) {
-	heads, err := r.store.OutboxHeads(ctx, deadKeys(orderNo))
+	heads, err := r.store.OutboxHeads(ctx, deadKeys(orderNo), orderNo, QueuePrefix+orderNo)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read dead letters: %w", err)
 	}
@@ -121,7 +122,27 @@ func (r *Relay) deadIDs(ctx context.Context, orderNo string) (map[string]bool, *
 			}
 		}
 	}
+	stillQueued(ids, heads, orderNo)
 	return ids, paid, nil
+}
+
+// stillQueued removes from ids, the dead letters of order orderNo a resend
+// read, those whose event heads (tried since it was queued) were also read
+// at the head of the order's intake or delivery queue: a given-up event
+// that its relay kept as a dead letter and then failed to take off its
+// queue (a crash, or a store error, between bury's two writes). Its next
+// failure buries it onto that very dead letter, kept once, so nothing is
+// added, and takes it off the queue: cleared after that, in the
+// milliseconds between the resend's read and its clearing, the event was
+// neither queued nor listed, and its news never reached the merchant.
+// Such a dead letter stays listed, to be resent (under its own id, which
+// a merchant that got the event meanwhile discards).
+func stillQueued(ids map[string]bool, heads []store.Event, orderNo string) {
+	for _, h := range heads {
+		if h.Kind == Kind && h.Attempts > 0 && (h.Key == orderNo || h.Key == QueuePrefix+orderNo) {
+			delete(ids, h.ID)
+		}
+	}
 }
 
 // older is the older of dead letters a (nil: none yet) and b, by when

@@ -205,7 +205,9 @@ type Resent struct {
 // read before it was are cleared: the event supersedes them (and is kept as
 // one in turn, should it be given up too; resending that dead letter queues
 // it again under its own id). One given up since (on another replica) is
-// superseded by nothing queued, and stays listed.
+// superseded by nothing queued, and stays listed, as does one whose event
+// was also read still queued (stillQueued: it may be buried onto that dead
+// letter meanwhile).
 func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent, error) {
 	o, err := r.store.GetOrder(ctx, orderNo)
 	if err != nil {
@@ -413,6 +415,7 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 		if l.pending == nil {
 			l.pending = paidFirst
 		}
+		stillQueued(l.seen, heads, orderNo)
 		// In the order of the refunds: the order's total refunded, which
 		// each refund raises, then when queued. The queue time alone is
 		// not: one queued again by an earlier resend carries that resend's

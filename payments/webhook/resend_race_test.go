@@ -106,3 +106,92 @@ func TestResendKeepsADeadLetterGivenUpMeanwhile(t *testing.T) {
 		})
 	}
 }
+
+// deadReadHook runs hook (once, when armed) as a read of order no's dead
+// letters alone starts: clearDead's, after the resend read the outbox and
+// queued what it queues.
+type deadReadHook struct {
+	store.Store
+	no   string
+	hook atomic.Pointer[func()]
+}
+
+func (h *deadReadHook) OutboxHeads(ctx context.Context, prefixes ...string) ([]store.Event, error) {
+	if slices.Equal(prefixes, []string{webhook.DeadPrefix + h.no + "/"}) {
+		if f := h.hook.Swap(nil); f != nil {
+			(*f)()
+		}
+	}
+	return h.Store.OutboxHeads(ctx, prefixes...)
+}
+
+// TestResendKeepsTheDeadLetterOfAnEventStillQueued: a relay that kept a
+// given-up event as a dead letter and then failed to take it off its queue
+// (a crash, or a store error, between the two) leaves the event queued,
+// its retries spent: once its lease runs out it is posted again and, on a
+// failure, buried onto that very dead letter (kept once: nothing added)
+// and taken off the queue. A resend in between read the dead letter, found
+// the event waiting (200, already pending), and cleared the dead letter
+// after the other replica's relay had buried the event onto it: the
+// order.paid was neither queued nor listed, and the merchant never heard
+// the order was paid. Clearing only the dead letters read did not close
+// this, the id being one read.
+func TestResendKeepsTheDeadLetterOfAnEventStillQueued(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc, up := downReceiver(t, clk.Now)
+			base := testdrivers.Open(t, driver, nil)
+			no := "PGRESENDSTILLQUEUED" + driver
+			ob := orders{t, base}
+			o := ob.create(no, store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			crash := &crashBeforeAck{Store: base, key: webhook.QueuePrefix + no}
+			crash.armed.Store(true)
+			hooked := &deadReadHook{Store: crash, no: no}
+			r := newRelay(t, hooked, rc.URL, clk.Now, shortWindow)
+			other := newRelay(t, base, rc.URL, clk.Now, shortWindow) // another replica's
+			runFor(t, r, clk, 6*time.Second)
+			v := getAdminView(t, r)
+			if len(v.DeadLetters) != 1 || v.DeadLetters[0].Type != webhook.TypeOrderPaid {
+				t.Fatalf("dead letters %+v; want the order.paid", v.DeadLetters)
+			}
+			paidID := v.DeadLetters[0].EventID
+			if q := queuedFor(t, base, no); !slices.Equal(q, []string{paidID}) {
+				t.Fatalf("queued %v; want the order.paid %s left on its queue by the crash", q, paidID)
+			}
+			// The other replica posts it again, once its lease ran out, and
+			// buries it while the resend is between its read and its
+			// clearing.
+			bury := func() {
+				clk.Advance(webhook.LeaseOf(r))
+				drain(t, other)
+			}
+			hooked.hook.Store(&bury)
+			if a := postResend(t, r, no, ""); a.code != http.StatusOK || a.EventID != paidID {
+				t.Fatalf("resend while the order.paid is still queued: %+v; want 200 naming %s", a, paidID)
+			}
+			if hooked.hook.Load() != nil {
+				t.Fatal("the resend cleared nothing: the race was not run")
+			}
+			var dead []string
+			for _, d := range getAdminView(t, r).DeadLetters {
+				dead = append(dead, d.EventID)
+			}
+			if q := queuedFor(t, base, no); len(q) == 0 && !slices.Contains(dead, paidID) {
+				t.Fatalf("the order.paid %s is neither queued nor listed (dead letters %v): lost", paidID, dead)
+			}
+			up.Store(true)
+			drain(t, r)
+			if len(getAdminView(t, r).DeadLetters) > 0 {
+				if a := postResend(t, r, no, ""); a.code != http.StatusAccepted {
+					t.Fatalf("resend of what is listed: %+v; want 202", a)
+				}
+				runFor(t, r, clk, 2*time.Second)
+			}
+			if acc := rc.acceptedTypes(); !slices.Contains(acc, webhook.TypeOrderPaid) {
+				t.Errorf("the merchant accepted %v; want the order.paid", acc)
+			}
+		})
+	}
+}
