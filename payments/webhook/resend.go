@@ -168,15 +168,18 @@ type Resent struct {
 //     earlier version of it) does the event get resendID, derived from the
 //     state announced.
 //   - A refunded order's given-up refund.succeeded events are all queued
-//     again as they were, oldest first (also behind one still waiting):
-//     each tells of its own refund (data.refund.amount_fen is that
-//     refund's), which a later one, or one rebuilt from the order carrying
-//     the total, does not stand for. Announcing only the current state
+//     again as they were, oldest first: each tells of its own refund
+//     (data.refund.amount_fen is that refund's), which a later one, or one
+//     rebuilt from the order carrying the total, does not stand for. Announcing only the current state
 //     had a merchant that never got an earlier refund's event never revoke
 //     it, and one that got the later one revoke it again inside the total.
+//     A later refund's event still waiting at the head of the order's
+//     queue is set back behind them (setBack; named, AlreadyPending):
+//     queued behind it, they reached the merchant after it, whose last
+//     word on the order was then an earlier, smaller refunded total.
 //   - A refunded order's given-up order.paid is queued again too, as it
-//     was and ahead of its refunds' events, when they go out again or
-//     with force: it is the merchant's only word that
+//     was and ahead of its refunds' events, when they go out again (given
+//     up, or set back) or with force: it is the merchant's only word that
 //     the order was paid (a refund.succeeded tells it to revoke, not to
 //     deliver), and is cleared only once queued. Cleared with the refunds'
 //     dead letters, the merchant never delivered what the payer still paid
@@ -238,6 +241,24 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 		}
 	} else {
 		found, err := r.lostOrPending(ctx, orderNo, env)
+		setBack := false // the announcement waited, and was set back behind the earlier refunds
+		if err != nil {
+			return Resent{}, err
+		}
+		if p := found.pending; p != nil && (len(found.refunds) > 0 || found.paid != nil) &&
+			gjson.GetBytes(p.Payload, "type").Str == TypeRefundSucceeded {
+			// The latest refund's event still waits, the earlier ones'
+			// (or the order.paid) were given up: it goes after them, so
+			// that the merchant's last word on the order is its refunded
+			// total.
+			if err := r.setBack(ctx, *p, orderNo); err != nil {
+				return Resent{}, err
+			}
+			found.refunds = append(found.refunds, p)
+			found.seen[p.ID] = true
+			found.dead++
+			found.pending, setBack = nil, true
+		}
 		dead, seen = found.dead, found.seen
 		// A refunded order's given-up order.paid goes out ahead of its
 		// refunds' events, when they go out too. When they were
@@ -252,8 +273,6 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 			dead++ // lost, and cleared once queued, as one of env's type
 		}
 		switch {
-		case err != nil:
-			return Resent{}, err
 		case found.pending != nil:
 			res.Event, res.AlreadyPending = *found.pending, true
 			res.Type = gjson.GetBytes(res.Event.Payload, "type").Str
@@ -300,6 +319,9 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 				}
 				res.Event, res.AlreadyPending = ev, res.AlreadyPending && !added
 			}
+			// Set back, it is still the event that waited (under its
+			// id): named as found waiting, as before it was.
+			res.AlreadyPending = res.AlreadyPending || setBack
 		}
 	}
 	cleared := 0
@@ -316,6 +338,29 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 		"status", o.Status, "forced", force, "already_pending", res.AlreadyPending, "dead_letters_cleared", cleared)
 	r.Wake()
 	return res, nil
+}
+
+// setBack takes event p, the latest refund's refund.succeeded waiting at
+// the head of order orderNo's queue, off it, to be queued again after the
+// earlier refunds' given-up events: queued behind it, they reached the
+// merchant after it, and a merchant keeping the order as its events tell
+// it (data.order, data.refund.refunded_fen) ended on the smaller total of
+// an earlier refund. It is kept as a dead letter first, as bury keeps a
+// given-up event, so that a failure (or a crash) before it is queued
+// again leaves it listed for a resend, never lost. A relay posting it
+// meanwhile records its outcome on no event (its 2xx: the merchant has it,
+// and discards the copy by id).
+func (r *Relay) setBack(ctx context.Context, p store.Event, orderNo string) error {
+	dl := p
+	dl.Key = deadKey(orderNo, p.ID)
+	dl.NextAt, dl.FailedAt = neverDue, r.now()
+	if _, err := r.store.EnqueueEventOnce(ctx, dl); err != nil {
+		return fmt.Errorf("keep the waiting refund.succeeded %s: %w", p.ID, err)
+	}
+	if err := r.store.AckEvent(ctx, p.Key, p.ID); err != nil {
+		return fmt.Errorf("take the waiting refund.succeeded %s off its queue: %w", p.ID, err)
+	}
+	return nil
 }
 
 // requeued is given-up event dl as Resend queues it again on order

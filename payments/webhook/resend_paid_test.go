@@ -20,18 +20,20 @@ import (
 // with the order's other dead letters: the merchant never delivered the
 // goods the payer still paid for, and nothing was listed to resend. A
 // forced resend (the one offered when the refund was delivered) cleared it
-// too. With the refund's event delivered, the order.paid is not sent
-// alone (the goods of an order refunded in full delivered), and stays
-// listed.
+// too. With the refund's event still retried, that event is set back
+// behind it, so that the merchant ends on the order's state; with it
+// delivered, the order.paid is not sent alone (the goods of an order
+// refunded in full delivered), and stays listed.
 func TestResendSendsTheGivenUpOrderPaidOfARefundedOrder(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		refund string // "given up" with the order.paid, or "delivered"
+		refund string // "given up" with the order.paid, "retried" still, or "delivered"
 		query  string
 		code   int
 		want   []string // the types the merchant accepts after the resend, in order
 	}{
 		{"refund given up too", "given up", "", http.StatusAccepted, []string{webhook.TypeOrderPaid, webhook.TypeRefundSucceeded}},
+		{"refund still retried", "retried", "", http.StatusOK, []string{webhook.TypeOrderPaid, webhook.TypeRefundSucceeded}},
 		// Alone, after the refund, it would have the merchant deliver
 		// as if nothing was refunded: kept for a forced resend.
 		{"refund delivered", "delivered", "", http.StatusConflict, nil},

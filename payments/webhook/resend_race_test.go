@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,9 +16,10 @@ import (
 	"github.com/paygate/paygate/store/testdrivers"
 )
 
-// enqueueHook runs hook (once, when armed) as a resend queues an event on
-// order no's intake queue, before it does: between the resend's read of the
-// outbox and its clearing of the dead letters.
+// enqueueHook runs hook (once, when armed) as a resend first writes an
+// event on one of order no's keys (its intake queue, or a dead letter as
+// it sets back the event waiting), before it does: between the resend's
+// read of the outbox and its clearing of the dead letters.
 type enqueueHook struct {
 	store.Store
 	no   string
@@ -25,7 +27,7 @@ type enqueueHook struct {
 }
 
 func (h *enqueueHook) EnqueueEventOnce(ctx context.Context, e store.Event) (bool, error) {
-	if e.Key == h.no {
+	if e.Key == h.no || strings.HasPrefix(e.Key, webhook.DeadPrefix+h.no+"/") {
 		if f := h.hook.Swap(nil); f != nil {
 			(*f)()
 		}
@@ -41,7 +43,9 @@ func (h *enqueueHook) EnqueueEventOnce(ctx context.Context, e store.Event) (bool
 // waiting; were it given up on another replica between the resend's read
 // and its clearing (its retries ran out), its dead letter was cleared with
 // the first's, and the second refund was never told to the merchant, with
-// nothing listed for an operator to resend.
+// nothing listed for an operator to resend. (The resend now sets the
+// second back behind the first and queues both again: given up meanwhile,
+// it is kept or queued, never neither.)
 func TestResendKeepsADeadLetterGivenUpMeanwhile(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
@@ -82,18 +86,16 @@ func TestResendKeepsADeadLetterGivenUpMeanwhile(t *testing.T) {
 			if hooked.hook.Load() != nil {
 				t.Fatal("the resend queued nothing on the order's queue: the race was not run")
 			}
-			var dead []string
-			for _, d := range getAdminView(t, r).DeadLetters {
-				dead = append(dead, d.EventID)
-			}
-			if !slices.Contains(dead, secondID) {
-				t.Fatalf("dead letters %v; want rf_second's %s kept: it was given up after the resend read the outbox, and nothing queued it again", dead, secondID)
-			}
+			// Kept as a dead letter (resent below) or queued again: the
+			// merchant, back, hears of both refunds.
 			up.Store(true)
-			if a := postResend(t, r, no, ""); a.code != http.StatusAccepted {
-				t.Fatalf("second resend: %+v; want 202", a)
-			}
 			runFor(t, r, clk, 2*time.Second)
+			if len(getAdminView(t, r).DeadLetters) > 0 {
+				if a := postResend(t, r, no, ""); a.code != http.StatusAccepted {
+					t.Fatalf("second resend: %+v; want 202", a)
+				}
+				runFor(t, r, clk, 2*time.Second)
+			}
 			told := map[string]bool{}
 			for _, a := range rc.accepted() {
 				if a.typ == webhook.TypeRefundSucceeded {

@@ -188,3 +188,55 @@ func TestResendSendsGivenUpRefundsInTheirOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestResendEndsOnTheOrdersRefundedTotal: with the first refund's
+// refund.succeeded given up and the second's still retried, a resend
+// queued the first behind the second, so that once the merchant was back
+// it got the second (1500 refunded) and then the first (1000): a merchant
+// keeping the order as its events tell it (data.order, data.refund's
+// refunded_fen) ended holding 1000 of 1500 refunded. The refunds' events
+// now reach it in the order of the refunds, each once, the last telling
+// the order's state.
+func TestResendEndsOnTheOrdersRefundedTotal(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc, up := downReceiver(t, clk.Now)
+			st := testdrivers.Open(t, driver, nil)
+			ob := orders{t, st}
+			no := "PGRESENDTOTAL" + driver
+			up.Store(true)
+			o := ob.create(no, store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
+			drain(t, r)
+			up.Store(false)
+			ob.refund(o, "rf_first", 1000)
+			runFor(t, r, clk, 8*time.Second) // rf_first given up
+			ob.refund(o, "rf_second", 500)
+			drain(t, r) // rf_second refused once; retried
+			if a := postResend(t, r, no, ""); a.code/100 != 2 || a.Type != webhook.TypeRefundSucceeded {
+				t.Fatalf("resend while rf_second is retried: %+v; want it accepted", a)
+			}
+			up.Store(true)
+			runFor(t, r, clk, 10*time.Second)
+			var got []string
+			var last arrival
+			for _, a := range rc.accepted() {
+				if a.typ == webhook.TypeRefundSucceeded {
+					got = append(got, gjson.GetBytes(a.body, "data.refund.refund_id").Str)
+					last = a
+				}
+			}
+			if !slices.Equal(got, []string{"rf_first", "rf_second"}) {
+				t.Errorf("the merchant accepted refunds %v; want rf_first then rf_second, once each", got)
+			}
+			if total := gjson.GetBytes(last.body, "data.order.refunded_fen").Int(); total != 1500 {
+				t.Errorf("the merchant's last word on the order: %d fen refunded; want 1500", total)
+			}
+			if v := getAdminView(t, r); len(v.DeadLetters) != 0 || len(queuedFor(t, st, no)) != 0 {
+				t.Errorf("after delivery: dead letters %+v, queued %v; want neither", v.DeadLetters, queuedFor(t, st, no))
+			}
+		})
+	}
+}
