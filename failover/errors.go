@@ -153,6 +153,13 @@ type UpstreamError struct {
 	// Class is the cause of the failure that ended the round (a Cause
 	// constant); "" when no attempt failed (every target skipped).
 	Class string
+	// MayHaveActed: the round was of a Request.AtMostOnce call (a batch, a
+	// file upload) and its last provider may have acted on it (a 5xx, a
+	// timeout, a connection lost once the request was sent), so it was
+	// sent no further. The client must not send it again unchecked
+	// either: the proxy answers it with x-should-retry: false, which the
+	// OpenAI SDKs obey where they would retry a 5xx on their own.
+	MayHaveActed bool
 }
 
 // Refused reports a round a provider ended by refusing the request itself

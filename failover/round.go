@@ -698,6 +698,9 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 	if n := len(rd.fails); n > 0 {
 		last = rd.fails[n-1]
 		ue.Err, ue.Class = last.err, last.cause
+		// The round stops at the first such failure, so only its last
+		// one can be.
+		ue.MayHaveActed = rd.req.AtMostOnce && !last.canceled && last.mayHaveRun()
 	}
 	switch {
 	case last != nil && last.canceled:

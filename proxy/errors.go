@@ -24,7 +24,8 @@ type apiError struct {
 	RetryAfter time.Duration
 	// NoRetry: a retry of the same request cannot mend it (a refund WeChat
 	// Pay refused: the retry finds the confirmation used, and the bot is
-	// told "already used" instead of why). Sent as x-should-retry: false,
+	// told "already used" instead of why), or may do harm (a batch the
+	// provider may have made already). Sent as x-should-retry: false,
 	// which the OpenAI SDKs obey.
 	NoRetry bool
 }
@@ -143,7 +144,11 @@ func toAPIError(err error) *apiError {
 		if t == "" {
 			t = "upstream_error"
 		}
-		return &apiError{Status: ue.Status, Type: t, Code: ue.Code, Param: ue.Param, Message: ue.Message, RetryAfter: ue.RetryAfter}
+		// A call the provider may have acted on is not to be sent again
+		// unchecked (failover.UpstreamError.MayHaveActed): its 502 or 504
+		// says so to the SDKs, which retry a 5xx on their own.
+		return &apiError{Status: ue.Status, Type: t, Code: ue.Code, Param: ue.Param, Message: ue.Message, RetryAfter: ue.RetryAfter,
+			NoRetry: ue.MayHaveActed}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &apiError{Status: http.StatusGatewayTimeout, Type: "upstream_error", Code: "timeout", Message: "paygate: the upstream did not answer in time"}

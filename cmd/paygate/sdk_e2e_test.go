@@ -416,3 +416,56 @@ func TestToolChoiceNoneAfterAMixedRoundKeepsPaymentToolDefinitions(t *testing.T)
 		t.Errorf("WeChat Pay holds %d orders; want 1", a.sim.OrderCount())
 	}
 }
+
+// TestNodeSendsAnAtMostOnceCallOnce: a forwarded call that creates
+// something (POST /v1/batches) that the provider may have acted on (a 500,
+// a connection lost after it was sent) is sent to no provider again, and
+// the bot's SDK, whose retries of a 5xx are on by default, must not send it
+// again either: the answer says x-should-retry: false. Without it the Node
+// SDK sent the batch twice more, three batches billed where paygate's
+// answer said it had sent one and to check before sending it again.
+func TestNodeSendsAnAtMostOnceCallOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fail func(w http.ResponseWriter)
+	}{
+		{"a 500", func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, `{"error":{"message":"internal error","type":"server_error"}}`)
+		}},
+		{"a connection lost after the request", func(http.ResponseWriter) { panic(http.ErrAbortHandler) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			batches := 0
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.ReadAll(r.Body)
+				if r.URL.Path == "/v1/batches" {
+					mu.Lock()
+					batches++
+					mu.Unlock()
+				}
+				tc.fail(w)
+			}))
+			t.Cleanup(up.Close)
+			url, _ := paymentApp(t, up.URL, "")
+			var res struct {
+				Status int    `json:"status"`
+				Error  string `json:"error"`
+			}
+			out := nodeChat(t, url, "batch-create", "PAYGATE_RETRIES=2")
+			if err := json.Unmarshal(out, &res); err != nil {
+				t.Fatalf("%s: %v", out, err)
+			}
+			if res.Status < 500 {
+				t.Errorf("the bot got %d (%s); want paygate's 5xx", res.Status, res.Error)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if batches != 1 {
+				t.Errorf("the provider got the batch %d times; want once, the SDK not sending it again", batches)
+			}
+		})
+	}
+}

@@ -91,6 +91,16 @@ async function main() {
     }
     return { content, aborted: ac.signal.aborted, error };
   }
+  if (mode === "batch-create") {
+    // A forwarded call that creates something (a batch), with the SDK's
+    // own retries (PAYGATE_RETRIES) of a 5xx.
+    try {
+      const b = await client.batches.create({ input_file_id: "file-abc", endpoint: "/v1/chat/completions", completion_window: "24h" });
+      return { id: b.id, status: 200 };
+    } catch (err) {
+      return { error: String(err), status: err.status ?? null };
+    }
+  }
   if (mode === "with-response") {
     const { data: r, response } = await client.chat.completions.create({ model: process.env.PAYGATE_MODEL, messages }, { headers }).withResponse();
     return { headers: Object.fromEntries(response.headers), content: r.choices[0].message.content, paygate: r.paygate ?? null };
