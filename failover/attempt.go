@@ -65,8 +65,8 @@ type failure struct {
 	reusedLost bool
 	// unsent: the attempt failed before its request was sent whole (a
 	// dial error, a failed TLS handshake, a write cut mid-request, a body
-	// never read: unsent), so the provider cannot have acted on it
-	// (mayHaveRun).
+	// never read: unsent; a cancel between attempts, which sent nothing),
+	// so the provider cannot have acted on it (mayHaveRun).
 	unsent bool
 	// previousNotFound: a 400 saying the provider does not hold the
 	// Responses request's previous_response_id (isPreviousResponseNotFound).

@@ -115,7 +115,7 @@ func (r *Router) runRound(ctx context.Context, rd *round, order []*target) (*Res
 		}
 		ok, err := r.waitOut(rd, s.t.p)
 		if err != nil {
-			rd.fails = append(rd.fails, &failure{cause: CauseCanceled, canceled: true, err: err})
+			rd.fails = append(rd.fails, &failure{cause: CauseCanceled, canceled: true, unsent: true, err: err})
 			return nil, r.roundError(rd)
 		}
 		if !ok {
@@ -226,7 +226,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 	retries, raWaits := 0, 0
 	for {
 		if rd.ctx.Err() != nil {
-			rd.fails = append(rd.fails, &failure{cause: CauseCanceled, canceled: true, err: context.Cause(rd.ctx)})
+			rd.fails = append(rd.fails, &failure{cause: CauseCanceled, canceled: true, unsent: true, err: context.Cause(rd.ctx)})
 			return nil, true
 		}
 		if rd.attempts >= r.fo.MaxAttempts {
@@ -359,7 +359,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 					if !turn.IsZero() {
 						p.releaseSend(turn)
 					}
-					rd.fails = append(rd.fails, &failure{cause: CauseCanceled, canceled: true, err: err})
+					rd.fails = append(rd.fails, &failure{cause: CauseCanceled, canceled: true, unsent: true, err: err})
 					return nil, true
 				}
 			}
@@ -699,8 +699,10 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 		last = rd.fails[n-1]
 		ue.Err, ue.Class = last.err, last.cause
 		// The round stops at the first such failure, so only its last
-		// one can be.
-		ue.MayHaveActed = rd.req.AtMostOnce && !last.canceled && last.mayHaveRun()
+		// one can be; a cancel counts when it cut an attempt the
+		// provider had (the drain deadline's), not one between attempts
+		// (unsent).
+		ue.MayHaveActed = rd.req.AtMostOnce && last.mayHaveRun()
 	}
 	switch {
 	case last != nil && last.canceled:

@@ -262,6 +262,19 @@ func (s *Server) failTurn(w http.ResponseWriter, r *http.Request, err error) {
 	if shutDown(r) {
 		s.log.Warn("request ended by the drain deadline before its answer began",
 			"request_id", reqInfo(r).id)
+		var ue *failover.UpstreamError
+		if errors.As(err, &ue) && ue.MayHaveActed {
+			// A call sent at most once (a batch, an upload) that the
+			// provider had whole: it may have acted on it, so the bot is
+			// not told to send it again, nor are the SDKs, which retry a
+			// 503 on their own (failover.UpstreamError.MayHaveActed).
+			e := shutdownError(http.StatusGatewayTimeout,
+				"paygate: the server is shutting down (server.shutdown_timeout passed) before the provider answered this request, "+
+					"which it may have acted on; check before sending it again")
+			e.NoRetry = true
+			writeError(w, e)
+			return
+		}
 		writeError(w, shutdownError(http.StatusServiceUnavailable,
 			"paygate: the server is shutting down (server.shutdown_timeout passed) and did not finish this request; send it again"))
 		return

@@ -188,13 +188,24 @@ store: {path: "` + filepath.Join(t.TempDir(), "p.db") + `"}
 // is the SIGTERM; done yields serve's result.
 func drainCut(t *testing.T) (base string, arrived <-chan struct{}, stop func(), done <-chan error) {
 	t.Helper()
-	hang := make(chan struct{})
-	got := make(chan struct{}, 8)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- struct{}{}
+	return drainCutWith(t, func(w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		_, _ = io.WriteString(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"u\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"one \"},\"finish_reason\":null}]}\n\n")
 		w.(http.Flusher).Flush()
+	})
+}
+
+// drainCutWith is drainCut with a provider that reads the request, does
+// begin (nothing, or a first event), then nothing until its request is
+// cancelled.
+func drainCutWith(t *testing.T, begin func(w http.ResponseWriter)) (base string, arrived <-chan struct{}, stop func(), done <-chan error) {
+	t.Helper()
+	hang := make(chan struct{})
+	got := make(chan struct{}, 8)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		got <- struct{}{}
+		begin(w)
 		select {
 		case <-hang:
 		case <-r.Context().Done():
@@ -282,6 +293,46 @@ func TestDrainDeadlineCutsStreamWithErrorEvent(t *testing.T) {
 			t.Errorf("Recv after the drain deadline: %v (%T); want the APIError server_shutdown", err, err)
 		}
 	})
+}
+
+// TestDrainDeadlineDoesNotInviteAResendOfABatch: a forwarded call sent at
+// most once (POST /v1/batches) that the provider had whole, and had not
+// answered, when the drain's time ran out is not answered "send it again"
+// with a 503, which the OpenAI SDKs retry on their own (on a new
+// connection: another replica) and the bot's code takes at its word: the
+// provider may have made the batch, so the answer says x-should-retry:
+// false and tells the bot to check, as when a provider fails such a call.
+func TestDrainDeadlineDoesNotInviteAResendOfABatch(t *testing.T) {
+	base, arrived, stop, done := drainCutWith(t, func(http.ResponseWriter) {})
+	answered := make(chan *http.Response, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/batches",
+			strings.NewReader(`{"input_file_id":"file-abc","endpoint":"/v1/chat/completions","completion_window":"24h"}`))
+		req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+		}
+		answered <- resp
+	}()
+	<-arrived // the provider has the whole call, and will not answer it
+	stop()
+	resp := <-answered
+	if resp == nil {
+		return
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode < 500 || gjson.GetBytes(b, "error.code").String() != "server_shutdown" {
+		t.Errorf("batch call at the drain deadline: %d %s (%v); want a 5xx server_shutdown error", resp.StatusCode, b, err)
+	}
+	if got := resp.Header.Get("X-Should-Retry"); got != "false" || strings.Contains(string(b), "send it again") {
+		t.Errorf("batch call at the drain deadline answered x-should-retry %q, %s; want false and no invitation to send it again", got, b)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("serve returned %v", err)
+	}
 }
 
 // TestDrainDeadlineAnswersNonStream503: a non-stream request whose answer
