@@ -246,7 +246,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !chat.Stream {
-		writeUpstreamBody(w, resp)
+		writeChatAnswer(w, resp)
 		account(resp, ledgerUsage(interceptors.ReadUsage(gjson.GetBytes(resp.Body, "usage"))))
 	} else {
 		s.streamRound(w, r, req, resp, !chat.WantsUsage, chat.Choices > 1, account)
@@ -341,6 +341,18 @@ var (
 func setStreamHeaders(h http.Header) {
 	h["Content-Type"] = eventStream
 	h["Cache-Control"] = noCache
+}
+
+// writeChatAnswer sends a non-stream chat completion as writeUpstreamBody
+// does, but as application/json whatever the provider's server labelled
+// it: failover took it only as a JSON object with choices, and the Node
+// and Python SDKs read a body by its Content-Type, so one a server sent as
+// text/plain (mistral.rs's did) reached the bot as a string, not a
+// completion, as it never did on a payment turn (writeCompletion).
+func writeChatAnswer(w http.ResponseWriter, resp *failover.Response) {
+	w.Header()["Content-Type"] = jsonType
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(interceptors.DropPaygate(resp.Body))
 }
 
 // writeUpstreamBody sends an upstream's answer as it came, but for a

@@ -469,3 +469,35 @@ func TestNodeSendsAnAtMostOnceCallOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeReadsAChatCompletionAProviderSentAsText: a provider whose server
+// labels its chat completion text/plain (mistral.rs's OpenAI server did)
+// hands paygate a JSON chat completion, which paygate checks as one; the
+// bot's Node SDK reads an answer by its Content-Type, and given text/plain
+// it returned the body as a string, so the bot's completion.choices[0]
+// threw. paygate says what it checked: application/json, for a bot
+// whose user is signed in (a payment turn) and one whose user is not alike.
+func TestNodeReadsAChatCompletionAProviderSentAsText(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, `{"id":"c-text","object":"chat.completion","created":1700000000,"model":"local","choices":[{"index":0,"message":{"role":"assistant","content":"Hello as text"},"finish_reason":"stop"}]}`)
+	}))
+	t.Cleanup(up.Close)
+	url, _ := paymentApp(t, up.URL, "")
+	for _, tc := range []struct{ name, openID string }{{"signed in", testOpenID}, {"no user", ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var res struct {
+				Content string `json:"content"`
+				Error   string `json:"error"`
+			}
+			out := nodeChat(t, url, "nonstream", "PAYGATE_OPENID="+tc.openID)
+			if err := json.Unmarshal(out, &res); err != nil {
+				t.Fatalf("%s: %v", out, err)
+			}
+			if res.Content != "Hello as text" {
+				t.Errorf("the bot's SDK read %s; want the completion's content", out)
+			}
+		})
+	}
+}
