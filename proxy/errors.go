@@ -144,11 +144,13 @@ func toAPIError(err error) *apiError {
 		if t == "" {
 			t = "upstream_error"
 		}
-		// A call the provider may have acted on is not to be sent again
-		// unchecked (failover.UpstreamError.MayHaveActed): its 502 or 504
-		// says so to the SDKs, which retry a 5xx on their own.
+		// The SDKs retry a 5xx on their own; told not to where a retry
+		// does harm: a call the provider may have acted on, not to be
+		// sent again unchecked (failover.UpstreamError.MayHaveActed), and
+		// an answer over paygate's cap, which the same request would
+		// only get, and be billed for, again.
 		return &apiError{Status: ue.Status, Type: t, Code: ue.Code, Param: ue.Param, Message: ue.Message, RetryAfter: ue.RetryAfter,
-			NoRetry: ue.MayHaveActed}
+			NoRetry: ue.MayHaveActed || ue.Class == failover.CauseResponseTooLarge}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &apiError{Status: http.StatusGatewayTimeout, Type: "upstream_error", Code: "timeout", Message: "paygate: the upstream did not answer in time"}

@@ -18,6 +18,7 @@ import (
 	"github.com/paygate/paygate/interceptors"
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
 // decodeErrorBody parses an OpenAI error body, failing the test when it is
@@ -465,5 +466,41 @@ func TestClientRedactionSparesPlaceholderKeys(t *testing.T) {
 				t.Errorf("got %d message %q; want 400 with %q", resp.StatusCode, msg, tc.want)
 			}
 		})
+	}
+}
+
+// TestResponseTooLargeIsNotRetriedBySDKs: an answer over paygate's cap
+// (failover.Options.MaxResponseBytes for a non-stream chat completion) is a
+// 502 upstream_response_too_large that no provider is asked again for, as
+// the same request would only be answered, and billed, as large again. The
+// OpenAI SDKs retry a 502 on their own (twice by default): the answer says
+// x-should-retry: false, which they obey, so that the bot's user is not
+// billed three generations for one error.
+func TestResponseTooLargeIsNotRetriedBySDKs(t *testing.T) {
+	huge := strings.Repeat("x", 4096)
+	fp := newFakeProvider(t, jsonHandler(200, `{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"`+huge+`"},"finish_reason":"stop"}]}`))
+	cfg := testConfig(t, fp.URL, nil)
+	log := slog.New(slog.DiscardHandler)
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry(), MaxResponseBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, HashKey: []byte(cfg.Privacy.HashKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h1test.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
+	body := readAll(t, resp.Body)
+	if resp.StatusCode != http.StatusBadGateway || gjson.Get(body, "error.code").Str != failover.CauseResponseTooLarge {
+		t.Fatalf("got %d %s; want 502 %s", resp.StatusCode, body, failover.CauseResponseTooLarge)
+	}
+	if got := resp.Header.Get("X-Should-Retry"); got != "false" {
+		t.Errorf("x-should-retry %q; want false, so that the SDKs do not ask for the same answer again", got)
+	}
+	if n := len(fp.requests()); n != 1 {
+		t.Errorf("the provider was asked %d times; want once", n)
 	}
 }
