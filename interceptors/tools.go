@@ -544,28 +544,59 @@ func readToolChoice(toolChoice string, isPayment func(name string) bool) Payment
 
 // RelaxToolChoice returns body for a round that follows a payment round,
 // with a tool_choice that forced a tool call relaxed to "auto": the bot's
-// "required" (Mistral's "any", or {"type":"allowed_tools","mode":"required"})
-// was met by the payment call, and a choice naming a payment tool by name
-// was obeyed; forced again, the model would call a tool in every round and
-// never give the user its answer. A choice naming one of the client's own functions
-// stays (that call has not been made yet). The result shares no memory with
-// body; body itself is returned when nothing changes.
+// "required" (Mistral's "any", or allowed_tools in mode "required", its
+// mode inside "allowed_tools" or beside "type") was met by the payment
+// call (so was Anthropic's {"type":"any"}), and a choice naming a payment
+// tool by name, in any shape readToolChoice reads as one (OpenAI's, the
+// flat {"type":"function","name":…}, Anthropic's {"type":"tool",…}, a
+// custom tool's), was obeyed, as was a legacy function_call naming one;
+// forced again, the model would call a tool in every round and never give
+// the user its answer (the second create_order refused for the budget, the
+// user asked to clarify an order that was made). A choice naming one of the
+// client's own functions stays (that call has not been made yet). The
+// result shares no memory with body; body itself is returned when nothing
+// changes.
 func RelaxToolChoice(body []byte, isPayment func(name string) bool) ([]byte, error) {
+	out := body
+	set := func(path, value string) error {
+		b, err := sjson.SetBytes(append([]byte(nil), out...), path, value)
+		if err != nil {
+			return fmt.Errorf("relaxing %s: %w", path, err)
+		}
+		out = b
+		return nil
+	}
 	tc := gjson.GetBytes(body, "tool_choice")
-	path, value := "", ""
+	var err error
 	switch {
 	case tc.Type == gjson.String && (tc.Str == "required" || tc.Str == "any"):
-		path, value = "tool_choice", "auto"
-	case tc.IsObject() && tc.Get("type").Str == "function" && isPayment(tc.Get("function.name").Str):
-		path, value = "tool_choice", "auto"
-	case tc.IsObject() && tc.Get("type").Str == "allowed_tools" && tc.Get("allowed_tools.mode").Str == "required":
-		path, value = "tool_choice.allowed_tools.mode", "auto"
-	default:
-		return body, nil
+		err = set("tool_choice", "auto")
+	case tc.IsObject() && tc.Get("type").Str == "allowed_tools":
+		if tc.Get("allowed_tools.mode").Str == "required" {
+			err = set("tool_choice.allowed_tools.mode", "auto")
+		} else if tc.Get("mode").Str == "required" {
+			err = set("tool_choice.mode", "auto")
+		}
+	case tc.IsObject() && (tc.Get("type").Str == "any" ||
+		tc.Get("type").Str == "tool" && len(readToolChoice(tc.Raw, isPayment).names) > 0):
+		// Anthropic's shapes ({"type":"any"} is its "required"): relaxed in
+		// its own shape, {"type":"auto"}, which a provider that takes them
+		// reads.
+		if err = set("tool_choice.type", "auto"); err == nil {
+			if out, err = sjson.DeleteBytes(out, "tool_choice.name"); err != nil {
+				err = fmt.Errorf("relaxing tool_choice.name: %w", err)
+			}
+		}
+	case tc.IsObject() && len(readToolChoice(tc.Raw, isPayment).names) > 0:
+		err = set("tool_choice", "auto")
 	}
-	out, err := sjson.SetBytes(append([]byte(nil), body...), path, value)
 	if err != nil {
-		return nil, fmt.Errorf("relaxing tool_choice: %w", err)
+		return nil, err
+	}
+	if fc := gjson.GetBytes(body, "function_call"); fc.IsObject() && isPayment(fc.Get("name").Str) {
+		if err := set("function_call", "auto"); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

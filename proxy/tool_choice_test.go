@@ -232,3 +232,47 @@ func TestToolChoiceWithRepeatedKeyIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestForcedPaymentToolIsMetInEveryShape: a tool_choice that forces a
+// payment tool in any shape paygate reads as such (OpenAI's, the flat
+// {"type":"function","name":…} of the Responses API, Anthropic's
+// {"type":"tool",…} and {"type":"any"} (relaxed in its own shape),
+// allowed_tools with its mode beside "type", the legacy function_call) is
+// met by the payment call: the next round goes without it, as with
+// OpenAI's own shape. Only that shape was relaxed: a provider that reads
+// the others forced create_order again in every round, the second call was
+// refused for the budget and the user, whose order was made, was asked to
+// clarify it.
+func TestForcedPaymentToolIsMetInEveryShape(t *testing.T) {
+	for _, tc := range []struct{ name, choice, path, want string }{
+		{"openai", `"tool_choice":{"type":"function","function":{"name":"create_order"}},`, "tool_choice", `"auto"`},
+		{"flat function", `"tool_choice":{"type":"function","name":"create_order"},`, "tool_choice", `"auto"`},
+		{"anthropic tool", `"tool_choice":{"type":"tool","name":"create_order"},`, "tool_choice", `{"type":"auto"}`},
+		{"anthropic any", `"tool_choice":{"type":"any"},`, "tool_choice", `{"type":"auto"}`},
+		{"allowed_tools, mode beside type", `"tool_choice":{"type":"allowed_tools","mode":"required","tools":[{"type":"function","name":"create_order"}]},`, "tool_choice.mode", `"auto"`},
+		{"legacy function_call", `"function_call":{"name":"create_order"},`, "function_call", `"auto"`},
+	} {
+		for _, stream := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s stream %v", tc.name, stream), func(t *testing.T) {
+				tools := &recordingTools{}
+				up := newFakeProvider(t, roundByRound(
+					callsRound(stream, `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`),
+					textRound(stream, "Your order is ready."),
+				))
+				url := toolsProxy(t, up.URL, tools, nil)
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, weatherTool+tc.choice), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				body := readAll(t, resp.Body)
+				if ex := tools.executed(); len(ex) != 1 {
+					t.Fatalf("executed %q; want the one create_order: %d %s", ex, resp.StatusCode, body)
+				}
+				reqs := up.requests()
+				if len(reqs) != 2 {
+					t.Fatalf("%d upstream rounds; want 2", len(reqs))
+				}
+				if got := gjson.GetBytes(reqs[1].Body, tc.path).Raw; got != tc.want {
+					t.Errorf("round 2 %s %s; want %s (the payment call met it)", tc.path, got, tc.want)
+				}
+			})
+		}
+	}
+}
