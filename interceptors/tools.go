@@ -406,12 +406,30 @@ func trimSpace(b []byte) []byte {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-// SetToolChoiceNone sets "tool_choice" to "none": the clarification round
-// (SPEC 3, budget) must answer in words, not call a tool again.
+// SetToolChoiceNone asks the clarification round (SPEC 3, budget) for
+// words, not another tool call, by every member of the request that asks
+// for one: "tool_choice" becomes "none" where the request offers "tools",
+// and a legacy "function_call" becomes "none" where it carries one. Both:
+// function_call asks for a call as tool_choice does (ReadPaymentChoice
+// reads both), and left as the bot sent it ({"name": "create_order"},
+// "auto") a provider that reads it had the model make the call the user was
+// just asked to clarify, refused again in every round until the rounds ran
+// out. Not tool_choice without tools (the legacy functions, a prediction):
+// OpenAI refuses it ("'tool_choice' is only allowed when 'tools' are
+// specified"), and the user got that error in place of the question.
 func SetToolChoiceNone(body []byte) ([]byte, error) {
-	out, err := sjson.SetBytes(append([]byte(nil), body...), "tool_choice", "none")
-	if err != nil {
-		return nil, fmt.Errorf("setting tool_choice: %w", err)
+	out := append([]byte(nil), body...)
+	r := gjson.GetManyBytes(body, "tools", "function_call")
+	var err error
+	if r[0].Exists() && r[0].Type != gjson.Null {
+		if out, err = sjson.SetBytes(out, "tool_choice", "none"); err != nil {
+			return nil, fmt.Errorf("setting tool_choice: %w", err)
+		}
+	}
+	if r[1].Exists() && r[1].Type != gjson.Null {
+		if out, err = sjson.SetBytes(out, "function_call", "none"); err != nil {
+			return nil, fmt.Errorf("setting function_call: %w", err)
+		}
 	}
 	return out, nil
 }

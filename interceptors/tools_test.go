@@ -268,9 +268,12 @@ func TestSetToolChoiceNone(t *testing.T) {
 	tests := []struct {
 		name, body, want string
 	}{
-		{"absent", `{"model":"m","messages":[]}`, `{"model":"m","messages":[],"tool_choice":"none"}`},
-		{"auto", `{"tool_choice":"auto","model":"m"}`, `{"tool_choice":"none","model":"m"}`},
-		{"forced function", `{"model":"m","tool_choice":{"type":"function","function":{"name":"x"}},"n":1}`, `{"model":"m","tool_choice":"none","n":1}`},
+		{"absent", `{"model":"m","tools":[{}],"messages":[]}`, `{"model":"m","tools":[{}],"messages":[],"tool_choice":"none"}`},
+		{"auto", `{"tool_choice":"auto","model":"m","tools":[{}]}`, `{"tool_choice":"none","model":"m","tools":[{}]}`},
+		{"forced function", `{"model":"m","tools":[{}],"tool_choice":{"type":"function","function":{"name":"x"}},"n":1}`, `{"model":"m","tools":[{}],"tool_choice":"none","n":1}`},
+		{"no tools: no tool_choice", `{"model":"m","messages":[]}`, `{"model":"m","messages":[]}`},
+		{"legacy function_call", `{"model":"m","functions":[{}],"function_call":{"name":"x"}}`, `{"model":"m","functions":[{}],"function_call":"none"}`},
+		{"both", `{"model":"m","tools":[{}],"function_call":"auto"}`, `{"model":"m","tools":[{}],"function_call":"none","tool_choice":"none"}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -323,3 +323,44 @@ func TestRefusalSaysWhy(t *testing.T) {
 		})
 	}
 }
+
+// TestClarificationRoundAsksForNoCall: the round after a clarification
+// asks for words by every member of the request that asks for a tool call:
+// tool_choice "none" where it offers tools, and the legacy function_call
+// "none" where the bot sent one. Only tool_choice was set, always: a
+// provider that reads function_call (it forced create_order) had the model
+// call it again, refused again round after round until the turn ended with
+// the configured clarification in place of the model's question; and a
+// request with the legacy functions and no tools got a tool_choice, which
+// OpenAI refuses ("'tool_choice' is only allowed when 'tools' are
+// specified"), so the user got an error.
+func TestClarificationRoundAsksForNoCall(t *testing.T) {
+	const functions = `"functions":[{"name":"get_weather","parameters":{"type":"object"}}],`
+	for _, tc := range []struct{ name, members, toolChoice, functionCall string }{
+		{"function_call forcing create_order", weatherTool + `"function_call":{"name":"create_order"},`, `"none"`, `"none"`},
+		{"function_call auto", weatherTool + `"function_call":"auto",`, `"none"`, `"none"`},
+		{"tools alone", weatherTool, `"none"`, ``},
+		{"legacy functions", functions + `"function_call":"auto",`, ``, `"none"`},
+	} {
+		for _, stream := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s stream %v", tc.name, stream), func(t *testing.T) {
+				up := newFakeProvider(t, roundByRound(
+					callsRound(stream, `[{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"prem"}}]`),
+					textRound(stream, "Which plan would you like?"),
+				))
+				url := toolsProxy(t, up.URL, &recordingTools{}, nil)
+				body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(stream, tc.members), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
+				reqs := up.requests()
+				if len(reqs) != 2 {
+					t.Fatalf("%d upstream rounds; want 2: %s", len(reqs), body)
+				}
+				if got := gjson.GetBytes(reqs[1].Body, "tool_choice").Raw; got != tc.toolChoice {
+					t.Errorf("the clarification round's tool_choice %q; want %q", got, tc.toolChoice)
+				}
+				if got := gjson.GetBytes(reqs[1].Body, "function_call").Raw; got != tc.functionCall {
+					t.Errorf("the clarification round's function_call %q; want %q", got, tc.functionCall)
+				}
+			})
+		}
+	}
+}
