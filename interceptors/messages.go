@@ -72,11 +72,16 @@ func AssistantToolMessage(content string, calls []ToolCall) []byte {
 // arguments come over any number of stream events, so no bound on an event
 // bounds them, and gjson's validation recurses once per level (16 M levels
 // passed the runtime's 1 GB stack limit and ended the process).
+// A call without a name (StepFun and Xiaomi MiMo send some; one named twice
+// is read as none), which the turn refuses, goes back named unnamedCall,
+// for the same reason: OpenAI answers an empty name in the history with a
+// 400 ("function.name': empty string").
 // calls itself is returned when nothing needs replacing.
 func ParsableArguments(calls []ToolCall) []ToolCall {
 	var out []ToolCall
 	for i, c := range calls {
-		if c.Custom || c.Arguments == "" || !jsonstr.NestedOver(c.Arguments, MaxNesting) && gjson.Valid(c.Arguments) {
+		argsOK := c.Custom || c.Arguments == "" || !jsonstr.NestedOver(c.Arguments, MaxNesting) && gjson.Valid(c.Arguments)
+		if argsOK && c.Name != "" {
 			if out != nil {
 				out = append(out, c)
 			}
@@ -85,7 +90,12 @@ func ParsableArguments(calls []ToolCall) []ToolCall {
 		if out == nil {
 			out = append(make([]ToolCall, 0, len(calls)), calls[:i]...)
 		}
-		c.Arguments = "{}"
+		if !argsOK {
+			c.Arguments = "{}"
+		}
+		if c.Name == "" {
+			c.Name = unnamedCall
+		}
 		out = append(out, c)
 	}
 	if out == nil {
@@ -93,6 +103,11 @@ func ParsableArguments(calls []ToolCall) []ToolCall {
 	}
 	return out
 }
+
+// unnamedCall is the name a refused call without one goes back to the
+// provider under (ParsableArguments): a valid function name that names no
+// tool, paygate's or, in all likelihood, the bot's.
+const unnamedCall = "paygate_unnamed_call"
 
 // AssistantToolMessageWith is AssistantToolMessage for a round that also
 // produced reasoning: the message carries it, when there is any, under the

@@ -83,8 +83,8 @@ func TestAssistantToolMessage(t *testing.T) {
 // provider with {} (vLLM and SGLang refuse a history whose arguments do not
 // parse); whole arguments, and a slice with none to replace, are untouched.
 func TestParsableArguments(t *testing.T) {
-	calls := []ToolCall{{ID: "a", Arguments: `{"sku":"x"}`}, {ID: "b", Arguments: `{"sku":"prem`},
-		{ID: "c"}, {ID: "d", Arguments: `{'sku': 'x'}`}}
+	calls := []ToolCall{{ID: "a", Name: "create_order", Arguments: `{"sku":"x"}`}, {ID: "b", Name: "create_order", Arguments: `{"sku":"prem`},
+		{ID: "c", Name: "query_order"}, {ID: "d", Name: "create_order", Arguments: `{'sku': 'x'}`}}
 	got := ParsableArguments(calls)
 	want := []string{`{"sku":"x"}`, "{}", "", "{}"}
 	for i, c := range got {
@@ -97,13 +97,19 @@ func TestParsableArguments(t *testing.T) {
 	}
 	// A custom tool's input is text, which no provider parses: it goes
 	// back as the model wrote it.
-	custom := []ToolCall{{ID: "e", Arguments: "select 1", Custom: true}}
+	custom := []ToolCall{{ID: "e", Name: "create_order", Arguments: "select 1", Custom: true}}
 	if g := ParsableArguments(custom); g[0].Arguments != "select 1" {
 		t.Errorf("a custom call's input became %q", g[0].Arguments)
 	}
 	whole := calls[:1]
 	if g := ParsableArguments(whole); &g[0] != &whole[0] {
 		t.Errorf("nothing to replace, yet a copy was made")
+	}
+	// A call without a name goes back under one: OpenAI refuses an empty
+	// name in the history.
+	nameless := []ToolCall{{ID: "f", Arguments: `{}`}}
+	if g := ParsableArguments(nameless); g[0].Name != unnamedCall || g[0].Arguments != `{}` || nameless[0].Name != "" {
+		t.Errorf("a nameless call went back as %+v (the caller's: %+v); want it named %q", g[0], nameless[0], unnamedCall)
 	}
 }
 

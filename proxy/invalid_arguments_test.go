@@ -364,3 +364,87 @@ func TestClarificationRoundAsksForNoCall(t *testing.T) {
 		}
 	}
 }
+
+// openaiStrict validates history as OpenAI does: an assistant tool call
+// with an empty function name is a 400 ("Invalid
+// 'messages[2].tool_calls[0].function.name': empty string"). Otherwise it
+// serves next.
+func openaiStrict(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bad := false
+		gjson.GetBytes(b, "messages.#.tool_calls.#.function.name").ForEach(func(_, per gjson.Result) bool {
+			per.ForEach(func(_, n gjson.Result) bool {
+				bad = bad || n.Str == ""
+				return true
+			})
+			return true
+		})
+		if bad {
+			jsonHandler(400, `{"error":{"message":"Invalid 'messages[2].tool_calls[0].function.name': empty string. Expected a string with minimum length 1, but got an empty string instead.","type":"invalid_request_error","param":"messages[2].tool_calls[0].function.name","code":"empty_string"}}`)(w, r)
+			return
+		}
+		r.Body = io.NopCloser(strings.NewReader(string(b)))
+		next(w, r)
+	}
+}
+
+// TestNamelessCallGoesBackNamed: a tool call that came without a name
+// (StepFun and Xiaomi MiMo send some so), or named twice, is refused, and
+// goes back to the provider under a placeholder name with its refusal, in
+// the next round and in the exchange kept for the bot's follow-up. It went
+// back with an empty name, which OpenAI refuses with a 400: the user got an
+// error in place of the question, and every follow-up of a mixed round
+// failed the same way while the exchange was kept.
+func TestNamelessCallGoesBackNamed(t *testing.T) {
+	const nameless = `{"id":"call_x","type":"function","function":{"arguments":"{\"sku\":\"premium-monthly\"}"}}`
+	const twice = `{"id":"call_x","type":"function","function":{"name":"get_weather","name":"create_order","arguments":"{}"}}`
+	const own = `{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}`
+	for _, tc := range []struct {
+		name, call string
+	}{{"without a name", nameless}, {"named twice", twice}} {
+		for _, stream := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s stream %v", tc.name, stream), func(t *testing.T) {
+				up := newFakeProvider(t, openaiStrict(roundByRound(
+					callsRound(stream, "["+tc.call+"]"),
+					textRound(stream, "Which plan would you like?"),
+				)))
+				url := toolsProxy(t, up.URL, &recordingTools{}, nil)
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				body := readAll(t, resp.Body)
+				if resp.StatusCode != 200 || !strings.Contains(body, "Which plan would you like?") || strings.Contains(body, `"error"`) {
+					t.Errorf("the user should get the question; got %d:\n%s", resp.StatusCode, body)
+				}
+				reqs := up.requests()
+				res := gjson.GetBytes(reqs[len(reqs)-1].Body, `messages.#(tool_call_id=="call_x").content`).Str
+				if !strings.Contains(res, "no single name") {
+					t.Errorf("the refused call's result %q; want the refusal naming why", res)
+				}
+			})
+			t.Run(fmt.Sprintf("%s beside the bot's call, follow-up, stream %v", tc.name, stream), func(t *testing.T) {
+				up := newFakeProvider(t, openaiStrict(roundByRound(
+					callsRound(stream, "["+tc.call+","+own+"]"),
+					textRound(stream, "It is sunny."),
+				)))
+				url := toolsProxy(t, up.URL, &recordingTools{}, nil)
+				hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+				readAll(t, post(t, url, "/v1/chat/completions", chatBody(stream, weatherTool), hdr).Body)
+				sf := ""
+				if stream {
+					sf = `"stream":true,`
+				}
+				follow := `{"model":"gpt-test",` + sf + weatherTool + `"messages":[{"role":"user","content":"buy premium"},` +
+					`{"role":"assistant","content":null,"tool_calls":[` + own + `]},{"role":"tool","tool_call_id":"call_w","content":"sunny"}]}`
+				resp := post(t, url, "/v1/chat/completions", follow, hdr)
+				body := readAll(t, resp.Body)
+				if resp.StatusCode != 200 || !strings.Contains(body, "It is sunny.") {
+					t.Errorf("the bot's follow-up got %d:\n%s", resp.StatusCode, body)
+				}
+				reqs := up.requests()
+				if last := reqs[len(reqs)-1].Body; !gjson.GetBytes(last, `messages.#(tool_call_id=="call_x")`).Exists() {
+					t.Errorf("the kept exchange was not restored into the follow-up: %s", last)
+				}
+			})
+		}
+	}
+}
