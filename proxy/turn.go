@@ -58,8 +58,8 @@ type turn struct {
 	callsSpent   bool // a money-moving call was refused for max_payment_calls
 	clarify      bool // the next round runs with tool_choice "none"; no money moves after it
 	afterPayment bool // a payment result is in the conversation: followup_model may answer
-	// bound: a payment call of this turn was money-moving or asked the
-	// user to clarify (execute). The user's message's later requests (the
+	// bound: a money-moving call of this turn reached the payment
+	// service, or a payment call asked the user to clarify (execute). The user's message's later requests (the
 	// bot's follow-ups with its own tools' results) are held to it only
 	// through the exchange the turn keeps (paymentsSinceUser), so an
 	// answer whose exchange could not be kept is withdrawn (keepExchange).
@@ -896,9 +896,13 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 		if out.Clarify {
 			t.clarify = true
 		}
-		if out.Clarify || t.moneyMoving(c.Name) {
-			// Every money-moving call's result counts, a failed one too
-			// (paymentsSinceUser): WeChat Pay may have taken it.
+		if out.Clarify || t.moneyMoving(c.Name) && out.Executed {
+			// Every money-moving call that reached the payment service
+			// binds the message, a failed one too (paymentsSinceUser):
+			// WeChat Pay may have taken it. One refused before it, its
+			// rules unread (the store down), moved nothing, and the
+			// exchange the store then cannot keep either must not
+			// withdraw the answer: chat goes on with the store down.
 			t.bound = true
 		}
 		if out.Action != nil {
