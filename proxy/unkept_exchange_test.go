@@ -191,3 +191,37 @@ func TestUnkeptExchangesBounded(t *testing.T) {
 		t.Errorf("over unkeptMax: the oldest held %q, %d keys; want it gone, %d keys, the newest held", got, len(u.m), unkeptMax)
 	}
 }
+
+// TestUnkeptExchangesBoundedInBytes: the exchanges held while the store
+// fails its writes are bounded in bytes too, the oldest going first. An
+// exchange carries its rounds' text and reasoning (a reasoning model's
+// runs to a hundred kilobytes and more a round), so unkeptMax keys alone
+// let a store outage on a busy bot hold gigabytes, and the sidecar ran out
+// of memory in the outage the record is for. One larger than the whole
+// bound is not held at all.
+func TestUnkeptExchangesBoundedInBytes(t *testing.T) {
+	var u unkeptExchanges
+	now := time.Unix(1_700_000_000, 0)
+	big := make([]byte, 1<<20)
+	n := unkeptMaxBytes/len(big) + 1
+	for i := range n {
+		u.put([]string{fmt.Sprint("k", i)}, big, now)
+	}
+	if got := u.get("k0", now); got != nil {
+		t.Errorf("the oldest of %d exchanges of 1 MiB held; want it gone, at most %d bytes held", n, unkeptMaxBytes)
+	}
+	if got := u.get(fmt.Sprint("k", n-1), now); got == nil {
+		t.Errorf("the newest exchange not held")
+	}
+	held := 0
+	for _, e := range u.m {
+		held += len(e.data)
+	}
+	if held > unkeptMaxBytes {
+		t.Errorf("%d bytes held; want at most %d", held, unkeptMaxBytes)
+	}
+	u.put([]string{"huge"}, make([]byte, unkeptMaxBytes+1), now)
+	if u.get("huge", now) != nil || u.get(fmt.Sprint("k", n-1), now) == nil {
+		t.Errorf("an exchange over the whole bound held, or the others dropped for it")
+	}
+}
