@@ -569,8 +569,8 @@ type Audit struct {
 	// turn that said it; 0 keeps none (the chain still holds its hash).
 	// Default 4320h.
 	RetainText Duration `yaml:"retain_text"`
-	// HeadEvery publishes the chain head in the log this often. Default 1m;
-	// at least 1s.
+	// HeadEvery publishes the chain head in the log this often (and once
+	// more as serve stops). Default 1m; at least 1s.
 	HeadEvery Duration `yaml:"head_every"`
 }
 

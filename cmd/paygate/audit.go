@@ -265,13 +265,28 @@ func (au *auditing) start() {
 	go func() { defer au.done.Done(); audit.PublishHead(ctx, au.st, au.every, au.m, au.log) }()
 }
 
-// stop ends both and waits, before the store closes.
+// stop ends both and waits, then publishes the head once more, before the
+// store closes: the records appended since the last publication (up to
+// audit.head_every of them) would otherwise be in no outside record, and a
+// chain cut from the end while paygate is stopped would go unnoticed.
 func (au *auditing) stop() {
-	if au.cancel != nil {
-		au.cancel()
+	if au.cancel == nil {
+		return // never started: nothing was appended
 	}
+	au.cancel()
 	au.done.Wait()
+	// Bounded: a store that stopped answering must not hold the shutdown
+	// (closeBy also closes such a store under it).
+	ctx, cancel := context.WithTimeout(context.Background(), finalHeadTimeout)
+	defer cancel()
+	if err := audit.PublishHeadNow(ctx, au.st, au.m, au.log); err != nil {
+		au.log.Warn("audit head unavailable at shutdown: the last records since the published head are in no outside record",
+			"err", err)
+	}
 }
+
+// finalHeadTimeout bounds the read of the head stop publishes.
+const finalHeadTimeout = 2 * time.Second
 
 // wake is payments.Options.Committed's audit part.
 func (au *auditing) wake(payments.Transition) { au.worker.Wake() }

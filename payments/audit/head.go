@@ -33,18 +33,8 @@ func PublishHead(ctx context.Context, st store.Audit, every time.Duration, m *Me
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		h, err := st.AuditHead(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
+		if err := PublishHeadNow(ctx, st, m, log); err != nil && ctx.Err() == nil {
 			log.WarnContext(ctx, "audit head unavailable", "err", err)
-		case err == nil:
-			m.setHead(h)
-			// At info, but whatever log.level: the line is an outside
-			// record of the head, not chatter (logging.Always).
-			// Digests: a short configured secret of hex digits would
-			// otherwise be masked inside the hash (logging.Digest).
-			log.InfoContext(logging.Always(ctx), "audit head", "seq", h.Seq,
-				"hash", logging.Digest(h.Hash), "head", logging.Digest(FormatHead(h)))
 		}
 		select {
 		case <-ctx.Done():
@@ -52,6 +42,34 @@ func PublishHead(ctx context.Context, st store.Audit, every time.Duration, m *Me
 		case <-t.C:
 		}
 	}
+}
+
+// PublishHeadNow logs the chain head and sets the head metrics once, as
+// PublishHead does every interval, and returns the store's error when it
+// cannot read the head. serve calls it as it stops, once the audit worker
+// has made its last append: the records appended since the last interval's
+// publication were otherwise in no outside record, so a chain cut from the
+// end while paygate was stopped (when the embedded file can be changed)
+// was published whole by the next start.
+func PublishHeadNow(ctx context.Context, st store.Audit, m *Metrics, log *slog.Logger) error {
+	if m == nil {
+		m = newMetrics()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h, err := st.AuditHead(ctx)
+	if err != nil {
+		return err
+	}
+	m.setHead(h)
+	// At info, but whatever log.level: the line is an outside record of
+	// the head, not chatter (logging.Always). Digests: a short configured
+	// secret of hex digits would otherwise be masked inside the hash
+	// (logging.Digest).
+	log.InfoContext(logging.Always(ctx), "audit head", "seq", h.Seq,
+		"hash", logging.Digest(h.Hash), "head", logging.Digest(FormatHead(h)))
+	return nil
 }
 
 // FormatHead writes a head as SEQ:HASH, the form --head takes.
