@@ -44,7 +44,9 @@ func main() {
 // run dispatches a sub-command and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+	if len(args) > 0 && (isHelp(args[0]) || len(args[0]) > 0 && args[0][0] != '-') {
+		// A help flag first is the command list, not serve's flags: taken
+		// for serve's, `paygate --help` showed -config alone and exited 2.
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -61,12 +63,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintln(stdout, "paygate", version)
 		return 0
-	case "help", "-h", "--help":
+	case "help", "-h", "--h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	fmt.Fprintf(stderr, "paygate: unknown command %q\n\n%s", cmd, usage)
 	return 2
+}
+
+// isHelp reports whether arg is one of the help flags (as the flag package
+// takes them: -h, -help, with one dash or two).
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "--h", "-help", "--help":
+		return true
+	}
+	return false
 }
 
 // configFlag registers -config on fs.

@@ -119,6 +119,11 @@ func TestRunCommands(t *testing.T) {
 		contains string
 	}{
 		{"version", []string{"version"}, 0, "paygate"},
+		// The help flags list the commands, as `paygate help` does; they
+		// were taken for serve's flags (its -config alone, exit 2).
+		{"-h lists the commands", []string{"-h"}, 0, "paygate check-config [-config FILE]"},
+		{"-help lists the commands", []string{"-help"}, 0, "paygate check-config [-config FILE]"},
+		{"--help lists the commands", []string{"--help"}, 0, "paygate check-config [-config FILE]"},
 		{"check-config ok", []string{"check-config", "-config", "../../config.yaml"}, 0, "ok"},
 		{"check-config names file:line", []string{"check-config", "-config", bad}, 1, bad + ":3: server.lisen: unknown key"},
 		{"check-config names the key of every bad value", []string{"check-config", "-config", badTypes}, 1,
