@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -24,7 +27,75 @@ func init() { goredis.SetLogger(clientLogger{}) }
 type clientLogger struct{}
 
 func (clientLogger) Printf(ctx context.Context, format string, v ...any) {
-	if l := clientLog.Load(); l != nil {
-		l.WarnContext(ctx, "redis client", "component", "redis", "detail", fmt.Sprintf(format, v...))
+	l := clientLog.Load()
+	if l == nil {
+		return
 	}
+	detail := fmt.Sprintf(format, v...)
+	kind := format
+	if strings.HasPrefix(format, "%") {
+		// A bare "%s": go-redis's maintenance notices put their whole
+		// text in the argument, so the text is the kind.
+		kind = detail
+	}
+	suppressed, ok := clientLines.Load().take(kind)
+	if !ok {
+		return
+	}
+	args := []any{"component", "redis", "detail", detail}
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
+	l.WarnContext(ctx, "redis client", args...)
+}
+
+// clientLogEvery is how often a go-redis line of one kind (its format) is
+// logged at most. go-redis logs one for every command that finds no
+// connection: while Redis is down, every poll of an idle server (the sweep,
+// the audit worker, the webhook relay) and every request under load, so an
+// outage flooded the log with hundreds of lines a minute, burying paygate's
+// own warnings about it, which come once a minute.
+const clientLogEvery = time.Minute
+
+// clientLines limits go-redis's lines, per kind: the format, a set of
+// constants of go-redis, or the text of a bare "%s" (its maps are emptied
+// past maxLineKinds, so texts that vary cannot grow them without bound).
+// An atomic pointer, as clientLog: a test puts a limit with a clock of its
+// own in place while go-redis's goroutines log.
+var clientLines atomic.Pointer[lineLimit]
+
+func init() { clientLines.Store(newLineLimit(time.Now)) }
+
+type lineLimit struct {
+	now  func() time.Time
+	mu   sync.Mutex
+	last map[string]time.Time // when a line of the kind was last logged
+	left map[string]int       // lines of the kind left out since
+}
+
+// maxLineKinds bounds the kinds a lineLimit remembers.
+const maxLineKinds = 1024
+
+func newLineLimit(now func() time.Time) *lineLimit {
+	return &lineLimit{now: now, last: map[string]time.Time{}, left: map[string]int{}}
+}
+
+// take reports whether a line of kind may be logged now, and how many were
+// left out before it.
+func (ll *lineLimit) take(kind string) (suppressed int, ok bool) {
+	now := ll.now()
+	ll.mu.Lock()
+	defer ll.mu.Unlock()
+	if t, seen := ll.last[kind]; seen && now.Sub(t) < clientLogEvery {
+		ll.left[kind]++
+		return 0, false
+	}
+	suppressed = ll.left[kind]
+	delete(ll.left, kind)
+	if len(ll.last) >= maxLineKinds {
+		clear(ll.last)
+		clear(ll.left)
+	}
+	ll.last[kind] = now
+	return suppressed, true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,9 @@ func TestClientLinesGoThroughTheLogger(t *testing.T) {
 	// Port 1 (tcpmux) has no listener: every dial is refused. (A port
 	// freed by closing a listener may be taken by a test running alongside.)
 	const addr = "127.0.0.1:1"
+	// A limit of its own: another test's dial failures in the last minute
+	// would leave this one's out (TestClientLinesAreRateLimited).
+	defer clientLines.Store(clientLines.Swap(newLineLimit(time.Now)))
 	var buf logtest.Buffer
 	s, err := Open(Options{Addrs: []string{addr}, Logger: slog.New(slog.NewJSONHandler(&buf, nil)),
 		RepairInterval: -1, EpochInterval: -1})
@@ -36,5 +40,63 @@ func TestClientLinesGoThroughTheLogger(t *testing.T) {
 	}
 	if out := buf.String(); !strings.Contains(out, `"msg":"redis client"`) || !strings.Contains(out, "dial") {
 		t.Errorf("go-redis's dial failures did not reach the store's logger; it got:\n%s", out)
+	}
+}
+
+// TestClientLinesAreRateLimited: while Redis is down, go-redis logs a line
+// for every command that finds no connection; every poll of an idle server
+// (the sweep, the audit worker, the webhook relay) is one, and each request
+// under load another, so an outage flooded the log with hundreds of lines a
+// minute, though paygate's own warnings about it come once a minute. A line
+// of one kind now comes at most once a minute, with the count of those
+// left out since.
+func TestClientLinesAreRateLimited(t *testing.T) {
+	const addr = "127.0.0.1:1" // nothing listens: every dial is refused
+	// A clock of the test's own, and a limit starting empty (another
+	// test's lines count toward the package's).
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	defer clientLines.Store(clientLines.Swap(newLineLimit(clock)))
+	var buf logtest.Buffer
+	s, err := Open(Options{Addrs: []string{addr}, Logger: slog.New(slog.NewJSONHandler(&buf, nil)),
+		RepairInterval: -1, EpochInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	ping := func(n int) {
+		t.Helper()
+		for range n {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := c.Ping(ctx).Err()
+			cancel()
+			if err == nil {
+				t.Fatal("a ping to nothing answered")
+			}
+		}
+	}
+	lines := func() []string {
+		var out []string
+		for _, l := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(l, `"msg":"redis client"`) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	ping(5)
+	if got := lines(); len(got) != 1 {
+		t.Fatalf("%d redis client lines for 5 failed commands within a minute; want 1:\n%s", len(got), strings.Join(got, "\n"))
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	ping(1)
+	got := lines()
+	if len(got) != 2 || !strings.Contains(got[1], `"suppressed":`) || strings.Contains(got[1], `"suppressed":0`) {
+		t.Errorf("a minute later: %d lines, the last %q; want a second one counting the lines left out", len(got), got[len(got)-1])
 	}
 }
