@@ -187,7 +187,10 @@ type Resent struct {
 //     refused and keeps it listed: alone, after them, it would have the
 //     merchant deliver the goods of an order refunded in full. While it
 //     waits at the head of the order's queue, a resend names it
-//     (AlreadyPending).
+//     (AlreadyPending), as it names an earlier refund's event waiting
+//     there with nothing lost (refundAhead): the announcement waits behind
+//     them, and a refusal offered a force that would have the merchant
+//     revoke the total again.
 //   - Either way the id is one for every resend of one state, not random:
 //     concurrent and repeated resends are one event. It is queued with
 //     EnqueueEventOnce, which looks for the id and appends in one atomic
@@ -290,6 +293,14 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 					return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
 				}
 			}
+		case dead == 0 && found.refundAhead != nil:
+			// What a resend queued waits: the earlier refunds' events
+			// ahead, the announcement behind them (set back, or given
+			// up with them). This is that resend asked again (a
+			// client's retry, another tab); refused, it offered a force
+			// whose new id a merchant revoking each refund once would
+			// revoke the whole total again on.
+			res.Event, res.AlreadyPending = *found.refundAhead, true
 		case dead == 0 && len(found.others) > 0:
 			return Resent{}, fmt.Errorf("order %s is %s and its %s was not given up (given up: %s): %w",
 				orderNo, o.Status, env.Type, strings.Join(found.others, ", "), ErrNothingLost)
@@ -390,6 +401,12 @@ type lost struct {
 	others  []string        // the types of the order's other dead letters
 	seen    map[string]bool // the ids of all the order's dead letters read
 	pending *store.Event    // an event announcing the current state at the head of the intake or delivery queue
+	// refundAhead is a refund.succeeded of a refunded order at the head of
+	// its delivery (else intake) queue that does not announce the current
+	// state: an earlier refund's, which a resend queued again ahead of the
+	// later ones (TestResendAgainWhileTheRefundsWait). The announcement
+	// waits behind it.
+	refundAhead *store.Event
 }
 
 // lostOrPending reads the outbox for Resend: order orderNo's dead letters
@@ -454,6 +471,9 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 					// ahead of its refunds' events: they are
 					// queued behind it, or were delivered.
 					paidFirst = h
+				case env.Type == TypeRefundSucceeded && gjson.GetBytes(h.Payload, "type").Str == TypeRefundSucceeded &&
+					(l.refundAhead == nil || h.Key == QueuePrefix+orderNo):
+					l.refundAhead = h
 				}
 			}
 		}

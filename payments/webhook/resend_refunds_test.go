@@ -240,3 +240,66 @@ func TestResendEndsOnTheOrdersRefundedTotal(t *testing.T) {
 		})
 	}
 }
+
+// TestResendAgainWhileTheRefundsWait: a resend asked again (a client's
+// retry, a second console tab) while the refunds' events the first queued
+// still wait is one resend: 200 naming the event at the head of the
+// order's queue, nothing queued, no force offered. The first queues the
+// earlier refund's given-up event ahead of the later one's (given up too,
+// or set back behind it while still retried), so what waits at the head
+// tells of the earlier refund, not of the order's state: the second was
+// refused (409, "add ?force=true"), and a forced one sent a new id that a
+// merchant revoking each refund once revoked the whole total again.
+func TestResendAgainWhileTheRefundsWait(t *testing.T) {
+	for _, second := range []string{"given up", "retried"} {
+		for _, driver := range drivers(t) {
+			t.Run(second+"/"+driver, func(t *testing.T) {
+				clk := newClock()
+				rc, up := downReceiver(t, clk.Now)
+				st := testdrivers.Open(t, driver, nil)
+				ob := orders{t, st}
+				no := "PGRESENDAGAIN" + strings.ReplaceAll(second, " ", "") + driver
+				up.Store(true)
+				o := ob.create(no, store.StatusAwaitingPayment)
+				ob.move(o, store.StatusPaid, "notification")
+				r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
+				drain(t, r)
+				up.Store(false)
+				ob.refund(o, "rf_first", 1000)
+				runFor(t, r, clk, 8*time.Second) // rf_first given up
+				ob.refund(o, "rf_second", 500)
+				if second == "given up" {
+					runFor(t, r, clk, 8*time.Second)
+				} else {
+					drain(t, r) // refused once; retried
+				}
+				first := postResend(t, r, no, "")
+				if first.code/100 != 2 {
+					t.Fatalf("resend: %+v; want it accepted", first)
+				}
+				for _, moved := range []bool{false, true} {
+					if moved {
+						drain(t, r) // on to the delivery queue, refused once more
+					}
+					if a := postResend(t, r, no, ""); a.code != http.StatusOK || !a.AlreadyPending || a.CanForce {
+						t.Fatalf("resend again (moved %v): %+v; want 200, already pending", moved, a)
+					}
+				}
+				up.Store(true)
+				runFor(t, r, clk, 20*time.Second)
+				var got []string
+				for _, a := range rc.accepted() {
+					if a.typ == webhook.TypeRefundSucceeded {
+						got = append(got, gjson.GetBytes(a.body, "data.refund.refund_id").Str)
+					}
+				}
+				if !slices.Equal(got, []string{"rf_first", "rf_second"}) {
+					t.Errorf("the merchant accepted refunds %v; want rf_first then rf_second, once each", got)
+				}
+				if v := getAdminView(t, r); len(v.DeadLetters) != 0 || len(queuedFor(t, st, no)) != 0 {
+					t.Errorf("after delivery: dead letters %+v, queued %v; want neither", v.DeadLetters, queuedFor(t, st, no))
+				}
+			})
+		}
+	}
+}
