@@ -157,7 +157,10 @@ type Redis struct {
 	// TLS connects with TLS. Default false. Each server's certificate is
 	// verified against the host it is reached at: the sentinels and seeds
 	// as listed, a master or cluster node at the address the sentinels or
-	// the cluster give (often an IP address), unless TLSServerName is set.
+	// the cluster give (often an IP address), or, failing that, against
+	// the host of one of the listed addresses (a managed Redis announces
+	// its servers at IP addresses, each with the certificate of the name
+	// it is listed by), unless TLSServerName is set.
 	TLS bool `yaml:"tls"`
 	// TLSServerName, with TLS, is the one name every server's certificate
 	// is verified against instead of its own host, for servers that share a

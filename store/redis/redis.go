@@ -64,7 +64,9 @@ type Options struct {
 	// TLS dials with TLS 1.2+. Each connection verifies the certificate
 	// against TLSServerName when set, else against the host it dials: a
 	// sentinel's master, a cluster's nodes and every seed after the first
-	// are servers of their own, with certificates for their own names.
+	// are servers of their own, with certificates for their own names, or
+	// (a managed Redis's) for the name they are listed by, which is taken
+	// too (tlsDialer).
 	TLS           bool
 	TLSServerName string
 	// rootCAs, in tests, verifies the servers' certificates instead of the
@@ -181,18 +183,86 @@ func Open(opts Options) (*Store, error) {
 		ContextTimeoutEnabled: true,
 	}
 	if opts.TLS {
+		listed := make([]string, 0, len(opts.Addrs))
 		for _, a := range opts.Addrs {
-			if _, _, err := net.SplitHostPort(a); err != nil {
+			host, _, err := net.SplitHostPort(a)
+			if err != nil {
 				return nil, fmt.Errorf("redis: address %q: %w", a, err)
 			}
+			listed = append(listed, host)
 		}
-		// An empty ServerName is the dialled address's host, for each
-		// connection (tls.DialWithDialer): one name for all, the first
-		// address's, refused every master, node or seed whose certificate
-		// names only itself.
 		uo.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: opts.TLSServerName, RootCAs: opts.rootCAs}
+		if opts.TLSServerName == "" {
+			// One name for all, the first address's, refused every master,
+			// node or seed whose certificate names only itself; the
+			// dialled host alone refused the servers a managed Redis
+			// announces at IP addresses, which share the certificate of
+			// the name they are listed by.
+			uo.Dialer = tlsDialer(uo.TLSConfig, opts.DialTimeout, listed)
+		}
 	}
 	return newStore(goredis.NewUniversalClient(uo), opts), nil
+}
+
+// tlsDialer dials each connection with TLS, verifying the server's
+// certificate against the host dialled or, failing that, against the host
+// of one of the listed addresses. A sentinel's master and a cluster's nodes
+// are reached at the addresses the servers give: some hold certificates for
+// their own names (verified by the host dialled), while a managed Redis's
+// (Azure's, ElastiCache's) are announced at IP addresses and all hold the
+// certificate of the endpoint they are listed by, which verification
+// against the first address's host took, and the dialled host alone
+// refused. A certificate for a listed name is trusted as the operator's
+// servers', wherever they point paygate.
+func tlsDialer(base *tls.Config, timeout time.Duration, listed []string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if timeout <= 0 {
+		timeout = 5 * time.Second // go-redis's default dial timeout
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("redis: address %q: %w", addr, err)
+		}
+		cfg := base.Clone()
+		cfg.ServerName = host // sent as SNI (an IP address is not)
+		// Verified in VerifyConnection instead, against more than one name:
+		// the chain as the default does, then the names.
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			return verifyServer(cs, base.RootCAs, host, listed)
+		}
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout, KeepAliveConfig: net.KeepAliveConfig{
+			Enable: true, Idle: 30 * time.Second, Interval: 5 * time.Second, Count: 3, // go-redis's own dialer's
+		}}, Config: cfg}
+		return d.DialContext(ctx, network, addr)
+	}
+}
+
+// verifyServer verifies a server's certificate chain against roots (nil:
+// the system's) for server authentication, and its leaf against host or,
+// failing that, one of listed; the error is the chain's, or host's.
+func verifyServer(cs tls.ConnectionState, roots *x509.CertPool, host string, listed []string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("tls: the server sent no certificate")
+	}
+	opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool()}
+	for _, c := range cs.PeerCertificates[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	leaf := cs.PeerCertificates[0]
+	if _, err := leaf.Verify(opts); err != nil {
+		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+	}
+	err := leaf.VerifyHostname(host)
+	if err == nil {
+		return nil
+	}
+	for _, name := range listed {
+		if leaf.VerifyHostname(name) == nil {
+			return nil
+		}
+	}
+	return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
 }
 
 // withDefaults fills the options left unset (the logger is newStore's: a

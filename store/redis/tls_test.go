@@ -160,7 +160,11 @@ func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // sentinel by one name and the master at the address the sentinel gives,
 // each with a certificate for its own name only; each is verified against
 // the host it is dialled at, or against store.redis's explicit server name
-// when one is set.
+// when one is set. A master whose certificate is the one the listed
+// address's name has (a managed Redis's shared certificate, its servers
+// announced at IP addresses) is taken, as it was before servers were
+// verified each against its own host: refused, every such deployment lost
+// its store on upgrade.
 func TestTLSVerifiesEachServerAgainstItsOwnName(t *testing.T) {
 	set := redistest.StartSentinel(t)
 	ca := newTestCA(t)
@@ -174,7 +178,10 @@ func TestTLSVerifiesEachServerAgainstItsOwnName(t *testing.T) {
 		{name: "one explicit name", sentinelCert: []string{"redis.internal"}, masterCrt: []string{"redis.internal"}, serverName: "redis.internal"},
 		{name: "explicit name the master lacks", sentinelCert: []string{"redis.internal"}, masterCrt: []string{"127.0.0.1"}, serverName: "redis.internal",
 			wantErr: "certificate"},
-		{name: "master certificate for another host", sentinelCert: []string{"localhost"}, masterCrt: []string{"localhost"},
+		{name: "one certificate for the listed name", sentinelCert: []string{"localhost"}, masterCrt: []string{"localhost"}},
+		{name: "master certificate for another host", sentinelCert: []string{"localhost"}, masterCrt: []string{"elsewhere.test"},
+			wantErr: "certificate"},
+		{name: "sentinel certificate for another host", sentinelCert: []string{"elsewhere.test"}, masterCrt: []string{"127.0.0.1"},
 			wantErr: "certificate"},
 	}
 	for i, tc := range tests {
