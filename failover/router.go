@@ -206,13 +206,19 @@ func (t *target) latencyKey(now time.Time, stream bool) time.Duration {
 
 // failedOwn reports a failure that tells of the target rather than of the
 // request: not the client's error, a context or body too large for this
-// target alone, or a canceled request.
+// target alone, or a canceled request; nor one that follows from this one
+// request and says nothing of the target's other answers: a Responses
+// conversation stored at another provider (previousNotFound), a forwarded
+// path the provider key lacks the permission for (pathRefused, which cools
+// no provider down either), an answer larger than paygate relays (its n or
+// max_tokens). Counted, each put a healthy target behind the others for
+// every bot's requests of the model for a minute.
 func failedOwn(f *failure) bool {
 	switch f.cause {
-	case CauseClientError, CauseContextLength, CauseRequestTooLarge, CauseCanceled:
+	case CauseClientError, CauseContextLength, CauseRequestTooLarge, CauseCanceled, CauseResponseTooLarge:
 		return false
 	}
-	return !f.canceled
+	return !f.canceled && !f.previousNotFound && !f.pathRefused
 }
 
 // New builds a Router for cfg's providers and models. cfg must have been

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -249,6 +250,62 @@ func TestLowestLatencyFailingTargetLast(t *testing.T) {
 			e.open(t.Context(), stream)
 			if n := len(e.fakes["a"].hits()); n != 2 {
 				t.Errorf("after its failure went stale, a was asked %d times in all; want 2 (tried again, like a stale average)", n)
+			}
+		})
+	}
+}
+
+// TestLowestLatencyRequestFailureKeepsTargetFirst: a failure that tells of
+// one request, not of the target, does not put the target behind the others
+// for the next minute of every bot's requests: a Responses call whose stored
+// conversation lives at another provider (400 previous_response_not_found),
+// a forwarded call the provider key lacks the permission for (a 403 on
+// /embeddings: the key serves chat still, and such a call cools no provider
+// down so that one bot's call does not take it out of every bot's chat), an
+// answer larger than paygate relays (it follows from the request's n or
+// max_tokens). Each demoted a healthy, unmeasured target behind a slower one
+// for every chat request of the model until the failure was a minute old.
+func TestLowestLatencyRequestFailureKeepsTargetFirst(t *testing.T) {
+	big := `{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"` +
+		strings.Repeat("x", 2*testMaxResponse) + `"},"finish_reason":"stop"}]}`
+	tests := []struct {
+		name string
+		mark string // a fails a request whose body holds it, and answers the others
+		fail func(c *fconn)
+		req  *Request
+	}{
+		{"previous_response_not_found", "previous_response_id",
+			statusFn(400, `{"error":{"message":"Previous response with id 'resp_1' not found.","type":"invalid_request_error","param":"previous_response_id","code":"previous_response_not_found"}}`),
+			&Request{Model: "gpt", Method: "POST", Path: "/responses", ContentType: "application/json",
+				Body: []byte(`{"model":"gpt","previous_response_id":"resp_1","input":"hi"}`)}},
+		{"the key lacks the path's permission", `"input"`,
+			statusFn(403, errBody("invalid_request_error", "", "You have insufficient permissions for this operation. Missing scopes: model.request.embeddings")),
+			&Request{Model: "gpt", Method: "POST", Path: "/embeddings", ContentType: "application/json",
+				Body: []byte(`{"model":"gpt","input":"hi"}`)}},
+		{"an answer over paygate's cap", `"n":8`, statusFn(200, big),
+			&Request{Model: "gpt", Method: "POST", Path: "/chat/completions", ContentType: "application/json",
+				Body: []byte(`{"model":"gpt","n":8,"messages":[{"role":"user","content":"hi"}]}`)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]func(*fconn, int){
+				"a": func(c *fconn, n int) {
+					if strings.Contains(c.lastBody, tc.mark) {
+						tc.fail(c)
+						return
+					}
+					healthy("a")(c, n)
+				},
+			}, []string{"a", "b"}, func(c *config.Config) {
+				c.Models[0].Strategy = StrategyLowestLatency
+			})
+			setTestLimits(e.r, 0)
+			e.openReq(t.Context(), tc.req)
+			if n := len(e.fakes["a"].hits()); n != 1 {
+				t.Fatalf("a was asked %d times for the failing request; want 1", n)
+			}
+			if got := e.open(t.Context(), false); got.provider != "a" {
+				t.Errorf("the next chat request was served by %q (%v); want a, still first: the failure was the request's", got.provider, got.openErr)
 			}
 		})
 	}
