@@ -235,3 +235,34 @@ func TestAtMostOnceRequest(t *testing.T) {
 		})
 	}
 }
+
+// TestAtMostOnceRoundSpentUnsentMayNotHaveActed: an AtMostOnce call that no
+// provider may have acted on is not reported as one that may have
+// (UpstreamError.MayHaveActed, which the proxy answers with x-should-retry:
+// false and which the drain deadline answers with a 504 saying to check
+// first): here provider a refused it (a 503: not acted on), and the round's
+// time was spent before b could be asked. The round's end was counted as
+// an attempt the provider may have run, so the bot's SDK was told not to
+// send again a call that no provider had made.
+func TestAtMostOnceRoundSpentUnsentMayNotHaveActed(t *testing.T) {
+	var clock *fakeClock
+	e := newEnv(t, map[string]func(*fconn, int){
+		"a": func(c *fconn, _ int) {
+			clock.Advance(2 * time.Minute) // a slow refusal: the round's time is gone
+			c.status(503, errBody("server_error", "", "overloaded"))
+		},
+	}, []string{"a", "b"}, nil)
+	clock = e.clock
+	got := e.openReq(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/batches", ContentType: "application/json",
+		Body: []byte(`{"input_file_id":"file-1","endpoint":"/v1/chat/completions","completion_window":"24h"}`), AtMostOnce: true})
+	var ue *UpstreamError
+	if !errors.As(got.openErr, &ue) {
+		t.Fatalf("Open: %v (answered by %q); want an *UpstreamError", got.openErr, got.provider)
+	}
+	if ue.Class != CauseRoundTime || len(e.fakes["b"].hits()) != 0 {
+		t.Fatalf("round ended by %q, b asked %d times; want %s before b was asked", ue.Class, len(e.fakes["b"].hits()), CauseRoundTime)
+	}
+	if ue.MayHaveActed {
+		t.Errorf("the round says a provider may have acted on the call; want not: a refused it and b never had it")
+	}
+}

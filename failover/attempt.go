@@ -135,7 +135,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 	hreq, err := p.newRequest(&a.ctx, method, req.Path, body, p.requestHeader(req.ContentType, req.Accept))
 	if err != nil {
 		a.release()
-		return nil, &failure{cause: CauseClientError, status: http.StatusBadRequest, errMsg: "invalid upstream request", err: err}
+		return nil, &failure{cause: CauseClientError, status: http.StatusBadRequest, errMsg: "invalid upstream request", err: err, unsent: true}
 	}
 
 	var sent *sentMark

@@ -193,12 +193,12 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 	p := t.p
 	body, err := t.patch(rd.req.Body, rd.req.Model != "")
 	if err != nil {
-		rd.fails = append(rd.fails, &failure{cause: CauseClientError, status: http.StatusBadRequest,
+		rd.fails = append(rd.fails, &failure{cause: CauseClientError, status: http.StatusBadRequest, unsent: true,
 			errType: "invalid_request_error", errMsg: "request body is not a JSON object", err: err})
 		return nil, true
 	}
 	if body, err = t.placeSystem(body, rd.req.System); err != nil {
-		rd.fails = append(rd.fails, &failure{cause: CauseClientError, status: http.StatusBadRequest,
+		rd.fails = append(rd.fails, &failure{cause: CauseClientError, status: http.StatusBadRequest, unsent: true,
 			errType: "invalid_request_error", errMsg: "request body's system message cannot be moved first", err: err})
 		return nil, true
 	}
@@ -208,14 +208,14 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 	// had the first example of its JSONL rewritten.
 	if isChatPath(rd.req.Path) {
 		if body, err = t.adaptMessages(body); err != nil {
-			rd.fails = append(rd.fails, &failure{cause: CauseClientError, status: http.StatusBadRequest,
+			rd.fails = append(rd.fails, &failure{cause: CauseClientError, status: http.StatusBadRequest, unsent: true,
 				errType: "invalid_request_error", errMsg: "request body's messages cannot be adapted to the provider", err: err})
 			return nil, true
 		}
 	}
 	send, err := t.continueBody(body, rd.req.Continuation)
 	if err != nil {
-		rd.fails = append(rd.fails, &failure{cause: CauseClientError, status: http.StatusBadRequest,
+		rd.fails = append(rd.fails, &failure{cause: CauseClientError, status: http.StatusBadRequest, unsent: true,
 			errType: "invalid_request_error", errMsg: "request body has no messages array", err: err})
 		return nil, true
 	}
@@ -236,7 +236,9 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		now := r.opts.Now()
 		left := rd.end.Sub(now)
 		if left <= 0 {
-			rd.fails = append(rd.fails, &failure{cause: CauseRoundTime, status: http.StatusGatewayTimeout})
+			// Nothing was sent: an AtMostOnce call an earlier attempt
+			// may have run ended the round there (mayHaveRun).
+			rd.fails = append(rd.fails, &failure{cause: CauseRoundTime, status: http.StatusGatewayTimeout, unsent: true})
 			return nil, true
 		}
 		if retries == 0 && !waited {
