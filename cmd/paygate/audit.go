@@ -53,7 +53,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 		return cmdAuditVerify(args[1:], stdout, stderr)
 	case "export":
 		return cmdAuditExport(args[1:], stdout, stderr)
-	case "help", "-h", "--help":
+	case "help", "-h", "--h", "-help", "--help":
 		fmt.Fprint(stdout, auditUsage)
 		return 0
 	}
@@ -69,7 +69,7 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 	texts := fs.Bool("text", false, "also check the kept conversation texts against their hashes")
 	marks := fs.Bool("trust-marks", false, "with -text, also accept texts erased by an erasure mark outside the chain (earlier versions)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if !noArguments(fs, stderr) {
 		return 2
@@ -130,7 +130,7 @@ func cmdAuditExport(args []string, stdout, stderr io.Writer) int {
 	texts := fs.Bool("text", false, "include the conversation texts still kept")
 	out := fs.String("o", "-", "output file (- for standard output)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if !noArguments(fs, stderr) {
 		return 2

@@ -147,6 +147,10 @@ type demoResult struct {
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, "paygate demo: play a purchase offline (scripted model, WeChat Pay simulator); it takes no arguments")
+		return 0
+	}
 	if len(args) > 0 {
 		fmt.Fprintln(stderr, "paygate demo takes no arguments")
 		return 2

@@ -81,6 +81,17 @@ func isHelp(arg string) bool {
 	return false
 }
 
+// parseExit is the exit code of a command whose flags did not parse: 0
+// when a help flag asked for them (the flag package has printed them), 2
+// for a bad flag. A help asked for is not a usage error: exiting 2 for it
+// made a script or a user asking a command's flags see a failure.
+func parseExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
 // configFlag registers -config on fs.
 func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("config", "config.yaml", "config file (YAML)")
@@ -106,7 +117,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if !noArguments(fs, stderr) {
 		return 2
@@ -128,7 +139,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if !noArguments(fs, stderr) {
 		return 2
@@ -173,7 +184,7 @@ func cmdHealthcheck(args []string, stderr io.Writer) int {
 	url := fs.String("url", "", "health URL (default "+defaultHealthURL+")")
 	path := fs.String("config", "", "config file: check /healthz on its server.listen")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if !noArguments(fs, stderr) {
 		return 2

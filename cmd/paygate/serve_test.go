@@ -124,6 +124,18 @@ func TestRunCommands(t *testing.T) {
 		{"-h lists the commands", []string{"-h"}, 0, "paygate check-config [-config FILE]"},
 		{"-help lists the commands", []string{"-help"}, 0, "paygate check-config [-config FILE]"},
 		{"--help lists the commands", []string{"--help"}, 0, "paygate check-config [-config FILE]"},
+		// After a command, every help flag asks for that command's help:
+		// audit took -help and --h for an unknown command, and the commands
+		// with flags printed them but exited 2, as for a bad flag.
+		{"audit -help lists the audit commands", []string{"audit", "-help"}, 0, "paygate audit export"},
+		{"audit --h lists the audit commands", []string{"audit", "--h"}, 0, "paygate audit export"},
+		{"serve -h lists its flags", []string{"serve", "-h"}, 0, "-config"},
+		{"check-config --help lists its flags", []string{"check-config", "--help"}, 0, "-config"},
+		{"healthcheck -h lists its flags", []string{"healthcheck", "-h"}, 0, "-url"},
+		{"audit verify -h lists its flags", []string{"audit", "verify", "-h"}, 0, "-head"},
+		{"audit export -help lists its flags", []string{"audit", "export", "-help"}, 0, "-from"},
+		{"demo -h explains it", []string{"demo", "-h"}, 0, "paygate demo"},
+		{"a bad flag still exits 2", []string{"check-config", "-nope"}, 2, "flag provided but not defined"},
 		{"check-config ok", []string{"check-config", "-config", "../../config.yaml"}, 0, "ok"},
 		{"check-config names file:line", []string{"check-config", "-config", bad}, 1, bad + ":3: server.lisen: unknown key"},
 		{"check-config names the key of every bad value", []string{"check-config", "-config", badTypes}, 1,
