@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,13 +31,10 @@ func (clientLogger) Printf(ctx context.Context, format string, v ...any) {
 		return
 	}
 	detail := fmt.Sprintf(format, v...)
-	kind := format
-	if strings.HasPrefix(format, "%") {
-		// A bare "%s": go-redis's maintenance notices put their whole
-		// text in the argument, so the text is the kind.
-		kind = detail
+	suppressed, ok := 0, true
+	if format != sentinelNewMaster {
+		suppressed, ok = clientLines.Load().take(detail)
 	}
-	suppressed, ok := clientLines.Load().take(kind)
 	if !ok {
 		return
 	}
@@ -49,7 +45,14 @@ func (clientLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.WarnContext(ctx, "redis client", args...)
 }
 
-// clientLogEvery is how often a go-redis line of one kind (its format) is
+// sentinelNewMaster is go-redis's line for a Sentinel failover. It is never
+// left out: go-redis writes it only when the master changes, so it cannot
+// flood, and each one names the master paygate now writes to; left out
+// within a minute of the one before (the master found at start, or a
+// failover back), the log named a master that no longer was.
+const sentinelNewMaster = "sentinel: new master=%q addr=%q"
+
+// clientLogEvery is how often a go-redis line of one kind (its text) is
 // logged at most. go-redis logs one for every command that finds no
 // connection: while Redis is down, every poll of an idle server (the sweep,
 // the audit worker, the webhook relay) and every request under load, so an
@@ -57,9 +60,13 @@ func (clientLogger) Printf(ctx context.Context, format string, v ...any) {
 // own warnings about it, which come once a minute.
 const clientLogEvery = time.Minute
 
-// clientLines limits go-redis's lines, per kind: the format, a set of
-// constants of go-redis, or the text of a bare "%s" (its maps are emptied
-// past maxLineKinds, so texts that vary cannot grow them without bound).
+// clientLines limits go-redis's lines, per kind: the line's text, so that a
+// repeat is left out but not news (with the format as the kind, a second
+// cluster node that could not be dialled went unnamed behind the first).
+// Repeats are what flood: a dial failure's text names its address and its
+// error, the same for every command while that node is down. Its maps are
+// emptied past maxLineKinds, so texts that vary cannot grow them without
+// bound.
 // An atomic pointer, as clientLog: a test puts a limit with a clock of its
 // own in place while go-redis's goroutines log.
 var clientLines atomic.Pointer[lineLimit]

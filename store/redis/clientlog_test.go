@@ -100,3 +100,67 @@ func TestClientLinesAreRateLimited(t *testing.T) {
 		t.Errorf("a minute later: %d lines, the last %q; want a second one counting the lines left out", len(got), got[len(got)-1])
 	}
 }
+
+// TestClientLinesKeepWhatChanged: the limit leaves out repeats of a line,
+// not news. Keyed by go-redis's format alone, a Sentinel failover within a
+// minute of the master found at start (or of an earlier failover) was left
+// out, so the log named a master that no longer was; and of two cluster
+// nodes that could not be dialled only the first was named.
+func TestClientLinesKeepWhatChanged(t *testing.T) {
+	const (
+		newMaster = "sentinel: new master=%q addr=%q"
+		dialFail  = "redis: connection pool: failed to dial after %d attempts: %v"
+	)
+	type line struct {
+		format string
+		args   []any
+	}
+	tests := []struct {
+		name  string
+		lines []line
+		want  []string // the details logged, in order
+	}{
+		{"a failover soon after start", []line{
+			{newMaster, []any{"mymaster", "10.0.0.1:6379"}},
+			{newMaster, []any{"mymaster", "10.0.0.2:6379"}},
+		}, []string{"10.0.0.1:6379", "10.0.0.2:6379"}},
+		{"a failover back", []line{
+			{newMaster, []any{"mymaster", "10.0.0.1:6379"}},
+			{newMaster, []any{"mymaster", "10.0.0.2:6379"}},
+			{newMaster, []any{"mymaster", "10.0.0.1:6379"}},
+		}, []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.1:6379"}},
+		{"two nodes down, each named once", []line{
+			{dialFail, []any{5, "dial tcp 10.0.0.1:6379: connect: connection refused"}},
+			{dialFail, []any{5, "dial tcp 10.0.0.2:6379: connect: connection refused"}},
+			{dialFail, []any{5, "dial tcp 10.0.0.1:6379: connect: connection refused"}},
+			{dialFail, []any{5, "dial tcp 10.0.0.2:6379: connect: connection refused"}},
+		}, []string{"10.0.0.1:6379", "10.0.0.2:6379"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+			defer clientLines.Store(clientLines.Swap(newLineLimit(func() time.Time { return now })))
+			var buf logtest.Buffer
+			defer clientLog.Store(clientLog.Swap(slog.New(slog.NewJSONHandler(&buf, nil))))
+			for _, l := range tc.lines {
+				clientLogger{}.Printf(context.Background(), l.format, l.args...)
+			}
+			var got []string
+			for _, l := range strings.Split(buf.String(), "\n") {
+				// The test's lines alone: a client of another test may
+				// still log its dial failures.
+				if strings.Contains(l, `"msg":"redis client"`) && strings.Contains(l, "10.0.0.") {
+					got = append(got, l)
+				}
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("%d lines; want %d (%q):\n%s", len(got), len(tc.want), tc.want, strings.Join(got, "\n"))
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("line %d %s; want it to name %s", i, got[i], w)
+				}
+			}
+		})
+	}
+}
