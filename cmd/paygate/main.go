@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -28,7 +29,7 @@ Usage:
   paygate [serve] [-config FILE]     run the proxy (default)
   paygate check-config [-config FILE] validate a config file; errors name file:line
   paygate demo                       play a purchase offline (scripted model, WeChat Pay simulator)
-  paygate version                    print the version
+  paygate version                    print the version (also --version)
   paygate audit verify|export [-config FILE] check the audit chain; JSONL export
   paygate healthcheck [-config FILE | -url URL]
                                      exit 0 when /healthz answers, on the config's server.listen
@@ -44,7 +45,7 @@ func main() {
 // run dispatches a sub-command and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && (isHelp(args[0]) || len(args[0]) > 0 && args[0][0] != '-') {
+	if len(args) > 0 && (isHelp(args[0]) || args[0] == "-version" || args[0] == "--version" || len(args[0]) > 0 && args[0][0] != '-') {
 		// A help flag first is the command list, not serve's flags: taken
 		// for serve's, `paygate --help` showed -config alone and exited 2.
 		cmd, args = args[0], args[1:]
@@ -60,8 +61,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdHealthcheck(args, stderr)
 	case "audit":
 		return cmdAudit(args, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "paygate", version)
+	case "version", "-version", "--version":
+		bi, _ := debug.ReadBuildInfo()
+		fmt.Fprintln(stdout, "paygate", versionOf(version, bi))
 		return 0
 	case "help", "-h", "--h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
@@ -69,6 +71,38 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "paygate: unknown command %q\n\n%s", cmd, usage)
 	return 2
+}
+
+// versionOf is the version to print: the one stamped with -ldflags (the
+// image's), else the module version `go install …@v1.2.3` records, else
+// "dev" with the VCS revision `go build` records in a git checkout. A plain
+// "dev" told an operator nothing about which build was running.
+func versionOf(stamped string, bi *debug.BuildInfo) string {
+	if stamped != "dev" || bi == nil {
+		return stamped
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if rev == "" {
+		return stamped
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if modified == "true" {
+		rev += ", modified"
+	}
+	return stamped + " (" + rev + ")"
 }
 
 // isHelp reports whether arg is one of the help flags (as the flag package

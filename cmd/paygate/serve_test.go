@@ -119,6 +119,9 @@ func TestRunCommands(t *testing.T) {
 		contains string
 	}{
 		{"version", []string{"version"}, 0, "paygate"},
+		// --version, as most commands take it, was serve's unknown flag (exit 2).
+		{"--version", []string{"--version"}, 0, "paygate"},
+		{"-version", []string{"-version"}, 0, "paygate"},
 		// The help flags list the commands, as `paygate help` does; they
 		// were taken for serve's flags (its -config alone, exit 2).
 		{"-h lists the commands", []string{"-h"}, 0, "paygate check-config [-config FILE]"},
