@@ -24,8 +24,9 @@ func announcePrefix(user []byte, orderNo string) []byte {
 }
 
 // ClaimAnnouncement implements store.Announcements: one write transaction
-// (one fsync), which also reads an earlier version's counter, so the
-// upgrade costs nothing more. The mark is an expiring record that the
+// (one fsync), which also reads an earlier version's counter and, for a
+// claim it grants, sets it, so the upgrade, and a rollback to an earlier
+// version (which claims with that counter alone), cost nothing more. The mark is an expiring record that the
 // sweep removes once its ttl has passed.
 func (d *DB) ClaimAnnouncement(ctx context.Context, client, user, kind, orderNo string, ttl time.Duration) (bool, error) {
 	if kind == "" || orderNo == "" || ttl <= 0 {
@@ -52,7 +53,16 @@ func (d *DB) ClaimAnnouncement(ctx context.Context, client, user, kind, orderNo 
 			}
 		}
 		first = !(now < legacy.Until && legacy.N >= 1)
-		return putJSON(b, string(k), expiring{Until: now + int64(ttl)})
+		if err := putJSON(b, string(k), expiring{Until: now + int64(ttl)}); err != nil {
+			return err
+		}
+		if !first {
+			return nil
+		}
+		// The counter too, as the Redis driver raises it: an earlier
+		// version, which claims with it alone, opening the file after a
+		// rollback must find the order announced, not announce it again.
+		return putJSON(tx.Bucket(bCounters), kind+orderNo, counterRec{N: 1, Until: now + int64(ttl)})
 	})
 	if err != nil {
 		return false, err

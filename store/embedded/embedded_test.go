@@ -134,13 +134,13 @@ func TestSweep(t *testing.T) {
 	}
 	clock.Advance(2 * time.Minute)
 	// Dead now: short exchange, notification, claim, counter, announcement
-	// mark, audit text (and its user index), the expired proposal's entry
-	// in its user's index. The claim generation, the long exchange and the
-	// refund tombstone stay.
+	// mark (and the earlier versions' counter it set), audit text (and its
+	// user index), the expired proposal's entry in its user's index. The
+	// claim generation, the long exchange and the refund tombstone stay.
 	n, err := d.Sweep(ctx)
 	must(err)
-	if n != 7 {
-		t.Errorf("swept %d records; want 7", n)
+	if n != 8 {
+		t.Errorf("swept %d records; want 8", n)
 	}
 	cases := []struct {
 		name   string

@@ -87,6 +87,22 @@ func testAnnouncements(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("an earlier version's claim finds this one's", func(t *testing.T) {
+		// An earlier version claims with the counter alone (IncrCounter
+		// kind+orderNo, first at 1): a replica of it during a rolling
+		// upgrade, or the embedded file opened again by it after a
+		// rollback, must find the order announced, or it tells the user
+		// payment_confirmed again and the bot delivers twice.
+		if !claim("u1", "announced:", "AN-4") {
+			t.Fatalf("claim announced:AN-4: got false; want true")
+		}
+		n, err := st.IncrCounter(ctx, "announced:AN-4", ttl)
+		mustNil(t, "IncrCounter", err)
+		if n == 1 {
+			t.Errorf("an earlier version's claim (IncrCounter announced:AN-4) after this version's: got 1, first; want more: announced twice across a rollback or a rolling upgrade")
+		}
+	})
+
 	t.Run("expired", func(t *testing.T) {
 		clock.Advance(ttl)
 		if got := announced("u1"); len(got) != 0 {
