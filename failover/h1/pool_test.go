@@ -139,12 +139,19 @@ func TestSwitchedConnectionIsNotPooled(t *testing.T) {
 // of the message"). Whoever in front of the upstream read the other
 // framing ends the answer elsewhere, and what follows it on the
 // connection, taken for the next request's answer, may be the rest of
-// this one: another bot's completion.
+// this one: another bot's completion. A head with a folded line is
+// another such head: net/http reads the fold into the header before it,
+// where a hop may have read a Transfer-Encoding of its own.
 func TestAmbiguouslyFramedAnswerIsNotPooled(t *testing.T) {
 	for _, tc := range []struct{ name, answer, body string }{
 		{"chunked and Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "hello"},
 		{"Content-Length and chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\ncontent-length: 3\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "hello"},
 		{"HTTP/1.0 keep-alive, chunked and Content-Length", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello", "hello"},
+		// obs-fold: net/http joins the line to the one before (a value of
+		// X-Note) and frames the body by its length; a hop that reads the
+		// folded line as a header of its own frames it as chunked.
+		{"folded Transfer-Encoding after Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Note: a\r\n Transfer-Encoding: chunked\r\n\r\nhello", "hello"},
+		{"folded line, tab", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Note: a\r\n\tb\r\n\r\nhello", "hello"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u, conns := rawServer(t, func(n int, c net.Conn) {

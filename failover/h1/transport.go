@@ -797,9 +797,10 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 		var err error
 		if !plain {
 			// http.ReadResponse drops a Transfer-Encoding (and the
-			// Content-Length beside one) from the head: whether it had
-			// them is read off the head's bytes as they pass, the
-			// buffered ones first. A plain head has one framing only.
+			// Content-Length beside one) from the head, and joins a
+			// folded line to the one before: whether it had them is
+			// read off the head's bytes as they pass, the buffered ones
+			// first. A plain head has one framing only, and no fold.
 			c.framing = httpwire.HostLine{}
 			buffered, _ := c.br.Peek(c.br.Buffered())
 			c.framing.Write(buffered)
@@ -846,8 +847,14 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, out *outgoing) 
 		// which the connection closes. Whoever in front of the upstream
 		// took the other framing ends this answer elsewhere, and what
 		// follows it on the connection, read as the next request's
-		// answer, may be the rest of this one: another bot's.
-		ambiguous := !plain && c.framing.TransferEncoding() && (c.framing.ContentLength() || !resp.ProtoAtLeast(1, 1))
+		// answer, may be the rest of this one: another bot's. So too after
+		// a head with obs-fold (a header line starting with a blank):
+		// net/http joins it to the line before, where a hop in front may
+		// read a header of its own, a folded " Transfer-Encoding:
+		// chunked" after a Content-Length framing the answer as chunked
+		// there and by the length here (RFC 9112 5.2 has a client accept
+		// the fold, not keep the connection).
+		ambiguous := !plain && (c.framing.Folded() || c.framing.TransferEncoding() && (c.framing.ContentLength() || !resp.ProtoAtLeast(1, 1)))
 		keep := !resp.Close && !closing(req) && resp.StatusCode != http.StatusSwitchingProtocols && !ambiguous
 		b := &body{c: c, rc: resp.Body, ctx: ctx, stop: stop, keep: keep}
 		if resp.Body == http.NoBody {
