@@ -116,6 +116,9 @@ type conn struct {
 	peek   func(fd uintptr) bool // alive's peek (peekFn), bound once too
 	peekOK bool                  // what the last peek found
 	probe  [1]byte               // where drained reads a TLS connection's held bytes
+	// under is the socket as a TLS connection sees it, which drained can
+	// make return at once (probeConn).
+	under probeConn
 	// framing notes the framing headers of a head net/http reads
 	// (roundTrip), which it drops from the header it returns.
 	framing httpwire.HostLine
@@ -517,11 +520,13 @@ func (t *Transport) getConn(ctx context.Context, key connKey, host string, defer
 // socket inside the TLS connection. A record may carry more than a body
 // read straight into the caller's slice took (an upstream that sent past
 // its Content-Length), and what it left there was the next request's
-// answer, whatever that request was. A read with the deadline in the past
-// returns what the TLS connection holds and never waits on the socket;
-// net/http's Transport reads ahead on every idle connection to the same
-// end. A post-handshake message it finds (a session ticket) is handled,
-// not taken for bytes.
+// answer, whatever that request was. A read of the TLS connection while
+// the socket under it is probing (probeConn) returns what it holds and
+// never reads the socket; net/http's Transport reads ahead on every idle
+// connection to the same end. A post-handshake message it finds (a session
+// ticket) is handled, not taken for bytes. The probe allocates nothing,
+// where a read under a deadline in the past allocated the net package's
+// timeout error on every checkout.
 func (c *conn) drained() bool {
 	if c.br.Buffered() != 0 {
 		return false
@@ -530,15 +535,37 @@ func (c *conn) drained() bool {
 	if !ok {
 		return true
 	}
-	if tc.SetReadDeadline(aLongTimeAgo) != nil {
-		return false
-	}
+	c.under.probing = true
 	n, err := tc.Read(c.probe[:])
-	if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
-		return false
-	}
-	return tc.SetReadDeadline(time.Time{}) == nil
+	c.under.probing = false
+	return n == 0 && err == errProbe
 }
+
+// probeConn is the socket under a TLS connection. While probing (drained,
+// on a pooled connection nothing else reads), a read of it fails at once
+// with errProbe, which crypto/tls takes for a temporary error: the
+// connection stays usable, and the read of it returns.
+type probeConn struct {
+	net.Conn
+	probing bool
+}
+
+func (p *probeConn) Read(b []byte) (int, error) {
+	if p.probing {
+		return 0, errProbe
+	}
+	return p.Conn.Read(b)
+}
+
+// probeError is errProbe's type: temporary, so crypto/tls does not keep
+// it as the connection's error.
+type probeError struct{}
+
+func (probeError) Error() string   { return "h1: nothing held" }
+func (probeError) Timeout() bool   { return true }
+func (probeError) Temporary() bool { return true }
+
+var errProbe error = probeError{}
 
 // deferredPeek makes the liveness peek getConn deferred (unchecked), once,
 // before the request's first byte goes out the usual way: errIdleDead when
@@ -718,7 +745,8 @@ func (t *Transport) dial(ctx context.Context, key connKey, host string) (*conn, 
 			cfg.ServerName = host
 		}
 		cfg.NextProtos = []string{"http/1.1"}
-		tc := tls.Client(nc, cfg)
+		c.under.Conn = nc
+		tc := tls.Client(&c.under, cfg)
 		hsTimeout := t.TLSHandshakeTimeout
 		if hsTimeout <= 0 {
 			hsTimeout = 5 * time.Second
