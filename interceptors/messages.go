@@ -73,7 +73,7 @@ func AssistantToolMessage(content string, calls []ToolCall) []byte {
 // bounds them, and gjson's validation recurses once per level (16 M levels
 // passed the runtime's 1 GB stack limit and ended the process).
 // A call without a name (StepFun and Xiaomi MiMo send some; one named twice
-// is read as none), which the turn refuses, goes back named unnamedCall,
+// is read as none), which the turn refuses, goes back named UnnamedCall,
 // for the same reason: OpenAI answers an empty name in the history with a
 // 400 ("function.name': empty string").
 // calls itself is returned when nothing needs replacing.
@@ -94,7 +94,7 @@ func ParsableArguments(calls []ToolCall) []ToolCall {
 			c.Arguments = "{}"
 		}
 		if c.Name == "" {
-			c.Name = unnamedCall
+			c.Name = UnnamedCall
 		}
 		out = append(out, c)
 	}
@@ -104,10 +104,12 @@ func ParsableArguments(calls []ToolCall) []ToolCall {
 	return out
 }
 
-// unnamedCall is the name a refused call without one goes back to the
+// UnnamedCall is the name a refused call without one goes back to the
 // provider under (ParsableArguments): a valid function name that names no
-// tool, paygate's or, in all likelihood, the bot's.
-const unnamedCall = "paygate_unnamed_call"
+// tool, paygate's or, in all likelihood, the bot's. Its refusal is
+// paygate's, so a follow-up reads it as a payment call's (the user was
+// asked to clarify).
+const UnnamedCall = "paygate_unnamed_call"
 
 // AssistantToolMessageWith is AssistantToolMessage for a round that also
 // produced reasoning: the message carries it, when there is any, under the

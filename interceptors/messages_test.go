@@ -108,8 +108,8 @@ func TestParsableArguments(t *testing.T) {
 	// A call without a name goes back under one: OpenAI refuses an empty
 	// name in the history.
 	nameless := []ToolCall{{ID: "f", Arguments: `{}`}}
-	if g := ParsableArguments(nameless); g[0].Name != unnamedCall || g[0].Arguments != `{}` || nameless[0].Name != "" {
-		t.Errorf("a nameless call went back as %+v (the caller's: %+v); want it named %q", g[0], nameless[0], unnamedCall)
+	if g := ParsableArguments(nameless); g[0].Name != UnnamedCall || g[0].Arguments != `{}` || nameless[0].Name != "" {
+		t.Errorf("a nameless call went back as %+v (the caller's: %+v); want it named %q", g[0], nameless[0], UnnamedCall)
 	}
 }
 

@@ -448,3 +448,44 @@ func TestNamelessCallGoesBackNamed(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalOfAnUnreadCallHoldsTheFollowUp: a payment call refused
+// because paygate could not read it as a function call to a payment tool
+// (one without a name or named twice, a custom call to one) asks the user
+// to clarify, and that still stands in the bot's follow-up with its own
+// tool's result: the model's create_order there is refused, never run.
+// The follow-up read only the results of calls whose function name is a
+// payment tool's, so these refusals were not seen and the order was made
+// before the user said what they wanted.
+func TestRefusalOfAnUnreadCallHoldsTheFollowUp(t *testing.T) {
+	const own = `{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}`
+	for _, tc := range []struct{ name, call string }{
+		{"without a name", `{"id":"call_x","type":"function","function":{"arguments":"{\"sku\":\"premium-monthly\"}"}}`},
+		{"named twice", `{"id":"call_x","type":"function","function":{"name":"get_weather","name":"create_order","arguments":"{}"}}`},
+		{"custom call to a payment tool", `{"id":"call_x","type":"custom","custom":{"name":"create_order","input":"premium-monthly"}}`},
+	} {
+		for _, stream := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s stream %v", tc.name, stream), func(t *testing.T) {
+				tools := &recordingTools{}
+				up := newFakeProvider(t, roundByRound(
+					callsRound(stream, "["+tc.call+","+own+"]"),
+					callsRound(stream, `[{"index":0,"id":"call_pay","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]`),
+					textRound(stream, "Which plan would you like?"),
+				))
+				url := toolsProxy(t, up.URL, tools, nil)
+				hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+				readAll(t, post(t, url, "/v1/chat/completions", chatBody(stream, weatherTool), hdr).Body)
+				follow := chatBodyWith(stream, weatherTool, `{"role":"user","content":"buy premium"}`,
+					`{"role":"assistant","content":null,"tool_calls":[`+own+`]}`, `{"role":"tool","tool_call_id":"call_w","content":"sunny"}`)
+				body := readAll(t, post(t, url, "/v1/chat/completions", follow, hdr).Body)
+				reqs := up.requests()
+				if !gjson.GetBytes(reqs[1].Body, `messages.#(tool_call_id=="call_x")`).Exists() {
+					t.Fatalf("the kept exchange was not restored into the follow-up: %s", reqs[1].Body)
+				}
+				if ex := tools.executed(); len(ex) != 0 {
+					t.Errorf("executed %q in the follow-up of a refusal that asked the user to clarify: %s", ex, body)
+				}
+			})
+		}
+	}
+}

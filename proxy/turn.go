@@ -298,7 +298,18 @@ func paymentsSinceUser(body []byte, isPayment, isMoneyMoving func(name string) b
 		switch m.Get("role").Str {
 		case "assistant":
 			m.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
-				if name := c.Get("function.name").Str; isPayment(name) {
+				// Also the calls paygate refused unread, whose refusal
+				// asked the user to clarify as any other: a custom call to
+				// a payment tool (its name under "custom"), and one
+				// without a single name, which went back unnamed or
+				// (ParsableArguments) as UnnamedCall. Reading only
+				// function names, a follow-up ran the create_order the
+				// user had not yet been asked about.
+				name := c.Get("function.name").Str
+				if c.Get("type").Str == "custom" {
+					name = c.Get("custom.name").Str
+				}
+				if isPayment(name) || name == interceptors.UnnamedCall || name == "" {
 					calls[c.Get("id").Str] = name
 				}
 				return true
