@@ -409,7 +409,9 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 // SetToolChoiceNone asks the clarification round (SPEC 3, budget) for
 // words, not another tool call, by every member of the request that asks
 // for one: "tool_choice" becomes "none" where the request offers "tools",
-// and a legacy "function_call" becomes "none" where it carries one. Both:
+// and a legacy "function_call" becomes "none" where it carries one or
+// offers the legacy "functions" (without one, a provider that reads them
+// takes "auto", and the model repeats the call as with "auto"). Both:
 // function_call asks for a call as tool_choice does (ReadPaymentChoice
 // reads both), and left as the bot sent it ({"name": "create_order"},
 // "auto") a provider that reads it had the model make the call the user was
@@ -419,14 +421,14 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 // specified"), and the user got that error in place of the question.
 func SetToolChoiceNone(body []byte) ([]byte, error) {
 	out := append([]byte(nil), body...)
-	r := gjson.GetManyBytes(body, "tools", "function_call")
+	r := gjson.GetManyBytes(body, "tools", "function_call", "functions")
 	var err error
 	if r[0].Exists() && r[0].Type != gjson.Null {
 		if out, err = sjson.SetBytes(out, "tool_choice", "none"); err != nil {
 			return nil, fmt.Errorf("setting tool_choice: %w", err)
 		}
 	}
-	if r[1].Exists() && r[1].Type != gjson.Null {
+	if r[1].Exists() && r[1].Type != gjson.Null || r[2].Exists() && r[2].Type != gjson.Null {
 		if out, err = sjson.SetBytes(out, "function_call", "none"); err != nil {
 			return nil, fmt.Errorf("setting function_call: %w", err)
 		}

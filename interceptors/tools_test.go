@@ -273,6 +273,7 @@ func TestSetToolChoiceNone(t *testing.T) {
 		{"forced function", `{"model":"m","tools":[{}],"tool_choice":{"type":"function","function":{"name":"x"}},"n":1}`, `{"model":"m","tools":[{}],"tool_choice":"none","n":1}`},
 		{"no tools: no tool_choice", `{"model":"m","messages":[]}`, `{"model":"m","messages":[]}`},
 		{"legacy function_call", `{"model":"m","functions":[{}],"function_call":{"name":"x"}}`, `{"model":"m","functions":[{}],"function_call":"none"}`},
+		{"legacy functions without function_call", `{"model":"m","functions":[{}]}`, `{"model":"m","functions":[{}],"function_call":"none"}`},
 		{"both", `{"model":"m","tools":[{}],"function_call":"auto"}`, `{"model":"m","tools":[{}],"function_call":"none","tool_choice":"none"}`},
 	}
 	for _, tc := range tests {

@@ -341,6 +341,9 @@ func TestClarificationRoundAsksForNoCall(t *testing.T) {
 		{"function_call auto", weatherTool + `"function_call":"auto",`, `"none"`, `"none"`},
 		{"tools alone", weatherTool, `"none"`, ``},
 		{"legacy functions", functions + `"function_call":"auto",`, ``, `"none"`},
+		// No function_call is "auto" for a provider that reads functions:
+		// the clarification round must ask for none all the same.
+		{"legacy functions without function_call", functions, ``, `"none"`},
 	} {
 		for _, stream := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s stream %v", tc.name, stream), func(t *testing.T) {
