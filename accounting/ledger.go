@@ -267,15 +267,7 @@ func (l *Ledger) Round(ctx context.Context, provider, model string, u Usage) Pic
 		warn |= warnUnpriced
 	}
 	l.mu.Lock()
-	m := l.models[key]
-	if m == nil {
-		m = &modelTotals{Provider: provider, Model: model,
-			promptC:     l.tokens.WithLabelValues(provider, model, "prompt"),
-			completionC: l.tokens.WithLabelValues(provider, model, "completion"),
-			cachedC:     l.tokens.WithLabelValues(provider, model, "cached_prompt"),
-			costC:       l.cost.WithLabelValues(provider, model)}
-		l.models[key] = m
-	}
+	m := l.modelTotals(key)
 	m.PromptTokens += in
 	m.Completion += out
 	m.CachedPrompt += cached
@@ -293,8 +285,44 @@ func (l *Ledger) Round(ctx context.Context, provider, model string, u Usage) Pic
 	return c
 }
 
-// roundWarnings are the kinds of a provider's usage Round logs about, once
-// per provider and model (modelTotals.warned).
+// modelTotals returns the totals of the provider and model, made on its
+// first round. l.mu must be held.
+func (l *Ledger) modelTotals(key modelKey) *modelTotals {
+	m := l.models[key]
+	if m == nil {
+		m = &modelTotals{Provider: key.provider, Model: key.model,
+			promptC:     l.tokens.WithLabelValues(key.provider, key.model, "prompt"),
+			completionC: l.tokens.WithLabelValues(key.provider, key.model, "completion"),
+			cachedC:     l.tokens.WithLabelValues(key.provider, key.model, "cached_prompt"),
+			costC:       l.cost.WithLabelValues(key.provider, key.model)}
+		l.models[key] = m
+	}
+	return m
+}
+
+// Unmetered records an upstream round that answered whole but reported no
+// usage at all (a relay that drops it, a server that ignores
+// stream_options.include_usage): its cost is unknown and counts as 0, so
+// the first such round of each provider and model is logged, with ctx, the
+// request's. Like a missing price, it otherwise left the LLM spend and the
+// cost per completed transaction short without a word. A round cut short
+// is not unmetered: its usage never came.
+func (l *Ledger) Unmetered(ctx context.Context, provider, model string) {
+	key := modelKey{provider, model}
+	l.mu.Lock()
+	m := l.modelTotals(key)
+	warn := warnNoUsage &^ m.warned
+	m.warned |= warn
+	l.mu.Unlock()
+	if warn != 0 {
+		l.log.WarnContext(ctx, "accounting: the provider's answer reported no usage, so its tokens are not counted and cost 0; "+
+			"check that the provider (or the relay before it) returns usage, on streams with stream_options.include_usage (logged once for this provider and model)",
+			"provider", provider, "model", model)
+	}
+}
+
+// roundWarnings are the kinds of a provider's usage Round (and Unmetered)
+// logs about, once per provider and model (modelTotals.warned).
 type roundWarnings uint8
 
 const (
@@ -302,6 +330,7 @@ const (
 	warnCost                               // a cost capped at maxRoundCost
 	warnUnpriced                           // tokens of a model without a price
 	warnCached                             // more cached prompt tokens than prompt tokens
+	warnNoUsage                            // an answer without usage (Unmetered)
 )
 
 func (l *Ledger) warnRound(ctx context.Context, provider, model string, u Usage, warn roundWarnings) {

@@ -247,12 +247,24 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	if !chat.Stream {
 		writeChatAnswer(w, resp)
-		account(resp, ledgerUsage(interceptors.ReadUsage(gjson.GetBytes(resp.Body, "usage"))))
+		usage := gjson.GetBytes(resp.Body, "usage")
+		account(resp, ledgerUsage(interceptors.ReadUsage(usage)))
+		if !usage.IsObject() {
+			s.unmetered(r.Context(), resp)
+		}
 	} else {
 		s.streamRound(w, r, req, resp, !chat.WantsUsage, chat.Choices > 1, account)
 	}
 	if s.ledger != nil {
 		s.ledger.Turn(r.Context(), rc.client.Name, costUser, costSession, cost)
+	}
+}
+
+// unmetered tells the ledger of an answer that came whole without usage
+// (accounting.Ledger.Unmetered).
+func (s *Server) unmetered(ctx context.Context, resp *failover.Response) {
+	if s.ledger != nil {
+		s.ledger.Unmetered(ctx, resp.Provider, resp.Model)
 	}
 }
 
@@ -402,9 +414,12 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 	rec := &recoveries{limit: s.cfg.Failover.Recovery}
 	for {
 		tooSmall = addTooSmall(tooSmall, resp)
-		u, err := s.relayPlain(sw, resp, resume, sent, withholdUsage)
+		u, metered, err := s.relayPlain(sw, resp, resume, sent, withholdUsage)
 		resp.Close()
 		account(resp, u)
+		if err == nil && !metered {
+			s.unmetered(r.Context(), resp)
+		}
 		if err == nil {
 			if first != nil {
 				s.countRecovery(first, recoveryRecovered)
@@ -496,38 +511,38 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 
 // relayPlain relays one attempt's events, through resume when the attempt
 // takes over a cut one, and logs each event sent (for a recovery to know
-// what the client has). It returns the attempt's usage and nil when the
-// stream is complete, else a *failover.StreamError, interceptors.ErrDiverged
-// or errClientGone.
-func (s *Server) relayPlain(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (accounting.Usage, error) {
-	u, err := s.relayPlainEvents(sw, resp, resume, sent, withholdUsage)
-	return u, flushAfterRelay(sw, err)
+// what the client has). It returns the attempt's usage, whether the
+// attempt reported any (metered), and nil when the stream is complete, else
+// a *failover.StreamError, interceptors.ErrDiverged or errClientGone.
+func (s *Server) relayPlain(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (accounting.Usage, bool, error) {
+	u, metered, err := s.relayPlainEvents(sw, resp, resume, sent, withholdUsage)
+	return u, metered, flushAfterRelay(sw, err)
 }
 
 // relayPlainEvents is relayPlain's loop; events go out queued (see
 // flushBeforeWait).
-func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (u accounting.Usage, _ error) {
+func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (u accounting.Usage, metered bool, _ error) {
 	topUsage := false // u came from a top-level usage
 	for {
 		if flushBeforeWait(sw, resp) != nil {
-			return u, errClientGone
+			return u, metered, errClientGone
 		}
 		ev, err := resp.Next()
 		if errors.Is(err, io.EOF) {
-			return u, nil
+			return u, metered, nil
 		}
 		if err != nil {
-			return u, err
+			return u, metered, err
 		}
 		if ev.IsDone() {
-			return u, nil
+			return u, metered, nil
 		}
 		// An upstream's own "paygate" member would pass for paygate's; an
 		// empty "error" beside the choices would pass for an error.
 		data := interceptors.DropEmptyError(interceptors.DropPaygate(ev.Data))
 		if resume != nil {
 			if data, err = resume.Filter(data); err != nil {
-				return u, err
+				return u, metered, err
 			}
 			if data == nil {
 				continue
@@ -542,6 +557,7 @@ func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resum
 			if !inChoice || !topUsage {
 				u, topUsage = got, !inChoice
 			}
+			metered = true
 			if only && withholdUsage {
 				continue
 			}
@@ -550,7 +566,7 @@ func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resum
 		*sent = append(append(*sent, data...), 0)
 		if err := sw.Queue(data); err != nil {
 			// The client is gone; returning cancels the upstream request.
-			return u, errClientGone
+			return u, metered, errClientGone
 		}
 	}
 }

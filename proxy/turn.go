@@ -809,6 +809,8 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, cr
 	if u != nil && t.s.ledger != nil {
 		// Priced by the target's configured upstream model (the price table's key).
 		t.cost += t.s.ledger.Round(t.r.Context(), resp.Provider, resp.Model, ledgerUsage(*u))
+	} else if u == nil {
+		t.s.unmetered(t.r.Context(), resp)
 	}
 	if u != nil {
 		t.hasUse = true
