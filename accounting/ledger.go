@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,17 @@ func (p Pico) String() string {
 // Units returns the amount as a float, for Prometheus only.
 func (p Pico) Units() float64 { return float64(p) / picoPerUnit }
 
+// addPico is a+b for amounts that are not negative, stopping at the
+// largest amount rather than wrapping below zero: a round may cost
+// maxRoundCost at an ordinary price (a provider's count near
+// maxRoundTokens), and under a thousand such rounds pass int64's end.
+func addPico(a, b Pico) Pico {
+	if b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
 // Usage is one round's token counts, as the provider's usage names them.
 // TotalTokens, when the provider sent it, may exceed the other two: xAI
 // (Grok) and Gemini's OpenAI-compatible API count a reasoning model's
@@ -58,8 +70,9 @@ const maxRoundTokens = 10_000_000_000
 
 // maxRoundCost caps one round's cost: ten thousand units, a hundred times
 // the dearest real round (some hundred thousand tokens at the dearest
-// prices), and far enough below int64's end that the ledger's sums of many
-// rounds do not overflow. Only a price set absurdly high reaches it.
+// prices). A price set absurdly high reaches it, and so does a count near
+// maxRoundTokens at an ordinary price: the ledger's sums stop at int64's
+// end (addPico) rather than wrap.
 const maxRoundCost Pico = 10_000 * picoPerUnit
 
 // SessionStore keeps a conversation's running cost where every replica sees
@@ -271,7 +284,7 @@ func (l *Ledger) Round(ctx context.Context, provider, model string, u Usage) Pic
 	m.PromptTokens += in
 	m.Completion += out
 	m.CachedPrompt += cached
-	m.Cost += c
+	m.Cost = addPico(m.Cost, c)
 	warn &^= m.warned // each kind once per provider and model
 	m.warned |= warn
 	l.mu.Unlock()
@@ -399,9 +412,9 @@ func (l *Ledger) Turn(_ context.Context, client, user, session string, cost Pico
 	l.mu.Lock()
 	b := l.hour(l.now())
 	b.turns++
-	b.cost += cost
+	b.cost = addPico(b.cost, cost)
 	l.totals.turns++
-	l.totals.cost += cost
+	l.totals.cost = addPico(l.totals.cost, cost)
 	l.mu.Unlock()
 	if cost == 0 || l.store == nil || session == "" {
 		// A turn without a user has no conversation whose cost a paid
@@ -435,8 +448,9 @@ func (l *Ledger) Call(cost Pico) {
 		return
 	}
 	l.mu.Lock()
-	l.hour(l.now()).cost += cost
-	l.totals.cost += cost
+	b := l.hour(l.now())
+	b.cost = addPico(b.cost, cost)
+	l.totals.cost = addPico(l.totals.cost, cost)
 	l.mu.Unlock()
 }
 
@@ -533,7 +547,7 @@ type batchWriter struct {
 
 func (w *batchWriter) add(key string, delta int64) {
 	if i, ok := w.at[key]; ok {
-		w.adds[i].Delta += delta
+		w.adds[i].Delta = int64(addPico(Pico(w.adds[i].Delta), Pico(delta)))
 		return
 	}
 	if w.at == nil {
@@ -596,6 +610,14 @@ func (l *Ledger) applyPaid(ctx context.Context, op sessionOp) {
 			l.log.Warn("accounting: taking the conversation's cost", "err", err)
 		}
 	}
+	if cost < 0 {
+		// Only a sum that wrapped in the store (the embedded store adds
+		// without a bound) is negative; Prometheus panics on a counter
+		// that would decrease, in the writer, which ends the process.
+		l.log.Warn("accounting: the conversation's kept cost is negative (its sum passed the largest amount); counted as 0",
+			"order_no", op.paidOrder)
+		cost = 0
+	}
 	l.recordPaid(Pico(cost))
 }
 
@@ -657,9 +679,9 @@ func (l *Ledger) recordPaid(cost Pico) {
 	l.mu.Lock()
 	b := l.hour(l.now())
 	b.paidOrders++
-	b.txCost += cost
+	b.txCost = addPico(b.txCost, cost)
 	l.totals.paidOrders++
-	l.totals.txCost += cost
+	l.totals.txCost = addPico(l.totals.txCost, cost)
 	if l.totals.paidOrders > 0 {
 		l.perTxGauge.Set((l.totals.txCost / Pico(l.totals.paidOrders)).Units())
 	}

@@ -799,3 +799,47 @@ func TestSeriesKeepsOnlyTheLast48Hours(t *testing.T) {
 		}
 	}
 }
+
+// TestHugeCostsDoNotWrap: a provider's (or a relay's) usage may count up to
+// maxRoundTokens in a round, and at an ordinary price such a round costs
+// maxRoundCost, ten thousand units. The ledger's sums of such rounds were
+// plain int64 additions: after some 900 of them the LLM spend in the stats
+// went negative, and a conversation's kept cost wrapped too (in the
+// writer's batch and in the embedded store), so its paid order handed
+// Prometheus a negative cost, whose counter panics: the writer's panic
+// ended the whole process, payments and all. Sums now stop at the largest
+// amount, and a conversation's cost taken from the store is never
+// negative.
+func TestHugeCostsDoNotWrap(t *testing.T) {
+	for _, driver := range append(testdrivers.Names(t), "memory") {
+		t.Run(driver, func(t *testing.T) {
+			var st SessionStore = &memStore{m: map[string]int64{}}
+			if driver != "memory" {
+				st = testdrivers.NewPlace(t, driver, nil).Open()
+			}
+			l := testLedger(t, st)
+			defer l.Close()
+			ctx := context.Background()
+			const turns = 1000
+			for range turns {
+				c := l.Round(ctx, "p", "m", Usage{PromptTokens: maxRoundTokens - 1})
+				if c != maxRoundCost {
+					t.Fatalf("a round of %d prompt tokens at 2.50 cost %s; want the cap %s", maxRoundTokens-1, c, maxRoundCost)
+				}
+				l.Turn(ctx, "bot", "u", "s", c)
+			}
+			l.Paid(ctx, "bot", "u", "s", "ORD-HUGE")
+			l.Flush()
+			s := l.Stats()
+			for name, v := range map[string]string{"llm_cost": s.LLMCost, "transaction_llm_cost": s.TransactionCost, "series llm_cost": s.Series[0].LLMCost,
+				"by_model llm_cost": s.ByModel[0].LLMCost} {
+				if strings.HasPrefix(v, "-") {
+					t.Errorf("%s = %s after %d rounds of %s; want no wrap below zero", name, v, turns, maxRoundCost)
+				}
+			}
+			if s.PaidOrders != 1 {
+				t.Errorf("paid orders %d; want 1", s.PaidOrders)
+			}
+		})
+	}
+}
