@@ -247,10 +247,10 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	if !chat.Stream {
 		writeChatAnswer(w, resp)
-		usage := gjson.GetBytes(resp.Body, "usage")
-		account(resp, ledgerUsage(interceptors.ReadUsage(usage)))
-		if !usage.IsObject() {
-			s.unmetered(r.Context(), resp)
+		u := ledgerUsage(interceptors.ReadUsage(gjson.GetBytes(resp.Body, "usage")))
+		account(resp, u)
+		if u == (accounting.Usage{}) {
+			s.unmetered(r.Context(), resp) // no usage, or every count 0
 		}
 	} else {
 		s.streamRound(w, r, req, resp, !chat.WantsUsage, chat.Choices > 1, account)
@@ -260,8 +260,8 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// unmetered tells the ledger of an answer that came whole without usage
-// (accounting.Ledger.Unmetered).
+// unmetered tells the ledger of an answer that came whole without usage, or
+// with a usage whose every count is 0 (accounting.Ledger.Unmetered).
 func (s *Server) unmetered(ctx context.Context, resp *failover.Response) {
 	if s.ledger != nil {
 		s.ledger.Unmetered(ctx, resp.Provider, resp.Model)
@@ -417,8 +417,8 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		u, metered, err := s.relayPlain(sw, resp, resume, sent, withholdUsage)
 		resp.Close()
 		account(resp, u)
-		if err == nil && !metered {
-			s.unmetered(r.Context(), resp)
+		if err == nil && (!metered || u == accounting.Usage{}) {
+			s.unmetered(r.Context(), resp) // no usage, or every count 0
 		}
 		if err == nil {
 			if first != nil {

@@ -809,8 +809,9 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, cr
 	if u != nil && t.s.ledger != nil {
 		// Priced by the target's configured upstream model (the price table's key).
 		t.cost += t.s.ledger.Round(t.r.Context(), resp.Provider, resp.Model, ledgerUsage(*u))
-	} else if u == nil {
-		t.s.unmetered(t.r.Context(), resp)
+	}
+	if u == nil || *u == (interceptors.Usage{}) {
+		t.s.unmetered(t.r.Context(), resp) // no usage, or every count 0
 	}
 	if u != nil {
 		t.hasUse = true

@@ -11,7 +11,8 @@ import (
 // stream_options.include_usage) was priced at 0 without a word: the LLM
 // spend and the cost per completed transaction came out short, and the
 // model did not even appear in the stats, whatever its configured price.
-// The first such answer of each provider and model is now logged, as a
+// So was one whose usage counts nothing (every count 0), which no answer
+// costs. The first such answer of each provider and model is now logged, as a
 // model without a price is; an answer with usage, and a later answer
 // without, add no line.
 func TestRoundWithoutUsageWarned(t *testing.T) {
@@ -21,6 +22,7 @@ func TestRoundWithoutUsageWarned(t *testing.T) {
 		chunk      = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"delta":{"role":"assistant","content":"hello"},"finish_reason":null}]}` + "\n\n"
 		finish     = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\n"
 		usageChunk = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}` + "\n\n"
+		zeroUsage  = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}` + "\n\n"
 		completion = `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}]`
 	)
 	signedIn := map[string]string{"X-WeChat-OpenID": "o-user-1"}
@@ -35,6 +37,11 @@ func TestRoundWithoutUsageWarned(t *testing.T) {
 		{"plain, stream, no usage", sseHandler(chunk, finish, "data: [DONE]\n\n"), streamBody, nil, true},
 		{"signed in, non-stream, no usage", jsonHandler(200, completion+`}`), plainBody, signedIn, true},
 		{"signed in, stream, no usage", sseHandler(chunk, finish, "data: [DONE]\n\n"), streamBody, signedIn, true},
+		// A relay that fills the usage with zeros has counted nothing either.
+		{"plain, non-stream, zero usage", jsonHandler(200, completion+`,"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}`), plainBody, nil, true},
+		{"plain, stream, zero usage", sseHandler(chunk, finish, zeroUsage, "data: [DONE]\n\n"), streamBody, nil, true},
+		{"signed in, non-stream, zero usage", jsonHandler(200, completion+`,"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}`), plainBody, signedIn, true},
+		{"signed in, stream, zero usage", sseHandler(chunk, finish, zeroUsage, "data: [DONE]\n\n"), streamBody, signedIn, true},
 		{"plain, non-stream, usage", jsonHandler(200, completion+`,"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`), plainBody, nil, false},
 		{"plain, stream, usage", sseHandler(chunk, finish, usageChunk, "data: [DONE]\n\n"), streamBody, nil, false},
 		{"signed in, stream, usage", sseHandler(chunk, finish, usageChunk, "data: [DONE]\n\n"), streamBody, signedIn, false},
