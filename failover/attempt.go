@@ -75,6 +75,11 @@ type failure struct {
 	// completions), which may say only that the provider key lacks that
 	// endpoint's permission: this round only, as keyInWords.
 	pathRefused bool
+	// pathMissing: a 404 on a forwarded path that does not say the model
+	// is missing, which says the provider does not serve that endpoint
+	// (many OpenAI-compatible servers have no /responses or /embeddings)
+	// and nothing of its chat completions (failedOwn).
+	pathMissing bool
 }
 
 // Phases of an attempt; a spent wait's cause follows its phase (deadlines).
@@ -186,6 +191,12 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			// the misconfigured cool-down. A key that is wrong is refused
 			// on chat completions too, which cool the provider down.
 			f.pathRefused = true
+		}
+		if f.cause == CauseModelNotFound && resp.StatusCode == http.StatusNotFound &&
+			!(isChatPath(req.Path) && method == http.MethodPost) && !isModelNotFound(f) {
+			// A model the target lacks is refused on chat completions
+			// too, which count against it; a path it lacks is not.
+			f.pathMissing = true
 		}
 		r.cutPlain(f)
 		a.release()

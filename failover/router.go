@@ -210,15 +210,17 @@ func (t *target) latencyKey(now time.Time, stream bool) time.Duration {
 // request and says nothing of the target's other answers: a Responses
 // conversation stored at another provider (previousNotFound), a forwarded
 // path the provider key lacks the permission for (pathRefused, which cools
-// no provider down either), an answer larger than paygate relays (its n or
-// max_tokens). Counted, each put a healthy target behind the others for
-// every bot's requests of the model for a minute.
+// no provider down either) or that the provider does not serve
+// (pathMissing: a Responses call to a server with chat completions only),
+// an answer larger than paygate relays (its n or max_tokens). Counted, each
+// put a healthy target behind the others for every bot's requests of the
+// model for a minute.
 func failedOwn(f *failure) bool {
 	switch f.cause {
 	case CauseClientError, CauseContextLength, CauseRequestTooLarge, CauseCanceled, CauseResponseTooLarge:
 		return false
 	}
-	return !f.canceled && !f.previousNotFound && !f.pathRefused
+	return !f.canceled && !f.previousNotFound && !f.pathRefused && !f.pathMissing
 }
 
 // New builds a Router for cfg's providers and models. cfg must have been

@@ -261,7 +261,11 @@ func TestLowestLatencyFailingTargetLast(t *testing.T) {
 // conversation lives at another provider (400 previous_response_not_found),
 // a forwarded call the provider key lacks the permission for (a 403 on
 // /embeddings: the key serves chat still, and such a call cools no provider
-// down so that one bot's call does not take it out of every bot's chat), an
+// down so that one bot's call does not take it out of every bot's chat), a
+// forwarded path the provider does not serve (a 404 on /responses from an
+// OpenAI-compatible server that has chat completions only: its chat is no
+// worse for it; a 404 that says the model is missing still counts, as on
+// chat, TestLowestLatencyFailingTargetLast), an
 // answer larger than paygate relays (it follows from the request's n or
 // max_tokens). Each demoted a healthy, unmeasured target behind a slower one
 // for every chat request of the model until the failure was a minute old.
@@ -281,6 +285,10 @@ func TestLowestLatencyRequestFailureKeepsTargetFirst(t *testing.T) {
 		{"the key lacks the path's permission", `"input"`,
 			statusFn(403, errBody("invalid_request_error", "", "You have insufficient permissions for this operation. Missing scopes: model.request.embeddings")),
 			&Request{Model: "gpt", Method: "POST", Path: "/embeddings", ContentType: "application/json",
+				Body: []byte(`{"model":"gpt","input":"hi"}`)}},
+		{"a path the provider does not serve", `"input"`,
+			statusFn(404, `{"error":{"message":"Invalid URL (POST /v1/responses)","type":"invalid_request_error","param":null,"code":null}}`),
+			&Request{Model: "gpt", Method: "POST", Path: "/responses", ContentType: "application/json",
 				Body: []byte(`{"model":"gpt","input":"hi"}`)}},
 		{"an answer over paygate's cap", `"n":8`, statusFn(200, big),
 			&Request{Model: "gpt", Method: "POST", Path: "/chat/completions", ContentType: "application/json",
@@ -308,5 +316,30 @@ func TestLowestLatencyRequestFailureKeepsTargetFirst(t *testing.T) {
 				t.Errorf("the next chat request was served by %q (%v); want a, still first: the failure was the request's", got.provider, got.openErr)
 			}
 		})
+	}
+}
+
+// TestLowestLatencyForwardedModelNotFoundLast: a 404 on a forwarded path
+// that says the target's model is missing tells of the target, as on chat
+// completions (TestLowestLatencyFailingTargetLast): it goes behind the
+// targets that answer, unlike a 404 for a path it does not serve
+// (TestLowestLatencyRequestFailureKeepsTargetFirst).
+func TestLowestLatencyForwardedModelNotFoundLast(t *testing.T) {
+	e := newEnv(t, map[string]func(*fconn, int){
+		"a": always(statusFn(404, errBody("invalid_request_error", "model_not_found", "The model up-a does not exist"))),
+	}, []string{"a", "b"}, func(c *config.Config) {
+		c.Models[0].Strategy = StrategyLowestLatency
+	})
+	req := func() *Request {
+		return &Request{Model: "gpt", Method: "POST", Path: "/responses", ContentType: "application/json",
+			Body: []byte(`{"model":"gpt","input":"hi"}`)}
+	}
+	for i := range 2 {
+		if got := e.openReq(t.Context(), req()); got.provider != "b" {
+			t.Fatalf("request %d: served by %q (%v); want b", i+1, got.provider, got.openErr)
+		}
+	}
+	if n := len(e.fakes["a"].hits()); n != 1 {
+		t.Errorf("a, which answers 404 for the model, was asked %d times in 2 rounds; want 1 (then behind b)", n)
 	}
 }
