@@ -224,7 +224,19 @@ func tlsDialer(base *tls.Config, timeout time.Duration, listed []string) func(ct
 			return nil, fmt.Errorf("redis: address %q: %w", addr, err)
 		}
 		cfg := base.Clone()
-		cfg.ServerName = host // sent as SNI (an IP address is not)
+		cfg.ServerName = host // sent as SNI
+		if net.ParseIP(host) != nil {
+			// Go sends no SNI to an IP address; a node announced by
+			// address gets the first listed name, as every node did when
+			// all were verified against it, for a server that picks its
+			// certificate by SNI.
+			for _, name := range listed {
+				if net.ParseIP(name) == nil {
+					cfg.ServerName = name
+					break
+				}
+			}
+		}
 		// Verified in VerifyConnection instead, against more than one name:
 		// the chain as the default does, then the names.
 		cfg.InsecureSkipVerify = true

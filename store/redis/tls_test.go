@@ -212,3 +212,45 @@ func TestTLSVerifiesEachServerAgainstItsOwnName(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSDialerSendsAListedNameToAnIPAddress: a node reached at an IP address
+// (a cluster node or sentinel master a managed Redis announces by address)
+// is sent the first listed DNS name as SNI. No name at all was sent there
+// (Go sends none for an IP), where the release before sent the first listed
+// name to every node, and a server that picks its certificate by SNI
+// answered with its default one or none.
+func TestTLSDialerSendsAListedNameToAnIPAddress(t *testing.T) {
+	ca := newTestCA(t)
+	cert := ca.issue(t, "redis.example.internal")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	sni := make(chan string, 1)
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		sni <- h.ServerName
+		return &cert, nil
+	}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = tls.Server(c, cfg).Handshake()
+	}()
+	dial := tlsDialer(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: ca.pool}, 5*time.Second,
+		[]string{"10.0.0.7", "redis.example.internal", "other.example.internal"})
+	c, err := dial(t.Context(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("dial an announced IP address holding the listed name's certificate: %v", err)
+	}
+	_ = c.Close()
+	<-done
+	if got := <-sni; got != "redis.example.internal" {
+		t.Errorf("SNI sent to an IP address: %q; want the first listed DNS name, redis.example.internal", got)
+	}
+}
