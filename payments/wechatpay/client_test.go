@@ -169,6 +169,7 @@ func TestRetriesByMeaning(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
+		opts   wxsim.Options
 		faults []wxsim.Fault
 		edit   func(*wechatpay.PrepayRequest)
 		want   want
@@ -188,12 +189,15 @@ func TestRetriesByMeaning(t *testing.T) {
 		{name: "PARAM_ERROR is a clear failure, not retried",
 			edit: func(p *wechatpay.PrepayRequest) { p.Description = strings.Repeat("x", 200) },
 			want: want{err: wechatpay.ErrRejected, requests: 1, orders: 0}},
+		{name: "OPENID_MISMATCH (HTTP 500) is a clear failure, not retried",
+			opts: wxsim.Options{OpenIDs: map[string]string{"o1": "wx0ther0app0id00"}},
+			want: want{err: wechatpay.ErrRejected, requests: 1, orders: 0}},
 		{name: "bad response signature is not trusted", faults: []wxsim.Fault{{Op: "prepay", Kind: wxsim.FaultBadResponseSignature}},
 			want: want{err: wechatpay.ErrUnverified, requests: 1, orders: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRig(t, wxsim.Options{}, "", func(c *wechatpay.Config) { c.AttemptTimeout = faultAttemptTimeout })
+			r := newRig(t, tt.opts, "", func(c *wechatpay.Config) { c.AttemptTimeout = faultAttemptTimeout })
 			for _, f := range tt.faults {
 				r.sim.InjectFault(f)
 			}

@@ -97,7 +97,10 @@ func kindOfCode(status int, code string) (kind error, retry bool) {
 		return ErrTemporary, true
 	case "PARAM_ERROR", "SIGN_ERROR", "INVALID_REQUEST", "NO_AUTH", "NOT_ENOUGH",
 		"MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH", "RULE_LIMIT", "TRADE_ERROR",
-		"USER_ACCOUNT_ABNORMAL", "INVALID_TRANSACTIONID":
+		"USER_ACCOUNT_ABNORMAL", "INVALID_TRANSACTIONID", "OPENID_MISMATCH":
+		// OPENID_MISMATCH and INVALID_TRANSACTIONID come with HTTP 500 yet
+		// are final: the status fallback below would retry them and leave
+		// the order pending for good.
 		return ErrRejected, false
 	}
 	switch {

@@ -448,6 +448,8 @@ func (s *Server) checkPrepay(method string, b *prepayBody) *apiError {
 		return errf(400, "PARAM_ERROR", "境内商户号仅支持人民币")
 	case method == "jsapi" && (b.Payer == nil || b.Payer.OpenID == ""):
 		return errf(400, "PARAM_ERROR", "JSAPI 下单缺少 payer.openid")
+	case method == "jsapi" && s.opts.OpenIDs[b.Payer.OpenID] != "" && s.opts.OpenIDs[b.Payer.OpenID] != b.AppID:
+		return errf(500, "OPENID_MISMATCH", "openid和appid不匹配")
 	}
 	u, err := url.Parse(b.NotifyURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" {

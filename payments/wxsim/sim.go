@@ -38,7 +38,12 @@ type Options struct {
 	AppID string // default "wxd930ea5d5a258f4f"; used by ClientConfig
 	// AppIDs, when set, are the appids bound to the merchant; a prepay for
 	// another appid is refused with APPID_MCHID_NOT_MATCH. Empty: any appid.
-	AppIDs   []string
+	AppIDs []string
+	// OpenIDs, when set, name the appid that issued each openid; a JSAPI
+	// prepay for a listed openid under another appid is refused as WeChat
+	// Pay refuses it: HTTP 500 OPENID_MISMATCH, which is final despite the
+	// status. Unlisted openids pass.
+	OpenIDs  map[string]string
 	APIv3Key string // exactly 32 bytes; empty: generated
 	Keys     *Keys  // nil: generated
 	SignWith SigningMode
