@@ -416,3 +416,52 @@ func TestPrepayOutcomeStaysUnknownAfterARefusal(t *testing.T) {
 		})
 	}
 }
+
+// TestRefundParamsWeChatRefuses: a refund request WeChat Pay refuses with
+// PARAM_ERROR (a reason above 80 characters, a notify_url with a query or
+// not http(s)) is refused by the simulator too, through the official
+// client: ErrRejected after one attempt, and no refund held.
+func TestRefundParamsWeChatRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*wechatpay.RefundRequest)
+	}{
+		{name: "reason of 81 characters", edit: func(r *wechatpay.RefundRequest) { r.Reason = strings.Repeat("退", 81) }},
+		{name: "notify_url with a query", edit: func(r *wechatpay.RefundRequest) { r.NotifyURL = "https://pay.example.com/wechatpay/notify?x=1" }},
+		{name: "notify_url not http", edit: func(r *wechatpay.RefundRequest) { r.NotifyURL = "ftp://pay.example.com/wechatpay/notify" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, wxsim.Options{}, "", nil)
+			ctx := context.Background()
+			if _, err := r.client.Prepay(ctx, wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGrefpar00001", Description: "d", Total: 300}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.sim.Pay(ctx, "PGrefpar00001"); err != nil {
+				t.Fatal(err)
+			}
+			req := wechatpay.RefundRequest{OutTradeNo: "PGrefpar00001", OutRefundNo: "RFrefpar00001", Reason: "r", Refund: 300, Total: 300}
+			tt.edit(&req)
+			_, err := r.client.CreateRefund(ctx, req)
+			var ae *wechatpay.APIError
+			if !errors.Is(err, wechatpay.ErrRejected) || !errors.As(err, &ae) || ae.Code != "PARAM_ERROR" || ae.Attempts != 1 {
+				t.Errorf("refund: got %v; want ErrRejected PARAM_ERROR after 1 attempt", err)
+			}
+			if n := r.sim.RefundCount(""); n != 0 {
+				t.Errorf("refunds at simulator: got %d; want 0", n)
+			}
+		})
+	}
+	// 80 characters (240 bytes of UTF-8) is within the limit.
+	r := newRig(t, wxsim.Options{}, "", nil)
+	ctx := context.Background()
+	if _, err := r.client.Prepay(ctx, wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGrefpar00002", Description: "d", Total: 300}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.sim.Pay(ctx, "PGrefpar00002"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.client.CreateRefund(ctx, wechatpay.RefundRequest{OutTradeNo: "PGrefpar00002", OutRefundNo: "RFrefpar00002", Reason: strings.Repeat("退", 80), Refund: 300, Total: 300}); err != nil {
+		t.Errorf("refund with an 80-character reason: %v", err)
+	}
+}

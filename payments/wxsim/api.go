@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/paygate/paygate/payments/wechatpay"
 )
@@ -451,12 +452,23 @@ func (s *Server) checkPrepay(method string, b *prepayBody) *apiError {
 	case method == "jsapi" && s.opts.OpenIDs[b.Payer.OpenID] != "" && s.opts.OpenIDs[b.Payer.OpenID] != b.AppID:
 		return errf(500, "OPENID_MISMATCH", "openid和appid不匹配")
 	}
-	u, err := url.Parse(b.NotifyURL)
+	return checkNotifyURL(b.NotifyURL)
+}
+
+// checkNotifyURL refuses a notify_url WeChat Pay refuses: not an absolute
+// URL, or one with a query. http is let through for tests (WeChat Pay
+// calls only https; config warns).
+func checkNotifyURL(s string) *apiError {
+	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" {
 		return errf(400, "PARAM_ERROR", "notify_url 格式错误")
 	}
 	return nil
 }
+
+// maxRefundReason is WeChat Pay's limit on a refund's reason, in
+// characters.
+const maxRefundReason = 80
 
 func contains(list []string, v string) bool {
 	for _, x := range list {
@@ -522,6 +534,17 @@ func (s *Server) createRefund(body []byte, entry *RequestLog) response {
 	entry.OutTradeNo, entry.OutRefundNo = b.OutTradeNo, b.OutRefundNo
 	if wechatpay.ValidOutRefundNo(b.OutRefundNo) != nil {
 		return errResponse(errf(400, "PARAM_ERROR", "out_refund_no 格式错误"))
+	}
+	if utf8.RuneCountInString(b.Reason) > maxRefundReason {
+		return errResponse(errf(400, "PARAM_ERROR", "reason 长度应不超过 %d 个字符", maxRefundReason))
+	}
+	if b.NotifyURL != "" {
+		if aerr := checkNotifyURL(b.NotifyURL); aerr != nil {
+			return errResponse(aerr)
+		}
+	}
+	if b.Amount.Currency != "CNY" {
+		return errResponse(errf(400, "PARAM_ERROR", "amount.currency 应为 CNY"))
 	}
 	s.mu.Lock()
 	if rf, ok := s.refunds[b.OutRefundNo]; ok {
