@@ -68,7 +68,12 @@ const (
 	// refundQueryAfter: a refunding order untouched this long is asked about
 	// by the sweep (a notification normally arrives well before).
 	refundQueryAfter = time.Minute
-	// maxRefundReason is WeChat Pay's limit on the reason, in characters.
+	// maxRefundReason is WeChat Pay's limit on the reason (string[1,80]),
+	// taken in bytes: its documents do not say whether that length counts
+	// characters or bytes, and description's string[1,127] is bytes. 80
+	// bytes is within the limit either way, where 80 characters of Chinese
+	// (240 bytes) would be refused under the stricter reading and the
+	// user's confirmed refund fail with PARAM_ERROR.
 	maxRefundReason = 80
 	// proposalSkew bounds how far a replica's clock may be behind another's
 	// (takenGrace allows for it). The store judges a proposal's expiry by
@@ -1269,13 +1274,13 @@ func refundFrom(ctx context.Context) *store.RefundProposal {
 	return p
 }
 
-// clip cuts s to at most n characters on a rune boundary.
+// clip cuts s to at most n bytes on a rune boundary.
 func clip(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
+	for len(s) > n {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
 	}
-	r := []rune(s)
-	return string(r[:n])
+	return s
 }
 
 // requestRefund is the request_refund tool: it records a proposal and returns

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wechatpay"
@@ -993,5 +994,24 @@ func TestConfirmAtTheTTLEdgeOnOneReplica(t *testing.T) {
 	}
 	if _, _, err := e.svc.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: user, OrderNo: res.Order.OrderNo}); err != nil {
 		t.Errorf("a new refund request: %v; want a proposal", err)
+	}
+}
+
+// TestRefundReasonFitsWeChatsLimitEitherWay: the user's reason is cut to 80
+// bytes on a character boundary. WeChat Pay's reason is string[1,80], its
+// documents silent on characters or bytes; cut to 80 characters, a Chinese
+// reason of 81 kept 240 bytes, which the bytes reading refuses with
+// PARAM_ERROR, failing the refund the user had confirmed.
+func TestRefundReasonFitsWeChatsLimitEitherWay(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	o := paidOrder(t, e, "oUser-reason", 1)
+	long := strings.Repeat("买错了", 30) // 90 characters, 270 bytes
+	p, _, err := e.svc.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: o.User, OrderNo: o.OrderNo, Reason: long})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Reason) > 80 || !utf8.ValidString(p.Reason) || !strings.HasPrefix(long, p.Reason) || len(p.Reason) < 78 {
+		t.Errorf("reason kept: %q (%d bytes); want the longest prefix of whole characters within 80 bytes", p.Reason, len(p.Reason))
 	}
 }
