@@ -245,6 +245,34 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			limit = r.opts.MaxJSONResponseBytes // an embeddings batch, which cannot be streamed instead
 		}
 		data, err := a.readBody(limit)
+		if !req.Stream && isChatPath(req.Path) && (req.Method == "" || req.Method == http.MethodPost) &&
+			(err == nil || a.caller.Err() == nil) && eventsBody(data) {
+			// A provider that ignores "stream": false (some
+			// OpenAI-compatible servers and relays) answered with
+			// chat.completion.chunk events: the chat completion they
+			// stream is the answer, as if sent as JSON, so a payment call
+			// in it is captured and run as in any non-stream answer.
+			// Failed over as not a JSON object, a valid answer was billed
+			// by this provider, asked again and of the next target, and
+			// held against the provider's breaker. An error event in it
+			// fails over as the same error in a JSON body would.
+			body, f := r.streamedCompletion(a, data, err, limit, req.Choices)
+			if f != nil {
+				r.cutPlain(f)
+				a.release()
+				return nil, f
+			}
+			if err != nil {
+				r.log.WarnContext(caller, "upstream event stream complete, its end cut: accepted", "provider", p.name, "model", t.model,
+					"bytes", len(data), "err", err)
+			}
+			a.Body = body
+			a.Header.Set("Content-Type", "application/json")
+			a.Header.Del("Content-Length")
+			a.sample(false, time.Since(a.start))
+			a.release()
+			return a, nil
+		}
 		if err != nil && errors.Is(err, io.ErrUnexpectedEOF) && wholeAnswer(req.Path, data) {
 			// The framing was cut (a chunked body's last chunk, bytes
 			// short of its Content-Length) after the whole answer had

@@ -1,0 +1,479 @@
+package failover
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/paygate/paygate/sse"
+	"github.com/tidwall/gjson"
+)
+
+// eventsBody reports whether data, a non-stream chat answer's whole body,
+// opens as an event stream does ("data:", "event:", "id:", "retry:", a
+// comment) rather than as a JSON object: the answer of a provider that
+// ignored "stream": false. Only the first bytes are looked at, so a JSON
+// answer pays nothing for it; its Content-Type is not asked, since a body
+// labelled text/event-stream that is a JSON object is a chat completion
+// all the same, and was always taken as one.
+func eventsBody(data []byte) bool {
+	i := skipSpace(data, 0)
+	if bytes.HasPrefix(data[i:], utf8BOM) {
+		i = skipSpace(data, i+len(utf8BOM))
+	}
+	if i >= len(data) || data[i] == '{' {
+		return false
+	}
+	rest := data[i:]
+	for _, field := range eventFields {
+		if bytes.HasPrefix(rest, field) {
+			return true
+		}
+	}
+	return false
+}
+
+var eventFields = [][]byte{[]byte("data:"), []byte(":"), []byte("event:"), []byte("id:"), []byte("retry:")}
+
+// streamedCompletion is the whole chat completion a non-stream request was
+// answered with as chat.completion.chunk events (data, the body read
+// whole, cut by readErr if not nil), assembled as the provider would have
+// sent it as JSON (completionBuilder), at most limit bytes of it; or the
+// failure that makes it no answer, as if a JSON body had said so: an error
+// event (the error it stands for, as before the first byte of a stream),
+// [DONE] or the body's end before every choice shown had its finish_reason
+// (a cut answer: a tool call in it may be cut), no choice at all, three
+// malformed events. A body cut (readErr) after every choice's finish is
+// whole, as a stream cut so is. choices is the request's n when above 1:
+// a body that ends without [DONE] must have shown each of them.
+func (r *Router) streamedCompletion(a *Response, data []byte, readErr error, limit int64, choices int) ([]byte, *failure) {
+	rd := sse.NewReader(bytes.NewReader(data))
+	defer rd.Release()
+	b := completionBuilder{limit: limit}
+	done := false
+read:
+	for !done {
+		ev, err := rd.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: a.StatusCode,
+					err: fmt.Errorf("event stream answering a non-stream request: %w", err)}
+			}
+			if i := objectLine(data, false); i >= 0 && len(b.choices) == 0 && a.malformed == 0 {
+				// An error object written without "data:" after
+				// keep-alives (bareError): the provider's reason.
+				if f := bareErrorIn(data[i:]); f != nil {
+					f.httpStatus = a.StatusCode
+					return nil, f
+				}
+				if rest := bytes.TrimSpace(data[i:]); wholeAnswer("/chat/completions", rest) {
+					// A whole chat completion after keep-alive comments
+					// (": PROCESSING"): the answer, as it would be after
+					// keep-alive whitespace.
+					return rest, nil
+				}
+			}
+			if b.finished() && len(b.choices) >= choices {
+				break read
+			}
+			if readErr != nil {
+				return nil, a.failFromErr(readErr, true) // cut, as a JSON body cut is
+			}
+			return nil, &failure{cause: CauseConnectionLost, status: http.StatusBadGateway, httpStatus: a.StatusCode,
+				err: fmt.Errorf("event stream answering a non-stream request ended before its finish_reason: %w", ErrConnectionLost)}
+		}
+		if ev.IsDone() {
+			if !b.finished() {
+				return nil, &failure{cause: CauseConnectionLost, status: http.StatusBadGateway, httpStatus: a.StatusCode,
+					err: fmt.Errorf("event stream answering a non-stream request: %w", errDoneBeforeFinish)}
+			}
+			done = true
+			continue
+		}
+		if a.noteMalformed(ev) {
+			if a.malformed >= maxMalformed {
+				if b.finished() && len(b.choices) >= choices {
+					break read // after the answer's finish, as in a stream (Response.skipMalformed)
+				}
+				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: a.StatusCode,
+					err: fmt.Errorf("%d malformed events in an event stream answering a non-stream request", a.malformed)}
+			}
+			continue
+		}
+		if f := eventError(ev); f != nil {
+			if b.finished() && len(b.choices) >= choices {
+				// The answer had finished: an error after it (a relay's
+				// hiccup) takes nothing from it, as in a stream
+				// (Response.Next). Failed over, the answer was asked for,
+				// and billed, again.
+				r.log.WarnContext(&a.ctx, "upstream error event after the answer's finish ignored", "provider", a.Provider, "model", a.Model,
+					"status", f.status, "code", f.errCode, "message", f.errMsg)
+				break read
+			}
+			f.httpStatus = a.StatusCode
+			return nil, f
+		}
+		if err := b.add(ev.Data); err != nil {
+			return nil, &failure{cause: CauseResponseTooLarge, status: http.StatusBadGateway, httpStatus: a.StatusCode, err: err}
+		}
+	}
+	body, err := b.build()
+	if err != nil {
+		f := &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: a.StatusCode, err: err}
+		if errors.Is(err, errBodyTooLarge) {
+			f.cause = CauseResponseTooLarge
+		}
+		return nil, f
+	}
+	return body, nil
+}
+
+// completionBuilder assembles chat.completion.chunk events into the chat
+// completion they stream: the first id, created, model, system_fingerprint
+// and service_tier given; each choice by its index, its role, its content,
+// refusal, reasoning and reasoning_content concatenated, its tool calls
+// merged by index (id, type and name from the fragment that gives them
+// first, arguments concatenated), a legacy function_call likewise, its
+// finish_reason and its logprobs' content and refusal tokens
+// concatenated; the last usage given. size counts the bytes taken in, at
+// most limit.
+type completionBuilder struct {
+	id, model, fingerprint, tier, created string // raw JSON values
+	usage                                 string
+	choices                               []*builtChoice
+	limit, size                           int64
+}
+
+type builtChoice struct {
+	index                                   int64
+	role                                    string
+	content, refusal, reasoning, reasonings strings.Builder
+	has                                     [4]bool // content, refusal, reasoning, reasoning_content given
+	calls                                   []*builtCall
+	function                                *builtCall
+	finish                                  string // raw JSON; "" none yet
+	lpContent, lpRefusal                    []json.RawMessage
+	lpHas                                   [2]bool
+}
+
+type builtCall struct {
+	index          int64
+	hasIdx         bool
+	id, typ, name  string
+	args           strings.Builder
+	hasID, hasName bool
+}
+
+func (b *completionBuilder) take(n int) error {
+	b.size += int64(n)
+	if b.size > b.limit {
+		return fmt.Errorf("%w: an event stream answering a non-stream request assembles to over %d bytes", errBodyTooLarge, b.limit)
+	}
+	return nil
+}
+
+func firstRaw(dst *string, v gjson.Result) {
+	if *dst == "" && v.Exists() && v.Type != gjson.Null {
+		*dst = v.Raw
+	}
+}
+
+func (b *completionBuilder) add(data []byte) error {
+	ev := gjson.ParseBytes(data)
+	firstRaw(&b.id, ev.Get("id"))
+	firstRaw(&b.created, ev.Get("created"))
+	if m := ev.Get("model"); m.Type == gjson.String && m.Str != "" {
+		firstRaw(&b.model, m)
+	}
+	firstRaw(&b.fingerprint, ev.Get("system_fingerprint"))
+	firstRaw(&b.tier, ev.Get("service_tier"))
+	if u := ev.Get("usage"); u.IsObject() {
+		if err := b.take(len(u.Raw) - len(b.usage)); err != nil {
+			return err
+		}
+		b.usage = u.Raw
+	}
+	var err error
+	ev.Get("choices").ForEach(func(_, ch gjson.Result) bool {
+		err = b.addChoice(ch)
+		return err == nil
+	})
+	return err
+}
+
+func (b *completionBuilder) choice(index int64) *builtChoice {
+	for _, c := range b.choices {
+		if c.index == index {
+			return c
+		}
+	}
+	c := &builtChoice{index: index}
+	b.choices = append(b.choices, c)
+	return c
+}
+
+func (b *completionBuilder) addChoice(ch gjson.Result) error {
+	if !ch.IsObject() {
+		return nil
+	}
+	c := b.choice(ch.Get("index").Int())
+	d := ch.Get("delta")
+	if !d.IsObject() {
+		d = ch.Get("message") // a server that sends whole messages as chunks
+	}
+	if r := d.Get("role"); r.Type == gjson.String && c.role == "" {
+		c.role = r.Str
+	}
+	for i, key := range [...]string{"content", "refusal", "reasoning", "reasoning_content"} {
+		v := d.Get(key)
+		if v.Type != gjson.String {
+			continue
+		}
+		if err := b.take(len(v.Str)); err != nil {
+			return err
+		}
+		c.has[i] = true
+		[...]*strings.Builder{&c.content, &c.refusal, &c.reasoning, &c.reasonings}[i].WriteString(v.Str)
+	}
+	var err error
+	d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+		err = b.addCall(c.callFor(tc), tc)
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	if fc := d.Get("function_call"); fc.IsObject() {
+		if c.function == nil {
+			c.function = &builtCall{}
+		}
+		if err := b.addCall(c.function, fc); err != nil {
+			return err
+		}
+	}
+	if fr := ch.Get("finish_reason"); fr.Type == gjson.String && fr.Str != "" {
+		c.finish = fr.Raw
+	}
+	if lp := ch.Get("logprobs"); lp.Exists() {
+		for i, key := range [...]string{"content", "refusal"} {
+			v := lp.Get(key)
+			if !v.IsArray() {
+				continue
+			}
+			c.lpHas[i] = true
+			for _, tok := range v.Array() {
+				if err := b.take(len(tok.Raw)); err != nil {
+					return err
+				}
+				if i == 0 {
+					c.lpContent = append(c.lpContent, json.RawMessage(tok.Raw))
+				} else {
+					c.lpRefusal = append(c.lpRefusal, json.RawMessage(tok.Raw))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// callFor is the call a tool call's fragment belongs to, found as the
+// stream's capture finds it (interceptors' slotFor), so that a call is
+// the same one whichever way the provider sent it: by its index, unless
+// the fragment names another call there (another id or name: a new call
+// under a reused index); without an index, by its id; without either, the
+// last call, unless it names a new one. Merged by position in its chunk
+// alone, two whole calls a provider sent without indexes, each in its own
+// chunk, became one with both arguments run together.
+func (c *builtChoice) callFor(tc gjson.Result) *builtCall {
+	fn := tc.Get("function")
+	if !fn.IsObject() {
+		fn = tc
+	}
+	idx, id, name := tc.Get("index"), tc.Get("id").Str, fn.Get("name").Str
+	fresh := func(hasIdx bool) *builtCall {
+		call := &builtCall{index: idx.Int(), hasIdx: hasIdx}
+		c.calls = append(c.calls, call)
+		return call
+	}
+	switch {
+	case idx.Type == gjson.Number:
+		for i := len(c.calls) - 1; i >= 0; i-- {
+			x := c.calls[i]
+			if !x.hasIdx || x.index != idx.Int() {
+				continue
+			}
+			if name != "" && (id != "" && x.id != "" && id != x.id || x.name != "" && name != x.name) {
+				break
+			}
+			return x
+		}
+		return fresh(true)
+	case id != "":
+		for i := len(c.calls) - 1; i >= 0; i-- {
+			x := c.calls[i]
+			if x.id != id {
+				continue
+			}
+			if name != "" && x.name != "" && name != x.name {
+				break
+			}
+			return x
+		}
+		return fresh(false)
+	case name == "" && len(c.calls) > 0:
+		return c.calls[len(c.calls)-1]
+	}
+	return fresh(false)
+}
+
+// addCall merges a tool call's (or a function_call's) fragment: a fragment
+// has it either at the top (tool calls) or in "function".
+func (b *completionBuilder) addCall(call *builtCall, tc gjson.Result) error {
+	if id := tc.Get("id"); id.Type == gjson.String && id.Str != "" && !call.hasID {
+		call.id, call.hasID = id.Str, true
+	}
+	if t := tc.Get("type"); t.Type == gjson.String && t.Str != "" && call.typ == "" {
+		call.typ = t.Str
+	}
+	fn := tc.Get("function")
+	if !fn.IsObject() {
+		fn = tc
+	}
+	if n := fn.Get("name"); n.Type == gjson.String && n.Str != "" && !call.hasName {
+		call.name, call.hasName = n.Str, true
+	}
+	if a := fn.Get("arguments"); a.Type == gjson.String {
+		if err := b.take(len(a.Str) + len(call.id) + len(call.name)); err != nil {
+			return err
+		}
+		call.args.WriteString(a.Str)
+	}
+	return nil
+}
+
+// finished reports whether every choice shown has its finish_reason, one
+// at least shown.
+func (b *completionBuilder) finished() bool {
+	if len(b.choices) == 0 {
+		return false
+	}
+	for _, c := range b.choices {
+		if c.finish == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// The completion's shape, its members in OpenAI's order.
+type (
+	assembledCompletion struct {
+		ID          json.RawMessage   `json:"id,omitempty"`
+		Object      string            `json:"object"`
+		Created     json.RawMessage   `json:"created,omitempty"`
+		Model       json.RawMessage   `json:"model,omitempty"`
+		Choices     []assembledChoice `json:"choices"`
+		Usage       json.RawMessage   `json:"usage,omitempty"`
+		Fingerprint json.RawMessage   `json:"system_fingerprint,omitempty"`
+		Tier        json.RawMessage   `json:"service_tier,omitempty"`
+	}
+	assembledChoice struct {
+		Index        int64              `json:"index"`
+		Message      assembledMessage   `json:"message"`
+		Logprobs     *assembledLogprobs `json:"logprobs,omitempty"`
+		FinishReason json.RawMessage    `json:"finish_reason"`
+	}
+	assembledMessage struct {
+		Role             string              `json:"role"`
+		Content          *string             `json:"content"`
+		Refusal          *string             `json:"refusal,omitempty"`
+		Reasoning        *string             `json:"reasoning,omitempty"`
+		ReasoningContent *string             `json:"reasoning_content,omitempty"`
+		ToolCalls        []assembledToolCall `json:"tool_calls,omitempty"`
+		FunctionCall     *assembledFunction  `json:"function_call,omitempty"`
+	}
+	assembledToolCall struct {
+		ID       string            `json:"id"`
+		Type     string            `json:"type"`
+		Function assembledFunction `json:"function"`
+	}
+	assembledFunction struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	}
+	assembledLogprobs struct {
+		Content []json.RawMessage `json:"content"`
+		Refusal []json.RawMessage `json:"refusal,omitempty"`
+	}
+)
+
+// build is the completion, choices and tool calls in index order, at most
+// limit bytes of JSON.
+func (b *completionBuilder) build() ([]byte, error) {
+	if len(b.choices) == 0 {
+		return nil, errors.New("event stream answering a non-stream request has no choice")
+	}
+	w := assembledCompletion{ID: raw(b.id), Object: "chat.completion", Created: raw(b.created), Model: raw(b.model),
+		Usage: raw(b.usage), Fingerprint: raw(b.fingerprint), Tier: raw(b.tier)}
+	slices.SortStableFunc(b.choices, func(x, y *builtChoice) int { return cmp.Compare(x.index, y.index) })
+	for _, c := range b.choices {
+		m := assembledMessage{Role: c.role}
+		if m.Role == "" {
+			m.Role = "assistant"
+		}
+		for i, dst := range [...]**string{&m.Content, &m.Refusal, &m.Reasoning, &m.ReasoningContent} {
+			if c.has[i] {
+				s := [...]*strings.Builder{&c.content, &c.refusal, &c.reasoning, &c.reasonings}[i].String()
+				*dst = &s
+			}
+		}
+		if !slices.ContainsFunc(c.calls, func(x *builtCall) bool { return !x.hasIdx }) {
+			// By index, as the provider numbered them; else where they came.
+			slices.SortStableFunc(c.calls, func(x, y *builtCall) int { return cmp.Compare(x.index, y.index) })
+		}
+		for _, tc := range c.calls {
+			typ := tc.typ
+			if typ == "" {
+				typ = "function"
+			}
+			m.ToolCalls = append(m.ToolCalls, assembledToolCall{ID: tc.id, Type: typ,
+				Function: assembledFunction{Name: tc.name, Arguments: tc.args.String()}})
+		}
+		if c.function != nil {
+			m.FunctionCall = &assembledFunction{Name: c.function.name, Arguments: c.function.args.String()}
+		}
+		wc := assembledChoice{Index: c.index, Message: m, FinishReason: raw(c.finish)}
+		if wc.FinishReason == nil {
+			wc.FinishReason = json.RawMessage("null")
+		}
+		if c.lpHas[0] || c.lpHas[1] {
+			wc.Logprobs = &assembledLogprobs{Content: c.lpContent, Refusal: c.lpRefusal}
+		}
+		w.Choices = append(w.Choices, wc)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(w); err != nil {
+		return nil, fmt.Errorf("assembling the chat completion of an event stream: %w", err)
+	}
+	out := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if int64(len(out)) > b.limit {
+		return nil, fmt.Errorf("%w: an event stream answering a non-stream request assembles to %d bytes, over %d",
+			errBodyTooLarge, len(out), b.limit)
+	}
+	return out, nil
+}
+
+func raw(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	return json.RawMessage(s)
+}

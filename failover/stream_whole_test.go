@@ -1,0 +1,179 @@
+package failover
+
+import (
+	"context"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// TestEventStreamAnswersANonStreamRequest: a non-stream chat request
+// answered with chat.completion.chunk events (a provider that ignores
+// "stream": false) is the answer, from the provider that gave it, as the
+// whole chat completion the events stream: each choice's text, reasoning,
+// refusal and logprobs concatenated, its tool calls merged by index, its
+// finish, the usage. Failed over as no JSON object, the answer was asked
+// for again, of this provider and the next, each billed. An error event,
+// or a stream cut or ended before its finish, still fails over.
+func TestEventStreamAnswersANonStreamRequest(t *testing.T) {
+	chunk := func(choices string) string {
+		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1","system_fingerprint":"fp","choices":[` + choices + `]}`
+	}
+	whole := func(c *fconn, _ int) {
+		c.sse()
+		c.comment("keep-alive")
+		c.event(chunk(`{"index":0,"delta":{"role":"assistant","content":"","reasoning_content":"Think"},"logprobs":{"content":[{"token":"O","logprob":-0.1}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":1,"delta":{"role":"assistant","refusal":"No"},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"reasoning_content":"ing.","content":"Order"},"logprobs":{"content":[{"token":"rder","logprob":-0.2}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"content":"ing.","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":""}}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_2","type":"function","function":{"name":"get_balance","arguments":"{}"}}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"sku\":\"premium-monthly\","}}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"quantity\":1}"}}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":1,"delta":{},"finish_reason":"stop"}`))
+		c.event(chunk(`{"index":0,"delta":{},"finish_reason":"tool_calls"}`))
+		c.event(`{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`)
+		c.done()
+	}
+	tests := []struct {
+		name     string
+		script   func(c *fconn, n int)
+		provider string
+		attempts int // 0: not checked
+	}{
+		{"whole stream", whole, "a", 0},
+		{"calls without an index", func(c *fconn, _ int) {
+			c.sse()
+			c.event(chunk(`{"index":0,"delta":{"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":"}}]},"finish_reason":null}`))
+			c.event(chunk(`{"index":0,"delta":{"tool_calls":[{"function":{"arguments":"\"premium-monthly\"}"}}]},"finish_reason":null}`))
+			c.event(chunk(`{"index":0,"delta":{"tool_calls":[{"id":"call_2","type":"function","function":{"name":"get_balance","arguments":"{}"}}]},"finish_reason":null}`))
+			c.event(chunk(`{"index":0,"delta":{},"finish_reason":"tool_calls"}`))
+			c.done()
+		}, "a", 0},
+		{"a completion after keep-alive comments", func(c *fconn, _ int) {
+			c.status(200, ": PROCESSING\n\n: PROCESSING\n\n"+
+				`{"id":"chatcmpl-s","object":"chat.completion","created":1700000000,"model":"m-1","system_fingerprint":"fp",`+
+				`"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}`+"\n")
+		}, "a", 1},
+		{"cut after its finish", func(c *fconn, _ int) {
+			c.sse()
+			c.event(chunk(`{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}`))
+			c.event(chunk(`{"index":0,"delta":{},"finish_reason":"stop"}`))
+			c.cut()
+		}, "a", 0},
+		{"error event after its finish", func(c *fconn, _ int) {
+			c.sse()
+			c.event(chunk(`{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}`))
+			c.event(chunk(`{"index":0,"delta":{},"finish_reason":"stop"}`))
+			c.event(errBody("server_error", "relay_hiccup", "upstream gone"))
+			c.done()
+		}, "a", 0},
+		{"malformed events", func(c *fconn, _ int) {
+			c.sse()
+			c.event(chunk(`{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}`))
+			c.event("{not json")
+			c.event("{not json")
+			c.event("{not json")
+			c.event(chunk(`{"index":0,"delta":{},"finish_reason":"stop"}`))
+			c.done()
+		}, "b", 0},
+		{"cut before its finish", func(c *fconn, _ int) {
+			c.sse()
+			c.event(chunk(`{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}`))
+			c.cut()
+		}, "b", 0},
+		{"[DONE] before its finish", func(c *fconn, _ int) {
+			c.sse()
+			c.event(chunk(`{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}`))
+			c.done()
+		}, "b", 0},
+		{"error event", func(c *fconn, _ int) {
+			c.sse()
+			c.event(errBody("server_error", "overloaded", "try again"))
+			c.done()
+		}, "b", 0},
+		{"bare error after a keep-alive", func(c *fconn, _ int) {
+			c.sse()
+			c.comment("keep-alive")
+			c.chunk(errBody("invalid_request_error", "context_length_exceeded", "too long") + "\n")
+			c.end()
+		}, "b", 2}, // the provider's reason: never the same target again
+		{"no choice", func(c *fconn, _ int) {
+			c.sse()
+			c.event(usageChunk())
+			c.done()
+		}, "b", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": tc.script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
+				[]string{"a", "b"}, nil)
+			got := e.open(context.Background(), false)
+			if got.openErr != nil {
+				t.Fatal(got.openErr)
+			}
+			if got.provider != tc.provider {
+				t.Fatalf("answered by %q after %d attempts (%s); want %q", got.provider, got.attempts, got.body, tc.provider)
+			}
+			if tc.attempts != 0 && got.attempts != tc.attempts {
+				t.Errorf("%d attempts; want %d", got.attempts, tc.attempts)
+			}
+			if tc.provider != "a" {
+				return
+			}
+			if got.attempts != 1 || len(e.fakes["b"].hits()) != 0 {
+				t.Errorf("%d attempts, b asked %d times; want the one attempt, of a", got.attempts, len(e.fakes["b"].hits()))
+			}
+			if !gjson.Valid(got.body) {
+				t.Fatalf("body %s is no JSON", got.body)
+			}
+			r := gjson.GetMany(got.body, "object", "id", "model", "created", "system_fingerprint")
+			if r[0].Str != "chat.completion" || r[1].Str != "chatcmpl-s" || r[2].Str != "m-1" || r[3].Int() != 1700000000 || r[4].Str != "fp" {
+				t.Errorf("body %s: want a chat.completion with the chunks' id, model, created and fingerprint", got.body)
+			}
+			if tc.name == "calls without an index" {
+				calls := gjson.Get(got.body, "choices.0.message.tool_calls")
+				if calls.Get("#").Int() != 2 || calls.Get("0.id").Str != "call_1" || calls.Get("0.function.arguments").Str != `{"sku":"premium-monthly"}` ||
+					calls.Get("1.id").Str != "call_2" || calls.Get("1.function.name").Str != "get_balance" || calls.Get("1.function.arguments").Str != "{}" {
+					t.Errorf("tool calls %s: want create_order then get_balance, each with its own arguments", calls.Raw)
+				}
+				return
+			}
+			if tc.name != "whole stream" {
+				if m := gjson.Get(got.body, "choices.0.message.content"); m.Str != "Hi" || gjson.Get(got.body, "choices.0.finish_reason").Str != "stop" {
+					t.Errorf("body %s: want the message Hi, finished", got.body)
+				}
+				return
+			}
+			want := map[string]string{
+				"choices.#":                                         "2",
+				"choices.0.index":                                   "0",
+				"choices.0.message.role":                            "assistant",
+				"choices.0.message.content":                         "Ordering.",
+				"choices.0.message.reasoning_content":               "Thinking.",
+				"choices.0.message.tool_calls.#":                    "2",
+				"choices.0.message.tool_calls.0.id":                 "call_1",
+				"choices.0.message.tool_calls.0.type":               "function",
+				"choices.0.message.tool_calls.0.function.name":      "create_order",
+				"choices.0.message.tool_calls.0.function.arguments": `{"sku":"premium-monthly","quantity":1}`,
+				"choices.0.message.tool_calls.1.id":                 "call_2",
+				"choices.0.message.tool_calls.1.function.name":      "get_balance",
+				"choices.0.message.tool_calls.1.function.arguments": "{}",
+				"choices.0.finish_reason":                           "tool_calls",
+				"choices.0.logprobs.content.#":                      "2",
+				"choices.0.logprobs.content.1.token":                "rder",
+				"choices.1.index":                                   "1",
+				"choices.1.message.refusal":                         "No",
+				"choices.1.finish_reason":                           "stop",
+				"usage.total_tokens":                                "15",
+			}
+			for path, v := range want {
+				if g := gjson.Get(got.body, path).String(); g != v {
+					t.Errorf("%s = %q; want %q", path, g, v)
+				}
+			}
+			if t.Failed() {
+				t.Logf("body %s", got.body)
+			}
+		})
+	}
+}
