@@ -63,13 +63,12 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 
 func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := configFlag(fs)
 	headFlag := fs.String("head", "", "a published head SEQ:HASH the chain must reach")
 	texts := fs.Bool("text", false, "also check the kept conversation texts against their hashes")
 	marks := fs.Bool("trust-marks", false, "with -text, also accept texts erased by an erasure mark outside the chain (earlier versions)")
-	if err := fs.Parse(args); err != nil {
-		return parseExit(err)
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	if !noArguments(fs, stderr) {
 		return 2
@@ -124,13 +123,12 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 
 func cmdAuditExport(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("audit export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := configFlag(fs)
 	from := fs.Uint64("from", 1, "first record to export")
 	texts := fs.Bool("text", false, "include the conversation texts still kept")
 	out := fs.String("o", "-", "output file (- for standard output)")
-	if err := fs.Parse(args); err != nil {
-		return parseExit(err)
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	if !noArguments(fs, stderr) {
 		return 2

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -52,13 +53,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "serve":
-		return cmdServe(args, stderr)
+		return cmdServe(args, stdout, stderr)
 	case "check-config":
 		return cmdCheckConfig(args, stdout, stderr)
 	case "demo":
 		return cmdDemo(args, stdout, stderr)
 	case "healthcheck":
-		return cmdHealthcheck(args, stderr)
+		return cmdHealthcheck(args, stdout, stderr)
 	case "audit":
 		return cmdAudit(args, stdout, stderr)
 	case "version", "-version", "--version":
@@ -115,15 +116,27 @@ func isHelp(arg string) bool {
 	return false
 }
 
-// parseExit is the exit code of a command whose flags did not parse: 0
-// when a help flag asked for them (the flag package has printed them), 2
-// for a bad flag. A help asked for is not a usage error: exiting 2 for it
-// made a script or a user asking a command's flags see a failure.
-func parseExit(err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+// parseFlags parses args into fs, whose output is stderr afterwards. ok is
+// false when the command is to exit with code: 0 when a help flag asked
+// for the flags, printed on stdout, 2 for a bad flag, reported on stderr.
+// A help asked for is the answer, not a usage error: exiting 2 for it made
+// a script or a user asking a command's flags see a failure, and printed on
+// stderr (where the flag package writes both) `paygate serve -h | less`
+// showed nothing, where `paygate -h` and `paygate audit -h` print on stdout.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	switch {
+	case err == nil:
+		return 0, true
+	case errors.Is(err, flag.ErrHelp):
+		stdout.Write(out.Bytes())
+		return 0, false
 	}
-	return 2
+	stderr.Write(out.Bytes())
+	return 2, false
 }
 
 // configFlag registers -config on fs.
@@ -148,10 +161,9 @@ func loadConfig(path string) (*config.Config, error) {
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return parseExit(err)
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	if !noArguments(fs, stderr) {
 		return 2
@@ -168,12 +180,11 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdServe(args []string, stderr io.Writer) int {
+func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return parseExit(err)
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	if !noArguments(fs, stderr) {
 		return 2
@@ -212,13 +223,12 @@ const defaultHealthURL = "http://" + config.DefaultListen + "/healthz"
 // environment, so a PAYGATE_LISTEN, or a mounted config, that moves the
 // port moves the check with it; a fixed URL made a healthy container
 // unhealthy (and a service waiting for it never start).
-func cmdHealthcheck(args []string, stderr io.Writer) int {
+func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	url := fs.String("url", "", "health URL (default "+defaultHealthURL+")")
 	path := fs.String("config", "", "config file: check /healthz on its server.listen")
-	if err := fs.Parse(args); err != nil {
-		return parseExit(err)
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	if !noArguments(fs, stderr) {
 		return 2

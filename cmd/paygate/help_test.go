@@ -1,0 +1,54 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestHelpGoesToStandardOutput: help asked for is the answer, so it goes
+// to standard output with exit 0, as `paygate -h`, `paygate audit -h` and
+// `paygate demo -h` already did; the commands with flags printed theirs on
+// standard error, so `paygate serve -h | less` showed nothing and a script
+// reading the flags got none. A bad flag still says so on standard error.
+func TestHelpGoesToStandardOutput(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string // contained in standard output ("": it is empty)
+		stderr string // contained in standard error ("": it is empty)
+	}{
+		{"paygate -h", []string{"-h"}, 0, "paygate check-config", ""},
+		{"serve -h", []string{"serve", "-h"}, 0, "-config", ""},
+		{"serve -help with no sub-command", []string{"-config", "x.yaml", "-help"}, 0, "-config", ""},
+		{"check-config --help", []string{"check-config", "--help"}, 0, "-config", ""},
+		{"healthcheck -h", []string{"healthcheck", "-h"}, 0, "-url", ""},
+		{"audit verify -h", []string{"audit", "verify", "-h"}, 0, "-head", ""},
+		{"audit export -help", []string{"audit", "export", "-help"}, 0, "-from", ""},
+		{"a bad flag", []string{"check-config", "-nope"}, 2, "", "flag provided but not defined: -nope"},
+		{"a bad flag of serve", []string{"serve", "-nope"}, 2, "", "-config"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			code := run(tc.args, &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("exit %d; want %d (stdout %q, stderr %q)", code, tc.code, stdout.String(), stderr.String())
+			}
+			if tc.stdout == "" {
+				if stdout.Len() != 0 {
+					t.Errorf("stdout %q; want nothing", stdout.String())
+				}
+			} else if !strings.Contains(stdout.String(), tc.stdout) {
+				t.Errorf("stdout %q; want it to contain %q (stderr %q)", stdout.String(), tc.stdout, stderr.String())
+			}
+			if tc.stderr == "" {
+				if stderr.Len() != 0 {
+					t.Errorf("stderr %q; want nothing", stderr.String())
+				}
+			} else if !strings.Contains(stderr.String(), tc.stderr) {
+				t.Errorf("stderr %q; want it to contain %q", stderr.String(), tc.stderr)
+			}
+		})
+	}
+}
