@@ -315,8 +315,9 @@ func (l *Ledger) modelTotals(key modelKey) *modelTotals {
 
 // Unmetered records an upstream round that answered whole but reported no
 // usage at all (a relay that drops it, a server that ignores
-// stream_options.include_usage), or one whose every count is 0, which no
-// answer costs: its cost is unknown and counts as 0, so
+// stream_options.include_usage), or one without prompt and completion
+// tokens (every count 0, or a total alone, which Round does not price), as
+// no answer costs: its cost is unknown and counts as 0, so
 // the first such round of each provider and model is logged, with ctx, the
 // request's. Like a missing price, it otherwise left the LLM spend and the
 // cost per completed transaction short without a word. A round cut short
@@ -329,7 +330,7 @@ func (l *Ledger) Unmetered(ctx context.Context, provider, model string) {
 	m.warned |= warn
 	l.mu.Unlock()
 	if warn != 0 {
-		l.log.WarnContext(ctx, "accounting: the provider's answer reported no usage (none, or every count 0), so its tokens are not counted and cost 0; "+
+		l.log.WarnContext(ctx, "accounting: the provider's answer reported no usage (none, or no prompt or completion tokens), so its tokens are not counted and cost 0; "+
 			"check that the provider (or the relay before it) returns usage, on streams with stream_options.include_usage (logged once for this provider and model)",
 			"provider", provider, "model", model)
 	}

@@ -249,8 +249,8 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeChatAnswer(w, resp)
 		u := ledgerUsage(interceptors.ReadUsage(gjson.GetBytes(resp.Body, "usage")))
 		account(resp, u)
-		if u == (accounting.Usage{}) {
-			s.unmetered(r.Context(), resp) // no usage, or every count 0
+		if countsNothing(u) {
+			s.unmetered(r.Context(), resp) // no usage, or none the ledger prices
 		}
 	} else {
 		s.streamRound(w, r, req, resp, !chat.WantsUsage, chat.Choices > 1, account)
@@ -261,7 +261,8 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 }
 
 // unmetered tells the ledger of an answer that came whole without usage, or
-// with a usage whose every count is 0 (accounting.Ledger.Unmetered).
+// with a usage that counts nothing the ledger prices (countsNothing,
+// accounting.Ledger.Unmetered).
 func (s *Server) unmetered(ctx context.Context, resp *failover.Response) {
 	if s.ledger != nil {
 		s.ledger.Unmetered(ctx, resp.Provider, resp.Model)
@@ -414,11 +415,11 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 	rec := &recoveries{limit: s.cfg.Failover.Recovery}
 	for {
 		tooSmall = addTooSmall(tooSmall, resp)
-		u, metered, err := s.relayPlain(sw, resp, resume, sent, withholdUsage)
+		u, err := s.relayPlain(sw, resp, resume, sent, withholdUsage)
 		resp.Close()
 		account(resp, u)
-		if err == nil && (!metered || u == accounting.Usage{}) {
-			s.unmetered(r.Context(), resp) // no usage, or every count 0
+		if err == nil && countsNothing(u) {
+			s.unmetered(r.Context(), resp) // no usage, or none the ledger prices
 		}
 		if err == nil {
 			if first != nil {
@@ -511,38 +512,38 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 
 // relayPlain relays one attempt's events, through resume when the attempt
 // takes over a cut one, and logs each event sent (for a recovery to know
-// what the client has). It returns the attempt's usage, whether the
-// attempt reported any (metered), and nil when the stream is complete, else
-// a *failover.StreamError, interceptors.ErrDiverged or errClientGone.
-func (s *Server) relayPlain(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (accounting.Usage, bool, error) {
-	u, metered, err := s.relayPlainEvents(sw, resp, resume, sent, withholdUsage)
-	return u, metered, flushAfterRelay(sw, err)
+// what the client has). It returns the attempt's usage and nil when the
+// stream is complete, else a *failover.StreamError, interceptors.ErrDiverged
+// or errClientGone.
+func (s *Server) relayPlain(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (accounting.Usage, error) {
+	u, err := s.relayPlainEvents(sw, resp, resume, sent, withholdUsage)
+	return u, flushAfterRelay(sw, err)
 }
 
 // relayPlainEvents is relayPlain's loop; events go out queued (see
 // flushBeforeWait).
-func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (u accounting.Usage, metered bool, _ error) {
+func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (u accounting.Usage, _ error) {
 	topUsage := false // u came from a top-level usage
 	for {
 		if flushBeforeWait(sw, resp) != nil {
-			return u, metered, errClientGone
+			return u, errClientGone
 		}
 		ev, err := resp.Next()
 		if errors.Is(err, io.EOF) {
-			return u, metered, nil
+			return u, nil
 		}
 		if err != nil {
-			return u, metered, err
+			return u, err
 		}
 		if ev.IsDone() {
-			return u, metered, nil
+			return u, nil
 		}
 		// An upstream's own "paygate" member would pass for paygate's; an
 		// empty "error" beside the choices would pass for an error.
 		data := interceptors.DropEmptyError(interceptors.DropPaygate(ev.Data))
 		if resume != nil {
 			if data, err = resume.Filter(data); err != nil {
-				return u, metered, err
+				return u, err
 			}
 			if data == nil {
 				continue
@@ -557,7 +558,6 @@ func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resum
 			if !inChoice || !topUsage {
 				u, topUsage = got, !inChoice
 			}
-			metered = true
 			if only && withholdUsage {
 				continue
 			}
@@ -566,7 +566,7 @@ func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resum
 		*sent = append(append(*sent, data...), 0)
 		if err := sw.Queue(data); err != nil {
 			// The client is gone; returning cancels the upstream request.
-			return u, metered, errClientGone
+			return u, errClientGone
 		}
 	}
 }
@@ -812,6 +812,15 @@ func usageIn(data []byte) (u accounting.Usage, only, inChoice, ok bool) {
 
 // ledgerUsage is a round's usage as the provider reported it (read by
 // interceptors.ReadUsage or the turn's capture), for the ledger.
+// countsNothing reports a round's usage that the ledger prices at 0
+// whatever the model's price: no prompt and no completion tokens (none
+// sent, every count 0, or a total alone, which names neither:
+// accounting.Ledger.Round). No answer costs nothing, so such a round is
+// unmetered.
+func countsNothing(u accounting.Usage) bool {
+	return u.PromptTokens == 0 && u.CompletionTokens == 0
+}
+
 func ledgerUsage(u interceptors.Usage) accounting.Usage {
 	return accounting.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
 		TotalTokens: u.TotalTokens, CachedTokens: u.CachedTokens}

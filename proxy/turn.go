@@ -810,8 +810,8 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, cr
 		// Priced by the target's configured upstream model (the price table's key).
 		t.cost += t.s.ledger.Round(t.r.Context(), resp.Provider, resp.Model, ledgerUsage(*u))
 	}
-	if u == nil || *u == (interceptors.Usage{}) {
-		t.s.unmetered(t.r.Context(), resp) // no usage, or every count 0
+	if u == nil || countsNothing(ledgerUsage(*u)) {
+		t.s.unmetered(t.r.Context(), resp) // no usage, or none the ledger prices
 	}
 	if u != nil {
 		t.hasUse = true

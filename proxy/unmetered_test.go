@@ -22,6 +22,7 @@ func TestRoundWithoutUsageWarned(t *testing.T) {
 		chunk      = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"delta":{"role":"assistant","content":"hello"},"finish_reason":null}]}` + "\n\n"
 		finish     = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\n"
 		usageChunk = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}` + "\n\n"
+		totalOnly  = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[],"usage":{"total_tokens":15}}` + "\n\n"
 		zeroUsage  = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}` + "\n\n"
 		completion = `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}]`
 	)
@@ -42,6 +43,12 @@ func TestRoundWithoutUsageWarned(t *testing.T) {
 		{"plain, stream, zero usage", sseHandler(chunk, finish, zeroUsage, "data: [DONE]\n\n"), streamBody, nil, true},
 		{"signed in, non-stream, zero usage", jsonHandler(200, completion+`,"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}`), plainBody, signedIn, true},
 		{"signed in, stream, zero usage", sseHandler(chunk, finish, zeroUsage, "data: [DONE]\n\n"), streamBody, signedIn, true},
+		// A total alone names no prompt or completion tokens: the ledger
+		// prices none of it (accounting.Ledger.Round), so the answer cost 0.
+		{"plain, non-stream, total only", jsonHandler(200, completion+`,"usage":{"total_tokens":15}}`), plainBody, nil, true},
+		{"plain, stream, total only", sseHandler(chunk, finish, totalOnly, "data: [DONE]\n\n"), streamBody, nil, true},
+		{"signed in, non-stream, total only", jsonHandler(200, completion+`,"usage":{"total_tokens":15}}`), plainBody, signedIn, true},
+		{"signed in, stream, total only", sseHandler(chunk, finish, totalOnly, "data: [DONE]\n\n"), streamBody, signedIn, true},
 		{"plain, non-stream, usage", jsonHandler(200, completion+`,"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`), plainBody, nil, false},
 		{"plain, stream, usage", sseHandler(chunk, finish, usageChunk, "data: [DONE]\n\n"), streamBody, nil, false},
 		{"signed in, stream, usage", sseHandler(chunk, finish, usageChunk, "data: [DONE]\n\n"), streamBody, signedIn, false},
