@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,7 +36,7 @@ func (s *memStore) AddTally(_ context.Context, k string, delta int64, _ time.Dur
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.writes++
-	s.m[k] += delta
+	s.m[k] = int64(addPico(Pico(s.m[k]), Pico(delta))) // as the stores stop at the end
 	return s.m[k], nil
 }
 
@@ -44,7 +45,7 @@ func (s *memStore) AddTallies(_ context.Context, adds []store.TallyAdd, _ time.D
 	defer s.mu.Unlock()
 	s.writes++
 	for _, a := range adds {
-		s.m[a.Key] += a.Delta
+		s.m[a.Key] = int64(addPico(Pico(s.m[a.Key]), Pico(a.Delta)))
 	}
 	return nil
 }
@@ -839,6 +840,14 @@ func TestHugeCostsDoNotWrap(t *testing.T) {
 			}
 			if s.PaidOrders != 1 {
 				t.Errorf("paid orders %d; want 1", s.PaidOrders)
+			}
+			// The conversation's cost reaches its paid order: a sum that
+			// wrapped in the store was taken as 0, the dearest
+			// conversation counted as free (Redis refuses the add past
+			// the end, so its sum stays near it).
+			const atLeast = 900 * maxRoundCost
+			if tx, err := strconv.ParseFloat(s.TransactionCost, 64); err != nil || tx < atLeast.Units() {
+				t.Errorf("transaction_llm_cost = %s after %d rounds of %s; want at least %s", s.TransactionCost, turns, maxRoundCost, atLeast)
 			}
 		})
 	}

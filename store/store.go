@@ -528,7 +528,8 @@ type Counters interface {
 // read and a write of the sum (Exchanges) would.
 type Tallies interface {
 	// AddTally adds delta to key's sum (zero when absent or expired) and
-	// returns the new sum. The sum expires ttl after its last add.
+	// returns the new sum. The sum expires ttl after its last add, and
+	// stops at int64's ends rather than wrap.
 	AddTally(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error)
 	// AddTallies makes each add as AddTally does, in one write of the
 	// backend (one transaction, one round trip), for a writer that keeps

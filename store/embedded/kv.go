@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -256,9 +257,22 @@ func addTally(b *bolt.Bucket, key string, delta, now int64, ttl time.Duration) (
 	if now >= r.Until {
 		r.N = 0
 	}
-	r.N += delta
+	r.N = addBounded(r.N, delta)
 	r.Until = now + int64(ttl)
 	return r.N, putJSON(b, tallyPrefix+key, r)
+}
+
+// addBounded is n+delta stopping at int64's ends: a sum that wrapped
+// turned the dearest conversation's cost negative, and its paid order
+// counted it as nothing. Redis stops there too (luaAddTally).
+func addBounded(n, delta int64) int64 {
+	switch {
+	case delta > 0 && n > math.MaxInt64-delta:
+		return math.MaxInt64
+	case delta < 0 && n < math.MinInt64-delta:
+		return math.MinInt64
+	}
+	return n + delta
 }
 
 // TakeTally implements store.Tallies.

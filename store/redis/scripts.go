@@ -540,7 +540,10 @@ return 1
 // kept in field "r" (" tok" each). Only the last few are needed, since
 // go-redis re-sends within a second, before more than a few other turns of
 // the same conversation can come in; keeping every call's token (a field
-// each) grew a conversation's tally by a field per turn for 30 days.
+// each) grew a conversation's tally by a field per turn for 30 days. A sum
+// HINCRBY would take past int64's end stops there, as the embedded store's
+// does: refused, the add (a writer's batch of a conversation's turns) was
+// lost whole and the conversation's paid order carried less than the sum.
 const luaAddTally = `
 local tok = ' ' .. ARGV[5]
 local r = redis.call('HMGET', KEYS[1], 'until', 'r')
@@ -552,7 +555,15 @@ elseif r[2] and string.find(r[2] .. ' ', tok .. ' ', 1, true) then
 end
 local recent = (r[2] or '') .. tok
 if #recent > 32 * #tok then recent = string.sub(recent, -32 * #tok) end
-redis.call('HINCRBY', KEYS[1], 'n', ARGV[1])
+local inc = redis.pcall('HINCRBY', KEYS[1], 'n', ARGV[1])
+if type(inc) == 'table' and inc.err then
+  if not string.find(inc.err, 'overflow', 1, true) then return redis.error_reply(inc.err) end
+  if string.sub(ARGV[1], 1, 1) == '-' then
+    redis.call('HSET', KEYS[1], 'n', '-9223372036854775808')
+  else
+    redis.call('HSET', KEYS[1], 'n', '9223372036854775807')
+  end
+end
 redis.call('HSET', KEYS[1], 'until', tonumber(ARGV[2]) + tonumber(ARGV[3]), 'r', recent)
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
 return redis.call('HGET', KEYS[1], 'n')

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -551,6 +552,22 @@ func testTallies(t *testing.T, open Opener) {
 		tallyRace(t, ctx, []store.Store{st}, "cost:race", 50)
 	})
 	t.Run("batch", func(t *testing.T) { testAddTallies(t, open) })
+	t.Run("a sum stops at int64's end", func(t *testing.T) {
+		// A conversation's cost summed past the largest amount wrapped
+		// negative (embedded), or its add was refused whole (Redis): its
+		// paid order then carried nothing, or far less than the sum.
+		const top = int64(math.MaxInt64)
+		mustNil(t, "AddTallies", st.AddTallies(ctx, []store.TallyAdd{{Key: "cost:top", Delta: top - 5}, {Key: "cost:top2", Delta: 1}}, time.Hour))
+		mustNil(t, "AddTallies", st.AddTallies(ctx, []store.TallyAdd{{Key: "cost:top", Delta: 10}, {Key: "cost:top2", Delta: 1}}, time.Hour))
+		if got, err := st.AddTally(ctx, "cost:top", 1<<62, time.Hour); err != nil || got != top {
+			t.Errorf("AddTally past the end: %d, %v; want %d", got, err, top)
+		}
+		for key, want := range map[string]int64{"cost:top": top, "cost:top2": 2} {
+			if got, err := st.TakeTally(ctx, key); err != nil || got != want {
+				t.Errorf("%s: took %d, %v; want %d", key, got, err, want)
+			}
+		}
+	})
 }
 
 // testAddTallies: a batch of adds does what the same AddTally calls do: a
