@@ -418,14 +418,19 @@ func TestPrepayOutcomeStaysUnknownAfterARefusal(t *testing.T) {
 }
 
 // TestRefundParamsWeChatRefuses: a refund request WeChat Pay refuses with
-// PARAM_ERROR (a reason above 80 characters, a notify_url with a query or
-// not http(s)) is refused by the simulator too, through the official
-// client: ErrRejected after one attempt, and no refund held.
+// PARAM_ERROR (a reason above 80 bytes, a notify_url with a query or not
+// http(s)) is refused by the simulator too, through the official client:
+// ErrRejected after one attempt, and no refund held. The reason's
+// string[1,80] is taken in bytes, the stricter of the readings its
+// documents leave open and the one paygate cuts to: a simulator counting
+// characters let 240 bytes of Chinese through, so a paygate that sent
+// them passed every test.
 func TestRefundParamsWeChatRefuses(t *testing.T) {
 	tests := []struct {
 		name string
 		edit func(*wechatpay.RefundRequest)
 	}{
+		{name: "reason of 81 bytes", edit: func(r *wechatpay.RefundRequest) { r.Reason = strings.Repeat("退", 27) }},
 		{name: "reason of 81 characters", edit: func(r *wechatpay.RefundRequest) { r.Reason = strings.Repeat("退", 81) }},
 		{name: "notify_url with a query", edit: func(r *wechatpay.RefundRequest) { r.NotifyURL = "https://pay.example.com/wechatpay/notify?x=1" }},
 		{name: "notify_url not http", edit: func(r *wechatpay.RefundRequest) { r.NotifyURL = "ftp://pay.example.com/wechatpay/notify" }},
@@ -452,7 +457,8 @@ func TestRefundParamsWeChatRefuses(t *testing.T) {
 			}
 		})
 	}
-	// 80 characters (240 bytes of UTF-8) is within the limit.
+	// 80 bytes (26 characters of Chinese and two of ASCII) is within the
+	// limit.
 	r := newRig(t, wxsim.Options{}, "", nil)
 	ctx := context.Background()
 	if _, err := r.client.Prepay(ctx, wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGrefpar00002", Description: "d", Total: 300}); err != nil {
@@ -461,7 +467,7 @@ func TestRefundParamsWeChatRefuses(t *testing.T) {
 	if _, err := r.sim.Pay(ctx, "PGrefpar00002"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.client.CreateRefund(ctx, wechatpay.RefundRequest{OutTradeNo: "PGrefpar00002", OutRefundNo: "RFrefpar00002", Reason: strings.Repeat("退", 80), Refund: 300, Total: 300}); err != nil {
-		t.Errorf("refund with an 80-character reason: %v", err)
+	if _, err := r.client.CreateRefund(ctx, wechatpay.RefundRequest{OutTradeNo: "PGrefpar00002", OutRefundNo: "RFrefpar00002", Reason: strings.Repeat("退", 26) + "ok", Refund: 300, Total: 300}); err != nil {
+		t.Errorf("refund with an 80-byte reason: %v", err)
 	}
 }
