@@ -658,8 +658,11 @@ func checkRefund(o *store.Order, p *store.RefundProposal) error {
 // o and applies what it answers.
 func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, cause string) (*RefundResult, error) {
 	p := rec.Proposal
+	// The reason is cut again: a proposal stored by a release that cut it
+	// to 80 characters (open across an upgrade, or proposed on a replica
+	// not yet upgraded) may hold 240 bytes, which WeChat Pay may refuse.
 	r, err := s.backend.CreateRefund(ctx, wechatpay.RefundRequest{
-		OutTradeNo: o.OrderNo, OutRefundNo: p.OutRefundNo, Reason: p.Reason, Refund: p.AmountFen, Total: o.AmountFen,
+		OutTradeNo: o.OrderNo, OutRefundNo: p.OutRefundNo, Reason: clip(p.Reason, maxRefundReason), Refund: p.AmountFen, Total: o.AmountFen,
 	})
 	res := &RefundResult{Proposal: &p, Order: o}
 	switch {

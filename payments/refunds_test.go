@@ -1015,3 +1015,36 @@ func TestRefundReasonFitsWeChatsLimitEitherWay(t *testing.T) {
 		t.Errorf("reason kept: %q (%d bytes); want the longest prefix of whole characters within 80 bytes", p.Reason, len(p.Reason))
 	}
 }
+
+// TestStoredLongRefundReasonIsCutWhenSent: a proposal already in the store
+// with a reason above 80 bytes (written by a release that cut it to 80
+// characters, still open across the upgrade or on a replica not yet
+// upgraded) is sent to WeChat Pay with its reason cut to 80 bytes: sent
+// whole, WeChat Pay refuses it with PARAM_ERROR and the refund the user
+// confirms fails.
+func TestStoredLongRefundReasonIsCutWhenSent(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			ctx := context.Background()
+			o := paidOrder(t, e, "oUser-oldreason", 1)
+			p, _, err := e.svc.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: o.User, OrderNo: o.OrderNo, Reason: "r"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := *p
+			old.RefundID = "rf_oldReleaseProposal000001"
+			old.OutRefundNo = payments.OutRefundNo(old.RefundID)
+			old.Reason = strings.Repeat("买错了", 27) // 81 characters cut to 80: 240 bytes
+			if err := e.st.PutRefundProposal(ctx, &old, time.Hour); err != nil {
+				t.Fatalf("store a proposal as the release before wrote it: %v", err)
+			}
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, old.RefundID); err != nil {
+				t.Fatalf("confirm a proposal with a 240-byte reason: %v", err)
+			}
+			if n := e.sim.RefundCount(""); n != 1 {
+				t.Errorf("refunds at WeChat Pay: %d; want 1", n)
+			}
+		})
+	}
+}
