@@ -135,8 +135,13 @@ type Resent struct {
 	Event store.Event
 	Type  string
 	// AlreadyPending: an event announcing the same state waited at the
-	// head of the order's queue; nothing was queued.
+	// head of the order's queue (or was set back behind Queued).
 	AlreadyPending bool
+	// Queued are the events this call added to the order's queue, in the
+	// order they leave: an operator told only "already pending" after a
+	// resend that queued given-up events again (and set the waiting one
+	// back behind them) would not know the merchant is about to get them.
+	Queued []store.Event
 }
 
 // Resend announces order orderNo's current state to the merchant again
@@ -234,14 +239,20 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 		if paid != nil && env.Type == TypeRefundSucceeded {
 			// Ahead of the new event: the order was paid before it was
 			// refunded, and nothing else tells the merchant so.
-			if _, err := r.store.EnqueueEventOnce(ctx, requeued(paid, o.OrderNo, r.now())); err != nil {
+			ev := requeued(paid, o.OrderNo, r.now())
+			added, err := r.store.EnqueueEventOnce(ctx, ev)
+			if err != nil {
 				return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
+			}
+			if added {
+				res.Queued = append(res.Queued, ev)
 			}
 		}
 		res.Event = encodeEvent(env, newEventID(), o.OrderNo, r.now())
 		if err := r.store.EnqueueEvents(ctx, res.Event); err != nil {
 			return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
 		}
+		res.Queued = append(res.Queued, res.Event)
 	} else {
 		found, err := r.lostOrPending(ctx, orderNo, env)
 		setBack := false // the announcement waited, and was set back behind the earlier refunds
@@ -283,14 +294,16 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 			// waiting tells of its own refund only. So does a given-up
 			// order.paid: the one waiting tells of a refund, not that
 			// the order was paid.
+			for _, dl := range found.refunds {
+				paid = append(paid, requeued(dl, o.OrderNo, r.now()))
+			}
 			for _, ev := range paid {
-				if _, err := r.store.EnqueueEventOnce(ctx, ev); err != nil {
+				added, err := r.store.EnqueueEventOnce(ctx, ev)
+				if err != nil {
 					return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
 				}
-			}
-			for _, dl := range found.refunds {
-				if _, err := r.store.EnqueueEventOnce(ctx, requeued(dl, o.OrderNo, r.now())); err != nil {
-					return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
+				if added {
+					res.Queued = append(res.Queued, ev)
 				}
 			}
 		case dead == 0 && found.refundAhead != nil:
@@ -329,6 +342,9 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 					return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
 				}
 				res.Event, res.AlreadyPending = ev, res.AlreadyPending && !added
+				if added {
+					res.Queued = append(res.Queued, ev)
+				}
 			}
 			// Set back, it is still the event that waited (under its
 			// id): named as found waiting, as before it was.
@@ -500,10 +516,14 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 // ResendHandler serves POST /admin/api/orders/{order_no}/webhook (behind
 // the admin token), Resend with ?force=true when asked: 202 with the
 // queued event's event_id and type, 200 with those of an identical resend
-// still waiting (already_pending: true; nothing queued), 404 for an unknown
+// still waiting (already_pending: true), 404 for an unknown
 // order, 409 when no event describes its state or, without force, when
 // nothing was lost (can_force: true: force=true would send it), 400 for a
 // force that is not a boolean. Errors are the admin API's {"error": "…"}.
+// Either 2xx lists in queued ({event_id, type}, in the order they leave)
+// what the call added to the order's queue: a 200 may have queued given-up
+// events ahead of the one it names (setting that one back behind them), and
+// the operator must be told the merchant is about to get them.
 func (r *Relay) ResendHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		force := false
@@ -531,7 +551,11 @@ func (r *Relay) ResendHandler() http.Handler {
 			if res.AlreadyPending {
 				status = http.StatusOK
 			}
-			writeJSON(w, status, map[string]any{"event_id": res.Event.ID, "type": res.Type, "already_pending": res.AlreadyPending})
+			queued := make([]map[string]string, 0, len(res.Queued))
+			for _, ev := range res.Queued {
+				queued = append(queued, map[string]string{"event_id": ev.ID, "type": gjson.GetBytes(ev.Payload, "type").Str})
+			}
+			writeJSON(w, status, map[string]any{"event_id": res.Event.ID, "type": res.Type, "already_pending": res.AlreadyPending, "queued": queued})
 		}
 	})
 }

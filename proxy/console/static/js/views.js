@@ -241,7 +241,8 @@ function resolveControl(detail, o, resolved) {
 // was lost (409, with the reason shown here) and only then does the control
 // offer to send it anyway as a new event (force=true), for a merchant that
 // lost its records. Clicking again while a resend waits queues nothing:
-// paygate names the event already queued.
+// paygate names the event already queued. The result names every event the
+// call queued (resendSaid).
 function resendControl(o) {
   const result = h('span', { id: 'resend-result', class: 'legend' });
   const button = h('button', { type: 'button', class: 'small', dataset: { action: 'resend', orderNo: o.order_no } },
@@ -254,9 +255,7 @@ function resendControl(o) {
     result.textContent = 'Sending…';
     try {
       const d = await api(`/admin/api/orders/${encodeURIComponent(o.order_no)}/webhook${forced ? '?force=true' : ''}`, { method: 'POST' });
-      result.textContent = d.already_pending
-        ? `Already queued: ${d.type} as ${d.event_id} waits for delivery; not queued twice.`
-        : `Queued ${d.type} as ${d.event_id}; it leaves after the order's pending events.`;
+      result.textContent = resendSaid(d);
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return;
       result.textContent = `Not sent: ${e.message}`;
@@ -268,6 +267,28 @@ function resendControl(o) {
   button.onclick = () => send(false);
   force.onclick = () => send(true);
   return h('p', { class: 'actions' }, button, ' ', force, ' ', result);
+}
+
+// resendSaid is what a resend's 2xx answer did, in words: the events it
+// queued (queued, in the order they leave) and the one it names (event_id),
+// which already_pending says was waiting before. A 200 may still have
+// queued given-up events (a refunded order's earlier refunds, its
+// order.paid) and set the waiting one back behind them: "already queued"
+// alone told the operator nothing went out when the merchant was about to
+// get them.
+function resendSaid(d) {
+  const name = (e) => `${e.type} as ${e.event_id}`;
+  const queued = Array.isArray(d.queued) ? d.queued : (d.already_pending ? [] : [d]);
+  const others = queued.filter((e) => e.event_id !== d.event_id);
+  const list = (es) => es.map(name).join(', then ');
+  if (!d.already_pending) {
+    return `Queued ${list(queued)}; ${queued.length === 1 ? 'it leaves' : 'they leave'} after the order's pending events.`;
+  }
+  if (others.length === 0) return `Already queued: ${name(d)} waits for delivery; not queued twice.`;
+  if (others.length < queued.length) {
+    return `Queued ${list(others)}; ${name(d)}, which was waiting for delivery, now leaves after ${others.length === 1 ? 'it' : 'them'} (not queued twice).`;
+  }
+  return `Queued ${list(others)}; ${name(d)} was already waiting for delivery (not queued twice).`;
 }
 
 // orderHistory walks the chain backwards from its head, a page at a time, and
