@@ -502,6 +502,24 @@ export async function fetchStats() {
   }
 }
 
+const HOUR = 3600 * 1000;
+
+// hourly puts back, as gaps (y null), the hours the stats series leaves
+// out: it lists only hours with activity, so the chart drew one line
+// straight across an hour without a paid order, which the legend says is a
+// gap. points are in time order, on the hour.
+function hourly(points) {
+  const out = [];
+  for (const p of points) {
+    const prev = out[out.length - 1];
+    if (prev) {
+      for (let t = prev.t.getTime() + HOUR; t < p.t.getTime(); t += HOUR) out.push({ t: new Date(t), y: null, tip: '' });
+    }
+    out.push(p);
+  }
+  return out;
+}
+
 export async function cost(panel) {
   loading(panel);
   let st;
@@ -517,11 +535,11 @@ export async function cost(panel) {
     card('LLM cost', st.llm_cost),
     card('LLM cost of paying turns', st.transaction_llm_cost ?? '—'),
     card('Cost per transaction', cpt ?? '—')));
-  const series = (st.series || []).map((p) => ({
+  const series = hourly((st.series || []).map((p) => ({
     t: new Date(p.hour),
     y: p.cost_per_transaction === null || p.cost_per_transaction === undefined ? null : Number(p.cost_per_transaction),
     tip: `${p.hour}: ${p.cost_per_transaction ?? 'no paid order'} per transaction, ${p.llm_cost} LLM cost, ${p.paid_orders} paid`,
-  }));
+  })));
   const svg = lineChart(series, { label: 'cost per completed transaction by hour' });
   const box = h('div', { id: 'cost-chart' });
   if (svg) {
