@@ -1278,7 +1278,11 @@ func refundFrom(ctx context.Context) *store.RefundProposal {
 }
 
 // clip cuts s to at most n bytes on a rune boundary.
+// Invalid UTF-8 is dropped first: JSON, as the stores keep a proposal,
+// turns each such byte into a 3-byte U+FFFD, and 80 bytes cut here came
+// back as up to 240.
 func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "")
 	for len(s) > n {
 		_, size := utf8.DecodeLastRuneInString(s)
 		s = s[:len(s)-size]

@@ -1014,6 +1014,20 @@ func TestRefundReasonFitsWeChatsLimitEitherWay(t *testing.T) {
 	if len(p.Reason) > 80 || !utf8.ValidString(p.Reason) || !strings.HasPrefix(long, p.Reason) || len(p.Reason) < 78 {
 		t.Errorf("reason kept: %q (%d bytes); want the longest prefix of whole characters within 80 bytes", p.Reason, len(p.Reason))
 	}
+	// Invalid UTF-8 counts as nothing: kept, JSON would store each byte as a
+	// three-byte U+FFFD, 80 bytes becoming 240.
+	o2 := paidOrder(t, e, "oUser-reason2", 1)
+	p, _, err = e.svc.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: o2.User, OrderNo: o2.OrderNo, Reason: strings.Repeat("\xff", 90)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := e.st.GetRefundProposal(ctx, p.RefundID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.Reason) > 80 {
+		t.Errorf("a reason of invalid bytes came back from the store as %d bytes; want at most 80", len(stored.Reason))
+	}
 }
 
 // TestStoredLongRefundReasonIsCutWhenSent: a proposal already in the store
