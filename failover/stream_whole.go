@@ -348,12 +348,22 @@ func (b *completionBuilder) addCall(call *builtCall, tc gjson.Result) error {
 	if n := fn.Get("name"); n.Type == gjson.String && n.Str != "" && !call.hasName {
 		call.name, call.hasName = n.Str, true
 	}
-	if a := fn.Get("arguments"); a.Type == gjson.String {
-		if err := b.take(len(a.Str) + len(call.id) + len(call.name)); err != nil {
-			return err
-		}
-		call.args.WriteString(a.Str)
+	a := fn.Get("arguments")
+	text := a.Str
+	switch {
+	case a.IsObject() || a.IsArray():
+		// Arguments sent as a JSON value, not a string (some providers
+		// do): their text, as the stream capture and a JSON answer's
+		// parser (proxy's arguments) read them. Taken as strings only,
+		// a payment call ran with none and the bot's call lost its own.
+		text = a.Raw
+	case a.Type != gjson.String:
+		return nil
 	}
+	if err := b.take(len(text) + len(call.id) + len(call.name)); err != nil {
+		return err
+	}
+	call.args.WriteString(text)
 	return nil
 }
 

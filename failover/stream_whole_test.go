@@ -177,3 +177,37 @@ func TestEventStreamAnswersANonStreamRequest(t *testing.T) {
 		})
 	}
 }
+
+// TestEventStreamToolCallArgumentsAsJSON: a tool call whose arguments a
+// provider streams as a JSON value rather than a string is assembled with
+// that value's text as its arguments, as the stream capture and a JSON
+// answer's parser read them. Taken as strings only, they were dropped: the
+// payment call ran with no arguments, the bot's call lost its own.
+func TestEventStreamToolCallArgumentsAsJSON(t *testing.T) {
+	chunk := func(choices string) string {
+		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1","choices":[` + choices + `]}`
+	}
+	for _, tc := range []struct{ name, args, want string }{
+		{"object", `{"sku":"premium-monthly","quantity":1}`, `{"sku":"premium-monthly","quantity":1}`},
+		{"array", `[1,2]`, `[1,2]`},
+		{"string", `"{\"sku\":\"premium-monthly\"}"`, `{"sku":"premium-monthly"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			script := func(c *fconn, _ int) {
+				c.sse()
+				c.event(chunk(`{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":` + tc.args + `}}]},"finish_reason":null}`))
+				c.event(chunk(`{"index":0,"delta":{},"finish_reason":"tool_calls"}`))
+				c.done()
+			}
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
+				[]string{"a", "b"}, nil)
+			got := e.open(context.Background(), false)
+			if got.openErr != nil || got.provider != "a" {
+				t.Fatalf("answered by %q (%v); want a", got.provider, got.openErr)
+			}
+			if g := gjson.Get(got.body, "choices.0.message.tool_calls.0.function.arguments").Str; g != tc.want {
+				t.Errorf("arguments %q; want %q (body %s)", g, tc.want, got.body)
+			}
+		})
+	}
+}
