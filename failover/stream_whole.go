@@ -168,6 +168,11 @@ type builtCall struct {
 	id, typ, name  string
 	args           strings.Builder
 	hasID, hasName bool
+	custom         bool // named in "custom" (a custom tool's call), its text in "input"
+	// extraKeys and extraVals are the call's other members (raw JSON
+	// key and value; a later fragment's value replaces an earlier one's).
+	extraKeys []string
+	extraVals []string
 }
 
 func (b *completionBuilder) take(n int) error {
@@ -243,7 +248,7 @@ func (b *completionBuilder) addChoice(ch gjson.Result) error {
 	}
 	var err error
 	d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
-		err = b.addCall(c.callFor(tc), tc)
+		err = b.addCall(c.callFor(tc), tc, true)
 		return err == nil
 	})
 	if err != nil {
@@ -253,7 +258,7 @@ func (b *completionBuilder) addChoice(ch gjson.Result) error {
 		if c.function == nil {
 			c.function = &builtCall{}
 		}
-		if err := b.addCall(c.function, fc); err != nil {
+		if err := b.addCall(c.function, fc, false); err != nil {
 			return err
 		}
 	}
@@ -291,10 +296,7 @@ func (b *completionBuilder) addChoice(ch gjson.Result) error {
 // alone, two whole calls a provider sent without indexes, each in its own
 // chunk, became one with both arguments run together.
 func (c *builtChoice) callFor(tc gjson.Result) *builtCall {
-	fn := tc.Get("function")
-	if !fn.IsObject() {
-		fn = tc
-	}
+	fn, _, _ := callFunction(tc)
 	idx, id, name := tc.Get("index"), tc.Get("id").Str, fn.Get("name").Str
 	fresh := func(hasIdx bool) *builtCall {
 		call := &builtCall{index: idx.Int(), hasIdx: hasIdx}
@@ -332,23 +334,67 @@ func (c *builtChoice) callFor(tc gjson.Result) *builtCall {
 	return fresh(false)
 }
 
-// addCall merges a tool call's (or a function_call's) fragment: a fragment
-// has it either at the top (tool calls) or in "function".
-func (b *completionBuilder) addCall(call *builtCall, tc gjson.Result) error {
+// callFunction is the member of a tool call's fragment that holds its name
+// and text: "function" (its text in "arguments"), "custom" for a custom
+// tool's call (its text in "input"), else the fragment itself (a legacy
+// function_call, a provider that puts them at the top).
+func callFunction(tc gjson.Result) (fn gjson.Result, custom bool, textKey string) {
+	if fn := tc.Get("function"); fn.IsObject() {
+		return fn, false, "arguments"
+	}
+	if fn := tc.Get("custom"); fn.IsObject() {
+		return fn, true, "input"
+	}
+	return tc, false, "arguments"
+}
+
+// addCall merges a tool call's (or, tool false, a function_call's)
+// fragment. A custom tool's call stays one (its name and input in
+// "custom"), and a tool call's other members (Gemini's thought signature
+// in extra_content) stay on it, as the stream capture relays them and a
+// JSON answer has them: assembled as a function call with neither, the
+// bot's custom call came as a call without a name, refused as one, and
+// Gemini refused the next round, whose assistant message had lost the
+// signature.
+func (b *completionBuilder) addCall(call *builtCall, tc gjson.Result, tool bool) error {
 	if id := tc.Get("id"); id.Type == gjson.String && id.Str != "" && !call.hasID {
 		call.id, call.hasID = id.Str, true
 	}
 	if t := tc.Get("type"); t.Type == gjson.String && t.Str != "" && call.typ == "" {
 		call.typ = t.Str
 	}
-	fn := tc.Get("function")
-	if !fn.IsObject() {
-		fn = tc
+	fn, custom, textKey := callFunction(tc)
+	if !tool {
+		custom, textKey = false, "arguments"
 	}
 	if n := fn.Get("name"); n.Type == gjson.String && n.Str != "" && !call.hasName {
-		call.name, call.hasName = n.Str, true
+		call.name, call.hasName, call.custom = n.Str, true, custom
 	}
-	a := fn.Get("arguments")
+	if tool {
+		var err error
+		tc.ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "index", "id", "type", "function", "custom":
+				return true
+			}
+			if v.Type == gjson.Null {
+				return true
+			}
+			if err = b.take(len(k.Raw) + len(v.Raw)); err != nil {
+				return false
+			}
+			if i := slices.Index(call.extraKeys, k.Raw); i >= 0 {
+				call.extraVals[i] = v.Raw
+			} else {
+				call.extraKeys, call.extraVals = append(call.extraKeys, k.Raw), append(call.extraVals, v.Raw)
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	}
+	a := fn.Get(textKey)
 	text := a.Str
 	switch {
 	case a.IsObject() || a.IsArray():
@@ -400,18 +446,23 @@ type (
 		FinishReason json.RawMessage    `json:"finish_reason"`
 	}
 	assembledMessage struct {
-		Role             string              `json:"role"`
-		Content          *string             `json:"content"`
-		Refusal          *string             `json:"refusal,omitempty"`
-		Reasoning        *string             `json:"reasoning,omitempty"`
-		ReasoningContent *string             `json:"reasoning_content,omitempty"`
-		ToolCalls        []assembledToolCall `json:"tool_calls,omitempty"`
-		FunctionCall     *assembledFunction  `json:"function_call,omitempty"`
+		Role             string             `json:"role"`
+		Content          *string            `json:"content"`
+		Refusal          *string            `json:"refusal,omitempty"`
+		Reasoning        *string            `json:"reasoning,omitempty"`
+		ReasoningContent *string            `json:"reasoning_content,omitempty"`
+		ToolCalls        []json.RawMessage  `json:"tool_calls,omitempty"`
+		FunctionCall     *assembledFunction `json:"function_call,omitempty"`
 	}
 	assembledToolCall struct {
-		ID       string            `json:"id"`
-		Type     string            `json:"type"`
-		Function assembledFunction `json:"function"`
+		ID       string             `json:"id"`
+		Type     string             `json:"type"`
+		Function *assembledFunction `json:"function,omitempty"`
+		Custom   *assembledCustom   `json:"custom,omitempty"`
+	}
+	assembledCustom struct {
+		Name  string `json:"name"`
+		Input string `json:"input"`
 	}
 	assembledFunction struct {
 		Name      string `json:"name"`
@@ -448,12 +499,11 @@ func (b *completionBuilder) build() ([]byte, error) {
 			slices.SortStableFunc(c.calls, func(x, y *builtCall) int { return cmp.Compare(x.index, y.index) })
 		}
 		for _, tc := range c.calls {
-			typ := tc.typ
-			if typ == "" {
-				typ = "function"
+			call, err := tc.render()
+			if err != nil {
+				return nil, err
 			}
-			m.ToolCalls = append(m.ToolCalls, assembledToolCall{ID: tc.id, Type: typ,
-				Function: assembledFunction{Name: tc.name, Arguments: tc.args.String()}})
+			m.ToolCalls = append(m.ToolCalls, call)
 		}
 		if c.function != nil {
 			m.FunctionCall = &assembledFunction{Name: c.function.name, Arguments: c.function.args.String()}
@@ -479,6 +529,38 @@ func (b *completionBuilder) build() ([]byte, error) {
 			errBodyTooLarge, len(out), b.limit)
 	}
 	return out, nil
+}
+
+// render is the tool call as a JSON answer has it: a function's call, or a
+// custom tool's, then its other members.
+func (tc *builtCall) render() (json.RawMessage, error) {
+	v := assembledToolCall{ID: tc.id, Type: tc.typ}
+	if tc.custom {
+		v.Custom = &assembledCustom{Name: tc.name, Input: tc.args.String()}
+		if v.Type == "" {
+			v.Type = "custom"
+		}
+	} else {
+		v.Function = &assembledFunction{Name: tc.name, Arguments: tc.args.String()}
+		if v.Type == "" {
+			v.Type = "function"
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("assembling a tool call of an event stream: %w", err)
+	}
+	out := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if len(tc.extraKeys) == 0 {
+		return out, nil
+	}
+	out = out[:len(out)-1] // its closing brace
+	for i, k := range tc.extraKeys {
+		out = append(append(append(append(out, ','), k...), ':'), tc.extraVals[i]...)
+	}
+	return append(out, '}'), nil
 }
 
 func raw(s string) json.RawMessage {

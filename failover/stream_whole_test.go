@@ -211,3 +211,51 @@ func TestEventStreamToolCallArgumentsAsJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestEventStreamCustomCallsAndExtras: an event stream's custom tool call
+// (named in "custom", its text in "input") is assembled as one, and a tool
+// call's members other than its index, id, type and function (Gemini's
+// thought signature in extra_content) stay on it, as the stream capture
+// relays them and a JSON answer carries them. Assembled as function calls
+// with neither, the custom call had no name (refused as a payment call
+// without one) and the signature Gemini asks back on the next round was
+// gone.
+func TestEventStreamCustomCallsAndExtras(t *testing.T) {
+	chunk := func(choices string) string {
+		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1","choices":[` + choices + `]}`
+	}
+	script := func(c *fconn, _ int) {
+		c.sse()
+		c.event(chunk(`{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"lookup","arguments":"{\"q\":"},"extra_content":{"google":{"thought_signature":"sig-1"}}}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"x\"}"}}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_2","type":"custom","custom":{"name":"shell","input":"ls "}}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"tool_calls":[{"index":1,"custom":{"input":"-la"}}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{},"finish_reason":"tool_calls"}`))
+		c.done()
+	}
+	e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
+		[]string{"a", "b"}, nil)
+	got := e.open(context.Background(), false)
+	if got.openErr != nil || got.provider != "a" {
+		t.Fatalf("answered by %q (%v); want a", got.provider, got.openErr)
+	}
+	want := map[string]string{
+		"choices.0.message.tool_calls.#":                                        "2",
+		"choices.0.message.tool_calls.0.function.name":                          "lookup",
+		"choices.0.message.tool_calls.0.function.arguments":                     `{"q":"x"}`,
+		"choices.0.message.tool_calls.0.extra_content.google.thought_signature": "sig-1",
+		"choices.0.message.tool_calls.1.id":                                     "call_2",
+		"choices.0.message.tool_calls.1.type":                                   "custom",
+		"choices.0.message.tool_calls.1.custom.name":                            "shell",
+		"choices.0.message.tool_calls.1.custom.input":                           "ls -la",
+		"choices.0.message.tool_calls.1.function":                               "",
+	}
+	for path, v := range want {
+		if g := gjson.Get(got.body, path).String(); g != v {
+			t.Errorf("%s = %q; want %q", path, g, v)
+		}
+	}
+	if t.Failed() {
+		t.Logf("body %s", got.body)
+	}
+}
