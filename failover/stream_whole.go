@@ -141,14 +141,25 @@ read:
 // merged by index (id, type and name from the fragment that gives them
 // first, arguments concatenated), a legacy function_call likewise, its
 // finish_reason and its logprobs' content and refusal tokens
-// concatenated; the last usage given. size counts the bytes taken in, at
-// most limit.
+// concatenated; the last usage given. size counts the bytes taken in, and
+// for each choice and tool call the least its JSON takes, at most limit.
+// Choices and calls are found by map, not by search: a body of a provider
+// (or a relay) that shows a new choice or call index in every few bytes
+// took time in the square of their count, hours for the 32 MiB a body may
+// have, and memory many times the body's, a request's goroutine held.
 type completionBuilder struct {
 	id, model, fingerprint, tier, created string // raw JSON values
 	usage                                 string
 	choices                               []*builtChoice
+	byIndex                               map[int64]*builtChoice
+	open                                  int // choices without their finish_reason yet
 	limit, size                           int64
 }
+
+// At most the least JSON a choice and a tool call of the completion take:
+// {"index":0,"message":{"role":"assistant","content":null},"finish_reason":null}
+// and {"id":"","type":"custom","custom":{"name":"","input":""}}.
+const minChoiceBytes, minCallBytes = 78, 48
 
 type builtChoice struct {
 	index                                   int64
@@ -156,6 +167,8 @@ type builtChoice struct {
 	content, refusal, reasoning, reasonings strings.Builder
 	has                                     [4]bool // content, refusal, reasoning, reasoning_content given
 	calls                                   []*builtCall
+	byIdx                                   map[int64]*builtCall  // the latest call with that index
+	byID                                    map[string]*builtCall // the latest call with that id
 	function                                *builtCall
 	finish                                  string // raw JSON; "" none yet
 	lpContent, lpRefusal                    []json.RawMessage
@@ -163,6 +176,7 @@ type builtChoice struct {
 }
 
 type builtCall struct {
+	seq            int // its position in the choice's calls as they came
 	index          int64
 	hasIdx         bool
 	id, typ, name  string
@@ -212,22 +226,31 @@ func (b *completionBuilder) add(data []byte) error {
 	return err
 }
 
-func (b *completionBuilder) choice(index int64) *builtChoice {
-	for _, c := range b.choices {
-		if c.index == index {
-			return c
-		}
+func (b *completionBuilder) choice(index int64) (*builtChoice, error) {
+	if c := b.byIndex[index]; c != nil {
+		return c, nil
+	}
+	if err := b.take(minChoiceBytes); err != nil {
+		return nil, err
 	}
 	c := &builtChoice{index: index}
+	if b.byIndex == nil {
+		b.byIndex = make(map[int64]*builtChoice)
+	}
+	b.byIndex[index] = c
 	b.choices = append(b.choices, c)
-	return c
+	b.open++
+	return c, nil
 }
 
 func (b *completionBuilder) addChoice(ch gjson.Result) error {
 	if !ch.IsObject() {
 		return nil
 	}
-	c := b.choice(ch.Get("index").Int())
+	c, err := b.choice(ch.Get("index").Int())
+	if err != nil {
+		return err
+	}
 	d := ch.Get("delta")
 	if !d.IsObject() {
 		d = ch.Get("message") // a server that sends whole messages as chunks
@@ -246,9 +269,16 @@ func (b *completionBuilder) addChoice(ch gjson.Result) error {
 		c.has[i] = true
 		[...]*strings.Builder{&c.content, &c.refusal, &c.reasoning, &c.reasonings}[i].WriteString(v.Str)
 	}
-	var err error
 	d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
-		err = b.addCall(c.callFor(tc), tc, true)
+		n := len(c.calls)
+		call := c.callFor(tc)
+		if len(c.calls) > n {
+			if err = b.take(minCallBytes); err != nil {
+				return false
+			}
+		}
+		err = b.addCall(call, tc, true)
+		c.noteID(call)
 		return err == nil
 	})
 	if err != nil {
@@ -263,6 +293,9 @@ func (b *completionBuilder) addChoice(ch gjson.Result) error {
 		}
 	}
 	if fr := ch.Get("finish_reason"); fr.Type == gjson.String && fr.Str != "" {
+		if c.finish == "" {
+			b.open--
+		}
 		c.finish = fr.Raw
 	}
 	if lp := ch.Get("logprobs"); lp.Exists() {
@@ -299,39 +332,46 @@ func (c *builtChoice) callFor(tc gjson.Result) *builtCall {
 	fn, _, _ := callFunction(tc)
 	idx, id, name := tc.Get("index"), tc.Get("id").Str, fn.Get("name").Str
 	fresh := func(hasIdx bool) *builtCall {
-		call := &builtCall{index: idx.Int(), hasIdx: hasIdx}
+		call := &builtCall{seq: len(c.calls), index: idx.Int(), hasIdx: hasIdx}
 		c.calls = append(c.calls, call)
+		if hasIdx {
+			if c.byIdx == nil {
+				c.byIdx = make(map[int64]*builtCall)
+			}
+			c.byIdx[call.index] = call
+		}
 		return call
 	}
 	switch {
 	case idx.Type == gjson.Number:
-		for i := len(c.calls) - 1; i >= 0; i-- {
-			x := c.calls[i]
-			if !x.hasIdx || x.index != idx.Int() {
-				continue
-			}
-			if name != "" && (id != "" && x.id != "" && id != x.id || x.name != "" && name != x.name) {
-				break
-			}
-			return x
+		x := c.byIdx[idx.Int()]
+		if x == nil || name != "" && (id != "" && x.id != "" && id != x.id || x.name != "" && name != x.name) {
+			return fresh(true)
 		}
-		return fresh(true)
+		return x
 	case id != "":
-		for i := len(c.calls) - 1; i >= 0; i-- {
-			x := c.calls[i]
-			if x.id != id {
-				continue
-			}
-			if name != "" && x.name != "" && name != x.name {
-				break
-			}
-			return x
+		x := c.byID[id]
+		if x == nil || name != "" && x.name != "" && name != x.name {
+			return fresh(false)
 		}
-		return fresh(false)
+		return x
 	case name == "" && len(c.calls) > 0:
 		return c.calls[len(c.calls)-1]
 	}
 	return fresh(false)
+}
+
+// noteID keeps call as the latest with its id, for callFor.
+func (c *builtChoice) noteID(call *builtCall) {
+	if call.id == "" {
+		return
+	}
+	if x := c.byID[call.id]; x == nil || x.seq < call.seq {
+		if c.byID == nil {
+			c.byID = make(map[string]*builtCall)
+		}
+		c.byID[call.id] = call
+	}
 }
 
 // callFunction is the member of a tool call's fragment that holds its name
@@ -416,15 +456,7 @@ func (b *completionBuilder) addCall(call *builtCall, tc gjson.Result, tool bool)
 // finished reports whether every choice shown has its finish_reason, one
 // at least shown.
 func (b *completionBuilder) finished() bool {
-	if len(b.choices) == 0 {
-		return false
-	}
-	for _, c := range b.choices {
-		if c.finish == "" {
-			return false
-		}
-	}
-	return true
+	return len(b.choices) > 0 && b.open == 0
 }
 
 // The completion's shape, its members in OpenAI's order.

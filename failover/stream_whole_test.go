@@ -2,6 +2,9 @@ package failover
 
 import (
 	"context"
+	"errors"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -257,5 +260,39 @@ func TestEventStreamCustomCallsAndExtras(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("body %s", got.body)
+	}
+}
+
+// TestEventStreamManyChoicesStopAtTheLimit: each choice and tool call an
+// event stream shows counts toward the limit of the completion it
+// assembles to, as the JSON it takes there, so that events showing a new
+// index every few bytes stop being read at the limit. Not counted, a body
+// of such events took memory many times its size, and time in the square
+// of their count, before the completion was found too large.
+func TestEventStreamManyChoicesStopAtTheLimit(t *testing.T) {
+	const limit = 64 << 10
+	entries := func(n int) string {
+		var sb strings.Builder
+		for i := range n {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString(`{"index":` + strconv.Itoa(i) + `}`)
+		}
+		return sb.String()
+	}
+	for _, tc := range []struct{ name, data string }{
+		{"choices", `{"choices":[` + entries(2000) + `]}`},
+		{"tool calls", `{"choices":[{"index":0,"delta":{"tool_calls":[` + entries(2000) + `]}}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if len(tc.data) >= limit {
+				t.Fatalf("event of %d bytes: want one under the limit", len(tc.data))
+			}
+			b := completionBuilder{limit: limit}
+			if err := b.add([]byte(tc.data)); !errors.Is(err, errBodyTooLarge) {
+				t.Errorf("an event of %d bytes showing 2000 indexes added with %v; want errBodyTooLarge", len(tc.data), err)
+			}
+		})
 	}
 }
