@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/paygate/paygate/internal/jsonstr"
 	"github.com/paygate/paygate/sse"
 	"github.com/tidwall/gjson"
 )
@@ -173,6 +174,93 @@ type builtChoice struct {
 	finish                                  string // raw JSON; "" none yet
 	lpContent, lpRefusal                    []json.RawMessage
 	lpHas                                   [2]bool
+	parts                                   []builtPart // the content's parts, when it came as parts
+	partsFrom                               int         // how much of content the parts hold as text
+}
+
+// builtPart is a merged content part: a "text" or "thinking" part's text,
+// or any other part raw.
+type builtPart struct {
+	typ  string // "text", "thinking", or "" for a part kept raw
+	text strings.Builder
+	raw  string
+}
+
+// addParts merges a delta's content given as parts (a JSON array), as the
+// stream capture does (interceptors' partsMerger): Mistral's reasoning
+// models stream their thinking as [{"type":"thinking","thinking":
+// [{"type":"text","text":…}]}] and their words as text parts, a piece per
+// delta, and a JSON answer carries the message's content as those parts.
+// A part continuing the last part of its type extends it; text that came
+// as strings takes its place among them as text. Taken as strings only, the
+// answer's content was null: its text lost to the bot, its thinking to the
+// next round.
+func (c *builtChoice) addParts(v gjson.Result) {
+	c.partsText()
+	v.ForEach(func(_, el gjson.Result) bool {
+		switch el.Get("type").Str {
+		case "text":
+			if t := el.Get("text"); t.Type == gjson.String {
+				c.extendPart("text", t.Str)
+				return true
+			}
+		case "thinking":
+			if th := el.Get("thinking"); th.IsArray() {
+				var sb strings.Builder
+				th.ForEach(func(_, in gjson.Result) bool {
+					if t := in.Get("text"); t.Type == gjson.String {
+						sb.WriteString(t.Str)
+					}
+					return true
+				})
+				c.extendPart("thinking", sb.String())
+				return true
+			}
+		}
+		c.parts = append(c.parts, builtPart{raw: el.Raw})
+		return true
+	})
+}
+
+// partsText adds the text that came as strings since the parts last took
+// it, as text.
+func (c *builtChoice) partsText() {
+	if s := c.content.String(); len(s) > c.partsFrom {
+		c.extendPart("text", s[c.partsFrom:])
+		c.partsFrom = len(s)
+	}
+}
+
+func (c *builtChoice) extendPart(typ, text string) {
+	if n := len(c.parts); n > 0 && c.parts[n-1].typ == typ {
+		c.parts[n-1].text.WriteString(text)
+		return
+	}
+	c.parts = append(c.parts, builtPart{typ: typ})
+	c.parts[len(c.parts)-1].text.WriteString(text)
+}
+
+// partsJSON renders the content's parts, its text to its end included.
+func (c *builtChoice) partsJSON() json.RawMessage {
+	c.partsText()
+	out := []byte{'['}
+	for i := range c.parts {
+		p := &c.parts[i]
+		if i > 0 {
+			out = append(out, ',')
+		}
+		switch p.typ {
+		case "text":
+			out = jsonstr.Append(append(out, `{"type":"text","text":`...), p.text.String())
+			out = append(out, '}')
+		case "thinking":
+			out = jsonstr.Append(append(out, `{"type":"thinking","thinking":[{"type":"text","text":`...), p.text.String())
+			out = append(out, "}]}"...)
+		default:
+			out = append(out, p.raw...)
+		}
+	}
+	return append(out, ']')
 }
 
 type builtCall struct {
@@ -257,6 +345,12 @@ func (b *completionBuilder) addChoice(ch gjson.Result) error {
 	}
 	if r := d.Get("role"); r.Type == gjson.String && c.role == "" {
 		c.role = r.Str
+	}
+	if v := d.Get("content"); v.IsArray() {
+		if err := b.take(len(v.Raw)); err != nil {
+			return err
+		}
+		c.addParts(v)
 	}
 	for i, key := range [...]string{"content", "refusal", "reasoning", "reasoning_content"} {
 		v := d.Get(key)
@@ -479,7 +573,7 @@ type (
 	}
 	assembledMessage struct {
 		Role             string             `json:"role"`
-		Content          *string            `json:"content"`
+		Content          any                `json:"content"` // nil, *string, or its parts' json.RawMessage
 		Refusal          *string            `json:"refusal,omitempty"`
 		Reasoning        *string            `json:"reasoning,omitempty"`
 		ReasoningContent *string            `json:"reasoning_content,omitempty"`
@@ -520,11 +614,18 @@ func (b *completionBuilder) build() ([]byte, error) {
 		if m.Role == "" {
 			m.Role = "assistant"
 		}
-		for i, dst := range [...]**string{&m.Content, &m.Refusal, &m.Reasoning, &m.ReasoningContent} {
+		var content *string
+		for i, dst := range [...]**string{&content, &m.Refusal, &m.Reasoning, &m.ReasoningContent} {
 			if c.has[i] {
 				s := [...]*strings.Builder{&c.content, &c.refusal, &c.reasoning, &c.reasonings}[i].String()
 				*dst = &s
 			}
+		}
+		switch {
+		case len(c.parts) > 0:
+			m.Content = c.partsJSON()
+		case content != nil:
+			m.Content = content
 		}
 		if !slices.ContainsFunc(c.calls, func(x *builtCall) bool { return !x.hasIdx }) {
 			// By index, as the provider numbered them; else where they came.

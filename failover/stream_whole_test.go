@@ -296,3 +296,33 @@ func TestEventStreamManyChoicesStopAtTheLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestEventStreamContentParts: content an event stream gives as parts
+// (Mistral's reasoning models: their thinking as a "thinking" part, their
+// words as "text" parts, a piece per event) is assembled as the parts a
+// JSON answer carries, each continued part extended and text sent as
+// strings in its place, as the stream capture merges them. Taken as
+// strings only, the answer's content was null.
+func TestEventStreamContentParts(t *testing.T) {
+	chunk := func(choices string) string {
+		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1","choices":[` + choices + `]}`
+	}
+	script := func(c *fconn, _ int) {
+		c.sse()
+		c.event(chunk(`{"index":0,"delta":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Hmm, "}]}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"content":[{"type":"thinking","thinking":[{"type":"text","text":"premium."}]}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"content":[{"type":"text","text":"Premium "}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"content":"costs \"49.99\"."},"finish_reason":"stop"}`))
+		c.done()
+	}
+	e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
+		[]string{"a", "b"}, nil)
+	got := e.open(context.Background(), false)
+	if got.openErr != nil || got.provider != "a" {
+		t.Fatalf("answered by %q (%v); want a", got.provider, got.openErr)
+	}
+	want := `[{"type":"thinking","thinking":[{"type":"text","text":"Hmm, premium."}]},{"type":"text","text":"Premium costs \"49.99\"."}]`
+	if g := gjson.Get(got.body, "choices.0.message.content").Raw; g != want {
+		t.Errorf("content %s; want %s (body %s)", g, want, got.body)
+	}
+}
