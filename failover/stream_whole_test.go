@@ -326,3 +326,33 @@ func TestEventStreamContentParts(t *testing.T) {
 		t.Errorf("content %s; want %s (body %s)", g, want, got.body)
 	}
 }
+
+// TestEventStreamReasoningDetails: the reasoning_details an event stream
+// gives in pieces (OpenRouter: each block's text, summary or data in parts
+// sharing its type and index, its signature whole) are assembled as the
+// blocks a JSON answer's message carries, as the stream capture merges
+// them: models that sign their reasoning refuse a tool round's next
+// request without them.
+func TestEventStreamReasoningDetails(t *testing.T) {
+	chunk := func(choices string) string {
+		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1","choices":[` + choices + `]}`
+	}
+	script := func(c *fconn, _ int) {
+		c.sse()
+		c.event(chunk(`{"index":0,"delta":{"role":"assistant","reasoning_details":[{"type":"reasoning.text","text":"The user ","format":"anthropic-claude-v1","index":0}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"reasoning_details":[{"type":"reasoning.text","text":"wants premium.","signature":null,"index":0}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"reasoning_details":[{"type":"reasoning.text","signature":"sig-9","index":0}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"content":"Sure."},"finish_reason":"stop"}`))
+		c.done()
+	}
+	e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
+		[]string{"a", "b"}, nil)
+	got := e.open(context.Background(), false)
+	if got.openErr != nil || got.provider != "a" {
+		t.Fatalf("answered by %q (%v); want a", got.provider, got.openErr)
+	}
+	want := `[{"type":"reasoning.text","text":"The user wants premium.","format":"anthropic-claude-v1","index":0,"signature":"sig-9"}]`
+	if g := gjson.Get(got.body, "choices.0.message.reasoning_details").Raw; g != want {
+		t.Errorf("reasoning_details %s; want %s (body %s)", g, want, got.body)
+	}
+}
