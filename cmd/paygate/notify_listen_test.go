@@ -125,7 +125,7 @@ webhooks: {url: "` + m.URL + `", secret: ` + testWebhookSecret + `}
 }
 
 // TestNotifyListenerBoundsAStalledBody: the notification listener
-// (net/http, facing the internet) reads a whole request within
+// (facing the internet) reads a request's body within
 // notifyReadTimeout: a client that declares a body and stops sending is cut
 // off, where ReadHeaderTimeout alone would let it hold its connection and
 // goroutine for as long as it stays connected.

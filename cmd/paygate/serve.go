@@ -547,8 +547,8 @@ func cutReserve(budget time.Duration) time.Duration {
 	return min(250*time.Millisecond, budget/4)
 }
 
-// httpServer is what serve needs of a listener's server: net/http's, or
-// proxy/h1's on the bots' listener.
+// httpServer is what serve needs of a listener's server: proxy/h1's, or
+// net/http's where proxy/h1 is not supported (newHTTPServer).
 type httpServer interface {
 	Serve(net.Listener) error
 	Shutdown(context.Context) error
@@ -567,13 +567,27 @@ type stdServer struct {
 
 func (s stdServer) CancelRequests(cause error) { s.cancel(cause) }
 
-// newHTTPServer serves the bots' listener ("main") with proxy/h1's server
-// where it can watch for disconnects, since that listener carries every
-// chat request and net/http's server costs it about a quarter of its
-// throughput (BENCHMARKS.md); the operators' and the notification listeners
-// keep net/http's.
+// newHTTPServer serves every listener with proxy/h1's server where it can
+// watch for disconnects. On the bots' listener ("main") it is for
+// throughput: that listener carries every chat request and net/http's
+// server costs it about a quarter of it (BENCHMARKS.md). On the operators'
+// ("admin") and the notification listener it is for the framing: net/http's
+// server serves a request with both Content-Length and Transfer-Encoding by
+// its coding and keeps the connection, frames one with Transfer-Encoding on
+// HTTP/1.0 by its length, and joins a folded header line to the one before,
+// so a proxy in front (the TLS proxy the notification listener sits behind)
+// that frames it otherwise reads another request boundary than paygate, the
+// shape of request smuggling; proxy/h1 refuses those heads with a 400 and
+// closes the connection. Elsewhere every listener keeps net/http's.
 func newHTTPServer(name string, h http.Handler, errLog *log.Logger) httpServer {
-	if name == "main" && h1.Supported() {
+	if h1.Supported() {
+		if name == "notify" {
+			// As ReadTimeout below: the listener faces the internet and
+			// takes small bodies answered at once, so a body must come
+			// whole within notifyReadTimeout, whatever route reads it
+			// (proxy/h1 bounds each wait for body bytes, not a body).
+			h = boundAdminBody(h, notifyReadTimeout)
+		}
 		return &h1.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: errLog}
 	}
 	base, cancel := context.WithCancelCause(context.Background())
@@ -593,8 +607,8 @@ func newHTTPServer(name string, h http.Handler, errLog *log.Logger) httpServer {
 	return stdServer{srv, cancel}
 }
 
-// notifyReadTimeout bounds reading a whole request on the notification
-// listener (newHTTPServer), and a notification's body wherever its route is
+// notifyReadTimeout bounds reading a request's body on the notification
+// listener (newHTTPServer; the whole request under net/http's server), and a notification's body wherever its route is
 // served (payments.Options.NotifyReadTimeout: on the bots' listener too,
 // whose server bounds only each wait for body bytes); a variable so a test
 // need not wait it out.
@@ -693,7 +707,9 @@ func (a *app) withLedger(f func(payments.Transition)) func(payments.Transition) 
 // are a decision's few hundred bytes.
 var adminBodyTimeout = 10 * time.Second
 
-// boundAdminBody gives a request with a body d to send all of it. The admin
+// boundAdminBody gives a request with a body d to send all of it (the
+// notification listener's too, under proxy/h1, which bounds each wait for
+// body bytes but not a body). The admin
 // listener's server has no ReadTimeout (newHTTPServer), and net/http reads
 // what a handler left of a small body before answering, with no deadline:
 // a client that declared a body and stopped sending held its connection
@@ -702,7 +718,8 @@ var adminBodyTimeout = 10 * time.Second
 // body gets the error, one that did not (a refusal) is answered and the
 // connection closed. A body read to its end lifts the deadline (net/http
 // clears it when it starts watching the connection for the client going
-// away), so a handler that outlasts d is not cut short.
+// away; proxy/h1 reads nothing of the connection while the handler runs),
+// so a handler that outlasts d is not cut short.
 func boundAdminBody(h http.Handler, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
