@@ -810,8 +810,6 @@ func usageIn(data []byte) (u accounting.Usage, only, inChoice, ok bool) {
 	return ledgerUsage(interceptors.ReadUsage(obj)), res[0].Int() == 0, inChoice, true
 }
 
-// ledgerUsage is a round's usage as the provider reported it (read by
-// interceptors.ReadUsage or the turn's capture), for the ledger.
 // countsNothing reports a round's usage that the ledger prices at 0
 // whatever the model's price: no prompt and no completion tokens (none
 // sent, every count 0, or a total alone, which names neither:
@@ -821,6 +819,8 @@ func countsNothing(u accounting.Usage) bool {
 	return u.PromptTokens == 0 && u.CompletionTokens == 0
 }
 
+// ledgerUsage is a round's usage as the provider reported it (read by
+// interceptors.ReadUsage or the turn's capture), for the ledger.
 func ledgerUsage(u interceptors.Usage) accounting.Usage {
 	return accounting.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
 		TotalTokens: u.TotalTokens, CachedTokens: u.CachedTokens}
