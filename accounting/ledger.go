@@ -613,9 +613,10 @@ func (l *Ledger) applyPaid(ctx context.Context, op sessionOp) {
 		}
 	}
 	if cost < 0 {
-		// Only a sum that wrapped in the store (the embedded store adds
-		// without a bound) is negative; Prometheus panics on a counter
-		// that would decrease, in the writer, which ends the process.
+		// The stores stop a sum at int64's end, so only a sum kept by an
+		// earlier version, whose embedded store wrapped it, is negative
+		// (a tally lives a month); Prometheus panics on a counter that
+		// would decrease, in the writer, which ends the process.
 		l.log.Warn("accounting: the conversation's kept cost is negative (its sum passed the largest amount); counted as 0",
 			"order_no", op.paidOrder)
 		cost = 0
