@@ -151,10 +151,14 @@ read:
 type completionBuilder struct {
 	id, model, fingerprint, tier, created string // raw JSON values
 	usage                                 string
-	choices                               []*builtChoice
-	byIndex                               map[int64]*builtChoice
-	open                                  int // choices without their finish_reason yet
-	limit, size                           int64
+	// choiceUsage is usage streamed inside a choice (Moonshot's Kimi puts
+	// it in its finish chunk's choices[0].usage), taken when no top-level
+	// usage comes, as the stream capture reads it.
+	choiceUsage string
+	choices     []*builtChoice
+	byIndex     map[int64]*builtChoice
+	open        int // choices without their finish_reason yet
+	limit, size int64
 }
 
 // At most the least JSON a choice and a tool call of the completion take:
@@ -405,6 +409,12 @@ func (b *completionBuilder) add(data []byte) error {
 			return err
 		}
 		b.usage = u.Raw
+	}
+	if u := ev.Get("choices.0.usage"); u.IsObject() {
+		if err := b.take(len(u.Raw) - len(b.choiceUsage)); err != nil {
+			return err
+		}
+		b.choiceUsage = u.Raw
 	}
 	var err error
 	ev.Get("choices").ForEach(func(_, ch gjson.Result) bool {
@@ -717,8 +727,12 @@ func (b *completionBuilder) build() ([]byte, error) {
 	if len(b.choices) == 0 {
 		return nil, errors.New("event stream answering a non-stream request has no choice")
 	}
+	usage := b.usage
+	if usage == "" {
+		usage = b.choiceUsage
+	}
 	w := assembledCompletion{ID: raw(b.id), Object: "chat.completion", Created: raw(b.created), Model: raw(b.model),
-		Usage: raw(b.usage), Fingerprint: raw(b.fingerprint), Tier: raw(b.tier)}
+		Usage: raw(usage), Fingerprint: raw(b.fingerprint), Tier: raw(b.tier)}
 	slices.SortStableFunc(b.choices, func(x, y *builtChoice) int { return cmp.Compare(x.index, y.index) })
 	for _, c := range b.choices {
 		m := assembledMessage{Role: c.role}

@@ -356,3 +356,41 @@ func TestEventStreamReasoningDetails(t *testing.T) {
 		t.Errorf("reasoning_details %s; want %s (body %s)", g, want, got.body)
 	}
 }
+
+// TestEventStreamChoiceUsage: usage a provider streams inside the finish
+// chunk's choice (Moonshot's Kimi does, in choices[0].usage) becomes the
+// assembled completion's usage when no top-level usage came, as the stream
+// capture reads it. Read at the top level only, the answer was priced at 0.
+func TestEventStreamChoiceUsage(t *testing.T) {
+	chunk := func(rest string) string {
+		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1",` + rest + `}`
+	}
+	for _, tc := range []struct {
+		name  string
+		extra string // a top-level usage chunk after the finish, or none
+		want  string
+	}{
+		{"in the choice alone", "", "10"},
+		{"top-level wins", chunk(`"choices":[],"usage":{"prompt_tokens":8,"completion_tokens":4,"total_tokens":12}`), "12"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			script := func(c *fconn, _ int) {
+				c.sse()
+				c.event(chunk(`"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"}}]`))
+				c.event(chunk(`"choices":[{"index":0,"delta":{},"finish_reason":"stop","usage":{"prompt_tokens":8,"completion_tokens":2,"total_tokens":10}}]`))
+				if tc.extra != "" {
+					c.event(tc.extra)
+				}
+				c.done()
+			}
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": script}, []string{"a"}, nil)
+			got := e.open(context.Background(), false)
+			if got.openErr != nil {
+				t.Fatal(got.openErr)
+			}
+			if u := gjson.Get(got.body, "usage.total_tokens").String(); u != tc.want {
+				t.Errorf("usage.total_tokens = %q; want %s (body %s)", u, tc.want, got.body)
+			}
+		})
+	}
+}
