@@ -374,6 +374,11 @@ type builtCall struct {
 	args           strings.Builder
 	hasID, hasName bool
 	custom         bool // named in "custom" (a custom tool's call), its text in "input"
+	// twice: a fragment named the call twice, or gave a named call's
+	// text as the other kind (readCallPart, addCall): it is rendered
+	// without a name, which the turn refuses, as the stream capture
+	// refuses such a call.
+	twice bool
 	// extraKeys and extraVals are the call's other members (raw JSON
 	// key and value; a later fragment's value replaces an earlier one's).
 	extraKeys []string
@@ -539,8 +544,9 @@ func (b *completionBuilder) addChoice(ch gjson.Result) error {
 // alone, two whole calls a provider sent without indexes, each in its own
 // chunk, became one with both arguments run together.
 func (c *builtChoice) callFor(tc gjson.Result) *builtCall {
-	fn, _, _ := callFunction(tc)
-	idx, id, name := tc.Get("index"), tc.Get("id").Str, fn.Get("name").Str
+	p := readCallPart(tc)
+	idx, id, name := tc.Get("index"), tc.Get("id").Str, p.name
+	names := name != "" || p.twice
 	fresh := func(hasIdx bool) *builtCall {
 		call := &builtCall{seq: len(c.calls), index: idx.Int(), hasIdx: hasIdx}
 		c.calls = append(c.calls, call)
@@ -555,17 +561,17 @@ func (c *builtChoice) callFor(tc gjson.Result) *builtCall {
 	switch {
 	case idx.Type == gjson.Number:
 		x := c.byIdx[idx.Int()]
-		if x == nil || name != "" && (id != "" && x.id != "" && id != x.id || x.name != "" && name != x.name) {
+		if x == nil || names && (id != "" && x.id != "" && id != x.id || x.name != "" && name != x.name) {
 			return fresh(true)
 		}
 		return x
 	case id != "":
 		x := c.byID[id]
-		if x == nil || name != "" && x.name != "" && name != x.name {
+		if x == nil || names && x.name != "" && name != x.name {
 			return fresh(false)
 		}
 		return x
-	case name == "" && len(c.calls) > 0:
+	case !names && len(c.calls) > 0:
 		return c.calls[len(c.calls)-1]
 	}
 	return fresh(false)
@@ -584,18 +590,56 @@ func (c *builtChoice) noteID(call *builtCall) {
 	}
 }
 
-// callFunction is the member of a tool call's fragment that holds its name
-// and text: "function" (its text in "arguments"), "custom" for a custom
-// tool's call (its text in "input"), else the fragment itself (a legacy
-// function_call, a provider that puts them at the top).
-func callFunction(tc gjson.Result) (fn gjson.Result, custom bool, textKey string) {
-	if fn := tc.Get("function"); fn.IsObject() {
-		return fn, false, "arguments"
+// callPart is what a tool call's fragment says of the call's name and
+// text, read as the stream capture reads an entry (interceptors'
+// parseEntry) and a JSON answer's parser a call (proxy's callName).
+type callPart struct {
+	fn      gjson.Result // "function" or "custom", an object; absent if neither
+	custom  bool         // fn is "custom": a custom tool's call
+	textKey string       // "arguments", or "input" in "custom"
+	name    string       // "" when twice
+	twice   bool         // named twice: see readCallPart
+}
+
+// readCallPart reads a tool call's fragment: its name and text only in
+// "function" (text in "arguments") or "custom" (a custom tool's call, text
+// in "input"), never at the fragment's top; and twice when it has two such
+// members or two names in one, also spelled in another case. Parsers keep
+// different copies (gjson the first, most the last), and the capture and a
+// JSON answer's parser refuse such a call as a payment call without a name:
+// read here with gjson's copy, or a name at the top, the assembled answer
+// carried a clean payment call that ran where a stream or a JSON answer of
+// the same call ran nothing.
+func readCallPart(tc gjson.Result) callPart {
+	p := callPart{textKey: "arguments"}
+	functions, names := 0, 0
+	tc.ForEach(func(k, v gjson.Result) bool {
+		if !strings.EqualFold(k.Str, "function") && !strings.EqualFold(k.Str, "custom") {
+			return true
+		}
+		functions++
+		if k.Str != "function" && k.Str != "custom" || !v.IsObject() {
+			return true
+		}
+		p.fn, p.custom = v, k.Str == "custom"
+		v.ForEach(func(fk, fv gjson.Result) bool {
+			if strings.EqualFold(fk.Str, "name") {
+				names++
+				if fk.Str == "name" {
+					p.name = fv.Str
+				}
+			}
+			return true
+		})
+		return true
+	})
+	if p.custom {
+		p.textKey = "input"
 	}
-	if fn := tc.Get("custom"); fn.IsObject() {
-		return fn, true, "input"
+	if functions > 1 || names > 1 {
+		p.twice, p.name = true, ""
 	}
-	return tc, false, "arguments"
+	return p
 }
 
 // addCall merges a tool call's (or, tool false, a function_call's)
@@ -613,12 +657,31 @@ func (b *completionBuilder) addCall(call *builtCall, tc gjson.Result, tool bool)
 	if t := tc.Get("type"); t.Type == gjson.String && t.Str != "" && call.typ == "" {
 		call.typ = t.Str
 	}
-	fn, custom, textKey := callFunction(tc)
-	if !tool {
-		custom, textKey = false, "arguments"
-	}
-	if n := fn.Get("name"); n.Type == gjson.String && n.Str != "" && !call.hasName {
-		call.name, call.hasName, call.custom = n.Str, true, custom
+	var fn gjson.Result
+	textKey := "arguments"
+	if tool {
+		p := readCallPart(tc)
+		fn, textKey = p.fn, p.textKey
+		if p.twice || call.hasName && p.fn.Exists() && p.custom != call.custom {
+			// Named twice, or a named call's text given as the other
+			// kind (a function's as a custom call's input, or the other
+			// way round): refused, as the capture refuses such a
+			// payment call, where appended it ran with text the call's
+			// kind never had.
+			call.twice = true
+		}
+		if p.name != "" && !call.hasName && !call.twice {
+			call.name, call.hasName, call.custom = p.name, true, p.custom
+		}
+	} else {
+		// A legacy function_call: its name and arguments in "function"
+		// or at its top.
+		if fn = tc.Get("function"); !fn.IsObject() {
+			fn = tc
+		}
+		if n := fn.Get("name"); n.Type == gjson.String && n.Str != "" && !call.hasName {
+			call.name, call.hasName = n.Str, true
+		}
 	}
 	if tool {
 		var err error
@@ -794,13 +857,17 @@ func (b *completionBuilder) build() ([]byte, error) {
 // custom tool's, then its other members.
 func (tc *builtCall) render() (json.RawMessage, error) {
 	v := assembledToolCall{ID: tc.id, Type: tc.typ}
+	name := tc.name
+	if tc.twice {
+		name = "" // refused, as the capture refuses it
+	}
 	if tc.custom {
-		v.Custom = &assembledCustom{Name: tc.name, Input: tc.args.String()}
+		v.Custom = &assembledCustom{Name: name, Input: tc.args.String()}
 		if v.Type == "" {
 			v.Type = "custom"
 		}
 	} else {
-		v.Function = &assembledFunction{Name: tc.name, Arguments: tc.args.String()}
+		v.Function = &assembledFunction{Name: name, Arguments: tc.args.String()}
 		if v.Type == "" {
 			v.Type = "function"
 		}

@@ -357,6 +357,89 @@ func TestEventStreamReasoningDetails(t *testing.T) {
 	}
 }
 
+// TestEventStreamPaymentCallNamedAsTheCaptureReadsIt: a tool call an event
+// stream names somewhere the stream capture does not read a name (at the
+// fragment's top), names twice (a "function" or a "name" repeated, also in
+// another case), or names as one kind and continues as the other, carries
+// its arguments on a call assembled without a name, so that the turn refuses it as the capture and
+// a JSON answer's parser do. Assembled with the name gjson finds first,
+// each became a clean payment call that ran where a stream or a JSON
+// answer of the same call ran nothing.
+func TestEventStreamPaymentCallNamedAsTheCaptureReadsIt(t *testing.T) {
+	chunk := func(choices string) string {
+		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1","choices":[` + choices + `]}`
+	}
+	const args = `"{\"sku\":\"premium-monthly\"}"`
+	for _, tc := range []struct {
+		name  string
+		calls []string // each the tool_calls of one delta
+	}{
+		{"name at the top", []string{`{"index":0,"id":"call_1","type":"function","name":"create_order","arguments":` + args + `}`}},
+		{"name twice", []string{`{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","name":"lookup","arguments":` + args + `}}`}},
+		{"name twice in another case", []string{`{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","Name":"lookup","arguments":` + args + `}}`}},
+		{"function twice", []string{`{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":` + args + `},"function":{"name":"lookup"}}`}},
+		{"function and custom", []string{`{"index":0,"id":"call_1","function":{"name":"create_order","arguments":` + args + `},"custom":{"name":"lookup"}}`}},
+		{"function in another case", []string{`{"index":0,"id":"call_1","function":{"name":"create_order","arguments":` + args + `},"Function":{"name":"lookup"}}`}},
+		{"twice after a name", []string{
+			`{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":""}}`,
+			`{"index":0,"function":{"name":"create_order","name":"lookup","arguments":` + args + `}}`}},
+		{"custom text for a function", []string{
+			`{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":""}}`,
+			`{"index":0,"custom":{"input":"{\"sku\":\"premium-monthly\"}"}}`}},
+		{"function text for a custom call", []string{
+			`{"index":0,"id":"call_1","type":"custom","custom":{"name":"create_order","input":""}}`,
+			`{"index":0,"function":{"arguments":` + args + `}}`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			script := func(c *fconn, _ int) {
+				c.sse()
+				for i, calls := range tc.calls {
+					role := ""
+					if i == 0 {
+						role = `"role":"assistant",`
+					}
+					c.event(chunk(`{"index":0,"delta":{` + role + `"tool_calls":[` + calls + `]},"finish_reason":null}`))
+				}
+				c.event(chunk(`{"index":0,"delta":{},"finish_reason":"tool_calls"}`))
+				c.done()
+			}
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
+				[]string{"a", "b"}, nil)
+			got := e.open(context.Background(), false)
+			if got.openErr != nil || got.provider != "a" {
+				t.Fatalf("answered by %q (%v); want a", got.provider, got.openErr)
+			}
+			// The non-stream parser (proxy's callName) reads a name only
+			// from exactly "function" or "custom", and none from a call
+			// that has two of either or two names in one.
+			gjson.Get(got.body, "choices.0.message.tool_calls").ForEach(func(_, call gjson.Result) bool {
+				functions, names := 0, 0
+				name, text := "", call.Get("function.arguments").Str+call.Get("custom.input").Str
+				call.ForEach(func(k, fn gjson.Result) bool {
+					if !strings.EqualFold(k.Str, "function") && !strings.EqualFold(k.Str, "custom") {
+						return true
+					}
+					functions++
+					fn.ForEach(func(fk, v gjson.Result) bool {
+						if strings.EqualFold(fk.Str, "name") {
+							names++
+							if fk.Str == "name" && (k.Str == "function" || k.Str == "custom") {
+								name = v.Str
+							}
+						}
+						return true
+					})
+					return true
+				})
+				if functions <= 1 && names <= 1 && name != "" && strings.Contains(text, "premium-monthly") {
+					t.Errorf("assembled call named %q with the arguments; want it without a name (body %s)", name, got.body)
+				}
+				return true
+			})
+		})
+	}
+}
+
 // TestEventStreamChoiceUsage: usage a provider streams inside the finish
 // chunk's choice (Moonshot's Kimi does, in choices[0].usage) becomes the
 // assembled completion's usage when no top-level usage came, as the stream
