@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/paygate/paygate/internal/jsonstr"
@@ -545,10 +546,10 @@ func (b *completionBuilder) addChoice(ch gjson.Result) error {
 // chunk, became one with both arguments run together.
 func (c *builtChoice) callFor(tc gjson.Result) *builtCall {
 	p := readCallPart(tc)
-	idx, id, name := tc.Get("index"), tc.Get("id").Str, p.name
+	id, name := p.id, p.name
 	names := name != "" || p.twice
 	fresh := func(hasIdx bool) *builtCall {
-		call := &builtCall{seq: len(c.calls), index: idx.Int(), hasIdx: hasIdx}
+		call := &builtCall{seq: len(c.calls), index: p.index, hasIdx: hasIdx}
 		c.calls = append(c.calls, call)
 		if hasIdx {
 			if c.byIdx == nil {
@@ -559,8 +560,8 @@ func (c *builtChoice) callFor(tc gjson.Result) *builtCall {
 		return call
 	}
 	switch {
-	case idx.Type == gjson.Number:
-		x := c.byIdx[idx.Int()]
+	case p.hasIndex:
+		x := c.byIdx[p.index]
 		if x == nil || names && (id != "" && x.id != "" && id != x.id || x.name != "" && name != x.name) {
 			return fresh(true)
 		}
@@ -594,11 +595,14 @@ func (c *builtChoice) noteID(call *builtCall) {
 // text, read as the stream capture reads an entry (interceptors'
 // parseEntry) and a JSON answer's parser a call (proxy's callName).
 type callPart struct {
-	fn      gjson.Result // "function" or "custom", an object; absent if neither
-	custom  bool         // fn is "custom": a custom tool's call
-	textKey string       // "arguments", or "input" in "custom"
-	name    string       // "" when twice
-	twice   bool         // named twice: see readCallPart
+	fn       gjson.Result // "function" or "custom", an object; absent if neither
+	custom   bool         // fn is "custom": a custom tool's call
+	name     string       // "" when twice
+	twice    bool         // named twice: see readCallPart
+	text     gjson.Result // the text: a string, or a JSON value; absent if none
+	id       string
+	index    int64
+	hasIndex bool
 }
 
 // readCallPart reads a tool call's fragment: its name and text only in
@@ -609,11 +613,28 @@ type callPart struct {
 // JSON answer's parser refuse such a call as a payment call without a name:
 // read here with gjson's copy, or a name at the top, the assembled answer
 // carried a clean payment call that ran where a stream or a JSON answer of
-// the same call ran nothing.
+// the same call ran nothing. A member a fragment repeats (its index, id,
+// or text) is read as the capture reads it, the last copy (of an index,
+// the last that is an integer): read with gjson's first copy, a payment
+// call ran with other arguments than the capture's, or took fragments of
+// another call.
 func readCallPart(tc gjson.Result) callPart {
-	p := callPart{textKey: "arguments"}
+	var p callPart
 	functions, names := 0, 0
 	tc.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "index":
+			if n, err := strconv.Atoi(v.Raw); err == nil {
+				p.index, p.hasIndex = int64(n), true
+			}
+			return true
+		case "id":
+			p.id = ""
+			if v.Type == gjson.String {
+				p.id = v.Str
+			}
+			return true
+		}
 		if !strings.EqualFold(k.Str, "function") && !strings.EqualFold(k.Str, "custom") {
 			return true
 		}
@@ -622,7 +643,14 @@ func readCallPart(tc gjson.Result) callPart {
 			return true
 		}
 		p.fn, p.custom = v, k.Str == "custom"
+		textKey := "arguments"
+		if p.custom {
+			textKey = "input"
+		}
 		v.ForEach(func(fk, fv gjson.Result) bool {
+			if fk.Str == textKey && (fv.Type == gjson.String || fv.IsObject() || fv.IsArray()) {
+				p.text = fv
+			}
 			if strings.EqualFold(fk.Str, "name") {
 				names++
 				if fk.Str == "name" {
@@ -633,9 +661,6 @@ func readCallPart(tc gjson.Result) callPart {
 		})
 		return true
 	})
-	if p.custom {
-		p.textKey = "input"
-	}
 	if functions > 1 || names > 1 {
 		p.twice, p.name = true, ""
 	}
@@ -651,17 +676,21 @@ func readCallPart(tc gjson.Result) callPart {
 // Gemini refused the next round, whose assistant message had lost the
 // signature.
 func (b *completionBuilder) addCall(call *builtCall, tc gjson.Result, tool bool) error {
-	if id := tc.Get("id"); id.Type == gjson.String && id.Str != "" && !call.hasID {
-		call.id, call.hasID = id.Str, true
+	var p callPart
+	if tool {
+		p = readCallPart(tc)
+	} else if id := tc.Get("id"); id.Type == gjson.String {
+		p.id = id.Str
+	}
+	if p.id != "" && !call.hasID {
+		call.id, call.hasID = p.id, true
 	}
 	if t := tc.Get("type"); t.Type == gjson.String && t.Str != "" && call.typ == "" {
 		call.typ = t.Str
 	}
-	var fn gjson.Result
-	textKey := "arguments"
+	var a gjson.Result
 	if tool {
-		p := readCallPart(tc)
-		fn, textKey = p.fn, p.textKey
+		a = p.text
 		if p.twice || call.hasName && p.fn.Exists() && p.custom != call.custom {
 			// Named twice, or a named call's text given as the other
 			// kind (a function's as a custom call's input, or the other
@@ -676,9 +705,11 @@ func (b *completionBuilder) addCall(call *builtCall, tc gjson.Result, tool bool)
 	} else {
 		// A legacy function_call: its name and arguments in "function"
 		// or at its top.
-		if fn = tc.Get("function"); !fn.IsObject() {
+		fn := tc.Get("function")
+		if !fn.IsObject() {
 			fn = tc
 		}
+		a = fn.Get("arguments")
 		if n := fn.Get("name"); n.Type == gjson.String && n.Str != "" && !call.hasName {
 			call.name, call.hasName = n.Str, true
 		}
@@ -711,7 +742,6 @@ func (b *completionBuilder) addCall(call *builtCall, tc gjson.Result, tool bool)
 			return err
 		}
 	}
-	a := fn.Get(textKey)
 	text := a.Str
 	switch {
 	case a.IsObject() || a.IsArray():

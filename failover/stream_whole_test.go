@@ -440,6 +440,58 @@ func TestEventStreamPaymentCallNamedAsTheCaptureReadsIt(t *testing.T) {
 	}
 }
 
+// TestEventStreamRepeatedCallMembersReadAsTheCaptureReadsThem: a tool
+// call's fragment that repeats its arguments, index or id is assembled
+// with the copy the stream capture reads, the last (of an index, the last
+// that is an integer). Read with gjson's first copy, the payment call ran
+// with other arguments than the capture's, or took another call's.
+func TestEventStreamRepeatedCallMembersReadAsTheCaptureReadsThem(t *testing.T) {
+	chunk := func(choices string) string {
+		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1","choices":[` + choices + `]}`
+	}
+	for _, tc := range []struct {
+		name  string
+		calls []string
+		want  map[string]string
+	}{
+		{"arguments twice", []string{
+			`{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"basic\"}","arguments":"{\"sku\":\"premium-monthly\"}"}}`},
+			map[string]string{"#": "1", "0.function.name": "create_order", "0.function.arguments": `{"sku":"premium-monthly"}`}},
+		{"index twice", []string{
+			`{"index":0,"id":"call_1","type":"function","function":{"name":"lookup","arguments":"{}"}}`,
+			`{"index":1,"id":"call_2","type":"function","function":{"name":"create_order","arguments":""}}`,
+			`{"index":0,"index":1,"function":{"arguments":"{\"sku\":\"premium-monthly\"}"}}`},
+			map[string]string{"#": "2", "0.function.arguments": `{}`, "1.function.name": "create_order", "1.function.arguments": `{"sku":"premium-monthly"}`}},
+		{"id twice", []string{
+			`{"id":"call_1","type":"function","function":{"name":"lookup","arguments":"{}"}}`,
+			`{"id":"call_2","type":"function","function":{"name":"create_order","arguments":""}}`,
+			`{"id":"call_1","id":"call_2","function":{"arguments":"{\"sku\":\"premium-monthly\"}"}}`},
+			map[string]string{"#": "2", "0.function.arguments": `{}`, "1.function.name": "create_order", "1.function.arguments": `{"sku":"premium-monthly"}`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			script := func(c *fconn, _ int) {
+				c.sse()
+				for _, calls := range tc.calls {
+					c.event(chunk(`{"index":0,"delta":{"tool_calls":[` + calls + `]},"finish_reason":null}`))
+				}
+				c.event(chunk(`{"index":0,"delta":{},"finish_reason":"tool_calls"}`))
+				c.done()
+			}
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
+				[]string{"a", "b"}, nil)
+			got := e.open(context.Background(), false)
+			if got.openErr != nil || got.provider != "a" {
+				t.Fatalf("answered by %q (%v); want a", got.provider, got.openErr)
+			}
+			for path, v := range tc.want {
+				if g := gjson.Get(got.body, "choices.0.message.tool_calls."+path).String(); g != v {
+					t.Errorf("%s = %q; want %q (body %s)", path, g, v, got.body)
+				}
+			}
+		})
+	}
+}
+
 // TestEventStreamChoiceUsage: usage a provider streams inside the finish
 // chunk's choice (Moonshot's Kimi does, in choices[0].usage) becomes the
 // assembled completion's usage when no top-level usage came, as the stream
