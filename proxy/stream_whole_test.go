@@ -87,3 +87,58 @@ func TestEventStreamAnswersANonStreamRequest(t *testing.T) {
 		t.Errorf("provider asked %d times; want 2 (the call's round, the answer's)", n)
 	}
 }
+
+// TestEventStreamPaymentCallTheCaptureRefusesIsNotRun: a payment call an
+// event stream answering a non-stream request names only at its top, or
+// names twice, is refused as the stream capture refuses it, never run:
+// assembled with the name gjson found first, or the top's, it was a clean
+// call in the whole completion and the payment ran.
+func TestEventStreamPaymentCallTheCaptureRefusesIsNotRun(t *testing.T) {
+	chunk := func(id, choice string) string {
+		return "data: " + `{"id":"` + id + `","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":[` + choice + `]}` + "\n\n"
+	}
+	text := chunk("c2", `{"index":0,"delta":{"role":"assistant","content":"Sorry."},"finish_reason":null}`) +
+		chunk("c2", `{"index":0,"delta":{},"finish_reason":"stop"}`) + "data: [DONE]\n\n"
+	for _, tc := range []struct{ name, entry string }{
+		{"name at the top", `{"index":0,"id":"call_1","type":"function","name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}`},
+		{"name twice", `{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","name":"lookup","arguments":"{\"sku\":\"premium-monthly\"}"}}`},
+		{"function twice", `{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"},"function":{"name":"lookup"}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			call := chunk("c1", `{"index":0,"delta":{"role":"assistant","tool_calls":[`+tc.entry+`]},"finish_reason":null}`) +
+				chunk("c1", `{"index":0,"delta":{},"finish_reason":"tool_calls"}`) + "data: [DONE]\n\n"
+			var rounds atomic.Int32
+			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.ReadAll(r.Body)
+				w.Header().Set("Content-Type", "text/event-stream")
+				if rounds.Add(1) == 1 {
+					_, _ = io.WriteString(w, call)
+					return
+				}
+				_, _ = io.WriteString(w, text)
+			})
+			tools := &countingTools{}
+			s, ledger, _ := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, tools)
+			defer ledger.Close()
+			srv := httptest.NewServer(s.Handler())
+			defer srv.Close()
+			c := openai.DefaultConfig(testClientKey)
+			c.BaseURL = srv.URL + "/v1"
+			c.HTTPClient = &http.Client{Transport: withOpenID{"o-user-1"}}
+			resp, err := openai.NewClientWithConfig(c).CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{
+				Model:    "gpt-test",
+				Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "buy premium"}},
+			})
+			if n := tools.executed.Load(); n != 0 {
+				t.Errorf("payment call run %d times; want none (answer %+v, err %v)", n, resp, err)
+			}
+			if err == nil {
+				for _, call := range resp.Choices[0].Message.ToolCalls {
+					if call.Function.Name == "create_order" {
+						t.Errorf("the bot was sent the payment call: %+v", call)
+					}
+				}
+			}
+		})
+	}
+}
