@@ -169,14 +169,7 @@ func TestEventStreamAnswersANonStreamRequest(t *testing.T) {
 				"choices.1.finish_reason":                           "stop",
 				"usage.total_tokens":                                "15",
 			}
-			for path, v := range want {
-				if g := gjson.Get(got.body, path).String(); g != v {
-					t.Errorf("%s = %q; want %q", path, g, v)
-				}
-			}
-			if t.Failed() {
-				t.Logf("body %s", got.body)
-			}
+			wantPaths(t, got.body, want)
 		})
 	}
 }
@@ -187,9 +180,7 @@ func TestEventStreamAnswersANonStreamRequest(t *testing.T) {
 // answer's parser read them. Taken as strings only, they were dropped: the
 // payment call ran with no arguments, the bot's call lost its own.
 func TestEventStreamToolCallArgumentsAsJSON(t *testing.T) {
-	chunk := func(choices string) string {
-		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1","choices":[` + choices + `]}`
-	}
+	chunk := choicesChunk
 	for _, tc := range []struct{ name, args, want string }{
 		{"object", `{"sku":"premium-monthly","quantity":1}`, `{"sku":"premium-monthly","quantity":1}`},
 		{"array", `[1,2]`, `[1,2]`},
@@ -224,9 +215,7 @@ func TestEventStreamToolCallArgumentsAsJSON(t *testing.T) {
 // without one) and the signature Gemini asks back on the next round was
 // gone.
 func TestEventStreamCustomCallsAndExtras(t *testing.T) {
-	chunk := func(choices string) string {
-		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1","choices":[` + choices + `]}`
-	}
+	chunk := choicesChunk
 	script := func(c *fconn, _ int) {
 		c.sse()
 		c.event(chunk(`{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"lookup","arguments":"{\"q\":"},"extra_content":{"google":{"thought_signature":"sig-1"}}}]},"finish_reason":null}`))
@@ -253,14 +242,7 @@ func TestEventStreamCustomCallsAndExtras(t *testing.T) {
 		"choices.0.message.tool_calls.1.custom.input":                           "ls -la",
 		"choices.0.message.tool_calls.1.function":                               "",
 	}
-	for path, v := range want {
-		if g := gjson.Get(got.body, path).String(); g != v {
-			t.Errorf("%s = %q; want %q", path, g, v)
-		}
-	}
-	if t.Failed() {
-		t.Logf("body %s", got.body)
-	}
+	wantPaths(t, got.body, want)
 }
 
 // TestEventStreamManyChoicesStopAtTheLimit: each choice and tool call an
@@ -304,9 +286,7 @@ func TestEventStreamManyChoicesStopAtTheLimit(t *testing.T) {
 // strings in its place, as the stream capture merges them. Taken as
 // strings only, the answer's content was null.
 func TestEventStreamContentParts(t *testing.T) {
-	chunk := func(choices string) string {
-		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1","choices":[` + choices + `]}`
-	}
+	chunk := choicesChunk
 	script := func(c *fconn, _ int) {
 		c.sse()
 		c.event(chunk(`{"index":0,"delta":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Hmm, "}]}]},"finish_reason":null}`))
@@ -334,9 +314,7 @@ func TestEventStreamContentParts(t *testing.T) {
 // them: models that sign their reasoning refuse a tool round's next
 // request without them.
 func TestEventStreamReasoningDetails(t *testing.T) {
-	chunk := func(choices string) string {
-		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1","choices":[` + choices + `]}`
-	}
+	chunk := choicesChunk
 	script := func(c *fconn, _ int) {
 		c.sse()
 		c.event(chunk(`{"index":0,"delta":{"role":"assistant","reasoning_details":[{"type":"reasoning.text","text":"The user ","format":"anthropic-claude-v1","index":0}]},"finish_reason":null}`))
@@ -366,9 +344,7 @@ func TestEventStreamReasoningDetails(t *testing.T) {
 // each became a clean payment call that ran where a stream or a JSON
 // answer of the same call ran nothing.
 func TestEventStreamPaymentCallNamedAsTheCaptureReadsIt(t *testing.T) {
-	chunk := func(choices string) string {
-		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1","choices":[` + choices + `]}`
-	}
+	chunk := choicesChunk
 	const args = `"{\"sku\":\"premium-monthly\"}"`
 	for _, tc := range []struct {
 		name  string
@@ -446,9 +422,7 @@ func TestEventStreamPaymentCallNamedAsTheCaptureReadsIt(t *testing.T) {
 // that is an integer). Read with gjson's first copy, the payment call ran
 // with other arguments than the capture's, or took another call's.
 func TestEventStreamRepeatedCallMembersReadAsTheCaptureReadsThem(t *testing.T) {
-	chunk := func(choices string) string {
-		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1","choices":[` + choices + `]}`
-	}
+	chunk := choicesChunk
 	for _, tc := range []struct {
 		name  string
 		calls []string
@@ -527,5 +501,25 @@ func TestEventStreamChoiceUsage(t *testing.T) {
 				t.Errorf("usage.total_tokens = %q; want %s (body %s)", u, tc.want, got.body)
 			}
 		})
+	}
+}
+
+// choicesChunk is a chat.completion.chunk event carrying choices, a JSON
+// array's members.
+func choicesChunk(choices string) string {
+	return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1","choices":[` + choices + `]}`
+}
+
+// wantPaths reports each gjson path of body whose value is not want's,
+// and then the body.
+func wantPaths(t *testing.T, body string, want map[string]string) {
+	t.Helper()
+	for path, v := range want {
+		if g := gjson.Get(body, path).String(); g != v {
+			t.Errorf("%s = %q; want %q", path, g, v)
+		}
+	}
+	if t.Failed() {
+		t.Logf("body %s", body)
 	}
 }
