@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/paygate/paygate/internal/jsonstr"
+	"github.com/paygate/paygate/internal/reasoning"
 	"github.com/paygate/paygate/sse"
 	"github.com/tidwall/gjson"
 )
@@ -179,107 +180,9 @@ type builtChoice struct {
 	finish                                  string // raw JSON; "" none yet
 	lpContent, lpRefusal                    []json.RawMessage
 	lpHas                                   [2]bool
-	details                                 []builtDetail  // reasoning_details blocks, merged
-	detailAt                                map[string]int // a block's position by type and index
-	parts                                   []builtPart    // the content's parts, when it came as parts
-	partsFrom                               int            // how much of content the parts hold as text
-}
-
-// builtDetail is a reasoning_details block, merged as the stream capture
-// merges them (interceptors' detailsMerger): its members in the order they
-// first came; text, summary and data strings concatenated; other members
-// whole, the latest kept, a later null erasing nothing.
-type builtDetail struct {
-	at   map[string]int // a member's position by its raw key
-	keys []string       // raw JSON keys
-	vals []string       // raw JSON values
-	str  []*strings.Builder
-}
-
-// addDetails merges a delta's reasoning_details (a JSON array). OpenRouter
-// streams each reasoning block in pieces sharing its type and index, and
-// the models behind it that sign their reasoning (Claude's thinking, Gemini
-// 3's thought signatures) refuse a tool round's next request without the
-// blocks a JSON answer carries in its message: dropped, a payment turn
-// could not go on.
-func (c *builtChoice) addDetails(v gjson.Result) {
-	v.ForEach(func(_, el gjson.Result) bool {
-		if !el.IsObject() {
-			return true
-		}
-		index := "0"
-		if ix := el.Get("index"); ix.Type == gjson.Number {
-			index = ix.Raw
-		}
-		key := el.Get("type").String() + "\x00" + index
-		at, ok := c.detailAt[key]
-		if !ok {
-			if c.detailAt == nil {
-				c.detailAt = make(map[string]int)
-			}
-			at = len(c.details)
-			c.detailAt[key] = at
-			c.details = append(c.details, builtDetail{})
-		}
-		d := &c.details[at]
-		el.ForEach(func(k, v gjson.Result) bool {
-			i, ok := d.at[k.Raw]
-			if !ok {
-				i = -1
-				if d.at == nil {
-					d.at = make(map[string]int)
-				}
-				d.at[k.Raw] = len(d.keys)
-			}
-			joinable := k.Str == "text" || k.Str == "summary" || k.Str == "data"
-			switch {
-			case joinable && v.Type == gjson.String && i >= 0 && d.str[i] != nil:
-				d.str[i].WriteString(v.Str)
-			case joinable && v.Type == gjson.String:
-				sb := &strings.Builder{}
-				sb.WriteString(v.Str)
-				if i < 0 {
-					d.keys, d.vals, d.str = append(d.keys, k.Raw), append(d.vals, ""), append(d.str, sb)
-				} else {
-					d.vals[i], d.str[i] = "", sb
-				}
-			case i < 0:
-				d.keys, d.vals, d.str = append(d.keys, k.Raw), append(d.vals, v.Raw), append(d.str, nil)
-			case v.Type != gjson.Null:
-				d.vals[i], d.str[i] = v.Raw, nil
-			}
-			return true
-		})
-		return true
-	})
-}
-
-// detailsJSON renders the merged reasoning_details; nil when none came.
-func (c *builtChoice) detailsJSON() json.RawMessage {
-	if len(c.details) == 0 {
-		return nil
-	}
-	out := []byte{'['}
-	for i := range c.details {
-		d := &c.details[i]
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, '{')
-		for j, k := range d.keys {
-			if j > 0 {
-				out = append(out, ',')
-			}
-			out = append(append(out, k...), ':')
-			if d.str[j] != nil {
-				out = jsonstr.Append(out, d.str[j].String())
-			} else {
-				out = append(out, d.vals[j]...)
-			}
-		}
-		out = append(out, '}')
-	}
-	return append(out, ']')
+	details                                 reasoning.Details // reasoning_details blocks, merged
+	parts                                   []builtPart       // the content's parts, when it came as parts
+	partsFrom                               int               // how much of content the parts hold as text
 }
 
 // builtPart is a merged content part: a "text" or "thinking" part's text,
@@ -472,7 +375,7 @@ func (b *completionBuilder) addChoice(ch gjson.Result) error {
 		if err := b.take(len(v.Raw)); err != nil {
 			return err
 		}
-		c.addDetails(v)
+		c.details.Add(v.Raw)
 	}
 	for i, key := range [...]string{"content", "refusal", "reasoning", "reasoning_content"} {
 		v := d.Get(key)
@@ -839,7 +742,7 @@ func (b *completionBuilder) build() ([]byte, error) {
 				*dst = &s
 			}
 		}
-		m.ReasoningDetails = c.detailsJSON()
+		m.ReasoningDetails = c.details.JSON()
 		switch {
 		case len(c.parts) > 0:
 			m.Content = c.partsJSON()

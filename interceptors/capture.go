@@ -12,6 +12,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/internal/jsonstr"
+	"github.com/paygate/paygate/internal/reasoning"
 )
 
 // ErrMalformedChunk is returned by Capture.Process for event data that is not
@@ -100,7 +101,7 @@ type RoundResult struct {
 	// the same name; "" when no reasoning text came.
 	ReasoningKey string
 	// Details is the round's reasoning_details deltas merged into the array
-	// a non-stream answer carries (see detailsMerger); nil when none came.
+	// a non-stream answer carries (see reasoning.Details); nil when none came.
 	Details []byte
 	// ContentParts is the round's content as the array of parts a
 	// non-stream answer carries, when any delta gave its content as parts
@@ -183,11 +184,11 @@ type Capture struct {
 	created     int64  // the first non-zero "created" of the round's chunks
 	content     []byte // raw JSON string fragments, escapes kept
 	reasoning   []byte
-	refusal     []byte        // raw JSON string fragments of delta.refusal
-	opaque      bool          // content parts or audio went out (SentRecord.Opaque)
-	reasonKey   string        // the member the reasoning text came in
-	details     detailsMerger // the reasoning_details deltas, merged
-	parts       partsMerger   // the content parts of choice 0, merged
+	refusal     []byte            // raw JSON string fragments of delta.refusal
+	opaque      bool              // content parts or audio went out (SentRecord.Opaque)
+	reasonKey   string            // the member the reasoning text came in
+	details     reasoning.Details // the reasoning_details deltas, merged
+	parts       partsMerger       // the content parts of choice 0, merged
 	role        bool
 	slots       []slot
 	finish      string
@@ -308,7 +309,7 @@ func (c *Capture) StartRound(round int, turnID string, created int64) {
 	c.refusal = c.refusal[:0]
 	c.opaque = false
 	c.reasonKey = ""
-	c.details.reset()
+	c.details.Reset()
 	c.parts.reset()
 	c.role = false
 	for i := range c.slots {
@@ -525,7 +526,7 @@ func (c *Capture) EndRound() RoundResult {
 		Content:      decodeRaw(c.content),
 		Reasoning:    decodeRaw(c.reasoning),
 		ReasoningKey: c.reasonKey,
-		Details:      c.details.json(),
+		Details:      c.details.JSON(),
 		ContentParts: c.parts.json(c.content),
 		FinishReason: c.finish,
 	}

@@ -238,7 +238,7 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 			}
 		case "reasoning_details":
 			if v[0] == '[' && choice == 0 {
-				c.details.add(v)
+				c.details.Add(v)
 			}
 			if notEmpty(v) {
 				st.meaningful = true

@@ -1,4 +1,10 @@
-package interceptors
+// Package reasoning merges the reasoning_details deltas of a streamed
+// chat completion into the array a non-stream answer carries. Both the
+// stream capture (interceptors, for a payment round's assistant message)
+// and the event-stream assembler (failover, for a non-stream request that
+// an upstream answered with a stream) need the same merge; one copy here
+// keeps them from drifting apart.
+package reasoning
 
 import (
 	"strings"
@@ -8,7 +14,7 @@ import (
 	"github.com/paygate/paygate/internal/jsonstr"
 )
 
-// detailsMerger accumulates the reasoning_details deltas of a streamed round
+// Details accumulates the reasoning_details deltas of a streamed round
 // into the array a non-stream answer would carry, for the round's assistant
 // tool message. OpenRouter streams each reasoning block (reasoning.text,
 // reasoning.summary, reasoning.encrypted) in pieces that share its type and
@@ -18,7 +24,7 @@ import (
 // reasoning blocks"). Models behind it that sign their reasoning (Gemini 3's
 // thought signatures, Claude's thinking signatures) refuse a tool round's
 // next request without the blocks, so a payment turn could not go on.
-type detailsMerger struct {
+type Details struct {
 	items []detailItem
 }
 
@@ -35,10 +41,10 @@ type detailItem struct {
 // joinable reports the members whose string parts are concatenated.
 func joinable(key string) bool { return key == "text" || key == "summary" || key == "data" }
 
-// add merges one delta's reasoning_details array (raw JSON, valid). raw
+// Add merges one delta's reasoning_details array (raw JSON, valid). raw
 // may share memory with the chunk, which the caller reuses: what is kept
 // is copied.
-func (d *detailsMerger) add(raw string) {
+func (d *Details) Add(raw string) {
 	gjson.Parse(raw).ForEach(func(_, el gjson.Result) bool {
 		if !el.IsObject() {
 			return true
@@ -58,7 +64,7 @@ func (d *detailsMerger) add(raw string) {
 }
 
 // item returns the position of the block of typ and index, adding it.
-func (d *detailsMerger) item(typ, index string) int {
+func (d *Details) item(typ, index string) int {
 	for i := range d.items {
 		if d.items[i].typ == typ && d.items[i].index == index {
 			return i
@@ -102,11 +108,11 @@ func (it *detailItem) set(key string, v gjson.Result) {
 	it.vals[at], it.str[at] = append(it.vals[at][:0], v.Raw...), false
 }
 
-// reset empties the merger for the next round, keeping nothing.
-func (d *detailsMerger) reset() { d.items = nil }
+// Reset empties the merger for the next round, keeping nothing.
+func (d *Details) Reset() { d.items = nil }
 
-// json renders the merged array; nil when no block came.
-func (d *detailsMerger) json() []byte {
+// JSON renders the merged array; nil when no block came.
+func (d *Details) JSON() []byte {
 	if len(d.items) == 0 {
 		return nil
 	}
