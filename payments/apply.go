@@ -72,7 +72,8 @@ func (s *Service) applyPayment(ctx context.Context, no string, f paymentFact, ca
 	outcome, reason := OutcomeDuplicate, ""
 	got, changed, err := s.update(ctx, no, cause, noteID, func(c *store.Order) (*store.Order, error) {
 		outcome, reason = OutcomeDuplicate, ""
-		if c.TransactionID != "" && c.TransactionID == f.TransactionID && (PaidOrLater(c.Status) || c.Status == store.StatusNeedsReview || c.Status == store.StatusClosed) {
+		if c.TransactionID != "" && c.TransactionID == f.TransactionID && (PaidOrLater(c.Status) || c.Status == store.StatusNeedsReview || c.Status == store.StatusClosed) &&
+			!paymentUnheard(c, f) {
 			return nil, nil // already applied
 		}
 		if c.Status == store.StatusNeedsReview {
@@ -179,6 +180,21 @@ func orderCurrency(o *store.Order) string {
 func (s *Service) noteInReview(c *store.Order, f paymentFact) (*store.Order, string) {
 	reason := "paid_while_in_review"
 	switch {
+	case paymentUnheard(c, f):
+		// An orphan recorded from a refund's word: the payment's own
+		// brings the app, the time and the payer, which no refund says.
+		c.PaidAt = f.PaidAt
+		if c.AppID == "" {
+			c.AppID = f.AppID
+		}
+		if c.PayMethod == "" {
+			c.PayMethod = strings.ToLower(f.TradeType)
+		}
+		c.ReviewReason += "; " + reason + ": " + f.said()
+		if f.PayerOpenID != "" {
+			c.ReviewReason += ", payer " + f.PayerOpenID
+		}
+		return c, reason
 	case c.TransactionID == "" && f.TransactionID != "":
 		c.TransactionID = f.TransactionID
 		if c.PaidAt.IsZero() {
@@ -198,6 +214,18 @@ func (s *Service) noteInReview(c *store.Order, f paymentFact) (*store.Order, str
 	}
 	c.ReviewReason += "; " + reason + also + ": " + f.said()
 	return c, reason
+}
+
+// paymentUnheard reports whether f is the first word of its payment on
+// order c in review that knows of the transaction only from a refund: the
+// orphan a refund notification of an unknown order records (applyRefundNote)
+// holds the transaction id the refund names, and no time of payment, appid
+// or payer, which only the payment's notification (or a query) says. Taken
+// for a copy, WeChat Pay's only word on who paid was acknowledged and
+// dropped for good.
+func paymentUnheard(c *store.Order, f paymentFact) bool {
+	return c.Status == store.StatusNeedsReview && c.Client == "" && c.PaidAt.IsZero() && !f.PaidAt.IsZero() &&
+		c.TransactionID == f.TransactionID
 }
 
 // said is what WeChat Pay reported of the payment, for a review reason.
