@@ -174,9 +174,11 @@ type Capture struct {
 	// chunks get; empty in round 0, whose chunks keep theirs.
 	createdq []byte
 	// breakPending: the next text the client gets this turn starts a new
-	// paragraph (BreakBeforeText); brk: the chunk just returned is that
-	// text, and Break has a chunk to send before it, built in sep.
+	// paragraph (BreakBeforeText), with breakText; brk: the chunk just
+	// returned is that text, and Break has a chunk to send before it,
+	// built in sep.
 	breakPending, brk bool
+	breakText         string
 	sep               []byte
 
 	// Per round.
@@ -454,18 +456,23 @@ func (c *Capture) ClaimRole() bool {
 	return true
 }
 
-// BreakBeforeText asks for a paragraph break before the next text the
-// client gets this turn, unless that text starts with white space: the
-// turn loop calls it for a new round when the text the client has so far
-// ends in a word, so that "…for you." and "Your order…" of two rounds do
-// not run together. It holds until a round returns text (a recovery
-// attempt's StartRound keeps it); Break then hands the break's chunk.
-func (c *Capture) BreakBeforeText() { c.breakPending = true }
+// BreakBeforeText asks for a break, text (a paragraph break "\n\n", or a
+// space where the bot's stop sequences rule line breaks out), before the
+// next text the client gets this turn, unless that text starts with white
+// space: the turn loop calls it for a new round when the text the client
+// has so far ends in a word, so that "…for you." and "Your order…" of two
+// rounds do not run together. It holds until a round returns text (a
+// recovery attempt's StartRound keeps it); Break then hands the break's
+// chunk. An empty text asks for none.
+func (c *Capture) BreakBeforeText(text string) {
+	c.breakPending, c.breakText = text != "", text
+}
 
 // Break returns the chunk to send before the one Process just returned,
-// or nil: a content delta "\n\n" under the turn's id, created and the
-// round's model, with no logprobs (the break is paygate's, no token of the
-// model's). The slice is valid until the next Break.
+// or nil: a content delta of the text BreakBeforeText was given under the
+// turn's id, created and the round's model, with no logprobs (the break is
+// paygate's, no token of the model's). The slice is valid until the next
+// Break.
 func (c *Capture) Break() []byte {
 	if !c.brk {
 		return nil
@@ -480,7 +487,8 @@ func (c *Capture) Break() []byte {
 	if c.model != "" {
 		b = jsonstr.Append(append(b, `,"model":`...), c.model)
 	}
-	b = append(b, `,"choices":[{"index":0,"delta":{"content":"\n\n"},"logprobs":null,"finish_reason":null}]}`...)
+	b = jsonstr.Append(append(b, `,"choices":[{"index":0,"delta":{"content":`...), c.breakText)
+	b = append(b, `},"logprobs":null,"finish_reason":null}]}`...)
 	c.sep = b
 	return b
 }

@@ -593,7 +593,7 @@ func TestCaptureBreakBeforeText(t *testing.T) {
 			c.EndRound()
 			// A round without text: the break waits for the next one's.
 			c.StartRound(1, "turn-1", 1)
-			c.BreakBeforeText()
+			c.BreakBeforeText("\n\n")
 			c.Process([]byte(`{"id":"r2","created":3,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"create_order","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`))
 			c.EndRound()
 			c.StartRound(2, "turn-1", 1)

@@ -200,3 +200,41 @@ func TestRoundsTextSeparatedNotInTheExchange(t *testing.T) {
 		})
 	}
 }
+
+// TestRoundsTextSeparatedUnderStopSequences: a bot whose stop sequences
+// include a line break (stop "\n" for one-line answers, "\n\n" for one
+// paragraph) is promised by OpenAI that the text it gets never contains
+// one, and read paygate's paragraph break between two rounds' text, the
+// very sequence it had asked the model to stop at. There the rounds' text
+// is joined with a space, streamed or not, the clarification too; a stop
+// sequence without a line break keeps the paragraph break.
+func TestRoundsTextSeparatedUnderStopSequences(t *testing.T) {
+	twoRounds := func(stream bool) []http.HandlerFunc {
+		return []http.HandlerFunc{wordsRound(stream, "Let me set that up for you.", createOrderCall, "tool_calls"), wordsRound(stream, "Your order is ready.", "", "stop")}
+	}
+	spent := func(stream bool) []http.HandlerFunc {
+		return []http.HandlerFunc{wordsRound(stream, "On it.", createOrderCall, "tool_calls")}
+	}
+	tests := []struct {
+		name, stop string
+		rounds     func(stream bool) []http.HandlerFunc
+		want       string
+	}{
+		{"stop a line break", `"\n"`, twoRounds, "Let me set that up for you. Your order is ready."},
+		{"stop a blank line among others", `["END","\n\n"]`, twoRounds, "Let me set that up for you. Your order is ready."},
+		{"stop without a line break", `["END"]`, twoRounds, "Let me set that up for you.\n\nYour order is ready."},
+		{"the clarification, stop a line break", `["\n"]`, spent, "On it. On it. On it. " + config.DefaultClarification},
+	}
+	for _, tc := range tests {
+		for _, stream := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s, stream %v", tc.name, stream), func(t *testing.T) {
+				fp := newFakeProvider(t, roundByRound(tc.rounds(stream)...))
+				url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, `"stop":`+tc.stop+`,`), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				if got := answerText(stream, readAll(t, resp.Body)); got != tc.want {
+					t.Errorf("the bot read %q; want %q", got, tc.want)
+				}
+			})
+		}
+	}
+}

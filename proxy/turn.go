@@ -73,7 +73,10 @@ type turn struct {
 	created int64
 	// inWord: the text the client has so far ends in a word, so the next
 	// round's text starts a new paragraph (paragraphBreak).
-	inWord  bool
+	inWord bool
+	// brk is what goes between two rounds' text there: "\n\n", or what
+	// the bot's stop sequences leave (roundsBreak).
+	brk     string
 	actions []json.RawMessage // the turn's own, from its payment calls
 	rounds  []roundInfo
 	usage   interceptors.Usage // summed over the rounds that reported usage
@@ -141,6 +144,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	}
 	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget,
 		reqBody:   body,
+		brk:       roundsBreak(gjson.GetBytes(body, "stop")),
 		payChoice: interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, s.tools.IsPayment)}
 	ruledOut := toolsRuledOut(chat, body)
 	if ruledOut != "" {
@@ -482,7 +486,7 @@ func (t *turn) stream() {
 		// created.
 		capture.StartRound(round, cmp.Or(t.turnID, t.fallbackID()), t.created)
 		if t.inWord {
-			capture.BreakBeforeText()
+			capture.BreakBeforeText(t.brk)
 		}
 		res, resp, ok := t.relayRound(round, resp, capture, rec)
 		if !ok {
@@ -1271,7 +1275,7 @@ func (t *turn) streamClarification(model string) {
 	text := t.clarification()
 	if t.inWord && !startsWithSpace(text) {
 		// The rounds' text ends in a word (see joinText).
-		text = "\n\n" + text
+		text = t.brk + text
 	}
 	c = jsonstr.Append(c, text)
 	c = append(c, `},"finish_reason":null}]}`...)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -44,7 +45,7 @@ func (t *turn) nonStream() {
 		// The answer as the client gets it: the earlier rounds' text and
 		// reasoning before this round's.
 		whole := func() []byte {
-			return past.onto(withThought(withSpoken(ans.body, spoken, ans.content), thought, ans.reasoning))
+			return past.onto(withThought(withSpoken(ans.body, spoken, ans.content, t.brk), thought, ans.reasoning))
 		}
 		if len(ans.payment) == 0 {
 			if len(ans.client) > 0 {
@@ -69,13 +70,13 @@ func (t *turn) nonStream() {
 			// No round is left to tell the user what a payment call did, so
 			// none runs: the turn ends with the clarification (SPEC 3).
 			t.s.metrics.roundsExhausted.Inc()
-			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", joinText(joinText(spoken, ans.content), t.clarification()))
+			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", joinText(joinText(spoken, ans.content, t.brk), t.clarification(), t.brk))
 			b, _ = sjson.DeleteBytes(b, "choices.0.message.tool_calls")
 			b, _ = sjson.SetBytes(b, "choices.0.finish_reason", "stop")
 			t.writeCompletion(resp.StatusCode, past.onto(withThought(b, thought, ans.reasoning)), nil, false)
 			return
 		}
-		spoken = joinText(spoken, ans.content)
+		spoken = joinText(spoken, ans.content, t.brk)
 		past.add(ans.body)
 		if ans.reasoning.Content != "" {
 			thought.Content += ans.reasoning.Content
@@ -110,7 +111,7 @@ func textOfParts(parts string) string {
 // earlier rounds said nothing. A content of parts (Mistral's reasoning
 // models answer [{"type":"text",…}]) gets the earlier text as a first text
 // part, its own parts kept.
-func withSpoken(body []byte, spoken, content string) []byte {
+func withSpoken(body []byte, spoken, content, brk string) []byte {
 	if spoken == "" {
 		return body
 	}
@@ -119,7 +120,7 @@ func withSpoken(body []byte, spoken, content string) []byte {
 	switch c := gjson.GetBytes(body, "choices.0.message.content"); {
 	case c.IsArray():
 		if first := c.Get("0"); first.Get("type").Str == "text" {
-			spoken += paragraphBreak(spoken, first.Get("text").Str)
+			spoken += paragraphBreak(spoken, first.Get("text").Str, brk)
 		}
 		part := jsonstr.Append([]byte(`[{"type":"text","text":`), spoken)
 		part = append(part, '}')
@@ -128,7 +129,7 @@ func withSpoken(body []byte, spoken, content string) []byte {
 		}
 		out, err = sjson.SetRawBytes(body, "choices.0.message.content", append(part, ']'))
 	case c.Type == gjson.String || c.Type == gjson.Null || !c.Exists():
-		out, err = sjson.SetBytes(body, "choices.0.message.content", joinText(spoken, content))
+		out, err = sjson.SetBytes(body, "choices.0.message.content", joinText(spoken, content, brk))
 	default:
 		return body
 	}
@@ -159,20 +160,48 @@ func (t *turn) clarification() string {
 // models end a round's text ("Let me set that up for you.") and start the
 // next one's ("Your order is ready.") without the space that would
 // separate them.
-func joinText(before, after string) string {
-	return before + paragraphBreak(before, after) + after
+func joinText(before, after, brk string) string {
+	return before + paragraphBreak(before, after, brk) + after
 }
 
 // paragraphBreak is what goes between the text before and the text after
-// (see joinText): "\n\n", or "" when either is empty or white space already
-// separates them. The break is paygate's: no logprobs entry goes with it,
-// and the assistant messages kept for the provider carry each round's own
-// text, without it.
-func paragraphBreak(before, after string) string {
+// (see joinText): brk (roundsBreak), or "" when either is empty or white
+// space already separates them. The break is paygate's: no logprobs entry
+// goes with it, and the assistant messages kept for the provider carry each
+// round's own text, without it.
+func paragraphBreak(before, after, brk string) string {
 	if before == "" || after == "" || endsWithSpace(before) || startsWithSpace(after) {
 		return ""
 	}
-	return "\n\n"
+	return brk
+}
+
+// roundsBreak is the break between two rounds' text for a request whose
+// "stop" member is stop (a string or an array of them): "\n\n", or a
+// space when one of the stop sequences is in "\n\n" ("\n", "\n\n"):
+// OpenAI gives the bot no text that holds one of its stop sequences, and a
+// bot that stops at line breaks (one-line or one-paragraph answers) read
+// paygate's break as the model going on past them. "" when a space is a
+// stop sequence too.
+func roundsBreak(stop gjson.Result) string {
+	var stops []string
+	if stop.Type == gjson.String {
+		stops = append(stops, stop.Str)
+	}
+	if stop.IsArray() {
+		stop.ForEach(func(_, s gjson.Result) bool {
+			if s.Type == gjson.String {
+				stops = append(stops, s.Str)
+			}
+			return true
+		})
+	}
+	for _, brk := range [...]string{"\n\n", " "} {
+		if !slices.ContainsFunc(stops, func(s string) bool { return s != "" && strings.Contains(brk, s) }) {
+			return brk
+		}
+	}
+	return ""
 }
 
 // endsWithSpace reports whether s ends with white space.
