@@ -1167,9 +1167,41 @@ func (t *turn) nextBody(msgs [][]byte) error {
 	} else if b, err = interceptors.RelaxToolChoice(b, t.s.tools.IsPayment); err != nil {
 		return err
 	}
+	if b, err = t.capLeft(b); err != nil {
+		return err
+	}
 	t.body = b
 	t.appended = append(t.appended, msgs...)
 	return nil
+}
+
+// tokenCaps are the request members that cap the tokens a completion
+// generates.
+var tokenCaps = [...]string{"max_tokens", "max_completion_tokens"}
+
+// capLeft returns the next round's body b with each token cap the bot set
+// (tokenCaps) lowered to what the turn's rounds so far left of it, at least
+// 1: the bot's answer is every round's, and OpenAI's completion_tokens never
+// exceed the cap, which bots set to bound an answer's length and cost; each
+// round asked for the whole cap, and a bot that capped its answers at 100
+// tokens got, and paid for, up to 100 per round. Left as sent when a round
+// reported no usage, which leaves the count unknown.
+func (t *turn) capLeft(b []byte) ([]byte, error) {
+	if len(t.usageObjs) != len(t.rounds) {
+		return b, nil
+	}
+	for _, k := range tokenCaps {
+		v := gjson.GetBytes(t.reqBody, k)
+		if v.Type != gjson.Number || v.Int() <= 0 {
+			continue
+		}
+		left := max(1, v.Int()-t.usage.CompletionTokens)
+		var err error
+		if b, err = sjson.SetBytes(b, k, left); err != nil {
+			return nil, fmt.Errorf("setting %s: %w", k, err)
+		}
+	}
+	return b, nil
 }
 
 // claimAnnouncements claims the turn's pending announcements right before
