@@ -24,6 +24,34 @@ import (
 // 400 with the message.
 var ErrBadRequest = errors.New("bad request")
 
+// ParamError is an ErrBadRequest about one member of the body. Param names
+// it as OpenAI's errors do ("messages", "n", "tools", "tool_choice",
+// "stream_options.include_usage"): the proxy puts it in the error's
+// "param", which the OpenAI SDKs hand the bot as the error's param.
+type ParamError struct {
+	Param string
+	msg   string
+}
+
+func (e *ParamError) Error() string { return ErrBadRequest.Error() + ": " + e.msg }
+
+// Unwrap makes a ParamError an ErrBadRequest to errors.Is.
+func (e *ParamError) Unwrap() error { return ErrBadRequest }
+
+// paramError is the ParamError about param, its message formatted.
+func paramError(param, format string, args ...any) error {
+	return &ParamError{Param: param, msg: fmt.Sprintf(format, args...)}
+}
+
+// ParamOf is the member an ErrBadRequest names (ParamError), "" for none.
+func ParamOf(err error) string {
+	var pe *ParamError
+	if errors.As(err, &pe) {
+		return pe.Param
+	}
+	return ""
+}
+
 // Chat is what paygate needs to know about a chat-completions body, read
 // without decoding it.
 type Chat struct {
@@ -98,7 +126,7 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 		return Chat{}, fmt.Errorf("%w: you must provide a model parameter", ErrBadRequest)
 	}
 	if v := raw(chatMessages); v == "" || v[0] != '[' {
-		return Chat{}, fmt.Errorf("%w: 'messages' must be an array", ErrBadRequest)
+		return Chat{}, paramError("messages", "'messages' must be an array")
 	}
 	var err error
 	if c.Stream, err = strictBool("stream", raw(chatStream)); err != nil {
@@ -112,10 +140,10 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 			// rule as at the top level.
 			var u [1]member
 			if err := readMembers(s, m.at, includeUsageName[:], u[:], nil); err != nil {
-				return Chat{}, err
+				return Chat{}, inStreamOptions(err)
 			}
 			if c.WantsUsage, err = strictBool("include_usage", s[u[0].at:u[0].end]); err != nil {
-				return Chat{}, err
+				return Chat{}, inStreamOptions(err)
 			}
 		}
 	}
@@ -208,14 +236,14 @@ func checkChoiceKeys(member, v string) error {
 				f := foldKey(k)
 				if prev, ok := stack[top].keys[f]; ok {
 					if prev == k {
-						return fmt.Errorf("%w: the member %q appears more than once in %s; send it once", ErrBadRequest, k, member)
+						return paramError(member, "the member %q appears more than once in %s; send it once", k, member)
 					}
-					return fmt.Errorf("%w: the member %q is %q in %s to some providers (their JSON parsers ignore case); send it once", ErrBadRequest, k, prev, member)
+					return paramError(member, "the member %q is %q in %s to some providers (their JSON parsers ignore case); send it once", k, prev, member)
 				}
 				if foldable(k) {
 					for _, name := range choiceKeys {
 						if strings.EqualFold(k, name) {
-							return fmt.Errorf("%w: the member %q is %q in %s to some providers (their JSON parsers ignore case); spell it %q", ErrBadRequest, k, name, member, name)
+							return paramError(member, "the member %q is %q in %s to some providers (their JSON parsers ignore case); spell it %q", k, name, member, name)
 						}
 					}
 				}
@@ -316,11 +344,11 @@ func foldable(k string) bool {
 }
 
 func caseVariant(key, name string) error {
-	return fmt.Errorf("%w: the member %q is %q to some providers (their JSON parsers ignore case); spell it %q", ErrBadRequest, key, name, name)
+	return paramError(name, "the member %q is %q to some providers (their JSON parsers ignore case); spell it %q", key, name, name)
 }
 
 func repeatedMember(name string) error {
-	return fmt.Errorf("%w: the member %q appears more than once; send it once", ErrBadRequest, name)
+	return paramError(name, "the member %q appears more than once; send it once", name)
 }
 
 // Passthrough is what paygate reads of a JSON body on another /v1 path
@@ -373,6 +401,16 @@ func ReadPassthrough(body []byte, watch ...string) (Passthrough, error) {
 var passthroughMembers = [...]string{chatModel: "model", chatStream: "stream", chatUser: "user",
 	chatSafetyID: "safety_identifier", chatCacheKey: "prompt_cache_key", chatMetadata: "metadata"}
 
+// inStreamOptions is err, about a member of "stream_options", with its
+// param the member's path.
+func inStreamOptions(err error) error {
+	var pe *ParamError
+	if errors.As(err, &pe) {
+		return &ParamError{Param: "stream_options." + pe.Param, msg: pe.msg}
+	}
+	return err
+}
+
 // strictBool reads the raw value v of the boolean member name: true, false,
 // null or absent ("") as OpenAI's API accepts them. Anything else is an
 // ErrBadRequest, because providers' validators read it differently
@@ -386,7 +424,7 @@ func strictBool(name, v string) (bool, error) {
 	case "", "false", "null":
 		return false, nil
 	}
-	return false, fmt.Errorf("%w: '%s' must be true, false or null", ErrBadRequest, name)
+	return false, paramError(name, "'%s' must be true, false or null", name)
 }
 
 // choicesValue reads the raw value v of "n": an integer (2.0 is one), null
@@ -400,7 +438,7 @@ func choicesValue(v string) (int, error) {
 	if n := gjson.Parse(v); n.Type == gjson.Number && n.Num == math.Trunc(n.Num) {
 		return int(n.Int()), nil
 	}
-	return 0, fmt.Errorf("%w: 'n' must be an integer", ErrBadRequest)
+	return 0, paramError("n", "'n' must be an integer")
 }
 
 // Privacy decides what a provider learns about the end user (SPEC 2.2).

@@ -243,7 +243,7 @@ func AddTools(body, tools []byte, names []string) ([]byte, error) {
 		}
 		return out, nil
 	case !cur.IsArray():
-		return nil, fmt.Errorf("%w: 'tools' must be an array", ErrBadRequest)
+		return nil, paramError("tools", "'tools' must be an array")
 	}
 	if err := checkToolNames(cur.Raw, names); err != nil {
 		return nil, err
@@ -315,7 +315,7 @@ func CheckFunctions(body []byte, names []string) error {
 	case !fs.Exists() || fs.Type == gjson.Null:
 		return nil
 	case !fs.IsArray():
-		return fmt.Errorf("%w: 'functions' must be an array", ErrBadRequest)
+		return paramError("functions", "'functions' must be an array")
 	}
 	for i := 1; ; {
 		e, ok := nextMember(fs.Raw, i, false)
@@ -346,7 +346,7 @@ func reservedName(s string, at int, names []string, what string) error {
 			continue
 		}
 		if n := stringValue(s[f.at:f.end]); n != "" && slices.Contains(names, n) {
-			return fmt.Errorf("%w: the %s name %q is reserved by paygate for payments; rename your %s", ErrBadRequest, what, n, what)
+			return paramError(what+"s", "the %s name %q is reserved by paygate for payments; rename your %s", what, n, what)
 		}
 	}
 }
@@ -631,7 +631,7 @@ func RelaxToolChoice(body []byte, isPayment func(name string) bool) ([]byte, err
 func InsertStateMessage(body []byte, text string) (out []byte, index int, err error) {
 	msgs := gjson.GetBytes(body, "messages")
 	if !msgs.IsArray() {
-		return nil, 0, fmt.Errorf("%w: 'messages' must be an array", ErrBadRequest)
+		return nil, 0, paramError("messages", "'messages' must be an array")
 	}
 	at, n := -1, 0
 	msgs.ForEach(func(_, m gjson.Result) bool {
@@ -661,7 +661,7 @@ func InsertStateMessage(body []byte, text string) (out []byte, index int, err er
 func AppendMessages(body []byte, msgs ...[]byte) ([]byte, error) {
 	arr := gjson.GetBytes(body, "messages")
 	if !arr.IsArray() {
-		return nil, fmt.Errorf("%w: 'messages' must be an array", ErrBadRequest)
+		return nil, paramError("messages", "'messages' must be an array")
 	}
 	end := arr.Index + len(arr.Raw) - 1
 	if arr.Index <= 0 || end >= len(body) || body[end] != ']' {

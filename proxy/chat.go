@@ -181,7 +181,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	chat, err := interceptors.ReadChat(body, s.dropFields...)
 	if err != nil {
-		writeError(w, badRequest(err.Error()))
+		writeError(w, requestError("", err))
 		return
 	}
 	if !s.up.HasModel(chat.Model) {
@@ -193,7 +193,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		Client: rc.client.Name, EndUser: user, Privacy: s.forwardPrivacy(user), ForceUsage: true,
 	})
 	if err != nil {
-		writeError(w, badRequest(err.Error()))
+		writeError(w, requestError("", err))
 		return
 	}
 	// The conversation a plain turn's cost is counted to: none without a

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/interceptors"
 	"github.com/paygate/paygate/internal/jsonstr"
 )
 
@@ -42,6 +43,16 @@ func (e *apiError) Error() string { return e.Message }
 
 func badRequest(msg string) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Message: msg}
+}
+
+// requestError is the 400 of a body the interceptors refused (err wraps
+// interceptors.ErrBadRequest), its message prefix and err's text, and its
+// param the member err names (interceptors.ParamOf), as OpenAI's errors
+// name it: the SDKs hand it to the bot as the error's param.
+func requestError(prefix string, err error) *apiError {
+	e := badRequest(prefix + err.Error())
+	e.Param = interceptors.ParamOf(err)
+	return e
 }
 
 // errorJSON renders {"error":{…}} exactly as OpenAI does, so SDKs raise their

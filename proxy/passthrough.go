@@ -95,7 +95,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		// the provider read the last.
 		pt, err := interceptors.ReadPassthrough(body, s.dropFields...)
 		if err != nil {
-			writeError(w, badRequest("paygate: "+err.Error()))
+			writeError(w, requestError("paygate: ", err))
 			return
 		}
 		// "stream": true (the Responses API, legacy completions) is the

@@ -187,7 +187,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		})
 		cancel()
 		if err != nil {
-			writeError(w, badRequest("paygate: "+err.Error()))
+			writeError(w, requestError("paygate: ", err))
 			return
 		}
 		if n > 0 {
@@ -221,7 +221,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		if msg := stateMessage(st.Orders, st.Now, s.cfg.Payments.StateInjection.SettledAfter.D()); msg != "" {
 			var at int
 			if body, at, err = interceptors.InsertStateMessage(body, msg); err != nil {
-				writeError(w, badRequest("paygate: "+err.Error()))
+				writeError(w, requestError("paygate: ", err))
 				return
 			}
 			// Later rounds only append messages: it stays at index at,
@@ -257,7 +257,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		err = interceptors.CheckFunctions(body, s.toolNames)
 	}
 	if err != nil {
-		writeError(w, badRequest(err.Error()))
+		writeError(w, requestError("", err))
 		return
 	}
 	t.body = body
