@@ -578,6 +578,8 @@ func (f *failure) contentFilter() bool {
 // billing_*, credit_balance_exhausted and *_spend_limit_exceeded /
 // *_usage_limit_exceeded codes (all sent with 429, none a rate), DashScope's
 // Arrearage, Volcengine Ark's AccountOverdueError, insufficient_balance,
+// Moonshot's (Kimi's) exceeded_current_quota_error (a 429 for an account
+// suspended or out of balance; https://platform.moonshot.cn/docs/api/chat),
 // and Zhipu's business code 1113 ("account in arrears", with HTTP 429;
 // https://docs.bigmodel.cn/cn/api/api-code). A rate limit would retry the
 // provider after a short back-off on every round; billing cools it down
@@ -590,7 +592,7 @@ func isBilling(s string) bool {
 	return strings.Contains(s, "insufficient_quota") || strings.Contains(s, "insufficient_balance") ||
 		strings.Contains(s, "arrearage") || strings.Contains(s, "billing") || strings.Contains(s, "overdue") ||
 		strings.Contains(s, "credit_balance") || strings.Contains(s, "spend_limit") ||
-		strings.Contains(s, "usage_limit_exceeded")
+		strings.Contains(s, "usage_limit_exceeded") || strings.Contains(s, "exceeded_current_quota")
 }
 
 // zhipuArrearsCode is Zhipu's "account in arrears" business code.

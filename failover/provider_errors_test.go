@@ -173,6 +173,10 @@ func TestBillingFailsOverAndCoolsDown(t *testing.T) {
 		// https://docs.bigmodel.cn/cn/api/api-code: 1113 "your account is in
 		// arrears, top up and retry", sent with HTTP 429.
 		{"zhipu 429 1113 arrears", statusFn(429, `{"error":{"code":"1113","message":"您的账户已欠费，请充值后重试"}}`)},
+		// https://platform.moonshot.cn/docs/api/chat: Moonshot (Kimi)
+		// says an account suspended or out of balance with a 429 whose
+		// type is exceeded_current_quota_error, no code.
+		{"moonshot 429 exceeded_current_quota_error", statusFn(429, `{"error":{"message":"Your account org-1<ak-1> is suspended due to insufficient balance, please recharge your account or check your plan and billing details","type":"exceeded_current_quota_error"}}`)},
 		// https://www.volcengine.com/docs/82379/1299023: 403 AccountOverdueError.
 		{"volcengine 403 AccountOverdueError", statusFn(403, `{"error":{"code":"AccountOverdueError","message":"The request failed because your account has an overdue balance. Request ID: 1","param":"","type":"Forbidden"}}`)},
 		// https://developers.openai.com/api/docs/guides/error-codes: 429s
