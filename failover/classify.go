@@ -406,6 +406,13 @@ func causeOf(f *failure) string {
 		// them) but an unasked 101 Switching Protocols does: no answer
 		// a client could be given, so a malformed one.
 		return CauseMalformed
+	case (isBilling(f.errCode) || isBilling(f.errType)) && throttleMessage(f.errMsg):
+		// DashScope's compatible mode says a model's tokens-per-minute
+		// limit (Throttling.AllocationQuota) with OpenAI's billing code,
+		// insufficient_quota: a throttle that clears within the minute,
+		// not an account out of money. As billing it put a Qwen provider
+		// out of service for the quota cool-down (half an hour).
+		return CauseRateLimited
 	case isBilling(f.errCode), isBilling(f.errType), status == http.StatusPaymentRequired:
 		// The provider account's money, whatever the status it comes with:
 		// OpenAI's 429 insufficient_quota, DashScope's 400 Arrearage
@@ -560,6 +567,17 @@ func badKeyMessage(msg string) bool {
 // request.
 func billingMessage(msg string) bool {
 	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(msg)), "your credit balance is too low")
+}
+
+// throttleMessage reports a billing-coded error whose message says it is
+// DashScope's (Model Studio's) throttle: "Allocated quota exceeded, please
+// increase your quota limit.", or OpenAI's billing words followed by a
+// link to the page of its token limits ("…/model-studio/error-code#token-limit",
+// https://help.aliyun.com/zh/model-studio/error-code). Its free tier used
+// up ("Free allocated quota exceeded") is no throttle.
+func throttleMessage(msg string) bool {
+	m := strings.ToLower(strings.TrimSpace(msg))
+	return strings.HasPrefix(m, "allocated quota exceeded") || strings.Contains(m, "error-code#token-limit")
 }
 
 // wordSeparators removes what separates the words of a code or type, so

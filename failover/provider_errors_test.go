@@ -201,6 +201,42 @@ func TestBillingFailsOverAndCoolsDown(t *testing.T) {
 	}
 }
 
+// dashScopeTokenLimit is DashScope's (Model Studio's) compatible-mode 429
+// for a model's tokens-per-minute or requests-per-second limit
+// (Throttling.AllocationQuota): OpenAI's billing type and code,
+// insufficient_quota, and billing words, but a throttle that clears
+// within the minute, as the page its message links to
+// (https://help.aliyun.com/zh/model-studio/error-code#token-limit) says.
+const dashScopeTokenLimit = `{"error":{"code":"insufficient_quota","message":"You exceeded your current quota, please check your plan and billing details. For details, see: https://help.aliyun.com/zh/model-studio/error-code#token-limit","param":null,"type":"insufficient_quota"},"request_id":"57553be3-dea8-49f1-ba1e-7a820c152999"}`
+
+// TestDashScopeTokenLimitIsARateLimit: DashScope's per-minute throttle,
+// sent as a 429 insufficient_quota, is a rate limit: the provider backs
+// off for seconds, not the half hour an account out of money cools down
+// for, so a Qwen-only model is not refused for 30 minutes after one busy
+// minute. OpenAI's own insufficient_quota (no token-limit link) stays
+// billing.
+func TestDashScopeTokenLimitIsARateLimit(t *testing.T) {
+	for _, body := range []string{
+		dashScopeTokenLimit,
+		`{"error":{"code":"insufficient_quota","message":"Allocated quota exceeded, please increase your quota limit.","param":null,"type":"insufficient_quota"},"request_id":"1"}`,
+	} {
+		if f := classifyHTTP(429, http.Header{}, []byte(body), time.Now()); f.cause != CauseRateLimited {
+			t.Errorf("%s: cause %s; want %s", body, f.cause, CauseRateLimited)
+		}
+		e := newEnv(t, map[string]func(c *fconn, n int){"a": always(statusFn(429, body))}, []string{"a", "b"}, nil)
+		if got := e.open(t.Context(), true); got.provider != "b" {
+			t.Errorf("served by %q (err %v); want b", got.provider, got.openErr)
+		}
+		if st := statusOf(e.r, "a"); st.CoolingCause != CauseRateLimited || st.CoolingUntil.Sub(e.clock.Now()) > time.Minute {
+			t.Errorf("a cooling for %q until %v; want a rate limit's back-off", st.CoolingCause, st.CoolingUntil)
+		}
+	}
+	openAI := errBody("insufficient_quota", "insufficient_quota", "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.")
+	if f := classifyHTTP(429, http.Header{}, []byte(openAI), time.Now()); f.cause != CauseInsufficientQuota {
+		t.Errorf("openai insufficient_quota: cause %s; want %s", f.cause, CauseInsufficientQuota)
+	}
+}
+
 // TestContextLengthRefusalsFailOver: a provider's context-length refusal
 // by message (DashScope, Kimi, Gemini) is never retried on that target;
 // the next (larger-context) target answers.
