@@ -488,12 +488,17 @@ func causeOf(f *failure) string {
 // `x` does not exist or you do not have access to it", DeepSeek's "Model
 // Not Exist", SiliconFlow's "Model does not exist", OpenRouter's "x is not
 // a valid model ID", Mistral's "Invalid model: x" (whose type,
-// invalid_model, is at the top level, where no error object is read). The
+// invalid_model, is at the top level, where no error object is read),
+// or Zhipu's business code 1211 ("模型不存在，请检查模型代码", the model
+// does not exist; https://docs.bigmodel.cn/cn/api/api-code). The
 // message must name the model before saying it
 // does not exist, so that "the tool does not exist for this model" is no
 // match; context-length and content-filter refusals are classified before
 // it (causeOf).
 func isModelNotFound(f *failure) bool {
+	if f.errCode == zhipuUnknownModelCode {
+		return true
+	}
 	for _, s := range [...]string{f.errCode, f.errType} {
 		if s == "" {
 			continue
@@ -510,6 +515,9 @@ func isModelNotFound(f *failure) bool {
 	i := strings.Index(m, "model")
 	return i >= 0 && strings.Contains(m[i:], "not exist")
 }
+
+// zhipuUnknownModelCode is Zhipu's "model does not exist" business code.
+const zhipuUnknownModelCode = "1211"
 
 // isPreviousResponseNotFound reports OpenAI's refusal of a Responses
 // request whose previous_response_id the provider does not hold: code

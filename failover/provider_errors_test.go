@@ -237,6 +237,24 @@ func TestDashScopeTokenLimitIsARateLimit(t *testing.T) {
 	}
 }
 
+// zhipuUnknownModel is Zhipu's (BigModel's) refusal of a model name it
+// does not serve: business code 1211, its message in Chinese only.
+const zhipuUnknownModel = `{"error":{"code":"1211","message":"模型不存在，请检查模型代码。"}}`
+
+// TestZhipuUnknownModelFailsOver: a Zhipu target whose model name is
+// wrong or retired (1211) moves the round to the next target, as any
+// provider's unknown model does; it ended the round with the provider's
+// 400 while a healthy target stood unasked.
+func TestZhipuUnknownModelFailsOver(t *testing.T) {
+	e := newEnv(t, map[string]func(c *fconn, n int){"a": always(statusFn(400, zhipuUnknownModel))}, []string{"a", "b"}, nil)
+	if got := e.open(t.Context(), true); got.provider != "b" {
+		t.Errorf("served by %q (err %v); want the next target b", got.provider, got.openErr)
+	}
+	if n := len(e.fakes["a"].hits()); n != 1 {
+		t.Errorf("a saw %d requests; want 1", n)
+	}
+}
+
 // TestContextLengthRefusalsFailOver: a provider's context-length refusal
 // by message (DashScope, Kimi, Gemini) is never retried on that target;
 // the next (larger-context) target answers.
@@ -304,6 +322,10 @@ func TestClassifyProviderQuirks(t *testing.T) {
 		{"400 Model Not Exist (DeepSeek)", 400, `{"error":{"message":"Model Not Exist","type":"invalid_request_error","param":null,"code":"invalid_request_error"}}`, CauseModelNotFound},
 		{"400 Model does not exist (SiliconFlow)", 400, `{"code":20012,"message":"Model does not exist. Please check it carefully.","data":null}`, CauseModelNotFound},
 		{"400 not a valid model ID (OpenRouter)", 400, `{"error":{"message":"openai/gpt-9 is not a valid model ID","code":400}}`, CauseModelNotFound},
+		// https://docs.bigmodel.cn/cn/api/api-code: Zhipu's 1211, "the
+		// model does not exist, check the model code", with HTTP 400.
+		{"400 1211 (Zhipu)", 400, zhipuUnknownModel, CauseModelNotFound},
+		{"400 another Zhipu code", 400, `{"error":{"code":"1210","message":"API 调用参数有误，请检查文档。"}}`, CauseClientError},
 		// Look-alikes: other refusals that name the model.
 		{"400 context length of this model", 400, `{"error":{"message":"This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.","type":"invalid_request_error","param":"messages","code":null}}`, CauseContextLength},
 		{"400 context length code, the model named", 400, errBody("invalid_request_error", "context_length_exceeded", "The model `up-a` does not exist past 8192 tokens"), CauseContextLength},
