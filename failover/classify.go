@@ -195,6 +195,9 @@ func errorObject(data []byte) *failure {
 	// `rror"` also ends the value "error" of finish_reason, "type" and
 	// "object": one scan rules out every kind for the common chunk.
 	if !bytes.Contains(data, keyErrorTail) {
+		if bytes.Contains(data, keyResourceFinish) {
+			return choiceError(unsafeString(data))
+		}
 		return nil
 	}
 	s := unsafeString(data)
@@ -316,14 +319,20 @@ func objectStatus(e gjson.Result, f *failure) int {
 	return statusOfCode(f.errCode, f.errType)
 }
 
+// resourceFinish is DeepSeek's finish_reason for an answer its inference
+// system had no resources to finish.
+const resourceFinish = "insufficient_system_resource"
+
 // choiceError reports a failure a provider put on a choice instead of the
 // top level: OpenRouter ends a choice whose provider failed with
 // finish_reason "error" (native_finish_reason the provider's own reason),
 // in a stream without any error object, and in a non-stream 200 gives the
 // choice an "error" {code, message}
-// (https://openrouter.ai/docs/api-reference/errors). Either is an error
-// answer, not a finished one: its status is the choice error's code (or
-// what its code or type stand for), else 502.
+// (https://openrouter.ai/docs/api-reference/errors); DeepSeek ends one its
+// servers could not finish with finish_reason
+// "insufficient_system_resource". Each is an error answer, not a finished
+// one: its status is the choice error's code (or what its code or type
+// stand for), else 502 (503 for DeepSeek's: overloaded).
 func choiceError(s string) *failure {
 	var f *failure
 	gjson.Get(s, "choices").ForEach(func(_, c gjson.Result) bool {
@@ -336,6 +345,11 @@ func choiceError(s string) *failure {
 			}
 		} else if fr := c.Get("finish_reason"); fr.Type == gjson.String && fr.Str == "error" {
 			f = &failure{status: http.StatusBadGateway, errMsg: "the provider ended the answer with finish_reason \"error\""}
+		} else if fr.Type == gjson.String && fr.Str == resourceFinish {
+			// DeepSeek's inference system ran out of resources and cut
+			// the answer (https://api-docs.deepseek.com/api/create-chat-completion):
+			// overloaded, as its 503 says, not finished.
+			f = &failure{status: http.StatusServiceUnavailable, errMsg: "the provider ended the answer with finish_reason \"" + resourceFinish + "\""}
 		} else {
 			return true
 		}
@@ -755,8 +769,11 @@ func delay(v string, unit time.Duration) (time.Duration, bool) {
 // needle's first byte, stalls on one; from a letter it skips far (a third
 // of the time per event for finish_reason).
 var (
-	keyErrorTail  = []byte(`rror"`)          // of "error"; a superset of its matches
-	keyFinishTail = []byte(`finish_reason"`) // of "finish_reason"; hasFinish checks the quote before
+	keyErrorTail = []byte(`rror"`) // of "error"; a superset of its matches
+	// keyResourceFinish: DeepSeek's finish_reason for an answer cut for
+	// want of resources (choiceError), a value with no `rror"`.
+	keyResourceFinish = []byte(`"` + resourceFinish + `"`)
+	keyFinishTail     = []byte(`finish_reason"`) // of "finish_reason"; hasFinish checks the quote before
 )
 
 // tokenBearing reports whether a chunk carries something the client must see

@@ -50,6 +50,49 @@ func TestChoiceLevelErrors(t *testing.T) {
 	}
 }
 
+// deepSeekResourceFinish is how DeepSeek ends an answer its inference
+// system had no resources to finish: finish_reason
+// "insufficient_system_resource"
+// (https://api-docs.deepseek.com/api/create-chat-completion), no error
+// object.
+const deepSeekResourceFinish = `{"id":"d1","object":"chat.completion.chunk","created":1,"model":"deepseek-chat","choices":[{"index":0,"delta":{"content":""},"logprobs":null,"finish_reason":"insufficient_system_resource"}]}`
+
+// TestDeepSeekResourceFinish: DeepSeek's "insufficient_system_resource"
+// finish is the provider overloaded, not an answer: before the first byte
+// (the first event, or a non-stream 200) the next target answers; after
+// it the stream ends as a cut, never as a finished answer that the bot
+// would take, with its [DONE], for the whole of a half answer.
+func TestDeepSeekResourceFinish(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		stream bool
+		a      func(c *fconn)
+	}{
+		{"stream: the first event", true, firstEvent(deepSeekResourceFinish)},
+		{"non-stream 200", false, statusFn(200, `{"id":"d2","object":"chat.completion","created":1,"model":"deepseek-chat","choices":[{"index":0,"message":{"role":"assistant","content":""},"logprobs":null,"finish_reason":"insufficient_system_resource"}]}`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": always(tc.a)}, []string{"a", "b"}, nil)
+			if got := e.open(t.Context(), tc.stream); got.provider != "b" {
+				t.Errorf("served by %q (events %q, body %s, err %v); want b", got.provider, got.events, got.body, got.openErr)
+			}
+		})
+	}
+	t.Run("mid-stream", func(t *testing.T) {
+		e := newEnv(t, map[string]func(c *fconn, n int){"a": always(func(c *fconn) {
+			c.sse()
+			c.event(contentChunk("The plan costs"))
+			c.event(deepSeekResourceFinish)
+			c.done()
+		})}, []string{"a", "b"}, nil)
+		got := e.open(t.Context(), true)
+		var se *StreamError
+		if !errors.As(got.end, &se) || se.Cause != CauseStreamError || se.Refused() {
+			t.Errorf("stream ended %v; want a *StreamError, not refused (another provider may finish it)", got.end)
+		}
+	})
+}
+
 // TestChoiceErrorObjects: the classifier's view of choice-level errors,
 // and of chunks that only look like one.
 func TestChoiceErrorObjects(t *testing.T) {
@@ -63,6 +106,7 @@ func TestChoiceErrorObjects(t *testing.T) {
 		{"choice error with a numeric code", `{"choices":[{"index":0,"finish_reason":"error","error":{"code":429,"message":"slow down"}}]}`, 429, CauseRateLimited},
 		{"choice error with a content filter code", `{"choices":[{"index":0,"finish_reason":"error","error":{"code":"content_filter","message":"no"}}]}`, 400, CauseClientError},
 		{"choice error without a code", `{"choices":[{"index":0,"error":{"message":"boom"}}]}`, 502, CauseServerError},
+		{"deepseek out of resources", deepSeekResourceFinish, 503, CauseRateLimited},
 		{"second choice's error finish", `{"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null},{"index":1,"delta":{},"finish_reason":"error"}]}`, 502, CauseServerError},
 		{"text ending in the word error", contentChunk("an error"), 0, ""},
 		{"native reason error, finish null", `{"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null,"native_finish_reason":"error"}]}`, 0, ""},
