@@ -328,7 +328,8 @@ const resourceFinish = "insufficient_system_resource"
 // finish_reason "error" (native_finish_reason the provider's own reason),
 // in a stream without any error object, and in a non-stream 200 gives the
 // choice an "error" {code, message}
-// (https://openrouter.ai/docs/api-reference/errors); DeepSeek ends one its
+// (https://openrouter.ai/docs/api-reference/errors); Zhipu ends one whose
+// inference failed with finish_reason "network_error"; DeepSeek ends one its
 // servers could not finish with finish_reason
 // "insufficient_system_resource". Each is an error answer, not a finished
 // one: its status is the choice error's code (or what its code or type
@@ -343,8 +344,8 @@ func choiceError(s string) *failure {
 			if e.IsObject() && (f.errCode != "" || f.errType != "") {
 				f.status = objectStatus(e, f)
 			}
-		} else if fr := c.Get("finish_reason"); fr.Type == gjson.String && fr.Str == "error" {
-			f = &failure{status: http.StatusBadGateway, errMsg: "the provider ended the answer with finish_reason \"error\""}
+		} else if fr := c.Get("finish_reason"); fr.Type == gjson.String && (fr.Str == "error" || fr.Str == "network_error") {
+			f = &failure{status: http.StatusBadGateway, errMsg: "the provider ended the answer with finish_reason " + strconv.Quote(fr.Str)}
 		} else if fr.Type == gjson.String && fr.Str == resourceFinish {
 			// DeepSeek's inference system ran out of resources and cut
 			// the answer (https://api-docs.deepseek.com/api/create-chat-completion):

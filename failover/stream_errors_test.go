@@ -93,6 +93,47 @@ func TestDeepSeekResourceFinish(t *testing.T) {
 	})
 }
 
+// zhipuNetworkError is how Zhipu (BigModel, Z.AI) ends an answer its
+// model failed to finish: finish_reason "network_error" (its chat API
+// lists it beside stop, length, tool_calls and sensitive: the model's
+// inference failed), no error object.
+const zhipuNetworkError = `{"id":"z1","created":1,"model":"glm-4.6","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":"network_error"}]}`
+
+// TestZhipuNetworkErrorFinish: Zhipu's "network_error" finish is the
+// provider's failure, not an answer: before the first byte the next
+// target answers, after it the stream ends as a cut, never as a finished
+// answer the bot would take, with its [DONE], for the whole of a half one.
+func TestZhipuNetworkErrorFinish(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		stream bool
+		a      func(c *fconn)
+	}{
+		{"stream: the first event", true, firstEvent(zhipuNetworkError)},
+		{"non-stream 200", false, statusFn(200, `{"id":"z2","created":1,"model":"glm-4.6","choices":[{"index":0,"message":{"role":"assistant","content":""},"finish_reason":"network_error"}]}`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": always(tc.a)}, []string{"a", "b"}, nil)
+			if got := e.open(t.Context(), tc.stream); got.provider != "b" {
+				t.Errorf("served by %q (events %q, body %s, err %v); want b", got.provider, got.events, got.body, got.openErr)
+			}
+		})
+	}
+	t.Run("mid-stream", func(t *testing.T) {
+		e := newEnv(t, map[string]func(c *fconn, n int){"a": always(func(c *fconn) {
+			c.sse()
+			c.event(contentChunk("The plan costs"))
+			c.event(zhipuNetworkError)
+			c.done()
+		})}, []string{"a", "b"}, nil)
+		got := e.open(t.Context(), true)
+		var se *StreamError
+		if !errors.As(got.end, &se) || se.Cause != CauseStreamError || se.Refused() {
+			t.Errorf("stream ended %v; want a *StreamError, not refused (another provider may finish it)", got.end)
+		}
+	})
+}
+
 // TestChoiceErrorObjects: the classifier's view of choice-level errors,
 // and of chunks that only look like one.
 func TestChoiceErrorObjects(t *testing.T) {
@@ -107,6 +148,7 @@ func TestChoiceErrorObjects(t *testing.T) {
 		{"choice error with a content filter code", `{"choices":[{"index":0,"finish_reason":"error","error":{"code":"content_filter","message":"no"}}]}`, 400, CauseClientError},
 		{"choice error without a code", `{"choices":[{"index":0,"error":{"message":"boom"}}]}`, 502, CauseServerError},
 		{"deepseek out of resources", deepSeekResourceFinish, 503, CauseRateLimited},
+		{"zhipu network_error finish", zhipuNetworkError, 502, CauseServerError},
 		{"second choice's error finish", `{"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null},{"index":1,"delta":{},"finish_reason":"error"}]}`, 502, CauseServerError},
 		{"text ending in the word error", contentChunk("an error"), 0, ""},
 		{"native reason error, finish null", `{"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null,"native_finish_reason":"error"}]}`, 0, ""},
