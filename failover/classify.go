@@ -444,6 +444,13 @@ func causeOf(f *failure) string {
 		// for every bot (decide), as a bad key said in words does.
 		f.billingInWords = true
 		return CauseInsufficientQuota
+	case status >= 400 && status < 500 && isZhipuAccountCode(f.errCode):
+		// Zhipu's account inactive, unknown or locked, sent with a 429
+		// that no wait fixes: as after a 401, the provider is
+		// misconfigured until an operator acts, and the next target
+		// answers. As a rate limit it was retried every round, and a
+		// 429 never opens the breaker.
+		return CauseMisconfigured
 	case status >= 400 && status < 500 && f.contentFilter():
 		// A content filter refuses this input, whatever the status
 		// (OpenRouter's moderation is a 403): no other provider is asked
@@ -638,6 +645,18 @@ func isBilling(s string) bool {
 
 // zhipuArrearsCode is Zhipu's "account in arrears" business code.
 const zhipuArrearsCode = "1113"
+
+// isZhipuAccountCode reports Zhipu's business codes for an account that
+// cannot be used until someone acts (https://docs.bigmodel.cn/cn/api/api-code):
+// 1110 inactive, 1111 does not exist, 1112 locked, 1121 locked for a
+// violation. Its 1120 ("cannot reach your account, retry later") passes.
+func isZhipuAccountCode(code string) bool {
+	switch code {
+	case "1110", "1111", "1112", "1121":
+		return true
+	}
+	return false
+}
 
 // isContentFilter reports an error code or type that names a content
 // filter: content_filter, content_policy, moderation, and the words

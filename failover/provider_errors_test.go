@@ -237,6 +237,36 @@ func TestDashScopeTokenLimitIsARateLimit(t *testing.T) {
 	}
 }
 
+// TestZhipuAccountRefusalsFailOver: Zhipu answers an account that is
+// inactive, unknown or locked (business codes 1110, 1111, 1112, 1121;
+// https://docs.bigmodel.cn/cn/api/api-code) with HTTP 429, which no wait
+// fixes: the provider is misconfigured until an operator acts, and the
+// next target answers at once. Read as a rate limit, it was asked again
+// after a back-off on every round, and a 429 never opens the breaker.
+func TestZhipuAccountRefusalsFailOver(t *testing.T) {
+	for _, body := range []string{
+		`{"error":{"code":"1110","message":"您的账户当前处于非活动状态。请检查账户信息"}}`,
+		`{"error":{"code":"1111","message":"您的账户不存在"}}`,
+		`{"error":{"code":"1112","message":"您的账户已被锁定，请联系客服解锁"}}`,
+		`{"error":{"code":"1121","message":"账户存违规行为，账号已被锁定"}}`,
+	} {
+		e := newEnv(t, map[string]func(c *fconn, n int){"a": always(statusFn(429, body))}, []string{"a", "b"}, nil)
+		if got := e.open(t.Context(), true); got.provider != "b" {
+			t.Errorf("%s: served by %q (err %v); want b", body, got.provider, got.openErr)
+		}
+		if n := len(e.fakes["a"].hits()); n != 1 {
+			t.Errorf("%s: a saw %d requests; want 1", body, n)
+		}
+		if st := statusOf(e.r, "a"); st.CoolingCause != CauseMisconfigured {
+			t.Errorf("%s: a cooling cause %q; want %q", body, st.CoolingCause, CauseMisconfigured)
+		}
+	}
+	// Its concurrency and frequency limits stay rate limits.
+	if f := classifyHTTP(429, http.Header{}, []byte(`{"error":{"code":"1302","message":"您当前使用该API的并发数过高，请降低并发，或联系客服增加限额。"}}`), time.Now()); f.cause != CauseRateLimited {
+		t.Errorf("1302: cause %s; want %s", f.cause, CauseRateLimited)
+	}
+}
+
 // zhipuUnknownModel is Zhipu's (BigModel's) refusal of a model name it
 // does not serve: business code 1211, its message in Chinese only.
 const zhipuUnknownModel = `{"error":{"code":"1211","message":"模型不存在，请检查模型代码。"}}`
