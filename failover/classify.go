@@ -628,12 +628,15 @@ func (f *failure) contentFilter() bool {
 // Arrearage, Volcengine Ark's AccountOverdueError, insufficient_balance,
 // Moonshot's (Kimi's) exceeded_current_quota_error (a 429 for an account
 // suspended or out of balance; https://platform.moonshot.cn/docs/api/chat),
-// and Zhipu's business code 1113 ("account in arrears", with HTTP 429;
-// https://docs.bigmodel.cn/cn/api/api-code). A rate limit would retry the
+// and Zhipu's business codes 1113 ("account in arrears"), 1304 (the API's
+// calls for today used up) and 1308 (the plan's usage cap reached until a
+// reset hours away), each with HTTP 429
+// (https://docs.bigmodel.cn/cn/api/api-code). A rate limit would retry the
 // provider after a short back-off on every round; billing cools it down
 // until an operator acts.
 func isBilling(s string) bool {
-	if s == zhipuArrearsCode {
+	switch s {
+	case zhipuArrearsCode, "1304", "1308":
 		return true
 	}
 	s = strings.ToLower(s)

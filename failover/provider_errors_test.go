@@ -173,6 +173,11 @@ func TestBillingFailsOverAndCoolsDown(t *testing.T) {
 		// https://docs.bigmodel.cn/cn/api/api-code: 1113 "your account is in
 		// arrears, top up and retry", sent with HTTP 429.
 		{"zhipu 429 1113 arrears", statusFn(429, `{"error":{"code":"1113","message":"您的账户已欠费，请充值后重试"}}`)},
+		// The same page: 1304, the API's calls for today used up, and
+		// 1308, the plan's usage cap reached until its reset time (hours
+		// away), both with HTTP 429: no back-off of seconds ends them.
+		{"zhipu 429 1304 daily limit", statusFn(429, `{"error":{"code":"1304","message":"该 API 已达今日调用次数限额，如有更多需求，请联系客服购买"}}`)},
+		{"zhipu 429 1308 usage cap", statusFn(429, `{"error":{"code":"1308","message":"已达到 5 小时的使用上限。您的限额将在 2025-12-29 23:00:00 重置。"}}`)},
 		// https://platform.moonshot.cn/docs/api/chat: Moonshot (Kimi)
 		// says an account suspended or out of balance with a 429 whose
 		// type is exceeded_current_quota_error, no code.
