@@ -44,7 +44,7 @@ type failure struct {
 	status     int // HTTP status, or the status an error object stands for
 	httpStatus int // the status line actually received; 0: none
 	retryAfter time.Duration
-	hasRetry   bool // a Retry-After (or retry-after-ms) header, or a google.rpc.RetryInfo, was present
+	hasRetry   bool // a Retry-After (or retry-after-ms) header, a google.rpc.RetryInfo or OpenRouter's X-RateLimit-Reset (rateLimitReset) was present
 	errType    string
 	errCode    string
 	errMsg     string

@@ -487,6 +487,49 @@ func TestGeminiRetryDelayCoolsDown(t *testing.T) {
 	}
 }
 
+// openRouterDailyLimit is OpenRouter's 429 for a key's free-model
+// requests of the day spent: no Retry-After, the limit's reset in the
+// error's metadata.headers as X-RateLimit-Reset, Unix milliseconds.
+func openRouterDailyLimit(reset time.Time, remaining string) string {
+	return fmt.Sprintf(`{"error":{"message":"Rate limit exceeded: free-models-per-day. Add 10 credits to unlock 1000 free model requests per day","code":429,`+
+		`"metadata":{"headers":{"X-RateLimit-Limit":"50","X-RateLimit-Remaining":%q,"X-RateLimit-Reset":"%d"},"provider_name":null}},"user_id":"user_1"}`,
+		remaining, reset.UnixMilli())
+}
+
+// TestOpenRouterRateLimitResetCoolsDown: OpenRouter says when a spent
+// rate limit resets only in its error body (metadata.headers'
+// X-RateLimit-Reset). The provider cools down until then, as for a
+// Retry-After, and rounds meanwhile go to the next target: on paygate's
+// own back-off of seconds, every round asked it again, into a daily
+// quota it had said was spent for hours.
+func TestOpenRouterRateLimitResetCoolsDown(t *testing.T) {
+	clock := newFakeClock()
+	a := newFakeProvider(t, clock, always(statusFn(429, openRouterDailyLimit(clock.Now().Add(3*time.Hour), "0"))))
+	b := newFakeProvider(t, clock, healthy("b"))
+	cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, []string{"a", "b"})
+	r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i, after := range []time.Duration{0, time.Minute, 2 * time.Hour} {
+		if err := clock.Sleep(t.Context(), after); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if resp.Provider != "b" {
+			t.Fatalf("round %d answered by %q; want b", i, resp.Provider)
+		}
+		resp.Close()
+		if hits := len(a.hits()); hits != 1 {
+			t.Fatalf("round %d: a asked %d times; want once, in the first round (its limit resets in 3h)", i, hits)
+		}
+	}
+}
+
 // TestCoolingWaitedOutOnTheOnlyTargetIsNoFailover: a model with one
 // target, which a round finds cooling down after a short Retry-After and
 // waits out: the round is answered by the target it skipped, and no

@@ -26,8 +26,12 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 		f.errMsg = redirectMessage(status, h.Get("Location")) + ": check its base_url (http or https, a trailing slash)"
 	} else {
 		readErrorFields(f, body)
+		if status == http.StatusTooManyRequests && !f.hasRetry {
+			f.retryAfter, f.hasRetry = rateLimitReset(body, now)
+		}
 	}
-	// A header's delay wins over the body's (readErrorValue's RetryInfo).
+	// A header's delay wins over the body's (readErrorValue's RetryInfo,
+	// rateLimitReset).
 	if d, ok := parseRetryAfter(h, now); ok {
 		f.retryAfter, f.hasRetry = d, true
 	}
@@ -151,6 +155,36 @@ func readErrorValue(f *failure, e gjson.Result) {
 		f.badKey = d.Get("reason").Str == "API_KEY_INVALID"
 		return !f.badKey
 	})
+}
+
+// rateLimitReset reads how long a spent rate limit has left from the copy
+// of its headers OpenRouter puts in a 429's error.metadata.headers (its
+// free models' per-minute and per-day limits; no Retry-After comes):
+// X-RateLimit-Reset, in Unix milliseconds, when X-RateLimit-Remaining
+// is 0. The wait is capped at maxRetryAfter, as Retry-After is.
+func rateLimitReset(body []byte, now time.Time) (time.Duration, bool) {
+	h := gjson.GetBytes(body, "error.metadata.headers")
+	if !h.IsObject() {
+		return 0, false
+	}
+	var remaining, reset gjson.Result
+	h.ForEach(func(k, v gjson.Result) bool {
+		switch {
+		case strings.EqualFold(k.Str, "X-RateLimit-Remaining"):
+			remaining = v
+		case strings.EqualFold(k.Str, "X-RateLimit-Reset"):
+			reset = v
+		}
+		return true
+	})
+	if strings.TrimSpace(remaining.String()) != "0" {
+		return 0, false
+	}
+	ms, err := strconv.ParseInt(strings.TrimSpace(reset.String()), 10, 64)
+	if err != nil || ms <= 0 {
+		return 0, false
+	}
+	return min(max(time.UnixMilli(ms).Sub(now), 0), maxRetryAfter), true
 }
 
 // parseRetryDelay reads google.rpc.RetryInfo's retryDelay, a protobuf

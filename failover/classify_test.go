@@ -81,6 +81,9 @@ func TestRetryInfoIsARetryAfter(t *testing.T) {
 		{"no unit", nil, geminiRateLimited("7"), 0, false},
 		{"negative", nil, geminiRateLimited("-7s"), 0, false},
 		{"no RetryInfo", nil, `{"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED"}}`, 0, false},
+		{"openrouter's reset in metadata.headers", nil, openRouterDailyLimit(now.Add(90*time.Minute), "0"), 90 * time.Minute, true},
+		{"openrouter's reset with requests remaining", nil, openRouterDailyLimit(now.Add(90*time.Minute), "3"), 0, false},
+		{"openrouter's reset passed", nil, openRouterDailyLimit(now.Add(-time.Minute), "0"), 0, true},
 		{"retryDelay outside a RetryInfo", nil, `{"error":{"code":429,"message":"m","details":[{"@type":"type.googleapis.com/google.rpc.Help","retryDelay":"7s"}]}}`, 0, false},
 	}
 	for _, tc := range tests {
