@@ -141,6 +141,9 @@ func readErrorValue(f *failure, e gjson.Result) {
 	}
 	if md := e.Get("metadata"); md.IsObject() {
 		f.flagged = md.Get("reasons").Exists() || md.Get("flagged_input").Exists()
+		if f.errMsg == openRouterRelayed {
+			relayedReason(f, md.Get("raw"))
+		}
 	}
 	e.Get("details").ForEach(func(_, d gjson.Result) bool {
 		if d.Get(`@type`).Str == "type.googleapis.com/google.rpc.RetryInfo" {
@@ -185,6 +188,32 @@ func rateLimitReset(body []byte, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	return min(max(time.UnixMilli(ms).Sub(now), 0), maxRetryAfter), true
+}
+
+// openRouterRelayed is OpenRouter's message for an error its upstream
+// provider answered, whose own body it puts in error.metadata.raw.
+const openRouterRelayed = "Provider returned error"
+
+// relayedReason makes the reason of an error OpenRouter relayed as
+// openRouterRelayed its upstream's own (metadata.raw): the message of the
+// error JSON raw holds as a string, or raw's text (plain: masked and cut
+// as a body that is not JSON is). Only the message is taken: the status
+// and code stay OpenRouter's. The class follows the reason: a context-
+// length refusal so relayed ended the round as the bot's bad request,
+// and the bot got "Provider returned error" and nothing it could act on.
+func relayedReason(f *failure, raw gjson.Result) {
+	if raw.Type != gjson.String || strings.TrimSpace(raw.Str) == "" {
+		return
+	}
+	if !validJSON(raw.Str) {
+		f.errMsg, f.plain = raw.Str, true
+		return
+	}
+	inner := &failure{}
+	readErrorFields(inner, []byte(raw.Str))
+	if inner.errMsg != "" {
+		f.errMsg = inner.errMsg
+	}
 }
 
 // parseRetryDelay reads google.rpc.RetryInfo's retryDelay, a protobuf

@@ -290,6 +290,33 @@ func TestZhipuUnknownModelFailsOver(t *testing.T) {
 	}
 }
 
+// openRouterRawTooLong is OpenRouter's 400 for an upstream provider's
+// refusal: "Provider returned error", the provider's own body (here a
+// context-length refusal) as a string in error.metadata.raw.
+const openRouterRawTooLong = `{"error":{"message":"Provider returned error","code":400,"metadata":{"raw":"{\"error\":{\"message\":\"This model's maximum context length is 262144 tokens. However, your messages resulted in 262897 tokens. Please reduce the length of the messages.\",\"type\":\"Bad Request\",\"code\":400}}","provider_name":"Nvidia","is_byok":false}},"user_id":"user_1"}`
+
+// TestOpenRouterRawReason: the reason of an upstream refusal OpenRouter
+// relays as "Provider returned error" is its metadata.raw, JSON or text:
+// read for the class (a context-length refusal moves on to the next
+// target) and given to the bot, who got only "Provider returned error".
+func TestOpenRouterRawReason(t *testing.T) {
+	for _, tc := range []struct {
+		name, body, cause, msg string
+	}{
+		{"raw JSON", openRouterRawTooLong, CauseContextLength, "This model's maximum context length is 262144 tokens."},
+		{"raw text", `{"error":{"message":"Provider returned error","code":400,"metadata":{"raw":"Input validation error: prompt is too long","provider_name":"X"}}}`, CauseContextLength, "Input validation error: prompt is too long"},
+		{"raw JSON, a plain refusal", `{"error":{"message":"Provider returned error","code":400,"metadata":{"raw":"{\"error\":{\"message\":\"temperature must be at most 2\"}}","provider_name":"X"}}}`, CauseClientError, "temperature must be at most 2"},
+		{"another message keeps its own", `{"error":{"message":"Invalid model","code":400,"metadata":{"raw":"context length exceeded","provider_name":"X"}}}`, CauseClientError, "Invalid model"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := classifyHTTP(400, http.Header{}, []byte(tc.body), time.Now())
+			if f.cause != tc.cause || !strings.HasPrefix(f.errMsg, tc.msg) {
+				t.Errorf("cause %s, message %q; want %s and a message beginning %q", f.cause, f.errMsg, tc.cause, tc.msg)
+			}
+		})
+	}
+}
+
 // TestContextLengthRefusalsFailOver: a provider's context-length refusal
 // by message (DashScope, Kimi, Gemini) is never retried on that target;
 // the next (larger-context) target answers.
@@ -301,6 +328,9 @@ func TestContextLengthRefusalsFailOver(t *testing.T) {
 		{"dashscope range of input length", dashScopeTooLong},
 		{"kimi model token limit", `{"error":{"message":"Invalid request: Your request exceeded model token limit: 131072","type":"invalid_request_error"}}`},
 		{"gemini input token count", `[{"error":{"code":400,"message":"The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).","status":"INVALID_ARGUMENT"}}]`},
+		// OpenRouter relays its upstream's refusal as "Provider returned
+		// error", the upstream's own body in metadata.raw.
+		{"openrouter provider returned error", openRouterRawTooLong},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
