@@ -797,13 +797,14 @@ func eachWord(s string, fn func(w string) bool) {
 // input length should be [1, N]"
 // (https://www.alibabacloud.com/help/en/model-studio/error-code), Kimi's
 // "exceeded model token limit", Gemini's "The input token count (N)
-// exceeds the maximum number of tokens allowed (M)".
+// exceeds the maximum number of tokens allowed (M)", Zhipu's (Z.AI's)
+// "Prompt exceeds max length".
 func isContextLength(msg string) bool {
 	m := strings.ToLower(msg)
 	return strings.Contains(m, "context length") || strings.Contains(m, "context_length") ||
 		strings.Contains(m, "context window") || strings.Contains(m, "prompt is too long") ||
 		strings.Contains(m, "range of input length should be") ||
-		strings.Contains(m, "exceeded model token limit") ||
+		strings.Contains(m, "exceeded model token limit") || strings.Contains(m, "prompt exceeds max length") ||
 		strings.Contains(m, "input token count") && strings.Contains(m, "exceeds") ||
 		// Not a max_tokens (output) limit, which a larger context does not fix.
 		strings.Contains(m, "exceeds the maximum number of tokens") &&

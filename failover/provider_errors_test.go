@@ -331,6 +331,8 @@ func TestContextLengthRefusalsFailOver(t *testing.T) {
 		// OpenRouter relays its upstream's refusal as "Provider returned
 		// error", the upstream's own body in metadata.raw.
 		{"openrouter provider returned error", openRouterRawTooLong},
+		// Zhipu (Z.AI): a 400 "Prompt exceeds max length".
+		{"zhipu prompt exceeds max length", `{"error":{"code":"1261","message":"Prompt exceeds max length"}}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
