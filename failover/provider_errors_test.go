@@ -182,6 +182,11 @@ func TestBillingFailsOverAndCoolsDown(t *testing.T) {
 		// says an account suspended or out of balance with a 429 whose
 		// type is exceeded_current_quota_error, no code.
 		{"moonshot 429 exceeded_current_quota_error", statusFn(429, `{"error":{"message":"Your account org-1<ak-1> is suspended due to insufficient balance, please recharge your account or check your plan and billing details","type":"exceeded_current_quota_error"}}`)},
+		// one-api and new-api, the relays behind many OpenAI-compatible
+		// resellers: the relay account's or key's quota used up, a 403
+		// with code insufficient_user_quota or pre_consume_token_quota_failed.
+		{"new-api 403 insufficient_user_quota", statusFn(403, `{"error":{"message":"用户额度不足, 剩余额度: $0.0000","type":"new_api_error","param":"","code":"insufficient_user_quota"}}`)},
+		{"new-api 403 pre_consume_token_quota_failed", statusFn(403, `{"error":{"message":"pre-consume quota failed, user quota: $0.0010, need quota: $0.0200","type":"new_api_error","param":"","code":"pre_consume_token_quota_failed"}}`)},
 		// https://www.volcengine.com/docs/82379/1299023: 403 AccountOverdueError.
 		{"volcengine 403 AccountOverdueError", statusFn(403, `{"error":{"code":"AccountOverdueError","message":"The request failed because your account has an overdue balance. Request ID: 1","param":"","type":"Forbidden"}}`)},
 		// https://developers.openai.com/api/docs/guides/error-codes: 429s
