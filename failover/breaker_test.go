@@ -279,7 +279,9 @@ func breakerMoves(e *env, name string) []string {
 
 // openThenProbe drives name's breaker open with a round of two 500s
 // (breaker.failures 2) while down is set, clears down, waits for the
-// cool-down, and opens the probe stream.
+// cool-down, and opens the probe stream. Its callers' cool-down is 500ms,
+// not less: the check that the round left the breaker open comes after the
+// round, and on a loaded machine 50ms had passed by then (half-open).
 func openThenProbe(t *testing.T, e *env, name string, down *atomic.Bool) *Response {
 	t.Helper()
 	_ = e.open(t.Context(), true) // two 500s: open
@@ -324,7 +326,7 @@ func TestStreamProbeClosesBreakerAtFirstToken(t *testing.T) {
 					okStream(c, "from a")
 				}
 			}}, targets, func(c *config.Config) {
-				c.Failover.Breaker = config.Breaker{Failures: 2, Cooldown: config.Duration(50 * time.Millisecond)}
+				c.Failover.Breaker = config.Breaker{Failures: 2, Cooldown: config.Duration(500 * time.Millisecond)}
 			})
 			probe := openThenProbe(t, e, "a", &down)
 			defer probe.Close()
@@ -380,7 +382,7 @@ func TestStreamProbeOutcome(t *testing.T) {
 				}
 				tc.end(c)
 			}}, []string{"a"}, func(c *config.Config) {
-				c.Failover.Breaker = config.Breaker{Failures: 2, Cooldown: config.Duration(50 * time.Millisecond)}
+				c.Failover.Breaker = config.Breaker{Failures: 2, Cooldown: config.Duration(500 * time.Millisecond)}
 			})
 			probe := openThenProbe(t, e, "a", &down)
 			if tc.end != nil {
