@@ -38,7 +38,7 @@ func TestLateProbeBreakAfterSuccessesIsOneFailure(t *testing.T) {
 			okStream(c, "from a")
 		}
 	}}, []string{"a", "b"}, func(c *config.Config) {
-		c.Failover.Breaker = config.Breaker{Failures: 2, Cooldown: config.Duration(50 * time.Millisecond)}
+		c.Failover.Breaker = config.Breaker{Failures: 2, Cooldown: config.Duration(500 * time.Millisecond)}
 	})
 	probe := openThenProbe(t, e, "a", &down)
 	defer probe.Close()
