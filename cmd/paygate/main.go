@@ -189,6 +189,14 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if !noArguments(fs, stderr) {
 		return 2
 	}
+	// SIGHUP is what a reload sends (systemctl reload, docker kill -s HUP, a
+	// config reloader), and a closed terminal: left to its default it
+	// killed paygate at once, every stream cut without its error event and
+	// the payments in progress stopped. paygate reads its config once, so
+	// serve logs it and goes on, as Caddy does.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := loadConfig(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -206,7 +214,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	context.AfterFunc(sigCtx, func() { stop(); cancel() })
-	if err := serve(ctx, cfg, stderr, nil); err != nil && !errors.Is(err, context.Canceled) {
+	if err := serveHangups(ctx, cfg, stderr, nil, hup); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "paygate:", err)
 		return 1
 	}

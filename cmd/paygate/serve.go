@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"sync"
 	"time"
 
@@ -418,6 +419,13 @@ func (a *app) loadHashKey(retry backoff) {
 // to server.shutdown_timeout. ready, when not nil, receives the bound
 // addresses once every listener accepts.
 func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan<- map[string]string) error {
+	return serveHangups(ctx, cfg, logOut, ready, nil)
+}
+
+// serveHangups is serve, logging a warning for each signal on hup (SIGHUP,
+// which asks elsewhere for a reload) until it returns: the config is read
+// once, at start, and nothing else changes.
+func serveHangups(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan<- map[string]string, hup <-chan os.Signal) error {
 	// Listen first: the notify URL the simulator calls is the bound address.
 	type listener struct {
 		name string
@@ -471,6 +479,20 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready chan
 	}
 	if ready != nil {
 		ready <- addrs
+	}
+	if hup != nil {
+		served := make(chan struct{})
+		defer close(served)
+		go func() {
+			for {
+				select {
+				case <-hup:
+					a.log.Warn("SIGHUP ignored: paygate does not reload its config; restart it to apply a changed config (SIGTERM drains it first)")
+				case <-served:
+					return
+				}
+			}
+		}()
 	}
 
 	var failed error

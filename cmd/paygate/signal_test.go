@@ -130,3 +130,139 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 		t.Fatal("still draining 20s after a second SIGTERM")
 	}
 }
+
+// startPaygate runs this package's main as a child process, `serve -config
+// cfg` behind the command prefix (empty: none), and returns it with its log
+// lines and the main listener's base URL.
+func startPaygate(t *testing.T, cfg string, prefix ...string) (*exec.Cmd, <-chan string, string) {
+	t.Helper()
+	argv := append(prefix, os.Args[0], "serve", "-config", cfg)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "PAYGATE_TEST_RUN_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	l := waitLine(t, lines, "its listener", func(l string) bool {
+		return gjson.Get(l, "msg").Str == "listening" && gjson.Get(l, "listener").Str == "main"
+	})
+	return cmd, lines, "http://" + gjson.Get(l, "addr").Str
+}
+
+// waitLine returns the first of lines that match, failing when the
+// process exits first.
+func waitLine(t *testing.T, lines <-chan string, what string, match func(string) bool) string {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("paygate exited before logging %s", what)
+			}
+			if match(l) {
+				return l
+			}
+		case <-timeout:
+			t.Fatalf("paygate did not log %s", what)
+		}
+	}
+}
+
+// TestHangupIsIgnored: SIGHUP, which a reload (systemctl reload, docker
+// kill -s HUP, a config reloader) or a closed terminal sends, stops
+// nothing: paygate does not reload its config, logs so, and goes on
+// serving, the stream in flight to its end and new connections after it.
+// Left to its default it killed paygate at once, the stream cut without an
+// end.
+func TestHangupIsIgnored(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"one \"},\"finish_reason\":null}]}\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"two\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	}))
+	defer up.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	writeFile(t, cfg, `
+server: {listen: "127.0.0.1:0", admin_listen: "off"}
+clients: [{name: bot, key: k-signal-0123}]
+store: {path: "`+filepath.Join(dir, "p.db")+`"}
+providers: [{name: fake, base_url: "`+up.URL+`", api_key: x}]
+models: [{name: m, targets: [{provider: fake, model: u}]}]
+`)
+	cmd, lines, base := startPaygate(t, cfg)
+
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
+	req.Header.Set("Authorization", "Bearer k-signal-0123")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := bufio.NewReader(resp.Body)
+	if line, _ := body.ReadString('\n'); !strings.Contains(line, "one") {
+		t.Fatalf("first event %q", line)
+	}
+
+	for range 2 { // each one logged, neither stops it
+		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitLine(t, lines, "that SIGHUP does not reload the config", func(l string) bool {
+			return gjson.Get(l, "level").Str == "WARN" && strings.Contains(gjson.Get(l, "msg").Str, "does not reload its config")
+		})
+	}
+	close(release)
+	rest, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatalf("reading the stream after SIGHUP: %v", err)
+	}
+	if !strings.Contains(string(rest), "two") || !strings.HasSuffix(string(rest), "data: [DONE]\n\n") {
+		t.Errorf("the stream after SIGHUP: %q; want the rest of the answer and its [DONE]", rest)
+	}
+	fresh := &http.Client{Transport: &http.Transport{}} // a new connection: the listener still takes them
+	h, err := fresh.Get(base + "/readyz")
+	if err != nil {
+		t.Fatalf("/readyz after SIGHUP: %v", err)
+	}
+	h.Body.Close()
+	if h.StatusCode != http.StatusOK {
+		t.Errorf("/readyz after SIGHUP: %d; want 200, not draining", h.StatusCode)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for l := range lines {
+		if strings.Contains(gjson.Get(l, "msg").Str, "shutting down") {
+			break
+		}
+	}
+	go func() {
+		for range lines { // keep the pipe drained until exit
+		}
+	}()
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v; want 0", err)
+	}
+}
