@@ -158,6 +158,10 @@ func checkCompose(c compose, img image) (ps problems, configFile string, env map
 	}
 	if !strings.Contains(strings.Join(redis.Command, " "), "--appendonly yes") {
 		ps.add("redis: no AOF persistence (--appendonly yes): orders would be lost on restart")
+	} else if !strings.Contains(strings.Join(redis.Command, " "), "--appendfsync always") {
+		// AOF's default, everysec, acknowledges writes it has not synced:
+		// a crash loses a purchase's claim while its order is payable.
+		ps.add("redis: AOF without --appendfsync always: a crash loses the last acknowledged writes (README, Scaling out)")
 	}
 	if bot.DependsOn["paygate"].Condition != "service_healthy" {
 		ps.add("bot: does not wait for paygate to be healthy")
@@ -278,6 +282,11 @@ func TestComposeChecksCatch(t *testing.T) {
 			s.Command = []string{"redis-server"}
 			c.Services["redis"] = s
 		}, "AOF"},
+		{"redis AOF synced every second", func(c *compose, _ *image) {
+			s := c.Services["redis"]
+			s.Command = []string{"redis-server", "--appendonly", "yes"}
+			c.Services["redis"] = s
+		}, "appendfsync always"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
