@@ -966,10 +966,23 @@ func (l *loader) httpURL(path, raw string) *url.URL {
 		l.at(path, "not an http(s) URL: scheme %q", u.Scheme)
 	case u.Host == "":
 		l.at(path, "not an absolute http(s) URL: no host")
+	case !portInRange(u.Port()):
+		// url.Parse takes any digits; the dial refused every request.
+		l.at(path, "the port must be a number from 1 to 65535, not %s", u.Port())
 	default:
 		return u
 	}
 	return nil
+}
+
+// portInRange reports whether a URL's port (digits, or "" for the
+// scheme's) can be dialled.
+func portInRange(p string) bool {
+	if p == "" {
+		return true
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 // familyOnMistralAPI warns of a family written for target t (at path tp)
