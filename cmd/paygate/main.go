@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/logging"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -215,7 +216,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	context.AfterFunc(sigCtx, func() { stop(); cancel() })
 	if err := serveHangups(ctx, cfg, stderr, nil, hup); err != nil && !errors.Is(err, context.Canceled) {
-		fmt.Fprintln(stderr, "paygate:", err)
+		// In the log's own format, secrets masked: a log pipeline that
+		// reads paygate's JSON and alerts on its errors got a plain-text
+		// line for why it stopped (a port taken, a store that would not
+		// open), the one line a crash loop leaves. A config that does not
+		// load is reported above as check-config reports it.
+		logging.New(stderr, logging.ParseLevel(cfg.Log.Level), cfg.Secrets()).Error("paygate stopped", "err", err)
 		return 1
 	}
 	return 0

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -264,5 +265,44 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 	}()
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("exit after SIGTERM: %v; want 0", err)
+	}
+}
+
+// TestStartFailureIsLoggedAsJSON: a serve that loads its config and then
+// cannot start (its port taken by another process) says why in the log's
+// own format, a JSON line at level ERROR, as the log pipeline that alerts
+// on paygate's errors reads them; a plain-text line was all a crash loop
+// left there.
+func TestStartFailureIsLoggedAsJSON(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	writeFile(t, cfg, `
+server: {listen: "`+taken.Addr().String()+`", admin_listen: "off"}
+clients: [{name: bot, key: k-signal-0123}]
+store: {path: "`+filepath.Join(dir, "p.db")+`"}
+providers: [{name: fake, base_url: "http://127.0.0.1:9", api_key: sk-start-failure-secret}]
+models: [{name: m, targets: [{provider: fake, model: u}]}]
+`)
+	cmd := exec.Command(os.Args[0], "serve", "-config", cfg)
+	cmd.Env = append(os.Environ(), "PAYGATE_TEST_RUN_MAIN=1")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("serve on a taken port: %v; want exit 1", err)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	last := lines[len(lines)-1]
+	if !gjson.Valid(last) || gjson.Get(last, "level").Str != "ERROR" {
+		t.Fatalf("the reason serve stopped: %q; want a JSON log line at level ERROR", last)
+	}
+	if e := gjson.Get(last, "err").Str; !strings.Contains(e, taken.Addr().String()) {
+		t.Errorf("the reason serve stopped: err %q; want the address it could not listen on", e)
 	}
 }
