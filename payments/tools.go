@@ -50,6 +50,21 @@ type Outcome struct {
 	// Counted apart, so an outage looks neither like success nor like a
 	// refusal on the tool-call metric.
 	Failed bool
+	// Purchase is the purchase a create_order call was about and the order
+	// that stands for it after the call (nil: no order was read). An
+	// order_created the turn holds for that purchase under another number
+	// is stale: the call replaced that order (a switch of pay method closes
+	// it at WeChat Pay before the new one is made), also when the new one
+	// brought no payment of its own (its prepay unanswered or refused).
+	Purchase *Purchase
+}
+
+// Purchase names a purchase (its SKU and quantity: the turn's client and
+// user are one) and the number of its current order.
+type Purchase struct {
+	SKU      string
+	Quantity int
+	OrderNo  string
 }
 
 // Tools executes the payment tools the model calls. It validates arguments
@@ -269,6 +284,7 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 		return out
 	}
 	o := cr.Order
+	out.Purchase = &Purchase{SKU: o.SKU, Quantity: o.Quantity, OrderNo: o.OrderNo}
 	status := string(o.Status)
 	switch {
 	case errors.Is(err, ErrPayerPaying):

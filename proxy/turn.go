@@ -923,6 +923,9 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 			// withdraw the answer: chat goes on with the store down.
 			t.bound = true
 		}
+		if out.Purchase != nil {
+			t.actions = dropReplaced(t.actions, *out.Purchase)
+		}
 		if out.Action != nil {
 			// Marked announced only once the answer carrying it left
 			// (markDelivered): a turn that fails after this hands nothing.
@@ -965,6 +968,26 @@ func addAction(actions []json.RawMessage, a json.RawMessage) []json.RawMessage {
 		}
 	}
 	return append(actions, a)
+}
+
+// dropReplaced removes from a turn's actions the order_created of purchase
+// p for another order than p's current one. A create_order asked again
+// with the other pay method closes the open order at WeChat Pay before it
+// makes the new one; when the new one's payment did not come through (its
+// prepay unanswered or refused), the call has no order_created to put in
+// place of the closed order's (addAction), which was handed to the bot
+// alone: its payment sheet opened for an order WeChat Pay no longer takes.
+// The new order, once payable, is announced in the user's next turn.
+func dropReplaced(actions []json.RawMessage, p payments.Purchase) []json.RawMessage {
+	kept := actions[:0]
+	for _, a := range actions {
+		r := gjson.GetManyBytes(a, "type", "order.sku", "order.quantity", "order.order_no")
+		if r[0].Str == "order_created" && r[1].Str == p.SKU && r[2].Int() == int64(p.Quantity) && r[3].Str != p.OrderNo {
+			continue
+		}
+		kept = append(kept, a)
+	}
+	return kept
 }
 
 // uniqueCallIDs gives each of a round's payment calls that has no id, or

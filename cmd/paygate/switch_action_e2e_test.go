@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/paygate/paygate/payments/wxsim"
+)
+
+// TestSwitchedOrderNotHandedWhenItsReplacementIsNotReady: a turn whose
+// model asks for one purchase twice in a round, the second time with the
+// other pay_method (max_payment_calls 2), closes the first order at WeChat
+// Pay for the switch. When the replacement's prepay does not come through
+// (WeChat Pay does not answer it), the bot must not be handed the closed
+// order's order_created: its payment sheet would open for an order WeChat
+// Pay no longer takes. The replacement, once prepaid, is the user's next
+// turn's to announce.
+func TestSwitchedOrderNotHandedWhenItsReplacementIsNotReady(t *testing.T) {
+	calls := [][2]string{
+		{"create_order", `{"sku":"premium-monthly","pay_method":"jsapi"}`},
+		{"create_order", `{"sku":"premium-monthly","pay_method":"native"}`},
+	}
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream %v", stream), func(t *testing.T) {
+			n := 0
+			up := newScriptedProvider(t, func(string) scriptRound {
+				defer func() { n++ }()
+				if n == 0 {
+					r := chunkRound("c0", calls...)
+					r.whole = `{"id":"c0","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"On it.","tool_calls":[` +
+						`{"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\",\"pay_method\":\"jsapi\"}"}},` +
+						`{"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\",\"pay_method\":\"native\"}"}}]},"finish_reason":"tool_calls"}]}`
+					return r
+				}
+				r := textRound("c1", "Done.")
+				r.whole = `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Done."},"finish_reason":"stop"}]}`
+				return r
+			})
+			url, a := paymentApp(t, up.URL, "  budget: {max_payment_calls: 2}\n")
+			// Every attempt of the native prepay (the client makes three).
+			a.sim.InjectFault(wxsim.Fault{Op: "prepay-native", Kind: wxsim.FaultSystemError, Times: 3})
+			res := userTurn(t, url, stream, "premium, by QR code or in WeChat")
+			if res.failed() {
+				t.Fatalf("turn failed: %d %s", res.status, res.raw)
+			}
+			for _, act := range res.actions("order_created") {
+				no := act.Get("order.order_no").Str
+				if tx, ok := a.sim.Order(no); ok && tx.TradeState == "CLOSED" {
+					t.Errorf("the bot was handed order_created for %s, which the turn closed at WeChat Pay: %s", no, act.Raw)
+				}
+			}
+			if a.sim.OrderCount() != 1 {
+				t.Fatalf("orders at the simulator %d; want the JSAPI order alone (the native prepay was not answered)", a.sim.OrderCount())
+			}
+			if acts := res.paygate.Get("actions"); len(acts.Array()) != 0 {
+				t.Errorf("paygate.actions %s; want none: the one order WeChat Pay holds is closed", acts.Raw)
+			}
+		})
+	}
+}
