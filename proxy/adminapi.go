@@ -309,6 +309,23 @@ func parseOrderCursor(s string) (time.Time, string, error) {
 	return t, no, nil
 }
 
+// adminQuery refuses (400, false) a query parameter other than takes, or
+// one given twice, so that an admin list never answers as if a misspelt or
+// doubled parameter were absent.
+func adminQuery(w http.ResponseWriter, r *http.Request, takes ...string) bool {
+	for k, vs := range r.URL.Query() {
+		switch {
+		case !slices.Contains(takes, k):
+			adminError(w, http.StatusBadRequest, "unknown query parameter "+strconv.Quote(k)+"; "+r.URL.Path+" takes "+strings.Join(takes, ", "))
+			return false
+		case len(vs) > 1:
+			adminError(w, http.StatusBadRequest, strconv.Quote(k)+" is given more than once")
+			return false
+		}
+	}
+	return true
+}
+
 // adminPage reads the ?limit= and ?before= of a paged admin list, the same
 // for each; false after answering 400. A parameter other than those and
 // filters (the list's own, which its handler reads), or one given twice, is
@@ -316,16 +333,8 @@ func parseOrderCursor(s string) (time.Time, string, error) {
 // the first of two statuses, answered as if filtered, and an operator read
 // "nothing needs review" off every order there is.
 func adminPage(w http.ResponseWriter, r *http.Request, filters ...string) (payments.Page, bool) {
-	for k, vs := range r.URL.Query() {
-		switch {
-		case k != "limit" && k != "before" && !slices.Contains(filters, k):
-			takes := strings.Join(append([]string{"limit", "before"}, filters...), ", ")
-			adminError(w, http.StatusBadRequest, "unknown query parameter "+strconv.Quote(k)+"; "+r.URL.Path+" takes "+takes)
-			return payments.Page{}, false
-		case len(vs) > 1:
-			adminError(w, http.StatusBadRequest, strconv.Quote(k)+" is given more than once")
-			return payments.Page{}, false
-		}
+	if !adminQuery(w, r, append([]string{"limit", "before"}, filters...)...) {
+		return payments.Page{}, false
 	}
 	limit, ok := adminLimit(r)
 	if !ok {

@@ -21,7 +21,8 @@ import (
 //	                                      records in order, bodies as hashed; without from, the
 //	                                      latest page; text=1 adds the kept conversation texts;
 //	                                      next_from (with limit) is the newer page, prev_from and
-//	                                      prev_limit the older one, which ends just before from
+//	                                      prev_limit the older one, which ends just before from;
+//	                                      another parameter, or one given twice, is a 400
 //	DELETE /admin/api/audit/texts/{user}?client=NAME
 //	                                      erase one user's conversation texts (the chain keeps
 //	                                      their hashes and still verifies); see eraseClients
@@ -54,13 +55,27 @@ func (a *adminAudit) head(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *adminAudit) list(w http.ResponseWriter, r *http.Request) {
+	// A misspelt or doubled parameter is refused, as by the other admin
+	// lists: ?text=yes answered without the texts, and the orders' ?before=
+	// cursor the latest page again, each as if asked for.
+	if !adminQuery(w, r, "limit", "from", "text") {
+		return
+	}
 	limit, ok := adminLimit(r)
 	if !ok {
 		adminError(w, http.StatusBadRequest, "limit must be a whole number from 1 to "+strconv.Itoa(store.MaxListLimit))
 		return
 	}
 	q := r.URL.Query()
-	texts := q.Get("text") == "1" || q.Get("text") == "true"
+	var texts bool
+	switch q.Get("text") {
+	case "1", "true":
+		texts = true
+	case "", "0", "false":
+	default:
+		adminError(w, http.StatusBadRequest, "text must be 1, true, 0 or false")
+		return
+	}
 	h, err := a.st.AuditHead(r.Context())
 	if err != nil {
 		a.failed(w, r, err)

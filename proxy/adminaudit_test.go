@@ -176,6 +176,17 @@ func TestAdminAudit(t *testing.T) {
 		}},
 		{name: "bad from", method: "GET", path: "/admin/api/audit?from=0", token: auditAdminToken, status: 400},
 		{name: "bad limit", method: "GET", path: "/admin/api/audit?limit=100000", token: auditAdminToken, status: 400},
+		// A misspelt or repeated parameter is refused, as by the other admin
+		// lists, not read as absent: ?text=yes answered without the texts,
+		// and the orders' ?before= cursor the latest page again.
+		{name: "text neither 1, true, 0 nor false", method: "GET", path: "/admin/api/audit?from=2&text=yes", token: auditAdminToken, status: 400, check: wantAdminError("text must be 1, true, 0 or false")},
+		{name: "without texts", method: "GET", path: "/admin/api/audit?from=2&text=false", token: auditAdminToken, status: 200, check: func(t *testing.T, out map[string]any) {
+			if r := out["records"].([]any)[0].(map[string]any); r["text"] != nil {
+				t.Errorf("text of record 2 with text=false: got %v; want none", r["text"])
+			}
+		}},
+		{name: "unknown parameter", method: "GET", path: "/admin/api/audit?before=2", token: auditAdminToken, status: 400, check: wantAdminError(`unknown query parameter "before"; /admin/api/audit takes limit, from, text`)},
+		{name: "parameter given twice", method: "GET", path: "/admin/api/audit?from=1&from=3", token: auditAdminToken, status: 400, check: wantAdminError(`"from" is given more than once`)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -396,6 +407,16 @@ func TestAdminAuditBodiesAsHashed(t *testing.T) {
 					t.Errorf("record %d: sha256 of the body as served %s; its hash %s; body served: %s", r.Seq, got, r.Hash, r.Body)
 				}
 			})
+		}
+	}
+}
+
+// wantAdminError checks an admin error answer's text.
+func wantAdminError(msg string) func(t *testing.T, out map[string]any) {
+	return func(t *testing.T, out map[string]any) {
+		t.Helper()
+		if out["error"] != msg {
+			t.Errorf("error: got %v; want %q", out["error"], msg)
 		}
 	}
 }
