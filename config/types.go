@@ -406,7 +406,11 @@ type Payments struct {
 	StateInjection StateInjection `yaml:"state_injection"`
 }
 
-// WeChatPay holds the merchant's APIv3 credentials.
+// WeChatPay holds the merchant's APIv3 credentials. Required with backend
+// wechatpay: mch_id, app_id, mch_cert_serial, mch_private_key_file,
+// apiv3_key (or apiv3_key_file), notify_url, and a way to verify WeChat
+// Pay's signatures (public_key_id with public_key_file, or
+// platform_cert_files).
 type WeChatPay struct {
 	// APIBase overrides the API host: scheme://host[:port] alone, http or
 	// https. Default "https://api.mch.weixin.qq.com".
@@ -416,13 +420,14 @@ type WeChatPay struct {
 	// AppID is the WeChat app (mini-program or official account) the payments
 	// are made in. Required with backend wechatpay.
 	AppID string `yaml:"app_id"`
-	// MchCertSerial is the merchant API certificate's serial number.
+	// MchCertSerial is the merchant API certificate's serial number. Required
+	// with backend wechatpay.
 	MchCertSerial string `yaml:"mch_cert_serial"`
 	// MchPrivateKeyFile is the merchant API private key (apiclient_key.pem)
 	// that signs requests: an RSA key in PEM (PKCS#8 or PKCS#1), read and
 	// checked at load. Required with backend wechatpay.
 	MchPrivateKeyFile string `yaml:"mch_private_key_file"`
-	// APIv3Key must be exactly 32 bytes.
+	// APIv3Key must be exactly 32 bytes. Required with backend wechatpay.
 	APIv3Key     string `yaml:"apiv3_key" secret:"true"`
 	APIv3KeyFile string `yaml:"apiv3_key_file"`
 	// PublicKeyID and PublicKeyFile enable WeChat Pay public-key mode; the
