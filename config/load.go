@@ -386,6 +386,10 @@ type loader struct {
 	errsIndexed int
 	warnings    []string
 	fromEnv     map[string]string // key path → the variable its value came from (defaultProvider)
+	// unset is key path → the ${VAR}s in its value that are not set, named
+	// in an error at the key: the warning that names them is not printed
+	// beside errors.
+	unset map[string][]string
 	// defaultClient: the file sets no clients, and the built-in development
 	// client stands in (checkClientList).
 	defaultClient bool
@@ -411,7 +415,15 @@ const maxAliasVisits = 100_000
 // key; a key the environment filled (the default provider) also names its
 // variable.
 func (l *loader) at(path, format string, args ...any) {
-	l.errs = append(l.errs, l.errorAt(path, format, args...))
+	e := l.errorAt(path, format, args...)
+	if names := l.unset[path]; len(names) > 0 {
+		// "clients[0].key: required" of a line that sets it to
+		// ${PAYGATE_CLIENT_KEY} did not say what to do.
+		for _, name := range names {
+			e.Msg += fmt.Sprintf("; ${%s} is not set: export it, or give a default (${%s:-…})", name, name)
+		}
+	}
+	l.errs = append(l.errs, e)
 }
 
 func (l *loader) warn(path, format string, args ...any) {
@@ -832,6 +844,12 @@ func (l *loader) expand(n *yaml.Node, path string) {
 			}
 			l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: msg})
 			return
+		}
+		if len(unset) > 0 {
+			if l.unset == nil {
+				l.unset = map[string][]string{}
+			}
+			l.unset[path] = unset
 		}
 		for _, name := range unset {
 			// Read as empty, as a shell does; a key left with no value
