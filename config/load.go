@@ -633,6 +633,9 @@ func (l *loader) checkValue(n *yaml.Node, t reflect.Type, path string) {
 	if msg == "" {
 		msg = leadingZero(n, t)
 	}
+	if msg == "" {
+		msg = quotedScalar(n, t)
+	}
 	if msg != "" && !l.reported(path) {
 		l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: msg})
 		l.badValues++
@@ -685,6 +688,28 @@ func fraction(n *yaml.Node, t reflect.Type) string {
 		return ""
 	}
 	return "want a whole number, not " + n.Value
+}
+
+// quotedScalar is the error for a number or bool written in quotes for a
+// key that counts or a switch, or "": YAML reads it as text, which the key
+// refuses, and yaml's own words ("cannot unmarshal !!str `20` into int")
+// named neither the quotes nor the fix, beside prices the config quotes.
+func quotedScalar(n *yaml.Node, t reflect.Type) string {
+	if n.Kind != yaml.ScalarNode || n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 {
+		return ""
+	}
+	bare := &yaml.Node{Kind: yaml.ScalarNode, Value: n.Value}
+	switch {
+	case t.Kind() == reflect.Bool:
+		if bare.ShortTag() == "!!bool" && bare.Decode(reflect.New(t).Interface()) == nil {
+			return strconv.Quote(n.Value) + " is in quotes, which makes it text: write true or false without them"
+		}
+	case countingKey(t):
+		if bare.ShortTag() == "!!int" && bare.Decode(reflect.New(t).Interface()) == nil {
+			return strconv.Quote(n.Value) + " is in quotes, which makes it text: write the number without them"
+		}
+	}
+	return ""
 }
 
 // countingKey reports whether t, a key's type, is an integer yaml decodes
