@@ -72,10 +72,12 @@ func payingUser(h http.Header, bodyUser string) string {
 const maxUserID = 256
 
 // userIDError is the 400 of an end user's or a session's id over
-// maxUserID bytes, else nil.
+// maxUserID bytes, else nil. The user's is checked first: a session
+// defaults to the user, and a long OpenID was reported as an
+// X-Paygate-Session the bot never sent.
 func userIDError(user, session string) *apiError {
 	what, n := "end user's id ("+headerOpenID+" or the body's user)", len(user)
-	if len(session) > maxUserID {
+	if n <= maxUserID && len(session) > maxUserID {
 		what, n = "X-Paygate-Session", len(session)
 	}
 	if n <= maxUserID {

@@ -29,11 +29,15 @@ func TestUserIDBounded(t *testing.T) {
 	for _, tc := range []struct {
 		name, header, session, bodyUser string
 		status                          int
+		names                           string // what the error says was too long
 	}{
-		{"header id too long", long, "", "", 400},
-		{"body user too long", "", "", long, 400},
-		{"session too long", "o-user-1", long, "", 400},
-		{"ids of the bound", max, max, "", 200},
+		// The session defaults to the user: a long user without the
+		// session header is the user's id, not an X-Paygate-Session the
+		// bot never sent.
+		{"header id too long", long, "", "", 400, "X-WeChat-OpenID"},
+		{"body user too long", "", "", long, 400, "the body's user"},
+		{"session too long", "o-user-1", long, "", 400, "the X-Paygate-Session is"},
+		{"ids of the bound", max, max, "", 200, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(fp.requests())
@@ -64,6 +68,9 @@ func TestUserIDBounded(t *testing.T) {
 			}
 			if e := gjson.Get(w.Body.String(), "error"); e.Get("code").Str != "user_id_too_long" || e.Get("type").Str != "invalid_request_error" {
 				t.Errorf("body %s; want OpenAI's error JSON with code user_id_too_long", w.Body)
+			}
+			if msg := gjson.Get(w.Body.String(), "error.message").Str; !strings.Contains(msg, tc.names) {
+				t.Errorf("message %q; want it to name %s", msg, tc.names)
 			}
 			if sent != 0 {
 				t.Errorf("the provider got %d requests; want none", sent)
