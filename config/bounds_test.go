@@ -27,7 +27,7 @@ func TestValuesBelowTheirFloor(t *testing.T) {
 		{"head_every 1s", "audit: {head_every: 1s}\n", ""},
 		{"sweep_interval 999ms", "payments:\n  reconcile:\n    sweep_interval: 999ms\n", "c.yaml:3: payments.reconcile.sweep_interval: 999ms is below 1s"},
 		{"sweep_interval 1s", "payments: {reconcile: {sweep_interval: 1s}}\n", ""},
-		{"sse_keepalive 5ms", "server:\n  sse_keepalive: 5ms\n", "c.yaml:2: server.sse_keepalive: 5ms is below 1s"},
+		{"sse_keepalive 5ms", "server:\n  sse_keepalive: 5ms\n", "c.yaml:2: server.sse_keepalive: 5ms is below 1s: each period writes a keep-alive (a blank line, not a comment) to every stream waiting between rounds"},
 		{"sse_keepalive 1s", "server: {sse_keepalive: 1s}\n", ""},
 		{"sse_keepalive 0: never", "server: {sse_keepalive: 0s}\n", ""},
 	}

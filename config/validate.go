@@ -32,7 +32,7 @@ var periodFloors = []struct {
 	min  time.Duration
 	what string
 }{
-	{"server.sse_keepalive", time.Second, "each period writes a comment to every stream waiting between rounds; 0 sends none"},
+	{"server.sse_keepalive", time.Second, "each period writes a keep-alive (a blank line, not a comment) to every stream waiting between rounds; 0 sends none"},
 	{"payments.reconcile.sweep_interval", time.Second, "each sweep reads the pending orders and may query WeChat Pay"},
 	{"audit.head_every", time.Second, "each period logs the chain head"},
 }
