@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -142,8 +143,11 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code
 
 // configFlag registers -config on fs.
 func configFlag(fs *flag.FlagSet) *string {
-	return fs.String("config", "config.yaml", "config file (YAML)")
+	return fs.String("config", defaultConfig, "config file (YAML)")
 }
+
+// defaultConfig is the config file every command reads unless told.
+const defaultConfig = "config.yaml"
 
 // noArguments reports, and complains when it is not so, that fs was given
 // no argument after its flags: `check-config other.yaml` must not quietly
@@ -157,7 +161,13 @@ func noArguments(fs *flag.FlagSet, stderr io.Writer) bool {
 }
 
 func loadConfig(path string) (*config.Config, error) {
-	return config.Load(path)
+	cfg, err := config.Load(path)
+	if err != nil && path == defaultConfig && errors.Is(err, fs.ErrNotExist) {
+		// A built binary run outside the repository root said only
+		// "open config.yaml: no such file or directory".
+		return nil, fmt.Errorf("%w: paygate reads ./config.yaml unless told: run it from the repository root, give -config FILE, or -config /dev/null for the built-in defaults", err)
+	}
+	return cfg, err
 }
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
