@@ -73,6 +73,11 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 	if !noArguments(fs, stderr) {
 		return 2
 	}
+	if *marks && !*texts {
+		// Ignored, it let "audit chain ok" read as if the texts were checked.
+		fmt.Fprintln(stderr, "paygate audit verify: -trust-marks is about the conversation texts, which only -text checks: give both, or neither")
+		return 2
+	}
 	var opts audit.VerifyOptions
 	opts.Texts = *texts
 	opts.TrustErasureMarks = *marks

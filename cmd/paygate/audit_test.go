@@ -438,3 +438,17 @@ func TestAuditRefusesStrayArguments(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditTrustMarksNeedsText: -trust-marks changes how -text reads the
+// texts; without -text no text is checked, and `audit verify -trust-marks`
+// answered "audit chain ok" as if the texts had been, the flag ignored.
+func TestAuditTrustMarksNeedsText(t *testing.T) {
+	f := newAuditFixture(t, "embedded")
+	code, out, errOut := runAudit("verify", "-config", f.cfgPath, "-trust-marks")
+	if code != 2 || out != "" || !strings.Contains(errOut, "-trust-marks") || !strings.Contains(errOut, "-text") {
+		t.Errorf("verify -trust-marks: exit %d, stdout %q, stderr %q; want exit 2 saying it needs -text", code, out, errOut)
+	}
+	if code, out, errOut := runAudit("verify", "-config", f.cfgPath, "-text", "-trust-marks"); code != 0 || !strings.Contains(out, "texts:") {
+		t.Errorf("verify -text -trust-marks: exit %d, stdout %q, stderr %q; want the texts checked", code, out, errOut)
+	}
+}
