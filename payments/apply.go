@@ -252,7 +252,9 @@ func toReview(c *store.Order, reason string, f paymentFact) *store.Order {
 
 // recordOrphan keeps a payment for an order paygate does not know, as a
 // needs_review record under WeChat's number, so a person can match or refund
-// it. A concurrent copy of the same notification finds it already recorded.
+// it. A concurrent copy of the same notification finds it already recorded;
+// a payment that finds the orphan a concurrent refund notification recorded
+// is applied to it (noteInReview), as when it comes after the refund.
 // A record the store did not confirm is kept for its announcement
 // (noteUnacked), as an order's creation is: WeChat Pay's retry finds it
 // written, a duplicate, and announces it then (settleUnacked), with its
@@ -278,10 +280,12 @@ func (s *Service) recordOrphan(ctx context.Context, f paymentFact, cause, noteID
 			return nil, "", "", fmt.Errorf("read orphan %s: %w", f.OutTradeNo, gerr)
 		}
 		s.settleUnacked(ctx, got)
-		if got.TransactionID == f.TransactionID {
+		if got.TransactionID == f.TransactionID && !paymentUnheard(got, f) {
 			return got, OutcomeDuplicate, "", nil
 		}
-		// The order appeared meanwhile: apply normally.
+		// The order appeared meanwhile, or the orphan a refund
+		// notification recorded meanwhile, which knows nothing of the
+		// payment but its transaction id (paymentUnheard): apply normally.
 		return s.applyPayment(ctx, f.OutTradeNo, f, cause, noteID)
 	}
 	if err != nil {

@@ -1,8 +1,11 @@
 package payments_test
 
 import (
+	"bytes"
+	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,6 +74,92 @@ func TestPaymentAfterTheRefundOfAnUnknownOrderIsRecorded(t *testing.T) {
 			}
 			if again := e.order(no); again.Version != got.Version {
 				t.Errorf("a copy of the payment changed the orphan: version %d -> %d, review reason %q", got.Version, again.Version, again.ReviewReason)
+			}
+		})
+	}
+}
+
+// refundBeforeOrphan records, right before the payment's orphan of number
+// no (the record with a time of payment), the orphan the refund
+// notification rn implies, by posting rn to the notify route: the refund's
+// word lands between the payment's read that found no order and its
+// record of the orphan, as two deliveries a moment apart do.
+type refundBeforeOrphan struct {
+	fullStore
+	no     string
+	url    string
+	rn     *wxsim.Notification
+	armed  atomic.Bool
+	status atomic.Int64 // the refund notification's answer
+}
+
+func (s *refundBeforeOrphan) CreateOrder(ctx context.Context, o *store.Order, events ...store.Event) error {
+	if o.OrderNo == s.no && !o.PaidAt.IsZero() && s.armed.CompareAndSwap(true, false) {
+		req, err := http.NewRequest(http.MethodPost, s.url, bytes.NewReader(s.rn.Body))
+		if err == nil {
+			for k, v := range s.rn.Header {
+				req.Header[k] = v
+			}
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				s.status.Store(int64(resp.StatusCode))
+				resp.Body.Close()
+			}
+		}
+	}
+	return s.fullStore.CreateOrder(ctx, o, events...)
+}
+
+// TestPaymentRacingTheRefundOfAnUnknownOrderIsRecorded: the refund's
+// notification of an order paygate does not know records its orphan while
+// the payment's notification of the same order, which read no order a
+// moment before, goes to record its own: that record finds the refund's
+// orphan, with the transaction id the refund names. The payment is still
+// WeChat Pay's only word on the app, the time of payment and the payer: it
+// is recorded on the orphan, as when it comes after the refund, not
+// acknowledged as a copy of a payment already recorded and dropped.
+func TestPaymentRacingTheRefundOfAnUnknownOrderIsRecorded(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			const no, txid, payer = "PGghostRefundRace0001", "420000123477777777777777777777", "oGhostPayerRefundRace"
+			var st *refundBeforeOrphan
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+				st = &refundBeforeOrphan{fullStore: o.Store.(fullStore), no: no}
+				o.Store = st
+			}})
+			res := wxsim.RefundResource{
+				MchID: e.sim.MchID(), TransactionID: txid, OutTradeNo: no,
+				RefundID: "50300000000000000000000077777", OutRefundNo: "RFghostRefundRace01", RefundStatus: "SUCCESS",
+				SuccessTime: time.Now().Format(time.RFC3339), UserReceivedAccount: "支付用户零钱",
+			}
+			res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = 4999, 4999, 4999, 4999
+			rn, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventRefundSuccess, Summary: "退款成功", OriginalType: "refund", Resource: res})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.url, st.rn = e.notify.URL+payments.NotifyPath, rn
+			st.armed.Store(true)
+
+			paidAt := time.Now().Add(-time.Minute).Truncate(time.Second)
+			tx := e.paidTx(&store.Order{OrderNo: no, AppID: e.sim.AppID(), User: payer, AmountFen: 4999})
+			tx.TransactionID, tx.SuccessTime = txid, paidAt.Format(time.RFC3339)
+			pn := e.buildPayment(tx, nil)
+			if status, body := e.post(pn.Header, pn.Body); status != http.StatusNoContent {
+				t.Fatalf("payment notification: %d %s; want 204", status, body)
+			}
+			if st.armed.Load() || st.status.Load() != http.StatusNoContent {
+				t.Fatalf("the refund notification did not land before the payment's orphan: armed %v, answered %d", st.armed.Load(), st.status.Load())
+			}
+			got := e.order(no)
+			if got.Status != store.StatusNeedsReview {
+				t.Errorf("after both: %s; want needs_review", got.Status)
+			}
+			if !got.PaidAt.Equal(paidAt) || got.AppID != e.sim.AppID() || got.PayMethod != "jsapi" || !strings.Contains(got.ReviewReason, payer) ||
+				!strings.Contains(got.ReviewReason, "RFghostRefundRace01") {
+				t.Errorf("after both: paid_at %v, app_id %q, pay_method %q, review reason %q; want paid_at %v, app_id %q, jsapi, the payer %s and the refund named",
+					got.PaidAt, got.AppID, got.PayMethod, got.ReviewReason, paidAt, e.sim.AppID(), payer)
+			}
+			if n := e.counter("paygate_notifications_total", map[string]string{"event": wechatpay.EventTransactionSuccess, "outcome": "review"}); n != 1 {
+				t.Errorf("payment notifications with outcome review: got %v; want 1", n)
 			}
 		})
 	}
