@@ -35,8 +35,9 @@ import (
 // safety_identifier or prompt_cache_key given twice is refused, since
 // paygate would act on the first and the provider may read the last, and so
 // is any of those fields with a Content-Transfer-Encoding, which paygate
-// does not decode. Every other byte, the boundary and all other parts
-// (files) included, stays as the bot sent it.
+// does not decode; either refusal names the field in its param, as a JSON
+// body's does. Every other byte, the boundary and all other parts (files)
+// included, stays as the bot sent it.
 func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) ([]byte, string, *apiError) {
 	parts, err := splitForm(body, boundary)
 	if err != nil {
@@ -58,17 +59,17 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		default:
 			if metadataField(p.name) {
 				if p.encoded {
-					return nil, "", badRequest(fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding; send it as plain text", p.name))
+					return nil, "", paramError(p.name, fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding; send it as plain text", p.name))
 				}
 				metadata = append(metadata, i)
 			}
 			continue
 		}
 		if *at >= 0 {
-			return nil, "", badRequest(fmt.Sprintf("paygate: the form field %q appears more than once; send it once", p.name))
+			return nil, "", paramError(p.name, fmt.Sprintf("paygate: the form field %q appears more than once; send it once", p.name))
 		}
 		if p.encoded {
-			return nil, "", badRequest(fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding; send it as plain text", p.name))
+			return nil, "", paramError(p.name, fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding; send it as plain text", p.name))
 		}
 		*at = i
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/paygate/paygate/config"
 )
 
@@ -165,29 +167,30 @@ func TestPassthroughFormRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name, ct, body string
 		status         int
+		param          string // the error's param: the field it names, "" for null
 	}{
-		{"model twice", ct, part("model", "embed-test") + part("model", "openai/o1-pro") + end, 400},
-		{"user twice", ct, part("user", "u1") + part("user", "oSECRET") + end, 400},
-		{"safety_identifier twice", ct, part("safety_identifier", "u1") + part("safety_identifier", "oSECRET") + end, 400},
-		{"prompt_cache_key twice", ct, part("prompt_cache_key", "u1") + part("prompt_cache_key", "oSECRET") + end, 400},
-		{"encoded safety_identifier", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"safety_identifier\"\r\nContent-Transfer-Encoding: base64\r\n\r\nb1NFQ1JFVA==\r\n" + end, 400},
-		{"encoded metadata field", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"metadata[u]\"\r\nContent-Transfer-Encoding: base64\r\n\r\nb1NFQ1JFVA==\r\n" + end, 400},
-		{"unknown model", ct, part("model", "openai/o1-pro") + end, 404},
-		{"preamble", ct, "hello\r\n" + part("user", "oSECRET") + end, 400},
-		{"bytes after the close delimiter", ct, part("a", "1") + end + part("user", "oSECRET") + end, 400},
-		{"no close delimiter", ct, part("user", "oSECRET"), 400},
-		{"boundary after a bare LF", ct, part("a", "x\n--"+b+"\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\noSECRET") + end, 400},
-		{"transport padding", ct, "--" + b + " \r\nContent-Disposition: form-data; name=\"user\"\r\n\r\noSECRET\r\n" + end, 400},
-		{"folded header", ct, "--" + b + "\r\nX-A: 1\r\n Content-Disposition: form-data; name=\"user\"\r\n\r\noSECRET\r\n" + end, 400},
-		{"bare LF between headers", ct, "--" + b + "\r\nX-A: 1\nContent-Disposition: form-data; name=\"user\"\r\n\r\noSECRET\r\n" + end, 400},
-		{"two Content-Dispositions", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"a\"\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\noSECRET\r\n" + end, 400},
-		{"RFC 2231 name", ct, "--" + b + "\r\nContent-Disposition: form-data; name*=utf-8''user\r\n\r\noSECRET\r\n" + end, 400},
-		{"unparsable disposition", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"a\"; name=\"user\"\r\n\r\noSECRET\r\n" + end, 400},
-		{"encoded user", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"user\"\r\nContent-Transfer-Encoding: base64\r\n\r\nb1NFQ1JFVA==\r\n" + end, 400},
-		{"no boundary", "multipart/form-data", part("user", "oSECRET") + end, 400},
-		{"two boundaries", ct + "; boundary=other", part("user", "oSECRET") + end, 400},
-		{"url-encoded form", "application/x-www-form-urlencoded", "prompt=a+cat&user=oSECRET", 400},
-		{"url-encoded form, other spelling", "Application/X-WWW-Form-Urlencoded; charset=utf-8", "user=oSECRET", 400},
+		{"model twice", ct, part("model", "embed-test") + part("model", "openai/o1-pro") + end, 400, "model"},
+		{"user twice", ct, part("user", "u1") + part("user", "oSECRET") + end, 400, "user"},
+		{"safety_identifier twice", ct, part("safety_identifier", "u1") + part("safety_identifier", "oSECRET") + end, 400, "safety_identifier"},
+		{"prompt_cache_key twice", ct, part("prompt_cache_key", "u1") + part("prompt_cache_key", "oSECRET") + end, 400, "prompt_cache_key"},
+		{"encoded safety_identifier", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"safety_identifier\"\r\nContent-Transfer-Encoding: base64\r\n\r\nb1NFQ1JFVA==\r\n" + end, 400, "safety_identifier"},
+		{"encoded metadata field", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"metadata[u]\"\r\nContent-Transfer-Encoding: base64\r\n\r\nb1NFQ1JFVA==\r\n" + end, 400, "metadata[u]"},
+		{"unknown model", ct, part("model", "openai/o1-pro") + end, 404, "model"},
+		{"preamble", ct, "hello\r\n" + part("user", "oSECRET") + end, 400, ""},
+		{"bytes after the close delimiter", ct, part("a", "1") + end + part("user", "oSECRET") + end, 400, ""},
+		{"no close delimiter", ct, part("user", "oSECRET"), 400, ""},
+		{"boundary after a bare LF", ct, part("a", "x\n--"+b+"\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\noSECRET") + end, 400, ""},
+		{"transport padding", ct, "--" + b + " \r\nContent-Disposition: form-data; name=\"user\"\r\n\r\noSECRET\r\n" + end, 400, ""},
+		{"folded header", ct, "--" + b + "\r\nX-A: 1\r\n Content-Disposition: form-data; name=\"user\"\r\n\r\noSECRET\r\n" + end, 400, ""},
+		{"bare LF between headers", ct, "--" + b + "\r\nX-A: 1\nContent-Disposition: form-data; name=\"user\"\r\n\r\noSECRET\r\n" + end, 400, ""},
+		{"two Content-Dispositions", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"a\"\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\noSECRET\r\n" + end, 400, ""},
+		{"RFC 2231 name", ct, "--" + b + "\r\nContent-Disposition: form-data; name*=utf-8''user\r\n\r\noSECRET\r\n" + end, 400, ""},
+		{"unparsable disposition", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"a\"; name=\"user\"\r\n\r\noSECRET\r\n" + end, 400, ""},
+		{"encoded user", ct, "--" + b + "\r\nContent-Disposition: form-data; name=\"user\"\r\nContent-Transfer-Encoding: base64\r\n\r\nb1NFQ1JFVA==\r\n" + end, 400, "user"},
+		{"no boundary", "multipart/form-data", part("user", "oSECRET") + end, 400, ""},
+		{"two boundaries", ct + "; boundary=other", part("user", "oSECRET") + end, 400, ""},
+		{"url-encoded form", "application/x-www-form-urlencoded", "prompt=a+cat&user=oSECRET", 400, ""},
+		{"url-encoded form, other spelling", "Application/X-WWW-Form-Urlencoded; charset=utf-8", "user=oSECRET", 400, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fp := newFakeProvider(t, jsonHandler(200, `{"data":[]}`))
@@ -196,6 +199,9 @@ func TestPassthroughFormRefused(t *testing.T) {
 			body := readAll(t, resp.Body)
 			if typ, _, ok := openAIError(body); resp.StatusCode != tc.status || !ok || typ != "invalid_request_error" {
 				t.Errorf("status %d %s; want %d with an OpenAI error", resp.StatusCode, body, tc.status)
+			}
+			if p := gjson.Get(body, "error.param"); p.Str != tc.param || tc.param == "" && p.Type != gjson.Null {
+				t.Errorf("error %s; want param %q", body, tc.param)
 			}
 			if seen := fp.requests(); len(seen) != 0 {
 				t.Errorf("the provider got %q", seen[0].Body)
