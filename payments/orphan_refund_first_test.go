@@ -79,25 +79,27 @@ func TestPaymentAfterTheRefundOfAnUnknownOrderIsRecorded(t *testing.T) {
 	}
 }
 
-// refundBeforeOrphan records, right before the payment's orphan of number
-// no (the record with a time of payment), the orphan the refund
-// notification rn implies, by posting rn to the notify route: the refund's
-// word lands between the payment's read that found no order and its
-// record of the orphan, as two deliveries a moment apart do.
-type refundBeforeOrphan struct {
+// wordBeforeOrphan posts the notification note to the notify route right
+// before the first orphan of number no is recorded whose time of payment is
+// set (paid: the payment's orphan) or not (the orphan a refund implies):
+// the other notification's word lands between that one's read that found
+// no order and its record of the orphan, as two deliveries a moment apart
+// do.
+type wordBeforeOrphan struct {
 	fullStore
 	no     string
+	paid   bool
 	url    string
-	rn     *wxsim.Notification
+	note   *wxsim.Notification
 	armed  atomic.Bool
-	status atomic.Int64 // the refund notification's answer
+	status atomic.Int64 // note's answer
 }
 
-func (s *refundBeforeOrphan) CreateOrder(ctx context.Context, o *store.Order, events ...store.Event) error {
-	if o.OrderNo == s.no && !o.PaidAt.IsZero() && s.armed.CompareAndSwap(true, false) {
-		req, err := http.NewRequest(http.MethodPost, s.url, bytes.NewReader(s.rn.Body))
+func (s *wordBeforeOrphan) CreateOrder(ctx context.Context, o *store.Order, events ...store.Event) error {
+	if o.OrderNo == s.no && o.PaidAt.IsZero() != s.paid && s.armed.CompareAndSwap(true, false) {
+		req, err := http.NewRequest(http.MethodPost, s.url, bytes.NewReader(s.note.Body))
 		if err == nil {
-			for k, v := range s.rn.Header {
+			for k, v := range s.note.Header {
 				req.Header[k] = v
 			}
 			if resp, err := http.DefaultClient.Do(req); err == nil {
@@ -121,9 +123,9 @@ func TestPaymentRacingTheRefundOfAnUnknownOrderIsRecorded(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
 			const no, txid, payer = "PGghostRefundRace0001", "420000123477777777777777777777", "oGhostPayerRefundRace"
-			var st *refundBeforeOrphan
+			var st *wordBeforeOrphan
 			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
-				st = &refundBeforeOrphan{fullStore: o.Store.(fullStore), no: no}
+				st = &wordBeforeOrphan{fullStore: o.Store.(fullStore), no: no, paid: true}
 				o.Store = st
 			}})
 			res := wxsim.RefundResource{
@@ -136,7 +138,7 @@ func TestPaymentRacingTheRefundOfAnUnknownOrderIsRecorded(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st.url, st.rn = e.notify.URL+payments.NotifyPath, rn
+			st.url, st.note = e.notify.URL+payments.NotifyPath, rn
 			st.armed.Store(true)
 
 			paidAt := time.Now().Add(-time.Minute).Truncate(time.Second)
@@ -160,6 +162,58 @@ func TestPaymentRacingTheRefundOfAnUnknownOrderIsRecorded(t *testing.T) {
 			}
 			if n := e.counter("paygate_notifications_total", map[string]string{"event": wechatpay.EventTransactionSuccess, "outcome": "review"}); n != 1 {
 				t.Errorf("payment notifications with outcome review: got %v; want 1", n)
+			}
+		})
+	}
+}
+
+// TestRefundRacingThePaymentOfAnUnknownOrderIsCounted: the payment's
+// notification of an order paygate does not know records its orphan while
+// the refund's notification of the same order, which read no order a
+// moment before, goes to record the orphan the refund implies: it finds
+// the payment's, and the refund goes onto it, as when it comes after the
+// payment. Its notification is counted as what it did there (review,
+// refund_not_requested), not as a duplicate: it was WeChat Pay's first
+// word of that refund, and an operator counting reviews by the metric
+// missed it.
+func TestRefundRacingThePaymentOfAnUnknownOrderIsCounted(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			const no, txid, payer = "PGghostPaymentRace0001", "420000123466666666666666666666", "oGhostPayerPaymentRace"
+			var st *wordBeforeOrphan
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+				st = &wordBeforeOrphan{fullStore: o.Store.(fullStore), no: no}
+				o.Store = st
+			}})
+			paidAt := time.Now().Add(-time.Minute).Truncate(time.Second)
+			tx := e.paidTx(&store.Order{OrderNo: no, AppID: e.sim.AppID(), User: payer, AmountFen: 4999})
+			tx.TransactionID, tx.SuccessTime = txid, paidAt.Format(time.RFC3339)
+			st.url, st.note = e.notify.URL+payments.NotifyPath, e.buildPayment(tx, nil)
+			st.armed.Store(true)
+
+			res := wxsim.RefundResource{
+				MchID: e.sim.MchID(), TransactionID: txid, OutTradeNo: no,
+				RefundID: "50300000000000000000000066666", OutRefundNo: "RFghostPaymentRace01", RefundStatus: "SUCCESS",
+				SuccessTime: time.Now().Format(time.RFC3339), UserReceivedAccount: "支付用户零钱",
+			}
+			res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = 4999, 4999, 4999, 4999
+			rn, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventRefundSuccess, Summary: "退款成功", OriginalType: "refund", Resource: res})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status, body := e.post(rn.Header, rn.Body); status != http.StatusNoContent {
+				t.Fatalf("refund notification: %d %s; want 204", status, body)
+			}
+			if st.armed.Load() || st.status.Load() != http.StatusNoContent {
+				t.Fatalf("the payment notification did not land before the refund's orphan: armed %v, answered %d", st.armed.Load(), st.status.Load())
+			}
+			got := e.order(no)
+			if got.Status != store.StatusNeedsReview || !got.PaidAt.Equal(paidAt) || !strings.Contains(got.ReviewReason, "RFghostPaymentRace01") {
+				t.Fatalf("after both: %s, paid_at %v, review reason %q; want needs_review, paid at %v, the refund named", got.Status, got.PaidAt, got.ReviewReason, paidAt)
+			}
+			if n := e.counter("paygate_notifications_total", map[string]string{"event": wechatpay.EventRefundSuccess, "outcome": "review", "reason": "refund_not_requested"}); n != 1 {
+				t.Errorf("refund notifications counted review, refund_not_requested: got %v; want 1 (duplicate: %v)", n,
+					e.counter("paygate_notifications_total", map[string]string{"event": wechatpay.EventRefundSuccess, "outcome": "duplicate"}))
 			}
 		})
 	}

@@ -946,8 +946,10 @@ var errOrphanNotRecorded = errors.New("orphan not recorded")
 // itself goes onto the orphan's record, as a later refund's word would:
 // acknowledged, it is never sent again, and the person reviewing must see
 // the money that went back, not only the payment it implies. It then answers
-// with the orphan's outcome and reason, and orphan true; an orphan that could
-// not be recorded is errOrphanNotRecorded.
+// with the orphan's outcome and reason, and orphan true, or, when a
+// concurrent notification recorded the orphan first, with the refund's
+// outcome and reason on it; an orphan that could not be recorded is
+// errOrphanNotRecorded.
 func (s *Service) applyRefundNote(ctx context.Context, f refundFact, noteID string) (outcome, reason string, orphan bool, err error) {
 	_, outcome, reason, err = s.applyRefund(ctx, f, "notification", noteID)
 	if !errors.Is(err, store.ErrNotFound) {
@@ -960,8 +962,15 @@ func (s *Service) applyRefundNote(ctx context.Context, f refundFact, noteID stri
 	if err != nil {
 		return "", "", false, fmt.Errorf("%w: %w", errOrphanNotRecorded, err)
 	}
-	if _, _, _, err = s.applyRefund(ctx, f, "notification", noteID); err != nil {
+	_, rOutcome, rReason, err := s.applyRefund(ctx, f, "notification", noteID)
+	if err != nil {
 		return "", "", true, err
+	}
+	if outcome == OutcomeDuplicate {
+		// The orphan was there: a concurrent notification recorded it (the
+		// payment's, or a copy of this one) since applyRefund found none.
+		// This one did what applyRefund says, as it would have after it.
+		return rOutcome, rReason, false, nil
 	}
 	return outcome, reason, true, nil
 }
