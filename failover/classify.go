@@ -198,9 +198,13 @@ const openRouterRelayed = "Provider returned error"
 // openRouterRelayed its upstream's own (metadata.raw): the message of the
 // error JSON raw holds as a string, or raw's text (plain: masked and cut
 // as a body that is not JSON is). Only the message is taken: the status
-// and code stay OpenRouter's. The class follows the reason: a context-
-// length refusal so relayed ended the round as the bot's bad request,
-// and the bot got "Provider returned error" and nothing it could act on.
+// and code stay OpenRouter's, but for a code or type that says context
+// length (context_length_exceeded), which becomes the code: Groq says
+// such a refusal only there ("Please reduce the length of the messages
+// or completion."). The class follows the reason: a
+// context-length refusal so relayed ended the round as the bot's bad
+// request, and the bot got "Provider returned error" and nothing it
+// could act on.
 func relayedReason(f *failure, raw gjson.Result) {
 	if raw.Type != gjson.String || strings.TrimSpace(raw.Str) == "" {
 		return
@@ -213,6 +217,12 @@ func relayedReason(f *failure, raw gjson.Result) {
 	readErrorFields(inner, []byte(raw.Str))
 	if inner.errMsg != "" {
 		f.errMsg = inner.errMsg
+	}
+	for _, c := range [...]string{inner.errCode, inner.errType} {
+		if strings.Contains(strings.ToLower(c), "context_length") {
+			f.errCode = c
+			break
+		}
 	}
 }
 

@@ -300,6 +300,10 @@ func TestZhipuUnknownModelFailsOver(t *testing.T) {
 // context-length refusal) as a string in error.metadata.raw.
 const openRouterRawTooLong = `{"error":{"message":"Provider returned error","code":400,"metadata":{"raw":"{\"error\":{\"message\":\"This model's maximum context length is 262144 tokens. However, your messages resulted in 262897 tokens. Please reduce the length of the messages.\",\"type\":\"Bad Request\",\"code\":400}}","provider_name":"Nvidia","is_byok":false}},"user_id":"user_1"}`
 
+// openRouterRawGroqTooLong is Groq's context-length refusal as OpenRouter
+// relays it: Groq's message names no limit, its code says it.
+const openRouterRawGroqTooLong = `{"error":{"message":"Provider returned error","code":400,"metadata":{"raw":"{\"error\":{\"message\":\"Please reduce the length of the messages or completion.\",\"type\":\"invalid_request_error\",\"param\":\"messages\",\"code\":\"context_length_exceeded\"}}","provider_name":"Groq","is_byok":false}},"user_id":"user_1"}`
+
 // TestOpenRouterRawReason: the reason of an upstream refusal OpenRouter
 // relays as "Provider returned error" is its metadata.raw, JSON or text:
 // read for the class (a context-length refusal moves on to the next
@@ -310,6 +314,9 @@ func TestOpenRouterRawReason(t *testing.T) {
 	}{
 		{"raw JSON", openRouterRawTooLong, CauseContextLength, "This model's maximum context length is 262144 tokens."},
 		{"raw text", `{"error":{"message":"Provider returned error","code":400,"metadata":{"raw":"Input validation error: prompt is too long","provider_name":"X"}}}`, CauseContextLength, "Input validation error: prompt is too long"},
+		// Groq says a context-length refusal by its code alone,
+		// context_length_exceeded, its message naming no limit.
+		{"raw JSON, the context length in its code (Groq)", openRouterRawGroqTooLong, CauseContextLength, "Please reduce the length of the messages or completion."},
 		{"raw JSON, a plain refusal", `{"error":{"message":"Provider returned error","code":400,"metadata":{"raw":"{\"error\":{\"message\":\"temperature must be at most 2\"}}","provider_name":"X"}}}`, CauseClientError, "temperature must be at most 2"},
 		{"another message keeps its own", `{"error":{"message":"Invalid model","code":400,"metadata":{"raw":"context length exceeded","provider_name":"X"}}}`, CauseClientError, "Invalid model"},
 	} {
@@ -336,6 +343,7 @@ func TestContextLengthRefusalsFailOver(t *testing.T) {
 		// OpenRouter relays its upstream's refusal as "Provider returned
 		// error", the upstream's own body in metadata.raw.
 		{"openrouter provider returned error", openRouterRawTooLong},
+		{"openrouter relaying groq's context_length_exceeded", openRouterRawGroqTooLong},
 		// Zhipu (Z.AI): a 400 "Prompt exceeds max length".
 		{"zhipu prompt exceeds max length", `{"error":{"code":"1261","message":"Prompt exceeds max length"}}`},
 	}
