@@ -701,9 +701,9 @@ func (f *failure) contentFilter() bool {
 // Arrearage, Volcengine Ark's AccountOverdueError, insufficient_balance,
 // Moonshot's (Kimi's) exceeded_current_quota_error (a 429 for an account
 // suspended or out of balance; https://platform.moonshot.cn/docs/api/chat),
-// one-api's and new-api's insufficient_user_quota and
-// pre_consume_token_quota_failed (a relay's account or key out of quota,
-// with a 403 that read alone says a bad key),
+// one-api's and new-api's insufficient_user_quota,
+// insufficient_token_quota and pre_consume_token_quota_failed (a relay's
+// account or key out of quota, with a 403 that read alone says a bad key),
 // and Zhipu's business codes 1113 ("account in arrears"), 1304 (the API's
 // calls for today used up) and 1308 (the plan's usage cap reached until a
 // reset hours away), each with HTTP 429
@@ -720,7 +720,8 @@ func isBilling(s string) bool {
 		strings.Contains(s, "arrearage") || strings.Contains(s, "billing") || strings.Contains(s, "overdue") ||
 		strings.Contains(s, "credit_balance") || strings.Contains(s, "spend_limit") ||
 		strings.Contains(s, "usage_limit_exceeded") || strings.Contains(s, "exceeded_current_quota") ||
-		strings.Contains(s, "insufficient_user_quota") || strings.Contains(s, "pre_consume_token_quota")
+		strings.Contains(s, "insufficient_user_quota") || strings.Contains(s, "insufficient_token_quota") ||
+		strings.Contains(s, "pre_consume_token_quota")
 }
 
 // zhipuArrearsCode is Zhipu's "account in arrears" business code.

@@ -187,6 +187,10 @@ func TestBillingFailsOverAndCoolsDown(t *testing.T) {
 		// with code insufficient_user_quota or pre_consume_token_quota_failed.
 		{"new-api 403 insufficient_user_quota", statusFn(403, `{"error":{"message":"用户额度不足, 剩余额度: $0.0000","type":"new_api_error","param":"","code":"insufficient_user_quota"}}`)},
 		{"new-api 403 pre_consume_token_quota_failed", statusFn(403, `{"error":{"message":"pre-consume quota failed, user quota: $0.0010, need quota: $0.0200","type":"new_api_error","param":"","code":"pre_consume_token_quota_failed"}}`)},
+		// one-api's forks say the relay key's own quota used up apart,
+		// with a 403 insufficient_token_quota ("token quota is not
+		// enough").
+		{"one-api 403 insufficient_token_quota", statusFn(403, `{"error":{"message":"token quota is not enough (request id: 2025010203040506)","type":"one_api_error","param":"","code":"insufficient_token_quota"}}`)},
 		// https://www.volcengine.com/docs/82379/1299023: 403 AccountOverdueError.
 		{"volcengine 403 AccountOverdueError", statusFn(403, `{"error":{"code":"AccountOverdueError","message":"The request failed because your account has an overdue balance. Request ID: 1","param":"","type":"Forbidden"}}`)},
 		// https://developers.openai.com/api/docs/guides/error-codes: 429s
