@@ -372,7 +372,13 @@ func answerError(path string, data []byte) *failure {
 		return errorObject(data)
 	}
 	if !bytes.Contains(data, keyErrorTail) {
-		return nil // errorObject's own first test: the body once, not twice
+		// errorObject's own first test: the body once, not twice. A
+		// legacy completion DeepSeek could not finish (its FIM) has no
+		// `rror"`, as on the chat path.
+		if bytes.Contains(data, keyResourceFinish) {
+			return choiceError(unsafeString(data))
+		}
+		return nil
 	}
 	s := unsafeString(data)
 	if r := gjson.GetMany(s, "object", "id"); r[0].Exists() && r[0].Str != "error" || r[1].Exists() {

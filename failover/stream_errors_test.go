@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,32 @@ func TestDeepSeekResourceFinish(t *testing.T) {
 			e := newEnv(t, map[string]func(c *fconn, n int){"a": always(tc.a)}, []string{"a", "b"}, nil)
 			if got := e.open(t.Context(), tc.stream); got.provider != "b" {
 				t.Errorf("served by %q (events %q, body %s, err %v); want b", got.provider, got.events, got.body, got.openErr)
+			}
+		})
+	}
+	// DeepSeek's FIM completion (legacy completions, base_url …/beta)
+	// ends so too: forwarded, its stream's first event failed over, and
+	// its non-stream answer must as well.
+	fim := `{"id":"f1","object":"text_completion","created":1,"model":"deepseek-chat","choices":[{"index":0,"text":"","logprobs":null,"finish_reason":"insufficient_system_resource"}]}`
+	for _, tc := range []struct {
+		name   string
+		stream bool
+		a      func(c *fconn)
+	}{
+		{"forwarded FIM completion: the first event", true, firstEvent(fim)},
+		{"forwarded FIM completion: non-stream 200", false, statusFn(200, fim)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": always(tc.a)}, []string{"a", "b"}, nil)
+			resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/completions",
+				Body:        []byte(`{"model":"gpt","prompt":"def fib(a):","suffix":"    return fib(a-1) + fib(a-2)","stream":` + strconv.FormatBool(tc.stream) + `}`),
+				ContentType: "application/json"})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer resp.Close()
+			if resp.Provider != "b" {
+				t.Errorf("answered by %q; want b", resp.Provider)
 			}
 		})
 	}
