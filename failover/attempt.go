@@ -68,6 +68,10 @@ type failure struct {
 	// never read: unsent; a cancel between attempts, which sent nothing),
 	// so the provider cannot have acted on it (mayHaveRun).
 	unsent bool
+	// targetLimit: the wait is that of a limit on the target's model
+	// alone (OpenRouter's free-model limits, rateLimitReset): the target
+	// cools down, not its provider, whose other models it does not limit.
+	targetLimit bool
 	// previousNotFound: a 400 saying the provider does not hold the
 	// Responses request's previous_response_id (isPreviousResponseNotFound).
 	previousNotFound bool

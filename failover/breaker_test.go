@@ -2,7 +2,9 @@ package failover
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -529,6 +531,99 @@ func TestOpenRouterRateLimitResetCoolsDown(t *testing.T) {
 		if hits := len(a.hits()); hits != 1 {
 			t.Fatalf("round %d: a asked %d times; want once, in the first round (its limit resets in 3h)", i, hits)
 		}
+	}
+}
+
+// TestOpenRouterFreeModelLimitSparesItsOtherModels: OpenRouter's
+// free-model limits (the X-RateLimit-Reset of its 429's metadata.headers)
+// count its ":free" models' requests only: the target that met one cools
+// down until the reset, its provider does not. Cooled down as a whole,
+// the provider refused, for the hours to the daily reset, every bot's
+// model it serves for pay, which OpenRouter would have answered.
+func TestOpenRouterFreeModelLimitSparesItsOtherModels(t *testing.T) {
+	clock := newFakeClock()
+	reset := clock.Now().Add(3 * time.Hour)
+	a := newFakeProvider(t, clock, func(c *fconn, _ int) {
+		if strings.Contains(c.lastBody, `"up-free"`) {
+			c.status(429, openRouterDailyLimit(reset, "0"))
+			return
+		}
+		okJSON(c, "paid from a")
+	})
+	b := newFakeProvider(t, clock, healthy("b"))
+	cfg := testConfig(map[string]string{"a": a.url, "b": b.url}, nil)
+	cfg.Models = []config.Model{
+		{Name: "free", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-free", Weight: 1}, {Provider: "b", Model: "up-b", Weight: 1}}},
+		{Name: "paid", Strategy: "priority", Targets: []config.Target{{Provider: "a", Model: "up-paid", Weight: 1}}},
+	}
+	r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	open := func(model string) (*Response, error) {
+		return r.Open(t.Context(), &Request{Model: model, Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
+	}
+	freeHits := func() int {
+		n := 0
+		for _, h := range a.hits() {
+			if strings.Contains(h.body, `"up-free"`) {
+				n++
+			}
+		}
+		return n
+	}
+	for i, after := range []time.Duration{0, time.Minute} {
+		if err := clock.Sleep(t.Context(), after); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := open("free")
+		if err != nil {
+			t.Fatalf("round %d, free: %v", i, err)
+		}
+		if resp.Provider != "b" {
+			t.Errorf("round %d, free: answered by %q; want b", i, resp.Provider)
+		}
+		resp.Close()
+		if hits := freeHits(); hits != 1 {
+			t.Fatalf("round %d: a's free target asked %d times; want once, in the first round (its limit resets in 3h)", i, hits)
+		}
+		resp, err = open("paid")
+		if err != nil {
+			t.Fatalf("round %d, paid: %v; want a's answer (its free-model limit is not the paid model's)", i, err)
+		}
+		if resp.Provider != "a" {
+			t.Errorf("round %d, paid: answered by %q; want a", i, resp.Provider)
+		}
+		resp.Close()
+	}
+	// The bot whose free model has nothing else is told to come back at
+	// the reset, not in a second.
+	cfg.Models[0].Targets = cfg.Models[0].Targets[:1]
+	r2, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	for i := range 2 {
+		_, err := r2.Open(t.Context(), &Request{Model: "free", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
+		var ue *UpstreamError
+		if !errors.As(err, &ue) || ue.Status != http.StatusTooManyRequests || ue.RetryAfter < 2*time.Hour {
+			t.Errorf("round %d, the free target alone: err %v; want a 429 with a Retry-After of hours", i, err)
+		}
+	}
+	if hits := freeHits(); hits != 2 {
+		t.Errorf("a's free target asked %d times; want 2: once by each router's first free round", hits)
+	}
+	// An operator's reset of the provider ends its targets' cool-downs too.
+	if err := r2.ResetProvider("a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.Open(t.Context(), &Request{Model: "free", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"}); err == nil {
+		t.Error("after the reset: answered; want a's 429 again")
+	}
+	if hits := freeHits(); hits != 3 {
+		t.Errorf("after the reset: a's free target asked %d times; want 3 (asked again)", hits)
 	}
 }
 

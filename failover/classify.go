@@ -28,12 +28,13 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 		readErrorFields(f, body)
 		if status == http.StatusTooManyRequests && !f.hasRetry {
 			f.retryAfter, f.hasRetry = rateLimitReset(body, now)
+			f.targetLimit = f.hasRetry
 		}
 	}
 	// A header's delay wins over the body's (readErrorValue's RetryInfo,
 	// rateLimitReset).
 	if d, ok := parseRetryAfter(h, now); ok {
-		f.retryAfter, f.hasRetry = d, true
+		f.retryAfter, f.hasRetry, f.targetLimit = d, true, false
 	}
 	f.cause = causeOf(f)
 	return f
@@ -164,7 +165,9 @@ func readErrorValue(f *failure, e gjson.Result) {
 // of its headers OpenRouter puts in a 429's error.metadata.headers (its
 // free models' per-minute and per-day limits; no Retry-After comes):
 // X-RateLimit-Reset, in Unix milliseconds, when X-RateLimit-Remaining
-// is 0. The wait is capped at maxRetryAfter, as Retry-After is.
+// is 0. The wait is capped at maxRetryAfter, as Retry-After is. Those
+// limits count OpenRouter's ":free" models only: the wait is the
+// target's (failure.targetLimit), not the provider's.
 func rateLimitReset(body []byte, now time.Time) (time.Duration, bool) {
 	h := gjson.GetBytes(body, "error.metadata.headers")
 	if !h.IsObject() {

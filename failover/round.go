@@ -113,7 +113,7 @@ func (r *Router) runRound(ctx context.Context, rd *round, order []*target) (*Res
 		if s.until.IsZero() {
 			continue
 		}
-		ok, err := r.waitOut(rd, s.t.p)
+		ok, err := r.waitOut(rd, s.t)
 		if err != nil {
 			rd.fails = append(rd.fails, &failure{cause: CauseCanceled, canceled: true, unsent: true, err: err})
 			return nil, r.roundError(rd)
@@ -132,8 +132,9 @@ func (r *Router) runRound(ctx context.Context, rd *round, order []*target) (*Res
 	return nil, r.roundError(rd)
 }
 
-// waitOut waits until rd may send to p, cooling down after a rate limit:
-// until the cool-down's end, and then its turn among the rounds waiting
+// waitOut waits until rd may send to t, its provider (or t alone: a limit
+// on t's model) cooling down after a rate limit: until the cool-down's
+// end, and then its turn among the rounds waiting
 // for the same provider (provider.claimSend), so that they send spaced
 // sendSpacing apart rather than all at the instant the cool-down ends,
 // against a provider that has just said "too many requests". After the
@@ -142,13 +143,17 @@ func (r *Router) runRound(ctx context.Context, rd *round, order []*target) (*Res
 // false, having sent nothing, when its turn would come after
 // failover.retry_after_max_wait from now or past the round's time: the
 // round then ends with the 429 a cooling provider stands for.
-func (r *Router) waitOut(rd *round, p *provider) (bool, error) {
+func (r *Router) waitOut(rd *round, t *target) (bool, error) {
+	p := t.p
 	now := r.opts.Now()
 	limit := r.sendLimit(rd, now)
 	for {
 		until, _, cooling := p.cooling(now)
 		if !cooling {
 			until = now
+		}
+		if tu, cooling := t.cooling(now); cooling && tu.After(until) {
+			until = tu
 		}
 		slot, ok := p.claimSend(now, until, limit)
 		if !ok {
@@ -159,7 +164,8 @@ func (r *Router) waitOut(rd *round, p *provider) (bool, error) {
 			return false, err
 		}
 		now = r.opts.Now()
-		if _, _, cooling := p.cooling(now); !cooling {
+		_, _, cooling = p.cooling(now)
+		if _, targetCooling := t.cooling(now); !cooling && !targetCooling {
 			return true, nil
 		}
 	}
@@ -244,6 +250,10 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		if retries == 0 && !waited {
 			if until, why, cooling := p.cooling(now); cooling {
 				rd.skipped = append(rd.skipped, skip{t: t, until: until, cause: why.cause, limited: why.limited, failover: failoverCooling, next: len(rest) > 0})
+				return nil, false
+			}
+			if until, cooling := t.cooling(now); cooling {
+				rd.skipped = append(rd.skipped, skip{t: t, until: until, cause: CauseRateLimited, limited: true, failover: failoverCooling, next: len(rest) > 0})
 				return nil, false
 			}
 		}
@@ -446,6 +456,9 @@ func (r *Router) untried(rest []*target) int {
 		if _, _, cooling := t.p.cooling(now); cooling || t.p.breakerLeft() > 0 {
 			continue
 		}
+		if _, cooling := t.cooling(now); cooling {
+			continue
+		}
 		n++
 	}
 	return n
@@ -524,7 +537,14 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 			// they have) rather than each sending at its own pace. This
 			// round's own retry after the wait is not skipped for it:
 			// the cool-down check is only for a target's first attempt.
-			p.coolDown(now.Add(f.retryAfter), coolReason{CauseRateLimited, f.status == http.StatusTooManyRequests})
+			if f.targetLimit {
+				// A limit on this target's model alone (OpenRouter's
+				// free models): the provider's other models are not
+				// limited, and stay in every round.
+				t.coolDown(now.Add(f.retryAfter))
+			} else {
+				p.coolDown(now.Add(f.retryAfter), coolReason{CauseRateLimited, f.status == http.StatusTooManyRequests})
+			}
 			if f.retryAfter <= r.fo.RetryAfterMaxWait.D() && raWaits < maxRetryAfterWaits && fits(f.retryAfter) {
 				return decision{next: stepRetry, wait: f.retryAfter, retryAfter: true, breaker: brk}
 			}
@@ -919,6 +939,13 @@ func (r *Router) clientRetryAfter(rd *round) time.Duration {
 		d := p.breakerLeft()
 		if until, _, cooling := p.cooling(now); cooling {
 			d = max(d, until.Sub(now))
+		}
+		for _, t := range rd.model.targets {
+			// A limit on the model of a target of p's (its free models'):
+			// the provider takes this round's request when it ends.
+			if until, cooling := t.cooling(now); t.p == p && cooling {
+				d = max(d, until.Sub(now))
+			}
 		}
 		if d <= 0 && !limited {
 			continue

@@ -131,6 +131,32 @@ type target struct {
 	// the target's own (Router clock, unix ns; see failedOwn). Newer than
 	// measured and not stale, it sorts the target behind every other.
 	failed [2]atomic.Int64
+	// coolUntil is the Router-clock instant (unix ns) before which this
+	// target alone sits out rounds: a rate limit on its model only
+	// (failure.targetLimit); 0: none.
+	coolUntil atomic.Int64
+}
+
+// cooling reports until when the target sits out rounds for a limit on
+// its model alone.
+func (t *target) cooling(now time.Time) (time.Time, bool) {
+	u := t.coolUntil.Load()
+	if u == 0 || now.UnixNano() >= u {
+		return time.Time{}, false
+	}
+	return time.Unix(0, u), true
+}
+
+// coolDown keeps the target out of rounds until until; a longer cool-down
+// already in place wins.
+func (t *target) coolDown(until time.Time) {
+	n := until.UnixNano()
+	for {
+		old := t.coolUntil.Load()
+		if old >= n || t.coolUntil.CompareAndSwap(old, n) {
+			return
+		}
+	}
 }
 
 // Request kinds, the index of a target's latency averages.
@@ -494,6 +520,13 @@ func (r *Router) ResetProvider(name string) error {
 	for _, p := range r.providers {
 		if p.name == name {
 			p.reset()
+			for _, m := range r.models {
+				for _, t := range m.targets {
+					if t.p == p {
+						t.coolUntil.Store(0) // a limit on one of its models too
+					}
+				}
+			}
 			r.log.Info("upstream provider reset", "provider", name)
 			return nil
 		}
