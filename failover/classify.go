@@ -526,6 +526,12 @@ func causeOf(f *failure) string {
 		// for every bot (decide), as a bad key said in words does.
 		f.billingInWords = true
 		return CauseInsufficientQuota
+	case status == http.StatusForbidden && keyLimitMessage(f.errMsg):
+		// OpenRouter's key past the credit limit set on it: the money
+		// the key may spend, not a bad key. As a 403 it told the
+		// operator the provider refused its key, who would replace a
+		// valid one, and the bot got upstream_misconfigured.
+		return CauseInsufficientQuota
 	case status >= 400 && status < 500 && isZhipuAccountCode(f.errCode):
 		// Zhipu's account inactive, unknown or locked, sent with a 429
 		// that no wait fixes: as after a 401, the provider is
@@ -679,6 +685,16 @@ func badKeyMessage(msg string) bool {
 // request.
 func billingMessage(msg string) bool {
 	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(msg)), "your credit balance is too low")
+}
+
+// keyLimitMessage reports a 403's message that begins by saying the key's
+// spending limit is reached, as OpenRouter's does for a key past the
+// credit limit set on it ("Key limit exceeded (monthly limit). Manage it
+// using https://openrouter.ai/settings/keys"). Only the start counts,
+// as for billingMessage; a 403's message that begins so is the
+// provider's own (its moderation refusal begins with its own words too).
+func keyLimitMessage(msg string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(msg)), "key limit exceeded")
 }
 
 // throttleMessage reports a billing-coded error whose message says it is

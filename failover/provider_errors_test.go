@@ -191,6 +191,9 @@ func TestBillingFailsOverAndCoolsDown(t *testing.T) {
 		// with a 403 insufficient_token_quota ("token quota is not
 		// enough").
 		{"one-api 403 insufficient_token_quota", statusFn(403, `{"error":{"message":"token quota is not enough (request id: 2025010203040506)","type":"one_api_error","param":"","code":"insufficient_token_quota"}}`)},
+		// OpenRouter: a key past the credit limit set on it (total,
+		// daily, monthly), a 403 that says so only in words.
+		{"openrouter 403 key limit exceeded", statusFn(403, `{"error":{"message":"Key limit exceeded (monthly limit). Manage it using https://openrouter.ai/settings/keys","code":403}}`)},
 		// https://www.volcengine.com/docs/82379/1299023: 403 AccountOverdueError.
 		{"volcengine 403 AccountOverdueError", statusFn(403, `{"error":{"code":"AccountOverdueError","message":"The request failed because your account has an overdue balance. Request ID: 1","param":"","type":"Forbidden"}}`)},
 		// https://developers.openai.com/api/docs/guides/error-codes: 429s
