@@ -730,14 +730,15 @@ func (f *failure) contentFilter() bool {
 // insufficient_token_quota and pre_consume_token_quota_failed (a relay's
 // account or key out of quota, with a 403 that read alone says a bad key),
 // and Zhipu's business codes 1113 ("account in arrears"), 1304 (the API's
-// calls for today used up) and 1308 (the plan's usage cap reached until a
-// reset hours away), each with HTTP 429
+// calls for today used up), 1308 (the plan's usage cap reached until a
+// reset hours away), 1309 (its GLM Coding Plan expired) and 1310 (its
+// weekly or monthly cap spent), each with HTTP 429
 // (https://docs.bigmodel.cn/cn/api/api-code). A rate limit would retry the
 // provider after a short back-off on every round; billing cools it down
 // until an operator acts.
 func isBilling(s string) bool {
 	switch s {
-	case zhipuArrearsCode, "1304", "1308":
+	case zhipuArrearsCode, "1304", "1308", "1309", "1310":
 		return true
 	}
 	s = strings.ToLower(s)

@@ -178,6 +178,11 @@ func TestBillingFailsOverAndCoolsDown(t *testing.T) {
 		// away), both with HTTP 429: no back-off of seconds ends them.
 		{"zhipu 429 1304 daily limit", statusFn(429, `{"error":{"code":"1304","message":"该 API 已达今日调用次数限额，如有更多需求，请联系客服购买"}}`)},
 		{"zhipu 429 1308 usage cap", statusFn(429, `{"error":{"code":"1308","message":"已达到 5 小时的使用上限。您的限额将在 2025-12-29 23:00:00 重置。"}}`)},
+		// Its GLM Coding Plan expired (1309: renewed by someone, never
+		// by a wait) and its weekly or monthly cap spent (1310: days
+		// away), both with HTTP 429 too.
+		{"zhipu 429 1309 plan expired", statusFn(429, `{"error":{"code":"1309","message":"您的GLM Coding Plan套餐已到期，暂无法使用，前往官方续订后即可恢复 https://bigmodel.cn/claude-code。"}}`)},
+		{"zhipu 429 1310 weekly limit", statusFn(429, `{"error":{"code":"1310","message":"Weekly/Monthly Limit Exhausted. Your limit will reset at 2026-08-14 00:00:00"}}`)},
 		// https://platform.moonshot.cn/docs/api/chat: Moonshot (Kimi)
 		// says an account suspended or out of balance with a 429 whose
 		// type is exceeded_current_quota_error, no code.
