@@ -526,9 +526,10 @@ func causeOf(f *failure) string {
 		// for every bot (decide), as a bad key said in words does.
 		f.billingInWords = true
 		return CauseInsufficientQuota
-	case status == http.StatusForbidden && keyLimitMessage(f.errMsg):
-		// OpenRouter's key past the credit limit set on it: the money
-		// the key may spend, not a bad key. As a 403 it told the
+	case (status == http.StatusUnauthorized || status == http.StatusForbidden) && keyLimitMessage(f.errMsg):
+		// OpenRouter's key past the credit limit set on it, a one-api
+		// or new-api relay key whose quota is used up: the money the
+		// key may spend, not a bad key. As a 401 or 403 it told the
 		// operator the provider refused its key, who would replace a
 		// valid one, and the bot got upstream_misconfigured.
 		return CauseInsufficientQuota
@@ -687,14 +688,18 @@ func billingMessage(msg string) bool {
 	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(msg)), "your credit balance is too low")
 }
 
-// keyLimitMessage reports a 403's message that begins by saying the key's
-// spending limit is reached, as OpenRouter's does for a key past the
-// credit limit set on it ("Key limit exceeded (monthly limit). Manage it
-// using https://openrouter.ai/settings/keys"). Only the start counts,
-// as for billingMessage; a 403's message that begins so is the
-// provider's own (its moderation refusal begins with its own words too).
+// keyLimitMessage reports a 401's or 403's message that begins by saying
+// the key's spending limit is reached, as OpenRouter's does for a key
+// past the credit limit set on it ("Key limit exceeded (monthly limit).
+// Manage it using https://openrouter.ai/settings/keys"), and one-api's
+// and new-api's for a relay key whose quota is used up ("该令牌额度已用尽",
+// "this key's quota is used up", with no code). Only the start counts,
+// as for billingMessage; a 401's or 403's message that begins so is the
+// provider's own (OpenRouter's moderation refusal begins with its own
+// words too).
 func keyLimitMessage(msg string) bool {
-	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(msg)), "key limit exceeded")
+	m := strings.ToLower(strings.TrimSpace(msg))
+	return strings.HasPrefix(m, "key limit exceeded") || strings.HasPrefix(m, "该令牌额度已用尽")
 }
 
 // throttleMessage reports a billing-coded error whose message says it is

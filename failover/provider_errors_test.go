@@ -199,6 +199,11 @@ func TestBillingFailsOverAndCoolsDown(t *testing.T) {
 		// OpenRouter: a key past the credit limit set on it (total,
 		// daily, monthly), a 403 that says so only in words.
 		{"openrouter 403 key limit exceeded", statusFn(403, `{"error":{"message":"Key limit exceeded (monthly limit). Manage it using https://openrouter.ai/settings/keys","code":403}}`)},
+		// one-api and new-api refuse a relay key whose own quota is used
+		// up before the relay reads the request: a 401 that says so in
+		// words only, no code.
+		{"one-api 401 token quota used up", statusFn(401, `{"error":{"message":"该令牌额度已用尽 (request id: 2025010203040506)","type":"one_api_error"}}`)},
+		{"new-api 401 token quota used up", statusFn(401, `{"error":{"message":"该令牌额度已用尽 TokenStatusExhausted[sk-abc***xyz]","type":"new_api_error"}}`)},
 		// https://www.volcengine.com/docs/82379/1299023: 403 AccountOverdueError.
 		{"volcengine 403 AccountOverdueError", statusFn(403, `{"error":{"code":"AccountOverdueError","message":"The request failed because your account has an overdue balance. Request ID: 1","param":"","type":"Forbidden"}}`)},
 		// https://developers.openai.com/api/docs/guides/error-codes: 429s
