@@ -627,6 +627,69 @@ func TestOpenRouterFreeModelLimitSparesItsOtherModels(t *testing.T) {
 	}
 }
 
+// TestFreeModelLimitIsNotTheRetryAfterOfItsProvidersOtherTarget: a model
+// served by an OpenRouter :free target with the same provider's paid
+// model behind it. With the free target sitting out its daily limit, a
+// round the paid target refuses with a short rate limit tells the bot to
+// come back when the paid target takes requests again, not at the free
+// limit's reset hours away: the provider's wait is that of the soonest of
+// its targets, each its own cool-down or its provider's. A paid target
+// that refused the conversation's length is no sooner: only the free
+// target, at its reset, may take it.
+func TestFreeModelLimitIsNotTheRetryAfterOfItsProvidersOtherTarget(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		paid   func(c *fconn)
+		status int
+		want   time.Duration
+	}{
+		{"the paid target rate limited", statusFn(429, `{"error":{"message":"Rate limit exceeded","code":429}}`, "Retry-After: 30"), http.StatusTooManyRequests, 30 * time.Second},
+		{"the paid target refusing the length", statusFn(400, `{"error":{"message":"This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}`),
+			http.StatusTooManyRequests, 3 * time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newFakeClock()
+			reset := clock.Now().Add(3 * time.Hour)
+			var paidRefuses atomic.Bool
+			a := newFakeProvider(t, clock, func(c *fconn, _ int) {
+				switch {
+				case strings.Contains(c.lastBody, `"up-free"`):
+					c.status(429, openRouterDailyLimit(reset, "0"))
+				case paidRefuses.Load():
+					tc.paid(c)
+				default:
+					okJSON(c, "paid from a")
+				}
+			})
+			cfg := testConfig(map[string]string{"a": a.url}, nil)
+			cfg.Models = []config.Model{{Name: "chat", Strategy: "priority", Targets: []config.Target{
+				{Provider: "a", Model: "up-free", Weight: 1}, {Provider: "a", Model: "up-paid", Weight: 1}}}}
+			r, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), Now: clock.Now, Sleep: clock.Sleep})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			open := func() (*Response, error) {
+				return r.Open(t.Context(), &Request{Model: "chat", Path: "/chat/completions", Body: chatBody(false), ContentType: "application/json"})
+			}
+			resp, err := open()
+			if err != nil {
+				t.Fatalf("first round: %v; want the paid target's answer", err)
+			}
+			resp.Close()
+			paidRefuses.Store(true)
+			_, err = open()
+			var ue *UpstreamError
+			if !errors.As(err, &ue) || ue.Status != tc.status {
+				t.Fatalf("second round: err %v; want a %d", err, tc.status)
+			}
+			if ue.RetryAfter != tc.want {
+				t.Errorf("second round: Retry-After %v; want %v (the free limit resets in 3h)", ue.RetryAfter, tc.want)
+			}
+		})
+	}
+}
+
 // TestCoolingWaitedOutOnTheOnlyTargetIsNoFailover: a model with one
 // target, which a round finds cooling down after a short Retry-After and
 // waits out: the round is answered by the target it skipped, and no

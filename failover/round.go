@@ -940,13 +940,31 @@ func (r *Router) clientRetryAfter(rd *round) time.Duration {
 		if until, _, cooling := p.cooling(now); cooling {
 			d = max(d, until.Sub(now))
 		}
+		// A limit on the model of a target of p's (its free models'): p
+		// takes this round's request when the soonest of its targets
+		// the round passed over or was refused by with a rate limit
+		// takes it, at once from one without a limit of its own. The
+		// longest told the bot to wait for a free model's daily reset
+		// while p's paid target behind it asked for seconds. A target
+		// that refused otherwise (the conversation's length) counts for
+		// nothing, as a provider does.
+		targetLeft, seen := time.Duration(0), false
 		for _, t := range rd.model.targets {
-			// A limit on the model of a target of p's (its free models'):
-			// the provider takes this round's request when it ends.
-			if until, cooling := t.cooling(now); t.p == p && cooling {
-				d = max(d, until.Sub(now))
+			if t.p != p || !slices.ContainsFunc(rd.skipped, func(s skip) bool { return s.t == t }) &&
+				!slices.ContainsFunc(rd.tried, func(a Attempt) bool {
+					return a.Provider == p.name && a.Model == t.model && a.Cause == CauseRateLimited
+				}) {
+				continue
+			}
+			left := time.Duration(0)
+			if until, cooling := t.cooling(now); cooling {
+				left = until.Sub(now)
+			}
+			if !seen || left < targetLeft {
+				targetLeft, seen = left, true
 			}
 		}
+		d = max(d, targetLeft)
 		if d <= 0 && !limited {
 			continue
 		}
