@@ -964,7 +964,9 @@ func (l *loader) httpURL(path, raw string) *url.URL {
 		l.at(path, "not a URL (value not shown: it may hold a token)")
 	case u.Scheme != "http" && u.Scheme != "https":
 		l.at(path, "not an http(s) URL: scheme %q", u.Scheme)
-	case u.Host == "":
+	case u.Hostname() == "":
+		// A port alone (http://:8080, a ${HOST} left unset) is no host
+		// either: the dialer reads it as this machine.
 		l.at(path, "not an absolute http(s) URL: no host")
 	case !portInRange(u.Port()):
 		// url.Parse takes any digits; the dial refused every request.
