@@ -683,6 +683,12 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 				if err != nil {
 					return nil, fmt.Errorf("switch the held order's pay method: %w", err)
 				}
+				if got.Status != store.StatusApprovalRequired {
+					// A manager decided meanwhile (approved: opened in
+					// the old method; rejected; expired): judged afresh
+					// as it now stands, as any order of the purchase.
+					continue
+				}
 				o = got
 			}
 			return &CreateResult{Order: o, Existing: true}, nil
