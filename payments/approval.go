@@ -64,11 +64,18 @@ func (s *Service) expireHeld(ctx context.Context, no string) (*store.Order, erro
 // expiredDecision answers a manager's decision on a held order found past its
 // approval deadline: too late for a yes or a no, it is expired now rather
 // than left for the sweep, so the queue and the user's state say so at once.
-// The order as expired is returned with ErrApprovalExpired.
+// The order as expired is returned with ErrApprovalExpired. One another
+// decision took first (a manager's yes or no just before the deadline,
+// which this one read too early to see) is returned as it stands with
+// ErrNotAwaitingApproval, as a decision that loses to another always is:
+// it did not expire.
 func (s *Service) expiredDecision(ctx context.Context, orderNo string) (*store.Order, error) {
 	o, err := s.expireHeld(ctx, orderNo)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s (%v)", ErrApprovalExpired, orderNo, err)
+	}
+	if o.Status != store.StatusExpired {
+		return o, fmt.Errorf("%w: %s is %s", ErrNotAwaitingApproval, o.OrderNo, o.Status)
 	}
 	return o, fmt.Errorf("%w: %s at %s", ErrApprovalExpired, orderNo, s.heldDeadline(o).UTC().Format(time.RFC3339))
 }
