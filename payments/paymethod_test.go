@@ -3,8 +3,10 @@ package payments_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store"
 )
 
@@ -172,5 +174,52 @@ func TestNoPaymentParamsForAnOrderClosedSince(t *testing.T) {
 				t.Errorf("the order closed by the switch, from the turn's copy: %+v, %q, %v; want no parameters", rp, code, err)
 			}
 		})
+	}
+}
+
+// TestNoPaymentlessOrderCreatedWhenWeChatPayDidNotAnswer: a create_order
+// whose open order WeChat Pay did not answer about (the close of a switch
+// of pay method, the query of an order past its deadline) leaves that order
+// as it stood, with no payment made. It was answered "awaiting_payment",
+// as a success, with an order_created carrying neither request_payment nor
+// code_url: the model told a user who asked for a QR code to scan one that
+// was never made, and the bot had nothing to open the payment sheet with
+// (in a turn that had handed the open order's parameters, the action that
+// carried them was replaced by this empty one). It is pending, a failure
+// of WeChat Pay's, with no action, as an unanswered prepay is.
+func TestNoPaymentlessOrderCreatedWhenWeChatPayDidNotAnswer(t *testing.T) {
+	cases := []struct {
+		name   string
+		before func(e *env)
+		args   string
+	}{
+		{"a switch whose close is unanswered", func(e *env) {
+			e.sim.InjectFault(wxsim.Fault{Op: "close", Kind: wxsim.FaultSystemError, Times: 3})
+		}, `{"sku":"premium-monthly","pay_method":"native"}`},
+		{"an order past its deadline whose query is unanswered", func(e *env) {
+			e.clock.Advance(3 * time.Hour)
+			e.sim.InjectFault(wxsim.Fault{Op: "query", Kind: wxsim.FaultSystemError, Times: 3})
+		}, `{"sku":"premium-monthly","pay_method":"jsapi"}`},
+	}
+	for _, driver := range drivers(t) {
+		for _, c := range cases {
+			t.Run(driver+"/"+c.name, func(t *testing.T) {
+				e := newEnv(t, envOptions{driver: driver})
+				tools := newTools(e)
+				u := caller("oUser-unanswered")
+				first := call(t, tools, u, "create_order", `{"sku":"premium-monthly","pay_method":"jsapi"}`)
+				if first.result["status"] != "awaiting_payment" || first.action["request_payment"] == nil {
+					t.Fatalf("first: %s %s; want a payable order", first.out.Result, first.out.Action)
+				}
+				c.before(e)
+				again := call(t, tools, u, "create_order", c.args)
+				if again.out.Action != nil {
+					t.Errorf("action %s; want none: WeChat Pay did not answer, and no payment came of the call", again.out.Action)
+				}
+				if again.result["status"] != "pending" || !again.out.Failed {
+					t.Errorf("result %s (failed %v); want pending, a failure (WeChat Pay did not answer)", again.out.Result, again.out.Failed)
+				}
+			})
+		}
 	}
 }

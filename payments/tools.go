@@ -296,7 +296,13 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 		// method: no payment of either method comes with it, so no
 		// order_created action; asked again, the replacement is returned.
 		status = "pending"
-	case o.Status == store.StatusAwaitingPayment:
+	case o.Status == store.StatusAwaitingPayment && err == nil:
+		// With an error the order is returned as it stood and no payment
+		// came of the call (WeChat Pay did not answer the close of a
+		// switch of pay method, or the query of an order past its
+		// deadline): pending below, with no order_created, which carried
+		// neither request_payment nor code_url and was told to the model
+		// as a success.
 		action := map[string]any{"type": "order_created", "order": OrderView(o)}
 		if cr.Payment != nil {
 			action["request_payment"] = cr.Payment
