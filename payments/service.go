@@ -461,6 +461,11 @@ type CreateResult struct {
 	Payment  *wechatpay.RequestPayment
 	CodeURL  string
 	Existing bool // the purchase's live order, returned again
+	// Closed, with no Order, is the purchase's open order this call closed
+	// for a switch of pay method before it failed to make the replacement
+	// (the store failed): no order of the purchase stands, and payment
+	// parameters handed for the closed one are stale.
+	Closed string
 }
 
 // CreateOrder creates the purchase's order idempotently (SPEC 4): claim the
@@ -470,7 +475,15 @@ type CreateResult struct {
 // awaiting payment or held for approval: it could still be paid, so a second
 // order would be a second charge); once it is closed, expired, rejected or
 // refunded in full a new generation gets a new number.
-func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateResult, error) {
+func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *CreateResult, err error) {
+	// switched is the order a switch of pay method closed here; a call
+	// that then fails with no order names it (CreateResult.Closed).
+	var switched string
+	defer func() {
+		if switched != "" && err != nil && (res == nil || res.Order == nil) {
+			res = &CreateResult{Closed: switched}
+		}
+	}()
 	if req.Client == "" || req.User == "" {
 		return nil, ErrUserRequired
 	}
@@ -654,6 +667,9 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (*CreateRe
 					// Still open (a close answered ORDERPAID that a query
 					// does not bear out), the mark keeps the count.
 					s.giveBack(ctx, counted)
+				}
+				if closed.Status == store.StatusClosed || closed.Status == store.StatusExpired {
+					switched = o.OrderNo
 				}
 				// The next order carries a manager's approval only if one
 				// was recorded on this order (ApprovedFen), at the amount

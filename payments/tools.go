@@ -55,12 +55,14 @@ type Outcome struct {
 	// order_created the turn holds for that purchase under another number
 	// is stale: the call replaced that order (a switch of pay method closes
 	// it at WeChat Pay before the new one is made), also when the new one
-	// brought no payment of its own (its prepay unanswered or refused).
+	// brought no payment of its own (its prepay unanswered or refused), or
+	// was never made (the store failed after the close: OrderNo is then
+	// empty, and no order stands for the purchase).
 	Purchase *Purchase
 }
 
 // Purchase names a purchase (its SKU and quantity: the turn's client and
-// user are one) and the number of its current order.
+// user are one) and the number of its current order ("": none).
 type Purchase struct {
 	SKU      string
 	Quantity int
@@ -279,6 +281,11 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 			return t.refusedByRule(ctx, t.names.CreateOrder, c, err)
 		}
 		t.log.WarnContext(ctx, "create_order failed", "client", c.Client, "sku", item.SKU, "err", err)
+		if cr != nil && cr.Closed != "" {
+			// The switch closed the purchase's open order, and no order
+			// stands for it now.
+			out.Purchase = &Purchase{SKU: item.SKU, Quantity: qty}
+		}
 		out.Failed = true
 		out.Result = resultJSON(map[string]any{"status": "failed", "error": failureText(err)})
 		return out

@@ -974,7 +974,8 @@ func addAction(actions []json.RawMessage, a json.RawMessage) []json.RawMessage {
 // p for another order than p's current one. A create_order asked again
 // with the other pay method closes the open order at WeChat Pay before it
 // makes the new one; when the new one's payment did not come through (its
-// prepay unanswered or refused), the call has no order_created to put in
+// prepay unanswered or refused, or the store failed before it was made: p
+// then names no order), the call has no order_created to put in
 // place of the closed order's (addAction), which was handed to the bot
 // alone: its payment sheet opened for an order WeChat Pay no longer takes.
 // The new order, once payable, is announced in the user's next turn.

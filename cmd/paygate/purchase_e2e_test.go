@@ -102,7 +102,7 @@ func purchaseScript(body string) scriptRound {
 
 // paymentApp serves the binary's application with payments on the
 // simulator, its notify route reachable at the served URL.
-func paymentApp(t *testing.T, providerURL string, extra string) (string, *app) {
+func paymentApp(t *testing.T, providerURL string, extra string, opts ...appOption) (string, *app) {
 	t.Helper()
 	src := `
 clients: [{name: bot, key: ` + e2eClientKey + `}]
@@ -117,7 +117,7 @@ payments:
     - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
     - {sku: premium-yearly, name: "Premium tier, 1 year", price: "499.00", max_quantity: 2}
 ` + extra
-	return serveConfig(t, src, io.Discard)
+	return serveConfig(t, src, io.Discard, opts...)
 }
 
 // serveConfig serves the binary's application for the config text src
