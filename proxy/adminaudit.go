@@ -25,7 +25,8 @@ import (
 //	                                      another parameter, or one given twice, is a 400
 //	DELETE /admin/api/audit/texts/{user}?client=NAME
 //	                                      erase one user's conversation texts (the chain keeps
-//	                                      their hashes and still verifies); see eraseClients
+//	                                      their hashes and still verifies); see eraseClients;
+//	                                      another parameter, or client given twice, is a 400
 //
 // erase erases (client, user)'s texts and records the erasure in the chain
 // (audit.Worker.Erase), so the chain tells an erased text from a deleted
@@ -162,6 +163,11 @@ func (a *adminAudit) eraseClients(r *http.Request) ([]string, string) {
 }
 
 func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
+	// ?client=a&client=b erased under a alone, answered 200 as if asked;
+	// a parameter it does not take (a dry run it has not) erased as well.
+	if !adminQuery(w, r, "client") {
+		return
+	}
 	user := r.PathValue("user")
 	if user == "" {
 		adminError(w, http.StatusBadRequest, "name the user")

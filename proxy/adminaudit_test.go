@@ -288,7 +288,9 @@ func seqsTo(n int) []int {
 // TestAdminAuditEraseNamesTheClient: with several clients an erasure must
 // name its client (an OpenID is per app: the same string under another
 // client is another user), erases that client's texts only, and erases
-// under every client only when asked with client=*.
+// under every client only when asked with client=*. A client named twice,
+// or a parameter it does not take, is refused: ?client=a&client=b erased
+// under a alone, answered 200 as if both had been.
 func TestAdminAuditEraseNamesTheClient(t *testing.T) {
 	base, st, _ := auditAdmin(t, func(c *config.Config) {
 		c.Clients = append(c.Clients, config.Client{Name: "shop-two", Key: "sk-shop-two-0123456789abcdef"})
@@ -311,6 +313,11 @@ func TestAdminAuditEraseNamesTheClient(t *testing.T) {
 		{"", 400, 0, 3},
 		{"?client=shop-nobody", 200, 0, 3}, // listed as unconfigured (below)
 		{"?client=shop-two", 200, 0, 3},
+		// Two clients named, or a parameter the erasure does not take:
+		// refused, erasing nothing, not read as the first client alone
+		// (shop-bot's texts kept, with 200) or as an erasure as asked.
+		{"?client=shop-two&client=shop-bot", 400, 0, 3},
+		{"?client=shop-bot&dry_run=1", 400, 0, 3},
 		{"?client=shop-bot", 200, 2, 1},
 		{"?client=*", 200, 0, 1},
 	}
