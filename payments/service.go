@@ -462,9 +462,10 @@ type CreateResult struct {
 	CodeURL  string
 	Existing bool // the purchase's live order, returned again
 	// Closed, with no Order, is the purchase's open order this call closed
-	// for a switch of pay method before it failed to make the replacement
-	// (the store failed): no order of the purchase stands, and payment
-	// parameters handed for the closed one are stale.
+	// at WeChat Pay for a switch of pay method before the store failed (at
+	// the close's record, or before the replacement was made): no order of
+	// the purchase can be paid, and payment parameters handed for the
+	// closed one are stale.
 	Closed string
 }
 
@@ -658,6 +659,11 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 					return nil, err // the open order stays as it is
 				}
 				closed, err := s.closeAt(ctx, o, store.StatusClosed, "switch_method")
+				if errors.Is(err, errCloseUnrecorded) {
+					// Closed at WeChat Pay, still open here until the
+					// sweep records it: it can no longer be paid.
+					return &CreateResult{Closed: o.OrderNo}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
+				}
 				if err != nil {
 					return &CreateResult{Order: o, Existing: true}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
 				}
@@ -1216,11 +1222,18 @@ func (s *Service) closeAt(ctx context.Context, o *store.Order, status store.Orde
 		c.Status = status
 		return c, nil
 	})
-	if err == nil {
-		s.m.reconcile.WithLabelValues(cause, string(got.Status)).Inc()
+	if err != nil {
+		return got, fmt.Errorf("%w: %w", errCloseUnrecorded, err)
 	}
-	return got, err
+	s.m.reconcile.WithLabelValues(cause, string(got.Status)).Inc()
+	return got, nil
 }
+
+// errCloseUnrecorded: WeChat Pay closed the order (or has none under its
+// number), and the store did not record it: the order is still open here
+// until a later reconciliation records the close, and can no longer be
+// paid.
+var errCloseUnrecorded = errors.New("closed at wechat pay, not recorded")
 
 // update reads the order, lets decide produce the next version (nil: no
 // change), checks the transition and commits it with a compare-and-set on the

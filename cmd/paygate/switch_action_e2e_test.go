@@ -70,9 +70,16 @@ func TestSwitchedOrderNotHandedWhenItsReplacementIsNotReady(t *testing.T) {
 type downAfterSwitchClose struct {
 	store.Store
 	closed *atomic.Bool
+	// atRecord: the store fails already at the close's record, the order
+	// closed at WeChat Pay and open here.
+	atRecord bool
 }
 
 func (s downAfterSwitchClose) UpdateOrder(ctx context.Context, o *store.Order, expect store.OrderStatus, ev ...store.Event) error {
+	if s.atRecord && o.Status == store.StatusClosed {
+		s.closed.Store(true)
+		return fmt.Errorf("write order: %w", store.ErrUnavailable)
+	}
 	err := s.Store.UpdateOrder(ctx, o, expect, ev...)
 	if err == nil && o.Status == store.StatusClosed {
 		s.closed.Store(true)
@@ -89,13 +96,24 @@ func (s downAfterSwitchClose) AdvanceClaim(ctx context.Context, key string, from
 
 // TestSwitchedOrderNotHandedWhenItsReplacementIsNotRecorded: as
 // TestSwitchedOrderNotHandedWhenItsReplacementIsNotReady, but the store
-// fails right after the switch closed the first order, before the
-// replacement is recorded: create_order fails with no order, and the
-// closed order's order_created, handed alone, opened a payment sheet WeChat
-// Pay no longer takes.
+// fails right after the switch closed the first order at WeChat Pay (at
+// the close's own record, or before the replacement is recorded):
+// create_order fails with no new order, and the closed order's
+// order_created, handed alone, opened a payment sheet WeChat Pay no longer
+// takes.
 func TestSwitchedOrderNotHandedWhenItsReplacementIsNotRecorded(t *testing.T) {
-	for _, stream := range []bool{false, true} {
-		t.Run(fmt.Sprintf("stream %v", stream), func(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		atRecord bool
+		stream   bool
+	}{
+		{"after the close's record", false, false},
+		{"after the close's record, stream", false, true},
+		{"at the close's record", true, false},
+		{"at the close's record, stream", true, true},
+	} {
+		stream := c.stream
+		t.Run(c.name, func(t *testing.T) {
 			n := 0
 			up := newScriptedProvider(t, func(string) scriptRound {
 				defer func() { n++ }()
@@ -114,7 +132,7 @@ func TestSwitchedOrderNotHandedWhenItsReplacementIsNotRecorded(t *testing.T) {
 			})
 			var closed atomic.Bool
 			url, a := paymentApp(t, up.URL, "  budget: {max_payment_calls: 2}\n",
-				withStoreWrap(func(st store.Store) store.Store { return downAfterSwitchClose{st, &closed} }))
+				withStoreWrap(func(st store.Store) store.Store { return downAfterSwitchClose{st, &closed, c.atRecord} }))
 			res := userTurn(t, url, stream, "premium, by QR code or in WeChat")
 			if res.failed() {
 				t.Fatalf("turn failed: %d %s", res.status, res.raw)
