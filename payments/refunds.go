@@ -51,8 +51,9 @@ const (
 	// RefundPending: WeChat Pay did not answer (or refused, and the order
 	// could not be put back); the order stays refunding and the sweep asks
 	// again and resends under the same out_refund_no. A repeated
-	// confirmation of a refund the order is still refunding for is
-	// answered so too: on its way, its outcome still to come.
+	// confirmation of a refund the order is still refunding for (or went
+	// to needs_review with it sent and still open) is answered so too: on
+	// its way, its outcome still to come.
 	RefundPending = "pending"
 	// RefundClosed: WeChat Pay closed the refund; no money moved.
 	RefundClosed = "closed"
@@ -388,7 +389,8 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 // its order records it. Succeeded when the order counts its out_refund_no,
 // closed when WeChat Pay closed it, pending (on its way: WeChat Pay is
 // asked, or is asked again by the sweep) while the order is refunding for
-// it. ok is false otherwise (not used, another owner, its refund refused
+// it or went to needs_review with its refund sent and still open. ok is
+// false otherwise (not used, another owner, its refund refused
 // or undone, a read that failed): the caller's ErrGone stands.
 func (s *Service) confirmedAnswer(ctx context.Context, client, user, id string) (*RefundResult, bool) {
 	p, state, err := s.store.RefundProposalState(ctx, id)
@@ -407,6 +409,12 @@ func (s *Service) confirmedAnswer(ctx context.Context, client, user, id string) 
 		res.Status = RefundClosed
 	case o.Status == store.StatusRefunding && o.RefundReservedBy == p.RefundID:
 		res.Status = RefundPending
+	case o.Status == store.StatusNeedsReview && s.sentInReview(ctx, o, p):
+		// Gone to review with its refund open at WeChat Pay (reported
+		// ABNORMAL, or other money on the order): its outcome is still
+		// to come, and WeChat Pay's SUCCESS of it is counted in review
+		// too (noteRefundInReview).
+		res.Status = RefundPending
 	default:
 		return nil, false
 	}
@@ -414,6 +422,15 @@ func (s *Service) confirmedAnswer(ctx context.Context, client, user, id string) 
 	s.log.InfoContext(ctx, "refund confirmed again; answered with the refund's state, nothing sent", "refund_id", id,
 		"order_no", p.OrderNo, "status", res.Status)
 	return res, true
+}
+
+// sentInReview reports whether order o, in needs_review, went there with
+// p's refund recorded and still open (refundInReview): a refund that went
+// to WeChat Pay, not a reservation whose refund was never recorded
+// (refund_record_missing), of which nothing may have been sent.
+func (s *Service) sentInReview(ctx context.Context, o *store.Order, p *store.RefundProposal) bool {
+	rec, err := s.loadInFlight(ctx, o.OrderNo)
+	return err == nil && rec != nil && rec.Proposal.RefundID == p.RefundID && refundInReview(o, rec)
 }
 
 // confirmRefund is ConfirmRefund's one confirmation; store.ErrGone when the
