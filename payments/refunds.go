@@ -1404,9 +1404,15 @@ func ConfirmPath(id string) string { return "/v1/paygate/refunds/" + id + "/conf
 // Confirmable reports whether a confirmation of open proposal p of order o
 // could be carried out as the order stands: o is refundable (paid or
 // partially refunded, no refund in flight) and p asks no more than is
-// left. A proposal that is not is still open (another refund may be
-// undone), but its confirmation would answer 409.
+// left, or o is held for p already (a confirmation of p reserved it and
+// stopped before spending p: nothing was sent, and a tap goes on under
+// that reservation, as confirmRefund does). A proposal that is not is
+// still open (another refund may be undone), but its confirmation would
+// answer 409.
 func Confirmable(o *store.Order, p *store.RefundProposal) bool {
+	if reservedFor(o, p) {
+		return true
+	}
 	left, err := refundable(o)
 	return err == nil && p.AmountFen <= left
 }
