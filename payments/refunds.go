@@ -155,7 +155,8 @@ func refundable(o *store.Order) (int64, error) {
 // No money moves: only ConfirmRefund, called on the user's own request,
 // sends it to WeChat Pay. Another user's order is ErrNotOwner. While a
 // proposal of the same amount of the order is open, that one is returned
-// (with no second Proposed call or ProposalMade events).
+// (with no second Proposed call or ProposalMade events), also when the
+// order is held for it (heldOpen).
 func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.RefundProposal, *store.Order, error) {
 	if req.Client == "" || req.User == "" {
 		return nil, nil, ErrUserRequired
@@ -166,6 +167,9 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 	}
 	left, err := refundable(o)
 	if err != nil {
+		if p := s.heldOpen(ctx, req, o); p != nil {
+			return p, o, nil
+		}
 		return nil, o, err
 	}
 	amount := req.AmountFen
@@ -234,6 +238,31 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 		}
 	}
 	return nil, o, fmt.Errorf("record refund proposal: %w: its claim keeps moving", store.ErrConflict)
+}
+
+// heldOpen is the proposal order o is refunding for when it is still open
+// and is the one req asks for (its client, user and amount, or, req naming
+// none, everything not yet refunded): a confirmation of it reserved the
+// order and stopped before spending it, so nothing was sent, and a tap goes
+// on under that reservation. It is proposed again as any open proposal of
+// the request is; "a refund in progress" had the user wait for a refund
+// nobody sent. nil otherwise (no reservation, another proposal's, a read
+// that failed: ErrRefundInProgress stands).
+func (s *Service) heldOpen(ctx context.Context, req RefundRequest, o *store.Order) *store.RefundProposal {
+	if o.Status != store.StatusRefunding || o.RefundReservedBy == "" {
+		return nil
+	}
+	p, err := s.store.GetRefundProposal(ctx, o.RefundReservedBy)
+	if err != nil || !reservedFor(o, p) || p.Client != req.Client || p.User != req.User || p.OrderNo != o.OrderNo ||
+		!s.now().Before(p.ExpiresAt) {
+		return nil
+	}
+	if want := req.AmountFen; want != p.AmountFen && (want != 0 || p.AmountFen != o.AmountFen-o.RefundedFen) {
+		return nil
+	}
+	s.log.InfoContext(ctx, "refund proposed again while its order is held for its open proposal; the open one returned", "refund_id", p.RefundID,
+		"order_no", o.OrderNo, "amount_fen", p.AmountFen, "expires_at", p.ExpiresAt)
+	return p
 }
 
 // proposalClaimKey is the claim key (store.Claims) of a refund proposal of
