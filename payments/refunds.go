@@ -1033,7 +1033,8 @@ func (s *Service) applyRefundNote(ctx context.Context, f refundFact, noteID stri
 // than is left), go into the review reason without counting. Either is
 // reported as review with its reason. The refund paygate had in flight when
 // the order went to review ends its reservation (RefundReservedBy) once
-// counted or CLOSED, so the admin's refunds list no longer shows it in
+// counted or CLOSED (a CLOSED one is kept among ClosedRefundNos, as
+// outside review), so the admin's refunds list no longer shows it in
 // flight. A fact already noted (its refund number and status are in the
 // reason, or a SUCCESS is in refund_nos) changes nothing (nil), so copies
 // stay duplicates and nothing counts twice.
@@ -1053,7 +1054,12 @@ func (s *Service) noteRefundInReview(c *store.Order, f refundFact, inFlight bool
 	case f.Status == wechatpay.RefundClosed:
 		reason = "refund_closed"
 		if inFlight {
-			c.RefundReservedBy = "" // the refund paygate sent is over
+			// The refund paygate sent is over, closed as outside review:
+			// a repeated confirmation of it is told so (confirmedAnswer).
+			c.RefundReservedBy = ""
+			if !slices.Contains(c.ClosedRefundNos, f.OutRefundNo) {
+				c.ClosedRefundNos = append(c.ClosedRefundNos, f.OutRefundNo)
+			}
 		}
 	case f.Status != wechatpay.RefundSuccess:
 		reason = "refund_abnormal"
