@@ -1085,13 +1085,16 @@ func (s *Service) noteRefundInReview(c *store.Order, f refundFact, inFlight bool
 }
 
 // refundNoted reports whether WeChat Pay's word f is on order c already,
-// noted while c was in review: a SUCCESS counted in refund_nos, or the
-// refund and its status in the review reason. Its copies change nothing,
+// noted while c was in review: a SUCCESS counted in refund_nos, a CLOSED
+// among the closed refunds (applied before c went to review, as outside
+// it: the notification a query overtook still comes), or the refund and
+// its status in the review reason. Its copies change nothing,
 // in review or once a person resolved the order as closed, which
 // otherwise took a copy as a refund on a dead order (refund_on_closed) and
 // sent the order back to review, the merchant told of it again.
 func refundNoted(c *store.Order, f refundFact) bool {
 	return f.Status == wechatpay.RefundSuccess && slices.Contains(c.RefundNos, f.OutRefundNo) ||
+		f.Status == wechatpay.RefundClosed && slices.Contains(c.ClosedRefundNos, f.OutRefundNo) ||
 		strings.Contains(c.ReviewReason, f.fact())
 }
 
