@@ -398,10 +398,10 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 	setStreamHeaders(h)
 	w.WriteHeader(http.StatusOK)
 	sw := sse.NewWriter(w)
-	sent := sentLogs.Get().(*[]byte)
+	sent := sentLogs.Get().(*sentLog)
 	defer func() {
-		if cap(*sent) <= maxPooledLog {
-			*sent = (*sent)[:0]
+		if cap(sent.b) <= maxPooledLog {
+			sent.b, sent.over = sent.b[:0], false
 			sentLogs.Put(sent)
 		}
 	}()
@@ -460,8 +460,12 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 			s.endUnrecovered(sw, r, first, recoveryChoices, "the request asked for several choices (n), which a recovery cannot continue")
 			return
 		}
-		got := readSent(*sent, &calls)
-		*sent = (*sent)[:0]
+		if sent.over {
+			s.endUnrecovered(sw, r, first, recoveryTooLong, tooLongWhy)
+			return
+		}
+		got := readSent(sent.b, &calls)
+		sent.b = sent.b[:0]
 		sentText += got.text
 		sentReasn += got.reasoning
 		sentRefusal += got.refusal
@@ -517,14 +521,14 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 // what the client has). It returns the attempt's usage and nil when the
 // stream is complete, else a *failover.StreamError, interceptors.ErrDiverged
 // or errClientGone.
-func (s *Server) relayPlain(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (accounting.Usage, error) {
+func (s *Server) relayPlain(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *sentLog, withholdUsage bool) (accounting.Usage, error) {
 	u, err := s.relayPlainEvents(sw, resp, resume, sent, withholdUsage)
 	return u, flushAfterRelay(sw, err)
 }
 
 // relayPlainEvents is relayPlain's loop; events go out queued (see
 // flushBeforeWait).
-func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *[]byte, withholdUsage bool) (u accounting.Usage, _ error) {
+func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *sentLog, withholdUsage bool) (u accounting.Usage, _ error) {
 	topUsage := false // u came from a top-level usage
 	for {
 		if flushBeforeWait(sw, resp) != nil {
@@ -564,8 +568,7 @@ func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resum
 				continue
 			}
 		}
-		// JSON holds no raw NUL: it separates the logged events.
-		*sent = append(append(*sent, data...), 0)
+		sent.add(data)
 		if err := sw.Queue(data); err != nil {
 			// The client is gone; returning cancels the upstream request.
 			return u, errClientGone
@@ -573,9 +576,40 @@ func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resum
 	}
 }
 
+// sentLog is the log of a plain stream's events sent to its client since
+// its last recovery, for the next recovery to read (readSent). It is
+// bounded: an upstream that streams without end (a hostile or looping
+// one, within its total timeout) had every byte it sent held for the
+// stream's whole life, hundreds of MiB a minute at network speed. Past
+// maxSentLog the log is dropped and over set: the stream goes on, but a
+// cut after that is not recovered.
+type sentLog struct {
+	b    []byte
+	over bool
+}
+
+// add logs one event sent. JSON holds no raw NUL: it separates the
+// logged events.
+func (l *sentLog) add(data []byte) {
+	if l.over {
+		return
+	}
+	if len(l.b)+len(data)+1 > maxSentLog {
+		l.b, l.over = nil, true
+		return
+	}
+	l.b = append(append(l.b, data...), 0)
+}
+
+// maxSentLog bounds a sentLog: 32 MiB, failover's bound on a non-stream
+// chat completion (its default Options.MaxResponseBytes), far above the
+// events of the longest answer a model writes. A variable so a test need
+// not stream that much.
+var maxSentLog = 32 << 20
+
 // sentLogs pools the per-stream logs of sent events, so a healthy stream
 // costs a copy per event and no allocation.
-var sentLogs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+var sentLogs = sync.Pool{New: func() any { return &sentLog{b: make([]byte, 0, 16<<10)} }}
 
 // maxPooledLog bounds the logs kept for reuse.
 const maxPooledLog = 1 << 20

@@ -1,0 +1,60 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// TestLongStreamIsNotHeldForRecovery: a plain stream keeps what its client
+// was sent (for a recovery to continue from) only up to maxSentLog bytes:
+// an upstream that streams on and on had every byte it sent held for the
+// stream's whole life, hundreds of MiB a minute. Past the bound the answer
+// still reaches the client whole; a cut after it is not recovered (no
+// other provider is asked) and the stream ends with the cut's error event,
+// whose message says why.
+func TestLongStreamIsNotHeldForRecovery(t *testing.T) {
+	defer func(n int) { maxSentLog = n }(maxSentLog)
+	maxSentLog = 64 << 10
+	const c = `data: {"id":"m1","object":"chat.completion.chunk","created":1,"model":"gpt","choices":`
+	piece := strings.Repeat("x", 1<<10)
+	const pieces = 256 // four times the bound
+	first := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		bw := bufio.NewWriter(w)
+		fmt.Fprint(bw, c+`[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`+"\n\n")
+		for range pieces {
+			fmt.Fprint(bw, c+`[{"index":0,"delta":{"content":"`+piece+`"},"finish_reason":null}]}`+"\n\n")
+		}
+		_ = bw.Flush()
+		// The connection closes here, without a finish_reason: a cut.
+	})
+	other := newFakeProvider(t, sseHandler(
+		c+`[{"index":0,"delta":{"content":"more"},"finish_reason":null}]}`+"\n\n",
+		c+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n",
+		"data: [DONE]\n\n"))
+	url, logs := newTestProxy(t, testConfig(t, first.URL, withSecondProvider(other.URL)))
+	body := readAll(t, post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"x"}]}`, nil).Body)
+	if n := strings.Count(body, piece); n != pieces {
+		t.Errorf("the client received %d of the %d pieces sent", n, pieces)
+	}
+	if n := len(other.requests()); n != 0 {
+		t.Errorf("the other provider was asked %d times to continue an answer paygate no longer holds", n)
+	}
+	var e gjson.Result
+	for _, line := range strings.Split(body, "\n") {
+		if d, ok := strings.CutPrefix(line, "data: "); ok && gjson.Get(d, "error").Exists() {
+			e = gjson.Get(d, "error")
+		}
+	}
+	if e.Get("code").String() != "upstream_connection_lost" || !strings.Contains(e.Get("message").String(), "too long") {
+		t.Errorf("the stream ended with %s; want the cut's upstream_connection_lost, saying the answer is too long to continue\n%s", e.Raw, logs.String())
+	}
+	if strings.HasSuffix(strings.TrimSpace(body), "[DONE]") {
+		t.Error("a cut stream ended with [DONE]")
+	}
+}
