@@ -193,6 +193,7 @@ type Capture struct {
 	parts       partsMerger       // the content parts of choice 0, merged
 	role        bool
 	slots       []slot
+	argBytes    int // the bytes of all slots' args (Held)
 	finish      string
 	finishChunk []byte
 	hasFinish   bool
@@ -318,6 +319,7 @@ func (c *Capture) StartRound(round int, turnID string, created int64) {
 		c.slots[i] = slot{args: c.slots[i].args[:0]}
 	}
 	c.slots = c.slots[:0]
+	c.argBytes = 0
 	c.finish = ""
 	c.finishChunk = c.finishChunk[:0]
 	c.hasFinish = false
@@ -345,6 +347,7 @@ func (c *Capture) ContinueCalls(calls []ToolCall) {
 		sl.id, sl.name, sl.kind, sl.clientIdx, sl.custom = tc.ID, tc.Name, kindClient, tc.Index, tc.Custom
 		q := jsonstr.Append(nil, tc.Arguments)
 		sl.args = append(sl.args[:0], q[1:len(q)-1]...)
+		c.argBytes += len(sl.args)
 		if len(tc.Extra) > 0 {
 			gjson.ParseBytes(tc.Extra).ForEach(func(k, v gjson.Result) bool {
 				sl.extraKeys = append(sl.extraKeys, k.String())
@@ -439,6 +442,13 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 		return nil, ErrMalformedChunk
 	}
 	return c.slow(data, s), nil
+}
+
+// Held is how many bytes of the round's text the capture holds: its
+// content, reasoning and refusal, and its tool calls' arguments. A relay
+// bounds it: they grow with every delta an upstream sends.
+func (c *Capture) Held() int {
+	return len(c.content) + len(c.reasoning) + len(c.refusal) + c.argBytes
 }
 
 // RoleSent reports whether a role delta went out this turn.

@@ -569,12 +569,14 @@ func (c *Capture) absorb(s string, sl *slot, en *entry) {
 			sl.replay = sl.held
 		}
 	}
+	n := len(sl.args)
 	if en.argsJSON {
 		q := jsonstr.Append(nil, en.args)
 		sl.args = append(sl.args, q[1:len(q)-1]...)
 	} else {
 		sl.args = append(sl.args, en.args...)
 	}
+	c.argBytes += len(sl.args) - n
 	for _, m := range en.extra {
 		key, val := keyName(m.key), s[m.at:m.end]
 		if i := slices.Index(sl.extraKeys, key); i >= 0 {

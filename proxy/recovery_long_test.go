@@ -58,3 +58,50 @@ func TestLongStreamIsNotHeldForRecovery(t *testing.T) {
 		t.Error("a cut stream ended with [DONE]")
 	}
 }
+
+// TestLongPaymentTurnRoundIsCut: a payment turn keeps each round's text
+// (the assistant message a payment call goes back with, the exchange's
+// record), so an upstream that streams on and on had all of it held: a
+// round whose text passes maxRoundText ends the stream with an
+// upstream_response_too_large error event, as a non-stream answer over
+// failover's bound is refused, never a [DONE], and the provider's
+// connection is let go.
+func TestLongPaymentTurnRoundIsCut(t *testing.T) {
+	defer func(n int) { maxRoundText = n }(maxRoundText)
+	maxRoundText = 64 << 10
+	const c = `data: {"id":"m1","object":"chat.completion.chunk","created":1,"model":"gpt","choices":`
+	piece := strings.Repeat("x", 1<<10)
+	for _, tc := range []struct{ name, start, delta string }{
+		{"content", `{"role":"assistant","content":""}`, `{"content":"` + piece + `"}`},
+		{"reasoning", `{"role":"assistant","content":""}`, `{"reasoning_content":"` + piece + `"}`},
+		{"a client call's arguments",
+			`{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"lookup","arguments":""}}]}`,
+			`{"tool_calls":[{"index":0,"function":{"arguments":"` + piece + `"}}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				bw := bufio.NewWriter(w)
+				fmt.Fprint(bw, c+`[{"index":0,"delta":`+tc.start+`,"finish_reason":null}]}`+"\n\n")
+				for range 256 { // four times the bound
+					if _, err := fmt.Fprint(bw, c+`[{"index":0,"delta":`+tc.delta+`,"finish_reason":null}]}`+"\n\n"); err != nil {
+						return // paygate let go of the connection
+					}
+				}
+				fmt.Fprint(bw, c+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n"+"data: [DONE]\n\n")
+				_ = bw.Flush()
+			})
+			url, hdr := afterFinishURL(t, testConfig(t, first.URL, nil), true, queryTools{})
+			body := readAll(t, post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"x"}]}`, hdr).Body)
+			if n := strings.Count(body, piece); n > 64 {
+				t.Errorf("the client received %d KiB of the round's text; want it cut at the bound (64 KiB)", n)
+			}
+			if code := lastErrorCode(body); code != "upstream_response_too_large" {
+				t.Errorf("the stream ended with error code %q; want upstream_response_too_large", code)
+			}
+			if strings.Contains(body, "[DONE]") {
+				t.Error("a cut stream ended with [DONE]")
+			}
+		})
+	}
+}

@@ -760,6 +760,9 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 			t.s.log.Warn("upstream chunk skipped", "request_id", reqInfo(t.r).id, "err", err)
 			continue
 		}
+		if capture.Held() > maxRoundText {
+			return roundTooLarge(resp.Provider)
+		}
 		if out != nil {
 			if brk := capture.Break(); brk != nil {
 				if err := t.sw.Queue(brk); err != nil {
@@ -771,6 +774,23 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 			}
 		}
 	}
+}
+
+// maxRoundText bounds the text a payment turn holds of one round
+// (interceptors.Capture.Held): 32 MiB, failover's bound on a non-stream
+// chat completion (its default Options.MaxResponseBytes), far above the
+// longest answer a model writes. Unbounded, an upstream that streams on
+// and on (within its total timeout) had all it sent held. A variable so a
+// test need not stream that much.
+var maxRoundText = 32 << 20
+
+// roundTooLarge ends a round whose text passed maxRoundText: the stream
+// ends with upstream_response_too_large, as a non-stream answer over
+// failover's bound is refused, and is not recovered (the next provider
+// would have to be sent all of it).
+func roundTooLarge(provider string) error {
+	return &failover.UpstreamError{Status: http.StatusBadGateway, Type: "upstream_error", Code: failover.CauseResponseTooLarge,
+		Message: "provider " + provider + ": the streamed answer's text is over " + strconv.Itoa(maxRoundText) + " bytes"}
 }
 
 // openRecovery asks the model again, without the providers that broke this
