@@ -451,6 +451,10 @@ func (c *Capture) Held() int {
 	return len(c.content) + len(c.reasoning) + len(c.refusal) + c.argBytes
 }
 
+// Calls is how many tool calls the round has shown so far. A relay bounds
+// it: each delta's call is looked for among them.
+func (c *Capture) Calls() int { return len(c.slots) }
+
 // RoleSent reports whether a role delta went out this turn.
 func (c *Capture) RoleSent() bool { return c.roleSent }
 

@@ -105,3 +105,36 @@ func TestLongPaymentTurnRoundIsCut(t *testing.T) {
 		})
 	}
 }
+
+// TestManyCallsPaymentTurnRoundIsCut: a payment turn finds each tool-call
+// delta's call among the round's calls so far, so a round of endless
+// calls (each delta a new index, no arguments to count) cost time in the
+// square of their number: 20,000 took most of a second, 200,000 over a
+// minute of a core. A round with more than maxRoundCalls calls ends the
+// stream with an upstream_response_too_large error event.
+func TestManyCallsPaymentTurnRoundIsCut(t *testing.T) {
+	const c = `data: {"id":"m1","object":"chat.completion.chunk","created":1,"model":"gpt","choices":`
+	first := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		bw := bufio.NewWriter(w)
+		fmt.Fprint(bw, c+`[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`+"\n\n")
+		for i := range 2 * maxRoundCalls {
+			if _, err := fmt.Fprintf(bw, c+`[{"index":0,"delta":{"tool_calls":[{"index":%d,"id":"call_%d","type":"function","function":{"name":"lookup","arguments":"{}"}}]},"finish_reason":null}]}`+"\n\n", i, i); err != nil {
+				return // paygate let go of the connection
+			}
+		}
+		fmt.Fprint(bw, c+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n"+"data: [DONE]\n\n")
+		_ = bw.Flush()
+	})
+	url, hdr := afterFinishURL(t, testConfig(t, first.URL, nil), true, queryTools{})
+	body := readAll(t, post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"x"}]}`, hdr).Body)
+	if n := strings.Count(body, `"id":"call_`); n > maxRoundCalls {
+		t.Errorf("the client received %d calls; want the round cut at %d", n, maxRoundCalls)
+	}
+	if code := lastErrorCode(body); code != "upstream_response_too_large" {
+		t.Errorf("the stream ended with error code %q; want upstream_response_too_large", code)
+	}
+	if strings.Contains(body, "[DONE]") {
+		t.Error("a cut stream ended with [DONE]")
+	}
+}

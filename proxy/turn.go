@@ -761,7 +761,10 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 			continue
 		}
 		if capture.Held() > maxRoundText {
-			return roundTooLarge(resp.Provider)
+			return roundTooLarge(resp.Provider, "text is over "+strconv.Itoa(maxRoundText)+" bytes")
+		}
+		if capture.Calls() > maxRoundCalls {
+			return roundTooLarge(resp.Provider, "tool calls are over "+strconv.Itoa(maxRoundCalls))
 		}
 		if out != nil {
 			if brk := capture.Break(); brk != nil {
@@ -784,13 +787,21 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 // test need not stream that much.
 var maxRoundText = 32 << 20
 
-// roundTooLarge ends a round whose text passed maxRoundText: the stream
+// maxRoundCalls bounds the tool calls of one round of a payment turn
+// (interceptors.Capture.Calls): far above the calls a model makes at once.
+// Each tool-call delta's call is looked for among the round's calls, so
+// without a bound an upstream that streams new calls without end cost
+// time in the square of their number.
+const maxRoundCalls = 1024
+
+// roundTooLarge ends a round whose text passed maxRoundText, or whose
+// calls maxRoundCalls (what says which): the stream
 // ends with upstream_response_too_large, as a non-stream answer over
 // failover's bound is refused, and is not recovered (the next provider
 // would have to be sent all of it).
-func roundTooLarge(provider string) error {
+func roundTooLarge(provider, what string) error {
 	return &failover.UpstreamError{Status: http.StatusBadGateway, Type: "upstream_error", Code: failover.CauseResponseTooLarge,
-		Message: "provider " + provider + ": the streamed answer's text is over " + strconv.Itoa(maxRoundText) + " bytes"}
+		Message: "provider " + provider + ": the streamed answer's " + what}
 }
 
 // openRecovery asks the model again, without the providers that broke this
