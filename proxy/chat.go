@@ -482,6 +482,10 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 			s.endUnrecovered(sw, r, first, recoveryOpaque, opaqueWhy)
 			return
 		}
+		if got.tooMany {
+			s.endUnrecovered(sw, r, first, recoveryTooLong, tooManyCallsWhy)
+			return
+		}
 		if why, outcome := rec.take(time.Now()); why != "" {
 			s.endUnrecovered(sw, r, first, outcome, why)
 			return
@@ -626,6 +630,10 @@ type sentSoFar struct {
 	// "content":[{"type":"thinking",…}]) or audio was sent; no fresh
 	// answer can be matched against it either.
 	opaque bool
+	// tooMany: the client was sent over maxRoundCalls tool calls; the
+	// calls past that are not read (each delta's call is looked for
+	// among those so far) and no fresh answer is asked to match them.
+	tooMany bool
 }
 
 // sentCall is a tool call the client received (part of), by its index.
@@ -679,6 +687,10 @@ func readSent(log []byte, calls *[]sentCall) sentSoFar {
 				return true
 			}
 			k := slices.IndexFunc(*calls, func(c sentCall) bool { return c.index == int(idx.Int()) })
+			if k < 0 && len(*calls) >= maxRoundCalls {
+				out.tooMany = true
+				return true
+			}
 			if k < 0 {
 				*calls = append(*calls, sentCall{index: int(idx.Int())})
 				k = len(*calls) - 1

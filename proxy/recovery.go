@@ -23,12 +23,16 @@ const (
 	recoveryNoProvider  = "no_provider"         // no other provider could take the round
 	recoveryChoices     = "several_choices"     // n above 1: the choices' texts cannot be told apart
 	recoveryClientGone  = "client_gone"         // the client hung up while the break was being recovered
-	recoveryTooLong     = "too_long"            // the client had more than maxSentLog bytes of events before the cut
+	recoveryTooLong     = "too_long"            // the client had more than maxSentLog bytes of events, or maxRoundCalls tool calls, before the cut
 )
 
 // tooLongWhy says why a stream cut after more than maxSentLog bytes of
 // events is not recovered: what the client has is not kept (sentLog).
 const tooLongWhy = "the answer already sent is too long to be continued"
+
+// tooManyCallsWhy says why a stream whose client was sent more than
+// maxRoundCalls tool calls is not recovered (readSent).
+const tooManyCallsWhy = "the answer already sent has too many tool calls to be continued"
 
 // opaqueWhy says why a stream whose client received content parts or audio
 // is not recovered: a fresh answer would send them again (SPEC 5), and

@@ -138,3 +138,46 @@ func TestManyCallsPaymentTurnRoundIsCut(t *testing.T) {
 		t.Error("a cut stream ended with [DONE]")
 	}
 }
+
+// TestManyCallsStreamIsNotRecovered: a recovery of a plain stream reads
+// the tool calls its client was sent, finding each delta's call among
+// those so far, so a stream of endless calls cut within its 32 MiB log
+// (each delta a new index, a few hundred thousand calls) cost time in the
+// square of their number before any other provider was asked, and that
+// provider would then have been asked to match them all. A stream that
+// sent its client more than maxRoundCalls calls is not recovered: it ends
+// with the cut's error event, whose message says why.
+func TestManyCallsStreamIsNotRecovered(t *testing.T) {
+	const c = `data: {"id":"m1","object":"chat.completion.chunk","created":1,"model":"gpt","choices":`
+	first := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		bw := bufio.NewWriter(w)
+		fmt.Fprint(bw, c+`[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`+"\n\n")
+		for i := range 2 * maxRoundCalls {
+			fmt.Fprintf(bw, c+`[{"index":0,"delta":{"tool_calls":[{"index":%d,"id":"call_%d","type":"function","function":{"name":"lookup","arguments":"{}"}}]},"finish_reason":null}]}`+"\n\n", i, i)
+		}
+		_ = bw.Flush()
+		// The connection closes here, without a finish_reason: a cut.
+	})
+	other := newFakeProvider(t, sseHandler(
+		c+`[{"index":0,"delta":{"content":"more"},"finish_reason":null}]}`+"\n\n",
+		c+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n",
+		"data: [DONE]\n\n"))
+	url, logs := newTestProxy(t, testConfig(t, first.URL, withSecondProvider(other.URL)))
+	body := readAll(t, post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"x"}]}`, nil).Body)
+	if n := strings.Count(body, `"id":"call_`); n != 2*maxRoundCalls {
+		t.Errorf("the client received %d of the %d calls sent", n, 2*maxRoundCalls)
+	}
+	if n := len(other.requests()); n != 0 {
+		t.Errorf("the other provider was asked %d times to continue an answer of %d calls", n, 2*maxRoundCalls)
+	}
+	var e gjson.Result
+	for _, line := range strings.Split(body, "\n") {
+		if d, ok := strings.CutPrefix(line, "data: "); ok && gjson.Get(d, "error").Exists() {
+			e = gjson.Get(d, "error")
+		}
+	}
+	if e.Get("code").String() != "upstream_connection_lost" || !strings.Contains(e.Get("message").String(), "too many tool calls") {
+		t.Errorf("the stream ended with %s; want the cut's upstream_connection_lost, saying there are too many tool calls to continue\n%s", e.Raw, logs.String())
+	}
+}
