@@ -455,6 +455,13 @@ func (c *Capture) Held() int {
 // it: each delta's call is looked for among them.
 func (c *Capture) Calls() int { return len(c.slots) }
 
+// MaxCalls bounds the tool calls of a round a relay lets through: far
+// above the calls a model makes at once. Past it the capture takes no
+// new call (the rest of the event is not read), so Calls stops at
+// MaxCalls+1 and one event of endless calls cannot cost time in the
+// square of their number before the relay sees the bound passed.
+const MaxCalls = 1024
+
 // RoleSent reports whether a role delta went out this turn.
 func (c *Capture) RoleSent() bool { return c.roleSent }
 

@@ -3,6 +3,7 @@ package interceptors
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -506,5 +507,27 @@ func TestCallOfTwoKindsIsRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCaptureStopsTakingCallsPastMaxCalls: each tool-call entry's call is
+// looked for among the round's calls so far, so one event of many new
+// calls (a 1.3 MB delta of 100,000 bare {"index":n} entries took ten
+// seconds of a core, a 4 MiB one over a minute) cost time in the square of
+// their number before a relay could see Calls pass its bound between
+// events. The capture takes no call past MaxCalls+1, so a relay sees the
+// bound passed and the rest of the event is not read.
+func TestCaptureStopsTakingCallsPastMaxCalls(t *testing.T) {
+	var sb strings.Builder
+	for i := range 4 * MaxCalls {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"index":%d,"id":"call_%d","type":"function","function":{"name":"lookup","arguments":"{}"}}`, i, i)
+	}
+	c := NewCapture(isPaymentName)
+	_, _ = c.Process([]byte(`{"id":"m1","object":"chat.completion.chunk","created":1,"model":"gpt","choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[` + sb.String() + `]},"finish_reason":null}]}`))
+	if n := c.Calls(); n <= MaxCalls || n > MaxCalls+1 {
+		t.Errorf("the capture took %d of %d calls in one event; want it to stop just past MaxCalls (%d)", n, 4*MaxCalls, MaxCalls)
 	}
 }

@@ -388,7 +388,7 @@ func (c *Capture) toolCalls(data []byte, s string, tc member, choice int) {
 	c.scratch = append(c.scratch, '[')
 	for i := tc.at + 1; ; {
 		e, ok := nextMember(s, i, false)
-		if !ok {
+		if !ok || len(c.slots) > MaxCalls { // past MaxCalls the relay ends the round
 			break
 		}
 		i = e.end

@@ -792,7 +792,7 @@ var maxRoundText = 32 << 20
 // Each tool-call delta's call is looked for among the round's calls, so
 // without a bound an upstream that streams new calls without end cost
 // time in the square of their number.
-const maxRoundCalls = 1024
+const maxRoundCalls = interceptors.MaxCalls
 
 // roundTooLarge ends a round whose text passed maxRoundText, or whose
 // calls maxRoundCalls (what says which): the stream
