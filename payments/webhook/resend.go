@@ -519,7 +519,8 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 // still waiting (already_pending: true), 404 for an unknown
 // order, 409 when no event describes its state or, without force, when
 // nothing was lost (can_force: true: force=true would send it), 400 for a
-// force that is not a boolean. Errors are the admin API's {"error": "…"}.
+// force that is not a boolean or given twice, and for another parameter.
+// Errors are the admin API's {"error": "…"}.
 // Either 2xx lists in queued ({event_id, type}, in the order they leave)
 // what the call added to the order's queue: a 200 may have queued given-up
 // events ahead of the one it names (setting that one back behind them), and
@@ -527,6 +528,19 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 func (r *Relay) ResendHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		force := false
+		// Only force, once: ?force=true&force=false forced a new event,
+		// the second value unread, and a misspelt ?Force=true was
+		// answered as if unforced (the admin API refuses both elsewhere).
+		for k, vs := range req.URL.Query() {
+			switch {
+			case k != "force":
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unknown query parameter " + strconv.Quote(k) + "; " + req.URL.Path + " takes force"})
+				return
+			case len(vs) > 1:
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": `"force" is given more than once`})
+				return
+			}
+		}
 		if q := req.URL.Query(); q.Has("force") {
 			f, err := strconv.ParseBool(q.Get("force"))
 			if err != nil {

@@ -460,3 +460,29 @@ func TestResendWhileTheEventIsRetried(t *testing.T) {
 		})
 	}
 }
+
+// TestResendRefusesAmbiguousQuery: force given twice, or a parameter the
+// resend does not take, is a 400 that queues and sends nothing, as the
+// admin API's other routes refuse them: ?force=true&force=false forced a
+// new event to a merchant that had acknowledged the order, the second
+// value unread, and a misspelt ?Force=true was answered as if unforced.
+func TestResendRefusesAmbiguousQuery(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			d := paidAndDelivered(t, driver, "PGRESENDQUERY"+driver)
+			for _, q := range []string{"?force=true&force=false", "?force=false&force=true", "?Force=true", "?force=true&dry_run=1"} {
+				a := postResend(t, d.r, d.o.OrderNo, q)
+				if a.code != http.StatusBadRequest || a.Error == "" || a.EventID != "" {
+					t.Fatalf("resend%s: %+v; want 400 with an error, nothing queued", q, a)
+				}
+			}
+			if q := queuedFor(t, d.st, d.o.OrderNo); len(q) != 0 {
+				t.Fatalf("queued for %s after refused resends: %v; want nothing", d.o.OrderNo, q)
+			}
+			drain(t, d.r)
+			if n := len(d.rc.arrivals()); n != 1 {
+				t.Errorf("%d deliveries; want 1 (the original order.paid only)", n)
+			}
+		})
+	}
+}
