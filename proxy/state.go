@@ -327,6 +327,23 @@ func (s *Server) markDelivered(ctx context.Context, c payments.Caller, actions [
 	}
 }
 
+// withdrawPayable claims the payable announcement of orders a turn's
+// switch of pay method closed at WeChat Pay, whose order_created it
+// dropped undelivered: with the close unrecorded (the store failed) the
+// order is still awaiting payment here, and the next turn announced it,
+// payment parameters for an order WeChat Pay no longer takes. A store
+// error leaves it to the sweep, which records the close.
+func (s *Server) withdrawPayable(ctx context.Context, c payments.Caller, orderNos []string) {
+	if s.state == nil {
+		return
+	}
+	for _, no := range orderNos {
+		if no != "" {
+			s.firstTime(ctx, c, kindPayable, no)
+		}
+	}
+}
+
 // exchangeKey names a payment exchange kept before exchanges had places
 // (exchangePlaceKey): scoped to the client, user and session, keyed by one
 // of the client's own tool-call ids. Still written where the bot's request

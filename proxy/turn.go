@@ -955,7 +955,15 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 			t.bound = true
 		}
 		if out.Purchase != nil {
-			t.actions = dropReplaced(t.actions, *out.Purchase)
+			var dropped []string
+			t.actions, dropped = dropReplaced(t.actions, *out.Purchase)
+			if out.Purchase.OrderNo == "" {
+				// The switch closed them at WeChat Pay and no order of the
+				// purchase stands; one may still be open in the store (its
+				// close unrecorded), and undelivered, the user's next turn
+				// announced it with payment parameters WeChat Pay refuses.
+				t.s.withdrawPayable(ctx, t.caller, dropped)
+			}
 		}
 		if out.Action != nil {
 			// Marked announced only once the answer carrying it left
@@ -1010,16 +1018,19 @@ func addAction(actions []json.RawMessage, a json.RawMessage) []json.RawMessage {
 // place of the closed order's (addAction), which was handed to the bot
 // alone: its payment sheet opened for an order WeChat Pay no longer takes.
 // The new order, once payable, is announced in the user's next turn.
-func dropReplaced(actions []json.RawMessage, p payments.Purchase) []json.RawMessage {
+// It returns the kept actions and the numbers of the orders it dropped.
+func dropReplaced(actions []json.RawMessage, p payments.Purchase) ([]json.RawMessage, []string) {
 	kept := actions[:0]
+	var dropped []string
 	for _, a := range actions {
 		r := gjson.GetManyBytes(a, "type", "order.sku", "order.quantity", "order.order_no")
 		if r[0].Str == "order_created" && r[1].Str == p.SKU && r[2].Int() == int64(p.Quantity) && r[3].Str != p.OrderNo {
+			dropped = append(dropped, r[3].Str)
 			continue
 		}
 		kept = append(kept, a)
 	}
-	return kept
+	return kept, dropped
 }
 
 // uniqueCallIDs gives each of a round's payment calls that has no id, or

@@ -149,3 +149,53 @@ func TestSwitchedOrderNotHandedWhenItsReplacementIsNotRecorded(t *testing.T) {
 		})
 	}
 }
+
+// TestSwitchedOrderNotAnnouncedWhenItsCloseIsNotRecorded: as the "at the
+// close's record" case of
+// TestSwitchedOrderNotHandedWhenItsReplacementIsNotRecorded, then the
+// user's next turn. The closed order is still awaiting payment in the
+// store and its order_created was never delivered (the turn dropped it),
+// so the next turn announced it as payable, fresh payment parameters for
+// an order WeChat Pay had closed: the payment sheet the first turn no
+// longer opened, opened one turn later.
+func TestSwitchedOrderNotAnnouncedWhenItsCloseIsNotRecorded(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream %v", stream), func(t *testing.T) {
+			n := 0
+			up := newScriptedProvider(t, func(string) scriptRound {
+				defer func() { n++ }()
+				if n == 0 {
+					r := chunkRound("c0",
+						[2]string{"create_order", `{"sku":"premium-monthly","pay_method":"jsapi"}`},
+						[2]string{"create_order", `{"sku":"premium-monthly","pay_method":"native"}`})
+					r.whole = `{"id":"c0","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"On it.","tool_calls":[` +
+						`{"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\",\"pay_method\":\"jsapi\"}"}},` +
+						`{"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\",\"pay_method\":\"native\"}"}}]},"finish_reason":"tool_calls"}]}`
+					return r
+				}
+				r := textRound("c1", "Done.")
+				r.whole = `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Done."},"finish_reason":"stop"}]}`
+				return r
+			})
+			var closed atomic.Bool
+			url, a := paymentApp(t, up.URL, "  budget: {max_payment_calls: 2}\n",
+				withStoreWrap(func(st store.Store) store.Store { return downAfterSwitchClose{st, &closed, true} }))
+			if res := userTurn(t, url, stream, "premium, by QR code or in WeChat"); res.failed() {
+				t.Fatalf("turn failed: %d %s", res.status, res.raw)
+			}
+			if !closed.Load() || a.sim.OrderCount() != 1 {
+				t.Fatalf("closed %v, orders at the simulator %d; want the JSAPI order alone, closed for the switch", closed.Load(), a.sim.OrderCount())
+			}
+			res := userTurn(t, url, stream, "so?")
+			if res.failed() {
+				t.Fatalf("next turn failed: %d %s", res.status, res.raw)
+			}
+			for _, act := range res.actions("order_created") {
+				no := act.Get("order.order_no").Str
+				if tx, ok := a.sim.Order(no); ok && tx.TradeState == "CLOSED" {
+					t.Errorf("the next turn announced order_created for %s, which WeChat Pay closed: %s", no, act.Raw)
+				}
+			}
+		})
+	}
+}
