@@ -86,6 +86,10 @@ func (s *Server) endUser(w http.ResponseWriter, r *http.Request) (string, *apiEr
 	}
 	if _, sent := r.Header[openIDKey]; !sent && r.Method == http.MethodPost && r.Body != nil {
 		b, err := readLimited(w, r, maxUserBody)
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+			return "", &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error",
+				Message: "paygate: request body over " + strconv.Itoa(maxUserBody) + ` bytes; this endpoint reads only {"user": …}`}
+		}
 		if err == nil && gjson.ValidBytes(b) {
 			if u := gjson.GetBytes(b, "user"); u.Type == gjson.String && u.Str != "" {
 				return u.Str, userIDError(u.Str, "")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -327,5 +328,29 @@ func TestRefundConfirmConflictsAreNotRetried(t *testing.T) {
 				t.Errorf("x-should-retry %q; want false: an SDK's retry would confirm again behind the user's back", got)
 			}
 		})
+	}
+}
+
+// TestUserAPIBodyTooLarge: a user-API POST that names its user in the body
+// but sends more than the endpoint reads (maxUserBody) is told so, 413. It
+// was told 400 user_required, "name the end user with the header", of a
+// body that did name one.
+func TestUserAPIBodyTooLarge(t *testing.T) {
+	srv := userAPIServer(t, testdrivers.Open(t, "embedded", nil))
+	body := `{"user":"o-big","note":"` + strings.Repeat("x", maxUserBody) + `"}`
+	req, err := http.NewRequest(http.MethodPost, srv+"/v1/paygate/refunds/rf_any/confirm", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || gjson.Get(got, "error.code").Str == "user_required" {
+		t.Errorf("confirm with a %d-byte body: %d %s; want 413 saying the body is too large", len(body), resp.StatusCode, got)
 	}
 }
