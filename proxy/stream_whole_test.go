@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	openai "github.com/sashabaranov/go-openai"
-	"github.com/tidwall/gjson"
 )
 
 // TestEventStreamAnswersANonStreamRequest: a provider that ignores
@@ -36,28 +35,8 @@ func TestEventStreamAnswersANonStreamRequest(t *testing.T) {
 		chunk("c2", `{"index":0,"delta":{},"finish_reason":"stop"}`) +
 		`data: {"id":"c2","object":"chat.completion.chunk","created":2,"model":"vendor/upstream-model","choices":[],"usage":{"prompt_tokens":20,"completion_tokens":8,"total_tokens":28}}` + "\n\n" +
 		"data: [DONE]\n\n"
-	var rounds atomic.Int32
-	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if gjson.GetBytes(body, "stream").Bool() {
-			t.Errorf("upstream request with stream: %s", body)
-		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		if rounds.Add(1) == 1 {
-			_, _ = io.WriteString(w, call)
-			return
-		}
-		_, _ = io.WriteString(w, text)
-	})
-	tools := &countingTools{}
-	s, ledger, _ := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, tools)
-	defer ledger.Close()
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
-	c := openai.DefaultConfig(testClientKey)
-	c.BaseURL = srv.URL + "/v1"
-	c.HTTPClient = &http.Client{Transport: withOpenID{"o-user-1"}}
-	resp, err := openai.NewClientWithConfig(c).CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{
+	client, tools, rounds := twoRoundClient(t, false, "text/event-stream", call, text)
+	resp, err := client.CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{
 		Model:    "gpt-test",
 		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "buy premium"}},
 	})

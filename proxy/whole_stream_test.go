@@ -36,28 +36,8 @@ func TestWholeCompletionAnswersAStream(t *testing.T) {
 		`"arguments":"{\"sku\":\"premium-monthly\"}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`
 	const text = `{"id":"c2","object":"chat.completion","created":2,"model":"vendor/upstream-model","choices":[{"index":0,` +
 		`"message":{"role":"assistant","content":"Your order X1 is ready to pay."},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":8,"total_tokens":28}}`
-	var rounds atomic.Int32
-	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if !gjson.GetBytes(body, "stream").Bool() {
-			t.Errorf("upstream request without stream: %s", body)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		if rounds.Add(1) == 1 {
-			_, _ = io.WriteString(w, call)
-			return
-		}
-		_, _ = io.WriteString(w, text)
-	})
-	tools := &countingTools{}
-	s, ledger, _ := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, tools)
-	defer ledger.Close()
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
-	c := openai.DefaultConfig(testClientKey)
-	c.BaseURL = srv.URL + "/v1"
-	c.HTTPClient = &http.Client{Transport: withOpenID{"o-user-1"}}
-	stream, err := openai.NewClientWithConfig(c).CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
+	client, tools, rounds := twoRoundClient(t, true, "application/json", call, text)
+	stream, err := client.CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
 		Model: "gpt-test", Stream: true,
 		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "buy premium"}},
 	})
@@ -94,4 +74,35 @@ func TestWholeCompletionAnswersAStream(t *testing.T) {
 	if n := rounds.Load(); n != 2 {
 		t.Errorf("provider asked %d times; want 2 (the call's round, the answer's)", n)
 	}
+}
+
+// twoRoundClient is a go-openai client of a paygate whose one provider
+// answers a turn's first request with first and every later one with
+// second, as contentType, and refuses a request whose "stream" is not
+// wantStream; the payment tools that count the calls run; and the count
+// of requests the provider had.
+func twoRoundClient(t *testing.T, wantStream bool, contentType, first, second string) (*openai.Client, *countingTools, *atomic.Int32) {
+	t.Helper()
+	rounds := new(atomic.Int32)
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if gjson.GetBytes(body, "stream").Bool() != wantStream {
+			t.Errorf("upstream request with stream %v; want %v: %s", !wantStream, wantStream, body)
+		}
+		w.Header().Set("Content-Type", contentType)
+		if rounds.Add(1) == 1 {
+			_, _ = io.WriteString(w, first)
+			return
+		}
+		_, _ = io.WriteString(w, second)
+	})
+	tools := &countingTools{}
+	s, ledger, _ := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, tools)
+	t.Cleanup(ledger.Close)
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	c := openai.DefaultConfig(testClientKey)
+	c.BaseURL = srv.URL + "/v1"
+	c.HTTPClient = &http.Client{Transport: withOpenID{"o-user-1"}}
+	return openai.NewClientWithConfig(c), tools, rounds
 }
