@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -53,7 +54,7 @@ func TestTokenCapSpansTheTurn(t *testing.T) {
 		{"max_completion_tokens", `"max_completion_tokens":100,`, 30, `{"max_completion_tokens":70}`},
 		{"max_tokens", `"max_tokens":100,`, 30, `{"max_tokens":70}`},
 		{"both", `"max_tokens":100,"max_completion_tokens":80,`, 30, `{"max_tokens":70,"max_completion_tokens":50}`},
-		{"the cap spent", `"max_completion_tokens":20,`, 30, `{"max_completion_tokens":1}`},
+		{"one token left", `"max_completion_tokens":31,`, 30, `{"max_completion_tokens":1}`},
 		{"no cap", ``, 30, `{}`},
 		{"no usage reported", `"max_completion_tokens":100,`, -1, `{"max_completion_tokens":100}`},
 	}
@@ -78,6 +79,94 @@ func TestTokenCapSpansTheTurn(t *testing.T) {
 				gjson.Parse(tc.want).ForEach(func(k, v gjson.Result) bool { want[k.Str] = v.Int(); return true })
 				if fmt.Sprint(got) != fmt.Sprint(want) {
 					t.Errorf("the round after the payment round was asked for %v; want %v", got, want)
+				}
+			})
+		}
+	}
+}
+
+// anthropicBudgetRefusal is Anthropic's 400 (as OpenRouter and Bedrock pass
+// it on) for a max_tokens at or below the request's thinking budget, which
+// a reasoning model's provider may set itself from the bot's effort.
+const anthropicBudgetRefusal = `{"error":{"message":"` + "`max_tokens` must be greater than `thinking.budget_tokens`." +
+	` Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size","type":"invalid_request_error","code":400}}`
+
+// TestSpentTokenCapEndsTheTurn: when the rounds of a payment turn have used
+// up the bot's token cap (max_completion_tokens, max_tokens), or left less
+// of it than the thinking budget the bot asked for, no round follows the
+// payment round: the turn ends as OpenAI ends a capped answer, with
+// finish_reason "length", and the paygate object still reports the order
+// its payment call made. A round asked for 1 token was refused by reasoning
+// models' providers (Anthropic: "max_tokens must be greater than
+// thinking.budget_tokens"), and the turn, its payment made, failed. A
+// later round refused with a 400 that names the lowered cap ends the same
+// way: the provider sets the budget itself for an effort.
+func TestSpentTokenCapEndsTheTurn(t *testing.T) {
+	tests := []struct {
+		name, members string
+		spent         int
+		second        http.HandlerFunc // nil: no second round is asked for
+	}{
+		{"the cap spent", `"max_completion_tokens":20,`, 30, nil},
+		{"the cap spent exactly", `"max_tokens":30,`, 30, nil},
+		{"less left than the thinking budget", `"max_tokens":3000,"thinking":{"type":"enabled","budget_tokens":2048},`, 1500, nil},
+		{"less left than OpenRouter's reasoning budget", `"max_tokens":3000,"reasoning":{"max_tokens":2000},`, 1500, nil},
+		{"the lowered cap refused", `"max_tokens":3000,"reasoning":{"effort":"high"},`, 1500, jsonHandler(400, anthropicBudgetRefusal)},
+	}
+	for _, tc := range tests {
+		for _, stream := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s, stream %v", tc.name, stream), func(t *testing.T) {
+				rounds := []http.HandlerFunc{spendingRound(stream, "Sure.", createOrderCall, "tool_calls", tc.spent)}
+				if tc.second != nil {
+					rounds = append(rounds, tc.second)
+				} else {
+					rounds = append(rounds, spendingRound(stream, "Done.", "", "stop", 5))
+				}
+				fp := newFakeProvider(t, roundByRound(rounds...))
+				tools := &recordingTools{}
+				url := toolsProxy(t, fp.URL, tools, nil)
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, tc.members), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				body := readAll(t, resp.Body)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("status %d: %s", resp.StatusCode, body)
+				}
+				wantRounds := 1
+				if tc.second != nil {
+					wantRounds = 2
+				}
+				if n := len(fp.requests()); n != wantRounds {
+					t.Errorf("%d upstream rounds; want %d", n, wantRounds)
+				}
+				if got := tools.executed(); len(got) != 1 {
+					t.Errorf("executed %q; want the one create_order", got)
+				}
+				var finish, content string
+				var ext gjson.Result
+				if stream {
+					if strings.Contains(body, `"error"`) || !strings.HasSuffix(body, "data: [DONE]\n\n") {
+						t.Fatalf("the stream did not end as an answer: %s", body)
+					}
+					for _, c := range streamChunks(body) {
+						if f := gjson.Get(c, "choices.0.finish_reason"); f.Str != "" {
+							finish, ext = f.Str, gjson.Get(c, "paygate")
+						}
+					}
+					content = streamText(body)
+				} else {
+					finish, ext = gjson.Get(body, "choices.0.finish_reason").Str, gjson.Get(body, "paygate")
+					content = gjson.Get(body, "choices.0.message.content").Str
+					if calls := gjson.Get(body, "choices.0.message.tool_calls"); calls.Exists() {
+						t.Errorf("the answer hands the bot the payment call: %s", calls.Raw)
+					}
+				}
+				if finish != "length" {
+					t.Errorf("finish_reason %q; want length: %s", finish, body)
+				}
+				if got := ext.Get("actions.0.type").Str; got != "order_created" {
+					t.Errorf("paygate object %s; want the order_created action", ext.Raw)
+				}
+				if content != "Sure." {
+					t.Errorf("content %q; want the payment round's text", content)
 				}
 			})
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -106,6 +107,10 @@ type turn struct {
 	// round's assistant message and tool results, in order. A turn that
 	// ends with the client's calls keeps it for the bot's next request.
 	appended [][]byte
+
+	// capLowered: capLeft asked a later round for less than the bot's
+	// token cap (capRefused).
+	capLowered bool
 
 	// tooSmall are the targets that refused one of the turn's rounds for
 	// its length (context_length_exceeded, 413): the later rounds only
@@ -471,6 +476,11 @@ func (t *turn) stream() {
 				t.s.failTurn(t.w, t.r, err)
 				return
 			}
+			if round > 0 && t.capRefused(err) {
+				t.endCapped(err)
+				t.finishStream(nil, t.rounds[len(t.rounds)-1].Model, "length")
+				return
+			}
 			t.s.endStreamWithError(t.sw, t.r, err)
 			return
 		}
@@ -531,6 +541,12 @@ func (t *turn) stream() {
 				return
 			}
 			t.finishStream(nil, res.Model, callsFinish(res.FinishReason))
+			return
+		}
+		if t.capSpent() {
+			endGap()
+			t.endCapped(nil)
+			t.finishStream(nil, res.Model, "length")
 			return
 		}
 		msgs := append([][]byte{interceptors.AssistantToolMessageWith(res.Content, roundReasoning(&res), interceptors.ParsableArguments(res.PaymentCalls))}, results...)
@@ -1251,7 +1267,8 @@ var tokenCaps = [...]string{"max_tokens", "max_completion_tokens"}
 // exceed the cap, which bots set to bound an answer's length and cost; each
 // round asked for the whole cap, and a bot that capped its answers at 100
 // tokens got, and paid for, up to 100 per round. Left as sent when a round
-// reported no usage, which leaves the count unknown.
+// reported no usage, which leaves the count unknown. A cap used up is not
+// lowered here: the turn ends before (capSpent).
 func (t *turn) capLeft(b []byte) ([]byte, error) {
 	if len(t.usageObjs) != len(t.rounds) {
 		return b, nil
@@ -1262,12 +1279,83 @@ func (t *turn) capLeft(b []byte) ([]byte, error) {
 			continue
 		}
 		left := max(1, v.Int()-t.usage.CompletionTokens)
+		if left < v.Int() {
+			t.capLowered = true
+		}
 		var err error
 		if b, err = sjson.SetBytes(b, k, left); err != nil {
 			return nil, fmt.Errorf("setting %s: %w", k, err)
 		}
 	}
 	return b, nil
+}
+
+// thinkingBudgets are the request members that name a reasoning model's
+// thinking budget, in tokens, which counts against max_tokens: Anthropic's
+// thinking.budget_tokens (passed on by OpenAI-compatible gateways),
+// OpenRouter's reasoning.max_tokens and DashScope's (Qwen) thinking_budget.
+var thinkingBudgets = [...]string{"thinking.budget_tokens", "reasoning.max_tokens", "thinking_budget"}
+
+// capSpent reports whether the turn's rounds so far used up a token cap the
+// bot set (tokenCaps), or left no more of it than the thinking budget the
+// bot asked for (thinkingBudgets): a next round would be asked for nothing,
+// and capLeft's floor of 1 token (or a cap at or below the budget) is a 400
+// at reasoning models' providers (Anthropic: "`max_tokens` must be greater
+// than `thinking.budget_tokens`"), after the turn's payment already ran;
+// and were it served, its answer would be all thinking. The turn then ends
+// as OpenAI ends an answer its cap cut, with finish_reason "length"
+// (endCapped). False when a round reported no usage (the count unknown).
+func (t *turn) capSpent() bool {
+	if len(t.usageObjs) != len(t.rounds) {
+		return false
+	}
+	var budget int64
+	for _, v := range gjson.GetManyBytes(t.reqBody, thinkingBudgets[:]...) {
+		if v.Type == gjson.Number {
+			budget = max(budget, v.Int())
+		}
+	}
+	for _, k := range tokenCaps {
+		v := gjson.GetBytes(t.reqBody, k)
+		if v.Type == gjson.Number && v.Int() > 0 && v.Int()-t.usage.CompletionTokens <= budget {
+			return true
+		}
+	}
+	return false
+}
+
+// capRefused reports whether err, a later round's failure, is a provider's
+// 400 about the token cap capLeft lowered: a reasoning model whose provider
+// sets the thinking budget itself (OpenRouter's reasoning effort, a model
+// that always thinks) refuses a max_tokens at or below it ("`max_tokens`
+// must be greater than `thinking.budget_tokens`"), a budget capSpent cannot
+// read from the request. The bot's cap bounds its answer and the lowered
+// cap is paygate's, so the turn, its payment made, ends as a capped answer
+// (endCapped) rather than with the provider's complaint about a value the
+// bot never sent.
+func (t *turn) capRefused(err error) bool {
+	var ue *failover.UpstreamError
+	if !t.capLowered || !errors.As(err, &ue) || ue.Status != http.StatusBadRequest || ue.Class != failover.CauseClientError {
+		return false
+	}
+	for _, k := range tokenCaps {
+		if strings.Contains(ue.Message, k) || ue.Param == k {
+			return true
+		}
+	}
+	return false
+}
+
+// endCapped logs a turn that ends with finish_reason "length" after its
+// payment round because the bot's token cap is spent (capSpent) or a later
+// round refused what was left of it (refused, capRefused).
+func (t *turn) endCapped(refused error) {
+	if refused != nil {
+		t.s.log.Info("turn ended at the bot's token cap: the next round's provider refused the cap left",
+			"request_id", reqInfo(t.r).id, "err", refused)
+		return
+	}
+	t.s.log.Info("turn ended at the bot's token cap after a payment round", "request_id", reqInfo(t.r).id)
 }
 
 // claimAnnouncements claims the turn's pending announcements right before

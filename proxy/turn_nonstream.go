@@ -29,9 +29,18 @@ func (t *turn) nonStream() {
 	// past are their logprobs and reasoning_details, which a streaming
 	// client also reads in full.
 	var past roundArrays
+	// capped is the answer a later round refused for the cap capLeft
+	// lowered (capRefused) ends the turn with: the last payment round's,
+	// built from what came before it.
+	var capped []byte
 	for round := 0; ; round++ {
 		resp, err := t.open()
 		if err != nil {
+			if capped != nil && t.capRefused(err) {
+				t.endCapped(err)
+				t.writeCompletion(http.StatusOK, capped, nil, false)
+				return
+			}
 			t.s.failTurn(t.w, t.r, err)
 			return
 		}
@@ -76,6 +85,11 @@ func (t *turn) nonStream() {
 			t.writeCompletion(resp.StatusCode, past.onto(withThought(b, thought, ans.reasoning)), nil, false)
 			return
 		}
+		// The answer of a turn that ends here at the bot's token cap, as
+		// OpenAI ends a capped answer: this round's text after the
+		// earlier rounds', no payment call, finish_reason "length".
+		capped, _ = sjson.DeleteBytes(whole(), "choices.0.message.tool_calls")
+		capped, _ = sjson.SetBytes(capped, "choices.0.finish_reason", "length")
 		spoken = joinText(spoken, ans.content, t.brk)
 		past.add(ans.body)
 		if ans.reasoning.Content != "" {
@@ -85,6 +99,11 @@ func (t *turn) nonStream() {
 		// Executed first: execute gives calls their ids (none, or one
 		// taken), which the assistant message must name as the results do.
 		results := t.execute(ans.payment, nil)
+		if t.capSpent() {
+			t.endCapped(nil)
+			t.writeCompletion(resp.StatusCode, capped, nil, false)
+			return
+		}
 		msgs := append([][]byte{interceptors.AssistantToolMessageWith(ans.content, ans.reasoning, interceptors.ParsableArguments(ans.payment))}, results...)
 		if err := t.nextBody(msgs); err != nil {
 			writeError(t.w, t.s.upstreamError(err))
