@@ -108,6 +108,10 @@ type turn struct {
 	// ends with the client's calls keeps it for the bot's next request.
 	appended [][]byte
 
+	// clientGone: the client left before one of the turn's payment calls
+	// started (execute), which ends the turn.
+	clientGone bool
+
 	// capLowered: capLeft asked a later round for less than the bot's
 	// token cap (capRefused).
 	capLowered bool
@@ -532,6 +536,11 @@ func (t *turn) stream() {
 		}
 		endGap = keepAlive(t.sw, t.s.cfg.Server.SSEKeepalive.D())
 		results := t.execute(res.PaymentCalls, res.ClientCalls)
+		if t.clientGone {
+			endGap()
+			t.s.endStreamWithError(t.sw, t.r, context.Canceled) // says so only to a client still there, at shutdown
+			return
+		}
 		if len(res.ClientCalls) > 0 {
 			endGap()
 			// A mixed round: the client gets its own calls and the turn ends
@@ -878,7 +887,9 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, cr
 
 // execute runs a round's payment calls, lowest index first, under the turn's
 // budget, and returns one tool result message per call, after
-// uniqueCallIDs gave each call an id no other call names.
+// uniqueCallIDs gave each call an id no other call names. When the client
+// left before a call started, that call and the rest are not run and
+// clientGone is set: the caller ends the turn.
 func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 	t.uniqueCallIDs(calls, client)
 	t.afterPayment = true
@@ -890,10 +901,30 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 	for _, f := range last.dropped {
 		delete(turn.Params, f)
 	}
-	ctx := payments.WithTurn(t.r.Context(), turn)
+	// A call, once started, runs to its end even if the bot goes away
+	// meanwhile (payments bounds its own steps: the store drivers'
+	// timeouts, PrepayTimeout): under the request's context, a bot that
+	// left mid-call had the store refuse the call's later steps, a money
+	// action cut between them. Whether to start one is the request's to
+	// say (clientGone below).
+	ctx := payments.WithTurn(context.WithoutCancel(t.r.Context()), turn)
 	var msgs [][]byte
 	for _, c := range calls {
 		var out payments.Outcome
+		if t.clientGone || t.r.Context().Err() != nil {
+			// The bot left before this call started: nobody will see what
+			// it does, an order made now would wait, unannounced, for a
+			// payment nobody was asked for, and the turn ends here (the
+			// callers check clientGone) without another round. The bot's
+			// retry asks the model again, and a create_order repeated
+			// within the dedupe window returns the same order.
+			if !t.clientGone {
+				t.clientGone = true
+				t.s.log.Info("payment calls not executed: the client left", "request_id", reqInfo(t.r).id)
+			}
+			t.s.metrics.toolCalls.WithLabelValues(t.metricTool(c.Name), "client_gone").Inc()
+			continue
+		}
 		switch {
 		case c.Name == "":
 			out = t.s.tools.Refused(c.Name, "the tool call has no single name")
@@ -953,11 +984,7 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 		case !out.Executed:
 			outcome = "not_executed"
 		}
-		tool := c.Name
-		if !t.s.tools.IsPayment(tool) {
-			tool = "unnamed"
-		}
-		t.s.metrics.toolCalls.WithLabelValues(tool, outcome).Inc()
+		t.s.metrics.toolCalls.WithLabelValues(t.metricTool(c.Name), outcome).Inc()
 		if out.Clarify {
 			t.clarify = true
 		}
@@ -989,6 +1016,15 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 		msgs = append(msgs, interceptors.ToolResultMessage(c.ID, out.Result))
 	}
 	return msgs
+}
+
+// metricTool is a call's tool as the tool-call metric names it: a payment
+// tool's name, else "unnamed".
+func (t *turn) metricTool(name string) string {
+	if !t.s.tools.IsPayment(name) {
+		return "unnamed"
+	}
+	return name
 }
 
 // addAction adds action a to a turn's actions, in place of an earlier one

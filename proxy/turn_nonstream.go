@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -68,6 +69,10 @@ func (t *turn) nonStream() {
 		}
 		if len(ans.client) > 0 {
 			results := t.execute(ans.payment, ans.client)
+			if t.clientGone {
+				t.s.failTurn(t.w, t.r, context.Canceled)
+				return
+			}
 			if err := t.keepExchange(ans.content, ans.reasoning, ans.payment, ans.client, results); err != nil {
 				t.withdraw(err)
 				return
@@ -99,6 +104,10 @@ func (t *turn) nonStream() {
 		// Executed first: execute gives calls their ids (none, or one
 		// taken), which the assistant message must name as the results do.
 		results := t.execute(ans.payment, nil)
+		if t.clientGone {
+			t.s.failTurn(t.w, t.r, context.Canceled)
+			return
+		}
 		if t.capSpent() {
 			t.endCapped(nil)
 			t.writeCompletion(resp.StatusCode, capped, nil, false)

@@ -1,0 +1,178 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/proxy/h1/h1test"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+// gatedTools runs the payment tools as they are, except that the first
+// call, once it has started, waits until the bot's request is over at the
+// server (gone): a client that leaves while a payment call is executing.
+type gatedTools struct {
+	*payments.Tools
+	started chan struct{} // closed when the first call starts
+	gone    <-chan struct{}
+	calls   int
+}
+
+func (g *gatedTools) Execute(ctx context.Context, c payments.Caller, name, args string) payments.Outcome {
+	g.calls++
+	if g.calls == 1 {
+		close(g.started)
+		<-g.gone
+	}
+	return g.Tools.Execute(ctx, c, name, args)
+}
+
+// TestClientGoneDuringPaymentCalls: a bot that goes away while a round's
+// payment calls execute gets the call already started finished whole (the
+// order recorded and prepaid at WeChat Pay, awaiting payment, never left
+// half-made), and no later call of the round started: an order nobody will
+// see is not made. The one not started counts as client_gone, not failed.
+// The calls ran under the request's context: the store refused the started
+// call's steps once the client left, and the metric counted it, and the
+// next call, failed.
+func TestClientGoneDuringPaymentCalls(t *testing.T) {
+	const calls = `[{"index":0,"id":"call_0","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}},` +
+		`{"index":1,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"tip\"}"}}]`
+	keys, err := wxsim.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, driver := range testdrivers.Names(t) {
+		for _, stream := range []bool{false, true} {
+			name := driver + ", non-stream"
+			if stream {
+				name = driver + ", stream"
+			}
+			t.Run(name, func(t *testing.T) {
+				sim, err := wxsim.New(wxsim.Options{Keys: keys})
+				if err != nil {
+					t.Fatal(err)
+				}
+				api := httptest.NewServer(sim)
+				t.Cleanup(func() { api.Close(); _ = sim.Close() })
+				wcfg := sim.ClientConfig(api.URL, "http://127.0.0.1:1/wechatpay/notify")
+				wcfg.AttemptTimeout = 5 * time.Second
+				client, err := wechatpay.New(context.Background(), wcfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				st := testdrivers.Open(t, driver, nil)
+				catalog, err := payments.NewCatalog([]payments.CatalogItem{
+					{SKU: "premium-monthly", Name: "Premium tier, 1 month", Price: "49.99", MaxQuantity: 12},
+					{SKU: "tip", Name: "Tip", Price: "0.01"},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				svc, err := payments.New(payments.Options{Store: st, Backend: client, Catalog: catalog,
+					MchID: sim.MchID(), AppID: sim.AppID(), Registerer: prometheus.NewRegistry(),
+					Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = svc.Close() })
+				gone, done := make(chan struct{}), make(chan struct{})
+				tools := &gatedTools{started: make(chan struct{}), gone: gone,
+					Tools: payments.NewTools(svc, payments.ToolNames{CreateOrder: "create_order", QueryOrder: "query_order", RequestRefund: "request_refund"},
+						slog.New(slog.NewTextHandler(io.Discard, nil)))}
+
+				fp := newFakeProvider(t, roundByRound(callsRound(stream, calls), textRound(stream, "Done.")))
+				cfg := testConfig(t, fp.URL, func(c *config.Config) { c.Payments.Budget.MaxPaymentCalls = 2 })
+				log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
+				reg := prometheus.NewRegistry()
+				router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = router.Close() })
+				s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
+					HashKey: []byte(cfg.Privacy.HashKey), Tools: tools, State: st})
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := s.Handler()
+				srv := h1test.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.URL.Path == "/v1/chat/completions" {
+						// The bot's request, as the server sees it: over when
+						// its client leaves.
+						go func() { <-r.Context().Done(); close(gone) }()
+						defer close(done)
+					}
+					h.ServeHTTP(w, r)
+				}))
+				t.Cleanup(srv.Close)
+
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(chatBody(stream, "")))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Authorization", "Bearer "+testClientKey)
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-WeChat-OpenID", "o-user-1")
+				errc := make(chan error, 1)
+				go func() {
+					resp, err := http.DefaultClient.Do(req)
+					if err == nil {
+						_, err = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+					errc <- err
+				}()
+				<-tools.started
+				cancel() // the bot leaves while the first payment call executes
+				if err := <-errc; !errors.Is(err, context.Canceled) {
+					t.Fatalf("the bot's request ended with %v; want it cancelled", err)
+				}
+				<-done
+
+				orders, err := st.ListOrders(context.Background(), store.OrderFilter{Client: "shop-bot", User: "o-user-1"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, o := range orders {
+					got = append(got, o.SKU+" "+string(o.Status))
+				}
+				if len(got) != 1 || got[0] != "premium-monthly "+string(store.StatusAwaitingPayment) {
+					t.Errorf("the user's orders are %q; want the started one finished (premium-monthly awaiting_payment) and the other not made", got)
+				}
+				if n := sim.OrderCount(); n != 1 {
+					t.Errorf("WeChat Pay holds %d orders; want the started one's", n)
+				}
+				for outcome, want := range map[string]float64{"executed": 1, "client_gone": 1, "failed": 0} {
+					if got := testutil.ToFloat64(s.metrics.toolCalls.WithLabelValues("create_order", outcome)); got != want {
+						t.Errorf("tool calls %s: %v; want %v", outcome, got, want)
+					}
+				}
+				if n := len(fp.requests()); n != 1 {
+					t.Errorf("%d upstream rounds; want none after the client left", n)
+				}
+			})
+		}
+	}
+}
