@@ -322,6 +322,15 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 					err: fmt.Errorf("%d answer of %d bytes is no chat completion (no choices)%s",
 						resp.StatusCode, len(data), r.ownErrorText(data))}
 			}
+			if isChatPath(req.Path) && (req.Method == "" || req.Method == http.MethodPost) {
+				if why := ambiguousMember(data); why != "" {
+					// Read one way by paygate and another by the bot
+					// (ambiguousMember): no answer either can trust.
+					a.release()
+					return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+						err: fmt.Errorf("%d answer names a member two ways: %s", resp.StatusCode, why)}
+				}
+			}
 			a.Body = data
 			a.sample(req.Stream, time.Since(a.start))
 			a.release()

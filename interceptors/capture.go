@@ -441,6 +441,9 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 	if !gjson.Valid(s) {
 		return nil, ErrMalformedChunk
 	}
+	if ambiguousChunk(s) {
+		return nil, ErrAmbiguousChunk
+	}
 	return c.slow(data, s), nil
 }
 

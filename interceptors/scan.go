@@ -41,7 +41,7 @@ func scanText(s string) (tc textChunk, ok bool) {
 		}
 		p := off + i
 		off = p + 1
-		switch keyBefore(s, p) {
+		switch k := keyBefore(s, p); k {
 		case "delta":
 			if d >= 0 {
 				return tc, false
@@ -49,6 +49,12 @@ func scanText(s string) (tc textChunk, ok bool) {
 			d = p
 		case "usage", "error":
 			return tc, false
+		default:
+			if len(k) == len("delta") && strings.EqualFold(k, "delta") {
+				// A "Delta" beside the delta: Go's encoding/json reads it
+				// as the delta (ambiguousChunk).
+				return tc, false
+			}
 		}
 	}
 	if d < 0 {
@@ -152,9 +158,13 @@ func cleanAfter(s string, from int) bool {
 		}
 		p := off + i
 		off = p + 1
-		switch keyBefore(s, from+p) {
+		switch k := keyBefore(s, from+p); k {
 		case "delta", "usage", "error":
 			return false
+		default:
+			if len(k) == len("delta") && strings.EqualFold(k, "delta") {
+				return false // see scanText
+			}
 		}
 	}
 	return !hasNonNull(rest, keyReason, false) && !hasEscapedLetter(rest) && !hasPaygateWord(rest)

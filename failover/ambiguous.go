@@ -1,0 +1,96 @@
+package failover
+
+import (
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// The members of a chat completion that paygate reads, level by level
+// (the proxy's answer reader and tool-call parsing, the accounting's
+// usage): at these, ambiguousMember allows neither a repeat nor another
+// spelling. A call's "function", "custom" and "name" are not among them:
+// the proxy refuses a call that names itself twice (its callName), as the
+// stream capture does, and tells the model so, where a failover would
+// only ask again a model that may well answer the same.
+var (
+	completionRead = []string{"choices", "usage"}
+	choiceRead     = []string{"index", "message", "finish_reason"}
+	messageRead    = []string{"content", "tool_calls", "reasoning_content", "reasoning", "reasoning_details"}
+	callRead       = []string{"id", "type"}
+	functionRead   = []string{"arguments", "input"}
+	usageRead      = []string{"prompt_tokens", "completion_tokens", "total_tokens"}
+)
+
+// ambiguousMember names the first member, among those paygate reads of a
+// chat completion (completionRead and below), that data names twice or
+// spells in another case ("Tool_calls"); "" when there is none. Such an
+// answer reads one way to paygate (gjson and its walkers take a repeated
+// member's first copy, and only the exact name) and another to the bot
+// (JSON.parse, Python's json and Go's encoding/json take the last, and
+// encoding/json takes any case): paygate could run a payment call the
+// bot's parser never sees, or hand the bot one it never held, and keep a
+// conversation under call ids or text the bot does not have. It is a
+// malformed answer, asked again, then of the next target. data is a valid
+// JSON object. Once per non-stream answer: a gjson walk of the members at
+// those levels.
+func ambiguousMember(data []byte) string {
+	top := gjson.ParseBytes(data)
+	if why := ambiguousIn(top, completionRead, ""); why != "" {
+		return why
+	}
+	if why := ambiguousIn(top.Get("usage"), usageRead, "usage."); why != "" {
+		return why
+	}
+	why := ""
+	top.Get("choices").ForEach(func(_, ch gjson.Result) bool {
+		if why = ambiguousIn(ch, choiceRead, "choices[]."); why != "" {
+			return false
+		}
+		msg := ch.Get("message")
+		if why = ambiguousIn(msg, messageRead, "choices[].message."); why != "" {
+			return false
+		}
+		msg.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
+			if why = ambiguousIn(c, callRead, "choices[].message.tool_calls[]."); why != "" {
+				return false
+			}
+			for _, kind := range [...]string{"function", "custom"} {
+				if why = ambiguousIn(c.Get(kind), functionRead, "choices[].message.tool_calls[]."+kind+"."); why != "" {
+					return false
+				}
+			}
+			return true
+		})
+		return why == ""
+	})
+	return why
+}
+
+// ambiguousIn names the first member of obj whose key is one of names but
+// for case, or is one of them a second time, as path plus the key and
+// which; "" when there is none, or obj is no object.
+func ambiguousIn(obj gjson.Result, names []string, path string) string {
+	if !obj.IsObject() {
+		return ""
+	}
+	var seen uint64 // bit i: names[i] met
+	why := ""
+	obj.ForEach(func(k, _ gjson.Result) bool {
+		for i, n := range names {
+			if len(k.Str) != len(n) || !strings.EqualFold(k.Str, n) {
+				continue
+			}
+			switch {
+			case k.Str != n:
+				why = path + k.Str + " (" + n + " spelled in another case)"
+			case seen&(1<<i) != 0:
+				why = path + n + " (named twice)"
+			}
+			seen |= 1 << i
+			return why == ""
+		}
+		return true
+	})
+	return why
+}

@@ -1,0 +1,32 @@
+package failover
+
+import "testing"
+
+// TestAmbiguousMember: a chat completion that names a member paygate reads
+// twice, or in another case, is named by the path of that member; one
+// that names each once, or repeats only what paygate does not read (a
+// call's "name", which the proxy refuses itself), is not.
+func TestAmbiguousMember(t *testing.T) {
+	const call = `{"id":"c","type":"function","function":{"name":"create_order","arguments":"{}"}}`
+	tests := []struct{ name, answer, want string }{
+		{"plain", `{"id":"x","choices":[{"index":0,"message":{"content":null,"tool_calls":[` + call + `]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1}}`, ""},
+		{"an unread member twice", `{"id":"x","id":"y","choices":[{"message":{"content":"a"}}]}`, ""},
+		{"a call's name twice", `{"choices":[{"message":{"tool_calls":[{"id":"c","function":{"name":"a","name":"b"}}]}}]}`, ""},
+		{"choices twice", `{"choices":[{"message":{"content":"a"}}],"choices":[]}`, "choices (named twice)"},
+		{"Usage", `{"choices":[{"message":{"content":"a"}}],"Usage":{}}`, "Usage (usage spelled in another case)"},
+		{"completion_tokens twice", `{"choices":[{"message":{"content":"a"}}],"usage":{"completion_tokens":1,"completion_tokens":9}}`, "usage.completion_tokens (named twice)"},
+		{"message twice", `{"choices":[{"message":{"content":"a"},"message":{"content":"b"}}]}`, "choices[].message (named twice)"},
+		{"tool_calls twice", `{"choices":[{"message":{"tool_calls":[],"tool_calls":[` + call + `]}}]}`, "choices[].message.tool_calls (named twice)"},
+		{"Tool_calls", `{"choices":[{"message":{"content":"a","Tool_calls":[` + call + `]}}]}`, "choices[].message.Tool_calls (tool_calls spelled in another case)"},
+		{"a call's id twice", `{"choices":[{"message":{"tool_calls":[{"id":"a","id":"b"}]}}]}`, "choices[].message.tool_calls[].id (named twice)"},
+		{"arguments twice", `{"choices":[{"message":{"tool_calls":[{"id":"a","function":{"name":"f","arguments":"{}","arguments":"{\"x\":1}"}}]}}]}`,
+			"choices[].message.tool_calls[].function.arguments (named twice)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ambiguousMember([]byte(tc.answer)); got != tc.want {
+				t.Errorf("ambiguousMember = %q; want %q", got, tc.want)
+			}
+		})
+	}
+}
