@@ -498,6 +498,23 @@ type ProviderStatus struct {
 	// the cause that started it (rate limit, quota, misconfigured key).
 	CoolingUntil time.Time
 	CoolingCause string
+	// CoolingTargets are the provider's targets that sit out rounds on
+	// their own while the provider serves its other models (an
+	// OpenRouter ":free" model whose daily limit is spent, cooled until
+	// its reset), in config order: without them an operator saw a healthy
+	// provider and every request of the model going to its next target.
+	CoolingTargets []TargetCooling
+}
+
+// TargetCooling is one target's cool-down: the public model it serves,
+// its upstream model, until when and why.
+type TargetCooling struct {
+	Model  string
+	Target string
+	Until  time.Time
+	// Cause is CauseRateLimited: only a limit on the target's model alone
+	// (failure.targetLimit) cools a target.
+	Cause string
 }
 
 // Status reports every provider in config order.
@@ -508,6 +525,16 @@ func (r *Router) Status() []ProviderStatus {
 		st := ProviderStatus{Name: p.name, Breaker: p.breaker.State().String()}
 		if until, why, ok := p.cooling(now); ok {
 			st.CoolingUntil, st.CoolingCause = until, why.cause
+		}
+		for _, m := range r.models {
+			for _, t := range m.targets {
+				if t.p != p {
+					continue
+				}
+				if until, ok := t.cooling(now); ok {
+					st.CoolingTargets = append(st.CoolingTargets, TargetCooling{Model: m.name, Target: t.model, Until: until, Cause: CauseRateLimited})
+				}
+			}
 		}
 		out = append(out, st)
 	}

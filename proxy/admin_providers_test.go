@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
@@ -126,5 +129,96 @@ func TestAdminProviderResetLoggedAtWarn(t *testing.T) {
 	}
 	if !line.Exists() || line.Get("provider").Str != "fake" || line.Get("request_id").Str != rec.Header().Get("X-Request-Id") {
 		t.Errorf("no line of the reset, naming the provider and the request, under log.level warn:\n%s", buf.String())
+	}
+}
+
+// TestAdminShowsACoolingTarget: OpenRouter's daily limit on its ":free"
+// models cools one target (a model at a provider) until the limit's
+// reset, hours away, while the provider itself stays in every round. GET
+// /admin/api/providers showed the provider with no cool-down, so an
+// operator who saw every request of the model go to its second target
+// had no way to learn why, nor that the reset of the provider ends it.
+// The provider now lists its cooling targets (public model, upstream
+// model, until, cause) beside its own members, and the reset clears them:
+// the next request asks the free target again.
+func TestAdminShowsACoolingTarget(t *testing.T) {
+	reset := time.Now().Add(3 * time.Hour)
+	var freeHits atomic.Int32
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if gjson.GetBytes(body, "model").Str == "vendor/free:free" {
+			if freeHits.Add(1) == 1 {
+				jsonHandler(429, fmt.Sprintf(`{"error":{"message":"Rate limit exceeded: free-models-per-day","code":429,`+
+					`"metadata":{"headers":{"X-RateLimit-Limit":"50","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"%d"},"provider_name":null}}}`, reset.UnixMilli()))(w, r)
+				return
+			}
+		}
+		jsonHandler(200, okCompletion)(w, r)
+	})
+	cfg := testConfig(t, fp.URL, func(c *config.Config) {
+		c.Admin.Token = auditAdminToken
+		c.Models[0].Targets = []config.Target{{Provider: "fake", Model: "vendor/free:free"}, {Provider: "fake", Model: "vendor/paid"}}
+	})
+	log := logging.New(&logtest.Buffer{}, slog.LevelInfo, cfg.Secrets())
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: prometheus.NewRegistry(), HashKey: []byte(cfg.Privacy.HashKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h1test.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	mux := http.NewServeMux()
+	s.MountAdminAPI(mux)
+	admin := func(method, path string) (int, gjson.Result) {
+		req := httptest.NewRequest(method, path, nil)
+		req.Header.Set("Authorization", "Bearer "+auditAdminToken)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return rec.Code, gjson.Parse(rec.Body.String())
+	}
+	chat := func() {
+		t.Helper()
+		resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`, nil)
+		readAll(t, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("chat: %d; want 200 from the paid target", resp.StatusCode)
+		}
+	}
+	chat()
+	chat()
+	if n := freeHits.Load(); n != 1 {
+		t.Fatalf("the free target was asked %d times; want once (cooled until its reset)", n)
+	}
+
+	code, list := admin(http.MethodGet, "/admin/api/providers")
+	p := list.Get(`providers.#(name=="fake")`)
+	if code != http.StatusOK || p.Get("cooling_until").Type != gjson.Null || p.Get("breaker").Str != "closed" {
+		t.Fatalf("GET /admin/api/providers: %d %s; want fake itself closed and not cooling (its members as before)", code, list.Raw)
+	}
+	cooling := p.Get("cooling_targets").Array()
+	if len(cooling) != 1 {
+		t.Fatalf("cooling_targets of fake: %s; want the free target alone", p.Get("cooling_targets").Raw)
+	}
+	c := cooling[0]
+	until, err := time.Parse(time.RFC3339, c.Get("cooling_until").Str)
+	if c.Get("model").Str != "gpt-test" || c.Get("target").Str != "vendor/free:free" || c.Get("cooling_cause").Str != failover.CauseRateLimited ||
+		err != nil || !until.Equal(reset.Truncate(time.Second)) {
+		t.Errorf("cooling target: %s; want gpt-test's vendor/free:free, rate limited until %s", c.Raw, reset.UTC().Format(time.RFC3339))
+	}
+
+	code, body := admin(http.MethodPost, "/admin/api/providers/fake/reset")
+	if code != http.StatusOK || !body.Get("provider.cooling_targets").IsArray() || len(body.Get("provider.cooling_targets").Array()) != 0 {
+		t.Fatalf("reset: %d %s; want 200 and no cooling target left", code, body.Raw)
+	}
+	chat()
+	if n := freeHits.Load(); n != 2 {
+		t.Errorf("after the reset the free target was asked %d times in all; want 2 (asked again)", n)
+	}
+	if _, list := admin(http.MethodGet, "/admin/api/providers"); len(list.Get(`providers.#(name=="fake").cooling_targets`).Array()) != 0 {
+		t.Errorf("after the reset: %s; want no cooling target", list.Raw)
 	}
 }

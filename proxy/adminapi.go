@@ -81,12 +81,21 @@ type ProviderAdmin interface {
 
 var _ ProviderAdmin = (*failover.Router)(nil)
 
-// adminProvider is a provider's live state as the admin API shows it.
+// adminProvider is a provider's live state as the admin API shows it:
+// its own breaker and cool-down, and cooling_targets, the targets of it
+// (public model, upstream model) cooling on their own while it serves its
+// other models; always an array, empty when none is.
 func adminProvider(st failover.ProviderStatus) map[string]any {
 	v := map[string]any{"name": st.Name, "breaker": st.Breaker, "cooling_until": nil, "cooling_cause": nil}
 	if !st.CoolingUntil.IsZero() {
 		v["cooling_until"], v["cooling_cause"] = st.CoolingUntil.UTC().Format(time.RFC3339), st.CoolingCause
 	}
+	targets := make([]map[string]any, 0, len(st.CoolingTargets))
+	for _, t := range st.CoolingTargets {
+		targets = append(targets, map[string]any{"model": t.Model, "target": t.Target,
+			"cooling_until": t.Until.UTC().Format(time.RFC3339), "cooling_cause": t.Cause})
+	}
+	v["cooling_targets"] = targets
 	return v
 }
 
