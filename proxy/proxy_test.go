@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/proxy/h1/h1test"
+	"github.com/paygate/paygate/store"
 )
 
 // expectedUserHash recomputes the privacy hash independently of the code
@@ -705,5 +707,44 @@ func TestReadyzWhileDraining(t *testing.T) {
 	}
 	if got := status("/healthz"); got != 200 {
 		t.Errorf("/healthz while draining: %d; want 200", got)
+	}
+}
+
+// pingerFunc is a store for /readyz that answers with its error.
+type pingerFunc func(context.Context) error
+
+func (f pingerFunc) Ping(ctx context.Context) error { return f(ctx) }
+
+// TestReadyzNamesFailingWrites: a store that answers reads while its
+// writes fail (the embedded file on a full disk, store.ErrWritesFail)
+// makes /readyz answer 503 saying so: "store unreachable" sent an operator
+// to look for a network fault on a store in a local file.
+func TestReadyzNamesFailingWrites(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1", nil)
+	log, reg := logging.New(io.Discard, slog.LevelInfo, nil), prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	for _, tc := range []struct {
+		err  error
+		code int
+		body string
+	}{
+		{nil, http.StatusOK, "ready"},
+		{fmt.Errorf("embedded: data/paygate.db: the last write failed: %w: no space left on device", store.ErrWritesFail), http.StatusServiceUnavailable, "writes fail"},
+		{fmt.Errorf("dial: %w", store.ErrUnavailable), http.StatusServiceUnavailable, "store unreachable"},
+	} {
+		s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: prometheus.NewRegistry(), HashKey: []byte("k"),
+			Store: pingerFunc(func(context.Context) error { return tc.err })})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.body) {
+			t.Errorf("/readyz with the store's ping %v: %d %q; want %d saying %q", tc.err, w.Code, w.Body, tc.code, tc.body)
+		}
 	}
 }

@@ -299,6 +299,12 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 				_, _ = w.Write([]byte(store.DataLostAdvice + "\n"))
 				return
 			}
+			if errors.Is(err, store.ErrWritesFail) {
+				// It answers reads: a full disk or a read-only
+				// filesystem, not the network.
+				_, _ = w.Write([]byte("store writes fail: check its disk (full, read-only?)\n"))
+				return
+			}
 			_, _ = w.Write([]byte("store unreachable\n"))
 			return
 		}

@@ -34,6 +34,12 @@ var (
 	// to restart the replicas rather than look for a network fault: the
 	// backend answers.
 	ErrDataLost = errors.New("store: lost its data")
+	// ErrWritesFail: the backend answers reads but its writes fail (the
+	// embedded file on a full disk or a filesystem gone read-only). It
+	// wraps ErrUnavailable: no order or notification can be recorded.
+	// Its own error, so that /readyz sends an operator to the disk, not
+	// to the network.
+	ErrWritesFail = fmt.Errorf("store: writes fail: %w", ErrUnavailable)
 )
 
 // DataLostAdvice is what an operator is told of ErrDataLost, by /readyz

@@ -116,6 +116,21 @@ type DB struct {
 	// write transactions, outside any transaction, with how many deletions
 	// that transaction will at most make.
 	sweepHook func(deletions int)
+	// readOnly: opened with Options.ReadOnly; Ping makes no write probe.
+	readOnly bool
+	// lastWrite is the outcome of the last write transaction that reached
+	// its commit (a store write, the sweep's, Ping's probe), for Ping.
+	lastWrite atomic.Pointer[writeOutcome]
+	// probing is held by the Ping that writes its probe: the others answer
+	// with the outcome they find meanwhile.
+	probing sync.Mutex
+}
+
+// writeOutcome is a write transaction's commit: when (the DB's clock) and
+// its error, nil for a commit that reached the disk.
+type writeOutcome struct {
+	at  time.Time
+	err error
 }
 
 var _ store.Store = (*DB)(nil)
@@ -146,7 +161,8 @@ func Open(path string, opts Options) (*DB, error) {
 	if users == nil {
 		opts.Logger.Warn("embedded store: a user index key does not parse; every turn reads the user's orders")
 	}
-	d := &DB{db: bdb, users: users, now: opts.Now, log: opts.Logger, stop: make(chan struct{})}
+	d := &DB{db: bdb, users: users, now: opts.Now, log: opts.Logger, stop: make(chan struct{}), readOnly: opts.ReadOnly}
+	d.lastWrite.Store(&writeOutcome{at: opts.Now()}) // the open's own write (initFile) went through
 	if opts.SweepInterval > 0 && !opts.ReadOnly {
 		d.wg.Add(1)
 		go d.sweepLoop(opts.SweepInterval)
@@ -260,9 +276,75 @@ func (d *DB) Path() string { return d.db.Path() }
 // of this process growing the file.
 func (d *DB) Local() bool { return true }
 
-// Ping reports whether the file is open.
+// writeProbeEvery is how long Ping trusts the outcome of the last write
+// before it writes a probe of its own: a bound on the probes' fsyncs (a
+// load balancer's readiness checks come every few seconds, from each of
+// them), and on how long a disk that filled up while no write came goes
+// unnoticed.
+const writeProbeEvery = 10 * time.Second
+
+// Ping reports whether the file is open and takes writes. A read alone
+// answered for a full disk or a filesystem gone read-only, where reads go
+// on and every write fails: the replica read ready while it could record
+// no order, no claim, no notification. So Ping also reports the last
+// write's outcome, store.ErrWritesFail when it failed; when no write was
+// made for writeProbeEvery, it makes one, an empty write transaction
+// (bbolt commits a new freelist and meta page, synced), so that a disk
+// that failed while idle is seen, and one fixed while the load balancer
+// sent nothing is seen to be back.
 func (d *DB) Ping(ctx context.Context) error {
-	return d.view(ctx, func(*bolt.Tx) error { return nil })
+	if err := d.view(ctx, func(*bolt.Tx) error { return nil }); err != nil {
+		return err
+	}
+	if d.readOnly {
+		return nil
+	}
+	w := d.lastWrite.Load()
+	if d.now().Sub(w.at) >= writeProbeEvery && d.probing.TryLock() {
+		// The probe waits for the writer lock, which a long write (the
+		// wipe of an erasure's free pages) may hold for seconds: it runs
+		// on, and Ping answers with what it knows when ctx ends first.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer d.probing.Unlock()
+			if d.now().Sub(d.lastWrite.Load().at) >= writeProbeEvery {
+				_ = d.commit(func(*bolt.Tx) error { return nil })
+			}
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+		w = d.lastWrite.Load()
+	}
+	if w.err != nil {
+		return fmt.Errorf("embedded: %s: the last write failed: %w: %w", d.db.Path(), store.ErrWritesFail, w.err)
+	}
+	return nil
+}
+
+// commit runs fn in a write transaction and records, for Ping, the
+// outcome of a commit it reached: an error of fn's own (a store sentinel,
+// a bad record) says nothing of the disk, and is not recorded. A change
+// between failing and succeeding is logged once, at warn.
+func (d *DB) commit(fn func(*bolt.Tx) error) error {
+	var fnErr error
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	if fnErr != nil || errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return err
+	}
+	prev := d.lastWrite.Swap(&writeOutcome{at: d.now(), err: err})
+	switch {
+	case err != nil && prev.err == nil:
+		d.log.Warn("embedded store: a write failed; /readyz answers not ready until a write succeeds (a full disk, a read-only filesystem?)", "path", d.db.Path(), "err", err)
+	case err == nil && prev.err != nil:
+		d.log.Warn("embedded store: writes succeed again", "path", d.db.Path())
+	}
+	return err
 }
 
 // Close stops the sweeper and closes the file.
@@ -399,7 +481,7 @@ func (d *DB) sweepBucket(name []byte, now int64, del func(b *bolt.Bucket, k, v [
 			if d.sweepHook != nil {
 				d.sweepHook(len(dead))
 			}
-			err = d.db.Update(func(tx *bolt.Tx) error {
+			err = d.commit(func(tx *bolt.Tx) error {
 				b := tx.Bucket(name)
 				for _, k := range dead {
 					v := b.Get(k)
@@ -449,7 +531,7 @@ func (d *DB) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
-	return wrap(d.db.Update(fn))
+	return wrap(d.commit(fn))
 }
 
 func ctxErr(ctx context.Context) error {

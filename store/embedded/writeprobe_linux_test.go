@@ -1,0 +1,141 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/internal/fdfail"
+	"github.com/paygate/paygate/store"
+)
+
+// failWrites makes the store file's writes fail (fdfail) until restore
+// or the end of the test.
+func failWrites(t *testing.T, path string) (restore func()) {
+	t.Helper()
+	r, err := fdfail.FailWrites(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restore = func() {
+		if err := r(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(restore)
+	return restore
+}
+
+// TestPingSaysWhenWritesFail: /readyz pings the store, and the embedded
+// store's ping was a read transaction, which a full disk or a filesystem
+// gone read-only leaves working: the replica read ready while every order,
+// claim and notification write failed, and a load balancer kept sending it
+// payments it could not record. Ping now reports the outcome of the last
+// write (any store write, or its own probe, an empty write transaction,
+// made only when no write was made for writeProbeEvery): at once after a
+// failed write, within writeProbeEvery on an idle store, never more than
+// one probe per writeProbeEvery (a fsync per readiness check would cost
+// every write a wait), and ready again once writes succeed.
+func TestPingSaysWhenWritesFail(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		// write: a store write made after the file stops taking writes.
+		write bool
+	}{
+		{name: "a failed write", write: true},
+		{name: "an idle store", write: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "p.db")
+			now := time.Unix(1_700_000_000, 0)
+			var mu sync.Mutex
+			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+			advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+			d, err := Open(path, Options{SweepInterval: -1, Now: clock})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if err := d.Ping(ctx); err != nil {
+				t.Fatalf("ping of a healthy store: %v", err)
+			}
+			restore := failWrites(t, path)
+			if tc.write {
+				if _, err := d.IncrCounter(ctx, "pgtest:k", time.Hour); err == nil {
+					t.Fatal("a write to a read-only descriptor succeeded; the test does not fail writes")
+				}
+			} else {
+				if err := d.Ping(ctx); err != nil {
+					t.Fatalf("ping within %s of the last write: %v; want no probe yet", writeProbeEvery, err)
+				}
+				advance(writeProbeEvery)
+			}
+			err = d.Ping(ctx)
+			if !errors.Is(err, store.ErrWritesFail) || !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("ping of a store whose writes fail: %v; want store.ErrWritesFail", err)
+			}
+			restore()
+			if err := d.Ping(ctx); !errors.Is(err, store.ErrWritesFail) {
+				t.Fatalf("ping within %s of the failed write: %v; want the failure, no new probe", writeProbeEvery, err)
+			}
+			advance(writeProbeEvery)
+			if err := d.Ping(ctx); err != nil {
+				t.Fatalf("ping once the file takes writes again: %v", err)
+			}
+			if _, err := d.IncrCounter(ctx, "pgtest:k", time.Hour); err != nil {
+				t.Fatalf("a write after the recovery: %v", err)
+			}
+		})
+	}
+}
+
+// TestPingNotHeldByALongWrite: Ping's write probe waits for the writer
+// lock, which the wipe of an erasure's free pages holds while it zeroes
+// and syncs them, seconds on a large file. /readyz gives its ping 2 s and
+// a scrape 1 s: the probe runs on and Ping answers, when its context ends,
+// with the last outcome it knows instead of holding the check past its
+// deadline.
+func TestPingNotHeldByALongWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.db")
+	now := time.Unix(1_700_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	d, err := Open(path, Options{SweepInterval: -1, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free()
+	d.wipeHook = func() { close(entered); <-release }
+	wiped := make(chan error, 1)
+	go func() { _, err := d.WipeFreePages(context.Background()); wiped <- err }()
+	<-entered
+	mu.Lock()
+	now = now.Add(writeProbeEvery) // a probe is due
+	mu.Unlock()
+	// Releases the wipe should Ping wait for it: the test then fails on
+	// the time Ping took, rather than hanging.
+	safety := time.AfterFunc(5*time.Second, free)
+	defer safety.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = d.Ping(ctx)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Ping took %s behind a long write; want it back when its context ends", took)
+	}
+	if err != nil {
+		t.Errorf("Ping behind a long write: %v; want the last outcome, a success", err)
+	}
+	free()
+	if err := <-wiped; err != nil {
+		t.Fatal(err)
+	}
+}
