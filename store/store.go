@@ -35,7 +35,8 @@ var (
 	// backend answers.
 	ErrDataLost = errors.New("store: lost its data")
 	// ErrWritesFail: the backend answers reads but its writes fail (the
-	// embedded file on a full disk or a filesystem gone read-only). It
+	// embedded file on a full disk or a filesystem gone read-only; a Redis
+	// that refuses writes: OOM, MISCONF, NOREPLICAS, READONLY). It
 	// wraps ErrUnavailable: no order or notification can be recorded.
 	// Its own error, so that /readyz sends an operator to the disk, not
 	// to the network.

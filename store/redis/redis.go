@@ -150,6 +150,11 @@ type Store struct {
 	// data Redis lost (errSecretLost).
 	secretMu sync.Mutex
 	secrets  map[string]string
+
+	// probe is Ping's last write probe (probeWrite); probeMu is held by
+	// the Ping that makes one.
+	probe   atomic.Pointer[probeOutcome]
+	probeMu sync.Mutex
 }
 
 var _ store.Store = (*Store)(nil)
@@ -530,13 +535,68 @@ func (s *Store) warnIfFewReplicas(ctx context.Context) {
 	s.eachServer(ctx, check)
 }
 
-// Ping reports whether Redis answers and still holds the data this Store
-// has seen (checkEpoch).
+// writeProbeEvery is how long Ping trusts its last write probe: a bound on
+// the probes (with appendfsync always each is a fsync on Redis, and every
+// replica's readiness is checked every few seconds), and on how long a
+// Redis that stopped taking writes, or took them again, goes unnoticed.
+const writeProbeEvery = 10 * time.Second
+
+// Ping reports whether Redis answers, still holds the data this Store has
+// seen (checkEpoch) and takes writes. PING and the marker's read are
+// answered by a Redis that refuses every write (OOM: at its maxmemory
+// under noeviction; MISCONF: its RDB snapshot failed on a full disk;
+// NOREPLICAS: short of min-replicas-to-write; READONLY: a replica), and
+// every replica read ready while it could record no order. So Ping also
+// sets a probe key, at most once per writeProbeEvery, and reports a
+// refused probe as store.ErrWritesFail until a later one succeeds. On a
+// cluster the probe reaches the primary of its own slot only.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.c.Ping(ctx).Err(); err != nil {
 		return mapErr("ping", err)
 	}
-	return s.checkEpoch(ctx)
+	if err := s.checkEpoch(ctx); err != nil {
+		return err
+	}
+	return s.probeWrite(ctx)
+}
+
+// probeWrite sets the probe key when the last probe is writeProbeEvery old
+// (or there is none) and reports the last probe's refusal. Concurrent
+// Pings make one probe; the others report the outcome before it.
+func (s *Store) probeWrite(ctx context.Context) error {
+	last := s.probe.Load()
+	if (last == nil || s.now().Sub(last.at) >= writeProbeEvery) && s.probeMu.TryLock() {
+		defer s.probeMu.Unlock()
+		if last = s.probe.Load(); last == nil || s.now().Sub(last.at) >= writeProbeEvery {
+			err := s.c.Set(ctx, s.k.one("meta", "write-probe"), s.now().UnixMilli(), time.Minute).Err()
+			var rerr goredis.Error
+			if err != nil && (!errors.As(err, &rerr) || errors.Is(err, goredis.ErrClosed)) {
+				// Not a refusal: Redis did not answer (or the caller
+				// left); nothing learnt of its writes.
+				return mapErr("write probe", err)
+			}
+			next := &probeOutcome{at: s.now(), err: err}
+			s.probe.Store(next)
+			switch {
+			case err != nil && (last == nil || last.err == nil):
+				s.log.Warn("Redis refuses writes: payments fail closed and /readyz answers not ready until it takes them again", "err", err)
+			case err == nil && last != nil && last.err != nil:
+				s.log.Warn("Redis takes writes again")
+			}
+			last = next
+		}
+	}
+	if last != nil && last.err != nil {
+		return fmt.Errorf("redis write probe: %w: %w", store.ErrWritesFail, last.err)
+	}
+	return nil
+}
+
+// probeOutcome is a write probe's: when (the Store's clock) and Redis's
+// refusal, nil when it took the write.
+type probeOutcome struct {
+	at  time.Time
+	err error
 }
 
 // errDataLost is the cause Ping reports once the epoch marker is gone or

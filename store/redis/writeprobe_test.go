@@ -1,0 +1,69 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/internal/redistest"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/storetest"
+)
+
+// TestPingSaysWhenWritesFail: /readyz (and the monitoring that watches it
+// for a replica whose probes use /healthz) pings the store, and Redis's
+// ping was PING and the epoch marker's GET, which a Redis that refuses
+// every write answers: one at its maxmemory under noeviction (OOM), or a
+// primary short of its min-replicas-to-write (NOREPLICAS), as one whose
+// RDB snapshot failed (MISCONF). Every replica read ready while no order,
+// claim or notification could be recorded. Ping now also writes a probe
+// key, at most once per writeProbeEvery (on a Redis with appendfsync
+// always every write is a fsync, and a replica's readiness is checked
+// every few seconds), and reports store.ErrWritesFail from a refused one
+// until a later probe succeeds.
+func TestPingSaysWhenWritesFail(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name          string
+		param         string
+		refuse, allow string
+	}{
+		{"full, under noeviction", "maxmemory", "1", "0"},
+		{"short of replicas", "min-replicas-to-write", "1", "0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.StartServer(t, "--maxmemory-policy", "noeviction")
+			clock := storetest.NewClock()
+			s := openOn(t, clock, Options{Addrs: []string{srv.Addr()}, EpochInterval: -1})
+			if err := s.Ping(ctx); err != nil {
+				t.Fatalf("Ping of a healthy Redis: %v", err)
+			}
+			admin := srv.Client()
+			if err := admin.ConfigSet(ctx, tc.param, tc.refuse).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := admin.Set(ctx, "pgtest:control", "x", time.Minute).Err(); err == nil {
+				t.Fatalf("a write succeeded with %s %s; the test refuses no writes", tc.param, tc.refuse)
+			}
+			if err := s.Ping(ctx); err != nil {
+				t.Fatalf("Ping within %s of the last probe: %v; want no new probe", writeProbeEvery, err)
+			}
+			clock.Advance(writeProbeEvery)
+			err := s.Ping(ctx)
+			if !errors.Is(err, store.ErrWritesFail) || !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("Ping of a Redis that refuses writes: %v; want store.ErrWritesFail", err)
+			}
+			if err := admin.ConfigSet(ctx, tc.param, tc.allow).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Ping(ctx); !errors.Is(err, store.ErrWritesFail) {
+				t.Fatalf("Ping within %s of the refused probe: %v; want the refusal, no new probe", writeProbeEvery, err)
+			}
+			clock.Advance(writeProbeEvery)
+			if err := s.Ping(ctx); err != nil {
+				t.Fatalf("Ping once Redis takes writes again: %v", err)
+			}
+		})
+	}
+}
