@@ -1,12 +1,16 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paygate/paygate/store"
 )
 
 // metrics are the client-facing counters. Labels are low-cardinality: route
@@ -88,4 +92,59 @@ func (r *routeMetrics) observe(code int, d time.Duration) {
 		r.m.requests.WithLabelValues(r.route, strconv.Itoa(code)).Inc()
 	}
 	r.duration.Observe(d.Seconds())
+}
+
+// storeStatuses are paygate_store_status's label values: the store's state
+// as /readyz reads it.
+var storeStatuses = [...]string{"ready", "unreachable", "writes_fail", "data_lost"}
+
+// storeStatusOf is the status a Ping's error reports.
+func storeStatusOf(err error) string {
+	switch {
+	case err == nil:
+		return "ready"
+	case errors.Is(err, store.ErrDataLost):
+		return "data_lost"
+	case errors.Is(err, store.ErrWritesFail):
+		return "writes_fail"
+	}
+	return "unreachable"
+}
+
+// storeStatusPing bounds a scrape's ping: a Redis that does not answer
+// must not hold the scrape for its whole timeout.
+const storeStatusPing = time.Second
+
+// storeStatus is paygate_store_status{status}: 1 for the store's state,
+// 0 for the others, read by a ping at each scrape. Without it nothing in
+// /metrics said the store was down, refusing writes or had lost its data
+// (/readyz did, but it is no metric and the Kubernetes manifest probes
+// /healthz), and paygate_state_unavailable_total moves with turns only.
+// Each store answers a ping cheaply (a write probe at most every 10 s).
+type storeStatus struct {
+	ping Pinger
+	desc *prometheus.Desc
+}
+
+func newStoreStatus(p Pinger) *storeStatus {
+	return &storeStatus{ping: p, desc: prometheus.NewDesc("paygate_store_status",
+		"The store's state as /readyz reads it, pinged at each scrape: 1 for the current status (ready, unreachable, writes_fail: it answers but refuses writes, data_lost: restart every replica), 0 for the others.",
+		[]string{"status"}, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (c *storeStatus) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *storeStatus) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeStatusPing)
+	defer cancel()
+	cur := storeStatusOf(c.ping.Ping(ctx))
+	for _, st := range storeStatuses {
+		v := 0.0
+		if st == cur {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, st)
+	}
 }

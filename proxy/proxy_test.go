@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -745,6 +746,57 @@ func TestReadyzNamesFailingWrites(t *testing.T) {
 		s.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 		if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.body) {
 			t.Errorf("/readyz with the store's ping %v: %d %q; want %d saying %q", tc.err, w.Code, w.Body, tc.code, tc.body)
+		}
+	}
+}
+
+// TestStoreStatusMetric: an SRE alerts from /metrics, and nothing there
+// said the store was down, refusing writes or had lost its data: /readyz
+// said so, but it is no metric, the Kubernetes manifest probes /healthz
+// (a native sidecar's readiness is the pod's), and
+// paygate_state_unavailable_total moves only with turns. The store's state
+// as /readyz reads it is paygate_store_status{status}, 1 for the current
+// one and 0 for the others, read at each scrape.
+func TestStoreStatusMetric(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1", nil)
+	log, reg := logging.New(io.Discard, slog.LevelInfo, nil), prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	var pingErr error
+	var mu sync.Mutex
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte("k"),
+		Store: pingerFunc(func(context.Context) error { mu.Lock(); defer mu.Unlock(); return pingErr })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{nil, "ready"},
+		{fmt.Errorf("dial: %w", store.ErrUnavailable), "unreachable"},
+		{fmt.Errorf("probe: %w: OOM", store.ErrWritesFail), "writes_fail"},
+		{fmt.Errorf("epoch: %w: %w", store.ErrUnavailable, store.ErrDataLost), "data_lost"},
+		{nil, "ready"},
+	} {
+		mu.Lock()
+		pingErr = tc.err
+		mu.Unlock()
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		for _, st := range []string{"ready", "unreachable", "writes_fail", "data_lost"} {
+			want := 0.0
+			if st == tc.want {
+				want = 1
+			}
+			line := `paygate_store_status{status="` + st + `"} `
+			if !strings.Contains(w.Body.String(), line+strconv.FormatFloat(want, 'g', -1, 64)+"\n") {
+				t.Errorf("ping %v: want %s%v in /metrics", tc.err, line, want)
+			}
 		}
 	}
 }

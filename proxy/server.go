@@ -207,6 +207,11 @@ func New(o Options) (*Server, error) {
 	if s.metrics, err = newMetrics(reg); err != nil {
 		return nil, err
 	}
+	if s.store != nil {
+		if err := reg.Register(newStoreStatus(s.store)); err != nil {
+			return nil, fmt.Errorf("registering the store status metric: %w", err)
+		}
+	}
 	return s, nil
 }
 
