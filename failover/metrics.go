@@ -1,6 +1,8 @@
 package failover
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 )
@@ -75,4 +77,64 @@ func (m *metrics) breakerState(provider string, s gobreaker.State) {
 		v = 2
 	}
 	m.breaker.WithLabelValues(provider).Set(v)
+}
+
+// coolingCollector is paygate_upstream_cooldown_seconds and
+// paygate_upstream_target_cooldown_seconds, read from Router.Status at each
+// scrape. A provider in cool-down (out of quota for 30 minutes, a refused
+// key, a long Retry-After) sits out every round with its breaker closed,
+// and a target cooled on its own (an OpenRouter ":free" model until its
+// daily reset) with its provider healthy: the breaker gauge read 0 for
+// both, and nothing else in /metrics said they were out of service.
+// Labels come from the config (providers, public and upstream model
+// names) and the Cause constants.
+type coolingCollector struct {
+	r        *Router
+	provider *prometheus.Desc
+	target   *prometheus.Desc
+}
+
+func newCoolingCollector(r *Router) *coolingCollector {
+	return &coolingCollector{r: r,
+		provider: prometheus.NewDesc("paygate_upstream_cooldown_seconds",
+			"Seconds left of each provider's cool-down (rounds skip it meanwhile; its breaker may read closed), by its cause (upstream_rate_limited, upstream_insufficient_quota, upstream_misconfigured; none: not cooling, 0). POST /admin/api/providers/{name}/reset ends it on this replica.",
+			[]string{"provider", "cause"}, nil),
+		target: prometheus.NewDesc("paygate_upstream_target_cooldown_seconds",
+			"Seconds left of the cool-down of a target cooling on its own while its provider serves its other models (an OpenRouter :free model until its daily limit's reset), by provider, public model and upstream model; a target not cooling has no series.",
+			[]string{"provider", "model", "target"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *coolingCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.provider
+	ch <- c.target
+}
+
+// Collect implements prometheus.Collector.
+func (c *coolingCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.r.opts.Now()
+	for _, st := range c.r.Status() {
+		cause, left := "none", 0.0
+		if !st.CoolingUntil.IsZero() {
+			cause, left = st.CoolingCause, max(st.CoolingUntil.Sub(now).Seconds(), 0)
+		}
+		ch <- prometheus.MustNewConstMetric(c.provider, prometheus.GaugeValue, left, st.Name, cause)
+		// A model may list one target twice: one series for it (two
+		// of the same labels fail the whole scrape), the longest wait.
+		until := map[[2]string]time.Time{}
+		var order [][2]string
+		for _, t := range st.CoolingTargets {
+			k := [2]string{t.Model, t.Target}
+			if u, ok := until[k]; !ok {
+				order = append(order, k)
+			} else if u.After(t.Until) {
+				continue
+			}
+			until[k] = t.Until
+		}
+		for _, k := range order {
+			ch <- prometheus.MustNewConstMetric(c.target, prometheus.GaugeValue, max(until[k].Sub(now).Seconds(), 0), st.Name, k[0], k[1])
+		}
+	}
 }

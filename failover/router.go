@@ -372,6 +372,11 @@ func New(cfg *config.Config, opts Options) (*Router, error) {
 		r.byName[md.name] = md
 		r.names = append(r.names, md.name)
 	}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(newCoolingCollector(r)); err != nil {
+			return nil, fmt.Errorf("failover: registering metrics: %w", err)
+		}
+	}
 	return r, nil
 }
 
