@@ -494,3 +494,48 @@ func TestSweepWaitsForTheTapThatTookTheRefund(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelFreesTheReservationOfACutConfirmation: replica A reserved a paid
+// order for the user's confirmation and died before spending it, so nothing
+// was sent. The user then says no on replica B. The order is theirs again at
+// once, as the cancel's "nothing was sent" says: back to what it was, its
+// whole refundable amount proposable and confirmable, with no sweep run
+// (the sweep waits a minute on Redis; until then a new proposal was refused
+// with "another refund in progress").
+func TestCancelFreesTheReservationOfACutConfirmation(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, storeClock: true})
+			ctx := context.Background()
+			a := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeConsume})
+			o := paidOrder(t, e, "oUser-cut-cancel", 1) // 49.99
+			p := propose(t, e, o, 1000)
+			if _, err := a.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("confirmation on A: %v; want it cut short", err)
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusRefunding || got.RefundReservedBy != p.RefundID {
+				t.Fatalf("after A died: order %s reserved by %q; want refunding, reserved by %s", got.Status, got.RefundReservedBy, p.RefundID)
+			}
+			if _, err := e.svc.CancelRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
+				t.Fatalf("cancel on B: %v", err)
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusPaid || got.RefundReservedBy != "" || got.RefundedFen != 0 {
+				t.Fatalf("after the cancel: order %s reserved by %q, %d refunded; want paid, unreserved, nothing refunded",
+					got.Status, got.RefundReservedBy, got.RefundedFen)
+			}
+			next, _, err := e.svc.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: o.User, OrderNo: o.OrderNo, Reason: "changed my mind"})
+			if err != nil || next.AmountFen != 4999 {
+				t.Fatalf("a new proposal after the cancel: %+v, %v; want all 49.99 proposable", next, err)
+			}
+			if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, next.RefundID); err != nil || res.Status != payments.RefundProcessing {
+				t.Fatalf("confirming it: %+v, %v; want it sent", res, err)
+			}
+			if _, found := e.sim.Refund(p.OutRefundNo); found {
+				t.Errorf("the cancelled refund reached WeChat Pay")
+			}
+			if n := e.sim.RefundCount(o.OrderNo); n != 1 {
+				t.Errorf("refunds at WeChat Pay %d; want 1", n)
+			}
+		})
+	}
+}

@@ -358,7 +358,8 @@ func (s *Service) proposal(ctx context.Context, client, user, id string) (*store
 // CancelRefund is the user's "no": the proposal is withdrawn (a later confirm
 // is store.ErrGone). Nothing was sent to WeChat Pay. The answer's events
 // (its audit record, ProposalCancelled) are written with the tombstone, so
-// a declined refund is told apart from one left to expire.
+// a declined refund is told apart from one left to expire. An order a cut
+// confirmation of it left reserved is freed with it (releaseCancelled).
 func (s *Service) CancelRefund(ctx context.Context, client, user, id string) (*store.RefundProposal, error) {
 	live, err := s.proposal(ctx, client, user, id)
 	if err != nil {
@@ -370,7 +371,43 @@ func (s *Service) CancelRefund(ctx context.Context, client, user, id string) (*s
 	}
 	s.mm.refunds.WithLabelValues("cancelled").Inc()
 	s.log.InfoContext(ctx, "refund proposal cancelled by the user", "refund_id", id, "order_no", p.OrderNo)
+	s.releaseCancelled(ctx, live)
 	return p, nil
+}
+
+// releaseCancelled undoes the reservation a confirmation of p made and
+// left (it stopped before spending the user's word: the replica died, the
+// store failed), now that p is cancelled. A cancelled proposal was never
+// taken, and a refund is sent only by the confirmation that took its
+// proposal, so nothing went or will go to WeChat Pay under it: the order
+// goes back to what it was (refund.aborted, as the sweep records it) at
+// once, not when the sweep next looks at it (a minute on Redis), the
+// user's "no" leaving the order's refundable amount held meanwhile and a
+// new proposal refused as "another refund in progress". The undo is a
+// compare-and-set at the version read, against a confirmation of p that
+// reserved it and lost its consumption to this cancel, which undoes it
+// too (notConsumed). A failure is logged and left to the sweep, which
+// undoes a reservation of an ended proposal (reconcileUnrecorded).
+func (s *Service) releaseCancelled(ctx context.Context, p *store.RefundProposal) {
+	o, err := s.store.GetOrder(ctx, p.OrderNo)
+	if err != nil || !reservedFor(o, p) {
+		if err != nil {
+			s.log.WarnContext(ctx, "refund proposal cancelled; its order not read, any reservation left to the sweep", "refund_id", p.RefundID, "order_no", p.OrderNo, "err", err)
+		}
+		return
+	}
+	if before, err := s.takenBefore(ctx, p, o.Version); err != nil || before {
+		return // never, for a proposal cancelled: left to the sweep
+	}
+	got, err := s.revertRefund(withRefund(ctx, p), inFlight{Proposal: *p, OrderVersion: o.Version}, CauseRefundAborted)
+	if err != nil {
+		s.log.WarnContext(ctx, "refund proposal cancelled; its reservation left to the sweep", "refund_id", p.RefundID, "order_no", p.OrderNo, "err", err)
+		return
+	}
+	if got != nil && got.Status != store.StatusRefunding {
+		s.log.InfoContext(ctx, "refund reservation undone with its cancelled proposal; nothing was sent under it",
+			"refund_id", p.RefundID, "order_no", p.OrderNo, "status", got.Status)
+	}
 }
 
 // ConfirmRefund executes the user's confirmation of proposal id exactly once,
