@@ -912,7 +912,11 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 	got, changed, err := s.update(rctx, f.OutTradeNo, cause, noteID, func(c *store.Order) (*store.Order, error) {
 		outcome, reason = OutcomeDuplicate, ""
 		if c.Status == store.StatusNeedsReview {
-			next, r := s.noteRefundInReview(c, f, rec != nil && rec.Proposal.OutRefundNo == f.OutRefundNo)
+			var own *store.RefundProposal
+			if rec != nil && rec.Proposal.OutRefundNo == f.OutRefundNo {
+				own = &rec.Proposal
+			}
+			next, r := s.noteRefundInReview(c, f, own)
 			if next != nil {
 				outcome, reason = OutcomeReview, r
 			}
@@ -987,6 +991,7 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 			outcome = OutcomeApplied
 			c.RefundedFen = total
 			c.RefundNos = append(c.RefundNos, f.OutRefundNo)
+			s.noteOutcome(c, &rec.Proposal, f.RefundFen, store.RefundSucceeded)
 			endRefund(c)
 			return c, nil
 		case wechatpay.RefundClosed:
@@ -994,11 +999,13 @@ func (s *Service) applyRefund(ctx context.Context, f refundFact, cause, noteID s
 			if !slices.Contains(c.ClosedRefundNos, f.OutRefundNo) {
 				c.ClosedRefundNos = append(c.ClosedRefundNos, f.OutRefundNo)
 			}
+			s.noteOutcome(c, &rec.Proposal, rec.Proposal.AmountFen, store.RefundClosed)
 			endRefund(c)
 			return c, nil
 		case wechatpay.RefundProcessing:
 			return nil, nil
 		default: // ABNORMAL: the money is stuck; a person must act
+			s.noteOutcome(c, &rec.Proposal, rec.Proposal.AmountFen, store.RefundAbnormal)
 			return review("refund_abnormal")
 		}
 	})
@@ -1068,17 +1075,20 @@ func (s *Service) applyRefundNote(ctx context.Context, f refundFact, noteID stri
 // once acknowledged and dropped as a duplicate. A CLOSED or ABNORMAL refund,
 // and a SUCCESS that contradicts the record (merchant, order total, more
 // than is left), go into the review reason without counting. Either is
-// reported as review with its reason. The refund paygate had in flight when
+// reported as review with its reason. own is the refund paygate had in
+// flight, when f is about it (nil otherwise); how it ended is kept on the
+// order (noteOutcome). The refund paygate had in flight when
 // the order went to review ends its reservation (RefundReservedBy) once
 // counted or CLOSED (a CLOSED one is kept among ClosedRefundNos, as
 // outside review), so the admin's refunds list no longer shows it in
 // flight. A fact already noted (its refund number and status are in the
 // reason, or a SUCCESS is in refund_nos) changes nothing (nil), so copies
 // stay duplicates and nothing counts twice.
-func (s *Service) noteRefundInReview(c *store.Order, f refundFact, inFlight bool) (*store.Order, string) {
+func (s *Service) noteRefundInReview(c *store.Order, f refundFact, own *store.RefundProposal) (*store.Order, string) {
 	if refundNoted(c, f) {
 		return nil, ""
 	}
+	inFlight := own != nil
 	said := f.said()
 	var reason string
 	switch {
@@ -1097,9 +1107,13 @@ func (s *Service) noteRefundInReview(c *store.Order, f refundFact, inFlight bool
 			if !slices.Contains(c.ClosedRefundNos, f.OutRefundNo) {
 				c.ClosedRefundNos = append(c.ClosedRefundNos, f.OutRefundNo)
 			}
+			s.noteOutcome(c, own, own.AmountFen, store.RefundClosed)
 		}
 	case f.Status != wechatpay.RefundSuccess:
 		reason = "refund_abnormal"
+		if inFlight {
+			s.noteOutcome(c, own, own.AmountFen, store.RefundAbnormal)
+		}
 	case f.RefundFen <= 0 || c.RefundedFen+f.RefundFen > c.AmountFen:
 		reason = "refund_amount_mismatch"
 	case !inFlight:
@@ -1116,9 +1130,25 @@ func (s *Service) noteRefundInReview(c *store.Order, f refundFact, inFlight bool
 		c.RefundedFen += f.RefundFen
 		c.RefundNos = append(c.RefundNos, f.OutRefundNo)
 		c.RefundReservedBy = ""
+		s.noteOutcome(c, own, f.RefundFen, store.RefundSucceeded)
 	}
 	c.ReviewReason += "; " + reason + ": " + said
 	return c, reason
+}
+
+// noteOutcome keeps on c how the user's refund p ended (status, for amount
+// fen), once per refund and status, for the user's next turn to tell of
+// (store.Order.RefundOutcomes). Only paygate's own refunds are kept: one
+// the user confirmed.
+func (s *Service) noteOutcome(c *store.Order, p *store.RefundProposal, fen int64, status string) {
+	if slices.ContainsFunc(c.RefundOutcomes, func(r store.RefundOutcome) bool {
+		return r.OutRefundNo == p.OutRefundNo && r.Status == status
+	}) {
+		return
+	}
+	c.RefundOutcomes = append(c.RefundOutcomes, store.RefundOutcome{
+		OutRefundNo: p.OutRefundNo, RefundID: p.RefundID, AmountFen: fen, Status: status, At: s.now(),
+	})
 }
 
 // refundNoted reports whether WeChat Pay's word f is on order c already,

@@ -62,6 +62,16 @@ const (
 	kindPayable   = "payable:"
 )
 
+// kindRefund starts the announcement kind of a refund's outcome
+// (refundKind): one per refund and outcome, on the refund's order.
+const kindRefund = "refund:"
+
+// refundKind is the announcement kind of outcome r of a refund of the
+// order: an ABNORMAL refund that later succeeds is told twice, once each.
+func refundKind(r store.RefundOutcome) string {
+	return kindRefund + r.Status + ":" + r.OutRefundNo
+}
+
 // stateTimeout bounds the store reads a turn makes before its upstream
 // call: once the kept payment exchanges it restores, together, and once the
 // user's payment state. Each read is one round trip, a millisecond or so on a healthy
@@ -169,18 +179,45 @@ func settled(s store.OrderStatus) bool {
 	return false
 }
 
+// refundNews says, in the words the model reads, how refund r of order o
+// ended: news the user has not heard yet.
+func refundNews(o *store.Order, r *store.RefundOutcome) string {
+	amount := payments.FormatAmount(r.AmountFen, o.Currency)
+	switch r.Status {
+	case store.RefundSucceeded:
+		return "the user's refund of " + amount + " succeeded: the money is on its way back to them"
+	case store.RefundClosed:
+		return "the user's refund of " + amount + " was closed by WeChat Pay: no money moved"
+	case store.RefundAbnormal:
+		return "the user's refund of " + amount + " is stuck at WeChat Pay (abnormal): staff will handle it"
+	}
+	return "the user's refund of " + amount + " ended: " + r.Status
+}
+
 // stateMessage renders the payment-state system message, or "" when there
-// is nothing current to say.
-func stateMessage(orders []*store.Order, now time.Time, settledAfter time.Duration) string {
+// is nothing current to say. pending are the turn's announcements: a
+// refund's outcome among them is told on its order's line, news since the
+// user's last turn, and keeps the line there however long the order has
+// been settled.
+func stateMessage(orders []*store.Order, now time.Time, settledAfter time.Duration, pending []announcement) string {
+	news := map[*store.Order][]string{}
+	for _, a := range pending {
+		if a.refund != nil {
+			news[a.order] = append(news[a.order], refundNews(a.order, a.refund))
+		}
+	}
 	var lines []string
 	for _, o := range orders {
-		if settled(o.Status) && now.Sub(o.UpdatedAt) > settledAfter {
+		if settled(o.Status) && now.Sub(o.UpdatedAt) > settledAfter && len(news[o]) == 0 {
 			continue
 		}
 		line := fmt.Sprintf("- order %s: %s ×%d, %s — %s", o.OrderNo, o.Description, o.Quantity,
 			payments.FormatAmount(o.AmountFen, o.Currency), plainStatus(o))
 		if o.Status == store.StatusPaid && !o.PaidAt.IsZero() {
 			line += " (paid at " + o.PaidAt.UTC().Format(time.RFC3339) + ")"
+		}
+		for _, n := range news[o] {
+			line += "; new since the user's last message: " + n
 		}
 		lines = append(lines, line)
 	}
@@ -199,6 +236,8 @@ func stateMessage(orders []*store.Order, now time.Time, settledAfter time.Durati
 type announcement struct {
 	kind  string
 	order *store.Order
+	// refund is the outcome told (kind refundKind), or nil.
+	refund *store.RefundOutcome
 }
 
 // pendingAnnouncements lists what the user has not heard of yet: the orders
@@ -223,14 +262,24 @@ func (s *Server) pendingAnnouncements(st *store.UserState) []announcement {
 				paid = o.CreatedAt
 			}
 			if st.Now.Sub(paid) < announceWindow && !st.Announced[store.Announcement{Kind: kindConfirmed, OrderNo: o.OrderNo}] {
-				out = append(out, announcement{kindConfirmed, o})
+				out = append(out, announcement{kind: kindConfirmed, order: o})
 			}
 		case o.Status == store.StatusAwaitingPayment && s.reconciler != nil:
 			// An awaiting_payment order is never rewritten in that state
 			// (its next write moves it on), so its UpdatedAt is when it
 			// became payable.
 			if st.Now.Sub(o.UpdatedAt) < announceWindow && !st.Announced[store.Announcement{Kind: kindPayable, OrderNo: o.OrderNo}] {
-				out = append(out, announcement{kindPayable, o})
+				out = append(out, announcement{kind: kindPayable, order: o})
+			}
+		}
+		// How the user's refunds ended (whatever the order's status now:
+		// a closed refund leaves it paid, an abnormal one in review), each
+		// outcome within announceWindow of when paygate learnt it, as a
+		// payment is within it of PaidAt.
+		for i := range o.RefundOutcomes {
+			r := &o.RefundOutcomes[i]
+			if st.Now.Sub(r.At) < announceWindow && !st.Announced[store.Announcement{Kind: refundKind(*r), OrderNo: o.OrderNo}] {
+				out = append(out, announcement{kind: refundKind(*r), order: o, refund: r})
 			}
 		}
 	}
@@ -256,6 +305,16 @@ func (s *Server) claim(ctx context.Context, c payments.Caller, pending []announc
 				continue
 			}
 			b, _ := json.Marshal(map[string]any{"type": "payment_confirmed", "order": payments.OrderView(o)})
+			out = append(out, b)
+			continue
+		}
+		if r := p.refund; r != nil {
+			if !s.firstTime(ctx, c, p.kind, o.OrderNo) {
+				continue
+			}
+			b, _ := json.Marshal(map[string]any{"type": "refund_" + r.Status, "order": payments.OrderView(o),
+				"refund": map[string]any{"refund_id": r.RefundID, "order_no": o.OrderNo, "amount_fen": r.AmountFen,
+					"status": r.Status, "settled_at": r.At.UTC().Format(time.RFC3339)}})
 			out = append(out, b)
 			continue
 		}

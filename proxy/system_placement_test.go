@@ -82,7 +82,7 @@ func newPlacementTurnWith(t *testing.T, tools PaymentTools, provs ...placementPr
 	if err := st.CreateOrder(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	state := stateMessage([]*store.Order{o}, clock.Now(), time.Hour)
+	state := stateMessage([]*store.Order{o}, clock.Now(), time.Hour, nil)
 	if state == "" || !strings.Contains(state, "ORD-PLACE-1") {
 		t.Fatalf("state message %q; want one naming ORD-PLACE-1", state)
 	}

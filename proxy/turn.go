@@ -227,7 +227,8 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 			"request_id", reqID)
 	}
 	if st := s.loadState(ctx, reqID, caller); st != nil && len(st.Orders) > 0 {
-		if msg := stateMessage(st.Orders, st.Now, s.cfg.Payments.StateInjection.SettledAfter.D()); msg != "" {
+		t.pending = s.pendingAnnouncements(st)
+		if msg := stateMessage(st.Orders, st.Now, s.cfg.Payments.StateInjection.SettledAfter.D(), t.pending); msg != "" {
 			var at int
 			if body, at, err = interceptors.InsertStateMessage(body, msg); err != nil {
 				writeError(w, requestError("paygate: ", err))
@@ -238,7 +239,6 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 			// first.
 			t.system = &failover.SystemMessage{Index: at, Text: msg}
 		}
-		t.pending = s.pendingAnnouncements(st)
 	}
 	defs := s.toolDefsFor(caller.Client)
 	if t.payChoice.None() && (ruledOut != "" || !hasPaymentCalls(body, s.tools.IsPayment)) {

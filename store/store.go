@@ -157,11 +157,41 @@ type Order struct {
 	// admin's refunds list). Records written before it was cleared may keep
 	// an ended refund's.
 	RefundReservedBy string `json:"refund_reserved_by,omitempty"`
+	// RefundOutcomes are how paygate's own refunds of the order ended at
+	// WeChat Pay, in the order they ended: each refund once per outcome
+	// (an ABNORMAL one that later succeeded has both). They are kept on
+	// the order, which the user's turn reads anyway (UserState), so that
+	// the user's next turn can tell of each once (Announcements, a kind
+	// per refund and outcome), as it tells of a payment, with no other
+	// read: the order's status alone says neither which refund nor how
+	// much (a closed refund leaves it paid).
+	RefundOutcomes []RefundOutcome `json:"refund_outcomes,omitempty"`
 	// Version is set by the store: 1 on create, incremented by every write. It
 	// orders copies of the record (the Redis user copy) and tells readers which
 	// write they saw.
 	Version int64 `json:"version"`
 }
+
+// RefundOutcome is how one of paygate's refunds of an order ended
+// (Order.RefundOutcomes).
+type RefundOutcome struct {
+	OutRefundNo string `json:"out_refund_no"`
+	// RefundID is the proposal the user confirmed.
+	RefundID  string `json:"refund_id,omitempty"`
+	AmountFen int64  `json:"amount_fen"`
+	// Status is RefundSucceeded, RefundClosed or RefundAbnormal.
+	Status string `json:"status"`
+	// At is when paygate learnt it.
+	At time.Time `json:"at"`
+}
+
+// Refund outcomes (RefundOutcome.Status): WeChat Pay's SUCCESS, CLOSED and
+// ABNORMAL of a refund, in the words of paygate's API.
+const (
+	RefundSucceeded = "succeeded"
+	RefundClosed    = "closed"
+	RefundAbnormal  = "abnormal"
+)
 
 // OrderFilter selects orders for ListOrders. Zero fields do not filter. Results
 // are newest first (by CreatedAt), orders created at the same instant by

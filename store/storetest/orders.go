@@ -503,6 +503,42 @@ func testUserState(t *testing.T, open Opener) {
 			t.Fatalf("got %d orders %v;\nwant %d %v", len(got), got, len(want), want)
 		}
 	})
+
+	// A refund's outcome is on the order the turn reads, and the claim of
+	// its announcement (a kind per refund and outcome) comes back with it,
+	// so a turn tells of it once with no other read.
+	t.Run("refund outcomes and their announcements", func(t *testing.T) {
+		const user = "refunded-user"
+		mustNil(t, "CreateOrder", st.CreateOrder(ctx, NewOrder("RO-1", "shop", user, clock.Now())))
+		o := payOrder(t, st, clock, "RO-1")
+		clock.Advance(time.Second)
+		o.RefundedFen, o.RefundNos = 1000, []string{"RF-a"}
+		o.Status = store.StatusPartiallyRefunded
+		o.RefundOutcomes = []store.RefundOutcome{
+			{OutRefundNo: "RF-closed", RefundID: "rf_closed", AmountFen: 3999, Status: store.RefundClosed, At: clock.Now().Add(-time.Minute)},
+			{OutRefundNo: "RF-a", RefundID: "rf_a", AmountFen: 1000, Status: store.RefundSucceeded, At: clock.Now()},
+		}
+		mustNil(t, "UpdateOrder", st.UpdateOrder(ctx, o, store.StatusPaid))
+		got, err := st.GetOrder(ctx, "RO-1")
+		mustNil(t, "GetOrder", err)
+		sameOrder(t, "GetOrder with refund outcomes", got, o)
+		kind := "refund:" + store.RefundSucceeded + ":RF-a"
+		first, err := st.ClaimAnnouncement(ctx, "shop", user, kind, "RO-1", time.Hour)
+		mustNil(t, "ClaimAnnouncement", err)
+		if !first {
+			t.Fatalf("the first claim of %s was not first", kind)
+		}
+		us, err := st.LoadUserState(ctx, "shop", user)
+		mustNil(t, "LoadUserState", err)
+		if len(us.Orders) != 1 {
+			t.Fatalf("got %d orders; want RO-1", len(us.Orders))
+		}
+		sameOrder(t, "LoadUserState with refund outcomes", us.Orders[0], o)
+		if !us.Announced[store.Announcement{Kind: kind, OrderNo: "RO-1"}] ||
+			us.Announced[store.Announcement{Kind: "refund:" + store.RefundClosed + ":RF-closed", OrderNo: "RO-1"}] {
+			t.Errorf("announced %v; want the succeeded refund's claim alone", us.Announced)
+		}
+	})
 }
 
 // payOrder moves the awaiting_payment order no to paid at clock's time

@@ -1,0 +1,93 @@
+package payments_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/store"
+)
+
+// TestRefundOutcomesKeptOnTheOrder: how each of paygate's refunds of an order
+// ended at WeChat Pay (succeeded, closed, abnormal) is kept on the order,
+// with its amount and the proposal the user confirmed, once however often
+// WeChat Pay says it, so that the user's next turn can tell them "your refund
+// of 49.99 CNY succeeded" (the order's status alone does not say which
+// refund, or, for a closed one, that there was any). A refund WeChat Pay
+// reports that paygate never made is not the user's refund: none is kept.
+func TestRefundOutcomesKeptOnTheOrder(t *testing.T) {
+	type step struct {
+		fen    int64  // the refund the user confirms
+		status string // what WeChat Pay then reports of it
+	}
+	tests := []struct {
+		name   string
+		steps  []step
+		want   []string // fen/status of each outcome, in order
+		status store.OrderStatus
+	}{
+		{name: "succeeded", steps: []step{{4999, wechatpay.RefundSuccess}}, want: []string{"4999/succeeded"}, status: store.StatusRefunded},
+		{name: "closed", steps: []step{{4999, wechatpay.RefundClosed}}, want: []string{"4999/closed"}, status: store.StatusPaid},
+		{name: "abnormal, then succeeded in review", steps: []step{{4999, wechatpay.RefundAbnormal}},
+			want: []string{"4999/abnormal", "4999/succeeded"}, status: store.StatusNeedsReview},
+		{name: "two partial refunds", steps: []step{{1000, wechatpay.RefundSuccess}, {2000, wechatpay.RefundSuccess}},
+			want: []string{"1000/succeeded", "2000/succeeded"}, status: store.StatusPartiallyRefunded},
+		{name: "closed, then another succeeded", steps: []step{{1000, wechatpay.RefundClosed}, {3999, wechatpay.RefundSuccess}},
+			want: []string{"1000/closed", "3999/succeeded"}, status: store.StatusPartiallyRefunded},
+	}
+	for _, driver := range drivers(t) {
+		for _, tt := range tests {
+			t.Run(driver+"/"+tt.name, func(t *testing.T) {
+				e := newEnv(t, envOptions{driver: driver})
+				ctx := context.Background()
+				o := paidOrder(t, e, "oUser-outcome", 1) // 49.99
+				var ids []string
+				for _, s := range tt.steps {
+					p := propose(t, e, e.order(o.OrderNo), s.fen)
+					ids = append(ids, p.RefundID)
+					if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundProcessing {
+						t.Fatalf("confirm: %v, %v", resStatus(res), err)
+					}
+					w := refundWord{outRefundNo: p.OutRefundNo, status: s.status, fen: s.fen}
+					for range 2 { // WeChat Pay's copy changes nothing
+						if status, body := e.postRefund(o, e.order(o.OrderNo).TransactionID, w); status/100 != 2 {
+							t.Fatalf("refund notification: %d %s", status, body)
+						}
+					}
+					if s.status == wechatpay.RefundAbnormal {
+						w.status = wechatpay.RefundSuccess // the merchant re-handled it
+						if status, body := e.postRefund(o, e.order(o.OrderNo).TransactionID, w); status/100 != 2 {
+							t.Fatalf("refund success in review: %d %s", status, body)
+						}
+					}
+				}
+				// A refund of the merchant platform's, which paygate never
+				// made: the order goes to review, no outcome of the user's.
+				got := e.order(o.OrderNo)
+				var outs []string
+				for _, r := range got.RefundOutcomes {
+					outs = append(outs, fmt.Sprintf("%d/%s", r.AmountFen, r.Status))
+					if r.At.IsZero() || r.OutRefundNo != payments.OutRefundNo(r.RefundID) {
+						t.Errorf("outcome %+v: want its time and the proposal it came from", r)
+					}
+				}
+				if fmt.Sprint(outs) != fmt.Sprint(tt.want) || got.Status != tt.status {
+					t.Errorf("order %s with outcomes %v; want %s with %v", got.Status, outs, tt.status, tt.want)
+				}
+				for i, r := range got.RefundOutcomes {
+					if want := ids[min(i, len(ids)-1)]; r.RefundID != want && tt.name != "abnormal, then succeeded in review" {
+						t.Errorf("outcome %d of refund %s; want %s", i, r.RefundID, want)
+					}
+				}
+				if status, body := e.postRefund(o, got.TransactionID, refundWord{outRefundNo: "RFmerchantplatform0001", status: wechatpay.RefundSuccess, fen: 1}); status/100 != 2 {
+					t.Fatalf("unasked refund notification: %d %s", status, body)
+				}
+				if after := e.order(o.OrderNo); len(after.RefundOutcomes) != len(got.RefundOutcomes) {
+					t.Errorf("a refund paygate never made added an outcome: %+v", after.RefundOutcomes)
+				}
+			})
+		}
+	}
+}
