@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/paygate/paygate/payments/wechatpay"
@@ -64,6 +65,57 @@ func (s *Service) RefreshPending(ctx context.Context, orders []*store.Order) []*
 		}
 	}
 	return out
+}
+
+// UnsentRefunds returns orders, the user's payment state for a turn, with
+// each refunding order whose reservation sent nothing as what it is
+// (unsent), so that the model is not told of a refund in progress nobody
+// sent. It is for what the model reads only: a refund's own checks read
+// the stored order, which stays reserved for the proposal (a tap goes on
+// under it; another proposal is refused as a refund in progress).
+func (s *Service) UnsentRefunds(ctx context.Context, orders []*store.Order) []*store.Order {
+	var out []*store.Order
+	for i, o := range orders {
+		if o == nil || o.Status != store.StatusRefunding || o.RefundReservedBy == "" {
+			continue
+		}
+		if u := s.unsent(ctx, o); u != nil {
+			if out == nil {
+				out = slices.Clone(orders)
+			}
+			out[i] = u
+		}
+	}
+	if out == nil {
+		return orders
+	}
+	return out
+}
+
+// unsent returns refunding order o as the user's turn should read it when
+// its reservation sent nothing: a confirmation reserved it and stopped
+// before spending the user's word (the replica died, the store failed), so
+// its proposal is still open, or ended unused (cancelled, expired) and the
+// reservation is on its way to being undone. Nothing went to WeChat Pay
+// under it, since a refund is sent only by the confirmation that took its
+// proposal: the order is what it was before (paid, or partially refunded),
+// where "refund in progress" had the model tell the user to wait for a
+// refund nobody sent (a tap on the proposal still goes on under the
+// reservation, and request_refund gives the same proposal back). It
+// returns a copy, the stored order untouched, or nil when the proposal was
+// taken (its refund is on its way, or for a person) or its state could not
+// be read in time (the order stays refunding, as stored). One store read,
+// for refunding orders only, bounded by ActiveQueryDeadline.
+func (s *Service) unsent(ctx context.Context, o *store.Order) *store.Order {
+	rctx, cancel := context.WithTimeout(ctx, s.opts.ActiveQueryDeadline)
+	defer cancel()
+	p, state, err := s.store.RefundProposalState(rctx, o.RefundReservedBy)
+	if err != nil || state == store.ProposalUsed || !reservedFor(o, p) {
+		return nil
+	}
+	c := *o
+	endRefund(&c)
+	return &c
 }
 
 // startRefresh starts (or joins) the background query of o. It returns nil when

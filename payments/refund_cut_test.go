@@ -539,3 +539,53 @@ func TestCancelFreesTheReservationOfACutConfirmation(t *testing.T) {
 		})
 	}
 }
+
+// TestStateOfACutConfirmationIsTrue: a confirmation cut short after it
+// reserved the order and before it spent the user's word sent nothing, and
+// the order the user's turn reads (UnsentRefunds) is what it is: paid (or
+// partially refunded, after an earlier refund), not "refund in progress",
+// which had the model tell the user to wait for a refund nobody sent. A
+// refund really on its way (the proposal taken, the refund sent) stays
+// refunding.
+func TestStateOfACutConfirmationIsTrue(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, storeClock: true})
+			ctx := context.Background()
+			a := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeConsume})
+			cut := paidOrder(t, e, "oUser-cut-state", 1)
+			first := propose(t, e, cut, 1000)
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", cut.User, first.RefundID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.sim.CompleteRefund(ctx, first.OutRefundNo); err != nil {
+				t.Fatal(err)
+			}
+			p := propose(t, e, e.order(cut.OrderNo), 0)
+			if _, err := a.ConfirmRefund(ctx, "shop-bot", cut.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("confirmation on A: %v; want it cut short", err)
+			}
+			sent := paidOrder(t, e, "oUser-cut-state", 2)
+			q := propose(t, e, sent, 0)
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", sent.User, q.RefundID); err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range []*store.Order{e.order(cut.OrderNo), e.order(sent.OrderNo)} {
+				if o.Status != store.StatusRefunding {
+					t.Fatalf("order %s is %s before the turn; want refunding", o.OrderNo, o.Status)
+				}
+			}
+			got := e.svc.UnsentRefunds(ctx, []*store.Order{e.order(cut.OrderNo), e.order(sent.OrderNo)})
+			if got[0].Status != store.StatusPartiallyRefunded || got[0].RefundedFen != 1000 {
+				t.Errorf("the turn reads the order of the cut confirmation as %s, %d refunded; want partially_refunded with 1000, nothing else sent",
+					got[0].Status, got[0].RefundedFen)
+			}
+			if got[1].Status != store.StatusRefunding {
+				t.Errorf("the turn reads the order of the refund sent as %s; want refunding", got[1].Status)
+			}
+			if stored := e.order(cut.OrderNo); stored.Status != store.StatusRefunding || stored.RefundReservedBy != p.RefundID {
+				t.Errorf("the turn's read changed the stored order: %s reserved by %q", stored.Status, stored.RefundReservedBy)
+			}
+		})
+	}
+}

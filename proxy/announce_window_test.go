@@ -34,6 +34,10 @@ func (payableReconciler) RefreshPending(_ context.Context, orders []*store.Order
 	return orders
 }
 
+func (payableReconciler) UnsentRefunds(_ context.Context, orders []*store.Order) []*store.Order {
+	return orders
+}
+
 func (payableReconciler) PayableParams(_ context.Context, o *store.Order) (*wechatpay.RequestPayment, string, error) {
 	if o.Status != store.StatusAwaitingPayment {
 		return nil, "", nil

@@ -84,3 +84,60 @@ func TestRefundOutcomeAnnouncedOnce(t *testing.T) {
 		}
 	}
 }
+
+// unsentReconciler stands in for payments.Service's UnsentRefunds: the
+// refunding order reserved by "rf_cut" sent nothing, and reads as paid.
+type unsentReconciler struct{ payableReconciler }
+
+func (unsentReconciler) UnsentRefunds(_ context.Context, orders []*store.Order) []*store.Order {
+	out := make([]*store.Order, len(orders))
+	for i, o := range orders {
+		out[i] = o
+		if o.Status == store.StatusRefunding && o.RefundReservedBy == "rf_cut" {
+			c := *o
+			c.Status, c.RefundReservedBy = store.StatusPaid, ""
+			out[i] = &c
+		}
+	}
+	return out
+}
+
+// TestStateOfAnUnsentRefundIsPaid: the payment state the model reads is the
+// one the reconciler gives for a refunding order whose confirmation was cut
+// short (nothing sent): paid, not "refund in progress", which had the
+// model tell the user to wait for a refund nobody sent. One really sent
+// stays in progress.
+func TestStateOfAnUnsentRefundIsPaid(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	st := testdrivers.Open(t, testdrivers.Names(t)[0], clock.Now)
+	const user = "o-cut-refund"
+	for no, by := range map[string]string{"CUT-1": "rf_cut", "SENT-1": "rf_sent"} {
+		o := storetest.NewOrder(no, "shop-bot", user, clock.Now())
+		o.Status, o.PaidAt, o.RefundReservedBy = store.StatusRefunding, clock.Now(), by
+		if err := st.CreateOrder(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fp := newFakeProvider(t, jsonHandler(http.StatusOK,
+		`{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}]}`))
+	url := paymentProxy(t, fp.URL, nil, queryTools{}, st, unsentReconciler{})
+	resp := post(t, url, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"where is my refund?"}]}`,
+		map[string]string{"X-WeChat-OpenID": user})
+	readAll(t, resp.Body)
+	resp.Body.Close()
+	var state string
+	for _, m := range gjson.GetBytes(fp.requests()[0].Body, "messages").Array() {
+		if m.Get("role").Str == "system" {
+			state = m.Get("content").Str
+		}
+	}
+	for _, want := range []string{"order CUT-1: Premium tier, 1 month ×1, 49.99 CNY — paid", "order SENT-1: Premium tier, 1 month ×1, 49.99 CNY — paid, refund in progress"} {
+		if !strings.Contains(state, want) {
+			t.Errorf("payment state %q; want it to say %q", state, want)
+		}
+	}
+	if strings.Contains(state, "CUT-1: Premium tier, 1 month ×1, 49.99 CNY — paid, refund in progress") {
+		t.Errorf("payment state %q: the refund nobody sent is in progress", state)
+	}
+}

@@ -34,6 +34,10 @@ type StateStore interface {
 // implements it.
 type Reconciler interface {
 	RefreshPending(ctx context.Context, orders []*store.Order) []*store.Order
+	// UnsentRefunds returns orders with each refunding order whose
+	// reservation sent nothing (a confirmation cut short) as what it is:
+	// paid, or partially refunded, for the model's state.
+	UnsentRefunds(ctx context.Context, orders []*store.Order) []*store.Order
 	PayableParams(ctx context.Context, o *store.Order) (*wechatpay.RequestPayment, string, error)
 }
 
@@ -135,6 +139,7 @@ func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller)
 	}
 	if s.reconciler != nil && len(st.Orders) > 0 {
 		st.Orders = s.reconciler.RefreshPending(ctx, st.Orders)
+		st.Orders = s.reconciler.UnsentRefunds(ctx, st.Orders)
 	}
 	return st
 }
