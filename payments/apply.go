@@ -258,8 +258,10 @@ func toReview(c *store.Order, reason string, f paymentFact) *store.Order {
 // A record the store did not confirm is kept for its announcement
 // (noteUnacked), as an order's creation is: WeChat Pay's retry finds it
 // written, a duplicate, and announces it then (settleUnacked), with its
-// alert; otherwise an orphan so recorded was never raised.
-func (s *Service) recordOrphan(ctx context.Context, f paymentFact, cause, noteID string) (*store.Order, string, string, error) {
+// alert; otherwise an orphan so recorded was never raised. also, when
+// given, adds to the record before it is written (the refund a refund
+// notification's orphan is recorded for: applyRefundNote).
+func (s *Service) recordOrphan(ctx context.Context, f paymentFact, cause, noteID string, also ...func(*store.Order)) (*store.Order, string, string, error) {
 	now := s.now()
 	o := &store.Order{
 		OrderNo: f.OutTradeNo, AppID: f.AppID, User: f.PayerOpenID, Description: "orphan payment",
@@ -270,6 +272,9 @@ func (s *Service) recordOrphan(ctx context.Context, f paymentFact, cause, noteID
 	}
 	if o.Currency == "" {
 		o.Currency = "CNY"
+	}
+	for _, a := range also {
+		a(o)
 	}
 	tr := Transition{After: *o, Cause: "orphan", NotificationID: noteID, Turn: TurnFrom(ctx)}
 	sent := s.now()

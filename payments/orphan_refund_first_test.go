@@ -218,3 +218,82 @@ func TestRefundRacingThePaymentOfAnUnknownOrderIsCounted(t *testing.T) {
 		})
 	}
 }
+
+// afterOrphan posts note to the notify route right after the first orphan
+// of number no is recorded: a copy of the notification that recorded it,
+// delivered over another link, lands before that one goes on.
+type afterOrphan struct {
+	fullStore
+	no     string
+	url    string
+	note   *wxsim.Notification
+	armed  atomic.Bool
+	status atomic.Int64
+}
+
+func (s *afterOrphan) CreateOrder(ctx context.Context, o *store.Order, events ...store.Event) error {
+	err := s.fullStore.CreateOrder(ctx, o, events...)
+	if err == nil && o.OrderNo == s.no && s.armed.CompareAndSwap(true, false) {
+		req, rerr := http.NewRequest(http.MethodPost, s.url, bytes.NewReader(s.note.Body))
+		if rerr == nil {
+			for k, v := range s.note.Header {
+				req.Header[k] = v
+			}
+			if resp, derr := http.DefaultClient.Do(req); derr == nil {
+				s.status.Store(int64(resp.StatusCode))
+				resp.Body.Close()
+			}
+		}
+	}
+	return err
+}
+
+// TestCopiesOfTheRefundOfAnUnknownOrderCountOnce: two copies of one refund
+// notification for an order paygate does not know race (WeChat Pay sends
+// copies a second apart over different links): the second lands just
+// after the first recorded the orphan, before the first put the refund on
+// it. One refund, one orphan: the notifications are counted once as the
+// orphan and once as a duplicate, not also as a review of the refund the
+// second put on the first's orphan (an operator counting reviews by the
+// metric saw one more than there was), and the refund is on the orphan
+// once.
+func TestCopiesOfTheRefundOfAnUnknownOrderCountOnce(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			const no, txid = "PGghostRefundCopies0001", "420000123455555555555555555555"
+			var st *afterOrphan
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+				st = &afterOrphan{fullStore: o.Store.(fullStore), no: no}
+				o.Store = st
+			}})
+			res := wxsim.RefundResource{
+				MchID: e.sim.MchID(), TransactionID: txid, OutTradeNo: no,
+				RefundID: "50300000000000000000000055555", OutRefundNo: "RFghostRefundCopies01", RefundStatus: "SUCCESS",
+				SuccessTime: time.Now().Format(time.RFC3339), UserReceivedAccount: "支付用户零钱",
+			}
+			res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = 4999, 4999, 4999, 4999
+			rn, err := e.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventRefundSuccess, Summary: "退款成功", OriginalType: "refund", Resource: res})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.url, st.note = e.notify.URL+payments.NotifyPath, rn
+			st.armed.Store(true)
+			if status, body := e.post(rn.Header, rn.Body); status != http.StatusNoContent {
+				t.Fatalf("refund notification: %d %s; want 204", status, body)
+			}
+			if st.armed.Load() || st.status.Load() != http.StatusNoContent {
+				t.Fatalf("the copy did not land after the orphan: armed %v, answered %d", st.armed.Load(), st.status.Load())
+			}
+			count := func(outcome string) float64 {
+				return e.counter("paygate_notifications_total", map[string]string{"event": wechatpay.EventRefundSuccess, "outcome": outcome})
+			}
+			if o, r, d := count(payments.OutcomeOrphan), count(payments.OutcomeReview), count(payments.OutcomeDuplicate); o != 1 || r != 0 || d != 1 {
+				t.Errorf("refund notifications counted orphan %v, review %v, duplicate %v; want 1, 0 and 1", o, r, d)
+			}
+			got := e.order(no)
+			if got.Status != store.StatusNeedsReview || strings.Count(got.ReviewReason, "RFghostRefundCopies01") != 1 {
+				t.Errorf("orphan %s, review reason %q; want needs_review with the refund on it once", got.Status, got.ReviewReason)
+			}
+		})
+	}
+}

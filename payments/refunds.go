@@ -1035,7 +1035,9 @@ var errOrphanNotRecorded = errors.New("orphan not recorded")
 // orphan in review (recordOrphan, as applyPayment does), and the refund
 // itself goes onto the orphan's record, as a later refund's word would:
 // acknowledged, it is never sent again, and the person reviewing must see
-// the money that went back, not only the payment it implies. It then answers
+// the money that went back, not only the payment it implies. The refund is
+// on the orphan's record as it is written, in one step, so a copy of the
+// notification racing this one finds it there. It then answers
 // with the orphan's outcome and reason, and orphan true, or, when a
 // concurrent notification recorded the orphan first, with the refund's
 // outcome and reason on it; an orphan that could not be recorded is
@@ -1048,21 +1050,32 @@ func (s *Service) applyRefundNote(ctx context.Context, f refundFact, noteID stri
 	s.log.ErrorContext(ctx, "ALERT: refund notification for an unknown order", "alert", true,
 		"notification_id", noteID, "out_trade_no", f.OutTradeNo, "out_refund_no", f.OutRefundNo, "refund_fen", f.RefundFen)
 	pf := paymentFact{OutTradeNo: f.OutTradeNo, TransactionID: f.TransactionID, MchID: f.MchID, Total: f.TotalFen}
-	_, outcome, reason, err = s.recordOrphan(ctx, pf, "notification", noteID)
+	// The refund is on the orphan as it is written, as a later word of it
+	// would be noted on it (noteRefundInReview, none of paygate's in
+	// flight): a copy of this notification racing it finds the refund
+	// there, a duplicate. Put on in a second step, a copy landing between
+	// the two put it on itself and was counted a review as well as this
+	// one an orphan: two for one refund.
+	withRefund := func(o *store.Order) {
+		if next, _ := s.noteRefundInReview(o, f, nil); next != nil {
+			*o = *next
+		}
+	}
+	_, outcome, reason, err = s.recordOrphan(ctx, pf, "notification", noteID, withRefund)
 	if err != nil {
 		return "", "", false, fmt.Errorf("%w: %w", errOrphanNotRecorded, err)
 	}
+	if outcome != OutcomeDuplicate {
+		return outcome, reason, true, nil
+	}
+	// The orphan was there: a concurrent notification recorded it (the
+	// payment's, or a copy of this one) since applyRefund found none. This
+	// one does what applyRefund says, as it would have after it.
 	_, rOutcome, rReason, err := s.applyRefund(ctx, f, "notification", noteID)
 	if err != nil {
-		return "", "", true, err
+		return "", "", false, err
 	}
-	if outcome == OutcomeDuplicate {
-		// The orphan was there: a concurrent notification recorded it (the
-		// payment's, or a copy of this one) since applyRefund found none.
-		// This one did what applyRefund says, as it would have after it.
-		return rOutcome, rReason, false, nil
-	}
-	return outcome, reason, true, nil
+	return rOutcome, rReason, false, nil
 }
 
 // noteRefundInReview records WeChat Pay's word about a refund on an order
