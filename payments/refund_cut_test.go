@@ -589,3 +589,42 @@ func TestStateOfACutConfirmationIsTrue(t *testing.T) {
 		})
 	}
 }
+
+// TestProposeAfterACutConfirmationsProposalExpired: a confirmation cut short
+// left the order reserved for its proposal, and the proposal expired, no
+// tap having come. Nothing was sent and nothing can be now: the user's next
+// request for a refund gets a new proposal at once, not "a refund of this
+// order is already being processed; tell the user to wait for it" until a
+// sweep happens to undo the reservation (a minute on, on Redis), and the
+// new one's confirmation is the one refund WeChat Pay sees.
+func TestProposeAfterACutConfirmationsProposalExpired(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, storeClock: true})
+			ctx := context.Background()
+			a := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeConsume})
+			o := paidOrder(t, e, "oUser-cut-expired", 1) // 49.99
+			p := propose(t, e, o, 0)
+			if _, err := a.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("confirmation on A: %v; want it cut short", err)
+			}
+			e.clock.Advance(p.ExpiresAt.Sub(e.clock.Now()) + time.Second)
+			next, _, err := e.svc.ProposeRefund(ctx, payments.RefundRequest{Client: "shop-bot", User: o.User, OrderNo: o.OrderNo, Reason: "asking again"})
+			if err != nil || next.RefundID == p.RefundID || next.AmountFen != 4999 {
+				t.Fatalf("a refund asked for after the proposal expired: %+v, %v; want a new proposal of 49.99", next, err)
+			}
+			if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, next.RefundID); err != nil || res.Status != payments.RefundProcessing {
+				t.Fatalf("confirming it: %v, %v; want it sent", resStatus(res), err)
+			}
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrGone) {
+				t.Errorf("a tap on the expired proposal: %v; want store.ErrGone", err)
+			}
+			if _, found := e.sim.Refund(p.OutRefundNo); found {
+				t.Errorf("the expired proposal's refund reached WeChat Pay")
+			}
+			if n := e.sim.RefundCount(o.OrderNo); n != 1 {
+				t.Errorf("refunds at WeChat Pay %d; want 1", n)
+			}
+		})
+	}
+}

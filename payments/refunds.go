@@ -156,7 +156,9 @@ func refundable(o *store.Order) (int64, error) {
 // sends it to WeChat Pay. Another user's order is ErrNotOwner. While a
 // proposal of the same amount of the order is open, that one is returned
 // (with no second Proposed call or ProposalMade events), also when the
-// order is held for it (heldOpen).
+// order is held for it (heldOpen). An order held for a proposal that ended
+// unused (a confirmation cut short, then the proposal expired) is freed
+// first (releaseEnded): nothing was or can be sent under it.
 func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.RefundProposal, *store.Order, error) {
 	if req.Client == "" || req.User == "" {
 		return nil, nil, ErrUserRequired
@@ -170,7 +172,13 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 		if p := s.heldOpen(ctx, req, o); p != nil {
 			return p, o, nil
 		}
-		return nil, o, err
+		if back := s.releaseEnded(ctx, o); back != nil {
+			o = back
+			left, err = refundable(o)
+		}
+		if err != nil {
+			return nil, o, err
+		}
 	}
 	amount := req.AmountFen
 	if amount == 0 {
@@ -377,37 +385,55 @@ func (s *Service) CancelRefund(ctx context.Context, client, user, id string) (*s
 
 // releaseCancelled undoes the reservation a confirmation of p made and
 // left (it stopped before spending the user's word: the replica died, the
-// store failed), now that p is cancelled. A cancelled proposal was never
-// taken, and a refund is sent only by the confirmation that took its
-// proposal, so nothing went or will go to WeChat Pay under it: the order
-// goes back to what it was (refund.aborted, as the sweep records it) at
-// once, not when the sweep next looks at it (a minute on Redis), the
-// user's "no" leaving the order's refundable amount held meanwhile and a
-// new proposal refused as "another refund in progress". The undo is a
-// compare-and-set at the version read, against a confirmation of p that
-// reserved it and lost its consumption to this cancel, which undoes it
-// too (notConsumed). A failure is logged and left to the sweep, which
-// undoes a reservation of an ended proposal (reconcileUnrecorded).
+// store failed), now that p is cancelled (releaseEnded), at once, not when
+// the sweep next looks at it (a minute on, on Redis): the user's "no" left
+// the order's refundable amount held meanwhile, and a new proposal refused
+// as "another refund in progress". A failure is logged and left to the
+// sweep, which undoes a reservation of an ended proposal
+// (reconcileUnrecorded).
 func (s *Service) releaseCancelled(ctx context.Context, p *store.RefundProposal) {
 	o, err := s.store.GetOrder(ctx, p.OrderNo)
-	if err != nil || !reservedFor(o, p) {
-		if err != nil {
-			s.log.WarnContext(ctx, "refund proposal cancelled; its order not read, any reservation left to the sweep", "refund_id", p.RefundID, "order_no", p.OrderNo, "err", err)
-		}
+	if err != nil {
+		s.log.WarnContext(ctx, "refund proposal cancelled; its order not read, any reservation left to the sweep", "refund_id", p.RefundID, "order_no", p.OrderNo, "err", err)
 		return
 	}
+	if reservedFor(o, p) {
+		s.releaseEnded(ctx, o)
+	}
+}
+
+// releaseEnded undoes the reservation of refunding order o when its
+// proposal ended unused (cancelled, or expired: lapsed by this replica's
+// clock, it is ended in the store first, proposalFate) and was never
+// taken: a refund is sent only by the confirmation that took its proposal,
+// so nothing went or will go to WeChat Pay under the reservation, which a
+// confirmation cut short left. The order goes back to what it was
+// (refund.aborted, as the sweep records it) and is returned; nil when
+// there is nothing to undo or it could not be done (left to the sweep:
+// reconcileUnrecorded). The undo is a compare-and-set at o's version,
+// against a confirmation of the proposal that reserved the order and lost
+// its consumption, which undoes it too (notConsumed).
+func (s *Service) releaseEnded(ctx context.Context, o *store.Order) *store.Order {
+	if o.Status != store.StatusRefunding || o.RefundReservedBy == "" {
+		return nil
+	}
+	fate, p, err := s.proposalFate(ctx, o.RefundReservedBy)
+	if err != nil || fate != fateEnded || p == nil || !reservedFor(o, p) {
+		return nil
+	}
 	if before, err := s.takenBefore(ctx, p, o.Version); err != nil || before {
-		return // never, for a proposal cancelled: left to the sweep
+		return nil // never, for a proposal not taken: left to the sweep
 	}
 	got, err := s.revertRefund(withRefund(ctx, p), inFlight{Proposal: *p, OrderVersion: o.Version}, CauseRefundAborted)
 	if err != nil {
-		s.log.WarnContext(ctx, "refund proposal cancelled; its reservation left to the sweep", "refund_id", p.RefundID, "order_no", p.OrderNo, "err", err)
-		return
+		s.log.WarnContext(ctx, "refund proposal ended unused; its reservation left to the sweep", "refund_id", p.RefundID, "order_no", o.OrderNo, "err", err)
+		return nil
 	}
 	if got != nil && got.Status != store.StatusRefunding {
-		s.log.InfoContext(ctx, "refund reservation undone with its cancelled proposal; nothing was sent under it",
-			"refund_id", p.RefundID, "order_no", p.OrderNo, "status", got.Status)
+		s.log.InfoContext(ctx, "refund reservation undone with its proposal, which ended unused; nothing was sent under it",
+			"refund_id", p.RefundID, "order_no", o.OrderNo, "status", got.Status)
 	}
+	return got
 }
 
 // ConfirmRefund executes the user's confirmation of proposal id exactly once,
