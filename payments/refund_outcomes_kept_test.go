@@ -2,8 +2,12 @@ package payments_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wechatpay"
@@ -89,5 +93,59 @@ func TestRefundOutcomesKeptOnTheOrder(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// phasedRT stands in for the network to WeChat Pay: while down, every
+// refund request is lost before it arrives (WeChat Pay has no such
+// refund); once refusing, WeChat Pay refuses refunds (403 NO_AUTH).
+// Everything else passes to the simulator.
+type phasedRT struct {
+	down, refusing atomic.Bool
+}
+
+func (r *phasedRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPost && req.URL.Path == "/v3/refund/domestic/refunds" {
+		switch {
+		case r.down.Load():
+			return nil, errors.New("connection reset by peer")
+		case r.refusing.Load():
+			return (&refusingRT{refuse: func(string, string, int) bool { return true }}).RoundTrip(req)
+		}
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestRefundRefusedOnResendIsKeptOnTheOrder: the user confirmed a refund,
+// WeChat Pay could not be reached (the user was told it is pending), and
+// the sweep's resend under the same number is refused: the order is paid
+// again and nothing was refunded. That is kept on the order as the
+// refund's outcome (failed), so the user's next turn tells them, where
+// only the merchant's refund.failed webhook heard of it and the user kept
+// waiting for a refund that will never come.
+func TestRefundRefusedOnResendIsKeptOnTheOrder(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			rt := &phasedRT{}
+			rt.down.Store(true)
+			e := newEnv(t, envOptions{driver: driver, storeClock: true, client: func(c *wechatpay.Config) { c.Transport = rt }})
+			ctx := context.Background()
+			o := paidOrder(t, e, "oUser-resend-refused", 1)
+			p := propose(t, e, o, 0)
+			if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundPending {
+				t.Fatalf("confirm with WeChat Pay unreachable: %v, %v; want pending", resStatus(res), err)
+			}
+			rt.down.Store(false)
+			rt.refusing.Store(true)
+			e.clock.Advance(2 * time.Minute)
+			if _, err := e.svc.Sweep(ctx); err != nil {
+				t.Logf("sweep: %v", err)
+			}
+			got := e.order(o.OrderNo)
+			if got.Status != store.StatusPaid || len(got.RefundOutcomes) != 1 || got.RefundOutcomes[0].Status != store.RefundFailed ||
+				got.RefundOutcomes[0].RefundID != p.RefundID || got.RefundOutcomes[0].AmountFen != 4999 {
+				t.Errorf("after the refused resend: order %s with outcomes %+v; want paid, with the refund of 4999 failed", got.Status, got.RefundOutcomes)
+			}
+		})
 	}
 }

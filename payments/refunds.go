@@ -786,7 +786,14 @@ func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, 
 		res.Status = RefundPending
 		return res, nil
 	default:
-		back, rerr := s.revertRefund(ctx, rec, "refund_failed")
+		var failed []func(*store.Order)
+		if cause != "refund" {
+			// Refused on the sweep's resend: the user was told it was on
+			// its way (pending), and hears otherwise in their next turn.
+			// A confirmation refused at once is answered so (502).
+			failed = append(failed, func(c *store.Order) { s.noteOutcome(c, &p, p.AmountFen, store.RefundFailed) })
+		}
+		back, rerr := s.revertRefund(ctx, rec, "refund_failed", failed...)
 		if rerr != nil {
 			cur, held := s.stillHeld(ctx, rec)
 			if held {
@@ -876,11 +883,15 @@ func (s *Service) loadInFlight(ctx context.Context, orderNo string) (*inFlight, 
 
 // revertRefund puts a refunding order back where it was before rec's
 // refund (paid, or partially_refunded when money went back before): for a
-// refund that never reached WeChat Pay or that it refused or closed.
-func (s *Service) revertRefund(ctx context.Context, rec inFlight, cause string) (*store.Order, error) {
+// refund that never reached WeChat Pay or that it refused or closed. also
+// adds to the order in the same write (a refused refund's outcome).
+func (s *Service) revertRefund(ctx context.Context, rec inFlight, cause string, also ...func(*store.Order)) (*store.Order, error) {
 	got, _, err := s.update(ctx, rec.Proposal.OrderNo, cause, "", func(c *store.Order) (*store.Order, error) {
 		if c.Status != store.StatusRefunding || c.Version != rec.OrderVersion {
 			return nil, nil
+		}
+		for _, a := range also {
+			a(c)
 		}
 		endRefund(c)
 		return c, nil

@@ -32,6 +32,7 @@ func TestRefundOutcomeAnnouncedOnce(t *testing.T) {
 		{store.StatusRefunded, store.RefundSucceeded, "refund_succeeded", "refund of 49.99 CNY succeeded"},
 		{store.StatusPaid, store.RefundClosed, "refund_closed", "refund of 49.99 CNY was closed"},
 		{store.StatusNeedsReview, store.RefundAbnormal, "refund_abnormal", "refund of 49.99 CNY is stuck"},
+		{store.StatusPaid, store.RefundFailed, "refund_failed", "refund of 49.99 CNY was refused"},
 	}
 	for _, driver := range testdrivers.Names(t) {
 		for _, tt := range tests {

@@ -195,6 +195,8 @@ func refundNews(o *store.Order, r *store.RefundOutcome) string {
 		return "the user's refund of " + amount + " was closed by WeChat Pay: no money moved"
 	case store.RefundAbnormal:
 		return "the user's refund of " + amount + " is stuck at WeChat Pay (abnormal): staff will handle it"
+	case store.RefundFailed:
+		return "the user's refund of " + amount + " was refused by WeChat Pay: nothing was refunded"
 	}
 	return "the user's refund of " + amount + " ended: " + r.Status
 }

@@ -179,18 +179,22 @@ type RefundOutcome struct {
 	// RefundID is the proposal the user confirmed.
 	RefundID  string `json:"refund_id,omitempty"`
 	AmountFen int64  `json:"amount_fen"`
-	// Status is RefundSucceeded, RefundClosed or RefundAbnormal.
+	// Status is RefundSucceeded, RefundClosed, RefundAbnormal or
+	// RefundFailed.
 	Status string `json:"status"`
 	// At is when paygate learnt it.
 	At time.Time `json:"at"`
 }
 
 // Refund outcomes (RefundOutcome.Status): WeChat Pay's SUCCESS, CLOSED and
-// ABNORMAL of a refund, in the words of paygate's API.
+// ABNORMAL of a refund, in the words of paygate's API, and failed: WeChat
+// Pay refused a refund the user was told was on its way (the sweep's
+// resend of one whose first request had no answer).
 const (
 	RefundSucceeded = "succeeded"
 	RefundClosed    = "closed"
 	RefundAbnormal  = "abnormal"
+	RefundFailed    = "failed"
 )
 
 // OrderFilter selects orders for ListOrders. Zero fields do not filter. Results
