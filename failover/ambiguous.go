@@ -33,9 +33,10 @@ var (
 // conversation under call ids or text the bot does not have. It is a
 // malformed answer, asked again, then of the next target. data is a valid
 // JSON object. Once per non-stream answer: a gjson walk of the members at
-// those levels.
+// those levels, over data as it lies (no copy of the answer; what it
+// returns is built, never a view of data).
 func ambiguousMember(data []byte) string {
-	top := gjson.ParseBytes(data)
+	top := gjson.Parse(unsafeString(data))
 	if why := ambiguousIn(top, completionRead, ""); why != "" {
 		return why
 	}
@@ -55,8 +56,8 @@ func ambiguousMember(data []byte) string {
 			if why = ambiguousIn(c, callRead, "choices[].message.tool_calls[]."); why != "" {
 				return false
 			}
-			for _, kind := range [...]string{"function", "custom"} {
-				if why = ambiguousIn(c.Get(kind), functionRead, "choices[].message.tool_calls[]."+kind+"."); why != "" {
+			for _, kind := range callKinds {
+				if why = ambiguousIn(c.Get(kind.name), functionRead, kind.path); why != "" {
 					return false
 				}
 			}
@@ -65,6 +66,15 @@ func ambiguousMember(data []byte) string {
 		return why == ""
 	})
 	return why
+}
+
+// callKinds are a tool call's members that hold what it calls, with the
+// path ambiguousMember names their members under: constants, as a path
+// built per call (longer than the compiler's stack buffer) allocated twice
+// for every call of every answer.
+var callKinds = [...]struct{ name, path string }{
+	{"function", "choices[].message.tool_calls[].function."},
+	{"custom", "choices[].message.tool_calls[].custom."},
 }
 
 // ambiguousIn names the first member of obj whose key is one of names but

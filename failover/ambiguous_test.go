@@ -1,6 +1,9 @@
 package failover
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestAmbiguousMember: a chat completion that names a member paygate reads
 // twice, or in another case, is named by the path of that member; one
@@ -28,5 +31,22 @@ func TestAmbiguousMember(t *testing.T) {
 				t.Errorf("ambiguousMember = %q; want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestAmbiguousMemberAllocs: the check runs on every chat completion a
+// provider answers, so it reads the answer where it lies: a copy of the
+// body per answer (gjson.ParseBytes) cost the non-stream hot path an
+// allocation as large as the answer.
+func TestAmbiguousMemberAllocs(t *testing.T) {
+	answer := []byte(`{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"` +
+		strings.Repeat("a plan at 9.90 CNY a month. ", 64) + `","tool_calls":[{"id":"c","type":"function","function":{"name":"create_order","arguments":"{}"}}]},` +
+		`"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`)
+	if got := testing.AllocsPerRun(100, func() {
+		if why := ambiguousMember(answer); why != "" {
+			t.Fatalf("ambiguousMember = %q; want none", why)
+		}
+	}); got != 0 {
+		t.Errorf("ambiguousMember allocates %v times per answer; want none", got)
 	}
 }
