@@ -57,6 +57,10 @@ func TestTokenCapSpansTheTurn(t *testing.T) {
 		{"one token left", `"max_completion_tokens":31,`, 30, `{"max_completion_tokens":1}`},
 		{"no cap", ``, 30, `{}`},
 		{"no usage reported", `"max_completion_tokens":100,`, -1, `{"max_completion_tokens":100}`},
+		// DashScope's (Qwen) and SiliconFlow's thinking_budget bounds the
+		// reasoning apart from max_tokens, which bounds the reply only: a
+		// budget over the cap left is their default, not a cap spent.
+		{"a thinking_budget apart from the cap", `"max_tokens":3000,"thinking_budget":4096,`, 1500, `{"max_tokens":1500}`},
 	}
 	for _, tc := range tests {
 		for _, stream := range []bool{true, false} {

@@ -1328,9 +1328,13 @@ func (t *turn) capLeft(b []byte) ([]byte, error) {
 
 // thinkingBudgets are the request members that name a reasoning model's
 // thinking budget, in tokens, which counts against max_tokens: Anthropic's
-// thinking.budget_tokens (passed on by OpenAI-compatible gateways),
-// OpenRouter's reasoning.max_tokens and DashScope's (Qwen) thinking_budget.
-var thinkingBudgets = [...]string{"thinking.budget_tokens", "reasoning.max_tokens", "thinking_budget"}
+// thinking.budget_tokens (passed on by OpenAI-compatible gateways) and
+// OpenRouter's reasoning.max_tokens. Not DashScope's (Qwen) or
+// SiliconFlow's thinking_budget: it bounds the reasoning apart from
+// max_tokens, which bounds the reply only, and is often the larger (4096
+// by default): read as counting against the cap, every payment turn of
+// such a bot ended at "length" without the round that tells the user.
+var thinkingBudgets = [...]string{"thinking.budget_tokens", "reasoning.max_tokens"}
 
 // capSpent reports whether the turn's rounds so far used up a token cap the
 // bot set (tokenCaps), or left no more of it than the thinking budget the
