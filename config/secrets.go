@@ -12,11 +12,41 @@ import (
 
 // credentialHeader reports whether a header of providers[].headers carries
 // a credential, by its name: Secrets lists its value for the logger, and
-// config errors never print it (secretKey).
+// config errors never print it (secretKey). Besides key, token, auth and
+// secret, a name that says password (X-Api-Password, …-Passwd, …-Pass),
+// credential, or the Cookie an auth proxy's session rides in (oauth2-proxy,
+// Cloudflare Access): a provider behind one echoes it as readily, and
+// without these its value reached the log, the bot's error and config
+// errors. Not "pass" inside another word (X-Cache-Bypass, X-Passthrough),
+// whose harmless value would be masked wherever the word appears.
 func credentialHeader(name string) bool {
 	n := strings.ToLower(name)
 	return strings.Contains(n, "key") || strings.Contains(n, "token") ||
-		strings.Contains(n, "auth") || strings.Contains(n, "secret")
+		strings.Contains(n, "auth") || strings.Contains(n, "secret") ||
+		strings.Contains(n, "password") || strings.Contains(n, "passwd") ||
+		n == "pass" || strings.HasSuffix(n, "-pass") || strings.HasSuffix(n, "_pass") ||
+		strings.Contains(n, "credential") || strings.Contains(n, "cookie")
+}
+
+// minCookieSecret is the length from which the value of one pair of a
+// credential Cookie header is a secret of its own (Secrets): a session id
+// is far longer, while a short value beside it (theme=dark), masked as a
+// substring, would mangle every line that holds the word. It is the
+// bound the proxy masks a client's text from (logging.ClientMinSecret).
+const minCookieSecret = 12
+
+// cookieCredentials hands add the value of each pair of a Cookie header
+// value ("a=v1; b=v2") of at least minCookieSecret bytes, its quotes
+// removed: a provider or proxy that refuses a session echoes the
+// session's value, never the header's whole value.
+func cookieCredentials(v string, add func(string)) {
+	for pair := range strings.SplitSeq(v, ";") {
+		_, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		val = strings.Trim(strings.TrimSpace(val), `"`)
+		if ok && len(val) >= minCookieSecret {
+			add(val)
+		}
+	}
 }
 
 // secretKey reports whether the value at a key path ("providers[0].api_key",

@@ -820,6 +820,9 @@ func (c *Config) Secrets() []string {
 			if credentialHeader(name) {
 				add(v)
 				schemeCredentials(v, add)
+				if strings.Contains(strings.ToLower(name), "cookie") {
+					cookieCredentials(v, add)
+				}
 			}
 		}
 	}
