@@ -108,7 +108,8 @@ type Admin struct {
 	// console shows (the listener still serves /healthz, /readyz, /metrics).
 	// At least 16 characters when server.admin_listen takes connections from
 	// other machines, or server.admin_hosts names a host others reach it by
-	// through a proxy: nothing slows a guesser down.
+	// through a proxy: nothing slows a guesser down. Not a client's key nor
+	// a provider's (that bot or provider could approve orders).
 	Token     string `yaml:"token" secret:"true"`
 	TokenFile string `yaml:"token_file"`
 }
@@ -544,7 +545,9 @@ type Webhooks struct {
 	// Secret signs every event so the receiver can verify it. Required when
 	// url is set, at least 16 characters (a short one, guessed offline from
 	// one signed event, signs order.paid for an order nobody paid), and
-	// not one of the clients' keys (that bot could sign it).
+	// not one of the clients' keys (that bot could sign it), the admin
+	// token (the merchant's endpoint could approve orders) or a provider's
+	// key (the provider could sign it).
 	Secret     string `yaml:"secret" secret:"true"`
 	SecretFile string `yaml:"secret_file"`
 }

@@ -230,10 +230,15 @@ func (l *loader) validateClients(c *Config) {
 	// bot holding it could approve its own (one ${VAR} used for both is an
 	// easy slip).
 	l.credential("admin.token", c.Admin.Token)
+	provKey, provName := providerCredential(c, c.Admin.Token)
 	switch t := c.Admin.Token; {
 	case t == "":
 	case keys[t]:
 		l.at("admin.token", "the same as a client key: that bot could approve its own orders; give the admin API a token of its own")
+	case provKey != "":
+		// One ${VAR} used for both: the provider gets the token with
+		// every request paygate sends it.
+		l.at("admin.token", "the same as %s: provider %q, which receives it with every request, could approve orders and settle reviews; give the admin API a token of its own", provKey, provName)
 	case t == DefaultClientKey:
 		l.at("admin.token", "the built-in development client key %s, which the README publishes; set a token of your own", DefaultClientKey)
 	case len(t) < minAdminToken && c.Server.AdminListen != "off" && !loopbackListen(c.Server.AdminListen):
@@ -250,6 +255,35 @@ func (l *loader) validateClients(c *Config) {
 		l.at("admin.token", "%d characters, and server.admin_hosts names %s, by which other machines reach server.admin_listen %s through a proxy: anyone who guesses it approves orders and settles reviews; use at least %d random characters (openssl rand -hex 16)",
 			len(t), strings.Join(othersHosts(c.Server.AdminHosts), ", "), c.Server.AdminListen, minAdminToken)
 	}
+}
+
+// providerCredential names the provider credential of c that is v, the
+// key path ("providers[1].api_key", "providers[0].headers.api-key") and the
+// provider's name, or "" when none is (or v is empty): an api_key, or the
+// value of a credential header (credentialHeader), whole or as the
+// credential after its auth scheme (schemeCredentials). The provider
+// receives it with every request, so a secret meant for another party
+// that is the same value is the provider's too.
+func providerCredential(c *Config, v string) (path, provider string) {
+	if v == "" {
+		return "", ""
+	}
+	for i, p := range c.Providers {
+		if p.APIKey == v {
+			return fmt.Sprintf("providers[%d].api_key", i), p.Name
+		}
+		for _, h := range slices.Sorted(maps.Keys(p.Headers)) {
+			if !credentialHeader(h) {
+				continue
+			}
+			same := p.Headers[h] == v
+			schemeCredentials(p.Headers[h], func(cred string) { same = same || cred == v })
+			if same {
+				return fmt.Sprintf("providers[%d].headers.%s", i, h), p.Name
+			}
+		}
+	}
+	return "", ""
 }
 
 // othersHosts is hosts (server.admin_hosts) without the names of this
@@ -754,6 +788,7 @@ func (l *loader) validateMisc(c *Config) {
 	if c.Webhooks.URL != "" {
 		l.httpURL("webhooks.url", c.Webhooks.URL)
 		client := slices.IndexFunc(c.Clients, func(cl Client) bool { return cl.Key == c.Webhooks.Secret })
+		provKey, provName := providerCredential(c, c.Webhooks.Secret)
 		switch s := c.Webhooks.Secret; {
 		case s == "":
 			l.at("webhooks.secret", "required when webhooks.url is set (receivers verify the signature)")
@@ -762,6 +797,11 @@ func (l *loader) validateMisc(c *Config) {
 			// the bot holding the key could sign events the merchant
 			// delivers goods on.
 			l.at("webhooks.secret", "the same as a client key (clients[%d].key): that bot could sign order.paid for an order nobody paid; give the webhooks a secret of its own", client)
+		case s == c.Admin.Token:
+			// The merchant's endpoint holds the secret to verify with.
+			l.at("webhooks.secret", "the same as admin.token: the merchant's endpoint, which holds the webhook secret, could approve orders and settle reviews, and whoever holds the admin token could sign order.paid; give each a secret of its own")
+		case provKey != "":
+			l.at("webhooks.secret", "the same as %s: provider %q, which receives it with every request, could sign order.paid for an order nobody paid; give the webhooks a secret of its own", provKey, provName)
 		case len(s) < minSigningSecret:
 			// The merchant delivers the goods on order.paid: a secret
 			// guessed offline from one signed event forges that.
