@@ -15,7 +15,11 @@ import (
 //   - webhooks.secret as a provider's key (its api_key, or a credential
 //     header's value, bare after its scheme): the provider receives it
 //     with every request and can sign order.paid for an order nobody paid;
-//   - admin.token as a provider's key: the provider can approve orders.
+//   - admin.token as a provider's key: the provider can approve orders;
+//   - a client's key as a provider's key (an operator who let the bots
+//     keep the OpenAI key they had): the provider, and whoever else holds
+//     that key, calls paygate as the bot, for any user it vouches for,
+//     and reads and refunds their orders.
 //
 // Each is refused at the line of the secret that should be the party's own,
 // without printing either value; secrets of their own load.
@@ -42,6 +46,9 @@ func TestSecretsOfOnePartyNotAnother(t *testing.T) {
 		{"the admin token is a provider's api_key",
 			provider("api_key: "+shared) + "admin:\n  token: " + shared + "\n",
 			"c.yaml:10: admin.token: the same as providers[1].api_key: provider \"gw\", which receives it with every request, could approve orders and settle reviews; give the admin API a token of its own"},
+		{"a client's key is a provider's api_key",
+			provider("api_key: "+shared) + "clients:\n  - {name: bot, key: " + shared + "}\n",
+			"c.yaml:10: clients[0].key: the same as providers[1].api_key: provider \"gw\", which receives it with every request, could call paygate as this bot for any of its users, their orders and refunds; give the bot a key of its own"},
 		{"secrets of their own",
 			provider("api_key: "+shared) + "admin:\n  token: adm-0123456789abcdef\n" + hooks + "whsec-0123456789abcdef\n", ""},
 		{"webhooks off",

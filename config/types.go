@@ -77,6 +77,7 @@ type Client struct {
 	// Name identifies the client in logs, metrics and audit records. Required.
 	Name string `yaml:"name"`
 	// Key is the bearer token the bot sends. Required; KeyFile may supply it.
+	// Not a provider's key (that provider could call paygate as the bot).
 	Key     string `yaml:"key" secret:"true"`
 	KeyFile string `yaml:"key_file"`
 	// AppID is the WeChat app whose OpenIDs this client vouches for.

@@ -186,6 +186,12 @@ func (l *loader) validateClients(c *Config) {
 			l.at(p+".key", "required (the bearer token the bot sends)")
 		case keys[cl.Key]:
 			l.at(p+".key", "two clients share one key")
+		default:
+			// One ${VAR} for both (the bots kept the OpenAI key they had):
+			// the provider gets the bot's key with every request.
+			if pk, pn := providerCredential(c, cl.Key); pk != "" {
+				l.at(p+".key", "the same as %s: provider %q, which receives it with every request, could call paygate as this bot for any of its users, their orders and refunds; give the bot a key of its own", pk, pn)
+			}
 		}
 		keys[cl.Key] = true
 		l.credential(p+".key", cl.Key)
