@@ -75,7 +75,9 @@ func TestFamily(t *testing.T) {
 // server, the name a user reaches for first) keeps stream_options, which
 // Mistral's API refuses with a 422 on every stream; "openai" and
 // "deepseek_api" send it ids and members it refuses. check-config said ok.
-// It now warns at the family's line, naming mistral_api.
+// It now warns at the family's line, naming mistral_api, and the base_url
+// without its userinfo and query, which may carry a key: check-config
+// prints warnings to its stderr as they are, which ends up in CI output.
 func TestFamilyOnMistralsAPIWarns(t *testing.T) {
 	tests := []struct {
 		name             string
@@ -93,6 +95,10 @@ func TestFamilyOnMistralsAPIWarns(t *testing.T) {
 		{"auto on api.mistral.ai", "https://api.mistral.ai/v1", "auto", "", ""},
 		{"target mistral_api over provider mistral", "https://api.mistral.ai/v1", "mistral", "mistral_api", ""},
 		{"mistral on vLLM", "http://vllm:8000/v1", "mistral", "", ""},
+		// The base_url's credentials (Secrets masks them in the log, but
+		// check-config prints its warnings as they are) are not named.
+		{"mistral on a base_url with credentials", "https://gw:pw-SECRET-0123@api.mistral.ai/v1?token=tok-SECRET-4567", "mistral", "",
+			`c.yaml:4: providers[0].family: "mistral" on Mistral's API (base_url https://api.mistral.ai/v1)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,6 +114,9 @@ func TestFamilyOnMistralsAPIWarns(t *testing.T) {
 			}
 			var got []string
 			for _, w := range cfg.Warnings {
+				if strings.Contains(w, "SECRET") {
+					t.Errorf("a warning prints the base_url's credentials: %s", w)
+				}
 				if strings.Contains(w, "family") {
 					got = append(got, w)
 				}

@@ -1072,5 +1072,8 @@ func (l *loader) familyOnMistralAPI(c *Config, tp string, t Target, warned map[s
 	if t.Family == "" {
 		warned[p.Name] = true
 	}
-	l.warn(path, "%q on Mistral's API (base_url %s) is used as written: it keeps stream_options, which Mistral's API refuses with a 422 on every stream; use mistral_api", family, p.BaseURL)
+	// The base_url is named without its userinfo, query and fragment,
+	// which may carry a key: check-config prints warnings as they are.
+	shown := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	l.warn(path, "%q on Mistral's API (base_url %s) is used as written: it keeps stream_options, which Mistral's API refuses with a 422 on every stream; use mistral_api", family, shown.String())
 }
