@@ -1008,7 +1008,7 @@ func (l *loader) httpURL(path, raw string) *url.URL {
 	var ue *url.Error
 	switch {
 	case errors.As(err, &ue):
-		l.at(path, "not a URL: %v (value not shown: it may hold a token)", ue.Err)
+		l.at(path, "not a URL: %s (value not shown: it may hold a token)", unquoted(ue.Err))
 	case err != nil:
 		l.at(path, "not a URL (value not shown: it may hold a token)")
 	case u.Scheme != "http" && u.Scheme != "https":
@@ -1025,6 +1025,17 @@ func (l *loader) httpURL(path, raw string) *url.URL {
 	}
 	return nil
 }
+
+// unquoted is err's text without the pieces of the value it quotes:
+// url.Parse's reasons quote one (`invalid port ":x9" after host`,
+// `invalid URL escape "%zz"`), and a userinfo password with a '/', '?' or
+// '#' in it ends the authority there, so the quoted "port" was the
+// password's head.
+func unquoted(err error) string {
+	return strings.Join(strings.Fields(quotedPiece.ReplaceAllString(err.Error(), "")), " ")
+}
+
+var quotedPiece = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 
 // portInRange reports whether a URL's port (digits, or "" for the
 // scheme's) can be dialled.

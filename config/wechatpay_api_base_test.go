@@ -24,7 +24,7 @@ func TestWeChatPayAPIBase(t *testing.T) {
 		{"ftp://api.mch.weixin.qq.com", `not an http(s) URL: scheme "ftp"`},
 		{"api.mch.weixin.qq.com", `not an http(s) URL: scheme ""`},
 		{"https://", "not an absolute http(s) URL: no host"},
-		{"https://ops:hunter2@api.mch.weixin.qq.com:port", `not a URL: invalid port ":port" after host (value not shown: it may hold a token)`},
+		{"https://ops:hunter2@api.mch.weixin.qq.com:port", `not a URL: invalid port after host (value not shown: it may hold a token)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.base, func(t *testing.T) {

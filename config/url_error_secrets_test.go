@@ -1,0 +1,46 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestURLErrorsNeverQuoteTheValue: a URL paygate cannot parse is named as
+// such "(value not shown: it may hold a token)", but url.Parse's own
+// reason, printed beside it, quotes a piece of the value, and the piece is
+// often a password's: a userinfo password with a '/', '?' or '#' in it
+// (base64 and generated passwords hold them) ends the authority there, so
+// the parser reads "user:<the password's head>" as host and port and
+// answered `invalid port ":<the password's head>" after host`, printed by
+// check-config into CI output. The reason is given without the quoted
+// piece, for every URL key.
+func TestURLErrorsNeverQuoteTheValue(t *testing.T) {
+	const models = "models:\n  - {name: m, targets: [{provider: p, model: x}]}\n"
+	const wechat = "payments:\n  backend: wechatpay\n  wechatpay:\n    "
+	for _, pw := range []string{"SECRETpw/x9", "SECRETpw?x9", "SECRETpw#x9", "SECRET%zzpw"} {
+		tests := []struct{ name, src, want string }{
+			{"webhooks.url", "webhooks:\n  url: \"https://merchant:" + pw + "@hooks.example.com/x\"\n  secret: s-long-enough-to-sign-x\n",
+				"c.yaml:2: webhooks.url: not a URL: "},
+			{"providers[0].base_url", "providers:\n  - name: p\n    base_url: \"https://gw:" + pw + "@gw.example.com/v1\"\n" + models,
+				"c.yaml:3: providers[0].base_url: not a URL: "},
+			{"payments.wechatpay.api_base", wechat + "api_base: \"https://gw:" + pw + "@api.example.com\"\n",
+				"c.yaml:4: payments.wechatpay.api_base: not a URL: "},
+			{"payments.wechatpay.notify_url", wechat + "notify_url: \"https://gw:" + pw + "@pay.example.com/n\"\n",
+				"c.yaml:4: payments.wechatpay.notify_url: not a URL: "},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name+" "+pw, func(t *testing.T) {
+				_, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
+				if err == nil {
+					t.Fatal("got no error")
+				}
+				if strings.Contains(err.Error(), "SECRET") {
+					t.Errorf("the error prints the password's head: %v", err)
+				}
+				if !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("got:\n%v\nwant a line starting %q", err, tc.want)
+				}
+			})
+		}
+	}
+}
