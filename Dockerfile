@@ -5,14 +5,16 @@
 # WeChat Pay.
 #
 #   docker build --build-arg VERSION=$(git describe --always) -t paygate .
-#   docker run --stop-timeout 40 -p 8080:8080 -e PAYGATE_CLIENT_KEY=sk-your-own-key \
+#   docker run --stop-timeout 40 -p 8080:8080 -e PAYGATE_CLIENT_KEY \
 #     -v paygate-data:/var/lib/paygate paygate
-#   docker run --stop-timeout 40 -p 8080:8080 -e PAYGATE_CLIENT_KEY=sk-your-own-key \
+#   docker run --stop-timeout 40 -p 8080:8080 -e PAYGATE_CLIENT_KEY \
 #     -v paygate-data:/var/lib/paygate -v "$PWD/myconf:/etc/paygate:ro" paygate
 #
 # PAYGATE_CLIENT_KEY: the shipped config.yaml falls back to the public
 # development key sk-paygate-dev, and the image listens on 0.0.0.0:8080, so
 # without it anyone who reaches the port spends the provider keys you pass in.
+# Export one of at least 16 characters first (a shorter one is refused on this
+# address): export PAYGATE_CLIENT_KEY=sk-$(openssl rand -hex 16).
 #
 # --stop-timeout: docker stop sends SIGKILL 10 s after SIGTERM unless told
 # otherwise, and paygate drains for up to server.shutdown_timeout (30 s), then

@@ -78,6 +78,8 @@ type Client struct {
 	Name string `yaml:"name"`
 	// Key is the bearer token the bot sends. Required; KeyFile may supply it.
 	// Not a provider's key (that provider could call paygate as the bot).
+	// At least 16 characters when server.listen takes connections from
+	// other machines: nothing slows a guesser down.
 	Key     string `yaml:"key" secret:"true"`
 	KeyFile string `yaml:"key_file"`
 	// AppID is the WeChat app whose OpenIDs this client vouches for.

@@ -195,6 +195,14 @@ func (l *loader) validateClients(c *Config) {
 		}
 		keys[cl.Key] = true
 		l.credential(p+".key", cl.Key)
+		if cl.Key != "" && cl.Key != DefaultClientKey && len(cl.Key) < minClientKey && !loopbackListen(c.Server.Listen) {
+			// As a short admin token is refused: nothing slows a guesser
+			// down (every wrong key is a plain 401), and the key acts
+			// for any user the bot vouches for. The development key has
+			// its own warning below.
+			l.at(p+".key", "%d characters, and server.listen %s takes connections from other machines: anyone who guesses it acts as this bot for any of its users, their orders and refunds; use at least %d random characters (openssl rand -hex 16)",
+				len(cl.Key), c.Server.Listen, minClientKey)
+		}
 		switch {
 		case cl.Key != DefaultClientKey || loopbackListen(c.Server.Listen):
 		case l.defaultClient:
@@ -311,6 +319,11 @@ func othersHosts(hosts []string) []string {
 // minAdminToken is the shortest admin token an admin listener that other
 // machines can reach accepts.
 const minAdminToken = 16
+
+// minClientKey is the shortest client key a main listener that other
+// machines can reach accepts (the built-in development key aside, which is
+// warned of).
+const minClientKey = 16
 
 // minSigningSecret is the shortest webhooks.secret accepted, and the
 // shortest privacy.hash_key taken without a warning: keys of an HMAC whose

@@ -20,7 +20,7 @@ func TestHealthcheckFollowsTheConfig(t *testing.T) {
 	dir := t.TempDir()
 	src := `
 server: {listen: "127.0.0.1:0", admin_listen: "off"}
-clients: [{name: bot, key: k-health-0123}]
+clients: [{name: bot, key: k-health-0123456789}]
 store: {path: "` + filepath.Join(dir, "p.db") + `"}
 providers: [{name: fake, base_url: "http://127.0.0.1:1/v1", api_key: x}]
 models: [{name: m, targets: [{provider: fake, model: u}]}]
