@@ -12,9 +12,10 @@ import (
 //   - webhooks.secret, which the merchant's endpoint holds, as admin.token:
 //     that endpoint approves orders and settles reviews, and whoever holds
 //     the admin token signs order.paid, on which the merchant delivers;
-//   - webhooks.secret as a provider's key (its api_key, or a credential
-//     header's value, bare after its scheme): the provider receives it
-//     with every request and can sign order.paid for an order nobody paid;
+//   - webhooks.secret as a provider's key (its api_key, a credential
+//     header's value, bare after its scheme, or a key in its base_url):
+//     the provider receives it with every request and can sign order.paid
+//     for an order nobody paid;
 //   - admin.token as a provider's key: the provider can approve orders;
 //   - a client's key as a provider's key (an operator who let the bots
 //     keep the OpenAI key they had): the provider, and whoever else holds
@@ -43,6 +44,10 @@ func TestSecretsOfOnePartyNotAnother(t *testing.T) {
 		{"the webhook secret is a provider's credential header",
 			provider("headers: {cf-aig-authorization: \"Bearer "+shared+"\"}") + hooks + shared + "\n",
 			"c.yaml:11: webhooks.secret: the same as providers[1].headers.cf-aig-authorization: provider \"gw\", which receives it with every request, could sign order.paid for an order nobody paid; give the webhooks a secret of its own"},
+		{"the webhook secret is the key in a provider's base_url",
+			"providers:\n  - name: p\n    base_url: https://p.example/v1\n  - name: gw\n    base_url: \"https://gw.example/v1?key=" + shared + "\"\n" +
+				"models:\n  - {name: m, targets: [{provider: p, model: x}]}\n" + hooks + shared + "\n",
+			"c.yaml:10: webhooks.secret: the same as a credential in providers[1].base_url: provider \"gw\", which receives it with every request, could sign order.paid for an order nobody paid; give the webhooks a secret of its own"},
 		{"the admin token is a provider's api_key",
 			provider("api_key: "+shared) + "admin:\n  token: " + shared + "\n",
 			"c.yaml:10: admin.token: the same as providers[1].api_key: provider \"gw\", which receives it with every request, could approve orders and settle reviews; give the admin API a token of its own"},

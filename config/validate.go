@@ -273,8 +273,9 @@ func (l *loader) validateClients(c *Config) {
 
 // providerCredential names the provider credential of c that is v, the
 // key path ("providers[1].api_key", "providers[0].headers.api-key") and the
-// provider's name, or "" when none is (or v is empty): an api_key, or the
-// value of a credential header (credentialHeader), whole or as the
+// provider's name, or "" when none is (or v is empty): an api_key, a
+// credential in the base_url (urlCredentials: its password, a ?key=), or
+// the value of a credential header (credentialHeader), whole or as the
 // credential after its auth scheme (schemeCredentials). The provider
 // receives it with every request, so a secret meant for another party
 // that is the same value is the provider's too.
@@ -285,6 +286,11 @@ func providerCredential(c *Config, v string) (path, provider string) {
 	for i, p := range c.Providers {
 		if p.APIKey == v {
 			return fmt.Sprintf("providers[%d].api_key", i), p.Name
+		}
+		inURL := false
+		urlCredentials(p.BaseURL, func(cred string) { inURL = inURL || cred == v })
+		if inURL {
+			return fmt.Sprintf("a credential in providers[%d].base_url", i), p.Name
 		}
 		for _, h := range slices.Sorted(maps.Keys(p.Headers)) {
 			if !credentialHeader(h) {
