@@ -69,12 +69,15 @@ export function short(hash, n = 12) {
 
 /**
  * table renders rows with columns [{th, td(row) → node|string, class}] and
- * rowProps(row) → props for the <tr>.
+ * rowProps(row) → props for the <tr>. Each cell carries its column's
+ * heading (data-label): on a phone's narrow screen the stylesheet stacks a
+ * row's cells under their headings, so a row's amount and buttons are on
+ * the screen rather than off its right edge.
  */
 export function table(columns, rows, rowProps = () => ({})) {
   return h('table', {},
     h('thead', {}, h('tr', {}, columns.map((c) => h('th', { class: c.class, text: c.th })))),
-    h('tbody', {}, rows.map((r) => h('tr', rowProps(r), columns.map((c) => h('td', { class: c.class }, c.td(r)))))));
+    h('tbody', {}, rows.map((r) => h('tr', rowProps(r), columns.map((c) => h('td', { class: c.class, 'data-label': c.th || null }, c.td(r)))))));
 }
 
 export function card(label, value, { attn = false, id } = {}) {
