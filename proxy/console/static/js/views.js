@@ -81,12 +81,49 @@ export async function approvals(panel, ctx) {
       ctx.notice(`${approve ? 'Approved' : 'Rejected'} ${o.order_no}: the order is now ${d.order.status.replace(/_/g, ' ')}.`, 'ok');
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return;
-      const st = e.body && e.body.order ? ` (the order is ${e.body.order.status.replace(/_/g, ' ')})` : '';
-      ctx.notice(`Could not ${verb} ${o.order_no}: ${e.message}${st}`, 'bad');
+      const [text, kind] = decisionFound(o, approve, e);
+      ctx.notice(text, kind);
     }
     ctx.changed();
     await approvals(panel, ctx);
   }
+}
+
+const words = (st) => String(st || '').replace(/_/g, ' ');
+
+// decisionFound says, in a manager's words, what a refused or half-done
+// decision on o found, and how to show it ([text, notice kind]). A page
+// open for a while goes stale: another manager, tab or replica decides,
+// or the approval deadline passes. The API then answers 409 with the order
+// as it stands, and its own words ("order is not awaiting approval: PG… is
+// awaiting_payment") left the manager to work out whether the order is now
+// payable. A held order leaves the queue only by an approval (creating,
+// awaiting payment, and on from there), a rejection, or its expiry. A 502
+// with the order is an approval made whose WeChat Pay order did not open
+// (yet): approved, not "could not approve".
+function decisionFound(o, approve, e) {
+  const verb = approve ? 'approve' : 'reject';
+  const no = o.order_no;
+  const now = e instanceof ApiError && e.body && e.body.order ? e.body.order : null;
+  if (now && e.status === 409) {
+    const by = '(by another manager, another console or an earlier click)';
+    if (now.status === 'expired') {
+      return [`${no} expired before anyone decided: its approval deadline, ${when(now.expires_at)}, passed, so it can no longer be ${verb}d; the user is told it expired.`, 'bad'];
+    }
+    if (now.status === 'rejected') {
+      return [`${no} was already rejected ${by}: nothing changed; no WeChat Pay order was opened for it.`, approve ? 'bad' : 'ok'];
+    }
+    if (now.status !== 'approval_required') {
+      return [`${no} was already approved ${by}: it is ${words(now.status)} now; nothing changed.`, approve ? 'ok' : 'bad'];
+    }
+  }
+  if (now && e.status === 502 && approve) {
+    const why = e.message.replace(/^approved, but WeChat Pay did not open the order: /, '');
+    return [`Approved ${no}, but WeChat Pay did not open its order (${why}); it is ${words(now.status)} now: `
+      + (now.status === 'creating' ? 'paygate keeps asking WeChat Pay, and the user gets the payment once it opens.' : 'the user cannot pay it.'), 'bad'];
+  }
+  if (e instanceof ApiError && e.status === 404) return [`${no} is not an order paygate knows (any more): nothing was ${verb}d.`, 'bad'];
+  return [`Could not ${verb} ${no}: ${e.message}.`, 'bad'];
 }
 
 // ------------------------------------------------------------------- orders

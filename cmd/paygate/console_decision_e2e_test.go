@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/proxy/console"
+	"github.com/paygate/paygate/store"
+)
+
+// TestConsoleSaysWhatADecisionFound: a manager's page goes stale while it is
+// open (another manager, another tab or another replica decides; a held
+// order's approval deadline passes), and the manager then decides. The
+// notice says in words what happened instead of the API's "order is not
+// awaiting approval: PG… is awaiting_payment": that the order was already
+// approved (and is awaiting payment) or already rejected, or that it expired
+// before anyone decided, and that this click changed nothing; the row leaves
+// the queue. An approval whose WeChat Pay order did not open says it was
+// approved, not that it "could not approve" an order no longer held.
+func TestConsoleSaysWhatADecisionFound(t *testing.T) {
+	b := newBrowser(t)
+	url, adminURL, a, _ := consoleApp(t)
+	ctx := context.Background()
+	approvedElsewhere, _ := orderFor(t, url, "oUser-console-one", "two years of premium please")
+	rejectedElsewhere, _ := orderFor(t, url, "oUser-console-two", "two years of premium please")
+	unopened, _ := orderFor(t, url, "oUser-console-four", "two years of premium please")
+	// Held past its approval deadline, which the sweep has not reached yet.
+	const lapsed = "PGHELDLAPSED0001"
+	deadline := time.Now().Add(-time.Second).Truncate(time.Second)
+	if err := a.store.CreateOrder(ctx, &store.Order{OrderNo: lapsed, Client: "bot", User: "oUser-console-three", SKU: "premium-yearly",
+		Description: "Premium tier, 1 year", Quantity: 2, AmountFen: 99800, Currency: "CNY", PayMethod: "jsapi",
+		Status: store.StatusApprovalRequired, ClaimKey: "k" + lapsed, Generation: 1, CreatedAt: deadline.Add(-time.Hour), ExpiresAt: deadline}); err != nil {
+		t.Fatal(err)
+	}
+
+	b.do(t, "sign in", chromedp.Navigate(adminURL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS(row("approvals", approvedElsewhere))), chromedp.WaitVisible(chromedp.CSS(row("approvals", rejectedElsewhere))),
+		chromedp.WaitVisible(chromedp.CSS(row("approvals", lapsed))), chromedp.WaitVisible(chromedp.CSS(row("approvals", unopened))))
+
+	decideElsewhere := func(no, verb string) {
+		t.Helper()
+		resp, body := adminDo(t, http.MethodPost, adminURL+"/admin/api/approvals/"+no+"/"+verb,
+			map[string]string{"Authorization": "Bearer " + consoleToken, console.CSRFHeader: "1"})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s %s elsewhere: %d %s", verb, no, resp.StatusCode, body)
+		}
+	}
+	decideHere := func(no, verb string) string {
+		t.Helper()
+		b.do(t, verb+" "+no, chromedp.Click(chromedp.CSS(`button[data-action="`+verb+`"][data-order-no="`+no+`"]`)),
+			chromedp.Click(chromedp.CSS(`button[data-action="confirm"][data-order-no="`+no+`"]`)),
+			waitFor("the notice", `!document.getElementById("notice").hidden && document.getElementById("notice").textContent.includes(`+jsString(no)+`)`),
+			chromedp.WaitNotPresent(chromedp.CSS(row("approvals", no))))
+		return b.text(t, "#notice")
+	}
+
+	tests := []struct {
+		name, no, verb string
+		elsewhere      string // the decision made behind the page's back
+		down           bool   // WeChat Pay fails every prepay attempt of the decision
+		want           []string
+		wantStatus     store.OrderStatus
+	}{
+		{name: "rejecting an order another manager approved", no: approvedElsewhere, verb: "reject", elsewhere: "approve",
+			want: []string{"already approved", "awaiting payment", "nothing changed"}, wantStatus: store.StatusAwaitingPayment},
+		{name: "approving an order another manager rejected", no: rejectedElsewhere, verb: "approve", elsewhere: "reject",
+			want: []string{"already rejected", "nothing changed"}, wantStatus: store.StatusRejected},
+		{name: "approving an order past its deadline", no: lapsed, verb: "approve",
+			want: []string{"expired", "approval deadline", "before anyone decided", "can no longer be approved"}, wantStatus: store.StatusExpired},
+		{name: "approving while WeChat Pay fails", no: unopened, verb: "approve", down: true,
+			want: []string{"Approved " + unopened, "did not open", "SYSTEM_ERROR", "creating", "keeps asking WeChat Pay"}, wantStatus: store.StatusCreating},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.elsewhere != "" {
+				decideElsewhere(tt.no, tt.elsewhere)
+			}
+			if tt.down {
+				// As many as the prepay's attempts (its error says "attempts 3").
+				a.sim.InjectFault(wxsim.Fault{Op: "prepay", Kind: wxsim.FaultSystemError, Times: 3})
+			}
+			got := decideHere(tt.no, tt.verb)
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("notice %q lacks %q", got, w)
+				}
+			}
+			for _, raw := range []string{"is not awaiting approval", "awaiting_payment", "Could not", "approved, but"} {
+				if strings.Contains(got, raw) {
+					t.Errorf("notice %q says %q: the API's words, not what happened", got, raw)
+				}
+			}
+			if o, err := a.store.GetOrder(ctx, tt.no); err != nil || o.Status != tt.wantStatus {
+				t.Errorf("order %+v %v; want %s", o, err, tt.wantStatus)
+			}
+		})
+	}
+	if got := a.sim.Prepays(rejectedElsewhere) + a.sim.Prepays(lapsed); got != 0 {
+		t.Errorf("%d prepays of the rejected and the lapsed order; want none", got)
+	}
+	if got := a.sim.Prepays(approvedElsewhere); got != 1 {
+		t.Errorf("%d prepays of the order approved elsewhere; want 1", got)
+	}
+	b.do(t, "the emptied queue", waitFor("it", `document.querySelector("#panel-approvals").textContent.includes("Nothing waits for approval")`))
+	if f := b.pageFaults(); len(f) > 0 {
+		t.Errorf("the page logged faults: %v", f)
+	}
+}
