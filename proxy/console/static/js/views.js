@@ -134,8 +134,8 @@ export async function orders(panel, ctx) {
   const st = h('select', { id: 'orders-status', 'aria-label': 'Status' },
     h('option', { value: '', text: 'every status' }),
     STATUSES.map((s) => h('option', { value: s, text: s.replace(/_/g, ' '), selected: s === orderFilter.status })));
-  const user = h('input', { id: 'orders-user', placeholder: 'user (OpenID)', value: orderFilter.user, size: 18 });
-  const search = h('input', { id: 'orders-search', type: 'search', placeholder: 'order number', value: orderFilter.search, size: 26 });
+  const user = h('input', { id: 'orders-user', placeholder: 'OpenID', value: orderFilter.user, size: 18 });
+  const search = h('input', { id: 'orders-search', type: 'search', placeholder: 'PG…', value: orderFilter.search, size: 26 });
   const list = h('div');
   const detail = h('div', { class: 'detail', hidden: true });
   const apply = (e) => {
@@ -147,7 +147,11 @@ export async function orders(panel, ctx) {
   clear(panel).append(
     h('h2', { text: 'Orders' }),
     h('form', { class: 'tools', onsubmit: apply },
-      h('label', { for: 'orders-status', text: 'Status' }), st, user, search,
+      // Every field has a label a screen reader announces: a placeholder
+      // is not one (it is gone once the field has text).
+      h('label', { for: 'orders-status', text: 'Status' }), st,
+      h('label', { for: 'orders-user', text: 'User' }), user,
+      h('label', { for: 'orders-search', text: 'Order number' }), search,
       h('button', { type: 'submit', id: 'orders-apply' }, 'Show')),
     list, detail);
 
@@ -176,7 +180,10 @@ export async function orders(panel, ctx) {
       list.append(empty(q ? `No loaded order matches "${orderFilter.search}".` : 'No orders.'));
     } else {
       list.append(table([
-        { th: 'Order', td: (o) => h('span', { class: 'mono', text: o.order_no }) },
+        // The order number is a button, so Tab reaches each order and Enter
+        // opens it (its click reaches the row's handler): a row alone
+        // answers the mouse only.
+        { th: 'Order', td: (o) => h('button', { type: 'button', class: 'link mono', title: 'Show this order', text: o.order_no }) },
         { th: 'Status', td: (o) => h('span', {}, status(o.status), o.review_reason ? h('div', { class: 'review', text: o.review_reason }) : null) },
         { th: 'User', td: (o) => o.user },
         { th: 'Client', td: (o) => o.client },
