@@ -77,6 +77,7 @@ async function summary() {
   const n = ap.v ? ap.v.length : null;
   const r = rev.v ? rev.v.length : null;
   $('approvals-count').textContent = n ? String(n) : '';
+  if (tab === 'approvals' && ap.v) views.approvalsUpdate($('panel-approvals'), ctx, ap.v);
   const cpt = stats.v ? (stats.v.cost_per_transaction ?? '—') : 'no data yet';
   clear($('summary')).append(
     card('Pending approvals', n === null ? '?' : String(n), { attn: n > 0, id: 'sum-approvals' }),
@@ -138,6 +139,10 @@ function start() {
   $('signout').addEventListener('click', () => { session.clear(); showSignin(); });
   $('refresh').addEventListener('click', () => { select(tab); summary(); });
   for (const b of document.querySelectorAll('#tabs [data-tab]')) b.addEventListener('click', () => select(b.dataset.tab));
+  // Back in view (a phone's browser brought to the front, a tab switched
+  // to), the page catches up at once: a hidden page skips its periodic
+  // refresh, and a phone's browser suspends it.
+  document.addEventListener('visibilitychange', () => { if (!document.hidden && timer !== null) summary(); });
   if (session.token()) showApp();
   else {
     showSignin();

@@ -19,13 +19,16 @@ function failed(panel, err) {
 
 // ---------------------------------------------------------------- approvals
 
-export async function approvals(panel, ctx) {
-  loading(panel);
-  let list;
-  try {
-    // Every page: the oldest held orders, the nearest their deadline, come last.
-    list = await allPages('/admin/api/approvals', { limit: 1000 }, 'approvals');
-  } catch (e) { return failed(panel, e); }
+// approvals draws the queue: list when given (a fresh read of every page),
+// else read here.
+export async function approvals(panel, ctx, list) {
+  if (!list) {
+    loading(panel);
+    try {
+      // Every page: the oldest held orders, the nearest their deadline, come last.
+      list = await allPages('/admin/api/approvals', { limit: 1000 }, 'approvals');
+    } catch (e) { return failed(panel, e); }
+  }
   clear(panel).append(
     h('h2', { text: 'Waiting for a manager' }),
     h('p', { class: 'hint', text: 'Orders above the approval threshold wait here. Approving opens the WeChat Pay order at once; the user gets the payment on their next message. Rejecting closes it.' }));
@@ -124,6 +127,20 @@ function decisionFound(o, approve, e) {
   }
   if (e instanceof ApiError && e.status === 404) return [`${no} is not an order paygate knows (any more): nothing was ${verb}d.`, 'bad'];
   return [`Could not ${verb} ${no}: ${e.message}.`, 'bad'];
+}
+
+// approvalsUpdate redraws the queue shown in panel with list, the summary's
+// periodic read of it, when the orders differ: another manager, console or
+// replica decided, an order expired, a new one came in. Without it a page
+// left open kept a decided order's buttons and never showed a new order
+// until Refresh, while the badge counted it. Nothing is redrawn while the
+// manager is in the middle of a decision (a confirmation open, a decision
+// on its way); the next refresh catches up.
+export function approvalsUpdate(panel, ctx, list) {
+  if (panel.hidden || panel.querySelector('tr.confirm, button:disabled')) return;
+  const shown = [...panel.querySelectorAll('tbody tr[data-order-no]')].map((r) => r.dataset.orderNo).join();
+  if (shown === list.map((o) => o.order_no).join()) return;
+  approvals(panel, ctx, list);
 }
 
 // ------------------------------------------------------------------- orders
