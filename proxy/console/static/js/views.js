@@ -174,12 +174,19 @@ export async function orders(panel, ctx) {
 
   let rows = [];
   let before = '';
+  // asked numbers the loads: only the answer to the latest is drawn. On a
+  // slow link an answer for the filter before the current one came last
+  // and was appended to the current one's orders, and a double click on
+  // "Load older" appended the same page twice.
+  let asked = 0;
   async function load(more = false) {
+    const mine = ++asked;
     if (!more) { rows = []; before = ''; loading(list); }
     let page;
     try {
       page = await api('/admin/api/orders' + qs({ status: orderFilter.status, user: orderFilter.user, limit: 500, before }));
-    } catch (e) { return failed(list, e); }
+    } catch (e) { return mine === asked ? failed(list, e) : undefined; }
+    if (mine !== asked) return;
     rows = rows.concat(page.orders);
     // The API's own cursor: created_at is to the second, and paging by it
     // would skip the orders of that second that did not fit on this page.
@@ -410,13 +417,16 @@ export async function refunds(panel) {
   loading(panel);
   let rows = [];
   let before = '';
+  let asked = 0; // as in orders: only the latest load's answer is drawn
   // load reads the next page (newest first); a refund still in flight
   // behind newer finished ones is on a later page, behind "Load older".
   async function load() {
+    const mine = ++asked;
     let page;
     try {
       page = await api('/admin/api/refunds' + qs({ limit: 200, before }));
-    } catch (e) { return failed(panel, e); }
+    } catch (e) { return mine === asked ? failed(panel, e) : undefined; }
+    if (mine !== asked) return;
     rows = rows.concat(page.refunds);
     before = page.next_before || '';
     draw();
