@@ -143,6 +143,18 @@ func (s *Service) ApprovalsPage(ctx context.Context, p Page) ([]*store.Order, er
 	return s.ListOrders(ctx, p.filter(store.StatusApprovalRequired))
 }
 
+// OrderByNumber returns any order by its number, for the admin API: an
+// operator looks up the number a customer quotes, however old the order
+// (a list shows the newest first, a page at a time). store.ErrNotFound for
+// a number no order has.
+func (s *Service) OrderByNumber(ctx context.Context, orderNo string) (*store.Order, error) {
+	o, err := s.store.GetOrder(ctx, orderNo)
+	if err != nil {
+		return nil, fmt.Errorf("get order %s: %w", orderNo, err)
+	}
+	return o, nil
+}
+
 // ListOrders lists orders for the admin API.
 func (s *Service) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Order, error) {
 	out, err := s.store.ListOrders(ctx, f)

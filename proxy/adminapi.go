@@ -27,6 +27,7 @@ import (
 // *payments.Service implements it.
 type AdminPayments interface {
 	ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Order, error)
+	OrderByNumber(ctx context.Context, orderNo string) (*store.Order, error)
 	ApprovalsPage(ctx context.Context, p payments.Page) ([]*store.Order, error)
 	Approve(ctx context.Context, orderNo string) (*payments.CreateResult, error)
 	Reject(ctx context.Context, orderNo string) (*store.Order, error)
@@ -44,6 +45,7 @@ func (s *Server) MountAdminAPI(mux *http.ServeMux) {
 	h := func(name string, f http.HandlerFunc) http.Handler { return s.AdminRoute(name, f) }
 	if s.adminPay != nil {
 		mux.Handle("GET /admin/api/orders", h("admin_orders", s.handleAdminOrders))
+		mux.Handle("GET /admin/api/orders/{order_no}", h("admin_orders", s.handleAdminOrder))
 		mux.Handle("GET /admin/api/approvals", h("admin_approvals", s.handleAdminApprovals))
 		mux.Handle("POST /admin/api/approvals/{order_no}/approve", h("admin_approvals", s.handleAdminDecision(true)))
 		mux.Handle("POST /admin/api/approvals/{order_no}/reject", h("admin_approvals", s.handleAdminDecision(false)))
@@ -300,6 +302,22 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"orders": adminOrders(all), "next_before": nextBefore(all, limit)})
 }
 
+// handleAdminOrder answers one order by its number, {"order": {…}} as the
+// lists show it; 404 for a number no order has. The lists are newest first
+// and paged, so without it an operator holding the number a customer quotes
+// had to page back through every newer order to find an old one.
+func (s *Server) handleAdminOrder(w http.ResponseWriter, r *http.Request) {
+	if !adminQuery(w, r) {
+		return
+	}
+	o, err := s.adminPay.OrderByNumber(r.Context(), r.PathValue("order_no"))
+	if err != nil {
+		s.adminFailed(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"order": adminOrder(o)})
+}
+
 // orderCursor is the admin order list's next_before after o: its creation
 // time to the nanosecond, a comma (never in an RFC 3339 time), and its
 // number, which orders the orders of one instant.
@@ -325,7 +343,11 @@ func adminQuery(w http.ResponseWriter, r *http.Request, takes ...string) bool {
 	for k, vs := range r.URL.Query() {
 		switch {
 		case !slices.Contains(takes, k):
-			adminError(w, http.StatusBadRequest, "unknown query parameter "+strconv.Quote(k)+"; "+r.URL.Path+" takes "+strings.Join(takes, ", "))
+			these := "none"
+			if len(takes) > 0 {
+				these = strings.Join(takes, ", ")
+			}
+			adminError(w, http.StatusBadRequest, "unknown query parameter "+strconv.Quote(k)+"; "+r.URL.Path+" takes "+these)
 			return false
 		case len(vs) > 1:
 			adminError(w, http.StatusBadRequest, strconv.Quote(k)+" is given more than once")

@@ -37,6 +37,7 @@ func TestEveryAdminAnswerHasARequestID(t *testing.T) {
 		origin       string // an Origin header
 	}{
 		{method: "GET", path: "/admin/api/orders", label: "admin_orders"},
+		{method: "GET", path: "/admin/api/orders/PGNONE", label: "admin_orders"},
 		{method: "GET", path: "/admin/api/approvals", label: "admin_approvals"},
 		{method: "POST", path: "/admin/api/approvals/PGNONE/approve", label: "admin_approvals"},
 		{method: "POST", path: "/admin/api/approvals/PGNONE/reject", label: "admin_approvals"},

@@ -182,6 +182,23 @@ export async function orders(panel, ctx) {
   async function load(more = false) {
     const mine = ++asked;
     if (!more) { rows = []; before = ''; loading(list); }
+    // An order number as the search: that order, asked for by its number
+    // whatever its age. The list holds the newest 500 at first, and a
+    // customer's older order was "not matched" by its own number. Part of
+    // a number (a 404) filters the loaded orders, as before.
+    const q = orderFilter.search;
+    if (!more && q) {
+      try {
+        const d = await api('/admin/api/orders/' + encodeURIComponent(q));
+        if (mine !== asked) return;
+        rows = [d.order];
+        draw(false);
+        return;
+      } catch (e) {
+        if (mine !== asked) return;
+        if (!(e instanceof ApiError && e.status === 404)) return failed(list, e);
+      }
+    }
     let page;
     try {
       page = await api('/admin/api/orders' + qs({ status: orderFilter.status, user: orderFilter.user, limit: 500, before }));
@@ -201,7 +218,7 @@ export async function orders(panel, ctx) {
     const review = rows.filter((o) => o.status === 'needs_review').length;
     if (review > 0) list.append(h('p', { class: 'notice bad', text: `${review} order${review === 1 ? '' : 's'} need${review === 1 ? 's' : ''} review (highlighted): money and order state disagree; see the reason and the history.` }));
     if (shown.length === 0) {
-      list.append(empty(q ? `No loaded order matches "${orderFilter.search}".` : 'No orders.'));
+      list.append(empty(q ? `No order has the number "${orderFilter.search}", and no loaded order's number contains it.` : 'No orders.'));
     } else {
       list.append(table([
         // The order number is a button, so Tab reaches each order and Enter
