@@ -43,20 +43,42 @@ export function money(fen, currency = 'CNY') {
   return `${sign}${Math.trunc(a / 100)}.${String(a % 100).padStart(2, '0')} ${currency || 'CNY'}`;
 }
 
-/** when formats an RFC 3339 time in the browser's zone, to the second. */
+const p2 = (x) => String(x).padStart(2, '0');
+
+/**
+ * when formats an RFC 3339 time in the browser's zone, to the second. The
+ * page names that zone (zoneName, in the bar), and whenCell's tooltip gives
+ * the time in UTC: a manager comparing with WeChat Pay's merchant platform
+ * (Beijing time) or a server log (UTC) must know which a time is in.
+ */
 export function when(ts) {
   if (!ts) return '—';
   const d = new Date(ts);
   if (Number.isNaN(d.getTime())) return String(ts);
-  const p = (x) => String(x).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  return `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())} ${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}`;
 }
 
-/** whenCell is when() on two lines (date, time), for narrow table columns. */
+/** utc formats an RFC 3339 time in UTC, to the second, saying so. */
+export function utc(ts) {
+  const d = new Date(ts);
+  if (!ts || Number.isNaN(d.getTime())) return '';
+  return d.toISOString().slice(0, 19).replace('T', ' ') + ' UTC';
+}
+
+/** zoneName is the browser's zone as its offset from UTC now: "UTC+08:00". */
+export function zoneName(d = new Date()) {
+  const m = -d.getTimezoneOffset();
+  return `UTC${m < 0 ? '-' : '+'}${p2(Math.trunc(Math.abs(m) / 60))}:${p2(Math.abs(m) % 60)}`;
+}
+
+/**
+ * whenCell is when() on two lines (date, time), for narrow table columns,
+ * with the time in UTC as its tooltip.
+ */
 export function whenCell(ts) {
   const s = when(ts);
   const [d, t] = s.split(' ');
-  return t ? h('span', {}, d, h('br'), t) : s;
+  return t ? h('span', { title: utc(ts) }, d, h('br'), t) : s;
 }
 
 export function status(s) {

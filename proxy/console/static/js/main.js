@@ -1,7 +1,7 @@
 // The console shell: sign in and out, tabs, the summary and the chain head.
 
 import { api, allPages, session, onUnauthorized, ApiError, adminDisabled } from './api.js';
-import { h, clear, card, short } from './dom.js';
+import { h, clear, card, short, zoneName } from './dom.js';
 import * as views from './views.js';
 
 const $ = (id) => document.getElementById(id);
@@ -25,6 +25,7 @@ function showSignin(message = '') {
   $('app').hidden = true;
   $('signout').hidden = true;
   $('chain').hidden = true;
+  $('zone').hidden = true;
   // Nothing read with the old token stays in the page.
   TABS.forEach((t) => clear($('panel-' + t)));
   clear($('summary'));
@@ -49,6 +50,10 @@ function showApp() {
   $('signin').hidden = true;
   $('app').hidden = false;
   $('signout').hidden = false;
+  // Every time shown is in this browser's zone: say which.
+  $('zone').textContent = 'times in ' + zoneName();
+  $('zone').title = 'Times are shown in this browser\'s time zone; hover over a time in a table for it in UTC.';
+  $('zone').hidden = false;
   select(tab);
   summary();
   clearInterval(timer);
