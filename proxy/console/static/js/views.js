@@ -311,7 +311,19 @@ function resolveControl(detail, o, resolved) {
       if (resolved) resolved();
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return;
-      const st = e.body && e.body.order ? ` (the order is ${e.body.order.status.replace(/_/g, ' ')})` : '';
+      const now = e instanceof ApiError && e.body && e.body.order;
+      if (e.status === 409 && now && now.status !== 'needs_review') {
+        // Resolved meanwhile (another operator, console or click): say so
+        // and show the order as it now is, not as still in review with a
+        // Resolve button (the API's "order is not in review: PG… is
+        // closed" left the operator to guess whose resolution stood).
+        showOrder(detail, now, resolved);
+        detail.querySelector('h3').after(h('p', { id: 'resolve-done', class: 'notice bad',
+          text: `${o.order_no} was already taken out of review (by another operator, another console or an earlier click): it is ${words(now.status)} now; nothing changed.` }));
+        if (resolved) resolved();
+        return;
+      }
+      const st = now ? ` (the order is ${words(now.status)})` : '';
       result.textContent = `Not resolved: ${e.message}${st}`;
       button.disabled = false;
     }
