@@ -52,6 +52,9 @@ export async function approvals(panel, ctx, list) {
   ];
   const t = table(cols, list, (o) => ({ dataset: { orderNo: o.order_no } }));
   panel.append(t);
+  markLapsed(panel);
+  clearInterval(lapseTimer);
+  lapseTimer = setInterval(() => markLapsed(panel), 1000);
 
   // ask shows a confirmation row under the order; a decision takes two clicks.
   // A rejection asks for an optional reason, which the audit chain records
@@ -93,6 +96,24 @@ export async function approvals(panel, ctx, list) {
 }
 
 const words = (st) => String(st || '').replace(/_/g, ' ');
+
+let lapseTimer = null;
+
+// markLapsed marks the held orders in panel whose approval deadline has
+// passed, by this browser's clock, now and (called every second) as each
+// passes while the queue is open: such an order stays in the queue until
+// the sweep expires it, looking like any other until a click was refused.
+// The buttons stay: paygate decides, and a decision on it expires it at
+// once, which a clock behind or ahead of paygate's cannot get wrong.
+function markLapsed(panel) {
+  for (const el of panel.querySelectorAll('[data-deadline]:not(.lapsed)')) {
+    const at = Date.parse(el.dataset.deadline);
+    if (Number.isFinite(at) && Date.now() >= at) {
+      el.classList.add('lapsed');
+      el.append(h('div', { class: 'review', text: 'Passed: it can no longer be approved.' }));
+    }
+  }
+}
 
 // decisionFound says, in a manager's words, what a refused or half-done
 // decision on o found, and how to show it ([text, notice kind]). A page
