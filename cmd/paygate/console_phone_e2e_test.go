@@ -12,6 +12,11 @@ import (
 // phoneWidth is the CSS width of a common phone's screen (390 px).
 const phoneWidth = 390
 
+// minTouchTarget is the least height, in CSS px, of a button a finger taps
+// without hitting its neighbour (WCAG 2.2's minimum is 24 px, with spacing;
+// phone guidelines ask 44 to 48).
+const minTouchTarget = 40
+
 // TestConsoleOnAPhone: a store manager opens the console on a phone. Every
 // tab fits the screen's width (the tab bar spilled past it, so the whole
 // page was wider than the phone and panned sideways), and an order waiting
@@ -52,6 +57,15 @@ func TestConsoleOnAPhone(t *testing.T) {
 	if s := b.text(t, row("approvals", held)+` strong`); s != "998.00 CNY" {
 		t.Errorf("amount %q; want 998.00 CNY", s)
 	}
+	// A decision's buttons are a finger's size (the small desktop ones were
+	// 22 px tall, Reject 6 px from Approve), with the confirmation open too.
+	b.do(t, "ask to approve", chromedp.Click(chromedp.CSS(row("approvals", held)+` button[data-action="approve"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[data-action="confirm"][data-order-no="`+held+`"]`)))
+	if got := evalJS[string](t, b, `[...document.querySelectorAll("#panel-approvals button")].filter((e) => e.getBoundingClientRect().height < `+fmt.Sprint(minTouchTarget)+`)
+		.map((e) => e.textContent + " " + Math.round(e.getBoundingClientRect().height) + "px").join(", ")`); got != "" {
+		t.Errorf("buttons smaller than a finger (%d px): %s", minTouchTarget, got)
+	}
+	b.do(t, "cancel", chromedp.Click(chromedp.CSS(`tr.confirm button[data-action="cancel"]`)))
 	for _, tab := range []string{"approvals", "orders", "refunds", "webhooks", "audit", "cost"} {
 		b.do(t, tab, chromedp.Click(chromedp.CSS(`#tabs [data-tab="`+tab+`"]`)),
 			waitFor("the panel", `!document.querySelector("#panel-`+tab+`").hidden && !document.querySelector("#panel-`+tab+`").textContent.startsWith("Loading")`))
