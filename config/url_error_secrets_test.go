@@ -44,3 +44,40 @@ func TestURLErrorsNeverQuoteTheValue(t *testing.T) {
 		}
 	}
 }
+
+// TestURLPortNeverAPasswordsHead: a userinfo password that starts with
+// digits and holds a '/', '?' or '#' (user:9876543210/x9@host) ends the
+// authority there too, and url.Parse then takes the digits for a port it
+// accepts; the port-range error named that "port", the password's head,
+// into check-config's CI output. When the value holds an '@' the port is
+// not named (it may be a password's); without one it still is (84430).
+func TestURLPortNeverAPasswordsHead(t *testing.T) {
+	const head = "9876543210"
+	const models = "models:\n  - {name: m, targets: [{provider: p, model: x}]}\n"
+	const wechat = "payments:\n  backend: wechatpay\n  wechatpay:\n    "
+	const notShown = "the port must be a number from 1 to 65535 (not shown: the value holds an '@', so it may be a password's)"
+	for _, pw := range []string{head + "/x9", head + "?x9", head + "#x9"} {
+		tests := []struct{ name, src, want string }{
+			{"webhooks.url", "webhooks:\n  url: \"https://merchant:" + pw + "@hooks.example.com/x\"\n  secret: s-long-enough-to-sign-x\n",
+				"c.yaml:2: webhooks.url: " + notShown},
+			{"providers[0].base_url", "providers:\n  - name: p\n    base_url: \"https://gw:" + pw + "@gw.example.com/v1\"\n" + models,
+				"c.yaml:3: providers[0].base_url: " + notShown},
+			{"payments.wechatpay.notify_url", wechat + "notify_url: \"https://gw:" + pw + "@pay.example.com/n\"\n",
+				"c.yaml:4: payments.wechatpay.notify_url: " + notShown},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name+" "+pw, func(t *testing.T) {
+				_, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
+				if err == nil {
+					t.Fatal("got no error")
+				}
+				if strings.Contains(err.Error(), head) {
+					t.Errorf("the error prints the password's head: %v", err)
+				}
+				if !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("got:\n%v\nwant a line %q", err, tc.want)
+				}
+			})
+		}
+	}
+}

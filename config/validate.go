@@ -1036,6 +1036,12 @@ func (l *loader) httpURL(path, raw string) *url.URL {
 		// A port alone (http://:8080, a ${HOST} left unset) is no host
 		// either: the dialer reads it as this machine.
 		l.at(path, "not an absolute http(s) URL: no host")
+	case !portInRange(u.Port()) && strings.Contains(raw, "@"):
+		// A userinfo password with a '/', '?' or '#' in it ends the
+		// authority there, and its digits before that read as the port
+		// (user:9876543210/x@host): not named, as url.Parse's reasons
+		// are not (unquoted).
+		l.at(path, "the port must be a number from 1 to 65535 (not shown: the value holds an '@', so it may be a password's)")
 	case !portInRange(u.Port()):
 		// url.Parse takes any digits; the dial refused every request.
 		l.at(path, "the port must be a number from 1 to 65535, not %s", u.Port())
