@@ -70,9 +70,10 @@ func (s *Service) RefreshPending(ctx context.Context, orders []*store.Order) []*
 // UnsentRefunds returns orders, the user's payment state for a turn, with
 // each refunding order whose reservation sent nothing as what it is
 // (unsent), so that the model is not told of a refund in progress nobody
-// sent. It is for what the model reads only: a refund's own checks read
-// the stored order, which stays reserved for the proposal (a tap goes on
-// under it; another proposal is refused as a refund in progress).
+// sent. It is for what the model reads only (the payment state, and
+// query_order's answer): a refund's own checks read the stored order,
+// which stays reserved for the proposal (a tap goes on under it; another
+// proposal is refused as a refund in progress).
 func (s *Service) UnsentRefunds(ctx context.Context, orders []*store.Order) []*store.Order {
 	var out []*store.Order
 	for i, o := range orders {

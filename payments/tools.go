@@ -371,6 +371,13 @@ func (t *Tools) queryOrder(ctx context.Context, c Caller, args string) Outcome {
 		}
 		return Outcome{Executed: true, Failed: true, Result: resultJSON(map[string]any{"order_no": no.Str, "status": "unknown", "error": why})}
 	}
+	// Read as the payment state reads it (UnsentRefunds): an order a cut
+	// confirmation left reserved sent nothing, and "refunding" had the
+	// model tell the user to wait for a refund nobody sent, against the
+	// state it had just read. The stored order stays reserved.
+	if o.Status == store.StatusRefunding {
+		o = t.svc.UnsentRefunds(ctx, []*store.Order{o})[0]
+	}
 	r := map[string]any{"order_no": o.OrderNo, "status": string(o.Status), "paid_at": nil}
 	if !o.PaidAt.IsZero() {
 		r["paid_at"] = o.PaidAt.UTC().Format(time.RFC3339)
