@@ -2,7 +2,10 @@ package main
 
 import (
 	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -55,6 +58,93 @@ func TestConsoleApprovalsStayCurrent(t *testing.T) {
 	b.do(t, "cancel", chromedp.Click(chromedp.CSS(`tr.confirm button[data-action="cancel"]`)))
 	evalJS[bool](t, b, backInView)
 	b.do(t, "the third order", chromedp.WaitVisible(chromedp.CSS(row("approvals", third))), chromedp.WaitVisible(chromedp.CSS(row("approvals", second))))
+	if f := b.pageFaults(); len(f) > 0 {
+		t.Errorf("the page logged faults: %v", f)
+	}
+}
+
+// TestConsoleApprovalsNotRedrawnFromBeforeADecision: on a slow link a
+// periodic refresh read the queue, then the manager approved an order from
+// it before that answer came. The late answer, older than the decision,
+// must not put the approved order back in the queue with its Approve and
+// Reject buttons (it did, and stayed until the next refresh 20 s later: a
+// decided order offered for a decision again, and a badge counting it).
+func TestConsoleApprovalsNotRedrawnFromBeforeADecision(t *testing.T) {
+	b := newBrowser(t)
+	url, _, a, _ := consoleApp(t)
+	no, _ := orderFor(t, url, "oUser-console-late-queue", "two years of premium please")
+
+	// The admin listener; once armed, the next read of the queue is
+	// answered as it stood when it was read, but only when released.
+	var (
+		mu      sync.Mutex
+		armed   bool
+		held    = make(chan struct{}, 1)
+		release = make(chan struct{})
+	)
+	admin := a.adminHandler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hold := armed && r.URL.Path == "/admin/api/approvals"
+		if hold {
+			armed = false
+		}
+		mu.Unlock()
+		if !hold {
+			admin.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		admin.ServeHTTP(rec, r) // read now, answered late
+		held <- struct{}{}
+		<-release
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+
+	b.do(t, "sign in", chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS(row("approvals", no))))
+	evalJS[bool](t, b, trackFetchJS)
+
+	// A refresh reads the queue (the order in it); its answer is slow.
+	mu.Lock()
+	armed = true
+	mu.Unlock()
+	evalJS[bool](t, b, `document.dispatchEvent(new Event("visibilitychange")); true`)
+	select {
+	case <-held:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the refresh never read the queue")
+	}
+
+	// Meanwhile the manager approves it.
+	b.do(t, "approve", chromedp.Click(chromedp.CSS(`button[data-action="approve"][data-order-no="`+no+`"]`)),
+		chromedp.Click(chromedp.CSS(`button[data-action="confirm"][data-order-no="`+no+`"]`)),
+		waitFor("the notice", `document.getElementById("notice").textContent.includes("Approved `+no+`")`),
+		chromedp.WaitNotPresent(chromedp.CSS(row("approvals", no))),
+		waitFor("only the held read in flight", `window.__inflight === 1`))
+
+	// The refresh's answer, from before the approval, comes.
+	close(release)
+	b.do(t, "every answer acted on", waitFor("no call in flight", `window.__inflight === 0`))
+	if n := evalJS[int](t, b, `document.querySelectorAll('`+row("approvals", no)+`').length`); n != 0 {
+		t.Errorf("the approved order is back in the queue: a refresh's answer read before the approval was drawn after it")
+	}
+	if got := evalJS[string](t, b, `document.getElementById("approvals-count").textContent`); got != "" {
+		t.Errorf("badge = %q after the only held order was approved; want none", got)
+	}
 	if f := b.pageFaults(); len(f) > 0 {
 		t.Errorf("the page logged faults: %v", f)
 	}

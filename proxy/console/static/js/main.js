@@ -8,6 +8,15 @@ const $ = (id) => document.getElementById(id);
 const TABS = ['approvals', 'orders', 'refunds', 'webhooks', 'audit', 'cost'];
 let tab = 'approvals';
 let timer = null;
+// summaries numbers the summary's reads, and only the latest one's answer
+// is drawn: on a slow link a periodic read of the queue taken before a
+// decision (which starts a summary of its own) answered after it, and put
+// the decided order back in the queue, buttons and badge, until the next
+// refresh. summarizing counts those in flight: the periodic refresh starts
+// none while one is, so that on a link slower than its period reads do not
+// pile up, each superseded before it answers.
+let summaries = 0;
+let summarizing = 0;
 
 const ctx = {
   notice(text, kind = '') {
@@ -57,7 +66,7 @@ function showApp() {
   select(tab);
   summary();
   clearInterval(timer);
-  timer = setInterval(() => { if (!document.hidden) summary(); }, 20000);
+  timer = setInterval(() => { if (!document.hidden && summarizing === 0) summary(); }, 20000);
 }
 
 function select(name) {
@@ -71,14 +80,19 @@ function select(name) {
 // summary refreshes the cards above the tabs and the chain head in the bar.
 async function summary() {
   const settle = (p) => p.then((v) => ({ v }), (e) => ({ e }));
-  const [ap, rev, head, stats] = await Promise.all([
-    // Every page: a count that stopped at the first would say "1000" of more.
-    settle(allPages('/admin/api/approvals', { limit: 1000 }, 'approvals')),
-    settle(allPages('/admin/api/orders', { status: 'needs_review', limit: 1000 }, 'orders')),
-    settle(api('/admin/api/audit/head')),
-    settle(views.fetchStats()),
-  ]);
-  if (!session.token()) return;
+  const mine = ++summaries;
+  summarizing++;
+  let ap, rev, head, stats;
+  try {
+    [ap, rev, head, stats] = await Promise.all([
+      // Every page: a count that stopped at the first would say "1000" of more.
+      settle(allPages('/admin/api/approvals', { limit: 1000 }, 'approvals')),
+      settle(allPages('/admin/api/orders', { status: 'needs_review', limit: 1000 }, 'orders')),
+      settle(api('/admin/api/audit/head')),
+      settle(views.fetchStats()),
+    ]);
+  } finally { summarizing--; }
+  if (!session.token() || mine !== summaries) return;
   const n = ap.v ? ap.v.length : null;
   const r = rev.v ? rev.v.length : null;
   $('approvals-count').textContent = n ? String(n) : '';
