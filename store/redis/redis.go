@@ -547,8 +547,9 @@ const writeProbeEvery = 10 * time.Second
 // under noeviction; MISCONF: its RDB snapshot failed on a full disk;
 // NOREPLICAS: short of min-replicas-to-write; READONLY: a replica), and
 // every replica read ready while it could record no order. So Ping also
-// sets a probe key, at most once per writeProbeEvery, and reports a
-// refused probe as store.ErrWritesFail until a later one succeeds. On a
+// sets a probe key, at most once per writeProbeEvery while Redis takes
+// it (at each Ping while it refuses it), and reports a refused probe as
+// store.ErrWritesFail until a later one succeeds. On a
 // cluster the probe reaches the primary of its own slot only.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.c.Ping(ctx).Err(); err != nil {
@@ -560,14 +561,18 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.probeWrite(ctx)
 }
 
-// probeWrite sets the probe key when the last probe is writeProbeEvery old
-// (or there is none) and reports the last probe's refusal. Concurrent
-// Pings make one probe; the others report the outcome before it.
+// probeWrite sets the probe key when the last probe is writeProbeEvery old,
+// was refused, or there is none, and reports the last probe's refusal.
+// Concurrent Pings make one probe; the others report the outcome before
+// it. A refused probe is made again at the next Ping: Redis refuses it
+// before any write (no fsync to bound), and waiting writeProbeEvery kept
+// every replica not ready that long after a refusal of a moment (one OOM
+// at a peak), though Redis took writes again.
 func (s *Store) probeWrite(ctx context.Context) error {
 	last := s.probe.Load()
-	if (last == nil || s.now().Sub(last.at) >= writeProbeEvery) && s.probeMu.TryLock() {
+	if probeDue(last, s.now()) && s.probeMu.TryLock() {
 		defer s.probeMu.Unlock()
-		if last = s.probe.Load(); last == nil || s.now().Sub(last.at) >= writeProbeEvery {
+		if last = s.probe.Load(); probeDue(last, s.now()) {
 			err := s.c.Set(ctx, s.k.one("meta", "write-probe"), s.now().UnixMilli(), time.Minute).Err()
 			var rerr goredis.Error
 			if err != nil && (!errors.As(err, &rerr) || errors.Is(err, goredis.ErrClosed)) {
@@ -590,6 +595,11 @@ func (s *Store) probeWrite(ctx context.Context) error {
 		return fmt.Errorf("redis write probe: %w: %w", store.ErrWritesFail, last.err)
 	}
 	return nil
+}
+
+// probeDue reports whether Ping probes again after last, at now.
+func probeDue(last *probeOutcome, now time.Time) bool {
+	return last == nil || last.err != nil || now.Sub(last.at) >= writeProbeEvery
 }
 
 // probeOutcome is a write probe's: when (the Store's clock) and Redis's
