@@ -124,6 +124,9 @@ type DB struct {
 	// probing is held by the Ping that writes its probe: the others answer
 	// with the outcome they find meanwhile.
 	probing sync.Mutex
+	// probeSince is when (the DB's clock, unix ns) the probe in flight
+	// began, 0 without one: a probe waiting writeStall is a hung write.
+	probeSince atomic.Int64
 }
 
 // writeOutcome is a write transaction's commit: when (the DB's clock) and
@@ -283,6 +286,14 @@ func (d *DB) Local() bool { return true }
 // unnoticed.
 const writeProbeEvery = 10 * time.Second
 
+// writeStall is how long Ping's probe may wait behind a write (for the
+// writer lock, or the disk) before Ping reports the writes failing: a
+// disk that stopped answering holds a write, and every write after it,
+// for good, while reads go on. Long enough for the longest legitimate
+// write, the wipe of an erasure's free pages on a large file; a payment
+// held that long has failed its bot already.
+const writeStall = 30 * time.Second
+
 // Ping reports whether the file is open and takes writes. A read alone
 // answered for a full disk or a filesystem gone read-only, where reads go
 // on and every write fails: the replica read ready while it could record
@@ -304,10 +315,12 @@ func (d *DB) Ping(ctx context.Context) error {
 		// The probe waits for the writer lock, which a long write (the
 		// wipe of an erasure's free pages) may hold for seconds: it runs
 		// on, and Ping answers with what it knows when ctx ends first.
+		d.probeSince.Store(d.now().UnixNano())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			defer d.probing.Unlock()
+			defer d.probeSince.Store(0)
 			if d.now().Sub(d.lastWrite.Load().at) >= writeProbeEvery {
 				_ = d.commit(func(*bolt.Tx) error { return nil })
 			}
@@ -320,6 +333,14 @@ func (d *DB) Ping(ctx context.Context) error {
 	}
 	if w.err != nil {
 		return fmt.Errorf("embedded: %s: the last write failed: %w: %w", d.db.Path(), store.ErrWritesFail, w.err)
+	}
+	// The last outcome known is a success, but a probe still waiting
+	// writeStall says the writes hang (a disk that stopped answering):
+	// reads alone go on.
+	if since := d.probeSince.Load(); since != 0 {
+		if waited := d.now().Sub(time.Unix(0, since)); waited >= writeStall {
+			return fmt.Errorf("embedded: %s: a write probe has waited %s behind a write: %w", d.db.Path(), waited.Round(time.Second), store.ErrWritesFail)
+		}
 	}
 	return nil
 }

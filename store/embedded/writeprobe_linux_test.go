@@ -139,3 +139,60 @@ func TestPingNotHeldByALongWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPingSaysWhenAWriteHangs: a disk that stops answering (a stalled
+// network volume, a dying disk) leaves a write hung in its fsync with the
+// writer lock held, while reads go on from the mapping: every order,
+// claim and notification write waits behind it. Ping's probe waits there
+// too, and Ping answered, when its context ended, with the last outcome
+// it knew, a success: /readyz and paygate_store_status read ready for as
+// long as the disk hung. Ping still answers when its context ends, and
+// says ready while a write has held the lock a short while (the wipe of an
+// erasure's free pages), but once its probe has waited writeStall it
+// reports store.ErrWritesFail, until the probe gets through.
+func TestPingSaysWhenAWriteHangs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.db")
+	now := time.Unix(1_700_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	d, err := Open(path, Options{SweepInterval: -1, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free()
+	d.wipeHook = func() { close(entered); <-release } // the hung write
+	wiped := make(chan error, 1)
+	go func() { _, err := d.WipeFreePages(context.Background()); wiped <- err }()
+	<-entered
+	ping := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		return d.Ping(ctx)
+	}
+	advance(writeProbeEvery) // a probe is due: it waits behind the write
+	if err := ping(); err != nil {
+		t.Fatalf("Ping as its probe starts waiting: %v; want ready (a long write may hold the lock a while)", err)
+	}
+	advance(writeStall - time.Second)
+	if err := ping(); err != nil {
+		t.Fatalf("Ping after its probe waited %s: %v; want ready", writeStall-time.Second, err)
+	}
+	advance(time.Second)
+	if err := ping(); !errors.Is(err, store.ErrWritesFail) || !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Ping after its probe waited %s behind a write: %v; want store.ErrWritesFail", writeStall, err)
+	}
+	free()
+	if err := <-wiped; err != nil {
+		t.Fatal(err)
+	}
+	d.probing.Lock() // the probe got through
+	d.probing.Unlock()
+	if err := ping(); err != nil {
+		t.Fatalf("Ping once the write and the probe went through: %v; want ready", err)
+	}
+}
