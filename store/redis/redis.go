@@ -504,15 +504,36 @@ func (s *Store) eachServer(ctx context.Context, check func(ctx context.Context, 
 // warnIfFewReplicas logs a warning for each server (each primary of a
 // cluster) that has fewer replicas connected than WaitReplicas asks for:
 // every money write there waits WaitTimeout and is then refused (fail
-// closed), while /readyz answers ready and chat goes on, so without it an
-// operator learnt only from a log line per refused payment. It only warns:
-// replicas starting beside paygate may connect a moment later. A server
-// that refuses INFO says nothing.
+// closed), while chat goes on, so without it an operator learnt only from
+// a log line per refused payment (Ping's probe reports it too). It only
+// warns: replicas starting beside paygate may connect a moment later. A
+// server that refuses INFO says nothing.
 func (s *Store) warnIfFewReplicas(ctx context.Context) {
-	if s.waitN <= 0 {
-		return
+	for _, sh := range s.fewReplicas(ctx) {
+		s.log.Warn("Redis has fewer replicas connected than store.redis.wait_replicas asks for: every money write "+
+			"(orders, claims, refunds) there is refused after waiting for them, so payments fail while chat goes on; "+
+			"add replicas or lower wait_replicas", "addr", sh.addr, "connected_replicas", sh.n, "wait_replicas", s.waitN)
 	}
-	check := func(ctx context.Context, c goredis.Cmdable, addr string) error {
+}
+
+// shortServer is a server with fewer replicas connected (n) than
+// WaitReplicas.
+type shortServer struct {
+	addr string
+	n    int
+}
+
+// fewReplicas lists the servers (each primary of a cluster) with fewer
+// replicas connected than WaitReplicas, by INFO replication; none without
+// WaitReplicas. A server that refuses INFO, or does not answer it, is not
+// listed.
+func (s *Store) fewReplicas(ctx context.Context) []shortServer {
+	if s.waitN <= 0 {
+		return nil
+	}
+	var mu sync.Mutex // a cluster's primaries are asked at once
+	var short []shortServer
+	s.eachServer(ctx, func(ctx context.Context, c goredis.Cmdable, addr string) error {
 		info, err := c.Info(ctx, "replication").Result()
 		if err != nil {
 			return nil
@@ -526,13 +547,13 @@ func (s *Store) warnIfFewReplicas(ctx context.Context) {
 			}
 		}
 		if n >= 0 && n < s.waitN {
-			s.log.Warn("Redis has fewer replicas connected than store.redis.wait_replicas asks for: every money write "+
-				"(orders, claims, refunds) there is refused after waiting for them, so payments fail while chat goes on; "+
-				"add replicas or lower wait_replicas", "addr", addr, "connected_replicas", n, "wait_replicas", s.waitN)
+			mu.Lock()
+			short = append(short, shortServer{addr: addr, n: n})
+			mu.Unlock()
 		}
 		return nil
-	}
-	s.eachServer(ctx, check)
+	})
+	return short
 }
 
 // writeProbeEvery is how long Ping trusts its last write probe: a bound on
@@ -545,8 +566,9 @@ const writeProbeEvery = 10 * time.Second
 // seen (checkEpoch) and takes writes. PING and the marker's read are
 // answered by a Redis that refuses every write (OOM: at its maxmemory
 // under noeviction; MISCONF: its RDB snapshot failed on a full disk;
-// NOREPLICAS: short of min-replicas-to-write; READONLY: a replica), and
-// every replica read ready while it could record no order. So Ping also
+// NOREPLICAS: short of min-replicas-to-write; READONLY: a replica), or
+// whose writes this store refuses (short of WaitReplicas: fewReplicas),
+// and every replica read ready while it could record no order. So Ping also
 // sets a probe key, at most once per writeProbeEvery while Redis takes
 // it (at each Ping while it refuses it), and reports a refused probe as
 // store.ErrWritesFail until a later one succeeds. On a
@@ -565,7 +587,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // was refused, or there is none, and reports the last probe's refusal.
 // Concurrent Pings make one probe; the others report the outcome before
 // it. A refused probe is made again at the next Ping: Redis refuses it
-// before any write (no fsync to bound), and waiting writeProbeEvery kept
+// before any write (no fsync to bound; short of WaitReplicas, no probe is
+// set, an INFO per primary), and waiting writeProbeEvery kept
 // every replica not ready that long after a refusal of a moment (one OOM
 // at a peak), though Redis took writes again.
 func (s *Store) probeWrite(ctx context.Context) error {
@@ -573,12 +596,21 @@ func (s *Store) probeWrite(ctx context.Context) error {
 	if probeDue(last, s.now()) && s.probeMu.TryLock() {
 		defer s.probeMu.Unlock()
 		if last = s.probe.Load(); probeDue(last, s.now()) {
-			err := s.c.Set(ctx, s.k.one("meta", "write-probe"), s.now().UnixMilli(), time.Minute).Err()
-			var rerr goredis.Error
-			if err != nil && (!errors.As(err, &rerr) || errors.Is(err, goredis.ErrClosed)) {
-				// Not a refusal: Redis did not answer (or the caller
-				// left); nothing learnt of its writes.
-				return mapErr("write probe", err)
+			var err error
+			// Short of wait_replicas, the store refuses every money write
+			// itself (after WAIT), though Redis would take the probe: a
+			// refusal without setting it (no write per Ping meanwhile).
+			if sh := s.fewReplicas(ctx); len(sh) > 0 {
+				err = fmt.Errorf("%s has %d replicas connected, fewer than store.redis.wait_replicas %d: every money write is refused",
+					sh[0].addr, sh[0].n, s.waitN)
+			} else {
+				err = s.c.Set(ctx, s.k.one("meta", "write-probe"), s.now().UnixMilli(), time.Minute).Err()
+				var rerr goredis.Error
+				if err != nil && (!errors.As(err, &rerr) || errors.Is(err, goredis.ErrClosed)) {
+					// Not a refusal: Redis did not answer (or the
+					// caller left); nothing learnt of its writes.
+					return mapErr("write probe", err)
+				}
 			}
 			next := &probeOutcome{at: s.now(), err: err}
 			s.probe.Store(next)

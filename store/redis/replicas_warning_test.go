@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -9,11 +10,12 @@ import (
 
 	"github.com/paygate/paygate/internal/redistest"
 	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/store"
 )
 
 // TestTooFewReplicasWarned: with store.redis.wait_replicas above the
 // replicas a primary has, every money write is refused (fail closed) while
-// /readyz says ready and chat goes on, so the only sign was a log line per
+// chat goes on, so the only sign was a log line per
 // refused payment ("0 of 1 replicas within 1s"): Open warns once, naming
 // the server, what it has and what is asked. Enough replicas, or no
 // wait_replicas, say nothing.
@@ -38,8 +40,9 @@ func TestTooFewReplicasWarned(t *testing.T) {
 			var buf logtest.Buffer
 			s := openOn(t, nil, Options{Addrs: []string{tc.srv.Addr()}, WaitReplicas: tc.wait,
 				Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
-			if err := s.Ping(context.Background()); err != nil {
-				t.Fatalf("Ping: %v", err)
+			// Ping reports the shortfall too (TestPingSaysWhenReplicasAreShort).
+			if err := s.Ping(context.Background()); (err != nil) != tc.warns || (err != nil && !errors.Is(err, store.ErrWritesFail)) {
+				t.Fatalf("Ping: %v; want store.ErrWritesFail %v", err, tc.warns)
 			}
 			out := buf.String()
 			warned := strings.Contains(out, `"wait_replicas"`)

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -81,5 +82,28 @@ func TestPingSaysWhenWritesFail(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestPingSaysWhenReplicasAreShort: with store.redis.wait_replicas, every
+// money write waits for that many replicas and, short of them, is refused
+// (fail closed) though Redis took it: the probe key, set without waiting,
+// was taken, and every replica read ready while no order could be
+// recorded, as with min-replicas-to-write, which Redis refuses itself.
+// Ping now reports store.ErrWritesFail while a primary has fewer replicas
+// connected than wait_replicas (the count the start-up warning reads), and
+// ready at the first Ping once they are back.
+func TestPingSaysWhenReplicasAreShort(t *testing.T) {
+	ctx := context.Background()
+	primary := redistest.StartServer(t)
+	s := openOn(t, storetest.NewClock(), Options{Addrs: []string{primary.Addr()}, EpochInterval: -1, WaitReplicas: 1})
+	err := s.Ping(ctx)
+	if !errors.Is(err, store.ErrWritesFail) || !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Ping of a Redis without the replica wait_replicas asks for: %v; want store.ErrWritesFail", err)
+	}
+	redistest.StartServer(t, "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port))
+	primary.WaitReplicas(1)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping once the replica is connected: %v; want ready", err)
 	}
 }
