@@ -716,10 +716,18 @@ type pingerFunc func(context.Context) error
 
 func (f pingerFunc) Ping(ctx context.Context) error { return f(ctx) }
 
+// localPinger is pingerFunc for a store in a local file (store.Local),
+// the embedded one.
+type localPinger struct{ pingerFunc }
+
+func (localPinger) Local() bool { return true }
+
 // TestReadyzNamesFailingWrites: a store that answers reads while its
-// writes fail (the embedded file on a full disk, store.ErrWritesFail)
-// makes /readyz answer 503 saying so: "store unreachable" sent an operator
-// to look for a network fault on a store in a local file.
+// writes fail (store.ErrWritesFail) makes /readyz answer 503 saying so,
+// and where to look: "store unreachable" sent an operator to look for a
+// network fault on a store in a local file, and "check its disk" sent one
+// whose Redis refused writes at its maxmemory to a disk paygate does not
+// write to.
 func TestReadyzNamesFailingWrites(t *testing.T) {
 	cfg := testConfig(t, "http://127.0.0.1:1", nil)
 	log, reg := logging.New(io.Discard, slog.LevelInfo, nil), prometheus.NewRegistry()
@@ -729,23 +737,29 @@ func TestReadyzNamesFailingWrites(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = router.Close() })
 	for _, tc := range []struct {
-		err  error
-		code int
-		body string
+		err   error
+		local bool
+		code  int
+		body  string
+		not   string
 	}{
-		{nil, http.StatusOK, "ready"},
-		{fmt.Errorf("embedded: data/paygate.db: the last write failed: %w: no space left on device", store.ErrWritesFail), http.StatusServiceUnavailable, "writes fail"},
-		{fmt.Errorf("dial: %w", store.ErrUnavailable), http.StatusServiceUnavailable, "store unreachable"},
+		{nil, true, http.StatusOK, "ready", ""},
+		{fmt.Errorf("embedded: data/paygate.db: the last write failed: %w: no space left on device", store.ErrWritesFail), true, http.StatusServiceUnavailable, "writes fail: check its disk", "Redis"},
+		{fmt.Errorf("redis write probe: %w: OOM command not allowed when used memory > 'maxmemory'", store.ErrWritesFail), false, http.StatusServiceUnavailable, "writes fail: Redis refuses", "disk"},
+		{fmt.Errorf("dial: %w", store.ErrUnavailable), false, http.StatusServiceUnavailable, "store unreachable", ""},
 	} {
-		s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: prometheus.NewRegistry(), HashKey: []byte("k"),
-			Store: pingerFunc(func(context.Context) error { return tc.err })})
+		var st Pinger = pingerFunc(func(context.Context) error { return tc.err })
+		if tc.local {
+			st = localPinger{st.(pingerFunc)}
+		}
+		s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: prometheus.NewRegistry(), HashKey: []byte("k"), Store: st})
 		if err != nil {
 			t.Fatal(err)
 		}
 		w := httptest.NewRecorder()
 		s.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
-		if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.body) {
-			t.Errorf("/readyz with the store's ping %v: %d %q; want %d saying %q", tc.err, w.Code, w.Body, tc.code, tc.body)
+		if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.body) || (tc.not != "" && strings.Contains(w.Body.String(), tc.not)) {
+			t.Errorf("/readyz with the store's ping %v (local %v): %d %q; want %d saying %q, not %q", tc.err, tc.local, w.Code, w.Body, tc.code, tc.body, tc.not)
 		}
 	}
 }

@@ -305,9 +305,14 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if errors.Is(err, store.ErrWritesFail) {
-				// It answers reads: a full disk or a read-only
-				// filesystem, not the network.
-				_, _ = w.Write([]byte("store writes fail: check its disk (full, read-only?)\n"))
+				// It answers reads: not the network. The embedded
+				// file's disk (full, read-only); Redis's own refusal,
+				// which no disk of this host causes.
+				if l, ok := s.store.(store.Local); ok && l.Local() {
+					_, _ = w.Write([]byte("store writes fail: check its disk (full, read-only?)\n"))
+				} else {
+					_, _ = w.Write([]byte("store writes fail: Redis refuses writes (maxmemory, MISCONF, too few replicas, a replica?); the log names its answer\n"))
+				}
 				return
 			}
 			_, _ = w.Write([]byte("store unreachable\n"))
