@@ -304,8 +304,26 @@ const writeStall = 30 * time.Second
 // that failed while idle is seen, and one fixed while the load balancer
 // sent nothing is seen to be back.
 func (d *DB) Ping(ctx context.Context) error {
-	if err := d.view(ctx, func(*bolt.Tx) error { return nil }); err != nil {
+	if err := ctxErr(ctx); err != nil {
 		return err
+	}
+	// Reads are held off while a wipe waits for the writer lock
+	// (WipeFreePages), for good behind a write that hangs: Ping, which
+	// has no way out of the wait, skips its read then (the probe below
+	// tells a hung write), rather than hold /readyz and every /metrics
+	// scrape past their deadline.
+	if d.wipe.TryRLock() {
+		err := wrap(d.db.View(func(*bolt.Tx) error { return nil }))
+		d.wipe.RUnlock()
+		if err != nil {
+			return err
+		}
+	} else {
+		select {
+		case <-d.stop:
+			return fmt.Errorf("embedded: %s: %w: closed", d.db.Path(), store.ErrUnavailable)
+		default:
+		}
 	}
 	if d.readOnly {
 		return nil

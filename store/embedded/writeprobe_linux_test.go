@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -194,5 +195,62 @@ func TestPingSaysWhenAWriteHangs(t *testing.T) {
 	d.probing.Unlock()
 	if err := ping(); err != nil {
 		t.Fatalf("Ping once the write and the probe went through: %v; want ready", err)
+	}
+}
+
+// TestPingNotHeldByAWaitingWipe: the wipe of an erasure's free pages holds
+// reads off while it waits for the writer lock (WipeFreePages). Behind a
+// write that hangs (a disk that stopped answering) it waits for good, and
+// Ping's read waited with it, past its context: /readyz hung, and so did
+// every /metrics scrape (paygate_store_status pings), all metrics lost
+// with it, a goroutine more held at each. Ping now answers when its
+// context ends, and reports the hung write once its probe has waited
+// writeStall.
+func TestPingNotHeldByAWaitingWipe(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.db")
+	now := time.Unix(1_700_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	d, err := Open(path, Options{SweepInterval: -1, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once, first sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free()
+	d.wipeHook = func() { first.Do(func() { close(entered); <-release }) } // the hung write
+	wiped := make(chan error, 2)
+	go func() { _, err := d.WipeFreePages(context.Background()); wiped <- err }()
+	<-entered
+	go func() { _, err := d.WipeFreePages(context.Background()); wiped <- err }()
+	for d.wipe.TryRLock() { // until the second wipe holds reads off
+		d.wipe.RUnlock()
+		runtime.Gosched()
+	}
+	safety := time.AfterFunc(5*time.Second, free) // fails on the time taken, not by hanging
+	defer safety.Stop()
+	ping := func() (error, time.Duration) {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		err := d.Ping(ctx)
+		return err, time.Since(start)
+	}
+	advance(writeProbeEvery)
+	if err, took := ping(); took > 2*time.Second || err != nil {
+		t.Fatalf("Ping behind a wipe waiting for a write: %v after %s; want ready when its context ends", err, took)
+	}
+	advance(writeStall)
+	if err, took := ping(); took > 2*time.Second || !errors.Is(err, store.ErrWritesFail) {
+		t.Fatalf("Ping after its probe waited %s: %v after %s; want store.ErrWritesFail when its context ends", writeStall, err, took)
+	}
+	free()
+	for range 2 {
+		if err := <-wiped; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
