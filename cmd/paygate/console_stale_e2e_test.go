@@ -149,3 +149,73 @@ func TestConsoleApprovalsNotRedrawnFromBeforeADecision(t *testing.T) {
 		t.Errorf("the page logged faults: %v", f)
 	}
 }
+
+// TestConsolePeriodicRefreshOutlivesAHungRead: a read of the summary that
+// never answers (a phone's or laptop's network changed under a kept-alive
+// connection: fetch has no timeout, and the browser waits on the dead
+// connection for minutes) must not stop the periodic refresh. It did: the
+// refresh started no read while one was in flight, so a new order waiting
+// for approval never showed, nor the badge counting it, until the manager
+// clicked something. The page's 20 s period is shortened to 100 ms here
+// (setInterval wrapped before sign-in), so the refreshes come at once.
+func TestConsolePeriodicRefreshOutlivesAHungRead(t *testing.T) {
+	b := newBrowser(t)
+	url, _, a, _ := consoleApp(t)
+	first, _ := orderFor(t, url, "oUser-console-hung-one", "two years of premium please")
+
+	// The admin listener; once armed, the next read of the queue never
+	// answers (until the test ends).
+	var (
+		mu      sync.Mutex
+		armed   bool
+		held    = make(chan struct{}, 1)
+		release = make(chan struct{})
+	)
+	admin := a.adminHandler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hold := armed && r.URL.Path == "/admin/api/approvals"
+		if hold {
+			armed = false
+		}
+		mu.Unlock()
+		if hold {
+			held <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		admin.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+
+	b.do(t, "open", chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.ID("token")))
+	evalJS[bool](t, b, `(() => {
+		const si = window.setInterval;
+		window.setInterval = (f, ms, ...rest) => si(f, ms === 20000 ? 100 : ms, ...rest);
+		return true;
+	})()`)
+	b.do(t, "sign in", chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS(row("approvals", first))))
+
+	// A periodic refresh's read of the queue hangs.
+	mu.Lock()
+	armed = true
+	mu.Unlock()
+	select {
+	case <-held:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no periodic refresh read the queue")
+	}
+
+	// A user asks for a second order: the refreshes that follow show it.
+	second, _ := orderFor(t, url, "oUser-console-hung-two", "two years of premium please")
+	b.do(t, "the new order shown by a later refresh", chromedp.WaitVisible(chromedp.CSS(row("approvals", second))),
+		waitFor("the badge", `document.getElementById("approvals-count").textContent === "2"`))
+	if f := b.pageFaults(); len(f) > 0 {
+		t.Errorf("the page logged faults: %v", f)
+	}
+}

@@ -12,11 +12,17 @@ let timer = null;
 // is drawn: on a slow link a periodic read of the queue taken before a
 // decision (which starts a summary of its own) answered after it, and put
 // the decided order back in the queue, buttons and badge, until the next
-// refresh. summarizing counts those in flight: the periodic refresh starts
-// none while one is, so that on a link slower than its period reads do not
-// pile up, each superseded before it answers.
+// refresh. summarizing says the latest is in flight: the periodic refresh
+// starts none while it is, so that on a link slower than its period reads
+// do not pile up, each superseded before it answers; but only for
+// patience periods (skipped counts them): a read on a connection that died
+// under it (a phone's network changed; fetch has no timeout) may never
+// answer, and waiting for it stopped every refresh, a new order waiting
+// for approval never shown, until the manager clicked something.
 let summaries = 0;
-let summarizing = 0;
+let summarizing = false;
+let skipped = 0;
+const patience = 2;
 
 const ctx = {
   notice(text, kind = '') {
@@ -66,7 +72,12 @@ function showApp() {
   select(tab);
   summary();
   clearInterval(timer);
-  timer = setInterval(() => { if (!document.hidden && summarizing === 0) summary(); }, 20000);
+  timer = setInterval(() => {
+    if (document.hidden) return;
+    if (summarizing && skipped < patience) { skipped++; return; }
+    skipped = 0;
+    summary();
+  }, 20000);
 }
 
 function select(name) {
@@ -81,7 +92,7 @@ function select(name) {
 async function summary() {
   const settle = (p) => p.then((v) => ({ v }), (e) => ({ e }));
   const mine = ++summaries;
-  summarizing++;
+  summarizing = true;
   let ap, rev, head, stats;
   try {
     [ap, rev, head, stats] = await Promise.all([
@@ -91,7 +102,7 @@ async function summary() {
       settle(api('/admin/api/audit/head')),
       settle(views.fetchStats()),
     ]);
-  } finally { summarizing--; }
+  } finally { if (mine === summaries) summarizing = false; }
   if (!session.token() || mine !== summaries) return;
   const n = ap.v ? ap.v.length : null;
   const r = rev.v ? rev.v.length : null;
