@@ -178,7 +178,9 @@ type Redis struct {
 	// WaitReplicas makes money writes wait for this many replicas. Default 0.
 	// A write no replica acknowledges in time is refused (payments fail
 	// closed), so a primary with fewer replicas connected at start is
-	// warned of in the log.
+	// warned of in the log, and `/readyz` answers `store writes fail` (and
+	// `paygate_store_status` reads `writes_fail`) while one has fewer
+	// connected.
 	WaitReplicas int `yaml:"wait_replicas"`
 }
 
