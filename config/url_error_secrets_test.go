@@ -81,3 +81,47 @@ func TestURLPortNeverAPasswordsHead(t *testing.T) {
 		}
 	}
 }
+
+// TestURLAtAfterTheHost: a userinfo password with a '/', '?' or '#' in it,
+// after a port-like head in range (merchant:8080/SECRET@hooks.example.com),
+// ends the authority early and parses without complaint as host "merchant"
+// with the password's tail in the path, query or fragment: paygate would
+// send the provider's key (Authorization) or the signed webhook to the
+// host "merchant", which a resolver's search domain may well answer. An
+// '@' where no userinfo was read is refused, the value not shown, with the
+// fix (percent-encode); a percent-encoded password loads.
+func TestURLAtAfterTheHost(t *testing.T) {
+	const models = "models:\n  - {name: m, targets: [{provider: p, model: x}]}\n"
+	const wechat = "payments:\n  backend: wechatpay\n  wechatpay:\n    "
+	const refused = "an '@' after the host (value not shown)"
+	for _, pw := range []string{"8080/SECRET", "8080?SECRET", "8080#SECRET"} {
+		tests := []struct{ name, src, want string }{
+			{"webhooks.url", "webhooks:\n  url: \"https://merchant:" + pw + "@hooks.example.com/x\"\n  secret: s-long-enough-to-sign-x\n",
+				"c.yaml:2: webhooks.url: " + refused},
+			{"providers[0].base_url", "providers:\n  - name: p\n    base_url: \"https://gw:" + pw + "@gw.example.com/v1\"\n" + models,
+				"c.yaml:3: providers[0].base_url: " + refused},
+			{"payments.wechatpay.notify_url", wechat + "notify_url: \"https://gw:" + pw + "@pay.example.com/n\"\n",
+				"c.yaml:4: payments.wechatpay.notify_url: " + refused},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name+" "+pw, func(t *testing.T) {
+				_, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
+				if err == nil {
+					t.Fatal("got no error: the request would go to the password's user name as a host")
+				}
+				if strings.Contains(err.Error(), "SECRET") {
+					t.Errorf("the error prints the password: %v", err)
+				}
+				if !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("got:\n%v\nwant a line starting %q", err, tc.want)
+				}
+			})
+		}
+	}
+	t.Run("percent-encoded password loads", func(t *testing.T) {
+		src := "providers:\n  - name: p\n    base_url: \"https://gw:8080%2FSECRET@gw.example.com/v1\"\n" + models
+		if _, err := Parse([]byte(src), "c.yaml", envMap(nil)); err != nil {
+			t.Fatalf("a percent-encoded password is refused: %v", err)
+		}
+	})
+}

@@ -1045,6 +1045,13 @@ func (l *loader) httpURL(path, raw string) *url.URL {
 	case !portInRange(u.Port()):
 		// url.Parse takes any digits; the dial refused every request.
 		l.at(path, "the port must be a number from 1 to 65535, not %s", u.Port())
+	case u.User == nil && strings.Contains(raw, "@"):
+		// The same password with a port-like head in range
+		// (user:8080/x@host) parses clean as host "user", the rest in
+		// the path, query or fragment: the provider's key or the signed
+		// webhook would go to the host "user", which a resolver's search
+		// domain may answer. An '@' no userinfo took is refused.
+		l.at(path, "an '@' after the host (value not shown): a password with a '/', '?' or '#' in it ends the host early, and requests would go to its user name as a host; percent-encode them in a password (%%2F, %%3F, %%23), and an '@' in a path or query as %%40")
 	default:
 		return u
 	}
