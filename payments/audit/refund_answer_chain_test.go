@@ -26,11 +26,19 @@ func (c *cancelOnReserve) UpdateOrder(ctx context.Context, o *store.Order, expec
 	err := c.Store.UpdateOrder(ctx, o, expect, events...)
 	c.mu.Lock()
 	id := c.armed
-	if err == nil && id != "" && o.Status == store.StatusRefunding && o.RefundReservedBy == id {
+	fire := err == nil && id != "" && o.Status == store.StatusRefunding && o.RefundReservedBy == id
+	if fire {
 		c.armed = ""
-		c.err = c.cancel(ctx, id)
 	}
 	c.mu.Unlock()
+	if fire {
+		// Unlocked: the cancel frees the order it reserved, an
+		// UpdateOrder of its own through this store.
+		cerr := c.cancel(ctx, id)
+		c.mu.Lock()
+		c.err = cerr
+		c.mu.Unlock()
+	}
 	return err
 }
 
