@@ -36,28 +36,31 @@ var (
 // those levels, over data as it lies (no copy of the answer; what it
 // returns is built, never a view of data).
 func ambiguousMember(data []byte) string {
-	top := gjson.Parse(unsafeString(data))
-	if why := ambiguousIn(top, completionRead, ""); why != "" {
+	// One walk per object: each level's walk also hands back the members
+	// the next level reads (kids), where a Get of each would walk the
+	// object again; on a plain answer the walks of the top object were
+	// most of the check's cost.
+	var top, choice, msg [5]gjson.Result
+	if why := ambiguousIn(gjson.Parse(unsafeString(data)), completionRead, "", &top); why != "" {
 		return why
 	}
-	if why := ambiguousIn(top.Get("usage"), usageRead, "usage."); why != "" {
+	if why := ambiguousIn(top[1], usageRead, "usage.", nil); why != "" {
 		return why
 	}
 	why := ""
-	top.Get("choices").ForEach(func(_, ch gjson.Result) bool {
-		if why = ambiguousIn(ch, choiceRead, "choices[]."); why != "" {
+	top[0].ForEach(func(_, ch gjson.Result) bool {
+		if why = ambiguousIn(ch, choiceRead, "choices[].", &choice); why != "" {
 			return false
 		}
-		msg := ch.Get("message")
-		if why = ambiguousIn(msg, messageRead, "choices[].message."); why != "" {
+		if why = ambiguousIn(choice[1], messageRead, "choices[].message.", &msg); why != "" {
 			return false
 		}
-		msg.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
-			if why = ambiguousIn(c, callRead, "choices[].message.tool_calls[]."); why != "" {
+		msg[1].ForEach(func(_, c gjson.Result) bool {
+			if why = ambiguousIn(c, callRead, "choices[].message.tool_calls[].", nil); why != "" {
 				return false
 			}
 			for _, kind := range callKinds {
-				if why = ambiguousIn(c.Get(kind.name), functionRead, kind.path); why != "" {
+				if why = ambiguousIn(c.Get(kind.name), functionRead, kind.path, nil); why != "" {
 					return false
 				}
 			}
@@ -79,14 +82,20 @@ var callKinds = [...]struct{ name, path string }{
 
 // ambiguousIn names the first member of obj whose key is one of names but
 // for case, or is one of them a second time, as path plus the key and
-// which; "" when there is none, or obj is no object.
-func ambiguousIn(obj gjson.Result, names []string, path string) string {
+// which; "" when there is none, or obj is no object. kids, when not nil,
+// gets the value of each of names met (kids[i] for names[i]; the zero
+// Result, which reads as absent, for one obj lacks): a list is at most as
+// long as kids.
+func ambiguousIn(obj gjson.Result, names []string, path string, kids *[5]gjson.Result) string {
+	if kids != nil {
+		*kids = [5]gjson.Result{}
+	}
 	if !obj.IsObject() {
 		return ""
 	}
 	var seen uint64 // bit i: names[i] met
 	why := ""
-	obj.ForEach(func(k, _ gjson.Result) bool {
+	obj.ForEach(func(k, v gjson.Result) bool {
 		for i, n := range names {
 			if len(k.Str) != len(n) || !strings.EqualFold(k.Str, n) {
 				continue
@@ -96,6 +105,9 @@ func ambiguousIn(obj gjson.Result, names []string, path string) string {
 				why = path + k.Str + " (" + n + " spelled in another case)"
 			case seen&(1<<i) != 0:
 				why = path + n + " (named twice)"
+			}
+			if kids != nil {
+				kids[i] = v
 			}
 			seen |= 1 << i
 			return why == ""

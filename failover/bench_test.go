@@ -113,3 +113,16 @@ func BenchmarkRound(b *testing.B) {
 		resp.Close()
 	}
 }
+
+// BenchmarkAmbiguousMember is the duplicate-member check every non-stream
+// answer takes, on an OpenAI chat completion of the bench's size: one gjson
+// walk per object it reads.
+func BenchmarkAmbiguousMember(b *testing.B) {
+	data := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","system_fingerprint":"fp_1","choices":[{"index":0,"message":{"role":"assistant","content":"Sure, here is a short answer to your question about the plan and its price.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":120,"completion_tokens":24,"total_tokens":144,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if why := ambiguousMember(data); why != "" {
+			b.Fatalf("a plain answer read as ambiguous: %s", why)
+		}
+	}
+}
