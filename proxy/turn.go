@@ -1326,6 +1326,17 @@ func (t *turn) capLeft(b []byte) ([]byte, error) {
 	return b, nil
 }
 
+// hasCap reports whether the bot set a token cap (tokenCaps) that bounds
+// its answer: only then can a turn end at it (capSpent, capRefused).
+func (t *turn) hasCap() bool {
+	for _, v := range gjson.GetManyBytes(t.reqBody, tokenCaps[:]...) {
+		if v.Type == gjson.Number && v.Int() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // thinkingBudgets are the request members that name a reasoning model's
 // thinking budget, in tokens, which counts against max_tokens: Anthropic's
 // thinking.budget_tokens (passed on by OpenAI-compatible gateways) and

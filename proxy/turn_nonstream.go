@@ -93,8 +93,12 @@ func (t *turn) nonStream() {
 		// The answer of a turn that ends here at the bot's token cap, as
 		// OpenAI ends a capped answer: this round's text after the
 		// earlier rounds', no payment call, finish_reason "length".
-		capped, _ = sjson.DeleteBytes(whole(), "choices.0.message.tool_calls")
-		capped, _ = sjson.SetBytes(capped, "choices.0.finish_reason", "length")
+		// Built only for a bot that set a cap: two copies of the answer
+		// in every payment round otherwise.
+		if t.hasCap() {
+			capped, _ = sjson.DeleteBytes(whole(), "choices.0.message.tool_calls")
+			capped, _ = sjson.SetBytes(capped, "choices.0.finish_reason", "length")
+		}
 		spoken = joinText(spoken, ans.content, t.brk)
 		past.add(ans.body)
 		if ans.reasoning.Content != "" {
