@@ -30,6 +30,22 @@ func failWrites(t *testing.T, path string) (restore func()) {
 	return restore
 }
 
+// openClocked opens a store in a new file on a clock the test moves
+// (advance), no sweeper, closed at the test's end.
+func openClocked(t *testing.T) (d *DB, path string, advance func(time.Duration)) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "p.db")
+	now := time.Unix(1_700_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	d, err := Open(path, Options{SweepInterval: -1, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, path, func(by time.Duration) { mu.Lock(); now = now.Add(by); mu.Unlock() }
+}
+
 // TestPingSaysWhenWritesFail: /readyz pings the store, and the embedded
 // store's ping was a read transaction, which a full disk or a filesystem
 // gone read-only leaves working: the replica read ready while every order,
@@ -51,16 +67,7 @@ func TestPingSaysWhenWritesFail(t *testing.T) {
 		{name: "an idle store", write: false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "p.db")
-			now := time.Unix(1_700_000_000, 0)
-			var mu sync.Mutex
-			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-			advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-			d, err := Open(path, Options{SweepInterval: -1, Now: clock})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
+			d, path, advance := openClocked(t)
 			if err := d.Ping(ctx); err != nil {
 				t.Fatalf("ping of a healthy store: %v", err)
 			}
@@ -75,7 +82,7 @@ func TestPingSaysWhenWritesFail(t *testing.T) {
 				}
 				advance(writeProbeEvery)
 			}
-			err = d.Ping(ctx)
+			err := d.Ping(ctx)
 			if !errors.Is(err, store.ErrWritesFail) || !errors.Is(err, store.ErrUnavailable) {
 				t.Fatalf("ping of a store whose writes fail: %v; want store.ErrWritesFail", err)
 			}
@@ -101,15 +108,7 @@ func TestPingSaysWhenWritesFail(t *testing.T) {
 // with the last outcome it knows instead of holding the check past its
 // deadline.
 func TestPingNotHeldByALongWrite(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "p.db")
-	now := time.Unix(1_700_000_000, 0)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	d, err := Open(path, Options{SweepInterval: -1, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d, _, advance := openClocked(t)
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	free := func() { once.Do(func() { close(release) }) }
@@ -118,9 +117,7 @@ func TestPingNotHeldByALongWrite(t *testing.T) {
 	wiped := make(chan error, 1)
 	go func() { _, err := d.WipeFreePages(context.Background()); wiped <- err }()
 	<-entered
-	mu.Lock()
-	now = now.Add(writeProbeEvery) // a probe is due
-	mu.Unlock()
+	advance(writeProbeEvery) // a probe is due
 	// Releases the wipe should Ping wait for it: the test then fails on
 	// the time Ping took, rather than hanging.
 	safety := time.AfterFunc(5*time.Second, free)
@@ -128,7 +125,7 @@ func TestPingNotHeldByALongWrite(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err = d.Ping(ctx)
+	err := d.Ping(ctx)
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("Ping took %s behind a long write; want it back when its context ends", took)
 	}
@@ -152,16 +149,7 @@ func TestPingNotHeldByALongWrite(t *testing.T) {
 // erasure's free pages), but once its probe has waited writeStall it
 // reports store.ErrWritesFail, until the probe gets through.
 func TestPingSaysWhenAWriteHangs(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "p.db")
-	now := time.Unix(1_700_000_000, 0)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	d, err := Open(path, Options{SweepInterval: -1, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d, _, advance := openClocked(t)
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	free := func() { once.Do(func() { close(release) }) }
@@ -207,16 +195,7 @@ func TestPingSaysWhenAWriteHangs(t *testing.T) {
 // context ends, and reports the hung write once its probe has waited
 // writeStall.
 func TestPingNotHeldByAWaitingWipe(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "p.db")
-	now := time.Unix(1_700_000_000, 0)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	d, err := Open(path, Options{SweepInterval: -1, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d, _, advance := openClocked(t)
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once, first sync.Once
 	free := func() { once.Do(func() { close(release) }) }
