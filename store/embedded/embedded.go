@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -614,13 +615,23 @@ func join(parts ...[]byte) []byte {
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
-// ts encodes a time so that byte order is time order (times before 1970 clamp).
+// lastNano is the latest time nanoseconds since 1970 hold in an int64 (in
+// 2262).
+var lastNano = time.Unix(0, math.MaxInt64)
+
+// ts encodes a time so that byte order is time order: times before 1970
+// clamp to 1970, and times past lastNano to it. UnixNano wraps past 2262,
+// so a list's ?before=9999-12-31T23:59:59Z (an operator's "no upper
+// bound") sought a key below every order and listed none, where the Redis
+// store, whose index counts microseconds, listed them all.
 func ts(t time.Time) []byte {
-	n := t.UnixNano()
-	if n < 0 {
-		n = 0
+	switch {
+	case t.Before(time.Unix(0, 0)):
+		return u64(0)
+	case t.After(lastNano):
+		return u64(math.MaxInt64)
 	}
-	return u64(uint64(n))
+	return u64(uint64(t.UnixNano()))
 }
 
 // prefixEnd is the smallest key greater than every key starting with p.

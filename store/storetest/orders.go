@@ -318,6 +318,10 @@ func testListOrdersCursor(t *testing.T, open Opener) {
 		{"mid-tie", store.OrderFilter{Before: base, BeforeOrderNo: "T2"}, []string{"T1", "T4"}},
 		{"number above every tie", store.OrderFilter{Before: base, BeforeOrderNo: "T99"}, []string{"T3", "T2", "T1", "T4"}},
 		{"number without a time does not filter", store.OrderFilter{BeforeOrderNo: "T2", Limit: 2}, []string{"T5", "T0"}},
+		// An operator's "no upper bound" (?before=9999-12-31T23:59:59Z), or
+		// any time past 2262, which nanoseconds since 1970 cannot hold.
+		{"a time past 2262 is after every order", store.OrderFilter{Before: time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)}, want},
+		{"a time past 2262, in another zone", store.OrderFilter{Before: time.Date(2500, 1, 1, 0, 0, 0, 0, time.FixedZone("CST", 8*3600))}, want},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
