@@ -326,9 +326,16 @@ func orderCursor(o *store.Order) string {
 }
 
 // parseOrderCursor reads ?before=: an orderCursor, or a bare RFC 3339 time
-// (strictly before it; no order number).
+// (strictly before it; no order number). A space where a time's offset
+// begins is the '+' of a positive offset: a query string carries an
+// unescaped '+' as a space, so ?before=2026-12-02T00:00:00+08:00, midnight
+// in Beijing as an operator types it in a browser or curl, was refused as
+// no RFC 3339 time.
 func parseOrderCursor(s string) (time.Time, string, error) {
 	ts, no, _ := strings.Cut(s, ",")
+	if n := len(ts); n > 6 && ts[n-6] == ' ' {
+		ts = ts[:n-6] + "+" + ts[n-5:]
+	}
 	t, err := time.Parse(time.RFC3339Nano, ts)
 	if err != nil {
 		return time.Time{}, "", err
