@@ -191,8 +191,16 @@ func (s *Store) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.O
 	var out []*store.Order
 	full, last := false, 0.0 // last: the score of the limit-th order taken
 	batch := int64(limit + 16)
+	// Each batch after the first goes on from the score the one before
+	// ended at, past the entries of that score it read (offset), not from
+	// an offset counted from the top: an order created while the list
+	// reads (newer than every entry) moved every entry down by one, and the
+	// next batch began with the last entries already read, so a page whose
+	// filter skips most of the index (a client's orders among every
+	// client's) listed an order twice.
+	offset := int64(0)
 scan:
-	for offset := int64(0); ; offset += batch {
+	for {
 		zs, err := s.c.ZRevRangeByScoreWithScores(ctx, index, &goredis.ZRangeBy{Max: maxScore, Min: "-inf", Offset: offset, Count: batch}).Result()
 		if err != nil {
 			return nil, mapErr("list orders", err)
@@ -236,6 +244,16 @@ scan:
 		}
 		if int64(len(zs)) < batch {
 			break
+		}
+		edge := zs[len(zs)-1].Score
+		atEdge := int64(0)
+		for i := len(zs) - 1; i >= 0 && zs[i].Score == edge; i-- {
+			atEdge++
+		}
+		if next := strconv.FormatFloat(edge, 'f', -1, 64); next == maxScore {
+			offset += atEdge // a whole batch of one microsecond: on past it
+		} else {
+			maxScore, offset = next, atEdge
 		}
 	}
 	store.SortListed(out)
