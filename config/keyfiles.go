@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -66,25 +67,47 @@ func (l *loader) checkPublicKeyFile(path, file string) {
 	}
 }
 
-// checkCertificateFile checks a WeChat Pay platform certificate.
+// checkCertificateFile checks a WeChat Pay platform certificate file:
+// every certificate in it, as payments/wechatpay loads every one (the
+// outgoing and the incoming certificate of a rotation may share a file).
 func (l *loader) checkCertificateFile(path, file string) {
 	block := l.pemFile(path, file)
 	if block == nil {
 		return
 	}
+	data, _ := os.ReadFile(file) // pemFile read it
+	for n, rest := 1, data; ; n++ {
+		if block, rest = pem.Decode(rest); block == nil {
+			return
+		}
+		// Which block, when the file has more than one.
+		which := ""
+		if n > 1 || len(bytes.TrimSpace(rest)) > 0 {
+			which = fmt.Sprintf(" %d", n)
+		}
+		if !l.checkCertificate(path, which, block) {
+			return
+		}
+	}
+}
+
+// checkCertificate checks one PEM block of a platform certificate file
+// (which names it, " 2", when the file has several) and reports whether it
+// is a certificate.
+func (l *loader) checkCertificate(path, which string, block *pem.Block) bool {
 	if block.Type != "CERTIFICATE" {
-		l.at(path, "its PEM block is %q, not CERTIFICATE", block.Type)
-		return
+		l.at(path, "its PEM block%s is %q, not CERTIFICATE", which, block.Type)
+		return false
 	}
 	c, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
-		err = fmt.Errorf("its CERTIFICATE block does not parse: %w", err)
+		err = fmt.Errorf("its CERTIFICATE block%s does not parse: %w", which, err)
 	} else if _, ok := c.PublicKey.(*rsa.PublicKey); !ok {
-		err = errors.New("the certificate has no RSA key")
+		err = fmt.Errorf("the certificate%s has no RSA key", which)
 	}
 	if err != nil {
 		l.at(path, "%v", err)
-		return
+		return false
 	}
 	// A warning, not an error: an expired certificate beside its successor
 	// is the normal state of a rotation. Alone, it verifies nothing WeChat
@@ -98,6 +121,7 @@ func (l *loader) checkCertificateFile(path, file string) {
 		l.warn(path, "the certificate (serial %X) is valid only from %s",
 			c.SerialNumber, c.NotBefore.UTC().Format(time.DateOnly))
 	}
+	return true
 }
 
 // pemFile reads file's first PEM block, or reports at path why it cannot.

@@ -442,7 +442,8 @@ type WeChatPay struct {
 	PublicKeyFile string `yaml:"public_key_file"`
 	// PlatformCertFiles enable platform-certificate mode (both modes may be set
 	// at once during a migration): PEM certificates, read and checked at load;
-	// one outside its validity period is a warning.
+	// one outside its validity period is a warning. A file may hold several
+	// (a rotation's outgoing and incoming certificate): each one verifies.
 	PlatformCertFiles []string `yaml:"platform_cert_files"`
 	// NotifyURL is the public https URL of POST /wechatpay/notify, without a
 	// query (WeChat Pay refuses one). Required with backend wechatpay.

@@ -57,6 +57,10 @@ func wechatpayKeys(t *testing.T) map[string]string {
 		"garbage.pem": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("not DER at all")}),
 		"text.pem":    []byte("SECRET-CONTENT-0123456789\n"),
 	}
+	// A rotation's outgoing and incoming certificates in one file, and one
+	// whose second block is not a certificate.
+	files["bundle.pem"] = append(append([]byte(nil), files["cert.pem"]...), files["cert.pem"]...)
+	files["certpub.pem"] = append(append([]byte(nil), files["cert.pem"]...), files["pub.pem"]...)
 	out := map[string]string{"missing.pem": filepath.Join(dir, "missing.pem")}
 	for name, data := range files {
 		p := filepath.Join(dir, name)
@@ -119,6 +123,9 @@ func TestWeChatPayKeyFiles(t *testing.T) {
 			"c.yaml:12: payments.wechatpay.platform_cert_files[1]: cannot read the file it names: no such file or directory"},
 		{"public key as a certificate", wechatpay(f["key.pem"], "", f["pub.pem"]),
 			`c.yaml:11: payments.wechatpay.platform_cert_files[0]: its PEM block is "PUBLIC KEY", not CERTIFICATE`},
+		{"two certificates in one file", wechatpay(f["key.pem"], "", f["bundle.pem"]), ""},
+		{"a public key after a certificate", wechatpay(f["key.pem"], "", f["certpub.pem"]),
+			`c.yaml:11: payments.wechatpay.platform_cert_files[0]: its PEM block 2 is "PUBLIC KEY", not CERTIFICATE`},
 	}
 	if os.Geteuid() != 0 { // root reads a file of mode 0
 		tests = append(tests, struct{ name, src, want string }{"unreadable private key", wechatpay(f["unreadable.pem"], f["pub.pem"]),

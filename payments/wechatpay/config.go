@@ -110,11 +110,11 @@ func (c *Config) load() (*keys, error) {
 	}
 	certs := append([]*x509.Certificate(nil), c.PlatformCerts...)
 	for _, f := range c.PlatformCertFiles {
-		cert, err := LoadCertificateFile(f)
+		fileCerts, err := LoadCertificatesFile(f)
 		if err != nil {
 			return nil, err
 		}
-		certs = append(certs, cert)
+		certs = append(certs, fileCerts...)
 	}
 	v, err := NewVerifier(c.PublicKeyID, pub, certs)
 	if err != nil {
@@ -171,6 +171,38 @@ func LoadPublicKeyFile(path string) (*rsa.PublicKey, error) {
 		return nil, fmt.Errorf("%w: wechatpay public key %s: %w", ErrConfig, path, err)
 	}
 	return k, nil
+}
+
+// LoadCertificatesFile reads every PEM certificate in a platform
+// certificate file. During a rotation an operator keeps the outgoing and
+// the incoming certificate in one file, as a CA bundle is kept: read as its
+// first block only (LoadCertificateFile), the one WeChat Pay signs with
+// after the switch was silently left out, and every notification it sent
+// was refused as signed by an unknown serial.
+func LoadCertificatesFile(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: certificate %s: %w", ErrConfig, path, err)
+	}
+	var certs []*x509.Certificate
+	for rest := b; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%w: certificate %s: PEM block %d is %q, not CERTIFICATE", ErrConfig, path, len(certs)+1, block.Type)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: certificate %s: PEM block %d: %w", ErrConfig, path, len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%w: certificate %s: no PEM certificate in it", ErrConfig, path)
+	}
+	return certs, nil
 }
 
 // LoadCertificateFile reads one PEM certificate.
