@@ -446,7 +446,10 @@ type WeChatPay struct {
 	// (a rotation's outgoing and incoming certificate): each one verifies.
 	PlatformCertFiles []string `yaml:"platform_cert_files"`
 	// NotifyURL is the public https URL of POST /wechatpay/notify, without a
-	// query (WeChat Pay refuses one). Required with backend wechatpay.
+	// query (WeChat Pay refuses one). Required with backend wechatpay. Its
+	// path ends in /wechatpay/notify: another (a host alone) is a warning,
+	// since WeChat Pay posts to it as given and only a proxy in front that
+	// rewrites it reaches the route.
 	NotifyURL string `yaml:"notify_url"`
 }
 

@@ -41,6 +41,10 @@ var periodFloors = []struct {
 // Pay's prepay_id and code_url (JSAPI and Native prepay).
 const maxOrderTTL = 2 * time.Hour
 
+// notifyRoute is where paygate serves WeChat Pay's notifications
+// (payments.NotifyPath, which config does not import).
+const notifyRoute = "/wechatpay/notify"
+
 // minDedupeWindow is the shortest payments.dedupe_window: within it a
 // purchase asked for again after its payment is answered already_paid
 // (SPEC 4), and a window of milliseconds (10ms typed for 10m) leaves no
@@ -728,6 +732,15 @@ func (l *loader) validatePayments(c *Config) {
 			l.at("payments.wechatpay.notify_url", "WeChat Pay takes no parameters in it: no query (value not shown)")
 		case u.Scheme == "http":
 			l.warn("payments.wechatpay.notify_url", "http:// accepted for tests; WeChat Pay only calls https")
+		}
+		if u != nil && u.RawQuery == "" && !strings.HasSuffix(u.Path, notifyRoute) {
+			// WeChat Pay posts to the URL as given, and paygate serves
+			// notifications at notifyRoute only: a host alone (given as a
+			// base URL is) or another path had every notification answered
+			// 404, payments learnt only by querying. A warning, as a proxy in
+			// front may rewrite the path; the path is not shown (it may
+			// carry a token, as a query may).
+			l.warn("payments.wechatpay.notify_url", "its path is not %s, where paygate serves WeChat Pay's notifications: WeChat Pay posts to the URL as given, so unless a proxy in front rewrites it to that route, every notification is answered 404 and payments are learnt only by querying (path not shown)", notifyRoute)
 		}
 	}
 	l.apiBase("payments.wechatpay.api_base", w.APIBase)

@@ -38,3 +38,51 @@ func TestWeChatPayNotifyURLQuery(t *testing.T) {
 		})
 	}
 }
+
+// TestWeChatPayNotifyURLPath: WeChat Pay posts each notification to
+// notify_url exactly as given, and paygate serves them at /wechatpay/notify
+// only. A notify_url naming the host alone (the base URL, as an OpenAI
+// base URL is given) or another path was accepted without a word, and
+// every notification was answered 404 "unknown endpoint": payments were
+// learnt only by querying, late, and the merchant's order.paid with them.
+// Config warns at its line (a proxy in front may rewrite the path, so it
+// loads), without printing the path (it may carry a token).
+func TestWeChatPayNotifyURLPath(t *testing.T) {
+	tests := []struct {
+		url  string
+		warn bool
+	}{
+		{"https://pay.example.com/wechatpay/notify", false},
+		{"https://pay.example.com/paygate/wechatpay/notify", false}, // a prefix the ingress strips
+		{"https://pay.example.com", true},
+		{"https://pay.example.com/", true},
+		{"https://pay.example.com/hunter2/notify", true},
+		{"https://pay.example.com/wechatpay/notify/", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.url, func(t *testing.T) {
+			src := "payments:\n  wechatpay:\n    notify_url: \"" + tc.url + "\"\n"
+			cfg, err := Parse([]byte(src), "c.yaml", envMap(nil))
+			if err != nil {
+				t.Fatalf("got %v; want it to load", err)
+			}
+			var got []string
+			for _, w := range cfg.Warnings {
+				if strings.Contains(w, "payments.wechatpay.notify_url") {
+					got = append(got, w)
+				}
+			}
+			switch {
+			case !tc.warn && len(got) > 0:
+				t.Errorf("warnings %q; want none", got)
+			case tc.warn && (len(got) != 1 || !strings.HasPrefix(got[0], "c.yaml:3: payments.wechatpay.notify_url: ") || !strings.Contains(got[0], "/wechatpay/notify")):
+				t.Errorf("warnings %q; want one at c.yaml:3 naming /wechatpay/notify", got)
+			}
+			for _, w := range got {
+				if strings.Contains(w, "hunter2") {
+					t.Errorf("the warning prints the path: %s", w)
+				}
+			}
+		})
+	}
+}
