@@ -684,14 +684,20 @@ func (r *Router) ownErrorText(data []byte) string {
 // 204, 205) on other paths, where a DELETE may well answer so. A chat
 // completion answered with any 2xx but a JSON object (a 204, a 202 that
 // queued it, a 206) has no answer in it: it fails over as malformed, never
-// reaching the bot as an empty success.
+// reaching the bot as an empty success. A stored file's content
+// (fileContent) is no API answer whatever its type: a .json file a
+// provider labels application/json is what was stored, a top-level array
+// or JSON Lines too, and a stored log's "error" member is no error of the
+// call. Read as an answer, such a file was never downloaded (a 502 after
+// the next target's 404) and each try went against the provider's breaker:
+// an "insufficient_quota" in it took the provider out of service.
 func wantsJSONObject(req *Request, resp *http.Response) bool {
 	switch {
 	case req.Method == http.MethodHead:
 		return false
 	case isChatPath(req.Path):
 		return true
-	case resp.StatusCode == http.StatusNoContent, resp.StatusCode == http.StatusResetContent:
+	case resp.StatusCode == http.StatusNoContent, resp.StatusCode == http.StatusResetContent, fileContent(req):
 		return false
 	}
 	return isJSONType(resp.Header.Get("Content-Type"))

@@ -217,6 +217,44 @@ func TestHTMLPageIsNoAnswer(t *testing.T) {
 	}
 }
 
+// TestStoredJSONFileIsTheAnswer: a stored file's content (GET …/content)
+// is whatever was stored, and a provider that labels a file by its type
+// answers a .json file as application/json: a code interpreter's exported
+// table (a top-level array), a JSON Lines file, a stored log whose object
+// has an "error" member. Read as an API answer, the array and the lines
+// were "not a JSON object", asked twice and then of the next target (a
+// 502 for a file only a's account holds), each try held against a's
+// breaker; the log was taken for a 2xx error envelope. Such a file is
+// piped as sent, as an HTML file already was.
+func TestStoredJSONFileIsTheAnswer(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, path, file string }{
+		{"a table exported as an array", "/files/f1/content", `[{"sku":"A1","qty":2},{"sku":"B7","qty":1}]`},
+		{"JSON Lines", "/files/f1/content", "{\"custom_id\":\"r1\"}\n{\"custom_id\":\"r2\"}\n"},
+		{"a stored log with an error member", "/containers/cntr_1/files/cfile_1/content", `{"error":{"message":"quota exceeded","type":"insufficient_quota"}}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, map[string]func(*fconn, int){
+				"a": always(statusFn(200, tc.file, "Content-Type: application/json")),
+			}, []string{"a", "b"}, nil)
+			resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Method: "GET", Path: tc.path})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer resp.Close()
+			if !resp.Piped() {
+				t.Fatalf("answered by %s after %+v, not piped; want a's file piped as sent", resp.Provider, resp.Tried)
+			}
+			body, err := io.ReadAll(resp)
+			if resp.Provider != "a" || len(resp.Tried) != 1 || err != nil || string(body) != tc.file {
+				t.Errorf("answered by %s after %+v: %q (%v); want a's file as sent", resp.Provider, resp.Tried, body, err)
+			}
+		})
+	}
+}
+
 // TestForwardedStreamFirstEvent: a forwarded call's event stream (a
 // streamed Responses call, a legacy completion) was piped at its head, so
 // an error as its first event (a rate limit, a Responses "error" event or
