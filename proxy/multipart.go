@@ -241,7 +241,7 @@ func mediaTypeIs(contentType, mt string) bool {
 // written as every client library writes one: no preamble, CRLF line
 // ends, a delimiter line that is exactly "--boundary", the boundary found
 // nowhere but in delimiter lines, headers one to a line, and nothing after
-// the close delimiter but one CRLF.
+// the close delimiter but CRLFs (blankLines).
 func splitForm(body []byte, boundary string) ([]formPart, error) {
 	dash := []byte("--" + boundary)
 	if !bytes.HasPrefix(body, dash) {
@@ -255,7 +255,7 @@ func splitForm(body []byte, boundary string) ([]formPart, error) {
 			if len(parts) == 0 {
 				return nil, fmt.Errorf("%w: it has no part", errForm)
 			}
-			if tail := rest[2:]; len(tail) != 0 && string(tail) != "\r\n" {
+			if !blankLines(rest[2:]) {
 				return nil, fmt.Errorf("%w: it has bytes after its close delimiter", errForm)
 			}
 			break
@@ -291,6 +291,20 @@ func splitForm(body []byte, boundary string) ([]formPart, error) {
 		return nil, fmt.Errorf("%w: its boundary appears outside its delimiter lines", errForm)
 	}
 	return parts, nil
+}
+
+// blankLines reports whether what follows a form's close delimiter is
+// nothing or CRLFs alone: the Node openai SDK v4 (form-data-encoder) and
+// axios end a form with "--boundary--\r\n\r\n", and refused, every
+// upload those bots made was a 400. Such an epilogue holds nothing any
+// parser could take for a part; any other byte there is still refused.
+func blankLines(tail []byte) bool {
+	for ; len(tail) > 0; tail = tail[2:] {
+		if !bytes.HasPrefix(tail, []byte("\r\n")) {
+			return false
+		}
+	}
+	return true
 }
 
 // readHeaders reads a part's header block (each line with its CRLF) for

@@ -229,6 +229,58 @@ func TestPassthroughFormRefused(t *testing.T) {
 	}
 }
 
+// TestPassthroughFormOfNodeLibraries: the Node openai SDK v4 (its
+// form-data-encoder) and axios end a form with a blank line after the
+// close delimiter ("--boundary--\r\n\r\n"), an epilogue every parser
+// skips. paygate refused such a form as having bytes after its close
+// delimiter, so every transcription, image edit and file upload those
+// bots sent was a 400. The form is read as any other (model rewritten,
+// user hashed), and reaches the provider byte for byte otherwise, its
+// epilogue included; anything but line ends there is still refused.
+func TestPassthroughFormOfNodeLibraries(t *testing.T) {
+	const (
+		b      = "form-data-boundary-4n6xwz0k2vpjq8f1"
+		openID = "oWx-openid-node-form"
+	)
+	audio := "\x00\x00\x00\x20ftypM4A \r\n\r\n--form-data\xff"
+	part := func(name, value string) string {
+		return "--" + b + "\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" + value + "\r\n"
+	}
+	file := "--" + b + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"voice.m4a\"\r\nContent-Type: audio/mp4\r\n\r\n" + audio + "\r\n"
+	ct := "multipart/form-data; boundary=" + b
+	for _, tc := range []struct {
+		name, epilogue string
+		status         int
+	}{
+		{"form-data-encoder and axios: a blank line", "\r\n\r\n", 200},
+		{"more blank lines", "\r\n\r\n\r\n", 200},
+		{"text after the blank line", "\r\n\r\nuser=oSECRET", 400},
+		{"a bare LF", "\r\n\n", 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, `{"text":"hi"}`))
+			proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+			body := part("model", "embed-test") + file + part("user", openID) + "--" + b + "--" + tc.epilogue
+			resp := post(t, proxyURL, "/v1/audio/transcriptions", body, map[string]string{"Content-Type": ct})
+			got := readAll(t, resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d %s; want %d", resp.StatusCode, got, tc.status)
+			}
+			seen := fp.requests()
+			if tc.status != 200 {
+				if len(seen) != 0 {
+					t.Errorf("the provider got %q", seen[0].Body)
+				}
+				return
+			}
+			want := part("model", "vendor/embed") + file + part("user", expectedUserHash("shop-bot", openID)) + "--" + b + "--" + tc.epilogue
+			if len(seen) != 1 || string(seen[0].Body) != want {
+				t.Errorf("provider got %q\nwant %q", seen, want)
+			}
+		})
+	}
+}
+
 // FuzzSplitForm: a body splitForm accepts reads the same with Go's
 // mime/multipart, part for part (names and contents): the strict split
 // is a reading other parsers share, not paygate's own.
@@ -237,6 +289,7 @@ func FuzzSplitForm(f *testing.F) {
 	f.Add("--" + b + "\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\noSECRET\r\n--" + b + "--\r\n")
 	f.Add("--" + b + "\r\n\r\nno headers\r\n--" + b + "\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a;b.png\"\r\nContent-Type: image/png\r\n\r\n\x89PNG\r\n\r\n--" + b + "--")
 	f.Add("--" + b + "\r\nContent-Disposition: form-data; name=model\r\n\r\n\r\n--" + b + "--\r\n")
+	f.Add("--" + b + "\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\noSECRET\r\n--" + b + "--\r\n\r\n")
 	f.Fuzz(func(t *testing.T, body string) {
 		parts, err := splitForm([]byte(body), b)
 		if err != nil {
