@@ -34,10 +34,11 @@ import (
 // the end user the user's hash in its place; under drop they are removed. model, user,
 // safety_identifier or prompt_cache_key given twice is refused, since
 // paygate would act on the first and the provider may read the last, and so
-// is any of those fields with a Content-Transfer-Encoding, which paygate
-// does not decode; either refusal names the field in its param, as a JSON
-// body's does. Every other byte, the boundary and all other parts (files)
-// included, stays as the bot sent it.
+// is any of those fields with a Content-Transfer-Encoding that changes its
+// bytes (base64, quoted-printable; not 7bit, 8bit or binary:
+// identityCoding), which paygate does not decode; either refusal names the
+// field in its param, as a JSON body's does. Every other byte, the
+// boundary and all other parts (files) included, stays as the bot sent it.
 func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) ([]byte, string, *apiError) {
 	parts, err := splitForm(body, boundary)
 	if err != nil {
@@ -59,7 +60,7 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		default:
 			if metadataField(p.name) {
 				if p.encoded {
-					return nil, "", paramError(p.name, fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding; send it as plain text", p.name))
+					return nil, "", paramError(p.name, fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding that changes its bytes; send it as plain text", p.name))
 				}
 				metadata = append(metadata, i)
 			}
@@ -69,7 +70,7 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 			return nil, "", paramError(p.name, fmt.Sprintf("paygate: the form field %q appears more than once; send it once", p.name))
 		}
 		if p.encoded {
-			return nil, "", paramError(p.name, fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding; send it as plain text", p.name))
+			return nil, "", paramError(p.name, fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding that changes its bytes; send it as plain text", p.name))
 		}
 		*at = i
 	}
@@ -199,7 +200,7 @@ type formPart struct {
 	content int    // its content, after the headers' blank line
 	end     int    // the end of its content, where "\r\n--boundary" starts
 	name    string // the form field name of its Content-Disposition
-	encoded bool   // it has a Content-Transfer-Encoding header
+	encoded bool   // it has a Content-Transfer-Encoding that is not identityCoding
 }
 
 // errForm is a multipart body paygate does not forward.
@@ -307,6 +308,20 @@ func blankLines(tail []byte) bool {
 	return true
 }
 
+// identityCoding reports a Content-Transfer-Encoding that leaves the
+// part's bytes as they are (7bit, 8bit, binary; RFC 2045), so that every
+// parser reads the value paygate reads. Apache HttpClient 4's
+// MultipartEntityBuilder writes "8bit" on each text field by default:
+// refused, every upload of such a bot was a 400. base64 and
+// quoted-printable, which a provider's parser may decode, are not.
+func identityCoding(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "7bit", "8bit", "binary":
+		return true
+	}
+	return false
+}
+
 // readHeaders reads a part's header block (each line with its CRLF) for
 // its form name and Content-Transfer-Encoding.
 func (p *formPart) readHeaders(block []byte) error {
@@ -331,7 +346,7 @@ func (p *formPart) readHeaders(block []byte) error {
 			}
 			p.name = params["name"]
 		case strings.EqualFold(key, "Content-Transfer-Encoding"):
-			p.encoded = true
+			p.encoded = p.encoded || !identityCoding(value)
 		}
 	}
 	if disposition > 1 {

@@ -281,6 +281,62 @@ func TestPassthroughFormOfNodeLibraries(t *testing.T) {
 	}
 }
 
+// TestPassthroughFormIdentityTransferEncoding: Apache HttpClient 4's
+// MultipartEntityBuilder (its default, strict mode) writes
+// "Content-Transfer-Encoding: 8bit" on every text field, "binary" on
+// files. Those say the bytes are as sent: every parser reads the value as
+// paygate does, so the field is read and rewritten as any other. paygate
+// refused any Content-Transfer-Encoding on model and user, so every
+// transcription such a bot sent was a 400; base64 and quoted-printable,
+// which a provider's parser may decode, are still refused.
+func TestPassthroughFormIdentityTransferEncoding(t *testing.T) {
+	const (
+		b      = formBoundaryTest
+		openID = "oWx-openid-httpclient"
+	)
+	part := func(name, cte, value string) string {
+		return "--" + b + "\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\nContent-Type: text/plain; charset=UTF-8\r\n" +
+			"Content-Transfer-Encoding: " + cte + "\r\n\r\n" + value + "\r\n"
+	}
+	file := "--" + b + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"voice.m4a\"\r\nContent-Type: application/octet-stream\r\n" +
+		"Content-Transfer-Encoding: binary\r\n\r\n\x00\x00\x00\x20ftypM4A \xff\r\n"
+	end := "--" + b + "--\r\n"
+	ct := "multipart/form-data; boundary=" + b
+	for _, tc := range []struct {
+		name, cte string
+		status    int
+	}{
+		{"8bit", "8bit", 200},
+		{"7bit", "7bit", 200},
+		{"binary", "binary", 200},
+		{"another case", "8BIT", 200},
+		{"base64", "base64", 400},
+		{"quoted-printable", "quoted-printable", 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, `{"text":"hi"}`))
+			proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+			body := part("model", tc.cte, "embed-test") + file + part("user", tc.cte, openID) + end
+			resp := post(t, proxyURL, "/v1/audio/transcriptions", body, map[string]string{"Content-Type": ct})
+			got := readAll(t, resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d %s; want %d", resp.StatusCode, got, tc.status)
+			}
+			seen := fp.requests()
+			if tc.status != 200 {
+				if p := gjson.Get(got, "error.param").Str; p != "model" || len(seen) != 0 {
+					t.Errorf("error %s, %d requests to the provider; want a 400 naming model, none sent", got, len(seen))
+				}
+				return
+			}
+			want := part("model", tc.cte, "vendor/embed") + file + part("user", tc.cte, expectedUserHash("shop-bot", openID)) + end
+			if len(seen) != 1 || string(seen[0].Body) != want {
+				t.Errorf("provider got %q\nwant %q", seen, want)
+			}
+		})
+	}
+}
+
 // FuzzSplitForm: a body splitForm accepts reads the same with Go's
 // mime/multipart, part for part (names and contents): the strict split
 // is a reading other parsers share, not paygate's own.
