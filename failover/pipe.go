@@ -232,5 +232,24 @@ func (a *Response) Read(p []byte) (int, error) {
 		return n, a.finish(io.EOF)
 	}
 	f := a.failFromErr(err, true)
+	if a.endsWhole && !f.canceled {
+		// The caller read the answer's end (EndsWhole): a cut now loses
+		// nothing, and is the body's end, a success for the breaker.
+		a.r.log.WarnContext(&a.ctx, "upstream answer cut after its end: taken whole", "provider", a.Provider, "model", a.Model,
+			"cause", f.cause, "err", f.err)
+		return n, a.finish(io.EOF)
+	}
 	return n, a.finish(&StreamError{Provider: a.Provider, Cause: f.cause, Err: f.err})
 }
+
+// EndsWhole tells Read whether the bytes it returned so far end the
+// answer whole, which only the caller can tell: a forwarded event stream
+// whose last event (a Response's response.completed, a legacy
+// completion's [DONE]) it has read, nothing after it. A cut from then on
+// (a provider, or a relay in front of it, that drops the connection
+// without the body's last chunk, or falls silent past the idle timeout)
+// is the body's end: Read returns io.EOF, and it counts as a complete
+// stream, as a chat stream cut after its finish reason does (SPEC 5). As a
+// cut it ended the bot's answer early, its usage uncounted, and a relay
+// that cuts every stream so opened the provider's breaker.
+func (a *Response) EndsWhole(whole bool) { a.endsWhole = whole }

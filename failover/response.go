@@ -155,6 +155,7 @@ type Response struct {
 	malformed int
 	end       error // sticky terminal result of Next (of Read, piped)
 	piped     bool  // a passthrough answer returned at its head (Read)
+	endsWhole bool  // the caller has the whole piped answer so far (EndsWhole)
 	measure   bool  // the request is a generation: its times are latency samples (generation)
 	released  bool
 	closed    bool

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -524,6 +525,99 @@ func TestForwardedStreamUsageCounted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestForwardedStreamCutAfterItsLastEvent: a provider, or a relay in
+// front of it, that drops the connection after a stream's last event
+// (response.completed, a legacy completion's [DONE]) without the body's
+// last chunk has sent the whole answer. paygate cut the bot's connection
+// as for a stream cut mid-answer, so the bot's SDK threw after reading all
+// of it (and the bot asked again, billed twice), the usage in that last
+// event was not counted, and the cut counted against the provider's
+// breaker. Such a stream now ends whole, its usage counted, a complete
+// stream to the provider's metrics; one cut before its last event is
+// still incomplete and uncounted.
+func TestForwardedStreamCutAfterItsLastEvent(t *testing.T) {
+	created := "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"usage\":null}}\n\n"
+	completed := "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"usage\":{\"input_tokens\":1000,\"output_tokens\":500,\"total_tokens\":1500}}}\n\n"
+	legacyUsage := "data: {\"id\":\"c\",\"object\":\"text_completion\",\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":7,\"total_tokens\":37}}\n\n"
+	tests := []struct {
+		name, path, body string
+		events           []string
+		whole            bool
+		prompt           float64
+	}{
+		{"Responses API, cut after response.completed", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`,
+			[]string{created, completed}, true, 1000},
+		{"Responses API, its last event without event lines", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`,
+			[]string{created, strings.TrimPrefix(completed, "event: response.completed\n")}, true, 1000},
+		{"legacy completion, cut after [DONE]", "/v1/completions", `{"model":"gpt-test","prompt":"hi","stream":true}`,
+			[]string{legacyUsage, "data: [DONE]\n\n"}, true, 30},
+		{"Responses API, cut before its last event", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`,
+			[]string{created, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n"}, false, 0},
+		{"Responses API, cut inside its last event", "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`,
+			[]string{created, completed[:len(completed)-1]}, false, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				conn, bw, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer conn.Close()
+				_, _ = bw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+				for _, ev := range tc.events {
+					_, _ = bw.WriteString(strconv.FormatInt(int64(len(ev)), 16) + "\r\n" + ev + "\r\n")
+				}
+				_ = bw.Flush() // and no last chunk: the connection closes
+			})
+			s, ledger, reg := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
+			t.Cleanup(ledger.Close)
+			srv, handled := waitedServer(t, s.Handler())
+			resp := clientReq(t, http.MethodPost, srv.URL+tc.path, strings.NewReader(tc.body), map[string]string{"Content-Type": "application/json"})
+			b, err := io.ReadAll(resp.Body)
+			if want := strings.Join(tc.events, ""); resp.StatusCode != 200 || string(b) != want {
+				t.Fatalf("%d; the bot got %q, want %q", resp.StatusCode, b, want)
+			}
+			if tc.whole && err != nil || !tc.whole && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("the bot's read ended with %v; want whole %v", err, tc.whole)
+			}
+			handled.Wait()
+			if got := tokensCounted(t, reg, "prompt"); got != tc.prompt {
+				t.Errorf("prompt tokens: %v; want %v", got, tc.prompt)
+			}
+			// The provider's breaker and metrics count it as the bot got
+			// it: complete, or cut.
+			if ends := streamEnds(t, reg); tc.whole && (ends["complete"] != 1 || len(ends) != 1) || !tc.whole && ends["complete"] != 0 {
+				t.Errorf("stream ends %v; want complete %v", ends, tc.whole)
+			}
+		})
+	}
+}
+
+// streamEnds is paygate_upstream_stream_ends_total by outcome.
+func streamEnds(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "paygate_upstream_stream_ends_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && m.GetCounter().GetValue() > 0 {
+					ends[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return ends
 }
 
 // TestUsageTail: the tail finds the stream's last usage object however the

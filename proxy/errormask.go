@@ -41,6 +41,9 @@ type sseErrorMask struct {
 	skipLF     bool   // the last line ended at CR: an LF next is its end too
 	dropLF     bool   // that line was a comment: its LF is dropped too
 	lastCR     bool   // the last byte an earlier call relayed is a bare CR
+	// final: the current event is a stream's last (finalEvent); done:
+	// such an event has ended, and no line came after it.
+	final, done bool
 }
 
 // maxMaskedLine bounds a line held whole: an error event is far smaller.
@@ -134,21 +137,64 @@ func (m *sseErrorMask) end() []byte {
 // endLine appends a whole line (its end not included) to m.out, masked
 // when it belongs to an error event, and notes the event's name.
 func (m *sseErrorMask) endLine(line []byte) {
+	m.done = false
 	switch {
 	case m.long:
 		m.out = append(m.out, m.values(line)...)
 		m.long = false
 	case len(line) == 0:
 		m.errorEvent = false // the event ends
+		m.done, m.final = m.final, false
 	case isField(line, "event"):
 		m.errorEvent = string(fieldValue(line)) == "error"
+		m.final = m.final || finalEvent(fieldValue(line))
 		m.out = append(m.out, line...)
 	case m.errorEvent || isField(line, "data") && errorShaped(fieldValue(line)):
 		m.out = append(m.out, m.redact.String(string(line))...)
 	default:
+		if isField(line, "data") && finalData(fieldValue(line)) {
+			m.final = true
+		}
 		m.out = append(m.out, line...)
 	}
 	m.line = m.line[:0]
+}
+
+// ended reports whether the stream relayed so far ends with the end of
+// its last event (finalEvent), nothing after it: a provider, or a relay in
+// front of it, that then drops the connection without the body's proper
+// end (the last chunk) has sent the whole answer, as a chat stream that
+// ends after its finish reason has (SPEC 5).
+func (m *sseErrorMask) ended() bool {
+	return m.done && len(m.line) == 0 && !m.long && !m.comment
+}
+
+// finalEvent reports the name of the event that ends a forwarded stream:
+// a Response's end (completed, incomplete or failed), a streamed
+// transcription's, speech's or image's last event.
+func finalEvent(name []byte) bool {
+	switch string(name) {
+	case "response.completed", "response.incomplete", "response.failed",
+		"transcript.text.done", "speech.audio.done", "image_generation.completed", "image_edit.completed":
+		return true
+	}
+	return false
+}
+
+// finalData reports the data of a stream's last event: a legacy
+// completion's [DONE], or an object whose "type", its first member as
+// every provider writes it, is a finalEvent name. Only its first bytes are
+// read: the last event of a Response repeats the whole answer.
+func finalData(d []byte) bool {
+	if string(d) == "[DONE]" {
+		return true
+	}
+	rest, ok := bytes.CutPrefix(d, []byte(`{"type":"`))
+	if !ok {
+		return false
+	}
+	name, _, ok := bytes.Cut(rest, []byte(`"`))
+	return ok && finalEvent(name)
 }
 
 // relayLong relays the held line but its last bytes, which may begin a

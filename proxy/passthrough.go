@@ -436,7 +436,9 @@ var pipeBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // head is sent nothing fails over any more; a body the provider cuts short
 // ends the connection without the body's proper end (a short
 // Content-Length, no last chunk), so that the client sees an incomplete
-// answer, never one that looks whole.
+// answer, never one that looks whole; but an event stream cut after its
+// last event (sseErrorMask.ended, failover.Response.EndsWhole) is whole,
+// and ends as one.
 //
 // It reports whether the body went to the client whole; tail, when not
 // nil, is given every byte relayed.
@@ -499,6 +501,9 @@ func (s *Server) pipeUpstreamBody(w http.ResponseWriter, r *http.Request, resp *
 		p := (*buf)[:n]
 		if errMask != nil {
 			p = errMask.next(p)
+			// A cut after the stream's last event loses nothing: failover
+			// reads it as the body's end (EndsWhole).
+			resp.EndsWhole(errMask.ended())
 		}
 		if !send(p) {
 			return false // the client left, or stopped reading
