@@ -81,8 +81,7 @@ func PaymentTools(spec ToolSpec) []byte {
 	}
 	add(spec.QueryOrder,
 		"Look up one of the signed-in user's orders: its state (awaiting payment, paid, closed, refunded, …) and when it was paid. Only the user's own orders can be found. "+systemSets,
-		[]prop{{name: "order_no", typ: "string", required: true,
-			desc: "The order number, as create_order returned it or as the payment state message names it."}})
+		[]prop{{name: "order_no", typ: "string", required: true, desc: orderNoDesc(spec)}})
 	add(spec.RequestRefund,
 		"Propose a refund of one of the signed-in user's paid orders. No money moves when you call this: the user must confirm the refund themselves, and a refund can never exceed what was paid. Call it only when the user asked for a refund. "+systemSets,
 		[]prop{
@@ -94,6 +93,19 @@ func PaymentTools(spec ToolSpec) []byte {
 				desc: `Amount to refund in CNY as a decimal string such as "20.00". Leave it out to refund everything not yet refunded.`},
 		})
 	return append(out, ']')
+}
+
+// orderNoDesc describes query_order's order_no. It names the order tool
+// as the model is offered it (payments.tools.create_order), or none when
+// create_order is not offered (no catalog, max_payment_calls 0): the names
+// are configurable so that a bot's own tool keeps its name, and a fixed
+// "create_order" here pointed the model at that tool, or at one nobody
+// offered.
+func orderNoDesc(spec ToolSpec) string {
+	if spec.CreateOrder == "" || len(spec.SKUs) == 0 {
+		return "The order number, as the payment state message names it."
+	}
+	return "The order number, as " + spec.CreateOrder + " returned it or as the payment state message names it."
 }
 
 func createOrderDesc(skus []SKU) string {

@@ -111,6 +111,37 @@ func TestPaymentToolsLeavesOut(t *testing.T) {
 	}
 }
 
+// TestPaymentToolsNameTheConfiguredTools: the definitions name the other
+// payment tools as payments.tools names them. The names are configurable
+// above all so that a bot's own create_order keeps its name: query_order's
+// order_no, described as what "create_order returned", pointed the model at
+// the bot's tool (or at one offered to nobody), never at paygate's.
+func TestPaymentToolsNameTheConfiguredTools(t *testing.T) {
+	tests := []struct {
+		name    string
+		spec    ToolSpec
+		want    string // in query_order's order_no description
+		mustNot string
+	}{
+		{"renamed", ToolSpec{CreateOrder: "pg_buy", QueryOrder: "pg_status", RequestRefund: "pg_refund", SKUs: testSpec.SKUs}, "pg_buy", "create_order"},
+		{"default names", testSpec, "create_order", ""},
+		{"no create_order offered", ToolSpec{CreateOrder: "create_order", QueryOrder: "query_order"}, "payment state", "create_order"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := gjson.ParseBytes(PaymentTools(tc.spec))
+			q := r.Get(`#(function.name=="` + tc.spec.QueryOrder + `").function`)
+			d := q.Get("description").String() + " " + q.Get("parameters.properties.order_no.description").String()
+			if !strings.Contains(d, tc.want) {
+				t.Errorf("query_order descriptions lack %q: %s", tc.want, d)
+			}
+			if tc.mustNot != "" && strings.Contains(d, tc.mustNot) {
+				t.Errorf("query_order descriptions name %q, a tool the model is not offered as paygate's: %s", tc.mustNot, d)
+			}
+		})
+	}
+}
+
 func TestAddTools(t *testing.T) {
 	tools := PaymentTools(testSpec)
 	names := testSpec.Names()
