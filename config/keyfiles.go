@@ -78,6 +78,17 @@ func (l *loader) checkCertificateFile(path, file string) {
 	data, _ := os.ReadFile(file) // pemFile read it
 	for n, rest := 1, data; ; n++ {
 		if block, rest = pem.Decode(rest); block == nil {
+			// pem.Decode passes over a block it cannot read (pasted
+			// without its END line, or a line damaged), at times with the
+			// block after it: the rotation's incoming certificate, cut,
+			// was left out without a word, as payments/wechatpay refuses.
+			if begun := pemBlocksBegun(data); begun >= n {
+				decode := "decode"
+				if n-1 == 1 {
+					decode = "decodes"
+				}
+				l.at(path, "%d PEM blocks begin in it and %d %s: one is cut short or damaged", begun, n-1, decode)
+			}
 			return
 		}
 		// Which block, when the file has more than one.
@@ -122,6 +133,18 @@ func (l *loader) checkCertificate(path, which string, block *pem.Block) bool {
 			c.SerialNumber, c.NotBefore.UTC().Format(time.DateOnly))
 	}
 	return true
+}
+
+// pemBlocksBegun counts the PEM blocks that begin in data (its "-----BEGIN "
+// lines), as payments/wechatpay counts them.
+func pemBlocksBegun(data []byte) int {
+	n := 0
+	for line := range bytes.Lines(data) {
+		if bytes.HasPrefix(line, []byte("-----BEGIN ")) {
+			n++
+		}
+	}
+	return n
 }
 
 // pemFile reads file's first PEM block, or reports at path why it cannot.

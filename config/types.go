@@ -443,7 +443,8 @@ type WeChatPay struct {
 	// PlatformCertFiles enable platform-certificate mode (both modes may be set
 	// at once during a migration): PEM certificates, read and checked at load;
 	// one outside its validity period is a warning. A file may hold several
-	// (a rotation's outgoing and incoming certificate): each one verifies.
+	// (a rotation's outgoing and incoming certificate): each one verifies,
+	// and one cut short or damaged is an error rather than left out.
 	PlatformCertFiles []string `yaml:"platform_cert_files"`
 	// NotifyURL is the public https URL of POST /wechatpay/notify, without a
 	// query (WeChat Pay refuses one). Required with backend wechatpay. Its

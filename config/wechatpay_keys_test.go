@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -61,6 +62,12 @@ func wechatpayKeys(t *testing.T) map[string]string {
 	// whose second block is not a certificate.
 	files["bundle.pem"] = append(append([]byte(nil), files["cert.pem"]...), files["cert.pem"]...)
 	files["certpub.pem"] = append(append([]byte(nil), files["cert.pem"]...), files["pub.pem"]...)
+	// A certificate, then the incoming one pasted cut short (its END line
+	// and the lines before it missing), which no PEM decoder reads.
+	cut := files["cert.pem"][:bytes.LastIndexByte(files["cert.pem"][:len(files["cert.pem"])/2], '\n')+1]
+	files["certcut.pem"] = append(append([]byte(nil), files["cert.pem"]...), cut...)
+	// The same cut certificate between two whole ones.
+	files["certcutmid.pem"] = append(append(append([]byte(nil), files["cert.pem"]...), cut...), files["cert.pem"]...)
 	out := map[string]string{"missing.pem": filepath.Join(dir, "missing.pem")}
 	for name, data := range files {
 		p := filepath.Join(dir, name)
@@ -126,6 +133,10 @@ func TestWeChatPayKeyFiles(t *testing.T) {
 		{"two certificates in one file", wechatpay(f["key.pem"], "", f["bundle.pem"]), ""},
 		{"a public key after a certificate", wechatpay(f["key.pem"], "", f["certpub.pem"]),
 			`c.yaml:11: payments.wechatpay.platform_cert_files[0]: its PEM block 2 is "PUBLIC KEY", not CERTIFICATE`},
+		{"a certificate cut short after a whole one", wechatpay(f["key.pem"], "", f["certcut.pem"]),
+			"c.yaml:11: payments.wechatpay.platform_cert_files[0]: 2 PEM blocks begin in it and 1 decodes: one is cut short or damaged"},
+		{"a certificate cut short between two whole ones", wechatpay(f["key.pem"], "", f["certcutmid.pem"]),
+			"c.yaml:11: payments.wechatpay.platform_cert_files[0]: 3 PEM blocks begin in it and 2 decode: one is cut short or damaged"},
 	}
 	if os.Geteuid() != 0 { // root reads a file of mode 0
 		tests = append(tests, struct{ name, src, want string }{"unreadable private key", wechatpay(f["unreadable.pem"], f["pub.pem"]),

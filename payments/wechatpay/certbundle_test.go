@@ -1,6 +1,7 @@
 package wechatpay_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -8,9 +9,11 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +74,37 @@ func TestPlatformCertFileWithSeveralCertificates(t *testing.T) {
 			var got wechatpay.TransactionResource
 			if err := json.Unmarshal(note.Plaintext, &got); err != nil || got.OutTradeNo != "PGbundle00001" {
 				t.Errorf("plaintext: got %s, %v", note.Plaintext, err)
+			}
+		})
+	}
+}
+
+// TestPlatformCertFileCutShort: a platform certificate file in which a
+// certificate is cut short (pasted without its last lines, the END line
+// among them) is refused at start, naming the file. pem.Decode passes over
+// a block it cannot read, so the rotation's incoming certificate, pasted
+// after the outgoing one and cut, was left out without a word: serve
+// started, and every notification signed with it was refused as from an
+// unknown serial.
+func TestPlatformCertFileCutShort(t *testing.T) {
+	keys := mustKeys(t)
+	whole := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: keys.PlatformCert.Raw})
+	cut := whole[:bytes.LastIndexByte(whole[:len(whole)/2], '\n')+1] // whole lines, the END line not among them
+	for _, tt := range []struct {
+		name string
+		data []byte
+	}{
+		{"after a whole one", append(append([]byte(nil), whole...), cut...)},
+		{"between two whole ones", append(append(append([]byte(nil), whole...), cut...), whole...)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "wechatpay_platform.pem")
+			if err := os.WriteFile(file, tt.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			certs, err := wechatpay.LoadCertificatesFile(file)
+			if !errors.Is(err, wechatpay.ErrConfig) || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), "cut short or damaged") {
+				t.Fatalf("got %d certificates, %v; want an ErrConfig naming %s, saying a block is cut short or damaged", len(certs), err, file)
 			}
 		})
 	}

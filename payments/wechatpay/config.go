@@ -1,6 +1,7 @@
 package wechatpay
 
 import (
+	"bytes"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -202,7 +203,27 @@ func LoadCertificatesFile(path string) ([]*x509.Certificate, error) {
 	if len(certs) == 0 {
 		return nil, fmt.Errorf("%w: certificate %s: no PEM certificate in it", ErrConfig, path)
 	}
+	if begun := pemBlocksBegun(b); begun > len(certs) {
+		return nil, fmt.Errorf("%w: certificate %s: %d PEM blocks begin in it and %d decode: one is cut short or damaged", ErrConfig, path, begun, len(certs))
+	}
 	return certs, nil
+}
+
+// pemBlocksBegun counts the PEM blocks that begin in data (its
+// "-----BEGIN " lines). pem.Decode passes over a block it cannot read (one
+// pasted without its END line, or with a line damaged), and with it, at
+// times, the block after it: a count of the blocks decoded below this one
+// is a block left out without a word, such as the incoming certificate of
+// a rotation, whose notifications were then refused as from an unknown
+// serial while serve started.
+func pemBlocksBegun(data []byte) int {
+	n := 0
+	for line := range bytes.Lines(data) {
+		if bytes.HasPrefix(line, []byte("-----BEGIN ")) {
+			n++
+		}
+	}
+	return n
 }
 
 // LoadCertificateFile reads one PEM certificate.
