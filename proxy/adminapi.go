@@ -502,6 +502,9 @@ type resolution struct {
 // it now is; 409 with the order as it stands when it is not in review (a
 // retry of a resolution made) or cannot be settled so.
 func (s *Server) handleAdminResolve(w http.ResponseWriter, r *http.Request) {
+	if !adminQuery(w, r) { // see handleAdminDecision
+		return
+	}
 	no := r.PathValue("order_no")
 	var res resolution
 	err := readAdminBody(w, r, &res, `{"status": "paid" or "closed", "reason": "…", "operator": "…"}`)
@@ -540,6 +543,14 @@ func (s *Server) handleAdminResolve(w http.ResponseWriter, r *http.Request) {
 // config's secrets as the log is, since the chain keeps them for good.
 func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// It takes no query parameter, and one is a 400 that decides
+		// nothing, as a member of the body it does not take is: an
+		// operator and reason given as ?operator=&reason= were ignored, and
+		// the order decided for good, audited with neither (and a
+		// ?dry_run=1 decided it for real).
+		if !adminQuery(w, r) {
+			return
+		}
 		no := r.PathValue("order_no")
 		d, err := readDecision(w, r)
 		if err != nil {
