@@ -19,7 +19,8 @@ import (
 //	                                      the outside record `paygate audit verify --head` takes
 //	GET    /admin/api/audit?from=&limit=&text=1
 //	                                      records in order, bodies as hashed; without from, the
-//	                                      latest page; text=1 adds the kept conversation texts;
+//	                                      latest page; text=1 adds the kept conversation texts
+//	                                      (a page ends early past auditPageTextBytes of them);
 //	                                      next_from (with limit) is the newer page, prev_from and
 //	                                      prev_limit the older one, which ends just before from;
 //	                                      another parameter, or one given twice, is a 400
@@ -106,17 +107,26 @@ func (a *adminAudit) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entries := make([]audit.Entry, 0, len(recs))
+	textBytes := 0
 	for _, rec := range recs {
 		e, err := audit.NewEntry(r.Context(), a.st, rec, texts)
 		if err != nil {
 			a.failed(w, r, err)
 			return
 		}
+		n := len(e.TextBase64)
+		if e.Text != nil {
+			n += len(*e.Text)
+		}
+		if len(entries) > 0 && textBytes+n > auditPageTextBytes {
+			break // the rest on the next page (auditPageTextBytes)
+		}
+		textBytes += n
 		entries = append(entries, e)
 	}
 	out := map[string]any{"head": map[string]any{"seq": h.Seq, "hash": h.Hash}, "records": entries}
-	if n := len(recs); n > 0 && recs[n-1].Seq < h.Seq {
-		out["next_from"] = recs[n-1].Seq + 1
+	if n := len(entries); n > 0 && (n < len(recs) || entries[n-1].Seq < h.Seq) {
+		out["next_from"] = entries[n-1].Seq + 1
 	}
 	if from > 1 {
 		// The older page ends just before from: prev_limit is smaller than
@@ -212,3 +222,12 @@ func (a *adminAudit) failed(w http.ResponseWriter, r *http.Request, err error) {
 	a.s.log.Warn("admin audit API failed", "request_id", reqInfo(r).id, "err", err)
 	adminError(w, http.StatusInternalServerError, "internal error")
 }
+
+// auditPageTextBytes bounds the conversation texts of one page of
+// GET /admin/api/audit?text=1: the page ends before the record whose text
+// would take it past this (a page holds at least one record, whatever its
+// text), and next_from names that record. A text is a turn's whole request
+// (up to server.max_body_bytes, and more after payment rounds), so a page
+// of up to store.MaxListLimit of them, built whole in memory before it is
+// written, took gigabytes in the process that serves the bots' payments.
+const auditPageTextBytes = 8 << 20

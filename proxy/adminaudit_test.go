@@ -50,17 +50,25 @@ type auditAct struct {
 // a chain of acts, one record each.
 func auditAdminOf(t *testing.T, acts []auditAct, mods ...func(*config.Config)) (string, *embedded.DB, []store.AuditRecord) {
 	t.Helper()
+	st, err := embedded.Open(filepath.Join(t.TempDir(), "p.db"), embedded.Options{SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	base, recs := auditAdminOn(t, st, acts, mods...)
+	return base, st, recs
+}
+
+// auditAdminOn serves the admin audit routes over st, after recording a
+// chain of acts in it, one record each.
+func auditAdminOn(t *testing.T, st store.Store, acts []auditAct, mods ...func(*config.Config)) (string, []store.AuditRecord) {
+	t.Helper()
 	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) {
 		c.Admin.Token = auditAdminToken
 		for _, m := range mods {
 			m(c)
 		}
 	})
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "p.db"), embedded.Options{SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
 	ctx := context.Background()
 	for _, a := range acts {
 		ev, err := audit.ActionEvent(a.action, a.turn)
@@ -78,7 +86,7 @@ func auditAdminOf(t *testing.T, acts []auditAct, mods ...func(*config.Config)) (
 	if n, err := w.Drain(ctx); err != nil || n != len(acts) {
 		t.Fatalf("drain: %d %v", n, err)
 	}
-	recs, err := st.ReadAudit(ctx, 1, 10)
+	recs, err := st.ReadAudit(ctx, 1, max(len(acts), 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +106,7 @@ func auditAdminOf(t *testing.T, acts []auditAct, mods ...func(*config.Config)) (
 	s.MountAdminAudit(mux, st, w.Erase)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return srv.URL, st, recs
+	return srv.URL, recs
 }
 
 func auditAdminDo(t *testing.T, method, url, token string) (int, map[string]any) {
