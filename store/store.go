@@ -770,7 +770,13 @@ type Audit interface {
 	AuditHead(ctx context.Context) (AuditHead, error)
 	// AppendAudit appends rec only if rec.Seq == head.Seq+1 and rec.PrevHash ==
 	// head.Hash; otherwise ErrConflict and the caller re-reads the head, rebuilds
-	// the record and retries. The chain is therefore gap-free.
+	// the record and retries. The chain is therefore gap-free. It never writes
+	// over a stored record: one already stored at rec.Seq (the head moved
+	// back with the records after it left in place, by hand or from an older
+	// copy) refuses the append with ErrExists, for good, and the record's
+	// event waits in the outbox. That record may be the only trace of a money
+	// action whose event was acknowledged long ago; `paygate audit verify`
+	// names it.
 	AppendAudit(ctx context.Context, rec AuditRecord) error
 	// ReadAudit returns up to limit records from fromSeq on, in sequence order.
 	// A stored record that does not decode (the file or the key edited by

@@ -59,6 +59,11 @@ func (d *DB) AppendAudit(ctx context.Context, rec store.AuditRecord) error {
 		if rec.Seq != h.Seq+1 || rec.PrevHash != h.Hash {
 			return fmt.Errorf("audit append %d after head %d: %w", rec.Seq, h.Seq, store.ErrConflict)
 		}
+		if tx.Bucket(bAudit).Get(u64(rec.Seq)) != nil {
+			// The head was moved back past stored records: never written
+			// over (store.Audit.AppendAudit).
+			return errStoredBeyondHead(rec.Seq, h.Seq)
+		}
 		v, err := marshal(rec)
 		if err != nil {
 			return err
@@ -72,6 +77,13 @@ func (d *DB) AppendAudit(ctx context.Context, rec store.AuditRecord) error {
 		}
 		return tx.Bucket(bAuditMeta).Put(headKey, hv)
 	})
+}
+
+// errStoredBeyondHead is AppendAudit's error for a place after the head
+// that already holds a record.
+func errStoredBeyondHead(seq, head uint64) error {
+	return fmt.Errorf("audit append %d after head %d: a record is already stored there, beyond the head "+
+		"(the head was moved back; run paygate audit verify): %w", seq, head, store.ErrExists)
 }
 
 // ReadAudit implements store.Audit.

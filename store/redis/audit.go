@@ -50,8 +50,14 @@ func (s *Store) AppendAudit(ctx context.Context, rec store.AuditRecord) error {
 	if err != nil && v == nil {
 		return err
 	}
-	if n, _ := v.(int64); n == 0 {
+	switch n, _ := v.(int64); n {
+	case 0:
 		return fmt.Errorf("audit append %d: %w", rec.Seq, store.ErrConflict)
+	case -1:
+		// The head was moved back past stored records: never written over
+		// (store.Audit.AppendAudit).
+		return fmt.Errorf("audit append %d after head %d: a record is already stored there, beyond the head "+
+			"(the head was moved back; run paygate audit verify): %w", rec.Seq, rec.Seq-1, store.ErrExists)
 	}
 	return err
 }
