@@ -40,14 +40,25 @@ func ErasureEvent(client, user string, n int, at time.Time) (store.Event, error)
 // erasure removed or refuses was said at or before it. Should the process
 // stop between the erasure and the enqueue, Verify reports the texts as
 // removed without erasure; erasing again records it.
+//
+// Once begun, the erasure, its record and the clearing of the file's free
+// pages run to their end whatever ctx does (as a money action does once
+// started): a caller that hung up while the texts were being erased (an
+// admin client's timeout) left them erased without their record, and
+// Verify reported each as removed without erasure. Only the wait for the
+// record to reach the chain is the caller's.
 func (w *Worker) Erase(ctx context.Context, client, user string) (int, error) {
-	n, err := w.st.EraseAuditText(ctx, client, user)
+	if err := ctx.Err(); err != nil {
+		return 0, err // not begun
+	}
+	run := context.WithoutCancel(ctx)
+	n, err := w.st.EraseAuditText(run, client, user)
 	if err != nil {
 		return 0, err
 	}
 	ev, err := ErasureEvent(client, user, n, w.now())
 	if err == nil {
-		err = w.st.EnqueueEvents(ctx, ev)
+		err = w.st.EnqueueEvents(run, ev)
 	}
 	if err != nil {
 		return n, fmt.Errorf("audit: record the erasure of %d texts: %w", n, err)
@@ -80,7 +91,7 @@ func (w *Worker) Erase(ctx context.Context, client, user string) (int, error) {
 	// the flag and still be clearing (or fail to), so it clears itself
 	// rather than answer with the texts still in the file.
 	if err != nil || w.wipeOwed.Load() {
-		w.wipe(ctx)
+		w.wipe(run)
 	}
 	return n, nil
 }
