@@ -277,7 +277,26 @@ func checkRecord(r store.AuditRecord, want uint64, prev store.AuditHead) error {
 // text, however many there were and however full the outbox is.
 type textCheck struct {
 	erased  map[[2]string]time.Time // (client, user) -> the latest recorded erasure
-	missing []Record                // texts missing and not expired
+	missing []missingText           // texts missing and not expired
+}
+
+// missingText is what settle needs of a record whose text is missing, kept
+// until the walk ends (an erasure's record comes after the texts it
+// removed): not the record whole, whose sampling parameters (a logit_bias
+// of hundreds of entries) made verify -text of a chain after many
+// erasures hold tens of kilobytes per erased text.
+type missingText struct {
+	Seq               uint64
+	Time              time.Time
+	Client, User      string
+	EventID           string
+	OrderNo, RefundID string
+	TextSHA256        string
+}
+
+func missingOf(body Record) missingText {
+	return missingText{Seq: body.Seq, Time: body.Time, Client: body.Client, User: body.User, EventID: body.EventID,
+		OrderNo: body.OrderNo, RefundID: body.RefundID, TextSHA256: body.TextSHA256}
 }
 
 func (c *textCheck) check(ctx context.Context, st store.Audit, r store.AuditRecord, o VerifyOptions, res *VerifyResult) error {
@@ -293,13 +312,13 @@ func (c *textCheck) check(ctx context.Context, st store.Audit, r store.AuditReco
 			res.TextsGone++ // its retention ran out
 			return nil
 		}
-		c.missing = append(c.missing, body)
+		c.missing = append(c.missing, missingOf(body))
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("read audit text %d: %w", r.Seq, err)
 	}
-	return checkText(r.Seq, text, body, res)
+	return checkText(r.Seq, text, body.TextSHA256, res)
 }
 
 // note keeps the erasure body records, if it is one.
@@ -317,8 +336,8 @@ func (c *textCheck) note(body Record) {
 }
 
 // checkText checks a text against the hash its record holds.
-func checkText(seq uint64, text []byte, body Record, res *VerifyResult) error {
-	if TextHash(text) != body.TextSHA256 {
+func checkText(seq uint64, text []byte, textSHA256 string, res *VerifyResult) error {
+	if TextHash(text) != textSHA256 {
 		return broken(seq, "its conversation text does not match the hash in the record (the text was changed)")
 	}
 	res.TextsChecked++
@@ -344,7 +363,7 @@ func checkText(seq uint64, text []byte, body Record, res *VerifyResult) error {
 // missing, it was removed without erasure.
 func (c *textCheck) settle(ctx context.Context, st store.Audit, walked store.AuditHead, o VerifyOptions, res *VerifyResult) error {
 	marks := map[[2]string]time.Time{}
-	mark := func(body Record) (time.Time, error) {
+	mark := func(body missingText) (time.Time, error) {
 		k := [2]string{body.Client, body.User}
 		if at, ok := marks[k]; ok {
 			return at, nil
@@ -373,7 +392,7 @@ func (c *textCheck) settle(ctx context.Context, st store.Audit, walked store.Aud
 	if left, err = c.uncovered(left, o, mark, res); err != nil {
 		return err
 	}
-	var removed []Record
+	var removed []missingText
 	for _, body := range left {
 		if pending[body.EventID] {
 			res.TextsPending++
@@ -390,7 +409,7 @@ func (c *textCheck) settle(ctx context.Context, st store.Audit, walked store.Aud
 			if err != nil {
 				return err
 			}
-			if erasureCovers(latest(at, m), body, o.skew()) {
+			if erasureCovers(latest(at, m), body.Time, o.skew()) {
 				res.TextsPending++
 				continue
 			}
@@ -404,7 +423,7 @@ func (c *textCheck) settle(ctx context.Context, st store.Audit, walked store.Aud
 		case err != nil:
 			return fmt.Errorf("read audit text %d: %w", body.Seq, err)
 		default:
-			if err := checkText(body.Seq, text, body, res); err != nil {
+			if err := checkText(body.Seq, text, body.TextSHA256, res); err != nil {
 				return err
 			}
 		}
@@ -415,10 +434,10 @@ func (c *textCheck) settle(ctx context.Context, st store.Audit, walked store.Aud
 // uncovered counts in res the texts of missing that an erasure the chain
 // records (or, with TrustErasureMarks, the store's mark) covers and
 // returns the others.
-func (c *textCheck) uncovered(missing []Record, o VerifyOptions, mark func(Record) (time.Time, error), res *VerifyResult) ([]Record, error) {
-	var left []Record
+func (c *textCheck) uncovered(missing []missingText, o VerifyOptions, mark func(missingText) (time.Time, error), res *VerifyResult) ([]missingText, error) {
+	var left []missingText
 	for _, body := range missing {
-		if erasureCovers(c.erased[[2]string{body.Client, body.User}], body, o.skew()) {
+		if erasureCovers(c.erased[[2]string{body.Client, body.User}], body.Time, o.skew()) {
 			res.TextsGone++
 			continue
 		}
@@ -427,7 +446,7 @@ func (c *textCheck) uncovered(missing []Record, o VerifyOptions, mark func(Recor
 			if err != nil {
 				return nil, err
 			}
-			if erasureCovers(at, body, o.skew()) {
+			if erasureCovers(at, body.Time, o.skew()) {
 				res.TextsGone++
 				res.TextsGoneByMark++
 				continue
@@ -471,18 +490,18 @@ func (c *textCheck) erasuresAfter(ctx context.Context, st store.Audit, walked st
 	}
 }
 
-// erasureCovers reports whether an erasure at at covers the text of body:
-// one of its time at most skew after at, to the millisecond (the Redis
-// mark's resolution): the Worker keeps no text said at or before an
-// erasure, and, since replicas' clocks differ by up to skew, none said up
-// to skew after it either (Worker.keepText).
-func erasureCovers(at time.Time, body Record, skew time.Duration) bool {
-	return !at.IsZero() && at.Add(skew).UnixMilli() >= body.Time.UnixMilli()
+// erasureCovers reports whether an erasure at at covers the text of a
+// record of time said: one said at most skew after at, to the millisecond
+// (the Redis mark's resolution): the Worker keeps no text said at or
+// before an erasure, and, since replicas' clocks differ by up to skew, none
+// said up to skew after it either (Worker.keepText).
+func erasureCovers(at, said time.Time, skew time.Duration) bool {
+	return !at.IsZero() && at.Add(skew).UnixMilli() >= said.UnixMilli()
 }
 
 // removed reports the first of texts, missing with nothing to explain it,
 // as removed without erasure, saying what erasure there is of its user.
-func (c *textCheck) removed(texts []Record, o VerifyOptions, mark func(Record) (time.Time, error)) error {
+func (c *textCheck) removed(texts []missingText, o VerifyOptions, mark func(missingText) (time.Time, error)) error {
 	if len(texts) == 0 {
 		return nil
 	}
@@ -496,7 +515,7 @@ func (c *textCheck) removed(texts []Record, o VerifyOptions, mark func(Record) (
 	if err != nil {
 		return err
 	}
-	if erasureCovers(m, body, o.skew()) {
+	if erasureCovers(m, body.Time, o.skew()) {
 		why += " (the store holds an erasure mark of " + m.UTC().Format(ms) +
 			" outside the chain: an erasure by an earlier version is accepted with -trust-marks)"
 	}
@@ -517,7 +536,7 @@ func latest(a, b time.Time) time.Time {
 // clients' users an erasure's record is, with the latest such erasure's
 // time: at the head of the user's erasure queue (ErasureEvent), or of
 // store.DefaultEventKey's, where earlier versions queued every erasure's.
-func pendingEvents(ctx context.Context, ob store.Outbox, texts []Record) (map[string]bool, map[[2]string]time.Time, error) {
+func pendingEvents(ctx context.Context, ob store.Outbox, texts []missingText) (map[string]bool, map[[2]string]time.Time, error) {
 	keys := []string{store.DefaultEventKey}
 	seen := map[string]bool{store.DefaultEventKey: true}
 	for _, body := range texts {
@@ -557,7 +576,7 @@ func pendingEvents(ctx context.Context, ob store.Outbox, texts []Record) (map[st
 // (ProposalEvent, store.ProposalEventKey), or the default key of an event
 // that names neither. They are prefixes to Outbox.OutboxHeads, so other keys
 // they start may be listed too; the event id tells the record's apart.
-func eventKeys(body Record) []string {
+func eventKeys(body missingText) []string {
 	var keys []string
 	if body.OrderNo != "" {
 		keys = append(keys, body.OrderNo)
