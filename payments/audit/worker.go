@@ -279,8 +279,16 @@ func (w *Worker) apply(ctx context.Context, e store.Event) (uint64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("audit: read head: %w", err)
 		}
-		if err := w.seen.cover(ctx, w.st, head, e.CreatedAt.Add(-w.skew)); err != nil {
+		readTo, err := w.seen.cover(ctx, w.st, head, e.CreatedAt.Add(-w.skew))
+		if err != nil {
 			return 0, err
+		}
+		if readTo != 0 {
+			// Records this worker read in the chain are past its head now:
+			// cut from the end (or the head moved back). Said at once, an
+			// outside record of the cut, whatever is appended after it.
+			w.log.ErrorContext(ctx, "audit chain cut: its head is behind records read in it; run paygate audit verify --head with a head published before",
+				"alert", true, "head_seq", head.Seq, "read_to_seq", readTo)
 		}
 		if seq, ok := w.seen.ids[e.ID]; ok {
 			w.m.records.WithLabelValues("duplicate").Inc()
@@ -435,18 +443,26 @@ func (s *seenIndex) reset(at uint64) {
 
 // cover makes the index hold every record up to head and, backwards, every
 // record appended after since (so any record of an event created after since
-// is in it).
-func (s *seenIndex) cover(ctx context.Context, st store.Audit, head store.AuditHead, since time.Time) error {
+// is in it). It returns the last record it had read when head is behind it,
+// else 0: a record is readable only once the head has reached it (an
+// append moves both in one step), so a head read later that is behind
+// records read before was moved back, the records after it cut from the
+// end (or they were never appended).
+func (s *seenIndex) cover(ctx context.Context, st store.Audit, head store.AuditHead, since time.Time) (uint64, error) {
+	var cut uint64
+	if head.Seq < s.hi {
+		cut = s.hi
+	}
 	if head.Seq < s.hi || (s.hi == 0 && s.lo == 0 && head.Seq > 0 && len(s.entries) == 0) {
-		s.reset(head.Seq) // first use, or the chain was replaced
+		s.reset(head.Seq) // first use, or the chain was cut or replaced
 	}
 	for s.hi < head.Seq {
 		recs, err := st.ReadAudit(ctx, s.hi+1, readPage)
 		if err != nil {
-			return fmt.Errorf("audit: read chain: %w", err)
+			return cut, fmt.Errorf("audit: read chain: %w", err)
 		}
 		if len(recs) == 0 || recs[0].Seq != s.hi+1 {
-			return fmt.Errorf("audit: record %d missing from the chain", s.hi+1)
+			return cut, fmt.Errorf("audit: record %d missing from the chain", s.hi+1)
 		}
 		for _, r := range recs {
 			if r.Seq != s.hi+1 {
@@ -463,10 +479,10 @@ func (s *seenIndex) cover(ctx context.Context, st store.Audit, head store.AuditH
 		}
 		recs, err := st.ReadAudit(ctx, from, int(s.lo-from+1))
 		if err != nil {
-			return fmt.Errorf("audit: read chain: %w", err)
+			return cut, fmt.Errorf("audit: read chain: %w", err)
 		}
 		if uint64(len(recs)) != s.lo-from+1 {
-			return fmt.Errorf("audit: records %d..%d missing from the chain", from, s.lo)
+			return cut, fmt.Errorf("audit: records %d..%d missing from the chain", from, s.lo)
 		}
 		front := make([]seenEntry, 0, len(recs)+len(s.entries))
 		for _, r := range recs {
@@ -480,7 +496,7 @@ func (s *seenIndex) cover(ctx context.Context, st store.Audit, head store.AuditH
 		s.lo = from - 1
 	}
 	s.prune(since)
-	return nil
+	return cut, nil
 }
 
 // prune forgets entries older than keepSeen before since, keeping the newest
