@@ -153,6 +153,7 @@ type Response struct {
 	finished  bool      // a finish_reason was seen (of every choice shown, with choices)
 	choices   *choiceSet
 	malformed int
+	lost      int   // malformed events skipped before the answer finished (Skipped)
 	end       error // sticky terminal result of Next (of Read, piped)
 	piped     bool  // a passthrough answer returned at its head (Read)
 	endsWhole bool  // the caller has the whole piped answer so far (EndsWhole)
@@ -313,6 +314,9 @@ func (a *Response) noteMalformed(ev sse.Event) bool {
 		return true
 	}
 	a.malformed++
+	if !a.whole() && mayHoldChunk(ev.Data) {
+		a.lost++
+	}
 	a.r.log.WarnContext(&a.ctx, "upstream malformed event skipped", "provider", a.Provider, "model", a.Model, "bytes", len(ev.Data))
 	return true
 }
@@ -323,6 +327,20 @@ func (a *Response) noteMalformed(ev sse.Event) bool {
 func blankData(ev sse.Event) bool {
 	return len(bytes.TrimSpace(ev.Data)) == 0 && string(ev.Name) != "error"
 }
+
+// Skipped reports how many events of the answer were skipped as malformed
+// (SPEC 5) before it finished, those before the first token included,
+// that may have been a chunk: what they carried is missing from the events
+// Next returned. A caller that assembles a tool call from them must not
+// act on it: the pieces left can make valid arguments that are not the
+// model's ({"sku":"a"} without its lost `,"quantity":2`). Blank keep-alive
+// events, and those with no bracket (a word some servers send as a
+// keep-alive), lose nothing and are not counted.
+func (a *Response) Skipped() int { return a.lost }
+
+// mayHoldChunk reports whether a malformed event's data may be a chunk,
+// cut or garbled: it has an object's or array's bracket.
+func mayHoldChunk(data []byte) bool { return bytes.ContainsAny(data, "{[") }
 
 // skipMalformed is noteMalformed after the first token: the maxMalformed-th
 // ends the stream (a.end), as complete once the answer had finished

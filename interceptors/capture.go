@@ -43,6 +43,12 @@ type ToolCall struct {
 	// call's type. Payment tools are offered only as functions: a payment
 	// call marked Custom is refused, never executed.
 	Custom bool
+	// Damaged: an event of the call's round was skipped unread (Lose), so
+	// a piece of its arguments may be missing, and the pieces left can
+	// still be valid arguments that are not the model's ({"sku":"a"}
+	// without its lost `,"quantity":2`). Set on the round's payment calls
+	// only, for the turn loop to refuse: never executed.
+	Damaged bool
 }
 
 // Usage is a round's token usage as the provider reported it.
@@ -206,6 +212,8 @@ type Capture struct {
 	choiceUsageRaw []byte
 	hasChoiceUsage bool
 	errRaw         []byte
+	// lost: an event of the round was skipped unread (Lose).
+	lost bool
 
 	// The bytes before the delta of this round's text chunks (see
 	// scanTextAfter) and where the id and created are in them.
@@ -330,6 +338,7 @@ func (c *Capture) StartRound(round int, turnID string, created int64) {
 	c.choiceUsageRaw = c.choiceUsageRaw[:0]
 	c.hasChoiceUsage = false
 	c.errRaw = nil
+	c.lost = false
 	c.prefix = c.prefix[:0]
 	c.tail.learn("")
 	c.slowSeen = 0
@@ -382,6 +391,10 @@ const keyReason = "_reason\""
 //     dropped the same way.
 //   - A chunk with a top-level "error" (OpenRouter's mid-stream error) is
 //     not returned; the error is kept for EndRound.
+//   - A chunk Process cannot read (an error), an object or an array, is
+//     lost to the round before its finish chunk: its payment calls are
+//     reported Damaged (see Lose). A string, number or null is no chunk
+//     and loses nothing.
 //
 // A text chunk (one delta with text, no tool call, no finish_reason, no
 // usage) is recognised with a few byte searches (scanText) and returned as
@@ -390,6 +403,11 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 	if len(data) == 0 || data[0] != '{' {
 		data = trimSpace(data)
 		if len(data) == 0 || data[0] != '{' {
+			// An array may be chunks; a string, number or null (some
+			// relays slip one in) holds no piece of a call.
+			if len(data) > 0 && data[0] == '[' {
+				c.unread()
+			}
 			return nil, ErrMalformedChunk
 		}
 	}
@@ -439,12 +457,30 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 	// whole chunk (failover already skips malformed events; this keeps the
 	// Capture safe on its own).
 	if !gjson.Valid(s) {
+		c.unread()
 		return nil, ErrMalformedChunk
 	}
 	if ambiguousChunk(s) {
+		c.unread()
 		return nil, ErrAmbiguousChunk
 	}
 	return c.slow(data, s), nil
+}
+
+// Lose notes that an event of the round was skipped before it reached
+// Process (the relay's reader skips a malformed one, SPEC 5): the round's
+// payment calls are reported Damaged, as they are after an event Process
+// itself refused (ErrMalformedChunk, ErrAmbiguousChunk). Nothing says
+// which call the event carried a piece of, if any, so none of the round's
+// is run.
+func (c *Capture) Lose() { c.lost = true }
+
+// unread notes a chunk Process could not read: lost to the round unless
+// the round's finish chunk came before it, by when its calls were whole.
+func (c *Capture) unread() {
+	if !c.hasFinish {
+		c.lost = true
+	}
 }
 
 // Held is how many bytes of the round's text the capture holds: its
@@ -581,6 +617,7 @@ func (c *Capture) EndRound() RoundResult {
 			tc.Index = sl.clientIdx
 			r.ClientCalls = append(r.ClientCalls, tc)
 		} else {
+			tc.Damaged = c.lost
 			r.PaymentCalls = append(r.PaymentCalls, tc)
 		}
 	}

@@ -761,6 +761,11 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 		}
 		ev, err := resp.Next()
 		if errors.Is(err, io.EOF) {
+			if resp.Skipped() > 0 {
+				// What the skipped events carried may be a piece of a
+				// payment call: the round's are not run (execute).
+				capture.Lose()
+			}
 			return nil
 		}
 		if err != nil {
@@ -928,6 +933,12 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 		switch {
 		case c.Name == "":
 			out = t.s.tools.Refused(c.Name, "the tool call has no single name")
+		case c.Damaged:
+			// An event of the round was unreadable and skipped (SPEC 5):
+			// it may have carried a piece of these arguments, and what is
+			// left may still parse as a call the model did not make.
+			out = t.s.tools.Refused(c.Name, "part of the answer that carried this call could not be read, so its arguments may be incomplete; nothing was done")
+			t.s.log.Warn("payment call from a round with an unreadable event not executed", "request_id", reqInfo(t.r).id, "tool", c.Name)
 		case c.Custom:
 			// Payment tools are offered only as function tools, whose
 			// arguments the tool validates against its schema; a custom

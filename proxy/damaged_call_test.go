@@ -1,0 +1,94 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// rawPieces answers with the given bytes, flushed piece by piece: the
+// stream exactly as a provider's server wrote it.
+func rawPieces(pieces ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, p := range pieces {
+			_, _ = io.WriteString(w, p)
+			w.(http.Flusher).Flush()
+		}
+	}
+}
+
+// TestStreamedPaymentCallWithALostEventNotRun: a payment call whose
+// arguments came over several events, one of which paygate could not
+// read (a relay's truncated event, which failover skips as malformed; a
+// chunk naming a member twice, which the capture skips), is refused, not
+// run: the pieces that are left can still make a valid call that is not
+// the one the model made. Here the model asked for two, and without the
+// lost `,"quantity":2` paygate bought one. An event that cannot be a chunk
+// (blank, a word, a null) in the middle of the call loses nothing, and the
+// call runs.
+func TestStreamedPaymentCallWithALostEventNotRun(t *testing.T) {
+	const head = `data: {"id":"q1","object":"chat.completion.chunk","created":1,"model":"m","choices":`
+	args := func(frag string) string {
+		return head + `[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":` + frag + `}}]},"finish_reason":null}]}` + "\n\n"
+	}
+	first := head + `[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\""}}]},"finish_reason":null}]}` + "\n\n"
+	finish := head + `[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}` + "\n\n"
+	truncated := strings.TrimSuffix(args(`",\"quantity\":2"`), "}\n\n") + "\n\n"
+	twice := head + `[],"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":",\"quantity\":2"}}]},"finish_reason":null}]}` + "\n\n"
+	tests := []struct {
+		name   string
+		middle string // the event between the first and the last piece of the arguments
+		after  string // an event after the finish chunk
+		run    bool
+	}{
+		{"a truncated event", truncated, "", false},
+		{"a chunk naming its choices twice", twice, "", false},
+		{"a blank keep-alive", "data: \n\n", "", true},
+		// Events that cannot be a chunk lose nothing either: a word some
+		// servers send as a keep-alive, a null some relays slip in.
+		{"a word", "data: ping\n\n", "", true},
+		{"a null", "data: null\n\n", "", true},
+		// Nor do unreadable events after the round's finish: the call was
+		// whole by then.
+		{"a truncated event after the finish", "", truncated, true},
+		{"a chunk naming its choices twice after the finish", "", twice, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tools := &recordingTools{}
+			fp := newFakeProvider(t, roundByRound(
+				rawPieces(first, tc.middle, args(`"}"`), finish, tc.after, "data: [DONE]\n\n"),
+				textRound(true, "Let me check with you first.")))
+			url := toolsProxy(t, fp.URL, tools, nil)
+			resp := post(t, url, "/v1/chat/completions", chatBody(true, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			got := tools.executed()
+			if tc.run {
+				if !slices.Equal(got, []string{`create_order {"sku":"premium-monthly"}`}) {
+					t.Fatalf("executed %q; want the call run once", got)
+				}
+				return
+			}
+			if len(got) != 0 {
+				t.Fatalf("executed %q; want nothing run of a call an unreadable event may have carried a piece of", got)
+			}
+			reqs := fp.requests()
+			if len(reqs) != 2 {
+				t.Fatalf("%d upstream requests; want the refusal sent back to the model in a second round", len(reqs))
+			}
+			result := gjson.GetBytes(reqs[1].Body, `messages.#(role=="tool").content`).Str
+			if gjson.Get(result, "status").Str != "not_executed" {
+				t.Errorf("tool result %s; want not_executed", result)
+			}
+			if !strings.Contains(body, "Let me check with you first.") {
+				t.Errorf("stream %s; want the second round's words", body)
+			}
+		})
+	}
+}
