@@ -52,7 +52,8 @@ var eventFields = [][]byte{[]byte("data:"), []byte(":"), []byte("event:"), []byt
 // event (the error it stands for, as before the first byte of a stream),
 // [DONE] or the body's end before every choice shown had its finish_reason
 // (a cut answer: a tool call in it may be cut), no choice at all, three
-// malformed events. A body cut (readErr) after every choice's finish is
+// malformed events, or one before the finish of an answer with a tool call
+// (a piece of its arguments may be lost). A body cut (readErr) after every choice's finish is
 // whole, as a stream cut so is. choices is the request's n when above 1:
 // a body that ends without [DONE] must have shown each of them.
 func (r *Router) streamedCompletion(a *Response, data []byte, readErr error, limit int64, choices int) ([]byte, *failure) {
@@ -60,6 +61,7 @@ func (r *Router) streamedCompletion(a *Response, data []byte, readErr error, lim
 	defer rd.Release()
 	b := completionBuilder{limit: limit}
 	done := false
+	lost := 0 // malformed events skipped before the answer's finish
 read:
 	for !done {
 		ev, err := rd.Next()
@@ -100,6 +102,9 @@ read:
 			continue
 		}
 		if a.noteMalformed(ev) {
+			if !b.finished() && mayHoldChunk(ev.Data) {
+				lost++
+			}
 			if a.malformed >= maxMalformed {
 				if b.finished() && len(b.choices) >= choices {
 					break read // after the answer's finish, as in a stream (Response.skipMalformed)
@@ -125,6 +130,15 @@ read:
 		if err := b.add(ev.Data); err != nil {
 			return nil, &failure{cause: CauseResponseTooLarge, status: http.StatusBadGateway, httpStatus: a.StatusCode, err: err}
 		}
+	}
+	if lost > 0 && b.hasCalls() {
+		// A skipped event may have held a piece of a tool call's
+		// arguments, and what is left can still be valid arguments the
+		// model did not make ({"sku":"a"} without its lost
+		// `,"quantity":2`): no answer, as events cut before their finish
+		// are none, so that no payment call runs on them.
+		return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: a.StatusCode,
+			err: fmt.Errorf("event stream answering a non-stream request: %d malformed events skipped in an answer with tool calls", lost)}
 	}
 	body, err := b.build()
 	if err != nil {
@@ -667,6 +681,17 @@ func (b *completionBuilder) addCall(call *builtCall, tc gjson.Result, tool bool)
 // at least shown.
 func (b *completionBuilder) finished() bool {
 	return len(b.choices) > 0 && b.open == 0
+}
+
+// hasCalls reports whether a choice has a tool call or a legacy
+// function_call.
+func (b *completionBuilder) hasCalls() bool {
+	for _, c := range b.choices {
+		if len(c.calls) > 0 || c.function != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // The completion's shape, its members in OpenAI's order.
