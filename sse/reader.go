@@ -53,6 +53,9 @@ type Reader struct {
 	// blank line.
 	pendingCR bool
 	spill     []byte // a line longer than the bufio buffer
+	// err is a read error held back while what came whole before it is
+	// returned (Next, readLine); every later read returns it.
+	err error
 }
 
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
@@ -82,7 +85,13 @@ func (r *Reader) Comments() int { return r.comments }
 // lone "event:" or only comments) are skipped, as the standard says. At the end
 // of input Next returns io.EOF; a final event not closed by a blank line is
 // still dispatched first, because some providers close the connection right
-// after their last "data:" line.
+// after their last "data:" line. So is one whose data lines came before a
+// read error: the connection closed without the chunked body's terminator
+// (io.ErrUnexpectedEOF, a server that exits right after its last write), or
+// a wait cut short; the error comes with the next call. A finish chunk
+// that arrived whole was otherwise lost with the connection's end, and a
+// complete answer taken for a cut one. A last line without its line end
+// is taken at the end of input, io.EOF or io.ErrUnexpectedEOF alike.
 func (r *Reader) Next() (Event, error) {
 	r.buffered = 0
 	r.data = r.data[:0]
@@ -91,7 +100,8 @@ func (r *Reader) Next() (Event, error) {
 	for {
 		line, err := r.readLine()
 		if err != nil {
-			if errors.Is(err, io.EOF) && r.hasData {
+			if r.hasData {
+				r.err = err
 				return Event{Data: r.data, Name: r.name}, nil
 			}
 			return Event{}, err
@@ -217,6 +227,9 @@ var (
 // (scanLine) it honours all three. Only a stream that mixes the two, which
 // no server does, is read otherwise than the standard says.
 func (r *Reader) readLine() ([]byte, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
 	if r.ends != endsLF {
 		return r.scanLine()
 	}
@@ -233,12 +246,19 @@ func (r *Reader) readLine() ([]byte, error) {
 		line = r.spill
 	}
 	if err != nil {
-		if errors.Is(err, io.EOF) && len(line) > 0 {
+		if endOfInput(err) && len(line) > 0 {
+			r.err = err
 			return trimEOL(line), nil
 		}
 		return nil, err
 	}
 	return trimEOL(line), nil
+}
+
+// endOfInput reports a read error that ends the input: io.EOF, or the
+// connection's end before the chunked body's terminator.
+func endOfInput(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // scanLine reads a line that may end with CRLF, LF or a lone CR: the
@@ -287,13 +307,14 @@ func (r *Reader) scanLine() ([]byte, error) {
 			return r.firstLine(line), nil
 		}
 		if err != nil {
-			if errors.Is(err, io.EOF) && (len(b) > 0 || spilled && len(r.spill) > 0) {
+			if endOfInput(err) && (len(b) > 0 || spilled && len(r.spill) > 0) {
 				line := b
 				if spilled {
 					r.spill = append(r.spill, b...)
 					line = r.spill
 				}
 				_, _ = r.br.Discard(len(b))
+				r.err = err
 				return r.firstLine(line), nil
 			}
 			return nil, err

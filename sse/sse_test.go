@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -69,6 +70,53 @@ func TestReader(t *testing.T) {
 			got = readAll(t, iotest.OneByteReader(strings.NewReader(tc.in)))
 			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
 				t.Errorf("one byte at a time: got %q; want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestReaderDispatchesBeforeAReadError: an event whose data lines came
+// whole is dispatched when the read that would have brought its blank line
+// fails, and the error comes with the next call; a last line without its
+// line end is taken when the connection ends without the chunked body's
+// terminator (io.ErrUnexpectedEOF) as at io.EOF. A line cut by any other
+// error is not taken.
+func TestReaderDispatchesBeforeAReadError(t *testing.T) {
+	reset := errors.New("connection reset")
+	tests := []struct {
+		name string
+		in   string
+		err  error
+		want []string
+	}{
+		{"blank line missing", "data: a\n\ndata: b\n", io.ErrUnexpectedEOF, []string{"a", "b", "err:" + io.ErrUnexpectedEOF.Error()}},
+		{"line end missing", "data: a\n\ndata: b", io.ErrUnexpectedEOF, []string{"a", "b", "err:" + io.ErrUnexpectedEOF.Error()}},
+		{"first line, line end missing", "data: b", io.ErrUnexpectedEOF, []string{"b", "err:" + io.ErrUnexpectedEOF.Error()}},
+		{"crlf, blank line missing", "data: a\r\n\r\ndata: b\r\n", io.ErrUnexpectedEOF, []string{"a", "b", "err:" + io.ErrUnexpectedEOF.Error()}},
+		{"another error, blank line missing", "data: a\n\ndata: b\n", reset, []string{"a", "b", "err:" + reset.Error()}},
+		{"another error, line end missing", "data: a\n\ndata: b", reset, []string{"a", "err:" + reset.Error()}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, src := range []io.Reader{
+				io.MultiReader(strings.NewReader(tc.in), iotest.ErrReader(tc.err)),
+				io.MultiReader(iotest.OneByteReader(strings.NewReader(tc.in)), iotest.ErrReader(tc.err)),
+			} {
+				sr := NewReader(src)
+				var got []string
+				for range 5 { // the error is returned again
+					ev, err := sr.Next()
+					if err != nil {
+						got = append(got, "err:"+err.Error())
+						continue
+					}
+					got = append(got, string(ev.Data))
+				}
+				sr.Release()
+				want := append(tc.want, slices.Repeat(tc.want[len(tc.want)-1:], 5-len(tc.want))...)
+				if !slices.Equal(got, want) {
+					t.Errorf("got %q; want %q", got, want)
+				}
 			}
 		})
 	}
