@@ -1,0 +1,164 @@
+package jsonscan
+
+import "strings"
+
+// A Level is the members of one object that a reader reads, the members
+// Ambiguous allows neither a repeat nor another spelling: paygate's
+// walkers and gjson take a repeated member's first copy, and only the
+// exact name, where the bot's parser (JSON.parse, Python's json, Go's
+// encoding/json) takes the last, and encoding/json any case. An answer
+// that names one of them twice, or a "Tool_calls" beside the tool_calls,
+// reads one way to paygate and another to the bot.
+type Level struct {
+	Fields []Field // at most 64
+}
+
+// A Field is a member of a Level.
+type Field struct {
+	Name string
+	// Below, when not nil, is the level of the member's value: an object
+	// (Elements false) or the objects of an array (Elements true). A value
+	// of the other kind is not walked, nor an array's other elements.
+	Below    *Level
+	Elements bool
+	// Unchecked: the member may repeat or come in another case, as its
+	// reader checks that itself (the proxy's callName refuses a call that
+	// names itself twice); Below is walked in its first exactly named copy.
+	Unchecked bool
+}
+
+// A Dup is a member of a Level that a JSON text names twice or in another
+// case: the first Ambiguous met.
+type Dup struct {
+	Key  string // the key as the text spells it, decoded (a view of the text)
+	Name string // the Field's name
+	// Case: Key spells Name in another case; else Name comes twice.
+	Case bool
+	// up is the path down to the object Key is in, innermost first: the
+	// field each level below the top descended by, and whether into an
+	// array's element. Filled as the walk unwinds, so a text with no Dup
+	// costs nothing for it.
+	up    [maxDepth]step
+	depth int
+}
+
+type step struct {
+	name     string
+	elements bool
+}
+
+// maxDepth bounds the path a Dup keeps: deeper levels are still walked
+// and checked, their path cut short.
+const maxDepth = 8
+
+// Path is the path of the object the Dup's member is in, each level's
+// field followed by "[]" for an array's element and ".": "" at the top,
+// "choices[].message." below.
+func (d *Dup) Path() string {
+	var b strings.Builder
+	for i := d.depth - 1; i >= 0; i-- {
+		b.WriteString(d.up[i].name)
+		if d.up[i].elements {
+			b.WriteString("[]")
+		}
+		b.WriteByte('.')
+	}
+	return b.String()
+}
+
+// String names the member with its path and what is wrong with it:
+// "choices[].message.Tool_calls (tool_calls spelled in another case)",
+// "usage.prompt_tokens (named twice)".
+func (d *Dup) String() string {
+	if d.Case {
+		return d.Path() + d.Key + " (" + d.Name + " spelled in another case)"
+	}
+	return d.Path() + d.Name + " (named twice)"
+}
+
+// Ambiguous reports whether the object at s[at] (s valid JSON) names a
+// member of lv, or of a level below it in the values it holds, twice in
+// one object or in another case, and when so and d is not nil puts the
+// first one met in *d. It walks by position, once, in document order,
+// and allocates nothing unless a key is spelled with escapes: it runs on
+// every chunk off the stream capture's fast path and on every non-stream
+// answer. A text with no object at s[at] has none.
+func Ambiguous(s string, at int, lv *Level, d *Dup) bool {
+	if at >= len(s) || s[at] != '{' {
+		return false
+	}
+	return walkLevel(s, at, lv, d) == -2
+}
+
+// walkLevel walks the object at s[at] of level lv and returns the index
+// after it, -1 where the structure breaks, or -2 when it (or an object
+// below it) names a member of its level twice or in another case.
+func walkLevel(s string, at int, lv *Level, d *Dup) int {
+	var seen uint64 // bit j: lv.Fields[j] met
+	for i := at + 1; ; {
+		m, ok := MemberStart(s, i, true)
+		if !ok {
+			return m.End
+		}
+		k := KeyName(m.Key)
+		var f *Field
+		for j := range lv.Fields {
+			fj := &lv.Fields[j]
+			if len(k) != len(fj.Name) || !strings.EqualFold(k, fj.Name) {
+				continue
+			}
+			if fj.Unchecked {
+				if k == fj.Name && seen&(1<<j) == 0 {
+					seen |= 1 << j
+					f = fj
+				}
+				break
+			}
+			if k != fj.Name || seen&(1<<j) != 0 {
+				if d != nil {
+					*d = Dup{Key: k, Name: fj.Name, Case: k != fj.Name}
+				}
+				return -2
+			}
+			seen |= 1 << j
+			f = fj
+			break
+		}
+		switch {
+		case f == nil || f.Below == nil:
+			i = SkipValue(s, m.At)
+		case !f.Elements && s[m.At] == '{':
+			i = walkLevel(s, m.At, f.Below, d)
+		case f.Elements && s[m.At] == '[':
+			i = walkElements(s, m.At, f.Below, d)
+		default:
+			i = SkipValue(s, m.At)
+		}
+		if i == -2 && d != nil && d.depth < maxDepth {
+			d.up[d.depth] = step{f.Name, f.Elements}
+			d.depth++
+		}
+		if i < 0 {
+			return i
+		}
+	}
+}
+
+// walkElements walks the array at s[at] whose object elements are of
+// level lv (walkLevel) and returns the index after it, -1 or -2.
+func walkElements(s string, at int, lv *Level, d *Dup) int {
+	for i := at + 1; ; {
+		m, ok := MemberStart(s, i, false)
+		if !ok {
+			return m.End
+		}
+		if s[m.At] == '{' {
+			i = walkLevel(s, m.At, lv, d)
+		} else {
+			i = SkipValue(s, m.At)
+		}
+		if i < 0 {
+			return i
+		}
+	}
+}

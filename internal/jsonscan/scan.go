@@ -1,0 +1,181 @@
+// Package jsonscan walks JSON by position: it finds an object's members
+// and an array's elements, skips values by their brackets and quotes, and
+// decodes nothing but an escaped key. The stream capture (interceptors)
+// reads chunks with it on the per-chunk path, where a decode per chunk
+// would allocate, and both it and the non-stream answer check (failover)
+// refuse a JSON text that names a member they read twice or in another
+// case with one walker (Ambiguous), so the two cannot drift apart.
+//
+// The walks follow structure only: the text is valid JSON (the caller
+// checked), and where it is not they stop where the structure breaks.
+package jsonscan
+
+import (
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// Member is an object member (or an array element, with no key) located
+// in a JSON text.
+type Member struct {
+	KeyAt   int    // the key's opening quote; -1 for an array element
+	Key     string // the key as written, without quotes
+	At, End int    // the value
+}
+
+// NextMember returns the member of the object (or the element of the
+// array) at or after i, and false at the closing bracket. The text is
+// valid JSON (the caller checked), so the walk only follows structure.
+func NextMember(s string, i int, object bool) (m Member, ok bool) {
+	if m, ok = MemberStart(s, i, object); !ok {
+		return m, false
+	}
+	if m.End = SkipValue(s, m.At); m.End < 0 {
+		return m, false
+	}
+	return m, true
+}
+
+// MemberStart is NextMember without skipping the value, for a reader that
+// descends into it: m.At is where the value starts and m.End is unset. At
+// the closing bracket it returns false with m.End the index after the
+// bracket; where the structure breaks, false with m.End -1.
+func MemberStart(s string, i int, object bool) (m Member, ok bool) {
+	for i < len(s) && (IsSpace(s[i]) || s[i] == ',') {
+		i++
+	}
+	m.End = -1
+	if i >= len(s) {
+		return m, false
+	}
+	if s[i] == '}' || s[i] == ']' {
+		m.End = i + 1
+		return m, false
+	}
+	m.KeyAt = -1
+	if object {
+		if s[i] != '"' {
+			return m, false
+		}
+		e := StringEnd(s, i+1)
+		if e < 0 {
+			return m, false
+		}
+		m.KeyAt, m.Key = i, s[i+1:e]
+		i = SkipSpace(s, e+1)
+		if i >= len(s) || s[i] != ':' {
+			return m, false
+		}
+		i = SkipSpace(s, i+1)
+	}
+	if i >= len(s) {
+		return m, false
+	}
+	m.At = i
+	return m, true
+}
+
+// SkipValue returns the index after the JSON value at s[i], or -1.
+func SkipValue(s string, i int) int {
+	if i >= len(s) {
+		return -1
+	}
+	switch s[i] {
+	case '"':
+		e := StringEnd(s, i+1)
+		if e < 0 {
+			return -1
+		}
+		return e + 1
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(s); j++ {
+			switch s[j] {
+			case '"':
+				e := StringEnd(s, j+1)
+				if e < 0 {
+					return -1
+				}
+				j = e
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	}
+	j := i
+	for j < len(s) && s[j] != ',' && s[j] != '}' && s[j] != ']' && !IsSpace(s[j]) {
+		j++
+	}
+	return j
+}
+
+// KeyName is a raw key as a parser sees it: a key spelled with escapes
+// ("tool\u005fcalls") is decoded, so it cannot pass for another one.
+func KeyName(raw string) string {
+	if strings.IndexByte(raw, '\\') < 0 {
+		return raw
+	}
+	return gjson.Parse(`"` + raw + `"`).Str
+}
+
+// StringEnd returns the index of the quote closing the JSON string whose
+// contents start at from, or -1. Most strings in a chat body are short
+// (keys, ids, roles), and for those a byte loop ends before a call to
+// IndexByte would have paid off; longer ones are searched.
+func StringEnd(s string, from int) int {
+	i := from
+	for end := min(len(s), from+shortString); i < end; i++ {
+		switch s[i] {
+		case '"':
+			return i
+		case '\\':
+			i++ // the escaped byte is not a delimiter
+		}
+	}
+	if i >= len(s) {
+		return -1
+	}
+	return stringEndSearch(s, from, i)
+}
+
+// shortString is how many bytes of a string StringEnd reads one by one.
+const shortString = 24
+
+// stringEndSearch is StringEnd for a string with no delimiter before at
+// (at is not inside an escape): it searches for quotes and counts the
+// backslashes before each.
+func stringEndSearch(s string, from, at int) int {
+	for {
+		q := strings.IndexByte(s[at:], '"')
+		if q < 0 {
+			return -1
+		}
+		q += at
+		n := 0
+		for b := q - 1; b >= from && s[b] == '\\'; b-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q
+		}
+		at = q + 1
+	}
+}
+
+// SkipSpace returns the index of the first byte at or after i that is not
+// JSON white space.
+func SkipSpace(s string, i int) int {
+	for i < len(s) && IsSpace(s[i]) {
+		i++
+	}
+	return i
+}
+
+// IsSpace reports whether c is JSON white space.
+func IsSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
