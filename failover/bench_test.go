@@ -115,8 +115,8 @@ func BenchmarkRound(b *testing.B) {
 }
 
 // BenchmarkAmbiguousMember is the duplicate-member check every non-stream
-// answer takes, on an OpenAI chat completion of the bench's size: one gjson
-// walk per object it reads.
+// answer, on an OpenAI chat completion of the bench's size: one walk by
+// position over the answer (jsonscan.Ambiguous).
 func BenchmarkAmbiguousMember(b *testing.B) {
 	data := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","system_fingerprint":"fp_1","choices":[{"index":0,"message":{"role":"assistant","content":"Sure, here is a short answer to your question about the plan and its price.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":120,"completion_tokens":24,"total_tokens":144,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}`)
 	b.ReportAllocs()
