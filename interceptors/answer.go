@@ -5,6 +5,8 @@ import (
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/internal/jsonscan"
 )
 
 // Answer is what the turn loop needs from a non-stream chat.completion. Its
@@ -39,11 +41,11 @@ type Answer struct {
 	ToolCalls string
 }
 
-// ReadAnswer reads a chat.completion with the byte walker the stream capture
-// uses (scan.go), in one walk over the body: it descends into the first
-// choice's message and into the usage object where it meets them, skips
-// every other value by its brackets and quotes, and decodes nothing but the
-// few strings it keeps. This is the non-stream hot path: a path lookup per
+// ReadAnswer reads a chat.completion with the byte walker the stream
+// capture uses (internal/jsonscan), in one walk over the body: it descends
+// into the first choice's message and into the usage object where it meets
+// them, skips every other value by its brackets and quotes, and decodes
+// nothing but the few strings it keeps. This is the non-stream hot path: a path lookup per
 // field, as gjson does it, scans the same bytes again for each. Where a key
 // repeats, the first counts, as in a path lookup. body should be valid JSON
 // (it came with a provider's 2xx); on anything else the walk stops where
@@ -51,33 +53,33 @@ type Answer struct {
 func ReadAnswer(body []byte) Answer {
 	var a Answer
 	s := unsafeString(body)
-	i := skipSpace(s, 0)
+	i := jsonscan.SkipSpace(s, 0)
 	if i >= len(s) || s[i] != '{' {
 		return a
 	}
 	var seen uint8
-	walk(s, i, true, func(m member) int {
-		switch bit := answerField(keyName(m.key)); {
+	walk(s, i, true, func(m jsonscan.Member) int {
+		switch bit := answerField(jsonscan.KeyName(m.Key)); {
 		case bit == 0 || seen&bit != 0:
-			return skipValue(s, m.at)
-		case bit == seenChoices && s[m.at] == '[':
+			return jsonscan.SkipValue(s, m.At)
+		case bit == seenChoices && s[m.At] == '[':
 			seen |= bit
-			return readChoices(s, m.at, &a)
-		case bit == seenUsage && s[m.at] == '{':
+			return readChoices(s, m.At, &a)
+		case bit == seenUsage && s[m.At] == '{':
 			seen |= bit
 			a.HasUsage = true
-			return readUsageObject(s, m.at, &a.Usage)
+			return readUsageObject(s, m.At, &a.Usage)
 		default:
 			seen |= bit
-			end := skipValue(s, m.at)
+			end := jsonscan.SkipValue(s, m.At)
 			switch {
 			case end < 0:
 			case bit == seenID:
-				a.ID = stringValue(s[m.at:end])
+				a.ID = stringValue(s[m.At:end])
 			case bit == seenModel:
-				a.Model = stringValue(s[m.at:end])
+				a.Model = stringValue(s[m.At:end])
 			case bit == seenCreated:
-				a.Created = intValue(s[m.at:end])
+				a.Created = intValue(s[m.At:end])
 			}
 			return end
 		}
@@ -112,14 +114,14 @@ func answerField(key string) uint8 {
 }
 
 // walk calls member for each member of the object (or element of the
-// array) at s[at]; member returns the index after the value (skipValue's,
+// array) at s[at]; member returns the index after the value (jsonscan.SkipValue's,
 // or a reader's that descended into it), or -1. walk returns the index after
 // the object, or -1 where the structure breaks.
-func walk(s string, at int, object bool, member func(m member) int) int {
+func walk(s string, at int, object bool, member func(m jsonscan.Member) int) int {
 	for i := at + 1; ; {
-		m, ok := memberStart(s, i, object)
+		m, ok := jsonscan.MemberStart(s, i, object)
 		if !ok {
-			return m.end
+			return m.End
 		}
 		if i = member(m); i < 0 {
 			return -1
@@ -131,24 +133,24 @@ func walk(s string, at int, object bool, member func(m member) int) int {
 // the index after the array, or -1.
 func readChoices(s string, at int, a *Answer) int {
 	first := true
-	return walk(s, at, false, func(ch member) int {
-		if !first || s[ch.at] != '{' {
+	return walk(s, at, false, func(ch jsonscan.Member) int {
+		if !first || s[ch.At] != '{' {
 			first = false
-			return skipValue(s, ch.at)
+			return jsonscan.SkipValue(s, ch.At)
 		}
 		first = false
 		found := false
-		return walk(s, ch.at, true, func(m member) int {
-			if found || keyName(m.key) != "message" {
-				return skipValue(s, m.at)
+		return walk(s, ch.At, true, func(m jsonscan.Member) int {
+			if found || jsonscan.KeyName(m.Key) != "message" {
+				return jsonscan.SkipValue(s, m.At)
 			}
 			// The first "message" counts, as every repeated key here: a
 			// later one does not stand in for a first that is not an object.
 			found = true
-			if s[m.at] != '{' {
-				return skipValue(s, m.at)
+			if s[m.At] != '{' {
+				return jsonscan.SkipValue(s, m.At)
 			}
-			return readMessage(s, m.at, a)
+			return readMessage(s, m.At, a)
 		})
 	})
 }
@@ -157,49 +159,49 @@ func readChoices(s string, at int, a *Answer) int {
 // object at s[at] and returns the index after it, or -1.
 func readMessage(s string, at int, a *Answer) int {
 	var content, calls, reasoning, details, other bool
-	return walk(s, at, true, func(m member) int {
-		end := skipValue(s, m.at)
+	return walk(s, at, true, func(m jsonscan.Member) int {
+		end := jsonscan.SkipValue(s, m.At)
 		if end < 0 {
 			return -1
 		}
-		switch keyName(m.key) {
+		switch jsonscan.KeyName(m.Key) {
 		case "content":
 			if !content {
 				content = true
-				if s[m.at] == '[' {
+				if s[m.At] == '[' {
 					// An empty list is no parts: sent back, "content": []
 					// is a message with nothing in it.
-					if i := skipSpace(s, m.at+1); i < end && s[i] != ']' {
-						a.ContentParts = s[m.at:end] // cloned with the others
+					if i := jsonscan.SkipSpace(s, m.At+1); i < end && s[i] != ']' {
+						a.ContentParts = s[m.At:end] // cloned with the others
 					}
 				} else {
-					a.Content = stringValue(s[m.at:end])
+					a.Content = stringValue(s[m.At:end])
 				}
 			}
 		case "tool_calls":
 			if !calls {
 				calls = true
-				if s[m.at] == '[' {
-					a.ToolCalls = strings.Clone(s[m.at:end])
+				if s[m.At] == '[' {
+					a.ToolCalls = strings.Clone(s[m.At:end])
 				}
 			}
 		case "reasoning_content":
 			if !reasoning {
 				reasoning = true
-				a.Reasoning = stringValue(s[m.at:end])
+				a.Reasoning = stringValue(s[m.At:end])
 				a.ReasoningKey = KeyReasoningContent
 			}
 		case "reasoning":
 			if !reasoning && !other {
 				other = true // used when no reasoning_content comes
-				a.Reasoning = stringValue(s[m.at:end])
+				a.Reasoning = stringValue(s[m.At:end])
 				a.ReasoningKey = KeyReasoning
 			}
 		case "reasoning_details":
 			if !details {
 				details = true
-				if s[m.at] == '[' {
-					a.ReasoningDetails = s[m.at:end] // cloned with the others
+				if s[m.At] == '[' {
+					a.ReasoningDetails = s[m.At:end] // cloned with the others
 				}
 			}
 		}
@@ -212,18 +214,18 @@ func readMessage(s string, at int, a *Answer) int {
 func readUsageObject(s string, at int, u *Usage) int {
 	var seen uint8
 	var cached cachedCounts
-	end := walk(s, at, true, func(m member) int {
-		bit := usageField(keyName(m.key))
-		if bit == usageDetails && seen&bit == 0 && s[m.at] == '{' {
+	end := walk(s, at, true, func(m jsonscan.Member) int {
+		bit := usageField(jsonscan.KeyName(m.Key))
+		if bit == usageDetails && seen&bit == 0 && s[m.At] == '{' {
 			seen |= bit
-			return readCachedDetail(s, m.at, &cached.details)
+			return readCachedDetail(s, m.At, &cached.details)
 		}
-		end := skipValue(s, m.at)
+		end := jsonscan.SkipValue(s, m.At)
 		if end < 0 || bit == 0 || seen&bit != 0 {
 			return end
 		}
 		seen |= bit
-		n := intValue(s[m.at:end])
+		n := intValue(s[m.At:end])
 		switch bit {
 		case usagePrompt:
 			u.PromptTokens = n
@@ -248,11 +250,11 @@ func readUsageObject(s string, at int, u *Usage) int {
 // the object, or -1.
 func readCachedDetail(s string, at int, n *int64) int {
 	found := false
-	return walk(s, at, true, func(m member) int {
-		end := skipValue(s, m.at)
-		if end > 0 && !found && keyName(m.key) == "cached_tokens" {
+	return walk(s, at, true, func(m jsonscan.Member) int {
+		end := jsonscan.SkipValue(s, m.At)
+		if end > 0 && !found && jsonscan.KeyName(m.Key) == "cached_tokens" {
 			found = true
-			*n = intValue(s[m.at:end])
+			*n = intValue(s[m.At:end])
 		}
 		return end
 	})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/internal/jsonstr"
 	"github.com/paygate/paygate/internal/reasoning"
 )
@@ -227,7 +228,7 @@ type Capture struct {
 	out     []byte
 	scratch []byte
 	edits   []edit
-	extra   []member
+	extra   []jsonscan.Member
 	drops   [][2]int // the ranges of the chunk's "paygate" members
 	st      chunkState
 }

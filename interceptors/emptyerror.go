@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/internal/jsonscan"
 )
 
 // DropEmptyError returns data, an upstream chunk, without its top-level
@@ -18,21 +20,21 @@ func DropEmptyError(data []byte) []byte {
 	if !strings.Contains(s, `"error"`) {
 		return data
 	}
-	i := skipSpace(s, 0)
+	i := jsonscan.SkipSpace(s, 0)
 	if i >= len(s) || s[i] != '{' || !gjson.Valid(s) {
 		return data
 	}
 	d := memberDropper{open: -1}
 	drop := false
 	for j := i + 1; ; {
-		m, ok := nextMember(s, j, true)
+		m, ok := jsonscan.NextMember(s, j, true)
 		if !ok {
 			break
 		}
-		j = m.end
-		empty := keyName(m.key) == "error" && saysNothing(s[m.at:m.end])
+		j = m.End
+		empty := jsonscan.KeyName(m.Key) == "error" && saysNothing(s[m.At:m.End])
 		drop = drop || empty
-		d.member(m.keyAt, m.end, empty)
+		d.member(m.KeyAt, m.End, empty)
 	}
 	if !drop {
 		return data

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/internal/jsonstr"
 )
 
@@ -59,11 +60,11 @@ type identity struct {
 
 // newIdentity records the identity members of the members f a read found
 // (indexed as chatMembers) in the object at body[obj].
-func newIdentity(body []byte, obj int, f []member) identity {
+func newIdentity(body []byte, obj int, f []jsonscan.Member) identity {
 	id := identity{src: &body[0], size: len(body), obj: obj}
 	for i := range id.m {
-		if m := f[chatUser+i]; m.end != 0 {
-			id.m[i] = span{m.keyAt, m.at, m.end}
+		if m := f[chatUser+i]; m.End != 0 {
+			id.m[i] = span{m.KeyAt, m.At, m.End}
 		}
 	}
 	return id
@@ -84,21 +85,21 @@ func findIdentity(body []byte) *identity {
 		return id
 	}
 	s := unsafeString(body)
-	i := skipSpace(s, 0)
+	i := jsonscan.SkipSpace(s, 0)
 	if s[i] != '{' {
 		return id
 	}
 	id.src, id.size, id.obj = &body[0], len(body), i
 	for j := i + 1; ; {
-		m, ok := nextMember(s, j, true)
+		m, ok := jsonscan.NextMember(s, j, true)
 		if !ok {
 			return id
 		}
-		j = m.end
-		k := keyName(m.key)
+		j = m.End
+		k := jsonscan.KeyName(m.Key)
 		for n := range id.m {
 			if k == chatMembers[chatUser+n] && id.m[n].end == 0 {
-				id.m[n] = span{m.keyAt, m.at, m.end}
+				id.m[n] = span{m.KeyAt, m.At, m.End}
 			}
 		}
 	}
@@ -221,17 +222,17 @@ func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func()
 	drop := u.Privacy.Mode == "drop"
 	d := memberDropper{open: -1}
 	for i := m.at + 1; ; {
-		mm, ok := nextMember(s, i, true)
+		mm, ok := jsonscan.NextMember(s, i, true)
 		if !ok {
 			break
 		}
-		i = mm.end
-		raw := s[mm.at:mm.end]
+		i = mm.End
+		raw := s[mm.At:mm.End]
 		// The key names the user as surely as the value: a bot's tag
 		// keyed by the OpenID ({"wx:<openid>": "1"}) gets the hash in
 		// the key's place, as stored completions are filtered by it
 		// (queryWithoutUser rewrites the filter's name alike).
-		keyAt, keyEnd := mm.keyAt, mm.keyAt+len(mm.key)+2
+		keyAt, keyEnd := mm.KeyAt, mm.KeyAt+len(mm.Key)+2
 		inKey, inValue := holds(s[keyAt:keyEnd], u.EndUser), holds(raw, u.EndUser)
 		gone := false
 		switch {
@@ -245,10 +246,10 @@ func metadataEdits(s string, m span, u Upstream, edits []splice, userHash func()
 			}
 			if inValue {
 				v := stringValue(raw)
-				edits = append(edits, splice{from: mm.at, to: mm.end, val: ReplaceUser(v, u.EndUser, userHash()), set: true})
+				edits = append(edits, splice{from: mm.At, to: mm.End, val: ReplaceUser(v, u.EndUser, userHash()), set: true})
 			}
 		}
-		d.member(mm.keyAt, mm.end, gone)
+		d.member(mm.KeyAt, mm.End, gone)
 	}
 	for _, sp := range d.finish() {
 		edits = append(edits, splice{from: sp[0], to: sp[1]})
@@ -280,16 +281,16 @@ func holds(v, text string) bool {
 func dropEdits(s string, id *identity, drop []bool, edits []splice) []splice {
 	d := memberDropper{open: -1}
 	for i := id.obj + 1; ; {
-		m, ok := nextMember(s, i, true)
+		m, ok := jsonscan.NextMember(s, i, true)
 		if !ok {
 			break
 		}
-		i = m.end
+		i = m.End
 		gone := false
 		for n, dr := range drop {
-			gone = gone || dr && id.m[n].keyAt == m.keyAt
+			gone = gone || dr && id.m[n].keyAt == m.KeyAt
 		}
-		d.member(m.keyAt, m.end, gone)
+		d.member(m.KeyAt, m.End, gone)
 	}
 	for _, sp := range d.finish() {
 		edits = append(edits, splice{from: sp[0], to: sp[1]})

@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/internal/jsonscan"
 )
 
 // The top-level "paygate" member of a response is paygate's word to the bot
@@ -24,7 +26,7 @@ func DropPaygate(data []byte) []byte {
 	if !hasPaygateWord(s) && !hasEscapedLetter(s) {
 		return data
 	}
-	i := skipSpace(s, 0)
+	i := jsonscan.SkipSpace(s, 0)
 	if i >= len(s) || s[i] != '{' || !gjson.Valid(s) {
 		return data
 	}
@@ -76,12 +78,12 @@ func hasPaygateWord(s string) bool {
 func paygateSpans(s string, obj int, spans [][2]int) [][2]int {
 	d := memberDropper{spans: spans, open: -1}
 	for i := obj + 1; ; {
-		m, ok := nextMember(s, i, true)
+		m, ok := jsonscan.NextMember(s, i, true)
 		if !ok {
 			break
 		}
-		i = m.end
-		d.member(m.keyAt, m.end, isPaygateKey(keyName(m.key)))
+		i = m.End
+		d.member(m.KeyAt, m.End, isPaygateKey(jsonscan.KeyName(m.Key)))
 	}
 	return d.finish()
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/internal/jsonstr"
 )
 
@@ -96,8 +97,8 @@ type chatRead struct {
 }
 
 // ReadChat validates body as a JSON object and reads the fields routing needs
-// in one walk over its top-level members (the byte walker of scan.go), each
-// value skipped by its brackets and quotes.
+// in one walk over its top-level members (the byte walker of
+// internal/jsonscan), each value skipped by its brackets and quotes.
 //
 // A member paygate reads or rewrites (chatMembers, and the names in watch:
 // the providers' drop_fields) must not appear twice at the top level, nor
@@ -111,15 +112,15 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 		return Chat{}, err
 	}
 	s := unsafeString(body)
-	i := skipSpace(s, 0)
+	i := jsonscan.SkipSpace(s, 0)
 	if s[i] != '{' {
 		return Chat{}, fmt.Errorf("%w: the body must be a JSON object", ErrBadRequest)
 	}
-	var f [len(chatMembers)]member // the member of each name, if any
+	var f [len(chatMembers)]jsonscan.Member // the member of each name, if any
 	if err := readMembers(s, i, chatMembers[:], f[:], watch); err != nil {
 		return Chat{}, err
 	}
-	raw := func(j int) string { return s[f[j].at:f[j].end] } // "" for none
+	raw := func(j int) string { return s[f[j].At:f[j].End] } // "" for none
 	c := Chat{read: chatRead{identity: newIdentity(body, i, f[:])}}
 	c.Model = stringValue(raw(chatModel))
 	if c.Model == "" {
@@ -133,23 +134,23 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 		return Chat{}, err
 	}
 	c.User = stringValue(raw(chatUser))
-	if m := f[chatStreamOptions]; m.end != 0 {
+	if m := f[chatStreamOptions]; m.End != 0 {
 		c.read.streamOptions = true
-		if s[m.at] == '{' {
+		if s[m.At] == '{' {
 			// include_usage is read here and set by RewriteChat: the same
 			// rule as at the top level.
-			var u [1]member
-			if err := readMembers(s, m.at, includeUsageName[:], u[:], nil); err != nil {
+			var u [1]jsonscan.Member
+			if err := readMembers(s, m.At, includeUsageName[:], u[:], nil); err != nil {
 				return Chat{}, inStreamOptions(err)
 			}
-			if c.WantsUsage, err = strictBool("include_usage", s[u[0].at:u[0].end]); err != nil {
+			if c.WantsUsage, err = strictBool("include_usage", s[u[0].At:u[0].End]); err != nil {
 				return Chat{}, inStreamOptions(err)
 			}
 		}
 	}
-	c.HasTools = f[chatTools].end != 0
-	c.HasFunctions = f[chatFunctions].end != 0
-	c.HasPrediction = f[chatPrediction].end != 0 && raw(chatPrediction) != "null"
+	c.HasTools = f[chatTools].End != 0
+	c.HasFunctions = f[chatFunctions].End != 0
+	c.HasPrediction = f[chatPrediction].End != 0 && raw(chatPrediction) != "null"
 	if c.Choices, err = choicesValue(raw(chatN)); err != nil {
 		return Chat{}, err
 	}
@@ -226,13 +227,13 @@ func checkChoiceKeys(member, v string) error {
 		case '}', ']':
 			stack = stack[:len(stack)-1]
 		case '"':
-			e := stringEnd(v, i+1)
+			e := jsonscan.StringEnd(v, i+1)
 			if e < 0 {
 				return nil // not reached: the body is valid JSON
 			}
 			top := len(stack) - 1
-			if j := skipSpace(v, e+1); j < len(v) && v[j] == ':' && top >= 0 && stack[top].object {
-				k := keyName(v[i+1 : e])
+			if j := jsonscan.SkipSpace(v, e+1); j < len(v) && v[j] == ':' && top >= 0 && stack[top].object {
+				k := jsonscan.KeyName(v[i+1 : e])
 				f := foldKey(k)
 				if prev, ok := stack[top].keys[f]; ok {
 					if prev == k {
@@ -282,22 +283,22 @@ func foldKey(k string) string {
 // Unicode folding ("uſer" is "user"), the last match winning, so such a
 // key is the member there while paygate reads or rewrites another. It
 // allocates nothing unless a key is escaped or watch has over 64 names.
-func readMembers(s string, i int, names []string, f []member, watch []string) error {
+func readMembers(s string, i int, names []string, f []jsonscan.Member, watch []string) error {
 	var seen uint64 // watch[j] seen, for j < 64
 	var seenMore []bool
 	for i++; ; {
-		m, ok := nextMember(s, i, true)
+		m, ok := jsonscan.NextMember(s, i, true)
 		if !ok {
 			return nil
 		}
-		i = m.end
-		k := keyName(m.key)
+		i = m.End
+		k := jsonscan.KeyName(m.Key)
 		// Only a key with an upper-case or non-ASCII letter can fold to a
 		// lower-case name without being it; other keys skip EqualFold.
 		fold := foldable(k)
 		for j, name := range names {
 			if k == name {
-				if f[j].end != 0 {
+				if f[j].End != 0 {
 					return repeatedMember(name)
 				}
 				f[j] = m
@@ -376,22 +377,22 @@ func ReadPassthrough(body []byte, watch ...string) (Passthrough, error) {
 		return Passthrough{}, err
 	}
 	s := unsafeString(body)
-	i := skipSpace(s, 0)
+	i := jsonscan.SkipSpace(s, 0)
 	if s[i] != '{' {
 		return Passthrough{}, nil
 	}
-	var f [len(passthroughMembers)]member
+	var f [len(passthroughMembers)]jsonscan.Member
 	if err := readMembers(s, i, passthroughMembers[:], f[:], watch); err != nil {
 		return Passthrough{}, err
 	}
 	p := Passthrough{read: newIdentity(body, i, f[:])}
-	p.Model = stringValue(s[f[chatModel].at:f[chatModel].end])
+	p.Model = stringValue(s[f[chatModel].At:f[chatModel].End])
 	var err error
-	if p.Stream, err = strictBool("stream", s[f[chatStream].at:f[chatStream].end]); err != nil {
+	if p.Stream, err = strictBool("stream", s[f[chatStream].At:f[chatStream].End]); err != nil {
 		return Passthrough{}, err
 	}
-	p.User = stringValue(s[f[chatUser].at:f[chatUser].end])
-	p.HasUser = f[chatUser].end != 0
+	p.User = stringValue(s[f[chatUser].At:f[chatUser].End])
+	p.HasUser = f[chatUser].End != 0
 	cloneStrings(&p.Model, &p.User)
 	return p, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/internal/jsonstr"
 )
 
@@ -175,18 +176,18 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 	st := &c.st
 	gotReason := false
 	for i := at + 1; ; {
-		m, ok := nextMember(s, i, true)
+		m, ok := jsonscan.NextMember(s, i, true)
 		if !ok {
 			return
 		}
-		i = m.end
-		v := s[m.at:m.end]
-		switch keyName(m.key) {
+		i = m.End
+		v := s[m.At:m.End]
+		switch jsonscan.KeyName(m.Key) {
 		case "role":
 			if v[0] == '"' && len(v) > 2 {
 				if c.round > 0 && c.roleSent {
 					// The turn's role went out already (StartRound).
-					c.deleteMember(data, m.keyAt, m.end)
+					c.deleteMember(data, m.KeyAt, m.End)
 				} else {
 					st.meaningful, st.role = true, true
 				}
@@ -194,7 +195,7 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 		case "content":
 			if v[0] == '"' {
 				if choice == 0 {
-					st.text = [2]int{m.at + 1, m.end - 1}
+					st.text = [2]int{m.At + 1, m.End - 1}
 				}
 				if len(v) > 2 {
 					st.meaningful = true
@@ -208,12 +209,12 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 				// (RoundResult.ContentParts).
 				st.meaningful, st.opaque = true, true
 				if v[0] == '[' && choice == 0 {
-					st.parts = [2]int{m.at, m.end}
+					st.parts = [2]int{m.At, m.End}
 				}
 			}
 		case "refusal":
 			if v[0] == '"' && choice == 0 {
-				st.refusal = [2]int{m.at + 1, m.end - 1}
+				st.refusal = [2]int{m.At + 1, m.End - 1}
 			}
 			if notEmpty(v) {
 				st.meaningful = true
@@ -253,13 +254,13 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 
 // reason takes a delta's reasoning text, the string value of m, which the
 // provider named key (a constant: no allocation per chunk).
-func (c *Capture) reason(m member, choice int, key string) {
+func (c *Capture) reason(m jsonscan.Member, choice int, key string) {
 	st := &c.st
 	if choice == 0 {
-		st.reason = [2]int{m.at + 1, m.end - 1}
+		st.reason = [2]int{m.At + 1, m.End - 1}
 		st.reasonKey = key
 	}
-	if m.end-m.at > 2 {
+	if m.End-m.At > 2 {
 		st.meaningful = true
 	}
 }
@@ -292,7 +293,7 @@ type entry struct {
 	// custom: the entry's name and text came in "custom" (a custom
 	// tool's call), not in "function"; function: it has a "function".
 	custom, function bool
-	extra            []member
+	extra            []jsonscan.Member
 }
 
 // names reports an entry that names its call, once or twice.
@@ -307,22 +308,22 @@ func (en *entry) names() bool { return en.name != "" || en.twice }
 // way round. Such a call is refused as a payment call without a name, as
 // parseAnswer refuses it in a non-stream answer and checkToolNames refuses
 // a client tool named twice.
-func parseEntry(s string, start, end int, extra []member) entry {
+func parseEntry(s string, start, end int, extra []jsonscan.Member) entry {
 	en := entry{start: start, end: end, idxAt: -1, extra: extra[:0]}
 	functions, names := 0, 0
 	for i := start + 1; ; {
-		m, ok := nextMember(s, i, true)
+		m, ok := jsonscan.NextMember(s, i, true)
 		if !ok {
 			if functions > 1 || names > 1 {
 				en.twice, en.name = true, ""
 			}
 			return en
 		}
-		i = m.end
-		v := s[m.at:m.end]
-		switch k := keyName(m.key); k {
+		i = m.End
+		v := s[m.At:m.End]
+		switch k := jsonscan.KeyName(m.Key); k {
 		case "index":
-			en.idxAt, en.idxTo = m.at, m.end
+			en.idxAt, en.idxTo = m.At, m.End
 			if n, err := strconv.Atoi(v); err == nil {
 				en.idx, en.hasIdx = n, true
 			}
@@ -343,14 +344,14 @@ func parseEntry(s string, start, end int, extra []member) entry {
 			} else {
 				en.function = true
 			}
-			for j := m.at + 1; ; {
-				f, ok := nextMember(s, j, true)
+			for j := m.At + 1; ; {
+				f, ok := jsonscan.NextMember(s, j, true)
 				if !ok {
 					break
 				}
-				j = f.end
-				fv := s[f.at:f.end]
-				switch fk := keyName(f.key); fk {
+				j = f.End
+				fv := s[f.At:f.End]
+				switch fk := jsonscan.KeyName(f.Key); fk {
 				case "name":
 					names++
 					en.name = stringValue(fv)
@@ -381,22 +382,22 @@ func parseEntry(s string, start, end int, extra []member) entry {
 // toolCalls absorbs a delta's tool_calls (the member tc) and rewrites the
 // array for the client: payment entries (and entries of calls not named
 // yet) removed, the client's entries renumbered.
-func (c *Capture) toolCalls(data []byte, s string, tc member, choice int) {
+func (c *Capture) toolCalls(data []byte, s string, tc jsonscan.Member, choice int) {
 	changed := false
 	kept := 0
 	start := len(c.scratch)
 	c.scratch = append(c.scratch, '[')
-	for i := tc.at + 1; ; {
-		e, ok := nextMember(s, i, false)
+	for i := tc.At + 1; ; {
+		e, ok := jsonscan.NextMember(s, i, false)
 		if !ok || len(c.slots) > MaxCalls { // past MaxCalls the relay ends the round
 			break
 		}
-		i = e.end
-		if s[e.at] != '{' { // not a tool call; nothing a client could use
+		i = e.End
+		if s[e.At] != '{' { // not a tool call; nothing a client could use
 			changed = true
 			continue
 		}
-		en := parseEntry(s, e.at, e.end, c.extra)
+		en := parseEntry(s, e.At, e.End, c.extra)
 		c.extra = en.extra
 		sl := c.slotFor(choice, &en)
 		c.absorb(s, sl, &en)
@@ -441,11 +442,11 @@ func (c *Capture) toolCalls(data []byte, s string, tc member, choice int) {
 	}
 	if kept == 0 {
 		c.scratch = c.scratch[:start]
-		c.deleteMember(data, tc.keyAt, tc.end)
+		c.deleteMember(data, tc.KeyAt, tc.End)
 		return
 	}
 	c.scratch = append(c.scratch, ']')
-	c.edits = append(c.edits, edit{tc.at, tc.end, start, len(c.scratch)})
+	c.edits = append(c.edits, edit{tc.At, tc.End, start, len(c.scratch)})
 }
 
 // appendSynthetic renders a client call whose first deltas were held back
@@ -578,7 +579,7 @@ func (c *Capture) absorb(s string, sl *slot, en *entry) {
 	}
 	c.argBytes += len(sl.args) - n
 	for _, m := range en.extra {
-		key, val := keyName(m.key), s[m.at:m.end]
+		key, val := jsonscan.KeyName(m.Key), s[m.At:m.End]
 		if i := slices.Index(sl.extraKeys, key); i >= 0 {
 			sl.extraVals[i] = append(sl.extraVals[i][:0], val...)
 			continue
@@ -666,23 +667,23 @@ func (c *Capture) deleteMember(data []byte, keyAt, end int) {
 // comma before it.
 func memberSpan(data []byte, keyAt, end int) (int, int) {
 	j := end
-	for j < len(data) && isSpace(data[j]) {
+	for j < len(data) && jsonscan.IsSpace(data[j]) {
 		j++
 	}
 	if j < len(data) && data[j] == ',' {
 		j++
-		for j < len(data) && isSpace(data[j]) {
+		for j < len(data) && jsonscan.IsSpace(data[j]) {
 			j++
 		}
 		return keyAt, j
 	}
 	i := keyAt
-	for i > 0 && isSpace(data[i-1]) {
+	for i > 0 && jsonscan.IsSpace(data[i-1]) {
 		i--
 	}
 	if i > 0 && data[i-1] == ',' {
 		i--
-		for i > 0 && isSpace(data[i-1]) {
+		for i > 0 && jsonscan.IsSpace(data[i-1]) {
 			i--
 		}
 	}

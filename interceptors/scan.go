@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/internal/jsonscan"
 )
 
 // textChunk is what scanText learns about a text chunk: the raw (still
@@ -77,7 +79,7 @@ func scanText(s string) (tc textChunk, ok bool) {
 // follows is accepted at once when it fits tail, the template learnt from
 // the same chunk; otherwise it is searched.
 func scanTextAfter(s string, n int, tail *template) (tc textChunk, ok bool) {
-	d := skipSpace(s, n)
+	d := jsonscan.SkipSpace(s, n)
 	if d >= len(s) || s[d] != '{' {
 		return tc, false
 	}
@@ -111,11 +113,11 @@ func (t *template) learn(rest string) {
 		if rest[i] != '"' {
 			continue
 		}
-		e := stringEnd(rest, i+1)
+		e := jsonscan.StringEnd(rest, i+1)
 		if e < 0 {
 			break
 		}
-		j := skipSpace(rest, e+1)
+		j := jsonscan.SkipSpace(rest, e+1)
 		if j < len(rest) && rest[j] == ':' {
 			key = rest[i+1 : e]
 		} else if e > i+1 && key != "error" && !strings.HasSuffix(key, "_reason") {
@@ -137,7 +139,7 @@ func (t *template) match(rest string) bool {
 		if !strings.HasPrefix(rest[pos:], seg) {
 			return false
 		}
-		e := stringEnd(rest, pos+len(seg))
+		e := jsonscan.StringEnd(rest, pos+len(seg))
 		if e < 0 {
 			return false
 		}
@@ -174,14 +176,14 @@ func cleanAfter(s string, from int) bool {
 // or "" when s[p] is not a member's value.
 func keyBefore(s string, p int) string {
 	j := p - 1
-	for j >= 0 && isSpace(s[j]) {
+	for j >= 0 && jsonscan.IsSpace(s[j]) {
 		j--
 	}
 	if j < 0 || s[j] != ':' {
 		return ""
 	}
 	j--
-	for j >= 0 && isSpace(s[j]) {
+	for j >= 0 && jsonscan.IsSpace(s[j]) {
 		j--
 	}
 	if j < 1 || s[j] != '"' || s[j-1] == '\\' {
@@ -200,7 +202,7 @@ func parseDelta(s string, d int, tc *textChunk) int {
 	gotReason := false
 	i := d + 1
 	for first := true; ; first = false {
-		i = skipSpace(s, i)
+		i = jsonscan.SkipSpace(s, i)
 		if i < len(s) && s[i] == '}' {
 			return i + 1
 		}
@@ -208,7 +210,7 @@ func parseDelta(s string, d int, tc *textChunk) int {
 			if i >= len(s) || s[i] != ',' {
 				return -1
 			}
-			i = skipSpace(s, i+1)
+			i = jsonscan.SkipSpace(s, i+1)
 		}
 		if i >= len(s) || s[i] != '"' {
 			return -1
@@ -222,11 +224,11 @@ func parseDelta(s string, d int, tc *textChunk) int {
 			return -1
 		}
 		keyAt, key := i, s[i+1:ke]
-		i = skipSpace(s, ke+1)
+		i = jsonscan.SkipSpace(s, ke+1)
 		if i >= len(s) || s[i] != ':' {
 			return -1
 		}
-		i = skipSpace(s, i+1)
+		i = jsonscan.SkipSpace(s, i+1)
 		if i >= len(s) {
 			return -1
 		}
@@ -241,7 +243,7 @@ func parseDelta(s string, d int, tc *textChunk) int {
 		default: // objects, arrays, numbers: the slow path knows them
 			return -1
 		}
-		e := stringEnd(s, i+1)
+		e := jsonscan.StringEnd(s, i+1)
 		if e < 0 {
 			return -1
 		}
@@ -274,165 +276,6 @@ func parseDelta(s string, d int, tc *textChunk) int {
 			tc.other = tc.other || raw != ""
 		}
 	}
-}
-
-// stringEnd returns the index of the quote closing the JSON string whose
-// contents start at from, or -1. Most strings in a chat body are short
-// (keys, ids, roles), and for those a byte loop ends before a call to
-// IndexByte would have paid off; longer ones are searched.
-func stringEnd(s string, from int) int {
-	i := from
-	for end := min(len(s), from+shortString); i < end; i++ {
-		switch s[i] {
-		case '"':
-			return i
-		case '\\':
-			i++ // the escaped byte is not a delimiter
-		}
-	}
-	if i >= len(s) {
-		return -1
-	}
-	return stringEndSearch(s, from, i)
-}
-
-// shortString is how many bytes of a string stringEnd reads one by one.
-const shortString = 24
-
-// stringEndSearch is stringEnd for a string with no delimiter before at (at
-// is not inside an escape): it searches for quotes and counts the
-// backslashes before each.
-func stringEndSearch(s string, from, at int) int {
-	for {
-		q := strings.IndexByte(s[at:], '"')
-		if q < 0 {
-			return -1
-		}
-		q += at
-		n := 0
-		for b := q - 1; b >= from && s[b] == '\\'; b-- {
-			n++
-		}
-		if n%2 == 0 {
-			return q
-		}
-		at = q + 1
-	}
-}
-
-func skipSpace(s string, i int) int {
-	for i < len(s) && isSpace(s[i]) {
-		i++
-	}
-	return i
-}
-
-// member is an object member (or an array element, with no key) located in
-// a chunk.
-type member struct {
-	keyAt   int    // the key's opening quote; -1 for an array element
-	key     string // the key as written, without quotes
-	at, end int    // the value
-}
-
-// nextMember returns the member of the object (or the element of the
-// array) at or after i, and false at the closing bracket. The chunk is
-// valid JSON (the caller checked), so the walk only follows structure.
-func nextMember(s string, i int, object bool) (m member, ok bool) {
-	if m, ok = memberStart(s, i, object); !ok {
-		return m, false
-	}
-	if m.end = skipValue(s, m.at); m.end < 0 {
-		return m, false
-	}
-	return m, true
-}
-
-// memberStart is nextMember without skipping the value, for a reader that
-// descends into it: m.at is where the value starts and m.end is unset. At
-// the closing bracket it returns false with m.end the index after the
-// bracket; where the structure breaks, false with m.end -1.
-func memberStart(s string, i int, object bool) (m member, ok bool) {
-	for i < len(s) && (isSpace(s[i]) || s[i] == ',') {
-		i++
-	}
-	m.end = -1
-	if i >= len(s) {
-		return m, false
-	}
-	if s[i] == '}' || s[i] == ']' {
-		m.end = i + 1
-		return m, false
-	}
-	m.keyAt = -1
-	if object {
-		if s[i] != '"' {
-			return m, false
-		}
-		e := stringEnd(s, i+1)
-		if e < 0 {
-			return m, false
-		}
-		m.keyAt, m.key = i, s[i+1:e]
-		i = skipSpace(s, e+1)
-		if i >= len(s) || s[i] != ':' {
-			return m, false
-		}
-		i = skipSpace(s, i+1)
-	}
-	if i >= len(s) {
-		return m, false
-	}
-	m.at = i
-	return m, true
-}
-
-// skipValue returns the index after the JSON value at s[i], or -1.
-func skipValue(s string, i int) int {
-	if i >= len(s) {
-		return -1
-	}
-	switch s[i] {
-	case '"':
-		e := stringEnd(s, i+1)
-		if e < 0 {
-			return -1
-		}
-		return e + 1
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(s); j++ {
-			switch s[j] {
-			case '"':
-				e := stringEnd(s, j+1)
-				if e < 0 {
-					return -1
-				}
-				j = e
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	}
-	j := i
-	for j < len(s) && s[j] != ',' && s[j] != '}' && s[j] != ']' && !isSpace(s[j]) {
-		j++
-	}
-	return j
-}
-
-// keyName is a raw key as a parser sees it: a key spelled with escapes
-// ("tool\u005fcalls") is decoded, so it cannot pass for another one.
-func keyName(raw string) string {
-	if strings.IndexByte(raw, '\\') < 0 {
-		return raw
-	}
-	return gjson.Parse(`"` + raw + `"`).Str
 }
 
 // stringValue is the text of a raw JSON string value; "" for other values.
@@ -484,7 +327,7 @@ func hasNonNull(s, key string, exact bool) bool {
 		}
 		s = s[i+len(key):]
 		j := 0
-		for j < len(s) && (isSpace(s[j]) || s[j] == ':') {
+		for j < len(s) && (jsonscan.IsSpace(s[j]) || s[j] == ':') {
 			j++
 		}
 		if j < len(s) && s[j] != 'n' && (s[j] != '"' || j+1 >= len(s) || s[j+1] != '"') {
@@ -595,7 +438,7 @@ func topID(s string, from int) (int, int) {
 	if from > 0 {
 		if i := strings.Index(s[from:], `"id":"`); i >= 0 {
 			v := from + i + 5
-			if e := stringEnd(s, v+1); e >= 0 {
+			if e := jsonscan.StringEnd(s, v+1); e >= 0 {
 				return v, e + 1
 			}
 		}
@@ -617,7 +460,7 @@ func topCreated(s string, from int) (int, int) {
 	if i < 0 {
 		return -1, -1
 	}
-	v := skipSpace(s, from+i+len(key))
+	v := jsonscan.SkipSpace(s, from+i+len(key))
 	e := v
 	for e < len(s) && strings.IndexByte("0123456789-+.eE", s[e]) >= 0 {
 		e++

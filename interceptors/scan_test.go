@@ -115,30 +115,3 @@ func TestTemplate(t *testing.T) {
 		t.Errorf("finish_reason or error values became holes: %q %v", tmpl.lits, tmpl.holes)
 	}
 }
-
-// FuzzStringEnd checks stringEnd, which reads short strings byte by byte and
-// searches long ones, against the plain definition, around the switch
-// between the two especially.
-func FuzzStringEnd(f *testing.F) {
-	long := strings.Repeat("a", shortString-1)
-	for _, s := range []string{`abc"`, `a\"b"`, `\\"`, `\`, long + `\"x"`, long + `\\"`, long + `a\`, long + long + `"`, long + `\` + long + `"`} {
-		f.Add(s, 0)
-	}
-	f.Fuzz(func(t *testing.T, s string, from int) {
-		if from < 0 || from > len(s) {
-			return
-		}
-		want := -1
-		for i := from; i < len(s); i++ {
-			if s[i] == '\\' {
-				i++
-			} else if s[i] == '"' {
-				want = i
-				break
-			}
-		}
-		if got := stringEnd(s, from); got != want {
-			t.Fatalf("stringEnd(%q, %d) = %d, want %d", s, from, got, want)
-		}
-	})
-}

@@ -10,6 +10,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/internal/jsonstr"
 )
 
@@ -288,27 +289,27 @@ func AddTools(body, tools []byte, names []string) ([]byte, error) {
 // pass for a payment tool that paygate then executes.
 func checkToolNames(arr string, names []string) error {
 	for i := 1; ; {
-		e, ok := nextMember(arr, i, false)
+		e, ok := jsonscan.NextMember(arr, i, false)
 		if !ok {
 			return nil
 		}
-		i = e.end
-		if arr[e.at] != '{' {
+		i = e.End
+		if arr[e.At] != '{' {
 			continue
 		}
-		for j := e.at + 1; ; {
-			m, ok := nextMember(arr, j, true)
+		for j := e.At + 1; ; {
+			m, ok := jsonscan.NextMember(arr, j, true)
 			if !ok {
 				break
 			}
-			j = m.end
-			if arr[m.at] != '{' {
+			j = m.End
+			if arr[m.At] != '{' {
 				continue
 			}
-			if k := keyName(m.key); !strings.EqualFold(k, "function") && !strings.EqualFold(k, "custom") {
+			if k := jsonscan.KeyName(m.Key); !strings.EqualFold(k, "function") && !strings.EqualFold(k, "custom") {
 				continue
 			}
-			if err := reservedName(arr, m.at, names, "tool"); err != nil {
+			if err := reservedName(arr, m.At, names, "tool"); err != nil {
 				return err
 			}
 		}
@@ -330,15 +331,15 @@ func CheckFunctions(body []byte, names []string) error {
 		return paramError("functions", "'functions' must be an array")
 	}
 	for i := 1; ; {
-		e, ok := nextMember(fs.Raw, i, false)
+		e, ok := jsonscan.NextMember(fs.Raw, i, false)
 		if !ok {
 			return nil
 		}
-		i = e.end
-		if fs.Raw[e.at] != '{' {
+		i = e.End
+		if fs.Raw[e.At] != '{' {
 			continue
 		}
-		if err := reservedName(fs.Raw, e.at, names, "function"); err != nil {
+		if err := reservedName(fs.Raw, e.At, names, "function"); err != nil {
 			return err
 		}
 	}
@@ -349,15 +350,15 @@ func CheckFunctions(body []byte, names []string) error {
 // thing the client must rename ("tool", "function").
 func reservedName(s string, at int, names []string, what string) error {
 	for l := at + 1; ; {
-		f, ok := nextMember(s, l, true)
+		f, ok := jsonscan.NextMember(s, l, true)
 		if !ok {
 			return nil
 		}
-		l = f.end
-		if !strings.EqualFold(keyName(f.key), "name") {
+		l = f.End
+		if !strings.EqualFold(jsonscan.KeyName(f.Key), "name") {
 			continue
 		}
-		if n := stringValue(s[f.at:f.end]); n != "" && slices.Contains(names, n) {
+		if n := stringValue(s[f.At:f.End]); n != "" && slices.Contains(names, n) {
 			return paramError(what+"s", "the %s name %q is reserved by paygate for payments; rename your %s", what, n, what)
 		}
 	}
@@ -407,16 +408,14 @@ func arrayInner(a []byte) []byte {
 }
 
 func trimSpace(b []byte) []byte {
-	for len(b) > 0 && isSpace(b[0]) {
+	for len(b) > 0 && jsonscan.IsSpace(b[0]) {
 		b = b[1:]
 	}
-	for len(b) > 0 && isSpace(b[len(b)-1]) {
+	for len(b) > 0 && jsonscan.IsSpace(b[len(b)-1]) {
 		b = b[:len(b)-1]
 	}
 	return b
 }
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // SetToolChoiceNone asks the clarification round (SPEC 3, budget) for
 // words, not another tool call, by every member of the request that asks
