@@ -22,8 +22,7 @@ var completionLevel = func() *jsonscan.Level {
 		{Name: "reasoning_content"}, {Name: "reasoning"}, {Name: "reasoning_details"},
 	}}
 	choice := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "index"}, {Name: "message", Below: message}, {Name: "finish_reason"}}}
-	usage := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "prompt_tokens"}, {Name: "completion_tokens"}, {Name: "total_tokens"}}}
-	return &jsonscan.Level{Fields: []jsonscan.Field{{Name: "choices", Below: choice, Elements: true}, {Name: "usage", Below: usage}}}
+	return &jsonscan.Level{Fields: []jsonscan.Field{{Name: "choices", Below: choice, Elements: true}, {Name: "usage", Below: jsonscan.UsageCounts}}}
 }()
 
 // ambiguousMember names the first member, among those paygate reads of a
