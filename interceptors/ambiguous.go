@@ -13,15 +13,19 @@ var ErrAmbiguousChunk = errors.New("interceptors: chunk names a member twice or 
 
 // chunkLevel is the members of a chat.completion.chunk that the capture
 // reads, level by level; a tool call's function, custom and name are
-// parseEntry's to check.
+// parseEntry's to check. A usage (top-level, or in a choice as Moonshot
+// sends it) is checked to its counts (jsonscan.UsageCounts): the capture,
+// the ledger and a token cap read a count's first copy, and a round's one
+// usage object reaches the bot byte for byte (AppendUsage), where its
+// parser reads the last.
 var chunkLevel = func() *jsonscan.Level {
 	call := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "index"}, {Name: "id"}, {Name: "type"}}}
 	delta := &jsonscan.Level{Fields: []jsonscan.Field{
 		{Name: "role"}, {Name: "content"}, {Name: "tool_calls", Below: call, Elements: true}, {Name: "function_call"},
 		{Name: "reasoning_content"}, {Name: "reasoning"}, {Name: "refusal"}, {Name: "reasoning_details"},
 	}}
-	choice := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "index"}, {Name: "delta", Below: delta}, {Name: "finish_reason"}, {Name: "usage"}}}
-	return &jsonscan.Level{Fields: []jsonscan.Field{{Name: "choices", Below: choice, Elements: true}, {Name: "usage"}, {Name: "error"}}}
+	choice := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "index"}, {Name: "delta", Below: delta}, {Name: "finish_reason"}, {Name: "usage", Below: jsonscan.UsageCounts}}}
+	return &jsonscan.Level{Fields: []jsonscan.Field{{Name: "choices", Below: choice, Elements: true}, {Name: "usage", Below: jsonscan.UsageCounts}, {Name: "error"}}}
 }()
 
 // ambiguousChunk reports whether the chunk s (a valid JSON object) names a
