@@ -350,6 +350,15 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
 				err: fmt.Errorf("stream requested, got content type %q and no whole chat completion", resp.Header.Get("Content-Type"))}
 		}
+		if why := ambiguousMember(data); why != "" {
+			// Malformed as it is when not streamed: its events would
+			// carry a repeated member of the message into the delta
+			// (which a payment turn's capture skips, its text and calls
+			// with it) and a repeated count into the usage chunk.
+			a.release()
+			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+				err: fmt.Errorf("%d answer names a member two ways: %s", resp.StatusCode, why)}
+		}
 		_ = resp.Body.Close() // read to its end
 		resp.Body = io.NopCloser(bytes.NewReader(events))
 		a.body, a.length = resp.Body, -1

@@ -22,7 +22,7 @@ const wholeToolCall = `{"id":"chatcmpl-w","object":"chat.completion","created":1
 // delta (its tool calls numbered), its finish, its usage, the end. Failed
 // over as malformed, the answer was asked for again, of this provider and
 // the next, each billed. A JSON body that is no whole completion still
-// fails over.
+// fails over, as does one that names a member paygate reads twice.
 func TestWholeCompletionToAStream(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -33,6 +33,12 @@ func TestWholeCompletionToAStream(t *testing.T) {
 		{"no finish_reason", `{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"}}]}`, "b"},
 		{"no choices", `{"id":"c","choices":[]}`, "b"},
 		{"not a completion", `{"code":50001,"msg":"busy"}`, "b"},
+		// Named two ways, it is read two ways (ambiguousMember), streamed
+		// or not: failed over, not streamed as paygate's first copy.
+		{"tool_calls twice", `{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[],` +
+			`"tool_calls":[{"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`, "b"},
+		{"a usage count twice", `{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],` +
+			`"usage":{"prompt_tokens":10,"completion_tokens":5,"completion_tokens":500,"total_tokens":15}}`, "b"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
