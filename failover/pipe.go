@@ -222,9 +222,26 @@ func (a *Response) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	a.waitIdle()
-	n, err := a.body.Read(p)
-	a.endWait()
+	var n int
+	var err error
+	if a.cutAfter != nil {
+		err, a.cutAfter = a.cutAfter, nil
+	} else {
+		a.waitIdle()
+		n, err = a.body.Read(p)
+		a.endWait()
+		if n > 0 && err != nil && !errors.Is(err, io.EOF) {
+			// The body's last bytes came with its cut (gzip's last read
+			// of a stream compressed without a flush per event hands
+			// over its last block and the missing last chunk together):
+			// the caller gets them first, and the cut at the next call,
+			// once EndsWhole has told whether they ended the answer.
+			// Taken at once, the cut of a stream whose last event was
+			// in those bytes ended the bot's answer early.
+			a.cutAfter = err
+			return n, nil
+		}
+	}
 	switch {
 	case err == nil:
 		return n, nil

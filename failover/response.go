@@ -157,6 +157,7 @@ type Response struct {
 	end       error // sticky terminal result of Next (of Read, piped)
 	piped     bool  // a passthrough answer returned at its head (Read)
 	endsWhole bool  // the caller has the whole piped answer so far (EndsWhole)
+	cutAfter  error // the body's error that came with its last bytes, for the next Read
 	measure   bool  // the request is a generation: its times are latency samples (generation)
 	released  bool
 	closed    bool

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -591,6 +593,72 @@ func TestForwardedStreamCutAfterItsLastEvent(t *testing.T) {
 			// The provider's breaker and metrics count it as the bot got
 			// it: complete, or cut.
 			if ends := streamEnds(t, reg); tc.whole && (ends["complete"] != 1 || len(ends) != 1) || !tc.whole && ends["complete"] != 0 {
+				t.Errorf("stream ends %v; want complete %v", ends, tc.whole)
+			}
+		})
+	}
+}
+
+// TestForwardedCompressedStreamCutAfterItsLastEvent: a stream a provider
+// (or a relay) compresses without a flush per event comes whole in the
+// decoder's last read, and that read is also where the cut shows: gzip
+// hands over the stream's last bytes and the missing last chunk's
+// io.ErrUnexpectedEOF together. paygate took the error before the relay
+// had read those bytes, so the stream that had come whole to its
+// response.completed was cut for the bot, its usage uncounted, and held
+// against the provider's breaker, as before EndsWhole.
+func TestForwardedCompressedStreamCutAfterItsLastEvent(t *testing.T) {
+	created := "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"usage\":null}}\n\n"
+	completed := "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"usage\":{\"input_tokens\":1000,\"output_tokens\":500,\"total_tokens\":1500}}}\n\n"
+	for _, tc := range []struct {
+		name   string
+		events string
+		whole  bool
+		prompt float64
+	}{
+		{"cut after response.completed", created + completed, true, 1000},
+		{"cut inside response.completed", created + completed[:len(completed)-1], false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				conn, bw, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer conn.Close()
+				_, _ = bw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n")
+				var gz bytes.Buffer
+				chunk := func() {
+					_, _ = bw.WriteString(strconv.FormatInt(int64(gz.Len()), 16) + "\r\n" + gz.String() + "\r\n")
+					gz.Reset()
+				}
+				zw := gzip.NewWriter(&gz)
+				_, _ = zw.Write([]byte(created))
+				_ = zw.Flush() // the first event, which paygate awaits
+				chunk()
+				_, _ = zw.Write([]byte(strings.TrimPrefix(tc.events, created)))
+				_ = zw.Close() // the rest, its gzip trailer included, in one block
+				chunk()
+				_ = bw.Flush() // and no last chunk: the connection closes
+			})
+			s, ledger, reg := ledgerProxy(t, testConfig(t, fp.URL, nil), nil, nil)
+			t.Cleanup(ledger.Close)
+			srv, handled := waitedServer(t, s.Handler())
+			resp := clientReq(t, http.MethodPost, srv.URL+"/v1/responses", strings.NewReader(`{"model":"gpt-test","input":"hi","stream":true}`),
+				map[string]string{"Content-Type": "application/json"})
+			b, err := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || string(b) != tc.events {
+				t.Fatalf("%d; the bot got %q, want %q", resp.StatusCode, b, tc.events)
+			}
+			if tc.whole && err != nil || !tc.whole && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("the bot's read ended with %v; want whole %v", err, tc.whole)
+			}
+			handled.Wait()
+			if got := tokensCounted(t, reg, "prompt"); got != tc.prompt {
+				t.Errorf("prompt tokens: %v; want %v", got, tc.prompt)
+			}
+			if ends := streamEnds(t, reg); tc.whole && (ends["complete"] != 1 || len(ends) != 1) || !tc.whole && (ends["complete"] != 0 || len(ends) != 1) {
 				t.Errorf("stream ends %v; want complete %v", ends, tc.whole)
 			}
 		})
