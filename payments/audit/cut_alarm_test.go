@@ -1,10 +1,13 @@
 package audit
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,5 +65,56 @@ func TestWorkerSaysTheChainWasCut(t *testing.T) {
 	}
 	if found["level"] != "ERROR" || found["alert"] != true || found["head_seq"] != float64(2) || found["read_to_seq"] != float64(4) {
 		t.Errorf("the cut's line: %v; want level ERROR, alert, head_seq 2, read_to_seq 4", found)
+	}
+}
+
+// readFailsOnce fails the next ReadAudit once armed: a Redis timeout, or
+// the end of Erase's wait for its pass, as the worker reads the chain.
+type readFailsOnce struct {
+	Store
+	armed atomic.Bool
+}
+
+func (r *readFailsOnce) ReadAudit(ctx context.Context, from uint64, limit int) ([]store.AuditRecord, error) {
+	if r.armed.CompareAndSwap(true, false) {
+		return nil, errors.New("i/o timeout")
+	}
+	return r.Store.ReadAudit(ctx, from, limit)
+}
+
+// TestWorkerSaysTheChainWasCutThoughItsReadFails: the pass that finds the
+// chain cut says so even when its reading of the chain then fails (the
+// index, reset to the cut head, rereads the records before it). Before, the
+// cut was dropped with the read's error, and the next pass, its index
+// already reset, no longer saw any cut: one timeout at that moment and the
+// alarm was never raised.
+func TestWorkerSaysTheChainWasCutThoughItsReadFails(t *testing.T) {
+	e := newEnv(t, "redis")
+	st := &readFailsOnce{Store: e.store()}
+	logs := &logtest.Buffer{}
+	w := newTestWorker(t, st, func(o *WorkerOptions) { o.Logger = logging.New(logs, slog.LevelDebug, nil) })
+	for i := 1; i <= 4; i++ {
+		enqueue(t, st, mustEvent(t, Action{Time: time.Now(), Name: "order.created", Client: "shop-bot", User: "oAlice",
+			OrderNo: fmt.Sprintf("PG%d", i), AmountFen: 4999}, ""))
+	}
+	if got := drainAll(t, w); got != 4 {
+		t.Fatalf("drained %d; want 4", got)
+	}
+	recs := readAll(t, st)
+	e.rawDelete(4)
+	e.rawDelete(3)
+	e.rawSetHead(store.AuditHead{Seq: 2, Hash: recs[1].Hash})
+
+	enqueue(t, st, mustEvent(t, Action{Time: time.Now(), Name: "order.paid", Client: "shop-bot", User: "oAlice", OrderNo: "PG8", AmountFen: 4999}, ""))
+	st.armed.Store(true)
+	if _, err := w.Drain(context.Background()); err == nil {
+		t.Fatalf("drain with the chain's read failing: no error")
+	}
+	enqueue(t, st, mustEvent(t, Action{Time: time.Now(), Name: "order.paid", Client: "shop-bot", User: "oAlice", OrderNo: "PG9", AmountFen: 4999}, ""))
+	if got := drainAll(t, w); got == 0 { // PG9, and PG8 once its 1 s backoff is over
+		t.Fatalf("drained nothing after the cut; want PG9 appended")
+	}
+	if !strings.Contains(logs.String(), "audit chain cut") {
+		t.Fatalf("the cut was never reported: %s", logs.String())
 	}
 }

@@ -280,15 +280,18 @@ func (w *Worker) apply(ctx context.Context, e store.Event) (uint64, error) {
 			return 0, fmt.Errorf("audit: read head: %w", err)
 		}
 		readTo, err := w.seen.cover(ctx, w.st, head, e.CreatedAt.Add(-w.skew))
-		if err != nil {
-			return 0, err
-		}
 		if readTo != 0 {
 			// Records this worker read in the chain are past its head now:
 			// cut from the end (or the head moved back). Said at once, an
-			// outside record of the cut, whatever is appended after it.
+			// outside record of the cut, whatever is appended after it, and
+			// before err: the index is reset to the cut head by now, so a
+			// later pass no longer sees the cut, and a read that failed
+			// after it (a timeout, Erase's wait ending) dropped the alarm.
 			w.log.ErrorContext(ctx, "audit chain cut: its head is behind records read in it; run paygate audit verify --head with a head published before",
 				"alert", true, "head_seq", head.Seq, "read_to_seq", readTo)
+		}
+		if err != nil {
+			return 0, err
 		}
 		if seq, ok := w.seen.ids[e.ID]; ok {
 			w.m.records.WithLabelValues("duplicate").Inc()
