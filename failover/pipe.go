@@ -103,6 +103,15 @@ func (r *Router) pipeEvents(a *Response, t *target, resp *http.Response) (*Respo
 	default:
 		if f = forwardedEventError(ev); f != nil {
 			f.httpStatus = resp.StatusCode
+		} else if cut := rd.Err(); cut != nil && !errors.Is(cut, io.EOF) && !errors.Is(cut, errHoldFull) {
+			// The connection failed before the event's blank line (the
+			// reader dispatches what came of it): its last line may be
+			// cut, and a provider that dropped the connection within
+			// its first event has not answered. Piped, the cut bytes
+			// reached the caller as its stream's first event, and the
+			// stream then aborted, where another target could still
+			// answer with nothing sent.
+			f = a.failFromErr(cut, true)
 		}
 	}
 	rd.Release()

@@ -321,6 +321,27 @@ func TestForwardedStreamFirstEvent(t *testing.T) {
 			a:        events("data:\n\n", "data: \n\n", `data: {"error":{"message":"Rate limit reached","type":"rate_limit_error","code":"rate_limit_exceeded"}}`+"\n\n"),
 			wantFrom: "b", wantCause: CauseRateLimited, wantHitsA: 2},
 		{name: "the stream ends before any event", a: events(": keep-alive\n\n"), wantFrom: "b", wantCause: CauseConnectionLost, wantHitsA: 2},
+		// The connection closed without the chunked terminator (the
+		// client reads io.ErrUnexpectedEOF) inside the first event, or
+		// before its blank line: the provider had not answered, and the
+		// caller has nothing yet. The cut line was piped to the caller as
+		// the stream's first event, and the stream then aborted.
+		{name: "the connection cut inside the first event's data line", a: func(c *fconn) {
+			c.sse()
+			c.chunk("event: response.created\ndata: " + created[:40])
+			c.cut()
+		}, wantFrom: "b", wantCause: CauseConnectionLost, wantHitsA: 2},
+		{name: "the connection cut before the first event's blank line", a: func(c *fconn) {
+			c.sse()
+			c.chunk("event: response.created\ndata: " + created + "\n")
+			c.cut()
+		}, wantFrom: "b", wantCause: CauseConnectionLost, wantHitsA: 2},
+		// An error written whole before such a cut still says why.
+		{name: "an error object as the first event, then the connection cut", a: func(c *fconn) {
+			c.sse()
+			c.chunk(`data: {"error":{"message":"Rate limit reached","type":"rate_limit_error","code":"rate_limit_exceeded"}}` + "\n")
+			c.cut()
+		}, wantFrom: "b", wantCause: CauseRateLimited, wantHitsA: 2},
 		{name: "no first event before first_token", a: func(c *fconn) {
 			c.sse()
 			c.comment("OPENROUTER PROCESSING")

@@ -142,6 +142,17 @@ func (r *Reader) Next() (Event, error) {
 	}
 }
 
+// Err is the read error Next holds back after the event it returned last,
+// when that event was dispatched without the blank line that ends an event
+// because the input ended or failed there (see Next); nil while the stream
+// goes on. At io.EOF the stream ended as its server meant; at any other
+// error (io.ErrUnexpectedEOF: the connection closed without the chunked
+// body's terminator) the event's last line may be cut short. A caller that
+// takes an event as more than data it checks itself (a forwarded stream's
+// first event, which commits the caller to the stream unparsed) must not
+// take such a one as whole.
+func (r *Reader) Err() error { return r.err }
+
 // Buffered reports whether the next event that carries data is already
 // whole in the Reader's buffer, so that Next returns it without reading from
 // the connection. A relay uses it to flush once per read rather than once per

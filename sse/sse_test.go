@@ -122,6 +122,34 @@ func TestReaderDispatchesBeforeAReadError(t *testing.T) {
 	}
 }
 
+// TestReaderErr: Err is nil after an event ended by its blank line, and
+// the held-back read error after one dispatched without it, so that a
+// caller can tell an event that may be cut from a whole one.
+func TestReaderErr(t *testing.T) {
+	tests := []struct {
+		in   string
+		err  error
+		want []error // Err after each event Next returns
+	}{
+		{"data: a\n\ndata: b\n\n", io.EOF, []error{nil, nil}},
+		{"data: a\n\ndata: b\n", io.EOF, []error{nil, io.EOF}},
+		{"data: a\n\ndata: {\"b\":", io.ErrUnexpectedEOF, []error{nil, io.ErrUnexpectedEOF}},
+		{"data: a\r\n\r\ndata: b\r\n", io.ErrUnexpectedEOF, []error{nil, io.ErrUnexpectedEOF}},
+	}
+	for _, tc := range tests {
+		sr := NewReader(io.MultiReader(strings.NewReader(tc.in), iotest.ErrReader(tc.err)))
+		for i, want := range tc.want {
+			if _, err := sr.Next(); err != nil {
+				t.Fatalf("%q: event %d: %v", tc.in, i, err)
+			}
+			if got := sr.Err(); !errors.Is(got, want) || (got == nil) != (want == nil) {
+				t.Errorf("%q: Err after event %d = %v; want %v", tc.in, i, got, want)
+			}
+		}
+		sr.Release()
+	}
+}
+
 func TestReaderLongLineAndLimit(t *testing.T) {
 	long := strings.Repeat("x", 100<<10) // longer than the 8 KiB buffer
 	got := readAll(t, strings.NewReader("data: "+long+"\n\n"))
