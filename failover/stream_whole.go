@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/internal/jsonstr"
 	"github.com/paygate/paygate/internal/reasoning"
 	"github.com/paygate/paygate/sse"
@@ -53,7 +54,9 @@ var eventFields = [][]byte{[]byte("data:"), []byte(":"), []byte("event:"), []byt
 // [DONE] or the body's end before every choice shown had its finish_reason
 // (a cut answer: a tool call in it may be cut), no choice at all, three
 // malformed events, or one before the finish of an answer with a tool call
-// (a piece of its arguments may be lost). A body cut (readErr) after every choice's finish is
+// (a piece of its arguments may be lost), or a chunk that names a member
+// the stream capture reads twice or in another case (jsonscan.Chunk),
+// skipped as the capture skips it. A body cut (readErr) after every choice's finish is
 // whole, as a stream cut so is. choices is the request's n when above 1:
 // a body that ends without [DONE] must have shown each of them.
 func (r *Router) streamedCompletion(a *Response, data []byte, readErr error, limit int64, choices int) ([]byte, *failure) {
@@ -61,7 +64,8 @@ func (r *Router) streamedCompletion(a *Response, data []byte, readErr error, lim
 	defer rd.Release()
 	b := completionBuilder{limit: limit}
 	done := false
-	lost := 0 // malformed events skipped before the answer's finish
+	lost := 0 // malformed or ambiguous events skipped before the answer's finish
+	var dup jsonscan.Dup
 read:
 	for !done {
 		ev, err := rd.Next()
@@ -127,6 +131,21 @@ read:
 			f.httpStatus = a.StatusCode
 			return nil, f
 		}
+		if s := unsafeString(ev.Data); jsonscan.Ambiguous(s, jsonscan.SkipSpace(s, 0), jsonscan.Chunk, &dup) {
+			// A member read twice or in another case: skipped, as the
+			// stream capture skips such a chunk (its one level), and lost
+			// as a malformed event is. Read with gjson's first copy, the
+			// piece of a call's arguments a second "choices" carried was
+			// dropped and the rest of the call ran, and a usage count
+			// named twice reached the bot as sent, its last copy read
+			// there and its first priced.
+			r.log.WarnContext(&a.ctx, "upstream chunk naming a member two ways skipped", "provider", a.Provider, "model", a.Model,
+				"member", dup.String())
+			if !b.finished() {
+				lost++
+			}
+			continue
+		}
 		if err := b.add(ev.Data); err != nil {
 			return nil, &failure{cause: CauseResponseTooLarge, status: http.StatusBadGateway, httpStatus: a.StatusCode, err: err}
 		}
@@ -138,7 +157,7 @@ read:
 		// `,"quantity":2`): no answer, as events cut before their finish
 		// are none, so that no payment call runs on them.
 		return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: a.StatusCode,
-			err: fmt.Errorf("event stream answering a non-stream request: %d malformed events skipped in an answer with tool calls", lost)}
+			err: fmt.Errorf("event stream answering a non-stream request: %d events skipped unread in an answer with tool calls", lost)}
 	}
 	body, err := b.build()
 	if err != nil {

@@ -417,16 +417,18 @@ func TestEventStreamPaymentCallNamedAsTheCaptureReadsIt(t *testing.T) {
 }
 
 // TestEventStreamRepeatedCallMembersReadAsTheCaptureReadsThem: a tool
-// call's fragment that repeats its arguments, index or id is assembled
-// with the copy the stream capture reads, the last (of an index, the last
-// that is an integer). Read with gjson's first copy, the payment call ran
-// with other arguments than the capture's, or took another call's.
+// call's fragment that repeats its arguments is assembled with the copy
+// the stream capture reads, the last. Read with gjson's first copy, the
+// payment call ran with other arguments than the capture's. One that
+// repeats its index or id is a chunk the capture skips (jsonscan.Chunk):
+// skipped here too, it costs the answer, which is asked of the next
+// target (b), as a stream's payment calls are refused.
 func TestEventStreamRepeatedCallMembersReadAsTheCaptureReadsThem(t *testing.T) {
 	chunk := choicesChunk
 	for _, tc := range []struct {
 		name  string
 		calls []string
-		want  map[string]string
+		want  map[string]string // nil: the answer is b's
 	}{
 		{"arguments twice", []string{
 			`{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"basic\"}","arguments":"{\"sku\":\"premium-monthly\"}"}}`},
@@ -435,12 +437,12 @@ func TestEventStreamRepeatedCallMembersReadAsTheCaptureReadsThem(t *testing.T) {
 			`{"index":0,"id":"call_1","type":"function","function":{"name":"lookup","arguments":"{}"}}`,
 			`{"index":1,"id":"call_2","type":"function","function":{"name":"create_order","arguments":""}}`,
 			`{"index":0,"index":1,"function":{"arguments":"{\"sku\":\"premium-monthly\"}"}}`},
-			map[string]string{"#": "2", "0.function.arguments": `{}`, "1.function.name": "create_order", "1.function.arguments": `{"sku":"premium-monthly"}`}},
+			nil},
 		{"id twice", []string{
 			`{"id":"call_1","type":"function","function":{"name":"lookup","arguments":"{}"}}`,
 			`{"id":"call_2","type":"function","function":{"name":"create_order","arguments":""}}`,
 			`{"id":"call_1","id":"call_2","function":{"arguments":"{\"sku\":\"premium-monthly\"}"}}`},
-			map[string]string{"#": "2", "0.function.arguments": `{}`, "1.function.name": "create_order", "1.function.arguments": `{"sku":"premium-monthly"}`}},
+			nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			script := func(c *fconn, _ int) {
@@ -454,8 +456,12 @@ func TestEventStreamRepeatedCallMembersReadAsTheCaptureReadsThem(t *testing.T) {
 			e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
 				[]string{"a", "b"}, nil)
 			got := e.open(context.Background(), false)
-			if got.openErr != nil || got.provider != "a" {
-				t.Fatalf("answered by %q (%v); want a", got.provider, got.openErr)
+			from := "a"
+			if tc.want == nil {
+				from = "b"
+			}
+			if got.openErr != nil || got.provider != from {
+				t.Fatalf("answered by %q (%v); want %s", got.provider, got.openErr, from)
 			}
 			for path, v := range tc.want {
 				if g := gjson.Get(got.body, "choices.0.message.tool_calls."+path).String(); g != v {
@@ -499,6 +505,60 @@ func TestEventStreamChoiceUsage(t *testing.T) {
 			}
 			if u := gjson.Get(got.body, "usage.total_tokens").String(); u != tc.want {
 				t.Errorf("usage.total_tokens = %q; want %s (body %s)", u, tc.want, got.body)
+			}
+		})
+	}
+}
+
+// TestEventStreamAmbiguousChunkReadAsTheCaptureReadsIt: a chunk that names
+// a member the stream capture reads twice or in another case is skipped,
+// as the capture skips it in a stream, and so costs an answer with a tool
+// call its answer (the lost event of TestEventsAnswerWithALostEventAskedAgain
+// in the proxy): read with gjson's first copy, a chunk naming its choices
+// twice lost the piece of the call's arguments its second copy carried
+// (`,"quantity":2`), and the call that was left ran; and a usage naming a
+// count twice reached the bot in the assembled completion as sent, where
+// the ledger priced the first copy and the bot's parser read the last.
+func TestEventStreamAmbiguousChunkReadAsTheCaptureReadsIt(t *testing.T) {
+	chunk := func(rest string) string {
+		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1",` + rest + `}`
+	}
+	call := func(args string) string {
+		return `"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":` + args + `}}]},"finish_reason":null}]`
+	}
+	for _, tc := range []struct {
+		name   string
+		middle string // between the call's first and last piece
+		after  string // after the finish
+		from   string // the provider whose answer it is
+	}{
+		{"choices twice in a piece of the call", chunk(`"choices":[],` + call(`",\"quantity\":2"`)), "", "b"},
+		{"delta in another case in a piece of the call", chunk(`"choices":[{"index":0,"delta":{},"Delta":{"tool_calls":[{"index":0,"function":{"arguments":",\"quantity\":2"}}]}}]`), "", "b"},
+		{"a count twice in the usage after the finish", "",
+			chunk(`"choices":[],"usage":{"prompt_tokens":10,"prompt_tokens":1000,"completion_tokens":5,"total_tokens":15}`), "a"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			script := func(c *fconn, _ int) {
+				c.sse()
+				c.event(chunk(`"choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\""}}]},"finish_reason":null}]`))
+				if tc.middle != "" {
+					c.event(tc.middle)
+				}
+				c.event(chunk(call(`"}"`)))
+				c.event(chunk(`"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]`))
+				if tc.after != "" {
+					c.event(tc.after)
+				}
+				c.done()
+			}
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
+				[]string{"a", "b"}, nil)
+			got := e.open(context.Background(), false)
+			if got.openErr != nil || got.provider != tc.from {
+				t.Fatalf("answered by %q (%v), body %s; want %s", got.provider, got.openErr, got.body, tc.from)
+			}
+			if why := ambiguousMember([]byte(got.body)); why != "" {
+				t.Errorf("the answer names %s (body %s)", why, got.body)
 			}
 		})
 	}

@@ -11,25 +11,8 @@ import (
 // relay skips it, as it skips a malformed one.
 var ErrAmbiguousChunk = errors.New("interceptors: chunk names a member twice or in another case")
 
-// chunkLevel is the members of a chat.completion.chunk that the capture
-// reads, level by level; a tool call's function, custom and name are
-// parseEntry's to check. A usage (top-level, or in a choice as Moonshot
-// sends it) is checked to its counts (jsonscan.UsageCounts): the capture,
-// the ledger and a token cap read a count's first copy, and a round's one
-// usage object reaches the bot byte for byte (AppendUsage), where its
-// parser reads the last.
-var chunkLevel = func() *jsonscan.Level {
-	call := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "index"}, {Name: "id"}, {Name: "type"}}}
-	delta := &jsonscan.Level{Fields: []jsonscan.Field{
-		{Name: "role"}, {Name: "content"}, {Name: "tool_calls", Below: call, Elements: true}, {Name: "function_call"},
-		{Name: "reasoning_content"}, {Name: "reasoning"}, {Name: "refusal"}, {Name: "reasoning_details"},
-	}}
-	choice := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "index"}, {Name: "delta", Below: delta}, {Name: "finish_reason"}, {Name: "usage", Below: jsonscan.UsageCounts}}}
-	return &jsonscan.Level{Fields: []jsonscan.Field{{Name: "choices", Below: choice, Elements: true}, {Name: "usage", Below: jsonscan.UsageCounts}, {Name: "error"}}}
-}()
-
 // ambiguousChunk reports whether the chunk s (a valid JSON object) names a
-// member the capture reads (chunkLevel) twice in one object, or spells it
+// member the capture reads (jsonscan.Chunk) twice in one object, or spells it
 // in another case ("Tool_calls", a "Delta" beside the delta). The
 // capture's walks take each copy of a repeated member, or the first, and
 // only the exact name, where the bot's parser (JSON.parse, encoding/json)
@@ -41,5 +24,5 @@ var chunkLevel = func() *jsonscan.Level {
 // case), once, by position, without allocating: jsonscan.Ambiguous, the
 // walker the non-stream check (failover) uses too.
 func ambiguousChunk(s string) bool {
-	return jsonscan.Ambiguous(s, 0, chunkLevel, nil)
+	return jsonscan.Ambiguous(s, 0, jsonscan.Chunk, nil)
 }

@@ -34,6 +34,10 @@ func TestEventsAnswerWithALostEventAskedAgain(t *testing.T) {
 		asked  int // upstream requests: the payment round's, then the answer's
 	}{
 		{"a truncated event", strings.TrimSuffix(quantity, "}\n\n") + "\n\n", `create_order {"sku":"premium-monthly","quantity":2}`, 3},
+		// A chunk naming a member the capture reads twice is skipped, as
+		// in a stream: it too may have held a piece of the call.
+		{"a chunk naming its choices twice", head + `[],"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":",\"quantity\":2"}}]},"finish_reason":null}]}` + "\n\n",
+			`create_order {"sku":"premium-monthly","quantity":2}`, 3},
 		// A word some servers send as a keep-alive cannot be a chunk: it
 		// loses nothing, and the first answer is the answer.
 		{"a word", "data: ping\n\n", `create_order {"sku":"premium-monthly"}`, 2},

@@ -1,0 +1,24 @@
+package jsonscan
+
+// Chunk is the level of a chat.completion.chunk whose members paygate
+// reads of a streamed answer, level by level: the stream capture
+// (interceptors) of a payment turn's chunks, and the assembler of the
+// events a provider answers a non-stream request with (failover), which
+// skip a chunk that names one of them twice or in another case, as
+// Ambiguous finds. One level, so that the two skip the same chunks: an
+// answer with a tool call that lost a chunk so is none either way (its
+// call may have lost a piece of its arguments). A tool call's function,
+// custom and name are the capture's parseEntry's to check. A usage
+// (top-level, or in a choice as Moonshot sends it) is checked to its
+// counts (UsageCounts): the capture, the ledger and a token cap read a
+// count's first copy, and a round's one usage object reaches the bot byte
+// for byte, where its parser reads the last.
+var Chunk = func() *Level {
+	call := &Level{Fields: []Field{{Name: "index"}, {Name: "id"}, {Name: "type"}}}
+	delta := &Level{Fields: []Field{
+		{Name: "role"}, {Name: "content"}, {Name: "tool_calls", Below: call, Elements: true}, {Name: "function_call"},
+		{Name: "reasoning_content"}, {Name: "reasoning"}, {Name: "refusal"}, {Name: "reasoning_details"},
+	}}
+	choice := &Level{Fields: []Field{{Name: "index"}, {Name: "delta", Below: delta}, {Name: "finish_reason"}, {Name: "usage", Below: UsageCounts}}}
+	return &Level{Fields: []Field{{Name: "choices", Below: choice, Elements: true}, {Name: "usage", Below: UsageCounts}, {Name: "error"}}}
+}()
