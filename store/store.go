@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tidwall/gjson"
 )
 
 // Sentinel errors. Drivers wrap them with context; callers test with errors.Is.
@@ -170,6 +174,63 @@ type Order struct {
 	// orders copies of the record (the Redis user copy) and tells readers which
 	// write they saw.
 	Version int64 `json:"version"`
+	// later are the members of the stored record this version does not
+	// know, as a later version wrote them (a rolling upgrade runs both on
+	// one store), raw, so that this version's rewrite of the order keeps
+	// them: the members paygate adds are what a later version's money
+	// rules read (refund_outcomes, closed_refund_nos were such), and a
+	// rewrite that dropped them made that version misread its own order.
+	// Set by UnmarshalJSON, written back by MarshalJSON.
+	later map[string]json.RawMessage
+}
+
+// orderFields is Order without its JSON methods.
+type orderFields Order
+
+// orderMembers are the JSON names of Order's members.
+var orderMembers = func() map[string]bool {
+	m := map[string]bool{}
+	t := reflect.TypeFor[Order]()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			m[name] = true
+		}
+	}
+	return m
+}()
+
+// UnmarshalJSON decodes an order and keeps the members it does not know
+// (Order.later).
+func (o *Order) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, (*orderFields)(o)); err != nil {
+		return err
+	}
+	o.later = nil
+	gjson.ParseBytes(b).ForEach(func(k, v gjson.Result) bool {
+		if k.Type == gjson.String && !orderMembers[k.Str] {
+			if o.later == nil {
+				o.later = map[string]json.RawMessage{}
+			}
+			o.later[k.Str] = json.RawMessage(v.Raw) // the last of a repeated one, as json.Unmarshal takes
+		}
+		return true
+	})
+	return nil
+}
+
+// MarshalJSON encodes an order with the members a later version wrote
+// (Order.later) after its own, in name order.
+func (o Order) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal((*orderFields)(&o))
+	if err != nil || len(o.later) == 0 {
+		return b, err
+	}
+	b = b[:len(b)-1]
+	for _, k := range slices.Sorted(maps.Keys(o.later)) {
+		kj, _ := json.Marshal(k)
+		b = append(append(append(append(b, ','), kj...), ':'), o.later[k]...)
+	}
+	return append(b, '}'), nil
 }
 
 // RefundOutcome is how one of paygate's refunds of an order ended

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -565,4 +566,64 @@ func orderNos(orders []*store.Order) []string {
 		nos = append(nos, o.OrderNo)
 	}
 	return nos
+}
+
+// testOrdersKeepLaterMembers: during a rolling upgrade this version's
+// replicas rewrite orders a later version wrote (a refund, a notification, a
+// sweep landing on an old replica). A member the later version added, and
+// this one does not know, must survive the rewrite, as refund_outcomes and
+// closed_refund_nos did not when the versions before them rewrote an order:
+// the user was never told how a refund ended, and a late REFUND.CLOSED copy
+// froze the order in needs_review.
+func testOrdersKeepLaterMembers(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+
+	const later = `"hold_fen":700,"later_outcomes":[{"out_refund_no":"RF-1","status":"succeeded"}]`
+	base, err := json.Marshal(NewOrder("PG-LATER", "shop", "openid-later", clock.Now()))
+	mustNil(t, "encode order", err)
+	raw := append(append(base[:len(base)-1:len(base)-1], ','), later+"}"...)
+	var o store.Order
+	mustNil(t, "decode an order a later version wrote", json.Unmarshal(raw, &o))
+	mustNil(t, "CreateOrder", st.CreateOrder(ctx, &o))
+
+	keeps := func(what string, o *store.Order) {
+		t.Helper()
+		j, err := json.Marshal(o)
+		mustNil(t, "encode "+what, err)
+		for _, m := range []string{`"hold_fen":700`, `"later_outcomes":[{"out_refund_no":"RF-1","status":"succeeded"}]`} {
+			if !bytes.Contains(j, []byte(m)) {
+				t.Errorf("%s lost the later version's member %s: %s", what, m, j)
+			}
+		}
+	}
+
+	got, err := st.GetOrder(ctx, "PG-LATER")
+	mustNil(t, "GetOrder", err)
+	keeps("GetOrder after create", got)
+
+	clock.Advance(time.Second)
+	got.Status, got.PaidAt, got.TransactionID = store.StatusPaid, clock.Now(), "4200000009"
+	mustNil(t, "UpdateOrder", st.UpdateOrder(ctx, got, store.StatusAwaitingPayment))
+	again, err := st.GetOrder(ctx, "PG-LATER")
+	mustNil(t, "GetOrder", err)
+	keeps("GetOrder after this version's UpdateOrder", again)
+
+	us, err := st.LoadUserState(ctx, "shop", "openid-later")
+	mustNil(t, "LoadUserState", err)
+	if len(us.Orders) != 1 {
+		t.Fatalf("LoadUserState: %d orders; want 1", len(us.Orders))
+	}
+	keeps("LoadUserState's copy", us.Orders[0])
+	clock.Advance(time.Second)
+	u := us.Orders[0]
+	u.Status = store.StatusRefunding
+	mustNil(t, "UpdateOrder from the user's state", st.UpdateOrder(ctx, u, store.StatusPaid))
+	last, err := st.GetOrder(ctx, "PG-LATER")
+	mustNil(t, "GetOrder", err)
+	keeps("GetOrder after an update from the user's state", last)
+	if last.Status != store.StatusRefunding || last.AmountFen != 4999 || last.TransactionID != "4200000009" {
+		t.Errorf("the known members changed: status %s, amount %d, transaction %q", last.Status, last.AmountFen, last.TransactionID)
+	}
 }

@@ -44,6 +44,7 @@ type Opener func(t testing.TB, clock *Clock) store.Store
 // Run runs the whole conformance suite against the driver that open creates.
 func Run(t *testing.T, open Opener) {
 	t.Run("Orders", func(t *testing.T) { testOrders(t, open) })
+	t.Run("OrdersKeepLaterMembers", func(t *testing.T) { testOrdersKeepLaterMembers(t, open) })
 	t.Run("ListOrders", func(t *testing.T) { testListOrders(t, open) })
 	t.Run("ListOrdersCursor", func(t *testing.T) { testListOrdersCursor(t, open) })
 	t.Run("ListOrdersWithoutClient", func(t *testing.T) { testListOrdersWithoutClient(t, open) })
