@@ -1,0 +1,157 @@
+package redis
+
+import (
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/paygate/paygate/payments/audit"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/storetest"
+)
+
+// earlierKey is one key of testdata/earlier_version_keys.json.gz, without
+// its prefix, as a dump of the Redis an earlier version wrote lists it.
+type earlierKey struct {
+	Key  string            `json:"key"`
+	Type string            `json:"type"`
+	Str  string            `json:"str"`
+	Hash map[string]string `json:"hash"`
+	List []string          `json:"list"`
+	Set  []string          `json:"set"`
+	ZSet []struct {
+		Score  float64
+		Member string
+	} `json:"zset"`
+	TTL int64 `json:"pttl_ms"`
+}
+
+// TestEarlierVersionKeys opens a Redis an earlier version wrote
+// (testdata/earlier_version_keys.json.gz: every key paygate of 2 December
+// 2026 left, driven through the simulator, then stopped), as the first new
+// replica of a rolling upgrade finds it, and checks that this version
+// reads every record as that version meant it: each order's state and
+// money, the proposal still open, the payments announced and the one not
+// yet, and the audit chain, which must verify across the versions.
+func TestEarlierVersionKeys(t *testing.T) {
+	requireSharedRedis(t)
+	ctx := context.Background()
+	prefix := testPrefix()
+	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr})
+	t.Cleanup(func() { dropPrefix(t, c, prefix); _ = c.Close() })
+	loadEarlierKeys(t, c, prefix, filepath.Join("testdata", "earlier_version_keys.json.gz"))
+	stopped := storetest.NewClock()
+	stopped.Advance(time.Date(2026, 12, 3, 13, 22, 40, 0, time.UTC).Sub(stopped.Now()))
+	s := openOn(t, stopped, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+
+	orders := []struct {
+		no, user         string
+		status           store.OrderStatus
+		amount, refunded int64
+		reservedBy       string
+		announced        bool // payment_confirmed told
+	}{
+		{"PG261203132230tf3Zf8POhxu1yl", "u1", store.StatusPartiallyRefunded, 9998, 1000, "", true},
+		{"PG261203132230nk1oV1UIefBlGx", "u2", store.StatusAwaitingPayment, 4999, 0, "", false},
+		{"PG261203132230Chn8sHd6nLROId", "u3", store.StatusApprovalRequired, 54989, 0, "", false},
+		{"PG261203132231H08HueL8NtITRK", "u4", store.StatusPaid, 14997, 0, "", false},
+		{"PG261203132231X0FoTrcASo0TlQ", "u5", store.StatusRefunding, 19996, 0, "rf_pzHiP3nmyLRQC5WJVAkaJeDG", true},
+	}
+	for _, w := range orders {
+		o, err := s.GetOrder(ctx, w.no)
+		if err != nil {
+			t.Errorf("GetOrder %s: %v", w.no, err)
+			continue
+		}
+		if o.User != w.user || o.Status != w.status || o.AmountFen != w.amount || o.RefundedFen != w.refunded || o.RefundReservedBy != w.reservedBy {
+			t.Errorf("%s read as user %s, %s, amount %d, refunded %d, reserved by %q; want %s, %s, %d, %d, %q",
+				w.no, o.User, o.Status, o.AmountFen, o.RefundedFen, o.RefundReservedBy, w.user, w.status, w.amount, w.refunded, w.reservedBy)
+		}
+		st, err := s.LoadUserState(ctx, "shop-bot", w.user)
+		if err != nil || len(st.Orders) != 1 || st.Orders[0].OrderNo != w.no {
+			t.Errorf("LoadUserState %s: %v; want its order %s alone", w.user, err, w.no)
+			continue
+		}
+		if got := st.Announced[store.Announcement{Kind: "announced:", OrderNo: w.no}]; got != w.announced {
+			t.Errorf("%s: payment_confirmed announced %v; want %v", w.no, got, w.announced)
+		}
+	}
+	all, err := s.ListOrders(ctx, store.OrderFilter{Limit: 100})
+	if err != nil || len(all) != len(orders) {
+		t.Errorf("ListOrders: %d orders, %v; want %d", len(all), err, len(orders))
+	}
+
+	proposals := []struct {
+		id     string
+		state  store.ProposalState
+		amount int64
+	}{
+		{"rf_XuT3ZlbdbMIklZZykk0r9DYw", store.ProposalUsed, 1000},
+		{"rf_j9SCmPO5zI1dLbyxWn17CLCa", store.ProposalOpen, 500},
+		{"rf_pzHiP3nmyLRQC5WJVAkaJeDG", store.ProposalUsed, 19996},
+	}
+	for _, w := range proposals {
+		p, state, err := s.RefundProposalState(ctx, w.id)
+		if err != nil || state != w.state || p.AmountFen != w.amount || p.User == "" {
+			t.Errorf("proposal %s: %v, %s, %+v; want %s of %d", w.id, err, state, p, w.state, w.amount)
+		}
+	}
+
+	res, err := audit.Verify(ctx, s, audit.VerifyOptions{Head: &store.AuditHead{Seq: 20, Hash: "442d54f90a0a80e8e4d5d4452c882294350dd4f76cc986279c942d280bfeecbb"}})
+	if err != nil || res.Records != 20 {
+		t.Errorf("audit verify of the earlier version's chain: %d records, %v; want 20, no error", res.Records, err)
+	}
+}
+
+// loadEarlierKeys writes the keys of a dump under prefix.
+func loadEarlierKeys(t *testing.T, c *goredis.Client, prefix, path string) {
+	t.Helper()
+	ctx := context.Background()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []earlierKey
+	if err := json.NewDecoder(z).Decode(&keys); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		name := prefix + k.Key
+		var err error
+		switch k.Type {
+		case "string":
+			err = c.Set(ctx, name, k.Str, 0).Err()
+		case "hash":
+			err = c.HSet(ctx, name, k.Hash).Err()
+		case "list":
+			err = c.RPush(ctx, name, k.List).Err()
+		case "set":
+			err = c.SAdd(ctx, name, k.Set).Err()
+		case "zset":
+			zs := make([]goredis.Z, len(k.ZSet))
+			for i, m := range k.ZSet {
+				zs[i] = goredis.Z{Score: m.Score, Member: m.Member}
+			}
+			err = c.ZAdd(ctx, name, zs...).Err()
+		default:
+			t.Fatalf("key %s: type %s", k.Key, k.Type)
+		}
+		if err == nil && k.TTL > 0 {
+			err = c.PExpire(ctx, name, time.Duration(k.TTL)*time.Millisecond).Err()
+		}
+		if err != nil {
+			t.Fatalf("load %s: %v", k.Key, err)
+		}
+	}
+}
