@@ -29,7 +29,8 @@ import (
 //     or has it inside, as "wx:<openid>") has it replaced by the user's
 //     hash under hash (a value that is not a string is removed: there is
 //     nothing to hash it as), and is removed under drop; its other members
-//     are the bot's business and stay.
+//     are the bot's business and stay. A metadata that is not an object
+//     but holds the end user is rewritten as such a member would be.
 //
 // Each change is a splice of the raw bytes: the rest of the body reaches
 // the provider byte for byte.
@@ -145,7 +146,7 @@ func (id *identity) rewriteAll(body []byte, u Upstream) []byte {
 	var (
 		buf     [8]splice
 		edits   = buf[:0]
-		drop    [idCacheKey + 1]bool // top-level members to remove
+		drop    [idMetadata + 1]bool // top-level members to remove
 		anyDrop bool
 		hashed  string // p.Identifier of the end user, once computed
 	)
@@ -195,8 +196,23 @@ func (id *identity) rewriteAll(body []byte, u Upstream) []byte {
 		}
 		edits = append(edits, splice{from: m.at, to: m.end, val: v, set: true})
 	}
-	if m := id.m[idMetadata]; m.end != 0 && u.EndUser != "" && p.Mode != "keep" && s[m.at] == '{' {
-		edits = metadataEdits(s, m, u, edits, userHash)
+	if m := id.m[idMetadata]; m.end != 0 && u.EndUser != "" && p.Mode != "keep" {
+		switch raw := s[m.at:m.end]; {
+		case raw[0] == '{':
+			edits = metadataEdits(s, m, u, edits, userHash)
+		case !holds(raw, u.EndUser):
+			// Not an object and naming nobody: the bot's, sent as it is.
+		case p.Mode == "hash" && raw[0] == '"':
+			// A string naming the end user ("wx:<openid>") gives the
+			// OpenID to a provider that takes it, or echoes it in its
+			// 400, as surely as an object's member would: the user's
+			// hash takes its place, as in a form's "metadata" field.
+			v := stringValue(raw)
+			edits = append(edits, splice{from: m.at, to: m.end, val: ReplaceUser(v, u.EndUser, userHash()), set: true})
+		default:
+			// Under drop, or not a string (nothing to hash it as): not sent.
+			drop[idMetadata], anyDrop = true, true
+		}
 	}
 	if anyDrop {
 		edits = dropEdits(s, id, drop[:], edits)

@@ -80,8 +80,19 @@ func TestIdentityMembersRewritten(t *testing.T) {
 		{name: "drop: the OpenID inside a metadata key, removed", mode: "drop", endUser: o,
 			in:   `{"model":"m","messages":[],"metadata":{"s":"s1","wx:` + o + `":"1"}}`,
 			want: `{"model":"m","messages":[],"metadata":{"s":"s1"}}`},
-		{name: "metadata that is not an object stays", mode: "hash", endUser: o,
-			in: `{"model":"m","messages":[],"metadata":"` + o + `"}`, want: `{"model":"m","messages":[],"metadata":"` + o + `"}`},
+		// metadata that is not an object is the bot's to send as it is,
+		// unless it names the end user: a provider that takes it (or
+		// echoes it in its 400) would read the OpenID, which a form's
+		// "metadata" field gives up hashed (passthroughForm).
+		{name: "metadata that is not an object and names nobody stays", mode: "hash", endUser: o,
+			in: `{"model":"m","messages":[],"metadata":"s1","x":1}`, want: `{"model":"m","messages":[],"metadata":"s1","x":1}`},
+		{name: "metadata that is a string naming the end user: hashed in place", mode: "hash", endUser: o,
+			in:   `{"model":"m","messages":[],"metadata":"wx:\u006fWx-openid-42"}`,
+			want: `{"model":"m","messages":[],"metadata":"wx:` + ho + `"}`},
+		{name: "metadata that is an array naming the end user: not sent", mode: "hash", endUser: o,
+			in: `{"model":"m","metadata":["` + o + `"],"messages":[]}`, want: `{"model":"m","messages":[]}`},
+		{name: "drop: metadata that is a string naming the end user, removed", mode: "drop", endUser: o,
+			in: `{"model":"m","messages":[],"metadata":"` + o + `"}`, want: `{"model":"m","messages":[]}`},
 		{name: "null and empty identifiers stay", mode: "hash", endUser: o,
 			in: `{"model":"m","messages":[],"safety_identifier":null,"prompt_cache_key":""}`, want: `{"model":"m","messages":[],"safety_identifier":null,"prompt_cache_key":""}`},
 		{name: "an identifier that is not a string is not sent", mode: "hash", endUser: o,
