@@ -136,7 +136,10 @@ type RoundResult struct {
 	Usage *Usage
 	// UsageJSON is that usage object as the provider sent it, with its
 	// token details (cached prompt tokens, reasoning tokens) and whatever
-	// else it reports; nil when Usage is. AppendUsage renders it.
+	// else it reports; nil when Usage is, and when the object names a
+	// count twice or in another case (ambiguousChunk): the bot then gets
+	// Usage's counts, which paygate counted, not an object whose last copy
+	// its parser would read. AppendUsage renders it.
 	UsageJSON []byte
 	// Error is the raw "error" object a provider sent inside the stream
 	// (OpenRouter's mid-stream error), nil if none. Its chunk is not
@@ -461,9 +464,17 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 		c.unread()
 		return nil, ErrMalformedChunk
 	}
-	if ambiguousChunk(s) {
+	switch ambiguousChunk(s) {
+	case chunkAmbiguous:
 		c.unread()
 		return nil, ErrAmbiguousChunk
+	case chunkCountTwice:
+		// Only its usage reads two ways: the rest of the chunk is the
+		// round's; the usage goes to the bot as the counts read
+		// (EndRound's UsageJSON nil), not as the provider's object.
+		out := c.slow(data, s)
+		c.usageRaw, c.choiceUsageRaw = c.usageRaw[:0], c.choiceUsageRaw[:0]
+		return out, nil
 	}
 	return c.slow(data, s), nil
 }

@@ -12,13 +12,22 @@ package jsonscan
 // (top-level, or in a choice as Moonshot sends it) is checked to its
 // counts (UsageCounts): the capture, the ledger and a token cap read a
 // count's first copy, and a round's one usage object reaches the bot byte
-// for byte, where its parser reads the last.
-var Chunk = func() *Level {
+// for byte, where its parser reads the last. The capture reads a chunk whose
+// only such member is a usage count all the same (ChunkButCounts).
+var Chunk = chunkLevel(UsageCounts)
+
+// ChunkButCounts is Chunk without a usage's counts: a chunk Ambiguous at
+// Chunk but not at it names only a usage count twice, which the stream
+// capture reads all the same (the first copy, as the ledger does) rather
+// than skip the answer's last words and finish that often ride with it.
+var ChunkButCounts = chunkLevel(nil)
+
+func chunkLevel(usage *Level) *Level {
 	call := &Level{Fields: []Field{{Name: "index"}, {Name: "id"}, {Name: "type"}}}
 	delta := &Level{Fields: []Field{
 		{Name: "role"}, {Name: "content"}, {Name: "tool_calls", Below: call, Elements: true}, {Name: "function_call"},
 		{Name: "reasoning_content"}, {Name: "reasoning"}, {Name: "refusal"}, {Name: "reasoning_details"},
 	}}
-	choice := &Level{Fields: []Field{{Name: "index"}, {Name: "delta", Below: delta}, {Name: "finish_reason"}, {Name: "usage", Below: UsageCounts}}}
-	return &Level{Fields: []Field{{Name: "choices", Below: choice, Elements: true}, {Name: "usage", Below: UsageCounts}, {Name: "error"}}}
-}()
+	choice := &Level{Fields: []Field{{Name: "index"}, {Name: "delta", Below: delta}, {Name: "finish_reason"}, {Name: "usage", Below: usage}}}
+	return &Level{Fields: []Field{{Name: "choices", Below: choice, Elements: true}, {Name: "usage", Below: usage}, {Name: "error"}}}
+}
