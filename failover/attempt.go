@@ -261,6 +261,16 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			// held against the provider's breaker. An error event in it
 			// fails over as the same error in a JSON body would.
 			body, f := r.streamedCompletion(a, data, err, limit, req.Choices)
+			if f == nil {
+				if why := ambiguousMember(body); why != "" {
+					// Malformed as the same answer sent as JSON is: a
+					// completion after keep-alives is the body as it
+					// came, so paygate and the bot would read it two
+					// ways (the assembled one skipped such chunks).
+					f = &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+						err: fmt.Errorf("%d event stream's answer names a member two ways: %s", resp.StatusCode, why)}
+				}
+			}
 			if f != nil {
 				r.cutPlain(f)
 				a.release()

@@ -105,6 +105,15 @@ func TestEventStreamAnswersANonStreamRequest(t *testing.T) {
 			c.event(usageChunk())
 			c.done()
 		}, "b", 0},
+		// A completion after keep-alives is the body as it came: one
+		// naming a member paygate reads twice (ambiguousMember) is
+		// malformed, as the same answer sent as JSON is.
+		{"a completion naming tool_calls twice after keep-alive comments", func(c *fconn, _ int) {
+			c.status(200, ": PROCESSING\n\n"+
+				`{"id":"chatcmpl-s","object":"chat.completion","created":1700000000,"model":"m-1",`+
+				`"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[],`+
+				`"tool_calls":[{"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`+"\n")
+		}, "b", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
