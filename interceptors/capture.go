@@ -131,6 +131,11 @@ type RoundResult struct {
 	// finish_reason and top-level usage as the provider sent them (a usage
 	// in its choice is taken out). Nil if none came.
 	FinishChunk []byte
+	// Lost: an event of the round was skipped unread before its finish
+	// (Lose, or a chunk Process refused), so a piece of any of its tool
+	// calls' arguments may be missing. Its payment calls are Damaged; the
+	// bot's own calls must not be handed to it to run either.
+	Lost bool
 	// Usage comes from the usage chunk or the finish chunk, else from the
 	// finish chunk's choice (Moonshot puts it there); nil if none.
 	Usage *Usage
@@ -609,6 +614,7 @@ func (c *Capture) EndRound() RoundResult {
 		Details:      c.details.JSON(),
 		ContentParts: c.parts.json(c.content),
 		FinishReason: c.finish,
+		Lost:         c.lost,
 	}
 	order := make([]*slot, len(c.slots))
 	for i := range c.slots {

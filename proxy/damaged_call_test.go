@@ -92,3 +92,50 @@ func TestStreamedPaymentCallWithALostEventNotRun(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamedClientCallWithALostEventNotHanded: the bot's own call
+// (get_weather) in a payment turn's round, one of whose events paygate
+// could not read (malformed, or naming a member twice) and skipped, is
+// not handed to the bot with a finish that tells it to run it: the
+// skipped event may have held a piece of its arguments, and what is left
+// still read as a call the model did not make (`{"city":"Paris"}` without
+// its lost `,"unit":"F"`). The stream ends with an upstream_malformed_response
+// error event, as payment calls so damaged are not run. An unreadable
+// event after the finish loses nothing.
+func TestStreamedClientCallWithALostEventNotHanded(t *testing.T) {
+	const head = `data: {"id":"q1","object":"chat.completion.chunk","created":1,"model":"m","choices":`
+	args := func(frag string) string {
+		return head + `[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":` + frag + `}}]},"finish_reason":null}]}` + "\n\n"
+	}
+	first := head + `[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\""}}]},"finish_reason":null}]}` + "\n\n"
+	finish := head + `[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}` + "\n\n"
+	truncated := strings.TrimSuffix(args(`",\"unit\":\"F\""`), "}\n\n") + "\n\n"
+	twice := head + `[],"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":",\"unit\":\"F\""}}]},"finish_reason":null}]}` + "\n\n"
+	tests := []struct {
+		name, middle, after string
+		handed              bool
+	}{
+		{"a truncated event", truncated, "", false},
+		{"a chunk naming its choices twice", twice, "", false},
+		{"a blank keep-alive", "data: \n\n", "", true},
+		{"a truncated event after the finish", "", truncated, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, rawPieces(first, tc.middle, args(`"}"`), finish, tc.after, "data: [DONE]\n\n"))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			resp := post(t, url, "/v1/chat/completions", chatBody(true, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			finished := strings.Contains(body, `"finish_reason":"tool_calls"`)
+			if tc.handed {
+				if !finished || strings.Contains(body, `"error"`) {
+					t.Fatalf("stream %s; want the call handed with its finish", body)
+				}
+				return
+			}
+			if finished || !strings.Contains(body, `"code":"upstream_malformed_response"`) {
+				t.Errorf("stream %s; want no tool_calls finish and an upstream_malformed_response error", body)
+			}
+		})
+	}
+}

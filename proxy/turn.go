@@ -510,6 +510,17 @@ func (t *turn) stream() {
 			t.inWord = !endsWithSpace(res.Content)
 		}
 		t.endRound(round, resp, res.ID, res.Model, res.Created, res.Usage, res.UsageJSON)
+		if res.Lost && len(res.ClientCalls) > 0 {
+			// An event skipped unread may have held a piece of the bot's
+			// own call's arguments, and what is left can still read as a
+			// call the model did not make ({"city":"Paris"} without its
+			// lost `,"unit":"F"`): no finish tells the bot to run it, as
+			// no payment call of such a round runs (Damaged).
+			t.s.log.Warn("client tool calls from a round with an unreadable event not handed on", "request_id", reqInfo(t.r).id, "calls", len(res.ClientCalls))
+			t.s.endStreamWithError(t.sw, t.r, &failover.StreamError{Provider: resp.Provider, Cause: failover.CauseMalformed,
+				Err: errors.New("an event of a round with the bot's tool calls was unreadable and skipped")})
+			return
+		}
 		if len(res.PaymentCalls) == 0 {
 			fc := res.FinishChunk
 			if len(res.ClientCalls) > 0 && stopForCalls(res.FinishReason) && fc != nil {
