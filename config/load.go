@@ -275,7 +275,7 @@ var zeroKeys = []struct {
 	{path: "failover.recovery.max_attempts", refuse: "0 would mean the default (2); -1 turns recovery off"},
 	{path: "failover.max_attempts", refuse: "at least 1 (0 would mean the default, 4)"},
 	{path: "failover.breaker.failures", refuse: "at least 1 (0 would mean the default, 5)"},
-	{path: "payments.budget.max_rounds", refuse: "at least 1 (0 would mean the default, 3)"},
+	{path: "payments.budget.max_rounds", refuse: "at least 2 (0 would mean the default, 3)"},
 	{path: "payments.catalog[].max_quantity", refuse: "at least 1 (0 would mean the default, 1)"},
 	{path: "models[].targets[].weight", refuse: "at least 1 (0 would mean the default, 1); remove the target to stop using it"},
 	{path: "server.max_body_bytes", refuse: "must be above 0 (0 would mean the default, 8388608)"},

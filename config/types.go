@@ -507,7 +507,9 @@ type Budget struct {
 	// per user message across the bot's follow-ups with its own tools'
 	// results; 0 runs none and offers the model query_order only. Default 1.
 	MaxPaymentCalls int `yaml:"max_payment_calls"`
-	// MaxRounds is upstream rounds per turn. Default 3.
+	// MaxRounds is upstream rounds per turn. Default 3; at least 2: a
+	// round's payment tool calls run only when a round is left to tell the
+	// user what they did.
 	MaxRounds int `yaml:"max_rounds"`
 	// Clarification ends a turn whose rounds are spent.
 	Clarification string `yaml:"clarification"`

@@ -802,8 +802,17 @@ func (l *loader) validatePayments(c *Config) {
 	if d := p.Refunds.ConfirmTTL.D(); d > maxConfirmTTL {
 		l.at("payments.refunds.confirm_ttl", "%v is above %v: a proposal living longer could be proposed a second time while open, and both confirmed", d, maxConfirmTTL)
 	}
-	if p.Budget.MaxRounds < 1 {
-		l.at("payments.budget.max_rounds", "at least 1")
+	switch {
+	case p.Budget.MaxRounds < 1:
+		l.at("payments.budget.max_rounds", "at least 2")
+	case p.Budget.MaxRounds == 1:
+		// A round's payment calls run only when a round is left to tell
+		// the user what they did (SPEC 3): with one round, a turn whose
+		// model calls a payment tool ends with the clarification text
+		// instead, while the tools are still offered, so a user asking
+		// to buy was asked to clarify turn after turn and never got an
+		// order, whatever max_payment_calls said.
+		l.at("payments.budget.max_rounds", "1 leaves no round to tell the user what a payment tool call did, so none would run but those beside the bot's own tool calls (every other turn whose model calls one would end with payments.budget.clarification): at least 2")
 	}
 	if p.Budget.MaxPaymentCalls < 0 {
 		l.at("payments.budget.max_payment_calls", "must not be negative")

@@ -16,7 +16,7 @@ func TestWrittenZeroIsRefused(t *testing.T) {
 	tests := []struct{ src, want string }{
 		{"failover:\n  max_attempts: 0\n", "c.yaml:2: failover.max_attempts: at least 1"},
 		{"failover:\n  breaker:\n    failures: 0\n", "c.yaml:3: failover.breaker.failures: at least 1"},
-		{"payments:\n  budget:\n    max_rounds: 0\n", "c.yaml:3: payments.budget.max_rounds: at least 1"},
+		{"payments:\n  budget:\n    max_rounds: 0\n", "c.yaml:3: payments.budget.max_rounds: at least 2"},
 		{"server:\n  shutdown_timeout: 0s\n", "c.yaml:2: server.shutdown_timeout: must be above 0: SIGTERM would cut every in-flight stream"},
 		{"failover:\n  retry_after_max_wait: 0s\n", "c.yaml:2: failover.retry_after_max_wait: must be above 0"},
 		{"providers:\n  - name: p\n    base_url: http://x\n    timeouts: {idle: 0s}\n", "c.yaml:4: providers[0].timeouts.idle: must be above 0"},
