@@ -483,7 +483,9 @@ type CatalogItem struct {
 
 // Rules are checked before any WeChat Pay call.
 type Rules struct {
-	// ApprovalAbove: orders above this amount need a manager. Default "500.00".
+	// ApprovalAbove: orders above this amount need a manager, who approves
+	// them through the admin API: with that off (no admin.token) while the
+	// catalog can sell such an order, a warning. Default "500.00".
 	ApprovalAbove Decimal `yaml:"approval_above"`
 	// MaxOrdersPerUserPerDay bounds the orders one user may create in a day
 	// (a calendar day in China Standard Time, UTC+8, as WeChat Pay's users

@@ -789,6 +789,8 @@ func (l *loader) validatePayments(c *Config) {
 	}
 	if _, exact := p.Rules.ApprovalAbove.Fen(); !exact {
 		l.at("payments.rules.approval_above", "%q has more than two decimals", p.Rules.ApprovalAbove.Text)
+	} else if c.Admin.Token == "" || c.Server.AdminListen == "off" {
+		l.approvalUnreachable(*p)
 	}
 	if d := p.DedupeWindow.D(); d > 0 && d < minDedupeWindow {
 		l.at("payments.dedupe_window", "%v is below %v: a user who has just paid and asks again past it gets a second payable order, not already_paid (10m is the default)", d, minDedupeWindow)
@@ -1141,4 +1143,31 @@ func (l *loader) familyOnMistralAPI(c *Config, tp string, t Target, warned map[s
 	// which may carry a key: check-config prints warnings as they are.
 	shown := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
 	l.warn(path, "%q on Mistral's API (base_url %s) is used as written: it keeps stream_options, which Mistral's API refuses with a 422 on every stream; use mistral_api", family, shown.String())
+}
+
+// approvalUnreachable warns when an order of the catalog can exceed
+// payments.rules.approval_above while the admin API, the only way a manager
+// approves one, is off (no admin.token, or server.admin_listen off): every
+// such order would be held for a decision nobody can make, its user told it
+// awaits approval, until it expires after approval_ttl. A warning, not an
+// error: the quick start runs without an admin token.
+func (l *loader) approvalUnreachable(p Payments) {
+	if p.Budget.MaxPaymentCalls == 0 {
+		return // create_order is not offered: no order is made
+	}
+	limit, _ := p.Rules.ApprovalAbove.Fen()
+	for _, it := range p.Catalog {
+		fen, err := priceFen(it.Price.Text)
+		if err != nil || fen <= 0 || it.MaxQuantity < 1 || int64(it.MaxQuantity) > maxFen/fen {
+			continue // reported above
+		}
+		// The smallest quantity above the threshold, as the example.
+		q := limit/fen + 1
+		if q > int64(it.MaxQuantity) {
+			continue
+		}
+		l.warn("payments.rules.approval_above", "orders above %s (%s × %d is %s) wait for a manager's approval, and the admin API that gives it is off (admin.token unset, or server.admin_listen off): such an order is held for a decision nobody can make, its user told it awaits approval, until it expires after payments.rules.approval_ttl; set admin.token, or raise approval_above",
+			formatFen(limit), it.SKU, q, formatFen(q*fen))
+		return
+	}
 }
