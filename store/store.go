@@ -199,6 +199,24 @@ var orderMembers = func() map[string]bool {
 	return m
 }()
 
+// orderMember reports whether k names one of Order's members as
+// json.Unmarshal reads it: by its name, or by one that differs in case
+// alone ("Status"), which it reads into the same field. Such a member is
+// read, not unknown: kept in Order.later it was written back after the
+// order's own members, and every later read took its old value over this
+// version's write (a refund's status and refunded_fen lost).
+func orderMember(k string) bool {
+	if orderMembers[k] {
+		return true
+	}
+	for name := range orderMembers {
+		if strings.EqualFold(name, k) {
+			return true
+		}
+	}
+	return false
+}
+
 // UnmarshalJSON decodes an order and keeps the members it does not know
 // (Order.later).
 func (o *Order) UnmarshalJSON(b []byte) error {
@@ -207,7 +225,7 @@ func (o *Order) UnmarshalJSON(b []byte) error {
 	}
 	o.later = nil
 	gjson.ParseBytes(b).ForEach(func(k, v gjson.Result) bool {
-		if k.Type == gjson.String && !orderMembers[k.Str] {
+		if k.Type == gjson.String && !orderMember(k.Str) {
 			if o.later == nil {
 				o.later = map[string]json.RawMessage{}
 			}
