@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestOrderMemberInAnotherCaseIsNotKeptOverTheWrite: json.Unmarshal reads
@@ -41,5 +42,33 @@ func TestOrderMemberInAnotherCaseIsNotKeptOverTheWrite(t *testing.T) {
 				t.Errorf("the unknown member was lost: %s", j)
 			}
 		})
+	}
+}
+
+// TestDecodeOrderAllocatesAsItsFields: every turn of a user with orders
+// decodes their records (LoadUserState), and an order with no member a
+// later version added must cost no allocation beyond its fields' decode:
+// json.Unmarshal into an Order, which the drivers called, copied the
+// whole record for the walk that looks for such members, allocated its
+// callback, and decoded the record a second time from a state of its own.
+func TestDecodeOrderAllocatesAsItsFields(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 0, 123456789, time.UTC)
+	j, err := json.Marshal(&Order{OrderNo: "PG20261203100000abcdef", Client: "shop", AppID: "wx1234567890",
+		User: "oWx-openid-0123456789abcdef", SKU: "coffee-large", Description: "Large coffee", Quantity: 2,
+		AmountFen: 4999, Currency: "CNY", PayMethod: "jsapi", Status: StatusPaid, CreatedAt: now, UpdatedAt: now,
+		PaidAt: now, TransactionID: "4200000001", RefundNos: []string{"RF-1"}, Version: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := testing.AllocsPerRun(100, func() {
+		var o orderFields
+		_ = json.Unmarshal(j, &o)
+	})
+	order := testing.AllocsPerRun(100, func() {
+		var o Order
+		_ = DecodeOrder(j, &o)
+	})
+	if order > fields {
+		t.Errorf("decoding an order: %v allocations; its fields alone: %v", order, fields)
 	}
 }

@@ -10,8 +10,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
-	"github.com/tidwall/gjson"
+	"github.com/paygate/paygate/internal/jsonscan"
 )
 
 // Sentinel errors. Drivers wrap them with context; callers test with errors.Is.
@@ -218,22 +219,49 @@ func orderMember(k string) bool {
 }
 
 // UnmarshalJSON decodes an order and keeps the members it does not know
-// (Order.later).
-func (o *Order) UnmarshalJSON(b []byte) error {
+// (Order.later), as DecodeOrder does.
+func (o *Order) UnmarshalJSON(b []byte) error { return DecodeOrder(b, o) }
+
+// DecodeOrder decodes the order record b into o, keeping the members it
+// does not know (Order.later): json.Unmarshal into an Order does the same
+// through UnmarshalJSON, after a pass of its own over the record that
+// checks and skips it, and then a second decode with its own state. The
+// drivers decode with this, once: LoadUserState reads the user's orders on
+// every turn, where those passes cost a third more time per order.
+func DecodeOrder(b []byte, o *Order) error {
 	if err := json.Unmarshal(b, (*orderFields)(o)); err != nil {
 		return err
 	}
-	o.later = nil
-	gjson.ParseBytes(b).ForEach(func(k, v gjson.Result) bool {
-		if k.Type == gjson.String && !orderMember(k.Str) {
-			if o.later == nil {
-				o.later = map[string]json.RawMessage{}
-			}
-			o.later[k.Str] = json.RawMessage(v.Raw) // the last of a repeated one, as json.Unmarshal takes
-		}
-		return true
-	})
+	o.later = laterMembers(b)
 	return nil
+}
+
+// laterMembers returns the members of the order record b (valid JSON) that
+// Order does not know, or nil. It reads b in place and allocates only for
+// a member it keeps (nearly no record has one); the names and values kept
+// are copies, as b may be a store's memory (a bbolt page) that is gone
+// after the read.
+func laterMembers(b []byte) map[string]json.RawMessage {
+	s := unsafe.String(unsafe.SliceData(b), len(b))
+	i := jsonscan.SkipSpace(s, 0)
+	if i >= len(s) || s[i] != '{' {
+		return nil // null
+	}
+	var later map[string]json.RawMessage
+	for i++; ; {
+		m, ok := jsonscan.NextMember(s, i, true)
+		if !ok {
+			return later
+		}
+		i = m.End
+		if k := jsonscan.KeyName(m.Key); !orderMember(k) {
+			if later == nil {
+				later = map[string]json.RawMessage{}
+			}
+			// The last of a repeated one, as json.Unmarshal takes.
+			later[strings.Clone(k)] = json.RawMessage(s[m.At:m.End])
+		}
+	}
 }
 
 // MarshalJSON encodes an order with the members a later version wrote

@@ -71,7 +71,7 @@ func indexUserUpdated(tx *bolt.Tx) error {
 	ub := tx.Bucket(bUserUpdated)
 	return tx.Bucket(bOrders).ForEach(func(_, v []byte) error {
 		var o store.Order
-		if unmarshal(v, &o) != nil {
+		if store.DecodeOrder(v, &o) != nil {
 			return nil
 		}
 		return ub.Put(userUpdatedKey(&o), nil)
@@ -135,8 +135,8 @@ func getOrder(tx *bolt.Tx, no []byte) (*store.Order, error) {
 		return nil, fmt.Errorf("order %s: %w", no, store.ErrNotFound)
 	}
 	var o store.Order
-	if err := unmarshal(v, &o); err != nil {
-		return nil, err
+	if err := store.DecodeOrder(v, &o); err != nil {
+		return nil, fmt.Errorf("embedded: decode record: %w", err)
 	}
 	return &o, nil
 }

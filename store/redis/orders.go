@@ -133,7 +133,7 @@ func (s *Store) UpdateOrder(ctx context.Context, o *store.Order, expect store.Or
 // decodeOrder reads a record hash's json and version fields.
 func decodeOrder(j string, version int64) (*store.Order, error) {
 	var o store.Order
-	if err := json.Unmarshal([]byte(j), &o); err != nil {
+	if err := store.DecodeOrder([]byte(j), &o); err != nil {
 		return nil, fmt.Errorf("redis: decode order: %w", err)
 	}
 	o.Version = version
@@ -296,7 +296,7 @@ func (s *Store) LoadUserState(ctx context.Context, client, user string) (*store.
 			continue
 		}
 		o := new(store.Order)
-		if err := json.Unmarshal([]byte(j), o); err != nil {
+		if err := store.DecodeOrder([]byte(j), o); err != nil {
 			return nil, fmt.Errorf("redis: decode order copy: %w", err)
 		}
 		set := replyInt(sets, i)
