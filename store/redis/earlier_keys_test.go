@@ -39,6 +39,11 @@ type earlierKey struct {
 // reads every record as that version meant it: each order's state and
 // money, the proposal still open, the payments announced and the one not
 // yet, and the audit chain, which must verify across the versions.
+//
+// The file is data a user's store holds, not a golden output: never
+// regenerate it when this version's format changes on purpose. This
+// version must go on reading it as it is; a later layout gets a file of
+// its own beside it, written by the binary of that version.
 func TestEarlierVersionKeys(t *testing.T) {
 	requireSharedRedis(t)
 	ctx := context.Background()
