@@ -1204,12 +1204,22 @@ func (s *Service) CloseOrder(ctx context.Context, orderNo string) (*store.Order,
 }
 
 // closeAt closes o at WeChat Pay, then locally as status (closed or expired).
+// ORDER_NOT_EXIST closes it here only once o is past its deadline: o was
+// prepaid (WeChat Pay answered it with the payer's payment parameters), and
+// WeChat Pay's APIs are eventually consistent, so a close a moment after
+// the prepay may not find an order the payer can still pay. Recorded
+// closed on that word, a switch of pay method opened a second payable
+// order of the same purchase.
 func (s *Service) closeAt(ctx context.Context, o *store.Order, status store.OrderStatus, cause string) (*store.Order, error) {
 	err := s.backend.CloseOrder(ctx, o.OrderNo)
 	switch {
 	case errors.Is(err, wechatpay.ErrOrderPaid):
 		s.m.reconcile.WithLabelValues(cause, "paid").Inc()
 		return s.queryAndApply(ctx, o, cause)
+	case errors.Is(err, wechatpay.ErrNotFound) && !s.expired(o):
+		s.m.reconcile.WithLabelValues(cause, "not_found").Inc()
+		s.log.WarnContext(ctx, "close answered not found for a prepaid order; left open until a close is confirmed", "order_no", o.OrderNo, "err", err)
+		return o, fmt.Errorf("close %s at wechat pay: not confirmed: %w", o.OrderNo, err)
 	case errors.Is(err, wechatpay.ErrNotFound), err == nil:
 	default:
 		s.m.reconcile.WithLabelValues(cause, "error").Inc()

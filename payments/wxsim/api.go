@@ -180,6 +180,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				s.log.Info("wxsim: ORDERPAID fault on an order that cannot be paid", "out_trade_no", key, "err", err)
 			}
 			resp = errResponse(errf(http.StatusBadRequest, "ORDERPAID", "该订单已支付"))
+		case FaultNotExist:
+			code := "ORDER_NOT_EXIST"
+			if strings.HasPrefix(op, "refund") {
+				code = "RESOURCE_NOT_EXISTS"
+			}
+			resp = errResponse(errf(http.StatusNotFound, code, "not found"))
 		case FaultBadResponseSignature:
 			resp = s.dispatch(op, key, r, body, &entry)
 			entry.Status, entry.Code = resp.status, codeOf(resp.body)

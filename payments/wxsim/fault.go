@@ -22,6 +22,11 @@ const (
 	// FaultBadResponseSignature processes the request and signs the answer with
 	// the wrong key.
 	FaultBadResponseSignature
+	// FaultNotExist answers 404 ORDER_NOT_EXIST (RESOURCE_NOT_EXISTS for
+	// the refund operations) without processing: a WeChat Pay replica that
+	// has not yet seen an order or refund made a moment ago (its APIs are
+	// eventually consistent), although the order exists.
+	FaultNotExist
 )
 
 func (k FaultKind) String() string {
@@ -38,6 +43,8 @@ func (k FaultKind) String() string {
 		return "ORDERPAID"
 	case FaultBadResponseSignature:
 		return "bad-response-signature"
+	case FaultNotExist:
+		return "not-exist"
 	}
 	return "none"
 }
