@@ -230,7 +230,15 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 		}
 		if !retry || attempt >= maxAttempts {
 			if ae != nil {
+				if hint := merchantFix(ae.Code); hint != "" {
+					c.log.ErrorContext(ctx, "ALERT: wechat pay refused the request for a reason only the merchant can fix: "+hint,
+						"alert", true, "op", op, "no", no, "code", ae.Code, "http_status", ae.StatusCode, "message", ae.Message)
+				}
 				return &APIError{Op: op, StatusCode: ae.StatusCode, Code: ae.Code, Message: ae.Message, Attempts: attempt, Kind: kind}
+			}
+			if errors.Is(err, ErrUnknownSerial) || errors.Is(err, ErrBadSignature) {
+				c.log.ErrorContext(ctx, "ALERT: wechat pay's answer failed signature verification and is not trusted; check the wechat pay public key or platform certificates",
+					"alert", true, "op", op, "no", no, "code", "", "err", err)
 			}
 			return fmt.Errorf("wechatpay %s %s: %w (attempts %d): %w", op, no, kind, attempt, err)
 		}

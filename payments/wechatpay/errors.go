@@ -112,6 +112,25 @@ func kindOfCode(status int, code string) (kind error, retry bool) {
 	return ErrRejected, false
 }
 
+// merchantFix names what the merchant's operator must do about WeChat
+// Pay's error code, or "" when the code is about the request or the order.
+// These refusals repeat for every order or refund until someone acts, and
+// a caller reads them as any refusal (the order closed, the refund
+// restored), so the Client raises them as an ALERT.
+func merchantFix(code string) string {
+	switch code {
+	case "SIGN_ERROR":
+		return "check the merchant key and its serial, and this host's clock (a request more than 5 minutes off is refused)"
+	case "MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH":
+		return "check payments.wechatpay mch_id and app_id"
+	case "NO_AUTH":
+		return "the merchant is not authorised for this API; check its products on the merchant platform"
+	case "NOT_ENOUGH":
+		return "the merchant's balance cannot cover refunds; top it up on the merchant platform"
+	}
+	return ""
+}
+
 // classify decides what an SDK error means. attemptTimedOut says the attempt's
 // own deadline (not the caller's) expired.
 func classify(err error, attemptTimedOut bool) (kind error, retry bool, apiErr *core.APIError) {

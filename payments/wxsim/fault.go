@@ -27,6 +27,9 @@ const (
 	// has not yet seen an order or refund made a moment ago (its APIs are
 	// eventually consistent), although the order exists.
 	FaultNotExist
+	// FaultNotEnough answers 403 NOT_ENOUGH without processing: the
+	// merchant's balance cannot cover the refund until it is topped up.
+	FaultNotEnough
 )
 
 func (k FaultKind) String() string {
@@ -45,6 +48,8 @@ func (k FaultKind) String() string {
 		return "bad-response-signature"
 	case FaultNotExist:
 		return "not-exist"
+	case FaultNotEnough:
+		return "NOT_ENOUGH"
 	}
 	return "none"
 }

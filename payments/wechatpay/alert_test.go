@@ -1,0 +1,136 @@
+package wechatpay_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/payments/wxsim"
+)
+
+// TestMerchantSideFailuresAlert: an answer only the merchant's operator can
+// put right (this host's clock off, so every request is SIGN_ERROR; a
+// appid not bound to the mchid; a balance too low for refunds; answers
+// signed with a key paygate does not hold) fails every payment or refund
+// until someone acts. Each raises an ALERT naming the code, where they
+// were logged at most as a warning of the caller's, like any refusal or
+// outage. WeChat Pay's own passing trouble and its word about an order
+// raise none.
+func TestMerchantSideFailuresAlert(t *testing.T) {
+	ctx := context.Background()
+	paid := func(t *testing.T, r *rig, no string) {
+		t.Helper()
+		if _, err := r.client.Prepay(ctx, wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: no, Description: "d", Total: 100}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.sim.Pay(ctx, no); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name      string
+		opts      wxsim.Options
+		edit      func(*wechatpay.Config)
+		run       func(t *testing.T, r *rig) error
+		wantKind  error
+		wantAlert string // "": no alert
+	}{
+		{
+			name: "clock skew SIGN_ERROR",
+			opts: wxsim.Options{Now: func() time.Time { return time.Now().Add(10 * time.Minute) }},
+			run: func(t *testing.T, r *rig) error {
+				_, err := r.client.Prepay(ctx, wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGalertskew01", Description: "d", Total: 100})
+				return err
+			},
+			wantKind: wechatpay.ErrRejected, wantAlert: "SIGN_ERROR",
+		},
+		{
+			name: "APPID_MCHID_NOT_MATCH",
+			opts: wxsim.Options{AppIDs: []string{"wx1111111111111111"}},
+			edit: func(c *wechatpay.Config) { c.AppID = "wx0000000000000000" },
+			run: func(t *testing.T, r *rig) error {
+				_, err := r.client.Prepay(ctx, wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGalertmch01", Description: "d", Total: 100})
+				return err
+			},
+			wantKind: wechatpay.ErrRejected, wantAlert: "APPID_MCHID_NOT_MATCH",
+		},
+		{
+			name: "NOT_ENOUGH",
+			run: func(t *testing.T, r *rig) error {
+				paid(t, r, "PGalertbal01")
+				r.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultNotEnough})
+				_, err := r.client.CreateRefund(ctx, wechatpay.RefundRequest{OutTradeNo: "PGalertbal01", OutRefundNo: "RFalertbal01", Refund: 100, Total: 100})
+				return err
+			},
+			wantKind: wechatpay.ErrRejected, wantAlert: "NOT_ENOUGH",
+		},
+		{
+			name: "answer signed with an unknown key",
+			run: func(t *testing.T, r *rig) error {
+				paid(t, r, "PGalertsig01")
+				r.sim.InjectFault(wxsim.Fault{Op: "query", Kind: wxsim.FaultBadResponseSignature})
+				_, err := r.client.QueryOrder(ctx, "PGalertsig01")
+				return err
+			},
+			wantKind: wechatpay.ErrUnverified, wantAlert: "verif",
+		},
+		{
+			name: "SYSTEM_ERROR throughout",
+			run: func(t *testing.T, r *rig) error {
+				r.sim.InjectFault(wxsim.Fault{Op: "query", Kind: wxsim.FaultSystemError, Times: 3})
+				_, err := r.client.QueryOrder(ctx, "PGalertsys01")
+				return err
+			},
+			wantKind: wechatpay.ErrTemporary,
+		},
+		{
+			name: "ORDER_NOT_EXIST",
+			run: func(t *testing.T, r *rig) error {
+				_, err := r.client.QueryOrder(ctx, "PGalertnone01")
+				return err
+			},
+			wantKind: wechatpay.ErrNotFound,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logs := &logtest.Buffer{}
+			r := newRig(t, tt.opts, "", func(c *wechatpay.Config) {
+				c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+				if tt.edit != nil {
+					tt.edit(c)
+				}
+			})
+			if err := tt.run(t, r); !errors.Is(err, tt.wantKind) {
+				t.Fatalf("got %v; want %v", err, tt.wantKind)
+			}
+			var alerts []map[string]any
+			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				var rec map[string]any
+				if json.Unmarshal([]byte(line), &rec) == nil && rec["alert"] == true {
+					alerts = append(alerts, rec)
+				}
+			}
+			if tt.wantAlert == "" {
+				if len(alerts) != 0 {
+					t.Errorf("alerts %v; want none", alerts)
+				}
+				return
+			}
+			if len(alerts) != 1 {
+				t.Fatalf("%d alerts; want 1 naming %s; logs:\n%s", len(alerts), tt.wantAlert, logs.String())
+			}
+			a := alerts[0]
+			if a["level"] != "ERROR" || !strings.HasPrefix(a["msg"].(string), "ALERT: ") ||
+				!strings.Contains(a["code"].(string)+" "+a["msg"].(string), tt.wantAlert) {
+				t.Errorf("alert %v; want an ERROR ALERT naming %s", a, tt.wantAlert)
+			}
+		})
+	}
+}
