@@ -39,7 +39,15 @@ var (
 	// order could not be put back is RefundPending: the sweep sends it
 	// again).
 	ErrRefundFailed = errors.New("wechat pay refused the refund")
+	// ErrRefundWindowPassed: the order was paid more than refundWindow
+	// ago, and WeChat Pay takes no refund of it (INVALID_REQUEST). It
+	// wraps ErrNotRefundable.
+	ErrRefundWindowPassed = fmt.Errorf("%w: paid more than a year ago, WeChat Pay takes no refund of it", ErrNotRefundable)
 )
+
+// refundWindow is how long after its payment WeChat Pay takes a refund of
+// an order (交易时间超过一年的订单无法提交退款).
+const refundWindow = 365 * 24 * time.Hour
 
 // Refund progress reported by ConfirmRefund.
 const (
@@ -186,6 +194,11 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 	}
 	if amount < 0 || amount > left {
 		return nil, o, fmt.Errorf("%w: %s asked, %s refundable", ErrRefundAmount, FormatAmount(amount, o.Currency), FormatAmount(left, o.Currency))
+	}
+	if !o.PaidAt.IsZero() && s.now().Sub(o.PaidAt) > refundWindow {
+		// Proposed, the user would confirm a refund WeChat Pay can only
+		// refuse, and hear so only after confirming.
+		return nil, o, fmt.Errorf("%w: order %s paid %s", ErrRefundWindowPassed, o.OrderNo, o.PaidAt.UTC().Format(time.RFC3339))
 	}
 	// One open proposal per (client, user, order, amount): a turn re-sent
 	// (an SDK's retry after a timeout, a second replica) is answered with
@@ -1511,6 +1524,10 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 		return out
 	case errors.Is(err, ErrRefundInProgress):
 		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "refund_in_progress", "error": "a refund of this order is already being processed; tell the user to wait for it"})
+		return out
+	case errors.Is(err, ErrRefundWindowPassed):
+		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "not_refundable", "order_status": string(o.Status),
+			"error": "this order was paid more than a year ago, and WeChat Pay accepts no refund of it: no refund can be made here"})
 		return out
 	case errors.Is(err, ErrNotRefundable):
 		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "not_refundable", "order_status": string(o.Status),
