@@ -254,13 +254,25 @@ func (s *Service) setStatus(ctx context.Context, o *store.Order, status store.Or
 	return got, err
 }
 
-// queryAndApply asks WeChat Pay for o and applies the answer (after ORDERPAID).
+// queryAndApply asks WeChat Pay for o after a close answered ORDERPAID and
+// applies the answer, but never closes o again: a query that says it is
+// unpaid (NOTPAY: a WeChat Pay replica that has not yet seen the payment)
+// leaves o as it is, open, for the next reconciliation. Settled, an
+// expired order's NOTPAY closed it again, was answered ORDERPAID again,
+// and so on: a loop of requests until the caller's deadline.
 func (s *Service) queryAndApply(ctx context.Context, o *store.Order, cause string) (*store.Order, error) {
 	tx, err := s.backend.QueryOrder(ctx, o.OrderNo)
 	if err != nil {
 		return o, fmt.Errorf("query %s: %w", o.OrderNo, err)
 	}
-	return s.settle(ctx, o, tx, cause)
+	switch tx.TradeState {
+	case wechatpay.TradeSuccess, wechatpay.TradeRefund, wechatpay.TradeClosed, wechatpay.TradeRevoked, wechatpay.TradeUserPaying:
+		return s.settle(ctx, o, tx, cause)
+	}
+	s.m.reconcile.WithLabelValues(cause, "paid_unconfirmed").Inc()
+	s.log.WarnContext(ctx, "close answered ORDERPAID and the query says the order is unpaid; left open for the next reconciliation",
+		"order_no", o.OrderNo, "trade_state", tx.TradeState)
+	return o, nil
 }
 
 // resolveCreating settles an order left in `creating` (a crash or an unknown

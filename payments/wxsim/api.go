@@ -186,6 +186,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				code = "RESOURCE_NOT_EXISTS"
 			}
 			resp = errResponse(errf(http.StatusNotFound, code, "not found"))
+		case FaultOrderPaidUnseen:
+			resp = errResponse(errf(http.StatusBadRequest, "ORDERPAID", "该订单已支付"))
 		case FaultNotEnough:
 			resp = errResponse(errf(http.StatusForbidden, "NOT_ENOUGH", "基本账户余额不足，请充值后重新发起"))
 		case FaultBadResponseSignature:

@@ -30,6 +30,11 @@ const (
 	// FaultNotEnough answers 403 NOT_ENOUGH without processing: the
 	// merchant's balance cannot cover the refund until it is topped up.
 	FaultNotEnough
+	// FaultOrderPaidUnseen answers 400 ORDERPAID without processing or
+	// marking the order paid: a WeChat Pay replica that has seen a payment
+	// the one answering queries has not yet (its APIs are eventually
+	// consistent), so a query that follows still says NOTPAY.
+	FaultOrderPaidUnseen
 )
 
 func (k FaultKind) String() string {
@@ -50,6 +55,8 @@ func (k FaultKind) String() string {
 		return "not-exist"
 	case FaultNotEnough:
 		return "NOT_ENOUGH"
+	case FaultOrderPaidUnseen:
+		return "ORDERPAID-unseen"
 	}
 	return "none"
 }
