@@ -71,6 +71,14 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 			`unhealthy: server.listen "127.0.0.1:0" picks a free port at start: give -url`},
 		{"a config that does not load", "", []string{"-config", bad}, 1, "unhealthy: " + bad + ":2: server.lisen: unknown key"},
 		{"a URL", "", []string{"-url", "http://127.0.0.1:" + port + "/healthz"}, 0, ""},
+		// The help's "-url URL (default 127.0.0.1:8080)" reads as the
+		// listener's address: a HEALTHCHECK overridden with it asked the
+		// server's root, a 404, and kept a healthy container unhealthy.
+		{"the listener's URL", "", []string{"-url", "http://127.0.0.1:" + port}, 0, ""},
+		{"the listener's URL, a slash", "", []string{"-url", "http://127.0.0.1:" + port + "/"}, 0, ""},
+		{"the listener's address", "", []string{"-url", "127.0.0.1:" + port}, 0, ""},
+		{"the listener's address, no host", "", []string{"-url", ":" + port}, 0, ""},
+		{"another path is asked as given", "", []string{"-url", "http://127.0.0.1:" + port + "/nothing"}, 1, "unhealthy: status 404"},
 		{"both", "", []string{"-config", file, "-url", "http://127.0.0.1:" + port + "/healthz"}, 2, "give -config or -url, not both"},
 		{"an argument", "", []string{file}, 2, "unexpected argument"},
 	}

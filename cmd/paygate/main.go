@@ -13,9 +13,11 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,7 +38,8 @@ Usage:
   paygate audit verify|export [-config FILE] check the audit chain; JSONL export
   paygate healthcheck [-config FILE | -url URL]
                                      exit 0 when /healthz answers, on the config's server.listen
-                                     or at URL (default 127.0.0.1:8080); for container health checks
+                                     or at URL (default http://127.0.0.1:8080/healthz; a URL
+                                     without a path, or host:port, asks its /healthz)
 
 The default config file is ./config.yaml.
 `
@@ -273,6 +276,8 @@ func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
 		}
 	case target == "":
 		target = defaultHealthURL
+	default:
+		target = healthURLOf(target)
 	}
 	c := &http.Client{Timeout: 3 * time.Second}
 	resp, err := c.Get(target)
@@ -286,6 +291,29 @@ func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// healthURLOf reads -url as an operator writes it: the listener's address
+// (127.0.0.1:8080, as the help's default reads; ":8080" on 127.0.0.1, as
+// server.listen writes every interface) or its URL without a path
+// asks that listener's /healthz; a URL with a path is asked as given. Asked
+// as written, the first was a parse error and the second the server's root,
+// a 404: a HEALTHCHECK overridden so kept a healthy container unhealthy.
+func healthURLOf(raw string) string {
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		return raw // the request names the error
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/healthz"
+	}
+	if strings.HasPrefix(u.Host, ":") { // ":8080", as server.listen writes every interface
+		u.Host = "127.0.0.1" + u.Host
+	}
+	return u.String()
 }
 
 // healthURL is the /healthz URL of a server.listen address, as a local
