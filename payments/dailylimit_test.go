@@ -314,7 +314,9 @@ func TestFailedSwitchThenPaidGivesBackItsCount(t *testing.T) {
 // ORDERPAID, though the order stayed unpaid, gave the replacement's count
 // back as if the order had been paid; the switch then made its replacement
 // on the mark with no count, and the user got a third order on a day limited
-// to two. The count goes back only once the order has left pending.
+// to two. The count goes back only once the order has left pending. The
+// switch that met ORDERPAID answers pending (the close not confirmed); the
+// bot's ask again makes the replacement, on the same count.
 func TestSwitchKeepsItsCountWhileTheOrderIsOpen(t *testing.T) {
 	e := newEnv(t, envOptions{service: func(o *payments.Options) {
 		// The first close answers ORDERPAID while queries still say the
@@ -328,8 +330,11 @@ func TestSwitchKeepsItsCountWhileTheOrderIsOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	native := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", PayMethod: "native"}
+	if r, err := e.svc.CreateOrder(ctx, native); !errors.Is(err, payments.ErrPaymentUnavailable) || r == nil || r.Order == nil || r.Order.PayMethod != "jsapi" {
+		t.Fatalf("the switch whose close answered ORDERPAID: %+v, %v; want the open jsapi order, pending", r, err)
+	}
 	if r, err := e.svc.CreateOrder(ctx, native); err != nil || r.Order.PayMethod != "native" || r.Order.Status != store.StatusAwaitingPayment {
-		t.Fatalf("the switch: %+v, %v; want the native replacement", r, err)
+		t.Fatalf("the switch asked again: %+v, %v; want the native replacement", r, err)
 	}
 	if _, err := e.svc.CreateOrder(ctx, payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly", Quantity: 2}); !errors.Is(err, payments.ErrDailyLimit) {
 		t.Errorf("a third order: %v; want ErrDailyLimit (two opened: A and its replacement)", err)

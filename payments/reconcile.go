@@ -259,7 +259,12 @@ func (s *Service) setStatus(ctx context.Context, o *store.Order, status store.Or
 // unpaid (NOTPAY: a WeChat Pay replica that has not yet seen the payment)
 // leaves o as it is, open, for the next reconciliation. Settled, an
 // expired order's NOTPAY closed it again, was answered ORDERPAID again,
-// and so on: a loop of requests until the caller's deadline.
+// and so on: a loop of requests until the caller's deadline. That answer
+// is an error (the close was not confirmed), as ORDER_NOT_EXIST before the
+// deadline is (closeAt): answered as an unpaid order, a purchase asked for
+// again past its deadline handed the payer, who had paid, fresh payment
+// parameters, and a switch of pay method closed it again round after
+// round.
 func (s *Service) queryAndApply(ctx context.Context, o *store.Order, cause string) (*store.Order, error) {
 	tx, err := s.backend.QueryOrder(ctx, o.OrderNo)
 	if err != nil {
@@ -272,7 +277,7 @@ func (s *Service) queryAndApply(ctx context.Context, o *store.Order, cause strin
 	s.m.reconcile.WithLabelValues(cause, "paid_unconfirmed").Inc()
 	s.log.WarnContext(ctx, "close answered ORDERPAID and the query says the order is unpaid; left open for the next reconciliation",
 		"order_no", o.OrderNo, "trade_state", tx.TradeState)
-	return o, nil
+	return o, fmt.Errorf("close %s at wechat pay: not confirmed: answered ORDERPAID, queried %s", o.OrderNo, tx.TradeState)
 }
 
 // resolveCreating settles an order left in `creating` (a crash or an unknown

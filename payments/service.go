@@ -670,8 +670,11 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 				if !Pending(closed.Status) && closed.Status != store.StatusClosed && closed.Status != store.StatusExpired {
 					// Paid meanwhile: no replacement will be made, so its
 					// count goes back (the next round answers the payment).
-					// Still open (a close answered ORDERPAID that a query
-					// does not bear out), the mark keeps the count.
+					// Still open (a close answered ORDERPAID while the
+					// payer was entering their password: the next round
+					// answers ErrPayerPaying), the mark keeps the count;
+					// one the query does not bear out at all is an error
+					// of closeAt, above.
 					s.giveBack(ctx, counted)
 				}
 				if closed.Status == store.StatusClosed || closed.Status == store.StatusExpired {
