@@ -1,6 +1,7 @@
 package payments_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -36,5 +37,44 @@ func TestNoRefundProposedPastWeChatPaysYear(t *testing.T) {
 				t.Errorf("order %s v%d; want paid, untouched", got.Status, got.Version)
 			}
 		})
+	}
+}
+
+// TestRefundYearIsWeChatPaysCalendarYear: WeChat Pay's year (交易时间超过一年)
+// runs from the payment's success time to the same date and time a year
+// later on its own clock, China Standard Time. Counted as 365 days, an
+// order paid in the year before a 29 February was answered "paid more than
+// a year ago" on the last day of its year, and so was one paid on the
+// evening of 28 February UTC (already 1 March in Beijing): the user was
+// refused, and told an untruth, a refund WeChat Pay takes. Past the year,
+// it is refused as before.
+func TestRefundYearIsWeChatPaysCalendarYear(t *testing.T) {
+	cst := time.FixedZone("CST", 8*3600)
+	cases := []struct {
+		name      string
+		paid, ask time.Time
+		want      string
+	}{
+		{"365 days into a year with a 29 February", time.Date(2027, 3, 1, 10, 0, 0, 0, cst), time.Date(2028, 2, 29, 15, 0, 0, 0, cst), "awaiting_user_confirmation"},
+		{"a second past the year", time.Date(2027, 3, 1, 10, 0, 0, 0, cst), time.Date(2028, 3, 1, 10, 0, 1, 0, cst), "not_refundable"},
+		{"1 March in Beijing, 28 February in UTC", time.Date(2027, 2, 28, 17, 0, 0, 0, time.UTC), time.Date(2028, 2, 29, 12, 0, 0, 0, time.UTC), "awaiting_user_confirmation"},
+		{"past the year by Beijing's clock", time.Date(2027, 2, 28, 17, 0, 0, 0, time.UTC), time.Date(2028, 2, 29, 17, 0, 1, 0, time.UTC), "not_refundable"},
+	}
+	for _, driver := range drivers(t) {
+		for _, tc := range cases {
+			t.Run(driver+"/"+tc.name, func(t *testing.T) {
+				e := newEnv(t, envOptions{driver: driver})
+				o := paidOrder(t, e, "oUser-refund-calendar", 1)
+				o.PaidAt = tc.paid
+				if err := e.st.UpdateOrder(context.Background(), o, store.StatusPaid); err != nil {
+					t.Fatal(err)
+				}
+				e.clock.Advance(tc.ask.Sub(e.clock.Now()))
+				r := call(t, newTools(e), caller(o.User), "request_refund", `{"order_no":"`+o.OrderNo+`","reason":"late"}`)
+				if r.result["status"] != tc.want {
+					t.Errorf("paid %s, asked %s: %s; want %s", tc.paid, tc.ask, r.out.Result, tc.want)
+				}
+			})
+		}
 	}
 }

@@ -39,15 +39,24 @@ var (
 	// order could not be put back is RefundPending: the sweep sends it
 	// again).
 	ErrRefundFailed = errors.New("wechat pay refused the refund")
-	// ErrRefundWindowPassed: the order was paid more than refundWindow
-	// ago, and WeChat Pay takes no refund of it (INVALID_REQUEST). It
-	// wraps ErrNotRefundable.
+	// ErrRefundWindowPassed: the order was paid more than a year ago
+	// (refundWindowEnds), and WeChat Pay takes no refund of it
+	// (INVALID_REQUEST). It wraps ErrNotRefundable.
 	ErrRefundWindowPassed = fmt.Errorf("%w: paid more than a year ago, WeChat Pay takes no refund of it", ErrNotRefundable)
 )
 
-// refundWindow is how long after its payment WeChat Pay takes a refund of
-// an order (交易时间超过一年的订单无法提交退款).
-const refundWindow = 365 * 24 * time.Hour
+// refundWindowEnds is when WeChat Pay stops taking refunds of an order
+// paid at paidAt (交易时间超过一年的订单无法提交退款): the same date and time
+// a year later on WeChat Pay's clock, China Standard Time (29 February
+// runs to 1 March). Counted as 365 days, an order paid in the year before
+// a 29 February, or on the evening of 28 February UTC (1 March in
+// Beijing), was refused a day early, its user told it was paid more than
+// a year ago. Erring late costs a refund WeChat Pay refuses at the
+// confirmation, which restores the order and tells the user so; erring
+// early refused a refund the user was owed.
+func refundWindowEnds(paidAt time.Time) time.Time {
+	return paidAt.In(chinaTime).AddDate(1, 0, 0)
+}
 
 // Refund progress reported by ConfirmRefund.
 const (
@@ -195,7 +204,7 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 	if amount < 0 || amount > left {
 		return nil, o, fmt.Errorf("%w: %s asked, %s refundable", ErrRefundAmount, FormatAmount(amount, o.Currency), FormatAmount(left, o.Currency))
 	}
-	if !o.PaidAt.IsZero() && s.now().Sub(o.PaidAt) > refundWindow {
+	if !o.PaidAt.IsZero() && s.now().After(refundWindowEnds(o.PaidAt)) {
 		// Proposed, the user would confirm a refund WeChat Pay can only
 		// refuse, and hear so only after confirming.
 		return nil, o, fmt.Errorf("%w: order %s paid %s", ErrRefundWindowPassed, o.OrderNo, o.PaidAt.UTC().Format(time.RFC3339))
