@@ -2,10 +2,12 @@ package payments_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
 )
 
@@ -76,5 +78,38 @@ func TestRefundYearIsWeChatPaysCalendarYear(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRefundConfirmedPastTheYearSendsNothing: a refund proposed in the last
+// minutes of the order's year (a proposal lives up to 72 hours) and
+// confirmed after it ends was sent to WeChat Pay, which takes no refund of
+// an order paid more than a year ago: the user heard only "WeChat Pay
+// refused the refund". The confirmation now refuses it itself, sends
+// nothing, and says why; the order stays paid.
+func TestRefundConfirmedPastTheYearSendsNothing(t *testing.T) {
+	cst := time.FixedZone("CST", 8*3600)
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			o := paidOrder(t, e, "oUser-refund-year-confirm", 1)
+			end := o.PaidAt.In(cst).AddDate(1, 0, 0)
+			e.clock.Advance(end.Add(-5 * time.Minute).Sub(e.clock.Now()))
+			p := propose(t, e, o, 0)
+			e.clock.Advance(6 * time.Minute)
+
+			_, err := e.svc.ConfirmRefund(context.Background(), "shop-bot", o.User, p.RefundID)
+			if !errors.Is(err, payments.ErrRefundWindowPassed) {
+				t.Errorf("confirmed a minute past the year: %v; want ErrRefundWindowPassed", err)
+			}
+			for _, r := range e.sim.Requests() {
+				if r.Op == "refund" {
+					t.Errorf("a refund was sent to WeChat Pay past the order's year")
+				}
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusPaid || got.RefundReservedBy != "" {
+				t.Errorf("order %s reserved by %q; want paid, untouched", got.Status, got.RefundReservedBy)
+			}
+		})
 	}
 }

@@ -58,6 +58,18 @@ func refundWindowEnds(paidAt time.Time) time.Time {
 	return paidAt.In(chinaTime).AddDate(1, 0, 0)
 }
 
+// inRefundWindow is ErrRefundWindowPassed when o's year has ended. The
+// confirmation checks it too, before it reserves the order: a proposal
+// lives up to MaxRefundConfirmTTL, so one made in the year's last hours
+// was confirmed after it, sent, and refused by WeChat Pay, the user told
+// only that it was refused.
+func (s *Service) inRefundWindow(o *store.Order) error {
+	if o.PaidAt.IsZero() || !s.now().After(refundWindowEnds(o.PaidAt)) {
+		return nil
+	}
+	return fmt.Errorf("%w: order %s paid %s", ErrRefundWindowPassed, o.OrderNo, o.PaidAt.UTC().Format(time.RFC3339))
+}
+
 // Refund progress reported by ConfirmRefund.
 const (
 	// RefundProcessing: WeChat Pay accepted the refund; its notification
@@ -204,10 +216,10 @@ func (s *Service) ProposeRefund(ctx context.Context, req RefundRequest) (*store.
 	if amount < 0 || amount > left {
 		return nil, o, fmt.Errorf("%w: %s asked, %s refundable", ErrRefundAmount, FormatAmount(amount, o.Currency), FormatAmount(left, o.Currency))
 	}
-	if !o.PaidAt.IsZero() && s.now().After(refundWindowEnds(o.PaidAt)) {
+	if err := s.inRefundWindow(o); err != nil {
 		// Proposed, the user would confirm a refund WeChat Pay can only
 		// refuse, and hear so only after confirming.
-		return nil, o, fmt.Errorf("%w: order %s paid %s", ErrRefundWindowPassed, o.OrderNo, o.PaidAt.UTC().Format(time.RFC3339))
+		return nil, o, err
 	}
 	// One open proposal per (client, user, order, amount): a turn re-sent
 	// (an SDK's retry after a timeout, a second replica) is answered with
@@ -568,6 +580,9 @@ func (s *Service) confirmRefund(ctx context.Context, client, user, id string) (*
 	}
 	if !reservedFor(o, p) {
 		if err := checkRefund(o, p); err != nil {
+			return s.notStarted(ctx, client, user, p, o, err)
+		}
+		if err := s.inRefundWindow(o); err != nil {
 			return s.notStarted(ctx, client, user, p, o, err)
 		}
 	}
