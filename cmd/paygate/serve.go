@@ -97,7 +97,7 @@ func newApp(cfg *config.Config, logOut io.Writer, notifyURL string, opts ...appO
 		a.close()
 		return nil, fmt.Errorf("building webhooks: %w", err)
 	}
-	if err := a.buildPayments(notifyURL, ao.wechatpayTransport); err != nil {
+	if err := a.buildPayments(notifyURL, ao.wechatpayTransport, ao.paymentsNow); err != nil {
 		a.close()
 		return nil, err
 	}
@@ -243,8 +243,9 @@ func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
 }
 
 // buildPayments wires WeChat Pay (the real API or the in-process simulator)
-// and the payments service, and starts the reconciler's sweep.
-func (a *app) buildPayments(notifyURL string, transport http.RoundTripper) error {
+// and the payments service, and starts the reconciler's sweep. now is the
+// service's clock (nil: time.Now).
+func (a *app) buildPayments(notifyURL string, transport http.RoundTripper, now func() time.Time) error {
 	cfg := a.cfg
 	w := cfg.Payments.WeChatPay
 	if w.NotifyURL != "" {
@@ -317,6 +318,7 @@ func (a *app) buildPayments(notifyURL string, transport http.RoundTripper) error
 		Proposed:         a.withWebhookProposals(a.audit.proposed),
 		Registerer:       a.reg,
 		Logger:           a.log.With("component", "payments"),
+		Now:              now,
 	})
 	if err != nil {
 		return fmt.Errorf("building payments: %w", err)

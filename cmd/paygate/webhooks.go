@@ -29,6 +29,14 @@ type appOptions struct {
 	// wrapStore, when set, stands between the application and the store
 	// the config opens (tests make single writes fail with it).
 	wrapStore func(store.Store) store.Store
+	// paymentsNow, when set, is the payments service's clock (tests move
+	// it past the reconciler's waits instead of sleeping through them).
+	paymentsNow func() time.Time
+}
+
+// withPaymentsClock gives the payments service the clock now.
+func withPaymentsClock(now func() time.Time) appOption {
+	return func(o *appOptions) { o.paymentsNow = now }
 }
 
 // withStoreWrap puts f's store between the application and its store.
