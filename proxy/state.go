@@ -66,6 +66,14 @@ const (
 	kindPayable   = "payable:"
 )
 
+// kindRejected is the announcement kind of a manager's no to an order held
+// for approval: told once, as an approval is (kindPayable), however long
+// after the decision the user's next turn comes within announceWindow. The
+// payment state alone dropped the order settled_after (24 hours) after the
+// decision, and a manager may decide up to approval_ttl (72 hours) after the
+// ask: a user who came back a day later never heard their order was refused.
+const kindRejected = "rejected:"
+
 // kindRefund starts the announcement kind of a refund's outcome
 // (refundKind): one per refund and outcome, on the refund's order.
 const kindRefund = "refund:"
@@ -212,6 +220,9 @@ func stateMessage(orders []*store.Order, now time.Time, settledAfter time.Durati
 		if a.refund != nil {
 			news[a.order] = append(news[a.order], refundNews(a.order, a.refund))
 		}
+		if a.kind == kindRejected {
+			news[a.order] = append(news[a.order], "a manager rejected it")
+		}
 	}
 	var lines []string
 	for _, o := range orders {
@@ -237,9 +248,10 @@ func stateMessage(orders []*store.Order, now time.Time, settledAfter time.Durati
 }
 
 // announcement is something a turn tells the user once (SPEC 2.3):
-// payment_confirmed for an order paid since (kindConfirmed), or
+// payment_confirmed for an order paid since (kindConfirmed),
 // order_created with fresh payment parameters for an order that became
-// payable outside a turn, a manager having approved it (kindPayable).
+// payable outside a turn, a manager having approved it (kindPayable), or
+// order_rejected for an order a manager refused (kindRejected).
 type announcement struct {
 	kind  string
 	order *store.Order
@@ -270,6 +282,12 @@ func (s *Server) pendingAnnouncements(st *store.UserState) []announcement {
 			}
 			if st.Now.Sub(paid) < announceWindow && !st.Announced[store.Announcement{Kind: kindConfirmed, OrderNo: o.OrderNo}] {
 				out = append(out, announcement{kind: kindConfirmed, order: o})
+			}
+		case o.Status == store.StatusRejected:
+			// A rejected order is never rewritten in that state (only
+			// into review), so its UpdatedAt is when a manager said no.
+			if st.Now.Sub(o.UpdatedAt) < announceWindow && !st.Announced[store.Announcement{Kind: kindRejected, OrderNo: o.OrderNo}] {
+				out = append(out, announcement{kind: kindRejected, order: o})
 			}
 		case o.Status == store.StatusAwaitingPayment && s.reconciler != nil:
 			// An awaiting_payment order is never rewritten in that state
@@ -307,11 +325,15 @@ func (s *Server) claim(ctx context.Context, c payments.Caller, pending []announc
 		if p.kind == kindPayable && handsPayment(own, o.OrderNo) {
 			continue
 		}
-		if p.kind == kindConfirmed {
+		if p.kind == kindConfirmed || p.kind == kindRejected {
 			if !s.firstTime(ctx, c, p.kind, o.OrderNo) {
 				continue
 			}
-			b, _ := json.Marshal(map[string]any{"type": "payment_confirmed", "order": payments.OrderView(o)})
+			typ := "payment_confirmed"
+			if p.kind == kindRejected {
+				typ = "order_rejected"
+			}
+			b, _ := json.Marshal(map[string]any{"type": typ, "order": payments.OrderView(o)})
 			out = append(out, b)
 			continue
 		}

@@ -510,7 +510,8 @@ func TestRulesFromConfig(t *testing.T) {
 // TestApprovalReachesTheNextTurn: after a manager decides, the user's next
 // message carries the decision — the order and its payment parameters once
 // approved (an order_created action, announced once), "rejected by a
-// manager" once rejected — without the model being asked to do anything.
+// manager" and an order_rejected action, announced once, once rejected —
+// without the model being asked to do anything.
 func TestApprovalReachesTheNextTurn(t *testing.T) {
 	up := newScriptedProvider(t, func(body string) scriptRound {
 		last := gjson.Get(body, "messages.@reverse.0")
@@ -550,8 +551,17 @@ func TestApprovalReachesTheNextTurn(t *testing.T) {
 				if again.Get(`paygate.actions.#(type=="order_created")`).Exists() {
 					t.Errorf("order_created announced twice: %s", again.Get("paygate").Raw)
 				}
-			} else if created.Exists() {
-				t.Errorf("a rejected order got payment parameters: %s", created.Raw)
+			} else {
+				if created.Exists() {
+					t.Errorf("a rejected order got payment parameters: %s", created.Raw)
+				}
+				if rej := ans.Get(`paygate.actions.#(type=="order_rejected")#`).Array(); len(rej) != 1 || rej[0].Get("order.order_no").Str != no {
+					t.Errorf("actions %s; want one order_rejected for %s", ans.Get("paygate").Raw, no)
+				}
+				again := chatAs(t, url, tt.user, "and now?")
+				if again.Get(`paygate.actions.#(type=="order_rejected")`).Exists() {
+					t.Errorf("order_rejected announced twice: %s", again.Get("paygate").Raw)
+				}
 			}
 		})
 	}
