@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
@@ -1533,6 +1534,8 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 			return clarify(`amount must be a decimal amount in CNY such as "20.00", or left out to refund everything not yet refunded`)
 		}
 		fen = v
+	} else if name := numberOutside(args, refundArgs); name != "" {
+		return clarify(fmt.Sprintf(`the argument %q is not a name this tool takes, and without "amount" everything not yet refunded would be proposed, so nothing was done: give a partial amount as "amount" (a decimal in CNY such as "20.00"), or leave every amount out to refund everything left`, name))
 	}
 	p, o, err := t.svc.ProposeRefund(ctx, RefundRequest{Client: c.Client, User: c.User, OrderNo: no.Str, Reason: reason.Str, AmountFen: fen})
 	out := Outcome{MoneyMoving: true, Executed: true}
@@ -1572,6 +1575,32 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 		"message":    "no money has moved: the user must tap the confirmation button (" + RefundLabel(p.AmountFen, o.Currency) + ") themselves; do not say the refund is done",
 	})
 	return out
+}
+
+// numberOutside names the first member of the arguments object args
+// outside schema whose value holds a digit (a number, "10.00", "１０", an
+// object with one inside), or "". request_refund without "amount" proposes
+// everything not yet refunded, the largest reading of a call: a model that
+// put the user's "refund 10 of it" under a name of its own ("amount_fen",
+// "refund_amount", "quantity": 1 of two) had it ignored as outside the
+// schema, and the user was offered the whole payment back. Which the model
+// meant is not paygate's to guess where money goes back, as with a member
+// in another case (ambiguousArg); a member without a digit (a currency, a
+// note) says no amount and is still only ignored.
+func numberOutside(args string, schema map[string]bool) string {
+	name := ""
+	gjson.Parse(args).ForEach(func(k, v gjson.Result) bool {
+		text := v.Raw // a number, or an object or array with one inside
+		if v.Type == gjson.String {
+			text = v.Str // decoded: "\u0031" is a digit, "\u00e9" none
+		}
+		if !schema[k.String()] && strings.IndexFunc(text, unicode.IsDigit) >= 0 {
+			name = k.String()
+			return false
+		}
+		return true
+	})
+	return name
 }
 
 // OpenRefunds returns the user's refund proposals that can still be

@@ -119,3 +119,60 @@ func TestToolArgumentsInAnotherCaseAreRefused(t *testing.T) {
 		t.Errorf("result %s; want an order at the catalog price", got.out.Result)
 	}
 }
+
+// TestRefundAmountUnderAnotherNameIsAsked: request_refund without "amount"
+// proposes everything not yet refunded, the largest refund there is. A
+// model that put the user's "refund 10 yuan of it" under a name of its own
+// ({"amount_fen":1000}, {"refund_amount":"10.00"}, {"quantity":1} of an
+// order of two) had that member ignored as outside the schema, and the
+// user was offered the whole payment back, one tap from sending it. Such a
+// call asks the user instead, and nothing is proposed; a member that holds
+// no number (a currency, a note) is still ignored, and one beside "amount"
+// too: the amount is given.
+func TestRefundAmountUnderAnotherNameIsAsked(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver})
+			tools := newTools(e)
+			paid := paidOrder(t, e, "oUser-refund-renamed", 2) // 99.98
+			u := caller(paid.User)
+			head := `{"order_no":"` + paid.OrderNo + `","reason":"one was enough",`
+			for _, tc := range []struct{ name, extra, member string }{
+				{"in fen", `"amount_fen":1000`, "amount_fen"},
+				{"a decimal string", `"refund_amount":"10.00"`, "refund_amount"},
+				{"with its currency", `"value":"10 CNY"`, "value"},
+				{"a quantity", `"quantity":1`, "quantity"},
+				{"nested", `"refund":{"amount":"10.00"}`, "refund"},
+				{"a look-alike key", `"аmount":"10.00"`, "аmount"}, // Cyrillic а
+				{"full-width digits", `"refund":"１０元"`, "refund"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					got := call(t, tools, u, "request_refund", head+tc.extra+`}`)
+					if !got.out.Clarify || got.out.Executed || got.result["status"] != "needs_clarification" || got.action != nil {
+						t.Fatalf("clarify %v executed %v, result %s, action %v; want a clarification, nothing proposed",
+							got.out.Clarify, got.out.Executed, got.out.Result, got.action)
+					}
+					if why, _ := got.result["error"].(string); !strings.Contains(why, `"`+tc.member+`"`) || !strings.Contains(why, `"amount"`) {
+						t.Errorf("error %q does not name %q and \"amount\"", why, tc.member)
+					}
+				})
+			}
+			if ps, err := e.svc.OpenRefunds(context.Background(), u.Client, u.User); err != nil || len(ps) != 0 {
+				t.Fatalf("open refund proposals %d (%v); want none", len(ps), err)
+			}
+			// No number outside the schema: ignored, everything left is proposed.
+			got := call(t, tools, u, "request_refund", head+`"currency":"CNY","note":"asap \u00e9"}`)
+			if got.result["status"] != "awaiting_user_confirmation" || got.result["amount"] != "99.98 CNY" {
+				t.Errorf("result %s; want a proposal of everything left", got.out.Result)
+			}
+			// Beside "amount" the amount is given: the extra member is ignored.
+			got = call(t, tools, u, "request_refund", head+`"amount":"10.00","amount_fen":1000}`)
+			if got.result["status"] != "awaiting_user_confirmation" || got.result["amount"] != "10.00 CNY" {
+				t.Errorf("result %s; want a proposal of 10.00 CNY", got.out.Result)
+			}
+			if n := e.sim.RefundCount(""); n != 0 {
+				t.Errorf("simulator refunds %d; want 0", n)
+			}
+		})
+	}
+}
