@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -229,7 +230,14 @@ func stateMessage(orders []*store.Order, now time.Time, settledAfter time.Durati
 		if settled(o.Status) && now.Sub(o.UpdatedAt) > settledAfter && len(news[o]) == 0 {
 			continue
 		}
-		line := fmt.Sprintf("- order %s: %s ×%d, %s — %s", o.OrderNo, o.Description, o.Quantity,
+		// An order of more than one carries its quantity in its
+		// description ("… x2", what WeChat Pay shows the payer): named
+		// there and again here, "x2 ×2" read as four.
+		desc := o.Description
+		if o.Quantity > 1 {
+			desc = strings.TrimSuffix(desc, " x"+strconv.Itoa(o.Quantity))
+		}
+		line := fmt.Sprintf("- order %s: %s ×%d, %s — %s", o.OrderNo, desc, o.Quantity,
 			payments.FormatAmount(o.AmountFen, o.Currency), plainStatus(o))
 		if o.Status == store.StatusPaid && !o.PaidAt.IsZero() {
 			line += " (paid at " + o.PaidAt.UTC().Format(time.RFC3339) + ")"
