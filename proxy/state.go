@@ -297,10 +297,15 @@ func (s *Server) pendingAnnouncements(st *store.UserState) []announcement {
 			if st.Now.Sub(o.UpdatedAt) < announceWindow && !st.Announced[store.Announcement{Kind: kindRejected, OrderNo: o.OrderNo}] {
 				out = append(out, announcement{kind: kindRejected, order: o})
 			}
-		case o.Status == store.StatusAwaitingPayment && s.reconciler != nil:
+		case (o.Status == store.StatusAwaitingPayment || o.Status == store.StatusCreating) && s.reconciler != nil:
 			// An awaiting_payment order is never rewritten in that state
 			// (its next write moves it on), so its UpdatedAt is when it
-			// became payable.
+			// became payable. One still being created (its prepay at
+			// WeChat Pay) is a candidate too, by the time it was made:
+			// the turn that made it may not be the one whose answer the
+			// bot reads (an SDK's retry after its timeout fired while the
+			// prepay ran, the call going on), and the claim hands it only
+			// if it is payable by the time this answer leaves (claim).
 			if st.Now.Sub(o.UpdatedAt) < announceWindow && !st.Announced[store.Announcement{Kind: kindPayable, OrderNo: o.OrderNo}] {
 				out = append(out, announcement{kind: kindPayable, order: o})
 			}
@@ -354,6 +359,15 @@ func (s *Server) claim(ctx context.Context, c payments.Caller, pending []announc
 					"status": r.Status, "settled_at": r.At.UTC().Format(time.RFC3339)}})
 			out = append(out, b)
 			continue
+		}
+		if o.Status == store.StatusCreating {
+			// Being created when the turn read it: PayableParams reads it
+			// again and hands parameters only if it is awaiting payment
+			// now, which is then what the action says of it (a prepay
+			// changes nothing else the order view shows).
+			c := *o
+			c.Status = store.StatusAwaitingPayment
+			o = &c
 		}
 		// The payment parameters first, then the claim: claimed first, a
 		// failure to get them (WeChat Pay slow, the store) used the order's

@@ -5,7 +5,11 @@ import OpenAI from "openai";
 
 // PAYGATE_RETRIES: the SDK's own retries of a 408/409/429/5xx or a lost
 // connection (0 unless set; the SDK's default is 2).
-const client = new OpenAI({ baseURL: process.env.PAYGATE_URL, apiKey: process.env.PAYGATE_KEY, maxRetries: Number(process.env.PAYGATE_RETRIES ?? 0) });
+// PAYGATE_TIMEOUT_MS: the SDK's timeout of each try (its default, 10
+// minutes, unless set); a try that times out is retried as a lost
+// connection is.
+const client = new OpenAI({ baseURL: process.env.PAYGATE_URL, apiKey: process.env.PAYGATE_KEY, maxRetries: Number(process.env.PAYGATE_RETRIES ?? 0),
+  ...(process.env.PAYGATE_TIMEOUT_MS ? { timeout: Number(process.env.PAYGATE_TIMEOUT_MS) } : {}) });
 const mode = process.argv[2];
 const messages = [{ role: "user", content: "Say hello" }];
 const headers = process.env.PAYGATE_OPENID ? { "X-WeChat-OpenID": process.env.PAYGATE_OPENID } : {};
