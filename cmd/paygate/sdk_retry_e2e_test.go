@@ -17,6 +17,96 @@ import (
 	"github.com/paygate/paygate/store/testdrivers"
 )
 
+// TestNodeTimedOutPurchaseRetried: the Node SDK's timeout fires while the
+// round after create_order is still running (a slow provider), so the bot
+// never gets the answer that carried the order's payment parameters, and
+// the SDK sends the same request again on its own. The retried turn's model
+// reads the payment state (the order awaiting payment, "do not create a new
+// order") and answers in words, calling nothing: the retry's answer still
+// hands the bot that order with its payment parameters, and WeChat Pay saw
+// one order and one prepay.
+func TestNodeTimedOutPurchaseRetried(t *testing.T) {
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			var mu sync.Mutex
+			var tries []string // the x-stainless-retry-count of each first round
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				body := string(b)
+				last := gjson.Get(body, "messages.@reverse.0.role").Str
+				w.Header().Set("Content-Type", "application/json")
+				switch {
+				case last == "tool":
+					// The round after the order: slower than the bot's
+					// timeout, until the bot has gone.
+					select {
+					case <-r.Context().Done():
+					case <-time.After(30 * time.Second):
+					}
+					return
+				case strings.Contains(body, "Payment state of this user") && strings.Contains(body, "awaiting payment"):
+					_, _ = io.WriteString(w, `{"id":"chatcmpl-again","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Your order is waiting for your payment."},"finish_reason":"stop"}]}`)
+				default:
+					mu.Lock()
+					tries = append(tries, r.Header.Get("X-Stainless-Retry-Count"))
+					mu.Unlock()
+					_, _ = io.WriteString(w, `{"id":"chatcmpl-buy","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_buy","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]},"finish_reason":"tool_calls"}]}`)
+				}
+			}))
+			t.Cleanup(up.Close)
+			url, a := serveConfig(t, `
+clients: [{name: bot, key: `+e2eClientKey+`}]
+`+webhookStoreYAML(t, driver)+`
+providers:
+  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+payments:
+  catalog:
+    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
+`, io.Discard)
+			out := nodeChat(t, url, "with-response", "PAYGATE_RETRIES=2", "PAYGATE_TIMEOUT_MS=1500")
+			var res struct {
+				Error   string `json:"error"`
+				Content string `json:"content"`
+				Paygate struct {
+					Actions []struct {
+						Type           string         `json:"type"`
+						Order          map[string]any `json:"order"`
+						RequestPayment map[string]any `json:"request_payment"`
+					} `json:"actions"`
+				} `json:"paygate"`
+			}
+			if err := json.Unmarshal(out, &res); err != nil {
+				t.Fatalf("%s: %v", out, err)
+			}
+			if res.Error != "" {
+				t.Fatalf("the bot got %s", out)
+			}
+			if a.sim.OrderCount() != 1 {
+				t.Errorf("WeChat Pay holds %d orders; want 1", a.sim.OrderCount())
+			}
+			prepays := 0
+			for _, rl := range a.sim.Requests() {
+				if strings.HasPrefix(rl.Op, "prepay") {
+					prepays++
+				}
+			}
+			if prepays != 1 {
+				t.Errorf("%d prepays; want 1", prepays)
+			}
+			if len(res.Paygate.Actions) != 1 || res.Paygate.Actions[0].Type != "order_created" || res.Paygate.Actions[0].RequestPayment["paySign"] == nil {
+				t.Errorf("the retried answer %s; want the order's order_created with its payment parameters", out)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(tries) != 1 || tries[0] != "" {
+				t.Errorf("the provider's first rounds carried x-stainless-retry-count %q; want one, without it", tries)
+			}
+		})
+	}
+}
+
 // heldPrepay holds every prepay request to WeChat Pay until release is
 // closed, and says on arrived when the first one came.
 type heldPrepay struct {
