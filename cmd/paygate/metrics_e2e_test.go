@@ -132,6 +132,10 @@ payments:
 			t.Errorf("%s%v = %v; want %v", tc.name, tc.labels, got, tc.want)
 		}
 	}
+	// The WeChat Pay client's ALERT counter is served, at 0 before its first.
+	if !strings.Contains(m, `paygate_wechatpay_merchant_errors_total{code="SIGN_ERROR"} 0`+"\n") {
+		t.Errorf("/metrics has no paygate_wechatpay_merchant_errors_total at 0:\n%s", m)
+	}
 
 	admin := httptest.NewServer(a.adminHandler())
 	defer admin.Close()

@@ -279,6 +279,7 @@ func (a *app) buildPayments(notifyURL string, transport http.RoundTripper, now f
 		}
 	}
 	wcfg.Logger = a.log.With("component", "wechatpay")
+	wcfg.Registerer = a.reg
 	if transport != nil {
 		wcfg.Transport = transport
 	}

@@ -4,10 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments/wechatpay"
@@ -101,8 +107,10 @@ func TestMerchantSideFailuresAlert(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			logs := &logtest.Buffer{}
+			reg := prometheus.NewRegistry()
 			r := newRig(t, tt.opts, "", func(c *wechatpay.Config) {
 				c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+				c.Registerer = reg
 				if tt.edit != nil {
 					tt.edit(c)
 				}
@@ -115,6 +123,20 @@ func TestMerchantSideFailuresAlert(t *testing.T) {
 				var rec map[string]any
 				if json.Unmarshal([]byte(line), &rec) == nil && rec["alert"] == true {
 					alerts = append(alerts, rec)
+				}
+			}
+			// The on-call who alerts on /metrics sees it there too, not
+			// only in a log line: one count under the code, every other
+			// code's series present at 0 so increase() sees the first.
+			metrics := scrapeMetrics(t, reg)
+			for _, code := range []string{"SIGN_ERROR", "MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH", "NO_AUTH", "NOT_ENOUGH", "bad_signature"} {
+				want := 0
+				if tt.wantAlert == code || (tt.wantAlert == "verif" && code == "bad_signature") {
+					want = 1
+				}
+				line := fmt.Sprintf("paygate_wechatpay_merchant_errors_total{code=%q} %d\n", code, want)
+				if !strings.Contains(metrics, line) {
+					t.Errorf("/metrics lacks %q:\n%s", line, metrics)
 				}
 			}
 			if tt.wantAlert == "" {
@@ -133,4 +155,21 @@ func TestMerchantSideFailuresAlert(t *testing.T) {
 			}
 		})
 	}
+}
+
+// scrapeMetrics reads reg's exposition through the real /metrics handler.
+func scrapeMetrics(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

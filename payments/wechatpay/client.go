@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/option"
 	"github.com/wechatpay-apiv3/wechatpay-go/services/payments"
@@ -133,6 +134,7 @@ type Client struct {
 	maxAttempts             int
 	backoff                 time.Duration
 	log                     *slog.Logger
+	merchantErrs            *prometheus.CounterVec
 }
 
 // New builds a Client from cfg, loading and checking every key. The SDK is
@@ -188,6 +190,43 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	if c.merchantErrs, err = newMerchantErrors(cfg.Registerer); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// merchantErrorCodes are paygate_wechatpay_merchant_errors_total's label
+// values: the codes merchantFix knows, and bad_signature for an answer
+// whose signature does not verify. Bounded: a code WeChat Pay sends
+// otherwise raises no alert.
+var merchantErrorCodes = [...]string{"SIGN_ERROR", "MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH", "NO_AUTH", "NOT_ENOUGH", codeBadSignature}
+
+const codeBadSignature = "bad_signature"
+
+// newMerchantErrors registers the counter of the ALERTs of answers only the
+// merchant can fix, every code's series at 0 from the start, so an alert on
+// its increase sees the first. A registry that has it (a second Client)
+// shares it.
+func newMerchantErrors(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "paygate_wechatpay_merchant_errors_total",
+		Help: "WeChat Pay calls failed for a reason only the merchant's operator can fix, each also logged as an ALERT, by code (SIGN_ERROR: merchant key, serial or this host's clock; MCH_NOT_EXISTS, APPID_MCHID_NOT_MATCH: mch_id, app_id; NO_AUTH: the API not enabled; NOT_ENOUGH: balance too low for refunds; bad_signature: an answer that does not verify against the WeChat Pay public key or platform certificates).",
+	}, []string{"code"})
+	if reg != nil {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, fmt.Errorf("wechatpay metrics: %w", err)
+			}
+			if c, _ = are.ExistingCollector.(*prometheus.CounterVec); c == nil {
+				return nil, fmt.Errorf("wechatpay metrics: %w", err)
+			}
+		}
+	}
+	for _, code := range merchantErrorCodes {
+		c.WithLabelValues(code)
+	}
 	return c, nil
 }
 
@@ -231,12 +270,14 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 		if !retry || attempt >= maxAttempts {
 			if ae != nil {
 				if hint := merchantFix(ae.Code); hint != "" {
+					c.merchantErrs.WithLabelValues(ae.Code).Inc()
 					c.log.ErrorContext(ctx, "ALERT: wechat pay refused the request for a reason only the merchant can fix: "+hint,
 						"alert", true, "op", op, "no", no, "code", ae.Code, "http_status", ae.StatusCode, "message", ae.Message)
 				}
 				return &APIError{Op: op, StatusCode: ae.StatusCode, Code: ae.Code, Message: ae.Message, Attempts: attempt, Kind: kind}
 			}
 			if errors.Is(err, ErrUnknownSerial) || errors.Is(err, ErrBadSignature) {
+				c.merchantErrs.WithLabelValues(codeBadSignature).Inc()
 				c.log.ErrorContext(ctx, "ALERT: wechat pay's answer failed signature verification and is not trusted; check the wechat pay public key or platform certificates",
 					"alert", true, "op", op, "no", no, "code", "", "err", err)
 			}

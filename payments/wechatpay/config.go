@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 )
 
@@ -64,6 +65,9 @@ type Config struct {
 	// host rewriter.
 	Transport http.RoundTripper
 	Logger    *slog.Logger
+	// Registerer takes the client's metrics
+	// (paygate_wechatpay_merchant_errors_total); nil: a private registry.
+	Registerer prometheus.Registerer
 }
 
 // keys is Config's key material, loaded and checked.
