@@ -5,11 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/logging/logtest"
@@ -28,7 +33,15 @@ func TestWorkerSaysTheChainWasCut(t *testing.T) {
 	e := newEnv(t, "redis")
 	st := e.store()
 	logs := &logtest.Buffer{}
-	w := newTestWorker(t, st, func(o *WorkerOptions) { o.Logger = logging.New(logs, slog.LevelDebug, nil) })
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newTestWorker(t, st, func(o *WorkerOptions) {
+		o.Logger = logging.New(logs, slog.LevelDebug, nil)
+		o.Metrics = m
+	})
 	for i := 1; i <= 4; i++ {
 		enqueue(t, st, mustEvent(t, Action{Time: time.Now(), Name: "order.created", Client: "shop-bot", User: "oAlice",
 			OrderNo: fmt.Sprintf("PG%d", i), AmountFen: 4999}, ""))
@@ -42,6 +55,12 @@ func TestWorkerSaysTheChainWasCut(t *testing.T) {
 	e.rawSetHead(store.AuditHead{Seq: 2, Hash: recs[1].Hash})
 	if strings.Contains(logs.String(), "cut") {
 		t.Fatalf("a cut reported before any: %s", logs.String())
+	}
+	// The on-call alerting on /metrics sees the cut too: a series at 0
+	// before it, so the alert's increase() sees the first.
+	const cutLine = "paygate_audit_chain_cuts_total %d\n"
+	if got := scrapeMetrics(t, reg); !strings.Contains(got, fmt.Sprintf(cutLine, 0)) {
+		t.Fatalf("/metrics before the cut lacks %q:\n%s", fmt.Sprintf(cutLine, 0), got)
 	}
 	enqueue(t, st, mustEvent(t, Action{Time: time.Now(), Name: "order.paid", Client: "shop-bot", User: "oAlice", OrderNo: "PG9", AmountFen: 4999}, ""))
 	if got := drainAll(t, w); got != 1 {
@@ -66,6 +85,26 @@ func TestWorkerSaysTheChainWasCut(t *testing.T) {
 	if found["level"] != "ERROR" || found["alert"] != true || found["head_seq"] != float64(2) || found["read_to_seq"] != float64(4) {
 		t.Errorf("the cut's line: %v; want level ERROR, alert, head_seq 2, read_to_seq 4", found)
 	}
+	if got := scrapeMetrics(t, reg); !strings.Contains(got, fmt.Sprintf(cutLine, 1)) {
+		t.Errorf("/metrics after the cut lacks %q:\n%s", fmt.Sprintf(cutLine, 1), got)
+	}
+}
+
+// scrapeMetrics reads reg's exposition through the real /metrics handler.
+func scrapeMetrics(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // readFailsOnce fails the next ReadAudit once armed: a Redis timeout, or

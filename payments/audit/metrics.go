@@ -17,6 +17,7 @@ type Metrics struct {
 	headInfo  *headInfo
 	records   *prometheus.CounterVec
 	conflicts prometheus.Counter
+	cuts      prometheus.Counter
 }
 
 func newMetrics() *Metrics {
@@ -36,6 +37,10 @@ func newMetrics() *Metrics {
 			Name: "paygate_audit_append_conflicts_total",
 			Help: "Audit appends that lost the race for the chain head and were retried.",
 		}),
+		cuts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "paygate_audit_chain_cuts_total",
+			Help: "Times this replica found the audit chain's head behind records it had read in the chain (cut from the end, or the head moved back), each also logged as `audit chain cut` with alert: run paygate audit verify --head with a head published before.",
+		}),
 	}
 }
 
@@ -45,7 +50,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.head, m.headInfo, m.records, m.conflicts} {
+	for _, c := range []prometheus.Collector{m.head, m.headInfo, m.records, m.conflicts, m.cuts} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("audit metrics: %w", err)
 		}

@@ -281,6 +281,7 @@ func (w *Worker) apply(ctx context.Context, e store.Event) (uint64, error) {
 		}
 		readTo, err := w.seen.cover(ctx, w.st, head, e.CreatedAt.Add(-w.skew))
 		if readTo != 0 {
+			w.m.cuts.Inc()
 			// Records this worker read in the chain are past its head now:
 			// cut from the end (or the head moved back). Said at once, an
 			// outside record of the cut, whatever is appended after it, and
