@@ -18,7 +18,11 @@ type metrics struct {
 	streams   *prometheus.CounterVec
 }
 
-var latencyBuckets = []float64{.05, .1, .25, .5, 1, 2, 4, 8, 15, 30, 60}
+// latencyBuckets are the time to first byte's and token's: up to 5
+// minutes, the default timeouts.total a non-streamed answer's headers may
+// take (a reasoning model's whole answer). They ended at 60 s, beyond which
+// a quantile read 60 s whatever the latency.
+var latencyBuckets = []float64{.05, .1, .25, .5, 1, 2, 4, 8, 15, 30, 60, 120, 300}
 
 // The causes of a failover that left a target without asking it: during an
 // outage these are most rounds' failovers, once the breaker opens or the

@@ -27,6 +27,14 @@ type metrics struct {
 	recoveries                      *prometheus.CounterVec
 }
 
+// requestBuckets are paygate_request_duration_seconds's: from 1 ms (an
+// operator route, a notification) to 10 minutes (a turn of several rounds,
+// each attempt up to its provider's timeouts.total, 5 minutes by default).
+// They ended at 24 s, so every long turn or stream was +Inf and a quantile
+// read 24 s however slow the answers were. The first twelve are the
+// earlier ones, which dashboards may name.
+var requestBuckets = append(prometheus.ExponentialBuckets(0.001, 2.5, 12), 60, 120, 300, 600)
+
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -36,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "paygate_request_duration_seconds",
 			Help:    "Client request duration by route (whole stream for streaming requests).",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+			Buckets: requestBuckets,
 		}, []string{"route"}),
 		budgetExhausted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paygate_budget_exhausted_total",

@@ -132,6 +132,17 @@ payments:
 			t.Errorf("%s%v = %v; want %v", tc.name, tc.labels, got, tc.want)
 		}
 	}
+	// An LLM latency the server can measure lands in a finite bucket: an
+	// attempt waits for a non-streamed answer's headers up to its
+	// provider's timeouts.total (5 minutes by default), and a turn takes
+	// that and more; a quantile over a histogram whose last finite bucket
+	// is shorter reads that bucket's bound, whatever the latency.
+	longest := a.cfg.Providers[0].Timeouts.Total.D().Seconds()
+	for _, name := range []string{"paygate_request_duration_seconds", "paygate_upstream_time_to_first_byte_seconds"} {
+		if top := topBucket(t, m, name); top < longest {
+			t.Errorf("%s's last finite bucket is %gs; want at least %gs (providers[].timeouts.total)", name, top, longest)
+		}
+	}
 	// The WeChat Pay client's ALERT counter is served, at 0 before its first.
 	if !strings.Contains(m, `paygate_wechatpay_merchant_errors_total{code="SIGN_ERROR"} 0`+"\n") {
 		t.Errorf("/metrics has no paygate_wechatpay_merchant_errors_total at 0:\n%s", m)
@@ -152,4 +163,30 @@ payments:
 		st.Get("series.#").Int() != 1 || st.Get(`by_model.#(provider=="fallback").prompt_tokens`).Int() != 250 {
 		t.Errorf("stats %d %s", resp.StatusCode, b)
 	}
+}
+
+// topBucket is the largest finite le of histogram name's buckets in an
+// exposition.
+func topBucket(t *testing.T, exposition, name string) float64 {
+	t.Helper()
+	top := -1.0
+	for _, line := range strings.Split(exposition, "\n") {
+		if !strings.HasPrefix(line, name+"_bucket{") {
+			continue
+		}
+		_, rest, _ := strings.Cut(line, `le="`)
+		le, _, _ := strings.Cut(rest, `"`)
+		if le == "+Inf" {
+			continue
+		}
+		v, err := strconv.ParseFloat(le, 64)
+		if err != nil {
+			t.Fatalf("bucket line %q: %v", line, err)
+		}
+		top = max(top, v)
+	}
+	if top < 0 {
+		t.Fatalf("no buckets of %s in:\n%s", name, exposition)
+	}
+	return top
 }
