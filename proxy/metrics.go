@@ -68,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}, []string{"tool", "outcome"})
 	m.recoveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "paygate_stream_recoveries_total",
-		Help: "Streams that broke after their first byte, by the cause of the first break and outcome (recovered, diverged, partial_tool_call, unmatchable_content, budget_spent, off, no_provider, several_choices, refused, client_gone).",
+		Help: "Streams that broke after their first byte, by the cause of the first break and outcome (recovered, diverged, partial_tool_call, unmatchable_content, budget_spent, off, no_provider, several_choices, too_long: more was sent than paygate keeps to continue it, refused, client_gone).",
 	}, []string{"cause", "outcome"})
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.budgetExhausted, m.stateUnavailable, m.hashKeyPending, m.toolCalls, m.recoveries} {
 		if err := reg.Register(c); err != nil {

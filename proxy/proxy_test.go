@@ -814,3 +814,43 @@ func TestStoreStatusMetric(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoveryOutcomesInHelp: the on-call reads what an outcome of
+// paygate_stream_recoveries_total means from its HELP in /metrics; each
+// outcome the server counts is named there. too_long, a stream cut after
+// more than the kept log of events, was counted but not named.
+func TestRecoveryOutcomesInHelp(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1", nil)
+	log, reg := logging.New(io.Discard, slog.LevelInfo, nil), prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, HashKey: []byte("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.countRecovery(nil, recoveryTooLong) // a series, so the family and its HELP are served
+	w := httptest.NewRecorder()
+	s.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	var help string
+	for line := range strings.SplitSeq(w.Body.String(), "\n") {
+		if strings.HasPrefix(line, "# HELP paygate_stream_recoveries_total ") {
+			help = line
+		}
+	}
+	if help == "" {
+		t.Fatalf("no HELP of paygate_stream_recoveries_total in /metrics:\n%s", w.Body.String())
+	}
+	words := map[string]bool{}
+	for _, w := range strings.FieldsFunc(help, func(r rune) bool { return (r < 'a' || r > 'z') && r != '_' }) {
+		words[w] = true
+	}
+	for _, o := range []string{recoveryRecovered, recoveryDiverged, recoveryPartialCall, recoveryOpaque, recoveryBudget,
+		recoveryOff, recoveryNoProvider, recoveryChoices, recoveryClientGone, recoveryTooLong, recoveryRefused} {
+		if !words[o] {
+			t.Errorf("HELP does not name outcome %s: %s", o, help)
+		}
+	}
+}
