@@ -118,6 +118,7 @@ payments:
 		{"paygate_order_transitions_total", map[string]string{"to": "awaiting_payment"}, 1},
 		{"paygate_order_transitions_total", map[string]string{"from": "awaiting_payment", "to": "paid"}, 1},
 		{"paygate_notifications_total", map[string]string{"outcome": "applied"}, 1},
+		{"paygate_wechatpay_requests_total", map[string]string{"op": "prepay", "outcome": "ok"}, 1},
 		// Rounds used 100+20 and 150+10 tokens (the scripted usage).
 		{"paygate_llm_tokens_total", map[string]string{"provider": "fallback", "kind": "prompt"}, 250},
 		{"paygate_llm_tokens_total", map[string]string{"provider": "fallback", "kind": "completion"}, 30},

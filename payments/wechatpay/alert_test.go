@@ -46,6 +46,7 @@ func TestMerchantSideFailuresAlert(t *testing.T) {
 		run       func(t *testing.T, r *rig) error
 		wantKind  error
 		wantAlert string // "": no alert
+		wantCall  string // the last call's op and outcome, as paygate_wechatpay_requests_total labels them
 	}{
 		{
 			name: "clock skew SIGN_ERROR",
@@ -55,6 +56,7 @@ func TestMerchantSideFailuresAlert(t *testing.T) {
 				return err
 			},
 			wantKind: wechatpay.ErrRejected, wantAlert: "SIGN_ERROR",
+			wantCall: `op="prepay",outcome="refused"`,
 		},
 		{
 			name: "APPID_MCHID_NOT_MATCH",
@@ -65,6 +67,7 @@ func TestMerchantSideFailuresAlert(t *testing.T) {
 				return err
 			},
 			wantKind: wechatpay.ErrRejected, wantAlert: "APPID_MCHID_NOT_MATCH",
+			wantCall: `op="prepay",outcome="refused"`,
 		},
 		{
 			name: "NOT_ENOUGH",
@@ -75,6 +78,7 @@ func TestMerchantSideFailuresAlert(t *testing.T) {
 				return err
 			},
 			wantKind: wechatpay.ErrRejected, wantAlert: "NOT_ENOUGH",
+			wantCall: `op="refund",outcome="refused"`,
 		},
 		{
 			name: "answer signed with an unknown key",
@@ -85,6 +89,7 @@ func TestMerchantSideFailuresAlert(t *testing.T) {
 				return err
 			},
 			wantKind: wechatpay.ErrUnverified, wantAlert: "verif",
+			wantCall: `op="query",outcome="unverified"`,
 		},
 		{
 			name: "SYSTEM_ERROR throughout",
@@ -94,6 +99,7 @@ func TestMerchantSideFailuresAlert(t *testing.T) {
 				return err
 			},
 			wantKind: wechatpay.ErrTemporary,
+			wantCall: `op="query",outcome="unavailable"`,
 		},
 		{
 			name: "ORDER_NOT_EXIST",
@@ -102,6 +108,7 @@ func TestMerchantSideFailuresAlert(t *testing.T) {
 				return err
 			},
 			wantKind: wechatpay.ErrNotFound,
+			wantCall: `op="query",outcome="not_found"`,
 		},
 	}
 	for _, tt := range tests {
@@ -138,6 +145,12 @@ func TestMerchantSideFailuresAlert(t *testing.T) {
 				if !strings.Contains(metrics, line) {
 					t.Errorf("/metrics lacks %q:\n%s", line, metrics)
 				}
+			}
+			// Every call is counted by op and outcome, so an outage of
+			// WeChat Pay (unavailable after its retries) is a rate an
+			// on-call can alert on, not only tool calls failing.
+			if line := "paygate_wechatpay_requests_total{" + tt.wantCall + "} 1\n"; !strings.Contains(metrics, line) {
+				t.Errorf("/metrics lacks %q:\n%s", line, metrics)
 			}
 			if tt.wantAlert == "" {
 				if len(alerts) != 0 {

@@ -135,6 +135,7 @@ type Client struct {
 	backoff                 time.Duration
 	log                     *slog.Logger
 	merchantErrs            *prometheus.CounterVec
+	calls                   *prometheus.CounterVec
 }
 
 // New builds a Client from cfg, loading and checking every key. The SDK is
@@ -190,44 +191,64 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	if c.merchantErrs, err = newMerchantErrors(cfg.Registerer); err != nil {
+	if c.merchantErrs, err = registerCounter(cfg.Registerer, prometheus.CounterOpts{
+		Name: "paygate_wechatpay_merchant_errors_total",
+		Help: "WeChat Pay calls failed for a reason only the merchant's operator can fix, each also logged as an ALERT, by code (SIGN_ERROR: merchant key, serial or this host's clock; MCH_NOT_EXISTS, APPID_MCHID_NOT_MATCH: mch_id, app_id; NO_AUTH: the API not enabled; NOT_ENOUGH: balance too low for refunds; bad_signature: an answer that does not verify against the WeChat Pay public key or platform certificates).",
+	}, "code"); err != nil {
+		return nil, err
+	}
+	for _, code := range merchantErrorCodes {
+		c.merchantErrs.WithLabelValues(code)
+	}
+	if c.calls, err = registerCounter(cfg.Registerer, prometheus.CounterOpts{
+		Name: "paygate_wechatpay_requests_total",
+		Help: "WeChat Pay API calls, each after its retries, by op (prepay, query, close, refund, refund-query) and outcome (ok; unavailable: no answer, a timeout, a 5xx or SYSTEM_ERROR to the last attempt; not_found; unverified: an answer that does not verify or decode; refused: any other refusal, an order paid or closed included; canceled: the caller gave up).",
+	}, "op", "outcome"); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
 // merchantErrorCodes are paygate_wechatpay_merchant_errors_total's label
-// values: the codes merchantFix knows, and bad_signature for an answer
-// whose signature does not verify. Bounded: a code WeChat Pay sends
-// otherwise raises no alert.
+// values, every one's series at 0 from the start so an alert on its
+// increase sees the first: the codes merchantFix knows, and bad_signature
+// for an answer whose signature does not verify. Bounded: a code WeChat Pay
+// sends otherwise raises no alert.
 var merchantErrorCodes = [...]string{"SIGN_ERROR", "MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH", "NO_AUTH", "NOT_ENOUGH", codeBadSignature}
 
 const codeBadSignature = "bad_signature"
 
-// newMerchantErrors registers the counter of the ALERTs of answers only the
-// merchant can fix, every code's series at 0 from the start, so an alert on
-// its increase sees the first. A registry that has it (a second Client)
-// shares it.
-func newMerchantErrors(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "paygate_wechatpay_merchant_errors_total",
-		Help: "WeChat Pay calls failed for a reason only the merchant's operator can fix, each also logged as an ALERT, by code (SIGN_ERROR: merchant key, serial or this host's clock; MCH_NOT_EXISTS, APPID_MCHID_NOT_MATCH: mch_id, app_id; NO_AUTH: the API not enabled; NOT_ENOUGH: balance too low for refunds; bad_signature: an answer that does not verify against the WeChat Pay public key or platform certificates).",
-	}, []string{"code"})
-	if reg != nil {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("wechatpay metrics: %w", err)
-			}
-			if c, _ = are.ExistingCollector.(*prometheus.CounterVec); c == nil {
-				return nil, fmt.Errorf("wechatpay metrics: %w", err)
-			}
+// registerCounter registers a counter of the client's with reg (nil: none);
+// a registry that has it (a second Client) shares it.
+func registerCounter(reg prometheus.Registerer, opts prometheus.CounterOpts, labels ...string) (*prometheus.CounterVec, error) {
+	c := prometheus.NewCounterVec(opts, labels)
+	if reg == nil {
+		return c, nil
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return nil, fmt.Errorf("wechatpay metrics: %w", err)
+		}
+		if c, _ = are.ExistingCollector.(*prometheus.CounterVec); c == nil {
+			return nil, fmt.Errorf("wechatpay metrics: %w", err)
 		}
 	}
-	for _, code := range merchantErrorCodes {
-		c.WithLabelValues(code)
-	}
 	return c, nil
+}
+
+// callOutcome is paygate_wechatpay_requests_total's outcome of a call that
+// failed as kind.
+func callOutcome(kind error) string {
+	switch {
+	case errors.Is(kind, ErrTemporary):
+		return "unavailable"
+	case errors.Is(kind, ErrNotFound):
+		return "not_found"
+	case errors.Is(kind, ErrUnverified):
+		return "unverified"
+	}
+	return "refused"
 }
 
 // MchID is the merchant this client acts for.
@@ -257,9 +278,11 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 		timedOut := errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 		cancel()
 		if err == nil {
+			c.calls.WithLabelValues(op, "ok").Inc()
 			return nil
 		}
 		if ctx.Err() != nil {
+			c.calls.WithLabelValues(op, "canceled").Inc()
 			return fmt.Errorf("wechatpay %s %s: %w: %w", op, no, ErrTemporary, ctx.Err())
 		}
 		kind, retry, ae := classify(err, timedOut)
@@ -268,6 +291,7 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 			kind = ErrRejected
 		}
 		if !retry || attempt >= maxAttempts {
+			c.calls.WithLabelValues(op, callOutcome(kind)).Inc()
 			if ae != nil {
 				if hint := merchantFix(ae.Code); hint != "" {
 					c.merchantErrs.WithLabelValues(ae.Code).Inc()
@@ -288,6 +312,7 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			c.calls.WithLabelValues(op, "canceled").Inc()
 			return fmt.Errorf("wechatpay %s %s: %w: %w", op, no, ErrTemporary, ctx.Err())
 		case <-t.C:
 		}
