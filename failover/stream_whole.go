@@ -56,7 +56,9 @@ var eventFields = [][]byte{[]byte("data:"), []byte(":"), []byte("event:"), []byt
 // malformed events, or one before the finish of an answer with a tool call
 // (a piece of its arguments may be lost), or a chunk that names a member
 // the stream capture reads twice or in another case (jsonscan.Chunk),
-// skipped as the capture skips it. A body cut (readErr) after every choice's finish is
+// skipped as the capture skips it (but for one whose only such member is a
+// usage count, read as the capture reads it: jsonscan.ChunkButCounts,
+// usageCounts). A body cut (readErr) after every choice's finish is
 // whole, as a stream cut so is. choices is the request's n when above 1:
 // a body that ends without [DONE] must have shown each of them.
 func (r *Router) streamedCompletion(a *Response, data []byte, readErr error, limit int64, choices int) ([]byte, *failure) {
@@ -131,22 +133,33 @@ read:
 			f.httpStatus = a.StatusCode
 			return nil, f
 		}
+		counts := false // a usage count named twice or in another case
 		if s := unsafeString(ev.Data); jsonscan.Ambiguous(s, jsonscan.SkipSpace(s, 0), jsonscan.Chunk, &dup) {
-			// A member read twice or in another case: skipped, as the
-			// stream capture skips such a chunk (its one level), and lost
-			// as a malformed event is. Read with gjson's first copy, the
-			// piece of a call's arguments a second "choices" carried was
-			// dropped and the rest of the call ran, and a usage count
-			// named twice reached the bot as sent, its last copy read
-			// there and its first priced.
-			r.log.WarnContext(&a.ctx, "upstream chunk naming a member two ways skipped", "provider", a.Provider, "model", a.Model,
-				"member", dup.String())
-			if !b.finished() {
-				lost++
+			if jsonscan.Ambiguous(s, jsonscan.SkipSpace(s, 0), jsonscan.ChunkButCounts, nil) {
+				// A member read twice or in another case: skipped, as
+				// the stream capture skips such a chunk (its one
+				// level), and lost as a malformed event is. Read with
+				// gjson's first copy, the piece of a call's arguments a
+				// second "choices" carried was dropped and the rest of
+				// the call ran.
+				r.log.WarnContext(&a.ctx, "upstream chunk naming a member two ways skipped", "provider", a.Provider, "model", a.Model,
+					"member", dup.String())
+				if !b.finished() {
+					lost++
+				}
+				continue
 			}
-			continue
+			// Only a usage count: read, as the capture reads such a
+			// chunk (its text, call pieces and finish often ride with
+			// the usage), the usage as its counts' first copies
+			// (usageCounts). Skipped, the finish it carried went with
+			// it: an answer with a tool call was asked again, billed
+			// twice, and a text answer lost its last piece.
+			r.log.WarnContext(&a.ctx, "upstream chunk naming a usage count two ways read with its first copy", "provider", a.Provider,
+				"model", a.Model, "member", dup.String())
+			counts = true
 		}
-		if err := b.add(ev.Data); err != nil {
+		if err := b.add(ev.Data, counts); err != nil {
 			return nil, &failure{cause: CauseResponseTooLarge, status: http.StatusBadGateway, httpStatus: a.StatusCode, err: err}
 		}
 	}
@@ -337,7 +350,10 @@ func firstRaw(dst *string, v gjson.Result) {
 	}
 }
 
-func (b *completionBuilder) add(data []byte) error {
+// add takes in the chunk data. counts: the chunk names a usage count twice
+// or in another case (and nothing else the capture reads so): a usage
+// object that does is taken as its counts (usageCounts).
+func (b *completionBuilder) add(data []byte, counts bool) error {
 	ev := gjson.ParseBytes(data)
 	firstRaw(&b.id, ev.Get("id"))
 	firstRaw(&b.created, ev.Get("created"))
@@ -346,17 +362,21 @@ func (b *completionBuilder) add(data []byte) error {
 	}
 	firstRaw(&b.fingerprint, ev.Get("system_fingerprint"))
 	firstRaw(&b.tier, ev.Get("service_tier"))
-	if u := ev.Get("usage"); u.IsObject() {
-		if err := b.take(len(u.Raw) - len(b.usage)); err != nil {
+	for _, u := range [...]struct {
+		v   gjson.Result
+		dst *string
+	}{{ev.Get("usage"), &b.usage}, {ev.Get("choices.0.usage"), &b.choiceUsage}} {
+		if !u.v.IsObject() {
+			continue
+		}
+		raw := u.v.Raw
+		if counts && jsonscan.Ambiguous(raw, 0, jsonscan.UsageCounts, nil) {
+			raw = usageCounts(u.v, jsonscan.UsageCounts)
+		}
+		if err := b.take(len(raw) - len(*u.dst)); err != nil {
 			return err
 		}
-		b.usage = u.Raw
-	}
-	if u := ev.Get("choices.0.usage"); u.IsObject() {
-		if err := b.take(len(u.Raw) - len(b.choiceUsage)); err != nil {
-			return err
-		}
-		b.choiceUsage = u.Raw
+		*u.dst = raw
 	}
 	var err error
 	ev.Get("choices").ForEach(func(_, ch gjson.Result) bool {
@@ -364,6 +384,44 @@ func (b *completionBuilder) add(data []byte) error {
 		return err == nil
 	})
 	return err
+}
+
+// usageCounts is the usage object u, one that names a count twice or in
+// another case, as its counts (lv, jsonscan.UsageCounts): each in its
+// first exactly named copy, in the order they came, the prompt tokens'
+// details with their cached tokens alone, and nothing else; as the stream
+// capture reads such a chunk and hands the bot its usage (the counts
+// paygate read, written by paygate). The ledger reads the completion's
+// usage as the capture reads the provider's (the first copy of each
+// count, the exact name only), and the bot's parser, which takes the last
+// copy and Go's any case, reads the same, each named once. Sent as it came,
+// the ledger priced the first copy and the bot read the last.
+func usageCounts(u gjson.Result, lv *jsonscan.Level) string {
+	out := []byte{'{'}
+	var seen uint64
+	u.ForEach(func(k, v gjson.Result) bool {
+		j := slices.IndexFunc(lv.Fields, func(f jsonscan.Field) bool { return f.Name == k.Str })
+		if j < 0 || seen&(1<<j) != 0 {
+			return true
+		}
+		seen |= 1 << j
+		val := v.Raw
+		if f := &lv.Fields[j]; f.Below != nil {
+			if !v.IsObject() {
+				return true
+			}
+			if val = usageCounts(v, f.Below); val == "{}" {
+				return true
+			}
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(jsonstr.Append(out, k.Str), ':')
+		out = append(out, val...)
+		return true
+	})
+	return string(append(out, '}'))
 }
 
 func (b *completionBuilder) choice(index int64) (*builtChoice, error) {

@@ -281,7 +281,7 @@ func TestEventStreamManyChoicesStopAtTheLimit(t *testing.T) {
 				t.Fatalf("event of %d bytes: want one under the limit", len(tc.data))
 			}
 			b := completionBuilder{limit: limit}
-			if err := b.add([]byte(tc.data)); !errors.Is(err, errBodyTooLarge) {
+			if err := b.add([]byte(tc.data), false); !errors.Is(err, errBodyTooLarge) {
 				t.Errorf("an event of %d bytes showing 2000 indexes added with %v; want errBodyTooLarge", len(tc.data), err)
 			}
 		})
@@ -525,9 +525,8 @@ func TestEventStreamChoiceUsage(t *testing.T) {
 // call its answer (the lost event of TestEventsAnswerWithALostEventAskedAgain
 // in the proxy): read with gjson's first copy, a chunk naming its choices
 // twice lost the piece of the call's arguments its second copy carried
-// (`,"quantity":2`), and the call that was left ran; and a usage naming a
-// count twice reached the bot in the assembled completion as sent, where
-// the ledger priced the first copy and the bot's parser read the last.
+// (`,"quantity":2`), and the call that was left ran. A usage naming a
+// count twice is read (TestEventStreamUsageCountTwiceReadAsTheCaptureReadsIt).
 func TestEventStreamAmbiguousChunkReadAsTheCaptureReadsIt(t *testing.T) {
 	chunk := func(rest string) string {
 		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1",` + rest + `}`
@@ -590,5 +589,82 @@ func wantPaths(t *testing.T, body string, want map[string]string) {
 	}
 	if t.Failed() {
 		t.Logf("body %s", body)
+	}
+}
+
+// TestEventStreamUsageCountTwiceReadAsTheCaptureReadsIt: a chunk whose only
+// member read two ways is a usage count (jsonscan.ChunkButCounts) is read,
+// as the stream capture reads it: its text, tool-call piece and finish are
+// the answer's, and its usage is the counts' first copies, written without
+// the second (so the bot's parser, which reads the last, reads the same).
+// Skipped, as before, the chunk that carried the finish beside its usage
+// (as some providers send it) took the finish with it: the answer with a
+// tool call was asked again of the next target, billed twice; a text
+// answer lost its last piece.
+func TestEventStreamUsageCountTwiceReadAsTheCaptureReadsIt(t *testing.T) {
+	chunk := func(rest string) string {
+		return `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m-1",` + rest + `}`
+	}
+	const dupUsage = `"usage":{"prompt_tokens":10,"prompt_tokens":1000,"completion_tokens":5,"total_tokens":15,"cost":0.5}`
+	const counts = `{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}`
+	text := chunk(`"choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]`)
+	call := chunk(`"choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function",` +
+		`"function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\""}}]},"finish_reason":null}]`)
+	lastArgs := `"delta":{"tool_calls":[{"index":0,"function":{"arguments":",\"quantity\":2}"}}]}`
+	for _, tc := range []struct {
+		name   string
+		events []string
+		want   map[string]string
+	}{
+		{"text: the last piece and the finish beside it", []string{text,
+			chunk(`"choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}],` + dupUsage)},
+			map[string]string{"choices.0.message.content": "Hello", "choices.0.finish_reason": "stop", "usage": counts}},
+		{"text: the last piece beside it, the finish after", []string{text,
+			chunk(`"choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":null}],` + dupUsage),
+			chunk(`"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]`)},
+			map[string]string{"choices.0.message.content": "Hello", "choices.0.finish_reason": "stop", "usage": counts}},
+		{"tool call: the last piece and the finish beside it", []string{call,
+			chunk(`"choices":[{"index":0,` + lastArgs + `,"finish_reason":"tool_calls"}],` + dupUsage)},
+			map[string]string{"choices.0.message.tool_calls.0.function.arguments": `{"sku":"premium-monthly","quantity":2}`,
+				"choices.0.finish_reason": "tool_calls", "usage": counts}},
+		{"tool call: the last piece beside it, the finish after", []string{call,
+			chunk(`"choices":[{"index":0,` + lastArgs + `,"finish_reason":null}],` + dupUsage),
+			chunk(`"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]`)},
+			map[string]string{"choices.0.message.tool_calls.0.function.arguments": `{"sku":"premium-monthly","quantity":2}`,
+				"choices.0.finish_reason": "tool_calls", "usage": counts}},
+		{"the usage chunk after the finish", []string{text,
+			chunk(`"choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]`),
+			chunk(`"choices":[],` + dupUsage)},
+			map[string]string{"choices.0.message.content": "Hello", "usage": counts}},
+		{"cached tokens twice in the details", []string{text,
+			chunk(`"choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,` +
+				`"prompt_tokens_details":{"audio_tokens":0,"cached_tokens":4,"cached_tokens":9},"completion_tokens":5,"total_tokens":15}`)},
+			map[string]string{"choices.0.message.content": "Hello",
+				"usage": `{"prompt_tokens":10,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens":5,"total_tokens":15}`}},
+		{"a count twice in the choice's usage (Moonshot's)", []string{text,
+			chunk(`"choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop",` +
+				`"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"cached_tokens":4,"Cached_tokens":9}}]`)},
+			map[string]string{"choices.0.message.content": "Hello",
+				"usage": `{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"cached_tokens":4}`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			script := func(c *fconn, _ int) {
+				c.sse()
+				for _, ev := range tc.events {
+					c.event(ev)
+				}
+				c.done()
+			}
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
+				[]string{"a", "b"}, nil)
+			got := e.open(context.Background(), false)
+			if got.openErr != nil || got.provider != "a" || got.attempts != 1 {
+				t.Fatalf("answered by %q after %d attempts (%v), body %s; want a's answer, asked once", got.provider, got.attempts, got.openErr, got.body)
+			}
+			if why := ambiguousMember([]byte(got.body)); why != "" {
+				t.Errorf("the answer names %s (body %s)", why, got.body)
+			}
+			wantPaths(t, got.body, tc.want)
+		})
 	}
 }

@@ -55,3 +55,48 @@ func TestStreamedUsageCountedTwiceKeepsTheAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestEventsUsageCountedTwiceKeepTheAnswer: the same chunks answering a
+// non-stream request (a provider that ignores "stream": false) make the
+// same answer: the chunk is read, as the capture reads it, and the bot's
+// usage is the counts paygate booked, named once. The assembler skipped
+// it: the text lost its last words, and an answer ending in the bot's own
+// call lost its finish and was asked again.
+func TestEventsUsageCountedTwiceKeepTheAnswer(t *testing.T) {
+	const head = `data: {"id":"u1","object":"chat.completion.chunk","created":1,"model":"m","choices":`
+	const usage = `"usage":{"prompt_tokens":10,"completion_tokens":2,"completion_tokens":900,"total_tokens":12}}` + "\n\n"
+	tests := []struct {
+		name, last string
+		tools      string
+		want       map[string]string
+	}{
+		{"text", head + `[{"index":0,"delta":{"content":" world"},"finish_reason":"stop"}],` + usage, "",
+			map[string]string{"choices.0.message.content": "Hello world", "choices.0.finish_reason": "stop"}},
+		{"the bot's own call", head + `[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},"finish_reason":"tool_calls"}],` + usage, weatherTool,
+			map[string]string{"choices.0.message.tool_calls.0.function.name": "get_weather", "choices.0.finish_reason": "tool_calls"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, rawPieces(
+				head+`[{"index":0,"delta":{"role":"assistant","content":"Hello"},"finish_reason":null}]}`+"\n\n",
+				tc.last, "data: [DONE]\n\n"))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			resp := post(t, url, "/v1/chat/completions", chatBody(false, tc.tools), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d, body %s; want 200", resp.StatusCode, body)
+			}
+			for path, v := range tc.want {
+				if g := gjson.Get(body, path).String(); g != v {
+					t.Errorf("%s = %q; want %q (body %s)", path, g, v, body)
+				}
+			}
+			if u := gjson.Get(body, "usage"); strings.Count(u.Raw, "completion_tokens") != 1 || u.Get("completion_tokens").Int() != 2 {
+				t.Errorf("usage %s; want the counts paygate read (completion_tokens 2), named once", u.Raw)
+			}
+			if n := len(fp.requests()); n != 1 {
+				t.Errorf("provider asked %d times; want once", n)
+			}
+		})
+	}
+}
