@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net"
 	"net/http"
@@ -392,6 +393,9 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		return nil, f
 	}
 	a.pre = prefixReader{r: src}
+	if !whole && isChatPath(req.Path) {
+		a.pre.max = int(min(r.opts.MaxResponseBytes, math.MaxInt32))
+	}
 	pre := &a.pre
 	a.rd = sse.NewReader(pre)
 	held := 0
@@ -402,6 +406,31 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				f.httpStatus = resp.StatusCode
 				a.release()
 				return nil, f
+			}
+			if data := objectBody(pre, err, held, a.malformed); data != nil {
+				// A whole chat completion labelled an event stream (a
+				// relay that labels the answer by the request's
+				// "stream"): known by its first byte, it is the answer,
+				// read as one sent as JSON is (above). Read as events,
+				// it held none, and failed over as a cut stream, asked
+				// again and of the next target, each billed.
+				events, ok := completionEvents(req.Path, data)
+				why := ""
+				if ok {
+					why = ambiguousMember(data)
+				}
+				if !ok || why != "" {
+					a.release()
+					err := fmt.Errorf("stream requested, got an event stream holding a JSON object of %d bytes and no whole chat completion", len(data))
+					if why != "" {
+						err = fmt.Errorf("%d answer names a member two ways: %s", resp.StatusCode, why)
+					}
+					return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode, err: err}
+				}
+				pre.stop, pre.buf = true, nil
+				a.rd.Release()
+				a.rd = sse.NewReader(bytes.NewReader(events))
+				continue
 			}
 			f := a.failFromErr(err, true)
 			if f.cause == CauseConnectionLost && errors.Is(err, io.EOF) {
@@ -475,6 +504,10 @@ var errRoundTime = errors.New("round time spent")
 // may a byte order mark, which the event reader strips at the stream's
 // start, as the standard says: a server that writes one before its events
 // writes it before a bare error too.
+//
+// A stream whose first byte but blanks is "{" (object) is kept up to max
+// bytes when max is above maxErrorBody: a chat completion sent whole to
+// a stream request and labelled an event stream (objectBody).
 type prefixReader struct {
 	r       io.Reader
 	buf     []byte
@@ -482,6 +515,9 @@ type prefixReader struct {
 	keep    bool // a line opening with "{" has come: buf holds it on
 	started bool // the stream's first bytes (a byte order mark) are read
 	midLine bool // the last byte read follows more than blanks on its line
+	opened  bool // a byte but blanks has come
+	object  bool // and the first was "{"
+	max     int
 }
 
 func (p *prefixReader) Read(b []byte) (int, error) {
@@ -494,6 +530,11 @@ func (p *prefixReader) Read(b []byte) (int, error) {
 		if !p.started {
 			p.started, c = true, bytes.TrimPrefix(c, utf8BOM)
 		}
+		if !p.opened {
+			if j := skipSpace(c, 0); j < len(c) {
+				p.opened, p.object = true, c[j] == '{'
+			}
+		}
 		i := objectLine(c, p.midLine)
 		if i < 0 {
 			p.midLine = endsMidLine(c, p.midLine)
@@ -501,7 +542,11 @@ func (p *prefixReader) Read(b []byte) (int, error) {
 		}
 		p.keep, c = true, c[i:]
 	}
-	if k := min(len(c), maxErrorBody-len(p.buf)); k > 0 {
+	limit := maxErrorBody
+	if p.object {
+		limit = max(limit, p.max)
+	}
+	if k := min(len(c), limit-len(p.buf)); k > 0 {
 		p.buf = append(p.buf, c[:k]...)
 	} else {
 		p.stop, p.buf = true, nil
@@ -557,6 +602,21 @@ func bareError(pre *prefixReader, err error, held, malformed int) *failure {
 		return nil
 	}
 	return bareErrorIn(pre.buf)
+}
+
+// objectBody is the JSON object a stream's bytes are, blanks around it,
+// when they opened with it (prefixReader's object) and the stream ended
+// (err io.EOF) with no event read (no event held nor malformed) and all
+// of them kept; nil otherwise.
+func objectBody(pre *prefixReader, err error, held, malformed int) []byte {
+	if !errors.Is(err, io.EOF) || held > 0 || malformed > 0 || pre.stop || !pre.object {
+		return nil
+	}
+	data := bytes.TrimSpace(pre.buf)
+	if !isJSONObject(data) {
+		return nil
+	}
+	return data
 }
 
 // bareErrorIn is the failure of a stream's bytes that are one error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -22,28 +23,50 @@ const wholeToolCall = `{"id":"chatcmpl-w","object":"chat.completion","created":1
 // delta (its tool calls numbered), its finish, its usage, the end. Failed
 // over as malformed, the answer was asked for again, of this provider and
 // the next, each billed. A JSON body that is no whole completion still
-// fails over, as does one that names a member paygate reads twice.
+// fails over, as does one that names a member paygate reads twice. It is
+// known by its first byte, not by its label: one labelled
+// text/event-stream (a relay that labels the answer by the request's
+// "stream") was read as events, found none and failed over as a cut
+// stream, asked again and of the next target, each billed.
 func TestWholeCompletionToAStream(t *testing.T) {
+	const asEvents = "Content-Type: text/event-stream"
 	tests := []struct {
 		name     string
 		body     string
 		provider string
+		header   string
 	}{
-		{"whole completion", wholeToolCall, "a"},
-		{"no finish_reason", `{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"}}]}`, "b"},
-		{"no choices", `{"id":"c","choices":[]}`, "b"},
-		{"not a completion", `{"code":50001,"msg":"busy"}`, "b"},
+		{"labelled text/event-stream", wholeToolCall, "a", asEvents},
+		{"labelled text/event-stream, blank lines and a byte order mark before it", "\ufeff\n\n" + wholeToolCall + "\n", "a", asEvents},
+		{"labelled text/event-stream, gzip-encoded", wholeToolCall, "a", asEvents + "\r\nContent-Encoding: gzip"},
+		{"labelled text/event-stream, tool_calls twice", `{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[],` +
+			`"tool_calls":[{"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`, "b", asEvents},
+		{"labelled text/event-stream, no whole completion", `{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"}}]}`, "b", asEvents},
+		{"whole completion", wholeToolCall, "a", ""},
+		{"no finish_reason", `{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"}}]}`, "b", ""},
+		{"no choices", `{"id":"c","choices":[]}`, "b", ""},
+		{"not a completion", `{"code":50001,"msg":"busy"}`, "b", ""},
 		// Named two ways, it is read two ways (ambiguousMember), streamed
 		// or not: failed over, not streamed as paygate's first copy.
 		{"tool_calls twice", `{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[],` +
-			`"tool_calls":[{"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`, "b"},
+			`"tool_calls":[{"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`, "b", ""},
 		{"a usage count twice", `{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],` +
-			`"usage":{"prompt_tokens":10,"completion_tokens":5,"completion_tokens":500,"total_tokens":15}}`, "b"},
+			`"usage":{"prompt_tokens":10,"completion_tokens":5,"completion_tokens":500,"total_tokens":15}}`, "b", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, map[string]func(c *fconn, n int){
-				"a": func(c *fconn, _ int) { c.status(200, tc.body) },
+				"a": func(c *fconn, _ int) {
+					body := tc.body
+					if strings.Contains(tc.header, "gzip") {
+						body = encode(t, "gzip", body)
+					}
+					if tc.header == "" {
+						c.status(200, body)
+					} else {
+						c.status(200, body, tc.header)
+					}
+				},
 			}, []string{"a", "b"}, nil)
 			got := e.open(context.Background(), true)
 			if got.openErr != nil {
