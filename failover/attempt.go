@@ -356,12 +356,20 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		// the next target, and held against the provider's breaker.
 		events, ok := completionEvents(req.Path, data)
 		whole = ok
-		if !ok {
+		if !ok && isChatPath(req.Path) && eventsBody(data) {
+			// The events a stream request asked for, labelled as
+			// something else (application/json, text/plain, none: a
+			// relay that sets one label for every answer), known by
+			// their first byte as a non-stream request's are
+			// (eventsBody). Read as a JSON body, they were none and
+			// failed over, asked again and of the next target, each
+			// billed. They are read below as any stream's, all here.
+			events, whole = data, true
+		} else if !ok {
 			a.release()
 			return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
 				err: fmt.Errorf("stream requested, got content type %q and no whole chat completion", resp.Header.Get("Content-Type"))}
-		}
-		if why := ambiguousMember(data); why != "" {
+		} else if why := ambiguousMember(data); why != "" {
 			// Malformed as it is when not streamed: its events would
 			// carry a repeated member of the message into the delta
 			// (which a payment turn's capture skips, its text and calls

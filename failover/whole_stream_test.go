@@ -108,3 +108,64 @@ func TestWholeCompletionToAStream(t *testing.T) {
 		})
 	}
 }
+
+// TestEventStreamLabelledOtherwiseToAStream: a stream request answered with
+// chat.completion.chunk events labelled as something else
+// (application/json, text/plain, no Content-Type: relays that set the
+// label once for every answer) is the answer, known by its first byte as
+// a non-stream request's events are (eventsBody): read whole as a JSON
+// body, it was no JSON object and failed over as malformed, asked again
+// and of the next target, each billed. Events cut before their finish
+// end as a stream so cut does (recovered by the turn, not taken whole).
+func TestEventStreamLabelledOtherwiseToAStream(t *testing.T) {
+	events := ": keep-alive\n\n" +
+		"data: " + choicesChunk(`{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}`) + "\n\n" +
+		"data: " + choicesChunk(`{"index":0,"delta":{"content":"lo"},"finish_reason":null}`) + "\n\n" +
+		"data: " + choicesChunk(`{"index":0,"delta":{},"finish_reason":"stop"}`) + "\n\n"
+	for _, tc := range []struct {
+		name, body, header, provider string
+		cut                          bool
+	}{
+		{"labelled application/json", events + "data: [DONE]\n\n", "", "a", false},
+		{"labelled text/plain", events + "data: [DONE]\n\n", "Content-Type: text/plain; charset=utf-8", "a", false},
+		{"labelled application/json, gzip-encoded", events + "data: [DONE]\n\n", "Content-Encoding: gzip", "a", false},
+		{"labelled application/json, cut before the finish", events[:strings.LastIndex(events, "data:")], "", "a", true},
+		{"labelled application/json, an error event", "data: " + errBody("server_error", "overloaded", "try again") + "\n\n", "", "b", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){
+				"a": func(c *fconn, _ int) {
+					body := tc.body
+					if strings.Contains(tc.header, "gzip") {
+						body = encode(t, "gzip", body)
+					}
+					if tc.header == "" {
+						c.status(200, body)
+					} else {
+						c.status(200, body, tc.header)
+					}
+				},
+				"b": func(c *fconn, _ int) { okJSON(c, "from b") },
+			}, []string{"a", "b"}, nil)
+			got := e.open(context.Background(), true)
+			if got.openErr != nil {
+				t.Fatal(got.openErr)
+			}
+			if got.provider != tc.provider {
+				t.Fatalf("answered by %q after %d attempts; want %q", got.provider, got.attempts, tc.provider)
+			}
+			if tc.provider != "a" {
+				return
+			}
+			if tc.cut {
+				if got.text != "Hello" || got.end == nil || errors.Is(got.end, io.EOF) {
+					t.Errorf("text %q, end %v; want Hello, then the stream cut", got.text, got.end)
+				}
+				return
+			}
+			if got.attempts != 1 || got.text != "Hello" || !errors.Is(got.end, io.EOF) {
+				t.Errorf("%d attempts, text %q, end %v; want a's one answer, Hello, whole", got.attempts, got.text, got.end)
+			}
+		})
+	}
+}
