@@ -29,14 +29,22 @@ func (w withOpenID) RoundTrip(r *http.Request) (*http.Response, error) {
 // its end ([DONE]); the payment call in the first round's completion is run
 // once, as in a streamed answer, and the bot hears the second round's text.
 // Failed over as malformed, the turn ended in an error, though the
-// provider had answered (and billed) every round.
+// provider had answered (and billed) every round. So is one labelled
+// text/event-stream (a relay labelling the answer by the request's
+// "stream"), known by its first byte.
 func TestWholeCompletionAnswersAStream(t *testing.T) {
+	for _, ct := range []string{"application/json", "text/event-stream"} {
+		t.Run(ct, func(t *testing.T) { wholeCompletionAnswersAStream(t, ct) })
+	}
+}
+
+func wholeCompletionAnswersAStream(t *testing.T, contentType string) {
 	const call = `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model","choices":[{"index":0,` +
 		`"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"create_order",` +
 		`"arguments":"{\"sku\":\"premium-monthly\"}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`
 	const text = `{"id":"c2","object":"chat.completion","created":2,"model":"vendor/upstream-model","choices":[{"index":0,` +
 		`"message":{"role":"assistant","content":"Your order X1 is ready to pay."},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":8,"total_tokens":28}}`
-	client, tools, rounds := twoRoundClient(t, true, "application/json", call, text)
+	client, tools, rounds := twoRoundClient(t, true, contentType, call, text)
 	stream, err := client.CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
 		Model: "gpt-test", Stream: true,
 		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "buy premium"}},
