@@ -513,9 +513,9 @@ var errRoundTime = errors.New("round time spent")
 // start, as the standard says: a server that writes one before its events
 // writes it before a bare error too.
 //
-// A stream whose first byte but blanks is "{" (object) is kept up to max
-// bytes when max is above maxErrorBody: a chat completion sent whole to
-// a stream request and labelled an event stream (objectBody).
+// Kept, it is kept up to max bytes when max is above maxErrorBody: a chat
+// completion sent whole to a stream request and labelled an event stream,
+// after keep-alive comments or none (objectBody).
 type prefixReader struct {
 	r       io.Reader
 	buf     []byte
@@ -523,8 +523,6 @@ type prefixReader struct {
 	keep    bool // a line opening with "{" has come: buf holds it on
 	started bool // the stream's first bytes (a byte order mark) are read
 	midLine bool // the last byte read follows more than blanks on its line
-	opened  bool // a byte but blanks has come
-	object  bool // and the first was "{"
 	max     int
 }
 
@@ -538,11 +536,6 @@ func (p *prefixReader) Read(b []byte) (int, error) {
 		if !p.started {
 			p.started, c = true, bytes.TrimPrefix(c, utf8BOM)
 		}
-		if !p.opened {
-			if j := skipSpace(c, 0); j < len(c) {
-				p.opened, p.object = true, c[j] == '{'
-			}
-		}
 		i := objectLine(c, p.midLine)
 		if i < 0 {
 			p.midLine = endsMidLine(c, p.midLine)
@@ -550,10 +543,7 @@ func (p *prefixReader) Read(b []byte) (int, error) {
 		}
 		p.keep, c = true, c[i:]
 	}
-	limit := maxErrorBody
-	if p.object {
-		limit = max(limit, p.max)
-	}
+	limit := max(maxErrorBody, p.max)
 	if k := min(len(c), limit-len(p.buf)); k > 0 {
 		p.buf = append(p.buf, c[:k]...)
 	} else {
@@ -612,12 +602,12 @@ func bareError(pre *prefixReader, err error, held, malformed int) *failure {
 	return bareErrorIn(pre.buf)
 }
 
-// objectBody is the JSON object a stream's bytes are, blanks around it,
-// when they opened with it (prefixReader's object) and the stream ended
-// (err io.EOF) with no event read (no event held nor malformed) and all
-// of them kept; nil otherwise.
+// objectBody is the JSON object a stream's bytes are, blanks around it
+// and keep-alive comments before it, when the stream ended (err io.EOF)
+// with no event read (no event held nor malformed) and prefixReader kept
+// all of the object; nil otherwise.
 func objectBody(pre *prefixReader, err error, held, malformed int) []byte {
-	if !errors.Is(err, io.EOF) || held > 0 || malformed > 0 || pre.stop || !pre.object {
+	if !errors.Is(err, io.EOF) || held > 0 || malformed > 0 || pre.stop || !pre.keep {
 		return nil
 	}
 	data := bytes.TrimSpace(pre.buf)

@@ -38,6 +38,7 @@ func TestWholeCompletionToAStream(t *testing.T) {
 	}{
 		{"labelled text/event-stream", wholeToolCall, "a", asEvents},
 		{"labelled text/event-stream, blank lines and a byte order mark before it", "\ufeff\n\n" + wholeToolCall + "\n", "a", asEvents},
+		{"labelled text/event-stream, after keep-alive comments", ": PROCESSING\n\n: PROCESSING\n\n" + wholeToolCall, "a", asEvents},
 		{"labelled text/event-stream, gzip-encoded", wholeToolCall, "a", asEvents + "\r\nContent-Encoding: gzip"},
 		{"labelled text/event-stream, tool_calls twice", `{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[],` +
 			`"tool_calls":[{"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`, "b", asEvents},
