@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"context"
 	"strings"
 	"testing"
 
+	openai "github.com/sashabaranov/go-openai"
 	"github.com/tidwall/gjson"
 )
 
@@ -98,5 +100,40 @@ func TestEventsUsageCountedTwiceKeepTheAnswer(t *testing.T) {
 				t.Errorf("provider asked %d times; want once", n)
 			}
 		})
+	}
+}
+
+// TestEventsUsageCountedTwiceRunThePaymentCallOnce: a turn whose provider
+// ignores "stream": false and ends its payment call's round with a chunk
+// carrying the call's last piece, the finish and a usage naming a count
+// twice runs the call once, with its whole arguments, and the bot's usage
+// sums the counts paygate read (the first copy). The chunk was skipped: the
+// round had no finish, was asked again, and the call never ran.
+func TestEventsUsageCountedTwiceRunThePaymentCallOnce(t *testing.T) {
+	const head = `data: {"id":"u1","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":`
+	first := head + `[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":"}}]},"finish_reason":null}]}` + "\n\n" +
+		head + `[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"premium-monthly\"}"}}]},"finish_reason":"tool_calls"}],` +
+		`"usage":{"prompt_tokens":10,"completion_tokens":5,"completion_tokens":500,"total_tokens":15}}` + "\n\n" + "data: [DONE]\n\n"
+	second := head + `[{"index":0,"delta":{"role":"assistant","content":"Your order X1 is ready to pay."},"finish_reason":"stop"}],` +
+		`"usage":{"prompt_tokens":20,"completion_tokens":8,"total_tokens":28}}` + "\n\n" + "data: [DONE]\n\n"
+	client, tools, rounds := twoRoundClient(t, false, "text/event-stream", first, second)
+	resp, err := client.CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{
+		Model:    "gpt-test",
+		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "buy premium"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := tools.executed.Load(); n != 1 {
+		t.Errorf("payment call run %d times; want once", n)
+	}
+	if n := rounds.Load(); n != 2 {
+		t.Errorf("provider asked %d times; want 2 (the call's round, the answer's)", n)
+	}
+	if len(resp.Choices) != 1 || resp.Choices[0].Message.Content != "Your order X1 is ready to pay." {
+		t.Errorf("the bot got %+v; want the second round's text", resp.Choices)
+	}
+	if resp.Usage.CompletionTokens != 13 || resp.Usage.PromptTokens != 30 {
+		t.Errorf("usage %+v; want the rounds' counts summed, the first copy of the count named twice (13 completion, 30 prompt)", resp.Usage)
 	}
 }
