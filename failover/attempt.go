@@ -299,6 +299,15 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				"bytes", len(data), "err", err)
 			err = nil
 		}
+		if err != nil && req.Stream && errors.Is(err, io.ErrUnexpectedEOF) && isChatPath(req.Path) && eventsBody(data) {
+			// Events labelled otherwise (below), their connection cut:
+			// read as a stream so cut is, whole after its finish, else
+			// cut there. Failed over, an answer that had finished was
+			// asked again, and billed.
+			r.log.WarnContext(caller, "upstream event stream labelled otherwise cut: read as a stream so cut", "provider", p.name, "model", t.model,
+				"bytes", len(data), "err", err)
+			err = nil
+		}
 		if err != nil {
 			f := a.failFromErr(err, true)
 			a.release()

@@ -131,13 +131,22 @@ func TestEventStreamLabelledOtherwiseToAStream(t *testing.T) {
 		{"labelled text/plain", events + "data: [DONE]\n\n", "Content-Type: text/plain; charset=utf-8", "a", false},
 		{"labelled application/json, gzip-encoded", events + "data: [DONE]\n\n", "Content-Encoding: gzip", "a", false},
 		{"labelled application/json, cut before the finish", events[:strings.LastIndex(events, "data:")], "", "a", true},
+		{"labelled application/json, its connection cut after the finish", events, "cut", "a", false},
+		{"labelled application/json, its connection cut before the finish", events[:strings.LastIndex(events, "data:")], "cut", "a", true},
 		{"labelled application/json, an error event", "data: " + errBody("server_error", "overloaded", "try again") + "\n\n", "", "b", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, map[string]func(c *fconn, n int){
 				"a": func(c *fconn, _ int) {
 					body := tc.body
-					if strings.Contains(tc.header, "gzip") {
+					switch {
+					case tc.header == "cut":
+						_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+						c.chunked = true
+						c.chunk(body)
+						c.cut()
+						return
+					case strings.Contains(tc.header, "gzip"):
 						body = encode(t, "gzip", body)
 					}
 					if tc.header == "" {
