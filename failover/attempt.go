@@ -614,13 +614,16 @@ func bareError(pre *prefixReader, err error, held, malformed int) *failure {
 // objectBody is the JSON object a stream's bytes are, blanks around it
 // and keep-alive comments before it, when the stream ended (err io.EOF)
 // with no event read (no event held nor malformed) and prefixReader kept
-// all of the object; nil otherwise.
+// all of the object; nil otherwise. A stream whose framing was cut (err
+// io.ErrUnexpectedEOF) after a whole chat completion has it too, as a JSON
+// body so cut has (wholeAnswer).
 func objectBody(pre *prefixReader, err error, held, malformed int) []byte {
-	if !errors.Is(err, io.EOF) || held > 0 || malformed > 0 || pre.stop || !pre.keep {
+	cut := errors.Is(err, io.ErrUnexpectedEOF)
+	if !errors.Is(err, io.EOF) && !cut || held > 0 || malformed > 0 || pre.stop || !pre.keep {
 		return nil
 	}
 	data := bytes.TrimSpace(pre.buf)
-	if !isJSONObject(data) {
+	if !isJSONObject(data) || cut && !hasChoices(data) {
 		return nil
 	}
 	return data

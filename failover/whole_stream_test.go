@@ -39,6 +39,8 @@ func TestWholeCompletionToAStream(t *testing.T) {
 		{"labelled text/event-stream", wholeToolCall, "a", asEvents},
 		{"labelled text/event-stream, blank lines and a byte order mark before it", "\ufeff\n\n" + wholeToolCall + "\n", "a", asEvents},
 		{"labelled text/event-stream, after keep-alive comments", ": PROCESSING\n\n: PROCESSING\n\n" + wholeToolCall, "a", asEvents},
+		{"labelled text/event-stream, its framing cut after it", wholeToolCall, "a", "cut"},
+		{"labelled text/event-stream, cut within it", wholeToolCall[:len(wholeToolCall)-9], "b", "cut"},
 		{"labelled text/event-stream, gzip-encoded", wholeToolCall, "a", asEvents + "\r\nContent-Encoding: gzip"},
 		{"labelled text/event-stream, tool_calls twice", `{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[],` +
 			`"tool_calls":[{"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`, "b", asEvents},
@@ -59,6 +61,12 @@ func TestWholeCompletionToAStream(t *testing.T) {
 			e := newEnv(t, map[string]func(c *fconn, n int){
 				"a": func(c *fconn, _ int) {
 					body := tc.body
+					if tc.header == "cut" {
+						c.sse()
+						c.chunk(body)
+						c.cut()
+						return
+					}
 					if strings.Contains(tc.header, "gzip") {
 						body = encode(t, "gzip", body)
 					}
