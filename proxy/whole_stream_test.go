@@ -114,3 +114,52 @@ func twoRoundClient(t *testing.T, wantStream bool, contentType, first, second st
 	c.HTTPClient = &http.Client{Transport: withOpenID{"o-user-1"}}
 	return openai.NewClientWithConfig(c), tools, rounds
 }
+
+// TestEventsLabelledOtherwiseAnswerAStream: a provider that labels its
+// event stream as something else (application/json, text/plain) answers
+// a streaming bot's turn all the same: the payment call in the first
+// round's events runs once and the bot hears the second round's text.
+// Read as a JSON body, each round failed over as malformed, and the turn
+// ended in an error though the provider had answered (and billed) it.
+func TestEventsLabelledOtherwiseAnswerAStream(t *testing.T) {
+	const head = `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"vendor/upstream-model","choices":`
+	first := head + `[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":"}}]},"finish_reason":null}]}` + "\n\n" +
+		head + `[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"premium-monthly\"}"}}]},"finish_reason":"tool_calls"}]}` + "\n\ndata: [DONE]\n\n"
+	second := head + `[{"index":0,"delta":{"role":"assistant","content":"Your order X1 "},"finish_reason":null}]}` + "\n\n" +
+		head + `[{"index":0,"delta":{"content":"is ready to pay."},"finish_reason":"stop"}]}` + "\n\ndata: [DONE]\n\n"
+	for _, ct := range []string{"application/json", "text/plain; charset=utf-8"} {
+		t.Run(ct, func(t *testing.T) {
+			client, tools, rounds := twoRoundClient(t, true, ct, first, second)
+			stream, err := client.CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
+				Model: "gpt-test", Stream: true,
+				Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "buy premium"}},
+			})
+			if err != nil {
+				t.Fatalf("opening the stream: %v", err)
+			}
+			defer stream.Close()
+			var got strings.Builder
+			for {
+				chunk, err := stream.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("Recv after %q: %v", got.String(), err)
+				}
+				for _, ch := range chunk.Choices {
+					got.WriteString(ch.Delta.Content)
+				}
+			}
+			if got.String() != "Your order X1 is ready to pay." {
+				t.Errorf("the bot heard %q; want the second round's text", got.String())
+			}
+			if n := tools.executed.Load(); n != 1 {
+				t.Errorf("payment call run %d times; want once", n)
+			}
+			if n := rounds.Load(); n != 2 {
+				t.Errorf("provider asked %d times; want 2", n)
+			}
+		})
+	}
+}
