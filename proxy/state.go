@@ -425,14 +425,20 @@ func (s *Server) markDelivered(ctx context.Context, c payments.Caller, actions [
 	if s.state == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
-	defer cancel()
+	// The detached context (and its timer) only when there is a mark to
+	// write: most answers hand no payment parameters.
+	var marks context.Context
 	for _, a := range actions {
 		if gjson.GetBytes(a, "type").Str != "order_created" {
 			continue
 		}
 		if no := gjson.GetBytes(a, "order.order_no").Str; no != "" {
-			s.firstTime(ctx, c, kindPayable, no)
+			if marks == nil {
+				var cancel context.CancelFunc
+				marks, cancel = context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
+				defer cancel()
+			}
+			s.firstTime(marks, c, kindPayable, no)
 		}
 	}
 }
