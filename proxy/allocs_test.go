@@ -3,8 +3,12 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/interceptors"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store/storetest"
 	"github.com/paygate/paygate/store/testdrivers"
@@ -26,5 +30,33 @@ func TestMarkDeliveredWithoutOrdersAllocatesNothing(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEndRoundOfAnAnswerWithItsIDAllocatesNothing: a turn's first round
+// that named its id is accounted without building the fallback id, which
+// was made for every turn whether used or not.
+func TestEndRoundOfAnAnswerWithItsIDAllocatesNothing(t *testing.T) {
+	s := &Server{}
+	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
+	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, &requestCtx{id: "req_1"}))
+	resp := &failover.Response{Provider: "p", Model: "m"}
+	u := &interceptors.Usage{PromptTokens: 3, CompletionTokens: 2, TotalTokens: 5}
+	obj := []byte(`{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}`)
+	tn := &turn{s: s, r: r, rounds: make([]roundInfo, 0, 1), usageObjs: make([][]byte, 0, 1)}
+	n := testing.AllocsPerRun(100, func() {
+		tn.turnID, tn.rounds, tn.usageObjs = "", tn.rounds[:0], tn.usageObjs[:0]
+		tn.endRound(0, resp, "chatcmpl-1", "m", 1700000000, u, obj)
+	})
+	if n != 0 {
+		t.Errorf("endRound of a first round with its id: %v allocations; want 0", n)
+	}
+	if tn.turnID != "chatcmpl-1" {
+		t.Errorf("turn id: %q; want the round's, chatcmpl-1", tn.turnID)
+	}
+	tn = &turn{s: s, r: r}
+	tn.endRound(0, resp, "", "m", 1700000000, u, obj)
+	if tn.turnID != "chatcmpl-paygate-req_1" {
+		t.Errorf("turn id of a first round without one: %q; want chatcmpl-paygate-req_1", tn.turnID)
 	}
 }

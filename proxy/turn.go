@@ -875,7 +875,10 @@ func (t *turn) fallbackID() string { return "chatcmpl-paygate-" + reqInfo(t.r).i
 // every chunk of a stream the same id and timestamp.
 func (t *turn) endRound(round int, resp *failover.Response, id, model string, created int64, u *interceptors.Usage, obj []byte) {
 	if round == 0 && t.turnID == "" {
-		t.turnID = cmp.Or(id, t.fallbackID())
+		if id == "" {
+			id = t.fallbackID() // built only when needed: a string per turn
+		}
+		t.turnID = id
 		t.created = cmp.Or(created, time.Now().Unix())
 	}
 	if model == "" {
