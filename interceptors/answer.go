@@ -36,6 +36,9 @@ type Answer struct {
 	// Usage holds the usage object's token counts when HasUsage.
 	Usage    Usage
 	HasUsage bool
+	// UsageRaw is that usage object as the provider sent it, raw; "" when
+	// it has none.
+	UsageRaw string
 	// ToolCalls is the raw JSON array choices[0].message.tool_calls; ""
 	// when the message has no such array.
 	ToolCalls string
@@ -68,7 +71,11 @@ func ReadAnswer(body []byte) Answer {
 		case bit == seenUsage && s[m.At] == '{':
 			seen |= bit
 			a.HasUsage = true
-			return readUsageObject(s, m.At, &a.Usage)
+			end := readUsageObject(s, m.At, &a.Usage)
+			if end > 0 {
+				a.UsageRaw = s[m.At:end] // cloned with the others
+			}
+			return end
 		default:
 			seen |= bit
 			end := jsonscan.SkipValue(s, m.At)
@@ -85,7 +92,7 @@ func ReadAnswer(body []byte) Answer {
 		}
 	})
 	// The strings read so far are views of body, which may change later.
-	cloneStrings(&a.ID, &a.Model, &a.Content, &a.ContentParts, &a.Reasoning, &a.ReasoningDetails)
+	cloneStrings(&a.ID, &a.Model, &a.Content, &a.ContentParts, &a.Reasoning, &a.ReasoningDetails, &a.UsageRaw)
 	return a
 }
 

@@ -46,6 +46,7 @@ func answerByPath(body string) Answer {
 	}
 	if u := first(root, "usage"); u.IsObject() {
 		a.HasUsage = true
+		a.UsageRaw = u.Raw
 		a.Usage = Usage{
 			PromptTokens:     first(u, "prompt_tokens").Int(),
 			CompletionTokens: first(u, "completion_tokens").Int(),
@@ -110,13 +111,18 @@ func TestReadAnswer(t *testing.T) {
 	for _, tc := range answerCases {
 		t.Run(tc.name, func(t *testing.T) {
 			body := []byte(tc.body)
+			want := tc.want
+			if want.HasUsage {
+				// The object as sent: what a path lookup finds.
+				want.UsageRaw = gjson.Get(tc.body, "usage").Raw
+			}
 			got := ReadAnswer(body)
 			// Nothing kept may share the body's memory: the turn patches it.
 			for i := range body {
 				body[i] = '#'
 			}
-			if got != tc.want {
-				t.Fatalf("ReadAnswer =\n  %+v\nwant\n  %+v", got, tc.want)
+			if got != want {
+				t.Fatalf("ReadAnswer =\n  %+v\nwant\n  %+v", got, want)
 			}
 		})
 	}

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
 	"github.com/paygate/paygate/payments"
@@ -58,5 +60,27 @@ func TestEndRoundOfAnAnswerWithItsIDAllocatesNothing(t *testing.T) {
 	tn.endRound(0, resp, "", "m", 1700000000, u, obj)
 	if tn.turnID != "chatcmpl-paygate-req_1" {
 		t.Errorf("turn id of a first round without one: %q; want chatcmpl-paygate-req_1", tn.turnID)
+	}
+}
+
+// TestParseAnswerAllocations: a plain answer with usage is read in three
+// allocations: the round's answer, its strings (one copy for all) and its
+// usage object's copy. The usage counts had one of their own, and the
+// object was found again by a path lookup over the whole answer, whose
+// result gjson copies.
+func TestParseAnswerAllocations(t *testing.T) {
+	body := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"m",` +
+		`"choices":[{"index":0,"message":{"role":"assistant","content":"Hello there."},"finish_reason":"stop"}],` +
+		`"usage":{"prompt_tokens":42,"completion_tokens":27,"total_tokens":69,"prompt_tokens_details":{"cached_tokens":2}}}`)
+	isPayment := func(string) bool { return false }
+	var a *roundAnswer
+	if n := testing.AllocsPerRun(100, func() { a = parseAnswer(body, isPayment) }); n != 3 {
+		t.Errorf("parseAnswer of a plain answer with usage: %v allocations; want 3", n)
+	}
+	if want := gjson.GetBytes(body, "usage").Raw; string(a.usageJSON) != want {
+		t.Errorf("usage object %s; want it as sent, %s", a.usageJSON, want)
+	}
+	if a.usage == nil || a.usage.PromptTokens != 42 || a.usage.CompletionTokens != 27 || a.usage.TotalTokens != 69 || a.usage.CachedTokens != 2 {
+		t.Errorf("usage counts %+v; want 42, 27, 69, 2 cached", a.usage)
 	}
 }

@@ -342,6 +342,7 @@ type roundAnswer struct {
 	reasoning interceptors.Reasoning // goes back on the assistant message of a tool round
 	usage     *interceptors.Usage    // nil: the answer had no usage object
 	usageJSON []byte                 // that object as the provider sent it
+	counts    interceptors.Usage     // what usage points to: no allocation of its own
 	payment   []interceptors.ToolCall
 	client    []interceptors.ToolCall
 }
@@ -364,13 +365,10 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 		a.reasoning.Parts = []byte(ra.ContentParts)
 	}
 	if ra.HasUsage {
-		u := ra.Usage
-		a.usage = &u
-		// The object itself, token details and all: once per round, and
-		// gjson skips the rest of the answer without decoding it.
-		if v := gjson.GetBytes(body, "usage"); v.IsObject() {
-			a.usageJSON = []byte(v.Raw)
-		}
+		a.counts = ra.Usage
+		a.usage = &a.counts
+		// The object itself, token details and all, as the walk found it.
+		a.usageJSON = []byte(ra.UsageRaw)
 	}
 	if ra.ToolCalls == "" {
 		return a
