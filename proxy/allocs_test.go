@@ -45,9 +45,9 @@ func TestEndRoundOfAnAnswerWithItsIDAllocatesNothing(t *testing.T) {
 	resp := &failover.Response{Provider: "p", Model: "m"}
 	u := &interceptors.Usage{PromptTokens: 3, CompletionTokens: 2, TotalTokens: 5}
 	obj := []byte(`{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}`)
-	tn := &turn{s: s, r: r, rounds: make([]roundInfo, 0, 1), usageObjs: make([][]byte, 0, 1)}
+	tn := &turn{s: s, r: r, rounds: make([]roundInfo, 0, 1)}
 	n := testing.AllocsPerRun(100, func() {
-		tn.turnID, tn.rounds, tn.usageObjs = "", tn.rounds[:0], tn.usageObjs[:0]
+		tn.turnID, tn.rounds = "", tn.rounds[:0]
 		tn.endRound(0, resp, "chatcmpl-1", "m", 1700000000, u, obj)
 	})
 	if n != 0 {
@@ -82,5 +82,25 @@ func TestParseAnswerAllocations(t *testing.T) {
 	}
 	if a.usage == nil || a.usage.PromptTokens != 42 || a.usage.CompletionTokens != 27 || a.usage.TotalTokens != 69 || a.usage.CachedTokens != 2 {
 		t.Errorf("usage counts %+v; want 42, 27, 69, 2 cached", a.usage)
+	}
+}
+
+// TestEndRoundOfAFirstRoundAllocatesItsEntryOnly: a turn's first round is
+// accounted in one allocation, its entry in the turn's rounds: its usage
+// object goes there too, not into a list of its own that only a turn of
+// several rounds or a stream's usage chunk reads.
+func TestEndRoundOfAFirstRoundAllocatesItsEntryOnly(t *testing.T) {
+	s := &Server{}
+	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
+	resp := &failover.Response{Provider: "p", Model: "m"}
+	u := &interceptors.Usage{PromptTokens: 3, CompletionTokens: 2, TotalTokens: 5}
+	obj := []byte(`{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}`)
+	tn := &turn{s: s, r: r}
+	n := testing.AllocsPerRun(100, func() {
+		*tn = turn{s: s, r: r}
+		tn.endRound(0, resp, "chatcmpl-1", "m", 1700000000, u, obj)
+	})
+	if n != 1 {
+		t.Errorf("endRound of a turn's first round: %v allocations; want 1", n)
 	}
 }

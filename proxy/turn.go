@@ -82,11 +82,8 @@ type turn struct {
 	rounds  []roundInfo
 	usage   interceptors.Usage // summed over the rounds that reported usage
 	hasUse  bool
-	// usageObjs are those rounds' usage objects as the providers sent
-	// them: the bot gets their sum with its token details (AppendUsage).
-	usageObjs [][]byte
-	cost      accounting.Pico
-	sw        *sse.Writer
+	cost    accounting.Pico
+	sw      *sse.Writer
 	// capture watches a streaming turn's rounds (nil for a non-stream
 	// turn); the chunks paygate writes itself ask it whether they carry
 	// the turn's role delta (ClaimRole).
@@ -131,6 +128,10 @@ type roundInfo struct {
 	// it (failover.Response.DroppedFields), left out of the audit's record
 	// of the round's sampling parameters.
 	dropped []string
+	// usage is the round's usage object as its provider sent it (nil: it
+	// reported none): the bot gets the rounds' sum with its token details
+	// (AppendUsage, usageObjects).
+	usage []byte
 }
 
 // runTurn serves a chat request whose user is known: the payment tools are
@@ -868,6 +869,28 @@ func (t *turn) accountAttempt(resp *failover.Response, u *interceptors.Usage) {
 // later chunk's top-level members, the paygate object included.
 func (t *turn) fallbackID() string { return "chatcmpl-paygate-" + reqInfo(t.r).id }
 
+// usageObjects are the usage objects of the turn's rounds that reported
+// one, in order.
+func (t *turn) usageObjects() [][]byte {
+	objs := make([][]byte, 0, len(t.rounds))
+	for _, r := range t.rounds {
+		if r.usage != nil {
+			objs = append(objs, r.usage)
+		}
+	}
+	return objs
+}
+
+// allMetered reports whether every round of the turn reported its usage.
+func (t *turn) allMetered() bool {
+	for _, r := range t.rounds {
+		if r.usage == nil {
+			return false
+		}
+	}
+	return true
+}
+
 // endRound accounts a finished round; obj is its usage object as the
 // provider sent it (nil: u's counts are all there is). Round 0 names the
 // turn: its id and created (paygate's clock when it had none) go on every
@@ -900,7 +923,7 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, cr
 		if len(obj) == 0 {
 			obj = u.AppendJSON(nil)
 		}
-		t.usageObjs = append(t.usageObjs, obj)
+		t.rounds[len(t.rounds)-1].usage = obj
 	}
 }
 
@@ -1331,7 +1354,7 @@ var tokenCaps = [...]string{"max_tokens", "max_completion_tokens"}
 // reported no usage, which leaves the count unknown. A cap used up is not
 // lowered here: the turn ends before (capSpent).
 func (t *turn) capLeft(b []byte) ([]byte, error) {
-	if len(t.usageObjs) != len(t.rounds) {
+	if !t.allMetered() {
 		return b, nil
 	}
 	for _, k := range tokenCaps {
@@ -1382,7 +1405,7 @@ var thinkingBudgets = [...]string{"thinking.budget_tokens", "reasoning.max_token
 // as OpenAI ends an answer its cap cut, with finish_reason "length"
 // (endCapped). False when a round reported no usage (the count unknown).
 func (t *turn) capSpent() bool {
-	if len(t.usageObjs) != len(t.rounds) {
+	if !t.allMetered() {
 		return false
 	}
 	var budget int64
@@ -1512,7 +1535,7 @@ func (t *turn) finishStream(finish []byte, model, reason string) {
 	}
 	if t.chat.WantsUsage && t.hasUse {
 		u := t.usage
-		_ = t.sw.Queue(usageChunk(t.turnID, model, t.created, &u, t.usageObjs...))
+		_ = t.sw.Queue(usageChunk(t.turnID, model, t.created, &u, t.usageObjects()...))
 	}
 	if t.sw.End() != nil { // sent with the end of the response, as the handler returns
 		return

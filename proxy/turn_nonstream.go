@@ -510,7 +510,7 @@ func (t *turn) writeCompletion(status int, body []byte, client []interceptors.To
 	}
 	if t.hasUse && len(t.rounds) > 1 {
 		u := t.usage
-		out, _ = sjson.SetRawBytes(out, "usage", interceptors.AppendUsage(nil, &u, t.usageObjs))
+		out, _ = sjson.SetRawBytes(out, "usage", interceptors.AppendUsage(nil, &u, t.usageObjects()))
 	}
 	t.claimAnnouncements()
 	if ext := t.extension(); ext != nil {
