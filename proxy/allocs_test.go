@@ -3,14 +3,18 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store/storetest"
 	"github.com/paygate/paygate/store/testdrivers"
@@ -102,5 +106,36 @@ func TestEndRoundOfAFirstRoundAllocatesItsEntryOnly(t *testing.T) {
 	})
 	if n != 1 {
 		t.Errorf("endRound of a turn's first round: %v allocations; want 1", n)
+	}
+}
+
+// TestPaygateHeadersOfAConfiguredProviderAllocateNothing: the
+// X-Paygate-Provider value of a configured provider is built once, as the
+// attempts' values are, not per answer.
+func TestPaygateHeadersOfAConfiguredProviderAllocateNothing(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1", nil)
+	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := cfg.Providers[0].Name
+	resp := &failover.Response{Provider: name, Attempts: 1}
+	h := http.Header{"X-Paygate-Provider": nil, "X-Paygate-Attempts": nil}
+	if n := testing.AllocsPerRun(100, func() { s.setPaygateHeaders(h, resp) }); n != 0 {
+		t.Errorf("paygate headers of provider %q: %v allocations; want 0", name, n)
+	}
+	if got := h.Get("X-Paygate-Provider"); got != name {
+		t.Errorf("X-Paygate-Provider %q; want %q", got, name)
+	}
+	other := &failover.Response{Provider: "not-configured", Attempts: 2}
+	s.setPaygateHeaders(h, other)
+	if got := h.Get("X-Paygate-Provider"); got != "not-configured" {
+		t.Errorf("X-Paygate-Provider %q; want not-configured", got)
 	}
 }

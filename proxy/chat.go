@@ -240,7 +240,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Close()
-	setPaygateHeaders(w.Header(), resp)
+	s.setPaygateHeaders(w.Header(), resp)
 	var cost accounting.Pico
 	account := func(resp *failover.Response, u accounting.Usage) {
 		if s.ledger != nil {
@@ -305,8 +305,12 @@ func (s *Server) failTurn(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, ae)
 }
 
-func setPaygateHeaders(h http.Header, resp *failover.Response) {
-	h["X-Paygate-Provider"] = []string{resp.Provider}
+func (s *Server) setPaygateHeaders(h http.Header, resp *failover.Response) {
+	v, ok := s.providerValues[resp.Provider]
+	if !ok {
+		v = []string{resp.Provider}
+	}
+	h["X-Paygate-Provider"] = v
 	h["X-Paygate-Attempts"] = attemptsValue(resp.Attempts)
 }
 

@@ -133,7 +133,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Close()
-	setPaygateHeaders(w.Header(), resp)
+	s.setPaygateHeaders(w.Header(), resp)
 	if resp.Piped() {
 		// Not JSON. A generation streamed as events (a Responses API
 		// stream, a legacy completion, a transcription) has its usage in

@@ -102,8 +102,11 @@ type Server struct {
 	reconciler Reconciler
 	userPay    UserPayments
 	adminPay   AdminPayments
-	toolDefs   []byte   // the payment tool definitions, rendered once
-	toolNames  []string // their names, for the clash check
+	// providerValues are X-Paygate-Provider's values, one per configured
+	// provider, built once.
+	providerValues map[string][]string
+	toolDefs       []byte   // the payment tool definitions, rendered once
+	toolNames      []string // their names, for the clash check
 	// clientTools are the definitions of clients limited by allowed_skus,
 	// rendered once each: such a bot's model sees only the SKUs it may sell,
 	// and no other client's catalogue reaches its prompts.
@@ -149,6 +152,8 @@ func New(o Options) (*Server, error) {
 		userPay:    o.UserPayments,
 		adminPay:   o.AdminPayments,
 		dropFields: dropFields(o.Config),
+		// X-Paygate-Provider's values (setPaygateHeaders).
+		providerValues: providerValues(o.Config),
 	}
 	s.privacy.Store(newUserPrivacy(o.Config.Privacy.ForwardUser, o.HashKey))
 	if l, ok := o.State.(store.Local); ok {
@@ -543,4 +548,14 @@ func toolSpec(cfg *config.Config) interceptors.ToolSpec {
 		spec.SKUs = append(spec.SKUs, interceptors.SKU{ID: it.SKU, Name: it.Name, PriceFen: fen, MaxQuantity: it.MaxQuantity})
 	}
 	return spec
+}
+
+// providerValues are the X-Paygate-Provider values of the configured
+// providers, built once (shared as attemptValues are).
+func providerValues(cfg *config.Config) map[string][]string {
+	m := make(map[string][]string, len(cfg.Providers))
+	for _, p := range cfg.Providers {
+		m[p.Name] = []string{p.Name}
+	}
+	return m
 }

@@ -490,7 +490,7 @@ func (t *turn) stream() {
 			return
 		}
 		if t.sw == nil {
-			setPaygateHeaders(t.w.Header(), resp)
+			t.s.setPaygateHeaders(t.w.Header(), resp)
 			h := t.w.Header()
 			setStreamHeaders(h)
 			t.w.WriteHeader(http.StatusOK)

@@ -49,7 +49,7 @@ func (t *turn) nonStream() {
 		resp.Close()
 		if first == nil {
 			first = ans
-			setPaygateHeaders(t.w.Header(), resp)
+			t.s.setPaygateHeaders(t.w.Header(), resp)
 		}
 		t.endRound(round, resp, ans.id, ans.model, ans.created, ans.usage, ans.usageJSON)
 		// The answer as the client gets it: the earlier rounds' text and
