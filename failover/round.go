@@ -77,7 +77,8 @@ func (r *Router) Open(ctx context.Context, req *Request) (*Response, error) {
 	rd := &round{ctx: ctx, req: req, model: m, end: r.opts.Now().Add(r.fo.MaxRoundTime.D()), stream: streamKind(m, req)}
 	order := r.order(m, req.SameUpstreamModel, rd.stream)
 	if len(req.ExcludeProviders) > 0 {
-		order = slices.DeleteFunc(order, func(t *target) bool { return slices.Contains(req.ExcludeProviders, t.p.name) })
+		// A copy: order may be the model's own list (order).
+		order = slices.DeleteFunc(slices.Clone(order), func(t *target) bool { return slices.Contains(req.ExcludeProviders, t.p.name) })
 	}
 	if len(req.ExcludeTargets) > 0 {
 		kept := slices.DeleteFunc(slices.Clone(order), func(t *target) bool {
@@ -674,6 +675,12 @@ func streamKind(m *model, req *Request) bool {
 // order returns the round's targets by the model's strategy; stream says
 // which latency the lowest-latency strategy compares.
 func (r *Router) order(m *model, sameUpstream, stream bool) []*target {
+	if !sameUpstream && m.strategy == StrategyPriority {
+		// Config order: the model's own list, no copy per round. It is
+		// shared: a round that changes its order works on a copy (Open);
+		// the full slice expression makes an append copy too.
+		return m.targets[:len(m.targets):len(m.targets)]
+	}
 	ts := make([]*target, 0, len(m.targets))
 	for _, t := range m.targets {
 		if sameUpstream && t.model != m.targets[0].model {
