@@ -6,36 +6,63 @@ import (
 	"strings"
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/paygate/paygate/internal/redistest"
 	"github.com/paygate/paygate/logging/logtest"
 )
 
 // TestEvictionPolicyWarned: a Redis that evicts keys under memory pressure
 // is warned of at Open, since claims, tombstones and outbox queues would
-// vanish silently; one that does not evict is not, and one that refuses
-// CONFIG (managed Redis) opens and works without a word.
+// vanish silently; one that does not evict is not. A managed Redis
+// (ElastiCache, Azure Cache, Memorystore) refuses CONFIG, or renames it,
+// and often evicts by default (volatile-lru): its policy is read from INFO
+// instead, which such a Redis answers, and so too for a user whose ACL
+// denies CONFIG. One that answers neither opens and works without a word.
 func TestEvictionPolicyWarned(t *testing.T) {
+	aclUser := func(rules ...string) func(t *testing.T, srv *redistest.Server) Options {
+		return func(t *testing.T, srv *redistest.Server) Options {
+			args := append([]any{"ACL", "SETUSER", "pg", "on", ">pg-secret", "~*", "+@all"}, toAny(rules)...)
+			if err := srv.Client().Do(context.Background(), args...).Err(); err != nil {
+				t.Fatal(err)
+			}
+			return Options{Username: "pg", Password: "pg-secret"}
+		}
+	}
 	tests := []struct {
-		name  string
-		args  []string
-		warns bool
+		name   string
+		args   []string
+		setup  func(t *testing.T, srv *redistest.Server) Options
+		policy string
+		warns  bool
 	}{
-		{"volatile-lru", []string{"--maxmemory-policy", "volatile-lru"}, true},
-		{"allkeys-lfu", []string{"--maxmemory-policy", "allkeys-lfu"}, true},
-		{"noeviction", []string{"--maxmemory-policy", "noeviction"}, false},
-		{"CONFIG disabled", []string{"--maxmemory-policy", "volatile-lru", "--rename-command", "CONFIG", ""}, false},
+		{"volatile-lru", []string{"--maxmemory-policy", "volatile-lru"}, nil, "volatile-lru", true},
+		{"allkeys-lfu", []string{"--maxmemory-policy", "allkeys-lfu"}, nil, "allkeys-lfu", true},
+		{"noeviction", []string{"--maxmemory-policy", "noeviction"}, nil, "noeviction", false},
+		{"CONFIG renamed away", []string{"--maxmemory-policy", "volatile-lru", "--rename-command", "CONFIG", ""}, nil, "volatile-lru", true},
+		{"ACL denies CONFIG", []string{"--maxmemory-policy", "allkeys-lru"}, aclUser("-config"), "allkeys-lru", true},
+		{"ACL denies CONFIG, noeviction", []string{"--maxmemory-policy", "noeviction"}, aclUser("-config"), "noeviction", false},
+		{"ACL denies CONFIG and INFO", []string{"--maxmemory-policy", "volatile-lru"}, aclUser("-config", "-info"), "volatile-lru", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := redistest.StartServer(t, tc.args...)
-			if tc.name == "CONFIG disabled" {
-				c := srv.Client()
-				if err := c.ConfigGet(context.Background(), "maxmemory-policy").Err(); err == nil {
-					t.Fatal("CONFIG GET answered on a server without CONFIG")
+			var opts Options
+			if tc.setup != nil {
+				opts = tc.setup(t, srv)
+			}
+			if strings.Contains(tc.name, "CONFIG") {
+				c := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), Username: opts.Username, Password: opts.Password})
+				err := c.ConfigGet(context.Background(), "maxmemory-policy").Err()
+				_ = c.Close()
+				if err == nil {
+					t.Fatal("CONFIG GET answered where it is refused")
 				}
 			}
 			var buf logtest.Buffer
-			s := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+			opts.Addrs = []string{srv.Addr()}
+			opts.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
+			s := openOn(t, nil, opts)
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatalf("Ping: %v", err)
 			}
@@ -44,10 +71,18 @@ func TestEvictionPolicyWarned(t *testing.T) {
 			if warned != tc.warns {
 				t.Fatalf("warned %v; want %v. The log:\n%s", warned, tc.warns, out)
 			}
-			if tc.warns && (!strings.Contains(out, `"level":"WARN"`) || !strings.Contains(out, `"maxmemory_policy":"`+tc.name+`"`) ||
+			if tc.warns && (!strings.Contains(out, `"level":"WARN"`) || !strings.Contains(out, `"maxmemory_policy":"`+tc.policy+`"`) ||
 				!strings.Contains(out, srv.Addr())) {
-				t.Errorf("the warning does not name the policy %s and the server %s at level WARN:\n%s", tc.name, srv.Addr(), out)
+				t.Errorf("the warning does not name the policy %s and the server %s at level WARN:\n%s", tc.policy, srv.Addr(), out)
 			}
 		})
 	}
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }

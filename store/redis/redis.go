@@ -465,16 +465,14 @@ func (s *Store) loadScripts(ctx context.Context) {
 // and order outboxes too. A dropped claim starts a second order for one
 // purchase, a dropped tombstone or mark lets a refund or an announcement
 // happen twice, a dropped queue loses its audit records. It only warns: the
-// policy is the operator's (a Redis shared with a cache may need it), and
-// managed Redis often refuses CONFIG, whose error is then ignored (nothing
-// can be told).
+// policy is the operator's (a Redis shared with a cache may need it). The
+// policy is read with CONFIG GET or, where CONFIG is refused (a managed
+// Redis, ElastiCache's or Azure's, whose default is volatile-lru; a
+// rename-command; a user whose ACL denies it), from INFO memory; a server
+// that answers neither says nothing.
 func (s *Store) warnIfEvicting(ctx context.Context) {
 	check := func(ctx context.Context, c goredis.Cmdable, addr string) error {
-		m, err := c.ConfigGet(ctx, "maxmemory-policy").Result()
-		if err != nil {
-			return nil
-		}
-		if p := m["maxmemory-policy"]; p != "" && p != "noeviction" {
+		if p := maxmemoryPolicy(ctx, c); p != "" && p != "noeviction" {
 			s.log.Warn("Redis evicts keys under memory pressure (maxmemory-policy "+p+"): claims, refund tombstones, "+
 				"announcement marks and outbox queues can vanish silently, letting an order, a refund or an announcement "+
 				"happen twice; set maxmemory-policy noeviction", "addr", addr, "maxmemory_policy", p)
@@ -482,6 +480,24 @@ func (s *Store) warnIfEvicting(ctx context.Context) {
 		return nil
 	}
 	s.eachServer(ctx, check)
+}
+
+// maxmemoryPolicy is c's maxmemory-policy, by CONFIG GET or, when CONFIG is
+// refused, by INFO memory; "" when neither tells.
+func maxmemoryPolicy(ctx context.Context, c goredis.Cmdable) string {
+	if m, err := c.ConfigGet(ctx, "maxmemory-policy").Result(); err == nil {
+		return m["maxmemory-policy"]
+	}
+	info, err := c.Info(ctx, "memory").Result()
+	if err != nil {
+		return ""
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "maxmemory_policy:"); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // eachServer runs check on the server paygate writes to, or on each primary
