@@ -86,3 +86,32 @@ func toAny(ss []string) []any {
 	}
 	return out
 }
+
+// TestStartupWarningsWhenRedisComesUpLater: paygate started before its
+// Redis (a compose file or a pod without ordering, a Redis restarting at
+// the time) warns of an evicting policy, and of fewer replicas than
+// wait_replicas, once it first reaches it: the checks ran only at Open and
+// failed against a Redis not yet there, so the warnings were never logged.
+func TestStartupWarningsWhenRedisComesUpLater(t *testing.T) {
+	srv := redistest.StartServer(t, "--maxmemory-policy", "volatile-lru")
+	srv.Kill()
+	var buf logtest.Buffer
+	s := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, WaitReplicas: 1, MaxRetries: -1,
+		Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	if err := s.Ping(context.Background()); err == nil {
+		t.Fatal("Ping answered with Redis down")
+	}
+	if out := buf.String(); strings.Contains(out, `"maxmemory_policy"`) {
+		t.Fatalf("warned of a policy of a Redis not reached:\n%s", out)
+	}
+	srv.Restart()
+	_ = s.Ping(context.Background()) // store.ErrWritesFail: no replica
+	_ = s.Ping(context.Background())
+	out := buf.String()
+	if strings.Count(out, `"maxmemory_policy":"volatile-lru"`) != 1 {
+		t.Errorf("want one warning of the policy volatile-lru once Redis is reached; the log:\n%s", out)
+	}
+	if strings.Count(out, `"wait_replicas":1`) != 1 {
+		t.Errorf("want one warning of the replicas short of wait_replicas once Redis is reached; the log:\n%s", out)
+	}
+}

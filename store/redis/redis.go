@@ -341,9 +341,7 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 	// one EVALSHA, not EVALSHA + EVAL. Bounded: Redis may be down at start.
 	lctx, lcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	s.loadScripts(lctx)
-	_ = s.checkEpoch(lctx) // Ping retries while Redis is down
-	s.warnIfEvicting(lctx)
-	s.warnIfFewReplicas(lctx)
+	_ = s.checkEpoch(lctx) // Ping retries while Redis is down; the first to reach it warns (firstReached)
 	lcancel()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
@@ -454,6 +452,15 @@ func (s *Store) loadScripts(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// firstReached logs the start-up warnings (warnIfEvicting,
+// warnIfFewReplicas) once, when this Store first reaches Redis: at Open, or
+// at the first Ping after it when Redis was not there yet (a paygate started
+// before its Redis), whose warnings would otherwise never be logged.
+func (s *Store) firstReached(ctx context.Context) {
+	s.warnIfEvicting(ctx)
+	s.warnIfFewReplicas(ctx)
 }
 
 // warnIfEvicting logs a warning for each server (each primary of a
@@ -727,6 +734,7 @@ func (s *Store) checkEpoch(ctx context.Context) error {
 		default:
 			s.epoch.Store(&prev)
 		}
+		s.firstReached(ctx)
 		return nil
 	}
 	gks, err := s.genKeys(ctx)
