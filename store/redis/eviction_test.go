@@ -20,14 +20,8 @@ import (
 // instead, which such a Redis answers, and so too for a user whose ACL
 // denies CONFIG. One that answers neither opens and works without a word.
 func TestEvictionPolicyWarned(t *testing.T) {
-	aclUser := func(rules ...string) func(t *testing.T, srv *redistest.Server) Options {
-		return func(t *testing.T, srv *redistest.Server) Options {
-			args := append([]any{"ACL", "SETUSER", "pg", "on", ">pg-secret", "~*", "+@all"}, toAny(rules)...)
-			if err := srv.Client().Do(context.Background(), args...).Err(); err != nil {
-				t.Fatal(err)
-			}
-			return Options{Username: "pg", Password: "pg-secret"}
-		}
+	denied := func(rules ...string) func(t *testing.T, srv *redistest.Server) Options {
+		return func(t *testing.T, srv *redistest.Server) Options { return aclUser(t, srv, rules...) }
 	}
 	tests := []struct {
 		name   string
@@ -40,9 +34,9 @@ func TestEvictionPolicyWarned(t *testing.T) {
 		{"allkeys-lfu", []string{"--maxmemory-policy", "allkeys-lfu"}, nil, "allkeys-lfu", true},
 		{"noeviction", []string{"--maxmemory-policy", "noeviction"}, nil, "noeviction", false},
 		{"CONFIG renamed away", []string{"--maxmemory-policy", "volatile-lru", "--rename-command", "CONFIG", ""}, nil, "volatile-lru", true},
-		{"ACL denies CONFIG", []string{"--maxmemory-policy", "allkeys-lru"}, aclUser("-config"), "allkeys-lru", true},
-		{"ACL denies CONFIG, noeviction", []string{"--maxmemory-policy", "noeviction"}, aclUser("-config"), "noeviction", false},
-		{"ACL denies CONFIG and INFO", []string{"--maxmemory-policy", "volatile-lru"}, aclUser("-config", "-info"), "volatile-lru", false},
+		{"ACL denies CONFIG", []string{"--maxmemory-policy", "allkeys-lru"}, denied("-config"), "allkeys-lru", true},
+		{"ACL denies CONFIG, noeviction", []string{"--maxmemory-policy", "noeviction"}, denied("-config"), "noeviction", false},
+		{"ACL denies CONFIG and INFO", []string{"--maxmemory-policy", "volatile-lru"}, denied("-config", "-info"), "volatile-lru", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

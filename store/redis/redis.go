@@ -965,7 +965,7 @@ func (s *Store) runMoney(ctx context.Context, op string, sc *goredis.Script, key
 		n, err := gen.Result()
 		if err != nil {
 			// Applied, but its loss could not be told: fail closed.
-			return v, mapErr(op+" generation", err)
+			return v, unconfirmed(op+" generation", err)
 		}
 		if err := s.sawGen(ctx, gk, before, n, true); err != nil {
 			return nil, err
@@ -976,12 +976,26 @@ func (s *Store) runMoney(ctx context.Context, op string, sc *goredis.Script, key
 	}
 	n, err := wait.Int64()
 	if err != nil {
-		return v, mapErr(op+" wait", err)
+		return v, unconfirmed(op+" wait", err)
 	}
 	if n < int64(s.waitN) {
 		return v, fmt.Errorf("redis %s: %d of %d replicas within %s: %w: %w", op, n, s.waitN, s.waitT, store.ErrUnavailable, errNotReplicated)
 	}
 	return v, nil
+}
+
+// unconfirmed is the error of a money write whose script applied but whose
+// generation raise or WAIT behind it failed: store.ErrUnavailable, which
+// callers take for "may have applied", whatever the failure. A reply such as
+// NOPERM (a user whose ACL lacks WAIT) is no "not now" to mapErr, and a
+// plain error told the payments service the write had not applied: it let
+// the purchase's claim go while the order stood.
+func unconfirmed(op string, err error) error {
+	err = mapErr(op, err)
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w (the write applied, unconfirmed): %w", store.ErrUnavailable, err)
 }
 
 // primaryFor is the client of the primary that owns key.
