@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 // log in as it.
 func aclUser(t *testing.T, srv *redistest.Server, rules ...string) Options {
 	t.Helper()
-	args := append([]any{"ACL", "SETUSER", "pg", "on", ">pg-secret", "~*", "+@all"}, toAny(rules)...)
+	args := append([]any{"ACL", "SETUSER", "pg", "reset", "on", ">pg-secret", "~*", "+@all"}, toAny(rules)...)
 	if err := srv.Client().Do(context.Background(), args...).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -52,4 +53,73 @@ func TestMoneyWriteAppliedButUnconfirmedIsUnavailable(t *testing.T) {
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("CreateOrder whose WAIT Redis refused: %v; want store.ErrUnavailable (applied, unconfirmed)", err)
 	}
+}
+
+// TestPingSaysWhenTheACLRefusesMoneyWrites: every money write is a Lua
+// script (EVALSHA) and, with wait_replicas, a WAIT behind it, while Ping's
+// write probe was a plain SET: a user whose ACL lacks @scripting, or WAIT,
+// read ready on every replica, /readyz 200, while no order, claim or
+// notification could be recorded; so too one whose ACL lacks TIME, which
+// the order scripts call. The probe writes as money writes do, so Ping
+// reports store.ErrWritesFail, naming Redis's answer.
+func TestPingSaysWhenTheACLRefusesMoneyWrites(t *testing.T) {
+	ctx := context.Background()
+	primary := redistest.StartServer(t, "--repl-diskless-sync-delay", "0")
+	redistest.StartServer(t, "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port))
+	primary.WaitReplicas(1)
+	for _, tc := range []struct {
+		name  string
+		rules []string
+		wait  int
+		ready bool
+		says  string // what Redis answered, named in the error
+	}{
+		{"no scripting", []string{"-@scripting"}, 0, false, "NOPERM"},
+		{"no WAIT, wait_replicas 1", []string{"-wait"}, 1, false, "NOPERM"},
+		// TIME is @fast only: an ACL of categories lacks it, and
+		// every order's script, which reads the server's clock, fails.
+		{"no TIME", []string{"-time"}, 0, false, "can't run this command"},
+		{"no WAIT, no wait_replicas", []string{"-wait"}, 0, true, ""},
+		{"every command", nil, 1, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := aclUser(t, primary, tc.rules...)
+			opts.WaitReplicas = tc.wait
+			opts.EpochInterval = -1
+			s := openOn(t, nil, opts)
+			err := s.Ping(ctx)
+			if tc.ready {
+				if err != nil {
+					t.Fatalf("Ping: %v; want ready", err)
+				}
+				return
+			}
+			if !errors.Is(err, store.ErrWritesFail) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("Ping with an ACL that refuses money writes: %v; want store.ErrWritesFail naming %q", err, tc.says)
+			}
+			if err := s.CreateOrder(ctx, storetest.NewOrder("ACL-P"+randHex(4), "shop", "u1", time.Now())); err == nil {
+				t.Fatal("CreateOrder succeeded: the test refuses no money write")
+			}
+		})
+	}
+}
+
+// TestConformanceLeastPrivilegeACL runs the whole suite as a user with
+// the ACL the README gives (keys under the prefix; @read, @write,
+// @scripting, PING and WAIT), with wait_replicas, so that what it says
+// is enough is.
+func TestConformanceLeastPrivilegeACL(t *testing.T) {
+	primary := redistest.StartServer(t, "--repl-diskless-sync-delay", "0")
+	redistest.StartServer(t, "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port))
+	primary.WaitReplicas(1)
+	storetest.Run(t, func(t testing.TB, clock *storetest.Clock) store.Store {
+		prefix := testPrefix()
+		user := "pg" + randHex(4)
+		if err := primary.Client().Do(context.Background(), "ACL", "SETUSER", user, "reset", "on", ">pg-secret",
+			"~"+prefix+"*", "+@read", "+@write", "+@scripting", "+ping", "+wait", "+time").Err(); err != nil {
+			t.Fatal(err)
+		}
+		return openOn(t, clock, Options{Addrs: []string{primary.Addr()}, Username: user, Password: "pg-secret",
+			KeyPrefix: prefix, WaitReplicas: 1})
+	})
 }

@@ -627,12 +627,18 @@ func (s *Store) probeWrite(ctx context.Context) error {
 				err = fmt.Errorf("%s has %d replicas connected, fewer than store.redis.wait_replicas %d: every money write is refused",
 					sh[0].addr, sh[0].n, s.waitN)
 			} else {
-				err = s.c.Set(ctx, s.k.one("meta", "write-probe"), s.now().UnixMilli(), time.Minute).Err()
+				// Written as money writes are (runMoney: a script, the
+				// generation raise and, with wait_replicas, WAIT), so
+				// that what refuses them refuses the probe: a user whose
+				// ACL lacks @scripting or WAIT passed a plain SET.
+				_, err = s.runMoney(ctx, "write probe", s.sc.probe, []string{s.k.one("meta", "write-probe")},
+					time.Minute.Milliseconds())
 				var rerr goredis.Error
-				if err != nil && (!errors.As(err, &rerr) || errors.Is(err, goredis.ErrClosed)) {
+				if err != nil && !errors.Is(err, errNotReplicated) && (!errors.As(err, &rerr) || errors.Is(err, goredis.ErrClosed)) {
 					// Not a refusal: Redis did not answer (or the
-					// caller left); nothing learnt of its writes.
-					return mapErr("write probe", err)
+					// caller left, or it lost its data); nothing
+					// learnt of its writes.
+					return err
 				}
 			}
 			next := &probeOutcome{at: s.now(), err: err}

@@ -742,6 +742,14 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KE
 return 1
 `
 
+// KEYS: the write probe's key. ARGV: ttl_ms. Ping's write probe
+// (probeWrite): a write made as money writes are, reading the server's
+// clock as the order scripts do (an ACL of categories lacks TIME).
+const luaProbe = luaServerTime + `
+redis.call('SET', KEYS[1], servertime(), 'PX', ARGV[1])
+return 1
+`
+
 // scripts are created per Store (no package-level mutable state).
 type scripts struct {
 	createOrder, updateOrder, enqueue, readTag, ack, retry *goredis.Script
@@ -754,7 +762,7 @@ type scripts struct {
 	putRefund, finishRefund, appendAudit, putText, erase   *goredis.Script
 	strayAudit                                             *goredis.Script
 	indexRefund, expireRefund                              *goredis.Script
-	secret                                                 *goredis.Script
+	secret, probe                                          *goredis.Script
 }
 
 func newScripts() *scripts {
@@ -791,6 +799,7 @@ func newScripts() *scripts {
 		putText:      goredis.NewScript(luaPutText),
 		erase:        goredis.NewScript(luaEraseText),
 		secret:       goredis.NewScript(luaSecret),
+		probe:        goredis.NewScript(luaProbe),
 	}
 }
 
@@ -799,6 +808,6 @@ func (s *scripts) all() []*goredis.Script {
 		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnce, s.claimEvent, s.readTag, s.ack, s.retry,
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
-		s.indexRefund, s.expireRefund, s.strayAudit, s.secret,
+		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe,
 	}
 }
