@@ -174,6 +174,10 @@ type Redis struct {
 	// KeyPrefix is put before every key, so several deployments can share
 	// one Redis. Default "paygate:". It must not contain '{' or '}': the
 	// keys carry hash tags of their own, which pick their cluster slots.
+	// Each deployment needs its own: the first to reach a prefix owns it
+	// (its payments backend and mch_id), and one of another backend or
+	// merchant under it is refused at start, or, started while Redis was
+	// away, answers /readyz 503 from when it reaches it.
 	KeyPrefix string `yaml:"key_prefix"`
 	// WaitReplicas makes money writes wait for this many replicas. Default 0.
 	// A write no replica acknowledges in time is refused (payments fail

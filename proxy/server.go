@@ -309,6 +309,10 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 				_, _ = w.Write([]byte(store.DataLostAdvice + "\n"))
 				return
 			}
+			if errors.Is(err, store.ErrOtherDeployment) {
+				_, _ = w.Write([]byte("the store holds another paygate deployment's keys under this one's store.redis.key_prefix: give it one of its own; the log names both\n"))
+				return
+			}
 			if errors.Is(err, store.ErrWritesFail) {
 				// It answers reads: not the network. The embedded
 				// file's disk (full, read-only); Redis's own refusal,

@@ -46,6 +46,13 @@ var (
 	// Its own error, so that /readyz sends an operator to the disk, not
 	// to the network.
 	ErrWritesFail = fmt.Errorf("store: writes fail: %w", ErrUnavailable)
+	// ErrOtherDeployment: the backend's keys belong to another paygate
+	// deployment (a Redis shared under one key prefix by deployments of
+	// another payments backend or merchant), and every command is
+	// refused, with ErrUnavailable, until the process restarts with a
+	// prefix of its own. Its own error, so that /readyz names the
+	// setting to change.
+	ErrOtherDeployment = errors.New("store: another deployment's keys")
 )
 
 // DataLostAdvice is what an operator is told of ErrDataLost, by /readyz

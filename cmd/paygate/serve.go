@@ -228,6 +228,9 @@ func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
 		st, err := redisstore.Open(redisstore.Options{
 			Addrs: r.Addrs, Username: r.Username, Password: r.Password, DB: r.DB,
 			MasterName: r.MasterName, Cluster: r.Cluster, TLS: r.TLS, TLSServerName: r.TLSServerName, KeyPrefix: r.KeyPrefix, WaitReplicas: r.WaitReplicas,
+			// Another deployment under the same prefix is refused: its
+			// sweep would settle this one's orders at its own merchant.
+			Owner: cfg.Payments.Backend + ":" + cfg.Payments.WeChatPay.MchID,
 			// One retry: a down Redis must fail a turn's state load fast so chat
 			// without payment state goes on. A hung one is bounded by the
 			// callers' deadlines and the driver's own read timeout.

@@ -75,6 +75,15 @@ type Options struct {
 	// KeyPrefix is put before every key (e.g. "paygate:"), so several
 	// deployments can share one Redis. It must not contain '{' or '}'.
 	KeyPrefix string
+	// Owner names the deployment whose keys these are (cmd/: the payments
+	// backend and merchant id); "" (a tool) checks nothing. The first
+	// Store to reach Redis under KeyPrefix records its owner there; a
+	// Store of another owner is refused (store.ErrOtherDeployment): Open
+	// fails when it reaches Redis, and otherwise every command is refused
+	// from when it first does. Deployments of one Redis under one prefix
+	// swept, expired and prepaid each other's orders at their own
+	// merchants.
+	Owner string
 	// WaitReplicas > 0 makes every money write (orders, claims, refund
 	// consumption, notifications, announcement claims, audit) wait, with
 	// WAIT, until that many replicas have it, for at most WaitTimeout
@@ -121,6 +130,7 @@ type Store struct {
 	sc       *scripts
 	now      func() time.Time
 	log      *slog.Logger
+	owner    string
 	waitN    int
 	waitT    time.Duration
 	grace    time.Duration
@@ -206,7 +216,12 @@ func Open(opts Options) (*Store, error) {
 			uo.Dialer = tlsDialer(uo.TLSConfig, opts.DialTimeout, listed)
 		}
 	}
-	return newStore(goredis.NewUniversalClient(uo), opts), nil
+	s := newStore(goredis.NewUniversalClient(uo), opts)
+	if err := s.lostCause(); s.lost.Load() && errors.Is(err, store.ErrOtherDeployment) {
+		_ = s.Close()
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	return s, nil
 }
 
 // tlsDialer dials each connection with TLS, verifying the server's
@@ -325,7 +340,7 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 		clientLog.Store(opts.Logger) // go-redis's own lines (clientlog.go)
 	}
 	s := &Store{
-		c: c, k: keys{p: opts.KeyPrefix}, sc: newScripts(), now: opts.Now, log: opts.Logger,
+		c: c, k: keys{p: opts.KeyPrefix}, sc: newScripts(), now: opts.Now, log: opts.Logger, owner: opts.Owner,
 		waitN: opts.WaitReplicas, waitT: opts.WaitTimeout, grace: opts.RepairGrace,
 		statuses: store.Statuses(), genSeen: map[string]int64{},
 	}
@@ -730,6 +745,9 @@ func (s *Store) checkEpoch(ctx context.Context) error {
 	defer s.epochMu.Unlock()
 	epoch := s.epoch.Load()
 	if epoch == nil {
+		if err := s.checkOwner(ctx); err != nil {
+			return err
+		}
 		tok := rand.Text()
 		prev, err := s.c.SetArgs(ctx, key, tok, goredis.SetArgs{Mode: "NX", Get: true}).Result()
 		switch {
@@ -794,6 +812,38 @@ func (s *Store) checkEpoch(ctx context.Context) error {
 	}
 	return nil
 }
+
+// checkOwner records this Store's owner under its prefix when none is
+// there, and refuses the Store for good (markLost, errOtherDeployment)
+// when another is: see Options.Owner. Run when the Store first reaches
+// Redis, before it adopts the epoch marker.
+func (s *Store) checkOwner(ctx context.Context) error {
+	if s.owner == "" {
+		return nil
+	}
+	prev, err := s.c.SetArgs(ctx, s.k.one("meta", "owner"), s.owner, goredis.SetArgs{Mode: "NX", Get: true}).Result()
+	if errors.Is(err, goredis.Nil) || err == nil && prev == s.owner {
+		return nil
+	}
+	if err != nil {
+		return mapErr("owner", err)
+	}
+	s.markLost(ctx, otherDeployment(fmt.Sprintf("Redis holds the keys of another paygate deployment under this one's key prefix %q "+
+		"(theirs: %s; this one: %s): two deployments under one prefix sweep, expire and prepay each other's orders at their own merchants, "+
+		"and deliver each other's webhooks: give this deployment a store.redis.key_prefix of its own (or, if the other is gone and its "+
+		"orders are settled, delete the key %s)", s.k.p, prev, s.owner, s.k.one("meta", "owner"))))
+	return fmt.Errorf("redis: %w: %w", store.ErrUnavailable, s.lostCause())
+}
+
+// otherDeployment is the cause for which every command is refused once the
+// prefix is found to be another deployment's (checkOwner):
+// store.ErrOtherDeployment to callers, in its own words.
+type otherDeployment string
+
+func (e otherDeployment) Error() string { return string(e) }
+
+// Is makes it store.ErrOtherDeployment to errors.Is.
+func (e otherDeployment) Is(target error) bool { return target == store.ErrOtherDeployment }
 
 // secretsSeen lists the secrets this Store handed out: their keys and
 // values, in one order.
