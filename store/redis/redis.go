@@ -642,11 +642,12 @@ func (s *Store) probeWrite(ctx context.Context) error {
 				err = fmt.Errorf("%s has %d replicas connected, fewer than store.redis.wait_replicas %d: every money write is refused",
 					sh[0].addr, sh[0].n, s.waitN)
 			} else {
-				// Written as money writes are (runMoney: a script, the
-				// generation raise and, with wait_replicas, WAIT), so
-				// that what refuses them refuses the probe: a user whose
-				// ACL lacks @scripting or WAIT passed a plain SET.
-				_, err = s.runMoney(ctx, "write probe", s.sc.probe, []string{s.k.one("meta", "write-probe")},
+				// Written as money writes are (a script and, with
+				// wait_replicas, WAIT, but no generation raise:
+				// runWrite), so that what refuses them refuses the
+				// probe: a user whose ACL lacks @scripting or WAIT
+				// passed a plain SET.
+				_, err = s.runWrite(ctx, "write probe", s.sc.probe, false, []string{s.k.one("meta", "write-probe")},
 					time.Minute.Milliseconds())
 				var rerr goredis.Error
 				if err != nil && !errors.Is(err, errNotReplicated) && (!errors.As(err, &rerr) || errors.Is(err, goredis.ErrClosed)) {
@@ -964,6 +965,15 @@ func (s *Store) refused(op string) error {
 // connection of the key's primary and ends with WAIT, so WAIT covers this
 // write.
 func (s *Store) runMoney(ctx context.Context, op string, sc *goredis.Script, keys []string, args ...any) (any, error) {
+	return s.runWrite(ctx, op, sc, true, keys, args...)
+}
+
+// runWrite is runMoney, raising the generation counter when raise is set:
+// Ping's write probe (probeWrite) writes as money writes do but raises
+// nothing, for each raise by a replica that saw none of the writes a
+// rollback lost brings the counter back toward what the replicas that
+// saw them had seen, past which they can no longer tell (generation.go).
+func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, raise bool, keys []string, args ...any) (any, error) {
 	if err := s.refused(op); err != nil {
 		return nil, err
 	}
@@ -975,9 +985,12 @@ func (s *Store) runMoney(ctx context.Context, op string, sc *goredis.Script, key
 		}
 		c = node
 	}
-	gk, err := s.genKey(ctx, keys[0])
-	if err != nil {
-		return nil, mapErr(op, err)
+	var gk string
+	if raise {
+		var err error
+		if gk, err = s.genKey(ctx, keys[0]); err != nil {
+			return nil, mapErr(op, err)
+		}
 	}
 	before := s.gensSeen([]string{gk})[0]
 	exec := func() (res *goredis.Cmd, gen *goredis.IntCmd, wait *goredis.Cmd) {
