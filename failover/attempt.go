@@ -461,7 +461,8 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			return nil, &failure{cause: CauseEmptyStream, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
 				err: errors.New("stream ended with [DONE] before the first token")}
 		}
-		if a.noteMalformed(ev) {
+		m, bad := a.scanMalformed(ev)
+		if bad {
 			if a.malformed >= maxMalformed {
 				a.release()
 				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
@@ -469,7 +470,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			}
 			continue
 		}
-		if f := eventError(ev); f != nil {
+		if f := eventErrorMarked(ev, m); f != nil {
 			f.httpStatus = resp.StatusCode
 			a.release()
 			return nil, f
@@ -485,7 +486,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			a.cur = ev
 			if a.choices != nil {
 				a.finished = a.choices.note(ev.Data)
-			} else if hasFinish(ev.Data) {
+			} else if m&markFinish != 0 {
 				a.finished = true
 			}
 			ttft := time.Since(a.start)

@@ -276,6 +276,11 @@ func errorObject(data []byte) *failure {
 		}
 		return nil
 	}
+	return errorObjectFound(data)
+}
+
+// errorObjectFound is errorObject of data that holds keyErrorTail.
+func errorObjectFound(data []byte) *failure {
 	s := unsafeString(data)
 	e := gjson.Get(s, "error")
 	if !e.Exists() || e.Type == gjson.Null || e.Type == gjson.False || emptyError(e) && answerMembers(s) {
@@ -331,6 +336,21 @@ func eventError(ev sse.Event) *failure {
 		return f
 	}
 	return topLevelError(unsafeString(ev.Data))
+}
+
+// eventErrorMarked is eventError of an event whose data scanEvent found
+// valid and marked m: the marks stand for errorObject's scans.
+func eventErrorMarked(ev sse.Event, m eventMarks) *failure {
+	if string(ev.Name) == "error" {
+		return eventError(ev)
+	}
+	if m&markErrorTail == 0 {
+		if m&markResourceFinish != 0 {
+			return choiceError(unsafeString(ev.Data))
+		}
+		return nil
+	}
+	return errorObjectFound(ev.Data)
 }
 
 // topLevelError is the failure of an object that is itself the error, its
@@ -966,10 +986,12 @@ func tokenBearing(s string) bool {
 	return found
 }
 
-// hasFinish reports whether an event carries a non-null finish_reason. It is
-// on the per-event path, so it scans the bytes instead of parsing: in valid
-// JSON (Next checked it) a quoted "finish_reason" followed by a colon can
-// only be a key, because quotes inside string values are escaped.
+// hasFinish reports whether an event carries a non-null finish_reason,
+// scanning the bytes instead of parsing: in valid JSON a quoted
+// "finish_reason" followed by a colon can only be a key, because quotes
+// inside string values are escaped. The per-event path has it from
+// scanEvent (markFinish), on its validating pass; this scan is what that
+// mark is held to (TestScanEventMatches).
 func hasFinish(data []byte) bool {
 	for {
 		i := bytes.Index(data, keyFinishTail)

@@ -237,6 +237,9 @@ func TestHasFinish(t *testing.T) {
 			if got := hasFinish([]byte(tc.data)); got != tc.want {
 				t.Errorf("got %v; want %v", got, tc.want)
 			}
+			if m, ok := scanEvent([]byte(tc.data)); !ok || (m&markFinish != 0) != tc.want {
+				t.Errorf("scanEvent: valid %v, finish %v; want %v", ok, m&markFinish != 0, tc.want)
+			}
 		})
 	}
 }

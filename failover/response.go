@@ -147,10 +147,11 @@ type Response struct {
 	stream    bool
 	held      [][]byte // non-token events read before the first token
 	heldNext  int
-	pending   bool      // cur (the first token event) not yet returned
-	peeked    bool      // cur is the next event, read by Buffered: [DONE] or valid JSON, not yet checked further
-	cur       sse.Event // aliases rd's buffer
-	finished  bool      // a finish_reason was seen (of every choice shown, with choices)
+	pending   bool       // cur (the first token event) not yet returned
+	peeked    bool       // cur is the next event, read by Buffered: [DONE] or valid JSON, not yet checked further
+	marks     eventMarks // a peeked cur's, from scanEvent
+	cur       sse.Event  // aliases rd's buffer
+	finished  bool       // a finish_reason was seen (of every choice shown, with choices)
 	choices   *choiceSet
 	malformed int
 	lost      int   // malformed events skipped before the answer finished (Skipped)
@@ -233,10 +234,11 @@ func (a *Response) Next() (sse.Event, error) {
 		// one.
 		var ev sse.Event
 		var err error
+		var m eventMarks
 		peeked := a.peeked
 		switch {
 		case peeked:
-			ev, a.peeked = a.cur, false
+			ev, m, a.peeked = a.cur, a.marks, false
 		case a.rd.Buffered():
 			ev, err = a.rd.Next()
 		default:
@@ -266,17 +268,20 @@ func (a *Response) Next() (sse.Event, error) {
 			}
 			return sse.Event{}, a.finish(io.EOF)
 		}
-		if !peeked && a.skipMalformed(ev) {
-			if a.end != nil {
-				return sse.Event{}, a.end
+		if !peeked {
+			var bad bool
+			if m, bad = a.skipMalformed(ev); bad {
+				if a.end != nil {
+					return sse.Event{}, a.end
+				}
+				if !blankData(ev) {
+					idleAt = 0
+				}
+				continue
 			}
-			if !blankData(ev) {
-				idleAt = 0
-			}
-			continue
 		}
 		idleAt = 0
-		if f := eventError(ev); f != nil {
+		if f := eventErrorMarked(ev, m); f != nil {
 			if a.whole() {
 				// The answer had finished: an error after it (a relay's
 				// hiccup) takes nothing from it. Ended as a cut, it was
@@ -294,7 +299,7 @@ func (a *Response) Next() (sse.Event, error) {
 		}
 		if a.choices != nil {
 			a.finished = a.choices.note(ev.Data)
-		} else if !a.finished && hasFinish(ev.Data) {
+		} else if !a.finished && m&markFinish != 0 {
 			a.finished = true
 		}
 		return ev, nil
@@ -308,18 +313,29 @@ func (a *Response) Next() (sse.Event, error) {
 // "data:" with nothing as a keep-alive while the model thinks, as others
 // send comments, and counted, the third of them ended a healthy answer.
 func (a *Response) noteMalformed(ev sse.Event) bool {
-	if ev.IsDone() || validJSON(unsafeString(ev.Data)) {
-		return false
+	_, bad := a.scanMalformed(ev)
+	return bad
+}
+
+// scanMalformed is noteMalformed that also returns the marks scanEvent
+// found in a valid event, on the same pass (none for [DONE]).
+func (a *Response) scanMalformed(ev sse.Event) (eventMarks, bool) {
+	if ev.IsDone() {
+		return 0, false
+	}
+	m, ok := scanEvent(ev.Data)
+	if ok {
+		return m, false
 	}
 	if blankData(ev) {
-		return true
+		return 0, true
 	}
 	a.malformed++
 	if !a.whole() && mayHoldChunk(ev.Data) {
 		a.lost++
 	}
 	a.r.log.WarnContext(&a.ctx, "upstream malformed event skipped", "provider", a.Provider, "model", a.Model, "bytes", len(ev.Data))
-	return true
+	return 0, true
 }
 
 // blankData reports an event whose data is empty or only whitespace: a
@@ -343,12 +359,13 @@ func (a *Response) Skipped() int { return a.lost }
 // cut or garbled: it has an object's or array's bracket.
 func mayHoldChunk(data []byte) bool { return bytes.ContainsAny(data, "{[") }
 
-// skipMalformed is noteMalformed after the first token: the maxMalformed-th
+// skipMalformed is scanMalformed after the first token: the maxMalformed-th
 // ends the stream (a.end), as complete once the answer had finished
 // (whole).
-func (a *Response) skipMalformed(ev sse.Event) bool {
-	if !a.noteMalformed(ev) {
-		return false
+func (a *Response) skipMalformed(ev sse.Event) (eventMarks, bool) {
+	m, bad := a.scanMalformed(ev)
+	if !bad {
+		return m, false
 	}
 	if a.malformed >= maxMalformed {
 		if a.whole() {
@@ -357,7 +374,7 @@ func (a *Response) skipMalformed(ev sse.Event) bool {
 			a.finish(&StreamError{Provider: a.Provider, Cause: CauseMalformed, Err: fmt.Errorf("%d malformed events", a.malformed)})
 		}
 	}
-	return true
+	return 0, true
 }
 
 // Buffered reports whether Next can return without waiting for the
@@ -382,8 +399,8 @@ func (a *Response) Buffered() bool {
 			a.finish(a.streamEnd(err))
 			return true
 		}
-		if !a.skipMalformed(ev) {
-			a.cur, a.peeked = ev, true
+		if m, bad := a.skipMalformed(ev); !bad {
+			a.cur, a.marks, a.peeked = ev, m, true
 			return true
 		}
 		if a.end != nil {

@@ -1,0 +1,258 @@
+package failover
+
+// eventMarks is what scanEvent finds in an event's data on the pass that
+// validates it, so that the per-event checks after it (eventError,
+// hasFinish) need no scan of their own.
+type eventMarks uint8
+
+const (
+	// markErrorTail: the data holds keyErrorTail (`rror"`), which in
+	// valid JSON ends a string (a key or a value) whose raw text ends
+	// with "rror": errorObject's first test.
+	markErrorTail eventMarks = 1 << iota
+	// markResourceFinish: the data holds keyResourceFinish, a string
+	// whose raw text is, or ends with an escaped quote and,
+	// insufficient_system_resource.
+	markResourceFinish
+	// markFinish: hasFinish(data).
+	markFinish
+)
+
+// scanEvent reports whether data is valid JSON nesting at most maxNesting
+// deep (validJSON), and, when it is, its marks, in one pass over it: the
+// per-event path validated every event (gjson.Valid), then scanned it for
+// an error (two bytes.Contains) and for a finish_reason (bytes.Index),
+// each a pass of its own. The validation is gjson.Valid's, byte for byte
+// (TestScanEventMatches holds it to gjson.Valid, jsonstr.NestedOver,
+// bytes.Contains and hasFinish). Marks of data that is not valid mean
+// nothing.
+func scanEvent(data []byte) (eventMarks, bool) {
+	var m eventMarks
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		i, ok := scanAny(data, i, 0, &m)
+		if !ok {
+			return m, false
+		}
+		for ; i < len(data); i++ {
+			switch data[i] {
+			case ' ', '\t', '\n', '\r':
+			default:
+				return m, false
+			}
+		}
+		return m, true
+	}
+	return m, false
+}
+
+// scanAny validates the value at data[i] (whitespace before it skipped);
+// depth counts the arrays and objects open around it.
+func scanAny(data []byte, i, depth int, m *eventMarks) (int, bool) {
+	for ; i < len(data); i++ {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{':
+			return scanObject(data, i+1, depth+1, m)
+		case '[':
+			return scanArray(data, i+1, depth+1, m)
+		case '"':
+			return scanString(data, i+1, m)
+		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			return scanNumber(data, i)
+		case 't':
+			return scanWord(data, i+1, "rue")
+		case 'f':
+			return scanWord(data, i+1, "alse")
+		case 'n':
+			return scanWord(data, i+1, "ull")
+		default:
+			return i, false
+		}
+	}
+	return i, false
+}
+
+// scanObject validates an object's members from data[i], after its "{".
+func scanObject(data []byte, i, depth int, m *eventMarks) (int, bool) {
+	if depth > maxNesting {
+		return i, false
+	}
+	i = skipSpace(data, i)
+	if i >= len(data) {
+		return i, false
+	}
+	if data[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		if data[i] != '"' {
+			return i, false
+		}
+		start := i + 1
+		var ok bool
+		if i, ok = scanString(data, start, m); !ok {
+			return i, false
+		}
+		// i-1 is the key's closing quote: hasFinish's `"finish_reason"`
+		// is this key, its raw text finish_reason, or ending with an
+		// escaped quote and finish_reason. Its last letter is looked at
+		// first: no other key of a chunk ends in "n".
+		finishKey := data[i-2] == 'n' && i-1-len(keyFinishTail) >= 0 &&
+			string(data[i-len(keyFinishTail):i]) == string(keyFinishTail) && data[i-1-len(keyFinishTail)] == '"'
+		i = skipSpace(data, i)
+		if i >= len(data) || data[i] != ':' {
+			return i, false
+		}
+		i = skipSpace(data, i+1)
+		if finishKey && i+1 < len(data) && data[i] == '"' && data[i+1] != '"' {
+			*m |= markFinish
+		}
+		if i, ok = scanAny(data, i, depth, m); !ok {
+			return i, false
+		}
+		i = skipSpace(data, i)
+		if i >= len(data) {
+			return i, false
+		}
+		switch data[i] {
+		case '}':
+			return i + 1, true
+		case ',':
+			i = skipSpace(data, i+1)
+			if i >= len(data) {
+				return i, false
+			}
+		default:
+			return i, false
+		}
+	}
+}
+
+// scanArray validates an array's elements from data[i], after its "[".
+func scanArray(data []byte, i, depth int, m *eventMarks) (int, bool) {
+	if depth > maxNesting {
+		return i, false
+	}
+	i = skipSpace(data, i)
+	if i >= len(data) {
+		return i, false
+	}
+	if data[i] == ']' {
+		return i + 1, true
+	}
+	for {
+		var ok bool
+		if i, ok = scanAny(data, i, depth, m); !ok {
+			return i, false
+		}
+		i = skipSpace(data, i)
+		if i >= len(data) {
+			return i, false
+		}
+		switch data[i] {
+		case ']':
+			return i + 1, true
+		case ',':
+			i++
+		default:
+			return i, false
+		}
+	}
+}
+
+// scanString validates a string from data[i], after its opening quote, and
+// returns the index after its closing quote. At the closing quote it marks
+// the string ending as keyErrorTail and keyResourceFinish match: the
+// quote closes the string (an escaped one follows a backslash), so the
+// bytes before it are the string's, or the needle's opening quote.
+func scanString(data []byte, i int, m *eventMarks) (int, bool) {
+	for ; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case c == '"':
+			if i >= 4 && string(data[i-4:i]) == "rror" {
+				*m |= markErrorTail
+			} else if n := len(keyResourceFinish) - 1; i >= n && data[i-1] == 'e' && string(data[i-n:i]) == string(keyResourceFinish[:n]) {
+				*m |= markResourceFinish
+			}
+			return i + 1, true
+		case c < ' ':
+			return i, false
+		case c == '\\':
+			i++
+			if i == len(data) {
+				return i, false
+			}
+			switch data[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				for range 4 {
+					i++
+					if i >= len(data) || !isHex(data[i]) {
+						return i, false
+					}
+				}
+			default:
+				return i, false
+			}
+		}
+	}
+	return i, false
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// scanNumber validates a number at data[i] as gjson does: a leading zero
+// ends its integer part (what follows is then refused by the caller).
+func scanNumber(data []byte, i int) (int, bool) {
+	if data[i] == '-' {
+		i++
+		if i == len(data) || data[i] < '0' || data[i] > '9' {
+			return i, false
+		}
+	}
+	if data[i] == '0' {
+		i++
+	} else {
+		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(data) && data[i] == '.' {
+		i++
+		if i == len(data) || data[i] < '0' || data[i] > '9' {
+			return i, false
+		}
+		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
+		i++
+		if i < len(data) && (data[i] == '+' || data[i] == '-') {
+			i++
+		}
+		if i == len(data) || data[i] < '0' || data[i] > '9' {
+			return i, false
+		}
+		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+	}
+	return i, true
+}
+
+// scanWord validates the rest of true, false or null.
+func scanWord(data []byte, i int, rest string) (int, bool) {
+	if len(data)-i >= len(rest) && string(data[i:i+len(rest)]) == rest {
+		return i + len(rest), true
+	}
+	return i, false
+}
