@@ -56,6 +56,9 @@ type Reader struct {
 	// err is a read error held back while what came whole before it is
 	// returned (Next, readLine); every later read returns it.
 	err error
+	// first is data's first backing array, in the Reader's own allocation:
+	// one allocation per stream, not two.
+	first [1024]byte
 }
 
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
@@ -64,7 +67,9 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<
 func NewReader(r io.Reader) *Reader {
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(r)
-	return &Reader{br: br, data: make([]byte, 0, 1024), max: DefaultMaxEventSize}
+	rd := &Reader{br: br, max: DefaultMaxEventSize}
+	rd.data = rd.first[:0]
+	return rd
 }
 
 // Release returns the Reader's buffer to the pool; the Reader is unusable after.
