@@ -306,19 +306,14 @@ func (a *Response) Next() (sse.Event, error) {
 	}
 }
 
-// noteMalformed reports whether ev is malformed (neither [DONE] nor JSON),
+// scanMalformed reports whether ev is malformed (neither [DONE] nor JSON),
 // to be skipped, and counts and logs it (SPEC 5); the caller ends the
 // stream at the maxMalformed-th. An event whose data is empty or blank is
 // skipped too but neither counted nor logged: servers and relays send
 // "data:" with nothing as a keep-alive while the model thinks, as others
 // send comments, and counted, the third of them ended a healthy answer.
-func (a *Response) noteMalformed(ev sse.Event) bool {
-	_, bad := a.scanMalformed(ev)
-	return bad
-}
-
-// scanMalformed is noteMalformed that also returns the marks scanEvent
-// found in a valid event, on the same pass (none for [DONE]).
+// For a valid event it returns the marks scanEvent found on the same
+// pass, for eventErrorMarked (none for [DONE]).
 func (a *Response) scanMalformed(ev sse.Event) (eventMarks, bool) {
 	if ev.IsDone() {
 		return 0, false

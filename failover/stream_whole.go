@@ -107,7 +107,8 @@ read:
 			done = true
 			continue
 		}
-		if a.noteMalformed(ev) {
+		m, bad := a.scanMalformed(ev)
+		if bad {
 			if !b.finished() && mayHoldChunk(ev.Data) {
 				lost++
 			}
@@ -120,7 +121,7 @@ read:
 			}
 			continue
 		}
-		if f := eventError(ev); f != nil {
+		if f := eventErrorMarked(ev, m); f != nil {
 			if b.finished() && len(b.choices) >= choices {
 				// The answer had finished: an error after it (a relay's
 				// hiccup) takes nothing from it, as in a stream
