@@ -841,9 +841,9 @@ const maxNesting = 1000
 // jsonstr.NestedOver, what nests deeper than maxNesting: gjson's
 // validation recurses once per level, so a 2 MB answer of brackets took
 // 128 MB of stack, and one of MaxResponseBytes (32 MiB) passed the
-// runtime's 1 GB stack limit, a fatal error that ended the process. Every
-// stream event is validated; one of at most maxNesting bytes, almost
-// every one, costs no count.
+// runtime's 1 GB stack limit, a fatal error that ended the process. A
+// stream's events are validated by scanEvent, which is validJSON and
+// counts the levels on its one pass.
 func validJSON(s string) bool {
 	return !jsonstr.NestedOver(s, maxNesting) && gjson.Valid(s)
 }
