@@ -475,7 +475,10 @@ type CatalogItem struct {
 	// SKU is the item's id the model names in create_order. Required, unique:
 	// 1-32 letters, digits, '.', '_' or '-'.
 	SKU string `yaml:"sku"`
-	// Name is shown to the user and is the order description. Required.
+	// Name is shown to the user and is the order description, with " x"
+	// and the quantity for an order of more than one. Required. WeChat Pay
+	// takes 127 bytes of description: a longer one is cut from the name,
+	// the quantity kept.
 	Name string `yaml:"name"`
 	// Price in CNY as a decimal string ("49.99"); stored as integer fen: at
 	// most two decimals, no leading zero, and price × max_quantity at most

@@ -1072,17 +1072,24 @@ func claimedOrder(req CreateRequest, item Item, amount int64, key string, claim 
 	}
 }
 
+// describe is the description of an order of quantity of item: its name,
+// and for more than one " x" and the quantity, within the 127 bytes WeChat
+// Pay takes. A name too long is cut, on a rune boundary, and the count
+// kept whole: cut from the end, "… x12" lost its count ("… x1", or the name
+// and a space), and the payer paid for twelve under a description that
+// said one.
 func describe(item Item, quantity int) string {
-	d := item.Name
+	const most = 127
+	count := ""
 	if quantity > 1 {
-		d = fmt.Sprintf("%s x%d", item.Name, quantity)
+		count = fmt.Sprintf(" x%d", quantity)
 	}
-	// WeChat allows 127 bytes; cut on a rune boundary.
-	for len(d) > 127 {
-		_, size := utf8.DecodeLastRuneInString(d)
-		d = d[:len(d)-size]
+	name := item.Name
+	for len(name)+len(count) > most {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
 	}
-	return d
+	return name + count
 }
 
 // prepay opens o at WeChat Pay with o's own fields (so a retry or a
