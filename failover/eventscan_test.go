@@ -2,8 +2,11 @@ package failover
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/paygate/paygate/internal/jsonstr"
 )
 
 // scanEventCases are events and near-events that reach the per-event path:
@@ -128,4 +131,49 @@ func BenchmarkEventChecks(b *testing.B) {
 			}
 		}
 	})
+}
+
+// scanEventJSONCases are texts where JSON's grammar is easy to get wrong:
+// numbers, escapes (surrogates too), bytes that are not UTF-8, control
+// characters, whitespace that JSON does not count as such, nesting at and
+// past maxNesting of each kind, and garbage after a value.
+var scanEventJSONCases = []string{
+	`-0`, `-0.0`, `0`, `1e5`, `1E5`, `1e+5`, `1e-5`, `-1.5e-300`, `1e999999999999`, `-1e-999999999999`,
+	`01`, `-01`, `00`, `0x1`, `1.`, `.5`, `+1`, `1.e5`, `1e`, `1e+`, `1ee5`, `--1`, `-`, `1.5.5`, `NaN`, `Infinity`,
+	`"\ud800"`, `"\udc00\ud800"`, `"\ud83d\ude00"`, `"\u00"`, `"\u00zz"`, `"\U0041"`, `"\'"`, `"\a"`, `"\0"`,
+	"\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "\"\xe2\x82\"", "\"\xf4\x90\x80\x80\"", "\"日本\"",
+	"\"\x00\"", "\"\x1f\"", "\"\x7f\"", "\"\t\"", "\"\n\"", "{\"a\x01\":1}",
+	"\v1", "\f1", "1\v", "\xef\xbb\xbf{}", "\u00a0{}", "{}\u00a0", "{\u2028}", " \t\r\n1 \t\r\n", "\x00",
+	`{} {}`, `[1]]`, `{}}`, `1 2`, `"a""b"`, `{"a":1}` + "\x00", `[1],`, `nulll`, `truex`, `{"a":1,"a":2}`,
+	strings.Repeat("[", maxNesting-1) + `{"a":[]}` + strings.Repeat("]", maxNesting-1),
+	strings.Repeat("[", maxNesting-1) + `{"a":[1]}` + strings.Repeat("]", maxNesting-1),
+	strings.Repeat("[", maxNesting) + `"[[[[["` + strings.Repeat("]", maxNesting),
+	`["` + strings.Repeat("[", maxNesting+1) + `"]`,
+	strings.Repeat("[", maxNesting+1),
+	strings.Repeat("[", maxNesting) + strings.Repeat("]", maxNesting) + "]",
+}
+
+// checkScanEventJSON holds scanEvent's validation to encoding/json's, with
+// the nesting limit JSON leaves to the reader (maxNesting), besides the
+// gjson validation and marks checkScanEvent holds it to.
+func checkScanEventJSON(t *testing.T, data []byte) {
+	t.Helper()
+	checkScanEvent(t, data)
+	_, ok := scanEvent(data)
+	if want := json.Valid(data) && !jsonstr.NestedOver(string(data), maxNesting); ok != want {
+		t.Fatalf("scanEvent(%q) valid = %v, encoding/json %v", data, ok, want)
+	}
+}
+
+func TestScanEventJSON(t *testing.T) {
+	for _, s := range append(append([]string(nil), scanEventCases...), scanEventJSONCases...) {
+		checkScanEventJSON(t, []byte(s))
+	}
+}
+
+func FuzzScanEventJSON(f *testing.F) {
+	for _, s := range append(append([]string(nil), scanEventCases...), scanEventJSONCases...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { checkScanEventJSON(t, data) })
 }
