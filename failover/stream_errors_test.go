@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -541,5 +542,66 @@ func TestEmptyErrorBesideAnswerMembersIsNoError(t *testing.T) {
 	}
 	if last := got.events[len(got.events)-1]; gjson.Get(last, "usage.total_tokens").Int() != 15 {
 		t.Errorf("last event %s; want the usage chunk", last)
+	}
+}
+
+// TestErrorReadAheadByBuffered: an error after the first token that
+// Buffered reads ahead (it came in one write with the chunk before it)
+// ends the stream as a *StreamError, as one Next reads itself does. Next
+// checks a read-ahead event with the marks Buffered's validating pass
+// found in it (scanEvent): the error object, a choice finished with
+// "error" (OpenRouter) and DeepSeek's insufficient_system_resource are
+// each known by a mark, and one lost on the way made Next relay the
+// provider's error to the bot as a chunk and wait for more.
+func TestErrorReadAheadByBuffered(t *testing.T) {
+	for _, tc := range []struct{ name, data string }{
+		{"error object", errBody("server_error", "overloaded", "overloaded for key k")},
+		{"choice finished with error", `{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"error"}]}`},
+		{"insufficient_system_resource", `{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"` + resourceFinish + `"}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			release := make(chan struct{})
+			e := newEnv(t, map[string]func(c *fconn, n int){
+				"a": func(c *fconn, n int) {
+					c.sse()
+					c.chunk("data: " + contentChunk("Hel") + "\n\ndata: " + contentChunk("lo") + "\n\ndata: " + tc.data + "\n\n")
+					<-release
+					c.event(finishChunk())
+					c.done()
+				},
+			}, []string{"a"}, nil)
+			releaseOnce := sync.OnceFunc(func() { close(release) })
+			t.Cleanup(releaseOnce) // before the fake provider's own cleanup waits for the script
+			resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/chat/completions",
+				Body: chatBody(true), Stream: true, ContentType: "application/json", Accept: "text/event-stream"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Close()
+			var events []string
+			readAhead := false
+			for {
+				if resp.Buffered() {
+					readAhead = readAhead || len(events) == 2
+				} else {
+					releaseOnce() // the error was not read ahead: Next is not to wait for it
+				}
+				ev, err := resp.Next()
+				if err != nil {
+					var se *StreamError
+					if !errors.As(err, &se) || se.Cause != CauseStreamError {
+						t.Errorf("stream ended %v; want a *StreamError of cause %s", err, CauseStreamError)
+					}
+					break
+				}
+				events = append(events, string(ev.Data))
+			}
+			if !readAhead {
+				t.Fatal("Buffered did not read the error ahead: the provider's one write came in parts")
+			}
+			if len(events) != 2 {
+				t.Errorf("events %q; want the two content chunks and no more", events)
+			}
+		})
 	}
 }
