@@ -668,3 +668,39 @@ func TestEventStreamUsageCountTwiceReadAsTheCaptureReadsIt(t *testing.T) {
 		})
 	}
 }
+
+// TestEventStreamErrorsAnsweringANonStreamRequest: an event stream
+// answering a non-stream request knows an error among its events as a
+// stream does, by the marks of the pass that validates each event
+// (scanEvent): a content filter's refusal after a chunk is the provider's
+// refusal, never asked of the next provider, and DeepSeek's
+// insufficient_system_resource finish is no answer but a failure the next
+// provider answers. Either read as a plain chunk, the refusal failed over
+// as a stream ended before its finish (the flagged input sent to b), and
+// DeepSeek's empty answer was the client's.
+func TestEventStreamErrorsAnsweringANonStreamRequest(t *testing.T) {
+	hi := `{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}`
+	t.Run("content filter after a chunk", func(t *testing.T) {
+		e := newEnv(t, map[string]func(c *fconn, n int){
+			"a": always(func(c *fconn) { c.sse(); c.event(hi); c.event(openRouterFlagged); c.done() }),
+			"b": func(c *fconn, _ int) { okJSON(c, "from b") },
+		}, []string{"a", "b"}, nil)
+		got := e.open(t.Context(), false)
+		var ue *UpstreamError
+		if !errors.As(got.openErr, &ue) || ue.Status != 403 || !strings.Contains(ue.Message, "flagged") {
+			t.Fatalf("served by %q (body %s), err %v; want a's 403 with its reason", got.provider, got.body, got.openErr)
+		}
+		if b := len(e.fakes["b"].hits()); b != 0 {
+			t.Errorf("b saw %d requests; want none", b)
+		}
+	})
+	t.Run("insufficient_system_resource", func(t *testing.T) {
+		e := newEnv(t, map[string]func(c *fconn, n int){
+			"a": always(func(c *fconn) { c.sse(); c.event(roleChunk()); c.event(deepSeekResourceFinish); c.done() }),
+			"b": func(c *fconn, _ int) { okJSON(c, "from b") },
+		}, []string{"a", "b"}, nil)
+		if got := e.open(t.Context(), false); got.openErr != nil || got.provider != "b" {
+			t.Errorf("served by %q (body %s), err %v; want b", got.provider, got.body, got.openErr)
+		}
+	})
+}
