@@ -299,14 +299,17 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				"bytes", len(data), "err", err)
 			err = nil
 		}
-		if err != nil && req.Stream && errors.Is(err, io.ErrUnexpectedEOF) && isChatPath(req.Path) && eventsBody(data) {
-			// Events labelled otherwise (below), their connection cut:
-			// read as a stream so cut is, whole after its finish, else
-			// cut there. Failed over, an answer that had finished was
-			// asked again, and billed.
+		var cut error // what ended events labelled otherwise early
+		if err != nil && req.Stream && a.caller.Err() == nil && isChatPath(req.Path) && eventsBody(data) {
+			// Events labelled otherwise (below), their connection cut,
+			// reset or silent past the idle timeout (as a non-stream
+			// request's events are taken): read as a stream so ended
+			// is, whole after its finish, else ended there by the same
+			// error. Failed over, an answer that had finished was asked
+			// again, and billed.
 			r.log.WarnContext(caller, "upstream event stream labelled otherwise cut: read as a stream so cut", "provider", p.name, "model", t.model,
 				"bytes", len(data), "err", err)
-			err = nil
+			cut, err = err, nil
 		}
 		if err != nil {
 			f := a.failFromErr(err, true)
@@ -389,6 +392,9 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		}
 		_ = resp.Body.Close() // read to its end
 		resp.Body = io.NopCloser(bytes.NewReader(events))
+		if cut != nil {
+			resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(events), errAfter{cut}))
+		}
 		a.body, a.length = resp.Body, -1
 		resp.Header.Set("Content-Type", "text/event-stream")
 		resp.Header.Del("Content-Length")
@@ -508,6 +514,12 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 }
 
 var errRoundTime = errors.New("round time spent")
+
+// errAfter is a reader that only fails with err: the end of a body read
+// whole whose connection ended early, as its stream would have ended.
+type errAfter struct{ err error }
+
+func (e errAfter) Read([]byte) (int, error) { return 0, e.err }
 
 // prefixReader keeps, until stop (the stream's first token), what a
 // stream holds from its first line that opens with "{" on, at most

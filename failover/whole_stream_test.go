@@ -141,6 +141,10 @@ func TestEventStreamLabelledOtherwiseToAStream(t *testing.T) {
 		{"labelled application/json, cut before the finish", events[:strings.LastIndex(events, "data:")], "", "a", true},
 		{"labelled application/json, its connection cut after the finish", events, "cut", "a", false},
 		{"labelled application/json, its connection cut before the finish", events[:strings.LastIndex(events, "data:")], "cut", "a", true},
+		{"labelled application/json, its connection reset after the finish", events, "reset", "a", false},
+		{"labelled application/json, silent past idle after the finish", events, "hang", "a", false},
+		{"labelled application/json, its connection reset before the finish", events[:strings.LastIndex(events, "data:")], "reset", "a", true},
+		{"labelled application/json, silent past idle before the finish", events[:strings.LastIndex(events, "data:")], "hang", "a", true},
 		{"labelled application/json, an error event", "data: " + errBody("server_error", "overloaded", "try again") + "\n\n", "", "b", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -148,11 +152,11 @@ func TestEventStreamLabelledOtherwiseToAStream(t *testing.T) {
 				"a": func(c *fconn, _ int) {
 					body := tc.body
 					switch {
-					case tc.header == "cut":
+					case tc.header == "cut" || tc.header == "reset" || tc.header == "hang":
 						_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
 						c.chunked = true
 						c.chunk(body)
-						c.cut()
+						map[string]func(){"cut": c.cut, "reset": c.reset, "hang": c.hang}[tc.header]()
 						return
 					case strings.Contains(tc.header, "gzip"):
 						body = encode(t, "gzip", body)
