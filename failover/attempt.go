@@ -288,13 +288,16 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			a.release()
 			return a, nil
 		}
-		if err != nil && errors.Is(err, io.ErrUnexpectedEOF) && wholeAnswer(req.Path, data) {
+		if err != nil && (errors.Is(err, io.ErrUnexpectedEOF) || a.caller.Err() == nil) && wholeAnswer(req.Path, data) {
 			// The framing was cut (a chunked body's last chunk, bytes
-			// short of its Content-Length) after the whole answer had
-			// come: take it, as a stream cut after its finish reason is
-			// complete. Asked again, the provider would generate and
-			// bill it again, and so would the next. The connection is
-			// not reused (release closes a body not read to its end).
+			// short of its Content-Length), the connection reset or the
+			// body silent past the idle timeout after the whole answer
+			// had come: take it, as a stream that ends so after its
+			// finish reason is complete (and events answering a
+			// non-stream request are). Asked again, the provider would
+			// generate and bill it again, and so would the next. The
+			// connection is not reused (release closes a body not read
+			// to its end).
 			r.log.WarnContext(caller, "upstream answer complete, its framing cut: accepted", "provider", p.name, "model", t.model,
 				"bytes", len(data), "err", err)
 			err = nil
@@ -430,7 +433,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				a.release()
 				return nil, f
 			}
-			if data := objectBody(pre, err, held, a.malformed); data != nil {
+			if data := objectBody(pre, err, held, a.malformed, a.caller.Err() == nil); data != nil {
 				// A whole chat completion labelled an event stream (a
 				// relay that labels the answer by the request's
 				// "stream"): known by its first byte, it is the answer,
@@ -628,10 +631,11 @@ func bareError(pre *prefixReader, err error, held, malformed int) *failure {
 // and keep-alive comments before it, when the stream ended (err io.EOF)
 // with no event read (no event held nor malformed) and prefixReader kept
 // all of the object; nil otherwise. A stream whose framing was cut (err
-// io.ErrUnexpectedEOF) after a whole chat completion has it too, as a JSON
-// body so cut has (wholeAnswer).
-func objectBody(pre *prefixReader, err error, held, malformed int) []byte {
-	cut := errors.Is(err, io.ErrUnexpectedEOF)
+// io.ErrUnexpectedEOF), or, its caller still there (alive), whose
+// connection was reset or went silent past a timeout after a whole chat
+// completion has it too, as a JSON body so ended has (wholeAnswer).
+func objectBody(pre *prefixReader, err error, held, malformed int, alive bool) []byte {
+	cut := errors.Is(err, io.ErrUnexpectedEOF) || err != nil && !errors.Is(err, io.EOF) && alive
 	if !errors.Is(err, io.EOF) && !cut || held > 0 || malformed > 0 || pre.stop || !pre.keep {
 		return nil
 	}

@@ -99,6 +99,13 @@ func TestNonStreamWholeAnswerWithCutFraming(t *testing.T) {
 			c.cut()
 		}
 	}
+	chunkedThen := func(body string, then func(*fconn)) func(*fconn) {
+		return func(c *fconn) {
+			_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+			c.chunk(body)
+			then(c)
+		}
+	}
 	shortCut := func(body string) func(*fconn) {
 		return func(c *fconn) {
 			fmt.Fprintf(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body)+2, body)
@@ -114,6 +121,10 @@ func TestNonStreamWholeAnswerWithCutFraming(t *testing.T) {
 		{"chat: whole, then white space, no last chunk", "/chat/completions", chunkedCut(completion + "\n"), "a"},
 		{"chat: whole, short of its Content-Length", "/chat/completions", shortCut(completion), "a"},
 		{"chat: cut inside the JSON", "/chat/completions", chunkedCut(completion[:len(completion)-1]), "b"},
+		{"chat: whole, then its connection reset", "/chat/completions", chunkedThen(completion, (*fconn).reset), "a"},
+		{"chat: whole, then silent past idle", "/chat/completions", chunkedThen(completion, (*fconn).hang), "a"},
+		{"chat: reset inside the JSON", "/chat/completions", chunkedThen(completion[:len(completion)-1], (*fconn).reset), "b"},
+		{"embeddings: whole, then its connection reset", "/embeddings", chunkedThen(embeddings, (*fconn).reset), "a"},
 		{"chat: an object without choices", "/chat/completions", chunkedCut(`{"id":"c1","object":"chat.completion"}`), "b"},
 		{"chat: an error object", "/chat/completions", chunkedCut(errBody("server_error", "", "boom")), "b"},
 		{"embeddings: whole, no last chunk", "/embeddings", chunkedCut(embeddings), "a"},

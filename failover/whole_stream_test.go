@@ -40,6 +40,12 @@ func TestWholeCompletionToAStream(t *testing.T) {
 		{"labelled text/event-stream, blank lines and a byte order mark before it", "\ufeff\n\n" + wholeToolCall + "\n", "a", asEvents},
 		{"labelled text/event-stream, after keep-alive comments", ": PROCESSING\n\n: PROCESSING\n\n" + wholeToolCall, "a", asEvents},
 		{"labelled text/event-stream, its framing cut after it", wholeToolCall, "a", "cut"},
+		{"labelled text/event-stream, its connection reset after it", wholeToolCall, "a", "reset"},
+		{"labelled text/event-stream, silent after it", wholeToolCall, "a", "hang"},
+		{"labelled text/event-stream, reset within it", wholeToolCall[:len(wholeToolCall)-9], "b", "reset"},
+		{"its connection reset after it", wholeToolCall, "a", "json reset"},
+		{"silent after it", wholeToolCall, "a", "json hang"},
+		{"reset within it", wholeToolCall[:len(wholeToolCall)-9], "b", "json reset"},
 		{"labelled text/event-stream, cut within it", wholeToolCall[:len(wholeToolCall)-9], "b", "cut"},
 		{"labelled text/event-stream, gzip-encoded", wholeToolCall, "a", asEvents + "\r\nContent-Encoding: gzip"},
 		{"labelled text/event-stream, tool_calls twice", `{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[],` +
@@ -61,10 +67,15 @@ func TestWholeCompletionToAStream(t *testing.T) {
 			e := newEnv(t, map[string]func(c *fconn, n int){
 				"a": func(c *fconn, _ int) {
 					body := tc.body
-					if tc.header == "cut" {
-						c.sse()
+					if how, json := strings.CutPrefix(tc.header, "json "); how == "cut" || how == "reset" || how == "hang" {
+						if json {
+							_, _ = io.WriteString(c.c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+							c.chunked = true
+						} else {
+							c.sse()
+						}
 						c.chunk(body)
-						c.cut()
+						map[string]func(){"cut": c.cut, "reset": c.reset, "hang": c.hang}[how]()
 						return
 					}
 					if strings.Contains(tc.header, "gzip") {
