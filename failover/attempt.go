@@ -419,7 +419,11 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 		return nil, f
 	}
 	a.pre = prefixReader{r: src}
-	if !whole && isChatPath(req.Path) {
+	if isChatPath(req.Path) {
+		// Events labelled otherwise (whole) too: a completion after
+		// keep-alive comments labelled application/json is one, and
+		// kept only to maxErrorBody, one larger was taken for a stream
+		// ended before its first token, asked again and billed.
 		a.pre.max = int(min(r.opts.MaxResponseBytes, math.MaxInt32))
 	}
 	pre := &a.pre

@@ -129,6 +129,38 @@ func TestWholeCompletionToAStream(t *testing.T) {
 	}
 }
 
+// TestWholeCompletionAfterKeepAlivesAnyLabelToAStream: a whole chat
+// completion after keep-alive comments answering a stream request is the
+// answer whatever its label and size, up to the limit a chat completion
+// has: labelled application/json, text/plain or nothing, it was read as
+// events labelled otherwise (its first byte is the comment's), whose
+// object was kept only up to an error body's 64 KiB, so a larger one was
+// taken for a stream that ended before its first token: asked again and
+// of the next target, each billed, where the same labelled
+// text/event-stream was taken.
+func TestWholeCompletionAfterKeepAlivesAnyLabelToAStream(t *testing.T) {
+	content := strings.Repeat("x", 100<<10)
+	body := ": PROCESSING\n\n: PROCESSING\n\n" + strings.Replace(wholeToolCall, `"content":"Ordering."`, `"content":"`+content+`"`, 1)
+	for _, label := range []string{"application/json", "text/plain; charset=utf-8", "text/event-stream"} {
+		t.Run(label, func(t *testing.T) {
+			e := newEnv(t, map[string]func(c *fconn, n int){
+				"a": func(c *fconn, _ int) { c.status(200, body, "Content-Type: "+label) },
+				"b": func(c *fconn, _ int) { okJSON(c, "from b") },
+			}, []string{"a", "b"}, nil)
+			got := e.open(context.Background(), true)
+			if got.openErr != nil || got.provider != "a" || got.attempts != 1 {
+				t.Fatalf("answered by %q after %d attempts (%v); want a's answer, asked once", got.provider, got.attempts, got.openErr)
+			}
+			if got.text != content || !errors.Is(got.end, io.EOF) || len(got.events) != 3 {
+				t.Errorf("text of %d bytes, %d events, end %v; want a's %d bytes, its finish and usage, whole", len(got.text), len(got.events), got.end, len(content))
+			}
+			if fr := gjson.Get(got.events[1], "choices.0.finish_reason"); fr.Str != "tool_calls" {
+				t.Errorf("second event %s: want finish_reason tool_calls", got.events[1])
+			}
+		})
+	}
+}
+
 // TestEventStreamLabelledOtherwiseToAStream: a stream request answered with
 // chat.completion.chunk events labelled as something else
 // (application/json, text/plain, no Content-Type: relays that set the
