@@ -75,3 +75,35 @@ func TestAnotherDeploymentsPrefixIsRefused(t *testing.T) {
 		t.Fatalf("the other deployment's order reached the owner's keys: %v", err)
 	}
 }
+
+// TestAnotherDeploymentIsRefusedBeforeItsFirstCheck: a Store of another
+// deployment started while Redis was away checked the owner only at its
+// first Ping or epoch check (every EpochInterval), and every other command
+// went through until then: when Redis came back with the owner's data, the
+// other deployment's sweep read the owner's pending orders to settle them
+// at its own merchant, and its bots' orders landed among the owner's. The
+// first command to reach Redis now checks the owner first.
+func TestAnotherDeploymentIsRefusedBeforeItsFirstCheck(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
+	prefix := testPrefix()
+	prod := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, KeyPrefix: prefix, Owner: "wechatpay:1900000109", EpochInterval: -1})
+	if err := prod.CreateOrder(ctx, storetest.NewOrder("OW-3", "shop", "u1", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	srv.Shutdown()
+	staging := openOn(t, nil, Options{Addrs: []string{srv.Addr()}, KeyPrefix: prefix, Owner: "simulator:1900000109", MaxRetries: -1, EpochInterval: -1})
+	srv.Restart() // with its data: prod's order and owner mark are there
+	if o, err := staging.GetOrder(ctx, "OW-3"); !errors.Is(err, store.ErrOtherDeployment) {
+		t.Fatalf("GetOrder of the owner's order by another deployment before its first Ping: %v, %v; want store.ErrOtherDeployment", o, err)
+	}
+	if err := staging.CreateOrder(ctx, storetest.NewOrder("OW-4", "shop", "u1", time.Now())); !errors.Is(err, store.ErrOtherDeployment) {
+		t.Fatalf("CreateOrder by another deployment: %v; want store.ErrOtherDeployment", err)
+	}
+	if _, err := prod.GetOrder(ctx, "OW-4"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the other deployment's order reached the owner's keys: %v", err)
+	}
+	if err := prod.Ping(ctx); err != nil {
+		t.Fatalf("the owner's Ping: %v", err)
+	}
+}

@@ -404,14 +404,39 @@ func (s *Store) watchEpoch(ctx context.Context, every time.Duration) {
 // It is on the Store's client and, in a cluster, on every node client (see
 // newStore); run, runMoney and evalEach also check s.lost themselves, so a
 // path that reaches Redis some other way is refused all the same.
+//
+// With an Owner, it also runs the first check (checkEpoch, and so
+// checkOwner) before the first command that reaches Redis: a Store started
+// while Redis was away checked the owner only at its first Ping or epoch
+// check, and until then another deployment's sweep read the owner's orders
+// to settle them at its own merchant, and its bots' orders landed among the
+// owner's. Past that check it costs one atomic load a command.
 type lostGuard struct{ s *Store }
+
+// firstCheck marks the context of the first check's own commands
+// (checkEpoch), which the guard lets through to make it.
+type firstCheck struct{}
+
+// refuse is the error a command gets before it is sent: the lost cause, or
+// the first check's failure (Redis away, or another deployment's prefix).
+func (g lostGuard) refuse(ctx context.Context) error {
+	s := g.s
+	if !s.lost.Load() && s.owner != "" && s.epoch.Load() == nil && ctx.Value(firstCheck{}) == nil {
+		if err := s.checkEpoch(ctx); err != nil {
+			return err
+		}
+	}
+	if s.lost.Load() {
+		return s.lostCause()
+	}
+	return nil
+}
 
 func (g lostGuard) DialHook(next goredis.DialHook) goredis.DialHook { return next }
 
 func (g lostGuard) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
-		if g.s.lost.Load() {
-			err := g.s.lostCause()
+		if err := g.refuse(ctx); err != nil {
 			cmd.SetErr(err)
 			return err
 		}
@@ -421,8 +446,7 @@ func (g lostGuard) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 
 func (g lostGuard) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		if g.s.lost.Load() {
-			err := g.s.lostCause()
+		if err := g.refuse(ctx); err != nil {
 			for _, cmd := range cmds {
 				cmd.SetErr(err)
 			}
@@ -746,6 +770,7 @@ func (s *Store) checkEpoch(ctx context.Context) error {
 	defer s.epochMu.Unlock()
 	epoch := s.epoch.Load()
 	if epoch == nil {
+		ctx = context.WithValue(ctx, firstCheck{}, true) // its commands pass lostGuard
 		if err := s.checkOwner(ctx); err != nil {
 			return err
 		}
