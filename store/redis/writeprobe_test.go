@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/paygate/paygate/internal/redistest"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/storetest"
@@ -105,5 +107,51 @@ func TestPingSaysWhenReplicasAreShort(t *testing.T) {
 	primary.WaitReplicas(1)
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping once the replica is connected: %v; want ready", err)
+	}
+}
+
+// TestWriteProbeRaisesNoGeneration: Ping's write probe is written as money
+// writes are (a script, WAIT with wait_replicas), but it raised the
+// generation counter too: every replica's probe, every writeProbeEvery,
+// brought a counter that went back (a failover to a replica that lagged)
+// back toward what the replicas that saw the lost writes had seen, and once
+// above it they could no longer tell the loss. The probe writes its key
+// and leaves the counter where it was; a money write still raises it.
+func TestWriteProbeRaisesNoGeneration(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.StartServer(t)
+	clock := storetest.NewClock()
+	s := openOn(t, clock, Options{Addrs: []string{srv.Addr()}, EpochInterval: -1})
+	admin := srv.Client()
+	gen := func() int64 {
+		t.Helper()
+		n, err := admin.Get(ctx, s.k.gen(0)).Int64()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			t.Fatal(err)
+		}
+		return n
+	}
+	probeKey := s.k.one("meta", "write-probe")
+	before := gen()
+	for i := range 3 {
+		if err := admin.Del(ctx, probeKey).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Ping(ctx); err != nil {
+			t.Fatalf("Ping %d: %v", i, err)
+		}
+		if n, err := admin.Exists(ctx, probeKey).Result(); err != nil || n != 1 {
+			t.Fatalf("Ping %d wrote no probe (exists %d, %v): the test checks nothing", i, n, err)
+		}
+		if got := gen(); got != before {
+			t.Fatalf("Ping %d's write probe moved the generation counter from %d to %d", i, before, got)
+		}
+		clock.Advance(writeProbeEvery)
+	}
+	if err := s.CreateOrder(ctx, storetest.NewOrder("GEN-1", "shop", "u1", clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if got := gen(); got != before+1 {
+		t.Fatalf("a money write moved the generation counter from %d to %d; want one raise", before, got)
 	}
 }
