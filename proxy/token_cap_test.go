@@ -89,6 +89,36 @@ func TestTokenCapSpansTheTurn(t *testing.T) {
 	}
 }
 
+// TestUnmeteredRoundLeavesTheCapForTheTurn: once a round of the turn
+// reported no usage, its tokens are unknown and no later round's cap is
+// lowered, though the rounds after it report theirs: a turn whose first
+// round came without usage and whose second spent 30 of 100 asks its third
+// for the bot's 100, not 70 (what the counted round alone would leave).
+// The two-round case of TestTokenCapSpansTheTurn cannot tell: an unmetered
+// round counts 0, which leaves the whole cap either way.
+func TestUnmeteredRoundLeavesTheCapForTheTurn(t *testing.T) {
+	for _, stream := range []bool{true, false} {
+		t.Run(fmt.Sprintf("stream %v", stream), func(t *testing.T) {
+			fp := newFakeProvider(t, roundByRound(
+				spendingRound(stream, "Sure.", createOrderCall, "tool_calls", -1),
+				spendingRound(stream, "Again.", createOrderCall, "tool_calls", 30),
+				spendingRound(stream, "Done.", "", "stop", 5)))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			resp := post(t, url, "/v1/chat/completions", chatBody(stream, `"max_completion_tokens":100,`), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			readAll(t, resp.Body)
+			reqs := fp.requests()
+			if len(reqs) != 3 {
+				t.Fatalf("%d upstream rounds; want 3", len(reqs))
+			}
+			for i, r := range reqs[1:] {
+				if got := gjson.GetBytes(r.Body, "max_completion_tokens").Int(); got != 100 {
+					t.Errorf("round %d asked for max_completion_tokens %d; want the bot's 100 (an earlier round's count is unknown)", i+1, got)
+				}
+			}
+		})
+	}
+}
+
 // anthropicBudgetRefusal is Anthropic's 400 (as OpenRouter and Bedrock pass
 // it on) for a max_tokens at or below the request's thinking budget, which
 // a reasoning model's provider may set itself from the bot's effort.
