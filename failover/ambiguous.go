@@ -34,8 +34,10 @@ var completionLevel = func() *jsonscan.Level {
 // takes any case): paygate could run a payment call the bot's parser never
 // sees, or hand the bot one it never held, and keep a conversation under
 // call ids or text the bot does not have. It is a malformed answer, asked
-// again, then of the next target. data is a valid JSON object. Once per
-// non-stream answer: one walk by position (jsonscan.Ambiguous, the stream
+// again, then of the next target. data is a valid JSON object. A JSON
+// answer's one pass (scanAnswer) makes the same check, and this walk runs
+// after it only to name what it found; a completion read from events is
+// walked here: one walk by position (jsonscan.Ambiguous, the stream
 // capture's walker) over data as it lies, allocating nothing unless it
 // finds one; what it returns is built, never a view of data.
 func ambiguousMember(data []byte) string {

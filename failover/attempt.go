@@ -319,14 +319,30 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			a.release()
 			return nil, f
 		}
-		if f := answerError(req.Path, data); f != nil {
+		// A non-stream chat completion is validated and checked for an
+		// error, its choices and a member named two ways in one pass
+		// (scanAnswer); any other answer, or one it finds no valid
+		// object, by the checks it stands for.
+		var scan answerScan
+		scanned := false
+		chatPost := isChatPath(req.Path) && (req.Method == "" || req.Method == http.MethodPost)
+		if !req.Stream && chatPost {
+			scan, scanned = scanAnswer(data)
+		}
+		var f *failure
+		if scanned {
+			f = scan.answerError(data)
+		} else {
+			f = answerError(req.Path, data)
+		}
+		if f != nil {
 			f.httpStatus = resp.StatusCode
 			r.cutPlain(f)
 			a.release()
 			return nil, f
 		}
 		if !req.Stream {
-			if wantsJSONObject(req, resp) && !isJSONObject(data) {
+			if wantsJSONObject(req, resp) && !scanned && !isJSONObject(data) {
 				// An empty body, a truncated one, a CDN's or WAF's HTML page
 				// with a 200: no answer, whatever the status says.
 				a.release()
@@ -334,7 +350,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 					err: fmt.Errorf("%d answer of %d bytes (content type %q) is not a JSON object",
 						resp.StatusCode, len(data), resp.Header.Get("Content-Type"))}
 			}
-			if isChatPath(req.Path) && (req.Method == "" || req.Method == http.MethodPost) && !hasChoices(data) {
+			if chatPost && !(scanned && scan.hasChoices(data) || !scanned && hasChoices(data)) {
 				// A JSON object without choices is no chat completion: a
 				// provider's error in a 200 in a shape of its own (Baidu
 				// Qianfan's {"error_code":18,"error_msg":"Open api qps
@@ -348,7 +364,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 					err: fmt.Errorf("%d answer of %d bytes is no chat completion (no choices)%s",
 						resp.StatusCode, len(data), r.ownErrorText(data))}
 			}
-			if isChatPath(req.Path) && (req.Method == "" || req.Method == http.MethodPost) {
+			if chatPost && (!scanned || scan.ambiguous) {
 				if why := ambiguousMember(data); why != "" {
 					// Read one way by paygate and another by the bot
 					// (ambiguousMember): no answer either can trust.
@@ -862,8 +878,9 @@ const maxNesting = 1000
 // validation recurses once per level, so a 2 MB answer of brackets took
 // 128 MB of stack, and one of MaxResponseBytes (32 MiB) passed the
 // runtime's 1 GB stack limit, a fatal error that ended the process. A
-// stream's events are validated by scanEvent, which is validJSON and
-// counts the levels on its one pass.
+// stream's events are validated by scanEvent, and a non-stream chat
+// completion by scanAnswer, which are validJSON and count the levels on
+// their one pass.
 func validJSON(s string) bool {
 	return !jsonstr.NestedOver(s, maxNesting) && gjson.Valid(s)
 }

@@ -1,0 +1,248 @@
+package failover
+
+import (
+	"strings"
+
+	"github.com/paygate/paygate/internal/jsonscan"
+)
+
+// answerScan is what scanAnswer finds in a non-stream chat completion on
+// the pass that validates it, so that the checks after it (answerError,
+// hasChoices, ambiguousMember) need no walk of their own on the common
+// answer.
+type answerScan struct {
+	marks eventMarks // markErrorTail and markResourceFinish, as scanEvent's
+	// choices is hasChoices(data) where the pass could tell it: the first
+	// top-level member spelled choices, without escapes and before any key
+	// with one, holds an array. choicesAsk leaves it to hasChoices (gjson's
+	// lookup), which decodes keys and looks past other values.
+	choices int8
+	// ambiguous: jsonscan.Ambiguous finds a member of completionLevel
+	// named twice or in another case (ambiguousMember names it).
+	ambiguous bool
+}
+
+const (
+	choicesUnknown int8 = iota // no top-level choices met (yet)
+	choicesNone                // an empty array
+	choicesSome                // a non-empty array
+	choicesAsk
+)
+
+// answerScanner is scanAnswer's state on its pass.
+type answerScanner struct {
+	data []byte
+	answerScan
+}
+
+// scanAnswer reports whether data is a JSON object valid as validJSON says
+// (isJSONObject), and, when it is, what the non-stream checks of a chat
+// completion look for, in one pass over it: the answer was walked five
+// times (errorObject's bytes.Contains, jsonstr.NestedOver and gjson.Valid,
+// hasChoices' lookup, jsonscan.Ambiguous). The validation is scanEvent's,
+// gjson.Valid's byte for byte, and the members are checked as
+// jsonscan.Ambiguous checks them (TestScanAnswerMatches holds it to each
+// of the functions it stands for). What it finds in data that is not valid
+// means nothing.
+func scanAnswer(data []byte) (answerScan, bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return answerScan{}, false
+	}
+	s := answerScanner{data: data}
+	i, ok := s.object(i+1, 1, completionLevel, true)
+	if !ok || skipSpace(data, i) != len(data) {
+		return answerScan{}, false
+	}
+	if s.choices == choicesUnknown {
+		s.choices = choicesNone
+	}
+	return s.answerScan, true
+}
+
+// answerError is answerError of a chat completion that scanAnswer found
+// valid: the marks stand for errorObject's scans.
+func (a *answerScan) answerError(data []byte) *failure {
+	if a.marks&markErrorTail == 0 {
+		if a.marks&markResourceFinish != 0 {
+			return choiceError(unsafeString(data))
+		}
+		return nil
+	}
+	return errorObjectFound(data)
+}
+
+// hasChoices is hasChoices(data) of the data scanned.
+func (a *answerScan) hasChoices(data []byte) bool {
+	if a.choices == choicesAsk {
+		return hasChoices(data)
+	}
+	return a.choices == choicesSome
+}
+
+// value validates the value at data[i] (whitespace before it skipped);
+// depth counts the arrays and objects open around it. An object is of
+// level lv, an array's object elements of level elems (nil: not checked).
+func (s *answerScanner) value(i, depth int, lv, elems *jsonscan.Level) (int, bool) {
+	data := s.data
+	for ; i < len(data); i++ {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{':
+			return s.object(i+1, depth+1, lv, false)
+		case '[':
+			return s.array(i+1, depth+1, elems)
+		case '"':
+			return scanString(data, i+1, &s.marks)
+		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			return scanNumber(data, i)
+		case 't':
+			return scanWord(data, i+1, "rue")
+		case 'f':
+			return scanWord(data, i+1, "alse")
+		case 'n':
+			return scanWord(data, i+1, "ull")
+		default:
+			return i, false
+		}
+	}
+	return i, false
+}
+
+// object validates an object's members from data[i], after its "{", and
+// checks them against lv as jsonscan.Ambiguous's walkLevel does; top: it
+// is the answer itself, whose choices member it looks at.
+func (s *answerScanner) object(i, depth int, lv *jsonscan.Level, top bool) (int, bool) {
+	data := s.data
+	if depth > maxNesting {
+		return i, false
+	}
+	i = skipSpace(data, i)
+	if i >= len(data) {
+		return i, false
+	}
+	if data[i] == '}' {
+		return i + 1, true
+	}
+	var seen uint64 // bit j: lv.Fields[j] met
+	for {
+		if data[i] != '"' {
+			return i, false
+		}
+		start := i + 1
+		var ok bool
+		if i, ok = scanString(data, start, &s.marks); !ok {
+			return i, false
+		}
+		raw := unsafeString(data[start : i-1])
+		i = skipSpace(data, i)
+		if i >= len(data) || data[i] != ':' {
+			return i, false
+		}
+		i = skipSpace(data, i+1)
+		if top && s.choices == choicesUnknown {
+			if raw == "choices" {
+				s.choices = choicesAsk
+				if i < len(data) && data[i] == '[' {
+					if j := skipSpace(data, i+1); j < len(data) && data[j] == ']' {
+						s.choices = choicesNone
+					} else {
+						s.choices = choicesSome
+					}
+				}
+			} else if strings.IndexByte(raw, '\\') >= 0 {
+				s.choices = choicesAsk // it may decode to choices
+			}
+		}
+		var below, elems *jsonscan.Level
+		if lv != nil && !s.ambiguous {
+			if f := s.field(lv, &seen, raw); f != nil && f.Below != nil {
+				if f.Elements {
+					elems = f.Below
+				} else {
+					below = f.Below
+				}
+			}
+		}
+		if i, ok = s.value(i, depth, below, elems); !ok {
+			return i, false
+		}
+		i = skipSpace(data, i)
+		if i >= len(data) {
+			return i, false
+		}
+		switch data[i] {
+		case '}':
+			return i + 1, true
+		case ',':
+			i = skipSpace(data, i+1)
+			if i >= len(data) {
+				return i, false
+			}
+		default:
+			return i, false
+		}
+	}
+}
+
+// field is the Field of lv the key raw names, to descend into (nil: none),
+// as walkLevel finds it: a repeat or another spelling of a checked field
+// makes the answer ambiguous, of an unchecked one is not descended into.
+func (s *answerScanner) field(lv *jsonscan.Level, seen *uint64, raw string) *jsonscan.Field {
+	k := jsonscan.KeyName(raw)
+	for j := range lv.Fields {
+		fj := &lv.Fields[j]
+		if len(k) != len(fj.Name) || !strings.EqualFold(k, fj.Name) {
+			continue
+		}
+		if fj.Unchecked {
+			if k == fj.Name && *seen&(1<<j) == 0 {
+				*seen |= 1 << j
+				return fj
+			}
+			return nil
+		}
+		if k != fj.Name || *seen&(1<<j) != 0 {
+			s.ambiguous = true
+			return nil
+		}
+		*seen |= 1 << j
+		return fj
+	}
+	return nil
+}
+
+// array validates an array's elements from data[i], after its "[", its
+// object elements of level elems.
+func (s *answerScanner) array(i, depth int, elems *jsonscan.Level) (int, bool) {
+	data := s.data
+	if depth > maxNesting {
+		return i, false
+	}
+	i = skipSpace(data, i)
+	if i >= len(data) {
+		return i, false
+	}
+	if data[i] == ']' {
+		return i + 1, true
+	}
+	for {
+		var ok bool
+		if i, ok = s.value(i, depth, elems, nil); !ok {
+			return i, false
+		}
+		i = skipSpace(data, i)
+		if i >= len(data) {
+			return i, false
+		}
+		switch data[i] {
+		case ']':
+			return i + 1, true
+		case ',':
+			i++
+		default:
+			return i, false
+		}
+	}
+}

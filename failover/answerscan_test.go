@@ -1,0 +1,161 @@
+package failover
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+)
+
+// scanAnswerCases are chat completions and near-completions that reach
+// the non-stream answer checks: answers with calls, usage and reasoning;
+// members of completionLevel repeated or in another case at each level,
+// escaped, unchecked, or where they are not read; choices in each shape
+// gjson's lookup reads; error answers of each kind; and every event case,
+// for the validator's refusals.
+var scanAnswerCases = append([]string{
+	`{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, how may I help?","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}},"system_fingerprint":null}`,
+	`{"id":"x","choices":[{"index":0,"message":{"content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"a\"}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1}}`,
+	`{"id":"x","id":"y","choices":[{"message":{"content":"a"}}]}`,
+	`{"choices":[{"message":{"tool_calls":[{"id":"c","function":{"name":"a","name":"b"}}]}}]}`,
+	`{"choices":[{"message":{"tool_calls":[{"function":{},"function":{"arguments":1,"arguments":2}}]}}]}`,
+	`{"choices":[{"message":{"tool_calls":[{"Function":{"arguments":1,"arguments":2}}]}}]}`,
+	`{"choices":[{"message":{"tool_calls":[{"custom":{"input":1,"input":2}}]}}]}`,
+	`{"choices":[{"message":{"content":"a"}}],"choices":[]}`,
+	`{"choices":[],"choices":[{"message":{}}]}`,
+	`{"choices":[{"message":{"content":"a"}}],"Usage":{}}`,
+	`{"choices":[{"message":{"content":"a"}}],"usage":{"completion_tokens":1,"completion_tokens":9}}`,
+	`{"choices":[{"message":{"content":"a"}}],"usage":{"prompt_tokens":9,"prompt_tokens_details":{"cached_tokens":0,"cached_tokens":8}}}`,
+	`{"choices":[{"message":{"content":"a"}}],"usage":{"prompt_tokens_details":{},"prompt_tokens_details":{"cached_tokens":8}}}`,
+	`{"choices":[{"message":{"content":"a"}}],"usage":{"prompt_cache_hit_tokens":0,"prompt_cache_hit_tokens":8}}`,
+	`{"choices":[{"message":{"content":"a"}}],"usage":{"cached_tokens":0,"Cached_tokens":8}}`,
+	`{"choices":[{"message":{"content":"a"},"message":{"content":"b"}}]}`,
+	`{"choices":[{"message":{"tool_calls":[],"tool_calls":[{"id":"a"}]}}]}`,
+	`{"choices":[{"message":{"content":"a","Tool_calls":[]}}]}`,
+	`{"choices":[{"message":{"tool_calls":[{"id":"a","id":"b"}]}}]}`,
+	`{"choices":[{"message":{"tool_calls":[{"id":"a","ID":"b"}]}}]}`,
+	`{"choices":[{"message":{"reasoning_content":"r","reasoning":"s","reasoning_details":[],"Reasoning":1}}]}`,
+	`{"choices":[{"index":0,"index":1,"finish_reason":"stop","finish_reason":"length"}]}`,
+	`{"choices":[{"message":{"tool_calls":[],"tool\u005fcalls":[]}}]}`,
+	`{"choices":[{"message":{"\u0043ontent":1}}]}`,
+	`{"choices":[{"message":{}},{"message":{"content":"a","content":"b"}}]}`,
+	`{"choices":[{"message":{"content":1,"content":2}}],"choices":[]}`,
+	`{"choices":{"message":{},"message":{}}}`,
+	`{"usage":[{"prompt_tokens":1,"prompt_tokens":2}],"choices":[1]}`,
+	`{"choices":[{"content":1,"content":2,"message":{"prompt_tokens":1,"prompt_tokens":2}}]}`,
+	`{"choices":[{"message":{"content":"\"content\":1,\"content\":2"}}]}`,
+	`{"choices":[[{"message":{},"message":{}}]]}`,
+	`{"choices":["a",{"message":{"content":1,"content":2}}]}`,
+	`{"a":{"choices":[1]},"b":[{"choices":[],"choices":[]}]}`,
+	`{"choices":[ ]}`, `{"choices": [ 1 ]}`, `{"choices":[null]}`, `{"choices":[]}`, `{}`, ` { } `,
+	`{"choices":{"#":3}}`, `{"choices":{"#":0}}`, `{"choices":"x","choices":[1]}`, `{"choices":null,"choices":[1]}`,
+	`{"choices":1}`, `{"Choices":[1]}`, `{"ch\u006fices":[1]}`, `{"ch\u006fices":[],"choices":[1]}`, `{"x\\":1,"choices":[1]}`,
+	`{"choices\u0000":[1]}`, `{"choices":[1],"ch\u006fices":[]}`,
+	`{"error":{"message":"boom","type":"server_error","code":500}}`,
+	`{"error":{"message":"quota","code":"insufficient_quota"},"choices":[{"message":{}}]}`,
+	`{"error":{},"id":"x","choices":[{"message":{"content":"a"}}]}`,
+	`{"error":"","choices":[{"message":{"content":"a"}}]}`,
+	`{"object":"error","message":"m","type":"BadRequestError","code":400}`,
+	`{"choices":[{"message":{"content":"a"},"finish_reason":"error","native_finish_reason":"x"}]}`,
+	`{"choices":[{"message":{"content":"a"},"error":{"code":429,"message":"rate"}}]}`,
+	`{"choices":[{"message":{"content":"a"},"finish_reason":"insufficient_system_resource"}]}`,
+	`{"choices":[{"message":{"content":"insufficient_system_resource"}}]}`,
+	`{"error_code":18,"error_msg":"Open api qps request limit reached"}`,
+	`{"a":1}`, `[{"choices":[1]}]`, `"x"`, `{"choices":[1]}x`, `{"choices":[1]`, "\ufeff{}",
+}, scanEventCases...)
+
+// checkScanAnswer holds scanAnswer to what it replaces on the non-stream
+// path: isJSONObject, and on a valid object errorObject (its
+// bytes.Contains through the marks), hasChoices and ambiguousMember.
+func checkScanAnswer(t *testing.T, data []byte) {
+	t.Helper()
+	a, ok := scanAnswer(data)
+	if want := isJSONObject(data); ok != want {
+		t.Fatalf("scanAnswer(%q) valid = %v, isJSONObject %v", data, ok, want)
+	}
+	if !ok {
+		return
+	}
+	if got, want := a.marks&markErrorTail != 0, bytes.Contains(data, keyErrorTail); got != want {
+		t.Errorf("scanAnswer(%q) error tail = %v, want %v", data, got, want)
+	}
+	if got, want := a.marks&markResourceFinish != 0, bytes.Contains(data, keyResourceFinish); got != want {
+		t.Errorf("scanAnswer(%q) resource finish = %v, want %v", data, got, want)
+	}
+	if got, want := a.hasChoices(data), hasChoices(data); got != want {
+		t.Errorf("scanAnswer(%q) choices = %v (%d), hasChoices %v", data, got, a.choices, want)
+	}
+	if got, want := a.ambiguous, ambiguousMember(data) != ""; got != want {
+		t.Errorf("scanAnswer(%q) ambiguous = %v, ambiguousMember %q", data, got, ambiguousMember(data))
+	}
+	got, want := a.answerError(data), errorObject(data)
+	if (got == nil) != (want == nil) || got != nil && fmt.Sprintf("%+v", *got) != fmt.Sprintf("%+v", *want) {
+		t.Errorf("scanAnswer(%q) answerError = %+v, errorObject %+v", data, got, want)
+	}
+}
+
+func TestScanAnswerMatches(t *testing.T) {
+	for _, s := range scanAnswerCases {
+		checkScanAnswer(t, []byte(s))
+	}
+}
+
+// TestScanAnswerAsksRarely: the common answer's choices are known from the
+// pass, without gjson's lookup after it.
+func TestScanAnswerAsksRarely(t *testing.T) {
+	for _, s := range scanAnswerCases[:2] {
+		if a, ok := scanAnswer([]byte(s)); !ok || a.choices != choicesSome {
+			t.Errorf("scanAnswer(%s) = %+v, %v; want its choices known", s, a, ok)
+		}
+	}
+}
+
+// TestScanAnswerMutations checks every case with each byte cut, and each
+// replaced by each byte that JSON's grammar or a checked key turns on, so
+// that each refusal, each mark's edge and each key's spelling is met
+// without a fuzzer.
+func TestScanAnswerMutations(t *testing.T) {
+	const turns = "{}[]\":,\\ \t\nu0-.eE+tfnrCcIU_\x01\xff"
+	for _, s := range scanAnswerCases {
+		if len(s) > 400 {
+			continue
+		}
+		b := []byte(s)
+		for i := range b {
+			checkScanAnswer(t, append(append([]byte(nil), b[:i]...), b[i+1:]...))
+			checkScanAnswer(t, b[:i])
+			for j := 0; j < len(turns); j++ {
+				m := append([]byte(nil), b...)
+				m[i] = turns[j]
+				checkScanAnswer(t, m)
+			}
+		}
+	}
+}
+
+func FuzzScanAnswer(f *testing.F) {
+	for _, s := range scanAnswerCases {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { checkScanAnswer(t, data) })
+}
+
+// BenchmarkAnswerChecks is the non-stream checks of a chat completion: one
+// scanAnswer pass, against the walks it replaced.
+func BenchmarkAnswerChecks(b *testing.B) {
+	data := []byte(scanAnswerCases[0])
+	b.Run("scanAnswer", func(b *testing.B) {
+		for b.Loop() {
+			a, ok := scanAnswer(data)
+			if !ok || a.answerError(data) != nil || !a.hasChoices(data) || a.ambiguous {
+				b.Fatal()
+			}
+		}
+	})
+	b.Run("separate", func(b *testing.B) {
+		for b.Loop() {
+			if errorObject(data) != nil || !isJSONObject(data) || !hasChoices(data) || ambiguousMember(data) != "" {
+				b.Fatal()
+			}
+		}
+	})
+}
