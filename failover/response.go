@@ -150,6 +150,7 @@ type Response struct {
 	pending   bool       // cur (the first token event) not yet returned
 	peeked    bool       // cur is the next event, read by Buffered: [DONE] or valid JSON, not yet checked further
 	marks     eventMarks // a peeked cur's, from scanEvent
+	noError   bool       // the event Next returned last is known to have no `"error"` (EventMayHoldError)
 	cur       sse.Event  // aliases rd's buffer
 	finished  bool       // a finish_reason was seen (of every choice shown, with choices)
 	choices   *choiceSet
@@ -215,6 +216,7 @@ func (a *Response) Next() (sse.Event, error) {
 	if a.rd == nil {
 		return sse.Event{}, io.EOF
 	}
+	a.noError = false
 	if a.heldNext < len(a.held) {
 		d := a.held[a.heldNext]
 		a.heldNext++
@@ -302,9 +304,19 @@ func (a *Response) Next() (sse.Event, error) {
 		} else if !a.finished && m&markFinish != 0 {
 			a.finished = true
 		}
+		a.noError = m&markErrorTail == 0
 		return ev, nil
 	}
 }
+
+// EventMayHoldError reports whether the data of the event Next returned
+// last may hold the string "error" in quotes (`"error"`, a key or a
+// value). It is false only when the pass that validated the event found
+// no string ending in "rror" (scanEvent), so that a relay can skip its own
+// search for an "error" member (interceptors.DropEmptyError) on nearly
+// every chunk; an event held from before the first token, the first token
+// itself, and one after a Next that returned an error report true.
+func (a *Response) EventMayHoldError() bool { return !a.noError }
 
 // scanMalformed reports whether ev is malformed (neither [DONE] nor JSON),
 // to be skipped, and counts and logs it (SPEC 5); the caller ends the

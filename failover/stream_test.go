@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -375,5 +376,63 @@ func TestAudioOutputStreamIsTokens(t *testing.T) {
 	}
 	if n := len(e.fakes["b"].hits()); n != 0 {
 		t.Errorf("b saw %d requests; want none", n)
+	}
+}
+
+// TestEventMayHoldError: EventMayHoldError is false only for an event with
+// no `"error"` in its data (scanEvent's markErrorTail, found on the pass
+// that validated it), which a relay then need not search for an empty
+// error member; it is true for every event that has one, a key or a value,
+// and for the events Next returns without that scan (held before the first
+// token, the first token itself). The events come both as Next reads them
+// and as Buffered peeks them.
+func TestEventMayHoldError(t *testing.T) {
+	const c = `{"id":"c1","object":"chat.completion.chunk",`
+	e := newEnv(t, map[string]func(c *fconn, n int){
+		"a": always(func(fc *fconn) {
+			fc.sse()
+			fc.event(roleChunk())
+			fc.event(contentChunk("Hello"))
+			fc.event(c + `"error":{},"choices":[{"index":0,"delta":{"content":" a"},"finish_reason":null}]}`)
+			fc.event(contentChunk(`\"error\"`))
+			fc.event(contentChunk("terror"))
+			fc.event(c + `"choices":[{"index":0,"delta":{"content":"error"},"finish_reason":null}]}`)
+			fc.event(contentChunk(" world"))
+			fc.event(finishChunk())
+			fc.done()
+		}),
+	}, []string{"a"}, nil)
+	for _, peek := range []bool{false, true} {
+		resp, err := e.r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(true), Stream: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clean := 0
+		for i := 0; ; i++ {
+			if peek {
+				resp.Buffered()
+			}
+			ev, err := resp.Next()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					t.Fatalf("peek %v: %v", peek, err)
+				}
+				break
+			}
+			may := resp.EventMayHoldError()
+			if bytes.Contains(ev.Data, []byte(`"error"`)) && !may {
+				t.Errorf("peek %v: event %d %s: EventMayHoldError false", peek, i, ev.Data)
+			}
+			if !may {
+				clean++
+			}
+		}
+		resp.Close()
+		// The role chunk is held and Hello is the first token: neither
+		// is known clean. Of the others, the escaped \"error\", " world"
+		// and the finish are; "terror" (its `rror"`) is not.
+		if clean != 3 {
+			t.Errorf("peek %v: %d events known without an error; want 3 (\\\"error\\\", world, the finish)", peek, clean)
+		}
 	}
 }

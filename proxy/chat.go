@@ -553,8 +553,14 @@ func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resum
 			return u, nil
 		}
 		// An upstream's own "paygate" member would pass for paygate's; an
-		// empty "error" beside the choices would pass for an error.
-		data := interceptors.DropEmptyError(interceptors.DropPaygate(ev.Data))
+		// empty "error" beside the choices would pass for an error. An
+		// event failover's scan found no "error" in has none to drop
+		// (dropping members joins a value's end or a brace to what
+		// followed a member, which makes no `rror"`).
+		data := interceptors.DropPaygate(ev.Data)
+		if resp.EventMayHoldError() {
+			data = interceptors.DropEmptyError(data)
+		}
 		if resume != nil {
 			if data, err = resume.Filter(data); err != nil {
 				return u, err

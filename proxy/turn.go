@@ -784,8 +784,12 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 			return err
 		}
 		// An empty "error" beside the choices would pass for an error
-		// (Capture holds a chunk with an error back).
-		data := interceptors.DropEmptyError(ev.Data)
+		// (Capture holds a chunk with an error back). An event failover's
+		// scan found no "error" in has none.
+		data := ev.Data
+		if resp.EventMayHoldError() {
+			data = interceptors.DropEmptyError(data)
+		}
 		if resume != nil {
 			if data, err = resume.Filter(data); err != nil {
 				return err
