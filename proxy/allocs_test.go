@@ -139,3 +139,22 @@ func TestPaygateHeadersOfAConfiguredProviderAllocateNothing(t *testing.T) {
 		t.Errorf("X-Paygate-Provider %q; want not-configured", got)
 	}
 }
+
+// TestFallbackIDAllocatesNothing: a streaming turn hands its first round
+// the fallback id whether a chunk needs it or not (Capture.StartRound);
+// the id is made with the request's, in the memory route keeps for the
+// request, so that costs no allocation of its own.
+func TestFallbackIDAllocatesNothing(t *testing.T) {
+	rt := new(routed)
+	rt.Context = context.Background()
+	rt.rc.id = rt.newID()
+	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil).WithContext(rt)
+	tn := &turn{r: r}
+	var id string
+	if n := testing.AllocsPerRun(100, func() { id = tn.fallbackID() }); n != 0 {
+		t.Errorf("fallbackID: %v allocations; want 0", n)
+	}
+	if want := "chatcmpl-paygate-" + rt.rc.id; id != want || len(rt.rc.id) != logging.RequestIDLen {
+		t.Errorf("fallbackID %q of request %q; want %q", id, rt.rc.id, want)
+	}
+}

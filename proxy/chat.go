@@ -475,7 +475,7 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		sentRefusal += got.refusal
 		if id == "" {
 			if id = got.id; id == "" {
-				id = "chatcmpl-paygate-" + reqInfo(r).id
+				id = reqInfo(r).fallback()
 			}
 		}
 		if got.unmatchable {

@@ -335,13 +335,28 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 type requestCtx struct {
 	id     string
 	client *config.Client
+	// fallbackID is fallbackIDPrefix and id, sharing id's memory (routed);
+	// "" where the request did not come through route.
+	fallbackID string
 }
+
+// fallbackIDPrefix begins a turn's id that no provider named (turn.fallbackID).
+const fallbackIDPrefix = "chatcmpl-paygate-"
 
 type ctxKey struct{}
 
 func reqInfo(r *http.Request) *requestCtx {
 	rc, _ := r.Context().Value(ctxKey{}).(*requestCtx)
 	return rc
+}
+
+// fallback is the id of a turn whose provider named none:
+// fallbackIDPrefix and the request's id.
+func (rc *requestCtx) fallback() string {
+	if rc.fallbackID != "" {
+		return rc.fallbackID
+	}
+	return fallbackIDPrefix + rc.id
 }
 
 // route wraps a handler with the request id and metrics. It recovers
@@ -429,7 +444,7 @@ type routed struct {
 	req             http.Request
 	rc              requestCtx
 	sw              statusWriter
-	id              [logging.RequestIDLen]byte
+	id              [len(fallbackIDPrefix) + logging.RequestIDLen]byte // the fallback id, the request's its tail
 	idHeader        [1]string
 }
 
@@ -451,10 +466,15 @@ func (m *routed) Value(key any) any {
 }
 
 // newID fills m's id and returns it as a string that shares m's memory; it
-// is never written again.
+// is never written again. The turn's fallback id is made with it, in the
+// same memory (rc.fallbackID): a streaming turn hands it to its first
+// round whether a chunk needs it or not, and built there it cost every
+// such turn an allocation.
 func (m *routed) newID() string {
-	logging.FillRequestID(&m.id)
-	return unsafe.String(&m.id[0], len(m.id))
+	n := copy(m.id[:], fallbackIDPrefix)
+	logging.FillRequestID((*[logging.RequestIDLen]byte)(m.id[n:]))
+	m.rc.fallbackID = unsafe.String(&m.id[0], len(m.id))
+	return m.rc.fallbackID[n:]
 }
 
 // statusWriter records the status for metrics. It implements Unwrap so

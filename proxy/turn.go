@@ -871,7 +871,7 @@ func (t *turn) accountAttempt(resp *failover.Response, u *interceptors.Usage) {
 // fallbackID is the turn's id when its first round has none: an empty id
 // reads as none to the Node SDK's stream helper, which then drops every
 // later chunk's top-level members, the paygate object included.
-func (t *turn) fallbackID() string { return "chatcmpl-paygate-" + reqInfo(t.r).id }
+func (t *turn) fallbackID() string { return reqInfo(t.r).fallback() }
 
 // usageObjects are the usage objects of the turn's rounds that reported
 // one, in order.
