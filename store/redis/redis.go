@@ -344,13 +344,13 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 		waitN: opts.WaitReplicas, waitT: opts.WaitTimeout, grace: opts.RepairGrace,
 		statuses: store.Statuses(), genSeen: map[string]int64{},
 	}
-	c.AddHook(lostGuard{s})
+	c.AddHook(lostGuard{s: s, first: true})
 	if cc, ok := c.(*goredis.ClusterClient); ok {
 		// A cluster's node clients do not inherit its hooks, and runMoney
 		// writes through the key's primary's own client (for WAIT). Nodes are
 		// created on first use, so registering here, before the first
 		// command, guards every one of them.
-		cc.OnNewNode(func(n *goredis.Client) { n.AddHook(lostGuard{s}) })
+		cc.OnNewNode(func(n *goredis.Client) { n.AddHook(lostGuard{s: s}) })
 	}
 	// Load the scripts before the first request so a turn's LoadUserState is
 	// one EVALSHA, not EVALSHA + EVAL. Bounded: Redis may be down at start.
@@ -410,8 +410,17 @@ func (s *Store) watchEpoch(ctx context.Context, every time.Duration) {
 // while Redis was away checked the owner only at its first Ping or epoch
 // check, and until then another deployment's sweep read the owner's orders
 // to settle them at its own merchant, and its bots' orders landed among the
-// owner's. Past that check it costs one atomic load a command.
-type lostGuard struct{ s *Store }
+// owner's. Past that check it costs one atomic load a command. Only the
+// Store's own client (first) makes that check: a cluster client asks its
+// nodes questions of its own (COMMAND, CLUSTER SLOTS, a new connection's
+// HELLO) with contexts of their own while the check's write is under way,
+// and a node's guard that started the check again waited for the lock the
+// first one held (Open hung). What paygate sends a node itself goes
+// through primaryFor, which makes the check first.
+type lostGuard struct {
+	s     *Store
+	first bool
+}
 
 // firstCheck marks the context of the first check's own commands
 // (checkEpoch), which the guard lets through to make it.
@@ -421,7 +430,7 @@ type firstCheck struct{}
 // the first check's failure (Redis away, or another deployment's prefix).
 func (g lostGuard) refuse(ctx context.Context) error {
 	s := g.s
-	if !s.lost.Load() && s.owner != "" && s.epoch.Load() == nil && ctx.Value(firstCheck{}) == nil {
+	if g.first && !s.lost.Load() && s.owner != "" && s.epoch.Load() == nil && ctx.Value(firstCheck{}) == nil {
 		if err := s.checkEpoch(ctx); err != nil {
 			return err
 		}
@@ -1096,6 +1105,11 @@ func unconfirmed(op string, err error) error {
 func (s *Store) primaryFor(ctx context.Context, key string) (*goredis.Client, error) {
 	switch c := s.c.(type) {
 	case *goredis.ClusterClient:
+		// A node's own guard makes no first check (lostGuard): make it
+		// here, as the Store's client would for a command of its own.
+		if err := (lostGuard{s: s, first: true}).refuse(ctx); err != nil {
+			return nil, err
+		}
 		return c.MasterForKey(ctx, key)
 	case *goredis.Client:
 		return c, nil

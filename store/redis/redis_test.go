@@ -60,6 +60,38 @@ func TestCluster(t *testing.T) {
 	t.Run("AuditStrays", func(t *testing.T) {
 		testAuditStrays(t, func(t *testing.T) *Store { return open(t, storetest.NewClock(), "") })
 	})
+	t.Run("Owner", func(t *testing.T) {
+		// A Store with an owner makes its first check before the first
+		// command reaches Redis. In a cluster that check's own write makes
+		// the cluster client ask a node for its command table (COMMAND)
+		// with a context of its own: the node's guard started the first
+		// check again, under the lock the first one held, and Open hung.
+		opts := Options{Addrs: addrs[:1], Cluster: true, KeyPrefix: testPrefix(), Owner: "wechatpay:1900000109", RepairInterval: -1}
+		type result struct {
+			s   *Store
+			err error
+		}
+		opened := make(chan result, 1)
+		go func() {
+			s, err := Open(opts)
+			opened <- result{s, err}
+		}()
+		select {
+		case r := <-opened:
+			if r.err != nil {
+				t.Fatalf("Open: %v", r.err)
+			}
+			t.Cleanup(func() {
+				c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: opts.Addrs})
+				dropPrefix(t, c, opts.KeyPrefix)
+				_ = c.Close()
+				_ = r.s.Close()
+			})
+			testRoundTrips(t, r.s)
+		case <-time.After(time.Minute):
+			t.Fatal("Open of a cluster Store with an owner did not return in a minute")
+		}
+	})
 	t.Run("SeedOnly", func(t *testing.T) {
 		s := openOn(t, nil, Options{Addrs: addrs[:1], Cluster: true})
 		if _, ok := s.Client().(*goredis.ClusterClient); !ok {
