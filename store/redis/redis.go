@@ -431,7 +431,16 @@ type firstCheck struct{}
 func (g lostGuard) refuse(ctx context.Context) error {
 	s := g.s
 	if g.first && !s.lost.Load() && s.owner != "" && s.epoch.Load() == nil && ctx.Value(firstCheck{}) == nil {
-		if err := s.checkEpoch(ctx); err != nil {
+		// One check at a time, and a command does not queue behind
+		// another's: with Redis hung each waited for every check before
+		// it (/readyz 15 s, a plain turn 6 s, against their 2 s and 1 s
+		// deadlines). It fails closed, unavailable, as it would have.
+		if !s.epochMu.TryLock() {
+			return fmt.Errorf("redis: %w: the store's first check is under way", store.ErrUnavailable)
+		}
+		err := s.checkEpochLocked(ctx)
+		s.epochMu.Unlock()
+		if err != nil {
 			return err
 		}
 	}
@@ -774,9 +783,14 @@ func (s *Store) checkEpoch(ctx context.Context) error {
 	if s.lost.Load() {
 		return fmt.Errorf("redis: %w: %w", store.ErrUnavailable, s.lostCause())
 	}
-	key := s.k.one("meta", "epoch")
 	s.epochMu.Lock()
 	defer s.epochMu.Unlock()
+	return s.checkEpochLocked(ctx)
+}
+
+// checkEpochLocked is checkEpoch with s.epochMu held.
+func (s *Store) checkEpochLocked(ctx context.Context) error {
+	key := s.k.one("meta", "epoch")
 	epoch := s.epoch.Load()
 	if epoch == nil {
 		ctx = context.WithValue(ctx, firstCheck{}, true) // its commands pass lostGuard
