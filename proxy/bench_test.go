@@ -22,12 +22,17 @@ import (
 )
 
 // streamOf renders n content chunks, a finish chunk and [DONE].
-func streamOf(n int) []byte {
+func streamOf(n int) []byte { return streamWith(n, "") }
+
+// streamWith is streamOf with tail after each chunk's choices: OpenAI's
+// chunks carry `,"usage":null` when the request has include_usage, which
+// paygate always asks for.
+func streamWith(n int, tail string) []byte {
 	var b bytes.Buffer
 	for i := 0; i < n; i++ {
-		b.WriteString(`data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{"content":"tok` + strconv.Itoa(i%10) + ` "},"logprobs":null,"finish_reason":null}]}` + "\n\n")
+		b.WriteString(`data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{"content":"tok` + strconv.Itoa(i%10) + ` "},"logprobs":null,"finish_reason":null}]` + tail + "}\n\n")
 	}
-	b.WriteString(`data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}` + "\n\n")
+	b.WriteString(`data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]` + tail + "}\n\n")
 	b.WriteString("data: [DONE]\n\n")
 	return b.Bytes()
 }
@@ -37,6 +42,18 @@ func streamOf(n int) []byte {
 // flush), with the fixed per-request cost spread over 200 events.
 // Compare BenchmarkStreamDirectPerEvent for the same stream without paygate.
 func BenchmarkStreamRelayPerEvent(b *testing.B) { benchRelay(b, false) }
+
+// BenchmarkStreamRelayUsageNull is BenchmarkStreamRelayPerEvent with
+// OpenAI's chunks as they come under include_usage, "usage":null in each.
+func BenchmarkStreamRelayUsageNull(b *testing.B) {
+	benchRelayOf(b, streamWith(benchEvents, `,"usage":null`), false)
+}
+
+// BenchmarkStreamCaptureUsageNull is BenchmarkStreamCapturePerEvent with
+// OpenAI's chunks as they come under include_usage.
+func BenchmarkStreamCaptureUsageNull(b *testing.B) {
+	benchRelayOf(b, streamWith(benchEvents, `,"usage":null`), true)
+}
 
 // BenchmarkStreamCapturePerEvent is the same stream for a known user: the
 // payment tools are offered and every chunk goes through the tool-call
@@ -93,9 +110,11 @@ func benchHandlerFor(b *testing.B, upstream string, capture bool) http.Handler {
 	return s.Handler()
 }
 
-func benchRelay(b *testing.B, capture bool) {
+func benchRelay(b *testing.B, capture bool) { benchRelayOf(b, streamOf(benchEvents), capture) }
+
+func benchRelayOf(b *testing.B, stream []byte, capture bool) {
 	events := benchEvents
-	h := benchHandler(b, streamOf(events), capture)
+	h := benchHandler(b, stream, capture)
 	reqBody := `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"hi"}]}`
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()

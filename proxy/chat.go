@@ -845,18 +845,19 @@ var usageKey = []byte(`"usage"`)
 // whether the chunk is nothing but usage (only: empty choices, the last
 // chunk of a stream with include_usage). A chunk without a top-level usage
 // gives its first choice's (inChoice): Moonshot (Kimi) streams its usage
-// there, in the finish chunk. The hasUsageString pre-check keeps the
-// common chunk free of any JSON scan.
+// there, in the finish chunk. The usageValued pre-check keeps the common
+// chunk free of any JSON scan: OpenAI's chunks, with include_usage (which
+// paygate always asks for), carry "usage":null in every one.
 func usageIn(data []byte) (u accounting.Usage, only, inChoice, ok bool) {
-	if !hasUsageString(data) {
+	if !usageValued(data) {
 		return u, false, false, false
 	}
 	s := unsafe.String(unsafe.SliceData(data), len(data))
 	res := gjson.GetMany(s, "choices.#", "usage")
 	obj := res[1]
 	if !obj.IsObject() {
-		// OpenAI's chunks carry "usage":null: looked for in the choice
-		// only when the key is somewhere else too.
+		// A top-level "usage":null beside a choice's usage (the check
+		// above found a key with a value somewhere).
 		if obj.Exists() && bytes.Count(data, usageKey) < 2 {
 			return u, false, false, false
 		}
@@ -868,23 +869,47 @@ func usageIn(data []byte) (u accounting.Usage, only, inChoice, ok bool) {
 	return ledgerUsage(interceptors.ReadUsage(obj)), res[0].Int() == 0, inChoice, true
 }
 
-// hasUsageString is bytes.Contains(data, usageKey), hopping on 'u', rare
-// in a chunk: a search led by the quote, a byte of every few in JSON,
-// stopped at each of them, and cost every chunk more than the rest of
-// usageIn.
-func hasUsageString(data []byte) bool {
+// usageValued reports whether data may have a "usage" member whose value
+// is not null: false only when every `"usage"` in it is followed by a
+// colon and null, the only chunks usageIn has nothing to read in. It hops
+// on 'u', rare in a chunk (a search led by the quote, a byte of every few
+// in JSON, stopped at each of them). Inside a string a quote is escaped,
+// so text never holds `"usage"`; a string value "usage" is not followed by
+// a colon and lets the chunk through to gjson, as any doubt does.
+func usageValued(data []byte) bool {
 	for off := 1; off < len(data); {
 		i := bytes.IndexByte(data[off:], 'u')
 		if i < 0 {
 			return false
 		}
 		p := off + i
-		if data[p-1] == '"' && len(data)-p >= len(usageKey)-1 && string(data[p:p+len(usageKey)-1]) == string(usageKey[1:]) {
-			return true
-		}
 		off = p + 1
+		if data[p-1] != '"' || len(data)-p < len(usageKey)-1 || string(data[p:p+len(usageKey)-1]) != string(usageKey[1:]) {
+			continue
+		}
+		j := skipJSONSpace(data, p+len(usageKey)-1)
+		if j < len(data) && data[j] == ':' {
+			if j = skipJSONSpace(data, j+1); len(data)-j >= 4 && string(data[j:j+4]) == "null" {
+				continue
+			}
+		}
+		return true
 	}
 	return false
+}
+
+// skipJSONSpace is the index of the first byte at or after i of data that
+// is not JSON white space.
+func skipJSONSpace(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
 }
 
 // countsNothing reports a round's usage that the ledger prices at 0
