@@ -903,9 +903,16 @@ func (r *Relay) refresh(ctx context.Context) {
 // Handler serves the delivery state as JSON (GET /admin/api/webhooks). It
 // does no authentication: mount it behind the admin token check. Failures
 // answer in the admin API's error shape, {"error":"…"}, as its other routes
-// do, so the console and an operator's scripts read them alike.
+// do, so the console and an operator's scripts read them alike. It takes no
+// query parameter and refuses one (400), as the other admin routes do: a
+// script's ?order_no=PG… (is that order's event still pending?), ignored,
+// got every order's heads and dead letters answered as if filtered by it.
 func (r *Relay) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		for k := range req.URL.Query() {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unknown query parameter " + strconv.Quote(k) + "; " + req.URL.Path + " takes none"})
+			return
+		}
 		st, err := r.Stats(req.Context())
 		if err != nil {
 			r.log.WarnContext(req.Context(), "webhook delivery state not served: the outbox cannot be read", "err", err)
