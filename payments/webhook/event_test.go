@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
@@ -221,3 +223,56 @@ func TestRefundEventsNameTheRefund(t *testing.T) {
 		})
 	}
 }
+
+// TestEventBodyNullsAndIntegers: what the README promises a merchant's
+// decoder: data.order's times are RFC 3339 once known and null before
+// (paid_at of an order not paid yet), never left out, and every amount is
+// an integer number of fen, never a string or a decimal.
+func TestEventBodyNullsAndIntegers(t *testing.T) {
+	paid := order(store.StatusPaid, 0)
+	paid.PaidAt = paid.UpdatedAt
+	refunded := order(store.StatusPartiallyRefunded, 1500)
+	refunded.PaidAt = refunded.CreatedAt.Add(time.Second)
+	for _, tc := range []struct {
+		name       string
+		ev         store.Event
+		paidAtNull bool
+		amounts    []string
+	}{
+		{"order.approval_required", webhook.NewEvent(webhook.TypeOrderApprovalRequired, ptr(order(store.StatusApprovalRequired, 0)), nil, time.Now()), true,
+			[]string{"data.order.amount_fen", "data.order.refunded_fen", "data.order.quantity"}},
+		{"order.paid", webhook.NewEvent(webhook.TypeOrderPaid, &paid, nil, time.Now()), false,
+			[]string{"data.order.amount_fen", "data.order.refunded_fen"}},
+		{"refund.succeeded", webhook.Events(payments.Transition{
+			Before: func() store.Order { o := refunded; o.Status, o.RefundedFen = store.StatusRefunding, 0; return o }(),
+			After:  refunded, Cause: "refund",
+			Refund: &store.RefundProposal{RefundID: "rf_n", OrderNo: refunded.OrderNo, AmountFen: 1500},
+		})[0], false, []string{"data.order.amount_fen", "data.order.refunded_fen", "data.refund.amount_fen", "data.refund.refunded_fen"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := gjson.ParseBytes(tc.ev.Payload)
+			if got := body.Get("type").Str; got != tc.name {
+				t.Fatalf("type %q; want %q", got, tc.name)
+			}
+			p := body.Get("data.order.paid_at")
+			switch {
+			case !p.Exists():
+				t.Errorf("data.order.paid_at left out: %s", tc.ev.Payload)
+			case tc.paidAtNull && p.Type != gjson.Null:
+				t.Errorf("paid_at %s before the payment; want null", p.Raw)
+			case !tc.paidAtNull:
+				if _, err := time.Parse(time.RFC3339, p.Str); err != nil {
+					t.Errorf("paid_at %s; want an RFC 3339 time: %v", p.Raw, err)
+				}
+			}
+			for _, k := range tc.amounts {
+				v := body.Get(k)
+				if v.Type != gjson.Number || strings.ContainsAny(v.Raw, ".eE") {
+					t.Errorf("%s is %s; want an integer", k, v.Raw)
+				}
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
