@@ -621,10 +621,38 @@ func (r *Relay) post(ctx context.Context, ev store.Event, typ string) (int, erro
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		snippet := r.answerText(resp.Body)
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+			return resp.StatusCode, fmt.Errorf("status %d: %s: %s", resp.StatusCode, redirectText(resp), snippet)
+		}
 		return resp.StatusCode, fmt.Errorf("status %d: %s", resp.StatusCode, snippet)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return resp.StatusCode, nil
+}
+
+// redirectText says, for a merchant's 3xx, that the redirect was not
+// followed and where it pointed, so that its developer can set webhooks.url
+// to that (an http URL whose server moves it to https, a framework adding a
+// trailing slash): a redirect's body is often empty, and "status 308:"
+// alone said neither. The target is shown as redactURL shows the webhook
+// URL (its query values and password masked: a token may sit there, or be
+// carried over from webhooks.url by a relative Location), cut to answerMax
+// bytes. Redirects are never followed: the signed body, and whatever the
+// merchant's URL authenticates with, would go to a host nobody configured.
+func redirectText(resp *http.Response) string {
+	loc, err := resp.Location()
+	if err != nil {
+		return "a redirect with no Location, not followed"
+	}
+	to := redactURL(loc.String())
+	if len(to) > answerMax {
+		n := answerMax
+		for n > 0 && !utf8.RuneStart(to[n]) {
+			n--
+		}
+		to = to[:n] + "…"
+	}
+	return "redirect to " + to + " not followed (paygate follows none: set webhooks.url to the endpoint that answers)"
 }
 
 // answerMax bounds the part of a refusing merchant's answer kept in its

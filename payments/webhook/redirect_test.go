@@ -1,0 +1,72 @@
+package webhook_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+// TestRedirectNamedNotFollowed: a merchant endpoint that redirects (http to
+// https, a framework adding a trailing slash, a moved route) gets no
+// delivery through the redirect: the target, another host here, never sees
+// the signed body. The failure the merchant's developer reads (last_error,
+// GET /admin/api/webhooks) says it was a redirect, that paygate does not
+// follow one, and where it pointed, so that webhooks.url can be set to it;
+// with the target's query values masked, as a token may sit there. A bare
+// "status 308:" (a redirect's body is often empty) said none of that.
+func TestRedirectNamedNotFollowed(t *testing.T) {
+	var elsewhereHits atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhereHits.Add(1) }))
+	defer elsewhere.Close()
+	const token = "redirect-token-5e4d3c2b1a"
+	for _, tc := range []struct {
+		name, location, want string
+		code                 int
+	}{
+		{"308 to another host", elsewhere.URL + "/hook?code=" + token, elsewhere.URL + "/hook?code=xxxxx", http.StatusPermanentRedirect},
+		{"301 adding a slash", "/paygate/events/", "/paygate/events/", http.StatusMovedPermanently},
+		{"307 without Location", "", "no Location", http.StatusTemporaryRedirect},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.location != "" {
+					w.Header().Set("Location", tc.location)
+				}
+				w.WriteHeader(tc.code) // no body, as many servers send
+			}))
+			defer srv.Close()
+			st := testdrivers.Open(t, "embedded", nil)
+			ob := orders{t, st}
+			o := ob.create("PREDIRECT", store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			drain(t, newRelay(t, st, srv.URL+"/paygate/events", time.Now, nil))
+			h, pending := head(t, st, webhook.QueuePrefix+o.OrderNo)
+			if !pending || h.Attempts != 1 {
+				t.Fatalf("head %+v (pending %v); want one failed attempt", h, pending)
+			}
+			want := tc.want
+			if strings.HasPrefix(want, "/") {
+				want = srv.URL + want
+			}
+			for _, part := range []string{"status " + strconv.Itoa(tc.code), "redirect", "not followed", want} {
+				if !strings.Contains(h.LastError, part) {
+					t.Errorf("last_error %q does not name %q", h.LastError, part)
+				}
+			}
+			if strings.Contains(h.LastError, token) {
+				t.Errorf("last_error %q shows the redirect's token", h.LastError)
+			}
+			if n := elsewhereHits.Load(); n != 0 {
+				t.Errorf("the redirect's target got %d POSTs; want none", n)
+			}
+		})
+	}
+}
