@@ -111,6 +111,17 @@ func orderOf(ev store.Event) string {
 // ring, whatever the replicas' clocks: a proposal's queue waits for nothing
 // of the order's queue made after it. A proposal queue's head is of the
 // order its body names (proposalQueueOrder). Any other event never waits.
+//
+// Times are the replicas' clocks, which may differ by a minute, and a
+// refund's outcome can be recorded within seconds of its proposal by a
+// replica whose clock runs behind the proposer's: stamped before the
+// refund.proposed of the very refund it settles, it waited for no
+// proposal and reached the merchant first. So cause is followed where it is
+// known: a refund.succeeded or refund.failed that names its refund waits
+// for that proposal's queue while it holds anything (the proposal's notice
+// and audit records, all made before the outcome), whatever the times, and
+// that refund.proposed does not wait for its own refund's outcome on the
+// order's queue (each would wait for the other for good).
 // err: the queues could not be read.
 func mustFollow(ctx context.Context, st store.Outbox, ev store.Event) (other string, wait bool, err error) {
 	no := orderOf(ev)
@@ -118,9 +129,17 @@ func mustFollow(ctx context.Context, st store.Outbox, ev store.Event) (other str
 	if strings.HasPrefix(ev.Key, QueuePrefix) || strings.HasPrefix(ev.Key, DeadPrefix) || no == "" {
 		return "", false, nil
 	}
+	// refund is the refund whose proposal ev announces (on a proposal's
+	// queue), or whose outcome it tells (own: that proposal's queue).
+	refund := gjson.GetBytes(ev.Payload, "data.refund.refund_id").Str
+	own := ""
 	if !onProposal {
 		switch gjson.GetBytes(ev.Payload, "type").Str {
-		case TypeRefundSucceeded, TypeRefundFailed, TypeOrderNeedsReview, TypeRefundProposed:
+		case TypeRefundSucceeded, TypeRefundFailed:
+			if refund != "" {
+				own = store.ProposalEventKey(refund)
+			}
+		case TypeOrderNeedsReview, TypeRefundProposed:
 		default:
 			return "", false, nil
 		}
@@ -139,12 +158,27 @@ func mustFollow(ctx context.Context, st store.Outbox, ev store.Event) (other str
 		switch {
 		case h.Key == ev.Key:
 		case h.Key == no:
-			wait = wait || onProposal && !h.CreatedAt.After(ev.CreatedAt)
+			wait = wait || onProposal && !h.CreatedAt.After(ev.CreatedAt) && !settles(h, refund)
+		case h.Key == own:
+			wait = true
 		case strings.HasPrefix(h.Key, store.ProposalEventKeyPrefix) && proposalQueueOrder(h) == no:
 			wait = wait || h.CreatedAt.Before(ev.CreatedAt)
 		}
 	}
 	return other, wait, nil
+}
+
+// settles reports whether h is the webhook telling the outcome of refund
+// (refund.succeeded or refund.failed naming it).
+func settles(h store.Event, refund string) bool {
+	if h.Kind != Kind || refund == "" {
+		return false
+	}
+	switch gjson.GetBytes(h.Payload, "type").Str {
+	case TypeRefundSucceeded, TypeRefundFailed:
+		return gjson.GetBytes(h.Payload, "data.refund.refund_id").Str == refund
+	}
+	return false
 }
 
 // proposalQueueOrder is the order whose refund proposal's queue holds event

@@ -1,0 +1,66 @@
+package webhook_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+// TestProposedBeforeItsRefundWhateverTheClocks: the replica that made a
+// refund proposal runs a minute ahead of the one that recorded the refund's
+// success (replicas' clocks may differ by that much), so the
+// refund.succeeded is stamped before the refund.proposed of the very
+// refund it settles. The merchant still hears of the proposal first: a
+// refund's outcome waits for its own proposal's queue whatever the times
+// say, and the proposal does not wait for its own refund's outcome (the two
+// would wait for each other for good). Times alone let the refund.succeeded
+// go first: it waited only for proposals stamped before it.
+func TestProposedBeforeItsRefundWhateverTheClocks(t *testing.T) {
+	for _, driver := range drivers(t) {
+		for _, outcome := range []store.OrderStatus{store.StatusRefunded, store.StatusPaid} {
+			t.Run(driver+"/"+string(outcome), func(t *testing.T) {
+				clk := newClock()
+				rc := newReceiver(t, clk.Now, nil)
+				st := testdrivers.Open(t, driver, nil)
+				ob := orders{t, st}
+				o := ob.create("PSKEW"+string(outcome)+driver, store.StatusAwaitingPayment)
+				ob.move(o, store.StatusPaid, "notification")
+				p := &store.RefundProposal{RefundID: "rf_skew_" + string(outcome), OrderNo: o.OrderNo, Client: o.Client, User: o.User,
+					AmountFen: o.AmountFen, OutRefundNo: "RFskew" + string(outcome), CreatedAt: time.Now().Add(time.Minute)}
+				if err := st.PutRefundProposal(context.Background(), p, 15*time.Minute,
+					webhook.ProposalEvents(context.Background(), payments.ProposalMade, *p, o)...); err != nil {
+					t.Fatal(err)
+				}
+				ob.move(o, store.StatusRefunding, "refund")
+				before := *o
+				o.Status, o.UpdatedAt = outcome, time.Now()
+				if outcome == store.StatusRefunded {
+					o.RefundedFen = p.AmountFen
+				}
+				tr := payments.Transition{Before: before, After: *o, Cause: "notification", Refund: p}
+				evs := webhook.Events(tr)
+				if len(evs) != 1 || !evs[0].CreatedAt.Before(p.CreatedAt) {
+					t.Fatalf("events %+v; want one stamped before the proposal's %v", evs, p.CreatedAt)
+				}
+				if err := st.UpdateOrder(context.Background(), o, before.Status, evs...); err != nil {
+					t.Fatal(err)
+				}
+				r := newRelay(t, st, rc.URL, clk.Now, nil)
+				drainPasses(t, r, clk, 4)
+				want := []string{webhook.TypeOrderPaid, webhook.TypeRefundProposed, webhook.TypeRefundSucceeded}
+				if outcome == store.StatusPaid {
+					want[2] = webhook.TypeRefundFailed
+				}
+				if got := rc.acceptedTypes(); !slices.Equal(got, want) {
+					t.Fatalf("accepted %v; want %v", got, want)
+				}
+			})
+		}
+	}
+}
