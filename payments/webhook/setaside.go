@@ -121,7 +121,11 @@ func orderOf(ev store.Event) string {
 // for that proposal's queue while it holds anything (the proposal's notice
 // and audit records, all made before the outcome), whatever the times, and
 // that refund.proposed does not wait for its own refund's outcome on the
-// order's queue (each would wait for the other for good).
+// order's queue (each would wait for the other for good). Likewise a
+// refund.proposed waits for the order's queue while its head is one that
+// never waits for a proposal (an order.paid, an audit record) whatever
+// the times: the proposal was made on a paid order, and a proposer's clock
+// behind the payment's stamped it before the order.paid it follows.
 // err: the queues could not be read.
 func mustFollow(ctx context.Context, st store.Outbox, ev store.Event) (other string, wait bool, err error) {
 	no := orderOf(ev)
@@ -158,7 +162,7 @@ func mustFollow(ctx context.Context, st store.Outbox, ev store.Event) (other str
 		switch {
 		case h.Key == ev.Key:
 		case h.Key == no:
-			wait = wait || onProposal && !h.CreatedAt.After(ev.CreatedAt) && !settles(h, refund)
+			wait = wait || onProposal && !settles(h, refund) && (!h.CreatedAt.After(ev.CreatedAt) || !waitsForProposals(h))
 		case h.Key == own:
 			wait = true
 		case strings.HasPrefix(h.Key, store.ProposalEventKeyPrefix) && proposalQueueOrder(h) == no:
@@ -166,6 +170,22 @@ func mustFollow(ctx context.Context, st store.Outbox, ev store.Event) (other str
 		}
 	}
 	return other, wait, nil
+}
+
+// waitsForProposals reports whether event h, at the head of its order's
+// queue, may itself wait for the order's proposal queues (mustFollow): a
+// refund.proposed waits for any other head there whatever the times (an
+// order.paid stamped by a clock ahead of the proposer's, the audit record
+// ahead of it), as such a head waits for nothing and no ring can form.
+func waitsForProposals(h store.Event) bool {
+	if h.Kind != Kind {
+		return false
+	}
+	switch gjson.GetBytes(h.Payload, "type").Str {
+	case TypeRefundSucceeded, TypeRefundFailed, TypeOrderNeedsReview, TypeRefundProposed:
+		return true
+	}
+	return false
 }
 
 // settles reports whether h is the webhook telling the outcome of refund

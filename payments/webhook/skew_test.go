@@ -64,3 +64,49 @@ func TestProposedBeforeItsRefundWhateverTheClocks(t *testing.T) {
 		}
 	}
 }
+
+// TestPaidBeforeItsProposalWhateverTheClocks: the mirror of
+// TestProposedBeforeItsRefundWhateverTheClocks. The replica that made the
+// refund proposal runs a minute behind the one that recorded the payment,
+// so the refund.proposed is stamped before the order.paid it can only
+// follow (a refund is proposed on a paid order), and the order.paid still
+// waits on its order's queue behind the payment's audit record (an audit
+// worker that lags). The merchant still hears of the payment first: a
+// refund.proposed waits for its order's queue while its head is one that
+// never waits for a proposal (an order.paid, an audit record), whatever
+// the times. By times alone it went first.
+func TestPaidBeforeItsProposalWhateverTheClocks(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc := newReceiver(t, clk.Now, nil)
+			st := testdrivers.Open(t, driver, nil)
+			ob := orders{t, st}
+			o := ob.create("PSKEWPAID"+driver, store.StatusAwaitingPayment)
+			drain(t, newRelay(t, st, rc.URL, clk.Now, nil)) // nothing yet
+			before := *o
+			o.Status, o.UpdatedAt, o.PaidAt, o.TransactionID = store.StatusPaid, time.Now(), time.Now(), "4200skew"
+			rec := store.Event{ID: "aud_skewpaid" + driver, Kind: "audit", Key: o.OrderNo, Payload: []byte(`{}`), CreatedAt: o.UpdatedAt}
+			evs := append([]store.Event{rec}, webhook.Events(payments.Transition{Before: before, After: *o, Cause: "notification"})...)
+			if err := st.UpdateOrder(context.Background(), o, before.Status, evs...); err != nil {
+				t.Fatal(err)
+			}
+			p := &store.RefundProposal{RefundID: "rf_skewpaid" + driver, OrderNo: o.OrderNo, Client: o.Client, User: o.User,
+				AmountFen: o.AmountFen, OutRefundNo: "RFskewpaid" + driver, CreatedAt: time.Now().Add(-time.Minute)}
+			if err := st.PutRefundProposal(context.Background(), p, 15*time.Minute,
+				webhook.ProposalEvents(context.Background(), payments.ProposalMade, *p, o)...); err != nil {
+				t.Fatal(err)
+			}
+			r := newRelay(t, st, rc.URL, clk.Now, nil)
+			drainPasses(t, r, clk, 2)
+			if err := st.AckEvent(context.Background(), o.OrderNo, rec.ID); err != nil { // the audit worker catches up
+				t.Fatal(err)
+			}
+			drainPasses(t, r, clk, 4)
+			want := []string{webhook.TypeOrderPaid, webhook.TypeRefundProposed}
+			if got := rc.acceptedTypes(); !slices.Equal(got, want) {
+				t.Fatalf("accepted %v; want %v", got, want)
+			}
+		})
+	}
+}
