@@ -1,0 +1,284 @@
+package payments_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/audit"
+	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/store"
+)
+
+// outageStore refuses every order write while down, as a store that does
+// not answer does (store.ErrUnavailable): nothing is written.
+type outageStore struct {
+	payments.Store
+	down atomic.Bool
+}
+
+func (s *outageStore) UpdateOrder(ctx context.Context, o *store.Order, expect store.OrderStatus, evs ...store.Event) error {
+	if s.down.Load() {
+		return store.ErrUnavailable
+	}
+	return s.Store.UpdateOrder(ctx, o, expect, evs...)
+}
+
+func (s *outageStore) CreateOrder(ctx context.Context, o *store.Order, evs ...store.Event) error {
+	if s.down.Load() {
+		return store.ErrUnavailable
+	}
+	return s.Store.CreateOrder(ctx, o, evs...)
+}
+
+// lifecycle is an env whose transitions carry their audit records and
+// merchant events as the server wires them (audit.TransitionEvents and
+// webhook.Events, written atomically with each transition), kept per
+// committed transition for the test to read.
+type lifecycle struct {
+	*env
+	st *outageStore
+
+	mu        sync.Mutex
+	committed []payments.Transition
+}
+
+func newLifecycle(t *testing.T, driver string) *lifecycle {
+	t.Helper()
+	l := &lifecycle{}
+	l.env = newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+		l.st = &outageStore{Store: o.Store}
+		o.Store = l.st
+		o.Events = func(tr payments.Transition) []store.Event {
+			return append(audit.TransitionEvents(tr), webhook.Events(tr)...)
+		}
+		inner := o.Committed
+		o.Committed = func(tr payments.Transition) {
+			l.mu.Lock()
+			l.committed = append(l.committed, tr)
+			l.mu.Unlock()
+			inner(tr)
+		}
+	}})
+	return l
+}
+
+// since returns the transitions of order no committed from mark on.
+func (l *lifecycle) since(mark int, no string) []payments.Transition {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []payments.Transition
+	for _, tr := range l.committed[mark:] {
+		if tr.After.OrderNo == no {
+			out = append(out, tr)
+		}
+	}
+	return out
+}
+
+func (l *lifecycle) mark() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.committed)
+}
+
+// want is what one notification must leave behind.
+type want struct {
+	status  int               // the answer WeChat Pay gets
+	order   store.OrderStatus // "" when no order may exist
+	reason  string            // a prefix of the order's review reason
+	audit   string            // the audit action of the one transition; "" for none
+	webhook string            // the merchant event of that transition; "" for none
+	noteID  bool              // the audit record names the notification
+	metric  map[string]string // a paygate_notifications_total series counted once
+}
+
+// check posts n and holds what follows to w.
+func (l *lifecycle) check(t *testing.T, name, no string, n *wxsim.Notification, w want) {
+	t.Helper()
+	mark := l.mark()
+	var before float64
+	if w.metric != nil {
+		before = l.counter("paygate_notifications_total", w.metric)
+	}
+	status, body := l.post(n.Header, n.Body)
+	if status != w.status {
+		t.Errorf("%s: answered %d %q; want %d", name, status, body, w.status)
+	}
+	if w.status >= 300 {
+		var fail struct{ Code, Message string }
+		if err := json.Unmarshal([]byte(body), &fail); err != nil || fail.Code != "FAIL" || fail.Message == "" {
+			t.Errorf("%s: body %q; want {\"code\":\"FAIL\",\"message\":…}", name, body)
+		}
+	} else if body != "" {
+		t.Errorf("%s: body %q; want none", name, body)
+	}
+	if w.metric != nil {
+		if got := l.counter("paygate_notifications_total", w.metric); got != before+1 {
+			t.Errorf("%s: paygate_notifications_total%v counted %v; want 1", name, w.metric, got-before)
+		}
+	}
+	o, err := l.env.st.GetOrder(context.Background(), no)
+	switch {
+	case w.order == "" && !errors.Is(err, store.ErrNotFound):
+		t.Errorf("%s: order %s is %v (%v); want none recorded", name, no, o, err)
+	case w.order != "" && err != nil:
+		t.Fatalf("%s: order %s: %v", name, no, err)
+	case w.order != "" && (o.Status != w.order || !strings.HasPrefix(o.ReviewReason, w.reason)):
+		t.Errorf("%s: order %s %q; want %s %q…", name, o.Status, o.ReviewReason, w.order, w.reason)
+	}
+	trs := l.since(mark, no)
+	if w.audit == "" {
+		if len(trs) != 0 {
+			t.Errorf("%s: %d transitions (%s → %s); want none", name, len(trs), trs[0].Before.Status, trs[0].After.Status)
+		}
+		return
+	}
+	if len(trs) != 1 {
+		t.Fatalf("%s: %d transitions; want 1", name, len(trs))
+	}
+	tr := trs[0]
+	a := audit.TransitionAction(tr)
+	if a.Name != w.audit || (w.noteID && a.NotificationID != gjson.GetBytes(n.Body, "id").Str) {
+		t.Errorf("%s: audit %s notification_id %q; want %s naming %q", name, a.Name, a.NotificationID, w.audit, gjson.GetBytes(n.Body, "id").Str)
+	}
+	evs := webhook.Events(tr)
+	switch {
+	case w.webhook == "" && len(evs) != 0:
+		t.Errorf("%s: merchant event %s; want none", name, evs[0].Payload)
+	case w.webhook != "" && (len(evs) != 1 || gjson.GetBytes(evs[0].Payload, "type").Str != w.webhook):
+		t.Errorf("%s: merchant events %d; want one %s", name, len(evs), w.webhook)
+	}
+}
+
+// TestNotifyLifecycleAsWeChatPaySendsIt holds the notify route to how WeChat
+// Pay really behaves: copies of one notification (WeChat Pay retries until
+// it gets 200/204, and copies may arrive over two links), a payment that
+// disagrees with the order, a payment after paygate expired the order, a
+// payment of an order paygate does not know (another system on the same
+// merchant id, whose numbers use characters paygate's do not), a refund's
+// word before the payment's, a trade_state other than SUCCESS, a key
+// paygate does not hold, a timestamp far off, and a store that cannot
+// record: each through the real HTTP route, signed as WeChat Pay signs,
+// asserting the answer, the order, its audit record and the merchant event.
+func TestNotifyLifecycleAsWeChatPaySendsIt(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			l := newLifecycle(t, driver)
+			ctx := context.Background()
+			applied := func(event, outcome, reason string) map[string]string {
+				return map[string]string{"event": event, "outcome": outcome, "reason": reason}
+			}
+			pay := wechatpay.EventTransactionSuccess
+
+			t.Run("copies", func(t *testing.T) {
+				o := l.create("oUser-life-copies", 1)
+				n := l.buildPayment(l.paidTx(o), nil)
+				l.check(t, "first", o.OrderNo, n, want{status: 204, order: store.StatusPaid, audit: "order.paid", webhook: webhook.TypeOrderPaid, noteID: true,
+					metric: applied(pay, "applied", "ok")})
+				l.check(t, "same bytes again", o.OrderNo, n, want{status: 204, order: store.StatusPaid, metric: applied(pay, "duplicate", "replay")})
+				// WeChat Pay's retry: the same id, signed again.
+				again := l.buildPayment(l.paidTx(o), func(s *wxsim.NotificationSpec) { s.ID = gjson.GetBytes(n.Body, "id").Str })
+				l.check(t, "retry", o.OrderNo, again, want{status: 204, order: store.StatusPaid, metric: applied(pay, "duplicate", "replay")})
+			})
+
+			t.Run("amount disagrees", func(t *testing.T) {
+				o := l.create("oUser-life-amount", 1)
+				tx := l.paidTx(o)
+				tx.Amount.Total, tx.Amount.PayerTotal = 1, 1
+				n := l.buildPayment(tx, nil)
+				l.check(t, "payment", o.OrderNo, n, want{status: 204, order: store.StatusNeedsReview, reason: "amount_mismatch",
+					audit: "order.needs_review", webhook: webhook.TypeOrderNeedsReview, noteID: true, metric: applied(pay, "review", "amount_mismatch")})
+				l.check(t, "copy", o.OrderNo, n, want{status: 204, order: store.StatusNeedsReview, reason: "amount_mismatch"})
+			})
+
+			t.Run("paid after expiry", func(t *testing.T) {
+				o := l.create("oUser-life-late", 1)
+				tx := l.paidTx(o) // paid at the last second, its word late
+				l.clock.Advance(payments.DefaultOrderTTL + time.Minute)
+				if _, err := l.svc.Sweep(ctx); err != nil {
+					t.Fatal(err)
+				}
+				l.clock.Advance(-(payments.DefaultOrderTTL + time.Minute))
+				if s := l.order(o.OrderNo).Status; s != store.StatusExpired {
+					t.Fatalf("after the sweep: %s; want expired", s)
+				}
+				n := l.buildPayment(tx, nil)
+				l.check(t, "late payment", o.OrderNo, n, want{status: 204, order: store.StatusNeedsReview, reason: "paid_after_expired",
+					audit: "order.needs_review", webhook: webhook.TypeOrderNeedsReview, noteID: true, metric: applied(pay, "review", "paid_after_expired")})
+				l.check(t, "copy", o.OrderNo, n, want{status: 204, order: store.StatusNeedsReview, reason: "paid_after_expired"})
+			})
+
+			t.Run("order of another system", func(t *testing.T) {
+				ghost := &store.Order{OrderNo: "ERP|2026*000017-a_b", AppID: l.sim.AppID(), User: "oGhost", AmountFen: 1234}
+				n := l.buildPayment(l.paidTx(ghost), nil)
+				l.check(t, "payment", ghost.OrderNo, n, want{status: 204, order: store.StatusNeedsReview, reason: "unknown_order",
+					audit: "payment.orphan", webhook: webhook.TypeOrderNeedsReview, noteID: true, metric: applied(pay, "orphan", "unknown_order")})
+				l.check(t, "copy", ghost.OrderNo, n, want{status: 204, order: store.StatusNeedsReview, reason: "unknown_order"})
+			})
+
+			t.Run("refund before payment", func(t *testing.T) {
+				o := l.create("oUser-life-refund-first", 1)
+				tx := l.paidTx(o)
+				res := wxsim.RefundResource{MchID: l.sim.MchID(), TransactionID: tx.TransactionID, OutTradeNo: o.OrderNo,
+					RefundID: "50" + strings.Repeat("3", 27), OutRefundNo: "RFmerchant0001", RefundStatus: wechatpay.RefundSuccess}
+				res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = o.AmountFen, o.AmountFen, o.AmountFen, o.AmountFen
+				rn, err := l.sim.BuildNotification(wxsim.NotificationSpec{EventType: wechatpay.EventRefundSuccess, Summary: "退款成功", OriginalType: "refund", Resource: res})
+				if err != nil {
+					t.Fatal(err)
+				}
+				l.check(t, "refund", o.OrderNo, rn, want{status: 204, order: store.StatusNeedsReview, reason: "refund_on_awaiting_payment",
+					audit: "order.needs_review", webhook: webhook.TypeOrderNeedsReview, noteID: true})
+				l.check(t, "payment", o.OrderNo, l.buildPayment(tx, nil), want{status: 204, order: store.StatusNeedsReview, reason: "refund_on_awaiting_payment",
+					audit: "order.updated", webhook: webhook.TypeOrderNeedsReview, noteID: true, metric: applied(pay, "review", "paid_while_in_review")})
+			})
+
+			t.Run("not SUCCESS", func(t *testing.T) {
+				o := l.create("oUser-life-notpay", 1)
+				tx := l.paidTx(o)
+				tx.TradeState, tx.TransactionID, tx.SuccessTime = "NOTPAY", "", ""
+				l.check(t, "NOTPAY", o.OrderNo, l.buildPayment(tx, nil), want{status: 204, order: store.StatusAwaitingPayment, metric: applied(pay, "ignored", "trade_state")})
+			})
+
+			t.Run("refused", func(t *testing.T) {
+				o := l.create("oUser-life-refused", 1)
+				tx := l.paidTx(o)
+				for _, c := range []struct {
+					name   string
+					edit   func(*wxsim.NotificationSpec)
+					reason string
+				}{
+					{"unknown serial", func(s *wxsim.NotificationSpec) { s.Serial = "PUB_KEY_ID_0114232000000000000000000000" }, "unknown_serial"},
+					{"timestamp 6 minutes old", func(s *wxsim.NotificationSpec) { s.Timestamp = time.Now().Add(-6 * time.Minute) }, "stale_timestamp"},
+					{"timestamp 6 minutes ahead", func(s *wxsim.NotificationSpec) { s.Timestamp = time.Now().Add(6 * time.Minute) }, "stale_timestamp"},
+				} {
+					l.check(t, c.name, o.OrderNo, l.buildPayment(tx, c.edit), want{status: 401, order: store.StatusAwaitingPayment,
+						metric: map[string]string{"outcome": "rejected", "reason": c.reason}})
+				}
+			})
+
+			t.Run("store down", func(t *testing.T) {
+				o := l.create("oUser-life-outage", 1)
+				ghost := &store.Order{OrderNo: "PGghostoutage0000001", AppID: l.sim.AppID(), User: "oGhost", AmountFen: 500}
+				n, gn := l.buildPayment(l.paidTx(o), nil), l.buildPayment(l.paidTx(ghost), nil)
+				l.st.down.Store(true)
+				l.check(t, "payment", o.OrderNo, n, want{status: 500, order: store.StatusAwaitingPayment, metric: applied(pay, "error", "store_unavailable")})
+				l.check(t, "orphan", ghost.OrderNo, gn, want{status: 500, metric: applied(pay, "error", "store_unavailable")})
+				l.st.down.Store(false)
+				l.check(t, "payment retried", o.OrderNo, n, want{status: 204, order: store.StatusPaid, audit: "order.paid", webhook: webhook.TypeOrderPaid, noteID: true})
+				l.check(t, "orphan retried", ghost.OrderNo, gn, want{status: 204, order: store.StatusNeedsReview, reason: "unknown_order",
+					audit: "payment.orphan", webhook: webhook.TypeOrderNeedsReview, noteID: true})
+			})
+		})
+	}
+}
