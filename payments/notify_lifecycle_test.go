@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -279,6 +280,102 @@ func TestNotifyLifecycleAsWeChatPaySendsIt(t *testing.T) {
 				l.check(t, "orphan retried", ghost.OrderNo, gn, want{status: 204, order: store.StatusNeedsReview, reason: "unknown_order",
 					audit: "payment.orphan", webhook: webhook.TypeOrderNeedsReview, noteID: true})
 			})
+		})
+	}
+}
+
+// TestCloseRacingAPaymentAgreesWithWeChatPay: a close (a user's switch of
+// pay method, or the expiry sweep) and the payer's payment of the same
+// order race; WeChat Pay takes one of them. Whichever wins, paygate ends
+// where WeChat Pay is, on both drivers: paid (with one order.paid) when the
+// payment won, its notification a duplicate or the transition itself;
+// closed or expired when the close won; never closed here on money
+// WeChat Pay took.
+func TestCloseRacingAPaymentAgreesWithWeChatPay(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			l := newLifecycle(t, driver)
+			ctx := context.Background()
+			won := map[string]int{}
+			for i := range 12 {
+				expiry := i%2 == 1
+				o := l.create(fmt.Sprintf("oUser-race-%d", i), 1)
+				mark := l.mark()
+				var wg sync.WaitGroup
+				var payErr, closeErr error
+				var d *wxsim.Delivery
+				start := make(chan struct{})
+				wg.Add(2)
+				go func() {
+					defer wg.Done()
+					<-start
+					d, payErr = l.sim.Pay(ctx, o.OrderNo)
+				}()
+				go func() {
+					defer wg.Done()
+					<-start
+					if expiry {
+						_, closeErr = l.svc.Sweep(ctx)
+						return
+					}
+					_, closeErr = l.svc.CloseOrder(ctx, o.OrderNo)
+				}()
+				if expiry {
+					// Past its deadline for paygate only: the payer still
+					// pays at WeChat Pay (the sweep's own clock moved).
+					l.clock.Advance(payments.DefaultOrderTTL + time.Minute)
+				}
+				close(start)
+				wg.Wait()
+				if expiry {
+					l.clock.Advance(-(payments.DefaultOrderTTL + time.Minute))
+				}
+				tx, _ := l.sim.Order(o.OrderNo)
+				won[tx.TradeState]++
+				got := l.order(o.OrderNo)
+				paid := 0
+				for _, tr := range l.since(mark, o.OrderNo) {
+					if evs := webhook.Events(tr); len(evs) == 1 && gjson.GetBytes(evs[0].Payload, "type").Str == webhook.TypeOrderPaid {
+						paid++
+					}
+				}
+				switch tx.TradeState {
+				case "SUCCESS":
+					if payErr != nil {
+						t.Fatalf("%d: payment won but answered %v", i, payErr)
+					}
+					if !d.Acked && expiry {
+						// Signed by WeChat Pay's clock, hours before paygate's
+						// moved one: refused as stale. Its retry comes.
+						n := l.buildPayment(tx, func(s *wxsim.NotificationSpec) { s.ID = d.ID })
+						if status, body := l.post(n.Header, n.Body); status != 204 {
+							t.Errorf("%d: the retry of the payment's notification: got %d %q; want 204", i, status, body)
+						}
+					} else if !d.Acked {
+						t.Errorf("%d: payment won but its notification was not acknowledged: %+v", i, d)
+					}
+					got = l.order(o.OrderNo)
+					paid = 0
+					for _, tr := range l.since(mark, o.OrderNo) {
+						if evs := webhook.Events(tr); len(evs) == 1 && gjson.GetBytes(evs[0].Payload, "type").Str == webhook.TypeOrderPaid {
+							paid++
+						}
+					}
+					if got.Status != store.StatusPaid || paid != 1 {
+						t.Errorf("%d: wechat pay took the money; paygate has %s with %d order.paid (close: %v); want paid, once", i, got.Status, paid, closeErr)
+					}
+				case "CLOSED":
+					if !errors.Is(payErr, wxsim.ErrNotPayable) {
+						t.Errorf("%d: closed at wechat pay, yet the payment answered %v", i, payErr)
+					}
+					if got.Status != store.StatusClosed && got.Status != store.StatusExpired {
+						t.Errorf("%d: closed at wechat pay; paygate has %s", i, got.Status)
+					}
+				default:
+					t.Errorf("%d: wechat pay has %s; want SUCCESS or CLOSED (pay %v, close %v)", i, tx.TradeState, payErr, closeErr)
+				}
+			}
+			t.Logf("won at wechat pay: %v", won)
 		})
 	}
 }
