@@ -182,6 +182,11 @@ func (h *notifyHandler) rejected(ctx context.Context, r *http.Request, note *wec
 	}
 	reason := "bad_signature"
 	switch {
+	case errors.Is(err, wechatpay.ErrSignatureProbe):
+		// WeChat Pay checking that paygate verifies signatures: refused,
+		// as it expects, and no sign of a forgery or a changed key.
+		s.log.InfoContext(ctx, "notification rejected: wechat pay's signature probe, refused as it expects", append(attrs, "reason", "signature_probe")...)
+		return verdict{status: http.StatusUnauthorized, outcome: "rejected", reason: "signature_probe", msg: "bad_signature"}
 	case errors.Is(err, wechatpay.ErrMissingHeaders):
 		reason = "missing_headers"
 	case errors.Is(err, wechatpay.ErrUnknownSerial):

@@ -49,6 +49,11 @@ var (
 	ErrMissingHeaders = errors.New("missing wechatpay signature headers")
 	ErrUnknownSerial  = errors.New("unknown wechatpay serial")
 	ErrBadSignature   = errors.New("bad wechatpay signature")
+	// ErrSignatureProbe: WeChat Pay's own signature probe, a notification
+	// signed "WECHATPAY/SIGNTEST/…" on purpose to check that the merchant
+	// verifies signatures and refuses it. It wraps ErrBadSignature: it is
+	// refused as one, and told apart only in the metric and the log.
+	ErrSignatureProbe = fmt.Errorf("%w: wechat pay's signature probe", ErrBadSignature)
 	ErrStaleTimestamp = errors.New("wechatpay timestamp outside the 5 minute window")
 	ErrMalformed      = errors.New("malformed notification")
 	ErrDecrypt        = errors.New("notification resource does not decrypt")

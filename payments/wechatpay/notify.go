@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -20,7 +21,10 @@ const (
 	HeaderNonce         = "Wechatpay-Nonce"
 	HeaderSignatureType = "Wechatpay-Signature-Type"
 	SignatureType       = "WECHATPAY2-SHA256-RSA2048"
-	AlgorithmAESGCM     = "AEAD_AES_256_GCM"
+	// SignatureProbePrefix starts the Wechatpay-Signature of WeChat Pay's
+	// signature probes (签名探测), which a merchant must refuse.
+	SignatureProbePrefix = "WECHATPAY/SIGNTEST/"
+	AlgorithmAESGCM      = "AEAD_AES_256_GCM"
 
 	// Event types paygate acts on.
 	EventTransactionSuccess = "TRANSACTION.SUCCESS"
@@ -144,8 +148,10 @@ func LogValue(v string) string {
 // Verify authenticates body (exactly the bytes received) with header, checks the
 // timestamp against now, and decrypts the resource. Errors wrap, in the order
 // checked: ErrMissingHeaders, ErrUnknownSerial, ErrStaleTimestamp,
-// ErrBadSignature (all: not from WeChat Pay), ErrMalformed (signed but not a
-// notification), ErrDecrypt (signed, but the APIv3 key does not open it).
+// ErrBadSignature (all: not from WeChat Pay; ErrSignatureProbe, an
+// ErrBadSignature, is WeChat Pay's probe that paygate checks signatures),
+// ErrMalformed (signed but not a notification), ErrDecrypt (signed, but
+// the APIv3 key does not open it).
 func (n *NotifyVerifier) Verify(ctx context.Context, header http.Header, body []byte, now time.Time) (*Notification, error) {
 	serial := header.Get(HeaderSerial)
 	sig := header.Get(HeaderSignature)
@@ -167,6 +173,11 @@ func (n *NotifyVerifier) Verify(ctx context.Context, header http.Header, body []
 	skew := now.Sub(time.Unix(ts, 0))
 	if skew >= TimestampWindow || skew <= -TimestampWindow {
 		return nil, fmt.Errorf("%w: timestamp %d is %s from now", ErrStaleTimestamp, ts, skew.Round(time.Second))
+	}
+	if strings.HasPrefix(sig, SignatureProbePrefix) {
+		// Never a valid signature: refused as a bad one, and named, so
+		// WeChat Pay's routine probes do not read as forgeries.
+		return nil, ErrSignatureProbe
 	}
 	msg := make([]byte, 0, len(tsText)+len(nonce)+len(body)+3)
 	msg = append(msg, tsText...)
