@@ -127,10 +127,16 @@ func (s *Server) Deliver(ctx context.Context, url string, n *Notification) (int,
 }
 
 // deliver sends n until acknowledged (2xx) or attempts run out, like WeChat
-// Pay's retry schedule, compressed.
+// Pay's retry schedule, compressed. Each attempt after the first is the same
+// notification (id and body) signed anew when it is sent, as WeChat Pay
+// sends a retry: the first attempt's timestamp is past the receiver's
+// 5 minute window for every retry after that long.
 func (s *Server) deliver(ctx context.Context, n *Notification, d Delivery) Delivery {
 	for d.Attempts < s.opts.NotifyAttempts {
 		d.Attempts++
+		if d.Attempts > 1 {
+			n = s.resign(n)
+		}
 		status, err := s.Deliver(ctx, n.URL, n)
 		d.LastStatus = status
 		if err != nil {
@@ -162,6 +168,17 @@ func (s *Server) deliver(ctx context.Context, n *Notification, d Delivery) Deliv
 	}
 	s.record(d)
 	return d
+}
+
+// resign returns n signed now with the key of its serial, under a fresh
+// nonce: a retry of n as WeChat Pay sends one.
+func (s *Server) resign(n *Notification) *Notification {
+	m := *n
+	m.Header = n.Header.Clone()
+	for k, v := range s.Sign(n.Body, s.now(), n.Header.Get(wechatpay.HeaderSerial)) {
+		m.Header[k] = v
+	}
+	return &m
 }
 
 func (s *Server) record(d Delivery) {

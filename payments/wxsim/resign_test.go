@@ -1,0 +1,82 @@
+package wxsim_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/payments/wxsim"
+)
+
+// TestRetrySignedWhenSent: WeChat Pay retries a notification for about 24
+// hours (15s, 15s, 30s, 3m, 10m, 20m, 30m, …), each attempt a new request
+// signed when it is sent, and a merchant refuses a timestamp more than 5
+// minutes off. The simulator sent every attempt with the first one's
+// headers: its retries past 5 minutes carried a stale timestamp, which the
+// notify route rightly refuses, so a paygate that missed the first attempt
+// never acknowledged the payment. Each attempt keeps the notification (its
+// id and body) and is signed at its own time.
+func TestRetrySignedWhenSent(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	type attempt struct {
+		h    http.Header
+		body []byte
+		at   time.Time // the receiver's clock when it arrived
+	}
+	var attempts []attempt
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(r.Body)
+		mu.Lock()
+		attempts = append(attempts, attempt{r.Header.Clone(), b.Bytes(), now})
+		first := len(attempts) == 1
+		if first {
+			now = now.Add(20 * time.Minute) // the next attempt comes 20 minutes on
+		}
+		mu.Unlock()
+		if first {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer sink.Close()
+	s, api := newSim(t, wxsim.Options{Now: clock, NotifyAttempts: 2, NotifyRetry: time.Millisecond})
+	c, err := wechatpay.New(context.Background(), s.ClientConfig(api.URL, sink.URL+"/wechatpay/notify"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Prepay(context.Background(), wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGresign000001", Description: "d", Total: 5}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Pay(context.Background(), "PGresign000001")
+	if err != nil || !d.Acked || d.Attempts != 2 {
+		t.Fatalf("delivery: %+v, %v; want acknowledged at the second attempt", d, err)
+	}
+	if len(attempts) != 2 {
+		t.Fatalf("attempts: %d; want 2", len(attempts))
+	}
+	var ids []string
+	for i, a := range attempts {
+		n, err := c.NotifyVerifier().Verify(context.Background(), a.h, a.body, a.at)
+		if err != nil {
+			t.Errorf("attempt %d (timestamp %s, received at %d): %v; want it verified when it arrives", i+1,
+				a.h.Get(wechatpay.HeaderTimestamp), a.at.Unix(), err)
+			continue
+		}
+		ids = append(ids, n.ID)
+	}
+	if len(ids) == 2 && ids[0] != ids[1] {
+		t.Errorf("notification ids %q and %q; want one notification, retried", ids[0], ids[1])
+	}
+	if !bytes.Equal(attempts[0].body, attempts[1].body) {
+		t.Errorf("the retry's body differs from the first attempt's; want the same notification")
+	}
+}
