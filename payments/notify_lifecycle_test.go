@@ -379,3 +379,77 @@ func TestCloseRacingAPaymentAgreesWithWeChatPay(t *testing.T) {
 		})
 	}
 }
+
+// refundNote is WeChat Pay's REFUND.* notification of refund outRefundNo of
+// order o, of fen, in status (SUCCESS, CLOSED or ABNORMAL).
+func (l *lifecycle) refundNote(t *testing.T, o *store.Order, outRefundNo, status string, fen int64) *wxsim.Notification {
+	t.Helper()
+	res := wxsim.RefundResource{MchID: l.sim.MchID(), TransactionID: o.TransactionID, OutTradeNo: o.OrderNo,
+		RefundID: "50" + strings.Repeat("4", 27), OutRefundNo: outRefundNo, RefundStatus: status, UserReceivedAccount: "支付用户零钱"}
+	res.Amount.Total, res.Amount.Refund, res.Amount.PayerTotal, res.Amount.PayerRefund = o.AmountFen, fen, o.AmountFen, fen
+	n, err := l.sim.BuildNotification(wxsim.NotificationSpec{EventType: refundWord{outRefundNo, status, fen}.event(), Summary: "退款", OriginalType: "refund", Resource: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestRefundNotificationsAsWeChatPaySendsThem holds the REFUND.* side of the
+// notify route to WeChat Pay's behaviour on both drivers: the user's
+// confirmed refund settled by its notification (and by nothing else: its
+// copies change nothing), a refund WeChat Pay closed, one it reports
+// ABNORMAL (money stuck: a person acts), and a refund nobody at paygate
+// asked for (the merchant platform), each asserting the answer, the order,
+// its audit record and the merchant event.
+func TestRefundNotificationsAsWeChatPaySendsThem(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			l := newLifecycle(t, driver)
+			ctx := context.Background()
+			confirm := func(o *store.Order, fen int64) string {
+				t.Helper()
+				p := propose(t, l.env, o, fen)
+				if _, err := l.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil {
+					t.Fatal(err)
+				}
+				if s := l.order(o.OrderNo).Status; s != store.StatusRefunding {
+					t.Fatalf("after the confirmation: %s; want refunding (WeChat Pay holds it PROCESSING)", s)
+				}
+				return p.OutRefundNo
+			}
+			refund := func(event, outcome, reason string) map[string]string {
+				return map[string]string{"event": event, "outcome": outcome, "reason": reason}
+			}
+
+			o := paidOrder(t, l.env, "oUser-life-refunds", 2) // 99.98 CNY, refunded 10.00 at a time
+			first := confirm(o, 1000)
+			ok := l.refundNote(t, o, first, wechatpay.RefundSuccess, 1000)
+			l.check(t, "refund succeeded", o.OrderNo, ok, want{status: 204, order: store.StatusPartiallyRefunded,
+				audit: "refund.succeeded", webhook: webhook.TypeRefundSucceeded, noteID: true, metric: refund(wechatpay.EventRefundSuccess, "applied", "ok")})
+			l.check(t, "its copy", o.OrderNo, ok, want{status: 204, order: store.StatusPartiallyRefunded, metric: refund(wechatpay.EventRefundSuccess, "duplicate", "replay")})
+
+			second := confirm(o, 1000)
+			l.check(t, "the first's copy while the second is in flight", o.OrderNo, l.refundNote(t, o, first, wechatpay.RefundSuccess, 1000),
+				want{status: 204, order: store.StatusRefunding, metric: refund(wechatpay.EventRefundSuccess, "duplicate", "ok")})
+			closed := l.refundNote(t, o, second, wechatpay.RefundClosed, 1000)
+			l.check(t, "refund closed", o.OrderNo, closed, want{status: 204, order: store.StatusPartiallyRefunded,
+				audit: "refund.failed", webhook: webhook.TypeRefundFailed, noteID: true, metric: refund(wechatpay.EventRefundClosed, "applied", "ok")})
+			l.check(t, "its copy", o.OrderNo, closed, want{status: 204, order: store.StatusPartiallyRefunded})
+			if got := l.order(o.OrderNo); got.RefundedFen != 1000 {
+				t.Errorf("refunded_fen %d; want 1000 (the closed refund moved nothing)", got.RefundedFen)
+			}
+
+			third := confirm(o, 1000)
+			stuck := l.refundNote(t, o, third, wechatpay.RefundAbnormal, 1000)
+			l.check(t, "refund abnormal", o.OrderNo, stuck, want{status: 204, order: store.StatusNeedsReview, reason: "refund_abnormal",
+				audit: "order.needs_review", webhook: webhook.TypeOrderNeedsReview, noteID: true, metric: refund(wechatpay.EventRefundAbnormal, "review", "refund_abnormal")})
+			l.check(t, "its copy", o.OrderNo, stuck, want{status: 204, order: store.StatusNeedsReview, reason: "refund_abnormal"})
+
+			other := paidOrder(t, l.env, "oUser-life-platform-refund", 1)
+			platform := l.refundNote(t, other, "RFplatform7777", wechatpay.RefundSuccess, other.AmountFen)
+			l.check(t, "refund made on the merchant platform", other.OrderNo, platform, want{status: 204, order: store.StatusNeedsReview, reason: "refund_not_requested",
+				audit: "order.needs_review", webhook: webhook.TypeOrderNeedsReview, noteID: true, metric: refund(wechatpay.EventRefundSuccess, "review", "refund_not_requested")})
+			l.check(t, "its copy", other.OrderNo, platform, want{status: 204, order: store.StatusNeedsReview, reason: "refund_not_requested"})
+		})
+	}
+}
