@@ -54,10 +54,10 @@ type lifecycle struct {
 	committed []payments.Transition
 }
 
-func newLifecycle(t *testing.T, driver string) *lifecycle {
+func newLifecycle(t *testing.T, driver string, notifyTo ...string) *lifecycle {
 	t.Helper()
 	l := &lifecycle{}
-	l.env = newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+	l.env = newEnv(t, envOptions{driver: driver, notifyTo: strings.Join(notifyTo, ""), service: func(o *payments.Options) {
 		l.st = &outageStore{Store: o.Store}
 		o.Store = l.st
 		o.Events = func(tr payments.Transition) []store.Event {
@@ -450,6 +450,47 @@ func TestRefundNotificationsAsWeChatPaySendsThem(t *testing.T) {
 			l.check(t, "refund made on the merchant platform", other.OrderNo, platform, want{status: 204, order: store.StatusNeedsReview, reason: "refund_not_requested",
 				audit: "order.needs_review", webhook: webhook.TypeOrderNeedsReview, noteID: true, metric: refund(wechatpay.EventRefundSuccess, "review", "refund_not_requested")})
 			l.check(t, "its copy", other.OrderNo, platform, want{status: 204, order: store.StatusNeedsReview, reason: "refund_not_requested"})
+		})
+	}
+}
+
+// TestPaymentWithoutNotificationIsFound: WeChat Pay's notification never
+// reaches paygate (its notify route unreachable for every attempt). The
+// sweep's active query finds the payment: the order is paid with its
+// audit record (cause sweep, no notification id) and one order.paid; the
+// notification WeChat Pay sends again later is acknowledged and changes
+// nothing. On both drivers.
+func TestPaymentWithoutNotificationIsFound(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			l := newLifecycle(t, driver, "sink")
+			ctx := context.Background()
+			o := l.create("oUser-life-unheard", 1)
+			d, err := l.sim.Pay(ctx, o.OrderNo)
+			if err != nil || d.Acked {
+				t.Fatalf("delivery to the unreachable route: %+v, %v; want not acknowledged", d, err)
+			}
+			mark := l.mark()
+			l.clock.Advance(payments.DefaultActiveQueryAfter + time.Second)
+			if _, err := l.svc.Sweep(ctx); err != nil {
+				t.Fatal(err)
+			}
+			l.clock.Advance(-(payments.DefaultActiveQueryAfter + time.Second))
+			trs := l.since(mark, o.OrderNo)
+			if got := l.order(o.OrderNo); got.Status != store.StatusPaid || len(trs) != 1 {
+				t.Fatalf("after the sweep: %s with %d transitions; want paid, once", got.Status, len(trs))
+			}
+			a := audit.TransitionAction(trs[0])
+			if a.Name != "order.paid" || a.Cause != "sweep" || a.NotificationID != "" || a.TransactionID == "" {
+				t.Errorf("audit: %s cause %s notification %q transaction %q; want order.paid by the sweep with the transaction", a.Name, a.Cause, a.NotificationID, a.TransactionID)
+			}
+			if evs := webhook.Events(trs[0]); len(evs) != 1 || gjson.GetBytes(evs[0].Payload, "type").Str != webhook.TypeOrderPaid {
+				t.Errorf("merchant events %d; want one order.paid", len(evs))
+			}
+			tx, _ := l.sim.Order(o.OrderNo)
+			late := l.buildPayment(tx, func(s *wxsim.NotificationSpec) { s.ID = d.ID })
+			l.check(t, "the notification at last", o.OrderNo, late, want{status: 204, order: store.StatusPaid,
+				metric: map[string]string{"event": wechatpay.EventTransactionSuccess, "outcome": "duplicate", "reason": "ok"}})
 		})
 	}
 }
