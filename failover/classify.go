@@ -932,58 +932,139 @@ var (
 // tokenBearing reports whether a chunk carries something the client must see
 // as progress: content, reasoning, a refusal, a tool call, audio or a
 // finish. A role-only first chunk does not. It is asked of the events
-// before the first token only, not of every chunk.
+// before the first token only, not of every chunk: of a stream's role event
+// and its first token, on the way to the client's first chunk.
 func tokenBearing(s string) bool {
 	choices := gjson.Get(s, "choices")
 	found := false
 	choices.ForEach(func(_, c gjson.Result) bool {
-		if fr := c.Get("finish_reason"); fr.Type == gjson.String && fr.Str != "" {
-			found = true
-			return false
-		}
-		if t := c.Get("text"); t.Type == gjson.String && t.Str != "" { // legacy completions
-			found = true
-			return false
-		}
-		d := c.Get("delta")
-		for _, k := range [...]string{"content", "reasoning_content", "reasoning", "refusal"} {
-			if v := d.Get(k); v.Type == gjson.String && v.Str != "" {
-				found = true
-				return false
+		found = choiceBearing(c)
+		return !found
+	})
+	return found
+}
+
+// choiceBearing is tokenBearing of one choice. A choice object is walked
+// once, and its delta once, each member read at its first occurrence as
+// gjson's Get reads a name: one Get per name walked the choice up to eleven
+// times (a role event, which has none of them, to its end each time), about
+// 10,000 instructions of the first-token wait's two events.
+func choiceBearing(c gjson.Result) bool {
+	if !c.IsObject() {
+		return choiceBearingByName(c)
+	}
+	var seen uint8 // finish_reason, text, delta
+	var d gjson.Result
+	found := false
+	c.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "finish_reason":
+			if seen&1 == 0 {
+				seen |= 1
+				found = v.Type == gjson.String && v.Str != ""
+			}
+		case "text": // legacy completions
+			if seen&2 == 0 {
+				seen |= 2
+				found = v.Type == gjson.String && v.Str != ""
+			}
+		case "delta":
+			if seen&4 == 0 {
+				seen |= 4
+				d = v
 			}
 		}
+		return !found
+	})
+	if found || !d.Exists() {
+		return found
+	}
+	if !d.IsObject() {
+		return deltaBearingByName(d)
+	}
+	var dseen uint8
+	d.ForEach(func(k, v gjson.Result) bool {
+		var bit uint8
+		switch k.Str {
+		case "content":
+			bit = 1
+		case "reasoning_content":
+			bit = 2
+		case "reasoning":
+			bit = 4
+		case "refusal":
+			bit = 8
+		case "tool_calls":
+			bit = 16
+		case "function_call":
+			bit = 32
+		case "audio":
+			bit = 64
+		default:
+			return true
+		}
+		if dseen&bit != 0 {
+			return true
+		}
+		dseen |= bit
+		found = deltaMemberBearing(k.Str, v)
+		return !found
+	})
+	return found
+}
+
+// deltaMemberBearing reports whether v, the delta's member name, is progress.
+func deltaMemberBearing(name string, v gjson.Result) bool {
+	switch name {
+	case "content":
 		// Content parts: Mistral's reasoning models stream their thinking
 		// as "content":[{"type":"thinking",…}], which counts as reasoning
 		// does (SPEC 5).
-		if v := d.Get("content"); v.IsArray() && len(v.Array()) > 0 {
-			found = true
-			return false
-		}
-		if tc := d.Get("tool_calls"); tc.IsArray() && len(tc.Array()) > 0 {
-			found = true
-			return false
-		}
-		if fc := d.Get("function_call"); fc.IsObject() {
-			found = true
-			return false
-		}
+		return v.Type == gjson.String && v.Str != "" || v.IsArray() && len(v.Array()) > 0
+	case "reasoning_content", "reasoning", "refusal":
+		return v.Type == gjson.String && v.Str != ""
+	case "tool_calls":
+		return v.IsArray() && len(v.Array()) > 0
+	case "function_call":
+		return v.IsObject()
+	case "audio":
 		// Audio output (modalities ["text","audio"]: gpt-4o-audio-preview)
 		// streams the answer in delta.audio, its transcript and its data,
 		// with content null: it is the answer begun, or the stream was
 		// held and failed over as having no first token.
-		if au := d.Get("audio"); au.IsObject() {
-			if r := au.Get("transcript"); r.Type == gjson.String && r.Str != "" {
-				found = true
-				return false
-			}
-			if r := au.Get("data"); r.Type == gjson.String && r.Str != "" {
-				found = true
-				return false
-			}
+		if !v.IsObject() {
+			return false
 		}
+		if r := v.Get("transcript"); r.Type == gjson.String && r.Str != "" {
+			return true
+		}
+		r := v.Get("data")
+		return r.Type == gjson.String && r.Str != ""
+	}
+	return false
+}
+
+// choiceBearingByName is choiceBearing by one Get per name, for a choice
+// that is not an object.
+func choiceBearingByName(c gjson.Result) bool {
+	if fr := c.Get("finish_reason"); fr.Type == gjson.String && fr.Str != "" {
 		return true
-	})
-	return found
+	}
+	if t := c.Get("text"); t.Type == gjson.String && t.Str != "" {
+		return true
+	}
+	return deltaBearingByName(c.Get("delta"))
+}
+
+// deltaBearingByName is choiceBearing's reading of a delta by one Get per
+// name, for a delta that is not an object.
+func deltaBearingByName(d gjson.Result) bool {
+	for _, k := range [...]string{"content", "reasoning_content", "reasoning", "refusal", "tool_calls", "function_call", "audio"} {
+		if deltaMemberBearing(k, d.Get(k)) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasFinish reports whether an event carries a non-null finish_reason,
