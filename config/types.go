@@ -580,7 +580,10 @@ type Privacy struct {
 	// "metadata" value or key that is or holds the OpenID. "hash": a keyed hash (of the
 	// OpenID for user and metadata, of their own value for the
 	// identifiers, so the OpenID hashes alike everywhere); "drop": none of
-	// them; "keep": as sent. Default "hash".
+	// them; "keep": as sent. An end user id of 16 bytes or more (an
+	// OpenID is 28) found in any other string of the body (a message's
+	// name, a prompt, tool arguments) gets the user's hash in its place
+	// under "hash", "u_anonymous" under "drop". Default "hash".
 	ForwardUser string `yaml:"forward_user"`
 	// HashKey keys the hash. Default "": generated once and kept in the
 	// store (on Redis written as a money write is: with wait_replicas,

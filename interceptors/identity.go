@@ -114,9 +114,16 @@ type splice struct {
 	set      bool
 }
 
-// rewrite returns body with its identity members rewritten for u, or body
-// itself when nothing changes.
+// rewrite returns body with its identity members rewritten for u and the
+// end user taken out of its text (usertext.go), or body itself when
+// nothing changes.
 func (id *identity) rewrite(body []byte, u Upstream) []byte {
+	return textWithoutUser(id.rewriteMembers(body, u), u)
+}
+
+// rewriteMembers returns body with its identity members rewritten for u,
+// or body itself when nothing changes.
+func (id *identity) rewriteMembers(body []byte, u Upstream) []byte {
 	if !id.readFrom(body) {
 		return body
 	}
