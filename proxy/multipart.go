@@ -46,6 +46,7 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 	}
 	modelAt, userAt, idsAt := -1, -1, [...]int{-1, -1}
 	var metadata []int // the metadata fields, which may be many
+	var text []int     // the other text fields (a transcription's prompt)
 	for i, p := range parts {
 		var at *int
 		switch p.name {
@@ -63,6 +64,8 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 					return nil, "", paramError(p.name, fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding that changes its bytes; send it as plain text", p.name))
 				}
 				metadata = append(metadata, i)
+			} else if !p.file && !p.encoded {
+				text = append(text, i)
 			}
 			continue
 		}
@@ -146,6 +149,22 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 			}
 		}
 	}
+	// A text field holding the end user ("Speaker: <openid>") gives the
+	// OpenID away as a JSON body's text would: the user's hash, or
+	// interceptors.DroppedUser, takes its place (interceptors'
+	// usertext.go, whose limits hold here too: an id under 16 bytes is
+	// left in text). A file's content is the bot's upload, sent as it is.
+	if interceptors.UserTakenAnywhere(user) && privacy.Mode != "keep" {
+		h := interceptors.DroppedUser
+		if privacy.Mode == "hash" {
+			h, _ = privacy.Identifier(client, user)
+		}
+		for _, i := range text {
+			if v := string(body[parts[i].content:parts[i].end]); interceptors.HoldsUser(v, user) {
+				repl[i], changed = []byte(interceptors.ReplaceUser(v, user, h)), true
+			}
+		}
+	}
 	if !changed {
 		return body, model, nil
 	}
@@ -201,6 +220,7 @@ type formPart struct {
 	end     int    // the end of its content, where "\r\n--boundary" starts
 	name    string // the form field name of its Content-Disposition
 	encoded bool   // it has a Content-Transfer-Encoding that is not identityCoding
+	file    bool   // its Content-Disposition has a filename: an upload, not a text field
 }
 
 // errForm is a multipart body paygate does not forward.
@@ -345,6 +365,7 @@ func (p *formPart) readHeaders(block []byte) error {
 				return fmt.Errorf("%w: a part's name is in RFC 2231 form (name*), which parsers read differently", errForm)
 			}
 			p.name = params["name"]
+			_, p.file = params["filename"]
 		case strings.EqualFold(key, "Content-Transfer-Encoding"):
 			p.encoded = p.encoded || !identityCoding(value)
 		}

@@ -375,3 +375,41 @@ func FuzzSplitForm(f *testing.F) {
 		}
 	})
 }
+
+// TestPassthroughFormTextWithoutUser: a form's text field other than the
+// identifiers (a transcription's "prompt": "Speaker: o…") holding the end
+// user's OpenID reaches the provider with the user's hash in its place,
+// the hash "user" gets (SPEC 2.2); "u_anonymous" under drop; as sent under
+// keep. A file's content is the bot's upload and stays byte for byte.
+func TestPassthroughFormTextWithoutUser(t *testing.T) {
+	const openID = "oFORM-openid_7a8b9c0d1e2f3g4"
+	h := expectedUserHash("shop-bot", openID)
+	audio := field{"file", "a.txt", "notes of " + openID}
+	for _, tc := range []struct {
+		forward    string
+		sent, want []field
+	}{
+		{"hash",
+			[]field{{"model", "", "embed-test"}, {"prompt", "", "Speaker: " + openID + ", then " + openID}, {"user", "", openID}, audio},
+			[]field{{"model", "", "vendor/embed"}, {"prompt", "", "Speaker: " + h + ", then " + h}, {"user", "", h}, audio}},
+		{"drop",
+			[]field{{"prompt", "", "Speaker: " + openID}, audio},
+			[]field{{"prompt", "", "Speaker: u_anonymous"}, audio}},
+		{"keep",
+			[]field{{"prompt", "", "Speaker: " + openID}, audio},
+			[]field{{"prompt", "", "Speaker: " + openID}, audio}},
+	} {
+		t.Run(tc.forward, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, `{"text":"hi"}`))
+			proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.forward }))
+			hdr := map[string]string{"Content-Type": "multipart/form-data; boundary=" + formBoundaryTest, "X-WeChat-OpenID": openID}
+			resp := post(t, proxyURL, "/v1/audio/transcriptions", form(t, tc.sent...), hdr)
+			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
+				t.Fatalf("status %d %s", resp.StatusCode, body)
+			}
+			if got, want := string(fp.requests()[0].Body), form(t, tc.want...); got != want {
+				t.Errorf("provider got\n%q\nwant\n%q", got, want)
+			}
+		})
+	}
+}
