@@ -118,36 +118,41 @@ type splice struct {
 // end user taken out of its text (usertext.go), or body itself when
 // nothing changes.
 func (id *identity) rewrite(body []byte, u Upstream) []byte {
-	return textWithoutUser(id.rewriteMembers(body, u), u)
+	out, hash := id.rewriteMembers(body, u)
+	return textWithoutUser(out, u, hash)
 }
 
 // rewriteMembers returns body with its identity members rewritten for u,
-// or body itself when nothing changes.
-func (id *identity) rewriteMembers(body []byte, u Upstream) []byte {
+// or body itself when nothing changes, and the end user's hash when it
+// computed it ("" when not).
+func (id *identity) rewriteMembers(body []byte, u Upstream) ([]byte, string) {
 	if !id.readFrom(body) {
-		return body
+		return body, ""
 	}
 	if id.m[idSafetyID].end|id.m[idCacheKey].end|id.m[idMetadata].end == 0 {
 		// The usual body names its user in "user" alone, if at all: one
 		// splice, without the bookkeeping of several.
 		m := id.m[idUser]
 		if m.end == 0 {
-			return body
+			return body, ""
 		}
 		if u.EndUser != "" {
 			if v, ok := u.Privacy.Forward(u.Client, u.EndUser); ok {
 				out := make([]byte, 0, len(body)+len(v)+8)
 				out = append(out, body[:m.at]...)
 				out = jsonstr.Append(out, v)
-				return append(out, body[m.end:]...)
+				if u.Privacy.Mode != "hash" {
+					v = ""
+				}
+				return append(out, body[m.end:]...), v
 			}
 		}
 	}
 	return id.rewriteAll(body, u)
 }
 
-// rewriteAll is rewrite for any body.
-func (id *identity) rewriteAll(body []byte, u Upstream) []byte {
+// rewriteAll is rewriteMembers for any body.
+func (id *identity) rewriteAll(body []byte, u Upstream) ([]byte, string) {
 	s := unsafeString(body)
 	p := u.Privacy
 	var (
@@ -224,7 +229,7 @@ func (id *identity) rewriteAll(body []byte, u Upstream) []byte {
 	if anyDrop {
 		edits = dropEdits(s, id, drop[:], edits)
 	}
-	return applyEdits(body, edits)
+	return applyEdits(body, edits), hashed
 }
 
 // metadataEdits appends the edits of the metadata object m: each member

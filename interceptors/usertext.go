@@ -41,8 +41,9 @@ const DroppedUser = "u_anonymous"
 
 // textWithoutUser returns body with the end user replaced, under u's
 // privacy, in every JSON string holding it; body itself when none does.
-// body is valid JSON.
-func textWithoutUser(body []byte, u Upstream) []byte {
+// body is valid JSON; hash is the end user's hash when the caller has it
+// (under hash), else "".
+func textWithoutUser(body []byte, u Upstream, hash string) []byte {
 	user := u.EndUser
 	if !UserTakenAnywhere(user) || u.Privacy.Mode == "keep" {
 		return body
@@ -53,7 +54,9 @@ func textWithoutUser(body []byte, u Upstream) []byte {
 	}
 	h := DroppedUser
 	if u.Privacy.Mode == "hash" {
-		h, _ = u.Privacy.Identifier(u.Client, user)
+		if h = hash; h == "" {
+			h, _ = u.Privacy.Identifier(u.Client, user)
+		}
 	}
 	var out []byte
 	last := 0 // body[:last] is in out
@@ -69,6 +72,9 @@ func textWithoutUser(body []byte, u Upstream) []byte {
 		}
 		i = end + 1
 		raw := s[q+1 : end]
+		if len(raw) < len(user) {
+			continue // a key, a role, an id: too short to hold the user, even escaped
+		}
 		if strings.IndexByte(raw, '\\') < 0 {
 			if indexUser(raw, user, 0) < 0 {
 				continue

@@ -109,7 +109,7 @@ func TestUserTextWithoutUserAllocs(t *testing.T) {
 	body := []byte(`{"model":"m","user":"u_0123","messages":[{"role":"system","content":"Be brief.\nUse \"quotes\" and \u003cb\u003e."},{"role":"user","content":"hello \u4e2d\u6587"}]}`)
 	u := Upstream{Client: "bot", EndUser: "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", Privacy: NewPrivacy("hash", []byte("k"))}
 	var got []byte
-	if n := testing.AllocsPerRun(100, func() { got = textWithoutUser(body, u) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { got = textWithoutUser(body, u, "") }); n != 0 {
 		t.Errorf("%v allocations; want none", n)
 	}
 	if &got[0] != &body[0] {
@@ -128,7 +128,7 @@ func BenchmarkTextWithoutUser(b *testing.B) {
 	u := Upstream{Client: "bot", EndUser: "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", Privacy: NewPrivacy("hash", []byte("k"))}
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		textWithoutUser(body, u)
+		textWithoutUser(body, u, "")
 	}
 }
 
