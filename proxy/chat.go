@@ -232,7 +232,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		Stream:      chat.Stream,
 		Choices:     chat.Choices,
 		ContentType: "application/json",
-		Accept:      r.Header.Get("Accept"),
+		Accept:      s.acceptFor(r.Header, user),
 	}
 	resp, err := s.up.Open(r.Context(), req)
 	if err != nil {

@@ -115,6 +115,12 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.holdsUser(ct, user) {
+		// Its parameters (a form's boundary) frame the body: not
+		// rewritten, and not sent with the end user in it (SPEC 2.2).
+		writeError(w, badRequest("paygate: the Content-Type holds the end user's id, which no provider may get: send the body's media type without it"))
+		return
+	}
 	path = s.queryWithoutUser(path, reqInfo(r).client.Name, user)
 	resp, err := s.up.Open(r.Context(), &failover.Request{
 		Model:             model,
@@ -122,7 +128,7 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 		Path:              path,
 		Body:              body,
 		ContentType:       ct,
-		Accept:            r.Header.Get("Accept"),
+		Accept:            s.acceptFor(r.Header, user),
 		SameUpstreamModel: true,
 		// A call that creates something is not sent twice (a batch or a
 		// job made on two accounts, each billed): see failover.Replayable.

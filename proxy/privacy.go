@@ -1,6 +1,10 @@
 package proxy
 
-import "github.com/paygate/paygate/interceptors"
+import (
+	"net/http"
+
+	"github.com/paygate/paygate/interceptors"
+)
 
 // userPrivacy is privacy.forward_user as it applies to requests now.
 type userPrivacy struct {
@@ -47,4 +51,23 @@ func (s *Server) SetHashKey(key []byte) bool {
 		return false
 	}
 	return s.privacy.CompareAndSwap(cur, &userPrivacy{Privacy: interceptors.NewPrivacy("hash", key)})
+}
+
+// holdsUser reports whether v, a header value of the bot's that would
+// reach a provider, holds the end user user where the text of a body
+// would have it replaced (interceptors' usertext.go): an id of 16 bytes or
+// more, under hash or drop.
+func (s *Server) holdsUser(v, user string) bool {
+	return v != "" && interceptors.UserTakenAnywhere(user) && s.privacy.Load().Mode != "keep" && interceptors.HoldsUser(v, user)
+}
+
+// acceptFor is the bot's Accept as forwarded on a request of the end user
+// user: none (the provider answers its default) when it holds the user.
+// Of the bot's headers only Accept, and a /v1 body's Content-Type, reach a
+// provider; a Content-Type holding the user is refused (passthrough).
+func (s *Server) acceptFor(h http.Header, user string) string {
+	if v := h.Get("Accept"); !s.holdsUser(v, user) {
+		return v
+	}
+	return ""
 }

@@ -9,6 +9,8 @@ import (
 
 	openai "github.com/sashabaranov/go-openai"
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/config"
 )
 
 // TestSDKOpenIDInTextHashed: a go-openai bot that names its user by the
@@ -96,4 +98,59 @@ func headerLines(h http.Header) []string {
 		}
 	}
 	return out
+}
+
+// TestOpenIDInForwardedHeaders: of the bot's headers a provider gets
+// Accept, and on the /v1 paths the body's Content-Type. An Accept holding
+// the end user's OpenID is not sent (the provider answers its default);
+// a Content-Type holding it is a 400 that reaches no provider, since its
+// parameters (a form's boundary) frame the body. Under keep both go as
+// sent.
+func TestOpenIDInForwardedHeaders(t *testing.T) {
+	const openID = "oHDR6-openid_7a8b9c0d1e2f3g4"
+	chat := `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`
+	embed := `{"model":"embed-test","input":"x"}`
+	for _, tc := range []struct {
+		name, mode, path, body string
+		header                 map[string]string
+		status                 int
+	}{
+		{"chat Accept", "hash", "/v1/chat/completions", chat, map[string]string{"Accept": "application/json; who=" + openID}, 200},
+		{"embeddings Accept", "drop", "/v1/embeddings", embed, map[string]string{"Accept": "application/json, " + openID}, 200},
+		{"embeddings Content-Type", "hash", "/v1/embeddings", embed, map[string]string{"Content-Type": "application/json; who=" + openID}, 400},
+		{"keep", "keep", "/v1/embeddings", embed, map[string]string{"Accept": "application/json; who=" + openID, "Content-Type": "application/json; who=" + openID}, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/v1/embeddings" {
+					jsonHandler(200, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":"vendor/embed","usage":{"prompt_tokens":1,"total_tokens":1}}`)(w, r)
+					return
+				}
+				jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)(w, r)
+			})
+			proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.mode }))
+			hdr := map[string]string{"X-WeChat-OpenID": openID, "Content-Type": "application/json"}
+			for k, v := range tc.header {
+				hdr[k] = v
+			}
+			resp := post(t, proxyURL, tc.path, tc.body, hdr)
+			if body := readAll(t, resp.Body); resp.StatusCode != tc.status {
+				t.Fatalf("status %d %s; want %d", resp.StatusCode, body, tc.status)
+			}
+			seen := fp.requests()
+			if tc.status != 200 {
+				if len(seen) != 0 {
+					t.Errorf("%d upstream requests; want none", len(seen))
+				}
+				return
+			}
+			if len(seen) != 1 {
+				t.Fatalf("%d upstream requests; want 1", len(seen))
+			}
+			lines := strings.Join(headerLines(seen[0].Header), "\n")
+			if has := strings.Contains(lines, openID); has != (tc.mode == "keep") {
+				t.Errorf("the OpenID in the upstream headers: %v under %s:\n%s", has, tc.mode, lines)
+			}
+		})
+	}
 }

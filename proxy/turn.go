@@ -458,7 +458,7 @@ func (t *turn) request() *failover.Request {
 		Body:        t.body,
 		Stream:      t.chat.Stream,
 		ContentType: "application/json",
-		Accept:      t.r.Header.Get("Accept"),
+		Accept:      t.s.acceptFor(t.r.Header, t.caller.User),
 		System:      t.system,
 
 		ExcludeTargets: t.tooSmall,
