@@ -1,6 +1,7 @@
 package interceptors
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -147,4 +148,36 @@ func TestContainsUser(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzTextWithoutUser: whatever valid JSON body, the rewrite is valid JSON
+// and no string of it, decoded, holds the end user (an OpenID, which no
+// number or literal can hold).
+func FuzzTextWithoutUser(f *testing.F) {
+	const o = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
+	for _, s := range []string{
+		`{"a":"` + o + `"}`, `{"` + o + `":[1,"x` + o + `y"]}`, `["\u006fUpF8uMuAJO_M2pxb1Q9zNjWeS6o"]`,
+		`{"a":"\\` + o + `\n"}`, `"` + o + o + `"`, `{"a":"oUpF8uMuAJO\u005fM2pxb1Q9zNjWeS6o\ud83d\ude00"}`,
+	} {
+		f.Add(s)
+	}
+	u := Upstream{Client: "bot", EndUser: o, Privacy: NewPrivacy("hash", []byte("k"))}
+	f.Fuzz(func(t *testing.T, in string) {
+		var v any
+		if json.Unmarshal([]byte(in), &v) != nil || !gjson.Valid(in) {
+			return
+		}
+		out := textWithoutUser([]byte(in), u, "")
+		var w any
+		if err := json.Unmarshal(out, &w); err != nil {
+			t.Fatalf("%s became %s: %v", in, out, err)
+		}
+		var b strings.Builder
+		e := json.NewEncoder(&b)
+		e.SetEscapeHTML(false)
+		_ = e.Encode(w)
+		if strings.Contains(b.String(), o) {
+			t.Fatalf("%s became %s, which holds the user", in, out)
+		}
+	})
 }
