@@ -162,7 +162,7 @@ func mustFollow(ctx context.Context, st store.Outbox, ev store.Event) (other str
 		switch {
 		case h.Key == ev.Key:
 		case h.Key == no:
-			wait = wait || onProposal && !settles(h, refund) && (!h.CreatedAt.After(ev.CreatedAt) || !waitsForProposals(h))
+			wait = wait || onProposal && !settles(h, refund) && (!waitsFrom(h, heads).After(ev.CreatedAt) || !waitsForProposals(h))
 		case h.Key == own:
 			wait = true
 		case strings.HasPrefix(h.Key, store.ProposalEventKeyPrefix) && proposalQueueOrder(h) == no:
@@ -170,6 +170,41 @@ func mustFollow(ctx context.Context, st store.Outbox, ev store.Event) (other str
 		}
 	}
 	return other, wait, nil
+}
+
+// waitsFrom is when head h of its order's queue counts as made for a
+// proposal that would wait for it: its own time, or, for a refund's outcome
+// whose proposal's queue still holds anything (the outcome waits for that
+// queue whatever the times), the time of that queue's head when later. The
+// outcome cannot go ahead of that queue, so a proposal stamped between the
+// two that waited for the outcome by its own time (rA's outcome stamped
+// before rB's proposal, itself stamped before rA's proposal by a clock
+// ahead) could wait in a ring: rB's proposal for rA's outcome, the outcome
+// for rA's proposal, rA's proposal for rB's (made before it). Compared
+// from the later time, every wait is for something stamped no later than
+// the waiter, and the one wait between equal times (an outcome for its own
+// proposal) is never answered by a wait back (settles).
+func waitsFrom(h store.Event, heads []store.Event) time.Time {
+	at := h.CreatedAt
+	if h.Kind != Kind {
+		return at
+	}
+	switch gjson.GetBytes(h.Payload, "type").Str {
+	case TypeRefundSucceeded, TypeRefundFailed:
+	default:
+		return at
+	}
+	refund := gjson.GetBytes(h.Payload, "data.refund.refund_id").Str
+	if refund == "" {
+		return at
+	}
+	own := store.ProposalEventKey(refund)
+	for _, p := range heads {
+		if p.Key == own && p.CreatedAt.After(at) {
+			at = p.CreatedAt
+		}
+	}
+	return at
 }
 
 // waitsForProposals reports whether event h, at the head of its order's
