@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,20 +27,29 @@ import (
 // proposal.
 func TestTwoRefundsSkewedClocksNoRing(t *testing.T) {
 	for _, driver := range drivers(t) {
-		for _, outcome := range []store.OrderStatus{store.StatusPartiallyRefunded, store.StatusPaid} {
-			t.Run(driver+"/"+string(outcome), func(t *testing.T) {
+		for _, tc := range []struct {
+			outcome store.OrderStatus
+			aside   bool // moved by the SetAside of a process that runs no relay, not by a relay
+		}{{store.StatusPartiallyRefunded, false}, {store.StatusPaid, false}, {store.StatusPartiallyRefunded, true}} {
+			outcome := tc.outcome
+			name := driver + "/" + string(outcome)
+			if tc.aside {
+				name += "/set_aside"
+			}
+			t.Run(name, func(t *testing.T) {
+				name := strings.ReplaceAll(name, "/", "_")
 				ctx := context.Background()
 				clk := newClock()
 				rc := newReceiver(t, clk.Now, nil)
 				st := testdrivers.Open(t, driver, nil)
 				ob := orders{t, st}
-				o := ob.create("PRING"+string(outcome)+driver, store.StatusAwaitingPayment)
+				o := ob.create("PRING"+name, store.StatusAwaitingPayment)
 				ob.move(o, store.StatusPaid, "notification")
 				drain(t, newRelay(t, st, rc.URL, clk.Now, nil)) // order.paid delivered; the relay then stops
 				t0 := time.Now()
 				propose := func(id string, at time.Time) *store.RefundProposal {
-					p := &store.RefundProposal{RefundID: id + driver + string(outcome), OrderNo: o.OrderNo, Client: o.Client, User: o.User,
-						AmountFen: 1000, OutRefundNo: "RF" + id + driver + string(outcome), CreatedAt: at}
+					p := &store.RefundProposal{RefundID: id + name, OrderNo: o.OrderNo, Client: o.Client, User: o.User,
+						AmountFen: 1000, OutRefundNo: "RF" + id + name, CreatedAt: at}
 					if err := st.PutRefundProposal(ctx, p, 15*time.Minute, webhook.ProposalEvents(ctx, payments.ProposalMade, *p, o)...); err != nil {
 						t.Fatal(err)
 					}
@@ -61,6 +71,34 @@ func TestTwoRefundsSkewedClocksNoRing(t *testing.T) {
 				}
 				propose("rf_ringB_", t0.Add(10*time.Second)) // on time, 10 s later
 
+				if tc.aside {
+					// Every event is older than the wait: each one offered is
+					// set aside unless it must follow another.
+					aside := webhook.SetAside(st, 0, func() time.Time { return time.Now().Add(time.Hour) })
+					for range 4 { // the audit worker's passes
+						hs, err := st.OutboxHeads(ctx, o.OrderNo, store.ProposalEventKeyPrefix)
+						if err != nil {
+							t.Fatal(err)
+						}
+						for _, h := range hs {
+							if h.Key != o.OrderNo && gjson.GetBytes(h.Payload, "data.order.order_no").Str != o.OrderNo {
+								continue
+							}
+							if _, err := aside(ctx, h); err != nil {
+								t.Fatalf("set aside %s: %v", h.ID, err)
+							}
+						}
+					}
+					hs, err := st.OutboxHeads(ctx, o.OrderNo, store.ProposalEventKeyPrefix)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, h := range hs {
+						if h.Key == o.OrderNo || gjson.GetBytes(h.Payload, "data.order.order_no").Str == o.OrderNo {
+							t.Fatalf("%s still waits on %s after the passes of a process that runs no relay", gjson.GetBytes(h.Payload, "type").Str, h.Key)
+						}
+					}
+				}
 				r := newRelay(t, st, rc.URL, clk.Now, nil) // the relay is back
 				drainPasses(t, r, clk, 6)
 				outcomeType := webhook.TypeRefundSucceeded
