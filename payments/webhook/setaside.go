@@ -106,11 +106,13 @@ func orderOf(ev store.Event) string {
 //     outbox read per event of every order (OutboxHeads reads every
 //     queue's head) would make a backlog of paid orders quadratic to move.
 //
-// A wait on the order's own queue compares with "not after", one on a
-// proposal's queue with "before", so no events wait for each other in a
-// ring, whatever the replicas' clocks: a proposal's queue waits for nothing
-// of the order's queue made after it. A proposal queue's head is of the
-// order its body names (proposalQueueOrder). Any other event never waits.
+// A wait on the order's own queue compares with "not after", from the
+// time waitsFrom gives its head (a refund's outcome counts from its own
+// proposal's head when that is later), one on a proposal's queue with
+// "before", so every wait is for something stamped no later than the
+// waiter and no events wait for each other in a ring, whatever the
+// replicas' clocks. A proposal queue's head is of the order its body names
+// (proposalQueueOrder). Any other event never waits.
 //
 // Times are the replicas' clocks, which may differ by a minute, and a
 // refund's outcome can be recorded within seconds of its proposal by a
