@@ -75,6 +75,16 @@ const (
 // ask: a user who came back a day later never heard their order was refused.
 const kindRejected = "rejected:"
 
+// kindHeld is the announcement kind of an order held for a manager's
+// approval (approval_required): told once, by the answer that made it
+// (markDelivered) or, when that answer never reached the bot (its SDK's
+// timeout fired and the SDK sent the request again, the connection was
+// cut), by the next answer that does, as an order's payment parameters
+// are (kindPayable). The retry's model, reading the order in the payment
+// state, calls nothing, and the bot was never told its user's order waits
+// for a manager.
+const kindHeld = "held:"
+
 // kindRefund starts the announcement kind of a refund's outcome
 // (refundKind): one per refund and outcome, on the refund's order.
 const kindRefund = "refund:"
@@ -258,8 +268,10 @@ func stateMessage(orders []*store.Order, now time.Time, settledAfter time.Durati
 // announcement is something a turn tells the user once (SPEC 2.3):
 // payment_confirmed for an order paid since (kindConfirmed),
 // order_created with fresh payment parameters for an order that became
-// payable outside a turn, a manager having approved it (kindPayable), or
-// order_rejected for an order a manager refused (kindRejected).
+// payable outside a turn, a manager having approved it (kindPayable),
+// order_rejected for an order a manager refused (kindRejected), or
+// approval_required for an order held for a manager whose turn's answer
+// never reached the bot (kindHeld).
 type announcement struct {
 	kind  string
 	order *store.Order
@@ -290,6 +302,16 @@ func (s *Server) pendingAnnouncements(st *store.UserState) []announcement {
 			}
 			if st.Now.Sub(paid) < announceWindow && !st.Announced[store.Announcement{Kind: kindConfirmed, OrderNo: o.OrderNo}] {
 				out = append(out, announcement{kind: kindConfirmed, order: o})
+			}
+		case o.Status == store.StatusApprovalRequired:
+			// Held orders are not rewritten while held but by a switch of
+			// pay method, which its turn announces itself; UpdatedAt is
+			// no later than the last of them. One past its approval
+			// deadline is expired for good (the sweep records it): no
+			// longer waiting, it is not told as waiting.
+			if (o.ExpiresAt.IsZero() || st.Now.Before(o.ExpiresAt)) && st.Now.Sub(o.UpdatedAt) < announceWindow &&
+				!st.Announced[store.Announcement{Kind: kindHeld, OrderNo: o.OrderNo}] {
+				out = append(out, announcement{kind: kindHeld, order: o})
 			}
 		case o.Status == store.StatusRejected:
 			// A rejected order is never rewritten in that state (only
@@ -335,16 +357,19 @@ func (s *Server) claim(ctx context.Context, c payments.Caller, pending []announc
 	var out []json.RawMessage
 	for _, p := range pending {
 		o := p.order
-		if p.kind == kindPayable && handsPayment(own, o.OrderNo) {
+		if p.kind == kindPayable && handsPayment(own, o.OrderNo) || p.kind == kindHeld && hasAction(own, "approval_required", o.OrderNo) {
 			continue
 		}
-		if p.kind == kindConfirmed || p.kind == kindRejected {
+		if p.kind == kindConfirmed || p.kind == kindRejected || p.kind == kindHeld {
 			if !s.firstTime(ctx, c, p.kind, o.OrderNo) {
 				continue
 			}
 			typ := "payment_confirmed"
-			if p.kind == kindRejected {
+			switch p.kind {
+			case kindRejected:
 				typ = "order_rejected"
+			case kindHeld:
+				typ = "approval_required"
 			}
 			b, _ := json.Marshal(map[string]any{"type": typ, "order": payments.OrderView(o)})
 			out = append(out, b)
@@ -393,8 +418,39 @@ func (s *Server) claim(ctx context.Context, c payments.Caller, pending []announc
 // parameters (order_created): for order orderNo, or for any when orderNo is
 // "".
 func handsPayment(actions []json.RawMessage, orderNo string) bool {
+	return hasAction(actions, "order_created", orderNo)
+}
+
+// hasAction reports whether one of actions is of type typ: for order
+// orderNo, or for any when orderNo is "".
+func hasAction(actions []json.RawMessage, typ, orderNo string) bool {
 	for _, a := range actions {
-		if gjson.GetBytes(a, "type").Str == "order_created" && (orderNo == "" || gjson.GetBytes(a, "order.order_no").Str == orderNo) {
+		if gjson.GetBytes(a, "type").Str == typ && (orderNo == "" || gjson.GetBytes(a, "order.order_no").Str == orderNo) {
+			return true
+		}
+	}
+	return false
+}
+
+// deliveredKind is the announcement kind a turn's own action of type typ
+// makes of its order, "" for one no later turn announces: payment
+// parameters (order_created, kindPayable) and an order held for a manager
+// (approval_required, kindHeld).
+func deliveredKind(typ string) string {
+	switch typ {
+	case "order_created":
+		return kindPayable
+	case "approval_required":
+		return kindHeld
+	}
+	return ""
+}
+
+// marksDelivery reports whether one of a turn's own actions is one a later
+// turn would announce unless markDelivered records it.
+func marksDelivery(actions []json.RawMessage) bool {
+	for _, a := range actions {
+		if deliveredKind(gjson.GetBytes(a, "type").Str) != "" {
 			return true
 		}
 	}
@@ -414,7 +470,8 @@ func (s *Server) firstTime(ctx context.Context, c payments.Caller, kind, orderNo
 }
 
 // markDelivered records, once the answer carrying them left, that a turn
-// handed the user payment parameters (its own order_created actions), so a
+// handed the user payment parameters or told them their order waits for a
+// manager (its own order_created and approval_required actions), so a
 // later turn does not announce them again. A turn that failed marks
 // nothing: the next turn announces the order as payable. The answer has
 // left, so the client may hang up at once (go-openai closes its connection
@@ -429,16 +486,18 @@ func (s *Server) markDelivered(ctx context.Context, c payments.Caller, actions [
 	// write: most answers hand no payment parameters.
 	var marks context.Context
 	for _, a := range actions {
-		if gjson.GetBytes(a, "type").Str != "order_created" {
+		r := gjson.GetManyBytes(a, "type", "order.order_no")
+		kind := deliveredKind(r[0].Str)
+		if kind == "" {
 			continue
 		}
-		if no := gjson.GetBytes(a, "order.order_no").Str; no != "" {
+		if no := r[1].Str; no != "" {
 			if marks == nil {
 				var cancel context.CancelFunc
 				marks, cancel = context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
 				defer cancel()
 			}
-			s.firstTime(marks, c, kindPayable, no)
+			s.firstTime(marks, c, kind, no)
 		}
 	}
 }

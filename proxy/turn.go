@@ -1546,7 +1546,7 @@ func (t *turn) finishStream(finish []byte, model, reason string) {
 	}
 	// A turn that handed payment parameters flushes them now, to mark them
 	// delivered once they left.
-	if handsPayment(t.actions, "") && t.sw.Flush() == nil {
+	if marksDelivery(t.actions) && t.sw.Flush() == nil {
 		t.s.markDelivered(t.r.Context(), t.caller, t.actions)
 	}
 }

@@ -14,7 +14,7 @@ const mode = process.argv[2];
 const messages = [{ role: "user", content: "Say hello" }];
 const headers = process.env.PAYGATE_OPENID ? { "X-WeChat-OpenID": process.env.PAYGATE_OPENID } : {};
 
-async function main() {
+async function main(mode = process.argv[2]) {
   if (mode === "nonstream") {
     const r = await client.chat.completions.create({ model: process.env.PAYGATE_MODEL, messages }, { headers });
     return { id: r.id, model: r.model, content: r.choices[0].message.content, finish: r.choices[0].finish_reason, paygate: r.paygate ?? null, extra: r.system_fingerprint ?? null };
@@ -40,6 +40,18 @@ async function main() {
       if (c.finish_reason) finish = c.finish_reason;
     }
     return { ids: [...ids], content, finish, paygate, chunks, roles, toolCalls };
+  }
+  if (mode === "stream-resend") {
+    // A bot that sends its request again, once, when the stream it read
+    // ended in an error (an error event, a cut connection): the SDK's own
+    // retries stop once the response's headers arrived.
+    let firstError = null;
+    try {
+      return { ...(await main("stream")), firstError };
+    } catch (err) {
+      firstError = String(err);
+    }
+    return { ...(await main("stream")), firstError };
   }
   if (mode === "stream-final") {
     // The SDK's stream helper, which assembles the completion from the
