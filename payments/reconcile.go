@@ -39,7 +39,7 @@ func (s *Service) RefreshPending(ctx context.Context, orders []*store.Order) []*
 		if o.Status == store.StatusCreating && s.orphaned(o.OrderNo) {
 			// Left by a process that died: nobody else will finish it.
 		} else if now.Sub(o.CreatedAt) < s.opts.ActiveQueryAfter ||
-			(o.Status == store.StatusCreating && now.Sub(o.CreatedAt) < s.opts.CreatingGrace) {
+			(o.Status == store.StatusCreating && now.Sub(creatingSince(o)) < s.opts.CreatingGrace) {
 			continue
 		}
 		if r := s.startRefresh(ctx, o); r != nil {
@@ -337,7 +337,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 		err := s.eachOrder(ctx, status, func(o *store.Order) {
 			age := s.now().Sub(o.CreatedAt)
 			orphan := status == store.StatusCreating && s.orphaned(o.OrderNo)
-			if !orphan && ((status == store.StatusCreating && age < s.opts.CreatingGrace) || age < s.opts.ActiveQueryAfter) {
+			if !orphan && ((status == store.StatusCreating && s.now().Sub(creatingSince(o)) < s.opts.CreatingGrace) || age < s.opts.ActiveQueryAfter) {
 				return
 			}
 			st.Checked++

@@ -603,7 +603,7 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 			return nil, err
 		}
 		if o.Status == store.StatusCreating {
-			if s.now().Sub(o.CreatedAt) < s.opts.CreatingGrace && !s.orphaned(o.OrderNo) {
+			if s.now().Sub(creatingSince(o)) < s.opts.CreatingGrace && !s.orphaned(o.OrderNo) {
 				return &CreateResult{Order: o, Existing: true}, ErrInProgress
 			}
 			if o, err = s.resolveCreating(ctx, o, "query"); err != nil {
@@ -779,7 +779,7 @@ func (s *Service) awaitClaimed(ctx context.Context, key string, claim store.Clai
 		}
 		switch {
 		case errors.Is(err, store.ErrNotFound) && waited < 3*time.Second && !s.orphaned(claim.OrderNo):
-		case err == nil && o.Status == store.StatusCreating && s.now().Sub(o.CreatedAt) < s.opts.CreatingGrace &&
+		case err == nil && o.Status == store.StatusCreating && s.now().Sub(creatingSince(o)) < s.opts.CreatingGrace &&
 			waited < s.opts.PrepayTimeout+2*time.Second && !s.orphaned(o.OrderNo):
 		default:
 			return o, nil, err
@@ -862,6 +862,23 @@ func (s *Service) boundOrderOf(ctx context.Context, req CreateRequest, except st
 		last := page[len(page)-1]
 		f.Before, f.BeforeOrderNo = last.CreatedAt, last.OrderNo
 	}
+}
+
+// creatingSince is when order o, `creating`, became so: when it was made,
+// or, for one a manager approved (ApprovedFen), when they did (an order
+// held for approval is created long before). A `creating` order is not
+// rewritten until its prepay's outcome moves it on, so an approved one's
+// UpdatedAt is the approval. Judged by CreatedAt, an approved order whose
+// approval's prepay was still on its way to WeChat Pay was taken for one
+// a crash left half made: the customer's ask for the purchase, their
+// turn's refresh or the sweep prepaid it a second time beside the
+// approval. Other orders keep CreatedAt, the clock of the replica that
+// made them (UpdatedAt is the store's).
+func creatingSince(o *store.Order) time.Time {
+	if o.ApprovedFen != 0 && o.UpdatedAt.After(o.CreatedAt) {
+		return o.UpdatedAt
+	}
+	return o.CreatedAt
 }
 
 // detached is ctx without its cancellation, for the prepay of an order a
