@@ -1,5 +1,7 @@
 package failover
 
+import "bytes"
+
 // eventMarks is what scanEvent finds in an event's data on the pass that
 // validates it, so that the per-event checks after it (eventError,
 // hasFinish) need no scan of their own.
@@ -255,4 +257,34 @@ func scanWord(data []byte, i int, rest string) (int, bool) {
 		return i + len(rest), true
 	}
 	return i, false
+}
+
+// errorTailsNull reports whether every keyErrorTail (`rror"`) in data,
+// valid JSON, ends a key whose value is null: "error":null, which relays
+// and OpenAI-compatible servers put on every chunk. Such an event holds no
+// error for errorObject to find (a null "error" is none, at the top or in
+// a choice, and neither "type" nor "object" nor a finish_reason is the
+// string "error" or "network_error", which are values, not keys), so its
+// markErrorTail can be cleared: errorObjectFound ran on each such chunk,
+// gjson's scans and an allocation an event, and the relay searched it for
+// an empty error member (interceptors.DropEmptyError) that null is not.
+// Each `rror"` closes a string (the byte before its quote is no
+// backslash); any doubt (a value, a non-null value) answers false.
+func errorTailsNull(data []byte) bool {
+	found := false
+	for off := 0; ; {
+		i := bytes.Index(data[off:], keyErrorTail)
+		if i < 0 {
+			return found
+		}
+		j := skipSpace(data, off+i+len(keyErrorTail))
+		if j >= len(data) || data[j] != ':' {
+			return false
+		}
+		j = skipSpace(data, j+1)
+		if len(data)-j < 4 || string(data[j:j+4]) != "null" {
+			return false
+		}
+		found, off = true, j+4
+	}
 }

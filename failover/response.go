@@ -311,8 +311,10 @@ func (a *Response) Next() (sse.Event, error) {
 
 // EventMayHoldError reports whether the data of the event Next returned
 // last may hold the string "error" in quotes (`"error"`, a key or a
-// value). It is false only when the pass that validated the event found
-// no string ending in "rror" (scanEvent), so that a relay can skip its own
+// value) with a value that is not null. It is false only when the pass
+// that validated the event found no string ending in "rror" (scanEvent),
+// or each such string is a key whose value is null (errorTailsNull), so
+// that a relay can skip its own
 // search for an "error" member (interceptors.DropEmptyError) on nearly
 // every chunk; an event held from before the first token, the first token
 // itself, and one after a Next that returned an error report true.
@@ -332,6 +334,9 @@ func (a *Response) scanMalformed(ev sse.Event) (eventMarks, bool) {
 	}
 	m, ok := scanEvent(ev.Data)
 	if ok {
+		if m&markErrorTail != 0 && errorTailsNull(ev.Data) {
+			m &^= markErrorTail
+		}
 		return m, false
 	}
 	if blankData(ev) {
