@@ -197,7 +197,8 @@ func keyBefore(s string, p int) string {
 }
 
 // parseDelta reads the delta object at s[d] when it is flat (string and null
-// members only, no tool call) and returns the index after it, or -1.
+// members only, and an empty reasoning_details array; no tool call) and
+// returns the index after it, or -1.
 func parseDelta(s string, d int, tc *textChunk) int {
 	gotReason := false
 	i := d + 1
@@ -240,6 +241,18 @@ func parseDelta(s string, d int, tc *textChunk) int {
 			i += 4
 			continue
 		case '"':
+		case '[':
+			// OpenRouter's "reasoning_details":[] beside the text of
+			// every delta: an empty array adds no detail (the slow
+			// path's Details.Add) and makes nothing meaningful.
+			if key != "reasoning_details" {
+				return -1
+			}
+			if i = jsonscan.SkipSpace(s, i+1); i >= len(s) || s[i] != ']' {
+				return -1
+			}
+			i++
+			continue
 		default: // objects, arrays, numbers: the slow path knows them
 			return -1
 		}

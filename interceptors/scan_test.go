@@ -1,6 +1,7 @@
 package interceptors
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -35,6 +36,12 @@ func TestScanText(t *testing.T) {
 		{name: "usage object with spaces", chunk: pre + `{"content":"x"},"finish_reason":null}],"usage" : {"prompt_tokens":1}}`},
 		{name: "error object", chunk: pre + `{"content":""},"finish_reason":null}],"error":{"message":"x"}}`},
 		{name: "second choice", chunk: pre + `{"content":"x"},"finish_reason":null},{"index":1,"delta":{"tool_calls":[]},"finish_reason":null}]}`},
+		{name: "OpenRouter's empty reasoning_details", chunk: pre + `{"role":"assistant","content":" is","reasoning":null,"reasoning_details":[]},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`, want: true, content: " is", role: true},
+		{name: "empty reasoning_details spaced", chunk: pre + `{"content":"x","reasoning_details":[ ]},"finish_reason":null}]}`, want: true, content: "x"},
+		{name: "reasoning_details with a detail", chunk: pre + `{"content":"","reasoning_details":[{"type":"reasoning.text","text":"t"}]},"finish_reason":null}]}`},
+		{name: "reasoning_details unclosed", chunk: pre + `{"content":"x","reasoning_details":[,"finish_reason":null}]}`},
+		{name: "another empty array", chunk: pre + `{"content":"x","annotations":[]},"finish_reason":null}]}`},
+		{name: "empty tool_calls", chunk: pre + `{"content":"x","tool_calls":[]},"finish_reason":null}]}`},
 		{name: "nested value in delta", chunk: pre + `{"content":"x","extra_content":{"google":{}}},"finish_reason":null}]}`},
 		{name: "escaped key", chunk: pre + `{"content":"x"},"finish\u005freason":"stop"}]}`},
 		{name: "escaped letter in text: scanText refuses it (cheaply conservative)", chunk: pre + `{"content":"\u0041"},"finish_reason":null}]}`,
@@ -113,5 +120,55 @@ func TestTemplate(t *testing.T) {
 	tmpl.learn(`,"finish_reason":"stop","error":"x","model":"m"}`)
 	if len(tmpl.holes) != 1 || tmpl.match(`,"finish_reason":"fine","error":"x","model":"m"}`) || tmpl.match(`,"finish_reason":"stop","error":"y","model":"m"}`) {
 		t.Errorf("finish_reason or error values became holes: %q %v", tmpl.lits, tmpl.holes)
+	}
+}
+
+// TestTextPathMatchesSlowPath holds the text path to the slow one on
+// providers' streams (OpenRouter's "reasoning_details":[] in every delta
+// among them): each chunk once as it comes, once with a member appended
+// that sends it down the slow path (an escaped letter, hasEscapedLetter)
+// and is taken out of what comes back. The outputs, the round's result
+// and the chunks' path must agree.
+func TestTextPathMatchesSlowPath(t *testing.T) {
+	const poison = `,"zz":"\u0041"`
+	const or = `{"id":"gen-1759420128-LjBsuYJf6lKeyy66nQs9","provider":"DeepInfra","model":"z-ai/glm-4.5","object":"chat.completion.chunk","created":1759420128,"choices":[{"index":0,"delta":`
+	streams := map[string]string{"openrouter_text (inline)": "data: " + or + `{"role":"assistant","content":"","reasoning":null,"reasoning_details":[]},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}` + "\n\n" +
+		"data: " + or + `{"role":"assistant","content":"","reasoning":"Think","reasoning_details":[{"type":"reasoning.text","text":"Think","format":"unknown","index":0}]},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}` + "\n\n" +
+		"data: " + or + `{"role":"assistant","content":" is","reasoning":null,"reasoning_details":[]},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}` + "\n\n" +
+		"data: " + or + `{"role":"assistant","content":" it","reasoning":null,"reasoning_details":[ ]},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}` + "\n\n" +
+		"data: " + or + `{"role":"assistant","content":"","reasoning":null,"reasoning_details":[]},"finish_reason":"stop","native_finish_reason":"stop","logprobs":null}]}` + "\n\n" +
+		"data: " + or + `{"role":"assistant","content":""},"finish_reason":null,"native_finish_reason":null,"logprobs":null}],"usage":{"prompt_tokens":12,"completion_tokens":20,"total_tokens":32}}` + "\n\n"}
+	for _, name := range fixtureNames(t) {
+		streams[name] = string(readFixture(t, name))
+	}
+	for name, stream := range streams {
+		t.Run(name, func(t *testing.T) {
+			var events []string
+			for _, ev := range strings.Split(stream, "\n\n") {
+				ev = strings.TrimSpace(ev)
+				if d, ok := strings.CutPrefix(ev, "data: "); ok && strings.HasPrefix(d, "{") {
+					events = append(events, d)
+				}
+			}
+			fast, slow := NewCapture(isPaymentName), NewCapture(isPaymentName)
+			for round := range 2 {
+				fast.StartRound(round, "turn-1", 1700000000)
+				slow.StartRound(round, "turn-1", 1700000000)
+				for _, ev := range events {
+					out, err := fast.Process([]byte(ev))
+					sout, serr := slow.Process([]byte(ev[:len(ev)-1] + poison + "}"))
+					sout = []byte(strings.Replace(string(sout), poison, "", 1))
+					if (err == nil) != (serr == nil) || string(out) != string(sout) {
+						t.Fatalf("round %d, %s:\ntext path %s (%v)\nslow path %s (%v)", round, ev, out, err, sout, serr)
+					}
+				}
+				// The slow side's finish chunk is kept with the member.
+				fr, sr := fast.EndRound(), slow.EndRound()
+				sr.FinishChunk = []byte(strings.Replace(string(sr.FinishChunk), poison, "", 1))
+				if !reflect.DeepEqual(fr, sr) {
+					t.Fatalf("round %d: text path's result %+v\nslow path's %+v", round, fr, sr)
+				}
+			}
+		})
 	}
 }
