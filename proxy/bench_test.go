@@ -214,9 +214,13 @@ func benchTTFC(b *testing.B, capture bool) {
 // benchmark (cmd/paygate-bench) sends, so its allocations and CPU can be
 // profiled in process.
 func BenchmarkNonStreamTurn(b *testing.B) {
-	answer := []byte(`{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"m","system_fingerprint":"fp_bench",` +
-		`"choices":[{"index":0,"message":{"role":"assistant","content":"We offer a basic plan at 9.90 CNY a month and a premium plan at 49.99 CNY a month, with priority support and more.","refusal":null},"logprobs":null,"finish_reason":"stop"}],` +
-		`"usage":{"prompt_tokens":42,"completion_tokens":27,"total_tokens":69}}`)
+	benchNonStream(b, []byte(`{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"m","system_fingerprint":"fp_bench",`+
+		`"choices":[{"index":0,"message":{"role":"assistant","content":"We offer a basic plan at 9.90 CNY a month and a premium plan at 49.99 CNY a month, with priority support and more.","refusal":null},"logprobs":null,"finish_reason":"stop"}],`+
+		`"usage":{"prompt_tokens":42,"completion_tokens":27,"total_tokens":69}}`))
+}
+
+// benchNonStream is BenchmarkNonStreamTurn with the upstream's answer.
+func benchNonStream(b *testing.B, answer []byte) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
