@@ -316,7 +316,7 @@ func renderReport(info runInfo, targets []*targetSummary, profile string) string
 		p(" **%s**: the same, built from another revision (`-compare-rev`), so that two builds of paygate are compared in one run.", tPaygateB)
 	}
 	p("\n")
-	p("- The fake upstream (its own process) answers a chat.completion JSON of about 500 bytes, or an SSE stream of %d `chat.completion.chunk` events, a finish event and `data: [DONE]`, each flushed.\n", len(answerWords)+1)
+	p("- The fake upstream (its own process) answers a chat.completion JSON of about 500 bytes, or an SSE stream of %d `chat.completion.chunk` events, a finish event and `data: [DONE]`, each flushed; to a request with `stream_options.include_usage` (paygate always asks for it) it streams as OpenAI does, `\"usage\":null` in every chunk and a usage chunk before `[DONE]` (since 2026-12-03: earlier runs sent no `usage` member).\n", len(answerWords)+1)
 	p("- Clients are closed-loop goroutines sharing one keep-alive `http.Client`; request bodies are built once, answers read to the end and checked (status 200; streams must end with `data: [DONE]`).\n")
 	p("- Latency is from sending the request to the end of the answer; time to first chunk is from sending the request to the first `data:` line at the client (the fake upstream sends its role event and first content event back to back, so a proxy that holds events until the first token, as paygate does for failover, is not charged a model's think time). Added latency is the proxy's median minus direct's median.\n")
 	p("- Proxy CPU is utime+stime of the proxy's processes (nginx: master and workers) from /proc/PID/stat, before and after the cell, divided by the completed requests; the load generator and the fake upstream are not counted.\n")

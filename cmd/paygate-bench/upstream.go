@@ -46,6 +46,10 @@ type modelAnswers struct {
 	deltas     [][]byte // one SSE event per content delta
 	finish     []byte   // the event with finish_reason
 	usage      []byte   // the usage event, sent when stream_options.include_usage
+	// includeUsage is the stream as OpenAI sends it to a request with
+	// stream_options.include_usage (paygate always asks for it): every
+	// chunk before the usage event carries "usage":null.
+	includeUsage *modelAnswers
 }
 
 // fakeUpstream is an OpenAI-compatible /v1/chat/completions endpoint speaking
@@ -147,6 +151,15 @@ func renderAnswers(model string) (*modelAnswers, error) {
 	if a.usage, err = event(chunk{Choices: []chunkChoice{}, Usage: &u}); err != nil {
 		return nil, err
 	}
+	nullUsage := func(ev []byte) []byte {
+		// "data: {…}\n\n" with `,"usage":null` before its last brace.
+		n := len(ev) - len("}\n\n")
+		return append(append(append([]byte(nil), ev[:n]...), `,"usage":null`...), ev[n:]...)
+	}
+	a.includeUsage = &modelAnswers{completion: completion, role: nullUsage(a.role), finish: nullUsage(a.finish), usage: a.usage}
+	for _, d := range a.deltas {
+		a.includeUsage.deltas = append(a.includeUsage.deltas, nullUsage(d))
+	}
 	return a, nil
 }
 
@@ -183,6 +196,9 @@ func (u *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h["Content-Length"] = []string{strconv.Itoa(len(a.completion))}
 		_, _ = w.Write(a.completion)
 		return
+	}
+	if res[2].Bool() {
+		a = a.includeUsage
 	}
 	h["Content-Type"] = []string{"text/event-stream"}
 	h["Cache-Control"] = []string{"no-cache"}

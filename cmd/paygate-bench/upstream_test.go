@@ -132,3 +132,47 @@ func TestFakeUpstreamUnknownModel(t *testing.T) {
 		t.Errorf("got %d %s; want 404 model_not_found", resp.StatusCode, body)
 	}
 }
+
+// TestFakeUpstreamUsageNullWithIncludeUsage: asked for include_usage, the
+// fake upstream streams as OpenAI does, "usage":null in every chunk but the
+// usage chunk; not asked, no chunk names usage. paygate always asks, so a
+// relay that scanned every such chunk would show in the load run.
+func TestFakeUpstreamUsageNullWithIncludeUsage(t *testing.T) {
+	up := newTestUpstream(t)
+	for _, include := range []bool{false, true} {
+		body := `{"model":"` + benchModel + `","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+		if include {
+			body = `{"model":"` + benchModel + `","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`
+		}
+		resp, err := http.Post(up.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var chunks, nulls, counts int
+		for _, ev := range strings.Split(strings.TrimSpace(string(raw)), "\n\n") {
+			data, ok := strings.CutPrefix(ev, "data: ")
+			if !ok || data == "[DONE]" {
+				continue
+			}
+			chunks++
+			switch {
+			case strings.Contains(data, `"usage":null`):
+				nulls++
+			case strings.Contains(data, `"usage":{`):
+				counts++
+			}
+		}
+		want, wantCounts := 0, 0
+		if include {
+			want, wantCounts = chunks-1, 1
+		}
+		if nulls != want || counts != wantCounts {
+			t.Errorf("include_usage %v: %d of %d chunks with \"usage\":null, %d with counts; want %d and %d", include, nulls, chunks, counts, want, wantCounts)
+		}
+	}
+}
