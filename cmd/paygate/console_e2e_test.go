@@ -144,7 +144,8 @@ func chromium(t *testing.T) string {
 	return p
 }
 
-// browserSession is a headless Chromium tab with a fresh profile, and the
+// browserSession is a headless Chromium tab in a browser context of its own
+// (its own cookies, storage and cache, as a fresh profile has), and the
 // console messages it logged.
 type browserSession struct {
 	ctx  context.Context
@@ -152,10 +153,22 @@ type browserSession struct {
 	msgs []chromedp.ConsoleMessage
 }
 
-func newBrowser(t *testing.T) *browserSession {
-	t.Helper()
-	exe := chromium(t)
-	profile := t.TempDir() // removed after the browser is closed (cleanups run last-in first-out)
+// sharedChromium is the one Chromium process the browser tests open their
+// tabs in: starting one takes seconds on a loaded CI host (8 s measured), and
+// every console test paid for it. closeSharedChromium (TestMain) ends it.
+var sharedChromium struct {
+	once   sync.Once
+	ctx    context.Context // the browser's first tab, never driven by a test
+	err    error
+	cancel func()
+}
+
+func startSharedChromium(exe string) {
+	profile, err := os.MkdirTemp("", "paygate-chromium-")
+	if err != nil {
+		sharedChromium.err = err
+		return
+	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(exe),
 		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
@@ -167,10 +180,35 @@ func newBrowser(t *testing.T) *browserSession {
 		chromedp.WindowSize(1280, 1000),
 	)
 	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	b := &browserSession{ctx: ctx}
+	sharedChromium.ctx = ctx
+	sharedChromium.cancel = func() { cancel(); cancelAlloc(); _ = os.RemoveAll(profile) }
 	if err := chromedp.Do(ctx); err != nil { // starts the browser, without a timeout (it would end the browser)
-		t.Fatalf("starting %s: %v", exe, err)
+		sharedChromium.err = fmt.Errorf("starting %s: %w", exe, err)
+	}
+}
+
+// closeSharedChromium ends the shared browser, if a test started it.
+func closeSharedChromium() {
+	if sharedChromium.cancel != nil {
+		sharedChromium.cancel()
+	}
+}
+
+// newBrowser opens a tab for t in the shared Chromium, in a new browser
+// context (an incognito-like profile: nothing another test stored is seen),
+// closed with both when t ends.
+func newBrowser(t *testing.T) *browserSession {
+	t.Helper()
+	exe := chromium(t)
+	sharedChromium.once.Do(func() { startSharedChromium(exe) })
+	if sharedChromium.err != nil {
+		t.Fatal(sharedChromium.err)
+	}
+	ctx, cancel := chromedp.NewContext(sharedChromium.ctx, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	b := &browserSession{ctx: ctx}
+	if err := chromedp.Do(ctx); err != nil { // opens the tab, without a timeout (it would close the tab)
+		t.Fatalf("opening a tab in %s: %v", exe, err)
 	}
 	msgs := chromedp.Console(ctx)
 	go func() {

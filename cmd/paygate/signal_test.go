@@ -25,7 +25,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("PAYGATE_TEST_RUN_MAIN") == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	closeSharedChromium()
+	os.Exit(code)
 }
 
 // TestSecondSignalStopsAtOnce: the first SIGTERM drains in-flight streams
