@@ -11,17 +11,24 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/payments/wxsim"
 )
 
 // TestMain lets a test run this package's main as a child process (the
 // real signal handling of cmdServe): with PAYGATE_TEST_RUN_MAIN=1 the test
 // binary is paygate.
 func TestMain(m *testing.M) {
+	// One simulator key set for every app a test starts: the simulator's
+	// keys only have to differ from a real merchant's, and making them is
+	// the slowest part of starting an app.
+	simulatorKeys = sync.OnceValues(wxsim.GenerateKeys)
 	if os.Getenv("PAYGATE_TEST_RUN_MAIN") == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
