@@ -38,6 +38,9 @@ func TestRedisDownDuringPrepay(t *testing.T) {
 		before bool
 	}{{"before WeChat Pay", true}, {"at WeChat Pay", false}} {
 		t.Run(tt.name, func(t *testing.T) {
+			// Each waits 30 s for the sweep's grace on its own Redis,
+			// simulator, provider, merchant and paygate process: side by side.
+			t.Parallel()
 			srv := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
 			cs := newCrashSim(t)
 			up := newScriptedProvider(t, buyScript())
