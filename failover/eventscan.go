@@ -1,6 +1,10 @@
 package failover
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+)
 
 // eventMarks is what scanEvent finds in an event's data on the pass that
 // validates it, so that the per-event checks after it (eventError,
@@ -172,10 +176,29 @@ func scanArray(data []byte, i, depth int, m *eventMarks) (int, bool) {
 // the string ending as keyErrorTail and keyResourceFinish match: the
 // quote closes the string (an escaped one follows a backslash), so the
 // bytes before it are the string's, or the needle's opening quote.
+//
+// It skips the bytes that are the string's own (all but '"', '\\' and
+// those below ' ') eight at a time (stringStops), one at a time in the
+// last seven bytes of data and in the eight after an escape;
+// TestScanStringMatches and FuzzScanString hold it to the byte-by-byte
+// walk it replaced.
 func scanString(data []byte, i int, m *eventMarks) (int, bool) {
-	for ; i < len(data); i++ {
-		c := data[i]
-		switch {
+	for {
+		for len(data)-i >= 8 {
+			if s := stringStops(binary.LittleEndian.Uint64(data[i:])); s != 0 {
+				i += bits.TrailingZeros64(s) >> 3
+				goto stop
+			}
+			i += 8
+		}
+		for ; i < len(data); i++ {
+			if c := data[i]; c == '"' || c == '\\' || c < ' ' {
+				goto stop
+			}
+		}
+		return i, false
+	stop:
+		switch c := data[i]; {
 		case c == '"':
 			if i >= 4 && string(data[i-4:i]) == "rror" {
 				*m |= markErrorTail
@@ -185,26 +208,47 @@ func scanString(data []byte, i int, m *eventMarks) (int, bool) {
 			return i + 1, true
 		case c < ' ':
 			return i, false
-		case c == '\\':
-			i++
-			if i == len(data) {
-				return i, false
-			}
-			switch data[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				for range 4 {
-					i++
-					if i >= len(data) || !isHex(data[i]) {
-						return i, false
-					}
+		}
+		// A backslash.
+		i++
+		if i == len(data) {
+			return i, false
+		}
+		switch data[i] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		case 'u':
+			for range 4 {
+				i++
+				if i >= len(data) || !isHex(data[i]) {
+					return i, false
 				}
-			default:
-				return i, false
+			}
+		default:
+			return i, false
+		}
+		// Escapes come close together (a tool call's arguments are
+		// escaped JSON): the next stop is looked for a byte at a time,
+		// as the words' test costs more than it saves for a few bytes.
+		i++
+		for end := min(i+8, len(data)); i < end; i++ {
+			if c := data[i]; c == '"' || c == '\\' || c < ' ' {
+				goto stop
 			}
 		}
 	}
-	return i, false
+}
+
+// stringStops has the high bit of each byte of x (eight bytes of data,
+// the first lowest) set that stops a string's run: '"', '\\', or below
+// ' '. Above the lowest such byte a bit may be set wrongly (a borrow
+// carries up), never below it, so its trailing zeros count exactly the
+// bytes before the first stop. The three tests share ^x's high bits:
+// '"', '\\' and ' ' are ASCII, so x^c has x's.
+func stringStops(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quote := x ^ (ones * '"')
+	slash := x ^ (ones * '\\')
+	return ((x - ones*' ') | (quote - ones) | (slash - ones)) &^ x & highs
 }
 
 func isHex(c byte) bool {
