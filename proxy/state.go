@@ -469,44 +469,6 @@ func (s *Server) firstTime(ctx context.Context, c payments.Caller, kind, orderNo
 	return err == nil && first
 }
 
-// claimOwn claims, right before the answer is written, the announcement
-// each of a turn's own actions makes of its order (deliveredKind), and
-// returns the actions to hand and those whose claim failed for the store
-// (markDelivered records them once the answer left). An action of an
-// order seen told when the turn read the state (seen) is handed without a
-// claim: the user asked for it again (a create_order of an open order
-// returns it with fresh payment parameters), and it is theirs to have. An
-// action whose claim another turn made since is dropped: that turn, run at
-// the same time, tells the user of the order, and a second sheet for one
-// order in a second chat bubble reads as a second order. A claim the store
-// fails to answer hands the action: for the order the user just asked for,
-// twice is better than not at all.
-func (s *Server) claimOwn(ctx context.Context, reqID string, c payments.Caller, actions []json.RawMessage, seen map[store.Announcement]bool) (kept, unmarked []json.RawMessage) {
-	if s.state == nil {
-		return actions, nil
-	}
-	kept = actions[:0:0]
-	for _, a := range actions {
-		r := gjson.GetManyBytes(a, "type", "order.order_no")
-		kind, no := deliveredKind(r[0].Str), r[1].Str
-		if kind == "" || no == "" || seen[store.Announcement{Kind: kind, OrderNo: no}] {
-			kept = append(kept, a)
-			continue
-		}
-		first, err := s.state.ClaimAnnouncement(ctx, c.Client, c.User, kind, no, announcedTTL)
-		switch {
-		case err != nil:
-			unmarked = append(unmarked, a)
-		case !first:
-			s.log.Info("order told by another answer of the user's given at the same time; not told twice",
-				"request_id", reqID, "order_no", no, "action", r[0].Str)
-			continue
-		}
-		kept = append(kept, a)
-	}
-	return kept, unmarked
-}
-
 // markDelivered records, once the answer carrying them left, that a turn
 // handed the user payment parameters or told them their order waits for a
 // manager (its own order_created and approval_required actions), so a

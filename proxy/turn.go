@@ -25,7 +25,6 @@ import (
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/sse"
-	"github.com/paygate/paygate/store"
 )
 
 // PaymentTools is what the turn needs from payments: which tool names are
@@ -95,18 +94,6 @@ type turn struct {
 	// when its answer is about to leave (claimAnnouncements).
 	pending   []announcement
 	announced []json.RawMessage
-	// seen are the announcements recorded when the turn read the user's
-	// state (store.UserState.Announced): an order of its own actions told
-	// before the turn began (the user asked for it again) is handed
-	// again; one told since, by another turn of the user's running at the
-	// same time, is not (claimOwn). Nil when there were none, or no state.
-	seen map[store.Announcement]bool
-	// unmarked are the turn's own actions whose delivery claimAnnouncements
-	// did not record (the store failed, the client had gone): markDelivered
-	// records it once the answer left.
-	unmarked []json.RawMessage
-	// claimed: claimAnnouncements ran.
-	claimed bool
 
 	// system is the payment-state system message the turn inserted, nil
 	// when there is none: each round's request names it, so a target
@@ -241,7 +228,6 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 			"request_id", reqID)
 	}
 	if st := s.loadState(ctx, reqID, caller); st != nil && len(st.Orders) > 0 {
-		t.seen = st.Announced
 		t.pending = s.pendingAnnouncements(st)
 		if msg := stateMessage(st.Orders, st.Now, s.cfg.Payments.StateInjection.SettledAfter.D(), t.pending); msg != "" {
 			var at int
@@ -1480,33 +1466,13 @@ func (t *turn) endCapped(refused error) {
 // fails (an upstream error, a failed next round, a client gone) claims
 // nothing and the next turn announces them. The error body or event then
 // carries no paygate object, as SDKs hand their callers only its "error".
-//
-// The turn's own order_created and approval_required actions are claimed
-// there too (claimOwn): of two turns of one user answered at once, which
-// both came to tell of one order (both called create_order for one
-// purchase, or one made the order and the other announced it), only one
-// does, as of two turns that race to announce. Marked only once the
-// answer left, both told it: two chat bubbles, each with a payment button
-// for one order.
 func (t *turn) claimAnnouncements() {
-	if t.claimed {
-		return
-	}
-	t.claimed = true
-	own := marksDelivery(t.actions)
-	if (len(t.pending) > 0 || own) && t.r.Context().Err() == nil {
+	if len(t.pending) > 0 && t.r.Context().Err() == nil {
 		// Bounded as the state load is: a store that stopped answering
 		// since holds no answer; what it did not claim, a later turn does.
 		ctx, cancel := t.s.stateCtx(t.r.Context())
-		if own {
-			t.actions, t.unmarked = t.s.claimOwn(ctx, reqInfo(t.r).id, t.caller, t.actions, t.seen)
-		}
-		if len(t.pending) > 0 {
-			t.announced = t.s.claim(ctx, t.caller, t.pending, t.actions)
-		}
+		t.announced = t.s.claim(ctx, t.caller, t.pending, t.actions)
 		cancel()
-	} else if own {
-		t.unmarked = t.actions
 	}
 	t.pending = nil
 }
@@ -1580,8 +1546,8 @@ func (t *turn) finishStream(finish []byte, model, reason string) {
 	}
 	// A turn that handed payment parameters flushes them now, to mark them
 	// delivered once they left.
-	if marksDelivery(t.unmarked) && t.sw.Flush() == nil {
-		t.s.markDelivered(t.r.Context(), t.caller, t.unmarked)
+	if marksDelivery(t.actions) && t.sw.Flush() == nil {
+		t.s.markDelivered(t.r.Context(), t.caller, t.actions)
 	}
 }
 

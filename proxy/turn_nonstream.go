@@ -533,5 +533,5 @@ func (t *turn) writeCompletion(status int, body []byte, client []interceptors.To
 	if http.NewResponseController(t.w).Flush() != nil {
 		return
 	}
-	t.s.markDelivered(t.r.Context(), t.caller, t.unmarked)
+	t.s.markDelivered(t.r.Context(), t.caller, t.actions)
 }
