@@ -37,8 +37,10 @@ import (
 // is any of those fields with a Content-Transfer-Encoding that changes its
 // bytes (base64, quoted-printable; not 7bit, 8bit or binary:
 // identityCoding), which paygate does not decode; either refusal names the
-// field in its param, as a JSON body's does. Every other byte, the
-// boundary and all other parts (files) included, stays as the bot sent it.
+// field in its param, as a JSON body's does. A text field, and a part's
+// headers (an upload's filename), holding the end user get the user's hash
+// in its place (u_anonymous under drop). Every other byte, the boundary
+// and the files' content included, stays as the bot sent it.
 func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) ([]byte, string, *apiError) {
 	parts, err := splitForm(body, boundary)
 	if err != nil {
@@ -153,7 +155,10 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 	// OpenID away as a JSON body's text would: the user's hash, or
 	// interceptors.DroppedUser, takes its place (interceptors'
 	// usertext.go, whose limits hold here too: an id under 16 bytes is
-	// left in text). A file's content is the bot's upload, sent as it is.
+	// left in text). So does a part's headers: an upload named after the
+	// user (a voice message saved as "<openid>_<msgid>.amr") or a field
+	// so named. A file's content is the bot's upload, sent as it is.
+	var headers [][]byte // each part's new headers, nil where unchanged
 	if interceptors.UserTakenAnywhere(user) && privacy.Mode != "keep" {
 		h := interceptors.DroppedUser
 		if privacy.Mode == "hash" {
@@ -162,6 +167,14 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		for _, i := range text {
 			if v := string(body[parts[i].content:parts[i].end]); interceptors.HoldsUser(v, user) {
 				repl[i], changed = []byte(interceptors.ReplaceUser(v, user, h)), true
+			}
+		}
+		for i, p := range parts {
+			if v := string(body[p.delim:p.content]); !drop[i] && interceptors.HoldsUser(v, user) {
+				if headers == nil {
+					headers = make([][]byte, len(parts))
+				}
+				headers[i], changed = []byte(interceptors.ReplaceUser(v, user, h)), true
 			}
 		}
 	}
@@ -178,7 +191,11 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 			out = append(out, "\r\n"...)
 		}
 		first = false
-		out = append(out, body[p.delim:p.content]...)
+		if headers != nil && headers[i] != nil {
+			out = append(out, headers[i]...)
+		} else {
+			out = append(out, body[p.delim:p.content]...)
+		}
 		if repl[i] != nil {
 			out = append(out, repl[i]...)
 		} else {

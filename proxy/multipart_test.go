@@ -11,6 +11,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/interceptors"
 )
 
 const formBoundaryTest = "paygate-test-boundary-1234"
@@ -408,6 +409,39 @@ func TestPassthroughFormTextWithoutUser(t *testing.T) {
 				t.Fatalf("status %d %s", resp.StatusCode, body)
 			}
 			if got, want := string(fp.requests()[0].Body), form(t, tc.want...); got != want {
+				t.Errorf("provider got\n%q\nwant\n%q", got, want)
+			}
+		})
+	}
+}
+
+// TestPassthroughFormFilenameWithoutUser: an upload named after the end
+// user (a bot that saves a WeChat voice message as "<openid>_<msgid>.amr"
+// and sends it for transcription) reaches the provider with the user's
+// hash in its filename (u_anonymous under drop, as sent under keep), as a
+// text field would; the file's content stays byte for byte.
+func TestPassthroughFormFilenameWithoutUser(t *testing.T) {
+	const openID = "oFILE-openid_7a8b9c0d1e2f3g4"
+	h := expectedUserHash("shop-bot", openID)
+	content := "voice of " + openID
+	for _, tc := range []struct {
+		forward, name string
+	}{
+		{"hash", h + "_1001.amr"},
+		{"drop", interceptors.DroppedUser + "_1001.amr"},
+		{"keep", openID + "_1001.amr"},
+	} {
+		t.Run(tc.forward, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, `{"text":"hi"}`))
+			proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.forward }))
+			hdr := map[string]string{"Content-Type": "multipart/form-data; boundary=" + formBoundaryTest, "X-WeChat-OpenID": openID}
+			sent := form(t, field{"model", "", "embed-test"}, field{"file", openID + "_1001.amr", content})
+			resp := post(t, proxyURL, "/v1/audio/transcriptions", sent, hdr)
+			if body := readAll(t, resp.Body); resp.StatusCode != 200 {
+				t.Fatalf("status %d %s", resp.StatusCode, body)
+			}
+			want := form(t, field{"model", "", "vendor/embed"}, field{"file", tc.name, content})
+			if got := string(fp.requests()[0].Body); got != want {
 				t.Errorf("provider got\n%q\nwant\n%q", got, want)
 			}
 		})
