@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/internal/jsonscan"
 )
 
 // TestUserInTextRewritten: the end user's OpenID where no identity member
@@ -158,6 +160,7 @@ func FuzzTextWithoutUser(f *testing.F) {
 	for _, s := range []string{
 		`{"a":"` + o + `"}`, `{"` + o + `":[1,"x` + o + `y"]}`, `["\u006fUpF8uMuAJO_M2pxb1Q9zNjWeS6o"]`,
 		`{"a":"\\` + o + `\n"}`, `"` + o + o + `"`, `{"a":"oUpF8uMuAJO\u005fM2pxb1Q9zNjWeS6o\ud83d\ude00"}`,
+		`{"a":"` + o + `", "b" : ["the \u0041PI at \/v1 is up\n, said the bot", 1e2, "` + o[:27] + `"]}`,
 	} {
 		f.Add(s)
 	}
@@ -179,5 +182,40 @@ func FuzzTextWithoutUser(f *testing.F) {
 		if strings.Contains(b.String(), o) {
 			t.Fatalf("%s became %s, which holds the user", in, out)
 		}
+		// Lossless: every byte outside the strings, and every string not
+		// holding the user once decoded, reaches the provider as sent.
+		ins, outs := rawStrings(in), rawStrings(string(out))
+		if len(ins) != len(outs) {
+			t.Fatalf("%s became %s: %d strings, not %d", in, out, len(outs), len(ins))
+		}
+		for i := range ins {
+			if ins[i].between != outs[i].between {
+				t.Fatalf("%s became %s: %q outside its strings became %q", in, out, ins[i].between, outs[i].between)
+			}
+			if !HoldsUser(stringValue(ins[i].str), o) && ins[i].str != outs[i].str {
+				t.Fatalf("%s became %s: %s, which holds no user, became %s", in, out, ins[i].str, outs[i].str)
+			}
+		}
 	})
+}
+
+// rawSegment is a JSON string as written, quotes included, with the bytes
+// before it since the previous string (the last has str "").
+type rawSegment struct{ between, str string }
+
+// rawStrings cuts the valid JSON s into its strings and the bytes between.
+func rawStrings(s string) []rawSegment {
+	var segs []rawSegment
+	last := 0
+	for i := 0; ; {
+		q := strings.IndexByte(s[i:], '"')
+		if q < 0 {
+			break
+		}
+		q += i
+		end := jsonscan.StringEnd(s, q+1)
+		segs = append(segs, rawSegment{s[last:q], s[q : end+1]})
+		i, last = end+1, end+1
+	}
+	return append(segs, rawSegment{between: s[last:]})
 }
