@@ -48,7 +48,7 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 	}
 	modelAt, userAt, idsAt := -1, -1, [...]int{-1, -1}
 	var metadata []int // the metadata fields, which may be many
-	var text []int     // the other text fields (a transcription's prompt)
+	var text []int     // the other text fields (a transcription's prompt), encoded or not
 	for i, p := range parts {
 		var at *int
 		switch p.name {
@@ -66,7 +66,7 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 					return nil, "", paramError(p.name, fmt.Sprintf("paygate: the form field %q has a Content-Transfer-Encoding that changes its bytes; send it as plain text", p.name))
 				}
 				metadata = append(metadata, i)
-			} else if !p.file && !p.encoded {
+			} else if !p.file {
 				text = append(text, i)
 			}
 			continue
@@ -166,6 +166,11 @@ func (s *Server) passthroughForm(r *http.Request, body []byte, boundary string) 
 		}
 		for _, i := range text {
 			if v := string(body[parts[i].content:parts[i].end]); interceptors.HoldsUser(v, user) {
+				if parts[i].encoded {
+					// Quoted-printable keeps an OpenID's bytes as they
+					// are; paygate does not decode it to rewrite it.
+					return nil, "", paramError(parts[i].name, fmt.Sprintf("paygate: the form field %q holds the end user's id in a Content-Transfer-Encoding that changes its bytes; send it as plain text", parts[i].name))
+				}
 				repl[i], changed = []byte(interceptors.ReplaceUser(v, user, h)), true
 			}
 		}

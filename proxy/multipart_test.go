@@ -447,3 +447,49 @@ func TestPassthroughFormFilenameWithoutUser(t *testing.T) {
 		})
 	}
 }
+
+// TestPassthroughFormEncodedTextWithUser: a text field sent
+// quoted-printable keeps an OpenID's letters, digits, "_" and "-" as they
+// are, so one holding the end user is refused (400 naming the field) under
+// hash and drop, as an encoded identifier field is, and reaches no
+// provider; under keep, and without the user, it is sent as written.
+func TestPassthroughFormEncodedTextWithUser(t *testing.T) {
+	const openID = "oQP-openid_7a8b9c0d1e2f3g4h5i"
+	b := formBoundaryTest
+	body := func(text string) string {
+		return "--" + b + "\r\nContent-Disposition: form-data; name=\"prompt\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" +
+			text + "\r\n--" + b + "--\r\n"
+	}
+	for _, tc := range []struct {
+		forward, text string
+		status        int
+	}{
+		{"hash", "Speaker: " + openID, 400},
+		{"drop", "Speaker: " + openID, 400},
+		{"keep", "Speaker: " + openID, 200},
+		{"hash", "Speaker: someone=20else", 200},
+	} {
+		t.Run(tc.forward+"/"+tc.text, func(t *testing.T) {
+			fp := newFakeProvider(t, jsonHandler(200, `{"text":"hi"}`))
+			proxyURL, _ := newTestProxy(t, testConfig(t, fp.URL, func(c *config.Config) { c.Privacy.ForwardUser = tc.forward }))
+			hdr := map[string]string{"Content-Type": "multipart/form-data; boundary=" + b, "X-WeChat-OpenID": openID}
+			resp := post(t, proxyURL, "/v1/audio/transcriptions", body(tc.text), hdr)
+			got := readAll(t, resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d %s, want %d", resp.StatusCode, got, tc.status)
+			}
+			if tc.status == 400 {
+				if p := gjson.Get(got, "error.param").String(); p != "prompt" {
+					t.Errorf("param %q, want prompt: %s", p, got)
+				}
+				if n := len(fp.requests()); n != 0 {
+					t.Errorf("the provider got %d requests", n)
+				}
+				return
+			}
+			if sent := string(fp.requests()[0].Body); sent != body(tc.text) {
+				t.Errorf("provider got %q", sent)
+			}
+		})
+	}
+}
