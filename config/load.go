@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -1319,7 +1320,22 @@ func (l *loader) duplicateKey(seen map[string]int, k *yaml.Node, path string) bo
 	return false
 }
 
+// fieldsByType caches yamlFields per struct type: the loader asks for a
+// type's fields once per mapping it reads, thousands of times for a long
+// catalog, and the fields of a type never change.
+var fieldsByType sync.Map // reflect.Type -> map[string]reflect.StructField
+
+// yamlFields maps t's yaml key names to its fields. The map is shared by
+// every caller: read it, never write it.
 func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	if m, ok := fieldsByType.Load(t); ok {
+		return m.(map[string]reflect.StructField)
+	}
+	m, _ := fieldsByType.LoadOrStore(t, buildYAMLFields(t))
+	return m.(map[string]reflect.StructField)
+}
+
+func buildYAMLFields(t reflect.Type) map[string]reflect.StructField {
 	m := make(map[string]reflect.StructField, t.NumField())
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
