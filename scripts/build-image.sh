@@ -19,6 +19,12 @@
 #     answers healthy, run as written with serve's ENV and PAYGATE_LISTEN set
 #     to the address serve got; then SIGTERM must end it cleanly.
 #
+# Whatever step 4 can check from the Dockerfile alone (the user, the data
+# directory, the listener, the health check's config, the Go version) is
+# checked before the context is copied or anything built, so such a mistake
+# fails in a second; what needs the build (COPY sources, the binary, the run)
+# is checked after it.
+#
 # The build stage's golang:<version> must be go.mod's Go (its toolchain line,
 # else its go line) exactly: the golang image sets GOTOOLCHAIN=local, so a
 # cached older image of the same minor version would refuse to build.
@@ -101,49 +107,6 @@ json_array() {
   printf '%s\n' "${out[@]}"
 }
 
-# ---- the build context -------------------------------------------------------
-
-ignore=()
-if [ -f "$dockerignore" ]; then
-  while IFS= read -r p || [ -n "$p" ]; do
-    p=${p%$'\r'}
-    [[ $p =~ ^[[:space:]]*(#|$) ]] && continue
-    p=${p#"${p%%[![:space:]]*}"}; p=${p%"${p##*[![:space:]]}"}
-    [[ $p = '!'* ]] && die ".dockerignore: exceptions (\"$p\") are not supported here"
-    p=${p#/}; p=${p%/}
-    ignore+=("$p")
-  done <"$dockerignore"
-fi
-
-# ignored REL: whether .dockerignore drops REL. A bash glob's * also matches
-# "/", so this drops at least what Docker drops: a build that passes here has
-# every file it needs in Docker's context too.
-ignored() {
-  local rel=$1 p
-  for p in "${ignore[@]}"; do
-    # shellcheck disable=SC2053 # $p is a glob on purpose
-    [[ $rel == $p ]] && return 0
-    [[ $p = '**/'* && $rel == ${p#'**/'} ]] && return 0
-  done
-  return 1
-}
-
-copy_context() { # copy_context REL-DIR ("" for the root)
-  local dir=$1 entry rel
-  shopt -s dotglob nullglob
-  for entry in "$repo/$dir"*; do
-    rel=${entry#"$repo/"}
-    ignored "$rel" && continue
-    if [ -d "$entry" ] && [ ! -L "$entry" ]; then
-      mkdir -p "$ctx/$rel"
-      copy_context "$rel/"
-    else
-      cp -P --preserve=mode,timestamps "$entry" "$ctx/$rel"
-    fi
-  done
-}
-say "context: $(basename "$repo") filtered by .dockerignore"
-copy_context ""
 
 # ---- the build stage ---------------------------------------------------------
 
@@ -202,6 +165,175 @@ have_go=$(go env GOVERSION)
 build_stage=${w[3]}
 say "build stage '$build_stage' from $image (local $have_go)"
 
+
+# ---- the runtime stage -------------------------------------------------------
+
+# Read, and checked as far as the Dockerfile alone tells, before the context
+# is copied and the build stage run: a wrong user, listener, data directory or
+# health check fails in a second, not after a build.
+
+read -r -a w <<<"${instructions[$run_from]}"
+runtime_image=${w[1]}
+declare -A copies=()   # runtime path -> host path
+declare -A chowns=()   # runtime path -> --chown value
+declare -A copy_srcs=() # runtime path -> build-stage path
+declare -A renv=()     # ENV of the runtime stage
+user="" entrypoint=() cmdline=() health=() exposed=() volumes=()
+for ((i = run_from + 1; i < ${#instructions[@]}; i++)); do
+  ins=${instructions[$i]}
+  read -r word rest <<<"$ins"
+  case ${word^^} in
+  COPY)
+    read -r -a w <<<"$rest"
+    from="" chown=""
+    while [[ ${w[0]} = --* ]]; do
+      case ${w[0]} in
+      --from=*) from=${w[0]#--from=} ;;
+      --chown=*) chown=${w[0]#--chown=} ;;
+      *) die "runtime stage: unsupported COPY flag ${w[0]}" ;;
+      esac
+      w=("${w[@]:1}")
+    done
+    [ "$from" = "$build_stage" ] || die "runtime stage: COPY must come --from=$build_stage: $ins"
+    [ "${#w[@]}" -eq 2 ] || die "runtime stage: want COPY --from=$build_stage SRC DEST: $ins"
+    [[ ${w[0]} = /* && ${w[1]} = /* ]] || die "runtime stage: write absolute paths in COPY --from (a source is relative to the build stage's root, not its WORKDIR): $ins"
+    copies[${w[1]%/}]=$(host "${w[0]}")
+    copy_srcs[${w[1]%/}]=${w[0]}
+    [ -n "$chown" ] && chowns[${w[1]%/}]=$chown
+    ;;
+  USER) user=$rest ;;
+  ENV)
+    read -r -a kvs <<<"$rest"
+    for kv in "${kvs[@]}"; do
+      [[ $kv =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || die "unsupported ENV (want KEY=VALUE): $ins"
+      renv[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+    done
+    ;;
+  EXPOSE) read -r -a exposed <<<"$rest" ;;
+  VOLUME) mapfile -t volumes < <(json_array "$rest") ;;
+  ENTRYPOINT) mapfile -t entrypoint < <(json_array "$rest") ;;
+  CMD) mapfile -t cmdline < <(json_array "$rest") ;;
+  HEALTHCHECK)
+    [[ $rest =~ (^|[[:space:]])CMD[[:space:]]+(\[.*\])[[:space:]]*$ ]] || die "HEALTHCHECK must use the exec form CMD [...] (distroless has no shell): $ins"
+    mapfile -t health < <(json_array "${BASH_REMATCH[2]}")
+    ;;
+  WORKDIR | LABEL | ARG) ;;
+  RUN) die "runtime stage: RUN cannot work on a distroless image (no shell): $ins" ;;
+  *) die "runtime stage: unsupported instruction: $ins" ;;
+  esac
+done
+
+# rhost PATH: the host file behind a runtime-image path, via the COPY lines.
+rhost() {
+  local p=$1 d
+  for d in "${!copies[@]}"; do
+    if [ "$p" = "$d" ]; then printf '%s' "${copies[$d]}"; return; fi
+    if [[ $p = "$d"/* ]]; then printf '%s' "${copies[$d]}${p#"$d"}"; return; fi
+  done
+  return 1
+}
+
+# ---- checks of the Dockerfile -------------------------------------------------
+
+fail=0
+bad() { printf 'build-image.sh: FAIL: %s\n' "$*" >&2; fail=1; }
+
+[ "${#entrypoint[@]}" -ge 1 ] || die "runtime stage: no ENTRYPOINT"
+bin_path=${entrypoint[0]}
+bin=$(rhost "$bin_path") || die "ENTRYPOINT $bin_path is not copied from the build stage"
+
+# The user: numeric (runAsNonRoot can verify it) and not root.
+[[ $user =~ ^([0-9]+)(:([0-9]+))?$ ]] || bad "USER '$user' is not numeric uid[:gid]"
+uid=${BASH_REMATCH[1]:-0}
+[ "$uid" != 0 ] || bad "the image runs as root"
+[[ $runtime_image = *distroless/static* ]] || bad "runtime image $runtime_image is not distroless static (CA certificates, nonroot user)"
+
+# The data directory: PAYGATE_STORE_PATH's directory, copied in as a directory
+# owned by the user, declared a volume.
+store=${renv[PAYGATE_STORE_PATH]:-}
+[ -n "$store" ] || bad "runtime ENV does not set PAYGATE_STORE_PATH"
+datadir=$(dirname "${store:-/x}")
+if [ -z "${copies[$datadir]:-}" ]; then
+  bad "the data directory $datadir is not created by a COPY (WORKDIR would make it root-owned)"
+else
+  [ "${chowns[$datadir]:-}" = "$user" ] || bad "the data directory $datadir is owned by '${chowns[$datadir]:-root}'; want --chown=$user"
+fi
+[[ " ${volumes[*]} " = *" $datadir "* ]] || bad "$datadir is not declared a VOLUME"
+
+# The listener: every interface, its port exposed, the health check on it.
+listen=${renv[PAYGATE_LISTEN]:-}
+[[ $listen =~ ^0\.0\.0\.0:([0-9]+)$ ]] || bad "PAYGATE_LISTEN='$listen'; want 0.0.0.0:PORT"
+port=${BASH_REMATCH[1]:-8080}
+[[ " ${exposed[*]} " = *" $port "* || " ${exposed[*]} " = *" $port/tcp "* ]] || bad "port $port is not EXPOSEd"
+[ "${#health[@]}" -ge 2 ] || die "no HEALTHCHECK CMD"
+[ "${health[0]}" = "$bin_path" ] || bad "HEALTHCHECK runs ${health[0]}; want the binary $bin_path"
+# The health check reads server.listen from the config serve runs with (a
+# fixed -url misses a PAYGATE_LISTEN or a mounted config that moves the port).
+flag_value() { # flag_value FLAG ARG...: the value after the last FLAG
+  local f=$1 v="" j
+  shift
+  local a=("$@")
+  for ((j = 1; j < ${#a[@]}; j++)); do
+    if [ "${a[$j - 1]}" = "$f" ]; then v=${a[$j]}; fi
+  done
+  printf '%s' "$v"
+}
+hconfig=$(flag_value -config "${health[@]}")
+sconfig=$(flag_value -config "${entrypoint[@]:1}" "${cmdline[@]}")
+if [ -n "$(flag_value -url "${health[@]}")" ]; then
+  bad "HEALTHCHECK asks a fixed -url: a PAYGATE_LISTEN or a mounted config that moves the port would fail it; give -config $sconfig"
+elif [ -z "$hconfig" ]; then
+  bad "HEALTHCHECK gives no -config: it would ask 127.0.0.1:8080 whatever server.listen says"
+elif [ "$hconfig" != "$sconfig" ]; then
+  bad "HEALTHCHECK reads $hconfig, but serve runs with -config ${sconfig:-(none)}"
+elif ! rhost "$hconfig" >/dev/null; then
+  bad "HEALTHCHECK reads $hconfig, which no COPY puts in the image"
+fi
+[ "$fail" = 0 ] || die "the Dockerfile fails the checks above (nothing was built)"
+
+# ---- the build context -------------------------------------------------------
+
+ignore=()
+if [ -f "$dockerignore" ]; then
+  while IFS= read -r p || [ -n "$p" ]; do
+    p=${p%$'\r'}
+    [[ $p =~ ^[[:space:]]*(#|$) ]] && continue
+    p=${p#"${p%%[![:space:]]*}"}; p=${p%"${p##*[![:space:]]}"}
+    [[ $p = '!'* ]] && die ".dockerignore: exceptions (\"$p\") are not supported here"
+    p=${p#/}; p=${p%/}
+    ignore+=("$p")
+  done <"$dockerignore"
+fi
+
+# ignored REL: whether .dockerignore drops REL. A bash glob's * also matches
+# "/", so this drops at least what Docker drops: a build that passes here has
+# every file it needs in Docker's context too.
+ignored() {
+  local rel=$1 p
+  for p in "${ignore[@]}"; do
+    # shellcheck disable=SC2053 # $p is a glob on purpose
+    [[ $rel == $p ]] && return 0
+    [[ $p = '**/'* && $rel == ${p#'**/'} ]] && return 0
+  done
+  return 1
+}
+
+copy_context() { # copy_context REL-DIR ("" for the root)
+  local dir=$1 entry rel
+  shopt -s dotglob nullglob
+  for entry in "$repo/$dir"*; do
+    rel=${entry#"$repo/"}
+    ignored "$rel" && continue
+    if [ -d "$entry" ] && [ ! -L "$entry" ]; then
+      mkdir -p "$ctx/$rel"
+      copy_context "$rel/"
+    else
+      cp -P --preserve=mode,timestamps "$entry" "$ctx/$rel"
+    fi
+  done
+}
+say "context: $(basename "$repo") filtered by .dockerignore"
+copy_context ""
 for ((i = build_from + 1; i < run_from; i++)); do
   ins=${instructions[$i]}
   read -r word rest <<<"$ins"
@@ -272,79 +404,14 @@ for ((i = build_from + 1; i < run_from; i++)); do
 done
 [ -n "$build_cmd" ] || die "the build stage has no 'go build' RUN line"
 
-# ---- the runtime stage -------------------------------------------------------
+# ---- checks of what the build made ---------------------------------------------
 
-read -r -a w <<<"${instructions[$run_from]}"
-runtime_image=${w[1]}
-declare -A copies=()   # runtime path -> host path
-declare -A chowns=()   # runtime path -> --chown value
-declare -A renv=()     # ENV of the runtime stage
-user="" entrypoint=() cmdline=() health=() exposed=() volumes=()
-for ((i = run_from + 1; i < ${#instructions[@]}; i++)); do
-  ins=${instructions[$i]}
-  read -r word rest <<<"$ins"
-  case ${word^^} in
-  COPY)
-    read -r -a w <<<"$rest"
-    from="" chown=""
-    while [[ ${w[0]} = --* ]]; do
-      case ${w[0]} in
-      --from=*) from=${w[0]#--from=} ;;
-      --chown=*) chown=${w[0]#--chown=} ;;
-      *) die "runtime stage: unsupported COPY flag ${w[0]}" ;;
-      esac
-      w=("${w[@]:1}")
-    done
-    [ "$from" = "$build_stage" ] || die "runtime stage: COPY must come --from=$build_stage: $ins"
-    [ "${#w[@]}" -eq 2 ] || die "runtime stage: want COPY --from=$build_stage SRC DEST: $ins"
-    [[ ${w[0]} = /* && ${w[1]} = /* ]] || die "runtime stage: write absolute paths in COPY --from (a source is relative to the build stage's root, not its WORKDIR): $ins"
-    src=$(host "${w[0]}")
-    [ -e "$src" ] || die "runtime stage: COPY source ${w[0]} was not produced by the build stage"
-    copies[${w[1]%/}]=$src
-    [ -n "$chown" ] && chowns[${w[1]%/}]=$chown
-    ;;
-  USER) user=$rest ;;
-  ENV)
-    read -r -a kvs <<<"$rest"
-    for kv in "${kvs[@]}"; do
-      [[ $kv =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || die "unsupported ENV (want KEY=VALUE): $ins"
-      renv[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
-    done
-    ;;
-  EXPOSE) read -r -a exposed <<<"$rest" ;;
-  VOLUME) mapfile -t volumes < <(json_array "$rest") ;;
-  ENTRYPOINT) mapfile -t entrypoint < <(json_array "$rest") ;;
-  CMD) mapfile -t cmdline < <(json_array "$rest") ;;
-  HEALTHCHECK)
-    [[ $rest =~ (^|[[:space:]])CMD[[:space:]]+(\[.*\])[[:space:]]*$ ]] || die "HEALTHCHECK must use the exec form CMD [...] (distroless has no shell): $ins"
-    mapfile -t health < <(json_array "${BASH_REMATCH[2]}")
-    ;;
-  WORKDIR | LABEL | ARG) ;;
-  RUN) die "runtime stage: RUN cannot work on a distroless image (no shell): $ins" ;;
-  *) die "runtime stage: unsupported instruction: $ins" ;;
-  esac
+for d in "${!copies[@]}"; do
+  [ -e "${copies[$d]}" ] || die "runtime stage: COPY source ${copy_srcs[$d]} was not produced by the build stage"
 done
-
-# rhost PATH: the host file behind a runtime-image path, via the COPY lines.
-rhost() {
-  local p=$1 d
-  for d in "${!copies[@]}"; do
-    if [ "$p" = "$d" ]; then printf '%s' "${copies[$d]}"; return; fi
-    if [[ $p = "$d"/* ]]; then printf '%s' "${copies[$d]}${p#"$d"}"; return; fi
-  done
-  return 1
-}
-
-# ---- checks ------------------------------------------------------------------
-
-fail=0
-bad() { printf 'build-image.sh: FAIL: %s\n' "$*" >&2; fail=1; }
-
-[ "${#entrypoint[@]}" -ge 1 ] || die "runtime stage: no ENTRYPOINT"
-bin_path=${entrypoint[0]}
-bin=$(rhost "$bin_path") || die "ENTRYPOINT $bin_path is not copied from the build stage"
 [ -x "$bin" ] || die "ENTRYPOINT $bin_path is not an executable"
 say "binary $bin_path ($(du -h "$bin" | cut -f1))"
+[ -d "${copies[$datadir]}" ] || bad "the data directory's COPY source is not a directory"
 
 ftype=$(file -b "$bin")
 [[ $ftype = *ELF* && $ftype = *"statically linked"* ]] || bad "not a static ELF binary: $ftype"
@@ -358,54 +425,6 @@ got_version=$("$bin" version) || bad "'paygate version' failed"
 [ "$got_version" = "paygate ${vars[VERSION]:-dev}" ] || bad "version: got '$got_version'; want 'paygate ${vars[VERSION]:-dev}'"
 "$bin" check-config -config "$repo/config.yaml" >/dev/null || bad "check-config -config config.yaml failed"
 
-# The user: numeric (runAsNonRoot can verify it) and not root.
-[[ $user =~ ^([0-9]+)(:([0-9]+))?$ ]] || bad "USER '$user' is not numeric uid[:gid]"
-uid=${BASH_REMATCH[1]:-0}
-[ "$uid" != 0 ] || bad "the image runs as root"
-[[ $runtime_image = *distroless/static* ]] || bad "runtime image $runtime_image is not distroless static (CA certificates, nonroot user)"
-
-# The data directory: PAYGATE_STORE_PATH's directory, copied in as a directory
-# owned by the user, declared a volume.
-store=${renv[PAYGATE_STORE_PATH]:-}
-[ -n "$store" ] || bad "runtime ENV does not set PAYGATE_STORE_PATH"
-datadir=$(dirname "${store:-/x}")
-if [ -z "${copies[$datadir]:-}" ]; then
-  bad "the data directory $datadir is not created by a COPY (WORKDIR would make it root-owned)"
-else
-  [ -d "${copies[$datadir]}" ] || bad "the data directory's COPY source is not a directory"
-  [ "${chowns[$datadir]:-}" = "$user" ] || bad "the data directory $datadir is owned by '${chowns[$datadir]:-root}'; want --chown=$user"
-fi
-[[ " ${volumes[*]} " = *" $datadir "* ]] || bad "$datadir is not declared a VOLUME"
-
-# The listener: every interface, its port exposed, the health check on it.
-listen=${renv[PAYGATE_LISTEN]:-}
-[[ $listen =~ ^0\.0\.0\.0:([0-9]+)$ ]] || bad "PAYGATE_LISTEN='$listen'; want 0.0.0.0:PORT"
-port=${BASH_REMATCH[1]:-8080}
-[[ " ${exposed[*]} " = *" $port "* || " ${exposed[*]} " = *" $port/tcp "* ]] || bad "port $port is not EXPOSEd"
-[ "${#health[@]}" -ge 2 ] || die "no HEALTHCHECK CMD"
-[ "${health[0]}" = "$bin_path" ] || bad "HEALTHCHECK runs ${health[0]}; want the binary $bin_path"
-# The health check reads server.listen from the config serve runs with (a
-# fixed -url misses a PAYGATE_LISTEN or a mounted config that moves the port).
-flag_value() { # flag_value FLAG ARG...: the value after the last FLAG
-  local f=$1 v="" j
-  shift
-  local a=("$@")
-  for ((j = 1; j < ${#a[@]}; j++)); do
-    if [ "${a[$j - 1]}" = "$f" ]; then v=${a[$j]}; fi
-  done
-  printf '%s' "$v"
-}
-hconfig=$(flag_value -config "${health[@]}")
-sconfig=$(flag_value -config "${entrypoint[@]:1}" "${cmdline[@]}")
-if [ -n "$(flag_value -url "${health[@]}")" ]; then
-  bad "HEALTHCHECK asks a fixed -url: a PAYGATE_LISTEN or a mounted config that moves the port would fail it; give -config $sconfig"
-elif [ -z "$hconfig" ]; then
-  bad "HEALTHCHECK gives no -config: it would ask 127.0.0.1:8080 whatever server.listen says"
-elif [ "$hconfig" != "$sconfig" ]; then
-  bad "HEALTHCHECK reads $hconfig, but serve runs with -config ${sconfig:-(none)}"
-elif ! rhost "$hconfig" >/dev/null; then
-  bad "HEALTHCHECK reads $hconfig, which no COPY puts in the image"
-fi
 [ "$fail" = 0 ] || exit 1
 
 # ---- run it ------------------------------------------------------------------
