@@ -219,8 +219,17 @@ func BenchmarkNonStreamTurn(b *testing.B) {
 		`"usage":{"prompt_tokens":42,"completion_tokens":27,"total_tokens":69}}`))
 }
 
+// benchNonStreamBody is the bot's request of BenchmarkNonStreamTurn.
+const benchNonStreamBody = `{"model":"gpt-test","messages":[` +
+	`{"role":"system","content":"You are the shop assistant of a WeChat mini-program. Answer briefly."},` +
+	`{"role":"user","content":"What plans do you offer, and how much is the premium one?"}],` +
+	`"temperature":0.7,"max_tokens":256,"user":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}`
+
 // benchNonStream is BenchmarkNonStreamTurn with the upstream's answer.
-func benchNonStream(b *testing.B, answer []byte) {
+func benchNonStream(b *testing.B, answer []byte) { benchNonStreamOf(b, benchNonStreamBody, answer) }
+
+// benchNonStreamOf is benchNonStream with the bot's request body too.
+func benchNonStreamOf(b *testing.B, reqBody string, answer []byte) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
@@ -228,10 +237,6 @@ func benchNonStream(b *testing.B, answer []byte) {
 	}))
 	b.Cleanup(up.Close)
 	h := benchHandlerFor(b, up.URL, true)
-	reqBody := `{"model":"gpt-test","messages":[` +
-		`{"role":"system","content":"You are the shop assistant of a WeChat mini-program. Answer briefly."},` +
-		`{"role":"user","content":"What plans do you offer, and how much is the premium one?"}],` +
-		`"temperature":0.7,"max_tokens":256,"user":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}`
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -247,27 +252,12 @@ func benchNonStream(b *testing.B, answer []byte) {
 // message's name: the OpenID is taken out of the text (interceptors'
 // usertext.go), the cost a request that holds it pays.
 func BenchmarkNonStreamTurnOpenIDInText(b *testing.B) {
-	answer := []byte(`{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"m","system_fingerprint":"fp_bench",` +
-		`"choices":[{"index":0,"message":{"role":"assistant","content":"We offer a basic plan at 9.90 CNY a month.","refusal":null},"logprobs":null,"finish_reason":"stop"}],` +
-		`"usage":{"prompt_tokens":42,"completion_tokens":27,"total_tokens":69}}`)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(answer)
-	}))
-	b.Cleanup(up.Close)
-	h := benchHandlerFor(b, up.URL, true)
 	const o = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
-	reqBody := `{"model":"gpt-test","messages":[` +
-		`{"role":"system","content":"You are the shop assistant of a WeChat mini-program, serving user ` + o + `. Answer briefly."},` +
-		`{"role":"user","name":"` + o + `","content":"What plans do you offer, and how much is the premium one?"}],` +
-		`"temperature":0.7,"max_tokens":256,"user":"` + o + `"}`
-	w := &discardWriter{h: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(reqBody))
-		req.Header.Set("Authorization", "Bearer "+testClientKey)
-		clear(w.h)
-		h.ServeHTTP(w, req)
-	}
+	benchNonStreamOf(b, `{"model":"gpt-test","messages":[`+
+		`{"role":"system","content":"You are the shop assistant of a WeChat mini-program, serving user `+o+`. Answer briefly."},`+
+		`{"role":"user","name":"`+o+`","content":"What plans do you offer, and how much is the premium one?"}],`+
+		`"temperature":0.7,"max_tokens":256,"user":"`+o+`"}`,
+		[]byte(`{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"m","system_fingerprint":"fp_bench",`+
+			`"choices":[{"index":0,"message":{"role":"assistant","content":"We offer a basic plan at 9.90 CNY a month.","refusal":null},"logprobs":null,"finish_reason":"stop"}],`+
+			`"usage":{"prompt_tokens":42,"completion_tokens":27,"total_tokens":69}}`))
 }
