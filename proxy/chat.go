@@ -20,6 +20,7 @@ import (
 	"github.com/paygate/paygate/accounting"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/sse"
 )
@@ -877,6 +878,7 @@ func usageIn(data []byte) (u accounting.Usage, only, inChoice, ok bool) {
 // so text never holds `"usage"`; a string value "usage" is not followed by
 // a colon and lets the chunk through to gjson, as any doubt does.
 func usageValued(data []byte) bool {
+	text := unsafe.String(unsafe.SliceData(data), len(data))
 	for off := 1; off < len(data); {
 		i := bytes.IndexByte(data[off:], 'u')
 		if i < 0 {
@@ -887,29 +889,15 @@ func usageValued(data []byte) bool {
 		if data[p-1] != '"' || len(data)-p < len(usageKey)-1 || string(data[p:p+len(usageKey)-1]) != string(usageKey[1:]) {
 			continue
 		}
-		j := skipJSONSpace(data, p+len(usageKey)-1)
+		j := jsonscan.SkipSpace(text, p+len(usageKey)-1)
 		if j < len(data) && data[j] == ':' {
-			if j = skipJSONSpace(data, j+1); len(data)-j >= 4 && string(data[j:j+4]) == "null" {
+			if j = jsonscan.SkipSpace(text, j+1); len(data)-j >= 4 && string(data[j:j+4]) == "null" {
 				continue
 			}
 		}
 		return true
 	}
 	return false
-}
-
-// skipJSONSpace is the index of the first byte at or after i of data that
-// is not JSON white space.
-func skipJSONSpace(data []byte, i int) int {
-	for i < len(data) {
-		switch data[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
 }
 
 // countsNothing reports a round's usage that the ledger prices at 0
