@@ -60,8 +60,10 @@ func FormatFen(fen int64) string {
 }
 
 // systemSets is said in every tool description: the model must know that
-// it cannot choose the money-relevant parties, so it does not try.
-const systemSets = "The price always comes from the catalog, and the payee and the paying user are set by the system: you cannot set them, and any such argument is ignored."
+// it cannot choose the money-relevant parties, so it does not try. It is
+// short because it goes to the provider three times with every signed-in
+// turn, billed as prompt tokens.
+const systemSets = "Price, payee and paying user are set by the system; you cannot set them."
 
 // PaymentTools renders the payment tool definitions of SPEC 4 as a JSON
 // array of OpenAI "tools" entries (type function), ready for AddTools. The
@@ -149,8 +151,11 @@ func createOrderProps(skus []SKU) []prop {
 		}
 	}
 	return []prop{
+		// The catalog (names, prices, limits) is listed once, in the
+		// tool's description: listed here too it doubled the prompt
+		// tokens of every item on every signed-in turn.
 		{name: "sku", typ: "string", enum: ids, required: true,
-			desc: "The catalog item to buy: " + catalogList(skus) + "."},
+			desc: "The id of the catalog item to buy."},
 		{name: "quantity", typ: "integer", min: 1, max: maxQ,
 			desc: "How many to buy, within the item's limit. Defaults to 1."},
 		{name: "pay_method", typ: "string", enum: []string{"jsapi", "native"},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -514,5 +515,32 @@ func TestReadPaymentChoice(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPaymentToolsSayEachThingOnce: the definitions go to the provider with
+// every signed-in turn and are billed as prompt tokens each time, so what
+// they say is said once. The catalog (an item's name and price) was listed
+// in create_order's description and again in its sku parameter's, doubling
+// its cost with every item a merchant adds; the sentence that the system
+// sets price, payee and user stays in every tool (the model reads each
+// definition on its own) in its shortest form.
+func TestPaymentToolsSayEachThingOnce(t *testing.T) {
+	spec := testSpec
+	for i := range 20 {
+		spec.SKUs = append(spec.SKUs, SKU{ID: "sku-" + strconv.Itoa(i), Name: "Item number " + strconv.Itoa(i), PriceFen: int64(100 + i), MaxQuantity: 3})
+	}
+	tools := string(PaymentTools(spec))
+	for _, s := range spec.SKUs {
+		entry := s.Name + ", " + FormatFen(s.PriceFen)
+		if n := strings.Count(tools, entry); n != 1 {
+			t.Errorf("%q said %d times in the tool definitions; want once", entry, n)
+		}
+	}
+	if n := strings.Count(tools, systemSets); n != 3 {
+		t.Errorf("the system sentence is in %d definitions; want 3", n)
+	}
+	if len(systemSets) > 80 {
+		t.Errorf("the system sentence, said in every tool, is %d bytes: %q", len(systemSets), systemSets)
 	}
 }
