@@ -411,11 +411,28 @@ func sessionKey(client, user, session string) string {
 // that finds it full is dropped from its conversation (counted and logged),
 // not from the LLM spend.
 func (l *Ledger) Turn(_ context.Context, client, user, session string, cost Pico) {
+	l.spend(client, user, session, cost, 1)
+}
+
+// Spent adds the cost of a turn's rounds so far to its conversation, as Turn
+// does, but counts no turn: a turn calls it before it runs a payment call,
+// and Turn with the cost of its later rounds when it ends. The order's
+// payment may come before the turn ends (a quick user, the simulator's
+// pay_after): handed over only at the end, the rounds that made the sale
+// were after the payment in the writer's queue, so the transaction counted
+// without them and the conversation's next paid order got them.
+func (l *Ledger) Spent(_ context.Context, client, user, session string, cost Pico) {
+	l.spend(client, user, session, cost, 0)
+}
+
+// spend adds cost, and turns turns, to this replica's spend and cost to the
+// conversation (Turn, Spent).
+func (l *Ledger) spend(client, user, session string, cost Pico, turns int64) {
 	l.mu.Lock()
 	b := l.hour(l.now())
-	b.turns++
+	b.turns += turns
 	b.cost = addPico(b.cost, cost)
-	l.totals.turns++
+	l.totals.turns += turns
 	l.totals.cost = addPico(l.totals.cost, cost)
 	l.mu.Unlock()
 	if cost == 0 || l.store == nil || session == "" {

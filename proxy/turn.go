@@ -939,6 +939,14 @@ func (t *turn) endRound(round int, resp *failover.Response, id, model string, cr
 func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 	t.uniqueCallIDs(calls, client)
 	t.afterPayment = true
+	if t.s.ledger != nil && t.cost != 0 {
+		// The rounds so far led to these calls: their cost is in the
+		// conversation before a call runs, so that the order's payment,
+		// which may come before this turn ends, takes it
+		// (accounting.Ledger.Spent). The turn's end adds the rest.
+		t.s.ledger.Spent(t.r.Context(), t.caller.Client, t.caller.User, t.caller.Session, t.cost)
+		t.cost = 0
+	}
 	// The audit record of each money action carries what the model saw this
 	// round (messages and sampling parameters) and who answered: not the
 	// parameters its provider's drop_fields removed before the call.
