@@ -401,8 +401,31 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		reqInfo(r).client = c
+		if aerr := twoUsers(r.Header); aerr != nil {
+			writeError(w, aerr)
+			return
+		}
 		h(w, r)
 	}
+}
+
+// twoUsers is the 400 of a request whose X-WeChat-OpenID header is given
+// more than once with different values, else nil: it names no one end
+// user, and every path takes the first. A bot that forwards its client's
+// headers and adds its own (Header.Add, fetch's append) sends the
+// client's first, so the end user chose whom paygate acted for: another
+// user's orders, payment state and refund confirmation. Which the bot
+// meant is not paygate's to guess where money is concerned, as with a
+// body's "user" given twice. The same value repeated names one user.
+func twoUsers(h http.Header) *apiError {
+	v := h[openIDKey]
+	for _, u := range v[min(1, len(v)):] {
+		if u != v[0] {
+			return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_ambiguous",
+				Message: "paygate: the " + headerOpenID + " header is given more than once with different values; send it once, naming the end user"}
+		}
+	}
+	return nil
 }
 
 // authenticate compares the bearer token (bearerToken) with every client
