@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/interceptors"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/store"
@@ -91,6 +92,13 @@ func (s *Server) endUser(w http.ResponseWriter, r *http.Request) (string, *apiEr
 				Message: "paygate: request body over " + strconv.Itoa(maxUserBody) + ` bytes; this endpoint reads only {"user": …}`}
 		}
 		if err == nil && gjson.ValidBytes(b) {
+			// "user" given twice names no one user, and gjson reads the
+			// first: a bot that appends its user to its client's body
+			// sends the client's first. Refused, as a chat body's is
+			// (interceptors.ReadChat).
+			if _, rerr := interceptors.ReadPassthrough(b); interceptors.ParamOf(rerr) == "user" {
+				return "", requestError("paygate: ", rerr)
+			}
 			if u := gjson.GetBytes(b, "user"); u.Type == gjson.String && u.Str != "" {
 				return u.Str, userIDError(u.Str, "")
 			}

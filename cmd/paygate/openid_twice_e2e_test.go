@@ -99,3 +99,62 @@ payments:
 		})
 	}
 }
+
+// TestUserAPIBodyNamingTwoUsers: a refund answer whose body names the end
+// user twice ({"user": …, "user": …}, a bot that appends its user to the
+// body its client sent) is refused with a 400 naming "user", as a chat or
+// passthrough body repeating "user" is, and confirms or cancels nothing.
+// The user API took the first, the client's: an end user who wrote a
+// paying user's OpenID there confirmed the refund proposed to that user.
+func TestUserAPIBodyNamingTwoUsers(t *testing.T) {
+	const victim, other = "oVictim-openid-body-00001", "oOther-openid-body-000002"
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			var orderNo string
+			up := refundProvider(t, &orderNo, "it does not work for me")
+			url, a := serveConfig(t, `
+clients: [{name: bot, key: `+e2eClientKey+`}]
+`+webhookStoreYAML(t, driver)+`
+providers:
+  - {name: fake, base_url: "`+up.URL+`/v1", api_key: sk-upstream-secret}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+payments:
+  catalog:
+    - {sku: premium-monthly, name: "Premium tier, 1 month", price: "49.99", max_quantity: 12}
+`, io.Discard)
+			orderNo = paidByChat(t, url, a, victim)
+			id := chatAs(t, url, victim, "I want a refund").Get(`paygate.actions.#(type=="refund_proposed").refund.refund_id`).Str
+			if id == "" {
+				t.Fatal("no refund proposed to the victim")
+			}
+			for _, answer := range []string{"confirm", "cancel"} {
+				for _, body := range []string{
+					`{"user":"` + victim + `","user":"` + other + `"}`,
+					`{"user":"` + other + `","user":"` + victim + `"}`,
+				} {
+					t.Run(answer, func(t *testing.T) {
+						req, _ := http.NewRequest(http.MethodPost, url+"/v1/paygate/refunds/"+id+"/"+answer, strings.NewReader(body))
+						req.Header.Set("Authorization", "Bearer "+e2eClientKey)
+						resp, err := http.DefaultClient.Do(req)
+						if err != nil {
+							t.Fatal(err)
+						}
+						defer resp.Body.Close()
+						b, _ := io.ReadAll(resp.Body)
+						if resp.StatusCode != http.StatusBadRequest || gjson.GetBytes(b, "error.param").Str != "user" {
+							t.Errorf("%s with %s: %d %s; want 400 naming user", answer, body, resp.StatusCode, b)
+						}
+					})
+				}
+			}
+			if n := a.sim.RefundCount(""); n != 0 {
+				t.Errorf("%d refunds reached WeChat Pay; want none", n)
+			}
+			status, one := httpCall(t, http.MethodGet, url+"/v1/paygate/orders/"+orderNo, "Bearer "+e2eClientKey, victim)
+			if status != http.StatusOK || one.Get("refunds_proposed.0.refund_id").Str != id {
+				t.Errorf("the victim's order: %d %s; want it with refund %s still open", status, one.Raw, id)
+			}
+		})
+	}
+}
