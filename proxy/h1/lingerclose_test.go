@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -87,8 +88,10 @@ func TestEarlyAnswerReachesUploadingClient(t *testing.T) {
 
 // TestLingeringCloseIsBounded: the wait after an early answer holds a
 // connection only while the client may still need it. It ends when the
-// client closes; a client that keeps sending is cut off after the bound
-// (and Shutdown, which waits for it, returns); Close ends it at once. The
+// client closes; a client that keeps sending is cut off after the bound of
+// the whole (drainTime: each wait's, BodyStallTimeout, is not reached), one
+// that goes silent after one wait, and Shutdown, which waits for it, returns;
+// Close ends it at once. The
 // disconnect watcher keeps no registration for it afterwards. The bound is set far from the test's own
 // timeouts, so that each outcome has one cause.
 func TestLingeringCloseIsBounded(t *testing.T) {
@@ -144,7 +147,7 @@ func TestLingeringCloseIsBounded(t *testing.T) {
 
 	t.Run("the client's close ends it", func(t *testing.T) {
 		firstID := lastWatchID()
-		s := &Server{Handler: refuse, maxLinger: hour}
+		s := &Server{Handler: refuse, BodyStallTimeout: hour, maxDrainTime: hour}
 		c := serveOne(t, s)
 		answered(t, c)
 		c.Close()
@@ -154,7 +157,7 @@ func TestLingeringCloseIsBounded(t *testing.T) {
 		}
 	})
 	t.Run("a client that keeps sending is cut off after the bound", func(t *testing.T) {
-		s := &Server{Handler: refuse, maxLinger: 50 * time.Millisecond}
+		s := &Server{Handler: refuse, BodyStallTimeout: hour, maxDrainTime: 50 * time.Millisecond}
 		c := serveOne(t, s)
 		answered(t, c)
 		failed := sending(c)
@@ -165,8 +168,14 @@ func TestLingeringCloseIsBounded(t *testing.T) {
 			t.Fatal("the client still sends after Shutdown returned")
 		}
 	})
+	t.Run("a client that goes silent is cut off after one wait", func(t *testing.T) {
+		s := &Server{Handler: refuse, BodyStallTimeout: 50 * time.Millisecond, maxDrainTime: hour}
+		c := serveOne(t, s)
+		answered(t, c)
+		shutdown(t, s)
+	})
 	t.Run("Close ends it", func(t *testing.T) {
-		s := &Server{Handler: refuse, maxLinger: hour}
+		s := &Server{Handler: refuse, BodyStallTimeout: hour, maxDrainTime: hour}
 		c := serveOne(t, s)
 		answered(t, c)
 		failed := sending(c)
@@ -177,4 +186,46 @@ func TestLingeringCloseIsBounded(t *testing.T) {
 			t.Fatal("the client still sends 10 s after Close")
 		}
 	})
+}
+
+// TestLingeringCloseOutlastsASlowUpload: a client still uploading a body
+// well after its early answer reads that answer, as long as it is still
+// sending: the Node openai SDK, uploading a 40 MB file to a paygate whose
+// server.max_body_bytes is 8 MiB, sent the request's head, then nothing
+// for two seconds while it read the file into its form, then the body.
+// The lingering close was bounded by lingerTime from its start, net/http's
+// 500 ms: the socket was closed under the client, whose next write failed
+// (Node: "write EPIPE", reported as "Connection error." and retried, the
+// whole upload sent again twice), and the bot never saw the 413 that said
+// why. The client here pauses after its head for several times that bound
+// (set short), then sends its body in small writes for as long again.
+func TestLingeringCloseOutlastsASlowUpload(t *testing.T) {
+	const (
+		bound  = 100 * time.Millisecond
+		chunks = 50
+		pace   = 10 * time.Millisecond // between two writes: a client sending steadily
+	)
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":{"message":"too large"}}`, http.StatusRequestEntityTooLarge)
+	}), maxLinger: bound}
+	c := serveOne(t, s)
+	chunk := bytes.Repeat([]byte("A"), 16<<10)
+	if _, err := fmt.Fprintf(c, "POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", chunks*len(chunk)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	time.Sleep(5 * bound) // the client reading its file: its pace, not a synchronisation
+	for i := range chunks {
+		if _, err := c.Write(chunk); err != nil {
+			t.Fatalf("write %d of %d, %v after the head: %v; want the server to read the upload until it ends", i+1, chunks, time.Since(start).Round(time.Millisecond), err)
+		}
+		time.Sleep(pace)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("after the upload: %v; want the 413", err)
+	}
+	if b, err := io.ReadAll(resp.Body); err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("answer %s %q, %v; want the 413", resp.Status, b, err)
+	}
 }

@@ -34,7 +34,9 @@
 //     401 part-way; a head answered with an error) is closed as net/http
 //     closes it (closeWriteAndWait): the answer is flushed, the write side
 //     shut, and what the client still sends is read and dropped until it
-//     closes or lingerTime (net/http's rstAvoidanceDelay, 500 ms) passes.
+//     closes, sends nothing for BodyStallTimeout, or drainTime (10 s)
+//     passes (net/http waits its rstAvoidanceDelay, 500 ms, in all, which a
+//     client uploading a large body outlasts).
 //     Closing a socket with unread bytes in it sends a reset, and a client
 //     that is still writing then reports the reset rather than the answer
 //     (and retries the upload). Where net/http sleeps the 500 ms, this
@@ -132,8 +134,8 @@ type Server struct {
 	// package's standard logger.
 	ErrorLog *log.Logger
 
-	maxLinger    time.Duration // bounds a lingering close and each read of a drain; 0: lingerTime (tests change it)
-	maxDrainTime time.Duration // bounds a drain as a whole; 0: drainTime (tests change it)
+	maxLinger    time.Duration // bounds each wait of a drain; 0: lingerTime (tests change it)
+	maxDrainTime time.Duration // bounds a drain, and a lingering close, as a whole; 0: drainTime (tests change it)
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -212,9 +214,10 @@ func (s *Server) logf(format string, args ...any) {
 // request in flight has been answered, or ctx ends (its error is returned;
 // the connections left are not closed: call Close). A connection that
 // lingers after its answer (see the package doc) is waited for too, as
-// net/http's is: for lingerTime at most. A request whose client went silent
-// mid-body is waited for until the read times out (BodyStallTimeout), and
-// one whose unread body is still coming until it is drained.
+// net/http's is, but while its client is still sending (for drainTime at
+// most). A request whose client went silent mid-body is waited for until
+// the read times out (BodyStallTimeout), and one whose unread body is
+// still coming until it is drained.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeListeners()
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -332,6 +335,7 @@ type conn struct {
 	gone     atomic.Bool                             // the client closed or reset
 	cancel   atomic.Pointer[context.CancelCauseFunc] // the request in flight
 	werr     error                                   // the first write error; the connection is dead
+	bodyWait time.Duration                           // Server.BodyStallTimeout, or its default
 	lastPost bool
 	linger   bool              // the client may still be sending: close reads it first (lingeringClose)
 	rdl      time.Time         // the read deadline in place, as the server set it (setReadDeadline)
@@ -426,6 +430,7 @@ func (c *conn) serve() {
 	if bodyWait <= 0 {
 		bodyWait = headerWait
 	}
+	c.bodyWait = bodyWait
 	c.wstall = s.WriteStallTimeout
 	if c.wstall <= 0 {
 		c.wstall = 60 * time.Second
@@ -650,13 +655,14 @@ func (c *conn) reject(status int, body string) {
 	c.linger = c.bw.Flush() == nil
 }
 
-// lingerTime bounds a lingering close: net/http's rstAvoidanceDelay, "about
-// the latency around the planet". It bounds each wait of the drain of a
-// body the handler left unread (requestBody.discard) too.
+// lingerTime bounds each wait of the drain of a body the handler left
+// unread (requestBody.discard): net/http's rstAvoidanceDelay, "about the
+// latency around the planet", which bounds its lingering close.
 const lingerTime = 500 * time.Millisecond
 
 // drainTime bounds the drain of a body the handler left unread
-// (requestBody.discard) as a whole, as lingerTime bounds each of its waits:
+// (requestBody.discard) as a whole, as lingerTime bounds each of its waits,
+// and a lingering close as a whole too:
 // a client that sent a byte just within each wait was drained for as long
 // as it kept on (maxDrain bytes a byte each 490 ms: 35 hours), and the
 // drain runs after a refusal, for a client with no key. Sent at any
@@ -682,22 +688,45 @@ func (s *Server) lingerBound() time.Duration {
 // lingeringClose prepares to close a connection whose client may still be
 // sending, as net/http's closeWriteAndWait does: it flushes the answer,
 // shuts the write side (the client reads the answer, then EOF) and reads
-// and drops what comes until the client closes, lingerTime passes or Close
-// closes the connection. Closed with those bytes unread, the socket would
-// send a reset, and many TCP stacks drop what the client had received but
-// not yet read when one arrives, the answer with it; a client still
-// writing gets ECONNRESET from its write instead of the answer. A deadline
-// bounds the wait, so a client that keeps sending cannot hold the
+// and drops what comes until the client closes, sends nothing for
+// BodyStallTimeout, drainTime passes or Close closes the connection.
+// Closed with those bytes unread, the socket would send a reset, and many
+// TCP stacks drop what the client had received but not yet read when one
+// arrives, the answer with it; a client still writing gets ECONNRESET or
+// EPIPE from its write instead of the answer. net/http waits lingerTime in
+// all, which an upload refused early (a bot's 40 MB file refused with 413
+// as soon as its head came) outlasts: the Node openai SDK sent the head,
+// then nothing for two seconds while it read the file into its form, then
+// the body, and closed under, it reported "Connection error." and sent the
+// whole upload again. So each wait gets as long as any wait of a body
+// (BodyStallTimeout: a client silent that long is not sending), and the
+// whole drainTime, so that a client that keeps sending cannot hold the
 // connection (or Shutdown) longer.
 func (c *conn) lingeringClose() {
 	cw, ok := c.nc.(interface{ CloseWrite() error })
 	if !ok || c.werr != nil || c.bw.Flush() != nil || cw.CloseWrite() != nil {
 		return
 	}
-	if c.nc.SetReadDeadline(time.Now().Add(c.s.lingerBound())) != nil {
-		return
+	io.Copy(io.Discard, &lingerReader{nc: c.nc, wait: c.bodyWait, end: time.Now().Add(c.s.drainBound())})
+}
+
+// lingerReader reads a lingering connection, each read bounded by wait and
+// all of them by end.
+type lingerReader struct {
+	nc   net.Conn
+	wait time.Duration
+	end  time.Time
+}
+
+func (r *lingerReader) Read(p []byte) (int, error) {
+	d := time.Now().Add(r.wait)
+	if d.After(r.end) {
+		d = r.end
 	}
-	io.Copy(io.Discard, c.nc)
+	if err := r.nc.SetReadDeadline(d); err != nil {
+		return 0, err
+	}
+	return r.nc.Read(p)
 }
 
 // lingerFor reports false, for serveRequest to return when it closes the

@@ -121,6 +121,20 @@ async function main(mode = process.argv[2]) {
     const { data: r, response } = await client.chat.completions.create({ model: process.env.PAYGATE_MODEL, messages }, { headers }).withResponse();
     return { headers: Object.fromEntries(response.headers), content: r.choices[0].message.content, paygate: r.paygate ?? null };
   }
+  if (mode === "files-create") {
+    // A file upload (multipart) named after the end user, as a bot may name
+    // it; PAYGATE_FILE_BYTES: the file's size (3 bytes unless set). An error
+    // is the output, with its status and, for a lost connection, its cause.
+    const name = (process.env.PAYGATE_OPENID ?? "orders") + ".jsonl";
+    const size = Number(process.env.PAYGATE_FILE_BYTES ?? 0);
+    const content = size > 0 ? new Uint8Array(size).fill(0x61) : "{}\n";
+    try {
+      const f = await client.files.create({ file: new File([content], name), purpose: "batch" }, { headers });
+      return { id: f.id, filename: f.filename };
+    } catch (err) {
+      return { error: String(err), status: err.status ?? null, code: err.code ?? null, cause: err.cause ? String(err.cause.cause ?? err.cause) : null };
+    }
+  }
   throw new Error("unknown mode " + mode);
 }
 
