@@ -306,7 +306,7 @@ type Timeouts struct {
 	Idle Duration `yaml:"idle"`
 	// Total bounds the whole attempt, a non-streamed answer's wait for its
 	// headers included; an answer piped on a forwarded path (a file's
-	// content, speech) only until its head. Default 300s.
+	// content, speech) only until its head and first bytes. Default 300s.
 	Total Duration `yaml:"total"`
 }
 

@@ -243,6 +243,10 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
 					err: fmt.Errorf("%d answer is an HTML page (content type %q), which no API answers", resp.StatusCode, ct)}
 			}
+			if f := a.holdFirstBytes(req, resp); f != nil {
+				a.release()
+				return nil, f
+			}
 			return r.pipe(a, false)
 		}
 		limit := r.opts.MaxResponseBytes

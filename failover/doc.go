@@ -65,10 +65,10 @@
 //
 // A 2xx answer on any other path (a passthrough) that is not JSON (a
 // file's content, speech, JSON Lines, an event stream) is the round's
-// answer from its head on, like a stream from its first token: Open
-// returns it Piped, and Response.Read delivers the body as it arrives,
-// without a size cap; a body cut after the head is the caller's to end,
-// not another attempt. A JSON answer (application/json, +json: embeddings,
+// answer from its first bytes on (an event stream's first event), like a
+// stream from its first token: Open returns it Piped, and Response.Read
+// delivers the body as it arrives, without a size cap; a body cut after
+// them is the caller's to end, not another attempt. A JSON answer (application/json, +json: embeddings,
 // a file's or a batch's object) is read whole, up to
 // Options.MaxJSONResponseBytes, as a chat completion is: an error envelope
 // (not a resource whose "error" member says why it failed), an empty body

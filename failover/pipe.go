@@ -14,8 +14,9 @@ import (
 )
 
 // pipe makes the answer of a 2xx head on a passthrough path (anything but
-// chat completions) that is not JSON: the Response is returned at its head
-// and Read delivers the body as the provider sends it, so that a file's
+// chat completions) that is not JSON: the Response is returned once its
+// first bytes came (holdFirstBytes; an event stream's first event,
+// pipeEvents) and Read delivers the body as the provider sends it, so that a file's
 // content or a speech is neither held in memory nor capped in size. From
 // here on the round has its answer: a body cut short is the caller's to
 // report (Read), never another attempt, as for a stream after its first
@@ -175,10 +176,12 @@ func (h *holdReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// heldBody is a held stream's body (pipeEvents): the bytes read to find
-// its first event, then the rest of the stream.
+// heldBody is a held answer's body: the bytes read to find a stream's
+// first event (pipeEvents), or an answer's first bytes (holdFirstBytes),
+// then the rest of it.
 type heldBody struct {
 	held []byte
+	err  error     // what the read of held ended with (its body's end, or a cut), returned after it
 	r    io.Reader // the stream after held: the connection's body, or its decoder
 	c    io.Closer // the connection's body
 }
@@ -189,8 +192,46 @@ func (b *heldBody) Read(p []byte) (int, error) {
 		b.held = b.held[n:]
 		return n, nil
 	}
+	if b.err != nil {
+		return 0, b.err
+	}
 	return b.r.Read(p)
 }
+
+// holdFirstBytes reads the first bytes of a piped answer that is no event
+// stream (speech's audio, a file's content) before the caller gets its
+// head, as pipeEvents reads a stream's first event: a provider that sends
+// the head and loses the connection (or falls silent past the idle
+// timeout) before the first byte of its body has sent the caller nothing,
+// and the attempt fails as one cut before its head, so that the round
+// moves on as its rules say (the next target for speech or a download;
+// for a call sent at most once, the end of the round). Returned at its
+// head, such an answer reached the bot as a head and then an aborted
+// connection: a bare EOF to go-openai, a lost connection the Node SDK
+// retried on the same provider, and the next target never asked. A body
+// declared empty, and a bodiless answer (a HEAD's, a 204's or 205's), is
+// not read. The bytes read are the caller's first (heldBody), with how
+// their read ended.
+func (a *Response) holdFirstBytes(req *Request, resp *http.Response) *failure {
+	if req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
+		resp.StatusCode == http.StatusResetContent || resp.ContentLength == 0 {
+		return nil
+	}
+	buf := make([]byte, firstBytes)
+	var n int
+	var err error
+	for n == 0 && err == nil {
+		n, err = resp.Body.Read(buf)
+	}
+	if n == 0 && !errors.Is(err, io.EOF) {
+		return a.failFromErr(err, true)
+	}
+	a.body = &heldBody{held: buf[:n], err: err, r: resp.Body, c: resp.Body}
+	return nil
+}
+
+// firstBytes is how much of a piped answer holdFirstBytes reads at most.
+const firstBytes = 512
 
 func (b *heldBody) Close() error { return b.c.Close() }
 
