@@ -632,3 +632,32 @@ func TestForwardedStreamErrorEventsMasked(t *testing.T) {
 		t.Error("the log holds the provider key")
 	}
 }
+
+// TestForwardedStreamNotCached: a forwarded event stream (a streamed
+// Responses call, a legacy completion, a transcription) says
+// Cache-Control: no-cache, as a chat stream does and as the provider's
+// did: the provider's header is not passed on (SPEC 5), and paygate set
+// none of its own, so a cache or buffering proxy between the bot and
+// paygate was free to hold or store the stream. Other piped answers (a
+// file's content) get no Cache-Control of paygate's.
+func TestForwardedStreamNotCached(t *testing.T) {
+	fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache, must-revalidate")
+		if strings.HasSuffix(r.URL.Path, "/content") {
+			w.Header().Set("Content-Type", "application/octet-stream")
+			_, _ = io.WriteString(w, "bytes")
+			return
+		}
+		sseHandler("event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0}\n\n",
+			"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{},\"sequence_number\":1}\n\n")(w, r)
+	})
+	url, _ := newTestProxy(t, testConfig(t, fp.URL, nil))
+	resp := post(t, url, "/v1/responses", `{"model":"gpt-test","input":"hi","stream":true}`, nil)
+	if b := readAll(t, resp.Body); resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Errorf("stream: %d, Cache-Control %q: %q; want 200 with no-cache", resp.StatusCode, resp.Header.Get("Cache-Control"), b)
+	}
+	resp = send(t, http.MethodGet, url, "/v1/files/file-1/content", "", nil)
+	if b := readAll(t, resp.Body); resp.StatusCode != 200 || b != "bytes" || resp.Header["Cache-Control"] != nil {
+		t.Errorf("file content: %d %q, Cache-Control %q; want the bytes with none", resp.StatusCode, b, resp.Header["Cache-Control"])
+	}
+}
