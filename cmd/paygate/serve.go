@@ -703,13 +703,21 @@ func (a *app) adminHandler() http.Handler {
 // the metrics), Cache-Control: no-store, so that no browser or proxy keeps
 // a copy of orders, OpenIDs or the audit, and X-Content-Type-Options:
 // nosniff, so that no browser reads one as anything but its Content-Type.
-// A handler may set its own Cache-Control over it: the console's static
-// page and assets, which hold no data, are revalidated (no-cache).
+// Every answer also carries console.DataPolicy as its
+// Content-Security-Policy, X-Frame-Options: DENY and Referrer-Policy:
+// no-referrer, so that none runs a script, loads anything or is framed by
+// another site (clickjacking) when a browser opens it. A handler may set
+// its own Cache-Control and Content-Security-Policy over them: the
+// console's static page and assets, which hold no data, are revalidated
+// (no-cache), and its page runs its own scripts.
 func adminHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
 		hd.Set("Cache-Control", "no-store")
 		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Content-Security-Policy", console.DataPolicy)
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
 		h.ServeHTTP(w, r)
 	})
 }

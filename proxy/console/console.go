@@ -21,6 +21,16 @@ const AssetPrefix = "/console/"
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
+// DataPolicy is the Content-Security-Policy of every answer of the admin
+// listener other than the console's page and assets: the admin API's JSON
+// (orders, OpenIDs, the audit's conversation texts, errors that echo a
+// path), the metrics, the profiler's HTML index. None of them is a page
+// that should run or load anything, or be framed: opened in a browser tab,
+// or put in a frame by another site, it runs nothing and shows nothing
+// but itself. The admin listener sets it (with X-Frame-Options and
+// Referrer-Policy) on every answer; Handler replaces it with csp.
+const DataPolicy = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; sandbox"
+
 // setSecurityHeaders puts the headers every console response carries.
 func setSecurityHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", csp)
