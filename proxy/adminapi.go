@@ -105,6 +105,9 @@ func adminProvider(st failover.ProviderStatus) map[string]any {
 // breaker state and cool-down: {"providers": […]}.
 func (s *Server) handleAdminProviders(pa ProviderAdmin) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if !AdminQuery(w, r) { // a ?name= filters nothing
+			return
+		}
 		out := []map[string]any{}
 		for _, st := range pa.Status() {
 			out = append(out, adminProvider(st))
@@ -121,6 +124,9 @@ func (s *Server) handleAdminProviders(pa ProviderAdmin) http.HandlerFunc {
 // still refused behind the load balancer.
 func (s *Server) handleAdminProviderReset(pa ProviderAdmin) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if !AdminQuery(w, r) { // a ?dry_run=1 resets nothing, for real or not
+			return
+		}
 		name := r.PathValue("name")
 		err := pa.ResetProvider(name)
 		// At warn, as the breaker's transitions: the cool-down it ends was
@@ -307,7 +313,7 @@ func (s *Server) handleAdminOrders(w http.ResponseWriter, r *http.Request) {
 // and paged, so without it an operator holding the number a customer quotes
 // had to page back through every newer order to find an old one.
 func (s *Server) handleAdminOrder(w http.ResponseWriter, r *http.Request) {
-	if !adminQuery(w, r) {
+	if !AdminQuery(w, r) {
 		return
 	}
 	o, err := s.adminPay.OrderByNumber(r.Context(), r.PathValue("order_no"))
@@ -343,10 +349,13 @@ func parseOrderCursor(s string) (time.Time, string, error) {
 	return t, no, nil
 }
 
-// adminQuery refuses (400, false) a query parameter other than takes, or
+// AdminQuery refuses (400, false) a query parameter other than takes, or
 // one given twice, so that an admin list never answers as if a misspelt or
-// doubled parameter were absent.
-func adminQuery(w http.ResponseWriter, r *http.Request, takes ...string) bool {
+// doubled parameter were absent, nor a route that changes something does it
+// for real when asked with one it does not have (?dry_run=1). Every admin
+// route reads its query through it, whoever mounts it (the simulator's
+// steps are mounted by the binary).
+func AdminQuery(w http.ResponseWriter, r *http.Request, takes ...string) bool {
 	for k, vs := range r.URL.Query() {
 		switch {
 		case !slices.Contains(takes, k):
@@ -371,7 +380,7 @@ func adminQuery(w http.ResponseWriter, r *http.Request, takes ...string) bool {
 // the first of two statuses, answered as if filtered, and an operator read
 // "nothing needs review" off every order there is.
 func adminPage(w http.ResponseWriter, r *http.Request, filters ...string) (payments.Page, bool) {
-	if !adminQuery(w, r, append([]string{"limit", "before"}, filters...)...) {
+	if !AdminQuery(w, r, append([]string{"limit", "before"}, filters...)...) {
 		return payments.Page{}, false
 	}
 	limit, ok := adminLimit(r)
@@ -502,7 +511,7 @@ type resolution struct {
 // it now is; 409 with the order as it stands when it is not in review (a
 // retry of a resolution made) or cannot be settled so.
 func (s *Server) handleAdminResolve(w http.ResponseWriter, r *http.Request) {
-	if !adminQuery(w, r) { // see handleAdminDecision
+	if !AdminQuery(w, r) { // see handleAdminDecision
 		return
 	}
 	no := r.PathValue("order_no")
@@ -548,7 +557,7 @@ func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
 		// operator and reason given as ?operator=&reason= were ignored, and
 		// the order decided for good, audited with neither (and a
 		// ?dry_run=1 decided it for real).
-		if !adminQuery(w, r) {
+		if !AdminQuery(w, r) {
 			return
 		}
 		no := r.PathValue("order_no")

@@ -16,7 +16,8 @@ import (
 // AdminAuth (SPEC 2.5, 7):
 //
 //	GET    /admin/api/audit/head          the chain head {seq, hash, head: "SEQ:HASH"},
-//	                                      the outside record `paygate audit verify --head` takes
+//	                                      the outside record `paygate audit verify --head` takes;
+//	                                      a query parameter is a 400
 //	GET    /admin/api/audit?from=&limit=&text=1
 //	                                      records in order, bodies as hashed; without from, the
 //	                                      latest page; text=1 adds the kept conversation texts
@@ -48,6 +49,9 @@ type adminAudit struct {
 }
 
 func (a *adminAudit) head(w http.ResponseWriter, r *http.Request) {
+	if !AdminQuery(w, r) {
+		return
+	}
 	h, err := a.st.AuditHead(r.Context())
 	if err != nil {
 		a.failed(w, r, err)
@@ -60,7 +64,7 @@ func (a *adminAudit) list(w http.ResponseWriter, r *http.Request) {
 	// A misspelt or doubled parameter is refused, as by the other admin
 	// lists: ?text=yes answered without the texts, and the orders' ?before=
 	// cursor the latest page again, each as if asked for.
-	if !adminQuery(w, r, "limit", "from", "text") {
+	if !AdminQuery(w, r, "limit", "from", "text") {
 		return
 	}
 	limit, ok := adminLimit(r)
@@ -175,7 +179,7 @@ func (a *adminAudit) eraseClients(r *http.Request) ([]string, string) {
 func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 	// ?client=a&client=b erased under a alone, answered 200 as if asked;
 	// a parameter it does not take (a dry run it has not) erased as well.
-	if !adminQuery(w, r, "client") {
+	if !AdminQuery(w, r, "client") {
 		return
 	}
 	user := r.PathValue("user")

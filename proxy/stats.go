@@ -14,7 +14,7 @@ func (s *Server) MountStats(mux *http.ServeMux) {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "accounting is off"})
 			return
 		}
-		if !adminQuery(w, r) {
+		if !AdminQuery(w, r) {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.ledger.Stats())

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/proxy"
 )
 
 // simPayHandler is POST /admin/api/simulator/orders/{order_no}/pay, served
@@ -33,11 +34,16 @@ func (a *app) simRefundHandler() http.Handler {
 }
 
 // simAction serves one simulator step on the number (of a noun) in path
-// parameter param: 404 when the simulator does not know it (unknown, with why), 409
+// parameter param: 400 for a query parameter (it takes none), 404 when the simulator does not know it (unknown, with why), 409
 // when it is not in the state the step needs (conflict), else what the
 // notification the step sent did.
 func simAction(param, noun string, do func(context.Context, string) (*wxsim.Delivery, error), unknown, conflict error, why string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A step takes no query parameter: a ?dry_run=1 paid the order
+		// for real, and the merchant was told order.paid.
+		if !proxy.AdminQuery(w, r) {
+			return
+		}
 		no := r.PathValue(param)
 		d, err := do(r.Context(), no)
 		switch {
