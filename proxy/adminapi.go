@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/store"
 )
@@ -456,7 +458,8 @@ func readDecision(w http.ResponseWriter, r *http.Request) (decision, error) {
 
 // readAdminBody reads an admin mutation's optional JSON body into v (left
 // as it is when the body is empty or only white space): one object with no
-// member v does not name (shape describes it in the error).
+// member v does not name, and each it names once and spelled exactly
+// (exactMembers; shape describes it in the error).
 func readAdminBody(w http.ResponseWriter, r *http.Request, v any, shape string) error {
 	b, err := readLimited(w, r, maxDecisionBody)
 	if err != nil {
@@ -476,10 +479,59 @@ func readAdminBody(w http.ResponseWriter, r *http.Request, v any, shape string) 
 			err = errors.New("data after the object")
 		}
 	}
+	if err == nil {
+		err = exactMembers(string(b), v)
+	}
 	if err != nil {
 		return fmt.Errorf("the body must be a JSON object %s: %w", shape, err)
 	}
 	return nil
+}
+
+// exactMembers refuses a member of the JSON object s (valid JSON, decoded
+// into v) that is not spelled exactly as one of v's json names, or that
+// comes twice. encoding/json matches a name in any case (and "ſ" as "s")
+// and keeps the last of a member named twice, where another reader of the
+// same request (a proxy's log, a first-wins parser, the operator reading
+// their own script) sees another value: the audit chain would keep for
+// good a reason or an outcome nobody else read.
+func exactMembers(s string, v any) error {
+	names := jsonNames(reflect.TypeOf(v).Elem())
+	seen := make(map[string]bool, len(names))
+	for i := jsonscan.SkipSpace(s, 0) + 1; ; {
+		m, ok := jsonscan.NextMember(s, i, true)
+		if !ok {
+			return nil
+		}
+		k := jsonscan.KeyName(m.Key)
+		switch {
+		case !slices.Contains(names, k):
+			return fmt.Errorf("unknown member %s (the names are exact: %s)", strconv.Quote(k), strings.Join(names, ", "))
+		case seen[k]:
+			return fmt.Errorf("%s is given more than once", strconv.Quote(k))
+		}
+		seen[k] = true
+		i = m.End
+	}
+}
+
+// jsonNames lists the json names of struct type t's fields, those of its
+// embedded structs included.
+func jsonNames(t reflect.Type) []string {
+	var out []string
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-":
+		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+			out = append(out, jsonNames(f.Type)...)
+		case name != "":
+			out = append(out, name)
+		case f.IsExported():
+			out = append(out, f.Name)
+		}
+	}
+	return out
 }
 
 // check refuses an operator's name or reason out of bounds.

@@ -80,3 +80,62 @@ func TestAdminDecisionRefusesAQuery(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminDecisionRefusesAnAmbiguousBody: a decision's body names each
+// member once and exactly. encoding/json took the last of a member named
+// twice and matched a name in any case (and "ſ" for "s"), so
+// {"reason": "fraud", "reason": "known buyer"} was audited, for good,
+// with the reason another reader of the same request (a proxy's log, a
+// script's own record, JSON.parse's first-wins tools) does not see, and
+// {"status": "closed", "Status": "paid"} resolved an order in review as
+// paid. Each is a 400 that decides nothing, as a member of another name
+// is; the same body with each member once, exactly named, decides.
+func TestAdminDecisionRefusesAnAmbiguousBody(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = auditAdminToken })
+	log := slog.New(slog.DiscardHandler)
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	pay := decidingAdmin{actors: make(chan *payments.Actor, 1)}
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, AdminPayments: pay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	s.MountAdminAPI(mux)
+	post := func(path, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+auditAdminToken)
+		req.Header.Set("X-Paygate-CSRF", "1")
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return rec
+	}
+	for _, tc := range []struct{ path, ambiguous, plain string }{
+		{"/admin/api/approvals/PG1/reject", `{"reason": "fraud", "reason": "known buyer"}`, `{"reason": "known buyer"}`},
+		{"/admin/api/approvals/PG1/reject", `{"operator": "alice", "Reason": "known buyer"}`, `{"operator": "alice", "reason": "known buyer"}`},
+		{"/admin/api/approvals/PG1/approve", `{"OPERATOR": "alice"}`, `{"operator": "alice"}`},
+		{"/admin/api/approvals/PG1/approve", `{"rea\u017fon": "known buyer"}`, `{"reason": "known buyer"}`},
+		{"/admin/api/approvals/PG1/approve", `{"operator": "bob", "operat\u006fr": "alice"}`, `{"operator": "alice"}`},
+		{"/admin/api/orders/PG1/resolve", `{"status": "closed", "Status": "paid", "reason": "known buyer"}`, `{"status": "paid", "reason": "known buyer"}`},
+		{"/admin/api/orders/PG1/resolve", `{"status": "paid", "reason": "", "reason": "known buyer"}`, `{"status": "paid", "reason": "known buyer"}`},
+	} {
+		t.Run(tc.ambiguous, func(t *testing.T) {
+			rec := post(tc.path, tc.ambiguous)
+			if rec.Code != http.StatusBadRequest || gjson.Get(rec.Body.String(), "error").String() == "" {
+				t.Errorf("%d %s; want a 400 with an error", rec.Code, rec.Body)
+			}
+			select {
+			case a := <-pay.actors:
+				t.Errorf("decided, audited with operator %q and reason %q", a.Operator, a.Reason)
+			default:
+			}
+			if rec := post(tc.path, tc.plain); rec.Code != http.StatusOK {
+				t.Fatalf("%s: %d %s; want 200", tc.plain, rec.Code, rec.Body)
+			}
+			<-pay.actors
+		})
+	}
+}
