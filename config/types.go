@@ -112,7 +112,9 @@ type Admin struct {
 	// At least 16 characters when server.admin_listen takes connections from
 	// other machines, or server.admin_hosts names a host others reach it by
 	// through a proxy: nothing slows a guesser down. Not a client's key nor
-	// a provider's (that bot or provider could approve orders).
+	// a provider's (that bot or provider could approve orders). It may hold
+	// characters outside ASCII: it is sent, by the console as by curl, as
+	// its UTF-8 bytes.
 	Token     string `yaml:"token" secret:"true"`
 	TokenFile string `yaml:"token_file"`
 }

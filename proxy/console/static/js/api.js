@@ -22,6 +22,16 @@ export const session = {
 let unauthorized = () => {};
 
 /**
+ * headerBytes is s's UTF-8 bytes, one character each, as a header value.
+ * fetch sends each character of a header as one byte and refuses any above
+ * U+00FF, while paygate compares the token's UTF-8 (as curl sends it): a
+ * token with an "ü" was refused, one with Cyrillic or Chinese never sent.
+ */
+function headerBytes(s) {
+  return String.fromCharCode(...new TextEncoder().encode(s));
+}
+
+/**
  * f runs, with the error, when the stored token is refused (rotated, or never
  * valid) or the admin API is off (paygate restarted without a token).
  */
@@ -33,7 +43,7 @@ export function onUnauthorized(f) { unauthorized = f; }
  * sent as JSON.
  */
 export async function api(path, { method = 'GET', token = session.token(), body } = {}) {
-  const headers = { Accept: 'application/json', Authorization: 'Bearer ' + token };
+  const headers = { Accept: 'application/json', Authorization: 'Bearer ' + headerBytes(token) };
   if (method !== 'GET' && method !== 'HEAD') headers['X-Paygate-CSRF'] = '1';
   const init = { method, headers, credentials: 'omit', cache: 'no-store', redirect: 'error' };
   if (body !== undefined) {
