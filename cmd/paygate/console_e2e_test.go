@@ -62,13 +62,20 @@ const consoleReviewUser = "oUser-console-review"
 // the relay's outcomes.
 func consoleApp(t *testing.T) (string, string, *app, <-chan webhook.Result) {
 	t.Helper()
-	up := newScriptedProvider(t, consoleScript)
-	merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return consoleAppWith(t, consoleScript, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		if strings.Contains(string(b), consoleReviewUser) {
 			http.Error(w, "merchant backend down", http.StatusServiceUnavailable)
 		}
-	}))
+	})
+}
+
+// consoleAppWith is consoleApp with the provider's script and the
+// merchant's webhook endpoint given.
+func consoleAppWith(t *testing.T, script func(body string) scriptRound, endpoint http.HandlerFunc) (string, string, *app, <-chan webhook.Result) {
+	t.Helper()
+	up := newScriptedProvider(t, script)
+	merchant := httptest.NewServer(endpoint)
 	t.Cleanup(merchant.Close)
 	outcomes := make(chan webhook.Result, 100)
 	srv := h1test.NewUnstartedServer()
