@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -64,5 +65,32 @@ func TestAdminRoutesRefuseAQueryTheyDoNotTake(t *testing.T) {
 	}
 	if o, err := a.store.GetOrder(ctx, no); err != nil || o.Status != store.StatusPaid {
 		t.Fatalf("order %s: %+v %v; want it paid by the last step", no, o, err)
+	}
+}
+
+// TestAdminWebhooksOffRefusesAQuery: GET /admin/api/webhooks takes no
+// query parameter, and one is a 400 naming it (README), webhooks on or
+// off. Off (no webhooks.url), it answered {"enabled":false} to any, so a
+// script asking ?order_no=PG… was told nothing about the parameter.
+func TestAdminWebhooksOffRefusesAQuery(t *testing.T) {
+	adminURL, a, _ := adminHostsApp(t)
+	if a.webhooks != nil {
+		t.Fatal("the app has merchant webhooks")
+	}
+	get := func(path string) (int, gjson.Result) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, adminURL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		resp, b := doRead(t, req)
+		return resp.StatusCode, gjson.ParseBytes(b)
+	}
+	if status, body := get("/admin/api/webhooks?order_no=PG1"); status != http.StatusBadRequest || !strings.Contains(body.Get("error").Str, "order_no") {
+		t.Errorf("?order_no=PG1: %d %s; want a 400 naming it", status, body.Raw)
+	}
+	if status, body := get("/admin/api/webhooks"); status != http.StatusOK || body.Get("enabled").Raw != "false" {
+		t.Errorf("without a query: %d %s; want 200 {\"enabled\":false}", status, body.Raw)
 	}
 }

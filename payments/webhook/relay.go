@@ -937,8 +937,7 @@ func (r *Relay) refresh(ctx context.Context) {
 // got every order's heads and dead letters answered as if filtered by it.
 func (r *Relay) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		for k := range req.URL.Query() {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unknown query parameter " + strconv.Quote(k) + "; " + req.URL.Path + " takes none"})
+		if refuseQuery(w, req) {
 			return
 		}
 		st, err := r.Stats(req.Context())
@@ -960,9 +959,24 @@ func (r *Relay) Handler() http.Handler {
 	})
 }
 
+// refuseQuery answers a 400 naming the request's query parameter, if it
+// has one, and reports whether it did: GET /admin/api/webhooks takes none,
+// whether webhooks are on or off, so that no filter is answered as if
+// applied.
+func refuseQuery(w http.ResponseWriter, req *http.Request) bool {
+	for k := range req.URL.Query() {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unknown query parameter " + strconv.Quote(k) + "; " + req.URL.Path + " takes none"})
+		return true
+	}
+	return false
+}
+
 // DisabledHandler answers GET /admin/api/webhooks when webhooks.url is empty.
 func DisabledHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if refuseQuery(w, req) {
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"enabled":false}`+"\n")
 	})
