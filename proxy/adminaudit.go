@@ -28,7 +28,8 @@ import (
 //	DELETE /admin/api/audit/texts/{user}?client=NAME
 //	                                      erase one user's conversation texts (the chain keeps
 //	                                      their hashes and still verifies); see eraseClients;
-//	                                      another parameter, or client given twice, is a 400
+//	                                      another parameter, or client given twice, or a user
+//	                                      longer than any end user's id (maxUserID), is a 400
 //
 // erase erases (client, user)'s texts and records the erasure in the chain
 // (audit.Worker.Erase), so the chain tells an erased text from a deleted
@@ -185,6 +186,13 @@ func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 	user := r.PathValue("user")
 	if user == "" {
 		adminError(w, http.StatusBadRequest, "name the user")
+		return
+	}
+	if len(user) > maxUserID {
+		// No user has such an id (the bots' API refuses it), so there is
+		// nothing to erase, and no mark to write: on the embedded store
+		// one past its 32 KiB key failed as an internal error.
+		adminError(w, http.StatusBadRequest, "the user is "+strconv.Itoa(len(user))+" bytes; no end user's id is longer than "+strconv.Itoa(maxUserID))
 		return
 	}
 	clients, msg := a.eraseClients(r)
