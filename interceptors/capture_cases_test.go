@@ -812,3 +812,42 @@ func TestCaptureSentRefusalAndOpaque(t *testing.T) {
 		})
 	}
 }
+
+// TestCaptureLaterRoundRemovesAdjacentMembers: in a later round the
+// capture removes a delta's repeated role (the turn's went out) and the
+// tool_calls of a held payment call; side by side at the delta's end each
+// took the comma between them, and the second removal was dropped as an
+// overlapping edit: the payment call, or a second role, reached the bot
+// beside the delta's text. Gemini sends its text, role and calls in one
+// delta in that order.
+func TestCaptureLaterRoundRemovesAdjacentMembers(t *testing.T) {
+	const head = `{"id":"r","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":`
+	const tail = `,"finish_reason":null}]}`
+	const pay = `"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"x\"}"}}]`
+	const round0 = head + `{"role":"assistant","content":"Sure."}` + tail
+	const want = `{"id":"turn-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Ordering."}` + tail
+	tests := []struct{ name, delta string }{
+		{"text, role, call", `{"content":"Ordering.","role":"assistant",` + pay + `}`},
+		{"text, call, role", `{"content":"Ordering.",` + pay + `,"role":"assistant"}`},
+		{"with white space", `{ "content":"Ordering." , "role":"assistant" ,` + pay + ` }`},
+		{"role and call first", `{"role":"assistant",` + pay + `,"content":"Ordering."}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			outs, results := runTurn(t, "", 1, []string{round0}, []string{head + tc.delta + tail})
+			if len(outs[1]) != 1 {
+				t.Fatalf("round 1 returned %q; want one chunk", outs[1])
+			}
+			got := outs[1][0]
+			if strings.Contains(got, "create_order") || strings.Contains(got, "role") {
+				t.Errorf("round 1 returned %s: the payment call or a second role reached the bot", got)
+			}
+			if compact := strings.NewReplacer(" ", "").Replace(got); compact != want {
+				t.Errorf("round 1 returned %s; want %s", got, want)
+			}
+			if p := results[1].PaymentCalls; len(p) != 1 || p[0].Name != "create_order" || p[0].Arguments != `{"sku":"x"}` {
+				t.Errorf("round 1's payment calls %+v; want create_order held", p)
+			}
+		})
+	}
+}

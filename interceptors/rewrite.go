@@ -656,9 +656,22 @@ func idMember(idq []byte) []byte {
 }
 
 // deleteMember records the removal of an object member (key at keyAt, value
-// ending at end) with one adjacent comma.
+// ending at end) with one adjacent comma. Two members removed side by side
+// at the end of an object (a later round's repeated role and a held payment
+// call's tool_calls, in a delta that also has text) would each take the
+// comma between them, and apply drops an edit that overlaps another: the
+// payment call, or a second role, went out. The removal before this one
+// that took that comma is widened to a run from the comma before it, its
+// own included, to this member's end.
 func (c *Capture) deleteMember(data []byte, keyAt, end int) {
 	i, j := memberSpan(data, keyAt, end)
+	for k := 0; k < len(c.edits); k++ {
+		if e := c.edits[k]; e.rs == e.re && e.start < i && i < e.end {
+			i = spanStart(data, e.start)
+			c.edits = slices.Delete(c.edits, k, k+1)
+			k = -1 // the widened run may meet a removal before it
+		}
+	}
 	c.edits = append(c.edits, edit{i, j, 0, 0})
 }
 
@@ -677,6 +690,14 @@ func memberSpan(data []byte, keyAt, end int) (int, int) {
 		}
 		return keyAt, j
 	}
+	return spanStart(data, keyAt), end
+}
+
+// spanStart is where removing the member whose key is at keyAt, with the
+// comma before it, starts: before that comma and the white space around
+// it, or before the white space in front of the key when it is the
+// object's first member.
+func spanStart(data []byte, keyAt int) int {
 	i := keyAt
 	for i > 0 && jsonscan.IsSpace(data[i-1]) {
 		i--
@@ -687,7 +708,7 @@ func memberSpan(data []byte, keyAt, end int) (int, int) {
 			i--
 		}
 	}
-	return i, end
+	return i
 }
 
 // apply builds the returned chunk from data and the recorded edits.
