@@ -231,6 +231,12 @@ type Capture struct {
 	prefixID      [2]int
 	prefixCreated [2]int
 	slowSeen      int // chunks of this round that took the slow path
+	// calls is the envelope of the round's tool-call argument deltas, for
+	// the call path (callPath).
+	calls callEnvelope
+	// slowCalls: every tool-call delta takes the slow path, for tests that
+	// hold the call path to it.
+	slowCalls bool
 
 	// Per chunk scratch, reused.
 	out     []byte
@@ -351,6 +357,7 @@ func (c *Capture) StartRound(round int, turnID string, created int64) {
 	c.prefix = c.prefix[:0]
 	c.tail.learn("")
 	c.slowSeen = 0
+	c.calls.prefix, c.calls.learnt = c.calls.prefix[:0], 0
 }
 
 // ContinueCalls registers, right after StartRound, the client's calls that
@@ -407,7 +414,9 @@ const keyReason = "_reason\""
 //
 // A text chunk (one delta with text, no tool call, no finish_reason, no
 // usage) is recognised with a few byte searches (scanText) and returned as
-// is in round 0; everything else gets one full walk with gjson.
+// is in round 0, and a piece of a tool call's arguments in the envelope of
+// one the slow path read before is taken with byte scans too (callPath);
+// everything else gets one full walk with gjson.
 func (c *Capture) Process(data []byte) ([]byte, error) {
 	if len(data) == 0 || data[0] != '{' {
 		data = trimSpace(data)
@@ -424,6 +433,11 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 	// The first chunks name the round's id and model; a round whose chunks
 	// have none takes this path once it is settled what id they go out under.
 	if c.id != "" || c.slowSeen > 2 && c.idSettled {
+		if c.knownEnvelope(data) {
+			if out, ok := c.callPath(data, s); ok {
+				return out, nil
+			}
+		}
 		var tc textChunk
 		ok, known := false, len(c.prefix) > 0 && bytes.HasPrefix(data, c.prefix)
 		if known {
@@ -481,7 +495,9 @@ func (c *Capture) Process(data []byte) ([]byte, error) {
 		c.usageRaw, c.choiceUsageRaw = c.usageRaw[:0], c.choiceUsageRaw[:0]
 		return out, nil
 	}
-	return c.slow(data, s), nil
+	out := c.slow(data, s)
+	c.learnCallEnvelope(data, s)
+	return out, nil
 }
 
 // Lose notes that an event of the round was skipped before it reached

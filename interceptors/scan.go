@@ -131,7 +131,13 @@ func (t *template) learn(rest string) {
 }
 
 // match reports whether rest fits the template.
-func (t *template) match(rest string) bool {
+func (t *template) match(rest string) bool { return t.fit(rest, false) }
+
+// matchValid is match for a chunk that must be valid JSON where it fits the
+// template: the strings in its holes are checked as gjson.Valid checks them.
+func (t *template) matchValid(rest string) bool { return t.fit(rest, true) }
+
+func (t *template) fit(rest string, valid bool) bool {
 	lits := unsafeString(t.lits)
 	pos, prev := 0, 0
 	for _, h := range t.holes {
@@ -139,7 +145,12 @@ func (t *template) match(rest string) bool {
 		if !strings.HasPrefix(rest[pos:], seg) {
 			return false
 		}
-		e := jsonscan.StringEnd(rest, pos+len(seg))
+		var e int
+		if valid {
+			e = validStringEnd(rest, pos+len(seg))
+		} else {
+			e = jsonscan.StringEnd(rest, pos+len(seg))
+		}
 		if e < 0 {
 			return false
 		}
