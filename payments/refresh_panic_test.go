@@ -33,7 +33,7 @@ func (b *panicOnceQuery) QueryOrder(ctx context.Context, no string) (*wechatpay.
 // on with what is known, and the next turn queries afresh.
 func TestActiveQueryPanicIsAFailedQuery(t *testing.T) {
 	var b *panicOnceQuery
-	e := newEnv(t, envOptions{notifyTo: "sink", service: func(o *payments.Options) {
+	e := newEnv(t, envOptions{notifyTo: "sink", storeClock: true, service: func(o *payments.Options) {
 		b = &panicOnceQuery{Client: o.Backend.(*wechatpay.Client)}
 		o.Backend = b
 		o.ActiveQueryDeadline = 5 * time.Second
@@ -55,6 +55,9 @@ func TestActiveQueryPanicIsAFailedQuery(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "active query panicked") {
 		t.Errorf("no log line says the active query panicked; log:\n%s", e.logs.String())
 	}
+	// A failed query counts in the order's gap (a failing WeChat Pay is
+	// not asked again at once): the next turn past it queries afresh.
+	e.clock.Advance(payments.DefaultActiveQueryAfter)
 	got, err = e.svc.Order(context.Background(), "shop-bot", o.User, o.OrderNo)
 	if err != nil || got.Status != store.StatusPaid {
 		t.Fatalf("next turn: got %+v, %v; want paid (a fresh query, not the dead one joined)", got, err)

@@ -116,7 +116,9 @@ type Options struct {
 	// (default 15s).
 	PrepayTimeout time.Duration
 	// ActiveQueryAfter: a pending order younger than this is not queried
-	// actively (default 5s). ActiveQueryDeadline bounds how long a turn waits
+	// actively (default 5s), nor is one queried actively less than this ago,
+	// by this replica or, when the store is shared, another (reconcile.go:
+	// noteQueried, askedElsewhere). ActiveQueryDeadline bounds how long a turn waits
 	// for those queries (default 300ms); a query still running past it goes on
 	// in the background for up to BackgroundQueryTimeout (default 10s) and its
 	// answer lands for the next turn.
@@ -261,6 +263,11 @@ type Service struct {
 
 	mu       sync.Mutex
 	inflight map[string]*refresh // background queries by order number
+	// queried is when this replica last queried each order actively, by
+	// order number (noteQueried); queriedPrune the size at which it is next
+	// pruned.
+	queried      map[string]time.Time
+	queriedPrune int
 	// working counts, by order number, this process's calls that hold a
 	// purchase's fresh claim or record or prepay an order (claimed,
 	// creating), or confirm a refund of it (refunding): with
@@ -318,7 +325,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		opts: opts, store: opts.Store, backend: opts.Backend, catalog: opts.Catalog,
 		log: opts.Logger, now: opts.Now, newNo: opts.NewOrderNo, m: m, mm: mm,
-		inflight: map[string]*refresh{}, working: map[string]int{}, adopted: map[string]chan struct{}{}, unacked: map[string]unackedWrite{}, stop: make(chan struct{}), sweepPage: defaultSweepPage,
+		inflight: map[string]*refresh{}, queried: map[string]time.Time{}, queriedPrune: minQueriedPrune, working: map[string]int{}, adopted: map[string]chan struct{}{}, unacked: map[string]unackedWrite{}, stop: make(chan struct{}), sweepPage: defaultSweepPage,
 		switchWait: defaultSwitchWait,
 	}
 	if s.log == nil {

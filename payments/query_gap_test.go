@@ -1,0 +1,108 @@
+package payments_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wxsim"
+	"github.com/paygate/paygate/store"
+)
+
+// queries counts the order queries WeChat Pay received for orderNo.
+func queries(sim *wxsim.Server, orderNo string) int {
+	n := 0
+	for _, l := range sim.Requests() {
+		if l.Op == "query" && l.OutTradeNo == orderNo {
+			n++
+		}
+	}
+	return n
+}
+
+// TestActiveQueryGap: a pending order is queried actively at most once per
+// ActiveQueryAfter, however often its user's turns (or a mini-program
+// polling GET /v1/paygate/orders) ask for it. Every read queried it, so a
+// client polling every second while its user paid drove the merchant's
+// query rate at WeChat Pay, which limits it per merchant, for nothing: the
+// notification tells a payment at once. Once the gap has passed, the next
+// read queries again and finds the payment. Each driver runs as it is
+// deployed: the embedded one as the sole writer, Redis shared.
+func TestActiveQueryGap(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, notifyTo: "sink", storeClock: true,
+				service: func(o *payments.Options) {
+					o.SoleWriter = driver == "embedded"
+					// Room for every query to answer within the turn: one
+					// past the deadline would be joined, not counted.
+					o.ActiveQueryDeadline = 5 * time.Second
+				}})
+			ctx := context.Background()
+			o := e.create("oUser-gap", 1)
+			e.clock.Advance(10 * time.Second)
+			for i := range 10 {
+				got, err := e.svc.Order(ctx, "shop-bot", "oUser-gap", o.OrderNo)
+				if err != nil || got.Status != store.StatusAwaitingPayment {
+					t.Fatalf("read %d: got %v, %v; want awaiting_payment", i, got, err)
+				}
+			}
+			if n := queries(e.sim, o.OrderNo); n != 1 {
+				t.Errorf("queries of one order read 10 times within the gap: got %d; want 1", n)
+			}
+
+			// The user pays; the notification is refused. Within the gap
+			// the order reads as stored; past it, one query finds the
+			// payment.
+			if _, err := e.sim.Pay(ctx, o.OrderNo); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := e.svc.Order(ctx, "shop-bot", "oUser-gap", o.OrderNo); got.Status != store.StatusAwaitingPayment {
+				t.Errorf("within the gap: got %s; want the stored awaiting_payment", got.Status)
+			}
+			e.clock.Advance(payments.DefaultActiveQueryAfter)
+			if got, _ := e.svc.Order(ctx, "shop-bot", "oUser-gap", o.OrderNo); got.Status != store.StatusPaid {
+				t.Errorf("past the gap: got %s; want paid", got.Status)
+			}
+			if n := queries(e.sim, o.OrderNo); n != 2 {
+				t.Errorf("queries: got %d; want 2", n)
+			}
+		})
+	}
+}
+
+// TestActiveQueryGapAcrossReplicas: replicas sharing a store share the gap,
+// so that a client's polls spread over replicas by a load balancer do not
+// query the order once per replica.
+func TestActiveQueryGapAcrossReplicas(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var opts payments.Options
+			e := newEnv(t, envOptions{driver: driver, notifyTo: "sink", storeClock: true,
+				service: func(o *payments.Options) {
+					o.ActiveQueryDeadline = 5 * time.Second
+					opts = *o
+				}})
+			other := otherReplica(t, opts)
+			ctx := context.Background()
+			o := e.create("oUser-gap-replicas", 1)
+			e.clock.Advance(10 * time.Second)
+			for i, svc := range []*payments.Service{e.svc, other, other, e.svc} {
+				if got, err := svc.Order(ctx, "shop-bot", "oUser-gap-replicas", o.OrderNo); err != nil || got.Status != store.StatusAwaitingPayment {
+					t.Fatalf("read %d: got %v, %v; want awaiting_payment", i, got, err)
+				}
+			}
+			if n := queries(e.sim, o.OrderNo); n != 1 {
+				t.Errorf("queries from two replicas within the gap: got %d; want 1", n)
+			}
+			e.clock.Advance(payments.DefaultActiveQueryAfter)
+			if _, err := other.Order(ctx, "shop-bot", "oUser-gap-replicas", o.OrderNo); err != nil {
+				t.Fatal(err)
+			}
+			if n := queries(e.sim, o.OrderNo); n != 2 {
+				t.Errorf("queries past the gap: got %d; want 2", n)
+			}
+		})
+	}
+}
