@@ -13,6 +13,7 @@ import (
 	"github.com/tidwall/sjson"
 
 	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/internal/jsonscan"
 )
 
 // mistralModels are the names Mistral's models go by, whoever serves them
@@ -287,8 +288,11 @@ func keepMembers(o gjson.Result, keep []string, inner func(k string, v gjson.Res
 // to one of them ended the turn after its payment ran. The thinking was
 // another model's, and is left out; every other message is sent as it
 // came.
+//
+// Every target of every request asks first whether a thinking block may
+// be there at all (thinkingKey), on the body with the payment tools.
 func thinkingAsText(body []byte) ([]byte, error) {
-	if !bytes.Contains(body, []byte(`"thinking"`)) {
+	if !thinkingKey.In(body) {
 		return body, nil
 	}
 	var edits []edit
@@ -324,6 +328,10 @@ func thinkingAsText(body []byte) ([]byte, error) {
 	}
 	return splice(body, edits)
 }
+
+// thinkingKey finds a body that may hold a thinking block
+// (jsonscan.Finder says why not bytes.Contains).
+var thinkingKey = jsonscan.NewFinder(`"thinking"`)
 
 // withoutStreamOptions returns body without its stream_options: Mistral's
 // API answers a request carrying one 422 extra_forbidden ("loc": ["body",

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -21,6 +20,7 @@ import (
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/internal/jsonstr"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/audit"
@@ -178,7 +178,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	// unread are the first call ids of the assistant messages whose kept
 	// exchange could not be read (paymentsUnread).
 	var unread []string
-	if s.state != nil && bytes.Contains(body, toolCallsKey) {
+	if s.state != nil && toolCallsKey.In(body) {
 		var n, failed int
 		var lookupErr error
 		ectx, cancel := s.stateCtx(ctx)
@@ -281,7 +281,10 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	}
 }
 
-var toolCallsKey = []byte(`"tool_calls"`)
+// toolCallsKey finds a request whose messages may carry tool calls: most
+// carry none, and every turn asks (jsonscan.Finder says why not
+// bytes.Contains).
+var toolCallsKey = jsonscan.NewFinder(`"tool_calls"`)
 
 // clarifyStatuses are the statuses of the payment tool results that asked
 // the model to have the user clarify (payments.Outcome.Clarify): invalid
@@ -297,7 +300,7 @@ var clarifyStatuses = map[string]bool{"needs_clarification": true, "not_executed
 // bot that wrote such results itself only holds its own user's payments
 // back.
 func paymentsSinceUser(body []byte, isPayment, isMoneyMoving func(name string) bool) (clarify bool, moneyCalls int) {
-	if !bytes.Contains(body, toolCallsKey) {
+	if !toolCallsKey.In(body) {
 		return false, 0
 	}
 	msgs := gjson.GetBytes(body, "messages").Array()
@@ -369,7 +372,7 @@ func unreadSinceUser(body []byte, unread []string) bool {
 // hasPaymentCalls reports whether a chat request's messages carry a tool
 // call to one of the payment tools.
 func hasPaymentCalls(body []byte, isPayment func(name string) bool) bool {
-	if !bytes.Contains(body, toolCallsKey) {
+	if !toolCallsKey.In(body) {
 		return false
 	}
 	found := false
@@ -392,7 +395,7 @@ func hasPaymentCalls(body []byte, isPayment func(name string) bool) bool {
 // turn does; the turn restores it beside what rules tools out too, so such
 // a request is the turn's whatever leaves the payment tools out.
 func paymentToolsOffered(chat interceptors.Chat, body []byte, isPayment func(name string) bool) bool {
-	if bytes.Contains(body, toolCallsKey) {
+	if toolCallsKey.In(body) {
 		return true
 	}
 	return toolsRuledOut(chat, body) == "" && !interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, isPayment).None()

@@ -1,0 +1,67 @@
+package jsonscan
+
+import (
+	"bytes"
+	"strings"
+)
+
+// Finder tells whether a JSON text holds one fixed string, such as a
+// quoted key (`"tool_calls"`), as bytes.Contains does. bytes.Contains
+// looks for the string's first byte and compares from each one it finds;
+// a quoted key's first byte is '"', which a JSON text has every few bytes,
+// so after a few misses it falls back to comparing at every position of the
+// text: on a short chat request about 6 instructions a byte, paid on every
+// turn by checks that find nothing. A Finder looks instead for the string's
+// byte that is rarest in JSON chat bodies (pivot, by jsonByteRank) and
+// compares only around those, which skips most of the text 32 bytes at a
+// time.
+type Finder struct {
+	sep   string
+	pivot int // the index in sep of the byte IndexByte looks for
+}
+
+// NewFinder is the Finder of sep, which must not be empty.
+func NewFinder(sep string) Finder {
+	if sep == "" {
+		panic("jsonscan: NewFinder of an empty string")
+	}
+	p := 0
+	for i := 1; i < len(sep); i++ {
+		if jsonByteRank(sep[i]) < jsonByteRank(sep[p]) {
+			p = i
+		}
+	}
+	return Finder{sep: sep, pivot: p}
+}
+
+// In reports whether b holds the Finder's string, as bytes.Contains(b, sep).
+func (f Finder) In(b []byte) bool {
+	n, p := len(f.sep), f.pivot
+	c := f.sep[p]
+	// i is where the pivot byte of a match at i-p would be; the last match
+	// starts at len(b)-n, so its pivot is at len(b)-n+p.
+	for i, last := p, len(b)-n+p; i <= last; i++ {
+		j := bytes.IndexByte(b[i:last+1], c)
+		if j < 0 {
+			return false
+		}
+		i += j
+		if string(b[i-p:i-p+n]) == f.sep {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonByteRank orders bytes by how often a JSON chat body holds them, the
+// rarest first: bytes not in jsonCommon (0), then jsonCommon's from its
+// end to its start. The order need not be exact; a string's pivot need
+// only be rarer than its first byte, '"'.
+func jsonByteRank(c byte) int {
+	return strings.IndexByte(jsonCommon, c) + 1
+}
+
+// jsonCommon are the bytes JSON chat bodies hold most, in the order of
+// English letter frequency after JSON's own punctuation, the most common
+// last.
+const jsonCommon = `zqxjkvbpygfwmucldrhsnioate,:" `

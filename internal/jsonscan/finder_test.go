@@ -1,0 +1,77 @@
+package jsonscan
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// finderCases are texts and strings on which a Finder must agree with
+// bytes.Contains: matches at either end, the pivot byte at the text's
+// edges, near misses on either side of the pivot, and texts shorter than
+// the string.
+var finderCases = []struct{ text, sep string }{
+	{`{"messages":[{"role":"assistant","tool_calls":[]}]}`, `"tool_calls"`},
+	{`{"messages":[{"role":"assistant","tool_call":[]}]}`, `"tool_calls"`},
+	{`"tool_calls"`, `"tool_calls"`},
+	{`"tool_calls`, `"tool_calls"`},
+	{`tool_calls"`, `"tool_calls"`},
+	{`_calls"`, `"tool_calls"`},
+	{`"tool_`, `"tool_calls"`},
+	{`x"tool_calls"`, `"tool_calls"`},
+	{`"tool_calls"x`, `"tool_calls"`},
+	{`"tool__calls" "tool_calls"`, `"tool_calls"`},
+	{`"tool_call_"tool_calls"`, `"tool_calls"`},
+	{``, `"tool_calls"`},
+	{`_`, `"tool_calls"`},
+	{`{"type":"thinking","thinking":"k"}`, `"thinking"`},
+	{`{"type":"thinkin","thinking ":"k"}`, `"thinking"`},
+	{`kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"thinking"`, `"thinking"`},
+	{`"thinking"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk`, `"thinking"`},
+	{`"thinkin"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk`, `"thinking"`},
+	{`aaaa`, `a`},
+	{`bbbb`, `a`},
+	{`"`, `"`},
+	{strings.Repeat(`{"role":"user","content":"hi"},`, 40) + `"tool_calls"`, `"tool_calls"`},
+	{strings.Repeat(`{"role":"user","content":"hi"},`, 40), `"tool_calls"`},
+}
+
+// TestFinderMatchesContains holds Finder.In to bytes.Contains, the check it
+// replaces, on every case and every prefix and suffix of each text.
+func TestFinderMatchesContains(t *testing.T) {
+	for _, tt := range finderCases {
+		f := NewFinder(tt.sep)
+		for i := 0; i <= len(tt.text); i++ {
+			for _, b := range []string{tt.text[i:], tt.text[:i]} {
+				if got, want := f.In([]byte(b)), bytes.Contains([]byte(b), []byte(tt.sep)); got != want {
+					t.Errorf("NewFinder(%q).In(%q) = %v, bytes.Contains says %v", tt.sep, b, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestNewFinderPivot checks the pivot of the strings the turn looks for is
+// a byte rarer than their first, '"': else a Finder would gain nothing.
+func TestNewFinderPivot(t *testing.T) {
+	for sep, want := range map[string]byte{`"tool_calls"`: '_', `"thinking"`: 'k', `"`: '"', `ab`: 'b'} {
+		f := NewFinder(sep)
+		if got := f.sep[f.pivot]; got != want {
+			t.Errorf("NewFinder(%q) looks for %q, want %q", sep, got, want)
+		}
+	}
+}
+
+func FuzzFinder(f *testing.F) {
+	for _, tt := range finderCases {
+		f.Add(tt.text, tt.sep)
+	}
+	f.Fuzz(func(t *testing.T, text, sep string) {
+		if sep == "" {
+			return
+		}
+		if got, want := NewFinder(sep).In([]byte(text)), bytes.Contains([]byte(text), []byte(sep)); got != want {
+			t.Fatalf("NewFinder(%q).In(%q) = %v, bytes.Contains says %v", sep, text, got, want)
+		}
+	})
+}
