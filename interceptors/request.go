@@ -82,6 +82,12 @@ type Chat struct {
 	// ("" when absent): it says of the legacy functions what tool_choice
 	// says of tools (ReadPaymentChoice reads both).
 	FunctionCall string
+	// Stop is the body's "stop" as sent, raw JSON ("" when absent), the
+	// first if it repeats, as gjson.GetBytes(body, "stop") reads it: the
+	// turn breaks the rounds' text by it, and found here it costs no
+	// second walk over the body. Unlike the members paygate rewrites, a
+	// repeated "stop" is not refused.
+	Stop string
 
 	// What ReadChat saw of the body it read, so that RewriteChat of the
 	// same body does not search again.
@@ -117,7 +123,7 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 		return Chat{}, fmt.Errorf("%w: the body must be a JSON object", ErrBadRequest)
 	}
 	var f [len(chatMembers)]jsonscan.Member // the member of each name, if any
-	if err := readMembers(s, i, chatMembers[:], f[:], watch); err != nil {
+	if err := readMembers(s, i, chatMembers[:], chatChecked, f[:], watch); err != nil {
 		return Chat{}, err
 	}
 	raw := func(j int) string { return s[f[j].At:f[j].End] } // "" for none
@@ -140,7 +146,7 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 			// include_usage is read here and set by RewriteChat: the same
 			// rule as at the top level.
 			var u [1]jsonscan.Member
-			if err := readMembers(s, m.At, includeUsageName[:], u[:], nil); err != nil {
+			if err := readMembers(s, m.At, includeUsageName[:], len(includeUsageName), u[:], nil); err != nil {
 				return Chat{}, inStreamOptions(err)
 			}
 			if c.WantsUsage, err = strictBool("include_usage", s[u[0].At:u[0].End]); err != nil {
@@ -161,7 +167,8 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 			return Chat{}, err
 		}
 	}
-	cloneStrings(&c.Model, &c.User, &c.ToolChoice, &c.FunctionCall) // views of body until now
+	c.Stop = raw(chatStop)
+	cloneStrings(&c.Model, &c.User, &c.ToolChoice, &c.FunctionCall, &c.Stop) // views of body until now
 	return c, nil
 }
 
@@ -188,11 +195,15 @@ const (
 	chatFunctions
 	chatFunctionCall
 	chatPrediction
+	// chatChecked: the members above are refused repeated or in another
+	// case (readMembers); those below are only located, their first.
+	chatChecked
+	chatStop = chatChecked
 )
 
 var (
 	chatMembers = [...]string{"model", "stream", "user", "safety_identifier", "prompt_cache_key", "metadata",
-		"stream_options", "messages", "tools", "tool_choice", "n", "functions", "function_call", "prediction"}
+		"stream_options", "messages", "tools", "tool_choice", "n", "functions", "function_call", "prediction", "stop"}
 	includeUsageName = [...]string{"include_usage"}
 	// choiceKeys are the keys ReadPaymentChoice reads in a tool_choice or
 	// function_call.
@@ -276,14 +287,14 @@ func foldKey(k string) string {
 
 // readMembers walks the members of the object whose '{' is s[i], in valid
 // JSON, and sets f[j] to the member named names[j] (f[j].end stays 0 when
-// there is none). A member named in names or in watch that appears twice
-// is an ErrBadRequest, and so is a key that is one of those names in
-// another case: Go's encoding/json, in Go-based providers and relays
+// there is none; the first when it repeats). A member named in
+// names[:checked] or in watch that appears twice is an ErrBadRequest, and
+// so is a key that is one of those names in another case: Go's encoding/json, in Go-based providers and relays
 // (Ollama, LocalAI, one-api), matches member names case-insensitively, with
 // Unicode folding ("uſer" is "user"), the last match winning, so such a
 // key is the member there while paygate reads or rewrites another. It
 // allocates nothing unless a key is escaped or watch has over 64 names.
-func readMembers(s string, i int, names []string, f []jsonscan.Member, watch []string) error {
+func readMembers(s string, i int, names []string, checked int, f []jsonscan.Member, watch []string) error {
 	var seen uint64 // watch[j] seen, for j < 64
 	var seenMore []bool
 	for i++; ; {
@@ -298,13 +309,14 @@ func readMembers(s string, i int, names []string, f []jsonscan.Member, watch []s
 		fold := foldable(k)
 		for j, name := range names {
 			if k == name {
-				if f[j].End != 0 {
+				if f[j].End == 0 {
+					f[j] = m
+				} else if j < checked {
 					return repeatedMember(name)
 				}
-				f[j] = m
 				break
 			}
-			if fold && strings.EqualFold(k, name) {
+			if fold && j < checked && strings.EqualFold(k, name) {
 				return caseVariant(k, name)
 			}
 		}
@@ -382,7 +394,7 @@ func ReadPassthrough(body []byte, watch ...string) (Passthrough, error) {
 		return Passthrough{}, nil
 	}
 	var f [len(passthroughMembers)]jsonscan.Member
-	if err := readMembers(s, i, passthroughMembers[:], f[:], watch); err != nil {
+	if err := readMembers(s, i, passthroughMembers[:], len(passthroughMembers), f[:], watch); err != nil {
 		return Passthrough{}, err
 	}
 	p := Passthrough{read: newIdentity(body, i, f[:])}

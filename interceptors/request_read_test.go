@@ -257,7 +257,7 @@ func chatByPath(body []byte) (Chat, bool) {
 	}
 	// A member paygate reads or rewrites that repeats: paygate would act
 	// on the first, the provider's parser keep the last.
-	if repeats(root, chatMembers[:]) || caseVariants(root, chatMembers[:]) {
+	if repeats(root, chatMembers[:chatChecked]) || caseVariants(root, chatMembers[:chatChecked]) {
 		return Chat{}, false
 	}
 	var f [len(chatMembers)]gjson.Result
@@ -295,6 +295,9 @@ func chatByPath(body []byte) (Chat, bool) {
 		Choices:       choices,
 		ToolChoice:    f[chatToolChoice].Raw,
 		FunctionCall:  f[chatFunctionCall].Raw,
+		// "stop" as the turn read it before ReadChat located it: a path
+		// lookup, the first of a repeated member, none in another case.
+		Stop: gjson.GetBytes(body, "stop").Raw,
 	}, true
 }
 
@@ -345,6 +348,9 @@ func FuzzReadChat(f *testing.F) {
 		`{"model":"m","messages":[],"User":"a","u\u017fer":"b","N":2,"NN":3}`,
 		`{"model":"m","messages":[],"safety_identifier":"a","prompt_cache_key":"b","metadata":{"u":"c"},"safety_identifier":"d"}`,
 		`{"model":"m","messages":[],"Metadata":{},"PROMPT_CACHE_KEY":"x"}`,
+		`{"model":"m","messages":[{"stop":"x"}],"stop":["\n","\u0020"],"stop":"second"}`,
+		`{"model":"m","messages":[],"st\u006fp":"\n","Stop":" ","STOP":null}`,
+		`{"model":"m","Stop":"x","messages":[],"stop" : [ ] }`,
 	} {
 		f.Add(b)
 	}

@@ -154,7 +154,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	}
 	t := &turn{s: s, w: w, r: r, chat: chat, caller: caller, budget: s.cfg.Payments.Budget,
 		reqBody:   body,
-		brk:       roundsBreak(gjson.GetBytes(body, "stop")),
+		brk:       roundsBreak(gjson.Parse(chat.Stop)),
 		payChoice: interceptors.ReadPaymentChoice(chat.ToolChoice, chat.FunctionCall, s.tools.IsPayment)}
 	ruledOut := toolsRuledOut(chat, body)
 	if ruledOut != "" {
