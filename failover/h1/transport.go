@@ -946,7 +946,7 @@ func (c *conn) writeRequest(req *http.Request, out *outgoing) error {
 	if req.URL.Opaque != "" {
 		bw.WriteString(req.URL.Opaque)
 	} else {
-		path := req.URL.EscapedPath()
+		path := httpwire.EscapedPath(req.URL)
 		if path == "" {
 			path = "/"
 		}

@@ -299,18 +299,40 @@ func ReadRequest(br *bufio.Reader, maxHead int) (req *http.Request, ok bool) {
 // its own URL.Path: nothing to unescape, nothing url.ParseRequestURI would
 // keep as RawPath.
 func requestURL(u *url.URL, target string) bool {
-	for i := 0; i < len(target); i++ {
-		if !pathChar[target[i]] {
-			p, err := url.ParseRequestURI(target)
-			if err != nil {
-				return false
-			}
-			*u = *p
-			return true
+	if !PlainPath(target) {
+		p, err := url.ParseRequestURI(target)
+		if err != nil {
+			return false
 		}
+		*u = *p
+		return true
 	}
 	*u = url.URL{Path: target}
 	return true
+}
+
+// PlainPath reports whether p holds unreserved characters (RFC 3986 2.3)
+// and slashes alone, as the usual API path does: such a path is its own
+// escaped form (url.URL.EscapedPath) and its own unescaped one.
+func PlainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if !pathChar[p[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// EscapedPath is u.EscapedPath(), without its walks (RawPath validated,
+// unescaped and compared, or Path escaped) for a plain path (PlainPath)
+// that RawPath spells the same or leaves unset: the request line of every
+// upstream request writes one, and failover's provider URLs always set
+// RawPath.
+func EscapedPath(u *url.URL) string {
+	if (u.RawPath == "" || u.RawPath == u.Path) && PlainPath(u.Path) {
+		return u.Path
+	}
+	return u.EscapedPath()
 }
 
 var pathChar = func() (t [256]bool) {
