@@ -193,7 +193,8 @@ func (s *answerScanner) field(lv *jsonscan.Level, seen *uint64, raw string) *jso
 	k := jsonscan.KeyName(raw)
 	for j := range lv.Fields {
 		fj := &lv.Fields[j]
-		if len(k) != len(fj.Name) || !strings.EqualFold(k, fj.Name) {
+		// The key as spelled, the usual case, needs no case folding.
+		if len(k) != len(fj.Name) || k != fj.Name && !strings.EqualFold(k, fj.Name) {
 			continue
 		}
 		if fj.Unchecked {
