@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"testing"
 )
@@ -68,5 +69,66 @@ func TestPrivacyHashAllocations(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(200, func() { km.userHash("bot", "oUser") }); n != 1 {
 		t.Errorf("userHash allocates %v times; want 1 (its result)", n)
+	}
+}
+
+// TestPrivacyForwardKeptHashes holds the kept hashes (userHashes) to the
+// HMAC they stand for: asked again, from many goroutines, for more users
+// than the table has slots (so slots change hands), for users of two
+// clients, and for a user whose string is a view of a buffer the next
+// request overwrites, as Identifier's values are views of a body. Each
+// answer is the hash of the user as asked.
+func TestPrivacyForwardKeptHashes(t *testing.T) {
+	key := []byte("forward-user-key")
+	want := func(client, user string) string {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(client + "\x00" + user))
+		return "u_" + hex.EncodeToString(m.Sum(nil)[:16])
+	}
+	p := NewPrivacy("hash", key)
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := 0; round < 3; round++ {
+				for i := 0; i < 3*userHashSlots; i++ {
+					client, user := fmt.Sprint("bot", (g+i)%2), fmt.Sprint("o", i%(2*userHashSlots))
+					if got, _ := p.Forward(client, user); got != want(client, user) {
+						errs <- fmt.Sprintf("%s/%s: %s", client, user, got)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+
+	// Two users of one slot, the first read from a buffer that then holds
+	// the second: the kept hash must not be the first's.
+	slotOf := func(u string) uint64 { return maphash.String(p.hashes.seed, u) % userHashSlots }
+	first, second := "o00000", ""
+	for i := 1; second == ""; i++ {
+		if u := fmt.Sprintf("o%05d", i); slotOf(u) == slotOf(first) {
+			second = u
+		}
+	}
+	buf := []byte(first)
+	if got, _ := p.Forward("bot", unsafeString(buf)); got != want("bot", first) {
+		t.Fatalf("Forward(%s) = %q; want %q", first, got, want("bot", first))
+	}
+	copy(buf, second)
+	if got, _ := p.Forward("bot", second); got != want("bot", second) {
+		t.Fatalf("Forward(%s), after %s was read from a buffer that now holds it, = %q; want %q (%s's is %q)",
+			second, first, got, want("bot", second), first, want("bot", first))
+	}
+	// A kept hash is answered without allocating.
+	if n := testing.AllocsPerRun(100, func() { p.Forward("bot", second) }); n != 0 {
+		t.Errorf("Forward of a kept user allocates %v times; want 0", n)
 	}
 }
