@@ -834,10 +834,11 @@ func wantsJSONObject(req *Request, resp *http.Response) bool {
 }
 
 // isChatPath reports whether path (below the base URL, with its query) is
-// the chat completions endpoint.
+// the chat completions endpoint. An attempt asks it about seven times, so
+// it compares in place rather than cutting the query off first.
 func isChatPath(path string) bool {
-	p, _, _ := strings.Cut(path, "?")
-	return p == "/chat/completions"
+	const chat = "/chat/completions"
+	return strings.HasPrefix(path, chat) && (len(path) == len(chat) || path[len(chat)] == '?')
 }
 
 // isJSONType reports a JSON media type: application/json or a +json one.
