@@ -11,7 +11,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/paygate/paygate/interceptors"
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/store"
@@ -96,8 +96,10 @@ func (s *Server) endUser(w http.ResponseWriter, r *http.Request) (string, *apiEr
 			// first: a bot that appends its user to its client's body
 			// sends the client's first. Refused, as a chat body's is
 			// (interceptors.ReadChat).
-			if _, rerr := interceptors.ReadPassthrough(b); interceptors.ParamOf(rerr) == "user" {
-				return "", requestError("paygate: ", rerr)
+			if repeatsUser(b) {
+				e := badRequest(`paygate: the member "user" appears more than once; send it once`)
+				e.Param = "user"
+				return "", e
 			}
 			if u := gjson.GetBytes(b, "user"); u.Type == gjson.String && u.Str != "" {
 				return u.Str, userIDError(u.Str, "")
@@ -106,6 +108,35 @@ func (s *Server) endUser(w http.ResponseWriter, r *http.Request) (string, *apiEr
 	}
 	return "", &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "user_required",
 		Message: "paygate: name the end user with the " + headerOpenID + " header"}
+}
+
+// repeatsUser reports whether the JSON object b has "user" more than once
+// at its top level, however its keys are escaped (gjson reads "\u0075ser"
+// as "user" too). The members are counted here, not by
+// interceptors.ReadPassthrough, which stops at the first member it
+// refuses: a client's body that repeated "model" (or spelled it "Model")
+// before its "user" had that refusal reported instead, the repeat of
+// "user" went unseen, and the client's user, the first, was acted for.
+func repeatsUser(b []byte) bool {
+	s := string(b)
+	i := jsonscan.SkipSpace(s, 0)
+	if i >= len(s) || s[i] != '{' {
+		return false
+	}
+	seen := false
+	for i++; ; {
+		m, ok := jsonscan.NextMember(s, i, true)
+		if !ok {
+			return false
+		}
+		i = m.End
+		if jsonscan.KeyName(m.Key) == "user" {
+			if seen {
+				return true
+			}
+			seen = true
+		}
+	}
 }
 
 func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {

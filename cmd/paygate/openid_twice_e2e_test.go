@@ -132,6 +132,10 @@ payments:
 				for _, body := range []string{
 					`{"user":"` + victim + `","user":"` + other + `"}`,
 					`{"user":"` + other + `","user":"` + victim + `"}`,
+					// Another member repeated before them: its refusal
+					// came first and hid theirs.
+					`{"model":"a","model":"b","user":"` + victim + `","user":"` + other + `"}`,
+					`{"Model":"a","user":"` + victim + `","user":"` + other + `"}`,
 				} {
 					t.Run(answer, func(t *testing.T) {
 						req, _ := http.NewRequest(http.MethodPost, url+"/v1/paygate/refunds/"+id+"/"+answer, strings.NewReader(body))
