@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -356,9 +357,16 @@ func parseOrderCursor(s string) (time.Time, string, error) {
 // doubled parameter were absent, nor a route that changes something does it
 // for real when asked with one it does not have (?dry_run=1). Every admin
 // route reads its query through it, whoever mounts it (the simulator's
-// steps are mounted by the binary).
+// steps are mounted by the binary). A query that does not parse (a ";",
+// a bad escape) is refused too: URL.Query drops what it cannot read, so
+// …/pay?dry_run=1; read as no parameter and paid the order.
 func AdminQuery(w http.ResponseWriter, r *http.Request, takes ...string) bool {
-	for k, vs := range r.URL.Query() {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		adminError(w, http.StatusBadRequest, "the query does not parse: "+err.Error())
+		return false
+	}
+	for k, vs := range q {
 		switch {
 		case !slices.Contains(takes, k):
 			these := "none"

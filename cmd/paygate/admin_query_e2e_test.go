@@ -19,7 +19,9 @@ import (
 // POST …/simulator/orders/PG…/pay?dry_run=1 paid the order for real (the
 // merchant told order.paid), a …/providers/NAME/reset?dry_run=1 ended the
 // cool-down for real, and GET /admin/api/providers?name=NAME answered
-// every provider as if filtered. Without the parameter each works.
+// every provider as if filtered. A query Go cannot parse (a ";", a bad
+// escape) is refused too: it read as no parameter, and
+// …/pay?dry_run=1; paid the order. Without the parameter each works.
 func TestAdminRoutesRefuseAQueryTheyDoNotTake(t *testing.T) {
 	url, adminURL, a, _ := consoleApp(t)
 	ctx := context.Background()
@@ -49,7 +51,7 @@ func TestAdminRoutesRefuseAQueryTheyDoNotTake(t *testing.T) {
 		{"POST", "/admin/api/simulator/orders/" + no + "/pay", http.StatusOK},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
-			for _, q := range []string{"?dry_run=1", "?name=fake", "?x"} {
+			for _, q := range []string{"?dry_run=1", "?name=fake", "?x", "?dry_run=1;", "?dry_run=%zz", "?dry%_run=1"} {
 				status, body := call(tc.method, tc.path+q)
 				if status != http.StatusBadRequest || body.Get("error").Str == "" {
 					t.Errorf("%s: %d %s; want a 400 with an error", q, status, body.Raw)
@@ -89,6 +91,11 @@ func TestAdminWebhooksOffRefusesAQuery(t *testing.T) {
 	}
 	if status, body := get("/admin/api/webhooks?order_no=PG1"); status != http.StatusBadRequest || !strings.Contains(body.Get("error").Str, "order_no") {
 		t.Errorf("?order_no=PG1: %d %s; want a 400 naming it", status, body.Raw)
+	}
+	for _, q := range []string{"?order_no=PG1;", "?order_no=%zz"} {
+		if status, body := get("/admin/api/webhooks" + q); status != http.StatusBadRequest || body.Get("error").Str == "" {
+			t.Errorf("%s: %d %s; want a 400 with an error", q, status, body.Raw)
+		}
 	}
 	if status, body := get("/admin/api/webhooks"); status != http.StatusOK || body.Get("enabled").Raw != "false" {
 		t.Errorf("without a query: %d %s; want 200 {\"enabled\":false}", status, body.Raw)

@@ -964,11 +964,28 @@ func (r *Relay) Handler() http.Handler {
 // whether webhooks are on or off, so that no filter is answered as if
 // applied.
 func refuseQuery(w http.ResponseWriter, req *http.Request) bool {
-	for k := range req.URL.Query() {
+	q, ok := readQuery(w, req)
+	if !ok {
+		return true
+	}
+	for k := range q {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unknown query parameter " + strconv.Quote(k) + "; " + req.URL.Path + " takes none"})
 		return true
 	}
 	return false
+}
+
+// readQuery parses req's query, or answers a 400 and reports false when
+// it does not parse (a ";", a bad escape): URL.Query drops what it cannot
+// read, so ?force=true&dry_run=1; read as ?force=true alone and forced a
+// new event.
+func readQuery(w http.ResponseWriter, req *http.Request) (url.Values, bool) {
+	q, err := url.ParseQuery(req.URL.RawQuery)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the query does not parse: " + err.Error()})
+		return nil, false
+	}
+	return q, true
 }
 
 // DisabledHandler answers GET /admin/api/webhooks when webhooks.url is empty.

@@ -531,7 +531,11 @@ func (r *Relay) ResendHandler() http.Handler {
 		// Only force, once: ?force=true&force=false forced a new event,
 		// the second value unread, and a misspelt ?Force=true was
 		// answered as if unforced (the admin API refuses both elsewhere).
-		for k, vs := range req.URL.Query() {
+		q, ok := readQuery(w, req)
+		if !ok {
+			return
+		}
+		for k, vs := range q {
 			switch {
 			case k != "force":
 				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unknown query parameter " + strconv.Quote(k) + "; " + req.URL.Path + " takes force"})
@@ -541,7 +545,7 @@ func (r *Relay) ResendHandler() http.Handler {
 				return
 			}
 		}
-		if q := req.URL.Query(); q.Has("force") {
+		if q.Has("force") {
 			f, err := strconv.ParseBool(q.Get("force"))
 			if err != nil {
 				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "force must be true or false"})

@@ -466,11 +466,13 @@ func TestResendWhileTheEventIsRetried(t *testing.T) {
 // admin API's other routes refuse them: ?force=true&force=false forced a
 // new event to a merchant that had acknowledged the order, the second
 // value unread, and a misspelt ?Force=true was answered as if unforced.
+// A query that does not parse is refused too: ?force=true&dry_run=1;
+// read as ?force=true alone and forced a new event.
 func TestResendRefusesAmbiguousQuery(t *testing.T) {
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
 			d := paidAndDelivered(t, driver, "PGRESENDQUERY"+driver)
-			for _, q := range []string{"?force=true&force=false", "?force=false&force=true", "?Force=true", "?force=true&dry_run=1"} {
+			for _, q := range []string{"?force=true&force=false", "?force=false&force=true", "?Force=true", "?force=true&dry_run=1", "?force=true&dry_run=1;", "?force=true&dry%_run=1"} {
 				a := postResend(t, d.r, d.o.OrderNo, q)
 				if a.code != http.StatusBadRequest || a.Error == "" || a.EventID != "" {
 					t.Fatalf("resend%s: %+v; want 400 with an error, nothing queued", q, a)
