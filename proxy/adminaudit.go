@@ -28,8 +28,8 @@ import (
 //	DELETE /admin/api/audit/texts/{user}?client=NAME
 //	                                      erase one user's conversation texts (the chain keeps
 //	                                      their hashes and still verifies); see eraseClients;
-//	                                      another parameter, or client given twice, or a user
-//	                                      longer than any end user's id (maxUserID), is a 400
+//	                                      another parameter, client given twice, or a user
+//	                                      over maxErasedUserID bytes is a 400
 //
 // erase erases (client, user)'s texts and records the erasure in the chain
 // (audit.Worker.Erase), so the chain tells an erased text from a deleted
@@ -177,6 +177,13 @@ func (a *adminAudit) eraseClients(r *http.Request) ([]string, string) {
 	}
 }
 
+// maxErasedUserID bounds the user an erasure names. It is well above
+// maxUserID, which the bots' API has held an end user's id to only since
+// recently (earlier versions kept the texts of longer ids, a token or an
+// account blob used as the id), and below what the embedded store can key
+// with the client and an event's index around it (32 KiB).
+const maxErasedUserID = 16 << 10
+
 func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 	// ?client=a&client=b erased under a alone, answered 200 as if asked;
 	// a parameter it does not take (a dry run it has not) erased as well.
@@ -188,11 +195,13 @@ func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusBadRequest, "name the user")
 		return
 	}
-	if len(user) > maxUserID {
-		// No user has such an id (the bots' API refuses it), so there is
-		// nothing to erase, and no mark to write: on the embedded store
-		// one past its 32 KiB key failed as an internal error.
-		adminError(w, http.StatusBadRequest, "the user is "+strconv.Itoa(len(user))+" bytes; no end user's id is longer than "+strconv.Itoa(maxUserID))
+	// A user longer than maxUserID is erased too: the bots' API refuses
+	// such an id now, but earlier versions kept its texts, for as long as
+	// audit.retain_text, and they must stay erasable. Past maxErasedUserID
+	// it is refused, before anything is written: the embedded store cannot
+	// key it (the erasure failed as an internal error).
+	if len(user) > maxErasedUserID {
+		adminError(w, http.StatusBadRequest, "the user is "+strconv.Itoa(len(user))+" bytes; an erasure names one of at most "+strconv.Itoa(maxErasedUserID))
 		return
 	}
 	clients, msg := a.eraseClients(r)
