@@ -75,3 +75,35 @@ func FuzzFinder(f *testing.F) {
 		}
 	})
 }
+
+// TestFinderBoundedOnPivotDenseText holds a Finder to about the work of
+// bytes.Contains on texts where its pivot byte is everywhere (a body of
+// underscores, or of k's, which a bot's text may be): looking by the
+// pivot there compares the string at every byte, a call and a compare
+// each, about a thousand times bytes.Contains' time on a megabyte. Past a
+// few misses per 32 bytes it must hand the rest to bytes.Contains, and
+// still give its answer, found or not, near either end.
+func TestFinderBoundedOnPivotDenseText(t *testing.T) {
+	const size = 64 << 10
+	for _, tt := range []struct{ sep, fill string }{
+		{`"tool_calls"`, "_"},
+		{`"tool_calls"`, `"_`},
+		{`"tool_calls"`, `"tool_call_`},
+		{`"thinking"`, "k"},
+		{`"thinking"`, `"thinkin k`},
+	} {
+		f := NewFinder(tt.sep)
+		text := strings.Repeat(tt.fill, size/len(tt.fill))
+		for _, b := range []string{text, tt.sep + text, text + tt.sep, text[:size/2] + tt.sep + text[size/2:]} {
+			found, compared := f.in([]byte(b))
+			if want := bytes.Contains([]byte(b), []byte(tt.sep)); found != want {
+				t.Errorf("NewFinder(%q).In(%d bytes of %q, the string at %d) = %v, bytes.Contains says %v",
+					tt.sep, len(b), tt.fill, strings.Index(b, tt.sep), found, want)
+			}
+			if limit := 5 + len(b)/32; compared > limit {
+				t.Errorf("NewFinder(%q) compared at %d places of %d bytes of %q; want at most %d, then bytes.Contains",
+					tt.sep, compared, len(b), tt.fill, limit)
+			}
+		}
+	}
+}
