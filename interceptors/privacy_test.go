@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -130,5 +131,39 @@ func TestPrivacyForwardKeptHashes(t *testing.T) {
 	// A kept hash is answered without allocating.
 	if n := testing.AllocsPerRun(100, func() { p.Forward("bot", second) }); n != 0 {
 		t.Errorf("Forward of a kept user allocates %v times; want 0", n)
+	}
+}
+
+// TestPrivacyKeptHashesBounded holds the memory the kept hashes
+// (userHashes) take to a bound whatever the values hashed: Identifier
+// hashes a body's safety_identifier and prompt_cache_key, which no
+// length limit holds (an end user's id is at most 256 bytes, a body up to
+// max_body_bytes), so kept whole, 1,024 long values would stay in memory
+// until other users took their slots. A long value is still hashed, and
+// hashed right.
+func TestPrivacyKeptHashesBounded(t *testing.T) {
+	key := []byte("forward-user-key")
+	want := func(client, user string) string {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(client + "\x00" + user))
+		return "u_" + hex.EncodeToString(m.Sum(nil)[:16])
+	}
+	p := NewPrivacy("hash", key)
+	long := strings.Repeat("k", 16<<10)
+	for i := 0; i < 2*userHashSlots; i++ {
+		v := fmt.Sprintf("%d%s", i, long)
+		if got, _ := p.Identifier("bot", v); got != want("bot", v) {
+			t.Fatalf("Identifier of a %d-byte value = %q; want %q", len(v), got, want("bot", v))
+		}
+	}
+	kept := 0
+	for i := range p.hashes.slots {
+		if e := p.hashes.slots[i].Load(); e != nil {
+			kept += len(e.client) + len(e.user) + len(e.hash)
+		}
+	}
+	if limit := userHashSlots * (keptIDMax + 34); kept > limit {
+		t.Errorf("the kept hashes hold %d bytes of strings after %d values of %d bytes; want at most %d",
+			kept, 2*userHashSlots, len(long), limit)
 	}
 }

@@ -482,8 +482,16 @@ type userHashes struct {
 // userHash is one user's hash, never changed once in a slot.
 type userHash struct{ client, user, hash string }
 
-// userHashSlots is how many users userHashes keeps: about 100 KB at most.
+// userHashSlots is how many users userHashes keeps: about 100 KB of
+// OpenIDs, at most about 400 KB (keptIDMax).
 const userHashSlots = 1024
+
+// keptIDMax is the most bytes of client and user together whose hash
+// userHashes keeps: an end user's id is at most 256 bytes, but Identifier
+// also hashes a body's safety_identifier and prompt_cache_key, which no
+// limit but max_body_bytes holds, and 1,024 of those kept would hold that
+// many bodies' worth of memory. A longer value is hashed each time.
+const keptIDMax = 320
 
 // get is the hash of user of client, if its slot holds it.
 func (c *userHashes) get(client, user string) (*atomic.Pointer[userHash], string, bool) {
@@ -522,7 +530,7 @@ func (p Privacy) Forward(client, user string) (string, bool) {
 		return "", false
 	}
 	var slot *atomic.Pointer[userHash]
-	if p.hashes != nil {
+	if p.hashes != nil && len(client)+len(user) <= keptIDMax {
 		var h string
 		var ok bool
 		if slot, h, ok = p.hashes.get(client, user); ok {
