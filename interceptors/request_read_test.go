@@ -457,3 +457,38 @@ func TestReadChatNesting(t *testing.T) {
 		})
 	}
 }
+
+// TestReadChatChecksEveryMemberButStop holds ReadChat to refusing each
+// member it reads (chatMembers) given twice or in another case, "stop"
+// alone excepted: the turn only breaks rounds' text by it, and reads its
+// first as gjson did. readMembers checks names[:chatChecked] only, so a
+// member appended after "stop" would be read with no refusal, the
+// provider acting on one copy and paygate on another, and its index
+// constant, written after chatStop = chatChecked, would repeat that
+// expression and read "stop" in its place. Either fails here by name.
+func TestReadChatChecksEveryMemberButStop(t *testing.T) {
+	locatedOnly := map[string]bool{"stop": true}
+	if chatStop != len(chatMembers)-1 || chatMembers[chatStop] != "stop" {
+		t.Fatalf("chatMembers ends with %q at %d, chatStop is %d: a member after \"stop\" is not refused repeated or in another case; put it before chatChecked",
+			chatMembers[len(chatMembers)-1], len(chatMembers)-1, chatStop)
+	}
+	for j, name := range chatMembers {
+		base := map[string]string{"model": `"messages":[]`, "messages": `"model":"m"`}[name]
+		if base == "" {
+			base = `"model":"m","messages":[]`
+		}
+		for _, body := range []string{
+			`{` + base + `,"` + name + `":null,"` + name + `":null}`,
+			`{` + base + `,"` + name + `":null,"` + strings.ToUpper(name) + `":null}`,
+		} {
+			_, err := ReadChat([]byte(body))
+			refused := errors.Is(err, ErrBadRequest) && strings.Contains(err.Error(), name)
+			switch {
+			case locatedOnly[name] && err != nil:
+				t.Errorf("ReadChat(%s) = %v; %q is only located, its first read", body, err, name)
+			case !locatedOnly[name] && !refused:
+				t.Errorf("ReadChat(%s) = %v; want %q refused (chatMembers[%d], chatChecked %d)", body, err, name, j, chatChecked)
+			}
+		}
+	}
+}
