@@ -536,7 +536,7 @@ type Refunds struct {
 // Reconcile configures the reconciler.
 type Reconcile struct {
 	// QueryAfter: a pending order older than this is queried on the user's next
-	// message (or order read), and at most once in that time however often
+	// message, and on an order read at most once in that time however often
 	// it is read, across replicas sharing Redis: a notification settles a
 	// payment at once, and WeChat Pay limits queries per merchant. Default 5s.
 	QueryAfter Duration `yaml:"query_after"`

@@ -276,7 +276,7 @@ func (s *Service) UserOrders(ctx context.Context, client, user, after string, li
 	if len(orders) > limit {
 		orders, more = orders[:limit], true
 	}
-	return s.RefreshPending(ctx, orders), more, nil
+	return s.refreshPending(ctx, orders, true), more, nil
 }
 
 // PayableParams returns what the payer needs for an order that can be paid

@@ -22,8 +22,8 @@ func queries(sim *wxsim.Server, orderNo string) int {
 }
 
 // TestActiveQueryGap: a pending order is queried actively at most once per
-// ActiveQueryAfter, however often its user's turns (or a mini-program
-// polling GET /v1/paygate/orders) ask for it. Every read queried it, so a
+// ActiveQueryAfter, however often order reads (query_order, or a
+// mini-program polling GET /v1/paygate/orders) ask for it. Every read queried it, so a
 // client polling every second while its user paid drove the merchant's
 // query rate at WeChat Pay, which limits it per merchant, for nothing: the
 // notification tells a payment at once. Once the gap has passed, the next
@@ -102,6 +102,53 @@ func TestActiveQueryGapAcrossReplicas(t *testing.T) {
 			}
 			if n := queries(e.sim, o.OrderNo); n != 2 {
 				t.Errorf("queries past the gap: got %d; want 2", n)
+			}
+		})
+	}
+}
+
+// TestUserMessageQueriesWithinGap: the user's message (a turn's payment
+// state, RefreshPending) queries a pending order even when an order read
+// queried it less than ActiveQueryAfter ago (SPEC 2.4: on the user's next
+// message). Held by the gap, a user who paid while their mini-program
+// polled the order, or just after their previous message, and whose
+// notification was late or lost, said "I paid" and was told the order
+// still awaited payment until the gap ran out. Order reads keep the gap.
+func TestUserMessageQueriesWithinGap(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, envOptions{driver: driver, notifyTo: "sink", storeClock: true,
+				service: func(o *payments.Options) {
+					o.SoleWriter = driver == "embedded"
+					o.ActiveQueryDeadline = 5 * time.Second
+				}})
+			ctx := context.Background()
+			o := e.create("oUser-gap-message", 1)
+			e.clock.Advance(10 * time.Second)
+			// The mini-program polls: one query, the order unpaid.
+			if got, err := e.svc.Order(ctx, "shop-bot", "oUser-gap-message", o.OrderNo); err != nil || got.Status != store.StatusAwaitingPayment {
+				t.Fatalf("poll: got %v, %v; want awaiting_payment", got, err)
+			}
+			// The user pays; the notification does not come. Their
+			// message, within the gap, queries and finds the payment.
+			if _, err := e.sim.Pay(ctx, o.OrderNo); err != nil {
+				t.Fatal(err)
+			}
+			stored, err := e.st.GetOrder(ctx, o.OrderNo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := e.svc.RefreshPending(ctx, []*store.Order{stored})
+			if got[0].Status != store.StatusPaid {
+				t.Errorf("the user's message within the gap after paying: got %s; want paid", got[0].Status)
+			}
+			// An order read within the gap still reads the order as stored
+			// (now paid, by the message's query) without a query of its own.
+			if _, err := e.svc.Order(ctx, "shop-bot", "oUser-gap-message", o.OrderNo); err != nil {
+				t.Fatal(err)
+			}
+			if n := queries(e.sim, o.OrderNo); n != 2 {
+				t.Errorf("queries: got %d; want 2 (the poll's, the message's)", n)
 			}
 		})
 	}

@@ -24,7 +24,19 @@ type refresh struct {
 // ActiveQueryAfter, waiting at most ActiveQueryDeadline. It returns orders with
 // the ones answered in time replaced by their new state. A query past the
 // deadline goes on in the background and its answer lands for the next turn.
+// It is the user's message (a turn's payment state): an order queried less
+// than ActiveQueryAfter ago (by an order read, or an earlier message) is
+// queried again, not read as stored, so that a user who paid within the gap
+// and whose notification is late or lost hears so on the message saying
+// they paid. Order reads (Order, UserOrders), which a mini-program may poll
+// every second, keep the gap (refreshPending).
 func (s *Service) RefreshPending(ctx context.Context, orders []*store.Order) []*store.Order {
+	return s.refreshPending(ctx, orders, false)
+}
+
+// refreshPending is RefreshPending; with gap, each order is queried actively
+// at most once per ActiveQueryAfter (startRefresh), as order reads are.
+func (s *Service) refreshPending(ctx context.Context, orders []*store.Order, gap bool) []*store.Order {
 	out := append([]*store.Order(nil), orders...)
 	type wait struct {
 		i int
@@ -42,7 +54,7 @@ func (s *Service) RefreshPending(ctx context.Context, orders []*store.Order) []*
 			(o.Status == store.StatusCreating && now.Sub(creatingSince(o)) < s.opts.CreatingGrace) {
 			continue
 		}
-		if r := s.startRefresh(ctx, o); r != nil {
+		if r := s.startRefresh(ctx, o, gap); r != nil {
 			waits = append(waits, wait{i, r})
 		}
 	}
@@ -120,15 +132,17 @@ func (s *Service) unsent(ctx context.Context, o *store.Order) *store.Order {
 }
 
 // startRefresh starts (or joins) the background query of o. It returns nil when
-// the Service is closing, or when this replica queried o less than
-// ActiveQueryAfter ago (noteQueried): o is then read as stored.
-func (s *Service) startRefresh(ctx context.Context, o *store.Order) *refresh {
+// the Service is closing, or, with gap, when this replica queried o less than
+// ActiveQueryAfter ago (noteQueried): o is then read as stored. Without gap
+// (the user's message) it queries without asking the shared store either,
+// and still notes the query for the gap of the order reads that follow.
+func (s *Service) startRefresh(ctx context.Context, o *store.Order, gap bool) *refresh {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r, ok := s.inflight[o.OrderNo]; ok {
 		return r
 	}
-	if at, ok := s.queried[o.OrderNo]; ok && s.now().Sub(at) < s.opts.ActiveQueryAfter {
+	if at, ok := s.queried[o.OrderNo]; gap && ok && s.now().Sub(at) < s.opts.ActiveQueryAfter {
 		s.m.reconcile.WithLabelValues("active_query", "gap").Inc()
 		return nil
 	}
@@ -152,7 +166,7 @@ func (s *Service) startRefresh(ctx context.Context, o *store.Order) *refresh {
 			}
 		}()
 		var got *store.Order
-		if s.askedElsewhere(bctx, o.OrderNo) {
+		if gap && s.askedElsewhere(bctx, o.OrderNo) {
 			s.m.reconcile.WithLabelValues("active_query", "gap").Inc()
 		} else {
 			var err error

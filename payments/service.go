@@ -116,9 +116,10 @@ type Options struct {
 	// (default 15s).
 	PrepayTimeout time.Duration
 	// ActiveQueryAfter: a pending order younger than this is not queried
-	// actively (default 5s), nor is one queried actively less than this ago,
-	// by this replica or, when the store is shared, another (reconcile.go:
-	// noteQueried, askedElsewhere). ActiveQueryDeadline bounds how long a turn waits
+	// actively (default 5s), nor, by an order read (not the user's message),
+	// is one queried actively less than this ago, by this replica or, when
+	// the store is shared, another (reconcile.go: noteQueried,
+	// askedElsewhere). ActiveQueryDeadline bounds how long a turn waits
 	// for those queries (default 300ms); a query still running past it goes on
 	// in the background for up to BackgroundQueryTimeout (default 10s) and its
 	// answer lands for the next turn.
@@ -1211,7 +1212,7 @@ func (s *Service) Order(ctx context.Context, client, user, orderNo string) (*sto
 	if o.Client != client || o.User != user {
 		return nil, fmt.Errorf("%w: %s", ErrNotOwner, orderNo)
 	}
-	got := s.RefreshPending(ctx, []*store.Order{o})
+	got := s.refreshPending(ctx, []*store.Order{o}, true)
 	return got[0], nil
 }
 
