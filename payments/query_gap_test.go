@@ -153,3 +153,49 @@ func TestUserMessageQueriesWithinGap(t *testing.T) {
 		})
 	}
 }
+
+// TestActiveQueryGapElsewhereEndsWithIt: a replica that left an order to
+// another replica's query within the gap reads it as stored only until
+// that gap ends, not for a whole gap of its own from its read. It held
+// its own gap from the read, so a client whose polls a load balancer
+// sent to it heard of a payment whose notification was lost up to twice
+// query_after after it was made, every poll in between answered
+// awaiting_payment.
+func TestActiveQueryGapElsewhereEndsWithIt(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var opts payments.Options
+			e := newEnv(t, envOptions{driver: driver, notifyTo: "sink", storeClock: true,
+				service: func(o *payments.Options) {
+					o.ActiveQueryDeadline = 5 * time.Second
+					opts = *o
+				}})
+			other := otherReplica(t, opts)
+			ctx := context.Background()
+			const user = "oUser-gap-elsewhere"
+			o := e.create(user, 1)
+			e.clock.Advance(10 * time.Second)
+			if _, err := e.svc.Order(ctx, "shop-bot", user, o.OrderNo); err != nil {
+				t.Fatal(err)
+			}
+			// Late in the first replica's gap, the other reads it as
+			// stored (the first replica asked).
+			e.clock.Advance(payments.DefaultActiveQueryAfter - time.Second)
+			if got, err := other.Order(ctx, "shop-bot", user, o.OrderNo); err != nil || got.Status != store.StatusAwaitingPayment {
+				t.Fatalf("within the first replica's gap: got %v, %v; want awaiting_payment", got, err)
+			}
+			if n := queries(e.sim, o.OrderNo); n != 1 {
+				t.Fatalf("queries within the gap: got %d; want 1", n)
+			}
+			// The user pays; the notification does not come. Past the
+			// first replica's gap, the other replica's next read queries.
+			if _, err := e.sim.Pay(ctx, o.OrderNo); err != nil {
+				t.Fatal(err)
+			}
+			e.clock.Advance(2 * time.Second)
+			if got, err := other.Order(ctx, "shop-bot", user, o.OrderNo); err != nil || got.Status != store.StatusPaid {
+				t.Errorf("past the first replica's gap: got %v, %v; want paid", got, err)
+			}
+		})
+	}
+}

@@ -166,7 +166,8 @@ func (s *Service) startRefresh(ctx context.Context, o *store.Order, gap bool) *r
 			}
 		}()
 		var got *store.Order
-		if gap && s.askedElsewhere(bctx, o.OrderNo) {
+		elsewhere := gap && s.askedElsewhere(bctx, o.OrderNo)
+		if elsewhere {
 			s.m.reconcile.WithLabelValues("active_query", "gap").Inc()
 		} else {
 			var err error
@@ -178,7 +179,12 @@ func (s *Service) startRefresh(ctx context.Context, o *store.Order, gap bool) *r
 		s.mu.Lock()
 		r.order = got
 		delete(s.inflight, o.OrderNo)
-		s.noteQueried(o.OrderNo)
+		if !elsewhere {
+			// Left to another replica, the gap is that replica's query's:
+			// noted here from now, it held this replica's reads up to a
+			// second gap past it.
+			s.noteQueried(o.OrderNo)
+		}
 		s.mu.Unlock()
 		close(r.done)
 	}()
@@ -189,11 +195,10 @@ func (s *Service) startRefresh(ctx context.Context, o *store.Order, gap bool) *r
 // first looks for stale ones.
 const minQueriedPrune = 256
 
-// noteQueried records that o was just queried actively (answered, failed, or
-// left to the replica that asked within the gap), so that the turns and
-// order reads of the next ActiveQueryAfter read it as stored (SPEC 2.4: a
-// pending order is queried on the user's next message when older than a
-// few seconds, not on every read). Every read queried it: a mini-program
+// noteQueried records that o was just queried actively (answered or
+// failed), so that the order reads of the next ActiveQueryAfter read it as
+// stored (SPEC 2.4: a pending order is queried on the user's next message
+// when older than a few seconds, not on every read). Every read queried it: a mini-program
 // polling its orders every second while its user paid, or many users of
 // one bot, drove the merchant's query rate at WeChat Pay, which limits it
 // per merchant (FREQUENCY_LIMITED), for nothing, since the notification
@@ -220,8 +225,9 @@ func (s *Service) noteQueried(orderNo string) {
 // gap for this replica: replicas behind one load balancer share a client's
 // polls, and each queried on its own. One store round trip, only for a
 // pending order this replica has not queried in the gap (never for a user
-// without one). A sole writer (the embedded store) has no other replica and
-// makes none. A store that fails is answered false: a query is safe, and
+// without one); within another replica's gap, one for each read, since
+// this replica cannot tell when that gap ends. A sole writer (the embedded
+// store) has no other replica and makes none. A store that fails is answered false: a query is safe, and
 // the turn should not lose a payment it would find to a store hiccup.
 func (s *Service) askedElsewhere(ctx context.Context, orderNo string) bool {
 	if s.opts.SoleWriter {
