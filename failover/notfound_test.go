@@ -185,3 +185,100 @@ func TestPreviousResponseOnAnotherTarget(t *testing.T) {
 		})
 	}
 }
+
+// TestStoredObjectOnAnotherModelsProvider: a call without a model that
+// names a stored object in its path goes to the first model's targets
+// (and, with SameUpstreamModel, only those serving its first target's
+// upstream model), but the object was made by the provider of the model
+// its creation named. Every target asked answered 404 and the bot got it,
+// the provider that holds the object never asked. Such a 404 now moves on
+// to one target of each provider not yet asked; a create (a POST to a
+// collection) does not; a provider that fails or is passed over there
+// leaves the round a 5xx (nothing proves the object missing), and one
+// that refuses the path (403) leaves it the first 404.
+func TestStoredObjectOnAnotherModelsProvider(t *testing.T) {
+	t.Parallel()
+	noObject := func(name string) func(c *fconn, _ int) {
+		return always(statusFn(404, `{"error":{"message":"No such object (`+name+`)","type":"invalid_request_error","param":"id","code":null}}`))
+	}
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		same       bool // SameUpstreamModel, b a second target of the first model
+		b          func(c *fconn, n int)
+		wantFrom   string
+		wantStatus int
+		wantMsg    string
+		wantHits   [3]int
+	}{
+		{name: "a file another model's provider holds", method: "GET", path: "/files/file-b", wantFrom: "b", wantHits: [3]int{1, 1, 0}},
+		{name: "its content", method: "GET", path: "/files/file-b/content", wantFrom: "b", wantHits: [3]int{1, 1, 0}},
+		{name: "a delete", method: "DELETE", path: "/files/file-b", wantFrom: "b", wantHits: [3]int{1, 1, 0}},
+		{name: "a cancel", method: "POST", path: "/batches/batch_b/cancel", wantFrom: "b", wantHits: [3]int{1, 1, 0}},
+		{name: "an update of an id", method: "POST", path: "/vector_stores/vs_b1", wantFrom: "b", wantHits: [3]int{1, 1, 0}},
+		{name: "a target the same upstream model leaves out", method: "GET", path: "/responses/resp_b", same: true,
+			wantFrom: "b", wantHits: [3]int{1, 1, 0}},
+		{name: "nowhere", method: "GET", path: "/files/file-x", b: noObject("b"),
+			wantStatus: 404, wantMsg: "No such object (c)", wantHits: [3]int{1, 1, 1}},
+		{name: "another provider fails", method: "GET", path: "/files/file-x", b: always(statusFn(500, "")),
+			wantStatus: 502, wantMsg: "upstream_server_error", wantHits: [3]int{1, 2, 1}},
+		{name: "another provider refuses the path", method: "GET", path: "/files/file-x", b: always(statusFn(403, `{"error":{"message":"no","type":"permission_error"}}`)),
+			wantStatus: 404, wantMsg: "No such object (a)", wantHits: [3]int{1, 1, 1}},
+		{name: "a create stays with the first model", method: "POST", path: "/batches",
+			wantStatus: 404, wantMsg: "No such object (a)", wantHits: [3]int{1, 0, 0}},
+		{name: "a create under a collection word", method: "POST", path: "/threads/runs",
+			wantStatus: 404, wantMsg: "No such object (a)", wantHits: [3]int{1, 0, 0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := tc.b
+			if b == nil {
+				b = always(statusFn(200, `{"id":"x","object":"file"}`))
+			}
+			c := noObject("c")
+			if tc.wantFrom != "" {
+				c = always(statusFn(200, `{"id":"x","object":"file","from":"c"}`))
+			}
+			e := newEnv(t, map[string]func(*fconn, int){"a": noObject("a"), "b": b, "c": c}, []string{"a"}, func(cfg *config.Config) {
+				if tc.same {
+					cfg.Models[0].Targets = append(cfg.Models[0].Targets, config.Target{Provider: "b", Model: "up-b", Weight: 1})
+				}
+				cfg.Models = append(cfg.Models, config.Model{Name: "other", Strategy: "priority", Targets: []config.Target{
+					{Provider: "a", Model: "other-a", Weight: 1}, {Provider: "b", Model: "other-b", Weight: 1}, {Provider: "c", Model: "other-c", Weight: 1}}})
+			})
+			var body []byte
+			ct := ""
+			if tc.method == "POST" {
+				body, ct = []byte(`{"name":"x"}`), "application/json"
+			}
+			got := e.openReq(t.Context(), &Request{Method: tc.method, Path: tc.path, Body: body, ContentType: ct,
+				SameUpstreamModel: tc.same, AtMostOnce: tc.method == "POST"})
+			if h := [3]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits()), len(e.fakes["c"].hits())}; h != tc.wantHits {
+				t.Errorf("providers saw %v; want %v", h, tc.wantHits)
+			}
+			for _, p := range []string{"a", "b", "c"} {
+				if st := statusOf(e.r, p); st.Breaker != "closed" || (tc.b == nil && st.CoolingCause != "") {
+					t.Errorf("%s: breaker %s, cooling for %q; want a 404 held against no provider", p, st.Breaker, st.CoolingCause)
+				}
+			}
+			if tc.wantFrom != "" {
+				if got.openErr != nil || got.provider != tc.wantFrom {
+					t.Fatalf("answered by %q (%v); want %s", got.provider, got.openErr, tc.wantFrom)
+				}
+				if got.attempts != 2 {
+					t.Errorf("%d attempts reported; want 2, both rounds'", got.attempts)
+				}
+				return
+			}
+			var ue *UpstreamError
+			if !errors.As(got.openErr, &ue) {
+				t.Fatalf("Open: %v (answered by %q); want an *UpstreamError", got.openErr, got.provider)
+			}
+			if ue.Status != tc.wantStatus || !strings.Contains(ue.Message+" "+ue.Code, tc.wantMsg) {
+				t.Errorf("got %d %q (%s); want %d with %q", ue.Status, ue.Code, ue.Message, tc.wantStatus, tc.wantMsg)
+			}
+		})
+	}
+}

@@ -92,7 +92,93 @@ func (r *Router) Open(ctx context.Context, req *Request) (*Response, error) {
 	}
 	resp, err := r.runRound(ctx, rd, order)
 	r.countSkips(rd, resp)
+	if err != nil && namesStoredObject(req) && allNotFound(rd) {
+		return r.openElsewhere(ctx, req, m, rd, order, err)
+	}
 	return resp, err
+}
+
+// openElsewhere asks, after every target of the first model answered 404
+// to a call that names a stored object (namesStoredObject), one target of
+// each provider the round did not ask, in config order: the object was
+// made by the provider of the model its creation named (a Response, a
+// fine-tuning job), or of a target the round leaves out
+// (Request.SameUpstreamModel), which the first model's targets never
+// reach. A 404 costs a provider nothing (decide), and a provider that
+// did not store the object acts on none. The bot gets the last 404 when
+// every one said so, the first round's 404, firstErr, when one refused
+// the call otherwise (a key refused the path: it made nothing there), and
+// the round's error when one failed or was passed over: it may hold the
+// object, and nothing proves it missing.
+func (r *Router) openElsewhere(ctx context.Context, req *Request, m *model, first *round, asked []*target, firstErr error) (*Response, error) {
+	var order []*target
+	for _, om := range r.models {
+		for _, t := range om.targets {
+			if slices.ContainsFunc(asked, func(a *target) bool { return a.p == t.p }) ||
+				slices.ContainsFunc(order, func(o *target) bool { return o.p == t.p }) ||
+				slices.Contains(req.ExcludeProviders, t.p.name) {
+				continue
+			}
+			order = append(order, t)
+		}
+	}
+	if len(order) == 0 {
+		return nil, firstErr
+	}
+	rd := &round{ctx: ctx, req: req, model: m, end: r.opts.Now().Add(r.fo.MaxRoundTime.D()), stream: streamKind(m, req)}
+	resp, err := r.runRound(ctx, rd, order)
+	r.countSkips(rd, resp)
+	// The caller's count of attempts (X-Paygate-Attempts, the audit's
+	// list) spans both rounds.
+	var ue *UpstreamError
+	if resp != nil {
+		resp.Attempts, resp.Tried = first.attempts+resp.Attempts, slices.Concat(first.tried, resp.Tried)
+	} else if errors.As(err, &ue) {
+		ue.Attempts, ue.Tried = first.attempts+ue.Attempts, slices.Concat(first.tried, ue.Tried)
+	}
+	switch {
+	case err == nil, allNotFound(rd):
+		return resp, err
+	case len(rd.skipped) > 0 || rd.unasked || slices.ContainsFunc(rd.fails, func(f *failure) bool { return !notHere(f) }):
+		// Passed over, out of budget or failing: it may hold the
+		// object, and its failure says so.
+		return nil, err
+	}
+	return nil, firstErr
+}
+
+// notHere reports a failure that says the provider does not hold what
+// was asked: a 404, a key refused the path (pathRefused: it made nothing
+// there either), or another refusal of the request (a 400 for an id
+// format of another provider's).
+func notHere(f *failure) bool {
+	return f.cause == CauseModelNotFound && f.status == http.StatusNotFound || f.pathRefused || f.cause == CauseClientError
+}
+
+// namesStoredObject reports a forwarded call that names no model and a
+// stored object in its path, below a collection: /files/{id},
+// /responses/{id}/cancel, /vector_stores/{id}/files. A GET, HEAD, DELETE
+// or OPTIONS below the first segment names one (a list such as
+// /fine_tuning/jobs may be taken for one: it changes nothing); a POST,
+// PUT or PATCH, which may create, names one with a third segment or a
+// second that holds a digit, as the ids of OpenAI's objects do
+// (vs_abc123), and no collection's name does (/threads/runs,
+// /realtime/client_secrets). Such a call's 404 may come from a provider
+// that never made the object.
+func namesStoredObject(req *Request) bool {
+	if req.Model != "" || req.Stream || isChatPath(req.Path) {
+		return false
+	}
+	p, _, _ := strings.Cut(req.Path, "?")
+	segs := strings.Split(strings.Trim(p, "/"), "/")
+	if len(segs) < 2 {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions:
+		return true
+	}
+	return len(segs) > 2 || strings.ContainsAny(segs[1], "0123456789")
 }
 
 // runRound is Open's round over order.
