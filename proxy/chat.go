@@ -20,6 +20,7 @@ import (
 	"github.com/paygate/paygate/accounting"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
+	"github.com/paygate/paygate/internal/httpwire"
 	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/sse"
@@ -32,10 +33,7 @@ const headerOpenID = "X-WeChat-OpenID"
 // key is read directly: Header.Get would allocate the canonical form of
 // the mixed-case name on every request.
 func openID(h http.Header) string {
-	if v := h[openIDKey]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
+	return httpwire.Field(h, openIDKey)
 }
 
 var openIDKey = http.CanonicalHeaderKey(headerOpenID)
@@ -203,7 +201,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	// payment user, the user's session for one served plainly below.
 	var costUser, costSession string
 	if user := payingUser(r.Header, chat.User); s.tools != nil && user != "" {
-		session := r.Header.Get("X-Paygate-Session")
+		session := httpwire.Field(r.Header, "X-Paygate-Session")
 		if session == "" {
 			session = user
 		}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/paygate/paygate/interceptors"
+	"github.com/paygate/paygate/internal/httpwire"
 )
 
 // userPrivacy is privacy.forward_user as it applies to requests now.
@@ -66,7 +67,7 @@ func (s *Server) holdsUser(v, user string) bool {
 // Of the bot's headers only Accept, and a /v1 body's Content-Type, reach a
 // provider; a Content-Type holding the user is refused (passthrough).
 func (s *Server) acceptFor(h http.Header, user string) string {
-	if v := h.Get("Accept"); !s.holdsUser(v, user) {
+	if v := httpwire.Field(h, "Accept"); !s.holdsUser(v, user) {
 		return v
 	}
 	return ""

@@ -22,6 +22,7 @@ import (
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/failover"
 	"github.com/paygate/paygate/interceptors"
+	"github.com/paygate/paygate/internal/httpwire"
 	"github.com/paygate/paygate/internal/jsonstr"
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/store"
@@ -394,7 +395,7 @@ func (s *Server) route(name string, h http.HandlerFunc) http.Handler {
 // authed checks the client key before h runs.
 func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c := s.authenticate(r.Header.Get("Authorization"))
+		c := s.authenticate(httpwire.Field(r.Header, "Authorization"))
 		if c == nil {
 			writeError(w, &apiError{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
 				Message: "Incorrect API key provided. Use a paygate client key as the Bearer token."})

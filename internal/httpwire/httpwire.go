@@ -278,7 +278,7 @@ func ReadRequest(br *bufio.Reader, maxHead int) (req *http.Request, ok bool) {
 		ProtoMinor:    1,
 		Header:        h,
 		ContentLength: n,
-		Host:          h.Get("Host"),
+		Host:          Field(h, "Host"),
 		RequestURI:    target,
 		Close:         httpguts.HeaderValuesContainsToken(h["Connection"], "close"),
 	}

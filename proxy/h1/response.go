@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/paygate/paygate/internal/httpwire"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -95,7 +96,7 @@ func (w *response) WriteHeader(code int) {
 	if code == http.StatusNoContent || code == http.StatusNotModified {
 		w.noBody = true
 	}
-	if v := w.header.Get("Content-Length"); v != "" {
+	if v := httpwire.Field(w.header, "Content-Length"); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
 			w.cl = n
 		} else {

@@ -776,7 +776,7 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	w.reqBody.left = req.ContentLength
 	w.reqBody.eof = body == http.NoBody
 	req.Body = &w.reqBody
-	if expect := req.Header.Get("Expect"); expect != "" {
+	if expect := httpwire.Field(req.Header, "Expect"); expect != "" {
 		// As net/http: 100-continue among the expectations is met (and
 		// ignored in an HTTP/1.0 request, RFC 9110 10.1.1); any other
 		// expectation alone fails.
