@@ -225,7 +225,8 @@ func New(o Options) (*Server, error) {
 // (unless it has a listener of its own) and the operator endpoints.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/chat/completions", s.route("chat", s.authed(s.handleChat)))
+	chat := s.route("chat", s.authed(s.handleChat))
+	mux.Handle(chatPattern, chat)
 	mux.Handle("GET /v1/models", s.route("models", s.authed(s.handleModels)))
 	mux.Handle("GET /v1/models/{id...}", s.route("models", s.authed(s.handleModel)))
 	// The models are the config's: nothing changes them through the client
@@ -249,7 +250,37 @@ func (s *Server) Handler() http.Handler {
 			Message: "paygate: unknown endpoint " + r.Method + " " + r.URL.Path +
 				"; the OpenAI API is served under /v1 (an SDK's base URL ends in /v1)"})
 	}))
-	return mux
+	return &chatFirst{mux: mux, chat: chat}
+}
+
+// chatPattern is the chat route's ServeMux pattern.
+const chatPattern = "POST /v1/chat/completions"
+
+// chatFirst serves the chat route without asking the mux, and everything
+// else through it. ServeMux cleans the path, strips the host's port,
+// unescapes each segment and walks its tree on every request, about 2,400
+// instructions, to find the route nearly every request takes; a plain POST
+// to the exact path is that route whatever else is registered (no pattern
+// names a host, and none is more specific than a method and an exact
+// path). TestChatFirstIsTheMuxChoice holds the two to the same choice.
+type chatFirst struct {
+	mux  *http.ServeMux
+	chat http.Handler
+}
+
+func (c *chatFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isChatRoute(r) {
+		r.Pattern = chatPattern // as the mux sets it
+		c.chat.ServeHTTP(w, r)
+		return
+	}
+	c.mux.ServeHTTP(w, r)
+}
+
+// isChatRoute is whether r is a plain POST to the chat path: the path as
+// written, nothing escaped in it.
+func isChatRoute(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Path == "/v1/chat/completions" && r.URL.RawPath == ""
 }
 
 // NotifyHandler serves only the notify route, for server.notify_listen.
