@@ -415,29 +415,41 @@ type SweepStats struct {
 // orders held for a manager past their approval deadline (sweepHeld), and
 // refunding ones whose refund notification is late (sweepRefunds). First
 // it reads the orders of this replica's writes the store did not confirm
-// (sweepUnacked), announcing those found applied.
+// (sweepUnacked), announcing those found applied. With a shared store, the
+// `creating` and awaiting_payment orders another replica swept less than
+// SweepInterval ago are left to it (sweepLeases).
 func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
 	s.sweepUnacked(ctx)
 	for _, status := range []store.OrderStatus{store.StatusCreating, store.StatusAwaitingPayment} {
-		err := s.eachOrder(ctx, status, func(o *store.Order) {
-			age := s.now().Sub(o.CreatedAt)
-			orphan := status == store.StatusCreating && s.orphaned(o.OrderNo)
-			if !orphan && ((status == store.StatusCreating && s.now().Sub(creatingSince(o)) < s.opts.CreatingGrace) || age < s.opts.ActiveQueryAfter) {
-				return
+		err := s.eachPage(ctx, status, func(page []*store.Order) error {
+			var due []*store.Order
+			for _, o := range page {
+				age := s.now().Sub(o.CreatedAt)
+				orphan := status == store.StatusCreating && s.orphaned(o.OrderNo)
+				if !orphan && ((status == store.StatusCreating && s.now().Sub(creatingSince(o)) < s.opts.CreatingGrace) || age < s.opts.ActiveQueryAfter) {
+					continue
+				}
+				due = append(due, o)
 			}
-			st.Checked++
-			octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
-			got, err := s.reconcile(octx, o, "sweep")
-			cancel()
-			if err != nil {
-				st.Errors++
-				s.log.WarnContext(ctx, "sweep: order not reconciled", "order_no", o.OrderNo, "status", o.Status, "err", err)
-				return
+			for _, o := range s.sweepLeases(ctx, due) {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				st.Checked++
+				octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
+				got, err := s.reconcile(octx, o, "sweep")
+				cancel()
+				if err != nil {
+					st.Errors++
+					s.log.WarnContext(ctx, "sweep: order not reconciled", "order_no", o.OrderNo, "status", o.Status, "err", err)
+					continue
+				}
+				if got != nil && got.Status != o.Status {
+					st.Changed++
+				}
 			}
-			if got != nil && got.Status != o.Status {
-				st.Changed++
-			}
+			return nil
 		})
 		if err != nil {
 			return st, err
@@ -451,6 +463,52 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	}
 	return st, nil
 }
+
+// sweepLeases returns the orders of due this replica's sweep is to
+// reconcile now. With a shared store (Redis replicas, not SoleWriter) it
+// takes each order's lease for SweepInterval, or renews its own, and
+// returns those it holds: every replica swept every pending order on its
+// own tick, so N replicas sent WeChat Pay N queries (and closes, and
+// re-prepays of a `creating` one) per order per interval, against the
+// merchant's query rate, which WeChat Pay limits (FREQUENCY_LIMITED). The
+// replica that took an order keeps it from pass to pass; one that stops
+// (it died) holds it no longer than SweepInterval, after which the next
+// replica's pass takes it. One store round trip for the page, none for a
+// page with nothing due. A sole writer (the embedded store) has no other
+// replica and makes none. A store that fails leaves every order due to
+// this replica, as askedElsewhere does: a query is safe, and a sweep
+// should not skip a payment it would find for a store hiccup.
+func (s *Service) sweepLeases(ctx context.Context, due []*store.Order) []*store.Order {
+	if s.opts.SoleWriter || len(due) == 0 {
+		return due
+	}
+	keys := make([]string, len(due))
+	for i, o := range due {
+		keys[i] = sweepLeaseKey(o.OrderNo)
+	}
+	held, err := s.store.TakeLeases(ctx, s.holder, keys, s.opts.SweepInterval)
+	if err == nil && len(held) != len(due) {
+		err = fmt.Errorf("%d answers for %d leases", len(held), len(due))
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "sweep: orders not divided among replicas: store failed; sweeping them all", "orders", len(due), "err", err)
+		return due
+	}
+	mine := make([]*store.Order, 0, len(due))
+	for i, o := range due {
+		if held[i] {
+			mine = append(mine, o)
+		}
+	}
+	if n := len(due) - len(mine); n > 0 {
+		s.m.reconcile.WithLabelValues("sweep", "elsewhere").Add(float64(n))
+	}
+	return mine
+}
+
+// sweepLeaseKey is the lease by which one replica sweeps orderNo for an
+// interval.
+func sweepLeaseKey(orderNo string) string { return "sweep:" + orderNo }
 
 // sweepHeld expires the orders held for a manager past their approval
 // deadline (Rules.ApprovalTTL), so none waits in the queue for ever and the
@@ -477,23 +535,34 @@ func (s *Service) sweepHeld(ctx context.Context, st *SweepStats) error {
 const defaultSweepPage = 200
 
 // eachOrder calls fn with every order in status, newest first, a page at a
-// time, until ctx ends. It pages with the exact cursor, the last order's
+// time (eachPage), until ctx ends.
+func (s *Service) eachOrder(ctx context.Context, status store.OrderStatus, fn func(*store.Order)) error {
+	return s.eachPage(ctx, status, func(page []*store.Order) error {
+		for _, o := range page {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			fn(o)
+		}
+		return nil
+	})
+}
+
+// eachPage calls fn with every page of the orders in status, newest first,
+// until fn fails. It pages with the exact cursor, the last order's
 // CreatedAt and OrderNo: a time alone skips, on every sweep, the orders
 // created at the same instant as a page's last one that did not fit on it.
 // The orders fn moves out of status do not disturb the cursor, which names a
 // position, not an offset.
-func (s *Service) eachOrder(ctx context.Context, status store.OrderStatus, fn func(*store.Order)) error {
+func (s *Service) eachPage(ctx context.Context, status store.OrderStatus, fn func([]*store.Order) error) error {
 	f := store.OrderFilter{Status: status, Limit: s.sweepPage}
 	for {
 		page, err := s.store.ListOrders(ctx, f)
 		if err != nil {
 			return fmt.Errorf("sweep: list %s: %w", status, err)
 		}
-		for _, o := range page {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			fn(o)
+		if err := fn(page); err != nil {
+			return err
 		}
 		if len(page) == 0 || len(page) < f.Limit {
 			return nil

@@ -2,6 +2,7 @@ package payments
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,7 @@ type Store interface {
 	store.Notifications
 	store.RefundProposals
 	store.Counters  // rules: calls per minute, orders per day
+	store.Leases    // the sweep's orders, divided among replicas (sweepLeases)
 	store.Exchanges // the refund in flight of each refunding order
 }
 
@@ -127,6 +129,9 @@ type Options struct {
 	ActiveQueryDeadline    time.Duration
 	BackgroundQueryTimeout time.Duration
 	// SweepInterval is the background sweep's period (default 30s);
+	// with a shared store (not SoleWriter) it is also how long a replica's
+	// sweep holds each pending order it reconciles, so that between the
+	// replicas each is swept once per interval (sweepLeases).
 	// CreatingGrace how old a `creating` order must be before the sweep resolves
 	// it (default 30s), so it never races a CreateOrder in flight.
 	SweepInterval time.Duration
@@ -257,6 +262,9 @@ type Service struct {
 	// sweepPage is how many orders a sweep reads at a time (tests make it
 	// small to page through ties).
 	sweepPage int
+	// holder names this Service's sweep leases (sweepLeases): random, so
+	// a restarted replica is another holder.
+	holder string
 	// switchWait is how long a switch of pay method that finds another
 	// caller counting the same switch waits for its count
 	// (countReplacement) before it answers ErrInProgress.
@@ -327,7 +335,7 @@ func New(opts Options) (*Service, error) {
 		opts: opts, store: opts.Store, backend: opts.Backend, catalog: opts.Catalog,
 		log: opts.Logger, now: opts.Now, newNo: opts.NewOrderNo, m: m, mm: mm,
 		inflight: map[string]*refresh{}, queried: map[string]time.Time{}, queriedPrune: minQueriedPrune, working: map[string]int{}, adopted: map[string]chan struct{}{}, unacked: map[string]unackedWrite{}, stop: make(chan struct{}), sweepPage: defaultSweepPage,
-		switchWait: defaultSwitchWait,
+		switchWait: defaultSwitchWait, holder: rand.Text(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

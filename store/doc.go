@@ -47,8 +47,8 @@
 //	                      the announcements made of them (Announcements)
 //	PREFIX{c:KEY}:*       a purchase claim and its generation counter
 //	PREFIX{r:ID}          a refund proposal or its tombstone
-//	PREFIX{n:ID}, {k:KEY}, {t:KEY}, {x:KEY}, {s:NAME}  notifications, counters,
-//	                      tallies, exchanges, secrets
+//	PREFIX{n:ID}, {k:KEY}, {l:KEY}, {t:KEY}, {x:KEY}, {s:NAME}  notifications,
+//	                      counters, leases, tallies, exchanges, secrets
 //	PREFIX{idx}:*         cross-order indexes: orders by status and by time, keys
 //	                      with pending outbox events, and the write-intent log
 //	PREFIX{audit}:*       the audit chain, its head and the erasable text

@@ -677,6 +677,23 @@ type Counters interface {
 	AllowWindow(ctx context.Context, key string, limit int, window time.Duration, token string) (bool, error)
 }
 
+// Leases divide recurring work among replicas sharing a store, such as the
+// payment sweep's orders: a replica takes an order's lease before it asks
+// WeChat Pay about it, so that between them each order is asked about once
+// per sweep interval, not once per replica. The holder renews its own
+// lease at its next pass; one that stops (it died) loses its leases when
+// they run out, and another replica takes them.
+type Leases interface {
+	// TakeLeases takes, for holder, each of keys that no other holder has
+	// live, until ttl from now, and extends those holder already has; a
+	// lease another holder has live is left as it is. It reports, for each
+	// key, whether holder has it now. One round trip for all keys (one
+	// transaction on the embedded store; one pipeline on Redis, each key's
+	// step atomic, the batch not). A call re-sent after a lost reply
+	// answers as the first did: the holder has what it took.
+	TakeLeases(ctx context.Context, holder string, keys []string, ttl time.Duration) ([]bool, error)
+}
+
 // Tallies keep running sums that every replica adds to, such as a
 // conversation's LLM cost (accounting). An add is one atomic step in the
 // backend: two replicas adding at once never lose either's amount, which a
@@ -945,6 +962,7 @@ type Store interface {
 	Notifications
 	RefundProposals
 	Counters
+	Leases
 	Tallies
 	Exchanges
 	Secrets

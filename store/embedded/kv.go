@@ -214,6 +214,53 @@ func (d *DB) AllowWindow(ctx context.Context, key string, limit int, window time
 	return ok, err
 }
 
+// Leases share the counters' bucket (and its sweep) under their own
+// prefix.
+const leasePrefix = "lease\x00"
+
+// leaseRec is a lease: Holder has it while now < Until.
+type leaseRec struct {
+	Holder string `json:"holder"`
+	Until  int64  `json:"until"`
+}
+
+// TakeLeases implements store.Leases: one transaction, so one wait for the
+// disk, for every key.
+func (d *DB) TakeLeases(ctx context.Context, holder string, keys []string, ttl time.Duration) ([]bool, error) {
+	if holder == "" || ttl <= 0 {
+		return nil, errors.New("embedded: take leases needs a holder and a ttl")
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	now := d.now().UnixNano()
+	out := make([]bool, len(keys))
+	err := d.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bCounters)
+		for i, key := range keys {
+			var r leaseRec
+			if v := b.Get([]byte(leasePrefix + key)); v != nil {
+				if err := unmarshal(v, &r); err != nil {
+					return err
+				}
+			}
+			if r.Holder != holder && now < r.Until {
+				out[i] = false
+				continue
+			}
+			out[i] = true
+			if err := putJSON(b, leasePrefix+key, leaseRec{Holder: holder, Until: now + int64(ttl)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Tallies share the counters' bucket (and its sweep) under their own
 // prefix.
 const tallyPrefix = "tally\x00"

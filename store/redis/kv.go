@@ -98,18 +98,57 @@ func (s *Store) AddTallies(ctx context.Context, adds []store.TallyAdd, ttl time.
 	if len(adds) == 0 {
 		return nil
 	}
-	if err := s.refused("add tallies"); err != nil {
-		return err
-	}
 	now := s.now().UnixMilli()
 	tokens := make([]string, len(adds)) // a pipeline re-sent adds nothing twice
 	for i := range tokens {
 		tokens[i] = rand.Text()
 	}
+	_, err := s.runBatch(ctx, "add tallies", s.sc.addTally, len(adds), func(i int) ([]string, []any) {
+		return []string{s.k.one("t", adds[i].Key)}, []any{adds[i].Delta, now, ms(ttl), ms(expiryGrace), tokens[i]}
+	})
+	return err
+}
+
+// TakeLeases implements store.Leases: the keys' scripts (luaLease) in one
+// pipeline, so one round trip. A lease is no money write: one lost in a
+// failover costs at most a second query of an order, and is not confirmed
+// as money writes are (runMoney).
+func (s *Store) TakeLeases(ctx context.Context, holder string, keys []string, ttl time.Duration) ([]bool, error) {
+	if holder == "" || ttl <= 0 {
+		return nil, errors.New("redis: take leases needs a holder and a ttl")
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	now := s.now().UnixMilli()
+	cmds, err := s.runBatch(ctx, "take leases", s.sc.lease, len(keys), func(i int) ([]string, []any) {
+		return []string{s.k.one("l", keys[i])}, []any{holder, now, ms(ttl), ms(expiryGrace)}
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(keys))
+	for i, c := range cmds {
+		n, _ := c.Int64()
+		out[i] = n == 1
+	}
+	return out, nil
+}
+
+// runBatch runs sc n times in one pipeline, the i-th with the keys and
+// arguments of call(i), loading the script and sending the pipeline again
+// when Redis does not know it (NOSCRIPT): each run must be safe to send
+// twice. The error is the first run's that failed.
+func (s *Store) runBatch(ctx context.Context, op string, sc *goredis.Script, n int, call func(i int) ([]string, []any)) ([]*goredis.Cmd, error) {
+	if err := s.refused(op); err != nil {
+		return nil, err
+	}
+	cmds := make([]*goredis.Cmd, n)
 	exec := func() error {
 		_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			for i, a := range adds {
-				s.sc.addTally.EvalSha(ctx, p, []string{s.k.one("t", a.Key)}, a.Delta, now, ms(ttl), ms(expiryGrace), tokens[i])
+			for i := range n {
+				keys, args := call(i)
+				cmds[i] = sc.EvalSha(ctx, p, keys, args...)
 			}
 			return nil
 		})
@@ -117,15 +156,15 @@ func (s *Store) AddTallies(ctx context.Context, adds []store.TallyAdd, ttl time.
 	}
 	err := exec()
 	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
-		if err := s.sc.addTally.Load(ctx, s.c).Err(); err != nil {
-			return mapErr("add tallies", err)
+		if err := sc.Load(ctx, s.c).Err(); err != nil {
+			return nil, mapErr(op, err)
 		}
 		err = exec()
 	}
 	if err != nil {
-		return mapErr("add tallies", err) // the first add that failed
+		return nil, mapErr(op, err)
 	}
-	return nil
+	return cmds, nil
 }
 
 // TakeTally implements store.Tallies.

@@ -507,6 +507,19 @@ redis.call('HSET', KEYS[1], w, n)
 return n
 `
 
+// KEYS: lease (a hash: holder h, until). ARGV: holder, now_ms, ttl_ms,
+// grace_ms. Takes the lease for the holder, or extends the holder's own,
+// unless another holder's is live. Returns 1 when the holder has it now,
+// else 0; run twice for one holder, it answers 1 both times.
+const luaLease = `
+local r = redis.call('HMGET', KEYS[1], 'h', 'until')
+local now = tonumber(ARGV[2])
+if r[1] and r[1] ~= ARGV[1] and r[2] and tonumber(r[2]) > now then return 0 end
+redis.call('HSET', KEYS[1], 'h', ARGV[1], 'until', now + tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
+return 1
+`
+
 // KEYS: key. ARGV: now_ms, token. Gives back one count of the live window,
 // never below zero; the token is kept (field "d:token"), so a give-back sent
 // twice takes one. Returns 1 when it took one back, else 0.
@@ -752,17 +765,17 @@ return 1
 
 // scripts are created per Store (no package-level mutable state).
 type scripts struct {
-	createOrder, updateOrder, enqueue, readTag, ack, retry *goredis.Script
-	enqueueOnce, claimEvent                                *goredis.Script
-	syncUser, loadUser, syncIndex, intent, dropLegacy      *goredis.Script
-	idxTime                                                *goredis.Script
-	claim, seen, counter, uncount, window, putExchange     *goredis.Script
-	announce                                               *goredis.Script
-	addTally, takeTally                                    *goredis.Script
-	putRefund, finishRefund, appendAudit, putText, erase   *goredis.Script
-	strayAudit                                             *goredis.Script
-	indexRefund, expireRefund                              *goredis.Script
-	secret, probe                                          *goredis.Script
+	createOrder, updateOrder, enqueue, readTag, ack, retry    *goredis.Script
+	enqueueOnce, claimEvent                                   *goredis.Script
+	syncUser, loadUser, syncIndex, intent, dropLegacy         *goredis.Script
+	idxTime                                                   *goredis.Script
+	claim, seen, counter, uncount, window, lease, putExchange *goredis.Script
+	announce                                                  *goredis.Script
+	addTally, takeTally                                       *goredis.Script
+	putRefund, finishRefund, appendAudit, putText, erase      *goredis.Script
+	strayAudit                                                *goredis.Script
+	indexRefund, expireRefund                                 *goredis.Script
+	secret, probe                                             *goredis.Script
 }
 
 func newScripts() *scripts {
@@ -787,6 +800,7 @@ func newScripts() *scripts {
 		counter:      goredis.NewScript(luaCounter),
 		uncount:      goredis.NewScript(luaUncount),
 		window:       goredis.NewScript(luaWindow),
+		lease:        goredis.NewScript(luaLease),
 		addTally:     goredis.NewScript(luaAddTally),
 		takeTally:    goredis.NewScript(luaTakeTally),
 		putExchange:  goredis.NewScript(luaPutExchange),
@@ -806,7 +820,7 @@ func newScripts() *scripts {
 func (s *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
 		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnce, s.claimEvent, s.readTag, s.ack, s.retry,
-		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window,
+		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window, s.lease,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
 		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe,
 	}

@@ -407,6 +407,42 @@ func testCounters(t *testing.T, open Opener) {
 	}
 }
 
+// testLeases: TakeLeases gives each key to one holder at a time, renews the
+// holder's own, and hands a lease over once it has run out: replicas sweep
+// each order once per interval between them, and a replica that died holds
+// nothing for longer than its leases' ttl.
+func testLeases(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	const ttl = time.Minute
+	cases := []struct {
+		name    string
+		holder  string
+		keys    []string
+		advance time.Duration
+		want    []bool
+	}{
+		{"first takes all", "a", []string{"sweep:1", "sweep:2"}, 0, []bool{true, true}},
+		{"another takes only what is free", "b", []string{"sweep:1", "sweep:3", "sweep:2"}, 0, []bool{false, true, false}},
+		{"the holder again has its own", "a", []string{"sweep:2", "sweep:1"}, ttl / 2, []bool{true, true}},
+		{"renewed: not free where the first ttl ended", "b", []string{"sweep:1"}, ttl / 2, []bool{false}},
+		{"run out: taken over", "b", []string{"sweep:1", "sweep:2", "sweep:3"}, ttl / 2, []bool{true, true, true}},
+		{"the former holder is refused", "a", []string{"sweep:1"}, 0, []bool{false}},
+		{"none", "a", nil, 0, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clock.Advance(tc.advance)
+			got, err := st.TakeLeases(ctx, tc.holder, tc.keys, ttl)
+			mustNil(t, "TakeLeases", err)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("%s takes %v: got %v; want %v", tc.holder, tc.keys, got, tc.want)
+			}
+		})
+	}
+}
+
 // testCounterGiveBack: DecrCounter takes one count back from the live
 // window, once per token, never below zero, and never makes a counter of its
 // own: the daily order limit gives back the count of an order WeChat Pay

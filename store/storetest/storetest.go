@@ -58,6 +58,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Counters", func(t *testing.T) { testCounters(t, open) })
 	t.Run("CounterGiveBack", func(t *testing.T) { testCounterGiveBack(t, open) })
 	t.Run("Window", func(t *testing.T) { testWindow(t, open) })
+	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
 	t.Run("Tallies", func(t *testing.T) { testTallies(t, open) })
 	t.Run("Exchanges", func(t *testing.T) { testExchanges(t, open) })
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, open) })
@@ -101,6 +102,7 @@ func testClosed(t *testing.T, open Opener) {
 		{"AddTallies", func() error {
 			return st.AddTallies(ctx, []store.TallyAdd{{Key: "k", Delta: 1}, {Key: "l", Delta: 1}}, time.Minute)
 		}},
+		{"TakeLeases", func() error { _, err := st.TakeLeases(ctx, "h", []string{"k"}, time.Minute); return err }},
 		{"AppendAudit", func() error {
 			return st.AppendAudit(ctx, store.AuditRecord{Seq: 1, Hash: "h"})
 		}},

@@ -1,0 +1,143 @@
+package payments_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+// simOps counts the requests of op WeChat Pay received for orderNo.
+func simOps(e *env, op, orderNo string) int {
+	n := 0
+	for _, l := range e.sim.Requests() {
+		if l.Op == op && l.OutTradeNo == orderNo {
+			n++
+		}
+	}
+	return n
+}
+
+// leaseCalls counts the TakeLeases calls made of a store, and the keys
+// they named.
+type leaseCalls struct {
+	payments.Store
+	calls, keys atomic.Int64
+}
+
+func (l *leaseCalls) TakeLeases(ctx context.Context, holder string, keys []string, ttl time.Duration) ([]bool, error) {
+	l.calls.Add(1)
+	l.keys.Add(int64(len(keys)))
+	return l.Store.TakeLeases(ctx, holder, keys, ttl)
+}
+
+// TestSweepOncePerIntervalAcrossReplicas: replicas sharing a store sweep
+// each pending order once per sweep interval between them, not once each.
+// Each replica swept every pending order on its own tick, so N replicas
+// sent WeChat Pay N queries per pending order per interval, against the
+// merchant's query rate. The replica that swept an order holds it for an
+// interval; when it stops sweeping (it died), another takes the order once
+// that lease has run out. An expired order swept by both at once is
+// queried and closed at WeChat Pay once. The embedded store, its file one process's
+// (SoleWriter), has no other replica: each sweep queries as before, and
+// takes no lease. A sweep takes the leases of a page's due orders in one
+// call, not one per order.
+func TestSweepOncePerIntervalAcrossReplicas(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			sole := driver == "embedded"
+			var opts payments.Options
+			leases := &leaseCalls{}
+			e := newEnv(t, envOptions{driver: driver, notifyTo: "sink", storeClock: true,
+				service: func(o *payments.Options) {
+					o.SoleWriter = sole
+					leases.Store = o.Store
+					o.Store = leases
+					opts = *o
+				}})
+			ctx := context.Background()
+			sweep := func(svc *payments.Service) {
+				t.Helper()
+				if st, err := svc.Sweep(ctx); err != nil || st.Errors != 0 {
+					t.Fatalf("sweep: %+v, %v", st, err)
+				}
+			}
+			o := e.create("oUser-sweep-lease", 1)
+			e.clock.Advance(10 * time.Second)
+			if sole {
+				// One process: every sweep of it queries, as before.
+				sweep(e.svc)
+				sweep(e.svc)
+				if n := simOps(e, "query", o.OrderNo); n != 2 {
+					t.Errorf("queries after two sweeps of the sole writer: got %d; want 2", n)
+				}
+				if n := leases.calls.Load(); n != 0 {
+					t.Errorf("lease calls of the sole writer's sweeps: got %d; want none", n)
+				}
+				return
+			}
+			other := otherReplica(t, opts)
+			sweep(e.svc)
+			sweep(other)
+			if n := simOps(e, "query", o.OrderNo); n != 1 {
+				t.Fatalf("queries after a sweep on each of two replicas within an interval: got %d; want 1", n)
+			}
+			// The next interval: the replica that swept it sweeps it again,
+			// once.
+			e.clock.Advance(payments.DefaultSweepInterval)
+			sweep(e.svc)
+			sweep(other)
+			if n := simOps(e, "query", o.OrderNo); n != 2 {
+				t.Fatalf("queries after the next interval's sweeps: got %d; want 2", n)
+			}
+			// e.svc dies: other takes the order once e.svc's lease has
+			// run out, not before.
+			e.clock.Advance(payments.DefaultSweepInterval / 2)
+			sweep(other)
+			if n := simOps(e, "query", o.OrderNo); n != 2 {
+				t.Fatalf("queries while the dead replica's lease is live: got %d; want 2", n)
+			}
+			e.clock.Advance(payments.DefaultSweepInterval / 2)
+			sweep(other)
+			if n := simOps(e, "query", o.OrderNo); n != 3 {
+				t.Fatalf("queries once the dead replica's lease ran out: got %d; want 3", n)
+			}
+
+			// An order past its deadline, swept by both replicas at once:
+			// closed at WeChat Pay once, recorded expired once.
+			x := e.create("oUser-sweep-lease-expired", 1)
+			e.clock.Advance(payments.DefaultOrderTTL + time.Minute)
+			var wg sync.WaitGroup
+			for _, svc := range []*payments.Service{e.svc, other} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := svc.Sweep(ctx); err != nil {
+						t.Errorf("sweep: %v", err)
+					}
+				}()
+			}
+			wg.Wait()
+			if got := e.order(x.OrderNo); got.Status != store.StatusExpired {
+				t.Errorf("expired order after the sweeps: %s; want expired", got.Status)
+			}
+			if q, c := simOps(e, "query", x.OrderNo), simOps(e, "close", x.OrderNo); q != 1 || c != 1 {
+				t.Errorf("expired order: %d queries, %d closes at WeChat Pay; want 1 and 1", q, c)
+			}
+
+			// Two orders due, on one page: one lease call for both.
+			e.create("oUser-sweep-lease-a", 1)
+			e.create("oUser-sweep-lease-b", 1)
+			e.clock.Advance(10 * time.Second)
+			calls, keys := leases.calls.Load(), leases.keys.Load()
+			sweep(e.svc)
+			if c, k := leases.calls.Load()-calls, leases.keys.Load()-keys; c != 1 || k != 2 {
+				t.Errorf("lease calls of a sweep of two due orders: %d calls for %d keys; want 1 for 2", c, k)
+			}
+		})
+	}
+}
