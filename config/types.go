@@ -543,10 +543,10 @@ type Reconcile struct {
 	// QueryDeadline bounds that query; the turn goes on past it. Default 300ms.
 	QueryDeadline Duration `yaml:"query_deadline"`
 	// SweepInterval is the background sweep period. Default 1m; at least 1s.
-	// Replicas sharing Redis divide the pending orders: the replica that
-	// swept one holds it for this long, so each is queried once per
-	// interval between them, not once per replica; one that stops holds
-	// its orders no longer than this.
+	// Replicas sharing Redis divide the pending orders and late refunds:
+	// the replica that swept one holds it for this long, so each is
+	// queried once per interval between them, not once per replica; one
+	// that stops holds its orders no longer than this.
 	SweepInterval Duration `yaml:"sweep_interval"`
 }
 

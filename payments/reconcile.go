@@ -416,8 +416,8 @@ type SweepStats struct {
 // refunding ones whose refund notification is late (sweepRefunds). First
 // it reads the orders of this replica's writes the store did not confirm
 // (sweepUnacked), announcing those found applied. With a shared store, the
-// `creating` and awaiting_payment orders another replica swept less than
-// SweepInterval ago are left to it (sweepLeases).
+// `creating`, awaiting_payment and refunding orders another replica swept
+// less than SweepInterval ago are left to it (sweepLeases).
 func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
 	s.sweepUnacked(ctx)

@@ -1277,53 +1277,79 @@ func (s *Service) alertRefundReview(ctx context.Context, orderNo, outRefundNo, r
 // Pay does not know (the confirmation's call never reached it) is sent again
 // under the same out_refund_no; the user confirmed it, and the number makes
 // it the same refund. An order whose confirmation stopped before recording
-// its refund goes where its proposal says (reconcileUnrecorded).
+// its refund goes where its proposal says (reconcileUnrecorded). With a
+// shared store the replicas divide these orders as they divide the
+// pending ones (sweepLeases): each replica asked WeChat Pay about every
+// late refund on its own tick.
 func (s *Service) sweepRefunds(ctx context.Context, st *SweepStats) error {
-	return s.eachOrder(ctx, store.StatusRefunding, func(o *store.Order) {
-		// One no call here works on was left refunding by a process that
-		// died (Options.SoleWriter): its refund is asked about, and sent
-		// if WeChat Pay never got it, at once, not a minute on.
-		//
-		// The order as the page listed it may be stale: a confirmation
-		// at WeChat Pay then may have ended since (its refund refused,
-		// the order put back to paid, the user told nothing was
-		// refunded), and its refund, asked about, is unknown there and
-		// would be sent again. It is read again, and left alone if it
-		// moved on. With the embedded store it is first taken as this
-		// call's (adopt), so no confirmation of this process is at it
-		// meanwhile either, however old its reservation (a tap going on
-		// under a dead process's writes nothing to the order).
-		if s.opts.SoleWriter {
-			done, ok := s.adopt(o.OrderNo)
-			if !ok {
-				return // a confirmation works on it
+	return s.eachPage(ctx, store.StatusRefunding, func(page []*store.Order) error {
+		due := page
+		if !s.opts.SoleWriter {
+			// With a shared store, one replica asks about a late refund
+			// per interval (sweepLeases), not each.
+			due = nil
+			for _, o := range page {
+				if s.now().Sub(o.UpdatedAt) >= refundQueryAfter {
+					due = append(due, o)
+				}
 			}
-			defer done()
-		} else if s.now().Sub(o.UpdatedAt) < refundQueryAfter {
-			return
+			due = s.sweepLeases(ctx, due)
 		}
-		cur, err := s.store.GetOrder(ctx, o.OrderNo)
-		if err != nil {
-			st.Errors++
-			s.log.WarnContext(ctx, "sweep: refund not reconciled", "order_no", o.OrderNo, "err", err)
-			return
+		for _, o := range due {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			s.sweepRefund(ctx, st, o)
 		}
-		if cur.Status != store.StatusRefunding || cur.Version != o.Version {
-			return // moved on since it was listed
-		}
-		st.Checked++
-		octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
-		got, err := s.reconcileRefund(octx, o)
-		cancel()
-		if err != nil {
-			st.Errors++
-			s.log.WarnContext(ctx, "sweep: refund not reconciled", "order_no", o.OrderNo, "err", err)
-			return
-		}
-		if got != nil && got.Status != o.Status {
-			st.Changed++
-		}
+		return nil
 	})
+}
+
+// sweepRefund is sweepRefunds' work on one refunding order o, as its page
+// listed it.
+func (s *Service) sweepRefund(ctx context.Context, st *SweepStats, o *store.Order) {
+	// One no call here works on was left refunding by a process that
+	// died (Options.SoleWriter): its refund is asked about, and sent
+	// if WeChat Pay never got it, at once, not a minute on.
+	//
+	// The order as the page listed it may be stale: a confirmation
+	// at WeChat Pay then may have ended since (its refund refused,
+	// the order put back to paid, the user told nothing was
+	// refunded), and its refund, asked about, is unknown there and
+	// would be sent again. It is read again, and left alone if it
+	// moved on. With the embedded store it is first taken as this
+	// call's (adopt), so no confirmation of this process is at it
+	// meanwhile either, however old its reservation (a tap going on
+	// under a dead process's writes nothing to the order). With a
+	// shared store, only one untouched for refundQueryAfter comes here.
+	if s.opts.SoleWriter {
+		done, ok := s.adopt(o.OrderNo)
+		if !ok {
+			return // a confirmation works on it
+		}
+		defer done()
+	}
+	cur, err := s.store.GetOrder(ctx, o.OrderNo)
+	if err != nil {
+		st.Errors++
+		s.log.WarnContext(ctx, "sweep: refund not reconciled", "order_no", o.OrderNo, "err", err)
+		return
+	}
+	if cur.Status != store.StatusRefunding || cur.Version != o.Version {
+		return // moved on since it was listed
+	}
+	st.Checked++
+	octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
+	got, err := s.reconcileRefund(octx, o)
+	cancel()
+	if err != nil {
+		st.Errors++
+		s.log.WarnContext(ctx, "sweep: refund not reconciled", "order_no", o.OrderNo, "err", err)
+		return
+	}
+	if got != nil && got.Status != o.Status {
+		st.Changed++
+	}
 }
 
 // reconcileRefund brings one refunding order in line with WeChat Pay.

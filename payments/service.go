@@ -130,8 +130,9 @@ type Options struct {
 	BackgroundQueryTimeout time.Duration
 	// SweepInterval is the background sweep's period (default 30s);
 	// with a shared store (not SoleWriter) it is also how long a replica's
-	// sweep holds each pending order it reconciles, so that between the
-	// replicas each is swept once per interval (sweepLeases).
+	// sweep holds each pending order (or late refund) it reconciles, so
+	// that between the replicas each is swept once per interval
+	// (sweepLeases).
 	// CreatingGrace how old a `creating` order must be before the sweep resolves
 	// it (default 30s), so it never races a CreateOrder in flight.
 	SweepInterval time.Duration

@@ -141,3 +141,45 @@ func TestSweepOncePerIntervalAcrossReplicas(t *testing.T) {
 		})
 	}
 }
+
+// TestLateRefundSweptOncePerIntervalAcrossReplicas: a refund whose
+// notification is late is asked about once per sweep interval between
+// replicas sharing a store, as a pending order is: each replica's sweep
+// queried it on its own tick.
+func TestLateRefundSweptOncePerIntervalAcrossReplicas(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var opts payments.Options
+			e := newEnv(t, envOptions{driver: driver, storeClock: true,
+				service: func(o *payments.Options) { opts = *o }})
+			other := otherReplica(t, opts)
+			ctx := context.Background()
+			o := paidOrder(t, e, "oUser-late-refund", 1)
+			p := propose(t, e, o, 0)
+			if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err != nil || res.Status != payments.RefundProcessing {
+				t.Fatalf("confirm: %+v, %v; want processing", res, err)
+			}
+			refundQueries := func() int {
+				n := 0
+				for _, l := range e.sim.Requests() {
+					if l.Op == "refund-query" {
+						n++
+					}
+				}
+				return n
+			}
+			e.clock.Advance(2 * time.Minute)
+			for _, svc := range []*payments.Service{e.svc, other} {
+				if st, err := svc.Sweep(ctx); err != nil || st.Errors != 0 {
+					t.Fatalf("sweep: %+v, %v", st, err)
+				}
+			}
+			if n := refundQueries(); n != 1 {
+				t.Errorf("queries of the late refund after a sweep on each of two replicas: got %d; want 1", n)
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusRefunding {
+				t.Errorf("order %s; want refunding, its refund processing", got.Status)
+			}
+		})
+	}
+}
