@@ -52,6 +52,11 @@ type round struct {
 	// stream: the lowest-latency strategy orders the round, and takes its
 	// attempts' timeout penalties, by time to first token (streamKind).
 	stream bool
+	// elsewhere: the round asks other models' providers for a stored
+	// object every target of the first model answered 404 for
+	// (openElsewhere), where a refusal of the call is this provider's,
+	// not the request's fault.
+	elsewhere bool
 }
 
 // skip is a target passed over without an attempt (cool-down or breaker).
@@ -125,7 +130,7 @@ func (r *Router) openElsewhere(ctx context.Context, req *Request, m *model, firs
 	if len(order) == 0 {
 		return nil, firstErr
 	}
-	rd := &round{ctx: ctx, req: req, model: m, end: r.opts.Now().Add(r.fo.MaxRoundTime.D()), stream: streamKind(m, req)}
+	rd := &round{ctx: ctx, req: req, model: m, end: r.opts.Now().Add(r.fo.MaxRoundTime.D()), stream: streamKind(m, req), elsewhere: true}
 	resp, err := r.runRound(ctx, rd, order)
 	r.countSkips(rd, resp)
 	// The caller's count of attempts (X-Paygate-Attempts, the audit's
@@ -695,6 +700,14 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 		return decision{next: stepNext, breaker: nil}
 
 	case CauseClientError:
+		if rd.elsewhere && !f.contentFilter() {
+			// A provider that never made the object may refuse its id
+			// (OpenAI's 400 "Expected an ID that begins with 'resp'"
+			// for another provider's): the provider after it may hold
+			// it. Stopped here, the bot got a 404 for an object that
+			// exists (openElsewhere, notHere).
+			return decision{next: stepNext, breaker: nil}
+		}
 		// The request is at fault: no target would answer differently.
 		return decision{next: stepStop, breaker: nil}
 
