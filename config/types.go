@@ -546,7 +546,8 @@ type Reconcile struct {
 	// Replicas sharing Redis divide the pending orders and late refunds:
 	// the replica that swept one holds it for this long, so each is
 	// queried once per interval between them, not once per replica; one
-	// that stops holds its orders no longer than this.
+	// that stops holds its orders no longer than this, and one whose query
+	// of an order fails gives it back at once for the next replica.
 	SweepInterval Duration `yaml:"sweep_interval"`
 }
 

@@ -443,6 +443,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 				if err != nil {
 					st.Errors++
 					s.log.WarnContext(ctx, "sweep: order not reconciled", "order_no", o.OrderNo, "status", o.Status, "err", err)
+					s.releaseSweepLease(ctx, o.OrderNo)
 					continue
 				}
 				if got != nil && got.Status != o.Status {
@@ -504,6 +505,21 @@ func (s *Service) sweepLeases(ctx context.Context, due []*store.Order) []*store.
 		s.m.reconcile.WithLabelValues("sweep", "elsewhere").Add(float64(n))
 	}
 	return mine
+}
+
+// releaseSweepLease gives back this replica's sweep lease of orderNo after
+// its reconcile failed, so the next pass of any replica takes it: the
+// holder renews its lease at each pass, so a replica whose every query
+// fails (it cannot reach WeChat Pay) kept the order from the replicas that
+// can for as long as it lived. The lease is cut to a millisecond (the
+// store has no release); a store that fails leaves it to run out.
+func (s *Service) releaseSweepLease(ctx context.Context, orderNo string) {
+	if s.opts.SoleWriter {
+		return
+	}
+	if _, err := s.store.TakeLeases(ctx, s.holder, []string{sweepLeaseKey(orderNo)}, time.Millisecond); err != nil {
+		s.log.WarnContext(ctx, "sweep: lease not given back", "order_no", orderNo, "err", err)
+	}
 }
 
 // sweepLeaseKey is the lease by which one replica sweeps orderNo for an

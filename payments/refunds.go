@@ -1345,6 +1345,7 @@ func (s *Service) sweepRefund(ctx context.Context, st *SweepStats, o *store.Orde
 	if err != nil {
 		st.Errors++
 		s.log.WarnContext(ctx, "sweep: refund not reconciled", "order_no", o.OrderNo, "err", err)
+		s.releaseSweepLease(ctx, o.OrderNo)
 		return
 	}
 	if got != nil && got.Status != o.Status {

@@ -2,12 +2,14 @@ package payments_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/store"
 )
 
@@ -181,5 +183,78 @@ func TestLateRefundSweptOncePerIntervalAcrossReplicas(t *testing.T) {
 				t.Errorf("order %s; want refunding, its refund processing", got.Status)
 			}
 		})
+	}
+}
+
+// unreachable is a replica's WeChat Pay it cannot reach (a broken proxy, a
+// partition): every query fails.
+type unreachable struct{ payments.Backend }
+
+func (unreachable) QueryRefund(context.Context, string) (*wechatpay.Refund, error) {
+	return nil, errors.New("dial wechat pay: connection refused")
+}
+
+func (unreachable) QueryOrder(context.Context, string) (*wechatpay.Transaction, error) {
+	return nil, errors.New("dial wechat pay: connection refused")
+}
+
+// TestSweepLeaseOfAFailedReconcileGoesToAnotherReplica: a replica whose
+// reconcile of an order fails gives the order's sweep lease back, so the
+// next replica's pass reconciles it. The failing replica renewed its own
+// lease on every pass and failed on every pass, so while it lived no other
+// replica ever asked about the order: a payment stayed unrecorded (the
+// user told it is unpaid) for as long as one replica could not reach
+// WeChat Pay.
+func TestSweepLeaseOfAFailedReconcileGoesToAnotherReplica(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			testSweepLeaseOfAFailedReconcile(t, driver)
+		})
+	}
+}
+
+func testSweepLeaseOfAFailedReconcile(t *testing.T, driver string) {
+	var opts payments.Options
+	e := newEnv(t, envOptions{driver: driver, storeClock: true,
+		service: func(o *payments.Options) {
+			o.SoleWriter = false // two replicas on one store
+			opts = *o
+		}})
+	ctx := context.Background()
+	bOpts := opts
+	bOpts.Backend = unreachable{opts.Backend}
+	broken := otherReplica(t, bOpts)
+	r := paidOrder(t, e, "oUser-sweep-lease-broken-refund", 1)
+	p := propose(t, e, r, 0)
+	if res, err := e.svc.ConfirmRefund(ctx, "shop-bot", r.User, p.RefundID); err != nil || res.Status != payments.RefundProcessing {
+		t.Fatalf("confirm: %+v, %v; want processing", res, err)
+	}
+	e.clock.Advance(2 * time.Minute)
+	o := e.create("oUser-sweep-lease-broken", 1)
+	e.clock.Advance(10 * time.Second)
+	for i := range 3 {
+		// The broken replica ticks first, takes the order and fails it.
+		st, err := broken.Sweep(ctx)
+		if err != nil || (i == 0 && st.Errors != 2) {
+			t.Fatalf("sweep %d of the broken replica: %+v, %v; want two errors the first time", i, st, err)
+		}
+		// The healthy replica's tick comes a second after the broken one's.
+		e.clock.Advance(time.Second)
+		if _, err := e.svc.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(payments.DefaultSweepInterval - time.Second)
+	}
+	if n := simOps(e, "query", o.OrderNo); n == 0 {
+		t.Fatalf("queries by the healthy replica over three intervals: got 0; want some")
+	}
+	n := 0
+	for _, l := range e.sim.Requests() {
+		if l.Op == "refund-query" {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatalf("refund queries by the healthy replica over three intervals: got 0; want some")
 	}
 }
