@@ -3,13 +3,13 @@ package proxy
 import (
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/internal/redistest"
 	"github.com/paygate/paygate/payments"
 	redisstore "github.com/paygate/paygate/store/redis"
 )
@@ -24,12 +24,7 @@ import (
 // (payment_round_not_recorded) for every purchase asked for during the
 // outage.
 func TestStoreDownMixedRoundAnswers(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close() // nothing listens there any more: every dial is refused
+	dead := redistest.RefusedAddr // every dial is refused
 	st, err := redisstore.Open(redisstore.Options{Addrs: []string{dead}, KeyPrefix: "pgtest:storedown:", MaxRetries: -1})
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -23,12 +22,7 @@ import (
 // payment state), payment tools fail closed with a clear tool result, and
 // /readyz says not ready.
 func TestStoreDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close() // nothing listens there any more: every dial is refused
+	dead := redistest.RefusedAddr // every dial is refused
 
 	up := newScriptedProvider(t, stateScript)
 	src := `

@@ -390,3 +390,11 @@ func StartCluster(t testing.TB, n int) []*Server {
 	}
 	return srvs
 }
+
+// RefusedAddr is an address no store answers at, for a store that is
+// down: a dial there is refused at once. It is port 1, below the range the
+// kernel hands out for port 0, so no server a parallel test starts (a
+// private Redis, an httptest server) can come to listen there, as one did
+// on the port of a listener a test had opened and closed to get a free
+// address: that store then answered.
+const RefusedAddr = "127.0.0.1:1"
