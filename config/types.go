@@ -60,7 +60,8 @@ type Server struct {
 	// SSEKeepalive sends a keep-alive (a blank line, which SSE readers ignore;
 	// not a ": keep-alive" comment, which go-openai reads as error text) to
 	// streaming clients at this interval while paygate works between upstream
-	// rounds. Default 0: never; else at least 1s.
+	// rounds, and while it asks another provider for the rest of a stream
+	// cut after its first byte. Default 0: never; else at least 1s.
 	SSEKeepalive Duration `yaml:"sse_keepalive"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight streams.
 	// Default 30s. A written 0 is refused: it would cut every stream at once.

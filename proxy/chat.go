@@ -500,7 +500,11 @@ func (s *Server) streamRound(w http.ResponseWriter, r *http.Request, req *failov
 		if len(calls) == 0 && sentRefusal == "" {
 			next.Continuation = &failover.Continuation{Text: sentText}
 		} // else a tool call or a refusal cannot be prefilled: the fresh answer is matched
+		// The bot hears nothing until the next provider's first byte:
+		// keep-alives fill that wait (server.sse_keepalive).
+		endGap := keepAlive(sw, s.cfg.Server.SSEKeepalive.D())
 		nr, err := s.up.Open(r.Context(), &next)
+		endGap()
 		if err != nil && s.recoveryAbandoned(r, first, err) {
 			return
 		}

@@ -681,7 +681,11 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 			// calls the client has.
 			cont = ""
 		}
+		// The bot hears nothing until the next provider's first byte:
+		// keep-alives fill that wait, as they fill the gap between rounds.
+		endGap := keepAlive(t.sw, t.s.cfg.Server.SSEKeepalive.D())
 		next, err := t.openRecovery(excluded, cont)
+		endGap()
 		if err != nil && t.s.recoveryAbandoned(t.r, first, err) {
 			return partial, resp, false
 		}
