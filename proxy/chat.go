@@ -541,6 +541,7 @@ func (s *Server) relayPlain(sw *sse.Writer, resp *failover.Response, resume *int
 // flushBeforeWait).
 func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resume *interceptors.Resume, sent *sentLog, withholdUsage bool) (u accounting.Usage, _ error) {
 	topUsage := false // u came from a top-level usage
+	quiet := repeatQuiet(resume, s.cfg.Server.SSEKeepalive.D())
 	for {
 		if flushBeforeWait(sw, resp) != nil {
 			return u, errClientGone
@@ -569,6 +570,9 @@ func (s *Server) relayPlainEvents(sw *sse.Writer, resp *failover.Response, resum
 				return u, err
 			}
 			if data == nil {
+				if quiet.due(resume) && sw.KeepAlive() != nil {
+					return u, errClientGone
+				}
 				continue
 			}
 		}

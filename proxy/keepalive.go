@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/paygate/paygate/interceptors"
 	"github.com/paygate/paygate/sse"
 )
 
@@ -40,4 +41,37 @@ func keepAlive(sw *sse.Writer, interval time.Duration) (stop func()) {
 		once.Do(func() { close(quit) })
 		<-done
 	}
+}
+
+// repeatKeepAlive paces the keep-alives of a fresh answer that repeats what
+// the client already has (interceptors.Resume matching its prefix): the
+// relay drops those chunks, so the client hears nothing for as long as
+// the model takes to write them again, which for a long answer is as long
+// as the first time. The relay asks due on each dropped chunk; nothing
+// runs beside the relay's own writes.
+type repeatKeepAlive struct {
+	interval time.Duration
+	last     time.Time // the relay's start, then the last keep-alive
+}
+
+// repeatQuiet starts pacing a relay's keep-alives: none without resume or
+// without server.sse_keepalive (interval 0).
+func repeatQuiet(resume *interceptors.Resume, interval time.Duration) repeatKeepAlive {
+	if resume == nil || interval <= 0 {
+		return repeatKeepAlive{}
+	}
+	return repeatKeepAlive{interval: interval, last: time.Now()}
+}
+
+// due reports whether a keep-alive is to go out now, for a chunk resume
+// dropped while it matches the sent prefix, and if so counts it sent.
+func (k *repeatKeepAlive) due(resume *interceptors.Resume) bool {
+	if k.interval <= 0 || !resume.Matching() {
+		return false
+	}
+	if now := time.Now(); now.Sub(k.last) >= k.interval {
+		k.last = now
+		return true
+	}
+	return false
 }

@@ -774,6 +774,7 @@ func (t *turn) relay(resp *failover.Response, capture *interceptors.Capture, res
 
 // relayEvents is relay's loop; events go out queued (see flushBeforeWait).
 func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Capture, resume *interceptors.Resume) error {
+	quiet := repeatQuiet(resume, t.s.cfg.Server.SSEKeepalive.D())
 	for {
 		if flushBeforeWait(t.sw, resp) != nil {
 			return errClientGone
@@ -800,6 +801,9 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 		if resume != nil {
 			if data, err = resume.Filter(data); err != nil {
 				return err
+			}
+			if data == nil && quiet.due(resume) && t.sw.KeepAlive() != nil {
+				return errClientGone
 			}
 			if !resume.Active() {
 				resume = nil
