@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -146,28 +148,90 @@ func cmdAuditExport(args []string, stdout, stderr io.Writer) int {
 	}
 	defer st.Close()
 	w := stdout
+	var f *exportFile
 	if *out != "-" {
-		f, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-		if err != nil {
+		var err error
+		if f, err = createExportFile(*out); err != nil {
 			fmt.Fprintln(stderr, "paygate audit export:", err)
 			return 1
 		}
-		defer f.Close()
-		w = f
+		defer f.abort()
+		w = f.f
 	}
 	n, err := audit.Export(ctx, st, w, audit.ExportOptions{From: *from, Texts: *texts})
+	if err == nil && f != nil {
+		err = f.commit()
+	}
 	if err != nil {
-		fmt.Fprintf(stderr, "paygate audit export: %v (after %d records)\n", err, n)
+		msg := fmt.Sprintf("paygate audit export: %v (after %d records)", err, n)
+		if f != nil && f.tmp != "" {
+			msg += fmt.Sprintf("; %s not written", *out)
+		}
+		fmt.Fprintln(stderr, msg)
 		return 1
 	}
-	if f, ok := w.(*os.File); ok && f != os.Stdout {
-		if err := f.Close(); err != nil {
-			fmt.Fprintln(stderr, "paygate audit export:", err)
-			return 1
-		}
+	if f != nil {
 		fmt.Fprintf(stderr, "exported %d records to %s\n", n, *out)
 	}
 	return 0
+}
+
+// exportFile is where `audit export -o FILE` writes: a temporary file
+// beside FILE, renamed over it once the whole export is written, so an
+// export that fails (a hole in the chain, a store that stops answering,
+// Ctrl-C) leaves FILE as it was, never an empty or cut JSONL file that
+// reads as a complete chain in place of the last good export. A FILE that
+// is no regular file (/dev/stdout, a pipe) is written as it is.
+type exportFile struct {
+	f    *os.File
+	tmp  string // "" when f is FILE itself
+	dest string
+}
+
+func createExportFile(dest string) (*exportFile, error) {
+	if fi, err := os.Stat(dest); err == nil && !fi.Mode().IsRegular() {
+		f, err := os.OpenFile(dest, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, err
+		}
+		return &exportFile{f: f, dest: dest}, nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*.partial")
+	if err != nil {
+		// Named for FILE, not for the temporary file it failed at.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("cannot write %s: %w", dest, err)
+	}
+	return &exportFile{f: f, tmp: f.Name(), dest: dest}, nil
+}
+
+// commit syncs and closes the file and puts it in place.
+func (e *exportFile) commit() error {
+	if e.tmp == "" {
+		return e.f.Close()
+	}
+	if err := e.f.Sync(); err != nil {
+		return err
+	}
+	if err := e.f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(e.tmp, e.dest); err != nil {
+		return err
+	}
+	e.tmp = ""
+	return nil
+}
+
+// abort closes the file and removes what an unfinished export wrote.
+func (e *exportFile) abort() {
+	_ = e.f.Close()
+	if e.tmp != "" {
+		_ = os.Remove(e.tmp)
+	}
 }
 
 // openAuditStore opens the configured store for reading the chain. The
