@@ -25,8 +25,9 @@ type Error struct {
 	File string
 	Line int
 	Path string // e.g. "providers[0].base_url"
-	// Env names the environment variable the value came from, for a key
-	// the file does not have (the default provider's PAYGATE_PROVIDER_*).
+	// Env names where the value came from, for a key the file does not
+	// have: the environment variable (the default provider's
+	// PAYGATE_PROVIDER_*), or the "*_file" key whose file held it.
 	Env string
 	Msg string
 }
@@ -387,6 +388,7 @@ type loader struct {
 	errsIndexed int
 	warnings    []string
 	fromEnv     map[string]string // key path → the variable its value came from (defaultProvider)
+	fromFile    map[string]string // key path → the path of the "*_file" key whose file held its value
 	// unset is key path → the ${VAR}s in its value that are not set, named
 	// in an error at the key: the warning that names them is not printed
 	// beside errors.
@@ -435,6 +437,12 @@ func (l *loader) errorAt(path, format string, args ...any) *Error {
 	e := &Error{File: l.file, Line: l.line(path), Path: path, Msg: fmt.Sprintf(format, args...)}
 	if v, ok := l.fromEnv[path]; ok {
 		e.Env = v
+	}
+	if f, ok := l.fromFile[path]; ok {
+		// The key is not in the file; its "*_file" is: at the mapping's
+		// line the error named a key the operator could not find.
+		e.Line = l.line(f)
+		e.Env = f[strings.LastIndexAny(f, ".]")+1:]
 	}
 	return e
 }
@@ -1419,6 +1427,10 @@ func (l *loader) readSecretFiles(v reflect.Value, path string) {
 					continue
 				}
 				tv.SetString(secret)
+				if l.fromFile == nil {
+					l.fromFile = map[string]string{}
+				}
+				l.fromFile[childPath(path, base)] = p
 				continue
 			}
 			l.readSecretFiles(fv, p)
