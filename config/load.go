@@ -137,6 +137,7 @@ func Parse(data []byte, file string, env LookupEnv) (*Config, error) {
 			// the rest, and validation goes on with it.
 		}
 		before := len(l.errs)
+		l.unused = unusedSecretFiles(cfg)
 		l.readSecretFiles(reflect.ValueOf(cfg).Elem(), "")
 		if len(l.errs) > before {
 			return nil, l.sorted()
@@ -389,6 +390,7 @@ type loader struct {
 	warnings    []string
 	fromEnv     map[string]string // key path → the variable its value came from (defaultProvider)
 	fromFile    map[string]string // key path → the path of the "*_file" key whose file held its value
+	unused      map[string]bool   // the "*_file" keys of features the config turns off (unusedSecretFiles)
 	// unset is key path → the ${VAR}s in its value that are not set, named
 	// in an error at the key: the warning that names them is not printed
 	// beside errors.
@@ -1410,6 +1412,9 @@ func (l *loader) readSecretFiles(v reflect.Value, path string) {
 					l.at(p, "both %s and %s are set; keep one", base, name)
 					continue
 				}
+				if l.unused[p] {
+					continue
+				}
 				data, err := os.ReadFile(fv.String())
 				if err != nil {
 					l.at(p, "cannot read the file it names: %v%s", fileError(err), notAPath(fv.String()))
@@ -1439,6 +1444,20 @@ func (l *loader) readSecretFiles(v reflect.Value, path string) {
 		for i := 0; i < v.Len(); i++ {
 			l.readSecretFiles(v.Index(i), fmt.Sprintf("%s[%d]", path, i))
 		}
+	}
+}
+
+// unusedSecretFiles is the set of the "*_file" keys of features cfg, as
+// decoded, turns off: the Redis password with the embedded store, the
+// webhook secret with no webhooks.url, the admin token with the admin API
+// off. Their files are not read, as the features' other keys are not
+// checked: a secret left unmounted there (a staging copy, a move to the
+// embedded store) refused a config that never uses it.
+func unusedSecretFiles(cfg *Config) map[string]bool {
+	return map[string]bool{
+		"store.redis.password_file": cfg.Store.Driver != "redis",
+		"webhooks.secret_file":      cfg.Webhooks.URL == "",
+		"admin.token_file":          cfg.Server.AdminListen == "off",
 	}
 }
 
