@@ -27,6 +27,15 @@ func TestHelpGoesToStandardOutput(t *testing.T) {
 		{"audit export -help", []string{"audit", "export", "-help"}, 0, "-from", ""},
 		{"a bad flag", []string{"check-config", "-nope"}, 2, "", "flag provided but not defined: -nope"},
 		{"a bad flag of serve", []string{"serve", "-nope"}, 2, "", "-config"},
+		// version printed the version and exited 0 whatever followed it:
+		// `paygate version -json` or `paygate version --short` in a
+		// script got the plain line, no usage error to say the flag is
+		// not there, and `paygate version -h` gave no help.
+		{"version", []string{"version"}, 0, "paygate ", ""},
+		{"--version", []string{"--version"}, 0, "paygate ", ""},
+		{"version -h", []string{"version", "-h"}, 0, "paygate version: print the version", ""},
+		{"a flag version does not take", []string{"version", "-json"}, 2, "", "paygate version takes no arguments"},
+		{"an argument after --version", []string{"--version", "short"}, 2, "", "paygate version takes no arguments"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -68,6 +68,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "audit":
 		return cmdAudit(args, stdout, stderr)
 	case "version", "-version", "--version":
+		if len(args) == 1 && isHelp(args[0]) {
+			fmt.Fprintln(stdout, "paygate version: print the version; it takes no arguments")
+			return 0
+		}
+		if len(args) > 0 {
+			// A flag it does not have (-json, --short) is a usage error,
+			// not the plain line a script would take for what it asked.
+			fmt.Fprintln(stderr, "paygate version takes no arguments")
+			return 2
+		}
 		bi, _ := debug.ReadBuildInfo()
 		fmt.Fprintln(stdout, "paygate", versionOf(version, bi))
 		return 0
