@@ -7,6 +7,8 @@ import (
 	"maps"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -368,6 +370,10 @@ func (l *loader) validateStore(c *Config) {
 	case "embedded":
 		if c.Store.Path == "" {
 			l.at("store.path", "required for the embedded driver")
+		} else if fi, err := os.Stat(c.Store.Path); err == nil && fi.IsDir() {
+			// "path" read as the data directory passed here, and serve
+			// stopped at the open with no line to point at.
+			l.at("store.path", "%q is a directory: name the store's file, e.g. %s", c.Store.Path, filepath.Join(c.Store.Path, "paygate.db"))
 		}
 	case "redis":
 		// SetDefaults fills an empty list with the default address, as
