@@ -647,6 +647,9 @@ func (l *loader) checkValue(n *yaml.Node, t reflect.Type, path string) {
 	if msg == "" {
 		msg = quotedScalar(n, t)
 	}
+	if msg == "" {
+		msg = sizeUnit(n, t, path)
+	}
 	if msg != "" && !l.reported(path) {
 		l.errs = append(l.errs, &Error{File: l.file, Line: n.Line, Path: path, Msg: msg})
 		l.badValues++
@@ -699,6 +702,30 @@ func fraction(n *yaml.Node, t reflect.Type) string {
 		return ""
 	}
 	return "want a whole number, not " + n.Value
+}
+
+// sizeWithUnit is a size written with a unit: 8MB, 16MiB, 512k, 4096B.
+var sizeWithUnit = regexp.MustCompile(`^([0-9]{1,6})\s*(?:([kKmMgGtT])i?[bB]?|[bB])$`)
+
+// sizeUnit is the error for a size key (a count of bytes, "…_bytes")
+// written with a unit, or "": yaml's own words ("cannot unmarshal !!str
+// `8MB` into int64") named neither the unit nor the number to write, and
+// other servers' body limits are written so (8MB, 16m).
+func sizeUnit(n *yaml.Node, t reflect.Type, path string) string {
+	if n.Kind != yaml.ScalarNode || !countingKey(t) || !strings.HasSuffix(path, "_bytes") {
+		return ""
+	}
+	m := sizeWithUnit.FindStringSubmatch(strings.TrimSpace(n.Value))
+	if m == nil {
+		return ""
+	}
+	num, _ := strconv.ParseInt(m[1], 10, 64)
+	example := m[1]
+	if m[2] != "" {
+		shift := 10 * (strings.IndexByte("kmgt", strings.ToLower(m[2])[0]) + 1)
+		example = fmt.Sprintf("%s %siB is %d", m[1], strings.ToUpper(m[2]), num<<shift)
+	}
+	return strconv.Quote(n.Value) + " has a unit, which this key does not read: write the number of bytes (" + example + ")"
 }
 
 // quotedScalar is the error for a number or bool written in quotes for a
