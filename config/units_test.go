@@ -27,3 +27,26 @@ func TestSizeWithAUnitSaysWhatToDo(t *testing.T) {
 		t.Errorf("a count with a unit: got %v; want yaml's error", err)
 	}
 }
+
+// TestDurationInDaysSaysWhatToDo: a duration is Go's (h, m, s, ms), which
+// has no day. Retentions and TTLs are thought of in days, and the config's
+// own example writes audit.retain_text: 4320h "# 180 days"; 180d, like a
+// number without a unit, got only "is not a duration (use e.g. "500ms",
+// "30s", "10m")", no closer to the 4320h to write.
+func TestDurationInDaysSaysWhatToDo(t *testing.T) {
+	cases := []struct{ value, want string }{
+		{"180d", `c.yaml:2: audit.retain_text: "180d": a duration has no days: write hours (180d is 4320h)`},
+		{"7days", `c.yaml:2: audit.retain_text: "7days": a duration has no days: write hours (7days is 168h)`},
+		{"2w", `c.yaml:2: audit.retain_text: "2w": a duration has no weeks: write hours (2w is 336h)`},
+		{"30", `c.yaml:2: audit.retain_text: "30" has no unit: write one, e.g. "30s", "30m" or "30h"`},
+		{"1.5", `c.yaml:2: audit.retain_text: "1.5" has no unit: write one, e.g. "1.5s", "1.5m" or "1.5h"`},
+	}
+	for _, c := range cases {
+		t.Run(c.value, func(t *testing.T) {
+			_, err := Parse([]byte("audit:\n  retain_text: "+c.value+"\n"), "c.yaml", envMap(nil))
+			if err == nil || err.Error() != c.want {
+				t.Errorf("got:\n%v\nwant:\n%s", err, c.want)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,11 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 // or a claim's key expired at once.
 const MaxDuration = 10 * 365 * 24 * time.Hour
 
+var (
+	durationInDays = regexp.MustCompile(`^([0-9]{1,6}) ?(d|days?|w|weeks?)$`)
+	bareNumber     = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+)
+
 // ParseDuration parses Go duration text, accepting a bare "0"; a negative
 // duration, or one above MaxDuration, is an error.
 func ParseDuration(s string) (time.Duration, error) {
@@ -60,6 +66,20 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
+		// Retentions and TTLs are thought of in days, which Go's
+		// durations do not have; the generic hint did not give the
+		// hours to write.
+		if m := durationInDays.FindStringSubmatch(s); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			unit, hours := "days", 24*n
+			if strings.HasPrefix(m[2], "w") {
+				unit, hours = "weeks", 24*7*n
+			}
+			return 0, fmt.Errorf("%q: a duration has no %s: write hours (%s is %dh)", s, unit, s, hours)
+		}
+		if bareNumber.MatchString(s) {
+			return 0, fmt.Errorf("%q has no unit: write one, e.g. \"%ss\", \"%sm\" or \"%sh\"", s, s, s, s)
+		}
 		return 0, fmt.Errorf("%q is not a duration (use e.g. \"500ms\", \"30s\", \"10m\")", s)
 	}
 	if v < 0 {

@@ -143,7 +143,7 @@ func TestRunCommands(t *testing.T) {
 		{"check-config names file:line", []string{"check-config", "-config", bad}, 1, bad + ":3: server.lisen: unknown key"},
 		{"check-config names the key of every bad value", []string{"check-config", "-config", badTypes}, 1,
 			badTypes + ":2: server.max_body_bytes: cannot unmarshal !!str `abc` into int64\n" +
-				badTypes + ":3: server.sse_keepalive: \"30\" is not a duration"},
+				badTypes + ":3: server.sse_keepalive: \"30\" has no unit"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
 		{"check-config refuses a file given without -config", []string{"check-config", bad}, 2,
 			`unexpected argument "` + bad + `": give the config file with -config FILE`},
