@@ -250,7 +250,14 @@ func openAuditStore(path string, stderr io.Writer) (store.Store, *config.Config,
 	log := slog.New(logging.NewHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}),
 		logging.NewRedactor(cfg.Secrets())))
 	if cfg.Store.Driver != "embedded" {
-		st, err := openStore(cfg, log)
+		// As a tool, not as the deployment the config's payments name:
+		// opened as that one, it recorded itself the owner of a prefix
+		// no paygate had reached yet (the real deployment, of other
+		// payments, was then refused its own store), and could not read
+		// the chain of a deployment whose payments the config did not
+		// copy. Nor does it replay another process's cut writes: it only
+		// reads.
+		st, err := openStoreAs(cfg, log, "", -1)
 		if err != nil {
 			fmt.Fprintln(stderr, "paygate audit:", err)
 			return nil, nil, 1

@@ -216,6 +216,14 @@ func waitUntil(done <-chan struct{}, t time.Time) bool {
 }
 
 func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
+	return openStoreAs(cfg, log, cfg.Payments.Backend+":"+cfg.Payments.WeChatPay.MchID, 0)
+}
+
+// openStoreAs is openStore as the deployment owner names (Redis's
+// Options.Owner; "": a tool, which neither claims a prefix nor is refused
+// one), with Redis's repair loop every repair (0: its default; negative:
+// none).
+func openStoreAs(cfg *config.Config, log *slog.Logger, owner string, repair time.Duration) (store.Store, error) {
 	switch cfg.Store.Driver {
 	case "embedded":
 		db, err := embedded.Open(cfg.Store.Path, embedded.Options{Logger: log})
@@ -230,7 +238,7 @@ func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
 			MasterName: r.MasterName, Cluster: r.Cluster, TLS: r.TLS, TLSServerName: r.TLSServerName, KeyPrefix: r.KeyPrefix, WaitReplicas: r.WaitReplicas,
 			// Another deployment under the same prefix is refused: its
 			// sweep would settle this one's orders at its own merchant.
-			Owner: cfg.Payments.Backend + ":" + cfg.Payments.WeChatPay.MchID,
+			Owner: owner, RepairInterval: repair,
 			// One retry: a down Redis must fail a turn's state load fast so chat
 			// without payment state goes on. A hung one is bounded by the
 			// callers' deadlines and the driver's own read timeout.
