@@ -45,7 +45,7 @@ type failure struct {
 	status     int // HTTP status, or the status an error object stands for
 	httpStatus int // the status line actually received; 0: none
 	retryAfter time.Duration
-	hasRetry   bool // a Retry-After (or retry-after-ms) header, a google.rpc.RetryInfo or OpenRouter's X-RateLimit-Reset (rateLimitReset) was present
+	hasRetry   bool // a Retry-After (or retry-after-ms) header, a google.rpc.RetryInfo, OpenRouter's X-RateLimit-Reset (rateLimitReset) or OpenAI's reset of a spent limit (spentLimitReset) was present
 	errType    string
 	errCode    string
 	errMsg     string
@@ -70,7 +70,8 @@ type failure struct {
 	// so the provider cannot have acted on it (mayHaveRun).
 	unsent bool
 	// targetLimit: the wait is that of a limit on the target's model
-	// alone (OpenRouter's free-model limits, rateLimitReset): the target
+	// alone (OpenRouter's free-model limits, rateLimitReset; OpenAI's
+	// per-model limits, spentLimitReset): the target
 	// cools down, not its provider, whose other models it does not limit.
 	targetLimit bool
 	// previousNotFound: a 400 saying the provider does not hold the

@@ -28,6 +28,9 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 		readErrorFields(f, body)
 		if status == http.StatusTooManyRequests && !f.hasRetry {
 			f.retryAfter, f.hasRetry = rateLimitReset(body, now)
+			if !f.hasRetry {
+				f.retryAfter, f.hasRetry = spentLimitReset(h)
+			}
 			f.targetLimit = f.hasRetry
 		}
 	}
@@ -191,6 +194,32 @@ func rateLimitReset(body []byte, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	return min(max(time.UnixMilli(ms).Sub(now), 0), maxRetryAfter), true
+}
+
+// spentLimitReset reads how long a spent rate limit has left from
+// OpenAI's x-ratelimit-* headers, which its 429 rate_limit_exceeded often
+// carries without a Retry-After: x-ratelimit-reset-requests when
+// x-ratelimit-remaining-requests is 0, x-ratelimit-reset-tokens when
+// x-ratelimit-remaining-tokens is 0 (the longer wait when both are), each
+// a Go duration ("6m0s", "1.5s", "120ms";
+// https://platform.openai.com/docs/guides/rate-limits#rate-limits-in-headers).
+// The wait is capped at maxRetryAfter, as Retry-After is. OpenAI's limits
+// are each model's: the wait is the target's (failure.targetLimit), not
+// the provider's. A limit not spent says nothing of this refusal.
+func spentLimitReset(h http.Header) (time.Duration, bool) {
+	var wait time.Duration
+	found := false
+	for _, kind := range [...]string{"requests", "tokens"} {
+		if strings.TrimSpace(h.Get("X-Ratelimit-Remaining-"+kind)) != "0" {
+			continue
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(h.Get("X-Ratelimit-Reset-" + kind)))
+		if err != nil || d < 0 {
+			continue
+		}
+		wait, found = max(wait, min(d, maxRetryAfter)), true
+	}
+	return wait, found
 }
 
 // openRouterRelayed is OpenRouter's message for an error its upstream
