@@ -509,10 +509,11 @@ func statusOfCode(code, typ string) int {
 		case isContentFilter(s):
 			return http.StatusBadRequest
 		}
+		if isThrottleCode(s) {
+			return http.StatusTooManyRequests
+		}
 		s = strings.ToLower(s)
 		switch {
-		case strings.Contains(s, "rate_limit"), strings.Contains(s, "too_many_requests"):
-			return http.StatusTooManyRequests
 		case strings.Contains(s, "overloaded"):
 			return 529
 		case strings.Contains(s, "context_length"):
@@ -533,6 +534,22 @@ func statusOfCode(code, typ string) int {
 		}
 	}
 	return http.StatusInternalServerError
+}
+
+// isThrottleCode reports an error code or type that names a rate limit,
+// however its words are separated: OpenAI's rate_limit_exceeded,
+// Volcengine Ark's (Doubao's) RateLimitExceeded.EndpointRPMExceeded,
+// ModelAccountTpmRateLimitExceeded and type TooManyRequests, DashScope's
+// (Qwen's) Throttling, Throttling.RateQuota and Throttling.BurstRate and
+// their compatible-mode codes limit_requests and limit_burst_rate
+// (https://www.alibabacloud.com/help/en/model-studio/error-code). Each
+// comes with HTTP 429; in an error event or a 200's body only its words
+// say so, and read as an unknown error (a 500) the throttled provider was
+// asked again within a quarter second and counted against its breaker.
+func isThrottleCode(s string) bool {
+	n := strings.ToLower(wordSeparators.Replace(s))
+	return strings.Contains(n, "ratelimit") || strings.Contains(n, "toomanyrequests") ||
+		strings.HasPrefix(n, "throttling") || n == "limitrequests" || n == "limitburstrate"
 }
 
 // causeOf names the failure class of f's status with its error fields.

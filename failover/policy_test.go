@@ -233,6 +233,19 @@ func TestPolicyBeforeFirstByte(t *testing.T) {
 			wantFrom: "b", wantHits: [2]int{2, 1}, wantGapsA: []time.Duration{500 * ms},
 		},
 		{
+			// DashScope's (Qwen's) throttle code, and Volcengine Ark's
+			// (Doubao's) code and type: rate limits by their words, not
+			// errors of unknown kind retried as a 500.
+			name:     "first event an error object with DashScope's Throttling.RateQuota: as 429",
+			a:        always(firstEvent(`{"error":{"code":"Throttling.RateQuota","message":"Requests rate limit exceeded, please try again later.","type":"Throttling.RateQuota"}}`)),
+			wantFrom: "b", wantHits: [2]int{2, 1}, wantGapsA: []time.Duration{500 * ms},
+		},
+		{
+			name:     "first event an error object with Ark's RateLimitExceeded, TooManyRequests: as 429",
+			a:        always(firstEvent(`{"error":{"code":"RateLimitExceeded.EndpointRPMExceeded","message":"The request has exceeded the RPM limit of the endpoint.","param":"","type":"TooManyRequests"}}`)),
+			wantFrom: "b", wantHits: [2]int{2, 1}, wantGapsA: []time.Duration{500 * ms},
+		},
+		{
 			name:     "first event an error object with no known code: as 500",
 			a:        always(firstEvent(`{"error":{"message":"something odd"}}`)),
 			wantFrom: "b", wantHits: [2]int{2, 1}, wantGapsA: []time.Duration{250 * ms},

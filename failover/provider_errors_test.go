@@ -460,6 +460,14 @@ func TestStatusOfCode(t *testing.T) {
 		{"insufficient_balance", "", 429},
 		{"insufficient_quota", "", 429},
 		{"rate_limit_exceeded", "", 429},
+		{"Throttling.RateQuota", "Throttling.RateQuota", 429}, // DashScope
+		{"Throttling.BurstRate", "", 429},
+		{"Throttling", "", 429},
+		{"limit_requests", "limit_requests", 429}, // DashScope's compatible mode
+		{"limit_burst_rate", "", 429},
+		{"RateLimitExceeded.EndpointRPMExceeded", "TooManyRequests", 429}, // Volcengine Ark
+		{"ModelAccountTpmRateLimitExceeded", "", 429},
+		{"", "TooManyRequests", 429},
 		{"context_length_exceeded", "", 400},
 		{"model_not_found", "invalid_request_error", 404},
 		{"model_not_exist", "", 404},
@@ -471,6 +479,7 @@ func TestStatusOfCode(t *testing.T) {
 		{"filter_error", "", 500},
 		{"policy_error", "", 500},
 		{"server_error", "", 500},
+		{"request_limit_reached", "", 500},
 		{"", "", 500},
 		{"invalid_parameter_error", "invalid_request_error", 400},
 	}
