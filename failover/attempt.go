@@ -57,9 +57,13 @@ type failure struct {
 	// billingInWords: out of credit by its message alone (billingMessage):
 	// this round only, as keyInWords.
 	billingInWords bool
-	redirect       bool // a 3xx answer; errMsg says where it pointed (redirectMessage)
-	err            error
-	canceled       bool // the caller's context ended: not the provider's fault
+	// requestCost: out of credit for this request's size only (OpenRouter's
+	// 402 "…but can only afford N", affordsFewer): this round only, as
+	// billingInWords.
+	requestCost bool
+	redirect    bool // a 3xx answer; errMsg says where it pointed (redirectMessage)
+	err         error
+	canceled    bool // the caller's context ended: not the provider's fault
 	// reusedLost: a reused keep-alive connection ended before any byte of
 	// the answer (h1.ErrReusedConnLost), a race with the server's idle
 	// close rather than a fault of the provider's.

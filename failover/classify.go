@@ -582,6 +582,7 @@ func causeOf(f *failure) string {
 		// (https://www.alibabacloud.com/help/en/model-studio/error-code);
 		// 402 is how OpenRouter ("Insufficient credits") and DeepSeek
 		// ("Insufficient Balance") say the account is out of money.
+		f.requestCost = status == http.StatusPaymentRequired && affordsFewer(f.errMsg)
 		return CauseInsufficientQuota
 	case status == http.StatusBadRequest && billingMessage(f.errMsg):
 		// Anthropic says an account out of credit only in words, with a
@@ -752,6 +753,27 @@ func badKeyMessage(msg string) bool {
 // request.
 func billingMessage(msg string) bool {
 	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(msg)), "your credit balance is too low")
+}
+
+// affordsFewer reports OpenRouter's 402 for a request that costs more
+// than the credit left buys, which a smaller one would not: "This request
+// requires more credits, or fewer max_tokens. You requested up to 65536
+// tokens, but can only afford 3919. …" (OpenRouter reserves the
+// request's max_tokens, or the model's output cap when none is sent).
+// Some tokens affordable: the credit is low, not gone, and the same
+// account serves a request with a lower max_tokens or a cheaper model.
+// "can only afford 0" is the account out of money.
+func affordsFewer(msg string) bool {
+	_, rest, ok := strings.Cut(strings.ToLower(msg), "can only afford ")
+	if !ok {
+		return false
+	}
+	i := 0
+	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	n, err := strconv.ParseInt(rest[:i], 10, 64)
+	return err == nil && n > 0
 }
 
 // keyLimitMessage reports a 401's or 403's message that begins by saying

@@ -656,6 +656,14 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 				"provider", p.name, "status", f.httpStatus, "message", f.errMsg)
 			return decision{next: stepNext, breaker: errNeutral}
 		}
+		if f.requestCost {
+			// The credit left does not cover this request's max_tokens,
+			// and covers a smaller request: the next target, and the
+			// provider stays in service for every other bot.
+			r.log.WarnContext(rd.ctx, "upstream credit too low for this request's size: next target, no cool-down",
+				"provider", p.name, "status", f.httpStatus, "message", f.errMsg)
+			return decision{next: stepNext, breaker: errNeutral}
+		}
 		r.outOfQuota(rd.ctx, p, now, f.errMsg)
 		return decision{next: stepNext, breaker: errNeutral}
 
