@@ -21,7 +21,9 @@
 //     stream, a malformed answer, among them a non-stream 2xx chat
 //     completion or JSON answer that is not a JSON object): the same target
 //     once more after a short jittered pause, then the next;
-//   - 429, 503, 529 with a Retry-After: the provider cools down that long,
+//   - 429, 503, 529 with a Retry-After (a 429 without one: the reset of
+//     the limit its x-ratelimit-* headers say is spent, which cools the
+//     target alone): the provider cools down that long,
 //     so that other rounds skip it (or wait, when it is all they have);
 //     up to failover.retry_after_max_wait the round that got it waits it
 //     out and retries the same target; longer: the round moves on;
@@ -29,7 +31,9 @@
 //     doubles per consecutive refusal, during which other rounds skip the
 //     provider, one retry, then the next;
 //   - 429 insufficient_quota: the provider cools down for
-//     Options.QuotaCooldown (or until ResetProvider); 401/403 likewise for
+//     Options.QuotaCooldown (or until ResetProvider), but for OpenRouter's
+//     402 that the credit left buys fewer tokens than the request asks
+//     (this round only: the next target); 401/403 likewise for
 //     Options.MisconfiguredCooldown, and so does a redirect (3xx: the
 //     base_url is not where the provider serves, http for https or a
 //     trailing slash), which paygate never follows nor passes on: with no
