@@ -1,0 +1,251 @@
+package jsonscan
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"unsafe"
+)
+
+// Valid reports whether s is valid JSON, as gjson.Valid decides it byte
+// for byte, that opens at most maxDepth arrays and objects at once: what
+// a body's validation was in two passes, jsonstr.NestedOver (so that
+// gjson's recursion, once per level, never met a body of brackets) and
+// gjson.Valid. It recurses once per level too, but stops at maxDepth
+// before it goes deeper. Strings are walked eight bytes at a time. It
+// allocates nothing. TestValidMatches and FuzzValid hold it to
+// !jsonstr.NestedOver(s, maxDepth) && gjson.Valid(s).
+func Valid(s string, maxDepth int) bool {
+	data := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
+	v := validator{data: data, max: maxDepth}
+	i := v.space(0)
+	if i >= len(data) {
+		return false
+	}
+	i, ok := v.value(i, 0)
+	return ok && v.space(i) == len(data)
+}
+
+// validator is Valid's walk over data; max is its maxDepth.
+type validator struct {
+	data []byte
+	max  int
+}
+
+// space returns the index of the first byte at or after i that is not
+// JSON white space.
+func (v *validator) space(i int) int {
+	for i < len(v.data) && IsSpace(v.data[i]) {
+		i++
+	}
+	return i
+}
+
+// value validates the value at data[i], which is not white space; depth
+// counts the arrays and objects open around it. It returns the index after
+// the value.
+func (v *validator) value(i, depth int) (int, bool) {
+	switch v.data[i] {
+	case '{':
+		return v.object(i+1, depth+1)
+	case '[':
+		return v.array(i+1, depth+1)
+	case '"':
+		return v.str(i + 1)
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return v.number(i)
+	case 't':
+		return v.word(i+1, "rue")
+	case 'f':
+		return v.word(i+1, "alse")
+	case 'n':
+		return v.word(i+1, "ull")
+	}
+	return i, false
+}
+
+// object validates an object's members from data[i], after its "{".
+func (v *validator) object(i, depth int) (int, bool) {
+	if depth > v.max {
+		return i, false
+	}
+	data := v.data
+	if i = v.space(i); i >= len(data) {
+		return i, false
+	}
+	if data[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		if data[i] != '"' {
+			return i, false
+		}
+		var ok bool
+		if i, ok = v.str(i + 1); !ok {
+			return i, false
+		}
+		if i = v.space(i); i >= len(data) || data[i] != ':' {
+			return i, false
+		}
+		if i = v.space(i + 1); i >= len(data) {
+			return i, false
+		}
+		if i, ok = v.value(i, depth); !ok {
+			return i, false
+		}
+		if i = v.space(i); i >= len(data) {
+			return i, false
+		}
+		switch data[i] {
+		case '}':
+			return i + 1, true
+		case ',':
+			if i = v.space(i + 1); i >= len(data) {
+				return i, false
+			}
+		default:
+			return i, false
+		}
+	}
+}
+
+// array validates an array's elements from data[i], after its "[".
+func (v *validator) array(i, depth int) (int, bool) {
+	if depth > v.max {
+		return i, false
+	}
+	data := v.data
+	if i = v.space(i); i >= len(data) {
+		return i, false
+	}
+	if data[i] == ']' {
+		return i + 1, true
+	}
+	for {
+		var ok bool
+		if i, ok = v.value(i, depth); !ok {
+			return i, false
+		}
+		if i = v.space(i); i >= len(data) {
+			return i, false
+		}
+		switch data[i] {
+		case ']':
+			return i + 1, true
+		case ',':
+			if i = v.space(i + 1); i >= len(data) {
+				return i, false
+			}
+		default:
+			return i, false
+		}
+	}
+}
+
+// str validates a string from data[i], after its opening quote, and
+// returns the index after its closing quote. The bytes that are the
+// string's own (all but '"', '\\' and those below ' ') are skipped eight
+// at a time (stringStops).
+func (v *validator) str(i int) (int, bool) {
+	data := v.data
+	for {
+		for len(data)-i >= 8 {
+			if s := stringStops(binary.LittleEndian.Uint64(data[i:])); s != 0 {
+				i += bits.TrailingZeros64(s) >> 3
+				goto stop
+			}
+			i += 8
+		}
+		for ; i < len(data); i++ {
+			if c := data[i]; c == '"' || c == '\\' || c < ' ' {
+				goto stop
+			}
+		}
+		return i, false
+	stop:
+		switch c := data[i]; {
+		case c == '"':
+			return i + 1, true
+		case c < ' ':
+			return i, false
+		}
+		// A backslash.
+		if i++; i == len(data) {
+			return i, false
+		}
+		switch data[i] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		case 'u':
+			for range 4 {
+				if i++; i >= len(data) || !isHex(data[i]) {
+					return i, false
+				}
+			}
+		default:
+			return i, false
+		}
+		i++
+	}
+}
+
+// stringStops has the high bit of each byte of x (eight bytes of data,
+// the first lowest) set that stops a string's run: '"', '\\', or below
+// ' '. Above the lowest such byte a bit may be set wrongly (a borrow
+// carries up), never below it, so its trailing zeros count exactly the
+// bytes before the first stop.
+func stringStops(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quote := x ^ (ones * '"')
+	slash := x ^ (ones * '\\')
+	return ((x - ones*' ') | (quote - ones) | (slash - ones)) &^ x & highs
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// number validates a number at data[i] as gjson does: a leading zero ends
+// its integer part (what follows is then refused by the caller).
+func (v *validator) number(i int) (int, bool) {
+	data := v.data
+	if data[i] == '-' {
+		if i++; i == len(data) || data[i] < '0' || data[i] > '9' {
+			return i, false
+		}
+	}
+	if data[i] == '0' {
+		i++
+	} else {
+		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(data) && data[i] == '.' {
+		if i++; i == len(data) || data[i] < '0' || data[i] > '9' {
+			return i, false
+		}
+		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
+		i++
+		if i < len(data) && (data[i] == '+' || data[i] == '-') {
+			i++
+		}
+		if i == len(data) || data[i] < '0' || data[i] > '9' {
+			return i, false
+		}
+		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+			i++
+		}
+	}
+	return i, true
+}
+
+// word validates the rest of true, false or null.
+func (v *validator) word(i int, rest string) (int, bool) {
+	if len(v.data)-i >= len(rest) && string(v.data[i:i+len(rest)]) == rest {
+		return i + len(rest), true
+	}
+	return i, false
+}

@@ -1,0 +1,106 @@
+package jsonscan
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/internal/jsonstr"
+)
+
+// validBefore is what Valid stands for: a body's validation in two passes,
+// the nesting measured first so that gjson's recursion never goes deep.
+func validBefore(s string, maxDepth int) bool {
+	return !jsonstr.NestedOver(s, maxDepth) && gjson.Valid(s)
+}
+
+// validCases are edge cases of JSON validity: every kind of value, each
+// broken at its edges, strings with stops at every offset of an 8-byte
+// word, and nesting at and past the limit.
+var validCases = []string{
+	"", " ", "\t\n\r ", "{}", "[]", " {} ", "{} x", "{}{}", "{", "}", "[", "]", "{]", "[}",
+	`{"a":1}`, `{"a":1,}`, `{,"a":1}`, `{"a" : 1 , "b" : [ 1 , 2 ] }`, `{"a"}`, `{"a":}`, `{"a" 1}`, `{a:1}`, `{'a':1}`,
+	`{"a":1 "b":2}`, `[1,]`, `[,1]`, `[1 2]`, `[1,,2]`, `[ ]`, `[ 1 ]`, "[\n1\n]",
+	`"x"`, `"`, `"\"`, `"\\"`, `"\/"`, `"\b\f\n\r\t"`, `"\a"`, `"\x41"`, `"\u00e9"`, `"\u00E9"`, `"\u00g9"`, `"\u00"`, `"\u"`,
+	"\"a\x00b\"", "\"a\x1fb\"", "\"a\x7fb\"", "\"\xff\xfe\"", "\"\xc3\xa9\"", "\"\xe2\x80\xa8\"",
+	`0`, `-0`, `00`, `01`, `-`, `-a`, `1.`, `1.5`, `.5`, `1e5`, `1E+5`, `1e-5`, `1e`, `1e+`, `-1.5e10`, `1.5.5`, `+1`, `0x10`, `1_0`,
+	`true`, `false`, `null`, `tru`, `nul`, `fals`, `True`, `nulll`, `null x`, `[true,false,null]`, `{"a":nul}`,
+	"\ufeff{}", "{\"a\":\"\xef\xbb\xbf\"}",
+	`{"model":"gpt","messages":[{"role":"user","content":"hi"}],"user":"o\"x"}`,
+}
+
+func init() {
+	// A quote, a backslash escape and a control byte at each offset of
+	// the words the string walk reads.
+	for n := range 20 {
+		p := strings.Repeat("a", n)
+		validCases = append(validCases, `"`+p+`"`, `"`+p, `"`+p+`\"`, `"`+p+`\n"`, `"`+p+`\u12`, `"`+p+"\x01\"",
+			`["`+p+`\\","b"]`, `"`+p+`\`, `{"`+p+`":"`+p+`\u0041`+p+`"}`)
+	}
+}
+
+func TestValidMatches(t *testing.T) {
+	for _, s := range validCases {
+		for _, d := range []int{0, 1, 2, 1000} {
+			if got, want := Valid(s, d), validBefore(s, d); got != want {
+				t.Errorf("Valid(%q, %d) = %v, want %v", s, d, got, want)
+			}
+		}
+	}
+}
+
+// TestValidDepth holds Valid to the nesting limit at its edge, with each
+// kind of bracket, and past it by far: a body of brackets must be refused
+// without recursing through it.
+func TestValidDepth(t *testing.T) {
+	const limit = 1000
+	for _, c := range []struct {
+		depth int
+		open  string
+		close string
+	}{
+		{limit, "[", "]"}, {limit + 1, "[", "]"}, {limit, `{"a":`, "}"}, {limit + 1, `{"a":`, "}"},
+		{limit - 1, "[", "]"}, {1 << 20, "[", "]"},
+	} {
+		s := strings.Repeat(c.open, c.depth) + "1" + strings.Repeat(c.close, c.depth)
+		want := c.depth <= limit
+		if c.depth <= 2*limit {
+			want = validBefore(s, limit)
+		}
+		if got := Valid(s, limit); got != want || want != (c.depth <= limit) {
+			t.Errorf("Valid(%d × %q, %d) = %v, want %v", c.depth, c.open, limit, got, want)
+		}
+		if Valid(strings.Repeat(c.open, c.depth), limit) {
+			t.Errorf("Valid of %d unclosed %q is true", c.depth, c.open)
+		}
+	}
+}
+
+func FuzzValid(f *testing.F) {
+	for _, s := range validCases {
+		f.Add(s, uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, s string, d uint8) {
+		if got, want := Valid(s, int(d)), validBefore(s, int(d)); got != want {
+			t.Errorf("Valid(%q, %d) = %v, want %v", s, d, got, want)
+		}
+	})
+}
+
+func BenchmarkValid(b *testing.B) {
+	const body = `{"model":"gpt-test","messages":[` +
+		`{"role":"system","content":"You are the shop assistant of a WeChat mini-program. Answer briefly."},` +
+		`{"role":"user","content":"What plans do you offer, and how much is the premium one?"}],` +
+		`"temperature":0.7,"max_tokens":256,"user":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}`
+	b.Run("Valid", func(b *testing.B) {
+		for b.Loop() {
+			Valid(body, 1000)
+		}
+	})
+	b.Run("NestedOver+gjson", func(b *testing.B) {
+		for b.Loop() {
+			validBefore(body, 1000)
+		}
+	})
+}
