@@ -116,7 +116,9 @@ type chatRead struct {
 // hide the user by one value and be served by another, so it is an
 // ErrBadRequest naming the member.
 func ReadChat(body []byte, watch ...string) (Chat, error) {
-	if err := validJSON(body); err != nil {
+	var top [topMembers]jsonscan.Member
+	ms, err := validObject(body, top[:0])
+	if err != nil {
 		return Chat{}, err
 	}
 	s := unsafeString(body)
@@ -125,7 +127,7 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 		return Chat{}, fmt.Errorf("%w: the body must be a JSON object", ErrBadRequest)
 	}
 	var f [len(chatMembers)]jsonscan.Member // the member of each name, if any
-	if err := readMembers(s, i, chatMembers[:], chatChecked, f[:], watch); err != nil {
+	if err := matchMembers(ms, chatMembers[:], chatChecked, f[:], watch); err != nil {
 		return Chat{}, err
 	}
 	raw := func(j int) string { return s[f[j].At:f[j].End] } // "" for none
@@ -137,7 +139,6 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 	if v := raw(chatMessages); v == "" || v[0] != '[' {
 		return Chat{}, paramError("messages", "'messages' must be an array")
 	}
-	var err error
 	if c.Stream, err = strictBool("stream", raw(chatStream)); err != nil {
 		return Chat{}, err
 	}
@@ -297,55 +298,80 @@ func foldKey(k string) string {
 // key is the member there while paygate reads or rewrites another. It
 // allocates nothing unless a key is escaped or watch has over 64 names.
 func readMembers(s string, i int, names []string, checked int, f []jsonscan.Member, watch []string) error {
-	var seen uint64 // watch[j] seen, for j < 64
-	var seenMore []bool
+	var r memberMatch
 	for i++; ; {
 		m, ok := jsonscan.NextMember(s, i, true)
 		if !ok {
 			return nil
 		}
 		i = m.End
-		k := jsonscan.KeyName(m.Key)
-		// Only a key with an upper-case or non-ASCII letter can fold to a
-		// lower-case name without being it; other keys skip EqualFold.
-		fold := foldable(k)
-		for j, name := range names {
-			if k == name {
-				if f[j].End == 0 {
-					f[j] = m
-				} else if j < checked {
-					return repeatedMember(name)
-				}
-				break
-			}
-			if fold && j < checked && strings.EqualFold(k, name) {
-				return caseVariant(k, name)
-			}
-		}
-		for j, name := range watch {
-			if k != name {
-				// A watched name (drop_fields) may have upper-case letters.
-				if (fold || len(k) == len(name)) && strings.EqualFold(k, name) {
-					return caseVariant(k, name)
-				}
-				continue
-			}
-			if j < 64 {
-				if seen&(1<<j) != 0 {
-					return repeatedMember(name)
-				}
-				seen |= 1 << j
-				continue
-			}
-			if seenMore == nil {
-				seenMore = make([]bool, len(watch)-64)
-			}
-			if seenMore[j-64] {
-				return repeatedMember(name)
-			}
-			seenMore[j-64] = true
+		if err := r.match(m, names, checked, f, watch); err != nil {
+			return err
 		}
 	}
+}
+
+// matchMembers is readMembers of an object whose members ms are, in
+// order, as validObject found them.
+func matchMembers(ms []jsonscan.Member, names []string, checked int, f []jsonscan.Member, watch []string) error {
+	var r memberMatch
+	for _, m := range ms {
+		if err := r.match(m, names, checked, f, watch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// memberMatch is what readMembers has seen of an object's members.
+type memberMatch struct {
+	seen     uint64 // watch[j] seen, for j < 64
+	seenMore []bool
+}
+
+// match takes the object's next member m, as readMembers says.
+func (r *memberMatch) match(m jsonscan.Member, names []string, checked int, f []jsonscan.Member, watch []string) error {
+	k := jsonscan.KeyName(m.Key)
+	// Only a key with an upper-case or non-ASCII letter can fold to a
+	// lower-case name without being it; other keys skip EqualFold.
+	fold := foldable(k)
+	for j, name := range names {
+		if k == name {
+			if f[j].End == 0 {
+				f[j] = m
+			} else if j < checked {
+				return repeatedMember(name)
+			}
+			break
+		}
+		if fold && j < checked && strings.EqualFold(k, name) {
+			return caseVariant(k, name)
+		}
+	}
+	for j, name := range watch {
+		if k != name {
+			// A watched name (drop_fields) may have upper-case letters.
+			if (fold || len(k) == len(name)) && strings.EqualFold(k, name) {
+				return caseVariant(k, name)
+			}
+			continue
+		}
+		if j < 64 {
+			if r.seen&(1<<j) != 0 {
+				return repeatedMember(name)
+			}
+			r.seen |= 1 << j
+			continue
+		}
+		if r.seenMore == nil {
+			r.seenMore = make([]bool, len(watch)-64)
+		}
+		if r.seenMore[j-64] {
+			return repeatedMember(name)
+		}
+		r.seenMore[j-64] = true
+	}
+	return nil
 }
 
 // foldable reports an upper-case ASCII letter or a non-ASCII byte in k.
@@ -387,7 +413,9 @@ type Passthrough struct {
 // body that repeats one of them, or a member named in watch, at the top
 // level is an ErrBadRequest.
 func ReadPassthrough(body []byte, watch ...string) (Passthrough, error) {
-	if err := validJSON(body); err != nil {
+	var top [topMembers]jsonscan.Member
+	ms, err := validObject(body, top[:0])
+	if err != nil {
 		return Passthrough{}, err
 	}
 	s := unsafeString(body)
@@ -396,12 +424,11 @@ func ReadPassthrough(body []byte, watch ...string) (Passthrough, error) {
 		return Passthrough{}, nil
 	}
 	var f [len(passthroughMembers)]jsonscan.Member
-	if err := readMembers(s, i, passthroughMembers[:], len(passthroughMembers), f[:], watch); err != nil {
+	if err := matchMembers(ms, passthroughMembers[:], len(passthroughMembers), f[:], watch); err != nil {
 		return Passthrough{}, err
 	}
 	p := Passthrough{read: newIdentity(body, i, f[:])}
 	p.Model = stringValue(s[f[chatModel].At:f[chatModel].End])
-	var err error
 	if p.Stream, err = strictBool("stream", s[f[chatStream].At:f[chatStream].End]); err != nil {
 		return Passthrough{}, err
 	}
@@ -622,7 +649,7 @@ func RewriteChat(body []byte, c Chat, u Upstream) ([]byte, error) {
 	return out, nil
 }
 
-// validJSON is the ErrBadRequest of a body that is not JSON. A UTF-8
+// validObject is the ErrBadRequest of a body that is not JSON. A UTF-8
 // byte-order mark, which some Windows tools write first, is named: JSON
 // allows none (RFC 8259), and "not valid JSON" hides the one byte at fault.
 // So is a body nested deeper than MaxNesting, before any parse: gjson's
@@ -631,23 +658,30 @@ func RewriteChat(body []byte, c Chat, u Upstream) ([]byte, error) {
 // seconds of CPU per request, and past 1 GB of stack (a larger limit)
 // the whole process died of a fatal stack overflow.
 //
-// One pass (jsonscan.Valid) accepts what the two checks accept; only a body
-// it refuses is measured and parsed again, to name its fault.
-func validJSON(body []byte) error {
-	if jsonscan.Valid(unsafeString(body), MaxNesting) {
-		return nil
+// One pass (jsonscan.ValidMembers) accepts what the two checks accept, and
+// appends the members of a body that is an object to top, for a reader of
+// the top level (matchMembers) to need no walk of its own; only a body it
+// refuses is measured and parsed again, to name its fault.
+func validObject(body []byte, top []jsonscan.Member) ([]jsonscan.Member, error) {
+	if ms, ok := jsonscan.ValidMembers(unsafeString(body), MaxNesting, top); ok {
+		return ms, nil
 	}
 	if jsonstr.NestedOver(unsafeString(body), MaxNesting) {
-		return fmt.Errorf("%w: the body is nested more than %d levels deep", ErrBadRequest, MaxNesting)
+		return nil, fmt.Errorf("%w: the body is nested more than %d levels deep", ErrBadRequest, MaxNesting)
 	}
-	if gjson.ValidBytes(body) {
-		return nil
-	}
+	// gjson.ValidBytes accepts no body ValidMembers refuses (FuzzValid):
+	// none is taken as valid here with no members found, which would
+	// forward its "user" unread.
 	if bytes.HasPrefix(body, []byte("\xef\xbb\xbf")) {
-		return fmt.Errorf("%w: the body starts with a UTF-8 byte-order mark, which JSON does not allow: send it without one", ErrBadRequest)
+		return nil, fmt.Errorf("%w: the body starts with a UTF-8 byte-order mark, which JSON does not allow: send it without one", ErrBadRequest)
 	}
-	return fmt.Errorf("%w: the body is not valid JSON", ErrBadRequest)
+	return nil, fmt.Errorf("%w: the body is not valid JSON", ErrBadRequest)
 }
+
+// topMembers is how many top-level members of a body ReadChat and
+// ReadPassthrough hold on the stack; a body with more holds them on the
+// heap. A chat request sends about a dozen.
+const topMembers = 32
 
 // MaxNesting is how deeply a client body's arrays and objects may nest.
 // No chat request or tool schema comes near it, and the providers refuse

@@ -15,20 +15,82 @@ import (
 // allocates nothing. TestValidMatches and FuzzValid hold it to
 // !jsonstr.NestedOver(s, maxDepth) && gjson.Valid(s).
 func Valid(s string, maxDepth int) bool {
-	data := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
-	v := validator{data: data, max: maxDepth}
+	v := validator{data: unsafe.Slice(unsafe.StringData(s), len(s)), max: maxDepth} // read only
+	return v.valid()
+}
+
+// ValidMembers is Valid, and when s is an object, its members, in order,
+// appended to top, as NextMember finds them one by one from the object's
+// "{" on: the walk that validates the text locates them, so a reader of
+// a body's top level needs no second one. (The members of text that is not
+// valid mean nothing.) TestValidMatches and FuzzValid hold them to
+// NextMember's.
+func ValidMembers(s string, maxDepth int, top []Member) ([]Member, bool) {
+	v := validator{data: unsafe.Slice(unsafe.StringData(s), len(s)), max: maxDepth} // read only
+	data := v.data
 	i := v.space(0)
-	if i >= len(data) {
-		return false
+	if i >= len(data) || data[i] != '{' || maxDepth < 1 {
+		return top, v.valid()
 	}
-	i, ok := v.value(i, 0)
-	return ok && v.space(i) == len(data)
+	// The top-level object is walked here, as object walks one, to keep
+	// its members: appending in object, which recurses, would put top on
+	// the heap.
+	if i = v.space(i + 1); i >= len(data) {
+		return top, false
+	}
+	if data[i] == '}' {
+		return top, v.space(i+1) == len(data)
+	}
+	for {
+		if data[i] != '"' {
+			return top, false
+		}
+		keyAt := i
+		var ok bool
+		if i, ok = v.str(i + 1); !ok {
+			return top, false
+		}
+		key := s[keyAt+1 : i-1]
+		if i = v.space(i); i >= len(data) || data[i] != ':' {
+			return top, false
+		}
+		if i = v.space(i + 1); i >= len(data) {
+			return top, false
+		}
+		at := i
+		if i, ok = v.value(i, 1); !ok {
+			return top, false
+		}
+		top = append(top, Member{KeyAt: keyAt, Key: key, At: at, End: i})
+		if i = v.space(i); i >= len(data) {
+			return top, false
+		}
+		switch data[i] {
+		case '}':
+			return top, v.space(i+1) == len(data)
+		case ',':
+			if i = v.space(i + 1); i >= len(data) {
+				return top, false
+			}
+		default:
+			return top, false
+		}
+	}
 }
 
 // validator is Valid's walk over data; max is its maxDepth.
 type validator struct {
 	data []byte
 	max  int
+}
+
+func (v *validator) valid() bool {
+	i := v.space(0)
+	if i >= len(v.data) {
+		return false
+	}
+	i, ok := v.value(i, 0)
+	return ok && v.space(i) == len(v.data)
 }
 
 // space returns the index of the first byte at or after i that is not

@@ -1,6 +1,7 @@
 package jsonscan
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -28,6 +29,8 @@ var validCases = []string{
 	`true`, `false`, `null`, `tru`, `nul`, `fals`, `True`, `nulll`, `null x`, `[true,false,null]`, `{"a":nul}`,
 	"\ufeff{}", "{\"a\":\"\xef\xbb\xbf\"}",
 	`{"model":"gpt","messages":[{"role":"user","content":"hi"}],"user":"o\"x"}`,
+	` { "a" : { "b" : [ 1 , { "c" : 2 } ] } , "\u0061" : "x" , "a\"b" : null , "" : true } `,
+	`{"a":1,"b":2,"c":3,"d":4}`, `[{"a":1}]`, `{"a":{"b":1},"c":[{"d":2}]}x`,
 }
 
 func init() {
@@ -40,12 +43,41 @@ func init() {
 	}
 }
 
+// checkValid holds Valid and ValidMembers to validBefore, and the members
+// ValidMembers finds in a valid object to NextMember's.
+func checkValid(t *testing.T, s string, d int) {
+	t.Helper()
+	want := validBefore(s, d)
+	if got := Valid(s, d); got != want {
+		t.Errorf("Valid(%q, %d) = %v, want %v", s, d, got, want)
+	}
+	var buf [2]Member
+	ms, ok := ValidMembers(s, d, buf[:0])
+	if ok != want {
+		t.Errorf("ValidMembers(%q, %d) = %v, want %v", s, d, ok, want)
+	}
+	if !ok {
+		return
+	}
+	var next []Member
+	if i := SkipSpace(s, 0); s[i] == '{' {
+		for i++; ; {
+			m, ok := NextMember(s, i, true)
+			if !ok {
+				break
+			}
+			next, i = append(next, m), m.End
+		}
+	}
+	if !slices.Equal(ms, next) {
+		t.Errorf("ValidMembers(%q, %d) found %+v, NextMember %+v", s, d, ms, next)
+	}
+}
+
 func TestValidMatches(t *testing.T) {
 	for _, s := range validCases {
 		for _, d := range []int{0, 1, 2, 1000} {
-			if got, want := Valid(s, d), validBefore(s, d); got != want {
-				t.Errorf("Valid(%q, %d) = %v, want %v", s, d, got, want)
-			}
+			checkValid(t, s, d)
 		}
 	}
 }
@@ -82,9 +114,7 @@ func FuzzValid(f *testing.F) {
 		f.Add(s, uint8(3))
 	}
 	f.Fuzz(func(t *testing.T, s string, d uint8) {
-		if got, want := Valid(s, int(d)), validBefore(s, int(d)); got != want {
-			t.Errorf("Valid(%q, %d) = %v, want %v", s, d, got, want)
-		}
+		checkValid(t, s, int(d))
 	})
 }
 
