@@ -800,6 +800,14 @@ type Outbox interface {
 	// replaces the lease); a claimer that dies meanwhile loses only the lease,
 	// and the event comes due again after it. Heads of other kinds are neither
 	// returned nor touched. The events are returned as leased.
+	//
+	// now is the caller's clock, as DueEvents' and RetryEvent's nextAt are.
+	// A store that replicas share compares the times one replica wrote
+	// with those of another on one clock: the Redis driver carries now,
+	// NextAt and the lease's end onto its server's clock (the offset of the
+	// Store's clock to the server's), so a replica whose clock runs ahead by
+	// more than the lease still finds an event another replica just leased
+	// leased. NextAt as returned and stored stays on the caller's clock.
 	ClaimEvents(ctx context.Context, kind string, now time.Time, lease time.Duration, limit int) ([]Event, error)
 	// AckEvent removes a delivered event. Acknowledging an unknown id is not an
 	// error (it was acknowledged before).

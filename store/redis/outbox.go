@@ -35,7 +35,7 @@ func (s *Store) EnqueueEvents(ctx context.Context, events ...store.Event) error 
 		byKey[e.Key] = append(byKey[e.Key], e)
 	}
 	for _, key := range order {
-		elems, err := encodeEvents(byKey[key])
+		elems, err := s.encodeEvents(byKey[key])
 		if err != nil {
 			return err
 		}
@@ -56,7 +56,7 @@ func (s *Store) EnqueueEvents(ctx context.Context, events ...store.Event) error 
 // key's tag that looks for the id and appends, one index update.
 func (s *Store) EnqueueEventOnce(ctx context.Context, e store.Event) (bool, error) {
 	e = s.fillEvent(e)
-	elems, err := encodeEvents([]store.Event{e})
+	elems, err := s.encodeEvents([]store.Event{e})
 	if err != nil {
 		return false, err
 	}
@@ -112,10 +112,11 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 	if limit <= 0 {
 		limit = store.DefaultListLimit
 	}
-	nowMs := now.UnixMilli()
+	nowMs := s.serverMs(ctx, now)
 	until := now.Add(lease)
+	untilMs := s.toServerMs(until)
 	tok := newID("lease_")
-	scan := s.scanDue(now, max(limit, scanWindow))
+	scan := s.scanDue(nowMs, max(limit, scanWindow))
 	var out []store.Event
 	// claim leases what it can of the first keys, as many as are still
 	// wanted (never more), and returns the keys after them.
@@ -124,7 +125,7 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 		cmds, err := s.evalEach(ctx, "claim events", s.sc.claimEvent, len(chunk),
 			func(i int) []string { return s.k.queueKeys(chunk[i]) },
 			func(int) []any {
-				return []any{kind, nowMs, nextMs(until), until.Format(time.RFC3339Nano), tok, queueHold(lease)}
+				return []any{kind, nowMs, untilMs, until.Format(time.RFC3339Nano), tok, queueHold(lease)}
 			})
 		if err != nil {
 			return nil, err // what was leased comes due again when its lease runs out
@@ -170,7 +171,7 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 		if len(keys) == 0 || len(out) == limit {
 			continue
 		}
-		due, moved, err := s.dueOf(ctx, keys, now, kind)
+		due, moved, err := s.dueOf(ctx, keys, nowMs, kind)
 		if err != nil {
 			return nil, err
 		}
@@ -188,11 +189,11 @@ func (s *Store) ClaimEvents(ctx context.Context, kind string, now time.Time, lea
 	return out, nil
 }
 
-// dueOf reads the heads of keys (one pipeline) and returns those due at now
-// and of one of kinds (any kind when none), healing the index entries of the
+// dueOf reads the heads of keys (one pipeline) and returns those due at
+// nowMs (the server's clock, as next_ms is) and of one of kinds (any kind when none), healing the index entries of the
 // keys whose head is not due, and how many entries it so moved out of the
 // due range.
-func (s *Store) dueOf(ctx context.Context, keys []string, now time.Time, kinds ...string) ([]headState, int, error) {
+func (s *Store) dueOf(ctx context.Context, keys []string, nowMs int64, kinds ...string) ([]headState, int, error) {
 	heads, err := s.readHeads(ctx, keys)
 	if err != nil {
 		return nil, 0, err
@@ -200,7 +201,7 @@ func (s *Store) dueOf(ctx context.Context, keys []string, now time.Time, kinds .
 	out := heads[:0]
 	moved := 0
 	for _, h := range heads {
-		if h.head != nil && !h.head.Ev.NextAt.After(now) {
+		if h.head != nil && h.head.NextMs <= nowMs {
 			if store.OfKind(h.head.Ev, kinds) {
 				out = append(out, h)
 			}
@@ -234,8 +235,8 @@ type dueScan struct {
 	seen   map[string]bool
 }
 
-func (s *Store) scanDue(now time.Time, window int) *dueScan {
-	return &dueScan{s: s, max: strconv.FormatInt(now.UnixMilli(), 10), window: int64(window), seen: map[string]bool{}}
+func (s *Store) scanDue(nowMs int64, window int) *dueScan {
+	return &dueScan{s: s, max: strconv.FormatInt(nowMs, 10), window: int64(window), seen: map[string]bool{}}
 }
 
 // next returns the keys of the next window not handed out before, or none
@@ -320,7 +321,8 @@ func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int, kinds .
 	if len(kinds) > 0 {
 		window = max(limit, scanWindow)
 	}
-	scan := s.scanDue(now, window)
+	nowMs := s.serverMs(ctx, now)
+	scan := s.scanDue(nowMs, window)
 	var out []store.Event
 	for len(out) < limit {
 		keys, err := scan.next(ctx)
@@ -330,7 +332,7 @@ func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int, kinds .
 		if len(keys) == 0 {
 			break
 		}
-		due, moved, err := s.dueOf(ctx, keys, now, kinds...)
+		due, moved, err := s.dueOf(ctx, keys, nowMs, kinds...)
 		if err != nil {
 			return nil, err
 		}
@@ -377,8 +379,12 @@ func (s *Store) RetryEvent(ctx context.Context, key, id string, nextAt time.Time
 		key = store.DefaultEventKey
 	}
 	failed := s.now()
+	next := int64(0) // due at once
+	if !nextAt.IsZero() {
+		next = s.serverMs(ctx, nextAt)
+	}
 	v, err := s.run(ctx, "retry event", s.sc.retry, s.k.queueKeys(key),
-		id, nextMs(nextAt), attempts, lastErr, nextAt.Format(time.RFC3339Nano), failed.Format(time.RFC3339Nano),
+		id, next, attempts, lastErr, nextAt.Format(time.RFC3339Nano), failed.Format(time.RFC3339Nano),
 		queueHold(nextAt.Sub(failed)))
 	if err != nil {
 		return err

@@ -116,8 +116,13 @@ type Options struct {
 	// negative disables; Ping checks them too). Once the marker is gone or a
 	// counter went back, this Store refuses every command: see checkEpoch.
 	EpochInterval time.Duration
-	// Now is the clock expiry is judged against; default time.Now.
+	// Now is the clock expiry is judged against; default time.Now. The
+	// times a Store writes for other replicas to compare, and compares
+	// against, are carried onto the Redis server's clock (serverClock).
 	Now func() time.Time
+	// realClock is whether Now was left unset (withDefaults): then the
+	// server's clock is read again at every epoch check.
+	realClock bool
 	// Logger receives repair and index-sync warnings, and go-redis's own
 	// lines (clientlog.go); default discards.
 	Logger *slog.Logger
@@ -129,6 +134,8 @@ type Store struct {
 	k        keys
 	sc       *scripts
 	now      func() time.Time
+	clock    serverClock
+	realTime bool
 	log      *slog.Logger
 	owner    string
 	waitN    int
@@ -303,6 +310,7 @@ func verifyServer(cs tls.ConnectionState, roots *x509.CertPool, host string, lis
 func withDefaults(opts Options) Options {
 	if opts.Now == nil {
 		opts.Now = time.Now
+		opts.realClock = true
 	}
 	if opts.WaitTimeout <= 0 {
 		opts.WaitTimeout = DefaultWaitTimeout
@@ -340,7 +348,7 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 		clientLog.Store(opts.Logger) // go-redis's own lines (clientlog.go)
 	}
 	s := &Store{
-		c: c, k: keys{p: opts.KeyPrefix}, sc: newScripts(), now: opts.Now, log: opts.Logger, owner: opts.Owner,
+		c: c, k: keys{p: opts.KeyPrefix}, sc: newScripts(), now: opts.Now, realTime: opts.realClock, log: opts.Logger, owner: opts.Owner,
 		waitN: opts.WaitReplicas, waitT: opts.WaitTimeout, grace: opts.RepairGrace,
 		statuses: store.Statuses(), genSeen: map[string]int64{},
 	}
@@ -357,6 +365,7 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 	lctx, lcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	s.loadScripts(lctx)
 	_ = s.checkEpoch(lctx) // Ping retries while Redis is down; the first to reach it warns (firstReached)
+	_ = s.syncClock(lctx)  // else the first time compared reads it (serverMs)
 	lcancel()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
@@ -390,6 +399,9 @@ func (s *Store) watchEpoch(ctx context.Context, every time.Duration) {
 		}
 		cctx, cancel := context.WithTimeout(ctx, every)
 		_ = s.checkEpoch(cctx)
+		if s.realTime {
+			_ = s.syncClock(cctx)
+		}
 		cancel()
 	}
 }

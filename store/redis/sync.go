@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -336,23 +335,18 @@ func (s *Store) fillEvent(e store.Event) store.Event {
 	return e
 }
 
-func encodeEvents(evs []store.Event) ([]any, error) {
+// encodeEvents encodes events as queue elements; next_ms, the due time the
+// scripts compare, is on the server's clock (serverClock).
+func (s *Store) encodeEvents(evs []store.Event) ([]any, error) {
 	out := make([]any, len(evs))
 	for i, e := range evs {
-		b, err := json.Marshal(obElem{ID: e.ID, NextMs: nextMs(e.NextAt), CreatedMs: e.CreatedAt.UnixMilli(), Ev: e})
+		b, err := json.Marshal(obElem{ID: e.ID, NextMs: s.nextMs(e.NextAt), CreatedMs: e.CreatedAt.UnixMilli(), Ev: e})
 		if err != nil {
 			return nil, fmt.Errorf("redis: encode event: %w", err)
 		}
 		out[i] = b
 	}
 	return out, nil
-}
-
-func nextMs(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
 }
 
 // orderEvents keys events passed with an order write by that order.
@@ -370,5 +364,5 @@ func (s *Store) keyedEvents(events []store.Event, key, what string) ([]any, erro
 	for i := range evs {
 		evs[i] = s.fillEvent(evs[i])
 	}
-	return encodeEvents(evs)
+	return s.encodeEvents(evs)
 }
