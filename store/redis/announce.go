@@ -38,9 +38,9 @@ func (s *Store) ClaimAnnouncement(ctx context.Context, client, user, kind, order
 	if err := s.refused("claim announcement"); err != nil {
 		return false, err
 	}
-	now := s.now()
+	now := s.serverMs(ctx, s.now())
 	v, err := s.runMoney(ctx, "claim announcement", s.sc.announce, []string{s.k.userAnnounced(client, user)},
-		orderNo, kind, now.UnixMilli(), now.Add(ttl).UnixMilli(), ms(ttl+expiryGrace), rand.Text())
+		orderNo, kind, now, now+ms(ttl), ms(ttl+expiryGrace), rand.Text())
 	if err != nil {
 		return false, fmt.Errorf("announcement %s of order %s: %w", kind, orderNo, err)
 	}
@@ -48,7 +48,7 @@ func (s *Store) ClaimAnnouncement(ctx context.Context, client, user, kind, order
 		return false, nil
 	}
 	c, err := s.run(ctx, "raise the earlier announcement counter", s.sc.counter, []string{s.k.one("k", kind+orderNo)},
-		now.UnixMilli(), ms(ttl), ms(expiryGrace), rand.Text())
+		now, ms(ttl), ms(expiryGrace), rand.Text())
 	if err != nil {
 		return false, fmt.Errorf("announcement %s of order %s: the counter of earlier versions: %w", kind, orderNo, err)
 	}

@@ -33,7 +33,7 @@ func (s *Store) claim(ctx context.Context, op, key string, from int, orderNo str
 	// as the first run did (luaClaim). The candidate cannot tell: payments
 	// passes numbers already bound.
 	v, err := s.runMoney(ctx, op, s.sc.claim, []string{ck, gk},
-		orderNo, ms(ttl), s.now().UnixMilli(), from, ms(store.GenerationRetention), ms(expiryGrace), rand.Text())
+		orderNo, ms(ttl), s.serverMs(ctx, s.now()), from, ms(store.GenerationRetention), ms(expiryGrace), rand.Text())
 	if err != nil {
 		return store.Claim{}, false, err
 	}
@@ -44,9 +44,9 @@ func (s *Store) claim(ctx context.Context, op, key string, from int, orderNo str
 
 // SeenNotification implements store.Notifications.
 func (s *Store) SeenNotification(ctx context.Context, id string, ttl time.Duration) (bool, error) {
-	now := s.now()
+	now := s.serverMs(ctx, s.now())
 	v, err := s.runMoney(ctx, "seen notification", s.sc.seen, []string{s.k.one("n", id)},
-		now.UnixMilli(), now.Add(ttl).UnixMilli(), ms(ttl+expiryGrace), rand.Text())
+		now, now+ms(ttl), ms(ttl+expiryGrace), rand.Text())
 	if err != nil {
 		return false, err
 	}
@@ -57,7 +57,7 @@ func (s *Store) SeenNotification(ctx context.Context, id string, ttl time.Durati
 // IncrCounter implements store.Counters.
 func (s *Store) IncrCounter(ctx context.Context, key string, ttl time.Duration) (int64, error) {
 	v, err := s.run(ctx, "incr counter", s.sc.counter, []string{s.k.one("k", key)},
-		s.now().UnixMilli(), ms(ttl), ms(expiryGrace), rand.Text())
+		s.serverMs(ctx, s.now()), ms(ttl), ms(expiryGrace), rand.Text())
 	if err != nil {
 		return 0, err
 	}
@@ -67,14 +67,14 @@ func (s *Store) IncrCounter(ctx context.Context, key string, ttl time.Duration) 
 
 // DecrCounter implements store.Counters.
 func (s *Store) DecrCounter(ctx context.Context, key, token string) error {
-	_, err := s.run(ctx, "give back a count", s.sc.uncount, []string{s.k.one("k", key)}, s.now().UnixMilli(), token)
+	_, err := s.run(ctx, "give back a count", s.sc.uncount, []string{s.k.one("k", key)}, s.serverMs(ctx, s.now()), token)
 	return err
 }
 
 // AllowWindow implements store.Counters.
 func (s *Store) AllowWindow(ctx context.Context, key string, limit int, window time.Duration, token string) (bool, error) {
 	v, err := s.run(ctx, "allow in window", s.sc.window, []string{s.k.one("w", key)},
-		s.now().UnixMilli(), ms(window), limit, token, ms(expiryGrace))
+		s.serverMs(ctx, s.now()), ms(window), limit, token, ms(expiryGrace))
 	if err != nil {
 		return false, err
 	}
@@ -85,7 +85,7 @@ func (s *Store) AllowWindow(ctx context.Context, key string, limit int, window t
 // AddTally implements store.Tallies.
 func (s *Store) AddTally(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
 	v, err := s.run(ctx, "add tally", s.sc.addTally, []string{s.k.one("t", key)},
-		delta, s.now().UnixMilli(), ms(ttl), ms(expiryGrace), rand.Text())
+		delta, s.serverMs(ctx, s.now()), ms(ttl), ms(expiryGrace), rand.Text())
 	if err != nil {
 		return 0, err
 	}
@@ -98,7 +98,7 @@ func (s *Store) AddTallies(ctx context.Context, adds []store.TallyAdd, ttl time.
 	if len(adds) == 0 {
 		return nil
 	}
-	now := s.now().UnixMilli()
+	now := s.serverMs(ctx, s.now())
 	tokens := make([]string, len(adds)) // a pipeline re-sent adds nothing twice
 	for i := range tokens {
 		tokens[i] = rand.Text()
@@ -120,7 +120,7 @@ func (s *Store) TakeLeases(ctx context.Context, holder string, keys []string, tt
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	now := s.now().UnixMilli()
+	now := s.serverMs(ctx, s.now())
 	cmds, err := s.runBatch(ctx, "take leases", s.sc.lease, len(keys), func(i int) ([]string, []any) {
 		return []string{s.k.one("l", keys[i])}, []any{holder, now, ms(ttl), ms(expiryGrace)}
 	})
@@ -169,7 +169,7 @@ func (s *Store) runBatch(ctx context.Context, op string, sc *goredis.Script, n i
 
 // TakeTally implements store.Tallies.
 func (s *Store) TakeTally(ctx context.Context, key string) (int64, error) {
-	v, err := s.run(ctx, "take tally", s.sc.takeTally, []string{s.k.one("t", key)}, s.now().UnixMilli(), rand.Text())
+	v, err := s.run(ctx, "take tally", s.sc.takeTally, []string{s.k.one("t", key)}, s.serverMs(ctx, s.now()), rand.Text())
 	if err != nil {
 		return 0, err
 	}
@@ -189,7 +189,7 @@ func tallyReply(op, key string, v any) (int64, error) {
 // PutExchange implements store.Exchanges.
 func (s *Store) PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error {
 	_, err := s.run(ctx, "put exchange", s.sc.putExchange, []string{s.k.one("x", key)},
-		data, s.now().Add(ttl).UnixMilli(), ms(ttl+expiryGrace))
+		data, s.serverMs(ctx, s.now())+ms(ttl), ms(ttl+expiryGrace))
 	return err
 }
 
@@ -200,7 +200,7 @@ func (s *Store) GetExchange(ctx context.Context, key string) ([]byte, error) {
 		return nil, mapErr("get exchange", err)
 	}
 	d, ok := replyStr(vals, 0)
-	if !ok || replyInt(vals, 1) <= s.now().UnixMilli() {
+	if !ok || replyInt(vals, 1) <= s.serverMs(ctx, s.now()) {
 		return nil, fmt.Errorf("exchange %s: %w", key, store.ErrNotFound)
 	}
 	return []byte(d), nil

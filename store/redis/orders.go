@@ -325,7 +325,7 @@ func (s *Store) LoadUserState(ctx context.Context, client, user string) (*store.
 	}
 	for _, o := range st.Orders {
 		if m, ok := mark[o]; ok {
-			if err := addMarks(st, o.OrderNo, m); err != nil {
+			if err := addMarks(st, s.toServerMs(st.Now), o.OrderNo, m); err != nil {
 				return nil, err
 			}
 		}
@@ -342,16 +342,16 @@ type announceMark struct {
 	T string `json:"t"`
 }
 
-// addMarks adds the live marks of order no, its field j of the user's
-// announcement marks, to st.Announced.
-func addMarks(st *store.UserState, no, j string) error {
+// addMarks adds the marks of order no, its field j of the user's
+// announcement marks, live at nowMs (the server's clock, as the marks'
+// until is: ClaimAnnouncement), to st.Announced.
+func addMarks(st *store.UserState, nowMs int64, no, j string) error {
 	var m map[string]announceMark
 	if err := json.Unmarshal([]byte(j), &m); err != nil {
 		return fmt.Errorf("redis: decode announcement marks of order %s: %w", no, err)
 	}
-	now := st.Now.UnixMilli()
 	for kind, e := range m {
-		if until, err := strconv.ParseInt(e.U, 10, 64); err == nil && until > now {
+		if until, err := strconv.ParseInt(e.U, 10, 64); err == nil && until > nowMs {
 			if st.Announced == nil {
 				st.Announced = make(map[store.Announcement]bool)
 			}

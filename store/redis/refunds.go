@@ -49,7 +49,7 @@ func (s *Store) PutRefundProposal(ctx context.Context, p *store.RefundProposal, 
 		return fmt.Errorf("redis: encode refund proposal: %w", err)
 	}
 	_, ob, obv := s.k.orderTag(key)
-	args := append([]any{j, rec.User, rec.ExpiresAt.UnixMilli(), ms(ttl + store.TombstoneTTL + expiryGrace), rand.Text(), len(elems)}, elems...)
+	args := append([]any{j, rec.User, s.serverMs(ctx, rec.ExpiresAt), ms(ttl + store.TombstoneTTL + expiryGrace), rand.Text(), len(elems)}, elems...)
 	in, v, err := s.proposalStep(ctx, key, len(elems) > 0, func(in writeIntent) (any, error) {
 		return s.runMoney(ctx, "put refund proposal", s.sc.putRefund, []string{s.k.one("r", p.RefundID), ob, obv}, append(args, in.fence())...)
 	})
@@ -82,7 +82,7 @@ func (s *Store) PutRefundProposal(ctx context.Context, p *store.RefundProposal, 
 // unusable (the turn's answer carries it): it is logged, not returned.
 func (s *Store) indexRefund(ctx context.Context, p *store.RefundProposal, ttl time.Duration) {
 	_, err := s.run(ctx, "index refund proposal", s.sc.indexRefund, []string{s.k.userRefunds(p.Client, p.User)},
-		p.RefundID, p.ExpiresAt.UnixMilli(), s.now().UnixMilli(), ms(ttl+expiryGrace))
+		p.RefundID, s.serverMs(ctx, p.ExpiresAt), s.serverMs(ctx, s.now()), ms(ttl+expiryGrace))
 	if err != nil {
 		s.log.Warn("store: a refund proposal is not listed in its user's orders", "refund_id", p.RefundID, "err", err)
 	}
@@ -94,7 +94,7 @@ func (s *Store) indexRefund(ctx context.Context, p *store.RefundProposal, ttl ti
 // user with no proposal open, two otherwise. A used or cancelled proposal
 // stays in the index until it expires and is left out by its record.
 func (s *Store) OpenRefundProposals(ctx context.Context, client, user string) ([]*store.RefundProposal, error) {
-	now := s.now().UnixMilli()
+	now := s.serverMs(ctx, s.now())
 	ids, err := s.c.ZRangeByScore(ctx, s.k.userRefunds(client, user),
 		&goredis.ZRangeBy{Min: "(" + strconv.FormatInt(now, 10), Max: "+inf"}).Result()
 	if err != nil {
@@ -145,7 +145,7 @@ func (s *Store) GetRefundProposal(ctx context.Context, id string) (*store.Refund
 	if !ok {
 		return nil, fmt.Errorf("refund proposal %s: %w", id, store.ErrNotFound)
 	}
-	if st, _ := replyStr(vals, 1); st != refundLive || replyInt(vals, 2) <= s.now().UnixMilli() {
+	if st, _ := replyStr(vals, 1); st != refundLive || replyInt(vals, 2) <= s.serverMs(ctx, s.now()) {
 		return nil, fmt.Errorf("refund proposal %s: %w", id, store.ErrGone)
 	}
 	return decodeProposal(j)
@@ -189,12 +189,13 @@ func proposalState(id, j, st string) (*store.RefundProposal, store.ProposalState
 }
 
 // ExpireRefundProposal implements store.RefundProposals: one script on the
-// proposal's tag reads it and, lapsed by this store's clock, tombstones it,
-// so no consumption comes between; a money write (runMoney), since it
-// decides that no replica can take the proposal. The record keeps the
-// expiry PutRefundProposal gave it, TombstoneTTL past ExpiresAt.
+// proposal's tag reads it and, lapsed by the server's clock as this Store
+// carries it (serverClock), tombstones it, so no consumption comes
+// between; a money write (runMoney), since it decides that no replica can
+// take the proposal. The record keeps the expiry PutRefundProposal gave
+// it, TombstoneTTL past ExpiresAt.
 func (s *Store) ExpireRefundProposal(ctx context.Context, id string) (*store.RefundProposal, store.ProposalState, error) {
-	v, err := s.runMoney(ctx, "expire refund proposal", s.sc.expireRefund, []string{s.k.one("r", id)}, s.now().UnixMilli())
+	v, err := s.runMoney(ctx, "expire refund proposal", s.sc.expireRefund, []string{s.k.one("r", id)}, s.serverMs(ctx, s.now()))
 	if err != nil {
 		return nil, "", err
 	}
@@ -236,7 +237,7 @@ func (s *Store) finishRefund(ctx context.Context, op, id, user, state string, ev
 		return nil, err
 	}
 	_, ob, obv := s.k.orderTag(key)
-	args := append([]any{user, state, s.now().UnixMilli(), ms(store.TombstoneTTL + expiryGrace), rand.Text(), len(elems)}, elems...)
+	args := append([]any{user, state, s.serverMs(ctx, s.now()), ms(store.TombstoneTTL + expiryGrace), rand.Text(), len(elems)}, elems...)
 	in, v, err := s.proposalStep(ctx, key, len(elems) > 0, func(in writeIntent) (any, error) {
 		return s.runMoney(ctx, op, s.sc.finishRefund, []string{s.k.one("r", id), ob, obv}, append(args, in.fence())...)
 	})
