@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -189,14 +190,24 @@ type exportFile struct {
 }
 
 func createExportFile(dest string) (*exportFile, error) {
-	if fi, err := os.Stat(dest); err == nil && !fi.Mode().IsRegular() {
-		f, err := os.OpenFile(dest, os.O_WRONLY, 0)
+	// Written where FILE leads: renamed over a symlink, the export replaced
+	// the link and left its target as it was; beside /dev/fd/N (what
+	// /dev/stdout leads to) it could not be written, or, as root, replaced
+	// /dev/stdout itself.
+	p, err := exportTarget(dest)
+	if err != nil {
+		return nil, fmt.Errorf("cannot write %s: %w", dest, err)
+	}
+	if fi, err := os.Stat(p); descriptorPath(p) || err == nil && !fi.Mode().IsRegular() {
+		// An open descriptor (a shell's redirect, a pipe) is appended
+		// to, as a write to the descriptor itself would be.
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
 			return nil, err
 		}
-		return &exportFile{f: f, dest: dest}, nil
+		return &exportFile{f: f, dest: p}, nil
 	}
-	f, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*.partial")
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*.partial")
 	if err != nil {
 		// Named for FILE, not for the temporary file it failed at.
 		var pe *fs.PathError
@@ -205,7 +216,41 @@ func createExportFile(dest string) (*exportFile, error) {
 		}
 		return nil, fmt.Errorf("cannot write %s: %w", dest, err)
 	}
-	return &exportFile{f: f, tmp: f.Name(), dest: dest}, nil
+	return &exportFile{f: f, tmp: f.Name(), dest: p}, nil
+}
+
+// exportTarget is the file dest leads to: its symlinks followed, up to a
+// path of an open descriptor (descriptorPath), which is written as it is.
+func exportTarget(dest string) (string, error) {
+	p := dest
+	for range 40 {
+		if descriptorPath(p) {
+			return p, nil
+		}
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			return p, nil // a file not there yet is created there
+		}
+		t, err := os.Readlink(p)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(t) {
+			t = filepath.Join(filepath.Dir(p), t)
+		}
+		p = t
+	}
+	return "", errors.New("too many levels of symbolic links")
+}
+
+// descriptorPath reports whether p names an open descriptor (/dev/stdout,
+// /dev/stderr, /dev/fd/N, anything in /proc): never a directory to write a
+// temporary file in, and whose link leads, under a shell's redirect, to a
+// regular file elsewhere. /dev/shm and the like are directories as any.
+func descriptorPath(p string) bool {
+	p, err := filepath.Abs(p)
+	return err == nil && (p == "/dev/stdout" || p == "/dev/stderr" ||
+		strings.HasPrefix(p, "/dev/fd/") || strings.HasPrefix(p, "/proc/"))
 }
 
 // commit syncs and closes the file and puts it in place.
