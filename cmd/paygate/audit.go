@@ -198,7 +198,8 @@ func createExportFile(dest string) (*exportFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot write %s: %w", dest, err)
 	}
-	if fi, err := os.Stat(p); descriptorPath(p) || err == nil && !fi.Mode().IsRegular() {
+	fi, statErr := os.Stat(p)
+	if descriptorPath(p) || statErr == nil && !fi.Mode().IsRegular() {
 		// An open descriptor (a shell's redirect, a pipe) is appended
 		// to, as a write to the descriptor itself would be.
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
@@ -216,7 +217,17 @@ func createExportFile(dest string) (*exportFile, error) {
 		}
 		return nil, fmt.Errorf("cannot write %s: %w", dest, err)
 	}
-	return &exportFile{f: f, tmp: f.Name(), dest: p}, nil
+	e := &exportFile{f: f, tmp: f.Name(), dest: p}
+	if statErr == nil {
+		// FILE keeps its permissions: the temporary file, created
+		// 0600, took an earlier export from its group's or others'
+		// readers (a log shipper, an auditor's account).
+		if err := f.Chmod(fi.Mode().Perm()); err != nil {
+			e.abort()
+			return nil, fmt.Errorf("cannot write %s: %w", dest, err)
+		}
+	}
+	return e, nil
 }
 
 // exportTarget is the file dest leads to: its symlinks followed, up to a
