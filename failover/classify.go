@@ -29,7 +29,7 @@ func classifyHTTP(status int, h http.Header, body []byte, now time.Time) *failur
 		if status == http.StatusTooManyRequests && !f.hasRetry {
 			f.retryAfter, f.hasRetry = rateLimitReset(body, now)
 			if !f.hasRetry {
-				f.retryAfter, f.hasRetry = spentLimitReset(h)
+				f.retryAfter, f.hasRetry = spentLimitReset(h, f.errMsg)
 			}
 			f.targetLimit = f.hasRetry
 		}
@@ -196,17 +196,25 @@ func rateLimitReset(body []byte, now time.Time) (time.Duration, bool) {
 	return min(max(time.UnixMilli(ms).Sub(now), 0), maxRetryAfter), true
 }
 
-// spentLimitReset reads how long a spent rate limit has left from
-// OpenAI's x-ratelimit-* headers, which its 429 rate_limit_exceeded often
-// carries without a Retry-After: x-ratelimit-reset-requests when
-// x-ratelimit-remaining-requests is 0, x-ratelimit-reset-tokens when
-// x-ratelimit-remaining-tokens is 0 (the longer wait when both are), each
-// a Go duration ("6m0s", "1.5s", "120ms";
+// spentLimitReset reads how long a spent rate limit keeps this request
+// out from OpenAI's x-ratelimit-* headers, which its 429
+// rate_limit_exceeded often carries without a Retry-After:
+// x-ratelimit-reset-requests when x-ratelimit-remaining-requests is 0,
+// x-ratelimit-reset-tokens when x-ratelimit-remaining-tokens is 0 (the
+// longer when both are), each a Go duration ("6m0s", "1.5s", "120ms";
 // https://platform.openai.com/docs/guides/rate-limits#rate-limits-in-headers).
-// The wait is capped at maxRetryAfter, as Retry-After is. OpenAI's limits
-// are each model's: the wait is the target's (failure.targetLimit), not
-// the provider's. A limit not spent says nothing of this refusal.
-func spentLimitReset(h http.Header) (time.Duration, bool) {
+// A reset is when the limit is back to its full initial state, and
+// requests and tokens come back continuously: this request may pass long
+// before. OpenAI's message names when it does ("… Please try again in
+// 1.2s."), and that wait is the answer when msg says it
+// (tryAgainIn); else the reset is an upper bound, cut to
+// maxSpentLimitWait. Cooled for a six-minute reset, a target that would
+// have served in seconds was out of every round for six minutes, and a
+// bot with no other target was told to wait that long. The wait is
+// capped at maxRetryAfter, as Retry-After is. OpenAI's limits are each
+// model's: the wait is the target's (failure.targetLimit), not the
+// provider's. A limit not spent says nothing of this refusal.
+func spentLimitReset(h http.Header, msg string) (time.Duration, bool) {
 	var wait time.Duration
 	found := false
 	for _, kind := range [...]string{"requests", "tokens"} {
@@ -217,9 +225,46 @@ func spentLimitReset(h http.Header) (time.Duration, bool) {
 		if err != nil || d < 0 {
 			continue
 		}
-		wait, found = max(wait, min(d, maxRetryAfter)), true
+		wait, found = max(wait, d), true
 	}
-	return wait, found
+	if !found {
+		return 0, false
+	}
+	if d, ok := tryAgainIn(msg); ok {
+		return min(d, maxRetryAfter), true
+	}
+	return min(wait, maxSpentLimitWait), true
+}
+
+// maxSpentLimitWait bounds the wait read from a spent limit's full reset
+// (spentLimitReset) when OpenAI's message names none: a minute, the window
+// of its per-minute limits, in which a spent one is whole again. Past it,
+// a target still limited costs one quick 429 a minute; cooled for a longer
+// reset, it could stand idle while it would have served.
+const maxSpentLimitWait = time.Minute
+
+// tryAgainIn reads the wait OpenAI's rate-limit message names for the
+// request it refused, "… Please try again in 1.2s." (a Go duration:
+// "6ms", "20s", "6m0s"); anything else is no wait.
+func tryAgainIn(msg string) (time.Duration, bool) {
+	// Lowered, a message may be longer or shorter than msg (non-ASCII
+	// letters): the wait is cut from the lowered text the phrase was
+	// found in, which ParseDuration's units read as well.
+	const phrase = "try again in "
+	lower := strings.ToLower(msg)
+	i := strings.Index(lower, phrase)
+	if i < 0 {
+		return 0, false
+	}
+	rest := lower[i+len(phrase):]
+	if j := strings.IndexAny(rest, " \t\n,;"); j >= 0 {
+		rest = rest[:j]
+	}
+	d, err := time.ParseDuration(strings.TrimSuffix(rest, "."))
+	if err != nil || d < 0 {
+		return 0, false
+	}
+	return d, true
 }
 
 // openRouterRelayed is OpenRouter's message for an error its upstream

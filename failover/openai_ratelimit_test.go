@@ -1,6 +1,8 @@
 package failover
 
 import (
+	"errors"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -16,9 +18,13 @@ import (
 // attempt and a pause for the six minutes OpenAI had said.
 func TestOpenAIRateLimitResetHeaders(t *testing.T) {
 	t.Parallel()
-	limited := errBody("requests", "rate_limit_exceeded", "Rate limit reached for gpt-4o in organization org-x on requests per min (RPM): Limit 500, Used 500, Requested 1. Please try again in 6m0s.")
+	// OpenAI's message names the wait for this request; the headers say
+	// when the spent limit is whole again.
+	limited := errBody("requests", "rate_limit_exceeded", "Rate limit reached for gpt-4o in organization org-x on requests per day (RPD): Limit 200, Used 200, Requested 1. Please try again in 6m0s. Visit https://platform.openai.com/account/rate-limits to learn more.")
+	noWait := errBody("tokens", "rate_limit_exceeded", "Rate limit reached for gpt-4o in organization org-x on tokens per min (TPM).")
 	tests := []struct {
 		name     string
+		msg      string // the 429's body; "" is noWait
 		headers  []string
 		wantHits [2]int
 		wantGaps []time.Duration
@@ -27,6 +33,7 @@ func TestOpenAIRateLimitResetHeaders(t *testing.T) {
 	}{
 		{
 			name:     "requests spent for 6m0s: the next target at once, a left alone 6 minutes",
+			msg:      limited,
 			headers:  []string{"x-ratelimit-limit-requests: 500", "x-ratelimit-remaining-requests: 0", "x-ratelimit-reset-requests: 6m0s", "x-ratelimit-remaining-tokens: 29000", "x-ratelimit-reset-tokens: 2ms"},
 			wantHits: [2]int{1, 1},
 			coolFor:  6 * time.Minute,
@@ -39,9 +46,9 @@ func TestOpenAIRateLimitResetHeaders(t *testing.T) {
 		},
 		{
 			name:     "both spent: the longer wait",
-			headers:  []string{"x-ratelimit-remaining-requests: 0", "x-ratelimit-reset-requests: 20s", "x-ratelimit-remaining-tokens: 0", "x-ratelimit-reset-tokens: 1m30s"},
+			headers:  []string{"x-ratelimit-remaining-requests: 0", "x-ratelimit-reset-requests: 20s", "x-ratelimit-remaining-tokens: 0", "x-ratelimit-reset-tokens: 45s"},
 			wantHits: [2]int{1, 1},
-			coolFor:  90 * time.Second,
+			coolFor:  45 * time.Second,
 		},
 		{
 			// Nothing says which limit is spent: the back-off of a 429
@@ -53,15 +60,38 @@ func TestOpenAIRateLimitResetHeaders(t *testing.T) {
 		},
 		{
 			name:     "Retry-After wins over the reset headers",
+			msg:      limited,
 			headers:  []string{"Retry-After: 2", "x-ratelimit-remaining-requests: 0", "x-ratelimit-reset-requests: 6m0s"},
 			wantHits: [2]int{2, 0},
 			wantGaps: []time.Duration{2 * time.Second},
+		},
+		{
+			// x-ratelimit-reset-* is when the limit is back to its full
+			// initial state; tokens come back continuously, and OpenAI's
+			// message names when this request's share is back.
+			name:     "tokens whole again in 6m0s, the message says 1.2s: waited out on the same target",
+			msg:      errBody("tokens", "rate_limit_exceeded", "Rate limit reached for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Used 29500, Requested 1100. Please try again in 1.2s. Visit https://platform.openai.com/account/rate-limits to learn more."),
+			headers:  []string{"x-ratelimit-remaining-requests: 499", "x-ratelimit-reset-requests: 120ms", "x-ratelimit-remaining-tokens: 0", "x-ratelimit-reset-tokens: 6m0s"},
+			wantHits: [2]int{2, 0},
+			wantGaps: []time.Duration{1200 * time.Millisecond},
+		},
+		{
+			// Without the message's wait, the full reset is an upper
+			// bound: a left alone at most a minute, not six.
+			name:     "tokens whole again in 6m0s, no wait in the message: a left alone a minute",
+			headers:  []string{"x-ratelimit-remaining-tokens: 0", "x-ratelimit-reset-tokens: 6m0s"},
+			wantHits: [2]int{1, 1},
+			coolFor:  time.Minute,
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			a := failTimes(1, "a", statusFn(429, limited, tc.headers...))
+			msg := tc.msg
+			if msg == "" {
+				msg = noWait
+			}
+			a := failTimes(1, "a", statusFn(429, msg, tc.headers...))
 			e := newEnv(t, map[string]func(*fconn, int){"a": a}, []string{"a", "b"}, nil)
 			got := e.open(t.Context(), true)
 			if got.openErr != nil {
@@ -87,4 +117,81 @@ func TestOpenAIRateLimitResetHeaders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTryAgainIn: the wait OpenAI's rate-limit message names is read only
+// as a Go duration right after "try again in"; anything else names none.
+func TestTryAgainIn(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		msg  string
+		want time.Duration
+		ok   bool
+	}{
+		{"Limit 30000, Used 29500, Requested 1100. Please try again in 1.2s. Visit https://platform.openai.com/account/rate-limits to learn more.", 1200 * time.Millisecond, true},
+		{"Please try again in 6ms.", 6 * time.Millisecond, true},
+		{"please TRY AGAIN IN 7m12s, thanks", 7*time.Minute + 12*time.Second, true},
+		{"Please try again in 20s", 20 * time.Second, true},
+		{"Please try again in 1 minute.", 0, false},
+		{"Please try again in a moment.", 0, false},
+		{"Please try again later.", 0, false},
+		{"Please try again in -5s.", 0, false},
+		{"", 0, false},
+		// Letters whose lower case is longer or shorter in UTF-8: the
+		// wait is still found, and nothing is cut out of range.
+		{"ȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺ try again in 3s.", 3 * time.Second, true},
+		{"ẞẞẞẞ Please try again in 250ms.", 250 * time.Millisecond, true},
+		{"ȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺ try again in ", 0, false},
+	}
+	for _, tc := range tests {
+		if got, ok := tryAgainIn(tc.msg); got != tc.want || ok != tc.ok {
+			t.Errorf("tryAgainIn(%q) = %v, %v; want %v, %v", tc.msg, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestOpenAISpentLimitBotRetryAfter: a bot whose only target is OpenAI's,
+// refused for a spent limit, is told to come back when its request would
+// pass, not when the limit is whole again: OpenAI's message's wait, else
+// the full reset cut to a minute. It was told six minutes for a reset of
+// 6m0s that a retry a second later would have passed.
+func TestOpenAISpentLimitBotRetryAfter(t *testing.T) {
+	t.Parallel()
+	spent := []string{"x-ratelimit-remaining-tokens: 0", "x-ratelimit-reset-tokens: 6m0s"}
+	tests := []struct {
+		name string
+		msg  string
+		want time.Duration
+	}{
+		{"no wait in the message: a minute", "Rate limit reached for gpt-4o in organization org-x on tokens per min (TPM).", time.Minute},
+		{"the message's wait", "Rate limit reached for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Used 29500, Requested 1100. Please try again in 20s.", 20 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := always(statusFn(429, errBody("tokens", "rate_limit_exceeded", tc.msg), spent...))
+			e := newEnv(t, map[string]func(*fconn, int){"a": a}, []string{"a"}, nil)
+			got := e.open(t.Context(), true)
+			var ue *UpstreamError
+			if !errors.As(got.openErr, &ue) {
+				t.Fatalf("Open: %v (answered by %q); want an *UpstreamError", got.openErr, got.provider)
+			}
+			if ue.Status != http.StatusTooManyRequests || ue.RetryAfter != tc.want {
+				t.Errorf("got %d Retry-After %v; want 429 Retry-After %v", ue.Status, ue.RetryAfter, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzTryAgainIn: any message, whatever its letters, is read without a
+// panic, and a wait found is one the message names.
+func FuzzTryAgainIn(f *testing.F) {
+	for _, s := range []string{"Please try again in 1.2s.", "ȺȺ try again in 3s", "try again in ", "TRY AGAIN IN 1H2M"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, msg string) {
+		if d, ok := tryAgainIn(msg); ok && d < 0 {
+			t.Errorf("tryAgainIn(%q) = %v; want no negative wait", msg, d)
+		}
+	})
 }
