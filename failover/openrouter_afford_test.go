@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -58,6 +59,38 @@ func TestOpenRouterAffordRefusal(t *testing.T) {
 		f := classifyHTTP(402, nil, []byte(openRouterAfford(afford)), newFakeClock().Now())
 		if f.cause != CauseInsufficientQuota || !strings.Contains(f.errMsg, "can only afford "+afford) {
 			t.Errorf("afford %s: cause %q message %q; want %s with the provider's message", afford, f.cause, f.errMsg, CauseInsufficientQuota)
+		}
+	}
+}
+
+// TestOpenRouterAffordRefusalTellsTheBot: a bot whose request OpenRouter
+// refused for its size alone is told that a smaller one (max_tokens) or a
+// cheaper model would be served, in paygate's words. It got only
+// "a: upstream_insufficient_quota (HTTP 402)", which reads as the
+// operator's account out of money: it waited for a top-up, or sent the
+// same request again, when lowering max_tokens would have passed.
+func TestOpenRouterAffordRefusalTellsTheBot(t *testing.T) {
+	tests := []struct {
+		afford string
+		hint   bool
+	}{
+		{"3919", true},
+		{"0", false},
+	}
+	for _, tc := range tests {
+		for _, stream := range []bool{true, false} {
+			e := newEnv(t, map[string]func(c *fconn, n int){"a": always(statusFn(402, openRouterAfford(tc.afford)))}, []string{"a"}, nil)
+			got := e.open(t.Context(), stream)
+			var ue *UpstreamError
+			if !errors.As(got.openErr, &ue) {
+				t.Fatalf("afford %s, stream %v: Open: %v (answered by %q); want an *UpstreamError", tc.afford, stream, got.openErr, got.provider)
+			}
+			if ue.Code != CauseInsufficientQuota {
+				t.Errorf("afford %s, stream %v: code %q; want %q", tc.afford, stream, ue.Code, CauseInsufficientQuota)
+			}
+			if hint := strings.Contains(ue.Message, "max_tokens"); hint != tc.hint {
+				t.Errorf("afford %s, stream %v: message %q names max_tokens %v; want %v", tc.afford, stream, ue.Message, hint, tc.hint)
+			}
 		}
 	}
 }

@@ -659,7 +659,13 @@ func (r *Router) decide(rd *round, t *target, f *failure, retries, raWaits int) 
 		if f.requestCost {
 			// The credit left does not cover this request's max_tokens,
 			// and covers a smaller request: the next target, and the
-			// provider stays in service for every other bot.
+			// provider stays in service for every other bot. The bot is
+			// told what would pass, in paygate's words: the class alone
+			// reads as the account out of money.
+			if n := "provider " + p.name + "'s credit left does not cover the tokens this request may use: " +
+				"ask for fewer (max_tokens) or another model"; !slices.Contains(rd.notes, n) {
+				rd.notes = append(rd.notes, n)
+			}
 			r.log.WarnContext(rd.ctx, "upstream credit too low for this request's size: next target, no cool-down",
 				"provider", p.name, "status", f.httpStatus, "message", f.errMsg)
 			return decision{next: stepNext, breaker: errNeutral}
