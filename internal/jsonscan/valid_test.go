@@ -31,6 +31,10 @@ var validCases = []string{
 	`{"model":"gpt","messages":[{"role":"user","content":"hi"}],"user":"o\"x"}`,
 	` { "a" : { "b" : [ 1 , { "c" : 2 } ] } , "\u0061" : "x" , "a\"b" : null , "" : true } `,
 	`{"a":1,"b":2,"c":3,"d":4}`, `[{"a":1}]`, `{"a":{"b":1},"c":[{"d":2}]}x`,
+	// A space is a string's own byte, one below it is not; a colon is not
+	// any byte before a value; a \u takes four hex digits, not three.
+	`"a b"`, `{"a b":" c ","d":["e f"]}`, "\"a\x1f b\"", `{"a";1}`, `{"a"-1}`, `{"b":{"a";1}}`, `[{"a"x1}]`,
+	`"\u123"`, `{"\u123":1}`, `["\u123\"]`,
 }
 
 func init() {
