@@ -492,3 +492,53 @@ func TestReadChatChecksEveryMemberButStop(t *testing.T) {
 		}
 	}
 }
+
+// TestReadChatMembersPastTheStackArray: ReadChat and ReadPassthrough keep
+// the first topMembers members of a body in an array on the stack and the
+// rest where append grows them; a member past the array (a "user" after a
+// bot's 40 vendor fields) is read, hashed and held to the repeat and case
+// rules as one in it is. A reader that stopped at the array's end would
+// forward that "user" unhashed and let a second "user" through.
+func TestReadChatMembersPastTheStackArray(t *testing.T) {
+	const o = "oWx-openid-42"
+	u := Upstream{Client: "bot", EndUser: o, Privacy: NewPrivacy("hash", []byte("k"))}
+	for _, fill := range []int{0, topMembers - 3, topMembers - 2, topMembers - 1, topMembers, 3 * topMembers} {
+		var b strings.Builder
+		b.WriteString(`{"model":"m","messages":[]`) // two members before the fill
+		for i := range fill {
+			fmt.Fprintf(&b, `,"x%d":%d`, i, i)
+		}
+		head := b.String()
+		t.Run(fmt.Sprint(fill+2, " members before"), func(t *testing.T) {
+			body := head + `,"user":"` + o + `","stream":true}`
+			c, err := ReadChat([]byte(body))
+			if err != nil || c.User != o || !c.Stream {
+				t.Fatalf("ReadChat = %+v, %v; want user %q and stream read", c, err, o)
+			}
+			out, err := RewriteChat([]byte(body), c, u)
+			if err != nil || strings.Contains(string(out), o) {
+				t.Fatalf("RewriteChat = %s, %v; want the user hashed", out, err)
+			}
+			p, err := ReadPassthrough([]byte(body))
+			if err != nil || p.User != o || !p.HasUser {
+				t.Fatalf("ReadPassthrough = %+v, %v; want user %q", p, err, o)
+			}
+			if out := RewritePassthrough([]byte(body), p, u); strings.Contains(string(out), o) {
+				t.Fatalf("RewritePassthrough = %s; want the user hashed", out)
+			}
+			for _, bad := range []struct{ tail, err string }{
+				{`,"user":"a","user":"` + o + `"}`, `member "user" appears more than once`},
+				{`,"user":"a","us\u0065r":"b"}`, `member "user" appears more than once`},
+				{`,"User":"` + o + `"}`, `"User" is "user" to some providers`},
+				{`,"model":"other"}`, `member "model" appears more than once`},
+			} {
+				if _, err := ReadChat([]byte(head + bad.tail)); err == nil || !strings.Contains(err.Error(), bad.err) {
+					t.Errorf("ReadChat(…%s) = %v; want %q", bad.tail, err, bad.err)
+				}
+				if _, err := ReadPassthrough([]byte(head + bad.tail)); err == nil || !strings.Contains(err.Error(), bad.err) {
+					t.Errorf("ReadPassthrough(…%s) = %v; want %q", bad.tail, err, bad.err)
+				}
+			}
+		})
+	}
+}

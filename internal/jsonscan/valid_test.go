@@ -1,6 +1,7 @@
 package jsonscan
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -45,6 +46,14 @@ func init() {
 		validCases = append(validCases, `"`+p+`"`, `"`+p, `"`+p+`\"`, `"`+p+`\n"`, `"`+p+`\u12`, `"`+p+"\x01\"",
 			`["`+p+`\\","b"]`, `"`+p+`\`, `{"`+p+`":"`+p+`\u0041`+p+`"}`)
 	}
+	// More members than a caller's array on the stack holds (ReadChat's
+	// 32): those past it are found as the first are, a repeated one too.
+	var many strings.Builder
+	many.WriteString("{")
+	for i := range 70 {
+		fmt.Fprintf(&many, `"k%d":[%d],`, i%40, i)
+	}
+	validCases = append(validCases, many.String()+`"user":"a","user":"b"}`)
 }
 
 // checkValid holds Valid and ValidMembers to validBefore, and the members
