@@ -117,7 +117,7 @@ type chatRead struct {
 // ErrBadRequest naming the member.
 func ReadChat(body []byte, watch ...string) (Chat, error) {
 	var top [topMembers]jsonscan.Member
-	ms, err := validObject(body, top[:0])
+	ms, all, err := validObject(body, top[:0])
 	if err != nil {
 		return Chat{}, err
 	}
@@ -127,7 +127,7 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 		return Chat{}, fmt.Errorf("%w: the body must be a JSON object", ErrBadRequest)
 	}
 	var f [len(chatMembers)]jsonscan.Member // the member of each name, if any
-	if err := matchMembers(ms, chatMembers[:], chatChecked, f[:], watch); err != nil {
+	if err := topMembersOf(s, i, ms, all, chatMembers[:], chatChecked, f[:], watch); err != nil {
 		return Chat{}, err
 	}
 	raw := func(j int) string { return s[f[j].At:f[j].End] } // "" for none
@@ -311,6 +311,16 @@ func readMembers(s string, i int, names []string, checked int, f []jsonscan.Memb
 	}
 }
 
+// topMembersOf is readMembers of the body's object at s[i]: of ms, the
+// members validObject listed, when it listed all of them (all), else by
+// readMembers' own walk.
+func topMembersOf(s string, i int, ms []jsonscan.Member, all bool, names []string, checked int, f []jsonscan.Member, watch []string) error {
+	if !all {
+		return readMembers(s, i, names, checked, f, watch)
+	}
+	return matchMembers(ms, names, checked, f, watch)
+}
+
 // matchMembers is readMembers of an object whose members ms are, in
 // order, as validObject found them.
 func matchMembers(ms []jsonscan.Member, names []string, checked int, f []jsonscan.Member, watch []string) error {
@@ -414,7 +424,7 @@ type Passthrough struct {
 // level is an ErrBadRequest.
 func ReadPassthrough(body []byte, watch ...string) (Passthrough, error) {
 	var top [topMembers]jsonscan.Member
-	ms, err := validObject(body, top[:0])
+	ms, all, err := validObject(body, top[:0])
 	if err != nil {
 		return Passthrough{}, err
 	}
@@ -424,7 +434,7 @@ func ReadPassthrough(body []byte, watch ...string) (Passthrough, error) {
 		return Passthrough{}, nil
 	}
 	var f [len(passthroughMembers)]jsonscan.Member
-	if err := matchMembers(ms, passthroughMembers[:], len(passthroughMembers), f[:], watch); err != nil {
+	if err := topMembersOf(s, i, ms, all, passthroughMembers[:], len(passthroughMembers), f[:], watch); err != nil {
 		return Passthrough{}, err
 	}
 	p := Passthrough{read: newIdentity(body, i, f[:])}
@@ -661,26 +671,29 @@ func RewriteChat(body []byte, c Chat, u Upstream) ([]byte, error) {
 // One pass (jsonscan.ValidMembers) accepts what the two checks accept, and
 // appends the members of a body that is an object to top, for a reader of
 // the top level (matchMembers) to need no walk of its own; only a body it
-// refuses is measured and parsed again, to name its fault.
-func validObject(body []byte, top []jsonscan.Member) ([]jsonscan.Member, error) {
-	if ms, ok := jsonscan.ValidMembers(unsafeString(body), MaxNesting, top); ok {
-		return ms, nil
+// refuses is measured and parsed again, to name its fault. It appends no
+// more than top has room for, all false when there were more: top is
+// not grown on the heap, 40 bytes a member (330 MB for an 8 MiB body of
+// "":0 members), and their reader walks the object itself (readMembers).
+func validObject(body []byte, top []jsonscan.Member) (ms []jsonscan.Member, all bool, err error) {
+	if ms, all, ok := jsonscan.ValidMembers(unsafeString(body), MaxNesting, top); ok {
+		return ms, all, nil
 	}
 	if jsonstr.NestedOver(unsafeString(body), MaxNesting) {
-		return nil, fmt.Errorf("%w: the body is nested more than %d levels deep", ErrBadRequest, MaxNesting)
+		return nil, false, fmt.Errorf("%w: the body is nested more than %d levels deep", ErrBadRequest, MaxNesting)
 	}
 	// gjson.ValidBytes accepts no body ValidMembers refuses (FuzzValid):
 	// none is taken as valid here with no members found, which would
 	// forward its "user" unread.
 	if bytes.HasPrefix(body, []byte("\xef\xbb\xbf")) {
-		return nil, fmt.Errorf("%w: the body starts with a UTF-8 byte-order mark, which JSON does not allow: send it without one", ErrBadRequest)
+		return nil, false, fmt.Errorf("%w: the body starts with a UTF-8 byte-order mark, which JSON does not allow: send it without one", ErrBadRequest)
 	}
-	return nil, fmt.Errorf("%w: the body is not valid JSON", ErrBadRequest)
+	return nil, false, fmt.Errorf("%w: the body is not valid JSON", ErrBadRequest)
 }
 
 // topMembers is how many top-level members of a body ReadChat and
-// ReadPassthrough hold on the stack; a body with more holds them on the
-// heap. A chat request sends about a dozen.
+// ReadPassthrough hold on the stack; a body with more is read by a walk
+// of its own (readMembers). A chat request sends about a dozen.
 const topMembers = 32
 
 // MaxNesting is how deeply a client body's arrays and objects may nest.

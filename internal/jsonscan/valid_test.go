@@ -57,23 +57,17 @@ func init() {
 }
 
 // checkValid holds Valid and ValidMembers to validBefore, and the members
-// ValidMembers finds in a valid object to NextMember's.
+// ValidMembers finds in a valid object to NextMember's: all of them when
+// they fit in its buffer (two members, or a hundred), those that fit, and
+// all false, when they do not, and its buffer never grown.
 func checkValid(t *testing.T, s string, d int) {
 	t.Helper()
 	want := validBefore(s, d)
 	if got := Valid(s, d); got != want {
 		t.Errorf("Valid(%q, %d) = %v, want %v", s, d, got, want)
 	}
-	var buf [2]Member
-	ms, ok := ValidMembers(s, d, buf[:0])
-	if ok != want {
-		t.Errorf("ValidMembers(%q, %d) = %v, want %v", s, d, ok, want)
-	}
-	if !ok {
-		return
-	}
 	var next []Member
-	if i := SkipSpace(s, 0); s[i] == '{' {
+	if i := SkipSpace(s, 0); want && s[i] == '{' {
 		for i++; ; {
 			m, ok := NextMember(s, i, true)
 			if !ok {
@@ -82,8 +76,20 @@ func checkValid(t *testing.T, s string, d int) {
 			next, i = append(next, m), m.End
 		}
 	}
-	if !slices.Equal(ms, next) {
-		t.Errorf("ValidMembers(%q, %d) found %+v, NextMember %+v", s, d, ms, next)
+	var small [2]Member
+	var large [100]Member
+	for _, buf := range [][]Member{small[:0], large[:0]} {
+		ms, all, ok := ValidMembers(s, d, buf)
+		if ok != want {
+			t.Errorf("ValidMembers(%q, %d) = %v, want %v", s, d, ok, want)
+		}
+		if !ok {
+			continue
+		}
+		fit := min(len(next), cap(buf))
+		if !slices.Equal(ms, next[:fit]) || all != (fit == len(next)) || cap(ms) != cap(buf) {
+			t.Errorf("ValidMembers(%q, %d) into %d found %+v, all %v; NextMember %+v", s, d, cap(buf), ms, all, next)
+		}
 	}
 }
 
