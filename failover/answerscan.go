@@ -96,13 +96,13 @@ func (s *answerScanner) value(i, depth int, lv, elems *jsonscan.Level) (int, boo
 		case '"':
 			return scanString(data, i+1, &s.marks)
 		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-			return scanNumber(data, i)
+			return jsonscan.ScanNumber(data, i)
 		case 't':
-			return scanWord(data, i+1, "rue")
+			return jsonscan.ScanWord(data, i+1, "rue")
 		case 'f':
-			return scanWord(data, i+1, "alse")
+			return jsonscan.ScanWord(data, i+1, "alse")
 		case 'n':
-			return scanWord(data, i+1, "ull")
+			return jsonscan.ScanWord(data, i+1, "ull")
 		default:
 			return i, false
 		}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/bits"
+
+	"github.com/paygate/paygate/internal/jsonscan"
 )
 
 // eventMarks is what scanEvent finds in an event's data on the pass that
@@ -69,13 +71,13 @@ func scanAny(data []byte, i, depth int, m *eventMarks) (int, bool) {
 		case '"':
 			return scanString(data, i+1, m)
 		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-			return scanNumber(data, i)
+			return jsonscan.ScanNumber(data, i)
 		case 't':
-			return scanWord(data, i+1, "rue")
+			return jsonscan.ScanWord(data, i+1, "rue")
 		case 'f':
-			return scanWord(data, i+1, "alse")
+			return jsonscan.ScanWord(data, i+1, "alse")
 		case 'n':
-			return scanWord(data, i+1, "ull")
+			return jsonscan.ScanWord(data, i+1, "ull")
 		default:
 			return i, false
 		}
@@ -178,14 +180,14 @@ func scanArray(data []byte, i, depth int, m *eventMarks) (int, bool) {
 // bytes before it are the string's, or the needle's opening quote.
 //
 // It skips the bytes that are the string's own (all but '"', '\\' and
-// those below ' ') eight at a time (stringStops), one at a time in the
+// those below ' ') eight at a time (jsonscan.StringStops), one at a time in the
 // last seven bytes of data and in the eight after an escape;
 // TestScanStringMatches and FuzzScanString hold it to the byte-by-byte
 // walk it replaced.
 func scanString(data []byte, i int, m *eventMarks) (int, bool) {
 	for {
 		for len(data)-i >= 8 {
-			if s := stringStops(binary.LittleEndian.Uint64(data[i:])); s != 0 {
+			if s := jsonscan.StringStops(binary.LittleEndian.Uint64(data[i:])); s != 0 {
 				i += bits.TrailingZeros64(s) >> 3
 				goto stop
 			}
@@ -219,7 +221,7 @@ func scanString(data []byte, i int, m *eventMarks) (int, bool) {
 		case 'u':
 			for range 4 {
 				i++
-				if i >= len(data) || !isHex(data[i]) {
+				if i >= len(data) || !jsonscan.IsHex(data[i]) {
 					return i, false
 				}
 			}
@@ -236,71 +238,6 @@ func scanString(data []byte, i int, m *eventMarks) (int, bool) {
 			}
 		}
 	}
-}
-
-// stringStops has the high bit of each byte of x (eight bytes of data,
-// the first lowest) set that stops a string's run: '"', '\\', or below
-// ' '. Above the lowest such byte a bit may be set wrongly (a borrow
-// carries up), never below it, so its trailing zeros count exactly the
-// bytes before the first stop. The three tests share ^x's high bits:
-// '"', '\\' and ' ' are ASCII, so x^c has x's.
-func stringStops(x uint64) uint64 {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	quote := x ^ (ones * '"')
-	slash := x ^ (ones * '\\')
-	return ((x - ones*' ') | (quote - ones) | (slash - ones)) &^ x & highs
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-// scanNumber validates a number at data[i] as gjson does: a leading zero
-// ends its integer part (what follows is then refused by the caller).
-func scanNumber(data []byte, i int) (int, bool) {
-	if data[i] == '-' {
-		i++
-		if i == len(data) || data[i] < '0' || data[i] > '9' {
-			return i, false
-		}
-	}
-	if data[i] == '0' {
-		i++
-	} else {
-		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
-			i++
-		}
-	}
-	if i < len(data) && data[i] == '.' {
-		i++
-		if i == len(data) || data[i] < '0' || data[i] > '9' {
-			return i, false
-		}
-		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
-			i++
-		}
-	}
-	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
-		i++
-		if i < len(data) && (data[i] == '+' || data[i] == '-') {
-			i++
-		}
-		if i == len(data) || data[i] < '0' || data[i] > '9' {
-			return i, false
-		}
-		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
-			i++
-		}
-	}
-	return i, true
-}
-
-// scanWord validates the rest of true, false or null.
-func scanWord(data []byte, i int, rest string) (int, bool) {
-	if len(data)-i >= len(rest) && string(data[i:i+len(rest)]) == rest {
-		return i + len(rest), true
-	}
-	return i, false
 }
 
 // errorTailsNull reports whether every keyErrorTail (`rror"`) in data,

@@ -3,6 +3,8 @@ package failover
 import (
 	"strings"
 	"testing"
+
+	"github.com/paygate/paygate/internal/jsonscan"
 )
 
 // scanStringByByte is scanString as it was before it skipped eight bytes
@@ -31,7 +33,7 @@ func scanStringByByte(data []byte, i int, m *eventMarks) (int, bool) {
 			case 'u':
 				for range 4 {
 					i++
-					if i >= len(data) || !isHex(data[i]) {
+					if i >= len(data) || !jsonscan.IsHex(data[i]) {
 						return i, false
 					}
 				}

@@ -124,13 +124,13 @@ func (v *validator) value(i, depth int) (int, bool) {
 	case '"':
 		return v.str(i + 1)
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return v.number(i)
+		return ScanNumber(v.data, i)
 	case 't':
-		return v.word(i+1, "rue")
+		return ScanWord(v.data, i+1, "rue")
 	case 'f':
-		return v.word(i+1, "alse")
+		return ScanWord(v.data, i+1, "alse")
 	case 'n':
-		return v.word(i+1, "ull")
+		return ScanWord(v.data, i+1, "ull")
 	}
 	return i, false
 }
@@ -216,12 +216,12 @@ func (v *validator) array(i, depth int) (int, bool) {
 // str validates a string from data[i], after its opening quote, and
 // returns the index after its closing quote. The bytes that are the
 // string's own (all but '"', '\\' and those below ' ') are skipped eight
-// at a time (stringStops).
+// at a time (StringStops).
 func (v *validator) str(i int) (int, bool) {
 	data := v.data
 	for {
 		for len(data)-i >= 8 {
-			if s := stringStops(binary.LittleEndian.Uint64(data[i:])); s != 0 {
+			if s := StringStops(binary.LittleEndian.Uint64(data[i:])); s != 0 {
 				i += bits.TrailingZeros64(s) >> 3
 				goto stop
 			}
@@ -248,7 +248,7 @@ func (v *validator) str(i int) (int, bool) {
 		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 		case 'u':
 			for range 4 {
-				if i++; i >= len(data) || !isHex(data[i]) {
+				if i++; i >= len(data) || !IsHex(data[i]) {
 					return i, false
 				}
 			}
@@ -259,26 +259,27 @@ func (v *validator) str(i int) (int, bool) {
 	}
 }
 
-// stringStops has the high bit of each byte of x (eight bytes of data,
+// StringStops has the high bit of each byte of x (eight bytes of data,
 // the first lowest) set that stops a string's run: '"', '\\', or below
 // ' '. Above the lowest such byte a bit may be set wrongly (a borrow
 // carries up), never below it, so its trailing zeros count exactly the
 // bytes before the first stop.
-func stringStops(x uint64) uint64 {
+func StringStops(x uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	quote := x ^ (ones * '"')
 	slash := x ^ (ones * '\\')
 	return ((x - ones*' ') | (quote - ones) | (slash - ones)) &^ x & highs
 }
 
-func isHex(c byte) bool {
+// IsHex reports whether c is a hexadecimal digit, as a \u escape takes four.
+func IsHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
-// number validates a number at data[i] as gjson does: a leading zero ends
-// its integer part (what follows is then refused by the caller).
-func (v *validator) number(i int) (int, bool) {
-	data := v.data
+// ScanNumber validates a number at data[i] as gjson does and returns the
+// index after it: a leading zero ends its integer part (what follows is
+// then refused by the caller).
+func ScanNumber(data []byte, i int) (int, bool) {
 	if data[i] == '-' {
 		if i++; i == len(data) || data[i] < '0' || data[i] > '9' {
 			return i, false
@@ -314,9 +315,9 @@ func (v *validator) number(i int) (int, bool) {
 	return i, true
 }
 
-// word validates the rest of true, false or null.
-func (v *validator) word(i int, rest string) (int, bool) {
-	if len(v.data)-i >= len(rest) && string(v.data[i:i+len(rest)]) == rest {
+// ScanWord validates the rest of true, false or null (rest) at data[i].
+func ScanWord(data []byte, i int, rest string) (int, bool) {
+	if len(data)-i >= len(rest) && string(data[i:i+len(rest)]) == rest {
 		return i + len(rest), true
 	}
 	return i, false
