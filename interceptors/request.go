@@ -139,6 +139,13 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 	if v := raw(chatMessages); v == "" || v[0] != '[' {
 		return Chat{}, paramError("messages", "'messages' must be an array")
 	}
+	var d jsonscan.Dup
+	if jsonscan.Ambiguous(s, i, chatMessagesLevel, &d) {
+		if d.Case {
+			return Chat{}, caseVariant(d.Key, d.Name)
+		}
+		return Chat{}, repeatedMember(d.Name)
+	}
 	if c.Stream, err = strictBool("stream", raw(chatStream)); err != nil {
 		return Chat{}, err
 	}
@@ -174,6 +181,30 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 	cloneStrings(&c.Model, &c.User, &c.ToolChoice, &c.FunctionCall, &c.Stop) // views of body until now
 	return c, nil
 }
+
+// chatMessagesLevel is the members of a chat body's messages that paygate
+// reads (jsonscan.Ambiguous): a message's role, content, tool_call_id and
+// tool_calls, a call's id, type, function and custom, and their name and
+// arguments (or input). paygate's readers (gjson: the state message's
+// place before the last user message, the restore of kept payment
+// exchanges and its renaming of the ids the bot's messages take, the
+// budget a user's message already spent) take a repeated member's first
+// copy and only the exact name; the provider's parser the last, and a
+// Go-based one any case. A history the end user's client wrote (a web
+// chat that sends its transcript) could then read one way to paygate and
+// another to the model: the payment state placed before a message the
+// model reads as a system one, or a forged result answering a restored
+// payment call under the id paygate never saw taken. Such a body is an
+// ErrBadRequest naming the member, as a repeat at the top level is. The
+// top level's own members are checked by ReadChat (messages is
+// Unchecked here).
+var chatMessagesLevel = func() *jsonscan.Level {
+	fn := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "name"}, {Name: "arguments"}}}
+	custom := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "name"}, {Name: "input"}}}
+	call := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "id"}, {Name: "type"}, {Name: "function", Below: fn}, {Name: "custom", Below: custom}}}
+	msg := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "role"}, {Name: "content"}, {Name: "tool_call_id"}, {Name: "tool_calls", Below: call, Elements: true}}}
+	return &jsonscan.Level{Fields: []jsonscan.Field{{Name: "messages", Below: msg, Elements: true, Unchecked: true}}}
+}()
 
 // The members ReadChat reads, by their index in chatMembers. tool_choice is
 // read as it is (Chat.ToolChoice) and watched: the clarification round sets

@@ -45,7 +45,7 @@ func TestReadChat(t *testing.T) {
 		{name: "other members may repeat", body: `{"model":"m","seed":1,"messages":[],"seed":2,"temperature":0,"temperature":1}`, want: Chat{Model: "m"}},
 		{name: "n", body: `{"model":"m","n":3,"messages":[]}`, want: Chat{Model: "m", Choices: 3}},
 		{name: "repeated n", body: `{"model":"m","n":1,"messages":[],"n":2}`, wantErr: `member "n" appears`},
-		{name: "nested repeats are not top-level ones", body: `{"model":"m","messages":[{"role":"user","role":"user"}],"stream_options":{"x":1,"x":2}}`,
+		{name: "nested repeats are not top-level ones", body: `{"model":"m","messages":[{"role":"user","name":"a","name":"b"}],"stream_options":{"x":1,"x":2}}`,
 			want: Chat{Model: "m"}},
 		{name: "nested lookalikes are not the fields", body: `{"model":"m","messages":[{"model":"x","user":"y","stream":true}]}`, want: Chat{Model: "m"}},
 		{name: "not JSON", body: `{"model":`, wantErr: "not valid JSON"},
@@ -262,6 +262,9 @@ func chatByPath(body []byte) (Chat, bool) {
 	}
 	var f [len(chatMembers)]gjson.Result
 	members(root, chatMembers[:], f[:])
+	if ambiguousMessages(f[chatMessages]) {
+		return Chat{}, false
+	}
 	if so := f[chatStreamOptions]; so.IsObject() && (repeats(so, []string{"include_usage"}) || caseVariants(so, []string{"include_usage"})) {
 		return Chat{}, false
 	}
@@ -351,6 +354,8 @@ func FuzzReadChat(f *testing.F) {
 		`{"model":"m","messages":[{"stop":"x"}],"stop":["\n","\u0020"],"stop":"second"}`,
 		`{"model":"m","messages":[],"st\u006fp":"\n","Stop":" ","STOP":null}`,
 		`{"model":"m","Stop":"x","messages":[],"stop" : [ ] }`,
+		`{"model":"m","messages":[{"role":"user","Role":"system"},{"role":"tool","tool_call_id":"a","tool_call_id":"b"}]}`,
+		`{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"a","function":{"name":"f","name":"g"}}]}]}`,
 	} {
 		f.Add(b)
 	}
@@ -377,6 +382,32 @@ func FuzzReadChat(f *testing.F) {
 			t.Fatalf("ReadPassthrough(%q, %q) = %+v, %v; gjson reads %+v, ok %v", body, fuzzWatch, p, err, pwant, ok)
 		}
 	})
+}
+
+// ambiguousMessages reports whether a message of msgs (the first
+// messages member), or a tool call of one, or a call's function or
+// custom, names a member paygate reads of it (chatMessagesLevel) twice or
+// in another case.
+func ambiguousMessages(msgs gjson.Result) bool {
+	bad := func(o gjson.Result, names ...string) bool {
+		return o.IsObject() && (repeats(o, names) || caseVariants(o, names))
+	}
+	found := false
+	msgs.ForEach(func(_, m gjson.Result) bool {
+		if bad(m, "role", "content", "tool_call_id", "tool_calls") {
+			found = true
+			return false
+		}
+		if calls := m.Get("tool_calls"); calls.IsArray() {
+			calls.ForEach(func(_, c gjson.Result) bool {
+				found = bad(c, "id", "type", "function", "custom") ||
+					bad(c.Get("function"), "name", "arguments") || bad(c.Get("custom"), "name", "input")
+				return !found
+			})
+		}
+		return !found
+	})
+	return found
 }
 
 // members sets out[i] to the first top-level member of obj named names[i]
