@@ -39,7 +39,20 @@ var bearer = regexp.MustCompile(`(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+`)
 type Redactor struct {
 	secrets *strings.Replacer
 	values  []string // the secrets masked, longest first
+	// partial are the secrets of ClientMinSecret bytes or more, whose
+	// head or tail echoed alone is masked too (maskPartial).
+	partial []string
 }
+
+// partialLen is the length from which a stretch of secret s's start or
+// end is masked where it stands alone: more than half of s. A provider or
+// gateway that "masks" the key it refuses by keeping most of it
+// ("Incorrect API key provided: sk-proj-AbCdEf…wxyz***") hands the bot
+// and the log most of the key, which masking whole values let through;
+// OpenAI's own mask (sk-abc***wxyz) and a prefix keys share (sk-proj-)
+// keep less, and are left as they are. Never under 8 bytes, so that a
+// short secret's few first letters are no word's.
+func partialLen(s string) int { return max(len(s)/2+1, 8) }
 
 // ClientMinSecret is the length from which a configured secret is masked
 // in text a client reads (upstream error text, a forwarded stream's error
@@ -82,6 +95,11 @@ func NewRedactorMin(secrets []string, minLen int) *Redactor {
 	slices.SortStableFunc(all, func(a, b string) int { return len(b) - len(a) })
 	var pairs []string
 	r := &Redactor{values: all}
+	for _, s := range secrets {
+		if len(s) >= max(minLen, ClientMinSecret) && !slices.Contains(r.partial, s) {
+			r.partial = append(r.partial, s)
+		}
+	}
 	for _, s := range all {
 		pairs = append(pairs, s, Mask)
 	}
@@ -157,7 +175,61 @@ func (r *Redactor) Values(s string) string {
 	if r.secrets == nil {
 		return s
 	}
-	return r.secrets.Replace(s)
+	s = r.secrets.Replace(s)
+	for _, v := range r.partial {
+		s = maskPartial(s, v)
+	}
+	return s
+}
+
+// maskPartial masks in s each stretch that is the start or the end of
+// secret v and holds partialLen(v) bytes or more of it: a start is
+// followed as far as s goes on matching v, an end back as far.
+func maskPartial(s, v string) string {
+	k := partialLen(v)
+	head, tail := v[:k], v[len(v)-k:]
+	if !strings.Contains(s, head) && !strings.Contains(s, tail) {
+		return s
+	}
+	var spans [][2]int
+	for i := 0; ; {
+		n := strings.Index(s[i:], head)
+		if n < 0 {
+			break
+		}
+		lo := i + n
+		hi := lo + k
+		for hi < len(s) && hi-lo < len(v) && s[hi] == v[hi-lo] {
+			hi++
+		}
+		spans, i = append(spans, [2]int{lo, hi}), hi
+	}
+	for i := 0; ; {
+		n := strings.Index(s[i:], tail)
+		if n < 0 {
+			break
+		}
+		lo, hi := i+n, i+n+k
+		for lo > 0 && hi-lo < len(v) && s[lo-1] == v[len(v)-(hi-lo)-1] {
+			lo--
+		}
+		spans, i = append(spans, [2]int{lo, hi}), hi
+	}
+	slices.SortFunc(spans, func(a, b [2]int) int { return a[0] - b[0] })
+	var b strings.Builder
+	at := 0
+	for _, sp := range spans {
+		if sp[1] <= at {
+			continue
+		}
+		if sp[0] >= at {
+			b.WriteString(s[at:sp[0]])
+			b.WriteString(Mask)
+		}
+		at = sp[1]
+	}
+	b.WriteString(s[at:])
+	return b.String()
 }
 
 // Has reports whether b holds one of the secret values: the check that
@@ -165,6 +237,12 @@ func (r *Redactor) Values(s string) string {
 func (r *Redactor) Has(b []byte) bool {
 	for _, v := range r.values {
 		if bytes.Contains(b, []byte(v)) { // no allocation: the conversion is only read
+			return true
+		}
+	}
+	for _, v := range r.partial {
+		k := partialLen(v)
+		if bytes.Contains(b, []byte(v[:k])) || bytes.Contains(b, []byte(v[len(v)-k:])) {
 			return true
 		}
 	}
