@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/proxy/console"
@@ -82,6 +83,14 @@ func TestConsoleShowsHostileTextAsText(t *testing.T) {
 		}
 	}
 
+	// The rejection reaches the audit chain through the audit worker, after
+	// the answer to the reject: the audit tab shows the chain as it is when
+	// opened, so it is opened once the chain holds the rejection.
+	awaitCondition(t, "the rejection in the audit chain", 15*time.Second, func() bool {
+		_, page := httpCall(t, http.MethodGet, adminURL+"/admin/api/audit?limit=50", "Bearer "+consoleToken, "")
+		return holdsString(page, hostileRejectReason)
+	})
+
 	b.do(t, "sign in", chromedp.Navigate(adminURL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
 		waitFor("the console", `!document.getElementById("app").hidden`))
@@ -111,4 +120,19 @@ func jsonQuote(s string) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// holdsString reports whether a string anywhere in r contains s.
+func holdsString(r gjson.Result, s string) bool {
+	if r.Type == gjson.String {
+		return strings.Contains(r.Str, s)
+	}
+	found := false
+	if r.IsObject() || r.IsArray() {
+		r.ForEach(func(_, v gjson.Result) bool {
+			found = holdsString(v, s)
+			return !found
+		})
+	}
+	return found
 }
