@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/internal/redistest"
@@ -76,7 +77,16 @@ payments:
 	if code, body := ready(t, prod); code != http.StatusOK {
 		t.Fatalf("/readyz of the first deployment after Redis restarted with its data: %d %s", code, body)
 	}
-	code, body := ready(t, staging)
+	// Its first check of Redis runs once a command reaches it; a /readyz
+	// that comes while another command's check is under way answers
+	// "store unreachable" for that moment, so the test asks until the
+	// check has run.
+	var code int
+	var body string
+	awaitCondition(t, "the other deployment's first check of Redis", 15*time.Second, func() bool {
+		code, body = ready(t, staging)
+		return body != "store unreachable\n"
+	})
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "store.redis.key_prefix") {
 		t.Errorf("/readyz of the other deployment: %d %q; want 503 naming store.redis.key_prefix", code, body)
 	}
