@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -23,6 +24,13 @@ func TestRedactorMasksAPartialEcho(t *testing.T) {
 		{"OpenAI's own mask keeps little", "Incorrect API key provided: sk-provA***cdef.", "Incorrect API key provided: sk-provA***cdef."},
 		{"a shared prefix alone", "keys look like sk-provA-CANARY-", "keys look like sk-provA-CANARY-"},
 		{"the whole key", "key " + key + ".", "key " + Mask + "."},
+		{"its middle, both ends starred", "key ***ovA-CANARY-0123456789ab*** refused", "key ***" + Mask + "*** refused"},
+		{"its start and end around stars", "key sk-provA-CANAR****23456789abcdef refused", "key " + Mask + " refused"},
+		{"its start and end around dots", "key sk-provA-CANARY…3456789abcdef.", "key " + Mask + "."},
+		{"its start and end, a long mark", "key sk-provA-CAN" + strings.Repeat("*", 30) + "789abcdef.", "key " + Mask + "."},
+		{"start and end keeping under half", "key sk-provA-C" + strings.Repeat("*", 18) + "cdef.", "key sk-provA-C" + strings.Repeat("*", 18) + "cdef."},
+		{"start and end too far apart", "key sk-provA-CANAR " + strings.Repeat("x", 40) + " 3456789abcdef", "key sk-provA-CANAR " + strings.Repeat("x", 40) + " 3456789abcdef"},
+		{"end before start", "3456789abcdef sk-provA-CANAR", "3456789abcdef sk-provA-CANAR"},
 	}
 	for _, min := range []int{4, ClientMinSecret} {
 		r := NewRedactorMin([]string{key, "short-pw"}, min)
@@ -39,7 +47,71 @@ func TestRedactorMasksAPartialEcho(t *testing.T) {
 	if got := NewRedactor([]string{"short-pw"}).String("short-p and rt-pw"); got != "short-p and rt-pw" {
 		t.Errorf("short secret masked in part: %q", got)
 	}
+	// Encoded as a provider writes it in a JSON body or a URL, most of a
+	// key with "/" and "+" is masked as the key is.
+	const slashed = "Zk9+a2V5/with/slash+plus/0123456789" // 35 bytes
+	r := NewRedactorMin([]string{slashed}, ClientMinSecret)
+	for _, text := range []string{
+		`{"message":"bad key ` + strings.ReplaceAll(slashed[:30], "/", `\/`) + `***"}`,
+		"GET /v1?key=" + url.QueryEscape(slashed[:30]) + "***",
+		"GET /v1?key=" + lowerHex(url.QueryEscape(slashed[:30])) + "***",
+	} {
+		if got := r.String(text); !strings.Contains(got, Mask) || !r.Has([]byte(text)) {
+			t.Errorf("most of an encoded key: got %q (Has %v)", got, r.Has([]byte(text)))
+		}
+	}
 	if strings.Contains(NewRedactor([]string{key}).String("x"), Mask) {
 		t.Error("masked text without a secret")
+	}
+}
+
+// TestRedactorCutKeepsAPartialEchoWhole: text relayed in parts (a
+// forwarded stream's long line, read by read) is cut where Cut says and
+// each part masked alone; an echo of most of a key cut in two parts of
+// less than half each would pass both. Cut moves the cut to the echo's
+// start, and leaving Longest()-1 bytes after it sees the echo whole.
+func TestRedactorCutKeepsAPartialEchoWhole(t *testing.T) {
+	const key = "sk-provA-CANARY-0123456789abcdef" // 32 bytes
+	r := NewRedactorMin([]string{key}, ClientMinSecret)
+	for _, echo := range []string{
+		key[:29] + "***",
+		"***" + key[4:27] + "***",
+		key[:14] + "****" + key[18:],
+		key[:10] + strings.Repeat("*", 30) + key[25:],
+	} {
+		text := "upstream said: key " + echo + " is wrong; " + strings.Repeat("x", 2*r.Longest())
+		at := strings.Index(text, echo)
+		for n := at + 1; n < at+len(echo); n++ {
+			// Relayed as sseErrorMask.relayLong does: the part before
+			// the cut masked, then the rest.
+			c := r.Cut([]byte(text), n)
+			out := r.Values(text[:c]) + r.Values(text[c:])
+			for i := 0; i+8 <= len(key); i++ {
+				if strings.Contains(out, key[i:i+8]) {
+					t.Errorf("echo %q cut at %d (asked %d): relayed %q", echo, c, n, out)
+					break
+				}
+			}
+		}
+	}
+}
+
+// TestRedactorHasAgreesWithValues: Has is the check that spares text
+// without a secret the copy of masking it (sseErrorMask.values); text it
+// calls clean must be text Values leaves as it is, for every part of a key
+// echoed alone or as its start and end around a mark.
+func TestRedactorHasAgreesWithValues(t *testing.T) {
+	const key = "sk-provA-CANARY-0123456789abcdef"
+	r := NewRedactorMin([]string{key}, ClientMinSecret)
+	check := func(text string) {
+		if changed := r.Values(text) != text; changed != r.Has([]byte(text)) {
+			t.Errorf("Has(%q) = %v; Values changes it: %v", text, !changed, changed)
+		}
+	}
+	for i := 0; i < len(key); i++ {
+		for j := i + 1; j <= len(key); j++ {
+			check("key *" + key[i:j] + "* refused")
+			check("key " + key[:i] + "***" + key[j:] + " refused")
+		}
 	}
 }

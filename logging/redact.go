@@ -39,20 +39,13 @@ var bearer = regexp.MustCompile(`(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+`)
 type Redactor struct {
 	secrets *strings.Replacer
 	values  []string // the secrets masked, longest first
-	// partial are the secrets of ClientMinSecret bytes or more, whose
-	// head or tail echoed alone is masked too (maskPartial).
-	partial []string
+	valuesB [][]byte // values as bytes, for Has and Cut
+	// partial are the secrets of ClientMinSecret bytes or more, and their
+	// encoded forms, of which more than half echoed is masked too
+	// (partialSecret).
+	partial []*partialSecret
+	longest int // Longest
 }
-
-// partialLen is the length from which a stretch of secret s's start or
-// end is masked where it stands alone: more than half of s. A provider or
-// gateway that "masks" the key it refuses by keeping most of it
-// ("Incorrect API key provided: sk-proj-AbCdEf…wxyz***") hands the bot
-// and the log most of the key, which masking whole values let through;
-// OpenAI's own mask (sk-abc***wxyz) and a prefix keys share (sk-proj-)
-// keep less, and are left as they are. Never under 8 bytes, so that a
-// short secret's few first letters are no word's.
-func partialLen(s string) int { return max(len(s)/2+1, 8) }
 
 // ClientMinSecret is the length from which a configured secret is masked
 // in text a client reads (upstream error text, a forwarded stream's error
@@ -95,13 +88,24 @@ func NewRedactorMin(secrets []string, minLen int) *Redactor {
 	slices.SortStableFunc(all, func(a, b string) int { return len(b) - len(a) })
 	var pairs []string
 	r := &Redactor{values: all}
+	seen = map[string]bool{}
 	for _, s := range secrets {
-		if len(s) >= max(minLen, ClientMinSecret) && !slices.Contains(r.partial, s) {
-			r.partial = append(r.partial, s)
+		if len(s) < max(minLen, ClientMinSecret) {
+			continue
+		}
+		for _, f := range append([]string{s}, encodedForms(s)...) {
+			if !seen[f] {
+				seen[f] = true
+				p := newPartialSecret(f)
+				r.partial = append(r.partial, p)
+				r.longest = max(r.longest, p.maxSpan)
+			}
 		}
 	}
 	for _, s := range all {
 		pairs = append(pairs, s, Mask)
+		r.valuesB = append(r.valuesB, []byte(s))
+		r.longest = max(r.longest, len(s))
 	}
 	if len(pairs) > 0 {
 		r.secrets = strings.NewReplacer(pairs...)
@@ -176,108 +180,70 @@ func (r *Redactor) Values(s string) string {
 		return s
 	}
 	s = r.secrets.Replace(s)
-	for _, v := range r.partial {
-		s = maskPartial(s, v)
+	for _, p := range r.partial {
+		s = p.mask(s)
 	}
 	return s
 }
 
-// maskPartial masks in s each stretch that is the start or the end of
-// secret v and holds partialLen(v) bytes or more of it: a start is
-// followed as far as s goes on matching v, an end back as far.
-func maskPartial(s, v string) string {
-	k := partialLen(v)
-	head, tail := v[:k], v[len(v)-k:]
-	if !strings.Contains(s, head) && !strings.Contains(s, tail) {
-		return s
-	}
-	var spans [][2]int
-	for i := 0; ; {
-		n := strings.Index(s[i:], head)
-		if n < 0 {
-			break
-		}
-		lo := i + n
-		hi := lo + k
-		for hi < len(s) && hi-lo < len(v) && s[hi] == v[hi-lo] {
-			hi++
-		}
-		spans, i = append(spans, [2]int{lo, hi}), hi
-	}
-	for i := 0; ; {
-		n := strings.Index(s[i:], tail)
-		if n < 0 {
-			break
-		}
-		lo, hi := i+n, i+n+k
-		for lo > 0 && hi-lo < len(v) && s[lo-1] == v[len(v)-(hi-lo)-1] {
-			lo--
-		}
-		spans, i = append(spans, [2]int{lo, hi}), hi
-	}
-	slices.SortFunc(spans, func(a, b [2]int) int { return a[0] - b[0] })
-	var b strings.Builder
-	at := 0
-	for _, sp := range spans {
-		if sp[1] <= at {
-			continue
-		}
-		if sp[0] >= at {
-			b.WriteString(s[at:sp[0]])
-			b.WriteString(Mask)
-		}
-		at = sp[1]
-	}
-	b.WriteString(s[at:])
-	return b.String()
-}
-
-// Has reports whether b holds one of the secret values: the check that
-// spares text without one the copy of masking it.
+// Has reports whether b holds one of the secret values, or more than half
+// of one (partialSecret): the check that spares text without one the copy
+// of masking it.
 func (r *Redactor) Has(b []byte) bool {
-	for _, v := range r.values {
-		if bytes.Contains(b, []byte(v)) { // no allocation: the conversion is only read
+	for _, v := range r.valuesB {
+		if bytes.Contains(b, v) {
 			return true
 		}
 	}
-	for _, v := range r.partial {
-		k := partialLen(v)
-		if bytes.Contains(b, []byte(v[:k])) || bytes.Contains(b, []byte(v[len(v)-k:])) {
+	for _, p := range r.partial {
+		if p.maybeIn(b) && p.in(string(b)) {
 			return true
 		}
 	}
 	return false
 }
 
-// Longest is the length of the longest secret value; 0 with none. Text
-// cut short may end in the first bytes of a secret that follows: a cut
-// that leaves the last Longest()-1 bytes for later sees that secret whole.
-func (r *Redactor) Longest() int {
-	if len(r.values) == 0 {
-		return 0
-	}
-	return len(r.values[0])
-}
+// Longest is the length of the longest text masked as one: a secret
+// value, or the echo of more than half of one (partialSecret); 0 with
+// none. Text cut short may end in the first bytes of a secret that
+// follows: a cut that leaves the last Longest()-1 bytes for later sees
+// that secret, or its echo, whole.
+func (r *Redactor) Longest() int { return r.longest }
 
 // Cut returns the largest i <= n at which b can be cut without splitting
 // a secret value in b: masking replaces whole values only, so text that
 // is cut and then masked would keep the part of a value before the cut
-// unmasked. Mask first, then cut here: values that run past the end of b
-// are not seen.
+// unmasked; so would the echo of more than half of a secret, cut in two
+// parts of less than half each. Mask first, then cut here: values that
+// run past the end of b are not seen.
 func (r *Redactor) Cut(b []byte, n int) int {
 	n = min(max(n, 0), len(b))
 	for moved := true; moved; {
 		moved = false
-		for _, v := range r.values {
+		for _, v := range r.valuesB {
 			// A value that spans n starts within len(v)-1 bytes before it
 			// and ends within len(v)-1 bytes after it.
 			lo, hi := max(0, n-len(v)+1), min(len(b), n+len(v)-1)
 			if lo >= hi {
 				continue
 			}
-			if i := bytes.Index(b[lo:hi], []byte(v)); i >= 0 {
+			if i := bytes.Index(b[lo:hi], v); i >= 0 {
 				n, moved = lo+i, true // the value's start: n only moves back
 			}
+		}
+		// An echo of more than half of a secret that spans n: each part
+		// alone may hold less.
+		for _, p := range r.partial {
+			lo, hi := max(0, n-p.maxSpan), min(len(b), n+p.maxSpan)
+			if lo >= n || n >= hi || !p.maybeIn(b[lo:hi]) {
+				continue
+			}
+			p.spans(string(b[lo:hi]), func(i, j int) bool {
+				if lo+i < n && n < lo+j {
+					n, moved = lo+i, true
+				}
+				return true
+			})
 		}
 	}
 	return n

@@ -258,7 +258,8 @@ func TestRedactorValues(t *testing.T) {
 	if !r.Has([]byte(in)) || r.Has([]byte("none of it")) {
 		t.Error("Has: wrong about which text holds a secret of 12 bytes or more")
 	}
-	if r.Longest() != len("sk-live-provider-1234") || NewRedactor(nil).Longest() != 0 {
+	// An echo of its start and end around a mark may run to twice its length.
+	if r.Longest() != 2*len("sk-live-provider-1234") || NewRedactor(nil).Longest() != 0 {
 		t.Errorf("Longest = %d", r.Longest())
 	}
 }

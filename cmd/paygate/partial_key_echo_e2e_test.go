@@ -12,9 +12,9 @@ import (
 )
 
 // TestProviderEchoingMostOfItsKey: a provider whose 400 quotes the
-// request's key with only its last bytes starred (or its first) hands the
-// bot, through the error paygate passes on, and the debug log most of the
-// key; neither may hold more than half of it.
+// request's key with only its last bytes starred (or its first, or both
+// ends, or a few in its middle) hands the bot, through the error paygate
+// passes on, and the debug log most of the key; neither may hold it.
 func TestProviderEchoingMostOfItsKey(t *testing.T) {
 	const (
 		key       = "sk-provA-CANARY-0123456789abcdef"
@@ -23,6 +23,8 @@ func TestProviderEchoingMostOfItsKey(t *testing.T) {
 	for _, tc := range []struct{ name, echo string }{
 		{"tail starred", key[:len(key)-3] + "***"},
 		{"head starred", "***" + key[3:]},
+		{"both ends starred", "***" + key[4:27] + "***"},
+		{"middle starred", key[:14] + "****" + key[18:]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -54,9 +56,10 @@ models: [{name: gpt-4o, targets: [{provider: a, model: x}]}]
 			if resp.StatusCode != 400 || !strings.Contains(string(out), "unknown field") {
 				t.Fatalf("answer %d %s; want the provider's 400 passed on", resp.StatusCode, out)
 			}
-			// Any 17 bytes of the key in a row is more than half of it.
-			for i := 0; i+17 <= len(key); i++ {
-				s := key[i : i+17]
+			// Each echo holds more than half of the key, in one run or
+			// two: masked, none of it is left, not even 8 bytes in a row.
+			for i := 0; i+8 <= len(key); i++ {
+				s := key[i : i+8]
 				if strings.Contains(string(out), s) {
 					t.Errorf("the bot's answer holds %q of the provider key: %s", s, out)
 				}
