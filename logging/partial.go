@@ -30,7 +30,7 @@ type partialSecret struct {
 	// one of them whole, so text without any holds no such stretch.
 	blocks  []string
 	at      []int
-	blocksB [][]byte // blocks as bytes, for Has and Cut
+	blocksB [][]byte // blocks as bytes, for maybeIn
 	head    string   // v's first headTail bytes
 	tail    string   // v's last headTail bytes
 	headB   []byte
@@ -64,8 +64,8 @@ func newPartialSecret(v string) *partialSecret {
 	return p
 }
 
-// maybeIn reports whether b may hold a span spans would find: false is
-// certain, true is checked by spans.
+// maybeIn reports whether b may hold a span spans would find (Cut, and
+// Has without a gramFilter): false is certain, true is checked by spans.
 func (p *partialSecret) maybeIn(b []byte) bool {
 	for _, bl := range p.blocksB {
 		if bytes.Contains(b, bl) {

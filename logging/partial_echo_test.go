@@ -115,3 +115,21 @@ func TestRedactorHasAgreesWithValues(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactorHasFindsEveryValue: Has finds each secret value (its
+// encoded forms too) wherever it stands, one under the four bytes its
+// one-pass filter keys on as well, and nothing in text without one.
+func TestRedactorHasFindsEveryValue(t *testing.T) {
+	secrets := []string{"ab", "pw-1", "sk-live-provider-0123456789abcdef", "Zk9+a2V5/with/slash+plus=="}
+	r := NewRedactorMin(secrets, 1)
+	for _, v := range r.values {
+		for _, text := range []string{v, v + " tail", "head " + v, "head " + v + " tail"} {
+			if !r.Has([]byte(text)) {
+				t.Errorf("Has(%q) is false: it holds %q", text, v)
+			}
+		}
+	}
+	if r := NewRedactor(secrets[1:]); r.Has([]byte("plain text, sk-live and Zk9 and pw-")) {
+		t.Error("Has is true for text without a secret")
+	}
+}

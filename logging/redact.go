@@ -45,6 +45,11 @@ type Redactor struct {
 	// (partialSecret).
 	partial []*partialSecret
 	longest int // Longest
+	// grams finds the values of 4 bytes or more and the partial secrets'
+	// blocks and heads in one pass (Has, Values); short are the values
+	// it does not hold.
+	grams *gramFilter
+	short [][]byte
 }
 
 // ClientMinSecret is the length from which a configured secret is masked
@@ -106,6 +111,23 @@ func NewRedactorMin(secrets []string, minLen int) *Redactor {
 		pairs = append(pairs, s, Mask)
 		r.valuesB = append(r.valuesB, []byte(s))
 		r.longest = max(r.longest, len(s))
+	}
+	r.grams = &gramFilter{}
+	full := false
+	for _, v := range all {
+		if len(v) < 4 || full {
+			r.short = append(r.short, []byte(v))
+		} else {
+			full = !r.grams.add(v, -1)
+		}
+	}
+	for i, p := range r.partial {
+		for _, n := range append(slices.Clip(p.blocks), p.head) {
+			full = full || !r.grams.add(n, i)
+		}
+	}
+	if full {
+		r.grams = nil // Has and Values look for each needle alone
 	}
 	if len(pairs) > 0 {
 		r.secrets = strings.NewReplacer(pairs...)
@@ -180,8 +202,26 @@ func (r *Redactor) Values(s string) string {
 		return s
 	}
 	s = r.secrets.Replace(s)
-	for _, p := range r.partial {
-		s = p.mask(s)
+	if len(r.partial) == 0 {
+		return s
+	}
+	if r.grams == nil {
+		for _, p := range r.partial {
+			s = p.mask(s)
+		}
+		return s
+	}
+	// The partial secrets whose blocks or head s holds; most text holds
+	// none, and is not scanned again for each.
+	var hit []int
+	scan(r.grams, s, func(owner int) bool {
+		if owner >= 0 && !slices.Contains(hit, owner) {
+			hit = append(hit, owner)
+		}
+		return true
+	})
+	for _, i := range hit {
+		s = r.partial[i].mask(s)
 	}
 	return s
 }
@@ -190,17 +230,42 @@ func (r *Redactor) Values(s string) string {
 // of one (partialSecret): the check that spares text without one the copy
 // of masking it.
 func (r *Redactor) Has(b []byte) bool {
-	for _, v := range r.valuesB {
+	if r.grams == nil {
+		for _, v := range r.valuesB {
+			if bytes.Contains(b, v) {
+				return true
+			}
+		}
+		for _, p := range r.partial {
+			if p.maybeIn(b) && p.in(string(b)) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, v := range r.short {
 		if bytes.Contains(b, v) {
 			return true
 		}
 	}
-	for _, p := range r.partial {
-		if p.maybeIn(b) && p.in(string(b)) {
-			return true
+	has := false
+	var checked uint64 // the partial secrets (the first 64) found absent
+	scan(r.grams, b, func(owner int) bool {
+		switch {
+		case owner < 0:
+			has = true // a value, whole
+		case owner < 64 && checked&(1<<owner) != 0:
+		default:
+			// A block or the head of a partial secret: its span, if
+			// any, is looked for once.
+			has = r.partial[owner].in(string(b))
+			if owner < 64 {
+				checked |= 1 << owner
+			}
 		}
-	}
-	return false
+		return !has
+	})
+	return has
 }
 
 // Longest is the length of the longest text masked as one: a secret
