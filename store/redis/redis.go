@@ -126,6 +126,17 @@ type Options struct {
 	// Logger receives repair and index-sync warnings, and go-redis's own
 	// lines (clientlog.go); default discards.
 	Logger *slog.Logger
+	// ReadOnly opens the store for reading alone (`paygate audit verify`
+	// and `export`): nothing is written to Redis, at Open or after. The
+	// epoch marker and the owner record are read, not set (a prefix no
+	// paygate reached stays empty; a marker set later is adopted, not
+	// taken for a loss); no repair runs; Ping makes no write probe; a Redis
+	// found to have gone back is refused here without changing the marker
+	// for the other replicas. Every command that is not a read, and every
+	// script that writes, is refused before it is sent with ErrReadOnly
+	// (readOnlyRefusal), so a write method fails, saying so, rather than
+	// writing.
+	ReadOnly bool
 }
 
 // Store is the Redis driver. It implements store.Store.
@@ -172,6 +183,11 @@ type Store struct {
 	// the Ping that makes one.
 	probe   atomic.Pointer[probeOutcome]
 	probeMu sync.Mutex
+
+	// readOnly is Options.ReadOnly; readShas are the SHA1s of the scripts
+	// a read-only Store runs (readScripts).
+	readOnly bool
+	readShas map[string]bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -350,7 +366,13 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 	s := &Store{
 		c: c, k: keys{p: opts.KeyPrefix}, sc: newScripts(), now: opts.Now, realTime: opts.realClock, log: opts.Logger, owner: opts.Owner,
 		waitN: opts.WaitReplicas, waitT: opts.WaitTimeout, grace: opts.RepairGrace,
-		statuses: store.Statuses(), genSeen: map[string]int64{},
+		statuses: store.Statuses(), genSeen: map[string]int64{}, readOnly: opts.ReadOnly,
+	}
+	if s.readOnly {
+		s.readShas = map[string]bool{}
+		for _, src := range readScripts {
+			s.readShas[goredis.NewScript(src).Hash()] = true
+		}
 	}
 	c.AddHook(lostGuard{s: s, first: true})
 	if cc, ok := c.(*goredis.ClusterClient); ok {
@@ -369,7 +391,7 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 	lcancel()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	if opts.RepairInterval > 0 {
+	if opts.RepairInterval > 0 && !s.readOnly {
 		s.wg.Add(1)
 		go s.background(ctx, opts.RepairInterval)
 	}
@@ -466,7 +488,11 @@ func (g lostGuard) DialHook(next goredis.DialHook) goredis.DialHook { return nex
 
 func (g lostGuard) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
-		if err := g.refuse(ctx); err != nil {
+		err := g.refuse(ctx)
+		if err == nil && g.s.readOnly {
+			err = g.s.readOnlyRefusal(cmd)
+		}
+		if err != nil {
 			cmd.SetErr(err)
 			return err
 		}
@@ -476,7 +502,11 @@ func (g lostGuard) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 
 func (g lostGuard) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		if err := g.refuse(ctx); err != nil {
+		err := g.refuse(ctx)
+		for i := 0; err == nil && g.s.readOnly && i < len(cmds); i++ {
+			err = g.s.readOnlyRefusal(cmds[i]) // one write refuses the whole pipeline
+		}
+		if err != nil {
 			for _, cmd := range cmds {
 				cmd.SetErr(err)
 			}
@@ -672,6 +702,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := s.checkEpoch(ctx); err != nil {
 		return err
 	}
+	if s.readOnly {
+		return nil // it writes nothing, and would learn nothing by a probe
+	}
 	return s.probeWrite(ctx)
 }
 
@@ -809,6 +842,17 @@ func (s *Store) checkEpochLocked(ctx context.Context) error {
 		if err := s.checkOwner(ctx); err != nil {
 			return err
 		}
+		if s.readOnly {
+			// The marker as it is, "" for none: set here, a prefix that
+			// a mistyped key_prefix named would hold it from then on.
+			cur, err := s.c.Get(ctx, key).Result()
+			if err != nil && !errors.Is(err, goredis.Nil) {
+				return mapErr("epoch", err)
+			}
+			s.epoch.Store(&cur)
+			s.firstReached(ctx)
+			return nil
+		}
 		tok := rand.Text()
 		prev, err := s.c.SetArgs(ctx, key, tok, goredis.SetArgs{Mode: "NX", Get: true}).Result()
 		switch {
@@ -848,6 +892,12 @@ func (s *Store) checkEpochLocked(ctx context.Context) error {
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		return mapErr("epoch", err)
 	}
+	if s.readOnly && *epoch == "" && cur != "" {
+		// Set since by a paygate that reached Redis after this Store
+		// found none: the state from which it reads on, no loss.
+		s.epoch.Store(&cur)
+		epoch = &cur
+	}
 	if cur != *epoch {
 		s.markLost(ctx, errDataLost)
 		return fmt.Errorf("redis: %w: %w", store.ErrUnavailable, s.lostCause())
@@ -882,7 +932,14 @@ func (s *Store) checkOwner(ctx context.Context) error {
 	if s.owner == "" {
 		return nil
 	}
-	prev, err := s.c.SetArgs(ctx, s.k.one("meta", "owner"), s.owner, goredis.SetArgs{Mode: "NX", Get: true}).Result()
+	var prev string
+	var err error
+	if s.readOnly {
+		// Read, not recorded: a reader makes no prefix its owner's.
+		prev, err = s.c.Get(ctx, s.k.one("meta", "owner")).Result()
+	} else {
+		prev, err = s.c.SetArgs(ctx, s.k.one("meta", "owner"), s.owner, goredis.SetArgs{Mode: "NX", Get: true}).Result()
+	}
 	if errors.Is(err, goredis.Nil) || err == nil && prev == s.owner {
 		return nil
 	}
@@ -929,7 +986,7 @@ func (s *Store) secretsSeen() (ks, vs []string) {
 func (s *Store) markLost(ctx context.Context, cause error, attrs ...any) {
 	s.lostMu.Lock()
 	defer s.lostMu.Unlock()
-	if epoch := s.epoch.Load(); (errors.Is(cause, errRolledBack) || errors.Is(cause, errSecretLost)) && epoch != nil && !s.lost.Load() {
+	if epoch := s.epoch.Load(); (errors.Is(cause, errRolledBack) || errors.Is(cause, errSecretLost)) && epoch != nil && !s.lost.Load() && !s.readOnly {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		n, err := s.c.Eval(pctx, luaReplaceMarker, []string{s.k.one("meta", "epoch")}, *epoch, "rolled-back:"+rand.Text()).Int()
 		cancel()
@@ -981,6 +1038,9 @@ var unavailablePrefixes = []string{"LOADING", "CLUSTERDOWN", "MASTERDOWN", "READ
 func mapErr(op string, err error) error {
 	if err == nil || errors.Is(err, goredis.Nil) || errors.Is(err, context.Canceled) {
 		return err
+	}
+	if errors.Is(err, ErrReadOnly) {
+		return fmt.Errorf("redis %s: %w", op, err) // not "unavailable": it never will be
 	}
 	var rerr goredis.Error
 	if errors.As(err, &rerr) && !errors.Is(err, goredis.ErrClosed) {
