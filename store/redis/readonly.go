@@ -95,7 +95,7 @@ func (s *Store) HoldsDeployment(ctx context.Context) (bool, error) {
 	for _, k := range []string{s.k.one("meta", "owner"), s.k.audit("head"), s.k.audit("rec")} {
 		n, err := s.c.Exists(ctx, k).Result()
 		if err != nil {
-			return false, mapErr("look for a deployment", err)
+			return false, mapErr("deployment check", err)
 		}
 		if n > 0 {
 			return true, nil
