@@ -25,6 +25,7 @@ import (
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/embedded"
+	redisstore "github.com/paygate/paygate/store/redis"
 )
 
 const auditUsage = `Usage:
@@ -145,6 +146,11 @@ func cmdAuditExport(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	st, _, code := openAuditStore(*path, stderr)
 	if st == nil {
+		if *out != "-" {
+			// As an export that fails later says: an earlier export
+			// there is the one that stands.
+			fmt.Fprintf(stderr, "paygate audit export: %s not written\n", *out)
+		}
 		return code
 	}
 	defer st.Close()
@@ -293,8 +299,10 @@ func (e *exportFile) abort() {
 // openAuditStore opens the configured store for reading the chain. The
 // embedded file is opened read-only (verify and export change nothing, not
 // a byte of the file) and must exist; while `paygate serve` holds it, the open
-// fails after the lock timeout with a message saying so. It returns the
-// config too; on failure it returns a nil store and the exit code.
+// fails after the lock timeout with a message saying so. Redis is read
+// alike, and its key prefix must hold a deployment's data
+// (openRedisForAudit). It returns the config too; on failure it returns a
+// nil store and the exit code.
 func openAuditStore(path string, stderr io.Writer) (store.Store, *config.Config, int) {
 	cfg, err := loadConfig(path)
 	if err != nil {
@@ -306,22 +314,54 @@ func openAuditStore(path string, stderr io.Writer) (store.Store, *config.Config,
 	log := slog.New(logging.NewHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}),
 		logging.NewRedactor(cfg.Secrets())))
 	if cfg.Store.Driver != "embedded" {
-		// As a tool, not as the deployment the config's payments name:
-		// opened as that one, it recorded itself the owner of a prefix
-		// no paygate had reached yet (the real deployment, of other
-		// payments, was then refused its own store), and could not read
-		// the chain of a deployment whose payments the config did not
-		// copy. Nor does it replay another process's cut writes: it only
-		// reads.
-		st, err := openStoreAs(cfg, log, "", -1)
-		if err != nil {
-			fmt.Fprintln(stderr, "paygate audit:", err)
-			return nil, nil, 1
-		}
-		return st, cfg, 0
+		st, code := openRedisForAudit(cfg, path, log, stderr)
+		return st, cfg, code
 	}
 	st, code := openEmbeddedForAudit(cfg, log, stderr)
 	return st, cfg, code
+}
+
+// openRedisForAudit opens the Redis store read-only, and refuses a key
+// prefix (and database) where no deployment ever was: verify reported the
+// empty chain of a mistyped key_prefix as "audit chain ok: 0 records",
+// exit 0, and an auditor was told all was well of a place paygate never
+// wrote. A deployment that made no money action yet has no chain but has
+// its owner record (HoldsDeployment), and verifies as empty.
+func openRedisForAudit(cfg *config.Config, path string, log *slog.Logger, stderr io.Writer) (store.Store, int) {
+	o := redisOptions(cfg, log)
+	// As a tool, not as the deployment the config's payments name (no
+	// Owner): opened as that one, it recorded itself the owner of a prefix
+	// no paygate had reached yet (the real deployment, of other payments,
+	// was then refused its own store), and could not read the chain of a
+	// deployment whose payments the config did not copy. Read-only: it
+	// sets no epoch marker, replays no other process's cut writes (no
+	// repair), and any write is refused, not made (redis.Options.ReadOnly).
+	o.ReadOnly, o.RepairInterval = true, -1
+	st, err := redisstore.Open(o)
+	if err != nil {
+		fmt.Fprintln(stderr, "paygate audit: opening redis store:", err)
+		return nil, 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ok, err := st.HoldsDeployment(ctx)
+	if err == nil && !ok {
+		r := cfg.Store.Redis
+		where := fmt.Sprintf("%s db %d", strings.Join(r.Addrs, ","), r.DB)
+		if r.Cluster || len(r.Addrs) > 1 && r.MasterName == "" {
+			where = "cluster " + strings.Join(r.Addrs, ",")
+		} else if r.MasterName != "" {
+			where = fmt.Sprintf("master %q (sentinels %s) db %d", r.MasterName, strings.Join(r.Addrs, ","), r.DB)
+		}
+		err = fmt.Errorf("no paygate deployment has used Redis key prefix %q at %s: it holds no owner record and no audit chain. "+
+			"Check store.redis.key_prefix and store.redis.db in %s (a deployment records itself there when it first starts)", r.KeyPrefix, where, path)
+	}
+	if err != nil {
+		_ = st.Close()
+		fmt.Fprintln(stderr, "paygate audit:", err)
+		return nil, 1
+	}
+	return st, 0
 }
 
 func openEmbeddedForAudit(cfg *config.Config, log *slog.Logger, stderr io.Writer) (store.Store, int) {

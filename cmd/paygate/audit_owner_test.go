@@ -45,9 +45,11 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 	}
 	t.Run("a prefix no paygate reached", func(t *testing.T) {
 		place := testdrivers.NewPlace(t, "redis", nil)
+		// Refused, as no deployment's (TestAuditOfAnEmptyPlace), and
+		// claimed no more for that.
 		code, out, errOut := runAuditLocked("verify", "-config", auditConfig(t, place.Prefix))
-		if code != 0 {
-			t.Fatalf("verify: exit %d, stdout %q, stderr %q", code, out, errOut)
+		if code != 1 || !strings.Contains(errOut, place.Prefix) {
+			t.Fatalf("verify: exit %d, stdout %q, stderr %q; want 1 naming the prefix", code, out, errOut)
 		}
 		if err := openAs(t, place.Prefix, production); err != nil {
 			t.Errorf("the deployment's own store after an audit: %v; want it opened (the audit claimed the prefix: %v)", err, errors.Is(err, store.ErrOtherDeployment))

@@ -232,25 +232,31 @@ func openStoreAs(cfg *config.Config, log *slog.Logger, owner string, repair time
 		}
 		return db, nil
 	case "redis":
-		r := cfg.Store.Redis
-		st, err := redisstore.Open(redisstore.Options{
-			Addrs: r.Addrs, Username: r.Username, Password: r.Password, DB: r.DB,
-			MasterName: r.MasterName, Cluster: r.Cluster, TLS: r.TLS, TLSServerName: r.TLSServerName, KeyPrefix: r.KeyPrefix, WaitReplicas: r.WaitReplicas,
-			// Another deployment under the same prefix is refused: its
-			// sweep would settle this one's orders at its own merchant.
-			Owner: owner, RepairInterval: repair,
-			// One retry: a down Redis must fail a turn's state load fast so chat
-			// without payment state goes on. A hung one is bounded by the
-			// callers' deadlines and the driver's own read timeout.
-			MaxRetries: 1, DialTimeout: 2 * time.Second,
-			Logger: log,
-		})
+		o := redisOptions(cfg, log)
+		// Another deployment under the same prefix is refused: its
+		// sweep would settle this one's orders at its own merchant.
+		o.Owner, o.RepairInterval = owner, repair
+		st, err := redisstore.Open(o)
 		if err != nil {
 			return nil, fmt.Errorf("opening redis store: %w", err)
 		}
 		return st, nil
 	}
 	return nil, fmt.Errorf("unknown store driver %q", cfg.Store.Driver)
+}
+
+// redisOptions are the Redis store's options for cfg's store.redis.
+func redisOptions(cfg *config.Config, log *slog.Logger) redisstore.Options {
+	r := cfg.Store.Redis
+	return redisstore.Options{
+		Addrs: r.Addrs, Username: r.Username, Password: r.Password, DB: r.DB,
+		MasterName: r.MasterName, Cluster: r.Cluster, TLS: r.TLS, TLSServerName: r.TLSServerName, KeyPrefix: r.KeyPrefix, WaitReplicas: r.WaitReplicas,
+		// One retry: a down Redis must fail a turn's state load fast so chat
+		// without payment state goes on. A hung one is bounded by the
+		// callers' deadlines and the driver's own read timeout.
+		MaxRetries: 1, DialTimeout: 2 * time.Second,
+		Logger: log,
+	}
 }
 
 // simulatorKeys makes the simulator's key material (payments.backend:
