@@ -1,6 +1,9 @@
 package jsonscan
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // A Level is the members of one object that a reader reads, the members
 // Ambiguous allows neither a repeat nor another spelling: paygate's
@@ -11,6 +14,14 @@ import "strings"
 // reads one way to paygate and another to the bot.
 type Level struct {
 	Fields []Field // at most 64
+	// Fold: a key that is a field's name under Unicode's simple case
+	// folding, as Go's encoding/json matches keys ("argumentſ" with the
+	// long s, "\u212a" the Kelvin sign), is another case of it too, not
+	// only one of the same length in bytes that strings.EqualFold takes.
+	// A client's request is read so (interceptors.ReadChat, as its
+	// top-level members are); the byte count keeps the check off every
+	// other key of the stream capture's levels.
+	Fold bool
 }
 
 // A Field is a member of a Level.
@@ -40,11 +51,13 @@ type Dup struct {
 	// costs nothing for it.
 	up    [maxDepth]step
 	depth int
+	elem  int // the element a walkElements that met the Dup was in
 }
 
 type step struct {
 	name     string
 	elements bool
+	index    int // the array's element, when elements
 }
 
 // maxDepth bounds the path a Dup keeps: deeper levels are still walked
@@ -62,6 +75,29 @@ func (d *Dup) Path() string {
 			b.WriteString("[]")
 		}
 		b.WriteByte('.')
+	}
+	return b.String()
+}
+
+// Param is the member's path as OpenAI's errors name a member in their
+// "param", each array's element by its index:
+// "messages[2].tool_calls[0].function.name". A path cut short at
+// maxDepth levels is named from the top as far as it was kept.
+func (d *Dup) Param() string {
+	var b strings.Builder
+	for i := d.depth - 1; i >= 0; i-- {
+		b.WriteString(d.up[i].name)
+		if d.up[i].elements {
+			b.WriteByte('[')
+			b.WriteString(strconv.Itoa(d.up[i].index))
+			b.WriteByte(']')
+		}
+		b.WriteByte('.')
+	}
+	if d.Case {
+		b.WriteString(d.Key)
+	} else {
+		b.WriteString(d.Name)
 	}
 	return b.String()
 }
@@ -101,10 +137,27 @@ func walkLevel(s string, at int, lv *Level, d *Dup) int {
 			return m.End
 		}
 		k := KeyName(m.Key)
+		// A key longer than a name folds to it only by a rune of two or
+		// more bytes (ſ, K), in a key with a byte past ASCII: known
+		// once per key, when a Fold level has such a key to ask about.
+		wide := -1
 		var f *Field
 		for j := range lv.Fields {
 			fj := &lv.Fields[j]
-			if len(k) != len(fj.Name) || !strings.EqualFold(k, fj.Name) {
+			if len(k) != len(fj.Name) {
+				if !lv.Fold || len(k) < len(fj.Name) {
+					continue
+				}
+				if wide < 0 {
+					wide = 0
+					if !ascii(k) {
+						wide = 1
+					}
+				}
+				if wide == 0 || !strings.EqualFold(k, fj.Name) {
+					continue
+				}
+			} else if !strings.EqualFold(k, fj.Name) {
 				continue
 			}
 			if fj.Unchecked {
@@ -135,7 +188,7 @@ func walkLevel(s string, at int, lv *Level, d *Dup) int {
 			i = SkipValue(s, m.At)
 		}
 		if i == -2 && d != nil && d.depth < maxDepth {
-			d.up[d.depth] = step{f.Name, f.Elements}
+			d.up[d.depth] = step{f.Name, f.Elements, d.elem}
 			d.depth++
 		}
 		if i < 0 {
@@ -147,7 +200,7 @@ func walkLevel(s string, at int, lv *Level, d *Dup) int {
 // walkElements walks the array at s[at] whose object elements are of
 // level lv (walkLevel) and returns the index after it, -1 or -2.
 func walkElements(s string, at int, lv *Level, d *Dup) int {
-	for i := at + 1; ; {
+	for i, n := at+1, 0; ; n++ {
 		m, ok := MemberStart(s, i, false)
 		if !ok {
 			return m.End
@@ -157,8 +210,21 @@ func walkElements(s string, at int, lv *Level, d *Dup) int {
 		} else {
 			i = SkipValue(s, m.At)
 		}
+		if i == -2 && d != nil {
+			d.elem = n
+		}
 		if i < 0 {
 			return i
 		}
 	}
+}
+
+// ascii reports whether k is all ASCII.
+func ascii(k string) bool {
+	for i := 0; i < len(k); i++ {
+		if k[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

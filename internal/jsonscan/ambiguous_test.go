@@ -67,6 +67,57 @@ func TestAmbiguous(t *testing.T) {
 	}
 }
 
+// TestAmbiguousParamAndFold: a Dup's Param names the member with each
+// array's element by its index, as OpenAI's errors do; a level that Folds
+// takes a key that is a field's name under Unicode's simple folding (the
+// long s, the Kelvin sign), as Go's encoding/json does, for another case
+// of it, where one that does not (the answers' levels) reads such a key
+// as another member.
+func TestAmbiguousParamAndFold(t *testing.T) {
+	part := &Level{Fold: true, Fields: []Field{{Name: "text"}, {Name: "kind"}}}
+	msg := &Level{Fold: true, Fields: []Field{{Name: "content", Below: part, Elements: true}, {Name: "tools"}}}
+	folding := &Level{Fields: []Field{{Name: "messages", Below: msg, Elements: true, Unchecked: true}}}
+	plainMsg := &Level{Fields: []Field{{Name: "content", Below: part, Elements: true}, {Name: "tools"}}}
+	plain := &Level{Fields: []Field{{Name: "messages", Below: plainMsg, Elements: true, Unchecked: true}}}
+	tests := []struct {
+		name, text          string
+		lv                  *Level
+		param, path, string string
+	}{
+		{"in the third element", `{"messages":[{},{"content":"a"},{"content":"b","content":"c"}]}`, folding,
+			"messages[2].content", "messages[].", "messages[].content (named twice)"},
+		{"in a part", `{"messages":[{"content":[{"text":"a"}]},{"content":[1,{"text":"a"},{"text":"a","Text":"b"}]}]}`, folding,
+			"messages[1].content[2].Text", "messages[].content[].", "messages[].content[].Text (text spelled in another case)"},
+		{"a long s", `{"messages":[{"tools":1,"tool\u017f":2}]}`, folding, "messages[0].toolſ", "messages[].", "messages[].toolſ (tools spelled in another case)"},
+		{"a Kelvin sign", `{"messages":[{"content":[{"kind":1,"\u212aind":2}]}]}`, folding, "messages[0].content[0].\u212aind", "messages[].content[].", ""},
+		{"a long s, not folded", `{"messages":[{"tools":1,"tool\u017f":2}]}`, plain, "", "", ""},
+		{"a long s for another letter", `{"messages":[{"tools":1,"\u017fools":2}]}`, folding, "", "", ""},
+		{"a wide key shorter than a name", `{"messages":[{"tool":1,"toé":2}]}`, folding, "", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var d Dup
+			found := Ambiguous(tc.text, 0, tc.lv, &d)
+			if found != (tc.param != "") {
+				t.Fatalf("Ambiguous(%s) = %v (%s); want %v", tc.text, found, d.String(), tc.param != "")
+			}
+			if !found {
+				return
+			}
+			if d.Param() != tc.param || d.Path() != tc.path || tc.string != "" && d.String() != tc.string {
+				t.Errorf("Ambiguous(%s): Param %q, Path %q, String %q; want %q, %q, %q", tc.text, d.Param(), d.Path(), d.String(), tc.param, tc.path, tc.string)
+			}
+		})
+	}
+	text := `{"messages":[{"content":[{"text":"a","kind":"b"}],"tools":[],"tool_choice":"auto"}]}`
+	if n := testing.AllocsPerRun(100, func() {
+		var d Dup
+		Ambiguous(text, 0, folding, &d)
+	}); n != 0 {
+		t.Errorf("Ambiguous of a Fold level allocates %v times per text; want 0", n)
+	}
+}
+
 // FuzzStringEnd checks StringEnd, which reads short strings byte by byte
 // and searches long ones, against the plain definition, around the switch
 // between the two especially.
