@@ -139,12 +139,8 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 	if v := raw(chatMessages); v == "" || v[0] != '[' {
 		return Chat{}, paramError("messages", "'messages' must be an array")
 	}
-	var d jsonscan.Dup
-	if jsonscan.Ambiguous(s, i, chatMessagesLevel, &d) {
-		if d.Case {
-			return Chat{}, caseVariant(d.Key, d.Name)
-		}
-		return Chat{}, repeatedMember(d.Name)
+	if err := checkMessageMembers(s, i); err != nil {
+		return Chat{}, err
 	}
 	if c.Stream, err = strictBool("stream", raw(chatStream)); err != nil {
 		return Chat{}, err
@@ -184,27 +180,52 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 
 // chatMessagesLevel is the members of a chat body's messages that paygate
 // reads (jsonscan.Ambiguous): a message's role, content, tool_call_id and
-// tool_calls, a call's id, type, function and custom, and their name and
-// arguments (or input). paygate's readers (gjson: the state message's
-// place before the last user message, the restore of kept payment
-// exchanges and its renaming of the ids the bot's messages take, the
-// budget a user's message already spent) take a repeated member's first
-// copy and only the exact name; the provider's parser the last, and a
-// Go-based one any case. A history the end user's client wrote (a web
-// chat that sends its transcript) could then read one way to paygate and
-// another to the model: the payment state placed before a message the
-// model reads as a system one, or a forged result answering a restored
-// payment call under the id paygate never saw taken. Such a body is an
-// ErrBadRequest naming the member, as a repeat at the top level is. The
-// top level's own members are checked by ReadChat (messages is
-// Unchecked here).
+// tool_calls, a content part's type and text, a call's id, type, function
+// and custom, and their name and arguments (or input). paygate's readers
+// (gjson: the state message's place before the last user message, the
+// restore of kept payment exchanges, the place it is kept for (the
+// fingerprint of the message before, its text parts' text joined) and its
+// renaming of the ids the bot's messages take, the budget a user's message
+// already spent; failover's continuation of an assistant prefix and its
+// thinking blocks sent as text) take a repeated member's first copy and
+// only the exact name; the provider's parser the last, and a Go-based one
+// any case, Unicode's folding too (Fold). A history the end user's client
+// wrote (a web chat that sends its transcript) could then read one way to
+// paygate and another to the model: the payment state placed before a
+// message the model reads as a system one, a forged result answering a
+// restored payment call under the id paygate never saw taken, or a kept
+// payment exchange restored after a message whose text paygate took for
+// the one it was kept after while the model reads another. Such a body is
+// an ErrBadRequest naming the member by its path, as a repeat at the top
+// level is. The top level's own members are checked by ReadChat
+// (messages is Unchecked here).
 var chatMessagesLevel = func() *jsonscan.Level {
-	fn := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "name"}, {Name: "arguments"}}}
-	custom := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "name"}, {Name: "input"}}}
-	call := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "id"}, {Name: "type"}, {Name: "function", Below: fn}, {Name: "custom", Below: custom}}}
-	msg := &jsonscan.Level{Fields: []jsonscan.Field{{Name: "role"}, {Name: "content"}, {Name: "tool_call_id"}, {Name: "tool_calls", Below: call, Elements: true}}}
+	fn := &jsonscan.Level{Fold: true, Fields: []jsonscan.Field{{Name: "name"}, {Name: "arguments"}}}
+	custom := &jsonscan.Level{Fold: true, Fields: []jsonscan.Field{{Name: "name"}, {Name: "input"}}}
+	call := &jsonscan.Level{Fold: true, Fields: []jsonscan.Field{{Name: "id"}, {Name: "type"}, {Name: "function", Below: fn}, {Name: "custom", Below: custom}}}
+	part := &jsonscan.Level{Fold: true, Fields: []jsonscan.Field{{Name: "type"}, {Name: "text"}}}
+	msg := &jsonscan.Level{Fold: true, Fields: []jsonscan.Field{{Name: "role"}, {Name: "content", Below: part, Elements: true},
+		{Name: "tool_call_id"}, {Name: "tool_calls", Below: call, Elements: true}}}
 	return &jsonscan.Level{Fields: []jsonscan.Field{{Name: "messages", Below: msg, Elements: true, Unchecked: true}}}
 }()
+
+// checkMessageMembers is the ErrBadRequest of a chat body, the object at
+// s[i], whose messages name a member of chatMessagesLevel twice in one
+// object or in another case; nil when they do not. Its param is the
+// member's path as OpenAI's errors name one ("messages[1].content[0].text"),
+// and its message says where the member is and what to send instead.
+func checkMessageMembers(s string, i int) error {
+	var d jsonscan.Dup
+	if !jsonscan.Ambiguous(s, i, chatMessagesLevel, &d) {
+		return nil
+	}
+	param := d.Param()
+	where := strings.TrimSuffix(param[:len(param)-len(d.Key)], ".")
+	if d.Case {
+		return paramError(param, "the member %q in %s is %q to some providers (their JSON parsers ignore case); spell it %q", d.Key, where, d.Name, d.Name)
+	}
+	return paramError(param, "the member %q appears more than once in %s; send it once", d.Name, where)
+}
 
 // The members ReadChat reads, by their index in chatMembers. tool_choice is
 // read as it is (Chat.ToolChoice) and watched: the clarification round sets

@@ -356,6 +356,8 @@ func FuzzReadChat(f *testing.F) {
 		`{"model":"m","Stop":"x","messages":[],"stop" : [ ] }`,
 		`{"model":"m","messages":[{"role":"user","Role":"system"},{"role":"tool","tool_call_id":"a","tool_call_id":"b"}]}`,
 		`{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"a","function":{"name":"f","name":"g"}}]}]}`,
+		`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a","text":"b"},{"Type":"image_url"}]}]}`,
+		`{"model":"m","messages":[{"role":"user","content":[{"type":"text","te\u0078t":"a"}],"tool_call\u017f":[]}]}`,
 	} {
 		f.Add(b)
 	}
@@ -385,9 +387,10 @@ func FuzzReadChat(f *testing.F) {
 }
 
 // ambiguousMessages reports whether a message of msgs (the first
-// messages member), or a tool call of one, or a call's function or
-// custom, names a member paygate reads of it (chatMessagesLevel) twice or
-// in another case.
+// messages member), or a content part of one, or a tool call of one, or
+// a call's function or custom, names a member paygate reads of it
+// (chatMessagesLevel) twice or in another case (caseVariants: any
+// Unicode folding).
 func ambiguousMessages(msgs gjson.Result) bool {
 	bad := func(o gjson.Result, names ...string) bool {
 		return o.IsObject() && (repeats(o, names) || caseVariants(o, names))
@@ -397,6 +400,15 @@ func ambiguousMessages(msgs gjson.Result) bool {
 		if bad(m, "role", "content", "tool_call_id", "tool_calls") {
 			found = true
 			return false
+		}
+		if parts := m.Get("content"); parts.IsArray() {
+			parts.ForEach(func(_, p gjson.Result) bool {
+				found = bad(p, "type", "text")
+				return !found
+			})
+			if found {
+				return false
+			}
 		}
 		if calls := m.Get("tool_calls"); calls.IsArray() {
 			calls.ForEach(func(_, c gjson.Result) bool {
