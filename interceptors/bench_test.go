@@ -1,6 +1,8 @@
 package interceptors
 
 import (
+	"bytes"
+	"fmt"
 	"io"
 	"testing"
 
@@ -301,22 +303,41 @@ func BenchmarkRequestPipelineIdentifiers(b *testing.B) {
 func BenchmarkReadChat(b *testing.B) {
 	for _, bc := range []struct {
 		name  string
+		body  []byte
 		watch []string
 	}{
-		{"plain", nil},
-		{"drop_fields", []string{"parallel_tool_calls", "logit_bias"}},
+		{"plain", benchRequest, nil},
+		{"drop_fields", benchRequest, []string{"parallel_tool_calls", "logit_bias"}},
+		{"tools", benchRequestTools, nil},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			b.SetBytes(int64(len(benchRequest)))
+			b.SetBytes(int64(len(bc.body)))
 			for b.Loop() {
-				if c, err := ReadChat(benchRequest, bc.watch...); err != nil || c.Model != "bench" {
+				if c, err := ReadChat(bc.body, bc.watch...); err != nil || c.Model != "bench" {
 					b.Fatal(c, err)
 				}
 			}
 		})
 	}
 }
+
+// benchRequestTools is benchRequest with eight tools of the bot's own
+// before its messages: the schemas a bot with tools sends on every request.
+var benchRequestTools = func() []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"model":"bench","tools":[`)
+	for i := range 8 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"type":"function","function":{"name":"get_weather_%d","description":"Get the current weather for a city, in the units the user prefers.",`+
+			`"parameters":{"type":"object","properties":{"city":{"type":"string","description":"The city"},"units":{"type":"string","enum":["metric","imperial"]}},"required":["city"]}}}`, i)
+	}
+	b.WriteString(`],`)
+	b.Write(benchRequest[len(`{"model":"bench",`):])
+	return b.Bytes()
+}()
 
 // BenchmarkReadAnswer reads a non-stream chat.completion as the turn does.
 func BenchmarkReadAnswer(b *testing.B) {

@@ -139,7 +139,7 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 	if v := raw(chatMessages); v == "" || v[0] != '[' {
 		return Chat{}, paramError("messages", "'messages' must be an array")
 	}
-	if err := checkMessageMembers(s, i); err != nil {
+	if err := checkMessageMembers(s, f[chatMessages].At); err != nil {
 		return Chat{}, err
 	}
 	if c.Stream, err = strictBool("stream", raw(chatStream)); err != nil {
@@ -178,8 +178,8 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 	return c, nil
 }
 
-// chatMessagesLevel is the members of a chat body's messages that paygate
-// reads (jsonscan.Ambiguous): a message's role, content, tool_call_id and
+// chatMessagesField is the members of a chat body's messages that paygate
+// reads (jsonscan.AmbiguousValue): a message's role, content, tool_call_id and
 // tool_calls, a content part's type and text, a call's id, type, function
 // and custom, and their name and arguments (or input). paygate's readers
 // (gjson: the state message's place before the last user message, the
@@ -197,26 +197,27 @@ func ReadChat(body []byte, watch ...string) (Chat, error) {
 // payment exchange restored after a message whose text paygate took for
 // the one it was kept after while the model reads another. Such a body is
 // an ErrBadRequest naming the member by its path, as a repeat at the top
-// level is. The top level's own members are checked by ReadChat
-// (messages is Unchecked here).
-var chatMessagesLevel = func() *jsonscan.Level {
+// level is. The top level's own members are checked by ReadChat, which
+// walks the messages alone (jsonscan.AmbiguousValue), not the body's
+// other members again.
+var chatMessagesField = func() *jsonscan.Field {
 	fn := &jsonscan.Level{Fold: true, Fields: []jsonscan.Field{{Name: "name"}, {Name: "arguments"}}}
 	custom := &jsonscan.Level{Fold: true, Fields: []jsonscan.Field{{Name: "name"}, {Name: "input"}}}
 	call := &jsonscan.Level{Fold: true, Fields: []jsonscan.Field{{Name: "id"}, {Name: "type"}, {Name: "function", Below: fn}, {Name: "custom", Below: custom}}}
 	part := &jsonscan.Level{Fold: true, Fields: []jsonscan.Field{{Name: "type"}, {Name: "text"}}}
 	msg := &jsonscan.Level{Fold: true, Fields: []jsonscan.Field{{Name: "role"}, {Name: "content", Below: part, Elements: true},
 		{Name: "tool_call_id"}, {Name: "tool_calls", Below: call, Elements: true}}}
-	return &jsonscan.Level{Fields: []jsonscan.Field{{Name: "messages", Below: msg, Elements: true, Unchecked: true}}}
+	return &jsonscan.Field{Name: "messages", Below: msg, Elements: true}
 }()
 
-// checkMessageMembers is the ErrBadRequest of a chat body, the object at
-// s[i], whose messages name a member of chatMessagesLevel twice in one
-// object or in another case; nil when they do not. Its param is the
+// checkMessageMembers is the ErrBadRequest of a chat body's messages, the
+// array at s[at], when they name a member of chatMessagesField twice in
+// one object or in another case; nil when they do not. Its param is the
 // member's path as OpenAI's errors name one ("messages[1].content[0].text"),
 // and its message says where the member is and what to send instead.
-func checkMessageMembers(s string, i int) error {
+func checkMessageMembers(s string, at int) error {
 	var d jsonscan.Dup
-	if !jsonscan.Ambiguous(s, i, chatMessagesLevel, &d) {
+	if !jsonscan.AmbiguousValue(s, at, chatMessagesField, &d) {
 		return nil
 	}
 	param := d.Param()

@@ -389,7 +389,7 @@ func FuzzReadChat(f *testing.F) {
 // ambiguousMessages reports whether a message of msgs (the first
 // messages member), or a content part of one, or a tool call of one, or
 // a call's function or custom, names a member paygate reads of it
-// (chatMessagesLevel) twice or in another case (caseVariants: any
+// (chatMessagesField) twice or in another case (caseVariants: any
 // Unicode folding).
 func ambiguousMessages(msgs gjson.Result) bool {
 	bad := func(o gjson.Result, names ...string) bool {

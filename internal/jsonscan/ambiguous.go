@@ -126,6 +126,35 @@ func Ambiguous(s string, at int, lv *Level, d *Dup) bool {
 	return walkLevel(s, at, lv, d) == -2
 }
 
+// AmbiguousValue is Ambiguous of the value at s[at] (s valid JSON) of a
+// member of field f, its path starting with f: of its object, or its
+// array's objects (f.Elements), at level f.Below. A reader that already
+// holds the member (ReadChat its messages) walks it alone, not the
+// object's other members again, a request's tool schemas among them. A
+// value of the other kind, or f without a level below, has none.
+func AmbiguousValue(s string, at int, f *Field, d *Dup) bool {
+	if at >= len(s) || f.Below == nil {
+		return false
+	}
+	var i int
+	switch {
+	case !f.Elements && s[at] == '{':
+		i = walkLevel(s, at, f.Below, d)
+	case f.Elements && s[at] == '[':
+		i = walkElements(s, at, f.Below, d)
+	default:
+		return false
+	}
+	if i != -2 {
+		return false
+	}
+	if d != nil && d.depth < maxDepth {
+		d.up[d.depth] = step{f.Name, f.Elements, d.elem}
+		d.depth++
+	}
+	return true
+}
+
 // walkLevel walks the object at s[at] of level lv and returns the index
 // after it, -1 where the structure breaks, or -2 when it (or an object
 // below it) names a member of its level twice or in another case.
@@ -157,7 +186,7 @@ func walkLevel(s string, at int, lv *Level, d *Dup) int {
 				if wide == 0 || !strings.EqualFold(k, fj.Name) {
 					continue
 				}
-			} else if !strings.EqualFold(k, fj.Name) {
+			} else if k != fj.Name && !strings.EqualFold(k, fj.Name) {
 				continue
 			}
 			if fj.Unchecked {

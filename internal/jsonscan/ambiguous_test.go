@@ -109,6 +109,20 @@ func TestAmbiguousParamAndFold(t *testing.T) {
 			}
 		})
 	}
+	// AmbiguousValue walks a member's value alone, its path from the
+	// field: the object's other members are not looked at.
+	field := &folding.Fields[0]
+	for _, tc := range []struct{ text, param string }{
+		{`[{},{"content":[{"text":"a","text":"b"}]}]`, "messages[1].content[0].text"},
+		{`[{"tools":1,"Tools":2}]`, "messages[0].Tools"},
+		{`[{"content":"a"},1,"x",[{"tools":1,"tools":2}]]`, ""},
+		{`{"content":1,"content":2}`, ""},
+	} {
+		var d Dup
+		if got := AmbiguousValue(tc.text, 0, field, &d); got != (tc.param != "") || got && d.Param() != tc.param {
+			t.Errorf("AmbiguousValue(%s) = %v, %q; want %q", tc.text, got, d.Param(), tc.param)
+		}
+	}
 	text := `{"messages":[{"content":[{"text":"a","kind":"b"}],"tools":[],"tool_choice":"auto"}]}`
 	if n := testing.AllocsPerRun(100, func() {
 		var d Dup
