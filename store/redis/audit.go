@@ -108,6 +108,16 @@ func (s *Store) AuditStrayAfterHead(ctx context.Context) (uint64, error) {
 }
 
 // PutAuditText implements store.Audit.
+//
+// The audit texts' times stay on the callers' clocks, not the server's
+// (serverClock), because what they are compared with is on those clocks:
+// said, and the chain record's time, are the saying replica's; `paygate
+// audit verify` counts a missing text gone by the record's time, retention
+// and its own clock, and covered by an erasure by AuditErasedAt and the
+// record's time, allowing for replica clocks a minute apart (README). A
+// text's until is said + retention as this replica's clock reads it, so a
+// reader hides it when its own verify expects it gone; the erasure mark is
+// the erasing replica's time. TestSkewedReplicasJudgeAuditTextsByTheChainsClocks.
 func (s *Store) PutAuditText(ctx context.Context, seq uint64, client, user string, text []byte, said time.Time, ttl time.Duration) error {
 	v, err := s.run(ctx, "put audit text", s.sc.putText,
 		[]string{s.k.auditText(seq), s.k.auditClientUser(client, user), s.k.auditClientErased(client, user), s.k.auditErased(user)},
