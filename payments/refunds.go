@@ -107,10 +107,12 @@ const (
 	// user's confirmed refund fail with PARAM_ERROR.
 	maxRefundReason = 80
 	// proposalSkew bounds how far a replica's clock may be behind another's
-	// (takenGrace allows for it). The store judges a proposal's expiry by
-	// the clock of the replica that asks: one lapsed by this replica's
-	// clock is ended in the store (proposalFate) before anything is undone
-	// for it, so that none whose clock is behind can take it after.
+	// (takenGrace allows for it). A proposal's ExpiresAt is the proposing
+	// replica's clock, and the store judges its expiry on a clock of its
+	// own (Redis: the server's; store.RefundProposals.ExpireRefundProposal):
+	// one lapsed by this replica's clock is ended in the store
+	// (proposalFate) before anything is undone for it, so that no replica
+	// can take it after, and one the store finds still open stays open.
 	proposalSkew = time.Minute
 )
 
@@ -334,9 +336,9 @@ func (s *Service) proposalClaimTTL() time.Duration {
 
 // openProposal returns proposal id, found taken when this call went to
 // write it, if it is open (not answered, not expired by this replica's
-// clock) and is the one asked for; nil when it is not. One lapsed by this
-// replica's clock is ended in the store first (ExpireRefundProposal), so
-// no replica whose clock is behind confirms it besides the new one.
+// clock, or not by the store's) and is the one asked for; nil when it is
+// not. One lapsed by this replica's clock is ended in the store first
+// (ExpireRefundProposal), so no replica confirms it besides the new one.
 func (s *Service) openProposal(ctx context.Context, id string, req RefundRequest, orderNo string, amount int64) (*store.RefundProposal, error) {
 	p, err := s.store.GetRefundProposal(ctx, id)
 	switch {
@@ -751,10 +753,11 @@ const (
 // proposalFate reads what became of proposal id. An unknown id is
 // fateEnded and p nil: no confirmation can take it. One still open past its
 // ExpiresAt by this replica's clock is ended in the store
-// (ExpireRefundProposal) before it is called ended: the store judges expiry
-// by each caller's clock, and a replica whose clock is behind could
-// otherwise still take it, and send its refund under a reservation undone
-// meanwhile. Taken first, it is fateTaken.
+// (ExpireRefundProposal) before it is called ended: ExpiresAt is the
+// proposing replica's clock and the store judges expiry on its own (Redis:
+// the server's), so another replica could otherwise still take it, and
+// send its refund under a reservation undone meanwhile; one the store
+// finds not yet lapsed is open. Taken first, it is fateTaken.
 func (s *Service) proposalFate(ctx context.Context, id string) (proposalFate, *store.RefundProposal, error) {
 	p, state, err := s.store.RefundProposalState(ctx, id)
 	if err == nil && state == store.ProposalOpen && !s.now().Before(p.ExpiresAt) {

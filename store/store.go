@@ -592,9 +592,9 @@ const (
 	// ProposalCancelled: CancelRefundProposal ended it; it never will be
 	// used.
 	ProposalCancelled ProposalState = "cancelled"
-	// ProposalExpired: ExpireRefundProposal ended it, past its ExpiresAt
-	// by the clock of the caller that asked; it never will be used, by a
-	// caller whose clock is behind either.
+	// ProposalExpired: ExpireRefundProposal ended it, past its expiry as
+	// the store judges it (see there); it never will be used, by a caller
+	// whose clock is behind either.
 	ProposalExpired ProposalState = "expired"
 )
 
@@ -621,15 +621,18 @@ type RefundProposals interface {
 	// ErrNotFound for an unknown id, or a tombstone past TombstoneTTL.
 	RefundProposalState(ctx context.Context, id string) (*RefundProposal, ProposalState, error)
 	// ExpireRefundProposal ends proposal id if it is open and past its
-	// ExpiresAt by the caller's clock, in one atomic step against the
-	// proposal's consumption: the store judges expiry by each caller's
-	// clock, so a proposal lapsed for one replica could otherwise still be
-	// taken (or cancelled) by another whose clock is behind. After it, no
-	// caller can. It returns the proposal and what became of it, as
-	// RefundProposalState does: ProposalExpired (ended now, or before),
-	// ProposalUsed or ProposalCancelled (ended before; left as it is), or
-	// ProposalOpen when it has not expired by the caller's clock (left as
-	// it is). It checks no owner, as RefundProposalState, and enqueues
+	// expiry, in one atomic step against the proposal's consumption. The
+	// embedded store judges expiry by its clock; the Redis store by its
+	// server's, onto which each replica's Store carries its own, so that a
+	// proposal lapses ttl after it was put whatever the replicas' clocks,
+	// while ExpiresAt is the proposing replica's reading. A caller whose
+	// clock finds ExpiresAt past ends it here before undoing anything for
+	// it: after it, no caller can take it; a store that finds it not yet
+	// lapsed leaves it open. It returns the proposal and what became of
+	// it, as RefundProposalState does: ProposalExpired (ended now, or
+	// before), ProposalUsed or ProposalCancelled (ended before; left as it
+	// is), or ProposalOpen when it has not expired as the store judges it
+	// (left as it is). It checks no owner, as RefundProposalState, and enqueues
 	// nothing: an expiry is no answer of the user's. ErrNotFound for an
 	// unknown id.
 	ExpireRefundProposal(ctx context.Context, id string) (*RefundProposal, ProposalState, error)
