@@ -213,6 +213,11 @@ func (s *Store) dueOf(ctx context.Context, keys []string, nowMs int64, kinds ...
 	return out, moved, nil
 }
 
+// statsPasses bounds OutboxStats' reads of the index: a move ends in a
+// queue the index names by the next read, so one pass after the first
+// finds it unless the outbox keeps moving.
+const statsPasses = 3
+
 // scanWindow is how many due index entries a read that skips heads of other
 // kinds (ClaimEvents, DueEvents of kinds) asks {idx}:ob for at once.
 const scanWindow = 500
@@ -275,6 +280,7 @@ type headState struct {
 	obv  int64
 	next int64
 	head *obElem
+	n    int64 // events queued
 }
 
 // readHeads reads the outbox state of keys: one pipeline (spread over the
@@ -289,7 +295,7 @@ func (s *Store) readHeads(ctx context.Context, keys []string) ([]headState, erro
 	out := make([]headState, len(keys))
 	for i, cmd := range cmds {
 		r := replySlice(cmd.Val())
-		hs := headState{key: keys[i], obv: replyInt(r, 2), next: replyInt(r, 3)}
+		hs := headState{key: keys[i], obv: replyInt(r, 2), next: replyInt(r, 3), n: replyInt(r, 5)}
 		if raw, ok := replyStr(r, 4); ok {
 			var e obElem
 			if err := json.Unmarshal([]byte(raw), &e); err != nil {
@@ -423,37 +429,42 @@ func (s *Store) OutboxHeads(ctx context.Context, prefixes ...string) ([]store.Ev
 }
 
 // OutboxStats implements store.Outbox: the keys in {idx}:ob, their heads and
-// queue lengths.
+// queue lengths (each key's read in one step), and then the keys the index
+// gained while they were read, until it gains none (statsPasses at most).
+// An event moved meanwhile from a key read to one the index did not name
+// yet (an order's intake queue to its delivery queue: copied there, then
+// acknowledged where it was) otherwise counted nowhere: Pending read 0
+// while it was being delivered. Counted in both queues instead, for as
+// long as the move takes, it is the safe side for a reader waiting for
+// the outbox to drain.
 func (s *Store) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
 	var st store.OutboxStats
-	keys, err := s.c.ZRange(ctx, s.k.idx("ob"), 0, -1).Result()
-	if err != nil {
-		return st, mapErr("outbox stats", err)
-	}
-	if len(keys) == 0 {
-		return st, nil
-	}
-	heads, err := s.readHeads(ctx, keys)
-	if err != nil {
-		return st, err
-	}
-	lens := make([]*goredis.IntCmd, len(keys))
-	_, err = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, k := range keys {
-			_, ob, _ := s.k.orderTag(k)
-			lens[i] = p.LLen(ctx, ob)
+	var heads []headState
+	seen := map[string]bool{}
+	for range statsPasses {
+		keys, err := s.c.ZRange(ctx, s.k.idx("ob"), 0, -1).Result()
+		if err != nil {
+			return st, mapErr("outbox stats", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return st, mapErr("outbox stats", err)
+		keys = slices.DeleteFunc(keys, func(k string) bool { return seen[k] })
+		if len(keys) == 0 {
+			break
+		}
+		for _, k := range keys {
+			seen[k] = true
+		}
+		more, err := s.readHeads(ctx, keys)
+		if err != nil {
+			return st, err
+		}
+		heads = append(heads, more...)
 	}
-	for i, h := range heads {
+	for _, h := range heads {
 		if h.head == nil {
 			continue
 		}
 		e := h.head.Ev
-		st.Pending += int(lens[i].Val())
+		st.Pending += int(h.n)
 		st.Keys++
 		if st.Oldest.IsZero() || e.CreatedAt.Before(st.Oldest) {
 			st.Oldest = e.CreatedAt

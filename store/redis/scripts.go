@@ -222,12 +222,13 @@ local v, nx = obstate(KEYS[1], KEYS[2])
 return {0, v, nx}
 `
 
-// KEYS: rec, ob, obv. Returns {json|false, version|false, obv, next, head|false}:
-// the order (if any) and the outbox state of one tag, read atomically.
+// KEYS: rec, ob, obv. Returns {json|false, version|false, obv, next,
+// head|false, queue length}: the order (if any) and the outbox state of one
+// tag, read atomically.
 const luaReadTag = luaObState + `
 local r = redis.call('HMGET', KEYS[1], 'j', 'v')
 local v, nx = obstate(KEYS[2], KEYS[3])
-return {r[1], r[2], v, nx, redis.call('LINDEX', KEYS[2], 0)}
+return {r[1], r[2], v, nx, redis.call('LINDEX', KEYS[2], 0), redis.call('LLEN', KEYS[2])}
 `
 
 // KEYS: ob, obv[, rec]. ARGV: id, hold_ms. Returns {1, obv, next} or {0} when
