@@ -405,7 +405,8 @@ func newStore(c goredis.UniversalClient, opts Options) *Store {
 // watchEpoch checks the epoch marker and the generation counters every
 // interval, so a Redis that lost its data or went back to an earlier state is
 // refused within about that long even when nothing calls Ping. One round trip
-// per interval (two on a cluster: see checkEpoch).
+// per interval (two on a cluster: see checkEpoch), and with the real clock
+// one more, the server clock's read (syncClock).
 func (s *Store) watchEpoch(ctx context.Context, every time.Duration) {
 	defer s.wg.Done()
 	t := time.NewTicker(every)
