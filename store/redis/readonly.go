@@ -18,7 +18,10 @@ var ErrReadOnly = errors.New("the store is open read-only")
 // readCommands are the commands a read-only Store sends: the reads of the
 // store's read paths, a connection's set-up (HELLO, AUTH, SELECT, a
 // cluster replica's READONLY, CLIENT), the start-up
-// checks' INFO and CONFIG GET, a cluster's topology reads and SCRIPT LOAD.
+// checks' INFO and CONFIG GET, a cluster's topology reads and SCRIPT LOAD,
+// and the ASKING go-redis sends before a command it follows to a slot being
+// moved (a resharding): it lets that connection's next command reach the
+// importing primary, and changes no key.
 // A connection's CLIENT commands (go-redis's set-up: names, notifications,
 // tracking) change that connection, no key, and pass whole.
 // Everything else is refused (readOnlyRefusal): an allow-list, so that a
@@ -30,7 +33,7 @@ var readCommands = map[string]bool{
 	"zrange": true, "zrangebyscore": true, "zrevrange": true, "zrevrangebyscore": true, "zscore": true, "zcard": true, "zcount": true, "zscan": true,
 	"lindex": true, "lrange": true, "llen": true,
 	"scan": true, "dbsize": true, "time": true,
-	"ping": true, "echo": true, "hello": true, "auth": true, "select": true, "readonly": true, "quit": true,
+	"ping": true, "echo": true, "hello": true, "auth": true, "select": true, "readonly": true, "quit": true, "asking": true,
 	"client": true, // the connection's own state (go-redis sets names, notifications, tracking)
 	"info":   true, "role": true, "command": true,
 	"evalsha_ro": true, "eval_ro": true,

@@ -236,3 +236,100 @@ func TestReadScriptsOnlyRead(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnlyStoreReadsAMigratingSlot: on a cluster whose audit slot is
+// being moved to another primary (a resharding, redis-cli --cluster
+// reshard), a key already moved is answered with an ASK redirection, and
+// go-redis follows it with ASKING and the command on the new primary's
+// own client. A read-only Store refused that ASKING as a write, so
+// `paygate audit verify` failed mid-reshard with "the store is open
+// read-only: refused ASKING" though it only read. ASKING changes no key:
+// it lets the connection's next command reach an importing slot.
+func TestReadOnlyStoreReadsAMigratingSlot(t *testing.T) {
+	addrs := startCluster(t)
+	ctx := context.Background()
+	prefix := testPrefix()
+	w := openOn(t, nil, Options{Addrs: addrs, KeyPrefix: prefix, Owner: "wechatpay:1900000109"})
+	for seq := uint64(1); seq <= 2; seq++ {
+		rec := store.AuditRecord{Seq: seq, Hash: fmt.Sprintf("h%d", seq), Body: []byte(fmt.Sprintf(`{"seq":%d}`, seq))}
+		if seq > 1 {
+			rec.PrevHash = fmt.Sprintf("h%d", seq-1)
+		}
+		if err := w.AppendAudit(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ro := openOn(t, nil, Options{Addrs: addrs, KeyPrefix: prefix, ReadOnly: true})
+	if err := ro.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The audit slot's primary (src) starts moving it to another (dst),
+	// and the chain's keys go over: src answers ASK for them from now on.
+	nodes := map[string]*goredis.Client{}
+	ids := map[string]string{}
+	for _, a := range addrs {
+		c := goredis.NewClient(&goredis.Options{Addr: a})
+		t.Cleanup(func() { _ = c.Close() })
+		id, err := c.ClusterMyID(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[a], ids[a] = c, id
+	}
+	head, rec := prefix+"{audit}:head", prefix+"{audit}:rec"
+	slot, err := nodes[addrs[0]].ClusterKeySlot(ctx, head).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := ""
+	for _, a := range addrs {
+		if n, err := nodes[a].Exists(ctx, head).Result(); err == nil && n == 1 {
+			src = a
+		}
+	}
+	if src == "" {
+		t.Fatalf("no primary holds %s", head)
+	}
+	dst := addrs[0]
+	if dst == src {
+		dst = addrs[1]
+	}
+	setSlot := func(a string, args ...any) {
+		t.Helper()
+		if err := nodes[a].Do(ctx, append([]any{"cluster", "setslot", slot}, args...)...).Err(); err != nil {
+			t.Fatalf("CLUSTER SETSLOT %d %v on %s: %v", slot, args, a, err)
+		}
+	}
+	setSlot(dst, "importing", ids[src])
+	setSlot(src, "migrating", ids[dst])
+	t.Cleanup(func() { // the move finished, so that openOn's cleanup finds the keys
+		setSlot(dst, "node", ids[dst])
+		setSlot(src, "node", ids[dst])
+	})
+	host, port, _ := strings.Cut(dst, ":")
+	if err := nodes[src].Do(ctx, "migrate", host, port, "", 0, 5000, "keys", head, rec).Err(); err != nil {
+		t.Fatalf("MIGRATE: %v", err)
+	}
+	if err := nodes[src].HGet(ctx, head, "seq").Err(); err == nil || !strings.HasPrefix(err.Error(), "ASK ") {
+		t.Fatalf("HGET of a moved key on its slot's old primary: %v; want an ASK redirection", err)
+	}
+
+	if h, err := ro.AuditHead(ctx); err != nil || h.Seq != 2 || h.Hash != "h2" {
+		t.Errorf("AuditHead of a read-only Store while the slot moves: %+v, %v; want seq 2", h, err)
+	}
+	if recs, err := ro.ReadAudit(ctx, 1, 10); err != nil || len(recs) != 2 {
+		t.Errorf("ReadAudit of a read-only Store while the slot moves: %d records, %v; want 2", len(recs), err)
+	}
+	if n, err := ro.AuditStrayAfterHead(ctx); err != nil || n != 0 {
+		t.Errorf("AuditStrayAfterHead of a read-only Store while the slot moves: %d, %v", n, err)
+	}
+	// A write is still refused, redirected or not.
+	err = ro.AppendAudit(ctx, store.AuditRecord{Seq: 3, PrevHash: "h2", Hash: "h3", Body: []byte(`{"seq":3}`)})
+	if !errors.Is(err, ErrReadOnly) {
+		t.Errorf("AppendAudit of a read-only Store while the slot moves: %v; want ErrReadOnly", err)
+	}
+	if h, err := w.AuditHead(ctx); err != nil || h.Seq != 2 {
+		t.Errorf("the chain's head after the read-only Store's refusals: %+v, %v; want seq 2", h, err)
+	}
+}
