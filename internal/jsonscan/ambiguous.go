@@ -81,8 +81,10 @@ func (d *Dup) Path() string {
 
 // Param is the member's path as OpenAI's errors name a member in their
 // "param", each array's element by its index:
-// "messages[2].tool_calls[0].function.name". A path cut short at
-// maxDepth levels is named from the top as far as it was kept.
+// "messages[2].tool_calls[0].function.name". The path is kept as the
+// walk unwinds, innermost level first, so one more than maxDepth levels
+// deep loses its outermost levels: it reads from a level below the top
+// (no Level of paygate's is that deep; ReadChat's are three).
 func (d *Dup) Param() string {
 	var b strings.Builder
 	for i := d.depth - 1; i >= 0; i-- {
