@@ -215,7 +215,9 @@ func (s *Store) dueOf(ctx context.Context, keys []string, nowMs int64, kinds ...
 
 // statsPasses bounds OutboxStats' reads of the index: a move ends in a
 // queue the index names by the next read, so one pass after the first
-// finds it unless the outbox keeps moving.
+// finds it unless the outbox keeps moving (or an index entry stays behind
+// its empty queue after a failed sync: read again on each pass until a
+// read of due events heals it or the next write on that queue).
 const statsPasses = 3
 
 // scanWindow is how many due index entries a read that skips heads of other
@@ -436,7 +438,10 @@ func (s *Store) OutboxHeads(ctx context.Context, prefixes ...string) ([]store.Ev
 // acknowledged where it was) otherwise counted nowhere: Pending read 0
 // while it was being delivered. Counted in both queues instead, for as
 // long as the move takes, it is the safe side for a reader waiting for
-// the outbox to drain.
+// the outbox to drain. A key read empty is read again while the index
+// names it: the index names only queues that hold events, so its entry is
+// one not yet told of a change, such as the acknowledgement of a delivery
+// queue's last event just before an event moves there.
 func (s *Store) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
 	var st store.OutboxStats
 	var heads []headState
@@ -450,14 +455,16 @@ func (s *Store) OutboxStats(ctx context.Context) (store.OutboxStats, error) {
 		if len(keys) == 0 {
 			break
 		}
-		for _, k := range keys {
-			seen[k] = true
-		}
 		more, err := s.readHeads(ctx, keys)
 		if err != nil {
 			return st, err
 		}
-		heads = append(heads, more...)
+		for _, h := range more {
+			if h.head != nil {
+				seen[h.key] = true
+				heads = append(heads, h)
+			}
+		}
 	}
 	for _, h := range heads {
 		if h.head == nil {
