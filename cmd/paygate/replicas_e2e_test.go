@@ -121,8 +121,14 @@ func TestReplicasShareApprovalsAndAnnouncements(t *testing.T) {
 		t.Errorf("payment_confirmed announced again at replica 2: %s", again.Get("paygate").Raw)
 	}
 
+	// The payment's record is appended by a replica's audit worker after
+	// the notification was answered: the chain is read once it holds all
+	// three steps (a count of records let it be read with the creation,
+	// the approval and the awaiting_payment that follows it, before the
+	// payment).
+	want := []string{"order.created", "order.approved", "order.paid"}
 	var entries []gjson.Result
-	awaitCondition(t, "the creation and the approval in the audit chain", 20*time.Second, func() bool {
+	awaitCondition(t, "the creation, the approval and the payment in the audit chain", 20*time.Second, func() bool {
 		for _, a := range apps {
 			a.audit.worker.Wake()
 		}
@@ -131,12 +137,19 @@ func TestReplicasShareApprovalsAndAnnouncements(t *testing.T) {
 			return false
 		}
 		entries = entries[:0]
+		held := map[string]bool{}
 		for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
 			if e := gjson.Parse(l); e.Get("body.order_no").Str == no {
 				entries = append(entries, e)
+				held[e.Get("body.action").Str] = true
 			}
 		}
-		return len(entries) >= 3
+		for _, w := range want {
+			if !held[w] {
+				return false
+			}
+		}
+		return true
 	})
 	if _, err := audit.Verify(ctx, apps[2].store, audit.VerifyOptions{}); err != nil {
 		t.Errorf("audit chain appended by three replicas: %v", err)
@@ -145,9 +158,9 @@ func TestReplicasShareApprovalsAndAnnouncements(t *testing.T) {
 	for _, e := range entries {
 		actions = append(actions, e.Get("body.action").Str)
 	}
-	for _, want := range []string{"order.created", "order.approved", "order.paid"} {
-		if n := strings.Count(strings.Join(actions, " "), want); n != 1 {
-			t.Errorf("audit actions of %s: %v; want %s once", no, actions, want)
+	for _, w := range want {
+		if n := strings.Count(strings.Join(actions, " "), w); n != 1 {
+			t.Errorf("audit actions of %s: %v; want %s once", no, actions, w)
 		}
 	}
 }
