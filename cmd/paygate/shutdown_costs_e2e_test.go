@@ -42,8 +42,14 @@ func TestShutdownKeepsCutTurnsCosts(t *testing.T) {
 			if driver == "redis" {
 				storeCfg = `{driver: redis, redis: {addrs: ["` + testdrivers.RedisAddr() + `"], key_prefix: "` + place.Prefix + `"}}`
 			}
+			// 8 s: the close after a drain of budget gets closeFloor of it
+			// (a quarter, at most 2 s) less cutReserve (250 ms). A 2 s drain
+			// left the ledger's writer 250 ms, and a stall of 200 ms in it
+			// (under -race on a loaded CI machine) had the store closed
+			// under 39 of the 40 costs; 8 s gives it the 1.75 s the default
+			// shutdown_timeout gives.
 			src := `
-server: {listen: "127.0.0.1:0", admin_listen: "off", shutdown_timeout: 2s}
+server: {listen: "127.0.0.1:0", admin_listen: "off", shutdown_timeout: 8s}
 clients: [{name: bot, key: ` + e2eClientKey + `}]
 store: ` + storeCfg + `
 privacy: {hash_key: fixed-key-for-this-test}
