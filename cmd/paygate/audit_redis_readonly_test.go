@@ -2,97 +2,20 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/paygate/paygate/internal/redistest"
 	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/store/testdrivers"
 )
-
-// redisState is every key under prefix with its type, its contents and its
-// absolute expiry (PEXPIRETIME), so that two reads of unchanged keys are
-// equal however far apart.
-func redisState(t *testing.T, c *goredis.Client, prefix string) map[string]string {
-	t.Helper()
-	ctx := context.Background()
-	out := map[string]string{}
-	iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
-		typ, err := c.Type(ctx, k).Result()
-		if err != nil {
-			t.Fatalf("TYPE %s: %v", k, err)
-		}
-		v := keyValue(t, c, typ, k)
-		at, err := c.PExpireTime(ctx, k).Result()
-		if err != nil {
-			t.Fatalf("PEXPIRETIME %s: %v", k, err)
-		}
-		out[k] = fmt.Sprintf("%s %v expires %d", typ, v, at.Milliseconds())
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// keyValue is key's contents as a comparable value: DUMP's serialisation is
-// not, as a read may move a large hash's incremental rehash on, and with
-// it the order DUMP writes the fields in.
-func keyValue(t *testing.T, c *goredis.Client, typ, key string) any {
-	t.Helper()
-	ctx := context.Background()
-	var v any
-	var err error
-	switch typ {
-	case "string":
-		v, err = c.Get(ctx, key).Result()
-	case "hash":
-		v, err = c.HGetAll(ctx, key).Result() // a map: printed in key order
-	case "list":
-		v, err = c.LRange(ctx, key, 0, -1).Result()
-	case "set":
-		var m []string
-		m, err = c.SMembers(ctx, key).Result()
-		slices.Sort(m)
-		v = m
-	case "zset":
-		v, err = c.ZRangeWithScores(ctx, key, 0, -1).Result()
-	default:
-		t.Fatalf("%s: a key of type %s", key, typ)
-	}
-	if err != nil {
-		t.Fatalf("read %s: %v", key, err)
-	}
-	return v
-}
-
-// stateDiff names the keys added, removed or changed from a to b.
-func stateDiff(a, b map[string]string) []string {
-	var d []string
-	for k, v := range b {
-		if w, ok := a[k]; !ok {
-			d = append(d, "added "+k)
-		} else if w != v {
-			d = append(d, "changed "+k)
-		}
-	}
-	for k := range a {
-		if _, ok := b[k]; !ok {
-			d = append(d, "removed "+k)
-		}
-	}
-	return d
-}
 
 func redisClient(t *testing.T) *goredis.Client {
 	t.Helper()
@@ -145,7 +68,7 @@ func TestAuditLeavesRedisUnchanged(t *testing.T) {
 			if c.before != nil {
 				c.before(f, rc)
 			}
-			before := redisState(t, rc, f.prefix)
+			before := redistest.PrefixState(t, rc, f.prefix)
 			if ttl := rc.PTTL(ctx, f.prefix+"{audit}:t:5").Val(); ttl <= 0 {
 				t.Fatalf("the text's key has no expiry (%v): the check would miss one changed", ttl)
 			}
@@ -161,7 +84,7 @@ func TestAuditLeavesRedisUnchanged(t *testing.T) {
 				if args[0] == "verify" && !strings.Contains(out, "audit chain ok: 5 records") {
 					t.Errorf("audit %s: %q; want the chain's 5 records verified", strings.Join(args, " "), out)
 				}
-				if d := stateDiff(before, redisState(t, rc, f.prefix)); len(d) > 0 {
+				if d := redistest.DiffState(before, redistest.PrefixState(t, rc, f.prefix)); len(d) > 0 {
 					t.Errorf("audit %s changed the keys it read: %v", strings.Join(args, " "), d)
 				}
 			}
@@ -218,13 +141,13 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 				}
 			})
 		}
-		if got := redisState(t, rc, mistyped); len(got) > 0 {
-			t.Errorf("audit left keys under the mistyped prefix: %v", stateDiff(nil, got))
+		if got := redistest.PrefixState(t, rc, mistyped); len(got) > 0 {
+			t.Errorf("audit left keys under the mistyped prefix: %v", redistest.DiffState(nil, got))
 		}
 		db3 := goredis.NewClient(&goredis.Options{Addr: testdrivers.RedisAddr(), DB: 3})
 		defer db3.Close()
-		if got := redisState(t, db3, f.prefix); len(got) > 0 {
-			t.Errorf("audit left keys in the mistyped db: %v", stateDiff(nil, got))
+		if got := redistest.PrefixState(t, db3, f.prefix); len(got) > 0 {
+			t.Errorf("audit left keys in the mistyped db: %v", redistest.DiffState(nil, got))
 			for k := range got {
 				db3.Del(context.Background(), k) // the shared Redis's db 3 is no test's
 			}

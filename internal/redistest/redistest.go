@@ -1,7 +1,9 @@
 // Package redistest starts private Redis processes for tests: servers on
 // free loopback ports in the test's temporary directory, and a Sentinel set
 // (a master, its replica and one sentinel), all killed and removed when the
-// test ends. It is for tests only.
+// test ends; and PrefixState, a comparable picture of the keys under a
+// prefix, for tests that prove a command left Redis as it found it. It is
+// for tests only.
 //
 // Without redis-server and redis-cli a test is skipped on a developer's
 // machine and fails when CI is set, as the store tests' own helpers do.

@@ -5,91 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/paygate/paygate/internal/redistest"
 	"github.com/paygate/paygate/store"
 )
-
-// prefixState is every key under prefix with its type, its contents and its
-// absolute expiry (PEXPIRETIME), so that two reads of unchanged keys are
-// equal however far apart.
-func prefixState(t *testing.T, c goredis.UniversalClient, prefix string) map[string]string {
-	t.Helper()
-	ctx := context.Background()
-	out := map[string]string{}
-	iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
-		typ, err := c.Type(ctx, k).Result()
-		if err != nil {
-			t.Fatalf("TYPE %s: %v", k, err)
-		}
-		v := keyValue(t, c, typ, k)
-		at, err := c.PExpireTime(ctx, k).Result()
-		if err != nil {
-			t.Fatalf("PEXPIRETIME %s: %v", k, err)
-		}
-		out[k] = fmt.Sprintf("%s %v expires %d", typ, v, at.Milliseconds())
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// keyValue is key's contents as a comparable value: DUMP's serialisation is
-// not, as a read may move a large hash's incremental rehash on, and with
-// it the order DUMP writes the fields in.
-func keyValue(t *testing.T, c goredis.UniversalClient, typ, key string) any {
-	t.Helper()
-	ctx := context.Background()
-	var v any
-	var err error
-	switch typ {
-	case "string":
-		v, err = c.Get(ctx, key).Result()
-	case "hash":
-		v, err = c.HGetAll(ctx, key).Result() // a map: printed in key order
-	case "list":
-		v, err = c.LRange(ctx, key, 0, -1).Result()
-	case "set":
-		var m []string
-		m, err = c.SMembers(ctx, key).Result()
-		slices.Sort(m)
-		v = m
-	case "zset":
-		v, err = c.ZRangeWithScores(ctx, key, 0, -1).Result()
-	default:
-		t.Fatalf("%s: a key of type %s", key, typ)
-	}
-	if err != nil {
-		t.Fatalf("read %s: %v", key, err)
-	}
-	return v
-}
-
-// diffState names the keys added, removed or changed from a to b.
-func diffState(a, b map[string]string) []string {
-	var d []string
-	for k, v := range b {
-		if w, ok := a[k]; !ok {
-			d = append(d, "added "+k)
-		} else if w != v {
-			d = append(d, "changed "+k)
-		}
-	}
-	for k := range a {
-		if _, ok := b[k]; !ok {
-			d = append(d, "removed "+k)
-		}
-	}
-	return d
-}
 
 // TestReadOnlyStoreWritesNothing: a Store opened with ReadOnly (`paygate
 // audit`) reads a deployment's keys and writes none: its Open set the
@@ -114,8 +38,8 @@ func TestReadOnlyStoreWritesNothing(t *testing.T) {
 			t.Errorf("HoldsDeployment of an empty prefix: %v %v; want false", ok, err)
 		}
 		_ = ro.Close()
-		if got := prefixState(t, c, empty); len(got) != 0 {
-			t.Errorf("a read-only Store (owner %q) left keys under a prefix that had none: %v", owner, diffState(nil, got))
+		if got := redistest.PrefixState(t, c, empty); len(got) != 0 {
+			t.Errorf("a read-only Store (owner %q) left keys under a prefix that had none: %v", owner, redistest.DiffState(nil, got))
 		}
 	}
 
@@ -156,7 +80,7 @@ func TestReadOnlyStoreWritesNothing(t *testing.T) {
 	if ok, err := w.HoldsDeployment(ctx); err != nil || !ok {
 		t.Fatalf("HoldsDeployment of a deployment's prefix: %v %v; want true", ok, err)
 	}
-	before := prefixState(t, c, prefix)
+	before := redistest.PrefixState(t, c, prefix)
 
 	ro = openOn(t, nil, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix, ReadOnly: true})
 	if err := ro.Ping(ctx); err != nil {
@@ -214,7 +138,7 @@ func TestReadOnlyStoreWritesNothing(t *testing.T) {
 			t.Errorf("%s on a read-only Store: %v is store.ErrUnavailable, which callers retry", wr.name, err)
 		}
 	}
-	if d := diffState(before, prefixState(t, c, prefix)); len(d) > 0 {
+	if d := redistest.DiffState(before, redistest.PrefixState(t, c, prefix)); len(d) > 0 {
 		t.Errorf("a read-only Store changed the deployment's keys: %v", d)
 	}
 }
