@@ -21,10 +21,16 @@ import (
 //     that hold k bytes or more together are masked, the mark too.
 //
 // OpenAI's own mask (sk-abc***wxyz) and a prefix keys share (sk-proj-)
-// keep less than k, and are left as they are.
+// keep less than k, and are left as they are. So is a stretch that holds
+// fewer than own bytes of v past its common prefix (commonPrefix): for a
+// short secret, more than half of it may be mostly what every value of its
+// kind shares ("paygate-redis": "paygate-r" is 9 bytes, but "paygate-"
+// is the project's name and "paygate-request" no echo of the password).
 type partialSecret struct {
-	v string
-	k int // partialLen(v)
+	v   string
+	k   int // partialLen(v)
+	pre int // len(commonPrefix(v))
+	own int // the fewest bytes of v past pre a span holds: min(ownMin, len(v)-pre)
 	// blocks are v's stretches of (k+1)/2 bytes at offsets 0, b, 2b…
 	// (at is each one's offset): a stretch of v of k bytes or more holds
 	// one of them whole, so text without any holds no such stretch.
@@ -50,9 +56,72 @@ const headTail = 4
 // that a short secret's few first letters are no word's.
 func partialLen(s string) int { return max(len(s)/2+1, 8) }
 
+// ownMin is the fewest bytes of a secret past its common prefix that a
+// partial echo must hold to be masked (all of them when it has fewer): a
+// prefix and a byte or two more is what text naming the prefix holds.
+const ownMin = 6
+
+// commonPrefixes are prefixes keys of a kind share, longest first.
+var commonPrefixes = []string{
+	"sk-svcacct-", "sk-admin-", "sk-proj-", "sk-ant-", "sk_live_", "sk_test_", "rk_live_", "rk_test_", "sk-",
+}
+
+// commonPrefix is the start of v that values of its kind share and text
+// that names the kind holds too: a known key prefix (commonPrefixes), or a
+// word of 2 to 8 letters and the mark after it ("Bearer ", "Basic ",
+// "Bearer%20", "ghp_", "paygate-"). "" when v starts with neither.
+func commonPrefix(v string) string {
+	for _, p := range commonPrefixes {
+		if strings.HasPrefix(v, p) {
+			return p
+		}
+	}
+	i := 0
+	for i < len(v) && i <= 8 && ('a' <= v[i] && v[i] <= 'z' || 'A' <= v[i] && v[i] <= 'Z') {
+		i++
+	}
+	if i < 2 || i > 8 || i == len(v) {
+		return ""
+	}
+	switch {
+	case strings.HasPrefix(v[i:], "%20"):
+		return v[:i+3]
+	case strings.IndexByte("-_ +:", v[i]) >= 0:
+		return v[:i+1]
+	}
+	return ""
+}
+
+// schemeCredential is the credential of v when v is a header value with
+// an auth scheme ("Bearer cfut_…", "Basic dXNl…", as written in a URL's
+// query "Bearer%20…"): a scheme word, one space, and a credential without
+// one. Its partial echo is the credential's (NewRedactorMin): the scheme
+// is what every such value shares, and with a short credential ("Bearer
+// EMPTY") more than half of the value was the scheme and a letter or two
+// of any word ("Use Bearer Error").
+func schemeCredential(v string) (string, bool) {
+	scheme, cred, ok := strings.Cut(v, " ")
+	if !ok {
+		scheme, cred, ok = strings.Cut(v, "%20")
+	}
+	if !ok || len(scheme) < 2 || len(scheme) > 20 || cred == "" || strings.ContainsAny(cred, " \t") || strings.Contains(cred, "%20") {
+		return "", false
+	}
+	for i := 0; i < len(scheme); i++ {
+		switch c := scheme[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '-'):
+		default:
+			return "", false
+		}
+	}
+	return cred, true
+}
+
 func newPartialSecret(v string) *partialSecret {
 	k := partialLen(v)
-	p := &partialSecret{v: v, k: k, maxSpan: 2 * len(v)}
+	pre := len(commonPrefix(v))
+	p := &partialSecret{v: v, k: k, pre: pre, own: min(ownMin, len(v)-pre), maxSpan: 2 * len(v)}
 	bl := (k + 1) / 2
 	for o := 0; o+bl <= len(v); o += bl {
 		p.blocks = append(p.blocks, v[o:o+bl])
@@ -97,7 +166,9 @@ func (p *partialSecret) spans(s string, yield func(lo, hi int) bool) {
 			for hi < len(s) && o+(hi-at) < len(v) && s[hi] == v[o+(hi-at)] {
 				hi++
 			}
-			if hi-lo >= p.k && !yield(lo, hi) {
+			// v[vlo:vhi] is the stretch echoed.
+			vlo, vhi := o-(at-lo), o+(hi-at)
+			if hi-lo >= p.k && vhi-max(vlo, p.pre) >= p.own && !yield(lo, hi) {
 				return
 			}
 			i = at + 1
@@ -117,7 +188,8 @@ func (p *partialSecret) spans(s string, yield func(lo, hi int) bool) {
 			hi++
 		}
 		i = lo + 1
-		if hi-lo >= p.k {
+		headOwn := max(0, hi-lo-p.pre) // v's bytes past its prefix in it
+		if hi-lo >= p.k && headOwn >= p.own {
 			continue // a stretch the blocks found
 		}
 		// A suffix of v that ends within len(v) bytes of the prefix and
@@ -133,7 +205,8 @@ func (p *partialSecret) spans(s string, yield func(lo, hi int) bool) {
 			for start > 0 && end-start < len(v) && win[start-1] == v[len(v)-(end-start)-1] {
 				start--
 			}
-			if start <= len(v) && (hi-lo)+(end-start) >= p.k && !yield(lo, hi+end) {
+			own := headOwn + min(end-start, len(v)-p.pre)
+			if start <= len(v) && (hi-lo)+(end-start) >= p.k && own >= p.own && !yield(lo, hi+end) {
 				return
 			}
 			w += m + 1

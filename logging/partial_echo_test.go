@@ -133,3 +133,47 @@ func TestRedactorHasFindsEveryValue(t *testing.T) {
 		t.Error("Has is true for text without a secret")
 	}
 }
+
+// TestRedactorPartialRuleSkipsCommonPrefixes: the partial rule masks more
+// than half of a secret of 12 bytes or more, but for a short one the half
+// is mostly what every value of its kind shares: a header's scheme
+// ("Bearer EMPTY", a local provider's placeholder in providers[].headers,
+// or in a webhook URL's query), a key's prefix (sk-proj-), a password's
+// common word (paygate-redis). Text that holds only that and a few bytes
+// more ("Use Bearer Error") was mangled ("Use [REDACTED]rror") in the
+// error a bot reads and in the log. Such text is left as it is; the whole
+// value, and a stretch with enough of the secret's own bytes, are still
+// masked, and a scheme's long credential is masked in part on its own.
+func TestRedactorPartialRuleSkipsCommonPrefixes(t *testing.T) {
+	tests := []struct {
+		secret, text, want string
+	}{
+		{"Bearer EMPTY", "Use Bearer Error", "Use Bearer Error"},
+		{"Bearer EMPTY", "the Authorization header EMPTY", "the Authorization header EMPTY"},
+		{"Bearer EMPTY", "sent Bearer EMPTY.", "sent " + Mask + "."},
+		{"Bearer%20EMPTY", "GET /hook?auth=Bearer%20Error", "GET /hook?auth=Bearer%20Error"},
+		{"Bearer%20EMPTY", "GET /hook?auth=Bearer%20EMPTY", "GET /hook?auth=" + Mask},
+		{"Basic dXNlcjpwYXNz", "Basic dXNlcnMgYXJl", "Basic dXNlcnMgYXJl"},
+		{"paygate-redis", "paygate-request failed", "paygate-request failed"},
+		{"paygate-redis", "dial paygate-relay:8080", "dial paygate-relay:8080"},
+		{"paygate-redis", "AUTH paygate-redis refused", "AUTH " + Mask + " refused"},
+		{"paygate-redis", "AUTH ***aygate-redis refused", "AUTH ***" + Mask + " refused"},
+		{"sk-proj-ab12cd", "keys look like sk-proj-a…", "keys look like sk-proj-a…"},
+		{"sk-proj-ab12cd", "key ***j-ab12cd refused", "key ***" + Mask + " refused"},
+		// A scheme's credential of 12 bytes or more keeps the partial
+		// rule, on its own.
+		{"Bearer cfut_0123456789abcdef", "invalid token cfut_0123456789ab***", "invalid token " + Mask + "***"},
+		{"Bearer cfut_0123456789abcdef", "Use Bearer cfut_0… as shown", "Use Bearer cfut_0… as shown"},
+	}
+	for _, min := range []int{4, ClientMinSecret} {
+		for _, tc := range tests {
+			r := NewRedactorMin([]string{tc.secret}, min)
+			if got := r.Values(tc.text); got != tc.want {
+				t.Errorf("min %d, secret %q: Values(%q) = %q; want %q", min, tc.secret, tc.text, got, tc.want)
+			}
+			if has := r.Has([]byte(tc.text)); has != (tc.want != tc.text) {
+				t.Errorf("min %d, secret %q: Has(%q) = %v", min, tc.secret, tc.text, has)
+			}
+		}
+	}
+}

@@ -98,6 +98,15 @@ func NewRedactorMin(secrets []string, minLen int) *Redactor {
 		if len(s) < max(minLen, ClientMinSecret) {
 			continue
 		}
+		if cred, ok := schemeCredential(s); ok {
+			// A header value "Scheme cred": most of it echoed is most of
+			// its credential echoed, if that is long enough to be a key
+			// (config lists it on its own too); the value whole is
+			// masked above.
+			if s = cred; len(s) < max(minLen, ClientMinSecret) {
+				continue
+			}
+		}
 		for _, f := range append([]string{s}, encodedForms(s)...) {
 			if !seen[f] {
 				seen[f] = true
