@@ -50,7 +50,9 @@ func PublishHead(ctx context.Context, st store.Audit, every time.Duration, m *Me
 // has made its last append: the records appended since the last interval's
 // publication were otherwise in no outside record, so a chain cut from the
 // end while paygate was stopped (when the embedded file can be changed)
-// was published whole by the next start.
+// was published whole by the next start. What it publishes and logs is
+// the newest head published in the process: the worker may have appended
+// (and published) a record after the read (Metrics.setHead).
 func PublishHeadNow(ctx context.Context, st store.Audit, m *Metrics, log *slog.Logger) error {
 	if m == nil {
 		m = newMetrics()
@@ -62,7 +64,9 @@ func PublishHeadNow(ctx context.Context, st store.Audit, m *Metrics, log *slog.L
 	if err != nil {
 		return err
 	}
-	m.setHead(h)
+	// The head published: a record the worker appended since the read
+	// is newer than h (Metrics.setHead).
+	h = m.setHead(h)
 	// At info, but whatever log.level: the line is an outside record of
 	// the head, not chatter (logging.Always). Digests: a short configured
 	// secret of hex digits would otherwise be masked inside the hash

@@ -260,3 +260,113 @@ func TestPublishHeadNotMasked(t *testing.T) {
 		})
 	}
 }
+
+// heldHead is an audit store whose AuditHead reads the head, hands it to
+// read and answers it only once release is closed: the publisher's read
+// and its publication, with whatever the test does in between.
+type heldHead struct {
+	store.Audit
+	read    chan store.AuditHead
+	release chan struct{}
+}
+
+func (h heldHead) AuditHead(ctx context.Context) (store.AuditHead, error) {
+	hd, err := h.Audit.AuditHead(ctx)
+	h.read <- hd
+	<-h.release
+	return hd, err
+}
+
+// TestPublishHeadNeverMovesBack: PublishHeadNow reads the head, then
+// publishes it; the worker publishes each record it appends. A record
+// appended between the two had the publisher set the head it read before,
+// and paygate_audit_head_seq went from 3 back to 2 (an alert on its
+// decrease fired on a healthy chain), the info metric too. A head older
+// than the one published is not published: the gauge, the info metric and
+// the "audit head" line keep the newest.
+func TestPublishHeadNeverMovesBack(t *testing.T) {
+	e := newEnv(t, "embedded")
+	buildChain(t, e, 2)
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := make(lineSink, 4)
+	st := heldHead{Audit: e.store(), read: make(chan store.AuditHead), release: make(chan struct{})}
+	published := make(chan error, 1)
+	go func() {
+		published <- PublishHeadNow(context.Background(), st, m, slog.New(slog.NewJSONHandler(lines, nil)))
+	}()
+	if old := <-st.read; old.Seq != 2 {
+		t.Fatalf("publisher read head %d; want 2", old.Seq)
+	}
+	// The worker appends record 3 while the publisher holds head 2.
+	enqueue(t, e.store(), mustEvent(t, Action{Name: "order.paid", User: "oAlice", OrderNo: "PG9"}, ""))
+	drainAll(t, newTestWorker(t, e.store(), func(o *WorkerOptions) { o.Metrics = m }))
+	h, err := e.store().AuditHead(context.Background())
+	if err != nil || h.Seq != 3 {
+		t.Fatalf("head after the append: %+v %v; want seq 3", h, err)
+	}
+	if got := testutil.ToFloat64(m.head); got != 3 {
+		t.Fatalf("paygate_audit_head_seq after the append: %v; want 3", got)
+	}
+	close(st.release)
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.head); got != 3 {
+		t.Errorf("paygate_audit_head_seq after the publisher's late set: %v; want 3, never back to 2", got)
+	}
+	if info, ok := m.headInfo.get(); !ok || info != h {
+		t.Errorf("paygate_audit_head_info %+v; want %+v", info, h)
+	}
+	var l struct {
+		Msg  string `json:"msg"`
+		Seq  uint64 `json:"seq"`
+		Head string `json:"head"`
+	}
+	if err := json.Unmarshal([]byte(<-lines), &l); err != nil {
+		t.Fatal(err)
+	}
+	if l.Msg != "audit head" || l.Seq != 3 || l.Head != FormatHead(h) {
+		t.Errorf("logged %+v; want the head published, %s", l, FormatHead(h))
+	}
+}
+
+// TestSetHeadIsMonotonic: within a process the published head only moves
+// on; one at the same sequence with another hash (a last record replaced)
+// is published, as TestHeadInfoMetricCarriesHash needs.
+func TestSetHeadIsMonotonic(t *testing.T) {
+	hd := func(seq uint64, c string) store.AuditHead {
+		return store.AuditHead{Seq: seq, Hash: strings.Repeat(c, 64)}
+	}
+	tests := []struct {
+		name string
+		sets []store.AuditHead
+		want store.AuditHead
+	}{
+		{"forward", []store.AuditHead{hd(1, "a"), hd(2, "b"), hd(5, "c")}, hd(5, "c")},
+		{"a late older head", []store.AuditHead{hd(2, "a"), hd(3, "b"), hd(2, "a")}, hd(3, "b")},
+		{"the empty chain after one", []store.AuditHead{hd(4, "a"), {}}, hd(4, "a")},
+		{"same seq, other hash", []store.AuditHead{hd(3, "a"), hd(3, "f")}, hd(3, "f")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMetrics()
+			var got store.AuditHead
+			for _, h := range tc.sets {
+				got = m.setHead(h)
+			}
+			if got != tc.want {
+				t.Errorf("setHead returned %+v; want %+v", got, tc.want)
+			}
+			if g := testutil.ToFloat64(m.head); g != float64(tc.want.Seq) {
+				t.Errorf("paygate_audit_head_seq %v; want %d", g, tc.want.Seq)
+			}
+			if h, _ := m.headInfo.get(); h != tc.want {
+				t.Errorf("head info %+v; want %+v", h, tc.want)
+			}
+		})
+	}
+}

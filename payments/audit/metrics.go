@@ -59,10 +59,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 // setHead publishes h in both head metrics: the sequence gauge and the info
-// gauge that carries the hash.
-func (m *Metrics) setHead(h store.AuditHead) {
-	m.head.Set(float64(h.Seq))
-	m.headInfo.set(h)
+// series, and returns the head now published. The worker publishes each
+// record it appends and the publisher the head it read, and a record may be
+// appended between the publisher's read and its set: the head published
+// never moves back within a process, so one older than it (fewer records)
+// is ignored and the published one returned. paygate_audit_head_seq went
+// back from 3 to 2 otherwise, and an alert on its decrease fired on a
+// healthy chain. A chain cut from the end is the worker's alarm (`audit
+// chain cut`), not the gauge's; a head at the same sequence with another
+// hash (a last record replaced) is published.
+func (m *Metrics) setHead(h store.AuditHead) store.AuditHead {
+	return m.headInfo.set(h, m.head)
 }
 
 // headInfo is paygate_audit_head_info{seq="N",hash="H"} 1: one series, the
@@ -76,10 +83,25 @@ type headInfo struct {
 	ok   bool // a head was published
 }
 
-func (i *headInfo) set(h store.AuditHead) {
+// set publishes h in i and in gauge seq, unless a later head is
+// published, and returns the head published. Both are set under i's lock,
+// so two sets in a race leave them agreeing.
+func (i *headInfo) set(h store.AuditHead, seq prometheus.Gauge) store.AuditHead {
 	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.ok && h.Seq < i.h.Seq {
+		return i.h
+	}
 	i.h, i.ok = h, true
-	i.mu.Unlock()
+	seq.Set(float64(h.Seq))
+	return h
+}
+
+// get is the head published; false before any.
+func (i *headInfo) get() (store.AuditHead, bool) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.h, i.ok
 }
 
 // Describe implements prometheus.Collector.
