@@ -100,18 +100,21 @@ func TestRedactorCutKeepsAPartialEchoWhole(t *testing.T) {
 // without a secret the copy of masking it (sseErrorMask.values); text it
 // calls clean must be text Values leaves as it is, for every part of a key
 // echoed alone or as its start and end around a mark.
+// Keys with a common prefix (commonPrefix) too, whose spans must hold
+// bytes past it.
 func TestRedactorHasAgreesWithValues(t *testing.T) {
-	const key = "sk-provA-CANARY-0123456789abcdef"
-	r := NewRedactorMin([]string{key}, ClientMinSecret)
-	check := func(text string) {
-		if changed := r.Values(text) != text; changed != r.Has([]byte(text)) {
-			t.Errorf("Has(%q) = %v; Values changes it: %v", text, !changed, changed)
+	for _, key := range []string{"sk-provA-CANARY-0123456789abcdef", "sk-proj-ab12cd34", "paygate-redis", "Bearer cfut_0123456789abcdef"} {
+		r := NewRedactorMin([]string{key}, ClientMinSecret)
+		check := func(text string) {
+			if changed := r.Values(text) != text; changed != r.Has([]byte(text)) {
+				t.Errorf("Has(%q) = %v; Values changes it: %v", text, !changed, changed)
+			}
 		}
-	}
-	for i := 0; i < len(key); i++ {
-		for j := i + 1; j <= len(key); j++ {
-			check("key *" + key[i:j] + "* refused")
-			check("key " + key[:i] + "***" + key[j:] + " refused")
+		for i := 0; i < len(key); i++ {
+			for j := i + 1; j <= len(key); j++ {
+				check("key *" + key[i:j] + "* refused")
+				check("key " + key[:i] + "***" + key[j:] + " refused")
+			}
 		}
 	}
 }
