@@ -433,18 +433,28 @@ type lost struct {
 // also those of longer numbers, told apart below), all of them, however
 // many other orders' events wait. A Redis outbox is read as a list of keys, then their
 // heads, not in one step: a read made while a concurrent resend queued its
-// event (listing its key) and then cleared the dead letters can see neither.
-// So before it reports neither it reads once more: that read lists the keys
-// after the first one's heads were read, so it sees the event (or the
-// relay took it since). Were the event behind another on its queue, it is
-// not seen: the resend is refused rather than queued twice.
+// event (listing its key) and then cleared the dead letters can see neither,
+// and one made while a relay moved the event from the order's queue to its
+// delivery queue (unlisted while empty) sees the dead letters and no event
+// waiting, so that the given-up events were queued behind it (the merchant's
+// last word an earlier refund's total). So before it reports no event
+// waiting it reads once more: that read lists the keys after the first
+// one's heads were read, so it sees the event (or the relay took it since).
+// Were the event behind another on its queue, it is not seen: the resend
+// is refused rather than queued twice.
+// The second read can itself meet the first race: a concurrent resend
+// queued the dead letters the first read found, then cleared them. When it
+// finds nothing lost and nothing waiting, the first read's answer stands
+// (the dead letters are queued again under their own ids, which
+// EnqueueEventOnce finds still queued): refused, all but one of concurrent
+// resends of a lost event answered 409 "delivered" while it waited.
 func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope) (lost, error) {
 	want, ok := stateOf(encodeEvent(env, "", orderNo, time.Time{}).Payload)
 	if !ok {
 		return lost{}, fmt.Errorf("order %s: the %s event does not decode", orderNo, env.Type)
 	}
-	var l lost
-	for range 2 {
+	var l, first lost
+	for i := range 2 {
 		heads, err := r.store.OutboxHeads(ctx, deadKeys(orderNo), orderNo, QueuePrefix+orderNo)
 		if err != nil {
 			return lost{}, fmt.Errorf("read the outbox: %w", err)
@@ -506,9 +516,15 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 			return cmp.Or(cmp.Compare(gjson.GetBytes(a.Payload, total).Int(), gjson.GetBytes(b.Payload, total).Int()),
 				a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 		})
-		if l.dead > 0 || l.pending != nil {
+		if l.pending != nil {
 			return l, nil
 		}
+		if i == 0 {
+			first = l
+		}
+	}
+	if l.dead == 0 && l.refundAhead == nil && first.dead > 0 {
+		return first, nil
 	}
 	return l, nil
 }
