@@ -92,13 +92,24 @@ func commonPrefix(v string) string {
 	return ""
 }
 
+// authSchemes are the HTTP auth schemes schemeCredential knows, matched
+// without case: a header value's first word. Any other first word is part
+// of the secret (a password "correcthorse batterystaple" has a space too).
+var authSchemes = []string{
+	"Bearer", "Basic", "Token", "Digest", "Negotiate", "NTLM", "OAuth", "Bot",
+	"ApiKey", "Api-Key", "Key", "HOBA", "Mutual", "SSWS", "GenieKey", "DeepL-Auth-Key",
+}
+
 // schemeCredential is the credential of v when v is a header value with
 // an auth scheme ("Bearer cfut_…", "Basic dXNl…", as written in a URL's
-// query "Bearer%20…"): a scheme word, one space, and a credential without
-// one. Its partial echo is the credential's (NewRedactorMin): the scheme
-// is what every such value shares, and with a short credential ("Bearer
-// EMPTY") more than half of the value was the scheme and a letter or two
-// of any word ("Use Bearer Error").
+// query "Bearer%20…"): a known scheme word (authSchemes), one space, and a
+// credential without one. Its partial echo is the credential's
+// (NewRedactorMin): the scheme is what every such value shares, and with a
+// short credential ("Bearer EMPTY") more than half of the value was the
+// scheme and a letter or two of any word ("Use Bearer Error"). Only a
+// known scheme: the value of any secret with one space (a Redis password
+// "letmein Xy7#kQ2pZ") parsed as one, and its partial rule was its second
+// word's alone, or none when that was under 12 bytes.
 func schemeCredential(v string) (string, bool) {
 	scheme, cred, ok := strings.Cut(v, " ")
 	if !ok {
@@ -107,15 +118,12 @@ func schemeCredential(v string) (string, bool) {
 	if !ok || len(scheme) < 2 || len(scheme) > 20 || cred == "" || strings.ContainsAny(cred, " \t") || strings.Contains(cred, "%20") {
 		return "", false
 	}
-	for i := 0; i < len(scheme); i++ {
-		switch c := scheme[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
-		case i > 0 && ('0' <= c && c <= '9' || c == '-'):
-		default:
-			return "", false
+	for _, a := range authSchemes {
+		if strings.EqualFold(scheme, a) {
+			return cred, true
 		}
 	}
-	return cred, true
+	return "", false
 }
 
 func newPartialSecret(v string) *partialSecret {

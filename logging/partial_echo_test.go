@@ -180,3 +180,33 @@ func TestRedactorPartialRuleSkipsCommonPrefixes(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactorPartialRuleKeepsASecretWithASpace: a header value's scheme
+// ("Bearer …") is masked in part by its credential alone, but a secret
+// whose first word is no auth scheme is a secret whole: a Redis password
+// or admin token with one space, more than half of it echoed, stays
+// masked (it parsed as "scheme credential", and the partial rule covered
+// its second word alone, or nothing when that was under 12 bytes).
+func TestRedactorPartialRuleKeepsASecretWithASpace(t *testing.T) {
+	tests := []struct {
+		secret, text, want string
+	}{
+		{"correcthorse batterystaple", "WRONGPASS correcthorse battery", "WRONGPASS " + Mask},
+		{"letmein Xy7#kQ2pZ", "AUTH ein Xy7#kQ2pZ refused", "AUTH " + Mask + " refused"},
+		{"letmein%20Xy7#kQ2pZ", "GET /hook?pw=in%20Xy7#kQ2pZ", "GET /hook?pw=" + Mask},
+		// A known scheme, any case, still gets its credential's rule.
+		{"bearer EMPTY", "Use Bearer Error", "Use Bearer Error"},
+		{"Token EMPTYEMPTY", "Use Token EMPTor", "Use Token EMPTor"},
+	}
+	for _, min := range []int{4, ClientMinSecret} {
+		for _, tc := range tests {
+			r := NewRedactorMin([]string{tc.secret}, min)
+			if got := r.Values(tc.text); got != tc.want {
+				t.Errorf("min %d, secret %q: Values(%q) = %q; want %q", min, tc.secret, tc.text, got, tc.want)
+			}
+			if has := r.Has([]byte(tc.text)); has != (tc.want != tc.text) {
+				t.Errorf("min %d, secret %q: Has(%q) = %v", min, tc.secret, tc.text, has)
+			}
+		}
+	}
+}
