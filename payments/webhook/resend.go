@@ -442,19 +442,23 @@ type lost struct {
 // one's heads were read, so it sees the event (or the relay took it since).
 // Were the event behind another on its queue, it is not seen: the resend
 // is refused rather than queued twice.
-// The second read can itself meet the first race: a concurrent resend
-// queued the dead letters the first read found, then cleared them. When it
-// finds nothing lost and nothing waiting, the first read's answer stands
-// (the dead letters are queued again under their own ids, which
-// EnqueueEventOnce finds still queued): refused, all but one of concurrent
-// resends of a lost event answered 409 "delivered" while it waited.
+// The second read can itself meet the other race: a concurrent resend
+// queued the dead letters the first read found, then cleared them (or,
+// the first read having met that, the relay the resend woke moved its
+// event from the order's queue to the delivery queue). A second read that
+// finds nothing at all is followed by a third, which lists the keys after
+// both moves' copies. When the last read finds nothing lost and nothing
+// waiting, the first read's answer stands (the dead letters are queued
+// again under their own ids, which EnqueueEventOnce finds still queued):
+// refused, a resend answered 409 "delivered" while the event waited, and
+// an operator forcing a new id had the merchant deliver twice.
 func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope) (lost, error) {
 	want, ok := stateOf(encodeEvent(env, "", orderNo, time.Time{}).Payload)
 	if !ok {
 		return lost{}, fmt.Errorf("order %s: the %s event does not decode", orderNo, env.Type)
 	}
 	var l, first lost
-	for i := range 2 {
+	for i := range 3 {
 		heads, err := r.store.OutboxHeads(ctx, deadKeys(orderNo), orderNo, QueuePrefix+orderNo)
 		if err != nil {
 			return lost{}, fmt.Errorf("read the outbox: %w", err)
@@ -521,6 +525,8 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 		}
 		if i == 0 {
 			first = l
+		} else if l.dead > 0 || l.refundAhead != nil || len(l.others) > 0 || l.paid != nil {
+			break
 		}
 	}
 	if l.dead == 0 && l.refundAhead == nil && first.dead > 0 {
