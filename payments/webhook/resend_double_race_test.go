@@ -3,14 +3,7 @@ package webhook_test
 import (
 	"context"
 	"net/http"
-	"slices"
 	"testing"
-	"time"
-
-	goredis "github.com/redis/go-redis/v9"
-
-	"github.com/paygate/paygate/payments/webhook"
-	"github.com/paygate/paygate/store/testdrivers"
 )
 
 // TestResendTornTwiceStillFindsTheEvent: the order.paid was given up and
@@ -23,20 +16,9 @@ import (
 // again. Nothing was delivered; a 409 "delivered, add force=true" has the
 // operator force a new id, and the merchant deliver the goods twice.
 func TestResendTornTwiceStillFindsTheEvent(t *testing.T) {
-	if !slices.Contains(testdrivers.Names(t), "redis") {
-		t.Skip("needs Redis: the embedded store reads the outbox in one transaction")
-	}
+	st, hook := hookedRedis(t)
 	clk := newClock()
 	rc, up := downReceiver(t, clk.Now)
-	st := testdrivers.Open(t, "redis", nil)
-	rs, ok := st.(interface {
-		Client() goredis.UniversalClient
-	})
-	if !ok {
-		t.Fatalf("the redis driver's store %T has no client", st)
-	}
-	hook := &indexReadHook{}
-	rs.Client().AddHook(hook)
 	o, r := paidAndGivenUp(t, st, rc, clk, "PGRESENDTORN2")
 	before := len(rc.arrivals())
 
@@ -47,14 +29,7 @@ func TestResendTornTwiceStillFindsTheEvent(t *testing.T) {
 			moved <- nil
 			return
 		}
-		cp := ev
-		cp.Key = webhook.QueuePrefix + o.OrderNo
-		cp.Attempts, cp.NextAt, cp.LastError, cp.FailedAt = 0, time.Time{}, "", time.Time{}
-		_, err := st.EnqueueEventOnce(ctx, cp)
-		if err == nil {
-			err = st.AckEvent(ctx, o.OrderNo, ev.ID)
-		}
-		moved <- err
+		moved <- relayMove(ctx, st, o.OrderNo, ev)
 	}
 	var other resendAnswer
 	concurrent := func(context.Context) {

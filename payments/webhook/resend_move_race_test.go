@@ -42,6 +42,39 @@ func (h *indexReadHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) go
 	return next
 }
 
+// hookedRedis is a Redis store with an indexReadHook on its client; the
+// test is skipped without Redis (the embedded store reads the outbox in one
+// transaction: none of these races exists there).
+func hookedRedis(t *testing.T) (store.Store, *indexReadHook) {
+	t.Helper()
+	if !slices.Contains(testdrivers.Names(t), "redis") {
+		t.Skip("needs Redis: the embedded store reads the outbox in one transaction")
+	}
+	st := testdrivers.Open(t, "redis", nil)
+	rs, ok := st.(interface {
+		Client() goredis.UniversalClient
+	})
+	if !ok {
+		t.Fatalf("the redis driver's store %T has no client", st)
+	}
+	hook := &indexReadHook{}
+	rs.Client().AddHook(hook)
+	return st, hook
+}
+
+// relayMove moves ev, the head of order no's queue, to the order's delivery
+// queue as a relay does: a fresh copy appended there, then the original
+// acknowledged.
+func relayMove(ctx context.Context, st store.Store, no string, ev store.Event) error {
+	cp := ev
+	cp.Key = webhook.QueuePrefix + no
+	cp.Attempts, cp.NextAt, cp.LastError, cp.FailedAt = 0, time.Time{}, "", time.Time{}
+	if _, err := st.EnqueueEventOnce(ctx, cp); err != nil {
+		return err
+	}
+	return st.AckEvent(ctx, no, ev.ID)
+}
+
 // TestResendFindsTheRefundMovedWhileItReads: with the first refund's
 // refund.succeeded given up, a resend reads the order's queues while
 // another replica's relay moves the second refund's event from the
@@ -55,20 +88,9 @@ func (h *indexReadHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) go
 // it back behind the first, so the merchant's last word is the order's
 // refunded total.
 func TestResendFindsTheRefundMovedWhileItReads(t *testing.T) {
-	if !slices.Contains(testdrivers.Names(t), "redis") {
-		t.Skip("needs Redis: the embedded store reads the outbox in one transaction")
-	}
+	st, hook := hookedRedis(t)
 	clk := newClock()
 	rc, up := downReceiver(t, clk.Now)
-	st := testdrivers.Open(t, "redis", nil)
-	rs, ok := st.(interface {
-		Client() goredis.UniversalClient
-	})
-	if !ok {
-		t.Fatalf("the redis driver's store %T has no client", st)
-	}
-	hook := &indexReadHook{}
-	rs.Client().AddHook(hook)
 	ob := orders{t, st}
 	no := "PGRESENDMOVE"
 	up.Store(true)
@@ -90,16 +112,7 @@ func TestResendFindsTheRefundMovedWhileItReads(t *testing.T) {
 	// Another replica's relay moves it, as relays do: a copy appended to
 	// the delivery queue, then the original acknowledged.
 	moved := make(chan error, 1)
-	move := func(ctx context.Context) {
-		cp := ev
-		cp.Key = webhook.QueuePrefix + no
-		cp.Attempts, cp.NextAt, cp.LastError, cp.FailedAt = 0, time.Time{}, "", time.Time{}
-		_, err := st.EnqueueEventOnce(ctx, cp)
-		if err == nil {
-			err = st.AckEvent(ctx, no, ev.ID)
-		}
-		moved <- err
-	}
+	move := func(ctx context.Context) { moved <- relayMove(ctx, st, no, ev) }
 	hook.armed.Store(&move)
 	if a := postResend(t, r, no, ""); a.code/100 != 2 || a.Type != webhook.TypeRefundSucceeded {
 		t.Fatalf("resend while rf_second moves: %+v; want it accepted", a)
@@ -141,20 +154,9 @@ func TestResendFindsTheRefundMovedWhileItReads(t *testing.T) {
 // Redis). Now the first read's answer stands: it is told the one event
 // both queued, and the merchant gets it once.
 func TestResendReadingAgainMeetsAnotherResend(t *testing.T) {
-	if !slices.Contains(testdrivers.Names(t), "redis") {
-		t.Skip("needs Redis: the embedded store reads the outbox in one transaction")
-	}
+	st, hook := hookedRedis(t)
 	clk := newClock()
 	rc, up := downReceiver(t, clk.Now)
-	st := testdrivers.Open(t, "redis", nil)
-	rs, ok := st.(interface {
-		Client() goredis.UniversalClient
-	})
-	if !ok {
-		t.Fatalf("the redis driver's store %T has no client", st)
-	}
-	hook := &indexReadHook{}
-	rs.Client().AddHook(hook)
 	o, r := paidAndGivenUp(t, st, rc, clk, "PGRESENDREREAD")
 	before := len(rc.arrivals())
 
