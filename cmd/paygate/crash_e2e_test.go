@@ -7,14 +7,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +20,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/internal/freeport"
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/wxsim"
 	"github.com/paygate/paygate/store/testdrivers"
@@ -188,59 +186,10 @@ func crashKeys(t *testing.T) *wxsim.Keys {
 }
 
 // freeAddr is a loopback address nothing listens on now, so that every
-// paygate process of a test serves (and is notified) at the same one.
-//
-// It is below the kernel's ephemeral range (ip_local_port_range), where
-// no listener on port 0 and no outgoing connection's source port lands: a
-// port the kernel handed out for 127.0.0.1:0 and took back was, under the
-// whole suite's load, handed to another test's connection before the
-// paygate process bound it ("bind: address already in use"). Ports are not
-// handed out twice in one test binary.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	lo := ephemeralLow()
-	freeAddrMu.Lock()
-	defer freeAddrMu.Unlock()
-	for range 1000 {
-		port := 10000 + rand.IntN(lo-10000)
-		if freeAddrTaken[port] {
-			continue
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		addr := ln.Addr().String()
-		_ = ln.Close()
-		freeAddrTaken[port] = true
-		return addr
-	}
-	t.Fatalf("no free loopback port between 10000 and %d", lo)
-	return ""
-}
-
-var (
-	freeAddrMu    sync.Mutex
-	freeAddrTaken = map[int]bool{}
-)
-
-// ephemeralLow is the first port of the kernel's ephemeral range: 32768,
-// Linux's default, where /proc does not say (another system).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 32768
-	}
-	lo, err := strconv.Atoi(f[0])
-	if err != nil || lo <= 11000 {
-		return 32768
-	}
-	return lo
-}
+// paygate process of a test serves (and is notified) at the same one:
+// below the kernel's ephemeral range (freeport), where no other test's
+// connection takes it before the process binds it.
+func freeAddr(t *testing.T) string { return freeport.Addr(t) }
 
 // crashNode is one paygate deployment across processes: its config (the
 // real WeChat Pay backend against the simulator), and the process now

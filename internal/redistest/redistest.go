@@ -24,6 +24,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/paygate/paygate/internal/freeport"
 )
 
 // Bounds of the waits on the processes: generous, for a loaded CI machine.
@@ -52,29 +54,10 @@ func RequireBinaries(t testing.TB) {
 
 // freePort finds a loopback port that is free, and whose cluster bus port
 // (port+10000) is free too: a cluster-enabled server listens on both, and
-// keeping the pair costs nothing to a server outside a cluster.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		if p+10000 > 65535 {
-			continue
-		}
-		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
-		if err != nil {
-			continue
-		}
-		_ = bus.Close()
-		return p
-	}
-	t.Fatal("no free port pair")
-	return 0
-}
+// keeping the pair costs nothing to a server outside a cluster. Both are
+// below the kernel's ephemeral range (freeport), where no other test's
+// connection takes them before the server binds them.
+func freePort(t testing.TB) int { return freeport.Port(t, 10000) }
 
 var seq atomic.Int64
 
