@@ -96,8 +96,9 @@ const (
 	// refundCallTimeout bounds one confirmation's call to WeChat Pay,
 	// retries with the same out_refund_no included.
 	refundCallTimeout = 30 * time.Second
-	// refundQueryAfter: a refunding order untouched this long is asked about
-	// by the sweep (a notification normally arrives well before).
+	// refundQueryAfter: a refunding order untouched this long, whose
+	// refund was recorded this long ago, is asked about by the sweep (a
+	// notification normally arrives well before).
 	refundQueryAfter = time.Minute
 	// maxRefundReason is WeChat Pay's limit on the reason (string[1,80]),
 	// taken in bytes: its documents do not say whether that length counts
@@ -1324,7 +1325,9 @@ func (s *Service) sweepRefund(ctx context.Context, st *SweepStats, o *store.Orde
 	// call's (adopt), so no confirmation of this process is at it
 	// meanwhile either, however old its reservation (a tap going on
 	// under a dead process's writes nothing to the order). With a
-	// shared store, only one untouched for refundQueryAfter comes here.
+	// shared store, only one untouched for refundQueryAfter comes here,
+	// and its refund is asked about only once it was recorded that long
+	// ago (reconcileRefund): such a tap's order looks untouched.
 	if s.opts.SoleWriter {
 		done, ok := s.adopt(o.OrderNo)
 		if !ok {
@@ -1364,6 +1367,18 @@ func (s *Service) reconcileRefund(ctx context.Context, o *store.Order) (*store.O
 	}
 	if rec == nil || rec.OrderVersion != o.Version {
 		return s.reconcileUnrecorded(ctx, o)
+	}
+	if !s.opts.SoleWriter && s.now().Sub(rec.ConfirmedAt) < refundQueryAfter {
+		// Recorded less than refundQueryAfter ago: the confirmation that
+		// recorded it may be at WeChat Pay now (refundCallTimeout bounds
+		// it), on any replica. A tap that goes on under an earlier
+		// reservation writes nothing to the order, which looks as old as
+		// that reservation: asked about then, the refund was unknown (the
+		// tap's call on its way) and sent beside it, and a refusal of one
+		// of the two put the order back to paid while the other went
+		// through. The next sweep asks.
+		s.m.reconcile.WithLabelValues("refund", "recently_recorded").Inc()
+		return o, nil
 	}
 	rctx := withRefund(ctx, &rec.Proposal)
 	r, err := s.backend.QueryRefund(ctx, rec.Proposal.OutRefundNo)

@@ -1,0 +1,104 @@
+package payments_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/store"
+)
+
+// TestTapUnderAnOldReservationIsNotSweptByAnotherReplica: with a shared
+// store (Redis replicas) the sweep asks WeChat Pay about a refunding order
+// untouched for refundQueryAfter, judged by the order's UpdatedAt. A tap
+// that goes on under the reservation an earlier confirmation of its
+// proposal left (it reserved the order and stopped before spending the
+// user's word) writes nothing to the order, so the order looked untouched
+// for as long as that reservation was old while the tap's refund was on
+// its way to WeChat Pay. Another replica's sweep read the tap's refund
+// record, asked WeChat Pay (unknown: the tap's call had not arrived) and
+// sent it too under the same number. WeChat Pay refused the sweep's and
+// took the tap's a moment later: the sweep put the order back to paid
+// while its refund went through, and the user, told it was processing,
+// had an order another proposal could refund again.
+func TestTapUnderAnOldReservationIsNotSweptByAnotherReplica(t *testing.T) {
+	rt := &refusingRT{refuse: func(method, path string, nth int) bool {
+		return method == http.MethodPost && path == "/v3/refund/domestic/refunds" && nth == 1
+	}}
+	var opts payments.Options
+	var be *heldRefund
+	e := newEnv(t, envOptions{driver: "redis", storeClock: true,
+		client: func(c *wechatpay.Config) { c.Transport = rt },
+		service: func(o *payments.Options) {
+			// The first consumption fails: a confirmation that reserved
+			// its order and stopped there.
+			o.Store = &adoptStore{fullStore: o.Store.(fullStore), held: make(chan struct{}), goOn: make(chan struct{})}
+			be = &heldRefund{Backend: o.Backend, at: make(chan struct{}), release: make(chan struct{})}
+			o.Backend = be
+			opts = *o
+		}})
+	other := otherReplica(t, opts)
+	ctx := context.Background()
+	o := paidOrder(t, e, "oUser-tap-old-reservation", 1)
+	p := propose(t, e, o, 0)
+
+	if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err == nil {
+		t.Fatal("first confirmation: want its consumption's error")
+	}
+	if got := e.order(o.OrderNo); got.Status != store.StatusRefunding {
+		t.Fatalf("after the stopped tap the order is %s; want refunding", got.Status)
+	}
+	// The user taps again a while later, within the proposal's life.
+	e.clock.Advance(2 * time.Minute)
+
+	type answer struct {
+		res *payments.RefundResult
+		err error
+	}
+	confirmed := make(chan answer, 1)
+	go func() {
+		res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
+		confirmed <- answer{res, err}
+	}()
+	select {
+	case <-be.at: // recorded, on its way to WeChat Pay
+	case a := <-confirmed:
+		t.Fatalf("second confirmation ended before sending: %+v, %v", a.res, a.err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the tap never sent its refund")
+	}
+	if _, err := other.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(be.release)
+	var a answer
+	select {
+	case a = <-confirmed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("second confirmation did not end")
+	}
+	got := e.order(o.OrderNo)
+	refunds := e.sim.RefundCount(o.OrderNo)
+	switch {
+	case errors.Is(a.err, payments.ErrRefundFailed):
+		if refunds != 0 || got.Status != store.StatusPaid {
+			t.Errorf("the user was told the refund failed; %d refunds at WeChat Pay, order %s", refunds, got.Status)
+		}
+	case a.err == nil:
+		if refunds != 1 || got.Status == store.StatusPaid {
+			t.Errorf("the user was told the refund is %s; %d refunds at WeChat Pay, order %s (paid: refundable again)", a.res.Status, refunds, got.Status)
+		}
+	default:
+		t.Fatalf("second confirmation: %v", a.err)
+	}
+	for _, l := range e.sim.Requests() {
+		if l.Op == "refund" && !strings.EqualFold(l.OutRefundNo, p.OutRefundNo) {
+			t.Errorf("a refund under another number: %s", l.OutRefundNo)
+		}
+	}
+}
