@@ -123,6 +123,21 @@ func (m *merchant) await(t *testing.T, what string, cond func(hookArrival) bool)
 	}
 }
 
+// nextResult waits for the relay's next recorded outcome, or fails after
+// 20s with what was awaited: a bare receive hung a test whose outcome never
+// came until the package's timeout (15 min in CI), whose panic ends every
+// test of the package still to run.
+func nextResult(t *testing.T, results <-chan webhook.Result, what string) webhook.Result {
+	t.Helper()
+	select {
+	case r := <-results:
+		return r
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no webhook outcome (%s) within 20s", what)
+		return webhook.Result{}
+	}
+}
+
 // hookApp serves the binary's application with payments on the simulator,
 // webhooks to merchantURL and a retry schedule in milliseconds. close ends
 // it (also at cleanup; closing twice is harmless).
@@ -259,7 +274,7 @@ func TestWebhookApprovalBeforePaid(t *testing.T) {
 				t.Fatalf("action %s; want approval_required", ans.Get("paygate.actions").Raw)
 			}
 			for i := range 3 { // each refusal recorded in the outbox
-				r := <-results
+				r := nextResult(t, results, fmt.Sprintf("order.approval_required attempt %d", i+1))
 				if r.Type != webhook.TypeOrderApprovalRequired || r.Outcome != webhook.OutcomeFailed || r.Attempt != i+1 || r.Status != http.StatusServiceUnavailable {
 					t.Fatalf("attempt %d: %+v; want approval_required refused with 503", i+1, r)
 				}
@@ -274,7 +289,7 @@ func TestWebhookApprovalBeforePaid(t *testing.T) {
 			// The order is paid in the store and its order.paid queued behind
 			// the refused head: two more refusals, and order.paid still waits.
 			for fails := 0; fails < 2; {
-				r := <-results
+				r := nextResult(t, results, "order.approval_required refused behind order.paid")
 				if r.Type == webhook.TypeOrderPaid {
 					t.Fatalf("order.paid %s while order.approval_required was still refused", r.Outcome)
 				}
@@ -327,7 +342,7 @@ func TestWebhookAdminAndMetrics(t *testing.T) {
 	if d, err := a.sim.Pay(context.Background(), no); err != nil || !d.Acked {
 		t.Fatalf("pay: %+v %v", d, err)
 	}
-	if r := <-results; r.Outcome != webhook.OutcomeDelivered || r.Type != webhook.TypeOrderPaid || r.OrderNo != no {
+	if r := nextResult(t, results, "order.paid"); r.Outcome != webhook.OutcomeDelivered || r.Type != webhook.TypeOrderPaid || r.OrderNo != no {
 		t.Fatalf("first outcome %+v; want order.paid of %s delivered", r, no)
 	}
 
