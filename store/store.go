@@ -815,6 +815,13 @@ type Outbox interface {
 	// AckEvent removes a delivered event. Acknowledging an unknown id is not an
 	// error (it was acknowledged before).
 	AckEvent(ctx context.Context, key, id string) error
+	// AckEventAt is AckEvent of the very event a caller read: it removes
+	// the event queued on key under id only when its CreatedAt is
+	// createdAt, and otherwise nothing. A copy of that event (the same id,
+	// another CreatedAt) queued on key after it was removed stays queued,
+	// where AckEvent would remove it, the id being all it compares. It is
+	// not an error when nothing is removed.
+	AckEventAt(ctx context.Context, key, id string, createdAt time.Time) error
 	// RetryEvent reschedules a failed event: its Attempts, NextAt and LastError
 	// are replaced, and FailedAt is stamped when attempts exceeds the stored
 	// count (a new failure). A call that keeps the count, such as a claimer

@@ -377,6 +377,15 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 // again leaves it listed for a resend, never lost. A relay posting it
 // meanwhile records its outcome on no event (its 2xx: the merchant has it,
 // and discards the copy by id).
+//
+// It takes off p itself (AckEventAt: its id and CreatedAt), not a copy
+// queued since under its id: a concurrent resend may have set p back
+// first, queued its copy (CreatedAt: when it was queued) and cleared the
+// dead letter, and a relay moved that copy to p's queue. Taken off by id
+// alone, that copy was gone, and this resend's own copy, queued while the
+// relay's move still held the other on the order's queue, was not added:
+// the move then took that one off too, and the later refund's event was
+// neither queued nor listed.
 func (r *Relay) setBack(ctx context.Context, p store.Event, orderNo string) error {
 	dl := p
 	dl.Key = deadKey(orderNo, p.ID)
@@ -384,7 +393,7 @@ func (r *Relay) setBack(ctx context.Context, p store.Event, orderNo string) erro
 	if _, err := r.store.EnqueueEventOnce(ctx, dl); err != nil {
 		return fmt.Errorf("keep the waiting refund.succeeded %s: %w", p.ID, err)
 	}
-	if err := r.store.AckEvent(ctx, p.Key, p.ID); err != nil {
+	if err := r.store.AckEventAt(ctx, p.Key, p.ID, p.CreatedAt); err != nil {
 		return fmt.Errorf("take the waiting refund.succeeded %s off its queue: %w", p.ID, err)
 	}
 	return nil

@@ -500,12 +500,23 @@ func findEvent(tx *bolt.Tx, key, id string) ([]byte, *store.Event, error) {
 
 // AckEvent implements store.Outbox.
 func (d *DB) AckEvent(ctx context.Context, key, id string) error {
+	return d.ack(ctx, key, id, func(*store.Event) bool { return true })
+}
+
+// AckEventAt implements store.Outbox: the look-up, the comparison and the
+// removal are one transaction.
+func (d *DB) AckEventAt(ctx context.Context, key, id string, createdAt time.Time) error {
+	return d.ack(ctx, key, id, func(e *store.Event) bool { return e.CreatedAt.Equal(createdAt) })
+}
+
+// ack removes event id from key's queue when it is there and match says so.
+func (d *DB) ack(ctx context.Context, key, id string, match func(*store.Event) bool) error {
 	if key == "" {
 		key = store.DefaultEventKey
 	}
 	return d.update(ctx, func(tx *bolt.Tx) error {
-		k, _, err := findEvent(tx, key, id)
-		if err != nil || k == nil {
+		k, e, err := findEvent(tx, key, id)
+		if err != nil || k == nil || !match(e) {
 			return err
 		}
 		if err := tx.Bucket(bOutbox).Delete(k); err != nil {

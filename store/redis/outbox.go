@@ -381,6 +381,24 @@ func (s *Store) AckEvent(ctx context.Context, key, id string) error {
 	return nil
 }
 
+// AckEventAt implements store.Outbox: one script looks for the id,
+// compares the event's created_at (RFC 3339 with nanoseconds, as
+// encoding/json wrote it) and removes it.
+func (s *Store) AckEventAt(ctx context.Context, key, id string, createdAt time.Time) error {
+	if key == "" {
+		key = store.DefaultEventKey
+	}
+	v, err := s.run(ctx, "ack event", s.sc.ackAt, s.k.queueKeys(key), id, createdAt.Format(time.RFC3339Nano), queueHold(0))
+	if err != nil {
+		return err
+	}
+	r := replySlice(v)
+	if replyInt(r, 0) == 1 {
+		s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2))
+	}
+	return nil
+}
+
 // RetryEvent implements store.Outbox.
 func (s *Store) RetryEvent(ctx context.Context, key, id string, nextAt time.Time, attempts int, lastErr string) error {
 	if key == "" {

@@ -255,6 +255,24 @@ local v, nx = obstate(KEYS[1], KEYS[2])
 return {1, v, nx}
 `
 
+// KEYS: ob, obv[, rec]. ARGV: id, created_at, hold_ms. Removes the event
+// queued under id only when its created_at is ARGV[2]. Returns {1, obv,
+// next} or {0} when not removed.
+const luaAckAt = luaObState + luaHold + `
+for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local e = cjson.decode(raw)
+  if e.id == ARGV[1] then
+    if e.ev.created_at ~= ARGV[2] then return {0} end
+    redis.call('LREM', KEYS[1], 1, raw)
+    redis.call('INCR', KEYS[2])
+    hold(KEYS[1], KEYS[2], KEYS[3], ARGV[3])
+    local v, nx = obstate(KEYS[1], KEYS[2])
+    return {1, v, nx}
+  end
+end
+return {0}
+`
+
 // KEYS: ob, obv[, rec]. ARGV: id, next_ms, attempts, last_error, next_at,
 // failed_at (stamped only when attempts grows: a lease given back is no
 // failure), hold_ms (past next_at for a proposal's queue, so the event is
@@ -767,6 +785,7 @@ return 1
 // scripts are created per Store (no package-level mutable state).
 type scripts struct {
 	createOrder, updateOrder, enqueue, readTag, ack, retry    *goredis.Script
+	ackAt                                                     *goredis.Script
 	enqueueOnce, claimEvent                                   *goredis.Script
 	syncUser, loadUser, syncIndex, intent, dropLegacy         *goredis.Script
 	idxTime                                                   *goredis.Script
@@ -788,6 +807,7 @@ func newScripts() *scripts {
 		claimEvent:   goredis.NewScript(luaClaimEvent),
 		readTag:      goredis.NewScript(luaReadTag),
 		ack:          goredis.NewScript(luaAck),
+		ackAt:        goredis.NewScript(luaAckAt),
 		retry:        goredis.NewScript(luaRetry),
 		syncUser:     goredis.NewScript(luaSyncUser),
 		loadUser:     goredis.NewScript(luaLoadUser),

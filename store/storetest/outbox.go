@@ -269,6 +269,48 @@ func testOutboxHeads(t *testing.T, open Opener) {
 	sameIDs(t, "OutboxHeads of an unused prefix", got)
 }
 
+// testAckEventAt: AckEventAt removes the event read, by its id and
+// CreatedAt, and leaves a copy queued again after it under the same id (a
+// webhook resend's), which AckEvent, comparing the id alone, removes.
+func testAckEventAt(t *testing.T, open Opener) {
+	ctx := context.Background()
+	clock := NewClock()
+	st := open(t, clock)
+	heads := func() []store.Event {
+		t.Helper()
+		got, err := st.OutboxHeads(ctx, "ACK-")
+		mustNil(t, "OutboxHeads", err)
+		return got
+	}
+	first := ev("e1", "webhook")
+	first.Key, first.CreatedAt = "ACK-1", clock.Now().Add(1234567*time.Nanosecond)
+	mustNil(t, "EnqueueEvents", st.EnqueueEvents(ctx, first))
+	read := heads()
+	sameIDs(t, "queued", read, "e1")
+
+	mustNil(t, "AckEventAt of another time", st.AckEventAt(ctx, "ACK-1", "e1", read[0].CreatedAt.Add(time.Nanosecond)))
+	sameIDs(t, "after AckEventAt of another time", heads(), "e1")
+	mustNil(t, "AckEventAt of another id", st.AckEventAt(ctx, "ACK-1", "e2", read[0].CreatedAt))
+	sameIDs(t, "after AckEventAt of another id", heads(), "e1")
+	mustNil(t, "AckEventAt", st.AckEventAt(ctx, "ACK-1", "e1", read[0].CreatedAt))
+	sameIDs(t, "after AckEventAt", heads())
+
+	again := first
+	again.CreatedAt = clock.Now().Add(time.Second)
+	if added, err := st.EnqueueEventOnce(ctx, again); err != nil || !added {
+		t.Fatalf("EnqueueEventOnce of the copy: %v, %v; want it added", added, err)
+	}
+	mustNil(t, "AckEventAt of the event removed", st.AckEventAt(ctx, "ACK-1", "e1", read[0].CreatedAt))
+	if got := heads(); len(got) != 1 || got[0].ID != "e1" || !got[0].CreatedAt.Equal(again.CreatedAt) {
+		t.Fatalf("after AckEventAt of the event removed: %+v; want its copy still queued", got)
+	}
+	mustNil(t, "AckEvent", st.AckEvent(ctx, "ACK-1", "e1"))
+	sameIDs(t, "after AckEvent", heads())
+	if stats, err := st.OutboxStats(ctx); err != nil || stats.Pending != 0 {
+		t.Errorf("stats: %+v, %v; want nothing pending", stats, err)
+	}
+}
+
 // testDueKinds: DueEvents of kinds returns due heads of those kinds only, the
 // longest due first, and heads of other kinds due before them neither count
 // against limit nor hide them, however many there are: more than MaxListLimit

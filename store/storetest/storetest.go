@@ -67,6 +67,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("OutboxDueTies", func(t *testing.T) { testDueTies(t, open) })
 	t.Run("OutboxClaims", func(t *testing.T) { testOutboxClaims(t, open) })
 	t.Run("OutboxHeads", func(t *testing.T) { testOutboxHeads(t, open) })
+	t.Run("OutboxAckAt", func(t *testing.T) { testAckEventAt(t, open) })
 	t.Run("RefundProposalEvents", func(t *testing.T) { testRefundProposalEvents(t, open) })
 	t.Run("RefundAnswerEvents", func(t *testing.T) { testRefundAnswerEvents(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
