@@ -190,3 +190,89 @@ func TestResendReadingAgainMeetsAnotherResend(t *testing.T) {
 		t.Errorf("delivered after the two resends: %+v; want %s once", got, other.EventID)
 	}
 }
+
+// TestConcurrentResendsRepeatTheFirstRefundUnderItsID: with the first
+// refund's refund.succeeded given up, one resend's first read is torn (a
+// relay moves the second refund's event to the empty delivery queue
+// between the key list and the heads: it sees the dead letter and nothing
+// waiting), and before its second read lists the keys' heads a concurrent
+// resend sets the second's event back behind the first's, and both are
+// delivered. Its later reads find nothing, so the first read's answer
+// stands and it queues the first refund's event again: the merchant gets
+// it after the second's. It carries the id the merchant already handled,
+// so a merchant deduplicating by id, as the README asks, discards it:
+// each refund is processed once and its last processed word on the order
+// is the full refunded total. (Only one that processes every delivery,
+// ignoring ids, ends on the earlier total; Resend's doc names this copy.)
+// The embedded store reads the outbox in one transaction: a read that sees
+// the dead letter and not the waiting event sees the set-back one's dead
+// letter too, and both refunds go out again in their order.
+func TestConcurrentResendsRepeatTheFirstRefundUnderItsID(t *testing.T) {
+	st, hook := hookedRedis(t)
+	clk := newClock()
+	rc, up := downReceiver(t, clk.Now)
+	ob := orders{t, st}
+	no := "PGRESENDREPEAT"
+	up.Store(true)
+	o := ob.create(no, store.StatusAwaitingPayment)
+	ob.move(o, store.StatusPaid, "notification")
+	r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
+	other := newRelay(t, st, rc.URL, clk.Now, shortWindow) // another replica's
+	drain(t, r)
+	up.Store(false)
+	ob.refund(o, "rf_first", 1000)
+	runFor(t, r, clk, 8*time.Second) // rf_first given up
+	ob.refund(o, "rf_second", 500)
+	ev, ok := head(t, st, no)
+	if !ok || gjson.GetBytes(ev.Payload, "data.refund.refund_id").Str != "rf_second" {
+		t.Fatalf("the order's queue's head: %+v, %v; want rf_second's refund.succeeded", ev, ok)
+	}
+
+	var otherAnswer resendAnswer
+	ran := false
+	concurrent := func(context.Context) {
+		ran = true
+		otherAnswer = postResend(t, other, no, "")
+		up.Store(true)
+		drain(t, other)
+	}
+	move := func(ctx context.Context) {
+		if err := relayMove(ctx, st, no, ev); err != nil {
+			t.Errorf("the move: %v", err)
+		}
+		hook.armed.Store(&concurrent)
+	}
+	hook.armed.Store(&move)
+	a := postResend(t, r, no, "")
+	if !ran {
+		t.Fatal("the resend read the key list once: the race was not run")
+	}
+	if otherAnswer.code != http.StatusOK || otherAnswer.EventID != ev.ID {
+		t.Fatalf("the concurrent resend: %+v; want 200 naming rf_second's %s, set back", otherAnswer, ev.ID)
+	}
+	if a.code/100 != 2 {
+		t.Fatalf("the torn resend: %+v; want it accepted", a)
+	}
+	drain(t, r)
+	var got []string
+	var last arrival
+	for _, a := range rc.accepted() {
+		if a.typ == webhook.TypeRefundSucceeded {
+			got = append(got, gjson.GetBytes(a.body, "data.refund.refund_id").Str)
+			last = a
+		}
+	}
+	if !slices.Equal(got, []string{"rf_first", "rf_second"}) {
+		t.Errorf("a merchant deduplicating by id processed refunds %v; want rf_first then rf_second, once each", got)
+	}
+	if total := gjson.GetBytes(last.body, "data.order.refunded_fen").Int(); total != 1500 {
+		t.Errorf("its last processed word on the order: %d fen refunded; want 1500", total)
+	}
+	seen := map[string]bool{}
+	for _, a := range rc.arrivals() {
+		if a.status/100 == 2 && seen[a.id] {
+			t.Logf("delivered again under its id, discarded: %s %s", a.typ, gjson.GetBytes(a.body, "data.refund.refund_id").Str)
+		}
+		seen[a.id] = seen[a.id] || a.status/100 == 2
+	}
+}
