@@ -96,9 +96,10 @@ const (
 	// refundCallTimeout bounds one confirmation's call to WeChat Pay,
 	// retries with the same out_refund_no included.
 	refundCallTimeout = 30 * time.Second
-	// refundQueryAfter: a refunding order untouched this long, whose
-	// refund was recorded this long ago, is asked about by the sweep (a
-	// notification normally arrives well before).
+	// refundQueryAfter: a refunding order untouched this long is asked
+	// about by the sweep (a notification normally arrives well before);
+	// with a shared store, once its refund was also recorded recordedGrace
+	// ago.
 	refundQueryAfter = time.Minute
 	// maxRefundReason is WeChat Pay's limit on the reason (string[1,80]),
 	// taken in bytes: its documents do not say whether that length counts
@@ -1326,8 +1327,9 @@ func (s *Service) sweepRefund(ctx context.Context, st *SweepStats, o *store.Orde
 	// meanwhile either, however old its reservation (a tap going on
 	// under a dead process's writes nothing to the order). With a
 	// shared store, only one untouched for refundQueryAfter comes here,
-	// and its refund is asked about only once it was recorded that long
-	// ago (reconcileRefund): such a tap's order looks untouched.
+	// and its refund is asked about only once it was recorded
+	// recordedGrace ago (reconcileRefund): such a tap's order looks
+	// untouched.
 	if s.opts.SoleWriter {
 		done, ok := s.adopt(o.OrderNo)
 		if !ok {
@@ -1368,15 +1370,16 @@ func (s *Service) reconcileRefund(ctx context.Context, o *store.Order) (*store.O
 	if rec == nil || rec.OrderVersion != o.Version {
 		return s.reconcileUnrecorded(ctx, o)
 	}
-	if !s.opts.SoleWriter && s.now().Sub(rec.ConfirmedAt) < refundQueryAfter {
-		// Recorded less than refundQueryAfter ago: the confirmation that
+	if !s.opts.SoleWriter && s.now().Sub(rec.ConfirmedAt) < recordedGrace {
+		// Recorded less than recordedGrace ago: the confirmation that
 		// recorded it may be at WeChat Pay now (refundCallTimeout bounds
-		// it), on any replica. A tap that goes on under an earlier
-		// reservation writes nothing to the order, which looks as old as
-		// that reservation: asked about then, the refund was unknown (the
-		// tap's call on its way) and sent beside it, and a refusal of one
-		// of the two put the order back to paid while the other went
-		// through. The next sweep asks.
+		// it), on any replica, whose clock, which ConfirmedAt is, may be
+		// up to proposalSkew behind this one's. A tap that goes on under
+		// an earlier reservation writes nothing to the order, which looks
+		// as old as that reservation: asked about then, the refund was
+		// unknown (the tap's call on its way) and sent beside it, and a
+		// refusal of one of the two put the order back to paid while the
+		// other went through. A later sweep asks.
 		s.m.reconcile.WithLabelValues("refund", "recently_recorded").Inc()
 		return o, nil
 	}
@@ -1485,6 +1488,16 @@ func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*sto
 		"order_no", o.OrderNo, "refund_id", p.RefundID, "status", got.Status)
 	return got, nil
 }
+
+// recordedGrace is how long after its ConfirmedAt a recorded refund is
+// left to the confirmation that recorded it before a sweep with a shared
+// store asks WeChat Pay about it (and sends it if unknown there):
+// refundCallTimeout bounds that confirmation's call, and ConfirmedAt is its
+// replica's clock, up to proposalSkew behind the sweeping one's. A refund
+// whose confirmation stopped after recording it is sent by the sweep that
+// long after (plus any skew the other way); one recorded by an older
+// build, with no ConfirmedAt, at once.
+const recordedGrace = refundCallTimeout + proposalSkew
 
 // takenGrace is how long a refunding order whose proposal was taken and
 // whose refund is not recorded is left to the confirmation that took it,
