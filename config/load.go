@@ -1200,7 +1200,7 @@ func (l *loader) checkKeys(n *yaml.Node, t reflect.Type, path string) {
 		l.checkEntries(n, path, func(k, v *yaml.Node, p string) {
 			f, ok := fields[k.Value]
 			if !ok {
-				l.errs = append(l.errs, &Error{File: l.file, Line: k.Line, Path: p, Msg: "unknown key" + suggest(k.Value, fields)})
+				l.errs = append(l.errs, &Error{File: l.file, Line: k.Line, Path: shownPath(path, k.Value), Msg: unknownKey(k.Value, fields)})
 				return
 			}
 			l.checkKeys(v, f.Type, p)
@@ -1232,11 +1232,10 @@ func (l *loader) checkEntries(n *yaml.Node, path string, check func(k, v *yaml.N
 	own, merged, merges := mappingEntries(n)
 	seen := map[string]int{}
 	for _, e := range own {
-		p := childPath(path, e.key.Value)
-		if l.duplicateKey(seen, e.key, p) {
+		if l.duplicateKey(seen, e.key, shownPath(path, e.key.Value)) {
 			continue
 		}
-		check(e.key, e.value, p)
+		check(e.key, e.value, childPath(path, e.key.Value))
 	}
 	for i, m := range merges {
 		if i > 0 {
@@ -1253,6 +1252,46 @@ func (l *loader) checkEntries(n *yaml.Node, path string, check func(k, v *yaml.N
 	for _, e := range merged {
 		check(e.key, e.value, childPath(path, e.key.Value))
 	}
+}
+
+// unknownKey is the error for a key k that fields do not have, which
+// names k as shownKey does.
+func unknownKey(k string, fields map[string]reflect.StructField) string {
+	shown, cut := shownKey(k)
+	if !cut {
+		return "unknown key" + suggest(k, fields)
+	}
+	base := shown[:len(shown)-len("…")-1]
+	if _, known := fields[base]; known && strings.HasPrefix(k[len(base):], ":") {
+		return fmt.Sprintf("unknown key: a value joined to %s by ':' with no space after it reads as part of the key (not shown: it may be a secret); write %q", base, base+": …")
+	}
+	return "unknown key (the rest of its name not shown: it may be a secret)" + suggest(base, fields)
+}
+
+// shownKey is a mapping key as an error names it: up to and with its
+// first ':', '=' or blank, then "…", when more follows (cut). No key
+// paygate reads, nor an HTTP header's name, holds one, and what follows
+// is most often the key's value joined to it: in a flow mapping a key and
+// its value with no space after the ':' ({token:sk-…}) are one key,
+// "token:sk-…", with no value, and named whole it printed the secret.
+func shownKey(k string) (shown string, cut bool) {
+	i := strings.IndexAny(k, ":= \t")
+	if i < 0 || i == len(k)-1 {
+		return k, false
+	}
+	return k[:i+1] + "…", true
+}
+
+// shownPath is the path of key in the mapping at parent as an error names
+// it: with the key cut as shownKey cuts it when the path is a secret's
+// (secretKey: a key config does not know, a credential header's name).
+// A model's name in prices ("llama3:8b") is named whole.
+func shownPath(parent, key string) string {
+	p := childPath(parent, key)
+	if shown, cut := shownKey(key); cut && secretKey(p) {
+		return childPath(parent, shown)
+	}
+	return p
 }
 
 // entry is one key and its value in a mapping.

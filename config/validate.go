@@ -558,7 +558,14 @@ func (l *loader) validateProviders(c *Config) map[string]bool {
 			}
 			switch {
 			case !httpguts.ValidHeaderFieldName(h):
-				l.at(hp, "not an HTTP header name (letters, digits and !#$%%&'*+-.^_`|~ only)")
+				// Named as shownPath names it: {X-Api-Key:sk-…}, with no
+				// space after the ':', is one name holding the key.
+				e := l.errorAt(hp, "not an HTTP header name (letters, digits and !#$%%&'*+-.^_`|~ only)")
+				if shown := shownPath(path+".headers", h); shown != hp {
+					e.Path = shown
+					e.Msg = strings.TrimSuffix(e.Msg, ")") + "; the rest of the name not shown: it may be a secret)"
+				}
+				l.errs = append(l.errs, e)
 			case credentialHeader(h):
 				l.credential(hp, p.Headers[h])
 			case !httpguts.ValidHeaderFieldValue(p.Headers[h]):
@@ -581,6 +588,9 @@ func (l *loader) validateProviders(c *Config) map[string]bool {
 func (l *loader) headerCases(path string, headers map[string]string) {
 	byName := map[string][]string{}
 	for _, h := range slices.Sorted(maps.Keys(headers)) {
+		if !httpguts.ValidHeaderFieldName(h) {
+			continue // reported as no name, without what may be a secret in it
+		}
 		byName[strings.ToLower(h)] = append(byName[strings.ToLower(h)], h)
 	}
 	for _, lower := range slices.Sorted(maps.Keys(byName)) {
