@@ -609,7 +609,11 @@ func (s *Server) handleAdminResolve(w http.ResponseWriter, r *http.Request) {
 // waiting for a manager. The decision is audited with who made it and why
 // (payments.Actor): the request's id and remote address, and the operator's
 // name and reason from the optional body (readDecision), masked of the
-// config's secrets as the log is, since the chain keeps them for good.
+// config's secrets as the log is, since the chain keeps them for good. An
+// approval made whose prepay's outcome is not known or not recorded is
+// answered with the order as it stands and an error that begins
+// "approved, but ": 502 when WeChat Pay did not open it (yet), 503 or 500
+// when the store failed to record WeChat Pay's answer.
 func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		// It takes no query parameter, and one is a 400 that decides
@@ -658,6 +662,20 @@ func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
 			// stands, so the caller learns the outcome rather than only
 			// that this attempt was refused.
 			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "order": adminOrder(o)})
+		case approve && o != nil:
+			// Approved (Approve returns an order with any other error
+			// only once its decision is committed), and WeChat Pay asked,
+			// but its answer was not recorded (the store failed): the
+			// order stays creating for the reconciler. Said as a plain
+			// failure, the manager read "could not approve" of an order
+			// that left the queue approved.
+			status, why := http.StatusInternalServerError, "the store failed"
+			if errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrDataLost) {
+				status, why = http.StatusServiceUnavailable, "the store is unavailable"
+			}
+			s.log.Warn("admin approval made, its prepay not recorded", "request_id", reqInfo(r).id, "order_no", no, "err", err)
+			writeJSON(w, status, map[string]any{"error": "approved, but WeChat Pay's answer was not recorded (" + why +
+				"): paygate's reconciler asks WeChat Pay about the order", "order": adminOrder(o)})
 		default:
 			s.adminFailed(w, r, err)
 		}

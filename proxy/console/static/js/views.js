@@ -124,7 +124,9 @@ function markLapsed(panel) {
 // payable. A held order leaves the queue only by an approval (creating,
 // awaiting payment, and on from there), a rejection, or its expiry. A 502
 // with the order is an approval made whose WeChat Pay order did not open
-// (yet): approved, not "could not approve".
+// (yet), and a 5xx with the order whose error begins "approved, but " one
+// whose WeChat Pay answer was not recorded: approved, not "could not
+// approve".
 function decisionFound(o, approve, e) {
   const verb = approve ? 'approve' : 'reject';
   const no = o.order_no;
@@ -145,6 +147,10 @@ function decisionFound(o, approve, e) {
     const why = e.message.replace(/^approved, but WeChat Pay did not open the order: /, '');
     return [`Approved ${no}, but WeChat Pay did not open its order (${why}); it is ${words(now.status)} now: `
       + (now.status === 'creating' ? 'paygate keeps asking WeChat Pay, and the user gets the payment once it opens.' : 'the user cannot pay it.'), 'bad'];
+  }
+  if (now && approve && e.status >= 500 && e.message.startsWith('approved, but ')) {
+    // Approved, and WeChat Pay asked, but its answer not recorded (the store failed).
+    return [`Approved ${no}, but ${e.message.slice('approved, but '.length)}; it is ${words(now.status)} now, and the user gets the payment once paygate has recorded it.`, 'bad'];
   }
   if (e instanceof ApiError && e.status === 404) return [`${no} is not an order paygate knows (any more): nothing was ${verb}d.`, 'bad'];
   return [`Could not ${verb} ${no}: ${e.message}.`, 'bad'];
