@@ -310,11 +310,12 @@ func openAuditStore(path string, stderr io.Writer) (store.Store, *config.Config,
 		return nil, nil, 1
 	}
 	// The store's warnings (and go-redis's own lines) through the redactor,
-	// as serve's: a Redis error may carry a configured secret.
-	log := slog.New(logging.NewHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}),
-		logging.NewRedactor(cfg.Secrets())))
+	// as serve's: a Redis error may carry a configured secret. So do the
+	// Redis errors written below.
+	red := logging.NewRedactor(cfg.Secrets())
+	log := slog.New(logging.NewHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}), red))
 	if cfg.Store.Driver != "embedded" {
-		st, code := openRedisForAudit(cfg, path, log, stderr)
+		st, code := openRedisForAudit(cfg, path, log, red, stderr)
 		return st, cfg, code
 	}
 	st, code := openEmbeddedForAudit(cfg, log, stderr)
@@ -326,8 +327,11 @@ func openAuditStore(path string, stderr io.Writer) (store.Store, *config.Config,
 // empty chain of a mistyped key_prefix as "audit chain ok: 0 records",
 // exit 0, and an auditor was told all was well of a place paygate never
 // wrote. A deployment that made no money action yet has no chain but has
-// its owner record (HoldsDeployment), and verifies as empty.
-func openRedisForAudit(cfg *config.Config, path string, log *slog.Logger, stderr io.Writer) (store.Store, int) {
+// its owner record (HoldsDeployment), and verifies as empty. Its errors
+// reach stderr through red: a Redis reply may quote the password (a server
+// with AUTH renamed away answers "unknown command 'auth', with args
+// beginning with: '<password>'").
+func openRedisForAudit(cfg *config.Config, path string, log *slog.Logger, red *logging.Redactor, stderr io.Writer) (store.Store, int) {
 	o := redisOptions(cfg, log)
 	// As a tool, not as the deployment the config's payments name (no
 	// Owner): opened as that one, it recorded itself the owner of a prefix
@@ -339,7 +343,7 @@ func openRedisForAudit(cfg *config.Config, path string, log *slog.Logger, stderr
 	o.ReadOnly, o.RepairInterval = true, -1
 	st, err := redisstore.Open(o)
 	if err != nil {
-		fmt.Fprintln(stderr, "paygate audit: opening redis store:", err)
+		fmt.Fprintln(stderr, "paygate audit: opening redis store:", red.String(err.Error()))
 		return nil, 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -358,7 +362,7 @@ func openRedisForAudit(cfg *config.Config, path string, log *slog.Logger, stderr
 	}
 	if err != nil {
 		_ = st.Close()
-		fmt.Fprintln(stderr, "paygate audit:", err)
+		fmt.Fprintln(stderr, "paygate audit:", red.String(err.Error()))
 		return nil, 1
 	}
 	return st, 0
