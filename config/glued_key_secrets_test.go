@@ -56,3 +56,33 @@ func TestKeyWithItsValueJoinedIsNotPrinted(t *testing.T) {
 		t.Errorf("got %v; want the price's key named whole", err)
 	}
 }
+
+// TestKeyWithAValueIsNamedWhole: a key that has a value holds no value
+// joined to it, so an error names it whole, with the suggestion its whole
+// name earns: "base url: https://…", a blank for the '_', was named
+// "base …" and suggested "name", hiding the typo and pointing elsewhere.
+func TestKeyWithAValueIsNamedWhole(t *testing.T) {
+	const base = "providers:\n  - name: a\n    base_url: https://a.example/v1\n" +
+		"models: [{name: m, targets: [{provider: a, model: x}]}]\n"
+	tests := []struct {
+		name, src, want string
+	}{
+		{"a blank for an underscore", strings.Replace(base, "base_url:", "base url:", 1),
+			`c.yaml:3: providers[0].base url: unknown key (did you mean "base_url"?)`},
+		{"a blank in a flow mapping", "admin: {\"tok en\": x}\n",
+			`c.yaml:1: admin.tok en: unknown key (did you mean "token"?)`},
+		{"written twice", "admin: {\"tok en\": x, \"tok en\": y}\n",
+			`c.yaml:1: admin.tok en: unknown key (did you mean "token"?)` + "\n" +
+				`c.yaml:1: admin.tok en: written twice (first at line 1)`},
+		{"a header name with a blank", strings.Replace(base, "/v1\n", "/v1\n    headers: {X-Api Key: v}\n", 1),
+			"c.yaml:4: providers[0].headers.X-Api Key: not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.src), "c.yaml", envMap(nil))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got:\n%v\nwant:\n%s", err, tc.want)
+			}
+		})
+	}
+}

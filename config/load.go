@@ -1200,7 +1200,7 @@ func (l *loader) checkKeys(n *yaml.Node, t reflect.Type, path string) {
 		l.checkEntries(n, path, func(k, v *yaml.Node, p string) {
 			f, ok := fields[k.Value]
 			if !ok {
-				l.errs = append(l.errs, &Error{File: l.file, Line: k.Line, Path: shownPath(path, k.Value), Msg: unknownKey(k.Value, fields)})
+				l.errs = append(l.errs, &Error{File: l.file, Line: k.Line, Path: shownPath(path, k.Value, hasValue(v)), Msg: unknownKey(k.Value, hasValue(v), fields)})
 				return
 			}
 			l.checkKeys(v, f.Type, p)
@@ -1232,7 +1232,7 @@ func (l *loader) checkEntries(n *yaml.Node, path string, check func(k, v *yaml.N
 	own, merged, merges := mappingEntries(n)
 	seen := map[string]int{}
 	for _, e := range own {
-		if l.duplicateKey(seen, e.key, shownPath(path, e.key.Value)) {
+		if l.duplicateKey(seen, e.key, shownPath(path, e.key.Value, hasValue(e.value))) {
 			continue
 		}
 		check(e.key, e.value, childPath(path, e.key.Value))
@@ -1256,8 +1256,8 @@ func (l *loader) checkEntries(n *yaml.Node, path string, check func(k, v *yaml.N
 
 // unknownKey is the error for a key k that fields do not have, which
 // names k as shownKey does.
-func unknownKey(k string, fields map[string]reflect.StructField) string {
-	shown, cut := shownKey(k)
+func unknownKey(k string, valued bool, fields map[string]reflect.StructField) string {
+	shown, cut := shownKey(k, valued)
 	if !cut {
 		return "unknown key" + suggest(k, fields)
 	}
@@ -1268,15 +1268,18 @@ func unknownKey(k string, fields map[string]reflect.StructField) string {
 	return "unknown key (the rest of its name not shown: it may be a secret)" + suggest(base, fields)
 }
 
-// shownKey is a mapping key as an error names it: up to and with its
-// first ':', '=' or blank, then "…", when more follows (cut). No key
-// paygate reads, nor an HTTP header's name, holds one, and what follows
-// is most often the key's value joined to it: in a flow mapping a key and
-// its value with no space after the ':' ({token:sk-…}) are one key,
-// "token:sk-…", with no value, and named whole it printed the secret.
-func shownKey(k string) (shown string, cut bool) {
+// shownKey is a mapping key as an error names it: when it has no value
+// (valued false), up to and with its first ':', '=' or blank, then "…",
+// when more follows (cut). No key paygate reads, nor an HTTP header's
+// name, holds one, and what follows is most often the key's value joined
+// to it: in a flow mapping a key and its value with no space after the
+// ':' ({token:sk-…}) are one key, "token:sk-…", with no value, and named
+// whole it printed the secret. A key with a value is named whole: its
+// value is its own, and what the key holds is a name ("base url", a
+// blank for the '_', is a typo the error names and suggests a key for).
+func shownKey(k string, valued bool) (shown string, cut bool) {
 	i := strings.IndexAny(k, ":= \t")
-	if i < 0 || i == len(k)-1 {
+	if valued || i < 0 || i == len(k)-1 {
 		return k, false
 	}
 	return k[:i+1] + "…", true
@@ -1286,13 +1289,17 @@ func shownKey(k string) (shown string, cut bool) {
 // it: with the key cut as shownKey cuts it when the path is a secret's
 // (secretKey: a key config does not know, a credential header's name).
 // A model's name in prices ("llama3:8b") is named whole.
-func shownPath(parent, key string) string {
+func shownPath(parent, key string, valued bool) string {
 	p := childPath(parent, key)
-	if shown, cut := shownKey(key); cut && secretKey(p) {
+	if shown, cut := shownKey(key, valued); cut && secretKey(p) {
 		return childPath(parent, shown)
 	}
 	return p
 }
+
+// hasValue reports whether v, a mapping key's value, is one: a key
+// written with no value (a flow mapping's {token:sk-…}) has null.
+func hasValue(v *yaml.Node) bool { return v != nil && v.ShortTag() != "!!null" }
 
 // entry is one key and its value in a mapping.
 type entry struct{ key, value *yaml.Node }

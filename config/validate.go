@@ -561,7 +561,7 @@ func (l *loader) validateProviders(c *Config) map[string]bool {
 				// Named as shownPath names it: {X-Api-Key:sk-…}, with no
 				// space after the ':', is one name holding the key.
 				e := l.errorAt(hp, "not an HTTP header name (letters, digits and !#$%%&'*+-.^_`|~ only)")
-				if shown := shownPath(path+".headers", h); shown != hp {
+				if shown := shownPath(path+".headers", h, p.Headers[h] != ""); shown != hp {
 					e.Path = shown
 					e.Msg = strings.TrimSuffix(e.Msg, ")") + "; the rest of the name not shown: it may be a secret)"
 				}
