@@ -100,6 +100,7 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer st.Close()
+	stderr = maskedWriter{stderr, logging.NewRedactor(cfg.Secrets())}
 	opts.RetainText = cfg.Audit.RetainText.D()
 	if opts.RetainText == 0 {
 		opts.RetainText = -1 // retain_text: 0 kept no text
@@ -144,7 +145,7 @@ func cmdAuditExport(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	st, _, code := openAuditStore(*path, stderr)
+	st, cfg, code := openAuditStore(*path, stderr)
 	if st == nil {
 		if *out != "-" {
 			// As an export that fails later says: an earlier export
@@ -154,6 +155,7 @@ func cmdAuditExport(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer st.Close()
+	stderr = maskedWriter{stderr, logging.NewRedactor(cfg.Secrets())}
 	w := stdout
 	var f *exportFile
 	if *out != "-" {
@@ -470,3 +472,19 @@ func (au *auditing) wake(payments.Transition) { au.worker.Wake() }
 // audit.ProposalEvents), so a proposal the user can confirm never lacks it;
 // here the worker is only woken to append it.
 func (au *auditing) proposed(context.Context, store.RefundProposal) { au.worker.Wake() }
+
+// maskedWriter masks the config's secrets in what verify and export write to
+// stderr once the store is open: a store error met mid-run (a reconnect's
+// reply) may quote one, as the open's may (openRedisForAudit). Each
+// message is one Fprint, so one Write.
+type maskedWriter struct {
+	w   io.Writer
+	red *logging.Redactor
+}
+
+func (m maskedWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(m.w, m.red.String(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
