@@ -80,6 +80,13 @@ var errSettled = errors.New("the event was acknowledged meanwhile")
 // head of the queue, posted once more when its lease runs out and buried
 // again onto the same dead letter (it is kept once), never an event given
 // up without a trace. On another error ev may still be in the queue.
+//
+// It takes off ev itself (AckEventAt: its id and CreatedAt), not a copy
+// queued since under its id: a resend between the keep and the take-off
+// finds the dead letter and ev still waiting, sets ev back (setBack: takes
+// it off, queues a copy stamped when it is queued, clears the dead letter),
+// and a relay moves that copy to ev's queue. Taken off by id alone, that
+// copy was gone too, and the event was neither queued nor listed.
 func (r *Relay) bury(ctx context.Context, ev store.Event, orderNo string, attempt int, lastErr string) error {
 	if err := r.store.RetryEvent(ctx, ev.Key, ev.ID, r.now().Add(r.opts.Lease), attempt, lastErr); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -93,7 +100,7 @@ func (r *Relay) bury(ctx context.Context, ev store.Event, orderNo string, attemp
 	if _, err := r.store.EnqueueEventOnce(ctx, dl); err != nil {
 		return fmt.Errorf("keep dead letter: %w", err)
 	}
-	if err := r.store.AckEvent(ctx, ev.Key, ev.ID); err != nil {
+	if err := r.store.AckEventAt(ctx, ev.Key, ev.ID, ev.CreatedAt); err != nil {
 		return fmt.Errorf("kept as a dead letter, but not removed from the delivery queue: %w", err)
 	}
 	return nil

@@ -138,9 +138,9 @@ func TestGivenUpWebhookStaysListed(t *testing.T) {
 	}
 }
 
-// crashBeforeAck is a store that fails the first AckEvent on one delivery
-// queue: the process dying after a given-up event was kept as a dead letter
-// and before it left its queue.
+// crashBeforeAck is a store that fails the first take-off (AckEvent or
+// AckEventAt) on one delivery queue: the process dying after a given-up
+// event was kept as a dead letter and before it left its queue.
 type crashBeforeAck struct {
 	store.Store
 	key   string
@@ -152,6 +152,13 @@ func (s *crashBeforeAck) AckEvent(ctx context.Context, key, id string) error {
 		return errors.New("crashed")
 	}
 	return s.Store.AckEvent(ctx, key, id)
+}
+
+func (s *crashBeforeAck) AckEventAt(ctx context.Context, key, id string, createdAt time.Time) error {
+	if key == s.key && s.armed.CompareAndSwap(true, false) {
+		return errors.New("crashed")
+	}
+	return s.Store.AckEventAt(ctx, key, id, createdAt)
 }
 
 // TestResendClearsDeadLetters: POST /admin/api/orders/{order_no}/webhook

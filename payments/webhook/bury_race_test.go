@@ -1,0 +1,104 @@
+package webhook_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/store"
+	"github.com/paygate/paygate/store/testdrivers"
+)
+
+// refundsAccepted lists the refund ids of the refund.succeeded events rc
+// accepted (first 2xx of each id, in arrival order), and the last one's
+// body.
+func refundsAccepted(rc *receiver) (ids []string, last []byte) {
+	for _, a := range rc.accepted() {
+		if a.typ == webhook.TypeRefundSucceeded {
+			ids = append(ids, gjson.GetBytes(a.body, "data.refund.refund_id").Str)
+			last = a.body
+		}
+	}
+	return ids, last
+}
+
+// TestBuryKeepsTheRefundAResendSetBack: the order's one refund's
+// refund.succeeded fails its last attempt, and the relay buries it: kept
+// as a dead letter, then taken off the delivery queue. Between the two a
+// resend of the order runs: it finds the dead letter and the event still
+// waiting, sets that event back (takes it off, queues it again under its
+// id after the given-up ones, itself among them) and clears the dead
+// letter; a relay moves the copy to the delivery queue. bury's take-off
+// by id then removed that copy, the one event of the id queued there: the
+// refund was neither queued nor listed, and the merchant was never told
+// of it.
+func TestBuryKeepsTheRefundAResendSetBack(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc, up := downReceiver(t, clk.Now)
+			st := testdrivers.Open(t, driver, nil)
+			no := "PGBURYRACE" + driver
+			hooked := &keptHook{Store: st, no: no}
+			ob := orders{t, st}
+			up.Store(true)
+			o := ob.create(no, store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			r := newRelay(t, hooked, rc.URL, clk.Now, shortWindow)
+			other := newRelay(t, st, rc.URL, clk.Now, shortWindow) // another replica's
+			drain(t, r)
+			up.Store(false)
+			ob.refund(o, "rf_only", 1000)
+
+			ctx := context.Background()
+			var resent webhook.Resent
+			var resendErr, moveErr error
+			// Run on the relay's worker, right after bury kept the dead
+			// letter and before it takes the event off its queue.
+			race := func() {
+				if resent, resendErr = other.Resend(ctx, no, false); resendErr != nil {
+					return
+				}
+				heads, err := st.OutboxHeads(ctx, no)
+				if err != nil {
+					moveErr = err
+					return
+				}
+				for _, h := range heads {
+					if h.Key == no {
+						moveErr = relayMove(ctx, st, no, h)
+						return
+					}
+				}
+			}
+			hooked.hook.Store(&race)
+			for end := clk.Now().Add(10 * time.Second); hooked.hook.Load() != nil && clk.Now().Before(end); clk.Advance(500 * time.Millisecond) {
+				drain(t, r)
+			}
+			if hooked.hook.Load() != nil {
+				t.Fatal("the relay buried nothing: the race was not run")
+			}
+			if resendErr != nil || moveErr != nil {
+				t.Fatalf("the resend during the burial: %v; the move after it: %v", resendErr, moveErr)
+			}
+			if !resent.AlreadyPending || resent.Type != webhook.TypeRefundSucceeded {
+				t.Fatalf("the resend during the burial: %+v; want the waiting refund.succeeded set back", resent)
+			}
+			var dead []string
+			for _, d := range getAdminView(t, r).DeadLetters {
+				dead = append(dead, d.EventID)
+			}
+			queued := queuedFor(t, st, no)
+			up.Store(true)
+			runFor(t, r, clk, 2*time.Second)
+			if got, _ := refundsAccepted(rc); !slices.Equal(got, []string{"rf_only"}) {
+				t.Fatalf("the merchant accepted refunds %v (after the burial queued: %v, dead letters listed: %v); want rf_only",
+					got, queued, dead)
+			}
+		})
+	}
+}
