@@ -473,6 +473,13 @@ func settle(ctx context.Context) (context.Context, context.CancelFunc) {
 // order's events is kept. A crash in between leaves the event to be moved
 // again once its lease runs out: never lost, and not queued twice while its
 // copy waits (sent twice only if the copy was delivered meanwhile).
+//
+// It takes off ev itself (AckEventAt: its id and CreatedAt), not a copy a
+// resend queued on the order's queue since under its id: resends setting
+// the event back (setBack) may take the original off here and the copy off
+// the delivery queue between the two steps, and queue their own copy
+// (stamped when queued). Taken off by id alone, that copy was gone as well,
+// and the event was neither queued nor listed.
 func (r *Relay) move(ctx context.Context, ev store.Event) {
 	cp := queued(ev)
 	qctx, cancel := context.WithTimeout(ctx, settleTimeout)
@@ -491,7 +498,7 @@ func (r *Relay) move(ctx context.Context, ev store.Event) {
 	}
 	sctx, cancel := settle(ctx)
 	defer cancel()
-	if err := r.store.AckEvent(sctx, ev.Key, ev.ID); err != nil {
+	if err := r.store.AckEventAt(sctx, ev.Key, ev.ID, ev.CreatedAt); err != nil {
 		r.log.WarnContext(ctx, "webhook intake event not acknowledged; it is moved again once its lease runs out",
 			"event_id", ev.ID, "order_no", ev.Key, "err", err)
 	}
