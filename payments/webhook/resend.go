@@ -368,15 +368,17 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 }
 
 // setBack takes event p, the latest refund's refund.succeeded waiting at
-// the head of order orderNo's queue, off it, to be queued again after the
-// earlier refunds' given-up events: queued behind it, they reached the
-// merchant after it, and a merchant keeping the order as its events tell
-// it (data.order, data.refund.refunded_fen) ended on the smaller total of
-// an earlier refund. It is kept as a dead letter first, as bury keeps a
-// given-up event, so that a failure (or a crash) before it is queued
-// again leaves it listed for a resend, never lost. A relay posting it
-// meanwhile records its outcome on no event (its 2xx: the merchant has it,
-// and discards the copy by id).
+// the head of order orderNo's intake or delivery queue, off it, to be
+// queued again after the earlier refunds' given-up events: queued behind
+// it, they reached the merchant after it, and a merchant keeping the order
+// as its events tell it (data.order, data.refund.refunded_fen) ended on
+// the smaller total of an earlier refund. It is kept as a dead letter
+// first, as bury keeps a given-up event, so that a failure (or a crash)
+// before it is queued again leaves it listed for a resend, never lost. A
+// relay posting it meanwhile records its outcome by id on no event, or on
+// the copy queued again once a relay moved that to the delivery queue: its
+// 2xx takes the copy off (the merchant has the event), a failure
+// reschedules the copy or buries it onto a dead letter listed again.
 //
 // It takes off p itself (AckEventAt: its id and CreatedAt), not a copy
 // queued since under its id: a concurrent resend may have set p back
@@ -386,6 +388,14 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 // relay's move still held the other on the order's queue, was not added:
 // the move then took that one off too, and the later refund's event was
 // neither queued nor listed.
+//
+// It takes p off both queues, the order's first: read on the order's
+// queue, p may have been moved to the delivery queue since (its copy there
+// keeps its id and CreatedAt), and taken off the order's queue alone it
+// stayed there, ahead of the earlier refunds' events. Once p is off the
+// order's queue only a move that claimed it before can still append its
+// copy to the delivery queue; that copy goes out first, and the one queued
+// again after the earlier refunds' events is discarded by id.
 func (r *Relay) setBack(ctx context.Context, p store.Event, orderNo string) error {
 	dl := p
 	dl.Key = deadKey(orderNo, p.ID)
@@ -393,8 +403,10 @@ func (r *Relay) setBack(ctx context.Context, p store.Event, orderNo string) erro
 	if _, err := r.store.EnqueueEventOnce(ctx, dl); err != nil {
 		return fmt.Errorf("keep the waiting refund.succeeded %s: %w", p.ID, err)
 	}
-	if err := r.store.AckEventAt(ctx, p.Key, p.ID, p.CreatedAt); err != nil {
-		return fmt.Errorf("take the waiting refund.succeeded %s off its queue: %w", p.ID, err)
+	for _, key := range []string{orderNo, QueuePrefix + orderNo} {
+		if err := r.store.AckEventAt(ctx, key, p.ID, p.CreatedAt); err != nil {
+			return fmt.Errorf("take the waiting refund.succeeded %s off its queue: %w", p.ID, err)
+		}
 	}
 	return nil
 }

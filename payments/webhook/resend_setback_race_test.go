@@ -146,3 +146,63 @@ func TestConcurrentSetBacksKeepTheLaterRefund(t *testing.T) {
 		})
 	}
 }
+
+// TestSetBackFindsTheRefundMovedAfterItsRead: the first refund's
+// refund.succeeded was given up and the second's was just committed. A
+// resend read it on the order's queue and, before it took it off there, a
+// relay moved it to the delivery queue: the take-off removed nothing, the
+// resend queued the first refund's event (and the second's again) on the
+// order's queue, and the moved original went out ahead of them. The
+// merchant got 1500 refunded, then 1000 (the second's copy, under the id
+// it had, was discarded): its last word on the order was the smaller
+// total, which setting the event back is for.
+func TestSetBackFindsTheRefundMovedAfterItsRead(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc, up := downReceiver(t, clk.Now)
+			st := testdrivers.Open(t, driver, nil)
+			no := "PGSETBACKMOVED" + driver
+			hooked := &keptHook{Store: st, no: no}
+			ob := orders{t, st}
+			up.Store(true)
+			o := ob.create(no, store.StatusAwaitingPayment)
+			ob.move(o, store.StatusPaid, "notification")
+			r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
+			other := newRelay(t, hooked, rc.URL, clk.Now, shortWindow) // another replica's
+			drain(t, r)
+			up.Store(false)
+			ob.refund(o, "rf_first", 1000)
+			runFor(t, r, clk, 8*time.Second) // rf_first given up
+			ob.refund(o, "rf_second", 500)   // waits on the order's queue
+			waiting, ok := head(t, st, no)
+			if !ok || gjson.GetBytes(waiting.Payload, "data.refund.refund_id").Str != "rf_second" {
+				t.Fatalf("the order's queue's head: %+v, %v; want rf_second's refund.succeeded", waiting, ok)
+			}
+			clk.Advance(time.Second)
+
+			moved := 0
+			// The relay moves it between the resend's read (and keep) and
+			// its take-off.
+			race := func() { moved = r.RunOnce(context.Background()) }
+			hooked.hook.Store(&race)
+			a := postResend(t, other, no, "")
+			if hooked.hook.Load() != nil || moved != 1 {
+				t.Fatalf("the relay handled %d events during the resend; want it to move rf_second's: the race was not run", moved)
+			}
+			if a.code != http.StatusOK || a.EventID != waiting.ID {
+				t.Fatalf("the resend: %+v; want 200 naming rf_second's %s, set back", a, waiting.ID)
+			}
+			queued := queuedFor(t, st, no)
+			up.Store(true)
+			runFor(t, r, clk, 3*time.Second)
+			got, last := refundsAccepted(rc)
+			if !slices.Equal(got, []string{"rf_first", "rf_second"}) {
+				t.Fatalf("the merchant accepted refunds %v (queued after the resend: %v); want rf_first then rf_second", got, queued)
+			}
+			if total := gjson.GetBytes(last, "data.order.refunded_fen").Int(); total != 1500 {
+				t.Errorf("the merchant's last word on the order: %d fen refunded; want 1500", total)
+			}
+		})
+	}
+}
