@@ -613,7 +613,8 @@ func (s *Server) handleAdminResolve(w http.ResponseWriter, r *http.Request) {
 // approval made whose prepay's outcome is not known or not recorded is
 // answered with the order as it stands and an error that begins
 // "approved, but ": 502 when WeChat Pay did not open it (yet), 503 or 500
-// when the store failed to record WeChat Pay's answer.
+// when the store failed to record WeChat Pay's answer (a store that lost
+// its data told with store.DataLostAdvice, as adminFailed tells it).
 func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		// It takes no query parameter, and one is a 400 that decides
@@ -669,13 +670,19 @@ func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
 			// order stays creating for the reconciler. Said as a plain
 			// failure, the manager read "could not approve" of an order
 			// that left the queue approved.
-			status, why := http.StatusInternalServerError, "the store failed"
-			if errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrDataLost) {
-				status, why = http.StatusServiceUnavailable, "the store is unavailable"
+			// A store that lost its data is told as adminFailed tells it:
+			// it refuses every command, the reconciler's too, until the
+			// replicas restart, so "unavailable" and "the reconciler asks"
+			// sent the operator to the network and to waiting.
+			status, msg := http.StatusInternalServerError, "(the store failed): paygate's reconciler asks WeChat Pay about the order"
+			switch {
+			case errors.Is(err, store.ErrDataLost):
+				status, msg = http.StatusServiceUnavailable, "("+store.DataLostAdvice+")"
+			case errors.Is(err, store.ErrUnavailable):
+				status, msg = http.StatusServiceUnavailable, "(the store is unavailable): paygate's reconciler asks WeChat Pay about the order"
 			}
 			s.log.Warn("admin approval made, its prepay not recorded", "request_id", reqInfo(r).id, "order_no", no, "err", err)
-			writeJSON(w, status, map[string]any{"error": "approved, but WeChat Pay's answer was not recorded (" + why +
-				"): paygate's reconciler asks WeChat Pay about the order", "order": adminOrder(o)})
+			writeJSON(w, status, map[string]any{"error": "approved, but WeChat Pay's answer was not recorded " + msg, "order": adminOrder(o)})
 		default:
 			s.adminFailed(w, r, err)
 		}

@@ -40,15 +40,21 @@ func (s prepayUnrecorded) UpdateOrder(ctx context.Context, o *store.Order, expec
 // nothing else, and the console said "Could not approve": the manager was
 // told the approval had not happened when it had. The answer says it was
 // approved, with the order as it stands, as it does when WeChat Pay does
-// not open the order (502).
+// not open the order (502). A store that lost its data is answered with
+// what /readyz and every other admin route say of it (restart every
+// replica), not "unavailable": it refuses every command, the reconciler's
+// too, until the replicas restart.
 func TestAdminApprovalAnsweredAsMadeWhenItsPrepayIsNotRecorded(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		err    error
 		status int
+		want   string // in the error
 	}{
-		{"store unavailable", store.ErrUnavailable, http.StatusServiceUnavailable},
-		{"store failed otherwise", errors.New("disk full"), http.StatusInternalServerError},
+		{"store unavailable", store.ErrUnavailable, http.StatusServiceUnavailable, "the store is unavailable"},
+		{"store failed otherwise", errors.New("disk full"), http.StatusInternalServerError, "the store failed"},
+		// As the Redis store refuses every command once it lost its data.
+		{"store lost its data", fmt.Errorf("redis: %w: %w", store.ErrUnavailable, store.ErrDataLost), http.StatusServiceUnavailable, store.DataLostAdvice},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, a := paymentApp(t, "http://127.0.0.1:1", "admin: {token: "+consoleToken+"}\n",
@@ -82,6 +88,9 @@ func TestAdminApprovalAnsweredAsMadeWhenItsPrepayIsNotRecorded(t *testing.T) {
 			}
 			if resp.StatusCode != tc.status || !strings.HasPrefix(body.Get("error").Str, "approved, but ") {
 				t.Errorf("%d %s; want %d with an error that says it was approved", resp.StatusCode, b, tc.status)
+			}
+			if !strings.Contains(body.Get("error").Str, tc.want) {
+				t.Errorf("error %q; want it to say %q", body.Get("error").Str, tc.want)
 			}
 			if got := body.Get("order.order_no").Str; got != no || body.Get("order.status").Str != string(store.StatusCreating) {
 				t.Errorf("answer's order %s; want %s as it stands, creating", body.Get("order").Raw, no)
