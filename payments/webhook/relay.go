@@ -64,7 +64,9 @@ type Options struct {
 	Secret string // webhooks.secret; required
 
 	// HTTPClient sends the POSTs; nil: a client that does not follow
-	// redirects (a 3xx is a failed delivery: the merchant fixes its URL).
+	// redirects (a 3xx is a failed delivery: the merchant fixes its URL)
+	// and keeps a kept-alive connection to the merchant per worker
+	// (Concurrency).
 	HTTPClient *http.Client
 	// Timeout bounds one POST (default 10s).
 	Timeout time.Duration
@@ -197,7 +199,8 @@ func New(opts Options) (*Relay, error) {
 		next:     map[string]store.Event{},
 	}
 	if r.client == nil {
-		r.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		r.client = &http.Client{Transport: keepAliveTransport(opts.Concurrency),
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -207,6 +210,23 @@ func New(opts Options) (*Relay, error) {
 	}
 	r.maxAttempts = r.attemptsFor(opts.RetryFor)
 	return r, nil
+}
+
+// keepAliveTransport is the default client's transport: Go's default one
+// (its proxy from the environment, dial and TLS timeouts, HTTP/2), keeping
+// up to conc idle connections to the merchant, one per worker, where the
+// default keeps 2 per host: a backlog going out conc POSTs at a time then
+// closed all but 2 of its connections after each round and dialled them
+// again (a TCP and TLS handshake per POST, a socket left in TIME_WAIT).
+// nil, Go's default, when that is not an *http.Transport.
+func keepAliveTransport(conc int) http.RoundTripper {
+	def, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return nil
+	}
+	tr := def.Clone()
+	tr.MaxIdleConnsPerHost = max(conc, tr.MaxIdleConnsPerHost)
+	return tr
 }
 
 // Delay is the wait after the n-th failed attempt (n >= 1): RetryBase
