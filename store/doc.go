@@ -49,6 +49,8 @@
 //	PREFIX{r:ID}          a refund proposal or its tombstone
 //	PREFIX{n:ID}, {k:KEY}, {l:KEY}, {t:KEY}, {x:KEY}, {s:NAME}  notifications,
 //	                      counters, leases, tallies, exchanges, secrets
+//	PREFIX{t:KEY}:took:TOKEN  what one take of a tally took, kept a minute for
+//	                      its re-send after a lost reply
 //	PREFIX{idx}:*         cross-order indexes: orders by status and by time, keys
 //	                      with pending outbox events, and the write-intent log
 //	PREFIX{audit}:*       the audit chain, its head and the erasable text

@@ -169,7 +169,8 @@ func (s *Store) runBatch(ctx context.Context, op string, sc *goredis.Script, n i
 
 // TakeTally implements store.Tallies.
 func (s *Store) TakeTally(ctx context.Context, key string) (int64, error) {
-	v, err := s.run(ctx, "take tally", s.sc.takeTally, []string{s.k.one("t", key)}, s.serverMs(ctx, s.now()), rand.Text())
+	t := s.k.one("t", key)
+	v, err := s.run(ctx, "take tally", s.sc.takeTally, []string{t, t + ":took:" + rand.Text()}, s.serverMs(ctx, s.now()))
 	if err != nil {
 		return 0, err
 	}

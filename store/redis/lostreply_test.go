@@ -20,10 +20,12 @@ import (
 // armed bytes (a script's SHA): it lets Redis run the command, reads and
 // drops the reply, and reports the connection cut. go-redis then re-sends the
 // command on a fresh connection, as it does after a timeout or a failover's
-// cut.
+// cut. lost, when set, runs once the reply is dropped and before the cut is
+// reported: what another replica does between a run and its re-send.
 type lossyConn struct {
 	net.Conn
 	arm  *atomic.Pointer[[]byte]
+	lost func()
 	lose bool
 }
 
@@ -39,6 +41,9 @@ func (c *lossyConn) Read(p []byte) (int, error) {
 		c.lose = false
 		if _, err := c.Conn.Read(make([]byte, 64<<10)); err != nil {
 			return 0, err
+		}
+		if c.lost != nil {
+			c.lost()
 		}
 		return 0, io.EOF
 	}
@@ -318,5 +323,53 @@ func TestTallyStaysSmall(t *testing.T) {
 	}
 	if n, err := s.TakeTally(ctx, "long-chat"); err != nil || n != turns*(turns-1)/2 {
 		t.Errorf("TakeTally: %d, %v; want %d", n, err, turns*(turns-1)/2)
+	}
+}
+
+// TestTakeTallyLostReplyWithAnAddBetween: a take whose reply is lost is
+// re-sent by go-redis after a read timeout or a cut, seconds later; a turn
+// of the same conversation that another replica adds meanwhile must not
+// change what the re-sent take answers. The take's sum belongs to the paid
+// order, the add to the next one: neither is lost, neither moves.
+func TestTakeTallyLostReplyWithAnAddBetween(t *testing.T) {
+	ctx := context.Background()
+	prefix := testPrefix()
+	t.Cleanup(func() { dropShared(t, prefix) })
+	other := openOn(t, nil, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+	var arm atomic.Pointer[[]byte]
+	var added atomic.Bool
+	addBetween := func() {
+		if _, err := other.AddTally(ctx, "conv", 7, time.Hour); err != nil {
+			t.Errorf("the other replica's AddTally: %v", err)
+		}
+		added.Store(true)
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr, MaxRetries: 1,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &lossyConn{Conn: nc, arm: &arm, lost: addBetween}, nil
+		}})
+	s := newStore(c, Options{KeyPrefix: prefix, RepairInterval: -1})
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.sc.takeTally.Load(ctx, c).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddTally(ctx, "conv", 5, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	sha := []byte(s.sc.takeTally.Hash())
+	arm.Store(&sha)
+	got, err := s.TakeTally(ctx, "conv")
+	if arm.Load() != nil || !added.Load() {
+		t.Fatal("the take's reply was never lost, or no add came in between")
+	}
+	if err != nil || got != 5 {
+		t.Errorf("the re-sent take: got %d, %v; want 5 (the sum it took, not the add made after it)", got, err)
+	}
+	if next, err := s.TakeTally(ctx, "conv"); err != nil || next != 7 {
+		t.Errorf("the next take: got %d, %v; want 7 (the add made after the first take)", next, err)
 	}
 }

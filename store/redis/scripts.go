@@ -601,18 +601,21 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
 return redis.call('HGET', KEYS[1], 'n')
 `
 
-// KEYS: key. ARGV: now_ms, token. Returns the sum as a string ("0" when
-// absent or expired), exact, and removes it. What it took stays a minute
-// under its token ("tt", "tn"; no "until", so the next AddTally starts from
-// zero), so a take re-sent after a lost reply returns the same sum, not "0".
+// KEYS: key, took (this take's own key, named by its token, on key's tag).
+// ARGV: now_ms. Returns the sum as a string ("0" when absent or expired),
+// exact, and removes it. What it took stays a minute in took, so a take
+// re-sent after a lost reply returns the same sum, not "0" nor what was
+// added since. took is not key: an AddTally between the take and its
+// re-send starts key from zero (DEL), and with key went a memory kept
+// there, so the re-sent take took that add and the first sum was lost.
 const luaTakeTally = `
-local r = redis.call('HMGET', KEYS[1], 'n', 'until', 'tt', 'tn')
-if r[3] == ARGV[2] then return r[4] end
+local t = redis.call('GET', KEYS[2])
+if t then return t end
+local r = redis.call('HMGET', KEYS[1], 'n', 'until')
 local out = '0'
 if r[1] and r[2] and tonumber(r[2]) > tonumber(ARGV[1]) then out = r[1] end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'tt', ARGV[2], 'tn', out)
-redis.call('PEXPIRE', KEYS[1], 60000)
+redis.call('SET', KEYS[2], out, 'PX', 60000)
 return out
 `
 
