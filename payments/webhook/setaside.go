@@ -29,7 +29,9 @@ const DefaultAbandonedAfter = 10 * time.Minute
 // there unless a copy is queued already, then acknowledged on the intake),
 // once the events it must follow there have gone ahead (mustFollow), where
 // it holds back no one and waits for a relay, now or once webhooks
-// are on again. Delivery queues and dead letters are never touched, and no
+// are on again. Like a relay's move, it takes off that very event (its id
+// and CreatedAt), never a copy another replica's resend queued since under
+// its id. Delivery queues and dead letters are never touched, and no
 // event is dropped. now is the clock (nil: time.Now).
 func SetAside(st store.Outbox, after time.Duration, now func() time.Time) func(context.Context, store.Event) (bool, error) {
 	if now == nil {
@@ -48,7 +50,9 @@ func SetAside(st store.Outbox, after time.Duration, now func() time.Time) func(c
 		if _, err := st.EnqueueEventOnce(ctx, queued(ev)); err != nil {
 			return false, err
 		}
-		if err := st.AckEvent(ctx, ev.Key, ev.ID); err != nil {
+		// ev itself, not a copy a resend queued since under its id (see
+		// move).
+		if err := st.AckEventAt(ctx, ev.Key, ev.ID, ev.CreatedAt); err != nil {
 			return false, err
 		}
 		return true, nil
