@@ -181,6 +181,9 @@ func TestResendClearsDeadLetters(t *testing.T) {
 			st.armed.Store(true)
 			r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
 			runFor(t, r, clk, 6*time.Second)
+			if st.armed.Load() {
+				t.Fatalf("the relay took nothing off %s's delivery queue: the crash was not simulated", a.OrderNo)
+			}
 			// The "crash" left a's order.paid queued, leased: once the lease
 			// runs out it is posted once more, and buried again.
 			clk.Advance(webhook.LeaseOf(r))
