@@ -464,6 +464,25 @@ func readDecision(w http.ResponseWriter, r *http.Request) (decision, error) {
 	return d, d.check()
 }
 
+// AdminActor serves h, an admin route mounted outside this package that
+// the audit records (the webhook resend), with the operator's
+// payments.Actor on the request's context, as a decision's: the request's
+// id and remote address, and the operator's name and reason from the
+// optional body (readDecision: a body a decision refuses is a 400 here
+// too, and h is not called), masked of the config's secrets.
+func (s *Server) AdminActor(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, err := readDecision(w, r)
+		if err != nil {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		actor := &payments.Actor{Kind: payments.ActorAdmin, RequestID: reqInfo(r).id, RemoteAddr: r.RemoteAddr,
+			Operator: s.redact.String(d.Operator), Reason: s.redact.String(d.Reason)}
+		h.ServeHTTP(w, r.WithContext(payments.WithActor(r.Context(), actor)))
+	})
+}
+
 // readAdminBody reads an admin mutation's optional JSON body into v (left
 // as it is when the body is empty or only white space): one object with no
 // member v does not name, and each it names once and spelled exactly

@@ -785,6 +785,14 @@ type Outbox interface {
 	// is pending there already, and reports whether it appended it. Copying an
 	// event from one key to another with it is idempotent by id.
 	EnqueueEventOnce(ctx context.Context, e Event) (bool, error)
+	// EnqueueEventsOnce appends events, then with, all of one Key (an
+	// error otherwise), to that key's queue in one atomic step, unless an
+	// event with the ID of one of events is pending there already: then it
+	// appends nothing and returns those IDs. A webhook resend queues what
+	// it sends with it, and its audit record as with, which names exactly
+	// what was queued: never an event queued without its record, nor a
+	// record of an event the resend did not queue.
+	EnqueueEventsOnce(ctx context.Context, events []Event, with ...Event) (pending []string, err error)
 	// DueEvents returns at most limit events, at most the first pending event of
 	// each key, whose NextAt is not after now, the longest due first. An event
 	// stays pending (and is returned again) until AckEvent; the caller
@@ -836,6 +844,17 @@ type Outbox interface {
 	// that must see every key of a family (one order's queues, every dead
 	// letter), whose prefix bounds the list.
 	OutboxHeads(ctx context.Context, prefixes ...string) ([]Event, error)
+}
+
+// OneKey is Outbox.EnqueueEventsOnce's check that events, filled in (an
+// empty Key made DefaultEventKey), are all of one key.
+func OneKey(events []Event) error {
+	for _, e := range events[min(1, len(events)):] {
+		if e.Key != events[0].Key {
+			return fmt.Errorf("enqueue events once: events of keys %q and %q; one atomic step takes one key", events[0].Key, e.Key)
+		}
+	}
+	return nil
 }
 
 // Local is implemented by a store whose calls never wait on another

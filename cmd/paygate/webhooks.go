@@ -10,6 +10,7 @@ import (
 
 	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/audit"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
 )
@@ -75,7 +76,8 @@ func newWebhooks(cfg *config.Config, st store.Store, reg prometheus.Registerer, 
 	if cfg.Webhooks.URL == "" {
 		return nil, nil
 	}
-	o := webhook.Options{Store: st, URL: cfg.Webhooks.URL, Secret: cfg.Webhooks.Secret, Registerer: reg, Logger: log}
+	o := webhook.Options{Store: st, URL: cfg.Webhooks.URL, Secret: cfg.Webhooks.Secret, Registerer: reg, Logger: log,
+		ResendEvents: audit.ResendEvents}
 	if tweak != nil {
 		tweak(&o)
 	}
@@ -107,7 +109,8 @@ func (w *webhooks) handler() http.Handler {
 }
 
 // resendHandler serves POST /admin/api/orders/{order_no}/webhook (behind
-// the admin token and the console's CSRF guard).
+// the admin token and the console's CSRF guard, and proxy.AdminActor, whose
+// actor the resend's audit record names).
 func (w *webhooks) resendHandler() http.Handler {
 	if w == nil {
 		return webhook.DisabledResendHandler()

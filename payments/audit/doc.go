@@ -1,7 +1,8 @@
 // Package audit keeps paygate's tamper-evident record of money actions
 // (SPEC 7): every order created, approved, rejected, paid, closed, expired,
 // sent to review, and every refund proposed, cancelled or confirmed by the
-// user, started, aborted or ended becomes one record in a hash chain, with the client, the user, the amounts, the ids, and the
+// user, started, aborted or ended, and every operator's webhook resend that
+// queued events (ResendEvents), becomes one record in a hash chain, with the client, the user, the amounts, the ids, and the
 // conversation turn that led to it (its request messages, provider, upstream
 // model and sampling parameters).
 //

@@ -68,13 +68,50 @@ func TransitionAction(t payments.Transition) Action {
 			a.Reason = r.Reason
 		}
 	}
-	if x := t.Actor; x != nil {
-		a.Actor = &Actor{Kind: x.Kind, RequestID: x.RequestID, RemoteAddr: x.RemoteAddr, Operator: x.Operator, Reason: x.Reason}
-	}
+	a.Actor = actorOf(t.Actor)
 	if a.Time.IsZero() {
 		a.Time = o.CreatedAt
 	}
 	return a
+}
+
+// actorOf is x as recorded; nil for nil.
+func actorOf(x *payments.Actor) *Actor {
+	if x == nil {
+		return nil
+	}
+	return &Actor{Kind: x.Kind, RequestID: x.RequestID, RemoteAddr: x.RemoteAddr, Operator: x.Operator, Reason: x.Reason}
+}
+
+// ActionWebhookResent is the action of an operator's webhook resend that
+// queued events (ResendEvents).
+const ActionWebhookResent = "webhook.resent"
+
+// ResendEvents is webhook.Options.ResendEvents for the audit: the record of
+// an operator's resend of order o's state to the merchant
+// (POST /admin/api/orders/{order_no}/webhook) that queued events, queued by
+// the resend in the same atomic step as them, on the order's queue: the
+// order as it stands (client, user, status, amounts), the events queued
+// (ids and types, in the order they leave), whether it was forced (a new
+// event, on which the merchant acts again: order.paid delivers the goods
+// again), and who asked (ctx's payments.Actor: the admin request's id and
+// the operator and reason its body gave). Its fields are strings and
+// integers, so ActionEvent cannot fail on it.
+func ResendEvents(ctx context.Context, o *store.Order, queued []store.Event, forced bool) []store.Event {
+	a := Action{
+		Name: ActionWebhookResent, Cause: "resend",
+		Client: o.Client, User: o.User, Session: o.Session, OrderNo: o.OrderNo, TransactionID: o.TransactionID,
+		Status: string(o.Status), SKU: o.SKU, Quantity: o.Quantity, AmountFen: o.AmountFen, Currency: o.Currency,
+		RefundedFen: o.RefundedFen, Forced: forced, Actor: actorOf(payments.ActorFrom(ctx)),
+	}
+	for _, e := range queued {
+		a.Webhooks = append(a.Webhooks, Webhook{ID: e.ID, Type: gjson.GetBytes(e.Payload, "type").Str})
+	}
+	ev, err := ActionEvent(a, nil)
+	if err != nil {
+		panic("audit: " + err.Error()) // strings and integers only: unreachable
+	}
+	return []store.Event{ev}
 }
 
 // actionName names a transition: order.created for a creation (payment.orphan

@@ -18,7 +18,7 @@ import (
 // every transition the state machine (payments.CanTransition) allows, of
 // every creation and of a change of fields only, with each cause that
 // steers it and with and without money refunded; and ProposalEvent's name of
-// every proposal step; and an erasure's.
+// every proposal step; and an erasure's, and a webhook resend's.
 func emittableActions(t *testing.T) []string {
 	t.Helper()
 	seen := map[string]bool{}
@@ -56,6 +56,7 @@ func emittableActions(t *testing.T) []string {
 		event(ProposalEvent(context.Background(), step, store.RefundProposal{RefundID: "rf_1", OrderNo: "PG1"}))
 	}
 	event(ErasureEvent("shop", "oUser", 1, time.Now()))
+	event(ResendEvents(context.Background(), &store.Order{OrderNo: "PG1", Status: store.StatusPaid}, nil, false)[0], nil)
 	out := make([]string, 0, len(seen))
 	for n := range seen {
 		out = append(out, n)
@@ -84,7 +85,7 @@ func readmeActions(t *testing.T) []string {
 		s = s[:end]
 	}
 	var out []string
-	for _, m := range regexp.MustCompile("`((?:order|payment|refund|audit)\\.[a-z_]+)`").FindAllStringSubmatch(s, -1) {
+	for _, m := range regexp.MustCompile("`((?:order|payment|refund|audit|webhook)\\.[a-z_]+)`").FindAllStringSubmatch(s, -1) {
 		if !slices.Contains(out, m[1]) {
 			out = append(out, m[1])
 		}

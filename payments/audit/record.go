@@ -21,8 +21,9 @@ type Action struct {
 	// order.awaiting_payment, order.paid, order.closed, order.expired,
 	// order.needs_review, payment.orphan, refund.proposed, refund.cancelled,
 	// refund.confirmed, refund.reserved, refund.succeeded, refund.failed,
-	// refund.aborted, order.updated, audit.text_erased (ActionTextErased;
-	// the README lists the same, checked by
+	// refund.aborted, order.updated, audit.text_erased (ActionTextErased),
+	// webhook.resent (ActionWebhookResent; the README lists the same,
+	// checked by
 	// TestREADMEListsEveryAuditAction). (Records written before
 	// refund.reserved existed name the reservation refund.confirmed, with
 	// cause "refund".)
@@ -51,6 +52,12 @@ type Action struct {
 	// TextsErased is how many conversation texts an audit.text_erased
 	// record's erasure deleted.
 	TextsErased int `json:"texts_erased,omitempty"`
+	// Webhooks are the merchant events a webhook.resent record's resend
+	// queued, in the order they leave; Forced says it was forced (a new
+	// event, which the merchant processes again: order.paid delivers the
+	// goods again).
+	Webhooks []Webhook `json:"webhooks,omitempty"`
+	Forced   bool      `json:"forced,omitempty"`
 	// The turn: which provider and upstream model made the call, with which
 	// sampling parameters. Empty for actions no turn caused. Params are kept
 	// exactly as the bot sent them: json.RawMessage from TurnFromRequest,
@@ -60,7 +67,8 @@ type Action struct {
 	Model    string         `json:"model,omitempty"`
 	Params   map[string]any `json:"params,omitempty"`
 	// Actor is who made the change by hand, and why: an operator's approval
-	// or rejection through the admin API (payments.Actor). Absent for what a
+	// or rejection through the admin API (payments.Actor), or a webhook
+	// resend (webhook.resent). Absent for what a
 	// turn, WeChat Pay or paygate itself did, and in records written before
 	// it was recorded, which verify as they were sealed (the hash covers the
 	// body's bytes).
@@ -76,6 +84,12 @@ type Actor struct {
 	RemoteAddr string `json:"remote_addr,omitempty"`
 	Operator   string `json:"operator,omitempty"`
 	Reason     string `json:"reason,omitempty"`
+}
+
+// Webhook is a merchant event as a webhook.resent record names it.
+type Webhook struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
 }
 
 // Record is the body of one chain link, as hashed. The chain fields (V, Seq,

@@ -101,6 +101,16 @@ type Options struct {
 	// to the store (tests wait on it; it must not block).
 	Observe func(Result)
 
+	// ResendEvents, when set, returns the record of an operator's resend
+	// (Resend) that queued events: the audit event (audit.ResendEvents),
+	// keyed by the order's number. ctx is the resend's (the admin request's
+	// id, its payments.Actor); queued are the events, in the order they
+	// leave, and forced whether the resend was. The record is queued in the
+	// same atomic step as those events, after them
+	// (store.Outbox.EnqueueEventsOnce): none is queued without it, and a
+	// resend that queues nothing has none.
+	ResendEvents func(ctx context.Context, o *store.Order, queued []store.Event, forced bool) []store.Event
+
 	Registerer prometheus.Registerer // nil: a private registry
 	Logger     *slog.Logger          // nil: discard
 	Now        func() time.Time      // nil: time.Now

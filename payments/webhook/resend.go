@@ -198,7 +198,7 @@ type Resent struct {
 //     revoke the total again.
 //   - Either way the id is one for every resend of one state, not random:
 //     concurrent and repeated resends are one event. It is queued with
-//     EnqueueEventOnce, which looks for the id and appends in one atomic
+//     EnqueueEventsOnce, which looks for the id and appends in one atomic
 //     step in both drivers (one bbolt transaction, one Lua script), and the
 //     relay moves it to the delivery queue the same way (move), so while it
 //     waits undelivered no second copy is queued, and a resend that finds
@@ -211,6 +211,12 @@ type Resent struct {
 // With force the event has a fresh id, like any new event, and is always
 // queued: the merchant processes it whatever it processed before. Forced
 // resends never collapse; each one is another delivery.
+//
+// A resend that queued events (forced or not) is audited: its record
+// (Options.ResendEvents: action webhook.resent, the events queued, whether
+// forced, the operator of ctx's payments.Actor) is queued in the same
+// atomic step as the events, behind them (enqueue). One that queued
+// nothing (refused, or AlreadyPending with nothing added) records nothing.
 //
 // Once the event is queued (or found waiting), the order's dead letters
 // read before it was are cleared: the event supersedes them (and is kept as
@@ -236,23 +242,16 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 		if seen, paid, err = r.deadIDs(ctx, orderNo); err != nil {
 			return Resent{}, err
 		}
+		var queue []store.Event
 		if paid != nil && env.Type == TypeRefundSucceeded {
 			// Ahead of the new event: the order was paid before it was
 			// refunded, and nothing else tells the merchant so.
-			ev := requeued(paid, o.OrderNo, r.now())
-			added, err := r.store.EnqueueEventOnce(ctx, ev)
-			if err != nil {
-				return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
-			}
-			if added {
-				res.Queued = append(res.Queued, ev)
-			}
+			queue = append(queue, requeued(paid, o.OrderNo, r.now()))
 		}
 		res.Event = encodeEvent(env, newEventID(), o.OrderNo, r.now())
-		if err := r.store.EnqueueEvents(ctx, res.Event); err != nil {
-			return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
+		if res.Queued, err = r.enqueue(ctx, o, append(queue, res.Event), true); err != nil {
+			return Resent{}, err
 		}
-		res.Queued = append(res.Queued, res.Event)
 	} else {
 		found, err := r.lostOrPending(ctx, orderNo, env)
 		setBack := false // the announcement waited, and was set back behind the earlier refunds
@@ -297,14 +296,8 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 			for _, dl := range found.refunds {
 				paid = append(paid, requeued(dl, o.OrderNo, r.now()))
 			}
-			for _, ev := range paid {
-				added, err := r.store.EnqueueEventOnce(ctx, ev)
-				if err != nil {
-					return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
-				}
-				if added {
-					res.Queued = append(res.Queued, ev)
-				}
+			if res.Queued, err = r.enqueue(ctx, o, paid, false); err != nil {
+				return Resent{}, err
 			}
 		case dead == 0 && found.refundAhead != nil:
 			// What a resend queued waits: the earlier refunds' events
@@ -335,20 +328,14 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 			default:
 				queue = append(queue, encodeEvent(env, resendID(env), o.OrderNo, r.now()))
 			}
-			res.AlreadyPending = true
-			for _, ev := range queue {
-				added, err := r.store.EnqueueEventOnce(ctx, ev)
-				if err != nil {
-					return Resent{}, fmt.Errorf("enqueue resent event: %w", err)
-				}
-				res.Event, res.AlreadyPending = ev, res.AlreadyPending && !added
-				if added {
-					res.Queued = append(res.Queued, ev)
-				}
+			if res.Queued, err = r.enqueue(ctx, o, queue, false); err != nil {
+				return Resent{}, err
 			}
+			res.Event = queue[len(queue)-1]
+			// Nothing queued: it waits (a concurrent resend queued it).
 			// Set back, it is still the event that waited (under its
 			// id): named as found waiting, as before it was.
-			res.AlreadyPending = res.AlreadyPending || setBack
+			res.AlreadyPending = len(res.Queued) == 0 || setBack
 		}
 	}
 	cleared := 0
@@ -365,6 +352,31 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 		"status", o.Status, "forced", force, "already_pending", res.AlreadyPending, "dead_letters_cleared", cleared)
 	r.Wake()
 	return res, nil
+}
+
+// enqueue queues evs (all on order o's queue) but those whose id is
+// pending there already (a concurrent resend queued them), and with them,
+// in the same atomic step (store.Outbox.EnqueueEventsOnce), their audit
+// record (Options.ResendEvents), which names exactly the events queued. A
+// call that finds some of evs pending queues nothing, and the rest is
+// queued again with a record naming them. It returns the events queued,
+// in the order they leave; none, and no record, when all were pending.
+func (r *Relay) enqueue(ctx context.Context, o *store.Order, evs []store.Event, forced bool) ([]store.Event, error) {
+	for len(evs) > 0 {
+		var rec []store.Event
+		if f := r.opts.ResendEvents; f != nil {
+			rec = f(ctx, o, evs, forced)
+		}
+		pending, err := r.store.EnqueueEventsOnce(ctx, evs, rec...)
+		if err != nil {
+			return nil, fmt.Errorf("enqueue resent event: %w", err)
+		}
+		if len(pending) == 0 {
+			return evs, nil
+		}
+		evs = slices.DeleteFunc(slices.Clone(evs), func(e store.Event) bool { return slices.Contains(pending, e.ID) })
+	}
+	return nil, nil
 }
 
 // setBack takes event p, the latest refund's refund.succeeded waiting at
@@ -470,7 +482,7 @@ type lost struct {
 // finds nothing at all is followed by a third, which lists the keys after
 // both moves' copies. When the last read finds nothing lost and nothing
 // waiting, the first read's answer stands (the dead letters are queued
-// again under their own ids, which EnqueueEventOnce finds still queued):
+// again under their own ids, which EnqueueEventsOnce finds still queued):
 // refused, a resend answered 409 "delivered" while the event waited, and
 // an operator forcing a new id had the merchant deliver twice.
 func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope) (lost, error) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -371,6 +372,39 @@ func (d *DB) EnqueueEventOnce(ctx context.Context, e store.Event) (bool, error) 
 		return appendEvents(tx, []store.Event{e})
 	})
 	return added && err == nil, err
+}
+
+// EnqueueEventsOnce implements store.Outbox: the look-ups and the append
+// are one transaction.
+func (d *DB) EnqueueEventsOnce(ctx context.Context, events []store.Event, with ...store.Event) ([]string, error) {
+	evs := make([]store.Event, 0, len(events)+len(with))
+	for _, e := range append(slices.Clone(events), with...) {
+		evs = append(evs, d.fillEvent(e))
+	}
+	if err := store.OneKey(evs); err != nil {
+		return nil, err
+	}
+	var pending []string
+	err := d.update(ctx, func(tx *bolt.Tx) error {
+		pending = nil // a retried transaction starts over
+		for _, e := range evs[:len(events)] {
+			k, _, err := findEvent(tx, e.Key, e.ID)
+			if err != nil {
+				return err
+			}
+			if k != nil {
+				pending = append(pending, e.ID)
+			}
+		}
+		if len(pending) > 0 || len(evs) == 0 {
+			return nil
+		}
+		return appendEvents(tx, evs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pending, nil
 }
 
 // heads calls fn with the first pending event of every key.

@@ -71,6 +71,46 @@ func (s *Store) EnqueueEventOnce(ctx context.Context, e store.Event) (bool, erro
 	return replyInt(r, 0) == 1, nil
 }
 
+// EnqueueEventsOnce implements store.Outbox: one intent, one script on the
+// key's tag that looks for the ids and appends, one index update.
+func (s *Store) EnqueueEventsOnce(ctx context.Context, events []store.Event, with ...store.Event) ([]string, error) {
+	evs := make([]store.Event, 0, len(events)+len(with))
+	for _, e := range append(slices.Clone(events), with...) {
+		evs = append(evs, s.fillEvent(e))
+	}
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	if err := store.OneKey(evs); err != nil {
+		return nil, err
+	}
+	elems, err := s.encodeEvents(evs)
+	if err != nil {
+		return nil, err
+	}
+	key := evs[0].Key
+	args := []any{len(events)}
+	for _, e := range evs[:len(events)] {
+		args = append(args, e.ID)
+	}
+	args = append(append(args, len(elems)), elems...)
+	in, v, err := s.fenced(ctx, key, func(in writeIntent) (any, error) {
+		return s.run(ctx, "enqueue events once", s.sc.enqueueOnceAll, s.k.queueKeys(key), append(args, queueHold(0), in.fence())...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := replySlice(v)
+	s.syncIndexOrWarn(ctx, nil, key, strconv.FormatInt(replyInt(r, 0), 10), replyInt(r, 1), noteOf(key, in.tok))
+	var pending []string
+	for i := 2; i < len(r); i++ {
+		if id, ok := replyStr(r, i); ok {
+			pending = append(pending, id)
+		}
+	}
+	return pending, nil
+}
+
 // evalEach runs sc once per tag in one pipeline (spread over the cluster's
 // nodes), loading it first where Redis lost it.
 func (s *Store) evalEach(ctx context.Context, op string, sc *goredis.Script, n int, keys func(i int) []string, args func(i int) []any) ([]*goredis.Cmd, error) {

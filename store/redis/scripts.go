@@ -192,6 +192,33 @@ local v, nx = obstate(KEYS[1], KEYS[2])
 return {1, v, nx}
 `
 
+// KEYS: ob, obv[, rec]. ARGV: nids, ids..., n, elems..., hold_ms,
+// deadline_ms. Appends the n elems unless an event with one of the ids is
+// queued. Returns {obv, next, ids queued...}: none when it appended.
+const luaEnqueueOnceAll = luaObState + luaHold + luaFence + `
+local nids = tonumber(ARGV[1])
+local want, found = {}, {}
+for i = 1, nids do want[ARGV[1 + i]] = true end
+for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local id = cjson.decode(raw).id
+  if want[id] then
+    want[id] = nil
+    found[#found + 1] = id
+  end
+end
+if #found == 0 then
+  if stale(ARGV[#ARGV]) then return redis.error_reply(stale_intent) end
+  local n = tonumber(ARGV[nids + 2])
+  for i = 1, n do redis.call('RPUSH', KEYS[1], ARGV[nids + 2 + i]) end
+  redis.call('INCR', KEYS[2])
+  hold(KEYS[1], KEYS[2], KEYS[3], ARGV[nids + n + 3])
+end
+local v, nx = obstate(KEYS[1], KEYS[2])
+local out = {v, nx}
+for _, id in ipairs(found) do out[#out + 1] = id end
+return out
+`
+
 // KEYS: ob, obv[, rec]. ARGV: kind, now_ms, until_ms, until (RFC 3339),
 // token, hold_ms.
 // Leases the head when it is of kind and due: next_ms and ev.next_at become
@@ -789,7 +816,7 @@ return 1
 type scripts struct {
 	createOrder, updateOrder, enqueue, readTag, ack, retry    *goredis.Script
 	ackAt                                                     *goredis.Script
-	enqueueOnce, claimEvent                                   *goredis.Script
+	enqueueOnce, enqueueOnceAll, claimEvent                   *goredis.Script
 	syncUser, loadUser, syncIndex, intent, dropLegacy         *goredis.Script
 	idxTime                                                   *goredis.Script
 	claim, seen, counter, uncount, window, lease, putExchange *goredis.Script
@@ -803,47 +830,48 @@ type scripts struct {
 
 func newScripts() *scripts {
 	return &scripts{
-		createOrder:  goredis.NewScript(luaCreateOrder),
-		updateOrder:  goredis.NewScript(luaUpdateOrder),
-		enqueue:      goredis.NewScript(luaEnqueue),
-		enqueueOnce:  goredis.NewScript(luaEnqueueOnce),
-		claimEvent:   goredis.NewScript(luaClaimEvent),
-		readTag:      goredis.NewScript(luaReadTag),
-		ack:          goredis.NewScript(luaAck),
-		ackAt:        goredis.NewScript(luaAckAt),
-		retry:        goredis.NewScript(luaRetry),
-		syncUser:     goredis.NewScript(luaSyncUser),
-		loadUser:     goredis.NewScript(luaLoadUser),
-		syncIndex:    goredis.NewScript(luaSyncIndex),
-		intent:       goredis.NewScript(luaIntent),
-		idxTime:      goredis.NewScript(luaIdxTime),
-		dropLegacy:   goredis.NewScript(luaDropLegacy),
-		claim:        goredis.NewScript(luaClaim),
-		announce:     goredis.NewScript(luaAnnounce),
-		seen:         goredis.NewScript(luaSeen),
-		counter:      goredis.NewScript(luaCounter),
-		uncount:      goredis.NewScript(luaUncount),
-		window:       goredis.NewScript(luaWindow),
-		lease:        goredis.NewScript(luaLease),
-		addTally:     goredis.NewScript(luaAddTally),
-		takeTally:    goredis.NewScript(luaTakeTally),
-		putExchange:  goredis.NewScript(luaPutExchange),
-		putRefund:    goredis.NewScript(luaPutRefund),
-		finishRefund: goredis.NewScript(luaFinishRefund),
-		indexRefund:  goredis.NewScript(luaIndexRefund),
-		expireRefund: goredis.NewScript(luaExpireRefund),
-		appendAudit:  goredis.NewScript(luaAppendAudit),
-		strayAudit:   goredis.NewScript(luaStrayAudit),
-		putText:      goredis.NewScript(luaPutText),
-		erase:        goredis.NewScript(luaEraseText),
-		secret:       goredis.NewScript(luaSecret),
-		probe:        goredis.NewScript(luaProbe),
+		createOrder:    goredis.NewScript(luaCreateOrder),
+		updateOrder:    goredis.NewScript(luaUpdateOrder),
+		enqueue:        goredis.NewScript(luaEnqueue),
+		enqueueOnce:    goredis.NewScript(luaEnqueueOnce),
+		enqueueOnceAll: goredis.NewScript(luaEnqueueOnceAll),
+		claimEvent:     goredis.NewScript(luaClaimEvent),
+		readTag:        goredis.NewScript(luaReadTag),
+		ack:            goredis.NewScript(luaAck),
+		ackAt:          goredis.NewScript(luaAckAt),
+		retry:          goredis.NewScript(luaRetry),
+		syncUser:       goredis.NewScript(luaSyncUser),
+		loadUser:       goredis.NewScript(luaLoadUser),
+		syncIndex:      goredis.NewScript(luaSyncIndex),
+		intent:         goredis.NewScript(luaIntent),
+		idxTime:        goredis.NewScript(luaIdxTime),
+		dropLegacy:     goredis.NewScript(luaDropLegacy),
+		claim:          goredis.NewScript(luaClaim),
+		announce:       goredis.NewScript(luaAnnounce),
+		seen:           goredis.NewScript(luaSeen),
+		counter:        goredis.NewScript(luaCounter),
+		uncount:        goredis.NewScript(luaUncount),
+		window:         goredis.NewScript(luaWindow),
+		lease:          goredis.NewScript(luaLease),
+		addTally:       goredis.NewScript(luaAddTally),
+		takeTally:      goredis.NewScript(luaTakeTally),
+		putExchange:    goredis.NewScript(luaPutExchange),
+		putRefund:      goredis.NewScript(luaPutRefund),
+		finishRefund:   goredis.NewScript(luaFinishRefund),
+		indexRefund:    goredis.NewScript(luaIndexRefund),
+		expireRefund:   goredis.NewScript(luaExpireRefund),
+		appendAudit:    goredis.NewScript(luaAppendAudit),
+		strayAudit:     goredis.NewScript(luaStrayAudit),
+		putText:        goredis.NewScript(luaPutText),
+		erase:          goredis.NewScript(luaEraseText),
+		secret:         goredis.NewScript(luaSecret),
+		probe:          goredis.NewScript(luaProbe),
 	}
 }
 
 func (s *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
-		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnce, s.claimEvent, s.readTag, s.ack, s.retry,
+		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnce, s.enqueueOnceAll, s.claimEvent, s.readTag, s.ack, s.retry,
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window, s.lease,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
 		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe,

@@ -227,6 +227,43 @@ func testOutboxClaims(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("enqueue events once, with their record", func(t *testing.T) {
+		clock := NewClock()
+		st := open(t, clock)
+		ev := func(id, kind string) store.Event {
+			return store.Event{ID: id, Kind: kind, Key: "CL-7", Payload: []byte(`{}`)}
+		}
+		pending, err := st.EnqueueEventsOnce(ctx, []store.Event{ev("a", "webhook"), ev("b", "webhook")}, ev("rec1", "audit"))
+		if err != nil || len(pending) != 0 {
+			t.Fatalf("first: pending %v, %v; want all appended", pending, err)
+		}
+		// b is queued: nothing is appended, its record neither.
+		pending, err = st.EnqueueEventsOnce(ctx, []store.Event{ev("c", "webhook"), ev("b", "webhook")}, ev("rec2", "audit"))
+		if err != nil || len(pending) != 1 || pending[0] != "b" {
+			t.Fatalf("with b queued: pending %v, %v; want [b]", pending, err)
+		}
+		if _, err := st.EnqueueEventsOnce(ctx, []store.Event{ev("d", "webhook"), {ID: "x", Kind: "audit", Key: "CL-8"}}); err == nil {
+			t.Error("events of two keys: no error; want one (one atomic step takes one key)")
+		}
+		heads, err := st.OutboxHeads(ctx, "CL-")
+		mustNil(t, "OutboxHeads", err)
+		if len(heads) != 1 || heads[0].ID != "a" {
+			t.Fatalf("heads %v; want a on CL-7 only", ids(heads))
+		}
+		var got []string
+		for range 4 {
+			evs, err := st.DueEvents(ctx, clock.Now(), 10)
+			mustNil(t, "DueEvents", err)
+			for _, e := range evs {
+				got = append(got, e.ID)
+				mustNil(t, "AckEvent", st.AckEvent(ctx, e.Key, e.ID))
+			}
+		}
+		if fmt.Sprint(got) != "[a b rec1]" {
+			t.Errorf("queued %v; want [a b rec1]: the events, then their record, and nothing of the refused call", got)
+		}
+	})
+
 	t.Run("concurrent claimers never share an event", func(t *testing.T) {
 		clock := NewClock()
 		st := open(t, clock)
