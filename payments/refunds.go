@@ -1167,7 +1167,8 @@ func (s *Service) applyRefundNote(ctx context.Context, f refundFact, noteID stri
 // record of the money is right when the person settles the order; it was
 // once acknowledged and dropped as a duplicate. A CLOSED or ABNORMAL refund,
 // and a SUCCESS that contradicts the record (merchant, order total, more
-// than is left), go into the review reason without counting. Either is
+// than is left, or the refund in flight with another amount than its
+// proposal's), go into the review reason without counting. Either is
 // reported as review with its reason. own is the refund paygate had in
 // flight, when f is about it (nil otherwise); how it ended is kept on the
 // order (noteOutcome). The refund paygate had in flight when
@@ -1207,7 +1208,11 @@ func (s *Service) noteRefundInReview(c *store.Order, f refundFact, own *store.Re
 		if inFlight {
 			s.noteOutcome(c, own, own.AmountFen, store.RefundAbnormal)
 		}
-	case f.RefundFen <= 0 || c.RefundedFen+f.RefundFen > c.AmountFen:
+	case f.RefundFen <= 0 || c.RefundedFen+f.RefundFen > c.AmountFen ||
+		inFlight && f.RefundFen != own.AmountFen:
+		// More than is left, or the refund in flight of another amount
+		// than the user confirmed: noted, not counted, as outside review
+		// (applyRefund's refund_amount_mismatch).
 		reason = "refund_amount_mismatch"
 	case !inFlight:
 		// Not the refund paygate has in flight: money went back that
