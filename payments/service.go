@@ -1186,7 +1186,11 @@ func (s *Service) prepay(ctx context.Context, o *store.Order, cause string, coun
 			s.giveBack(cctx, count)
 		}
 		if uerr != nil {
-			return nil, fmt.Errorf("%w: %w (closing: %v)", ErrPrepayRejected, err, uerr)
+			// The store's error is logged here and kept out of the error,
+			// whose text callers show (the admin API's answer): it can name
+			// the store's address.
+			s.log.ErrorContext(ctx, "prepay refused, its close not recorded; order left creating for the reconciler", "order_no", o.OrderNo, "err", uerr)
+			return nil, fmt.Errorf("%w: %w (its close not recorded)", ErrPrepayRejected, err)
 		}
 		return &CreateResult{Order: got}, fmt.Errorf("%w: %w", ErrPrepayRejected, err)
 	default:
