@@ -631,7 +631,9 @@ func (s *Server) handleAdminResolve(w http.ResponseWriter, r *http.Request) {
 // config's secrets as the log is, since the chain keeps them for good. An
 // approval made whose prepay's outcome is not known or not recorded is
 // answered with the order as it stands and an error that begins
-// "approved, but ": 502 when WeChat Pay did not open it (yet), 503 or 500
+// "approved, but ": 502 when WeChat Pay did not open it (yet) ("approved,
+// but WeChat Pay refused the order, and its close was not recorded: " when
+// it refused it for good and the order is still creating), 503 or 500
 // when the store failed to record WeChat Pay's answer (a store that lost
 // its data told with store.DataLostAdvice, as adminFailed tells it).
 func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
@@ -671,7 +673,14 @@ func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
 		case errors.Is(err, payments.ErrPaymentUnavailable), errors.Is(err, payments.ErrPrepayRejected):
 			// Approved, but WeChat Pay did not open it (yet): say so with the
 			// order as it stands (creating: the reconciler retries; closed).
-			body := map[string]any{"error": s.redact.String("approved, but WeChat Pay did not open the order: " + err.Error())}
+			// Refused for good with the order still creating, its close was
+			// not recorded: said apart, for the reconciler closes it (if
+			// WeChat Pay refuses it again) rather than waiting for it to open.
+			what := "approved, but WeChat Pay did not open the order: "
+			if errors.Is(err, payments.ErrPrepayRejected) && o != nil && o.Status == store.StatusCreating {
+				what = "approved, but WeChat Pay refused the order, and its close was not recorded: "
+			}
+			body := map[string]any{"error": s.redact.String(what + err.Error())}
 			if o != nil {
 				body["order"] = adminOrder(o)
 			}

@@ -22,14 +22,24 @@ import (
 // approved (and is awaiting payment) or already rejected, or that it expired
 // before anyone decided, and that this click changed nothing; the row leaves
 // the queue. An approval whose WeChat Pay order did not open says it was
-// approved, not that it "could not approve" an order no longer held.
+// approved, not that it "could not approve" an order no longer held; one
+// WeChat Pay refused, whose close paygate could not record (the order is
+// still creating), says so, not that the user gets the payment once it
+// opens.
 func TestConsoleSaysWhatADecisionFound(t *testing.T) {
 	b := newBrowser(t)
-	url, adminURL, a, _ := consoleApp(t)
+	// WeChat Pay refuses the fifth user's order for good, and the store
+	// fails to record it closed: it stays creating.
+	const refusedUser = "oUser-console-five"
+	tr := &numberUsedElsewhere{user: refusedUser}
+	url, adminURL, a, _ := consoleApp(t, withWeChatPayTransport(tr),
+		withStoreWrap(func(st store.Store) store.Store { return closeUnrecorded{st, refusedUser, storeDown} }))
+	tr.sim.Store(a.sim)
 	ctx := context.Background()
 	approvedElsewhere, _ := orderFor(t, url, "oUser-console-one", "two years of premium please")
 	rejectedElsewhere, _ := orderFor(t, url, "oUser-console-two", "two years of premium please")
 	unopened, _ := orderFor(t, url, "oUser-console-four", "two years of premium please")
+	refused, _ := orderFor(t, url, refusedUser, "two years of premium please")
 	// Held past its approval deadline, which the sweep has not reached yet.
 	const lapsed = "PGHELDLAPSED0001"
 	deadline := time.Now().Add(-time.Second).Truncate(time.Second)
@@ -42,7 +52,8 @@ func TestConsoleSaysWhatADecisionFound(t *testing.T) {
 	b.do(t, "sign in", chromedp.Navigate(adminURL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
 		chromedp.WaitVisible(chromedp.CSS(row("approvals", approvedElsewhere))), chromedp.WaitVisible(chromedp.CSS(row("approvals", rejectedElsewhere))),
-		chromedp.WaitVisible(chromedp.CSS(row("approvals", lapsed))), chromedp.WaitVisible(chromedp.CSS(row("approvals", unopened))))
+		chromedp.WaitVisible(chromedp.CSS(row("approvals", lapsed))), chromedp.WaitVisible(chromedp.CSS(row("approvals", unopened))),
+		chromedp.WaitVisible(chromedp.CSS(row("approvals", refused))))
 
 	decideElsewhere := func(no, verb string) {
 		t.Helper()
@@ -66,6 +77,7 @@ func TestConsoleSaysWhatADecisionFound(t *testing.T) {
 		elsewhere      string // the decision made behind the page's back
 		down           bool   // WeChat Pay fails every prepay attempt of the decision
 		want           []string
+		unwanted       []string // not in the notice
 		wantStatus     store.OrderStatus
 	}{
 		{name: "rejecting an order another manager approved", no: approvedElsewhere, verb: "reject", elsewhere: "approve",
@@ -76,6 +88,13 @@ func TestConsoleSaysWhatADecisionFound(t *testing.T) {
 			want: []string{"expired", "approval deadline", "before anyone decided", "can no longer be approved"}, wantStatus: store.StatusExpired},
 		{name: "approving while WeChat Pay fails", no: unopened, verb: "approve", down: true,
 			want: []string{"Approved " + unopened, "did not open", "SYSTEM_ERROR", "creating", "keeps asking WeChat Pay"}, wantStatus: store.StatusCreating},
+		// Refused for good, and its close not recorded: creating, but no
+		// payment is coming of it unless WeChat Pay, asked again by the
+		// reconciler, takes it after all.
+		{name: "approving an order WeChat Pay refuses, its close unrecorded", no: refused, verb: "approve",
+			want:       []string{"Approved " + refused, "WeChat Pay refused its order", "OUT_TRADE_NO_USED", "could not record it closed", "creating", "closes it if WeChat Pay refuses it again"},
+			unwanted:   []string{"keeps asking", "gets the payment", "did not open", storeAddr},
+			wantStatus: store.StatusCreating},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,6 +109,11 @@ func TestConsoleSaysWhatADecisionFound(t *testing.T) {
 			for _, w := range tt.want {
 				if !strings.Contains(got, w) {
 					t.Errorf("notice %q lacks %q", got, w)
+				}
+			}
+			for _, w := range tt.unwanted {
+				if strings.Contains(got, w) {
+					t.Errorf("notice %q says %q", got, w)
 				}
 			}
 			for _, raw := range []string{"is not awaiting approval", "awaiting_payment", "Could not", "approved, but"} {

@@ -60,19 +60,19 @@ const consoleReviewUser = "oUser-console-review"
 // admin listener, and merchant webhooks to an endpoint that acknowledges
 // every event but consoleReviewUser's. It returns the main and admin URLs and
 // the relay's outcomes.
-func consoleApp(t *testing.T) (string, string, *app, <-chan webhook.Result) {
+func consoleApp(t *testing.T, opts ...appOption) (string, string, *app, <-chan webhook.Result) {
 	t.Helper()
 	return consoleAppWith(t, consoleScript, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		if strings.Contains(string(b), consoleReviewUser) {
 			http.Error(w, "merchant backend down", http.StatusServiceUnavailable)
 		}
-	})
+	}, opts...)
 }
 
 // consoleAppWith is consoleApp with the provider's script and the
-// merchant's webhook endpoint given.
-func consoleAppWith(t *testing.T, script func(body string) scriptRound, endpoint http.HandlerFunc) (string, string, *app, <-chan webhook.Result) {
+// merchant's webhook endpoint given; opts go to the application.
+func consoleAppWith(t *testing.T, script func(body string) scriptRound, endpoint http.HandlerFunc, opts ...appOption) (string, string, *app, <-chan webhook.Result) {
 	t.Helper()
 	up := newScriptedProvider(t, script)
 	merchant := httptest.NewServer(endpoint)
@@ -100,7 +100,7 @@ payments:
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := newApp(cfg, io.Discard, "http://"+srv.Listener.Addr().String()+"/wechatpay/notify",
+	a, err := newApp(cfg, io.Discard, "http://"+srv.Listener.Addr().String()+"/wechatpay/notify", append([]appOption{
 		withWebhookOptions(func(o *webhook.Options) {
 			o.RetryBase = time.Hour // a refused webhook stays pending while the test looks at it
 			o.Observe = func(r webhook.Result) {
@@ -109,7 +109,7 @@ payments:
 				default:
 				}
 			}
-		}))
+		})}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,7 +124,9 @@ function markLapsed(panel) {
 // payable. A held order leaves the queue only by an approval (creating,
 // awaiting payment, and on from there), a rejection, or its expiry. A 502
 // with the order is an approval made whose WeChat Pay order did not open
-// (yet), and a 5xx with the order whose error begins "approved, but " one
+// (yet), or that WeChat Pay refused and whose close paygate could not
+// record (still creating, until the reconciler closes it: no payment comes
+// by waiting), and a 5xx with the order whose error begins "approved, but " one
 // whose WeChat Pay answer was not recorded: approved, not "could not
 // approve".
 function decisionFound(o, approve, e) {
@@ -142,6 +144,13 @@ function decisionFound(o, approve, e) {
     if (now.status !== 'approval_required') {
       return [`${no} was already approved ${by}: it is ${words(now.status)} now; nothing changed.`, approve ? 'ok' : 'bad'];
     }
+  }
+  const refused = /^approved, but WeChat Pay refused the order, and its close was not recorded: /;
+  if (now && e.status === 502 && approve && now.status === 'creating' && refused.test(e.message)) {
+    // Refused for good; the order is creating only because its close was
+    // not recorded: no payment opens by waiting for it.
+    return [`Approved ${no}, but WeChat Pay refused its order (${e.message.replace(refused, '')}), and paygate could not record it closed; it is ${words(now.status)} now: `
+      + "paygate's reconciler asks WeChat Pay again, and closes it if WeChat Pay refuses it again.", 'bad'];
   }
   if (now && e.status === 502 && approve) {
     const why = e.message.replace(/^approved, but WeChat Pay did not open the order: /, '');
