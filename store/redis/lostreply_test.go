@@ -373,3 +373,52 @@ func TestTakeTallyLostReplyWithAnAddBetween(t *testing.T) {
 		t.Errorf("the next take: got %d, %v; want 7 (the add made after the first take)", next, err)
 	}
 }
+
+// TestAddTallyLostReplyWithATakeBetween: an add whose reply is lost is
+// re-sent by go-redis; a take of the same conversation that another
+// replica makes meanwhile (its order paid) took that add. The re-sent add
+// must not count it again: it belongs to the paid order, not to the next
+// one too (store.Tallies: never in both).
+func TestAddTallyLostReplyWithATakeBetween(t *testing.T) {
+	ctx := context.Background()
+	prefix := testPrefix()
+	t.Cleanup(func() { dropShared(t, prefix) })
+	other := openOn(t, nil, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix})
+	var arm atomic.Pointer[[]byte]
+	var took atomic.Int64
+	took.Store(-1)
+	takeBetween := func() {
+		n, err := other.TakeTally(ctx, "conv")
+		if err != nil {
+			t.Errorf("the other replica's TakeTally: %v", err)
+		}
+		took.Store(n)
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: sharedAddr, MaxRetries: 1,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &lossyConn{Conn: nc, arm: &arm, lost: takeBetween}, nil
+		}})
+	s := newStore(c, Options{KeyPrefix: prefix, RepairInterval: -1})
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.sc.addTally.Load(ctx, c).Err(); err != nil {
+		t.Fatal(err)
+	}
+	sha := []byte(s.sc.addTally.Hash())
+	arm.Store(&sha)
+	if _, err := s.AddTally(ctx, "conv", 5, time.Hour); err != nil {
+		t.Fatalf("the re-sent add: %v", err)
+	}
+	if arm.Load() != nil || took.Load() < 0 {
+		t.Fatal("the add's reply was never lost, or no take came in between")
+	}
+	if n := took.Load(); n != 5 {
+		t.Fatalf("the take between: got %d; want 5 (the add's first run)", n)
+	}
+	if next, err := s.TakeTally(ctx, "conv"); err != nil || next != 0 {
+		t.Errorf("the next take: got %d, %v; want 0 (the add was taken already, its re-send counts nothing)", next, err)
+	}
+}

@@ -603,13 +603,19 @@ return 1
 // HINCRBY would take past int64's end stops there, as the embedded store's
 // does: refused, the add (a writer's batch of a conversation's turns) was
 // lost whole and the conversation's paid order carried less than the sum.
+// The tokens outlive the sum: a take (luaTakeTally) keeps them, and a sum
+// started again from zero (taken or expired) starts with them, so that a
+// call re-sent after a take took its first run adds nothing and answers
+// "0" (what is left of that sum): starting from no tokens, the re-send
+// added the turn again, to the next order, the paid one having taken it.
 const luaAddTally = `
 local tok = ' ' .. ARGV[5]
 local r = redis.call('HMGET', KEYS[1], 'until', 'r')
+local seen = r[2] and string.find(r[2] .. ' ', tok .. ' ', 1, true)
 if not r[1] or tonumber(r[1]) <= tonumber(ARGV[2]) then
+  if seen then return '0' end
   redis.call('DEL', KEYS[1])
-  r[2] = false
-elseif r[2] and string.find(r[2] .. ' ', tok .. ' ', 1, true) then
+elseif seen then
   return redis.call('HGET', KEYS[1], 'n')
 end
 local recent = (r[2] or '') .. tok
@@ -635,13 +641,19 @@ return redis.call('HGET', KEYS[1], 'n')
 // added since. took is not key: an AddTally between the take and its
 // re-send starts key from zero (DEL), and with key went a memory kept
 // there, so the re-sent take took that add and the first sum was lost.
+// The adds' tokens ("r") stay in key, alone, for a minute: an add whose
+// reply was lost and whose first run this take took is re-sent after it.
 const luaTakeTally = `
 local t = redis.call('GET', KEYS[2])
 if t then return t end
-local r = redis.call('HMGET', KEYS[1], 'n', 'until')
+local r = redis.call('HMGET', KEYS[1], 'n', 'until', 'r')
 local out = '0'
 if r[1] and r[2] and tonumber(r[2]) > tonumber(ARGV[1]) then out = r[1] end
 redis.call('DEL', KEYS[1])
+if r[3] then
+  redis.call('HSET', KEYS[1], 'r', r[3])
+  redis.call('PEXPIRE', KEYS[1], 60000)
+end
 redis.call('SET', KEYS[2], out, 'PX', 60000)
 return out
 `
