@@ -41,6 +41,13 @@ func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
 			" is not forwarded: it has a '.' or '..' segment (with or without ';' parameters), one of ';' parameters alone, an escaped slash, a backslash or an escaped NUL"))
 		return
 	}
+	if s.holdsSecret(path) {
+		// The bot's tool put its key in the URL as well (?api_key=,
+		// ?key=): forwarded, it reached the provider and its access
+		// logs (SPEC 5: the client's key never leaves).
+		writeError(w, badRequest("paygate: the URL holds a secret of paygate's config (a client key): send the client key in the Authorization header alone; no provider may get it"))
+		return
+	}
 	if modelsVariant(r.URL.Path) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			s.modelsReadOnly(w, r)
@@ -657,6 +664,14 @@ func identityParam(name string) bool {
 		return true
 	}
 	return strings.HasPrefix(name, "metadata[")
+}
+
+// holdsSecret reports whether a forwarded request's target (upstreamPath's
+// path and query) holds one of the config's secrets, or more than half of
+// one, as written or percent-decoded (a client key in ?api_key=, escaped or
+// not): the target reaches the provider as sent.
+func (s *Server) holdsSecret(target string) bool {
+	return s.redact.Has([]byte(target)) || strings.IndexByte(target, '%') >= 0 && s.redact.Has([]byte(lenientUnescape(target)))
 }
 
 // upstreamPath is the client's path below /v1, escaped as the client sent
