@@ -1188,8 +1188,13 @@ func (s *Service) prepay(ctx context.Context, o *store.Order, cause string, coun
 		if uerr != nil {
 			// The store's error is logged here and kept out of the error,
 			// whose text callers show (the admin API's answer): it can name
-			// the store's address.
+			// the store's address. A store that lost its data is said by
+			// store.ErrDataLost alone: it refuses the reconciler's commands
+			// too until the replicas restart, which the admin API tells.
 			s.log.ErrorContext(ctx, "prepay refused, its close not recorded; order left creating for the reconciler", "order_no", o.OrderNo, "err", uerr)
+			if errors.Is(uerr, store.ErrDataLost) {
+				return nil, fmt.Errorf("%w: %w (its close not recorded: %w)", ErrPrepayRejected, err, store.ErrDataLost)
+			}
 			return nil, fmt.Errorf("%w: %w (its close not recorded)", ErrPrepayRejected, err)
 		}
 		return &CreateResult{Order: got}, fmt.Errorf("%w: %w", ErrPrepayRejected, err)

@@ -633,7 +633,9 @@ func (s *Server) handleAdminResolve(w http.ResponseWriter, r *http.Request) {
 // answered with the order as it stands and an error that begins
 // "approved, but ": 502 when WeChat Pay did not open it (yet) ("approved,
 // but WeChat Pay refused the order, and its close was not recorded: " when
-// it refused it for good and the order is still creating), 503 or 500
+// it refused it for good and the order is still creating; a 503 with
+// store.DataLostAdvice in parentheses before the colon when the store that
+// failed to record the close lost its data), 503 or 500
 // when the store failed to record WeChat Pay's answer (a store that lost
 // its data told with store.DataLostAdvice, as adminFailed tells it).
 func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
@@ -676,15 +678,20 @@ func (s *Server) handleAdminDecision(approve bool) http.HandlerFunc {
 			// Refused for good with the order still creating, its close was
 			// not recorded: said apart, for the reconciler closes it (if
 			// WeChat Pay refuses it again) rather than waiting for it to open.
-			what := "approved, but WeChat Pay did not open the order: "
+			// A store that lost its data refuses the reconciler's commands
+			// too until the replicas restart: told as adminFailed tells it.
+			status, what := http.StatusBadGateway, "approved, but WeChat Pay did not open the order: "
 			if errors.Is(err, payments.ErrPrepayRejected) && o != nil && o.Status == store.StatusCreating {
 				what = "approved, but WeChat Pay refused the order, and its close was not recorded: "
+				if errors.Is(err, store.ErrDataLost) {
+					status, what = http.StatusServiceUnavailable, "approved, but WeChat Pay refused the order, and its close was not recorded ("+store.DataLostAdvice+"): "
+				}
 			}
 			body := map[string]any{"error": s.redact.String(what + err.Error())}
 			if o != nil {
 				body["order"] = adminOrder(o)
 			}
-			writeJSON(w, http.StatusBadGateway, body)
+			writeJSON(w, status, body)
 		case errors.Is(err, payments.ErrNotAwaitingApproval) && o != nil:
 			// Decided already (a double click, a retry after a lost answer,
 			// another manager) or expired: 409 with the order as it now

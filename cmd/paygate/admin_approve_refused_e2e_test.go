@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,12 +23,12 @@ import (
 )
 
 // numberUsedElsewhere is the WeChat Pay client's transport, under which
-// WeChat Pay refuses the prepay of user's orders for good: before such a
+// WeChat Pay refuses the prepay of users' orders for good: before such a
 // prepay goes, the simulator gets an order under the same number with other
 // parameters (a NATIVE order of 1 fen), so it answers OUT_TRADE_NO_USED.
 type numberUsedElsewhere struct {
-	user string
-	sim  atomic.Pointer[wxsim.Server] // set once the application is built
+	users []string
+	sim   atomic.Pointer[wxsim.Server] // set once the application is built
 }
 
 func (u *numberUsedElsewhere) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -42,7 +43,7 @@ func (u *numberUsedElsewhere) RoundTrip(req *http.Request) (*http.Response, erro
 	}
 	out := req.Clone(req.Context())
 	out.Body = io.NopCloser(bytes.NewReader(b))
-	if gjson.GetBytes(b, "payer.openid").Str == u.user {
+	if slices.Contains(u.users, gjson.GetBytes(b, "payer.openid").Str) {
 		client, err := wechatpay.New(req.Context(), sim.ClientConfig(req.URL.Scheme+"://"+req.URL.Host, "http://127.0.0.1:1/wechatpay/notify"))
 		if err != nil {
 			return nil, err
@@ -86,7 +87,7 @@ var storeDown = fmt.Errorf("redis: dial tcp %s: connect: connection refused: %w"
 // not the store's; the log has the store's error with the order number.
 func TestAdminApprovalRefusedKeepsTheStoresErrorOut(t *testing.T) {
 	const user = "oUser-refused-unrecorded"
-	tr := &numberUsedElsewhere{user: user}
+	tr := &numberUsedElsewhere{users: []string{user}}
 	var logs lockedWriter
 	_, a := serveConfig(t, `
 clients: [{name: bot, key: `+e2eClientKey+`}]
@@ -137,5 +138,63 @@ payments:
 	}
 	if !logged {
 		t.Errorf("no log line has the store's error with %s:\n%s", no, logs.String())
+	}
+}
+
+// dataLost is the error a Redis store gives once it lost its data: every
+// command is refused, the reconciler's too, until the replicas restart.
+var dataLost = fmt.Errorf("redis: %w: %w (Redis at %s is empty)", store.ErrUnavailable, store.ErrDataLost, storeAddr)
+
+// TestAdminApprovalRefusedOnAStoreThatLostItsData: a manager approves,
+// WeChat Pay refuses the order for good, and paygate cannot record it
+// closed because the store lost its data. The 502 said the close was not
+// recorded and the console that the reconciler closes it, while such a
+// store refuses the reconciler's commands too until every replica
+// restarts: the service's error no longer carried store.ErrDataLost (the
+// store's error is logged, not quoted), so the answer could not tell. It
+// is a 503 that tells the operator store.DataLostAdvice, as the admin
+// API's other answers for such a store, with the order as it stands and
+// WeChat Pay's reason, and still without the store's own text.
+func TestAdminApprovalRefusedOnAStoreThatLostItsData(t *testing.T) {
+	const user = "oUser-refused-data-lost"
+	tr := &numberUsedElsewhere{users: []string{user}}
+	_, a := serveConfig(t, `
+clients: [{name: bot, key: `+e2eClientKey+`}]
+admin: {token: `+consoleToken+`}
+store: {path: "`+filepath.Join(t.TempDir(), "paygate.db")+`"}
+providers:
+  - {name: fake, base_url: "http://127.0.0.1:1/v1", api_key: sk-upstream-secret}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+payments:
+  catalog:
+    - {sku: premium-yearly, name: "Premium tier, 1 year", price: "499.00", max_quantity: 2}
+`, io.Discard, withWeChatPayTransport(tr),
+		withStoreWrap(func(st store.Store) store.Store { return closeUnrecorded{st, user, dataLost} }))
+	tr.sim.Store(a.sim)
+	admin := httptest.NewServer(a.adminHandler())
+	t.Cleanup(admin.Close)
+
+	res, err := a.payments.CreateOrder(context.Background(), payments.CreateRequest{Client: "bot", User: user, SKU: "premium-yearly", Quantity: 2})
+	if err != nil || res.Order.Status != store.StatusApprovalRequired {
+		t.Fatalf("create: %+v %v; want approval_required", res, err)
+	}
+	no := res.Order.OrderNo
+	resp, b := adminDo(t, http.MethodPost, admin.URL+"/admin/api/approvals/"+no+"/approve",
+		map[string]string{"Authorization": "Bearer " + consoleToken, console.CSRFHeader: "1"})
+	body := gjson.ParseBytes(b)
+	if o, err := a.store.GetOrder(context.Background(), no); err != nil || o.Status != store.StatusCreating {
+		t.Fatalf("order %+v %v; want creating (refused, its close unrecorded)", o, err)
+	}
+	msg := body.Get("error").Str
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.HasPrefix(msg, "approved, but WeChat Pay refused the order") ||
+		!strings.Contains(msg, store.DataLostAdvice) || !strings.Contains(msg, "OUT_TRADE_NO_USED") {
+		t.Errorf("%d %s; want 503 that says it was approved, WeChat Pay's reason and %q", resp.StatusCode, b, store.DataLostAdvice)
+	}
+	if body.Get("order.order_no").Str != no || body.Get("order.status").Str != string(store.StatusCreating) {
+		t.Errorf("answer's order %s; want %s as it stands, creating", body.Get("order").Raw, no)
+	}
+	if strings.Contains(string(b), storeAddr) {
+		t.Errorf("the answer carries the store's own error: %s", b)
 	}
 }

@@ -28,18 +28,22 @@ import (
 // opens.
 func TestConsoleSaysWhatADecisionFound(t *testing.T) {
 	b := newBrowser(t)
-	// WeChat Pay refuses the fifth user's order for good, and the store
-	// fails to record it closed: it stays creating.
-	const refusedUser = "oUser-console-five"
-	tr := &numberUsedElsewhere{user: refusedUser}
+	// WeChat Pay refuses the fifth and sixth users' orders for good, and
+	// the store fails to record them closed (the sixth's has lost its
+	// data): they stay creating.
+	const refusedUser, lostUser = "oUser-console-five", "oUser-console-six"
+	tr := &numberUsedElsewhere{users: []string{refusedUser, lostUser}}
 	url, adminURL, a, _ := consoleApp(t, withWeChatPayTransport(tr),
-		withStoreWrap(func(st store.Store) store.Store { return closeUnrecorded{st, refusedUser, storeDown} }))
+		withStoreWrap(func(st store.Store) store.Store {
+			return closeUnrecorded{closeUnrecorded{st, refusedUser, storeDown}, lostUser, dataLost}
+		}))
 	tr.sim.Store(a.sim)
 	ctx := context.Background()
 	approvedElsewhere, _ := orderFor(t, url, "oUser-console-one", "two years of premium please")
 	rejectedElsewhere, _ := orderFor(t, url, "oUser-console-two", "two years of premium please")
 	unopened, _ := orderFor(t, url, "oUser-console-four", "two years of premium please")
 	refused, _ := orderFor(t, url, refusedUser, "two years of premium please")
+	lost, _ := orderFor(t, url, lostUser, "two years of premium please")
 	// Held past its approval deadline, which the sweep has not reached yet.
 	const lapsed = "PGHELDLAPSED0001"
 	deadline := time.Now().Add(-time.Second).Truncate(time.Second)
@@ -53,7 +57,7 @@ func TestConsoleSaysWhatADecisionFound(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
 		chromedp.WaitVisible(chromedp.CSS(row("approvals", approvedElsewhere))), chromedp.WaitVisible(chromedp.CSS(row("approvals", rejectedElsewhere))),
 		chromedp.WaitVisible(chromedp.CSS(row("approvals", lapsed))), chromedp.WaitVisible(chromedp.CSS(row("approvals", unopened))),
-		chromedp.WaitVisible(chromedp.CSS(row("approvals", refused))))
+		chromedp.WaitVisible(chromedp.CSS(row("approvals", refused))), chromedp.WaitVisible(chromedp.CSS(row("approvals", lost))))
 
 	decideElsewhere := func(no, verb string) {
 		t.Helper()
@@ -94,6 +98,12 @@ func TestConsoleSaysWhatADecisionFound(t *testing.T) {
 		{name: "approving an order WeChat Pay refuses, its close unrecorded", no: refused, verb: "approve",
 			want:       []string{"Approved " + refused, "WeChat Pay refused its order", "OUT_TRADE_NO_USED", "could not record it closed", "creating", "closes it if WeChat Pay refuses it again"},
 			unwanted:   []string{"keeps asking", "gets the payment", "did not open", storeAddr},
+			wantStatus: store.StatusCreating},
+		// The same on a store that lost its data: it refuses the
+		// reconciler's commands too until every replica restarts.
+		{name: "approving an order WeChat Pay refuses, its close unrecorded by a store that lost its data", no: lost, verb: "approve",
+			want:       []string{"Approved " + lost, "WeChat Pay refused its order", "OUT_TRADE_NO_USED", "could not record it closed", "creating", store.DataLostAdvice},
+			unwanted:   []string{"keeps asking", "gets the payment", "did not open", "closes it if", storeAddr},
 			wantStatus: store.StatusCreating},
 	}
 	for _, tt := range tests {

@@ -126,7 +126,9 @@ function markLapsed(panel) {
 // with the order is an approval made whose WeChat Pay order did not open
 // (yet), or that WeChat Pay refused and whose close paygate could not
 // record (still creating, until the reconciler closes it: no payment comes
-// by waiting), and a 5xx with the order whose error begins "approved, but " one
+// by waiting; a 503 when the store lost its data, which refuses the
+// reconciler too until the replicas restart: its advice is told instead),
+// and a 5xx with the order whose error begins "approved, but " one
 // whose WeChat Pay answer was not recorded: approved, not "could not
 // approve".
 function decisionFound(o, approve, e) {
@@ -145,12 +147,14 @@ function decisionFound(o, approve, e) {
       return [`${no} was already approved ${by}: it is ${words(now.status)} now; nothing changed.`, approve ? 'ok' : 'bad'];
     }
   }
-  const refused = /^approved, but WeChat Pay refused the order, and its close was not recorded: /;
-  if (now && e.status === 502 && approve && now.status === 'creating' && refused.test(e.message)) {
+  const refused = /^approved, but WeChat Pay refused the order, and its close was not recorded(?: \(([^)]*)\))?: /;
+  const r = now && approve && now.status === 'creating' && (e.status === 502 || e.status === 503) ? refused.exec(e.message) : null;
+  if (r) {
     // Refused for good; the order is creating only because its close was
-    // not recorded: no payment opens by waiting for it.
-    return [`Approved ${no}, but WeChat Pay refused its order (${e.message.replace(refused, '')}), and paygate could not record it closed; it is ${words(now.status)} now: `
-      + "paygate's reconciler asks WeChat Pay again, and closes it if WeChat Pay refuses it again.", 'bad'];
+    // not recorded: no payment opens by waiting for it. A store that lost
+    // its data (its advice in parentheses) refuses the reconciler too.
+    return [`Approved ${no}, but WeChat Pay refused its order (${e.message.slice(r[0].length)}), and paygate could not record it closed; it is ${words(now.status)} now: `
+      + (r[1] ? `${r[1]}.` : "paygate's reconciler asks WeChat Pay again, and closes it if WeChat Pay refuses it again."), 'bad'];
   }
   if (now && e.status === 502 && approve) {
     const why = e.message.replace(/^approved, but WeChat Pay did not open the order: /, '');
