@@ -235,6 +235,20 @@ func (r *Redactor) Values(s string) string {
 	return s
 }
 
+// HasWhole reports whether b holds one of the secret values whole (or in
+// one of its encoded forms), without Has's rule for more than half of one:
+// for a check that refuses text rather than masking it, where a shared
+// prefix (the dev key sk-paygate-dev against "?name=paygate-demo") must
+// not refuse an ordinary request.
+func (r *Redactor) HasWhole(b []byte) bool {
+	for _, v := range r.valuesB {
+		if bytes.Contains(b, v) {
+			return true
+		}
+	}
+	return false
+}
+
 // Has reports whether b holds one of the secret values, or more than half
 // of one (partialSecret): the check that spares text without one the copy
 // of masking it.

@@ -667,11 +667,14 @@ func identityParam(name string) bool {
 }
 
 // holdsSecret reports whether a forwarded request's target (upstreamPath's
-// path and query) holds one of the config's secrets, or more than half of
-// one, as written or percent-decoded (a client key in ?api_key=, escaped or
-// not): the target reaches the provider as sent.
+// path and query) holds one of the config's secrets whole, as written or
+// percent-decoded (a client key in ?api_key=, escaped or not): the target
+// reaches the provider as sent. Whole, not more than half of one as the
+// masking of echoes goes: a refusal of "?name=paygate-demo" for sharing
+// "paygate-d" with the default dev key sk-paygate-dev stopped ordinary
+// requests, and a bot's tool puts its key in a URL whole.
 func (s *Server) holdsSecret(target string) bool {
-	return s.redact.Has([]byte(target)) || strings.IndexByte(target, '%') >= 0 && s.redact.Has([]byte(lenientUnescape(target)))
+	return s.redact.HasWhole([]byte(target)) || strings.IndexByte(target, '%') >= 0 && s.redact.HasWhole([]byte(lenientUnescape(target)))
 }
 
 // upstreamPath is the client's path below /v1, escaped as the client sent

@@ -28,6 +28,10 @@ func TestQueryHoldingAClientKeyIsRefused(t *testing.T) {
 		{"inside a value", "after=x" + testClientKey, "", true},
 		{"in the path", "", "/v1/files/" + testClientKey + "/content", true},
 		{"no key", "limit=2&order=asc&after=file-abc", "", false},
+		// Most of the key, not the key: an ordinary name that shares
+		// the key's words (as "?name=paygate-demo" shares "paygate-d"
+		// with the default dev key sk-paygate-dev) is forwarded.
+		{"sharing most of the key", "purpose=my-paygate-test-client-kb", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(fp.requests())
