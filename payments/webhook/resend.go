@@ -37,6 +37,27 @@ var ErrNothingLost = errors.New("nothing to resend: the event announcing the ord
 	"it was delivered (or waits behind the order's other pending events); " +
 	"add ?force=true if the merchant lost it (a new event with a new id, which a merchant that still has the order processes again)")
 
+// ErrEventsHeld: a resend without force found no event announcing the
+// order's current state waiting or given up, or only given-up ones, while
+// the head of the order's queue was another kind of event (a transition's
+// audit record, queued ahead of its webhook event, not yet sealed) for
+// longer than heldWait: what waits behind it (the announcement itself,
+// or a later refund's event the given-up ones must go ahead of) cannot be
+// read, and neither a 409 "nothing lost", with its force, nor the dead
+// letters queued behind it would be right. Nothing is queued; asked again
+// once the record is sealed, the resend sees the queue.
+var ErrEventsHeld = errors.New("the order's latest events wait in its queue behind its audit record, " +
+	"which is not sealed yet; nothing was sent: try again in a moment")
+
+// heldWait bounds how long a resend waits for an event of another kind at
+// the head of the order's queue to leave it (ErrEventsHeld); heldPoll is
+// how often it looks meanwhile. The audit worker, woken by the transition's
+// commit, seals its record at once.
+const (
+	heldWait = 2 * time.Second
+	heldPoll = 20 * time.Millisecond
+)
+
 // StateEvent is a fresh event announcing order o's current state, as the
 // transition into it did: order.paid, order.approval_required,
 // order.closed, order.needs_review, or refund.succeeded for a refunded
@@ -162,7 +183,11 @@ type Resent struct {
 //     letter of another type (a refund.failed given up while the order.paid
 //     before it was delivered) does not count: the current state was
 //     announced, and announcing it again under a new id would have the
-//     merchant deliver twice.
+//     merchant deliver twice. While the head of the order's intake queue is
+//     an event of another kind (a transition's audit record, queued ahead
+//     of its webhook event and not yet sealed), what waits behind it is not
+//     read: the resend waits for it to leave (lostOrPendingUnheld), and is
+//     refused with ErrEventsHeld, nothing queued, if it does not.
 //   - A dead letter that announces the current state (same type and data)
 //     is queued again as it was, under its own id: "given up" means no 2xx
 //     came back, not that the merchant did not process it (it answered
@@ -253,7 +278,7 @@ func (r *Relay) Resend(ctx context.Context, orderNo string, force bool) (Resent,
 			return Resent{}, err
 		}
 	} else {
-		found, err := r.lostOrPending(ctx, orderNo, env)
+		found, err := r.lostOrPendingUnheld(ctx, orderNo, env)
 		setBack := false // the announcement waited, and was set back behind the earlier refunds
 		if err != nil {
 			return Resent{}, err
@@ -456,6 +481,10 @@ type lost struct {
 	// later ones (TestResendAgainWhileTheRefundsWait). The announcement
 	// waits behind it.
 	refundAhead *store.Event
+	// held: the head of the order's intake queue is an event of another
+	// kind (a transition's audit record, queued ahead of its webhook
+	// event), behind which the heads read do not show what waits.
+	held bool
 }
 
 // lostOrPending reads the outbox for Resend: order orderNo's dead letters
@@ -474,7 +503,8 @@ type lost struct {
 // waiting it reads once more: that read lists the keys after the first
 // one's heads were read, so it sees the event (or the relay took it since).
 // Were the event behind another on its queue, it is not seen: the resend
-// is refused rather than queued twice.
+// is refused rather than queued twice (behind an event of another kind, an
+// audit record, lostOrPendingUnheld waits for it to leave first).
 // The second read can itself meet the other race: a concurrent resend
 // queued the dead letters the first read found, then cleared them (or,
 // the first read having met that, the relay the resend woke moved its
@@ -501,6 +531,7 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 		for i := range heads {
 			h := &heads[i]
 			if h.Kind != Kind {
+				l.held = l.held || h.Key == orderNo
 				continue
 			}
 			state, _ := stateOf(h.Payload)
@@ -568,12 +599,44 @@ func (r *Relay) lostOrPending(ctx context.Context, orderNo string, env Envelope)
 	return l, nil
 }
 
+// lostOrPendingUnheld is lostOrPending once the order's intake queue is
+// not held: while an event of another kind heads it (held) and no event
+// announcing env's state was found waiting, the events behind it are not
+// read (OutboxHeads reads heads alone), and an order.paid waiting there
+// was answered "nothing lost" (and forced, announced twice), a later
+// refund's event waiting there had the given-up earlier ones queued behind
+// it. A transition queues its audit record ahead of its webhook event
+// (cmd/paygate withWebhookEvents), so that is every transition's state
+// until the audit worker seals the record. It reads again until the head
+// leaves, up to heldWait, and then refuses (ErrEventsHeld).
+func (r *Relay) lostOrPendingUnheld(ctx context.Context, orderNo string, env Envelope) (lost, error) {
+	deadline := time.Now().Add(heldWait)
+	for {
+		l, err := r.lostOrPending(ctx, orderNo, env)
+		if err != nil || !l.held || l.pending != nil {
+			return l, err
+		}
+		if !time.Now().Before(deadline) {
+			return lost{}, fmt.Errorf("order %s: %w", orderNo, ErrEventsHeld)
+		}
+		t := time.NewTimer(heldPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return lost{}, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
 // ResendHandler serves POST /admin/api/orders/{order_no}/webhook (behind
 // the admin token), Resend with ?force=true when asked: 202 with the
 // queued event's event_id and type, 200 with those of an identical resend
 // still waiting (already_pending: true), 404 for an unknown
 // order, 409 when no event describes its state or, without force, when
-// nothing was lost (can_force: true: force=true would send it), 400 for a
+// nothing was lost (can_force: true: force=true would send it) or what
+// waits behind the order's unsealed audit record cannot be read yet
+// (ErrEventsHeld: try again), 400 for a
 // force that is not a boolean or given twice, and for another parameter.
 // Errors are the admin API's {"error": "…"}.
 // Either 2xx lists in queued ({event_id, type}, in the order they leave)
@@ -614,7 +677,7 @@ func (r *Relay) ResendHandler() http.Handler {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 		case errors.Is(err, ErrNothingLost):
 			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "can_force": true})
-		case errors.Is(err, ErrNothingToResend):
+		case errors.Is(err, ErrNothingToResend), errors.Is(err, ErrEventsHeld):
 			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
 		case err != nil:
 			r.log.ErrorContext(req.Context(), "webhook resend failed", "err", err)
