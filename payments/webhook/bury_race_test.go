@@ -6,25 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tidwall/gjson"
-
 	"github.com/paygate/paygate/payments/webhook"
-	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
 )
-
-// refundsAccepted lists the refund ids of the refund.succeeded events rc
-// accepted (first 2xx of each id, in arrival order), and the last one's
-// body.
-func refundsAccepted(rc *receiver) (ids []string, last []byte) {
-	for _, a := range rc.accepted() {
-		if a.typ == webhook.TypeRefundSucceeded {
-			ids = append(ids, gjson.GetBytes(a.body, "data.refund.refund_id").Str)
-			last = a.body
-		}
-	}
-	return ids, last
-}
 
 // TestBuryKeepsTheRefundAResendSetBack: the order's one refund's
 // refund.succeeded fails its last attempt, and the relay buries it: kept
@@ -44,14 +28,10 @@ func TestBuryKeepsTheRefundAResendSetBack(t *testing.T) {
 			st := testdrivers.Open(t, driver, nil)
 			no := "PGBURYRACE" + driver
 			hooked := &keptHook{Store: st, no: no}
-			ob := orders{t, st}
-			up.Store(true)
-			o := ob.create(no, store.StatusAwaitingPayment)
-			ob.move(o, store.StatusPaid, "notification")
 			r := newRelay(t, hooked, rc.URL, clk.Now, shortWindow)
 			other := newRelay(t, st, rc.URL, clk.Now, shortWindow) // another replica's
-			drain(t, r)
-			up.Store(false)
+			ob := orders{t, st}
+			o := paidThenDown(ob, r, up, no)
 			ob.refund(o, "rf_only", 1000)
 
 			ctx := context.Background()

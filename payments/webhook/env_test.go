@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/paygate/paygate/payments"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
@@ -256,4 +258,42 @@ func (o orders) refund(ord *store.Order, id string, amount int64) {
 			o.t.Fatal(err)
 		}
 	}
+}
+
+// paidThenDown commits order no created and paid, has r deliver its
+// order.paid to the merchant behind up (up while it does), and then takes
+// the merchant down: the setting of the refund races.
+func paidThenDown(ob orders, r *webhook.Relay, up *atomic.Bool, no string) *store.Order {
+	ob.t.Helper()
+	up.Store(true)
+	o := ob.create(no, store.StatusAwaitingPayment)
+	ob.move(o, store.StatusPaid, "notification")
+	drain(ob.t, r)
+	up.Store(false)
+	return o
+}
+
+// secondRefundWaiting is paidThenDown, then the refund rf_first of 1000
+// fen, whose refund.succeeded r gives up (8 s of retries on clk, the
+// merchant down), then the refund rf_second of 500 fen, its
+// refund.succeeded left on the order's queue.
+func secondRefundWaiting(ob orders, r *webhook.Relay, clk *clock, up *atomic.Bool, no string) {
+	ob.t.Helper()
+	o := paidThenDown(ob, r, up, no)
+	ob.refund(o, "rf_first", 1000)
+	runFor(ob.t, r, clk, 8*time.Second)
+	ob.refund(o, "rf_second", 500)
+}
+
+// refundsAccepted lists the refund ids of the refund.succeeded events rc
+// accepted (first 2xx of each id, in arrival order), and the last one's
+// body.
+func refundsAccepted(rc *receiver) (ids []string, last []byte) {
+	for _, a := range rc.accepted() {
+		if a.typ == webhook.TypeRefundSucceeded {
+			ids = append(ids, gjson.GetBytes(a.body, "data.refund.refund_id").Str)
+			last = a.body
+		}
+	}
+	return ids, last
 }

@@ -96,18 +96,10 @@ func TestMoveKeepsTheRefundTwoResendsSetBack(t *testing.T) {
 			no := "PGMOVEACKRACE" + driver
 			steps := &resendSteps{Store: st, no: no}
 			mover := &heldAck{Store: st, key: no}
-			ob := orders{t, st}
-			up.Store(true)
-			o := ob.create(no, store.StatusAwaitingPayment)
-			ob.move(o, store.StatusPaid, "notification")
 			r := newRelay(t, mover, rc.URL, clk.Now, shortWindow)
 			first := newRelay(t, steps, rc.URL, clk.Now, shortWindow)
 			second := newRelay(t, st, rc.URL, clk.Now, shortWindow)
-			drain(t, r)
-			up.Store(false)
-			ob.refund(o, "rf_first", 1000)
-			runFor(t, r, clk, 8*time.Second) // rf_first given up
-			ob.refund(o, "rf_second", 500)   // waits on the order's queue
+			secondRefundWaiting(orders{t, st}, r, clk, up, no)
 			clk.Advance(time.Second)
 
 			ctx := context.Background()

@@ -91,17 +91,9 @@ func TestResendFindsTheRefundMovedWhileItReads(t *testing.T) {
 	st, hook := hookedRedis(t)
 	clk := newClock()
 	rc, up := downReceiver(t, clk.Now)
-	ob := orders{t, st}
 	no := "PGRESENDMOVE"
-	up.Store(true)
-	o := ob.create(no, store.StatusAwaitingPayment)
-	ob.move(o, store.StatusPaid, "notification")
 	r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
-	drain(t, r)
-	up.Store(false)
-	ob.refund(o, "rf_first", 1000)
-	runFor(t, r, clk, 8*time.Second) // rf_first given up
-	ob.refund(o, "rf_second", 500)
+	secondRefundWaiting(orders{t, st}, r, clk, up, no)
 	ev, ok := head(t, st, no)
 	if !ok || gjson.GetBytes(ev.Payload, "data.refund.refund_id").Str != "rf_second" {
 		t.Fatalf("the order's queue's head: %+v, %v; want rf_second's refund.succeeded", ev, ok)
@@ -127,18 +119,11 @@ func TestResendFindsTheRefundMovedWhileItReads(t *testing.T) {
 	}
 	up.Store(true)
 	runFor(t, r, clk, 10*time.Second)
-	var got []string
-	var last arrival
-	for _, a := range rc.accepted() {
-		if a.typ == webhook.TypeRefundSucceeded {
-			got = append(got, gjson.GetBytes(a.body, "data.refund.refund_id").Str)
-			last = a
-		}
-	}
+	got, last := refundsAccepted(rc)
 	if !slices.Equal(got, []string{"rf_first", "rf_second"}) {
 		t.Errorf("the merchant accepted refunds %v; want rf_first then rf_second, once each", got)
 	}
-	if total := gjson.GetBytes(last.body, "data.order.refunded_fen").Int(); total != 1500 {
+	if total := gjson.GetBytes(last, "data.order.refunded_fen").Int(); total != 1500 {
 		t.Errorf("the merchant's last word on the order: %d fen refunded; want 1500", total)
 	}
 }
@@ -211,18 +196,10 @@ func TestConcurrentResendsRepeatTheFirstRefundUnderItsID(t *testing.T) {
 	st, hook := hookedRedis(t)
 	clk := newClock()
 	rc, up := downReceiver(t, clk.Now)
-	ob := orders{t, st}
 	no := "PGRESENDREPEAT"
-	up.Store(true)
-	o := ob.create(no, store.StatusAwaitingPayment)
-	ob.move(o, store.StatusPaid, "notification")
 	r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
 	other := newRelay(t, st, rc.URL, clk.Now, shortWindow) // another replica's
-	drain(t, r)
-	up.Store(false)
-	ob.refund(o, "rf_first", 1000)
-	runFor(t, r, clk, 8*time.Second) // rf_first given up
-	ob.refund(o, "rf_second", 500)
+	secondRefundWaiting(orders{t, st}, r, clk, up, no)
 	ev, ok := head(t, st, no)
 	if !ok || gjson.GetBytes(ev.Payload, "data.refund.refund_id").Str != "rf_second" {
 		t.Fatalf("the order's queue's head: %+v, %v; want rf_second's refund.succeeded", ev, ok)
@@ -254,18 +231,11 @@ func TestConcurrentResendsRepeatTheFirstRefundUnderItsID(t *testing.T) {
 		t.Fatalf("the torn resend: %+v; want it accepted", a)
 	}
 	drain(t, r)
-	var got []string
-	var last arrival
-	for _, a := range rc.accepted() {
-		if a.typ == webhook.TypeRefundSucceeded {
-			got = append(got, gjson.GetBytes(a.body, "data.refund.refund_id").Str)
-			last = a
-		}
-	}
+	got, last := refundsAccepted(rc)
 	if !slices.Equal(got, []string{"rf_first", "rf_second"}) {
 		t.Errorf("a merchant deduplicating by id processed refunds %v; want rf_first then rf_second, once each", got)
 	}
-	if total := gjson.GetBytes(last.body, "data.order.refunded_fen").Int(); total != 1500 {
+	if total := gjson.GetBytes(last, "data.order.refunded_fen").Int(); total != 1500 {
 		t.Errorf("its last processed word on the order: %d fen refunded; want 1500", total)
 	}
 	seen := map[string]bool{}

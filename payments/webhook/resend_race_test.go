@@ -63,19 +63,10 @@ func TestResendKeepsADeadLetterGivenUpMeanwhile(t *testing.T) {
 			st := testdrivers.Open(t, driver, nil)
 			no := "PGRESENDRACE" + driver
 			hooked := &enqueueHook{Store: st, no: no}
-			ob := orders{t, st}
-			up.Store(true)
-			o := ob.create(no, store.StatusAwaitingPayment)
-			ob.move(o, store.StatusPaid, "notification")
 			r := newRelay(t, hooked, rc.URL, clk.Now, shortWindow)
 			other := newRelay(t, st, rc.URL, clk.Now, shortWindow) // another replica's
-			drain(t, r)
-			refund := func(id string, amount int64) { ob.refund(o, id, amount) }
-			up.Store(false)
-			refund("rf_first", 1000)
-			runFor(t, r, clk, 8*time.Second) // rf_first given up
-			refund("rf_second", 500)
-			drain(t, r) // refused once; retried in a second
+			secondRefundWaiting(orders{t, st}, r, clk, up, no)
+			drain(t, r) // rf_second's refused once; retried in a second
 			var secondID string
 			for _, a := range rc.arrivals() {
 				if gjson.GetBytes(a.body, "data.refund.refund_id").Str == "rf_second" {

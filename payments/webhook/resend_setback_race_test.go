@@ -58,18 +58,10 @@ func TestConcurrentSetBacksKeepTheLaterRefund(t *testing.T) {
 			st := testdrivers.Open(t, driver, nil)
 			no := "PGSETBACKRACE" + driver
 			hooked := &keptHook{Store: st, no: no}
-			ob := orders{t, st}
-			up.Store(true)
-			o := ob.create(no, store.StatusAwaitingPayment)
-			ob.move(o, store.StatusPaid, "notification")
 			r := newRelay(t, hooked, rc.URL, clk.Now, shortWindow)
 			other := newRelay(t, st, rc.URL, clk.Now, shortWindow) // another replica's
-			drain(t, r)
-			up.Store(false)
-			ob.refund(o, "rf_first", 1000)
-			runFor(t, r, clk, 8*time.Second) // rf_first given up
-			ob.refund(o, "rf_second", 500)
-			drain(t, r) // moved to the delivery queue, refused once
+			secondRefundWaiting(orders{t, st}, r, clk, up, no)
+			drain(t, r) // rf_second's moved to the delivery queue, refused once
 			waiting, ok := head(t, st, webhook.QueuePrefix+no)
 			if !ok || gjson.GetBytes(waiting.Payload, "data.refund.refund_id").Str != "rf_second" {
 				t.Fatalf("the delivery queue's head: %+v, %v; want rf_second's refund.succeeded", waiting, ok)
@@ -129,18 +121,11 @@ func TestConcurrentSetBacksKeepTheLaterRefund(t *testing.T) {
 			}
 			up.Store(true)
 			runFor(t, r, clk, 2*time.Second)
-			var got []string
-			var last arrival
-			for _, a := range rc.accepted() {
-				if a.typ == webhook.TypeRefundSucceeded {
-					got = append(got, gjson.GetBytes(a.body, "data.refund.refund_id").Str)
-					last = a
-				}
-			}
+			got, last := refundsAccepted(rc)
 			if !slices.Equal(got, []string{"rf_first", "rf_second"}) {
 				t.Fatalf("the merchant accepted refunds %v (dead letters listed: %v); want rf_first then rf_second", got, dead)
 			}
-			if total := gjson.GetBytes(last.body, "data.order.refunded_fen").Int(); total != 1500 {
+			if total := gjson.GetBytes(last, "data.order.refunded_fen").Int(); total != 1500 {
 				t.Errorf("the merchant's last word on the order: %d fen refunded; want 1500", total)
 			}
 		})
@@ -164,17 +149,9 @@ func TestSetBackFindsTheRefundMovedAfterItsRead(t *testing.T) {
 			st := testdrivers.Open(t, driver, nil)
 			no := "PGSETBACKMOVED" + driver
 			hooked := &keptHook{Store: st, no: no}
-			ob := orders{t, st}
-			up.Store(true)
-			o := ob.create(no, store.StatusAwaitingPayment)
-			ob.move(o, store.StatusPaid, "notification")
 			r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
 			other := newRelay(t, hooked, rc.URL, clk.Now, shortWindow) // another replica's
-			drain(t, r)
-			up.Store(false)
-			ob.refund(o, "rf_first", 1000)
-			runFor(t, r, clk, 8*time.Second) // rf_first given up
-			ob.refund(o, "rf_second", 500)   // waits on the order's queue
+			secondRefundWaiting(orders{t, st}, r, clk, up, no)
 			waiting, ok := head(t, st, no)
 			if !ok || gjson.GetBytes(waiting.Payload, "data.refund.refund_id").Str != "rf_second" {
 				t.Fatalf("the order's queue's head: %+v, %v; want rf_second's refund.succeeded", waiting, ok)

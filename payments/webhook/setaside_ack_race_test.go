@@ -9,7 +9,6 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/payments/webhook"
-	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
 )
 
@@ -31,17 +30,9 @@ func TestSetAsideKeepsTheRefundAResendSetBack(t *testing.T) {
 			st := testdrivers.Open(t, driver, nil)
 			no := "PGSETASIDERACE" + driver
 			aside := &heldAck{Store: st, key: no}
-			ob := orders{t, st}
-			up.Store(true)
-			o := ob.create(no, store.StatusAwaitingPayment)
-			ob.move(o, store.StatusPaid, "notification")
 			r := newRelay(t, st, rc.URL, clk.Now, shortWindow)
 			other := newRelay(t, st, rc.URL, clk.Now, shortWindow) // another replica's
-			drain(t, r)
-			up.Store(false)
-			ob.refund(o, "rf_first", 1000)
-			runFor(t, r, clk, 8*time.Second) // rf_first given up
-			ob.refund(o, "rf_second", 500)   // left on the order's queue
+			secondRefundWaiting(orders{t, st}, r, clk, up, no)
 			waiting, ok := head(t, st, no)
 			if !ok || gjson.GetBytes(waiting.Payload, "data.refund.refund_id").Str != "rf_second" {
 				t.Fatalf("the order's queue's head: %+v, %v; want rf_second's refund.succeeded", waiting, ok)
