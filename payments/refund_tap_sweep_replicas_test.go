@@ -56,46 +56,7 @@ func TestTapUnderAnOldReservationIsNotSweptByAnotherReplica(t *testing.T) {
 	// The user taps again a while later, within the proposal's life.
 	e.clock.Advance(2 * time.Minute)
 
-	type answer struct {
-		res *payments.RefundResult
-		err error
-	}
-	confirmed := make(chan answer, 1)
-	go func() {
-		res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
-		confirmed <- answer{res, err}
-	}()
-	select {
-	case <-be.at: // recorded, on its way to WeChat Pay
-	case a := <-confirmed:
-		t.Fatalf("second confirmation ended before sending: %+v, %v", a.res, a.err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the tap never sent its refund")
-	}
-	if _, err := other.Sweep(ctx); err != nil {
-		t.Fatal(err)
-	}
-	close(be.release)
-	var a answer
-	select {
-	case a = <-confirmed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("second confirmation did not end")
-	}
-	got := e.order(o.OrderNo)
-	refunds := e.sim.RefundCount(o.OrderNo)
-	switch {
-	case errors.Is(a.err, payments.ErrRefundFailed):
-		if refunds != 0 || got.Status != store.StatusPaid {
-			t.Errorf("the user was told the refund failed; %d refunds at WeChat Pay, order %s", refunds, got.Status)
-		}
-	case a.err == nil:
-		if refunds != 1 || got.Status == store.StatusPaid {
-			t.Errorf("the user was told the refund is %s; %d refunds at WeChat Pay, order %s (paid: refundable again)", a.res.Status, refunds, got.Status)
-		}
-	default:
-		t.Fatalf("second confirmation: %v", a.err)
-	}
+	tapSweptMidCall(t, e, be, other, o, p, func() {})
 	for _, l := range e.sim.Requests() {
 		if l.Op == "refund" && !strings.EqualFold(l.OutRefundNo, p.OutRefundNo) {
 			t.Errorf("a refund under another number: %s", l.OutRefundNo)
@@ -137,51 +98,62 @@ func TestTapOnAReplicaWhoseClockIsBehindIsNotSwept(t *testing.T) {
 				}})
 			opts.Now = func() time.Time { return e.clock.Now().Add(tc.behind) }
 			other := otherReplica(t, opts)
-			ctx := context.Background()
 			o := paidOrder(t, e, "oUser-tap-clock-behind", 1)
 			p := propose(t, e, o, 0)
 
-			type answer struct {
-				res *payments.RefundResult
-				err error
-			}
-			confirmed := make(chan answer, 1)
-			go func() {
-				res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
-				confirmed <- answer{res, err}
-			}()
-			select {
-			case <-be.at: // recorded, on its way to WeChat Pay
-			case a := <-confirmed:
-				t.Fatalf("confirmation ended before sending: %+v, %v", a.res, a.err)
-			case <-time.After(10 * time.Second):
-				t.Fatal("the tap never sent its refund")
-			}
-			e.clock.Advance(tc.atWx)
-			if _, err := other.Sweep(ctx); err != nil {
-				t.Fatal(err)
-			}
-			close(be.release)
-			var a answer
-			select {
-			case a = <-confirmed:
-			case <-time.After(10 * time.Second):
-				t.Fatal("confirmation did not end")
-			}
-			got := e.order(o.OrderNo)
-			refunds := e.sim.RefundCount(o.OrderNo)
-			switch {
-			case errors.Is(a.err, payments.ErrRefundFailed):
-				if refunds != 0 || got.Status != store.StatusPaid {
-					t.Errorf("the user was told the refund failed; %d refunds at WeChat Pay, order %s", refunds, got.Status)
-				}
-			case a.err == nil:
-				if refunds != 1 || got.Status == store.StatusPaid {
-					t.Errorf("the user was told the refund is %s; %d refunds at WeChat Pay, order %s (paid: refundable again)", a.res.Status, refunds, got.Status)
-				}
-			default:
-				t.Fatalf("confirmation: %v", a.err)
-			}
+			tapSweptMidCall(t, e, be, other, o, p, func() { e.clock.Advance(tc.atWx) })
 		})
+	}
+}
+
+// tapSweptMidCall has the user confirm p's refund (again) on e and, while
+// the call is held on its way to WeChat Pay (be), runs beforeSweep and then
+// other's sweep, as another replica's; then it checks that what the user
+// was told and what WeChat Pay holds agree: told it failed, no refund there
+// and the order paid; told it is processing, one refund and the order not
+// back to paid (refundable again).
+func tapSweptMidCall(t *testing.T, e *env, be *heldRefund, other *payments.Service, o *store.Order, p *store.RefundProposal, beforeSweep func()) {
+	t.Helper()
+	ctx := context.Background()
+	type answer struct {
+		res *payments.RefundResult
+		err error
+	}
+	confirmed := make(chan answer, 1)
+	go func() {
+		res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
+		confirmed <- answer{res, err}
+	}()
+	select {
+	case <-be.at: // recorded, on its way to WeChat Pay
+	case a := <-confirmed:
+		t.Fatalf("confirmation ended before sending: %+v, %v", a.res, a.err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the tap never sent its refund")
+	}
+	beforeSweep()
+	if _, err := other.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(be.release)
+	var a answer
+	select {
+	case a = <-confirmed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("confirmation did not end")
+	}
+	got := e.order(o.OrderNo)
+	refunds := e.sim.RefundCount(o.OrderNo)
+	switch {
+	case errors.Is(a.err, payments.ErrRefundFailed):
+		if refunds != 0 || got.Status != store.StatusPaid {
+			t.Errorf("the user was told the refund failed; %d refunds at WeChat Pay, order %s", refunds, got.Status)
+		}
+	case a.err == nil:
+		if refunds != 1 || got.Status == store.StatusPaid {
+			t.Errorf("the user was told the refund is %s; %d refunds at WeChat Pay, order %s (paid: refundable again)", a.res.Status, refunds, got.Status)
+		}
+	default:
+		t.Fatalf("confirmation: %v", a.err)
 	}
 }

@@ -87,37 +87,9 @@ var storeDown = fmt.Errorf("redis: dial tcp %s: connect: connection refused: %w"
 // not the store's; the log has the store's error with the order number.
 func TestAdminApprovalRefusedKeepsTheStoresErrorOut(t *testing.T) {
 	const user = "oUser-refused-unrecorded"
-	tr := &numberUsedElsewhere{users: []string{user}}
 	var logs lockedWriter
-	_, a := serveConfig(t, `
-clients: [{name: bot, key: `+e2eClientKey+`}]
-admin: {token: `+consoleToken+`}
-store: {path: "`+filepath.Join(t.TempDir(), "paygate.db")+`"}
-providers:
-  - {name: fake, base_url: "http://127.0.0.1:1/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-payments:
-  catalog:
-    - {sku: premium-yearly, name: "Premium tier, 1 year", price: "499.00", max_quantity: 2}
-`, &logs, withWeChatPayTransport(tr),
-		withStoreWrap(func(st store.Store) store.Store { return closeUnrecorded{st, user, storeDown} }))
-	tr.sim.Store(a.sim)
-	admin := httptest.NewServer(a.adminHandler())
-	t.Cleanup(admin.Close)
-
-	res, err := a.payments.CreateOrder(context.Background(), payments.CreateRequest{Client: "bot", User: user, SKU: "premium-yearly", Quantity: 2})
-	if err != nil || res.Order.Status != store.StatusApprovalRequired {
-		t.Fatalf("create: %+v %v; want approval_required", res, err)
-	}
-	no := res.Order.OrderNo
-	resp, b := adminDo(t, http.MethodPost, admin.URL+"/admin/api/approvals/"+no+"/approve",
-		map[string]string{"Authorization": "Bearer " + consoleToken, console.CSRFHeader: "1"})
+	no, resp, b := approveRefusedUnclosed(t, user, storeDown, &logs)
 	body := gjson.ParseBytes(b)
-
-	if o, err := a.store.GetOrder(context.Background(), no); err != nil || o.Status != store.StatusCreating {
-		t.Fatalf("order %+v %v; want creating (refused, its close unrecorded)", o, err)
-	}
 	msg := body.Get("error").Str
 	if resp.StatusCode != http.StatusBadGateway || !strings.HasPrefix(msg, "approved, but ") || !strings.Contains(msg, "OUT_TRADE_NO_USED") {
 		t.Errorf("%d %s; want 502 with an error that says it was approved and WeChat Pay's reason", resp.StatusCode, b)
@@ -157,6 +129,29 @@ var dataLost = fmt.Errorf("redis: %w: %w (Redis at %s is empty)", store.ErrUnava
 // WeChat Pay's reason, and still without the store's own text.
 func TestAdminApprovalRefusedOnAStoreThatLostItsData(t *testing.T) {
 	const user = "oUser-refused-data-lost"
+	no, resp, b := approveRefusedUnclosed(t, user, dataLost, io.Discard)
+	body := gjson.ParseBytes(b)
+	msg := body.Get("error").Str
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.HasPrefix(msg, "approved, but WeChat Pay refused the order") ||
+		!strings.Contains(msg, store.DataLostAdvice) || !strings.Contains(msg, "OUT_TRADE_NO_USED") {
+		t.Errorf("%d %s; want 503 that says it was approved, WeChat Pay's reason and %q", resp.StatusCode, b, store.DataLostAdvice)
+	}
+	if body.Get("order.order_no").Str != no || body.Get("order.status").Str != string(store.StatusCreating) {
+		t.Errorf("answer's order %s; want %s as it stands, creating", body.Get("order").Raw, no)
+	}
+	if strings.Contains(string(b), storeAddr) {
+		t.Errorf("the answer carries the store's own error: %s", b)
+	}
+}
+
+// approveRefusedUnclosed serves paygate on the simulator with WeChat Pay
+// refusing user's orders (their number used elsewhere) and the store
+// failing their close with closeErr, has user order above the approval
+// threshold and a manager approve it through the admin API, and checks
+// that the order was left creating (refused, its close unrecorded). It
+// returns the order number and the admin API's answer.
+func approveRefusedUnclosed(t *testing.T, user string, closeErr error, logs io.Writer) (string, *http.Response, []byte) {
+	t.Helper()
 	tr := &numberUsedElsewhere{users: []string{user}}
 	_, a := serveConfig(t, `
 clients: [{name: bot, key: `+e2eClientKey+`}]
@@ -169,8 +164,8 @@ models:
 payments:
   catalog:
     - {sku: premium-yearly, name: "Premium tier, 1 year", price: "499.00", max_quantity: 2}
-`, io.Discard, withWeChatPayTransport(tr),
-		withStoreWrap(func(st store.Store) store.Store { return closeUnrecorded{st, user, dataLost} }))
+`, logs, withWeChatPayTransport(tr),
+		withStoreWrap(func(st store.Store) store.Store { return closeUnrecorded{st, user, closeErr} }))
 	tr.sim.Store(a.sim)
 	admin := httptest.NewServer(a.adminHandler())
 	t.Cleanup(admin.Close)
@@ -182,19 +177,8 @@ payments:
 	no := res.Order.OrderNo
 	resp, b := adminDo(t, http.MethodPost, admin.URL+"/admin/api/approvals/"+no+"/approve",
 		map[string]string{"Authorization": "Bearer " + consoleToken, console.CSRFHeader: "1"})
-	body := gjson.ParseBytes(b)
 	if o, err := a.store.GetOrder(context.Background(), no); err != nil || o.Status != store.StatusCreating {
 		t.Fatalf("order %+v %v; want creating (refused, its close unrecorded)", o, err)
 	}
-	msg := body.Get("error").Str
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.HasPrefix(msg, "approved, but WeChat Pay refused the order") ||
-		!strings.Contains(msg, store.DataLostAdvice) || !strings.Contains(msg, "OUT_TRADE_NO_USED") {
-		t.Errorf("%d %s; want 503 that says it was approved, WeChat Pay's reason and %q", resp.StatusCode, b, store.DataLostAdvice)
-	}
-	if body.Get("order.order_no").Str != no || body.Get("order.status").Str != string(store.StatusCreating) {
-		t.Errorf("answer's order %s; want %s as it stands, creating", body.Get("order").Raw, no)
-	}
-	if strings.Contains(string(b), storeAddr) {
-		t.Errorf("the answer carries the store's own error: %s", b)
-	}
+	return no, resp, b
 }
