@@ -781,17 +781,15 @@ type Outbox interface {
 	// EnqueueEvents adds events not tied to an order write. Each is appended to
 	// its Key's queue; events of one key keep their order.
 	EnqueueEvents(ctx context.Context, events ...Event) error
-	// EnqueueEventOnce appends e to its Key's queue unless an event with e's ID
-	// is pending there already, and reports whether it appended it. Copying an
-	// event from one key to another with it is idempotent by id.
-	EnqueueEventOnce(ctx context.Context, e Event) (bool, error)
 	// EnqueueEventsOnce appends events, then with, all of one Key (an
 	// error otherwise), to that key's queue in one atomic step, unless an
 	// event with the ID of one of events is pending there already: then it
-	// appends nothing and returns those IDs. A webhook resend queues what
-	// it sends with it, and its audit record as with, which names exactly
-	// what was queued: never an event queued without its record, nor a
-	// record of an event the resend did not queue.
+	// appends nothing and returns those IDs. Copying an event from one key
+	// to another with it (the one event, nothing with it) is idempotent by
+	// id. A webhook resend queues what it sends with it, and its audit
+	// record as with, which names exactly what was queued: never an event
+	// queued without its record, nor a record of an event the resend did
+	// not queue.
 	EnqueueEventsOnce(ctx context.Context, events []Event, with ...Event) (pending []string, err error)
 	// DueEvents returns at most limit events, at most the first pending event of
 	// each key, whose NextAt is not after now, the longest due first. An event

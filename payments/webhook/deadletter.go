@@ -97,7 +97,7 @@ func (r *Relay) bury(ctx context.Context, ev store.Event, orderNo string, attemp
 	dl := ev
 	dl.Key = deadKey(orderNo, ev.ID)
 	dl.Attempts, dl.NextAt, dl.LastError, dl.FailedAt = attempt, neverDue, lastErr, r.now()
-	if _, err := r.store.EnqueueEventOnce(ctx, dl); err != nil {
+	if _, err := r.store.EnqueueEventsOnce(ctx, []store.Event{dl}); err != nil {
 		return fmt.Errorf("keep dead letter: %w", err)
 	}
 	if err := r.store.AckEventAt(ctx, ev.Key, ev.ID, ev.CreatedAt); err != nil {

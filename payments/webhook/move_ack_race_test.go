@@ -25,14 +25,14 @@ type resendSteps struct {
 	kept, tookOff atomic.Pointer[func()]
 }
 
-func (s *resendSteps) EnqueueEventOnce(ctx context.Context, e store.Event) (bool, error) {
-	added, err := s.Store.EnqueueEventOnce(ctx, e)
-	if strings.HasPrefix(e.Key, webhook.DeadPrefix+s.no+"/") {
+func (s *resendSteps) EnqueueEventsOnce(ctx context.Context, evs []store.Event, with ...store.Event) ([]string, error) {
+	pending, err := s.Store.EnqueueEventsOnce(ctx, evs, with...)
+	if len(evs) > 0 && strings.HasPrefix(evs[0].Key, webhook.DeadPrefix+s.no+"/") {
 		if f := s.kept.Swap(nil); f != nil {
 			(*f)()
 		}
 	}
-	return added, err
+	return pending, err
 }
 
 func (s *resendSteps) AckEventAt(ctx context.Context, key, id string, createdAt time.Time) error {

@@ -517,7 +517,7 @@ func (r *Relay) move(ctx context.Context, ev store.Event) {
 	if r.behindItsOrder(qctx, ev) {
 		return
 	}
-	if _, err := r.store.EnqueueEventOnce(qctx, cp); err != nil {
+	if _, err := r.store.EnqueueEventsOnce(qctx, []store.Event{cp}); err != nil {
 		if ctx.Err() == nil {
 			r.log.WarnContext(ctx, "webhook event not queued for delivery; retrying once its lease runs out",
 				"event_id", ev.ID, "order_no", ev.Key, "err", err)

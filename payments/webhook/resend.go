@@ -437,7 +437,7 @@ func (r *Relay) setBack(ctx context.Context, p store.Event, orderNo string) erro
 	dl := p
 	dl.Key = deadKey(orderNo, p.ID)
 	dl.NextAt, dl.FailedAt = neverDue, r.now()
-	if _, err := r.store.EnqueueEventOnce(ctx, dl); err != nil {
+	if _, err := r.store.EnqueueEventsOnce(ctx, []store.Event{dl}); err != nil {
 		return fmt.Errorf("keep the waiting refund.succeeded %s: %w", p.ID, err)
 	}
 	for _, key := range []string{orderNo, QueuePrefix + orderNo} {

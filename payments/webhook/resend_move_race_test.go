@@ -69,7 +69,7 @@ func relayMove(ctx context.Context, st store.Store, no string, ev store.Event) e
 	cp := ev
 	cp.Key = webhook.QueuePrefix + no
 	cp.Attempts, cp.NextAt, cp.LastError, cp.FailedAt = 0, time.Time{}, "", time.Time{}
-	if _, err := st.EnqueueEventOnce(ctx, cp); err != nil {
+	if _, err := st.EnqueueEventsOnce(ctx, []store.Event{cp}); err != nil {
 		return err
 	}
 	return st.AckEvent(ctx, no, ev.ID)

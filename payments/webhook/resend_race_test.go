@@ -26,17 +26,8 @@ type enqueueHook struct {
 	hook atomic.Pointer[func()]
 }
 
-func (h *enqueueHook) EnqueueEventOnce(ctx context.Context, e store.Event) (bool, error) {
-	if e.Key == h.no || strings.HasPrefix(e.Key, webhook.DeadPrefix+h.no+"/") {
-		if f := h.hook.Swap(nil); f != nil {
-			(*f)()
-		}
-	}
-	return h.Store.EnqueueEventOnce(ctx, e)
-}
-
 func (h *enqueueHook) EnqueueEventsOnce(ctx context.Context, evs []store.Event, with ...store.Event) ([]string, error) {
-	if len(evs) > 0 && evs[0].Key == h.no {
+	if len(evs) > 0 && (evs[0].Key == h.no || strings.HasPrefix(evs[0].Key, webhook.DeadPrefix+h.no+"/")) {
 		if f := h.hook.Swap(nil); f != nil {
 			(*f)()
 		}

@@ -26,14 +26,14 @@ type keptHook struct {
 	hook atomic.Pointer[func()]
 }
 
-func (h *keptHook) EnqueueEventOnce(ctx context.Context, e store.Event) (bool, error) {
-	added, err := h.Store.EnqueueEventOnce(ctx, e)
-	if strings.HasPrefix(e.Key, webhook.DeadPrefix+h.no+"/") {
+func (h *keptHook) EnqueueEventsOnce(ctx context.Context, evs []store.Event, with ...store.Event) ([]string, error) {
+	pending, err := h.Store.EnqueueEventsOnce(ctx, evs, with...)
+	if len(evs) > 0 && strings.HasPrefix(evs[0].Key, webhook.DeadPrefix+h.no+"/") {
 		if f := h.hook.Swap(nil); f != nil {
 			(*f)()
 		}
 	}
-	return added, err
+	return pending, err
 }
 
 // TestConcurrentSetBacksKeepTheLaterRefund: the first refund's
@@ -93,7 +93,7 @@ func TestConcurrentSetBacksKeepTheLaterRefund(t *testing.T) {
 				cp := second
 				cp.Key = webhook.QueuePrefix + no
 				cp.Attempts, cp.NextAt, cp.LastError, cp.FailedAt = 0, time.Time{}, "", time.Time{}
-				if _, err := st.EnqueueEventOnce(ctx, cp); err != nil {
+				if _, err := st.EnqueueEventsOnce(ctx, []store.Event{cp}); err != nil {
 					t.Error(err)
 					return
 				}

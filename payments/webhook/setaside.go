@@ -47,7 +47,7 @@ func SetAside(st store.Outbox, after time.Duration, now func() time.Time) func(c
 		if _, wait, err := mustFollow(ctx, st, ev); wait || err != nil {
 			return false, err
 		}
-		if _, err := st.EnqueueEventOnce(ctx, queued(ev)); err != nil {
+		if _, err := st.EnqueueEventsOnce(ctx, []store.Event{queued(ev)}); err != nil {
 			return false, err
 		}
 		// ev itself, not a copy a resend queued since under its id (see

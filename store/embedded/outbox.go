@@ -358,22 +358,6 @@ func (d *DB) EnqueueEvents(ctx context.Context, events ...store.Event) error {
 	return d.update(ctx, func(tx *bolt.Tx) error { return appendEvents(tx, evs) })
 }
 
-// EnqueueEventOnce implements store.Outbox: the look-up and the append are
-// one transaction.
-func (d *DB) EnqueueEventOnce(ctx context.Context, e store.Event) (bool, error) {
-	e = d.fillEvent(e)
-	added := false
-	err := d.update(ctx, func(tx *bolt.Tx) error {
-		k, _, err := findEvent(tx, e.Key, e.ID)
-		if err != nil || k != nil {
-			return err
-		}
-		added = true
-		return appendEvents(tx, []store.Event{e})
-	})
-	return added && err == nil, err
-}
-
 // EnqueueEventsOnce implements store.Outbox: the look-ups and the append
 // are one transaction.
 func (d *DB) EnqueueEventsOnce(ctx context.Context, events []store.Event, with ...store.Event) ([]string, error) {

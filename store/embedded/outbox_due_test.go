@@ -182,7 +182,7 @@ func TestDueIndexFollowsTheHeads(t *testing.T) {
 			if rng.IntN(2) == 0 {
 				err = d.EnqueueEvents(ctx, e)
 			} else {
-				_, err = d.EnqueueEventOnce(ctx, e)
+				_, err = d.EnqueueEventsOnce(ctx, []store.Event{e})
 			}
 		case 2:
 			op = "claim"

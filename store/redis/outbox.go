@@ -52,25 +52,6 @@ func (s *Store) EnqueueEvents(ctx context.Context, events ...store.Event) error 
 	return nil
 }
 
-// EnqueueEventOnce implements store.Outbox: one intent, one script on the
-// key's tag that looks for the id and appends, one index update.
-func (s *Store) EnqueueEventOnce(ctx context.Context, e store.Event) (bool, error) {
-	e = s.fillEvent(e)
-	elems, err := s.encodeEvents([]store.Event{e})
-	if err != nil {
-		return false, err
-	}
-	in, v, err := s.fenced(ctx, e.Key, func(in writeIntent) (any, error) {
-		return s.run(ctx, "enqueue event once", s.sc.enqueueOnce, s.k.queueKeys(e.Key), e.ID, elems[0], queueHold(0), in.fence())
-	})
-	if err != nil {
-		return false, err
-	}
-	r := replySlice(v)
-	s.syncIndexOrWarn(ctx, nil, e.Key, strconv.FormatInt(replyInt(r, 1), 10), replyInt(r, 2), noteOf(e.Key, in.tok))
-	return replyInt(r, 0) == 1, nil
-}
-
 // EnqueueEventsOnce implements store.Outbox: one intent, one script on the
 // key's tag that looks for the ids and appends, one index update.
 func (s *Store) EnqueueEventsOnce(ctx context.Context, events []store.Event, with ...store.Event) ([]string, error) {

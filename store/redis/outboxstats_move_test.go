@@ -56,7 +56,7 @@ func TestOutboxStatsCountsAnEventMovedDuringTheRead(t *testing.T) {
 	hook := &afterIndexRead{err: make(chan error, 1), move: func(ctx context.Context) error {
 		cp := ev
 		cp.Key = "webhook:" + ev.Key
-		if _, err := relay.EnqueueEventOnce(ctx, cp); err != nil {
+		if _, err := relay.EnqueueEventsOnce(ctx, []store.Event{cp}); err != nil {
 			return err
 		}
 		return relay.AckEvent(ctx, ev.Key, ev.ID)
@@ -144,7 +144,7 @@ func TestOutboxStatsCountsAnEventMovedIntoAQueueReadEmpty(t *testing.T) {
 		afterHeads: func(ctx context.Context) error {
 			cp := ev
 			cp.Key = first.Key
-			if _, err := relay.EnqueueEventOnce(ctx, cp); err != nil {
+			if _, err := relay.EnqueueEventsOnce(ctx, []store.Event{cp}); err != nil {
 				return err
 			}
 			return relay.AckEvent(ctx, ev.Key, ev.ID)

@@ -69,8 +69,8 @@ func TestProposalQueueKeysExpireWithTheProposal(t *testing.T) {
 	}
 	check("put", p.RefundID, 2, 0)
 
-	if ok, err := s.EnqueueEventOnce(ctx, store.Event{ID: "evt_q1b", Kind: "audit", Key: key}); err != nil || !ok {
-		t.Fatalf("EnqueueEventOnce: %v, %v", ok, err)
+	if pending, err := s.EnqueueEventsOnce(ctx, []store.Event{{ID: "evt_q1b", Kind: "audit", Key: key}}); err != nil || len(pending) != 0 {
+		t.Fatalf("EnqueueEventsOnce: pending %v, %v", pending, err)
 	}
 	check("enqueue once", p.RefundID, 2, 0)
 

@@ -139,9 +139,9 @@ func raceWrites() []raceWrite {
 			write: func(ctx context.Context, s *Store, clock *storetest.Clock) error {
 				return s.EnqueueEvents(ctx, evt("k-1"))
 			}},
-		{name: "enqueue event once", money: func(sc *scripts) *goredis.Script { return sc.enqueueOnce },
+		{name: "enqueue events once", money: func(sc *scripts) *goredis.Script { return sc.enqueueOnceAll },
 			write: func(ctx context.Context, s *Store, clock *storetest.Clock) error {
-				_, err := s.EnqueueEventOnce(ctx, evt("k-1"))
+				_, err := s.EnqueueEventsOnce(ctx, []store.Event{evt("k-1")})
 				return err
 			}},
 		{name: "put refund proposal", money: func(sc *scripts) *goredis.Script { return sc.putRefund },

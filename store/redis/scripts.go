@@ -174,24 +174,6 @@ local v, nx = obstate(KEYS[1], KEYS[2])
 return {v, nx}
 `
 
-// KEYS: ob, obv[, rec]. ARGV: id, elem, hold_ms, deadline_ms. Appends elem
-// unless an event with id is queued. Returns {1, obv, next} appended, {0,
-// obv, next} already queued.
-const luaEnqueueOnce = luaObState + luaHold + luaFence + `
-for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  if cjson.decode(raw).id == ARGV[1] then
-    local v, nx = obstate(KEYS[1], KEYS[2])
-    return {0, v, nx}
-  end
-end
-if stale(ARGV[#ARGV]) then return redis.error_reply(stale_intent) end
-redis.call('RPUSH', KEYS[1], ARGV[2])
-redis.call('INCR', KEYS[2])
-hold(KEYS[1], KEYS[2], KEYS[3], ARGV[3])
-local v, nx = obstate(KEYS[1], KEYS[2])
-return {1, v, nx}
-`
-
 // KEYS: ob, obv[, rec]. ARGV: nids, ids..., n, elems..., hold_ms,
 // deadline_ms. Appends the n elems unless an event with one of the ids is
 // queued. Returns {obv, next, ids queued...}: none when it appended.
@@ -828,7 +810,7 @@ return 1
 type scripts struct {
 	createOrder, updateOrder, enqueue, readTag, ack, retry    *goredis.Script
 	ackAt                                                     *goredis.Script
-	enqueueOnce, enqueueOnceAll, claimEvent                   *goredis.Script
+	enqueueOnceAll, claimEvent                                *goredis.Script
 	syncUser, loadUser, syncIndex, intent, dropLegacy         *goredis.Script
 	idxTime                                                   *goredis.Script
 	claim, seen, counter, uncount, window, lease, putExchange *goredis.Script
@@ -845,7 +827,6 @@ func newScripts() *scripts {
 		createOrder:    goredis.NewScript(luaCreateOrder),
 		updateOrder:    goredis.NewScript(luaUpdateOrder),
 		enqueue:        goredis.NewScript(luaEnqueue),
-		enqueueOnce:    goredis.NewScript(luaEnqueueOnce),
 		enqueueOnceAll: goredis.NewScript(luaEnqueueOnceAll),
 		claimEvent:     goredis.NewScript(luaClaimEvent),
 		readTag:        goredis.NewScript(luaReadTag),
@@ -883,7 +864,7 @@ func newScripts() *scripts {
 
 func (s *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
-		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnce, s.enqueueOnceAll, s.claimEvent, s.readTag, s.ack, s.retry,
+		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnceAll, s.claimEvent, s.readTag, s.ack, s.retry,
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window, s.lease,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
 		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe,

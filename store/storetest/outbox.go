@@ -297,8 +297,8 @@ func testAckEventAt(t *testing.T, open Opener) {
 
 	again := first
 	again.CreatedAt = clock.Now().Add(time.Second)
-	if added, err := st.EnqueueEventOnce(ctx, again); err != nil || !added {
-		t.Fatalf("EnqueueEventOnce of the copy: %v, %v; want it added", added, err)
+	if pending, err := st.EnqueueEventsOnce(ctx, []store.Event{again}); err != nil || len(pending) != 0 {
+		t.Fatalf("EnqueueEventsOnce of the copy: pending %v, %v; want it added", pending, err)
 	}
 	mustNil(t, "AckEventAt of the event removed", st.AckEventAt(ctx, "ACK-1", "e1", read[0].CreatedAt))
 	if got := heads(); len(got) != 1 || got[0].ID != "e1" || !got[0].CreatedAt.Equal(again.CreatedAt) {

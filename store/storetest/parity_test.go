@@ -265,8 +265,8 @@ func TestParityOutbox(t *testing.T) {
 			case 1:
 				s = "enqueue " + errName(st.EnqueueEvents(ctx, store.Event{ID: id(), Key: key(), Kind: kind()}))
 			case 2:
-				ok, err := st.EnqueueEventOnce(ctx, store.Event{ID: id(), Key: key(), Kind: kind()})
-				s = fmt.Sprintf("enqueue once %v %s", ok, errName(err))
+				pending, err := st.EnqueueEventsOnce(ctx, []store.Event{{ID: id(), Key: key(), Kind: kind()}})
+				s = fmt.Sprintf("enqueue once %v %s", pending, errName(err))
 			case 3:
 				s = "ack " + errName(st.AckEvent(ctx, key(), id()))
 			case 4:
