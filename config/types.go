@@ -565,7 +565,9 @@ type Tools struct {
 // StateInjection controls the payment-state system message.
 type StateInjection struct {
 	// SettledAfter: orders settled (paid, closed, refunded…) longer ago than this
-	// are no longer mentioned. Default 24h; 0 mentions none.
+	// are no longer mentioned, but in the turn whose answer tells news of one
+	// (its payment confirmed, a manager's rejection, a refund's outcome).
+	// Default 24h; 0 mentions none but those.
 	SettledAfter Duration `yaml:"settled_after"`
 }
 

@@ -223,11 +223,14 @@ func refundNews(o *store.Order, r *store.RefundOutcome) string {
 // stateMessage renders the payment-state system message, or "" when there
 // is nothing current to say. pending are the turn's announcements: a
 // refund's outcome among them is told on its order's line, news since the
-// user's last turn, and keeps the line there however long the order has
-// been settled.
+// user's last turn, and each keeps its order's line there however long the
+// order has been settled: the model reads of every order the answer
+// announces (a payment_confirmed two days after the payment too).
 func stateMessage(orders []*store.Order, now time.Time, settledAfter time.Duration, pending []announcement) string {
 	news := map[*store.Order][]string{}
+	told := map[*store.Order]bool{}
 	for _, a := range pending {
+		told[a.order] = true
 		if a.refund != nil {
 			news[a.order] = append(news[a.order], refundNews(a.order, a.refund))
 		}
@@ -237,7 +240,7 @@ func stateMessage(orders []*store.Order, now time.Time, settledAfter time.Durati
 	}
 	var lines []string
 	for _, o := range orders {
-		if settled(o.Status) && now.Sub(o.UpdatedAt) > settledAfter && len(news[o]) == 0 {
+		if settled(o.Status) && now.Sub(o.UpdatedAt) > settledAfter && !told[o] {
 			continue
 		}
 		// An order of more than one carries its quantity in its
