@@ -63,6 +63,44 @@ type ExchangeAt struct {
 	CallID, Calls, Prev string
 }
 
+// AnsweredAt is the place (ExchangeAt) of the assistant message whose tool
+// calls a chat request answers: the request ends with tool results, at
+// least one of them for a call of that message, after it. false for a
+// request that ends otherwise (a user's message, an assistant's, a tool
+// result after anything but such a message).
+func AnsweredAt(body []byte) (ExchangeAt, bool) {
+	var last, prev, asst gjson.Result
+	answered := false
+	gjson.GetBytes(body, "messages").ForEach(func(_, m gjson.Result) bool {
+		before := last
+		last = m
+		switch role := m.Get("role").Str; {
+		case role == "tool" && asst.Exists():
+			if id := m.Get("tool_call_id").Str; id != "" && !answered {
+				asst.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
+					answered = c.Get("id").Str == id
+					return !answered
+				})
+			}
+		case role == "assistant" && m.Get("tool_calls.0.id").Str != "":
+			asst, prev, answered = m, before, false
+		default:
+			asst, answered = gjson.Result{}, false
+		}
+		return true
+	})
+	if !asst.Exists() || !answered {
+		return ExchangeAt{}, false
+	}
+	var got []ExchangeCall
+	asst.Get("tool_calls").ForEach(func(_, c gjson.Result) bool { got = append(got, readCall(c)); return true })
+	at := ExchangeAt{CallID: got[0].ID, Calls: CallsFingerprint(got)}
+	if prev.Exists() {
+		at.Prev = MessageFingerprint(prev)
+	}
+	return at, true
+}
+
 // RestoreExchangesAt replaces every assistant message with tool calls for
 // whose place lookup knows an exchange, and whose tool calls are exactly
 // the exchange's client calls, with the kept exchange: the earlier rounds'

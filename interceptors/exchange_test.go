@@ -467,3 +467,42 @@ func TestTwoExchangesWithOneAssistantMessageAreBothRestored(t *testing.T) {
 		t.Fatalf("restored %d exchanges, results %q; want 2, order O1 then order O2 (%s)", n, results, got)
 	}
 }
+
+// TestAnsweredAt: the place of the calls a request answers is that of the
+// assistant message its last messages, tool results, answer, as the
+// answer that made the calls names it (the calls as handed, the message
+// before them); none for a request that ends otherwise.
+func TestAnsweredAt(t *testing.T) {
+	const (
+		user  = `{"role":"user","content":"weather?"}`
+		calls = `{"role":"assistant","content":null,"tool_calls":[{"id":"w1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},{"id":"w2","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}`
+		res1  = `{"role":"tool","tool_call_id":"w1","content":"sunny"}`
+		res2  = `{"role":"tool","tool_call_id":"w2","content":"rain"}`
+	)
+	want := ExchangeAt{CallID: "w1",
+		Calls: CallsFingerprint([]ExchangeCall{{ID: "w2", Name: "get_weather"}, {ID: "w1", Name: "get_weather", Arguments: `{"city":"Paris"}`}}),
+		Prev:  LastMessageFingerprint([]byte(`{"messages":[` + user + `]}`))}
+	for _, tc := range []struct {
+		name string
+		msgs []string
+		ok   bool
+	}{
+		{"both results", []string{user, calls, res1, res2}, true},
+		{"one result", []string{user, calls, res2}, true},
+		{"no result yet", []string{user, calls}, false},
+		{"results of other calls", []string{user, calls, `{"role":"tool","tool_call_id":"zz","content":"x"}`}, false},
+		{"a user's message after", []string{user, calls, res1, res2, user}, false},
+		{"a result after a message without calls", []string{user, `{"role":"assistant","content":"hi"}`, res1}, false},
+		{"no messages", nil, false},
+	} {
+		at, ok := AnsweredAt([]byte(`{"messages":[` + strings.Join(tc.msgs, ",") + `]}`))
+		if ok != tc.ok || ok && at != want {
+			t.Errorf("%s: %+v, %v; want %+v, %v", tc.name, at, ok, want, tc.ok)
+		}
+	}
+	// The calls' place is told apart by the message before them.
+	at, _ := AnsweredAt([]byte(`{"messages":[{"role":"user","content":"other"},` + calls + `,` + res1 + `]}`))
+	if at.Calls != want.Calls || at.Prev == want.Prev {
+		t.Errorf("after another message: %+v; want the same calls at another place than %+v", at, want)
+	}
+}

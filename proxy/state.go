@@ -355,9 +355,8 @@ func (s *Server) pendingAnnouncements(st *store.UserState) []announcement {
 // replicas, only one announces. own are the turn's own actions; an order
 // they hand payment parameters for is not announced again (markDelivered
 // claims it). Called right before the answer is written: what a turn
-// claimed, it delivers.
-func (s *Server) claim(ctx context.Context, c payments.Caller, pending []announcement, own []json.RawMessage) []json.RawMessage {
-	var out []json.RawMessage
+// claimed, it delivers. told are the announcements made, one per action.
+func (s *Server) claim(ctx context.Context, c payments.Caller, pending []announcement, own []json.RawMessage) (out []json.RawMessage, told []announcement) {
 	for _, p := range pending {
 		o := p.order
 		if p.kind == kindPayable && handsPayment(own, o.OrderNo) || p.kind == kindHeld && hasAction(own, "approval_required", o.OrderNo) {
@@ -375,7 +374,7 @@ func (s *Server) claim(ctx context.Context, c payments.Caller, pending []announc
 				typ = "approval_required"
 			}
 			b, _ := json.Marshal(map[string]any{"type": typ, "order": payments.OrderView(o)})
-			out = append(out, b)
+			out, told = append(out, b), append(told, p)
 			continue
 		}
 		if r := p.refund; r != nil {
@@ -385,7 +384,7 @@ func (s *Server) claim(ctx context.Context, c payments.Caller, pending []announc
 			b, _ := json.Marshal(map[string]any{"type": "refund_" + r.Status, "order": payments.OrderView(o),
 				"refund": map[string]any{"refund_id": r.RefundID, "order_no": o.OrderNo, "amount_fen": r.AmountFen,
 					"status": r.Status, "settled_at": r.At.UTC().Format(time.RFC3339)}})
-			out = append(out, b)
+			out, told = append(out, b), append(told, p)
 			continue
 		}
 		if o.Status == store.StatusCreating {
@@ -412,9 +411,9 @@ func (s *Server) claim(ctx context.Context, c payments.Caller, pending []announc
 			a["code_url"] = codeURL
 		}
 		b, _ := json.Marshal(a)
-		out = append(out, b)
+		out, told = append(out, b), append(told, p)
 	}
-	return out
+	return out, told
 }
 
 // handsPayment reports whether one of actions hands the user payment
@@ -608,4 +607,76 @@ func (s *Server) lookupExchange(ctx context.Context, c payments.Caller, at inter
 		loose = append(loose, legacy)
 	}
 	return nil, loose, nil
+}
+
+// newsKey names what an answer that handed the bot its own tool calls told
+// of news since the user's last message (keepNews), by the place of those
+// calls in the bot's follow-up as an exchange is (exchangePlaceKey): the
+// client, user and session, the calls' fingerprint, which names each
+// call's id, and the message before them. One key for all the calls: the
+// fingerprint names them all, in any order.
+func newsKey(c payments.Caller, at interceptors.ExchangeAt) string {
+	return "news:" + c.Client + "\x00" + c.User + "\x00" + c.Session + "\x00calls:" + at.Calls + "\x00after:" + at.Prev
+}
+
+// keptNews is what newsKey keeps: the announcements the answer made, by
+// kind and order (refundKind names the refund outcome).
+type keptNews struct {
+	Told []keptAnnouncement `json:"told"`
+}
+
+type keptAnnouncement struct {
+	Kind    string `json:"kind"`
+	OrderNo string `json:"order_no"`
+}
+
+// toldToCalls returns what the answer whose tool calls body answers (the
+// bot's follow-up with its tools' results) told (keepNews), as
+// announcements of st's orders, for the payment state of the follow-up:
+// the answer that told the news was the bot's own call, and the follow-up
+// is where the model writes the text the user reads of it. nil when the
+// request answers no calls, or their answer told nothing. Only the calls
+// the request ends with: a later round of the bot's tools has other calls,
+// whose answer told nothing new. A store that fails or does not answer by
+// stateTimeout yields nil: the follow-up goes on with the state as it is.
+func (s *Server) toldToCalls(ctx context.Context, reqID string, c payments.Caller, st *store.UserState, body []byte) []announcement {
+	at, ok := interceptors.AnsweredAt(body)
+	if !ok {
+		return nil
+	}
+	rctx, cancel := s.stateCtx(ctx)
+	b, err := s.state.GetExchange(rctx, newsKey(c, at))
+	cancel()
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("news told with the bot's calls unreadable; its follow-up goes on without it", "request_id", reqID, "err", err)
+		}
+		return nil
+	}
+	var kept keptNews
+	if json.Unmarshal(b, &kept) != nil {
+		return nil
+	}
+	var out []announcement
+	for _, k := range kept.Told {
+		for _, o := range st.Orders {
+			if o.OrderNo != k.OrderNo {
+				continue
+			}
+			a := announcement{kind: k.Kind, order: o}
+			if strings.HasPrefix(k.Kind, kindRefund) {
+				for i := range o.RefundOutcomes {
+					if refundKind(o.RefundOutcomes[i]) == k.Kind {
+						a.refund = &o.RefundOutcomes[i]
+					}
+				}
+				if a.refund == nil {
+					break
+				}
+			}
+			out = append(out, a)
+			break
+		}
+	}
+	return out
 }

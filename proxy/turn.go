@@ -94,6 +94,9 @@ type turn struct {
 	// when its answer is about to leave (claimAnnouncements).
 	pending   []announcement
 	announced []json.RawMessage
+	// handed are the bot's own tool calls the answer hands it, as it gets
+	// them: what it told is kept for its follow-up (keepNews).
+	handed []interceptors.ToolCall
 
 	// system is the payment-state system message the turn inserted, nil
 	// when there is none: each round's request names it, so a target
@@ -229,7 +232,18 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 	}
 	if st := s.loadState(ctx, reqID, caller); st != nil && len(st.Orders) > 0 {
 		t.pending = s.pendingAnnouncements(st)
-		if msg := stateMessage(st.Orders, st.Now, s.cfg.Payments.StateInjection.SettledAfter.D(), t.pending); msg != "" {
+		news := t.pending
+		if len(st.Announced) > 0 && toolCallsKey.In(t.reqBody) {
+			// The bot's follow-up with its tools' results for an answer
+			// that told news (keepNews): the model writes here what the
+			// user reads of it, and reads it as that answer's model did.
+			// Told in the state only: the answer claimed it, and its
+			// actions carried it.
+			if told := s.toldToCalls(ctx, reqID, caller, st, t.reqBody); len(told) > 0 {
+				news = append(slices.Clip(news), told...)
+			}
+		}
+		if msg := stateMessage(st.Orders, st.Now, s.cfg.Payments.StateInjection.SettledAfter.D(), news); msg != "" {
 			var at int
 			if body, at, err = interceptors.InsertStateMessage(body, msg); err != nil {
 				writeError(w, requestError("paygate: ", err))
@@ -539,6 +553,7 @@ func (t *turn) stream() {
 					return
 				}
 				reason = "tool_calls" // also when the round had no finish chunk
+				t.handed = res.ClientCalls
 			}
 			t.finishStream(fc, res.Model, reason)
 			return
@@ -564,6 +579,7 @@ func (t *turn) stream() {
 				t.withdraw(err)
 				return
 			}
+			t.handed = res.ClientCalls
 			t.finishStream(nil, res.Model, callsFinish(res.FinishReason))
 			return
 		}
@@ -1490,10 +1506,44 @@ func (t *turn) claimAnnouncements() {
 		// Bounded as the state load is: a store that stopped answering
 		// since holds no answer; what it did not claim, a later turn does.
 		ctx, cancel := t.s.stateCtx(t.r.Context())
-		t.announced = t.s.claim(ctx, t.caller, t.pending, t.actions)
+		var told []announcement
+		t.announced, told = t.s.claim(ctx, t.caller, t.pending, t.actions)
+		if len(told) > 0 && len(t.handed) > 0 {
+			t.keepNews(ctx, told)
+		}
 		cancel()
 	}
 	t.pending = nil
+}
+
+// keepNews keeps what an answer that hands the bot its own tool calls
+// (handed) told (told: a payment confirmed, a refund's outcome, a
+// manager's no), under the place of those calls in the bot's follow-up
+// (newsKey), before the answer's end (its finish, streaming) leaves, as
+// the bot runs its calls only then. The follow-up with their results is
+// the request whose answer the user reads, and the news, claimed by this
+// answer, is no longer pending there: its payment state had no line of an
+// order settled before settled_after, and the model wrote its text as if
+// nothing had happened (toldToCalls). A store that fails loses the line
+// in the follow-up, never money: only logged.
+func (t *turn) keepNews(ctx context.Context, told []announcement) {
+	calls := make([]interceptors.ExchangeCall, len(t.handed))
+	for i, c := range t.handed {
+		calls[i] = interceptors.ExchangeCall{ID: c.ID, Name: c.Name, Arguments: c.Arguments, Custom: c.Custom}
+	}
+	at := interceptors.ExchangeAt{Calls: interceptors.CallsFingerprint(calls), Prev: interceptors.LastMessageFingerprint(t.reqBody)}
+	var kept keptNews
+	for _, a := range told {
+		kept.Told = append(kept.Told, keptAnnouncement{Kind: a.kind, OrderNo: a.order.OrderNo})
+	}
+	b, err := json.Marshal(kept)
+	if err == nil {
+		err = t.s.state.PutExchange(ctx, newsKey(t.caller, at), b, exchangeTTL)
+	}
+	if err != nil {
+		t.s.log.Warn("keeping the news told with the bot's calls failed; its follow-up's payment state goes without it",
+			"request_id", reqInfo(t.r).id, "err", err)
+	}
 }
 
 // extension renders the paygate object (SPEC 2.3), or nil when the turn did

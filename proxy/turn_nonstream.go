@@ -512,6 +512,7 @@ func (t *turn) writeCompletion(status int, body []byte, client []interceptors.To
 		u := t.usage
 		out, _ = sjson.SetRawBytes(out, "usage", interceptors.AppendUsage(nil, &u, t.usageObjects()))
 	}
+	t.handed = client
 	t.claimAnnouncements()
 	if ext := t.extension(); ext != nil {
 		out, _ = sjson.SetRawBytes(out, "paygate", ext)
