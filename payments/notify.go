@@ -210,6 +210,9 @@ func (h *notifyHandler) payment(ctx context.Context, note *wechatpay.Notificatio
 		return verdict{status: http.StatusNoContent, outcome: "ignored", reason: "trade_state"}
 	}
 	_, outcome, reason, err := s.applyPayment(ctx, res.OutTradeNo, factFromResource(&res), "notification", note.ID)
+	if err == nil && outcome == OutcomeDuplicate {
+		err = s.confirmReplicated(ctx, res.OutTradeNo)
+	}
 	if err != nil {
 		return h.notApplied(ctx, note, "notification not applied; WeChat Pay will retry", err, "order_no", res.OutTradeNo,
 			"transaction_id", res.TransactionID, "total_fen", res.Amount.Total, "currency", res.Amount.Currency)
@@ -238,6 +241,26 @@ func (h *notifyHandler) notApplied(ctx context.Context, note *wechatpay.Notifica
 	return verdict{status: http.StatusInternalServerError, outcome: "error", reason: storeReason(err), msg: "temporarily unable to record"}
 }
 
+// confirmReplicated is nil once order no, as the store holds it, is on
+// as many replicas as a money write must reach (store.Replicated; at once
+// on a store without replicas to wait for). A notification found already
+// applied is answered success only then: its first copy's write may have
+// been answered FAIL because no replica acknowledged it in time
+// (store.redis.wait_replicas), and a retry answered success while the
+// write is on the primary alone is WeChat Pay's word gone for good if a
+// failover loses it: acknowledged, it is never sent again. The retry is
+// answered as the first copy was, and the next one asks again.
+func (s *Service) confirmReplicated(ctx context.Context, no string) error {
+	r, ok := s.store.(store.Replicated)
+	if !ok {
+		return nil
+	}
+	if err := r.ConfirmOrder(ctx, no); err != nil {
+		return fmt.Errorf("order %s found applied, not confirmed on the store's replicas: %w", no, err)
+	}
+	return nil
+}
+
 func storeReason(err error) string {
 	if errors.Is(err, store.ErrUnavailable) {
 		return "store_unavailable"
@@ -261,6 +284,9 @@ func (h *notifyHandler) refund(ctx context.Context, note *wechatpay.Notification
 		RefundFen: res.Amount.Refund, TotalFen: res.Amount.Total, TransactionID: res.TransactionID,
 	}
 	outcome, reason, orphan, err := s.applyRefundNote(ctx, fact, note.ID)
+	if err == nil && outcome == OutcomeDuplicate {
+		err = s.confirmReplicated(ctx, res.OutTradeNo)
+	}
 	switch {
 	case errors.Is(err, errOrphanNotRecorded):
 		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: storeReason(err), msg: "temporarily unable to record"}

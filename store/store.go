@@ -861,6 +861,20 @@ func OneKey(events []Event) error {
 // write: a turn reads it without a deadline, and shutdown never cuts it.
 type Local interface{ Local() bool }
 
+// Replicated is implemented by a store whose writes reach a primary before
+// its replicas (Redis with store.redis.wait_replicas), which reports a
+// money write applied there but not replicated in time as ErrUnavailable.
+// A caller that then finds that write applied (WeChat Pay's retry of a
+// notification answered FAIL finds the order paid) must not acknowledge
+// it while a failover could still lose it: ConfirmOrder returns nil once
+// what the store holds of order orderNo is on as many replicas as a money
+// write must reach, and an error wrapping ErrUnavailable when it is not
+// in time, as the write's own report was. A store that waits for no
+// replica returns nil at once.
+type Replicated interface {
+	ConfirmOrder(ctx context.Context, orderNo string) error
+}
+
 // OfKind reports whether e is of one of kinds; every event is when kinds is
 // empty (Outbox.DueEvents).
 func OfKind(e Event, kinds []string) bool {

@@ -150,6 +150,22 @@ func (s *Store) GetOrder(ctx context.Context, orderNo string) (*store.Order, err
 	return orderFromHMGet(orderNo, vals)
 }
 
+// ConfirmOrder implements store.Replicated. With WaitReplicas, it writes
+// (and removes) a key on the order's tag, on the primary that holds the
+// order, with WAIT behind it in the same pipeline, as a money write does
+// (runWrite) but raising no generation counter: it changes nothing a
+// rollback could lose (generation.go). Replication is in order, so a
+// replica that acknowledges this write has every earlier write to the
+// order, the one whose own WAIT timed out among them.
+func (s *Store) ConfirmOrder(ctx context.Context, orderNo string) error {
+	if s.waitN <= 0 {
+		return nil
+	}
+	rk, _, _ := s.k.orderTag(orderNo)
+	_, err := s.runWrite(ctx, "confirm order", s.sc.confirm, false, []string{strings.TrimSuffix(rk, ":rec") + ":confirm"})
+	return err
+}
+
 func orderFromHMGet(no string, vals []any) (*store.Order, error) {
 	j, ok := replyStr(vals, 0)
 	if !ok {

@@ -192,6 +192,8 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+var _ store.Replicated = (*Store)(nil)
+
 // Open builds the client and starts the background repair. It does not fail
 // when Redis is down (chat keeps working without payment state); Ping tells.
 func Open(opts Options) (*Store, error) {

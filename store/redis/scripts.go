@@ -806,6 +806,16 @@ redis.call('SET', KEYS[1], servertime(), 'PX', ARGV[1])
 return 1
 `
 
+// KEYS: a key on an order's tag (Store.ConfirmOrder). A write that leaves
+// nothing behind, made so that the WAIT behind it in the same pipeline
+// waits for an offset past every earlier write to the order: a connection
+// that wrote nothing has nothing for WAIT to wait for.
+const luaConfirm = `
+redis.call('SET', KEYS[1], '1')
+redis.call('DEL', KEYS[1])
+return 1
+`
+
 // scripts are created per Store (no package-level mutable state).
 type scripts struct {
 	createOrder, updateOrder, enqueue, readTag, ack, retry    *goredis.Script
@@ -819,7 +829,7 @@ type scripts struct {
 	putRefund, finishRefund, appendAudit, putText, erase      *goredis.Script
 	strayAudit                                                *goredis.Script
 	indexRefund, expireRefund                                 *goredis.Script
-	secret, probe                                             *goredis.Script
+	secret, probe, confirm                                    *goredis.Script
 }
 
 func newScripts() *scripts {
@@ -859,6 +869,7 @@ func newScripts() *scripts {
 		erase:          goredis.NewScript(luaEraseText),
 		secret:         goredis.NewScript(luaSecret),
 		probe:          goredis.NewScript(luaProbe),
+		confirm:        goredis.NewScript(luaConfirm),
 	}
 }
 
@@ -867,6 +878,6 @@ func (s *scripts) all() []*goredis.Script {
 		s.createOrder, s.updateOrder, s.enqueue, s.enqueueOnceAll, s.claimEvent, s.readTag, s.ack, s.retry,
 		s.syncUser, s.loadUser, s.syncIndex, s.intent, s.idxTime, s.dropLegacy, s.claim, s.announce, s.seen, s.counter, s.uncount, s.window, s.lease,
 		s.addTally, s.takeTally, s.putExchange, s.putRefund, s.finishRefund, s.appendAudit, s.putText, s.erase,
-		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe,
+		s.indexRefund, s.expireRefund, s.strayAudit, s.secret, s.probe, s.confirm,
 	}
 }
