@@ -249,7 +249,9 @@ func (h *notifyHandler) notApplied(ctx context.Context, note *wechatpay.Notifica
 // (store.redis.wait_replicas), and a retry answered success while the
 // write is on the primary alone is WeChat Pay's word gone for good if a
 // failover loses it: acknowledged, it is never sent again. The retry is
-// answered as the first copy was, and the next one asks again.
+// answered as the first copy was, and the next one asks again. So too a
+// refund confirmation that finds the order already reserved for it
+// (confirmRefund) sends the refund only then.
 func (s *Service) confirmReplicated(ctx context.Context, no string) error {
 	r, ok := s.store.(store.Replicated)
 	if !ok {

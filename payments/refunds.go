@@ -606,6 +606,14 @@ func (s *Service) confirmRefund(ctx context.Context, client, user, id string) (*
 		c.RefundReservedBy = p.RefundID
 		return c, nil
 	})
+	if err == nil && !reserved {
+		// Held for p by an earlier confirmation (one refused because no
+		// replica had its reservation in time, or one that died): gone on
+		// with, the refund sent, only once a replica has the reservation
+		// (on a cluster, spending p below waits for the replica of p's
+		// primary, not of the order's).
+		err = s.confirmReplicated(ctx, p.OrderNo)
+	}
 	if err != nil {
 		if got == nil {
 			got = o
