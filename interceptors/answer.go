@@ -42,6 +42,9 @@ type Answer struct {
 	// ToolCalls is the raw JSON array choices[0].message.tool_calls; ""
 	// when the message has no such array.
 	ToolCalls string
+	// Choices is how many elements the choices array has: more than one
+	// when a provider answered with several, asked for (n) or not.
+	Choices int
 }
 
 // ReadAnswer reads a chat.completion with the byte walker the stream
@@ -136,11 +139,12 @@ func walk(s string, at int, object bool, member func(m jsonscan.Member) int) int
 	}
 }
 
-// readChoices reads choices[0].message from the array at s[at] and returns
-// the index after the array, or -1.
+// readChoices reads choices[0].message from the array at s[at], counts its
+// elements, and returns the index after the array, or -1.
 func readChoices(s string, at int, a *Answer) int {
 	first := true
 	return walk(s, at, false, func(ch jsonscan.Member) int {
+		a.Choices++
 		if !first || s[ch.At] != '{' {
 			first = false
 			return jsonscan.SkipValue(s, ch.At)

@@ -29,6 +29,7 @@ func answerByPath(body string) Answer {
 	a.Model = first(root, "model").Str
 	a.Created = first(root, "created").Int()
 	if ch := first(root, "choices"); ch.IsArray() {
+		a.Choices = len(ch.Array())
 		var c0 gjson.Result
 		ch.ForEach(func(_, v gjson.Result) bool { c0 = v; return false })
 		if c0.IsObject() {
@@ -75,20 +76,20 @@ var answerCases = []struct {
 	want       Answer
 }{
 	{"plain", `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-x","choices":[{"index":0,"message":{"role":"assistant","content":"Hi there","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`,
-		Answer{ID: "chatcmpl-1", Model: "gpt-x", Created: 1, Content: "Hi there", HasUsage: true, Usage: Usage{3, 4, 7, 0}}},
+		Answer{ID: "chatcmpl-1", Model: "gpt-x", Created: 1, Content: "Hi there", HasUsage: true, Usage: Usage{3, 4, 7, 0}, Choices: 1}},
 	{"keys sorted, usage first", `{"choices":[{"finish_reason":"stop","index":0,"message":{"content":"a","role":"assistant"}}],"created":1,"id":"x","model":"m","usage":{"total_tokens":2,"prompt_tokens":1,"completion_tokens":1}}`,
-		Answer{ID: "x", Model: "m", Created: 1, Content: "a", HasUsage: true, Usage: Usage{1, 1, 2, 0}}},
+		Answer{ID: "x", Model: "m", Created: 1, Content: "a", HasUsage: true, Usage: Usage{1, 1, 2, 0}, Choices: 1}},
 	{"escapes decoded", `{"id":"a\"b","model":"m","choices":[{"message":{"content":"caf\u00e9 \"ok\"\n"}}]}`,
-		Answer{ID: `a"b`, Model: "m", Content: "café \"ok\"\n"}},
+		Answer{ID: `a"b`, Model: "m", Content: "café \"ok\"\n", Choices: 1}},
 	{"repeated keys: the first counts", `{"id":"one","id":"two","choices":[{"message":{"content":"c1","content":"c2"}}],"choices":[{"message":{"content":"later"}}]}`,
-		Answer{ID: "one", Content: "c1"}},
-	{"the first message counts, also when it is not an object", `{"choices":[{"":0,"message":0,"message":{"content":"later"}}]}`, Answer{}},
+		Answer{ID: "one", Content: "c1", Choices: 1}},
+	{"the first message counts, also when it is not an object", `{"choices":[{"":0,"message":0,"message":{"content":"later"}}]}`, Answer{Choices: 1}},
 	{"only the first choice", `{"choices":[{"index":0,"message":{"content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]}},{"index":1,"message":{"content":"second"}}]}`,
-		Answer{ToolCalls: `[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]`}},
+		Answer{ToolCalls: `[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]`, Choices: 2}},
 	{"escaped key", `{"mod\u0065l":"m","choices":[{"m\u0065ssage":{"content":"x"}}]}`,
-		Answer{Model: "m", Content: "x"}},
+		Answer{Model: "m", Content: "x", Choices: 1}},
 	{"white space everywhere", " { \"id\" : \"i\" ,\n\t\"choices\" : [ { \"message\" : { \"content\" : \"c\" } } ] , \"usage\" : { \"prompt_tokens\" : 5 } } ",
-		Answer{ID: "i", Content: "c", HasUsage: true, Usage: Usage{PromptTokens: 5, TotalTokens: 5}}},
+		Answer{ID: "i", Content: "c", HasUsage: true, Usage: Usage{PromptTokens: 5, TotalTokens: 5}, Choices: 1}},
 	{"usage null is no usage", `{"usage":null,"choices":[]}`, Answer{}},
 	{"the first choices counts, also when it is not an array", `{"choices":null,"usage":7,"choices":[{"message":{"content":"later"}}],"usage":{"total_tokens":1}}`, Answer{}},
 	{"usage with odd numbers", `{"usage":{"prompt_tokens":1e2,"completion_tokens":"7","total_tokens":-3}}`,
@@ -101,10 +102,10 @@ var answerCases = []struct {
 		Answer{HasUsage: true, Usage: Usage{10, 1, 11, 8}}},
 	{"cached prompt tokens: details first, not an object", `{"usage":{"prompt_tokens_details":7,"prompt_tokens_details":{"cached_tokens":8},"cached_tokens":"3"}}`,
 		Answer{HasUsage: true, Usage: Usage{0, 0, 0, 3}}},
-	{"tool_calls not an array", `{"choices":[{"message":{"content":"x","tool_calls":null}}]}`, Answer{Content: "x"}},
+	{"tool_calls not an array", `{"choices":[{"message":{"content":"x","tool_calls":null}}]}`, Answer{Content: "x", Choices: 1}},
 	{"not an object", `[1,2]`, Answer{}},
 	{"empty", ``, Answer{}},
-	{"cut short", `{"id":"abc","model":"m","choices":[{"message":{"content":"unterminated`, Answer{ID: "abc", Model: "m"}},
+	{"cut short", `{"id":"abc","model":"m","choices":[{"message":{"content":"unterminated`, Answer{ID: "abc", Model: "m", Choices: 1}},
 }
 
 func TestReadAnswer(t *testing.T) {

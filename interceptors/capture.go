@@ -115,12 +115,20 @@ type RoundResult struct {
 	// (Mistral's thinking; see partsMerger), its text included; nil
 	// otherwise.
 	ContentParts []byte
-	// PaymentCalls are complete, ordered by upstream index. A call whose
-	// name never arrived was never shown to the client and is reported here
-	// with an empty Name, for the loop to refuse.
+	// PaymentCalls are complete, ordered by upstream index: choice 0's
+	// (see StrayCalls). A call whose name never arrived was never shown to
+	// the client and is reported here with an empty Name, for the loop to
+	// refuse.
 	PaymentCalls []ToolCall
 	// ClientCalls are the client's own calls, with their client-side index.
 	ClientCalls []ToolCall
+	// StrayCalls counts the payment calls (and the calls that never
+	// named themselves) of choices other than choice 0, which a provider
+	// sent though the turn asked for one choice: held back like every
+	// payment call, and then dropped, never in PaymentCalls. The turn
+	// continues choice 0's conversation; a call of another one is not
+	// the conversation's to run, nor the bot's to get.
+	StrayCalls int
 	// FinishReason is what the provider said ("stop", "tool_calls", …), ""
 	// if no finish_reason came. A round with calls is a tool round whatever
 	// it says: see ToolRound.
@@ -645,7 +653,12 @@ func (c *Capture) EndRound() RoundResult {
 		}
 		return a.order - b.order
 	})
-	for seq, sl := range order {
+	seq := 0
+	for _, sl := range order {
+		if sl.choice != 0 && sl.kind != kindClient {
+			r.StrayCalls++
+			continue
+		}
 		tc := ToolCall{Index: sl.upIdx, Seq: seq, ID: sl.id, Name: sl.name, Arguments: decodeRaw(sl.args), Extra: extraObject(sl), Custom: sl.custom}
 		if sl.kind == kindClient {
 			tc.Index = sl.clientIdx
@@ -654,6 +667,7 @@ func (c *Capture) EndRound() RoundResult {
 			tc.Damaged = c.lost
 			r.PaymentCalls = append(r.PaymentCalls, tc)
 		}
+		seq++
 	}
 	slices.SortStableFunc(r.ClientCalls, func(a, b ToolCall) int { return a.Index - b.Index })
 	if c.hasFinish && len(c.finishChunk) > 0 {

@@ -527,6 +527,9 @@ func (t *turn) stream() {
 		if res.Content != "" {
 			t.inWord = !endsWithSpace(res.Content)
 		}
+		if res.StrayCalls > 0 {
+			t.strayCalls(res.StrayCalls)
+		}
 		t.endRound(round, resp, res.ID, res.Model, res.Created, res.Usage, res.UsageJSON)
 		if res.Lost && len(res.ClientCalls) > 0 {
 			// An event skipped unread may have held a piece of the bot's
@@ -1103,6 +1106,14 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 		msgs = append(msgs, interceptors.ToolResultMessage(c.ID, out.Result))
 	}
 	return msgs
+}
+
+// strayCalls logs the payment calls a round's answer carried in a choice
+// other than the first, dropped unrun (interceptors.RoundResult.StrayCalls,
+// dropStrayCalls): the turn asked for one choice.
+func (t *turn) strayCalls(n int) {
+	t.s.log.Warn("payment calls in a choice other than the first not executed: the turn asked for one choice",
+		"request_id", reqInfo(t.r).id, "calls", n)
 }
 
 // metricTool is a call's tool as the tool-call metric names it: a payment

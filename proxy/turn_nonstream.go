@@ -47,6 +47,9 @@ func (t *turn) nonStream() {
 		}
 		ans := parseAnswer(resp.Body, t.s.tools.IsPayment)
 		resp.Close()
+		if ans.stray > 0 {
+			t.strayCalls(ans.stray)
+		}
 		if first == nil {
 			first = ans
 			t.s.setPaygateHeaders(t.w.Header(), resp)
@@ -345,6 +348,9 @@ type roundAnswer struct {
 	counts    interceptors.Usage     // what usage points to: no allocation of its own
 	payment   []interceptors.ToolCall
 	client    []interceptors.ToolCall
+	// stray counts the payment calls taken out of choices other than the
+	// first (dropStrayCalls).
+	stray int
 }
 
 // parseAnswer reads a chat.completion without decoding it
@@ -363,6 +369,9 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 		// parts, for the bot; the parts go back to the provider whole.
 		a.content = textOfParts(ra.ContentParts)
 		a.reasoning.Parts = []byte(ra.ContentParts)
+	}
+	if ra.Choices > 1 {
+		a.body, a.stray = dropStrayCalls(body, isPayment)
 	}
 	if ra.HasUsage {
 		a.counts = ra.Usage
@@ -402,6 +411,63 @@ func parseAnswer(body []byte, isPayment func(string) bool) *roundAnswer {
 		return true
 	})
 	return a
+}
+
+// dropStrayCalls takes the payment calls, and the calls without a single
+// name, out of every choice of the answer body but the first, and reports
+// how many it took. A signed-in turn asks for one choice (runTurn refuses
+// n above 1) and continues the first one's conversation; a provider that
+// answers with more anyway gave the bot, in another choice, a call of a
+// tool it does not know, which never ran. The stream capture drops such
+// calls too (interceptors.RoundResult.StrayCalls): in neither path do they
+// run or reach the bot. The rest of those choices is left as it came, but
+// for a finish_reason "tool_calls" left without a call, which says "stop".
+// Rare, so read with gjson.
+func dropStrayCalls(body []byte, isPayment func(string) bool) ([]byte, int) {
+	stray := 0
+	out := body
+	gjson.GetBytes(body, "choices").ForEach(func(k, ch gjson.Result) bool {
+		if k.Int() == 0 {
+			return true
+		}
+		calls := ch.Get("message.tool_calls")
+		if !calls.IsArray() {
+			return true
+		}
+		kept, dropped := []byte{'['}, 0
+		calls.ForEach(func(_, call gjson.Result) bool {
+			if name, _ := callName(call); name == "" || isPayment(name) {
+				dropped++
+				return true
+			}
+			if len(kept) > 1 {
+				kept = append(kept, ',')
+			}
+			kept = append(kept, call.Raw...)
+			return true
+		})
+		if dropped == 0 {
+			return true
+		}
+		path := "choices." + k.String() + ".message.tool_calls"
+		var b []byte
+		var err error
+		if len(kept) == 1 {
+			b, err = sjson.DeleteBytes(out, path)
+			if err == nil && ch.Get("finish_reason").Str == "tool_calls" {
+				// No call is left for a bot that runs the calls of a
+				// choice that says it made some.
+				b, err = sjson.SetBytes(b, "choices."+k.String()+".finish_reason", "stop")
+			}
+		} else {
+			b, err = sjson.SetRawBytes(out, path, append(kept, ']'))
+		}
+		if err == nil {
+			out, stray = b, stray+dropped
+		}
+		return true
+	})
+	return out, stray
 }
 
 // callName is a tool call's function name as the stream capture reads it,

@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// namedCalls is every tool-call name the bot received in an answer, in any
+// choice, stream or not.
+func namedCalls(stream bool, body string) []string {
+	var out []string
+	collect := func(names gjson.Result) {
+		names.ForEach(func(_, n gjson.Result) bool {
+			n.ForEach(func(_, v gjson.Result) bool {
+				if v.Str != "" {
+					out = append(out, v.Str)
+				}
+				return true
+			})
+			return true
+		})
+	}
+	if !stream {
+		collect(gjson.Get(body, "choices.#.message.tool_calls.#.function.name"))
+		return out
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if d, ok := strings.CutPrefix(line, "data: "); ok && d != "[DONE]" {
+			collect(gjson.Get(d, "choices.#.delta.tool_calls.#.function.name"))
+		}
+	}
+	return out
+}
+
+// TestPaymentCallOfAnotherChoiceNeverRuns: a signed-in turn asks for one
+// choice (runTurn refuses n above 1) and continues choice 0's conversation.
+// A provider that sends another choice anyway, one with a payment call,
+// had that call run in a stream (an order the conversation's answer never
+// asked for) and handed raw to the bot in a non-stream answer (a call of a
+// tool it does not know, which never ran). In both now the call is
+// dropped: never run, never shown (a choice left without a call says
+// "stop"); choice 0's own calls run as before.
+func TestPaymentCallOfAnotherChoiceNeverRuns(t *testing.T) {
+	const (
+		create = `[{"index":0,"id":"call_c","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium\"}"}}]`
+		query  = `[{"index":0,"id":"call_q","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]`
+	)
+	// twoChoices answers with choice 0 (its text, or its calls) and a
+	// choice 1 that calls create_order.
+	twoChoices := func(stream bool, text, calls string) http.HandlerFunc {
+		msg0 := `"content":"` + text + `"`
+		if calls != "" {
+			msg0 = `"content":null,"tool_calls":` + calls
+		}
+		fin0 := "stop"
+		if calls != "" {
+			fin0 = "tool_calls"
+		}
+		if stream {
+			return sseHandler(
+				roundChunk+`[{"index":0,"delta":{"role":"assistant",`+msg0+`},"finish_reason":null}]}`+"\n\n",
+				roundChunk+`[{"index":1,"delta":{"role":"assistant","content":null,"tool_calls":`+create+`},"finish_reason":null}]}`+"\n\n",
+				roundChunk+`[{"index":1,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n",
+				roundChunk+`[{"index":0,"delta":{},"finish_reason":"`+fin0+`"}]}`+"\n\n",
+				"data: [DONE]\n\n")
+		}
+		return jsonHandler(200, `{"id":"c0","object":"chat.completion","created":1,"model":"m0","choices":[`+
+			`{"index":0,"message":{"role":"assistant",`+msg0+`},"finish_reason":"`+fin0+`"},`+
+			`{"index":1,"message":{"role":"assistant","content":null,"tool_calls":`+create+`},"finish_reason":"tool_calls"}]}`)
+	}
+	tests := []struct {
+		name     string
+		calls    string // choice 0's calls; "" for text
+		rounds   int
+		executed []string
+	}{
+		{"beside choice 0's text", "", 1, nil},
+		{"beside choice 0's payment call", query, 2, []string{`query_order {"order_no":"X1"}`}},
+	}
+	for _, tc := range tests {
+		for _, stream := range []bool{false, true} {
+			name := tc.name + "/non-stream"
+			if stream {
+				name = tc.name + "/stream"
+			}
+			t.Run(name, func(t *testing.T) {
+				fp := newFakeProvider(t, roundByRound(twoChoices(stream, "Premium is 49.99 CNY.", tc.calls), textRound(stream, "Order X1 is paid.")))
+				tools := &recordingTools{}
+				url := toolsProxy(t, fp.URL, tools, nil)
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				body := readAll(t, resp.Body)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("status %d: %s", resp.StatusCode, body)
+				}
+				if got := tools.executed(); !slices.Equal(got, tc.executed) {
+					t.Errorf("executed %q; want %q (choice 1's create_order is not the conversation's)", got, tc.executed)
+				}
+				if got := namedCalls(stream, body); slices.Contains(got, "create_order") || slices.Contains(got, "query_order") {
+					t.Errorf("the bot got payment calls %q: %s", got, body)
+				}
+				if !stream && tc.rounds == 1 {
+					// The rest of choice 1 is the bot's as it came, but
+					// for a finish that names calls it no longer has.
+					if ch := gjson.Get(body, "choices.1"); !ch.Exists() || ch.Get("finish_reason").Str != "stop" {
+						t.Errorf("choice 1 %s; want it without its call, finish_reason \"stop\"", ch.Raw)
+					}
+				}
+				if got := len(fp.requests()); got != tc.rounds {
+					t.Errorf("%d upstream rounds; want %d", got, tc.rounds)
+				}
+			})
+		}
+	}
+}
