@@ -566,14 +566,15 @@ func (c *Capture) takeRole(data []byte, td *callDelta) bool {
 // path's slotFor would give it, when absorbing the delta there changes
 // nothing but its arguments: nil when the delta would start a call, or
 // name or give an id to one, or the call is one whose deltas the slow path
-// treats otherwise (a custom tool's, one named twice, one to replay).
+// treats otherwise (a custom tool's, one named twice, one to replay, one
+// whose name may not be whole yet).
 func (c *Capture) continueCall(td *callDelta) *slot {
 	for i := len(c.slots) - 1; i >= 0; i-- {
 		sl := &c.slots[i]
 		if sl.choice != c.calls.choice || !sl.hasIdx || sl.upIdx != td.idx {
 			continue
 		}
-		if sl.twice || sl.custom || sl.replay || td.id != "" && td.id != sl.id || td.name != "" && td.name != sl.name {
+		if sl.twice || sl.custom || sl.replay || sl.pending || td.id != "" && td.id != sl.id || td.name != "" && td.name != sl.name {
 			return nil
 		}
 		return sl

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 	"unsafe"
@@ -174,7 +175,10 @@ func (r *RoundResult) ToolRound() bool {
 // turn loop decides whether the turn goes on. It is not safe for concurrent
 // use; one Capture serves one turn.
 type Capture struct {
-	isPayment  func(string) bool
+	isPayment func(string) bool
+	// payNames are the payment tools' names (PaymentNames), for a name a
+	// provider streams in pieces.
+	payNames   []string
 	nextClient int // client tool-call indexes handed out this turn
 	// roleSent: a chunk returned this turn carried a role delta (or
 	// ClaimRole gave paygate's own chunk one). A later round drops its
@@ -268,9 +272,13 @@ type slot struct {
 	kind      callKind
 	clientIdx int
 	held      bool // deltas were held back before the name was known
-	replay    bool // emit a synthetic entry with everything so far
-	twice     bool // named twice (parseEntry): a payment call without a name
-	custom    bool // named in "custom" (ToolCall.Custom)
+	// pending: the name so far is the start of a payment tool's name, and
+	// no argument came yet: its next piece may still come (PaymentNames).
+	// Held like a call without a name.
+	pending bool
+	replay  bool // emit a synthetic entry with everything so far
+	twice   bool // named twice (parseEntry): a payment call without a name
+	custom  bool // named in "custom" (ToolCall.Custom)
 }
 
 type callKind uint8
@@ -313,6 +321,35 @@ func NewCapture(isPayment func(name string) bool) *Capture {
 	c := &Capture{isPayment: isPayment}
 	c.StartRound(0, "", 0)
 	return c
+}
+
+// PaymentNames gives the capture the payment tools' names, for the names a
+// provider streams in pieces ("create_" in a call's first delta, "order"
+// in a later one of the same index or id; OpenAI sends a name whole in the
+// first): a call whose name so far is the start of one of them, and whose
+// arguments have not started, is held back until its next delta says
+// more. A piece of its name is added to it; a delta with arguments, or
+// with the same name again (Qwen repeats a name in every delta), makes the
+// name whole; then the call is a payment call, or the bot's own, which
+// goes out with everything held so far. Only calls whose names start a
+// payment tool's wait so, each at most until its arguments start; without
+// names (none given) every name is taken whole from its first delta. A
+// call whose name is not whole when its round ends was never shown to the
+// bot: it is reported as a payment call without a name, for the turn to
+// refuse.
+func (c *Capture) PaymentNames(names ...string) {
+	c.payNames = append(c.payNames[:0], names...)
+}
+
+// startsPayment reports whether name is the start of a payment tool's name,
+// not the whole of it.
+func (c *Capture) startsPayment(name string) bool {
+	for _, p := range c.payNames {
+		if len(name) < len(p) && strings.HasPrefix(p, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // StartRound resets the per-round state. Round 0 is the first upstream
@@ -660,6 +697,9 @@ func (c *Capture) EndRound() RoundResult {
 			continue
 		}
 		tc := ToolCall{Index: sl.upIdx, Seq: seq, ID: sl.id, Name: sl.name, Arguments: decodeRaw(sl.args), Extra: extraObject(sl), Custom: sl.custom}
+		if sl.pending {
+			tc.Name = "" // its name never came whole (PaymentNames)
+		}
 		if sl.kind == kindClient {
 			tc.Index = sl.clientIdx
 			r.ClientCalls = append(r.ClientCalls, tc)

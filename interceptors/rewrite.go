@@ -494,7 +494,7 @@ func (c *Capture) slotFor(choice int, en *entry) *slot {
 				continue
 			}
 			if en.names() && (en.id != "" && sl.id != "" && en.id != sl.id ||
-				sl.name != "" && en.name != sl.name) {
+				sl.name != "" && en.name != sl.name && !continuesName(sl, en)) {
 				break
 			}
 			return sl
@@ -507,7 +507,7 @@ func (c *Capture) slotFor(choice int, en *entry) *slot {
 			if sl.choice != choice || sl.id != en.id {
 				continue
 			}
-			if en.names() && sl.name != "" && en.name != sl.name {
+			if en.names() && sl.name != "" && en.name != sl.name && !continuesName(sl, en) {
 				break
 			}
 			return sl
@@ -522,6 +522,13 @@ func (c *Capture) slotFor(choice int, en *entry) *slot {
 		}
 	}
 	return c.newSlot(choice, len(c.slots), false)
+}
+
+// continuesName reports whether the entry's name is the next piece of the
+// call's, whose name may not be whole yet (slot.pending): of the same kind,
+// and under its index or id (slotFor).
+func continuesName(sl *slot, en *entry) bool {
+	return sl.pending && en.name != "" && en.custom == sl.custom
 }
 
 func (c *Capture) newSlot(choice, upIdx int, hasIdx bool) *slot {
@@ -557,18 +564,21 @@ func (c *Capture) absorb(s string, sl *slot, en *entry) {
 		// entry: it must not run as a function call with a custom text.
 		sl.twice, sl.name = true, ""
 	}
-	if sl.name == "" && en.name != "" && !sl.twice {
+	named, whole := false, false
+	switch {
+	case en.name == "" || sl.twice:
+	case sl.name == "":
 		// The kind goes with the name: the call is what the entry that
 		// named it says, and a replay or the round's result renders it so.
 		sl.name, sl.custom = strings.Clone(en.name), en.custom
-		if c.isPayment(sl.name) {
-			sl.kind = kindPayment
-		} else {
-			sl.kind = kindClient
-			sl.clientIdx = c.nextClient
-			c.nextClient++
-			sl.replay = sl.held
-		}
+		named = true
+	case sl.pending && en.name != sl.name:
+		// The next piece of a name streamed in pieces (PaymentNames).
+		sl.name += en.name
+		named = true
+	case sl.pending:
+		// The name again, whole (Qwen repeats it in every delta).
+		named, whole = true, true
 	}
 	n := len(sl.args)
 	if en.argsJSON {
@@ -578,6 +588,9 @@ func (c *Capture) absorb(s string, sl *slot, en *entry) {
 		sl.args = append(sl.args, en.args...)
 	}
 	c.argBytes += len(sl.args) - n
+	if named || sl.pending && len(sl.args) > 0 {
+		c.classify(sl, whole)
+	}
 	for _, m := range en.extra {
 		key, val := jsonscan.KeyName(m.Key), s[m.At:m.End]
 		if i := slices.Index(sl.extraKeys, key); i >= 0 {
@@ -586,6 +599,25 @@ func (c *Capture) absorb(s string, sl *slot, en *entry) {
 		}
 		sl.extraKeys = append(sl.extraKeys, strings.Clone(key))
 		sl.extraVals = append(sl.extraVals, []byte(val))
+	}
+}
+
+// classify makes a call whose name came (or grew) a payment call or the
+// bot's own, or leaves it held while its name may still grow: it is the
+// start of a payment tool's name, not said to be whole, and no argument
+// came (PaymentNames).
+func (c *Capture) classify(sl *slot, whole bool) {
+	switch {
+	case c.isPayment(sl.name):
+		sl.kind, sl.pending = kindPayment, false
+	case !whole && len(sl.args) == 0 && c.startsPayment(sl.name):
+		sl.pending = true
+	default:
+		sl.pending = false
+		sl.kind = kindClient
+		sl.clientIdx = c.nextClient
+		c.nextClient++
+		sl.replay = sl.held
 	}
 }
 

@@ -37,6 +37,15 @@ type PaymentTools interface {
 
 var _ PaymentTools = (*payments.Tools)(nil)
 
+// toolNamer is a PaymentTools that names its tools, as payments.Tools does:
+// the stream capture then reads a payment tool's name that a provider
+// streams in pieces (interceptors.Capture.PaymentNames).
+type toolNamer interface {
+	Names() payments.ToolNames
+}
+
+var _ toolNamer = (*payments.Tools)(nil)
+
 // turn is one client request that may take several upstream rounds: a round
 // that ends in payment tool calls is executed by paygate and followed by the
 // next round on the same client stream, so the bot sees one answer.
@@ -485,6 +494,10 @@ func (t *turn) request() *failover.Request {
 // stream runs the rounds of a streaming turn.
 func (t *turn) stream() {
 	capture := interceptors.NewCapture(t.s.tools.IsPayment)
+	if n, ok := t.s.tools.(toolNamer); ok {
+		names := n.Names()
+		capture.PaymentNames(names.CreateOrder, names.QueryOrder, names.RequestRefund)
+	}
 	t.capture = capture
 	rec := &recoveries{limit: t.s.cfg.Failover.Recovery}
 	// Between rounds (payment calls executing, the next round's first token)

@@ -31,6 +31,9 @@ type recordingTools struct {
 func (*recordingTools) IsPayment(n string) bool {
 	return n == "create_order" || n == "query_order" || n == "request_refund"
 }
+func (*recordingTools) Names() payments.ToolNames {
+	return payments.ToolNames{CreateOrder: "create_order", QueryOrder: "query_order", RequestRefund: "request_refund"}
+}
 func (x *recordingTools) Execute(_ context.Context, _ payments.Caller, name, args string) payments.Outcome {
 	x.mu.Lock()
 	x.calls = append(x.calls, name+" "+args)

@@ -1,0 +1,100 @@
+package interceptors
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestCaptureNameInPieces: with the payment tools' names given
+// (PaymentNames), a call whose name so far starts one of them is held until
+// its name is whole, and only such a call: what each delta returns, and
+// what the round reports.
+func TestCaptureNameInPieces(t *testing.T) {
+	const head = `{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[`
+	const tail = `]},"finish_reason":null}]}`
+	tests := []struct {
+		name    string
+		entries []string
+		out     []bool // whether each delta returned something
+		payment []ToolCall
+		client  []ToolCall
+	}{
+		{
+			name: "a payment name in pieces",
+			entries: []string{
+				`{"index":0,"id":"c1","type":"function","function":{"name":"request_","arguments":""}}`,
+				`{"index":0,"function":{"name":"ref"}}`,
+				`{"index":0,"function":{"name":"und","arguments":"{}"}}`,
+			},
+			out:     []bool{false, false, false},
+			payment: []ToolCall{{Index: 0, ID: "c1", Name: "request_refund", Arguments: "{}"}},
+		},
+		{
+			name: "a name that starts no payment tool's goes out at once",
+			entries: []string{
+				`{"index":0,"id":"c1","type":"function","function":{"name":"get_weather","arguments":""}}`,
+				`{"index":0,"function":{"arguments":"{}"}}`,
+			},
+			out:    []bool{true, true},
+			client: []ToolCall{{Index: 0, ID: "c1", Name: "get_weather", Arguments: "{}"}},
+		},
+		{
+			name: "the bot's own name that starts a payment tool's waits for its arguments",
+			entries: []string{
+				`{"index":0,"id":"c1","type":"function","function":{"name":"create","arguments":""}}`,
+				`{"index":0,"function":{"arguments":"{\"a\":"}}`,
+				`{"index":0,"function":{"arguments":"1}"}}`,
+			},
+			out:    []bool{false, true, true},
+			client: []ToolCall{{Index: 0, ID: "c1", Name: "create", Arguments: `{"a":1}`}},
+		},
+		{
+			name: "a piece that makes the name the bot's own",
+			entries: []string{
+				`{"index":0,"id":"c1","type":"function","function":{"name":"create_","arguments":""}}`,
+				`{"index":0,"function":{"name":"invoice"}}`,
+				`{"index":0,"function":{"arguments":"{}"}}`,
+			},
+			out:    []bool{false, true, true},
+			client: []ToolCall{{Index: 0, ID: "c1", Name: "create_invoice", Arguments: "{}"}},
+		},
+		{
+			name: "another id under the index is another call",
+			entries: []string{
+				`{"index":0,"id":"c1","type":"function","function":{"name":"create","arguments":""}}`,
+				`{"index":0,"id":"c2","type":"function","function":{"name":"_order","arguments":"{}"}}`,
+			},
+			out:     []bool{false, true},
+			payment: []ToolCall{{Index: 0, ID: "c1", Name: "", Arguments: ""}},
+			client:  []ToolCall{{Index: 0, ID: "c2", Name: "_order", Arguments: "{}"}},
+		},
+		{
+			name: "a name never whole is refused, never shown",
+			entries: []string{
+				`{"index":0,"id":"c1","type":"function","function":{"name":"query_","arguments":""}}`,
+			},
+			out:     []bool{false},
+			payment: []ToolCall{{Index: 0, ID: "c1", Name: "", Arguments: ""}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCapture(isPaymentName)
+			c.PaymentNames(paymentNames...)
+			var out []bool
+			for _, e := range tc.entries {
+				b, err := c.Process([]byte(head + e + tail))
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, b != nil)
+			}
+			if !slices.Equal(out, tc.out) {
+				t.Errorf("returned %v; want %v", out, tc.out)
+			}
+			res := c.EndRound()
+			checkCalls(t, "payment", res.PaymentCalls, tc.payment)
+			checkCalls(t, "client", res.ClientCalls, tc.client)
+		})
+	}
+}

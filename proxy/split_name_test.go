@@ -1,0 +1,86 @@
+package proxy
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestToolNameSplitAcrossDeltas: some providers stream a tool's name in
+// pieces ("create_" in a call's first delta, "order" in a later one of the
+// same index or id; Gemini is reported to), where OpenAI sends it whole in
+// the first. paygate read each piece as a call of its own: the bot got a
+// bogus call of a tool "create_" (and "order"), and the model's
+// create_order never ran. A name that is still the start of a payment
+// tool's is now held until it is whole: a payment call runs, and a call of
+// the bot's own tool whose name starts a payment tool's ("query", beside
+// query_order) goes out as soon as its arguments start, whole. Names that
+// come whole, once or repeated in every delta (Qwen), read as before.
+func TestToolNameSplitAcrossDeltas(t *testing.T) {
+	const queryTool = `"tools":[{"type":"function","function":{"name":"query","parameters":{"type":"object"}}}],`
+	delta := func(entry string) string {
+		return roundChunk + `[{"index":0,"delta":{"tool_calls":[` + entry + `]},"finish_reason":null}]}` + "\n\n"
+	}
+	tests := []struct {
+		name, tools string
+		deltas      []string
+		executed    []string // the payment calls that ran
+		bot         []string // the calls the bot got
+	}{
+		{"by index", "", []string{
+			delta(`{"index":0,"id":"call_c","type":"function","function":{"name":"create_","arguments":""}}`),
+			delta(`{"index":0,"function":{"name":"order"}}`),
+			delta(`{"index":0,"function":{"arguments":"{\"sku\":\"premium\"}"}}`),
+		}, []string{`create_order {"sku":"premium"}`}, nil},
+		{"by id, without an index", "", []string{
+			delta(`{"id":"call_c","type":"function","function":{"name":"create"}}`),
+			delta(`{"id":"call_c","function":{"name":"_ord"}}`),
+			delta(`{"id":"call_c","function":{"name":"er","arguments":"{\"sku\":\"premium\"}"}}`),
+		}, []string{`create_order {"sku":"premium"}`}, nil},
+		{"whole, repeated in every delta", "", []string{
+			delta(`{"index":0,"id":"call_c","type":"function","function":{"name":"create_order","arguments":""}}`),
+			delta(`{"index":0,"id":"","function":{"name":"create_order","arguments":"{\"sku\":\"premium\"}"}}`),
+		}, []string{`create_order {"sku":"premium"}`}, nil},
+		{"the bot's own tool named like the start of a payment tool", queryTool, []string{
+			delta(`{"index":0,"id":"call_q","type":"function","function":{"name":"query","arguments":""}}`),
+			delta(`{"index":0,"function":{"arguments":"{\"q\":"}}`),
+			delta(`{"index":0,"function":{"arguments":"1}"}}`),
+		}, nil, []string{`query {"q":1}`}},
+		{"the bot's own tool, its name split", queryTool, []string{
+			delta(`{"index":0,"id":"call_q","type":"function","function":{"name":"que","arguments":""}}`),
+			delta(`{"index":0,"function":{"name":"ry"}}`),
+			delta(`{"index":0,"function":{"arguments":"{\"q\":1}"}}`),
+		}, nil, []string{`query {"q":1}`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			round0 := append([]string{roundChunk + `[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}` + "\n\n"}, tc.deltas...)
+			round0 = append(round0, roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n")
+			fp := newFakeProvider(t, roundByRound(sseHandler(round0...), textRound(true, "Order O1 is waiting for payment.")))
+			tools := &recordingTools{}
+			url := toolsProxy(t, fp.URL, tools, nil)
+			resp := post(t, url, "/v1/chat/completions", chatBody(true, tc.tools), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			if got := tools.executed(); !slices.Equal(got, tc.executed) {
+				t.Errorf("executed %q; want %q", got, tc.executed)
+			}
+			if got := botCalls(true, body); !slices.Equal(got, tc.bot) {
+				t.Errorf("the bot got calls %q; want %q:\n%s", got, tc.bot, body)
+			}
+			wantRounds := 1
+			if len(tc.executed) > 0 {
+				wantRounds = 2
+			}
+			if got := len(fp.requests()); got != wantRounds {
+				t.Errorf("%d upstream rounds; want %d", got, wantRounds)
+			}
+			if len(tc.bot) > 0 && !strings.Contains(body, `"finish_reason":"tool_calls"`) {
+				t.Errorf("no finish_reason tool_calls for the bot's call:\n%s", body)
+			}
+		})
+	}
+}
