@@ -66,10 +66,42 @@ func scanText(s string) (tc textChunk, ok bool) {
 	if tc.deltaEnd = parseDelta(s, d, &tc); tc.deltaEnd < 0 {
 		return tc, false
 	}
-	if hasNonNull(s, keyReason, false) || hasEscapedLetter(s) || hasPaygateWord(s) {
+	if hasNonNull(s, keyReason, false) || hasEscapedLetter(s) || hasPaygateWord(s) || otherChoice(s) {
 		return tc, false
 	}
 	return tc, true
+}
+
+// otherChoice reports an "index" member whose value is not a plain 0: the
+// chunk may be of a choice other than the first (a provider that sends a
+// second one, asked for or not), whose text is not the round's; the slow
+// path reads the choice's index. A chunk whose prefix or template a chunk
+// accepted here gave says no more, so scanTextAfter looks only where its
+// template does not fit (cleanAfter). Inside a JSON string a quote is
+// escaped, so the key's bytes are found only as a key or as a whole
+// string value, which no colon follows.
+func otherChoice(s string) bool {
+	const key = `"index"`
+	for off := 0; ; {
+		i := strings.Index(s[off:], key)
+		if i < 0 {
+			return false
+		}
+		off += i + len(key)
+		j := jsonscan.SkipSpace(s, off)
+		if j >= len(s) || s[j] != ':' {
+			continue
+		}
+		j = jsonscan.SkipSpace(s, j+1)
+		if j+1 >= len(s) || s[j] != '0' {
+			return true
+		}
+		switch s[j+1] {
+		case ',', '}', ' ', '\t', '\r', '\n':
+		default:
+			return true
+		}
+	}
 }
 
 // scanTextAfter is scanText for a chunk whose first n bytes equal those
@@ -160,7 +192,8 @@ func (t *template) fit(rest string, valid bool) bool {
 }
 
 // cleanAfter reports that s[from:] holds no usage, error or second delta
-// object, no finish, no escaped key and no "paygate" member, in searches
+// object, no finish, no escaped key, no "paygate" member and no choice
+// index but 0 (otherChoice), in searches
 // that skip through the bytes at memchr speed.
 func cleanAfter(s string, from int) bool {
 	rest := s[from:]
@@ -180,7 +213,7 @@ func cleanAfter(s string, from int) bool {
 			}
 		}
 	}
-	return !hasNonNull(rest, keyReason, false) && !hasEscapedLetter(rest) && !hasPaygateWord(rest)
+	return !hasNonNull(rest, keyReason, false) && !hasEscapedLetter(rest) && !hasPaygateWord(rest) && !otherChoice(rest)
 }
 
 // keyBefore returns the key of the object member whose value starts at p,

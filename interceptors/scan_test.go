@@ -50,6 +50,10 @@ func TestScanText(t *testing.T) {
 		{name: "trailing comma", chunk: pre + `{"content":"x",},"finish_reason":null}]}`},
 		{name: "empty delta", chunk: pre + `{ },"finish_reason":null}]}`, want: true},
 		{name: "escaped non-ASCII in text", chunk: pre + `{"content":"caf\u00e9 \u4e2d"},"finish_reason":null}]}`, want: true, content: `caf\u00e9 \u4e2d`},
+		{name: "an index but 0 after the delta", chunk: pre + `{"content":"x"},"finish_reason":null,"index":1}]}`},
+		{name: "index 0 after the delta", chunk: pre + `{"content":"x"},"finish_reason":null,"index" : 0}]}`, want: true, content: "x"},
+		{name: "the word index in text", chunk: pre + `{"content":"\"index\": 1, index"},"finish_reason":null}]}`, want: true, content: `\"index\": 1, index`},
+		{name: "the string index in text", chunk: pre + `{"content":"index"},"finish_reason":null}]}`, want: true, content: "index"},
 	}
 	base := pre + `{"content":"base"},"logprobs":null,"finish_reason":null}],"usage":null}`
 	btc, ok := scanText(base)
@@ -170,5 +174,29 @@ func TestTextPathMatchesSlowPath(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestScanTextRefusesAnotherChoice: a text chunk of a choice other than the
+// first (a provider's second choice, asked for or not) takes the slow path,
+// which reads its index: the text path took its text for the round's.
+func TestScanTextRefusesAnotherChoice(t *testing.T) {
+	tests := []struct {
+		index string
+		want  bool
+	}{
+		{`0`, true},
+		{` 0 `, true},
+		{`1`, false},
+		{`10`, false},
+		{`00`, false},
+		{`0.0`, false},
+		{`"0"`, false},
+	}
+	for _, tc := range tests {
+		chunk := `{"id":"a","choices":[{"index":` + tc.index + `,"delta":{"content":"x"},"finish_reason":null}]}`
+		if _, ok := scanText(chunk); ok != tc.want {
+			t.Errorf("scanText(%s) = %v; want %v", chunk, ok, tc.want)
+		}
 	}
 }

@@ -116,3 +116,70 @@ func TestPaymentCallOfAnotherChoiceNeverRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestTextOfAnotherChoiceIsNotTheRounds: the text of a choice other than
+// the first, which a provider sent though the turn asked for one, is not
+// the round's. A stream read it as choice 0's (the text path looked at no
+// index): the assistant message of the payment round, sent back to the
+// provider, said choice 1's words beside choice 0's call, where the
+// non-stream answer's said none, and the bot's choice 0 got a paragraph
+// break before the next round's text, as if it had said something. Both
+// paths now send back choice 0's message alone.
+func TestTextOfAnotherChoiceIsNotTheRounds(t *testing.T) {
+	const query = `[{"index":0,"id":"call_q","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]`
+	for _, stream := range []bool{false, true} {
+		name := "non-stream"
+		if stream {
+			name = "stream"
+		}
+		t.Run(name, func(t *testing.T) {
+			round0 := jsonHandler(200, `{"id":"c0","object":"chat.completion","created":1,"model":"m0","choices":[`+
+				`{"index":0,"message":{"role":"assistant","content":null,"tool_calls":`+query+`},"finish_reason":"tool_calls"},`+
+				`{"index":1,"message":{"role":"assistant","content":"Another answer."},"finish_reason":"stop"}]}`)
+			if stream {
+				round0 = sseHandler(
+					roundChunk+`[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":`+query+`},"finish_reason":null}]}`+"\n\n",
+					roundChunk+`[{"index":1,"delta":{"role":"assistant","content":"Another "},"finish_reason":null}]}`+"\n\n",
+					roundChunk+`[{"index":1,"delta":{"content":"answer."},"finish_reason":null}]}`+"\n\n",
+					roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n",
+					roundChunk+`[{"index":1,"delta":{},"finish_reason":"stop"}]}`+"\n\n",
+					"data: [DONE]\n\n")
+			}
+			fp := newFakeProvider(t, roundByRound(round0, textRound(stream, "Order X1 is paid.")))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			reqs := fp.requests()
+			if len(reqs) != 2 {
+				t.Fatalf("%d upstream rounds; want 2: %s", len(reqs), body)
+			}
+			msg := gjson.GetBytes(reqs[1].Body, `messages.#(role=="assistant")`)
+			if c := msg.Get("content"); c.Type != gjson.Null {
+				t.Errorf("the payment round's assistant message says %s; want null content (choice 1's text is not choice 0's)", c.Raw)
+			}
+			text := gjson.Get(body, "choices.0.message.content").Str
+			if stream {
+				text = firstChoiceText(body)
+			}
+			if text != "Order X1 is paid." {
+				t.Errorf("the bot's choice 0 reads %q; want %q", text, "Order X1 is paid.")
+			}
+		})
+	}
+}
+
+// firstChoiceText is the text of choice 0 of a streamed answer.
+func firstChoiceText(body string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(body, "\n") {
+		if d, ok := strings.CutPrefix(line, "data: "); ok && d != "[DONE]" {
+			gjson.Get(d, "choices").ForEach(func(_, ch gjson.Result) bool {
+				if ch.Get("index").Int() == 0 {
+					b.WriteString(ch.Get("delta.content").Str)
+				}
+				return true
+			})
+		}
+	}
+	return b.String()
+}
