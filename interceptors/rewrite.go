@@ -145,12 +145,21 @@ func (c *Capture) choice(data []byte, s string, ch gjson.Result) {
 				st.logprobs = append(st.logprobs, [2]int{v.Index, v.Index + len(v.Raw)})
 			}
 		case "finish_reason":
-			if v.Type == gjson.String && v.Str != "" {
+			switch {
+			case v.Type != gjson.String || v.Str == "":
+			case idx != 0:
+				// Another choice's finish (a provider that sent a second
+				// choice, asked for or not) is not the round's, which the
+				// turn ends with: it goes out as it came, as the choice's
+				// text did. Kept, it stood in for choice 0's, which the
+				// bot then never got.
+				st.meaningful = true
+			default:
 				st.finish = v.Str
 				c.replace(v.Index, v.Index+len(v.Raw), nullBytes)
 			}
 		case "native_finish_reason":
-			if v.Type == gjson.String && v.Str != "" {
+			if v.Type == gjson.String && v.Str != "" && idx == 0 {
 				c.replace(v.Index, v.Index+len(v.Raw), nullBytes)
 			}
 		case "usage":

@@ -183,3 +183,59 @@ func firstChoiceText(body string) string {
 	}
 	return b.String()
 }
+
+// TestFinishOfAnotherChoiceIsNotTheRounds: the bot gets each choice's
+// finish_reason, stream and non-stream alike, when a provider sends a
+// second choice though the turn asked for one. A stream kept the last
+// finish chunk of any choice as the round's: choice 1's, when it finished
+// after choice 0, went out at the end and choice 0's never did (the Node
+// SDK's stream helper fails an answer with a choice left unfinished, and
+// choice 0's "length" was lost).
+func TestFinishOfAnotherChoiceIsNotTheRounds(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		name := "non-stream"
+		if stream {
+			name = "stream"
+		}
+		t.Run(name, func(t *testing.T) {
+			h := jsonHandler(200, `{"id":"c0","object":"chat.completion","created":1,"model":"m0","choices":[`+
+				`{"index":0,"message":{"role":"assistant","content":"Premium is"},"finish_reason":"length"},`+
+				`{"index":1,"message":{"role":"assistant","content":"Hello."},"finish_reason":"stop"}]}`)
+			if stream {
+				h = sseHandler(
+					roundChunk+`[{"index":0,"delta":{"role":"assistant","content":"Premium is"},"finish_reason":null}]}`+"\n\n",
+					roundChunk+`[{"index":1,"delta":{"role":"assistant","content":"Hello."},"finish_reason":null}]}`+"\n\n",
+					roundChunk+`[{"index":0,"delta":{},"finish_reason":"length"}]}`+"\n\n",
+					roundChunk+`[{"index":1,"delta":{},"finish_reason":"stop"}]}`+"\n\n",
+					"data: [DONE]\n\n")
+			}
+			fp := newFakeProvider(t, h)
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			resp := post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			finishes := map[int64][]string{}
+			add := func(choices gjson.Result) {
+				choices.ForEach(func(_, ch gjson.Result) bool {
+					if f := ch.Get("finish_reason").Str; f != "" {
+						finishes[ch.Get("index").Int()] = append(finishes[ch.Get("index").Int()], f)
+					}
+					return true
+				})
+			}
+			if !stream {
+				add(gjson.Get(body, "choices"))
+			}
+			for _, line := range strings.Split(body, "\n") {
+				if d, ok := strings.CutPrefix(line, "data: "); stream && ok && d != "[DONE]" {
+					add(gjson.Get(d, "choices"))
+				}
+			}
+			if got := finishes[0]; !slices.Equal(got, []string{"length"}) {
+				t.Errorf("choice 0 finished %q; want [length]:\n%s", got, body)
+			}
+			if got := finishes[1]; !slices.Equal(got, []string{"stop"}) {
+				t.Errorf("choice 1 finished %q; want [stop]:\n%s", got, body)
+			}
+		})
+	}
+}
