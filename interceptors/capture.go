@@ -121,7 +121,11 @@ type RoundResult struct {
 	// the client and is reported here with an empty Name, for the loop to
 	// refuse.
 	PaymentCalls []ToolCall
-	// ClientCalls are the client's own calls, with their client-side index.
+	// ClientCalls are the client's own calls, with their client-side index:
+	// choice 0's. Those of another choice (a provider that sent one though
+	// the turn asked for one choice) went out with that choice under the
+	// index they came with, and are not the round's: they do not make it a
+	// tool round, and no exchange is kept for them.
 	ClientCalls []ToolCall
 	// StrayCalls counts the payment calls (and the calls that never
 	// named themselves) of choices other than choice 0, which a provider
@@ -692,8 +696,12 @@ func (c *Capture) EndRound() RoundResult {
 	})
 	seq := 0
 	for _, sl := range order {
-		if sl.choice != 0 && sl.kind != kindClient {
-			r.StrayCalls++
+		if sl.choice != 0 {
+			// Not the round's: a client call went out with its choice
+			// (ClientCalls), a payment call is dropped (StrayCalls).
+			if sl.kind != kindClient {
+				r.StrayCalls++
+			}
 			continue
 		}
 		tc := ToolCall{Index: sl.upIdx, Seq: seq, ID: sl.id, Name: sl.name, Arguments: decodeRaw(sl.args), Extra: extraObject(sl), Custom: sl.custom}

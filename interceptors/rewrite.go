@@ -624,8 +624,15 @@ func (c *Capture) classify(sl *slot, whole bool) {
 	default:
 		sl.pending = false
 		sl.kind = kindClient
-		sl.clientIdx = c.nextClient
-		c.nextClient++
+		if sl.choice == 0 {
+			sl.clientIdx = c.nextClient
+			c.nextClient++
+		} else {
+			// Another choice's call (RoundResult.ClientCalls) keeps the
+			// index it came with: the turn numbers choice 0's, the one
+			// it continues, from 0 without gaps.
+			sl.clientIdx = sl.upIdx
+		}
 		sl.replay = sl.held
 	}
 }

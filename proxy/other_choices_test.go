@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -237,5 +238,87 @@ func TestFinishOfAnotherChoiceIsNotTheRounds(t *testing.T) {
 				t.Errorf("choice 1 finished %q; want [stop]:\n%s", got, body)
 			}
 		})
+	}
+}
+
+// TestClientCallsOfAnotherChoiceAreNotTheRounds: the bot's own calls in a
+// choice other than the first, which a provider sent though the turn asked
+// for one, are that choice's, as a non-stream answer leaves them: a stream
+// counted them among the round's, so choice 0, which made no call, ended
+// with finish_reason "tool_calls" (and an exchange was kept for calls it
+// never made), and a call of choice 0 after one of choice 1's went out
+// under index 1, leaving a gap the bot's SDK reads as a missing call.
+func TestClientCallsOfAnotherChoiceAreNotTheRounds(t *testing.T) {
+	const weather = `[{"index":0,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]`
+	const weather0 = `[{"index":0,"id":"call_v","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"BJ\"}"}}]`
+	tests := []struct {
+		name   string
+		msg0   string // choice 0's delta or message members
+		fin0   string
+		calls0 []string // the calls of choice 0 the bot gets, "index name"
+	}{
+		{"beside choice 0's text", `"content":"Hi."`, "stop", nil},
+		{"before choice 0's own call", `"content":null,"tool_calls":` + weather0, "tool_calls", []string{"0 get_weather"}},
+	}
+	for _, tc := range tests {
+		for _, stream := range []bool{false, true} {
+			name := tc.name + "/non-stream"
+			if stream {
+				name = tc.name + "/stream"
+			}
+			t.Run(name, func(t *testing.T) {
+				h := jsonHandler(200, `{"id":"c0","object":"chat.completion","created":1,"model":"m0","choices":[`+
+					`{"index":0,"message":{"role":"assistant",`+tc.msg0+`},"finish_reason":"`+tc.fin0+`"},`+
+					`{"index":1,"message":{"role":"assistant","content":null,"tool_calls":`+weather+`},"finish_reason":"tool_calls"}]}`)
+				if stream {
+					h = sseHandler(
+						roundChunk+`[{"index":1,"delta":{"role":"assistant","content":null,"tool_calls":`+weather+`},"finish_reason":null}]}`+"\n\n",
+						roundChunk+`[{"index":0,"delta":{"role":"assistant",`+tc.msg0+`},"finish_reason":null}]}`+"\n\n",
+						roundChunk+`[{"index":1,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n",
+						roundChunk+`[{"index":0,"delta":{},"finish_reason":"`+tc.fin0+`"}]}`+"\n\n",
+						"data: [DONE]\n\n")
+				}
+				fp := newFakeProvider(t, h)
+				url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+				resp := post(t, url, "/v1/chat/completions", chatBody(stream, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+				body := readAll(t, resp.Body)
+				calls := map[int64][]string{}
+				fin0 := ""
+				add := func(choices gjson.Result, path string) {
+					choices.ForEach(func(_, ch gjson.Result) bool {
+						i := ch.Get("index").Int()
+						if f := ch.Get("finish_reason").Str; f != "" && i == 0 {
+							fin0 = f
+						}
+						ch.Get(path).ForEach(func(k, c gjson.Result) bool {
+							idx := k.Int() // a message's calls have no index
+							if c.Get("index").Exists() {
+								idx = c.Get("index").Int()
+							}
+							calls[i] = append(calls[i], strconv.FormatInt(idx, 10)+" "+c.Get("function.name").Str)
+							return true
+						})
+						return true
+					})
+				}
+				if !stream {
+					add(gjson.Get(body, "choices"), "message.tool_calls")
+				}
+				for _, line := range strings.Split(body, "\n") {
+					if d, ok := strings.CutPrefix(line, "data: "); stream && ok && d != "[DONE]" {
+						add(gjson.Get(d, "choices"), "delta.tool_calls")
+					}
+				}
+				if fin0 != tc.fin0 {
+					t.Errorf("choice 0 finished %q; want %q:\n%s", fin0, tc.fin0, body)
+				}
+				if !slices.Equal(calls[0], tc.calls0) {
+					t.Errorf("choice 0's calls %q; want %q:\n%s", calls[0], tc.calls0, body)
+				}
+				if want := []string{"0 get_weather"}; !slices.Equal(calls[1], want) {
+					t.Errorf("choice 1's calls %q; want %q:\n%s", calls[1], want, body)
+				}
+			})
+		}
 	}
 }
