@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/store"
 )
@@ -336,10 +337,11 @@ func newMoneyMetrics(reg prometheus.Registerer) (*moneyMetrics, error) {
 	return m, nil
 }
 
-// refusedByRule is the tool result of a call a rule refused. Nothing reached
-// WeChat Pay. A rate-limited call runs the next round without tools, so a
-// looping model has to talk to the user instead.
-func (t *Tools) refusedByRule(ctx context.Context, name string, c Caller, err error) Outcome {
+// refusedByRule is the tool result of a call a rule refused, or whose rules
+// could not be read (args: the call's arguments). Nothing reached WeChat
+// Pay. A rate-limited call runs the next round without tools, so a looping
+// model has to talk to the user instead.
+func (t *Tools) refusedByRule(ctx context.Context, name, args string, c Caller, err error) Outcome {
 	out := Outcome{MoneyMoving: t.IsMoneyMoving(name)}
 	switch {
 	case errors.Is(err, ErrRateLimited):
@@ -352,10 +354,30 @@ func (t *Tools) refusedByRule(ctx context.Context, name string, c Caller, err er
 		out.Executed = true
 	default:
 		t.log.WarnContext(ctx, "payment rules could not be checked; call refused", "client", c.Client, "tool", name, "err", err)
-		out.Result = resultJSON(map[string]any{"status": "failed", "error": failureText(err)})
+		out.Result = t.unreadRulesResult(name, args, err)
 		out.Failed = true // the store failed: an outage, not a refusal
 	}
 	return out
+}
+
+// unreadRulesResult is the result of a call whose rules the store did not
+// let be read: each tool's as its own step's store failure says it (a
+// query_order's status unread, a request_refund's nothing changed), naming
+// the order asked about. failureText's "no order was created", said of a
+// query_order or a request_refund, had the model tell a user asking after
+// an order they had paid that it was never made.
+func (t *Tools) unreadRulesResult(name, args string, err error) []byte {
+	if name == t.names.CreateOrder {
+		return resultJSON(map[string]any{"status": "failed", "error": failureText(err)})
+	}
+	r := map[string]any{"status": "failed", "error": "refunds are temporarily unavailable; nothing was changed"}
+	if name == t.names.QueryOrder {
+		r = map[string]any{"status": "unknown", "error": "payments are temporarily unavailable; the order's status could not be read"}
+	}
+	if no := gjson.Get(args, "order_no"); no.Type == gjson.String && no.Str != "" {
+		r["order_no"] = no.Str
+	}
+	return resultJSON(r)
 }
 
 // approvalLimit renders the approval threshold for the model.

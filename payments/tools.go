@@ -152,7 +152,7 @@ func (t *Tools) Execute(ctx context.Context, c Caller, name, args string) Outcom
 	}
 	if t.IsPayment(name) {
 		if err := t.svc.CheckCall(ctx, c.Client, c.User); err != nil {
-			return t.refusedByRule(ctx, name, c, err)
+			return t.refusedByRule(ctx, name, args, c, err)
 		}
 	}
 	switch name {
@@ -278,7 +278,7 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 	out := Outcome{MoneyMoving: true, Executed: true}
 	if err != nil && (cr == nil || cr.Order == nil) {
 		if errors.Is(err, ErrDailyLimit) {
-			return t.refusedByRule(ctx, t.names.CreateOrder, c, err)
+			return t.refusedByRule(ctx, t.names.CreateOrder, args, c, err)
 		}
 		t.log.WarnContext(ctx, "create_order failed", "client", c.Client, "sku", item.SKU, "err", err)
 		if cr != nil && cr.Closed != "" {
