@@ -1621,7 +1621,16 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 		out.MoneyMoving = true
 		return out
 	case errors.Is(err, ErrRefundInProgress):
-		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "refund_in_progress", "error": "a refund of this order is already being processed; tell the user to wait for it"})
+		why := "a refund of this order is already being processed; tell the user to wait for it"
+		if u := t.svc.UnsentRefunds(ctx, []*store.Order{o})[0]; u.Status != store.StatusRefunding {
+			// Held for a proposal whose confirmation was cut short before
+			// anything was sent (UnsentRefunds, as query_order and the
+			// payment state read it): "being processed" had the user wait
+			// for a refund nobody sent.
+			why = "no refund of this order has been sent: an earlier refund proposal of it is still waiting for the user's confirmation, " +
+				"and no refund of another amount can be proposed until it is confirmed or lapses; no money has moved, so do not tell the user a refund is on its way"
+		}
+		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "refund_in_progress", "error": why})
 		return out
 	case errors.Is(err, ErrRefundWindowPassed):
 		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "not_refundable", "order_status": string(o.Status),
