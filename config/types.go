@@ -187,7 +187,11 @@ type Redis struct {
 	// closed), so a primary with fewer replicas connected at start is
 	// warned of in the log, and `/readyz` answers `store writes fail` (and
 	// `paygate_store_status` reads `writes_fail`) while one has fewer
-	// connected.
+	// connected. A WeChat Pay notification found already applied (a retry
+	// of one answered FAIL because its write was not acknowledged in time)
+	// is answered success only once a replica acknowledges a write on the
+	// order behind it, else FAIL again (SPEC's "duplicates answer success"
+	// would have WeChat Pay stop sending a payment a failover could lose).
 	WaitReplicas int `yaml:"wait_replicas"`
 }
 
