@@ -571,8 +571,9 @@ type StateInjection struct {
 	// SettledAfter: orders settled (paid, closed, refunded…) longer ago than this
 	// are no longer mentioned, but in the turn whose answer tells news of one
 	// (its payment confirmed, a manager's rejection, a refund's outcome) and,
-	// when that answer hands the bot its own tool calls, in the bot's follow-up
-	// with their results. Default 24h; 0 mentions none but those.
+	// when that answer hands the bot its own tool calls, in the bot's follow-ups
+	// with their results until the user's next message. Default 24h; 0
+	// mentions none but those.
 	SettledAfter Duration `yaml:"settled_after"`
 }
 

@@ -22,10 +22,10 @@ import (
 // bot's follow-up with the tool's result: it read no line of those orders
 // there, and the news reached paygate.actions but never the chat. The
 // follow-up that carries the results of that answer's calls gets the same
-// lines, news and all, once: not a later tool round of it, not a parallel
-// conversation of the user's (the same call id after another message), not
-// a follow-up of other calls, not a new message. paygate.actions does not
-// carry the news again.
+// lines, news and all, and so does each later tool round of it, as long as
+// no message of the user's came since: not a parallel conversation of the
+// user's (the same call id after another message), not a follow-up of other
+// calls, not a new message. paygate.actions does not carry the news again.
 func TestNewsToldAgainInTheFollowUp(t *testing.T) {
 	const (
 		question = `{"role":"user","content":"what's the weather, and where are my orders?"}`
@@ -81,6 +81,7 @@ func TestNewsToldAgainInTheFollowUp(t *testing.T) {
 						textRound(stream, "Hello."),
 						callsRound(stream, `[{"index":0,"id":"call_w2","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Lyon\"}"}}]`),
 						textRound(stream, "Rain in Lyon."),
+						textRound(stream, "You're welcome."),
 					))
 					url := paymentProxy(t, fp.URL, nil, queryTools{}, st, payableReconciler{})
 					turn := func(messages ...string) (told []string, state string) {
@@ -154,9 +155,21 @@ func TestNewsToldAgainInTheFollowUp(t *testing.T) {
 					if reqs := fp.requests(); round == "mixed" && !strings.Contains(string(reqs[len(reqs)-1].Body), `"tool_call_id":"call_q1"`) {
 						t.Errorf("the mixed round's follow-up reached the provider without its payment exchange: %s", reqs[len(reqs)-1].Body)
 					}
+					// The model answered the follow-up with another call of
+					// the bot's: the follow-up with its result is where it
+					// writes the text the user reads, still with no message
+					// of the user's since the news.
 					told, state = turn(question, callW1, resultW1, callW2, resultW2)
+					if m := missing(state); len(m) > 0 {
+						t.Errorf("the second follow-up round, whose answer the user reads: payment state %q lacks %q", state, m)
+					}
+					if len(told) != 0 {
+						t.Errorf("the second follow-up round told %q again in paygate.actions; want nothing", told)
+					}
+					told, state = turn(question, callW1, resultW1, callW2, resultW2,
+						`{"role":"assistant","content":"Rain in Lyon."}`, `{"role":"user","content":"thanks"}`)
 					if len(told) != 0 || strings.Contains(state, "NEWS-") {
-						t.Errorf("the second follow-up round: told %q, payment state %q; want no news and no line of the settled orders", told, state)
+						t.Errorf("the user's next message: told %q, payment state %q; want no news and no line of the settled orders", told, state)
 					}
 				})
 			}

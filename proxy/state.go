@@ -636,9 +636,11 @@ type keptAnnouncement struct {
 // the answer that told the news was the bot's own call, and the follow-up
 // is where the model writes the text the user reads of it. nil when the
 // request answers no calls, or their answer told nothing. Only the calls
-// the request ends with: a later round of the bot's tools has other calls,
-// whose answer told nothing new. A store that fails or does not answer by
-// stateTimeout yields nil: the follow-up goes on with the state as it is.
+// the request ends with: a follow-up answered with more of the bot's calls
+// keeps what it was told here under those (claimAnnouncements), for the
+// next follow-up, as no message of the user's came since. A store that
+// fails or does not answer by stateTimeout yields nil: the follow-up goes
+// on with the state as it is.
 func (s *Server) toldToCalls(ctx context.Context, reqID string, c payments.Caller, st *store.UserState, body []byte) []announcement {
 	at, ok := interceptors.AnsweredAt(body)
 	if !ok {

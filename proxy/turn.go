@@ -106,6 +106,10 @@ type turn struct {
 	// handed are the bot's own tool calls the answer hands it, as it gets
 	// them: what it told is kept for its follow-up (keepNews).
 	handed []interceptors.ToolCall
+	// retold is the news an earlier answer with the bot's calls told, which
+	// this request, their follow-up, lists in its state (toldToCalls): an
+	// answer of more of the bot's calls passes it on to their follow-up.
+	retold []announcement
 
 	// system is the payment-state system message the turn inserted, nil
 	// when there is none: each round's request names it, so a target
@@ -250,6 +254,7 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 			// actions carried it.
 			if told := s.toldToCalls(ctx, reqID, caller, st, t.reqBody); len(told) > 0 {
 				news = append(slices.Clip(news), told...)
+				t.retold = told
 			}
 		}
 		if msg := stateMessage(st.Orders, st.Now, s.cfg.Payments.StateInjection.SettledAfter.D(), news); msg != "" {
@@ -1526,13 +1531,19 @@ func (t *turn) endCapped(refused error) {
 // nothing and the next turn announces them. The error body or event then
 // carries no paygate object, as SDKs hand their callers only its "error".
 func (t *turn) claimAnnouncements() {
-	if len(t.pending) > 0 && t.r.Context().Err() == nil {
+	if (len(t.pending) > 0 || len(t.retold) > 0 && len(t.handed) > 0) && t.r.Context().Err() == nil {
 		// Bounded as the state load is: a store that stopped answering
 		// since holds no answer; what it did not claim, a later turn does.
 		ctx, cancel := t.s.stateCtx(t.r.Context())
 		var told []announcement
-		t.announced, told = t.s.claim(ctx, t.caller, t.pending, t.actions)
-		if len(told) > 0 && len(t.handed) > 0 {
+		if len(t.pending) > 0 {
+			t.announced, told = t.s.claim(ctx, t.caller, t.pending, t.actions)
+		}
+		// A follow-up answered with more of the bot's calls passes on
+		// the news it was told again (retold): the user reads the text
+		// of the follow-up of those calls, still with no message of
+		// theirs since the news.
+		if told = append(slices.Clip(t.retold), told...); len(told) > 0 && len(t.handed) > 0 {
 			t.keepNews(ctx, told)
 		}
 		cancel()
