@@ -1,6 +1,7 @@
 package payments
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -457,10 +458,15 @@ func OrderView(o *store.Order) map[string]any {
 }
 
 func resultJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
+	// Not json.Marshal: its HTML escaping wrote an item named "Tea & Cake"
+	// as "Tea \u0026 Cake", which the model reads as text (a tool
+	// message's content is no HTML) and can copy into its answer as read.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		// Only maps of strings, numbers and nested maps are passed here.
 		panic("payments: marshal tool result: " + err.Error())
 	}
-	return b
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
