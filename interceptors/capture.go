@@ -184,6 +184,9 @@ type Capture struct {
 	// provider streams in pieces.
 	payNames   []string
 	nextClient int // client tool-call indexes handed out this turn
+	// ended is the slot whose name slotFor found ended by another call
+	// (nameEnded), -1 for none.
+	ended int
 	// roleSent: a chunk returned this turn carried a role delta (or
 	// ClaimRole gave paygate's own chunk one). A later round drops its
 	// role member only then: a provider may send no role in round 0 (its

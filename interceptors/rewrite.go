@@ -408,7 +408,24 @@ func (c *Capture) toolCalls(data []byte, s string, tc jsonscan.Member, choice in
 		}
 		en := parseEntry(s, e.At, e.End, c.extra)
 		c.extra = en.extra
+		c.ended = -1
 		sl := c.slotFor(choice, &en)
+		if c.ended >= 0 {
+			// A call held while its name might grow, ended by this one:
+			// its name is whole, and the bot's own call goes out, with
+			// everything held of it, before this one.
+			old := &c.slots[c.ended]
+			c.classify(old, true)
+			if old.kind == kindClient && old.replay {
+				old.replay = false
+				if kept > 0 {
+					c.scratch = append(c.scratch, ',')
+				}
+				kept++
+				changed = true
+				c.scratch = appendSynthetic(c.scratch, old)
+			}
+		}
 		c.absorb(s, sl, &en)
 		if sl.kind != kindClient {
 			sl.held = sl.held || sl.kind == kindUnknown
@@ -503,7 +520,8 @@ func (c *Capture) slotFor(choice int, en *entry) *slot {
 				continue
 			}
 			if en.names() && (en.id != "" && sl.id != "" && en.id != sl.id ||
-				sl.name != "" && en.name != sl.name && !continuesName(sl, en)) {
+				sl.name != "" && en.name != sl.name && !c.continuesName(sl, en)) {
+				c.nameEnded(i)
 				break
 			}
 			return sl
@@ -516,7 +534,8 @@ func (c *Capture) slotFor(choice int, en *entry) *slot {
 			if sl.choice != choice || sl.id != en.id {
 				continue
 			}
-			if en.names() && sl.name != "" && en.name != sl.name && !continuesName(sl, en) {
+			if en.names() && sl.name != "" && en.name != sl.name && !c.continuesName(sl, en) {
+				c.nameEnded(i)
 				break
 			}
 			return sl
@@ -535,9 +554,21 @@ func (c *Capture) slotFor(choice int, en *entry) *slot {
 
 // continuesName reports whether the entry's name is the next piece of the
 // call's, whose name may not be whole yet (slot.pending): of the same kind,
-// and under its index or id (slotFor).
-func continuesName(sl *slot, en *entry) bool {
-	return sl.pending && en.name != "" && en.custom == sl.custom
+// under its index or id (slotFor), and not a payment tool's whole name,
+// which is another call's (a provider that gives every call index 0 and
+// no id): taken for a piece, the payment call went to the bot under a name
+// of both, with its arguments, and never ran.
+func (c *Capture) continuesName(sl *slot, en *entry) bool {
+	return sl.pending && en.name != "" && en.custom == sl.custom && !c.isPayment(en.name)
+}
+
+// nameEnded notes that another call starts under the index or id of the
+// call c.slots[i]: a name of it still held while it might grow (pending)
+// is whole, and toolCalls hands the call on before the new one.
+func (c *Capture) nameEnded(i int) {
+	if sl := &c.slots[i]; sl.pending && sl.kind == kindUnknown {
+		c.ended = i
+	}
 }
 
 func (c *Capture) newSlot(choice, upIdx int, hasIdx bool) *slot {

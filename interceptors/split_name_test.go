@@ -64,9 +64,31 @@ func TestCaptureNameInPieces(t *testing.T) {
 				`{"index":0,"id":"c1","type":"function","function":{"name":"create","arguments":""}}`,
 				`{"index":0,"id":"c2","type":"function","function":{"name":"_order","arguments":"{}"}}`,
 			},
+			out: []bool{false, true},
+			client: []ToolCall{
+				{Index: 0, ID: "c1", Name: "create", Arguments: ""},
+				{Index: 1, ID: "c2", Name: "_order", Arguments: "{}"},
+			},
+		},
+		{
+			name: "a payment tool's whole name under the index of a held call is another call",
+			entries: []string{
+				`{"index":0,"type":"function","function":{"name":"query","arguments":""}}`,
+				`{"index":0,"type":"function","function":{"name":"query_order","arguments":"{\"order_id\":\"O1\"}"}}`,
+			},
 			out:     []bool{false, true},
-			payment: []ToolCall{{Index: 0, ID: "c1", Name: "", Arguments: ""}},
-			client:  []ToolCall{{Index: 0, ID: "c2", Name: "_order", Arguments: "{}"}},
+			payment: []ToolCall{{Index: 0, Name: "query_order", Arguments: `{"order_id":"O1"}`}},
+			client:  []ToolCall{{Index: 0, Name: "query", Arguments: ""}},
+		},
+		{
+			name: "a payment tool's whole name under the id of a held call is another call",
+			entries: []string{
+				`{"id":"c1","type":"function","function":{"name":"create"}}`,
+				`{"id":"c1","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium\"}"}}`,
+			},
+			out:     []bool{false, true},
+			payment: []ToolCall{{Index: 1, ID: "c1", Name: "create_order", Arguments: `{"sku":"premium"}`}},
+			client:  []ToolCall{{Index: 0, ID: "c1", Name: "create", Arguments: ""}},
 		},
 		{
 			name: "a name never whole is refused, never shown",

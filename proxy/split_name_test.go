@@ -84,3 +84,37 @@ func TestToolNameSplitAcrossDeltas(t *testing.T) {
 		})
 	}
 }
+
+// TestCallAfterAHeldNameUnderItsIndex: a provider that gives every call
+// index 0 and no id, and sends a call's arguments with its name, had the
+// bot's call of its own tool "query" (no arguments: the start of
+// query_order's name, so held while it might grow) continued by the next
+// call's name: the bot got a call "queryquery_order" with the payment
+// call's arguments, and the query_order never ran. A payment tool's whole
+// name is another call, and the held call, ended by it, goes to the bot
+// whole, as it did before names were read in pieces.
+func TestCallAfterAHeldNameUnderItsIndex(t *testing.T) {
+	const queryTool = `"tools":[{"type":"function","function":{"name":"query","parameters":{"type":"object"}}}],`
+	calls := `[{"index":0,"type":"function","function":{"name":"query","arguments":""}}]`
+	second := `[{"index":0,"type":"function","function":{"name":"query_order","arguments":"{\"order_id\":\"O1\"}"}}]`
+	fp := newFakeProvider(t, sseHandler(
+		roundChunk+`[{"index":0,"delta":{"role":"assistant","tool_calls":`+calls+`},"finish_reason":null}]}`+"\n\n",
+		roundChunk+`[{"index":0,"delta":{"tool_calls":`+second+`},"finish_reason":null}]}`+"\n\n",
+		roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n"))
+	tools := &recordingTools{}
+	url := toolsProxy(t, fp.URL, tools, nil)
+	resp := post(t, url, "/v1/chat/completions", chatBody(true, queryTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	body := readAll(t, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if got, want := tools.executed(), []string{`query_order {"order_id":"O1"}`}; !slices.Equal(got, want) {
+		t.Errorf("executed %q; want %q", got, want)
+	}
+	if got, want := botCalls(true, body), []string{"query "}; !slices.Equal(got, want) {
+		t.Errorf("the bot got calls %q; want %q:\n%s", got, want, body)
+	}
+	if strings.Contains(body, "O1") {
+		t.Errorf("the payment call's arguments reached the bot:\n%s", body)
+	}
+}
