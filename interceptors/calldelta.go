@@ -479,6 +479,9 @@ func (c *Capture) callPath(data []byte, s string) ([]byte, bool) {
 	if !scanCallDelta(s, d, &td) || !env.tail.matchValid(s[td.end:]) {
 		return nil, false
 	}
+	if td.roleAt >= 0 && env.choice != 0 {
+		return nil, false // another choice's role: see delta
+	}
 	sl := c.continueCall(&td)
 	if sl == nil {
 		return nil, false

@@ -187,13 +187,18 @@ type Capture struct {
 	// ended is the slot whose name slotFor found ended by another call
 	// (nameEnded), -1 for none.
 	ended int
-	// roleSent: a chunk returned this turn carried a role delta (or
+	// roleSent: a chunk returned this turn carried a role delta of choice 0 (or
 	// ClaimRole gave paygate's own chunk one). A later round drops its
 	// role member only then: a provider may send no role in round 0 (its
 	// tool-call chunks all held back, or none at all), and the client must
 	// get exactly one (SPEC 3.6); the Node SDK's stream helper fails the
 	// whole answer, its paygate object included, without one.
 	roleSent bool
+	// otherRoles are the choices other than choice 0 whose role went out
+	// this turn (a provider that sent one though the turn asked for one):
+	// each choice's role is its own, and a later round drops a choice's
+	// role only once that choice's went out, as roleSent does choice 0's.
+	otherRoles []int
 
 	round   int
 	turnID  string
@@ -302,7 +307,8 @@ type edit struct{ start, end, rs, re int }
 type chunkState struct {
 	choices    int
 	meaningful bool
-	role       bool
+	role       bool  // choice 0's role
+	otherRoles []int // the roles of other choices (Capture.otherRoles)
 	finish     string
 	hasError   bool
 	paygate    bool // a top-level "paygate" member: an upstream's forgery

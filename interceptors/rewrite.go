@@ -19,7 +19,7 @@ func (c *Capture) slow(data []byte, s string) []byte {
 	c.scratch = c.scratch[:0]
 	st := &c.st
 	*st = chunkState{idStart: -1, created: [2]int{-1, -1}, text: [2]int{-1, -1}, parts: [2]int{-1, -1}, reason: [2]int{-1, -1}, refusal: [2]int{-1, -1},
-		deltas: st.deltas[:0], logprobs: st.logprobs[:0]}
+		deltas: st.deltas[:0], logprobs: st.logprobs[:0], otherRoles: st.otherRoles[:0]}
 	gjson.Parse(s).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "id":
@@ -119,6 +119,11 @@ func (c *Capture) slow(data []byte, s string) []byte {
 	if st.role {
 		c.role, c.roleSent = true, true
 	}
+	for _, ch := range st.otherRoles {
+		if !slices.Contains(c.otherRoles, ch) {
+			c.otherRoles = append(c.otherRoles, ch)
+		}
+	}
 	if len(c.edits) == 0 {
 		return data
 	}
@@ -194,10 +199,19 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 		switch jsonscan.KeyName(m.Key) {
 		case "role":
 			if v[0] == '"' && len(v) > 2 {
-				if c.round > 0 && c.roleSent {
+				switch {
+				case choice != 0 && c.round > 0 && slices.Contains(c.otherRoles, choice):
+					// That choice's role went out already.
+					c.deleteMember(data, m.KeyAt, m.End)
+				case choice != 0:
+					// Another choice's role is that choice's, not the
+					// turn's: choice 0 still needs its own.
+					st.meaningful = true
+					st.otherRoles = append(st.otherRoles, choice)
+				case c.round > 0 && c.roleSent:
 					// The turn's role went out already (StartRound).
 					c.deleteMember(data, m.KeyAt, m.End)
-				} else {
+				default:
 					st.meaningful, st.role = true, true
 				}
 			}

@@ -322,3 +322,84 @@ func TestClientCallsOfAnotherChoiceAreNotTheRounds(t *testing.T) {
 		}
 	}
 }
+
+// TestRoleOfAnotherChoice: the bot's SDK needs one role for each choice
+// (the Node SDK's stream helper fails an answer with "missing role for
+// choice N"; the Python one joins two roles into one word). A stream
+// counted a role of any choice as the turn's: a second choice's role in a
+// later round, which a provider sent though the turn asked for one, was
+// removed as a repeat of choice 0's, and choice 0's own, after a round 0
+// whose only role was choice 1's, was removed as a repeat of that one.
+// Each choice now gets its role once.
+func TestRoleOfAnotherChoice(t *testing.T) {
+	const query = `[{"index":0,"id":"call_q","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]`
+	chunk := func(choice, delta, finish string) string {
+		return roundChunk + `[{"index":` + choice + `,"delta":{` + delta + `},"finish_reason":` + finish + `}]}` + "\n\n"
+	}
+	tests := []struct {
+		name   string
+		round0 []string
+		round1 []string
+	}{
+		{"a second choice first in a later round", []string{
+			chunk("0", `"role":"assistant","content":null,"tool_calls":`+query, "null"),
+			chunk("0", ``, `"tool_calls"`),
+		}, []string{
+			chunk("0", `"role":"assistant","content":"Order X1 is paid."`, "null"),
+			chunk("1", `"role":"assistant","content":"Hello."`, "null"),
+			chunk("1", ``, `"stop"`),
+			chunk("0", ``, `"stop"`),
+		}},
+		{"choice 0's role after a round whose only role was a second choice's", []string{
+			chunk("1", `"role":"assistant","content":"Hello."`, "null"),
+			chunk("0", `"tool_calls":`+query, "null"),
+			chunk("1", ``, `"stop"`),
+			chunk("0", ``, `"tool_calls"`),
+		}, []string{
+			chunk("0", `"role":"assistant","content":"Order X1 is paid."`, "null"),
+			chunk("0", ``, `"stop"`),
+		}},
+		{"a second choice in both rounds", []string{
+			chunk("0", `"role":"assistant","content":null,"tool_calls":`+query, "null"),
+			chunk("1", `"role":"assistant","content":"Hello."`, "null"),
+			chunk("1", ``, `"stop"`),
+			chunk("0", ``, `"tool_calls"`),
+		}, []string{
+			chunk("0", `"role":"assistant","content":"Order X1 is paid."`, "null"),
+			chunk("1", `"role":"assistant","content":"Hi."`, "null"),
+			chunk("1", ``, `"stop"`),
+			chunk("0", ``, `"stop"`),
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fp := newFakeProvider(t, roundByRound(
+				sseHandler(append(tc.round0, "data: [DONE]\n\n")...),
+				sseHandler(append(tc.round1, "data: [DONE]\n\n")...)))
+			tools := &recordingTools{}
+			url := toolsProxy(t, fp.URL, tools, nil)
+			resp := post(t, url, "/v1/chat/completions", chatBody(true, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			if got := tools.executed(); len(got) != 1 {
+				t.Fatalf("executed %q; want the query_order", got)
+			}
+			roles := map[int64]int{}
+			for _, line := range strings.Split(body, "\n") {
+				if d, ok := strings.CutPrefix(line, "data: "); ok && d != "[DONE]" {
+					gjson.Get(d, "choices").ForEach(func(_, ch gjson.Result) bool {
+						if ch.Get("delta.role").Str != "" {
+							roles[ch.Get("index").Int()]++
+						}
+						return true
+					})
+				}
+			}
+			if roles[0] != 1 || roles[1] != 1 {
+				t.Errorf("roles per choice %v; want one each:\n%s", roles, body)
+			}
+		})
+	}
+}
