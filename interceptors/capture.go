@@ -163,6 +163,11 @@ type RoundResult struct {
 	// (OpenRouter's mid-stream error), nil if none. Its chunk is not
 	// returned to the client.
 	Error []byte
+	// LateCalls is a tool_calls array of the bot's own calls of choice 0
+	// that EndNames found whole at the round's end, which nothing of went
+	// out yet: the turn sends them before the finish. They are among
+	// ClientCalls. Nil when there are none.
+	LateCalls []byte
 	// Sent is what the client has received this round.
 	Sent SentRecord
 }
@@ -247,6 +252,8 @@ type Capture struct {
 	errRaw         []byte
 	// lost: an event of the round was skipped unread (Lose).
 	lost bool
+	// late is the entries of RoundResult.LateCalls so far (EndNames).
+	late []byte
 
 	// The bytes before the delta of this round's text chunks (see
 	// scanTextAfter) and where the id and created are in them.
@@ -347,9 +354,9 @@ func NewCapture(isPayment func(name string) bool) *Capture {
 // goes out with everything held so far. Only calls whose names start a
 // payment tool's wait so, each at most until its arguments start; without
 // names (none given) every name is taken whole from its first delta. A
-// call whose name is not whole when its round ends was never shown to the
-// bot: it is reported as a payment call without a name, for the turn to
-// refuse.
+// round's end makes a name still held whole (EndNames); a call still held
+// when its round is cut short was never shown to the bot: it is reported
+// as a payment call without a name, for the turn to refuse.
 func (c *Capture) PaymentNames(names ...string) {
 	c.payNames = append(c.payNames[:0], names...)
 }
@@ -412,6 +419,7 @@ func (c *Capture) StartRound(round int, turnID string, created int64) {
 	c.hasChoiceUsage = false
 	c.errRaw = nil
 	c.lost = false
+	c.late = c.late[:0]
 	c.prefix = c.prefix[:0]
 	c.tail.learn("")
 	c.slowSeen = 0
@@ -671,6 +679,38 @@ func startsWithSpace(raw string) bool {
 	return unicode.IsSpace(r)
 }
 
+// EndNames ends the names still held while they might grow (PaymentNames)
+// when the round's stream has ended well: the provider is done with its
+// calls, so each such name is whole. A payment tool's name never waits, so
+// each such call is the bot's own, which nothing of went out: EndRound
+// reports it among ClientCalls and in LateCalls. Held for good, a call of
+// the bot's tool "query" (beside query_order) sent without arguments was
+// refused as a call without a name, and the bot never got it. Not for a
+// round cut short or ended by an error: its calls are not the bot's to
+// run.
+func (c *Capture) EndNames() {
+	if c.errRaw != nil {
+		return
+	}
+	for i := range c.slots {
+		sl := &c.slots[i]
+		if sl.choice != 0 || !sl.pending || sl.kind != kindUnknown {
+			continue
+		}
+		c.classify(sl, true)
+		if sl.kind != kindClient || !sl.replay {
+			continue
+		}
+		sl.replay = false
+		if len(c.late) == 0 {
+			c.late = append(c.late, '[')
+		} else {
+			c.late = append(c.late, ',')
+		}
+		c.late = appendSynthetic(c.late, sl)
+	}
+}
+
 // EndRound returns what the round produced. The Capture is ready for the
 // next StartRound; the result shares no memory with it.
 func (c *Capture) EndRound() RoundResult {
@@ -741,6 +781,9 @@ func (c *Capture) EndRound() RoundResult {
 	}
 	if c.errRaw != nil {
 		r.Error = append([]byte(nil), c.errRaw...)
+	}
+	if len(c.late) > 0 {
+		r.LateCalls = append(append([]byte(nil), c.late...), ']')
 	}
 	r.Sent = SentRecord{Role: c.role, Text: r.Content, Reasoning: r.Reasoning, Refusal: decodeRaw(c.refusal), Opaque: c.opaque, Calls: r.ClientCalls}
 	return r

@@ -120,3 +120,38 @@ func TestCaptureNameInPieces(t *testing.T) {
 		})
 	}
 }
+
+// TestCaptureEndNames: a round that ended well makes a name still held
+// whole (EndNames): the bot's own call, which nothing of went out, is
+// reported among the client calls and in LateCalls; a round cut short
+// (no EndNames) reports it as a payment call without a name.
+func TestCaptureEndNames(t *testing.T) {
+	const chunk = `{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"query","arguments":""}}]},"finish_reason":null}]}`
+	for _, ended := range []bool{true, false} {
+		c := NewCapture(isPaymentName)
+		c.PaymentNames(paymentNames...)
+		if out, err := c.Process([]byte(chunk)); err != nil || out != nil {
+			t.Fatalf("Process = %s, %v; want the call held", out, err)
+		}
+		if _, err := c.Process([]byte(`{"id":"a","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`)); err != nil {
+			t.Fatal(err)
+		}
+		if ended {
+			c.EndNames()
+		}
+		res := c.EndRound()
+		if !ended {
+			checkCalls(t, "cut: payment", res.PaymentCalls, []ToolCall{{Index: 0, ID: "c1"}})
+			checkCalls(t, "cut: client", res.ClientCalls, nil)
+			if res.LateCalls != nil {
+				t.Errorf("cut: LateCalls %s; want none", res.LateCalls)
+			}
+			continue
+		}
+		checkCalls(t, "payment", res.PaymentCalls, nil)
+		checkCalls(t, "client", res.ClientCalls, []ToolCall{{Index: 0, ID: "c1", Name: "query"}})
+		if want := `[{"index":0,"id":"c1","type":"function","function":{"name":"query","arguments":""}}]`; string(res.LateCalls) != want {
+			t.Errorf("LateCalls %s; want %s", res.LateCalls, want)
+		}
+	}
+}

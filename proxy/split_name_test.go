@@ -118,3 +118,57 @@ func TestCallAfterAHeldNameUnderItsIndex(t *testing.T) {
 		t.Errorf("the payment call's arguments reached the bot:\n%s", body)
 	}
 }
+
+// TestHeldNameEndedByTheFinish: a call of the bot's own tool whose name is
+// the start of a payment tool's ("query", beside query_order) is held
+// while its name might grow, until its arguments start; a provider that
+// sends such a call without arguments (a tool with no parameters) had it
+// held for good: at the finish it was refused as a call without a name,
+// the model told so in another round, and the bot never got its call. The
+// finish ends the name: the call goes to the bot, whole, before the finish.
+func TestHeldNameEndedByTheFinish(t *testing.T) {
+	const queryTool = `"tools":[{"type":"function","function":{"name":"query","parameters":{"type":"object"}}}],`
+	delta := func(entry string) string {
+		return roundChunk + `[{"index":0,"delta":{"tool_calls":[` + entry + `]},"finish_reason":null}]}` + "\n\n"
+	}
+	tests := []struct {
+		name     string
+		deltas   []string
+		executed []string
+		bot      []string
+	}{
+		{"alone", []string{
+			delta(`{"index":0,"id":"call_q","type":"function","function":{"name":"query","arguments":""}}`),
+		}, nil, []string{"query "}},
+		{"beside a payment call", []string{
+			delta(`{"index":0,"id":"call_q","type":"function","function":{"name":"query","arguments":""}}`),
+			delta(`{"index":1,"id":"call_c","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium\"}"}}`),
+		}, []string{`create_order {"sku":"premium"}`}, []string{"query "}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			round0 := append([]string{roundChunk + `[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}` + "\n\n"}, tc.deltas...)
+			round0 = append(round0, roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n")
+			fp := newFakeProvider(t, roundByRound(sseHandler(round0...), textRound(true, "Done.")))
+			tools := &recordingTools{}
+			url := toolsProxy(t, fp.URL, tools, nil)
+			resp := post(t, url, "/v1/chat/completions", chatBody(true, queryTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			if got := tools.executed(); !slices.Equal(got, tc.executed) {
+				t.Errorf("executed %q; want %q", got, tc.executed)
+			}
+			if got := botCalls(true, body); !slices.Equal(got, tc.bot) {
+				t.Errorf("the bot got calls %q; want %q:\n%s", got, tc.bot, body)
+			}
+			if got := len(fp.requests()); got != 1 {
+				t.Errorf("%d upstream rounds; want 1 (the bot's call ends the turn)", got)
+			}
+			if !strings.Contains(body, `"finish_reason":"tool_calls"`) || strings.Index(body, `"name":"query"`) > strings.Index(body, `"finish_reason":"tool_calls"`) {
+				t.Errorf("the bot's call did not come before a finish_reason tool_calls:\n%s", body)
+			}
+		})
+	}
+}

@@ -560,6 +560,16 @@ func (t *turn) stream() {
 				Err: errors.New("an event of a round with the bot's tool calls was unreadable and skipped")})
 			return
 		}
+		if len(res.LateCalls) > 0 {
+			// The bot's own calls whose names were held while they might
+			// grow, whole at the round's end (Capture.EndNames): they go
+			// out before the finish, as the calls of the round they are.
+			c := chunkHead(t.turnID, t.rounds[len(t.rounds)-1].Model, t.created)
+			c = append(c, `,"choices":[{"index":0,"delta":{"tool_calls":`...)
+			c = append(c, res.LateCalls...)
+			c = append(c, `},"logprobs":null,"finish_reason":null}]}`...)
+			_ = t.sw.Queue(c) // a client gone is found by the writes after
+		}
 		if len(res.PaymentCalls) == 0 {
 			fc := res.FinishChunk
 			if len(res.ClientCalls) > 0 && stopForCalls(res.FinishReason) && fc != nil {
@@ -644,6 +654,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		err := t.relay(resp, capture, resume)
 		resp.Close()
 		if err == nil {
+			capture.EndNames()
 			res := capture.EndRound()
 			if first != nil {
 				t.s.countRecovery(first, recoveryRecovered)
