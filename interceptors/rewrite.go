@@ -520,7 +520,9 @@ func appendSynthetic(out []byte, sl *slot) []byte {
 // Under one index, a different id with a name, or a different name, is a
 // new call: some providers send index 0 for every call, some of them with no
 // id, and merging there would stream a payment call's arguments to the bot
-// as part of its own call. Under one id without an index, a different name
+// as part of its own call. A name that is the next piece of the call's
+// (continuesName: before its arguments, never a payment tool's name) is
+// the same call. Under one id without an index, a different name
 // is a new call for the same reason (providers that repeat an id across
 // calls), and an entry continues the latest call of its id. The same name
 // again is the same call: Qwen repeats it in every delta. An entry that
@@ -567,13 +569,21 @@ func (c *Capture) slotFor(choice int, en *entry) *slot {
 }
 
 // continuesName reports whether the entry's name is the next piece of the
-// call's, whose name may not be whole yet (slot.pending): of the same kind,
-// under its index or id (slotFor), and not a payment tool's whole name,
-// which is another call's (a provider that gives every call index 0 and
-// no id): taken for a piece, the payment call went to the bot under a name
-// of both, with its arguments, and never ran.
+// call's, under its index or id (slotFor), of the same kind: a call whose
+// name may not be whole yet (slot.pending), or a call of the bot's own
+// whose arguments have not started. A provider that streams names in
+// pieces ("get_" then "weather") sends them before the arguments; the bot
+// got the first piece as it came and gets the next under the same index,
+// which its SDK joins to it as it would talking to the provider. A payment
+// tool's whole name is another call's (a provider that gives every call
+// index 0 and no id): taken for a piece, the payment call went to the bot
+// under a name of both, with its arguments, and never ran; it is never
+// streamed to the bot as a piece of the bot's.
 func (c *Capture) continuesName(sl *slot, en *entry) bool {
-	return sl.pending && en.name != "" && en.custom == sl.custom && !c.isPayment(en.name)
+	if en.name == "" || en.custom != sl.custom || c.isPayment(en.name) {
+		return false
+	}
+	return sl.pending || sl.kind == kindClient && len(sl.args) == 0
 }
 
 // nameEnded notes that another call starts under the index or id of the
@@ -633,6 +643,10 @@ func (c *Capture) absorb(s string, sl *slot, en *entry) {
 	case sl.pending:
 		// The name again, whole (Qwen repeats it in every delta).
 		named, whole = true, true
+	case sl.kind == kindClient && en.name != sl.name:
+		// The next piece of the name of a call of the bot's, which went
+		// out with the entry (continuesName).
+		sl.name += en.name
 	}
 	n := len(sl.args)
 	if en.argsJSON {

@@ -3,6 +3,8 @@ package interceptors
 import (
 	"slices"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 // TestCaptureNameInPieces: with the payment tools' names given
@@ -153,5 +155,109 @@ func TestCaptureEndNames(t *testing.T) {
 		if want := `[{"index":0,"id":"c1","type":"function","function":{"name":"query","arguments":""}}]`; string(res.LateCalls) != want {
 			t.Errorf("LateCalls %s; want %s", res.LateCalls, want)
 		}
+	}
+}
+
+// TestCaptureBotNameInPieces: a name of the bot's own tool that starts no
+// payment tool's, streamed in pieces under one index or id ("get_", then
+// "weather"), is one call: each later piece goes to the bot under the
+// index the first went out under, as the provider sent it, for its SDK to
+// join, and the round reports the call under the whole name. A payment
+// tool's whole name, or a name after the call's arguments started, or
+// under another id, is another call, as before.
+func TestCaptureBotNameInPieces(t *testing.T) {
+	const head = `{"id":"a","choices":[{"index":0,"delta":{"tool_calls":[`
+	const tail = `]},"finish_reason":null}]}`
+	tests := []struct {
+		name    string
+		entries []string
+		out     []string // the tool_calls each delta returned, "" for none
+		payment []ToolCall
+		client  []ToolCall
+	}{
+		{
+			name: "by index, renumbered after a payment call",
+			entries: []string{
+				`{"index":0,"id":"c0","type":"function","function":{"name":"create_order","arguments":"{}"}}`,
+				`{"index":1,"id":"c1","type":"function","function":{"name":"get_","arguments":""}}`,
+				`{"index":1,"function":{"name":"wea"}}`,
+				`{"index":1,"function":{"name":"ther","arguments":""}}`,
+				`{"index":1,"function":{"arguments":"{}"}}`,
+			},
+			out: []string{"",
+				`[{"index":0,"id":"c1","type":"function","function":{"name":"get_","arguments":""}}]`,
+				`[{"index":0,"function":{"name":"wea"}}]`,
+				`[{"index":0,"function":{"name":"ther","arguments":""}}]`,
+				`[{"index":0,"function":{"arguments":"{}"}}]`,
+			},
+			payment: []ToolCall{{Index: 0, ID: "c0", Name: "create_order", Arguments: "{}"}},
+			client:  []ToolCall{{Index: 0, Seq: 1, ID: "c1", Name: "get_weather", Arguments: "{}"}},
+		},
+		{
+			name: "by id, without an index",
+			entries: []string{
+				`{"id":"c1","type":"function","function":{"name":"get_"}}`,
+				`{"id":"c1","function":{"name":"weather","arguments":"{}"}}`,
+			},
+			out: []string{
+				`[{"index":0,"id":"c1","type":"function","function":{"name":"get_"}}]`,
+				`[{"index":0,"id":"c1","function":{"name":"weather","arguments":"{}"}}]`,
+			},
+			client: []ToolCall{{Index: 0, ID: "c1", Name: "get_weather", Arguments: "{}"}},
+		},
+		{
+			name: "a payment tool's whole name is a call of its own",
+			entries: []string{
+				`{"index":0,"id":"c1","type":"function","function":{"name":"get_","arguments":""}}`,
+				`{"index":0,"function":{"name":"create_order","arguments":"{}"}}`,
+			},
+			out:     []string{`[{"index":0,"id":"c1","type":"function","function":{"name":"get_","arguments":""}}]`, ""},
+			payment: []ToolCall{{Index: 0, Seq: 1, Name: "create_order", Arguments: "{}"}},
+			client:  []ToolCall{{Index: 0, ID: "c1", Name: "get_", Arguments: ""}},
+		},
+		{
+			name: "a name after the arguments started is another call",
+			entries: []string{
+				`{"index":0,"id":"c1","type":"function","function":{"name":"get_time","arguments":"{}"}}`,
+				`{"index":0,"function":{"name":"get_weather","arguments":"{}"}}`,
+			},
+			out: []string{
+				`[{"index":0,"id":"c1","type":"function","function":{"name":"get_time","arguments":"{}"}}]`,
+				`[{"index":1,"function":{"name":"get_weather","arguments":"{}"}}]`,
+			},
+			client: []ToolCall{{Index: 0, ID: "c1", Name: "get_time", Arguments: "{}"}, {Index: 1, Seq: 1, Name: "get_weather", Arguments: "{}"}},
+		},
+		{
+			name: "another id under the index is another call",
+			entries: []string{
+				`{"index":0,"id":"c1","type":"function","function":{"name":"get_time"}}`,
+				`{"index":0,"id":"c2","type":"function","function":{"name":"get_weather","arguments":"{}"}}`,
+			},
+			out: []string{
+				`[{"index":0,"id":"c1","type":"function","function":{"name":"get_time"}}]`,
+				`[{"index":1,"id":"c2","type":"function","function":{"name":"get_weather","arguments":"{}"}}]`,
+			},
+			client: []ToolCall{{Index: 0, ID: "c1", Name: "get_time"}, {Index: 1, Seq: 1, ID: "c2", Name: "get_weather", Arguments: "{}"}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCapture(isPaymentName)
+			c.PaymentNames(paymentNames...)
+			var out []string
+			for _, e := range tc.entries {
+				b, err := c.Process([]byte(head + e + tail))
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, gjson.GetBytes(b, "choices.0.delta.tool_calls").Raw)
+			}
+			if !slices.Equal(out, tc.out) {
+				t.Errorf("returned\n%q\nwant\n%q", out, tc.out)
+			}
+			res := c.EndRound()
+			checkCalls(t, "payment", res.PaymentCalls, tc.payment)
+			checkCalls(t, "client", res.ClientCalls, tc.client)
+		})
 	}
 }

@@ -1,0 +1,213 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	openai "github.com/sashabaranov/go-openai"
+	"github.com/tidwall/gjson"
+)
+
+// TestBotToolNameSplitAcrossDeltas: a provider that streams a tool's name
+// in pieces (Gemini's compatible endpoint is reported to), "get_" in a
+// call's first delta and "weather" in a later one of the same index or id,
+// for a tool of the bot's own whose name starts no payment tool's. An SDK
+// talking to the provider directly joins the pieces of one index into one
+// call, get_weather, as the OpenAI SDKs' stream accumulators do. paygate
+// took the later piece for a call of its own: the bot got "get_" without
+// arguments and "weather" with them, under two indexes, a call of a tool
+// it does not have; and the payment exchange of a mixed round, kept under
+// those two calls, was never restored into the bot's next request, which
+// sent get_weather back: the model was not told of the order it made. The
+// later piece now goes to the bot under the earlier one's (renumbered)
+// index, as the provider sent it, and the bot's SDK joins them as it would
+// without paygate; a payment call beside it runs as before and its
+// exchange comes back, and a name repeated whole in every delta (Qwen,
+// MiniMax) stays one call, its deltas as sent. Without a signed-in user
+// the stream is relayed as is.
+func TestBotToolNameSplitAcrossDeltas(t *testing.T) {
+	delta := func(entry string) string {
+		return roundChunk + `[{"index":0,"delta":{"tool_calls":[` + entry + `]},"finish_reason":null}]}` + "\n\n"
+	}
+	tests := []struct {
+		name     string
+		user     bool // a signed-in user: the payment tools are offered
+		deltas   []string
+		executed []string // the payment calls that ran
+		bot      []string // the calls the bot's SDK accumulated
+	}{
+		{"by index", true, []string{
+			delta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_","arguments":""}}`),
+			delta(`{"index":0,"function":{"name":"weather"}}`),
+			delta(`{"index":0,"function":{"arguments":"{\"city\":"}}`),
+			delta(`{"index":0,"function":{"arguments":"\"Hangzhou\"}"}}`),
+		}, nil, []string{`call_w get_weather {"city":"Hangzhou"}`}},
+		{"in three pieces, the later ones with arguments", true, []string{
+			delta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get"}}`),
+			delta(`{"index":0,"function":{"name":"_wea","arguments":""}}`),
+			delta(`{"index":0,"function":{"name":"ther","arguments":"{\"city\":\"Hangzhou\"}"}}`),
+		}, nil, []string{`call_w get_weather {"city":"Hangzhou"}`}},
+		{"by id, without an index", true, []string{
+			delta(`{"id":"call_w","type":"function","function":{"name":"get_"}}`),
+			delta(`{"id":"call_w","function":{"name":"weather","arguments":"{\"city\":\"Hangzhou\"}"}}`),
+		}, nil, []string{`call_w get_weather {"city":"Hangzhou"}`}},
+		{"after a payment call, renumbered", true, []string{
+			delta(`{"index":0,"id":"call_c","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium\"}"}}`),
+			delta(`{"index":1,"id":"call_w","type":"function","function":{"name":"get_","arguments":""}}`),
+			delta(`{"index":1,"function":{"name":"weather"}}`),
+			delta(`{"index":1,"function":{"arguments":"{\"city\":\"Hangzhou\"}"}}`),
+		}, []string{`create_order {"sku":"premium"}`}, []string{`call_w get_weather {"city":"Hangzhou"}`}},
+		{"beside another call of the bot's", true, []string{
+			delta(`{"index":0,"id":"call_a","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Beijing\"}"}}`),
+			delta(`{"index":1,"id":"call_w","type":"function","function":{"name":"get_","arguments":""}}`),
+			delta(`{"index":1,"function":{"name":"weather"}}`),
+			delta(`{"index":1,"function":{"arguments":"{\"city\":\"Hangzhou\"}"}}`),
+		}, nil, []string{`call_a get_weather {"city":"Beijing"}`, `call_w get_weather {"city":"Hangzhou"}`}},
+		{"whole, and empty in later deltas (Qwen)", true, []string{
+			delta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}`),
+			delta(`{"index":0,"id":"","type":"function","function":{"name":"","arguments":"\"Hangzhou\"}"}}`),
+		}, nil, []string{`call_w get_weather {"city":"Hangzhou"}`}},
+		// One call, its deltas as the provider sent them: an SDK that joins
+		// the name's pieces reads it twice, as it would without paygate.
+		{"whole, repeated in every delta (Qwen, MiniMax)", true, []string{
+			delta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}`),
+			delta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"\"Hangzhou\"}"}}`),
+		}, nil, []string{`call_w get_weatherget_weather {"city":"Hangzhou"}`}},
+		{"without a signed-in user", false, []string{
+			delta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_","arguments":""}}`),
+			delta(`{"index":0,"function":{"name":"weather"}}`),
+			delta(`{"index":0,"function":{"arguments":"{\"city\":\"Hangzhou\"}"}}`),
+		}, nil, []string{`call_w get_weather {"city":"Hangzhou"}`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			round0 := append([]string{roundChunk + `[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}` + "\n\n"}, tc.deltas...)
+			round0 = append(round0, roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n")
+			// A mixed round ends the turn: the payment call runs, the bot
+			// gets its own call, and the payment exchange is kept for the
+			// bot's next request.
+			fp := newFakeProvider(t, roundByRound(sseHandler(round0...), textRound(true, "Sunny; order O1 awaits payment.")))
+			recording := &recordingTools{}
+			url := toolsProxy(t, fp.URL, recording, nil)
+			c := openai.DefaultConfig(testClientKey)
+			c.BaseURL = url + "/v1"
+			if tc.user {
+				c.HTTPClient = &http.Client{Transport: withOpenID{"o-user-1"}}
+			}
+			got, finish := sdkStreamCalls(t, openai.NewClientWithConfig(c))
+			// What the bot's SDK reads talking to the provider itself, the
+			// payment calls left out.
+			dc := openai.DefaultConfig("sk-provider")
+			dc.BaseURL = newFakeProvider(t, sseHandler(round0...)).URL + "/v1"
+			direct, _ := sdkStreamCalls(t, openai.NewClientWithConfig(dc))
+			direct = slices.DeleteFunc(direct, func(call string) bool { return strings.Contains(call, " create_order ") })
+			if !slices.Equal(got, direct) {
+				t.Errorf("the bot's SDK accumulated the calls %q; from the provider itself %q", got, direct)
+			}
+			if got := recording.executed(); !slices.Equal(got, tc.executed) {
+				t.Errorf("executed %q; want %q", got, tc.executed)
+			}
+			if n := len(fp.requests()); n != 1 {
+				t.Errorf("%d upstream rounds; want 1", n)
+			}
+			if !slices.Equal(got, tc.bot) {
+				t.Errorf("the bot's SDK accumulated the calls %q; want %q", got, tc.bot)
+			}
+			if finish != openai.FinishReasonToolCalls {
+				t.Errorf("finish_reason %q; want tool_calls", finish)
+			}
+			if len(tc.executed) == 0 {
+				return
+			}
+			// The bot sends back its call, get_weather, and its result:
+			// the kept exchange is restored into that request, the
+			// payment call beside the bot's.
+			next := chatBodyWith(true, weatherTool, `{"role":"user","content":"weather in Hangzhou, and buy premium"}`,
+				`{"role":"assistant","content":null,"tool_calls":[{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Hangzhou\"}"}}]}`,
+				`{"role":"tool","tool_call_id":"call_w","content":"sunny"}`)
+			resp := post(t, url, "/v1/chat/completions", next, map[string]string{"X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			reqs := fp.requests()
+			if len(reqs) != 2 {
+				t.Fatalf("%d upstream requests; want 2 (the bot got %d %s)", len(reqs), resp.StatusCode, body)
+			}
+			up := reqs[1].Body
+			if got := gjson.Get(assistantToolMessage(up), "tool_calls.#.function.name").String(); got != `["create_order","get_weather"]` {
+				t.Errorf("the restored assistant message calls %s; want the payment call, then the bot's get_weather:\n%s", got, up)
+			}
+		})
+	}
+}
+
+// sdkStreamCalls streams a chat completion offering the bot's tool with
+// go-openai and accumulates its tool-call deltas as the OpenAI SDKs'
+// stream accumulators do: by index (by id without one), an id taken when
+// one comes, the name's and the arguments' pieces concatenated. Each call
+// is "id name arguments"; the finish_reason is the last one given.
+func sdkStreamCalls(t *testing.T, c *openai.Client) ([]string, openai.FinishReason) {
+	t.Helper()
+	req := openai.ChatCompletionRequest{
+		Model:    "gpt-test",
+		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "weather in Hangzhou, and buy premium"}},
+		Tools: []openai.Tool{{Type: openai.ToolTypeFunction, Function: &openai.FunctionDefinition{
+			Name: "get_weather", Parameters: map[string]any{"type": "object"}}}},
+	}
+	s, err := c.CreateChatCompletionStream(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var calls []openai.ToolCall
+	var finish openai.FinishReason
+	for {
+		r, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range r.Choices {
+			if ch.Index != 0 {
+				t.Fatalf("a chunk of choice %d", ch.Index)
+			}
+			if ch.FinishReason != "" {
+				finish = ch.FinishReason
+			}
+			for _, d := range ch.Delta.ToolCalls {
+				var i int
+				switch {
+				case d.Index != nil:
+					i = *d.Index
+				case d.ID != "":
+					// A provider's own stream without indexes (Gemini) is
+					// read by id; paygate's always has them.
+					i = slices.IndexFunc(calls, func(c openai.ToolCall) bool { return c.ID == d.ID })
+					if i < 0 {
+						i = len(calls)
+					}
+				default:
+					t.Fatalf("a tool-call delta without an index or id: %+v", d)
+				}
+				for len(calls) <= i {
+					calls = append(calls, openai.ToolCall{})
+				}
+				if d.ID != "" {
+					calls[i].ID = d.ID
+				}
+				calls[i].Function.Name += d.Function.Name
+				calls[i].Function.Arguments += d.Function.Arguments
+			}
+		}
+	}
+	var out []string
+	for _, call := range calls {
+		out = append(out, call.ID+" "+call.Function.Name+" "+call.Function.Arguments)
+	}
+	return out, finish
+}
