@@ -27,6 +27,7 @@ type UserPayments interface {
 	ConfirmRefund(ctx context.Context, client, user, refundID string) (*payments.RefundResult, error)
 	CancelRefund(ctx context.Context, client, user, refundID string) (*store.RefundProposal, error)
 	OpenRefunds(ctx context.Context, client, user string) ([]*store.RefundProposal, error)
+	UnsentRefunds(ctx context.Context, orders []*store.Order) []*store.Order
 }
 
 var _ UserPayments = (*payments.Service)(nil)
@@ -152,8 +153,13 @@ func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, e
 // any of their orders; one the order can no longer honour (refunded by
 // another proposal, a refund in flight, less left than it asks) is not
 // listed: its button would only answer 409.
-func (s *Server) orderJSON(ctx context.Context, o *store.Order, open []*store.RefundProposal) map[string]any {
-	v := payments.OrderView(o)
+//
+// shown is o as the user's turn reads it (payments.Service.UnsentRefunds):
+// an order reserved by a confirmation cut short before anything was sent is
+// what it was, paid or partially refunded, not refunding. The proposals are
+// judged against o as stored, which a tap acts on.
+func (s *Server) orderJSON(ctx context.Context, o, shown *store.Order, open []*store.RefundProposal) map[string]any {
+	v := payments.OrderView(shown)
 	var proposed []map[string]any
 	for _, p := range open {
 		if p.OrderNo == o.OrderNo && payments.Confirmable(o, p) {
@@ -223,9 +229,10 @@ func (s *Server) handleOrders(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	open := s.openRefunds(r, user)
+	shown := s.userPay.UnsentRefunds(r.Context(), orders)
 	data := make([]map[string]any, 0, len(orders))
-	for _, o := range orders {
-		data = append(data, s.orderJSON(r.Context(), o, open))
+	for i, o := range orders {
+		data = append(data, s.orderJSON(r.Context(), o, shown[i], open))
 	}
 	list := map[string]any{"object": "list", "data": data, "first_id": nil, "last_id": nil, "has_more": more}
 	if len(orders) > 0 {
@@ -250,7 +257,8 @@ func (s *Server) handleOrder(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.paymentsError(r, err, "order"))
 		return
 	}
-	writeJSON(w, http.StatusOK, s.orderJSON(r.Context(), o, s.openRefunds(r, user)))
+	shown := s.userPay.UnsentRefunds(r.Context(), []*store.Order{o})[0]
+	writeJSON(w, http.StatusOK, s.orderJSON(r.Context(), o, shown, s.openRefunds(r, user)))
 }
 
 // openRefunds is the user's open refund proposals, for orderJSON: one read
