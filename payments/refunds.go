@@ -828,7 +828,20 @@ func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, 
 	switch {
 	case err == nil:
 		s.mm.refunds.WithLabelValues("sent").Inc()
-		return s.applyAnswer(ctx, res, r, cause)
+		got, aerr := s.applyAnswer(ctx, res, r, cause)
+		if aerr != nil && cause == "refund" {
+			// WeChat Pay has the refund; only its answer is not recorded
+			// (the store failed). The order stays refunding with the
+			// refund recorded, which the sweep asks WeChat Pay about, as
+			// for an answer that never came: the user's tap is told it is
+			// on its way, not that payments are unavailable, which had the
+			// bot tell them their refund had not gone through.
+			s.log.WarnContext(ctx, "refund sent; recording wechat pay's answer failed, the sweep will ask wechat pay again",
+				"order_no", o.OrderNo, "out_refund_no", p.OutRefundNo, "wechatpay_status", r.Status, "err", aerr)
+			got.Status = RefundPending
+			return got, nil
+		}
+		return got, aerr
 	case errors.Is(err, wechatpay.ErrTemporary), errors.Is(err, wechatpay.ErrUnverified), errors.Is(err, context.DeadlineExceeded):
 		// Unknown outcome: the order stays refunding; the sweep asks by the
 		// same out_refund_no and resends only if WeChat Pay has no such refund.
