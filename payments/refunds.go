@@ -508,7 +508,11 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 	if !errors.Is(err, store.ErrGone) {
 		return res, err
 	}
-	if again, ok := s.confirmedAnswer(ctx, client, user, id); ok {
+	again, ok, aerr := s.confirmedAnswer(ctx, client, user, id)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if ok {
 		return again, nil
 	}
 	s.mm.refunds.WithLabelValues("gone").Inc()
@@ -522,15 +526,33 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 // asked, or is asked again by the sweep) while the order is refunding for
 // it or went to needs_review with its refund sent and still open. ok is
 // false otherwise (not used, another owner, its refund refused
-// or undone, a read that failed): the caller's ErrGone stands.
-func (s *Service) confirmedAnswer(ctx context.Context, client, user, id string) (*RefundResult, bool) {
+// or undone): the caller's ErrGone stands. A read that failed is an
+// error: which of those it is cannot be told, and "gone" (410, "ask again
+// in the chat") would tell a user whose refund is on its way that it was
+// refused or undone; the store's failure (503) is retried.
+func (s *Service) confirmedAnswer(ctx context.Context, client, user, id string) (*RefundResult, bool, error) {
 	p, state, err := s.store.RefundProposalState(ctx, id)
-	if err != nil || state != store.ProposalUsed || p.Client != client || p.User != user {
-		return nil, false
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("refund proposal %s: read its state: %w", id, err)
+	}
+	if state != store.ProposalUsed || p.Client != client || p.User != user {
+		return nil, false, nil
 	}
 	o, err := s.store.GetOrder(ctx, p.OrderNo)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, nil
+	}
 	if err != nil {
-		return nil, false
+		return nil, false, fmt.Errorf("refund proposal %s: read order %s: %w", id, p.OrderNo, err)
+	}
+	inReview := false
+	if o.Status == store.StatusNeedsReview {
+		if inReview, err = s.sentInReview(ctx, o, p); err != nil {
+			return nil, false, fmt.Errorf("refund proposal %s: %w", id, err)
+		}
 	}
 	res := &RefundResult{Proposal: p, Order: o}
 	switch {
@@ -540,28 +562,31 @@ func (s *Service) confirmedAnswer(ctx context.Context, client, user, id string) 
 		res.Status = RefundClosed
 	case o.Status == store.StatusRefunding && o.RefundReservedBy == p.RefundID:
 		res.Status = RefundPending
-	case o.Status == store.StatusNeedsReview && s.sentInReview(ctx, o, p):
+	case inReview:
 		// Gone to review with its refund open at WeChat Pay (reported
 		// ABNORMAL, or other money on the order): its outcome is still
 		// to come, and WeChat Pay's SUCCESS of it is counted in review
 		// too (noteRefundInReview).
 		res.Status = RefundPending
 	default:
-		return nil, false
+		return nil, false, nil
 	}
 	s.mm.refunds.WithLabelValues("repeated").Inc()
 	s.log.InfoContext(ctx, "refund confirmed again; answered with the refund's state, nothing sent", "refund_id", id,
 		"order_no", p.OrderNo, "status", res.Status)
-	return res, true
+	return res, true, nil
 }
 
 // sentInReview reports whether order o, in needs_review, went there with
 // p's refund recorded and still open (refundInReview): a refund that went
 // to WeChat Pay, not a reservation whose refund was never recorded
 // (refund_record_missing), of which nothing may have been sent.
-func (s *Service) sentInReview(ctx context.Context, o *store.Order, p *store.RefundProposal) bool {
+func (s *Service) sentInReview(ctx context.Context, o *store.Order, p *store.RefundProposal) (bool, error) {
 	rec, err := s.loadInFlight(ctx, o.OrderNo)
-	return err == nil && rec != nil && rec.Proposal.RefundID == p.RefundID && refundInReview(o, rec)
+	if err != nil {
+		return false, err
+	}
+	return rec != nil && rec.Proposal.RefundID == p.RefundID && refundInReview(o, rec), nil
 }
 
 // confirmRefund is ConfirmRefund's one confirmation; store.ErrGone when the

@@ -205,3 +205,38 @@ func TestRefundTapWhoseRefundWentOutAnswersPending(t *testing.T) {
 		})
 	}
 }
+
+// TestRepeatedTapWhileTheOrderCannotBeReadIsNotGone: the user's tap was
+// taken and its refund is with WeChat Pay; the bot sends the tap again (its
+// SDK's retry after a timeout, a second tap) while the store answers for
+// the proposal but not for its order (the Redis Cluster node that holds the
+// order is down). The answer is 503, which the bot may retry, never 410
+// "already used, cancelled or expired; ask again in the chat": the refund
+// the user confirmed is on its way, and the model they were sent back to
+// could only tell them a refund is already being processed. Once the order
+// can be read, the same tap answers the refund's state; nothing more is
+// sent.
+func TestRepeatedTapWhileTheOrderCannotBeReadIsNotGone(t *testing.T) {
+	const user = "o-tap-again-order-unread"
+	for _, driver := range testdrivers.Names(t) {
+		t.Run(driver, func(t *testing.T) {
+			e := newTapEnv(t, driver, user, nil)
+			if status, body := e.tap(t, user); status != http.StatusOK || body.Get("refund.status").Str != payments.RefundProcessing {
+				t.Fatalf("first tap: %d %s; want 200 processing", status, body.Raw)
+			}
+			e.st.ordersDown.Store(true)
+			status, body := e.tap(t, user)
+			if status != http.StatusServiceUnavailable || body.Get("error.code").Str != "payments_unavailable" {
+				t.Errorf("the tap again, its order unreadable: %d %s; want 503 payments_unavailable", status, body.Raw)
+			}
+			e.st.ordersDown.Store(false)
+			status, body = e.tap(t, user)
+			if status != http.StatusAccepted || body.Get("refund.status").Str != payments.RefundPending {
+				t.Errorf("the tap again, the order readable: %d %s; want 202 pending", status, body.Raw)
+			}
+			if n := e.sim.RefundCount(e.orderNo); n != 1 {
+				t.Errorf("refunds at WeChat Pay: %d; want 1", n)
+			}
+		})
+	}
+}
