@@ -1659,16 +1659,22 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 		out.MoneyMoving = true
 		return out
 	case errors.Is(err, ErrRefundInProgress):
-		why := "a refund of this order is already being processed; tell the user to wait for it"
+		r := map[string]any{"order_no": no.Str, "status": "refund_in_progress",
+			"error": "a refund of this order is already being processed; tell the user to wait for it"}
 		if u := t.svc.UnsentRefunds(ctx, []*store.Order{o})[0]; u.Status != store.StatusRefunding {
 			// Held for a proposal whose confirmation was cut short before
 			// anything was sent (UnsentRefunds, as query_order and the
 			// payment state read it): "being processed" had the user wait
-			// for a refund nobody sent.
-			why = "no refund of this order has been sent: an earlier refund proposal of it is still waiting for the user's confirmation, " +
-				"and no refund of another amount can be proposed until it is confirmed or lapses; no money has moved, so do not tell the user a refund is on its way"
+			// for a refund nobody sent. What was sent for that proposal
+			// is said, not of the order: refunds of it made before stand
+			// (order_status), and "no refund of this order has been sent"
+			// had the model deny a partially refunded order's money.
+			r["order_status"] = string(u.Status)
+			r["error"] = "nothing has been sent for the refund proposed earlier: that proposal is still waiting for the user's confirmation, " +
+				"and no refund of another amount can be proposed until it is confirmed or lapses; no money has moved for it, so do not tell the user a refund is on its way " +
+				"(refunds of this order made before it stand, as order_status says)"
 		}
-		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "refund_in_progress", "error": why})
+		out.Result = resultJSON(r)
 		return out
 	case errors.Is(err, ErrRefundWindowPassed):
 		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "not_refundable", "order_status": string(o.Status),

@@ -83,7 +83,7 @@ func TestRefundOfAnotherAmountAfterACutConfirmation(t *testing.T) {
 			t.Errorf("tool result %s says %q; nothing was sent to WeChat Pay", result, lie)
 		}
 	}
-	for _, want := range []string{"no refund of this order has been sent", "waiting for the user's confirmation"} {
+	for _, want := range []string{"nothing has been sent for the refund proposed earlier", "waiting for the user's confirmation"} {
 		if !strings.Contains(result, want) {
 			t.Errorf("tool result %s does not say %q", result, want)
 		}
