@@ -548,13 +548,17 @@ func (s *Service) confirmedAnswer(ctx context.Context, client, user, id string) 
 	if err != nil {
 		return nil, false, fmt.Errorf("refund proposal %s: read order %s: %w", id, p.OrderNo, err)
 	}
+	res := &RefundResult{Proposal: p, Order: o}
+	// The refund's record is read only when the order's own word does not
+	// answer (in review, its refund neither counted nor closed): read
+	// first, its failure answered 503 for a refund the order counts.
 	inReview := false
-	if o.Status == store.StatusNeedsReview {
+	if o.Status == store.StatusNeedsReview && !slices.Contains(o.RefundNos, p.OutRefundNo) &&
+		!slices.Contains(o.ClosedRefundNos, p.OutRefundNo) {
 		if inReview, err = s.sentInReview(ctx, o, p); err != nil {
 			return nil, false, fmt.Errorf("refund proposal %s: %w", id, err)
 		}
 	}
-	res := &RefundResult{Proposal: p, Order: o}
 	switch {
 	case slices.Contains(o.RefundNos, p.OutRefundNo):
 		res.Status = RefundSucceeded
