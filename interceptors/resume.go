@@ -3,6 +3,7 @@ package interceptors
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -324,7 +325,11 @@ func (r *Resume) freshFor(e gjson.Result) (*freshCall, error) {
 	if r.cur != nil && !r.cur.done {
 		return nil, ErrDiverged // the call being repeated ended before its sent arguments
 	}
-	fc := &freshCall{upIdx: int(idx.Int()), hasIdx: idx.Type == gjson.Number, id: id, sent: -1, custom: custom}
+	// The id is a view of the event's bytes, which the next events reuse:
+	// kept as it is, it read as whatever a later event held there, and
+	// the call's next entries (by id alone, without an index) were
+	// taken for another call.
+	fc := &freshCall{upIdx: int(idx.Int()), hasIdx: idx.Type == gjson.Number, id: strings.Clone(id), sent: -1, custom: custom}
 	switch {
 	case name != "" && r.isPayment != nil && r.isPayment(name):
 	case r.next < len(r.calls):
