@@ -62,6 +62,7 @@ type freshCall struct {
 	upIdx  int
 	hasIdx bool
 	id     string
+	name   string // the name its first entry gave it
 	sent   int    // index into Resume.calls of the call it repeats; -1: a call the client has not seen
 	out    int    // the index the client sees it under
 	raw    []byte // its raw argument fragments while they are matched
@@ -325,11 +326,11 @@ func (r *Resume) freshFor(e gjson.Result) (*freshCall, error) {
 	if r.cur != nil && !r.cur.done {
 		return nil, ErrDiverged // the call being repeated ended before its sent arguments
 	}
-	// The id is a view of the event's bytes, which the next events reuse:
-	// kept as it is, it read as whatever a later event held there, and
-	// the call's next entries (by id alone, without an index) were
-	// taken for another call.
-	fc := &freshCall{upIdx: int(idx.Int()), hasIdx: idx.Type == gjson.Number, id: strings.Clone(id), sent: -1, custom: custom}
+	// The id and name are views of the event's bytes, which the next
+	// events reuse: kept as they are, they read as whatever a later event
+	// held there, and the call's next entries (by id alone, without an
+	// index) were taken for another call.
+	fc := &freshCall{upIdx: int(idx.Int()), hasIdx: idx.Type == gjson.Number, id: strings.Clone(id), name: strings.Clone(name), sent: -1, custom: custom}
 	switch {
 	case name != "" && r.isPayment != nil && r.isPayment(name):
 	case r.next < len(r.calls):
@@ -359,21 +360,38 @@ func (r *Resume) lookup(idx gjson.Result, id, name string) *freshCall {
 			if !fc.hasIdx || fc.upIdx != int(idx.Int()) {
 				continue
 			}
-			if id != "" && fc.id != "" && id != fc.id && name != "" {
+			if id != "" && fc.id != "" && id != fc.id && name != "" || r.another(fc, name) {
 				return nil // a new call under a reused index
 			}
 			return fc
 		}
 	case id != "":
-		for i := range r.fresh {
-			if r.fresh[i].id == id {
-				return r.fresh[i]
+		for i := len(r.fresh) - 1; i >= 0; i-- {
+			if fc := r.fresh[i]; fc.id == id {
+				if r.another(fc, name) {
+					return nil // a new call under a reused id
+				}
+				return fc
 			}
 		}
 	case name == "" && len(r.fresh) > 0:
 		return r.fresh[len(r.fresh)-1]
 	}
 	return nil
+}
+
+// another reports whether an entry that names name under the index or id
+// of fc starts another call, in a payment turn (isPayment set), as the
+// Capture the entries go on to tells calls apart (slotFor): a provider
+// that gives every call index 0 and no id, or one id to every call, names
+// each call under the last one's. Only a whole name is told apart so: that
+// of a call repeating one the client has, or of a payment call; another
+// call's name may come in pieces (Capture.PaymentNames), which the
+// Capture joins. (On the plain path the client reads the provider's
+// indexes as they are, and so does Resume.)
+func (r *Resume) another(fc *freshCall, name string) bool {
+	return r.isPayment != nil && name != "" && fc.name != "" && name != fc.name &&
+		(fc.sent >= 0 || r.isPayment(fc.name))
 }
 
 // continueCall matches an entry of a fresh call repeating a sent one: it
