@@ -241,7 +241,7 @@ func (r *Resume) Filter(data []byte) ([]byte, error) {
 		if err := trim("refusal", &r.fpos, r.refusal, r.tpos < len(r.text) || r.next < len(r.calls)); err != nil {
 			return nil, err
 		}
-		if r.textPending() && (d.Get("tool_calls").Exists() || d.Get("function_call").Exists() || finished) {
+		if r.textPending() && (callsIn(d.Get("tool_calls")) || callsIn(d.Get("function_call")) || finished) {
 			return nil, ErrDiverged // the answer ended or turned to tools before repeating the prefix
 		}
 	}
@@ -257,7 +257,7 @@ func (r *Resume) Filter(data []byte) ([]byte, error) {
 				out, err = sjson.SetRawBytes(out, "choices.0.delta.tool_calls", arr)
 			}
 		}
-		if r.Matching() && (d.Get("function_call").Exists() || finished) {
+		if r.Matching() && (callsIn(d.Get("function_call")) || finished) {
 			return nil, ErrDiverged // the answer ended before repeating the client's calls
 		}
 	}
@@ -276,6 +276,18 @@ func (r *Resume) Filter(data []byte) ([]byte, error) {
 		return nil, nil
 	}
 	return out, nil
+}
+
+// callsIn reports whether a delta's tool_calls or function_call (v) holds
+// a call: a server that writes them out empty in every delta
+// ("tool_calls": null, "function_call": null, "tool_calls": []) beside
+// its text has not turned to tools. Taken for a call, every fresh answer
+// from such a server diverged from the text the client had.
+func callsIn(v gjson.Result) bool {
+	if v.IsArray() {
+		return len(v.Array()) > 0
+	}
+	return v.Exists() && v.Type != gjson.Null
 }
 
 // filterCalls rewrites a fresh chunk's tool_calls for the client (see
