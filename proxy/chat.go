@@ -694,10 +694,21 @@ func readSent(log []byte, calls *[]sentCall) sentSoFar {
 		} else {
 			reasoning = appendFragment(reasoning, res[3])
 		}
-		if res[5].Exists() {
+		// A server that writes the call members out empty in every delta
+		// ("function_call": null, "tool_calls": null: LiteLLM's proxy)
+		// sent no call: read as one, its every cut stream was refused as
+		// partial_tool_call.
+		if res[5].Exists() && res[5].Type != gjson.Null {
 			out.unmatchable = true
 		}
-		res[4].ForEach(func(_, e gjson.Result) bool {
+		entries := res[4]
+		if !entries.IsArray() {
+			if entries.Exists() && entries.Type != gjson.Null {
+				out.unmatchable = true // calls in no array: nothing to match
+			}
+			entries = gjson.Result{} // ForEach calls a null once, as a value
+		}
+		entries.ForEach(func(_, e gjson.Result) bool {
 			idx := e.Get("index")
 			if idx.Type != gjson.Number {
 				out.unmatchable = true

@@ -82,3 +82,53 @@ func TestRecoveryFreshAnswerWithNullCallMembers(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoveryAfterNullCallMembers: a plain stream (no payment tools) from
+// a server that writes every delta's call members out empty beside its
+// text ("tool_calls": null, "function_call": null: LiteLLM's proxy) is cut
+// after its first byte: the bot has text and no call, so the answer is
+// continued elsewhere. Each null was read as part of a call the bot had
+// received, and every such stream ended "not recovered: the client already
+// received part of a tool call" (outcome partial_tool_call). A payment
+// turn recovered it already; it is checked beside.
+func TestRecoveryAfterNullCallMembers(t *testing.T) {
+	const cut = `data: {"id":"p1","object":"chat.completion.chunk","created":1,"model":"m","choices":`
+	const fresh = `data: {"id":"f1","object":"chat.completion.chunk","created":2,"model":"m","choices":`
+	chunk := func(head, delta string) string {
+		return head + `[{"index":0,"delta":` + delta + `,"finish_reason":null}]}` + "\n\n"
+	}
+	for _, empty := range []string{`"function_call":null,"tool_calls":null`, `"tool_calls":null`, `"function_call":null`} {
+		for _, path := range []string{"plain", "turn"} {
+			t.Run(empty+"/"+path, func(t *testing.T) {
+				first := newFakeProvider(t, sseHandler(
+					chunk(cut, `{"role":"assistant","content":"The answer ",`+empty+`}`),
+					chunk(cut, `{"content":"is forty",`+empty+`}`)))
+				other := newFakeProvider(t, sseHandler(
+					chunk(fresh, `{"role":"assistant","content":"-two.",`+empty+`}`),
+					fresh+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n", "data: [DONE]\n\n"))
+				mutate := func(cfg *config.Config) {
+					withSecondProvider(other.URL)(cfg)
+					cfg.Providers[1].Continuation = "prefill"
+				}
+				var url string
+				var hdr map[string]string
+				if path == "plain" {
+					url, _ = newTestProxy(t, testConfig(t, first.URL, mutate))
+				} else {
+					url = toolsProxy(t, first.URL, &recordingTools{}, mutate)
+					hdr = map[string]string{"X-WeChat-OpenID": "o-user-1"}
+				}
+				body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(true, ""), hdr).Body)
+				if strings.Contains(body, `"error"`) || !strings.HasSuffix(strings.TrimSpace(body), "data: [DONE]") {
+					t.Fatalf("the stream was not recovered:\n%s", body)
+				}
+				if got, want := streamText(body), "The answer is forty-two."; got != want {
+					t.Errorf("the bot's text is %q; want %q", got, want)
+				}
+				if n := len(other.requests()); n != 1 {
+					t.Errorf("the other provider was asked %d times; want 1", n)
+				}
+			})
+		}
+	}
+}
