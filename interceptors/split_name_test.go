@@ -228,6 +228,31 @@ func TestCaptureBotNameInPieces(t *testing.T) {
 			client: []ToolCall{{Index: 0, ID: "c1", Name: "get_time", Arguments: "{}"}, {Index: 1, Seq: 1, Name: "get_weather", Arguments: "{}"}},
 		},
 		{
+			name: "a piece that may start a payment tool's name is a call of its own",
+			entries: []string{
+				`{"index":0,"type":"function","function":{"name":"get_time","arguments":""}}`,
+				`{"index":0,"type":"function","function":{"name":"create_","arguments":""}}`,
+				`{"index":0,"function":{"name":"order"}}`,
+				`{"index":0,"function":{"arguments":"{}"}}`,
+			},
+			out:     []string{`[{"index":0,"type":"function","function":{"name":"get_time","arguments":""}}]`, "", "", ""},
+			payment: []ToolCall{{Index: 0, Seq: 1, Name: "create_order", Arguments: "{}"}},
+			client:  []ToolCall{{Index: 0, Name: "get_time", Arguments: ""}},
+		},
+		{
+			name: "a piece that would make the name a payment tool's is a call of its own",
+			entries: []string{
+				`{"index":0,"id":"c1","type":"function","function":{"name":"query","arguments":""}}`,
+				`{"index":0,"function":{"name":"query"}}`,
+				`{"index":0,"function":{"name":"_order"}}`,
+			},
+			out: []string{"",
+				`[{"index":0,"id":"c1","type":"function","function":{"name":"query","arguments":""}}]`,
+				`[{"index":1,"function":{"name":"_order"}}]`,
+			},
+			client: []ToolCall{{Index: 0, ID: "c1", Name: "query"}, {Index: 1, Seq: 1, Name: "_order"}},
+		},
+		{
 			name: "another id under the index is another call",
 			entries: []string{
 				`{"index":0,"id":"c1","type":"function","function":{"name":"get_time"}}`,

@@ -211,3 +211,44 @@ func sdkStreamCalls(t *testing.T, c *openai.Client) ([]string, openai.FinishReas
 	}
 	return out, finish
 }
+
+// TestPaymentNameInPiecesAfterABotCallUnderItsIndex: a provider that gives
+// every call index 0 and no id, and streams a name in pieces, made a call
+// of the bot's own tool without arguments ("get_time", a tool with no
+// parameters) and then create_order, its name in pieces ("create_", then
+// "order"). Each piece was taken for the next piece of the bot's call's
+// name: the payment call went to the bot as part of "get_timecreate_order",
+// with its arguments, and the order the model made was never created. A
+// piece that may start a payment tool's name is a call of its own, held
+// while its name might grow: the payment call runs, and the bot gets its
+// own call alone.
+func TestPaymentNameInPiecesAfterABotCallUnderItsIndex(t *testing.T) {
+	const timeTool = `"tools":[{"type":"function","function":{"name":"get_time","parameters":{"type":"object"}}}],`
+	delta := func(entry string) string {
+		return roundChunk + `[{"index":0,"delta":{"tool_calls":[` + entry + `]},"finish_reason":null}]}` + "\n\n"
+	}
+	fp := newFakeProvider(t, roundByRound(sseHandler(
+		roundChunk+`[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}`+"\n\n",
+		delta(`{"index":0,"type":"function","function":{"name":"get_time","arguments":""}}`),
+		delta(`{"index":0,"type":"function","function":{"name":"create_","arguments":""}}`),
+		delta(`{"index":0,"function":{"name":"order"}}`),
+		delta(`{"index":0,"function":{"arguments":"{\"sku\":\"premium\"}"}}`),
+		roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n"),
+		textRound(true, "Order O1 is waiting for payment.")))
+	tools := &recordingTools{}
+	url := toolsProxy(t, fp.URL, tools, nil)
+	resp := post(t, url, "/v1/chat/completions", chatBody(true, timeTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	body := readAll(t, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if got, want := tools.executed(), []string{`create_order {"sku":"premium"}`}; !slices.Equal(got, want) {
+		t.Errorf("executed %q; want %q", got, want)
+	}
+	if got, want := botCalls(true, body), []string{"get_time "}; !slices.Equal(got, want) {
+		t.Errorf("the bot got calls %q; want %q:\n%s", got, want, body)
+	}
+	if strings.Contains(body, "create_") || strings.Contains(body, "premium") {
+		t.Errorf("the payment call reached the bot:\n%s", body)
+	}
+}
