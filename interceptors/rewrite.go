@@ -578,24 +578,24 @@ func (c *Capture) slotFor(choice int, en *entry) *slot {
 // tool's whole name is another call's (a provider that gives every call
 // index 0 and no id): taken for a piece, the payment call went to the bot
 // under a name of both, with its arguments, and never ran; it is never
-// streamed to the bot as a piece of the bot's. Nor is a piece that may
-// start a payment tool's name ("create_" after the bot's "get_time" from
-// such a provider, then "order"), or that would make the bot's name one:
-// it is a call of its own, held while its name might grow. A name of the
+// streamed to the bot as a piece of the bot's. Only a held name may grow
+// into a payment tool's. A piece that may start a payment tool's name and
+// leaves the name no start of one ("create_" after the bot's "get_time"
+// from such a provider, or "query_" after a held "query", then "order")
+// is a call of its own, held while its name might grow. A name of the
 // bot's whose later piece starts like a payment tool's is then two calls,
 // as every name in pieces was before.
 func (c *Capture) continuesName(sl *slot, en *entry) bool {
 	if en.name == "" || en.custom != sl.custom || c.isPayment(en.name) {
 		return false
 	}
-	if sl.pending {
-		return true
-	}
-	if sl.kind != kindClient || len(sl.args) > 0 || c.startsPayment(en.name) {
+	if !sl.pending && (sl.kind != kindClient || len(sl.args) > 0) {
 		return false
 	}
-	joined := sl.name + en.name
-	return !c.isPayment(joined) && !c.startsPayment(joined)
+	if joined := sl.name + en.name; c.isPayment(joined) || c.startsPayment(joined) {
+		return sl.pending
+	}
+	return !c.startsPayment(en.name)
 }
 
 // nameEnded notes that another call starts under the index or id of the

@@ -93,6 +93,18 @@ func TestCaptureNameInPieces(t *testing.T) {
 			client:  []ToolCall{{Index: 0, ID: "c1", Name: "create", Arguments: ""}},
 		},
 		{
+			name: "a payment tool's name in pieces under the index of a held call is another call",
+			entries: []string{
+				`{"index":0,"type":"function","function":{"name":"query","arguments":""}}`,
+				`{"index":0,"type":"function","function":{"name":"query_","arguments":""}}`,
+				`{"index":0,"function":{"name":"order"}}`,
+				`{"index":0,"function":{"arguments":"{\"order_id\":\"O1\"}"}}`,
+			},
+			out:     []bool{false, true, false, false},
+			payment: []ToolCall{{Index: 0, Name: "query_order", Arguments: `{"order_id":"O1"}`}},
+			client:  []ToolCall{{Index: 0, Name: "query", Arguments: ""}},
+		},
+		{
 			name: "a name never whole is refused, never shown",
 			entries: []string{
 				`{"index":0,"id":"c1","type":"function","function":{"name":"query_","arguments":""}}`,

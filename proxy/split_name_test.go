@@ -172,3 +172,43 @@ func TestHeldNameEndedByTheFinish(t *testing.T) {
 		})
 	}
 }
+
+// TestPaymentNameInPiecesAfterAHeldNameUnderItsIndex: with a provider that
+// gives every call index 0 and no id and streams names in pieces, the
+// bot's call of its own tool "query" without arguments (held: the start of
+// query_order's name) followed by query_order in pieces ("query_", then
+// "order") was read as one name growing: the bot got a call
+// "queryquery_order" with the payment call's arguments, and the
+// query_order never ran. A piece that may start a payment tool's name, and
+// does not keep the held name the start of one, is another call: the
+// payment call runs, and the held call goes to the bot whole before it.
+func TestPaymentNameInPiecesAfterAHeldNameUnderItsIndex(t *testing.T) {
+	const queryTool = `"tools":[{"type":"function","function":{"name":"query","parameters":{"type":"object"}}}],`
+	delta := func(entry string) string {
+		return roundChunk + `[{"index":0,"delta":{"tool_calls":[` + entry + `]},"finish_reason":null}]}` + "\n\n"
+	}
+	fp := newFakeProvider(t, roundByRound(sseHandler(
+		roundChunk+`[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}`+"\n\n",
+		delta(`{"index":0,"type":"function","function":{"name":"query","arguments":""}}`),
+		delta(`{"index":0,"type":"function","function":{"name":"query_","arguments":""}}`),
+		delta(`{"index":0,"function":{"name":"order"}}`),
+		delta(`{"index":0,"function":{"arguments":"{\"order_id\":\"O1\"}"}}`),
+		roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n"),
+		textRound(true, "Order O1 is paid.")))
+	tools := &recordingTools{}
+	url := toolsProxy(t, fp.URL, tools, nil)
+	resp := post(t, url, "/v1/chat/completions", chatBody(true, queryTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	body := readAll(t, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if got, want := tools.executed(), []string{`query_order {"order_id":"O1"}`}; !slices.Equal(got, want) {
+		t.Errorf("executed %q; want %q", got, want)
+	}
+	if got, want := botCalls(true, body), []string{"query "}; !slices.Equal(got, want) {
+		t.Errorf("the bot got calls %q; want %q:\n%s", got, want, body)
+	}
+	if strings.Contains(body, "query_") || strings.Contains(body, "O1") {
+		t.Errorf("the payment call reached the bot:\n%s", body)
+	}
+}
