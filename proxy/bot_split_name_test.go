@@ -31,9 +31,6 @@ import (
 // MiniMax) stays one call, its deltas as sent. Without a signed-in user
 // the stream is relayed as is.
 func TestBotToolNameSplitAcrossDeltas(t *testing.T) {
-	delta := func(entry string) string {
-		return roundChunk + `[{"index":0,"delta":{"tool_calls":[` + entry + `]},"finish_reason":null}]}` + "\n\n"
-	}
 	tests := []struct {
 		name     string
 		user     bool // a signed-in user: the payment tools are offered
@@ -42,46 +39,46 @@ func TestBotToolNameSplitAcrossDeltas(t *testing.T) {
 		bot      []string // the calls the bot's SDK accumulated
 	}{
 		{"by index", true, []string{
-			delta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_","arguments":""}}`),
-			delta(`{"index":0,"function":{"name":"weather"}}`),
-			delta(`{"index":0,"function":{"arguments":"{\"city\":"}}`),
-			delta(`{"index":0,"function":{"arguments":"\"Hangzhou\"}"}}`),
+			callDelta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_","arguments":""}}`),
+			callDelta(`{"index":0,"function":{"name":"weather"}}`),
+			callDelta(`{"index":0,"function":{"arguments":"{\"city\":"}}`),
+			callDelta(`{"index":0,"function":{"arguments":"\"Hangzhou\"}"}}`),
 		}, nil, []string{`call_w get_weather {"city":"Hangzhou"}`}},
 		{"in three pieces, the later ones with arguments", true, []string{
-			delta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get"}}`),
-			delta(`{"index":0,"function":{"name":"_wea","arguments":""}}`),
-			delta(`{"index":0,"function":{"name":"ther","arguments":"{\"city\":\"Hangzhou\"}"}}`),
+			callDelta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get"}}`),
+			callDelta(`{"index":0,"function":{"name":"_wea","arguments":""}}`),
+			callDelta(`{"index":0,"function":{"name":"ther","arguments":"{\"city\":\"Hangzhou\"}"}}`),
 		}, nil, []string{`call_w get_weather {"city":"Hangzhou"}`}},
 		{"by id, without an index", true, []string{
-			delta(`{"id":"call_w","type":"function","function":{"name":"get_"}}`),
-			delta(`{"id":"call_w","function":{"name":"weather","arguments":"{\"city\":\"Hangzhou\"}"}}`),
+			callDelta(`{"id":"call_w","type":"function","function":{"name":"get_"}}`),
+			callDelta(`{"id":"call_w","function":{"name":"weather","arguments":"{\"city\":\"Hangzhou\"}"}}`),
 		}, nil, []string{`call_w get_weather {"city":"Hangzhou"}`}},
 		{"after a payment call, renumbered", true, []string{
-			delta(`{"index":0,"id":"call_c","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium\"}"}}`),
-			delta(`{"index":1,"id":"call_w","type":"function","function":{"name":"get_","arguments":""}}`),
-			delta(`{"index":1,"function":{"name":"weather"}}`),
-			delta(`{"index":1,"function":{"arguments":"{\"city\":\"Hangzhou\"}"}}`),
+			callDelta(`{"index":0,"id":"call_c","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium\"}"}}`),
+			callDelta(`{"index":1,"id":"call_w","type":"function","function":{"name":"get_","arguments":""}}`),
+			callDelta(`{"index":1,"function":{"name":"weather"}}`),
+			callDelta(`{"index":1,"function":{"arguments":"{\"city\":\"Hangzhou\"}"}}`),
 		}, []string{`create_order {"sku":"premium"}`}, []string{`call_w get_weather {"city":"Hangzhou"}`}},
 		{"beside another call of the bot's", true, []string{
-			delta(`{"index":0,"id":"call_a","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Beijing\"}"}}`),
-			delta(`{"index":1,"id":"call_w","type":"function","function":{"name":"get_","arguments":""}}`),
-			delta(`{"index":1,"function":{"name":"weather"}}`),
-			delta(`{"index":1,"function":{"arguments":"{\"city\":\"Hangzhou\"}"}}`),
+			callDelta(`{"index":0,"id":"call_a","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Beijing\"}"}}`),
+			callDelta(`{"index":1,"id":"call_w","type":"function","function":{"name":"get_","arguments":""}}`),
+			callDelta(`{"index":1,"function":{"name":"weather"}}`),
+			callDelta(`{"index":1,"function":{"arguments":"{\"city\":\"Hangzhou\"}"}}`),
 		}, nil, []string{`call_a get_weather {"city":"Beijing"}`, `call_w get_weather {"city":"Hangzhou"}`}},
 		{"whole, and empty in later deltas (Qwen)", true, []string{
-			delta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}`),
-			delta(`{"index":0,"id":"","type":"function","function":{"name":"","arguments":"\"Hangzhou\"}"}}`),
+			callDelta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}`),
+			callDelta(`{"index":0,"id":"","type":"function","function":{"name":"","arguments":"\"Hangzhou\"}"}}`),
 		}, nil, []string{`call_w get_weather {"city":"Hangzhou"}`}},
 		// One call, its deltas as the provider sent them: an SDK that joins
 		// the name's pieces reads it twice, as it would without paygate.
 		{"whole, repeated in every delta (Qwen, MiniMax)", true, []string{
-			delta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}`),
-			delta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"\"Hangzhou\"}"}}`),
+			callDelta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}`),
+			callDelta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"\"Hangzhou\"}"}}`),
 		}, nil, []string{`call_w get_weatherget_weather {"city":"Hangzhou"}`}},
 		{"without a signed-in user", false, []string{
-			delta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_","arguments":""}}`),
-			delta(`{"index":0,"function":{"name":"weather"}}`),
-			delta(`{"index":0,"function":{"arguments":"{\"city\":\"Hangzhou\"}"}}`),
+			callDelta(`{"index":0,"id":"call_w","type":"function","function":{"name":"get_","arguments":""}}`),
+			callDelta(`{"index":0,"function":{"name":"weather"}}`),
+			callDelta(`{"index":0,"function":{"arguments":"{\"city\":\"Hangzhou\"}"}}`),
 		}, nil, []string{`call_w get_weather {"city":"Hangzhou"}`}},
 	}
 	for _, tc := range tests {
@@ -224,29 +221,17 @@ func sdkStreamCalls(t *testing.T, c *openai.Client) ([]string, openai.FinishReas
 // own call alone.
 func TestPaymentNameInPiecesAfterABotCallUnderItsIndex(t *testing.T) {
 	const timeTool = `"tools":[{"type":"function","function":{"name":"get_time","parameters":{"type":"object"}}}],`
-	delta := func(entry string) string {
-		return roundChunk + `[{"index":0,"delta":{"tool_calls":[` + entry + `]},"finish_reason":null}]}` + "\n\n"
-	}
-	fp := newFakeProvider(t, roundByRound(sseHandler(
-		roundChunk+`[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}`+"\n\n",
-		delta(`{"index":0,"type":"function","function":{"name":"get_time","arguments":""}}`),
-		delta(`{"index":0,"type":"function","function":{"name":"create_","arguments":""}}`),
-		delta(`{"index":0,"function":{"name":"order"}}`),
-		delta(`{"index":0,"function":{"arguments":"{\"sku\":\"premium\"}"}}`),
-		roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n"),
+	executed, bot, body, _ := streamedCallTurn(t, timeTool, roundByRound(callRound(
+		callDelta(`{"index":0,"type":"function","function":{"name":"get_time","arguments":""}}`),
+		callDelta(`{"index":0,"type":"function","function":{"name":"create_","arguments":""}}`),
+		callDelta(`{"index":0,"function":{"name":"order"}}`),
+		callDelta(`{"index":0,"function":{"arguments":"{\"sku\":\"premium\"}"}}`)),
 		textRound(true, "Order O1 is waiting for payment.")))
-	tools := &recordingTools{}
-	url := toolsProxy(t, fp.URL, tools, nil)
-	resp := post(t, url, "/v1/chat/completions", chatBody(true, timeTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-	body := readAll(t, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	if want := []string{`create_order {"sku":"premium"}`}; !slices.Equal(executed, want) {
+		t.Errorf("executed %q; want %q", executed, want)
 	}
-	if got, want := tools.executed(), []string{`create_order {"sku":"premium"}`}; !slices.Equal(got, want) {
-		t.Errorf("executed %q; want %q", got, want)
-	}
-	if got, want := botCalls(true, body), []string{"get_time "}; !slices.Equal(got, want) {
-		t.Errorf("the bot got calls %q; want %q:\n%s", got, want, body)
+	if want := []string{"get_time "}; !slices.Equal(bot, want) {
+		t.Errorf("the bot got calls %q; want %q:\n%s", bot, want, body)
 	}
 	if strings.Contains(body, "create_") || strings.Contains(body, "premium") {
 		t.Errorf("the payment call reached the bot:\n%s", body)

@@ -7,6 +7,35 @@ import (
 	"testing"
 )
 
+// callDelta is a streamed chunk of choice 0 holding one tool-call entry.
+func callDelta(entry string) string {
+	return roundChunk + `[{"index":0,"delta":{"tool_calls":[` + entry + `]},"finish_reason":null}]}` + "\n\n"
+}
+
+// callRound streams a round of tool calls: a role chunk, chunks, a
+// tool_calls finish and [DONE].
+func callRound(chunks ...string) http.HandlerFunc {
+	round := append([]string{roundChunk + `[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}` + "\n\n"}, chunks...)
+	return sseHandler(append(round, roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n")...)
+}
+
+// streamedCallTurn posts one streamed turn of user o-user-1, offering the
+// bot's tools (a "tools" member, or ""), to a proxy in front of a provider
+// answering with h, and returns the payment calls that ran, the calls the
+// bot got, the stream it read and the provider.
+func streamedCallTurn(t *testing.T, botTools string, h http.HandlerFunc) (executed, bot []string, body string, fp *fakeProvider) {
+	t.Helper()
+	fp = newFakeProvider(t, h)
+	tools := &recordingTools{}
+	url := toolsProxy(t, fp.URL, tools, nil)
+	resp := post(t, url, "/v1/chat/completions", chatBody(true, botTools), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	body = readAll(t, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	return tools.executed(), botCalls(true, body), body, fp
+}
+
 // TestToolNameSplitAcrossDeltas: some providers stream a tool's name in
 // pieces ("create_" in a call's first delta, "order" in a later one of the
 // same index or id; Gemini is reported to), where OpenAI sends it whole in
@@ -19,9 +48,6 @@ import (
 // come whole, once or repeated in every delta (Qwen), read as before.
 func TestToolNameSplitAcrossDeltas(t *testing.T) {
 	const queryTool = `"tools":[{"type":"function","function":{"name":"query","parameters":{"type":"object"}}}],`
-	delta := func(entry string) string {
-		return roundChunk + `[{"index":0,"delta":{"tool_calls":[` + entry + `]},"finish_reason":null}]}` + "\n\n"
-	}
 	tests := []struct {
 		name, tools string
 		deltas      []string
@@ -29,47 +55,38 @@ func TestToolNameSplitAcrossDeltas(t *testing.T) {
 		bot         []string // the calls the bot got
 	}{
 		{"by index", "", []string{
-			delta(`{"index":0,"id":"call_c","type":"function","function":{"name":"create_","arguments":""}}`),
-			delta(`{"index":0,"function":{"name":"order"}}`),
-			delta(`{"index":0,"function":{"arguments":"{\"sku\":\"premium\"}"}}`),
+			callDelta(`{"index":0,"id":"call_c","type":"function","function":{"name":"create_","arguments":""}}`),
+			callDelta(`{"index":0,"function":{"name":"order"}}`),
+			callDelta(`{"index":0,"function":{"arguments":"{\"sku\":\"premium\"}"}}`),
 		}, []string{`create_order {"sku":"premium"}`}, nil},
 		{"by id, without an index", "", []string{
-			delta(`{"id":"call_c","type":"function","function":{"name":"create"}}`),
-			delta(`{"id":"call_c","function":{"name":"_ord"}}`),
-			delta(`{"id":"call_c","function":{"name":"er","arguments":"{\"sku\":\"premium\"}"}}`),
+			callDelta(`{"id":"call_c","type":"function","function":{"name":"create"}}`),
+			callDelta(`{"id":"call_c","function":{"name":"_ord"}}`),
+			callDelta(`{"id":"call_c","function":{"name":"er","arguments":"{\"sku\":\"premium\"}"}}`),
 		}, []string{`create_order {"sku":"premium"}`}, nil},
 		{"whole, repeated in every delta", "", []string{
-			delta(`{"index":0,"id":"call_c","type":"function","function":{"name":"create_order","arguments":""}}`),
-			delta(`{"index":0,"id":"","function":{"name":"create_order","arguments":"{\"sku\":\"premium\"}"}}`),
+			callDelta(`{"index":0,"id":"call_c","type":"function","function":{"name":"create_order","arguments":""}}`),
+			callDelta(`{"index":0,"id":"","function":{"name":"create_order","arguments":"{\"sku\":\"premium\"}"}}`),
 		}, []string{`create_order {"sku":"premium"}`}, nil},
 		{"the bot's own tool named like the start of a payment tool", queryTool, []string{
-			delta(`{"index":0,"id":"call_q","type":"function","function":{"name":"query","arguments":""}}`),
-			delta(`{"index":0,"function":{"arguments":"{\"q\":"}}`),
-			delta(`{"index":0,"function":{"arguments":"1}"}}`),
+			callDelta(`{"index":0,"id":"call_q","type":"function","function":{"name":"query","arguments":""}}`),
+			callDelta(`{"index":0,"function":{"arguments":"{\"q\":"}}`),
+			callDelta(`{"index":0,"function":{"arguments":"1}"}}`),
 		}, nil, []string{`query {"q":1}`}},
 		{"the bot's own tool, its name split", queryTool, []string{
-			delta(`{"index":0,"id":"call_q","type":"function","function":{"name":"que","arguments":""}}`),
-			delta(`{"index":0,"function":{"name":"ry"}}`),
-			delta(`{"index":0,"function":{"arguments":"{\"q\":1}"}}`),
+			callDelta(`{"index":0,"id":"call_q","type":"function","function":{"name":"que","arguments":""}}`),
+			callDelta(`{"index":0,"function":{"name":"ry"}}`),
+			callDelta(`{"index":0,"function":{"arguments":"{\"q\":1}"}}`),
 		}, nil, []string{`query {"q":1}`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			round0 := append([]string{roundChunk + `[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}` + "\n\n"}, tc.deltas...)
-			round0 = append(round0, roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n")
-			fp := newFakeProvider(t, roundByRound(sseHandler(round0...), textRound(true, "Order O1 is waiting for payment.")))
-			tools := &recordingTools{}
-			url := toolsProxy(t, fp.URL, tools, nil)
-			resp := post(t, url, "/v1/chat/completions", chatBody(true, tc.tools), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-			body := readAll(t, resp.Body)
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			executed, bot, body, fp := streamedCallTurn(t, tc.tools, roundByRound(callRound(tc.deltas...), textRound(true, "Order O1 is waiting for payment.")))
+			if !slices.Equal(executed, tc.executed) {
+				t.Errorf("executed %q; want %q", executed, tc.executed)
 			}
-			if got := tools.executed(); !slices.Equal(got, tc.executed) {
-				t.Errorf("executed %q; want %q", got, tc.executed)
-			}
-			if got := botCalls(true, body); !slices.Equal(got, tc.bot) {
-				t.Errorf("the bot got calls %q; want %q:\n%s", got, tc.bot, body)
+			if !slices.Equal(bot, tc.bot) {
+				t.Errorf("the bot got calls %q; want %q:\n%s", bot, tc.bot, body)
 			}
 			wantRounds := 1
 			if len(tc.executed) > 0 {
@@ -97,22 +114,15 @@ func TestCallAfterAHeldNameUnderItsIndex(t *testing.T) {
 	const queryTool = `"tools":[{"type":"function","function":{"name":"query","parameters":{"type":"object"}}}],`
 	calls := `[{"index":0,"type":"function","function":{"name":"query","arguments":""}}]`
 	second := `[{"index":0,"type":"function","function":{"name":"query_order","arguments":"{\"order_id\":\"O1\"}"}}]`
-	fp := newFakeProvider(t, sseHandler(
+	executed, bot, body, _ := streamedCallTurn(t, queryTool, sseHandler(
 		roundChunk+`[{"index":0,"delta":{"role":"assistant","tool_calls":`+calls+`},"finish_reason":null}]}`+"\n\n",
 		roundChunk+`[{"index":0,"delta":{"tool_calls":`+second+`},"finish_reason":null}]}`+"\n\n",
 		roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n"))
-	tools := &recordingTools{}
-	url := toolsProxy(t, fp.URL, tools, nil)
-	resp := post(t, url, "/v1/chat/completions", chatBody(true, queryTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-	body := readAll(t, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	if want := []string{`query_order {"order_id":"O1"}`}; !slices.Equal(executed, want) {
+		t.Errorf("executed %q; want %q", executed, want)
 	}
-	if got, want := tools.executed(), []string{`query_order {"order_id":"O1"}`}; !slices.Equal(got, want) {
-		t.Errorf("executed %q; want %q", got, want)
-	}
-	if got, want := botCalls(true, body), []string{"query "}; !slices.Equal(got, want) {
-		t.Errorf("the bot got calls %q; want %q:\n%s", got, want, body)
+	if want := []string{"query "}; !slices.Equal(bot, want) {
+		t.Errorf("the bot got calls %q; want %q:\n%s", bot, want, body)
 	}
 	if strings.Contains(body, "O1") {
 		t.Errorf("the payment call's arguments reached the bot:\n%s", body)
@@ -128,9 +138,6 @@ func TestCallAfterAHeldNameUnderItsIndex(t *testing.T) {
 // finish ends the name: the call goes to the bot, whole, before the finish.
 func TestHeldNameEndedByTheFinish(t *testing.T) {
 	const queryTool = `"tools":[{"type":"function","function":{"name":"query","parameters":{"type":"object"}}}],`
-	delta := func(entry string) string {
-		return roundChunk + `[{"index":0,"delta":{"tool_calls":[` + entry + `]},"finish_reason":null}]}` + "\n\n"
-	}
 	tests := []struct {
 		name     string
 		deltas   []string
@@ -138,30 +145,21 @@ func TestHeldNameEndedByTheFinish(t *testing.T) {
 		bot      []string
 	}{
 		{"alone", []string{
-			delta(`{"index":0,"id":"call_q","type":"function","function":{"name":"query","arguments":""}}`),
+			callDelta(`{"index":0,"id":"call_q","type":"function","function":{"name":"query","arguments":""}}`),
 		}, nil, []string{"query "}},
 		{"beside a payment call", []string{
-			delta(`{"index":0,"id":"call_q","type":"function","function":{"name":"query","arguments":""}}`),
-			delta(`{"index":1,"id":"call_c","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium\"}"}}`),
+			callDelta(`{"index":0,"id":"call_q","type":"function","function":{"name":"query","arguments":""}}`),
+			callDelta(`{"index":1,"id":"call_c","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium\"}"}}`),
 		}, []string{`create_order {"sku":"premium"}`}, []string{"query "}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			round0 := append([]string{roundChunk + `[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}` + "\n\n"}, tc.deltas...)
-			round0 = append(round0, roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n")
-			fp := newFakeProvider(t, roundByRound(sseHandler(round0...), textRound(true, "Done.")))
-			tools := &recordingTools{}
-			url := toolsProxy(t, fp.URL, tools, nil)
-			resp := post(t, url, "/v1/chat/completions", chatBody(true, queryTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-			body := readAll(t, resp.Body)
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			executed, bot, body, fp := streamedCallTurn(t, queryTool, roundByRound(callRound(tc.deltas...), textRound(true, "Done.")))
+			if !slices.Equal(executed, tc.executed) {
+				t.Errorf("executed %q; want %q", executed, tc.executed)
 			}
-			if got := tools.executed(); !slices.Equal(got, tc.executed) {
-				t.Errorf("executed %q; want %q", got, tc.executed)
-			}
-			if got := botCalls(true, body); !slices.Equal(got, tc.bot) {
-				t.Errorf("the bot got calls %q; want %q:\n%s", got, tc.bot, body)
+			if !slices.Equal(bot, tc.bot) {
+				t.Errorf("the bot got calls %q; want %q:\n%s", bot, tc.bot, body)
 			}
 			if got := len(fp.requests()); got != 1 {
 				t.Errorf("%d upstream rounds; want 1 (the bot's call ends the turn)", got)
@@ -184,29 +182,17 @@ func TestHeldNameEndedByTheFinish(t *testing.T) {
 // payment call runs, and the held call goes to the bot whole before it.
 func TestPaymentNameInPiecesAfterAHeldNameUnderItsIndex(t *testing.T) {
 	const queryTool = `"tools":[{"type":"function","function":{"name":"query","parameters":{"type":"object"}}}],`
-	delta := func(entry string) string {
-		return roundChunk + `[{"index":0,"delta":{"tool_calls":[` + entry + `]},"finish_reason":null}]}` + "\n\n"
-	}
-	fp := newFakeProvider(t, roundByRound(sseHandler(
-		roundChunk+`[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}`+"\n\n",
-		delta(`{"index":0,"type":"function","function":{"name":"query","arguments":""}}`),
-		delta(`{"index":0,"type":"function","function":{"name":"query_","arguments":""}}`),
-		delta(`{"index":0,"function":{"name":"order"}}`),
-		delta(`{"index":0,"function":{"arguments":"{\"order_id\":\"O1\"}"}}`),
-		roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n"),
+	executed, bot, body, _ := streamedCallTurn(t, queryTool, roundByRound(callRound(
+		callDelta(`{"index":0,"type":"function","function":{"name":"query","arguments":""}}`),
+		callDelta(`{"index":0,"type":"function","function":{"name":"query_","arguments":""}}`),
+		callDelta(`{"index":0,"function":{"name":"order"}}`),
+		callDelta(`{"index":0,"function":{"arguments":"{\"order_id\":\"O1\"}"}}`)),
 		textRound(true, "Order O1 is paid.")))
-	tools := &recordingTools{}
-	url := toolsProxy(t, fp.URL, tools, nil)
-	resp := post(t, url, "/v1/chat/completions", chatBody(true, queryTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
-	body := readAll(t, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	if want := []string{`query_order {"order_id":"O1"}`}; !slices.Equal(executed, want) {
+		t.Errorf("executed %q; want %q", executed, want)
 	}
-	if got, want := tools.executed(), []string{`query_order {"order_id":"O1"}`}; !slices.Equal(got, want) {
-		t.Errorf("executed %q; want %q", got, want)
-	}
-	if got, want := botCalls(true, body), []string{"query "}; !slices.Equal(got, want) {
-		t.Errorf("the bot got calls %q; want %q:\n%s", got, want, body)
+	if want := []string{"query "}; !slices.Equal(bot, want) {
+		t.Errorf("the bot got calls %q; want %q:\n%s", bot, want, body)
 	}
 	if strings.Contains(body, "query_") || strings.Contains(body, "O1") {
 		t.Errorf("the payment call reached the bot:\n%s", body)
