@@ -41,6 +41,7 @@ func FuzzCaptureChunking(f *testing.F) {
 	f.Fuzz(func(t *testing.T, text, payArgs, clientArgs string, cuts []byte, style byte) {
 		s := buildStream(text, payArgs, clientArgs, cuts, style)
 		c := NewCapture(isPaymentName)
+		c.PaymentNames(paymentNames...) // as in a turn: names that may grow are held
 		outs := replay(t, c, &pieceReader{b: s.sse, cuts: cuts})
 		res := c.EndRound()
 
@@ -99,11 +100,23 @@ func FuzzCaptureArbitraryChunks(f *testing.F) {
 			f.Add(bytes.Join(events[i:min(i+5, len(events))], []byte("\n")))
 		}
 	}
+	// A name in pieces under one index: the bot's "query" (no arguments),
+	// then "_order", which would make it a payment tool's.
+	f.Add([]byte(`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","type":"function","function":{"name":"query","arguments":""}}]}}]}` + "\n" +
+		`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"_order"}}]}}]}` + "\n" +
+		`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c := NewCapture(isPaymentName)
+		// The payment tools' names, so that names in pieces are held and
+		// joined as in a turn (PaymentNames).
+		c.PaymentNames(paymentNames...)
 		// A fallback id and a turn's created, so that chunks without an
 		// id and later rounds' timestamps are rewritten too.
 		c.StartRound(0, "chatcmpl-paygate-f", 0)
+		// The name each call the client got reads as, its pieces joined
+		// by choice and index as an SDK joins them: never a payment
+		// tool's, whole or in pieces.
+		joined := map[[2]int64]string{}
 		for i, line := range bytes.Split(in, []byte("\n")) {
 			line = bytes.TrimPrefix(line, []byte("data: "))
 			if i == 2 {
@@ -125,6 +138,11 @@ func FuzzCaptureArbitraryChunks(f *testing.F) {
 				ch.Get("delta.tool_calls").ForEach(func(_, tc gjson.Result) bool {
 					if isPaymentName(tc.Get("function.name").String()) {
 						t.Fatalf("payment call returned: %s", out)
+					}
+					k := [2]int64{ch.Get("index").Int(), tc.Get("index").Int()}
+					joined[k] += tc.Get("function.name").String()
+					if isPaymentName(joined[k]) {
+						t.Fatalf("a call the client got reads %q, a payment tool's name, with %s", joined[k], out)
 					}
 					return true
 				})
