@@ -1,8 +1,6 @@
 package payments_test
 
 import (
-	"context"
-	"errors"
 	"strings"
 	"testing"
 
@@ -21,20 +19,7 @@ func TestRefundOfAnotherAmountAfterACutConfirmationKeepsEarlierRefunds(t *testin
 	for _, driver := range drivers(t) {
 		t.Run(driver, func(t *testing.T) {
 			e := newEnv(t, envOptions{driver: driver, storeClock: true})
-			ctx := context.Background()
-			a := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeConsume})
-			o := paidOrder(t, e, "oUser-cut-other-kept", 1) // 49.99
-			first := propose(t, e, o, 1000)
-			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, first.RefundID); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.sim.CompleteRefund(ctx, first.OutRefundNo); err != nil {
-				t.Fatal(err)
-			}
-			p := propose(t, e, o, 0) // 39.99, what is left
-			if _, err := a.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
-				t.Fatalf("confirmation on A: %v; want it cut short", err)
-			}
+			o, _ := refundedThenCut(t, e, "oUser-cut-other-kept")
 			if got := e.order(o.OrderNo); got.Status != store.StatusRefunding || got.RefundedFen != 1000 {
 				t.Fatalf("after A died: order %s, %d fen refunded; want refunding, 1000 fen refunded", got.Status, got.RefundedFen)
 			}

@@ -34,19 +34,7 @@ func TestRequestRefundAgainAfterACutConfirmation(t *testing.T) {
 			t.Run(driver+"/"+tt.name, func(t *testing.T) {
 				e := newEnv(t, envOptions{driver: driver, storeClock: true})
 				ctx := context.Background()
-				a := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeConsume})
-				o := paidOrder(t, e, "oUser-cut-again", 1) // 49.99
-				first := propose(t, e, o, 1000)
-				if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, first.RefundID); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := e.sim.CompleteRefund(ctx, first.OutRefundNo); err != nil {
-					t.Fatal(err)
-				}
-				p := propose(t, e, o, 0) // 39.99, what is left
-				if _, err := a.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
-					t.Fatalf("confirmation on A: %v; want it cut short", err)
-				}
+				o, p := refundedThenCut(t, e, "oUser-cut-again")
 				if got := e.order(o.OrderNo); got.Status != store.StatusRefunding || got.RefundReservedBy != p.RefundID {
 					t.Fatalf("after A died: order %s reserved by %q; want refunding, reserved by %s", got.Status, got.RefundReservedBy, p.RefundID)
 				}
@@ -73,4 +61,27 @@ func TestRequestRefundAgainAfterACutConfirmation(t *testing.T) {
 			})
 		}
 	}
+}
+
+// refundedThenCut pays user an order of 49.99, refunds 10.00 of it, and
+// has the confirmation of a second proposal, of the 39.99 left, cut short
+// on a replica before it spent the proposal: the order is reserved for
+// that proposal, and nothing of it went to WeChat Pay.
+func refundedThenCut(t *testing.T, e *env, user string) (*store.Order, *store.RefundProposal) {
+	t.Helper()
+	ctx := context.Background()
+	a := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeConsume})
+	o := paidOrder(t, e, user, 1) // 49.99
+	first := propose(t, e, o, 1000)
+	if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, first.RefundID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sim.CompleteRefund(ctx, first.OutRefundNo); err != nil {
+		t.Fatal(err)
+	}
+	p := propose(t, e, o, 0) // 39.99, what is left
+	if _, err := a.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("confirmation on A: %v; want it cut short", err)
+	}
+	return o, p
 }
