@@ -300,7 +300,10 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 				}
 				return &APIError{Op: op, StatusCode: ae.StatusCode, Code: ae.Code, Message: ae.Message, Attempts: attempt, Kind: kind}
 			}
-			if errors.Is(err, ErrUnknownSerial) || errors.Is(err, ErrBadSignature) {
+			if errors.Is(err, ErrSignatureProbe) {
+				c.log.WarnContext(ctx, "wechat pay's answer carried its signature probe, refused as it expects; the outcome is unknown",
+					"op", op, "no", no, "attempts", attempt)
+			} else if errors.Is(err, ErrUnknownSerial) || errors.Is(err, ErrBadSignature) {
 				c.merchantErrs.WithLabelValues(codeBadSignature).Inc()
 				c.log.ErrorContext(ctx, "ALERT: wechat pay's answer failed signature verification and is not trusted; check the wechat pay public key or platform certificates",
 					"alert", true, "op", op, "no", no, "code", "", "err", err)
@@ -542,12 +545,12 @@ func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (*Refund, 
 		if err == nil {
 			return refundFrom(out), nil
 		}
-		if lastErr != nil && !errors.Is(err, ErrTemporary) {
+		if lastErr != nil && !errors.Is(err, ErrTemporary) && !errors.Is(err, ErrSignatureProbe) {
 			// An earlier round's refund may be with WeChat Pay: this
 			// round's refusal says nothing of it.
 			return nil, stillUnknown("refund", req.OutRefundNo, fmt.Sprintf("an earlier create's outcome is unknown (%v); sent again", lastErr), err)
 		}
-		if !errors.Is(err, ErrTemporary) || ctx.Err() != nil {
+		if !errors.Is(err, ErrTemporary) && !errors.Is(err, ErrSignatureProbe) || ctx.Err() != nil {
 			return nil, err
 		}
 		lastErr = err

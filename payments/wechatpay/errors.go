@@ -50,9 +50,10 @@ var (
 	ErrUnknownSerial  = errors.New("unknown wechatpay serial")
 	ErrBadSignature   = errors.New("bad wechatpay signature")
 	// ErrSignatureProbe: WeChat Pay's own signature probe, a notification
-	// signed "WECHATPAY/SIGNTEST/…" on purpose to check that the merchant
-	// verifies signatures and refuses it. It wraps ErrBadSignature: it is
-	// refused as one, and told apart only in the metric and the log.
+	// or an API answer signed "WECHATPAY/SIGNTEST/…" on purpose to check
+	// that the merchant verifies signatures and refuses it. It wraps
+	// ErrBadSignature: it is refused as one, and told apart only in the
+	// metric and the log (and an answer's request is asked again).
 	ErrSignatureProbe = fmt.Errorf("%w: wechat pay's signature probe", ErrBadSignature)
 	ErrStaleTimestamp = errors.New("wechatpay timestamp outside the 5 minute window")
 	ErrMalformed      = errors.New("malformed notification")
@@ -155,6 +156,12 @@ func classify(err error, attemptTimedOut bool) (kind error, retry bool, apiErr *
 	if errors.As(err, &ue) {
 		// Transport failure: connection refused, reset, EOF before a response.
 		return ErrTemporary, true, nil
+	}
+	if errors.Is(err, ErrSignatureProbe) {
+		// WeChat Pay carried the request out and probed its answer's
+		// signature check: the answer is refused, and the same request
+		// (the same number) asked again, as after a lost answer.
+		return ErrUnverified, true, nil
 	}
 	if errors.Is(err, ErrUnknownSerial) || errors.Is(err, ErrBadSignature) {
 		return ErrUnverified, false, nil

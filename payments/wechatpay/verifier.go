@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth"
@@ -74,11 +75,15 @@ func (v *Verifier) Serials() []string {
 }
 
 // Verify checks signature over message with the key named by serial. The error
-// wraps ErrUnknownSerial or ErrBadSignature.
+// wraps ErrUnknownSerial or ErrBadSignature; WeChat Pay's signature probe,
+// which it puts on API answers as on notifications, is ErrSignatureProbe.
 func (v *Verifier) Verify(ctx context.Context, serial, message, signature string) error {
 	inner, ok := v.bySerial[serial]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownSerial, serial)
+	}
+	if strings.HasPrefix(signature, SignatureProbePrefix) {
+		return ErrSignatureProbe
 	}
 	if err := inner.Verify(ctx, serial, message, signature); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)

@@ -197,6 +197,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h := signWith(s.keys.MerchantKey, s.keys.PublicKeyID, resp.body, s.now())
 			writeSigned(w, h, resp)
 			return
+		case FaultSignatureProbe:
+			resp = s.dispatch(op, key, r, body, &entry)
+			entry.Status, entry.Code = resp.status, codeOf(resp.body)
+			s.logRequest(entry)
+			key2, serial := s.signer(r.Header.Get("Wechatpay-Serial"))
+			h := signWith(key2, serial, resp.body, s.now())
+			h.Set("Wechatpay-Signature", wechatpay.SignatureProbePrefix+randomHex(16))
+			writeSigned(w, h, resp)
+			return
 		}
 	} else {
 		resp = s.dispatch(op, key, r, body, &entry)

@@ -35,6 +35,12 @@ const (
 	// the one answering queries has not yet (its APIs are eventually
 	// consistent), so a query that follows still says NOTPAY.
 	FaultOrderPaidUnseen
+	// FaultSignatureProbe processes the request and answers it with WeChat
+	// Pay's signature probe: a Wechatpay-Signature starting
+	// "WECHATPAY/SIGNTEST/", which WeChat Pay puts on answers as on
+	// notifications from time to time to check that the merchant verifies
+	// them.
+	FaultSignatureProbe
 )
 
 func (k FaultKind) String() string {
@@ -57,6 +63,8 @@ func (k FaultKind) String() string {
 		return "NOT_ENOUGH"
 	case FaultOrderPaidUnseen:
 		return "ORDERPAID-unseen"
+	case FaultSignatureProbe:
+		return "signature-probe"
 	}
 	return "none"
 }
