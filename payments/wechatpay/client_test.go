@@ -471,3 +471,47 @@ func TestRefundParamsWeChatRefuses(t *testing.T) {
 		t.Errorf("refund with an 80-byte reason: %v", err)
 	}
 }
+
+// TestRefundNumberRepeatedWithOtherAmounts: WeChat Pay takes an
+// out_refund_no sent again with the same amounts as the same refund, and
+// refuses it with other amounts (400 INVALID_REQUEST, "订单金额或退款金额与之前
+// 请求不一致"). The simulator answered every repeat with the refund first
+// made under the number, so a paygate that sent one number for two amounts
+// saw its second refund "accepted" in every test, and refused in production.
+func TestRefundNumberRepeatedWithOtherAmounts(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*wechatpay.RefundRequest)
+	}{
+		{name: "other refund amount", edit: func(r *wechatpay.RefundRequest) { r.Refund = 200 }},
+		{name: "other order total", edit: func(r *wechatpay.RefundRequest) { r.Total = 500 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, wxsim.Options{}, "", nil)
+			ctx := context.Background()
+			if _, err := r.client.Prepay(ctx, wechatpay.PrepayRequest{Method: wechatpay.MethodNative, OutTradeNo: "PGrefrep00001", Description: "d", Total: 300}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.sim.Pay(ctx, "PGrefrep00001"); err != nil {
+				t.Fatal(err)
+			}
+			req := wechatpay.RefundRequest{OutTradeNo: "PGrefrep00001", OutRefundNo: "RFrefrep00001", Refund: 100, Total: 300}
+			if _, err := r.client.CreateRefund(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := r.client.CreateRefund(ctx, req); err != nil || got.Refund != 100 {
+				t.Fatalf("the same refund sent again: %+v, %v; want the refund of 100 fen", got, err)
+			}
+			tt.edit(&req)
+			got, err := r.client.CreateRefund(ctx, req)
+			var ae *wechatpay.APIError
+			if !errors.Is(err, wechatpay.ErrRejected) || !errors.As(err, &ae) || ae.Code != "INVALID_REQUEST" {
+				t.Errorf("the number sent again with other amounts: %+v, %v; want ErrRejected INVALID_REQUEST", got, err)
+			}
+			if rf, ok := r.sim.Refund("RFrefrep00001"); !ok || rf.Amount.Refund != 100 || r.sim.RefundCount("") != 1 {
+				t.Errorf("refunds at the simulator: %d, RFrefrep00001 %+v; want the one of 100 fen", r.sim.RefundCount(""), rf.Amount)
+			}
+		})
+	}
+}

@@ -568,8 +568,12 @@ func (s *Server) createRefund(body []byte, entry *RequestLog) response {
 	}
 	s.mu.Lock()
 	if rf, ok := s.refunds[b.OutRefundNo]; ok {
-		// Same out_refund_no: the same refund, never a second one.
+		// Same out_refund_no: the same refund, never a second one; sent
+		// again with other amounts, refused, as WeChat Pay refuses it.
 		resp := okJSON(200, rf.r)
+		if b.Amount.Refund != rf.r.Amount.Refund || b.Amount.Total != rf.r.Amount.Total {
+			resp = errResponse(errf(400, "INVALID_REQUEST", "订单金额或退款金额与之前请求不一致，请核实后再试"))
+		}
 		s.mu.Unlock()
 		return resp
 	}
