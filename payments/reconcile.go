@@ -45,6 +45,18 @@ func (s *Service) refreshPending(ctx context.Context, orders []*store.Order, gap
 	var waits []wait
 	now := s.now()
 	for i, o := range orders {
+		if o != nil && s.heldExpired(o) {
+			// Held for a manager past its approval deadline: no decision
+			// can come now (Approve expires it), so it is expired here, as
+			// the sweep would, rather than read as waiting until the sweep
+			// comes round: the model told the user they could pay once a
+			// manager approved an order no manager could approve any more.
+			// A store write, no WeChat Pay call (nothing was opened there).
+			if r := s.startRefresh(ctx, o, false); r != nil {
+				waits = append(waits, wait{i, r})
+			}
+			continue
+		}
 		if o == nil || !Pending(o.Status) {
 			continue
 		}
@@ -260,11 +272,17 @@ func (s *Service) reconcileSafely(ctx context.Context, o *store.Order, cause str
 	return s.reconcile(ctx, o, cause)
 }
 
-// reconcile brings a pending order in line with WeChat Pay.
+// reconcile brings a pending order in line with WeChat Pay, and expires an
+// order held for a manager past its approval deadline (expireHeld).
 func (s *Service) reconcile(ctx context.Context, o *store.Order, cause string) (*store.Order, error) {
 	switch o.Status {
 	case store.StatusCreating:
 		return s.resolveCreating(ctx, o, cause)
+	case store.StatusApprovalRequired:
+		if s.heldExpired(o) {
+			return s.expireHeld(ctx, o.OrderNo)
+		}
+		return o, nil
 	case store.StatusAwaitingPayment:
 	default:
 		return o, nil
