@@ -68,16 +68,42 @@ func (s *Service) expireHeld(ctx context.Context, no string) (*store.Order, erro
 // decision took first (a manager's yes or no just before the deadline,
 // which this one read too early to see) is returned as it stands with
 // ErrNotAwaitingApproval, as a decision that loses to another always is:
-// it did not expire.
+// it did not expire. A store that fails to record the expiry changed
+// nothing: the order still waits, as stored, until a later decision or the
+// sweep expires it. That is no ErrApprovalExpired ("it expired"), but the
+// store's failure, by its kind alone (store.ErrUnavailable,
+// store.ErrDataLost): the store's own error is logged and kept out of the
+// error, whose text callers show (the admin API's answer), as it can name
+// the store's address.
 func (s *Service) expiredDecision(ctx context.Context, orderNo string) (*store.Order, error) {
 	o, err := s.expireHeld(ctx, orderNo)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s (%v)", ErrApprovalExpired, orderNo, err)
+		s.log.ErrorContext(ctx, "decision past the approval deadline refused; the order's expiry not recorded", "order_no", orderNo, "err", err)
+		return nil, fmt.Errorf("%s is past its approval deadline, and its expiry was not recorded: %w", orderNo, storeFailure(err))
 	}
 	if o.Status != store.StatusExpired {
 		return o, fmt.Errorf("%w: %s is %s", ErrNotAwaitingApproval, o.OrderNo, o.Status)
 	}
 	return o, fmt.Errorf("%w: %s at %s", ErrApprovalExpired, orderNo, s.heldDeadline(o).UTC().Format(time.RFC3339))
+}
+
+// storeFailure is the kind of the store's failure err (store.ErrDataLost,
+// store.ErrUnavailable, both or neither) without the store's own text.
+func storeFailure(err error) error {
+	var out error
+	for _, k := range []error{store.ErrUnavailable, store.ErrDataLost} {
+		switch {
+		case !errors.Is(err, k):
+		case out == nil:
+			out = k
+		default:
+			out = fmt.Errorf("%w: %w", out, k)
+		}
+	}
+	if out == nil {
+		return errors.New("the store failed")
+	}
+	return out
 }
 
 // ActorAdmin is Actor.Kind of an operator acting through the admin API.
@@ -172,8 +198,9 @@ func (s *Service) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store
 // when a manager already decided, with the order as that decision left it,
 // so a double click or a retry after a lost answer learns the outcome; ErrApprovalExpired (an
 // ErrNotAwaitingApproval) when the approval deadline passed, and the order
-// is expired then if the sweep has not yet done it; store.ErrNotFound for an
-// unknown order.
+// is expired then if the sweep has not yet done it (a store that fails to
+// record that expiry: its failure, as expiredDecision says); store.ErrNotFound
+// for an unknown order.
 func (s *Service) Approve(ctx context.Context, orderNo string) (*CreateResult, error) {
 	defer s.work(orderNo)() // creating from the update until its prepay's outcome
 	got, _, err := s.update(ctx, orderNo, "approve", "", func(c *store.Order) (*store.Order, error) {
@@ -215,8 +242,9 @@ func (s *Service) Approve(ctx context.Context, orderNo string) (*CreateResult, e
 // ever made for it). The user's next turn is told through the payment state.
 // Past the approval deadline it is too late for a decision either way, as
 // for Approve: the order is expired (what the sweep records) and returned
-// with ErrApprovalExpired. An order already decided is returned as it stands
-// with ErrNotAwaitingApproval.
+// with ErrApprovalExpired (a store that fails to record that expiry: its
+// failure, as expiredDecision says). An order already decided is returned as
+// it stands with ErrNotAwaitingApproval.
 func (s *Service) Reject(ctx context.Context, orderNo string) (*store.Order, error) {
 	got, _, err := s.update(ctx, orderNo, "reject", "", func(c *store.Order) (*store.Order, error) {
 		if c.Status != store.StatusApprovalRequired {
