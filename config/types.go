@@ -487,9 +487,9 @@ type CatalogItem struct {
 	// takes 127 bytes of description: a longer one is cut from the name,
 	// the quantity kept.
 	Name string `yaml:"name"`
-	// Price in CNY as a decimal string ("49.99"); stored as integer fen: at
-	// most two decimals, no leading zero, and price × max_quantity at most
-	// 100000000000.00.
+	// Price in CNY as a decimal string ("49.99"); stored as integer fen.
+	// Required, above zero: at most two decimals, no leading zero, and
+	// price × max_quantity at most 100000000000.00.
 	Price Decimal `yaml:"price"`
 	// MaxQuantity bounds quantity per order. Default 1.
 	MaxQuantity int `yaml:"max_quantity"`
