@@ -8,7 +8,8 @@ import (
 
 // TestSecretFileOfAFeatureOff: a "*_file" secret of a feature the config
 // turns off (store.redis with the embedded store, webhooks with no url, the
-// admin API with admin_listen off) is not read, as the feature's other keys
+// admin API with admin_listen off, the user hash with forward_user drop or
+// keep) is not read, as the feature's other keys
 // are not checked, because a missing file there refused the whole config:
 // an operator moving a deployment to the embedded store, or a staging copy
 // without the webhook's or Redis's secret mounted, could not start paygate
@@ -26,6 +27,16 @@ func TestSecretFileOfAFeatureOff(t *testing.T) {
 			client + "webhooks:\n  url: \"\"\n  secret_file: " + missing + "\n", ""},
 		{"admin token with the admin API off",
 			client + "server: {admin_listen: \"off\"}\nadmin:\n  token_file: " + missing + "\n", ""},
+		{"user hash key with forward_user drop",
+			client + "privacy:\n  forward_user: drop\n  hash_key_file: " + missing + "\n", ""},
+		{"user hash key with forward_user keep",
+			client + "privacy:\n  forward_user: keep\n  hash_key_file: " + missing + "\n", ""},
+		{"user hash key with forward_user hash",
+			client + "privacy:\n  forward_user: hash\n  hash_key_file: " + missing + "\n",
+			"c.yaml:4: privacy.hash_key_file: cannot read the file it names"},
+		{"user hash key with the default forward_user",
+			client + "privacy:\n  hash_key_file: " + missing + "\n",
+			"c.yaml:3: privacy.hash_key_file: cannot read the file it names"},
 		{"redis password with the redis store",
 			client + "store:\n  driver: redis\n  redis:\n    password_file: " + missing + "\n",
 			"c.yaml:5: store.redis.password_file: cannot read the file it names"},

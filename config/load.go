@@ -1523,14 +1523,18 @@ func (l *loader) readSecretFiles(v reflect.Value, path string) {
 // unusedSecretFiles is the set of the "*_file" keys of features cfg, as
 // decoded, turns off: the Redis password with the embedded store, the
 // webhook secret with no webhooks.url, the admin token with the admin API
-// off. Their files are not read, as the features' other keys are not
-// checked: a secret left unmounted there (a staging copy, a move to the
-// embedded store) refused a config that never uses it.
+// off, the user hash key with privacy.forward_user drop or keep. Their
+// files are not read, as the features' other keys are not checked: a
+// secret left unmounted there (a staging copy, a move to the embedded
+// store) refused a config that never uses it.
 func unusedSecretFiles(cfg *Config) map[string]bool {
 	return map[string]bool{
 		"store.redis.password_file": cfg.Store.Driver != "redis",
 		"webhooks.secret_file":      cfg.Webhooks.URL == "",
 		"admin.token_file":          cfg.Server.AdminListen == "off",
+		// Only forward_user hash keys a hash (serve loads no key for
+		// drop or keep).
+		"privacy.hash_key_file": cfg.Privacy.ForwardUser == "drop" || cfg.Privacy.ForwardUser == "keep",
 	}
 }
 
