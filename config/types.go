@@ -69,7 +69,9 @@ type Server struct {
 	// MaxBodyBytes caps a client request body (it is buffered for failover);
 	// a larger one is answered 413. Default 8388608 (8 MiB).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// Pprof mounts net/http/pprof on the admin listener. Default false.
+	// Pprof mounts net/http/pprof on the admin listener, behind the admin
+	// token. Default false. Set with admin_listen off or no admin.token, a
+	// warning: nothing serves it.
 	Pprof bool `yaml:"pprof"`
 }
 

@@ -874,6 +874,16 @@ func (l *loader) validateMisc(c *Config) {
 				len(s), minSigningSecret)
 		}
 	}
+	// serve mounts the profiles on the admin listener, behind the admin
+	// token: without either, pprof: true serves nothing, without a word.
+	if c.Server.Pprof {
+		switch {
+		case c.Server.AdminListen == "off":
+			l.warn("server.pprof", "true, and server.admin_listen is off: the profiles are served on the admin listener only, so nothing serves them; give server.admin_listen an address (and admin.token)")
+		case c.Admin.Token == "":
+			l.warn("server.pprof", "true, and admin.token is not set: /debug/pprof/ is behind the admin token, so it answers 503 admin_disabled; set admin.token")
+		}
+	}
 	if k := c.Privacy.HashKey; k != "" && len(k) < minSigningSecret && c.Privacy.ForwardUser == "hash" {
 		// Warned, not refused: a new key re-hashes every user, which a
 		// running deployment may not want forced on it at an upgrade.
