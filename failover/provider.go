@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -104,7 +105,10 @@ func newProvider(r *Router, pc config.Provider, rt http.RoundTripper) *provider 
 	for _, f := range pc.DropFields {
 		p.drop = append(p.drop, escapePath(f))
 	}
-	failures := uint32(r.fo.Breaker.Failures)
+	// gobreaker counts in a uint32: a count past it (written to mean
+	// "practically never") is one it never reaches, not its low 32 bits
+	// (2^32 read as 0 opened the breaker at the first failure).
+	failures := uint32(min(int64(r.fo.Breaker.Failures), math.MaxUint32))
 	p.cooldown = r.fo.Breaker.Cooldown.D()
 	p.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        pc.Name,
