@@ -209,7 +209,9 @@ type Provider struct {
 	// request, before a forwarded path's own query; a parameter both name
 	// is the base_url's.
 	BaseURL string `yaml:"base_url"`
-	// APIKey is sent as "Authorization: Bearer". Default "" (a warning).
+	// APIKey is sent as "Authorization: Bearer". Default "" (a warning,
+	// unless a credential header of Headers, such as Azure OpenAI's
+	// api-key, or the base_url carries the provider's key).
 	APIKey     string `yaml:"api_key" secret:"true"`
 	APIKeyFile string `yaml:"api_key_file"`
 	// Headers are extra headers sent to this provider only. Default {}.

@@ -312,6 +312,22 @@ func providerCredential(c *Config, v string) (path, provider string) {
 	return "", ""
 }
 
+// ownCredential reports whether provider p carries a credential other than
+// api_key: a credential header with a value (Azure OpenAI's api-key, a
+// gateway's x-api-key) or one in its base_url (urlCredentials). Such a
+// provider is authenticated without api_key, and is not warned of as one
+// that answers 401 until a key is set.
+func ownCredential(p Provider) bool {
+	for h, v := range p.Headers {
+		if v != "" && credentialHeader(h) {
+			return true
+		}
+	}
+	found := false
+	urlCredentials(p.BaseURL, func(v string) { found = found || v != "" })
+	return found
+}
+
 // othersHosts is hosts (server.admin_hosts) without the names of this
 // machine (localhost, a *.localhost name, a loopback address): listed
 // beside a loopback admin_listen, which answers them anyway, they tell of
@@ -505,7 +521,7 @@ func (l *loader) validateProviders(c *Config) map[string]bool {
 			// chat went to …/chat/completions/chat/completions, a 404.
 			l.at(path+".base_url", "ends in /chat/completions, which paygate appends to it itself: give the API root (the part before /chat/completions, e.g. %s)", DefaultProviderURL)
 		}
-		if p.APIKey == "" {
+		if p.APIKey == "" && !ownCredential(p) {
 			l.warn(path+".api_key", "empty: provider %q will answer 401 until a key is set", p.Name)
 		}
 		l.credential(path+".api_key", p.APIKey)
