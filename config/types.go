@@ -156,6 +156,7 @@ type Redis struct {
 	DB int `yaml:"db"`
 	// MasterName enables sentinel mode: the name the sentinels listed in
 	// Addrs monitor the master under (sentinel monitor NAME ...). Default "".
+	// Set, Addrs must be written: the default address is no sentinel's.
 	MasterName string `yaml:"master_name"`
 	// Cluster forces cluster mode with one seed address, as a managed Redis
 	// Cluster reached through a single endpoint needs: one address is

@@ -405,6 +405,10 @@ func (l *loader) validateStore(c *Config) {
 			l.at("store.redis.addrs", "at least one address")
 		case written && listed && l.noRedisAddrs:
 			l.at("store.redis.addrs", "at least one address: every element has no value (a ${VAR} that expanded to empty?)")
+		case c.Store.Redis.MasterName != "" && (!written || l.nulls["store.redis.addrs"]):
+			// The default address is a Redis server's, not a sentinel's:
+			// every store call would fail at run time, with no line.
+			l.at("store.redis.master_name", "set, and store.redis.addrs is not: with master_name the addresses are the sentinels' (usually port 26379), and the default, %s, is a Redis server's; list the sentinels in store.redis.addrs", DefaultRedisAddr)
 		}
 		for i, a := range c.Store.Redis.Addrs {
 			l.redisAddr(fmt.Sprintf("store.redis.addrs[%d]", i), a)
