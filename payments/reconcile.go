@@ -258,13 +258,19 @@ func (s *Service) askedElsewhere(ctx context.Context, orderNo string) bool {
 func activeQueryKey(orderNo string) string { return "active-query:" + orderNo }
 
 // reconcileSafely is reconcile on a goroutine of its own: a panic (in the
-// SDK, or here) is logged and returned as an error, as sweepSafely does for
-// the sweep. Unrecovered, it took the whole process down, every bot with it,
-// and the refresh's waiters and later turns with a dead query in inflight.
+// SDK, or here) is logged and returned as an error. Unrecovered, it took the
+// whole process down, every bot with it, and the refresh's waiters and later
+// turns with a dead query in inflight. The sweep reconciles each order
+// through it too: recovered only by sweepSafely, one order's panic ended
+// the pass, on every pass, and the orders listed after it were never swept.
 func (s *Service) reconcileSafely(ctx context.Context, o *store.Order, cause string) (got *store.Order, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.ErrorContext(ctx, "active query panicked", "order_no", o.OrderNo, "panic", p, "stack", string(debug.Stack()))
+			msg := "active query panicked"
+			if cause == "sweep" {
+				msg = "sweep: order reconcile panicked"
+			}
+			s.log.ErrorContext(ctx, msg, "order_no", o.OrderNo, "panic", p, "stack", string(debug.Stack()))
 			s.m.reconcile.WithLabelValues(cause, "error").Inc()
 			got, err = o, fmt.Errorf("query %s: panic: %v", o.OrderNo, p)
 		}
@@ -456,7 +462,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 				}
 				st.Checked++
 				octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
-				got, err := s.reconcile(octx, o, "sweep")
+				got, err := s.reconcileSafely(octx, o, "sweep")
 				cancel()
 				if err != nil {
 					st.Errors++

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -1403,7 +1404,7 @@ func (s *Service) sweepRefund(ctx context.Context, st *SweepStats, o *store.Orde
 	}
 	st.Checked++
 	octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
-	got, err := s.reconcileRefund(octx, o)
+	got, err := s.reconcileRefundSafely(octx, o)
 	cancel()
 	if err != nil {
 		st.Errors++
@@ -1414,6 +1415,21 @@ func (s *Service) sweepRefund(ctx context.Context, st *SweepStats, o *store.Orde
 	if got != nil && got.Status != o.Status {
 		st.Changed++
 	}
+}
+
+// reconcileRefundSafely is reconcileRefund with a panic (in the SDK, or
+// here) logged and returned as an error, as reconcileSafely does for an
+// order: the sweep goes on with the other refunds, and gives this one's
+// lease back.
+func (s *Service) reconcileRefundSafely(ctx context.Context, o *store.Order) (got *store.Order, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.ErrorContext(ctx, "sweep: refund reconcile panicked", "order_no", o.OrderNo, "panic", p, "stack", string(debug.Stack()))
+			s.m.reconcile.WithLabelValues("refund", "error").Inc()
+			got, err = o, fmt.Errorf("reconcile refund of %s: panic: %v", o.OrderNo, p)
+		}
+	}()
+	return s.reconcileRefund(ctx, o)
 }
 
 // reconcileRefund brings one refunding order in line with WeChat Pay.
