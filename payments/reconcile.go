@@ -437,11 +437,13 @@ type SweepStats struct {
 // CreatingGrace, awaiting_payment ones older than ActiveQueryAfter (paid,
 // closed or expired at WeChat Pay become so here; expired ones are closed),
 // orders held for a manager past their approval deadline (sweepHeld), and
-// refunding ones whose refund notification is late (sweepRefunds). First
+// refunding ones whose refund notification is late (sweepRefunds), and
+// the refunds still open on orders in review (sweepRefundsInReview). First
 // it reads the orders of this replica's writes the store did not confirm
 // (sweepUnacked), announcing those found applied. With a shared store, the
-// `creating`, awaiting_payment and refunding orders another replica swept
-// less than SweepInterval ago are left to it (sweepLeases).
+// `creating`, awaiting_payment and refunding orders (and those in review
+// with a refund open) another replica swept less than SweepInterval ago
+// are left to it (sweepLeases).
 func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
 	s.sweepUnacked(ctx)
@@ -484,6 +486,9 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 		return st, err
 	}
 	if err := s.sweepRefunds(ctx, &st); err != nil {
+		return st, err
+	}
+	if err := s.sweepRefundsInReview(ctx, &st); err != nil {
 		return st, err
 	}
 	return st, nil

@@ -1366,6 +1366,109 @@ func (s *Service) sweepRefunds(ctx context.Context, st *SweepStats) error {
 	})
 }
 
+// sweepRefundsInReview asks WeChat Pay about the refunds of paygate's still
+// open on orders in needs_review (refundInReview: the order went to review
+// with the user's confirmed refund sent, WeChat Pay having reported it
+// ABNORMAL, or other money going back, meanwhile) whose order is untouched
+// for refundQueryAfter, and records its word there (noteRefundInReview), as
+// its notification would: a SUCCESS is counted and ends the reservation,
+// a CLOSED ends it. Only the sweep of refunding orders asked about a
+// refund: one whose notification was lost kept its order in review held
+// for good, and Resolve refused it ("wait for its outcome") for an outcome
+// nobody would ever ask about. Nothing is sent again for an order in
+// review: a person handles it. With a shared store the replicas divide
+// these orders as they divide the others (sweepLeases).
+func (s *Service) sweepRefundsInReview(ctx context.Context, st *SweepStats) error {
+	return s.eachPage(ctx, store.StatusNeedsReview, func(page []*store.Order) error {
+		var due []*store.Order
+		for _, o := range page {
+			if o.RefundReservedBy != "" && s.now().Sub(o.UpdatedAt) >= refundQueryAfter {
+				due = append(due, o)
+			}
+		}
+		for _, o := range s.sweepLeases(ctx, due) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			s.sweepRefundInReview(ctx, st, o)
+		}
+		return nil
+	})
+}
+
+// sweepRefundInReview is sweepRefundsInReview's work on one order o in
+// review, as its page listed it: read again, and left alone if it moved on
+// or holds no refund recorded as sent (a reservation with no refund record
+// is Resolve's to end, unrecordedReservation).
+func (s *Service) sweepRefundInReview(ctx context.Context, st *SweepStats, o *store.Order) {
+	if s.opts.SoleWriter {
+		done, ok := s.adopt(o.OrderNo)
+		if !ok {
+			return // a confirmation works on it
+		}
+		defer done()
+	}
+	cur, err := s.store.GetOrder(ctx, o.OrderNo)
+	if err != nil {
+		st.Errors++
+		s.log.WarnContext(ctx, "sweep: refund in review not reconciled", "order_no", o.OrderNo, "err", err)
+		return
+	}
+	if cur.Status != store.StatusNeedsReview || cur.Version != o.Version {
+		return // moved on since it was listed
+	}
+	rec, err := s.loadInFlight(ctx, o.OrderNo)
+	if err != nil {
+		st.Errors++
+		s.log.WarnContext(ctx, "sweep: refund in review not reconciled", "order_no", o.OrderNo, "err", err)
+		return
+	}
+	if rec == nil || !refundInReview(cur, rec) {
+		return
+	}
+	st.Checked++
+	octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
+	got, err := s.reconcileRefundInReview(octx, cur, rec)
+	cancel()
+	if err != nil {
+		st.Errors++
+		s.log.WarnContext(ctx, "sweep: refund in review not reconciled", "order_no", o.OrderNo, "out_refund_no", rec.Proposal.OutRefundNo, "err", err)
+		s.releaseSweepLease(ctx, o.OrderNo)
+		return
+	}
+	if got != nil && got.Version != cur.Version {
+		st.Changed++
+	}
+}
+
+// reconcileRefundInReview asks WeChat Pay about rec's refund, open on order
+// o in review, and records what it says (applyAnswer). A panic is an error,
+// as in reconcileRefundSafely. A refund WeChat Pay does not know is not sent
+// again: the order is a person's.
+func (s *Service) reconcileRefundInReview(ctx context.Context, o *store.Order, rec *inFlight) (got *store.Order, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.ErrorContext(ctx, "sweep: refund in review reconcile panicked", "order_no", o.OrderNo, "panic", p, "stack", string(debug.Stack()))
+			s.m.reconcile.WithLabelValues("refund_review", "error").Inc()
+			got, err = o, fmt.Errorf("reconcile refund in review of %s: panic: %v", o.OrderNo, p)
+		}
+	}()
+	r, err := s.backend.QueryRefund(ctx, rec.Proposal.OutRefundNo)
+	if errors.Is(err, wechatpay.ErrNotFound) {
+		s.m.reconcile.WithLabelValues("refund_review", "not_found").Inc()
+		s.log.WarnContext(ctx, "sweep: the refund in flight on an order in review is unknown to wechat pay; not sent again, left to a person",
+			"order_no", o.OrderNo, "out_refund_no", rec.Proposal.OutRefundNo)
+		return o, nil
+	}
+	if err != nil {
+		s.m.reconcile.WithLabelValues("refund_review", "error").Inc()
+		return o, fmt.Errorf("query refund %s: %w", rec.Proposal.OutRefundNo, err)
+	}
+	s.m.reconcile.WithLabelValues("refund_review", strings.ToLower(r.Status)).Inc()
+	res, err := s.applyAnswer(ctx, &RefundResult{Proposal: &rec.Proposal, Order: o}, r, "sweep")
+	return res.Order, err
+}
+
 // sweepRefund is sweepRefunds' work on one refunding order o, as its page
 // listed it.
 func (s *Service) sweepRefund(ctx context.Context, st *SweepStats, o *store.Order) {
