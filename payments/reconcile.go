@@ -458,9 +458,13 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 				}
 				due = append(due, o)
 			}
+			taken := s.now()
 			for _, o := range s.sweepLeases(ctx, due) {
 				if err := ctx.Err(); err != nil {
 					return err
+				}
+				if !s.keepLease(ctx, o.OrderNo, taken) {
+					continue
 				}
 				st.Checked++
 				octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
@@ -534,6 +538,34 @@ func (s *Service) sweepLeases(ctx context.Context, due []*store.Order) []*store.
 		s.m.reconcile.WithLabelValues("sweep", "elsewhere").Add(float64(n))
 	}
 	return mine
+}
+
+// keepLease reports whether this replica's sweep still holds orderNo's
+// lease, taken with its page's at taken, so may reconcile it now. A pass
+// reconciles a page's orders one after the other, and one that ran long
+// (many pending orders, a slow WeChat Pay) outlived the leases of those it
+// had not reached yet: another replica's tick took them, and both replicas
+// asked WeChat Pay about them (closed them, sent their refunds again) at
+// once. From half an interval after taken, the lease is renewed before the
+// order is reconciled (one store round trip), and an order another replica
+// took meanwhile is left to it. A sole writer takes none; a store that
+// fails leaves the order to this replica, as sweepLeases does.
+func (s *Service) keepLease(ctx context.Context, orderNo string, taken time.Time) bool {
+	if s.opts.SoleWriter || s.now().Sub(taken) < s.opts.SweepInterval/2 {
+		return true
+	}
+	held, err := s.store.TakeLeases(ctx, s.holder, []string{sweepLeaseKey(orderNo)}, s.opts.SweepInterval)
+	if err == nil && len(held) != 1 {
+		err = fmt.Errorf("%d answers for 1 lease", len(held))
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "sweep: lease not renewed: store failed; sweeping the order", "order_no", orderNo, "err", err)
+		return true
+	}
+	if !held[0] {
+		s.m.reconcile.WithLabelValues("sweep", "elsewhere").Inc()
+	}
+	return held[0]
 }
 
 // releaseSweepLease gives back this replica's sweep lease of orderNo after

@@ -1345,6 +1345,7 @@ func (s *Service) alertRefundReview(ctx context.Context, orderNo, outRefundNo, r
 func (s *Service) sweepRefunds(ctx context.Context, st *SweepStats) error {
 	return s.eachPage(ctx, store.StatusRefunding, func(page []*store.Order) error {
 		due := page
+		taken := s.now()
 		if !s.opts.SoleWriter {
 			// With a shared store, one replica asks about a late refund
 			// per interval (sweepLeases), not each.
@@ -1359,6 +1360,9 @@ func (s *Service) sweepRefunds(ctx context.Context, st *SweepStats) error {
 		for _, o := range due {
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if !s.keepLease(ctx, o.OrderNo, taken) {
+				continue
 			}
 			s.sweepRefund(ctx, st, o)
 		}
@@ -1386,9 +1390,13 @@ func (s *Service) sweepRefundsInReview(ctx context.Context, st *SweepStats) erro
 				due = append(due, o)
 			}
 		}
+		taken := s.now()
 		for _, o := range s.sweepLeases(ctx, due) {
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if !s.keepLease(ctx, o.OrderNo, taken) {
+				continue
 			}
 			s.sweepRefundInReview(ctx, st, o)
 		}
