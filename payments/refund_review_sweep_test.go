@@ -101,3 +101,74 @@ func TestSweepAsksAboutARefundInFlightOnAnOrderInReview(t *testing.T) {
 		}
 	}
 }
+
+// refusedInReview is a WeChat Pay that refuses every refund, after the
+// order went to review meanwhile (before, runs during the call).
+type refusedInReview struct {
+	payments.Backend
+	before func()
+}
+
+func (b *refusedInReview) CreateRefund(ctx context.Context, req wechatpay.RefundRequest) (*wechatpay.Refund, error) {
+	b.before()
+	return nil, &wechatpay.APIError{Op: "refund", StatusCode: 400, Code: "INVALID_REQUEST", Message: "refused", Attempts: 1, Kind: wechatpay.ErrRejected}
+}
+
+// TestSweepEndsAReservationInReviewWhoseRefundWasNeverMade: the order went
+// to needs_review while the user's confirmed refund was on its way (WeChat
+// Pay's word of a refund made on the merchant platform came meanwhile),
+// and WeChat Pay refused the refund, or the confirmation stopped before it
+// reached WeChat Pay. Nothing put the order back (it is a person's), so it
+// stayed held by a refund WeChat Pay never made: no notification would
+// ever end it, and Resolve refused the order both ways ("wait for its
+// outcome") for good. The sweep, finding the refund unknown to WeChat Pay
+// once no confirmation can still be sending it, ends the reservation
+// without sending anything and keeps the refund's outcome (failed) for the
+// user's next turn; the order stays in review for the person, who can now
+// close it.
+func TestSweepEndsAReservationInReviewWhoseRefundWasNeverMade(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			var e *env
+			var o *store.Order
+			e = newEnv(t, envOptions{driver: driver, storeClock: true, service: func(opts *payments.Options) {
+				opts.SoleWriter = driver == "embedded"
+				opts.Backend = &refusedInReview{Backend: opts.Backend, before: func() {
+					w := refundWord{outRefundNo: "RFmerchantplatform0003", status: wechatpay.RefundSuccess, fen: 1000}
+					if status, body := e.postRefund(o, e.order(o.OrderNo).TransactionID, w); status/100 != 2 {
+						t.Errorf("refund notification: %d %s", status, body)
+					}
+				}}
+			}})
+			o = paidOrder(t, e, "oUser-review-never-made", 2) // 99.98 CNY
+			p := propose(t, e, o, 4999)
+			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err == nil {
+				t.Fatalf("confirm: no error; want the refusal")
+			}
+			if got := e.order(o.OrderNo); got.Status != store.StatusNeedsReview || got.RefundReservedBy != p.RefundID {
+				t.Fatalf("order %s held by %q; want needs_review, still held for %s", got.Status, got.RefundReservedBy, p.RefundID)
+			}
+			e.clock.Advance(2 * time.Minute)
+			if st, err := e.svc.Sweep(ctx); err != nil || st.Errors != 0 {
+				t.Fatalf("sweep: %+v, %v", st, err)
+			}
+			got := e.order(o.OrderNo)
+			if got.Status != store.StatusNeedsReview || got.RefundReservedBy != "" || got.RefundedFen != 0 {
+				t.Fatalf("after the sweep: %s, held by %q, refunded %d fen; want needs_review, held by none, nothing refunded",
+					got.Status, got.RefundReservedBy, got.RefundedFen)
+			}
+			if !slices.ContainsFunc(got.RefundOutcomes, func(r store.RefundOutcome) bool {
+				return r.OutRefundNo == p.OutRefundNo && r.Status == store.RefundFailed
+			}) {
+				t.Errorf("refund outcomes %+v; want %s failed, for the user's next turn", got.RefundOutcomes, p.OutRefundNo)
+			}
+			if r, err := e.svc.Resolve(ctx, o.OrderNo, store.StatusClosed); err != nil || r.Status != store.StatusClosed {
+				t.Errorf("resolve as closed: %v, %v; want closed", r, err)
+			}
+			if n := e.sim.RefundCount(o.OrderNo); n != 0 {
+				t.Errorf("refunds at WeChat Pay: %d; want none (nothing sent for an order in review)", n)
+			}
+		})
+	}
+}

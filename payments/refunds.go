@@ -1380,8 +1380,9 @@ func (s *Service) sweepRefunds(ctx context.Context, st *SweepStats) error {
 // refund: one whose notification was lost kept its order in review held
 // for good, and Resolve refused it ("wait for its outcome") for an outcome
 // nobody would ever ask about. Nothing is sent again for an order in
-// review: a person handles it. With a shared store the replicas divide
-// these orders as they divide the others (sweepLeases).
+// review (a person handles it): a refund WeChat Pay does not know ends its
+// reservation instead (endUnmadeInReview). With a shared store the
+// replicas divide these orders as they divide the others (sweepLeases).
 func (s *Service) sweepRefundsInReview(ctx context.Context, st *SweepStats) error {
 	return s.eachPage(ctx, store.StatusNeedsReview, func(page []*store.Order) error {
 		var due []*store.Order
@@ -1452,7 +1453,8 @@ func (s *Service) sweepRefundInReview(ctx context.Context, st *SweepStats, o *st
 // reconcileRefundInReview asks WeChat Pay about rec's refund, open on order
 // o in review, and records what it says (applyAnswer). A panic is an error,
 // as in reconcileRefundSafely. A refund WeChat Pay does not know is not sent
-// again: the order is a person's.
+// again (the order is a person's): its reservation is ended
+// (endUnmadeInReview).
 func (s *Service) reconcileRefundInReview(ctx context.Context, o *store.Order, rec *inFlight) (got *store.Order, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -1464,9 +1466,7 @@ func (s *Service) reconcileRefundInReview(ctx context.Context, o *store.Order, r
 	r, err := s.backend.QueryRefund(ctx, rec.Proposal.OutRefundNo)
 	if errors.Is(err, wechatpay.ErrNotFound) {
 		s.m.reconcile.WithLabelValues("refund_review", "not_found").Inc()
-		s.log.WarnContext(ctx, "sweep: the refund in flight on an order in review is unknown to wechat pay; not sent again, left to a person",
-			"order_no", o.OrderNo, "out_refund_no", rec.Proposal.OutRefundNo)
-		return o, nil
+		return s.endUnmadeInReview(ctx, o, rec)
 	}
 	if err != nil {
 		s.m.reconcile.WithLabelValues("refund_review", "error").Inc()
@@ -1475,6 +1475,41 @@ func (s *Service) reconcileRefundInReview(ctx context.Context, o *store.Order, r
 	s.m.reconcile.WithLabelValues("refund_review", strings.ToLower(r.Status)).Inc()
 	res, err := s.applyAnswer(ctx, &RefundResult{Proposal: &rec.Proposal, Order: o}, r, "sweep")
 	return res.Order, err
+}
+
+// endUnmadeInReview ends the reservation of order o, in review, for rec's
+// refund, which WeChat Pay does not know: refused when the confirmation
+// sent it (revertRefund leaves an order in review as it is), or never sent
+// (the confirmation stopped after recording it). Nothing is sent for an
+// order in review, and no notification will ever end the reservation, so
+// it held the order for good and Resolve refused it both ways. It is ended
+// only once no confirmation can still be sending the refund: with a
+// shared store, recordedGrace after its ConfirmedAt (refundCallTimeout
+// bounds that call); a sole writer's sweep holds the order (adopt), so
+// none of its confirmations is at it. The refund's outcome, failed, is
+// kept for the user's next turn (noteOutcome); the review reason is left
+// as it is, for the person. A SUCCESS of it that came all the same would
+// still be counted: the order's refund record still names it.
+func (s *Service) endUnmadeInReview(ctx context.Context, o *store.Order, rec *inFlight) (*store.Order, error) {
+	if !s.opts.SoleWriter && s.now().Sub(rec.ConfirmedAt) < recordedGrace {
+		return o, nil
+	}
+	got, changed, err := s.update(withRefund(ctx, &rec.Proposal), o.OrderNo, "sweep", "", func(c *store.Order) (*store.Order, error) {
+		if !refundInReview(c, rec) {
+			return nil, nil
+		}
+		s.noteOutcome(c, &rec.Proposal, rec.Proposal.AmountFen, store.RefundFailed)
+		c.RefundReservedBy = ""
+		return c, nil
+	})
+	if err != nil {
+		return got, err
+	}
+	if changed {
+		s.log.WarnContext(ctx, "sweep: the refund in flight on an order in review is unknown to wechat pay; its reservation ended, nothing sent, the order left to a person",
+			"order_no", o.OrderNo, "refund_id", rec.Proposal.RefundID, "out_refund_no", rec.Proposal.OutRefundNo)
+	}
+	return got, nil
 }
 
 // sweepRefund is sweepRefunds' work on one refunding order o, as its page
