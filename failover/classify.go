@@ -485,14 +485,36 @@ func answerError(path string, data []byte) *failure {
 }
 
 // objectStatus is the HTTP status an error object stands for: its numeric
-// code or status (OpenRouter), else by its code or type (statusOfCode).
+// code or status (OpenRouter), or a code that is an HTTP error status
+// written as a string (LiteLLM's proxy: {"code": "429"}), else by its code
+// or type (statusOfCode).
 func objectStatus(e gjson.Result, f *failure) int {
 	if code := e.Get("code"); code.Type == gjson.Number && code.Int() >= 400 && code.Int() <= 599 {
 		return int(code.Int())
 	} else if st := e.Get("status"); st.Type == gjson.Number && st.Int() >= 400 && st.Int() <= 599 {
 		return int(st.Int())
+	} else if n, ok := statusString(code); ok {
+		return n
 	}
 	return statusOfCode(f.errCode, f.errType)
+}
+
+// statusString reads a code that is an HTTP error status as a string of
+// three digits, 400 to 599. Other numbers in a string are business codes
+// (Zhipu's 1301, 1113), read by their meaning (statusOfCode).
+func statusString(code gjson.Result) (int, bool) {
+	s := code.Str
+	if code.Type != gjson.String || len(s) != 3 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < 3; i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, n >= 400 && n <= 599
 }
 
 // resourceFinish is DeepSeek's finish_reason for an answer its inference

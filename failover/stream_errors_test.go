@@ -213,6 +213,9 @@ func TestInStreamErrorClassified(t *testing.T) {
 		{"dashscope output moderation", dashScopeInspection, CauseClientError, true, "data_inspection_failed"},
 		{"openrouter moderation", openRouterFlagged, CauseClientError, true, "403"},
 		{"rate limit", errBody("", "rate_limit_exceeded", "slow"), CauseRateLimited, false, "rate_limit_exceeded"},
+		// LiteLLM's proxy writes the status as a string code: a refusal
+		// is not finished by another provider.
+		{"litellm content policy, code as a string", `{"error":{"message":"litellm.ContentPolicyViolationError: flagged","type":"None","param":"None","code":"400"}}`, CauseClientError, true, "400"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
