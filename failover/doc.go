@@ -44,7 +44,9 @@
 //   - no headers before first_byte (a stream), or (a non-stream request)
 //     before its share of the round's time while a later target could
 //     answer, else before total; no token before first_token: the next
-//     target at once;
+//     target at once. A connect timeout, or a stream's first_byte, tells
+//     of the provider, not of its model: its other targets are passed
+//     over for the rest of the round (round.silent);
 //   - 400 context length, 413 (the body's size), 404, a 400 that says the
 //     model does not exist (model_not_found and the like): the next
 //     target; other 4xx: the round ends and the provider's own error

@@ -30,6 +30,7 @@ var latencyBuckets = []float64{.05, .1, .25, .5, 1, 2, 4, 8, 15, 30, 60, 120, 30
 const (
 	failoverBreaker = "breaker_open" // open, or half-open with its probe out
 	failoverCooling = "cooling_down"
+	failoverSilent  = "silent" // its provider did not answer earlier in the round
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

@@ -57,9 +57,31 @@ type round struct {
 	// (openElsewhere), where a refusal of the call is this provider's,
 	// not the request's fault.
 	elsewhere bool
+	// silent are the providers that let an attempt of this round go
+	// without an answer (silentFailure): their other targets are passed
+	// over for the rest of the round.
+	silent []*provider
 }
 
-// skip is a target passed over without an attempt (cool-down or breaker).
+// silentFailure reports a failure that tells of the provider, not of the
+// target's model: its endpoint did not answer at all (the connection was
+// not made in time, or a stream's head did not come before first_byte).
+// SPEC 5 moves on from such a provider at once, since asking it again
+// only doubles the wait, and asked for another of its models it is as
+// silent: with two targets on one provider, the defaults' two 30 s waits
+// spent the round's 60 s before the next provider was asked. A
+// non-stream answer's head comes with the whole answer, so its wait tells
+// of the model; so does a head without a token (first_token).
+func silentFailure(req *Request, f *failure) bool {
+	return f.cause == CauseConnectTimeout || f.cause == CauseFirstByteTimeout && req.Stream
+}
+
+// causeSilent is the skip cause of a target whose provider was silent
+// earlier in the round (silentFailure).
+const causeSilent = "no answer from the provider this round"
+
+// skip is a target passed over without an attempt (cool-down, breaker, or
+// its provider silent earlier in the round).
 type skip struct {
 	t        *target
 	until    time.Time // zero: breaker, end unknown
@@ -202,7 +224,7 @@ func (r *Router) runRound(ctx context.Context, rd *round, order []*target) (*Res
 	// round: a single-provider model then rides out a rate limit.
 	slices.SortFunc(rd.skipped, func(a, b skip) int { return a.until.Compare(b.until) })
 	for _, s := range rd.skipped {
-		if s.until.IsZero() {
+		if s.until.IsZero() || slices.Contains(rd.silent, s.t.p) {
 			continue
 		}
 		ok, err := r.waitOut(rd, s.t)
@@ -340,6 +362,10 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			return nil, true
 		}
 		if retries == 0 && !waited {
+			if slices.Contains(rd.silent, p) {
+				rd.skipped = append(rd.skipped, skip{t: t, cause: causeSilent, failover: failoverSilent, next: len(rest) > 0})
+				return nil, false
+			}
 			if until, why, cooling := p.cooling(now); cooling {
 				rd.skipped = append(rd.skipped, skip{t: t, until: until, cause: why.cause, limited: why.limited, failover: failoverCooling, next: len(rest) > 0})
 				return nil, false
@@ -413,6 +439,9 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			continue
 		}
 		rd.fails = append(rd.fails, f)
+		if silentFailure(rd.req, f) && !slices.Contains(rd.silent, p) {
+			rd.silent = append(rd.silent, p)
+		}
 		if generation(rd.req) && failedOwn(f) {
 			t.failed[latencyKind(rd.stream)].Store(r.opts.Now().UnixNano())
 		}
@@ -431,7 +460,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				"so it was not sent again; check before sending it again", methodOf(rd.req), pathOnly(rd.req.Path), p.name))
 		}
 		var turn time.Time // the retry's send turn after a rate limit, if it took one
-		if d.next == stepRetry && r.fo.MaxAttempts-rd.attempts <= r.untried(rest) {
+		if d.next == stepRetry && r.fo.MaxAttempts-rd.attempts <= r.untried(rd, rest) {
 			// The attempts left are no more than the targets not yet
 			// asked: a retry here would leave one of them unasked, and a
 			// healthy later target is a better bet than a failing one.
@@ -520,7 +549,7 @@ func (r *Router) countSkips(rd *round, resp *Response) {
 // Its first_byte is not the bound (a stream's is): it would cut every
 // long answer, and then the fallback's, each billed.
 func (r *Router) nonStreamWait(rd *round, left time.Duration, rest []*target) (roundLeft, headWait time.Duration) {
-	later := min(r.untried(rest), r.fo.MaxAttempts-rd.attempts)
+	later := min(r.untried(rd, rest), r.fo.MaxAttempts-rd.attempts)
 	if later <= 0 || rd.req.AtMostOnce {
 		// An AtMostOnce request is never sent again once written, so
 		// whatever targets follow, this attempt is its last chance:
@@ -533,7 +562,8 @@ func (r *Router) nonStreamWait(rd *round, left time.Duration, rest []*target) (r
 }
 
 // untried counts the targets of rest that the round could still ask: not
-// cooling down and without a breaker still in its open period. The
+// cooling down, without a breaker still in its open period, and not of a
+// provider silent earlier in the round (round.silent). The
 // mirrored breaker state moves from open to half-open only when someone
 // asks the breaker, so a fallback whose cool-down has passed while no
 // round touched it still reads open: counted out by that, a silent
@@ -541,11 +571,11 @@ func (r *Router) nonStreamWait(rd *round, left time.Duration, rest []*target) (r
 // of the round (nonStreamWait), and a failing primary's retry spent the
 // last attempt before the recovered fallback's probe. breakerLeft says
 // whether the open period is over, without the breaker's lock.
-func (r *Router) untried(rest []*target) int {
+func (r *Router) untried(rd *round, rest []*target) int {
 	n := 0
 	now := r.opts.Now()
 	for _, t := range rest {
-		if _, _, cooling := t.p.cooling(now); cooling || t.p.breakerLeft() > 0 {
+		if _, _, cooling := t.p.cooling(now); cooling || t.p.breakerLeft() > 0 || slices.Contains(rd.silent, t.p) {
 			continue
 		}
 		if _, cooling := t.cooling(now); cooling {

@@ -1,0 +1,121 @@
+package failover
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/config"
+)
+
+// TestSilentProviderNotAskedAgainInTheRound: a provider that let a
+// stream's attempt go without a head (first_byte, or connect timed out)
+// is silent, not its model: SPEC 5 moves on at once because "retrying a
+// silent provider only doubles the wait". A model with a second target on
+// the same provider (OpenRouter serving two upstream models) used to ask
+// it next and wait out first_byte again; with the defaults, two 30 s
+// waits spent the round's 60 s and the round ended 504 before the healthy
+// provider after them was asked.
+func TestSilentProviderNotAskedAgainInTheRound(t *testing.T) {
+	t.Parallel()
+	twoOnA := func(cfg *config.Config) {
+		cfg.Models[0].Targets = []config.Target{
+			{Provider: "a", Model: "up-a", Weight: 1},
+			{Provider: "a", Model: "up-a2", Weight: 1},
+			{Provider: "b", Model: "up-b", Weight: 1},
+		}
+	}
+	e := newEnv(t, map[string]func(*fconn, int){"a": always((*fconn).hang)}, []string{"a", "b"}, twoOnA)
+	got := e.open(t.Context(), true)
+	if got.openErr != nil {
+		t.Fatalf("Open: %v; want b's answer", got.openErr)
+	}
+	if got.provider != "b" {
+		t.Errorf("answered by %q; want b", got.provider)
+	}
+	if n := len(e.fakes["a"].hits()); n != 1 {
+		t.Errorf("silent provider a asked %d times in the round; want 1", n)
+	}
+	if got.took > tFirstByte+slack {
+		t.Errorf("round took %v; want about one first_byte (%v)", got.took, tFirstByte)
+	}
+	if got.attempts != 2 {
+		t.Errorf("Attempts %d; want 2", got.attempts)
+	}
+
+	// A round that has no other provider says why a's other target was
+	// not asked.
+	e2 := newEnv(t, map[string]func(*fconn, int){"a": always((*fconn).hang)}, []string{"a"}, func(cfg *config.Config) {
+		cfg.Models[0].Targets = []config.Target{
+			{Provider: "a", Model: "up-a", Weight: 1},
+			{Provider: "a", Model: "up-a2", Weight: 1},
+		}
+	})
+	got = e2.open(t.Context(), true)
+	var ue *UpstreamError
+	if !errors.As(got.openErr, &ue) {
+		t.Fatalf("Open error %v; want *UpstreamError", got.openErr)
+	}
+	if ue.Status != 504 || ue.Code != CauseFirstByteTimeout {
+		t.Errorf("got %d %q; want 504 %q (%s)", ue.Status, ue.Code, CauseFirstByteTimeout, ue.Message)
+	}
+	if !strings.Contains(ue.Message, "a: skipped") {
+		t.Errorf("message %q; want it to say a's other target was skipped", ue.Message)
+	}
+	if n := len(e2.fakes["a"].hits()); n != 1 {
+		t.Errorf("silent provider a asked %d times in the round; want 1", n)
+	}
+}
+
+// TestHeadWithoutTokenIsTheModels: a provider that sent its head but no
+// token in time (first_token) is up, and its model is slow: its other
+// target is still asked.
+func TestHeadWithoutTokenIsTheModels(t *testing.T) {
+	t.Parallel()
+	slowFirst := func(c *fconn, n int) {
+		if strings.Contains(c.lastBody, `"up-a2"`) {
+			okStream(c, "from a2")
+			return
+		}
+		c.sse()
+		c.event(roleChunk())
+		c.pause(tFirstToken + 500*time.Millisecond)
+		c.dead = true
+	}
+	e := newEnv(t, map[string]func(*fconn, int){"a": slowFirst}, []string{"a", "b"}, func(cfg *config.Config) {
+		cfg.Models[0].Targets = []config.Target{
+			{Provider: "a", Model: "up-a", Weight: 1},
+			{Provider: "a", Model: "up-a2", Weight: 1},
+			{Provider: "b", Model: "up-b", Weight: 1},
+		}
+	})
+	got := e.open(t.Context(), true)
+	if got.openErr != nil {
+		t.Fatalf("Open: %v; want a2's answer", got.openErr)
+	}
+	if got.provider != "a" || !strings.HasSuffix(got.text, "from a2") {
+		t.Errorf("answered by %q with %q; want a's second target", got.provider, got.text)
+	}
+}
+
+// TestSilentProviderNotWaitedFor: a target skipped for a limit on its own
+// model, whose cool-down the round would wait out at its end, is not asked
+// once its provider went silent on another of its models in the round.
+func TestSilentProviderNotWaitedFor(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, map[string]func(*fconn, int){"a": always((*fconn).hang)}, []string{"a"}, func(cfg *config.Config) {
+		cfg.Models[0].Targets = []config.Target{
+			{Provider: "a", Model: "up-a", Weight: 1},
+			{Provider: "a", Model: "up-a2", Weight: 1},
+		}
+	})
+	e.r.models[0].targets[0].coolDown(e.clock.Now().Add(2 * time.Second))
+	got := e.open(t.Context(), true)
+	if got.openErr == nil {
+		t.Fatalf("answered by %q; want no answer", got.provider)
+	}
+	if n := len(e.fakes["a"].hits()); n != 1 {
+		t.Errorf("silent provider a asked %d times in the round; want 1", n)
+	}
+}
