@@ -683,6 +683,13 @@ func causeOf(f *failure) string {
 		return CauseRateLimited
 	case status == http.StatusRequestTimeout, status >= 500:
 		return CauseServerError
+	case status == http.StatusForbidden && isModelNotFound(f):
+		// OpenAI refuses a project key one model it is not allowed with a
+		// 403 model_not_found ("Project `proj_…` does not have access to
+		// model `gpt-4o`"): the target's model, as a 404 is, not a wrong
+		// key. As a misconfigured provider it was out of every round, its
+		// other models with it, for the cool-down.
+		return CauseModelNotFound
 	case status == http.StatusUnauthorized, status == http.StatusForbidden:
 		return CauseMisconfigured
 	case status == http.StatusBadRequest && isBadKey(f):
