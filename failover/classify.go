@@ -679,6 +679,15 @@ func causeOf(f *failure) string {
 		// (OpenRouter's moderation is a 403): no other provider is asked
 		// and the provider is not at fault (SPEC 5).
 		return CauseClientError
+	case status == http.StatusTooManyRequests && overTokenLimit(f.errMsg):
+		// OpenAI's 429 for a request larger than the target's
+		// tokens-per-minute limit: no wait mends it (Groq says it with a
+		// 413). As a rate limit it cooled the whole provider down for
+		// every bot and was asked again in vain, and a bot with no other
+		// target got a 429 its SDK retried for ever. It is this request's
+		// size at this target: a 413, the next target at once.
+		f.status = http.StatusRequestEntityTooLarge
+		return CauseRequestTooLarge
 	case status == http.StatusTooManyRequests, status == http.StatusServiceUnavailable, status == 529:
 		return CauseRateLimited
 	case status == http.StatusRequestTimeout, status >= 500:
@@ -848,6 +857,19 @@ func affordsFewer(msg string) bool {
 	}
 	n, err := strconv.ParseInt(rest[:i], 10, 64)
 	return err == nil && n > 0
+}
+
+// overTokenLimit reports a rate limit's message that begins by saying
+// the request alone is larger than a tokens-per-minute limit, as OpenAI's
+// does ("Request too large for gpt-4o in organization org-… on tokens per
+// min (TPM): Limit 30000, Requested 36278. The input or output tokens must
+// be reduced in order to run successfully."; Groq's, sent with a 413,
+// says "tokens per minute"). Only the start counts, as for billingMessage:
+// a limit reached by the requests before ("Rate limit reached for …")
+// passes with a wait, and stays a rate limit.
+func overTokenLimit(msg string) bool {
+	m := strings.ToLower(strings.TrimSpace(msg))
+	return strings.HasPrefix(m, "request too large for") && strings.Contains(m, "tokens per min")
 }
 
 // keyLimitMessage reports a 401's or 403's message that begins by saying

@@ -47,9 +47,11 @@
 //     target at once. A connect timeout, or a stream's first_byte, tells
 //     of the provider, not of its model: its other targets are passed
 //     over for the rest of the round (round.silent);
-//   - 400 context length, 413 (the body's size), 404, a 400 or 403 that
-//     says the model does not exist (model_not_found and the like; OpenAI's
-//     403 for a project key not allowed the model): the next target;
+//   - 400 context length, 413 (the body's size, or a 429 saying the
+//     request alone is over a tokens-per-minute limit), 404, a 400 or 403
+//     that says the model does not exist (model_not_found and the like;
+//     OpenAI's 403 for a project key not allowed the model): the next
+//     target;
 //     other 4xx: the round ends and the provider's own error reaches the
 //     client. A context length or 413 ending the round reaches
 //     the client as the provider's own too (a 413 as request_too_large
