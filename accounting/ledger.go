@@ -110,7 +110,7 @@ type Ledger struct {
 	cost       *prometheus.CounterVec
 	completed  prometheus.Counter
 	txCost     prometheus.Counter
-	perTxGauge prometheus.Gauge
+	perTxGauge *perTxCollector
 	dropped    prometheus.Counter
 
 	// Turns dropped since the last log line about it, and that line's
@@ -202,14 +202,13 @@ func New(cfg *config.Config, st SessionStore, reg prometheus.Registerer, log *sl
 		txCost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "paygate_transaction_llm_cost_total", Help: "LLM spend of the conversations that ended in a paid order; divide by paygate_transactions_completed_total for the cost per completed transaction.",
 		}),
-		perTxGauge: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "paygate_cost_per_transaction", Help: "This replica's LLM cost per completed transaction so far.",
-		}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "paygate_accounting_dropped_total", Help: "Turns whose cost was not added to their conversation because the queue of conversation-cost writes was full (the store not answering): a later paid order of the conversation does not carry it. The turn still counts in the LLM spend.",
 		}),
 		dropLog: rate.Sometimes{Interval: dropLogEvery},
 	}
+	l.perTxGauge = &perTxCollector{l: l, desc: prometheus.NewDesc("paygate_cost_per_transaction",
+		"This replica's LLM cost per completed transaction so far (no series before its first).", nil, nil)}
 	for _, p := range cfg.Providers {
 		for model, pr := range p.Prices {
 			cached := pr.CachedInput.Micros
@@ -702,10 +701,30 @@ func (l *Ledger) recordPaid(cost Pico) {
 	b.txCost = addPico(b.txCost, cost)
 	l.totals.paidOrders++
 	l.totals.txCost = addPico(l.totals.txCost, cost)
-	if l.totals.paidOrders > 0 {
-		l.perTxGauge.Set((l.totals.txCost / Pico(l.totals.paidOrders)).Units())
-	}
 	l.mu.Unlock()
+}
+
+// perTxCollector is paygate_cost_per_transaction: the stats' cost per
+// completed transaction, read from the totals at each scrape, and no
+// series before this replica's first paid order, when the stats say null
+// (the console "—"). A gauge read 0 then, a transaction that cost
+// nothing, at every start of every replica.
+type perTxCollector struct {
+	l    *Ledger
+	desc *prometheus.Desc
+}
+
+// Describe implements prometheus.Collector.
+func (c *perTxCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *perTxCollector) Collect(ch chan<- prometheus.Metric) {
+	c.l.mu.Lock()
+	cost, n := c.l.totals.txCost, c.l.totals.paidOrders
+	c.l.mu.Unlock()
+	if n > 0 {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, (cost / Pico(n)).Units())
+	}
 }
 
 // hoursKept is the hourly series' span: the current hour and the 47

@@ -852,3 +852,36 @@ func TestHugeCostsDoNotWrap(t *testing.T) {
 		})
 	}
 }
+
+// TestCostPerTransactionGaugeAgreesWithStats: paygate_cost_per_transaction
+// says what GET /admin/api/stats's cost_per_transaction says. Before this
+// replica has counted a paid order (every replica, after every restart)
+// the stats say null and the console "—", no figure; the gauge read 0, a
+// transaction that cost nothing, and a dashboard's line dropped to 0 at
+// each restart. It has no series until there is a figure.
+func TestCostPerTransactionGaugeAgreesWithStats(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	l := testLedgerOn(t, &memStore{m: map[string]int64{}}, reg, io.Discard)
+	defer l.Close()
+	ctx := context.Background()
+	a := l.Round(ctx, "p", "m", Usage{1000, 200, 0, 0})
+	l.Turn(ctx, "bot", "u", "s", a)
+	l.Flush()
+	if s := l.Stats(); s.CostPerTransaction != nil {
+		t.Fatalf("stats before a paid order: %s; want null", *s.CostPerTransaction)
+	}
+	if n := testutil.CollectAndCount(reg, "paygate_cost_per_transaction"); n != 0 {
+		t.Errorf("paygate_cost_per_transaction has %d series before a paid order; want none, as the stats say null", n)
+	}
+	l.Paid(ctx, "bot", "u", "s", "ORD-1")
+	l.Flush()
+	s := l.Stats()
+	if s.CostPerTransaction == nil || *s.CostPerTransaction != a.String() {
+		t.Fatalf("stats after the paid order: %v; want %s", s.CostPerTransaction, a)
+	}
+	want := fmt.Sprintf("# HELP paygate_cost_per_transaction This replica's LLM cost per completed transaction so far (no series before its first).\n"+
+		"# TYPE paygate_cost_per_transaction gauge\npaygate_cost_per_transaction %v\n", a.Units())
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "paygate_cost_per_transaction"); err != nil {
+		t.Error(err)
+	}
+}
