@@ -916,3 +916,42 @@ func TestCooledDownFallbackCountsAsAskable(t *testing.T) {
 		})
 	}
 }
+
+// TestLastTargetFailingIsNoFailover: a round whose last target fails after
+// its retry has no target to move to: it ends with the error, and no
+// failover is counted from that target. Every such round counted one, so a
+// single-provider model's outage read as failovers that never happened
+// (and with two targets down, two moves per round where one was made), as
+// a last target skipped is not counted (countSkips).
+func TestLastTargetFailingIsNoFailover(t *testing.T) {
+	tests := []struct {
+		name    string
+		targets []string
+		want    map[string]float64 // "provider/cause"
+	}{
+		{"the only target", []string{"a"}, map[string]float64{}},
+		{"both targets", []string{"a", "b"}, map[string]float64{"a/" + CauseServerError: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			urls := map[string]string{}
+			for _, name := range tc.targets {
+				urls[name] = newFakeProvider(t, nil, always(statusFn(500, ""))).url
+			}
+			cfg := testConfig(urls, tc.targets)
+			r, err := New(cfg, Options{Registerer: reg, Sleep: newFakeClock().Sleep})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if resp, err := r.Open(t.Context(), &Request{Model: "gpt", Path: "/chat/completions", Body: chatBody(false)}); err == nil {
+				resp.Close()
+				t.Fatal("answered; want the round to fail on 500s")
+			}
+			if got := failovers(t, reg, ""); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("failovers %v; want %v", got, tc.want)
+			}
+		})
+	}
+}

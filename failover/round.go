@@ -501,7 +501,13 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				raWaits++
 			}
 		case stepNext:
-			r.m.failovers.WithLabelValues(rd.model.name, p.name, f.cause).Inc()
+			if len(rest) > 0 {
+				// A move to a later target; from the round's last
+				// there is none: the round ends with its error, and a
+				// single-provider outage counted failovers that never
+				// happened (as a last target skipped is none, countSkips).
+				r.m.failovers.WithLabelValues(rd.model.name, p.name, f.cause).Inc()
+			}
 			return nil, false
 		default:
 			return nil, true
