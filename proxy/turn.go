@@ -592,6 +592,7 @@ func (t *turn) stream() {
 		if len(res.ClientCalls) == 0 && round+1 >= t.budget.MaxRounds {
 			// No round is left to tell the user what a payment call did, so
 			// none runs: the turn ends with the clarification (SPEC 3).
+			t.overRounds(res.PaymentCalls)
 			t.streamClarification(res.Model)
 			return
 		}
@@ -1135,6 +1136,16 @@ func (t *turn) execute(calls, client []interceptors.ToolCall) [][]byte {
 		msgs = append(msgs, interceptors.ToolResultMessage(c.ID, out.Result))
 	}
 	return msgs
+}
+
+// overRounds counts the payment calls of a round that spent max_rounds,
+// none of which runs, as refused over the turn's budget, as execute counts
+// calls over max_payment_calls: uncounted, the calls the model made read
+// short by them.
+func (t *turn) overRounds(calls []interceptors.ToolCall) {
+	for _, c := range calls {
+		t.s.metrics.toolCalls.WithLabelValues(t.metricTool(c.Name), "refused").Inc()
+	}
 }
 
 // strayCalls logs the payment calls a round's answer carried in a choice

@@ -87,6 +87,7 @@ func (t *turn) nonStream() {
 			// No round is left to tell the user what a payment call did, so
 			// none runs: the turn ends with the clarification (SPEC 3).
 			t.s.metrics.roundsExhausted.Inc()
+			t.overRounds(ans.payment)
 			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", joinText(joinText(spoken, ans.content, t.brk), t.clarification(), t.brk))
 			b, _ = sjson.DeleteBytes(b, "choices.0.message.tool_calls")
 			b, _ = sjson.SetBytes(b, "choices.0.finish_reason", "stop")

@@ -129,3 +129,51 @@ func TestBudgetExhaustionCountedNonStream(t *testing.T) {
 		})
 	}
 }
+
+// TestRoundBudgetRefusedCallsCounted: the payment calls of the round that
+// spends max_rounds are not run (the turn ends with the clarification) and
+// count on paygate_tool_calls_total as refused, over the turn's budget, as
+// calls over max_payment_calls do. They were counted under no outcome: the
+// calls the model made read one short of what it made for every turn that
+// spent its rounds, streamed or not.
+func TestRoundBudgetRefusedCallsCounted(t *testing.T) {
+	for _, stream := range []bool{true, false} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			var mu sync.Mutex
+			n := 0
+			up := newScriptedProvider(t, func(string) scriptRound {
+				mu.Lock()
+				defer func() { n++; mu.Unlock() }()
+				if stream {
+					return toolRound("q"+strconv.Itoa(n), [2]string{"query_order", `{"order_no":"PG-unknown"}`})
+				}
+				return wholeToolRound("q"+strconv.Itoa(n), [2]string{"query_order", `{"order_no":"PG-unknown"}`})
+			})
+			url, a := paymentApp(t, up.URL, "")
+			if stream {
+				if _, err := streamText(t, userClient(url), "where is my order?"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				resp := postAs(t, url, e2eClientKey, testOpenID, `{"model":"gpt-4o","messages":[{"role":"user","content":"where is my order?"}]}`)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+			rounds := a.cfg.Payments.Budget.MaxRounds
+			mu.Lock()
+			made := n
+			mu.Unlock()
+			if made != rounds {
+				t.Fatalf("%d rounds; want max_rounds, %d", made, rounds)
+			}
+			m := scrape(t, url)
+			for outcome, want := range map[string]float64{"executed": float64(rounds - 1), "refused": 1} {
+				if got := metricSum(t, m, "paygate_tool_calls_total", map[string]string{"tool": "query_order", "outcome": outcome}); got != want {
+					t.Errorf(`paygate_tool_calls_total{tool="query_order",outcome=%q} = %v; want %v (one call a round, the last round's over max_rounds)`, outcome, got, want)
+				}
+			}
+		})
+	}
+}
