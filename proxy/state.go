@@ -148,6 +148,13 @@ func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller)
 	lctx, cancel := s.stateCtx(ctx)
 	st, err := s.state.LoadUserState(lctx, c.Client, c.User)
 	cancel()
+	if err != nil && ctx.Err() != nil {
+		// The bot hung up (or the drain deadline came) during the load,
+		// which it ended: no sign of the store's health, and the turn ends
+		// without a round. Counted, a bot that timed out read as the store
+		// being slow or away.
+		return nil
+	}
 	if err != nil {
 		s.metrics.stateUnavailable.Inc()
 		s.log.Warn("payment state unavailable; the turn goes on without it", "request_id", reqID, "err", err)

@@ -1,0 +1,87 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/proxy/h1/h1test"
+	"github.com/paygate/paygate/store"
+)
+
+// startedState is hungState that says when a state load has begun.
+type startedState struct {
+	hungState
+	started chan struct{}
+}
+
+func (s *startedState) LoadUserState(ctx context.Context, c, u string) (*store.UserState, error) {
+	close(s.started)
+	return s.hungState.LoadUserState(ctx, c, u)
+}
+
+// TestClientGoneDuringStateLoadIsNoStoreOutage: a bot that hangs up while
+// its turn's payment state loads ends the load, and the store, which was
+// only asked, is not counted unavailable: paygate_state_unavailable_total
+// ("the store is slow or away", README) rose with every bot that timed out
+// or was stopped early, and the log warned that the state was unavailable.
+func TestClientGoneDuringStateLoadIsNoStoreOutage(t *testing.T) {
+	fp := newFakeProvider(t, jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}]}`))
+	cfg := testConfig(t, fp.URL, nil)
+	logs := &logtest.Buffer{}
+	log := logging.New(logs, slog.LevelDebug, cfg.Secrets())
+	reg := prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	st := &startedState{started: make(chan struct{})}
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
+		HashKey: []byte(cfg.Privacy.HashKey), Tools: queryTools{}, State: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	h := s.Handler()
+	srv := h1test.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(done)
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+testClientKey)
+	req.Header.Set("X-WeChat-OpenID", "o-user-1")
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	<-st.started
+	cancel()
+	<-done
+	<-errc
+	want := fmt.Sprintf("# HELP paygate_state_unavailable_total %s\n# TYPE paygate_state_unavailable_total counter\npaygate_state_unavailable_total 0\n",
+		"Turns served without payment state because the store did not answer.")
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "paygate_state_unavailable_total"); err != nil {
+		t.Error(err)
+	}
+	if strings.Contains(logs.String(), "payment state unavailable") {
+		t.Errorf("logged the state unavailable for a bot that hung up:\n%s", logs.String())
+	}
+}
