@@ -317,6 +317,15 @@ func (s *Server) handleRefundAnswer(confirm bool) http.HandlerFunc {
 // what names the object ("order", "refund") in not-found messages.
 func (s *Server) paymentsError(r *http.Request, err error, what string) *apiError {
 	e := &apiError{Type: "invalid_request_error"}
+	if errors.Is(err, context.Canceled) && clientLeft(r) {
+		// The bot hung up, which ended the call (the Redis driver passes
+		// the cancel on as it is): nobody reads an answer, and nothing
+		// failed. 499 is for the metrics only, as a chat turn's (failTurn);
+		// the default's 500 counted among the server's errors and logged
+		// the payment system failed.
+		e.Status, e.Message = 499, "paygate: the client closed the request"
+		return e
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, payments.ErrNotOwner):
 		e.Status, e.Code, e.Message = http.StatusNotFound, what+"_not_found", "paygate: no such "+what+" for this user"
