@@ -757,6 +757,11 @@ func (s *Server) handleAdminRefunds(w http.ResponseWriter, r *http.Request) {
 // adminFailed maps a payments error to an admin JSON error.
 func (s *Server) adminFailed(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
+	case errors.Is(err, context.Canceled) && clientLeft(r):
+		// The operator's console or script went away, which ended the
+		// call (the Redis driver passes the cancel on as it is): nothing
+		// failed. 499 is for the metrics only, as a chat turn's.
+		adminError(w, 499, "the client closed the request")
 	case errors.Is(err, store.ErrNotFound):
 		adminError(w, http.StatusNotFound, "no such order")
 	case errors.Is(err, payments.ErrNotAwaitingApproval):

@@ -232,6 +232,10 @@ func (a *adminAudit) erase(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *adminAudit) failed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && clientLeft(r) {
+		adminError(w, 499, "the client closed the request") // as adminFailed
+		return
+	}
 	if errors.Is(err, store.ErrDataLost) {
 		adminError(w, http.StatusServiceUnavailable, store.DataLostAdvice)
 		return

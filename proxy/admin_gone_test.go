@@ -1,0 +1,63 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/paygate/paygate/config"
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/store"
+)
+
+// canceledLists is an AdminPayments whose lists fail with the caller's
+// cancellation, as the Redis driver passes it on (mapErr).
+type canceledLists struct{ AdminPayments }
+
+func (canceledLists) ListOrders(ctx context.Context, _ store.OrderFilter) ([]*store.Order, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestAdminClientGoneIsNoServerError: an operator's console or script that
+// goes away while an admin list is read counts as 499, as a bot's chat turn
+// does: it counted as a 500 "internal error" on paygate_requests_total and
+// logged that the admin API failed.
+func TestAdminClientGoneIsNoServerError(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = auditAdminToken })
+	logs := &logtest.Buffer{}
+	log := logging.New(logs, slog.LevelDebug, cfg.Secrets())
+	reg := prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg, AdminPayments: canceledLists{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	s.MountAdminAPI(mux)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // the operator has gone
+	req := httptest.NewRequest(http.MethodGet, "/admin/api/orders", nil).WithContext(ctx)
+	req.Header.Set("Authorization", "Bearer "+auditAdminToken)
+	mux.ServeHTTP(httptest.NewRecorder(), req)
+	for status, want := range map[string]float64{"499": 1, "500": 0} {
+		if got := testutil.ToFloat64(s.metrics.requests.WithLabelValues("admin_orders", status)); got != want {
+			t.Errorf(`paygate_requests_total{route="admin_orders",status=%q} = %v; want %v`, status, got, want)
+		}
+	}
+	if strings.Contains(logs.String(), "admin API failed") {
+		t.Errorf("logged a failure for an operator who went away:\n%s", logs.String())
+	}
+}
