@@ -65,7 +65,11 @@ func AssistantToolMessage(content string, calls []ToolCall) []byte {
 // provider back: vLLM and SGLang answer 400 to a history whose arguments do
 // not parse, which would end the turn instead of the clarification the
 // call's result asks for and, in a kept exchange, fail every later request
-// of the conversation. The bot's own calls are never passed through it:
+// of the conversation. So are arguments that parse to no object (an
+// array, a string holding the object, null, a number), which the payment
+// tools refuse as such: SGLang answers 400 to them in a history too, and
+// Gemini, whose function call arguments are an object (a Struct), the
+// same. The bot's own calls are never passed through it:
 // they are what the model wrote, and the bot's history carries them so.
 // Nor is a custom call's input, which is text no provider parses.
 // Arguments nested deeper than MaxNesting are replaced unparsed: the model's
@@ -80,7 +84,8 @@ func AssistantToolMessage(content string, calls []ToolCall) []byte {
 func ParsableArguments(calls []ToolCall) []ToolCall {
 	var out []ToolCall
 	for i, c := range calls {
-		argsOK := c.Custom || c.Arguments == "" || !jsonstr.NestedOver(c.Arguments, MaxNesting) && gjson.Valid(c.Arguments)
+		argsOK := c.Custom || c.Arguments == "" ||
+			!jsonstr.NestedOver(c.Arguments, MaxNesting) && gjson.Valid(c.Arguments) && gjson.Parse(c.Arguments).IsObject()
 		if argsOK && c.Name != "" {
 			if out != nil {
 				out = append(out, c)

@@ -492,3 +492,58 @@ func TestRefusalOfAnUnreadCallHoldsTheFollowUp(t *testing.T) {
 		}
 	}
 }
+
+// objectArgsOnly validates history as SGLang does since
+// sgl-project/sglang#28035, and as Gemini, whose function call arguments
+// are a Struct: every assistant tool call's arguments must parse to a JSON
+// object, else 400. Otherwise it serves next.
+func objectArgsOnly(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bad := false
+		gjson.GetBytes(b, "messages.#.tool_calls.#.function.arguments").ForEach(func(_, per gjson.Result) bool {
+			per.ForEach(func(_, a gjson.Result) bool {
+				var v any
+				_ = json.Unmarshal([]byte(a.Str), &v) // nil when it does not parse
+				_, isObject := v.(map[string]any)
+				bad = bad || !isObject
+				return true
+			})
+			return true
+		})
+		if bad {
+			jsonHandler(400, `{"error":{"message":"tool call arguments must be a JSON object","type":"BadRequestError","param":null,"code":400}}`)(w, r)
+			return
+		}
+		r.Body = io.NopCloser(strings.NewReader(string(b)))
+		next(w, r)
+	}
+}
+
+// A payment call whose arguments are JSON but no object, in a mixed round,
+// does not carry them into the bot's follow-up through the kept exchange
+// either: they go back as {}.
+func TestNonObjectPaymentArgumentsInAKeptExchange(t *testing.T) {
+	r0 := sseHandler(
+		roundChunk+`[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"create_order","arguments":"[\"premium-monthly\"]"}}]},"finish_reason":null}]}`+"\n\n",
+		roundChunk+`[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]},"finish_reason":null}]}`+"\n\n",
+		roundChunk+`[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`+"\n\n", "data: [DONE]\n\n")
+	r1 := sseHandler(
+		roundChunk+`[{"index":0,"delta":{"role":"assistant","content":"Sunny. Which plan?"},"finish_reason":null}]}`+"\n\n",
+		roundChunk+`[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n", "data: [DONE]\n\n")
+	fp := newFakeProvider(t, objectArgsOnly(roundByRound(r0, r1)))
+	url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+	hdr := map[string]string{"X-WeChat-OpenID": "o-user-1"}
+	readAll(t, post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,`+weatherTool+`"messages":[{"role":"user","content":"buy premium; weather?"}]}`, hdr).Body)
+	follow := `{"model":"gpt-test","stream":true,` + weatherTool + `"messages":[{"role":"user","content":"buy premium; weather?"},` +
+		`{"role":"assistant","content":null,"tool_calls":[{"id":"call_w","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"SH\"}"}}]},` +
+		`{"role":"tool","tool_call_id":"call_w","content":"sunny"}]}`
+	resp := post(t, url, "/v1/chat/completions", follow, hdr)
+	if body := readAll(t, resp.Body); resp.StatusCode != 200 || !strings.Contains(body, "Which plan?") {
+		t.Errorf("bot's follow-up: %d %s", resp.StatusCode, body)
+	}
+	seen := fp.requests()
+	if last := string(seen[len(seen)-1].Body); !strings.Contains(last, "call_1") {
+		t.Errorf("the follow-up reached the provider without the kept payment exchange (call_1):\n%s", last)
+	}
+}
