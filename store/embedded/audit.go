@@ -219,13 +219,13 @@ func (d *DB) EraseAuditText(ctx context.Context, client, user string) (int, erro
 		if err := tx.Bucket(bAuditErasedC).Put(join(enc(client), enc(user)), u64(uint64(d.now().UnixNano()))); err != nil {
 			return err
 		}
-		k, err := eraseIndexed(tx, bAuditTextCU, join(enc(client), enc(user)), nil)
+		k, err := eraseIndexed(tx, bAuditTextCU, join(enc(client), enc(user)), client, user, nil)
 		n += k
 		if err != nil {
 			return err
 		}
 		chain := tx.Bucket(bAudit)
-		k, err = eraseIndexed(tx, bAuditTextUsr, enc(user), func(seq []byte) (bool, error) {
+		k, err = eraseIndexed(tx, bAuditTextUsr, enc(user), client, user, func(seq []byte) (bool, error) {
 			v := chain.Get(seq)
 			if v == nil {
 				return false, nil
@@ -242,10 +242,14 @@ func (d *DB) EraseAuditText(ctx context.Context, client, user string) (int, erro
 	return n, err
 }
 
-// eraseIndexed deletes the texts that index bucket name lists under prefix
-// (only those keep accepts, when set) with their index entries, and
-// reports how many.
-func eraseIndexed(tx *bolt.Tx, name, prefix []byte, keep func(seq []byte) (bool, error)) (int, error) {
+// eraseIndexed deletes the texts of user under client that index bucket
+// name lists under prefix (only those keep accepts, when set) with their
+// index entries, and reports how many texts it deleted. An entry is a
+// pointer, not the text: one whose text is gone (erased through the other
+// index already: an earlier version's text written again by this one is
+// in both) or is now another client's is dropped, and neither counted nor
+// followed, as the Redis store's erasure checks each text's owner.
+func eraseIndexed(tx *bolt.Tx, name, prefix []byte, client, user string, keep func(seq []byte) (bool, error)) (int, error) {
 	tb, ib := tx.Bucket(bAuditText), tx.Bucket(name)
 	var keys [][]byte
 	c := ib.Cursor()
@@ -264,15 +268,26 @@ func eraseIndexed(tx *bolt.Tx, name, prefix []byte, keep func(seq []byte) (bool,
 		}
 		keys = append(keys, append([]byte(nil), k...))
 	}
+	n := 0
 	for _, k := range keys {
-		if err := tb.Delete(k[len(prefix):]); err != nil {
-			return 0, err
+		seq := k[len(prefix):]
+		if v := tb.Get(seq); v != nil {
+			var r textRec
+			if err := unmarshal(v, &r); err != nil {
+				return 0, err
+			}
+			if r.User == user && (r.Client == "" || r.Client == client) {
+				if err := tb.Delete(seq); err != nil {
+					return 0, err
+				}
+				n++
+			}
 		}
 		if err := ib.Delete(k); err != nil {
 			return 0, err
 		}
 	}
-	return len(keys), nil
+	return n, nil
 }
 
 // AuditErasedAt implements store.Audit.
