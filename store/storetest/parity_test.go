@@ -305,3 +305,129 @@ func events(evs []store.Event) string {
 	slices.Sort(s)
 	return strings.Join(s, ",")
 }
+
+// TestParityKVMore: what TestParityKV does not call (sweep leases,
+// announcement claims beside an earlier version's counter, proposals
+// expired by the store and listed as open, tallies added in batches) on
+// two keys and two users, with time moving on.
+func TestParityKVMore(t *testing.T) {
+	sameOnEveryDriver(t, 30, func(t *testing.T, st store.Store, clock *storetest.Clock, r *rand.Rand) []string {
+		ctx := context.Background()
+		ttl := func() time.Duration { return time.Duration(1+r.IntN(5)) * time.Second }
+		key := func() string { return []string{"a", "b"}[r.IntN(2)] }
+		user := func() string { return []string{"u", "v"}[r.IntN(2)] }
+		var out []string
+		for step := range 80 {
+			var s string
+			switch r.IntN(11) {
+			case 0:
+				clock.Advance(time.Duration(r.IntN(3000)) * time.Millisecond)
+				s = "advance"
+			case 1:
+				held, err := st.TakeLeases(ctx, []string{"h1", "h2"}[r.IntN(2)], []string{"a", "b", key()}, ttl())
+				s = fmt.Sprintf("leases %v %s", held, errName(err))
+			case 2:
+				first, err := st.ClaimAnnouncement(ctx, "c", user(), "paid:", key(), ttl())
+				s = fmt.Sprintf("announce %v %s", first, errName(err))
+			case 3:
+				// An earlier version's claim: only whether it was the
+				// first count is compared (a claim of this version raises
+				// the counter on Redis, where an earlier one may claim at
+				// once; the embedded file has one process).
+				n, err := st.IncrCounter(ctx, "paid:"+key(), ttl())
+				s = fmt.Sprintf("earlier announce %v %s", n == 1, errName(err))
+			case 4:
+				us, err := st.LoadUserState(ctx, "c", user())
+				s = fmt.Sprintf("state %d announced %s", len(us.Announced), errName(err))
+			case 5:
+				p, state, err := st.ExpireRefundProposal(ctx, key())
+				s = fmt.Sprintf("expire %v %s %s", p != nil, state, errName(err))
+			case 6:
+				ps, err := st.OpenRefundProposals(ctx, "c", user())
+				var ids []string
+				for _, p := range ps {
+					ids = append(ids, p.RefundID)
+				}
+				// Which are open is compared here; the order of those
+				// proposed at one instant is the conformance suite's.
+				slices.Sort(ids)
+				s = fmt.Sprintf("open %v %s", ids, errName(err))
+			case 7:
+				p := &store.RefundProposal{RefundID: key(), OrderNo: "o", Client: "c", User: user(), AmountFen: 1}
+				s = fmt.Sprintf("propose %s", errName(st.PutRefundProposal(ctx, p, ttl())))
+			case 8:
+				var err error
+				if r.IntN(2) == 0 {
+					_, err = st.ConsumeRefundProposal(ctx, key(), user())
+				} else {
+					_, err = st.CancelRefundProposal(ctx, key(), user())
+				}
+				s = fmt.Sprintf("answer %s", errName(err))
+			case 9:
+				err := st.AddTallies(ctx, []store.TallyAdd{{Key: key(), Delta: int64(r.IntN(5))}, {Key: key(), Delta: 1}}, ttl())
+				s = fmt.Sprintf("tallies %s", errName(err))
+			case 10:
+				n, err := st.TakeTally(ctx, key())
+				s = fmt.Sprintf("take %d %s", n, errName(err))
+			}
+			out = append(out, fmt.Sprintf("%d %s", step, s))
+		}
+		return out
+	})
+}
+
+// TestParityAuditText: records appended, their texts kept (some said
+// before an erasure, some for another client of the same user), read,
+// expired and erased, with time moving on.
+func TestParityAuditText(t *testing.T) {
+	sameOnEveryDriver(t, 30, func(t *testing.T, st store.Store, clock *storetest.Clock, r *rand.Rand) []string {
+		ctx := context.Background()
+		client := func() string { return []string{"c1", "c2"}[r.IntN(2)] }
+		user := func() string { return []string{"u", "v"}[r.IntN(2)] }
+		var out []string
+		for step := range 80 {
+			var s string
+			switch r.IntN(7) {
+			case 0:
+				clock.Advance(time.Duration(r.IntN(3000)) * time.Millisecond)
+				s = "advance"
+			case 1:
+				h, err := st.AuditHead(ctx)
+				if err == nil {
+					err = st.AppendAudit(ctx, store.AuditRecord{Seq: h.Seq + 1, PrevHash: h.Hash, Hash: fmt.Sprint("h", step),
+						Body: fmt.Appendf(nil, `{"client":%q}`, client()), User: user()})
+				}
+				s = "append " + errName(err)
+			case 2:
+				h, err := st.AuditHead(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				seq, c, u := uint64(r.IntN(int(h.Seq)+2)), client(), user()
+				said := clock.Now().Add(-time.Duration(r.IntN(3000)) * time.Millisecond)
+				err = st.PutAuditText(ctx, seq, c, u, fmt.Append(nil, "said ", step), said, time.Duration(1+r.IntN(5))*time.Second)
+				s = fmt.Sprintf("keep %d %s/%s %s", seq, c, u, errName(err))
+			case 3:
+				seq := uint64(r.IntN(8))
+				text, err := st.GetAuditText(ctx, seq)
+				s = fmt.Sprintf("text %d %q %s", seq, text, errName(err))
+			case 4:
+				c, u := client(), user()
+				n, err := st.EraseAuditText(ctx, c, u)
+				s = fmt.Sprintf("erase %s/%s %d %s", c, u, n, errName(err))
+			case 5:
+				at, err := st.AuditErasedAt(ctx, client(), user())
+				s = fmt.Sprintf("erased at %d %s", at.UnixMilli(), errName(err))
+			case 6:
+				recs, err := st.ReadAudit(ctx, uint64(r.IntN(5)), r.IntN(4))
+				var seqs []uint64
+				for _, rec := range recs {
+					seqs = append(seqs, rec.Seq)
+				}
+				s = fmt.Sprintf("read %v %s", seqs, errName(err))
+			}
+			out = append(out, fmt.Sprintf("%d %s", step, s))
+		}
+		return out
+	})
+}

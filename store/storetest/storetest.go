@@ -78,7 +78,8 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Closed", func(t *testing.T) { testClosed(t, open) })
 }
 
-// testClosed: a closed store answers ErrUnavailable, never panics.
+// testClosed: a closed store answers ErrUnavailable to every call, never
+// panics, and may be closed again.
 func testClosed(t *testing.T, open Opener) {
 	ctx := context.Background()
 	st := open(t, NewClock())
@@ -107,6 +108,48 @@ func testClosed(t *testing.T, open Opener) {
 		{"AppendAudit", func() error {
 			return st.AppendAudit(ctx, store.AuditRecord{Seq: 1, Hash: "h"})
 		}},
+		{"UpdateOrder", func() error {
+			o := NewOrder("x", "c", "u", time.Now())
+			o.Version = 1
+			return st.UpdateOrder(ctx, o, store.StatusAwaitingPayment)
+		}},
+		{"ListOrders", func() error { _, err := st.ListOrders(ctx, store.OrderFilter{}); return err }},
+		{"AdvanceClaim", func() error { _, _, err := st.AdvanceClaim(ctx, "k", 1, "y", time.Minute); return err }},
+		{"SeenNotification", func() error { _, err := st.SeenNotification(ctx, "n", time.Minute); return err }},
+		{"PutRefundProposal", func() error { return st.PutRefundProposal(ctx, newProposal("rf", "u"), time.Minute) }},
+		{"GetRefundProposal", func() error { _, err := st.GetRefundProposal(ctx, "rf"); return err }},
+		{"RefundProposalState", func() error { _, _, err := st.RefundProposalState(ctx, "rf"); return err }},
+		{"ExpireRefundProposal", func() error { _, _, err := st.ExpireRefundProposal(ctx, "rf"); return err }},
+		{"ConsumeRefundProposal", func() error { _, err := st.ConsumeRefundProposal(ctx, "rf", "u"); return err }},
+		{"CancelRefundProposal", func() error { _, err := st.CancelRefundProposal(ctx, "rf", "u"); return err }},
+		{"OpenRefundProposals", func() error { _, err := st.OpenRefundProposals(ctx, "c", "u"); return err }},
+		{"IncrCounter", func() error { _, err := st.IncrCounter(ctx, "k", time.Minute); return err }},
+		{"DecrCounter", func() error { return st.DecrCounter(ctx, "k", "t") }},
+		{"AllowWindow", func() error { _, err := st.AllowWindow(ctx, "k", 1, time.Minute, "t"); return err }},
+		{"PutExchange", func() error { return st.PutExchange(ctx, "k", []byte("x"), time.Minute) }},
+		{"GetExchange", func() error { _, err := st.GetExchange(ctx, "k"); return err }},
+		{"GetOrCreateSecret", func() error {
+			_, err := st.GetOrCreateSecret(ctx, "s", func() ([]byte, error) { return []byte("x"), nil })
+			return err
+		}},
+		{"EnqueueEvents", func() error { return st.EnqueueEvents(ctx, store.Event{ID: "e", Kind: "webhook"}) }},
+		{"EnqueueEventsOnce", func() error {
+			_, err := st.EnqueueEventsOnce(ctx, []store.Event{{ID: "e", Kind: "webhook"}})
+			return err
+		}},
+		{"DueEvents", func() error { _, err := st.DueEvents(ctx, time.Now(), 10); return err }},
+		{"ClaimEvents", func() error { _, err := st.ClaimEvents(ctx, "webhook", time.Now(), time.Minute, 10); return err }},
+		{"AckEvent", func() error { return st.AckEvent(ctx, "k", "e") }},
+		{"AckEventAt", func() error { return st.AckEventAt(ctx, "k", "e", time.Now()) }},
+		{"RetryEvent", func() error { return st.RetryEvent(ctx, "k", "e", time.Now(), 1, "x") }},
+		{"OutboxStats", func() error { _, err := st.OutboxStats(ctx); return err }},
+		{"OutboxHeads", func() error { _, err := st.OutboxHeads(ctx, "k"); return err }},
+		{"AuditHead", func() error { _, err := st.AuditHead(ctx); return err }},
+		{"ReadAudit", func() error { _, err := st.ReadAudit(ctx, 1, 10); return err }},
+		{"PutAuditText", func() error { return st.PutAuditText(ctx, 1, "c", "u", []byte("x"), time.Now(), time.Hour) }},
+		{"GetAuditText", func() error { _, err := st.GetAuditText(ctx, 1); return err }},
+		{"EraseAuditText", func() error { _, err := st.EraseAuditText(ctx, "c", "u"); return err }},
+		{"AuditErasedAt", func() error { _, err := st.AuditErasedAt(ctx, "c", "u"); return err }},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
@@ -114,6 +157,9 @@ func testClosed(t *testing.T, open Opener) {
 				t.Errorf("got %v; want an error wrapping store.ErrUnavailable", err)
 			}
 		})
+	}
+	if err := st.Close(); err != nil {
+		t.Errorf("a second Close: %v", err)
 	}
 }
 
