@@ -408,7 +408,28 @@ func (s *Service) resolveCreating(ctx context.Context, o *store.Order, cause str
 		}
 	case errors.Is(err, wechatpay.ErrNotFound):
 		if s.expired(o) {
-			return s.setStatus(ctx, o, store.StatusExpired, "expire")
+			// Never opened at WeChat Pay: its count of the day's orders
+			// goes back, as a refused prepay's does. Kept, it refused the
+			// user purchases for the rest of the day for an order that
+			// never was. Only the call that expires it while it is still
+			// creating (no prepay recorded since) gives it back.
+			unopened := false
+			got, _, err := s.update(ctx, o.OrderNo, "expire", "", func(c *store.Order) (*store.Order, error) {
+				unopened = c.Status == store.StatusCreating
+				if !Pending(c.Status) {
+					return nil, nil
+				}
+				c.Status = store.StatusExpired
+				return c, nil
+			})
+			if err != nil {
+				return got, err
+			}
+			s.m.reconcile.WithLabelValues("expire", string(got.Status)).Inc()
+			if unopened {
+				s.giveBack(ctx, heldCount(o))
+			}
+			return got, nil
 		}
 	default:
 		s.m.reconcile.WithLabelValues("resolve_creating", "error").Inc()
