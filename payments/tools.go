@@ -356,7 +356,15 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 		r["message"] = "the user is paying this order in WeChat right now, so no payment of another kind was started; ask them to finish paying, or, if they gave up, to ask again in a minute"
 	}
 	if o.Status == store.StatusApprovalRequired {
-		r["message"] = "orders above " + t.approvalLimit() + " need a manager's approval; tell the user the order is waiting for approval and that they will be able to pay as soon as it is approved"
+		// Quoted only when the order is above it: one held under a lower
+		// limit, since raised or turned off, still waits for its manager,
+		// and "orders above 200.00 CNY" of a 99.98 CNY order had the model
+		// tell the user a rule the order does not meet.
+		why := "this order needs a manager's approval"
+		if t.svc.opts.Rules.needsApproval(o.AmountFen) {
+			why = "orders above " + t.approvalLimit() + " need a manager's approval"
+		}
+		r["message"] = why + "; tell the user the order is waiting for approval and that they will be able to pay as soon as it is approved"
 	}
 	out.Result = resultJSON(r)
 	return out
