@@ -595,7 +595,14 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 			r.observe(Result{EventID: ev.ID, Type: typ, OrderNo: orderNo, Attempt: attempt, Outcome: OutcomeFailed, Status: status, Err: perr})
 			return
 		case err != nil:
+			// Not given up yet: it is tried, and buried, again once its
+			// lease runs out, and that burial counts and alerts. Counted
+			// here too, one event read as two give-ups (or a give-up and
+			// a delivery) and paged the operator twice.
 			log.WarnContext(ctx, "given-up webhook not moved to the dead letters; it will be tried again", "err", err)
+			r.count(OutcomeFailed, typ)
+			r.observe(Result{EventID: ev.ID, Type: typ, OrderNo: orderNo, Attempt: attempt, Outcome: OutcomeFailed, Status: status, Err: perr})
+			return
 		}
 		log.ErrorContext(ctx, "ALERT: merchant webhook given up after retrying; the merchant never acknowledged it; "+
 			"kept as a dead letter (GET /admin/api/webhooks) until the order is sent again",
