@@ -1694,10 +1694,13 @@ func (t *turn) streamClarification(model string) {
 	}
 	c = jsonstr.Append(c, text)
 	c = append(c, `},"finish_reason":null}]}`...)
+	// The budget ran out whether or not the bot is still there to read
+	// so, as the non-stream path counts it: counted after the write, a bot
+	// that left at this moment hid the exhaustion.
+	t.s.metrics.roundsExhausted.Inc()
 	if err := t.sw.Data(c); err != nil {
 		return
 	}
-	t.s.metrics.roundsExhausted.Inc()
 	t.finishStream(nil, model, "stop")
 }
 
