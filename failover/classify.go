@@ -688,7 +688,7 @@ func causeOf(f *failure) string {
 		// size at this target: a 413, the next target at once.
 		f.status = http.StatusRequestEntityTooLarge
 		return CauseRequestTooLarge
-	case status == http.StatusTooManyRequests, status == http.StatusServiceUnavailable, status == 529:
+	case status == http.StatusTooManyRequests, status == http.StatusServiceUnavailable, status == 529, status == groqFlexCapacity:
 		return CauseRateLimited
 	case status == http.StatusRequestTimeout, status >= 500:
 		return CauseServerError
@@ -1265,3 +1265,10 @@ func skipSpace(b []byte, i int) int {
 	}
 	return i
 }
+
+// groqFlexCapacity is Groq's own status for its flex service tier at
+// capacity (error capacity_exceeded; "try again later",
+// https://console.groq.com/docs/flex-processing): an overload, as 503 and
+// 529 are, so the next target answers. As a 4xx it was the bot's error,
+// and the round ended with the targets after it unasked.
+const groqFlexCapacity = 498

@@ -119,6 +119,7 @@ func TestClassifyHTTP(t *testing.T) {
 		{"402 balance (DeepSeek)", 402, `{"error":{"message":"Insufficient Balance","type":"unknown_error","param":null,"code":"invalid_request_error"}}`, CauseInsufficientQuota},
 		{"503", 503, "", CauseRateLimited},
 		{"529 Anthropic", 529, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`, CauseRateLimited},
+		{"498 Groq flex capacity", 498, groqFlexFull, CauseRateLimited},
 		{"400 context length code", 400, errBody("invalid_request_error", "context_length_exceeded", "x"), CauseContextLength},
 		{"400 context length message only", 400, `{"error":{"message":"This model's maximum context length is 8192 tokens"}}`, CauseContextLength},
 		{"413", 413, "", CauseRequestTooLarge},

@@ -21,7 +21,7 @@ const (
 	CauseEmptyStream       = "upstream_empty_stream"       // [DONE] before any token
 	CauseResponseTooLarge  = "upstream_response_too_large" // a chat completion over Options.MaxResponseBytes, a JSON answer over MaxJSONResponseBytes
 	CauseServerError       = "upstream_server_error"       // 5xx
-	CauseRateLimited       = "upstream_rate_limited"       // 429, 503, 529
+	CauseRateLimited       = "upstream_rate_limited"       // 429, 503, 529, 498 (Groq)
 	CauseInsufficientQuota = "upstream_insufficient_quota" // 429 insufficient_quota
 	CauseContextLength     = "context_length_exceeded"
 	CauseRequestTooLarge   = "upstream_request_too_large" // 413 that is not about the context

@@ -157,6 +157,14 @@ func TestPolicyBeforeFirstByte(t *testing.T) {
 			a:    always(statusFn(529, errBody("overloaded_error", "", "overloaded"))), wantFrom: "b", wantHits: [2]int{2, 1}, wantGapsA: []time.Duration{500 * ms},
 		},
 		{
+			// Groq's flex tier at capacity (service_tier "flex"): an
+			// overload, documented as one to try again later
+			// (https://console.groq.com/docs/flex-processing). Taken for
+			// the bot's bad request, it ended the round with b unasked.
+			name: "498 Groq flex capacity exceeded: back-off then next target",
+			a:    always(statusFn(498, groqFlexFull)), wantFrom: "b", wantHits: [2]int{2, 1}, wantGapsA: []time.Duration{500 * ms},
+		},
+		{
 			name: "429 without Retry-After: the next round leaves the provider alone",
 			a:    always(statusFn(429, errBody("rate_limit_error", "", "slow"))), wantFrom: "b", wantHits: [2]int{2, 1}, wantGapsA: []time.Duration{500 * ms},
 			after: func(t *testing.T, e *env) {
@@ -522,3 +530,7 @@ func TestPostNotResentInsideAnAttempt(t *testing.T) {
 		t.Fatalf("the second round: %d sends for %d attempts (error %v); want one send per attempt", sends, a.attempts, a.openErr)
 	}
 }
+
+// groqFlexFull is Groq's answer when the flex service tier is at capacity:
+// status 498, error capacity_exceeded.
+const groqFlexFull = `{"error":{"message":"Flex tier capacity exceeded","code":"capacity_exceeded"}}`
