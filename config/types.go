@@ -77,7 +77,13 @@ type Server struct {
 
 // Client is one bot allowed to call paygate.
 type Client struct {
-	// Name identifies the client in logs, metrics and audit records. Required.
+	// Name identifies the client in logs, metrics and audit records, and
+	// owns its users' payments: their orders, order reads, refunds, daily
+	// order count and purchase de-duplication are kept under it, so a
+	// client renamed loses sight of its users' earlier orders: its bot
+	// can no longer read or refund them, its users' payment state no
+	// longer shows them, and a purchase asked again makes a new order.
+	// Required.
 	Name string `yaml:"name"`
 	// Key is the bearer token the bot sends. Required; KeyFile may supply it.
 	// Not a provider's key (that provider could call paygate as the bot).
