@@ -166,3 +166,27 @@ func TestDedupeWindowFloor(t *testing.T) {
 		})
 	}
 }
+
+// TestTargetWeightCeiling: a target's weight is bounded, so the weighted
+// strategy's sum of a model's weights cannot overflow. Two weights near
+// the largest int loaded, and their sum wrapped round to a negative
+// total: every round drew the same target first, whatever the weights
+// said, with no word of it.
+func TestTargetWeightCeiling(t *testing.T) {
+	const head = "providers: [{name: p, base_url: \"http://x/v1\"}]\nmodels:\n  - name: m\n    strategy: weighted\n    targets:\n      - {provider: p, model: a, weight: 1}\n"
+	tests := []struct {
+		name, weight string
+		want         string // the error's start; "" when it loads
+	}{
+		{"the largest int", "9223372036854775807", "c.yaml:7: models[0].targets[1].weight: 9223372036854775807 is above 1000000, the largest weight"},
+		{"just above the ceiling", "1000001", "c.yaml:7: models[0].targets[1].weight: 1000001 is above 1000000, the largest weight"},
+		{"the ceiling", "1000000", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			loadsOrRefused(t, head+"      - {provider: p, model: b, weight: "+tc.weight+"}\n", tc.want, func(cfg *Config) string {
+				return fmt.Sprintf("weights %d and %d", cfg.Models[0].Targets[0].Weight, cfg.Models[0].Targets[1].Weight)
+			})
+		})
+	}
+}

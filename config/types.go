@@ -345,13 +345,17 @@ type Model struct {
 	Targets []Target `yaml:"targets"`
 }
 
+// MaxWeight is the largest Target.Weight: a model's weights summed (the
+// weighted strategy's draw) stay far from overflowing.
+const MaxWeight = 1_000_000
+
 // Target is one provider serving a model under its own upstream name.
 type Target struct {
 	// Provider names an entry of providers. Required.
 	Provider string `yaml:"provider"`
 	// Model is the provider's name for the model. Required.
 	Model string `yaml:"model"`
-	// Weight is used by the weighted strategy. Default 1.
+	// Weight is used by the weighted strategy. Default 1; at most 1000000.
 	Weight int `yaml:"weight"`
 	// Family overrides the provider's family for this target alone, for
 	// a provider serving models of several families (OpenRouter, a

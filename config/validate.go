@@ -657,6 +657,12 @@ func (l *loader) validateModels(c *Config, providers map[string]bool) {
 			if t.Weight < 0 {
 				l.at(tp+".weight", "must not be negative")
 			}
+			if t.Weight > MaxWeight {
+				// The weighted strategy sums a model's weights: near the
+				// largest int the sum wrapped round, and every round drew
+				// the same target first.
+				l.at(tp+".weight", "%d is above %d, the largest weight", t.Weight, MaxWeight)
+			}
 			if t.Family != "" && !ValidFamily(t.Family) {
 				l.at(tp+".family", "%q: want %s (or leave it out for the provider's)", t.Family, familyValues)
 			}
