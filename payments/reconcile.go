@@ -694,7 +694,7 @@ func (s *Service) RunSweeper(ctx context.Context) {
 func (s *Service) sweepSafely(ctx context.Context) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.ErrorContext(ctx, "sweep panicked", "panic", p)
+			s.log.ErrorContext(ctx, "sweep panicked", "panic", p, "stack", string(debug.Stack()))
 		}
 	}()
 	st, err := s.Sweep(ctx)
