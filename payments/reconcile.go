@@ -521,13 +521,13 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 
 // sweepLeases returns the orders of due this replica's sweep is to
 // reconcile now. With a shared store (Redis replicas, not SoleWriter) it
-// takes each order's lease for SweepInterval, or renews its own, and
+// takes each order's lease for SweepInterval (sweepLease), or renews its own, and
 // returns those it holds: every replica swept every pending order on its
 // own tick, so N replicas sent WeChat Pay N queries (and closes, and
 // re-prepays of a `creating` one) per order per interval, against the
 // merchant's query rate, which WeChat Pay limits (FREQUENCY_LIMITED). The
 // replica that took an order keeps it from pass to pass; one that stops
-// (it died) holds it no longer than SweepInterval, after which the next
+// (it died) holds it no longer than that, after which the next
 // replica's pass takes it. One store round trip for the page, none for a
 // page with nothing due. A sole writer (the embedded store) has no other
 // replica and makes none. A store that fails leaves every order due to
@@ -541,7 +541,7 @@ func (s *Service) sweepLeases(ctx context.Context, due []*store.Order) []*store.
 	for i, o := range due {
 		keys[i] = sweepLeaseKey(o.OrderNo)
 	}
-	held, err := s.store.TakeLeases(ctx, s.holder, keys, s.opts.SweepInterval)
+	held, err := s.store.TakeLeases(ctx, s.holder, keys, s.sweepLease())
 	if err == nil && len(held) != len(due) {
 		err = fmt.Errorf("%d answers for %d leases", len(held), len(due))
 	}
@@ -567,15 +567,15 @@ func (s *Service) sweepLeases(ctx context.Context, due []*store.Order) []*store.
 // (many pending orders, a slow WeChat Pay) outlived the leases of those it
 // had not reached yet: another replica's tick took them, and both replicas
 // asked WeChat Pay about them (closed them, sent their refunds again) at
-// once. From half an interval after taken, the lease is renewed before the
+// once. From half a lease (sweepLease) after taken, it is renewed before the
 // order is reconciled (one store round trip), and an order another replica
 // took meanwhile is left to it. A sole writer takes none; a store that
 // fails leaves the order to this replica, as sweepLeases does.
 func (s *Service) keepLease(ctx context.Context, orderNo string, taken time.Time) bool {
-	if s.opts.SoleWriter || s.now().Sub(taken) < s.opts.SweepInterval/2 {
+	if s.opts.SoleWriter || s.now().Sub(taken) < s.sweepLease()/2 {
 		return true
 	}
-	held, err := s.store.TakeLeases(ctx, s.holder, []string{sweepLeaseKey(orderNo)}, s.opts.SweepInterval)
+	held, err := s.store.TakeLeases(ctx, s.holder, []string{sweepLeaseKey(orderNo)}, s.sweepLease())
 	if err == nil && len(held) != 1 {
 		err = fmt.Errorf("%d answers for 1 lease", len(held))
 	}
@@ -587,6 +587,18 @@ func (s *Service) keepLease(ctx context.Context, orderNo string, taken time.Time
 		s.m.reconcile.WithLabelValues("sweep", "elsewhere").Inc()
 	}
 	return held[0]
+}
+
+// sweepLease is how long a sweep takes an order's lease for: an interval,
+// and never less than two of the order's reconciles (each bounded by
+// BackgroundQueryTimeout), so that one started with half of it left (or
+// renewed, keepLease) ends while the lease holds. Taken for a short
+// interval alone (sweep_interval may be a second), it ran out while its
+// holder was still asking WeChat Pay about the order, and the next
+// replica's tick took the order and asked, closed or sent its refund
+// again beside it.
+func (s *Service) sweepLease() time.Duration {
+	return max(s.opts.SweepInterval, 2*s.opts.BackgroundQueryTimeout)
 }
 
 // releaseSweepLease gives back this replica's sweep lease of orderNo after

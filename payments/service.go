@@ -132,7 +132,8 @@ type Options struct {
 	// with a shared store (not SoleWriter) it is also how long a replica's
 	// sweep holds each pending order (or late refund) it reconciles, so
 	// that between the replicas each is swept once per interval
-	// (sweepLeases).
+	// (sweepLeases); never less than twice BackgroundQueryTimeout, so a
+	// lease outlasts the query it is taken for (sweepLease).
 	// CreatingGrace how old a `creating` order must be before the sweep resolves
 	// it (default 30s), so it never races a CreateOrder in flight.
 	SweepInterval time.Duration

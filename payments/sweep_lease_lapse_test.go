@@ -87,3 +87,47 @@ func TestSweepLeaseHeldWhileAPassRunsLong(t *testing.T) {
 		})
 	}
 }
+
+// TestSweepLeaseOutlastsAQueryOnAShortInterval: an operator may set
+// payments.reconcile.sweep_interval as short as a second, and a sweep's
+// query of one order may take up to BackgroundQueryTimeout (10s). The
+// lease was taken for the interval alone, so it ran out while its holder
+// was still asking WeChat Pay about the order, and the next replica's
+// tick, an interval on, took the order and asked about it too (closed it,
+// sent its refund again) beside the first. A lease lasts at least as long
+// as a query can.
+func TestSweepLeaseOutlastsAQueryOnAShortInterval(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			var opts payments.Options
+			var slow *slowQueries
+			e := newEnv(t, envOptions{driver: driver, notifyTo: "sink", storeClock: true,
+				service: func(o *payments.Options) {
+					o.SoleWriter = false // two replicas on one store
+					o.SweepInterval = 4 * time.Second
+					opts = *o
+					// A slow WeChat Pay: within the query timeout, longer
+					// than an interval.
+					slow = &slowQueries{Backend: o.Backend, took: 6 * time.Second}
+					o.Backend = slow
+				}})
+			slow.clock = e.clock
+			ctx := context.Background()
+			other := otherReplica(t, opts)
+			o := e.create("oUser-sweep-short-interval", 1)
+			e.clock.Advance(10 * time.Second)
+			slow.during = o.OrderNo
+			slow.fn = func() {
+				if st, err := other.Sweep(ctx); err != nil || st.Errors != 0 {
+					t.Errorf("the other replica's sweep: %+v, %v", st, err)
+				}
+			}
+			if st, err := e.svc.Sweep(ctx); err != nil || st.Errors != 0 {
+				t.Fatalf("sweep: %+v, %v", st, err)
+			}
+			if n := simOps(e, "query", o.OrderNo); n != 1 {
+				t.Errorf("queries of %s by the two replicas' sweeps while one asked: got %d; want 1", o.OrderNo, n)
+			}
+		})
+	}
+}
