@@ -88,10 +88,13 @@ func (s *Service) expiredDecision(ctx context.Context, orderNo string) (*store.O
 }
 
 // storeFailure is the kind of the store's failure err (store.ErrDataLost,
-// store.ErrUnavailable, both or neither) without the store's own text.
+// store.ErrUnavailable, both or neither) without the store's own text. A
+// caller's cancel or deadline that ended the write (the Redis driver
+// passes it on as it is) is kept too: a manager's console that went away
+// is a client gone (the admin API's 499), not a store that failed.
 func storeFailure(err error) error {
 	var out error
-	for _, k := range []error{store.ErrUnavailable, store.ErrDataLost} {
+	for _, k := range []error{store.ErrUnavailable, store.ErrDataLost, context.Canceled, context.DeadlineExceeded} {
 		switch {
 		case !errors.Is(err, k):
 		case out == nil:

@@ -93,3 +93,69 @@ payments:
 		})
 	}
 }
+
+// goneAtExpiry is a store whose write of an order as expired finds the
+// caller gone: cancel ends the caller's context, and the write fails with
+// its cancel as the Redis driver passes it on.
+type goneAtExpiry struct {
+	store.Store
+	cancel *context.CancelFunc
+}
+
+func (s goneAtExpiry) UpdateOrder(ctx context.Context, o *store.Order, expect store.OrderStatus, ev ...store.Event) error {
+	if o.Status == store.StatusExpired {
+		(*s.cancel)()
+		return fmt.Errorf("write order: %w", ctx.Err())
+	}
+	return s.Store.UpdateOrder(ctx, o, expect, ev...)
+}
+
+// TestAdminDecisionPastTheDeadlineClientGone: a manager's console that goes
+// away while paygate records the expiry of an order held past its approval
+// deadline (the Redis driver passes the cancel on as it is) is a client
+// that left, 499 as for any other admin call, not a store that failed:
+// the cancel was dropped with the store's text, and the call answered 500
+// "internal error", counted among the server's errors and logged as a
+// failure of the admin API.
+func TestAdminDecisionPastTheDeadlineClientGone(t *testing.T) {
+	for i, verb := range []string{"approve", "reject"} {
+		t.Run(verb, func(t *testing.T) {
+			var logs strings.Builder
+			var cancel context.CancelFunc
+			_, a := serveConfig(t, `
+clients: [{name: bot, key: `+e2eClientKey+`}]
+admin: {token: `+consoleToken+`}
+store: {path: "`+filepath.Join(t.TempDir(), "paygate.db")+`"}
+providers:
+  - {name: fake, base_url: "http://127.0.0.1:1/v1", api_key: sk-upstream-secret}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+payments:
+  catalog:
+    - {sku: premium-yearly, name: "Premium tier, 1 year", price: "499.00", max_quantity: 2}
+`, &logs, withStoreWrap(func(st store.Store) store.Store { return goneAtExpiry{st, &cancel} }))
+			ctx := context.Background()
+			no := fmt.Sprintf("PGHELDLAPSEDGONE%d", i)
+			deadline := time.Now().Add(-time.Second).Truncate(time.Second)
+			if err := a.store.CreateOrder(ctx, &store.Order{OrderNo: no, Client: "bot", User: "oUser-lapsed-gone", SKU: "premium-yearly",
+				Description: "Premium tier, 1 year", Quantity: 2, AmountFen: 99800, Currency: "CNY", PayMethod: "jsapi",
+				Status: store.StatusApprovalRequired, ClaimKey: "k" + no, Generation: 1, CreatedAt: deadline.Add(-time.Hour), ExpiresAt: deadline}); err != nil {
+				t.Fatal(err)
+			}
+			var gone context.Context
+			gone, cancel = context.WithCancel(ctx) // the manager's console goes as the expiry is written
+			defer cancel()
+			req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1/admin/api/approvals/"+no+"/"+verb, nil).WithContext(gone)
+			req.Header.Set("Authorization", "Bearer "+consoleToken)
+			req.Header.Set(console.CSRFHeader, "1")
+			rec := httptest.NewRecorder()
+			a.adminHandler().ServeHTTP(rec, req)
+			if rec.Code != 499 {
+				t.Errorf("%s past the deadline, the console gone: %d %s; want 499", verb, rec.Code, rec.Body)
+			}
+			if strings.Contains(logs.String(), "admin API failed") {
+				t.Errorf("logged a failure for a manager who went away:\n%s", logs.String())
+			}
+		})
+	}
+}
