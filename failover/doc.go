@@ -55,7 +55,8 @@
 //     other 4xx: the round ends and the provider's own error reaches the
 //     client. A context length or 413 ending the round reaches
 //     the client as the provider's own too (a 413 as request_too_large
-//     unless the provider named a code, never as context length), except
+//     unless the provider named a code other than a rate limit's, never as
+//     context length), except
 //     when the round skipped a target it never asked (cooling down,
 //     breaker open) and whose upstream model did not refuse the context
 //     length itself: then a 429 or 503 with that wait's Retry-After. A 404

@@ -913,7 +913,12 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 			ue.Code = CauseContextLength
 		}
 		if last.cause == CauseRequestTooLarge {
-			if ue.Code == "" {
+			if ue.Code == "" || isThrottleCode(ue.Code) || ue.Code == "429" {
+				// A 429 over a tokens-per-minute limit (overTokenLimit)
+				// comes coded as a rate limit (OpenAI's
+				// rate_limit_exceeded, LiteLLM's "429"): passed on, a bot
+				// that reads the code sent the same request again after
+				// a back-off, refused again for ever.
 				ue.Code = CodeRequestTooLarge
 			}
 			if last.plain {

@@ -63,3 +63,27 @@ func TestRequestOverTheTokenLimitIsNoRateLimit(t *testing.T) {
 		t.Errorf("Open error %v; want a 429", got.openErr)
 	}
 }
+
+// TestRequestOverTheTokenLimitIsNotCodedARateLimit: the 413 a bot gets for
+// a request over a target's tokens-per-minute limit does not carry
+// OpenAI's rate_limit_exceeded: a bot (or its retry helper) that reads the
+// code, as the OpenAI error docs tell it to, took the refusal for a rate
+// limit and sent the same request again after a back-off, refused again
+// for ever, which the 413 is there to stop. Its type and words stay the
+// provider's.
+func TestRequestOverTheTokenLimitIsNotCodedARateLimit(t *testing.T) {
+	t.Parallel()
+	for _, stream := range []bool{false, true} {
+		e := newEnv(t, map[string]func(*fconn, int){"a": always(statusFn(http.StatusTooManyRequests, openAITooLargeForTPM))}, []string{"a"}, nil)
+		got := e.open(t.Context(), stream)
+		var ue *UpstreamError
+		if !errors.As(got.openErr, &ue) {
+			t.Fatalf("stream %v: Open error %v; want *UpstreamError", stream, got.openErr)
+		}
+		if ue.Status != http.StatusRequestEntityTooLarge || ue.Code != CodeRequestTooLarge || ue.Type != "tokens" ||
+			!strings.Contains(ue.Message, "must be reduced") {
+			t.Errorf("stream %v: got %d type %q code %q: %s; want 413 %q, the provider's type and words",
+				stream, ue.Status, ue.Type, ue.Code, ue.Message, CodeRequestTooLarge)
+		}
+	}
+}
