@@ -76,6 +76,15 @@ func silentFailure(req *Request, f *failure) bool {
 	return f.cause == CauseConnectTimeout || f.cause == CauseFirstByteTimeout && req.Stream
 }
 
+// movesOn reports a target of rest the round may still ask: one not of a
+// provider silent earlier in the round, whose targets it passes over. A
+// failed or skipped target with none after it moved to none, and counts no
+// failover: a model served by one provider under two upstream models, the
+// provider silent, counted a move a round to a target never asked.
+func (rd *round) movesOn(rest []*target) bool {
+	return slices.ContainsFunc(rest, func(t *target) bool { return !slices.Contains(rd.silent, t.p) })
+}
+
 // causeSilent is the skip cause of a target whose provider was silent
 // earlier in the round (silentFailure).
 const causeSilent = "no answer from the provider this round"
@@ -88,7 +97,7 @@ type skip struct {
 	cause    string
 	failover string // its cause on the failover metric (countSkips)
 	limited  bool   // cooling down after a 429 (allRateLimited)
-	next     bool   // a later target followed it in the round's order
+	next     bool   // a later target the round may ask followed it in its order (movesOn)
 }
 
 // Open runs one round: it tries the model's targets by strategy and per
@@ -363,15 +372,15 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 		}
 		if retries == 0 && !waited {
 			if slices.Contains(rd.silent, p) {
-				rd.skipped = append(rd.skipped, skip{t: t, cause: causeSilent, failover: failoverSilent, next: len(rest) > 0})
+				rd.skipped = append(rd.skipped, skip{t: t, cause: causeSilent, failover: failoverSilent, next: rd.movesOn(rest)})
 				return nil, false
 			}
 			if until, why, cooling := p.cooling(now); cooling {
-				rd.skipped = append(rd.skipped, skip{t: t, until: until, cause: why.cause, limited: why.limited, failover: failoverCooling, next: len(rest) > 0})
+				rd.skipped = append(rd.skipped, skip{t: t, until: until, cause: why.cause, limited: why.limited, failover: failoverCooling, next: rd.movesOn(rest)})
 				return nil, false
 			}
 			if until, cooling := t.cooling(now); cooling {
-				rd.skipped = append(rd.skipped, skip{t: t, until: until, cause: CauseRateLimited, limited: true, failover: failoverCooling, next: len(rest) > 0})
+				rd.skipped = append(rd.skipped, skip{t: t, until: until, cause: CauseRateLimited, limited: true, failover: failoverCooling, next: rd.movesOn(rest)})
 				return nil, false
 			}
 		}
@@ -381,7 +390,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			if errors.Is(err, gobreaker.ErrTooManyRequests) {
 				cause = "breaker probe in flight"
 			}
-			rd.skipped = append(rd.skipped, skip{t: t, cause: cause, failover: failoverBreaker, next: len(rest) > 0})
+			rd.skipped = append(rd.skipped, skip{t: t, cause: cause, failover: failoverBreaker, next: rd.movesOn(rest)})
 			return nil, false
 		}
 		// Half-open, the breaker lets one attempt through: this one, its
@@ -501,11 +510,13 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				raWaits++
 			}
 		case stepNext:
-			if len(rest) > 0 {
+			if rd.movesOn(rest) {
 				// A move to a later target; from the round's last
 				// there is none: the round ends with its error, and a
 				// single-provider outage counted failovers that never
 				// happened (as a last target skipped is none, countSkips).
+				// Nor is there when every later target is of a provider
+				// silent in the round, passed over unasked.
 				r.m.failovers.WithLabelValues(rd.model.name, p.name, f.cause).Inc()
 			}
 			return nil, false

@@ -2,9 +2,12 @@ package failover
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paygate/paygate/config"
 )
@@ -117,5 +120,55 @@ func TestSilentProviderNotWaitedFor(t *testing.T) {
 	}
 	if n := len(e.fakes["a"].hits()); n != 1 {
 		t.Errorf("silent provider a asked %d times in the round; want 1", n)
+	}
+}
+
+// TestSilentProviderLeftIsNoFailoverToItself: a round whose provider went
+// silent counts no failover to that provider's other targets, which it
+// passes over without asking: a model served only by one provider under
+// two upstream models (OpenRouter's usual failover between models), the
+// provider black-holed, counted one failover a round, and with three
+// models two, moves to targets never asked, as a last target failing no
+// longer counts one. A healthy provider after them is a move, as before.
+func TestSilentProviderLeftIsNoFailoverToItself(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		targets []config.Target
+		want    map[string]float64 // "provider/cause"
+	}{
+		{"two models on it", []config.Target{{Provider: "a", Model: "up-a"}, {Provider: "a", Model: "up-a2"}}, map[string]float64{}},
+		{"three models on it", []config.Target{{Provider: "a", Model: "up-a"}, {Provider: "a", Model: "up-a2"}, {Provider: "a", Model: "up-a3"}},
+			map[string]float64{}},
+		{"another provider after them", []config.Target{{Provider: "a", Model: "up-a"}, {Provider: "a", Model: "up-a2"}, {Provider: "b", Model: "up-b"}},
+			map[string]float64{"a/" + CauseFirstByteTimeout: 1, "a/" + failoverSilent: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			reg := prometheus.NewRegistry()
+			urls := map[string]string{
+				"a": newFakeProvider(t, nil, always((*fconn).hang)).url,
+				"b": newFakeProvider(t, nil, healthy("b")).url,
+			}
+			cfg := testConfig(urls, []string{"a", "b"})
+			for i := range tc.targets {
+				tc.targets[i].Weight = 1
+			}
+			cfg.Models[0].Targets = tc.targets
+			r, err := New(cfg, Options{Registerer: reg, Sleep: newFakeClock().Sleep})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			resp, err := r.Open(t.Context(), &Request{Model: "gpt", Method: "POST", Path: "/chat/completions", Body: chatBody(true),
+				Stream: true, ContentType: "application/json", Accept: "text/event-stream"})
+			if err == nil {
+				resp.Close()
+			}
+			if got := failovers(t, reg, ""); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("failovers %v; want %v", got, tc.want)
+			}
+		})
 	}
 }
