@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"provider", "outcome"}),
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paygate_upstream_failovers_total",
-			Help: "Moves from one target to the next within a round, by model, the provider left and the cause (a failed attempt's, or breaker_open / cooling_down for a target left unasked).",
+			Help: "Moves from one target to the next within a round, by model, the provider left and the cause (a failed attempt's, or breaker_open / cooling_down / silent for a target left unasked).",
 		}, []string{"model", "provider", "cause"}),
 		ttfb: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "paygate_upstream_time_to_first_byte_seconds",

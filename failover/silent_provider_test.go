@@ -172,3 +172,36 @@ func TestSilentProviderLeftIsNoFailoverToItself(t *testing.T) {
 		})
 	}
 }
+
+// TestFailoverHelpNamesEverySkipCause: the failover metric's help, which
+// an operator reads on /metrics, names each cause a target left unasked is
+// counted under: "silent" was counted but the help named only breaker_open
+// and cooling_down, so a series with it read as an attempt's cause nobody
+// documented.
+func TestFailoverHelpNamesEverySkipCause(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	cfg := testConfig(map[string]string{"a": "http://127.0.0.1:1"}, []string{"a"})
+	r, err := New(cfg, Options{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.m.failovers.WithLabelValues("gpt", "a", failoverSilent).Inc()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "paygate_upstream_failovers_total" {
+			continue
+		}
+		for _, c := range []string{failoverBreaker, failoverCooling, failoverSilent} {
+			if !strings.Contains(mf.GetHelp(), c) {
+				t.Errorf("help %q does not name %q", mf.GetHelp(), c)
+			}
+		}
+		return
+	}
+	t.Fatal("no paygate_upstream_failovers_total")
+}
