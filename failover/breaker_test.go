@@ -925,12 +925,16 @@ func TestCooledDownFallbackCountsAsAskable(t *testing.T) {
 // a last target skipped is not counted (countSkips).
 func TestLastTargetFailingIsNoFailover(t *testing.T) {
 	tests := []struct {
-		name    string
-		targets []string
-		want    map[string]float64 // "provider/cause"
+		name     string
+		targets  []string
+		attempts int                // failover.max_attempts; 0: testConfig's
+		want     map[string]float64 // "provider/cause"
 	}{
-		{"the only target", []string{"a"}, map[string]float64{}},
-		{"both targets", []string{"a", "b"}, map[string]float64{"a/" + CauseServerError: 1}},
+		{"the only target", []string{"a"}, 0, map[string]float64{}},
+		{"both targets", []string{"a", "b"}, 0, map[string]float64{"a/" + CauseServerError: 1}},
+		// The attempts spent on a and b, c is never asked: b's failure
+		// is the round's last, as a last target's is.
+		{"max_attempts spent before the last target", []string{"a", "b", "c"}, 2, map[string]float64{"a/" + CauseServerError: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -940,6 +944,9 @@ func TestLastTargetFailingIsNoFailover(t *testing.T) {
 				urls[name] = newFakeProvider(t, nil, always(statusFn(500, ""))).url
 			}
 			cfg := testConfig(urls, tc.targets)
+			if tc.attempts > 0 {
+				cfg.Failover.MaxAttempts = tc.attempts
+			}
 			r, err := New(cfg, Options{Registerer: reg, Sleep: newFakeClock().Sleep})
 			if err != nil {
 				t.Fatal(err)

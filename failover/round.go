@@ -510,13 +510,15 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 				raWaits++
 			}
 		case stepNext:
-			if rd.movesOn(rest) {
+			if rd.attempts < r.fo.MaxAttempts && rd.movesOn(rest) {
 				// A move to a later target; from the round's last
 				// there is none: the round ends with its error, and a
 				// single-provider outage counted failovers that never
 				// happened (as a last target skipped is none, countSkips).
 				// Nor is there when every later target is of a provider
-				// silent in the round, passed over unasked.
+				// silent in the round, passed over unasked, or when
+				// this was the round's last attempt (max_attempts): the
+				// next target is not asked.
 				r.m.failovers.WithLabelValues(rd.model.name, p.name, f.cause).Inc()
 			}
 			return nil, false
