@@ -985,6 +985,15 @@ func (r *Relay) Handler() http.Handler {
 			return
 		}
 		st, err := r.Stats(req.Context())
+		if err != nil && errors.Is(err, context.Canceled) && errors.Is(context.Cause(req.Context()), context.Canceled) {
+			// The operator's console or script went away, which ended
+			// the read (the Redis driver passes the cancel on as it is):
+			// nothing failed. 499 is for the metrics only, as the admin
+			// API's other reads answer it; a shutdown's cancel (its own
+			// cause) is still told to try again.
+			writeJSON(w, 499, map[string]string{"error": "the client closed the request"})
+			return
+		}
 		if err != nil {
 			r.log.WarnContext(req.Context(), "webhook delivery state not served: the outbox cannot be read", "err", err)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": unavailableText(err, "the store's outbox cannot be read; try again")})
