@@ -309,17 +309,18 @@ type Price struct {
 // no byte has reached the bot, the round goes on to the next target.
 type Timeouts struct {
 	// Connect bounds the TCP and TLS handshake. A provider that does not
-	// connect in time is passed over for the rest of the round: its other
-	// targets (other models it serves) are not asked. Default 5s.
+	// connect in time, nor answer any other request meanwhile, is passed
+	// over for the rest of the round: its other targets (other models it
+	// serves) are not asked. Default 5s.
 	Connect Duration `yaml:"connect"`
 	// FirstByte bounds a stream's wait for the response headers; a
 	// non-streamed request waits for them up to total, since many providers
 	// send them only with the whole answer (but, while another target could
 	// answer it, only its share of failover.max_round_time). A provider
-	// that sends no headers in time for a stream is passed over for the
-	// rest of the round: its other targets (other models it serves) are not
-	// asked, as it would only keep the round waiting as long again. Default
-	// 30s.
+	// that sends no headers in time for a stream, nor any other request's
+	// meanwhile, is passed over for the rest of the round: its other
+	// targets (other models it serves) are not asked, as it would only keep
+	// the round waiting as long again. Default 30s.
 	FirstByte Duration `yaml:"first_byte"`
 	// FirstToken bounds the wait for the first streamed token. Default 30s.
 	FirstToken Duration `yaml:"first_token"`

@@ -45,8 +45,9 @@
 //     before its share of the round's time while a later target could
 //     answer, else before total; no token before first_token: the next
 //     target at once. A connect timeout, or a stream's first_byte, tells
-//     of the provider, not of its model: its other targets are passed
-//     over for the rest of the round (round.silent);
+//     of the provider, not of its model, unless the provider sent another
+//     request's head meanwhile: its other targets are passed over for the
+//     rest of the round (round.silent);
 //   - 400 context length, 413 (the body's size, or a 429 saying the
 //     request alone is over a tokens-per-minute limit), 404, a 400 or 403
 //     that says the model does not exist (model_not_found and the like;

@@ -61,6 +61,10 @@ type provider struct {
 	// tripNow makes the breaker open at the next failure it counts,
 	// whatever the count: probeFailed's.
 	tripNow atomic.Bool
+	// lastHead is when an attempt of any round last got the provider's
+	// response head (unix ns, real clock): a provider that answered
+	// while an attempt waited in vain is not silent (round.silent).
+	lastHead atomic.Int64
 
 	// The provider's metric series on every answer, resolved once: a label
 	// lookup hashes the labels and takes the vector's lock on each call.

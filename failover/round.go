@@ -58,8 +58,9 @@ type round struct {
 	// not the request's fault.
 	elsewhere bool
 	// silent are the providers that let an attempt of this round go
-	// without an answer (silentFailure): their other targets are passed
-	// over for the rest of the round.
+	// without an answer (silentFailure), and sent no other request's head
+	// meanwhile: their other targets are passed over for the rest of the
+	// round.
 	silent []*provider
 }
 
@@ -448,7 +449,11 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			continue
 		}
 		rd.fails = append(rd.fails, f)
-		if silentFailure(rd.req, f) && !slices.Contains(rd.silent, p) {
+		if silentFailure(rd.req, f) && p.lastHead.Load() < started.UnixNano() && !slices.Contains(rd.silent, p) {
+			// A head the provider sent meanwhile (another model's,
+			// another round's) says its endpoint answers: the silence
+			// is this target's model's, as behind a gateway that sends
+			// its head with its upstream's, and its other targets stay.
 			rd.silent = append(rd.silent, p)
 		}
 		if generation(rd.req) && failedOwn(f) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -204,4 +205,50 @@ func TestFailoverHelpNamesEverySkipCause(t *testing.T) {
 		return
 	}
 	t.Fatal("no paygate_upstream_failovers_total")
+}
+
+// TestProviderAnsweringMeanwhileIsNotSilent: a provider that sent another
+// request's head (another model's, another round's) while a stream waited
+// in vain for its own is not silent: its endpoint answers, and the silence
+// is the target's model's, as behind a gateway (one-api, LiteLLM) that
+// sends its head with its upstream's. Its other targets stay in the round:
+// passed over, the round ended 504 while the provider was answering the
+// next target's model for every other bot.
+func TestProviderAnsweringMeanwhileIsNotSilent(t *testing.T) {
+	t.Parallel()
+	hit, released := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	script := func(c *fconn, n int) {
+		if strings.Contains(c.lastBody, `"up-a2"`) {
+			okStream(c, "from a2")
+			return
+		}
+		once.Do(func() { close(hit) })
+		<-released
+		c.hang()
+	}
+	e := newEnv(t, map[string]func(*fconn, int){"a": script}, []string{"a"}, func(cfg *config.Config) {
+		cfg.Models[0].Targets = []config.Target{
+			{Provider: "a", Model: "up-a", Weight: 1},
+			{Provider: "a", Model: "up-a2", Weight: 1},
+		}
+		cfg.Models = append(cfg.Models, config.Model{Name: "other", Strategy: "priority",
+			Targets: []config.Target{{Provider: "a", Model: "up-a2", Weight: 1}}})
+	})
+	done := make(chan answer, 1)
+	go func() { done <- e.open(t.Context(), true) }()
+	<-hit
+	// Another bot's request of the provider's other model is answered
+	// while the round's first attempt waits for its head.
+	other := e.openReq(t.Context(), &Request{Model: "other", Method: "POST", Path: "/chat/completions",
+		Body:   []byte(`{"model":"other","stream":true,"messages":[{"role":"user","content":"hi"}]}`),
+		Stream: true, ContentType: "application/json", Accept: "text/event-stream"})
+	close(released)
+	if other.openErr != nil || other.provider != "a" {
+		t.Fatalf("the other model: answered by %q (%v); want a", other.provider, other.openErr)
+	}
+	got := <-done
+	if got.openErr != nil || got.provider != "a" || !strings.HasSuffix(got.text, "from a2") {
+		t.Fatalf("answered by %q with %q (%v); want a's second target, a answering meanwhile", got.provider, got.text, got.openErr)
+	}
 }
