@@ -219,7 +219,10 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		if n > 0 {
 			s.log.Debug("payment exchanges restored", "request_id", reqID, "count", n)
 		}
-		if failed > 0 {
+		if failed > 0 && ctx.Err() == nil {
+			// Not when the bot hung up (or the drain deadline came),
+			// which ended the reads: the store was only asked, and the
+			// turn ends without a round.
 			s.log.Warn("kept payment exchanges unreadable; the turn goes on without them", "request_id", reqID,
 				"failed", failed, "err", lookupErr)
 		}
@@ -240,8 +243,10 @@ func (s *Server) runTurn(w http.ResponseWriter, r *http.Request, chat intercepto
 		// and the payment it already made or asked about for a second one.
 		// Held back, on the safe side, until the user's next message.
 		t.clarify = true
-		s.log.Warn("money-moving calls held until the user's next message: a kept payment exchange of their last message is unreadable",
-			"request_id", reqID)
+		if ctx.Err() == nil {
+			s.log.Warn("money-moving calls held until the user's next message: a kept payment exchange of their last message is unreadable",
+				"request_id", reqID)
+		}
 	}
 	if st := s.loadState(ctx, reqID, caller); st != nil && len(st.Orders) > 0 {
 		t.pending = s.pendingAnnouncements(st)
