@@ -191,7 +191,8 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			f.errMsg = "provider " + p.name + " " + redirectMessage(resp.StatusCode, resp.Header.Get("Location")) +
 				": paygate follows no redirect; check the request's path"
 		}
-		if f.cause == CauseMisconfigured && !f.keyInWords && !(isChatPath(req.Path) && method == http.MethodPost) &&
+		if (f.cause == CauseMisconfigured && !f.keyInWords || f.cause == CauseModelNotFound && resp.StatusCode == http.StatusForbidden) &&
+			!(isChatPath(req.Path) && method == http.MethodPost) &&
 			(resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
 			// On a forwarded path the bot chose the endpoint (listing
 			// stored chat completions with GET too): a key restricted to
@@ -200,7 +201,10 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			// chat completions still. Held against the provider, one
 			// bot's call took it out of service for every bot's chat for
 			// the misconfigured cool-down. A key that is wrong is refused
-			// on chat completions too, which cool the provider down.
+			// on chat completions too, which cool the provider down. A 403
+			// that says the key may not use the model (OpenAI's
+			// model_not_found for a project key) is refused alike: the
+			// next target, and with none left the bot's 403.
 			f.pathRefused = true
 		}
 		if f.cause == CauseModelNotFound && resp.StatusCode == http.StatusNotFound &&
