@@ -985,13 +985,8 @@ func (r *Relay) Handler() http.Handler {
 			return
 		}
 		st, err := r.Stats(req.Context())
-		if err != nil && errors.Is(err, context.Canceled) && errors.Is(context.Cause(req.Context()), context.Canceled) {
-			// The operator's console or script went away, which ended
-			// the read (the Redis driver passes the cancel on as it is):
-			// nothing failed. 499 is for the metrics only, as the admin
-			// API's other reads answer it; a shutdown's cancel (its own
-			// cause) is still told to try again.
-			writeJSON(w, 499, map[string]string{"error": "the client closed the request"})
+		if clientGone(req, err) {
+			goneAnswer(w)
 			return
 		}
 		if err != nil {
@@ -1010,6 +1005,23 @@ func (r *Relay) Handler() http.Handler {
 		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 		_, _ = w.Write(b)
 	})
+}
+
+// clientGone reports whether err ended req's call because its client (an
+// operator's console tab or script) went away: the store drivers pass the
+// request's cancel on as it is (Redis), and nothing failed. A request the
+// server cancels as it shuts down has its own cause, and is still told to
+// try again.
+func clientGone(req *http.Request, err error) bool {
+	ctx := req.Context()
+	return errors.Is(err, context.Canceled) && ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled)
+}
+
+// goneAnswer answers a request whose client went away (clientGone) 499,
+// as the admin API's other routes do: for the metrics only, nobody reads
+// it.
+func goneAnswer(w http.ResponseWriter) {
+	writeJSON(w, 499, map[string]string{"error": "the client closed the request"})
 }
 
 // refuseQuery answers a 400 naming the request's query parameter, if it

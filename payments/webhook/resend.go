@@ -673,6 +673,8 @@ func (r *Relay) ResendHandler() http.Handler {
 		}
 		res, err := r.Resend(req.Context(), req.PathValue("order_no"), force)
 		switch {
+		case clientGone(req, err):
+			goneAnswer(w)
 		case errors.Is(err, store.ErrNotFound):
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 		case errors.Is(err, ErrNothingLost):
