@@ -189,25 +189,40 @@ func checkCompose(c compose, img image) (ps problems, configFile string, env map
 	} else if host, _, _ := net.SplitHostPort(cfg.Store.Redis.Addrs[0]); host != "redis" {
 		ps.add("config: store.redis.addrs %v is not the redis service", cfg.Store.Redis.Addrs)
 	}
-	if host, _, _ := net.SplitHostPort(cfg.Server.AdminListen); host != "127.0.0.1" {
-		ps.add("config: admin_listen %q is not loopback", cfg.Server.AdminListen)
-	}
 	host, port, err := net.SplitHostPort(cfg.Server.Listen)
 	if err != nil || host != "0.0.0.0" {
 		ps.add("config: listen %q: the bot in another container cannot reach it", cfg.Server.Listen)
 	}
-	published := false
-	for _, p := range pg.Ports {
-		parts := strings.Split(p, ":")
-		if parts[len(parts)-1] == port {
-			published = true
-			if len(parts) != 3 || parts[0] != "127.0.0.1" {
-				ps.add("paygate: port %q is published on every host interface; want 127.0.0.1:", p)
+	// published reports whether the container port is published, and on the
+	// host's loopback only.
+	published := func(port string) bool {
+		found := false
+		for _, p := range pg.Ports {
+			parts := strings.Split(p, ":")
+			if parts[len(parts)-1] == port {
+				found = true
+				if len(parts) != 3 || parts[0] != "127.0.0.1" {
+					ps.add("paygate: port %q is published on every host interface; want 127.0.0.1:", p)
+				}
 			}
 		}
+		return found
 	}
-	if !published {
+	if !published(port) {
 		ps.add("paygate: the listen port %s is not published", port)
+	}
+	// The admin listener (approvals, the simulator's pay, the console) must
+	// be reachable from the host: the image has no shell or curl to reach
+	// the container's loopback from inside, and Docker publishes only ports
+	// the container listens on beyond its loopback. Published on the host's
+	// loopback only; its API asks the admin token.
+	if a := cfg.Server.AdminListen; a != "off" {
+		ahost, aport, err := net.SplitHostPort(a)
+		if ip := net.ParseIP(ahost); err != nil || ahost != "" && (ip == nil || !ip.IsUnspecified()) {
+			ps.add("config: admin_listen %q: on the container's loopback no published port reaches it, and the image has no shell: nobody can approve an order or pay a simulated one; listen on 0.0.0.0 and publish it on 127.0.0.1", a)
+		} else if !published(aport) {
+			ps.add("paygate: the admin port %s is not published on 127.0.0.1: nobody can approve an order or pay a simulated one", aport)
+		}
 	}
 	if got, want := bot.Environment["OPENAI_BASE_URL"], "http://paygate:"+port+"/v1"; got != want {
 		ps.add("bot: OPENAI_BASE_URL %q; want %q", got, want)
@@ -282,6 +297,26 @@ func TestComposeChecksCatch(t *testing.T) {
 			s.Command = []string{"redis-server"}
 			c.Services["redis"] = s
 		}, "AOF"},
+		{"admin on the container's loopback", func(c *compose, _ *image) {
+			s := c.Services["paygate"]
+			env := map[string]string{}
+			for k, v := range s.Environment {
+				env[k] = v
+			}
+			env["PAYGATE_ADMIN_LISTEN"] = "127.0.0.1:8081"
+			s.Environment = env
+			c.Services["paygate"] = s
+		}, "no published port reaches it"},
+		{"admin port not published", func(c *compose, _ *image) {
+			s := c.Services["paygate"]
+			s.Ports = []string{"127.0.0.1:8080:8080"}
+			c.Services["paygate"] = s
+		}, "admin port 8081 is not published"},
+		{"admin port on every host interface", func(c *compose, _ *image) {
+			s := c.Services["paygate"]
+			s.Ports = []string{"127.0.0.1:8080:8080", "8081:8081"}
+			c.Services["paygate"] = s
+		}, `port "8081:8081" is published on every host interface`},
 		{"redis AOF synced every second", func(c *compose, _ *image) {
 			s := c.Services["redis"]
 			s.Command = []string{"redis-server", "--appendonly", "yes"}
