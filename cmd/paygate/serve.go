@@ -490,7 +490,7 @@ func serveHangups(ctx context.Context, cfg *config.Config, logOut io.Writer, rea
 	if n, ok := addrs["notify"]; ok {
 		notifyAddr = n
 	}
-	a, err := newApp(cfg, logOut, "http://"+notifyAddr+"/wechatpay/notify")
+	a, err := newApp(cfg, logOut, localNotifyURL(notifyAddr))
 	if err != nil {
 		for _, l := range ls {
 			_ = l.ln.Close()
@@ -580,6 +580,23 @@ func serveHangups(ctx context.Context, cfg *config.Config, logOut io.Writer, rea
 	}
 	a.closeBy(closeEnd, cutReserve(budget))
 	return failed
+}
+
+// localNotifyURL is the notify route's URL at the address its listener
+// bound, as a process on this host reaches it: the simulator's notify_url
+// (a configured payments.wechatpay.notify_url wins). A listener on every
+// interface is reached on 127.0.0.1, as healthURL reaches one: Go binds
+// "0.0.0.0:8080" (the image's PAYGATE_LISTEN) as "[::]:8080", and
+// http://[::]:8080/ is a connection to ::1, which a container whose
+// network has no IPv6 (Docker's default) does not have, so every
+// notification of a simulated payment failed there.
+func localNotifyURL(addr string) string {
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+	return "http://" + addr + "/wechatpay/notify"
 }
 
 // closeFloor is the least time the background workers and the store get to
