@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -178,6 +179,20 @@ func checkCompose(c compose, img image) (ps problems, configFile string, env map
 		ps.add("paygate environment: %v", err)
 		return ps, configFile, nil
 	}
+	// Every variable the config reads reaches the container, from the
+	// image's ENV or the compose environment: one passed by neither is
+	// taken from nowhere, so `PAYGATE_X=… docker compose up` changed
+	// nothing (Compose gives a container only what the file lists).
+	if text, err := os.ReadFile(configFile); err == nil {
+		for _, m := range regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)`).FindAllStringSubmatch(string(text), -1) {
+			name := m[1]
+			_, inImage := img.Env[name]
+			_, inCompose := pg.Environment[name]
+			if !inImage && !inCompose {
+				ps.add("paygate: the config reads ${%s}, which neither the image nor the compose environment sets: %s=… docker compose up changes nothing", name, name)
+			}
+		}
+	}
 	cfg, err := loadConfig(configFile, env)
 	if err != nil {
 		ps.add("paygate config %s: %v", configFile, err)
@@ -276,10 +291,11 @@ func TestComposeChecksCatch(t *testing.T) {
 		}, "OPENAI_BASE_URL"},
 		{"embedded store", func(c *compose, _ *image) {
 			s := c.Services["paygate"]
-			env := map[string]string{"PAYGATE_STORE_DRIVER": "embedded"}
+			env := map[string]string{}
 			for k, v := range s.Environment {
 				env[k] = v
 			}
+			env["PAYGATE_STORE_DRIVER"] = "embedded"
 			s.Environment = env
 			c.Services["paygate"] = s
 		}, "want redis"},
@@ -297,6 +313,17 @@ func TestComposeChecksCatch(t *testing.T) {
 			s.Command = []string{"redis-server"}
 			c.Services["redis"] = s
 		}, "AOF"},
+		{"a variable of the config not passed", func(c *compose, _ *image) {
+			s := c.Services["paygate"]
+			env := map[string]string{}
+			for k, v := range s.Environment {
+				if k != "PAYGATE_ADMIN_TOKEN" {
+					env[k] = v
+				}
+			}
+			s.Environment = env
+			c.Services["paygate"] = s
+		}, "reads ${PAYGATE_ADMIN_TOKEN}, which neither"},
 		{"admin on the container's loopback", func(c *compose, _ *image) {
 			s := c.Services["paygate"]
 			env := map[string]string{}
