@@ -101,9 +101,32 @@ func (r *Relay) bury(ctx context.Context, ev store.Event, orderNo string, attemp
 		return fmt.Errorf("keep dead letter: %w", err)
 	}
 	if err := r.store.AckEventAt(ctx, ev.Key, ev.ID, ev.CreatedAt); err != nil {
+		// The take-off may have been applied all the same (the store's
+		// reply lost): ev is then off its queue, never tried or buried
+		// again, and this burial is its give-up, the only one to count it
+		// and raise the alert. Still queued, or unknown, it is buried again
+		// once its lease runs out.
+		if queued, qerr := r.stillAtHead(ctx, ev); qerr == nil && !queued {
+			return nil
+		}
 		return fmt.Errorf("kept as a dead letter, but not removed from the delivery queue: %w", err)
 	}
 	return nil
+}
+
+// stillAtHead reports whether ev itself (its id and CreatedAt, not a copy
+// queued since under its id) is still at the head of its queue.
+func (r *Relay) stillAtHead(ctx context.Context, ev store.Event) (bool, error) {
+	heads, err := r.store.OutboxHeads(ctx, ev.Key)
+	if err != nil {
+		return false, err
+	}
+	for _, h := range heads {
+		if h.Key == ev.Key && h.ID == ev.ID && h.CreatedAt.Equal(ev.CreatedAt) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // maxClearPasses bounds clearDead's passes: one per copy of a dead letter
