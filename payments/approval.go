@@ -78,7 +78,14 @@ func (s *Service) expireHeld(ctx context.Context, no string) (*store.Order, erro
 func (s *Service) expiredDecision(ctx context.Context, orderNo string) (*store.Order, error) {
 	o, err := s.expireHeld(ctx, orderNo)
 	if err != nil {
-		s.log.ErrorContext(ctx, "decision past the approval deadline refused; the order's expiry not recorded", "order_no", orderNo, "err", err)
+		if ctx.Err() != nil {
+			// The caller went away (a manager's console closed) or ran
+			// out of time as the expiry was written: nothing failed that
+			// an operator must look at, and the sweep expires the order.
+			s.log.InfoContext(ctx, "decision past the approval deadline ended with its caller; the order's expiry left for the sweep", "order_no", orderNo, "err", err)
+		} else {
+			s.log.ErrorContext(ctx, "decision past the approval deadline refused; the order's expiry not recorded", "order_no", orderNo, "err", err)
+		}
 		return nil, fmt.Errorf("%s is past its approval deadline, and its expiry was not recorded: %w", orderNo, storeFailure(err))
 	}
 	if o.Status != store.StatusExpired {

@@ -156,6 +156,9 @@ payments:
 			if strings.Contains(logs.String(), "admin API failed") {
 				t.Errorf("logged a failure for a manager who went away:\n%s", logs.String())
 			}
+			if strings.Contains(logs.String(), `"level":"ERROR"`) {
+				t.Errorf("logged an error for a manager who went away:\n%s", logs.String())
+			}
 		})
 	}
 }
