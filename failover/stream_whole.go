@@ -218,7 +218,7 @@ const minChoiceBytes, minCallBytes = 78, 48
 type builtChoice struct {
 	index                                   int64
 	role                                    string
-	content, refusal, reasoning, reasonings strings.Builder
+	content, refusal, reasoning, reasonings fragText
 	has                                     [4]bool // content, refusal, reasoning, reasoning_content given
 	calls                                   []*builtCall
 	byIdx                                   map[int64]*builtCall  // the latest call with that index
@@ -322,7 +322,7 @@ type builtCall struct {
 	index          int64
 	hasIdx         bool
 	id, typ, name  string
-	args           strings.Builder
+	args           fragText
 	hasID, hasName bool
 	custom         bool // named in "custom" (a custom tool's call), its text in "input"
 	// twice: a fragment named the call twice, or gave a named call's
@@ -478,7 +478,7 @@ func (b *completionBuilder) addChoice(ch gjson.Result) error {
 			return err
 		}
 		c.has[i] = true
-		[...]*strings.Builder{&c.content, &c.refusal, &c.reasoning, &c.reasonings}[i].WriteString(v.Str)
+		[...]*fragText{&c.content, &c.refusal, &c.reasoning, &c.reasonings}[i].add(v)
 	}
 	d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
 		n := len(c.calls)
@@ -751,8 +751,58 @@ func (b *completionBuilder) addCall(call *builtCall, tc gjson.Result, tool bool)
 	if err := b.take(len(text) + len(call.id) + len(call.name)); err != nil {
 		return err
 	}
-	call.args.WriteString(text)
+	if a.Type == gjson.String {
+		call.args.add(a)
+	} else {
+		call.args.WriteString(text)
+	}
 	return nil
+}
+
+// fragText is text streamed as JSON string fragments, joined as the stream
+// capture joins them (interceptors' decodeRaw, of the fragments'
+// concatenation): a UTF-16 surrogate pair a provider wrote as \u escapes
+// split between two fragments is one character. Decoded each on its own,
+// each half was U+FFFD, and the bot's tool arguments (a city's name) and
+// the model's words reached it corrupted.
+type fragText struct {
+	strings.Builder
+	high string // a fragment's trailing escaped high surrogate, undecoded
+}
+
+// add appends a JSON string fragment, all of it but a trailing escaped high
+// surrogate, which waits for the next fragment's start.
+func (t *fragText) add(v gjson.Result) {
+	raw := v.Raw[1 : len(v.Raw)-1]
+	if t.high != "" {
+		raw, t.high = t.high+raw, ""
+	}
+	if n := len(raw); n >= 6 && raw[n-6] == '\\' && raw[n-5] == 'u' {
+		if h, err := strconv.ParseUint(raw[n-4:], 16, 16); err == nil && h >= 0xD800 && h <= 0xDBFF {
+			bs := 0
+			for i := n - 6; i >= 0 && raw[i] == '\\'; i-- {
+				bs++
+			}
+			if bs%2 == 1 {
+				raw, t.high = raw[:n-6], raw[n-6:]
+			}
+		}
+	}
+	if strings.IndexByte(raw, '\\') < 0 {
+		t.WriteString(raw)
+		return
+	}
+	t.WriteString(gjson.Parse(`"` + raw + `"`).Str)
+}
+
+// String is the text so far; a high surrogate still waiting for its pair is
+// given up (U+FFFD, as decoded alone).
+func (t *fragText) String() string {
+	if t.high != "" {
+		t.WriteString(gjson.Parse(`"` + t.high + `"`).Str)
+		t.high = ""
+	}
+	return t.Builder.String()
 }
 
 // finished reports whether every choice shown has its finish_reason, one
@@ -841,7 +891,7 @@ func (b *completionBuilder) build() ([]byte, error) {
 		var content *string
 		for i, dst := range [...]**string{&content, &m.Refusal, &m.Reasoning, &m.ReasoningContent} {
 			if c.has[i] {
-				s := [...]*strings.Builder{&c.content, &c.refusal, &c.reasoning, &c.reasonings}[i].String()
+				s := [...]*fragText{&c.content, &c.refusal, &c.reasoning, &c.reasonings}[i].String()
 				*dst = &s
 			}
 		}

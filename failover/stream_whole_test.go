@@ -704,3 +704,39 @@ func TestEventStreamErrorsAnsweringANonStreamRequest(t *testing.T) {
 		}
 	})
 }
+
+// TestEventStreamSurrogatePairSplitAcrossFragments: a character outside the
+// Basic Multilingual Plane (an emoji, a rare CJK character) a provider
+// writes as a \u escaped UTF-16 surrogate pair, split between two events'
+// fragments, is one character in the assembled answer, as the stream
+// capture joins the fragments before decoding them. Decoded each on its
+// own, each half became U+FFFD: the bot's tool arguments and the model's
+// words reached it corrupted.
+func TestEventStreamSurrogatePairSplitAcrossFragments(t *testing.T) {
+	chunk := choicesChunk
+	script := func(c *fconn, _ int) {
+		c.sse()
+		c.event(chunk(`{"index":0,"delta":{"role":"assistant","content":"Hi \ud83d","reasoning_content":"\\\ud842"},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"content":"\ude00!","reasoning_content":"\udfb7"},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"\ud842"}}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\udfb7\u91ce\"}"}}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_2","type":"function","function":{"name":"echo","arguments":"\\ud83d"}}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"\ude00"}}]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{},"finish_reason":"tool_calls"}`))
+		c.done()
+	}
+	e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
+		[]string{"a", "b"}, nil)
+	got := e.open(context.Background(), false)
+	if got.openErr != nil || got.provider != "a" {
+		t.Fatalf("answered by %q (%v); want a", got.provider, got.openErr)
+	}
+	wantPaths(t, got.body, map[string]string{
+		"choices.0.message.content":                         "Hi 😀!",
+		"choices.0.message.reasoning_content":               `\𠮷`,
+		"choices.0.message.tool_calls.0.function.arguments": `{"city":"𠮷野"}`,
+		// An escaped backslash before "ud83d" is no surrogate: its text
+		// as written, and the lone low surrogate after it U+FFFD.
+		"choices.0.message.tool_calls.1.function.arguments": "\\ud83d\uFFFD",
+	})
+}
