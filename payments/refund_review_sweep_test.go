@@ -103,14 +103,19 @@ func TestSweepAsksAboutARefundInFlightOnAnOrderInReview(t *testing.T) {
 }
 
 // refusedInReview is a WeChat Pay that refuses every refund, after the
-// order went to review meanwhile (before, runs during the call).
+// order went to review meanwhile (before, runs during the call); with
+// unanswered, the refund never reaches it and the call has no answer.
 type refusedInReview struct {
 	payments.Backend
-	before func()
+	before     func()
+	unanswered bool
 }
 
 func (b *refusedInReview) CreateRefund(ctx context.Context, req wechatpay.RefundRequest) (*wechatpay.Refund, error) {
 	b.before()
+	if b.unanswered {
+		return nil, &wechatpay.APIError{Op: "refund", StatusCode: 503, Code: "SYSTEM_ERROR", Message: "busy", Attempts: 1, Kind: wechatpay.ErrTemporary}
+	}
 	return nil, &wechatpay.APIError{Op: "refund", StatusCode: 400, Code: "INVALID_REQUEST", Message: "refused", Attempts: 1, Kind: wechatpay.ErrRejected}
 }
 
@@ -125,50 +130,68 @@ func (b *refusedInReview) CreateRefund(ctx context.Context, req wechatpay.Refund
 // once no confirmation can still be sending it, ends the reservation
 // without sending anything and keeps the refund's outcome (failed) for the
 // user's next turn; the order stays in review for the person, who can now
-// close it.
+// close it. A refusal the confirmation got at once ends the reservation
+// there, and keeps no outcome: the user was told by the confirmation's
+// answer (502), and a failed outcome kept by the sweep told them a second
+// time on their next turn.
 func TestSweepEndsAReservationInReviewWhoseRefundWasNeverMade(t *testing.T) {
 	for _, driver := range drivers(t) {
-		t.Run(driver, func(t *testing.T) {
-			ctx := context.Background()
-			var e *env
-			var o *store.Order
-			e = newEnv(t, envOptions{driver: driver, storeClock: true, service: func(opts *payments.Options) {
-				opts.SoleWriter = driver == "embedded"
-				opts.Backend = &refusedInReview{Backend: opts.Backend, before: func() {
-					w := refundWord{outRefundNo: "RFmerchantplatform0003", status: wechatpay.RefundSuccess, fen: 1000}
-					if status, body := e.postRefund(o, e.order(o.OrderNo).TransactionID, w); status/100 != 2 {
-						t.Errorf("refund notification: %d %s", status, body)
+		for _, unanswered := range []bool{false, true} {
+			name := driver + "/refused"
+			if unanswered {
+				name = driver + "/unanswered"
+			}
+			t.Run(name, func(t *testing.T) {
+				ctx := context.Background()
+				var e *env
+				var o *store.Order
+				e = newEnv(t, envOptions{driver: driver, storeClock: true, service: func(opts *payments.Options) {
+					opts.SoleWriter = driver == "embedded"
+					opts.Backend = &refusedInReview{Backend: opts.Backend, unanswered: unanswered, before: func() {
+						w := refundWord{outRefundNo: "RFmerchantplatform0003", status: wechatpay.RefundSuccess, fen: 1000}
+						if status, body := e.postRefund(o, e.order(o.OrderNo).TransactionID, w); status/100 != 2 {
+							t.Errorf("refund notification: %d %s", status, body)
+						}
+					}}
+				}})
+				o = paidOrder(t, e, "oUser-review-never-made", 2) // 99.98 CNY
+				p := propose(t, e, o, 4999)
+				res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
+				wantHeld := ""
+				if unanswered {
+					// Told it is on its way: the outcome is the sweep's to tell.
+					if err != nil || res.Status != payments.RefundPending {
+						t.Fatalf("confirm: %v, %v; want pending", resStatus(res), err)
 					}
-				}}
-			}})
-			o = paidOrder(t, e, "oUser-review-never-made", 2) // 99.98 CNY
-			p := propose(t, e, o, 4999)
-			if _, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); err == nil {
-				t.Fatalf("confirm: no error; want the refusal")
-			}
-			if got := e.order(o.OrderNo); got.Status != store.StatusNeedsReview || got.RefundReservedBy != p.RefundID {
-				t.Fatalf("order %s held by %q; want needs_review, still held for %s", got.Status, got.RefundReservedBy, p.RefundID)
-			}
-			e.clock.Advance(2 * time.Minute)
-			if st, err := e.svc.Sweep(ctx); err != nil || st.Errors != 0 {
-				t.Fatalf("sweep: %+v, %v", st, err)
-			}
-			got := e.order(o.OrderNo)
-			if got.Status != store.StatusNeedsReview || got.RefundReservedBy != "" || got.RefundedFen != 0 {
-				t.Fatalf("after the sweep: %s, held by %q, refunded %d fen; want needs_review, held by none, nothing refunded",
-					got.Status, got.RefundReservedBy, got.RefundedFen)
-			}
-			if !slices.ContainsFunc(got.RefundOutcomes, func(r store.RefundOutcome) bool {
-				return r.OutRefundNo == p.OutRefundNo && r.Status == store.RefundFailed
-			}) {
-				t.Errorf("refund outcomes %+v; want %s failed, for the user's next turn", got.RefundOutcomes, p.OutRefundNo)
-			}
-			if r, err := e.svc.Resolve(ctx, o.OrderNo, store.StatusClosed); err != nil || r.Status != store.StatusClosed {
-				t.Errorf("resolve as closed: %v, %v; want closed", r, err)
-			}
-			if n := e.sim.RefundCount(o.OrderNo); n != 0 {
-				t.Errorf("refunds at WeChat Pay: %d; want none (nothing sent for an order in review)", n)
-			}
-		})
+					wantHeld = p.RefundID
+				} else if err == nil {
+					t.Fatalf("confirm: no error; want the refusal")
+				}
+				if got := e.order(o.OrderNo); got.Status != store.StatusNeedsReview || got.RefundReservedBy != wantHeld {
+					t.Fatalf("order %s held by %q; want needs_review, held by %q", got.Status, got.RefundReservedBy, wantHeld)
+				}
+				e.clock.Advance(2 * time.Minute)
+				if st, err := e.svc.Sweep(ctx); err != nil || st.Errors != 0 {
+					t.Fatalf("sweep: %+v, %v", st, err)
+				}
+				got := e.order(o.OrderNo)
+				if got.Status != store.StatusNeedsReview || got.RefundReservedBy != "" || got.RefundedFen != 0 {
+					t.Fatalf("after the sweep: %s, held by %q, refunded %d fen; want needs_review, held by none, nothing refunded",
+						got.Status, got.RefundReservedBy, got.RefundedFen)
+				}
+				if told := slices.ContainsFunc(got.RefundOutcomes, func(r store.RefundOutcome) bool {
+					return r.OutRefundNo == p.OutRefundNo && r.Status == store.RefundFailed
+				}); told != unanswered {
+					t.Errorf("refund outcomes %+v; want %s failed kept for the user's next turn: %v (a refusal the confirmation got was answered so)",
+						got.RefundOutcomes, p.OutRefundNo, unanswered)
+				}
+				if r, err := e.svc.Resolve(ctx, o.OrderNo, store.StatusClosed); err != nil || r.Status != store.StatusClosed {
+					t.Errorf("resolve as closed: %v, %v; want closed", r, err)
+				}
+				if n := e.sim.RefundCount(o.OrderNo); n != 0 {
+					t.Errorf("refunds at WeChat Pay: %d; want none (nothing sent for an order in review)", n)
+				}
+			})
+		}
 	}
 }

@@ -904,6 +904,25 @@ func (s *Service) sendRefund(ctx context.Context, o *store.Order, rec inFlight, 
 			}
 			back = cur // put back after all (the write's reply was lost), or moved on
 		}
+		if cause == "refund" && back != nil && refundInReview(back, &rec) {
+			// In review meanwhile, the order is left as it is
+			// (revertRefund), but this refusal ends the refund: its
+			// reservation ends here, the user told by this answer.
+			// Left to the sweep (endUnmadeInReview), it kept the
+			// refund failed, and the user's next turn told them so a
+			// second time.
+			back, _, rerr = s.update(ctx, o.OrderNo, "refund_failed", "", func(c *store.Order) (*store.Order, error) {
+				if !refundInReview(c, &rec) {
+					return nil, nil
+				}
+				c.RefundReservedBy = ""
+				return c, nil
+			})
+			if rerr != nil {
+				s.log.WarnContext(ctx, "wechat pay refused the refund of an order in review; ending its reservation failed, the sweep will",
+					"order_no", o.OrderNo, "out_refund_no", p.OutRefundNo, "err", rerr)
+			}
+		}
 		if back != nil {
 			res.Order = back
 		}
@@ -1479,8 +1498,9 @@ func (s *Service) reconcileRefundInReview(ctx context.Context, o *store.Order, r
 
 // endUnmadeInReview ends the reservation of order o, in review, for rec's
 // refund, which WeChat Pay does not know: refused when the confirmation
-// sent it (revertRefund leaves an order in review as it is), or never sent
-// (the confirmation stopped after recording it). Nothing is sent for an
+// sent it (revertRefund leaves an order in review as it is; sendRefund ends
+// the reservation then, unless that write failed), or never sent (the
+// confirmation stopped after recording it). Nothing is sent for an
 // order in review, and no notification will ever end the reservation, so
 // it held the order for good and Resolve refused it both ways. It is ended
 // only once no confirmation can still be sending the refund: with a
