@@ -1811,6 +1811,7 @@ func clip(s string, n int) string {
 func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcome {
 	res := gjson.GetMany(args, "order_no", "reason", "amount")
 	no, reason, amt := res[0], res[1], res[2]
+	no.Str = strings.TrimSpace(no.Str) // as query_order reads it
 	if no.Type != gjson.String || no.Str == "" {
 		return clarify("order_no is missing")
 	}

@@ -374,8 +374,8 @@ func (t *Tools) unreadRulesResult(name, args string, err error) []byte {
 	if name == t.names.QueryOrder {
 		r = map[string]any{"status": "unknown", "error": "payments are temporarily unavailable; the order's status could not be read"}
 	}
-	if no := gjson.Get(args, "order_no"); no.Type == gjson.String && no.Str != "" {
-		r["order_no"] = no.Str
+	if no := gjson.Get(args, "order_no"); no.Type == gjson.String && strings.TrimSpace(no.Str) != "" {
+		r["order_no"] = strings.TrimSpace(no.Str)
 	}
 	return resultJSON(r)
 }

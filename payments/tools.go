@@ -372,6 +372,10 @@ func (t *Tools) createOrder(ctx context.Context, c Caller, args string) Outcome 
 
 func (t *Tools) queryOrder(ctx context.Context, c Caller, args string) Outcome {
 	no := gjson.Get(args, "order_no")
+	// White space around the number the model wrote (a trailing newline,
+	// an ideographic space) is not the number's, which never holds any:
+	// taken as written, the user's own order was "not_found".
+	no.Str = strings.TrimSpace(no.Str)
 	if no.Type != gjson.String || no.Str == "" {
 		return clarify("order_no is missing")
 	}

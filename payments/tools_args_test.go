@@ -3,6 +3,7 @@ package payments_test
 import (
 	"context"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -172,6 +173,40 @@ func TestRefundAmountUnderAnotherNameIsAsked(t *testing.T) {
 			}
 			if n := e.sim.RefundCount(""); n != 0 {
 				t.Errorf("simulator refunds %d; want 0", n)
+			}
+		})
+	}
+}
+
+// TestOrderNumberWithSpaceAroundIsTheOrder: an order number the model
+// writes with white space around it (" PG…", a trailing newline, an
+// ideographic space after it as Chinese text puts one) is the order's: the
+// number itself never holds white space. Taken as written, the user's own
+// order was answered "this user has no order with that number", and the
+// model told the user it did not exist.
+func TestOrderNumberWithSpaceAroundIsTheOrder(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tools := newTools(e)
+	paid := paidOrder(t, e, "oUser-args-space", 2) // 99.98
+	u := caller(paid.User)
+	for _, tc := range []struct{ name, tool, no, want string }{
+		{"query, spaces", "query_order", "  " + paid.OrderNo + " ", "paid"},
+		{"query, newline and tab", "query_order", "\t" + paid.OrderNo + "\n", "paid"},
+		{"query, ideographic space", "query_order", paid.OrderNo + "\u3000", "paid"},
+		{"query, only space", "query_order", " \u3000", "needs_clarification"},
+		{"refund, spaces", "request_refund", " " + paid.OrderNo + "\u00a0", "awaiting_user_confirmation"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := `{"order_no":` + strconv.Quote(tc.no) + `,"reason":"changed my mind","amount":"1.00"}`
+			if tc.tool == "query_order" {
+				args = `{"order_no":` + strconv.Quote(tc.no) + `}`
+			}
+			got := call(t, tools, u, tc.tool, args)
+			if got.result["status"] != tc.want {
+				t.Fatalf("%s of %q: result %v; want status %s", tc.tool, tc.no, got.result, tc.want)
+			}
+			if tc.want != "needs_clarification" && got.result["order_no"] != paid.OrderNo {
+				t.Errorf("order_no %v in the result; want %s", got.result["order_no"], paid.OrderNo)
 			}
 		})
 	}
