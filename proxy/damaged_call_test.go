@@ -2,12 +2,20 @@ package proxy
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/failover"
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
+	"github.com/paygate/paygate/proxy/h1/h1test"
 )
 
 // rawPieces answers with the given bytes, flushed piece by piece: the
@@ -137,5 +145,45 @@ func TestStreamedClientCallWithALostEventNotHanded(t *testing.T) {
 				t.Errorf("stream %s; want no tool_calls finish and an upstream_malformed_response error", body)
 			}
 		})
+	}
+}
+
+// TestLostEventRoundsPaymentCallsCounted: a round with the bot's own call
+// and a payment call, one of whose events paygate could not read, ends
+// the stream without running the payment call or handing the bot's on;
+// the payment call is counted on paygate_tool_calls_total as not
+// executed, as a damaged call of a round without the bot's calls is.
+// Uncounted, the calls the model made read short by them.
+func TestLostEventRoundsPaymentCallsCounted(t *testing.T) {
+	const head = `data: {"id":"q1","object":"chat.completion.chunk","created":1,"model":"m","choices":`
+	first := head + `[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\""}},` +
+		`{"index":1,"id":"call_2","type":"function","function":{"name":"create_order","arguments":"{\"sku\":\"premium-monthly\"}"}}]},"finish_reason":null}]}` + "\n\n"
+	truncated := head + `[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":",\"unit\":\"F\""}}]},"finish_reason":null}]` + "\n\n"
+	rest := head + `[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"}"}}]},"finish_reason":null}]}` + "\n\n"
+	finish := head + `[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}` + "\n\n"
+	fp := newFakeProvider(t, rawPieces(first, truncated, rest, finish, "data: [DONE]\n\n"))
+	cfg := testConfig(t, fp.URL, nil)
+	log := logging.New(&logtest.Buffer{}, slog.LevelDebug, cfg.Secrets())
+	reg := prometheus.NewRegistry()
+	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	tools := &recordingTools{}
+	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
+		HashKey: []byte(cfg.Privacy.HashKey), Tools: tools, State: &memState{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h1test.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	resp := post(t, srv.URL, "/v1/chat/completions", chatBody(true, weatherTool), map[string]string{"X-WeChat-OpenID": "o-user-1"})
+	body := readAll(t, resp.Body)
+	if !strings.Contains(body, `"code":"upstream_malformed_response"`) || len(tools.executed()) != 0 {
+		t.Fatalf("stream %s, executed %q; want an upstream_malformed_response error and nothing run", body, tools.executed())
+	}
+	if got := testutil.ToFloat64(s.metrics.toolCalls.WithLabelValues("create_order", "not_executed")); got != 1 {
+		t.Errorf("tool calls create_order not_executed: %v; want 1", got)
 	}
 }

@@ -561,6 +561,10 @@ func (t *turn) stream() {
 			// lost `,"unit":"F"`): no finish tells the bot to run it, as
 			// no payment call of such a round runs (Damaged).
 			t.s.log.Warn("client tool calls from a round with an unreadable event not handed on", "request_id", reqInfo(t.r).id, "calls", len(res.ClientCalls))
+			for _, c := range res.PaymentCalls {
+				// Not run, as execute counts a Damaged call.
+				t.s.metrics.toolCalls.WithLabelValues(t.metricTool(c.Name), "not_executed").Inc()
+			}
 			t.s.endStreamWithError(t.sw, t.r, &failover.StreamError{Provider: resp.Provider, Cause: failover.CauseMalformed,
 				Err: errors.New("an event of a round with the bot's tool calls was unreadable and skipped")})
 			return
