@@ -962,3 +962,44 @@ func TestLastTargetFailingIsNoFailover(t *testing.T) {
 		})
 	}
 }
+
+// TestInStreamErrorsCountAsBeforeTheFirstByte: an error event inside a 200
+// stream that says the request was too long for the model, the model is
+// not the key's, or the key is refused is held against the provider's
+// breaker as the same error before the first byte is: not at all (a
+// healthy provider; a target's model; words that may be the bot's own).
+// Counted as failures, a provider that answered every other bot was shut
+// out for the breaker's cool-down by a few long conversations.
+func TestInStreamErrorsCountAsBeforeTheFirstByte(t *testing.T) {
+	const failures = 3
+	for _, tc := range []struct{ name, ev, class string }{
+		{"context length", errBody("invalid_request_error", "context_length_exceeded", "This model's maximum context length is 8192 tokens"), CauseContextLength},
+		{"model not found", errBody("invalid_request_error", "model_not_found", "The model `gpt-x` does not exist"), CauseModelNotFound},
+		{"key refused", errBody("invalid_request_error", "invalid_api_key", "Incorrect API key provided"), CauseMisconfigured},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]func(*fconn, int){"a": func(c *fconn, n int) {
+				c.sse()
+				c.event(roleChunk())
+				c.event(contentChunk("par"))
+				c.event(tc.ev)
+				c.done()
+			}}, []string{"a"}, func(c *config.Config) {
+				c.Failover.Breaker = config.Breaker{Failures: failures, Cooldown: config.Duration(time.Hour)}
+			})
+			for i := range failures + 1 {
+				got := e.open(t.Context(), true)
+				if got.openErr != nil {
+					t.Fatalf("stream %d: %v; want it opened", i, got.openErr)
+				}
+				var se *StreamError
+				if !errors.As(got.end, &se) || se.Class != tc.class {
+					t.Fatalf("stream %d ended %v; want a stream error of class %s", i, got.end, tc.class)
+				}
+			}
+			if st := statusOf(e.r, "a"); st.Breaker != "closed" {
+				t.Errorf("breaker after %d such streams: %s; want closed", failures+1, st.Breaker)
+			}
+		})
+	}
+}

@@ -474,6 +474,16 @@ func (a *Response) finish(err error) error {
 			w := a.r.backOff(a.t.p, a.r.opts.Now(), se.Status == http.StatusTooManyRequests)
 			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause,
 				"backoff", w, "err", se.Err)
+		case se.Class == CauseContextLength || se.Class == CauseRequestTooLarge:
+			// The request too large for this target: the provider is
+			// healthy, as before the first byte (round.decide).
+			breaker = nil
+			a.r.log.InfoContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "class", se.Class, "code", se.Code)
+		case se.Class == CauseModelNotFound || se.Class == CauseMisconfigured:
+			// The target's model, or a key refused in words that may be
+			// the bot's own: neither way, as before the first byte
+			// (round.decide's keyInWords).
+			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "class", se.Class, "code", se.Code)
 		case se.Cause != CauseCanceled:
 			breaker = errProviderFailure
 			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "err", se.Err)
