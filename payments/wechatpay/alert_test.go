@@ -45,8 +45,9 @@ func TestMerchantSideFailuresAlert(t *testing.T) {
 		edit      func(*wechatpay.Config)
 		run       func(t *testing.T, r *rig) error
 		wantKind  error
-		wantAlert string // "": no alert
-		wantCall  string // the last call's op and outcome, as paygate_wechatpay_requests_total labels them
+		wantAlert string            // "": no alert
+		wantCall  string            // the last call's op and outcome, as paygate_wechatpay_requests_total labels them
+		wantAttrs map[string]string // the alert's, beside its code
 	}{
 		{
 			name: "clock skew SIGN_ERROR",
@@ -79,6 +80,21 @@ func TestMerchantSideFailuresAlert(t *testing.T) {
 			},
 			wantKind: wechatpay.ErrRejected, wantAlert: "NOT_ENOUGH",
 			wantCall: `op="refund",outcome="refused"`,
+		},
+		{
+			// The payer's account is closed: WeChat Pay refunds nothing,
+			// and a person must refund them by other means, told which
+			// order and refund.
+			name: "USER_ACCOUNT_ABNORMAL",
+			run: func(t *testing.T, r *rig) error {
+				paid(t, r, "PGalertacct01")
+				r.sim.InjectFault(wxsim.Fault{Op: "refund", Kind: wxsim.FaultUserAccountAbnormal})
+				_, err := r.client.CreateRefund(ctx, wechatpay.RefundRequest{OutTradeNo: "PGalertacct01", OutRefundNo: "RFalertacct01", Refund: 100, Total: 100})
+				return err
+			},
+			wantKind: wechatpay.ErrRejected, wantAlert: "USER_ACCOUNT_ABNORMAL",
+			wantCall:  `op="refund",outcome="refused"`,
+			wantAttrs: map[string]string{"out_trade_no": "PGalertacct01", "no": "RFalertacct01"},
 		},
 		{
 			name: "answer signed with an unknown key",
@@ -136,7 +152,7 @@ func TestMerchantSideFailuresAlert(t *testing.T) {
 			// only in a log line: one count under the code, every other
 			// code's series present at 0 so increase() sees the first.
 			metrics := scrapeMetrics(t, reg)
-			for _, code := range []string{"SIGN_ERROR", "MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH", "NO_AUTH", "NOT_ENOUGH", "bad_signature"} {
+			for _, code := range []string{"SIGN_ERROR", "MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH", "NO_AUTH", "NOT_ENOUGH", "USER_ACCOUNT_ABNORMAL", "bad_signature"} {
 				want := 0
 				if tt.wantAlert == code || (tt.wantAlert == "verif" && code == "bad_signature") {
 					want = 1
@@ -165,6 +181,11 @@ func TestMerchantSideFailuresAlert(t *testing.T) {
 			if a["level"] != "ERROR" || !strings.HasPrefix(a["msg"].(string), "ALERT: ") ||
 				!strings.Contains(a["code"].(string)+" "+a["msg"].(string), tt.wantAlert) {
 				t.Errorf("alert %v; want an ERROR ALERT naming %s", a, tt.wantAlert)
+			}
+			for k, v := range tt.wantAttrs {
+				if a[k] != v {
+					t.Errorf("alert's %s %v; want %s", k, a[k], v)
+				}
 			}
 		})
 	}

@@ -193,7 +193,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if c.merchantErrs, err = registerCounter(cfg.Registerer, prometheus.CounterOpts{
 		Name: "paygate_wechatpay_merchant_errors_total",
-		Help: "WeChat Pay calls failed for a reason only the merchant's operator can fix, each also logged as an ALERT, by code (SIGN_ERROR: merchant key, serial or this host's clock; MCH_NOT_EXISTS, APPID_MCHID_NOT_MATCH: mch_id, app_id; NO_AUTH: the API not enabled; NOT_ENOUGH: balance too low for refunds; bad_signature: an answer that does not verify against the WeChat Pay public key or platform certificates).",
+		Help: "WeChat Pay calls failed for a reason only the merchant's operator can fix, each also logged as an ALERT, by code (SIGN_ERROR: merchant key, serial or this host's clock; MCH_NOT_EXISTS, APPID_MCHID_NOT_MATCH: mch_id, app_id; NO_AUTH: the API not enabled; NOT_ENOUGH: balance too low for refunds; USER_ACCOUNT_ABNORMAL: a refund's payer account closed, to be refunded by other means; bad_signature: an answer that does not verify against the WeChat Pay public key or platform certificates).",
 	}, "code"); err != nil {
 		return nil, err
 	}
@@ -214,7 +214,11 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 // increase sees the first: the codes merchantFix knows, and bad_signature
 // for an answer whose signature does not verify. Bounded: a code WeChat Pay
 // sends otherwise raises no alert.
-var merchantErrorCodes = [...]string{"SIGN_ERROR", "MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH", "NO_AUTH", "NOT_ENOUGH", codeBadSignature}
+var merchantErrorCodes = [...]string{"SIGN_ERROR", "MCH_NOT_EXISTS", "APPID_MCHID_NOT_MATCH", "NO_AUTH", "NOT_ENOUGH", "USER_ACCOUNT_ABNORMAL", codeBadSignature}
+
+// refundOfKey carries a refund's out_trade_no to doN, whose alert names
+// the order as well as the refund (its no).
+type refundOfKey struct{}
 
 const codeBadSignature = "bad_signature"
 
@@ -295,8 +299,11 @@ func (c *Client) doN(ctx context.Context, op, no string, maxAttempts int, fn fun
 			if ae != nil {
 				if hint := merchantFix(ae.Code); hint != "" {
 					c.merchantErrs.WithLabelValues(ae.Code).Inc()
-					c.log.ErrorContext(ctx, "ALERT: wechat pay refused the request for a reason only the merchant can fix: "+hint,
-						"alert", true, "op", op, "no", no, "code", ae.Code, "http_status", ae.StatusCode, "message", ae.Message)
+					attrs := []any{"alert", true, "op", op, "no", no, "code", ae.Code, "http_status", ae.StatusCode, "message", ae.Message}
+					if order, ok := ctx.Value(refundOfKey{}).(string); ok {
+						attrs = append(attrs, "out_trade_no", order) // a refund's order, for the person who acts
+					}
+					c.log.ErrorContext(ctx, "ALERT: wechat pay refused the request for a reason only the merchant can fix: "+hint, attrs...)
 				}
 				return &APIError{Op: op, StatusCode: ae.StatusCode, Code: ae.Code, Message: ae.Message, Attempts: attempt, Kind: kind}
 			}
@@ -537,7 +544,7 @@ func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (*Refund, 
 	for round := 1; round <= c.maxAttempts; round++ {
 		var out *refunddomestic.Refund
 		// One attempt per round: the retry decision needs a query in between.
-		err := c.doN(ctx, "refund", req.OutRefundNo, 1, func(ctx context.Context) (*core.APIResult, error) {
+		err := c.doN(context.WithValue(ctx, refundOfKey{}, req.OutTradeNo), "refund", req.OutRefundNo, 1, func(ctx context.Context) (*core.APIResult, error) {
 			resp, res, err := c.refunds.Create(ctx, r)
 			out = resp
 			return res, err

@@ -133,6 +133,11 @@ func merchantFix(code string) string {
 		return "the merchant is not authorised for this API; check its products on the merchant platform"
 	case "NOT_ENOUGH":
 		return "the merchant's balance cannot cover refunds; top it up on the merchant platform"
+	case "USER_ACCOUNT_ABNORMAL":
+		// Not repeated for other refunds, but WeChat Pay will never make
+		// this one: the user was told it failed, and only a person can
+		// give their money back.
+		return "the payer's WeChat account is closed or abnormal, and WeChat Pay cannot refund to it; refund the user by other means (a bank transfer) and record it"
 	}
 	return ""
 }

@@ -190,6 +190,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			resp = errResponse(errf(http.StatusBadRequest, "ORDERPAID", "该订单已支付"))
 		case FaultNotEnough:
 			resp = errResponse(errf(http.StatusForbidden, "NOT_ENOUGH", "基本账户余额不足，请充值后重新发起"))
+		case FaultUserAccountAbnormal:
+			resp = errResponse(errf(http.StatusForbidden, "USER_ACCOUNT_ABNORMAL", "退款请求失败"))
 		case FaultBadResponseSignature:
 			resp = s.dispatch(op, key, r, body, &entry)
 			entry.Status, entry.Code = resp.status, codeOf(resp.body)

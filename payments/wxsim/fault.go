@@ -41,6 +41,10 @@ const (
 	// notifications from time to time to check that the merchant verifies
 	// them.
 	FaultSignatureProbe
+	// FaultUserAccountAbnormal answers 403 USER_ACCOUNT_ABNORMAL to a
+	// refund without processing: the payer's WeChat account is closed, and
+	// the merchant must refund them by other means.
+	FaultUserAccountAbnormal
 )
 
 func (k FaultKind) String() string {
@@ -65,6 +69,8 @@ func (k FaultKind) String() string {
 		return "ORDERPAID-unseen"
 	case FaultSignatureProbe:
 		return "signature-probe"
+	case FaultUserAccountAbnormal:
+		return "USER_ACCOUNT_ABNORMAL"
 	}
 	return "none"
 }
