@@ -21,6 +21,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/paygate/paygate/failover/h1"
+	"github.com/paygate/paygate/internal/jsonscan"
 	"github.com/paygate/paygate/internal/jsonstr"
 	"github.com/paygate/paygate/sse"
 )
@@ -36,6 +37,11 @@ type Attempt struct {
 	Cause string
 	// Duration is the attempt's wall time until it answered or failed.
 	Duration time.Duration
+	// Usage is the usage object (raw JSON) of a failed attempt's 2xx
+	// answer, refused as malformed (no choices, a member named twice)
+	// though the provider billed it; nil otherwise. The successful
+	// attempt's is its answer's.
+	Usage []byte
 }
 
 // failure is why an attempt did not answer acceptably, with what the policy
@@ -64,6 +70,8 @@ type failure struct {
 	redirect    bool // a 3xx answer; errMsg says where it pointed (redirectMessage)
 	err         error
 	canceled    bool // the caller's context ended: not the provider's fault
+	// usage is Attempt.Usage.
+	usage []byte
 	// reusedLost: a reused keep-alive connection ended before any byte of
 	// the answer (h1.ErrReusedConnLost), a race with the server's idle
 	// close rather than a fault of the provider's.
@@ -374,7 +382,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				// one is (wholeAnswer), so the target is asked once more,
 				// then the next.
 				a.release()
-				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+				return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode, usage: billedUsage(data),
 					err: fmt.Errorf("%d answer of %d bytes is no chat completion (no choices)%s",
 						resp.StatusCode, len(data), r.ownErrorText(data))}
 			}
@@ -383,7 +391,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 					// Read one way by paygate and another by the bot
 					// (ambiguousMember): no answer either can trust.
 					a.release()
-					return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode,
+					return nil, &failure{cause: CauseMalformed, status: http.StatusBadGateway, httpStatus: resp.StatusCode, usage: billedUsage(data),
 						err: fmt.Errorf("%d answer names a member two ways: %s", resp.StatusCode, why)}
 				}
 			}
@@ -1078,4 +1086,19 @@ func (a *Response) decodedStream(resp *http.Response) (io.Reader, *failure) {
 	resp.Header.Del("Content-Encoding")
 	a.length = -1 // the declared length is of the coded bytes
 	return streamDecoder{d.(decodeReader)}, nil
+}
+
+// billedUsage is the usage object of a 2xx answer refused as malformed,
+// which the provider billed all the same (Attempt.Usage), as the ledger
+// reads an answer's: its counts named once each, the first copy
+// (usageCounts); nil when it has none or none of them.
+func billedUsage(data []byte) []byte {
+	u := gjson.GetBytes(data, "usage")
+	if !u.IsObject() {
+		return nil
+	}
+	if c := usageCounts(u, jsonscan.UsageCounts); c != "{}" {
+		return []byte(c)
+	}
+	return nil
 }

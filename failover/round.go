@@ -431,7 +431,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			resp.Attempts, resp.Tried, resp.Continued = rd.attempts, rd.tried, continued
 			return resp, false
 		}
-		at.Status, at.Cause = f.httpStatus, f.cause
+		at.Status, at.Cause, at.Usage = f.httpStatus, f.cause, f.usage
 		rd.tried = append(rd.tried, at)
 		r.m.attempts.WithLabelValues(p.name, f.cause).Inc()
 		if continued && f.cause == CauseClientError && !f.contentFilter() {

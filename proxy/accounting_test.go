@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -737,6 +738,58 @@ func TestUsageTail(t *testing.T) {
 			}
 			if got := tail.usage().Raw; got != tc.want {
 				t.Errorf("usage %q; want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestMalformedAnswerUsageAccounted: a 2xx chat completion refused as
+// malformed (no choices; a member named twice) that reports its usage was
+// billed by the provider, though failover asked again: its tokens and
+// cost are accounted beside the answer's, on a plain chat turn and a
+// payment turn alike, and when no answer came at all. Only the answer's
+// were: the LLM spend read short of what the provider charged.
+func TestMalformedAnswerUsageAccounted(t *testing.T) {
+	const usage = `"usage":{"prompt_tokens":1000,"completion_tokens":200,"total_tokens":1200}`
+	good := `{"id":"c1","object":"chat.completion","created":1,"model":"vendor/upstream-model",` +
+		`"choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],` +
+		`"usage":{"prompt_tokens":1000,"completion_tokens":50,"total_tokens":1050}}`
+	for _, tc := range []struct {
+		name, bad          string
+		tools              PaymentTools
+		goodAfter          bool
+		prompt, completion float64
+	}{
+		{"no choices, plain", `{"id":"c0","object":"chat.completion",` + usage + `}`, nil, true, 2000, 250},
+		{"no choices, payment turn", `{"id":"c0","object":"chat.completion",` + usage + `}`, noTools{}, true, 2000, 250},
+		{"member named twice", `{"id":"c0","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"a","content":"b"},"finish_reason":"stop"}],` + usage + `}`, nil, true, 2000, 250},
+		{"no answer at all", `{"id":"c0","object":"chat.completion",` + usage + `}`, nil, false, 2000, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int32
+			fp := newFakeProvider(t, func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.ReadAll(r.Body)
+				w.Header().Set("Content-Type", "application/json")
+				if n.Add(1) == 1 || !tc.goodAfter {
+					_, _ = io.WriteString(w, tc.bad)
+					return
+				}
+				_, _ = io.WriteString(w, good)
+			})
+			s, ledger, reg := ledgerProxy(t, pricedConfig(t, fp.URL), nil, tc.tools)
+			t.Cleanup(ledger.Close)
+			srv := h1test.NewServer(s.Handler())
+			t.Cleanup(srv.Close)
+			resp := post(t, srv.URL, "/v1/chat/completions", `{"model":"gpt-test","user":"o-user-1","messages":[{"role":"user","content":"hi"}]}`,
+				map[string]string{"Content-Type": "application/json", "X-WeChat-OpenID": "o-user-1"})
+			body := readAll(t, resp.Body)
+			if tc.goodAfter != (resp.StatusCode == http.StatusOK) {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+			for kind, want := range map[string]float64{"prompt": tc.prompt, "completion": tc.completion} {
+				if got := tokensCounted(t, reg, kind); got != want {
+					t.Errorf("%s tokens: %v; want %v", kind, got, want)
+				}
 			}
 		})
 	}

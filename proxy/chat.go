@@ -234,13 +234,16 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		Accept:      s.acceptFor(r.Header, user),
 	}
 	resp, err := s.up.Open(r.Context(), req)
+	cost := s.accountRefused(r.Context(), resp, err)
 	if err != nil {
 		s.failTurn(w, r, err)
+		if s.ledger != nil && cost != 0 {
+			s.ledger.Turn(r.Context(), rc.client.Name, costUser, costSession, cost)
+		}
 		return
 	}
 	defer resp.Close()
 	s.setPaygateHeaders(w.Header(), resp)
-	var cost accounting.Pico
 	account := func(resp *failover.Response, u accounting.Usage) {
 		if s.ledger != nil {
 			cost += s.ledger.Round(r.Context(), resp.Provider, resp.Model, u)
@@ -259,6 +262,28 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	if s.ledger != nil {
 		s.ledger.Turn(r.Context(), rc.client.Name, costUser, costSession, cost)
 	}
+}
+
+// accountRefused prices the usage of the round's attempts whose 2xx answers
+// were refused as malformed (failover.Attempt.Usage: no choices, a member
+// named twice), which the provider billed though no answer came of them,
+// and returns their cost. Left out, the tokens and cost metrics and the
+// conversation's cost missed what such a provider charged, asked again.
+func (s *Server) accountRefused(ctx context.Context, resp *failover.Response, err error) accounting.Pico {
+	tried := []failover.Attempt(nil)
+	var ue *failover.UpstreamError
+	if resp != nil {
+		tried = resp.Tried
+	} else if errors.As(err, &ue) {
+		tried = ue.Tried
+	}
+	var cost accounting.Pico
+	for _, a := range tried {
+		if a.Usage != nil && s.ledger != nil {
+			cost += s.ledger.Round(ctx, a.Provider, a.Model, ledgerUsage(interceptors.ReadUsage(gjson.ParseBytes(a.Usage))))
+		}
+	}
+	return cost
 }
 
 // unmetered tells the ledger of an answer that came whole without usage, or

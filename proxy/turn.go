@@ -453,9 +453,12 @@ func (t *turn) open() (*failover.Response, error) {
 }
 
 // opened notes the targets an answered round found too small for the
-// conversation (tooSmall), and returns Open's result as it is.
+// conversation (tooSmall), adds the cost of its attempts refused as
+// malformed though billed (accountRefused), and returns Open's result as
+// it is.
 func (t *turn) opened(resp *failover.Response, err error) (*failover.Response, error) {
 	t.tooSmall = addTooSmall(t.tooSmall, resp)
+	t.cost += t.s.accountRefused(t.r.Context(), resp, err)
 	return resp, err
 }
 
