@@ -35,35 +35,55 @@ func (c cancelPassing) GetOrder(ctx context.Context, no string) (*store.Order, e
 // answer it: both answered 503 "the store did not answer", counted among
 // the server's errors on paygate_requests_total, and logged that the
 // outbox cannot be read (warn) or that the resend failed (error), for a
-// store that was there. A store that fails while the operator waits keeps
-// its 503.
+// store that was there. A read the server's shutdown ends is still told
+// to try again, and logged.
 func TestAdminClientGoneIsNoFailure(t *testing.T) {
-	st := testdrivers.Open(t, "embedded", nil)
-	logs := &logtest.Buffer{}
-	r := newRelay(t, cancelPassing{st}, "http://127.0.0.1:1/hook", time.Now, func(o *webhook.Options) {
-		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
-	})
-	for _, tc := range []struct {
-		name string
-		h    http.Handler
-		req  *http.Request
+	for _, route := range []struct {
+		name   string
+		h      func(*webhook.Relay) http.Handler
+		req    func() *http.Request
+		logged string
 	}{
-		{"state", r.Handler(), httptest.NewRequest(http.MethodGet, "/admin/api/webhooks", nil)},
-		{"resend", r.ResendHandler(), httptest.NewRequest(http.MethodPost, "/admin/api/orders/PGGONE/webhook", nil)},
+		{"state", (*webhook.Relay).Handler, func() *http.Request {
+			return httptest.NewRequest(http.MethodGet, "/admin/api/webhooks", nil)
+		}, "cannot be read"},
+		{"resend", (*webhook.Relay).ResendHandler, func() *http.Request {
+			return httptest.NewRequest(http.MethodPost, "/admin/api/orders/PGGONE/webhook", nil)
+		}, "resend failed"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(t.Context())
-			cancel() // the operator has gone
-			req := tc.req.WithContext(ctx)
-			req.SetPathValue("order_no", "PGGONE")
-			rec := httptest.NewRecorder()
-			tc.h.ServeHTTP(rec, req)
-			if rec.Code != 499 {
-				t.Errorf("answered %d %s; want 499: the client closed the request", rec.Code, rec.Body)
-			}
-			if got := logs.String(); strings.Contains(got, "not served") || strings.Contains(got, "resend failed") {
-				t.Errorf("logged a failure for an operator who went away:\n%s", got)
-			}
-		})
+		for _, tc := range []struct {
+			name   string
+			cause  error
+			status int
+		}{
+			{"the client left", nil, 499},
+			{"shutting down", errShutdown, http.StatusServiceUnavailable},
+		} {
+			t.Run(route.name+"/"+tc.name, func(t *testing.T) {
+				st := testdrivers.Open(t, "embedded", nil)
+				logs := &logtest.Buffer{}
+				r := newRelay(t, cancelPassing{st}, "http://127.0.0.1:1/hook", time.Now, func(o *webhook.Options) {
+					o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+				})
+				ctx, cancel := context.WithCancelCause(t.Context())
+				cancel(tc.cause)
+				req := route.req().WithContext(ctx)
+				req.SetPathValue("order_no", "PGGONE")
+				rec := httptest.NewRecorder()
+				route.h(r).ServeHTTP(rec, req)
+				if rec.Code != tc.status {
+					t.Errorf("answered %d %s; want %d", rec.Code, rec.Body, tc.status)
+				}
+				if logged := strings.Contains(logs.String(), route.logged); logged != (tc.status != 499) {
+					t.Errorf("logged %q: %v; want %v:\n%s", route.logged, logged, tc.status != 499, logs.String())
+				}
+			})
+		}
 	}
 }
+
+var errShutdown = shutdownError{}
+
+type shutdownError struct{}
+
+func (shutdownError) Error() string { return "paygate is shutting down" }
