@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,7 @@ type composeService struct {
 	Volumes     []string          `yaml:"volumes"`
 	Ports       []string          `yaml:"ports"`
 	ReadOnly    bool              `yaml:"read_only"`
+	Tmpfs       []string          `yaml:"tmpfs"`
 	SecurityOpt []string          `yaml:"security_opt"`
 	CapDrop     []string          `yaml:"cap_drop"`
 	DependsOn   map[string]struct {
@@ -144,6 +146,10 @@ func checkCompose(c compose, img image) (ps problems, configFile string, env map
 	}
 	if !pg.ReadOnly {
 		ps.add("paygate: root filesystem not read_only")
+	} else if !slices.Contains(pg.Tmpfs, "/tmp") {
+		// `docker compose run paygate demo` makes its store in the temp
+		// directory (os.MkdirTemp): on a read-only root it cannot.
+		ps.add("paygate: root filesystem read_only without a tmpfs at /tmp: docker compose run paygate demo cannot make its temp directory")
 	}
 
 	// Start order: Redis healthy, then paygate, then the bot once the image's
@@ -344,6 +350,11 @@ func TestComposeChecksCatch(t *testing.T) {
 			s.Ports = []string{"127.0.0.1:8080:8080", "8081:8081"}
 			c.Services["paygate"] = s
 		}, `port "8081:8081" is published on every host interface`},
+		{"read-only root without a tmpfs at /tmp", func(c *compose, _ *image) {
+			s := c.Services["paygate"]
+			s.Tmpfs = nil
+			c.Services["paygate"] = s
+		}, "without a tmpfs at /tmp"},
 		{"redis AOF synced every second", func(c *compose, _ *image) {
 			s := c.Services["redis"]
 			s.Command = []string{"redis-server", "--appendonly", "yes"}
