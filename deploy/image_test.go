@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -99,5 +100,70 @@ func TestBuildImageScript(t *testing.T) {
 				t.Errorf("build-image.sh failed without naming %q:\n%s", tt.wantErrContains, out.String())
 			}
 		})
+	}
+}
+
+// dockerignored reports whether the .dockerignore patterns drop rel (a path
+// relative to the build context) or a directory above it. It reads patterns
+// as scripts/build-image.sh does: no "!" exceptions, a leading "**/" also
+// matching at the root.
+func dockerignored(patterns, rel string) bool {
+	parts := strings.Split(rel, "/")
+	for _, p := range strings.Split(patterns, "\n") {
+		p = strings.Trim(strings.TrimSpace(p), "/")
+		if p == "" || strings.HasPrefix(p, "#") {
+			continue
+		}
+		for i := range parts {
+			sub := strings.Join(parts[:i+1], "/")
+			for _, q := range []string{p, strings.TrimPrefix(p, "**/")} {
+				if ok, _ := filepath.Match(q, sub); ok {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// TestDockerignoreDropsTheConfigDirectory: a config directory the
+// Dockerfile's docker run mounts from the build context's root ("$PWD/…"
+// over /etc/paygate) is kept out of the build context. An operator who
+// follows the comment keeps the config there, with secrets in files that
+// are not *.pem or *.key (an admin_token, an apiv3 key, a config.yaml with
+// a key inline); `COPY . .` put them in the build stage's layers, and into
+// the context sent to a remote builder.
+func TestDockerignoreDropsTheConfigDirectory(t *testing.T) {
+	dockerfile, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dockerignore, err := os.ReadFile("../.dockerignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mountRE := regexp.MustCompile(`-v\s+"?\$(?:PWD|\{PWD\})/([^":]+):/etc/paygate`)
+	found := 0
+	for _, run := range dockerRuns(string(dockerfile)) {
+		for _, m := range mountRE.FindAllStringSubmatch(run, -1) {
+			found++
+			if dir := strings.TrimSuffix(m[1], "/"); !dockerignored(string(dockerignore), dir) {
+				t.Errorf("Dockerfile: %q mounts %s over /etc/paygate, and .dockerignore keeps it in the build context: its secrets reach the build stage", run, dir)
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatal("no docker run in the Dockerfile mounts a config directory from $PWD: update this test")
+	}
+	for _, tt := range []struct {
+		rel  string
+		want bool
+	}{
+		{"data", true}, {"data/paygate.db", true}, {"x/y.pem", true},
+		{"deploy/config.redis.yaml", true}, {"cmd/paygate/main.go", false}, {"go.mod", false},
+	} {
+		if got := dockerignored(string(dockerignore), tt.rel); got != tt.want {
+			t.Errorf("dockerignored(%q) = %v; want %v", tt.rel, got, tt.want)
+		}
 	}
 }
