@@ -1,6 +1,8 @@
 package deploy_test
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -105,6 +107,143 @@ func TestDockerRunChecksCatch(t *testing.T) {
 	for _, tc := range tests {
 		if got := len(checkDockerRuns("x", tc.text, 30*time.Second)) > 0; got != tc.bad {
 			t.Errorf("%q: found a problem %v; want %v", tc.text, got, tc.bad)
+		}
+	}
+}
+
+// dockerRunFlags returns the -e (name to value; a bare -e NAME, passed from
+// the host, gets a stand-in of 32 characters of its own) and -p values of a
+// docker run command.
+func dockerRunFlags(run string) (env map[string]string, ports []string) {
+	env = map[string]string{}
+	f := strings.Fields(run)
+	for i := 0; i < len(f); i++ {
+		flag, val, inline := strings.Cut(f[i], "=")
+		if !inline {
+			val = ""
+		}
+		switch flag {
+		case "-e", "--env", "-p", "--publish":
+		default:
+			continue
+		}
+		if !inline {
+			if i+1 >= len(f) {
+				break
+			}
+			i++
+			val = f[i]
+		}
+		val = strings.Trim(val, `"'`)
+		switch flag {
+		case "-e", "--env":
+			k, v, ok := strings.Cut(val, "=")
+			if !ok {
+				v = fmt.Sprintf("%s-%032d", strings.ToLower(k), len(env))
+			}
+			env[k] = v
+		default:
+			ports = append(ports, val)
+		}
+	}
+	return env, ports
+}
+
+// checkDockerRunAdmin lists what keeps the docker run commands of text
+// (named where) from the image's admin API: with the image's config, the
+// simulator's orders are paid, and orders above approval_above approved,
+// there only. Some command must set a token and listen on the container's
+// every interface, published on the host's loopback only; none may
+// publish it on every host interface. envs receives each reaching
+// command's container environment, for check-config.
+func checkDockerRunAdmin(where, text string, img image) (ps problems, envs []map[string]string) {
+	for _, run := range dockerRuns(text) {
+		flags, ports := dockerRunFlags(run)
+		env := map[string]string{}
+		for k, v := range img.Env {
+			env[k] = v
+		}
+		for k, v := range flags {
+			env[k] = v
+		}
+		cfg, err := loadConfig("../config.yaml", env)
+		if err != nil {
+			ps.add("%s: %q: config.yaml: %v", where, run, err)
+			continue
+		}
+		a := cfg.Server.AdminListen
+		if a == "off" || cfg.Admin.Token == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(a)
+		if ip := net.ParseIP(host); err != nil || host != "" && (ip == nil || !ip.IsUnspecified()) {
+			continue // the container's loopback: nothing published reaches it
+		}
+		published := false
+		for _, p := range ports {
+			parts := strings.Split(p, ":")
+			if parts[len(parts)-1] != port {
+				continue
+			}
+			if len(parts) != 3 || parts[0] != "127.0.0.1" {
+				ps.add("%s: %q publishes the admin port on every host interface (-p %s); want -p 127.0.0.1:%s:%s", where, run, p, port, port)
+				continue
+			}
+			published = true
+		}
+		if published {
+			envs = append(envs, env)
+		}
+	}
+	if len(envs) == 0 {
+		ps.add("%s: no docker run reaches the admin API (-e PAYGATE_ADMIN_LISTEN=0.0.0.0:8081 -p 127.0.0.1:8081:8081 -e PAYGATE_ADMIN_TOKEN): the image's simulator is paid, and a large order approved, only there", where)
+	}
+	return ps, envs
+}
+
+// TestDockerRunReachesTheAdminAPI: the README shows a docker run whose
+// admin API the host reaches. The image keeps its admin listener on the
+// container's loopback, which no published port reaches and the image has
+// no shell to reach from inside; its config's simulator pays an order only
+// when told through that API (payments.simulator.pay_after is 0), so a
+// reader who ran the README's one command could never pay, nor approve,
+// an order. Each such command's environment must pass check-config (a
+// token shorter than 16 characters is refused on that address).
+func TestDockerRunReachesTheAdminAPI(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, envs := checkDockerRunAdmin("README.md", string(data), readImage(t))
+	ps.want(t, "docker run")
+	for _, env := range envs {
+		checkConfig(t, "../config.yaml", env)
+	}
+}
+
+// TestDockerRunAdminChecksCatch: the check above finds a command that
+// leaves the admin listener on loopback, gives no token, leaves its port
+// unpublished or publishes it on every host interface.
+func TestDockerRunAdminChecksCatch(t *testing.T) {
+	img := image{Env: map[string]string{"PAYGATE_LISTEN": "0.0.0.0:8080"}}
+	tests := []struct {
+		text string
+		want string // "" for no problem
+	}{
+		{"docker run -p 8080:8080 -e PAYGATE_CLIENT_KEY paygate", "no docker run reaches"},
+		{"docker run -p 127.0.0.1:8081:8081 -e PAYGATE_ADMIN_TOKEN paygate", "no docker run reaches"},
+		{"docker run -p 127.0.0.1:8081:8081 -e PAYGATE_ADMIN_LISTEN=0.0.0.0:8081 paygate", "no docker run reaches"},
+		{"docker run -e PAYGATE_ADMIN_LISTEN=0.0.0.0:8081 -e PAYGATE_ADMIN_TOKEN paygate", "no docker run reaches"},
+		{"docker run -p 8081:8081 -e PAYGATE_ADMIN_LISTEN=0.0.0.0:8081 -e PAYGATE_ADMIN_TOKEN paygate", "on every host interface"},
+		{"docker run -p 127.0.0.1:8081:8081 \\\n  -e PAYGATE_ADMIN_LISTEN=0.0.0.0:8081 -e PAYGATE_ADMIN_TOKEN paygate", ""},
+	}
+	for _, tc := range tests {
+		ps, _ := checkDockerRunAdmin("x", tc.text, img)
+		switch {
+		case tc.want == "" && len(ps) > 0:
+			t.Errorf("%q: problems %q; want none", tc.text, ps)
+		case tc.want != "" && !ps.has(tc.want):
+			t.Errorf("%q: problems %q; want one containing %q", tc.text, ps, tc.want)
 		}
 	}
 }
