@@ -35,6 +35,27 @@ func (s *startedState) LoadUserState(ctx context.Context, c, u string) (*store.U
 // ("the store is slow or away", README) rose with every bot that timed out
 // or was stopped early, and the log warned that the state was unavailable.
 func TestClientGoneDuringStateLoadIsNoStoreOutage(t *testing.T) {
+	st := &startedState{started: make(chan struct{})}
+	_, logs, reg := hangUpDuring(t, Options{Tools: queryTools{}, State: st}, st.started,
+		http.MethodPost, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`)
+	want := fmt.Sprintf("# HELP paygate_state_unavailable_total %s\n# TYPE paygate_state_unavailable_total counter\npaygate_state_unavailable_total 0\n",
+		"Turns served without payment state because the store did not answer.")
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "paygate_state_unavailable_total"); err != nil {
+		t.Error(err)
+	}
+	if strings.Contains(logs.String(), "payment state unavailable") {
+		t.Errorf("logged the state unavailable for a bot that hung up:\n%s", logs.String())
+	}
+}
+
+// hangUpDuring serves a proxy built of opts, its config, upstream (a
+// provider that answers "Hi."), log and registry filled in, sends it a
+// bot's request (method, path and body, with the bot's key and a user's
+// OpenID) and hangs up as soon as started is closed: a bot that timed out
+// or was stopped early during the call that closes it. It returns once the
+// handler has, with the server, its log and its registry.
+func hangUpDuring(t *testing.T, opts Options, started <-chan struct{}, method, path, body string) (*Server, *logtest.Buffer, *prometheus.Registry) {
+	t.Helper()
 	fp := newFakeProvider(t, jsonHandler(200, `{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}]}`))
 	cfg := testConfig(t, fp.URL, nil)
 	logs := &logtest.Buffer{}
@@ -45,9 +66,8 @@ func TestClientGoneDuringStateLoadIsNoStoreOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = router.Close() })
-	st := &startedState{started: make(chan struct{})}
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
-		HashKey: []byte(cfg.Privacy.HashKey), Tools: queryTools{}, State: st})
+	opts.Config, opts.Upstream, opts.Logger, opts.Registry, opts.HashKey = cfg, router, log, reg, []byte(cfg.Privacy.HashKey)
+	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +80,10 @@ func TestClientGoneDuringStateLoadIsNoStoreOutage(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	ctx, cancel := context.WithCancel(t.Context())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/chat/completions",
-		strings.NewReader(`{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`))
+	req, err := http.NewRequestWithContext(ctx, method, srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("Authorization", "Bearer "+testClientKey)
 	req.Header.Set("X-WeChat-OpenID", "o-user-1")
 	errc := make(chan error, 1)
@@ -72,16 +94,9 @@ func TestClientGoneDuringStateLoadIsNoStoreOutage(t *testing.T) {
 		}
 		errc <- err
 	}()
-	<-st.started
+	<-started
 	cancel()
 	<-done
 	<-errc
-	want := fmt.Sprintf("# HELP paygate_state_unavailable_total %s\n# TYPE paygate_state_unavailable_total counter\npaygate_state_unavailable_total 0\n",
-		"Turns served without payment state because the store did not answer.")
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "paygate_state_unavailable_total"); err != nil {
-		t.Error(err)
-	}
-	if strings.Contains(logs.String(), "payment state unavailable") {
-		t.Errorf("logged the state unavailable for a bot that hung up:\n%s", logs.String())
-	}
+	return s, logs, reg
 }

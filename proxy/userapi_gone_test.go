@@ -2,18 +2,12 @@ package proxy
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/paygate/paygate/failover"
-	"github.com/paygate/paygate/logging"
-	"github.com/paygate/paygate/logging/logtest"
-	"github.com/paygate/paygate/proxy/h1/h1test"
 	"github.com/paygate/paygate/store"
 )
 
@@ -37,45 +31,8 @@ func (w *waitingOrders) UserOrders(ctx context.Context, _, _, _ string, _ int) (
 // system failed", on the paygate_requests_total{status=~"5.."} the README
 // alerts on, and logged a warning that the payments API failed.
 func TestUserAPIClientGoneIsNoServerError(t *testing.T) {
-	cfg := testConfig(t, "http://127.0.0.1:1", nil)
-	logs := &logtest.Buffer{}
-	log := logging.New(logs, slog.LevelDebug, cfg.Secrets())
-	reg := prometheus.NewRegistry()
-	router, err := failover.New(cfg, failover.Options{Logger: log, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = router.Close() })
 	up := &waitingOrders{started: make(chan struct{})}
-	s, err := New(Options{Config: cfg, Upstream: router, Logger: log, Registry: reg,
-		HashKey: []byte(cfg.Privacy.HashKey), UserPayments: up})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	h := s.Handler()
-	srv := h1test.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer close(done)
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-
-	ctx, cancel := context.WithCancel(t.Context())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/paygate/orders", nil)
-	req.Header.Set("Authorization", "Bearer "+testClientKey)
-	req.Header.Set("X-WeChat-OpenID", "o-user-1")
-	errc := make(chan error, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		errc <- err
-	}()
-	<-up.started
-	cancel()
-	<-done
-	<-errc
+	s, logs, _ := hangUpDuring(t, Options{UserPayments: up}, up.started, http.MethodGet, "/v1/paygate/orders", "")
 	for status, want := range map[string]float64{"499": 1, "500": 0, "503": 0} {
 		if got := testutil.ToFloat64(s.metrics.requests.WithLabelValues("orders", status)); got != want {
 			t.Errorf(`paygate_requests_total{route="orders",status=%q} = %v; want %v`, status, got, want)
