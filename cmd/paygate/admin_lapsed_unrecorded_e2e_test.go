@@ -52,28 +52,11 @@ func TestAdminDecisionPastTheDeadlineOnAFailingStore(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, a := serveConfig(t, `
-clients: [{name: bot, key: `+e2eClientKey+`}]
-admin: {token: `+consoleToken+`}
-store: {path: "`+filepath.Join(t.TempDir(), "paygate.db")+`"}
-providers:
-  - {name: fake, base_url: "http://127.0.0.1:1/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-payments:
-  catalog:
-    - {sku: premium-yearly, name: "Premium tier, 1 year", price: "499.00", max_quantity: 2}
-`, io.Discard, withStoreWrap(func(st store.Store) store.Store { return expiryUnrecorded{st, tc.err} }))
+			no := fmt.Sprintf("PGHELDLAPSEDSTORE%d", i)
+			a := heldPastDeadline(t, no, "oUser-lapsed-store", io.Discard, func(st store.Store) store.Store { return expiryUnrecorded{st, tc.err} })
 			admin := httptest.NewServer(a.adminHandler())
 			t.Cleanup(admin.Close)
 			ctx := context.Background()
-			no := fmt.Sprintf("PGHELDLAPSEDSTORE%d", i)
-			deadline := time.Now().Add(-time.Second).Truncate(time.Second)
-			if err := a.store.CreateOrder(ctx, &store.Order{OrderNo: no, Client: "bot", User: "oUser-lapsed-store", SKU: "premium-yearly",
-				Description: "Premium tier, 1 year", Quantity: 2, AmountFen: 99800, Currency: "CNY", PayMethod: "jsapi",
-				Status: store.StatusApprovalRequired, ClaimKey: "k" + no, Generation: 1, CreatedAt: deadline.Add(-time.Hour), ExpiresAt: deadline}); err != nil {
-				t.Fatal(err)
-			}
 			resp, b := adminDo(t, http.MethodPost, admin.URL+"/admin/api/approvals/"+no+"/"+tc.verb,
 				map[string]string{"Authorization": "Bearer " + consoleToken, console.CSRFHeader: "1"})
 			if msg := gjson.GetBytes(b, "error").Str; resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(msg, tc.want) {
@@ -122,26 +105,9 @@ func TestAdminDecisionPastTheDeadlineClientGone(t *testing.T) {
 		t.Run(verb, func(t *testing.T) {
 			var logs strings.Builder
 			var cancel context.CancelFunc
-			_, a := serveConfig(t, `
-clients: [{name: bot, key: `+e2eClientKey+`}]
-admin: {token: `+consoleToken+`}
-store: {path: "`+filepath.Join(t.TempDir(), "paygate.db")+`"}
-providers:
-  - {name: fake, base_url: "http://127.0.0.1:1/v1", api_key: sk-upstream-secret}
-models:
-  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
-payments:
-  catalog:
-    - {sku: premium-yearly, name: "Premium tier, 1 year", price: "499.00", max_quantity: 2}
-`, &logs, withStoreWrap(func(st store.Store) store.Store { return goneAtExpiry{st, &cancel} }))
-			ctx := context.Background()
 			no := fmt.Sprintf("PGHELDLAPSEDGONE%d", i)
-			deadline := time.Now().Add(-time.Second).Truncate(time.Second)
-			if err := a.store.CreateOrder(ctx, &store.Order{OrderNo: no, Client: "bot", User: "oUser-lapsed-gone", SKU: "premium-yearly",
-				Description: "Premium tier, 1 year", Quantity: 2, AmountFen: 99800, Currency: "CNY", PayMethod: "jsapi",
-				Status: store.StatusApprovalRequired, ClaimKey: "k" + no, Generation: 1, CreatedAt: deadline.Add(-time.Hour), ExpiresAt: deadline}); err != nil {
-				t.Fatal(err)
-			}
+			a := heldPastDeadline(t, no, "oUser-lapsed-gone", &logs, func(st store.Store) store.Store { return goneAtExpiry{st, &cancel} })
+			ctx := context.Background()
 			var gone context.Context
 			gone, cancel = context.WithCancel(ctx) // the manager's console goes as the expiry is written
 			defer cancel()
@@ -161,4 +127,31 @@ payments:
 			}
 		})
 	}
+}
+
+// heldPastDeadline serves paygate with its store wrapped by wrap and its
+// JSON log to logs, with order no of user (two years of premium) held for
+// approval past its deadline, which the sweep has not expired yet, and
+// returns the app.
+func heldPastDeadline(t *testing.T, no, user string, logs io.Writer, wrap func(store.Store) store.Store) *app {
+	t.Helper()
+	_, a := serveConfig(t, `
+clients: [{name: bot, key: `+e2eClientKey+`}]
+admin: {token: `+consoleToken+`}
+store: {path: "`+filepath.Join(t.TempDir(), "paygate.db")+`"}
+providers:
+  - {name: fake, base_url: "http://127.0.0.1:1/v1", api_key: sk-upstream-secret}
+models:
+  - {name: gpt-4o, targets: [{provider: fake, model: openai/gpt-4o}]}
+payments:
+  catalog:
+    - {sku: premium-yearly, name: "Premium tier, 1 year", price: "499.00", max_quantity: 2}
+`, logs, withStoreWrap(wrap))
+	deadline := time.Now().Add(-time.Second).Truncate(time.Second)
+	if err := a.store.CreateOrder(context.Background(), &store.Order{OrderNo: no, Client: "bot", User: user, SKU: "premium-yearly",
+		Description: "Premium tier, 1 year", Quantity: 2, AmountFen: 99800, Currency: "CNY", PayMethod: "jsapi",
+		Status: store.StatusApprovalRequired, ClaimKey: "k" + no, Generation: 1, CreatedAt: deadline.Add(-time.Hour), ExpiresAt: deadline}); err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
