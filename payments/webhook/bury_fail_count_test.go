@@ -3,18 +3,14 @@ package webhook_test
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -39,24 +35,8 @@ func (s *deadKeepFails) EnqueueEventsOnce(ctx context.Context, evs []store.Event
 // burial that held: paygate_webhook_deliveries_total read two give-ups
 // and the operator was paged twice for one event kept as one dead letter.
 func TestBuryFailureIsNoGiveUp(t *testing.T) {
-	clk := newClock()
-	rc := newReceiver(t, clk.Now, func(a arrival, _ int) int {
-		if a.typ == webhook.TypeOrderApprovalRequired {
-			return http.StatusBadGateway
-		}
-		return http.StatusOK
-	})
 	st := &deadKeepFails{Store: testdrivers.Open(t, "embedded", nil)}
-	ob := orders{t, st}
-	o := ob.create("PGBURYFAIL", store.StatusApprovalRequired)
-	ob.move(o, store.StatusRejected, "reject")
-	reg := prometheus.NewRegistry()
-	var logs logtest.Buffer
-	r := newRelay(t, st, rc.URL, clk.Now, func(o *webhook.Options) {
-		o.RetryBase, o.MaxDelay, o.RetryFor = time.Second, 2*time.Second, 5*time.Second
-		o.Registerer = reg
-		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-	})
+	clk, rc, r, reg, logs := givingUp(t, st, "PGBURYFAIL")
 	for range 240 {
 		drain(t, r)
 		clk.Advance(500 * time.Millisecond)

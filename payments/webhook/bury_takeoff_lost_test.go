@@ -3,18 +3,14 @@ package webhook_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -55,24 +51,8 @@ func TestBuryTakeOffAppliedIsAGiveUp(t *testing.T) {
 }
 
 func buryTakeOffLost(t *testing.T, applied bool) {
-	clk := newClock()
-	rc := newReceiver(t, clk.Now, func(a arrival, _ int) int {
-		if a.typ == webhook.TypeOrderApprovalRequired {
-			return http.StatusBadGateway
-		}
-		return http.StatusOK
-	})
 	st := &takeOffAnswerLost{Store: testdrivers.Open(t, "embedded", nil), applied: applied}
-	ob := orders{t, st}
-	o := ob.create("PGBURYLOST", store.StatusApprovalRequired)
-	ob.move(o, store.StatusRejected, "reject")
-	reg := prometheus.NewRegistry()
-	var logs logtest.Buffer
-	r := newRelay(t, st, rc.URL, clk.Now, func(o *webhook.Options) {
-		o.RetryBase, o.MaxDelay, o.RetryFor = time.Second, 2*time.Second, 5*time.Second
-		o.Registerer = reg
-		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-	})
+	clk, _, r, reg, logs := givingUp(t, st, "PGBURYLOST")
 	for range 240 {
 		drain(t, r)
 		clk.Advance(500 * time.Millisecond)

@@ -145,24 +145,8 @@ func TestOrderPerOrder(t *testing.T) {
 // attempts span RetryFor, then given up loudly (log, metric, dead letter), and
 // the order's next event goes out.
 func TestGiveUp(t *testing.T) {
-	clk := newClock()
-	rc := newReceiver(t, clk.Now, func(a arrival, _ int) int {
-		if a.typ == webhook.TypeOrderApprovalRequired {
-			return http.StatusBadGateway
-		}
-		return http.StatusOK
-	})
 	st := testdrivers.Open(t, "embedded", nil)
-	ob := orders{t, st}
-	o := ob.create("PGIVEUP", store.StatusApprovalRequired)
-	ob.move(o, store.StatusRejected, "reject")
-	reg := prometheus.NewRegistry()
-	var logs logtest.Buffer
-	r := newRelay(t, st, rc.URL, clk.Now, func(o *webhook.Options) {
-		o.RetryBase, o.MaxDelay, o.RetryFor = time.Second, 2*time.Second, 5*time.Second
-		o.Registerer = reg
-		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-	})
+	clk, rc, r, reg, logs := givingUp(t, st, "PGIVEUP")
 	if r.MaxAttempts() != 4 {
 		t.Fatalf("max attempts %d; want 4 (attempts at 0s, 1s, 3s, 5s)", r.MaxAttempts())
 	}
@@ -212,6 +196,33 @@ func TestGiveUp(t *testing.T) {
 	if due, _ := st.DueEvents(context.Background(), clk.Now().Add(100*365*24*time.Hour), 10); len(due) != 0 {
 		t.Errorf("due a century on: %+v; want nothing (a dead letter waits for an operator)", due)
 	}
+}
+
+// givingUp runs a relay on st, on its own clock, against a merchant that
+// refuses every order.approval_required (502) and takes the rest, with
+// order no held for approval and then rejected: its approval_required is
+// queued, its order.closed behind it. The relay gives an event up after 4
+// attempts (0s, 1s, 3s, 5s), counts on reg and logs JSON to logs.
+func givingUp(t *testing.T, st store.Store, no string) (clk *clock, rc *receiver, r *webhook.Relay, reg *prometheus.Registry, logs *logtest.Buffer) {
+	t.Helper()
+	clk = newClock()
+	rc = newReceiver(t, clk.Now, func(a arrival, _ int) int {
+		if a.typ == webhook.TypeOrderApprovalRequired {
+			return http.StatusBadGateway
+		}
+		return http.StatusOK
+	})
+	ob := orders{t, st}
+	o := ob.create(no, store.StatusApprovalRequired)
+	ob.move(o, store.StatusRejected, "reject")
+	reg = prometheus.NewRegistry()
+	logs = &logtest.Buffer{}
+	r = newRelay(t, st, rc.URL, clk.Now, func(o *webhook.Options) {
+		o.RetryBase, o.MaxDelay, o.RetryFor = time.Second, 2*time.Second, 5*time.Second
+		o.Registerer = reg
+		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	})
+	return clk, rc, r, reg, logs
 }
 
 func deliveries(t testing.TB, reg *prometheus.Registry, typ, outcome string) prometheus.Collector {
