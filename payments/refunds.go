@@ -1994,19 +1994,38 @@ func (s *Service) RefundsPage(ctx context.Context, p Page) ([]RefundEntry, error
 	}
 	p.Limit = min(p.Limit, store.MaxListLimit)
 	limit := p.Limit
+	// Each status is its own read, and a refund can change status between
+	// two of them: refunding, then refunded or partially_refunded (or
+	// needs_review) as its notification is applied, or back to refunding
+	// as a second refund of a partly refunded order is confirmed. The
+	// refunding orders are read first and again last, so an order that
+	// moved either way is read in at least one of its statuses, and an
+	// order read twice is listed once, as its newer record stands: the
+	// page neither lists a refund twice nor leaves one off every page.
 	var all []*store.Order
-	for _, st := range []store.OrderStatus{store.StatusRefunding, store.StatusPartiallyRefunded, store.StatusRefunded} {
-		page, err := s.ListOrders(ctx, p.filter(st))
+	for _, st := range []store.OrderStatus{store.StatusRefunding, store.StatusPartiallyRefunded, store.StatusRefunded, store.StatusNeedsReview, store.StatusRefunding} {
+		var page []*store.Order
+		var err error
+		if st == store.StatusNeedsReview {
+			page, err = s.refundsInReview(ctx, p)
+		} else {
+			page, err = s.ListOrders(ctx, p.filter(st))
+		}
 		if err != nil {
 			return nil, err
 		}
 		all = append(all, page...)
 	}
-	review, err := s.refundsInReview(ctx, p)
-	if err != nil {
-		return nil, err
+	newest := make(map[string]*store.Order, len(all))
+	for _, o := range all {
+		if n, ok := newest[o.OrderNo]; !ok || o.Version > n.Version {
+			newest[o.OrderNo] = o
+		}
 	}
-	all = append(all, review...)
+	all = all[:0]
+	for _, o := range newest {
+		all = append(all, o)
+	}
 	store.SortListed(all)
 	if len(all) > limit {
 		all = all[:limit]

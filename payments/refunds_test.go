@@ -1062,3 +1062,82 @@ func TestStoredLongRefundReasonIsCutWhenSent(t *testing.T) {
 		})
 	}
 }
+
+// movingRefund is a store in which, once the refunds list has read the
+// refunding orders, one order's refund changes its status before the next
+// status is read: move runs once, after the first list of status from.
+type movingRefund struct {
+	fullStore
+	from store.OrderStatus
+	move func()
+	once *sync.Once
+}
+
+func (s movingRefund) ListOrders(ctx context.Context, f store.OrderFilter) ([]*store.Order, error) {
+	out, err := s.fullStore.ListOrders(ctx, f)
+	if err == nil && f.Status == s.from {
+		s.once.Do(s.move)
+	}
+	return out, err
+}
+
+// TestRefundsPageWhileARefundMoves: a refund whose status changes while a
+// page of the refunds list is read (its REFUND.SUCCESS applied, or a
+// second refund confirmed on a partly refunded order) is listed once, as it
+// now stands: not twice on the page (refunding, then refunded), nor left
+// off every page (partially_refunded when the refunding orders were read,
+// refunding when the partly refunded ones were).
+func TestRefundsPageWhileARefundMoves(t *testing.T) {
+	for _, driver := range drivers(t) {
+		for _, tc := range []struct {
+			name     string
+			from, to store.OrderStatus
+			readAt   store.OrderStatus // the list read after which it moves
+		}{
+			{"refund succeeds", store.StatusRefunding, store.StatusRefunded, store.StatusRefunding},
+			{"second refund confirmed", store.StatusPartiallyRefunded, store.StatusRefunding, store.StatusRefunding},
+		} {
+			t.Run(driver+"/"+tc.name, func(t *testing.T) {
+				ctx := context.Background()
+				st := openStore(t, driver)
+				const no = "PGRFNDMOVE0001"
+				s := movingRefund{fullStore: st, from: tc.readAt, once: &sync.Once{}}
+				s.move = func() {
+					o, err := st.GetOrder(ctx, no)
+					if err != nil {
+						t.Errorf("get: %v", err)
+						return
+					}
+					o.Status = tc.to
+					if err := st.UpdateOrder(ctx, o, tc.from); err != nil {
+						t.Errorf("move: %v", err)
+					}
+				}
+				e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) { o.Store = s }})
+				at := e.clock.Now().Truncate(time.Second)
+				for i, o := range []struct {
+					no string
+					st store.OrderStatus
+				}{{"PGRFNDMOVE0000", store.StatusRefunded}, {no, tc.from}, {"PGRFNDMOVE0002", store.StatusPartiallyRefunded}} {
+					if err := st.CreateOrder(ctx, &store.Order{OrderNo: o.no, Client: "shop-bot", User: "oUser-" + o.no, SKU: "premium-monthly",
+						Quantity: 1, AmountFen: 4999, Currency: "CNY", PayMethod: "jsapi", Status: o.st, RefundedFen: 1000,
+						ClaimKey: "k" + o.no, Generation: 1, CreatedAt: at.Add(time.Duration(i) * time.Second), ExpiresAt: at.Add(2 * time.Hour)}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				entries, err := e.svc.RefundsPage(ctx, payments.Page{Limit: 10})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, en := range entries {
+					got = append(got, en.Order.OrderNo+" "+string(en.Order.Status))
+				}
+				want := []string{"PGRFNDMOVE0002 partially_refunded", no + " " + string(tc.to), "PGRFNDMOVE0000 refunded"}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("listed %q; want %q", got, want)
+				}
+			})
+		}
+	}
+}
