@@ -2,10 +2,16 @@ package webhook_test
 
 import (
 	"context"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments/webhook"
 	"github.com/paygate/paygate/store/testdrivers"
 )
@@ -78,6 +84,60 @@ func TestBuryKeepsTheRefundAResendSetBack(t *testing.T) {
 			if got, _ := refundsAccepted(rc); !slices.Equal(got, []string{"rf_only"}) {
 				t.Fatalf("the merchant accepted refunds %v (after the burial queued: %v, dead letters listed: %v); want rf_only",
 					got, queued, dead)
+			}
+		})
+	}
+}
+
+// TestBuryAResendSetBackIsNoGiveUp: a resend that sets the event back
+// between its burial's keep and take-off (the dead letter cleared, the
+// event queued again) leaves the burial's take-off nothing to take off.
+// That burial gave nothing up: the event is on its way again, so it is no
+// given_up and raises no ALERT. Read as a take-off whose answer was lost
+// (the event gone from its queue), it paged the operator for a dead letter
+// the resend had just cleared.
+func TestBuryAResendSetBackIsNoGiveUp(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			clk := newClock()
+			rc, up := downReceiver(t, clk.Now)
+			st := testdrivers.Open(t, driver, nil)
+			no := "PGBURYSETBACK" + driver
+			hooked := &keptHook{Store: st, no: no}
+			reg := prometheus.NewRegistry()
+			var logs logtest.Buffer
+			r := newRelay(t, hooked, rc.URL, clk.Now, func(o *webhook.Options) {
+				shortWindow(o)
+				o.Registerer = reg
+				o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+			})
+			other := newRelay(t, st, rc.URL, clk.Now, shortWindow) // another replica's
+			ob := orders{t, st}
+			o := paidThenDown(ob, r, up, no)
+			ob.refund(o, "rf_only", 1000)
+
+			ctx := context.Background()
+			var resent webhook.Resent
+			var resendErr error
+			race := func() { resent, resendErr = other.Resend(ctx, no, false) }
+			hooked.hook.Store(&race)
+			for end := clk.Now().Add(10 * time.Second); hooked.hook.Load() != nil && clk.Now().Before(end); clk.Advance(500 * time.Millisecond) {
+				drain(t, r)
+			}
+			if hooked.hook.Load() != nil {
+				t.Fatal("the relay buried nothing: the race was not run")
+			}
+			if resendErr != nil || !resent.AlreadyPending {
+				t.Fatalf("the resend during the burial: %+v, %v; want the waiting event set back", resent, resendErr)
+			}
+			if got := testutil.ToFloat64(deliveries(t, reg, webhook.TypeRefundSucceeded, webhook.OutcomeGivenUp)); got != 0 {
+				t.Errorf("given_up metric %v; want 0 (the resend set the event back)", got)
+			}
+			if n := strings.Count(logs.String(), `"alert":true`); n != 0 {
+				t.Errorf("%d alerts logged; want none:\n%s", n, logs.String())
+			}
+			if dead := getAdminView(t, r).DeadLetters; len(dead) != 0 {
+				t.Errorf("dead letters %+v; want none", dead)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -111,7 +112,26 @@ func (r *Relay) bury(ctx context.Context, ev store.Event, orderNo string, attemp
 		}
 		return fmt.Errorf("kept as a dead letter, but not removed from the delivery queue: %w", err)
 	}
+	if kept, err := r.stillDead(ctx, dl); err == nil && !kept {
+		// A resend set ev back between the keep and the take-off: it
+		// cleared the dead letter and queued ev again, so nothing is
+		// given up (the take-off found nothing to take off).
+		return errSetBack
+	}
 	return nil
+}
+
+// errSetBack: a resend set the event to bury back meanwhile (its dead
+// letter cleared, the event queued again): it is sent again, not given up.
+var errSetBack = errors.New("a resend queued the event again meanwhile")
+
+// stillDead reports whether dead letter dl is still kept.
+func (r *Relay) stillDead(ctx context.Context, dl store.Event) (bool, error) {
+	heads, err := r.store.OutboxHeads(ctx, dl.Key)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(heads, func(h store.Event) bool { return h.Key == dl.Key && h.ID == dl.ID }), nil
 }
 
 // stillAtHead reports whether ev itself (its id and CreatedAt, not a copy

@@ -594,6 +594,13 @@ func (r *Relay) deliver(ctx context.Context, ev store.Event) {
 			r.count(OutcomeFailed, typ)
 			r.observe(Result{EventID: ev.ID, Type: typ, OrderNo: orderNo, Attempt: attempt, Outcome: OutcomeFailed, Status: status, Err: perr})
 			return
+		case errors.Is(err, errSetBack):
+			// An operator's resend queued it again during the burial:
+			// sent again, not given up.
+			log.WarnContext(ctx, "webhook delivery failed; a resend queued it again meanwhile, so it is not given up", "err", perr.Error())
+			r.count(OutcomeFailed, typ)
+			r.observe(Result{EventID: ev.ID, Type: typ, OrderNo: orderNo, Attempt: attempt, Outcome: OutcomeFailed, Status: status, Err: perr})
+			return
 		case err != nil:
 			// Not given up yet: it is tried, and buried, again once its
 			// lease runs out, and that burial counts and alerts. Counted
