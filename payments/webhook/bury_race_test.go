@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments/webhook"
+	"github.com/paygate/paygate/store"
 	"github.com/paygate/paygate/store/testdrivers"
 )
 
@@ -95,50 +97,64 @@ func TestBuryKeepsTheRefundAResendSetBack(t *testing.T) {
 // That burial gave nothing up: the event is on its way again, so it is no
 // given_up and raises no ALERT. Read as a take-off whose answer was lost
 // (the event gone from its queue), it paged the operator for a dead letter
-// the resend had just cleared.
+// the resend had just cleared. So is one whose take-off then fails (the
+// store's answer lost): the event is gone from its queue, as a take-off
+// applied leaves it, but the resend queued it again.
 func TestBuryAResendSetBackIsNoGiveUp(t *testing.T) {
 	for _, driver := range drivers(t) {
-		t.Run(driver, func(t *testing.T) {
-			clk := newClock()
-			rc, up := downReceiver(t, clk.Now)
-			st := testdrivers.Open(t, driver, nil)
-			no := "PGBURYSETBACK" + driver
-			hooked := &keptHook{Store: st, no: no}
-			reg := prometheus.NewRegistry()
-			var logs logtest.Buffer
-			r := newRelay(t, hooked, rc.URL, clk.Now, func(o *webhook.Options) {
-				shortWindow(o)
-				o.Registerer = reg
-				o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-			})
-			other := newRelay(t, st, rc.URL, clk.Now, shortWindow) // another replica's
-			ob := orders{t, st}
-			o := paidThenDown(ob, r, up, no)
-			ob.refund(o, "rf_only", 1000)
+		for _, lost := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/answer lost=%v", driver, lost), func(t *testing.T) { buryResendSetBack(t, driver, lost) })
+		}
+	}
+}
 
-			ctx := context.Background()
-			var resent webhook.Resent
-			var resendErr error
-			race := func() { resent, resendErr = other.Resend(ctx, no, false) }
-			hooked.hook.Store(&race)
-			for end := clk.Now().Add(10 * time.Second); hooked.hook.Load() != nil && clk.Now().Before(end); clk.Advance(500 * time.Millisecond) {
-				drain(t, r)
-			}
-			if hooked.hook.Load() != nil {
-				t.Fatal("the relay buried nothing: the race was not run")
-			}
-			if resendErr != nil || !resent.AlreadyPending {
-				t.Fatalf("the resend during the burial: %+v, %v; want the waiting event set back", resent, resendErr)
-			}
-			if got := testutil.ToFloat64(deliveries(t, reg, webhook.TypeRefundSucceeded, webhook.OutcomeGivenUp)); got != 0 {
-				t.Errorf("given_up metric %v; want 0 (the resend set the event back)", got)
-			}
-			if n := strings.Count(logs.String(), `"alert":true`); n != 0 {
-				t.Errorf("%d alerts logged; want none:\n%s", n, logs.String())
-			}
-			if dead := getAdminView(t, r).DeadLetters; len(dead) != 0 {
-				t.Errorf("dead letters %+v; want none", dead)
-			}
-		})
+func buryResendSetBack(t *testing.T, driver string, lost bool) {
+	clk := newClock()
+	rc, up := downReceiver(t, clk.Now)
+	st := testdrivers.Open(t, driver, nil)
+	no := "PGBURYSETBACK" + driver
+	hooked := &keptHook{Store: st, no: no}
+	var relayStore store.Store = hooked
+	takeOff := &takeOffAnswerLost{Store: hooked, applied: true}
+	if lost {
+		relayStore = takeOff
+	}
+	reg := prometheus.NewRegistry()
+	var logs logtest.Buffer
+	r := newRelay(t, relayStore, rc.URL, clk.Now, func(o *webhook.Options) {
+		shortWindow(o)
+		o.Registerer = reg
+		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+	other := newRelay(t, st, rc.URL, clk.Now, shortWindow) // another replica's
+	ob := orders{t, st}
+	o := paidThenDown(ob, r, up, no)
+	ob.refund(o, "rf_only", 1000)
+
+	ctx := context.Background()
+	var resent webhook.Resent
+	var resendErr error
+	race := func() { resent, resendErr = other.Resend(ctx, no, false) }
+	hooked.hook.Store(&race)
+	for end := clk.Now().Add(10 * time.Second); hooked.hook.Load() != nil && clk.Now().Before(end); clk.Advance(500 * time.Millisecond) {
+		drain(t, r)
+	}
+	if hooked.hook.Load() != nil {
+		t.Fatal("the relay buried nothing: the race was not run")
+	}
+	if lost != takeOff.lost.Load() {
+		t.Fatalf("take-off's answer lost: %v; want %v", takeOff.lost.Load(), lost)
+	}
+	if resendErr != nil || !resent.AlreadyPending {
+		t.Fatalf("the resend during the burial: %+v, %v; want the waiting event set back", resent, resendErr)
+	}
+	if got := testutil.ToFloat64(deliveries(t, reg, webhook.TypeRefundSucceeded, webhook.OutcomeGivenUp)); got != 0 {
+		t.Errorf("given_up metric %v; want 0 (the resend set the event back)", got)
+	}
+	if n := strings.Count(logs.String(), `"alert":true`); n != 0 {
+		t.Errorf("%d alerts logged; want none:\n%s", n, logs.String())
+	}
+	if dead := getAdminView(t, r).DeadLetters; len(dead) != 0 {
+		t.Errorf("dead letters %+v; want none", dead)
 	}
 }

@@ -105,17 +105,18 @@ func (r *Relay) bury(ctx context.Context, ev store.Event, orderNo string, attemp
 		// The take-off may have been applied all the same (the store's
 		// reply lost): ev is then off its queue, never tried or buried
 		// again, and this burial is its give-up, the only one to count it
-		// and raise the alert. Still queued, or unknown, it is buried again
-		// once its lease runs out.
-		if queued, qerr := r.stillAtHead(ctx, ev); qerr == nil && !queued {
-			return nil
+		// and raise the alert, unless a resend set it back (below), which
+		// also leaves it off its queue. Still queued, or unknown, it is
+		// buried again once its lease runs out.
+		if queued, qerr := r.stillAtHead(ctx, ev); qerr != nil || queued {
+			return fmt.Errorf("kept as a dead letter, but not removed from the delivery queue: %w", err)
 		}
-		return fmt.Errorf("kept as a dead letter, but not removed from the delivery queue: %w", err)
 	}
 	if kept, err := r.stillDead(ctx, dl); err == nil && !kept {
 		// A resend set ev back between the keep and the take-off: it
 		// cleared the dead letter and queued ev again, so nothing is
-		// given up (the take-off found nothing to take off).
+		// given up (the take-off found nothing to take off, or failed
+		// on nothing).
 		return errSetBack
 	}
 	return nil
