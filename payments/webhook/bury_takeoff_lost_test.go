@@ -45,14 +45,16 @@ func (s *takeOffAnswerLost) AckEventAt(ctx context.Context, key, id string, crea
 // alert and no given_up ever told of. One not applied leaves the event
 // queued, and its next burial is the give-up, counted once.
 func TestBuryTakeOffAppliedIsAGiveUp(t *testing.T) {
-	for _, applied := range []bool{true, false} {
-		t.Run(fmt.Sprintf("applied=%v", applied), func(t *testing.T) { buryTakeOffLost(t, applied) })
+	for _, driver := range drivers(t) {
+		for _, applied := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/applied=%v", driver, applied), func(t *testing.T) { buryTakeOffLost(t, driver, applied) })
+		}
 	}
 }
 
-func buryTakeOffLost(t *testing.T, applied bool) {
-	st := &takeOffAnswerLost{Store: testdrivers.Open(t, "embedded", nil), applied: applied}
-	clk, _, r, reg, logs := givingUp(t, st, "PGBURYLOST")
+func buryTakeOffLost(t *testing.T, driver string, applied bool) {
+	st := &takeOffAnswerLost{Store: testdrivers.Open(t, driver, nil), applied: applied}
+	clk, _, r, reg, logs := givingUp(t, st, "PGBURYLOST"+driver)
 	for range 240 {
 		drain(t, r)
 		clk.Advance(500 * time.Millisecond)
