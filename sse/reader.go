@@ -26,9 +26,12 @@ var doneData = []byte("[DONE]")
 // ErrTooLarge is returned when one event exceeds the Reader's limit.
 var ErrTooLarge = errors.New("sse: event too large")
 
-// DefaultMaxEventSize bounds one event's data. A whole tool call in one chunk
-// stays far below it; a runaway line does not exhaust memory.
-const DefaultMaxEventSize = 4 << 20
+// DefaultMaxEventSize bounds one event's data: 32 MiB, what a non-stream
+// chat completion may hold (failover's Options.MaxResponseBytes), since an
+// image model streams its picture as a base64 data URL in one chunk
+// (OpenRouter's Gemini image models), several MiB; the SDKs read an event
+// of any size. A runaway line does not exhaust memory.
+const DefaultMaxEventSize = 32 << 20
 
 // Reader parses an event stream. It is not safe for concurrent use.
 type Reader struct {
