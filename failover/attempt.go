@@ -272,12 +272,13 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			limit = r.opts.MaxJSONResponseBytes // an embeddings batch, which cannot be streamed instead
 		}
 		data, err := a.readBody(limit)
-		if isChatPath(req.Path) {
-			// A byte order mark before a chat answer (a relay on
-			// Windows, a .NET server): RFC 8259 lets a parser ignore
-			// it, and the OpenAI SDKs read such an answer (the Node
-			// SDK's fetch decodes UTF-8, the mark stripped). Kept, the
-			// answer was no JSON object and failed over, billed twice.
+		if wantsJSONObject(req, resp) {
+			// A byte order mark before a chat or other JSON answer (a
+			// relay on Windows, a .NET server): RFC 8259 lets a parser
+			// ignore it, and the OpenAI SDKs read such an answer (the
+			// Node SDK's fetch decodes UTF-8, the mark stripped). Kept,
+			// the answer was no JSON object and failed over, billed
+			// twice. A stored file's content is what was stored.
 			data = bytes.TrimPrefix(data, utf8BOM)
 		}
 		if !req.Stream && isChatPath(req.Path) && (req.Method == "" || req.Method == http.MethodPost) &&
