@@ -61,3 +61,48 @@ func TestHelpGoesToStandardOutput(t *testing.T) {
 		})
 	}
 }
+
+// TestHelpOfACommand: `paygate help X` is X's help, as `paygate X -h`
+// gives it (git's and go's convention); it printed the command list
+// whatever X was, so `paygate help audit` never showed audit's -head or
+// -text, and `paygate help nosuch` exited 0 as if the command were there.
+func TestHelpOfACommand(t *testing.T) {
+	tests := []struct {
+		args   []string
+		code   int
+		stdout string // contained in standard output ("": it is empty)
+		stderr string // contained in standard error ("": it is empty)
+	}{
+		{[]string{"help"}, 0, "paygate check-config", ""},
+		{[]string{"help", "audit"}, 0, "paygate audit verify [-config FILE] [-head SEQ:HASH]", ""},
+		{[]string{"help", "audit", "verify"}, 0, "-trust-marks", ""},
+		{[]string{"help", "check-config"}, 0, "Usage of check-config", ""},
+		{[]string{"help", "healthcheck"}, 0, "-url", ""},
+		{[]string{"help", "version"}, 0, "paygate version: print the version", ""},
+		{[]string{"help", "demo"}, 0, "paygate demo: play a purchase offline", ""},
+		{[]string{"help", "nosuch"}, 2, "", `paygate: unknown command "nosuch"`},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			code := run(tc.args, &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("exit %d; want %d (stdout %q, stderr %q)", code, tc.code, stdout.String(), stderr.String())
+			}
+			if tc.stdout == "" {
+				if stdout.Len() != 0 {
+					t.Errorf("stdout %q; want nothing", stdout.String())
+				}
+			} else if !strings.Contains(stdout.String(), tc.stdout) {
+				t.Errorf("stdout %q; want it to contain %q (stderr %q)", stdout.String(), tc.stdout, stderr.String())
+			}
+			if tc.stderr == "" {
+				if stderr.Len() != 0 {
+					t.Errorf("stderr %q; want nothing", stderr.String())
+				}
+			} else if !strings.Contains(stderr.String(), tc.stderr) {
+				t.Errorf("stderr %q; want it to contain %q", stderr.String(), tc.stderr)
+			}
+		})
+	}
+}

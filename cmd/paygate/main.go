@@ -40,6 +40,7 @@ Usage:
                                      exit 0 when /healthz answers, on the config's server.listen
                                      or at URL (default http://127.0.0.1:8080/healthz; a URL
                                      without a path, or host:port, asks its /healthz)
+  paygate help COMMAND               a command's flags (also paygate COMMAND -h)
 
 The default config file is ./config.yaml.
 `
@@ -82,6 +83,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "paygate", versionOf(version, bi))
 		return 0
 	case "help", "-h", "--h", "-help", "--help":
+		if cmd == "help" && len(args) > 0 && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
+			// `paygate help audit` is audit's help, as `paygate audit -h`
+			// gives it: it printed the command list whatever was named, and
+			// `paygate help nosuch` exited 0 as if that command were there.
+			return run(append(args[:len(args):len(args)], "-h"), stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
