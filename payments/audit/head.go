@@ -91,6 +91,11 @@ func ParseHead(s string) (store.AuditHead, error) {
 	if n == 0 && hash == "" {
 		return store.AuditHead{}, nil
 	}
+	if n == 0 {
+		// Verify compares a head's hash with its record's, and there is
+		// no record 0: any hash passed as on the chain.
+		return store.AuditHead{}, fmt.Errorf("head %q: record 0 is the empty chain's head, which has no hash (0:)", s)
+	}
 	if len(hash) != 64 || strings.Trim(strings.ToLower(hash), "0123456789abcdef") != "" {
 		return store.AuditHead{}, fmt.Errorf("head %q: the hash must be 64 hex digits", s)
 	}

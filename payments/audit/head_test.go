@@ -34,6 +34,10 @@ func TestParseHead(t *testing.T) {
 		{name: "short hash", in: "42:abcd", wantErr: true},
 		{name: "non-hex hash", in: "42:" + strings.Repeat("zz", 32), wantErr: true},
 		{name: "seq without hash", in: "5:", wantErr: true},
+		// Record 0 is the empty chain's head, which has no hash: taken
+		// as a head, it matched no record and verify said it was on the
+		// chain.
+		{name: "hash without a record", in: "0:" + hash, wantErr: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
