@@ -372,8 +372,15 @@ func openRedisForAudit(cfg *config.Config, path string, log *slog.Logger, red *l
 
 func openEmbeddedForAudit(cfg *config.Config, log *slog.Logger, stderr io.Writer) (store.Store, int) {
 	p := cfg.Store.Path
-	if _, err := os.Stat(p); err != nil {
+	fi, err := os.Stat(p)
+	if err != nil {
 		fmt.Fprintf(stderr, "paygate audit: no store file at %s (store.path): %v\n", p, err)
+		return nil, 1
+	}
+	if fi.Size() == 0 {
+		// Opened read-only, bbolt tried to write a new file's first pages
+		// into it and failed with "bad file descriptor".
+		fmt.Fprintf(stderr, "paygate audit: %s is empty: no paygate store was ever written there (store.path)\n", p)
 		return nil, 1
 	}
 	// Read-only: verify and export leave the file as it was (an evidence

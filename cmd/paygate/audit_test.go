@@ -275,6 +275,33 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 	}
 }
 
+// TestAuditVerifyEmptyStoreFile: a store file of no bytes (touched, or
+// created by a start that died before its first write) holds no chain and
+// no deployment; read-only, the open tried to write one and verify said
+// "embedded: open …: write …: bad file descriptor", which reads as a
+// broken disk or a bug, not as the wrong file.
+func TestAuditVerifyEmptyStoreFile(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "empty.db")
+	writeFile(t, db, "")
+	cfg := filepath.Join(dir, "c.yaml")
+	writeFile(t, cfg, `
+clients: [{name: bot, key: k}]
+store: {path: "`+db+`"}
+providers: [{name: fake, base_url: "http://127.0.0.1:1/v1", api_key: x}]
+models: [{name: m, targets: [{provider: fake, model: u}]}]
+`)
+	for _, cmd := range []string{"verify", "export"} {
+		code, out, errOut := runAudit(cmd, "-config", cfg)
+		if code != 1 || out != "" || !strings.Contains(errOut, db+" is empty") || strings.Contains(errOut, "bad file descriptor") {
+			t.Errorf("audit %s: exit %d, stdout %q, stderr %q; want 1 and %s is empty", cmd, code, out, errOut, db)
+		}
+	}
+	if fi, err := os.Stat(db); err != nil || fi.Size() != 0 {
+		t.Errorf("the empty file was changed: %v %v", fi, err)
+	}
+}
+
 // TestAuditingWithWebhooksOff: a webhook event left in an order's outbox by
 // a run with webhooks on does not hold back that order's audit events once
 // paygate runs with webhooks off: it is set aside, kept in its order's
