@@ -180,6 +180,11 @@ func TestAuditVerifyCommand(t *testing.T) {
 						f.edit(nil, []uint64{4}, &store.AuditHead{Seq: 3, Hash: f.hashes[2]})
 					}},
 				{name: "malformed head flag", head: func(*auditFixture) string { return "four" }, code: 2, contains: "SEQ:HASH"},
+				// Verified without the head, exit 0: a script's
+				// --head "$HEAD" whose fetch of the head came back empty
+				// took that for the head found on the chain.
+				{name: "empty head flag", head: func(*auditFixture) string { return "" }, code: 2, contains: "SEQ:HASH"},
+				{name: "blank head flag", head: func(*auditFixture) string { return " " }, code: 2, contains: "SEQ:HASH"},
 				// Said "published head 0:… is on the chain" of any hash: no
 				// record 0 is there to compare it with.
 				{name: "head 0 with a hash", head: func(f *auditFixture) string { return "0:" + f.hashes[3] }, code: 2, contains: "record 0"},
