@@ -81,6 +81,12 @@ models: [{name: m, targets: [{provider: fake, model: u}]}]
 		{"another path is asked as given", "", []string{"-url", "http://127.0.0.1:" + port + "/nothing"}, 1, "unhealthy: status 404"},
 		{"both", "", []string{"-config", file, "-url", "http://127.0.0.1:" + port + "/healthz"}, 2, "give -config or -url, not both"},
 		{"an argument", "", []string{file}, 2, "unexpected argument"},
+		// Given empty (a HEALTHCHECK's -config "$PAYGATE_CONFIG" with the
+		// variable unset), they were taken as not given and the default
+		// 127.0.0.1:8080 was asked: another listener there passed for
+		// this one.
+		{"an empty -config", "", []string{"-config", ""}, 2, "paygate healthcheck: -config is empty"},
+		{"an empty -url", "", []string{"-url", ""}, 2, "paygate healthcheck: -url is empty"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

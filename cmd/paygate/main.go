@@ -277,6 +277,19 @@ func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
 	if !noArguments(fs, stderr) {
 		return 2
 	}
+	bad := ""
+	fs.Visit(func(f *flag.Flag) {
+		if f.Value.String() == "" && bad == "" {
+			bad = f.Name
+		}
+	})
+	if bad != "" {
+		// Taken as not given, an empty one (-config "$VAR", the variable
+		// unset) asked the default address: another listener there
+		// passed for this paygate.
+		fmt.Fprintf(stderr, "paygate healthcheck: -%s is empty: leave it out to ask %s\n", bad, defaultHealthURL)
+		return 2
+	}
 	target := *url
 	switch {
 	case *url != "" && *path != "":
