@@ -309,7 +309,12 @@ func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
 	default:
 		target = healthURLOf(target)
 	}
-	c := &http.Client{Timeout: 3 * time.Second}
+	// Direct: the listener is this machine's (this container's), and an
+	// HTTP_PROXY set for the providers cannot reach it; Go skips the proxy
+	// for loopback addresses only, not for a host or service name.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	c := &http.Client{Timeout: 3 * time.Second, Transport: tr}
 	resp, err := c.Get(target)
 	if err != nil {
 		fmt.Fprintln(stderr, "unhealthy:", err)
