@@ -147,6 +147,12 @@ func cmdAuditExport(args []string, stdout, stderr io.Writer) int {
 	if !noArguments(fs, stderr) {
 		return 2
 	}
+	if *out == "" {
+		// Taken as a file, the whole chain was read into a temporary
+		// file that could not be renamed to "".
+		fmt.Fprintln(stderr, "paygate audit export: -o is empty: give a file, or - for standard output")
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	st, cfg, code := openAuditStore(*path, stderr)

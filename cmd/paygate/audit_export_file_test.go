@@ -100,3 +100,22 @@ func TestAuditExportToAMissingDirectory(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 1 and %q", code, errOut, want)
 	}
 }
+
+// TestAuditExportRefusesAnEmptyOutput: -o "" (a script's -o "$OUT", the
+// variable unset) read the whole chain into a temporary file in the
+// working directory and then failed to rename it to "", saying "rename
+// ./….partial : no such file or directory (after 4 records);  not
+// written", exit 1, as if the store or the disk had failed. It is a usage
+// error, said before the store is read.
+func TestAuditExportRefusesAnEmptyOutput(t *testing.T) {
+	f := newAuditFixture(t, "embedded")
+	dir := t.TempDir()
+	t.Chdir(dir)
+	code, out, errOut := runAudit("export", "-config", f.cfgPath, "-o", "")
+	if code != 2 || out != "" || !strings.Contains(errOut, "paygate audit export: -o is empty") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 2 and -o is empty", code, out, errOut)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("left in the working directory: %v", left)
+	}
+}
