@@ -23,6 +23,11 @@ func TestProviderKeyInAHeaderIsNoMissingKey(t *testing.T) {
 		{"Azure's api-key header", "  - {name: p, base_url: \"https://r.openai.azure.com/openai/deployments/d?api-version=2024-10-21\", headers: {api-key: az-0123456789abcdef}}\n", false},
 		{"a gateway's x-api-key", "  - {name: p, base_url: \"https://gw.example/v1\", headers: {X-Api-Key: gw-0123456789abcdef}}\n", false},
 		{"a key in the base_url", "  - {name: p, base_url: \"https://gw.example/v1?api_key=gw-0123456789abcdef\"}\n", false},
+		{"Google's x-goog-api-key", "  - {name: p, base_url: \"https://g.example/v1\", headers: {x-goog-api-key: g-0123456789abcdef}}\n", false},
+		{"a gateway's x-auth-token", "  - {name: p, base_url: \"https://gw.example/v1\", headers: {X-Auth-Token: gw-0123456789abcdef}}\n", false},
+		{"a token limit header", "  - {name: p, base_url: \"https://p.example/v1\", headers: {X-Max-Tokens: \"4096\"}}\n", true},
+		{"a key id header", "  - {name: p, base_url: \"https://p.example/v1\", headers: {X-Idempotency-Key: shop-1}}\n", true},
+		{"a proxy's own credential", "  - {name: p, base_url: \"https://p.example/v1\", headers: {Proxy-Authorization: \"Basic cHJveHk6MDEyMzQ1Njc4OWFi\"}}\n", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

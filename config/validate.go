@@ -313,19 +313,37 @@ func providerCredential(c *Config, v string) (path, provider string) {
 }
 
 // ownCredential reports whether provider p carries a credential other than
-// api_key: a credential header with a value (Azure OpenAI's api-key, a
-// gateway's x-api-key) or one in its base_url (urlCredentials). Such a
+// api_key: a provider credential header (providerAuthHeader) with a value
+// (Azure OpenAI's api-key, a gateway's x-api-key) or one in its base_url
+// (urlCredentials). Such a
 // provider is authenticated without api_key, and is not warned of as one
 // that answers 401 until a key is set.
 func ownCredential(p Provider) bool {
 	for h, v := range p.Headers {
-		if v != "" && credentialHeader(h) {
+		if v != "" && providerAuthHeader(h) {
 			return true
 		}
 	}
 	found := false
 	urlCredentials(p.BaseURL, func(v string) { found = found || v != "" })
 	return found
+}
+
+// providerAuthHeader reports whether a header of that name authenticates
+// a request to an LLM API: api-key (Azure OpenAI), x-api-key and any
+// *-api-key (Anthropic, gateways, Google's x-goog-api-key), apikey,
+// x-auth-token and any *-auth-token, Azure API Management's
+// ocp-apim-subscription-key. It is narrower than credentialHeader, which
+// masks any header that may hold a secret: a header such as X-Max-Tokens or
+// X-Idempotency-Key holds no key the provider would take for api_key, and
+// Proxy-Authorization is a proxy's, not the provider's.
+func providerAuthHeader(name string) bool {
+	n := strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	switch n {
+	case "api-key", "apikey", "x-apikey", "x-auth-token", "ocp-apim-subscription-key":
+		return true
+	}
+	return strings.HasSuffix(n, "-api-key") || strings.HasSuffix(n, "-auth-token")
 }
 
 // othersHosts is hosts (server.admin_hosts) without the names of this
