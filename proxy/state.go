@@ -148,11 +148,13 @@ func (s *Server) loadState(ctx context.Context, reqID string, c payments.Caller)
 	lctx, cancel := s.stateCtx(ctx)
 	st, err := s.state.LoadUserState(lctx, c.Client, c.User)
 	cancel()
-	if err != nil && ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		// The bot hung up (or the drain deadline came) during the load,
 		// which it ended: no sign of the store's health, and the turn ends
 		// without a round. Counted, a bot that timed out read as the store
-		// being slow or away.
+		// being slow or away. A load that failed of itself (a reset
+		// connection, its own stateTimeout) as the bot hung up is still the
+		// store's failure, counted and logged below.
 		return nil
 	}
 	if err != nil {

@@ -100,3 +100,35 @@ func hangUpDuring(t *testing.T, opts Options, started <-chan struct{}, method, p
 	<-errc
 	return s, logs, reg
 }
+
+// failingAtHangUpState is a store whose load, begun (started closed),
+// fails of itself just as the bot hangs up: its error is the store's, not
+// the ended request's.
+type failingAtHangUpState struct {
+	hungState
+	started chan struct{}
+}
+
+func (s *failingAtHangUpState) LoadUserState(ctx context.Context, c, u string) (*store.UserState, error) {
+	close(s.started)
+	<-ctx.Done()
+	return nil, fmt.Errorf("%w: read tcp 10.0.0.2:51234->10.0.0.9:6379: connection reset by peer", store.ErrUnavailable)
+}
+
+// TestStoreFailureAtHangUpIsStillCounted: a load that fails of itself is
+// a store outage even when the bot hangs up meanwhile; only a load ended
+// by the request's own end is the bot's doing. The store's failure was
+// taken for the hang-up, neither counted nor logged.
+func TestStoreFailureAtHangUpIsStillCounted(t *testing.T) {
+	st := &failingAtHangUpState{started: make(chan struct{})}
+	_, logs, reg := hangUpDuring(t, Options{Tools: queryTools{}, State: st}, st.started,
+		http.MethodPost, "/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}]}`)
+	want := fmt.Sprintf("# HELP paygate_state_unavailable_total %s\n# TYPE paygate_state_unavailable_total counter\npaygate_state_unavailable_total 1\n",
+		"Turns served without payment state because the store did not answer.")
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "paygate_state_unavailable_total"); err != nil {
+		t.Error(err)
+	}
+	if !strings.Contains(logs.String(), "connection reset by peer") {
+		t.Errorf("the store's failure was not logged:\n%s", logs.String())
+	}
+}
