@@ -405,6 +405,12 @@ func adminPage(w http.ResponseWriter, r *http.Request, filters ...string) (payme
 			adminError(w, http.StatusBadRequest, "before must be a next_before cursor or an RFC 3339 time")
 			return payments.Page{}, false
 		}
+		if t.IsZero() {
+			// The store's "no cursor": listed, the newest page answered
+			// for the orders before the beginning of time.
+			adminError(w, http.StatusBadRequest, "before must be later than 0001-01-01T00:00:00Z, before which no order was created")
+			return payments.Page{}, false
+		}
 		p.Before, p.BeforeOrderNo = t, no
 	}
 	return p, true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +80,44 @@ func TestAdminListBeforeInBeijingTime(t *testing.T) {
 	mux.ServeHTTP(rec, req)
 	if rec.Code != http.StatusBadRequest {
 		t.Errorf("before with a space for the T: %d %s; want 400", rec.Code, rec.Body)
+	}
+}
+
+// TestAdminListBeforeTheZeroTime: ?before= Go's zero time (the earliest
+// instant RFC 3339 writes, however offset) is the store's "no cursor", and
+// listed the newest page, an operator's "orders before the beginning"
+// answered with the latest ones. It is a 400 naming before, on every
+// paged list, which lists nothing.
+func TestAdminListBeforeTheZeroTime(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1", func(c *config.Config) { c.Admin.Token = auditAdminToken })
+	router, err := failover.New(cfg, failover.Options{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Close() })
+	pay := listingAdmin{before: make(chan time.Time, 1)}
+	s, err := New(Options{Config: cfg, Upstream: router, AdminPayments: pay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	s.MountAdminAPI(mux)
+	for _, path := range []string{"/admin/api/orders", "/admin/api/approvals", "/admin/api/refunds"} {
+		for _, before := range []string{"0001-01-01T00:00:00Z", "0001-01-01T08:00:00%2B08:00", "0001-01-01T00:00:00Z,PG0000000001"} {
+			t.Run(path+" "+before, func(t *testing.T) {
+				req := httptest.NewRequest(http.MethodGet, path+"?before="+before, nil)
+				req.Header.Set("Authorization", "Bearer "+auditAdminToken)
+				rec := httptest.NewRecorder()
+				mux.ServeHTTP(rec, req)
+				if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "before") {
+					t.Errorf("%d %s; want a 400 naming before", rec.Code, rec.Body)
+				}
+				select {
+				case got := <-pay.before:
+					t.Errorf("listed before %v", got)
+				default:
+				}
+			})
+		}
 	}
 }
