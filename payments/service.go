@@ -59,6 +59,10 @@ var (
 	ErrPaymentUnavailable = errors.New("wechat pay unavailable")
 	// ErrPrepayRejected: WeChat Pay refused the order for good; it is closed.
 	ErrPrepayRejected = errors.New("wechat pay refused the order")
+	// errMovedOn joins ErrPrepayRejected when the refused order had been
+	// moved on meanwhile by another caller (closed for a switch of pay
+	// method): the refusal is of that order as it now stands.
+	errMovedOn = errors.New("the order was moved on meanwhile")
 	// ErrNotOwner: the order exists but belongs to someone else. Callers
 	// should present it as not found.
 	ErrNotOwner = errors.New("order belongs to another user")
@@ -624,7 +628,13 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 			if s.now().Sub(creatingSince(o)) < s.opts.CreatingGrace && !s.orphaned(o.OrderNo) {
 				return &CreateResult{Order: o, Existing: true}, ErrInProgress
 			}
-			if o, err = s.resolveCreating(ctx, o, "query"); err != nil {
+			if o, err = s.resolveCreating(ctx, o, "query"); errors.Is(err, errMovedOn) {
+				// Another ask moved the order on while this one's prepay
+				// was on its way (closed it for a switch of pay method,
+				// then made the replacement): judged afresh as it now
+				// stands, not answered as a refused purchase.
+				continue
+			} else if err != nil {
 				return &CreateResult{Order: o, Existing: true}, fmt.Errorf("%w: %w", ErrPaymentUnavailable, err)
 			}
 		}
@@ -1197,6 +1207,14 @@ func (s *Service) prepay(ctx context.Context, o *store.Order, cause string, coun
 				return nil, fmt.Errorf("%w: %w (its close not recorded: %w)", ErrPrepayRejected, err, store.ErrDataLost)
 			}
 			return nil, fmt.Errorf("%w: %w (its close not recorded)", ErrPrepayRejected, err)
+		}
+		if !closed && got.Status != store.StatusCreating {
+			// Someone moved the order on before the refusal came: another
+			// ask for the purchase resolved it and closed it for a switch
+			// of pay method (ORDER_CLOSED), whose replacement may now be
+			// payable. The refusal is of an order no longer this call's to
+			// open (errMovedOn), not of the purchase.
+			return &CreateResult{Order: got}, fmt.Errorf("%w: %w: %w", ErrPrepayRejected, errMovedOn, err)
 		}
 		return &CreateResult{Order: got}, fmt.Errorf("%w: %w", ErrPrepayRejected, err)
 	default:
