@@ -179,7 +179,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 	}
 	ttfb := time.Since(a.start)
 	p.ttfb.Observe(ttfb.Seconds())
-	p.lastHead.Store(time.Now().UnixNano())
+	p.noteHead(time.Now())
 	a.StatusCode, a.Header, a.body, a.length = resp.StatusCode, resp.Header, resp.Body, resp.ContentLength
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {

@@ -62,8 +62,9 @@ type provider struct {
 	// whatever the count: probeFailed's.
 	tripNow atomic.Bool
 	// lastHead is when an attempt of any round last got the provider's
-	// response head (unix ns, real clock): a provider that answered
-	// while an attempt waited in vain is not silent (round.silent).
+	// response head (ns since headBase, monotonic; 0: none yet; noteHead,
+	// headSince): a provider that answered while an attempt waited in
+	// vain is not silent (round.silent).
 	lastHead atomic.Int64
 
 	// The provider's metric series on every answer, resolved once: a label
@@ -484,4 +485,30 @@ func queryKey(kv string) string {
 		return d
 	}
 	return k
+}
+
+// headBase is the instant lastHead counts from: times are compared as
+// their distance from it (time.Time.Sub), on the monotonic clock, which a
+// step of the wall clock (NTP, a VM resumed) does not move.
+var headBase = time.Now()
+
+// noteHead records that an attempt got the provider's response head at t
+// (a reading of time.Now), keeping the latest: attempts of concurrent
+// rounds record their heads in any order, and an earlier head stored last
+// hid a later one.
+func (p *provider) noteHead(t time.Time) {
+	at := max(int64(t.Sub(headBase)), 1) // 0: no head yet
+	for {
+		old := p.lastHead.Load()
+		if old >= at || p.lastHead.CompareAndSwap(old, at) {
+			return
+		}
+	}
+}
+
+// headSince reports whether an attempt got the provider's response head at
+// or after t (a reading of time.Now).
+func (p *provider) headSince(t time.Time) bool {
+	h := p.lastHead.Load()
+	return h != 0 && h >= int64(t.Sub(headBase))
 }

@@ -449,7 +449,7 @@ func (r *Router) tryTarget(rd *round, t *target, waited bool, rest []*target) (*
 			continue
 		}
 		rd.fails = append(rd.fails, f)
-		if silentFailure(rd.req, f) && p.lastHead.Load() < started.UnixNano() && !slices.Contains(rd.silent, p) {
+		if silentFailure(rd.req, f) && !p.headSince(started) && !slices.Contains(rd.silent, p) {
 			// A head the provider sent meanwhile (another model's,
 			// another round's) says its endpoint answers: the silence
 			// is this target's model's, as behind a gateway that sends
