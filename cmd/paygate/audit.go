@@ -382,15 +382,8 @@ func openRedisForAudit(cfg *config.Config, path string, log *slog.Logger, red *l
 
 func openEmbeddedForAudit(cfg *config.Config, log *slog.Logger, stderr io.Writer) (store.Store, int) {
 	p := cfg.Store.Path
-	fi, err := os.Stat(p)
-	if err != nil {
+	if _, err := os.Stat(p); err != nil {
 		fmt.Fprintf(stderr, "paygate audit: no store file at %s (store.path): %v\n", p, err)
-		return nil, 1
-	}
-	if fi.Size() == 0 {
-		// Opened read-only, bbolt tried to write a new file's first pages
-		// into it and failed with "bad file descriptor".
-		fmt.Fprintf(stderr, "paygate audit: %s is empty: no paygate store was ever written there (store.path)\n", p)
 		return nil, 1
 	}
 	// Read-only: verify and export leave the file as it was (an evidence
@@ -398,6 +391,17 @@ func openEmbeddedForAudit(cfg *config.Config, log *slog.Logger, stderr io.Writer
 	// earlier version lacks buckets only a writing open adds: it is opened
 	// for writing then, as before, and the command says so.
 	db, err := embedded.Open(p, embedded.Options{SweepInterval: -1, Logger: log, ReadOnly: true})
+	if err != nil && !errors.Is(err, embedded.ErrLocked) {
+		if fi, serr := os.Stat(p); serr == nil && fi.Size() == 0 {
+			// Opened read-only, bbolt tried to write a new file's first
+			// pages into it and failed with "bad file descriptor". Asked
+			// after the open, not before: an empty file a paygate holds
+			// locked is a serve starting on it, which bbolt has created
+			// and not yet written, and is named as in use below.
+			fmt.Fprintf(stderr, "paygate audit: %s is empty: no paygate store was ever written there (store.path)\n", p)
+			return nil, 1
+		}
+	}
 	if errors.Is(err, embedded.ErrNeedsWrite) {
 		fmt.Fprintf(stderr, "paygate audit: %s was written by an earlier version; opening it for writing to add this version's buckets\n", p)
 		db, err = embedded.Open(p, embedded.Options{SweepInterval: -1, Logger: log})
