@@ -1164,6 +1164,8 @@ func choiceBearing(c gjson.Result) bool {
 			bit = 32
 		case "audio":
 			bit = 64
+		case "images":
+			bit = 128
 		default:
 			return true
 		}
@@ -1187,7 +1189,12 @@ func deltaMemberBearing(name string, v gjson.Result) bool {
 		return v.Type == gjson.String && v.Str != "" || v.IsArray() && len(v.Array()) > 0
 	case "reasoning_content", "reasoning", "refusal":
 		return v.Type == gjson.String && v.Str != ""
-	case "tool_calls":
+	case "tool_calls", "images":
+		// images: an image model's picture (OpenRouter's and Vercel's
+		// Gemini image models, modalities ["image"]) streamed as a data
+		// URL in a chunk with content "", before any text or none: the
+		// answer begun. Held as no token, a picture over maxHeld failed
+		// over as malformed, generated and billed again.
 		return v.IsArray() && len(v.Array()) > 0
 	case "function_call":
 		return v.IsObject()
@@ -1223,7 +1230,7 @@ func choiceBearingByName(c gjson.Result) bool {
 // deltaBearingByName is choiceBearing's reading of a delta by one Get per
 // name, for a delta that is not an object.
 func deltaBearingByName(d gjson.Result) bool {
-	for _, k := range [...]string{"content", "reasoning_content", "reasoning", "refusal", "tool_calls", "function_call", "audio"} {
+	for _, k := range [...]string{"content", "reasoning_content", "reasoning", "refusal", "tool_calls", "function_call", "audio", "images"} {
 		if deltaMemberBearing(k, d.Get(k)) {
 			return true
 		}

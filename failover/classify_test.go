@@ -210,6 +210,9 @@ func TestTokenBearing(t *testing.T) {
 		{"audio data", `{"choices":[{"index":0,"delta":{"audio":{"id":"audio_1","data":"UklGRiQAAABXQVZF"}}}]}`, true},
 		{"audio id only", `{"choices":[{"index":0,"delta":{"audio":{"id":"audio_1","transcript":"","data":""}}}]}`, false},
 		{"audio null", `{"choices":[{"index":0,"delta":{"content":null,"audio":null}}]}`, false},
+		// An image model's picture (modalities ["image"]) in delta.images.
+		{"image", `{"choices":[{"index":0,"delta":{"content":"","images":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}}]}`, true},
+		{"no images", `{"choices":[{"index":0,"delta":{"content":"","images":[]}}]}`, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

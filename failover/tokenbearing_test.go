@@ -35,6 +35,10 @@ func tokenBearingByGet(s string) bool {
 			found = true
 			return false
 		}
+		if im := d.Get("images"); im.IsArray() && len(im.Array()) > 0 {
+			found = true
+			return false
+		}
 		if fc := d.Get("function_call"); fc.IsObject() {
 			found = true
 			return false
@@ -78,6 +82,10 @@ var tokenBearingCases = []string{
 	`{"choices":[{"delta":{"content":[],"content":[1]}}]}`,
 	`{"choices":[{"delta":{"content":[{"type":"thinking","thinking":[{"type":"text","text":"hm"}]}]}}]}`,
 	`{"choices":[{"delta":{"content":[]}}]}`,
+	`{"choices":[{"delta":{"content":"","images":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}}]}`,
+	`{"choices":[{"delta":{"images":[]}}]}`,
+	`{"choices":[{"delta":{"images":null}}]}`,
+	`{"choices":[{"delta":{"images":[],"images":[{}]}}]}`,
 	`{"choices":[{"delta":{"content":{}}}]}`,
 	`{"choices":[{"delta":{"reasoning_content":"hm"}}]}`,
 	`{"choices":[{"delta":{"reasoning":"hm"}}]}`,
