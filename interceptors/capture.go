@@ -231,7 +231,7 @@ type Capture struct {
 	content     []byte // raw JSON string fragments, escapes kept
 	reasoning   []byte
 	refusal     []byte            // raw JSON string fragments of delta.refusal
-	opaque      bool              // content parts or audio went out (SentRecord.Opaque)
+	opaque      bool              // content parts, audio or an image went out (SentRecord.Opaque)
 	reasonKey   string            // the member the reasoning text came in
 	details     reasoning.Details // the reasoning_details deltas, merged
 	parts       partsMerger       // the content parts of choice 0, merged
@@ -327,7 +327,7 @@ type chunkState struct {
 	reason     [2]int
 	reasonKey  string // the member reason came from
 	refusal    [2]int // raw refusal of choice 0, in data
-	opaque     bool   // content parts or audio (SentRecord.Opaque)
+	opaque     bool   // content parts, audio or an image (SentRecord.Opaque)
 	deltas     [][2]int
 	logprobs   [][2]int // the choices' "logprobs" values
 	// choiceUsage is choice 0's "usage" member (Moonshot's place for it),

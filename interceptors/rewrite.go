@@ -242,7 +242,9 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 			if notEmpty(v) {
 				st.meaningful = true
 			}
-		case "audio":
+		case "audio", "images":
+			// images: an image model's picture (a data URL): a fresh
+			// answer draws another one, so it is opaque as audio is.
 			if notEmpty(v) {
 				st.meaningful, st.opaque = true, true
 			}

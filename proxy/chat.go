@@ -669,8 +669,9 @@ type sentSoFar struct {
 	// index was sent; a fresh answer cannot be matched against it.
 	unmatchable bool
 	// opaque: content given as parts (Mistral's thinking,
-	// "content":[{"type":"thinking",…}]) or audio was sent; no fresh
-	// answer can be matched against it either.
+	// "content":[{"type":"thinking",…}]), audio or an image model's
+	// picture (delta.images) was sent; no fresh answer can be matched
+	// against it either.
 	opaque bool
 	// tooMany: the client was sent over maxRoundCalls tool calls; the
 	// calls past that are not read (each delta's call is looked for
@@ -703,13 +704,13 @@ func readSent(log []byte, calls *[]sentCall) sentSoFar {
 		log = log[min(i+1, len(log)):]
 		res := gjson.GetManyBytes(ev, "id", "choices.0.delta.content", "choices.0.delta.reasoning_content",
 			"choices.0.delta.reasoning", "choices.0.delta.tool_calls", "choices.0.delta.function_call",
-			"choices.0.delta.refusal", "choices.0.delta.audio")
+			"choices.0.delta.refusal", "choices.0.delta.audio", "choices.0.delta.images")
 		if out.id == "" {
 			out.id = res[0].String()
 		}
 		text = appendFragment(text, res[1])
 		refusal = appendFragment(refusal, res[6])
-		if nonEmptyValue(res[1]) || nonEmptyValue(res[7]) {
+		if nonEmptyValue(res[1]) || nonEmptyValue(res[7]) || nonEmptyValue(res[8]) {
 			out.opaque = true
 		}
 		if res[2].Type == gjson.String && len(res[2].Raw) > 2 {

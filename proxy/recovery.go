@@ -17,7 +17,7 @@ const (
 	recoveryRecovered   = "recovered"           // the client got the whole answer
 	recoveryDiverged    = "diverged"            // the new answer did not match what was sent
 	recoveryPartialCall = "partial_tool_call"   // the client had part of a call no answer repeats
-	recoveryOpaque      = "unmatchable_content" // the client had content parts or audio no answer can be matched against
+	recoveryOpaque      = "unmatchable_content" // the client had content parts, audio or an image no answer can be matched against
 	recoveryBudget      = "budget_spent"        // failover.recovery.max_attempts or window
 	recoveryOff         = "off"                 // failover.recovery.max_attempts: -1
 	recoveryNoProvider  = "no_provider"         // no other provider could take the round
@@ -34,10 +34,10 @@ const tooLongWhy = "the answer already sent is too long to be continued"
 // maxRoundCalls tool calls is not recovered (readSent).
 const tooManyCallsWhy = "the answer already sent has too many tool calls to be continued"
 
-// opaqueWhy says why a stream whose client received content parts or audio
-// is not recovered: a fresh answer would send them again (SPEC 5), and
-// paygate cannot tell which of its parts the client already has.
-const opaqueWhy = "the client already received content parts or audio, which no new answer can be matched against"
+// opaqueWhy says why a stream whose client received content parts, audio
+// or an image is not recovered: a fresh answer would send them again (SPEC
+// 5), and paygate cannot tell which of its parts the client already has.
+const opaqueWhy = "the client already received content parts, audio or an image, which no new answer can be matched against"
 
 // recoveries counts a turn's stream recoveries against failover.recovery
 // (SPEC 5, after the first byte): a flapping provider cannot stretch a turn

@@ -10,7 +10,8 @@ import (
 // TestRecoveryRepeatsNoOpaqueDelta: a stream cut after the client got a
 // delta no fresh answer can be matched against — content given as parts
 // (Mistral's reasoning models stream their thinking as
-// "content":[{"type":"thinking",…}]) or audio — is not recovered: the
+// "content":[{"type":"thinking",…}]), audio or an image model's picture
+// (delta.images) — is not recovered: the
 // fresh answer would hand the client those parts again (SPEC 5: nothing
 // already sent is sent twice). The stream ends with the error event naming
 // the cut, and no other provider is asked. On the plain path and on a
@@ -20,6 +21,7 @@ func TestRecoveryRepeatsNoOpaqueDelta(t *testing.T) {
 	deltas := map[string]string{
 		"thinking parts": `{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"UNIQUE-PART"}]}]}`,
 		"audio":          `{"role":"assistant","content":null,"audio":{"id":"audio_1","transcript":"UNIQUE-PART","data":"AAAA"}}`,
+		"image":          `{"role":"assistant","content":"","images":[{"type":"image_url","image_url":{"url":"data:image/png;base64,UNIQUE-PART"}}]}`,
 	}
 	for name, delta := range deltas {
 		for _, turn := range []bool{false, true} {
