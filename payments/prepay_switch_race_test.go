@@ -95,3 +95,85 @@ func TestPrepayRetryAfterAConcurrentSwitchIsNoFailure(t *testing.T) {
 		})
 	}
 }
+
+// refusingBackend loses the answer of the first prepay, as switchingBackend
+// does, and refuses every later one for good (PARAM_ERROR, NO_AUTH: the
+// purchase's parameters, not its number), running during, once, inside
+// the next prepay before it is refused. It records each prepay's number.
+type refusingBackend struct {
+	payments.Backend
+	mu     sync.Mutex
+	lost   bool
+	during func()
+	nos    []string
+}
+
+func (b *refusingBackend) Prepay(ctx context.Context, req wechatpay.PrepayRequest) (*wechatpay.PrepayResult, error) {
+	b.mu.Lock()
+	lose := !b.lost
+	b.lost = true
+	during := b.during
+	b.during = nil
+	b.nos = append(b.nos, req.OutTradeNo)
+	b.mu.Unlock()
+	if lose {
+		if _, err := b.Backend.Prepay(ctx, req); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("prepay %s: %w", req.OutTradeNo, context.DeadlineExceeded)
+	}
+	if during != nil {
+		during()
+	}
+	return nil, fmt.Errorf("prepay %s: %w", req.OutTradeNo, wechatpay.ErrRejected)
+}
+
+// TestPrepayRefusedForGoodRacingIsNoNewOrder: two asks of one method
+// resolve an order left creating at the same moment, and WeChat Pay
+// refuses its parameters for good, to both. The one whose refusal came
+// second found the order closed by the other and took it for one moved on
+// by a switch of pay method: it went round and made a second order of the
+// purchase, counted against the day's limit and refused in turn. A
+// refusal of the purchase's own parameters is no sign of a switch (that is
+// ORDER_CLOSED): both asks answer the refusal of that order.
+func TestPrepayRefusedForGoodRacingIsNoNewOrder(t *testing.T) {
+	for _, driver := range drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			var be *refusingBackend
+			e := newEnv(t, envOptions{driver: driver, service: func(o *payments.Options) {
+				be = &refusingBackend{Backend: o.Backend}
+				o.Backend = be
+			}})
+			req := payments.CreateRequest{Client: "shop-bot", User: "oUser-prepay-refused", SKU: "premium-monthly"}
+			first, err := e.svc.CreateOrder(ctx, req)
+			if !errors.Is(err, payments.ErrPaymentUnavailable) || first == nil || first.Order.Status != store.StatusCreating {
+				t.Fatalf("first ask: %+v, %v; want its order creating, the prepay's answer lost", first, err)
+			}
+			e.clock.Advance(payments.DefaultCreatingGrace + 1)
+
+			var otherErr error
+			be.mu.Lock()
+			be.during = func() { _, otherErr = e.svc.CreateOrder(ctx, req) }
+			be.mu.Unlock()
+			got, err := e.svc.CreateOrder(ctx, req)
+			if !errors.Is(otherErr, payments.ErrPrepayRejected) {
+				t.Fatalf("the other ask: %v; want the refusal", otherErr)
+			}
+			if !errors.Is(err, payments.ErrPrepayRejected) {
+				t.Fatalf("the ask: %v; want the refusal", err)
+			}
+			if got == nil || got.Order == nil || got.Order.OrderNo != first.Order.OrderNo {
+				t.Errorf("the ask answered %+v; want the refused order %s", got, first.Order.OrderNo)
+			}
+			be.mu.Lock()
+			defer be.mu.Unlock()
+			for _, no := range be.nos {
+				if no != first.Order.OrderNo {
+					t.Errorf("prepaid %v; want only %s, the purchase's one order", be.nos, first.Order.OrderNo)
+					break
+				}
+			}
+		})
+	}
+}

@@ -1208,12 +1208,15 @@ func (s *Service) prepay(ctx context.Context, o *store.Order, cause string, coun
 			}
 			return nil, fmt.Errorf("%w: %w (its close not recorded)", ErrPrepayRejected, err)
 		}
-		if !closed && got.Status != store.StatusCreating {
+		if !closed && got.Status != store.StatusCreating && errors.Is(err, wechatpay.ErrOrderClosed) {
 			// Someone moved the order on before the refusal came: another
 			// ask for the purchase resolved it and closed it for a switch
 			// of pay method (ORDER_CLOSED), whose replacement may now be
 			// payable. The refusal is of an order no longer this call's to
-			// open (errMovedOn), not of the purchase.
+			// open (errMovedOn), not of the purchase. Any other refusal
+			// (the parameters', PARAM_ERROR) is the purchase's own,
+			// whoever recorded its close: gone round, it made a second
+			// order of the purchase for WeChat Pay to refuse again.
 			return &CreateResult{Order: got}, fmt.Errorf("%w: %w: %w", ErrPrepayRejected, errMovedOn, err)
 		}
 		return &CreateResult{Order: got}, fmt.Errorf("%w: %w", ErrPrepayRejected, err)
