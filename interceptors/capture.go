@@ -83,8 +83,9 @@ type SentRecord struct {
 	Refusal string
 	// Opaque: a delta no fresh answer can be matched against went out:
 	// content given as parts (Mistral's thinking,
-	// "content":[{"type":"thinking",…}]) or audio. A cut after it cannot
-	// be recovered without sending them twice.
+	// "content":[{"type":"thinking",…}]), audio or an image model's
+	// picture (delta.images). A cut after it cannot be recovered without
+	// sending them twice.
 	Opaque bool
 	// Calls: the client's tool calls returned, with their client indexes
 	// (the same slice as RoundResult.ClientCalls).
