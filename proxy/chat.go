@@ -270,12 +270,11 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 // and returns their cost. Left out, the tokens and cost metrics and the
 // conversation's cost missed what such a provider charged, asked again.
 func (s *Server) accountRefused(ctx context.Context, resp *failover.Response, err error) accounting.Pico {
-	tried := []failover.Attempt(nil)
-	var ue *failover.UpstreamError
+	var tried []failover.Attempt
 	if resp != nil {
 		tried = resp.Tried
-	} else if errors.As(err, &ue) {
-		tried = ue.Tried
+	} else if err != nil {
+		tried = triedOf(err)
 	}
 	var cost accounting.Pico
 	for _, a := range tried {
@@ -284,6 +283,18 @@ func (s *Server) accountRefused(ctx context.Context, resp *failover.Response, er
 		}
 	}
 	return cost
+}
+
+// triedOf is the attempts of a round that ended in err, an
+// *failover.UpstreamError, and nil for any other error. Apart from
+// accountRefused so that the error's holder, which errors.As moves to the
+// heap, is allocated only on a round that failed, not on every turn.
+func triedOf(err error) []failover.Attempt {
+	var ue *failover.UpstreamError
+	if errors.As(err, &ue) {
+		return ue.Tried
+	}
+	return nil
 }
 
 // unmetered tells the ledger of an answer that came whole without usage, or
