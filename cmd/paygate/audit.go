@@ -58,6 +58,12 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	case "export":
 		return cmdAuditExport(args[1:], stdout, stderr)
 	case "help", "-h", "--h", "-help", "--help":
+		if args[0] == "help" && len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+			// `paygate audit help verify` is verify's flags, as
+			// `paygate help audit verify` gives them: it printed
+			// audit's general usage whatever was named.
+			return cmdAudit([]string{args[1], "-h"}, stdout, stderr)
+		}
 		fmt.Fprint(stdout, auditUsage)
 		return 0
 	}
