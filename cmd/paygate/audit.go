@@ -80,7 +80,7 @@ func cmdAuditVerify(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
-	if !noArguments(fs, stderr) {
+	if !noArguments(fs, stderr) || emptyConfig(fs, *path, stderr) {
 		return 2
 	}
 	if *marks && !*texts {
@@ -150,7 +150,7 @@ func cmdAuditExport(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
-	if !noArguments(fs, stderr) {
+	if !noArguments(fs, stderr) || emptyConfig(fs, *path, stderr) {
 		return 2
 	}
 	if *out == "" {

@@ -169,6 +169,18 @@ func configFlag(fs *flag.FlagSet) *string {
 // defaultConfig is the config file every command reads unless told.
 const defaultConfig = "config.yaml"
 
+// emptyConfig reports, and complains, that -config was given empty
+// (-config "$VAR", the variable unset): it said only "reading config: open
+// : no such file or directory". A usage error, refused as healthcheck
+// refuses its empty -config.
+func emptyConfig(fs *flag.FlagSet, path string, stderr io.Writer) bool {
+	if path != "" {
+		return false
+	}
+	fmt.Fprintf(stderr, "paygate %s: -config is empty: give a file, or leave it out to read ./%s\n", fs.Name(), defaultConfig)
+	return true
+}
+
 // noArguments reports, and complains when it is not so, that fs was given
 // no argument after its flags: `check-config other.yaml` must not quietly
 // check ./config.yaml.
@@ -196,7 +208,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
-	if !noArguments(fs, stderr) {
+	if !noArguments(fs, stderr) || emptyConfig(fs, *path, stderr) {
 		return 2
 	}
 	cfg, err := loadConfig(*path)
@@ -217,7 +229,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
-	if !noArguments(fs, stderr) {
+	if !noArguments(fs, stderr) || emptyConfig(fs, *path, stderr) {
 		return 2
 	}
 	// SIGHUP is what a reload sends (systemctl reload, docker kill -s HUP, a

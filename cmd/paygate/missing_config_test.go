@@ -30,3 +30,22 @@ func TestMissingDefaultConfigSaysWhatToDo(t *testing.T) {
 		t.Errorf("missing -config other.yaml: exit %d, stderr %q; want 1 naming the file alone", code, stderr.String())
 	}
 }
+
+// TestEmptyConfigFlagIsRefused: -config given empty (-config "$VAR", the
+// variable unset) said "reading config: open : no such file or directory",
+// naming no flag; it is a usage error, refused as healthcheck refuses its
+// empty -config: exit 2 naming the flag.
+func TestEmptyConfigFlagIsRefused(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, args := range [][]string{{"-config", ""}, {"serve", "-config="}, {"check-config", "-config", ""}, {"audit", "verify", "-config", ""}, {"audit", "export", "-config", ""}} {
+		t.Run(strings.Join(append([]string{"paygate"}, args...), " "), func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			if code := run(args, &stdout, &stderr); code != 2 {
+				t.Errorf("exit %d; want 2 (stderr %q)", code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "-config is empty") || strings.Contains(stderr.String(), "open :") {
+				t.Errorf("stderr %q; want it to say -config is empty", stderr.String())
+			}
+		})
+	}
+}
