@@ -52,12 +52,35 @@ func TestConsoleSaysWhatADecisionFound(t *testing.T) {
 		Status: store.StatusApprovalRequired, ClaimKey: "k" + lapsed, Generation: 1, CreatedAt: deadline.Add(-time.Hour), ExpiresAt: deadline}); err != nil {
 		t.Fatal(err)
 	}
+	// Held, their deadline ahead: one put in review behind the page's
+	// back, one expired because another order of the same purchase took
+	// its place (superseded), well before its deadline.
+	const reviewed, superseded = "PGHELDREVIEW0001", "PGHELDSUPERSEDED"
+	for i, no := range []string{reviewed, superseded} {
+		if err := a.store.CreateOrder(ctx, &store.Order{OrderNo: no, Client: "bot", User: "oUser-console-held" + string(rune('a'+i)), SKU: "premium-yearly",
+			Description: "Premium tier, 1 year", Quantity: 2, AmountFen: 99800, Currency: "CNY", PayMethod: "jsapi",
+			Status: store.StatusApprovalRequired, ClaimKey: "k" + no, Generation: 1, CreatedAt: time.Now().Add(-time.Minute), ExpiresAt: time.Now().Add(time.Hour).Truncate(time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	moveBehind := func(no string, to store.OrderStatus, reason string) {
+		t.Helper()
+		o, err := a.store.GetOrder(ctx, no)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Status, o.ReviewReason = to, reason
+		if err := a.store.UpdateOrder(ctx, o, store.StatusApprovalRequired); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	b.do(t, "sign in", chromedp.Navigate(adminURL+"/"), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Click(chromedp.ID("signin-submit")),
 		chromedp.WaitVisible(chromedp.CSS(row("approvals", approvedElsewhere))), chromedp.WaitVisible(chromedp.CSS(row("approvals", rejectedElsewhere))),
 		chromedp.WaitVisible(chromedp.CSS(row("approvals", lapsed))), chromedp.WaitVisible(chromedp.CSS(row("approvals", unopened))),
-		chromedp.WaitVisible(chromedp.CSS(row("approvals", refused))), chromedp.WaitVisible(chromedp.CSS(row("approvals", lost))))
+		chromedp.WaitVisible(chromedp.CSS(row("approvals", refused))), chromedp.WaitVisible(chromedp.CSS(row("approvals", lost))),
+		chromedp.WaitVisible(chromedp.CSS(row("approvals", reviewed))), chromedp.WaitVisible(chromedp.CSS(row("approvals", superseded))))
 
 	decideElsewhere := func(no, verb string) {
 		t.Helper()
@@ -80,6 +103,7 @@ func TestConsoleSaysWhatADecisionFound(t *testing.T) {
 		name, no, verb string
 		elsewhere      string // the decision made behind the page's back
 		down           bool   // WeChat Pay fails every prepay attempt of the decision
+		behind         func() // the order changed behind the page's back
 		want           []string
 		unwanted       []string // not in the notice
 		wantStatus     store.OrderStatus
@@ -90,6 +114,18 @@ func TestConsoleSaysWhatADecisionFound(t *testing.T) {
 			want: []string{"already rejected", "nothing changed"}, wantStatus: store.StatusRejected},
 		{name: "approving an order past its deadline", no: lapsed, verb: "approve",
 			want: []string{"expired", "approval deadline", "before anyone decided", "can no longer be approved"}, wantStatus: store.StatusExpired},
+		// Neither decided nor past its deadline: said as what the order
+		// is, not as "already approved" or "its deadline passed".
+		{name: "approving an order put in review", no: reviewed, verb: "approve",
+			behind:     func() { moveBehind(reviewed, store.StatusNeedsReview, "paid_after_approval_required") },
+			want:       []string{"in review", "paid_after_approval_required", "can no longer be approved", "nothing changed"},
+			unwanted:   []string{"already approved"},
+			wantStatus: store.StatusNeedsReview},
+		{name: "rejecting an order superseded by another of its purchase", no: superseded, verb: "reject",
+			behind:     func() { moveBehind(superseded, store.StatusExpired, "") },
+			want:       []string{"expired", "another order of the same purchase", "can no longer be rejected", "nothing changed"},
+			unwanted:   []string{"deadline", "passed"},
+			wantStatus: store.StatusExpired},
 		{name: "approving while WeChat Pay fails", no: unopened, verb: "approve", down: true,
 			want: []string{"Approved " + unopened, "did not open", "SYSTEM_ERROR", "creating", "keeps asking WeChat Pay"}, wantStatus: store.StatusCreating},
 		// Refused for good, and its close not recorded: creating, but no
@@ -110,6 +146,9 @@ func TestConsoleSaysWhatADecisionFound(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.elsewhere != "" {
 				decideElsewhere(tt.no, tt.elsewhere)
+			}
+			if tt.behind != nil {
+				tt.behind()
 			}
 			if tt.down {
 				// As many as the prepay's attempts (its error says "attempts 3").

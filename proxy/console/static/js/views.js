@@ -122,7 +122,9 @@ function markLapsed(panel) {
 // as it stands, and its own words ("order is not awaiting approval: PG… is
 // awaiting_payment") left the manager to work out whether the order is now
 // payable. A held order leaves the queue only by an approval (creating,
-// awaiting payment, and on from there), a rejection, or its expiry. A 502
+// awaiting payment, and on from there), a rejection, its expiry (at its
+// deadline, or before it when another order of the same purchase took its
+// place), or review (WeChat Pay reported money on it). A 502
 // with the order is an approval made whose WeChat Pay order did not open
 // (yet), or that WeChat Pay refused and whose close paygate could not
 // record (still creating, until the reconciler closes it: no payment comes
@@ -137,8 +139,17 @@ function decisionFound(o, approve, e) {
   const now = e instanceof ApiError && e.body && e.body.order ? e.body.order : null;
   if (now && e.status === 409) {
     const by = '(by another manager, another console or an earlier click)';
+    const done = approve ? 'approved' : 'rejected';
+    if (now.status === 'expired' && Date.parse(now.updated_at) < Date.parse(now.expires_at)) {
+      // Expired before its deadline: another ask of the same purchase
+      // took its place (payments' "superseded"), not the deadline.
+      return [`${no} expired before anyone decided: another order of the same purchase took its place, so it can no longer be ${done}; nothing changed.`, 'bad'];
+    }
     if (now.status === 'expired') {
-      return [`${no} expired before anyone decided: its approval deadline, ${when(now.expires_at)}, passed, so it can no longer be ${verb}d; the user is told it expired.`, 'bad'];
+      return [`${no} expired before anyone decided: its approval deadline, ${when(now.expires_at)}, passed, so it can no longer be ${done}; the user is told it expired.`, 'bad'];
+    }
+    if (now.status === 'needs_review') {
+      return [`${no} is in review now${now.review_reason ? ` (${now.review_reason})` : ''}, so it can no longer be ${done}: nothing changed; resolve it from its order.`, 'bad'];
     }
     if (now.status === 'rejected') {
       return [`${no} was already rejected ${by}: nothing changed; no WeChat Pay order was opened for it.`, approve ? 'bad' : 'ok'];
