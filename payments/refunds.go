@@ -1429,22 +1429,11 @@ func (s *Service) sweepRefundsInReview(ctx context.Context, st *SweepStats) erro
 // or holds no refund recorded as sent (a reservation with no refund record
 // is Resolve's to end, unrecordedReservation).
 func (s *Service) sweepRefundInReview(ctx context.Context, st *SweepStats, o *store.Order) {
-	if s.opts.SoleWriter {
-		done, ok := s.adopt(o.OrderNo)
-		if !ok {
-			return // a confirmation works on it
-		}
-		defer done()
-	}
-	cur, err := s.store.GetOrder(ctx, o.OrderNo)
-	if err != nil {
-		st.Errors++
-		s.log.WarnContext(ctx, "sweep: refund in review not reconciled", "order_no", o.OrderNo, "err", err)
+	cur, done, ok := s.relisted(ctx, st, o, store.StatusNeedsReview, "sweep: refund in review not reconciled")
+	if !ok {
 		return
 	}
-	if cur.Status != store.StatusNeedsReview || cur.Version != o.Version {
-		return // moved on since it was listed
-	}
+	defer done()
 	rec, err := s.loadInFlight(ctx, o.OrderNo)
 	if err != nil {
 		st.Errors++
@@ -1532,6 +1521,32 @@ func (s *Service) endUnmadeInReview(ctx context.Context, o *store.Order, rec *in
 	return got, nil
 }
 
+// relisted reads again an order o a sweep's page listed with status, first
+// taking it as this call's with the embedded store (adopt: no confirmation
+// of this process is at it meanwhile), and reports whether it is still as
+// listed: not moved on since, and readable (a failed read counts in st and
+// is logged with msg). done gives the order back; call it once ok.
+func (s *Service) relisted(ctx context.Context, st *SweepStats, o *store.Order, status store.OrderStatus, msg string) (cur *store.Order, done func(), ok bool) {
+	done = func() {}
+	if s.opts.SoleWriter {
+		if done, ok = s.adopt(o.OrderNo); !ok {
+			return nil, nil, false // a confirmation works on it
+		}
+	}
+	cur, err := s.store.GetOrder(ctx, o.OrderNo)
+	if err != nil {
+		st.Errors++
+		s.log.WarnContext(ctx, msg, "order_no", o.OrderNo, "err", err)
+		done()
+		return nil, nil, false
+	}
+	if cur.Status != status || cur.Version != o.Version {
+		done()
+		return nil, nil, false // moved on since it was listed
+	}
+	return cur, done, true
+}
+
 // sweepRefund is sweepRefunds' work on one refunding order o, as its page
 // listed it.
 func (s *Service) sweepRefund(ctx context.Context, st *SweepStats, o *store.Order) {
@@ -1552,22 +1567,11 @@ func (s *Service) sweepRefund(ctx context.Context, st *SweepStats, o *store.Orde
 	// and its refund is asked about only once it was recorded
 	// recordedGrace ago (reconcileRefund): such a tap's order looks
 	// untouched.
-	if s.opts.SoleWriter {
-		done, ok := s.adopt(o.OrderNo)
-		if !ok {
-			return // a confirmation works on it
-		}
-		defer done()
-	}
-	cur, err := s.store.GetOrder(ctx, o.OrderNo)
-	if err != nil {
-		st.Errors++
-		s.log.WarnContext(ctx, "sweep: refund not reconciled", "order_no", o.OrderNo, "err", err)
+	_, done, ok := s.relisted(ctx, st, o, store.StatusRefunding, "sweep: refund not reconciled")
+	if !ok {
 		return
 	}
-	if cur.Status != store.StatusRefunding || cur.Version != o.Version {
-		return // moved on since it was listed
-	}
+	defer done()
 	st.Checked++
 	octx, cancel := context.WithTimeout(ctx, s.opts.BackgroundQueryTimeout)
 	got, err := s.reconcileRefundSafely(octx, o)
