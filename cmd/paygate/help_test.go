@@ -39,25 +39,7 @@ func TestHelpGoesToStandardOutput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr strings.Builder
-			code := run(tc.args, &stdout, &stderr)
-			if code != tc.code {
-				t.Errorf("exit %d; want %d (stdout %q, stderr %q)", code, tc.code, stdout.String(), stderr.String())
-			}
-			if tc.stdout == "" {
-				if stdout.Len() != 0 {
-					t.Errorf("stdout %q; want nothing", stdout.String())
-				}
-			} else if !strings.Contains(stdout.String(), tc.stdout) {
-				t.Errorf("stdout %q; want it to contain %q (stderr %q)", stdout.String(), tc.stdout, stderr.String())
-			}
-			if tc.stderr == "" {
-				if stderr.Len() != 0 {
-					t.Errorf("stderr %q; want nothing", stderr.String())
-				}
-			} else if !strings.Contains(stderr.String(), tc.stderr) {
-				t.Errorf("stderr %q; want it to contain %q", stderr.String(), tc.stderr)
-			}
+			checkRun(t, tc.args, tc.code, tc.stdout, tc.stderr)
 		})
 	}
 }
@@ -87,25 +69,32 @@ func TestHelpOfACommand(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var stdout, stderr strings.Builder
-			code := run(tc.args, &stdout, &stderr)
-			if code != tc.code {
-				t.Errorf("exit %d; want %d (stdout %q, stderr %q)", code, tc.code, stdout.String(), stderr.String())
-			}
-			if tc.stdout == "" {
-				if stdout.Len() != 0 {
-					t.Errorf("stdout %q; want nothing", stdout.String())
-				}
-			} else if !strings.Contains(stdout.String(), tc.stdout) {
-				t.Errorf("stdout %q; want it to contain %q (stderr %q)", stdout.String(), tc.stdout, stderr.String())
-			}
-			if tc.stderr == "" {
-				if stderr.Len() != 0 {
-					t.Errorf("stderr %q; want nothing", stderr.String())
-				}
-			} else if !strings.Contains(stderr.String(), tc.stderr) {
-				t.Errorf("stderr %q; want it to contain %q", stderr.String(), tc.stderr)
-			}
+			checkRun(t, tc.args, tc.code, tc.stdout, tc.stderr)
 		})
+	}
+}
+
+// checkRun runs paygate with args and checks its exit code, and that stdout
+// and stderr each contain the text wanted, or are empty where "" is wanted.
+func checkRun(t *testing.T, args []string, wantCode int, wantStdout, wantStderr string) {
+	t.Helper()
+	var stdout, stderr strings.Builder
+	code := run(args, &stdout, &stderr)
+	if code != wantCode {
+		t.Errorf("exit %d; want %d (stdout %q, stderr %q)", code, wantCode, stdout.String(), stderr.String())
+	}
+	if wantStdout == "" {
+		if stdout.Len() != 0 {
+			t.Errorf("stdout %q; want nothing", stdout.String())
+		}
+	} else if !strings.Contains(stdout.String(), wantStdout) {
+		t.Errorf("stdout %q; want it to contain %q (stderr %q)", stdout.String(), wantStdout, stderr.String())
+	}
+	if wantStderr == "" {
+		if stderr.Len() != 0 {
+			t.Errorf("stderr %q; want nothing", stderr.String())
+		}
+	} else if !strings.Contains(stderr.String(), wantStderr) {
+		t.Errorf("stderr %q; want it to contain %q", stderr.String(), wantStderr)
 	}
 }
