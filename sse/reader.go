@@ -66,6 +66,12 @@ type Reader struct {
 
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
 
+// longLine is the most a data line may take and still be copied to the
+// event's data from the spill buffer; the event of a longer one takes the
+// spill buffer itself. It is above the bufio buffer's 8 KiB, so that a
+// line this long can only be in the spill buffer.
+const longLine = 64 << 10
+
 // NewReader reads events from r. Call Release when done to recycle its buffer.
 func NewReader(r io.Reader) *Reader {
 	br := readerPool.Get().(*bufio.Reader)
@@ -140,7 +146,20 @@ func (r *Reader) Next() (Event, error) {
 			if len(r.data)+len(value) > r.max {
 				return Event{}, fmt.Errorf("%w: over %d bytes", ErrTooLarge, r.max)
 			}
-			r.data = append(r.data, value...)
+			if !r.hasData && len(value) > longLine {
+				// A line this long is in r.spill (it is longer than the
+				// bufio buffer): the event takes the spill buffer rather
+				// than a copy of it, and gives the spill its own buffer
+				// unless that is r.first. An image model's picture, tens
+				// of MiB in one line, was held twice.
+				old := r.data
+				r.data, r.spill = value, nil
+				if &old[:1][0] != &r.first[0] {
+					r.spill = old
+				}
+			} else {
+				r.data = append(r.data, value...)
+			}
 			r.hasData = true
 		case "event":
 			r.name = append(r.name[:0], value...)

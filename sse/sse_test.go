@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -31,6 +32,9 @@ func readAll(t testing.TB, r io.Reader) []string {
 }
 
 func TestReader(t *testing.T) {
+	// Lines longer than longLine: their event takes the spill buffer itself
+	// (TestReaderHoldsALongEventOnce).
+	long, longer := strings.Repeat("x", longLine+1), strings.Repeat("y", 3*longLine)
 	tests := []struct {
 		name string
 		in   string
@@ -59,6 +63,16 @@ func TestReader(t *testing.T) {
 		{"byte order mark before a comment", "\ufeff: hi\n\ndata: x\n\n", []string{"x"}},
 		{"only one byte order mark stripped", "\ufeff\ufeffdata: x\n\ndata: y\n\n", []string{"y"}},
 		{"byte order mark in data kept", "data: \ufeffx\n\n", []string{"\ufeffx"}},
+		{"long line", "data: " + long + "\n\n", []string{long}},
+		{"long line, crlf", "data: a\r\n\r\ndata: " + long + "\r\n\r\n", []string{"a", long}},
+		{"long line, lone cr", "data: a\r\rdata: " + long + "\r\r", []string{"a", long}},
+		{"long line then a short one", "data: " + long + "\ndata: b\n\n", []string{long + "\nb"}},
+		{"short line then a long one", "data: a\ndata: " + long + "\n\n", []string{"a\n" + long}},
+		{"two long lines", "data: " + long + "\ndata: " + longer + "\n\n", []string{long + "\n" + longer}},
+		{"long events in a row", "data: " + long + "\n\ndata: " + longer + "\n\ndata: c\n\n", []string{long, longer, "c"}},
+		{"long comment and event name", ": " + longer + "\nevent: " + longer + "\ndata: " + long + "\n\ndata: d\n\n", []string{long, "d"}},
+		{"byte order mark before a long line", "\ufeffdata: " + long + "\n\n", []string{long}},
+		{"long last line without its end", "data: a\n\ndata: " + long, []string{"a", long}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,6 +161,33 @@ func TestReaderErr(t *testing.T) {
 			}
 		}
 		sr.Release()
+	}
+}
+
+// TestReaderLimitExactly: an event of exactly the limit is read, one byte
+// more is ErrTooLarge, whether its data is one line (taken by the event
+// whole above longLine) or several, whatever the line ends and the reads.
+func TestReaderLimitExactly(t *testing.T) {
+	const limit = 2 * longLine
+	tooLarge := "err:" + ErrTooLarge.Error()
+	for _, eol := range []string{"\n", "\r\n", "\r"} {
+		for _, tc := range []struct {
+			name, data string
+			want       string // the second event, after a short one
+		}{
+			{"one line at the limit", strings.Repeat("x", limit), strings.Repeat("x", limit)},
+			{"one line over it", strings.Repeat("x", limit+1), tooLarge},
+			{"two lines at the limit", strings.Repeat("x", limit-2) + eol + "data: y", strings.Repeat("x", limit-2) + "\ny"},
+			{"two lines over it", strings.Repeat("x", limit-1) + eol + "data: y", tooLarge},
+		} {
+			in := "data: a" + eol + eol + "data: " + tc.data + eol + eol
+			for _, src := range []io.Reader{strings.NewReader(in), iotest.OneByteReader(strings.NewReader(in))} {
+				got := readAllMax(src, limit)
+				if len(got) < 2 || got[0] != "a" || got[1] != tc.want && (tc.want != tooLarge || !strings.HasPrefix(got[1], tooLarge)) {
+					t.Errorf("%s, line ends %q: got %.40q; want [a %.40q …]", tc.name, eol, got, tc.want)
+				}
+			}
+		}
 	}
 }
 
@@ -317,21 +358,29 @@ func TestWriterEndLeavesDoneForTheServer(t *testing.T) {
 	}
 }
 
+// TestReaderAllocatesNothingPerEvent: nor does an event of one line the
+// event takes whole (over longLine), within what the Reader keeps: its
+// buffer and the spill buffer change places.
 func TestReaderAllocatesNothingPerEvent(t *testing.T) {
-	chunk := []byte(`data: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hello"},"finish_reason":null}]}` + "\n\n")
-	src := &repeatReader{chunk: chunk}
-	r := NewReader(src)
-	defer r.Release()
-	if _, err := r.Next(); err != nil { // warm up the data buffer
-		t.Fatal(err)
-	}
-	allocs := testing.AllocsPerRun(1000, func() {
-		if _, err := r.Next(); err != nil {
-			t.Fatal(err)
+	for _, chunk := range [][]byte{
+		[]byte(`data: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hello"},"finish_reason":null}]}` + "\n\n"),
+		[]byte("data: " + strings.Repeat("x", longLine*3/2) + "\n\n"),
+	} {
+		r := NewReader(&repeatReader{chunk: chunk})
+		for range 2 { // warm up the data and spill buffers
+			if _, err := r.Next(); err != nil {
+				t.Fatal(err)
+			}
 		}
-	})
-	if allocs != 0 {
-		t.Errorf("got %v allocs per event; want 0", allocs)
+		allocs := testing.AllocsPerRun(1000, func() {
+			if _, err := r.Next(); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%d-byte events: got %v allocs per event; want 0", len(chunk), allocs)
+		}
+		r.Release()
 	}
 }
 
@@ -427,8 +476,12 @@ func checkBuffered(t *testing.T, in []byte, step int) {
 	}
 }
 
-func readAllErr(r io.Reader) []string {
+func readAllErr(r io.Reader) []string { return readAllMax(r, DefaultMaxEventSize) }
+
+// readAllMax is readAllErr with an event limit of max bytes.
+func readAllMax(r io.Reader, max int) []string {
 	sr := NewReader(r)
+	sr.max = max
 	defer sr.Release()
 	var out []string
 	for {
@@ -455,4 +508,76 @@ func (s *stepReader) Read(p []byte) (int, error) {
 	copy(p, s.b[:n])
 	s.b = s.b[n:]
 	return n, nil
+}
+
+// TestReaderHoldsALongEventOnce: an event of one long data line (an image
+// model's picture, a base64 data URL of tens of MiB) is held once while it
+// is read and dispatched, not once in the line's spill buffer and again in
+// the event's data: one stream of such pictures held twice their size, and
+// a sidecar's memory is limited (deploy/kubernetes.yaml: 256 MiB). The
+// bound is generous: a buffer grown by append has up to a quarter of its
+// length to spare, and the test's own garbage is collected before each
+// measure. Both ways to read a line are taken: the stream's first line
+// (scanLine) and a line after the line-end convention is known (readLine).
+func TestReaderHoldsALongEventOnce(t *testing.T) {
+	const size = 30 << 20
+	for _, tc := range []struct{ name, before, eol string }{
+		{"first line", "", "\n"},
+		{"after an event, crlf", "data: a\r\n\r\n", "\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in, want := longStream(tc.before, tc.eol, size)
+			base := liveHeap()
+			src := &peakReader{r: bytes.NewReader(in)}
+			r := NewReader(src)
+			defer r.Release()
+			ev, err := r.Next()
+			for err == nil && len(ev.Data) < size {
+				ev, err = r.Next()
+			}
+			if err != nil || !bytes.Equal(ev.Data, want) {
+				t.Fatalf("got %d bytes, %v; want the %d bytes of the long event", len(ev.Data), err, len(want))
+			}
+			peak := max(src.peak, liveHeap()) - base
+			t.Logf("a %d MiB event: %.1f MiB held at most while it was read", size>>20, float64(peak)/(1<<20))
+			if peak > size*13/10 {
+				t.Errorf("%d bytes held at most for a %d-byte event; want at most 1.3 times the event", peak, len(want))
+			}
+			runtime.KeepAlive(in) // and want: neither may be collected while measured
+			runtime.KeepAlive(want)
+		})
+	}
+}
+
+// longStream is a stream of before, then an event of one data line of
+// size bytes (its data, want), then a small event and [DONE], its lines
+// ended by eol.
+func longStream(before, eol string, size int) (in, want []byte) {
+	want = bytes.Repeat([]byte("A"), size)
+	in = append([]byte(before+"data: "), want...)
+	in = append(in, eol+eol+`data: {"b":2}`+eol+eol+"data: [DONE]"+eol+eol...)
+	return in, want
+}
+
+// liveHeap is the bytes of live heap objects, after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// peakReader reads r, and samples the live heap every 64 reads (512 KiB of
+// a long line, read through the Reader's 8 KiB buffer).
+type peakReader struct {
+	r     io.Reader
+	reads int
+	peak  uint64
+}
+
+func (p *peakReader) Read(b []byte) (int, error) {
+	if p.reads++; p.reads%64 == 0 {
+		p.peak = max(p.peak, liveHeap())
+	}
+	return p.r.Read(b)
 }
