@@ -66,11 +66,17 @@ type Reader struct {
 
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
 
-// longLine is the most a data line may take and still be copied to the
-// event's data from the spill buffer; the event of a longer one takes the
-// spill buffer itself. It is above the bufio buffer's 8 KiB, so that a
-// line this long can only be in the spill buffer.
-const longLine = 64 << 10
+const (
+	// longLine is the most a data line may take and still be copied to
+	// the event's data from the spill buffer; the event of a longer one
+	// takes the spill buffer itself. It is above the bufio buffer's 8
+	// KiB, so that a line this long can only be in the spill buffer.
+	longLine = 64 << 10
+	// keepCap: buffers grown past it are not kept after their event
+	// (dropLong). Twice longLine, so that those a line of up to longLine
+	// grew by append are kept and reused.
+	keepCap = 2 * longLine
+)
 
 // NewReader reads events from r. Call Release when done to recycle its buffer.
 func NewReader(r io.Reader) *Reader {
@@ -87,6 +93,23 @@ func (r *Reader) Release() {
 		r.br.Reset(nil)
 		readerPool.Put(r.br)
 		r.br = nil
+	}
+	r.dropLong()
+}
+
+// dropLong lets go of the buffers a long line grew past keepCap, once the
+// event they held is consumed: the 32 MiB of an image model's picture were
+// otherwise held to the stream's end, with text or more pictures after.
+// Smaller ones are kept and reused.
+func (r *Reader) dropLong() {
+	if cap(r.data) > keepCap {
+		r.data = r.first[:0]
+	}
+	if cap(r.name) > keepCap {
+		r.name = nil
+	}
+	if cap(r.spill) > keepCap {
+		r.spill = nil
 	}
 }
 
@@ -110,6 +133,9 @@ func (r *Reader) Next() (Event, error) {
 	r.buffered = 0
 	r.data = r.data[:0]
 	r.name = r.name[:0]
+	if cap(r.data) > keepCap || cap(r.name) > keepCap || cap(r.spill) > keepCap {
+		r.dropLong()
+	}
 	r.hasData = false
 	for {
 		line, err := r.readLine()

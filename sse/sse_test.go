@@ -33,7 +33,7 @@ func readAll(t testing.TB, r io.Reader) []string {
 
 func TestReader(t *testing.T) {
 	// Lines longer than longLine: their event takes the spill buffer itself
-	// (TestReaderHoldsALongEventOnce).
+	// (TestReaderLongEventMemory).
 	long, longer := strings.Repeat("x", longLine+1), strings.Repeat("y", 3*longLine)
 	tests := []struct {
 		name string
@@ -510,20 +510,29 @@ func (s *stepReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// TestReaderHoldsALongEventOnce: an event of one long data line (an image
+// TestReaderLongEventMemory: an event of one long data line (an image
 // model's picture, a base64 data URL of tens of MiB) is held once while it
 // is read and dispatched, not once in the line's spill buffer and again in
-// the event's data: one stream of such pictures held twice their size, and
-// a sidecar's memory is limited (deploy/kubernetes.yaml: 256 MiB). The
-// bound is generous: a buffer grown by append has up to a quarter of its
-// length to spare, and the test's own garbage is collected before each
-// measure. Both ways to read a line are taken: the stream's first line
-// (scanLine) and a line after the line-end convention is known (readLine).
-func TestReaderHoldsALongEventOnce(t *testing.T) {
+// the event's data, and not after it: once the next event is read, or the
+// Reader released, the Reader keeps no buffer of its size (nor of a long
+// comment's or event name's) for the rest of its stream. A stream of such
+// pictures held twice their size to its end, and a sidecar's memory is
+// limited (deploy/kubernetes.yaml: 256 MiB). The bounds are generous: a
+// buffer grown by append has up to a quarter of its length to spare, and
+// the test's own garbage is collected before each measure. Both ways to
+// read a line are taken: the stream's first line (scanLine) and a line
+// after the line-end convention is known (readLine).
+func TestReaderLongEventMemory(t *testing.T) {
 	const size = 30 << 20
-	for _, tc := range []struct{ name, before, eol string }{
-		{"first line", "", "\n"},
-		{"after an event, crlf", "data: a\r\n\r\n", "\r\n"},
+	const kept = 512 << 10 // the Reader and its 8 KiB buffer, with room to spare
+	mib := strings.Repeat("z", 1<<20)
+	for _, tc := range []struct {
+		name, before, eol string
+		release           bool // right after the long event, not after the next one
+	}{
+		{"first line", "", "\n", true},
+		{"after an event, crlf", "data: a\r\n\r\n", "\r\n", false},
+		{"after a long comment and event name", ": " + mib + "\nevent: " + mib + "\n", "\n", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in, want := longStream(tc.before, tc.eol, size)
@@ -539,11 +548,21 @@ func TestReaderHoldsALongEventOnce(t *testing.T) {
 				t.Fatalf("got %d bytes, %v; want the %d bytes of the long event", len(ev.Data), err, len(want))
 			}
 			peak := max(src.peak, liveHeap()) - base
-			t.Logf("a %d MiB event: %.1f MiB held at most while it was read", size>>20, float64(peak)/(1<<20))
 			if peak > size*13/10 {
 				t.Errorf("%d bytes held at most for a %d-byte event; want at most 1.3 times the event", peak, len(want))
 			}
-			runtime.KeepAlive(in) // and want: neither may be collected while measured
+			if tc.release {
+				r.Release()
+			} else if ev, err = r.Next(); err != nil || string(ev.Data) != `{"b":2}` {
+				t.Fatalf("the event after the long one: %q, %v", ev.Data, err)
+			}
+			after := int64(liveHeap() - base)
+			t.Logf("a %d MiB event: %.1f MiB held at most while it was read, %d bytes after", size>>20, float64(peak)/(1<<20), after)
+			if after > kept {
+				t.Errorf("%d bytes kept once the long event was read (released: %v); want at most %d", after, tc.release, kept)
+			}
+			runtime.KeepAlive(r) // and in and want: none may be collected while measured
+			runtime.KeepAlive(in)
 			runtime.KeepAlive(want)
 		})
 	}
