@@ -131,3 +131,36 @@ func TestContextLengthWithTheFallbackUnasked(t *testing.T) {
 		})
 	}
 }
+
+// TestContextLengthAfterASilentProvider: a provider silent in the round
+// (no head before first_byte) has its other targets passed over, and the
+// next provider refuses the conversation as too long. The skip is no
+// target "only unavailable for a while": the round asked that provider
+// and it did not answer, as when its larger model was the one asked. The
+// client gets the provider's own 400, which it can act on, as it does
+// when the silent target is the round's only one on that provider; it
+// used to get a 503 with a 1 s Retry-After, and each retry waited out
+// first_byte again to end the same way.
+func TestContextLengthAfterASilentProvider(t *testing.T) {
+	t.Parallel()
+	tooLong := errBody("invalid_request_error", "context_length_exceeded", "This model's maximum context length is 8192 tokens.")
+	e := newEnv(t, map[string]func(*fconn, int){"a": always((*fconn).hang), "b": always(statusFn(400, tooLong))}, []string{"a", "b"},
+		func(cfg *config.Config) {
+			cfg.Models[0].Targets = []config.Target{
+				{Provider: "a", Model: "up-a", Weight: 1},
+				{Provider: "a", Model: "up-a-large", Weight: 1},
+				{Provider: "b", Model: "up-b", Weight: 1},
+			}
+		})
+	got := e.open(t.Context(), true)
+	var ue *UpstreamError
+	if !errors.As(got.openErr, &ue) {
+		t.Fatalf("got %v (served by %q); want an UpstreamError", got.openErr, got.provider)
+	}
+	if ue.Status != http.StatusBadRequest || ue.Code != CauseContextLength || ue.Message != "This model's maximum context length is 8192 tokens." {
+		t.Errorf("got %d %q %q; want b's own 400 %q", ue.Status, ue.Code, ue.Message, CauseContextLength)
+	}
+	if n := len(e.fakes["a"].hits()); n != 1 {
+		t.Errorf("silent provider a asked %d times; want 1", n)
+	}
+}

@@ -1061,8 +1061,19 @@ func allRateLimited(rd *round) bool {
 // into a 429 or 503 for as long as the fallback was out (half an hour out
 // of quota): the bot retried in vain and never cut it. A 413 is the
 // provider's body limit, not the model's: any unasked target counts.
+//
+// A target passed over because its provider was silent earlier in the
+// round (causeSilent) does not count either: the round did ask that
+// provider, which did not answer, as when the silent target was its only
+// one, whose timeout leaves the refusal after it the round's answer. Such
+// a skip has no wait to tell the client: counted, it turned the refusal
+// into a 503 with a 1 s Retry-After, and each retry waited out
+// first_byte to end the same way.
 func unaskedSkip(rd *round) bool {
 	for _, s := range rd.skipped {
+		if s.cause == causeSilent {
+			continue
+		}
 		if !slices.ContainsFunc(rd.tried, func(a Attempt) bool {
 			return a.Model == s.t.model && (a.Provider == s.t.p.name || a.Cause == CauseContextLength)
 		}) {
