@@ -64,7 +64,9 @@
 //     moves on on every path, as the next provider may serve a model or a
 //     path this one does not; when every target was asked and answered
 //     404, the last one's 404 reaches the client (an unknown file, batch
-//     or model: the SDK's NotFoundError), not a 502 it would retry;
+//     or model: the SDK's NotFoundError), not a 502 it would retry, and
+//     so does a 404 model_not_found when each said with a 400 or 403
+//     that the model does not exist;
 //   - a non-stream chat completion over Options.MaxResponseBytes, or a
 //     JSON passthrough answer over Options.MaxJSONResponseBytes: the round
 //     ends (upstream_response_too_large); the size is the request's doing,

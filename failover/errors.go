@@ -131,7 +131,8 @@ type UpstreamError struct {
 	// client error no other target would answer differently (content filter,
 	// bad request, context length or 413 with no target left unasked that
 	// might take it: unaskedSkip); 404 when every target was asked and
-	// answered 404 (400 when none holds the Responses request's
+	// answered 404, or said the model does not exist with a 400 or 403
+	// (allModelMissing; code model_not_found) (400 when none holds the Responses request's
 	// previous_response_id); 429 when every attempt was rate limited with a
 	// 429; 502, 503 or 504 otherwise.
 	Status int

@@ -27,6 +27,10 @@ func TestNotFoundOnEveryTarget(t *testing.T) {
 	noModel := func(name string) func(c *fconn, _ int) {
 		return always(statusFn(404, errBody("invalid_request_error", "model_not_found", "The model up-"+name+" does not exist")))
 	}
+	forbidden := func(name string) func(c *fconn, _ int) {
+		return always(statusFn(403, errBody("invalid_request_error", "model_not_found", "Project `proj_abc` does not have access to model `up-"+name+"`")))
+	}
+	const deepSeekNoModel = `{"error":{"message":"Model Not Exist","type":"invalid_request_error","param":null,"code":"invalid_request_error"}}`
 	tests := []struct {
 		name       string
 		path       string
@@ -42,6 +46,19 @@ func TestNotFoundOnEveryTarget(t *testing.T) {
 			wantStatus: 404, wantType: "invalid_request_error", wantMsg: "No such File object: file-nope (b)", wantHits: [2]int{1, 1}},
 		{name: "a model on every target", path: "/chat/completions", a: noModel("a"), b: noModel("b"),
 			wantStatus: 404, wantType: "invalid_request_error", wantCode: "model_not_found", wantMsg: "The model up-b does not exist", wantHits: [2]int{1, 1}},
+		// OpenAI answers a project key not allowed the model with a 403
+		// model_not_found, and DeepSeek an unknown model with a 400:
+		// each the next target, and from every target the 404 the SDKs
+		// raise as NotFoundError, code model_not_found, not a 502 they
+		// retry for a model no target serves; a 403's text, which names
+		// paygate's project, in paygate's words.
+		{name: "a model forbidden on every target", path: "/chat/completions", a: forbidden("a"), b: forbidden("b"),
+			wantStatus: 404, wantType: "invalid_request_error", wantCode: "model_not_found",
+			wantMsg: "provider b does not give paygate's key access to the model", wantHits: [2]int{1, 1}},
+		{name: "a model refused with a 400 on every target", path: "/chat/completions", a: noModel("a"), b: always(statusFn(400, deepSeekNoModel)),
+			wantStatus: 404, wantType: "invalid_request_error", wantCode: "model_not_found", wantMsg: "Model Not Exist", wantHits: [2]int{1, 1}},
+		{name: "a model forbidden while the other target cools down", path: "/chat/completions", a: forbidden("a"), coolB: true,
+			wantStatus: 502, wantCode: CauseModelNotFound, wantHits: [2]int{1, 0}},
 		{name: "a bare 404 page on every target", path: "/files/file-nope", a: always(statusFn(404, "404 page not found", "Content-Type: text/plain")),
 			b: always(statusFn(404, "", "Content-Type: text/plain")), wantStatus: 404, wantType: "invalid_request_error",
 			wantMsg: "provider b: not found (HTTP 404)", wantHits: [2]int{1, 1}},
@@ -72,8 +89,8 @@ func TestNotFoundOnEveryTarget(t *testing.T) {
 				t.Errorf("got %d type %q code %q; want %d type %q code %q (%s)", ue.Status, ue.Type, ue.Code,
 					tc.wantStatus, tc.wantType, tc.wantCode, ue.Message)
 			}
-			if !strings.Contains(ue.Message, tc.wantMsg) {
-				t.Errorf("message %q; want it to contain %q", ue.Message, tc.wantMsg)
+			if !strings.Contains(ue.Message, tc.wantMsg) || strings.Contains(ue.Message, "proj_") {
+				t.Errorf("message %q; want it to contain %q, and not paygate's project", ue.Message, tc.wantMsg)
 			}
 			if h := [2]int{len(e.fakes["a"].hits()), len(e.fakes["b"].hits())}; h != tc.wantHits {
 				t.Errorf("providers saw a=%d b=%d; want a=%d b=%d", h[0], h[1], tc.wantHits[0], tc.wantHits[1])

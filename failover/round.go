@@ -962,7 +962,7 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 		ue.Message = fmt.Sprintf("provider %s refused paygate's key for this path (HTTP %d): the key lacks the endpoint's "+
 			"permission, or is wrong; the operator can check the provider's key", rd.tried[len(rd.tried)-1].Provider, last.httpStatus)
 		return ue
-	case last != nil && allNotFound(rd):
+	case last != nil && (allNotFound(rd) || allModelMissing(rd)):
 		// Every target was asked and none has it: the model, or the file,
 		// batch or other object the path names, does not exist. The
 		// client gets the 404 its SDK raises as NotFoundError and does
@@ -977,8 +977,19 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 		if ue.Type == "" {
 			ue.Type = "invalid_request_error"
 		}
+		if last.status != http.StatusNotFound && !last.previousNotFound {
+			// A 400 or 403 that said so, sent on as a 404: with
+			// OpenAI's code for the model it names.
+			ue.Code = CodeModelNotFound
+		}
+		if last.status == http.StatusForbidden {
+			// Not the provider's text: OpenAI's names paygate's project
+			// ("Project `proj_…` does not have access to model …").
+			ue.Message = fmt.Sprintf("provider %s does not give paygate's key access to the model (HTTP 403), nor does any other "+
+				"target serve it; the operator can check the key's models", rd.tried[len(rd.tried)-1].Provider)
+		}
 		if ue.Message == "" {
-			ue.Message = fmt.Sprintf("provider %s: not found (HTTP 404)", rd.tried[len(rd.tried)-1].Provider)
+			ue.Message = fmt.Sprintf("provider %s: not found (HTTP %d)", rd.tried[len(rd.tried)-1].Provider, last.status)
 		}
 		return ue
 	}
@@ -1028,6 +1039,11 @@ func (r *Router) roundError(rd *round) *UpstreamError {
 // CodeRequestTooLarge is the code of the 413 a client gets when the last
 // provider refused the request's size without an error code of its own.
 const CodeRequestTooLarge = "request_too_large"
+
+// CodeModelNotFound is the code of the 404 a client gets when every target
+// said the model does not exist, one of them with a 400 or 403
+// (allModelMissing), as OpenAI's own 404 for an unknown model says it.
+const CodeModelNotFound = "model_not_found"
 
 // CodeUpstreamForbidden is the code of the 403 a client gets when the last
 // provider refused its key on a forwarded path (failure.pathRefused).
@@ -1178,6 +1194,27 @@ func allNotFound(rd *round) bool {
 	}
 	for _, f := range rd.fails {
 		if f.cause != CauseModelNotFound || f.status != http.StatusNotFound && !f.previousNotFound {
+			return false
+		}
+	}
+	return true
+}
+
+// allModelMissing reports a round that asked every target (as
+// allNotFound) and was told by each that the model does not exist: a 404,
+// or a 400 or 403 that says so (OpenAI's 403 model_not_found for a
+// project key not allowed the model, DeepSeek's 400 "Model Not Exist";
+// causeOf), none a Responses conversation's (previousNotFound) or a
+// forwarded path's refused key (pathRefused, whose round ends 403). No
+// target serves the model, as when each answered 404: the client gets
+// the 404 model_not_found its SDK raises as NotFoundError, where a 502
+// had it retry a model no target serves.
+func allModelMissing(rd *round) bool {
+	if len(rd.fails) == 0 || len(rd.skipped) > 0 || rd.unasked {
+		return false
+	}
+	for _, f := range rd.fails {
+		if f.cause != CauseModelNotFound || f.previousNotFound || f.pathRefused {
 			return false
 		}
 	}
