@@ -641,7 +641,9 @@ func causeOf(f *failure) string {
 		// limit (Throttling.AllocationQuota) with OpenAI's billing code,
 		// insufficient_quota: a throttle that clears within the minute,
 		// not an account out of money. As billing it put a Qwen provider
-		// out of service for the quota cool-down (half an hour).
+		// out of service for the quota cool-down (half an hour). So with
+		// a relay's saturated group (one-api's, new-api's words over a
+		// channel's 429, its code kept: throttleMessage).
 		return CauseRateLimited
 	case isBilling(f.errCode), isBilling(f.errType), status == http.StatusPaymentRequired:
 		// The provider account's money, whatever the status it comes with:
@@ -892,10 +894,26 @@ func keyLimitMessage(msg string) bool {
 // link to the page of its token limits ("…/model-studio/error-code#token-limit",
 // https://help.aliyun.com/zh/model-studio/error-code). Its free tier used
 // up ("Free allocated quota exceeded") is no throttle.
+//
+// So is one-api's and new-api's "当前分组上游负载已饱和，请稍后再试" (the
+// group's upstream load is saturated, try again later): the words such a
+// relay writes over the message of a 429 from the last of its channels it
+// tried, keeping that channel's type and code (controller/relay.go), so a
+// channel's insufficient_quota (one of the relay's upstream accounts out
+// of money, while others serve) comes with them. The relay account
+// paygate's key spends is refused otherwise, with a 403
+// insufficient_user_quota in its own words ("用户额度不足"), never these.
+// As billing, a relay saturated for seconds was out of every round for the
+// quota cool-down.
 func throttleMessage(msg string) bool {
 	m := strings.ToLower(strings.TrimSpace(msg))
-	return strings.HasPrefix(m, "allocated quota exceeded") || strings.Contains(m, "error-code#token-limit")
+	return strings.HasPrefix(m, "allocated quota exceeded") || strings.Contains(m, "error-code#token-limit") ||
+		strings.HasPrefix(m, relaySaturated)
 }
+
+// relaySaturated begins one-api's and new-api's message for a 429 of their
+// upstream channels (throttleMessage).
+const relaySaturated = "当前分组上游负载已饱和"
 
 // wordSeparators removes what separates the words of a code or type, so
 // that model_not_found, model-not-found and ModelNotFound compare alike.

@@ -161,6 +161,7 @@ func TestErrorObject(t *testing.T) {
 		{"rate limit code", errBody("", "rate_limit_exceeded", "x"), false, 429, CauseRateLimited},
 		{"rate limit type", `{"error":{"type":"rate_limit_error","message":"x"}}`, false, 429, CauseRateLimited},
 		{"quota", errBody("insufficient_quota", "insufficient_quota", "x"), false, 429, CauseInsufficientQuota},
+		{"relay group saturated (new-api), quota code kept", errBody("insufficient_quota", "insufficient_quota", "当前分组上游负载已饱和，请稍后再试"), false, 429, CauseRateLimited},
 		{"overloaded (Anthropic)", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`, false, 529, CauseRateLimited},
 		{"numeric code (OpenRouter)", `{"error":{"code":503,"message":"no provider"}}`, false, 503, CauseRateLimited},
 		{"context length", errBody("invalid_request_error", "context_length_exceeded", "x"), false, 400, CauseContextLength},

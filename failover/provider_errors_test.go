@@ -405,6 +405,23 @@ func TestClassifyProviderQuirks(t *testing.T) {
 		{"400 billing_hard_limit_reached", 400, errBody("invalid_request_error", "billing_hard_limit_reached", "x"), CauseInsufficientQuota},
 		{"429 insufficient_quota", 429, errBody("insufficient_quota", "insufficient_quota", "x"), CauseInsufficientQuota},
 		{"429 rate limit", 429, errBody("requests", "rate_limit_exceeded", "x"), CauseRateLimited},
+		// one-api and new-api answer a 429 from the last channel they
+		// tried with "the group's upstream load is saturated, try later"
+		// in its message, the channel's own type and code kept
+		// (controller/relay.go: Relay); the bodies below are as users
+		// reported them (QuantumNous/new-api#991,
+		// songquanpeng/one-api#544, 666ghj/BettaFish#535 and #579).
+		// A channel's 429 insufficient_quota is the relay's upstream
+		// account, one of its many, not paygate's account at the relay
+		// (that is a 403 insufficient_user_quota, TestBillingFailsOverAndCoolsDown):
+		// a saturated group, which clears in seconds. As billing it took
+		// the relay out of every round for the quota cool-down.
+		{"new-api 429 saturated, insufficient_quota kept", 429, `{"error":{"message":"当前分组上游负载已饱和，请稍后再试","localized_message":"Unknown error","type":"insufficient_quota","param":"","code":"insufficient_quota"}}`, CauseRateLimited},
+		{"new-api 429 saturated, request id", 429, `{"error":{"message":"当前分组上游负载已饱和，请稍后再试 (request id: 2024121602163036521732429064585)","type":"new_api_error","param":"","code":null}}`, CauseRateLimited},
+		{"one-api 429 saturated, rate_limit_exceeded", 429, `{"error":{"message":"当前分组上游负载已饱和，请稍后再试 (request id: 20230919224323509322366BhpTdIFp)","type":"requests","param":"","code":"rate_limit_exceeded"}}`, CauseRateLimited},
+		{"new-api 429 saturated, model_not_found", 429, `{"error":{"message":"当前分组上游负载已饱和，请稍后再试 (request id: 20250423020142736330894dLoIRrS6)","type":"new_api_error","param":"","code":"model_not_found"}}`, CauseRateLimited},
+		{"new-api 429 saturated, insufficient_user_quota", 429, `{"error":{"message":"当前分组上游负载已饱和，请稍后再试","type":"insufficient_quota","code":"insufficient_user_quota"}}`, CauseRateLimited},
+		{"new-api 403 insufficient_user_quota", 403, `{"error":{"message":"用户额度不足, 剩余额度: $0.0000","type":"new_api_error","param":"","code":"insufficient_user_quota"}}`, CauseInsufficientQuota},
 		{"dashscope context length", 400, dashScopeTooLong, CauseContextLength},
 		{"dashscope max_tokens range", 400, `{"error":{"code":"invalid_parameter_error","message":"<400> InternalError.Algo.InvalidParameter: Range of max_tokens should be [1, 8192]","type":"invalid_request_error"}}`, CauseClientError},
 		{"kimi token limit", 400, `{"error":{"message":"Invalid request: Your request exceeded model token limit: 8192","type":"invalid_request_error"}}`, CauseContextLength},
