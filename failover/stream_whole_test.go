@@ -202,12 +202,7 @@ func TestEventStreamToolCallArgumentsAsJSON(t *testing.T) {
 				c.event(chunk(`{"index":0,"delta":{},"finish_reason":"tool_calls"}`))
 				c.done()
 			}
-			e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
-				[]string{"a", "b"}, nil)
-			got := e.open(context.Background(), false)
-			if got.openErr != nil || got.provider != "a" {
-				t.Fatalf("answered by %q (%v); want a", got.provider, got.openErr)
-			}
+			got := answerOfA(t, script)
 			if g := gjson.Get(got.body, "choices.0.message.tool_calls.0.function.arguments").Str; g != tc.want {
 				t.Errorf("arguments %q; want %q (body %s)", g, tc.want, got.body)
 			}
@@ -234,12 +229,7 @@ func TestEventStreamCustomCallsAndExtras(t *testing.T) {
 		c.event(chunk(`{"index":0,"delta":{},"finish_reason":"tool_calls"}`))
 		c.done()
 	}
-	e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
-		[]string{"a", "b"}, nil)
-	got := e.open(context.Background(), false)
-	if got.openErr != nil || got.provider != "a" {
-		t.Fatalf("answered by %q (%v); want a", got.provider, got.openErr)
-	}
+	got := answerOfA(t, script)
 	want := map[string]string{
 		"choices.0.message.tool_calls.#":                                        "2",
 		"choices.0.message.tool_calls.0.function.name":                          "lookup",
@@ -304,12 +294,7 @@ func TestEventStreamContentParts(t *testing.T) {
 		c.event(chunk(`{"index":0,"delta":{"content":"costs \"49.99\"."},"finish_reason":"stop"}`))
 		c.done()
 	}
-	e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
-		[]string{"a", "b"}, nil)
-	got := e.open(context.Background(), false)
-	if got.openErr != nil || got.provider != "a" {
-		t.Fatalf("answered by %q (%v); want a", got.provider, got.openErr)
-	}
+	got := answerOfA(t, script)
 	want := `[{"type":"thinking","thinking":[{"type":"text","text":"Hmm, premium."}]},{"type":"text","text":"Premium costs \"49.99\"."}]`
 	if g := gjson.Get(got.body, "choices.0.message.content").Raw; g != want {
 		t.Errorf("content %s; want %s (body %s)", g, want, got.body)
@@ -332,12 +317,7 @@ func TestEventStreamReasoningDetails(t *testing.T) {
 		c.event(chunk(`{"index":0,"delta":{"content":"Sure."},"finish_reason":"stop"}`))
 		c.done()
 	}
-	e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
-		[]string{"a", "b"}, nil)
-	got := e.open(context.Background(), false)
-	if got.openErr != nil || got.provider != "a" {
-		t.Fatalf("answered by %q (%v); want a", got.provider, got.openErr)
-	}
+	got := answerOfA(t, script)
 	want := `[{"type":"reasoning.text","text":"The user wants premium.","format":"anthropic-claude-v1","index":0,"signature":"sig-9"}]`
 	if g := gjson.Get(got.body, "choices.0.message.reasoning_details").Raw; g != want {
 		t.Errorf("reasoning_details %s; want %s (body %s)", g, want, got.body)
@@ -388,12 +368,7 @@ func TestEventStreamPaymentCallNamedAsTheCaptureReadsIt(t *testing.T) {
 				c.event(chunk(`{"index":0,"delta":{},"finish_reason":"tool_calls"}`))
 				c.done()
 			}
-			e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
-				[]string{"a", "b"}, nil)
-			got := e.open(context.Background(), false)
-			if got.openErr != nil || got.provider != "a" {
-				t.Fatalf("answered by %q (%v); want a", got.provider, got.openErr)
-			}
+			got := answerOfA(t, script)
 			// The non-stream parser (proxy's callName) reads a name only
 			// from exactly "function" or "custom", and none from a call
 			// that has two of either or two names in one.
@@ -572,6 +547,20 @@ func TestEventStreamAmbiguousChunkReadAsTheCaptureReadsIt(t *testing.T) {
 	}
 }
 
+// answerOfA is the answer of a round whose provider a answers a non-stream
+// request with script, b standing by with a JSON answer; it fails the test
+// unless a answered.
+func answerOfA(t *testing.T, script func(c *fconn, n int)) answer {
+	t.Helper()
+	e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
+		[]string{"a", "b"}, nil)
+	got := e.open(context.Background(), false)
+	if got.openErr != nil || got.provider != "a" {
+		t.Fatalf("answered by %q (%v); want a", got.provider, got.openErr)
+	}
+	return got
+}
+
 // choicesChunk is a chat.completion.chunk event carrying choices, a JSON
 // array's members.
 func choicesChunk(choices string) string {
@@ -725,12 +714,7 @@ func TestEventStreamSurrogatePairSplitAcrossFragments(t *testing.T) {
 		c.event(chunk(`{"index":0,"delta":{},"finish_reason":"tool_calls"}`))
 		c.done()
 	}
-	e := newEnv(t, map[string]func(c *fconn, n int){"a": script, "b": func(c *fconn, _ int) { okJSON(c, "from b") }},
-		[]string{"a", "b"}, nil)
-	got := e.open(context.Background(), false)
-	if got.openErr != nil || got.provider != "a" {
-		t.Fatalf("answered by %q (%v); want a", got.provider, got.openErr)
-	}
+	got := answerOfA(t, script)
 	wantPaths(t, got.body, map[string]string{
 		"choices.0.message.content":                         "Hi 😀!",
 		"choices.0.message.reasoning_content":               `\𠮷`,
