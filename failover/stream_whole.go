@@ -190,6 +190,7 @@ read:
 // refusal, reasoning and reasoning_content concatenated, its tool calls
 // merged by index (id, type and name from the fragment that gives them
 // first, arguments concatenated), a legacy function_call likewise, its
+// images and annotations each delta's entries after the last's, its
 // finish_reason and its logprobs' content and refusal tokens
 // concatenated; the last usage given. size counts the bytes taken in, and
 // for each choice and tool call the least its JSON takes, at most limit.
@@ -230,6 +231,12 @@ type builtChoice struct {
 	details                                 reasoning.Details // reasoning_details blocks, merged
 	parts                                   []builtPart       // the content's parts, when it came as parts
 	partsFrom                               int               // how much of content the parts hold as text
+	// lists are the entries of each delta's "images" (an image model's
+	// pictures: OpenRouter's message.images) and "annotations" (a search
+	// model's url_citation: OpenAI's message.annotations), raw, in the
+	// order they came; listHas says one was given, if empty.
+	lists   [2][]string
+	listHas [2]bool
 }
 
 // builtPart is a merged content part: a "text" or "thinking" part's text,
@@ -463,6 +470,20 @@ func (b *completionBuilder) addChoice(ch gjson.Result) error {
 		}
 		c.addParts(v)
 	}
+	for i, key := range listKeys {
+		v := d.Get(key)
+		if !v.IsArray() {
+			continue
+		}
+		if err := b.take(len(v.Raw)); err != nil {
+			return err
+		}
+		c.listHas[i] = true
+		v.ForEach(func(_, el gjson.Result) bool {
+			c.lists[i] = append(c.lists[i], el.Raw)
+			return true
+		})
+	}
 	if v := d.Get("reasoning_details"); v.IsArray() {
 		if err := b.take(len(v.Raw)); err != nil {
 			return err
@@ -529,6 +550,19 @@ func (b *completionBuilder) addChoice(ch gjson.Result) error {
 		}
 	}
 	return nil
+}
+
+// listKeys name a delta's arrays whose entries the message collects
+// (builtChoice.lists).
+var listKeys = [...]string{"images", "annotations"}
+
+// listJSON is a choice's collected entries as one JSON array; nil when
+// none was given.
+func listJSON(has bool, entries []string) json.RawMessage {
+	if !has {
+		return nil
+	}
+	return json.RawMessage("[" + strings.Join(entries, ",") + "]")
 }
 
 // callFor is the call a tool call's fragment belongs to, found as the
@@ -844,9 +878,11 @@ type (
 		Role             string             `json:"role"`
 		Content          any                `json:"content"` // nil, *string, or its parts' json.RawMessage
 		Refusal          *string            `json:"refusal,omitempty"`
+		Annotations      json.RawMessage    `json:"annotations,omitempty"`
 		Reasoning        *string            `json:"reasoning,omitempty"`
 		ReasoningContent *string            `json:"reasoning_content,omitempty"`
 		ReasoningDetails json.RawMessage    `json:"reasoning_details,omitempty"`
+		Images           json.RawMessage    `json:"images,omitempty"`
 		ToolCalls        []json.RawMessage  `json:"tool_calls,omitempty"`
 		FunctionCall     *assembledFunction `json:"function_call,omitempty"`
 	}
@@ -896,6 +932,7 @@ func (b *completionBuilder) build() ([]byte, error) {
 			}
 		}
 		m.ReasoningDetails = c.details.JSON()
+		m.Images, m.Annotations = listJSON(c.listHas[0], c.lists[0]), listJSON(c.listHas[1], c.lists[1])
 		switch {
 		case len(c.parts) > 0:
 			m.Content = c.partsJSON()

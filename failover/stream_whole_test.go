@@ -324,6 +324,41 @@ func TestEventStreamReasoningDetails(t *testing.T) {
 	}
 }
 
+// TestEventStreamImagesAndAnnotations: an image model's pictures
+// (OpenRouter's message.images, each a data URL streamed in a delta's
+// "images") and a search model's citations (OpenAI's message.annotations,
+// url_citation, streamed in a delta's "annotations") are assembled as the
+// arrays a JSON answer's message carries, each delta's entries after the
+// last's, as a stream's client collects them. Dropped, the bot that asked
+// for a picture got its caption alone, and the picture was billed.
+func TestEventStreamImagesAndAnnotations(t *testing.T) {
+	chunk := choicesChunk
+	const (
+		img1 = `{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="},"index":0}`
+		img2 = `{"type":"image_url","image_url":{"url":"data:image/png;base64,R0lGODlh"},"index":1}`
+		cite = `{"type":"url_citation","url_citation":{"end_index":20,"start_index":9,"title":"Cats","url":"https://example.com/cats"}}`
+		more = `{"type":"url_citation","url_citation":{"end_index":8,"start_index":0,"title":"Pets","url":"https://example.org/"}}`
+	)
+	script := func(c *fconn, _ int) {
+		c.sse()
+		c.event(chunk(`{"index":0,"delta":{"role":"assistant","content":"","images":[` + img1 + `]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"content":"A cat, as example.com shows."},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"images":[` + img2 + `],"annotations":[` + cite + `]},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"annotations":[` + more + `]},"finish_reason":"stop"}`))
+		c.done()
+	}
+	got := answerOfA(t, script)
+	for path, want := range map[string]string{
+		"choices.0.message.images":      "[" + img1 + "," + img2 + "]",
+		"choices.0.message.annotations": "[" + cite + "," + more + "]",
+		"choices.0.message.content":     `"A cat, as example.com shows."`,
+	} {
+		if g := gjson.Get(got.body, path).Raw; g != want {
+			t.Errorf("%s %s; want %s (body %s)", path, g, want, got.body)
+		}
+	}
+}
+
 // TestEventStreamPaymentCallNamedAsTheCaptureReadsIt: a tool call an event
 // stream names somewhere the stream capture does not read a name (at the
 // fragment's top), names twice (a "function" or a "name" repeated, also in
