@@ -1665,7 +1665,9 @@ func (s *Service) reconcileRefund(ctx context.Context, o *store.Order) (*store.O
 //     way cannot be told here, and the sweep writing the record itself
 //     could overwrite a later refund's (the record is one per order, and
 //     its write is not conditional on the order's version): a person
-//     decides (needs_review).
+//     decides (needs_review). With the embedded store that confirmation
+//     is known to have died (the sweep adopted the order), and the sweep
+//     records and sends the refund itself (sendTaken).
 //
 // A reservation that names no proposal (made by an earlier version) or one
 // the store no longer knows goes to needs_review too.
@@ -1690,6 +1692,8 @@ func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*sto
 		}
 		if before {
 			fate = fateEnded // nothing will be sent under this reservation
+		} else if s.opts.SoleWriter {
+			return s.sendTaken(ctx, o, p)
 		} else {
 			// The tap that took it may be between its two writes (it goes
 			// on under a reservation whose UpdatedAt says nothing of when
@@ -1728,6 +1732,33 @@ func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*sto
 	s.log.InfoContext(ctx, "sweep: refund reservation undone; nothing was sent under it",
 		"order_no", o.OrderNo, "refund_id", p.RefundID, "status", got.Status)
 	return got, nil
+}
+
+// sendTaken records and sends the refund of proposal p, taken under o's
+// reservation (at its version) and never recorded, with the embedded store
+// (Options.SoleWriter): the sweep holds o as its own (relisted's adopt,
+// so no confirmation of this process works on it, nor can start), and no
+// other process writes the file, so the confirmation that took p died with
+// its process between spending the user's word and recording the refund,
+// before any call to WeChat Pay. It is recorded and sent here, under p's
+// one out_refund_no, as that confirmation would have: the user confirmed
+// it, and a tap again is told it is on its way. Left to a person
+// (needs_review past takenGrace, as a shared store must, where a slow
+// confirmation on another replica looks the same), the refund the user
+// confirmed was not sent at all.
+func (s *Service) sendTaken(ctx context.Context, o *store.Order, p *store.RefundProposal) (*store.Order, error) {
+	rec := inFlight{Proposal: *p, OrderVersion: o.Version, ConfirmedAt: s.now()}
+	if err := s.putInFlight(ctx, &rec); err != nil {
+		return o, err
+	}
+	s.m.reconcile.WithLabelValues("refund", "resend").Inc()
+	s.log.WarnContext(ctx, "sweep: refund confirmed by the user, left unrecorded by a process that stopped; recorded and sent",
+		"order_no", o.OrderNo, "refund_id", p.RefundID, "out_refund_no", p.OutRefundNo, "amount_fen", p.AmountFen)
+	res, err := s.sendRefund(withRefund(ctx, p), o, rec, "sweep")
+	if res != nil && res.Order != nil {
+		return res.Order, err
+	}
+	return o, err
 }
 
 // recordedGrace is how long after its ConfirmedAt a recorded refund is

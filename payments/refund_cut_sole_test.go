@@ -1,0 +1,61 @@
+package payments_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/store"
+)
+
+// TestCrashAfterTheConfirmationWasSpentSendsTheRefund: with the embedded
+// store, paygate is killed as a user's refund confirmation has spent the
+// proposal and not yet recorded the refund (nothing went to WeChat Pay).
+// The process that opens the file next is its only writer: once its sweep
+// holds the order as its own, no confirmation is on its way to record or
+// send that refund, and the user's word was taken. The sweep records and
+// sends it under its one out_refund_no, at once; the user's tap again is
+// told it is on its way, and it ends refunded, sent once. Left to a
+// person (needs_review after takenGrace, as with replicas, which cannot
+// tell a dead confirmation from a slow one), the refund the user
+// confirmed was never sent.
+func TestCrashAfterTheConfirmationWasSpentSendsTheRefund(t *testing.T) {
+	e := newEnv(t, envOptions{driver: "embedded", storeClock: true, service: func(o *payments.Options) { o.SoleWriter = true }})
+	ctx := context.Background()
+	killed := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeRecord})
+	o := paidOrder(t, e, "oUser-cut-sole", 1)
+	p := propose(t, e, o, 0)
+	if _, err := killed.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("confirmation of the killed process: %v; want it cut", err)
+	}
+	if got := e.order(o.OrderNo); got.Status != store.StatusRefunding || got.RefundReservedBy != p.RefundID {
+		t.Fatalf("after the kill the order is %s reserved by %q; want refunding, reserved by %s", got.Status, got.RefundReservedBy, p.RefundID)
+	}
+
+	if _, err := e.svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := e.sim.Refund(p.OutRefundNo); !ok || r.Status != "PROCESSING" {
+		t.Fatalf("after the restart's sweep WeChat Pay holds refund %s: %+v (found %v); want it sent", p.OutRefundNo, r, ok)
+	}
+	if got := e.order(o.OrderNo); got.Status != store.StatusRefunding {
+		t.Fatalf("after the sweep the order is %s (%s); want refunding", got.Status, got.ReviewReason)
+	}
+	res, err := e.svc.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID)
+	if err != nil || res.Status != payments.RefundPending {
+		t.Fatalf("tap again: %+v %v; want the refund pending", res, err)
+	}
+	if _, err := e.svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.order(o.OrderNo); got.Status != store.StatusRefunded || got.RefundedFen != o.AmountFen {
+		t.Fatalf("after the refund's notification the order is %s, %d fen refunded; want refunded, %d", got.Status, got.RefundedFen, o.AmountFen)
+	}
+	if n := e.sim.RefundCount(o.OrderNo); n != 1 {
+		t.Fatalf("WeChat Pay holds %d refunds of %s; want 1", n, o.OrderNo)
+	}
+}
