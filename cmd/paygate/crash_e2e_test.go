@@ -327,6 +327,13 @@ func (n *crashNode) signal(sig syscall.Signal) error {
 		return nil
 	}
 	_ = n.cmd.Process.Signal(sig)
+	return n.awaitExit(sig.String())
+}
+
+// awaitExit waits for the running process, signalled (what), to end.
+func (n *crashNode) awaitExit(what string) error {
+	t := n.t
+	t.Helper()
 	lines := n.lines
 	go func() {
 		for range lines { // keep the pipe drained
@@ -338,7 +345,7 @@ func (n *crashNode) signal(sig syscall.Signal) error {
 		n.lastExit = err
 		return err
 	case <-time.After(15 * time.Second):
-		t.Fatalf("paygate still running 15s after %v", sig)
+		t.Fatalf("paygate still running 15s after %s", what)
 	}
 	return nil
 }
