@@ -192,6 +192,42 @@ func switchCount(no, key string) dayCount {
 	return dayCount{key: key, token: "switch:" + no + "@" + key}
 }
 
+// cutSwitch reports whether last, the newest order of req's purchase (one
+// that binds it no more), is one a switch of pay method closed whose
+// replacement was never recorded (the process died between the close and
+// the replacement's record, or the store failed there), within the dedupe
+// window of its close: the next order of the purchase is then that
+// replacement, carrying what the switch would have carried (the manager's
+// approval, and the count of the day's orders the switch took, counted
+// is that count). Made as a new purchase, it was counted a second time,
+// which at the day's limit refused it, and held for a manager again. A
+// mark of such a switch past the window is a count no replacement will
+// take: it is given back.
+func (s *Service) cutSwitch(ctx context.Context, req CreateRequest, last *store.Order) (counted dayCount, ok bool, err error) {
+	if last.Status != store.StatusClosed {
+		return dayCount{}, false, nil
+	}
+	if _, err := s.store.GetExchange(ctx, switchMark(last.OrderNo)); errors.Is(err, store.ErrNotFound) {
+		return dayCount{}, false, nil
+	} else if err != nil {
+		return dayCount{}, false, fmt.Errorf("look for a switch of order %s: %w", last.OrderNo, err)
+	}
+	if s.now().Sub(last.UpdatedAt) >= s.opts.DedupeWindow {
+		s.giveBackSwitch(ctx, last)
+		return dayCount{}, false, nil
+	}
+	if counted, err = s.countReplacement(ctx, req, last); err != nil {
+		return dayCount{}, false, err
+	}
+	s.log.InfoContext(ctx, "switch of pay method cut before its replacement; the replacement made now", "closed_order_no", last.OrderNo)
+	return counted, true, nil
+}
+
+// switchedMark is the value of a switch's mark (switchMark) when no count
+// of the day's orders was taken for its replacement (no daily limit): the
+// mark then says only that the order was switched (cutSwitch).
+const switchedMark = "switched"
+
 // countReplacement counts, against MaxOrdersPerUserPerDay, the order that
 // replaces open for a switch of pay method, once per open order and day: a
 // switch whose close failed at WeChat Pay leaves open as it was, and its
@@ -201,10 +237,16 @@ func switchCount(no, key string) dayCount {
 // day's count back. The mark lives as long as the day's counter and holds
 // the counter's key, so a switch that finds open paid gives the count back.
 func (s *Service) countReplacement(ctx context.Context, req CreateRequest, open *store.Order) (dayCount, error) {
+	mark := switchMark(open.OrderNo)
 	if s.opts.Rules.MaxOrdersPerUserPerDay <= 0 {
+		// Nothing to count; the mark says the order was switched, so a
+		// replacement cut short is made as one (cutSwitch). A mark not
+		// written costs only that.
+		if err := s.store.PutExchange(ctx, mark, []byte(switchedMark), dailyCounterTTL); err != nil {
+			s.log.WarnContext(ctx, "switch of pay method not marked", "order_no", open.OrderNo, "err", err)
+		}
 		return dayCount{}, nil
 	}
-	mark := switchMark(open.OrderNo)
 	now := s.now()
 	today := dayCounter(req.Client, req.User, now)
 	var earlier dayCount

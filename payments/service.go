@@ -569,10 +569,23 @@ func (s *Service) CreateOrder(ctx context.Context, req CreateRequest) (res *Crea
 			// the window to pay): bind the claim to it. Only this caller
 			// holds the new generation, so no other can start an order
 			// meanwhile.
-			open, err := s.boundOrderOf(ctx, req, claim.OrderNo)
+			open, last, err := s.boundOrderOf(ctx, req, claim.OrderNo)
 			if err != nil {
 				s.releaseClaim(ctx, key, claim)
 				return nil, err
+			}
+			if open == nil && replFrom == "" && last != nil {
+				// The purchase's last order may be one a switch of pay
+				// method closed and a process that died (or a store that
+				// failed) left without its replacement: the next order is
+				// that replacement, as it would have been.
+				if counted, ok, err := s.cutSwitch(ctx, req, last); err != nil {
+					s.releaseClaim(ctx, key, claim)
+					return nil, err
+				} else if ok {
+					approved = last.ApprovedFen != 0 && last.ApprovedFen == amount
+					repl, replFrom = counted, last.OrderNo
+				}
 			}
 			if open != nil {
 				s.log.InfoContext(ctx, "purchase asked again past its claim; its open or just paid order returned", "order_no", open.OrderNo, "status", open.Status)
@@ -861,31 +874,41 @@ func (s *Service) justPaid(o *store.Order, now time.Time) bool {
 
 // boundOrderOf returns the newest order of req's purchase, other than
 // except, that still binds it: one that holds the purchase (open), or one
-// paid within the dedupe window (justPaid); nil if none. It reads the
+// paid within the dedupe window (justPaid); nil if none. last is the
+// newest order of the purchase other than except and other than an
+// abandoned number's record (abandonedNumber), when it binds nothing (nil
+// when open is not, or there is none): what the purchase's last order
+// came to (cutSwitch). It reads the
 // user's orders newest first back to openOrderHorizon. No order that it
 // passes over as settled can become open again; one recorded after it
 // looked by a claimer of an earlier generation that stalled finds the claim
 // moved on when it re-checks (createFresh) and is closed before any prepay.
 // An order paid after it looked was open when it looked, so was returned.
-func (s *Service) boundOrderOf(ctx context.Context, req CreateRequest, except string) (*store.Order, error) {
+func (s *Service) boundOrderOf(ctx context.Context, req CreateRequest, except string) (open, last *store.Order, err error) {
 	now := s.now()
 	horizon := now.Add(-s.openOrderHorizon())
 	f := store.OrderFilter{Client: req.Client, User: req.User, Limit: store.MaxListLimit}
 	for {
 		page, err := s.store.ListOrders(ctx, f)
 		if err != nil {
-			return nil, fmt.Errorf("look for the purchase's open order: %w", err)
+			return nil, nil, fmt.Errorf("look for the purchase's open order: %w", err)
 		}
 		for _, o := range page {
 			if o.CreatedAt.Before(horizon) {
-				return nil, nil
+				return nil, last, nil
 			}
-			if samePurchase(o, req) && o.OrderNo != except && (holdsPurchase(o.Status) || s.justPaid(o, now)) {
-				return o, nil
+			if !samePurchase(o, req) || o.OrderNo == except {
+				continue
+			}
+			if holdsPurchase(o.Status) || s.justPaid(o, now) {
+				return o, nil, nil
+			}
+			if last == nil && !abandonedNumber(o) {
+				last = o
 			}
 		}
 		if len(page) < f.Limit {
-			return nil, nil
+			return nil, last, nil
 		}
 		last := page[len(page)-1]
 		f.Before, f.BeforeOrderNo = last.CreatedAt, last.OrderNo
@@ -1087,6 +1110,14 @@ const finishTimeout = 5 * time.Second
 
 // abandonedCause is the cause of an abandoned number's record (abandon).
 const abandonedCause = "abandoned"
+
+// abandonedNumber reports whether o is the record of an abandoned number
+// (abandon): an order never made, recorded closed from the start, where
+// every order made is recorded creating or held and is rewritten as it
+// closes (Version above 1).
+func abandonedNumber(o *store.Order) bool {
+	return o.Status == store.StatusClosed && o.Version == 1
+}
 
 // abandon records the claimed order number of a claimer that never recorded
 // it as closed, before CreateOrder takes the claim over. The record is what
