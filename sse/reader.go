@@ -55,7 +55,9 @@ type Reader struct {
 	// hand; a LF that follows belongs to that line end (CRLF), and is not a
 	// blank line.
 	pendingCR bool
-	spill     []byte // a line longer than the bufio buffer
+	// spill holds a line longer than the bufio buffer. An event of one
+	// long data line takes it as its data, and gives it data's buffer.
+	spill []byte
 	// err is a read error held back while what came whole before it is
 	// returned (Next, readLine); every later read returns it.
 	err error
