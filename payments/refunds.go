@@ -45,7 +45,23 @@ var (
 	// (refundWindowEnds), and WeChat Pay takes no refund of it
 	// (INVALID_REQUEST). It wraps ErrNotRefundable.
 	ErrRefundWindowPassed = fmt.Errorf("%w: paid more than a year ago, WeChat Pay takes no refund of it", ErrNotRefundable)
+	// ErrRefundConfirmed: a cancel of a proposal whose confirmation was
+	// taken and whose refund went to WeChat Pay: nothing can stop it. It
+	// comes as an *AlreadyConfirmedError naming where the refund stands.
+	ErrRefundConfirmed = errors.New("the refund was already confirmed and cannot be cancelled")
 )
+
+// AlreadyConfirmedError is CancelRefund's answer for a proposal the user
+// already confirmed: Result is the refund as its order records it (pending,
+// succeeded or closed). It wraps ErrRefundConfirmed and store.ErrGone (the
+// proposal is used: a caller that knows no better answers it as ended).
+type AlreadyConfirmedError struct{ Result *RefundResult }
+
+func (e *AlreadyConfirmedError) Error() string {
+	return fmt.Sprintf("refund proposal %s: %v; it is %s", e.Result.Proposal.RefundID, ErrRefundConfirmed, e.Result.Status)
+}
+
+func (e *AlreadyConfirmedError) Unwrap() []error { return []error{ErrRefundConfirmed, store.ErrGone} }
 
 // refundWindowEnds is when WeChat Pay stops taking refunds of an order
 // paid at paidAt (交易时间超过一年的订单无法提交退款): the same date and time
@@ -408,8 +424,24 @@ func (s *Service) proposal(ctx context.Context, client, user, id string) (*store
 // (its audit record, ProposalCancelled) are written with the tombstone, so
 // a declined refund is told apart from one left to expire. An order a cut
 // confirmation of it left reserved is freed with it (releaseCancelled).
+//
+// A cancel of a proposal this user already confirmed, whose refund went to
+// WeChat Pay, is an *AlreadyConfirmedError with the refund's state: the
+// refund goes on, and the user must hear that rather than store.ErrGone,
+// which reads as "nothing will happen".
 func (s *Service) CancelRefund(ctx context.Context, client, user, id string) (*store.RefundProposal, error) {
 	live, err := s.proposal(ctx, client, user, id)
+	if errors.Is(err, store.ErrGone) {
+		res, ok, aerr := s.refundState(ctx, client, user, id)
+		if aerr != nil {
+			return nil, aerr
+		}
+		if ok {
+			s.log.InfoContext(ctx, "refund cancel refused: the user already confirmed it", "refund_id", id,
+				"order_no", res.Proposal.OrderNo, "status", res.Status)
+			return nil, &AlreadyConfirmedError{Result: res}
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -532,6 +564,20 @@ func (s *Service) ConfirmRefund(ctx context.Context, client, user, id string) (*
 // in the chat") would tell a user whose refund is on its way that it was
 // refused or undone; the store's failure (503) is retried.
 func (s *Service) confirmedAnswer(ctx context.Context, client, user, id string) (*RefundResult, bool, error) {
+	res, ok, err := s.refundState(ctx, client, user, id)
+	if ok {
+		s.mm.refunds.WithLabelValues("repeated").Inc()
+		s.log.InfoContext(ctx, "refund confirmed again; answered with the refund's state, nothing sent", "refund_id", id,
+			"order_no", res.Proposal.OrderNo, "status", res.Status)
+	}
+	return res, ok, err
+}
+
+// refundState is where the refund of proposal id stands, which a
+// confirmation of this client's user took (confirmedAnswer says how it is
+// read); ok false when it was not taken, is another's, or its refund was
+// refused or undone.
+func (s *Service) refundState(ctx context.Context, client, user, id string) (*RefundResult, bool, error) {
 	p, state, err := s.store.RefundProposalState(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, false, nil
@@ -576,9 +622,6 @@ func (s *Service) confirmedAnswer(ctx context.Context, client, user, id string) 
 	default:
 		return nil, false, nil
 	}
-	s.mm.refunds.WithLabelValues("repeated").Inc()
-	s.log.InfoContext(ctx, "refund confirmed again; answered with the refund's state, nothing sent", "refund_id", id,
-		"order_no", p.OrderNo, "status", res.Status)
 	return res, true, nil
 }
 

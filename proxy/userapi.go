@@ -326,7 +326,15 @@ func (s *Server) paymentsError(r *http.Request, err error, what string) *apiErro
 		e.Status, e.Message = 499, "paygate: the client closed the request"
 		return e
 	}
+	var confirmed *payments.AlreadyConfirmedError
 	switch {
+	case errors.As(err, &confirmed):
+		e.Status, e.Code = http.StatusConflict, "refund_already_confirmed"
+		e.Message = "paygate: this refund was already confirmed and cannot be cancelled; it is " + confirmed.Result.Status
+		if confirmed.Result.Status == payments.RefundClosed {
+			e.Message += ": WeChat Pay closed it, and nothing was refunded"
+		}
+		e.NoRetry = true // a retry is told the same
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, payments.ErrNotOwner):
 		e.Status, e.Code, e.Message = http.StatusNotFound, what+"_not_found", "paygate: no such "+what+" for this user"
 	case errors.Is(err, store.ErrGone):
