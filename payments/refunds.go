@@ -428,31 +428,57 @@ func (s *Service) proposal(ctx context.Context, client, user, id string) (*store
 // A cancel of a proposal this user already confirmed, whose refund went to
 // WeChat Pay, is an *AlreadyConfirmedError with the refund's state: the
 // refund goes on, and the user must hear that rather than store.ErrGone,
-// which reads as "nothing will happen".
+// which reads as "nothing will happen". A cancel of a proposal this user
+// cancelled already (an SDK's retry of a cancel whose answer was lost) is
+// answered as the first was, changing and recording nothing: ErrGone read
+// as the proposal having expired.
 func (s *Service) CancelRefund(ctx context.Context, client, user, id string) (*store.RefundProposal, error) {
 	live, err := s.proposal(ctx, client, user, id)
-	if errors.Is(err, store.ErrGone) {
-		res, ok, aerr := s.refundState(ctx, client, user, id)
-		if aerr != nil {
-			return nil, aerr
+	if err == nil {
+		var p *store.RefundProposal
+		if p, err = s.store.CancelRefundProposal(ctx, id, user, s.proposalEvents(ctx, ProposalCancelled, live, nil)...); err == nil {
+			s.mm.refunds.WithLabelValues("cancelled").Inc()
+			s.log.InfoContext(ctx, "refund proposal cancelled by the user", "refund_id", id, "order_no", p.OrderNo)
+			s.releaseCancelled(ctx, live)
+			return p, nil
 		}
-		if ok {
-			s.log.InfoContext(ctx, "refund cancel refused: the user already confirmed it", "refund_id", id,
-				"order_no", res.Proposal.OrderNo, "status", res.Status)
-			return nil, &AlreadyConfirmedError{Result: res}
-		}
+		err = fmt.Errorf("cancel refund proposal %s: %w", id, err)
 	}
+	if errors.Is(err, store.ErrGone) {
+		// Ended before, or as this cancel ran (another tap won in the
+		// store): by whose answer decides what the user is told.
+		return s.cancelEnded(ctx, client, user, id, err)
+	}
+	return nil, err
+}
+
+// cancelEnded answers a cancel of proposal id that found it ended (gone,
+// the caller's error): cancelled by this client's user, it is cancelled, as
+// before; confirmed by them, with its refund sent, it is an
+// *AlreadyConfirmedError; otherwise (expired, its refund refused or
+// undone) gone stands.
+func (s *Service) cancelEnded(ctx context.Context, client, user, id string, gone error) (*store.RefundProposal, error) {
+	p, state, err := s.store.RefundProposalState(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, gone
+	}
+	if err != nil {
+		return nil, fmt.Errorf("refund proposal %s: read its state: %w", id, err)
+	}
+	if state == store.ProposalCancelled && p.Client == client && p.User == user {
+		s.log.InfoContext(ctx, "refund proposal cancelled again; answered as before, nothing changed", "refund_id", id, "order_no", p.OrderNo)
+		return p, nil
+	}
+	res, ok, err := s.refundState(ctx, client, user, id)
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.store.CancelRefundProposal(ctx, id, user, s.proposalEvents(ctx, ProposalCancelled, live, nil)...)
-	if err != nil {
-		return nil, fmt.Errorf("cancel refund proposal %s: %w", id, err)
+	if !ok {
+		return nil, gone
 	}
-	s.mm.refunds.WithLabelValues("cancelled").Inc()
-	s.log.InfoContext(ctx, "refund proposal cancelled by the user", "refund_id", id, "order_no", p.OrderNo)
-	s.releaseCancelled(ctx, live)
-	return p, nil
+	s.log.InfoContext(ctx, "refund cancel refused: the user already confirmed it", "refund_id", id,
+		"order_no", res.Proposal.OrderNo, "status", res.Status)
+	return nil, &AlreadyConfirmedError{Result: res}
 }
 
 // releaseCancelled undoes the reservation a confirmation of p made and

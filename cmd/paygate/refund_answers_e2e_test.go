@@ -19,6 +19,8 @@ import (
 // is on its way (409 refund_already_confirmed, not retried), not 410
 // "already used, cancelled or expired; ask again in the chat", which a bot
 // read as the refund not happening while WeChat Pay was returning the money.
+// A cancel repeated is answered "cancelled" again, not 410, which read as
+// the proposal having expired.
 func TestRefundAnswersBoundAndOnce(t *testing.T) {
 	m := newMerchant(t, nil)
 	up := newScriptedProvider(t, directedScript)
@@ -79,16 +81,18 @@ func TestRefundAnswersBoundAndOnce(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
+	// Every tap is told what happened to the proposal: the winner's answer,
+	// the confirmation's state, or that the cancel stands.
 	switch refunds := a.sim.RefundCount(raced); {
 	case refunds > 1:
 		t.Fatalf("%d refunds of one proposal; want at most 1 (answers %v)", refunds, codes)
 	case refunds == 1:
-		if codes["confirm"][http.StatusOK] != 1 || codes["confirm"][http.StatusAccepted] != n/2-1 || codes["cancel"][http.StatusOK] != 0 {
-			t.Errorf("the confirm won: answers %v; want one confirm 200, the others 202, no cancel 200", codes)
+		if codes["confirm"][http.StatusOK] != 1 || codes["confirm"][http.StatusAccepted] != n/2-1 || codes["cancel"][http.StatusConflict] != n/2 {
+			t.Errorf("the confirm won: answers %v; want one confirm 200, the others 202, every cancel 409", codes)
 		}
 	default:
-		if codes["cancel"][http.StatusOK] != 1 || codes["confirm"][http.StatusGone] != n/2 {
-			t.Errorf("the cancel won: answers %v; want one cancel 200 and every confirm 410", codes)
+		if codes["cancel"][http.StatusOK] != n/2 || codes["confirm"][http.StatusGone] != n/2 {
+			t.Errorf("the cancel won: answers %v; want every cancel 200 and every confirm 410", codes)
 		}
 	}
 
@@ -114,5 +118,22 @@ func TestRefundAnswersBoundAndOnce(t *testing.T) {
 	}
 	if status, code := answer(theirs, id, "cancel"); status != http.StatusNotFound {
 		t.Errorf("cancel of a used proposal by the other app's client: %d %s; want 404", status, code)
+	}
+
+	// A cancel sent again (an SDK's retry of one whose answer was lost) is
+	// answered as the first was: the proposal is cancelled, not "expired";
+	// a confirm after it is still 410, and the other client's tap 404.
+	id = propose(buy("3"))
+	for i := range 2 {
+		if status, b := httpCall(t, http.MethodPost, url+"/v1/paygate/refunds/"+id+"/cancel", mine, shared); status != http.StatusOK ||
+			b.Get("refund.status").Str != "cancelled" || b.Get("refund.refund_id").Str != id {
+			t.Errorf("cancel %d: %d %s; want 200 cancelled", i+1, status, b.Raw)
+		}
+	}
+	if status, code := answer(mine, id, "confirm"); status != http.StatusGone || code != "refund_gone" {
+		t.Errorf("confirm after the cancel: %d %s; want 410 refund_gone", status, code)
+	}
+	if status, code := answer(theirs, id, "cancel"); status != http.StatusNotFound {
+		t.Errorf("cancel of a cancelled proposal by the other app's client: %d %s; want 404", status, code)
 	}
 }
