@@ -96,6 +96,26 @@ func (s *Server) Kill() {
 	s.cmd = nil
 }
 
+// Pause stops the server process (SIGSTOP): its port still accepts
+// connections, in the kernel's backlog, and nothing is answered until Resume
+// (a stalled host, a long fork or swap storm). The process is resumed when
+// the test ends, before it is killed.
+func (s *Server) Pause() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatalf("SIGSTOP redis-server on %d: %v", s.Port, err)
+	}
+	s.t.Cleanup(s.Resume)
+}
+
+// Resume continues a paused server (SIGCONT); it answers what it was sent
+// meanwhile.
+func (s *Server) Resume() {
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGCONT)
+	}
+}
+
 // Shutdown stops the server gracefully (SIGTERM: it writes what it persists
 // and exits) and waits until it is gone.
 func (s *Server) Shutdown() {

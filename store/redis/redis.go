@@ -1145,13 +1145,13 @@ func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, rai
 			}
 		}
 		if err := sc.Load(ctx, c).Err(); err != nil {
-			return nil, mapErr(op, err)
+			return nil, writeErr(op, err)
 		}
 		res, gen, wait = exec()
 	}
 	v, err := res.Result()
 	if err != nil {
-		return nil, mapErr(op, err)
+		return nil, writeErr(op, err)
 	}
 	if gen != nil {
 		n, err := gen.Result()
@@ -1174,6 +1174,26 @@ func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, rai
 		return v, fmt.Errorf("redis %s: %d of %d replicas within %s: %w: %w", op, n, s.waitN, s.waitT, store.ErrUnavailable, errNotReplicated)
 	}
 	return v, nil
+}
+
+// writeErr is mapErr for the reply to a money write's script. go-redis
+// sends a command again after a lost reply (a read timeout, a cut
+// connection) and reports the last try's error alone. A server error that
+// is not the script's own answer (a refusal of the connection or of the
+// command: a rotated password or ACL, clients full, a protocol error) may
+// so follow a try that applied, and as a plain error callers took it for
+// "not applied": it is store.ErrUnavailable, which they take for "may have
+// applied". The script's own answers (its error replies, the error of a
+// command it ran, which Redis reports naming user_script) are kept: every
+// money script answers a re-send as the run that applied did.
+func writeErr(op string, err error) error {
+	err = mapErr(op, err)
+	var rerr goredis.Error
+	if errors.Is(err, store.ErrUnavailable) || !errors.As(err, &rerr) ||
+		goredis.HasErrorPrefix(rerr, "STALEINTENT") || strings.Contains(rerr.Error(), "user_script") {
+		return err
+	}
+	return fmt.Errorf("%w (not the script's answer: a try before it may have applied): %w", store.ErrUnavailable, err)
 }
 
 // unconfirmed is the error of a money write whose script applied but whose
