@@ -1117,7 +1117,7 @@ func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, rai
 	}
 	before := s.gensSeen([]string{gk})[0]
 	exec := func() (res *goredis.Cmd, gen *goredis.IntCmd, wait *goredis.Cmd) {
-		_, _ = c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		_, err := c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			res = sc.EvalSha(ctx, p, keys, args...)
 			if gk != "" {
 				gen = p.Incr(ctx, gk)
@@ -1127,6 +1127,21 @@ func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, rai
 			}
 			return nil
 		})
+		if err != nil && res.Err() == nil && (gen == nil || gen.Err() == nil) && (wait == nil || wait.Err() == nil) {
+			// No command has the pipeline's error: go-redis got no
+			// connection, refused by a server error at its handshake (a
+			// changed password or ACL, clients full), and left every
+			// reply empty without an error. Read so, the raise's 0 was
+			// a counter gone back (Redis "lost its data") and the
+			// script's nothing a write done.
+			res.SetErr(err)
+			if gen != nil {
+				gen.SetErr(err)
+			}
+			if wait != nil {
+				wait.SetErr(err)
+			}
+		}
 		return res, gen, wait
 	}
 	res, gen, wait := exec()

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -114,5 +115,53 @@ func TestMoneyWriteResentToARefusingRedis(t *testing.T) {
 	}
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("a claim that applied, its re-send refused: %+v, created %v, %v; want ErrUnavailable (it may have applied)", c, created, err)
+	}
+}
+
+// TestMoneyWriteOnARefusedConnection: a money write that needs a new
+// connection, which Redis refuses at its handshake (here the password was
+// changed on the server first; clients full is the same), is unavailable,
+// and this Store is not taken for one whose Redis lost its data. go-redis
+// reports a refusal at the handshake as the pipeline's error alone, leaving
+// each command's reply empty and without an error, and runMoney read the
+// replies only: the generation counter read 0, lower than this Store had
+// seen it, so it declared Redis rolled back, refused every command until
+// restarted and tried to stop every other replica too, while the write
+// itself read as done with nothing in it.
+func TestMoneyWriteOnARefusedConnection(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // nothing may hang
+	defer cancel()
+	admin := srv.Client() // connected before the passwords, so it stays in
+	password := func(pw string) {
+		t.Helper()
+		mustNil(t, "CONFIG SET requirepass", admin.ConfigSet(ctx, "requirepass", pw).Err())
+	}
+	password("before")
+	s := openOn(t, storetest.NewClock(), Options{Addrs: []string{srv.Addr()}, Password: "before", MaxRetries: 1})
+	t.Cleanup(func() { _ = admin.ConfigSet(context.Background(), "requirepass", "").Err() })
+	mustNil(t, "Ping", s.Ping(ctx))
+	password("after")
+	// The store's connections go (a restart, a failover); the admin's stays in.
+	mustNil(t, "CLIENT KILL", admin.ClientKillByFilter(ctx, "TYPE", "normal", "SKIPME", "yes").Err())
+
+	for name, call := range map[string]func() (any, error){
+		"ClaimPurchase": func() (any, error) {
+			c, _, err := s.ClaimPurchase(ctx, "rf-claim", "RF-1", time.Hour)
+			return c, err
+		},
+		"SeenNotification": func() (any, error) { return s.SeenNotification(ctx, "rf-notification", time.Hour) },
+		"AppendAudit": func() (any, error) {
+			return nil, s.AppendAudit(ctx, store.AuditRecord{Seq: 1, Hash: "h1", Body: []byte(`{}`)})
+		},
+	} {
+		v, err := call()
+		if !errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrDataLost) || !strings.Contains(fmt.Sprint(err), "WRONGPASS") {
+			t.Errorf("%s on a connection Redis refused: %v, %v; want unavailable, Redis's refusal (WRONGPASS)", name, v, err)
+		}
+	}
+	password("before")
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping with the password back: %v", err)
 	}
 }
