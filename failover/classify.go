@@ -636,14 +636,19 @@ func causeOf(f *failure) string {
 		// them) but an unasked 101 Switching Protocols does: no answer
 		// a client could be given, so a malformed one.
 		return CauseMalformed
+	case status == http.StatusTooManyRequests && relaySaturatedMessage(f.errMsg):
+		// A relay's saturated group, whatever code of its channel's it
+		// kept (relaySaturated): before the codes are read, since a
+		// Zhipu channel's account code (1112, locked) read as paygate's
+		// took the relay out for the misconfigured cool-down as a
+		// channel's insufficient_quota did for the quota one.
+		return CauseRateLimited
 	case (isBilling(f.errCode) || isBilling(f.errType)) && throttleMessage(f.errMsg):
 		// DashScope's compatible mode says a model's tokens-per-minute
 		// limit (Throttling.AllocationQuota) with OpenAI's billing code,
 		// insufficient_quota: a throttle that clears within the minute,
 		// not an account out of money. As billing it put a Qwen provider
-		// out of service for the quota cool-down (half an hour). So with
-		// a relay's saturated group (one-api's, new-api's words over a
-		// channel's 429, its code kept: throttleMessage).
+		// out of service for the quota cool-down (half an hour).
 		return CauseRateLimited
 	case isBilling(f.errCode), isBilling(f.errType), status == http.StatusPaymentRequired:
 		// The provider account's money, whatever the status it comes with:
@@ -894,25 +899,28 @@ func keyLimitMessage(msg string) bool {
 // link to the page of its token limits ("…/model-studio/error-code#token-limit",
 // https://help.aliyun.com/zh/model-studio/error-code). Its free tier used
 // up ("Free allocated quota exceeded") is no throttle.
-//
-// So is one-api's and new-api's "当前分组上游负载已饱和，请稍后再试" (the
-// group's upstream load is saturated, try again later): the words such a
-// relay writes over the message of a 429 from the last of its channels it
-// tried, keeping that channel's type and code (controller/relay.go), so a
-// channel's insufficient_quota (one of the relay's upstream accounts out
-// of money, while others serve) comes with them. The relay account
-// paygate's key spends is refused otherwise, with a 403
-// insufficient_user_quota in its own words ("用户额度不足"), never these.
-// As billing, a relay saturated for seconds was out of every round for the
-// quota cool-down.
 func throttleMessage(msg string) bool {
 	m := strings.ToLower(strings.TrimSpace(msg))
-	return strings.HasPrefix(m, "allocated quota exceeded") || strings.Contains(m, "error-code#token-limit") ||
-		strings.HasPrefix(m, relaySaturated)
+	return strings.HasPrefix(m, "allocated quota exceeded") || strings.Contains(m, "error-code#token-limit")
+}
+
+// relaySaturatedMessage reports one-api's and new-api's (and one-hub's)
+// "当前分组上游负载已饱和，请稍后再试" (the group's upstream load is
+// saturated, try again later): the words such a relay writes over the
+// message of every 429 it sends on from the last of its channels it tried,
+// keeping that channel's type and code (controller/relay.go), so a
+// channel's insufficient_quota (one of the relay's upstream accounts out
+// of money, while others serve) or a Zhipu channel's account code comes
+// with them. The relay account paygate's key spends is refused otherwise,
+// with a 403 insufficient_user_quota in its own words ("用户额度不足"),
+// never these. As billing, a relay saturated for seconds was out of every
+// round for the quota cool-down.
+func relaySaturatedMessage(msg string) bool {
+	return strings.HasPrefix(strings.TrimSpace(msg), relaySaturated)
 }
 
 // relaySaturated begins one-api's and new-api's message for a 429 of their
-// upstream channels (throttleMessage).
+// upstream channels (relaySaturatedMessage).
 const relaySaturated = "当前分组上游负载已饱和"
 
 // wordSeparators removes what separates the words of a code or type, so

@@ -420,6 +420,9 @@ func TestClassifyProviderQuirks(t *testing.T) {
 		{"new-api 429 saturated, request id", 429, `{"error":{"message":"当前分组上游负载已饱和，请稍后再试 (request id: 2024121602163036521732429064585)","type":"new_api_error","param":"","code":null}}`, CauseRateLimited},
 		{"one-api 429 saturated, rate_limit_exceeded", 429, `{"error":{"message":"当前分组上游负载已饱和，请稍后再试 (request id: 20230919224323509322366BhpTdIFp)","type":"requests","param":"","code":"rate_limit_exceeded"}}`, CauseRateLimited},
 		{"new-api 429 saturated, model_not_found", 429, `{"error":{"message":"当前分组上游负载已饱和，请稍后再试 (request id: 20250423020142736330894dLoIRrS6)","type":"new_api_error","param":"","code":"model_not_found"}}`, CauseRateLimited},
+		// A Zhipu channel's account locked (1112: misconfigured, read
+		// alone) is one channel of the relay's, not paygate's account.
+		{"new-api 429 saturated, a Zhipu account code kept", 429, `{"error":{"message":"当前分组上游负载已饱和，请稍后再试 (request id: 20250611093015482913574aKdQwZp)","type":"","param":"","code":"1112"}}`, CauseRateLimited},
 		{"new-api 429 saturated, insufficient_user_quota", 429, `{"error":{"message":"当前分组上游负载已饱和，请稍后再试","type":"insufficient_quota","code":"insufficient_user_quota"}}`, CauseRateLimited},
 		{"new-api 403 insufficient_user_quota", 403, `{"error":{"message":"用户额度不足, 剩余额度: $0.0000","type":"new_api_error","param":"","code":"insufficient_user_quota"}}`, CauseInsufficientQuota},
 		{"dashscope context length", 400, dashScopeTooLong, CauseContextLength},
