@@ -1010,6 +1010,14 @@ func (s *Service) createFresh(ctx context.Context, req CreateRequest, item Item,
 		}
 		return nil, &cur, nil
 	} else if err != nil {
+		if replacing && repl.key == count.key {
+			// The switch's own count, on this day: it stays with the
+			// switch (its mark), whose replacement the purchase's next
+			// ask makes on it (cutSwitch), or gives back past the
+			// window. Given back here, that replacement was counted by
+			// nothing.
+			count = dayCount{}
+		}
 		return s.recordFailed(ctx, key, claim, o, created, sent, count, err)
 	}
 	s.committed(created)
@@ -1073,8 +1081,10 @@ func mayHaveApplied(err error) bool {
 
 // recordFailed answers a create whose record of o, claim's order, failed
 // with err. A write that cannot have applied made no order: its count of
-// the day's orders (count; a replacement's too, as a refused prepay gives
-// it back) goes back and the claim is let go, as for a refusal, so the
+// the day's orders (count; a replacement's moved to this day too, as a
+// refused prepay gives it back; createFresh keeps the switch's own, for
+// the replacement the next ask makes) goes back and the claim is let go,
+// as for a refusal, so the
 // next ask is judged afresh at once instead of waiting for a number that
 // will never be recorded. A write that may have applied keeps both (the
 // order may exist, and a claimer that takes the purchase over records the

@@ -103,3 +103,40 @@ func TestSwitchCutBeforeTheReplacement(t *testing.T) {
 		})
 	}
 }
+
+// TestSwitchWhoseReplacementRecordFailedCountsOnce: the store refuses the
+// record of a switch's replacement (a full disk: nothing applied) after
+// the open order was closed. The user's ask again makes the replacement
+// (cutSwitch) on the count the switch took; that count stays with the
+// switch until then, so the day counts both orders WeChat Pay opened.
+// Given back with the failed record, the replacement made on the next ask
+// was counted by nothing, and with a limit of three the user opened a
+// fourth order that day.
+func TestSwitchWhoseReplacementRecordFailedCountsOnce(t *testing.T) {
+	const user = "oUser-switch-record-refused"
+	r := &recordRefused{failed: "armed below"}
+	e := newEnv(t, envOptions{service: func(o *payments.Options) {
+		r.fullStore = o.Store.(fullStore)
+		o.Store = r
+		o.Rules.MaxOrdersPerUserPerDay = 3
+	}})
+	ctx := context.Background()
+	jsapi := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"}
+	native := jsapi
+	native.PayMethod = "native"
+	a, err := e.svc.CreateOrder(ctx, jsapi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.failed = ""
+	r.mu.Unlock()
+	if res, err := e.svc.CreateOrder(ctx, native); err == nil || res == nil || res.Closed != a.Order.OrderNo {
+		t.Fatalf("the switch whose replacement's record fails: %+v, %v; want %s closed and the error", res, err, a.Order.OrderNo)
+	}
+	res, err := e.svc.CreateOrder(ctx, native)
+	if err != nil || res.Order.Status != store.StatusAwaitingPayment || res.CodeURL == "" {
+		t.Fatalf("ask again: %+v, %v; want the replacement, awaiting payment", res, err)
+	}
+	oneMoreOrder(t, e, user)
+}
