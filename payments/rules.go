@@ -225,7 +225,8 @@ func (s *Service) cutSwitch(ctx context.Context, req CreateRequest, last *store.
 
 // switchedMark is the value of a switch's mark (switchMark) when no count
 // of the day's orders was taken for its replacement (no daily limit): the
-// mark then says only that the order was switched (cutSwitch).
+// mark then says only that the order was switched (cutSwitch), and a
+// switch under a limit set since counts as for an unmarked order.
 const switchedMark = "switched"
 
 // countReplacement counts, against MaxOrdersPerUserPerDay, the order that
@@ -251,6 +252,9 @@ func (s *Service) countReplacement(ctx context.Context, req CreateRequest, open 
 	today := dayCounter(req.Client, req.User, now)
 	var earlier dayCount
 	switch v, err := s.store.GetExchange(ctx, mark); {
+	case err == nil && string(v) == switchedMark:
+		// Marked with no limit (the limit came with a restart since):
+		// nothing was counted, so it is counted now, as if unmarked.
 	case err == nil:
 		k := string(v)
 		if !strings.HasPrefix(k, "orders:") {

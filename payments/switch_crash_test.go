@@ -2,6 +2,7 @@ package payments_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
 	"github.com/paygate/paygate/store"
 )
 
@@ -137,6 +139,34 @@ func TestSwitchWhoseReplacementRecordFailedCountsOnce(t *testing.T) {
 	res, err := e.svc.CreateOrder(ctx, native)
 	if err != nil || res.Order.Status != store.StatusAwaitingPayment || res.CodeURL == "" {
 		t.Fatalf("ask again: %+v, %v; want the replacement, awaiting payment", res, err)
+	}
+	oneMoreOrder(t, e, user)
+}
+
+// TestSwitchMarkedWithNoLimitCountsUnderOne: a switch with no daily limit
+// marks its order switched (so a cut replacement is made as one), and its
+// close fails, leaving the order open. paygate restarts with a limit of
+// two; the switch asked again counts its replacement against it. Read as
+// a count taken before the counter's key was kept, the mark let the
+// replacement through uncounted, and the user two more orders that day.
+func TestSwitchMarkedWithNoLimitCountsUnderOne(t *testing.T) {
+	const user = "oUser-switch-limit-after"
+	e := newEnv(t, envOptions{service: func(o *payments.Options) {
+		o.Backend = &firstCloseFails{Client: o.Backend.(*wechatpay.Client)}
+	}})
+	ctx := context.Background()
+	jsapi := payments.CreateRequest{Client: "shop-bot", User: user, SKU: "premium-monthly"}
+	native := jsapi
+	native.PayMethod = "native"
+	if _, err := e.svc.CreateOrder(ctx, jsapi); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CreateOrder(ctx, native); !errors.Is(err, payments.ErrPaymentUnavailable) {
+		t.Fatalf("the switch with no limit: %v; want ErrPaymentUnavailable (close failed)", err)
+	}
+	e.svc = replicaOn(t, e, e.st, func(o *payments.Options) { o.Rules.MaxOrdersPerUserPerDay = 2 })
+	if res, err := e.svc.CreateOrder(ctx, native); err != nil || res.CodeURL == "" {
+		t.Fatalf("the switch asked again under a limit: %+v, %v; want the replacement", res, err)
 	}
 	oneMoreOrder(t, e, user)
 }
