@@ -150,7 +150,9 @@ type Options struct {
 	// taken over, the order queried and prepaid again under its number)
 	// rather than waited for as if its claimer were alive; so is a
 	// `refunding` one left by a confirmation that died (the sweep asks
-	// WeChat Pay about its refund at once). With a shared
+	// WeChat Pay about its refund at once, or records and sends it if
+	// that confirmation took the user's word and recorded nothing,
+	// sendTaken). With a shared
 	// store (Redis replicas) another replica may be working on it, and the
 	// waits and CreatingGrace apply.
 	SoleWriter bool
