@@ -225,6 +225,12 @@ type Capture struct {
 	breakPending, brk bool
 	breakText         string
 	sep               []byte
+	// before is how many characters (code points) of content the client
+	// got this turn before the current round (or recovery attempt): the
+	// earlier rounds' text and the breaks between them. A later round's
+	// annotations place their citations in that round's text; the client
+	// reads them in the turn's (ShiftAnnotations).
+	before int
 
 	// Per round.
 	id, model   string
@@ -386,6 +392,7 @@ func (c *Capture) startsPayment(name string) bool {
 // "created" the same way, as OpenAI gives every chunk of a stream the same
 // timestamp; round 0 ignores it.
 func (c *Capture) StartRound(round int, turnID string, created int64) {
+	c.before += rawChars(c.content)
 	c.round = round
 	c.turnID = turnID
 	c.turnIDq = jsonstr.Append(c.turnIDq[:0], turnID)
@@ -659,6 +666,9 @@ func (c *Capture) Break() []byte {
 func (c *Capture) textStarts(raw string) {
 	c.breakPending = false
 	c.brk = !startsWithSpace(raw)
+	if c.brk {
+		c.before += utf8.RuneCountInString(c.breakText)
+	}
 }
 
 // startsWithSpace reports whether the raw JSON string content raw starts
@@ -804,6 +814,34 @@ func extraObject(sl *slot) []byte {
 		out = append(out, sl.extraVals[i]...)
 	}
 	return append(out, '}')
+}
+
+// rawChars is how many characters (code points) the raw JSON string
+// contents raw decode to, counted without decoding them: an escape is one,
+// a surrogate pair's two \u escapes one.
+func rawChars(raw []byte) int {
+	n := 0
+	for i := 0; i < len(raw); n++ {
+		switch {
+		case raw[i] != '\\':
+			_, size := utf8.DecodeRune(raw[i:])
+			i += size
+		case i+1 < len(raw) && raw[i+1] != 'u':
+			i += 2
+		case i+12 <= len(raw) && surrogate(raw[i+2:i+6], "89abAB") && raw[i+6] == '\\' && raw[i+7] == 'u' && surrogate(raw[i+8:i+12], "cdefCDEF"):
+			i += 12
+		default:
+			i += 6
+		}
+	}
+	return n
+}
+
+// surrogate reports whether the hex digits h of a \u escape name a UTF-16
+// surrogate whose second digit is one of second (89abAB: a high one,
+// cdefCDEF: a low one).
+func surrogate(h []byte, second string) bool {
+	return len(h) == 4 && (h[0] == 'd' || h[0] == 'D') && strings.IndexByte(second, h[1]) >= 0
 }
 
 // decodeRaw decodes concatenated raw JSON string fragments. Decoding the

@@ -262,6 +262,17 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 			if v[0] == '[' {
 				c.toolCalls(data, s, m, choice)
 			}
+		case "annotations":
+			// Citations placed in this round's text, which the client
+			// reads after the earlier rounds' (ShiftAnnotations).
+			if choice == 0 && c.before > 0 {
+				if moved := ShiftAnnotations(v, c.before); moved != nil {
+					c.replace(m.At, m.End, moved)
+				}
+			}
+			if notEmpty(v) {
+				st.meaningful = true
+			}
 		case "reasoning_details":
 			if v[0] == '[' && choice == 0 {
 				c.details.Add(v)

@@ -1,0 +1,87 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/internal/jsonstr"
+)
+
+// citedRound answers one round as OpenAI's and OpenRouter's web search
+// do: its text, then url_citation annotations placing each of cites (words
+// of text) by its offsets in characters of this round's text, its tool
+// calls (createOrderCall's shape, "" for none) and its finish; streamed,
+// the annotations in a delta of their own, or as a chat.completion.
+func citedRound(stream bool, text, calls, finish string, cites ...string) http.HandlerFunc {
+	var ann []string
+	for _, c := range cites {
+		i := utf8.RuneCountInString(text[:strings.Index(text, c)])
+		ann = append(ann, fmt.Sprintf(`{"type":"url_citation","url_citation":{"end_index":%d,"start_index":%d,"title":"t","url":"https://example.com/%d"}}`,
+			i+utf8.RuneCountInString(c), i, i))
+	}
+	anns := "[" + strings.Join(ann, ",") + "]"
+	q := string(jsonstr.Append(nil, text))
+	if !stream {
+		msg := `{"role":"assistant","content":` + q + `,"refusal":null,"annotations":` + anns
+		if calls != "" {
+			msg += `,"tool_calls":` + calls
+		}
+		return jsonHandler(200, `{"id":"r","object":"chat.completion","created":1700000000,"model":"m","choices":[{"index":0,"message":`+msg+`}`+
+			`,"logprobs":null,"finish_reason":"`+finish+`"}]}`)
+	}
+	events := []string{
+		roundChunk + `[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}` + "\n\n",
+		roundChunk + `[{"index":0,"delta":{"content":` + q + `},"finish_reason":null}]}` + "\n\n",
+		roundChunk + `[{"index":0,"delta":{"annotations":` + anns + `},"finish_reason":null}]}` + "\n\n",
+	}
+	if calls != "" {
+		events = append(events, roundChunk+`[{"index":0,"delta":{"tool_calls":`+calls+`},"finish_reason":null}]}`+"\n\n")
+	}
+	events = append(events, roundChunk+`[{"index":0,"delta":{},"finish_reason":"`+finish+`"}]}`+"\n\n", "data: [DONE]\n\n")
+	return sseHandler(events...)
+}
+
+// TestAnnotationsPlacedInTheTurnsText: a citation a later round makes is
+// placed, by the provider, in that round's text; the bot reads it in the
+// turn's, after the earlier rounds' text and the break between them, and
+// took it to another place in its content ("好的" where the round cited
+// "plan page"). Each annotation the bot gets spells, in its content, the
+// words its round cited, counted in characters (the first round's text is
+// Chinese: more bytes than characters).
+func TestAnnotationsPlacedInTheTurnsText(t *testing.T) {
+	for _, stream := range []bool{true} {
+		t.Run(fmt.Sprint("stream=", stream), func(t *testing.T) {
+			fp := newFakeProvider(t, roundByRound(
+				citedRound(stream, "好的，马上为您下单。", createOrderCall, "tool_calls", "下单"),
+				citedRound(stream, "Your order is ready: see the plan page.", "", "stop", "plan page", "order"),
+			))
+			url := toolsProxy(t, fp.URL, &recordingTools{}, nil)
+			body := readAll(t, post(t, url, "/v1/chat/completions", chatBody(stream, ""), map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
+			content := []rune(answerText(stream, body))
+			var anns []gjson.Result
+			if stream {
+				for _, c := range streamChunks(body) {
+					anns = append(anns, gjson.Get(c, "choices.0.delta.annotations").Array()...)
+				}
+			} else {
+				anns = gjson.Get(body, "choices.0.message.annotations").Array()
+			}
+			var cited []string
+			for _, a := range anns {
+				i, j := int(a.Get("url_citation.start_index").Int()), int(a.Get("url_citation.end_index").Int())
+				if i < 0 || i > j || j > len(content) {
+					t.Fatalf("annotation %s outside the content %q", a.Raw, string(content))
+				}
+				cited = append(cited, string(content[i:j]))
+			}
+			if want := []string{"下单", "plan page", "order"}; fmt.Sprint(cited) != fmt.Sprint(want) {
+				t.Errorf("the annotations place %q in %q; want %q", cited, string(content), want)
+			}
+		})
+	}
+}
