@@ -54,7 +54,7 @@ func citedRound(stream bool, text, calls, finish string, cites ...string) http.H
 // words its round cited, counted in characters (the first round's text is
 // Chinese: more bytes than characters).
 func TestAnnotationsPlacedInTheTurnsText(t *testing.T) {
-	for _, stream := range []bool{true} {
+	for _, stream := range []bool{true, false} {
 		t.Run(fmt.Sprint("stream=", stream), func(t *testing.T) {
 			fp := newFakeProvider(t, roundByRound(
 				citedRound(stream, "好的，马上为您下单。", createOrderCall, "tool_calls", "下单"),

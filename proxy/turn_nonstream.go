@@ -89,6 +89,7 @@ func (t *turn) nonStream() {
 			t.s.metrics.roundsExhausted.Inc()
 			t.overRounds(ans.payment)
 			b, _ := sjson.SetBytes(ans.body, "choices.0.message.content", joinText(joinText(spoken, ans.content, t.brk), t.clarification(), t.brk))
+			b = movedAnnotations(b, textBefore(spoken, ans.content, t.brk))
 			b, _ = sjson.DeleteBytes(b, "choices.0.message.tool_calls")
 			b, _ = sjson.SetBytes(b, "choices.0.finish_reason", "stop")
 			t.writeCompletion(resp.StatusCode, past.onto(withThought(b, thought, ans.reasoning)), nil, false)
@@ -103,8 +104,8 @@ func (t *turn) nonStream() {
 			capped, _ = sjson.DeleteBytes(whole(), "choices.0.message.tool_calls")
 			capped, _ = sjson.SetBytes(capped, "choices.0.finish_reason", "length")
 		}
+		past.add(ans.body, textBefore(spoken, ans.content, t.brk))
 		spoken = joinText(spoken, ans.content, t.brk)
-		past.add(ans.body)
 		if ans.reasoning.Content != "" {
 			thought.Content += ans.reasoning.Content
 			thought.Key = ans.reasoning.Key
@@ -166,6 +167,9 @@ func withSpoken(body []byte, spoken, content, brk string) []byte {
 		out, err = sjson.SetRawBytes(body, "choices.0.message.content", append(part, ']'))
 	case c.Type == gjson.String || c.Type == gjson.Null || !c.Exists():
 		out, err = sjson.SetBytes(body, "choices.0.message.content", joinText(spoken, content, brk))
+		if err == nil {
+			out = movedAnnotations(out, textBefore(spoken, content, brk))
+		}
 	default:
 		return body
 	}
@@ -278,22 +282,61 @@ func withThought(body []byte, thought, own interceptors.Reasoning) []byte {
 // roundArrays holds the arrays of a turn's earlier answers that the one
 // answer carries before the last round's own, as a streaming client reads
 // every round's (its SDK appends each chunk's): choices[0].logprobs.content
-// and .refusal, and choices[0].message.reasoning_details, each at the index
-// of its path in arrayPaths, as comma-separated elements. The answer joined
-// every round's text and reasoning but kept the last round's arrays only,
-// so its logprobs no longer spelled its content.
-type roundArrays [3][]byte
+// and .refusal, choices[0].message.reasoning_details and
+// choices[0].message.annotations, each at the index of its path in
+// arrayPaths, as comma-separated elements. The answer joined every round's
+// text and reasoning but kept the last round's arrays only, so its logprobs
+// no longer spelled its content, and an earlier round's citations were
+// lost.
+type roundArrays [4][]byte
 
-var arrayPaths = [...]string{"choices.0.logprobs.content", "choices.0.logprobs.refusal", "choices.0.message.reasoning_details"}
+var arrayPaths = [...]string{"choices.0.logprobs.content", "choices.0.logprobs.refusal", "choices.0.message.reasoning_details", annotationsPath}
 
-// add keeps the arrays of an earlier round's answer. Once per payment
-// round: one gjson walk of an answer that is not the hot path's.
-func (a *roundArrays) add(body []byte) {
+const annotationsPath = "choices.0.message.annotations"
+
+// add keeps the arrays of an earlier round's answer, whose text comes after
+// chars characters of the answer's content (textBefore): its annotations
+// are moved by as many. Once per payment round: one gjson walk of an
+// answer that is not the hot path's.
+func (a *roundArrays) add(body []byte, chars int) {
 	for i, v := range gjson.GetManyBytes(body, arrayPaths[:]...) {
-		if v.IsArray() {
-			a[i] = appendElements(a[i], v.Raw)
+		if !v.IsArray() {
+			continue
 		}
+		raw := v.Raw
+		if arrayPaths[i] == annotationsPath {
+			if moved := interceptors.ShiftAnnotations(raw, chars); moved != nil {
+				raw = string(moved)
+			}
+		}
+		a[i] = appendElements(a[i], raw)
 	}
+}
+
+// textBefore is how many characters come before a round's text (content)
+// in the turn's answer: the earlier rounds' (spoken) and the break between
+// them (joinText).
+func textBefore(spoken, content, brk string) int {
+	return utf8.RuneCountInString(spoken) + utf8.RuneCountInString(paragraphBreak(spoken, content, brk))
+}
+
+// movedAnnotations returns the answer body with its message's annotations
+// moved by chars (interceptors.ShiftAnnotations): a round's citations
+// count in its own text, and the bot reads them in the turn's, which has
+// chars characters before it. body as it is when none moves.
+func movedAnnotations(body []byte, chars int) []byte {
+	if chars == 0 {
+		return body
+	}
+	moved := interceptors.ShiftAnnotations(gjson.GetBytes(body, annotationsPath).Raw, chars)
+	if moved == nil {
+		return body
+	}
+	out, err := sjson.SetRawBytes(body, annotationsPath, moved)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // onto returns the last round's answer with the earlier rounds' elements
