@@ -1,7 +1,6 @@
 package interceptors
 
 import (
-	"slices"
 	"strconv"
 	"strings"
 
@@ -247,15 +246,19 @@ func (u *Usage) AppendJSON(out []byte) []byte {
 // usage objects the providers sent (RoundResult.UsageJSON, one per round
 // that reported usage) and sum their counts summed. One object is appended
 // byte for byte, so the bot gets exactly what the provider reported. Over
-// several, the three counts are sum's; every other top-level member any
-// round sent is summed when numeric (DeepSeek's prompt_cache_hit_tokens and
+// several, the three counts are sum's; every other member any round sent
+// is summed when numeric (DeepSeek's prompt_cache_hit_tokens and
 // prompt_cache_miss_tokens, https://api-docs.deepseek.com/api/create-chat-completion;
 // OpenRouter's cost, https://openrouter.ai/docs/use-cases/usage-accounting)
-// and keeps the last round's value when not; each "*_details" object
-// (cached prompt tokens, reasoning tokens, OpenRouter's cost_details, …) is
-// summed member by member the same way. A key takes its first round's place
-// in the order the rounds first named them, and no key is added that no
-// round sent. Without objs, the counts alone.
+// and keeps the last round's value when not; an object (the "*_details"
+// with cached prompt tokens and reasoning tokens, OpenRouter's
+// cost_details, Perplexity's cost object, DashScope's cache_creation
+// inside prompt_tokens_details, server_tool_use's web_search_requests) is
+// summed member by member the same way, at every depth up to
+// maxUsageDepth: each of its numbers counted what its round used, and the
+// turn used them all. A key takes its first round's place in the order the
+// rounds first named them, and no key is added that no round sent. Without
+// objs, the counts alone.
 func AppendUsage(out []byte, sum *Usage, objs [][]byte) []byte {
 	if len(objs) == 1 && len(objs[0]) > 0 {
 		return append(out, objs[0]...)
@@ -264,69 +267,85 @@ func AppendUsage(out []byte, sum *Usage, objs [][]byte) []byte {
 	if len(objs) == 0 {
 		return b
 	}
-	var top []usageMember
+	var top usageNode
 	for _, o := range objs {
 		gjson.ParseBytes(o).ForEach(func(k, v gjson.Result) bool {
 			switch k.Str {
 			case "prompt_tokens", "completion_tokens", "total_tokens":
 				return true // sum's
 			}
-			i := slices.IndexFunc(top, func(m usageMember) bool { return m.key == k.Str })
-			if i < 0 {
-				top = append(top, usageMember{detailMember: detailMember{key: k.Str}})
-				i = len(top) - 1
-			}
-			m := &top[i]
-			if !v.IsObject() || !strings.HasSuffix(k.Str, "_details") {
-				m.add(v)
-				return true
-			}
-			m.object = true
-			v.ForEach(func(mk, mv gjson.Result) bool {
-				j := slices.IndexFunc(m.members, func(d detailMember) bool { return d.key == mk.Str })
-				if j < 0 {
-					m.members = append(m.members, detailMember{key: mk.Str})
-					j = len(m.members) - 1
-				}
-				m.members[j].add(mv)
-				return true
-			})
+			top.child(k.Str).add(v, 1)
 			return true
 		})
 	}
-	if len(top) == 0 {
+	if len(top.members) == 0 {
 		return b
 	}
 	b = b[:len(b)-1] // reopen the object
-	for _, m := range top {
+	for _, m := range top.members {
 		b = append(b, ',')
-		b = jsonstr.Append(b, m.key)
-		b = append(b, ':')
-		if !m.object {
-			b = m.appendValue(b)
-			continue
-		}
-		b = append(b, '{')
-		for i, d := range m.members {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsonstr.Append(b, d.key)
-			b = append(b, ':')
-			b = d.appendValue(b)
-		}
-		b = append(b, '}')
+		b = m.appendMember(b)
 	}
 	return append(b, '}')
 }
 
-// usageMember is one top-level member of the usage objects being summed:
-// a value (detailMember), or a "*_details" object summed member by member
-// once any round sent it as an object (a round's null then adds nothing).
-type usageMember struct {
+// maxUsageDepth bounds the objects AppendUsage sums member by member:
+// usage objects nest two or three deep; one deeper than this is kept as
+// the last round's value, and no upstream's nesting costs a recursion per
+// level.
+const maxUsageDepth = 8
+
+// usageNode is one member of the usage objects being summed: a value
+// (detailMember), or an object summed member by member once any round
+// sent it as one (a round's null or number then adds nothing).
+type usageNode struct {
 	detailMember
 	object  bool
-	members []detailMember
+	members []*usageNode
+}
+
+// child is the member of n named key, added after the others when no
+// round named it before.
+func (n *usageNode) child(key string) *usageNode {
+	for _, m := range n.members {
+		if m.key == key {
+			return m
+		}
+	}
+	m := &usageNode{detailMember: detailMember{key: key}}
+	n.members = append(n.members, m)
+	return m
+}
+
+// add sums a round's value v of the member, depth levels below the usage
+// object.
+func (n *usageNode) add(v gjson.Result, depth int) {
+	if !v.IsObject() || depth > maxUsageDepth {
+		n.detailMember.add(v)
+		return
+	}
+	n.object = true
+	v.ForEach(func(k, mv gjson.Result) bool {
+		n.child(k.Str).add(mv, depth+1)
+		return true
+	})
+}
+
+// appendMember appends the member as "key":value.
+func (n *usageNode) appendMember(b []byte) []byte {
+	b = jsonstr.Append(b, n.key)
+	b = append(b, ':')
+	if !n.object {
+		return n.appendValue(b)
+	}
+	b = append(b, '{')
+	for i, m := range n.members {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = m.appendMember(b)
+	}
+	return append(b, '}')
 }
 
 // detailMember is one member being summed over rounds: the sum of its

@@ -5,11 +5,13 @@ import (
 	"testing"
 )
 
-// TestAppendUsageSumsEveryMember: over several rounds every top-level
-// member a provider reports is kept: numbers summed (DeepSeek's
+// TestAppendUsageSumsEveryMember: over several rounds every member a
+// provider reports is kept: numbers summed (DeepSeek's
 // prompt_cache_hit_tokens / prompt_cache_miss_tokens, OpenRouter's cost),
-// anything else the last round's value, "*_details" objects member by
-// member (OpenRouter's cost_details too); no key no round sent.
+// anything else the last round's value, objects member by member at every
+// depth ("*_details", OpenRouter's cost_details, Perplexity's cost object,
+// DashScope's cache_creation inside prompt_tokens_details); no key no
+// round sent.
 func TestAppendUsageSumsEveryMember(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -59,12 +61,24 @@ func TestAppendUsageSumsEveryMember(t *testing.T) {
 				`{"prompt_tokens":2,"completion_tokens":2,"total_tokens":4,"cost":0.25,"tiny":1e-30}`,
 			},
 			`{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6,"cost":150.25,"tiny":2e-30}`},
-		{"an object that is no details: the last", Usage{3, 3, 6, 0},
+		{"an object that is no details: summed the same", Usage{3, 3, 6, 0},
 			[]string{
 				`{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2,"server_tool_use":{"web_search_requests":1}}`,
 				`{"prompt_tokens":2,"completion_tokens":2,"total_tokens":4,"server_tool_use":{"web_search_requests":2}}`,
 			},
-			`{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6,"server_tool_use":{"web_search_requests":2}}`},
+			`{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6,"server_tool_use":{"web_search_requests":3}}`},
+		{"perplexity's cost object, a string beside it", Usage{30, 10, 40, 0},
+			[]string{
+				`{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"search_context_size":"low","cost":{"input_tokens_cost":0.00001,"output_tokens_cost":0.00002,"request_cost":0.005,"total_cost":0.00503}}`,
+				`{"prompt_tokens":20,"completion_tokens":5,"total_tokens":25,"search_context_size":"high","cost":{"input_tokens_cost":0.00002,"output_tokens_cost":0.00002,"request_cost":0.012,"total_cost":0.01204}}`,
+			},
+			`{"prompt_tokens":30,"completion_tokens":10,"total_tokens":40,"search_context_size":"high","cost":{"input_tokens_cost":0.00003,"output_tokens_cost":0.00004,"request_cost":0.017,"total_cost":0.01707}}`},
+		{"dashscope's cache creation inside the details", Usage{30, 10, 40, 0},
+			[]string{
+				`{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":8},"cache_creation_input_tokens":8,"cache_type":"ephemeral"}}`,
+				`{"prompt_tokens":20,"completion_tokens":5,"total_tokens":25,"prompt_tokens_details":{"cached_tokens":8,"cache_creation":{"ephemeral_5m_input_tokens":4},"cache_creation_input_tokens":4,"cache_type":"ephemeral"}}`,
+			},
+			`{"prompt_tokens":30,"completion_tokens":10,"total_tokens":40,"prompt_tokens_details":{"cached_tokens":8,"cache_creation":{"ephemeral_5m_input_tokens":12},"cache_creation_input_tokens":12,"cache_type":"ephemeral"}}`},
 		{"a round without a usage object of its own", Usage{3, 3, 6, 0},
 			[]string{
 				`{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}`,
