@@ -164,6 +164,14 @@ type RoundResult struct {
 	// (OpenRouter's mid-stream error), nil if none. Its chunk is not
 	// returned to the client.
 	Error []byte
+	// Annotations is the round's annotations of choice 0 (web search's
+	// url_citations) as one array, each moved to place its citation in
+	// the turn's text (ShiftAnnotations); nil when none came. They did not
+	// go out: OpenAI sends a message's annotations in one delta, and the
+	// SDKs' stream helpers take one (openai-python's raises on a second,
+	// openai-node's keeps the last alone), so the turn sends every
+	// round's in one before its finish.
+	Annotations []byte
 	// LateCalls is a tool_calls array of the bot's own calls of choice 0
 	// that EndNames found whole at the round's end, which nothing of went
 	// out yet: the turn sends them before the finish. They are among
@@ -261,6 +269,8 @@ type Capture struct {
 	lost bool
 	// late is the entries of RoundResult.LateCalls so far (EndNames).
 	late []byte
+	// ann is the entries of RoundResult.Annotations so far.
+	ann []byte
 
 	// The bytes before the delta of this round's text chunks (see
 	// scanTextAfter) and where the id and created are in them.
@@ -428,6 +438,7 @@ func (c *Capture) StartRound(round int, turnID string, created int64) {
 	c.errRaw = nil
 	c.lost = false
 	c.late = c.late[:0]
+	c.ann = c.ann[:0]
 	c.prefix = c.prefix[:0]
 	c.tail.learn("")
 	c.slowSeen = 0
@@ -475,6 +486,8 @@ const keyReason = "_reason\""
 //     returned with finish_reason (and usage) set to null.
 //   - A usage-only chunk (empty choices and a usage) is not returned; its
 //     usage is kept for EndRound.
+//   - Choice 0's annotations are taken out of the chunk and kept for
+//     EndRound (RoundResult.Annotations), moved into the turn's text.
 //   - Azure's first chunk (empty choices, prompt_filter_results, empty id
 //     and model) is not returned: it has nothing for the client, and the
 //     client gets a plain OpenAI stream. Any chunk with empty choices is
@@ -795,6 +808,9 @@ func (c *Capture) EndRound() RoundResult {
 	}
 	if len(c.late) > 0 {
 		r.LateCalls = append(append([]byte(nil), c.late...), ']')
+	}
+	if len(c.ann) > 0 {
+		r.Annotations = append(append([]byte{'['}, c.ann...), ']')
 	}
 	r.Sent = SentRecord{Role: c.role, Text: r.Content, Reasoning: r.Reasoning, Refusal: decodeRaw(c.refusal), Opaque: c.opaque, Calls: r.ClientCalls}
 	return r

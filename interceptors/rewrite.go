@@ -263,12 +263,22 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 				c.toolCalls(data, s, m, choice)
 			}
 		case "annotations":
-			// Citations placed in this round's text, which the client
-			// reads after the earlier rounds' (ShiftAnnotations).
-			if choice == 0 && c.before > 0 {
+			if choice == 0 && v[0] == '[' && notEmpty(v) {
+				// Citations placed in this round's text, which the
+				// client reads after the earlier rounds'
+				// (ShiftAnnotations): held for the turn's end
+				// (RoundResult.Annotations), to go out in one delta.
 				if moved := ShiftAnnotations(v, c.before); moved != nil {
-					c.replace(m.At, m.End, moved)
+					v = string(moved)
 				}
+				if inner := trimSpace([]byte(v[1 : len(v)-1])); len(inner) > 0 {
+					if len(c.ann) > 0 {
+						c.ann = append(c.ann, ',')
+					}
+					c.ann = append(c.ann, inner...)
+				}
+				c.deleteMember(data, m.KeyAt, m.End)
+				break
 			}
 			if notEmpty(v) {
 				st.meaningful = true

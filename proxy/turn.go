@@ -93,6 +93,10 @@ type turn struct {
 	hasUse  bool
 	cost    accounting.Pico
 	sw      *sse.Writer
+	// annotations are the streamed rounds' annotations so far, as
+	// comma-separated elements, for the one delta before the finish
+	// (finishStream).
+	annotations []byte
 	// capture watches a streaming turn's rounds (nil for a non-stream
 	// turn); the chunks paygate writes itself ask it whether they carry
 	// the turn's role delta (ClaimRole).
@@ -549,6 +553,9 @@ func (t *turn) stream() {
 		res, resp, ok := t.relayRound(round, resp, capture, rec)
 		if !ok {
 			return
+		}
+		if res.Annotations != nil {
+			t.annotations = appendElements(t.annotations, string(res.Annotations))
 		}
 		if res.Content != "" {
 			t.inWord = !endsWithSpace(res.Content)
@@ -1640,6 +1647,19 @@ func (t *turn) extension() []byte {
 // synthesized one) carrying the paygate extension, the summed usage when the
 // client asked for it, and [DONE].
 func (t *turn) finishStream(finish []byte, model, reason string) {
+	if len(t.annotations) > 0 {
+		// Every round's annotations in one delta (RoundResult.Annotations).
+		c := chunkHead(t.turnID, model, t.created)
+		c = append(c, `,"choices":[{"index":0,"delta":{`...)
+		if role := t.ownRole(); role != "" {
+			c = jsonstr.Append(append(c, `"role":`...), role)
+			c = append(c, ',')
+		}
+		c = append(c, `"annotations":[`...)
+		c = append(c, t.annotations...)
+		c = append(c, `]},"logprobs":null,"finish_reason":null}]}`...)
+		_ = t.sw.Queue(c) // a client gone is found by the writes after
+	}
 	t.claimAnnouncements()
 	ext := t.extension()
 	var chunk []byte
