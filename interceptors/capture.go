@@ -239,6 +239,11 @@ type Capture struct {
 	// annotations place their citations in that round's text; the client
 	// reads them in the turn's (ShiftAnnotations).
 	before int
+	// detailBase is what the current round's reasoning_details indexes
+	// are moved by for the client: detailNext as the round started, the
+	// index after the highest one the client got this turn
+	// (shiftIndexes).
+	detailBase, detailNext int
 
 	// Per round.
 	id, model   string
@@ -403,6 +408,7 @@ func (c *Capture) startsPayment(name string) bool {
 // timestamp; round 0 ignores it.
 func (c *Capture) StartRound(round int, turnID string, created int64) {
 	c.before += rawChars(c.content)
+	c.detailBase = c.detailNext
 	c.round = round
 	c.turnID = turnID
 	c.turnIDq = jsonstr.Append(c.turnIDq[:0], turnID)

@@ -285,7 +285,12 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 			}
 		case "reasoning_details":
 			if v[0] == '[' && choice == 0 {
-				c.details.Add(v)
+				c.details.Add(v) // as the provider numbered them
+				moved, next := shiftIndexes(v, c.detailBase)
+				if moved != nil {
+					c.replace(m.At, m.End, moved)
+				}
+				c.detailNext = max(c.detailNext, next)
 			}
 			if notEmpty(v) {
 				st.meaningful = true

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -330,7 +331,6 @@ func TestReasoningGoesBackUnderTheProvidersName(t *testing.T) {
 // reasoning blocks").
 func geminiViaOpenRouter(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
-	const or = `data: {"id":"gen-1","object":"chat.completion.chunk","created":1,"model":"google/gemini-3-pro-preview","provider":"Google","choices":`
 	if strings.Contains(string(b), `"role":"tool"`) {
 		asst := assistantToolMessage(b)
 		if gjson.Get(asst, `reasoning_details.#(type=="reasoning.encrypted").data`).Str != "CiQBSIG-SIGNATURE" {
@@ -338,18 +338,27 @@ func geminiViaOpenRouter(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		sseHandler(
-			or+`[{"index":0,"delta":{"role":"assistant","content":"X1 is paid."},"finish_reason":null}]}`+"\n\n",
-			or+`[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":"stop"}]}`+"\n\n",
+			geminiOR+`[{"index":0,"delta":{"role":"assistant","content":"X1 is paid."},"finish_reason":null}]}`+"\n\n",
+			geminiOR+`[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":"stop"}]}`+"\n\n",
 			"data: [DONE]\n\n")(w, r)
 		return
 	}
-	sseHandler(
-		or+`[{"index":0,"delta":{"role":"assistant","content":"","reasoning":"Need the ","reasoning_details":[{"type":"reasoning.text","text":"Need the ","format":"google-gemini-v1","index":0}]},"finish_reason":null}]}`+"\n\n",
-		or+`[{"index":0,"delta":{"role":"assistant","content":"","reasoning":"order.","reasoning_details":[{"type":"reasoning.text","text":"order.","index":0}]},"finish_reason":null}]}`+"\n\n",
-		or+`[{"index":0,"delta":{"role":"assistant","content":"","reasoning_details":[{"type":"reasoning.encrypted","data":"CiQBSIG-","id":"tool_query_order_1","format":"google-gemini-v1","index":1}]},"finish_reason":null}]}`+"\n\n",
-		or+`[{"index":0,"delta":{"role":"assistant","content":"","reasoning_details":[{"type":"reasoning.encrypted","data":"SIGNATURE","index":1}],"tool_calls":[{"index":0,"id":"tool_query_order_1","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":null}]}`+"\n\n",
-		or+`[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":"tool_calls","native_finish_reason":"STOP"}]}`+"\n\n",
-		"data: [DONE]\n\n")(w, r)
+	sseHandler(geminiToolRound...)(w, r)
+}
+
+// geminiOR begins a chunk of Gemini 3 streamed through OpenRouter.
+const geminiOR = `data: {"id":"gen-1","object":"chat.completion.chunk","created":1,"model":"google/gemini-3-pro-preview","provider":"Google","choices":`
+
+// geminiToolRound is geminiViaOpenRouter's tool round: a reasoning.text
+// block (index 0) and the call's signature as a reasoning.encrypted block
+// (index 1), each in pieces, and the query_order call.
+var geminiToolRound = []string{
+	geminiOR + `[{"index":0,"delta":{"role":"assistant","content":"","reasoning":"Need the ","reasoning_details":[{"type":"reasoning.text","text":"Need the ","format":"google-gemini-v1","index":0}]},"finish_reason":null}]}` + "\n\n",
+	geminiOR + `[{"index":0,"delta":{"role":"assistant","content":"","reasoning":"order.","reasoning_details":[{"type":"reasoning.text","text":"order.","index":0}]},"finish_reason":null}]}` + "\n\n",
+	geminiOR + `[{"index":0,"delta":{"role":"assistant","content":"","reasoning_details":[{"type":"reasoning.encrypted","data":"CiQBSIG-","id":"tool_query_order_1","format":"google-gemini-v1","index":1}]},"finish_reason":null}]}` + "\n\n",
+	geminiOR + `[{"index":0,"delta":{"role":"assistant","content":"","reasoning_details":[{"type":"reasoning.encrypted","data":"SIGNATURE","index":1}],"tool_calls":[{"index":0,"id":"tool_query_order_1","type":"function","function":{"name":"query_order","arguments":"{\"order_no\":\"X1\"}"}}]},"finish_reason":null}]}` + "\n\n",
+	geminiOR + `[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":"tool_calls","native_finish_reason":"STOP"}]}` + "\n\n",
+	"data: [DONE]\n\n",
 }
 
 // TestStreamedReasoningDetailsGoBackWithToolCalls: a streamed tool round's
@@ -375,5 +384,40 @@ func TestStreamedReasoningDetailsGoBackWithToolCalls(t *testing.T) {
 	}
 	if !strings.Contains(body, "X1 is paid.") {
 		t.Errorf("client got %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestStreamedReasoningDetailsIndexedAcrossRounds: a later round's
+// reasoning_details blocks reach the bot under indexes after the earlier
+// rounds', as its own tool calls do: each round numbers its blocks from
+// 0, and the SDKs' stream helpers join the deltas of one index
+// (openai-python's accumulate_delta concatenates their strings), so the
+// bot read round 2's signature glued to round 1's text block, one block
+// that no provider signed.
+func TestStreamedReasoningDetailsIndexedAcrossRounds(t *testing.T) {
+	fp := newFakeProvider(t, roundByRound(sseHandler(geminiToolRound...), sseHandler(
+		geminiOR+`[{"index":0,"delta":{"role":"assistant","content":"","reasoning_details":[{"type":"reasoning.encrypted","data":"R2SIG","id":"r2","format":"google-gemini-v1","index":0}]},"finish_reason":null}]}`+"\n\n",
+		geminiOR+`[{"index":0,"delta":{"role":"assistant","content":"X1 is paid."},"finish_reason":null}]}`+"\n\n",
+		geminiOR+`[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":"stop"}]}`+"\n\n",
+		"data: [DONE]\n\n")))
+	url := statefulProxy(t, fp.URL)
+	body := readAll(t, post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"is X1 paid?"}]}`,
+		map[string]string{"X-WeChat-OpenID": "o-user-1"}).Body)
+	// The blocks as a stream helper joins them: by index, strings
+	// concatenated.
+	var blocks []string
+	for _, c := range streamChunks(body) {
+		gjson.Get(c, "choices.0.delta.reasoning_details").ForEach(func(_, d gjson.Result) bool {
+			i := int(d.Get("index").Int())
+			for len(blocks) <= i {
+				blocks = append(blocks, "")
+			}
+			blocks[i] += d.Get("type").Str + ":" + d.Get("text").Str + d.Get("data").Str + " "
+			return true
+		})
+	}
+	want := []string{"reasoning.text:Need the  reasoning.text:order. ", "reasoning.encrypted:CiQBSIG- reasoning.encrypted:SIGNATURE ", "reasoning.encrypted:R2SIG "}
+	if fmt.Sprint(blocks) != fmt.Sprint(want) {
+		t.Errorf("the bot's reasoning_details blocks, by index: %q\nwant %q", blocks, want)
 	}
 }
