@@ -61,13 +61,13 @@ func ShiftAnnotations(arr string, chars int) []byte {
 	return append(out, arr[pos:]...)
 }
 
-// shiftIndexes returns the raw JSON array of a delta's reasoning_details
+// ShiftIndexes returns the raw JSON array of a delta's reasoning_details
 // with each block's "index" moved by by, or nil when nothing moves, and
 // the index after the highest block's once moved (0 for none). Each round
 // numbers its blocks from 0, and the SDKs' stream helpers join the deltas
 // of one index: a later round's blocks must come after the earlier
 // rounds', as the bot's own tool calls do.
-func shiftIndexes(arr string, by int) ([]byte, int) {
+func ShiftIndexes(arr string, by int) ([]byte, int) {
 	var out []byte
 	pos, next := 0, 0
 	gjson.Parse(arr).ForEach(func(_, el gjson.Result) bool {

@@ -242,7 +242,7 @@ type Capture struct {
 	// detailBase is what the current round's reasoning_details indexes
 	// are moved by for the client: detailNext as the round started, the
 	// index after the highest one the client got this turn
-	// (shiftIndexes).
+	// (ShiftIndexes).
 	detailBase, detailNext int
 
 	// Per round.

@@ -286,7 +286,7 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 		case "reasoning_details":
 			if v[0] == '[' && choice == 0 {
 				c.details.Add(v) // as the provider numbered them
-				moved, next := shiftIndexes(v, c.detailBase)
+				moved, next := ShiftIndexes(v, c.detailBase)
 				if moved != nil {
 					c.replace(m.At, m.End, moved)
 				}

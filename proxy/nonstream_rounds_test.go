@@ -186,7 +186,9 @@ func TestNonStreamTurnIdentity(t *testing.T) {
 // round, the earlier rounds' first, as a streaming client reads them (its
 // SDK appends each chunk's): it joined every round's text and reasoning but
 // kept the last round's arrays, so its logprobs no longer spelled its
-// content.
+// content. A later round's reasoning_details blocks are numbered after
+// the earlier rounds', as a streaming client gets them: each round
+// numbers its blocks from 0, and two blocks of one index read as one.
 func TestNonStreamAnswerCarriesEveryRoundsArrays(t *testing.T) {
 	lp := func(toks ...string) string {
 		var es []string
@@ -223,7 +225,7 @@ func TestNonStreamAnswerCarriesEveryRoundsArrays(t *testing.T) {
 		{"reasoning_details of both rounds",
 			round0(`null`, `,"reasoning":"Buy it. ","reasoning_details":`+details("Buy it. ")),
 			last(`null`, `,"reasoning":"Tell them.","reasoning_details":`+details("Tell them.")),
-			"", "", "Buy it. |Tell them."},
+			"", "", "0 Buy it. |1 Tell them."},
 	}
 	join := func(r gjson.Result) string {
 		var s []string
@@ -245,8 +247,12 @@ func TestNonStreamAnswerCarriesEveryRoundsArrays(t *testing.T) {
 			if got := join(gjson.Get(body, "choices.0.logprobs.refusal.#.token")); got != tc.refusal {
 				t.Errorf("logprobs.refusal tokens %q; want %q", got, tc.refusal)
 			}
-			if got := join(gjson.Get(body, "choices.0.message.reasoning_details.#.text")); got != tc.wantDetails {
-				t.Errorf("reasoning_details texts %q; want %q", got, tc.wantDetails)
+			var details []string
+			for _, d := range gjson.Get(body, "choices.0.message.reasoning_details").Array() {
+				details = append(details, d.Get("index").Raw+" "+d.Get("text").Str)
+			}
+			if got := strings.Join(details, "|"); got != tc.wantDetails {
+				t.Errorf("reasoning_details (index and text) %q; want %q", got, tc.wantDetails)
 			}
 		})
 	}

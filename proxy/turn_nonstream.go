@@ -287,30 +287,51 @@ func withThought(body []byte, thought, own interceptors.Reasoning) []byte {
 // arrayPaths, as comma-separated elements. The answer joined every round's
 // text and reasoning but kept the last round's arrays only, so its logprobs
 // no longer spelled its content, and an earlier round's citations were
-// lost.
-type roundArrays [4][]byte
+// lost. detailNext is the index after the highest of the earlier rounds'
+// reasoning_details blocks, which a later round's are numbered after
+// (interceptors.ShiftIndexes), as a streaming client gets them.
+type roundArrays struct {
+	els        [4][]byte
+	detailNext int
+}
 
-var arrayPaths = [...]string{"choices.0.logprobs.content", "choices.0.logprobs.refusal", "choices.0.message.reasoning_details", annotationsPath}
+var arrayPaths = [...]string{"choices.0.logprobs.content", "choices.0.logprobs.refusal", detailsPath, annotationsPath}
 
-const annotationsPath = "choices.0.message.annotations"
+const (
+	detailsPath     = "choices.0.message.reasoning_details"
+	annotationsPath = "choices.0.message.annotations"
+)
 
 // add keeps the arrays of an earlier round's answer, whose text comes after
-// chars characters of the answer's content (textBefore): its annotations
-// are moved by as many. Once per payment round: one gjson walk of an
-// answer that is not the hot path's.
+// chars characters of the answer's content (textBefore), as moved says.
+// Once per payment round: one gjson walk of an answer that is not the hot
+// path's.
 func (a *roundArrays) add(body []byte, chars int) {
 	for i, v := range gjson.GetManyBytes(body, arrayPaths[:]...) {
 		if !v.IsArray() {
 			continue
 		}
-		raw := v.Raw
-		if arrayPaths[i] == annotationsPath {
-			if moved := interceptors.ShiftAnnotations(raw, chars); moved != nil {
-				raw = string(moved)
-			}
-		}
-		a[i] = appendElements(a[i], raw)
+		a.els[i] = appendElements(a.els[i], a.moved(arrayPaths[i], v.Raw, chars))
 	}
+}
+
+// moved is a round's array at path as the answer carries it: its
+// annotations moved by the chars before its text, its reasoning_details
+// blocks numbered after the earlier rounds' (noted in detailNext).
+func (a *roundArrays) moved(path, raw string, chars int) string {
+	var moved []byte
+	switch path {
+	case annotationsPath:
+		moved = interceptors.ShiftAnnotations(raw, chars)
+	case detailsPath:
+		var next int
+		moved, next = interceptors.ShiftIndexes(raw, a.detailNext)
+		a.detailNext = max(a.detailNext, next)
+	}
+	if moved == nil {
+		return raw
+	}
+	return string(moved)
 }
 
 // textBefore is how many characters come before a round's text (content)
@@ -344,12 +365,20 @@ func movedAnnotations(body []byte, chars int) []byte {
 // answer without logprobs gets an object for them.
 func (a *roundArrays) onto(body []byte) []byte {
 	for i, path := range arrayPaths {
-		if len(a[i]) == 0 {
+		if len(a.els[i]) == 0 {
 			continue
 		}
-		arr := append([]byte{'['}, a[i]...)
+		arr := append([]byte{'['}, a.els[i]...)
 		if own := gjson.GetBytes(body, path); own.IsArray() {
-			arr = appendElements(arr, own.Raw)
+			raw := own.Raw
+			if path == detailsPath {
+				// The last round's blocks after the earlier rounds'; not
+				// noted: onto may run more than once for one answer.
+				if moved, _ := interceptors.ShiftIndexes(raw, a.detailNext); moved != nil {
+					raw = string(moved)
+				}
+			}
+			arr = appendElements(arr, raw)
 		}
 		arr = append(arr, ']')
 		out := body
