@@ -239,6 +239,9 @@ type Capture struct {
 	// annotations place their citations in that round's text; the client
 	// reads them in the turn's (ShiftAnnotations).
 	before int
+	// repeat is how many of those characters the current attempt repeats
+	// (Repeats): a fresh answer's citations count from its round's start.
+	repeat int
 	// detailBase is what the current round's reasoning_details indexes
 	// are moved by for the client: detailNext as the round started, the
 	// index after the highest one the client got this turn
@@ -409,6 +412,7 @@ func (c *Capture) startsPayment(name string) bool {
 func (c *Capture) StartRound(round int, turnID string, created int64) {
 	c.before += rawChars(c.content)
 	c.detailBase = c.detailNext
+	c.repeat = 0
 	c.round = round
 	c.turnID = turnID
 	c.turnIDq = jsonstr.Append(c.turnIDq[:0], turnID)
@@ -473,6 +477,13 @@ func (c *Capture) ContinueCalls(calls []ToolCall) {
 		}
 	}
 }
+
+// Repeats tells the capture, right after StartRound, that the attempt
+// answers its round afresh and begins with text, what the client already
+// has of the round (a recovery's Resume skips it): the attempt's
+// annotations place their citations in the whole round's text, so they
+// are moved by the characters before the round, not before the attempt.
+func (c *Capture) Repeats(text string) { c.repeat = utf8.RuneCountInString(text) }
 
 // keyReason ends both finish_reason and OpenRouter's native_finish_reason.
 const keyReason = "_reason\""

@@ -268,7 +268,7 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 				// client reads after the earlier rounds'
 				// (ShiftAnnotations): held for the turn's end
 				// (RoundResult.Annotations), to go out in one delta.
-				if moved := ShiftAnnotations(v, c.before); moved != nil {
+				if moved := ShiftAnnotations(v, c.before-c.repeat); moved != nil {
 					v = string(moved)
 				}
 				if inner := trimSpace([]byte(v[1 : len(v)-1])); len(inner) > 0 {

@@ -95,3 +95,35 @@ func TestAnnotationsPlacedInTheTurnsText(t *testing.T) {
 		})
 	}
 }
+
+// TestRecoveredAnnotationsPlacedInTheAnswer: a stream cut mid-answer and
+// answered afresh by another provider, which repeats the text the client
+// already has (skipped) and places its citations in the whole answer:
+// they are the client's as they are, not moved by the text of the cut
+// attempt. On the plain path and on a payment turn.
+func TestRecoveredAnnotationsPlacedInTheAnswer(t *testing.T) {
+	const c = `data: {"id":"m1","object":"chat.completion.chunk","created":1,"model":"gpt","choices":`
+	for _, turn := range []bool{false, true} {
+		t.Run(fmt.Sprint("payment turn=", turn), func(t *testing.T) {
+			first := newFakeProvider(t, sseHandler(c+`[{"index":0,"delta":{"role":"assistant","content":"Your order"},"finish_reason":null}]}`+"\n\n"))
+			// first ends here: its connection closes without a finish_reason.
+			other := newFakeProvider(t, citedRound(true, "Your order is ready: see the plan page.", "", "stop", "plan page"))
+			url, hdr := afterFinishURL(t, testConfig(t, first.URL, withSecondProvider(other.URL)), turn, queryTools{})
+			body := readAll(t, post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"x"}]}`, hdr).Body)
+			content := []rune(streamText(body))
+			var cited []string
+			for _, ch := range streamChunks(body) {
+				for _, a := range gjson.Get(ch, "choices.0.delta.annotations").Array() {
+					i, j := int(a.Get("url_citation.start_index").Int()), int(a.Get("url_citation.end_index").Int())
+					if i < 0 || i > j || j > len(content) {
+						t.Fatalf("annotation %s outside the content %q", a.Raw, string(content))
+					}
+					cited = append(cited, string(content[i:j]))
+				}
+			}
+			if fmt.Sprint(cited) != "[plan page]" {
+				t.Errorf("the annotations place %q in %q; want [plan page]:\n%s", cited, string(content), body)
+			}
+		})
+	}
+}

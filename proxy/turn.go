@@ -773,6 +773,9 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		resp = next
 		capture.StartRound(max(round, 1), t.turnID, t.created)
 		resume = interceptors.NewResume("", sentText, sentReasoning, !next.Continued).WithRefusal(sentRefusal)
+		if !next.Continued {
+			capture.Repeats(sentText)
+		}
 		if len(sentCalls) > 0 {
 			capture.ContinueCalls(sentCalls)
 			resume.WithCalls(sentCalls, t.s.tools.IsPayment)
