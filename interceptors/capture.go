@@ -164,6 +164,12 @@ type RoundResult struct {
 	// (OpenRouter's mid-stream error), nil if none. Its chunk is not
 	// returned to the client.
 	Error []byte
+	// Fingerprint is the round's system_fingerprint as the provider sent
+	// it (a JSON string), from the last chunk read in full that had one
+	// (the finish chunk always is); nil when none had one. paygate's own
+	// chunks at the turn's end carry it: openai-python's stream helper
+	// takes the completion's from the last chunk.
+	Fingerprint []byte
 	// Annotations is the round's annotations of choice 0 (web search's
 	// url_citations) as one array, each moved to place its citation in
 	// the turn's text (ShiftAnnotations); nil when none came. They did not
@@ -279,6 +285,8 @@ type Capture struct {
 	late []byte
 	// ann is the entries of RoundResult.Annotations so far.
 	ann []byte
+	// fingerprint is RoundResult.Fingerprint so far.
+	fingerprint []byte
 
 	// The bytes before the delta of this round's text chunks (see
 	// scanTextAfter) and where the id and created are in them.
@@ -449,6 +457,7 @@ func (c *Capture) StartRound(round int, turnID string, created int64) {
 	c.lost = false
 	c.late = c.late[:0]
 	c.ann = c.ann[:0]
+	c.fingerprint = c.fingerprint[:0]
 	c.prefix = c.prefix[:0]
 	c.tail.learn("")
 	c.slowSeen = 0
@@ -828,6 +837,9 @@ func (c *Capture) EndRound() RoundResult {
 	}
 	if len(c.ann) > 0 {
 		r.Annotations = append(append([]byte{'['}, c.ann...), ']')
+	}
+	if len(c.fingerprint) > 0 {
+		r.Fingerprint = append([]byte(nil), c.fingerprint...)
 	}
 	r.Sent = SentRecord{Role: c.role, Text: r.Content, Reasoning: r.Reasoning, Refusal: decodeRaw(c.refusal), Opaque: c.opaque, Calls: r.ClientCalls}
 	return r

@@ -54,6 +54,10 @@ func (c *Capture) slow(data []byte, s string) []byte {
 				st.hasError = true
 				c.errRaw = append(c.errRaw[:0], v.Raw...)
 			}
+		case "system_fingerprint":
+			if v.Type == gjson.String {
+				c.fingerprint = append(c.fingerprint[:0], v.Raw...)
+			}
 		default:
 			st.paygate = st.paygate || isPaygateKey(k.Str)
 		}

@@ -172,7 +172,7 @@ func TestErrorJSONAllocs(t *testing.T) {
 func TestOwnChunksAreValidJSON(t *testing.T) {
 	for _, s := range []string{"plain", "ctl\x01\x7f", "bad\xff utf-8", "sep\u2028", `q"b\`} {
 		u := interceptors.Usage{PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7}
-		c := usageChunk(s, s, 1700000000, &u)
+		c := usageChunk(s, s, 1700000000, nil, &u)
 		if !json.Valid(c) {
 			t.Errorf("usageChunk(%q): not JSON: %s", s, c)
 		}

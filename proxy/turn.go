@@ -93,6 +93,10 @@ type turn struct {
 	hasUse  bool
 	cost    accounting.Pico
 	sw      *sse.Writer
+	// fingerprint is the last streamed round's system_fingerprint (a JSON
+	// string, nil for none), for the chunks paygate writes at the turn's
+	// end (RoundResult.Fingerprint).
+	fingerprint []byte
 	// annotations are the streamed rounds' annotations so far, as
 	// comma-separated elements, for the one delta before the finish
 	// (finishStream).
@@ -557,6 +561,7 @@ func (t *turn) stream() {
 		if res.Annotations != nil {
 			t.annotations = appendElements(t.annotations, string(res.Annotations))
 		}
+		t.fingerprint = res.Fingerprint
 		if res.Content != "" {
 			t.inWord = !endsWithSpace(res.Content)
 		}
@@ -1693,6 +1698,11 @@ func (t *turn) finishStream(finish []byte, model, reason string) {
 	}
 	if chunk == nil {
 		chunk = interceptors.FinalChunk(t.turnID, model, t.created, t.ownRole(), reason, ext, nil)
+		if len(t.fingerprint) > 0 {
+			if c, err := sjson.SetRawBytes(chunk, "system_fingerprint", t.fingerprint); err == nil {
+				chunk = c
+			}
+		}
 	}
 	// The last events leave in one write, with [DONE].
 	if err := t.sw.Queue(chunk); err != nil {
@@ -1700,7 +1710,7 @@ func (t *turn) finishStream(finish []byte, model, reason string) {
 	}
 	if t.chat.WantsUsage && t.hasUse {
 		u := t.usage
-		_ = t.sw.Queue(usageChunk(t.turnID, model, t.created, &u, t.usageObjects()...))
+		_ = t.sw.Queue(usageChunk(t.turnID, model, t.created, t.fingerprint, &u, t.usageObjects()...))
 	}
 	if t.sw.End() != nil { // sent with the end of the response, as the handler returns
 		return
@@ -1751,9 +1761,14 @@ func (t *turn) ownRole() string {
 }
 
 // usageChunk renders the turn's usage chunk: u summed over the rounds whose
-// usage objects are objs (see interceptors.AppendUsage).
-func usageChunk(id, model string, created int64, u *interceptors.Usage, objs ...[]byte) []byte {
-	b := append(chunkHead(id, model, created), `,"choices":[],"usage":`...)
+// usage objects are objs (see interceptors.AppendUsage), with the
+// system_fingerprint fp (a JSON string) when it is not empty.
+func usageChunk(id, model string, created int64, fp []byte, u *interceptors.Usage, objs ...[]byte) []byte {
+	b := chunkHead(id, model, created)
+	if len(fp) > 0 {
+		b = append(append(b, `,"system_fingerprint":`...), fp...)
+	}
+	b = append(b, `,"choices":[],"usage":`...)
 	b = interceptors.AppendUsage(b, u, objs)
 	return append(b, '}')
 }
