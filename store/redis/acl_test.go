@@ -55,6 +55,28 @@ func TestMoneyWriteAppliedButUnconfirmedIsUnavailable(t *testing.T) {
 	}
 }
 
+// TestMoneyWriteRefusedInsideItsScriptIsUnavailable: Redis's ACL refuses a
+// command a money script runs (a user short of one, or an ACL changed
+// while a lost reply's re-send was on its way) with an error naming the
+// script, which was kept as the script's own answer: a plain error, "not
+// applied". But a script stopped there keeps what it wrote before (the
+// claim's record, here, without its expiry), and a re-send refused so
+// follows a try that applied: it is store.ErrUnavailable, "may have
+// applied", as any other refusal of a money write.
+func TestMoneyWriteRefusedInsideItsScriptIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.StartServer(t)
+	s := openOn(t, nil, aclUser(t, srv, "-pexpire"))
+	_, _, err := s.ClaimPurchase(ctx, "acl-in-script", "ACL-S1", time.Hour)
+	claim, _ := s.k.claim("acl-in-script")
+	if n, xerr := srv.Client().Exists(ctx, claim).Result(); xerr != nil || n != 1 {
+		t.Fatalf("the claim is not in Redis (%d, %v; the claim answered %v): the test refuses no command after the script wrote", n, xerr, err)
+	}
+	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "pexpire") && !strings.Contains(err.Error(), "can't run") {
+		t.Fatalf("a claim whose PEXPIRE Redis refused after its HSET applied: %v; want store.ErrUnavailable (it applied), naming Redis's refusal", err)
+	}
+}
+
 // TestPingSaysWhenTheACLRefusesMoneyWrites: every money write is a Lua
 // script (EVALSHA) and, with wait_replicas, a WAIT behind it, while Ping's
 // write probe was a plain SET: a user whose ACL lacks @scripting, or WAIT,

@@ -1200,15 +1200,26 @@ func (s *Store) runWrite(ctx context.Context, op string, sc *goredis.Script, rai
 // "not applied": it is store.ErrUnavailable, which they take for "may have
 // applied". The script's own answers (its error replies, the error of a
 // command it ran, which Redis reports naming user_script) are kept: every
-// money script answers a re-send as the run that applied did.
+// money script answers a re-send as the run that applied did. Not so
+// Redis's ACL refusing a command the script runs (scriptACLRefusal): an
+// ACL changed since the try that applied refuses the re-send alone, and
+// a script stopped there keeps what it wrote before the refused command.
 func writeErr(op string, err error) error {
 	err = mapErr(op, err)
 	var rerr goredis.Error
 	if errors.Is(err, store.ErrUnavailable) || !errors.As(err, &rerr) ||
-		goredis.HasErrorPrefix(rerr, "STALEINTENT") || strings.Contains(rerr.Error(), "user_script") {
+		goredis.HasErrorPrefix(rerr, "STALEINTENT") ||
+		strings.Contains(rerr.Error(), "user_script") && !scriptACLRefusal(rerr.Error()) {
 		return err
 	}
 	return fmt.Errorf("%w (not the script's answer: a try before it may have applied): %w", store.ErrUnavailable, err)
+}
+
+// scriptACLRefusal reports whether msg is Redis's ACL refusing a command
+// inside a script: "The user executing the script can't ..." up to Redis
+// 7.0, "ACL failure in script: ..." from 7.2.
+func scriptACLRefusal(msg string) bool {
+	return strings.Contains(msg, "user executing the script can't") || strings.Contains(msg, "ACL failure in script")
 }
 
 // unconfirmed is the error of a money write whose script applied but whose
