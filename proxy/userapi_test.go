@@ -278,6 +278,8 @@ func TestUserOrdersCursorIsTheUsers(t *testing.T) {
 // x-should-retry: false. The OpenAI SDKs retry a 409 on their own (the
 // Node SDK's shouldRetry), so the confirmation ran again seconds later,
 // after the bot had told the user to try again, behind the user's back.
+// So does a cancel of a proposal already confirmed (409
+// refund_already_confirmed): every retry is told the same.
 func TestRefundConfirmConflictsAreNotRetried(t *testing.T) {
 	ctx := context.Background()
 	st := testdrivers.Open(t, "embedded", nil)
@@ -302,14 +304,21 @@ func TestRefundConfirmConflictsAreNotRetried(t *testing.T) {
 	propose("rf_busy", "PGC-busy", 4999)
 	propose("rf_closed", "PGC-closed", 4999)
 	propose("rf_toomuch", "PGC-part", 4999)
+	// Confirmed: the order refunding for it, the proposal used.
+	order("PGC-taken", func(o *store.Order) { o.Status, o.RefundReservedBy = store.StatusRefunding, "rf_taken" })
+	propose("rf_taken", "PGC-taken", 4999)
+	if _, err := st.ConsumeRefundProposal(ctx, "rf_taken", "o-conflict"); err != nil {
+		t.Fatal(err)
+	}
 	srv := userAPIServer(t, st)
-	for _, tc := range []struct{ id, code string }{
-		{"rf_busy", "refund_in_progress"},
-		{"rf_closed", "refund_not_possible"},
-		{"rf_toomuch", "refund_not_possible"},
+	for _, tc := range []struct{ id, verb, code string }{
+		{"rf_busy", "confirm", "refund_in_progress"},
+		{"rf_closed", "confirm", "refund_not_possible"},
+		{"rf_toomuch", "confirm", "refund_not_possible"},
+		{"rf_taken", "cancel", "refund_already_confirmed"},
 	} {
 		t.Run(tc.code+" "+tc.id, func(t *testing.T) {
-			req, err := http.NewRequest(http.MethodPost, srv+"/v1/paygate/refunds/"+tc.id+"/confirm", nil)
+			req, err := http.NewRequest(http.MethodPost, srv+"/v1/paygate/refunds/"+tc.id+"/"+tc.verb, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -322,10 +331,10 @@ func TestRefundConfirmConflictsAreNotRetried(t *testing.T) {
 			body := readAll(t, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusConflict || gjson.Get(body, "error.code").Str != tc.code {
-				t.Fatalf("confirm: %d %s; want 409 %s", resp.StatusCode, body, tc.code)
+				t.Fatalf("%s: %d %s; want 409 %s", tc.verb, resp.StatusCode, body, tc.code)
 			}
 			if got := resp.Header.Get("X-Should-Retry"); got != "false" {
-				t.Errorf("x-should-retry %q; want false: an SDK's retry would confirm again behind the user's back", got)
+				t.Errorf("%s: x-should-retry %q; want false: an SDK's retry would %s again, behind the user's back or for the same answer", tc.verb, got, tc.verb)
 			}
 		})
 	}
