@@ -12,6 +12,8 @@ import (
 	"testing/iotest"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/paygate/paygate/internal/heaptest"
 )
 
 func readAll(t testing.TB, r io.Reader) []string {
@@ -536,8 +538,8 @@ func TestReaderLongEventMemory(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in, want := longStream(tc.before, tc.eol, size)
-			base := liveHeap()
-			src := &peakReader{r: bytes.NewReader(in)}
+			base := heaptest.Live()
+			src := &heaptest.PeakReader{R: bytes.NewReader(in)}
 			r := NewReader(src)
 			defer r.Release()
 			ev, err := r.Next()
@@ -547,7 +549,7 @@ func TestReaderLongEventMemory(t *testing.T) {
 			if err != nil || !bytes.Equal(ev.Data, want) {
 				t.Fatalf("got %d bytes, %v; want the %d bytes of the long event", len(ev.Data), err, len(want))
 			}
-			peak := max(src.peak, liveHeap()) - base
+			peak := max(src.Peak, heaptest.Live()) - base
 			if peak > size*13/10 {
 				t.Errorf("%d bytes held at most for a %d-byte event; want at most 1.3 times the event", peak, len(want))
 			}
@@ -556,7 +558,7 @@ func TestReaderLongEventMemory(t *testing.T) {
 			} else if ev, err = r.Next(); err != nil || string(ev.Data) != `{"b":2}` {
 				t.Fatalf("the event after the long one: %q, %v", ev.Data, err)
 			}
-			after := int64(liveHeap() - base)
+			after := int64(heaptest.Live() - base)
 			t.Logf("a %d MiB event: %.1f MiB held at most while it was read, %d bytes after", size>>20, float64(peak)/(1<<20), after)
 			if after > kept {
 				t.Errorf("%d bytes kept once the long event was read (released: %v); want at most %d", after, tc.release, kept)
@@ -576,27 +578,4 @@ func longStream(before, eol string, size int) (in, want []byte) {
 	in = append([]byte(before+"data: "), want...)
 	in = append(in, eol+eol+`data: {"b":2}`+eol+eol+"data: [DONE]"+eol+eol...)
 	return in, want
-}
-
-// liveHeap is the bytes of live heap objects, after a collection.
-func liveHeap() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
-// peakReader reads r, and samples the live heap every 64 reads (512 KiB of
-// a long line, read through the Reader's 8 KiB buffer).
-type peakReader struct {
-	r     io.Reader
-	reads int
-	peak  uint64
-}
-
-func (p *peakReader) Read(b []byte) (int, error) {
-	if p.reads++; p.reads%64 == 0 {
-		p.peak = max(p.peak, liveHeap())
-	}
-	return p.r.Read(b)
 }
