@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -156,5 +157,19 @@ func TestFallbackIDAllocatesNothing(t *testing.T) {
 	}
 	if want := "chatcmpl-paygate-" + rt.rc.id; id != want || len(rt.rc.id) != logging.RequestIDLen {
 		t.Errorf("fallbackID %q of request %q; want %q", id, rt.rc.id, want)
+	}
+}
+
+// TestSentLogAddAllocatesNothing: the plain stream's log of sent events
+// costs a small event a copy and no allocation, nor a large one whose
+// picture it logs as a stand-in (sentLog.add), once the log has room.
+func TestSentLogAddAllocatesNothing(t *testing.T) {
+	small := []byte(`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}`)
+	large := []byte(`{"id":"c1","choices":[{"index":0,"delta":{"images":[{"type":"image_url","image_url":{"url":"data:image/png;base64,` + strings.Repeat("A", largeEvent) + `"}}]}}]}`)
+	for name, ev := range map[string][]byte{"small": small, "large image": large} {
+		l := &sentLog{b: make([]byte, 0, 16<<10)}
+		if n := testing.AllocsPerRun(100, func() { l.b = l.b[:0]; l.add(ev) }); n != 0 {
+			t.Errorf("sentLog.add of a %s event: %v allocations; want 0", name, n)
+		}
 	}
 }

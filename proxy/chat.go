@@ -646,16 +646,69 @@ type sentLog struct {
 }
 
 // add logs one event sent. JSON holds no raw NUL: it separates the
-// logged events.
+// logged events. An event over largeEvent is logged with the content
+// parts, audio and pictures of its first choice's delta (opaqueValues) as
+// a stand-in, [0]: readSent reads it as it reads the event (an opaque
+// delta, whatever else it carries), and no recovery follows an opaque
+// one, so their bytes are of no use to it. Logged whole, an image model's
+// picture (a data URL of tens of MiB in one event) was held once more for
+// the stream's life, beside the event relayed.
 func (l *sentLog) add(data []byte) {
 	if l.over {
 		return
 	}
-	if len(l.b)+len(data)+1 > maxSentLog {
+	var cuts [4][2]int
+	n, size := 0, len(data)
+	if len(data) > largeEvent {
+		n = opaqueValues(data, &cuts)
+		for _, c := range cuts[:n] {
+			size -= c[1] - c[0] - len(standIn)
+		}
+	}
+	if len(l.b)+size+1 > maxSentLog {
 		l.b, l.over = nil, true
 		return
 	}
-	l.b = append(append(l.b, data...), 0)
+	pos := 0
+	for _, c := range cuts[:n] {
+		l.b = append(append(l.b, data[pos:c[0]]...), standIn...)
+		pos = c[1]
+	}
+	l.b = append(append(l.b, data[pos:]...), 0)
+}
+
+// largeEvent: events longer than this are looked into before they are
+// logged (sentLog.add); the text of a model's answer comes in events far
+// shorter, which are logged as they are, with no scan.
+const largeEvent = 64 << 10
+
+// standIn is what a large event's opaque values are logged as: an array
+// with a member, opaque to readSent (nonEmptyValue) as they are.
+const standIn = "[0]"
+
+// opaqueValues finds, in data, the byte ranges of its first choice's
+// delta's members readSent takes for opaque (content given as parts,
+// audio, images, each when not empty), in order, at most len(cuts); it
+// returns how many it found.
+func opaqueValues(data []byte, cuts *[4][2]int) int {
+	n := 0
+	d := gjson.Get(unsafe.String(unsafe.SliceData(data), len(data)), "choices.0.delta")
+	if !d.IsObject() {
+		return 0
+	}
+	d.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "content", "audio", "images":
+			end := v.Index + len(v.Raw)
+			// Where gjson says it is (a comparison of the same bytes).
+			if nonEmptyValue(v) && v.Index > 0 && end <= len(data) && string(data[v.Index:end]) == v.Raw {
+				cuts[n] = [2]int{v.Index, end}
+				n++
+			}
+		}
+		return n < len(cuts)
+	})
+	return n
 }
 
 // maxSentLog bounds a sentLog: 32 MiB, failover's bound on a non-stream

@@ -11,7 +11,7 @@ import (
 // delta no fresh answer can be matched against — content given as parts
 // (Mistral's reasoning models stream their thinking as
 // "content":[{"type":"thinking",…}]), audio or an image model's picture
-// (delta.images) — is not recovered: the
+// (delta.images), however large — is not recovered: the
 // fresh answer would hand the client those parts again (SPEC 5: nothing
 // already sent is sent twice). The stream ends with the error event naming
 // the cut, and no other provider is asked. On the plain path and on a
@@ -22,6 +22,8 @@ func TestRecoveryRepeatsNoOpaqueDelta(t *testing.T) {
 		"thinking parts": `{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"UNIQUE-PART"}]}]}`,
 		"audio":          `{"role":"assistant","content":null,"audio":{"id":"audio_1","transcript":"UNIQUE-PART","data":"AAAA"}}`,
 		"image":          `{"role":"assistant","content":"","images":[{"type":"image_url","image_url":{"url":"data:image/png;base64,UNIQUE-PART"}}]}`,
+		// Over largeEvent: logged with a stand-in for the picture.
+		"large image": `{"role":"assistant","content":"","images":[{"type":"image_url","image_url":{"url":"data:image/png;base64,UNIQUE-PART` + strings.Repeat("A", largeEvent) + `"}}]}`,
 	}
 	for name, delta := range deltas {
 		for _, turn := range []bool{false, true} {

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +142,44 @@ func TestReadSent(t *testing.T) {
 	}
 	if got = readSent([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"content":[],"audio":null}}]}`+"\x00"), &calls); got.opaque {
 		t.Errorf("empty content parts and a null audio were reported opaque")
+	}
+}
+
+// TestSentLogLargeEvent: an event over largeEvent is logged with its
+// content parts, audio and pictures as a stand-in, and read back as it
+// would be whole: the same text, calls and opaque delta (a tool call
+// without an index beside a picture is still a partial call). Its other
+// bytes are logged as they are, a long text's
+// too. A picture logged whole was held once more for the stream's life.
+func TestSentLogLargeEvent(t *testing.T) {
+	const ev = `{"id":"c1","choices":[{"index":0,"delta":%s}]}`
+	pic := strings.Repeat("A", largeEvent)
+	image := `[{"type":"image_url","image_url":{"url":"data:image/png;base64,` + pic + `"}}]`
+	for _, tc := range []struct {
+		name, delta string
+		whole       bool // logged as it came
+	}{
+		{"image and text", `{"role":"assistant","content":"Here it is","images":` + image + `}`, false},
+		{"audio", `{"content":null,"audio":{"id":"audio_1","data":"` + pic + `","transcript":"Hi"}}`, false},
+		{"content parts", `{"content":[{"type":"thinking","thinking":[{"type":"text","text":"` + pic + `"}]}]}`, false},
+		{"image beside a call without an index", `{"images":` + image + `,"tool_calls":[{"function":{"arguments":"{"}}]}`, false},
+		{"image beside an indexed call", `{"images":` + image + `,"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]}`, false},
+		{"long text", `{"content":"` + pic + `","images":[]}`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := fmt.Sprintf(ev, tc.delta)
+			l := &sentLog{}
+			l.add([]byte(data))
+			l.add([]byte(fmt.Sprintf(ev, `{"content":" more"}`)))
+			var calls, wantCalls []sentCall
+			got := readSent(l.b, &calls)
+			want := readSent([]byte(data+"\x00"+fmt.Sprintf(ev, `{"content":" more"}`)+"\x00"), &wantCalls)
+			if got != want || !reflect.DeepEqual(calls, wantCalls) {
+				t.Errorf("read back %+v, calls %+v; want %+v, calls %+v", got, calls, want, wantCalls)
+			}
+			if whole := len(l.b) > len(data); whole != tc.whole {
+				t.Errorf("logged %d bytes of a %d-byte event and a small one; want it logged whole: %v", len(l.b), len(data), tc.whole)
+			}
+		})
 	}
 }
