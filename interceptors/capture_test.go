@@ -531,3 +531,31 @@ func TestCaptureStopsTakingCallsPastMaxCalls(t *testing.T) {
 		t.Errorf("the capture took %d of %d calls in one event; want it to stop just past MaxCalls (%d)", n, 4*MaxCalls, MaxCalls)
 	}
 }
+
+// TestLargeChunkNotKept: a later round's chunk rewritten under the turn's
+// id is built in a buffer of its own when it is over keepOut (an image
+// model's picture, tens of MiB in one chunk, or a long text chunk), and
+// the Capture keeps no buffer of its size for the next chunk: grown in the
+// kept one, the picture was held once more to the turn's end. Small chunks
+// after it are rewritten as before.
+func TestLargeChunkNotKept(t *testing.T) {
+	const head = `{"id":"c0","object":"chat.completion.chunk","created":5,"model":"m","choices":[{"index":0,"delta":`
+	long := strings.Repeat("A", keepOut)
+	c := NewCapture(isPaymentName)
+	c.StartRound(1, "turn-1", 1)
+	for _, delta := range []string{
+		`{"role":"assistant","images":[{"type":"image_url","image_url":{"url":"data:image/png;base64,` + long + `"}}]}`, // the slow path (apply)
+		`{"content":"` + long + `"}`, // a text chunk (rewriteID)
+		`{"content":"Hi"}`,
+	} {
+		data := head + delta + `,"finish_reason":null}]}`
+		out, err := c.Process([]byte(data))
+		want := strings.Replace(strings.Replace(data, `"c0"`, `"turn-1"`, 1), `"created":5`, `"created":1`, 1)
+		if err != nil || string(out) != want {
+			t.Fatalf("Process: %.200s, %v; want %.200s", out, err, want)
+		}
+		if cap(c.out) > keepOut {
+			t.Errorf("after a %d-byte chunk the Capture keeps a buffer of %d bytes; want at most %d", len(data), cap(c.out), keepOut)
+		}
+	}
+}

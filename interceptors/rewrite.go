@@ -865,18 +865,42 @@ func spanStart(data []byte, keyAt int) int {
 // apply builds the returned chunk from data and the recorded edits.
 func (c *Capture) apply(data []byte) []byte {
 	slices.SortFunc(c.edits, func(a, b edit) int { return a.start - b.start })
-	c.out = c.out[:0]
+	out := c.output(len(data) + len(c.scratch))
 	pos := 0
 	for _, e := range c.edits {
 		if e.start < pos { // overlapping edits cannot happen; be safe
 			continue
 		}
-		c.out = append(c.out, data[pos:e.start]...)
-		c.out = append(c.out, c.scratch[e.rs:e.re]...)
+		out = append(out, data[pos:e.start]...)
+		out = append(out, c.scratch[e.rs:e.re]...)
 		pos = e.end
 	}
-	c.out = append(c.out, data[pos:]...)
-	return c.out
+	return c.kept(append(out, data[pos:]...))
+}
+
+// keepOut bounds the buffer a rewritten chunk is built in that is kept
+// for the next chunk (Capture.out). A chunk that may take more (an image
+// model's picture, a data URL of tens of MiB in one chunk) is built in a
+// buffer of its own, let go with the chunk: grown in the kept one, the
+// picture was held once more to the turn's end.
+const keepOut = 64 << 10
+
+// output is the buffer to build a rewritten chunk of at most n bytes in:
+// the kept one, emptied, or for more than keepOut a new one of n.
+func (c *Capture) output(n int) []byte {
+	if n > keepOut {
+		return make([]byte, 0, n)
+	}
+	return c.out[:0]
+}
+
+// kept returns the built chunk out, and keeps its buffer for the next
+// chunk when it is within keepOut.
+func (c *Capture) kept(out []byte) []byte {
+	if cap(out) <= keepOut {
+		c.out = out
+	}
+	return out
 }
 
 // keepFinishChunk keeps the finish chunk with its deltas emptied and, after

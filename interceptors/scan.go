@@ -416,7 +416,7 @@ func (c *Capture) learnPrefix(data []byte, s string, delta, deltaEnd int) {
 // a later round all come this way.
 func (c *Capture) rewriteID(data []byte, s string, deltaEnd int) []byte {
 	idAt, idEnd, crAt, crEnd := c.stampAt(data, s, deltaEnd)
-	out, pos := c.out[:0], 0
+	out, pos := c.output(len(data)+len(`{"id":,`)+len(c.turnIDq)+len(c.createdq)), 0
 	if idAt < 0 { // no id: the turn's goes first
 		out = append(out, '{')
 		out = append(out, `"id":`...)
@@ -435,8 +435,7 @@ func (c *Capture) rewriteID(data []byte, s string, deltaEnd int) []byte {
 		out = append(append(out, data[pos:crAt]...), c.createdq...)
 		pos = crEnd
 	}
-	c.out = append(out, data[pos:]...)
-	return c.out
+	return c.kept(append(out, data[pos:]...))
 }
 
 // stampAt finds, in a text chunk whose delta ends at deltaEnd, the byte
