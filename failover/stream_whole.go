@@ -190,8 +190,8 @@ read:
 // refusal, reasoning and reasoning_content concatenated, its tool calls
 // merged by index (id, type and name from the fragment that gives them
 // first, arguments concatenated), a legacy function_call likewise, its
-// images and annotations each delta's entries after the last's, its
-// finish_reason and its logprobs' content and refusal tokens
+// images and annotations each delta's entries after the last's, its audio
+// (builtAudio), its finish_reason and its logprobs' content and refusal tokens
 // concatenated; the last usage given. size counts the bytes taken in, and
 // for each choice and tool call the least its JSON takes, at most limit.
 // Choices and calls are found by map, not by search: a body of a provider
@@ -237,6 +237,37 @@ type builtChoice struct {
 	// order they came; listHas says one was given, if empty.
 	lists   [2][]string
 	listHas [2]bool
+	audio   *builtAudio // the deltas' "audio", merged; nil when none came
+}
+
+// builtAudio is an audio model's spoken answer (gpt-4o-audio-preview's
+// message.audio) merged from its deltas: the id of the first that gives
+// one, the base64 data and the transcript concatenated, the expiry (raw
+// JSON) of the last that gives one, which OpenAI sends last, alone.
+type builtAudio struct {
+	id               string
+	data, transcript fragText
+	expires          string
+}
+
+// addAudio merges a delta's "audio" object.
+func (c *builtChoice) addAudio(v gjson.Result) {
+	if c.audio == nil {
+		c.audio = &builtAudio{}
+	}
+	a := c.audio
+	if id := v.Get("id"); id.Type == gjson.String && a.id == "" {
+		a.id = id.Str
+	}
+	if d := v.Get("data"); d.Type == gjson.String {
+		a.data.add(d)
+	}
+	if t := v.Get("transcript"); t.Type == gjson.String {
+		a.transcript.add(t)
+	}
+	if e := v.Get("expires_at"); e.Type == gjson.Number {
+		a.expires = e.Raw
+	}
 }
 
 // builtPart is a merged content part: a "text" or "thinking" part's text,
@@ -483,6 +514,12 @@ func (b *completionBuilder) addChoice(ch gjson.Result) error {
 			c.lists[i] = append(c.lists[i], el.Raw)
 			return true
 		})
+	}
+	if v := d.Get("audio"); v.IsObject() {
+		if err := b.take(len(v.Raw)); err != nil {
+			return err
+		}
+		c.addAudio(v)
 	}
 	if v := d.Get("reasoning_details"); v.IsArray() {
 		if err := b.take(len(v.Raw)); err != nil {
@@ -879,12 +916,19 @@ type (
 		Content          any                `json:"content"` // nil, *string, or its parts' json.RawMessage
 		Refusal          *string            `json:"refusal,omitempty"`
 		Annotations      json.RawMessage    `json:"annotations,omitempty"`
+		Audio            *assembledAudio    `json:"audio,omitempty"`
 		Reasoning        *string            `json:"reasoning,omitempty"`
 		ReasoningContent *string            `json:"reasoning_content,omitempty"`
 		ReasoningDetails json.RawMessage    `json:"reasoning_details,omitempty"`
 		Images           json.RawMessage    `json:"images,omitempty"`
 		ToolCalls        []json.RawMessage  `json:"tool_calls,omitempty"`
 		FunctionCall     *assembledFunction `json:"function_call,omitempty"`
+	}
+	assembledAudio struct {
+		ID         string          `json:"id"`
+		Data       string          `json:"data"`
+		ExpiresAt  json.RawMessage `json:"expires_at,omitempty"`
+		Transcript string          `json:"transcript"`
 	}
 	assembledToolCall struct {
 		ID       string             `json:"id"`
@@ -933,6 +977,9 @@ func (b *completionBuilder) build() ([]byte, error) {
 		}
 		m.ReasoningDetails = c.details.JSON()
 		m.Images, m.Annotations = listJSON(c.listHas[0], c.lists[0]), listJSON(c.listHas[1], c.lists[1])
+		if a := c.audio; a != nil {
+			m.Audio = &assembledAudio{ID: a.id, Data: a.data.String(), ExpiresAt: raw(a.expires), Transcript: a.transcript.String()}
+		}
 		switch {
 		case len(c.parts) > 0:
 			m.Content = c.partsJSON()

@@ -359,6 +359,35 @@ func TestEventStreamImagesAndAnnotations(t *testing.T) {
 	}
 }
 
+// TestEventStreamAudio: an audio model's spoken answer (gpt-4o-audio-
+// preview with modalities ["text","audio"]), streamed in a delta's "audio"
+// — its id first, then pieces of its base64 data and of its transcript,
+// its expires_at last — is assembled as the message.audio a JSON answer
+// carries: the id, the data and the transcript each concatenated, the
+// expiry. Dropped, the bot that asked for speech got an answer with no
+// content and no audio, the audio billed.
+func TestEventStreamAudio(t *testing.T) {
+	chunk := choicesChunk
+	script := func(c *fconn, _ int) {
+		c.sse()
+		c.event(chunk(`{"index":0,"delta":{"role":"assistant","content":null,"refusal":null,"audio":{"id":"audio_1","transcript":"Hel"}},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"audio":{"transcript":"lo \u00e9t\u00e9"}},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"audio":{"data":"UklGRn"}},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"audio":{"data":"oGAA\/XQ=="}},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{"audio":{"expires_at":1729018505}},"finish_reason":null}`))
+		c.event(chunk(`{"index":0,"delta":{},"finish_reason":"stop"}`))
+		c.done()
+	}
+	got := answerOfA(t, script)
+	const want = `{"id":"audio_1","data":"UklGRnoGAA/XQ==","expires_at":1729018505,"transcript":"Hello été"}`
+	if g := gjson.Get(got.body, "choices.0.message.audio").Raw; g != want {
+		t.Errorf("message.audio %s; want %s (body %s)", g, want, got.body)
+	}
+	if g := gjson.Get(got.body, "choices.0.message.content").Raw; g != "null" {
+		t.Errorf("message.content %s; want null", g)
+	}
+}
+
 // TestEventStreamPaymentCallNamedAsTheCaptureReadsIt: a tool call an event
 // stream names somewhere the stream capture does not read a name (at the
 // fragment's top), names twice (a "function" or a "name" repeated, also in
