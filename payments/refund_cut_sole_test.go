@@ -2,7 +2,6 @@ package payments_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	"github.com/paygate/paygate/payments"
@@ -16,19 +15,13 @@ import (
 // holds the order as its own, no confirmation is on its way to record or
 // send that refund, and the user's word was taken. The sweep records and
 // sends it under its one out_refund_no, at once; the user's tap again is
-// told it is on its way, and it ends refunded, sent once. Left to a
-// person (needs_review after takenGrace, as with replicas, which cannot
-// tell a dead confirmation from a slow one), the refund the user
-// confirmed was never sent.
+// told it is on its way, and it ends refunded, sent once. Replicas, which
+// cannot tell a dead confirmation from a slow one, send it past
+// takenGrace (TestReservationLeftByACutConfirmation).
 func TestCrashAfterTheConfirmationWasSpentSendsTheRefund(t *testing.T) {
 	e := newEnv(t, envOptions{driver: "embedded", storeClock: true, service: func(o *payments.Options) { o.SoleWriter = true }})
 	ctx := context.Background()
-	killed := replicaOn(t, e, &cutStore{Store: e.st, at: cutBeforeRecord})
-	o := paidOrder(t, e, "oUser-cut-sole", 1)
-	p := propose(t, e, o, 0)
-	if _, err := killed.ConfirmRefund(ctx, "shop-bot", o.User, p.RefundID); !errors.Is(err, store.ErrUnavailable) {
-		t.Fatalf("confirmation of the killed process: %v; want it cut", err)
-	}
+	o, p := spentAndCut(t, e, "oUser-cut-sole")
 	if got := e.order(o.OrderNo); got.Status != store.StatusRefunding || got.RefundReservedBy != p.RefundID {
 		t.Fatalf("after the kill the order is %s reserved by %q; want refunding, reserved by %s", got.Status, got.RefundReservedBy, p.RefundID)
 	}

@@ -1729,17 +1729,17 @@ func (s *Service) reconcileRefund(ctx context.Context, o *store.Order) (*store.O
 //     already sent and settled): nothing will be sent under this one, which
 //     is undone;
 //   - taken, and not recorded: the confirmation that took it is between
-//     its two writes, or stopped there. It is given takenGrace from the
-//     first sweep that saw it so; past that, whether its refund is on its
-//     way cannot be told here, and the sweep writing the record itself
-//     could overwrite a later refund's (the record is one per order, and
-//     its write is not conditional on the order's version): a person
-//     decides (needs_review). With the embedded store that confirmation
-//     is known to have died (the sweep adopted the order), and the sweep
-//     records and sends the refund itself (sendTaken).
+//     its two writes, or stopped there, before anything went to WeChat
+//     Pay. With a shared store it is given takenGrace from the first
+//     sweep that saw it so, past the bound of that confirmation's writes
+//     and call (refundCallTimeout); then, as with the embedded store at
+//     once (the sweep adopted the order: that confirmation died), the
+//     sweep records and sends the refund itself (sendTaken), under the
+//     proposal's one out_refund_no: the user confirmed it and was told
+//     it is on its way.
 //
 // A reservation that names no proposal (made by an earlier version) or one
-// the store no longer knows goes to needs_review too.
+// the store no longer knows goes to needs_review.
 func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*store.Order, error) {
 	var p *store.RefundProposal
 	fate := fateEnded
@@ -1761,21 +1761,22 @@ func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*sto
 		}
 		if before {
 			fate = fateEnded // nothing will be sent under this reservation
-		} else if s.opts.SoleWriter {
-			return s.sendTaken(ctx, o, p)
 		} else {
-			// The tap that took it may be between its two writes (it goes
-			// on under a reservation whose UpdatedAt says nothing of when
-			// it came, so refundQueryAfter does not cover it): the order
-			// is given takenGrace from the sweep that first saw it so,
-			// past any confirmation's refundCallTimeout, before a person
-			// is asked.
-			if waited, err := s.waitedFor(ctx, o); err != nil || !waited {
-				return o, err
+			if !s.opts.SoleWriter {
+				// The tap that took it may be between its two writes (it
+				// goes on under a reservation whose UpdatedAt says nothing
+				// of when it came, so refundQueryAfter does not cover it):
+				// the order is given takenGrace from the sweep that first
+				// saw it so, past any confirmation's refundCallTimeout,
+				// before the sweep sends the refund in its place.
+				if waited, err := s.waitedFor(ctx, o); err != nil || !waited {
+					return o, err
+				}
 			}
+			return s.sendTaken(ctx, o, p)
 		}
 	}
-	if p == nil || fate == fateTaken {
+	if p == nil {
 		s.log.ErrorContext(ctx, "ALERT: refunding order has no refund record; order needs review", "alert", true,
 			"order_no", o.OrderNo, "refund_id", o.RefundReservedBy)
 		got, _, err := s.update(ctx, o.OrderNo, "sweep", "", func(c *store.Order) (*store.Order, error) {
@@ -1804,30 +1805,63 @@ func (s *Service) reconcileUnrecorded(ctx context.Context, o *store.Order) (*sto
 }
 
 // sendTaken records and sends the refund of proposal p, taken under o's
-// reservation (at its version) and never recorded, with the embedded store
-// (Options.SoleWriter): the sweep holds o as its own (relisted's adopt,
-// so no confirmation of this process works on it, nor can start), and no
-// other process writes the file, so the confirmation that took p died with
-// its process between spending the user's word and recording the refund,
-// before any call to WeChat Pay. It is recorded and sent here, under p's
-// one out_refund_no, as that confirmation would have: the user confirmed
-// it, and a tap again is told it is on its way. Left to a person
-// (needs_review past takenGrace, as a shared store must, where a slow
-// confirmation on another replica looks the same), the refund the user
-// confirmed was not sent at all.
+// reservation (at its version) and never recorded: the confirmation that
+// took it spent the user's word and stopped before recording the refund,
+// so before any call to WeChat Pay. With the embedded store
+// (Options.SoleWriter) the sweep holds o as its own (relisted's adopt, so
+// no confirmation of this process works on it, nor can start) and no other
+// process writes the file: that confirmation died with its process. With a
+// shared store the sweep comes here takenGrace after it first saw o so,
+// past refundCallTimeout, which bounds every write and call of a
+// confirmation from its reservation on. It is recorded and sent here,
+// under p's one out_refund_no, as that confirmation would have: the user
+// confirmed it, and a tap again is told it is on its way, a cancel that
+// it can no longer be stopped. Left to a person (needs_review), the refund
+// the user confirmed was never sent.
+//
+// The record is one per order and its write is not conditional on the
+// order, so the sweep sends only under a reservation that still stands
+// once the record is written: read first, a record at o's version or
+// later (written since this sweep read o: that confirmation's after all,
+// or a later refund's) is left as it is; read after, an order moved on
+// from o's version (its refund settled or ended, another reserved) is
+// left to whoever moved it, nothing sent. The record then written names
+// p at a version the order has left, which counts for nothing (inFlight).
+// A confirmation slower than its bound that sends as well sends the same
+// out_refund_no, which WeChat Pay makes one refund.
 func (s *Service) sendTaken(ctx context.Context, o *store.Order, p *store.RefundProposal) (*store.Order, error) {
+	was, err := s.loadInFlight(ctx, o.OrderNo)
+	if err != nil {
+		return o, err
+	}
+	if was != nil && was.OrderVersion >= o.Version {
+		s.m.reconcile.WithLabelValues("refund", "recently_recorded").Inc()
+		return o, nil
+	}
 	rec := inFlight{Proposal: *p, OrderVersion: o.Version, ConfirmedAt: s.now()}
 	if err := s.putInFlight(ctx, &rec); err != nil {
 		return o, err
 	}
+	cur, err := s.store.GetOrder(ctx, o.OrderNo)
+	if err != nil {
+		// Recorded: a later sweep asks WeChat Pay about it, and sends it
+		// if unknown there, as for a refund its confirmation recorded.
+		return o, fmt.Errorf("read order %s after recording its refund: %w", o.OrderNo, err)
+	}
+	if !reservedFor(cur, p) || cur.Version != o.Version {
+		s.log.WarnContext(ctx, "sweep: refund confirmed by the user and left unrecorded; the order moved on as it was recorded, nothing sent",
+			"order_no", o.OrderNo, "refund_id", p.RefundID, "out_refund_no", p.OutRefundNo, "order_version", o.Version,
+			"status", cur.Status, "now_version", cur.Version, "reserved_by", cur.RefundReservedBy)
+		return cur, nil
+	}
 	s.m.reconcile.WithLabelValues("refund", "resend").Inc()
-	s.log.WarnContext(ctx, "sweep: refund confirmed by the user, left unrecorded by a process that stopped; recorded and sent",
+	s.log.WarnContext(ctx, "sweep: refund confirmed by the user, left unrecorded by a confirmation that stopped; recorded and sent",
 		"order_no", o.OrderNo, "refund_id", p.RefundID, "out_refund_no", p.OutRefundNo, "amount_fen", p.AmountFen)
-	res, err := s.sendRefund(withRefund(ctx, p), o, rec, "sweep")
+	res, err := s.sendRefund(withRefund(ctx, p), cur, rec, "sweep")
 	if res != nil && res.Order != nil {
 		return res.Order, err
 	}
-	return o, err
+	return cur, err
 }
 
 // recordedGrace is how long after its ConfirmedAt a recorded refund is

@@ -25,10 +25,11 @@ var ErrCannotResolve = errors.New("order cannot be resolved so")
 
 // unrecordedReservation is the refund reservation of orderNo, when it is
 // to be closed, that no refund is in flight under and none will be: no
-// refund record names it, and its proposal is taken (the sweep's
-// refund_record_missing, sent to review past takenGrace: whether money went
-// back is for the person to find on the merchant platform; else once
-// tapOver), ended or unknown; or the refund recorded under it was heard of, its SUCCESS noted
+// refund record names it, and its proposal is taken (an earlier version's
+// sweep sent such an order to review as refund_record_missing past
+// takenGrace, where this one sends its refund: whether money went back is
+// for the person to find on the merchant platform; else once tapOver),
+// ended or unknown; or the refund recorded under it was heard of, its SUCCESS noted
 // in the review reason and not counted (refundHeard). Such a reservation
 // never ends by itself (only a refund paygate has in flight does,
 // noteRefundInReview), so refusing it as in flight kept the order in

@@ -154,7 +154,8 @@ type Options struct {
 	// that confirmation took the user's word and recorded nothing,
 	// sendTaken). With a shared
 	// store (Redis replicas) another replica may be working on it, and the
-	// waits and CreatingGrace apply.
+	// waits and CreatingGrace apply (such a refund is sent past
+	// takenGrace).
 	SoleWriter bool
 	// NotificationTTL is how long notification ids are remembered (default
 	// 48h; WeChat retries for about 24h).

@@ -1,0 +1,87 @@
+package payments_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/payments"
+	"github.com/paygate/paygate/payments/wechatpay"
+	"github.com/paygate/paygate/store"
+)
+
+// beforeRecord runs hook once, before the first refund record written
+// through it: what another replica does between a sweep's read of an order
+// and its record of the order's refund.
+type beforeRecord struct {
+	payments.Store
+	once sync.Once
+	hook func()
+}
+
+func (s *beforeRecord) PutExchange(ctx context.Context, key string, data []byte, ttl time.Duration) error {
+	if strings.HasPrefix(key, "refund-inflight:") {
+		s.once.Do(s.hook)
+	}
+	return s.Store.PutExchange(ctx, key, data, ttl)
+}
+
+// TestTakenRefundOfAnOrderThatMovedOnIsNotSentBySweep: with Redis
+// replicas, a confirmation spent the user's word and recorded nothing; a
+// sweep past takenGrace records and sends the refund itself. The record is
+// one per order and its write is not conditional on the order, so the
+// sweep reads the order again once it has written it: here the
+// confirmation, stalled past its bound, went on after all as the sweep
+// was about to record, and its refund went out and settled. The sweep
+// sends nothing under the reservation that ended: the refund is asked for
+// once, counted once.
+func TestTakenRefundOfAnOrderThatMovedOnIsNotSentBySweep(t *testing.T) {
+	e := newEnv(t, envOptions{driver: "redis", storeClock: true})
+	ctx := context.Background()
+	o, p := spentAndCut(t, e, "oUser-cut-moved")
+	held := e.order(o.OrderNo)
+	sweeper := replicaOn(t, e, &beforeRecord{Store: e.st, hook: func() {
+		// The stalled confirmation goes on: it records its refund, sends
+		// it, and WeChat Pay settles it.
+		rec, err := json.Marshal(map[string]any{"proposal": p, "order_version": held.Version, "confirmed_at": e.clock.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.st.PutExchange(ctx, "refund-inflight:"+o.OrderNo, rec, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.client.CreateRefund(ctx, wechatpay.RefundRequest{
+			OutTradeNo: o.OrderNo, OutRefundNo: p.OutRefundNo, Reason: p.Reason, Refund: p.AmountFen, Total: o.AmountFen,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := e.sim.CompleteRefund(ctx, p.OutRefundNo); err != nil || !d.Acked {
+			t.Fatalf("refund notification: %+v %v", d, err)
+		}
+	}})
+
+	e.clock.Advance(2 * time.Minute)
+	if _, err := sweeper.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(2 * time.Minute)
+	if _, err := sweeper.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if got := e.order(o.OrderNo); got.Status != store.StatusRefunded || got.RefundedFen != o.AmountFen {
+		t.Errorf("order %s, %d fen refunded (%s); want refunded, %d", got.Status, got.RefundedFen, got.ReviewReason, o.AmountFen)
+	}
+	asked := 0
+	for _, l := range e.sim.Requests() {
+		if l.Op == "refund" {
+			asked++
+		}
+	}
+	if asked != 1 {
+		t.Errorf("WeChat Pay was asked for a refund %d times; want once, by the confirmation, nothing by the sweep after the order moved on", asked)
+	}
+}
