@@ -1,7 +1,6 @@
 package interceptors
 
 import (
-	"slices"
 	"strconv"
 
 	"github.com/tidwall/gjson"
@@ -22,43 +21,50 @@ func ShiftAnnotations(arr string, chars int) []byte {
 	if chars == 0 || len(arr) == 0 || arr[0] != '[' || !gjson.Valid(arr) {
 		return nil
 	}
-	type num struct{ at, end int }
-	var nums []num
-	// gjson gives a nested value's Index in arr.
-	offsets := func(obj gjson.Result) {
-		obj.ForEach(func(k, v gjson.Result) bool {
-			if (k.Str == "start_index" || k.Str == "end_index") && v.Type == gjson.Number {
-				nums = append(nums, num{v.Index, v.Index + len(v.Raw)})
-			}
-			return true
-		})
+	out, moved := appendShifted(nil, arr, 0, len(arr), chars)
+	if !moved {
+		return nil
+	}
+	return out
+}
+
+// appendShifted appends arr[lo:hi] to dst, every start_index and end_index
+// of the annotations array arr in it moved by chars, and reports whether
+// one moved. It allocates nothing but dst's growth: a later round's
+// citations are moved on the chunk's way through the Capture.
+func appendShifted(dst []byte, arr string, lo, hi, chars int) ([]byte, bool) {
+	if chars == 0 {
+		return append(dst, arr[lo:hi]...), false
+	}
+	pos, moved := lo, false
+	// The offsets in the order they are in arr: an annotation's own and
+	// those of the objects in it, each where it stands. gjson gives a
+	// nested value's Index in arr.
+	offset := func(k, v gjson.Result) {
+		if (k.Str == "start_index" || k.Str == "end_index") && v.Type == gjson.Number && v.Index >= pos && v.Index+len(v.Raw) <= hi {
+			dst = append(dst, arr[pos:v.Index]...)
+			dst = strconv.AppendInt(dst, v.Int()+int64(chars), 10)
+			pos, moved = v.Index+len(v.Raw), true
+		}
 	}
 	gjson.Parse(arr).ForEach(func(_, a gjson.Result) bool {
 		if !a.IsObject() {
 			return true
 		}
-		offsets(a)
-		a.ForEach(func(_, v gjson.Result) bool {
+		a.ForEach(func(k, v gjson.Result) bool {
 			if v.IsObject() {
-				offsets(v)
+				v.ForEach(func(k, v gjson.Result) bool {
+					offset(k, v)
+					return true
+				})
+				return true
 			}
+			offset(k, v)
 			return true
 		})
 		return true
 	})
-	if len(nums) == 0 {
-		return nil
-	}
-	slices.SortFunc(nums, func(a, b num) int { return a.at - b.at })
-	out := make([]byte, 0, len(arr)+4*len(nums))
-	pos := 0
-	for _, n := range nums {
-		out = append(out, arr[pos:n.at]...)
-		v := gjson.Parse(arr[n.at:n.end]).Int()
-		out = strconv.AppendInt(out, v+int64(chars), 10)
-		pos = n.end
-	}
-	return append(out, arr[pos:]...)
+	return append(dst, arr[pos:hi]...), moved
 }
 
 // ShiftIndexes returns the raw JSON array of a delta's reasoning_details
@@ -68,8 +74,17 @@ func ShiftAnnotations(arr string, chars int) []byte {
 // of one index: a later round's blocks must come after the earlier
 // rounds', as the bot's own tool calls do.
 func ShiftIndexes(arr string, by int) ([]byte, int) {
-	var out []byte
-	pos, next := 0, 0
+	out, next := appendIndexes(nil, arr, by)
+	return out, next
+}
+
+// appendIndexes appends arr to dst with each block's index moved by by,
+// or nothing when none moves, and returns the index after the highest
+// block's once moved. It allocates nothing but dst's growth: a later
+// round's every reasoning delta is renumbered on its way through the
+// Capture.
+func appendIndexes(dst []byte, arr string, by int) ([]byte, int) {
+	pos, next, moved := 0, 0, false
 	gjson.Parse(arr).ForEach(func(_, el gjson.Result) bool {
 		ix := el.Get("index")
 		if !el.IsObject() || ix.Type != gjson.Number {
@@ -78,14 +93,14 @@ func ShiftIndexes(arr string, by int) ([]byte, int) {
 		n := int(ix.Int()) + by
 		next = max(next, n+1)
 		if by != 0 {
-			out = append(out, arr[pos:ix.Index]...)
-			out = strconv.AppendInt(out, int64(n), 10)
-			pos = ix.Index + len(ix.Raw)
+			dst = append(dst, arr[pos:ix.Index]...)
+			dst = strconv.AppendInt(dst, int64(n), 10)
+			pos, moved = ix.Index+len(ix.Raw), true
 		}
 		return true
 	})
-	if out == nil {
-		return nil, next
+	if !moved {
+		return dst, next
 	}
-	return append(out, arr[pos:]...), next
+	return append(dst, arr[pos:]...), next
 }

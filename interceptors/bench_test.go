@@ -26,6 +26,15 @@ const (
 	benchClientStart  = `{"id":"chatcmpl-BrT4pX0m3kWq8Yz1LvN2","object":"chat.completion.chunk","created":1752019200,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_W8kLmQ2xYv","type":"function","function":{"name":"get_weather","arguments":""}}]},"logprobs":null,"finish_reason":null}]}`
 )
 
+// A reasoning delta as OpenRouter streams one (the text and its block
+// beside it), and a delta of web search's citations: a later round moves
+// the block's index after the earlier rounds' and the citations' offsets
+// after their text (ShiftIndexes, ShiftAnnotations).
+const (
+	benchDetailsDelta     = `{"id":"gen-1752019200-Qx7","provider":"Google","model":"google/gemini-3-pro-preview","object":"chat.completion.chunk","created":1752019200,"choices":[{"index":0,"delta":{"role":"assistant","content":"","reasoning":"the plan","reasoning_details":[{"type":"reasoning.text","text":"the plan","format":"google-gemini-v1","index":0}]},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`
+	benchAnnotationsDelta = `{"id":"gen-1752019200-Qx7","provider":"OpenAI","model":"openai/gpt-4o-search-preview","object":"chat.completion.chunk","created":1752019200,"choices":[{"index":0,"delta":{"annotations":[{"type":"url_citation","url_citation":{"end_index":17,"start_index":5,"title":"Plans","url":"https://example.com/plans"}}]},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`
+)
+
 // benchCreated is the turn's "created" a later round's chunks get (their
 // own is 1752019200).
 const benchCreated = 1752019300
@@ -200,15 +209,25 @@ func TestProcessAllocs(t *testing.T) {
 		round   int
 		chunk   string
 		prelude []string
+		// earlier is a round before tc.round's: its blocks and text are
+		// what the later round's are moved after.
+		earlier []string
 	}{
-		{"text chunk, round 0", 0, benchTextChunk2, nil},
-		{"text chunk, later round", 1, benchTextChunk2, nil},
-		{"payment argument delta", 0, benchPaymentDelta, []string{benchPaymentStart}},
-		{"client argument delta renumbered", 0, benchClientDelta, []string{benchPaymentStart, benchClientStart}},
+		{"text chunk, round 0", 0, benchTextChunk2, nil, nil},
+		{"text chunk, later round", 1, benchTextChunk2, nil, nil},
+		{"payment argument delta", 0, benchPaymentDelta, []string{benchPaymentStart}, nil},
+		{"client argument delta renumbered", 0, benchClientDelta, []string{benchPaymentStart, benchClientStart}, nil},
+		{"reasoning_details delta, later round", 1, benchDetailsDelta, nil, []string{benchDetailsDelta, benchTextChunk}},
+		{"annotations delta, later round", 1, benchAnnotationsDelta, nil, []string{benchDetailsDelta, benchTextChunk}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := NewCapture(isPaymentName)
+			for _, p := range tc.earlier {
+				if _, err := c.Process([]byte(p)); err != nil {
+					t.Fatal(err)
+				}
+			}
 			c.StartRound(tc.round, "chatcmpl-paygate-turn", benchCreated)
 			for _, p := range append(tc.prelude, benchTextChunk) {
 				if _, err := c.Process([]byte(p)); err != nil {

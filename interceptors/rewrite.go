@@ -272,15 +272,14 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 				// client reads after the earlier rounds'
 				// (ShiftAnnotations): held for the turn's end
 				// (RoundResult.Annotations), to go out in one delta.
-				if moved := ShiftAnnotations(v, c.before-c.repeat); moved != nil {
-					v = string(moved)
+				lo, hi := jsonscan.SkipSpace(v, 1), len(v)-1
+				for hi > lo && jsonscan.IsSpace(v[hi-1]) {
+					hi--
 				}
-				if inner := trimSpace([]byte(v[1 : len(v)-1])); len(inner) > 0 {
-					if len(c.ann) > 0 {
-						c.ann = append(c.ann, ',')
-					}
-					c.ann = append(c.ann, inner...)
+				if len(c.ann) > 0 {
+					c.ann = append(c.ann, ',')
 				}
+				c.ann, _ = appendShifted(c.ann, v, lo, hi, c.before-c.repeat)
 				c.deleteMember(data, m.KeyAt, m.End)
 				break
 			}
@@ -290,9 +289,10 @@ func (c *Capture) delta(data []byte, s string, at, choice int) {
 		case "reasoning_details":
 			if v[0] == '[' && choice == 0 {
 				c.details.Add(v) // as the provider numbered them
-				moved, next := ShiftIndexes(v, c.detailBase)
-				if moved != nil {
-					c.replace(m.At, m.End, moved)
+				rs := len(c.scratch)
+				var next int
+				if c.scratch, next = appendIndexes(c.scratch, v, c.detailBase); len(c.scratch) > rs {
+					c.edits = append(c.edits, edit{m.At, m.End, rs, len(c.scratch)})
 				}
 				c.detailNext = max(c.detailNext, next)
 			}
