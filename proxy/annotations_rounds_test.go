@@ -9,6 +9,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/paygate/paygate/config"
 	"github.com/paygate/paygate/internal/jsonstr"
 )
 
@@ -100,30 +101,52 @@ func TestAnnotationsPlacedInTheTurnsText(t *testing.T) {
 // answered afresh by another provider, which repeats the text the client
 // already has (skipped) and places its citations in the whole answer:
 // they are the client's as they are, not moved by the text of the cut
-// attempt. On the plain path and on a payment turn.
+// attempt. A stream cut after its citations (OpenAI sends them last,
+// before its finish chunk) and continued elsewhere from the text the
+// client has: the cut attempt's citations, held for the turn's end, still
+// reach the client, as they did when they went out where they came. On
+// the plain path and on a payment turn.
 func TestRecoveredAnnotationsPlacedInTheAnswer(t *testing.T) {
 	const c = `data: {"id":"m1","object":"chat.completion.chunk","created":1,"model":"gpt","choices":`
-	for _, turn := range []bool{false, true} {
-		t.Run(fmt.Sprint("payment turn=", turn), func(t *testing.T) {
-			first := newFakeProvider(t, sseHandler(c+`[{"index":0,"delta":{"role":"assistant","content":"Your order"},"finish_reason":null}]}`+"\n\n"))
-			// first ends here: its connection closes without a finish_reason.
-			other := newFakeProvider(t, citedRound(true, "Your order is ready: see the plan page.", "", "stop", "plan page"))
-			url, hdr := afterFinishURL(t, testConfig(t, first.URL, withSecondProvider(other.URL)), turn, queryTools{})
-			body := readAll(t, post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"x"}]}`, hdr).Body)
-			content := []rune(streamText(body))
-			var cited []string
-			for _, ch := range streamChunks(body) {
-				for _, a := range gjson.Get(ch, "choices.0.delta.annotations").Array() {
-					i, j := int(a.Get("url_citation.start_index").Int()), int(a.Get("url_citation.end_index").Int())
-					if i < 0 || i > j || j > len(content) {
-						t.Fatalf("annotation %s outside the content %q", a.Raw, string(content))
+	for _, tc := range []struct {
+		name         string
+		first, other http.HandlerFunc
+		prefill      bool
+	}{
+		{"answered afresh", sseHandler(c + `[{"index":0,"delta":{"role":"assistant","content":"Your order"},"finish_reason":null}]}` + "\n\n"),
+			citedRound(true, "Your order is ready: see the plan page.", "", "stop", "plan page"), false},
+		{"continued after its citations", sseHandler(
+			c+`[{"index":0,"delta":{"role":"assistant","content":"Your order is ready: see the plan page."},"finish_reason":null}]}`+"\n\n",
+			c+`[{"index":0,"delta":{"annotations":[{"type":"url_citation","url_citation":{"end_index":38,"start_index":29,"title":"t","url":"https://example.com/29"}}]},"finish_reason":null}]}`+"\n\n"),
+			sseHandler(c+`[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":"stop"}]}`+"\n\n", "data: [DONE]\n\n"), true},
+	} {
+		for _, turn := range []bool{false, true} {
+			t.Run(fmt.Sprint(tc.name, "/payment turn=", turn), func(t *testing.T) {
+				// first ends where its events do: its connection closes
+				// without a finish_reason.
+				first, other := newFakeProvider(t, tc.first), newFakeProvider(t, tc.other)
+				url, hdr := afterFinishURL(t, testConfig(t, first.URL, func(cfg *config.Config) {
+					withSecondProvider(other.URL)(cfg)
+					if tc.prefill {
+						cfg.Providers[1].Continuation = "prefill"
 					}
-					cited = append(cited, string(content[i:j]))
+				}), turn, queryTools{})
+				body := readAll(t, post(t, url, "/v1/chat/completions", `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"x"}]}`, hdr).Body)
+				content := []rune(streamText(body))
+				var cited []string
+				for _, ch := range streamChunks(body) {
+					for _, a := range gjson.Get(ch, "choices.0.delta.annotations").Array() {
+						i, j := int(a.Get("url_citation.start_index").Int()), int(a.Get("url_citation.end_index").Int())
+						if i < 0 || i > j || j > len(content) {
+							t.Fatalf("annotation %s outside the content %q", a.Raw, string(content))
+						}
+						cited = append(cited, string(content[i:j]))
+					}
 				}
-			}
-			if fmt.Sprint(cited) != "[plan page]" {
-				t.Errorf("the annotations place %q in %q; want [plan page]:\n%s", cited, string(content), body)
-			}
-		})
+				if fmt.Sprint(cited) != "[plan page]" {
+					t.Errorf("the annotations place %q in %q; want [plan page]:\n%s", cited, string(content), body)
+				}
+			})
+		}
 	}
 }

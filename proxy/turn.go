@@ -674,6 +674,11 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		reasoningKey  string                // the name a broken attempt's reasoning came under
 		first         *failover.StreamError // the cut being recovered
 		excluded      []string
+		// The cut attempts' annotations (RoundResult.Annotations), held
+		// for the turn's end and not sent; fresh: the attempt answers the
+		// round afresh (no prefill).
+		sentAnnotations []byte
+		fresh           bool
 	)
 	for {
 		err := t.relay(resp, capture, resume)
@@ -690,6 +695,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 				}
 				res.Sent.Text, res.Sent.Reasoning = res.Content, res.Reasoning
 				res.Sent.Refusal = sentRefusal + res.Sent.Refusal
+				res.Annotations = withCutAnnotations(sentAnnotations, res.Annotations, fresh)
 			}
 			return res, resp, true
 		}
@@ -732,6 +738,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		sentText += partial.Sent.Text
 		sentReasoning += partial.Sent.Reasoning
 		sentRefusal += partial.Sent.Refusal
+		sentAnnotations = withCutAnnotations(sentAnnotations, partial.Annotations, fresh)
 		if partial.ReasoningKey != "" {
 			reasoningKey = partial.ReasoningKey
 		}
@@ -778,7 +785,7 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 		resp = next
 		capture.StartRound(max(round, 1), t.turnID, t.created)
 		resume = interceptors.NewResume("", sentText, sentReasoning, !next.Continued).WithRefusal(sentRefusal)
-		if !next.Continued {
+		if fresh = !next.Continued; fresh {
 			capture.Repeats(sentText)
 		}
 		if len(sentCalls) > 0 {
@@ -786,6 +793,22 @@ func (t *turn) relayRound(round int, resp *failover.Response, capture *intercept
 			resume.WithCalls(sentCalls, t.s.tools.IsPayment)
 		}
 	}
+}
+
+// withCutAnnotations is a round's annotations after a cut: the cut
+// attempts' (cut), which the client never got (Capture holds them for the
+// turn's end), then the attempt's own (own). An attempt that answers the
+// round afresh with citations of its own places them in the whole round's
+// text, as the cut ones did: its own stand alone, or the client would get
+// each citation twice.
+func withCutAnnotations(cut, own []byte, fresh bool) []byte {
+	switch {
+	case len(cut) == 0 || fresh && own != nil:
+		return own
+	case own == nil:
+		return cut
+	}
+	return append(append(cut[:len(cut)-1:len(cut)-1], ','), own[1:]...)
 }
 
 // stopForCalls reports a finish reason that a round with the client's own
