@@ -84,7 +84,7 @@ func (s *Store) indexRefund(ctx context.Context, p *store.RefundProposal, ttl ti
 	_, err := s.run(ctx, "index refund proposal", s.sc.indexRefund, []string{s.k.userRefunds(p.Client, p.User)},
 		p.RefundID, s.serverMs(ctx, p.ExpiresAt), s.serverMs(ctx, s.now()), ms(ttl+expiryGrace))
 	if err != nil {
-		s.log.Warn("store: a refund proposal is not listed in its user's orders", "refund_id", p.RefundID, "err", err)
+		s.log.WarnContext(ctx, "store: a refund proposal is not listed in its user's orders", "refund_id", p.RefundID, "err", err)
 	}
 }
 

@@ -105,7 +105,7 @@ func (s *Store) fenced(ctx context.Context, member string, step func(writeIntent
 		if try == staleTries {
 			return in, nil, fmt.Errorf("redis: %s written too late %d times: %w: %w", member, try, store.ErrUnavailable, err)
 		}
-		s.log.Warn("store write refused as stale, retried under a fresh intent", "member", member, "err", err)
+		s.log.WarnContext(ctx, "store write refused as stale, retried under a fresh intent", "member", member, "err", err)
 	}
 }
 
@@ -128,7 +128,7 @@ func memberOf(note string) string {
 // Failure is logged: the note stays for Repair.
 func (s *Store) dropIntent(ctx context.Context, member string, in writeIntent) {
 	if err := s.resync(ctx, member, noteOf(member, in.tok)); err != nil {
-		s.log.Warn("store sync after a lost write deferred to repair", "member", member, "err", err)
+		s.log.WarnContext(ctx, "store sync after a lost write deferred to repair", "member", member, "err", err)
 	}
 }
 
@@ -137,7 +137,7 @@ func (s *Store) dropIntent(ctx context.Context, member string, in writeIntent) {
 // money step is committed, and the note stays for Repair.
 func (s *Store) sync(ctx context.Context, o *store.Order, obv, next int64, in writeIntent) {
 	if err := s.syncUser(ctx, o); err != nil {
-		s.log.Warn("store user copy sync deferred to repair", "order", o.OrderNo, "err", err)
+		s.log.WarnContext(ctx, "store user copy sync deferred to repair", "order_no", o.OrderNo, "err", err)
 		return
 	}
 	s.syncIndexOrWarn(ctx, o, o.OrderNo, strconv.FormatInt(obv, 10), next, noteOf(o.OrderNo, in.tok))
@@ -147,7 +147,7 @@ func (s *Store) sync(ctx context.Context, o *store.Order, obv, next int64, in wr
 // notes stay for Repair, and DueEvents heals outbox entries on read.
 func (s *Store) syncIndexOrWarn(ctx context.Context, o *store.Order, member, obv string, next int64, notes ...string) {
 	if err := s.syncIndex(ctx, o, member, obv, next, notes...); err != nil {
-		s.log.Warn("store index sync deferred to repair", "member", member, "err", err)
+		s.log.WarnContext(ctx, "store index sync deferred to repair", "member", member, "err", err)
 	}
 }
 
