@@ -920,7 +920,7 @@ func (s *Store) checkEpochLocked(ctx context.Context) error {
 			return mapErr("epoch", err)
 		}
 		if cur != svals[i] {
-			s.markLost(ctx, errSecretLost, "key", sk)
+			s.markLost(ctx, errSecretLost, "redis_key", sk)
 			return fmt.Errorf("redis: %w: %w", store.ErrUnavailable, s.lostCause())
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +13,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/paygate/paygate/internal/redistest"
+	"github.com/paygate/paygate/logging"
+	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/store"
 )
 
@@ -81,7 +84,8 @@ func TestReplicaFindsItsHashKeyGone(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			prefix := testPrefix()
-			a := openOn(t, nil, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix, EpochInterval: -1})
+			logs := &logtest.Buffer{}
+			a := openOn(t, nil, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix, EpochInterval: -1, Logger: logging.New(logs, slog.LevelDebug, nil)})
 			other := openOn(t, nil, Options{Addrs: []string{sharedAddr}, KeyPrefix: prefix, EpochInterval: -1})
 			if err := other.Ping(ctx); err != nil {
 				t.Fatalf("Ping of another replica before the loss: %v", err)
@@ -100,6 +104,11 @@ func TestReplicaFindsItsHashKeyGone(t *testing.T) {
 			err = a.Ping(ctx)
 			if !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, store.ErrDataLost) || !strings.Contains(err.Error(), "hash key") {
 				t.Fatalf("Ping of the replica whose hash key is gone: %v; want ErrUnavailable, ErrDataLost, naming the hash key", err)
+			}
+			// The ALERT names the Redis key that lost it, which is no
+			// secret: masked, it told the operator nothing.
+			if l := logs.String(); !strings.Contains(l, `"alert":true`) || !strings.Contains(l, `"`+a.k.one("s", "hash_key")+`"`) {
+				t.Errorf("the ALERT does not name the Redis key %s: %s", a.k.one("s", "hash_key"), l)
 			}
 			assertRefusesWrites(t, a, []string{sharedAddr}, prefix)
 			if err := other.Ping(ctx); !errors.Is(err, store.ErrDataLost) {
