@@ -17,7 +17,9 @@ import (
 // written: the operator reads it to find the order whose audit records
 // waited. Logged under the attribute "key", the redacting log handler
 // masks it whatever it holds ("key" names a credential there), and the
-// line said [REDACTED].
+// line said [REDACTED]. The event is named event_id, as the worker's other
+// lines name it: under "event", which the notification's lines use for
+// WeChat Pay's event type, a search for the event's id missed it.
 func TestWorkerSetAsideLogNamesKey(t *testing.T) {
 	st := newEnv(t, "embedded").store()
 	enqueue(t, st, store.Event{ID: "evt_hook", Kind: "webhook", Key: "PG1", Payload: []byte(`{}`)})
@@ -50,6 +52,9 @@ func TestWorkerSetAsideLogNamesKey(t *testing.T) {
 			found = true
 			if !strings.Contains(line, `"PG1"`) {
 				t.Errorf("set-aside line does not name the key PG1: %s", line)
+			}
+			if rec["event_id"] != "evt_hook" {
+				t.Errorf("set-aside line does not name the event as event_id evt_hook: %s", line)
 			}
 		}
 	}

@@ -191,7 +191,7 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 				}
 				if ok {
 					w.log.Warn("outbox event nothing here consumes set aside, kept for its consumer; it held back its key's audit events",
-						"kind", e.Kind, "outbox_key", e.Key, "event", e.ID, "created_at", e.CreatedAt)
+						"kind", e.Kind, "outbox_key", e.Key, "event_id", e.ID, "created_at", e.CreatedAt)
 					moved++ // what its key held back may be due now
 				}
 				continue
