@@ -625,7 +625,7 @@ func (l *Ledger) applyPaid(ctx context.Context, op sessionOp) {
 	var err error
 	if op.key != "" {
 		if cost, err = l.store.TakeTally(ctx, op.key); err != nil {
-			l.log.Warn("accounting: taking the conversation's cost", "err", err)
+			l.log.Warn("accounting: taking the conversation's cost", "order_no", op.paidOrder, "err", err)
 		}
 	}
 	if cost < 0 {
