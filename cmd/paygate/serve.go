@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -502,7 +503,7 @@ func serveHangups(ctx context.Context, cfg *config.Config, logOut io.Writer, rea
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
 		ln := l.ln
-		srv := newHTTPServer(l.name, l.h(a), slog.NewLogLogger(a.log.Handler(), slog.LevelWarn))
+		srv := newHTTPServer(l.name, l.h(a), serverErrorLog(a.log))
 		servers = append(servers, srv)
 		a.log.Info("listening", "listener", l.name, "addr", ln.Addr().String())
 		go func() { errc <- srv.Serve(ln) }()
@@ -648,6 +649,26 @@ func (s stdServer) CancelRequests(cause error) { s.cancel(cause) }
 // that frames it otherwise reads another request boundary than paygate, the
 // shape of request smuggling; proxy/h1 refuses those heads with a 400 and
 // closes the connection. Elsewhere every listener keeps net/http's.
+// serverErrorLog is the HTTP servers' error log, written to l: what a
+// client did (a broken TLS handshake, an accept error) at WARN, and a
+// handler's panic (net/http's and proxy/h1's "panic serving"), a bug whose
+// request got no answer, at ERROR, as the sweeps' panics are, its first
+// line the message and its stack the stack attribute.
+func serverErrorLog(l *slog.Logger) *log.Logger { return log.New(serverLogWriter{l}, "", 0) }
+
+type serverLogWriter struct{ log *slog.Logger }
+
+func (w serverLogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	if !strings.Contains(msg, ": panic serving ") {
+		w.log.Warn(msg)
+		return len(p), nil
+	}
+	msg, stack, _ := strings.Cut(msg, "\n")
+	w.log.Error(msg, "stack", stack)
+	return len(p), nil
+}
+
 func newHTTPServer(name string, h http.Handler, errLog *log.Logger) httpServer {
 	if h1.Supported() {
 		if name == "notify" {
