@@ -309,7 +309,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 				return nil, f
 			}
 			if err != nil {
-				r.log.WarnContext(caller, "upstream event stream complete, its end cut: accepted", "provider", p.name, "model", t.model,
+				r.log.WarnContext(caller, "upstream event stream complete, its end cut: accepted", "provider", p.name, "target", t.model,
 					"bytes", len(data), "err", err)
 			}
 			a.Body = body
@@ -329,7 +329,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			// generate and bill it again, and so would the next. The
 			// connection is not reused (release closes a body not read
 			// to its end).
-			r.log.WarnContext(caller, "upstream answer complete, its framing cut: accepted", "provider", p.name, "model", t.model,
+			r.log.WarnContext(caller, "upstream answer complete, its framing cut: accepted", "provider", p.name, "target", t.model,
 				"bytes", len(data), "err", err)
 			err = nil
 		}
@@ -341,7 +341,7 @@ func (r *Router) attempt(caller context.Context, t *target, req *Request, body [
 			// is, whole after its finish, else ended there by the same
 			// error. Failed over, an answer that had finished was asked
 			// again, and billed.
-			r.log.WarnContext(caller, "upstream event stream labelled otherwise cut: read as a stream so cut", "provider", p.name, "model", t.model,
+			r.log.WarnContext(caller, "upstream event stream labelled otherwise cut: read as a stream so cut", "provider", p.name, "target", t.model,
 				"bytes", len(data), "err", err)
 			cut, err = err, nil
 		}

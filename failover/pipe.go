@@ -302,7 +302,7 @@ func (a *Response) Read(p []byte) (int, error) {
 	if a.endsWhole && !f.canceled {
 		// The caller read the answer's end (EndsWhole): a cut now loses
 		// nothing, and is the body's end, a success for the breaker.
-		a.r.log.WarnContext(&a.ctx, "upstream answer cut after its end: taken whole", "provider", a.Provider, "model", a.Model,
+		a.r.log.WarnContext(&a.ctx, "upstream answer cut after its end: taken whole", "provider", a.Provider, "target", a.Model,
 			"cause", f.cause, "err", f.err)
 		return n, a.finish(io.EOF)
 	}

@@ -18,7 +18,10 @@ import (
 // status, a redirect, its quota spent, an answer taken though its framing
 // was cut), carry that request's id from the context, as the attempt's
 // failure line does, or an operator cannot tie them to the X-Request-Id the
-// client was answered with.
+// client was answered with. Every line of the round names the upstream model
+// as target and the client's model as model, as the attempt's failure line,
+// the admin API and the cool-down metric do: a line that put the upstream
+// model under model was missed by a search for either.
 func TestProviderLinesCarryRequestID(t *testing.T) {
 	t.Parallel()
 	const completion = `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"from a"},"finish_reason":"stop"}],"usage":{"total_tokens":5}}`
@@ -82,7 +85,13 @@ func TestProviderLinesCarryRequestID(t *testing.T) {
 			found := false
 			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 				var rec map[string]any
-				if json.Unmarshal([]byte(line), &rec) != nil || rec["msg"] != tc.msg {
+				if json.Unmarshal([]byte(line), &rec) != nil {
+					continue
+				}
+				if m, ok := rec["model"]; ok && m != "gpt" {
+					t.Errorf("model %v; want the client's model gpt (the upstream model is the target): %s", m, line)
+				}
+				if rec["msg"] != tc.msg {
 					continue
 				}
 				found = true

@@ -289,7 +289,7 @@ func (a *Response) Next() (sse.Event, error) {
 				// hiccup) takes nothing from it. Ended as a cut, it was
 				// recovered from another provider (a second answer,
 				// billed) or reported to the bot after its answer.
-				a.r.log.WarnContext(&a.ctx, "upstream error event after the stream's finish ignored", "provider", a.Provider, "model", a.Model,
+				a.r.log.WarnContext(&a.ctx, "upstream error event after the stream's finish ignored", "provider", a.Provider, "target", a.Model,
 					"status", f.status, "code", f.errCode, "message", f.errMsg)
 				return sse.Event{}, a.finish(io.EOF)
 			}
@@ -346,7 +346,7 @@ func (a *Response) scanMalformed(ev sse.Event) (eventMarks, bool) {
 	if !a.whole() && mayHoldChunk(ev.Data) {
 		a.lost++
 	}
-	a.r.log.WarnContext(&a.ctx, "upstream malformed event skipped", "provider", a.Provider, "model", a.Model, "bytes", len(ev.Data))
+	a.r.log.WarnContext(&a.ctx, "upstream malformed event skipped", "provider", a.Provider, "target", a.Model, "bytes", len(ev.Data))
 	return 0, true
 }
 
@@ -460,33 +460,33 @@ func (a *Response) finish(err error) error {
 			// A content filter doing its work: the provider is healthy,
 			// as a refusal before the first byte counts (round.decide).
 			breaker = nil
-			a.r.log.InfoContext(&a.ctx, "upstream refused the stream", "provider", a.Provider, "model", a.Model, "code", se.Code)
+			a.r.log.InfoContext(&a.ctx, "upstream refused the stream", "provider", a.Provider, "target", a.Model, "code", se.Code)
 		case se.Class == CauseInsufficientQuota:
 			// The account is out of money: out of service, as before
 			// the first byte (round.decide), not a breaker failure.
 			a.r.outOfQuota(&a.ctx, a.t.p, a.r.opts.Now(), se.Message)
-			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "err", se.Err)
+			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "target", a.Model, "cause", se.Cause, "err", se.Err)
 		case se.Class == CauseRateLimited:
 			// Too fast or overloaded: the back-off keeps other rounds
 			// away meanwhile, as before the first byte (round.decide);
 			// only an overload (503, 529) counts against the breaker.
 			breaker = rateLimitOutcome(0, se.Status)
 			w := a.r.backOff(a.t.p, a.r.opts.Now(), se.Status == http.StatusTooManyRequests)
-			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause,
+			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "target", a.Model, "cause", se.Cause,
 				"backoff", w, "err", se.Err)
 		case se.Class == CauseContextLength || se.Class == CauseRequestTooLarge:
 			// The request too large for this target: the provider is
 			// healthy, as before the first byte (round.decide).
 			breaker = nil
-			a.r.log.InfoContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "class", se.Class, "code", se.Code)
+			a.r.log.InfoContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "target", a.Model, "cause", se.Cause, "class", se.Class, "code", se.Code)
 		case se.Class == CauseModelNotFound || se.Class == CauseMisconfigured:
 			// The target's model, or a key refused in words that may be
 			// the bot's own: neither way, as before the first byte
 			// (round.decide's keyInWords).
-			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "class", se.Class, "code", se.Code)
+			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "target", a.Model, "cause", se.Cause, "class", se.Class, "code", se.Code)
 		case se.Cause != CauseCanceled:
 			breaker = errProviderFailure
-			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "model", a.Model, "cause", se.Cause, "err", se.Err)
+			a.r.log.WarnContext(&a.ctx, "upstream stream failed", "provider", a.Provider, "target", a.Model, "cause", se.Cause, "err", se.Err)
 		}
 	}
 	a.reportBreaker(breaker)

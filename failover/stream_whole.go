@@ -127,7 +127,7 @@ read:
 				// hiccup) takes nothing from it, as in a stream
 				// (Response.Next). Failed over, the answer was asked for,
 				// and billed, again.
-				r.log.WarnContext(&a.ctx, "upstream error event after the answer's finish ignored", "provider", a.Provider, "model", a.Model,
+				r.log.WarnContext(&a.ctx, "upstream error event after the answer's finish ignored", "provider", a.Provider, "target", a.Model,
 					"status", f.status, "code", f.errCode, "message", f.errMsg)
 				break read
 			}
@@ -143,7 +143,7 @@ read:
 				// gjson's first copy, the piece of a call's arguments a
 				// second "choices" carried was dropped and the rest of
 				// the call ran.
-				r.log.WarnContext(&a.ctx, "upstream chunk naming a member two ways skipped", "provider", a.Provider, "model", a.Model,
+				r.log.WarnContext(&a.ctx, "upstream chunk naming a member two ways skipped", "provider", a.Provider, "target", a.Model,
 					"member", dup.String())
 				if !b.finished() {
 					lost++
@@ -157,7 +157,7 @@ read:
 			// it: an answer with a tool call was asked again, billed
 			// twice, and a text answer lost its last piece.
 			r.log.WarnContext(&a.ctx, "upstream chunk naming a usage count two ways read with its first copy", "provider", a.Provider,
-				"model", a.Model, "member", dup.String())
+				"target", a.Model, "member", dup.String())
 			counts = true
 		}
 		if err := b.add(ev.Data, counts); err != nil {
