@@ -1,12 +1,14 @@
 package proxy
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -913,7 +915,15 @@ func (t *turn) relayEvents(resp *failover.Response, capture *interceptors.Captur
 		}
 		out, err := capture.Process(data)
 		if err != nil {
-			t.s.log.Warn("upstream chunk skipped", "request_id", reqInfo(t.r).id, "err", err)
+			// A value that holds no piece of a chunk (a null, a word: some
+			// relays' keep-alives) costs the round nothing: said at debug,
+			// or a relay that sends one between its chunks wrote a warning
+			// per keep-alive into every healthy stream.
+			level := slog.LevelWarn
+			if rest := bytes.TrimLeft(data, " \t\r\n"); len(rest) == 0 || rest[0] != '{' && rest[0] != '[' {
+				level = slog.LevelDebug
+			}
+			t.s.log.Log(t.r.Context(), level, "upstream chunk skipped", "request_id", reqInfo(t.r).id, "err", err)
 			continue
 		}
 		if capture.Held() > maxRoundText {

@@ -13,9 +13,14 @@ import (
 // line at the default level (info): a line per request, or per chunk of a
 // stream, floods the log an operator reads when paged. The provider's
 // model has no price, which is said once for it (the first turns), not
-// once per turn.
+// once per turn. The provider is a relay that slips a null in between its
+// chunks, as some send keep-alives: no piece of an answer, nothing to say.
 func TestHealthyTurnsLogNothing(t *testing.T) {
-	up := newScriptedProvider(t, func(string) scriptRound { return purchaseScript(`"role":"tool"`) })
+	up := newScriptedProvider(t, func(string) scriptRound {
+		r := purchaseScript(`"role":"tool"`)
+		r.chunks = append([]string{r.chunks[0], "null"}, r.chunks[1:]...)
+		return r
+	})
 	logs := &logtest.Buffer{}
 	url, _ := serveConfig(t, `
 clients: [{name: bot, key: `+e2eClientKey+`}]
