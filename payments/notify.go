@@ -206,7 +206,7 @@ func (h *notifyHandler) payment(ctx context.Context, note *wechatpay.Notificatio
 		return verdict{status: http.StatusInternalServerError, outcome: "error", reason: "bad_resource", msg: "bad resource"}
 	}
 	if res.TradeState != wechatpay.TradeSuccess {
-		s.log.WarnContext(ctx, "payment notification without SUCCESS; acknowledged", "notification_id", note.ID, "out_trade_no", res.OutTradeNo, "trade_state", res.TradeState)
+		s.log.WarnContext(ctx, "payment notification without SUCCESS; acknowledged", "notification_id", note.ID, "order_no", res.OutTradeNo, "trade_state", res.TradeState)
 		return verdict{status: http.StatusNoContent, outcome: "ignored", reason: "trade_state"}
 	}
 	_, outcome, reason, err := s.applyPayment(ctx, res.OutTradeNo, factFromResource(&res), "notification", note.ID)

@@ -20,30 +20,40 @@ import (
 // so an operator can gather them; and the lines of a verified notification
 // name WeChat Pay's notification id as notification_id, the key the audit
 // record and the other lines use, so they tie to the order's audit. They
-// carried no request id, and the notification's id under a bare "id".
+// carried no request id, and the notification's id under a bare "id". A
+// line about one of paygate's orders names it order_no, as the order's
+// other lines do (a notification without SUCCESS named it out_trade_no).
 func TestNotifyLinesCarryRequestAndNotificationIDs(t *testing.T) {
 	logs := &logtest.Buffer{}
+	notPaid := "" // the order the not paid case's notification is about
 	e := newEnv(t, envOptions{service: func(o *payments.Options) { o.Logger = logging.New(logs, slog.LevelDebug, nil) }})
 	tests := []struct {
 		name     string
 		make     func() (http.Header, []byte)
 		verified bool // the notification is WeChat Pay's: its id is named
+		order    bool // a line names the paygate order (notPaid) as order_no
 	}{
 		{"tampered body", func() (http.Header, []byte) {
 			n := e.buildPayment(e.paidTx(e.create("oUser-logid-tamper", 1)), nil)
 			return n.Header, []byte(strings.Replace(string(n.Body), `"summary":"`, `"summary":"x`, 1))
-		}, false},
+		}, false, false},
 		{"amount mismatch", func() (http.Header, []byte) {
 			tx := e.paidTx(e.create("oUser-logid-review", 1))
 			tx.Amount.Total = 1
 			n := e.buildPayment(tx, nil)
 			return n.Header, n.Body
-		}, true},
+		}, true, false},
+		{"not paid", func() (http.Header, []byte) {
+			tx := e.paidTx(e.create("oUser-logid-notpay", 1))
+			tx.TradeState, notPaid = "NOTPAY", tx.OutTradeNo
+			n := e.buildPayment(tx, nil)
+			return n.Header, n.Body
+		}, true, true},
 		{"unknown order", func() (http.Header, []byte) {
 			ghost := &store.Order{OrderNo: "PGghostlogid00000001", AppID: e.sim.AppID(), User: "oGhost", AmountFen: 777}
 			n := e.buildPayment(e.paidTx(ghost), func(*wxsim.NotificationSpec) {})
 			return n.Header, n.Body
-		}, true},
+		}, true, false},
 	}
 	seen := map[string]string{} // request id -> case
 	for _, tt := range tests {
@@ -59,7 +69,7 @@ func TestNotifyLinesCarryRequestAndNotificationIDs(t *testing.T) {
 			if len(lines) == 0 || lines[0] == "" {
 				t.Fatal("the notification wrote no line")
 			}
-			reqID, named := "", false
+			reqID, named, ordered := "", false, false
 			for _, line := range lines {
 				var rec map[string]any
 				if err := json.Unmarshal([]byte(line), &rec); err != nil {
@@ -78,6 +88,10 @@ func TestNotifyLinesCarryRequestAndNotificationIDs(t *testing.T) {
 					t.Errorf("line names an id without saying which: %s", line)
 				}
 				named = named || rec["notification_id"] == note.ID
+				ordered = ordered || tt.order && rec["order_no"] == notPaid
+			}
+			if tt.order && !ordered {
+				t.Errorf("no line names order_no %s:\n%s", notPaid, strings.Join(lines, "\n"))
 			}
 			if tt.verified && !named {
 				t.Errorf("no line names notification_id %s:\n%s", note.ID, strings.Join(lines, "\n"))
