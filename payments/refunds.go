@@ -2010,7 +2010,13 @@ func (t *Tools) requestRefund(ctx context.Context, c Caller, args string) Outcom
 			"error": "this order cannot be refunded in its current state (" + string(o.Status) + ")"})
 		return out
 	default:
-		t.log.WarnContext(ctx, "request_refund failed", "client", c.Client, "err", err)
+		// The order as read, not the model's words: a failure before
+		// it was read names none.
+		attrs := []any{"client", c.Client}
+		if o != nil {
+			attrs = append(attrs, "order_no", o.OrderNo)
+		}
+		t.log.WarnContext(ctx, "request_refund failed", append(attrs, "err", err)...)
 		out.Failed = true
 		out.Result = resultJSON(map[string]any{"order_no": no.Str, "status": "failed", "error": "refunds are temporarily unavailable; nothing was changed"})
 		return out

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/paygate/paygate/logging"
 	"github.com/paygate/paygate/logging/logtest"
 	"github.com/paygate/paygate/payments"
@@ -27,7 +29,8 @@ func (failingWindowStore) AllowWindow(context.Context, string, int, time.Duratio
 // while serving a request (a call refused by a rule, a rule that could not
 // be checked, a request_refund that failed) carry the request's id from
 // the context, as every other line of the request does, or an operator
-// cannot tie the refusal to the X-Request-Id the client was answered with.
+// cannot tie the refusal to the X-Request-Id the client was answered with;
+// a failed request_refund names the user's order it was for as order_no.
 func TestToolFailureLinesCarryRequestID(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -81,6 +84,9 @@ func TestToolFailureLinesCarryRequestID(t *testing.T) {
 				found = true
 				if rec["request_id"] != id {
 					t.Errorf("request_id %v; want %q: %s", rec["request_id"], id, line)
+				}
+				if no := gjson.Get(args[len(args)-1], "order_no"); tool == "request_refund" && rec["order_no"] != no.Str {
+					t.Errorf("order_no %v; want the call's order %s: %s", rec["order_no"], no.Str, line)
 				}
 			}
 			if !found {
